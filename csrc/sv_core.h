@@ -1,0 +1,264 @@
+/*
+ * starvideos C core: request validation, request building, answer reading and
+ * HTTP transport on libcurl's multi interface.  Knows nothing of Lua: the binding
+ * (lsv_core.c) turns Lua tables into the structures below and back, so the core
+ * can be tested and fuzzed from C alone.
+ *
+ * The three stages are separate on purpose: build a request (sv_build_create,
+ * sv_result_path), send it (sv_client_*), read the answer (sv_read_answer).  Another
+ * transport (OpenResty's cosockets, say) can reuse the first and the last.
+ */
+#ifndef SV_CORE_H
+#define SV_CORE_H
+
+#include <stddef.h>
+
+/* Every symbol of the core is hidden: only luaopen_* leaves the shared object. */
+#if defined(__GNUC__) && !defined(SV_API)
+#define SV_API __attribute__((visibility("hidden"))) extern
+#elif !defined(SV_API)
+#define SV_API extern
+#endif
+
+/* ---------------------------------------------------------------- buffers */
+
+typedef struct sv_buf {
+  char *data;
+  size_t len, cap;
+  int oom; /* set once an allocation failed; further appends are ignored */
+} sv_buf;
+
+SV_API void sv_buf_init(sv_buf *b);
+SV_API void sv_buf_free(sv_buf *b);
+SV_API void sv_buf_add(sv_buf *b, const void *p, size_t n);
+SV_API void sv_buf_adds(sv_buf *b, const char *s);
+SV_API void sv_buf_addf(sv_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+SV_API const char *sv_buf_cstr(sv_buf *b); /* NUL-terminated view ("" when empty) */
+
+/* ----------------------------------------------------------------- errors */
+
+typedef enum sv_kind {
+  SV_OK = 0,
+  SV_E_INVALID, /* invalid_request */
+  SV_E_AUTH,
+  SV_E_NOT_FOUND,
+  SV_E_RATE_LIMITED,
+  SV_E_SERVER,
+  SV_E_NETWORK,
+  SV_E_TIMEOUT,
+  SV_E_TASK_FAILED,
+  SV_E_PROTOCOL,
+  SV_E_IO
+} sv_kind;
+
+typedef struct sv_error {
+  sv_kind kind;
+  char field[96];    /* "" when no field */
+  char message[512]; /* one line, for a person */
+  long status;       /* HTTP status, 0 when there was no response */
+  double retry_after; /* seconds; < 0 when the server sent none */
+  int maybe_created; /* create only: the task may exist although we saw no id */
+} sv_error;
+
+SV_API const char *sv_kind_name(sv_kind k);
+SV_API void sv_error_clear(sv_error *e);
+SV_API int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Quote a user value for a message: at most `max` bytes shown, control bytes and
+   invalid UTF-8 escaped, "..." when cut. */
+SV_API void sv_quote(sv_buf *out, const char *s, size_t len, size_t max);
+
+/* ------------------------------------------------------ request parameters */
+
+typedef enum sv_vtype {
+  SV_V_NIL, SV_V_BOOL, SV_V_NUMBER, SV_V_STRING, SV_V_LIST, SV_V_TABLE, SV_V_OTHER
+} sv_vtype;
+
+struct sv_field;
+
+typedef struct sv_value {
+  sv_vtype type;
+  const char *str; /* STRING: the bytes; OTHER: the host's type name */
+  size_t len;
+  double num;      /* NUMBER */
+  int boolean;     /* BOOL */
+  const struct sv_value *items; /* LIST: the elements, 1-based for messages */
+  size_t n;                     /* LIST: items; TABLE: fields */
+  const struct sv_field *fields; /* TABLE: its keys (values may be OTHER) */
+} sv_value;
+
+typedef struct sv_field {
+  const char *name;
+  size_t name_len;
+  sv_value value;
+} sv_field;
+
+typedef struct sv_params {
+  const sv_field *fields;
+  size_t n;
+  const char *extra_json; /* JSON object text of the `extra` table, or NULL */
+  size_t extra_len;
+} sv_params;
+
+/* ------------------------------------------------------ capability table */
+
+typedef struct sv_model {
+  const char *name;
+  const char *endpoint;
+  int duration_required, duration_min, duration_max, duration_default; /* 0: none */
+  const char *const *ratios; /* NULL-terminated */
+  const char *default_ratio;
+  const char *const *resolutions; /* NULL: not a field of this model */
+  long prompt_max; /* characters; 0: no stated limit */
+  int max_images, max_images_with_video, max_videos, max_audios;
+  int legacy_aliases; /* image / lastFrameImage accepted */
+} sv_model;
+
+SV_API const sv_model sv_models[];
+SV_API const size_t sv_model_count;
+SV_API const char *const sv_field_names[]; /* NULL-terminated, every field any model takes */
+SV_API const sv_model *sv_model_find(const char *name, size_t len);
+
+/* Check params against the model's row.  0 when valid (and *model set), -1 with
+   err (kind SV_E_INVALID, field naming the culprit) otherwise. */
+SV_API int sv_validate(const sv_params *p, const sv_model **model, sv_error *err);
+
+/* Validate, then write the JSON body and give the endpoint path. */
+SV_API int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_error *err);
+
+/* "/v1/result/<id>" with the id percent-encoded so that it cannot leave the path. */
+SV_API int sv_result_path(const char *id, size_t len, sv_buf *out, sv_error *err);
+
+/* UTF-8: number of code points, or -1 when the bytes are not valid UTF-8. */
+SV_API long sv_utf8_count(const char *s, size_t len);
+
+/* ------------------------------------------------------------------ JSON */
+
+SV_API void sv_json_string(sv_buf *out, const char *s, size_t len);
+
+typedef struct sv_json_member {
+  const char *key; size_t key_len;     /* raw, still escaped */
+  const char *val; size_t val_len;     /* the value's text */
+  char type; /* 's' string, 'n' number, 'o' object, 'a' array, 't' 'f' 'z'(null) */
+} sv_json_member;
+
+/* Check that text is one well-formed JSON object (depth <= 64) and list up to
+   `max` of its top-level members.  Returns the member count, or -1 with a reason
+   ("truncated", "expected ':' at byte 12", ...) in why. */
+SV_API int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max,
+                        char *why, size_t whylen);
+/* Decode a JSON string value (with its quotes) into out; 0 or -1. */
+SV_API int sv_json_unescape(const char *val, size_t len, sv_buf *out);
+
+/* ---------------------------------------------------------------- answers */
+
+typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD } sv_op;
+
+typedef struct sv_answer {
+  sv_op op;
+  long status;              /* 0: no response */
+  const char *body; size_t body_len;
+  const char *retry_after;  /* header value, or NULL */
+} sv_answer;
+
+/* 0 when the body is the task object to hand to the caller, -1 with err filled.
+   `now` is the wall clock (for Retry-After dates). */
+SV_API int sv_read_answer(const sv_answer *a, double now, sv_error *err);
+/* Seconds from a Retry-After value (delta-seconds or an HTTP date); < 0 if unreadable. */
+SV_API double sv_parse_retry_after(const char *v, double now);
+
+/* How a transfer ended before any HTTP answer was read. */
+typedef enum sv_transport {
+  SV_TR_NONE = 0,      /* an HTTP answer arrived */
+  SV_TR_NOT_SENT,      /* never connected, or failed before sending: nothing created */
+  SV_TR_TIMEOUT,       /* timed out after sending */
+  SV_TR_BROKEN,        /* reset / closed / garbled after sending */
+  SV_TR_FATAL          /* not worth retrying (bad URL, certificate) */
+} sv_transport;
+
+/* Retry policy of the contract.  Returns 1 and sets *delay to retry, 0 to give up
+   (setting err->maybe_created for a create that may have happened).  rnd is a
+   uniform number in [0,1) for the jitter. */
+SV_API int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt,
+                           int max_retries, double backoff, double max_wait,
+                           double rnd, double *delay);
+
+/* --------------------------------------------------------------- transport */
+
+typedef struct sv_config {
+  const char *base_url;    /* without trailing slash */
+  const char *api_key;
+  const char *ca_file;     /* or NULL */
+  const char *user_agent;
+  double timeout;          /* seconds, one HTTP request */
+  double connect_timeout;
+  int max_retries;
+  int max_connections;
+  double backoff;          /* first retry delay, doubled each time */
+  double max_retry_wait;   /* longest Retry-After honoured */
+} sv_config;
+
+typedef struct sv_client sv_client;
+typedef struct sv_req sv_req;
+
+typedef enum sv_event_type { SV_EV_REQUEST, SV_EV_RESPONSE, SV_EV_RETRY } sv_event_type;
+
+typedef struct sv_event {
+  sv_event_type type;
+  unsigned req_id;
+  int attempt;          /* 1 for the first try */
+  const char *method;
+  char path[160];       /* path only: never the key, never a foreign host's query */
+  long status;          /* RESPONSE/RETRY: HTTP status, 0 if none */
+  double delay;         /* RETRY */
+  double elapsed;       /* RESPONSE: seconds */
+  char reason[600];     /* RETRY: why */
+} sv_event;
+
+typedef struct sv_download_opts {
+  const char *url;
+  const char *path;      /* final path; bytes go to path + ".part" first */
+  int resume_limit;      /* reconnections with Range after a dropped transfer */
+} sv_download_opts;
+
+typedef struct sv_progress {
+  double now_bytes, total_bytes; /* total < 0 when unknown */
+  int attempt;
+} sv_progress;
+
+SV_API double sv_monotonic(void);
+SV_API double sv_wallclock(void);
+
+SV_API sv_client *sv_client_new(const sv_config *cfg, char *errbuf, size_t errlen);
+SV_API void sv_client_free(sv_client *c); /* cancels every request still attached */
+
+/* Start requests.  They make progress only inside sv_client_perform.  A deadline
+   (monotonic seconds, 0 for none) bounds the request, its retries and backoff. */
+SV_API sv_req *sv_client_create(sv_client *c, const sv_params *p, double deadline, sv_error *err);
+SV_API sv_req *sv_client_query(sv_client *c, const char *id, size_t len, double deadline,
+                               sv_error *err);
+SV_API sv_req *sv_client_download(sv_client *c, const sv_download_opts *o, double deadline,
+                                  sv_error *err);
+
+/* Do the network work that is ready; wait at most max_wait seconds for something
+   to finish (0: never wait).  Returns the number of requests that finished. */
+SV_API int sv_client_perform(sv_client *c, double max_wait);
+SV_API int sv_client_active(const sv_client *c); /* requests not finished */
+/* Pop the oldest queued event into ev; 0 when there is none. */
+SV_API int sv_client_event(sv_client *c, sv_event *ev);
+
+SV_API int sv_req_done(const sv_req *r);
+SV_API unsigned sv_req_id(const sv_req *r);
+/* After done: 0 with the body (task JSON; for a download, "") or -1 with err. */
+SV_API int sv_req_result(const sv_req *r, const char **body, size_t *len, const sv_error **err);
+SV_API void sv_req_progress(const sv_req *r, sv_progress *p);
+SV_API void sv_req_free(sv_req *r); /* cancels if still running; removes a download's .part */
+
+#endif

@@ -1,0 +1,261 @@
+/* The little JSON the core needs on its own: writing strings into request bodies,
+   and checking an answer is one well-formed object while listing its top-level
+   members.  Turning a whole answer into a Lua table is lua-cjson's job. */
+#include "sv_core.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void sv_json_string(sv_buf *out, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i, run = 0;
+  sv_buf_add(out, "\"", 1);
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7F) continue;
+    sv_buf_add(out, s + run, i - run);
+    run = i + 1;
+    switch (c) {
+    case '"': sv_buf_adds(out, "\\\""); break;
+    case '\\': sv_buf_adds(out, "\\\\"); break;
+    case '\n': sv_buf_adds(out, "\\n"); break;
+    case '\r': sv_buf_adds(out, "\\r"); break;
+    case '\t': sv_buf_adds(out, "\\t"); break;
+    default: {
+      char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+      sv_buf_add(out, u, 6);
+    }
+    }
+  }
+  sv_buf_add(out, s + run, len - run);
+  sv_buf_add(out, "\"", 1);
+}
+
+typedef struct scanner {
+  const char *s;
+  size_t len, pos;
+  char *why;
+  size_t whylen;
+} scanner;
+
+#define MAX_DEPTH 64
+
+static int fail(scanner *sc, const char *what) {
+  if (sc->pos >= sc->len)
+    snprintf(sc->why, sc->whylen, "truncated: %s at the end of %zu bytes", what, sc->len);
+  else
+    snprintf(sc->why, sc->whylen, "%s at byte %zu", what, sc->pos + 1);
+  return -1;
+}
+
+static void skip_ws(scanner *sc) {
+  while (sc->pos < sc->len) {
+    char c = sc->s[sc->pos];
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+    sc->pos++;
+  }
+}
+
+static int ishex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int scan_string(scanner *sc) {
+  sc->pos++; /* opening quote */
+  while (sc->pos < sc->len) {
+    unsigned char c = (unsigned char)sc->s[sc->pos];
+    if (c == '"') { sc->pos++; return 0; }
+    if (c < 0x20) return fail(sc, "control character in a string");
+    if (c == '\\') {
+      char e;
+      if (++sc->pos >= sc->len) break;
+      e = sc->s[sc->pos];
+      if (e == 'u') {
+        int i;
+        for (i = 1; i <= 4; i++)
+          if (sc->pos + (size_t)i >= sc->len || !ishex(sc->s[sc->pos + (size_t)i]))
+            return fail(sc, "bad \\u escape");
+        sc->pos += 4;
+      } else if (!strchr("\"\\/bfnrt", e)) {
+        return fail(sc, "bad escape in a string");
+      }
+    }
+    sc->pos++;
+  }
+  return fail(sc, "unterminated string");
+}
+
+static int scan_number(scanner *sc) {
+  size_t start = sc->pos;
+  if (sc->s[sc->pos] == '-') sc->pos++;
+  if (sc->pos < sc->len && sc->s[sc->pos] == '0') {
+    sc->pos++;
+  } else {
+    if (sc->pos >= sc->len || sc->s[sc->pos] < '1' || sc->s[sc->pos] > '9')
+      return fail(sc, "bad number");
+    while (sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9') sc->pos++;
+  }
+  if (sc->pos < sc->len && sc->s[sc->pos] == '.') {
+    sc->pos++;
+    if (sc->pos >= sc->len || sc->s[sc->pos] < '0' || sc->s[sc->pos] > '9')
+      return fail(sc, "bad number");
+    while (sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9') sc->pos++;
+  }
+  if (sc->pos < sc->len && (sc->s[sc->pos] == 'e' || sc->s[sc->pos] == 'E')) {
+    sc->pos++;
+    if (sc->pos < sc->len && (sc->s[sc->pos] == '+' || sc->s[sc->pos] == '-')) sc->pos++;
+    if (sc->pos >= sc->len || sc->s[sc->pos] < '0' || sc->s[sc->pos] > '9')
+      return fail(sc, "bad number");
+    while (sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9') sc->pos++;
+  }
+  return sc->pos > start ? 0 : fail(sc, "bad number");
+}
+
+static int scan_value(scanner *sc, int depth, char *type);
+
+static int scan_literal(scanner *sc, const char *word) {
+  size_t n = strlen(word);
+  if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
+    return fail(sc, "unexpected character");
+  sc->pos += n;
+  return 0;
+}
+
+/* Objects and arrays.  At depth 0 the members are recorded. */
+static int scan_container(scanner *sc, int depth, sv_json_member *m, int max, int *count) {
+  char close = sc->s[sc->pos] == '{' ? '}' : ']';
+  int is_obj = close == '}';
+  if (depth >= MAX_DEPTH) return fail(sc, "nesting too deep");
+  sc->pos++;
+  skip_ws(sc);
+  if (sc->pos < sc->len && sc->s[sc->pos] == close) { sc->pos++; return 0; }
+  for (;;) {
+    size_t kstart = 0, klen = 0, vstart;
+    char type;
+    skip_ws(sc);
+    if (is_obj) {
+      if (sc->pos >= sc->len || sc->s[sc->pos] != '"') return fail(sc, "expected a key string");
+      kstart = sc->pos + 1;
+      if (scan_string(sc)) return -1;
+      klen = sc->pos - 1 - kstart;
+      skip_ws(sc);
+      if (sc->pos >= sc->len || sc->s[sc->pos] != ':') return fail(sc, "expected ':'");
+      sc->pos++;
+      skip_ws(sc);
+    }
+    vstart = sc->pos;
+    if (scan_value(sc, depth + 1, &type)) return -1;
+    if (count && is_obj) {
+      if (*count < max) {
+        sv_json_member *mm = &m[*count];
+        mm->key = sc->s + kstart;
+        mm->key_len = klen;
+        mm->val = sc->s + vstart;
+        mm->val_len = sc->pos - vstart;
+        mm->type = type;
+      }
+      (*count)++;
+    }
+    skip_ws(sc);
+    if (sc->pos >= sc->len) return fail(sc, "unterminated object or array");
+    if (sc->s[sc->pos] == ',') { sc->pos++; continue; }
+    if (sc->s[sc->pos] == close) { sc->pos++; return 0; }
+    return fail(sc, is_obj ? "expected ',' or '}'" : "expected ',' or ']'");
+  }
+}
+
+static int scan_value(scanner *sc, int depth, char *type) {
+  char c;
+  skip_ws(sc);
+  if (sc->pos >= sc->len) return fail(sc, "expected a value");
+  c = sc->s[sc->pos];
+  switch (c) {
+  case '{': *type = 'o'; return scan_container(sc, depth, NULL, 0, NULL);
+  case '[': *type = 'a'; return scan_container(sc, depth, NULL, 0, NULL);
+  case '"': *type = 's'; return scan_string(sc);
+  case 't': *type = 't'; return scan_literal(sc, "true");
+  case 'f': *type = 'f'; return scan_literal(sc, "false");
+  case 'n': *type = 'z'; return scan_literal(sc, "null");
+  default:
+    if (c == '-' || (c >= '0' && c <= '9')) { *type = 'n'; return scan_number(sc); }
+    return fail(sc, "unexpected character");
+  }
+}
+
+int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max, char *why,
+                 size_t whylen) {
+  scanner sc;
+  int count = 0;
+  sc.s = text;
+  sc.len = len;
+  sc.pos = 0;
+  sc.why = why;
+  sc.whylen = whylen;
+  skip_ws(&sc);
+  if (sc.pos >= len) return fail(&sc, "empty body"), -1;
+  if (text[sc.pos] != '{') return fail(&sc, "expected a JSON object"), -1;
+  if (scan_container(&sc, 0, m, max, &count)) return -1;
+  skip_ws(&sc);
+  if (sc.pos != len) return fail(&sc, "trailing data after the object"), -1;
+  return count;
+}
+
+static unsigned hexval(const char *p) {
+  unsigned v = 0;
+  int i;
+  for (i = 0; i < 4; i++) {
+    char c = p[i];
+    v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+  }
+  return v;
+}
+
+static void put_utf8(sv_buf *out, unsigned long cp) {
+  unsigned char u[4];
+  size_t n;
+  if (cp < 0x80) { u[0] = (unsigned char)cp; n = 1; }
+  else if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | (cp >> 6)); u[1] = (unsigned char)(0x80 | (cp & 0x3F)); n = 2; }
+  else if (cp < 0x10000) {
+    u[0] = (unsigned char)(0xE0 | (cp >> 12)); u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    u[2] = (unsigned char)(0x80 | (cp & 0x3F)); n = 3;
+  } else {
+    u[0] = (unsigned char)(0xF0 | (cp >> 18)); u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (unsigned char)(0x80 | (cp & 0x3F)); n = 4;
+  }
+  sv_buf_add(out, u, n);
+}
+
+int sv_json_unescape(const char *val, size_t len, sv_buf *out) {
+  size_t i;
+  if (len < 2 || val[0] != '"' || val[len - 1] != '"') return -1;
+  for (i = 1; i + 1 < len; i++) {
+    char c = val[i];
+    if (c != '\\') { sv_buf_add(out, &c, 1); continue; }
+    if (++i + 1 >= len) return -1;
+    switch (val[i]) {
+    case 'b': sv_buf_add(out, "\b", 1); break;
+    case 'f': sv_buf_add(out, "\f", 1); break;
+    case 'n': sv_buf_add(out, "\n", 1); break;
+    case 'r': sv_buf_add(out, "\r", 1); break;
+    case 't': sv_buf_add(out, "\t", 1); break;
+    case 'u': {
+      unsigned long cp;
+      if (i + 5 > len - 1) return -1;
+      cp = hexval(val + i + 1);
+      i += 4;
+      if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < len && val[i + 1] == '\\' && val[i + 2] == 'u') {
+        unsigned long lo = hexval(val + i + 3);
+        if (lo >= 0xDC00 && lo <= 0xDFFF) {
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          i += 6;
+        }
+      }
+      if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
+      put_utf8(out, cp);
+      break;
+    }
+    default: sv_buf_add(out, val + i, 1);
+    }
+  }
+  return out->oom ? -1 : 0;
+}

@@ -1,0 +1,464 @@
+/* The capability table (one row per model), the validator that reads it, and the
+   request building that follows validation.  Rules: shared/api/README.md. */
+#include "sv_core.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const ratios_o3[] = { "9:16", "1:1", "16:9", NULL };
+static const char *const ratios_videos[] = { "21:9", "16:9", "4:3", "1:1", "3:4", "9:16", NULL };
+static const char *const ratios_three[] = { "16:9", "9:16", "1:1", NULL };
+static const char *const res_720[] = { "720p", NULL };
+
+/* name, endpoint, duration (required, min, max, default), ratios, default ratio,
+   resolutions, prompt max chars, images, images with a video, videos, audios, legacy */
+const sv_model sv_models[] = {
+  { "starvideos_o3", "/v1/starvideos/videos", 0, 3, 15, 3, ratios_o3, "9:16", NULL, 0, 7, 4, 1, 0, 0 },
+  { "videos", "/v1/videos/videos", 1, 4, 15, 0, ratios_videos, "16:9", res_720, 0, 9, 9, 3, 3, 1 },
+  { "videos_fast", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 1500, 4, 4, 3, 0, 1 },
+  { "videos_stable", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 5000, 4, 4, 3, 1, 1 },
+  { "videos_stable_fast", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 5000, 4, 4, 3, 1, 1 },
+};
+const size_t sv_model_count = sizeof sv_models / sizeof sv_models[0];
+
+enum {
+  F_MODEL, F_PROMPT, F_DURATION, F_RATIO, F_RESOLUTION, F_FIRST, F_LAST, F_IMAGE,
+  F_LASTFRAME, F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS, F_EXTRA, F_COUNT
+};
+
+const char *const sv_field_names[] = {
+  "model", "prompt", "duration", "ratio", "resolution", "first_image", "last_image",
+  "image", "lastFrameImage", "referenceImages", "referenceVideos", "referenceAudios",
+  "extra", NULL
+};
+
+#define MAX_URL 8192
+#define QUOTE_MAX 60
+
+const sv_model *sv_model_find(const char *name, size_t len) {
+  size_t i;
+  for (i = 0; i < sv_model_count; i++)
+    if (strlen(sv_models[i].name) == len && memcmp(sv_models[i].name, name, len) == 0)
+      return &sv_models[i];
+  return NULL;
+}
+
+static int field_index(const char *name, size_t len) {
+  int i;
+  for (i = 0; i < F_COUNT; i++)
+    if (strlen(sv_field_names[i]) == len && memcmp(sv_field_names[i], name, len) == 0) return i;
+  return -1;
+}
+
+static int model_takes(const sv_model *m, int f) {
+  if (f == F_RESOLUTION) return m->resolutions != NULL;
+  if (f == F_IMAGE || f == F_LASTFRAME) return m->legacy_aliases;
+  return 1;
+}
+
+/* "got ..." for a message, describing a value of the wrong kind. */
+static void describe(sv_buf *b, const sv_value *v) {
+  switch (v->type) {
+  case SV_V_NIL: sv_buf_adds(b, "nothing"); break;
+  case SV_V_BOOL: sv_buf_adds(b, v->boolean ? "true" : "false"); break;
+  case SV_V_NUMBER:
+    if (isnan(v->num)) sv_buf_adds(b, "NaN");
+    else sv_buf_addf(b, "%.17g", v->num);
+    break;
+  case SV_V_STRING: sv_buf_adds(b, "a string "); sv_quote(b, v->str, v->len, QUOTE_MAX); break;
+  case SV_V_LIST: sv_buf_addf(b, "a list of %zu", v->n); break;
+  case SV_V_TABLE: sv_buf_adds(b, "a table that is not a list"); break;
+  case SV_V_OTHER: sv_buf_addf(b, "a %.*s", (int)v->len, v->str ? v->str : "value"); break;
+  }
+}
+
+static int bad(sv_error *err, const char *field, const char *expected, const sv_value *v) {
+  sv_buf b;
+  sv_buf_init(&b);
+  describe(&b, v);
+  sv_error_set(err, SV_E_INVALID, field, "%s: expected %s, got %s", field, expected, sv_buf_cstr(&b));
+  sv_buf_free(&b);
+  return -1;
+}
+
+static void list_words(sv_buf *b, const char *const *words) {
+  size_t i;
+  for (i = 0; words[i]; i++) sv_buf_addf(b, "%s%s", i ? ", " : "", words[i]);
+}
+
+static int one_of(const char *const *words, const char *s, size_t len) {
+  size_t i;
+  for (i = 0; words[i]; i++)
+    if (strlen(words[i]) == len && memcmp(words[i], s, len) == 0) return 1;
+  return 0;
+}
+
+/* Lower-case letters and digits only: "reference_images" ~ "referenceImages". */
+static void fold(const char *s, size_t len, char *out, size_t outlen) {
+  size_t i, j = 0;
+  for (i = 0; i < len && j + 1 < outlen; i++)
+    if (isalnum((unsigned char)s[i])) out[j++] = (char)tolower((unsigned char)s[i]);
+  out[j] = '\0';
+}
+
+static int unknown_field(const sv_model *m, const char *name, size_t len, sv_error *err) {
+  char folded[64], known[64];
+  const char *hint = NULL;
+  int i;
+  sv_buf b, q;
+  fold(name, len, folded, sizeof folded);
+  for (i = 0; i < F_COUNT; i++) {
+    fold(sv_field_names[i], strlen(sv_field_names[i]), known, sizeof known);
+    if (strcmp(folded, known) == 0 && model_takes(m, i)) { hint = sv_field_names[i]; break; }
+  }
+  sv_buf_init(&b);
+  sv_buf_init(&q);
+  for (i = 0; (size_t)i < len && name[i] > 0x20 && name[i] < 0x7F; i++) {}
+  if ((size_t)i == len && len <= QUOTE_MAX) sv_buf_add(&q, name, len); /* a plain name as it is */
+  else sv_quote(&q, name, len, QUOTE_MAX);
+  if (hint) {
+    sv_buf_addf(&b, "%s: unknown field (did you mean \"%s\"?)", sv_buf_cstr(&q), hint);
+  } else {
+    sv_buf_addf(&b, "%s: unknown field for %s (it takes ", sv_buf_cstr(&q), m->name);
+    for (i = 0; i < F_COUNT; i++)
+      if (model_takes(m, i) && !(i == F_REFAUDIOS && m->max_audios == 0))
+        sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_field_names[i]);
+    sv_buf_adds(&b, "; pass API additions in `extra`)");
+  }
+  /* the field is the name itself, unquoted, when it is printable */
+  snprintf(err->field, sizeof err->field, "%.*s", (int)(len < sizeof err->field ? len : sizeof err->field - 1), name);
+  err->kind = SV_E_INVALID;
+  snprintf(err->message, sizeof err->message, "%s", sv_buf_cstr(&b));
+  sv_buf_free(&b);
+  sv_buf_free(&q);
+  return -1;
+}
+
+static int check_url(const char *field, const sv_value *v, sv_error *err) {
+  size_t i, skip;
+  if (v->type != SV_V_STRING) return bad(err, field, "an http(s) URL", v);
+  if (v->len >= 7 && strncasecmp(v->str, "http://", 7) == 0) skip = 7;
+  else if (v->len >= 8 && strncasecmp(v->str, "https://", 8) == 0) skip = 8;
+  else {
+    sv_buf b;
+    sv_buf_init(&b);
+    sv_quote(&b, v->str, v->len, QUOTE_MAX);
+    sv_error_set(err, SV_E_INVALID, field, "%s: expected an http(s) URL, got %s", field, sv_buf_cstr(&b));
+    sv_buf_free(&b);
+    return -1;
+  }
+  if (v->len == skip || v->str[skip] == '/' || v->str[skip] == '?' || v->str[skip] == '#')
+    return bad(err, field, "an http(s) URL with a host", v);
+  if (v->len > MAX_URL) return sv_error_set(err, SV_E_INVALID, field, "%s: expected a URL of at most %d bytes, got %zu bytes", field, MAX_URL, v->len);
+  for (i = 0; i < v->len; i++) {
+    unsigned char c = (unsigned char)v->str[i];
+    if (c <= 0x20 || c == 0x7F) return bad(err, field, "a URL without spaces or control characters", v);
+  }
+  if (sv_utf8_count(v->str, v->len) < 0) return bad(err, field, "a URL in valid UTF-8", v);
+  return 0;
+}
+
+static int check_list(const char *field, const sv_value *v, sv_error *err) {
+  size_t i;
+  char name[96];
+  if (v->type != SV_V_LIST) return bad(err, field, "a list of http(s) URLs", v);
+  for (i = 0; i < v->n; i++) {
+    snprintf(name, sizeof name, "%s[%zu]", field, i + 1);
+    if (check_url(name, &v->items[i], err)) return -1;
+  }
+  return 0;
+}
+
+static int same_string(const sv_value *a, const sv_value *b) {
+  return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+}
+
+static size_t list_len(const sv_value *v) { return v && v->type == SV_V_LIST ? v->n : 0; }
+
+static int too_many(sv_error *err, const char *field, const sv_model *m, size_t got, int max,
+                    const char *what, const char *when) {
+  if (max == 0)
+    return sv_error_set(err, SV_E_INVALID, field, "%s: %s takes no %s, got %zu", field, m->name, what, got);
+  return sv_error_set(err, SV_E_INVALID, field, "%s: expected at most %d %s on %s%s, got %zu",
+                      field, max, what, m->name, when, got);
+}
+
+typedef struct view { const sv_value *v[F_COUNT]; } view;
+
+static int check_prompt(const sv_model *m, const sv_value *p, sv_error *err) {
+  long chars;
+  size_t i;
+  if (!p) return sv_error_set(err, SV_E_INVALID, "prompt", "prompt: required, expected a non-empty string");
+  if (p->type != SV_V_STRING) return bad(err, "prompt", "a non-empty string", p);
+  chars = sv_utf8_count(p->str, p->len);
+  if (chars < 0) return sv_error_set(err, SV_E_INVALID, "prompt", "prompt: expected valid UTF-8 text, got invalid bytes");
+  for (i = 0; i < p->len && isspace((unsigned char)p->str[i]); i++) {}
+  if (i == p->len) return bad(err, "prompt", "a non-empty string", p);
+  if (m->prompt_max && chars > m->prompt_max)
+    return sv_error_set(err, SV_E_INVALID, "prompt", "prompt: expected at most %ld characters on %s, got %ld",
+                        m->prompt_max, m->name, chars);
+  return 0;
+}
+
+static int check_duration(const sv_model *m, const sv_value *d, sv_error *err) {
+  char expected[64];
+  snprintf(expected, sizeof expected, "a whole number of seconds from %d to %d", m->duration_min, m->duration_max);
+  if (!d) {
+    if (m->duration_required)
+      return sv_error_set(err, SV_E_INVALID, "duration", "duration: required on %s, expected %s", m->name, expected);
+    return 0;
+  }
+  if (d->type != SV_V_NUMBER || !isfinite(d->num) || floor(d->num) != d->num ||
+      d->num < m->duration_min || d->num > m->duration_max)
+    return bad(err, "duration", expected, d);
+  return 0;
+}
+
+static int check_choice(const sv_model *m, const char *field, const char *const *words,
+                        const sv_value *v, sv_error *err) {
+  sv_buf b;
+  int rc;
+  if (!v || (v->type == SV_V_STRING && one_of(words, v->str, v->len))) return 0;
+  sv_buf_init(&b);
+  sv_buf_addf(&b, "one of ");
+  list_words(&b, words);
+  sv_buf_addf(&b, " on %s", m->name);
+  rc = bad(err, field, sv_buf_cstr(&b), v);
+  sv_buf_free(&b);
+  return rc;
+}
+
+static int check_frames(const sv_model *m, const view *w, sv_error *err) {
+  const sv_value *first = w->v[F_FIRST], *last = w->v[F_LAST];
+  static const int refs[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
+  size_t i;
+  (void)m;
+  if (w->v[F_IMAGE]) {
+    if (first && !same_string(first, w->v[F_IMAGE]))
+      return sv_error_set(err, SV_E_INVALID, "image", "image: conflicts with first_image (the legacy alias and the field differ)");
+    if (!first) first = w->v[F_IMAGE];
+  }
+  if (w->v[F_LASTFRAME]) {
+    if (last && !same_string(last, w->v[F_LASTFRAME]))
+      return sv_error_set(err, SV_E_INVALID, "lastFrameImage", "lastFrameImage: conflicts with last_image (the legacy alias and the field differ)");
+    if (!last) last = w->v[F_LASTFRAME];
+  }
+  if (!first && !last) return 0;
+  for (i = 0; i < sizeof refs / sizeof refs[0]; i++)
+    if (list_len(w->v[refs[i]]) > 0)
+      return sv_error_set(err, SV_E_INVALID, sv_field_names[refs[i]],
+                          "%s: cannot be combined with first_image/last_image (frame mode and reference mode are exclusive)",
+                          sv_field_names[refs[i]]);
+  if (first && !last)
+    return sv_error_set(err, SV_E_INVALID, "last_image", "last_image: required together with first_image");
+  if (last && !first)
+    return sv_error_set(err, SV_E_INVALID, "first_image", "first_image: required together with last_image");
+  return 0;
+}
+
+static int check_counts(const sv_model *m, const view *w, sv_error *err) {
+  size_t images = list_len(w->v[F_REFIMAGES]), videos = list_len(w->v[F_REFVIDEOS]);
+  size_t audios = list_len(w->v[F_REFAUDIOS]);
+  if (videos > (size_t)m->max_videos)
+    return too_many(err, "referenceVideos", m, videos, m->max_videos, "reference videos", "");
+  if (videos > 0 && images > (size_t)m->max_images_with_video)
+    return too_many(err, "referenceImages", m, images, m->max_images_with_video, "reference images", " with a reference video");
+  if (images > (size_t)m->max_images)
+    return too_many(err, "referenceImages", m, images, m->max_images, "reference images", "");
+  if (audios > (size_t)m->max_audios)
+    return too_many(err, "referenceAudios", m, audios, m->max_audios, "audio references", "");
+  return 0;
+}
+
+static int check_extra(const sv_value *v, sv_error *err) {
+  size_t i;
+  if (v->type != SV_V_TABLE && !(v->type == SV_V_LIST && v->n == 0))
+    return bad(err, "extra", "a table of field names to values", v);
+  for (i = 0; i < v->n && v->type == SV_V_TABLE; i++) {
+    const sv_field *f = &v->fields[i];
+    int idx = field_index(f->name, f->name_len);
+    if (f->name_len == 0)
+      return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected a table of field names to values, got a key that is not a name");
+    if (idx >= 0) {
+      char name[96];
+      snprintf(name, sizeof name, "extra.%.*s", (int)(f->name_len > 60 ? 60 : f->name_len), f->name);
+      return sv_error_set(err, SV_E_INVALID, name, "%s: %s is a checked field; set it at the top level, not in extra",
+                          name, sv_field_names[idx]);
+    }
+  }
+  return 0;
+}
+
+static int name_less(const sv_field *a, const sv_field *b) {
+  size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+  int c = memcmp(a->name, b->name, n);
+  return c < 0 || (c == 0 && a->name_len < b->name_len);
+}
+
+int sv_validate(const sv_params *p, const sv_model **model, sv_error *err) {
+  view w;
+  size_t i;
+  const sv_model *m;
+  const sv_field *unknown = NULL;
+  static const int urls[] = { F_FIRST, F_LAST, F_IMAGE, F_LASTFRAME };
+  static const int lists[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
+
+  sv_error_clear(err);
+  memset(&w, 0, sizeof w);
+  for (i = 0; i < p->n; i++) {
+    const sv_field *f = &p->fields[i];
+    int idx = field_index(f->name, f->name_len);
+    if (f->value.type == SV_V_NIL) continue;
+    if (idx < 0) {
+      /* report the first unknown name in byte order, whatever the host's order */
+      if (!unknown || name_less(f, unknown)) unknown = f;
+      continue;
+    }
+    /* an empty list counts as absent */
+    if ((idx == F_REFIMAGES || idx == F_REFVIDEOS || idx == F_REFAUDIOS) &&
+        (f->value.type == SV_V_LIST || f->value.type == SV_V_TABLE) && f->value.n == 0)
+      continue;
+    w.v[idx] = &f->value;
+  }
+
+  if (!w.v[F_MODEL]) {
+    sv_buf b;
+    sv_buf_init(&b);
+    for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
+    sv_error_set(err, SV_E_INVALID, "model", "model: required, expected one of %s", sv_buf_cstr(&b));
+    sv_buf_free(&b);
+    return -1;
+  }
+  m = w.v[F_MODEL]->type == SV_V_STRING ? sv_model_find(w.v[F_MODEL]->str, w.v[F_MODEL]->len) : NULL;
+  if (!m) {
+    sv_buf b;
+    int rc;
+    sv_buf_init(&b);
+    sv_buf_adds(&b, "one of ");
+    for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
+    rc = bad(err, "model", sv_buf_cstr(&b), w.v[F_MODEL]);
+    sv_buf_free(&b);
+    return rc;
+  }
+  if (unknown) return unknown_field(m, unknown->name, unknown->name_len, err);
+  for (i = 0; i < F_COUNT; i++)
+    if (w.v[i] && !model_takes(m, (int)i)) return unknown_field(m, sv_field_names[i], strlen(sv_field_names[i]), err);
+
+  if (check_prompt(m, w.v[F_PROMPT], err)) return -1;
+  if (check_duration(m, w.v[F_DURATION], err)) return -1;
+  if (check_choice(m, "ratio", m->ratios, w.v[F_RATIO], err)) return -1;
+  if (m->resolutions && check_choice(m, "resolution", m->resolutions, w.v[F_RESOLUTION], err)) return -1;
+  for (i = 0; i < sizeof urls / sizeof urls[0]; i++)
+    if (w.v[urls[i]] && check_url(sv_field_names[urls[i]], w.v[urls[i]], err)) return -1;
+  for (i = 0; i < sizeof lists / sizeof lists[0]; i++)
+    if (w.v[lists[i]] && check_list(sv_field_names[lists[i]], w.v[lists[i]], err)) return -1;
+  if (check_frames(m, &w, err)) return -1;
+  if (check_counts(m, &w, err)) return -1;
+  if (w.v[F_EXTRA] && check_extra(w.v[F_EXTRA], err)) return -1;
+  if (model) *model = m;
+  return 0;
+}
+
+/* ------------------------------------------------------------ building */
+
+static const sv_value *find(const sv_params *p, int idx) {
+  size_t i;
+  for (i = 0; i < p->n; i++) {
+    const sv_field *f = &p->fields[i];
+    if (f->value.type != SV_V_NIL && field_index(f->name, f->name_len) == idx) return &f->value;
+  }
+  return NULL;
+}
+
+static void member(sv_buf *b, int *first, const char *name) {
+  if (!*first) sv_buf_add(b, ",", 1);
+  *first = 0;
+  sv_json_string(b, name, strlen(name));
+  sv_buf_add(b, ":", 1);
+}
+
+int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_error *err) {
+  const sv_model *m;
+  const sv_value *v;
+  int first = 1;
+  size_t i;
+  static const int strings[] = { F_MODEL, F_PROMPT };
+  static const int choices[] = { F_RATIO, F_RESOLUTION };
+  static const int lists[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
+
+  if (sv_validate(p, &m, err)) return -1;
+  sv_buf_add(body, "{", 1);
+  for (i = 0; i < 2; i++) {
+    v = find(p, strings[i]);
+    member(body, &first, sv_field_names[strings[i]]);
+    sv_json_string(body, v->str, v->len);
+  }
+  if ((v = find(p, F_DURATION)) != NULL) {
+    member(body, &first, "duration");
+    sv_buf_addf(body, "%d", (int)v->num);
+  }
+  for (i = 0; i < 2; i++)
+    if ((v = find(p, choices[i])) != NULL) {
+      member(body, &first, sv_field_names[choices[i]]);
+      sv_json_string(body, v->str, v->len);
+    }
+  /* legacy aliases travel under their current names */
+  if ((v = find(p, F_FIRST)) != NULL || (v = find(p, F_IMAGE)) != NULL) {
+    member(body, &first, "first_image");
+    sv_json_string(body, v->str, v->len);
+  }
+  if ((v = find(p, F_LAST)) != NULL || (v = find(p, F_LASTFRAME)) != NULL) {
+    member(body, &first, "last_image");
+    sv_json_string(body, v->str, v->len);
+  }
+  for (i = 0; i < 3; i++) {
+    size_t k;
+    v = find(p, lists[i]);
+    if (!v || v->type != SV_V_LIST || v->n == 0) continue;
+    member(body, &first, sv_field_names[lists[i]]);
+    sv_buf_add(body, "[", 1);
+    for (k = 0; k < v->n; k++) {
+      if (k) sv_buf_add(body, ",", 1);
+      sv_json_string(body, v->items[k].str, v->items[k].len);
+    }
+    sv_buf_add(body, "]", 1);
+  }
+  if (p->extra_json && p->extra_len > 2) {
+    /* splice the members of the pass-through object: "{...}" without its braces */
+    const char *s = p->extra_json;
+    size_t a = 0, z = p->extra_len;
+    while (a < z && s[a] != '{') a++;
+    while (z > a && s[z - 1] != '}') z--;
+    if (z > a + 2) {
+      sv_buf_add(body, ",", 1);
+      sv_buf_add(body, s + a + 1, z - a - 2);
+    }
+  }
+  sv_buf_add(body, "}", 1);
+  *path = m->endpoint;
+  if (body->oom) return sv_error_set(err, SV_E_IO, NULL, "out of memory building the request");
+  return 0;
+}
+
+int sv_result_path(const char *id, size_t len, sv_buf *out, sv_error *err) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t i;
+  if (len == 0) return sv_error_set(err, SV_E_INVALID, "id", "id: expected a non-empty task id");
+  if (len > 512) return sv_error_set(err, SV_E_INVALID, "id", "id: expected at most 512 bytes, got %zu", len);
+  sv_buf_adds(out, "/v1/result/");
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)id[i];
+    /* unreserved characters but '.', so that "." and ".." are never path segments */
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+        c == '-' || c == '_' || c == '~') {
+      sv_buf_add(out, &id[i], 1);
+    } else {
+      char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+      sv_buf_add(out, e, 3);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,1046 @@
+-- starvideos.emulator: a local stand-in for the video API, for demos and tests.
+--
+-- One coroutine per connection over socket.select with non-blocking sockets:
+-- a slow download, a delayed answer or an idle keep-alive connection never
+-- blocks the others. See M.USAGE for the command line and the control API.
+
+local socket = require "socket"
+local cjson = require "cjson.safe"
+
+local error, ipairs, pairs, pcall, xpcall, next = error, ipairs, pairs, pcall, xpcall, next
+local setmetatable, tonumber, tostring, type = setmetatable, tonumber, tostring, type
+local co_create, co_resume, co_status, co_yield =
+  coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
+local str_format, str_rep, str_char, str_pack = string.format, string.rep, string.char, string.pack
+local tbl_concat, tbl_remove = table.concat, table.remove
+local math_min, math_max, math_random, math_tointeger, math_type =
+  math.min, math.max, math.random, math.tointeger, math.type
+local os_time, os_date, os_getenv = os.time, os.date, os.getenv
+local io_open, io_stderr, io_stdout = io.open, io.stderr, io.stdout
+local traceback = debug.traceback
+local gettime, sselect = socket.gettime, socket.select
+local json_encode, json_decode, NULL = cjson.encode, cjson.decode, cjson.null
+
+local M = { _VERSION = "0.1.0" }
+
+local CHUNK = 64 * 1024            -- bytes per send and per receive
+local MAX_BODY = 1024 * 1024       -- request bodies above this get 413
+local MAX_HEAD = 64 * 1024         -- request line + headers above this get 431
+local ZEROS = str_rep("\0", CHUNK) -- filler of the padding box
+
+-- Errors raised inside a connection's coroutine to end it quietly.
+local CLOSED = setmetatable({}, { __tostring = function() return "connection closed by peer" end })
+local DROPPED = setmetatable({}, { __tostring = function() return "connection dropped by a fault" end })
+
+M.DEFAULTS = {
+  queued = 1,               -- seconds a new task stays queued
+  processing = 2,           -- then seconds it stays processing
+  outcome = "completed",    -- or "failed"
+  error = "Reference image resolution is too low.",
+  video_size = nil,         -- bytes: pad the sample MP4 up to this size
+  expired_status = 410,     -- answer for an invalid or expired video token
+  url_ttl = nil,            -- seconds a video URL stays valid (nil: until /_emulator/expire)
+}
+
+-- Which endpoint serves which model.
+local ENDPOINTS = {
+  ["/v1/starvideos/videos"] = { starvideos_o3 = true },
+  ["/v1/videos/videos"] = { videos = true, videos_fast = true, videos_stable = true, videos_stable_fast = true },
+}
+local MODEL_ENDPOINT = {}
+for path, models in pairs(ENDPOINTS) do
+  for model in pairs(models) do MODEL_ENDPOINT[model] = path end
+end
+
+local REASONS = {
+  [100] = "Continue", [200] = "OK", [201] = "Created", [202] = "Accepted", [204] = "No Content",
+  [206] = "Partial Content", [301] = "Moved Permanently", [302] = "Found", [304] = "Not Modified",
+  [400] = "Bad Request", [401] = "Unauthorized", [402] = "Payment Required", [403] = "Forbidden",
+  [404] = "Not Found", [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict",
+  [410] = "Gone", [411] = "Length Required", [413] = "Payload Too Large",
+  [416] = "Range Not Satisfiable", [422] = "Unprocessable Entity", [429] = "Too Many Requests",
+  [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
+  [501] = "Not Implemented", [502] = "Bad Gateway", [503] = "Service Unavailable",
+  [504] = "Gateway Timeout",
+}
+
+M.USAGE = [[
+usage: starvideos emulator [options]
+
+A local stand-in for the video API: both create endpoints, GET /v1/result/{id},
+the queued -> processing -> completed/failed lifecycle, a real MP4 at video_url,
+and injectable faults. Prints "starvideos emulator listening on URL" when ready.
+
+options:
+  --port N            port to listen on (default 0: chosen by the system)
+  --host H            address to bind (default 127.0.0.1)
+  --key KEY           API key to accept (default: $STARVIDEOS_API_KEY, else emulator-key)
+  --queued S          seconds a new task stays queued (default 1)
+  --processing S      seconds it then stays processing (default 2)
+  --max-lifetime S    exit on its own after S seconds
+  -h, --help          show this help
+
+control API (no auth, JSON): GET|DELETE /_emulator/requests, GET|POST /_emulator/config,
+GET|POST|DELETE /_emulator/faults, POST /_emulator/expire, GET /_emulator/tasks,
+POST /_emulator/reset.
+]]
+
+---------------------------------------------------------------------------
+-- small helpers
+
+local function log(fmt, ...)
+  io_stderr:write(os_date("%H:%M:%S "), "emulator: ", str_format(fmt, ...), "\n")
+end
+
+local function is_array(t)
+  return type(t) == "table" and (next(t) == nil or t[1] ~= nil)
+end
+
+local function is_object(t)
+  if type(t) ~= "table" then return false end
+  for k in pairs(t) do
+    if type(k) ~= "string" then return false end
+  end
+  return true
+end
+
+-- lua-cjson encodes an empty table as {}; lists must stay lists.
+local function encode_list(list)
+  local parts = {}
+  for i, v in ipairs(list) do parts[i] = json_encode(v) end
+  return "[" .. tbl_concat(parts, ",") .. "]"
+end
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return str_char(tonumber(h, 16)) end))
+end
+
+local function escape(s)
+  return (s:gsub("[^%w%-._~]", function(c) return str_format("%%%02X", c:byte()) end))
+end
+
+local function parse_query(q)
+  local t = {}
+  for pair in (q or ""):gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k = unescape((k:gsub("%+", " ")))
+    if t[k] == nil then t[k] = unescape((v:gsub("%+", " "))) end
+  end
+  return t
+end
+
+local function sample_path()
+  local path = package.searchpath("starvideos.emulator", package.path)
+  if not path then return nil, "starvideos.emulator not found on package.path" end
+  return (path:gsub("%.lua$", "")) .. "/sample.mp4"
+end
+
+local function read_sample()
+  local path, err = sample_path()
+  if not path then return nil, err end
+  local f, ferr = io_open(path, "rb")
+  if not f then return nil, ferr end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+-- JSON numbers arrive as floats; integral ones become integers.
+local function integral(v)
+  if math_type(v) == "float" then return math_tointeger(v) or v end
+  return v
+end
+
+-- v as an integer when it is a number with an integral value, else nil.
+local function int(v)
+  if type(v) == "number" then return math_tointeger(v) end
+end
+
+---------------------------------------------------------------------------
+-- responses
+
+local function response(status, body, content_type)
+  local res = { status = status, headers = {}, body = body or "" }
+  if content_type then res.headers[1] = { "Content-Type", content_type } end
+  return res
+end
+
+local function json_response(status, value)
+  return response(status, json_encode(value), "application/json")
+end
+
+local function set_header(res, name, value)
+  local lname = name:lower()
+  for _, h in ipairs(res.headers) do
+    if h[1]:lower() == lname then h[2] = value return end
+  end
+  res.headers[#res.headers + 1] = { name, value }
+end
+
+local function api_error(status, message, param, kind)
+  return json_response(status, { error = {
+    message = message, param = param or NULL, type = kind or "invalid_request_error" } })
+end
+
+---------------------------------------------------------------------------
+-- connection I/O (runs inside a connection's coroutine)
+
+local function wait(what, deadline) return co_yield(what, deadline) end
+
+-- Read more bytes into conn.buf; raises CLOSED when the peer is gone.
+local function fill(conn)
+  while true do
+    local data, err, partial = conn.sock:receive(CHUNK)
+    data = data or partial
+    if data and #data > 0 then
+      conn.buf = conn.buf .. data
+      return
+    end
+    if err ~= "timeout" then error(CLOSED, 0) end
+    wait("r")
+  end
+end
+
+local function send_raw(conn, data)
+  local i, n = 1, #data
+  while i <= n do
+    local last, err, partial = conn.sock:send(data, i, math_min(n, i + CHUNK - 1))
+    if last then
+      i = last + 1
+      if i <= n then wait("w") end  -- be fair to the other connections
+    elseif err == "timeout" then
+      i = partial + 1
+      wait("w")
+    else
+      error(CLOSED, 0)
+    end
+  end
+end
+
+-- Send body bytes, honouring a drop_after_bytes budget.
+local function send_body(conn, data)
+  local budget = conn.budget
+  if budget then
+    if #data > budget then
+      if budget > 0 then send_raw(conn, data:sub(1, budget)) end
+      conn.budget = 0
+      error(DROPPED, 0)
+    end
+    conn.budget = budget - #data
+  end
+  send_raw(conn, data)
+end
+
+local function read_line(conn)
+  while true do
+    local e = conn.buf:find("\r\n", 1, true)
+    if e then
+      local line = conn.buf:sub(1, e - 1)
+      conn.buf = conn.buf:sub(e + 2)
+      return line
+    end
+    if #conn.buf > 8192 then return nil end
+    fill(conn)
+  end
+end
+
+local function read_exact(conn, n)
+  while #conn.buf < n do fill(conn) end
+  local data = conn.buf:sub(1, n)
+  conn.buf = conn.buf:sub(n + 1)
+  return data
+end
+
+local function read_chunked(conn)
+  local parts, total = {}, 0
+  while true do
+    local line = read_line(conn)
+    local size = line and tonumber(line:match("^(%x+)"), 16)
+    if not size then return nil, 400, "bad chunk size" end
+    if size == 0 then
+      repeat
+        line = read_line(conn)
+        if not line then return nil, 400, "bad trailer" end
+      until line == ""
+      return tbl_concat(parts)
+    end
+    total = total + size
+    if total > MAX_BODY then return nil, 413, "request body too large" end
+    parts[#parts + 1] = read_exact(conn, size)
+    if read_exact(conn, 2) ~= "\r\n" then return nil, 400, "bad chunk terminator" end
+  end
+end
+
+-- Read one request. Returns req, or nil, status, message for a malformed one.
+-- Raises CLOSED when the peer closes.
+local function read_request(conn)
+  local head_end
+  while true do
+    conn.buf = conn.buf:gsub("^\r?\n", "")
+    head_end = conn.buf:find("\r\n\r\n", 1, true)
+    if head_end then break end
+    if #conn.buf > MAX_HEAD then return nil, 431, "request headers too large" end
+    fill(conn)
+  end
+  local head = conn.buf:sub(1, head_end + 1)
+  conn.buf = conn.buf:sub(head_end + 4)
+
+  local req = { headers = {} }
+  local first = true
+  for line in head:gmatch("(.-)\r\n") do
+    if first then
+      first = false
+      local method, target, major, minor = line:match("^(%u+) (/%S*) HTTP/(%d)%.(%d)$")
+      if not method then return nil, 400, "malformed request line" end
+      req.method, req.target = method, target
+      req.version = tonumber(major) * 10 + tonumber(minor)
+      req.path, req.query = target:match("^([^?]*)%??(.*)$")
+    else
+      local name, value = line:match("^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
+      if not name then return nil, 400, "malformed header line" end
+      name = name:lower()
+      local old = req.headers[name]
+      req.headers[name] = old and (old .. ", " .. value) or value
+    end
+  end
+  if req.version < 10 or req.version >= 20 then return nil, 400, "unsupported HTTP version" end
+
+  local h = req.headers
+  local conn_tokens = (h.connection or ""):lower()
+  if req.version >= 11 then
+    req.keep_alive = not conn_tokens:find("close", 1, true)
+  else
+    req.keep_alive = conn_tokens:find("keep-alive", 1, true) ~= nil
+  end
+
+  local te, cl = h["transfer-encoding"], h["content-length"]
+  if te and cl then return nil, 400, "both Transfer-Encoding and Content-Length" end
+  local expect = (h.expect or ""):lower() == "100-continue"
+  if te then
+    if te:lower() ~= "chunked" then return nil, 501, "unsupported transfer encoding" end
+    if expect and conn.buf == "" then send_raw(conn, "HTTP/1.1 100 Continue\r\n\r\n") end
+    local body, status, msg = read_chunked(conn)
+    if not body then return nil, status, msg end
+    req.body = body
+  elseif cl then
+    if not cl:match("^%d+$") then return nil, 400, "bad Content-Length" end
+    local n = tonumber(cl)
+    if n > MAX_BODY then return nil, 413, "request body too large" end
+    if expect and n > #conn.buf then send_raw(conn, "HTTP/1.1 100 Continue\r\n\r\n") end
+    req.body = read_exact(conn, n)
+  else
+    req.body = ""
+  end
+  return req
+end
+
+local function write_response(conn, req, res, keep)
+  local status = res.status
+  local length = res.stream and res.length or #res.body
+  local lines = {
+    str_format("HTTP/1.1 %d %s", status, REASONS[status] or "Status"),
+    "Date: " .. os_date("!%a, %d %b %Y %H:%M:%S GMT"),
+    "Server: starvideos-emulator",
+  }
+  for _, h in ipairs(res.headers) do
+    local lname = h[1]:lower()
+    if lname ~= "content-length" and lname ~= "connection" then
+      lines[#lines + 1] = h[1] .. ": " .. tostring(h[2])
+    end
+  end
+  lines[#lines + 1] = "Content-Length: " .. str_format("%d", length)
+  if not keep then
+    lines[#lines + 1] = "Connection: close"
+  elseif req and req.version < 11 then
+    lines[#lines + 1] = "Connection: keep-alive"
+  end
+  lines[#lines + 1] = "\r\n"
+  send_raw(conn, tbl_concat(lines, "\r\n"))
+  if req and req.method == "HEAD" then return end
+  if res.stream then
+    res.stream(function(data) send_body(conn, data) end)
+  elseif #res.body > 0 then
+    send_body(conn, res.body)
+  end
+end
+
+-- Half-close, then drain what the client still sends, so that it reads our
+-- answer instead of a reset.
+local function linger_close(conn)
+  conn.sock:shutdown("send")
+  local deadline, drained = gettime() + 1, 0
+  while gettime() < deadline and drained < 16 * MAX_BODY do
+    local data, err, partial = conn.sock:receive(CHUNK)
+    data = data or partial
+    drained = drained + #(data or "")
+    if err and err ~= "timeout" then return end
+    if err == "timeout" and #(data or "") == 0 then wait("r", deadline) end
+  end
+end
+
+---------------------------------------------------------------------------
+-- the server
+
+local Server = {}
+Server.__index = Server
+
+function M.new(opts)
+  opts = opts or {}
+  local config = {}
+  for k, v in pairs(M.DEFAULTS) do config[k] = v end
+  if opts.queued then config.queued = opts.queued end
+  if opts.processing then config.processing = opts.processing end
+  local self = setmetatable({
+    host = opts.host or "127.0.0.1",
+    port = opts.port or 0,
+    key = opts.key or os_getenv("STARVIDEOS_API_KEY") or "emulator-key",
+    max_lifetime = opts.max_lifetime,
+    log = opts.log or log,
+    defaults = { queued = config.queued, processing = config.processing },
+    config = config,
+    conns = {},
+    tasks = {}, task_list = {},
+    seq = 0, id_base = os_time() * 1000,
+    tokens = {},
+    requests = {},
+    faults = {},
+  }, Server)
+  return self
+end
+
+function Server:listen()
+  local sample, err = read_sample()
+  if not sample then return nil, "cannot read the sample MP4: " .. tostring(err) end
+  self.sample = sample
+  local sock, serr = socket.bind(self.host, self.port)
+  if not sock then return nil, str_format("cannot listen on %s:%s: %s", self.host, self.port, serr) end
+  sock:settimeout(0)
+  self.sock = sock
+  local _, port = sock:getsockname()
+  self.port = tonumber(port)
+  local host = self.host
+  if host == "0.0.0.0" or host == "*" or host == "::" then host = "127.0.0.1" end
+  if host:find(":", 1, true) then host = "[" .. host .. "]" end
+  self.url = str_format("http://%s:%d", host, self.port)
+  self.started = gettime()
+  return self.url
+end
+
+-- The C core does the service's validation; loaded on first use.
+function Server:core()
+  if self.core_module then return self.core_module end
+  local ok, core = pcall(require, "starvideos.core")
+  if not ok then return nil, tostring(core) end
+  local known = {}
+  for k, v in pairs(core.fields or {}) do
+    if type(k) == "number" then known[v] = true else known[k] = true end
+  end
+  known.extra = nil  -- not allowed from the wire: it lands in extra.extra
+  self.core_module, self.known_fields = core, known
+  return core
+end
+
+---------------------------------------------------------------------------
+-- tasks and video tokens
+
+local function task_status(task)
+  local elapsed = gettime() - task.t0
+  if elapsed < task.queued then return "queued" end
+  if elapsed < task.queued + task.processing then return "processing" end
+  return task.outcome
+end
+
+function Server:issue_token(task)
+  local token = str_format("%08x%08x%08x", math_random(0, 0x7fffffff),
+    math_random(0, 0x7fffffff), math_random(0, 0x7fffffff))
+  self.tokens[token] = { id = task.id, issued = gettime() }
+  return token
+end
+
+function Server:task_view(task)
+  local status = task_status(task)
+  local view = {
+    id = task.id, object = "video", created = task.created, model = task.model,
+    status = status, video_url = NULL, error = NULL,
+  }
+  if status == "completed" then
+    view.video_url = str_format("%s/videos/%s.mp4?token=%s", self.url, escape(task.id), self:issue_token(task))
+    view.actualDuration = task.duration
+  elseif status == "failed" then
+    view.error = task.error
+  end
+  return view
+end
+
+function Server:create(req)
+  local params = json_decode(req.body)
+  if type(params) ~= "table" or not is_object(params) or (next(params) == nil and req.body:match("^%s*%[")) then
+    return json_response(400, { error = "request body must be a JSON object" })
+  end
+  local model = params.model
+  local home = type(model) == "string" and MODEL_ENDPOINT[model]
+  if home and home ~= req.path then
+    return api_error(400, str_format("model %s is not served by %s; use %s", model, req.path, home), "model")
+  end
+  local core, cerr = self:core()
+  if not core then
+    self.log("cannot load starvideos.core (build it with make): %s", cerr)
+    return api_error(500, "emulator: starvideos.core is not available", nil, "server_error")
+  end
+  local clean, extra = {}, nil
+  for k, v in pairs(params) do
+    if v ~= NULL then
+      if self.known_fields[k] then
+        clean[k] = integral(v)
+      else
+        extra = extra or {}
+        extra[k] = v
+      end
+    end
+  end
+  clean.extra = extra
+  local ok, verr = core.validate(clean)
+  if not ok then
+    local message = type(verr) == "table" and verr.message or tostring(verr)
+    local field = type(verr) == "table" and verr.field or nil
+    return api_error(400, message, field)
+  end
+  if not ENDPOINTS[req.path][model] then
+    return api_error(400, str_format("model %s is not served by %s", tostring(model), req.path), "model")
+  end
+
+  local cfg = self.config
+  self.seq = self.seq + 1
+  local task = {
+    id = str_format("video_%s_%d", model, self.id_base + self.seq),
+    model = model,
+    created = os_time(),
+    t0 = gettime(),
+    queued = cfg.queued,
+    processing = cfg.processing,
+    outcome = cfg.outcome,
+    error = cfg.error,
+    duration = math_type(clean.duration) == "integer" and clean.duration or 5,
+    params = params,
+  }
+  self.tasks[task.id] = task
+  self.task_list[#self.task_list + 1] = task
+  return json_response(200, {
+    id = task.id, object = "video", created = task.created, model = model,
+    status = "queued", error = NULL,
+  })
+end
+
+function Server:result(req)
+  local raw = req.path:match("^/v1/result/([^/]+)$")
+  local task = raw and self.tasks[unescape(raw)]
+  if not task then return json_response(404, { error = "task not found" }) end
+  return json_response(200, self:task_view(task))
+end
+
+-- The video file as segments: the sample, then an optional `free` box.
+function Server:video_segments()
+  local sample = self.sample
+  local segs = { { data = sample, len = #sample } }
+  local pad = (self.config.video_size or 0) - #sample
+  if pad >= 8 then
+    local head = pad < 0x100000000 and str_pack(">I4c4", pad, "free")
+      or str_pack(">I4c4I8", 1, "free", pad)
+    segs[2] = { data = head, len = #head }
+    segs[3] = { zeros = true, len = pad - #head }
+  end
+  local total = 0
+  for _, s in ipairs(segs) do total = total + s.len end
+  return segs, total
+end
+
+local function stream_range(segs, first, last)
+  return function(emit)
+    local pos = 0
+    for _, seg in ipairs(segs) do
+      local a, b = math_max(first, pos), math_min(last, pos + seg.len - 1)
+      if a <= b then
+        if seg.data then
+          emit(seg.data:sub(a - pos + 1, b - pos + 1))
+        else
+          local left = b - a + 1
+          while left > 0 do
+            local k = math_min(left, CHUNK)
+            emit(k == CHUNK and ZEROS or ZEROS:sub(1, k))
+            left = left - k
+          end
+        end
+      end
+      pos = pos + seg.len
+    end
+  end
+end
+
+-- Parse a single byte range. Returns first, last; or false when unsatisfiable;
+-- or nil when the header is to be ignored.
+local function parse_range(header, total)
+  local a, b = header:match("^%s*bytes%s*=%s*(%d*)%s*%-%s*(%d*)%s*$")
+  if not a or (a == "" and b == "") then return nil end
+  if a == "" then
+    local n = tonumber(b)
+    if n == 0 then return false end
+    return math_max(0, total - n), total - 1
+  end
+  local first, last = tonumber(a), b ~= "" and tonumber(b) or total - 1
+  if b ~= "" and last < first then return nil end
+  if first >= total then return false end
+  return first, math_min(last, total - 1)
+end
+
+function Server:video(req)
+  local raw = req.path:match("^/videos/([^/]+)%.mp4$")
+  local id = raw and unescape(raw)
+  local token = parse_query(req.query).token
+  local entry = token and self.tokens[token]
+  local ttl = self.config.url_ttl
+  if not entry or entry.id ~= id or (ttl and gettime() - entry.issued > ttl) then
+    return json_response(self.config.expired_status,
+      { error = { message = "video URL is invalid or has expired", type = "url_expired" } })
+  end
+  local segs, total = self:video_segments()
+  local res = response(200, nil, "video/mp4")
+  set_header(res, "Accept-Ranges", "bytes")
+  local range = req.headers.range
+  local first, last = 0, total - 1
+  if range then
+    local a, b = parse_range(range, total)
+    if a == false then
+      res = json_response(416, { error = { message = "range not satisfiable", type = "invalid_range" } })
+      set_header(res, "Content-Range", "bytes */" .. total)
+      return res
+    elseif a then
+      first, last = a, b
+      res.status = 206
+      set_header(res, "Content-Range", str_format("bytes %d-%d/%d", first, last, total))
+    end
+  end
+  res.stream, res.length = stream_range(segs, first, last), last - first + 1
+  return res
+end
+
+function Server:route(req)
+  local method, path = req.method, req.path
+  if path:sub(1, 4) == "/v1/" then
+    local auth = req.headers.authorization
+    local key = auth and auth:match("^[Bb][Ee][Aa][Rr][Ee][Rr]%s+(.-)%s*$")
+    if key ~= self.key then
+      local res = json_response(401, { error = { message = "invalid API key", type = "authentication_error" } })
+      set_header(res, "WWW-Authenticate", "Bearer")
+      return res
+    end
+    if ENDPOINTS[path] then
+      if method ~= "POST" then return response(405, nil), "POST" end
+      return self:create(req)
+    elseif path:match("^/v1/result/") then
+      if method ~= "GET" then return response(405, nil), "GET" end
+      return self:result(req)
+    end
+    return json_response(404, { error = "not found" })
+  elseif path:match("^/videos/") then
+    if method ~= "GET" and method ~= "HEAD" then return response(405, nil), "GET, HEAD" end
+    return self:video(req)
+  end
+  return json_response(404, { error = "not found" })
+end
+
+---------------------------------------------------------------------------
+-- control API
+
+local CONFIG_CHECKS = {
+  queued = function(v) return type(v) == "number" and v >= 0, "a number of seconds >= 0" end,
+  processing = function(v) return type(v) == "number" and v >= 0, "a number of seconds >= 0" end,
+  outcome = function(v) return v == "completed" or v == "failed", '"completed" or "failed"' end,
+  error = function(v) return type(v) == "string", "a string" end,
+  video_size = function(v)
+    return v == NULL or (int(v) and v >= 0), "a number of bytes >= 0, or null"
+  end,
+  expired_status = function(v) return v == 403 or v == 404 or v == 410, "403, 404 or 410" end,
+  url_ttl = function(v) return v == NULL or (type(v) == "number" and v >= 0), "seconds >= 0, or null" end,
+}
+
+local FAULT_CHECKS = {
+  method = function(v) return type(v) == "string", "a string" end,
+  path = function(v) return type(v) == "string", "a string" end,
+  count = function(v) return int(v) and v >= 1, "an integer >= 1" end,
+  delay = function(v) return type(v) == "number" and v >= 0, "seconds >= 0" end,
+  status = function(v) return int(v) and v >= 100 and v <= 599, "an HTTP status" end,
+  body = function(v) return type(v) == "string", "a string" end,
+  headers = function(v)
+    if not is_object(v) then return false, "an object of strings" end
+    for _, hv in pairs(v) do
+      if type(hv) ~= "string" and type(hv) ~= "number" then return false, "an object of strings" end
+    end
+    return true
+  end,
+  drop = function(v) return type(v) == "boolean", "a boolean" end,
+  drop_after_bytes = function(v) return int(v) and v >= 0, "an integer >= 0" end,
+  after = function(v) return type(v) == "boolean", "a boolean" end,
+}
+
+local function check_fields(t, checks, what)
+  if not is_object(t) then return nil, what .. " must be a JSON object" end
+  for k, v in pairs(t) do
+    local check = checks[k]
+    if not check then return nil, str_format("unknown %s field %q", what, k) end
+    local ok, expected = check(v)
+    if not ok then return nil, str_format("%s field %q: expected %s", what, k, expected) end
+  end
+  return true
+end
+
+function Server:config_view()
+  local view = {}
+  for k in pairs(CONFIG_CHECKS) do
+    local v = self.config[k]
+    if v == nil then v = NULL end
+    view[k] = v
+  end
+  return view
+end
+
+function Server:fault_list()
+  local list = {}
+  for i, f in ipairs(self.faults) do
+    local copy = {}
+    for k, v in pairs(f) do copy[k] = v end
+    list[i] = copy
+  end
+  return encode_list(list)
+end
+
+function Server:reset()
+  self.requests, self.faults, self.tokens = {}, {}, {}
+  for k, v in pairs(M.DEFAULTS) do self.config[k] = v end
+  self.config.queued, self.config.processing = self.defaults.queued, self.defaults.processing
+end
+
+local OK = '{"ok":true}'
+
+function Server:control(req)
+  local method, name = req.method, req.path:match("^/_emulator/([%w_]+)$")
+  local function body_json()
+    local v = json_decode(req.body)
+    if v == nil then return nil, "request body is not valid JSON" end
+    return v
+  end
+  if name == "requests" then
+    if method == "GET" then return response(200, encode_list(self.requests), "application/json") end
+    if method == "DELETE" then self.requests = {} return response(200, OK, "application/json") end
+  elseif name == "config" then
+    if method == "POST" then
+      local t, err = body_json()
+      if t then
+        local valid, cerr = check_fields(t, CONFIG_CHECKS, "config")
+        if not valid then err = cerr end
+      end
+      if err then return json_response(400, { error = err }) end
+      for k, v in pairs(t) do
+        if v == NULL then v = nil end
+        self.config[k] = integral(v)
+      end
+      return json_response(200, self:config_view())
+    end
+    if method == "GET" then return json_response(200, self:config_view()) end
+  elseif name == "faults" then
+    if method == "POST" then
+      local t, err = body_json()
+      if not t then return json_response(400, { error = err }) end
+      local list = (is_array(t) and next(t) ~= nil) and t or { t }
+      for i, f in ipairs(list) do
+        local _, ferr = check_fields(f, FAULT_CHECKS, "fault")
+        if ferr then return json_response(400, { error = str_format("fault %d: %s", i, ferr) }) end
+      end
+      for _, f in ipairs(list) do
+        for k, v in pairs(f) do f[k] = integral(v) end
+        f.count = f.count or 1
+        if f.method then f.method = f.method:upper() end
+        if f.headers and next(f.headers) == nil then f.headers = nil end
+        self.faults[#self.faults + 1] = f
+      end
+      return response(200, self:fault_list(), "application/json")
+    end
+    if method == "GET" then return response(200, self:fault_list(), "application/json") end
+    if method == "DELETE" then self.faults = {} return response(200, OK, "application/json") end
+  elseif name == "expire" then
+    if method == "POST" then
+      local n = 0
+      for _ in pairs(self.tokens) do n = n + 1 end
+      self.tokens = {}
+      return json_response(200, { ok = true, expired = n })
+    end
+  elseif name == "tasks" then
+    if method == "GET" then
+      local list = {}
+      for i, task in ipairs(self.task_list) do
+        local view = self:task_view(task)
+        view.video_url = nil  -- listing issues no token
+        view.queued, view.processing, view.outcome = task.queued, task.processing, task.outcome
+        view.params = task.params
+        list[i] = view
+      end
+      return response(200, encode_list(list), "application/json")
+    end
+  elseif name == "reset" then
+    if method == "POST" then self:reset() return response(200, OK, "application/json") end
+  else
+    return json_response(404, { error = "unknown control endpoint " .. req.path })
+  end
+  return json_response(405, { error = "method " .. method .. " not allowed on " .. req.path })
+end
+
+---------------------------------------------------------------------------
+-- faults
+
+function Server:take_fault(req)
+  for i, f in ipairs(self.faults) do
+    if (not f.method or f.method == req.method)
+        and (not f.path or req.target:sub(1, #f.path) == f.path) then
+      f.count = f.count - 1
+      if f.count <= 0 then tbl_remove(self.faults, i) end
+      return f
+    end
+  end
+end
+
+local function fault_response(f)
+  local status = f.status or 200
+  local body = f.body
+  local res
+  if body then
+    res = response(status, body, body:match("^%s*<") and "text/html" or "application/json")
+  else
+    res = json_response(status, { error = {
+      message = str_format("emulated fault: HTTP %d", status), type = "emulator_fault" } })
+  end
+  return res
+end
+
+---------------------------------------------------------------------------
+-- one connection
+
+function Server:handle(req)
+  local ok, res, allow = xpcall(self.route, traceback, self, req)
+  if not ok then
+    self.log("error handling %s %s: %s", req.method, req.target, tostring(res))
+    return api_error(500, "internal emulator error", nil, "server_error")
+  end
+  if res.status == 405 and allow then
+    res = json_response(405, { error = "method not allowed" })
+    set_header(res, "Allow", allow)
+  end
+  return res
+end
+
+function Server:serve(conn, req)
+  local keep = req.keep_alive
+  if req.path:sub(1, 11) == "/_emulator/" then
+    local ok, res = xpcall(self.control, traceback, self, req)
+    if not ok then
+      self.log("error in control %s %s: %s", req.method, req.target, tostring(res))
+      res = json_response(500, { error = "internal emulator error" })
+    end
+    write_response(conn, req, res, keep)
+    return keep
+  end
+
+  self.requests[#self.requests + 1] = {
+    method = req.method, path = req.target, headers = req.headers, body = req.body }
+  local t0 = gettime()
+  local f = self:take_fault(req)
+  local res
+  if f then
+    local replaces = f.status or f.drop or f.body
+    if f.delay and not f.after then wait("t", gettime() + f.delay) end
+    if f.after or not replaces then res = self:handle(req) end
+    if f.delay and f.after then wait("t", gettime() + f.delay) end
+    if f.drop then
+      self.log("%s %s -> dropped (fault)", req.method, req.target)
+      error(DROPPED, 0)
+    end
+    if f.status or f.body then res = fault_response(f) end
+    if f.headers then
+      for k, v in pairs(f.headers) do set_header(res, k, tostring(v)) end
+    end
+    if f.drop_after_bytes then
+      conn.budget = f.drop_after_bytes
+      keep = false
+    end
+  else
+    res = self:handle(req)
+  end
+  self.log("%s %s -> %d%s (%.1f ms)", req.method, req.target, res.status,
+    f and " (fault)" or "", (gettime() - t0) * 1000)
+  write_response(conn, req, res, keep)
+  if conn.budget then error(DROPPED, 0) end
+  return keep
+end
+
+function Server:connection(conn)
+  local ok, err = pcall(function()
+    while true do
+      local req, status, message = read_request(conn)
+      if not req then
+        self.log("malformed request: %s -> %d", message, status)
+        write_response(conn, nil, json_response(status, { error = message }), false)
+        linger_close(conn)
+        return
+      end
+      if not self:serve(conn, req) then return end
+    end
+  end)
+  if not ok and err ~= CLOSED and err ~= DROPPED then
+    self.log("connection error: %s", tostring(err))
+  end
+  conn.sock:close()
+end
+
+---------------------------------------------------------------------------
+-- the loop
+
+function Server:resume(conn)
+  local ok, what, deadline = co_resume(conn.co)
+  if not ok then
+    self.log("connection crashed: %s", tostring(what))
+    conn.sock:close()
+  end
+  if not ok or co_status(conn.co) == "dead" then
+    self.conns[conn] = nil
+    return
+  end
+  conn.wait, conn.deadline = what, deadline
+end
+
+function Server:accept()
+  while true do
+    local sock = self.sock:accept()
+    if not sock then return end
+    sock:settimeout(0)
+    sock:setoption("tcp-nodelay", true)
+    local conn = { sock = sock, buf = "" }
+    conn.co = co_create(function() self:connection(conn) end)
+    self.conns[conn] = true
+    self:resume(conn)
+  end
+end
+
+-- Run the loop once, waiting at most `timeout` seconds for something to do.
+function Server:step(timeout)
+  local now = gettime()
+  local wake = now + (timeout or 0)
+  local recvt, sendt = { self.sock }, {}
+  for conn in pairs(self.conns) do
+    if conn.wait == "r" then recvt[#recvt + 1] = conn.sock
+    elseif conn.wait == "w" then sendt[#sendt + 1] = conn.sock end
+    if conn.deadline and conn.deadline < wake then wake = conn.deadline end
+  end
+  local readable, writable = sselect(recvt, sendt, math_max(0, wake - now))
+  if readable[self.sock] then self:accept() end
+  now = gettime()
+  local ready = {}
+  for conn in pairs(self.conns) do
+    local w = conn.wait
+    if (w == "r" and readable[conn.sock]) or (w == "w" and writable[conn.sock])
+        or (conn.deadline and conn.deadline <= now) then
+      ready[#ready + 1] = conn
+    end
+  end
+  for _, conn in ipairs(ready) do self:resume(conn) end
+end
+
+function Server:run()
+  local deadline = self.max_lifetime and self.started + self.max_lifetime
+  while not self.stopped do
+    local timeout = 1
+    if deadline then
+      local left = deadline - gettime()
+      if left <= 0 then
+        self.log("max lifetime of %gs reached, exiting", self.max_lifetime)
+        break
+      end
+      timeout = math_min(timeout, left)
+    end
+    self:step(timeout)
+  end
+  self:close()
+end
+
+function Server:stop() self.stopped = true end
+
+function Server:close()
+  for conn in pairs(self.conns) do conn.sock:close() end
+  self.conns = {}
+  if self.sock then self.sock:close() self.sock = nil end
+end
+
+---------------------------------------------------------------------------
+-- command line
+
+local FLAGS = {
+  port = function(v)
+    local n = int(tonumber(v))
+    return n and n >= 0 and n <= 65535 and n, "a port number (0-65535)"
+  end,
+  host = function(v) return v ~= "" and v, "an address" end,
+  key = function(v) return v ~= "" and v, "a non-empty key" end,
+  queued = function(v) local n = tonumber(v) return n and n >= 0 and n, "seconds >= 0" end,
+  processing = function(v) local n = tonumber(v) return n and n >= 0 and n, "seconds >= 0" end,
+  ["max-lifetime"] = function(v) local n = tonumber(v) return n and n > 0 and n, "seconds > 0" end,
+}
+
+-- Parse the emulator's arguments. Returns opts, or nil, message.
+function M.parse_args(args)
+  local opts, i = {}, 1
+  while i <= #args do
+    local a = args[i]
+    if a == "-h" or a == "--help" then
+      opts.help = true
+    else
+      local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
+      if not name then
+        name = a:match("^%-%-([%w%-]+)$")
+        if name and FLAGS[name] then
+          i = i + 1
+          value = args[i]
+          if value == nil then return nil, "option --" .. name .. " needs a value" end
+        end
+      end
+      local check = name and FLAGS[name]
+      if not check then return nil, str_format("unknown argument %q (see --help)", a) end
+      local v, expected = check(value)
+      if not v then return nil, str_format("option --%s: expected %s, got %q", name, expected, value) end
+      opts[(name:gsub("%-", "_"))] = v
+    end
+    i = i + 1
+  end
+  return opts
+end
+
+-- Entry point of `starvideos emulator`. Returns the exit code.
+function M.main(args)
+  local opts, err = M.parse_args(args or {})
+  if not opts then
+    io_stderr:write("starvideos emulator: ", err, "\n")
+    return 2
+  end
+  if opts.help then
+    io_stdout:write(M.USAGE)
+    return 0
+  end
+  local server = M.new(opts)
+  local url, lerr = server:listen()
+  if not url then
+    io_stderr:write("starvideos emulator: ", lerr, "\n")
+    return 1
+  end
+  io_stdout:write("starvideos emulator listening on ", url, "\n")
+  io_stdout:flush()
+  server:run()
+  return 0
+end
+
+return M
