@@ -319,7 +319,7 @@ int sv_validate(const sv_params *p, const sv_model **model, sv_error *err) {
     }
     /* an empty list counts as absent */
     if ((idx == F_REFIMAGES || idx == F_REFVIDEOS || idx == F_REFAUDIOS) &&
-        (f->value.type == SV_V_LIST || f->value.type == SV_V_TABLE) && f->value.n == 0)
+        f->value.type == SV_V_LIST && f->value.n == 0)
       continue;
     w.v[idx] = &f->value;
   }

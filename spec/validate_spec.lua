@@ -88,6 +88,9 @@ local KNOWN_FIELDS = {
 
 local LIST_FIELDS = { "referenceImages", "referenceVideos", "referenceAudios" }
 
+-- what a message may say when it found a table ("a table", "a list of 1", ...)
+local TABLE_FOUND = { "table", "list" }
+
 local NONE = setmetatable({}, { __tostring = function() return "NONE" end })
 
 ---------------------------------------------------------------------------- helpers
@@ -369,7 +372,7 @@ describe("starvideos.validate", function()
 
     it("refuses a model that is not a string", function()
       refuses({ model = 42, prompt = "a cat", duration = 5 }, "model", { "number", "42" })
-      refuses({ model = { "videos" }, prompt = "a cat", duration = 5 }, "model", "table")
+      refuses({ model = { "videos" }, prompt = "a cat", duration = 5 }, "model", TABLE_FOUND)
     end)
   end)
 
@@ -390,7 +393,7 @@ describe("starvideos.validate", function()
       end)
 
       it("refuses a table prompt on " .. name, function()
-        refuses(params(name, { prompt = { "a cat" } }), "prompt", "table")
+        refuses(params(name, { prompt = { "a cat" } }), "prompt", TABLE_FOUND)
       end)
 
       it("refuses a prompt that is not valid UTF-8 on " .. name, function()
@@ -494,7 +497,7 @@ describe("starvideos.validate", function()
 
       it("refuses a boolean or table duration on " .. name, function()
         refuses(params(name, { duration = true }), "duration", { "boolean", "true" })
-        refuses(params(name, { duration = { 5 } }), "duration", "table")
+        refuses(params(name, { duration = { 5 } }), "duration", TABLE_FOUND)
       end)
 
       it("refuses NaN and infinities on " .. name, function()
@@ -551,7 +554,7 @@ describe("starvideos.validate", function()
       end)
 
       it("refuses a table or number ratio on " .. name, function()
-        refuses(params(name, { ratio = { "16:9" } }), "ratio", "table")
+        refuses(params(name, { ratio = { "16:9" } }), "ratio", TABLE_FOUND)
         refuses(params(name, { ratio = 1.78 }), "ratio", { "number", "1.78" })
       end)
     end)
@@ -748,7 +751,13 @@ describe("starvideos.validate", function()
       it("refuses a table element in " .. list, function()
         local l = urls(2, kind)
         l[2] = { url = "https://cdn.example.com/x" }
-        refuses(with_list(list, l), list .. "[2]", "table")
+        refuses(with_list(list, l), list .. "[2]", TABLE_FOUND)
+      end)
+
+      it("does not treat a non-sequence " .. list .. " as an empty list", function()
+        refuses(params("videos", {
+          first_image = FIRST, last_image = LAST, [list] = { x = urls(1, kind)[1] },
+        }), { list, list .. ".x", list .. '["x"]', list .. "[x]" })
       end)
 
       it("treats an empty " .. list .. " as absent", function()
@@ -835,7 +844,7 @@ describe("starvideos.validate", function()
       refuses(params("videos", { first_image = 42, last_image = LAST }), "first_image",
         { "number", "42" })
       refuses(params("videos", { first_image = FIRST, last_image = { LAST } }), "last_image",
-        "table")
+        TABLE_FOUND)
       refuses(params("videos", { image = 7, lastFrameImage = LAST }), "image", { "number", "7" })
     end)
   end)
