@@ -541,8 +541,8 @@ static int r_progress(lua_State *L) {
   sv_progress p;
   if (!lr->r) return 0;
   sv_req_progress(lr->r, &p);
-  lua_pushnumber(L, p.now_bytes);
-  if (p.total_bytes >= 0) lua_pushnumber(L, p.total_bytes);
+  lua_pushinteger(L, (lua_Integer)p.now_bytes);
+  if (p.total_bytes >= 0) lua_pushinteger(L, (lua_Integer)p.total_bytes);
   else lua_pushnil(L);
   lua_pushinteger(L, p.attempt);
   return 3;

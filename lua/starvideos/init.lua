@@ -5,11 +5,11 @@
 -- and extend the same Client class.
 
 local core = require "starvideos.core"
+local journal = require "starvideos.journal"
 
 local type, pairs, ipairs, tostring, setmetatable, getmetatable, error, next =
   type, pairs, ipairs, tostring, setmetatable, getmetatable, error, next
-local math_min, math_type, os_getenv, string_format = math.min, math.type, os.getenv, string.format
-local now, core_sleep = core.now, core.sleep
+local math_type, os_getenv, string_format = math.type, os.getenv, string.format
 
 local M = { _VERSION = "starvideos 0.1.0" }
 
@@ -75,6 +75,8 @@ local function url(v)
   if type(v) ~= "string" or not (v:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#%s]")) then return "an http(s) URL" end
 end
 local function nonneg(v) if type(v) ~= "number" or v ~= v or v < 0 then return "a number >= 0" end end
+M._checkers = { positive = positive, nonneg_int = nonneg_int, pos_int = pos_int, str = str, fn = fn,
+  url = url, nonneg = nonneg }
 
 local OPTIONS = {
   api_key = str, base_url = url, timeout = positive, connect_timeout = positive,
@@ -191,6 +193,17 @@ local function task_id(v, where)
 end
 M._task_id = task_id
 
+-- A paid task is on disk before create returns; when it cannot be, the caller
+-- still gets the id in the error.
+function Client:_journal_created(task, params)
+  if not self.journal then return true end
+  local ok, err = journal.append(self.journal, {
+    event = "created", id = task.id, model = params.model, prompt = params.prompt })
+  if ok then return true end
+  return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
+    { task = task, id = task.id, field = "journal" })
+end
+
 -- client:create(params) -> task | nil, err
 function Client:create(params)
   if type(params) ~= "table" then
@@ -203,10 +216,8 @@ function Client:create(params)
   task, err = self:_run(req)
   req:close()
   if not task then return nil, err end
-  if self._journal_created then
-    local ok, jerr = self:_journal_created(task, params)
-    if not ok then return nil, jerr end
-  end
+  local ok, jerr = self:_journal_created(task, params)
+  if not ok then return nil, jerr end
   self:_emit { type = "status", id = task.id, status = task.status, task = task }
   return task
 end
@@ -225,57 +236,7 @@ function Client:query(id, deadline)
 end
 
 -- Errors after which polling again cannot help.
-local FATAL = { auth = true, not_found = true, invalid_request = true, io = true }
-M._FATAL = FATAL
-
-local WAIT_OPTIONS = {
-  interval = nonneg, timeout = positive, on_progress = fn, sleep = fn,
-}
-
--- client:wait(id_or_task, {interval=30, timeout=1800, on_progress=fn, sleep=fn})
-function Client:wait(id_or_task, opts)
-  local id = task_id(id_or_task, "wait")
-  opts = check_options(opts, "wait", WAIT_OPTIONS)
-  local interval = opts.interval or 30
-  local timeout = opts.timeout or 1800
-  local sleep = opts.sleep or self.sleep or core_sleep
-  local deadline = now() + timeout
-  local last = type(id_or_task) == "table" and id_or_task or nil
-  local last_err
-  while true do
-    local task, err = self:query(id, deadline)
-    if task then
-      if not last or last.status ~= task.status then
-        self:_emit { type = "status", id = id, status = task.status, task = task }
-        if self._journal_status then self:_journal_status(task) end
-      end
-      last = task
-      if opts.on_progress then opts.on_progress(task) end
-      if task.status == "completed" then return task end
-      if task.status == "failed" then
-        return nil, new_error("task_failed", string_format("task %s failed: %s", id,
-          tostring(task.error or "no reason given")), { task = task, id = id })
-      end
-    elseif FATAL[err.kind] then
-      err.task, err.id = last, id
-      return nil, err
-    else
-      last_err = err -- transient: the next poll may go through
-    end
-    local left = deadline - now()
-    if left <= 0 then break end
-    if opts.sleep or self.sleep then
-      sleep(math_min(interval, left))
-    else
-      core_sleep(math_min(interval, left))
-    end
-    if now() >= deadline then break end
-  end
-  local msg = string_format("task %s not finished after %g s (last status: %s)", id, timeout,
-    last and tostring(last.status) or "unknown")
-  if last_err and not last then msg = msg .. "; last error: " .. last_err.message end
-  return nil, new_error("timeout", msg, { task = last, id = id })
-end
+M._FATAL = { auth = true, not_found = true, invalid_request = true, io = true }
 
 -- ---------------------------------------------------------- default client
 
@@ -289,5 +250,9 @@ M.default = default
 function M.create(params) return default():create(params) end
 function M.query(id) return default():query(id) end
 function M.wait(id, opts) return default():wait(id, opts) end
+
+-- jobs and the workflows built on them extend the Client class
+require("starvideos.jobs").install(M, Client)
+require("starvideos.workflows").install(M, Client)
 
 return M
