@@ -49,3 +49,8 @@ demo: deps $(SO)
 
 clean:
 	rm -rf build
+
+bench: deps $(SO)
+	$(LUA) bench/wait_all.lua
+	$(LUA) bench/download.lua
+.PHONY: bench
