@@ -14,8 +14,8 @@ local cjson = require "cjson.safe"
 
 local assert, error, ipairs, setmetatable, tonumber, tostring, type =
   assert, error, ipairs, setmetatable, tonumber, tostring, type
-local io_open, io_popen, os_execute, os_remove, os_tmpname =
-  io.open, io.popen, os.execute, os.remove, os.tmpname
+local io_open, io_popen, os_execute, os_getenv, os_remove, os_tmpname =
+  io.open, io.popen, os.execute, os.getenv, os.remove, os.tmpname
 local str_format, tbl_concat = string.format, table.concat
 
 local helper = {}
@@ -132,13 +132,17 @@ function Emulator:log()
   return helper.read_file(self.log_path) or ""
 end
 
--- Kill the emulator and reap it. Idempotent.
+-- Kill the emulator and reap it. Idempotent. Says so on stderr when the
+-- emulator had already exited (it should live until stopped).
 function Emulator:stop()
   if self.stopped then return end
   self.stopped = true
-  os_execute(str_format("kill %d 2>/dev/null", self.pid))
+  if not os_execute(str_format("kill %d 2>/dev/null", self.pid)) then
+    io.stderr:write(str_format("spec.helper: the emulator (pid %d) had exited before stop(); its log:\n%s\n",
+      self.pid, self:log()))
+  end
   self.pipe:close()
-  os_remove(self.log_path)
+  if not self.keep_log then os_remove(self.log_path) end
 end
 
 Emulator.__gc = Emulator.stop   -- never leave one behind (nor block on its pipe)
@@ -149,14 +153,16 @@ Emulator.__close = Emulator.stop
 function helper.emulator(opts)
   opts = opts or {}
   local key = opts.key or "test-key"
-  local log_path = os_tmpname()
+  -- STARVIDEOS_EMULATOR_LOG=path keeps every emulator's stderr in that file.
+  local keep_log = os_getenv("STARVIDEOS_EMULATOR_LOG")
+  local log_path = keep_log or os_tmpname()
   local args = {
     "echo $$; exec lua5.4", shell_quote(helper.root .. "/bin/starvideos"), "emulator",
     "--port 0 --max-lifetime 900 --key", shell_quote(key),
   }
   if opts.queued then args[#args + 1] = "--queued " .. tonumber(opts.queued) end
   if opts.processing then args[#args + 1] = "--processing " .. tonumber(opts.processing) end
-  args[#args + 1] = "2>" .. shell_quote(log_path)
+  args[#args + 1] = "2>>" .. shell_quote(log_path)
   local pipe = assert(io_popen(tbl_concat(args, " "), "r"))
   local pid = tonumber(pipe:read("l"))
   local line = pipe:read("l")
@@ -164,10 +170,11 @@ function helper.emulator(opts)
   if not (pid and url) then
     pipe:close()
     local log = helper.read_file(log_path) or ""
-    os_remove(log_path)
+    if not keep_log then os_remove(log_path) end
     error("the emulator did not start: " .. tostring(line) .. "\n" .. log, 2)
   end
-  return setmetatable({ url = url, key = key, pid = pid, pipe = pipe, log_path = log_path }, Emulator)
+  return setmetatable({ url = url, key = key, pid = pid, pipe = pipe, log_path = log_path,
+    keep_log = keep_log ~= nil }, Emulator)
 end
 
 helper.Emulator = Emulator

@@ -435,7 +435,7 @@ function Server:core()
   for k, v in pairs(core.fields or {}) do
     if type(k) == "number" then known[v] = true else known[k] = true end
   end
-  known.extra = nil  -- not allowed from the wire: it lands in extra.extra
+  known.extra = nil  -- not a wire field
   self.core_module, self.known_fields = core, known
   return core
 end
@@ -487,9 +487,11 @@ function Server:create(req)
     self.log("cannot load starvideos.core (build it with make): %s", cerr)
     return api_error(500, "emulator: starvideos.core is not available", nil, "server_error")
   end
+  -- Unknown wire fields go into extra, where the core lets them pass, as the
+  -- service ignores them; a wire field named "extra" is ignored outright.
   local clean, extra = {}, nil
   for k, v in pairs(params) do
-    if v ~= NULL then
+    if v ~= NULL and k ~= "extra" then
       if self.known_fields[k] then
         clean[k] = integral(v)
       else
@@ -715,8 +717,10 @@ end
 
 function Server:reset()
   self.requests, self.faults, self.tokens = {}, {}, {}
-  for k, v in pairs(M.DEFAULTS) do self.config[k] = v end
-  self.config.queued, self.config.processing = self.defaults.queued, self.defaults.processing
+  local config = {}
+  for k, v in pairs(M.DEFAULTS) do config[k] = v end
+  config.queued, config.processing = self.defaults.queued, self.defaults.processing
+  self.config = config
 end
 
 local OK = '{"ok":true}'
@@ -964,7 +968,8 @@ function Server:run()
       end
       timeout = math_min(timeout, left)
     end
-    self:step(timeout)
+    local ok, err = xpcall(self.step, traceback, self, timeout)
+    if not ok then self.log("error in the server loop: %s", tostring(err)) end
   end
   self:close()
 end

@@ -1,0 +1,52 @@
+rockspec_format = "3.0"
+package = "starvideos"
+version = "0.1.0-1"
+source = {
+  url = "git+https://example.invalid/starvideos.git",
+  tag = "v0.1.0",
+}
+description = {
+  summary = "Client for the StarVideos asynchronous video-generation API",
+  detailed = [[
+A C core on libcurl validates requests against each model's rules and does the
+HTTP; pure-Lua helpers download, generate, wait for many tasks at once, keep a
+journal of paid tasks and run non-blocking jobs. Comes with a local emulator.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.4, < 5.5",
+  "lua-cjson >= 2.1",
+  "luasocket >= 3.0", -- the emulator only
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["starvideos.core"] = {
+      sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
+        "csrc/sv_http.c", "csrc/lsv_core.c" },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    ["starvideos"] = "lua/starvideos/init.lua",
+    ["starvideos.jobs"] = "lua/starvideos/jobs.lua",
+    ["starvideos.workflows"] = "lua/starvideos/workflows.lua",
+    ["starvideos.journal"] = "lua/starvideos/journal.lua",
+    ["starvideos.cli"] = "lua/starvideos/cli.lua",
+    ["starvideos.emulator"] = "lua/starvideos/emulator.lua",
+  },
+  copy_directories = {},
+  install = {
+    bin = { starvideos = "bin/starvideos" },
+    lua = { ["starvideos.emulator.sample"] = "lua/starvideos/emulator/sample.mp4" },
+  },
+}
+test = {
+  type = "command",
+  command = "make test",
+}

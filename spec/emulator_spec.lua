@@ -1,0 +1,609 @@
+-- The emulator itself, spoken to over raw HTTP (LuaSocket).
+
+local socket = require "socket"
+local cjson = require "cjson.safe"
+local helper = require "spec.helper"
+
+local SAMPLE = assert(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"))
+
+---------------------------------------------------------------------------
+-- a tiny raw HTTP client
+
+local function connect(url)
+  local host, port = url:match("^http://([^:/]+):(%d+)")
+  local sock = assert(socket.connect(host, tonumber(port)))
+  sock:settimeout(10)
+  return sock
+end
+
+local function send_request(sock, method, path, opts)
+  opts = opts or {}
+  local lines = { method .. " " .. path .. " HTTP/1.1", "Host: 127.0.0.1" }
+  for name, value in pairs(opts.headers or {}) do lines[#lines + 1] = name .. ": " .. value end
+  if opts.body then lines[#lines + 1] = "Content-Length: " .. #opts.body end
+  assert(sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. (opts.body or "")))
+end
+
+-- Returns { status, headers, body, err }, or nil, err when no status line came.
+local function read_response(sock, head)
+  local line, err = sock:receive("*l")
+  if not line then return nil, err end
+  local res = { status = tonumber(line:match("^HTTP/1%.1 (%d%d%d) ")), headers = {} }
+  while true do
+    local l = assert(sock:receive("*l"))
+    if l == "" then break end
+    local name, value = l:match("^([^:]+):%s*(.-)%s*$")
+    res.headers[name:lower()] = value
+  end
+  if res.status == 100 then return read_response(sock, head) end
+  local n = head and 0 or tonumber(res.headers["content-length"] or "0")
+  if n > 0 then
+    local body, berr, partial = sock:receive(n)
+    res.body, res.err = body or partial, berr
+  else
+    res.body = ""
+  end
+  res.json = cjson.decode(res.body)
+  return res
+end
+
+-- One request on its own connection. opts: key (sent as Bearer), headers, body, json.
+local function request(emu, method, path, opts)
+  opts = opts or {}
+  local headers = opts.headers or {}
+  if opts.key then headers.Authorization = "Bearer " .. opts.key end
+  local body = opts.body
+  if opts.json then
+    body = assert(cjson.encode(opts.json))
+    headers["Content-Type"] = "application/json"
+  end
+  local sock = connect(emu.url)
+  send_request(sock, method, path, { headers = headers, body = body })
+  local res, err = read_response(sock, method == "HEAD")
+  sock:close()
+  return res, err
+end
+
+local function create(emu, params, path)
+  if not path then
+    path = params.model == "starvideos_o3" and "/v1/starvideos/videos" or "/v1/videos/videos"
+  end
+  return request(emu, "POST", path, { key = emu.key, json = params })
+end
+
+local function query(emu, id)
+  return request(emu, "GET", "/v1/result/" .. id, { key = emu.key })
+end
+
+-- Query until the task reaches a final status; the distinct statuses seen, in order.
+local function follow(emu, id)
+  local seen = {}
+  for _ = 1, 500 do
+    local res = query(emu, id)
+    assert.are.equal(200, res.status)
+    local task = res.json
+    if seen[#seen] ~= task.status then seen[#seen + 1] = task.status end
+    if task.status == "completed" or task.status == "failed" then return seen, task end
+    socket.sleep(0.02)
+  end
+  error("task never finished")
+end
+
+local function completed_task(emu, params)
+  local res = create(emu, params or { model = "videos", prompt = "a cat", duration = 5 })
+  assert.are.equal(200, res.status)
+  local _, task = follow(emu, res.json.id)
+  assert.are.equal("completed", task.status)
+  return task
+end
+
+local function path_of(url)
+  return (url:match("^http://[^/]+(/.*)$"))
+end
+
+---------------------------------------------------------------------------
+
+describe("the emulator", function()
+  local emu
+
+  setup(function()
+    emu = helper.emulator { queued = 0.1, processing = 0.1 }
+  end)
+
+  teardown(function()
+    emu:stop()
+  end)
+
+  before_each(function()
+    emu:reset()
+  end)
+
+  it("listens on a port the system chose and says so on its first line", function()
+    assert.matches("^http://127%.0%.0%.1:%d+$", emu.url)
+    assert.is_true(emu.pid > 0)
+  end)
+
+  it("prints usage for --help and refuses an unknown flag with exit status 2", function()
+    local p = io.popen("lua5.4 " .. helper.root .. "/bin/starvideos emulator --help")
+    assert.matches("usage: starvideos emulator", p:read("a"))
+    assert.is_true(p:close())
+    local ok, _, code = os.execute("lua5.4 " .. helper.root .. "/bin/starvideos emulator --bogus 2>/dev/null")
+    assert.is_falsy(ok)
+    assert.are.equal(2, code)
+  end)
+
+  describe("authentication", function()
+    it("refuses a request without a key with 401 and an authentication_error", function()
+      local res = request(emu, "GET", "/v1/result/anything")
+      assert.are.equal(401, res.status)
+      assert.are.same({ error = { message = "invalid API key", type = "authentication_error" } }, res.json)
+    end)
+
+    it("refuses a request with the wrong key with 401", function()
+      local res = request(emu, "POST", "/v1/videos/videos",
+        { key = "wrong", json = { model = "videos", prompt = "x", duration = 5 } })
+      assert.are.equal(401, res.status)
+      assert.are.same({}, emu:tasks())
+    end)
+  end)
+
+  describe("creating a task", function()
+    it("accepts starvideos_o3 on /v1/starvideos/videos and answers a queued task", function()
+      local res = create(emu, { model = "starvideos_o3", prompt = "a cat" })
+      assert.are.equal(200, res.status)
+      assert.matches("^application/json", res.headers["content-type"])
+      local task = res.json
+      assert.matches("^video_starvideos_o3_%d+$", task.id)
+      assert.are.equal("video", task.object)
+      assert.are.equal("starvideos_o3", task.model)
+      assert.are.equal("queued", task.status)
+      assert.are.equal(cjson.null, task.error)
+      assert.are.equal("number", type(task.created))
+    end)
+
+    it("accepts every Videos model on /v1/videos/videos", function()
+      for _, model in ipairs { "videos", "videos_fast", "videos_stable", "videos_stable_fast" } do
+        local res = create(emu, { model = model, prompt = "a cat", duration = 5, ratio = "16:9" })
+        assert.are.equal(200, res.status, model)
+        assert.matches("^video_" .. model .. "_%d+$", res.json.id)
+      end
+    end)
+
+    it("refuses a model sent to the other endpoint with 400 naming model", function()
+      local res = create(emu, { model = "videos", prompt = "a cat", duration = 5 }, "/v1/starvideos/videos")
+      assert.are.equal(400, res.status)
+      assert.are.equal("model", res.json.error.param)
+      res = create(emu, { model = "starvideos_o3", prompt = "a cat" }, "/v1/videos/videos")
+      assert.are.equal(400, res.status)
+      assert.are.equal("model", res.json.error.param)
+    end)
+
+    it("refuses a body that is not a JSON object with 400", function()
+      for _, body in ipairs { "not json", "[1,2]", "\"text\"", "" } do
+        local res = request(emu, "POST", "/v1/videos/videos", { key = emu.key, body = body })
+        assert.are.equal(400, res.status, body)
+        assert.are.equal("string", type(res.json.error), body)
+      end
+    end)
+
+    it("refuses what the service's rules refuse, naming the field", function()
+      local res = create(emu, { model = "starvideos_o3", prompt = "a cat", duration = 99 })
+      assert.are.equal(400, res.status)
+      assert.are.equal("duration", res.json.error.param)
+      assert.are.equal("string", type(res.json.error.message))
+    end)
+
+    it("ignores null values and unknown fields, as the service does", function()
+      local res = create(emu, { model = "starvideos_o3", prompt = "a cat", ratio = cjson.null,
+        some_future_field = 1, extra = "x" })
+      assert.are.equal(200, res.status)
+    end)
+
+    it("gives every task its own id", function()
+      local ids = {}
+      for _ = 1, 10 do
+        local res = create(emu, { model = "videos", prompt = "a cat", duration = 5 })
+        assert.is_nil(ids[res.json.id])
+        ids[res.json.id] = true
+      end
+    end)
+
+    it("lists the tasks it created on /_emulator/tasks", function()
+      local res = create(emu, { model = "videos_fast", prompt = "a dog", duration = 4 })
+      local tasks = emu:tasks()
+      assert.are.equal(res.json.id, tasks[#tasks].id)
+      assert.are.equal("a dog", tasks[#tasks].params.prompt)
+    end)
+  end)
+
+  describe("querying a task", function()
+    it("moves it from queued to processing to completed, with a video_url at the end", function()
+      local res = create(emu, { model = "videos", prompt = "a cat", duration = 7 })
+      local first = query(emu, res.json.id).json
+      assert.are.equal("queued", first.status)
+      assert.are.equal(cjson.null, first.video_url)
+      assert.are.equal(cjson.null, first.error)
+      local seen, task = follow(emu, res.json.id)
+      assert.are.same({ "queued", "processing", "completed" }, seen)
+      assert.matches("^" .. emu.url:gsub("%p", "%%%0") .. "/videos/.+%.mp4%?token=%w+$", task.video_url)
+      assert.are.equal(7, task.actualDuration)
+      assert.are.equal(cjson.null, task.error)
+    end)
+
+    it("reports 5 seconds as actualDuration when none was requested", function()
+      local task = completed_task(emu, { model = "starvideos_o3", prompt = "a cat" })
+      assert.are.equal(5, task.actualDuration)
+    end)
+
+    it("ends a task as failed with the configured error when the outcome is failed", function()
+      emu:config { outcome = "failed", error = "no luck" }
+      local res = create(emu, { model = "videos", prompt = "a cat", duration = 5 })
+      local seen, task = follow(emu, res.json.id)
+      assert.are.same({ "queued", "processing", "failed" }, seen)
+      assert.are.equal("no luck", task.error)
+      assert.are.equal(cjson.null, task.video_url)
+    end)
+
+    it("keeps the lifecycle a task was created with when the config changes later", function()
+      emu:config { queued = 30 }
+      local res = create(emu, { model = "videos", prompt = "a cat", duration = 5 })
+      emu:config { queued = 0, processing = 0, outcome = "failed" }
+      assert.are.equal("queued", query(emu, res.json.id).json.status)
+    end)
+
+    it("answers 404 for an unknown task", function()
+      local res = query(emu, "video_videos_0")
+      assert.are.equal(404, res.status)
+      assert.are.same({ error = "task not found" }, res.json)
+    end)
+
+    it("percent-decodes the id, so an encoded slash is looked up as a slash", function()
+      local id = create(emu, { model = "videos", prompt = "a cat", duration = 5 }).json.id
+      local encoded = "%" .. string.format("%02X", id:byte(1)) .. id:sub(2)
+      assert.are.equal(id, query(emu, encoded).json.id)
+      local res = query(emu, "video%2F..%2F" .. id)
+      assert.are.equal(404, res.status)
+      local log = emu:requests()
+      assert.are.equal("/v1/result/video%2F..%2F" .. id, log[#log].path)
+    end)
+  end)
+
+  describe("serving the video", function()
+    it("serves the sample MP4 whole at video_url, without needing a key", function()
+      local task = completed_task(emu)
+      local res = request(emu, "GET", path_of(task.video_url))
+      assert.are.equal(200, res.status)
+      assert.are.equal("video/mp4", res.headers["content-type"])
+      assert.are.equal("bytes", res.headers["accept-ranges"])
+      assert.are.equal(tostring(#SAMPLE), res.headers["content-length"])
+      assert.is_true(res.body == SAMPLE)
+    end)
+
+    it("serves a byte range with 206 and Content-Range", function()
+      local path = path_of(completed_task(emu).video_url)
+      local res = request(emu, "GET", path, { headers = { Range = "bytes=100-199" } })
+      assert.are.equal(206, res.status)
+      assert.are.equal("bytes 100-199/" .. #SAMPLE, res.headers["content-range"])
+      assert.is_true(res.body == SAMPLE:sub(101, 200))
+      res = request(emu, "GET", path, { headers = { Range = "bytes=1000-" } })
+      assert.are.equal(206, res.status)
+      assert.are.equal(("bytes 1000-%d/%d"):format(#SAMPLE - 1, #SAMPLE), res.headers["content-range"])
+      assert.is_true(res.body == SAMPLE:sub(1001))
+    end)
+
+    it("answers 416 to a range that starts past the end", function()
+      local path = path_of(completed_task(emu).video_url)
+      local res = request(emu, "GET", path, { headers = { Range = "bytes=" .. #SAMPLE .. "-" } })
+      assert.are.equal(416, res.status)
+      assert.are.equal("bytes */" .. #SAMPLE, res.headers["content-range"])
+    end)
+
+    it("pads the video to video_size with an MP4 free box", function()
+      emu:config { video_size = 1000000 }
+      local path = path_of(completed_task(emu).video_url)
+      local res = request(emu, "GET", path)
+      assert.are.equal(200, res.status)
+      assert.are.equal(1000000, #res.body)
+      assert.are.equal("ftyp", res.body:sub(5, 8))
+      assert.is_true(res.body:sub(1, #SAMPLE) == SAMPLE)
+      local size, kind = string.unpack(">I4c4", res.body, #SAMPLE + 1)
+      assert.are.equal(1000000 - #SAMPLE, size)
+      assert.are.equal("free", kind)
+      res = request(emu, "GET", path, { headers = { Range = "bytes=999990-" } })
+      assert.are.equal(206, res.status)
+      assert.are.equal(string.rep("\0", 10), res.body)
+    end)
+
+    it("streams a large video while answering other requests", function()
+      emu:config { video_size = 64 * 1024 * 1024 }
+      local path = path_of(completed_task(emu).video_url)
+      local big = connect(emu.url)
+      send_request(big, "GET", path)
+      local line = assert(big:receive("*l"))
+      assert.matches(" 200 ", line)
+      local t0 = socket.gettime()
+      assert.are.equal(404, query(emu, "nothing").status)
+      assert.is_true(socket.gettime() - t0 < 1)
+      local length
+      repeat
+        local l = assert(big:receive("*l"))
+        length = length or tonumber(l:match("^Content%-Length: (%d+)"))
+      until l == ""
+      assert.are.equal(64 * 1024 * 1024, length)
+      local got = 0
+      while got < length do
+        local chunk, err, partial = big:receive(math.min(1024 * 1024, length - got))
+        chunk = chunk or partial
+        assert(err == nil or err == "timeout", err)
+        got = got + #chunk
+      end
+      big:close()
+      assert.are.equal(length, got)
+    end)
+
+    it("answers an expired or invalid token with the configured status", function()
+      local task = completed_task(emu)
+      local path = path_of(task.video_url)
+      assert.are.equal(200, request(emu, "HEAD", path).status)
+      emu:expire()
+      local res = request(emu, "GET", path)
+      assert.are.equal(410, res.status)
+      assert.is_table(res.json.error)
+      emu:config { expired_status = 403 }
+      assert.are.equal(403, request(emu, "GET", path).status)
+      assert.are.equal(403, request(emu, "GET", (path:gsub("token=%w+", "token=bogus"))).status)
+      local fresh = query(emu, task.id).json
+      assert.are_not.equal(task.video_url, fresh.video_url)
+      assert.are.equal(200, request(emu, "GET", path_of(fresh.video_url)).status)
+    end)
+  end)
+
+  describe("faults", function()
+    it("answers with an injected status and Retry-After, once", function()
+      emu:fault { path = "/v1/result/", status = 429, headers = { ["Retry-After"] = "2" } }
+      local res = query(emu, "nothing")
+      assert.are.equal(429, res.status)
+      assert.are.equal("2", res.headers["retry-after"])
+      assert.is_table(res.json.error)
+      assert.are.equal(404, query(emu, "nothing").status)
+    end)
+
+    it("matches by method and path prefix, for the next count requests, first fault first", function()
+      emu:fault {
+        { method = "POST", status = 503, count = 2 },
+        { path = "/v1/result/", status = 502 },
+        { path = "/v1/result/", status = 500 },
+      }
+      assert.are.equal(502, query(emu, "x").status)
+      assert.are.equal(503, create(emu, { model = "videos", prompt = "a", duration = 5 }).status)
+      assert.are.equal(500, query(emu, "x").status)
+      assert.are.equal(503, create(emu, { model = "videos", prompt = "a", duration = 5 }).status)
+      assert.are.equal(404, query(emu, "x").status)
+      assert.are.equal(200, create(emu, { model = "videos", prompt = "a", duration = 5 }).status)
+    end)
+
+    it("delays one answer without holding up a concurrent request", function()
+      emu:fault { path = "/v1/result/slow", delay = 1 }
+      local t0 = socket.gettime()
+      local slow = connect(emu.url)
+      send_request(slow, "GET", "/v1/result/slow", { headers = { Authorization = "Bearer " .. emu.key } })
+      socket.sleep(0.05)
+      assert.are.equal(404, query(emu, "fast").status)
+      assert.is_true(socket.gettime() - t0 < 0.5)
+      local res = read_response(slow)
+      slow:close()
+      assert.are.equal(404, res.status)
+      assert.is_true(socket.gettime() - t0 >= 1)
+    end)
+
+    it("drops the connection without any answer", function()
+      emu:fault { path = "/v1/result/", drop = true }
+      local res, err = query(emu, "x")
+      assert.is_nil(res)
+      assert.are.equal("closed", err)
+      assert.are.equal(1, #emu:requests())
+    end)
+
+    it("cuts a download after drop_after_bytes, having announced the full length", function()
+      local path = path_of(completed_task(emu).video_url)
+      emu:fault { path = "/videos/", drop_after_bytes = 1000 }
+      local res = request(emu, "GET", path)
+      assert.are.equal(200, res.status)
+      assert.are.equal(tostring(#SAMPLE), res.headers["content-length"])
+      assert.are.equal("closed", res.err)
+      assert.are.equal(1000, #res.body)
+      assert.is_true(res.body == SAMPLE:sub(1, 1000))
+    end)
+
+    it("answers a raw body with 200 when no status is given", function()
+      emu:fault { path = "/v1/result/", body = '{"id": "trunc' }
+      local res = query(emu, "x")
+      assert.are.equal(200, res.status)
+      assert.are.equal('{"id": "trunc', res.body)
+      emu:fault { path = "/v1/result/", status = 502, body = "<html>Bad Gateway</html>" }
+      res = query(emu, "x")
+      assert.are.equal(502, res.status)
+      assert.are.equal("<html>Bad Gateway</html>", res.body)
+      assert.matches("^text/html", res.headers["content-type"])
+    end)
+
+    it("with after, creates the task for real and then answers with the fault", function()
+      local before = #emu:tasks()
+      emu:fault { method = "POST", after = true, status = 500 }
+      local res = create(emu, { model = "videos", prompt = "a cat", duration = 5 })
+      assert.are.equal(500, res.status)
+      assert.are.equal(before + 1, #emu:tasks())
+      emu:fault { method = "POST", after = true, drop = true }
+      assert.is_nil(create(emu, { model = "videos", prompt = "a cat", duration = 5 }))
+      assert.are.equal(before + 2, #emu:tasks())
+    end)
+
+    it("without after, creates nothing when it answers with the fault", function()
+      local before = #emu:tasks()
+      emu:fault { method = "POST", status = 500 }
+      assert.are.equal(500, create(emu, { model = "videos", prompt = "a cat", duration = 5 }).status)
+      assert.are.equal(before, #emu:tasks())
+    end)
+
+    it("never touches the control endpoints, and can be cleared", function()
+      emu:fault { status = 500, count = 5 }
+      assert.are.same({}, emu:requests())
+      emu:clear_faults()
+      assert.are.equal(404, query(emu, "x").status)
+    end)
+
+    it("refuses a fault with an unknown field", function()
+      assert.has_error(function() emu:fault { stauts = 500 } end)
+    end)
+  end)
+
+  describe("the request log", function()
+    it("records method, raw path, lowercased headers and body of each request, in order", function()
+      request(emu, "POST", "/v1/videos/videos?x=1", { key = emu.key, body = '{"model":"videos"}',
+        headers = { ["X-Trace"] = "abc" } })
+      query(emu, "video%2Fx")
+      local log = emu:requests()
+      assert.are.equal(2, #log)
+      assert.are.equal("POST", log[1].method)
+      assert.are.equal("/v1/videos/videos?x=1", log[1].path)
+      assert.are.equal("abc", log[1].headers["x-trace"])
+      assert.are.equal("Bearer " .. emu.key, log[1].headers.authorization)
+      assert.are.equal('{"model":"videos"}', log[1].body)
+      assert.are.equal("GET", log[2].method)
+      assert.are.equal("/v1/result/video%2Fx", log[2].path)
+      assert.are.equal("", log[2].body)
+    end)
+
+    it("shows the headers a video download arrived with", function()
+      local path = path_of(completed_task(emu).video_url)
+      emu:clear()
+      request(emu, "GET", path, { headers = { ["User-Agent"] = "probe" } })
+      local log = emu:requests()
+      assert.are.equal(path, log[1].path)
+      assert.are.equal("probe", log[1].headers["user-agent"])
+      assert.is_nil(log[1].headers.authorization)
+    end)
+
+    it("is emptied by clear", function()
+      query(emu, "x")
+      emu:clear()
+      assert.are.same({}, emu:requests())
+    end)
+  end)
+
+  describe("HTTP", function()
+    it("serves 20 keep-alive connections at once", function()
+      local socks = {}
+      for i = 1, 20 do socks[i] = connect(emu.url) end
+      for round = 1, 3 do
+        for i, sock in ipairs(socks) do
+          send_request(sock, "GET", "/v1/result/r" .. round .. "c" .. i,
+            { headers = { Authorization = "Bearer " .. emu.key } })
+        end
+        for i = #socks, 1, -1 do
+          local res = assert(read_response(socks[i]))
+          assert.are.equal(404, res.status)
+          assert.is_nil(res.headers.connection)
+        end
+      end
+      for _, sock in ipairs(socks) do sock:close() end
+      assert.are.equal(60, #emu:requests())
+    end)
+
+    it("closes the connection after answering when asked to", function()
+      local sock = connect(emu.url)
+      send_request(sock, "GET", "/v1/result/x", { headers = { Connection = "close" } })
+      local res = read_response(sock)
+      assert.are.equal(401, res.status)
+      assert.are.equal("close", res.headers.connection)
+      local data, err = sock:receive(1)
+      assert.is_nil(data)
+      assert.are.equal("closed", err)
+      sock:close()
+    end)
+
+    it("answers a malformed request with 400 and keeps serving", function()
+      local sock = connect(emu.url)
+      assert(sock:send("NONSENSE\r\n\r\n"))
+      local res = read_response(sock)
+      sock:close()
+      assert.are.equal(400, res.status)
+      assert.are.equal(404, query(emu, "x").status)
+    end)
+
+    it("refuses a body over 1 MB with 413", function()
+      local res = request(emu, "POST", "/v1/videos/videos",
+        { key = emu.key, body = string.rep("x", 1024 * 1024 + 1) })
+      assert.are.equal(413, res.status)
+    end)
+
+    it("answers 100 Continue before reading a body the client holds back", function()
+      local sock = connect(emu.url)
+      local body = cjson.encode { model = "videos", prompt = "a cat", duration = 5 }
+      assert(sock:send("POST /v1/videos/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " .. emu.key
+        .. "\r\nExpect: 100-continue\r\nContent-Length: " .. #body .. "\r\n\r\n"))
+      assert.are.equal("HTTP/1.1 100 Continue", sock:receive("*l"))
+      assert.are.equal("", sock:receive("*l"))
+      assert(sock:send(body))
+      local res = read_response(sock)
+      sock:close()
+      assert.are.equal(200, res.status)
+    end)
+
+    it("accepts a chunked request body", function()
+      local sock = connect(emu.url)
+      local body = cjson.encode { model = "videos", prompt = "a cat", duration = 5 }
+      local a, b = body:sub(1, 10), body:sub(11)
+      assert(sock:send("POST /v1/videos/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " .. emu.key
+        .. "\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .. ("%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n"):format(#a, a, #b, b)))
+      local res = read_response(sock)
+      sock:close()
+      assert.are.equal(200, res.status)
+      assert.are.equal(body, emu:requests()[1].body)
+    end)
+
+    it("answers 404 to an unknown path", function()
+      assert.are.equal(404, request(emu, "GET", "/nowhere").status)
+      assert.are.equal(404, request(emu, "GET", "/v1/nowhere", { key = emu.key }).status)
+    end)
+  end)
+
+  describe("the config", function()
+    it("merges what it is given and returns the whole", function()
+      local cfg = emu:config { processing = 0.5, video_size = 123456 }
+      assert.are.equal(0.5, cfg.processing)
+      assert.are.equal(123456, cfg.video_size)
+      assert.are.equal(0.1, cfg.queued)
+      assert.are.equal(410, cfg.expired_status)
+      cfg = emu:config { video_size = cjson.null }
+      assert.are.equal(cjson.null, cfg.video_size)
+    end)
+
+    it("refuses an unknown field or a bad value", function()
+      assert.has_error(function() emu:config { queud = 1 } end)
+      assert.has_error(function() emu:config { expired_status = 500 } end)
+      assert.has_error(function() emu:config { outcome = "maybe" } end)
+    end)
+  end)
+end)
+
+describe("the test helper", function()
+  it("starts an emulator with the given key and stops it idempotently", function()
+    local emu = helper.emulator { key = "other key" }
+    assert.are.equal(200, create(emu, { model = "videos", prompt = "x", duration = 5 }).status)
+    emu:stop()
+    emu:stop()
+    assert.is_nil((socket.connect(emu.url:match("//([^:]+):(%d+)"))))
+  end)
+
+  it("makes temporary directories and removes them on cleanup", function()
+    local dir = helper.tmpdir()
+    local f = assert(io.open(dir .. "/x", "w"))
+    f:write("hello")
+    f:close()
+    assert.are.equal("hello", helper.read_file(dir .. "/x"))
+    helper.cleanup()
+    assert.is_nil(helper.read_file(dir .. "/x"))
+  end)
+end)
