@@ -20,8 +20,14 @@ BUSTED    := $(LUA) /usr/bin/busted
 export LUA_PATH  := lua/?.lua;lua/?/init.lua;./?.lua;;
 export LUA_CPATH := build/?.so;;
 
+TEST_BIN  := build/test_core
+
 .PHONY: all deps test check lint demo clean
-all: $(SO)
+all: $(SO) $(TEST_BIN)
+
+# The core alone, without Lua: its C tests link only libcurl.
+$(TEST_BIN): csrc/test/test_core.c $(filter-out build/obj/lsv_core.o,$(OBJ))
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm
 
 build/obj/%.o: csrc/%.c csrc/sv_core.h | deps-checked
 	@mkdir -p $(dir $@)
@@ -29,7 +35,7 @@ build/obj/%.o: csrc/%.c csrc/sv_core.h | deps-checked
 
 $(SO): $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $(OBJ) $(CURL_LIBS)
+	$(CC) -shared -o $@ $(OBJ) $(CURL_LIBS) -lm
 
 # Install what is missing (once), so a fresh Debian machine needs nothing else.
 deps:
@@ -41,7 +47,7 @@ deps-checked:
 lint:
 	luacheck -q lua bin spec
 
-test: deps $(SO) lint
+test: deps $(SO) $(TEST_BIN) lint
 	$(BUSTED) $(BUSTED_ARGS)
 
 demo: deps $(SO)
