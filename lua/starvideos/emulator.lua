@@ -82,7 +82,8 @@ options:
 
 control API (no auth, JSON): GET|DELETE /_emulator/requests, GET|POST /_emulator/config,
 GET|POST|DELETE /_emulator/faults, POST /_emulator/expire, GET /_emulator/tasks,
-POST /_emulator/reset.
+POST /_emulator/reset. Each logged request carries `connection`, the number of its TCP
+connection (keep-alive reuse shows as repeated numbers).
 ]]
 
 ---------------------------------------------------------------------------
@@ -852,8 +853,9 @@ function Server:serve(conn, req)
     return keep
   end
 
+  -- `connection` numbers the TCP connection, so tests can see keep-alive reuse
   self.requests[#self.requests + 1] = {
-    method = req.method, path = req.target, headers = req.headers, body = req.body }
+    method = req.method, path = req.target, headers = req.headers, body = req.body, connection = conn.id }
   local t0 = gettime()
   local f = self:take_fault(req)
   local res
@@ -925,7 +927,8 @@ function Server:accept()
     if not sock then return end
     sock:settimeout(0)
     sock:setoption("tcp-nodelay", true)
-    local conn = { sock = sock, buf = "" }
+    self.connections = (self.connections or 0) + 1
+    local conn = { sock = sock, buf = "", id = self.connections }
     conn.co = co_create(function() self:connection(conn) end)
     self.conns[conn] = true
     self:resume(conn)

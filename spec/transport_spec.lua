@@ -1,0 +1,152 @@
+-- The HTTP layer as a user meets it: keep-alive reuse, max_connections, request
+-- and connect timeouts, events, the key kept out of Lua-visible state.
+local helper = require "spec.helper"
+local socket = require "socket"
+local starvideos = require "starvideos"
+
+local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
+
+local function distinct(list, field)
+  local seen, n = {}, 0
+  for _, r in ipairs(list) do
+    if not seen[r[field]] then seen[r[field]], n = true, n + 1 end
+  end
+  return n
+end
+
+describe("the transport", function()
+  local emu
+  setup(function() emu = helper.emulator { queued = 0.1, processing = 0.1 } end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local function client(opts)
+    opts = opts or {}
+    opts.api_key, opts.base_url = opts.api_key or emu.key, emu.url
+    opts.retry_backoff = opts.retry_backoff or 0.01
+    return starvideos.new(opts)
+  end
+
+  it("reuses one keep-alive connection across the calls of a client", function()
+    local c = client()
+    local task = assert(c:create(PARAMS))
+    for _ = 1, 4 do assert(c:query(task.id)) end
+    local log = emu:requests()
+    assert.equal(5, #log)
+    assert.equal(1, distinct(log, "connection"))
+  end)
+
+  it("opens separate connections for separate clients", function()
+    local a, b = client(), client()
+    local task = assert(a:create(PARAMS))
+    assert(b:query(task.id))
+    assert.equal(2, distinct(emu:requests(), "connection"))
+  end)
+
+  it("never has more than max_connections open while polling many tasks", function()
+    local c = client { max_connections = 2, requests_per_second = 1000 }
+    local ids = {}
+    for i = 1, 8 do ids[i] = assert(c:create(PARAMS)).id end
+    emu:reset()
+    -- slow answers, so that without the limit the polls would overlap on many connections
+    emu:fault { path = "/v1/result/", delay = 0.2, count = 8 }
+    local res = c:wait_all(ids, { interval = 0.05, timeout = 20 })
+    for i = 1, 8 do assert.equal("completed", res[i].task.status) end
+    local n = distinct(emu:requests(), "connection")
+    assert.is_true(n <= 2, "connections used: " .. n)
+  end)
+
+  it("does open several connections at once when max_connections allows it", function()
+    local c = client { max_connections = 8, requests_per_second = 1000 }
+    local ids = {}
+    for i = 1, 8 do ids[i] = assert(c:create(PARAMS)).id end
+    emu:reset()
+    emu:fault { path = "/v1/result/", delay = 0.2, count = 8 }
+    assert(c:wait_all(ids, { interval = 0.05, timeout = 20 }))
+    assert.is_true(distinct(emu:requests(), "connection") > 2)
+  end)
+
+  it("ends a request that exceeds its timeout with kind timeout", function()
+    local c = client { timeout = 0.3, max_retries = 0 }
+    local task = assert(c:create(PARAMS))
+    emu:fault { path = "/v1/result/", delay = 2 }
+    local t0 = socket.gettime()
+    local got, err = c:query(task.id)
+    assert.is_nil(got)
+    assert.equal("timeout", err.kind)
+    assert.equal(task.id, err.id)
+    assert.is_true(socket.gettime() - t0 < 1.5)
+  end)
+
+  it("gives up connecting after connect_timeout, and resends a create that never connected", function()
+    -- a listener whose accept queue is full: the connection attempt hangs
+    local srv = assert(socket.bind("127.0.0.1", 0, 1))
+    local _, port = srv:getsockname()
+    local fill = {}
+    for i = 1, 4 do
+      fill[i] = socket.tcp()
+      fill[i]:settimeout(0)
+      fill[i]:connect("127.0.0.1", port)
+    end
+    local events = {}
+    local c = starvideos.new { api_key = "k", base_url = "http://127.0.0.1:" .. port, connect_timeout = 0.3,
+      max_retries = 1, retry_backoff = 0.01, on_event = function(e) events[#events + 1] = e end }
+    local t0 = socket.gettime()
+    local task, err = c:create(PARAMS)
+    local elapsed = socket.gettime() - t0
+    for _, s in ipairs(fill) do s:close() end
+    srv:close()
+    assert.is_nil(task)
+    assert.equal("timeout", err.kind)
+    assert.is_nil(err.maybe_created)
+    local requests = 0
+    for _, e in ipairs(events) do if e.type == "request" then requests = requests + 1 end end
+    assert.equal(2, requests)
+    assert.is_true(elapsed < 3, "took " .. elapsed)
+  end)
+
+  it("reports request, response and retry events without the key", function()
+    local events = {}
+    local c = client { api_key = "sk-VERY-SECRET-1", max_retries = 1,
+      on_event = function(e) events[#events + 1] = e end }
+    emu:fault { path = "/v1/videos/videos", status = 429, headers = { ["Retry-After"] = "0" },
+      body = '{"error":"sk-VERY-SECRET-1 is rate limited"}' }
+    local _, err = c:create(PARAMS)
+    -- the emulator refuses the key (it expects its own), so the last answer is auth
+    assert.equal("auth", err.kind)
+    local kinds = {}
+    for _, e in ipairs(events) do
+      kinds[#kinds + 1] = e.type
+      for _, v in pairs(e) do
+        assert.is_falsy(tostring(v):find("VERY-SECRET", 1, true), "key in event " .. e.type)
+      end
+    end
+    assert.same({ "request", "response", "retry", "request", "response" }, kinds)
+    assert.is_falsy(tostring(err):find("VERY-SECRET", 1, true))
+  end)
+
+  it("keeps the key out of the client table", function()
+    local c = client { api_key = "sk-VERY-SECRET-2" }
+    for k, v in pairs(c) do
+      assert.is_falsy(tostring(v):find("VERY-SECRET", 1, true), "key under " .. tostring(k))
+    end
+    assert.is_falsy(tostring(c):find("VERY-SECRET", 1, true))
+  end)
+
+  it("refuses bad options with an error naming the option", function()
+    assert.has_error(function() starvideos.new { timout = 3 } end,
+      "bad option to 'new': unknown option 'timout'")
+    assert.has_error(function() starvideos.new { timeout = "3" } end)
+    assert.has_error(function() starvideos.new { base_url = "ftp://x" } end)
+    assert.has_error(function() starvideos.new { max_connections = 0 } end)
+  end)
+
+  it("answers calls without a key with kind auth, sending nothing", function()
+    local c = starvideos.new { api_key = "", base_url = emu.url }
+    local _, err = c:create(PARAMS)
+    assert.equal("auth", err.kind)
+    _, err = c:query("video_1")
+    assert.equal("auth", err.kind)
+    assert.same({}, emu:requests())
+  end)
+end)
