@@ -17,8 +17,15 @@ function J.append(path, rec)
   rec.time = rec.time or os_time()
   local line, jerr = cjson.encode(rec)
   if not line then return nil, "cannot encode a journal line: " .. tostring(jerr) end
-  local f, err = io_open(path, "a")
+  local f, err = io_open(path, "a+")
   if not f then return nil, "cannot open the journal: " .. tostring(err) end
+  -- after a crash mid-write the last line is torn: end it, so that this record
+  -- starts a line of its own instead of being glued to the broken one
+  local size = f:seek("end")
+  if size and size > 0 then
+    f:seek("end", -1)
+    if f:read(1) ~= "\n" then line = "\n" .. line end
+  end
   local ok, werr = f:write(line, "\n")
   if ok then ok, werr = f:flush() end
   f:close()
