@@ -205,19 +205,32 @@ static int to_params(lua_State *L, int idx, sv_params *p, sv_error *err) {
 
 /* ------------------------------------------------- JSON text -> table */
 
-static void strip_nulls(lua_State *L, int idx, int depth) {
+/* JSON null becomes nil; a whole number becomes a Lua integer (lua-cjson decodes
+   every number as a float, and 5.0 would print as "5.0"). */
+static void clean(lua_State *L, int idx, int depth) {
   idx = lua_absindex(L, idx);
   if (depth > 100) return;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
+    int t = lua_type(L, -1);
+    if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
       lua_pop(L, 1);
       lua_pushvalue(L, -1);
       lua_pushnil(L);
       lua_rawset(L, idx); /* clearing a field during traversal is allowed */
       continue;
     }
-    if (lua_type(L, -1) == LUA_TTABLE) strip_nulls(L, -1, depth + 1);
+    if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+      lua_Number n = lua_tonumber(L, -1);
+      if (n == floor(n) && fabs(n) < 9007199254740992.0) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushinteger(L, (lua_Integer)n);
+        lua_rawset(L, idx); /* assigning an existing field during traversal is allowed */
+        continue;
+      }
+    }
+    if (t == LUA_TTABLE) clean(L, -1, depth + 1);
     lua_pop(L, 1);
   }
 }
@@ -238,7 +251,7 @@ static int decode(lua_State *L, const char *body, size_t len) {
     return fail_with(L, &e);
   }
   lua_pop(L, 1);
-  strip_nulls(L, -1, 0);
+  clean(L, -1, 0);
   return 1;
 }
 

@@ -1,0 +1,633 @@
+-- The command line, run as a child process against the local emulator: exit
+-- codes, what reached the server, the files on disk and what a person sees.
+
+local cjson = require "cjson.safe"
+local helper = require "spec.helper"
+
+local BIN = helper.root .. "/bin/starvideos"
+local SAMPLE = helper.root .. "/lua/starvideos/emulator/sample.mp4"
+local KEY = "sk-cli-spec-7f3a9c2e" -- distinctive: no output may ever contain it
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function lines(text)
+  local list = {}
+  for l in (text or ""):gmatch("[^\n]+") do list[#list + 1] = l end
+  return list
+end
+
+-- run(args, env, opts) -> { out =, err =, code = }.  env: variables to set (the
+-- caller's STARVIDEOS_* are always cleared first); opts.stdin: text for stdin;
+-- opts.tty: run under script(1), so that stdout is a terminal (err is then merged).
+local function run(args, env, opts)
+  opts = opts or {}
+  local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
+  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
+  parts[#parts + 1] = "lua5.4"
+  parts[#parts + 1] = q(BIN)
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  local cmd = table.concat(parts, " ")
+  local errfile = os.tmpname()
+  local infile
+  if opts.stdin then
+    infile = os.tmpname()
+    local f = assert(io.open(infile, "w"))
+    f:write(opts.stdin)
+    f:close()
+  end
+  if opts.tty then
+    cmd = "script -qec " .. q(cmd) .. " /dev/null"
+  end
+  cmd = cmd .. " <" .. q(infile or "/dev/null") .. " 2>" .. q(errfile)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  local err = helper.read_file(errfile) or ""
+  os.remove(errfile)
+  if infile then os.remove(infile) end
+  -- key hygiene, for every single run
+  assert(not out:find(KEY, 1, true), "the API key appeared on stdout of: " .. cmd)
+  assert(not err:find(KEY, 1, true), "the API key appeared on stderr of: " .. cmd)
+  return { out = out, err = err, code = code }
+end
+
+local function has_script()
+  local p = io.popen("command -v script")
+  local found = p:read("a")
+  p:close()
+  return found ~= ""
+end
+
+describe("the starvideos command line", function()
+  local emu
+
+  local function env(extra)
+    local e = { STARVIDEOS_API_KEY = KEY, STARVIDEOS_BASE_URL = emu.url }
+    for k, v in pairs(extra or {}) do e[k] = v end
+    return e
+  end
+
+  local function posts()
+    local list = {}
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "POST" then list[#list + 1] = r end
+    end
+    return list
+  end
+
+  -- A task created through the command line: its decoded JSON.
+  local function create(extra_args, e)
+    local args = { "create", "--model", "videos", "--prompt", "a cat surfing", "--duration", "5", "--json" }
+    for _, a in ipairs(extra_args or {}) do args[#args + 1] = a end
+    local r = run(args, e or env())
+    assert.equals(0, r.code, r.err)
+    local task = assert(cjson.decode(r.out), r.out)
+    assert.is_string(task.id)
+    return task
+  end
+
+  local function completed(extra_args)
+    local task = create(extra_args)
+    local r = run({ "wait", task.id, "--interval", "0.1" }, env())
+    assert.equals(0, r.code, r.err)
+    return task
+  end
+
+  lazy_setup(function()
+    emu = helper.emulator { key = KEY, queued = 0.2, processing = 0.2 }
+  end)
+
+  lazy_teardown(function()
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  before_each(function()
+    emu:reset()
+  end)
+
+  describe("help", function()
+    it("lists every command at the top level and exits 0", function()
+      for _, flag in ipairs { "--help", "-h", "help" } do
+        local r = run { flag }
+        assert.equals(0, r.code)
+        for _, cmd in ipairs { "create", "status", "wait", "download", "generate", "models", "validate",
+          "resume", "emulator" } do
+          assert.matches("\n  " .. cmd .. " ", r.out, 1, true)
+        end
+        assert.matches("STARVIDEOS_API_KEY", r.out, 1, true)
+      end
+    end)
+
+    it("shows every subcommand's flags with --help and -h, and exits 0", function()
+      local request = { "--model", "--prompt", "--duration", "--ratio", "--resolution", "--first-image",
+        "--last-image", "--ref-image", "--ref-video", "--ref-audio" }
+      local client = { "--base-url", "--api-key-file", "--json" }
+      local function join(...)
+        local all = {}
+        for _, list in ipairs { ... } do
+          for _, v in ipairs(list) do all[#all + 1] = v end
+        end
+        return all
+      end
+      local expect = {
+        create = join(request, client, { "--journal" }),
+        status = join(client, { "ID" }),
+        wait = join(client, { "ID", "--interval", "--timeout" }),
+        download = join(client, { "ID", "PATH" }),
+        generate = join(request, client, { "--out", "--interval", "--timeout", "--journal" }),
+        models = { "--json" },
+        validate = join(request, { "--json" }),
+        resume = join(client, { "--journal", "--dir", "--interval", "--timeout" }),
+      }
+      for cmd, flags in pairs(expect) do
+        for _, h in ipairs { "--help", "-h" } do
+          local r = run { cmd, h }
+          assert.equals(0, r.code, cmd .. " " .. h)
+          assert.equals("", r.err)
+          assert.matches("usage: starvideos " .. cmd, r.out, 1, true)
+          for _, f in ipairs(flags) do
+            assert.matches(f, r.out, 1, true)
+          end
+        end
+      end
+      local r = run { "help", "wait" }
+      assert.equals(0, r.code)
+      assert.matches("usage: starvideos wait ID", r.out, 1, true)
+    end)
+
+    it("shows help even with other, wrong arguments around it", function()
+      local r = run { "create", "--duration", "abc", "--help" }
+      assert.equals(0, r.code)
+      assert.matches("usage: starvideos create", r.out, 1, true)
+    end)
+
+    it("dispatches the emulator", function()
+      local r = run { "emulator", "--help" }
+      assert.equals(0, r.code)
+      assert.matches("usage: starvideos emulator", r.out, 1, true)
+    end)
+  end)
+
+  describe("bad usage", function()
+    -- One clear line, then the hint; nothing on stdout; exit 2; no request.
+    local function usage(args, first_line, e)
+      local r = run(args, e or env())
+      assert.equals(2, r.code, r.err)
+      assert.equals("", r.out)
+      local l = lines(r.err)
+      assert.equals(2, #l, r.err)
+      if first_line then assert.equals(first_line, l[1]) end
+      assert.matches("^Run 'starvideos.* %-%-help' for usage%.$", l[2])
+      return l[1]
+    end
+
+    it("refuses an unknown command", function()
+      usage({ "frobnicate" }, 'starvideos: unknown command "frobnicate"')
+      assert.same({}, emu:requests())
+    end)
+
+    it("refuses an unknown flag, naming it", function()
+      usage({ "create", "--colour", "red" }, "starvideos create: unknown option --colour")
+      usage({ "status", "x", "--colour=red" }, "starvideos status: unknown option --colour")
+      usage({ "models", "--out", "x" }, "starvideos models: unknown option --out")
+      assert.same({}, emu:requests())
+    end)
+
+    it("refuses a non-number where a number is expected, in both flag forms", function()
+      usage({ "create", "--duration", "abc" }, 'starvideos create: --duration expects a number, got "abc"')
+      usage({ "create", "--duration=abc" }, 'starvideos create: --duration expects a number, got "abc"')
+      usage({ "generate", "--duration", "5.5" }, 'starvideos generate: --duration expects a whole number, got "5.5"')
+      usage({ "wait", "x", "--interval", "soon" }, 'starvideos wait: --interval expects a number, got "soon"')
+      usage({ "wait", "x", "--timeout", "0" }, 'starvideos wait: --timeout expects a number of seconds > 0, got "0"')
+      assert.same({}, emu:requests())
+    end)
+
+    it("refuses missing arguments and values", function()
+      usage({ "status" }, "starvideos status: missing ID")
+      usage({ "download", "x" }, "starvideos download: missing PATH")
+      usage({ "wait", "x", "--interval" }, "starvideos wait: --interval expects a value (S)")
+      usage({ "status", "a", "b" }, "starvideos status: expects 1 argument (ID), got 2")
+      usage({ "resume", "--dir", "." }, "starvideos resume: --journal PATH is required")
+      usage({ "models", "--json=yes" }, "starvideos models: --json takes no value")
+      assert.same({}, emu:requests())
+    end)
+
+    it("refuses a missing API key with one clear line, before any request", function()
+      local e = { STARVIDEOS_BASE_URL = emu.url }
+      local dir = helper.tmpdir()
+      local journal = dir .. "/j.jsonl"
+      assert(io.open(journal, "w")):close()
+      for _, args in ipairs {
+        { "create", "--model", "videos", "--prompt", "a cat", "--duration", "5" },
+        { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--out", dir .. "/x.mp4" },
+        { "status", "video_1" }, { "wait", "video_1" }, { "download", "video_1", dir .. "/x.mp4" },
+        { "resume", "--journal", journal, "--dir", dir },
+      } do
+        local line = usage(args, nil, e)
+        assert.matches("^starvideos " .. args[1] .. ": no API key: set STARVIDEOS_API_KEY or use "
+          .. "%-%-api%-key%-file PATH$", line)
+      end
+      assert.same({}, emu:requests())
+    end)
+
+    it("never takes the key from an argument, nor echoes it", function()
+      local line = usage({ "status", "x", "--api-key=" .. KEY .. "-typed" }, nil, { STARVIDEOS_BASE_URL = emu.url })
+      assert.matches("--api-key is not accepted", line, 1, true)
+      assert.not_matches(KEY, line, 1, true)
+      assert.same({}, emu:requests())
+    end)
+
+    it("refuses a base URL that is not http(s)", function()
+      usage({ "status", "x", "--base-url", "ftp://example.com" },
+        'starvideos status: --base-url expects an http(s) URL, got "ftp://example.com"')
+    end)
+  end)
+
+  describe("invalid parameters", function()
+    it("exit 2 naming the field, and nothing is sent", function()
+      local cases = {
+        { { "--model", "videos", "--prompt", "a cat", "--duration", "99" }, "--duration: expected" },
+        { { "--model", "videos", "--prompt", "a cat", "--duration", "5", "--ref-image", "./cat.png" },
+          '--ref-image #1: expected an http(s) URL, got "./cat.png"' },
+        { { "--model", "videos", "--prompt", "a cat", "--duration", "5", "--first-image", "https://x/a.png" },
+          "--last-image: required together with first_image" },
+        { { "--model", "nope", "--prompt", "a cat", "--duration", "5" }, "--model: expected" },
+        { { "--model", "starvideos_o3", "--prompt", "a cat", "--resolution", "720p" }, "resolution" },
+      }
+      for _, cmd in ipairs { "create", "generate" } do
+        for _, c in ipairs(cases) do
+          local args = { cmd }
+          for _, a in ipairs(c[1]) do args[#args + 1] = a end
+          local r = run(args, env())
+          assert.equals(2, r.code, r.err)
+          assert.equals("", r.out)
+          assert.matches("^starvideos " .. cmd .. ": ", r.err)
+          assert.matches(c[2], lines(r.err)[1], 1, true)
+        end
+      end
+      assert.same({}, emu:requests())
+    end)
+  end)
+
+  describe("validate", function()
+    it("accepts a valid request without a key or the network", function()
+      local r = run({ "validate", "--model", "videos", "--prompt", "a cat", "--duration", "5",
+        "--ref-image", "https://x/1.png" }, { STARVIDEOS_BASE_URL = emu.url })
+      assert.equals(0, r.code, r.err)
+      assert.matches("valid", r.out)
+      r = run({ "validate", "--model", "videos_fast", "--prompt", "a cat", "--duration", "4", "--json" })
+      assert.equals(0, r.code, r.err)
+      assert.same({ ok = true }, cjson.decode(r.out))
+      assert.same({}, emu:requests())
+    end)
+
+    it("refuses an invalid request with exit 2, naming the field", function()
+      local r = run { "validate", "--model", "videos", "--prompt", "a cat", "--duration", "99" }
+      assert.equals(2, r.code)
+      assert.matches("^starvideos validate: %-%-duration: expected", r.err)
+      r = run { "validate", "--model", "videos_fast", "--prompt", "a cat", "--duration", "5", "--json",
+        "--ref-image", "https://x/1", "--ref-image", "https://x/2", "--ref-image", "https://x/3",
+        "--ref-image", "https://x/4", "--ref-image", "https://x/5" }
+      assert.equals(2, r.code)
+      local res = assert(cjson.decode(r.out), r.out)
+      assert.is_false(res.ok)
+      assert.equals("invalid_request", res.error.kind)
+      assert.equals("referenceImages", res.error.field)
+    end)
+  end)
+
+  describe("models", function()
+    it("--json lists the five models", function()
+      local r = run { "models", "--json" }
+      assert.equals(0, r.code, r.err)
+      local models = assert(cjson.decode(r.out), r.out)
+      local names = {}
+      for name, m in pairs(models) do
+        names[#names + 1] = name
+        assert.equals(name, m.name)
+        assert.is_table(m.ratios)
+        assert.is_table(m.duration)
+      end
+      table.sort(names)
+      assert.same({ "starvideos_o3", "videos", "videos_fast", "videos_stable", "videos_stable_fast" }, names)
+      assert.matches('"resolutions": []', r.out, 1, true) -- an empty list stays a list
+      assert.equals(3, models.starvideos_o3.duration.min)
+      assert.equals(1500, models.videos_fast.prompt_max)
+    end)
+
+    it("prints a readable table without --json", function()
+      local r = run { "models" }
+      assert.equals(0, r.code)
+      for _, name in ipairs { "starvideos_o3", "videos", "videos_fast", "videos_stable", "videos_stable_fast" } do
+        assert.matches("\n?" .. name .. "  %(POST ", r.out)
+      end
+      assert.matches("duration    4-15 s, required", r.out, 1, true)
+    end)
+  end)
+
+  describe("create", function()
+    it("--json returns a task the server knows, after sending the right body", function()
+      local task = create { "--ratio", "9:16", "--ref-image", "https://x/3.png", "--ref-image=https://x/1.png",
+        "--ref-image", "https://x/2.png", "--ref-video", "https://x/v.mp4" }
+      assert.equals("queued", task.status)
+      local known = {}
+      for _, t in ipairs(emu:tasks()) do known[t.id] = t end
+      assert.is_table(known[task.id])
+      local sent = posts()
+      assert.equals(1, #sent)
+      assert.equals("/v1/videos/videos", sent[1].path)
+      assert.equals("Bearer " .. KEY, sent[1].headers.authorization)
+      assert.same({ model = "videos", prompt = "a cat surfing", duration = 5, ratio = "9:16",
+        referenceImages = { "https://x/3.png", "https://x/1.png", "https://x/2.png" },
+        referenceVideos = { "https://x/v.mp4" } }, cjson.decode(sent[1].body))
+    end)
+
+    it("sends frame mode to the O3 endpoint", function()
+      run({ "create", "--model", "starvideos_o3", "--prompt", "a dog", "--first-image", "https://x/a.png",
+        "--last-image", "https://x/b.png" }, env())
+      local sent = posts()
+      assert.equals(1, #sent)
+      assert.equals("/v1/starvideos/videos", sent[1].path)
+      assert.same({ model = "starvideos_o3", prompt = "a dog", first_image = "https://x/a.png",
+        last_image = "https://x/b.png" }, cjson.decode(sent[1].body))
+    end)
+
+    it("prints the id and the status for a person", function()
+      local r = run({ "create", "--model", "videos", "--prompt", "a cat", "--duration", "5" }, env())
+      assert.equals(0, r.code, r.err)
+      assert.matches("^id: +video_%S+\n", r.out)
+      assert.matches("\nstatus: +queued\n", r.out)
+    end)
+
+    it("records the task in --journal", function()
+      local journal = helper.tmpdir() .. "/tasks.jsonl"
+      local task = create { "--journal", journal }
+      local rec = cjson.decode(lines(helper.read_file(journal))[1])
+      assert.equals("created", rec.event)
+      assert.equals(task.id, rec.id)
+    end)
+
+    it("reports an API error with exit 1", function()
+      emu:fault { status = 500, path = "/v1/videos/videos" }
+      local r = run({ "create", "--model", "videos", "--prompt", "a cat", "--duration", "5" }, env())
+      assert.equals(1, r.code)
+      assert.matches("^starvideos create: server: ", r.err)
+    end)
+  end)
+
+  describe("status", function()
+    it("prints id, status and, once completed, video_url", function()
+      local task = create()
+      local r = run({ "status", task.id }, env())
+      assert.equals(0, r.code, r.err)
+      assert.matches("^id: +" .. task.id .. "\n", r.out)
+      assert.matches("\nstatus: +queued\n", r.out)
+      run({ "wait", task.id, "--interval", "0.1" }, env())
+      r = run({ "status", task.id, "--json" }, env())
+      assert.equals(0, r.code, r.err)
+      local t = assert(cjson.decode(r.out))
+      assert.equals("completed", t.status)
+      assert.matches("^http://", t.video_url)
+      assert.not_matches("userdata", r.out)
+      r = run({ "status", task.id }, env())
+      assert.matches("\nvideo_url: +http://", r.out)
+    end)
+
+    it("exits 1 on an unknown task or a wrong key", function()
+      local r = run({ "status", "video_nope" }, env())
+      assert.equals(1, r.code)
+      assert.matches("^starvideos status: not_found: ", r.err)
+      r = run({ "status", "video_nope" }, env { STARVIDEOS_API_KEY = "wrong-key" })
+      assert.equals(1, r.code)
+      assert.matches("^starvideos status: auth: ", r.err)
+    end)
+  end)
+
+  describe("wait", function()
+    it("waits to completion with quiet plain lines off a terminal", function()
+      local task = create()
+      local r = run({ "wait", task.id, "--interval", "0.1", "--timeout", "20" }, env())
+      assert.equals(0, r.code, r.err)
+      assert.matches("^status: queued\n", r.out)
+      assert.matches("\nstatus: processing\n", r.out, 1, true)
+      assert.matches("\nvideo_url: +http://", r.out)
+      assert.not_matches("\r", r.out, 1, true)
+      r = run({ "wait", task.id, "--interval=0.1", "--json" }, env())
+      assert.equals(0, r.code, r.err)
+      assert.equals("completed", cjson.decode(r.out).status)
+    end)
+
+    it("exits 1 on a failed task, and --json still prints the task", function()
+      emu:config { outcome = "failed" }
+      local task = create()
+      local r = run({ "wait", task.id, "--interval", "0.1", "--json" }, env())
+      assert.equals(1, r.code)
+      assert.matches("^starvideos wait: task_failed: task " .. task.id .. " failed: ", r.err)
+      local t = assert(cjson.decode(r.out), r.out)
+      assert.equals(task.id, t.id)
+      assert.equals("failed", t.status)
+      r = run({ "status", task.id }, env())
+      assert.equals(1, r.code)
+      assert.matches("\nerror: +Reference image", r.out)
+    end)
+
+    it("exits 1 at --timeout, keeping the task id", function()
+      emu:config { queued = 30 }
+      local task = create()
+      local r = run({ "wait", task.id, "--interval", "0.1", "--timeout", "0.4", "--json" }, env())
+      assert.equals(1, r.code)
+      assert.matches("^starvideos wait: timeout: ", r.err)
+      assert.matches("starvideos wait " .. task.id, r.err, 1, true)
+      assert.equals(task.id, cjson.decode(r.out).id)
+    end)
+  end)
+
+  describe("download", function()
+    it("writes the video to PATH and says where", function()
+      local task = completed()
+      local path = helper.tmpdir() .. "/cat.mp4"
+      local r = run({ "download", task.id, path }, env())
+      assert.equals(0, r.code, r.err)
+      assert.equals(helper.read_file(SAMPLE), helper.read_file(path))
+      assert.is_nil(helper.read_file(path .. ".part"))
+      assert.equals("saved " .. path .. " (18.8 KB, " .. #helper.read_file(SAMPLE) .. " bytes)\n", r.out)
+    end)
+
+    it("names the file <id>.mp4 in a directory, and --json says where", function()
+      local task = completed()
+      local dir = helper.tmpdir()
+      local r = run({ "download", task.id, dir, "--json" }, env())
+      assert.equals(0, r.code, r.err)
+      local res = assert(cjson.decode(r.out))
+      assert.equals(dir .. "/" .. task.id .. ".mp4", res.path)
+      assert.equals(#helper.read_file(SAMPLE), res.bytes)
+      assert.equals(helper.read_file(SAMPLE), helper.read_file(res.path))
+    end)
+
+    it("exits 1 for a task that is not completed", function()
+      local task = create()
+      local path = helper.tmpdir() .. "/cat.mp4"
+      local r = run({ "download", task.id, path }, env())
+      assert.equals(1, r.code)
+      assert.matches("not completed", r.err, 1, true)
+      assert.is_nil(helper.read_file(path))
+    end)
+  end)
+
+  describe("generate", function()
+    it("--out writes a playable file and prints its path", function()
+      local path = helper.tmpdir() .. "/gen.mp4"
+      local r = run({ "generate", "--model", "videos_fast", "--prompt", "a cat", "--duration", "4",
+        "--interval", "0.1", "--out", path }, env())
+      assert.equals(0, r.code, r.err)
+      local data = assert(helper.read_file(path))
+      assert.equals("ftyp", data:sub(5, 8))
+      assert.equals(helper.read_file(SAMPLE), data)
+      assert.matches("^id: video_", r.out)
+      assert.matches("\nstatus: completed\n", r.out, 1, true)
+      assert.matches("\nsaved " .. path .. " (", r.out, 1, true)
+      assert.not_matches("\r", r.out, 1, true)
+      assert.equals(1, #posts())
+    end)
+
+    it("--json prints the completed task with its path", function()
+      local path = helper.tmpdir() .. "/gen.mp4"
+      local r = run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--interval", "0.1",
+        "--out", path, "--json" }, env())
+      assert.equals(0, r.code, r.err)
+      local task = assert(cjson.decode(r.out), r.out)
+      assert.equals("completed", task.status)
+      assert.equals(path, task.path)
+    end)
+
+    it("exits 1 on a failed task, --json still printing it", function()
+      emu:config { outcome = "failed" }
+      local path = helper.tmpdir() .. "/gen.mp4"
+      local r = run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--interval", "0.1",
+        "--out", path, "--json" }, env())
+      assert.equals(1, r.code)
+      assert.matches("^starvideos generate: task_failed: ", r.err)
+      assert.equals("failed", cjson.decode(r.out).status)
+      assert.is_nil(helper.read_file(path))
+    end)
+  end)
+
+  describe("--api-key-file", function()
+    it("reads the key from the file's first line, trimmed", function()
+      local file = helper.tmpdir() .. "/key"
+      local f = assert(io.open(file, "w"))
+      f:write("  ", KEY, "  \nsecond line\n")
+      f:close()
+      local e = { STARVIDEOS_BASE_URL = emu.url }
+      local r = run({ "create", "--model", "videos", "--prompt", "a cat", "--duration", "5",
+        "--api-key-file", file, "--json" }, e)
+      assert.equals(0, r.code, r.err)
+      assert.equals("Bearer " .. KEY, posts()[1].headers.authorization)
+      local id = cjson.decode(r.out).id
+      r = run({ "status", id, "--api-key-file=-" }, e, { stdin = KEY .. "\n" })
+      assert.equals(0, r.code, r.err)
+      -- the file wins over the environment
+      r = run({ "status", id, "--api-key-file", file }, env { STARVIDEOS_API_KEY = "wrong-key" })
+      assert.equals(0, r.code, r.err)
+    end)
+
+    it("refuses an unreadable or empty key file with exit 2", function()
+      local dir = helper.tmpdir()
+      assert(io.open(dir .. "/empty", "w")):close()
+      local r = run({ "status", "x", "--api-key-file", dir .. "/missing" }, { STARVIDEOS_BASE_URL = emu.url })
+      assert.equals(2, r.code)
+      assert.matches("^starvideos status: cannot read the API key file: ", r.err)
+      r = run({ "status", "x", "--api-key-file", dir .. "/empty" }, { STARVIDEOS_BASE_URL = emu.url })
+      assert.equals(2, r.code)
+      assert.matches("is empty", r.err, 1, true)
+      assert.same({}, emu:requests())
+    end)
+
+    it("keeps a wrong key out of the error", function()
+      local file = helper.tmpdir() .. "/key"
+      local f = assert(io.open(file, "w"))
+      f:write("sk-wrong-key-in-file-1234\n")
+      f:close()
+      local r = run({ "status", "x", "--api-key-file", file }, { STARVIDEOS_BASE_URL = emu.url })
+      assert.equals(1, r.code)
+      assert.matches("^starvideos status: auth: ", r.err)
+      assert.not_matches("sk-wrong-key-in-file-1234", r.out .. r.err, 1, true)
+    end)
+  end)
+
+  describe("resume", function()
+    it("waits for and downloads every journalled task into --dir", function()
+      local dir = helper.tmpdir()
+      local journal = dir .. "/tasks.jsonl"
+      local a = create { "--journal", journal }
+      local b = create { "--journal", journal }
+      local out = helper.tmpdir()
+      local r = run({ "resume", "--journal", journal, "--dir", out, "--interval", "0.1", "--json" }, env())
+      assert.equals(0, r.code, r.err)
+      local results = assert(cjson.decode(r.out), r.out)
+      assert.equals(2, #results)
+      for i, t in ipairs { a, b } do
+        assert.equals(t.id, results[i].id)
+        assert.equals(out .. "/" .. t.id .. ".mp4", results[i].path)
+        assert.equals(helper.read_file(SAMPLE), helper.read_file(results[i].path))
+      end
+      -- all done: a second resume has nothing left, and says so
+      r = run({ "resume", "--journal", journal, "--dir", out, "--json" }, env())
+      assert.equals(0, r.code, r.err)
+      assert.equals("[]", r.out:match("^%s*(.-)%s*$"))
+      r = run({ "resume", "--journal", journal, "--dir", out }, env())
+      assert.equals(0, r.code, r.err)
+      assert.matches("nothing to resume", r.out, 1, true)
+    end)
+
+    it("exits 1 when a journalled task failed, reporting it", function()
+      local dir = helper.tmpdir()
+      local journal = dir .. "/tasks.jsonl"
+      emu:config { outcome = "failed" }
+      local task = create { "--journal", journal }
+      local r = run({ "resume", "--journal", journal, "--dir", dir, "--interval", "0.1" }, env())
+      assert.equals(1, r.code)
+      assert.matches(task.id .. "  task_failed: ", r.out, 1, true)
+    end)
+
+    it("refuses a journal that cannot be read or a --dir that is not a directory", function()
+      local dir = helper.tmpdir()
+      local r = run({ "resume", "--journal", dir .. "/none.jsonl", "--dir", dir }, env())
+      assert.equals(2, r.code)
+      assert.matches("^starvideos resume: %-%-journal: cannot read", r.err)
+      assert(io.open(dir .. "/j.jsonl", "w")):close()
+      r = run({ "resume", "--journal", dir .. "/j.jsonl", "--dir", dir .. "/nope" }, env())
+      assert.equals(2, r.code)
+      assert.matches("is not a directory", r.err, 1, true)
+    end)
+  end)
+
+  describe("on a terminal", function()
+    local it_tty = has_script() and it or pending
+
+    it_tty("shows a live status line and a \\r progress bar", function()
+      local path = helper.tmpdir() .. "/tty.mp4"
+      local r = run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--interval", "0.1",
+        "--out", path }, env(), { tty = true })
+      assert.equals(0, r.code, r.out)
+      assert.matches("\r" .. ("video_%S+  processing  0:0%d"), r.out)
+      assert.matches("\r[########################] 100%  18.8 KB / 18.8 KB", r.out, 1, true)
+      assert.matches("saved " .. path, r.out, 1, true)
+      assert.equals(helper.read_file(SAMPLE), helper.read_file(path))
+    end)
+
+    it_tty("redraws the download bar for a bigger file", function()
+      local task = completed()
+      emu:config { video_size = 3 * 1024 * 1024 }
+      local path = helper.tmpdir() .. "/big.mp4"
+      local r = run({ "download", task.id, path }, env(), { tty = true })
+      assert.equals(0, r.code, r.out)
+      assert.matches("\r%[[#.]+%] +%d+%%  [%d.]+ %a?B / 3%.0 MB", r.out)
+      assert.matches("100%  3.0 MB / 3.0 MB", r.out, 1, true)
+      assert.equals(3 * 1024 * 1024, #helper.read_file(path))
+    end)
+  end)
+end)
