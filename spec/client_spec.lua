@@ -1,0 +1,954 @@
+-- The core client (create, query, wait, errors, retries, the default client),
+-- against the local emulator: what reached the server and what the caller got.
+
+local cjson = require "cjson.safe"
+local socket = require "socket"
+local helper = require "spec.helper"
+local starvideos = require "starvideos"
+
+local gettime = socket.gettime
+
+local O3 = "/v1/starvideos/videos"
+local VIDEOS = "/v1/videos/videos"
+
+-- A client on emu with fast retries; events are collected in client.events.
+local function new_client(emu, opts)
+  local events = {}
+  local o = {
+    api_key = emu.key, base_url = emu.url, retry_backoff = 0.01,
+    on_event = function(ev) events[#events + 1] = ev end,
+  }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local client = starvideos.new(o)
+  client.events = events
+  return client
+end
+
+local function events_of(client, kind)
+  local list = {}
+  for _, ev in ipairs(client.events) do
+    if ev.type == kind then list[#list + 1] = ev end
+  end
+  return list
+end
+
+-- The requests the emulator logged, optionally only those of one method.
+local function logged(emu, method)
+  local list = {}
+  for _, r in ipairs(emu:requests()) do
+    if not method or r.method == method then list[#list + 1] = r end
+  end
+  return list
+end
+
+local function decode(body)
+  local v, err = cjson.decode(body)
+  assert(v ~= nil, "request body is not JSON: " .. tostring(err))
+  return v
+end
+
+local function cat()
+  return { model = "videos", prompt = "a cat on a skateboard", duration = 5 }
+end
+
+-- No cjson.null anywhere in a decoded task, at any depth.
+local function assert_no_null(t, where)
+  where = where or "task"
+  for k, v in pairs(t) do
+    assert(v ~= cjson.null, where .. "." .. tostring(k) .. " is cjson.null")
+    if type(v) == "table" then assert_no_null(v, where .. "." .. tostring(k)) end
+  end
+end
+
+local function assert_one_line(err)
+  local s = tostring(err)
+  assert.is_string(s)
+  assert.is_nil(s:find("\n", 1, true), "tostring(err) spans lines: " .. s)
+  local joined = "error: " .. err
+  assert.is_nil(joined:find("\n", 1, true), "'text' .. err spans lines: " .. joined)
+  assert.equal("error: " .. s, joined)
+end
+
+-- An HTTP date `seconds` from now.
+local function http_date(seconds)
+  return os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + seconds)
+end
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+---------------------------------------------------------------------------
+
+describe("client:create", function()
+  local emu
+
+  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.2, processing = 0.2 } end)
+  lazy_teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  it("sends a starvideos_o3 task to /v1/starvideos/videos with the key, a JSON content type and the params", function()
+    local client = new_client(emu)
+    local params = { model = "starvideos_o3", prompt = "a cat on a skateboard", duration = 5, ratio = "16:9" }
+    local task, err = client:create(params)
+    assert.is_nil(err)
+    assert.is_table(task)
+    local reqs = logged(emu)
+    assert.equal(1, #reqs)
+    assert.equal("POST", reqs[1].method)
+    assert.equal(O3, reqs[1].path)
+    assert.equal("Bearer test-key", reqs[1].headers.authorization)
+    assert.matches("^application/json", reqs[1].headers["content-type"])
+    assert.same(params, decode(reqs[1].body))
+  end)
+
+  for _, model in ipairs { "videos", "videos_fast", "videos_stable", "videos_stable_fast" } do
+    it("sends a " .. model .. " task to /v1/videos/videos with the key, a JSON content type and the params", function()
+      local client = new_client(emu)
+      local params = { model = model, prompt = "a dog in the rain", duration = 4, ratio = "9:16" }
+      assert(client:create(params))
+      local reqs = logged(emu)
+      assert.equal(1, #reqs)
+      assert.equal("POST", reqs[1].method)
+      assert.equal(VIDEOS, reqs[1].path)
+      assert.equal("Bearer test-key", reqs[1].headers.authorization)
+      assert.matches("^application/json", reqs[1].headers["content-type"])
+      assert.same(params, decode(reqs[1].body))
+    end)
+  end
+
+  it("sends the references as JSON lists", function()
+    local client = new_client(emu)
+    local params = {
+      model = "videos", prompt = "a cat", duration = 6,
+      referenceImages = { "https://example.com/a.png", "https://example.com/b.png" },
+      referenceVideos = { "https://example.com/v.mp4" },
+    }
+    assert(client:create(params))
+    local body = decode(logged(emu)[1].body)
+    assert.same(params.referenceImages, body.referenceImages)
+    assert.same(params.referenceVideos, body.referenceVideos)
+  end)
+
+  it("sends the legacy image and lastFrameImage as first_image and last_image", function()
+    local client = new_client(emu)
+    assert(client:create {
+      model = "videos", prompt = "a cat", duration = 5,
+      image = "https://example.com/first.png", lastFrameImage = "https://example.com/last.png",
+    })
+    local body = decode(logged(emu)[1].body)
+    assert.equal("https://example.com/first.png", body.first_image)
+    assert.equal("https://example.com/last.png", body.last_image)
+    assert.is_nil(body.image)
+    assert.is_nil(body.lastFrameImage)
+  end)
+
+  it("passes the fields of extra through to the body unchecked", function()
+    local client = new_client(emu)
+    assert(client:create {
+      model = "videos", prompt = "a cat", duration = 5,
+      extra = { seed = 42, watermark = false, style = "noir" },
+    })
+    local body = decode(logged(emu)[1].body)
+    assert.equal(42, body.seed)
+    assert.equal(false, body.watermark)
+    assert.equal("noir", body.style)
+    assert.is_nil(body.extra)
+    assert.equal("a cat", body.prompt)
+  end)
+
+  it("returns the queued task the server created", function()
+    local client = new_client(emu)
+    local task = assert(client:create(cat()))
+    assert.equal("queued", task.status)
+    assert.equal("videos", task.model)
+    assert.is_string(task.id)
+    local tasks = emu:tasks()
+    assert.equal(task.id, tasks[#tasks].id)
+  end)
+
+  it("gives JSON null fields as nil, never cjson.null", function()
+    local client = new_client(emu)
+    local task = assert(client:create(cat()))
+    -- the emulator's answer carries "error": null
+    assert.is_nil(rawget(task, "error"))
+    assert_no_null(task)
+  end)
+
+  it("reports request and response events with method, path and status", function()
+    local client = new_client(emu)
+    assert(client:create(cat()))
+    local reqs, resps = events_of(client, "request"), events_of(client, "response")
+    assert.equal(1, #reqs)
+    assert.equal("POST", reqs[1].method)
+    assert.equal(VIDEOS, reqs[1].path)
+    assert.equal(1, reqs[1].attempt)
+    assert.equal(1, #resps)
+    assert.equal(200, resps[1].status)
+    assert.equal(VIDEOS, resps[1].path)
+  end)
+
+  it("never sends an invalid request", function()
+    local client = new_client(emu)
+    local task, err = client:create { model = "videos", prompt = "a cat", duration = 99 }
+    assert.is_nil(task)
+    assert.equal("invalid_request", err.kind)
+    assert.equal("duration", err.field)
+    assert.is_nil(err.status)
+    task, err = client:create { model = "videos", prompt = "a cat", duration = 5, reference_images = {} }
+    assert.is_nil(task)
+    assert.equal("invalid_request", err.kind)
+    assert.equal("reference_images", err.field)
+    task, err = client:create { model = "starvideos_o3", prompt = "a cat", first_image = "https://example.com/a.png" }
+    assert.is_nil(task)
+    assert.equal("invalid_request", err.kind)
+    assert.equal("last_image", err.field)
+    assert_one_line(err)
+    assert.same({}, emu:requests())
+    assert.same({}, events_of(client, "request"))
+  end)
+
+  it("raises when params is not a table", function()
+    local client = new_client(emu)
+    assert.has_error(function() client:create("a cat") end)
+    assert.has_error(function() client:create() end)
+    assert.same({}, emu:requests())
+  end)
+
+  it("gives the server's own words for a 400 it refused", function()
+    local client = new_client(emu)
+    emu:fault { method = "POST", status = 400,
+      body = '{"error":{"message":"prompt rejected by moderation","type":"invalid_request_error"}}' }
+    local task, err = client:create(cat())
+    assert.is_nil(task)
+    assert.equal("invalid_request", err.kind)
+    assert.equal(400, err.status)
+    assert.matches("prompt rejected by moderation", err.message, 1, true)
+    assert.equal(1, #logged(emu))
+  end)
+end)
+
+---------------------------------------------------------------------------
+
+describe("client:query", function()
+  local emu
+
+  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.2, processing = 0.2 } end)
+  lazy_teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  it("sends a GET to /v1/result/<id> with the key and returns the task", function()
+    local client = new_client(emu)
+    local created = assert(client:create(cat()))
+    emu:clear()
+    local task, err = client:query(created.id)
+    assert.is_nil(err)
+    assert.equal(created.id, task.id)
+    assert.is_string(task.status)
+    local reqs = logged(emu)
+    assert.equal(1, #reqs)
+    assert.equal("GET", reqs[1].method)
+    assert.equal("/v1/result/" .. created.id, reqs[1].path)
+    assert.equal("Bearer test-key", reqs[1].headers.authorization)
+  end)
+
+  it("accepts a task table as well as an id", function()
+    local client = new_client(emu)
+    local created = assert(client:create(cat()))
+    local task = assert(client:query(created))
+    assert.equal(created.id, task.id)
+  end)
+
+  it("gives JSON null fields (error, video_url) as nil, never cjson.null", function()
+    local client = new_client(emu)
+    local created = assert(client:create(cat()))
+    local task = assert(client:query(created.id))
+    assert.equal("queued", task.status)  -- the answer has "video_url": null, "error": null
+    assert.is_nil(rawget(task, "error"))
+    assert.is_nil(rawget(task, "video_url"))
+    assert_no_null(task)
+  end)
+
+  it("gives not_found with status 404 and the id for an unknown task", function()
+    local client = new_client(emu)
+    local task, err = client:query("video_videos_does_not_exist")
+    assert.is_nil(task)
+    assert.equal("not_found", err.kind)
+    assert.equal(404, err.status)
+    assert.equal("video_videos_does_not_exist", err.id)
+    assert_one_line(err)
+    assert.equal(1, #logged(emu))  -- a 404 is not retried
+  end)
+
+  for _, id in ipairs { "../../v1/starvideos/videos", "a/b?c=d#e", "..", "x/../../y", "100%?/" } do
+    it("keeps the id " .. string.format("%q", id) .. " inside /v1/result/", function()
+      local client = new_client(emu)
+      local task, err = client:query(id)
+      assert.is_nil(task)
+      assert.equal("not_found", err.kind)
+      assert.equal(404, err.status)
+      local reqs = logged(emu)
+      assert.equal(1, #reqs)
+      local path = reqs[1].path
+      assert.equal("/v1/result/", path:sub(1, 11), path)
+      local rest = path:sub(12)
+      assert.is_true(#rest > 0, path)
+      assert.is_nil(rest:find("/", 1, true), path)
+      assert.is_nil(rest:find("?", 1, true), path)
+      assert.is_nil(rest:find("#", 1, true), path)
+      assert.is_false(rest == ".." or rest == ".", path)
+    end)
+  end
+
+  it("gives invalid_request for an empty id, sending nothing", function()
+    local client = new_client(emu)
+    local task, err = client:query("")
+    assert.is_nil(task)
+    assert.equal("invalid_request", err.kind)
+    assert.same({}, emu:requests())
+  end)
+
+  it("raises when the id is neither a string nor a task", function()
+    local client = new_client(emu)
+    assert.has_error(function() client:query(42) end)
+    assert.has_error(function() client:query({}) end)
+    assert.same({}, emu:requests())
+  end)
+end)
+
+---------------------------------------------------------------------------
+
+describe("errors", function()
+  local emu
+  local SECRET = "sk-SECRET-123"
+
+  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.2, processing = 0.2 } end)
+  lazy_teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  it("give kind auth for a key the server refuses", function()
+    local client = new_client(emu, { api_key = SECRET })
+    local task, err = client:query("video_videos_1")
+    assert.is_nil(task)
+    assert.equal("auth", err.kind)
+    assert.equal(401, err.status)
+    assert.equal(1, #logged(emu))  -- a 401 is not retried
+    assert.equal("Bearer " .. SECRET, logged(emu)[1].headers.authorization)
+    task, err = client:create(cat())
+    assert.is_nil(task)
+    assert.equal("auth", err.kind)
+    assert.equal(401, err.status)
+    assert.falsy(err.maybe_created)
+  end)
+
+  it("never show the API key, even when the server's answer echoes it", function()
+    local client = new_client(emu, { api_key = SECRET })
+    local body = '{"error":"bad key ' .. SECRET .. '"}'
+    emu:fault { status = 401, body = body, count = 2 }
+    local _, qerr = client:query("video_videos_1")
+    local _, cerr = client:create(cat())
+    for _, err in ipairs { qerr, cerr } do
+      assert.equal("auth", err.kind)
+      assert.is_nil(err.message:find(SECRET, 1, true), err.message)
+      assert.is_nil(tostring(err):find(SECRET, 1, true), tostring(err))
+      assert.is_nil(("x" .. err):find(SECRET, 1, true))
+      for k, v in pairs(err) do
+        if type(v) == "string" then assert.is_nil(v:find(SECRET, 1, true), k) end
+      end
+    end
+    -- nor in the events
+    for _, ev in ipairs(client.events) do
+      for k, v in pairs(ev) do
+        if type(v) == "string" then assert.is_nil(v:find(SECRET, 1, true), k) end
+      end
+    end
+  end)
+
+  it("never show the API key in a server error echoing it", function()
+    local client = new_client(emu, { api_key = SECRET, max_retries = 0 })
+    emu:fault { status = 500, body = "<html><body>upstream said: Bearer " .. SECRET .. "</body></html>" }
+    local _, err = client:query("video_videos_1")
+    assert.equal("server", err.kind)
+    assert.is_nil(tostring(err):find(SECRET, 1, true), tostring(err))
+  end)
+
+  it("read as one line with tostring and concatenation", function()
+    local client = new_client(emu, { max_retries = 0 })
+    emu:fault { status = 500, body = "line one\nline two\r\nline three" }
+    local _, err = client:query("video_videos_1")
+    assert.equal("server", err.kind)
+    assert_one_line(err)
+    local ok, raised = pcall(function() return assert(client:query("nope")) end)
+    assert.is_false(ok)
+    assert.matches("not_found", tostring(raised), 1, true)
+  end)
+
+  it("give kind protocol for a 200 that is not JSON", function()
+    local client = new_client(emu, { max_retries = 0 })
+    emu:fault { method = "GET", status = 200, body = "this is not JSON" }
+    local task, err = client:query("video_videos_1")
+    assert.is_nil(task)
+    assert.equal("protocol", err.kind)
+    assert.equal(200, err.status)
+    assert_one_line(err)
+  end)
+
+  it("give kind protocol for a 200 HTML page", function()
+    local client = new_client(emu, { max_retries = 0 })
+    emu:fault { method = "GET", status = 200, body = "<html><head><title>Welcome</title></head><body>hi</body></html>" }
+    local task, err = client:query("video_videos_1")
+    assert.is_nil(task)
+    assert.equal("protocol", err.kind)
+    assert_one_line(err)
+  end)
+
+  it("give kind protocol for a 200 with truncated JSON", function()
+    local client = new_client(emu, { max_retries = 0 })
+    emu:fault { method = "GET", status = 200, body = '{"id":"video_videos_1","status":"que' }
+    local task, err = client:query("video_videos_1")
+    assert.is_nil(task)
+    assert.equal("protocol", err.kind)
+  end)
+
+  it("give kind protocol for a 200 JSON answer without a task id", function()
+    local client = new_client(emu, { max_retries = 0 })
+    emu:fault { method = "GET", status = 200, body = '{"ok":true}' }
+    local task, err = client:query("video_videos_1")
+    assert.is_nil(task)
+    assert.equal("protocol", err.kind)
+  end)
+
+  it("give kind protocol and maybe_created for a create answered with a malformed 200", function()
+    local client = new_client(emu)
+    local before = #emu:tasks()
+    emu:fault { method = "POST", status = 200, body = '{"id":"video_videos_1","sta', after = true }
+    local task, err = client:create(cat())
+    assert.is_nil(task)
+    assert.equal("protocol", err.kind)
+    assert.is_true(err.maybe_created)
+    assert.equal(1, #logged(emu))
+    assert.equal(before + 1, #emu:tasks())
+  end)
+
+  it("give kind protocol and maybe_created for a create answered with an HTML 200", function()
+    local client = new_client(emu)
+    emu:fault { method = "POST", status = 200, body = "<html><body>Welcome to nginx!</body></html>", after = true }
+    local task, err = client:create(cat())
+    assert.is_nil(task)
+    assert.equal("protocol", err.kind)
+    assert.is_true(err.maybe_created)
+    assert.equal(1, #logged(emu))
+  end)
+
+  it("give kind server with a readable message for a proxy's 502 HTML page", function()
+    local client = new_client(emu, { max_retries = 0 })
+    emu:fault { method = "GET", status = 502,
+      body = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+        .. "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n" }
+    local task, err = client:query("video_videos_1")
+    assert.is_nil(task)
+    assert.equal("server", err.kind)
+    assert.equal(502, err.status)
+    assert.matches("502", err.message, 1, true)
+    assert.matches("Bad Gateway", err.message, 1, true)
+    assert_one_line(err)
+  end)
+end)
+
+---------------------------------------------------------------------------
+
+describe("retries", function()
+  local emu
+
+  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.2, processing = 0.2 } end)
+  lazy_teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local function created(client)
+    local task = assert(client:create(cat()))
+    emu:clear()
+    for i = #client.events, 1, -1 do client.events[i] = nil end
+    return task
+  end
+
+  describe("of a query", function()
+    it("go through two 503s and succeed on the third request", function()
+      local client = new_client(emu)
+      local t = created(client)
+      local events = {}
+      client.on_event = function(ev) events[#events + 1] = ev end
+      emu:fault { method = "GET", path = "/v1/result/", status = 503, count = 2 }
+      local task, err = client:query(t.id)
+      assert.is_nil(err)
+      assert.equal(t.id, task.id)
+      local reqs = logged(emu)
+      assert.equal(3, #reqs)
+      for _, r in ipairs(reqs) do assert.equal("/v1/result/" .. t.id, r.path) end
+      local retries = {}
+      for _, ev in ipairs(events) do
+        if ev.type == "retry" then retries[#retries + 1] = ev end
+      end
+      assert.equal(2, #retries)
+      assert.equal(503, retries[1].status)
+      assert.equal("GET", retries[1].method)
+      assert.is_number(retries[1].delay)
+      assert.is_true(retries[1].attempt < retries[2].attempt)
+    end)
+
+    it("honour Retry-After in seconds after a 429", function()
+      local client = new_client(emu)
+      local t = created(client)
+      emu:fault { method = "GET", status = 429, headers = { ["Retry-After"] = "1" } }
+      local t0 = gettime()
+      local task = assert(client:query(t.id))
+      local elapsed = gettime() - t0
+      assert.equal(t.id, task.id)
+      assert.equal(2, #logged(emu))
+      assert.is_true(elapsed >= 0.9, "retried after " .. elapsed .. " s")
+      assert.is_true(elapsed < 5, "retried after " .. elapsed .. " s")
+    end)
+
+    it("honour Retry-After as an HTTP date", function()
+      local client = new_client(emu)
+      local t = created(client)
+      emu:fault { method = "GET", status = 503, headers = { ["Retry-After"] = http_date(2) } }
+      local t0 = gettime()
+      local task = assert(client:query(t.id))
+      local elapsed = gettime() - t0
+      assert.equal(t.id, task.id)
+      assert.equal(2, #logged(emu))
+      assert.is_true(elapsed >= 0.9, "retried after " .. elapsed .. " s")
+      assert.is_true(elapsed < 5, "retried after " .. elapsed .. " s")
+    end)
+
+    it("give up after max_retries with kind server and the last status", function()
+      local client = new_client(emu)
+      local t = created(client)
+      emu:fault { method = "GET", status = 503, count = 10 }
+      local task, err = client:query(t.id)
+      assert.is_nil(task)
+      assert.equal("server", err.kind)
+      assert.equal(503, err.status)
+      assert.equal(t.id, err.id)
+      assert.equal(3, #logged(emu))
+      assert.equal(2, #events_of(client, "retry"))
+    end)
+
+    it("follow max_retries", function()
+      local client = new_client(emu, { max_retries = 4 })
+      local t = created(client)
+      emu:fault { method = "GET", status = 500, count = 10 }
+      local _, err = client:query(t.id)
+      assert.equal("server", err.kind)
+      assert.equal(5, #logged(emu))
+      emu:clear()
+      emu:clear_faults()
+      local none = new_client(emu, { max_retries = 0 })
+      emu:fault { method = "GET", status = 500, count = 10 }
+      _, err = none:query(t.id)
+      assert.equal("server", err.kind)
+      assert.equal(1, #logged(emu))
+    end)
+
+    it("give kind rate_limited with retry_after when the 429s do not stop", function()
+      local client = new_client(emu, { max_retries = 0 })
+      local t = created(client)
+      emu:fault { method = "GET", status = 429, headers = { ["Retry-After"] = "7" } }
+      local task, err = client:query(t.id)
+      assert.is_nil(task)
+      assert.equal("rate_limited", err.kind)
+      assert.equal(429, err.status)
+      assert.equal(7, err.retry_after)
+      assert.equal(1, #logged(emu))
+    end)
+
+    it("do not sleep past max_retry_wait for a long Retry-After", function()
+      local client = new_client(emu, { max_retry_wait = 2 })
+      local t = created(client)
+      emu:fault { method = "GET", status = 429, headers = { ["Retry-After"] = "120" } }
+      local t0 = gettime()
+      local _, err = client:query(t.id)
+      assert.is_true(gettime() - t0 < 3)
+      assert.equal("rate_limited", err.kind)
+      assert.equal(120, err.retry_after)
+    end)
+
+    it("go through a dropped connection", function()
+      local client = new_client(emu)
+      local t = created(client)
+      emu:fault { method = "GET", drop = true }
+      local task = assert(client:query(t.id))
+      assert.equal(t.id, task.id)
+      assert.equal(2, #logged(emu))
+    end)
+
+    it("go through a request that timed out", function()
+      local client = new_client(emu, { timeout = 0.3 })
+      local t = created(client)
+      emu:fault { method = "GET", delay = 1.5 }
+      local task = assert(client:query(t.id))
+      assert.equal(t.id, task.id)
+      assert.equal(2, #logged(emu))
+    end)
+
+    it("give kind timeout when every request times out", function()
+      local client = new_client(emu, { timeout = 0.2, max_retries = 1 })
+      local t = created(client)
+      emu:fault { method = "GET", delay = 1, count = 2 }
+      local task, err = client:query(t.id)
+      assert.is_nil(task)
+      assert.equal("timeout", err.kind)
+      assert.equal(2, #logged(emu))
+    end)
+  end)
+
+  describe("of a create", function()
+    it("never resend it after a 500: one request, maybe_created, kind server", function()
+      local client = new_client(emu)
+      emu:fault { method = "POST", status = 500, after = true }
+      local task, err = client:create(cat())
+      assert.is_nil(task)
+      assert.equal("server", err.kind)
+      assert.equal(500, err.status)
+      assert.is_true(err.maybe_created)
+      assert.equal(1, #logged(emu))
+      assert.equal(0, #events_of(client, "retry"))
+      assert_one_line(err)
+    end)
+
+    it("never resend it after a 503 without Retry-After", function()
+      local client = new_client(emu)
+      emu:fault { method = "POST", status = 503, after = true }
+      local task, err = client:create(cat())
+      assert.is_nil(task)
+      assert.equal("server", err.kind)
+      assert.equal(503, err.status)
+      assert.is_true(err.maybe_created)
+      assert.equal(1, #logged(emu))
+    end)
+
+    it("never resend it after a timeout: one request, kind timeout, maybe_created", function()
+      local client = new_client(emu, { timeout = 0.3 })
+      local before = #emu:tasks()
+      emu:fault { method = "POST", delay = 1, after = true }
+      local t0 = gettime()
+      local task, err = client:create(cat())
+      assert.is_true(gettime() - t0 < 1, "the create waited past its timeout")
+      assert.is_nil(task)
+      assert.equal("timeout", err.kind)
+      assert.is_true(err.maybe_created)
+      assert.equal(1, #logged(emu))
+      assert.equal(before + 1, #emu:tasks())  -- the task was created after all
+      assert.equal(0, #events_of(client, "retry"))
+    end)
+
+    it("never resend it after a dropped connection", function()
+      local client = new_client(emu)
+      emu:fault { method = "POST", drop = true, after = true }
+      local task, err = client:create(cat())
+      assert.is_nil(task)
+      assert.equal("network", err.kind)
+      assert.is_true(err.maybe_created)
+      assert.equal(1, #logged(emu))
+      assert_one_line(err)
+    end)
+
+    it("never resend it after a connection dropped in the middle of the answer", function()
+      local client = new_client(emu)
+      emu:fault { method = "POST", drop_after_bytes = 20 }
+      local task, err = client:create(cat())
+      assert.is_nil(task)
+      assert.is_true(err.maybe_created)
+      assert.equal(1, #logged(emu))
+    end)
+
+    it("resend it after a 429, and the second request succeeds", function()
+      local client = new_client(emu)
+      local before = #emu:tasks()
+      emu:fault { method = "POST", status = 429 }
+      local task, err = client:create(cat())
+      assert.is_nil(err)
+      assert.equal("queued", task.status)
+      local reqs = logged(emu)
+      assert.equal(2, #reqs)
+      assert.equal(reqs[1].body, reqs[2].body)
+      assert.equal(before + 1, #emu:tasks())
+      assert.equal(1, #events_of(client, "retry"))
+    end)
+
+    it("resend it after a 503 with Retry-After, and the second request succeeds", function()
+      local client = new_client(emu)
+      emu:fault { method = "POST", status = 503, headers = { ["Retry-After"] = "1" } }
+      local t0 = gettime()
+      local task, err = client:create(cat())
+      assert.is_nil(err)
+      assert.equal("queued", task.status)
+      assert.is_true(gettime() - t0 >= 0.9)
+      assert.equal(2, #logged(emu))
+    end)
+
+    it("give kind rate_limited, not maybe_created, when the 429s do not stop", function()
+      local client = new_client(emu)
+      emu:fault { method = "POST", status = 429, count = 10 }
+      local task, err = client:create(cat())
+      assert.is_nil(task)
+      assert.equal("rate_limited", err.kind)
+      assert.equal(429, err.status)
+      assert.falsy(err.maybe_created)
+      assert.equal(3, #logged(emu))
+    end)
+
+    it("give kind network, not maybe_created, against a closed port", function()
+      local closed = helper.emulator { key = "test-key" }
+      local url = closed.url
+      closed:stop()
+      local client = starvideos.new { api_key = "test-key", base_url = url, retry_backoff = 0.01 }
+      local events = {}
+      client.on_event = function(ev) events[#events + 1] = ev end
+      local task, err = client:create(cat())
+      assert.is_nil(task)
+      assert.equal("network", err.kind)
+      assert.falsy(err.maybe_created)
+      assert.is_nil(err.status)
+      assert_one_line(err)
+      local requests = 0
+      for _, ev in ipairs(events) do
+        if ev.type == "request" then requests = requests + 1 end
+      end
+      assert.equal(3, requests)  -- nothing was sent, so it is safe to try again
+    end)
+  end)
+end)
+
+---------------------------------------------------------------------------
+
+describe("client:wait", function()
+  local emu
+
+  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.2, processing = 0.2 } end)
+  lazy_teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local RANK = { queued = 1, processing = 2, completed = 3, failed = 3 }
+
+  it("returns the completed task with its video_url, calling on_progress for each poll in order", function()
+    local client = new_client(emu)
+    local t = assert(client:create(cat()))
+    emu:clear()
+    local seen = {}
+    local task, err = client:wait(t.id, {
+      interval = 0.05, timeout = 10,
+      on_progress = function(p) seen[#seen + 1] = p.status end,
+    })
+    assert.is_nil(err)
+    assert.equal("completed", task.status)
+    assert.equal(t.id, task.id)
+    assert.matches("^http://127%.0%.0%.1:%d+/videos/", task.video_url)
+    assert.is_nil(rawget(task, "error"))
+    assert_no_null(task)
+    local gets = logged(emu, "GET")
+    assert.equal(#gets, #seen)
+    assert.equal("completed", seen[#seen])
+    for i = 2, #seen do
+      assert.is_true(RANK[seen[i - 1]] <= RANK[seen[i]], table.concat(seen, ","))
+    end
+    assert.is_true(#seen >= 3, table.concat(seen, ","))
+    local status_events = {}
+    for _, ev in ipairs(events_of(client, "status")) do
+      if ev.id == t.id then status_events[#status_events + 1] = ev.status end
+    end
+    assert.equal("completed", status_events[#status_events])
+  end)
+
+  it("accepts the task table create returned", function()
+    local client = new_client(emu)
+    local t = assert(client:create(cat()))
+    local task = assert(client:wait(t, { interval = 0.05, timeout = 10 }))
+    assert.equal("completed", task.status)
+    assert.equal(t.id, task.id)
+  end)
+
+  it("gives task_failed with the task, its error and its id for a failed task", function()
+    local client = new_client(emu)
+    emu:config { outcome = "failed", error = "Reference image resolution is too low." }
+    local t = assert(client:create(cat()))
+    local task, err = client:wait(t.id, { interval = 0.05, timeout = 10 })
+    assert.is_nil(task)
+    assert.equal("task_failed", err.kind)
+    assert.equal(t.id, err.id)
+    assert.equal("failed", err.task.status)
+    assert.equal("Reference image resolution is too low.", err.task.error)
+    assert.is_nil(rawget(err.task, "video_url"))
+    assert.matches("Reference image resolution is too low.", err.message, 1, true)
+    assert_one_line(err)
+  end)
+
+  it("gives kind timeout with the last task and its id past the deadline", function()
+    local client = new_client(emu)
+    emu:config { processing = 30 }
+    local t = assert(client:create(cat()))
+    local t0 = gettime()
+    local task, err = client:wait(t.id, { interval = 0.1, timeout = 0.5 })
+    local elapsed = gettime() - t0
+    assert.is_nil(task)
+    assert.equal("timeout", err.kind)
+    assert.equal(t.id, err.id)
+    assert.is_table(err.task)
+    assert.equal(t.id, err.task.id)
+    assert.equal("processing", err.task.status)
+    assert.is_true(elapsed >= 0.45, "gave up after " .. elapsed .. " s")
+    assert.is_true(elapsed < 2, "gave up after " .. elapsed .. " s")
+    assert_one_line(err)
+  end)
+
+  it("keeps the deadline when the server hangs", function()
+    local client = new_client(emu, { timeout = 30 })
+    emu:config { processing = 30 }
+    local t = assert(client:create(cat()))
+    emu:fault { method = "GET", delay = 5 }
+    local t0 = gettime()
+    local task, err = client:wait(t.id, { interval = 0.1, timeout = 0.5 })
+    local elapsed = gettime() - t0
+    assert.is_nil(task)
+    assert.equal("timeout", err.kind)
+    assert.equal(t.id, err.id)
+    assert.is_true(elapsed < 2, "gave up after " .. elapsed .. " s")
+  end)
+
+  it("goes on polling through transient errors", function()
+    local client = new_client(emu, { max_retries = 0 })
+    local t = assert(client:create(cat()))
+    emu:clear()
+    emu:fault { method = "GET", path = "/v1/result/", status = 503, count = 2 }
+    local task, err = client:wait(t.id, { interval = 0.05, timeout = 10 })
+    assert.is_nil(err)
+    assert.equal("completed", task.status)
+    assert.is_true(#logged(emu, "GET") >= 3)
+  end)
+
+  it("goes on polling through a dropped connection and a 429", function()
+    local client = new_client(emu, { max_retries = 0 })
+    local t = assert(client:create(cat()))
+    emu:fault {
+      { method = "GET", drop = true },
+      { method = "GET", status = 429 },
+    }
+    local task, err = client:wait(t.id, { interval = 0.05, timeout = 10 })
+    assert.is_nil(err)
+    assert.equal("completed", task.status)
+  end)
+
+  it("stops at once for an unknown task with not_found and the id", function()
+    local client = new_client(emu)
+    local task, err = client:wait("video_videos_unknown", { interval = 0.05, timeout = 10 })
+    assert.is_nil(task)
+    assert.equal("not_found", err.kind)
+    assert.equal("video_videos_unknown", err.id)
+    assert.equal(1, #logged(emu))
+  end)
+
+  it("uses the sleep function it is given between polls", function()
+    local client = new_client(emu)
+    local t = assert(client:create(cat()))
+    emu:clear()
+    local slept = {}
+    local task = assert(client:wait(t.id, {
+      interval = 0.05, timeout = 10,
+      sleep = function(s) slept[#slept + 1] = s; helper.sleep(s) end,
+    }))
+    assert.equal("completed", task.status)
+    local polls = #logged(emu, "GET")
+    assert.is_true(#slept >= polls - 1, #slept .. " sleeps for " .. polls .. " polls")
+    local total = 0
+    for _, s in ipairs(slept) do
+      assert.is_true(s >= 0 and s <= 0.05 + 1e-9, "slept " .. s)
+      total = total + s
+    end
+    -- the intervals between the polls went through it (less the time the polls took)
+    assert.is_true(total >= (polls - 1) * 0.03, "slept " .. total .. " s for " .. polls .. " polls")
+  end)
+
+  it("uses the client's sleep function", function()
+    local slept = 0
+    local client = new_client(emu, { sleep = function(s) slept = slept + 1; helper.sleep(s) end })
+    local t = assert(client:create(cat()))
+    assert(client:wait(t.id, { interval = 0.05, timeout = 10 }))
+    assert.is_true(slept >= 2)
+  end)
+
+  it("polls at fractional intervals", function()
+    local client = new_client(emu)
+    local t = assert(client:create(cat()))
+    emu:clear()
+    local t0 = gettime()
+    assert(client:wait(t.id, { interval = 0.05, timeout = 10 }))
+    local elapsed = gettime() - t0
+    local polls = #logged(emu, "GET")
+    assert.is_true(elapsed < 1, "waited " .. elapsed .. " s")
+    assert.is_true(polls >= 4 and polls <= 30, polls .. " polls in " .. elapsed .. " s")
+  end)
+end)
+
+---------------------------------------------------------------------------
+
+describe("the default client", function()
+  local emu
+
+  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.1, processing = 0.1 } end)
+  lazy_teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  -- Runs a Lua chunk in a child lua5.4 with env set (false: unset); returns its stdout, ok.
+  local function child(env, code)
+    local root = helper.root
+    local cmd = { "env" }
+    for k, v in pairs(env) do
+      if v == false then cmd[#cmd + 1] = "-u " .. k end
+    end
+    for k, v in pairs(env) do
+      if v ~= false then cmd[#cmd + 1] = k .. "=" .. shell_quote(v) end
+    end
+    cmd[#cmd + 1] = "LUA_PATH=" .. shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;")
+    cmd[#cmd + 1] = "LUA_CPATH=" .. shell_quote(root .. "/build/?.so;;")
+    cmd[#cmd + 1] = "lua5.4 -e " .. shell_quote(code) .. " 2>&1"
+    local p = assert(io.popen(table.concat(cmd, " ")))
+    local out = p:read("a")
+    local ok = p:close()
+    return out, ok
+  end
+
+  it("takes its key and base URL from the environment", function()
+    local out, ok = child({ STARVIDEOS_API_KEY = emu.key, STARVIDEOS_BASE_URL = emu.url }, [[
+      local sv = require "starvideos"
+      local t = assert(sv.create { model = "videos", prompt = "a cat", duration = 5 })
+      local q = assert(sv.query(t.id))
+      local done = assert(sv.wait(t.id, { interval = 0.05, timeout = 10 }))
+      print("ids", t.id, q.id, done.id)
+      print("status", t.status, done.status)
+    ]])
+    assert.is_true(ok, out)
+    local id = out:match("ids\t(%S+)")
+    assert.is_string(id, out)
+    assert.truthy(out:find("ids\t" .. id .. "\t" .. id .. "\t" .. id .. "\n", 1, true), out)
+    assert.matches("status\tqueued\tcompleted", out, 1, true)
+    local reqs = logged(emu)
+    assert.equal("POST", reqs[1].method)
+    assert.equal(VIDEOS, reqs[1].path)
+    for _, r in ipairs(reqs) do assert.equal("Bearer test-key", r.headers.authorization) end
+    assert.equal("/v1/result/" .. id, reqs[2].path)
+  end)
+
+  it("gives kind auth without a key in the environment, sending nothing", function()
+    local out, ok = child({ STARVIDEOS_API_KEY = false, STARVIDEOS_BASE_URL = emu.url }, [[
+      local sv = require "starvideos"
+      local t, err = sv.create { model = "videos", prompt = "a cat", duration = 5 }
+      print("create", t, err and err.kind)
+      local q, qerr = sv.query("video_videos_1")
+      print("query", q, qerr and qerr.kind)
+    ]])
+    assert.is_true(ok, out)
+    assert.matches("create\tnil\tauth", out, 1, true)
+    assert.matches("query\tnil\tauth", out, 1, true)
+    assert.same({}, emu:requests())
+  end)
+end)
