@@ -71,7 +71,7 @@ static void excerpt(const char *body, size_t len, sv_buf *out) {
 
 static sv_kind kind_of_status(long status) {
   if (status == 401 || status == 403) return SV_E_AUTH;
-  if (status == 404) return SV_E_NOT_FOUND;
+  if (status == 404 || status == 410) return SV_E_NOT_FOUND; /* 410: gone, an expired URL */
   if (status == 408) return SV_E_TIMEOUT;
   if (status == 429) return SV_E_RATE_LIMITED;
   if (status >= 500) return SV_E_SERVER;
