@@ -37,6 +37,7 @@ static void push_error(lua_State *L, const sv_error *e) {
   if (e->status > 0) { lua_pushinteger(L, e->status); lua_setfield(L, -2, "status"); }
   if (e->retry_after >= 0) { lua_pushnumber(L, e->retry_after); lua_setfield(L, -2, "retry_after"); }
   if (e->maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, -2, "maybe_created"); }
+  if (e->id[0]) { lua_pushstring(L, e->id); lua_setfield(L, -2, "id"); }
   luaL_setmetatable(L, ERROR_MT);
 }
 
@@ -100,15 +101,22 @@ static void scalar(lua_State *L, int idx, sv_value *v) {
   }
 }
 
+/* Keep the value on top of the stack alive in the anchors table, and pop it.
+   The stack depth stays the same however many fields and lists there are. */
+static void anchor(lua_State *L, int anchors) {
+  lua_rawseti(L, anchors, (lua_Integer)lua_rawlen(L, anchors) + 1);
+}
+
 /* Fill v from the value at idx.  Lists (and extra's keys) get their items in a new
-   userdata pushed on the stack as an anchor: returns 1 when it pushed one. */
-static int value(lua_State *L, int idx, sv_value *v, int is_extra) {
+   userdata kept in the anchors table. */
+static void value(lua_State *L, int idx, sv_value *v, int is_extra, int anchors) {
   size_t n, i;
   scalar(L, idx, v);
-  if (v->type != SV_V_TABLE) return 0;
+  if (v->type != SV_V_TABLE) return;
   idx = lua_absindex(L, idx);
   if (table_is_list(L, idx, &n) && !(is_extra && n > 0)) {
     sv_value *items = lua_newuserdatauv(L, sizeof(sv_value) * (n ? n : 1), 0);
+    anchor(L, anchors);
     for (i = 0; i < n; i++) {
       lua_rawgeti(L, idx, (lua_Integer)i + 1);
       scalar(L, -1, &items[i]); /* the table keeps the string alive */
@@ -124,6 +132,7 @@ static int value(lua_State *L, int idx, sv_value *v, int is_extra) {
     lua_pushnil(L);
     while (lua_next(L, idx)) { lua_pop(L, 1); count++; }
     fields = lua_newuserdatauv(L, sizeof(sv_field) * (count ? count : 1), 0);
+    anchor(L, anchors);
     i = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -136,10 +145,7 @@ static int value(lua_State *L, int idx, sv_value *v, int is_extra) {
     }
     v->fields = fields;
     v->n = count;
-  } else {
-    return 0;
   }
-  return 1;
 }
 
 /* Encode `extra` with lua-cjson.  Pushes the JSON text (or leaves nil). */
@@ -159,14 +165,18 @@ static int encode_extra(lua_State *L, int extra_idx, sv_error *err) {
   return 0;
 }
 
-/* Convert the table at idx; pushes anchors.  Returns 0 or -1 with err set. */
+/* Convert the table at idx.  Pushes one table that keeps every converted piece
+   alive while p is in use.  Returns 0 or -1 with err set. */
 static int to_params(lua_State *L, int idx, sv_params *p, sv_error *err) {
   size_t count = 0, i = 0;
   sv_field *fields;
-  int extra_idx = 0;
+  int has_extra = 0, anchors;
   idx = lua_absindex(L, idx);
   sv_error_clear(err);
   memset(p, 0, sizeof *p);
+  luaL_checkstack(L, 8, "starvideos: converting params");
+  lua_newtable(L);
+  anchors = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
@@ -180,25 +190,25 @@ static int to_params(lua_State *L, int idx, sv_params *p, sv_error *err) {
     count++;
   }
   fields = lua_newuserdatauv(L, sizeof(sv_field) * (count ? count : 1), 0);
+  anchor(L, anchors);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     sv_field *f = &fields[i++];
     int is_extra;
-    f->name = lua_tolstring(L, -2, &f->name_len);
+    f->name = lua_tolstring(L, -2, &f->name_len); /* the params table keeps its keys alive */
     is_extra = f->name_len == 5 && memcmp(f->name, "extra", 5) == 0;
-    /* an anchor pushed by value() goes below the key: key, value, anchor ->
-       anchor, key, value */
-    if (value(L, -1, &f->value, is_extra)) lua_rotate(L, -3, 1);
-    if (is_extra && lua_type(L, -1) == LUA_TTABLE) extra_idx = 1;
+    value(L, -1, &f->value, is_extra, anchors);
+    if (is_extra && lua_type(L, -1) == LUA_TTABLE) has_extra = 1;
     lua_pop(L, 1); /* the value; the key stays for lua_next */
   }
   p->fields = fields;
   p->n = count;
-  if (extra_idx) {
+  if (has_extra) {
     lua_getfield(L, idx, "extra");
     if (encode_extra(L, lua_gettop(L), err)) { lua_pop(L, 1); return -1; }
     lua_remove(L, -2);
-    p->extra_json = lua_tolstring(L, -1, &p->extra_len); /* anchored on the stack */
+    p->extra_json = lua_tolstring(L, -1, &p->extra_len);
+    anchor(L, anchors);
   }
   return 0;
 }
@@ -235,8 +245,9 @@ static void clean(lua_State *L, int idx, int depth) {
   }
 }
 
-/* Pushes the decoded object, or nil + error. */
-static int decode(lua_State *L, const char *body, size_t len) {
+/* Pushes the decoded object, or nil + error.  A create's answer that cannot be
+   decoded still names the task it created, when its id can be read. */
+static int decode(lua_State *L, const char *body, size_t len, int op) {
   lua_getfield(L, LUA_REGISTRYINDEX, CJSON_KEY);
   lua_getfield(L, -1, "decode");
   lua_remove(L, -2);
@@ -247,6 +258,10 @@ static int decode(lua_State *L, const char *body, size_t len) {
     sv_error_clear(&e);
     sv_error_set(&e, SV_E_PROTOCOL, NULL, "the answer is not a JSON object: %s",
                  lua_tostring(L, -1) ? lua_tostring(L, -1) : "unexpected value");
+    if (op == SV_OP_CREATE) {
+      e.maybe_created = 1;
+      sv_json_task_id(body, len, e.id, sizeof e.id);
+    }
     lua_pop(L, 2);
     return fail_with(L, &e);
   }
@@ -305,7 +320,7 @@ static int l_read_answer(lua_State *L) {
   a.body = luaL_optlstring(L, 3, "", &a.body_len);
   a.retry_after = luaL_optstring(L, 4, NULL);
   if (sv_read_answer(&a, sv_wallclock(), &err)) return fail_with(L, &err);
-  return decode(L, a.body, a.body_len);
+  return decode(L, a.body, a.body_len, a.op);
 }
 
 static void push_list(lua_State *L, const char *const *words) {
@@ -546,7 +561,7 @@ static int r_result(lua_State *L) {
   if (!sv_req_done(lr->r)) return 0;
   if (sv_req_result(lr->r, &body, &len, &err)) return fail_with(L, err);
   if (lr->op == SV_OP_DOWNLOAD) { lua_pushboolean(L, 1); return 1; }
-  return decode(L, body, len);
+  return decode(L, body, len, lr->op);
 }
 
 static int r_progress(lua_State *L) {

@@ -69,6 +69,51 @@ static void excerpt(const char *body, size_t len, sv_buf *out) {
   if (i < len) sv_buf_adds(out, "...");
 }
 
+/* A task id from a body that is not well-formed JSON: the first "id": "..." whose
+   value holds only the characters ids are made of.  Best effort, to tell the
+   caller which paid task a garbled create answer was about. */
+static int lenient_id(const char *body, size_t len, char *out, size_t outlen) {
+  size_t i, j;
+  for (i = 0; i + 4 < len; i++) {
+    if (memcmp(body + i, "\"id\"", 4) != 0) continue;
+    j = i + 4;
+    while (j < len && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r')) j++;
+    if (j >= len || body[j] != ':') continue;
+    j++;
+    while (j < len && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r')) j++;
+    if (j >= len || body[j] != '"') continue;
+    for (i = ++j; j < len && j - i < outlen - 1; j++) {
+      char c = body[j];
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+            c == '-' || c == '.' || c == ':'))
+        break;
+    }
+    if (j < len && body[j] == '"' && j > i) {
+      memcpy(out, body + i, j - i);
+      out[j - i] = '\0';
+      return 0;
+    }
+    return -1;
+  }
+  return -1;
+}
+
+int sv_json_task_id(const char *body, size_t len, char *out, size_t outlen) {
+  sv_json_member m[MAX_MEMBERS];
+  char why[128];
+  int n = sv_json_scan(body, len, m, MAX_MEMBERS, why, sizeof why);
+  const sv_json_member *id = n > 0 ? member(m, n, "id") : NULL;
+  sv_buf b;
+  out[0] = '\0';
+  if (n < 0) return lenient_id(body, len, out, outlen);
+  if (!id || id->type != 's') return -1;
+  sv_buf_init(&b);
+  if (sv_json_unescape(id->val, id->val_len, &b) == 0 && b.len > 0 && b.len < outlen)
+    memcpy(out, b.data, b.len + 1);
+  sv_buf_free(&b);
+  return out[0] ? 0 : -1;
+}
+
 static sv_kind kind_of_status(long status) {
   if (status == 401 || status == 403) return SV_E_AUTH;
   if (status == 404 || status == 410) return SV_E_NOT_FOUND; /* 410: gone, an expired URL */
@@ -115,14 +160,17 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with a body that is not a JSON object (%s): %s",
                  what, a->status, why, a->body_len ? sv_buf_cstr(&ex) : "empty");
     sv_buf_free(&ex);
+    if (a->op == SV_OP_CREATE) sv_json_task_id(a->body, a->body_len, err->id, sizeof err->id);
     return -1;
   }
   {
     const sv_json_member *id = member(m, n, "id"), *st = member(m, n, "status");
     if (!id || id->type != 's' || id->val_len <= 2)
       return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task id", what, a->status);
-    if (!st || st->type != 's')
+    if (!st || st->type != 's') {
+      sv_json_task_id(a->body, a->body_len, err->id, sizeof err->id);
       return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task status", what, a->status);
+    }
   }
   return 0;
 }

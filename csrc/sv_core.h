@@ -62,6 +62,7 @@ typedef struct sv_error {
   long status;       /* HTTP status, 0 when there was no response */
   double retry_after; /* seconds; < 0 when the server sent none */
   int maybe_created; /* create only: the task may exist although we saw no id */
+  char id[160];      /* create only: a task id read from an answer we could not use */
 } sv_error;
 
 SV_API const char *sv_kind_name(sv_kind k);
@@ -154,6 +155,8 @@ typedef struct sv_json_member {
    ("truncated", "expected ':' at byte 12", ...) in why. */
 SV_API int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max,
                         char *why, size_t whylen);
+/* The string "id" member of a JSON object, unescaped, into out; 0 or -1. */
+SV_API int sv_json_task_id(const char *body, size_t len, char *out, size_t outlen);
 /* Decode a JSON string value (with its quotes) into out; 0 or -1. */
 SV_API int sv_json_unescape(const char *val, size_t len, sv_buf *out);
 

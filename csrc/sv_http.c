@@ -266,7 +266,8 @@ sv_req *sv_client_download(sv_client *c, const sv_download_opts *o, double deadl
   sv_req *r;
   size_t n;
   const char *u = o->url, *q;
-  if (!u || !(strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0)) {
+  size_t skip = !u ? 0 : strncasecmp(u, "http://", 7) == 0 ? 7 : strncasecmp(u, "https://", 8) == 0 ? 8 : 0;
+  if (!skip || u[skip] == '\0' || u[skip] == '/' || u[skip] == '?' || u[skip] == '#') {
     sv_buf b;
     sv_buf_init(&b);
     sv_quote(&b, u ? u : "", u ? strlen(u) : 0, 60);
@@ -289,7 +290,7 @@ sv_req *sv_client_download(sv_client *c, const sv_download_opts *o, double deadl
   snprintf(r->dl_part, n, "%s.part", o->path);
   r->resume_limit = o->resume_limit;
   /* events name the video's path, never its query string (signed URLs) */
-  q = strchr(u + 8, '/');
+  q = strchr(u + skip, '/');
   snprintf(r->path, sizeof r->path, "%.*s", q ? (int)strcspn(q, "?#") : 1, q ? q : "/");
   r->fd = open(r->dl_part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (r->fd < 0) {
@@ -450,6 +451,11 @@ static int start_attempt(sv_client *c, sv_req *r, double now) {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(left * 1000) + 1);
     if (r->op == SV_OP_CREATE) {
+      /* A create never rides a reused connection: when a kept-alive connection
+         dies under a request, libcurl silently sends it again on a new one, and
+         a create the server already took would be paid twice.  The fresh
+         connection is still kept for the queries that follow. */
+      curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
       curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&r->send));
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)r->send.len);
     }

@@ -60,6 +60,19 @@ static int ishex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* The four hex digits at pos, into *cp; 0 when they are not there. */
+static int hex4(const scanner *sc, size_t pos, unsigned *cp) {
+  size_t i;
+  *cp = 0;
+  for (i = 0; i < 4; i++) {
+    char c;
+    if (pos + i >= sc->len || !ishex(sc->s[pos + i])) return 0;
+    c = sc->s[pos + i];
+    *cp = *cp * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+  }
+  return 1;
+}
+
 static int scan_string(scanner *sc) {
   sc->pos++; /* opening quote */
   while (sc->pos < sc->len) {
@@ -71,11 +84,18 @@ static int scan_string(scanner *sc) {
       if (++sc->pos >= sc->len) break;
       e = sc->s[sc->pos];
       if (e == 'u') {
-        int i;
-        for (i = 1; i <= 4; i++)
-          if (sc->pos + (size_t)i >= sc->len || !ishex(sc->s[sc->pos + (size_t)i]))
-            return fail(sc, "bad \\u escape");
+        unsigned cp;
+        if (!hex4(sc, sc->pos + 1, &cp)) return fail(sc, "bad \\u escape");
         sc->pos += 4;
+        /* surrogates come in pairs, as lua-cjson demands */
+        if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(sc, "lone low surrogate in a \\u escape");
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          unsigned lo;
+          if (sc->pos + 2 >= sc->len || sc->s[sc->pos + 1] != '\\' || sc->s[sc->pos + 2] != 'u' ||
+              !hex4(sc, sc->pos + 3, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+            return fail(sc, "lone high surrogate in a \\u escape");
+          sc->pos += 6;
+        }
       } else if (!strchr("\"\\/bfnrt", e)) {
         return fail(sc, "bad escape in a string");
       }

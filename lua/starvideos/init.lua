@@ -204,6 +204,15 @@ function Client:_journal_created(task, params)
     { task = task, id = task.id, field = "journal" })
 end
 
+-- A create that failed after the server may have taken it, with the task's id
+-- read from the garbled answer: journalled too, so resume can still find it.
+function Client:_journal_maybe(err, params)
+  if self.journal and err.maybe_created and type(err.id) == "string" then
+    journal.append(self.journal, { event = "created", id = err.id, model = params.model,
+      prompt = params.prompt, uncertain = true })
+  end
+end
+
 -- client:create(params) -> task | nil, err
 function Client:create(params)
   if type(params) ~= "table" then
@@ -215,7 +224,10 @@ function Client:create(params)
   local task
   task, err = self:_run(req)
   req:close()
-  if not task then return nil, err end
+  if not task then
+    self:_journal_maybe(err, params)
+    return nil, err
+  end
   local ok, jerr = self:_journal_created(task, params)
   if not ok then return nil, jerr end
   self:_emit { type = "status", id = task.id, status = task.status, task = task }

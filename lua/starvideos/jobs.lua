@@ -117,7 +117,10 @@ function J.install(M, Client)
     req:close()
     job.req = nil
     if job.stage == "create" then
-      if not res then return finish(self, job, err) end
+      if not res then
+        self:_journal_maybe(err, job.params)
+        return finish(self, job, err)
+      end
       job.id = res.id
       local ok, jerr = self:_journal_created(res, job.params)
       if not ok then return finish(self, job, jerr) end
@@ -188,10 +191,11 @@ function J.install(M, Client)
       return nil
     end
     -- poll stage: a query when due and the budget allows
-    if t < job.next_poll then return job.next_poll end
+    -- wake for the next poll, or for the deadline when that comes first
+    if t < job.next_poll then return math_min(job.next_poll, job.deadline) end
     local ok, later = true, nil
     if not job.refreshing then ok, later = take_token(self, t) end
-    if not ok then return later end
+    if not ok then return math_min(later, job.deadline) end
     local req, err = self._c:query(job.id, job.deadline)
     if not req then return finish(self, job, err) end
     job.req = req
