@@ -60,7 +60,7 @@ local REASONS = {
   [410] = "Gone", [411] = "Length Required", [413] = "Payload Too Large",
   [416] = "Range Not Satisfiable", [422] = "Unprocessable Entity", [429] = "Too Many Requests",
   [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
-  [501] = "Not Implemented", [502] = "Bad Gateway", [503] = "Service Unavailable",
+  [502] = "Bad Gateway", [503] = "Service Unavailable",
   [504] = "Gateway Timeout",
 }
 
