@@ -240,12 +240,20 @@ static sv_req *api_req(sv_client *c, sv_op op, const char *path, double deadline
   return r;
 }
 
+/* Every API request needs the key; without one nothing is sent.  (Downloads do
+   not: the video's host never sees the key.) */
+static int need_key(const sv_client *c, sv_error *err) {
+  if (c->api_key[0]) return 0;
+  return sv_error_set(err, SV_E_AUTH, NULL, "no API key: set STARVIDEOS_API_KEY or pass api_key to starvideos.new");
+}
+
 sv_req *sv_client_create(sv_client *c, const sv_params *p, double deadline, sv_error *err) {
   sv_buf body;
   const char *path;
   sv_req *r;
   sv_buf_init(&body);
-  if (sv_build_create(p, &body, &path, err)) { sv_buf_free(&body); return NULL; }
+  /* an invalid request is named first, with or without a key */
+  if (sv_build_create(p, &body, &path, err) || need_key(c, err)) { sv_buf_free(&body); return NULL; }
   r = api_req(c, SV_OP_CREATE, path, deadline, err);
   if (!r) { sv_buf_free(&body); return NULL; }
   r->send = body;
@@ -256,7 +264,7 @@ sv_req *sv_client_query(sv_client *c, const char *id, size_t len, double deadlin
   sv_buf path;
   sv_req *r;
   sv_buf_init(&path);
-  if (sv_result_path(id, len, &path, err)) { sv_buf_free(&path); return NULL; }
+  if (sv_result_path(id, len, &path, err) || need_key(c, err)) { sv_buf_free(&path); return NULL; }
   r = api_req(c, SV_OP_QUERY, sv_buf_cstr(&path), deadline, err);
   sv_buf_free(&path);
   return r;

@@ -149,4 +149,20 @@ describe("the transport", function()
     assert.equal("auth", err.kind)
     assert.same({}, emu:requests())
   end)
+
+  it("refuses to wait, poll many, start or watch without a key, sending nothing", function()
+    local c = starvideos.new { api_key = "", base_url = emu.url }
+    local _, err = c:wait("video_1", { interval = 0.05, timeout = 1 })
+    assert.equal("auth", err.kind)
+    assert.equal("auth", c:wait_all({ "video_1" }, { timeout = 1 })[1].err.kind)
+    local job
+    job, err = c:start(PARAMS)
+    assert.is_nil(job)
+    assert.equal("auth", err.kind)
+    assert.matches("no API key", err.message)
+    job = c:watch("video_1", { timeout = 1 })
+    while not job.done do c:step(0.05) end
+    assert.equal("auth", job.err.kind)
+    assert.same({}, emu:requests())
+  end)
 end)

@@ -128,8 +128,8 @@ function M.new(opts)
     requests_per_second = opts.requests_per_second,
     jobs = {},
   }, Client)
-  -- the key lives in the C client only: never in a Lua table a user might print
-  self._has_key = key ~= nil
+  -- the key lives in the C client only: never in a Lua table a user might print;
+  -- without one, the C client refuses every API request before sending it
   self._c = core.new_client {
     base_url = base, api_key = key or "", ca_file = opts.ca_file,
     user_agent = opts.user_agent or (M._VERSION:gsub(" ", "/") .. " (Lua)"),
@@ -181,10 +181,6 @@ function Client:_run(req, sleep)
   return req:result()
 end
 
-local function no_key()
-  return new_error("auth", "no API key: set STARVIDEOS_API_KEY or pass api_key to starvideos.new")
-end
-
 local function task_id(v, where)
   if type(v) == "string" then return v end
   if type(v) == "table" and type(v.id) == "string" then return v.id end
@@ -220,7 +216,6 @@ function Client:create(params)
   end
   local req, err = self._c:create(params)
   if not req then return nil, err end
-  if not self._has_key then req:close(); return nil, no_key() end
   local task
   task, err = self:_run(req)
   req:close()
@@ -237,7 +232,6 @@ end
 -- client:query(id) -> task | nil, err
 function Client:query(id, deadline)
   id = task_id(id, "query")
-  if not self._has_key then return nil, no_key() end
   local req, err = self._c:query(id, deadline)
   if not req then return nil, err end
   local task
