@@ -147,7 +147,6 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
     }
     if (words.len == 0) sv_buf_adds(&words, "no explanation in the body");
     sv_error_set(err, kind_of_status(a->status), NULL, "%s: HTTP %ld: %s", what, a->status, sv_buf_cstr(&words));
-    if (a->status >= 500 || a->status < 100) err->kind = SV_E_SERVER;
     sv_buf_free(&words);
     return -1;
   }

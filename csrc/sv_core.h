@@ -137,6 +137,10 @@ SV_API int sv_build_create(const sv_params *p, sv_buf *body, const char **path, 
 /* "/v1/result/<id>" with the id percent-encoded so that it cannot leave the path. */
 SV_API int sv_result_path(const char *id, size_t len, sv_buf *out, sv_error *err);
 
+/* The length of an "http://" or "https://" prefix (any case) followed by a host;
+   0 when s is not http(s), -1 when no host follows the scheme. */
+SV_API int sv_url_scheme(const char *s, size_t len);
+
 /* UTF-8: number of code points, or -1 when the bytes are not valid UTF-8. */
 SV_API long sv_utf8_count(const char *s, size_t len);
 

@@ -274,8 +274,8 @@ sv_req *sv_client_download(sv_client *c, const sv_download_opts *o, double deadl
   sv_req *r;
   size_t n;
   const char *u = o->url, *q;
-  size_t skip = !u ? 0 : strncasecmp(u, "http://", 7) == 0 ? 7 : strncasecmp(u, "https://", 8) == 0 ? 8 : 0;
-  if (!skip || u[skip] == '\0' || u[skip] == '/' || u[skip] == '?' || u[skip] == '#') {
+  int skip = u ? sv_url_scheme(u, strlen(u)) : 0;
+  if (skip <= 0) {
     sv_buf b;
     sv_buf_init(&b);
     sv_quote(&b, u ? u : "", u ? strlen(u) : 0, 60);

@@ -137,12 +137,21 @@ static int unknown_field(const sv_model *m, const char *name, size_t len, sv_err
   return -1;
 }
 
+int sv_url_scheme(const char *s, size_t len) {
+  size_t skip;
+  if (len >= 7 && strncasecmp(s, "http://", 7) == 0) skip = 7;
+  else if (len >= 8 && strncasecmp(s, "https://", 8) == 0) skip = 8;
+  else return 0;
+  if (len == skip || s[skip] == '/' || s[skip] == '?' || s[skip] == '#') return -1;
+  return (int)skip;
+}
+
 static int check_url(const char *field, const sv_value *v, sv_error *err) {
-  size_t i, skip;
+  size_t i;
+  int scheme;
   if (v->type != SV_V_STRING) return bad(err, field, "an http(s) URL", v);
-  if (v->len >= 7 && strncasecmp(v->str, "http://", 7) == 0) skip = 7;
-  else if (v->len >= 8 && strncasecmp(v->str, "https://", 8) == 0) skip = 8;
-  else {
+  scheme = sv_url_scheme(v->str, v->len);
+  if (scheme == 0) {
     sv_buf b;
     sv_buf_init(&b);
     sv_quote(&b, v->str, v->len, QUOTE_MAX);
@@ -150,8 +159,7 @@ static int check_url(const char *field, const sv_value *v, sv_error *err) {
     sv_buf_free(&b);
     return -1;
   }
-  if (v->len == skip || v->str[skip] == '/' || v->str[skip] == '?' || v->str[skip] == '#')
-    return bad(err, field, "an http(s) URL with a host", v);
+  if (scheme < 0) return bad(err, field, "an http(s) URL with a host", v);
   if (v->len > MAX_URL) return sv_error_set(err, SV_E_INVALID, field, "%s: expected a URL of at most %d bytes, got %zu bytes", field, MAX_URL, v->len);
   for (i = 0; i < v->len; i++) {
     unsigned char c = (unsigned char)v->str[i];

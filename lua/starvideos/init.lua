@@ -7,9 +7,10 @@
 local core = require "starvideos.core"
 local journal = require "starvideos.journal"
 
-local type, pairs, ipairs, tostring, setmetatable, getmetatable, error, next =
-  type, pairs, ipairs, tostring, setmetatable, getmetatable, error, next
-local math_type, os_getenv, string_format = math.type, os.getenv, string.format
+local type, pairs, ipairs, tostring, setmetatable, error, next =
+  type, pairs, ipairs, tostring, setmetatable, error, next
+local math_type, math_min, os_getenv, string_format = math.type, math.min, os.getenv, string.format
+local core_sleep = core.sleep
 
 local M = { _VERSION = "starvideos 0.1.0" }
 
@@ -26,10 +27,6 @@ local function new_error(kind, message, fields)
   return setmetatable(e, error_mt)
 end
 M.new_error = new_error
-
-function M.is_error(v)
-  return type(v) == "table" and getmetatable(v) == error_mt
-end
 
 -- ------------------------------------------------------ the models table
 
@@ -163,18 +160,28 @@ function Client:_flush_events()
   end
 end
 
--- Drive the transfers until req is done.  With a user sleep function, never block
--- inside libcurl: perform(0) and yield through sleep, so coroutine schedulers run.
-function Client:_run(req, sleep)
+-- Let up to `wait` seconds pass while the transfers make progress.  With a
+-- sleep function (a coroutine scheduler's), never block inside libcurl:
+-- perform(0), then sleep.  While transfers run, come back within 0.25 s so
+-- progress and deadlines stay live; a finished transfer ends the wait early.
+function Client:_pause(wait, sleep)
   local c = self._c
-  sleep = sleep or self.sleep
+  local busy = c:active() > 0
+  if busy then wait = math_min(wait, 0.25) end
+  if sleep then
+    c:perform(0)
+    sleep(busy and math_min(wait, 0.01) or wait)
+  elseif busy then
+    c:perform(wait)
+  elseif wait > 0 then
+    core_sleep(wait)
+  end
+end
+
+-- Drive the transfers until req is done.
+function Client:_run(req)
   while not req:done() do
-    if sleep then
-      c:perform(0)
-      if not req:done() then sleep(0.01) end
-    else
-      c:perform(0.5)
-    end
+    self:_pause(0.25, self.sleep)
     self:_flush_events()
   end
   self:_flush_events()
@@ -230,9 +237,9 @@ function Client:create(params)
 end
 
 -- client:query(id) -> task | nil, err
-function Client:query(id, deadline)
+function Client:query(id)
   id = task_id(id, "query")
-  local req, err = self._c:query(id, deadline)
+  local req, err = self._c:query(id)
   if not req then return nil, err end
   local task
   task, err = self:_run(req)

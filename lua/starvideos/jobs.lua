@@ -11,7 +11,7 @@ local journal = require "starvideos.journal"
 
 local type, ipairs, tostring, setmetatable, math_min, math_max, string_format =
   type, ipairs, tostring, setmetatable, math.min, math.max, string.format
-local now, core_sleep = core.now, core.sleep
+local now = core.now
 
 local J = {}
 
@@ -203,33 +203,31 @@ function J.install(M, Client)
     return nil
   end
 
-  -- Drive private jobs until all are done.  With a sleep function (a coroutine
-  -- scheduler's), never block in libcurl: perform(0), then sleep.
+  -- Advance every job of list: returns the ones still running and the earliest
+  -- time one of them waits for; the finished ones are appended to `finished`.
+  local function sweep(self, list, finished)
+    local t, wake, keep = now(), nil, {}
+    for _, job in ipairs(list) do
+      local w = self:_advance(job, t)
+      if job.done then
+        if finished then finished[#finished + 1] = job end
+      else
+        keep[#keep + 1] = job
+        if w and (not wake or w < wake) then wake = w end
+      end
+    end
+    return keep, wake
+  end
+
+  -- Drive private jobs until all are done, pausing through `sleep` when given.
   function Client:_drive(list, sleep)
-    local c = self._c
+    local pending = list
     while true do
-      local t, wake, pending = now(), nil, false
-      for _, job in ipairs(list) do
-        local w = self:_advance(job, t)
-        if not job.done then
-          pending = true
-          if w and (not wake or w < wake) then wake = w end
-        end
-      end
+      local wake
+      pending, wake = sweep(self, pending)
       self:_flush_events()
-      if not pending then return end
-      t = now()
-      local busy = c:active() > 0
-      local wait = wake and math_max(0, wake - t) or 0.25
-      if busy then wait = math_min(wait, 0.25) end -- progress and deadlines stay live
-      if sleep then
-        c:perform(0)
-        sleep(busy and math_min(wait, 0.01) or wait)
-      elseif busy then
-        c:perform(wait)
-      elseif wait > 0 then
-        core_sleep(wait)
-      end
+      if #pending == 0 then return end
+      self:_pause(wake and math_max(0, wake - now()) or 0.25, sleep)
     end
   end
 
@@ -274,35 +272,18 @@ function J.install(M, Client)
     if seconds ~= nil and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then
       error("bad argument #1 to 'step' (seconds >= 0 expected, got " .. tostring(seconds) .. ")", 2)
     end
-    seconds = seconds or 0
-    local c, finished, stop = self._c, {}, now() + seconds
+    local finished, stop = {}, now() + (seconds or 0)
     while true do
-      local t, wake = now(), nil
-      local keep = {}
-      for _, job in ipairs(self.jobs) do
-        local w = self:_advance(job, t)
-        if job.done then finished[#finished + 1] = job
-        else
-          keep[#keep + 1] = job
-          if w and (not wake or w < wake) then wake = w end
-        end
-      end
-      self.jobs = keep
-      c:perform(0)
+      local wake
+      self.jobs, wake = sweep(self, self.jobs, finished)
+      self._c:perform(0)
       self:_flush_events()
-      t = now()
-      if #finished > 0 or t >= stop or #keep == 0 then break end
-      local wait = math_min(stop - t, wake and math_max(0, wake - t) or stop - t)
-      if c:active() > 0 then c:perform(math_min(wait, 0.25)) elseif wait > 0 then core_sleep(wait) end
+      local t = now()
+      if #finished > 0 or t >= stop or #self.jobs == 0 then break end
+      self:_pause(math_min(stop - t, wake and math_max(0, wake - t) or stop - t))
     end
     -- what finished during the last perform is reported now, not a step late
-    local t = now()
-    local keep = {}
-    for _, job in ipairs(self.jobs) do
-      self:_advance(job, t)
-      if job.done then finished[#finished + 1] = job else keep[#keep + 1] = job end
-    end
-    self.jobs = keep
+    self.jobs = sweep(self, self.jobs, finished)
     return finished
   end
 
