@@ -1,14 +1,17 @@
-/* starvideos.core: the Lua binding of the C core.  Lua tables in, Lua tables out;
-   JSON answers are decoded by lua-cjson and JSON null becomes nil.  No Lua is
-   ever called from a libcurl callback: the core's callbacks are plain C, and this
-   file runs only between sv_client_perform calls. */
+/* starvideos.core: the Lua binding of the C core.  Strings in, strings out: the
+   binding never calls a Lua function (no require, no lua_call).  Lua encodes
+   `extra` and decodes answers with lua-cjson itself; this file hands it the raw
+   body and the core's verdict.  It holds two classes: the libcurl transport
+   (starvideos.curl) and its exchanges (starvideos.xfer). */
 #include "sv_core.h"
 
 #include <lauxlib.h>
 #include <lua.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,13 +20,12 @@
 #define LUAOPEN_API __attribute__((visibility("default")))
 #endif
 
-#define CLIENT_MT "starvideos.client"
-#define REQ_MT "starvideos.request"
+#define CURL_MT "starvideos.curl"
+#define XFER_MT "starvideos.xfer"
 #define ERROR_MT "starvideos.error"
-#define CJSON_KEY "starvideos.cjson"
 
-typedef struct lclient { sv_client *c; } lclient;
-typedef struct lreq { sv_req *r; int op; } lreq;
+typedef struct lhttp { sv_http *h; } lhttp;
+typedef struct lxfer { sv_xfer *x; } lxfer;
 
 /* --------------------------------------------------------------- errors */
 
@@ -34,10 +36,14 @@ static void push_error(lua_State *L, const sv_error *e) {
   lua_pushstring(L, e->message);
   lua_setfield(L, -2, "message");
   if (e->field[0]) { lua_pushstring(L, e->field); lua_setfield(L, -2, "field"); }
-  if (e->status > 0) { lua_pushinteger(L, e->status); lua_setfield(L, -2, "status"); }
+  if (e->status > 0) { lua_pushinteger(L, (lua_Integer)e->status); lua_setfield(L, -2, "status"); }
   if (e->retry_after >= 0) { lua_pushnumber(L, e->retry_after); lua_setfield(L, -2, "retry_after"); }
   if (e->maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, -2, "maybe_created"); }
-  if (e->id[0]) { lua_pushstring(L, e->id); lua_setfield(L, -2, "id"); }
+  if (e->id[0]) {
+    lua_pushstring(L, e->id);
+    lua_setfield(L, -2, "id");
+    if (e->maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, -2, "created"); }
+  }
   luaL_setmetatable(L, ERROR_MT);
 }
 
@@ -66,9 +72,25 @@ static int error_concat(lua_State *L) {
   return 1;
 }
 
+/* A Lua error table back into an sv_error (kind, status, retry_after). */
+static void to_error(lua_State *L, int idx, sv_error *e) {
+  const char *kind;
+  int k;
+  sv_error_clear(e);
+  lua_getfield(L, idx, "kind");
+  kind = lua_tostring(L, -1);
+  for (k = 0; kind && k <= SV_E_IO; k++)
+    if (strcmp(sv_kind_name((sv_kind)k), kind) == 0) { e->kind = (sv_kind)k; break; }
+  lua_getfield(L, idx, "status");
+  e->status = lua_isnumber(L, -1) ? (long)lua_tointeger(L, -1) : 0;
+  lua_getfield(L, idx, "retry_after");
+  e->retry_after = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : -1;
+  lua_pop(L, 3);
+}
+
 /* ------------------------------------------------- Lua table -> params */
 
-/* A value that is a sequence of 1..n (n may be 0) becomes LIST, other tables TABLE. */
+/* A table that is a sequence of 1..n (n may be 0) becomes LIST, others TABLE. */
 static int table_is_list(lua_State *L, int idx, size_t *n) {
   size_t count = 0;
   lua_Integer len = (lua_Integer)lua_rawlen(L, idx);
@@ -104,7 +126,7 @@ static void scalar(lua_State *L, int idx, sv_value *v) {
 /* Keep the value on top of the stack alive in the anchors table, and pop it.
    The stack depth stays the same however many fields and lists there are. */
 static void anchor(lua_State *L, int anchors) {
-  lua_rawseti(L, anchors, (lua_Integer)lua_rawlen(L, anchors) + 1);
+  lua_rawseti(L, anchors, (int)lua_rawlen(L, anchors) + 1);
 }
 
 /* Fill v from the value at idx.  Lists (and extra's keys) get their items in a new
@@ -118,7 +140,7 @@ static void value(lua_State *L, int idx, sv_value *v, int is_extra, int anchors)
     sv_value *items = lua_newuserdatauv(L, sizeof(sv_value) * (n ? n : 1), 0);
     anchor(L, anchors);
     for (i = 0; i < n; i++) {
-      lua_rawgeti(L, idx, (lua_Integer)i + 1);
+      lua_rawgeti(L, idx, (int)i + 1);
       scalar(L, -1, &items[i]); /* the table keeps the string alive */
       lua_pop(L, 1);
     }
@@ -126,7 +148,7 @@ static void value(lua_State *L, int idx, sv_value *v, int is_extra, int anchors)
     v->items = items;
     v->n = n;
   } else if (is_extra) {
-    /* extra: only its keys matter to the validator */
+    /* extra: only its keys matter to the validator; its JSON text comes from Lua */
     sv_field *fields;
     size_t count = 0;
     lua_pushnil(L);
@@ -148,33 +170,18 @@ static void value(lua_State *L, int idx, sv_value *v, int is_extra, int anchors)
   }
 }
 
-/* Encode `extra` with lua-cjson.  Pushes the JSON text (or leaves nil). */
-static int encode_extra(lua_State *L, int extra_idx, sv_error *err) {
-  lua_getfield(L, LUA_REGISTRYINDEX, CJSON_KEY);
-  lua_getfield(L, -1, "encode");
-  lua_remove(L, -2);
-  lua_pushvalue(L, extra_idx);
-  lua_call(L, 1, 2);
-  if (lua_isnil(L, -2)) {
-    sv_error_set(err, SV_E_INVALID, "extra", "extra: cannot be sent as JSON: %s",
-                 lua_tostring(L, -1) ? lua_tostring(L, -1) : "unknown reason");
-    lua_pop(L, 2);
-    return -1;
-  }
-  lua_pop(L, 1);
-  return 0;
-}
-
-/* Convert the table at idx.  Pushes one table that keeps every converted piece
-   alive while p is in use.  Returns 0 or -1 with err set. */
-static int to_params(lua_State *L, int idx, sv_params *p, sv_error *err) {
+/* Convert the params table at idx (and the JSON text of `extra` at extra_idx, when
+   given).  Pushes one table that keeps every converted piece alive while p is in
+   use.  Returns 0 or -1 with err set. */
+static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_error *err) {
   size_t count = 0, i = 0;
   sv_field *fields;
-  int has_extra = 0, anchors;
+  int anchors;
   idx = lua_absindex(L, idx);
   sv_error_clear(err);
   memset(p, 0, sizeof *p);
   luaL_checkstack(L, 8, "starvideos: converting params");
+  if (!lua_isnoneornil(L, extra_idx)) p->extra_json = luaL_checklstring(L, extra_idx, &p->extra_len);
   lua_newtable(L);
   anchors = lua_gettop(L);
   lua_pushnil(L);
@@ -182,7 +189,7 @@ static int to_params(lua_State *L, int idx, sv_params *p, sv_error *err) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING) {
       char key[64];
-      if (lua_type(L, -1) == LUA_TNUMBER) snprintf(key, sizeof key, "[%s]", lua_tostring(L, -1));
+      if (lua_type(L, -1) == LUA_TNUMBER) snprintf(key, sizeof key, "[%.14g]", (double)lua_tonumber(L, -1));
       else snprintf(key, sizeof key, "[%s]", luaL_typename(L, -1));
       lua_pop(L, 1);
       return sv_error_set(err, SV_E_INVALID, key, "%s: unknown field (params take named fields such as model and prompt)", key);
@@ -194,100 +201,35 @@ static int to_params(lua_State *L, int idx, sv_params *p, sv_error *err) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     sv_field *f = &fields[i++];
-    int is_extra;
     f->name = lua_tolstring(L, -2, &f->name_len); /* the params table keeps its keys alive */
-    is_extra = f->name_len == 5 && memcmp(f->name, "extra", 5) == 0;
-    value(L, -1, &f->value, is_extra, anchors);
-    if (is_extra && lua_type(L, -1) == LUA_TTABLE) has_extra = 1;
+    value(L, -1, &f->value, f->name_len == 5 && memcmp(f->name, "extra", 5) == 0, anchors);
     lua_pop(L, 1); /* the value; the key stays for lua_next */
   }
   p->fields = fields;
   p->n = count;
-  if (has_extra) {
-    lua_getfield(L, idx, "extra");
-    if (encode_extra(L, lua_gettop(L), err)) { lua_pop(L, 1); return -1; }
-    lua_remove(L, -2);
-    p->extra_json = lua_tolstring(L, -1, &p->extra_len);
-    anchor(L, anchors);
-  }
   return 0;
-}
-
-/* ------------------------------------------------- JSON text -> table */
-
-/* JSON null becomes nil; a whole number becomes a Lua integer (lua-cjson decodes
-   every number as a float, and 5.0 would print as "5.0"). */
-static void clean(lua_State *L, int idx, int depth) {
-  idx = lua_absindex(L, idx);
-  if (depth > 100) return;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int t = lua_type(L, -1);
-    if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
-      lua_pop(L, 1);
-      lua_pushvalue(L, -1);
-      lua_pushnil(L);
-      lua_rawset(L, idx); /* clearing a field during traversal is allowed */
-      continue;
-    }
-    if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      lua_Number n = lua_tonumber(L, -1);
-      if (n == floor(n) && fabs(n) < 9007199254740992.0) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        lua_pushinteger(L, (lua_Integer)n);
-        lua_rawset(L, idx); /* assigning an existing field during traversal is allowed */
-        continue;
-      }
-    }
-    if (t == LUA_TTABLE) clean(L, -1, depth + 1);
-    lua_pop(L, 1);
-  }
-}
-
-/* Pushes the decoded object, or nil + error.  A create's answer that cannot be
-   decoded still names the task it created, when its id can be read. */
-static int decode(lua_State *L, const char *body, size_t len, int op) {
-  lua_getfield(L, LUA_REGISTRYINDEX, CJSON_KEY);
-  lua_getfield(L, -1, "decode");
-  lua_remove(L, -2);
-  lua_pushlstring(L, body, len);
-  lua_call(L, 1, 2);
-  if (lua_type(L, -2) != LUA_TTABLE) {
-    sv_error e;
-    sv_error_clear(&e);
-    sv_error_set(&e, SV_E_PROTOCOL, NULL, "the answer is not a JSON object: %s",
-                 lua_tostring(L, -1) ? lua_tostring(L, -1) : "unexpected value");
-    if (op == SV_OP_CREATE) {
-      e.maybe_created = 1;
-      sv_json_task_id(body, len, e.id, sizeof e.id);
-    }
-    lua_pop(L, 2);
-    return fail_with(L, &e);
-  }
-  lua_pop(L, 1);
-  clean(L, -1, 0);
-  return 1;
 }
 
 /* ------------------------------------------------------------ module */
 
+/* validate(params [, extra_json]) -> true | nil, err */
 static int l_validate(lua_State *L) {
   sv_params p;
   sv_error err;
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (to_params(L, 1, &p, &err) || sv_validate(&p, NULL, &err)) return fail_with(L, &err);
+  if (to_params(L, 1, 2, &p, &err) || sv_validate(&p, NULL, &err)) return fail_with(L, &err);
   lua_pushboolean(L, 1);
   return 1;
 }
 
+/* build_create(params [, extra_json]) -> path, body | nil, err */
 static int l_build_create(lua_State *L) {
   sv_params p;
   sv_error err;
   sv_buf body;
   const char *path;
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (to_params(L, 1, &p, &err)) return fail_with(L, &err);
+  if (to_params(L, 1, 2, &p, &err)) return fail_with(L, &err);
   sv_buf_init(&body);
   if (sv_build_create(&p, &body, &path, &err)) { sv_buf_free(&body); return fail_with(L, &err); }
   lua_pushstring(L, path);
@@ -296,6 +238,7 @@ static int l_build_create(lua_State *L) {
   return 2;
 }
 
+/* result_path(id) -> path | nil, err */
 static int l_result_path(lua_State *L) {
   size_t len;
   const char *id = luaL_checklstring(L, 1, &len);
@@ -309,18 +252,77 @@ static int l_result_path(lua_State *L) {
   return 1;
 }
 
-static const char *const op_names[] = { "create", "query", "download", NULL };
+/* task_id(body) -> the task id a JSON answer names, or nil (even from a body
+   lua-cjson refuses) */
+static int l_task_id(lua_State *L) {
+  size_t len;
+  const char *body = luaL_checklstring(L, 1, &len);
+  char id[sizeof(((sv_error *)0)->id)];
+  if (sv_json_task_id(body, len, id, sizeof id) != 0) return 0;
+  lua_pushstring(L, id);
+  return 1;
+}
 
-/* read_answer(op, status, body, retry_after) -> task | nil, err (for other transports) */
-static int l_read_answer(lua_State *L) {
-  sv_answer a;
+static const char *const op_names[] = { "create", "query", "download", NULL };
+static const char *const tr_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
+
+/* The verdict's Lua face: body, err, tr, bytes, total, where body is the answer
+   (a download's: "") on success and err the error table otherwise. */
+static int push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_error err;
-  a.op = (sv_op)luaL_checkoption(L, 1, NULL, op_names);
-  a.status = (long)luaL_checkinteger(L, 2);
-  a.body = luaL_optlstring(L, 3, "", &a.body_len);
-  a.retry_after = luaL_optstring(L, 4, NULL);
-  if (sv_read_answer(&a, sv_wallclock(), &err)) return fail_with(L, &err);
-  return decode(L, a.body, a.body_len, a.op);
+  sv_transport tr;
+  int rc = sv_verdict(x, sv_wallclock(), secret, &err, &tr);
+  if (rc == 0) lua_pushlstring(L, x->op == SV_OP_DOWNLOAD ? "" : x->body, x->op == SV_OP_DOWNLOAD ? 0 : x->body_len);
+  else lua_pushnil(L);
+  if (rc == 0) lua_pushnil(L);
+  else push_error(L, &err);
+  lua_pushstring(L, sv_transport_name(tr));
+  if (x->op != SV_OP_DOWNLOAD) return 3;
+  lua_pushinteger(L, (lua_Integer)x->bytes);
+  if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);
+  else lua_pushnil(L);
+  return 5;
+}
+
+/* verdict(op, status, body, retry_after, tr, message, bytes, total, secret)
+   -> body, err, tr[, bytes, total]: the same reading of an exchange for a
+   transport written in Lua as the libcurl one gets. */
+static int l_verdict(lua_State *L) {
+  sv_exchange x;
+  memset(&x, 0, sizeof x);
+  x.op = (sv_op)luaL_checkoption(L, 1, NULL, op_names);
+  x.status = (long)luaL_optinteger(L, 2, 0);
+  x.body = luaL_optlstring(L, 3, "", &x.body_len);
+  x.retry_after = luaL_optstring(L, 4, NULL);
+  x.tr = (sv_transport)luaL_checkoption(L, 5, "none", tr_names);
+  x.message = luaL_optstring(L, 6, "");
+  x.bytes = (double)luaL_optnumber(L, 7, 0);
+  x.total = (double)luaL_optnumber(L, 8, -1);
+  return push_verdict(L, &x, luaL_optstring(L, 9, NULL));
+}
+
+/* retry(op, tr, err, attempt, max_retries, backoff, max_wait, rnd) -> delay | nil,
+   rnd being a uniform number in [0, 1) for the jitter.  Giving up on a create
+   that may have happened marks err.maybe_created. */
+static int l_retry(lua_State *L) {
+  sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, op_names);
+  sv_transport tr = (sv_transport)luaL_checkoption(L, 2, NULL, tr_names);
+  sv_error e;
+  double delay = 0;
+  lua_Integer attempt, retries;
+  double rnd = (double)luaL_optnumber(L, 8, 0.5);
+  int again;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  attempt = luaL_checkinteger(L, 4);
+  retries = luaL_checkinteger(L, 5);
+  to_error(L, 3, &e);
+  again = sv_retry_decide(op, tr, &e, attempt > 1000 ? 1000 : (int)attempt, retries > 1000 ? 1000 : (int)retries,
+                          (double)luaL_checknumber(L, 6), (double)luaL_checknumber(L, 7),
+                          rnd >= 0 && rnd < 1 ? rnd : 0.5, &delay);
+  if (e.maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, 3, "maybe_created"); }
+  if (!again) return 0;
+  lua_pushnumber(L, delay);
+  return 1;
 }
 
 static void push_list(lua_State *L, const char *const *words) {
@@ -332,6 +334,11 @@ static void push_list(lua_State *L, const char *const *words) {
   }
 }
 
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
 static void push_models(lua_State *L) {
   size_t i;
   lua_createtable(L, 0, (int)sv_model_count);
@@ -341,19 +348,19 @@ static void push_models(lua_State *L) {
     lua_pushstring(L, m->name); lua_setfield(L, -2, "name");
     lua_pushstring(L, m->endpoint); lua_setfield(L, -2, "endpoint");
     lua_createtable(L, 0, 4);
-    lua_pushinteger(L, m->duration_min); lua_setfield(L, -2, "min");
-    lua_pushinteger(L, m->duration_max); lua_setfield(L, -2, "max");
+    set_int(L, "min", m->duration_min);
+    set_int(L, "max", m->duration_max);
     lua_pushboolean(L, m->duration_required); lua_setfield(L, -2, "required");
-    if (m->duration_default) { lua_pushinteger(L, m->duration_default); lua_setfield(L, -2, "default"); }
+    if (m->duration_default) set_int(L, "default", m->duration_default);
     lua_setfield(L, -2, "duration");
     push_list(L, m->ratios); lua_setfield(L, -2, "ratios");
     lua_pushstring(L, m->default_ratio); lua_setfield(L, -2, "default_ratio");
     push_list(L, m->resolutions); lua_setfield(L, -2, "resolutions");
-    if (m->prompt_max) { lua_pushinteger(L, m->prompt_max); lua_setfield(L, -2, "prompt_max"); }
-    lua_pushinteger(L, m->max_images); lua_setfield(L, -2, "max_images");
-    lua_pushinteger(L, m->max_images_with_video); lua_setfield(L, -2, "max_images_with_video");
-    lua_pushinteger(L, m->max_videos); lua_setfield(L, -2, "max_videos");
-    lua_pushinteger(L, m->max_audios); lua_setfield(L, -2, "max_audios");
+    if (m->prompt_max) set_int(L, "prompt_max", m->prompt_max);
+    set_int(L, "max_images", m->max_images);
+    set_int(L, "max_images_with_video", m->max_images_with_video);
+    set_int(L, "max_videos", m->max_videos);
+    set_int(L, "max_audios", m->max_audios);
     lua_pushboolean(L, m->legacy_aliases); lua_setfield(L, -2, "legacy_aliases");
     lua_setfield(L, -2, m->name);
   }
@@ -378,12 +385,34 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------ client */
+/* commit(part, path) -> true | nil, message: the finished download reaches the
+   disk (fsync), then takes its final name. */
+static int l_commit(lua_State *L) {
+  const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
+  int fd = open(part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 || fsync(fd) != 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot write %s: %s", part, strerror(e));
+    return 2;
+  }
+  close(fd);
+  if (rename(part, path) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot rename %s into place: %s", part, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
 
-static lclient *check_client(lua_State *L) {
-  lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
-  if (!lc->c) luaL_error(L, "the starvideos client is closed");
-  return lc;
+/* --------------------------------------------------------- the transport */
+
+static lhttp *check_http(lua_State *L) {
+  lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
+  if (!lh->h) luaL_error(L, "the starvideos transport is closed");
+  return lh;
 }
 
 static double opt_number(lua_State *L, int t, const char *k, double def) {
@@ -397,238 +426,210 @@ static double opt_number(lua_State *L, int t, const char *k, double def) {
 static const char *opt_string(lua_State *L, int t, const char *k) {
   const char *v;
   lua_getfield(L, t, k);
-  v = lua_tostring(L, -1); /* stays alive while the options table holds it */
+  v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL; /* the table keeps it alive */
   lua_pop(L, 1);
   return v;
 }
 
-/* new_client{base_url=, api_key=, ...}: options already checked by the Lua side. */
-static int l_new_client(lua_State *L) {
-  sv_config cfg;
+/* curl{api_key=, ca_file=, user_agent=, connect_timeout=, max_connections=}: the
+   options were checked (and defaulted) by the Lua side; nothing is defaulted here. */
+static int l_curl(lua_State *L) {
+  sv_http_config cfg;
   char errbuf[128];
-  lclient *lc;
+  lhttp *lh;
+  double conns;
   luaL_checktype(L, 1, LUA_TTABLE);
   memset(&cfg, 0, sizeof cfg);
-  cfg.base_url = opt_string(L, 1, "base_url");
   cfg.api_key = opt_string(L, 1, "api_key");
   cfg.ca_file = opt_string(L, 1, "ca_file");
   cfg.user_agent = opt_string(L, 1, "user_agent");
-  cfg.timeout = opt_number(L, 1, "timeout", 30);
-  cfg.connect_timeout = opt_number(L, 1, "connect_timeout", 10);
-  cfg.max_retries = (int)opt_number(L, 1, "max_retries", 2);
-  cfg.max_connections = (int)opt_number(L, 1, "max_connections", 16);
-  cfg.backoff = opt_number(L, 1, "retry_backoff", 0.5);
-  cfg.max_retry_wait = opt_number(L, 1, "max_retry_wait", 60);
-  luaL_argcheck(L, cfg.base_url != NULL, 1, "base_url missing");
-  lc = lua_newuserdatauv(L, sizeof *lc, 0);
-  lc->c = NULL;
-  luaL_setmetatable(L, CLIENT_MT);
-  lc->c = sv_client_new(&cfg, errbuf, sizeof errbuf);
-  if (!lc->c) return luaL_error(L, "starvideos: %s", errbuf);
-  return 1;
-}
-
-static int push_req(lua_State *L, sv_req *r, int op) {
-  lreq *lr = lua_newuserdatauv(L, sizeof *lr, 1);
-  lr->r = r;
-  lr->op = op;
-  luaL_setmetatable(L, REQ_MT);
-  lua_pushvalue(L, 1); /* the client lives as long as its requests */
+  cfg.connect_timeout = opt_number(L, 1, "connect_timeout", 0);
+  conns = opt_number(L, 1, "max_connections", 1);
+  cfg.max_connections = conns >= 1 && conns <= 1024 ? (int)conns : conns > 1024 ? 1024 : 1;
+  lh = lua_newuserdatauv(L, sizeof *lh, 1);
+  lh->h = NULL;
+  luaL_setmetatable(L, CURL_MT);
+  lua_newtable(L); /* in flight: lightuserdata(xfer) -> its handle */
   lua_setiuservalue(L, -2, 1);
+  lh->h = sv_http_new(&cfg, errbuf, sizeof errbuf);
+  if (!lh->h) return luaL_error(L, "starvideos: %s", errbuf);
   return 1;
 }
 
-static double opt_deadline(lua_State *L, int idx) {
-  return lua_isnoneornil(L, idx) ? 0 : (double)luaL_checknumber(L, idx);
+static int getbool(lua_State *L, int t, const char *k) {
+  int v;
+  lua_getfield(L, t, k);
+  v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
 }
 
-static int c_create(lua_State *L) {
-  lclient *lc = check_client(L);
-  sv_params p;
+/* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
+   offset=, follow=} -> handle | nil, err */
+static int t_send(lua_State *L) {
+  lhttp *lh = check_http(L);
+  sv_send s;
   sv_error err;
-  sv_req *r;
-  double deadline = opt_deadline(L, 3);
-  int top;
+  sv_xfer *x;
+  lxfer *lx;
+  memset(&s, 0, sizeof s);
   luaL_checktype(L, 2, LUA_TTABLE);
-  top = lua_gettop(L);
-  if (to_params(L, 2, &p, &err)) return fail_with(L, &err);
-  r = sv_client_create(lc->c, &p, deadline, &err);
-  lua_settop(L, top);
-  if (!r) return fail_with(L, &err);
-  return push_req(L, r, SV_OP_CREATE);
-}
-
-static int c_query(lua_State *L) {
-  lclient *lc = check_client(L);
-  size_t len;
-  const char *id = luaL_checklstring(L, 2, &len);
-  sv_error err;
-  sv_req *r;
+  lua_getfield(L, 2, "op");
+  s.op = (sv_op)luaL_checkoption(L, -1, NULL, op_names);
+  lua_pop(L, 1);
+  s.url = opt_string(L, 2, "url");
+  lua_getfield(L, 2, "body");
+  if (lua_type(L, -1) == LUA_TSTRING) s.body = lua_tolstring(L, -1, &s.body_len);
+  lua_pop(L, 1);
+  s.auth = getbool(L, 2, "auth");
+  s.fresh = getbool(L, 2, "fresh");
+  s.follow = getbool(L, 2, "follow");
+  s.timeout = opt_number(L, 2, "timeout", 0);
+  s.stall = opt_number(L, 2, "stall", 0);
+  s.max_body = (size_t)(opt_number(L, 2, "max_body", 0) > 0 && opt_number(L, 2, "max_body", 0) < 1e9
+                            ? opt_number(L, 2, "max_body", 0) : 0);
+  s.file = opt_string(L, 2, "file");
+  s.offset = opt_number(L, 2, "offset", 0);
   sv_error_clear(&err);
-  r = sv_client_query(lc->c, id, len, opt_deadline(L, 3), &err);
-  if (!r) return fail_with(L, &err);
-  return push_req(L, r, SV_OP_QUERY);
+  lx = lua_newuserdatauv(L, sizeof *lx, 1);
+  lx->x = NULL;
+  luaL_setmetatable(L, XFER_MT);
+  x = sv_http_send(lh->h, &s, NULL, &err);
+  if (!x) return fail_with(L, &err);
+  lx->x = x;
+  lua_pushvalue(L, 1); /* the transport lives as long as its exchanges */
+  lua_setiuservalue(L, -2, 1);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushlightuserdata(L, x);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return 1;
 }
 
-static int c_download(lua_State *L) {
-  lclient *lc = check_client(L);
-  sv_download_opts o;
-  sv_error err;
-  sv_req *r;
-  o.url = luaL_checkstring(L, 2);
-  o.path = luaL_checkstring(L, 3);
-  o.resume_limit = (int)luaL_optinteger(L, 5, 5);
-  sv_error_clear(&err);
-  r = sv_client_download(lc->c, &o, opt_deadline(L, 4), &err);
-  if (!r) return fail_with(L, &err);
-  return push_req(L, r, SV_OP_DOWNLOAD);
-}
-
-static int c_perform(lua_State *L) {
-  lclient *lc = check_client(L);
+/* t:poll(max_wait) -> number of finished exchanges not yet taken */
+static int t_poll(lua_State *L) {
+  lhttp *lh = check_http(L);
   lua_Number wait = luaL_optnumber(L, 2, 0);
-  lua_pushinteger(L, sv_client_perform(lc->c, wait > 0 ? (double)wait : 0));
+  lua_pushinteger(L, sv_http_poll(lh->h, wait > 0 ? (double)wait : 0));
   return 1;
 }
 
-static int c_active(lua_State *L) {
-  lclient *lc = check_client(L);
-  lua_pushinteger(L, sv_client_active(lc->c));
+/* t:finished() -> the next finished handle, or nil */
+static int t_finished(lua_State *L) {
+  lhttp *lh = check_http(L);
+  sv_xfer *x = sv_http_finished(lh->h);
+  if (!x) return 0;
+  lua_getiuservalue(L, 1, 1);
+  lua_pushlightuserdata(L, x);
+  lua_rawget(L, -2);
+  lua_pushlightuserdata(L, x);
+  lua_pushnil(L);
+  lua_rawset(L, -4);
   return 1;
 }
 
-static const char *const event_names[] = { "request", "response", "retry" };
-
-/* events() -> a list of the events queued since the last call */
-static int c_events(lua_State *L) {
-  lclient *lc = check_client(L);
-  sv_event ev;
-  int n = 0;
-  lua_newtable(L);
-  while (sv_client_event(lc->c, &ev)) {
-    lua_createtable(L, 0, 8);
-    lua_pushstring(L, event_names[ev.type]); lua_setfield(L, -2, "type");
-    lua_pushinteger(L, ev.req_id); lua_setfield(L, -2, "request");
-    lua_pushinteger(L, ev.attempt); lua_setfield(L, -2, "attempt");
-    lua_pushstring(L, ev.method); lua_setfield(L, -2, "method");
-    lua_pushstring(L, ev.path); lua_setfield(L, -2, "path");
-    if (ev.status) { lua_pushinteger(L, ev.status); lua_setfield(L, -2, "status"); }
-    if (ev.type == SV_EV_RETRY) {
-      lua_pushnumber(L, ev.delay); lua_setfield(L, -2, "delay");
-      lua_pushstring(L, ev.reason); lua_setfield(L, -2, "reason");
-    }
-    if (ev.type == SV_EV_RESPONSE) { lua_pushnumber(L, ev.elapsed); lua_setfield(L, -2, "elapsed"); }
-    lua_rawseti(L, -2, ++n);
-  }
-  return 1;
+static lxfer *check_xfer(lua_State *L, int idx) {
+  lxfer *lx = luaL_checkudata(L, idx, XFER_MT);
+  if (!lx->x) luaL_argerror(L, idx, "the exchange was already taken or cancelled");
+  return lx;
 }
 
-static int c_close(lua_State *L) {
-  lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
-  if (lc->c) { sv_client_free(lc->c); lc->c = NULL; }
+static void forget(lua_State *L, lxfer *lx) {
+  lua_getiuservalue(L, 1, 1);
+  lua_pushlightuserdata(L, lx->x);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  sv_xfer_free(lx->x);
+  lx->x = NULL;
+}
+
+/* t:result(h) -> body, err, tr[, bytes, total]; the handle is spent */
+static int t_result(lua_State *L) {
+  lhttp *lh = check_http(L);
+  lxfer *lx = check_xfer(L, 2);
+  sv_exchange x;
+  int n;
+  sv_xfer_exchange(lx->x, &x);
+  n = push_verdict(L, &x, sv_http_secret(lh->h));
+  forget(L, lx);
+  return n;
+}
+
+/* t:progress(h) -> bytes, total (nil when unknown) */
+static int t_progress(lua_State *L) {
+  lxfer *lx;
+  double bytes, total;
+  check_http(L);
+  lx = check_xfer(L, 2);
+  sv_xfer_progress(lx->x, &bytes, &total);
+  lua_pushinteger(L, (lua_Integer)bytes);
+  if (total >= 0) lua_pushinteger(L, (lua_Integer)total);
+  else lua_pushnil(L);
+  return 2;
+}
+
+/* t:cancel(h): the exchange ends now; its handle is spent */
+static int t_cancel(lua_State *L) {
+  lxfer *lx;
+  check_http(L);
+  lx = luaL_checkudata(L, 2, XFER_MT);
+  if (lx->x) forget(L, lx);
   return 0;
 }
 
-/* ------------------------------------------------------------ requests */
-
-static lreq *check_req(lua_State *L) { return luaL_checkudata(L, 1, REQ_MT); }
-
-static int r_done(lua_State *L) {
-  lreq *lr = check_req(L);
-  lua_pushboolean(L, !lr->r || sv_req_done(lr->r));
+static int t_running(lua_State *L) {
+  lua_pushinteger(L, sv_http_running(check_http(L)->h));
   return 1;
 }
 
-static int r_id(lua_State *L) {
-  lreq *lr = check_req(L);
-  if (!lr->r) return 0;
-  lua_pushinteger(L, sv_req_id(lr->r));
-  return 1;
+static int t_close(lua_State *L) {
+  lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
+  if (lh->h) { sv_http_free(lh->h); lh->h = NULL; }
+  return 0;
 }
 
-/* result() -> task (create, query) | true (download) | nil, err; nil when not done */
-static int r_result(lua_State *L) {
-  lreq *lr = check_req(L);
-  const char *body;
-  size_t len;
-  const sv_error *err;
-  if (!lr->r) {
-    sv_error e;
-    sv_error_clear(&e);
-    sv_error_set(&e, SV_E_IO, NULL, "the request was cancelled");
-    return fail_with(L, &e);
-  }
-  if (!sv_req_done(lr->r)) return 0;
-  if (sv_req_result(lr->r, &body, &len, &err)) return fail_with(L, err);
-  if (lr->op == SV_OP_DOWNLOAD) { lua_pushboolean(L, 1); return 1; }
-  return decode(L, body, len, lr->op);
-}
-
-static int r_progress(lua_State *L) {
-  lreq *lr = check_req(L);
-  sv_progress p;
-  if (!lr->r) return 0;
-  sv_req_progress(lr->r, &p);
-  lua_pushinteger(L, (lua_Integer)p.now_bytes);
-  if (p.total_bytes >= 0) lua_pushinteger(L, (lua_Integer)p.total_bytes);
-  else lua_pushnil(L);
-  lua_pushinteger(L, p.attempt);
-  return 3;
-}
-
-static int r_close(lua_State *L) {
-  lreq *lr = check_req(L);
-  if (lr->r) { sv_req_free(lr->r); lr->r = NULL; }
+static int x_gc(lua_State *L) {
+  lxfer *lx = luaL_checkudata(L, 1, XFER_MT);
+  if (lx->x) { sv_xfer_free(lx->x); lx->x = NULL; }
   return 0;
 }
 
 /* --------------------------------------------------------------- open */
 
-static const luaL_Reg client_methods[] = {
-  { "create", c_create }, { "query", c_query }, { "download", c_download },
-  { "perform", c_perform }, { "active", c_active }, { "events", c_events },
-  { "close", c_close }, { NULL, NULL }
-};
-
-static const luaL_Reg req_methods[] = {
-  { "done", r_done }, { "id", r_id }, { "result", r_result }, { "progress", r_progress },
-  { "cancel", r_close }, { "close", r_close }, { NULL, NULL }
+static const luaL_Reg curl_methods[] = {
+  { "send", t_send }, { "poll", t_poll }, { "finished", t_finished }, { "result", t_result },
+  { "progress", t_progress }, { "cancel", t_cancel }, { "running", t_running }, { "close", t_close },
+  { NULL, NULL }
 };
 
 static const luaL_Reg funcs[] = {
-  { "validate", l_validate }, { "build_create", l_build_create },
-  { "result_path", l_result_path }, { "read_answer", l_read_answer },
-  { "new_client", l_new_client }, { "now", l_now }, { "wallclock", l_wallclock },
-  { "sleep", l_sleep }, { "isatty", l_isatty }, { NULL, NULL }
+  { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
+  { "verdict", l_verdict }, { "task_id", l_task_id }, { "retry", l_retry }, { "curl", l_curl }, { "commit", l_commit },
+  { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
+  { NULL, NULL }
 };
 
 static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close) {
   luaL_newmetatable(L, name);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
+  if (methods) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
   lua_pushcfunction(L, close);
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, close);
   lua_setfield(L, -2, "__close");
+  lua_pushliteral(L, "starvideos");
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
 }
 
 LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
-  /* a private lua-cjson instance (cjson.safe: errors come back as nil, msg) */
-  lua_getglobal(L, "require");
-  lua_pushstring(L, "cjson.safe");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "new");
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "decode_max_depth");
-  lua_pushinteger(L, 64);
-  lua_call(L, 1, 0);
-  lua_setfield(L, LUA_REGISTRYINDEX, CJSON_KEY);
-  lua_pop(L, 1);
-
-  new_class(L, CLIENT_MT, client_methods, c_close);
-  new_class(L, REQ_MT, req_methods, r_close);
+  new_class(L, CURL_MT, curl_methods, t_close);
+  new_class(L, XFER_MT, NULL, x_gc);
   luaL_newmetatable(L, ERROR_MT);
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");
@@ -643,7 +644,7 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lua_setfield(L, -2, "models");
   push_list(L, sv_field_names);
   lua_setfield(L, -2, "fields");
-  lua_pushstring(L, "starvideos.core 0.1.0");
+  lua_pushliteral(L, "starvideos.core 0.2.0");
   lua_setfield(L, -2, "_VERSION");
   return 1;
 }

@@ -181,14 +181,19 @@ SV_API int sv_read_answer(const sv_answer *a, double now, sv_error *err);
 /* Seconds from a Retry-After value (delta-seconds or an HTTP date); < 0 if unreadable. */
 SV_API double sv_parse_retry_after(const char *v, double now);
 
-/* How a transfer ended before any HTTP answer was read. */
+/* How an exchange ended, as far as the wire could tell. */
 typedef enum sv_transport {
-  SV_TR_NONE = 0,      /* an HTTP answer arrived */
+  SV_TR_NONE = 0,      /* a whole HTTP answer arrived */
   SV_TR_NOT_SENT,      /* never connected, or failed before sending: nothing created */
   SV_TR_TIMEOUT,       /* timed out after sending */
-  SV_TR_BROKEN,        /* reset / closed / garbled after sending */
-  SV_TR_FATAL          /* not worth retrying (bad URL, certificate) */
+  SV_TR_BROKEN,        /* reset / closed / cut short after sending */
+  SV_TR_GARBLED,       /* an answer came that is not HTTP we can use (giant headers, over the cap) */
+  SV_TR_FATAL,         /* not worth retrying (bad URL, certificate, redirect loop) */
+  SV_TR_IO             /* a download's file could not be written */
 } sv_transport;
+
+SV_API const char *sv_transport_name(sv_transport tr);
+SV_API int sv_transport_find(const char *name, sv_transport *tr); /* 0, or -1 when unknown */
 
 /* Retry policy of the contract.  Returns 1 and sets *delay to retry, 0 to give up
    (setting err->maybe_created for a create that may have happened).  rnd is a
@@ -197,75 +202,74 @@ SV_API int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt
                            int max_retries, double backoff, double max_wait,
                            double rnd, double *delay);
 
+/* What one exchange brought back, whichever transport carried it. */
+typedef struct sv_exchange {
+  sv_op op;
+  long status;              /* 0: no HTTP answer */
+  const char *body; size_t body_len; /* API answer, or a download's error page */
+  const char *retry_after;  /* header value, or NULL */
+  sv_transport tr;
+  const char *message;      /* why the wire failed, when tr != SV_TR_NONE */
+  double bytes, total;      /* downloads: bytes now in the file; total, < 0 when unknown */
+} sv_exchange;
+
+/* The verdict on one exchange: 0 when it is a success (an API answer whose body is
+   the task, or a whole download), -1 with err filled.  *tr is set to how the
+   exchange counts for the retry policy (a download cut short counts as broken).
+   A create that may have reached the server gets maybe_created, and the task id
+   whenever one can be read, even from an answer cut short.  `secret` (the API
+   key, or NULL) never appears in the message. */
+SV_API int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err,
+                      sv_transport *tr);
+
 /* --------------------------------------------------------------- transport */
 
-typedef struct sv_config {
-  const char *base_url;    /* without trailing slash */
-  const char *api_key;
+/* The libcurl transport: it only moves bytes.  It sends one exchange at a time
+   per request (no retries, no policy: those live above it), keeps connections
+   alive across requests, streams a download's body into a file, and says which
+   exchanges finished.  Every symbol here is used by the binding only. */
+
+typedef struct sv_http_config {
+  const char *api_key;     /* sent only on exchanges that ask for it */
   const char *ca_file;     /* or NULL */
   const char *user_agent;
-  double timeout;          /* seconds, one HTTP request */
-  double connect_timeout;
-  int max_retries;
+  double connect_timeout;  /* seconds */
   int max_connections;
-  double backoff;          /* first retry delay, doubled each time */
-  double max_retry_wait;   /* longest Retry-After honoured */
-} sv_config;
+} sv_http_config;
 
-typedef struct sv_client sv_client;
-typedef struct sv_req sv_req;
-
-typedef enum sv_event_type { SV_EV_REQUEST, SV_EV_RESPONSE, SV_EV_RETRY } sv_event_type;
-
-typedef struct sv_event {
-  sv_event_type type;
-  unsigned req_id;
-  int attempt;          /* 1 for the first try */
-  const char *method;
-  char path[160];       /* path only: never the key, never a foreign host's query */
-  long status;          /* RESPONSE/RETRY: HTTP status, 0 if none */
-  double delay;         /* RETRY */
-  double elapsed;       /* RESPONSE: seconds */
-  char reason[600];     /* RETRY: why */
-} sv_event;
-
-typedef struct sv_download_opts {
+typedef struct sv_send {
+  sv_op op;
   const char *url;
-  const char *path;      /* final path; bytes go to path + ".part" first */
-  int resume_limit;      /* reconnections with Range after a dropped transfer */
-} sv_download_opts;
+  int auth;                /* add "Authorization: Bearer <api_key>" */
+  const char *body; size_t body_len; /* a POST when body is not NULL */
+  int fresh;               /* never on a reused connection (a create: see sv_http.c) */
+  double timeout;          /* seconds for the whole exchange; 0: none */
+  double stall;            /* seconds without a byte before giving up; 0: none */
+  size_t max_body;         /* API answers: a longer one ends as SV_TR_GARBLED */
+  /* downloads */
+  const char *file;        /* a 2xx body goes here (never through a symlink) */
+  double offset;           /* bytes already in file: the rest is asked for with Range */
+  int follow;              /* follow redirects (http and https only, at most 5) */
+} sv_send;
 
-typedef struct sv_progress {
-  double now_bytes, total_bytes; /* total < 0 when unknown */
-  int attempt;
-} sv_progress;
+typedef struct sv_http sv_http;
+typedef struct sv_xfer sv_xfer;
 
 SV_API double sv_monotonic(void);
 SV_API double sv_wallclock(void);
 
-SV_API sv_client *sv_client_new(const sv_config *cfg, char *errbuf, size_t errlen);
-SV_API void sv_client_free(sv_client *c); /* cancels every request still attached */
-
-/* Start requests.  They make progress only inside sv_client_perform.  A deadline
-   (monotonic seconds, 0 for none) bounds the request, its retries and backoff. */
-SV_API sv_req *sv_client_create(sv_client *c, const sv_params *p, double deadline, sv_error *err);
-SV_API sv_req *sv_client_query(sv_client *c, const char *id, size_t len, double deadline,
-                               sv_error *err);
-SV_API sv_req *sv_client_download(sv_client *c, const sv_download_opts *o, double deadline,
-                                  sv_error *err);
-
-/* Do the network work that is ready; wait at most max_wait seconds for something
-   to finish (0: never wait).  Returns the number of requests that finished. */
-SV_API int sv_client_perform(sv_client *c, double max_wait);
-SV_API int sv_client_active(const sv_client *c); /* requests not finished */
-/* Pop the oldest queued event into ev; 0 when there is none. */
-SV_API int sv_client_event(sv_client *c, sv_event *ev);
-
-SV_API int sv_req_done(const sv_req *r);
-SV_API unsigned sv_req_id(const sv_req *r);
-/* After done: 0 with the body (task JSON; for a download, "") or -1 with err. */
-SV_API int sv_req_result(const sv_req *r, const char **body, size_t *len, const sv_error **err);
-SV_API void sv_req_progress(const sv_req *r, sv_progress *p);
-SV_API void sv_req_free(sv_req *r); /* cancels if still running; removes a download's .part */
+SV_API sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen);
+SV_API void sv_http_free(sv_http *h); /* ends every exchange still running */
+SV_API sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err);
+/* Do the network work that is ready; wait at most max_wait seconds for an exchange
+   to finish (0: never wait).  Returns how many are finished and not yet taken. */
+SV_API int sv_http_poll(sv_http *h, double max_wait);
+SV_API sv_xfer *sv_http_finished(sv_http *h); /* the next finished exchange, or NULL */
+SV_API int sv_http_running(const sv_http *h);
+SV_API const char *sv_http_secret(const sv_http *h);
+SV_API void *sv_xfer_owner(const sv_xfer *x);
+SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finished */
+SV_API void sv_xfer_progress(const sv_xfer *x, double *bytes, double *total);
+SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
 
 #endif

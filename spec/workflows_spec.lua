@@ -284,26 +284,35 @@ describe("starvideos workflows", function()
       assert.same({}, listing(dir))
     end)
 
-    it("gives kind io and leaves nothing behind when writing fails (disk full)", function()
-      -- The .part file is a symlink to /dev/full: it opens, and every write
-      -- fails with ENOSPC, as on a full disk.
-      local probe = io.open("/dev/full", "wb")
-      if not probe then return pending("/dev/full is not available") end
-      local ok = probe:write(string.rep("x", 8192))
-      local flushed = ok and probe:flush()
-      probe:close()
-      assert.is_falsy(flushed, "writing to /dev/full succeeded: it cannot stand in for a full disk")
+    it("gives kind io and leaves nothing behind when writing fails (file size limit)", function()
+      -- A child process whose files may not grow past 4 KB (ulimit -f, with
+      -- SIGXFSZ ignored): every write past it fails with EFBIG, as on a full disk.
       local client = new_client()
       local dir = helper.tmpdir()
       local task = completed_task(client)
       local path = dir .. "/full.mp4"
-      assert(os.execute("ln -s /dev/full " .. shell_quote(path .. ".part")))
-      local got, err = client:download(task, path)
-      assert.is_nil(got)
-      assert.equal("io", err.kind)
-      assert.truthy(err.message:lower():find("space", 1, true), err.message)
+      local code = "local sv = require 'starvideos'\n"
+        .. "local c = sv.new { base_url = arg[1], api_key = arg[2], retry_backoff = 0.01 }\n"
+        .. "local ok, err = c:download(arg[3], arg[4])\n"
+        .. "io.write(tostring(ok), '\\t', err and err.kind or '-', '\\t', err and err.message or '-', '\\n')\n"
+      local env = "LUA_PATH=" .. shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+        .. " LUA_CPATH=" .. shell_quote(helper.root .. "/build/?.so;;")
+      local script = dir .. "/child.lua"
+      local f = assert(io.open(script, "w"))
+      f:write(code)
+      f:close()
+      local p = assert(io.popen("sh -c " .. shell_quote("trap '' XFSZ; ulimit -f 8; exec env " .. env .. " "
+        .. (os.getenv("STARVIDEOS_LUA") or "lua5.4") .. " " .. shell_quote(script) .. " "
+        .. shell_quote(emu.url) .. " " .. shell_quote(emu.key) .. " " .. shell_quote(task.video_url) .. " "
+        .. shell_quote(path)) .. " 2>&1"))
+      local out = p:read("*a")
+      p:close()
+      local got, kind, msg = out:match("^(%S+)\t(%S+)\t([^\n]*)")
+      assert.equal("nil", got, out)
+      assert.equal("io", kind, out)
+      assert.truthy(msg:lower():find("too large", 1, true), msg)
       assert.is_false(exists(path))
-      assert.same({}, listing(dir)) -- neither path nor path .. ".part"
+      assert.same({ "child.lua" }, listing(dir)) -- neither path nor path .. ".part"
     end)
 
     it("never leaves the .part file behind after a success", function()
@@ -342,34 +351,35 @@ describe("starvideos workflows", function()
       local client = new_client()
       local dir = helper.tmpdir()
       local out = dir .. "/gen.mp4"
-      local stages = {}
+      local events = {}
       local task, err = client:generate(cat(), { out = out, interval = 0.05, timeout = 20,
-        on_progress = function(ev) stages[#stages + 1] = ev end })
+        on_progress = function(ev) events[#events + 1] = ev end })
       assert.is_nil(err)
       assert.equal("completed", task.status)
       assert.equal(out, task.path)
       assert.equal(SAMPLE, helper.read_file(out))
       assert.same({ "gen.mp4" }, listing(dir))
-      -- created, polled..., downloading..., done
-      local order = { created = 1, polled = 2, downloading = 3, done = 4 }
-      assert.equal("created", stages[1].stage)
-      assert.equal("done", stages[#stages].stage)
-      local seen, rank = {}, 0
-      for _, ev in ipairs(stages) do
-        local r = order[ev.stage]
-        assert.is_not_nil(r, "unknown stage " .. tostring(ev.stage))
-        assert.is_true(r >= rank, "stage " .. ev.stage .. " after a later one")
-        rank, seen[ev.stage] = r, (seen[ev.stage] or 0) + 1
+      -- one event shape: status events (created, then each poll), then download progress
+      assert.equal("status", events[1].type)
+      assert.equal("queued", events[1].status)
+      assert.equal("progress", events[#events].type)
+      local rank, seen = 0, { status = 0, progress = 0 }
+      local order = { status = 1, progress = 2 }
+      for _, ev in ipairs(events) do
+        local r = order[ev.type]
+        assert.is_not_nil(r, "unknown event type " .. tostring(ev.type))
+        assert.is_true(r >= rank, ev.type .. " after a later stage")
+        rank, seen[ev.type] = r, seen[ev.type] + 1
+        assert.equal(task.id, ev.id)
         assert.equal(task.id, ev.task and ev.task.id)
+        if ev.type == "progress" then assert.equal(out, ev.path) end
       end
-      assert.equal(1, seen.created)
-      assert.is_true(seen.polled >= 1)
-      assert.is_true(seen.downloading >= 1)
-      assert.equal(1, seen.done)
-      local last_dl
-      for _, ev in ipairs(stages) do if ev.stage == "downloading" then last_dl = ev end end
-      assert.equal(#SAMPLE, last_dl.bytes)
-      assert.equal(#SAMPLE, last_dl.total)
+      assert.is_true(seen.status >= 2) -- created, and at least the completed poll
+      local statuses = {}
+      for _, ev in ipairs(events) do if ev.type == "status" then statuses[#statuses + 1] = ev.status end end
+      assert.equal("completed", statuses[#statuses])
+      assert.equal(#SAMPLE, events[#events].bytes)
+      assert.equal(#SAMPLE, events[#events].total)
     end)
 
     it("applies its timeout to the whole run and keeps the task id", function()

@@ -1,0 +1,94 @@
+/* The verdict on one exchange, whichever transport carried it: what the wire
+   said (sv_transport) and what the server answered (sv_read_answer) become one
+   error, or success.  Transport-free, so every transport reads answers alike. */
+#include "sv_core.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const tr_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
+
+const char *sv_transport_name(sv_transport tr) {
+  return (unsigned)tr < sizeof tr_names / sizeof tr_names[0] - 1 ? tr_names[tr] : "broken";
+}
+
+int sv_transport_find(const char *name, sv_transport *tr) {
+  int i;
+  for (i = 0; tr_names[i]; i++)
+    if (strcmp(tr_names[i], name) == 0) { *tr = (sv_transport)i; return 0; }
+  return -1;
+}
+
+static const char *op_name(sv_op op) {
+  return op == SV_OP_CREATE ? "create" : op == SV_OP_QUERY ? "query" : "download";
+}
+
+/* The key never appears in a message, whatever a server echoes back. */
+static void scrub(const char *secret, char *msg) {
+  size_t klen = secret ? strlen(secret) : 0;
+  char *p;
+  if (klen < 4) return;
+  while ((p = strstr(msg, secret)) != NULL) {
+    memmove(p + 3, p + klen, strlen(p + klen) + 1);
+    memcpy(p, "***", 3);
+  }
+}
+
+static int wire_error(const sv_exchange *x, sv_error *err) {
+  const char *what = op_name(x->op), *msg = x->message && *x->message ? x->message : "no detail";
+  switch (x->tr) {
+  case SV_TR_TIMEOUT:
+    return sv_error_set(err, SV_E_TIMEOUT, NULL, "%s: timed out: %s", what, msg);
+  case SV_TR_GARBLED:
+    return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: unusable answer: %s", what, msg);
+  case SV_TR_IO:
+    return sv_error_set(err, SV_E_IO, "path", "%s: %s", what, msg);
+  case SV_TR_NOT_SENT:
+    if (strstr(msg, "timed out")) return sv_error_set(err, SV_E_TIMEOUT, NULL, "%s: %s", what, msg);
+    /* fall through */
+  default:
+    return sv_error_set(err, SV_E_NETWORK, NULL, "%s: network error: %s", what, msg);
+  }
+}
+
+int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err, sv_transport *tr) {
+  int rc;
+  *tr = x->tr;
+  sv_error_clear(err);
+  if (x->tr != SV_TR_NONE) {
+    wire_error(x, err);
+    if (x->status > 0) err->status = x->status;
+    rc = -1;
+  } else if (x->op == SV_OP_DOWNLOAD && (x->status == 200 || x->status == 206)) {
+    if (x->total >= 0 && x->bytes != x->total) {
+      *tr = SV_TR_BROKEN;
+      sv_error_set(err, SV_E_NETWORK, NULL, "download: the transfer ended at byte %.0f of %.0f", x->bytes, x->total);
+      err->status = x->status;
+      rc = -1;
+    } else {
+      rc = 0;
+    }
+  } else {
+    sv_answer a;
+    a.op = x->op;
+    a.status = x->status;
+    a.body = x->body ? x->body : "";
+    a.body_len = x->body ? x->body_len : 0;
+    a.retry_after = x->retry_after;
+    rc = sv_read_answer(&a, now, err);
+  }
+  if (rc && x->op == SV_OP_CREATE) {
+    /* did the server take it?  Only when the request surely never arrived, or the
+       server refused it with a status that creates nothing, can we say no */
+    int surely_not = x->tr == SV_TR_NOT_SENT || x->tr == SV_TR_FATAL ||
+                     (x->tr == SV_TR_NONE && ((x->status >= 300 && x->status < 500) ||
+                                              (x->status == 503 && err->retry_after >= 0)));
+    if (!surely_not) {
+      err->maybe_created = 1;
+      if (!err->id[0] && x->body && x->body_len)
+        sv_json_task_id(x->body, x->body_len, err->id, sizeof err->id);
+    }
+  }
+  scrub(secret, err->message);
+  return rc;
+}

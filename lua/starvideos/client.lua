@@ -1,0 +1,424 @@
+-- The client: every public method in one place, and the one drive loop they
+-- all share.  A call builds jobs (job.lua), jobs send requests (request.lua)
+-- through the client's transport (transport.lua), and the drive loop moves
+-- them: timers that fell due, exchanges the transport says finished, download
+-- progress.  Blocking calls drive until their jobs are done; step(0) drives once.
+
+local core = require "starvideos.core"
+local cjson = require("cjson.safe").new()
+local options = require "starvideos.options"
+local journal = require "starvideos.journal"
+local transport = require "starvideos.transport"
+local Job = require "starvideos.job"
+
+local type, ipairs, pairs, next, tostring, setmetatable, error, math_min, math_max, string_format =
+  type, ipairs, pairs, next, tostring, setmetatable, error, math.min, math.max, string.format
+local now = core.now
+local new_error, argerror, check = options.new_error, options.argerror, options.check
+local C = options.checkers
+
+local Client = {}
+Client.__index = Client
+
+-- ------------------------------------------------------------ creation
+
+-- Client.new(opts) -> client   (starvideos.new)
+function Client.new(opts)
+  local cfg = options.client(opts)
+  local self = setmetatable({
+    cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, sleep = cfg.sleep, on_event = cfg.on_event,
+    has_key = cfg.api_key ~= nil,
+    _inflight = {}, _downloads = {}, _timers = {}, _finished = {}, _budget = nil,
+  }, Client)
+  -- the key lives in the transport only: never in a table a user might print
+  self.transport = cfg.transport or transport.new(cfg)
+  cfg.api_key, cfg.transport = nil, nil
+  return self
+end
+
+function Client:close()
+  local t = self.transport
+  if t then self.transport = nil; t:close() end
+end
+Client.__close = Client.close
+Client.__gc = Client.close
+
+function Client:__tostring()
+  return string_format("starvideos client (%s)", (self.base_url:gsub("//[^/@]*@", "//")))
+end
+
+local function live(self)
+  if not self.transport then error("the starvideos client is closed", 3) end
+end
+
+-- ------------------------------------------------------------ internals
+
+function Client:_emit(ev)
+  local f = self.on_event
+  if f then f(ev) end
+end
+
+-- Timers: a binary heap of {at, obj}; obj.wake says which entry is current.
+function Client:_at(at, obj)
+  obj.wake = at
+  local h = self._timers
+  local i = #h + 1
+  h[i] = { at, obj }
+  while i > 1 do
+    local p = (i - i % 2) / 2
+    if h[p][1] <= at then break end
+    h[p], h[i] = h[i], h[p]
+    i = p
+  end
+end
+
+local function pop(h)
+  local top, n = h[1], #h
+  local last = h[n]
+  h[n] = nil
+  n = n - 1
+  if n == 0 then return top end
+  h[1] = last
+  local i = 1
+  while true do
+    local l, small = i * 2, i
+    if l <= n and h[l][1] < h[small][1] then small = l end
+    if l + 1 <= n and h[l + 1][1] < h[small][1] then small = l + 1 end
+    if small == i then break end
+    h[i], h[small] = h[small], h[i]
+    i = small
+  end
+  return top
+end
+
+function Client:_track(req)
+  self._inflight[req.handle] = req
+  if req.op == "download" then self._downloads[req] = true end
+end
+
+function Client:_untrack(req)
+  if req.handle then self._inflight[req.handle] = nil end
+  self._downloads[req] = nil
+end
+
+-- Everything that is ready, without waiting: timers that fell due, network work,
+-- exchanges that finished, download progress.
+function Client:_tick()
+  local h, t = self._timers, now()
+  while h[1] and h[1][1] <= t do
+    local e = pop(h)
+    local obj = e[2]
+    if obj.wake == e[1] then obj:advance(t) end
+  end
+  local tr = self.transport
+  tr:poll(0)
+  local x = tr:finished()
+  while x do
+    local req = self._inflight[x]
+    self._inflight[x] = nil
+    if req then req:finished(now()) else tr:result(x) end
+    x = tr:finished()
+  end
+  for req in pairs(self._downloads) do
+    if req.handle then req.owner:_progress(tr:progress(req.handle)) end
+  end
+end
+
+-- Let up to `wait` seconds pass while the transport works: inside the transport
+-- (which returns as soon as an exchange finishes), or through a `sleep` given
+-- by the caller (a coroutine scheduler's), coming back often while exchanges run.
+function Client:_pause(wait, sleep)
+  if next(self._downloads) then wait = math_min(wait, 0.25) end -- progress stays live
+  if wait <= 0 then return end
+  if sleep then
+    if next(self._inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
+    sleep(wait)
+  else
+    self.transport:poll(wait)
+  end
+end
+
+-- The one drive loop: until done() or the time `stop` (monotonic).
+function Client:_drive(done, stop, sleep)
+  while true do
+    self:_tick()
+    if done() then return end
+    local t = now()
+    if stop and t >= stop then return end
+    local wake = self._timers[1]
+    local wait = wake and math_max(0, wake[1] - t) or 1
+    if stop then wait = math_min(wait, stop - t) end
+    self:_pause(wait, sleep)
+  end
+end
+
+-- Drive private jobs until all are done.
+function Client:_run(jobs, sleep)
+  local group = { left = #jobs }
+  for _, job in ipairs(jobs) do
+    job.group = group
+    self:_at(now(), job)
+  end
+  self:_drive(function() return group.left == 0 end, nil, sleep or self.sleep)
+end
+
+function Client:_job_done(job)
+  local g = job.group
+  if g then g.left = g.left - 1 end
+  if job.registered then self._finished[#self._finished + 1] = job end
+end
+
+-- Polls of all this client's tasks together stay under requests_per_second (a
+-- token bucket holding one second's worth).  nil when a token was taken, else
+-- the time one will be there.
+function Client:_token(t)
+  local rate = self.cfg.requests_per_second
+  local cap = math_max(1, rate)
+  local b = self._budget
+  if not b then b = { tokens = cap, last = t }; self._budget = b end
+  b.tokens = math_min(cap, b.tokens + (t - b.last) * rate)
+  b.last = t
+  if b.tokens >= 1 then b.tokens = b.tokens - 1; return nil end
+  return t + (1 - b.tokens) / rate
+end
+
+-- Build a create (validation first, then the key): path, body | nil, err.
+function Client:_build_create(params)
+  local extra = params.extra
+  local text
+  if type(extra) == "table" then
+    local why
+    text, why = cjson.encode(extra)
+    if not text then
+      return nil, new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })
+    end
+  end
+  local path, body = core.build_create(params, text)
+  if not path then return nil, body end
+  if not self.has_key then
+    return nil, new_error("auth", Job.NO_KEY)
+  end
+  return path, body
+end
+
+-- The journal: a paid task is on disk before create returns; when it cannot be,
+-- the caller still gets the id in the error.
+function Client:_journal(rec)
+  if self.journal then return journal.append(self.journal, rec) end
+  return true
+end
+
+function Client:_journal_created(task, params)
+  local ok, err = self:_journal { event = "created", id = task.id, model = params.model, prompt = params.prompt }
+  if ok then return true end
+  return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
+    { task = task, id = task.id, field = "journal", created = true })
+end
+
+-- A create that failed after the server may have taken it, with the id read from
+-- the unusable answer: journalled too, so resume can still find it.
+function Client:_journal_uncertain(err, params)
+  if err.maybe_created and type(err.id) == "string" then
+    self:_journal { event = "created", id = err.id, model = params.model, prompt = params.prompt, uncertain = true }
+  end
+end
+
+local function task_id(v, where)
+  if type(v) == "string" then return v end
+  if type(v) == "table" and type(v.id) == "string" then return v.id end
+  argerror(1, where, "task id or task table", type(v) == "table" and "a table without an id" or type(v), 4)
+end
+
+local function need_table(v, n, where)
+  if type(v) ~= "table" then argerror(n, where, "table", type(v), 4) end
+end
+
+-- One job, driven to its end: its task, or nil, err.
+local function run_one(self, job, err, sleep)
+  if not job then return nil, err end
+  self:_run({ job }, sleep)
+  if job.err then return nil, job.err end
+  return job.task
+end
+
+-- ------------------------------------------------------------ the API
+
+-- client:create(params) -> task | nil, err
+function Client:create(params)
+  need_table(params, 1, "create")
+  live(self)
+  return run_one(self, Job.new(self, { params = params, goal = "created" }))
+end
+
+-- client:query(id_or_task) -> task | nil, err
+function Client:query(id)
+  id = task_id(id, "query")
+  live(self)
+  return run_one(self, Job.new(self, { id = id, goal = "queried" }))
+end
+
+local WAIT = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn }
+
+-- client:wait(id_or_task, {interval=, timeout=1800, on_progress=fn, sleep=fn})
+--   -> the completed task | nil, err
+function Client:wait(id_or_task, opts)
+  local id = task_id(id_or_task, "wait")
+  opts = check(opts, "wait", WAIT)
+  live(self)
+  return run_one(self, Job.new(self, { id = id, task = type(id_or_task) == "table" and id_or_task or nil,
+    interval = opts.interval, timeout = opts.timeout, on_progress = opts.on_progress }), nil, opts.sleep)
+end
+
+local DOWNLOAD = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes }
+
+-- client:download(task_or_id_or_url, path, {on_progress=fn, timeout=}) -> path | nil, err
+function Client:download(target, path, opts)
+  if type(path) ~= "string" or path == "" then argerror(2, "download", "file path", type(path)) end
+  opts = check(opts, "download", DOWNLOAD)
+  live(self)
+  local spec = { out = path, timeout = opts.timeout or self.cfg.download_timeout, on_progress = opts.on_progress,
+    resume_limit = opts.resume_limit }
+  local kind = type(target)
+  if kind == "string" and target:find("^%a[%w+.-]*://") then
+    spec.url = target
+  elseif kind == "table" and type(target.video_url) == "string" then
+    spec.task, spec.id = target, target.id
+  elseif (kind == "string" and target ~= "") or (kind == "table" and type(target.id) == "string") then
+    -- an id, or a task without its URL: one query for it
+    local id = kind == "table" and target.id or target
+    local task, err = self:query(id)
+    if not task then return nil, err end
+    if task.status ~= "completed" then
+      return nil, new_error("invalid_request", string_format(
+        "task %s is %s, not completed: nothing to download yet", id, tostring(task.status)),
+        { task = task, id = id, field = "task" })
+    end
+    spec.task, spec.id = task, id
+  else
+    argerror(1, "download", "task, task id or URL", kind == "table" and "a table without an id" or kind)
+  end
+  local _, err = run_one(self, Job.new(self, spec), nil, opts.sleep)
+  if err then return nil, err end
+  return path
+end
+
+local GENERATE = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn }
+
+-- client:generate(params, {out=, interval=, timeout=, on_progress=}) -> task | nil, err
+function Client:generate(params, opts)
+  need_table(params, 1, "generate")
+  opts = check(opts, "generate", GENERATE)
+  live(self)
+  local job, err = Job.new(self, { params = params, out = opts.out, interval = opts.interval,
+    timeout = opts.timeout, on_progress = opts.on_progress })
+  return run_one(self, job, err, opts.sleep)
+end
+
+local function safe_name(id)
+  return (id:gsub("[^%w%-_.]", "_"):gsub("^%.", "_"))
+end
+
+-- Drive jobs for many tasks; {task=, err=, path=} for each, in order.
+local function run_many(self, jobs, sleep)
+  self:_run(jobs, sleep)
+  local out = {}
+  for i, job in ipairs(jobs) do out[i] = { task = job.task, err = job.err, path = job.path } end
+  return out
+end
+
+local WAIT_ALL = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path }
+
+-- client:wait_all(ids_or_tasks, {interval=, timeout=, on_progress=, out_dir=})
+-- All waited for at once; one failure does not stop the others.
+function Client:wait_all(list, opts)
+  if type(list) ~= "table" then argerror(1, "wait_all", "list of ids or tasks", type(list)) end
+  opts = check(opts, "wait_all", WAIT_ALL)
+  live(self)
+  local jobs = {}
+  for i, v in ipairs(list) do
+    local id = task_id(v, "wait_all")
+    jobs[i] = assert(Job.new(self, { id = id, task = type(v) == "table" and v or nil, interval = opts.interval,
+      timeout = opts.timeout, index = i, on_progress = opts.on_progress,
+      out = opts.out_dir and (opts.out_dir .. "/" .. safe_name(id) .. ".mp4") }))
+  end
+  return run_many(self, jobs, opts.sleep)
+end
+
+local RESUME = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
+  on_progress = C.fn }
+
+-- client:resume{dir=, interval=, timeout=} -> list of {task=, err=, path=}
+-- Every journalled task not yet downloaded is waited for and downloaded into dir
+-- as <id>.mp4; a torn line in the journal is skipped.
+function Client:resume(opts)
+  opts = check(opts, "resume", RESUME)
+  live(self)
+  local path = opts.journal or self.journal
+  if not path then
+    return nil, new_error("invalid_request", "resume needs a journal: starvideos.new{journal=path}",
+      { field = "journal" })
+  end
+  local list, err = journal.read(path)
+  if not list then return nil, new_error("io", err, { field = "journal" }) end
+  local dir, jobs = opts.dir or ".", {}
+  for i, t in ipairs(journal.unfinished(list)) do
+    -- a completed task's URL may have expired: ask for it again first
+    jobs[i] = assert(Job.new(self, { id = t.id, interval = opts.interval, timeout = opts.timeout, index = i,
+      refresh = true, on_progress = opts.on_progress, out = dir .. "/" .. safe_name(t.id) .. ".mp4" }))
+  end
+  return run_many(self, jobs, opts.sleep)
+end
+
+-- ------------------------------------------------------------ jobs
+
+local JOB = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn }
+
+local function register(self, job)
+  job.registered = true
+  self:_at(now(), job)
+  return job
+end
+
+-- client:start(params, opts) -> job | nil, err   (the create is sent by step)
+function Client:start(params, opts)
+  need_table(params, 1, "start")
+  opts = check(opts, "start", JOB)
+  live(self)
+  local job, err = Job.new(self, { params = params, out = opts.out, interval = opts.interval,
+    timeout = opts.timeout, on_status = opts.on_status, on_progress = opts.on_progress })
+  if not job then return nil, err end
+  return register(self, job)
+end
+
+-- client:watch(id_or_task, opts) -> job
+function Client:watch(id_or_task, opts)
+  local id = task_id(id_or_task, "watch")
+  opts = check(opts, "watch", JOB)
+  live(self)
+  return register(self, assert(Job.new(self, { id = id, task = type(id_or_task) == "table" and id_or_task or nil,
+    out = opts.out, interval = opts.interval, timeout = opts.timeout, on_status = opts.on_status,
+    on_progress = opts.on_progress })))
+end
+
+local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })
+
+-- client:step(seconds) -> the jobs that finished during this step.  step(0) does
+-- the network work that is ready and returns at once; a longer step returns
+-- early once a job finishes.
+function Client:step(seconds)
+  if seconds ~= nil and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then
+    argerror(1, "step", "seconds >= 0", tostring(seconds))
+  end
+  live(self)
+  local fin = self._finished
+  if seconds and seconds > 0 then
+    self:_drive(function() return fin[1] ~= nil end, now() + seconds)
+  else
+    self:_tick()
+  end
+  if not fin[1] then return NONE end
+  self._finished = {}
+  return fin
+end
+
+return Client

@@ -1,0 +1,267 @@
+-- A job carries one task from create (or an id, or a bare URL) through polling
+-- to a downloaded file, as a state machine that never blocks.  It is built whole
+-- by Job.new(client, spec) and moved by job:advance(now) whenever its request
+-- finished or its timer fell due; the client's one drive loop does the calling.
+--
+--   job.state  : "creating" | "polling" | "downloading" | "done" | "cancelled"
+--   job.status : the task's own status ("queued", "processing", "completed", "failed")
+--   job.task, job.id, job.err, job.path, job.done
+
+local core = require "starvideos.core"
+local cjson = require("cjson.safe").new()
+local options = require "starvideos.options"
+local Request = require "starvideos.request"
+
+local type, pairs, tostring, setmetatable, math_min, string_format =
+  type, pairs, tostring, setmetatable, math.min, string.format
+local math_tointeger = math.tointeger -- nil before 5.3: every number is a float there
+local new_error, now = options.new_error, core.now
+
+cjson.decode_max_depth(64)
+local null = cjson.null
+
+local Job = {}
+Job.__index = Job
+
+local NO_KEY = "no API key: set STARVIDEOS_API_KEY or pass api_key to starvideos.new"
+Job.NO_KEY = NO_KEY
+
+-- Errors after which polling again cannot help.
+local FATAL = { auth = true, not_found = true, invalid_request = true, io = true }
+-- A video URL that expired answers with one of these; it is refreshed once.
+local EXPIRED = { [403] = true, [404] = true, [410] = true }
+
+-- JSON null becomes nil; a whole number becomes an integer where Lua has them.
+local function clean(t, depth)
+  for k, v in pairs(t) do
+    if v == null then
+      t[k] = nil
+    elseif type(v) == "table" then
+      if depth < 64 then clean(v, depth + 1) end
+    elseif math_tointeger and type(v) == "number" then
+      local i = math_tointeger(v)
+      if i then t[k] = i end
+    end
+  end
+  return t
+end
+
+-- The task in an answer the core accepted, decoded once.  A create whose answer
+-- cannot be used still names its task when the id can be read.
+local function decode_task(body, op)
+  local task, why = cjson.decode(body)
+  if type(task) == "table" and type(task.id) == "string" and task.id ~= "" then return clean(task, 0) end
+  local err = new_error("protocol", string_format("%s: the answer is not a task object: %s", op,
+    type(task) == "table" and "its id is not a string" or tostring(why)))
+  if op == "create" then
+    err.maybe_created = true
+    local id = core.task_id(body)
+    if id then err.id, err.created = id, true end
+  end
+  return nil, err
+end
+
+-- spec: one of params (create first), id (poll), url (download only); and task,
+-- out (a file path), interval, timeout, goal ("created" | "queried" | "completed"),
+-- on_progress(event), on_status(job), index, refresh (query before trusting a
+-- stored URL), resume_limit.  Returns the job, or nil, err for an invalid request.
+function Job.new(client, spec)
+  local cfg = client.cfg
+  local t = now()
+  local job = setmetatable({
+    client = client, id = spec.id, task = spec.task, out = spec.out, url = spec.url,
+    interval = spec.interval or cfg.interval, goal = spec.goal or "completed",
+    deadline = t + (spec.timeout or (spec.url and cfg.download_timeout or cfg.wait_timeout)),
+    on_progress = spec.on_progress, on_status = spec.on_status, index = spec.index,
+    resume_limit = spec.resume_limit or cfg.resume_limit, params = spec.params,
+    status = spec.task and spec.task.status, done = false, wake = t,
+  }, Job)
+  if spec.params then
+    local path, body = client:_build_create(spec.params)
+    if not path then return nil, body end
+    job.state, job.create_path, job.create_body = "creating", path, body
+  elseif spec.url then
+    job.state = "downloading"
+  elseif spec.out and not spec.refresh and spec.task and type(spec.task.video_url) == "string"
+    and (spec.task.status == nil or spec.task.status == "completed") then
+    job.state = "downloading"
+  else
+    job.state = "polling"
+  end
+  return job
+end
+
+function Job:_event(kind, extra)
+  local ev = { type = kind, id = self.id, task = self.task, status = self.task and self.task.status,
+    index = self.index }
+  if extra then for k, v in pairs(extra) do ev[k] = v end end
+  return ev
+end
+
+function Job:_finish(err)
+  self.done, self.state = true, self.state == "cancelled" and "cancelled" or "done"
+  if err then
+    if err.id == nil then err.id = self.id end
+    if err.task == nil then err.task = self.task end
+    self.err = err
+  end
+  self.client:_job_done(self)
+  if self.on_status then self.on_status(self) end
+end
+
+-- A task answer arrived (create or poll).  The journal's "created" line stands
+-- for the create's own status; polls record each change.
+function Job:_seen(task, created)
+  self.task, self.id = task, task.id
+  local changed = task.status ~= self.status
+  self.status = task.status
+  local client = self.client
+  if changed then
+    client:_emit(self:_event("status"))
+    if not created then client:_journal { event = "status", id = self.id, status = task.status } end
+  end
+  if self.on_progress then self.on_progress(self:_event("status")) end
+  if changed and self.on_status then self.on_status(self) end
+end
+
+function Job:_send(op, spec)
+  spec.op = op
+  local req = Request.new(self.client, self, spec)
+  self.req = req
+  req:send(now())
+end
+
+function Job:_poll(t)
+  -- a refresh of an expired URL is not a scheduled poll: it skips the budget
+  if not self.refreshing then
+    local later = self.client:_token(t)
+    if later then return self.client:_at(math_min(later, self.deadline), self) end
+  end
+  local client = self.client
+  local path, err = core.result_path(self.id)
+  if not path then return self:_finish(err) end
+  if not client.has_key then return self:_finish(new_error("auth", NO_KEY)) end
+  self:_send("query", { url = client.cfg.base_url .. path, path = path, auth = true,
+    deadline = self.goal ~= "queried" and self.deadline or nil })
+end
+
+function Job:_download()
+  local url = self.url or (self.task and self.task.video_url)
+  if type(url) ~= "string" then
+    return self:_finish(new_error("protocol", string_format("task %s is completed but has no video_url",
+      tostring(self.id))))
+  end
+  if not url:find("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]") then
+    return self:_finish(new_error("invalid_request", string_format("video_url: expected an http(s) URL, got %q",
+      #url > 60 and url:sub(1, 60) .. "..." or url), { field = "video_url" }))
+  end
+  local path = url:match("^%a+://[^/]*(/[^?#]*)") or "/"
+  self:_send("download", { url = url, path = path, deadline = self.deadline, part = self.out .. ".part",
+    dest = self.out, resume_limit = self.resume_limit })
+end
+
+-- The job's request finished: take its answer.
+function Job:_answer(req, t)
+  local client = self.client
+  if self.state == "creating" then
+    local task, err = req.body, req.err
+    if task then task, err = decode_task(task, "create") end
+    if not task then
+      client:_journal_uncertain(err, self.params)
+      return self:_finish(err)
+    end
+    self.id = task.id
+    local ok, jerr = client:_journal_created(task, self.params)
+    if not ok then self.task = task; return self:_finish(jerr) end
+    if self.cancelled then self.task = task; self.state = "cancelled"
+      return self:_finish(new_error("io", "the job was cancelled", { created = true }))
+    end
+    self.state = "polling"
+    self:_seen(task, true)
+    if self.goal == "created" then return self:_finish() end
+    return client:_at(t + self.interval, self)
+  elseif self.state == "polling" then
+    local task, err = req.body, req.err
+    if task then task, err = decode_task(task, "query") end
+    if not task then
+      if self.goal == "queried" or FATAL[err.kind] then return self:_finish(err) end
+      self.last_err = err -- transient: poll again
+      return client:_at(math_min(t + self.interval, self.deadline), self)
+    end
+    self:_seen(task)
+    if self.goal == "queried" then return self:_finish() end
+    if task.status == "completed" then
+      if not self.out then return self:_finish() end
+      self.state, self.refreshing = "downloading", nil
+      return self:_download()
+    elseif task.status == "failed" then
+      return self:_finish(new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
+        tostring(task.error or "no reason given")), { task = task }))
+    end
+    return client:_at(math_min(t + self.interval, self.deadline), self)
+  else -- downloading
+    self:_progress(req.bytes, req.total)
+    if not req.err then
+      self.path = self.out
+      if self.task then self.task.path = self.out end
+      if self.id then client:_journal { event = "downloaded", id = self.id, path = self.out } end
+      return self:_finish()
+    end
+    local err = req.err
+    if EXPIRED[err.status] and self.id and not self.refreshed and not self.url then
+      self.refreshed, self.refreshing, self.state = true, true, "polling" -- ask for a fresh URL
+      return self:_poll(t)
+    end
+    return self:_finish(err)
+  end
+end
+
+-- Download progress, reported when it grew.
+function Job:_progress(bytes, total)
+  if bytes and bytes > (self.bytes or 0) then
+    self.bytes, self.total = bytes, total
+    local ev = self:_event("progress", { bytes = bytes, total = total, path = self.out })
+    self.client:_emit(ev)
+    if self.on_progress then self.on_progress(ev) end
+  end
+end
+
+-- Do what can be done now; the client calls this when the job's request
+-- finished or its timer fell due.
+function Job:advance(t)
+  if self.done then return end
+  local req = self.req
+  if req then
+    if not req.done then return end
+    self.req = nil
+    self:_answer(req, t)
+    return
+  end
+  if t < self.wake then return end
+  if self.state == "creating" then
+    -- a create has no deadline: once sent it is never abandoned, it may be paid for
+    return self:_send("create", { url = self.client.cfg.base_url .. self.create_path, path = self.create_path,
+      auth = true, body = self.create_body })
+  end
+  if t >= self.deadline then
+    local msg = string_format("task %s not finished before the deadline (last status: %s)", tostring(self.id),
+      self.task and tostring(self.task.status) or "unknown")
+    if self.last_err and not self.task then msg = msg .. "; last error: " .. self.last_err.message end
+    return self:_finish(new_error("timeout", msg))
+  end
+  if self.state == "polling" then return self:_poll(t) end
+  return self:_download()
+end
+
+-- A job that ended is left alone; cancelling stops its transfers.  A create
+-- already sent is never taken back (it may be paid for): the job ends as
+-- cancelled once its answer is in, with the task recorded.
+function Job:cancel()
+  if self.done then return end
+  if self.req and self.state == "creating" then self.cancelled = true; return end
+  if self.req then self.req:cancel(); self.req = nil end
+  self.state = "cancelled"
+  self:_finish(new_error("io", "the job was cancelled"))
+end
+
+return Job

@@ -1,0 +1,165 @@
+-- Options: one table of defaults, the checks every public call shares, and the
+-- one helper for "bad argument #n to 'f'" errors.  Wrong types and values out of
+-- range raise (they are the caller's bugs); they never reach the network.
+
+local core = require "starvideos.core"
+
+local type, pairs, tostring, tonumber, error, setmetatable, floor, string_format, os_getenv =
+  type, pairs, tostring, tonumber, error, setmetatable, math.floor, string.format, os.getenv
+
+local O = {}
+
+-- new_error(kind, message, fields) -> an error object like the core's: a table
+-- with kind and message whose tostring is one readable line.
+function O.new_error(kind, message, fields)
+  local e = fields or {}
+  e.kind, e.message = kind, message
+  return setmetatable(e, core.error_mt)
+end
+
+O.VERSION = "0.2.0"
+O.DEFAULT_BASE_URL = "https://zcbservice.aizfw.cn/kyyReactApiServer"
+
+-- The one copy of every default (the C side keeps none).
+O.DEFAULTS = {
+  timeout = 30,              -- seconds, one HTTP exchange
+  connect_timeout = 10,
+  max_retries = 2,
+  max_connections = 16,
+  requests_per_second = 10,  -- polls of all of a client's tasks together
+  min_interval = 5,          -- the closest two polls of one task may be
+  retry_backoff = 0.5,       -- first retry delay, doubled each time
+  max_retry_wait = 60,       -- the longest Retry-After honoured
+  interval = 30,             -- between polls when nothing better is known
+  wait_timeout = 1800,       -- a whole wait
+  download_timeout = 3600,   -- a whole download
+  resume_limit = 5,          -- reconnections of one download
+  max_answer = 1024 * 1024,  -- an API answer larger than this is not ours
+  user_agent = "starvideos/" .. O.VERSION .. " (Lua)",
+}
+
+local DAY = 86400
+
+local function show(v)
+  if type(v) == "string" then return string_format("%q", v) end
+  return tostring(v)
+end
+
+-- Raise "bad argument #n to 'fname' (expected expected, got ...)" at the caller's
+-- caller (level 3 from the public function that calls this).
+function O.argerror(n, fname, expected, got, level)
+  error(string_format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected, got), level or 3)
+end
+
+function O.is_integer(v)
+  return type(v) == "number" and v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+end
+
+-- checker(value) -> nil when fine, else what was expected
+local C = {}
+O.checkers = C
+
+function C.seconds(v)
+  if type(v) ~= "number" or not (v > 0 and v <= DAY) then return "a number of seconds in (0, 86400]" end
+end
+function C.interval(v)
+  if type(v) ~= "number" or not (v >= 0 and v <= DAY) then return "a number of seconds in [0, 86400]" end
+end
+function C.retries(v)
+  if not O.is_integer(v) or v < 0 or v > 10 then return "a whole number from 0 to 10" end
+end
+function C.connections(v)
+  if not O.is_integer(v) or v < 1 or v > 1024 then return "a whole number from 1 to 1024" end
+end
+function C.resumes(v)
+  if not O.is_integer(v) or v < 0 or v > 100 then return "a whole number from 0 to 100" end
+end
+function C.rate(v)
+  if type(v) ~= "number" or not (v > 0 and v <= 1e6) then return "a number of requests per second in (0, 1e6]" end
+end
+function C.str(v) if type(v) ~= "string" then return "a string" end end
+function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" end end
+function C.fn(v) if type(v) ~= "function" then return "a function" end end
+-- a header value: no control characters, which would end the header line
+function C.header(v)
+  if type(v) ~= "string" or v:find("[%c\127]") then return "a string without control characters" end
+end
+
+-- http(s)://host[:port][/path] and nothing else: no userinfo, query, fragment,
+-- spaces or control characters.  Returns nil, or what is wrong.
+function O.url_problem(v)
+  if type(v) ~= "string" then return "an http(s) URL" end
+  local rest = v:match("^[Hh][Tt][Tt][Pp][Ss]?://(.*)$")
+  if not rest then return "an http(s) URL (http:// or https://)" end
+  if rest:find("[%s%c\127]") then return "an http(s) URL without spaces or control characters" end
+  if rest:find("[?#]") then return "an http(s) URL without a query or fragment" end
+  local authority = rest:match("^[^/]*")
+  if authority:find("@", 1, true) then return "an http(s) URL without user:password@" end
+  local host, port = authority:match("^(%[[%x:%.]+%])(.*)$")
+  if not host then host, port = authority:match("^([%w%.%-_]*)(.*)$") end
+  if not host or host == "" then return "an http(s) URL with a host" end
+  if port ~= "" then
+    local n = port:match("^:(%d+)$")
+    if not n or tonumber(n) < 1 or tonumber(n) > 65535 then return "an http(s) URL with a port from 1 to 65535" end
+  end
+end
+C.url = O.url_problem
+
+-- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a typo or
+-- a bad value, at `level` (default: the caller of the function that called check)
+function O.check(opts, where, schema, level)
+  level = level or 3
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(string_format("bad argument to '%s' (options table expected, got %s)", where, type(opts)), level)
+  end
+  for k, v in pairs(opts) do
+    local check = schema[k]
+    if not check then
+      error(string_format("bad option to '%s': unknown option '%s'", where, tostring(k)), level)
+    end
+    local want = check(v)
+    if want then
+      error(string_format("bad option '%s' to '%s' (%s expected, got %s)", tostring(k), where, want,
+        k == "api_key" and "a key with a control character" or show(v)), level)
+    end
+  end
+  return opts
+end
+
+local CLIENT = {
+  api_key = C.header, base_url = C.url, timeout = C.seconds, connect_timeout = C.seconds,
+  max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
+  max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
+  user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval,
+  transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
+}
+
+-- The whole configuration of a client: the options given, else the environment,
+-- else the defaults; checked once.
+function O.client(opts)
+  opts = O.check(opts, "new", CLIENT, 4)
+  local D, cfg = O.DEFAULTS, {}
+  for k, v in pairs(D) do cfg[k] = v end
+  for k, v in pairs(opts) do cfg[k] = v end
+  if cfg.api_key == nil then
+    local key = os_getenv("STARVIDEOS_API_KEY")
+    if key and key ~= "" then
+      if C.header(key) then error("bad STARVIDEOS_API_KEY (a key without control characters expected)", 3) end
+      cfg.api_key = key
+    end
+  end
+  if cfg.api_key == "" then cfg.api_key = nil end
+  if cfg.base_url == nil then
+    local env = os_getenv("STARVIDEOS_BASE_URL")
+    cfg.base_url = (env and env ~= "") and env or O.DEFAULT_BASE_URL
+    local bad = O.url_problem(cfg.base_url)
+    if bad then
+      error(string_format("bad base URL %s (%s expected; check STARVIDEOS_BASE_URL)", show(cfg.base_url), bad), 3)
+    end
+  end
+  cfg.base_url = cfg.base_url:gsub("/+$", "")
+  return cfg
+end
+
+return O

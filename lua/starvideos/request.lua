@@ -1,0 +1,134 @@
+-- One HTTP request with its retries, over whichever transport the client has:
+-- "send it" between "build the request" (the C core: build_create, result_path)
+-- and "read the answer" (the core's verdict).  The policy lives here and in the
+-- core, never in a transport: which POST may be resent (core.retry), backoff,
+-- deadlines, and the download rules (.part, resume with Range, commit).
+--
+-- A request belongs to an owner (a job); when it is done the client calls
+-- owner:advance(now), and the owner reads req.body / req.err.
+
+local core = require "starvideos.core"
+local options = require "starvideos.options"
+
+local setmetatable, tostring, math_min, math_random, os_remove, string_format =
+  setmetatable, tostring, math.min, math.random, os.remove, string.format
+
+local new_error, now = options.new_error, core.now
+
+local Request = {}
+Request.__index = Request
+
+local METHOD = { create = "POST", query = "GET", download = "GET" }
+local RESUMABLE = { broken = true, timeout = true, not_sent = true }
+
+local next_id = 0
+
+-- spec: op, url, path (for events), auth, body, deadline (monotonic; nil: none),
+-- and for downloads: part, dest, resume_limit.
+function Request.new(client, owner, spec)
+  next_id = next_id + 1
+  local self = setmetatable(spec, Request)
+  self.client, self.owner, self.id, self.attempt, self.done = client, owner, next_id, 0, false
+  self.method = METHOD[spec.op]
+  self.offset = 0
+  return self
+end
+
+function Request:_finish(body, err)
+  self.done, self.body, self.err = true, body, err
+  self.client:_untrack(self)
+  if err and self.op == "download" and self.sent then os_remove(self.part) end
+  self.owner:advance(now())
+end
+
+-- One attempt, now.
+function Request:send(t)
+  local client, cfg = self.client, self.client.cfg
+  local left
+  if self.deadline then
+    left = self.deadline - t
+    if left <= 0 then
+      return self:_finish(nil, self.err or new_error("timeout", string_format(
+        "%s: the deadline passed before the request could be sent", self.op)))
+    end
+  end
+  local r = self.wire
+  if not r then
+    r = { op = self.op, url = self.url, auth = self.auth, body = self.body, fresh = self.op == "create",
+      max_body = cfg.max_answer }
+    if self.op == "download" then
+      r.file, r.follow, r.stall = self.part, true, cfg.timeout
+    end
+    self.wire = r
+  end
+  if self.op == "download" then
+    r.offset, r.timeout = self.offset, left
+  else
+    r.timeout = left and math_min(cfg.timeout, left) or cfg.timeout
+  end
+  self.attempt = self.attempt + 1
+  local h, err = client.transport:send(r)
+  if not h then return self:_finish(nil, err) end
+  self.handle, self.sent, self.started = h, true, t
+  client:_track(self)
+  client:_emit { type = "request", request = self.id, attempt = self.attempt, method = self.method,
+    path = self.path }
+end
+
+-- The transport says our exchange finished.
+function Request:finished(t)
+  local client, cfg = self.client, self.client.cfg
+  local body, err, tr, bytes, total = client.transport:result(self.handle)
+  self.handle = nil
+  if self.op == "download" then self.bytes, self.total = bytes, total end
+  if tr == "none" or body then
+    client:_emit { type = "response", request = self.id, attempt = self.attempt, method = self.method,
+      path = self.path, status = err and err.status or 200, elapsed = t - self.started }
+  end
+  if body then
+    if self.op == "download" then
+      local ok, cerr = core.commit(self.part, self.dest)
+      if not ok then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+    end
+    return self:_finish(body)
+  end
+  local delay
+  if self.op == "download" then
+    -- a download resumes from the bytes it has when the wire broke or the server hiccuped
+    if (RESUMABLE[tr] or (err.status or 0) >= 500) and self.attempt <= (self.resume_limit or 0) then
+      delay = cfg.retry_backoff * (0.5 + 0.5 * math_random())
+      self.offset = bytes or 0
+    end
+  else
+    delay = core.retry(self.op, tr, err, self.attempt, cfg.max_retries, cfg.retry_backoff, cfg.max_retry_wait,
+      math_random())
+  end
+  if not delay or (self.deadline and t + delay >= self.deadline) then
+    return self:_finish(nil, err)
+  end
+  self.err = err -- stands if the deadline comes first
+  client:_emit { type = "retry", request = self.id, attempt = self.attempt, method = self.method,
+    path = self.path, status = err.status, delay = delay, reason = err.message
+      .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or "") }
+  client:_at(t + delay, self)
+end
+
+-- A timer fell due: the next attempt.
+function Request:advance(t)
+  if not self.done and not self.handle then self:send(t) end
+end
+
+-- Abandon it (never a create in flight: it may already be paid for).
+function Request:cancel()
+  if self.done then return end
+  if self.handle then self.client.transport:cancel(self.handle); self.handle = nil end
+  self.client:_untrack(self)
+  self.done, self.err = true, new_error("io", "the request was cancelled")
+  if self.op == "download" and self.sent then os_remove(self.part) end
+end
+
+function Request:__tostring()
+  return "starvideos request " .. tostring(self.id)
+end
+
+return Request

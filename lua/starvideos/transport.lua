@@ -1,0 +1,50 @@
+-- The transport: the small interface between the client and the wire.  A
+-- transport only moves bytes; building requests, the retry policy, reading
+-- answers and the download rules live in the core and the shared Lua above it
+-- (request.lua, job.lua), so every transport behaves alike.
+--
+--   t = <transport>.new(cfg)        cfg: api_key, ca_file, user_agent,
+--                                   connect_timeout, max_connections
+--   h = t:send(r)                   start one exchange; h, or nil, err
+--       r.op        "create" | "query" | "download" (how the answer is read)
+--       r.url       the whole URL (http or https only)
+--       r.auth      add "Authorization: Bearer <api_key>"
+--       r.body      a POST with this JSON body, else a GET
+--       r.fresh     never on a reused connection (a create: a dead kept-alive
+--                   connection must not make it go out twice)
+--       r.timeout   seconds for the whole exchange (nil: none)
+--       r.max_body  an API answer longer than this ends as "garbled"
+--       downloads:  r.file (write a 200/206 body there, never through a
+--                   symlink), r.offset (bytes already in r.file: ask for the
+--                   rest with Range; a 200 is written from byte 0, a 206 from
+--                   the byte its Content-Range names), r.stall (seconds without
+--                   a byte), r.follow (redirects: http(s) only, at most 5)
+--   n = t:poll(max_wait)            do the network work that is ready; wait at
+--                                   most max_wait seconds for an exchange to
+--                                   finish (0: never wait)
+--   h = t:finished()                the next finished exchange, or nil
+--   body, err, tr[, bytes, total] = t:result(h)
+--                                   the core's verdict (core.verdict): body on
+--                                   success, else err; tr says how the wire
+--                                   ended ("none", "not_sent", "timeout",
+--                                   "broken", "garbled", "fatal", "io") for the
+--                                   retry policy; downloads add bytes in the
+--                                   file and the total size.  h is spent.
+--   bytes, total = t:progress(h)    a download in flight
+--   t:cancel(h)                     end an exchange now; h is spent
+--   t:close()
+--
+-- The first implementation is libcurl's multi interface in the C core
+-- (core.curl).  A transport written in Lua reads its answers with
+-- core.verdict(op, status, body, retry_after, tr, message, bytes, total, key).
+
+local core = require "starvideos.core"
+
+local T = {}
+
+function T.new(cfg)
+  return core.curl { api_key = cfg.api_key, ca_file = cfg.ca_file, user_agent = cfg.user_agent,
+    connect_timeout = cfg.connect_timeout, max_connections = cfg.max_connections }
+end
+
+return T
