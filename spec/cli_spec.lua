@@ -20,12 +20,13 @@ end
 
 -- run(args, env, opts) -> { out =, err =, code = }.  env: variables to set (the
 -- caller's STARVIDEOS_* are always cleared first); opts.stdin: text for stdin;
--- opts.tty: run under script(1), so that stdout is a terminal (err is then merged).
+-- opts.tty: run under script(1), so that stdout is a terminal (err is then merged);
+-- opts.lua: the interpreter (default lua5.4).
 local function run(args, env, opts)
   opts = opts or {}
   local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
-  parts[#parts + 1] = "lua5.4"
+  parts[#parts + 1] = opts.lua or "lua5.4"
   parts[#parts + 1] = q(BIN)
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   local cmd = table.concat(parts, " ")
@@ -53,12 +54,14 @@ local function run(args, env, opts)
   return { out = out, err = err, code = code }
 end
 
-local function has_script()
-  local p = io.popen("command -v script")
+local function has_command(name)
+  local p = io.popen("command -v " .. name)
   local found = p:read("a")
   p:close()
   return found ~= ""
 end
+
+local function has_script() return has_command("script") end
 
 describe("the starvideos command line", function()
   local emu
@@ -603,6 +606,35 @@ describe("the starvideos command line", function()
       assert.equals(2, r.code)
       assert.matches("is not a directory", r.err, 1, true)
     end)
+  end)
+
+  describe("on every Lua", function()
+    -- What needs no library (help, parsing, usage errors) is the same, byte for
+    -- byte, on 5.1, 5.2, 5.3 and LuaJIT as on 5.4.
+    local cases = {
+      { "--help" }, { "wait", "--help" }, { "create", "-h" }, { "help", "resume" }, {}, { "frobnicate" },
+      { "create", "--colour", "red" }, { "create", "--duration=abc" }, { "create", "--duration", "5.5" },
+      { "create", "--duration", "1e999" }, { "wait", "x", "--interval", "-1" }, { "wait", "x", "--timeout", "0" },
+      { "status" }, { "status", "a", "b" }, { "download", "x" }, { "resume", "--dir", "." },
+      { "models", "--json=yes" }, { "status", "x", "--api-key", "k" }, { "status", "x" },
+      { "wait", "x", "--interval", "1", "--interval", "2" }, { "--base" },
+      { "create", "--duration", "5", "--duration", "6" }, { "generate", "--duration=5.0", "--colour" },
+      { "wait", "x", "y", "--interval", "0.5", "--timeout", "2" },
+    }
+    for _, lua in ipairs { "lua5.1", "lua5.2", "lua5.3", "luajit" } do
+      local it_lua = has_command(lua) and it or pending
+      it_lua("parses and refuses arguments on " .. lua .. " exactly as on lua5.4", function()
+        for _, args in ipairs(cases) do
+          local e = { STARVIDEOS_BASE_URL = "http://127.0.0.1:9" } -- never reached: no key
+          local want, got = run(args, e), run(args, e, { lua = lua })
+          local what = lua .. " " .. table.concat(args, " ")
+          assert.equals(want.code, got.code, what .. "\n" .. got.err)
+          assert.equals(want.out, got.out, what)
+          assert.equals(want.err, got.err, what)
+          assert.is_true(want.code == 0 or want.code == 2, what)
+        end
+      end)
+    end
   end)
 
   describe("on a terminal", function()

@@ -39,7 +39,6 @@ end
 -- M.new(ctx, opts, extra) -> client, core. extra: more options for starvideos.new.
 -- While the client waits, ctx.display (when there is one) ticks its live line.
 function M.new(ctx, opts, extra)
-  local starvideos, core = M.load()
   local key
   if opts["api-key-file"] then
     key = read_key_file(opts["api-key-file"])
@@ -59,6 +58,7 @@ function M.new(ctx, opts, extra)
     if base == "" then base = nil end
     if base then check_base_url(base, "STARVIDEOS_BASE_URL") end
   end
+  local starvideos, core = M.load()
   -- Waiting in short naps keeps Ctrl-C prompt and lets the live line tick.
   local sleep = function(seconds)
     local stop = core.now() + seconds
