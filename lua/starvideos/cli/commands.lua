@@ -111,14 +111,12 @@ end
 
 function M.validate(ctx, opts)
   local params, ok, err = validated(opts)
+  if not ok then return fail(ctx, err) end
   if ctx.json then
-    print_json(ok and { ok = true } or { ok = false, error = output.error_object(err) })
+    print_json { ok = true }
+  else
+    out("ok: the request is valid for ", tostring(params.model), "\n")
   end
-  if not ok then
-    output.err(args.PROG, " validate: ", output.describe(err), "\n")
-    return 2
-  end
-  if not ctx.json then out("ok: the request is valid for ", tostring(params.model), "\n") end
   return 0
 end
 

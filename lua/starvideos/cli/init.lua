@@ -2,6 +2,8 @@
 -- M.main(argv) does the work and returns the exit status:
 --   0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters,
 --   130 interrupted.
+-- Under --json every outcome is one JSON document on stdout, a failure included
+-- (starvideos.cli.output.error_document), whatever the command.
 --
 --   starvideos.cli.args      the commands, their flags, help texts, the parser
 --   starvideos.cli.commands  one function per command
@@ -49,6 +51,9 @@ local function dispatch(ctx, argv)
   if name == "emulator" then
     return require("starvideos.emulator").main(tail(argv, 2))
   end
+  -- from here, a mistake under --json is reported as JSON too
+  local _, json = args.scan(argv)
+  ctx.json = json
   if name == "--version" then
     out(require("starvideos")._VERSION, "\n")
     return 0
@@ -65,7 +70,6 @@ local function dispatch(ctx, argv)
     out(args.command_usage(name))
     return 0
   end
-  ctx.json = opts.json
   return require("starvideos.cli.commands")[name](ctx, opts, pos)
 end
 

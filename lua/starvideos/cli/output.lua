@@ -3,7 +3,8 @@
 --     (defence in depth: the library's messages never contain it either);
 --   * --json documents are printed with starvideos.cli.json;
 --   * an error, whatever its source (usage, validation, the API, a failed task,
---     an interrupt), is reported one way (M.report).
+--     an interrupt), is reported one way: one line on stderr and, under --json,
+--     the one error document on stdout (M.error_document).
 
 local json = require "starvideos.cli.json"
 local args = require "starvideos.cli.args"
@@ -74,6 +75,15 @@ function M.error_object(err)
     retry_after = err.retry_after, id = err.id, maybe_created = err.maybe_created, created = err.created }
 end
 
+-- The one JSON document of a command that failed, whatever the command:
+-- { "ok": false, "error": {...}, "task": {...} } (task: when the error has one,
+-- e.g. a failed task or the last state seen before a timeout).
+function M.error_document(err)
+  local task = err.task
+  if type(task) ~= "table" then task = nil end
+  return { ok = false, error = M.error_object(err), task = task }
+end
+
 -- 2 for bad usage and a request refused locally (it never left this machine),
 -- 130 for an interrupt, else 1.
 function M.exit_code(err)
@@ -105,9 +115,7 @@ end
 -- exit status. stderr: "starvideos <command>: <what went wrong>", then a hint
 -- for bad usage or how to pick a timed-out task up again.
 function M.report(ctx, err)
-  if ctx.json and err.task and (err.kind == "task_failed" or err.kind == "timeout") then
-    M.print_json(err.task)
-  end
+  if ctx.json then M.print_json(M.error_document(err)) end
   local who = args.PROG .. (ctx.name and (" " .. ctx.name) or "")
   write(io_stderr, who, ": ", M.describe(err), "\n")
   local code = M.exit_code(err)
