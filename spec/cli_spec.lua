@@ -669,6 +669,41 @@ describe("the starvideos command line", function()
       assert.equals("failed", list[1].task.status)
     end)
 
+    it("Ctrl-C: the same document, kind interrupted, with the id to wait for again", function()
+      emu:config { queued = 30 }
+      local task = create()
+      local dir = helper.tmpdir()
+      local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
+      for k, v in pairs(env()) do parts[#parts + 1] = k .. "=" .. q(v) end
+      for _, a in ipairs { "lua5.4", BIN, "wait", task.id, "--interval", "0.1", "--json" } do
+        parts[#parts + 1] = q(a)
+      end
+      local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(parts, " ")
+      assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
+        .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
+      local function until_true(f)
+        for _ = 1, 200 do
+          if f() then return true end
+          helper.sleep(0.05)
+        end
+        error("gave up waiting")
+      end
+      until_true(function() -- the wait has polled the task at least once
+        for _, r in ipairs(emu:requests()) do
+          if r.method == "GET" and r.path:find(task.id, 1, true) then return true end
+        end
+      end)
+      local pid = assert(helper.read_file(dir .. "/pid")):match("%d+")
+      os.execute("kill -INT " .. pid)
+      until_true(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end)
+      local r = { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/out"),
+        err = helper.read_file(dir .. "/err") }
+      local doc = failed(r, "wait", 130, "interrupted")
+      assert.equals(task.id, doc.error.id)
+      assert.matches("'starvideos wait " .. task.id .. "' picks it up again", doc.error.message, 1, true)
+      assert.equals("starvideos wait: " .. doc.error.message, lines(r.err)[1])
+    end)
+
     it("bad usage: the same document, kind usage, exit 2, and nothing sent", function()
       local cases = {
         { { "status", "--json" }, "status", "missing ID" },
