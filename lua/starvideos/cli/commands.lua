@@ -153,12 +153,13 @@ function M.wait(ctx, opts, pos)
   return 0
 end
 
+-- The library takes the task id itself (it queries the task for its URL).
 function M.download(ctx, opts, pos)
   local client, core = client_for.new(ctx, opts)
   local id, path = pos[1], pos[2]
   if is_dir(path) then path = path:gsub("/+$", "") .. "/" .. id:gsub("[^%w%-_.]", "_") .. ".mp4" end
   local d = new_display(ctx, core)
-  local res, err = client:download({ id = id }, path, {
+  local res, err = client:download(id, path, {
     on_progress = function(ev) d:event(ev, core.now()) end })
   if not res then return fail(ctx, err) end
   d:finish(true)
