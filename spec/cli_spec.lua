@@ -824,6 +824,21 @@ describe("the starvideos command line", function()
       assert.equals(helper.read_file(SAMPLE), helper.read_file(path))
     end)
 
+    it_tty("counts resume's tasks by status on the live line, then shows each download's bar", function()
+      local dir = helper.tmpdir()
+      local journal = dir .. "/tasks.jsonl"
+      local a = create { "--journal", journal }
+      local b = create { "--journal", journal }
+      local r = run({ "resume", "--journal", journal, "--dir", dir, "--interval", "0.1" }, env(), { tty = true })
+      assert.equals(0, r.code, r.out)
+      assert.matches("\r2 tasks: [%w ,]*%d processing[%w ,]*  0:0%d", r.out)
+      for _, t in ipairs { a, b } do
+        assert.matches("\r" .. t.id .. "  [", r.out, 1, true)
+        assert.equals(helper.read_file(SAMPLE), helper.read_file(dir .. "/" .. t.id .. ".mp4"))
+      end
+      assert.matches("2 tasks: 2 downloaded, 0 not", r.out, 1, true)
+    end)
+
     it_tty("redraws the download bar for a bigger file", function()
       local task = completed()
       emu:config { video_size = 3 * 1024 * 1024 }

@@ -144,9 +144,7 @@ function M.wait(ctx, opts, pos)
   d.started, d.id = core.now(), pos[1]
   d:status_line(core.now())
   local task, err = client:wait(pos[1], { interval = opts.interval, timeout = opts.timeout,
-    on_progress = function(t) -- today's library: the task polled
-      d:event({ type = "status", id = t.id, status = t.status, task = t }, core.now())
-    end })
+    on_progress = function(ev) d:event(ev, core.now()) end })
   if not task then return fail(ctx, err) end
   d:finish(false)
   if ctx.json then print_json(task) else display.print_task(task) end
@@ -179,14 +177,9 @@ function M.generate(ctx, opts)
   d.started = core.now()
   d:live("creating the task...")
   local task, err = client:generate(params, { out = opts.out, interval = opts.interval, timeout = opts.timeout,
-    on_progress = function(ev) -- today's library: {stage=, task=, bytes=, total=}
-      local t = ev.task or {}
-      if ev.stage == "created" or ev.stage == "polled" then
-        ctx.task_id = t.id
-        d:event({ type = "status", id = t.id, status = t.status, task = t }, core.now())
-      elseif ev.stage == "downloading" then
-        d:event({ type = "progress", id = t.id, task = t, bytes = ev.bytes, total = ev.total }, core.now())
-      end
+    on_progress = function(ev)
+      if type(ev) == "table" and ev.type == "status" and ev.id then ctx.task_id = ev.id end
+      d:event(ev, core.now())
     end })
   if not task then return fail(ctx, err) end
   d:finish(opts.out ~= nil and d:downloaded())
@@ -215,7 +208,8 @@ function M.resume(ctx, opts)
   d:many_tasks()
   d.started, d.title = core.now(), "resuming the journalled tasks"
   d:status_line(core.now())
-  local results, err = client:resume { dir = dir, interval = opts.interval, timeout = opts.timeout }
+  local results, err = client:resume { dir = dir, interval = opts.interval, timeout = opts.timeout,
+    on_progress = function(ev) d:event(ev, core.now()) end }
   if not results then return fail(ctx, err) end
   d:finish(false)
   local failed = 0
