@@ -20,12 +20,13 @@ end
 
 -- run(args, env, opts) -> { out =, err =, code = }.  env: variables to set (the
 -- caller's STARVIDEOS_* are always cleared first); opts.stdin: text for stdin;
--- opts.tty: run under script(1), so that stdout is a terminal (err is then merged).
+-- opts.tty: run under script(1), so that stdout is a terminal (err is then merged);
+-- opts.lua: the interpreter (default lua5.4).
 local function run(args, env, opts)
   opts = opts or {}
   local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
-  parts[#parts + 1] = "lua5.4"
+  parts[#parts + 1] = opts.lua or "lua5.4"
   parts[#parts + 1] = q(BIN)
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   local cmd = table.concat(parts, " ")
@@ -53,12 +54,14 @@ local function run(args, env, opts)
   return { out = out, err = err, code = code }
 end
 
-local function has_script()
-  local p = io.popen("command -v script")
+local function has_command(name)
+  local p = io.popen("command -v " .. name)
   local found = p:read("a")
   p:close()
   return found ~= ""
 end
+
+local function has_script() return has_command("script") end
 
 describe("the starvideos command line", function()
   local emu
@@ -420,13 +423,13 @@ describe("the starvideos command line", function()
       assert.equals("completed", cjson.decode(r.out).status)
     end)
 
-    it("exits 1 on a failed task, and --json still prints the task", function()
+    it("exits 1 on a failed task, and --json still prints the task (in the error document)", function()
       emu:config { outcome = "failed" }
       local task = create()
       local r = run({ "wait", task.id, "--interval", "0.1", "--json" }, env())
       assert.equals(1, r.code)
       assert.matches("^starvideos wait: task_failed: task " .. task.id .. " failed: ", r.err)
-      local t = assert(cjson.decode(r.out), r.out)
+      local t = assert(cjson.decode(r.out), r.out).task
       assert.equals(task.id, t.id)
       assert.equals("failed", t.status)
       r = run({ "status", task.id }, env())
@@ -441,7 +444,9 @@ describe("the starvideos command line", function()
       assert.equals(1, r.code)
       assert.matches("^starvideos wait: timeout: ", r.err)
       assert.matches("starvideos wait " .. task.id, r.err, 1, true)
-      assert.equals(task.id, cjson.decode(r.out).id)
+      local doc = assert(cjson.decode(r.out), r.out)
+      assert.equals(task.id, doc.error.id)
+      assert.equals(task.id, doc.task.id)
     end)
   end)
 
@@ -503,14 +508,14 @@ describe("the starvideos command line", function()
       assert.equals(path, task.path)
     end)
 
-    it("exits 1 on a failed task, --json still printing it", function()
+    it("exits 1 on a failed task, --json still printing it (in the error document)", function()
       emu:config { outcome = "failed" }
       local path = helper.tmpdir() .. "/gen.mp4"
       local r = run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--interval", "0.1",
         "--out", path, "--json" }, env())
       assert.equals(1, r.code)
       assert.matches("^starvideos generate: task_failed: ", r.err)
-      assert.equals("failed", cjson.decode(r.out).status)
+      assert.equals("failed", assert(cjson.decode(r.out), r.out).task.status)
       assert.is_nil(helper.read_file(path))
     end)
   end)
@@ -555,6 +560,177 @@ describe("the starvideos command line", function()
       assert.equals(1, r.code)
       assert.matches("^starvideos status: auth: ", r.err)
       assert.not_matches("sk-wrong-key-in-file-1234", r.out .. r.err, 1, true)
+    end)
+  end)
+
+  describe("--json errors", function()
+    -- Every failure under --json: one JSON document on stdout, the same shape for
+    -- every command: { ok = false, error = {...}, task = {...} (when there is one) }.
+    local DOC_KEYS = { ok = true, error = true, task = true }
+    local ERROR_KEYS = { kind = true, message = true, field = true, status = true, retry_after = true,
+      id = true, maybe_created = true, created = true }
+
+    local function error_fields(e, what)
+      assert.is_table(e, what)
+      for k in pairs(e) do assert.is_true(ERROR_KEYS[k] ~= nil, what .. ": unexpected error field " .. k) end
+      assert.is_string(e.kind, what)
+      assert.is_string(e.message, what)
+      assert.not_equals("", e.message, what)
+    end
+
+    -- The document of a failed run: checks the shape, the exit status, the kind
+    -- and that stderr still has the line for a person.
+    local function failed(r, cmd, code, kind)
+      local what = cmd .. ": " .. r.out .. r.err
+      assert.equals(code, r.code, what)
+      local doc = cjson.decode(r.out)
+      assert.is_table(doc, what)
+      for k in pairs(doc) do assert.is_true(DOC_KEYS[k] ~= nil, what .. ": unexpected key " .. k) end
+      assert.is_false(doc.ok, what)
+      error_fields(doc.error, what)
+      assert.equals(kind, doc.error.kind, what)
+      assert.matches("^starvideos " .. cmd .. ": ", r.err)
+      return doc
+    end
+
+    it("status: an unknown task or a wrong key", function()
+      local doc = failed(run({ "status", "video_nope", "--json" }, env()), "status", 1, "not_found")
+      assert.equals(404, doc.error.status)
+      assert.is_nil(doc.task)
+      doc = failed(run({ "status", "video_nope", "--json" }, env { STARVIDEOS_API_KEY = "wrong-key" }),
+        "status", 1, "auth")
+      assert.equals(401, doc.error.status)
+    end)
+
+    it("wait: an unknown task", function()
+      failed(run({ "wait", "video_nope", "--interval", "0.1", "--json" }, env()), "wait", 1, "not_found")
+    end)
+
+    it("download: a task that is not completed, and an unknown task", function()
+      local task = create()
+      local path = helper.tmpdir() .. "/cat.mp4"
+      local doc = failed(run({ "download", task.id, path, "--json" }, env()), "download", 1, "invalid_request")
+      assert.matches("not completed", doc.error.message, 1, true)
+      assert.equals(task.id, doc.error.id)
+      assert.is_nil(helper.read_file(path))
+      doc = failed(run({ "download", "video_nope", path, "--json" }, env()), "download", 1, "not_found")
+      assert.equals(404, doc.error.status)
+      assert.is_nil(helper.read_file(path))
+    end)
+
+    it("create: an API error", function()
+      emu:fault { status = 500, path = "/v1/videos/videos" }
+      local doc = failed(run({ "create", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--json" },
+        env()), "create", 1, "server")
+      assert.equals(500, doc.error.status)
+    end)
+
+    it("create, generate and validate: the very same document for the same invalid request", function()
+      local request = { "--model", "videos", "--prompt", "a cat", "--duration", "99", "--json" }
+      local docs = {}
+      for _, cmd in ipairs { "create", "generate", "validate" } do
+        local args = { cmd }
+        for _, a in ipairs(request) do args[#args + 1] = a end
+        local r = run(args, env())
+        docs[cmd] = failed(r, cmd, 2, "invalid_request")
+        assert.equals("duration", docs[cmd].error.field)
+        assert.matches("^starvideos " .. cmd .. ": %-%-duration: expected", r.err)
+      end
+      assert.same(docs.validate, docs.create)
+      assert.same(docs.validate, docs.generate)
+      assert.same({}, emu:requests())
+    end)
+
+    it("generate: an API error", function()
+      emu:fault { status = 500, path = "/v1/videos/videos" }
+      local path = helper.tmpdir() .. "/gen.mp4"
+      local doc = failed(run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5",
+        "--out", path, "--json" }, env()), "generate", 1, "server")
+      assert.equals(500, doc.error.status)
+      assert.is_nil(helper.read_file(path))
+    end)
+
+    it("resume: a journal that cannot be read, and each failed task in the list", function()
+      local dir = helper.tmpdir()
+      local doc = failed(run({ "resume", "--journal", dir .. "/none.jsonl", "--dir", dir, "--json" }, env()),
+        "resume", 2, "usage")
+      assert.matches("^%-%-journal: cannot read", doc.error.message)
+      emu:config { outcome = "failed" }
+      local journal = dir .. "/tasks.jsonl"
+      local task = create { "--journal", journal }
+      local r = run({ "resume", "--journal", journal, "--dir", dir, "--interval", "0.1", "--json" }, env())
+      assert.equals(1, r.code, r.err)
+      local list = assert(cjson.decode(r.out), r.out)
+      assert.equals(1, #list)
+      assert.equals(task.id, list[1].id)
+      error_fields(list[1].error, "resume entry")
+      assert.equals("task_failed", list[1].error.kind)
+      assert.equals(task.id, list[1].error.id)
+      assert.equals("failed", list[1].task.status)
+    end)
+
+    it("Ctrl-C: the same document, kind interrupted, with the id to wait for again", function()
+      emu:config { queued = 30 }
+      local task = create()
+      local dir = helper.tmpdir()
+      local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
+      for k, v in pairs(env()) do parts[#parts + 1] = k .. "=" .. q(v) end
+      for _, a in ipairs { "lua5.4", BIN, "wait", task.id, "--interval", "0.1", "--json" } do
+        parts[#parts + 1] = q(a)
+      end
+      local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(parts, " ")
+      assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
+        .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
+      local function until_true(f)
+        for _ = 1, 200 do
+          if f() then return true end
+          helper.sleep(0.05)
+        end
+        error("gave up waiting")
+      end
+      until_true(function() -- the wait has polled the task at least once
+        for _, r in ipairs(emu:requests()) do
+          if r.method == "GET" and r.path:find(task.id, 1, true) then return true end
+        end
+      end)
+      local pid = assert(helper.read_file(dir .. "/pid")):match("%d+")
+      os.execute("kill -INT " .. pid)
+      until_true(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end)
+      local r = { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/out"),
+        err = helper.read_file(dir .. "/err") }
+      local doc = failed(r, "wait", 130, "interrupted")
+      assert.equals(task.id, doc.error.id)
+      assert.matches("'starvideos wait " .. task.id .. "' picks it up again", doc.error.message, 1, true)
+      assert.equals("starvideos wait: " .. doc.error.message, lines(r.err)[1])
+    end)
+
+    it("bad usage: the same document, kind usage, exit 2, and nothing sent", function()
+      local cases = {
+        { { "status", "--json" }, "status", "missing ID" },
+        { { "create", "--colour", "red", "--json" }, "create", "unknown option --colour" },
+        { { "wait", "x", "--json", "--timeout", "0" }, "wait", 'expects a number of seconds > 0, got "0"' },
+        { { "download", "x", "--json" }, "download", "missing PATH" },
+        { { "generate", "--json", "--duration", "abc" }, "generate", 'expects a number, got "abc"' },
+        { { "validate", "--json", "extra" }, "validate", "takes no arguments" },
+        { { "resume", "--json" }, "resume", "--journal PATH is required" },
+        { { "status", "x", "--json", "--base-url", "ftp://x" }, "status", "expects an http(s) URL" },
+      }
+      for _, c in ipairs(cases) do
+        local r = run(c[1], env())
+        local doc = failed(r, c[2], 2, "usage")
+        assert.matches(c[3], doc.error.message, 1, true)
+        assert.equals(2, #lines(r.err), r.err)
+        assert.equals("starvideos " .. c[2] .. ": " .. doc.error.message, lines(r.err)[1])
+      end
+      -- no key: refused before any request, as JSON too
+      local r = run({ "wait", "video_1", "--json" }, { STARVIDEOS_BASE_URL = emu.url })
+      assert.matches("no API key", failed(r, "wait", 2, "usage").error.message, 1, true)
+      -- an unknown command, with --json anywhere on the line
+      r = run({ "frobnicate", "--json" }, env())
+      assert.equals(2, r.code)
+      assert.same({ ok = false, error = { kind = "usage", message = 'unknown command "frobnicate"' } },
+        cjson.decode(r.out))
+      assert.same({}, emu:requests())
     end)
   end)
 
@@ -605,6 +781,35 @@ describe("the starvideos command line", function()
     end)
   end)
 
+  describe("on every Lua", function()
+    -- What needs no library (help, parsing, usage errors) is the same, byte for
+    -- byte, on 5.1, 5.2, 5.3 and LuaJIT as on 5.4.
+    local cases = {
+      { "--help" }, { "wait", "--help" }, { "create", "-h" }, { "help", "resume" }, {}, { "frobnicate" },
+      { "create", "--colour", "red" }, { "create", "--duration=abc" }, { "create", "--duration", "5.5" },
+      { "create", "--duration", "1e999" }, { "wait", "x", "--interval", "-1" }, { "wait", "x", "--timeout", "0" },
+      { "status" }, { "status", "a", "b" }, { "download", "x" }, { "resume", "--dir", "." },
+      { "models", "--json=yes" }, { "status", "x", "--api-key", "k" }, { "status", "x" },
+      { "wait", "x", "--interval", "1", "--interval", "2" }, { "--base" },
+      { "create", "--duration", "5", "--duration", "6" }, { "generate", "--duration=5.0", "--colour" },
+      { "wait", "x", "y", "--interval", "0.5", "--timeout", "2" },
+    }
+    for _, lua in ipairs { "lua5.1", "lua5.2", "lua5.3", "luajit" } do
+      local it_lua = has_command(lua) and it or pending
+      it_lua("parses and refuses arguments on " .. lua .. " exactly as on lua5.4", function()
+        for _, args in ipairs(cases) do
+          local e = { STARVIDEOS_BASE_URL = "http://127.0.0.1:9" } -- never reached: no key
+          local want, got = run(args, e), run(args, e, { lua = lua })
+          local what = lua .. " " .. table.concat(args, " ")
+          assert.equals(want.code, got.code, what .. "\n" .. got.err)
+          assert.equals(want.out, got.out, what)
+          assert.equals(want.err, got.err, what)
+          assert.is_true(want.code == 0 or want.code == 2, what)
+        end
+      end)
+    end
+  end)
+
   describe("on a terminal", function()
     local it_tty = has_script() and it or pending
 
@@ -617,6 +822,21 @@ describe("the starvideos command line", function()
       assert.matches("\r[########################] 100%  18.8 KB / 18.8 KB", r.out, 1, true)
       assert.matches("saved " .. path, r.out, 1, true)
       assert.equals(helper.read_file(SAMPLE), helper.read_file(path))
+    end)
+
+    it_tty("counts resume's tasks by status on the live line, then shows each download's bar", function()
+      local dir = helper.tmpdir()
+      local journal = dir .. "/tasks.jsonl"
+      local a = create { "--journal", journal }
+      local b = create { "--journal", journal }
+      local r = run({ "resume", "--journal", journal, "--dir", dir, "--interval", "0.1" }, env(), { tty = true })
+      assert.equals(0, r.code, r.out)
+      assert.matches("\r2 tasks: [%w ,]*%d processing[%w ,]*  0:0%d", r.out)
+      for _, t in ipairs { a, b } do
+        assert.matches("\r" .. t.id .. "  [", r.out, 1, true)
+        assert.equals(helper.read_file(SAMPLE), helper.read_file(dir .. "/" .. t.id .. ".mp4"))
+      end
+      assert.matches("2 tasks: 2 downloaded, 0 not", r.out, 1, true)
     end)
 
     it_tty("redraws the download bar for a bigger file", function()

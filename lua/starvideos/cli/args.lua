@@ -1,0 +1,315 @@
+-- starvideos.cli.args: the commands, their flags and help texts, and the parser.
+-- Needs neither the library nor cjson, so that it loads on every Lua the house
+-- supports (5.1 to 5.4, LuaJIT) before anything else is required.
+--
+-- A usage error is raised as an object { kind = "usage", message = ... } with the
+-- metatable M.Usage; the entry point catches it (exit 2).
+
+local type, pairs, ipairs, tonumber, select, error, setmetatable, getmetatable =
+  type, pairs, ipairs, tonumber, select, error, setmetatable, getmetatable
+local string_format, table_concat = string.format, table.concat
+local math_huge, math_tointeger = math.huge, math.tointeger -- tointeger: nil before 5.3
+
+local M = {}
+
+M.PROG = "starvideos"
+
+-- ----------------------------------------------------------- usage errors
+
+local Usage = {}
+Usage.__index = Usage
+Usage.__tostring = function(e) return e.message end
+M.Usage = Usage
+
+function M.usage_error(fmt, ...)
+  error(setmetatable({ kind = "usage", message = string_format(fmt, ...) }, Usage), 0)
+end
+local usage_error = M.usage_error
+
+function M.is_usage(e) return type(e) == "table" and getmetatable(e) == Usage end
+
+function M.quote(s) return string_format("%q", s) end
+local quote = M.quote
+
+-- ------------------------------------------------------------------ flags
+
+-- kind: "bool", "str", "list" (repeatable), "int", "num" (>= 0), "pos" (> 0)
+local FLAG = {
+  help = { kind = "bool", text = "show this help and exit" },
+  json = { kind = "bool", text = "print one JSON document on stdout (machine output), errors included" },
+  model = { kind = "str", meta = "NAME", field = "model",
+    text = "model: starvideos_o3, videos, videos_fast, videos_stable, videos_stable_fast" },
+  prompt = { kind = "str", meta = "TEXT", field = "prompt", text = "what the video shows" },
+  duration = { kind = "int", meta = "S", field = "duration",
+    text = "length in whole seconds (see `starvideos models`)" },
+  ratio = { kind = "str", meta = "W:H", field = "ratio", text = "aspect ratio, e.g. 16:9 or 9:16" },
+  resolution = { kind = "str", meta = "RES", field = "resolution",
+    text = "resolution, e.g. 720p (not on starvideos_o3)" },
+  ["first-image"] = { kind = "str", meta = "URL", field = "first_image", text = "first frame (with --last-image)" },
+  ["last-image"] = { kind = "str", meta = "URL", field = "last_image", text = "last frame (with --first-image)" },
+  ["ref-image"] = { kind = "list", meta = "URL", field = "referenceImages", text = "reference image (repeatable)" },
+  ["ref-video"] = { kind = "list", meta = "URL", field = "referenceVideos", text = "reference video (repeatable)" },
+  ["ref-audio"] = { kind = "list", meta = "URL", field = "referenceAudios", text = "reference audio (repeatable)" },
+  ["base-url"] = { kind = "str", meta = "URL",
+    text = "API base URL (default: $STARVIDEOS_BASE_URL, else the provider's)" },
+  ["api-key-file"] = { kind = "str", meta = "PATH",
+    text = "read the API key from the first line of PATH (- for stdin); default: $STARVIDEOS_API_KEY" },
+  interval = { kind = "num", meta = "S", text = "seconds between status checks (default 30)" },
+  timeout = { kind = "pos", meta = "S", text = "give up waiting after S seconds (default 1800)" },
+  journal = { kind = "str", meta = "PATH", text = "append every created task to this JSON-lines journal" },
+  out = { kind = "str", meta = "PATH", text = "download the finished video to PATH" },
+  dir = { kind = "str", meta = "PATH", text = "directory for the videos, saved as <id>.mp4 (default .)" },
+}
+M.FLAG = FLAG
+
+local REQUEST = { "model", "prompt", "duration", "ratio", "resolution", "first-image", "last-image",
+  "ref-image", "ref-video", "ref-audio" }
+local CLIENT = { "base-url", "api-key-file" }
+
+local function flags(...)
+  local list = {}
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) == "table" then
+      for _, name in ipairs(v) do list[#list + 1] = name end
+    else
+      list[#list + 1] = v
+    end
+  end
+  list[#list + 1] = "json"
+  list[#list + 1] = "help"
+  return list
+end
+
+-- field -> the flag that fills it (for error messages): "duration" -> "--duration"
+M.FIELD_FLAG = {}
+for name, f in pairs(FLAG) do
+  if f.field then M.FIELD_FLAG[f.field] = "--" .. name end
+end
+
+-- ------------------------------------------------------------ commands
+
+local COMMANDS = {
+  create = {
+    args = {}, needs_key = true,
+    flags = flags(REQUEST, "journal", CLIENT),
+    summary = "create a task and print its id (the video is made asynchronously)",
+  },
+  status = {
+    args = { "ID" }, needs_key = true, flags = flags(CLIENT),
+    summary = "show a task's status (and video_url once completed); exit 1 when it failed",
+  },
+  wait = {
+    args = { "ID" }, needs_key = true, flags = flags("interval", "timeout", CLIENT),
+    summary = "wait until a task is completed; exit 1 when it fails or the wait times out",
+  },
+  download = {
+    args = { "ID", "PATH" }, needs_key = true, flags = flags(CLIENT),
+    summary = "download a completed task's video to PATH (a directory gets <id>.mp4)",
+  },
+  generate = {
+    args = {}, needs_key = true,
+    flags = flags(REQUEST, "out", "interval", "timeout", "journal", CLIENT),
+    summary = "create a task, wait for it and, with --out, download the video",
+  },
+  models = {
+    args = {}, flags = flags(),
+    summary = "list the models and what each accepts (no key, no network)",
+  },
+  validate = {
+    args = {}, flags = flags(REQUEST),
+    summary = "check a request locally, as create would (no key, no network)",
+  },
+  resume = {
+    args = {}, needs_key = true, flags = flags("journal", "dir", "interval", "timeout", CLIENT),
+    summary = "wait for and download every journalled task not downloaded yet",
+    required = { "journal" },
+  },
+  emulator = {
+    summary = "run a local stand-in for the service (see `starvideos emulator --help`)",
+  },
+}
+M.COMMANDS = COMMANDS
+local ORDER = { "create", "status", "wait", "download", "generate", "models", "validate", "resume", "emulator" }
+
+-- --------------------------------------------------------------- help
+
+function M.hint(cmd)
+  return string_format("Run '%s%s --help' for usage.", M.PROG, cmd and (" " .. cmd) or "")
+end
+
+function M.top_usage()
+  local lines = {
+    "usage: starvideos <command> [options]",
+    "",
+    "A client for the StarVideos asynchronous video-generation API.",
+    "",
+    "commands:",
+  }
+  for _, name in ipairs(ORDER) do
+    lines[#lines + 1] = string_format("  %-10s %s", name, COMMANDS[name].summary)
+  end
+  for _, l in ipairs {
+    "",
+    "Run 'starvideos <command> --help' for a command's options; 'starvideos --version' for the version.",
+    "",
+    "environment:",
+    "  STARVIDEOS_API_KEY   the API key (or --api-key-file PATH); never pass it as an argument",
+    "  STARVIDEOS_BASE_URL  the API base URL (or --base-url URL)",
+    "",
+    "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters",
+    "",
+  } do lines[#lines + 1] = l end
+  return table_concat(lines, "\n")
+end
+
+local EXAMPLES = {
+  create = "starvideos create --model videos --prompt 'a cat surfing' --duration 5",
+  status = "starvideos status video_123",
+  wait = "starvideos wait video_123 --interval 10",
+  download = "starvideos download video_123 cat.mp4",
+  generate = "starvideos generate --model videos_fast --prompt 'a cat' --duration 5 --out cat.mp4",
+  models = "starvideos models --json",
+  validate = "starvideos validate --model videos --prompt 'a cat' --duration 5 --ref-image https://x/1.png",
+  resume = "starvideos resume --journal tasks.jsonl --dir videos/",
+}
+
+function M.command_usage(name)
+  local c = COMMANDS[name]
+  local head = "usage: starvideos " .. name
+  for _, a in ipairs(c.args) do head = head .. " " .. a end
+  head = head .. " [options]"
+  local lines = { head, "", c.summary:sub(1, 1):upper() .. c.summary:sub(2) .. ".", "", "options:" }
+  for _, fname in ipairs(c.flags) do
+    local f = FLAG[fname]
+    local left = "--" .. fname .. (f.meta and (" " .. f.meta) or "")
+    if fname == "help" then left = "-h, --help" end
+    lines[#lines + 1] = string_format("  %-22s %s", left, f.text)
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Options also take the form --flag=value."
+  if c.needs_key then
+    lines[#lines + 1] = "The API key comes from $STARVIDEOS_API_KEY or --api-key-file, never from an argument."
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "example:"
+  lines[#lines + 1] = "  " .. EXAMPLES[name]
+  lines[#lines + 1] = ""
+  return table_concat(lines, "\n")
+end
+
+-- ---------------------------------------------------------------- parsing
+
+-- What the line asks for before it is parsed (so that --help wins over any
+-- other mistake, and a usage error under --json is still JSON): two booleans,
+-- help and json, from the arguments before a "--".
+function M.scan(argv)
+  local help, json = false, false
+  for _, a in ipairs(argv) do
+    if a == "--" then break end
+    if a == "-h" or a == "--help" then help = true end
+    if a == "--json" then json = true end
+  end
+  return help, json
+end
+
+-- A whole number, or nil: an integer on 5.3+, a float without a fraction before.
+local function whole(num)
+  if num % 1 ~= 0 then return nil end
+  if math_tointeger then return math_tointeger(num) end
+  return num
+end
+
+local function number_value(fname, f, value)
+  local num = tonumber(value)
+  if not num or num ~= num or num == math_huge or num == -math_huge then
+    usage_error("--%s expects a number, got %s", fname, quote(value))
+  end
+  if f.kind == "int" then
+    num = whole(num)
+    if not num then usage_error("--%s expects a whole number, got %s", fname, quote(value)) end
+  elseif f.kind == "num" and num < 0 then
+    usage_error("--%s expects a number of seconds >= 0, got %s", fname, quote(value))
+  elseif f.kind == "pos" and num <= 0 then
+    usage_error("--%s expects a number of seconds > 0, got %s", fname, quote(value))
+  end
+  return num
+end
+
+-- Parse argv (after the command name) against the command's flags.
+-- Returns opts (flag name -> value), positionals; or { help = true }, {}.
+function M.parse(name, argv)
+  local c = COMMANDS[name]
+  local allowed = {}
+  for _, f in ipairs(c.flags) do allowed[f] = true end
+  if M.scan(argv) then return { help = true }, {} end
+  local opts, pos = {}, {}
+  local i, n, only_pos = 1, #argv, false
+  while i <= n do
+    local a = argv[i]
+    if only_pos or a == "-" or a:sub(1, 1) ~= "-" then
+      pos[#pos + 1] = a
+    elseif a == "--" then
+      only_pos = true
+    else
+      local fname, value = a:match("^%-%-([^=]+)=(.*)$")
+      fname = fname or a:match("^%-%-(.+)$")
+      -- only the flag's name is ever echoed back: its value may be a secret
+      if not fname or not FLAG[fname] or not allowed[fname] then
+        local shown = fname and ("--" .. fname) or a:match("^%-[^=]*") or a
+        if fname == "api-key" or fname == "key" then
+          usage_error("--%s is not accepted: a key on the command line leaks into shell history and "
+            .. "process lists; set STARVIDEOS_API_KEY or use --api-key-file PATH", fname)
+        end
+        usage_error("unknown option %s", shown)
+      end
+      local f = FLAG[fname]
+      if f.kind == "bool" then
+        if value then usage_error("--%s takes no value", fname) end
+        opts[fname] = true
+      else
+        if not value then
+          i = i + 1
+          value = argv[i]
+          if value == nil then usage_error("--%s expects a value (%s)", fname, f.meta) end
+        end
+        if f.kind == "list" then
+          opts[fname] = opts[fname] or {}
+          local list = opts[fname]
+          list[#list + 1] = value
+        else
+          if opts[fname] ~= nil then usage_error("--%s given more than once", fname) end
+          if f.kind ~= "str" then value = number_value(fname, f, value) end
+          opts[fname] = value
+        end
+      end
+    end
+    i = i + 1
+  end
+  if #pos ~= #c.args then
+    if #c.args == 0 then
+      usage_error("takes no arguments, got %d (options start with --)", #pos)
+    elseif #pos < #c.args then
+      usage_error("missing %s", table_concat(c.args, " ", #pos + 1))
+    else
+      usage_error("expects %d argument%s (%s), got %d", #c.args, #c.args == 1 and "" or "s",
+        table_concat(c.args, " "), #pos)
+    end
+  end
+  for _, r in ipairs(c.required or {}) do
+    if opts[r] == nil then usage_error("--%s %s is required", r, FLAG[r].meta) end
+  end
+  return opts, pos
+end
+
+-- The request parameters the flags name, as the library takes them.
+function M.request_params(opts)
+  local p = {}
+  for _, fname in ipairs(REQUEST) do
+    local v = opts[fname]
+    if v ~= nil then p[FLAG[fname].field] = v end
+  end
+  return p
+end
+
+return M

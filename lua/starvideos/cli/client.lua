@@ -1,0 +1,79 @@
+-- starvideos.cli.client: the library client of a command, from its flags and
+-- the environment. The key comes from $STARVIDEOS_API_KEY or --api-key-file,
+-- never from an argument; from here on the output redacts it.
+
+local args = require "starvideos.cli.args"
+local output = require "starvideos.cli.output"
+
+local pairs, pcall, tostring = pairs, pcall, tostring
+local io_open, io_stdin, os_getenv = io.open, io.stdin, os.getenv
+local math_min = math.min
+local usage_error, quote = args.usage_error, args.quote
+
+local M = {}
+
+-- The library and its C core (loaded on first use: help and usage errors need neither).
+function M.load()
+  return require "starvideos", require "starvideos.core"
+end
+
+local function read_key_file(path)
+  local f, err
+  if path == "-" then f = io_stdin else f, err = io_open(path, "r") end
+  if not f then usage_error("cannot read the API key file: %s", err) end
+  local line = f:read("*l")
+  if f ~= io_stdin then f:close() end
+  line = line and line:match("^%s*(.-)%s*$") or ""
+  if line == "" then
+    usage_error("the API key file %s is empty (the key goes on its first line)", path == "-" and "(stdin)" or path)
+  end
+  return line
+end
+
+local function check_base_url(url, where)
+  if not url:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#%s]") then
+    usage_error("%s expects an http(s) URL, got %s", where, quote(url))
+  end
+end
+
+-- M.new(ctx, opts, extra) -> client, core. extra: more options for starvideos.new.
+-- While the client waits, ctx.display (when there is one) ticks its live line.
+function M.new(ctx, opts, extra)
+  local key
+  if opts["api-key-file"] then
+    key = read_key_file(opts["api-key-file"])
+  else
+    key = os_getenv("STARVIDEOS_API_KEY")
+    if key == "" then key = nil end
+  end
+  if not key then
+    usage_error("no API key: set STARVIDEOS_API_KEY or use --api-key-file PATH")
+  end
+  output.set_secret(key)
+  local base = opts["base-url"]
+  if base then
+    check_base_url(base, "--base-url")
+  else
+    base = os_getenv("STARVIDEOS_BASE_URL")
+    if base == "" then base = nil end
+    if base then check_base_url(base, "STARVIDEOS_BASE_URL") end
+  end
+  local starvideos, core = M.load()
+  -- Waiting in short naps keeps Ctrl-C prompt and lets the live line tick.
+  local sleep = function(seconds)
+    local stop = core.now() + seconds
+    while true do
+      local t = core.now()
+      if t >= stop then return end
+      if ctx.display then ctx.display:status_line(t) end
+      core.sleep(math_min(0.2, stop - t))
+    end
+  end
+  local o = { api_key = key, base_url = base, sleep = sleep }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  local ok, client = pcall(starvideos.new, o)
+  if not ok then usage_error("%s", (tostring(client):gsub("^[^:]*:%d+: ", ""))) end
+  return client, core
+end
+
+return M

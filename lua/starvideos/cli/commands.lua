@@ -1,0 +1,244 @@
+-- starvideos.cli.commands: one function per command, (ctx, opts, pos) -> exit status.
+-- ctx.name: the command; ctx.json: --json; ctx.display: the live display, once
+-- there is one. The library is used through its public API only.
+
+local args = require "starvideos.cli.args"
+local output = require "starvideos.cli.output"
+local display = require "starvideos.cli.display"
+local json = require "starvideos.cli.json"
+local client_for = require "starvideos.cli.client"
+
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local io_open = io.open
+local string_format, table_concat, table_sort = string.format, table.concat, table.sort
+local out, print_json = output.out, output.print_json
+local usage_error, quote = args.usage_error, args.quote
+
+local M = {}
+
+-- A failed command: the live line goes, the error is reported (stderr, and the
+-- error document on stdout under --json).
+local function fail(ctx, err)
+  if ctx.display then ctx.display:finish(false) end
+  return output.report(ctx, err)
+end
+
+-- true when path names a directory (io.open succeeds on one, reading fails)
+local function is_dir(path)
+  local f = io_open(path, "rb")
+  if not f then return false end
+  local ok, _, code = f:read(0)
+  f:close()
+  return ok == nil and code == 21 -- EISDIR
+end
+
+-- The elements 1, 2, ... of a list, read by index (a read-only proxy has no
+-- length before Lua 5.2: no __len).
+local function list(t)
+  local l, i = {}, 1
+  while t and t[i] ~= nil do
+    l[i] = t[i]
+    i = i + 1
+  end
+  return l
+end
+
+local function new_display(ctx, core)
+  local d = display.for_command(ctx.json, core.isatty)
+  ctx.display = d
+  return d
+end
+
+-- Local validation first: an invalid request needs no key to be refused.
+local function validated(opts)
+  local starvideos = client_for.load()
+  local params = args.request_params(opts)
+  local ok, err = starvideos.validate(params)
+  return params, ok, err
+end
+
+function M.models(ctx)
+  local starvideos = client_for.load()
+  local names = {}
+  for name in pairs(starvideos.models) do names[#names + 1] = name end
+  table_sort(names)
+  if ctx.json then
+    local t = {}
+    for _, name in ipairs(names) do
+      local copy = {}
+      for k, v in pairs(starvideos.models[name]) do
+        if type(v) == "table" then
+          local sub = {}
+          for k2, v2 in pairs(v) do sub[k2] = v2 end
+          if k == "ratios" or k == "resolutions" then sub = json.array(sub) end
+          v = sub
+        end
+        copy[k] = v
+      end
+      t[name] = copy
+    end
+    print_json(t)
+    return 0
+  end
+  for i, name in ipairs(names) do
+    local m = starvideos.models[name]
+    local d = m.duration or {}
+    local ratios = list(m.ratios)
+    for j, r in ipairs(ratios) do
+      ratios[j] = r .. (r == m.default_ratio and " (default)" or "")
+    end
+    local res = list(m.resolutions)
+    local imgs = string_format("%d image%s", m.max_images, m.max_images == 1 and "" or "s")
+    if m.max_images_with_video < m.max_images then
+      imgs = imgs .. string_format(" (%d with a video)", m.max_images_with_video)
+    end
+    if i > 1 then out("\n") end
+    out(name, "  (POST ", tostring(m.endpoint), ")\n")
+    local optional = "optional" .. (d.default and string_format(" (server default %d)", d.default) or "")
+    out(string_format("  %-11s %d-%d s, %s\n", "duration", d.min or 0, d.max or 0,
+      d.required and "required" or optional))
+    out(string_format("  %-11s %s\n", "ratio", table_concat(ratios, ", ")))
+    out(string_format("  %-11s %s\n", "resolution", #res > 0 and table_concat(res, ", ") or "not a field"))
+    out(string_format("  %-11s %s\n", "prompt", m.prompt_max and string_format("at most %d characters", m.prompt_max)
+      or "no stated limit"))
+    local audios = m.max_audios > 0
+      and string_format("%d audio clip%s", m.max_audios, m.max_audios == 1 and "" or "s") or "no audio"
+    out(string_format("  %-11s up to %s, %d video%s, %s\n", "references", imgs, m.max_videos,
+      m.max_videos == 1 and "" or "s", audios))
+  end
+  return 0
+end
+
+function M.validate(ctx, opts)
+  local params, ok, err = validated(opts)
+  if not ok then return fail(ctx, err) end
+  if ctx.json then
+    print_json { ok = true }
+  else
+    out("ok: the request is valid for ", tostring(params.model), "\n")
+  end
+  return 0
+end
+
+function M.create(ctx, opts)
+  local params, ok, verr = validated(opts)
+  if not ok then return fail(ctx, verr) end
+  local client = client_for.new(ctx, opts, { journal = opts.journal })
+  local task, err = client:create(params)
+  if not task then return fail(ctx, err) end
+  if ctx.json then print_json(task) else display.print_task(task) end
+  return 0
+end
+
+function M.status(ctx, opts, pos)
+  local client = client_for.new(ctx, opts)
+  local task, err = client:query(pos[1])
+  if not task then return fail(ctx, err) end
+  if ctx.json then print_json(task) else display.print_task(task) end
+  return task.status == "failed" and 1 or 0
+end
+
+function M.wait(ctx, opts, pos)
+  local client, core = client_for.new(ctx, opts)
+  local d = new_display(ctx, core)
+  d.started, d.id = core.now(), pos[1]
+  d:status_line(core.now())
+  local task, err = client:wait(pos[1], { interval = opts.interval, timeout = opts.timeout,
+    on_progress = function(ev) d:event(ev, core.now()) end })
+  if not task then return fail(ctx, err) end
+  d:finish(false)
+  if ctx.json then print_json(task) else display.print_task(task) end
+  return 0
+end
+
+-- The library takes the task id itself (it queries the task for its URL).
+function M.download(ctx, opts, pos)
+  local client, core = client_for.new(ctx, opts)
+  local id, path = pos[1], pos[2]
+  if is_dir(path) then path = path:gsub("/+$", "") .. "/" .. id:gsub("[^%w%-_.]", "_") .. ".mp4" end
+  local d = new_display(ctx, core)
+  local res, err = client:download(id, path, {
+    on_progress = function(ev) d:event(ev, core.now()) end })
+  if not res then return fail(ctx, err) end
+  d:finish(true)
+  if ctx.json then
+    print_json { id = id, path = path, bytes = display.file_size(path) }
+  else
+    out(display.saved_line(path), "\n")
+  end
+  return 0
+end
+
+function M.generate(ctx, opts)
+  local params, ok, verr = validated(opts)
+  if not ok then return fail(ctx, verr) end
+  local client, core = client_for.new(ctx, opts, { journal = opts.journal })
+  local d = new_display(ctx, core)
+  d.started = core.now()
+  d:live("creating the task...")
+  local task, err = client:generate(params, { out = opts.out, interval = opts.interval, timeout = opts.timeout,
+    on_progress = function(ev)
+      if type(ev) == "table" and ev.type == "status" and ev.id then ctx.task_id = ev.id end
+      d:event(ev, core.now())
+    end })
+  if not task then return fail(ctx, err) end
+  d:finish(opts.out ~= nil and d:downloaded())
+  if ctx.json then
+    print_json(task)
+  else
+    if d.tty or d.quiet then
+      display.print_task(task)
+    elseif task.video_url then
+      out("video_url: ", task.video_url, "\n")
+    end
+    if task.path then out(display.saved_line(task.path), "\n") end
+  end
+  return 0
+end
+
+function M.resume(ctx, opts)
+  local journal = opts.journal
+  local f, ferr = io_open(journal, "r")
+  if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
+  f:close()
+  local dir = opts.dir or "."
+  if not is_dir(dir) then usage_error("--dir %s is not a directory", quote(dir)) end
+  local client, core = client_for.new(ctx, opts, { journal = journal })
+  local d = new_display(ctx, core)
+  d:many_tasks()
+  d.started, d.title = core.now(), "resuming the journalled tasks"
+  d:status_line(core.now())
+  local results, err = client:resume { dir = dir, interval = opts.interval, timeout = opts.timeout,
+    on_progress = function(ev) d:event(ev, core.now()) end }
+  if not results then return fail(ctx, err) end
+  d:finish(false)
+  local failed = 0
+  for _, r in ipairs(results) do
+    if r.err then failed = failed + 1 end
+  end
+  if ctx.json then
+    local l = json.array()
+    for i, r in ipairs(results) do
+      l[i] = { id = r.task and r.task.id or (r.err and r.err.id), task = r.task, path = r.path,
+        error = r.err and output.error_object(r.err) }
+    end
+    print_json(l)
+  else
+    if #results == 0 then out("nothing to resume: every task in ", journal, " is downloaded or failed\n") end
+    for _, r in ipairs(results) do
+      local id = r.task and r.task.id or (r.err and r.err.id) or "?"
+      if r.err then
+        out(string_format("%s  %s: %s\n", id, r.err.kind, r.err.message))
+      else
+        out(string_format("%s  %s  %s\n", id, tostring(r.task and r.task.status), display.saved_line(r.path)))
+      end
+    end
+    if #results > 0 then
+      out(string_format("%d task%s: %d downloaded, %d not\n", #results, #results == 1 and "" or "s",
+        #results - failed, failed))
+    end
+  end
+  return failed > 0 and 1 or 0
+end
+
+return M

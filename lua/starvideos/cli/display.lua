@@ -1,0 +1,235 @@
+-- starvideos.cli.display: what a person sees while a command runs, and its result.
+--
+-- On a terminal one live line, redrawn with \r: the task's status and elapsed
+-- time with a spinner, then a progress bar while downloading. Off a terminal,
+-- one plain line per status change (nothing with --json: stdout carries JSON
+-- and the display, on stderr, stays quiet but for the live line).
+--
+-- It is fed the library's progress events, one shape for every on_progress:
+--   { type = "status" | "progress", id =, task =, status =, bytes =, total =,
+--     index = (wait_all/resume), path = (downloads) }
+
+local output = require "starvideos.cli.output"
+local json = require "starvideos.cli.json"
+
+local type, ipairs, pairs, next, tostring, setmetatable = type, ipairs, pairs, next, tostring, setmetatable
+local io_open, io_stdout, io_stderr = io.open, io.stdout, io.stderr
+local string_format, string_rep, table_concat, table_sort = string.format, string.rep, table.concat, table.sort
+local math_floor, math_min, math_huge = math.floor, math.min, math.huge
+local write, out = output.write, output.out
+
+local M = {}
+
+-- ----------------------------------------------------- numbers, sizes
+
+function M.human_size(n)
+  n = n or 0
+  if n < 1024 then return string_format("%d B", math_floor(n)) end
+  local units = { "KB", "MB", "GB", "TB" }
+  local i = 0
+  repeat n = n / 1024; i = i + 1 until n < 1024 or i == #units
+  return string_format("%.1f %s", n, units[i])
+end
+local human_size = M.human_size
+
+-- 75 -> "1:15", 3675 -> "1:01:15"
+function M.clock(seconds)
+  seconds = math_floor(seconds)
+  local h, m, s = math_floor(seconds / 3600), math_floor(seconds % 3600 / 60), seconds % 60
+  if h > 0 then return string_format("%d:%02d:%02d", h, m, s) end
+  return string_format("%d:%02d", m, s)
+end
+local clock = M.clock
+
+function M.file_size(path)
+  local f = io_open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+-- ------------------------------------------------------------ results
+
+-- A task for a person: "id:        video_123" ...
+function M.print_task(task)
+  local function show(v)
+    if type(v) == "table" then return json.encode(v) end
+    if type(v) == "number" then return json.number_text(v) end
+    return tostring(v)
+  end
+  local duration = task.actualDuration
+  if type(duration) == "number" then duration = json.number_text(duration) .. " s" end
+  local rows = {
+    { "id", task.id }, { "model", task.model }, { "status", task.status }, { "video_url", task.video_url },
+    { "duration", duration }, { "error", task.error }, { "path", task.path },
+  }
+  for _, r in ipairs(rows) do
+    if r[2] ~= nil and r[2] ~= false then out(string_format("%-10s %s\n", r[1] .. ":", show(r[2]))) end
+  end
+end
+
+function M.saved_line(path)
+  local size = M.file_size(path)
+  return string_format("saved %s (%s)", path, size and (size < 1024 and string_format("%d bytes", size)
+    or string_format("%s, %d bytes", human_size(size), size)) or "size unknown")
+end
+
+-- ------------------------------------------------------------ the live line
+
+local Display = {}
+Display.__index = Display
+
+-- stream: where to draw; tty: whether it is a terminal; quiet: no plain lines.
+function M.new(stream, tty, quiet)
+  return setmetatable({ stream = stream, tty = tty, quiet = quiet, active = false, last_draw = -1,
+    spin = 0, downloads = {} }, Display)
+end
+
+-- The display of a command: on stdout, or on stderr when stdout carries JSON.
+-- isatty(fd) -> boolean.
+function M.for_command(json_mode, isatty)
+  if json_mode then return M.new(io_stderr, isatty(2), true) end
+  return M.new(io_stdout, isatty(1), false)
+end
+
+function Display:live(text)
+  if not self.tty then return end
+  write(self.stream, "\r", text, "\27[K")
+  self.active = true
+end
+
+-- Finish the live line: erase it, or keep it (a finished progress bar).
+function Display:finish(keep)
+  if not self.active then return end
+  write(self.stream, keep and "\n" or "\r\27[K")
+  self.active = false
+end
+
+function Display:line(text)
+  if self.quiet then return end
+  self:finish(false)
+  write(self.stream, text, "\n")
+end
+
+-- A plain line, off a terminal only (a terminal has the live line instead).
+function Display:plain(text)
+  if not self.tty then self:line(text) end
+end
+
+-- Many tasks at once (resume): the live line counts them by status.
+function Display:many_tasks()
+  self.many, self.states = true, {}
+end
+
+local SPIN = { "|", "/", "-", "\\" }
+local STATUS_ORDER = { queued = 1, processing = 2, completed = 3, failed = 4 }
+
+local function summary(states)
+  local count, names, n = {}, {}, 0
+  for _, s in pairs(states) do
+    s = tostring(s)
+    if not count[s] then count[s], names[#names + 1] = 0, s end
+    count[s] = count[s] + 1
+    n = n + 1
+  end
+  table_sort(names, function(a, b)
+    local ra, rb = STATUS_ORDER[a] or 5, STATUS_ORDER[b] or 5
+    if ra ~= rb then return ra < rb end
+    return a < b
+  end)
+  local parts = {}
+  for i, s in ipairs(names) do parts[i] = count[s] .. " " .. s end
+  return string_format("%d task%s: %s", n, n == 1 and "" or "s", table_concat(parts, ", "))
+end
+
+-- The status line, "video_123  processing  0:12 |" (resume: "2 tasks: 1 queued,
+-- 1 processing  0:12 |"), redrawn at most every 0.1 s unless forced; a
+-- download's bar keeps the line while it runs.
+function Display:status_line(now, force)
+  if not self.tty then return end
+  if self.bar_until and now < self.bar_until then return end
+  if not force and now - self.last_draw < 0.1 then return end
+  local text
+  if self.many then
+    text = next(self.states) and summary(self.states) or self.title
+  else
+    text = self.id and string_format("%s  %s", self.id, self.status or "...")
+  end
+  if not text then return end
+  self.last_draw = now
+  self.spin = self.spin % #SPIN + 1
+  local elapsed = self.started and clock(now - self.started) or ""
+  self:live(string_format("%s  %s %s", text, elapsed, SPIN[self.spin]))
+end
+
+-- A "status" event: a task was created or polled.
+function Display:status_event(ev, now)
+  local task = type(ev.task) == "table" and ev.task or {}
+  local id, status = ev.id or task.id, ev.status or task.status
+  if self.many then
+    self.states[ev.index or id or "?"] = status
+    self:status_line(now, true)
+    return
+  end
+  if id and id ~= self.id then
+    self.id = id
+    self:plain("id: " .. tostring(id))
+  end
+  if status ~= self.status then
+    self.status = status
+    self:plain("status: " .. tostring(status))
+  end
+  self:status_line(now, true)
+end
+
+-- A "progress" event: bytes of a download so far, of total (nil: unknown).
+-- A bar on a terminal, redrawn at most every 0.1 s; nothing elsewhere.
+function Display:progress(ev, now)
+  if not self.tty then return end
+  local bytes, total = ev.bytes or 0, ev.total
+  local key = self.many and (ev.index or ev.id or 0) or 1
+  local dl = self.downloads[key]
+  if not dl then
+    dl = { start = now, bytes0 = bytes }
+    self.downloads[key] = dl
+    self.last_draw = -1
+  end
+  -- the bar has the line from now on (resume: until no bar moved for 0.5 s)
+  self.bar_until = self.many and now + 0.5 or math_huge
+  local complete = total and total > 0 and bytes >= total
+  if not complete and now - self.last_draw < 0.1 then return end
+  self.last_draw = now
+  local dt = now - dl.start
+  local speed = dt > 0.05 and (bytes - dl.bytes0) / dt or nil
+  local rate = speed and (human_size(speed) .. "/s") or ""
+  local text
+  if total and total > 0 then
+    local frac = math_min(1, bytes / total)
+    local width = 24
+    local fill = math_floor(frac * width + 0.5)
+    text = string_format("[%s%s] %3d%%  %s / %s  %s", string_rep("#", fill), string_rep(".", width - fill),
+      math_floor(frac * 100), human_size(bytes), human_size(total), rate)
+  elseif bytes == 0 then
+    text = "downloading..."
+  else
+    text = string_format("%s  %s", human_size(bytes), rate)
+  end
+  if self.many and ev.id then text = tostring(ev.id) .. "  " .. text end
+  self:live(text)
+end
+
+-- Whether a download bar was drawn.
+function Display:downloaded() return next(self.downloads) ~= nil end
+
+-- Any progress event: the one on_progress of every command.
+function Display:event(ev, now)
+  if type(ev) ~= "table" then return end
+  if ev.type == "status" then
+    self:status_event(ev, now)
+  elseif ev.type == "progress" then
+    self:progress(ev, now)
+  end
+end
+
+return M

@@ -1,0 +1,104 @@
+-- The command line: `starvideos <command> ...`.  bin/starvideos is a launcher;
+-- M.main(argv) does the work and returns the exit status:
+--   0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters,
+--   130 interrupted.
+-- Under --json every outcome is one JSON document on stdout, a failure included
+-- (starvideos.cli.output.error_document), whatever the command.
+--
+--   starvideos.cli.args      the commands, their flags, help texts, the parser
+--   starvideos.cli.commands  one function per command
+--   starvideos.cli.client    the library client, from the flags and the environment
+--   starvideos.cli.display   live status line, progress bar, results for a person
+--   starvideos.cli.output    redacted writes, --json documents, error reports
+--   starvideos.cli.json      the JSON encoder of --json
+
+local args = require "starvideos.cli.args"
+local output = require "starvideos.cli.output"
+
+local tostring, xpcall = tostring, xpcall
+local os_getenv, debug_traceback = os.getenv, debug.traceback
+local string_format = string.format
+local out, usage_error, quote = output.out, args.usage_error, args.quote
+
+local M = {}
+
+-- argv[from..] as a new list
+local function tail(argv, from)
+  local t = {}
+  for i = from, #argv do t[#t + 1] = argv[i] end
+  return t
+end
+
+local function dispatch(ctx, argv)
+  local name = argv[1]
+  if name == nil then
+    output.err(args.top_usage())
+    return 2
+  end
+  if name == "-h" or name == "--help" or name == "help" then
+    local sub = argv[2]
+    if name == "help" and sub and args.COMMANDS[sub] and sub ~= "emulator" then
+      out(args.command_usage(sub))
+    elseif name == "help" and sub == "emulator" then
+      return require("starvideos.emulator").main({ "--help" })
+    elseif name == "help" and sub then
+      usage_error("unknown command %s", quote(sub))
+    else
+      out(args.top_usage())
+    end
+    return 0
+  end
+  if name == "emulator" then
+    return require("starvideos.emulator").main(tail(argv, 2))
+  end
+  -- from here, a mistake under --json is reported as JSON too
+  local _, json = args.scan(argv)
+  ctx.json = json
+  if name == "--version" then
+    out(require("starvideos")._VERSION, "\n")
+    return 0
+  end
+  if not args.COMMANDS[name] then
+    if name:sub(1, 1) == "-" then
+      usage_error("unknown option %s (options go after the command)", name:match("^[^=]*"))
+    end
+    usage_error("unknown command %s", quote(name))
+  end
+  ctx.name = name
+  local opts, pos = args.parse(name, tail(argv, 2))
+  if opts.help then
+    out(args.command_usage(name))
+    return 0
+  end
+  return require("starvideos.cli.commands")[name](ctx, opts, pos)
+end
+
+-- What was raised: a usage error as is, anything else as an error of the
+-- command line ("interrupted" for Ctrl-C, else "internal").
+local function raised(ctx, e)
+  if args.is_usage(e) then return e end
+  local text = e.internal
+  if text:find("interrupted!", 1, true) then
+    local d = ctx.display
+    local id = ctx.task_id or (d and d.id)
+    return output.new_error("interrupted", "interrupted" .. (id and string_format(
+      "; task %s is still running on the server: 'starvideos wait %s' picks it up again", id, id) or ""),
+      { id = id })
+  end
+  local trace = os_getenv("STARVIDEOS_DEBUG") and e.trace
+  return output.new_error("internal", "internal error: " .. (trace or text))
+end
+
+function M.main(argv)
+  output.set_secret(nil)
+  local ctx = {}
+  local ok, code = xpcall(function() return dispatch(ctx, argv or {}) end, function(e)
+    if args.is_usage(e) then return e end
+    return { internal = tostring(e), trace = debug_traceback(tostring(e), 2) }
+  end)
+  if ok then return code or 0 end
+  if ctx.display then ctx.display:finish(false) end
+  return output.report(ctx, raised(ctx, code))
+end
+
+return M
