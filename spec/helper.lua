@@ -179,6 +179,102 @@ end
 
 helper.Emulator = Emulator
 
+---------------------------------------------------------------------------
+-- hostile HTTP servers (spec/support/hostile.lua, one process each)
+--
+--   local hs = helper.hostile()
+--   local base = hs:url("truncated")     -- http://127.0.0.1:PORT/s/truncated/t1
+--   ... hs:requests(base) (what reached the server under base), hs:raw_log() ...
+--   hs:stop()
+--
+-- The server runs under env STARVIDEOS_LUA (default lua5.4).
+
+local Hostile = {}
+Hostile.__index = Hostile
+
+local function slurp(path)
+  local f = io_open(path, "rb")
+  if not f then return nil end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+-- A base URL for one scenario, with a tag of its own so that its requests
+-- can be told from every other's.
+function Hostile:url(scenario)
+  self.tags = self.tags + 1
+  return str_format("http://127.0.0.1:%d/s/%s/t%d", self.port, scenario, self.tags)
+end
+
+-- The whole log: one JSON line per request.
+function Hostile:raw_log()
+  return slurp(self.log_path) or ""
+end
+
+-- Every request logged, in order, as { method, path, headers = { lowercased = value },
+-- raw (the head as received), body }; only those under `under` (a URL from
+-- :url(), or a path prefix) when given.
+function Hostile:requests(under)
+  local prefix = under and (under:gsub("^https?://[^/]+", "")) or ""
+  local list = {}
+  for line in (self:raw_log()):gmatch("[^\n]+") do
+    local r = cjson.decode(line)
+    if type(r) == "table" and r.path:sub(1, #prefix) == prefix then list[#list + 1] = r end
+  end
+  return list
+end
+
+-- Ask the server to quit (GET /quit), else kill it; then reap it. Idempotent.
+function Hostile:stop()
+  if self.stopped then return end
+  self.stopped = true
+  local c = socket.tcp()
+  c:settimeout(2)
+  local told = c:connect("127.0.0.1", self.port)
+    and c:send("GET /quit HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    and c:receive("*l")
+  c:close()
+  if not told then os_execute(str_format("kill %d 2>/dev/null", self.pid)) end
+  self.pipe:close()
+  local err = slurp(self.err_path) or ""
+  if err ~= "" then io.stderr:write("spec.helper: the hostile server said:\n", err) end
+  os_remove(self.log_path)
+  os_remove(self.err_path)
+  os_remove(self.port_path)
+end
+
+Hostile.__gc = Hostile.stop
+Hostile.__close = Hostile.stop
+
+-- Start a hostile server on a port the system picks and wait until it listens
+-- (it writes its port file, then a line on stdout). opts.lifetime: seconds
+-- before it exits by itself (at most 120, the default).
+function helper.hostile(opts)
+  opts = opts or {}
+  local lua = os_getenv("STARVIDEOS_LUA") or "lua5.4"
+  local port_path, log_path, err_path = os_tmpname(), os_tmpname(), os_tmpname()
+  os_remove(port_path) -- the server makes it, whole, once it listens
+  local pipe = assert(io_popen(tbl_concat({
+    "echo $$; exec", lua, shell_quote(helper.root .. "/spec/support/hostile.lua"),
+    shell_quote(port_path), shell_quote(log_path), tostring(tonumber(opts.lifetime) or 120),
+    "2>>" .. shell_quote(err_path) }, " "), "r"))
+  local pid = tonumber(pipe:read("*l"))
+  local line = pipe:read("*l") -- blocks until the server listens, or dies
+  local port = tonumber(slurp(port_path) or "")
+  if not (pid and port and line == "hostile listening on " .. port) then
+    pipe:close()
+    local err = slurp(err_path) or ""
+    os_remove(port_path); os_remove(log_path); os_remove(err_path)
+    error("the hostile server (" .. lua .. ") did not start: " .. tostring(line) .. "\n" .. err, 2)
+  end
+  return setmetatable({ port = port, pid = pid, pipe = pipe, log_path = log_path, err_path = err_path,
+    port_path = port_path, tags = 0 }, Hostile)
+end
+
+helper.Hostile = Hostile
+
+
 -- Decode JSON text, turning it into a Lua value (nil on bad JSON).
 function helper.json(text)
   if type(text) ~= "string" then return nil end

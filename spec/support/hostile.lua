@@ -1,0 +1,494 @@
+-- A hostile HTTP server for the specs: raw TCP (LuaSocket), one coroutine per
+-- connection under socket.select, so a slow scenario never holds up another.
+--
+--   lua5.4 spec/support/hostile.lua PORT_FILE LOG_FILE [LIFETIME]
+--
+-- Binds 127.0.0.1 on a port the system picks, writes the port to PORT_FILE
+-- (whole, then renamed into place), then prints "hostile listening on PORT" on
+-- stdout.  Every request is appended to LOG_FILE as one JSON line, flushed
+-- before the answer starts:
+--   {"time":..,"method":"POST","path":"/s/..","headers":{"lowercased":"value"},"raw":"<head>","body":".."}
+-- It exits on GET /quit, on a signal, and after LIFETIME seconds (at most 120).
+--
+-- Scenarios are chosen by path: /s/<scenario>/<tag>/<rest>, where <tag> is any
+-- segment the spec picks to tell its requests apart; a client's base_url is
+-- http://127.0.0.1:PORT/s/<scenario>/<tag>.  Every answer closes the connection.
+-- Runs on Lua 5.1 to 5.4 and LuaJIT.
+
+local socket = require "socket"
+
+local tostring, tonumber, ipairs, pairs = tostring, tonumber, ipairs, pairs
+local co_create, co_resume, co_yield, co_status =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+local str_format, str_rep, tbl_concat = string.format, string.rep, table.concat
+local gettime = socket.gettime
+local math_min, math_max, math_floor = math.min, math.max, math.floor
+
+local port_file, log_file, lifetime = arg[1], arg[2], tonumber(arg[3] or "120")
+if not (port_file and log_file) then
+  io.stderr:write("usage: hostile.lua PORT_FILE LOG_FILE [LIFETIME]\n")
+  os.exit(2)
+end
+if not lifetime or lifetime <= 0 or lifetime > 120 then lifetime = 120 end
+
+-- The size of every video this server serves, and its bytes: 16-byte blocks,
+-- each naming its own position, so that a byte out of place shows.
+local VIDEO_SIZE = 200003
+local function video_bytes(n)
+  local blocks = {}
+  for i = 0, math_floor(n / 16) do blocks[#blocks + 1] = str_format("%08d|video|\n", i) end
+  return tbl_concat(blocks):sub(1, n)
+end
+local VIDEO = video_bytes(VIDEO_SIZE)
+
+---------------------------------------------------------------------------
+-- the log
+
+local log = assert(io.open(log_file, "ab"))
+
+local function jstr(s)
+  return '"' .. (tostring(s):gsub('[%c"\\\128-\255]', function(ch)
+    if ch == '"' then return '\\"' end
+    if ch == "\\" then return "\\\\" end
+    return str_format("\\u%04x", ch:byte())
+  end)) .. '"'
+end
+
+local function log_request(req)
+  local hs = {}
+  for k, v in pairs(req.headers) do hs[#hs + 1] = jstr(k) .. ":" .. jstr(v) end
+  log:write("{", '"time":', str_format("%.3f", gettime()),
+    ',"method":', jstr(req.method), ',"path":', jstr(req.path),
+    ',"headers":{', tbl_concat(hs, ","), '}',
+    ',"raw":', jstr(req.raw), ',"body":', jstr(req.body:sub(1, 4096)), "}\n")
+  log:flush()
+end
+
+local function note(msg)
+  io.stderr:write("hostile: ", msg, "\n")
+end
+
+---------------------------------------------------------------------------
+-- coroutine I/O: each call yields ("r", sock), ("w", sock) or ("t", wake_time)
+-- to the scheduler; a wait for a socket returns "idle" after 20 s.
+
+local function fill(c)
+  while true do
+    local data, err, partial = c.sock:receive(8192)
+    local got = data or partial
+    if got and #got > 0 then
+      c.buf = c.buf .. got
+      return true
+    end
+    if err ~= "timeout" then return nil, err end
+    if co_yield("r", c.sock) == "idle" then return nil, "idle" end
+  end
+end
+
+local function read_line(c)
+  while true do
+    local i = c.buf:find("\n", 1, true)
+    if i then
+      local line = c.buf:sub(1, i - 1)
+      c.buf = c.buf:sub(i + 1)
+      return (line:gsub("\r$", ""))
+    end
+    if #c.buf > 65536 then return nil, "line too long" end
+    local ok, err = fill(c)
+    if not ok then return nil, err end
+  end
+end
+
+local function read_bytes(c, n)
+  while #c.buf < n do
+    local ok, err = fill(c)
+    if not ok then return nil, err end
+  end
+  local s = c.buf:sub(1, n)
+  c.buf = c.buf:sub(n + 1)
+  return s
+end
+
+local function send(c, data)
+  local i = 1
+  while i <= #data do
+    local last, err, lastp = c.sock:send(data, i)
+    if last then
+      i = last + 1
+    elseif err == "timeout" then
+      i = lastp + 1
+      if co_yield("w", c.sock) == "idle" then return nil, "idle" end
+    else
+      return nil, err
+    end
+  end
+  return true
+end
+
+local function sleep(seconds)
+  co_yield("t", gettime() + seconds)
+end
+
+-- A reset: SO_LINGER 0, then close (the peer sees ECONNRESET).
+local function reset(c)
+  c.sock:setoption("linger", { on = true, timeout = 0 })
+  c.sock:close()
+  c.closed = true
+end
+
+---------------------------------------------------------------------------
+-- requests
+
+local function read_request(c)
+  local line, err = read_line(c)
+  if not line then return nil, err end
+  local method, path = line:match("^(%u+) (%S+) HTTP/1%.%d$")
+  if not method then return nil, "bad request line: " .. line end
+  local req = { method = method, path = path, headers = {}, raw = { line } }
+  while true do
+    line, err = read_line(c)
+    if not line then return nil, err end
+    if line == "" then break end
+    req.raw[#req.raw + 1] = line
+    local name, value = line:match("^([^:]+):%s*(.-)%s*$")
+    if name then
+      name = name:lower()
+      req.headers[name] = req.headers[name] and (req.headers[name] .. ", " .. value) or value
+    end
+  end
+  req.raw = tbl_concat(req.raw, "\r\n")
+  local h = req.headers
+  if h.expect and h.expect:lower() == "100-continue" then
+    local ok, serr = send(c, "HTTP/1.1 100 Continue\r\n\r\n")
+    if not ok then return nil, serr end
+  end
+  local body = {}
+  if h["transfer-encoding"] and h["transfer-encoding"]:lower():find("chunked", 1, true) then
+    while true do
+      line, err = read_line(c)
+      if not line then return nil, err end
+      local size = tonumber(line:match("^%x+") or "", 16)
+      if not size then return nil, "bad chunk size" end
+      if size == 0 then
+        repeat line = read_line(c) until not line or line == ""
+        break
+      end
+      local chunk, cerr = read_bytes(c, size + 2)
+      if not chunk then return nil, cerr end
+      body[#body + 1] = chunk:sub(1, size)
+    end
+  elseif h["content-length"] then
+    local n = tonumber(h["content-length"])
+    if not n or n < 0 or n > 1048576 then return nil, "bad content-length" end
+    local data, berr = read_bytes(c, n)
+    if not data then return nil, berr end
+    body[1] = data
+  end
+  req.body = tbl_concat(body)
+  -- /s/<scenario>/<tag>/<rest>
+  local scenario, tag, rest = path:match("^/s/([%w_]+)/([^/?]+)(.*)$")
+  req.scenario, req.tag, req.rest = scenario, tag, rest or ""
+  return req
+end
+
+local function answer(c, status, headers, body)
+  body = body or ""
+  local head = { "HTTP/1.1 " .. status }
+  for _, h in ipairs(headers or {}) do head[#head + 1] = h end
+  head[#head + 1] = "Content-Length: " .. #body
+  head[#head + 1] = "Connection: close"
+  return send(c, tbl_concat(head, "\r\n") .. "\r\n\r\n" .. body)
+end
+
+local JSON = "Content-Type: application/json"
+
+-- A queued task with this id, as a create answers.
+local function queued(id)
+  return '{"id":"' .. id .. '","status":"queued"}'
+end
+
+-- "bytes=A-" or "bytes=A-B" -> A, B (B nil when open)
+local function range_of(req)
+  local r = req.headers.range
+  if not r then return nil end
+  local a, b = r:match("^bytes=(%d+)-(%d*)$")
+  return tonumber(a), tonumber(b)
+end
+
+-- The video, honouring Range like a good server.
+local function serve_video(c, req)
+  local a, b = range_of(req)
+  if a and a < VIDEO_SIZE then
+    b = math_min(b or VIDEO_SIZE - 1, VIDEO_SIZE - 1)
+    return answer(c, "206 Partial Content", { "Content-Type: video/mp4",
+      str_format("Content-Range: bytes %d-%d/%d", a, b, VIDEO_SIZE) }, VIDEO:sub(a + 1, b + 1))
+  elseif a then
+    return answer(c, "416 Range Not Satisfiable", { "Content-Range: bytes */" .. VIDEO_SIZE })
+  end
+  return answer(c, "200 OK", { "Content-Type: video/mp4" }, VIDEO)
+end
+
+-- hits per scenario path, for the scenarios that change their answer
+local hits = {}
+local function hit(req)
+  local k = req.path:gsub("%?.*$", "")
+  hits[k] = (hits[k] or 0) + 1
+  return hits[k]
+end
+
+local gzip_bomb -- made once, on first use
+local function make_gzip_bomb()
+  if gzip_bomb then return gzip_bomb end
+  -- 128 MiB of valid JSON once inflated: a client that inflates it and parses
+  -- it gets a task, and has held 128 MiB to do so
+  local p = assert(io.popen("{ printf '{\"id\":\"task_g\",\"status\":\"queued\",\"pad\":\"'; "
+    .. "head -c 134217728 /dev/zero | tr '\\000' a; printf '\"}'; } | gzip -9 -c", "r"))
+  gzip_bomb = p:read("*a")
+  p:close()
+  assert(#gzip_bomb > 1000 and gzip_bomb:byte(1) == 0x1f and gzip_bomb:byte(2) == 0x8b, "gzip failed")
+  return gzip_bomb
+end
+
+local scenarios = {}
+
+-- A well-behaved service: creates queue, results are completed, videos served.
+function scenarios.ok(c, req)
+  if req.method == "POST" then return answer(c, "200 OK", { JSON }, queued("task_ok")) end
+  local id = req.rest:match("^/v1/result/([^/?]+)")
+  if id then
+    local _, port = c.sock:getsockname()
+    return answer(c, "200 OK", { JSON }, str_format(
+      '{"id":"%s","status":"completed","video_url":"http://127.0.0.1:%s/s/video/%s/v.mp4"}',
+      id, tostring(port), req.tag))
+  end
+  return serve_video(c, req)
+end
+
+-- Content-Length 200, a 33-byte JSON object, then close.
+function scenarios.truncated(c)
+  send(c, "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nContent-Length: 200\r\n\r\n" .. queued("task_1"))
+end
+
+-- A complete JSON object, but Content-Length promises 7 bytes more; then close.
+function scenarios.cl_long(c)
+  local body = queued("task_4")
+  send(c, "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nContent-Length: " .. (#body + 7) .. "\r\n\r\n" .. body)
+end
+
+-- Content-Length cuts the JSON short; the rest follows, then close.
+function scenarios.cl_short(c)
+  local body = queued("task_5")
+  send(c, "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nContent-Length: 15\r\n\r\n" .. body)
+end
+
+-- A good first chunk holding the whole object, then a chunk size that is not hex.
+function scenarios.chunked_bad(c)
+  local body = queued("task_c")
+  send(c, "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nTransfer-Encoding: chunked\r\n\r\n"
+    .. str_format("%x", #body) .. "\r\n" .. body .. "\r\nzz\r\ngarbage\r\n")
+end
+
+-- A well-framed answer of 1.5 MB starting with a task id.
+function scenarios.huge(c)
+  local body = '{"id":"task_2","status":"queued","pad":"' .. str_rep("x", 1572864) .. '"}'
+  answer(c, "200 OK", { JSON }, body)
+end
+
+-- The id key twice, the second null.
+function scenarios.dupkey(c)
+  answer(c, "200 OK", { JSON }, '{"id":"task_3","status":"queued","id":null}')
+end
+
+-- 200 with an empty body.
+function scenarios.empty(c)
+  answer(c, "200 OK", { JSON }, "")
+end
+
+-- Half a header line, a moment to let it arrive, then a reset.
+function scenarios.reset_header(c)
+  send(c, "HTTP/1.1 200 OK\r\nContent-Ty")
+  sleep(0.2)
+  reset(c)
+end
+
+-- Headers, a few bytes of the body (no id in them), then a reset.
+function scenarios.reset_body(c)
+  send(c, "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nContent-Length: 100\r\n\r\n{\"status\":\"que")
+  sleep(0.2)
+  reset(c)
+end
+
+-- The whole answer, one byte a second.
+function scenarios.dribble(c)
+  local text = "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nContent-Length: 33\r\n\r\n" .. queued("task_d")
+  for i = 1, #text do
+    if not send(c, text:sub(i, i)) then return end
+    sleep(1)
+  end
+end
+
+-- Content-Encoding: gzip over a body that inflates to 128 MiB.  Making it
+-- takes a second or so and holds up every connection: GET .../warm first,
+-- outside any timed call.
+function scenarios.gzip(c, req)
+  local bomb = make_gzip_bomb()
+  if req.rest == "/warm" then return answer(c, "200 OK", nil, "warm\n") end
+  answer(c, "200 OK", { JSON, "Content-Encoding: gzip" }, bomb)
+end
+
+-- One header line of 8 MiB, sent as fast as the client takes it.
+local BIG = str_rep("a", 8388608)
+function scenarios.big_header(c)
+  local body = queued("task_h")
+  send(c, "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nX-Big: " .. BIG .. "\r\nContent-Length: "
+    .. #body .. "\r\nConnection: close\r\n\r\n" .. body)
+end
+
+-- Downloads.
+
+function scenarios.redir_file(c)
+  answer(c, "302 Found", { "Location: file:///etc/passwd" })
+end
+
+-- Redirects to itself, a little slowly (the log stays small).
+function scenarios.redir_loop(c, req)
+  sleep(0.02)
+  answer(c, "302 Found", { "Location: " .. req.path })
+end
+
+-- /s/redir_port/<tag>/<port>/<name> -> http://127.0.0.1:<port>/s/video/<tag>/<name>
+function scenarios.redir_port(c, req)
+  local port, name = req.rest:match("^/(%d+)/([^/?]+)")
+  if not port then return answer(c, "404 Not Found") end
+  answer(c, "302 Found", { str_format("Location: http://127.0.0.1:%s/s/video/%s/%s", port, req.tag, name) })
+end
+
+function scenarios.video(c, req)
+  serve_video(c, req)
+end
+
+-- Ignores Range: the first GET of a path gets 200 with the full Content-Length
+-- and half the body, then a close; every later one 200 and the whole body.
+function scenarios.norange(c, req)
+  if hit(req) == 1 then
+    send(c, "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: " .. VIDEO_SIZE
+      .. "\r\nConnection: close\r\n\r\n" .. VIDEO:sub(1, math_floor(VIDEO_SIZE / 2)))
+    return
+  end
+  answer(c, "200 OK", { "Content-Type: video/mp4" }, VIDEO)
+end
+
+-- 206 with the whole range to a GET without Range; a good 206 to one with it.
+function scenarios.partial206(c, req)
+  if req.headers.range then return serve_video(c, req) end
+  answer(c, "206 Partial Content", { "Content-Type: video/mp4",
+    str_format("Content-Range: bytes 0-%d/%d", VIDEO_SIZE - 1, VIDEO_SIZE) }, VIDEO)
+end
+
+---------------------------------------------------------------------------
+-- the scheduler
+
+local server = assert(socket.bind("127.0.0.1", 0))
+server:settimeout(0)
+local _, port = server:getsockname()
+port = tonumber(port)
+local deadline = gettime() + lifetime
+local quitting = false
+
+local function handle(sock)
+  local c = { sock = sock, buf = "" }
+  local req, err = read_request(c)
+  if req then
+    log_request(req)
+    if req.path == "/quit" then
+      quitting = true
+      answer(c, "200 OK", nil, "bye\n")
+    else
+      local f = scenarios[req.scenario or ""]
+      if f then
+        f(c, req)
+      else
+        answer(c, "404 Not Found", { "Content-Type: text/plain" }, "no such scenario: " .. req.path .. "\n")
+      end
+    end
+  elseif err ~= "closed" and err ~= "idle" then
+    note("bad request: " .. tostring(err))
+  end
+  if not c.closed then sock:close() end
+end
+
+local threads = {} -- { co=, kind="r"|"w"|"t", arg=, idle_at= }
+
+local function step(t, ...)
+  local ok, kind, arg = co_resume(t.co, ...)
+  if not ok then
+    note("scenario error: " .. tostring(kind))
+    if t.sock then t.sock:close() end
+    return
+  end
+  if co_status(t.co) == "dead" then return end
+  t.kind, t.arg = kind, arg
+  t.idle_at = gettime() + 20
+  threads[#threads + 1] = t
+end
+
+local ok_write = io.open(port_file .. ".tmp", "wb")
+assert(ok_write, "cannot write " .. port_file)
+ok_write:write(tostring(port), "\n")
+ok_write:close()
+assert(os.rename(port_file .. ".tmp", port_file))
+io.stdout:write("hostile listening on ", tostring(port), "\n")
+io.stdout:flush()
+
+while not quitting do
+  local now = gettime()
+  if now >= deadline then
+    note("lifetime over, exiting")
+    break
+  end
+  local recvt, sendt, wake = { server }, {}, deadline
+  for _, t in ipairs(threads) do
+    if t.kind == "r" then
+      recvt[#recvt + 1] = t.arg
+      wake = math_min(wake, t.idle_at)
+    elseif t.kind == "w" then
+      sendt[#sendt + 1] = t.arg
+      wake = math_min(wake, t.idle_at)
+    else
+      wake = math_min(wake, t.arg)
+    end
+  end
+  local r, w = socket.select(recvt, sendt, math_max(0, math_min(wake - now, 1)))
+  local readable, writable = {}, {}
+  for _, s in ipairs(r or {}) do readable[s] = true end
+  for _, s in ipairs(w or {}) do writable[s] = true end
+  local old = threads
+  threads = {}
+  if readable[server] then
+    while true do
+      local sock = server:accept()
+      if not sock then break end
+      sock:settimeout(0)
+      local t = { co = co_create(handle), sock = sock }
+      step(t, sock)
+    end
+  end
+  now = gettime()
+  for _, t in ipairs(old) do
+    if (t.kind == "r" and readable[t.arg]) or (t.kind == "w" and writable[t.arg])
+      or (t.kind == "t" and now >= t.arg) then
+      step(t)
+    elseif t.kind ~= "t" and now >= t.idle_at then
+      step(t, "idle")
+    else
+      threads[#threads + 1] = t
+    end
+  end
+end
+
+for _, t in ipairs(threads) do
+  if t.sock then t.sock:close() end
+end
+server:close()
+log:close()
+os.exit(0)
