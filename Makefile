@@ -8,7 +8,7 @@ WARN      := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototyp
 DEFS      := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden
 
-CORE_SRC  := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csrc/sv_call.c csrc/sv_http.c
+CORE_SRC  := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csrc/sv_call.c csrc/sv_http.c csrc/sv_file.c
 BIND_SRC  := csrc/lsv_core.c
 OBJ       := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_SRC) $(BIND_SRC))
 SO        := build/starvideos/core.so

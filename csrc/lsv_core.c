@@ -407,6 +407,50 @@ static int l_commit(lua_State *L) {
   return 1;
 }
 
+/* append(path, line, sync) -> true | nil, message: one record, whole, whatever
+   other processes append at the same time */
+static int l_append(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checkstring(L, 1), *line = luaL_checklstring(L, 2, &len);
+  sv_buf why;
+  int rc;
+  sv_buf_init(&why);
+  rc = sv_file_append(path, line, len, lua_toboolean(L, 3), &why);
+  if (rc == 0) lua_pushboolean(L, 1);
+  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
+  sv_buf_free(&why);
+  return rc == 0 ? 1 : 2;
+}
+
+/* writable(path) -> true | nil, message */
+static int l_writable(lua_State *L) {
+  sv_buf why;
+  int rc;
+  sv_buf_init(&why);
+  rc = sv_file_writable(luaL_checkstring(L, 1), &why);
+  if (rc == 0) lua_pushboolean(L, 1);
+  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
+  sv_buf_free(&why);
+  return rc == 0 ? 1 : 2;
+}
+
+/* hash(s) -> 16 hex digits; random_id() -> 16 random hex digits */
+static int l_hash(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char out[17];
+  sv_hash_hex(s, len, out);
+  lua_pushstring(L, out);
+  return 1;
+}
+
+static int l_random_id(lua_State *L) {
+  char out[17];
+  sv_random_hex(out);
+  lua_pushstring(L, out);
+  return 1;
+}
+
 /* --------------------------------------------------------- the transport */
 
 static lhttp *check_http(lua_State *L) {
@@ -607,6 +651,7 @@ static const luaL_Reg curl_methods[] = {
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "task_id", l_task_id }, { "retry", l_retry }, { "curl", l_curl }, { "commit", l_commit },
+  { "append", l_append }, { "writable", l_writable }, { "hash", l_hash }, { "random_id", l_random_id },
   { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { NULL, NULL }
 };

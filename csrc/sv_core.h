@@ -272,4 +272,15 @@ SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finis
 SV_API void sv_xfer_progress(const sv_xfer *x, double *bytes, double *total);
 SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
 
+/* ------------------------------------------------------------------ files */
+
+/* Append one record (a line) to a file other processes may append to: one
+   write() on an O_APPEND descriptor under an exclusive flock, a torn last line
+   ended first, fsync when sync.  0, or -1 with the reason in why. */
+SV_API int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why);
+/* Whether path can be appended to (it is created when missing). */
+SV_API int sv_file_writable(const char *path, sv_buf *why);
+SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
+SV_API void sv_random_hex(char out[17]);
+
 #endif

@@ -368,9 +368,13 @@ describe("the starvideos command line", function()
     it("records the task in --journal", function()
       local journal = helper.tmpdir() .. "/tasks.jsonl"
       local task = create { "--journal", journal }
-      local rec = cjson.decode(lines(helper.read_file(journal))[1])
+      local recs = lines(helper.read_file(journal))
+      assert.equals(2, #recs)
+      local pending, rec = cjson.decode(recs[1]), cjson.decode(recs[2])
+      assert.equals("pending", pending.event)
       assert.equals("created", rec.event)
       assert.equals(task.id, rec.id)
+      assert.equals(pending["local"], rec["local"])
     end)
 
     it("reports an API error with exit 1", function()

@@ -201,25 +201,47 @@ function Client:_build_create(params)
   return path, body
 end
 
--- The journal: a paid task is on disk before create returns; when it cannot be,
--- the caller still gets the id in the error.
-function Client:_journal(rec)
-  if self.journal then return journal.append(self.journal, rec) end
+-- The journal.  Before a create is sent, a synced "pending" record; after its
+-- answer, the task's id ("created") or word that nothing was created
+-- ("abandoned").  A paid task is on disk before create returns; when it cannot
+-- be, the caller still gets the id in the error.
+function Client:_journal(rec, sync)
+  if self.journal then return journal.append(self.journal, rec, sync) end
   return true
 end
 
-function Client:_journal_created(task, params)
-  local ok, err = self:_journal { event = "created", id = task.id, model = params.model, prompt = params.prompt }
+-- Before anything is paid for: a journal that cannot be written stops the create.
+function Client:_journal_pending(params, lid)
+  if not self.journal then return true end
+  local ok, err = journal.check(self.journal)
+  if ok then
+    ok, err = self:_journal({ event = "pending", ["local"] = lid, model = params.model,
+      prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }, true)
+  end
+  if ok then return true end
+  return nil, new_error("io", err .. " (nothing was sent)", { field = "journal" })
+end
+
+function Client:_journal_created(task, params, lid)
+  local ok, err = self:_journal({ event = "created", id = task.id, ["local"] = lid, model = params.model,
+    prompt = params.prompt }, true)
   if ok then return true end
   return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
     { task = task, id = task.id, field = "journal", created = true })
 end
 
--- A create that failed after the server may have taken it, with the id read from
--- the unusable answer: journalled too, so resume can still find it.
-function Client:_journal_uncertain(err, params)
+-- A create that failed: with an id read from an unusable answer it is journalled
+-- as created (uncertain), so resume finds it; when the server surely created
+-- nothing the pending record is settled; otherwise it stays pending.
+function Client:_journal_failed(err, params, lid)
+  if not self.journal then return end
   if err.maybe_created and type(err.id) == "string" then
-    self:_journal { event = "created", id = err.id, model = params.model, prompt = params.prompt, uncertain = true }
+    self:_journal({ event = "created", id = err.id, ["local"] = lid, model = params.model, prompt = params.prompt,
+      uncertain = true }, true)
+  elseif not err.maybe_created then
+    self:_journal { event = "abandoned", ["local"] = lid }
+  else
+    err.pending = lid
   end
 end
 
@@ -367,6 +389,17 @@ function Client:resume(opts)
       refresh = true, on_progress = opts.on_progress, out = dir .. "/" .. safe_name(t.id) .. ".mp4" }))
   end
   return run_many(self, jobs, opts.sleep)
+end
+
+-- client:pending{journal=} -> the creates whose answer never came (starvideos.pending)
+function Client:pending(opts)
+  opts = check(opts, "pending", { journal = C.path })
+  local path = opts.journal or self.journal
+  if not path then
+    return nil, new_error("invalid_request", "pending needs a journal: starvideos.new{journal=path}",
+      { field = "journal" })
+  end
+  return require("starvideos").pending(path)
 end
 
 -- ------------------------------------------------------------ jobs

@@ -7,6 +7,7 @@ local core = require "starvideos.core"
 local cjson = require "cjson.safe"
 local options = require "starvideos.options"
 local Client = require "starvideos.client"
+local journal = require "starvideos.journal"
 
 local type, pairs, next, tostring, setmetatable, error, string_format =
   type, pairs, next, tostring, setmetatable, error, string.format
@@ -60,6 +61,15 @@ local function readonly(t, name)
 end
 
 M.models = readonly(core.models, "starvideos.models")
+
+-- starvideos.pending(journal_path) -> the creates whose answer never came, each
+-- {["local"]=, model=, prompt_hash=, time=} | nil, err   (no network)
+function M.pending(path)
+  if type(path) ~= "string" or path == "" then argerror(1, "pending", "journal path", type(path)) end
+  local list, err, pending = journal.read(path)
+  if not list then return nil, options.new_error("io", err, { field = "journal" }) end
+  return pending
+end
 
 -- The default client, configured from the environment on first use.
 local default_client

@@ -80,6 +80,7 @@ function Job.new(client, spec)
     local path, body = client:_build_create(spec.params)
     if not path then return nil, body end
     job.state, job.create_path, job.create_body = "creating", path, body
+    job.local_id = client.journal and core.random_id() or nil
   elseif spec.url then
     job.state = "downloading"
   elseif spec.out and not spec.refresh and spec.task and type(spec.task.video_url) == "string"
@@ -167,11 +168,11 @@ function Job:_answer(req, t)
     local task, err = req.body, req.err
     if task then task, err = decode_task(task, "create") end
     if not task then
-      client:_journal_uncertain(err, self.params)
+      client:_journal_failed(err, self.params, self.local_id)
       return self:_finish(err)
     end
     self.id = task.id
-    local ok, jerr = client:_journal_created(task, self.params)
+    local ok, jerr = client:_journal_created(task, self.params, self.local_id)
     if not ok then self.task = task; return self:_finish(jerr) end
     if self.cancelled then self.task = task; self.state = "cancelled"
       return self:_finish(new_error("io", "the job was cancelled", { created = true }))
@@ -239,6 +240,8 @@ function Job:advance(t)
   end
   if t < self.wake then return end
   if self.state == "creating" then
+    local ok, err = self.client:_journal_pending(self.params, self.local_id)
+    if not ok then return self:_finish(err) end
     -- a create has no deadline: once sent it is never abandoned, it may be paid for
     return self:_send("create", { url = self.client.cfg.base_url .. self.create_path, path = self.create_path,
       auth = true, body = self.create_body })

@@ -125,12 +125,18 @@ local COMMANDS = {
     summary = "wait for and download every journalled task not downloaded yet",
     required = { "journal" },
   },
+  pending = {
+    args = {}, flags = flags("journal"),
+    summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
+    required = { "journal" },
+  },
   emulator = {
     summary = "run a local stand-in for the service (see `starvideos emulator --help`)",
   },
 }
 M.COMMANDS = COMMANDS
-local ORDER = { "create", "status", "wait", "download", "generate", "models", "validate", "resume", "emulator" }
+local ORDER = { "create", "status", "wait", "download", "generate", "models", "validate", "resume", "pending",
+  "emulator" }
 
 -- --------------------------------------------------------------- help
 
@@ -172,6 +178,7 @@ local EXAMPLES = {
   models = "starvideos models --json",
   validate = "starvideos validate --model videos --prompt 'a cat' --duration 5 --ref-image https://x/1.png",
   resume = "starvideos resume --journal tasks.jsonl --dir videos/",
+  pending = "starvideos pending --journal tasks.jsonl --json",
 }
 
 function M.command_usage(name)

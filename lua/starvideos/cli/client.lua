@@ -21,8 +21,13 @@ local function read_key_file(path)
   local f, err
   if path == "-" then f = io_stdin else f, err = io_open(path, "r") end
   if not f then usage_error("cannot read the API key file: %s", err) end
-  local line = f:read("*l")
+  local line, rerr, code = f:read("*l")
   if f ~= io_stdin then f:close() end
+  if line == nil and code == 21 then -- EISDIR
+    usage_error("the API key file %s is a directory, not a file", path)
+  elseif line == nil and rerr then
+    usage_error("cannot read the API key file %s: %s", path, rerr)
+  end
   line = line and line:match("^%s*(.-)%s*$") or ""
   if line == "" then
     usage_error("the API key file %s is empty (the key goes on its first line)", path == "-" and "(stdin)" or path)

@@ -9,7 +9,7 @@ local json = require "starvideos.cli.json"
 local client_for = require "starvideos.cli.client"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
-local io_open = io.open
+local io_open, os_date = io.open, os.date
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
 local out, print_json = output.out, output.print_json
 local usage_error, quote = args.usage_error, args.quote
@@ -239,6 +239,31 @@ function M.resume(ctx, opts)
     end
   end
   return failed > 0 and 1 or 0
+end
+
+-- Creates whose answer never came: each was sent, and the task may exist.
+function M.pending(ctx, opts)
+  local starvideos = client_for.load()
+  local pending, err = starvideos.pending(opts.journal)
+  if not pending then return fail(ctx, err) end
+  if ctx.json then
+    local l = json.array()
+    for i, p in ipairs(pending) do
+      l[i] = { ["local"] = p["local"], model = p.model, prompt_hash = p.prompt_hash, time = p.time }
+    end
+    print_json(l)
+    return 0
+  end
+  if #pending == 0 then out("no pending creates in ", opts.journal, "\n") end
+  for _, p in ipairs(pending) do
+    out(string_format("%s  %s  %s  prompt %s\n", p["local"], os_date("!%Y-%m-%dT%H:%M:%SZ", p.time or 0),
+      tostring(p.model), tostring(p.prompt_hash)))
+  end
+  if #pending > 0 then
+    out(string_format("%d create%s sent without an answer: check your account for these tasks\n", #pending,
+      #pending == 1 and "" or "s"))
+  end
+  return 0
 end
 
 return M
