@@ -42,7 +42,13 @@ static void server_words(const char *body, size_t len, sv_buf *out) {
   if (sv_json_get(body, len, "error", &e) <= 0) e.type = 0;
   if (e.type == 'o' && sv_json_get(e.val, e.val_len, "message", &e) <= 0) e.type = 0;
   if (e.type != 's' && sv_json_get(body, len, "message", &e) <= 0) e.type = 0;
-  if (e.type == 's') sv_json_unescape(e.val, e.val_len, out);
+  if (e.type == 's') {
+    size_t i, start = out->len;
+    sv_json_unescape(e.val, e.val_len, out);
+    /* a message is one line: a server's newlines and escapes become spaces */
+    for (i = start; i < out->len; i++)
+      if ((unsigned char)out->data[i] < 0x20 || out->data[i] == 0x7F) out->data[i] = ' ';
+  }
 }
 
 /* A short printable excerpt of a body that is not JSON (a proxy's HTML page, say). */

@@ -178,7 +178,8 @@ SV_API int sv_json_unescape(const char *val, size_t len, sv_buf *out);
 
 /* Visit each complete top-level member of a JSON object, in text order.  Returns
    the member count when text is one well-formed object, else -1 with why; the
-   members before the error have been visited (a cut answer's prefix). */
+   members before the error have been visited (a cut answer's prefix: a string is
+   visited only whole, but a number at the cut may be visited shortened). */
 typedef void (*sv_json_visit)(void *ctx, const sv_json_member *m);
 SV_API int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx,
                         char *why, size_t whylen);

@@ -492,6 +492,12 @@ static void create_answers(void) {
     a.body_len = strlen(a.body);
     ok(sv_read_answer(&a, 0, &err) == -1 && err.kind == SV_E_PROTOCOL && !err.maybe_created,
        "a query answer with an empty id is a protocol error", err.message);
+    a.status = 500;
+    a.body = "{\"error\":{\"message\":\"line one\\nX-Injected: 1\\u0000\"}}";
+    a.body_len = strlen(a.body);
+    ok(sv_read_answer(&a, 0, &err) == -1 && err.kind == SV_E_SERVER && strchr(err.message, '\n') == NULL &&
+           strstr(err.message, "line one X-Injected: 1") != NULL,
+       "the server's words are kept on one line", err.message);
   }
 }
 
