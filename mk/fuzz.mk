@@ -1,7 +1,8 @@
 # `make fuzz`: the libFuzzer targets of csrc/fuzz/, built with ASan and UBSan, each
 # run for FUZZ_SECONDS (default 30) from the committed seed corpus.  New inputs go
 # to build/fuzz/work/<target>, crashes to build/fuzz/crashes/<target>/; the logs
-# to build/fuzz/<target>.log.  Prints executions per target; fails on any finding.
+# to build/fuzz/<target>.log; csrc/fuzz/<target>.dict, when there is one, is the
+# target's libFuzzer dictionary.  Prints executions per target; fails on any finding.
 # `make fuzz-replay` runs every target once over its committed corpus only.
 
 FUZZ_SECONDS ?= 30
@@ -20,8 +21,9 @@ fuzz: $(FUZZ_BINS)
 	@fail=0; \
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build/fuzz/work/$$t build/fuzz/crashes/$$t; \
+	  dict=; if [ -f csrc/fuzz/$$t.dict ]; then dict=-dict=csrc/fuzz/$$t.dict; fi; \
 	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -timeout=10 \
-	    -rss_limit_mb=2048 -artifact_prefix=build/fuzz/crashes/$$t/ \
+	    -rss_limit_mb=2048 -artifact_prefix=build/fuzz/crashes/$$t/ $$dict \
 	    build/fuzz/work/$$t csrc/fuzz/corpus/$$t > build/fuzz/$$t.log 2>&1; \
 	  rc=$$?; \
 	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$t.log); \

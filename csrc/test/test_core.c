@@ -636,6 +636,55 @@ static void retry_after(void) {
   ok(isfinite(d) && d >= 0 && d <= 86400.0 * 365, "a clock at minus infinity gives a finite delay", NULL);
 }
 
+/* What make fuzz found in the code before these fixes (inputs kept in
+   csrc/fuzz/corpus/build/found_* and corpus/answer/found_*), as the params decoded. */
+static void found_by_fuzzing(void) {
+  sv_buf body;
+  sv_error err;
+  char detail[900];
+  int rc;
+  {
+    sv_field f[] = { F("model", S("starvideos_o3")), F("prompt", S("720p")), F("duration", N(3)) };
+    rc = build(f, 3, "{ }", 3, &body, &err);
+    snprintf(detail, sizeof detail, "rc=%d body=%s", rc, sv_buf_cstr(&body));
+    ok(rc == 0 && is_one_object(body.data, body.len), "fuzz: extra \"{ }\" on starvideos_o3 gives a valid body", detail);
+    sv_buf_free(&body);
+  }
+  {
+    sv_field f[] = { F("model", S("videos")), F("prompt", S("videos")), F("duration", N(15)) };
+    rc = build(f, 3, "{\"extra\":{}}", 12, &body, &err);
+    snprintf(detail, sizeof detail, "rc=%d field=%s body=%s", rc, err.field, sv_buf_cstr(&body));
+    ok(rc == -1 && strcmp(err.field, "extra.extra") == 0, "fuzz: extra text cannot hold a key named extra", detail);
+    sv_buf_free(&body);
+  }
+  {
+    sv_value nil;
+    sv_field f[6];
+    memset(&nil, 0, sizeof nil);
+    nil.type = SV_V_NIL;
+    f[0] = F("model", S("videos_fast"));
+    f[1] = F("prompt", S("https://"));
+    f[2] = F("duration", N(4294967301.0));
+    f[3] = F("duration", N(4));
+    f[4] = F("model", nil);
+    f[5] = F("model", nil);
+    rc = build(f, 6, NULL, 0, &body, &err);
+    snprintf(detail, sizeof detail, "rc=%d field=%s body=%s", rc, err.field, sv_buf_cstr(&body));
+    ok(rc == -1 && strcmp(err.field, "duration") == 0 && body.len == 0,
+       "fuzz: a duration of 4294967301 then 4 is refused, never cast", detail);
+    sv_buf_free(&body);
+  }
+  {
+    sv_error e;
+    sv_answer a;
+    memset(&a, 0, sizeof a);
+    a.op = SV_OP_CREATE;
+    a.status = 200;
+    a.body = "";
+    ok(sv_read_answer(&a, 0, &e) == -1 && e.maybe_created, "fuzz: an empty 200 to a create may have created", e.message);
+  }
+}
+
 int main(void) {
   validator();
   building();
@@ -648,6 +697,7 @@ int main(void) {
   result_paths();
   headers_and_urls();
   retry_after();
+  found_by_fuzzing();
   printf("1..%d\n# %d passed, %d failed\n", n_test, n_test - n_fail, n_fail);
   return n_fail ? 1 : 0;
 }
