@@ -60,3 +60,5 @@ bench: deps $(SO)
 	$(LUA) bench/wait_all.lua
 	$(LUA) bench/download.lua
 .PHONY: bench
+
+-include mk/*.mk

@@ -4,54 +4,51 @@
 
 #include <curl/curl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_MEMBERS 64
+#define RETRY_AFTER_MAX (86400.0 * 365) /* a year: longer is a server's mistake */
+#define RETRY_AFTER_LEN 128              /* an HTTP date has 29 bytes */
 
+/* delta-seconds (digits only, saturating: no overflow, no strtod of 1e400) or an
+   HTTP date; always finite, from 0 to a year, or -1 when unreadable. */
 double sv_parse_retry_after(const char *v, double now) {
   const char *p;
   time_t when;
+  double d = 0;
   if (!v) return -1;
   while (*v == ' ' || *v == '\t') v++;
   if (*v == '\0') return -1;
-  for (p = v; *p >= '0' && *p <= '9'; p++) {}
+  for (p = v; *p >= '0' && *p <= '9'; p++)
+    if (d < RETRY_AFTER_MAX) d = d * 10 + (*p - '0');
   if (p != v) {
-    const char *q = p;
-    while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n') q++;
-    if (*q == '\0') {
-      double s = strtod(v, NULL);
-      return s > 86400.0 * 365 ? 86400.0 * 365 : s;
-    }
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    if (*p == '\0') return d > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : d;
   }
+  for (p = v; *p; p++)
+    if (p - v >= RETRY_AFTER_LEN) return -1;
   when = curl_getdate(v, NULL); /* an HTTP date */
   if (when == (time_t)-1) return -1;
-  return (double)when - now > 0 ? (double)when - now : 0;
-}
-
-static const sv_json_member *member(const sv_json_member *m, int n, const char *key) {
-  int i;
-  size_t klen = strlen(key);
-  for (i = 0; i < n && i < MAX_MEMBERS; i++)
-    if (m[i].key_len == klen && memcmp(m[i].key, key, klen) == 0) return &m[i];
-  return NULL;
+  d = (double)when - now;
+  if (!(d > 0)) return 0; /* a past date, or a clock that is not a number */
+  return d > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : d;
 }
 
 /* The server's own words: "error" as a string, or error.message, or "message". */
 static void server_words(const char *body, size_t len, sv_buf *out) {
-  sv_json_member m[MAX_MEMBERS], inner[MAX_MEMBERS];
-  char why[128];
-  int n = sv_json_scan(body, len, m, MAX_MEMBERS, why, sizeof why), k;
-  const sv_json_member *e;
-  if (n < 0) return;
-  e = member(m, n, "error");
-  if (e && e->type == 'o') {
-    k = sv_json_scan(e->val, e->val_len, inner, MAX_MEMBERS, why, sizeof why);
-    e = k > 0 ? member(inner, k, "message") : NULL;
+  sv_json_member e;
+  if (sv_json_get(body, len, "error", &e) <= 0) e.type = 0;
+  if (e.type == 'o' && sv_json_get(e.val, e.val_len, "message", &e) <= 0) e.type = 0;
+  if (e.type != 's' && sv_json_get(body, len, "message", &e) <= 0) e.type = 0;
+  if (e.type == 's') {
+    size_t i, start = out->len;
+    sv_json_unescape(e.val, e.val_len, out);
+    /* a message is one line: a server's newlines and escapes become spaces */
+    for (i = start; i < out->len; i++)
+      if ((unsigned char)out->data[i] < 0x20 || out->data[i] == 0x7F) out->data[i] = ' ';
   }
-  if (!e || e->type != 's') e = member(m, n, "message");
-  if (e && e->type == 's') sv_json_unescape(e->val, e->val_len, out);
 }
 
 /* A short printable excerpt of a body that is not JSON (a proxy's HTML page, say). */
@@ -69,49 +66,11 @@ static void excerpt(const char *body, size_t len, sv_buf *out) {
   if (i < len) sv_buf_adds(out, "...");
 }
 
-/* A task id from a body that is not well-formed JSON: the first "id": "..." whose
-   value holds only the characters ids are made of.  Best effort, to tell the
-   caller which paid task a garbled create answer was about. */
-static int lenient_id(const char *body, size_t len, char *out, size_t outlen) {
-  size_t i, j;
-  for (i = 0; i + 4 < len; i++) {
-    if (memcmp(body + i, "\"id\"", 4) != 0) continue;
-    j = i + 4;
-    while (j < len && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r')) j++;
-    if (j >= len || body[j] != ':') continue;
-    j++;
-    while (j < len && (body[j] == ' ' || body[j] == '\t' || body[j] == '\n' || body[j] == '\r')) j++;
-    if (j >= len || body[j] != '"') continue;
-    for (i = ++j; j < len && j - i < outlen - 1; j++) {
-      char c = body[j];
-      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-            c == '-' || c == '.' || c == ':'))
-        break;
-    }
-    if (j < len && body[j] == '"' && j > i) {
-      memcpy(out, body + i, j - i);
-      out[j - i] = '\0';
-      return 0;
-    }
-    return -1;
-  }
-  return -1;
-}
-
+/* The task id of a create answer, whole or cut: see sv_json_prefix_id.  Only the
+   top-level "id" counts (never one nested in another member), so that a garbled
+   answer never names a task that is not the one created. */
 int sv_json_task_id(const char *body, size_t len, char *out, size_t outlen) {
-  sv_json_member m[MAX_MEMBERS];
-  char why[128];
-  int n = sv_json_scan(body, len, m, MAX_MEMBERS, why, sizeof why);
-  const sv_json_member *id = n > 0 ? member(m, n, "id") : NULL;
-  sv_buf b;
-  out[0] = '\0';
-  if (n < 0) return lenient_id(body, len, out, outlen);
-  if (!id || id->type != 's') return -1;
-  sv_buf_init(&b);
-  if (sv_json_unescape(id->val, id->val_len, &b) == 0 && b.len > 0 && b.len < outlen)
-    memcpy(out, b.data, b.len + 1);
-  sv_buf_free(&b);
-  return out[0] ? 0 : -1;
+  return sv_json_prefix_id(body, len, out, outlen);
 }
 
 static sv_kind kind_of_status(long status) {
@@ -124,11 +83,46 @@ static sv_kind kind_of_status(long status) {
   return SV_E_PROTOCOL;
 }
 
+/* A 2xx answer we cannot use.  A create's may still have made a task: say so, and
+   keep its id when one can be read. */
+static int unusable(const sv_answer *a, sv_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static int unusable(const sv_answer *a, sv_error *err, const char *fmt, ...) {
+  va_list ap;
+  err->kind = SV_E_PROTOCOL;
+  err->field[0] = '\0';
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+  if (a->op == SV_OP_CREATE) {
+    err->maybe_created = 1;
+    sv_json_prefix_id(a->body, a->body ? a->body_len : 0, err->id, sizeof err->id);
+  }
+  return -1;
+}
+
+static const char *type_name(char t) {
+  switch (t) {
+  case 's': return "a string";
+  case 'n': return "a number";
+  case 'o': return "an object";
+  case 'a': return "an array";
+  case 't': case 'f': return "a boolean";
+  default: return "null";
+  }
+}
+
 int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
-  sv_json_member m[MAX_MEMBERS];
   char why[160];
-  int n;
   const char *what = a->op == SV_OP_CREATE ? "create" : a->op == SV_OP_QUERY ? "query" : "download";
+  const char *body = a->body ? a->body : "";
+  size_t len = a->body ? a->body_len : 0;
+  sv_json_member id, st;
+  sv_buf b;
+  int dup, rc = -1;
 
   sv_error_clear(err);
   err->status = a->status;
@@ -137,13 +131,10 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
   if (a->status < 200 || a->status > 299) {
     sv_buf words;
     sv_buf_init(&words);
-    server_words(a->body, a->body_len, &words);
-    if (words.len == 0 && a->body_len > 0) {
-      sv_json_member tmp[1];
-      if (sv_json_scan(a->body, a->body_len, tmp, 0, why, sizeof why) < 0) {
-        sv_buf_adds(&words, "non-JSON body: ");
-        excerpt(a->body, a->body_len, &words);
-      }
+    server_words(body, len, &words);
+    if (words.len == 0 && len > 0 && sv_json_scan(body, len, NULL, 0, why, sizeof why) < 0) {
+      sv_buf_adds(&words, "non-JSON body: ");
+      excerpt(body, len, &words);
     }
     if (words.len == 0) sv_buf_adds(&words, "no explanation in the body");
     sv_error_set(err, kind_of_status(a->status), NULL, "%s: HTTP %ld: %s", what, a->status, sv_buf_cstr(&words));
@@ -151,27 +142,51 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
     return -1;
   }
 
-  n = sv_json_scan(a->body, a->body_len, m, MAX_MEMBERS, why, sizeof why);
-  if (n < 0) {
-    sv_buf ex;
-    sv_buf_init(&ex);
-    excerpt(a->body, a->body_len, &ex);
-    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with a body that is not a JSON object (%s): %s",
-                 what, a->status, why, a->body_len ? sv_buf_cstr(&ex) : "empty");
-    sv_buf_free(&ex);
-    if (a->op == SV_OP_CREATE) sv_json_task_id(a->body, a->body_len, err->id, sizeof err->id);
+  if (sv_json_scan(body, len, NULL, 0, why, sizeof why) < 0) {
+    sv_buf_init(&b);
+    excerpt(body, len, &b);
+    unusable(a, err, "%s: HTTP %ld with a body that is not a JSON object (%s): %s", what, a->status, why,
+             len ? sv_buf_cstr(&b) : "empty");
+    sv_buf_free(&b);
     return -1;
   }
-  {
-    const sv_json_member *id = member(m, n, "id"), *st = member(m, n, "status");
-    if (!id || id->type != 's' || id->val_len <= 2)
-      return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task id", what, a->status);
-    if (!st || st->type != 's') {
-      sv_json_task_id(a->body, a->body_len, err->id, sizeof err->id);
-      return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task status", what, a->status);
-    }
+  /* one key twice: decoders disagree on which one wins, so trust neither */
+  sv_buf_init(&b);
+  dup = sv_json_duplicate_key(body, len, &b);
+  if (dup != 0) {
+    sv_buf q;
+    sv_buf_init(&q);
+    sv_quote(&q, b.data ? b.data : "", b.len, 60);
+    if (dup == 1) unusable(a, err, "%s: HTTP %ld with duplicate key %s in the answer", what, a->status, sv_buf_cstr(&q));
+    else unusable(a, err, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
+    sv_buf_free(&q);
+    sv_buf_free(&b);
+    return -1;
   }
-  return 0;
+  if (sv_json_get(body, len, "id", &id) <= 0)
+    return unusable(a, err, "%s: HTTP %ld but the answer has no task id", what, a->status);
+  if (id.type != 's')
+    return unusable(a, err, "%s: HTTP %ld but the task id is not a string (got %s)", what, a->status,
+                    type_name(id.type));
+  if (sv_json_unescape(id.val, id.val_len, &b)) {
+    unusable(a, err, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
+  } else if (b.len == 0) {
+    unusable(a, err, "%s: HTTP %ld but the task id is empty", what, a->status);
+  } else if (b.len > SV_ID_MAX) {
+    unusable(a, err, "%s: HTTP %ld but the task id has %zu bytes (at most %d)", what, a->status, b.len, SV_ID_MAX);
+  } else if (!sv_task_id_ok(b.data, b.len)) {
+    sv_buf q;
+    sv_buf_init(&q);
+    sv_quote(&q, b.data, b.len, 60);
+    unusable(a, err, "%s: HTTP %ld but the task id has a control character: %s", what, a->status, sv_buf_cstr(&q));
+    sv_buf_free(&q);
+  } else if (sv_json_get(body, len, "status", &st) <= 0 || st.type != 's') {
+    unusable(a, err, "%s: HTTP %ld but the answer has no task status", what, a->status);
+  } else {
+    rc = 0;
+  }
+  sv_buf_free(&b);
+  return rc;
 }
 
 int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt, int max_retries,

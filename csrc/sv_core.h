@@ -144,6 +144,18 @@ SV_API int sv_url_scheme(const char *s, size_t len);
 /* UTF-8: number of code points, or -1 when the bytes are not valid UTF-8. */
 SV_API long sv_utf8_count(const char *s, size_t len);
 
+/* The longest task id the client takes from a create answer and polls. */
+#define SV_ID_MAX 512
+/* 1 when id is one the client can poll: 1..SV_ID_MAX bytes, no control character. */
+SV_API int sv_task_id_ok(const char *id, size_t len);
+/* 1 when s has no control character (bytes < 0x20 or 0x7f): safe as an HTTP header
+   value (the API key, the user agent); 0 otherwise, and for NULL with len > 0. */
+SV_API int sv_header_value_ok(const char *s, size_t len);
+/* 0 when s is http(s)://host[:port][/path] and nothing else (no userinfo, query,
+   fragment, spaces or control characters; trailing slashes are fine); -1 with err
+   (SV_E_INVALID, field "base_url", saying what was found) otherwise. */
+SV_API int sv_base_url_check(const char *s, size_t len, sv_error *err);
+
 /* ------------------------------------------------------------------ JSON */
 
 SV_API void sv_json_string(sv_buf *out, const char *s, size_t len);
@@ -163,6 +175,28 @@ SV_API int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max
 SV_API int sv_json_task_id(const char *body, size_t len, char *out, size_t outlen);
 /* Decode a JSON string value (with its quotes) into out; 0 or -1. */
 SV_API int sv_json_unescape(const char *val, size_t len, sv_buf *out);
+
+/* Visit each complete top-level member of a JSON object, in text order.  Returns
+   the member count when text is one well-formed object, else -1 with why; the
+   members before the error have been visited (a cut answer's prefix: a string is
+   visited only whole, but a number at the cut may be visited shortened). */
+typedef void (*sv_json_visit)(void *ctx, const sv_json_member *m);
+SV_API int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx,
+                        char *why, size_t whylen);
+/* 1 when the member's key, unescaped, is exactly key[0..len). */
+SV_API int sv_json_key_eq(const sv_json_member *m, const char *key, size_t len);
+/* The number of top-level members named key (keys unescaped), the first in *out
+   (may be NULL); -1 when text is not one well-formed object. */
+SV_API int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *out);
+/* 1 when a top-level key appears twice (keys compared unescaped), that key
+   appended to dup (may be NULL); 0 when not; -1 when text is not one well-formed
+   object; -2 out of memory. */
+SV_API int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup);
+/* The first top-level "id" member whose value is a whole JSON string, read from
+   a prefix of an object (the rest may be cut off or broken), unescaped into out.
+   0, or -1 when there is none, it does not fit, or it fails sv_task_id_ok.
+   sv_json_task_id gives the same answer. */
+SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t outlen);
 
 /* ---------------------------------------------------------------- answers */
 

@@ -3,7 +3,9 @@
    members.  Turning a whole answer into a Lua table is lua-cjson's job. */
 #include "sv_core.h"
 
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void sv_json_string(sv_buf *out, const char *s, size_t len) {
@@ -36,6 +38,9 @@ typedef struct scanner {
   size_t len, pos;
   char *why;
   size_t whylen;
+  sv_json_visit visit; /* called for each complete top-level member, or NULL */
+  void *ctx;
+  int count;           /* top-level members seen */
 } scanner;
 
 #define MAX_DEPTH 64
@@ -141,8 +146,10 @@ static int scan_literal(scanner *sc, const char *word) {
   return 0;
 }
 
-/* Objects and arrays.  At depth 0 the members are recorded. */
-static int scan_container(scanner *sc, int depth, sv_json_member *m, int max, int *count) {
+/* Objects and arrays.  At depth 0 (the top-level object) each member is handed to
+   the visitor as soon as its value is complete, before what follows is read: a
+   prefix of a cut answer still gives the members it holds whole. */
+static int scan_container(scanner *sc, int depth) {
   char close = sc->s[sc->pos] == '{' ? '}' : ']';
   int is_obj = close == '}';
   if (depth >= MAX_DEPTH) return fail(sc, "nesting too deep");
@@ -165,16 +172,16 @@ static int scan_container(scanner *sc, int depth, sv_json_member *m, int max, in
     }
     vstart = sc->pos;
     if (scan_value(sc, depth + 1, &type)) return -1;
-    if (count && is_obj) {
-      if (*count < max) {
-        sv_json_member *mm = &m[*count];
-        mm->key = sc->s + kstart;
-        mm->key_len = klen;
-        mm->val = sc->s + vstart;
-        mm->val_len = sc->pos - vstart;
-        mm->type = type;
-      }
-      (*count)++;
+    if (depth == 0 && is_obj) {
+      sv_json_member mm;
+      if (sc->count == INT_MAX) return fail(sc, "too many members");
+      sc->count++;
+      mm.key = sc->s + kstart;
+      mm.key_len = klen;
+      mm.val = sc->s + vstart;
+      mm.val_len = sc->pos - vstart;
+      mm.type = type;
+      if (sc->visit) sc->visit(sc->ctx, &mm);
     }
     skip_ws(sc);
     if (sc->pos >= sc->len) return fail(sc, "unterminated object or array");
@@ -190,8 +197,8 @@ static int scan_value(scanner *sc, int depth, char *type) {
   if (sc->pos >= sc->len) return fail(sc, "expected a value");
   c = sc->s[sc->pos];
   switch (c) {
-  case '{': *type = 'o'; return scan_container(sc, depth, NULL, 0, NULL);
-  case '[': *type = 'a'; return scan_container(sc, depth, NULL, 0, NULL);
+  case '{': *type = 'o'; return scan_container(sc, depth);
+  case '[': *type = 'a'; return scan_container(sc, depth);
   case '"': *type = 's'; return scan_string(sc);
   case 't': *type = 't'; return scan_literal(sc, "true");
   case 'f': *type = 'f'; return scan_literal(sc, "false");
@@ -202,22 +209,45 @@ static int scan_value(scanner *sc, int depth, char *type) {
   }
 }
 
-int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max, char *why,
+int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx, char *why,
                  size_t whylen) {
   scanner sc;
-  int count = 0;
   sc.s = text;
-  sc.len = len;
+  sc.len = text ? len : 0;
   sc.pos = 0;
   sc.why = why;
   sc.whylen = whylen;
+  sc.visit = visit;
+  sc.ctx = ctx;
+  sc.count = 0;
+  if (why && whylen) why[0] = '\0';
   skip_ws(&sc);
-  if (sc.pos >= len) return fail(&sc, "empty body"), -1;
+  if (sc.pos >= sc.len) return fail(&sc, "empty body"), -1;
   if (text[sc.pos] != '{') return fail(&sc, "expected a JSON object"), -1;
-  if (scan_container(&sc, 0, m, max, &count)) return -1;
+  if (scan_container(&sc, 0)) return -1;
   skip_ws(&sc);
-  if (sc.pos != len) return fail(&sc, "trailing data after the object"), -1;
-  return count;
+  if (sc.pos != sc.len) return fail(&sc, "trailing data after the object"), -1;
+  return sc.count;
+}
+
+typedef struct listing {
+  sv_json_member *m;
+  int max, n;
+} listing;
+
+static void list_member(void *ctx, const sv_json_member *m) {
+  listing *l = ctx;
+  if (l->n < l->max) l->m[l->n] = *m;
+  l->n++;
+}
+
+int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max, char *why,
+                 size_t whylen) {
+  listing l;
+  l.m = m;
+  l.max = m ? max : 0;
+  l.n = 0;
+  return sv_json_each(text, len, list_member, &l, why, whylen);
 }
 
 static unsigned hexval(const char *p) {
@@ -278,4 +308,152 @@ int sv_json_unescape(const char *val, size_t len, sv_buf *out) {
     }
   }
   return out->oom ? -1 : 0;
+}
+
+/* ------------------------------------------------ keys, duplicates, ids */
+
+int sv_json_key_eq(const sv_json_member *m, const char *key, size_t len) {
+  sv_buf b;
+  int eq;
+  if (!memchr(m->key, '\\', m->key_len)) return m->key_len == len && memcmp(m->key, key, len) == 0;
+  if (m->key_len < len) return 0; /* an escape never makes a key longer */
+  sv_buf_init(&b);
+  /* the key's quotes are just outside key .. key + key_len */
+  eq = sv_json_unescape(m->key - 1, m->key_len + 2, &b) == 0 && b.len == len &&
+       (len == 0 || memcmp(b.data, key, len) == 0);
+  sv_buf_free(&b);
+  return eq;
+}
+
+typedef struct finding {
+  const char *key;
+  size_t len;
+  int n;
+  sv_json_member first;
+} finding;
+
+static void find_member(void *ctx, const sv_json_member *m) {
+  finding *f = ctx;
+  if (!sv_json_key_eq(m, f->key, f->len)) return;
+  if (f->n == 0) f->first = *m;
+  f->n++;
+}
+
+int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *out) {
+  finding f;
+  int n;
+  memset(&f, 0, sizeof f);
+  f.key = key;
+  f.len = strlen(key);
+  n = sv_json_each(text, len, find_member, &f, NULL, 0);
+  if (n < 0) return -1;
+  if (f.n > 0 && out) *out = f.first;
+  return f.n;
+}
+
+/* The duplicate check: every top-level key, unescaped, sorted; equal neighbours
+   are duplicates.  O(n log n), so a 1 MB answer of tiny members stays cheap. */
+typedef struct key_ref {
+  const char *k;
+  size_t len, index;
+} key_ref;
+
+static void collect_member(void *ctx, const sv_json_member *m) {
+  sv_buf_add(ctx, m, sizeof *m);
+}
+
+static int key_cmp(const void *a, const void *b) {
+  const key_ref *x = a, *y = b;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int c = n ? memcmp(x->k, y->k, n) : 0;
+  if (c) return c;
+  if (x->len != y->len) return x->len < y->len ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int same_key(const key_ref *x, const key_ref *y) {
+  return x->len == y->len && (x->len == 0 || memcmp(x->k, y->k, x->len) == 0);
+}
+
+int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup) {
+  sv_buf members, keys;
+  size_t *offs = NULL, i, j, n, best = (size_t)-1, best_at = 0;
+  key_ref *refs = NULL;
+  int rc = 0;
+  sv_buf_init(&members);
+  sv_buf_init(&keys);
+  if (sv_json_each(text, len, collect_member, &members, NULL, 0) < 0) {
+    sv_buf_free(&members);
+    return -1;
+  }
+  n = members.len / sizeof(sv_json_member);
+  if (n < 2) { sv_buf_free(&members); return 0; }
+  if (members.oom) { sv_buf_free(&members); return -2; }
+  offs = malloc(n * sizeof *offs);
+  refs = malloc(n * sizeof *refs);
+  if (!offs || !refs) { rc = -2; goto done; }
+  for (i = 0; i < n; i++) {
+    const sv_json_member *m = (const sv_json_member *)(void *)members.data + i;
+    offs[i] = keys.len;
+    if (sv_json_unescape(m->key - 1, m->key_len + 2, &keys)) { rc = -2; goto done; }
+  }
+  if (keys.oom) { rc = -2; goto done; }
+  for (i = 0; i < n; i++) {
+    refs[i].k = keys.data ? keys.data + offs[i] : "";
+    refs[i].len = (i + 1 < n ? offs[i + 1] : keys.len) - offs[i];
+    refs[i].index = i;
+  }
+  qsort(refs, n, sizeof *refs, key_cmp);
+  /* equal keys are neighbours, in text order: report the key whose second
+     appearance comes first in the text */
+  for (i = 0; i < n; i = j) {
+    for (j = i + 1; j < n && same_key(&refs[i], &refs[j]); j++) {}
+    if (j - i >= 2 && refs[i + 1].index < best) {
+      best = refs[i + 1].index;
+      best_at = i + 1;
+    }
+  }
+  if (best != (size_t)-1) {
+    rc = 1;
+    if (dup) sv_buf_add(dup, refs[best_at].k, refs[best_at].len);
+  }
+done:
+  free(offs);
+  free(refs);
+  sv_buf_free(&members);
+  sv_buf_free(&keys);
+  return rc;
+}
+
+typedef struct id_search {
+  int found;
+  sv_json_member m;
+} id_search;
+
+static void find_id(void *ctx, const sv_json_member *m) {
+  id_search *s = ctx;
+  if (!s->found && m->type == 's' && sv_json_key_eq(m, "id", 2)) {
+    s->found = 1;
+    s->m = *m;
+  }
+}
+
+int sv_json_prefix_id(const char *body, size_t len, char *out, size_t outlen) {
+  id_search s;
+  sv_buf b;
+  int rc = -1;
+  if (outlen) out[0] = '\0';
+  if (!body) return -1;
+  if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) { body += 3; len -= 3; } /* a BOM */
+  memset(&s, 0, sizeof s);
+  sv_json_each(body, len, find_id, &s, NULL, 0); /* the members before any error count */
+  if (!s.found) return -1;
+  sv_buf_init(&b);
+  if (sv_json_unescape(s.m.val, s.m.val_len, &b) == 0 && sv_task_id_ok(b.data, b.len) &&
+      b.len < outlen) {
+    memcpy(out, b.data, b.len + 1);
+    rc = 0;
+  }
+  sv_buf_free(&b);
+  return rc;
 }

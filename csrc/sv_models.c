@@ -211,6 +211,12 @@ static int check_prompt(const sv_model *m, const sv_value *p, sv_error *err) {
   return 0;
 }
 
+/* An integer field: finite, whole and within [lo, hi] (an int range), checked on
+   the double before anything converts it (a cast of 1e308 to int is undefined). */
+static int whole_in(double x, int lo, int hi) {
+  return isfinite(x) && x >= (double)lo && x <= (double)hi && floor(x) == x;
+}
+
 static int check_duration(const sv_model *m, const sv_value *d, sv_error *err) {
   char expected[64];
   snprintf(expected, sizeof expected, "a whole number of seconds from %d to %d", m->duration_min, m->duration_max);
@@ -219,8 +225,7 @@ static int check_duration(const sv_model *m, const sv_value *d, sv_error *err) {
       return sv_error_set(err, SV_E_INVALID, "duration", "duration: required on %s, expected %s", m->name, expected);
     return 0;
   }
-  if (d->type != SV_V_NUMBER || !isfinite(d->num) || floor(d->num) != d->num ||
-      d->num < m->duration_min || d->num > m->duration_max)
+  if (d->type != SV_V_NUMBER || !whole_in(d->num, m->duration_min, m->duration_max))
     return bad(err, "duration", expected, d);
   return 0;
 }
@@ -300,25 +305,73 @@ static int check_extra(const sv_value *v, sv_error *err) {
   return 0;
 }
 
+/* The pass-through text (p->extra_json): exactly one JSON object, no key twice,
+   no key that is a field of our own (the builder writes those), whatever bytes a C
+   host hands over. */
+static int check_extra_json(const sv_params *p, sv_error *err) {
+  char why[128];
+  sv_buf dup;
+  int i, rc;
+  if (!p->extra_json) {
+    if (p->extra_len)
+      return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected the text of a JSON object, got no text with a length of %zu",
+                          p->extra_len);
+    return 0;
+  }
+  if (sv_json_scan(p->extra_json, p->extra_len, NULL, 0, why, sizeof why) < 0)
+    return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected one JSON object, got text that is not (%s)", why);
+  sv_buf_init(&dup);
+  rc = sv_json_duplicate_key(p->extra_json, p->extra_len, &dup);
+  if (rc == 1) {
+    sv_buf q;
+    sv_buf_init(&q);
+    sv_quote(&q, sv_buf_cstr(&dup), dup.len, QUOTE_MAX);
+    sv_error_set(err, SV_E_INVALID, "extra", "extra: the key %s is given twice", sv_buf_cstr(&q));
+    sv_buf_free(&q);
+  } else if (rc < 0) {
+    sv_error_set(err, SV_E_IO, "extra", "extra: out of memory checking the JSON text");
+  }
+  sv_buf_free(&dup);
+  if (rc) return -1;
+  for (i = 0; i < F_COUNT; i++)
+    if (sv_json_get(p->extra_json, p->extra_len, sv_field_names[i], NULL) > 0) {
+      char name[96];
+      snprintf(name, sizeof name, "extra.%s", sv_field_names[i]);
+      return sv_error_set(err, SV_E_INVALID, name, "%s: %s is a checked field; set it at the top level, not in extra",
+                          name, sv_field_names[i]);
+    }
+  return 0;
+}
+
 static int name_less(const sv_field *a, const sv_field *b) {
   size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
   int c = memcmp(a->name, b->name, n);
   return c < 0 || (c == 0 && a->name_len < b->name_len);
 }
 
-int sv_validate(const sv_params *p, const sv_model **model, sv_error *err) {
-  view w;
+/* Validation proper.  w gets the values checked, which are the values the builder
+   sends: one source for both, so that nothing unchecked can reach a body. */
+static int validate(const sv_params *p, const sv_model **model, view *w, sv_error *err) {
   size_t i;
   const sv_model *m;
   const sv_field *unknown = NULL;
+  const sv_field *seen[F_COUNT];
   static const int urls[] = { F_FIRST, F_LAST, F_IMAGE, F_LASTFRAME };
   static const int lists[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
 
   sv_error_clear(err);
-  memset(&w, 0, sizeof w);
+  memset(w, 0, sizeof *w);
+  memset(seen, 0, sizeof seen);
   for (i = 0; i < p->n; i++) {
     const sv_field *f = &p->fields[i];
     int idx = field_index(f->name, f->name_len);
+    if (idx >= 0) {
+      /* a C host may name a field twice (a Lua table cannot): which one would count? */
+      if (seen[idx])
+        return sv_error_set(err, SV_E_INVALID, sv_field_names[idx], "%s: given twice (each field may appear once)",
+                            sv_field_names[idx]);
+      seen[idx] = f;
+    }
     if (f->value.type == SV_V_NIL) continue;
     if (idx < 0) {
       /* report the first unknown name in byte order, whatever the host's order */
@@ -329,10 +382,10 @@ int sv_validate(const sv_params *p, const sv_model **model, sv_error *err) {
     if ((idx == F_REFIMAGES || idx == F_REFVIDEOS || idx == F_REFAUDIOS) &&
         f->value.type == SV_V_LIST && f->value.n == 0)
       continue;
-    w.v[idx] = &f->value;
+    w->v[idx] = &f->value;
   }
 
-  if (!w.v[F_MODEL]) {
+  if (!w->v[F_MODEL]) {
     sv_buf b;
     sv_buf_init(&b);
     for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
@@ -340,46 +393,43 @@ int sv_validate(const sv_params *p, const sv_model **model, sv_error *err) {
     sv_buf_free(&b);
     return -1;
   }
-  m = w.v[F_MODEL]->type == SV_V_STRING ? sv_model_find(w.v[F_MODEL]->str, w.v[F_MODEL]->len) : NULL;
+  m = w->v[F_MODEL]->type == SV_V_STRING ? sv_model_find(w->v[F_MODEL]->str, w->v[F_MODEL]->len) : NULL;
   if (!m) {
     sv_buf b;
     int rc;
     sv_buf_init(&b);
     sv_buf_adds(&b, "one of ");
     for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
-    rc = bad(err, "model", sv_buf_cstr(&b), w.v[F_MODEL]);
+    rc = bad(err, "model", sv_buf_cstr(&b), w->v[F_MODEL]);
     sv_buf_free(&b);
     return rc;
   }
   if (unknown) return unknown_field(m, unknown->name, unknown->name_len, err);
   for (i = 0; i < F_COUNT; i++)
-    if (w.v[i] && !model_takes(m, (int)i)) return unknown_field(m, sv_field_names[i], strlen(sv_field_names[i]), err);
+    if (w->v[i] && !model_takes(m, (int)i)) return unknown_field(m, sv_field_names[i], strlen(sv_field_names[i]), err);
 
-  if (check_prompt(m, w.v[F_PROMPT], err)) return -1;
-  if (check_duration(m, w.v[F_DURATION], err)) return -1;
-  if (check_choice(m, "ratio", m->ratios, w.v[F_RATIO], err)) return -1;
-  if (m->resolutions && check_choice(m, "resolution", m->resolutions, w.v[F_RESOLUTION], err)) return -1;
+  if (check_prompt(m, w->v[F_PROMPT], err)) return -1;
+  if (check_duration(m, w->v[F_DURATION], err)) return -1;
+  if (check_choice(m, "ratio", m->ratios, w->v[F_RATIO], err)) return -1;
+  if (m->resolutions && check_choice(m, "resolution", m->resolutions, w->v[F_RESOLUTION], err)) return -1;
   for (i = 0; i < sizeof urls / sizeof urls[0]; i++)
-    if (w.v[urls[i]] && check_url(sv_field_names[urls[i]], w.v[urls[i]], err)) return -1;
+    if (w->v[urls[i]] && check_url(sv_field_names[urls[i]], w->v[urls[i]], err)) return -1;
   for (i = 0; i < sizeof lists / sizeof lists[0]; i++)
-    if (w.v[lists[i]] && check_list(sv_field_names[lists[i]], w.v[lists[i]], err)) return -1;
-  if (check_frames(m, &w, err)) return -1;
-  if (check_counts(m, &w, err)) return -1;
-  if (w.v[F_EXTRA] && check_extra(w.v[F_EXTRA], err)) return -1;
+    if (w->v[lists[i]] && check_list(sv_field_names[lists[i]], w->v[lists[i]], err)) return -1;
+  if (check_frames(m, w, err)) return -1;
+  if (check_counts(m, w, err)) return -1;
+  if (w->v[F_EXTRA] && check_extra(w->v[F_EXTRA], err)) return -1;
+  if (check_extra_json(p, err)) return -1;
   if (model) *model = m;
   return 0;
 }
 
-/* ------------------------------------------------------------ building */
-
-static const sv_value *find(const sv_params *p, int idx) {
-  size_t i;
-  for (i = 0; i < p->n; i++) {
-    const sv_field *f = &p->fields[i];
-    if (f->value.type != SV_V_NIL && field_index(f->name, f->name_len) == idx) return &f->value;
-  }
-  return NULL;
+int sv_validate(const sv_params *p, const sv_model **model, sv_error *err) {
+  view w;
+  return validate(p, model, &w, err);
 }
+
+/* ------------------------------------------------------------ building */
 
 static void member(sv_buf *b, int *first, const char *name) {
   if (!*first) sv_buf_add(b, ",", 1);
@@ -388,43 +438,54 @@ static void member(sv_buf *b, int *first, const char *name) {
   sv_buf_add(b, ":", 1);
 }
 
+/* Copy one member of the pass-through object: its key and value texts as the
+   scanner delimited them, so no whitespace or brace of the host's text matters. */
+static void splice(void *ctx, const sv_json_member *m) {
+  sv_buf *body = ctx;
+  sv_buf_add(body, ",\"", 2);
+  sv_buf_add(body, m->key, m->key_len);
+  sv_buf_add(body, "\":", 2);
+  sv_buf_add(body, m->val, m->val_len);
+}
+
 int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_error *err) {
   const sv_model *m;
   const sv_value *v;
+  view w;
   int first = 1;
   size_t i;
   static const int strings[] = { F_MODEL, F_PROMPT };
   static const int choices[] = { F_RATIO, F_RESOLUTION };
   static const int lists[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
 
-  if (sv_validate(p, &m, err)) return -1;
+  if (validate(p, &m, &w, err)) return -1;
   sv_buf_add(body, "{", 1);
   for (i = 0; i < 2; i++) {
-    v = find(p, strings[i]);
+    v = w.v[strings[i]];
     member(body, &first, sv_field_names[strings[i]]);
     sv_json_string(body, v->str, v->len);
   }
-  if ((v = find(p, F_DURATION)) != NULL) {
+  if ((v = w.v[F_DURATION]) != NULL) {
     member(body, &first, "duration");
-    sv_buf_addf(body, "%d", (int)v->num);
+    sv_buf_addf(body, "%d", (int)v->num); /* validated: whole and within an int range */
   }
   for (i = 0; i < 2; i++)
-    if ((v = find(p, choices[i])) != NULL) {
+    if ((v = w.v[choices[i]]) != NULL) {
       member(body, &first, sv_field_names[choices[i]]);
       sv_json_string(body, v->str, v->len);
     }
   /* legacy aliases travel under their current names */
-  if ((v = find(p, F_FIRST)) != NULL || (v = find(p, F_IMAGE)) != NULL) {
+  if ((v = w.v[F_FIRST]) != NULL || (v = w.v[F_IMAGE]) != NULL) {
     member(body, &first, "first_image");
     sv_json_string(body, v->str, v->len);
   }
-  if ((v = find(p, F_LAST)) != NULL || (v = find(p, F_LASTFRAME)) != NULL) {
+  if ((v = w.v[F_LAST]) != NULL || (v = w.v[F_LASTFRAME]) != NULL) {
     member(body, &first, "last_image");
     sv_json_string(body, v->str, v->len);
   }
   for (i = 0; i < 3; i++) {
     size_t k;
-    v = find(p, lists[i]);
+    v = w.v[lists[i]];
     if (!v || v->type != SV_V_LIST || v->n == 0) continue;
     member(body, &first, sv_field_names[lists[i]]);
     sv_buf_add(body, "[", 1);
@@ -434,17 +495,8 @@ int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_erro
     }
     sv_buf_add(body, "]", 1);
   }
-  if (p->extra_json && p->extra_len > 2) {
-    /* splice the members of the pass-through object: "{...}" without its braces */
-    const char *s = p->extra_json;
-    size_t a = 0, z = p->extra_len;
-    while (a < z && s[a] != '{') a++;
-    while (z > a && s[z - 1] != '}') z--;
-    if (z > a + 2) {
-      sv_buf_add(body, ",", 1);
-      sv_buf_add(body, s + a + 1, z - a - 2);
-    }
-  }
+  /* the pass-through members, checked by validate(): one object, no key of ours */
+  if (p->extra_json) sv_json_each(p->extra_json, p->extra_len, splice, body, NULL, 0);
   sv_buf_add(body, "}", 1);
   *path = m->endpoint;
   if (body->oom) return sv_error_set(err, SV_E_IO, NULL, "out of memory building the request");

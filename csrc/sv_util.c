@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 void sv_buf_init(sv_buf *b) { memset(b, 0, sizeof *b); }
@@ -136,6 +137,135 @@ void sv_quote(sv_buf *out, const char *s, size_t len, size_t max) {
     i += n;
   }
   sv_buf_add(out, "\"", 1);
+}
+
+/* ------------------------------------------------- values sent as headers */
+
+static int is_ctl(unsigned char c) { return c < 0x20 || c == 0x7F; }
+
+int sv_header_value_ok(const char *s, size_t len) {
+  size_t i;
+  if (!s) return len == 0;
+  for (i = 0; i < len; i++)
+    if (is_ctl((unsigned char)s[i])) return 0;
+  return 1;
+}
+
+int sv_task_id_ok(const char *id, size_t len) {
+  return id && len > 0 && len <= SV_ID_MAX && sv_header_value_ok(id, len);
+}
+
+/* ------------------------------------------------------------- base_url */
+
+#define BASE_URL_FORM "http(s)://host[:port][/path]"
+#define BASE_URL_MAX 8192
+
+static int base_url_bad(sv_error *err, const char *found, size_t at, const char *why) {
+  if (at)
+    return sv_error_set(err, SV_E_INVALID, "base_url", "base_url: expected " BASE_URL_FORM ", found %s at byte %zu%s",
+                        found, at, why);
+  return sv_error_set(err, SV_E_INVALID, "base_url", "base_url: expected " BASE_URL_FORM ", found %s%s", found, why);
+}
+
+/* "a space", "'?'", "a control character (\x0A)" ... for the byte c */
+static void name_byte(char *out, size_t n, unsigned char c) {
+  if (c == ' ') snprintf(out, n, "a space");
+  else if (is_ctl(c)) snprintf(out, n, "a control character (\\x%02X)", c);
+  else if (c >= 0x80) snprintf(out, n, "a non-ASCII byte (\\x%02X)", c);
+  else snprintf(out, n, "'%c'", c);
+}
+
+static int bad_byte(sv_error *err, const char *s, size_t at, const char *why) {
+  char what[64];
+  name_byte(what, sizeof what, (unsigned char)s[at]);
+  return base_url_bad(err, what, at + 1, why);
+}
+
+static int is_alnum(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static int is_hex(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* a byte of a path segment (RFC 3986 pchar but '@' and '%', which are checked apart) */
+static int path_byte(unsigned char c) {
+  return is_alnum(c) || (c && strchr("-._~!$&'()*+,;=:/", c) != NULL);
+}
+
+int sv_base_url_check(const char *s, size_t len, sv_error *err) {
+  size_t i, host, digits;
+  unsigned long port = 0;
+  if (!s || len == 0) return base_url_bad(err, "nothing", 0, "");
+  if (len > BASE_URL_MAX) {
+    char what[64];
+    snprintf(what, sizeof what, "%zu bytes (at most %d)", len, BASE_URL_MAX);
+    return base_url_bad(err, what, 0, "");
+  }
+  if (len >= 7 && strncasecmp(s, "http://", 7) == 0) i = 7;
+  else if (len >= 8 && strncasecmp(s, "https://", 8) == 0) i = 8;
+  else {
+    /* name the scheme only: what follows may hold a secret */
+    size_t k;
+    sv_buf b;
+    for (k = 0; k < len && k < 32 && s[k] != ':' && s[k] != '/' && s[k] != '@'; k++) {}
+    if (k > 0 && k < len && k < 32 && len - k >= 3 && memcmp(s + k, "://", 3) == 0) {
+      sv_buf_init(&b);
+      sv_buf_adds(&b, "the scheme ");
+      sv_quote(&b, s, k, 16);
+      base_url_bad(err, sv_buf_cstr(&b), 0, " (only http and https)");
+      sv_buf_free(&b);
+      return -1;
+    }
+    return base_url_bad(err, "no scheme", 0, " (it must start with http:// or https://)");
+  }
+  /* bytes never allowed, wherever they are */
+  for (host = i; host < len; host++) {
+    unsigned char c = (unsigned char)s[host];
+    if (c == '@') return bad_byte(err, s, host, " (user credentials do not belong in base_url)");
+    if (c == '?') return bad_byte(err, s, host, " (base_url takes no query)");
+    if (c == '#') return bad_byte(err, s, host, " (base_url takes no fragment)");
+    if (c <= 0x20 || c >= 0x7F) return bad_byte(err, s, host, "");
+  }
+  host = i;
+  if (i < len && s[i] == '[') { /* an IPv6 literal */
+    for (i++; i < len && (is_hex((unsigned char)s[i]) || s[i] == ':' || s[i] == '.'); i++) {}
+    if (i >= len || s[i] != ']' || i == host + 1)
+      return bad_byte(err, s, host, " (an IPv6 address without its closing ']')");
+    i++;
+  } else {
+    while (i < len && (is_alnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '.' || s[i] == '_')) i++;
+  }
+  if (i == host) {
+    if (i == len || s[i] == '/' || s[i] == ':') return base_url_bad(err, "no host", 0, " after the scheme");
+    return bad_byte(err, s, i, " (in the host)");
+  }
+  if (i < len && s[i] == ':') {
+    size_t at = ++i;
+    for (digits = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+      if (port <= 65535) port = port * 10 + (unsigned long)(s[i] - '0');
+    if (i < len && s[i] != '/') return bad_byte(err, s, i, " (in the port)");
+    if (digits == 0) return base_url_bad(err, "an empty port", at, "");
+    if (port == 0 || port > 65535) {
+      char what[64];
+      if (digits <= 5) snprintf(what, sizeof what, "port %lu", port);
+      else snprintf(what, sizeof what, "a port of %zu digits", digits);
+      return base_url_bad(err, what, at + 1, " (ports are 1 to 65535)");
+    }
+  }
+  if (i < len && s[i] != '/') return bad_byte(err, s, i, " (after the host)");
+  for (; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '%') {
+      if (len - i < 3 || !is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2]))
+        return bad_byte(err, s, i, " not followed by two hex digits");
+      i += 2;
+    } else if (!path_byte(c)) {
+      return bad_byte(err, s, i, " (in the path)");
+    }
+  }
+  return 0;
 }
 
 double sv_monotonic(void) {

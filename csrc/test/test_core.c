@@ -226,10 +226,478 @@ static void answers(void) {
   ok(!sv_retry_decide(SV_OP_QUERY, SV_TR_NONE, &err, 3, 2, 0.5, 60, 0.0, &d), "a query gives up after max_retries", NULL);
 }
 
+/* ---------------------------------------------------------- hardening */
+
+static sv_value B(int b) {
+  sv_value v;
+  memset(&v, 0, sizeof v);
+  v.type = SV_V_BOOL;
+  v.boolean = b;
+  return v;
+}
+
+/* build with fields and extra text; rc, the body in *body (caller frees) */
+static int build(const sv_field *f, size_t n, const char *extra, size_t extra_len, sv_buf *body,
+                 sv_error *err) {
+  sv_params p;
+  const char *ep = NULL;
+  memset(&p, 0, sizeof p);
+  p.fields = f;
+  p.n = n;
+  p.extra_json = extra;
+  p.extra_len = extra_len;
+  sv_buf_init(body);
+  return sv_build_create(&p, body, &ep, err);
+}
+
+static int is_one_object(const char *s, size_t len) {
+  char why[128];
+  return sv_json_scan(s, len, NULL, 0, why, sizeof why) >= 0;
+}
+
+static void duplicate_fields(void) {
+  sv_error err;
+  sv_buf body;
+  char detail[900];
+  int rc;
+  {
+    sv_field f[] = { F("model", S("videos")), F("prompt", S("\xff\xfe")), F("duration", N(5)),
+                     F("prompt", S("a cat")) };
+    check("a field given twice is refused, naming it", f, 4, "prompt");
+    {
+      sv_params p;
+      memset(&p, 0, sizeof p);
+      p.fields = f;
+      p.n = 4;
+      sv_validate(&p, NULL, &err);
+      ok(strstr(err.message, "twice") != NULL, "the message says the field is given twice", err.message);
+    }
+    rc = build(f, 4, NULL, 0, &body, &err);
+    snprintf(detail, sizeof detail, "rc=%d body=%s", rc, sv_buf_cstr(&body));
+    ok(rc == -1 && strcmp(err.field, "prompt") == 0, "a prompt given twice never reaches a body", detail);
+    sv_buf_free(&body);
+  }
+  {
+    sv_field f[] = { F("model", S("videos")), F("prompt", S("a cat")), F("duration", N(1e308)),
+                     F("duration", N(5)) };
+    rc = build(f, 4, NULL, 0, &body, &err);
+    snprintf(detail, sizeof detail, "rc=%d field=%s body=%s", rc, err.field, sv_buf_cstr(&body));
+    ok(rc == -1 && err.kind == SV_E_INVALID && strcmp(err.field, "duration") == 0 &&
+           strstr(sv_buf_cstr(&body), "-2147483648") == NULL,
+       "a duration of 1e308 given before a valid one is refused, not sent as an int", detail);
+    sv_buf_free(&body);
+  }
+  {
+    sv_field f[] = { F("model", S("videos")), F("model", S("sora")), F("prompt", S("x")), F("duration", N(5)) };
+    check("the model given twice is refused", f, 4, "model");
+  }
+  {
+    sv_field f[] = { F("model", S("videos")), F("prompt", S("x")), F("duration", N(5)),
+                     F("ratio", S("16:9")), F("ratio", S("16:9")) };
+    check("a field given twice is refused even with the same value", f, 5, "ratio");
+  }
+  {
+    static const double hostile[] = { 1e308, -1e308, 2147483648.0, -2147483649.0, 4294967301.0,
+                                      HUGE_VAL, -HUGE_VAL, NAN, 1e-300, -0.0 };
+    size_t i;
+    for (i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+      sv_field f[] = { F("model", S("videos")), F("prompt", S("x")), F("duration", N(0)) };
+      char name[96];
+      f[2] = F("duration", N(hostile[i]));
+      snprintf(name, sizeof name, "a duration of %g is refused before any conversion", hostile[i]);
+      check(name, f, 3, "duration");
+    }
+  }
+  {
+    sv_field f[] = { F("model", S("starvideos_o3")), F("prompt", S("x")), F("duration", B(1)) };
+    check("a boolean duration is refused", f, 3, "duration");
+  }
+}
+
+static void extra_json(void) {
+  static const struct { const char *text; size_t len; const char *field; const char *name; } cases[] = {
+    { NULL, 5, "extra", "extra text NULL with a length is refused" },
+    { "", 0, "extra", "empty extra text is refused" },
+    { "[]", 2, "extra", "extra text that is an array is refused" },
+    { "{} {}", 5, "extra", "two objects in extra are refused" },
+    { "{\"a\":1}x", 8, "extra", "extra text with trailing garbage is refused" },
+    { "{\"a\":1", 6, "extra", "truncated extra text is refused" },
+    { "{\"a\":1,\"a\":2}", 13, "extra", "a key given twice in extra is refused" },
+    { "{\"model\":\"sora\"}", 16, "extra.model", "an extra key that is a real field is refused" },
+    { "{\"seed\":1,\"mod\\u0065l\":\"sora\"}", 30, "extra.model", "an escaped extra key that is a real field is refused" },
+    { "{\"prompt\":\"x\"}", 14, "extra.prompt", "extra cannot add a second prompt" },
+    { "{\"first_image\":\"https://e.com/1.png\"}", 37, "extra.first_image", "extra cannot add a frame" },
+    { "\"{}\"", 4, "extra", "a JSON string in extra is refused" },
+  };
+  static const struct { const char *text; const char *tail; const char *name; } good[] = {
+    { "{}", "\"duration\":5}", "extra {} adds nothing" },
+    { "{ }", "\"duration\":5}", "extra { } adds nothing and the body stays valid JSON" },
+    { " {\n} \n", "\"duration\":5}", "extra with only whitespace inside adds nothing" },
+    { "{ \"seed\" : 42 ,\n\"watermark\":false }", "\"duration\":5,\"seed\":42,\"watermark\":false}",
+      "extra members are spliced whatever their whitespace" },
+    { "{\"nested\":{\"model\":\"x\"},\"list\":[1,{\"a\":null}]}", "\"duration\":5,\"nested\":{\"model\":\"x\"},\"list\":[1,{\"a\":null}]}",
+      "nested extra values may use any key" },
+  };
+  size_t i;
+  sv_field f[] = { F("model", S("videos")), F("prompt", S("a cat")), F("duration", N(5)) };
+  sv_buf body;
+  sv_error err;
+  char detail[900];
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int rc = build(f, 3, cases[i].text, cases[i].len, &body, &err);
+    snprintf(detail, sizeof detail, "rc=%d field=%s message=%s body=%s", rc, err.field, err.message,
+             sv_buf_cstr(&body));
+    ok(rc == -1 && err.kind == SV_E_INVALID && strcmp(err.field, cases[i].field) == 0 &&
+           strncmp(err.message, cases[i].field, strlen(cases[i].field)) == 0,
+       cases[i].name, detail);
+    sv_buf_free(&body);
+  }
+  for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+    int rc = build(f, 3, good[i].text, strlen(good[i].text), &body, &err);
+    size_t tl = strlen(good[i].tail);
+    snprintf(detail, sizeof detail, "rc=%d message=%s body=%s", rc, err.message, sv_buf_cstr(&body));
+    ok(rc == 0 && is_one_object(body.data, body.len) && sv_json_duplicate_key(body.data, body.len, NULL) == 0 &&
+           body.len >= tl && memcmp(body.data + body.len - tl, good[i].tail, tl) == 0,
+       good[i].name, detail);
+    sv_buf_free(&body);
+  }
+  {
+    /* validation alone refuses bad extra text too (the Lua side calls it first) */
+    sv_params p;
+    memset(&p, 0, sizeof p);
+    p.fields = f;
+    p.n = 3;
+    p.extra_json = "{ ";
+    p.extra_len = 2;
+    ok(sv_validate(&p, NULL, &err) == -1 && strcmp(err.field, "extra") == 0, "sv_validate refuses bad extra text", err.message);
+  }
+}
+
+static int dupk(const char *text, sv_buf *key) {
+  return sv_json_duplicate_key(text, strlen(text), key);
+}
+
+static void duplicate_keys(void) {
+  sv_buf key;
+  char many[4096];
+  size_t n = 0;
+  int i;
+  sv_buf_init(&key);
+  ok(dupk("{\"a\":1,\"b\":2,\"a\":3}", &key) == 1 && strcmp(sv_buf_cstr(&key), "a") == 0,
+     "a duplicate top-level key is found and named", sv_buf_cstr(&key));
+  sv_buf_free(&key);
+  ok(dupk("{\"id\":\"x\",\"\\u0069d\":\"y\"}", &key) == 1 && strcmp(sv_buf_cstr(&key), "id") == 0,
+     "keys are compared after unescaping", sv_buf_cstr(&key));
+  sv_buf_free(&key);
+  ok(dupk("{\"b\":1,\"a\":2,\"b\":3,\"a\":4}", &key) == 1 && strcmp(sv_buf_cstr(&key), "b") == 0,
+     "the key named is the one whose second appearance comes first", sv_buf_cstr(&key));
+  sv_buf_free(&key);
+  ok(dupk("{\"\":1,\"\":2}", &key) == 1 && key.len == 0, "two empty keys are a duplicate", NULL);
+  ok(dupk("{\"a\":{\"a\":1},\"b\":[{\"b\":1,\"b\":2}]}", NULL) == 0,
+     "nested keys do not count as top-level duplicates", NULL);
+  ok(dupk("{\"a\":1,\"A\":2,\"a \":3,\"a\\u0000\":4}", NULL) == 0, "keys that differ are not duplicates", NULL);
+  ok(dupk("[1,1]", NULL) == -1, "an array is not an object for the duplicate check", NULL);
+  ok(dupk("{\"a\":1", NULL) == -1, "a truncated object is not checked for duplicates", NULL);
+  n += (size_t)snprintf(many + n, sizeof many - n, "{");
+  for (i = 0; i < 300; i++) n += (size_t)snprintf(many + n, sizeof many - n, "%s\"k%d\":%d", i ? "," : "", i, i);
+  snprintf(many + n, sizeof many - n, "}");
+  ok(dupk(many, NULL) == 0, "300 different keys are no duplicate", many + n - 20);
+  snprintf(many + n, sizeof many - n, ",\"k7\":0}");
+  ok(dupk(many, &key) == 1 && strcmp(sv_buf_cstr(&key), "k7") == 0,
+     "a duplicate after 300 keys is found", sv_buf_cstr(&key));
+  sv_buf_free(&key);
+}
+
+static int read_create(const char *body, sv_error *err) {
+  sv_answer a;
+  memset(&a, 0, sizeof a);
+  a.op = SV_OP_CREATE;
+  a.status = 200;
+  a.body = body;
+  a.body_len = body ? strlen(body) : 0;
+  return sv_read_answer(&a, 0, err);
+}
+
+static void create_answers(void) {
+  static const struct { const char *body; const char *id; const char *words; const char *name; } cases[] = {
+    { "{\"id\":\"t1\",\"status\":\"queued\",\"id\":\"t2\"}", "t1", "duplicate key \"id\"",
+      "a create answer with the id twice is refused, keeping the first id" },
+    { "{\"id\":5,\"status\":\"queued\",\"id\":\"t9\"}", "t9", "duplicate key \"id\"",
+      "the id kept is the first id that is a string" },
+    { "{\"id\":\"t1\",\"status\":\"queued\",\"status\":\"failed\"}", "t1", "duplicate key \"status\"",
+      "a create answer with the status twice is refused" },
+    { "{\"status\":\"queued\"}", "", "no task id", "a create answer without an id may have created" },
+    { "{\"id\":\"\",\"status\":\"queued\"}", "", "empty", "a create answer with an empty id may have created" },
+    { "{\"id\":12,\"status\":\"queued\"}", "", "not a string", "a create answer with a number id may have created" },
+    { "", "", "empty", "an empty create answer may have created" },
+    { "{\"x\":{\"id\":\"no\"},\"status\":\"que", "", "not a JSON object",
+      "a nested id is not taken for the task id of a cut answer" },
+    { "{\"x\":{\"id\":\"no\"},\"id\":\"yes\",\"status\":\"que", "yes", "not a JSON object",
+      "the top-level id of a cut answer is kept" },
+    { "{\"id\":\"t\\n1\",\"status\":\"queued\"}", "", "control character",
+      "a create answer whose id has a control character is refused" },
+    { "{\"id\":\"t3\"}", "t3", "no task status", "a create answer without a status keeps the id" },
+    { "\xef\xbb\xbf{\"id\":\"t4\",\"status\":\"queued\"}", "t4", "not a JSON object",
+      "the id is kept from an answer with a byte-order mark" },
+  };
+  size_t i;
+  sv_error err;
+  char detail[900];
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int rc = read_create(cases[i].body, &err);
+    snprintf(detail, sizeof detail, "rc=%d kind=%s maybe=%d id=%s message=%s", rc, sv_kind_name(err.kind),
+             err.maybe_created, err.id, err.message);
+    ok(rc == -1 && err.kind == SV_E_PROTOCOL && err.maybe_created && strcmp(err.id, cases[i].id) == 0 &&
+           strstr(err.message, cases[i].words) != NULL,
+       cases[i].name, detail);
+  }
+  {
+    /* ids up to SV_ID_MAX bytes are taken; longer ones are refused */
+    char body[1200], id[600];
+    int rc;
+    memset(id, 'a', sizeof id);
+    id[512] = '\0';
+    snprintf(body, sizeof body, "{\"id\":\"%s\",\"status\":\"queued\"}", id);
+    rc = read_create(body, &err);
+    ok(rc == 0, "a create answer with a 512-byte id is taken", err.message);
+    id[512] = 'a';
+    id[513] = '\0';
+    snprintf(body, sizeof body, "{\"id\":\"%s\",\"status\":\"queued\"}", id);
+    rc = read_create(body, &err);
+    snprintf(detail, sizeof detail, "rc=%d maybe=%d message=%s", rc, err.maybe_created, err.message);
+    ok(rc == -1 && err.kind == SV_E_PROTOCOL && err.maybe_created && strstr(err.message, "513 bytes") != NULL,
+       "a create answer with a 513-byte id is a protocol error that may have created", detail);
+  }
+  {
+    /* the id is found among many members, not only the first 64 */
+    char body[8192];
+    size_t n = 0;
+    int k;
+    n += (size_t)snprintf(body + n, sizeof body - n, "{\"status\":\"queued\"");
+    for (k = 0; k < 100; k++) n += (size_t)snprintf(body + n, sizeof body - n, ",\"f%d\":%d", k, k);
+    snprintf(body + n, sizeof body - n, ",\"id\":\"late\"}");
+    ok(read_create(body, &err) == 0, "an answer with its id after 100 other members is taken", err.message);
+  }
+  {
+    sv_answer a;
+    memset(&a, 0, sizeof a);
+    a.op = SV_OP_QUERY;
+    a.status = 200;
+    a.body = "{\"id\":\"t1\",\"status\":\"queued\",\"status\":\"succeeded\"}";
+    a.body_len = strlen(a.body);
+    ok(sv_read_answer(&a, 0, &err) == -1 && err.kind == SV_E_PROTOCOL && !err.maybe_created &&
+           strstr(err.message, "duplicate key \"status\"") != NULL,
+       "a query answer with a duplicate key is a protocol error", err.message);
+    a.body = "{\"id\":\"\",\"status\":\"queued\"}";
+    a.body_len = strlen(a.body);
+    ok(sv_read_answer(&a, 0, &err) == -1 && err.kind == SV_E_PROTOCOL && !err.maybe_created,
+       "a query answer with an empty id is a protocol error", err.message);
+    a.status = 500;
+    a.body = "{\"error\":{\"message\":\"line one\\nX-Injected: 1\\u0000\"}}";
+    a.body_len = strlen(a.body);
+    ok(sv_read_answer(&a, 0, &err) == -1 && err.kind == SV_E_SERVER && strchr(err.message, '\n') == NULL &&
+           strstr(err.message, "line one X-Injected: 1") != NULL,
+       "the server's words are kept on one line", err.message);
+  }
+}
+
+static void prefix_ids(void) {
+  static const struct { const char *body; const char *id; const char *name; } cases[] = {
+    { "{\"id\":\"task_1\",\"status\":\"que", "task_1", "the id of a cut answer is read" },
+    { "{\"x\":{\"id\":\"no\"},\"id\":\"yes\"", "yes", "the id read is the top-level one" },
+    { "{\"id\":\"task_", NULL, "an id cut inside its string gives nothing" },
+    { "{\"id\":\"task_1", NULL, "an id without its closing quote gives nothing" },
+    { "{\"id\":12,\"id\":\"b\"", "b", "the first id that is a string is read" },
+    { " \n{ \"id\" :\t\"a\\\"b\\u00e9\"", "a\"b\xc3\xa9", "an escaped id is unescaped" },
+    { "{\"a\":[1,2,{\"id\":\"n\"}],\"id\":\"y\",", "y", "ids inside arrays do not count" },
+    { "[{\"id\":\"x\"}]", NULL, "an array gives nothing" },
+    { "{\"id\":\"x\\u0000y\"}", NULL, "an id with a NUL gives nothing" },
+    { "{\"i\\u0064\":\"esc\"", "esc", "an escaped key \"id\" counts" },
+    { "{\"a\":tru,\"id\":\"after\"}", NULL, "nothing after a syntax error is read" },
+    { "", NULL, "an empty body gives nothing" },
+  };
+  size_t i;
+  char out[SV_ID_MAX + 1];
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int rc = sv_json_prefix_id(cases[i].body, strlen(cases[i].body), out, sizeof out);
+    char detail[700];
+    snprintf(detail, sizeof detail, "rc=%d out=%s", rc, rc == 0 ? out : "");
+    ok(cases[i].id ? rc == 0 && strcmp(out, cases[i].id) == 0 : rc == -1, cases[i].name, detail);
+  }
+  ok(sv_json_prefix_id("{\"id\":\"abcdef\"", 14, out, 4) == -1, "an id that does not fit gives nothing", NULL);
+  ok(sv_json_task_id("{\"x\":{\"id\":\"no\"}} junk", 22, out, sizeof out) == -1,
+     "sv_json_task_id does not take a nested id either", out);
+}
+
+static void result_paths(void) {
+  char id[600];
+  sv_buf out;
+  sv_error err;
+  memset(id, 'x', sizeof id);
+  sv_buf_init(&out);
+  ok(sv_result_path(id, 512, &out, &err) == 0 && out.len == 11 + 512, "a 512-byte id can be polled", err.message);
+  sv_buf_free(&out);
+  ok(sv_result_path(id, 513, &out, &err) == -1 && err.kind == SV_E_INVALID && strcmp(err.field, "id") == 0,
+     "a 513-byte id is refused", NULL);
+  sv_buf_free(&out);
+  ok(sv_result_path("", 0, &out, &err) == -1, "an empty id is refused", NULL);
+  sv_buf_free(&out);
+}
+
+static void headers_and_urls(void) {
+  static const struct { const char *url; const char *found; const char *name; } bad[] = {
+    { "", "nothing", "an empty base_url is refused" },
+    { "ftp://example.com", "\"ftp\"", "an ftp base_url is refused" },
+    { "example.com", "no scheme", "a base_url without a scheme is refused" },
+    { "http://", "no host", "a base_url without a host is refused" },
+    { "https:///v1", "no host", "a base_url with an empty host is refused" },
+    { "http://exa mple.com", "a space", "a base_url with a space is refused" },
+    { "http://example.com/v1\r\nX-Evil: 1", "a control character", "a base_url with CRLF is refused" },
+    { "http://example.com/v1?key=1", "'?'", "a base_url with a query is refused" },
+    { "http://example.com/v1#top", "'#'", "a base_url with a fragment is refused" },
+    { "http://user:secret@example.com", "'@'", "a base_url with credentials is refused" },
+    { "http://example.com:", "an empty port", "an empty port is refused" },
+    { "http://example.com:0", "port 0", "port 0 is refused" },
+    { "http://example.com:65536", "port 65536", "port 65536 is refused" },
+    { "http://example.com:99999999999999999999", "a port", "a huge port is refused" },
+    { "http://example.com:8x", "'x'", "a port with a letter is refused" },
+    { "http://exa_mple.com\x7f", "a control character", "DEL is refused" },
+    { "http://example.com/%zz", "'%'", "a bad percent escape is refused" },
+    { "http://[::1/", "'['", "an unclosed IPv6 literal is refused" },
+    { "http://ex\xc3\xa9.com", "a non-ASCII byte", "a non-ASCII host is refused" },
+    { "http://example.com\\evil", "'\\'", "a backslash is refused" },
+  };
+  static const char *const goodurls[] = {
+    "http://127.0.0.1:8080", "https://api.example.com", "https://api.example.com/", "HTTPS://API.example.com/v1//",
+    "http://[::1]:9000/base", "http://localhost:1", "http://h:65535/a/b-c_d.e~f/%2F", "http://a-b.example/x;y=1,z",
+  };
+  size_t i;
+  sv_error err;
+  ok(sv_header_value_ok("sk-abc 123", 10) == 1, "a printable header value is fine", NULL);
+  ok(sv_header_value_ok("sk-abc\r\nX: 1", 12) == 0, "CRLF in a header value is refused", NULL);
+  ok(sv_header_value_ok("a\tb", 3) == 0, "a tab in a header value is refused", NULL);
+  ok(sv_header_value_ok("a\x7f", 2) == 0, "DEL in a header value is refused", NULL);
+  ok(sv_header_value_ok("a\0b", 3) == 0, "NUL in a header value is refused", NULL);
+  ok(sv_header_value_ok("caf\xc3\xa9", 5) == 1, "UTF-8 in a header value is not a control character", NULL);
+  ok(sv_header_value_ok(NULL, 3) == 0, "NULL with a length is refused", NULL);
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int rc;
+    char detail[800];
+    sv_error_clear(&err);
+    rc = sv_base_url_check(bad[i].url, strlen(bad[i].url), &err);
+    snprintf(detail, sizeof detail, "rc=%d field=%s message=%s", rc, err.field, err.message);
+    ok(rc == -1 && err.kind == SV_E_INVALID && strcmp(err.field, "base_url") == 0 &&
+           strncmp(err.message, "base_url: ", 10) == 0 && strstr(err.message, bad[i].found) != NULL &&
+           strstr(err.message, "secret") == NULL,
+       bad[i].name, detail);
+  }
+  for (i = 0; i < sizeof goodurls / sizeof goodurls[0]; i++) {
+    char name[200];
+    sv_error_clear(&err);
+    snprintf(name, sizeof name, "base_url %s is accepted", goodurls[i]);
+    ok(sv_base_url_check(goodurls[i], strlen(goodurls[i]), &err) == 0, name, err.message);
+  }
+  ok(sv_base_url_check("http://example.com\0/x", 21, &err) == -1, "a NUL inside base_url is refused", err.message);
+}
+
+static void retry_after(void) {
+  static const struct { const char *v; double lo, hi; const char *name; } cases[] = {
+    { "Fri, 31 Dec 9999 23:59:59 GMT", 0, 86400.0 * 365, "a date in year 9999 is clamped to a year" },
+    { "999999999999999999999999999999999999999999999999999", 86400.0 * 365, 86400.0 * 365, "a huge delay is clamped to a year" },
+    { "-5", -1, -1, "a negative delay is unreadable" },
+    { "1e400", -1, -1, "1e400 is unreadable" },
+    { "nan", -1, -1, "nan is unreadable" },
+    { "inf", -1, -1, "inf is unreadable" },
+    { "5.5", -1, -1, "a fractional delay is unreadable" },
+    { "0x10", -1, -1, "a hex delay is unreadable" },
+    { " 7 ", 7, 7, "a delay with spaces around is read" },
+    { "Thu, 01 Jan 1970 00:00:00 GMT", 0, 0, "a date in the past means now" },
+  };
+  size_t i;
+  char longv[3000];
+  double d;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char detail[100];
+    d = sv_parse_retry_after(cases[i].v, 1.7e9);
+    snprintf(detail, sizeof detail, "got %g", d);
+    ok(isfinite(d) && d >= cases[i].lo && d <= cases[i].hi, cases[i].name, detail);
+  }
+  memset(longv, '9', sizeof longv - 1);
+  longv[sizeof longv - 1] = '\0';
+  d = sv_parse_retry_after(longv, 1.7e9);
+  ok(isfinite(d) && d <= 86400.0 * 365, "a 3000-digit delay is finite and clamped", NULL);
+  for (i = 0; i + 30 < sizeof longv; i += 30) memcpy(longv + i, "Sun, 06 Nov 1994 08:49:37 GMT", 30);
+  longv[i] = '\0';
+  d = sv_parse_retry_after(longv, 1.7e9);
+  ok(isfinite(d) && d <= 86400.0 * 365, "an overlong date is finite and clamped", NULL);
+  d = sv_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", NAN);
+  ok(isfinite(d) && d >= 0 && d <= 86400.0 * 365, "a NaN clock gives a finite delay", NULL);
+  d = sv_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", -HUGE_VAL);
+  ok(isfinite(d) && d >= 0 && d <= 86400.0 * 365, "a clock at minus infinity gives a finite delay", NULL);
+}
+
+/* What make fuzz found in the code before these fixes (inputs kept in
+   csrc/fuzz/corpus/build/found_* and corpus/answer/found_*), as the params decoded. */
+static void found_by_fuzzing(void) {
+  sv_buf body;
+  sv_error err;
+  char detail[900];
+  int rc;
+  {
+    sv_field f[] = { F("model", S("starvideos_o3")), F("prompt", S("720p")), F("duration", N(3)) };
+    rc = build(f, 3, "{ }", 3, &body, &err);
+    snprintf(detail, sizeof detail, "rc=%d body=%s", rc, sv_buf_cstr(&body));
+    ok(rc == 0 && is_one_object(body.data, body.len), "fuzz: extra \"{ }\" on starvideos_o3 gives a valid body", detail);
+    sv_buf_free(&body);
+  }
+  {
+    sv_field f[] = { F("model", S("videos")), F("prompt", S("videos")), F("duration", N(15)) };
+    rc = build(f, 3, "{\"extra\":{}}", 12, &body, &err);
+    snprintf(detail, sizeof detail, "rc=%d field=%s body=%s", rc, err.field, sv_buf_cstr(&body));
+    ok(rc == -1 && strcmp(err.field, "extra.extra") == 0, "fuzz: extra text cannot hold a key named extra", detail);
+    sv_buf_free(&body);
+  }
+  {
+    sv_value nil;
+    sv_field f[6];
+    memset(&nil, 0, sizeof nil);
+    nil.type = SV_V_NIL;
+    f[0] = F("model", S("videos_fast"));
+    f[1] = F("prompt", S("https://"));
+    f[2] = F("duration", N(4294967301.0));
+    f[3] = F("duration", N(4));
+    f[4] = F("model", nil);
+    f[5] = F("model", nil);
+    rc = build(f, 6, NULL, 0, &body, &err);
+    snprintf(detail, sizeof detail, "rc=%d field=%s body=%s", rc, err.field, sv_buf_cstr(&body));
+    ok(rc == -1 && strcmp(err.field, "duration") == 0 && body.len == 0,
+       "fuzz: a duration of 4294967301 then 4 is refused, never cast", detail);
+    sv_buf_free(&body);
+  }
+  {
+    sv_error e;
+    sv_answer a;
+    memset(&a, 0, sizeof a);
+    a.op = SV_OP_CREATE;
+    a.status = 200;
+    a.body = "";
+    ok(sv_read_answer(&a, 0, &e) == -1 && e.maybe_created, "fuzz: an empty 200 to a create may have created", e.message);
+  }
+}
+
 int main(void) {
   validator();
   building();
   answers();
+  duplicate_fields();
+  extra_json();
+  duplicate_keys();
+  create_answers();
+  prefix_ids();
+  result_paths();
+  headers_and_urls();
+  retry_after();
+  found_by_fuzzing();
   printf("1..%d\n# %d passed, %d failed\n", n_test, n_test - n_fail, n_fail);
   return n_fail ? 1 : 0;
 }

@@ -1,0 +1,54 @@
+/* Shared by the libFuzzer targets: a reader of the fuzz bytes, and the check that
+   turns a broken property into a crash libFuzzer keeps (abort, with the reason). */
+#ifndef SV_FUZZ_H
+#define SV_FUZZ_H
+
+#include "../sv_core.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define PROPERTY(cond, what)                                                        \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      fprintf(stderr, "property broken at %s:%d: %s (%s)\n", __FILE__, __LINE__,    \
+              what, #cond);                                                         \
+      abort();                                                                      \
+    }                                                                               \
+  } while (0)
+
+typedef struct reader {
+  const uint8_t *p;
+  size_t left;
+} reader;
+
+static inline unsigned take_byte(reader *r) {
+  if (!r->left) return 0;
+  r->left--;
+  return *r->p++;
+}
+
+/* Up to n bytes (fewer at the end); *got says how many. */
+static inline const char *take_bytes(reader *r, size_t n, size_t *got) {
+  const char *s = (const char *)r->p;
+  if (n > r->left) n = r->left;
+  r->p += n;
+  r->left -= n;
+  *got = n;
+  return s;
+}
+
+/* A NUL-terminated copy of s[0..len), for APIs that want C strings. */
+static inline char *dup_cstr(const char *s, size_t len) {
+  char *c = malloc(len + 1);
+  if (!c) abort();
+  if (len) memcpy(c, s, len);
+  c[len] = '\0';
+  return c;
+}
+
+#endif

@@ -1,0 +1,73 @@
+/* The answer reader on any status, Retry-After value and body.  Properties: a
+   success is a 2xx whose body is one JSON object, without a duplicate key, with a
+   usable string id and a string status; a refused create 2xx says maybe_created
+   and names only an id that can be polled; Retry-After is finite and clamped;
+   messages are one line. */
+#include "fuzz.h"
+
+#include <math.h>
+
+#define YEAR (86400.0 * 365)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  reader r = { data, size };
+  sv_answer a;
+  sv_error err;
+  const char *ra, *nl;
+  char *ra_copy;
+  size_t ra_len, i;
+  int rc;
+
+  memset(&a, 0, sizeof a);
+  a.op = (sv_op)(take_byte(&r) % 3);
+  a.status = (long)((take_byte(&r) << 8 | take_byte(&r)) % 600);
+  /* the Retry-After value runs to the first newline (none: no header) */
+  nl = memchr(r.p, '\n', r.left);
+  ra = take_bytes(&r, nl ? (size_t)(nl - (const char *)r.p) : 0, &ra_len);
+  ra_copy = nl ? dup_cstr(ra, ra_len) : NULL;
+  if (nl) take_byte(&r);
+  a.retry_after = ra_copy;
+  a.body = take_bytes(&r, r.left, &a.body_len);
+
+  rc = sv_read_answer(&a, 1.7e9, &err);
+  PROPERTY(rc == 0 || rc == -1, "0 or -1");
+  PROPERTY(err.status == a.status, "the status is kept");
+  PROPERTY(isfinite(err.retry_after) && (err.retry_after == -1 || (err.retry_after >= 0 && err.retry_after <= YEAR)),
+           "Retry-After is -1 or finite within a year");
+  PROPERTY(memchr(err.message, '\0', sizeof err.message) && memchr(err.id, '\0', sizeof err.id),
+           "strings are terminated");
+  for (i = 0; err.message[i]; i++)
+    PROPERTY((unsigned char)err.message[i] >= 0x20 && err.message[i] != 0x7f, "a message is one printable line");
+
+  if (rc == 0) {
+    sv_json_member id, st;
+    sv_buf b;
+    char why[128], pid[SV_ID_MAX + 1];
+    PROPERTY(a.status >= 200 && a.status <= 299, "only a 2xx succeeds");
+    PROPERTY(err.kind == SV_OK && !err.maybe_created && !err.id[0], "a success carries no error");
+    PROPERTY(sv_json_scan(a.body, a.body_len, NULL, 0, why, sizeof why) >= 0, "a success is one JSON object");
+    PROPERTY(sv_json_duplicate_key(a.body, a.body_len, NULL) == 0, "a success has no duplicate key");
+    PROPERTY(sv_json_get(a.body, a.body_len, "id", &id) == 1 && id.type == 's', "a success has one string id");
+    PROPERTY(sv_json_get(a.body, a.body_len, "status", &st) == 1 && st.type == 's', "a success has one string status");
+    sv_buf_init(&b);
+    PROPERTY(sv_json_unescape(id.val, id.val_len, &b) == 0 && sv_task_id_ok(b.data, b.len), "its id can be polled");
+    PROPERTY(sv_json_prefix_id(a.body, a.body_len, pid, sizeof pid) == 0 && strlen(pid) == b.len &&
+                 memcmp(pid, b.data, b.len) == 0,
+             "the id a cut answer would give is the id of the whole");
+    sv_buf_free(&b);
+  } else {
+    PROPERTY(err.kind != SV_OK && err.message[0], "a failure says what it is");
+    if (a.op == SV_OP_CREATE && a.status >= 200 && a.status <= 299)
+      PROPERTY(err.maybe_created && err.kind == SV_E_PROTOCOL, "a refused create 2xx may have created");
+    if (a.op != SV_OP_CREATE || a.status < 200 || a.status > 299)
+      PROPERTY(!err.maybe_created && !err.id[0], "only a create 2xx may have created");
+    if (err.id[0]) {
+      char pid[SV_ID_MAX + 1];
+      PROPERTY(sv_task_id_ok(err.id, strlen(err.id)), "an id kept can be polled");
+      PROPERTY(sv_json_prefix_id(a.body, a.body_len, pid, sizeof pid) == 0 && strcmp(pid, err.id) == 0,
+               "the id kept is the first top-level string id");
+    }
+  }
+  free(ra_copy);
+  return 0;
+}

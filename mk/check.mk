@@ -1,0 +1,64 @@
+# `make check`: look for memory errors, leaks and undefined behaviour.
+#   1. the C tests (csrc/test/test_core.c) built with ASan + UBSan, leaks checked;
+#   2. the whole busted suite on lua5.4 with an ASan + UBSan build of the module,
+#      build/asan/starvideos/core.so.  lua5.4 is not instrumented, so the ASan
+#      runtime is preloaded (the module is linked with -shared-libasan and its
+#      UBSan handlers come from the same runtime).  Reports go to build/asan/logs/
+#      (subprocesses' too) and any report is a failure.  Leaks are not checked
+#      there: the interpreter and busted keep memory until exit;
+#   3. valgrind memcheck over the plain build/test_core; definite leaks are errors.
+# All three run; the target fails when any of them found something.
+
+SAN_CC     ?= clang
+SAN_FLAGS  := -g -O1 -fno-omit-frame-pointer \
+              -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
+ASAN_RT    := $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-$(shell uname -m).so 2>/dev/null)
+ASAN_SO    := build/asan/starvideos/core.so
+ASAN_TEST  := build/asan/test_core
+ASAN_LOGS  := build/asan/logs
+VALGRIND   ?= valgrind
+
+$(ASAN_TEST): csrc/test/test_core.c $(CORE_SRC) csrc/sv_core.h
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ csrc/test/test_core.c $(CORE_SRC) $(CURL_LIBS) -lm
+
+$(ASAN_SO): $(CORE_SRC) $(BIND_SRC) csrc/sv_core.h
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
+	  -o $@ $(CORE_SRC) $(BIND_SRC) $(CURL_LIBS) -lm
+
+check: $(ASAN_TEST) $(ASAN_SO) $(SO) $(TEST_BIN)
+	@test -f "$(ASAN_RT)" || { echo "check: no ASan runtime at '$(ASAN_RT)' (install libclang-rt-dev)"; exit 1; }
+	@rm -rf $(ASAN_LOGS); mkdir -p $(ASAN_LOGS); \
+	c=0; lua=0; vg=0; \
+	echo "== 1/3 C tests with ASan + UBSan"; \
+	ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(ASAN_TEST) > build/asan/test_core.out 2>&1 || c=1; \
+	grep -v '^ok ' build/asan/test_core.out; \
+	echo "== 2/3 busted on $(LUA) with $(ASAN_SO)"; \
+	LD_PRELOAD="$(ASAN_RT)" \
+	ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:log_path=$(CURDIR)/$(ASAN_LOGS)/asan \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_LOGS)/ubsan \
+	LUA_CPATH='build/asan/?.so;;' \
+	  $(LUA) -e 'local p = package.searchpath("starvideos.core", package.cpath); assert(p and p:find("build/asan/", 1, true), "not the ASan module: " .. tostring(p)); require "starvideos.core"' || lua=1; \
+	LD_PRELOAD="$(ASAN_RT)" \
+	ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:log_path=$(CURDIR)/$(ASAN_LOGS)/asan \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_LOGS)/ubsan \
+	LUA_CPATH='build/asan/?.so;;' \
+	  $(LUA) /usr/bin/busted --cpath='build/asan/?.so' -o utfTerminal $(BUSTED_ARGS) > build/asan/busted.out 2>&1 || lua=1; \
+	tail -n 40 build/asan/busted.out | grep -E 'success|Failure|Error|^spec/' | tail -n 25; \
+	if ls $(ASAN_LOGS)/* >/dev/null 2>&1; then \
+	  lua=1; echo "sanitizer reports in $(ASAN_LOGS):"; head -n 60 $(ASAN_LOGS)/*; \
+	else echo "no sanitizer report"; fi; \
+	echo "== 3/3 valgrind memcheck over $(TEST_BIN)"; \
+	$(VALGRIND) --tool=memcheck --error-exitcode=1 --leak-check=full \
+	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	  --log-file=build/valgrind.log $(TEST_BIN) > build/valgrind.out 2>&1 || vg=1; \
+	tail -n 1 build/valgrind.out; \
+	grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|in use at exit|All heap blocks' build/valgrind.log \
+	  | sed 's/^==[0-9]*== */valgrind: /'; \
+	if [ $$vg != 0 ]; then cat build/valgrind.log; fi; \
+	echo "== check: C tests $$( [ $$c = 0 ] && echo ok || echo FAILED), busted+ASan $$( [ $$lua = 0 ] && echo ok || echo FAILED), valgrind $$( [ $$vg = 0 ] && echo ok || echo FAILED)"; \
+	[ $$c = 0 ] && [ $$lua = 0 ] && [ $$vg = 0 ]
+
+.PHONY: check
