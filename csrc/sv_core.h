@@ -62,7 +62,7 @@ typedef struct sv_error {
   long status;       /* HTTP status, 0 when there was no response */
   double retry_after; /* seconds; < 0 when the server sent none */
   int maybe_created; /* create only: the task may exist although we saw no id */
-  char id[160];      /* create only: a task id read from an answer we could not use */
+  char id[512 + 1];  /* create only: a task id read from an answer we could not use (SV_ID_MAX) */
 } sv_error;
 
 SV_API const char *sv_kind_name(sv_kind k);

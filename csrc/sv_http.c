@@ -148,6 +148,12 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
     snprintf(errbuf, errlen, "libcurl failed to initialise");
     return NULL;
   }
+  if ((cfg->api_key && !sv_header_value_ok(cfg->api_key, strlen(cfg->api_key))) ||
+      (cfg->user_agent && !sv_header_value_ok(cfg->user_agent, strlen(cfg->user_agent)))) {
+    snprintf(errbuf, errlen, "the API key and the user agent may not hold control characters");
+    curl_global_cleanup();
+    return NULL;
+  }
   h = calloc(1, sizeof *h);
   if (!h) { snprintf(errbuf, errlen, "out of memory"); curl_global_cleanup(); return NULL; }
   h->api_key = dupstr(cfg->api_key ? cfg->api_key : "");

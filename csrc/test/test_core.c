@@ -442,7 +442,7 @@ static void create_answers(void) {
   };
   size_t i;
   sv_error err;
-  char detail[900];
+  char detail[1200];
   for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int rc = read_create(cases[i].body, &err);
     snprintf(detail, sizeof detail, "rc=%d kind=%s maybe=%d id=%s message=%s", rc, sv_kind_name(err.kind),
