@@ -111,4 +111,61 @@ describe("money and robustness", function()
     assert.equal(task.id, err.id)
     assert.is_true(elapsed < 3, "waited " .. elapsed .. " s")
   end)
+
+  it("finds an unwritable journal before paying: nothing is sent", function()
+    local dir = helper.tmpdir()
+    assert(os.execute("mkdir " .. dir .. "/ro && chmod 555 " .. dir .. "/ro"))
+    local probe = io.open(dir .. "/ro/probe", "w") -- root writes anywhere: use a directory as the file
+    if probe then probe:close(); os.remove(dir .. "/ro/probe") end
+    for _, jpath in ipairs { dir .. "/missing/dir/tasks.jsonl", dir, probe and dir .. "/ro" or dir .. "/ro/t" } do
+      local task, err = client({ journal = jpath }):create(PARAMS)
+      assert.is_nil(task)
+      assert.equal("io", err.kind)
+      assert.equal("journal", err.field)
+      assert.is_falsy(err.maybe_created)
+      assert.matches("nothing was sent", err.message)
+    end
+    assert.equal(0, posts())
+  end)
+
+  it("refuses an API key with a control character before any request", function()
+    for _, key in ipairs { "abc\r\nX-Injected: 1", "abc\n", "a\0b", "tab\tkey", "del\127" } do
+      local ok, msg = pcall(starvideos.new, { api_key = key, base_url = emu.url })
+      assert.is_false(ok)
+      assert.matches("api_key", msg)
+      assert.is_nil(msg:find(key, 1, true)) -- the key is not echoed
+    end
+    assert.same({}, emu:requests())
+  end)
+
+  it("refuses base URLs that are not http(s)://host[:port][/path], naming the option", function()
+    for _, u in ipairs { "http://127.0.0.1:1/a b", "http://x\r\nHost: y", "http://x/?q=1", "http://x/#f",
+      "http://user:pw@x/", "http://:80/", "http://x:0/", "http://x:99999/", "ftp://x/", "x" } do
+      local ok, msg = pcall(starvideos.new, { api_key = "k", base_url = u })
+      assert.is_false(ok, u)
+      assert.matches("base_url", msg)
+      assert.is_nil(msg:find("pw@", 1, true))
+    end
+    assert.equal("starvideos client (http://127.0.0.1:8/x)",
+      tostring(starvideos.new { api_key = "k", base_url = "http://127.0.0.1:8/x/" }))
+  end)
+
+  it("refuses numeric options out of range, naming the option", function()
+    local bad = {
+      timeout = { math.huge, 1e300, 0, -1, 0 / 0, 86401 }, connect_timeout = { math.huge, 0 },
+      max_retries = { 11, -1, 1.5, math.huge }, max_connections = { 0, 1025, 2 ^ 40 },
+      requests_per_second = { 0, math.huge }, retry_backoff = { -1, math.huge },
+    }
+    for name, values in pairs(bad) do
+      for _, v in ipairs(values) do
+        local ok, msg = pcall(starvideos.new, { api_key = "k", base_url = emu.url, [name] = v })
+        assert.is_false(ok, name .. " = " .. tostring(v))
+        assert.matches("'" .. name .. "'", msg)
+      end
+    end
+    local c = client()
+    assert.has_error(function() c:wait("x", { timeout = math.huge }) end)
+    assert.has_error(function() c:download("http://127.0.0.1:1/v.mp4", "/tmp/x.mp4", { timeout = 1e300 }) end)
+    assert.same({}, emu:requests())
+  end)
 end)

@@ -121,7 +121,8 @@ function O.check(opts, where, schema, level)
     local want = check(v)
     if want then
       error(string_format("bad option '%s' to '%s' (%s expected, got %s)", tostring(k), where, want,
-        k == "api_key" and "a key with a control character" or show(v)), level)
+        k == "api_key" and "a key with a control character"
+          or show(type(v) == "string" and v:gsub("//[^/@]*@", "//***@") or v)), level)
     end
   end
   return opts
