@@ -25,7 +25,7 @@ local function run(args, env, opts)
   opts = opts or {}
   local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
-  parts[#parts + 1] = "lua5.4"
+  parts[#parts + 1] = q(helper.lua) -- the VM running the specs
   parts[#parts + 1] = q(BIN)
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   local cmd = table.concat(parts, " ")
@@ -41,9 +41,7 @@ local function run(args, env, opts)
     cmd = "script -qec " .. q(cmd) .. " /dev/null"
   end
   cmd = cmd .. " <" .. q(infile or "/dev/null") .. " 2>" .. q(errfile)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
+  local out, _, code = helper.capture(cmd)
   local err = helper.read_file(errfile) or ""
   os.remove(errfile)
   if infile then os.remove(infile) end
@@ -55,7 +53,7 @@ end
 
 local function has_script()
   local p = io.popen("command -v script")
-  local found = p:read("a")
+  local found = p:read("*a")
   p:close()
   return found ~= ""
 end

@@ -297,7 +297,7 @@ describe("starvideos workflows", function()
       local dir = helper.tmpdir()
       local task = completed_task(client)
       local path = dir .. "/full.mp4"
-      assert(os.execute("ln -s /dev/full " .. shell_quote(path .. ".part")))
+      assert(helper.execute("ln -s /dev/full " .. shell_quote(path .. ".part")))
       local got, err = client:download(task, path)
       assert.is_nil(got)
       assert.equal("io", err.kind)
@@ -497,11 +497,11 @@ describe("starvideos workflows", function()
       local dir = helper.tmpdir()
       local jpath = dir .. "/journal.jsonl"
       local env = "LUA_PATH=" .. shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
-        .. " LUA_CPATH=" .. shell_quote(helper.root .. "/build/?.so;;")
-      local pipe = assert(io.popen("echo $$; exec env " .. env .. " lua5.4 "
+        .. " LUA_CPATH=" .. shell_quote(helper.cpath .. ";;")
+      local child = helper.spawn("env " .. env .. " " .. shell_quote(helper.lua) .. " "
         .. shell_quote(helper.root .. "/spec/fixtures/killme.lua") .. " "
-        .. shell_quote(emu.url) .. " " .. shell_quote(emu.key) .. " " .. shell_quote(jpath), "r"))
-      local pid = assert(tonumber(pipe:read("l")))
+        .. shell_quote(emu.url) .. " " .. shell_quote(emu.key) .. " " .. shell_quote(jpath))
+      local pid = assert(child.pid)
       -- once the journal holds the created line, kill it
       local deadline = gettime() + 10
       local recs
@@ -513,8 +513,8 @@ describe("starvideos workflows", function()
       -- it is waiting: its first poll reached the server
       deadline = gettime() + 5
       while #logged(emu, "/v1/result/" .. recs[1].id) == 0 and gettime() < deadline do helper.sleep(0.02) end
-      assert(os.execute("kill -9 " .. pid))
-      local ok, how, code = pipe:close()
+      assert(helper.execute("kill -9 " .. pid))
+      local ok, how, code = child:close()
       assert.is_falsy(ok)
       assert.equal("signal", how)
       assert.equal(9, code)
