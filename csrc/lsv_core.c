@@ -7,6 +7,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "compat.h"
+
 #include <errno.h>
 #include <math.h>
 #include <string.h>
