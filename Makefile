@@ -4,7 +4,8 @@ LUA_INC   ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/inclu
 CURL_LIBS ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 CC        ?= cc
 CFLAGS    ?= -O2 -g
-WARN      := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+WARN      := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+             -Werror=implicit-function-declaration
 DEFS      := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden
 
@@ -12,9 +13,20 @@ CORE_SRC  := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csr
 BIND_SRC  := csrc/lsv_core.c
 OBJ       := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_SRC) $(BIND_SRC))
 SO        := build/starvideos/core.so
+COMPAT_SO := build/compat_test.so
 
-# Debian packages the build, the tests and the demo need.
-DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make
+# Every VM `make test-all` runs the suite on, and where its headers are
+# (pkg-config first; override with e.g. `make test-all INC_luajit=-I...`).
+VMS          := lua5.1 lua5.2 lua5.3 lua5.4 luajit
+INC_lua5.1   ?= $(shell pkg-config --cflags lua5.1 2>/dev/null || echo -I/usr/include/lua5.1)
+INC_lua5.2   ?= $(shell pkg-config --cflags lua5.2 2>/dev/null || echo -I/usr/include/lua5.2)
+INC_lua5.3   ?= $(shell pkg-config --cflags lua5.3 2>/dev/null || echo -I/usr/include/lua5.3)
+INC_lua5.4   ?= $(LUA_INC)
+INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
+
+# Debian packages the build, the tests and the demo need (test-all: every VM).
+DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
+             lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev
 BUSTED    := $(LUA) /usr/bin/busted
 
 export LUA_PATH  := lua/?.lua;lua/?/init.lua;./?.lua;;
@@ -22,8 +34,8 @@ export LUA_CPATH := build/?.so;;
 
 TEST_BIN  := build/test_core
 
-.PHONY: all deps test check lint demo clean
-all: $(SO) $(TEST_BIN)
+.PHONY: all deps test test-all check lint demo clean
+all: $(SO) $(TEST_BIN) $(COMPAT_SO)
 
 # The core alone, without Lua: its C tests link only libcurl.
 $(TEST_BIN): csrc/test/test_core.c $(filter-out build/obj/lsv_core.o,$(OBJ))
@@ -32,10 +44,36 @@ $(TEST_BIN): csrc/test/test_core.c $(filter-out build/obj/lsv_core.o,$(OBJ))
 build/obj/%.o: csrc/%.c csrc/sv_core.h | deps-checked
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -c $< -o $@
+build/obj/lsv_core.o: csrc/compat.h
 
 $(SO): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $(OBJ) $(CURL_LIBS) -lm
+
+# A module that drives csrc/compat.h (spec/compat_spec.lua).
+$(COMPAT_SO): csrc/test/compat_test.c csrc/compat.h | deps-checked
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUA_INC) -shared -o $@ $<
+
+# The same for every VM: build/<vm>/starvideos/core.so and build/<vm>/compat_test.so,
+# objects in build/<vm>/obj.
+define VM_RULES
+build/$(1)/obj/%.o: csrc/%.c csrc/sv_core.h | deps-checked
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -c $$< -o $$@
+build/$(1)/obj/lsv_core.o: csrc/compat.h
+
+build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(OBJ))
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm
+
+build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/compat.h | deps-checked
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -shared -o $$@ $$<
+endef
+$(foreach vm,$(VMS),$(eval $(call VM_RULES,$(vm))))
+
+VM_SOS    := $(foreach vm,$(VMS),build/$(vm)/starvideos/core.so build/$(vm)/compat_test.so)
 
 # Install what is missing (once), so a fresh Debian machine needs nothing else.
 deps:
@@ -44,11 +82,23 @@ deps-checked:
 	@sh tools/deps.sh $(DEPS)
 .PHONY: deps-checked
 
+# luacheck (std "min": names every VM has, see .luacheckrc), and luac5.1 for
+# the syntax (luacheck reads 5.4's: //, goto, <close>, ...).
+LUA_FILES  = $(shell find lua spec -name '*.lua') bin/starvideos
 lint:
-	luacheck -q lua bin spec
+	@status=0; luacheck -q lua bin spec || status=1; \
+	for f in $(LUA_FILES); do luac5.1 -p "$$f" || status=1; done; exit $$status
 
-test: deps $(SO) $(TEST_BIN) lint
+test: deps $(SO) $(TEST_BIN) $(COMPAT_SO) lint
 	$(BUSTED) $(BUSTED_ARGS)
+
+# Lint once, then the whole suite on every VM, each loading its own build/<vm>/
+# modules and running the emulator and the CLI under itself; one line per VM,
+# then the total.  A failed lint does not stop the suites: it counts as one
+# failure in the total (and the exit status).
+test-all: deps $(SO) $(TEST_BIN) $(VM_SOS)
+	@lint=ok; $(MAKE) --no-print-directory lint || lint=failed; \
+	LINT_RESULT=$$lint sh tools/test-all.sh $(VMS)
 
 demo: deps $(SO)
 	@sh tools/demo.sh

@@ -8,6 +8,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "compat.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>

@@ -15,7 +15,7 @@ journal of paid tasks and run non-blocking jobs. Comes with a local emulator.
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.4, < 5.5",
+  "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1",
   "luasocket >= 3.0", -- the emulator only
 }

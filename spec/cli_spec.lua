@@ -26,7 +26,7 @@ local function run(args, env, opts)
   opts = opts or {}
   local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
-  parts[#parts + 1] = opts.lua or "lua5.4"
+  parts[#parts + 1] = opts.lua or q(helper.lua) -- the VM running the specs, unless a spec picks one
   parts[#parts + 1] = q(BIN)
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   local cmd = table.concat(parts, " ")
@@ -42,9 +42,7 @@ local function run(args, env, opts)
     cmd = "script -qec " .. q(cmd) .. " /dev/null"
   end
   cmd = cmd .. " <" .. q(infile or "/dev/null") .. " 2>" .. q(errfile)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
+  local out, _, code = helper.capture(cmd)
   local err = helper.read_file(errfile) or ""
   os.remove(errfile)
   if infile then os.remove(infile) end
@@ -56,7 +54,7 @@ end
 
 local function has_command(name)
   local p = io.popen("command -v " .. name)
-  local found = p:read("a")
+  local found = p:read("*a")
   p:close()
   return found ~= ""
 end

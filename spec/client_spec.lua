@@ -898,7 +898,7 @@ describe("the default client", function()
   lazy_teardown(function() emu:stop() end)
   before_each(function() emu:reset() end)
 
-  -- Runs a Lua chunk in a child lua5.4 with env set (false: unset); returns its stdout, ok.
+  -- Runs a Lua chunk in a child (helper.lua) with env set (false: unset); returns its stdout, ok.
   local function child(env, code)
     local root = helper.root
     local cmd = { "env" }
@@ -909,11 +909,9 @@ describe("the default client", function()
       if v ~= false then cmd[#cmd + 1] = k .. "=" .. shell_quote(v) end
     end
     cmd[#cmd + 1] = "LUA_PATH=" .. shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;")
-    cmd[#cmd + 1] = "LUA_CPATH=" .. shell_quote(root .. "/build/?.so;;")
-    cmd[#cmd + 1] = "lua5.4 -e " .. shell_quote(code) .. " 2>&1"
-    local p = assert(io.popen(table.concat(cmd, " ")))
-    local out = p:read("a")
-    local ok = p:close()
+    cmd[#cmd + 1] = "LUA_CPATH=" .. shell_quote(helper.cpath .. ";;")
+    cmd[#cmd + 1] = shell_quote(helper.lua) .. " -e " .. shell_quote(code) .. " 2>&1"
+    local out, ok = helper.capture(table.concat(cmd, " "))
     return out, ok
   end
 

@@ -4,9 +4,7 @@ local helper = require "spec.helper"
 
 describe("the C core tested from C", function()
   local bin = helper.root .. "/build/test_core"
-  local p = assert(io.popen(bin .. " 2>&1"))
-  local out = p:read("a")
-  local _, _, code = p:close()
+  local out, _, code = helper.capture(helper.shell_quote(bin) .. " 2>&1")
   local lines = {}
   for line in out:gmatch("[^\n]+") do
     local status, rest = line:match("^(n?o?t? ?ok) %d+ %- (.*)$")

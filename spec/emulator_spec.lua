@@ -6,6 +6,13 @@ local helper = require "spec.helper"
 
 local SAMPLE = assert(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"))
 
+-- The big-endian unsigned integer in s[i .. i + n - 1] (string.unpack is 5.3+).
+local function uint_be(s, i, n)
+  local v = 0
+  for k = i, i + n - 1 do v = v * 256 + s:byte(k) end
+  return v
+end
+
 ---------------------------------------------------------------------------
 -- a tiny raw HTTP client
 
@@ -124,10 +131,12 @@ describe("the emulator", function()
   end)
 
   it("prints usage for --help and refuses an unknown flag with exit status 2", function()
-    local p = io.popen("lua5.4 " .. helper.root .. "/bin/starvideos emulator --help")
-    assert.matches("usage: starvideos emulator", p:read("a"))
-    assert.is_true(p:close())
-    local ok, _, code = os.execute("lua5.4 " .. helper.root .. "/bin/starvideos emulator --bogus 2>/dev/null")
+    local bin = helper.shell_quote(helper.lua) .. " " .. helper.shell_quote(helper.root .. "/bin/starvideos")
+    local out, help_ok, help_code = helper.capture(bin .. " emulator --help")
+    assert.matches("usage: starvideos emulator", out)
+    assert.is_true(help_ok)
+    assert.are.equal(0, help_code)
+    local ok, code = helper.execute(bin .. " emulator --bogus 2>/dev/null")
     assert.is_falsy(ok)
     assert.are.equal(2, code)
   end)
@@ -306,12 +315,25 @@ describe("the emulator", function()
       assert.are.equal(1000000, #res.body)
       assert.are.equal("ftyp", res.body:sub(5, 8))
       assert.is_true(res.body:sub(1, #SAMPLE) == SAMPLE)
-      local size, kind = string.unpack(">I4c4", res.body, #SAMPLE + 1)
-      assert.are.equal(1000000 - #SAMPLE, size)
-      assert.are.equal("free", kind)
+      assert.are.equal(1000000 - #SAMPLE, uint_be(res.body, #SAMPLE + 1, 4))
+      assert.are.equal("free", res.body:sub(#SAMPLE + 5, #SAMPLE + 8))
       res = request(emu, "GET", path, { headers = { Range = "bytes=999990-" } })
       assert.are.equal(206, res.status)
       assert.are.equal(string.rep("\0", 10), res.body)
+    end)
+
+    it("pads past 4 GiB with a free box of 64-bit size", function()
+      local size = 2 ^ 32 + 2 ^ 20 -- the box (size - #SAMPLE) is past 2^32 too
+      emu:config { video_size = size }
+      local path = path_of(completed_task(emu).video_url)
+      local first, last = #SAMPLE, #SAMPLE + 15
+      local res = request(emu, "GET", path, { headers = { Range = ("bytes=%d-%d"):format(first, last) } })
+      assert.are.equal(206, res.status)
+      assert.are.equal(("bytes %d-%d/%d"):format(first, last, size), res.headers["content-range"])
+      assert.are.equal(16, #res.body)
+      assert.are.equal(1, uint_be(res.body, 1, 4)) -- 1: the size follows the type
+      assert.are.equal("free", res.body:sub(5, 8))
+      assert.are.equal(size - #SAMPLE, uint_be(res.body, 9, 8))
     end)
 
     it("streams a large video while answering other requests", function()

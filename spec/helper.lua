@@ -5,7 +5,8 @@
 --   ... emu.url, emu.key, emu:requests(), emu:fault{ status = 500 } ...
 --   emu:stop()
 --
--- Everything here talks to 127.0.0.1 only.
+-- Everything here talks to 127.0.0.1 only.  Child processes (the emulator, the
+-- command line, fixtures) run under helper.lua, the VM running the specs.
 
 local socket = require "socket"
 local http = require "socket.http"
@@ -14,6 +15,7 @@ local cjson = require "cjson.safe"
 
 local assert, error, ipairs, setmetatable, tonumber, tostring, type =
   assert, error, ipairs, setmetatable, tonumber, tostring, type
+local math_floor = math.floor
 local io_open, io_popen, os_execute, os_getenv, os_remove, os_tmpname =
   io.open, io.popen, os.execute, os.getenv, os.remove, os.tmpname
 local str_format, tbl_concat = string.format, table.concat
@@ -26,13 +28,114 @@ helper.root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/helper%.lua$")) o
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
+helper.shell_quote = shell_quote
+
+-- The interpreter for child processes: $STARVIDEOS_LUA (make test-all sets it
+-- to each VM in turn), else the one running busted (`lua5.1 /usr/bin/busted`,
+-- `busted --lua=luajit`), else lua5.4.
+local function interpreter()
+  local env = os_getenv("STARVIDEOS_LUA")
+  if env and env ~= "" then return env end
+  local a = rawget(_G, "arg")
+  if type(a) == "table" then
+    local i = 0
+    while a[i - 1] ~= nil do i = i - 1 end
+    if i < 0 and type(a[i]) == "string" then return a[i] end
+  end
+  return "lua5.4"
+end
+helper.lua = interpreter()
+
+-- The VM running the specs: "lua5.1" .. "lua5.4" or "luajit".  Integers
+-- (math.type, 3 // 2, "%d" of 3.0) exist from 5.3 on: helper.integers.
+helper.vm = (type(rawget(_G, "jit")) == "table" and "luajit") or ("lua" .. _VERSION:match("%d+%.%d+"))
+helper.integers = math.type ~= nil -- luacheck: ignore 143 (5.3+ only, checked here)
+
+-- Where this VM's C modules are, as a package.cpath entry (absolute), for child
+-- processes: $STARVIDEOS_CPATH (make test-all), else as .busted chooses:
+-- build/?.so for 5.4 (`make`), build/<vm>/?.so for the others.
+do
+  local cpath = os_getenv("STARVIDEOS_CPATH")
+  if not cpath or cpath == "" then
+    cpath = helper.vm == "lua5.4" and "build/?.so" or ("build/" .. helper.vm .. "/?.so")
+  end
+  if cpath:sub(1, 1) ~= "/" then cpath = helper.root .. "/" .. cpath end
+  helper.cpath = cpath
+end
 
 function helper.read_file(path)
   local f = io_open(path, "rb")
   if not f then return nil end
-  local data = f:read("a")
+  local data = f:read("*a")
   f:close()
   return data
+end
+
+-- os.execute(cmd) as 5.2+ answers it, on every VM: true or nil, and the exit
+-- status (128 + N when a signal N ended it).  5.1 and LuaJIT return the raw
+-- wait status instead.
+function helper.execute(cmd)
+  local ok, how, code = os_execute(cmd)
+  if type(ok) == "number" then
+    local status = ok
+    if status % 256 == 0 then code = math_floor(status / 256) else code = 128 + status % 128 end
+  elseif how == "signal" then
+    code = 128 + code
+  end
+  return code == 0 or nil, code
+end
+
+-- Does a pipe's close() give the exit status (5.2+)?  5.1 and LuaJIT: no, so
+-- there the status goes through a file: the shell's $?, 128 + N for signal N.
+local CLOSE_GIVES_STATUS = (function()
+  local p = assert(io_popen("exit 3", "r"))
+  local _, _, code = p:close()
+  return code == 3
+end)()
+
+-- A shell command reading its stdout: .pipe, and :close(), which waits for it
+-- and returns what a 5.2+ pipe's close() does: true or nil, "exit" or
+-- "signal", the status or the signal number.
+local Process = {}
+Process.__index = Process
+
+local function open_process(cmd)
+  if CLOSE_GIVES_STATUS then return setmetatable({ pipe = assert(io_popen(cmd, "r")) }, Process) end
+  local status_file = os_tmpname()
+  local pipe = assert(io_popen("(" .. cmd .. "\n); echo $? >" .. shell_quote(status_file), "r"))
+  return setmetatable({ pipe = pipe, status_file = status_file }, Process)
+end
+
+-- Starts a program (a shell command line, run with exec); .pid is its pid.
+function helper.spawn(cmd)
+  local proc
+  if CLOSE_GIVES_STATUS then
+    proc = open_process("echo $$; exec " .. cmd)
+  else
+    proc = open_process("sh -c " .. shell_quote("echo $$; exec " .. cmd))
+  end
+  proc.pid = tonumber(proc.pipe:read("*l"))
+  return proc
+end
+
+function Process:close()
+  if not self.status_file then return self.pipe:close() end
+  self.pipe:close()
+  local status = tonumber((helper.read_file(self.status_file) or ""):match("^(%d+)"))
+  os_remove(self.status_file)
+  if not status then return nil, "exit", -1 end
+  if status > 128 then return nil, "signal", status - 128 end
+  return status == 0 or nil, "exit", status
+end
+
+-- Runs cmd under sh; returns its stdout, true or nil, and its exit status
+-- (128 + N when signal N ended it).
+function helper.capture(cmd)
+  local proc = open_process(cmd)
+  local out = proc.pipe:read("*a")
+  local ok, how, code = proc:close()
+  if how == "signal" then code = 128 + code end
+  return out, ok and true or nil, code
 end
 
 function helper.sleep(seconds)
@@ -47,7 +150,7 @@ local tmpdirs = {}
 -- A fresh empty directory, removed by helper.cleanup().
 function helper.tmpdir()
   local p = assert(io_popen("mktemp -d /tmp/starvideos-spec.XXXXXX"))
-  local dir = p:read("l")
+  local dir = p:read("*l")
   p:close()
   assert(dir and dir:match("^/tmp/starvideos%-spec%.%w+$"), "mktemp -d failed")
   tmpdirs[#tmpdirs + 1] = dir
@@ -137,7 +240,7 @@ end
 function Emulator:stop()
   if self.stopped then return end
   self.stopped = true
-  if not os_execute(str_format("kill %d 2>/dev/null", self.pid)) then
+  if not helper.execute(str_format("kill %d 2>/dev/null", self.pid)) then
     io.stderr:write(str_format("spec.helper: the emulator (pid %d) had exited before stop(); its log:\n%s\n",
       self.pid, self:log()))
   end
@@ -147,6 +250,8 @@ end
 
 Emulator.__gc = Emulator.stop   -- never leave one behind (nor block on its pipe)
 Emulator.__close = Emulator.stop
+-- 5.1 and LuaJIT run no __gc for tables: a userdata from newproxy does it there.
+local newproxy = rawget(_G, "newproxy")
 
 -- Start an emulator on a port chosen by the system. opts: key (default
 -- "test-key"), queued, processing (seconds).
@@ -157,15 +262,15 @@ function helper.emulator(opts)
   local keep_log = os_getenv("STARVIDEOS_EMULATOR_LOG")
   local log_path = keep_log or os_tmpname()
   local args = {
-    "echo $$; exec lua5.4", shell_quote(helper.root .. "/bin/starvideos"), "emulator",
+    "echo $$; exec", shell_quote(helper.lua), shell_quote(helper.root .. "/bin/starvideos"), "emulator",
     "--port 0 --max-lifetime 900 --key", shell_quote(key),
   }
   if opts.queued then args[#args + 1] = "--queued " .. tonumber(opts.queued) end
   if opts.processing then args[#args + 1] = "--processing " .. tonumber(opts.processing) end
   args[#args + 1] = "2>>" .. shell_quote(log_path)
   local pipe = assert(io_popen(tbl_concat(args, " "), "r"))
-  local pid = tonumber(pipe:read("l"))
-  local line = pipe:read("l")
+  local pid = tonumber(pipe:read("*l"))
+  local line = pipe:read("*l")
   local url = line and line:match("^starvideos emulator listening on (http://127%.0%.0%.1:%d+)$")
   if not (pid and url) then
     pipe:close()
@@ -173,8 +278,14 @@ function helper.emulator(opts)
     if not keep_log then os_remove(log_path) end
     error("the emulator did not start: " .. tostring(line) .. "\n" .. log, 2)
   end
-  return setmetatable({ url = url, key = key, pid = pid, pipe = pipe, log_path = log_path,
+  local emu = setmetatable({ url = url, key = key, pid = pid, pipe = pipe, log_path = log_path,
     keep_log = keep_log ~= nil }, Emulator)
+  if newproxy then
+    local proxy = newproxy(true)
+    getmetatable(proxy).__gc = function() emu:stop() end
+    emu.gc_proxy = proxy
+  end
+  return emu
 end
 
 helper.Emulator = Emulator

@@ -58,8 +58,9 @@ describe("the journal shared by processes", function()
 
   -- the command that runs the creates fixture under this VM, with this run's paths
   local function child_cmd(jpath, count, length)
-    return "env LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath) .. " "
-      .. (os.getenv("STARVIDEOS_LUA") or "lua5.4") .. " " .. q(helper.root .. "/spec/fixtures/creates.lua")
+    return "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+      .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " " .. helper.lua .. " "
+      .. q(helper.root .. "/spec/fixtures/creates.lua")
       .. " " .. q(emu.url) .. " " .. q(emu.key) .. " " .. q(jpath) .. " " .. count .. " " .. length
   end
 

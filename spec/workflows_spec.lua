@@ -296,13 +296,13 @@ describe("starvideos workflows", function()
         .. "local ok, err = c:download(arg[3], arg[4])\n"
         .. "io.write(tostring(ok), '\\t', err and err.kind or '-', '\\t', err and err.message or '-', '\\n')\n"
       local env = "LUA_PATH=" .. shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
-        .. " LUA_CPATH=" .. shell_quote(helper.root .. "/build/?.so;;")
+        .. " LUA_CPATH=" .. shell_quote(helper.cpath .. ";;")
       local script = dir .. "/child.lua"
       local f = assert(io.open(script, "w"))
       f:write(code)
       f:close()
       local p = assert(io.popen("sh -c " .. shell_quote("trap '' XFSZ; ulimit -f 8; exec env " .. env .. " "
-        .. (os.getenv("STARVIDEOS_LUA") or "lua5.4") .. " " .. shell_quote(script) .. " "
+        .. helper.lua .. " " .. shell_quote(script) .. " "
         .. shell_quote(emu.url) .. " " .. shell_quote(emu.key) .. " " .. shell_quote(task.video_url) .. " "
         .. shell_quote(path)) .. " 2>&1"))
       local out = p:read("*a")
@@ -514,11 +514,11 @@ describe("starvideos workflows", function()
       local dir = helper.tmpdir()
       local jpath = dir .. "/journal.jsonl"
       local env = "LUA_PATH=" .. shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
-        .. " LUA_CPATH=" .. shell_quote(helper.root .. "/build/?.so;;")
-      local pipe = assert(io.popen("echo $$; exec env " .. env .. " lua5.4 "
+        .. " LUA_CPATH=" .. shell_quote(helper.cpath .. ";;")
+      local child = helper.spawn("env " .. env .. " " .. shell_quote(helper.lua) .. " "
         .. shell_quote(helper.root .. "/spec/fixtures/killme.lua") .. " "
-        .. shell_quote(emu.url) .. " " .. shell_quote(emu.key) .. " " .. shell_quote(jpath), "r"))
-      local pid = assert(tonumber(pipe:read("l")))
+        .. shell_quote(emu.url) .. " " .. shell_quote(emu.key) .. " " .. shell_quote(jpath))
+      local pid = assert(child.pid)
       -- once the journal holds the created line, kill it
       local deadline = gettime() + 10
       local recs
@@ -530,8 +530,8 @@ describe("starvideos workflows", function()
       -- it is waiting: its first poll reached the server
       deadline = gettime() + 5
       while #logged(emu, "/v1/result/" .. recs[1].id) == 0 and gettime() < deadline do helper.sleep(0.02) end
-      assert(os.execute("kill -9 " .. pid))
-      local ok, how, code = pipe:close()
+      assert(helper.execute("kill -9 " .. pid))
+      local ok, how, code = child:close()
       assert.is_falsy(ok)
       assert.equal("signal", how)
       assert.equal(9, code)

@@ -3,25 +3,55 @@
 -- One coroutine per connection over socket.select with non-blocking sockets:
 -- a slow download, a delayed answer or an idle keep-alive connection never
 -- blocks the others. See M.USAGE for the command line and the control API.
+-- Runs unchanged on Lua 5.1 to 5.4 and LuaJIT (the specs run it under each).
 
 local socket = require "socket"
 local cjson = require "cjson.safe"
 
-local error, ipairs, pairs, pcall, xpcall, next = error, ipairs, pairs, pcall, xpcall, next
+local error, ipairs, pairs, pcall, xpcall, next, select = error, ipairs, pairs, pcall, xpcall, next, select
 local setmetatable, tonumber, tostring, type = setmetatable, tonumber, tostring, type
 local co_create, co_resume, co_status, co_yield =
   coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
-local str_format, str_rep, str_char, str_pack = string.format, string.rep, string.char, string.pack
+local str_format, str_rep, str_char = string.format, string.rep, string.char
 local tbl_concat, tbl_remove = table.concat, table.remove
-local math_min, math_max, math_random, math_tointeger, math_type =
-  math.min, math.max, math.random, math.tointeger, math.type
+local math_min, math_max, math_random, math_floor, math_tointeger =
+  math.min, math.max, math.random, math.floor, math.tointeger -- luacheck: ignore 143 (5.3+; nil checked)
 local os_time, os_date, os_getenv = os.time, os.date, os.getenv
 local io_open, io_stderr, io_stdout = io.open, io.stderr, io.stdout
 local traceback = debug.traceback
+local unpack = table.unpack or unpack -- luacheck: ignore 113 143 (unpack: 5.1, LuaJIT)
 local gettime, sselect = socket.gettime, socket.select
 local json_encode, json_decode, NULL = cjson.encode, cjson.decode, cjson.null
 
 local M = { _VERSION = "0.1.0" }
+
+-- A connection's code yields (to wait for its socket) inside pcall and xpcall.
+-- 5.2+ and LuaJIT allow that; 5.1 does not, nor does its xpcall pass
+-- arguments.  There, the protected function runs in a coroutine of its own,
+-- whose yields are passed on to the connection's and its resumes back.
+local function yields_across_pcall()
+  local co = co_create(function() return pcall(co_yield, "yielded") end)
+  local _, v = co_resume(co)
+  return v == "yielded"
+end
+
+local co_pcall, co_xpcall = pcall, xpcall
+if not yields_across_pcall() then
+  local function pack(...) return { n = select("#", ...), ... } end
+  local function run(f, handler, ...)
+    local co = co_create(f)
+    local res = pack(co_resume(co, ...))
+    while res[1] and co_status(co) ~= "dead" do
+      res = pack(co_resume(co, co_yield(unpack(res, 2, res.n))))
+    end
+    if res[1] then return true, unpack(res, 2, res.n) end
+    if handler == traceback then return false, traceback(co, res[2]) end -- the stack where it failed
+    if handler then return false, handler(res[2]) end
+    return false, res[2]
+  end
+  co_pcall = function(f, ...) return run(f, nil, ...) end
+  co_xpcall = function(f, handler, ...) return run(f, handler, ...) end
+end
 
 local CHUNK = 64 * 1024            -- bytes per send and per receive
 local MAX_BODY = 1024 * 1024       -- request bodies above this get 413
@@ -130,10 +160,17 @@ local function parse_query(q)
   return t
 end
 
+-- package.searchpath("starvideos.emulator", package.path), which 5.1 lacks.
 local function sample_path()
-  local path = package.searchpath("starvideos.emulator", package.path)
-  if not path then return nil, "starvideos.emulator not found on package.path" end
-  return (path:gsub("%.lua$", "")) .. "/sample.mp4"
+  for template in package.path:gmatch("[^;]+") do
+    local path = template:gsub("%?", "starvideos/emulator")
+    local f = io_open(path, "rb")
+    if f then
+      f:close()
+      return (path:gsub("%.lua$", "")) .. "/sample.mp4"
+    end
+  end
+  return nil, "starvideos.emulator not found on package.path"
 end
 
 local function read_sample()
@@ -141,20 +178,28 @@ local function read_sample()
   if not path then return nil, err end
   local f, ferr = io_open(path, "rb")
   if not f then return nil, ferr end
-  local data = f:read("a")
+  local data = f:read("*a")
   f:close()
   return data
 end
 
--- JSON numbers arrive as floats; integral ones become integers.
-local function integral(v)
-  if math_type(v) == "float" then return math_tointeger(v) or v end
+-- v as an integer when it is a number with an integral value, else nil.  On
+-- 5.1 and LuaJIT, which have no integer subtype, the number itself.
+local function int(v)
+  if type(v) ~= "number" or v ~= math_floor(v) or v < -2 ^ 63 or v >= 2 ^ 63 then return nil end
+  if math_tointeger then return math_tointeger(v) end
   return v
 end
 
--- v as an integer when it is a number with an integral value, else nil.
-local function int(v)
-  if type(v) == "number" then return math_tointeger(v) end
+-- JSON numbers arrive as floats; integral ones become integers.
+local function integral(v)
+  return int(v) or v
+end
+
+-- n (an integer >= 0 below 2^32) as 4 bytes, big-endian (string.pack is 5.3+).
+local function u32be(n)
+  return str_char(math_floor(n / 0x1000000) % 256, math_floor(n / 0x10000) % 256,
+    math_floor(n / 0x100) % 256, n % 256)
 end
 
 ---------------------------------------------------------------------------
@@ -523,7 +568,7 @@ function Server:create(req)
     processing = cfg.processing,
     outcome = cfg.outcome,
     error = cfg.error,
-    duration = math_type(clean.duration) == "integer" and clean.duration or 5,
+    duration = int(clean.duration) or 5,
     params = params,
   }
   self.tasks[task.id] = task
@@ -547,8 +592,8 @@ function Server:video_segments()
   local segs = { { data = sample, len = #sample } }
   local pad = (self.config.video_size or 0) - #sample
   if pad >= 8 then
-    local head = pad < 0x100000000 and str_pack(">I4c4", pad, "free")
-      or str_pack(">I4c4I8", 1, "free", pad)
+    local head = pad < 0x100000000 and u32be(pad) .. "free"
+      or u32be(1) .. "free" .. u32be(math_floor(pad / 0x100000000)) .. u32be(pad % 0x100000000)
     segs[2] = { data = head, len = #head }
     segs[3] = { zeros = true, len = pad - #head }
   end
@@ -829,7 +874,7 @@ end
 -- one connection
 
 function Server:handle(req)
-  local ok, res, allow = xpcall(self.route, traceback, self, req)
+  local ok, res, allow = co_xpcall(self.route, traceback, self, req)
   if not ok then
     self.log("error handling %s %s: %s", req.method, req.target, tostring(res))
     return api_error(500, "internal emulator error", nil, "server_error")
@@ -844,7 +889,7 @@ end
 function Server:serve(conn, req)
   local keep = req.keep_alive
   if req.path:sub(1, 11) == "/_emulator/" then
-    local ok, res = xpcall(self.control, traceback, self, req)
+    local ok, res = co_xpcall(self.control, traceback, self, req)
     if not ok then
       self.log("error in control %s %s: %s", req.method, req.target, tostring(res))
       res = json_response(500, { error = "internal emulator error" })
@@ -887,7 +932,7 @@ function Server:serve(conn, req)
 end
 
 function Server:connection(conn)
-  local ok, err = pcall(function()
+  local ok, err = co_pcall(function()
     while true do
       local req, status, message = read_request(conn)
       if not req then
@@ -971,7 +1016,7 @@ function Server:run()
       end
       timeout = math_min(timeout, left)
     end
-    local ok, err = xpcall(self.step, traceback, self, timeout)
+    local ok, err = co_xpcall(self.step, traceback, self, timeout)
     if not ok then self.log("error in the server loop: %s", tostring(err)) end
   end
   self:close()

@@ -1,0 +1,294 @@
+/* compat.h: the Lua 5.4 C API on Lua 5.1, 5.2, 5.3 and LuaJIT 2.1.
+
+   The binding is written against Lua 5.4.  Include this header right after
+   <lua.h> and <lauxlib.h>: it gives an older VM what it lacks and nothing
+   else, so that no name clashes with what the VM's own headers declare.
+
+   What each VM gets (nothing on 5.4):
+
+                                  5.3  5.2  LuaJIT  5.1
+     lua_newuserdatauv             x    x     x      x   at most one user value
+     lua_getiuservalue             x    x     x      x
+     lua_setiuservalue             x    x     x      x
+     luaL_pushfail                 x    x     x      x
+     lua_isinteger                      x     x      x   see below
+     lua_getfield, lua_rawget,          x     x      x   return the value's type
+       lua_rawgeti, lua_gettable,                        (void before 5.3)
+       lua_getglobal
+     lua_rawgetp                        x     x      x   5.2: return the type
+     lua_rawsetp                              x      x
+     lua_absindex                             x      x
+     lua_rawlen                               x      x
+     luaL_tolstring                           x      x
+     lua_tonumberx                                   x
+     luaL_setfuncs                                   x
+     luaL_setmetatable                               x
+     luaL_testudata                                  x
+     luaL_newlibtable, luaL_newlib                   x
+
+   LuaJIT says it is 5.1 (LUA_VERSION_NUM 501) but LuaJIT 2.1 (and OpenResty's
+   luajit2) already has luaL_setfuncs, luaL_setmetatable, luaL_testudata and
+   luaL_newlib (a macro, which is how it is recognised here), lua_tonumberx and
+   lua_tointegerx.
+
+   User values.  5.4 gives a userdata any number of user values; the older VMs
+   get exactly one, and asking lua_newuserdatauv for more raises an error:
+     5.3      the userdata's own user value (any Lua value);
+     5.2      a one-slot table set with lua_setuservalue (5.2 takes tables only);
+     5.1/JIT  a one-slot table set as the userdata's environment, tagged so that
+              a userdata made without a user value (whose environment is then
+              the globals table) answers LUA_TNONE as on 5.4.
+   On 5.3 a userdata made with no user value has one all the same (nil at
+   first): it reads as nil, not LUA_TNONE, and setting it succeeds.
+
+   Integers.  5.1, 5.2 and LuaJIT have no integer subtype: there lua_isinteger
+   is true for a number (not a string) whose value is integral and fits a
+   lua_Integer.
+
+   Left as the VM has them: 5.2's luaL_tolstring (ignores __name, does not check
+   what __tostring returns).  Not given: lua_tointegerx (PUC 5.1 lacks it;
+   5.2's and LuaJIT's truncate a float where 5.3+ fail): use lua_isinteger.
+
+   Anything the binding uses that a VM lacks and this header does not give must
+   stop the build, not the require: implicit declarations are made errors below
+   (gcc and clang), whatever CFLAGS the build tool passes. */
+#ifndef STARVIDEOS_COMPAT_H
+#define STARVIDEOS_COMPAT_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic error "-Wimplicit-function-declaration"
+#endif
+
+#if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 501 || LUA_VERSION_NUM > 504
+#error "starvideos: compat.h knows Lua 5.1 to 5.4 and LuaJIT 2.1"
+#endif
+
+#if LUA_VERSION_NUM == 501 && defined(luaL_newlib)
+#define SV_COMPAT_LUAJIT 1 /* LuaJIT 2.1: 5.1 with part of the 5.2 API */
+#else
+#define SV_COMPAT_LUAJIT 0
+#endif
+
+/* ------------------------------------------------------ 5.3 and older */
+#if LUA_VERSION_NUM < 504
+
+#define luaL_pushfail(L) lua_pushnil(L)
+
+#if LUA_VERSION_NUM == 503
+
+static inline void *sv_compat_newuserdatauv(lua_State *L, size_t size, int nuv) {
+  if (nuv > 1) luaL_error(L, "compat.h: at most one user value before Lua 5.4");
+  return lua_newuserdata(L, size);
+}
+
+static inline int sv_compat_getiuservalue(lua_State *L, int idx, int n) {
+  if (n != 1) { lua_pushnil(L); return LUA_TNONE; }
+  return lua_getuservalue(L, idx);
+}
+
+static inline int sv_compat_setiuservalue(lua_State *L, int idx, int n) {
+  if (n != 1) { lua_pop(L, 1); return 0; }
+  lua_setuservalue(L, idx);
+  return 1;
+}
+
+#else /* 5.2, 5.1, LuaJIT: the value lives in slot 1 of a table */
+
+#if LUA_VERSION_NUM == 502
+#define sv_compat_getuvtable(L, i) lua_getuservalue((L), (i))
+#define sv_compat_setuvtable(L, i) lua_setuservalue((L), (i))
+#else
+#define sv_compat_getuvtable(L, i) lua_getfenv((L), (i))
+#define sv_compat_setuvtable(L, i) ((void)lua_setfenv((L), (i)))
+#endif
+
+/* The key that tags the tables made here (5.1: the default environment of a
+   userdata is a table too, the globals).  A string, not the address of a
+   static: each file that includes this header would have its own. */
+#define SV_COMPAT_UVTAG "compat.h: user values"
+
+static inline void *sv_compat_newuserdatauv(lua_State *L, size_t size, int nuv) {
+  void *p;
+  if (nuv > 1) luaL_error(L, "compat.h: at most one user value before Lua 5.4");
+  p = lua_newuserdata(L, size);
+  if (nuv == 1) {
+    lua_createtable(L, 1, 1);
+    lua_pushliteral(L, SV_COMPAT_UVTAG);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    sv_compat_setuvtable(L, -2);
+  }
+  return p;
+}
+
+/* Pushes the slot table of the userdata at idx and returns 1, or pushes
+   nothing and returns 0 when it has none. */
+static inline int sv_compat_uvslots(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
+  sv_compat_getuvtable(L, idx);
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_pushliteral(L, SV_COMPAT_UVTAG);
+    lua_rawget(L, -2);
+    if (lua_toboolean(L, -1)) { lua_pop(L, 1); return 1; }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+static inline int sv_compat_getiuservalue(lua_State *L, int idx, int n) {
+  if (n != 1 || !sv_compat_uvslots(L, idx)) { lua_pushnil(L); return LUA_TNONE; }
+  lua_rawgeti(L, -1, 1);
+  lua_remove(L, -2);
+  return lua_type(L, -1);
+}
+
+static inline int sv_compat_setiuservalue(lua_State *L, int idx, int n) {
+  if (n != 1 || !sv_compat_uvslots(L, idx)) { lua_pop(L, 1); return 0; }
+  lua_insert(L, -2);    /* value, slots -> slots, value */
+  lua_rawseti(L, -2, 1);
+  lua_pop(L, 1);
+  return 1;
+}
+
+#endif /* user values */
+
+#define lua_newuserdatauv(L, size, nuv) sv_compat_newuserdatauv((L), (size), (nuv))
+#define lua_getiuservalue(L, idx, n) sv_compat_getiuservalue((L), (idx), (n))
+#define lua_setiuservalue(L, idx, n) sv_compat_setiuservalue((L), (idx), (n))
+
+#endif /* < 504 */
+
+/* ------------------------------------------------------ 5.2 and older */
+#if LUA_VERSION_NUM < 503
+
+/* The lua_Number range that converts to lua_Integer without overflow is
+   [-2^(bits-1), 2^(bits-1)): both ends are powers of two, exact as doubles. */
+static inline int sv_compat_isinteger(lua_State *L, int idx) {
+  const lua_Number lim = (lua_Number)((lua_Integer)1 << (sizeof(lua_Integer) * 8 - 2)) * 2;
+  lua_Number n;
+  if (lua_type(L, idx) != LUA_TNUMBER) return 0;
+  n = lua_tonumber(L, idx);
+  return n >= -lim && n < lim && (lua_Number)(lua_Integer)n == n;
+}
+#define lua_isinteger(L, idx) sv_compat_isinteger((L), (idx))
+
+/* These return the type of the pushed value since 5.3.  A macro naming
+   itself calls the VM's function (no recursive expansion); 5.1's
+   lua_getglobal and luaL_getmetatable are macros over lua_getfield, so they
+   get the type too. */
+#define lua_getfield(L, idx, k) (lua_getfield((L), (idx), (k)), lua_type((L), -1))
+#define lua_rawget(L, idx) (lua_rawget((L), (idx)), lua_type((L), -1))
+#define lua_rawgeti(L, idx, n) (lua_rawgeti((L), (idx), (n)), lua_type((L), -1))
+#define lua_gettable(L, idx) (lua_gettable((L), (idx)), lua_type((L), -1))
+#if LUA_VERSION_NUM == 502
+#define lua_getglobal(L, name) (lua_getglobal((L), (name)), lua_type((L), -1))
+#define lua_rawgetp(L, idx, p) (lua_rawgetp((L), (idx), (p)), lua_type((L), -1))
+#endif
+
+#endif /* < 503 */
+
+/* ------------------------------------------------- 5.1 and LuaJIT */
+#if LUA_VERSION_NUM == 501
+
+static inline int sv_compat_absindex(lua_State *L, int idx) {
+  return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx : lua_gettop(L) + idx + 1;
+}
+#define lua_absindex(L, idx) sv_compat_absindex((L), (idx))
+
+#define lua_rawlen(L, idx) lua_objlen((L), (idx))
+
+static inline int sv_compat_rawgetp(lua_State *L, int idx, const void *p) {
+  idx = sv_compat_absindex(L, idx);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_rawget(L, idx);
+  return lua_type(L, -1);
+}
+#define lua_rawgetp(L, idx, p) sv_compat_rawgetp((L), (idx), (p))
+
+static inline void sv_compat_rawsetp(lua_State *L, int idx, const void *p) {
+  idx = sv_compat_absindex(L, idx);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_insert(L, -2);
+  lua_rawset(L, idx);
+}
+#define lua_rawsetp(L, idx, p) sv_compat_rawsetp((L), (idx), (p))
+
+/* As 5.4's: __tostring (which must give a string), else the value itself for
+   strings and numbers, else "TYPENAME: 0x..." with __name when it is set. */
+static inline const char *sv_compat_tolstring(lua_State *L, int idx, size_t *len) {
+  idx = sv_compat_absindex(L, idx);
+  if (luaL_callmeta(L, idx, "__tostring")) {
+    if (!lua_isstring(L, -1)) luaL_error(L, "'__tostring' must return a string");
+  } else {
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+    case LUA_TSTRING: lua_pushvalue(L, idx); break;
+    case LUA_TBOOLEAN: lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false"); break;
+    case LUA_TNIL: lua_pushliteral(L, "nil"); break;
+    default: {
+      const char *kind = luaL_typename(L, idx);
+      int named = luaL_getmetafield(L, idx, "__name");
+      if (named && lua_type(L, -1) == LUA_TSTRING) kind = lua_tostring(L, -1);
+      lua_pushfstring(L, "%s: %p", kind, lua_topointer(L, idx));
+      if (named) lua_remove(L, -2);
+    }
+    }
+  }
+  return lua_tolstring(L, -1, len); /* converts the copy of a number, not the original */
+}
+#define luaL_tolstring(L, idx, len) sv_compat_tolstring((L), (idx), (len))
+
+#if !SV_COMPAT_LUAJIT /* PUC Lua 5.1 only */
+
+static inline lua_Number sv_compat_tonumberx(lua_State *L, int idx, int *isnum) {
+  lua_Number n = lua_tonumber(L, idx);
+  if (isnum) *isnum = n != 0 || lua_isnumber(L, idx);
+  return n;
+}
+#define lua_tonumberx(L, idx, isnum) sv_compat_tonumberx((L), (idx), (isnum))
+
+/* As 5.4's: a NULL function registers false (a placeholder; 5.2, 5.3 and
+   LuaJIT have none, so do not rely on it). */
+static inline void sv_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+  int i;
+  luaL_checkstack(L, nup, "too many upvalues");
+  for (; l->name != NULL; l++) {
+    if (l->func == NULL) {
+      lua_pushboolean(L, 0);
+    } else {
+      for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+      lua_pushcclosure(L, l->func, nup);
+    }
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+#define luaL_setfuncs(L, l, nup) sv_compat_setfuncs((L), (l), (nup))
+
+static inline void sv_compat_setmetatable(lua_State *L, const char *tname) {
+  luaL_getmetatable(L, tname);
+  lua_setmetatable(L, -2);
+}
+#define luaL_setmetatable(L, tname) sv_compat_setmetatable((L), (tname))
+
+static inline void *sv_compat_testudata(lua_State *L, int idx, const char *tname) {
+  void *p = lua_touserdata(L, idx);
+  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  luaL_getmetatable(L, tname);
+  if (!lua_rawequal(L, -1, -2)) p = NULL;
+  lua_pop(L, 2);
+  return p;
+}
+#define luaL_testudata(L, idx, tname) sv_compat_testudata((L), (idx), (tname))
+
+#define luaL_newlibtable(L, l) lua_createtable((L), 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
+#define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
+
+#endif /* PUC 5.1 */
+#endif /* 501 */
+
+#endif /* STARVIDEOS_COMPAT_H */

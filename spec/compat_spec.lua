@@ -1,0 +1,245 @@
+-- csrc/compat.h on the VM running the specs: build/compat_test.so (or
+-- build/<vm>/compat_test.so under `make test-all`) calls each 5.4 API name the
+-- header gives older VMs and returns what it saw.  The expected answers are
+-- Lua 5.4's; where an older VM must differ, the spec says which and why.
+local helper = require "spec.helper"
+local t = require "compat_test"
+
+local VM = helper.vm
+local INTEGERS = helper.integers -- 5.3+: numbers have an integer subtype
+
+describe("compat.h on " .. VM, function()
+  describe("user values", function()
+    it("keeps one value of any type, returning its type", function()
+      local values = { "text", 42, true, {}, print, io.stdout, t.box(1) }
+      for _, v in ipairs(values) do
+        local ud = t.uv_new(1, v)
+        local kind, got, grew = t.uv_get(ud, 1)
+        assert.equal(type(v), kind)
+        assert.equal(v, got)
+        assert.equal(1, grew)
+      end
+    end)
+
+    it("holds nil in a slot never set", function()
+      local kind, got, grew = t.uv_get(t.uv_new(1), 1)
+      assert.equal("nil", kind)
+      assert.is_nil(got)
+      assert.equal(1, grew)
+    end)
+
+    it("sets the value, popping it", function()
+      local ud = t.uv_new(1, "old")
+      local r, grew = t.uv_set(ud, 1, "new")
+      assert.equal(1, r)
+      assert.equal(0, grew)
+      assert.equal("new", select(2, t.uv_get(ud, 1)))
+      assert.equal(1, (t.uv_set(ud, 1, nil)))
+      assert.equal("nil", (t.uv_get(ud, 1)))
+    end)
+
+    it("answers none (pushing nil) and refuses to set a slot the userdata does not have", function()
+      local ud = t.uv_new(1, "v")
+      for _, n in ipairs { 0, 2, -1 } do
+        local kind, got, grew = t.uv_get(ud, n)
+        assert.equal("none", kind)
+        assert.is_nil(got)
+        assert.equal(1, grew)
+        local r, sgrew = t.uv_set(ud, n, "x")
+        assert.equal(0, r)
+        assert.equal(0, sgrew)
+      end
+      assert.equal("v", select(2, t.uv_get(ud, 1)))
+    end)
+
+    it("gives no slot to a userdata made without one", function()
+      local ud = t.uv_new(0)
+      local r = t.uv_set(ud, 1, "leak")
+      local kind = t.uv_get(ud, 1)
+      if VM == "lua5.3" then
+        -- 5.3 gives every userdata one user value (nil at first): compat.h
+        -- cannot tell "no slot" from "a slot holding nil" there.
+        assert.equal(1, r)
+        assert.equal("string", kind)
+      else
+        assert.equal(0, r)
+        assert.equal("none", kind)
+      end
+      -- 5.1: the environment of such a userdata is the globals table; it must
+      -- not be written to
+      assert.is_nil(rawget(_G, 1))
+    end)
+
+    it("keeps its value alive", function()
+      local weak = setmetatable({}, { __mode = "v" })
+      weak[1] = {}
+      local ud = t.uv_new(1, weak[1])
+      collectgarbage()
+      collectgarbage()
+      assert.is_table(weak[1])
+      assert.equal(weak[1], select(2, t.uv_get(ud, 1)))
+    end)
+
+    if VM == "lua5.4" then
+      it("has as many slots as asked (5.4)", function()
+        local ud = t.uv_new(2, "a")
+        assert.equal(1, (t.uv_set(ud, 2, "b")))
+        assert.equal("a", select(2, t.uv_get(ud, 1)))
+        assert.equal("b", select(2, t.uv_get(ud, 2)))
+        assert.equal("none", (t.uv_get(ud, 3)))
+      end)
+    else
+      it("refuses more than one slot before 5.4, loudly", function()
+        assert.has_error(function() t.uv_new(2) end, "compat.h: at most one user value before Lua 5.4")
+      end)
+    end
+  end)
+
+  describe("lua_isinteger", function()
+    -- value, answer with an integer subtype (5.3+), answer without (5.1, 5.2, LuaJIT)
+    local cases = {
+      { "3", 3, true, true }, { "-7", -7, true, true }, { "0", 0, true, true },
+      { "3.5", 3.5, false, false }, { "-0.25", -0.25, false, false },
+      { "3.0 (a float)", 3.0, false, true }, { "2^53 (a float)", 2 ^ 53, false, true },
+      { "-2^63 (a float)", -2 ^ 63, false, true }, { "2^63", 2 ^ 63, false, false },
+      { "1e300", 1e300, false, false }, { "inf", 1 / 0, false, false }, { "-inf", -1 / 0, false, false },
+      { "nan", 0 / 0, false, false }, { "the string 3", "3", false, false },
+      { "a table", {}, false, false }, { "false", false, false, false },
+    }
+    for _, c in ipairs(cases) do
+      it("on " .. c[1], function()
+        local expected = c[4]
+        if INTEGERS then expected = c[3] end
+        assert.equal(expected, t.isinteger(c[2]))
+      end)
+    end
+    if INTEGERS then
+      it("on math.maxinteger and math.mininteger (5.3+)", function()
+        assert.is_true(t.isinteger(math.maxinteger)) -- luacheck: ignore 143
+        assert.is_true(t.isinteger(math.mininteger)) -- luacheck: ignore 143
+      end)
+    end
+  end)
+
+  it("lua_absindex turns relative indices into absolute ones, leaving pseudo-indices", function()
+    local last, first, registry = t.absindex("a", "b", "c")
+    assert.equal(3, last)
+    assert.equal(1, first)
+    assert.is_true(registry)
+  end)
+
+  it("lua_rawlen gives the raw length of strings, tables and userdata", function()
+    assert.equal(3, t.rawlen("abc"))
+    assert.equal(0, t.rawlen(""))
+    assert.equal(4, t.rawlen(setmetatable({ 1, 2, 3, 4 }, { __len = function() return 99 end })))
+    assert.equal(4, t.rawlen(t.box(5))) -- sizeof(int)
+  end)
+
+  describe("luaL_tolstring", function()
+    local function check(v, expected)
+      local s, len, grew, arg = t.tolstring(v)
+      assert.equal(expected, s)
+      assert.equal(#expected, len)
+      assert.equal(1, grew)
+      assert.equal(v, arg) -- the argument itself is left alone (5.1 converts numbers in place)
+    end
+
+    it("gives numbers, strings, booleans and nil as tostring does", function()
+      check(42, "42")
+      check(-1.5, "-1.5")
+      check(INTEGERS and 2 ^ 3 or 8, INTEGERS and "8.0" or "8")
+      check("text\0with a zero", "text\0with a zero")
+      check(true, "true")
+      check(false, "false")
+      check(nil, "nil")
+    end)
+
+    it("calls __tostring", function()
+      check(setmetatable({}, { __tostring = function() return "a thing" end }), "a thing")
+    end)
+
+    -- 5.2's own luaL_tolstring (compat.h leaves it be) checks nothing and
+    -- returns NULL; 5.1 gets 5.4's from compat.h
+    if VM ~= "lua5.2" then
+      it("refuses a __tostring that gives no string", function()
+        local bad = setmetatable({}, { __tostring = function() return {} end })
+        assert.has_error(function() t.tolstring(bad) end, "'__tostring' must return a string")
+      end)
+    end
+
+    it("names other values by type (or __name) and address", function()
+      local f, tab = function() end, {}
+      assert.matches("^function: 0x%x+$", (t.tolstring(f)))
+      assert.equal(tostring(f), (t.tolstring(f)))
+      assert.matches("^table: 0x%x+$", (t.tolstring(tab)))
+      assert.equal(tostring(tab), (t.tolstring(tab)))
+      local named = setmetatable({}, { __name = "thing" })
+      -- 5.2's own luaL_tolstring does not read __name
+      assert.matches("^" .. (VM == "lua5.2" and "table" or "thing") .. ": 0x%x+$", (t.tolstring(named)))
+    end)
+  end)
+
+  it("luaL_setfuncs registers closures sharing the upvalues", function()
+    local lib, grew = t.setfuncs({}, "up1", "up2")
+    assert.equal(0, grew) -- the upvalues are popped, the table stays
+    local a, b = lib.get()
+    assert.equal("up1", a)
+    assert.equal("up2", b)
+  end)
+
+  it("luaL_setmetatable and luaL_testudata recognise a userdata by its metatable", function()
+    local box = t.box(7)
+    local v, grew = t.testudata(box)
+    assert.equal(7, v)
+    assert.equal(0, grew)
+    for _, other in ipairs { {}, 5, "box", io.stdout, t.uv_new(0) } do
+      v, grew = t.testudata(other)
+      assert.is_false(v)
+      assert.equal(0, grew)
+    end
+  end)
+
+  it("luaL_newlib makes a table of the functions", function()
+    local lib = t.newlib()
+    assert.is_function(lib.value)
+    assert.equal(3, lib.value(t.box(3)))
+  end)
+
+  it("lua_rawsetp and lua_rawgetp key a table by a C pointer", function()
+    local tab = setmetatable({}, { __index = function() error("not raw") end,
+      __newindex = function() error("not raw") end })
+    local a, kind, b, grew = t.rawp(tab, "A", "B")
+    assert.equal("A", a)
+    assert.equal("string", kind)
+    assert.equal("B", b)
+    assert.equal(0, grew)
+    local keys = 0
+    for k in pairs(tab) do
+      keys = keys + 1
+      assert.equal("userdata", type(k))
+    end
+    assert.equal(2, keys)
+  end)
+
+  it("lua_getfield and the other getters return the type they pushed", function()
+    assert.same({ "number", "string", "table", "nil", "table", "table" },
+      t.gettypes { field = 1, raw = "x", {} })
+  end)
+
+  it("luaL_pushfail pushes nil", function()
+    local r, why = t.pushfail()
+    assert.is_nil(r)
+    assert.equal("reason", why)
+    assert.equal(2, select("#", t.pushfail()))
+  end)
+
+  it("lua_tonumberx says whether the value was a number", function()
+    local cases = { { 5, 5, true }, { "12", 12, true }, { "0", 0, true }, { "0x10", 16, true },
+      { "x", 0, false }, { {}, 0, false }, { false, 0, false } }
+    for _, c in ipairs(cases) do
+      local n, isnum = t.tonumberx(c[1])
+      assert.equal(c[2], n)
+      assert.equal(c[3], isnum)
+    end
+  end)
+end)
