@@ -99,7 +99,8 @@ end
 local journal_n = 0
 
 -- Run call(client) on a fresh client over base_url with opts; the client is
--- dropped and collected afterwards. Returns { res, err, elapsed, fds_before,
+-- closed afterwards (LuaJIT's compiled code may keep a dropped client alive past
+-- a collection, so the descriptor count relies on close, as a user would). Returns { res, err, elapsed, fds_before,
 -- fds_after, mem_kb (peak growth), journal }.
 local function run(base_url, opts, call, dir)
   local o = {}
@@ -121,6 +122,7 @@ local function run(base_url, opts, call, dir)
     local t0 = gettime()
     local res, err = call(client)
     o.elapsed = gettime() - t0
+    client:close()
     return res, err
   end
   o.res, o.err = attempt()

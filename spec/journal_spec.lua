@@ -119,7 +119,7 @@ describe("the journal shared by processes", function()
       -- the child is killed after 50 to 250 ms: starting up, mid-create, mid-journal
       local delay = string.format("%.3f", 0.05 + math.random() * 0.2)
       assert(os.execute("sh -c " .. q(child_cmd(jpath, 0, 200) .. " > /dev/null 2>&1 & pid=$!; sleep " .. delay
-        .. "; kill -9 $pid; wait $pid; exit 0")))
+        .. "; kill -9 $pid; wait $pid 2>/dev/null; exit 0") .. " 2>/dev/null"))
     end
     local created, open = read_journal(jpath)
     local missing, made = 0, 0

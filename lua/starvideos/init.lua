@@ -9,8 +9,8 @@ local options = require "starvideos.options"
 local Client = require "starvideos.client"
 local journal = require "starvideos.journal"
 
-local type, pairs, next, tostring, setmetatable, error, string_format =
-  type, pairs, next, tostring, setmetatable, error, string.format
+local type, pairs, ipairs, next, tostring, setmetatable, error, string_format =
+  type, pairs, ipairs, next, tostring, setmetatable, error, string.format
 local argerror = options.argerror
 
 local M = {
@@ -57,6 +57,7 @@ local function readonly(t, name)
   return setmetatable({}, {
     __index = t, __newindex = refuse, __len = function() return #t end,
     __pairs = function() return next, t, nil end, __metatable = false,
+    __ipairs = function() return ipairs(t) end, -- 5.2's ipairs does not follow __index
   })
 end
 

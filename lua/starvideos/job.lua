@@ -14,7 +14,7 @@ local Request = require "starvideos.request"
 
 local type, pairs, tostring, setmetatable, math_min, string_format =
   type, pairs, tostring, setmetatable, math.min, string.format
-local math_tointeger = math.tointeger -- nil before 5.3: every number is a float there
+local math_tointeger = rawget(math, "tointeger") -- nil before 5.3: every number is a float there
 local new_error, now = options.new_error, core.now
 
 cjson.decode_max_depth(64)

@@ -8,7 +8,7 @@
 local type, pairs, ipairs, tonumber, select, error, setmetatable, getmetatable =
   type, pairs, ipairs, tonumber, select, error, setmetatable, getmetatable
 local string_format, table_concat = string.format, table.concat
-local math_huge, math_tointeger = math.huge, math.tointeger -- tointeger: nil before 5.3
+local math_huge, math_tointeger = math.huge, rawget(math, "tointeger") -- tointeger: nil before 5.3
 
 local M = {}
 

@@ -7,7 +7,7 @@ local cjson = require "cjson"
 local type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable =
   type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable
 local string_format, string_rep, table_concat, table_sort = string.format, string.rep, table.concat, table.sort
-local math_huge, math_type = math.huge, math.type -- math.type: nil before 5.3
+local math_huge, math_type = math.huge, rawget(math, "type") -- math.type: nil before 5.3
 
 local M = {}
 
