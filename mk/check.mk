@@ -6,7 +6,9 @@
 #      UBSan handlers come from the same runtime).  Reports go to build/asan/logs/
 #      (subprocesses' too) and any report is a failure.  Leaks are not checked
 #      there: the interpreter and busted keep memory until exit;
-#   3. valgrind memcheck over the plain build/test_core; definite leaks are errors.
+#   3. valgrind memcheck over the plain build/test_core, and over a Lua run of
+#      create / wait / download / resumed download / resume / a job against the
+#      emulator (spec/fixtures/memcheck.lua); errors and definite leaks fail.
 # All three run; the target fails when any of them found something.
 
 SAN_CC     ?= clang
@@ -58,6 +60,14 @@ check: $(ASAN_TEST) $(ASAN_SO) $(SO) $(TEST_BIN)
 	grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|in use at exit|All heap blocks' build/valgrind.log \
 	  | sed 's/^==[0-9]*== */valgrind: /'; \
 	if [ $$vg != 0 ]; then cat build/valgrind.log; fi; \
+	echo "== 3/3 valgrind memcheck over a Lua run (spec/fixtures/memcheck.lua)"; \
+	$(VALGRIND) --tool=memcheck --error-exitcode=1 --leak-check=full \
+	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	  --log-file=build/valgrind-lua.log $(LUA) spec/fixtures/memcheck.lua > build/valgrind-lua.out 2>&1 || vg=1; \
+	tail -n 1 build/valgrind-lua.out; \
+	grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|in use at exit|All heap blocks' build/valgrind-lua.log \
+	  | sed 's/^==[0-9]*== */valgrind (lua): /'; \
+	if [ $$vg != 0 ]; then tail -n 60 build/valgrind-lua.log; cat build/valgrind-lua.out; fi; \
 	echo "== check: C tests $$( [ $$c = 0 ] && echo ok || echo FAILED), busted+ASan $$( [ $$lua = 0 ] && echo ok || echo FAILED), valgrind $$( [ $$vg = 0 ] && echo ok || echo FAILED)"; \
 	[ $$c = 0 ] && [ $$lua = 0 ] && [ $$vg = 0 ]
 
