@@ -29,7 +29,7 @@ $(ASAN_SO): $(CORE_SRC) $(BIND_SRC) csrc/sv_core.h
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
 	  -o $@ $(CORE_SRC) $(BIND_SRC) $(CURL_LIBS) -lm
 
-check: $(ASAN_TEST) $(ASAN_SO) $(SO) $(TEST_BIN)
+check: $(ASAN_TEST) $(ASAN_SO) $(SO) $(TEST_BIN) $(COMPAT_SO)
 	@test -f "$(ASAN_RT)" || { echo "check: no ASan runtime at '$(ASAN_RT)' (install libclang-rt-dev)"; exit 1; }
 	@rm -rf $(ASAN_LOGS); mkdir -p $(ASAN_LOGS); \
 	c=0; lua=0; vg=0; \
@@ -47,7 +47,7 @@ check: $(ASAN_TEST) $(ASAN_SO) $(SO) $(TEST_BIN)
 	ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:log_path=$(CURDIR)/$(ASAN_LOGS)/asan \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_LOGS)/ubsan \
 	LUA_CPATH='build/asan/?.so;;' \
-	  $(LUA) /usr/bin/busted --cpath='build/asan/?.so' -o utfTerminal $(BUSTED_ARGS) > build/asan/busted.out 2>&1 || lua=1; \
+	  $(LUA) /usr/bin/busted --cpath='build/asan/?.so;build/?.so' -o utfTerminal $(BUSTED_ARGS) > build/asan/busted.out 2>&1 || lua=1; \
 	tail -n 40 build/asan/busted.out | grep -E 'success|Failure|Error|^spec/' | tail -n 25; \
 	if ls $(ASAN_LOGS)/* >/dev/null 2>&1; then \
 	  lua=1; echo "sanitizer reports in $(ASAN_LOGS):"; head -n 60 $(ASAN_LOGS)/*; \
