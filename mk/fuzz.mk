@@ -10,7 +10,7 @@ FUZZ_CC      ?= clang
 FUZZ_TARGETS := json answer build retry_after base_url
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all
-FUZZ_CORE    := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c
+FUZZ_CORE    := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csrc/sv_call.c
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
 build/fuzz/fuzz_%: csrc/fuzz/fuzz_%.c csrc/fuzz/fuzz.h $(FUZZ_CORE) csrc/sv_core.h

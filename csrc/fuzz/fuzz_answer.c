@@ -1,4 +1,5 @@
-/* The answer reader on any status, Retry-After value and body.  Properties: a
+/* The answer reader on any status, Retry-After value and body, and the verdict on
+   a whole exchange (sv_verdict) with any way the wire ended.  Properties: a
    success is a 2xx whose body is one JSON object, without a duplicate key, with a
    usable string id and a string status; a refused create 2xx says maybe_created
    and names only an id that can be polled; Retry-After is finite and clamped;
@@ -18,8 +19,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t ra_len, i;
   int rc;
 
+  int first;
   memset(&a, 0, sizeof a);
-  a.op = (sv_op)(take_byte(&r) % 3);
+  first = take_byte(&r);
+  a.op = (sv_op)(first % 3);
   a.status = (long)((take_byte(&r) << 8 | take_byte(&r)) % 600);
   /* the Retry-After value runs to the first newline (none: no header) */
   nl = memchr(r.p, '\n', r.left);
@@ -66,6 +69,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       PROPERTY(sv_task_id_ok(err.id, strlen(err.id)), "an id kept can be polled");
       PROPERTY(sv_json_prefix_id(a.body, a.body_len, pid, sizeof pid) == 0 && strcmp(pid, err.id) == 0,
                "the id kept is the first top-level string id");
+    }
+  }
+
+  /* the verdict: the same reading when a whole answer came; a broken wire is a
+     failure; a create the server may have taken says so and keeps the id a cut
+     answer names; the key never reaches a message */
+  {
+    sv_exchange x;
+    sv_error v;
+    sv_transport tr;
+    static const char secret[] = "sk-fuzz-secret-1234";
+    int vr;
+    memset(&x, 0, sizeof x);
+    x.op = a.op;
+    x.status = a.status;
+    x.body = a.body;
+    x.body_len = a.body_len;
+    x.retry_after = a.retry_after;
+    x.tr = (sv_transport)((first / 3) % 7);
+    x.message = secret; /* a wire message that echoes the key */
+    x.bytes = (double)a.body_len;
+    x.total = (double)(a.body_len + (size_t)(first & 1));
+    vr = sv_verdict(&x, 1.7e9, secret, &v, &tr);
+    PROPERTY(vr == 0 || vr == -1, "verdict: 0 or -1");
+    PROPERTY(strstr(v.message, secret) == NULL, "verdict: the key never reaches a message");
+    if (x.tr != SV_TR_NONE) PROPERTY(vr == -1, "verdict: a broken wire is a failure");
+    if (x.tr == SV_TR_NONE && x.op != SV_OP_DOWNLOAD) {
+      PROPERTY(vr == rc && v.kind == err.kind, "verdict: a whole answer reads as sv_read_answer reads it");
+    }
+    if (vr == -1 && x.op == SV_OP_CREATE &&
+        (x.tr == SV_TR_TIMEOUT || x.tr == SV_TR_BROKEN || x.tr == SV_TR_GARBLED))
+      PROPERTY(v.maybe_created, "verdict: a create cut off after sending may have created");
+    if (x.tr == SV_TR_NOT_SENT || x.tr == SV_TR_FATAL) PROPERTY(!v.maybe_created, "verdict: nothing sent, nothing created");
+    if (v.id[0] && x.tr != SV_TR_NONE) {
+      char pid[SV_ID_MAX + 1];
+      PROPERTY(sv_json_prefix_id(a.body, a.body_len, pid, sizeof pid) == 0 && strcmp(pid, v.id) == 0,
+               "verdict: the id kept from a cut answer is its first top-level string id");
     }
   }
   free(ra_copy);

@@ -5,7 +5,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int n_test = 0, n_fail = 0;
 
@@ -685,6 +687,88 @@ static void found_by_fuzzing(void) {
   }
 }
 
+/* The verdict on a whole exchange, whichever transport carried it. */
+static sv_exchange exch(sv_op op, long status, const char *body, sv_transport tr, const char *msg) {
+  sv_exchange x;
+  memset(&x, 0, sizeof x);
+  x.op = op;
+  x.status = status;
+  x.body = body;
+  x.body_len = body ? strlen(body) : 0;
+  x.tr = tr;
+  x.message = msg;
+  x.total = -1;
+  return x;
+}
+
+static void verdicts(void) {
+  sv_error e;
+  sv_transport tr;
+  sv_exchange x = exch(SV_OP_CREATE, 200, "{\"id\":\"task_1\",\"status\":\"queued\"}", SV_TR_BROKEN,
+                       "transfer closed with 167 bytes remaining");
+  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_NETWORK && e.maybe_created &&
+         strcmp(e.id, "task_1") == 0 && tr == SV_TR_BROKEN,
+     "verdict: a create answer cut short keeps its id and may have created", e.message);
+  x = exch(SV_OP_CREATE, 200, "{\"id\":\"task_2\",\"status\":\"que", SV_TR_GARBLED, "over the cap");
+  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_PROTOCOL && e.maybe_created &&
+         strcmp(e.id, "task_2") == 0,
+     "verdict: an answer over the cap keeps the id its start names", e.message);
+  x = exch(SV_OP_CREATE, 0, NULL, SV_TR_NOT_SENT, "Couldn't connect to server");
+  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_NETWORK && !e.maybe_created && !e.id[0],
+     "verdict: a create never sent created nothing", e.message);
+  x = exch(SV_OP_QUERY, 0, NULL, SV_TR_TIMEOUT, "Operation timed out");
+  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_TIMEOUT && !e.maybe_created,
+     "verdict: a query that timed out is kind timeout", e.message);
+  x = exch(SV_OP_CREATE, 503, "{\"error\":\"busy\"}", SV_TR_NONE, NULL);
+  x.retry_after = "5";
+  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_SERVER && !e.maybe_created && e.retry_after == 5,
+     "verdict: a 503 with Retry-After created nothing", e.message);
+  x = exch(SV_OP_CREATE, 500, "{\"error\":\"bad key sk-secret-1234\"}", SV_TR_NONE, NULL);
+  ok(sv_verdict(&x, 0, "sk-secret-1234", &e, &tr) == -1 && e.maybe_created && !strstr(e.message, "sk-secret-1234") &&
+         strstr(e.message, "***"),
+     "verdict: a 500 to a create may have created, and the key is scrubbed from the message", e.message);
+  x = exch(SV_OP_DOWNLOAD, 200, "", SV_TR_NONE, NULL);
+  x.bytes = 100;
+  x.total = 200;
+  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && tr == SV_TR_BROKEN && e.kind == SV_E_NETWORK,
+     "verdict: a download that ended short of its size counts as broken (resumable)", e.message);
+  x.bytes = 200;
+  ok(sv_verdict(&x, 0, NULL, &e, &tr) == 0, "verdict: a whole download succeeds", e.message);
+  x = exch(SV_OP_DOWNLOAD, 0, NULL, SV_TR_IO, "cannot write the file: No space left on device");
+  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_IO && strcmp(e.field, "path") == 0,
+     "verdict: a file that cannot be written is kind io", e.message);
+}
+
+/* Journal appends: whole records, a torn last line ended first. */
+static void file_appends(void) {
+  char path[] = "/tmp/starvideos-test-XXXXXX";
+  int fd = mkstemp(path);
+  sv_buf why, got;
+  FILE *f;
+  char line[256];
+  sv_buf_init(&why);
+  sv_buf_init(&got);
+  if (fd >= 0) close(fd);
+  ok(fd >= 0 && sv_file_append(path, "{\"a\":1}", 7, 1, &why) == 0, "append: a record", sv_buf_cstr(&why));
+  f = fopen(path, "a");
+  if (f) { fputs("{\"torn", f); fclose(f); }
+  ok(sv_file_append(path, "{\"b\":2}\n", 8, 0, &why) == 0, "append: after a torn line", sv_buf_cstr(&why));
+  f = fopen(path, "r");
+  while (f && fgets(line, sizeof line, f)) sv_buf_adds(&got, line);
+  if (f) fclose(f);
+  ok(strcmp(sv_buf_cstr(&got), "{\"a\":1}\n{\"torn\n{\"b\":2}\n") == 0,
+     "append: the torn line is ended, each record stands on its own line", sv_buf_cstr(&got));
+  unlink(path);
+  why.len = 0;
+  ok(sv_file_append("/nonexistent-dir/j.jsonl", "x", 1, 0, &why) == -1 && strstr(sv_buf_cstr(&why), "cannot open"),
+     "append: an unwritable journal says why", sv_buf_cstr(&why));
+  why.len = 0;
+  ok(sv_file_writable("/tmp", &why) == -1 && strstr(sv_buf_cstr(&why), "/tmp"),
+     "append: a directory is not a journal", sv_buf_cstr(&why));
+  sv_buf_free(&why);
+  sv_buf_free(&got);
+}
+
 int main(void) {
   validator();
   building();
@@ -698,6 +782,8 @@ int main(void) {
   headers_and_urls();
   retry_after();
   found_by_fuzzing();
+  verdicts();
+  file_appends();
   printf("1..%d\n# %d passed, %d failed\n", n_test, n_test - n_fail, n_fail);
   return n_fail ? 1 : 0;
 }
