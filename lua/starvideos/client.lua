@@ -5,7 +5,6 @@
 -- progress.  Blocking calls drive until their jobs are done; step(0) drives once.
 
 local core = require "starvideos.core"
-local cjson = require("cjson.safe").new()
 local options = require "starvideos.options"
 local journal = require "starvideos.journal"
 local transport = require "starvideos.transport"
@@ -184,15 +183,8 @@ end
 
 -- Build a create (validation first, then the key): path, body | nil, err.
 function Client:_build_create(params)
-  local extra = params.extra
-  local text
-  if type(extra) == "table" then
-    local why
-    text, why = cjson.encode(extra)
-    if not text then
-      return nil, new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })
-    end
-  end
+  local text, err = options.extra_json(params)
+  if err then return nil, err end
   local path, body = core.build_create(params, text)
   if not path then return nil, body end
   if not self.has_key then

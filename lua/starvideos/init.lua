@@ -4,7 +4,6 @@
 -- (starvideos.core) validates requests and moves bytes with libcurl.
 
 local core = require "starvideos.core"
-local cjson = require "cjson.safe"
 local options = require "starvideos.options"
 local Client = require "starvideos.client"
 local journal = require "starvideos.journal"
@@ -26,15 +25,8 @@ M.new = Client.new
 -- starvideos.validate(params) -> true | nil, err   (no network)
 function M.validate(params)
   if type(params) ~= "table" then argerror(1, "validate", "table", type(params)) end
-  local text
-  if type(params.extra) == "table" then
-    local why
-    text, why = cjson.encode(params.extra)
-    if not text then
-      return nil, options.new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why),
-        { field = "extra" })
-    end
-  end
+  local text, err = options.extra_json(params)
+  if err then return nil, err end
   return core.validate(params, text)
 end
 

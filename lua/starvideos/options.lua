@@ -3,6 +3,7 @@
 -- range raise (they are the caller's bugs); they never reach the network.
 
 local core = require "starvideos.core"
+local cjson = require("cjson.safe").new()
 
 local type, pairs, tostring, tonumber, error, setmetatable, floor, string_format, os_getenv =
   type, pairs, tostring, tonumber, error, setmetatable, math.floor, string.format, os.getenv
@@ -53,6 +54,16 @@ end
 
 function O.is_integer(v)
   return type(v) == "number" and v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+end
+
+-- The JSON text of params.extra for the core (which calls no Lua): text, or
+-- nil when there is no extra table, or nil, err when it cannot be JSON.
+function O.extra_json(params)
+  local extra = params.extra
+  if type(extra) ~= "table" then return nil end
+  local text, why = cjson.encode(extra)
+  if text then return text end
+  return nil, O.new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })
 end
 
 -- checker(value) -> nil when fine, else what was expected
