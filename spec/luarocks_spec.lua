@@ -200,6 +200,14 @@ describe("luarocks make (" .. vm .. ")", function()
     assert.is_nil(deps:find("luasocket", 1, true))
     assert.is_nil(scm:find("header =", 1, true))
     assert.matches('license = "MIT"', scm)
+    -- the C module's sources are the Makefile's
+    local make_src = helper.capture("cd " .. q(root) .. " && make -s --no-print-directory --eval "
+      .. q("sv-print-sources: ; @echo $(CORE_SRC) $(BIND_SRC)") .. " sv-print-sources")
+    local listed = {}
+    for file in (scm:match('%["starvideos%.core"%] = {%s*sources = (%b{})') or ""):gmatch('"([^"]+)"') do
+      listed[#listed + 1] = file
+    end
+    assert.equal(make_src:gsub("%s+$", ""), table.concat(listed, " "))
     assert.matches("Copyright %(c%) 2026 the starvideos authors", helper.read_file(root .. "/LICENSE"))
   end)
 end)

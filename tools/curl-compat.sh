@@ -69,11 +69,13 @@ done <"$table"
 if [ "${1:-}" = "--module" ]; then
   out=${2:?usage: tools/curl-compat.sh --module OUT.so}
   mkdir -p "$(dirname "$out")" || exit 1
+  # the module's sources, as the Makefile names them
+  # shellcheck disable=SC2016
+  sources=$(make -s --no-print-directory --eval 'sv-print-sources: ; @echo $(CORE_SRC) $(BIND_SRC)' \
+    sv-print-sources) || exit 1
   # shellcheck disable=SC2086,SC2046
   exec $CC ${CFLAGS:--O2 -g} $WARN $DEFS -fPIC -fvisibility=hidden ${LUA_INC:-} $CURL_CFLAGS \
-    -include "$work/curl-$OLD.h" -shared -o "$out" \
-    csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csrc/sv_call.c \
-    csrc/sv_http.c csrc/sv_file.c csrc/lsv_core.c \
+    -include "$work/curl-$OLD.h" -shared -o "$out" $sources \
     $(pkg-config --libs libcurl 2>/dev/null || echo -lcurl) -lm
 fi
 
