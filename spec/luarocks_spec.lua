@@ -14,6 +14,8 @@ local q = helper.shell_quote
 -- absolute: children run in other directories
 local root = assert(helper.capture("cd " .. q(helper.root) .. " && pwd")):match("^(.-)\n?$")
 local vm = helper.vm
+-- make as a user runs it, not as the make running this suite (no MAKEFLAGS, MAKELEVEL)
+local MAKE = "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES make"
 local SAMPLE = assert(helper.read_file(root .. "/lua/starvideos/emulator/sample.mp4"))
 
 -- Lua's version directory name (5.1 for LuaJIT)
@@ -201,7 +203,7 @@ describe("luarocks make (" .. vm .. ")", function()
     assert.is_nil(scm:find("header =", 1, true))
     assert.matches('license = "MIT"', scm)
     -- the C module's sources are the Makefile's
-    local make_src = helper.capture("cd " .. q(root) .. " && make -s --no-print-directory --eval "
+    local make_src = helper.capture("cd " .. q(root) .. " && " .. MAKE .. " -s --no-print-directory --eval "
       .. q("sv-print-sources: ; @echo $(CORE_SRC) $(BIND_SRC)") .. " sv-print-sources")
     local listed = {}
     for file in (scm:match('%["starvideos%.core"%] = {%s*sources = (%b{})') or ""):gmatch('"([^"]+)"') do
@@ -298,7 +300,7 @@ describe("make without a package manager", function()
   end)
 
   it("make builds there", function()
-    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " make")
+    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE)
     assert.is_true(ok, out)
     assert.is_true(exists(src .. "/build/starvideos/core.so"))
     assert.is_true(exists(src .. "/build/test_core"))
@@ -306,30 +308,30 @@ describe("make without a package manager", function()
   end)
 
   it("make calls no package manager, even where one would answer", function()
-    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(fake) .. ":\"$PATH\" make -B")
+    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(fake) .. ":\"$PATH\" " .. MAKE .. " -B")
     assert.is_true(ok, out)
     assert.is_nil(helper.read_file(log))
   end)
 
   it("make deps names the packages and fails there", function()
-    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " make deps")
+    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE .. " deps")
     assert.is_nil(ok)
     assert.matches("deps: no apt-get here: install these (Debian names) or their equivalents by hand: lua5.4 ",
       out, 1, true)
   end)
 
   it("before test, test-all and demo, deps-checked says so there and goes on", function()
-    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " make deps-checked")
+    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE .. " deps-checked")
     assert.is_true(ok, out)
     assert.matches("deps: no apt-get here: installing nothing", out, 1, true)
     -- make's database (-p; -q runs nothing): which goals have deps-checked first
-    out = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " make -pq no-such-goal")
+    out = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE .. " -pq no-such-goal")
     for _, goal in ipairs { "test", "test-all", "demo" } do
       assert.matches("\n" .. goal:gsub("%-", "%%-") .. ": deps%-checked ", out)
     end
     assert.is_nil(out:match("\nall: [^\n]*deps"), out:match("\nall: [^\n]*"))
     -- and under make -n test demo, deps-checked comes once, before anything is built
-    out = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " make -B -n test demo")
+    out = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE .. " -B -n test demo")
     local _, n = out:gsub("tools/deps.sh %-%-if%-possible", "")
     assert.equal(1, n, out)
     assert.matches("^sh tools/deps.sh %-%-if%-possible ", out)
@@ -337,7 +339,7 @@ describe("make without a package manager", function()
 
   it("where apt-get answers, make deps asks it for what dpkg-query says is missing", function()
     os.remove(log)
-    sh("cd " .. q(src) .. " && PATH=" .. q(fake) .. ":\"$PATH\" make deps")
+    sh("cd " .. q(src) .. " && PATH=" .. q(fake) .. ":\"$PATH\" " .. MAKE .. " deps")
     local calls = helper.read_file(log) or ""
     assert.matches("dpkg-query -W -f=${Status} lua5.4\n", calls, 1, true)
     assert.matches("apt-get update -qq", calls, 1, true)
