@@ -1,4 +1,8 @@
 # starvideos: build, test, demo.  `make test` and `make demo` work from a fresh clone.
+# `make` only builds: it never calls a package manager (any Linux with a C
+# compiler, Lua's headers and libcurl's).  Packages are installed by `make deps`,
+# and by `make test`, `make test-all` and `make demo` when something is missing
+# and apt-get exists (tools/deps.sh).
 LUA       ?= lua5.4
 LUA_INC   ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 CURL_LIBS ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
@@ -24,9 +28,15 @@ INC_lua5.3   ?= $(shell pkg-config --cflags lua5.3 2>/dev/null || echo -I/usr/in
 INC_lua5.4   ?= $(LUA_INC)
 INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 
-# Debian packages the build, the tests and the demo need (test-all: every VM).
+# Debian packages the build, the tests and the demo need (test-all: every VM;
+# luarocks for spec/luarocks_spec.lua, lua-ldoc and lua-markdown for make docs).
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
-             lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev
+             lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
+             luarocks lua-ldoc lua-markdown
+# The goals that install what is missing first (when apt-get exists); no other
+# goal depends on deps-checked, so a plain `make` calls no package manager.
+INSTALL_GOALS := test test-all demo
+DEPS_FIRST    := $(if $(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),deps-checked)
 BUSTED    := $(LUA) /usr/bin/busted
 
 export LUA_PATH  := lua/?.lua;lua/?/init.lua;./?.lua;;
@@ -41,7 +51,7 @@ all: $(SO) $(TEST_BIN) $(COMPAT_SO)
 $(TEST_BIN): csrc/test/test_core.c $(filter-out build/obj/lsv_core.o,$(OBJ))
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm
 
-build/obj/%.o: csrc/%.c csrc/sv_core.h | deps-checked
+build/obj/%.o: csrc/%.c csrc/sv_core.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -c $< -o $@
 build/obj/lsv_core.o: csrc/compat.h
@@ -51,14 +61,14 @@ $(SO): $(OBJ)
 	$(CC) -shared -o $@ $(OBJ) $(CURL_LIBS) -lm
 
 # A module that drives csrc/compat.h (spec/compat_spec.lua).
-$(COMPAT_SO): csrc/test/compat_test.c csrc/compat.h | deps-checked
+$(COMPAT_SO): csrc/test/compat_test.c csrc/compat.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -shared -o $@ $<
 
 # The same for every VM: build/<vm>/starvideos/core.so and build/<vm>/compat_test.so,
 # objects in build/<vm>/obj.
 define VM_RULES
-build/$(1)/obj/%.o: csrc/%.c csrc/sv_core.h | deps-checked
+build/$(1)/obj/%.o: csrc/%.c csrc/sv_core.h | $$(DEPS_FIRST)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -c $$< -o $$@
 build/$(1)/obj/lsv_core.o: csrc/compat.h
@@ -67,7 +77,7 @@ build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(OBJ))
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm
 
-build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/compat.h | deps-checked
+build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/compat.h | $$(DEPS_FIRST)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -shared -o $$@ $$<
 endef
@@ -75,11 +85,13 @@ $(foreach vm,$(VMS),$(eval $(call VM_RULES,$(vm))))
 
 VM_SOS    := $(foreach vm,$(VMS),build/$(vm)/starvideos/core.so build/$(vm)/compat_test.so)
 
-# Install what is missing (once), so a fresh Debian machine needs nothing else.
+# Install what is missing, so a fresh Debian machine needs nothing else: `make
+# deps` fails where there is no apt-get (it lists the packages); before test,
+# test-all and demo, deps-checked only says so and goes on.
 deps:
 	@sh tools/deps.sh $(DEPS)
 deps-checked:
-	@sh tools/deps.sh $(DEPS)
+	@sh tools/deps.sh --if-possible $(DEPS)
 .PHONY: deps-checked
 
 # luacheck (std "min": names every VM has, see .luacheckrc), and luac5.1 for
@@ -89,24 +101,24 @@ lint:
 	@status=0; luacheck -q lua bin spec || status=1; \
 	for f in $(LUA_FILES); do luac5.1 -p "$$f" || status=1; done; exit $$status
 
-test: deps $(SO) $(TEST_BIN) $(COMPAT_SO) lint
+test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) lint
 	$(BUSTED) $(BUSTED_ARGS)
 
 # Lint once, then the whole suite on every VM, each loading its own build/<vm>/
 # modules and running the emulator and the CLI under itself; one line per VM,
 # then the total.  A failed lint does not stop the suites: it counts as one
 # failure in the total (and the exit status).
-test-all: deps $(SO) $(TEST_BIN) $(VM_SOS)
+test-all: deps-checked $(SO) $(TEST_BIN) $(VM_SOS)
 	@lint=ok; $(MAKE) --no-print-directory lint || lint=failed; \
 	LINT_RESULT=$$lint sh tools/test-all.sh $(VMS)
 
-demo: deps $(SO)
+demo: deps-checked $(SO)
 	@sh tools/demo.sh
 
 clean:
 	rm -rf build
 
-bench: deps $(SO)
+bench: $(SO)
 	$(LUA) bench/wait_all.lua
 	$(LUA) bench/download.lua
 .PHONY: bench

@@ -22,7 +22,9 @@
 #define O_NOFOLLOW 0
 #endif
 
-/* libcurl before 7.85 has no *_PROTOCOLS_STR: the bitmask options do the same. */
+/* libcurl before 7.85 has no *_PROTOCOLS_STR: the bitmask options do the same.
+   Every other libcurl name used here is in 7.68 (the oldest supported):
+   csrc/curl_versions.txt lists each with its version, tools/curl-compat.sh checks. */
 #if LIBCURL_VERSION_NUM >= 0x075500
 #define SV_LIMIT_PROTOCOLS(e)                                                     \
   (curl_easy_setopt((e), CURLOPT_PROTOCOLS_STR, "http,https"),                    \

@@ -1,8 +1,15 @@
--- The client: every public method in one place, and the one drive loop they
+--- The client: every public method in one place, and the one drive loop they
 -- all share.  A call builds jobs (job.lua), jobs send requests (request.lua)
 -- through the client's transport (transport.lua), and the drive loop moves
 -- them: timers that fell due, exchanges the transport says finished, download
 -- progress.  Blocking calls drive until their jobs are done; step(0) drives once.
+--
+-- Made by `starvideos.new`.  Every `on_progress` (and the client's `on_event`)
+-- receives one shape: `{type=, id=, task=, status=, bytes=, total=, index=, path=}`,
+-- `type` being `"status"` (a task seen) or `"progress"` (download bytes).
+-- A wrong argument raises; what the network or the service did is returned as
+-- `nil, err` (see the `starvideos` module for the error's fields).
+-- @classmod starvideos.client
 
 local core = require "starvideos.core"
 local options = require "starvideos.options"
@@ -21,7 +28,9 @@ Client.__index = Client
 
 -- ------------------------------------------------------------ creation
 
--- Client.new(opts) -> client   (starvideos.new)
+--- A new client: `starvideos.new`, which lists the options.
+-- @tparam[opt] table opts
+-- @treturn starvideos.client
 function Client.new(opts)
   local cfg = options.client(opts)
   local self = setmetatable({
@@ -35,6 +44,9 @@ function Client.new(opts)
   return self
 end
 
+--- End every exchange in flight and free the connections; any later call on
+-- the client raises.  Also done when the client is collected, and on 5.4 at
+-- the end of a `<close>` variable's scope.
 function Client:close()
   local t = self.transport
   if t then self.transport = nil; t:close() end
@@ -257,14 +269,26 @@ end
 
 -- ------------------------------------------------------------ the API
 
--- client:create(params) -> task | nil, err
+--- Create a task.  The request is checked against its model's rules first: an
+-- invalid one never reaches the network.  With a journal, a synced `pending`
+-- record is written before it is sent and the task's record once its id is
+-- known.  A create is resent only when it surely created nothing.
+-- @tparam table params `model` (`starvideos_o3`, `videos`, `videos_fast`,
+-- `videos_stable`, `videos_stable_fast`), `prompt`, `duration`, `ratio`,
+-- `resolution`, `first_image` + `last_image`, `referenceImages`,
+-- `referenceVideos`, `referenceAudios` (lists of URLs), `extra` (a table sent as is)
+-- @return the queued task, or `nil` and an error (`maybe_created` when it may
+-- have been paid for although no id came back)
 function Client:create(params)
   need_table(params, 1, "create")
   live(self)
   return run_one(self, Job.new(self, { params = params, goal = "created" }))
 end
 
--- client:query(id_or_task) -> task | nil, err
+--- The task as the service sees it now (one request, retried on network errors,
+-- timeouts, 429 and 5xx).
+-- @param id a task id, or a task
+-- @return the task, or `nil` and an error
 function Client:query(id)
   id = task_id(id, "query")
   live(self)
@@ -273,8 +297,12 @@ end
 
 local WAIT = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn }
 
--- client:wait(id_or_task, {interval=, timeout=1800, on_progress=fn, sleep=fn})
---   -> the completed task | nil, err
+--- Poll a task until it is completed or failed.
+-- @param id_or_task a task id, or a task
+-- @tparam[opt] table opts `interval` (seconds between polls, default 30),
+-- `timeout` (seconds, default 1800), `on_progress` (`function(event)`, each poll),
+-- `sleep` (`function(seconds)`, every pause goes through it)
+-- @return the completed task, or `nil` and an error (`task_failed` for a failed task)
 function Client:wait(id_or_task, opts)
   local id = task_id(id_or_task, "wait")
   opts = check(opts, "wait", WAIT)
@@ -285,7 +313,14 @@ end
 
 local DOWNLOAD = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes }
 
--- client:download(task_or_id_or_url, path, {on_progress=fn, timeout=}) -> path | nil, err
+--- Download a task's video to a file.  The bytes go to `path .. ".part"`,
+-- a broken transfer resumes with `Range`, an expired URL is asked for again,
+-- and the file appears whole at `path` (synced, then renamed).
+-- @param target a completed task, a task id (queried for its URL), or a video URL
+-- @string path the file to write
+-- @tparam[opt] table opts `on_progress` (`function(event)`), `timeout` (seconds,
+-- default 3600), `sleep`, `resume_limit` (reconnections, default 5)
+-- @return `path`, or `nil` and an error
 function Client:download(target, path, opts)
   if type(path) ~= "string" or path == "" then argerror(2, "download", "file path", type(path)) end
   opts = check(opts, "download", DOWNLOAD)
@@ -318,7 +353,11 @@ end
 
 local GENERATE = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn }
 
--- client:generate(params, {out=, interval=, timeout=, on_progress=}) -> task | nil, err
+--- Create, wait and (with `out`) download, in one call.
+-- @tparam table params as for `create`
+-- @tparam[opt] table opts `out` (the video's file), `interval`, `timeout`,
+-- `on_progress`, `sleep`
+-- @return the completed task (`task.path` is `out` when given), or `nil` and an error
 function Client:generate(params, opts)
   need_table(params, 1, "generate")
   opts = check(opts, "generate", GENERATE)
@@ -342,8 +381,12 @@ end
 
 local WAIT_ALL = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path }
 
--- client:wait_all(ids_or_tasks, {interval=, timeout=, on_progress=, out_dir=})
--- All waited for at once; one failure does not stop the others.
+--- Wait for many tasks at once; one failure does not stop the others.
+-- @tab list task ids or tasks
+-- @tparam[opt] table opts `interval`, `timeout`, `on_progress` (events carry
+-- `index`, the position in `list`), `sleep`, `out_dir` (download each video
+-- there as `<id>.mp4`)
+-- @return a list of `{task=, err=, path=}`, in the order of `list`
 function Client:wait_all(list, opts)
   if type(list) ~= "table" then argerror(1, "wait_all", "list of ids or tasks", type(list)) end
   opts = check(opts, "wait_all", WAIT_ALL)
@@ -361,9 +404,12 @@ end
 local RESUME = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
   on_progress = C.fn }
 
--- client:resume{dir=, interval=, timeout=} -> list of {task=, err=, path=}
--- Every journalled task not yet downloaded is waited for and downloaded into dir
--- as <id>.mp4; a torn line in the journal is skipped.
+--- Carry every journalled task not yet downloaded to a file: each is waited
+-- for and downloaded into `dir` as `<id>.mp4`; a torn line in the journal is skipped.
+-- @tparam[opt] table opts `dir` (default "."), `journal` (default the client's),
+-- `interval`, `timeout`, `on_progress`, `sleep`
+-- @return a list of `{task=, err=, path=}`, or `nil` and an error (no journal,
+-- or one that cannot be read)
 function Client:resume(opts)
   opts = check(opts, "resume", RESUME)
   live(self)
@@ -383,7 +429,10 @@ function Client:resume(opts)
   return run_many(self, jobs, opts.sleep)
 end
 
--- client:pending{journal=} -> the creates whose answer never came (starvideos.pending)
+--- The creates whose answer never came (the task may exist): `starvideos.pending`
+-- on the client's journal.
+-- @tparam[opt] table opts `journal` (default the client's)
+-- @return a list of `{["local"]=, model=, prompt_hash=, time=}`, or `nil` and an error
 function Client:pending(opts)
   opts = check(opts, "pending", { journal = C.path })
   local path = opts.journal or self.journal
@@ -404,7 +453,15 @@ local function register(self, job)
   return job
 end
 
--- client:start(params, opts) -> job | nil, err   (the create is sent by step)
+--- Start a task as a non-blocking job: nothing is sent until `step`, which
+-- moves it through create, polling and (with `out`) the download.  A job has
+-- `state` (`"creating"`, `"polling"`, `"downloading"`, `"done"`, `"cancelled"`),
+-- `status` (the task's), `task`, `id`, `err`, `path`, `done`, and `job:cancel()`
+-- (a create already sent is never taken back).
+-- @tparam table params as for `create`
+-- @tparam[opt] table opts `out`, `interval`, `timeout`, `on_status`
+-- (`function(job)`, when the task's status changes and when the job ends), `on_progress`
+-- @return the job, or `nil` and an error (an invalid request)
 function Client:start(params, opts)
   need_table(params, 1, "start")
   opts = check(opts, "start", JOB)
@@ -415,7 +472,10 @@ function Client:start(params, opts)
   return register(self, job)
 end
 
--- client:watch(id_or_task, opts) -> job
+--- Follow an existing task as a non-blocking job (see `start`).
+-- @param id_or_task a task id, or a task
+-- @tparam[opt] table opts as for `start`
+-- @return the job
 function Client:watch(id_or_task, opts)
   local id = task_id(id_or_task, "watch")
   opts = check(opts, "watch", JOB)
@@ -427,9 +487,10 @@ end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })
 
--- client:step(seconds) -> the jobs that finished during this step.  step(0) does
--- the network work that is ready and returns at once; a longer step returns
--- early once a job finishes.
+--- Move the jobs: `step(0)` (or `step()`) does the network work that is ready
+-- and returns at once; a longer step returns early once a job finishes.
+-- @number[opt] seconds at most this long (default 0)
+-- @return the jobs that finished during this step (an empty, read-only table when none)
 function Client:step(seconds)
   if seconds ~= nil and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then
     argerror(1, "step", "seconds >= 0", tostring(seconds))

@@ -4,8 +4,9 @@
 -- a slow download, a delayed answer or an idle keep-alive connection never
 -- blocks the others. See M.USAGE for the command line and the control API.
 -- Runs unchanged on Lua 5.1 to 5.4 and LuaJIT (the specs run it under each).
+-- It alone needs LuaSocket (the library does not): loaded when a server starts
+-- listening, and when it is missing, listen() says how to install it.
 
-local socket = require "socket"
 local cjson = require "cjson.safe"
 
 local error, ipairs, pairs, pcall, xpcall, next, select = error, ipairs, pairs, pcall, xpcall, next, select
@@ -20,10 +21,25 @@ local os_time, os_date, os_getenv = os.time, os.date, os.getenv
 local io_open, io_stderr, io_stdout = io.open, io.stderr, io.stdout
 local traceback = debug.traceback
 local unpack = table.unpack or unpack -- luacheck: ignore 113 143 (unpack: 5.1, LuaJIT)
-local gettime, sselect = socket.gettime, socket.select
+local socket, gettime, sselect -- LuaSocket, set by load_socket()
 local json_encode, json_decode, NULL = cjson.encode, cjson.decode, cjson.null
 
 local M = { _VERSION = "0.1.0" }
+
+M.NO_SOCKET = "LuaSocket is missing (the emulator needs it; the library does not): install it with "
+  .. "`apt-get install lua-socket` (Debian, Ubuntu) or `luarocks install luasocket`"
+
+-- Loads LuaSocket once. Returns true, or nil and M.NO_SOCKET with why require failed.
+local function load_socket()
+  if socket then return true end
+  local ok, mod = pcall(require, "socket")
+  if not ok or type(mod) ~= "table" or not mod.bind then
+    local why = tostring(mod):match("^[^\n]*"):gsub(":$", "")
+    return nil, M.NO_SOCKET .. " (require \"socket\": " .. why .. ")"
+  end
+  socket, gettime, sselect = mod, mod.gettime, mod.select
+  return true
+end
 
 -- A connection's code yields (to wait for its socket) inside pcall and xpcall.
 -- 5.2+ and LuaJIT allow that; 5.1 does not, nor does its xpcall pass
@@ -455,6 +471,8 @@ function M.new(opts)
 end
 
 function Server:listen()
+  local have_socket, why = load_socket()
+  if not have_socket then return nil, why end
   local sample, err = read_sample()
   if not sample then return nil, "cannot read the sample MP4: " .. tostring(err) end
   self.sample = sample

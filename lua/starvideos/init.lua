@@ -1,7 +1,19 @@
--- starvideos: a client for the StarVideos asynchronous video-generation API.
+--- starvideos: a client for the StarVideos asynchronous video-generation API.
 -- This file is the module's face: starvideos.new, validate, models and the
 -- default client.  The client itself is lua/starvideos/client.lua; the C core
 -- (starvideos.core) validates requests and moves bytes with libcurl.
+--
+--     local starvideos = require "starvideos"
+--     local client = starvideos.new { api_key = os.getenv "STARVIDEOS_API_KEY" }
+--     local task = assert(client:generate({ model = "videos", prompt = "A kitten on a meadow",
+--       duration = 5 }, { out = "kitten.mp4" }))
+--
+-- Errors are tables: `err.kind` is one of `invalid_request`, `auth`, `not_found`,
+-- `rate_limited`, `server`, `network`, `timeout`, `task_failed`, `protocol`, `io`,
+-- with `message`, `field`, `status`, `retry_after`, `task`, `id` and
+-- `maybe_created`; `tostring(err)` is one readable line, and the API key is never
+-- in it.
+-- @module starvideos
 
 local core = require "starvideos.core"
 local options = require "starvideos.options"
@@ -19,10 +31,30 @@ local M = {
   new_error = options.new_error,
 }
 
--- starvideos.new(opts) -> client
+--- A new client.  Every option is checked: a wrong type or value raises.
+-- @function new
+-- @tparam[opt] table opts
+--
+-- * `api_key`: default `$STARVIDEOS_API_KEY`; it lives in the transport only
+-- * `base_url`: http(s) only; default `$STARVIDEOS_BASE_URL`, else `DEFAULT_BASE_URL`
+-- * `timeout` (30), `connect_timeout` (10): seconds, one HTTP exchange
+-- * `max_retries` (2): retries of one request (0 to 10)
+-- * `journal`: a file path; every create is recorded there (see `client:resume`)
+-- * `sleep`: `function(seconds)`, every pause goes through it (a coroutine scheduler's)
+-- * `on_event`: `function(event)`, for `status`, `progress`, `request`, `response`, `retry`
+-- * `ca_file`: CA bundle for https
+-- * `max_connections` (16), `requests_per_second` (10, polls of all tasks together),
+--   `min_interval` (5, the closest two polls of one task), `retry_backoff` (0.5),
+--   `max_retry_wait` (60), `user_agent`
+-- * `transport`: a transport table (lua/starvideos/transport.lua) in place of libcurl's
+-- @treturn starvideos.client the client
 M.new = Client.new
 
--- starvideos.validate(params) -> true | nil, err   (no network)
+--- Check a request against its model's rules, with no network.
+-- @tparam table params what `client:create` takes: `model`, `prompt`, `duration`,
+-- `ratio`, `resolution`, `first_image`, `last_image`, `referenceImages`,
+-- `referenceVideos`, `referenceAudios`, `extra`
+-- @return `true`, or `nil` and an error (`kind` `invalid_request`, `field` the culprit)
 function M.validate(params)
   if type(params) ~= "table" then argerror(1, "validate", "table", type(params)) end
   local text, err = options.extra_json(params)
@@ -53,10 +85,16 @@ local function readonly(t, name)
   })
 end
 
+--- The capability table of the five models, read-only: for each model name, what
+-- it accepts (`duration`, `ratios`, `resolutions`, `max_images`, `max_videos`,
+-- `max_audios`, `prompt_max`, ...) and its `endpoint`.  Writing to it raises.
+-- @table models
 M.models = readonly(core.models, "starvideos.models")
 
--- starvideos.pending(journal_path) -> the creates whose answer never came, each
--- {["local"]=, model=, prompt_hash=, time=} | nil, err   (no network)
+--- The creates of a journal whose answer never came (the task may exist, and be
+-- paid for), with no network.
+-- @string path the journal file
+-- @return a list of `{["local"]=, model=, prompt_hash=, time=}`, or `nil` and an error
 function M.pending(path)
   if type(path) ~= "string" or path == "" then argerror(1, "pending", "journal path", type(path)) end
   local list, err, pending = journal.read(path)
@@ -66,13 +104,23 @@ end
 
 -- The default client, configured from the environment on first use.
 local default_client
+--- The default client, made by `new` from the environment
+-- (`STARVIDEOS_API_KEY`, `STARVIDEOS_BASE_URL`) on first use.
+-- @treturn starvideos.client
 function M.default()
   if not default_client then default_client = Client.new() end
   return default_client
 end
 
+--- `client:create` on the default client.
+-- @tparam table params
 function M.create(params) return M.default():create(params) end
+--- `client:query` on the default client.
+-- @param id a task id or task
 function M.query(id) return M.default():query(id) end
+--- `client:wait` on the default client.
+-- @param id a task id or task
+-- @tparam[opt] table opts
 function M.wait(id, opts) return M.default():wait(id, opts) end
 
 return M

@@ -1,26 +1,38 @@
+-- The development version: `luarocks make` at the top of a checkout (with no
+-- argument it picks this file, "scm" being newer than any numbered version)
+-- builds and installs the working tree as it is (Lua 5.1 to 5.4, LuaJIT).
 rockspec_format = "3.0"
 package = "starvideos"
-version = "0.1.0-1"
+version = "scm-1"
+-- Where the source lives: this repository, its main branch.  `luarocks make`
+-- builds the checkout it runs in and fetches nothing, so url is not used there;
+-- the project has no public address yet, so it names the checkout itself.
+-- Publishing means setting url to the repository's git address
+-- ("git+https://<host>/<owner>/starvideos.git"), which `luarocks build` clones.
 source = {
-  url = "git+https://example.invalid/starvideos.git",
-  tag = "v0.1.0",
+  url = "git+file://.",
+  branch = "main",
 }
 description = {
   summary = "Client for the StarVideos asynchronous video-generation API",
   detailed = [[
 A C core on libcurl validates requests against each model's rules and does the
 HTTP; pure-Lua helpers download, generate, wait for many tasks at once, keep a
-journal of paid tasks and run non-blocking jobs. Comes with a local emulator.
+journal of paid tasks and run non-blocking jobs. Comes with a local emulator
+(which alone needs LuaSocket: `luarocks install luasocket`).
 ]],
   license = "MIT",
 }
 dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1",
-  "luasocket >= 3.0", -- the emulator only
 }
+-- libcurl's library only: the compiler finds curl/curl.h where the system keeps
+-- it (Debian and Ubuntu: /usr/include/<multiarch>/curl, which a `header` check
+-- here would miss).  CURL_DIR, CURL_INCDIR or CURL_LIBDIR on the luarocks
+-- command line point at a libcurl elsewhere.  libcurl 7.68 or newer.
 external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
+  CURL = { library = "curl" },
 }
 build = {
   type = "builtin",

@@ -1,0 +1,72 @@
+-- The release: `luarocks make rockspec/starvideos-0.2.0-1.rockspec` at the top
+-- of a checkout of that release builds and installs it (Lua 5.1 to 5.4, LuaJIT).
+rockspec_format = "3.0"
+package = "starvideos"
+version = "0.2.0-1"
+-- Where the source lives: this repository, at the tag v0.2.0.  `luarocks make`
+-- builds the checkout it runs in and fetches nothing, so url is not used there;
+-- the project has no public address yet, so it names the checkout itself.
+-- Publishing means setting url to the repository's git address
+-- ("git+https://<host>/<owner>/starvideos.git"), which `luarocks build` clones.
+source = {
+  url = "git+file://.",
+  tag = "v0.2.0",
+}
+description = {
+  summary = "Client for the StarVideos asynchronous video-generation API",
+  detailed = [[
+A C core on libcurl validates requests against each model's rules and does the
+HTTP; pure-Lua helpers download, generate, wait for many tasks at once, keep a
+journal of paid tasks and run non-blocking jobs. Comes with a local emulator
+(which alone needs LuaSocket: `luarocks install luasocket`).
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  "lua-cjson >= 2.1",
+}
+-- libcurl's library only: the compiler finds curl/curl.h where the system keeps
+-- it (Debian and Ubuntu: /usr/include/<multiarch>/curl, which a `header` check
+-- here would miss).  CURL_DIR, CURL_INCDIR or CURL_LIBDIR on the luarocks
+-- command line point at a libcurl elsewhere.  libcurl 7.68 or newer.
+external_dependencies = {
+  CURL = { library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["starvideos.core"] = {
+      sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
+        "csrc/sv_call.c", "csrc/sv_http.c", "csrc/sv_file.c", "csrc/lsv_core.c" },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    ["starvideos"] = "lua/starvideos/init.lua",
+    ["starvideos.client"] = "lua/starvideos/client.lua",
+    ["starvideos.job"] = "lua/starvideos/job.lua",
+    ["starvideos.request"] = "lua/starvideos/request.lua",
+    ["starvideos.options"] = "lua/starvideos/options.lua",
+    ["starvideos.transport"] = "lua/starvideos/transport.lua",
+    ["starvideos.journal"] = "lua/starvideos/journal.lua",
+    ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
+    ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
+    ["starvideos.cli.client"] = "lua/starvideos/cli/client.lua",
+    ["starvideos.cli.commands"] = "lua/starvideos/cli/commands.lua",
+    ["starvideos.cli.display"] = "lua/starvideos/cli/display.lua",
+    ["starvideos.cli.json"] = "lua/starvideos/cli/json.lua",
+    ["starvideos.cli.output"] = "lua/starvideos/cli/output.lua",
+    ["starvideos.emulator"] = "lua/starvideos/emulator.lua",
+  },
+  copy_directories = {},
+  install = {
+    bin = { starvideos = "bin/starvideos" },
+    lua = { ["starvideos.emulator.sample"] = "lua/starvideos/emulator/sample.mp4" },
+  },
+}
+test = {
+  type = "command",
+  command = "make test",
+}

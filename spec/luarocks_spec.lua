@@ -1,0 +1,347 @@
+-- LuaRocks anywhere.  Under each VM that runs the suite (make test: lua5.4;
+-- make test-all: every VM, LuaJIT through `--lua-version=5.1 --lua-dir`):
+--   * `luarocks make` with no argument and no flag but the tree builds a copy of
+--     the checkout (it picks rockspec/starvideos-scm-1.rockspec) into a fresh
+--     tree; then a child process that sees only that tree (and Debian's system
+--     directories, for lua-cjson) creates a task on the emulator, waits for it
+--     and downloads the video;
+--   * the library needs no LuaSocket; the emulator says how to install it;
+--   * (lua5.4 only) `make` calls no package manager, and builds where there is none.
+
+local helper = require "spec.helper"
+
+local q = helper.shell_quote
+-- absolute: children run in other directories
+local root = assert(helper.capture("cd " .. q(helper.root) .. " && pwd")):match("^(.-)\n?$")
+local vm = helper.vm
+-- make as a user runs it, not as the make running this suite (no MAKEFLAGS, MAKELEVEL)
+local MAKE = "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES make"
+local SAMPLE = assert(helper.read_file(root .. "/lua/starvideos/emulator/sample.mp4"))
+
+-- Lua's version directory name (5.1 for LuaJIT)
+local LUAV = vm == "luajit" and "5.1" or vm:match("^lua(%d%.%d)$")
+
+local function sh(cmd)
+  return helper.capture(cmd .. " 2>&1")
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Every file under dir (relative names), sorted.
+local function list(dir)
+  local out = sh("cd " .. q(dir) .. " && find . -type f | sed 's|^\\./||' | sort")
+  local files = {}
+  for line in out:gmatch("[^\n]+") do files[#files + 1] = line end
+  return files
+end
+
+-- The environment of a child that must see no Lua module but those named:
+-- no LUA_INIT, no version-specific paths, LUA_PATH and LUA_CPATH as given.
+local function env(path, cpath)
+  return "env -u LUA_INIT -u LUA_INIT_5_2 -u LUA_INIT_5_3 -u LUA_INIT_5_4 -u LUA_PATH_5_2 -u LUA_PATH_5_3 "
+    .. "-u LUA_PATH_5_4 -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 LUA_PATH=" .. q(path)
+    .. " LUA_CPATH=" .. q(cpath) .. " "
+end
+
+-- The VM's own default search paths, keeping only Debian's system directories
+-- (/usr/share/lua, /usr/lib/...): not ./, not /usr/local (another tree).
+local function system_dirs(which)
+  local out = sh("env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 -u LUA_CPATH_5_2 "
+    .. "-u LUA_CPATH_5_3 -u LUA_CPATH_5_4 -u LUA_INIT " .. q(helper.lua)
+    .. " -e " .. q("io.write(package." .. which .. ")"))
+  local keep = {}
+  for entry in out:gmatch("[^;]+") do
+    if entry:match("^/usr/share/lua/") or entry:match("^/usr/lib/") then keep[#keep + 1] = entry end
+  end
+  return table.concat(keep, ";")
+end
+
+-- The child script: a create, a wait and a download through the installed
+-- module; first it prints where each starvideos module is found (the first
+-- hit on package.path / package.cpath, as require takes it).
+local CLIENT = [[
+local function where(name, path)
+  local file = name:gsub("%.", "/")
+  for template in path:gmatch("[^;]+") do
+    local p = template:gsub("%?", file)
+    local f = io.open(p, "rb")
+    if f then f:close() return p end
+  end
+  return "(not found)"
+end
+for _, m in ipairs { "starvideos", "starvideos.client", "starvideos.job", "starvideos.request",
+    "starvideos.options", "starvideos.transport", "starvideos.journal" } do
+  print("module " .. m .. " " .. where(m, package.path))
+end
+print("module starvideos.core " .. where("starvideos.core", package.cpath))
+local starvideos = require "starvideos"
+local url, key, out = assert(arg[1]), assert(arg[2]), assert(arg[3])
+assert(url:match("^http://127%.0%.0%.1:%d+$"), "not the local emulator: " .. url)
+local client = starvideos.new { api_key = key, base_url = url, retry_backoff = 0.01 }
+local t = assert(client:create { model = "videos", prompt = "a kitten on a meadow", duration = 5 })
+print("created " .. t.id)
+local done = assert(client:wait(t.id, { interval = 0.05, timeout = 20 }))
+print("status " .. done.status)
+print("downloaded " .. assert(client:download(done, out)))
+client:close()
+]]
+
+describe("luarocks make (" .. vm .. ")", function()
+  if not helper.execute("command -v luarocks >/dev/null 2>&1") then
+    pending("luarocks is not installed (Debian: apt-get install luarocks, or make deps)")
+    return
+  end
+
+  local tmp, src, tree, build_out, build_ok
+  local flags = "--lua-version=" .. LUAV
+
+  lazy_setup(function()
+    tmp = helper.tmpdir()
+    src, tree = tmp .. "/starvideos", tmp .. "/tree"
+    -- a checkout's files, copied: luarocks make builds in place (csrc/*.o,
+    -- starvideos/core.so), and the checkout stays as it is
+    assert(helper.execute("mkdir " .. q(src) .. " && cd " .. q(root)
+      .. " && cp -R rockspec csrc lua bin README.md LICENSE " .. q(src)))
+    if vm == "luajit" then
+      -- OpenResty's luajit2 on Debian: luarocks finds the interpreter in
+      -- <prefix>/bin and the headers in <prefix>/include/luajit-2.1
+      local prefix = tmp .. "/luajit"
+      local luajit = sh("readlink -f \"$(command -v luajit)\""):match("^(%S+)")
+      local inc = (sh("pkg-config --cflags-only-I luajit"):match("%-I(%S+)")) or "/usr/include/luajit-2.1"
+      assert(helper.execute("mkdir -p " .. q(prefix .. "/bin") .. " " .. q(prefix .. "/include") .. " && ln -s "
+        .. q(luajit) .. " " .. q(prefix .. "/bin/luajit") .. " && ln -s " .. q(inc) .. " "
+        .. q(prefix .. "/include/luajit-2.1")))
+      flags = flags .. " --lua-dir=" .. q(prefix)
+    end
+    build_out, build_ok = sh("cd " .. q(src) .. " && luarocks " .. flags .. " make --tree " .. q(tree)
+      .. " --deps-mode=none")
+  end)
+
+  lazy_teardown(helper.cleanup)
+
+  it("builds and installs the scm rockspec with no flag (the compiler finds curl.h itself)", function()
+    assert.is_true(build_ok, build_out)
+    assert.matches("starvideos scm%-1 is now installed in", build_out)
+    assert.is_nil(build_out:find("CURL_INCDIR", 1, true), build_out)
+    assert.is_true(exists(tree .. "/lib/lua/" .. LUAV .. "/starvideos/core.so"))
+    if vm == "luajit" then
+      assert.matches("%-I[^ ]*/include/luajit%-2%.1 ", build_out) -- LuaJIT's own lua.h
+    end
+  end)
+
+  it("installs every Lua file of lua/starvideos, the command and the LICENSE", function()
+    assert.is_true(build_ok, build_out)
+    local installed = list(tree .. "/share/lua/" .. LUAV .. "/starvideos")
+    assert.same(list(root .. "/lua/starvideos"), installed)
+    assert.is_true(exists(tree .. "/bin/starvideos"))
+    assert.is_true(exists(tree .. "/lib/luarocks/rocks-" .. LUAV .. "/starvideos/scm-1/doc/LICENSE"))
+  end)
+
+  it("creates, waits and downloads with only the installed tree", function()
+    assert.is_true(build_ok, build_out)
+    local emu = helper.emulator { queued = 0.1, processing = 0.1 }
+    finally(function() emu:stop() end)
+    local dir = helper.tmpdir()
+    write(dir .. "/client.lua", CLIENT)
+    local share, lib = tree .. "/share/lua/" .. LUAV, tree .. "/lib/lua/" .. LUAV
+    local path = share .. "/?.lua;" .. share .. "/?/init.lua;" .. system_dirs("path")
+    local cpath = lib .. "/?.so;" .. system_dirs("cpath")
+    assert.is_nil(path:find(root, 1, true))
+    assert.is_nil(cpath:find(root, 1, true))
+    local out, ok = sh("cd " .. q(dir) .. " && " .. env(path, cpath) .. q(helper.lua) .. " client.lua "
+      .. q(emu.url) .. " " .. q(emu.key) .. " " .. q(dir .. "/video.mp4"))
+    assert.is_true(ok, out)
+    local modules = 0
+    for name, file in out:gmatch("module (%S+) (%S+)") do
+      modules = modules + 1
+      assert.equal(1, file:find(tree .. "/", 1, true), name .. " came from " .. file)
+    end
+    assert.equal(8, modules, out)
+    assert.matches("status completed", out)
+    assert.matches("downloaded " .. dir .. "/video.mp4", out, 1, true)
+    local video = helper.read_file(dir .. "/video.mp4")
+    assert.equal(#SAMPLE, video and #video)
+    assert.is_true(video == SAMPLE, "the downloaded file differs from the emulator's MP4")
+  end)
+
+  it("runs the installed command under this VM", function()
+    assert.is_true(build_ok, build_out)
+    local share, lib = tree .. "/share/lua/" .. LUAV, tree .. "/lib/lua/" .. LUAV
+    local path = share .. "/?.lua;" .. share .. "/?/init.lua;" .. system_dirs("path")
+    local cpath = lib .. "/?.so;" .. system_dirs("cpath")
+    local wrapper = helper.read_file(tree .. "/bin/starvideos") or ""
+    assert.matches(vm == "luajit" and "/luajit'" or ("/" .. vm .. "'"), wrapper)
+    local out, ok = sh("cd " .. q(tree) .. " && " .. env(path, cpath) .. "bin/starvideos validate --model videos"
+      .. " --prompt kitten --duration 5")
+    assert.is_true(ok, out)
+  end)
+
+  it("has rockspecs that agree: the release's version is the module's, neither needs luasocket", function()
+    local options = require "starvideos.options"
+    local rel = helper.read_file(root .. "/rockspec/starvideos-" .. options.VERSION .. "-1.rockspec")
+    local scm = helper.read_file(root .. "/rockspec/starvideos-scm-1.rockspec")
+    assert.is_string(rel, "no rockspec/starvideos-" .. options.VERSION .. "-1.rockspec")
+    assert.is_string(scm)
+    assert.matches('version = "' .. options.VERSION .. '%-1"', rel)
+    -- the same build, dependencies and description; only version and source differ
+    local function body(s) return (s:match("\ndescription = .*$")) end
+    assert.equal(body(scm), body(rel))
+    local deps = scm:match("\ndependencies = (%b{})")
+    assert.is_string(deps)
+    assert.matches('"lua%-cjson', deps)
+    assert.is_nil(deps:find("luasocket", 1, true))
+    assert.is_nil(scm:find("header =", 1, true))
+    assert.matches('license = "MIT"', scm)
+    -- the C module's sources are the Makefile's
+    local make_src = helper.capture("cd " .. q(root) .. " && " .. MAKE .. " -s --no-print-directory --eval "
+      .. q("sv-print-sources: ; @echo $(CORE_SRC) $(BIND_SRC)") .. " sv-print-sources")
+    local listed = {}
+    for file in (scm:match('%["starvideos%.core"%] = {%s*sources = (%b{})') or ""):gmatch('"([^"]+)"') do
+      listed[#listed + 1] = file
+    end
+    assert.equal(make_src:gsub("%s+$", ""), table.concat(listed, " "))
+    assert.matches("Copyright %(c%) 2026 the starvideos authors", helper.read_file(root .. "/LICENSE"))
+  end)
+end)
+
+describe("without LuaSocket (" .. vm .. ")", function()
+  -- only the checkout's lua/ on the path, and the C modules (this VM's core,
+  -- Debian's cjson) on the cpath: LuaSocket's socket.lua is out of reach
+  local path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua"
+  local core = helper.cpath:gsub("^%./", "")
+  if core:sub(1, 1) ~= "/" then core = root .. "/" .. core end
+  local cpath = core .. ";" .. system_dirs("cpath")
+
+  local function run(args)
+    return sh("cd " .. q(helper.tmpdir()) .. " && " .. env(path, cpath) .. q(helper.lua) .. " " .. args)
+  end
+
+  after_each(helper.cleanup)
+
+  it("really has no LuaSocket there", function()
+    local out = run("-e " .. q('local ok = pcall(require, "socket") io.write(ok and "socket" or "none")'))
+    assert.equal("none", out)
+  end)
+
+  it("the library creates and queries a task", function()
+    local emu = helper.emulator { queued = 0.1, processing = 0.1 }
+    finally(function() emu:stop() end)
+    local dir = helper.tmpdir()
+    write(dir .. "/query.lua", [[
+local url, key = assert(arg[1]), assert(arg[2])
+assert(url:match("^http://127%.0%.0%.1:%d+$"), "not the local emulator: " .. url)
+local s = require "starvideos"
+local c = s.new { api_key = key, base_url = url }
+local t = assert(c:create { model = "videos", prompt = "a kitten", duration = 5 })
+print("queried " .. assert(c:query(t.id)).id, package.loaded.socket == nil)
+]])
+    local out, ok = run(q(dir .. "/query.lua") .. " " .. q(emu.url) .. " " .. q(emu.key))
+    assert.is_true(ok, out)
+    assert.matches("^queried %S+\ttrue\n$", out)
+  end)
+
+  it("the emulator says how to install it, and fails", function()
+    local out, ok, code = run(q(root .. "/bin/starvideos") .. " emulator --port 0")
+    assert.is_nil(ok)
+    assert.equal(1, code)
+    assert.matches("starvideos emulator: LuaSocket is missing (the emulator needs it; the library does not): "
+      .. "install it with `apt-get install lua-socket` (Debian, Ubuntu) or `luarocks install luasocket`", out, 1, true)
+    assert.is_nil(out:find("listening", 1, true))
+  end)
+
+  it("the emulator's help needs no LuaSocket", function()
+    local out, ok = run(q(root .. "/bin/starvideos") .. " emulator --help")
+    assert.is_true(ok, out)
+    assert.matches("usage: starvideos emulator", out, 1, true)
+  end)
+end)
+
+describe("make without a package manager", function()
+  if vm ~= "lua5.4" then
+    pending("Makefile checks: they run once, under lua5.4")
+    return
+  end
+
+  local tmp, src, nopm, fake, log
+
+  lazy_setup(function()
+    tmp = helper.tmpdir()
+    src, nopm, fake, log = tmp .. "/src", tmp .. "/nopm", tmp .. "/fake", tmp .. "/calls.log"
+    assert(helper.execute("mkdir " .. q(src) .. " && cd " .. q(root) .. " && cp -R Makefile csrc tools mk " .. q(src)))
+    -- PATH without apt*, dpkg* or sudo: every other command of the usual directories
+    assert(helper.execute("mkdir " .. q(nopm) .. " && for d in /usr/local/bin /usr/bin /bin /usr/sbin /sbin; do "
+      .. "[ -d \"$d\" ] && ls \"$d\" | grep -vE '^(apt|dpkg|sudo)' | sed \"s|^|$d/|\"; done "
+      .. "| awk -F/ '!seen[$NF]++' | xargs ln -s -t " .. q(nopm)))
+    -- and a PATH whose apt-get, dpkg-query and sudo only write down that they were called
+    -- (dpkg-query says nothing is installed)
+    assert(helper.execute("mkdir " .. q(fake)))
+    for _, name in ipairs { "apt-get", "dpkg-query", "sudo" } do
+      write(fake .. "/" .. name, "#!/bin/sh\necho \"" .. name .. " $*\" >>" .. q(log) .. "\nexit 1\n")
+      assert(helper.execute("chmod +x " .. q(fake .. "/" .. name)))
+    end
+  end)
+
+  lazy_teardown(helper.cleanup)
+
+  it("has no apt-get nor dpkg-query on the hiding PATH", function()
+    local out = sh("PATH=" .. q(nopm)
+      .. " sh -c 'command -v apt-get; command -v dpkg-query; command -v make; command -v cc'")
+    assert.equal(nopm .. "/make\n" .. nopm .. "/cc\n", out)
+  end)
+
+  it("make builds there", function()
+    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE)
+    assert.is_true(ok, out)
+    assert.is_true(exists(src .. "/build/starvideos/core.so"))
+    assert.is_true(exists(src .. "/build/test_core"))
+    assert.is_nil(out:find("deps", 1, true), out)
+  end)
+
+  it("make calls no package manager, even where one would answer", function()
+    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(fake) .. ":\"$PATH\" " .. MAKE .. " -B")
+    assert.is_true(ok, out)
+    assert.is_nil(helper.read_file(log))
+  end)
+
+  it("make deps names the packages and fails there", function()
+    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE .. " deps")
+    assert.is_nil(ok)
+    assert.matches("deps: no apt-get here: install these (Debian names) or their equivalents by hand: lua5.4 ",
+      out, 1, true)
+  end)
+
+  it("before test, test-all and demo, deps-checked says so there and goes on", function()
+    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE .. " deps-checked")
+    assert.is_true(ok, out)
+    assert.matches("deps: no apt-get here: installing nothing", out, 1, true)
+    -- make's database (-p; -q runs nothing): which goals have deps-checked first
+    out = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE .. " -pq no-such-goal")
+    for _, goal in ipairs { "test", "test-all", "demo" } do
+      assert.matches("\n" .. goal:gsub("%-", "%%-") .. ": deps%-checked ", out)
+    end
+    assert.is_nil(out:match("\nall: [^\n]*deps"), out:match("\nall: [^\n]*"))
+    -- and under make -n test demo, deps-checked comes once, before anything is built
+    out = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE .. " -B -n test demo")
+    local _, n = out:gsub("tools/deps.sh %-%-if%-possible", "")
+    assert.equal(1, n, out)
+    assert.matches("^sh tools/deps.sh %-%-if%-possible ", out)
+  end)
+
+  it("where apt-get answers, make deps asks it for what dpkg-query says is missing", function()
+    os.remove(log)
+    sh("cd " .. q(src) .. " && PATH=" .. q(fake) .. ":\"$PATH\" " .. MAKE .. " deps")
+    local calls = helper.read_file(log) or ""
+    assert.matches("dpkg-query -W -f=${Status} lua5.4\n", calls, 1, true)
+    assert.matches("apt-get update -qq", calls, 1, true)
+  end)
+end)
