@@ -13,6 +13,8 @@ CORE_SRC  := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csr
 BIND_SRC  := csrc/lsv_core.c
 OBJ       := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_SRC) $(BIND_SRC))
 SO        := build/starvideos/core.so
+# the core as nginx's LuaJIT loads it (spec/nginx_spec.lua, examples/openresty/)
+NGX_SO    := build/luajit/starvideos/core.so
 COMPAT_SO := build/compat_test.so
 
 # Every VM `make test-all` runs the suite on, and where its headers are
@@ -24,9 +26,11 @@ INC_lua5.3   ?= $(shell pkg-config --cflags lua5.3 2>/dev/null || echo -I/usr/in
 INC_lua5.4   ?= $(LUA_INC)
 INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 
-# Debian packages the build, the tests and the demo need (test-all: every VM).
+# Debian packages the build, the tests and the demo need (test-all: every VM;
+# spec/nginx_spec.lua: nginx with its lua module, curl, openssl).
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
-             lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev
+             lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
+             nginx libnginx-mod-http-lua curl openssl
 BUSTED    := $(LUA) /usr/bin/busted
 
 export LUA_PATH  := lua/?.lua;lua/?/init.lua;./?.lua;;
@@ -89,7 +93,7 @@ lint:
 	@status=0; luacheck -q lua bin spec || status=1; \
 	for f in $(LUA_FILES); do luac5.1 -p "$$f" || status=1; done; exit $$status
 
-test: deps $(SO) $(TEST_BIN) $(COMPAT_SO) lint
+test: deps $(SO) $(TEST_BIN) $(COMPAT_SO) $(NGX_SO) lint
 	$(BUSTED) $(BUSTED_ARGS)
 
 # Lint once, then the whole suite on every VM, each loading its own build/<vm>/
