@@ -17,6 +17,8 @@ CORE_SRC  := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csr
 BIND_SRC  := csrc/lsv_core.c
 OBJ       := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_SRC) $(BIND_SRC))
 SO        := build/starvideos/core.so
+# the core as nginx's LuaJIT loads it (spec/nginx_spec.lua, examples/openresty/)
+NGX_SO    := build/luajit/starvideos/core.so
 COMPAT_SO := build/compat_test.so
 
 # Every VM `make test-all` runs the suite on, and where its headers are
@@ -29,10 +31,11 @@ INC_lua5.4   ?= $(LUA_INC)
 INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 
 # Debian packages the build, the tests and the demo need (test-all: every VM;
-# luarocks for spec/luarocks_spec.lua, lua-ldoc and lua-markdown for make docs).
+# luarocks for spec/luarocks_spec.lua, lua-ldoc and lua-markdown for make docs;
+# spec/nginx_spec.lua: nginx with its lua module, curl, openssl).
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
-             luarocks lua-ldoc lua-markdown
+             luarocks lua-ldoc lua-markdown nginx libnginx-mod-http-lua curl openssl
 # The goals that install what is missing first (when apt-get exists); no other
 # goal depends on deps-checked, so a plain `make` calls no package manager.
 INSTALL_GOALS := test test-all demo
@@ -101,7 +104,7 @@ lint:
 	@status=0; luacheck -q lua bin spec || status=1; \
 	for f in $(LUA_FILES); do luac5.1 -p "$$f" || status=1; done; exit $$status
 
-test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) lint
+test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(NGX_SO) lint
 	$(BUSTED) $(BUSTED_ARGS)
 
 # Lint once, then the whole suite on every VM, each loading its own build/<vm>/

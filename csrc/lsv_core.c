@@ -436,6 +436,23 @@ static int l_writable(lua_State *L) {
   return rc == 0 ? 1 : 2;
 }
 
+/* write_at(path, at, data[, truncate]) -> true | nil, message: data written at
+   byte `at`, never through a symlink (a Lua transport's download file) */
+static int l_write_at(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checkstring(L, 1);
+  lua_Number at = luaL_checknumber(L, 2);
+  const char *data = luaL_checklstring(L, 3, &len);
+  sv_buf why;
+  int rc;
+  sv_buf_init(&why);
+  rc = sv_file_write_at(path, (double)at, data, len, lua_toboolean(L, 4), &why);
+  if (rc == 0) lua_pushboolean(L, 1);
+  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
+  sv_buf_free(&why);
+  return rc == 0 ? 1 : 2;
+}
+
 /* hash(s) -> 16 hex digits; random_id() -> 16 random hex digits */
 static int l_hash(lua_State *L) {
   size_t len;
@@ -653,7 +670,8 @@ static const luaL_Reg curl_methods[] = {
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "task_id", l_task_id }, { "retry", l_retry }, { "curl", l_curl }, { "commit", l_commit },
-  { "append", l_append }, { "writable", l_writable }, { "hash", l_hash }, { "random_id", l_random_id },
+  { "append", l_append }, { "writable", l_writable }, { "write_at", l_write_at }, { "hash", l_hash },
+  { "random_id", l_random_id },
   { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { NULL, NULL }
 };

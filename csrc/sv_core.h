@@ -314,6 +314,11 @@ SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
 SV_API int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why);
 /* Whether path can be appended to (it is created when missing). */
 SV_API int sv_file_writable(const char *path, sv_buf *why);
+/* Write len bytes at byte `at` of path (created 0644 when missing), never
+   through a symbolic link; with truncate the file is first cut to `at` bytes.
+   How a transport written in Lua fills a download's .part.  0, or -1 with the
+   reason in why. */
+SV_API int sv_file_write_at(const char *path, double at, const char *data, size_t len, int truncate, sv_buf *why);
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
 

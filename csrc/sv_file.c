@@ -14,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef O_NOFOLLOW
+#define O_NOFOLLOW 0
+#endif
+
 static int fail(sv_buf *why, const char *what, const char *path, int e) {
   sv_buf_addf(why, "cannot %s the journal %s: %s", what, path, strerror(e));
   return -1;
@@ -77,6 +81,27 @@ int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_b
   flock(fd, LOCK_UN);
   if (close(fd) != 0 && !rc) rc = fail(why, "write", path, errno);
   return rc;
+}
+
+int sv_file_write_at(const char *path, double at, const char *data, size_t len, int truncate, sv_buf *why) {
+  int fd, e = 0;
+  size_t done = 0;
+  off_t pos = (off_t)(at > 0 ? at : 0);
+  /* never through a symlink: a planted .part must not redirect our writes */
+  fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) {
+    sv_buf_addf(why, "cannot write %s: %s", path, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    return -1;
+  }
+  if (truncate && ftruncate(fd, pos) != 0) e = errno;
+  while (!e && done < len) {
+    ssize_t w = pwrite(fd, data + done, len - done, pos + (off_t)done);
+    if (w < 0 && errno != EINTR) e = errno;
+    else if (w > 0) done += (size_t)w;
+  }
+  if (close(fd) != 0 && !e) e = errno;
+  if (e) { sv_buf_addf(why, "cannot write the file: %s", strerror(e)); return -1; }
+  return 0;
 }
 
 /* FNV-1a, 64 bits, as 16 hex digits: a stable short name for a prompt. */

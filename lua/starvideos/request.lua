@@ -87,7 +87,12 @@ function Request:finished(t)
   end
   if body then
     if self.op == "download" then
-      local ok, cerr = core.commit(self.part, self.dest)
+      local transport, ok, cerr = client.transport
+      if transport.commit then -- a transport may sync the file off its thread (transport.lua)
+        ok, cerr = transport:commit(self.part, self.dest)
+      else
+        ok, cerr = core.commit(self.part, self.dest)
+      end
       if not ok then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
     end
     return self:_finish(body)

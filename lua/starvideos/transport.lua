@@ -33,16 +33,45 @@
 --   bytes, total = t:progress(h)    a download in flight
 --   t:cancel(h)                     end an exchange now; h is spent
 --   t:close()
+--   ok, err = t:commit(part, path)  optional: what core.commit does (fsync,
+--                                   then rename), where the transport's host
+--                                   would rather not wait for the disk
 --
--- The first implementation is libcurl's multi interface in the C core
--- (core.curl).  A transport written in Lua reads its answers with
--- core.verdict(op, status, body, retry_after, tr, message, bytes, total, key).
+-- Two implementations: libcurl's multi interface in the C core (core.curl),
+-- and inside nginx one on nginx's own sockets (transport/ngx.lua), so that a
+-- client waiting there yields the worker.  A transport written in Lua reads its
+-- answers with core.verdict(op, status, body, retry_after, tr, message, bytes,
+-- total, key).
 
 local core = require "starvideos.core"
 
+local type, rawget, error, string_format = type, rawget, error, string.format
+
 local T = {}
 
+-- The nginx phases whose handlers may use cosockets, light threads and semaphores.
+local NGX_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
+
+-- The ngx table when running inside nginx with the lua module, else nil.
+local function nginx()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
+      and type(ngx.socket.tcp) == "function" then
+    return ngx
+  end
+end
+
 function T.new(cfg)
+  local ngx = nginx()
+  if ngx then
+    local phase = ngx.get_phase()
+    if not NGX_PHASES[phase] then
+      error(string_format("starvideos.new: nginx allows no network calls in its %s phase (%s_by_lua*): "
+        .. "create and use the client in a content, access or rewrite handler, or in a timer (ngx.timer.at)",
+        phase, phase), 3)
+    end
+    return require("starvideos.transport.ngx").new(cfg)
+  end
   return core.curl { api_key = cfg.api_key, ca_file = cfg.ca_file, user_agent = cfg.user_agent,
     connect_timeout = cfg.connect_timeout, max_connections = cfg.max_connections }
 end

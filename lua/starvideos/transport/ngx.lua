@@ -1,0 +1,151 @@
+-- The transport on nginx's own sockets, which transport.lua picks inside nginx.
+-- One light thread (ngx.thread.spawn) per exchange moves its bytes on an
+-- ngx.socket.tcp (transport/ngx_wire.lua), and poll waits on a semaphore those
+-- threads post: a client that waits yields the worker instead of blocking it.
+-- It implements the interface in transport.lua and only moves bytes: answers
+-- are read by core.verdict; retries, deadlines and download rules stay in
+-- request.lua and job.lua, as with libcurl.
+
+local core = require "starvideos.core"
+local options = require "starvideos.options"
+local semaphore = require "ngx.semaphore"
+local W = require "starvideos.transport.ngx_wire"
+
+local ngx = rawget(_G, "ngx")
+local spawn, kill, wait, run_thread = ngx.thread.spawn, ngx.thread.kill, ngx.thread.wait, ngx.run_worker_thread
+local type, tostring, pcall, pairs, error, math_max, concat =
+  type, tostring, pcall, pairs, error, math.max, table.concat
+local write_at, verdict, new_error, now = core.write_at, core.verdict, options.new_error, core.now
+
+local PAGE_MAX = 64 * 1024 -- a download's error page, kept for the message
+
+-- A finished download's fsync and rename go to nginx's thread pool "starvideos"
+-- (`thread_pool starvideos threads=4;`), one at a time, so the worker never
+-- waits for the disk.  Making a pool thread's Lua VM costs the worker ~10 ms:
+-- one is made, in a timer, when the worker's first client is.
+local disk_slot, no_pool
+local function in_pool(fn, ...) -- true, core[fn](...) | false
+  if no_pool or not run_thread then return false end
+  disk_slot:wait(86400)
+  local ok, a, b = run_thread("starvideos", "starvideos.core", fn, ...)
+  disk_slot:post(1)
+  if ok then return true, a, b end
+  if tostring(a):find("not found", 1, true) then
+    no_pool = true
+    ngx.log(ngx.WARN, "starvideos: downloads are synced to disk in the worker: add ",
+      "`thread_pool starvideos threads=4;` to the main context of nginx.conf")
+  end
+  return false
+end
+
+local N = {}
+
+-- N.new(cfg) -> a transport (the interface in transport.lua).  cfg: api_key,
+-- user_agent, connect_timeout, max_connections.  The key lives in its closures.
+function N.new(cfg)
+  if cfg.ca_file then
+    error("starvideos: ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate", 4)
+  end
+  if not disk_slot then
+    disk_slot = semaphore.new(1)
+    ngx.timer.at(0, function(premature) if not premature then in_pool("now") end end)
+  end
+  local key, conns = cfg.api_key or "", cfg.max_connections or 16
+  local c = { ua = cfg.user_agent or "starvideos", connect_timeout = cfg.connect_timeout, pool_size = conns,
+    slots = semaphore.new(conns) }
+  local wake, running, done, first, last, closed = semaphore.new(0), {}, {}, 1, 0, false
+  local t = {}
+
+  local function live()
+    if closed then error("the starvideos transport is closed", 3) end
+  end
+
+  local function run(x)
+    local ok, tr, msg = pcall(W.exchange, c, x, key)
+    if not ok then tr, msg = "broken", tostring(tr) end
+    x.tr, x.message, x.ended = tr or "none", msg, true
+    if x.sock then x.sock:close(); x.sock = nil end
+    if x.slot then x.slot = false; c.slots:post(1) end
+    if x.spent then return end
+    running[x], last = nil, last + 1
+    done[last] = x
+    if wake:count() < 0 then wake:post(1) end
+  end
+
+  function t.send(_, r)
+    live()
+    if not W.parse_url(r.url) then
+      return nil, new_error("invalid_request", "url: expected an http(s) URL with a host", { field = "url" })
+    end
+    local offset = r.op == "download" and r.offset or 0
+    if r.op == "download" then
+      if type(r.file) ~= "string" or r.file == "" then
+        return nil, new_error("invalid_request", "path: expected a file path", { field = "path" })
+      end
+      local ok, err = write_at(r.file, offset, "", offset <= 0) -- never through a symlink
+      if not ok then return nil, new_error("io", err, { field = "path" }) end
+    end
+    local x = { r = r, op = r.op, auth = r.auth, offset = offset, have = offset, parts = {}, kept = 0, buf = "",
+      got = 0, cap = r.op == "download" and PAGE_MAX or (r.max_body or 1024 * 1024),
+      deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
+    running[x] = true
+    x.thread = spawn(run, x)
+    return x
+  end
+
+  function t.poll(_, max_wait)
+    live()
+    if last < first and max_wait and max_wait > 0 then wake:wait(math_max(0.001, max_wait)) end
+    return last - first + 1
+  end
+
+  function t.finished()
+    live()
+    while first <= last do
+      local x = done[first]
+      done[first], first = nil, first + 1
+      pcall(wait, x.thread) -- an ended thread stays until its parent reaps it
+      if not x.spent then return x end
+    end
+  end
+
+  function t.result(_, x)
+    live()
+    if type(x) ~= "table" or x.spent or not x.ended then
+      error("bad argument #1 to 'result' (an exchange that finished and was not taken)", 2)
+    end
+    x.spent = true
+    return verdict(x.op, x.status, concat(x.parts), x.retry_after, x.tr, x.message, x.have, x.total, key)
+  end
+
+  function t.progress(_, x) return x.have, x.total end
+
+  function t.cancel(_, x)
+    live()
+    if type(x) ~= "table" or x.spent then return end
+    x.spent, running[x] = true, nil
+    if x.ended then return end
+    local ok, killed = pcall(kill, x.thread)
+    if ok and killed then -- else the thread ends by itself, writing nothing more
+      if x.sock then x.sock:close(); x.sock = nil end
+      if x.slot then x.slot = false; c.slots:post(1) end
+    end
+  end
+
+  function t.commit(_, part, path)
+    local pooled, ok, err = in_pool("commit", part, path)
+    if pooled then return ok, err end
+    return core.commit(part, path)
+  end
+
+  function t.close()
+    if closed then return end
+    for x in pairs(running) do t:cancel(x) end
+    while first <= last do t:finished() end
+    closed = true
+  end
+
+  return t
+end
+
+return N

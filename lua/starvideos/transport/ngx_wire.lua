@@ -1,0 +1,298 @@
+-- One HTTP/1.1 exchange on nginx's own socket (ngx.socket.tcp), for the
+-- transport in transport/ngx.lua, which runs each in a light thread of its own:
+-- connect (a kept-alive connection unless fresh; TLS always verified), the
+-- request, the answer's head and body (Content-Length, chunked, or to the
+-- close), a download's bytes into its file, redirects.  Bytes only: what the
+-- answer means is core.verdict's to say.
+--
+--   W.exchange(c, x, key) -> nil on a whole answer, else tr, message
+--     c: ua, connect_timeout, pool_size, slots (a semaphore of max_connections)
+--     x: r (the request, transport.lua), op, auth, offset, deadline, stall;
+--        it fills status, retry_after, parts (the body, up to cap bytes),
+--        have, total (a download's bytes in its file and its size)
+--   W.parse_url(url) -> { scheme, host, port, authority, path } | nil
+
+local core = require "starvideos.core"
+
+local ngx = rawget(_G, "ngx")
+local tcp = ngx.socket.tcp
+local type, tostring, tonumber, math_max, math_min, math_floor, string_format =
+  type, tostring, tonumber, math.max, math.min, math.floor, string.format
+local now, write_at = core.now, core.write_at
+
+local HEAD_MAX = 64 * 1024 -- an answer's status line and headers, together
+local CHUNK = 64 * 1024    -- the most asked of a socket at once
+local IDLE_MS = 60 * 1000  -- how long a kept-alive connection waits for its next use
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+local serial = 0           -- names the pools of connections never to be shared
+
+local W = {}
+
+-- http(s)://host[:port]/path -> { scheme, host, port, authority, path } | nil
+function W.parse_url(url)
+  if type(url) ~= "string" or url:find("[%s%c]") then return nil end
+  local scheme, authority, path = url:match("^(%a[%w+.-]*)://([^/?#]*)([^#]*)")
+  scheme = scheme and scheme:lower()
+  if (scheme ~= "http" and scheme ~= "https") or authority:find("@", 1, true) then return nil end
+  local host, port = authority:match("^(%[[%x:.]+%]):?(%d*)$")
+  if not host then host, port = authority:match("^([%w.%-_]+):?(%d*)$") end
+  port = tonumber(port) or (scheme == "https" and 443 or 80)
+  if not host or port < 1 or port > 65535 then return nil end
+  if path:sub(1, 1) ~= "/" then path = "/" .. path end
+  return { scheme = scheme, host = host, port = port, authority = authority, path = path }
+end
+
+-- A redirect's Location, read against the URL that answered it.
+local function resolve(u, loc)
+  if loc:find("^%a[%w+.-]*:") then return loc end
+  if loc:sub(1, 2) == "//" then return u.scheme .. ":" .. loc end
+  local origin = u.scheme .. "://" .. u.authority
+  if loc:sub(1, 1) == "/" then return origin .. loc end
+  return origin .. (u.path:gsub("%?.*$", "")):match("^(.*/)") .. loc
+end
+
+-- The socket's timeout for its next step: the exchange's time left, at most
+-- `cap` seconds; false when the time is up.
+local function arm(x, cap)
+  local left = x.deadline and x.deadline - now() or 86400
+  if cap and cap < left then left = cap end
+  if left <= 0 then return false end
+  x.sock:settimeout(math_max(1, math_floor(left * 1000)))
+  return true
+end
+
+-- How the wire ended, from a socket's error, once the request is out.
+local function wire(x, err)
+  if err ~= "timeout" then return "broken", err == "closed" and "the server closed the connection" or tostring(err) end
+  if x.deadline and now() >= x.deadline - 0.005 then
+    return "timeout", string_format("no whole answer within %g s", x.r.timeout)
+  end
+  return "timeout", string_format("no data for %g s", x.stall or 0)
+end
+
+-- Up to n bytes of the answer, those read ahead first (not with `fresh`) | nil, socket error.
+local function take(x, n, fresh)
+  local b = x.buf
+  if b ~= "" and not fresh then
+    if #b <= n then x.buf = ""; return b end
+    x.buf = b:sub(n + 1)
+    return b:sub(1, n)
+  end
+  if not arm(x, x.stall) then return nil, "timeout" end
+  local data, err = x.sock:receiveany(n)
+  if data then x.got = x.got + #data end
+  return data, err
+end
+
+-- One line without its end, from at most `room` bytes: line, bytes used | nil, tr, message.
+local function line(x, room)
+  local from = 1
+  while true do
+    local e = x.buf:find("\n", from, true)
+    if e and e <= room then
+      local l = x.buf:sub(1, e - 1):gsub("\r$", "")
+      x.buf = x.buf:sub(e + 1)
+      return l, e
+    end
+    if e or #x.buf >= room then return nil, "garbled", "the answer's headers are too large" end
+    from = #x.buf + 1
+    local data, err = take(x, CHUNK, true)
+    if not data then return nil, wire(x, err) end
+    x.buf = x.buf .. data
+  end
+end
+
+-- Status and headers (lowercased), past any 1xx: status, headers, reusable | nil, tr, message.
+local function head(x)
+  local room, h, minor, status = HEAD_MAX
+  repeat
+    local l, used, msg = line(x, room)
+    if not l then return nil, used, msg end
+    if status then
+      local k, v = l:match("^([^:%s]+)%s*:%s*(.-)%s*$")
+      k = k and k:lower()
+      if k == "content-length" and h[k] and h[k] ~= v then return nil, "garbled", "conflicting Content-Length" end
+      if k then h[k] = (h[k] and k ~= "content-length") and h[k] .. ", " .. v or v end
+      if l == "" and status < 200 then status = nil end -- a 1xx: the answer follows
+    else
+      minor, status = l:match("^HTTP/1%.([01]) (%d%d%d)")
+      if not status then return nil, "garbled", "not an HTTP answer" end
+      h, status, l = {}, tonumber(status), nil
+    end
+    room = room - used
+  until l == "" and status
+  return status, h, minor == "1" and not (h.connection or ""):lower():find("close", 1, true)
+end
+
+-- Where the answer's bytes go: the download's file, else memory up to x.cap
+-- (beyond it an API answer ends as garbled and a download's error page is cut).
+local function sink(x, data)
+  if x.spent then return nil, "broken", "the exchange was cancelled" end
+  if x.to_file then
+    local ok, err = write_at(x.r.file, x.have, data)
+    x.have = x.have + (ok and #data or 0)
+    return ok, "io", err
+  end
+  local over = #data > x.cap - x.kept
+  if over then data = data:sub(1, x.cap - x.kept) end
+  x.parts[#x.parts + 1], x.kept = data, x.kept + #data
+  if not over or x.op == "download" then return true end
+  return nil, "garbled", string_format("the answer is larger than %.0f bytes", x.cap)
+end
+
+-- n bytes of body, or (n nil) all until the server closes.
+local function fixed(x, n)
+  while not n or n > 0 do
+    local data, err = take(x, math_min(n or CHUNK, CHUNK))
+    if not data and not n and err == "closed" then return true end
+    if not data then
+      local tr, msg = wire(x, err)
+      return nil, tr, err == "closed" and string_format("the answer ended %.0f bytes short", n) or msg
+    end
+    n = n and n - #data
+    local ok, tr, msg = sink(x, data)
+    if not ok then return nil, tr, msg end
+  end
+  return true
+end
+
+-- The body as its headers frame it: true | nil, tr, message.
+local function body(x, h)
+  if x.status == 204 or x.status == 304 then return true end
+  if not (h["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
+    local cl = h["content-length"]
+    if cl and not cl:find("^%d+$") then return nil, "garbled", "a bad Content-Length" end
+    x.to_close = not cl
+    return fixed(x, tonumber(cl))
+  end
+  while true do
+    local l, tr, msg = line(x, 1024)
+    if not l then return nil, tr, msg end
+    local hex, rest = l:match("^(%x+)(.*)$")
+    if not hex or #hex > 12 or not (rest:find("^[ \t]*$") or rest:find("^[ \t]*;")) then
+      return nil, "garbled", "bad chunked encoding"
+    end
+    if hex:find("^0+$") then break end
+    local ok
+    ok, tr, msg = fixed(x, tonumber(hex, 16))
+    if ok then l, tr, msg = line(x, 1024) end
+    if not (ok and l) then return nil, tr, msg end
+    if l ~= "" then return nil, "garbled", "bad chunked encoding" end
+  end
+  repeat -- the trailer
+    local l, tr, msg = line(x, HEAD_MAX)
+    if not l then return nil, tr, msg end
+  until l == ""
+  return true
+end
+
+-- A download's 200 is written from byte 0, a 206 from the byte its Content-Range
+-- names, which must be one we have.
+local function start_file(x, h)
+  local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
+  a, b, t = tonumber(a), tonumber(b), tonumber(t)
+  if x.status == 200 then
+    local cl = not h["transfer-encoding"] and h["content-length"]
+    a, t = 0, cl and cl:find("^%d+$") and tonumber(cl) or nil
+  elseif not (a and b >= a and t > b and a <= x.offset) then
+    return nil, "broken", string_format("the server sent a byte range that does not follow the %.0f bytes we have",
+      x.offset)
+  end
+  x.have, x.total, x.to_file = a, t, true
+  local ok, err = write_at(x.r.file, a, "", true)
+  return ok, "io", err
+end
+
+-- A connection to u: a kept one when there is one, unless `fresh`.  TLS is
+-- always verified (lua_ssl_trusted_certificate names the CAs).
+local function connect(c, x, u, fresh)
+  local sock = tcp()
+  x.sock, x.unpooled = sock, fresh
+  local pool = u.scheme .. "://" .. u.host .. ":" .. u.port
+  if fresh then serial = serial + 1; pool = pool .. "#" .. serial end
+  if not arm(x, c.connect_timeout) then return nil, "not_sent", "timed out before connecting" end
+  local ok, err = sock:connect(u.host, u.port, { pool = pool })
+  if not ok then
+    return nil, "not_sent", err == "timeout" and "timed out connecting to " .. u.authority
+      or string_format("cannot connect to %s: %s", u.authority, tostring(err))
+  end
+  if u.scheme ~= "https" or sock:getreusedtimes() > 0 then return true end
+  if not arm(x, c.connect_timeout) then return nil, "not_sent", "timed out before the TLS handshake" end
+  ok, err = sock:sslhandshake(nil, (u.host:gsub("^%[(.*)%]$", "%1")), true)
+  if ok then return true end
+  err = tostring(err)
+  if err == "timeout" then return nil, "not_sent", "timed out in the TLS handshake with " .. u.authority end
+  -- a certificate refused is not worth retrying
+  return nil, (err:find("^%d+:") or err:find("mismatch", 1, true)) and "fatal" or "not_sent", "TLS: " .. err
+end
+
+local function request(c, x, u, key)
+  local r = x.r
+  local t = { r.body and "POST " or "GET ", u.path, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua,
+    "\r\n" }
+  if x.op == "download" then -- never the key: the video lives on another host
+    t[#t + 1] = "Accept: video/mp4, */*\r\n"
+    if x.offset > 0 then t[#t + 1] = string_format("Range: bytes=%.0f-\r\n", x.offset) end
+  else
+    if x.auth then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
+    t[#t + 1] = "Accept: application/json\r\n"
+    if r.body then t[#t + 1] = "Content-Type: application/json\r\nContent-Length: " .. #r.body .. "\r\n" end
+  end
+  t[#t + 1] = "\r\n"
+  t[#t + 1] = r.body
+  return t
+end
+
+-- Send the request, read the answer's head: status, headers, reusable | nil, tr, message.
+-- A kept connection the server closed meanwhile gets the request once more, on a new one.
+local function ask(c, x, u, key)
+  local fresh = x.r.fresh
+  while true do
+    local ok, tr, msg = connect(c, x, u, fresh)
+    if not ok then return nil, tr, msg end
+    local reused = x.sock:getreusedtimes() > 0
+    x.buf, x.got = "", 0
+    if not arm(x) then return nil, "not_sent", "timed out before the request was sent" end
+    local sent, err = x.sock:send(request(c, x, u, key))
+    local status, h, keep
+    if sent then status, h, keep = head(x) else h, keep = wire(x, err) end
+    if status then return status, h, keep end
+    if not (reused and x.got == 0 and h == "broken") then return nil, h, keep end
+    x.sock:close()
+    fresh = true
+  end
+end
+
+-- One exchange, redirects included: nil on a whole answer, else tr, message.
+function W.exchange(c, x, key)
+  local r, u = x.r, W.parse_url(x.r.url)
+  if not c.slots:wait(math_max(0.001, x.deadline and x.deadline - now() or 86400)) then
+    return "not_sent", "timed out waiting for a free connection (max_connections)"
+  end
+  x.slot = true
+  for hops = 0, 5 do
+    local status, h, reusable = ask(c, x, u, key)
+    if not status then return h, reusable end
+    x.status, x.retry_after = status, h["retry-after"]
+    local follow, ok, tr, msg = r.follow and REDIRECT[status] and h.location
+    if x.op == "download" and (status == 200 or status == 206) and not follow then
+      ok, tr, msg = start_file(x, h)
+      if not ok then return tr, msg end
+    end
+    ok, tr, msg = body(x, h)
+    if not ok then return tr, msg end
+    local sock = x.sock
+    x.sock = nil
+    if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(IDLE_MS, c.pool_size) else sock:close() end
+    if not follow then
+      if x.to_file and not x.total then x.total = x.have end
+      return nil
+    end
+    if hops == 5 then return "fatal", "more than 5 redirects" end
+    u = W.parse_url(resolve(u, follow))
+    if not u then return "fatal", "a redirect to a URL that is not http(s) was refused" end
+    x.auth, x.parts, x.kept, x.status, x.retry_after, x.to_close = false, {}, 0, nil, nil, nil -- no key elsewhere
+  end
+end
+
+return W

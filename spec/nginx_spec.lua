@@ -1,0 +1,502 @@
+-- starvideos inside nginx (Debian's nginx with libnginx-mod-http-lua): the
+-- example examples/openresty/nginx.conf, run as it is but for its port and its
+-- writable paths, plus a few locations of the spec's own, one worker.  The
+-- client there uses nginx's own sockets: while it waits, the worker keeps
+-- serving.  Pending, with the reason, where nginx or its lua module is missing.
+
+local cjson = require "cjson.safe"
+local socket = require "socket"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local helper = require "spec.helper"
+
+local gettime = socket.gettime
+local q = helper.shell_quote
+local str_format = string.format
+
+local MODULES = "/usr/lib/nginx/modules/"
+local KEY = "k-ngx-secret"
+local VIDEO_SIZE = 200003 -- what spec/support/hostile.lua serves
+local VERBOSE = os.getenv("STARVIDEOS_NGINX_VERBOSE") -- every /ping's time on stderr
+
+-- The checkout, as an absolute path (nginx's prefix).
+local ROOT = (function()
+  local p = assert(io.popen("cd " .. q(helper.root) .. " && pwd"))
+  local dir = p:read("*l")
+  p:close()
+  return dir
+end)()
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function have(cmd)
+  return helper.execute("command -v " .. cmd .. " >/dev/null 2>&1")
+end
+
+-- Why the nginx specs cannot run here, or nil.
+local function missing()
+  if not have("nginx") then return "nginx is not installed (apt-get install nginx)" end
+  for _, m in ipairs { "ndk_http_module.so", "ngx_http_lua_module.so" } do
+    if not exists(MODULES .. m) then
+      return "the nginx lua module is not installed (apt-get install libnginx-mod-http-lua)"
+    end
+  end
+  if not exists(ROOT .. "/build/luajit/starvideos/core.so") then
+    return "the core is not built for LuaJIT (make build/luajit/starvideos/core.so)"
+  end
+  if not have("curl") then return "curl is not installed (apt-get install curl)" end
+end
+
+-- Ports the system picks (bound, then released for nginx).
+local function free_ports(n)
+  local socks, ports = {}, {}
+  for i = 1, n do
+    socks[i] = assert(socket.bind("127.0.0.1", 0))
+    local _, port = socks[i]:getsockname()
+    ports[i] = tonumber(port)
+  end
+  for _, s in ipairs(socks) do s:close() end
+  return ports
+end
+
+local function plain(s) return (s:gsub("%p", "%%%0")) end
+
+-- The example's configuration with the spec's port, paths and extra locations.
+local function nginx_conf(dir, port, tls1, tls2)
+  local text = assert(helper.read_file(ROOT .. "/examples/openresty/nginx.conf"))
+  local function sub(from, to)
+    local n
+    text, n = text:gsub(plain(from), (to:gsub("%%", "%%%%")))
+    assert(n > 0, "the example's nginx.conf has no " .. from)
+  end
+  sub("build/openresty/", dir .. "/")
+  sub("127.0.0.1:8080", "127.0.0.1:" .. port)
+  sub("$prefix/examples/openresty/?.lua;", "$prefix/examples/openresty/?.lua;$prefix/spec/support/?.lua;")
+  sub("/etc/ssl/certs/ca-certificates.crt", dir .. "/good.pem")
+  local try = [[local ok, err = pcall(require("starvideos").new, { api_key = "k" })]]
+  sub("\n    }\n}\n", table.concat({ "",
+    "        location = /ping { return 200 \"pong\\n\"; }",
+    "        location = /pid { content_by_lua_block { ngx.say(ngx.worker.pid()) } }",
+    "        location = /probe { content_by_lua_file spec/support/ngx_probe.lua; }",
+    "        location = /phase/set {",
+    "            set_by_lua_block $sv_said { " .. try .. " return tostring(err) }",
+    "            return 200 \"$sv_said\\n\";",
+    "        }",
+    "        location = /phase/header_filter {",
+    "            return 200 \"x\\n\";",
+    "            header_filter_by_lua_block { " .. try .. " ngx.header[\"X-Said\"] = tostring(err) }",
+    "        }",
+    "    }",
+    "    init_by_lua_block { " .. try .. " ngx.log(ngx.ERR, \"sv said: \", tostring(err)) }",
+    "    init_worker_by_lua_block { " .. try .. " ngx.log(ngx.ERR, \"sv said: \", tostring(err)) }",
+    str_format("    server { listen 127.0.0.1:%d ssl; ssl_certificate %s/good.pem; ssl_certificate_key %s/good.key;",
+      tls1, dir, dir),
+    "        location / { default_type application/json; return 200 '{\"id\":\"task_tls\",\"status\":\"queued\"}'; } }",
+    str_format("    server { listen 127.0.0.1:%d ssl; ssl_certificate %s/other.pem; ssl_certificate_key %s/other.key;",
+      tls2, dir, dir),
+    "        location / { default_type application/json; return 200 '{\"id\":\"task_tls\",\"status\":\"queued\"}'; } }",
+    "}", "" }, "\n"))
+  -- as root the workers would run as nobody, who may not write the spec's files
+  local uid = helper.capture("id -u")
+  if uid:match("^0%s*$") then text = "user root;\n" .. text end
+  return text
+end
+
+local function cert(dir, name)
+  assert(helper.execute(str_format("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+    .. "-addext subjectAltName=IP:127.0.0.1,DNS:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1",
+    q(dir .. "/" .. name .. ".key"), q(dir .. "/" .. name .. ".pem"))), "openssl could not make a certificate")
+end
+
+local function listening(port)
+  local c = socket.tcp()
+  c:settimeout(0.2)
+  local ok = c:connect("127.0.0.1", port)
+  c:close()
+  return ok
+end
+
+-- GET or POST on nginx: body, status.
+local function request(port, path, body)
+  local chunks = {}
+  local _, code = http.request {
+    url = "http://127.0.0.1:" .. port .. path, method = body and "POST" or "GET",
+    headers = body and { ["content-type"] = "application/json", ["content-length"] = #body } or nil,
+    source = body and ltn12.source.string(body) or nil, sink = ltn12.sink.table(chunks),
+  }
+  return table.concat(chunks), code
+end
+
+-- A keep-alive connection asking /ping: each call returns the seconds it took.
+local function pinger(port)
+  local c = assert(socket.tcp())
+  c:settimeout(5)
+  assert(c:connect("127.0.0.1", port))
+  c:setoption("tcp-nodelay", true)
+  return function()
+    local t0 = gettime()
+    assert(c:send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"))
+    assert.equal("HTTP/1.1 200 OK", assert(c:receive("*l")))
+    local len
+    while true do
+      local l = assert(c:receive("*l"))
+      if l == "" then break end
+      len = tonumber(l:lower():match("^content%-length:%s*(%d+)")) or len
+    end
+    assert.equal("pong\n", c:receive(len))
+    return gettime() - t0
+  end, function() c:close() end
+end
+
+-- utime + stime of a process, in seconds.
+local function cpu_seconds(pid, tick)
+  local stat = assert(helper.read_file("/proc/" .. pid .. "/stat"))
+  local rest = stat:match("%) (.*)$") -- after the command name
+  local f = {}
+  for w in rest:gmatch("%S+") do f[#f + 1] = w end
+  return (tonumber(f[12]) + tonumber(f[13])) / tick -- fields 14 and 15 of the whole line
+end
+
+local why = missing()
+if why then
+  describe("starvideos inside nginx", function()
+    it("needs nginx with its lua module", function() pending(why) end)
+  end)
+  return
+end
+
+describe("starvideos inside nginx", function()
+  local emu, hs, hs2, dir, port, proc, log_path, stderr_path
+
+  local function stop_nginx()
+    if proc then
+      helper.execute(str_format("kill %d 2>/dev/null", proc.pid))
+      proc:close()
+      proc = nil
+    end
+  end
+
+  setup(function()
+    emu = helper.emulator { key = KEY, queued = 0.2, processing = 0.6 }
+    hs, hs2 = helper.hostile(), helper.hostile()
+    dir = helper.tmpdir()
+    assert(helper.execute("mkdir -p " .. q(dir .. "/videos")))
+    cert(dir, "good")
+    cert(dir, "other")
+    local ports = free_ports(3)
+    port = ports[1]
+    local f = assert(io.open(dir .. "/nginx.conf", "wb"))
+    f:write(nginx_conf(dir, port, ports[2], ports[3]))
+    f:close()
+    log_path, stderr_path = dir .. "/error.log", dir .. "/nginx.stderr"
+    proc = helper.spawn(str_format("env STARVIDEOS_API_KEY=%s STARVIDEOS_BASE_URL=%s nginx -p %s -c %s 2>%s",
+      q(KEY), q(emu.url), q(ROOT .. "/"), q(dir .. "/nginx.conf"), q(stderr_path)))
+    local t0 = gettime()
+    while not (listening(port) and listening(ports[2]) and listening(ports[3])) do
+      local alive = helper.execute(str_format("kill -0 %d 2>/dev/null", proc.pid))
+      if not alive or gettime() - t0 > 15 then
+        stop_nginx()
+        error("nginx did not start:\n" .. (helper.read_file(stderr_path) or "")
+          .. (helper.read_file(log_path) or ""))
+      end
+      helper.sleep(0.05)
+    end
+    port = { http = port, tls_good = ports[2], tls_other = ports[3] }
+  end)
+
+  teardown(function()
+    stop_nginx()
+    if emu then emu:stop() end
+    if hs then hs:stop() end
+    if hs2 then hs2:stop() end
+    helper.cleanup()
+  end)
+
+  -- One client call in the worker (spec/support/ngx_probe.lua).
+  local function probe(t)
+    local client = { api_key = KEY, timeout = 2, connect_timeout = 1, max_retries = 0, retry_backoff = 0.01 }
+    for k, v in pairs(t.client or {}) do client[k] = v end
+    t.client = client
+    local body, code = request(port.http, "/probe", assert(cjson.encode(t)))
+    assert.equal(200, code, body)
+    local o = assert(cjson.decode(body), body)
+    assert.equal("table", o.transport, "the worker did not use nginx's sockets")
+    o.text = body
+    return o
+  end
+
+  local function kind(o, ...)
+    assert(o.res == nil and type(o.err) == "table", "expected a failure: " .. o.text)
+    for _, k in ipairs { ... } do
+      if o.err.kind == k then return end
+    end
+    assert(false, "expected kind " .. table.concat({ ... }, " or ") .. ": " .. o.text)
+  end
+
+  local function count(list, method)
+    local n = 0
+    for _, r in ipairs(list) do
+      if r.method == method then n = n + 1 end
+    end
+    return n
+  end
+
+  describe("where nginx allows no network calls", function()
+    local function says(text, phase)
+      assert.truthy(text:find("nginx allows no network calls in its " .. phase .. " phase (" .. phase .. "_by_lua*)",
+        1, true), text)
+      assert.truthy(text:find("in a content, access or rewrite handler, or in a timer", 1, true), text)
+    end
+
+    it("starvideos.new raises a clear error in init_by_lua and init_worker_by_lua", function()
+      local text, t0
+      t0 = gettime()
+      repeat -- the worker may log a moment after nginx listens
+        text = (helper.read_file(log_path) or "") .. (helper.read_file(stderr_path) or "")
+        if text:find("init_worker phase", 1, true) then break end
+        helper.sleep(0.05)
+      until gettime() - t0 > 5
+      says(text, "init")
+      says(text, "init_worker")
+    end)
+
+    it("starvideos.new raises a clear error in set_by_lua and header_filter_by_lua", function()
+      local body, code = request(port.http, "/phase/set")
+      assert.equal(200, code)
+      says(body, "set")
+      local r, _, headers = {}
+      _, code, headers = http.request { url = "http://127.0.0.1:" .. port.http .. "/phase/header_filter",
+        sink = ltn12.sink.table(r) }
+      assert.equal(200, code)
+      says(headers["x-said"] or "", "header_filter")
+    end)
+  end)
+
+  describe("TLS", function()
+    it("verifies the server's certificate: a trusted one answers", function()
+      local o = probe { op = "create", client = { base_url = "https://127.0.0.1:" .. port.tls_good } }
+      assert.is_table(o.res, o.text)
+      assert.equal("task_tls", o.res.id)
+    end)
+
+    it("refuses a certificate nobody vouches for, as a failure that created nothing", function()
+      local o = probe { op = "create", client = { base_url = "https://127.0.0.1:" .. port.tls_other, max_retries = 2 } }
+      kind(o, "network")
+      assert.truthy(o.err.message:find("TLS", 1, true), o.text)
+      assert.falsy(o.err.maybe_created, o.text)
+    end)
+  end)
+
+  describe("facing hostile servers, like libcurl", function()
+    local function create(base, client)
+      client = client or {}
+      client.base_url = base
+      return probe { op = "create", client = client }
+    end
+
+    it("a well-behaved server: create, query", function()
+      local base = hs:url("ok")
+      local o = create(base)
+      assert.equal("task_ok", o.res and o.res.id, o.text)
+      o = probe { op = "query", id = "task_q", client = { base_url = base } }
+      assert.equal("completed", o.res and o.res.status, o.text)
+      assert.equal("Bearer " .. KEY, hs:requests(base)[1].headers.authorization)
+    end)
+
+    it("a refused connection: network, nothing created", function()
+      local o = create("http://127.0.0.1:" .. free_ports(1)[1], { max_retries = 1 })
+      kind(o, "network")
+      assert.falsy(o.err.maybe_created, o.text)
+    end)
+
+    it("answers cut short, over the cap or broken keep the task id, maybe created", function()
+      for scenario, id in pairs { truncated = "task_1", cl_long = "task_4", chunked_bad = "task_c", huge = "task_2" } do
+        local o = create(hs:url(scenario))
+        kind(o, "network", "protocol")
+        assert.equal(id, o.err.id, scenario .. ": " .. o.text)
+        assert.is_true(o.err.created, o.text)
+        assert.is_true(o.err.maybe_created, o.text)
+        assert.is_true(o.elapsed < 4, o.text)
+      end
+      for _, scenario in ipairs { "dupkey", "empty", "cl_short", "big_header" } do
+        local o = create(hs:url(scenario))
+        kind(o, "protocol")
+        assert.is_true(o.err.maybe_created, scenario .. ": " .. o.text)
+      end
+    end)
+
+    it("a reset mid-answer: a create is never resent, a query is retried", function()
+      for _, scenario in ipairs { "reset_header", "reset_body" } do
+        local base = hs:url(scenario)
+        local o = create(base, { max_retries = 2 })
+        kind(o, "network", "protocol")
+        assert.is_true(o.err.maybe_created, o.text)
+        assert.equal(1, count(hs:requests(base), "POST"), o.text)
+        base = hs:url(scenario)
+        o = probe { op = "query", id = "task_q", client = { base_url = base, max_retries = 2 } }
+        kind(o, "network")
+        assert.equal(3, count(hs:requests(base), "GET"), o.text)
+      end
+    end)
+
+    it("an answer dribbled a byte a second times out within the exchange's timeout", function()
+      local base = hs:url("dribble")
+      local o = create(base, { timeout = 1, max_retries = 2 })
+      kind(o, "timeout")
+      assert.is_true(o.err.maybe_created, o.text)
+      assert.equal(1, count(hs:requests(base), "POST"), o.text)
+      assert.is_true(o.elapsed < 3, o.text)
+    end)
+
+    local n = 0
+    local function download(url, client)
+      n = n + 1
+      local path = dir .. "/dl-" .. n .. ".mp4"
+      local o = probe { op = "download", url = url, path = path, client = client or { max_retries = 1 } }
+      return o, path
+    end
+
+    local function video_ok(o, path)
+      assert.equal(path, o.res, o.text)
+      local got = helper.read_file(path) or ""
+      assert.equal(VIDEO_SIZE, #got)
+      for i = 0, 3 do -- 16-byte blocks naming their own position
+        local at = math.floor(i * (VIDEO_SIZE - 16) / 3 / 16) * 16
+        assert.equal(str_format("%08d|video|\n", at / 16), got:sub(at + 1, at + 16))
+      end
+      assert.is_false(exists(path .. ".part"))
+    end
+
+    it("downloads follow redirects to http(s) only, at most 5, never with the key", function()
+      local o, path = download(hs:url("redir_file") .. "/v.mp4")
+      kind(o, "network", "protocol")
+      assert.is_false(exists(path) or exists(path .. ".part"), o.text)
+      o, path = download(hs:url("redir_loop") .. "/v.mp4")
+      assert.is_table(o.err, o.text)
+      assert.is_false(exists(path) or exists(path .. ".part"), o.text)
+      local base = hs:url("redir_port")
+      o, path = download(base .. "/" .. hs2.port .. "/v.mp4")
+      video_ok(o, path)
+      assert.is_nil(hs2:raw_log():find(KEY, 1, true), "the API key reached the second server")
+    end)
+
+    it("downloads restart at 0 on a 200 and take a 206 from its Content-Range", function()
+      local base = hs:url("norange")
+      local o, path = download(base .. "/v.mp4")
+      video_ok(o, path)
+      assert.is_true(#hs:requests(base) >= 2, o.text)
+      o, path = download(hs:url("partial206") .. "/v.mp4")
+      video_ok(o, path)
+    end)
+
+    it("a symlink at the .part is never followed", function()
+      n = n + 1
+      local path, victim = dir .. "/dl-" .. n .. ".mp4", dir .. "/victim.txt"
+      local f = assert(io.open(victim, "wb"))
+      f:write("precious\n")
+      f:close()
+      assert(helper.execute("ln -s " .. q(victim) .. " " .. q(path .. ".part")))
+      local o = probe { op = "download", url = hs:url("video") .. "/v.mp4", path = path, client = { max_retries = 1 } }
+      assert.equal("precious\n", helper.read_file(victim))
+      kind(o, "io")
+      assert.truthy(o.err.message:find("symbolic link", 1, true), o.text)
+    end)
+  end)
+
+  it("20 concurrent generates against slow answers leave the worker answering in under 10 ms", function()
+    emu:reset()
+    emu:fault { delay = 0.4, count = 100000 } -- every answer, the video's too
+    -- one curl, 20 transfers at once: the load is nginx's, not the machine's
+    local args = {}
+    for i = 1, 20 do
+      args[i] = str_format("-o %s 'http://127.0.0.1:%d/generate?prompt=cat+%d&interval=0.3'",
+        q(dir .. "/gen-" .. i .. ".json"), port.http, i)
+    end
+    local done = dir .. "/gen.done"
+    assert(helper.execute(str_format("( curl -s -m 120 -Z --parallel-immediate --parallel-max 20 %s; touch %s ) "
+      .. ">/dev/null 2>&1 &", table.concat(args, " "), q(done))))
+    local ping, close = pinger(port.http)
+    local worst, pings, t0 = 0, 0, gettime()
+    while not exists(done) and gettime() - t0 < 120 do
+      local dt = ping()
+      pings = pings + 1
+      if VERBOSE then io.stderr:write(str_format("  /ping at %.3f s: %.2f ms\n", gettime() - t0, dt * 1000)) end
+      if dt > worst then worst = dt end
+      helper.sleep(0.05)
+    end
+    close()
+    io.stderr:write(str_format("\n  nginx: worst /ping %.2f ms over %d pings during 20 generates (%.1f s)\n",
+      worst * 1000, pings, gettime() - t0))
+    assert.is_true(exists(done), "the generates did not end")
+    assert.is_true(pings >= 20, "only " .. pings .. " pings")
+    assert.is_true(worst < 0.010, str_format("a /ping took %.1f ms", worst * 1000))
+    local reference
+    for i = 1, 20 do
+      local text = helper.read_file(dir .. "/gen-" .. i .. ".json") or ""
+      local task = assert(cjson.decode(text), "generate " .. i .. ": " .. text)
+      assert.equal("completed", task.status)
+      assert.is_false(exists(task.path .. ".part"))
+      if not reference then
+        emu:clear_faults()
+        reference = http.request(task.video_url)
+        assert.is_true(type(reference) == "string" and #reference > 1000, "cannot fetch the video")
+      end
+      assert.is_true(helper.read_file(task.path) == reference, "video " .. i .. " is not the emulator's")
+    end
+    -- keep-alive for polls and downloads, never for a create
+    local seen, reused = {}, 0
+    for _, r in ipairs(emu:requests()) do
+      if seen[r.connection] then
+        reused = reused + 1
+        assert.is_true(r.method ~= "POST", "a create went out on a kept connection")
+      end
+      seen[r.connection] = true
+    end
+    assert.is_true(reused > 0, "no connection was kept alive")
+  end)
+
+  it("100 tasks waiting in background jobs cost the worker under 2% of a core", function()
+    emu:reset()
+    emu:config { queued = 0.5, processing = 600 }
+    emu:fault { delay = 0.4, count = 100000 }
+    local jobs = {}
+    for i = 1, 100 do
+      local body, code = request(port.http, str_format("/start?prompt=dog+%d&interval=5", i))
+      assert.equal(202, code, body)
+      jobs[i] = assert(cjson.decode(body)).job
+    end
+    local t0 = gettime()
+    for _, j in ipairs(jobs) do -- each created, now waiting
+      while true do
+        local state = cjson.decode((request(port.http, "/jobs?id=" .. j))) or {}
+        if state.state == "waiting" then break end
+        assert(state.state == "starting" and gettime() - t0 < 30, "job " .. j .. ": " .. cjson.encode(state))
+        helper.sleep(0.1)
+      end
+    end
+    local pid = tonumber((request(port.http, "/pid")))
+    local tick = tonumber((helper.capture("getconf CLK_TCK"))) or 100
+    helper.sleep(1)
+    emu:clear()
+    local c0, w0 = cpu_seconds(pid, tick), gettime()
+    helper.sleep(5)
+    local c1, w1 = cpu_seconds(pid, tick), gettime()
+    local share = (c1 - c0) / (w1 - w0)
+    local polls = count(emu:requests(), "GET")
+    io.stderr:write(str_format("  nginx: worker CPU %.2f%% of a core over %.1f s, 100 tasks waiting, %d polls\n",
+      share * 100, w1 - w0, polls))
+    assert.is_true(polls >= 40, "the tasks were not being polled: " .. polls)
+    assert.is_true(share < 0.02, str_format("the worker used %.2f%% of a core", share * 100))
+  end)
+
+  it("the worker logged no Lua error", function()
+    local text = helper.read_file(log_path) or ""
+    for _, bad in ipairs { "runtime error", "entry thread aborted", "[alert]", "[crit]", "[emerg]" } do
+      assert.is_nil(text:find(bad, 1, true), bad .. " in the error log:\n" .. text:sub(-3000))
+    end
+  end)
+end)

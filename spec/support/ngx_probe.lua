@@ -1,0 +1,33 @@
+-- One client call inside nginx, for spec/nginx_spec.lua (content_by_lua_file).
+-- POST a JSON object: { client = {starvideos.new options}, op = "create" |
+-- "query" | "download", id =, url =, path = }; the answer is JSON:
+-- { res = the task or path, err = {kind, message, id, created, maybe_created,
+-- status}, elapsed = seconds, transport = type(client.transport) }.
+local cjson = require "cjson.safe"
+local starvideos = require "starvideos"
+
+local ngx = rawget(_G, "ngx")
+
+ngx.req.read_body()
+local q = assert(cjson.decode(ngx.req.get_body_data() or ""), "a JSON body")
+ngx.update_time()
+local t0 = ngx.now()
+local client = starvideos.new(q.client)
+local res, err
+if q.op == "create" then
+  res, err = client:create { model = "videos", prompt = "a cat", duration = 5 }
+elseif q.op == "query" then
+  res, err = client:query(q.id)
+elseif q.op == "download" then
+  res, err = client:download(q.url, q.path)
+end
+local transport = type(client.transport)
+client:close()
+ngx.update_time()
+local out = { res = res, elapsed = ngx.now() - t0, transport = transport }
+if err then
+  out.err = { kind = err.kind, message = err.message, id = err.id, created = err.created,
+    maybe_created = err.maybe_created, status = err.status }
+end
+ngx.header.content_type = "application/json"
+ngx.say(cjson.encode(out))
