@@ -441,16 +441,20 @@ static int commit_answer(lua_State *L, int rc, const char *why) {
 static int c_poll(lua_State *L) {
   lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
   const char *why = "";
+  int rc;
   if (!lc->c) return luaL_error(L, "the commit handle was closed");
-  return commit_answer(L, sv_commit_poll(lc->c, &why), why);
+  rc = sv_commit_poll(lc->c, &why); /* before why is read */
+  return commit_answer(L, rc, why);
 }
 
 /* handle:wait() -> true | false, message (blocks until the thread is done) */
 static int c_wait(lua_State *L) {
   lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
   const char *why = "";
+  int rc;
   if (!lc->c) return luaL_error(L, "the commit handle was closed");
-  return commit_answer(L, sv_commit_wait(lc->c, &why), why);
+  rc = sv_commit_wait(lc->c, &why);
+  return commit_answer(L, rc, why);
 }
 
 /* collected or closed: waits for the thread when it still runs */

@@ -159,7 +159,7 @@ static void close_file(sv_xfer *x) {
 sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
   sv_http *h;
   /* curl_global_init is thread-safe from libcurl 7.84 on; before that the host
-     must call it once itself before threads start (see the README). */
+     must call it once itself before threads start (examples/embed/README.md). */
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     snprintf(errbuf, errlen, "libcurl failed to initialise");
     return NULL;

@@ -25,11 +25,12 @@ OBJCOPY         ?= objcopy
 AR              ?= ar
 
 # The objects, the Lua data and the archive, for one compiler and flags:
-# $(1) the folder (build/static, build/static-tsan), $(2) the compile command.
+# $(1) the folder (build/static, build/static-tsan), $(2) the compile command,
+# $(3) the Lua headers.
 define STATIC_RULES
 $(1)/obj/%.o: csrc/%.c csrc/sv_core.h csrc/compat.h csrc/lsv_static.h
 	@mkdir -p $$(dir $$@)
-	$(2) $$(STATIC_LUA_INC) -c $$< -o $$@
+	$(2) $(3) -c $$< -o $$@
 
 $(1)/obj/lua_modules.o: $(STATIC_DIR)/lua_modules.c csrc/lsv_static.h
 	@mkdir -p $$(dir $$@)
@@ -50,7 +51,7 @@ $(STATIC_DIR)/lua_modules.c: tools/embed-lua.lua $(STATIC_LUA_SRC)
 	@mkdir -p $(dir $@)
 	$(LUA) tools/embed-lua.lua $@ lua $(STATIC_LUA_SRC)
 
-$(eval $(call STATIC_RULES,$(STATIC_DIR),$$(CC) $$(ALL_CFLAGS)))
+$(eval $(call STATIC_RULES,$(STATIC_DIR),$$(CC) $$(ALL_CFLAGS),$$(STATIC_LUA_INC)))
 
 $(STATIC_LIB): $(STATIC_DIR)/libstarvideos.a
 	cp $< $@
@@ -86,12 +87,35 @@ build/embed/threads_test: csrc/test/threads_test.c $(STATIC_LIB)
 # code and on what we hand them are reported).
 TSAN_FLAGS      := -g -O1 -fno-omit-frame-pointer -fsanitize=thread
 TSAN_DIR        := build/static-tsan
-$(eval $(call STATIC_RULES,$(TSAN_DIR),$$(TSAN_CC) $$(TSAN_FLAGS) $$(WARN) $$(DEFS) -fPIC -fvisibility=hidden))
+$(eval $(call STATIC_RULES,$(TSAN_DIR),$$(TSAN_CC) $$(TSAN_FLAGS) $$(WARN) $$(DEFS) -fPIC -fvisibility=hidden,$$(LUA_INC)))
 
 build/embed/threads_test_tsan: csrc/test/threads_test.c $(TSAN_DIR)/libstarvideos.a
 	@mkdir -p $(dir $@)
 	$(TSAN_CC) $(TSAN_FLAGS) $(WARN) $(DEFS) $(LUA_INC) -o $@ $< $(TSAN_DIR)/libstarvideos.a \
 	  $(CJSON_LIB) $(LUA_LIBS) $(CURL_LIBS) -lm -pthread
+
+# The archive for every VM of `make test-all` (build/<vm>/static/libstarvideos.a)
+# and a test that opens it without a package library: the library is Lua 5.4
+# for the example host, but builds and runs on 5.1, 5.2, 5.3 and LuaJIT too.
+LIBS_lua5.1     ?= -llua5.1
+LIBS_lua5.2     ?= -llua5.2
+LIBS_lua5.3     ?= -llua5.3
+LIBS_lua5.4     ?= $(LUA_LIBS)
+LIBS_luajit     ?= $(shell pkg-config --libs luajit 2>/dev/null || echo -lluajit-5.1)
+CJSON_lua5.1    ?= $(firstword $(wildcard /usr/lib/*/liblua5.1-cjson.so.0) -l:liblua5.1-cjson.so.0)
+CJSON_lua5.2    ?= $(firstword $(wildcard /usr/lib/*/liblua5.2-cjson.so.0) -l:liblua5.2-cjson.so.0)
+CJSON_lua5.3    ?= $(firstword $(wildcard /usr/lib/*/liblua5.3-cjson.so.0) -l:liblua5.3-cjson.so.0)
+CJSON_lua5.4    ?= $(CJSON_LIB)
+CJSON_luajit    ?= $(CJSON_lua5.1)
+
+define STATIC_VM_RULES
+$$(eval $$(call STATIC_RULES,build/$(1)/static,$$$$(CC) $$$$(ALL_CFLAGS),$$$$(INC_$(1))))
+
+build/$(1)/static_vm_test: csrc/test/static_vm_test.c build/$(1)/static/libstarvideos.a
+	$$(CC) $$(CFLAGS) $$(WARN) $$(DEFS) $$(INC_$(1)) -o $$@ $$< build/$(1)/static/libstarvideos.a \
+	  $$(CJSON_$(1)) $$(LIBS_$(1)) $$(CURL_LIBS) -lm -pthread
+endef
+$(foreach vm,$(VMS),$(eval $(call STATIC_VM_RULES,$(vm))))
 
 embed-host: build/embed/host
 embed-tests: build/embed/static_test build/embed/threads_test
