@@ -13,7 +13,7 @@ WARN      := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototyp
 DEFS      := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden
 
-CORE_SRC  := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csrc/sv_call.c csrc/sv_http.c csrc/sv_file.c
+CORE_SRC  := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csrc/sv_call.c csrc/sv_http.c csrc/sv_file.c csrc/sv_commit.c
 BIND_SRC  := csrc/lsv_core.c
 OBJ       := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_SRC) $(BIND_SRC))
 SO        := build/starvideos/core.so
@@ -52,7 +52,7 @@ all: $(SO) $(TEST_BIN) $(COMPAT_SO)
 
 # The core alone, without Lua: its C tests link only libcurl.
 $(TEST_BIN): csrc/test/test_core.c $(filter-out build/obj/lsv_core.o,$(OBJ))
-	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm -pthread
 
 build/obj/%.o: csrc/%.c csrc/sv_core.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
@@ -61,7 +61,7 @@ build/obj/lsv_core.o: csrc/compat.h
 
 $(SO): $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $(OBJ) $(CURL_LIBS) -lm
+	$(CC) -shared -o $@ $(OBJ) $(CURL_LIBS) -lm -pthread
 
 # A module that drives csrc/compat.h (spec/compat_spec.lua).
 $(COMPAT_SO): csrc/test/compat_test.c csrc/compat.h | $(DEPS_FIRST)
@@ -78,7 +78,7 @@ build/$(1)/obj/lsv_core.o: csrc/compat.h
 
 build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(OBJ))
 	@mkdir -p $$(dir $$@)
-	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm
+	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm -pthread
 
 build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/compat.h | $$(DEPS_FIRST)
 	@mkdir -p $$(dir $$@)

@@ -25,9 +25,11 @@
 #define CURL_MT "starvideos.curl"
 #define XFER_MT "starvideos.xfer"
 #define ERROR_MT "starvideos.error"
+#define COMMIT_MT "starvideos.commit"
 
 typedef struct lhttp { sv_http *h; } lhttp;
 typedef struct lxfer { sv_xfer *x; } lxfer;
+typedef struct lcommit { sv_commit *c; } lcommit;
 
 /* --------------------------------------------------------------- errors */
 
@@ -409,6 +411,59 @@ static int l_commit(lua_State *L) {
   return 1;
 }
 
+/* commit_start(part, path) -> handle | nil, message: the same commit as commit
+   (and the folder synced after the rename) on a helper thread, so that the
+   caller does not wait for the disk; handle:poll() says when it is done. */
+static int l_commit_start(lua_State *L) {
+  const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
+  char why[256];
+  lcommit *lc = lua_newuserdatauv(L, sizeof *lc, 0);
+  lc->c = NULL;
+  luaL_setmetatable(L, COMMIT_MT);
+  lc->c = sv_commit_start(part, path, why, sizeof why);
+  if (!lc->c) {
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  return 1;
+}
+
+static int commit_answer(lua_State *L, int rc, const char *why) {
+  if (rc > 0) return 0;
+  lua_pushboolean(L, rc == 0);
+  if (rc == 0) return 1;
+  lua_pushstring(L, why);
+  return 2;
+}
+
+/* handle:poll() -> nil while the thread works, then true | false, message */
+static int c_poll(lua_State *L) {
+  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
+  const char *why = "";
+  int rc;
+  if (!lc->c) return luaL_error(L, "the commit handle was closed");
+  rc = sv_commit_poll(lc->c, &why); /* before why is read */
+  return commit_answer(L, rc, why);
+}
+
+/* handle:wait() -> true | false, message (blocks until the thread is done) */
+static int c_wait(lua_State *L) {
+  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
+  const char *why = "";
+  int rc;
+  if (!lc->c) return luaL_error(L, "the commit handle was closed");
+  rc = sv_commit_wait(lc->c, &why);
+  return commit_answer(L, rc, why);
+}
+
+/* collected or closed: waits for the thread when it still runs */
+static int c_gc(lua_State *L) {
+  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
+  if (lc->c) { sv_commit_free(lc->c); lc->c = NULL; }
+  return 0;
+}
+
 /* append(path, line, sync) -> true | nil, message: one record, whole, whatever
    other processes append at the same time */
 static int l_append(lua_State *L) {
@@ -667,9 +722,14 @@ static const luaL_Reg curl_methods[] = {
   { NULL, NULL }
 };
 
+static const luaL_Reg commit_methods[] = {
+  { "poll", c_poll }, { "wait", c_wait }, { "close", c_gc }, { NULL, NULL }
+};
+
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "task_id", l_task_id }, { "retry", l_retry }, { "curl", l_curl }, { "commit", l_commit },
+  { "commit_start", l_commit_start },
   { "append", l_append }, { "writable", l_writable }, { "write_at", l_write_at }, { "hash", l_hash },
   { "random_id", l_random_id },
   { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
@@ -695,6 +755,7 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, l
 LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   new_class(L, CURL_MT, curl_methods, t_close);
   new_class(L, XFER_MT, NULL, x_gc);
+  new_class(L, COMMIT_MT, commit_methods, c_gc);
   luaL_newmetatable(L, ERROR_MT);
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");

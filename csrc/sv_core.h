@@ -322,4 +322,34 @@ SV_API int sv_file_write_at(const char *path, double at, const char *data, size_
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
 
+/* A finished download's commit: fsync the .part, rename it to its final name,
+   fsync the folder.  sv_commit_now does it here and now (0, or -1 with why);
+   sv_commit_start does it on a helper thread of its own and returns at once
+   (NULL with why only when out of memory; without a thread it is done before
+   returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
+   *why (owned by c).  sv_commit_wait blocks until done and answers the same.
+   sv_commit_free waits for the thread when it still runs. */
+typedef struct sv_commit sv_commit;
+SV_API int sv_commit_now(const char *part, const char *path, char *why, size_t whylen);
+SV_API sv_commit *sv_commit_start(const char *part, const char *path, char *why, size_t whylen);
+SV_API int sv_commit_poll(sv_commit *c, const char **why);
+SV_API int sv_commit_wait(sv_commit *c, const char **why);
+SV_API void sv_commit_free(sv_commit *c);
+
+/* A download's writes on a helper thread.  sv_writer_start(fd, cap) takes fd
+   (the thread closes it) and a ring of cap bytes; NULL when no thread could be
+   had (fd stays the caller's).  sv_writer_put copies len bytes: 0, 1 when they
+   do not fit yet (try again later), -1 with *err once a write failed.
+   sv_writer_end: nothing more comes; the thread writes the rest and closes
+   the file.  sv_writer_poll: 1 while it works, then 0 with *err (0 or the errno
+   of a failed write or close).  sv_writer_free drops what the ring still
+   holds, waits for the thread (one write at most), which closes the file, and
+   frees the writer. */
+typedef struct sv_writer sv_writer;
+SV_API sv_writer *sv_writer_start(int fd, size_t cap);
+SV_API int sv_writer_put(sv_writer *w, const char *buf, size_t len, int *err);
+SV_API void sv_writer_end(sv_writer *w);
+SV_API int sv_writer_poll(sv_writer *w, int *err);
+SV_API void sv_writer_free(sv_writer *w);
+
 #endif

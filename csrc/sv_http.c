@@ -36,6 +36,14 @@
 #endif
 
 #define ERROR_PAGE_MAX (64 * 1024) /* a download's error page kept for the message */
+/* A poll that may not wait (a game's step(0), once a frame) writes video bytes
+   for at most this long: then the downloads pause until the next poll.  Without
+   it one poll takes whatever the socket holds (libcurl reads up to 100 buffers
+   a call: 1.6 MB, a few ms of writes). */
+#define POLL_WRITE_BUDGET 0.0015
+/* A download's bytes reach the file through a helper thread (sv_writer,
+   sv_commit.c) from a ring this large; a full ring pauses the transfer. */
+#define WRITER_RING (2 * 1024 * 1024)
 
 enum { L_NONE, L_RUNNING, L_DONE };
 
@@ -57,7 +65,9 @@ struct sv_xfer {
   char curl_msg[CURL_ERROR_SIZE];
   int too_big;
   /* downloads */
-  int fd, io_errno, body_started, body_to_file, bad_range;
+  int fd, io_errno, body_started, body_to_file, bad_range, paused;
+  sv_writer *writer; /* owns fd once started */
+  int draining;      /* libcurl is done; the writer is not yet */
   double offset, have, total, range_start, range_total;
 };
 
@@ -66,7 +76,8 @@ struct sv_http {
   char *api_key, *ca_file, *user_agent;
   double connect_timeout;
   sv_xfer *running, *done, *done_tail;
-  int n_running, n_done;
+  int n_running, n_done, n_draining;
+  double write_until; /* downloads pause after this time (monotonic); 0: never */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -137,7 +148,12 @@ static void detach_easy(sv_xfer *x) {
 }
 
 static void close_file(sv_xfer *x) {
+  if (x->writer) { sv_writer_free(x->writer); x->writer = NULL; x->fd = -1; }
   if (x->fd >= 0) { close(x->fd); x->fd = -1; }
+  if (x->draining) {
+    x->draining = 0;
+    if (x->h) x->h->n_draining--;
+  }
 }
 
 /* ------------------------------------------------------------- the pool */
@@ -145,7 +161,7 @@ static void close_file(sv_xfer *x) {
 sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
   sv_http *h;
   /* curl_global_init is thread-safe from libcurl 7.84 on; before that the host
-     must call it once itself before threads start (see the README). */
+     must call it once itself before threads start (examples/embed/README.md). */
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     snprintf(errbuf, errlen, "libcurl failed to initialise");
     return NULL;
@@ -180,11 +196,12 @@ void sv_http_free(sv_http *h) {
   sv_xfer *x;
   if (!h) return;
   while ((x = h->running) != NULL || (x = h->done) != NULL) {
+    int draining = x->draining;
     detach_easy(x);
-    close_file(x);
+    close_file(x); /* a writer still busy drops the rest: the file is not whole */
     unlink_xfer(x);
     x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
-    if (x->tr == SV_TR_NONE && x->status == 0) {
+    if ((x->tr == SV_TR_NONE && x->status == 0) || draining) {
       x->tr = SV_TR_BROKEN;
       snprintf(x->message, sizeof x->message, "the transport was closed before the exchange finished");
     }
@@ -250,6 +267,7 @@ static size_t on_api_body(char *buf, size_t size, size_t n, void *ud) {
 static int start_body(sv_xfer *x) {
   long status = 0;
   curl_off_t cl = -1;
+  struct stat st;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   x->body_started = 1;
   x->body_to_file = 0;
@@ -266,11 +284,17 @@ static int start_body(sv_xfer *x) {
     x->have = 0; /* the server sent everything: start again */
     x->total = cl >= 0 ? (double)cl : -1;
   }
-  if (ftruncate(x->fd, (off_t)x->have) != 0 || lseek(x->fd, (off_t)x->have, SEEK_SET) < 0) {
+  /* Truncate only when the file holds more than we keep: ext4 and XFS flush a
+     file that was truncated to nothing when it is closed (to save programs
+     that rewrite without fsync), so a needless ftruncate(fd, 0) on the fresh
+     file would make the close at the end write the whole video, inside poll. */
+  if (fstat(x->fd, &st) != 0 || ((double)st.st_size != x->have && ftruncate(x->fd, (off_t)x->have) != 0) ||
+      lseek(x->fd, (off_t)x->have, SEEK_SET) < 0) {
     x->io_errno = errno;
     return -1;
   }
   x->body_to_file = 1;
+  x->writer = sv_writer_start(x->fd, WRITER_RING); /* NULL: written here, as it comes */
   return 0;
 }
 
@@ -280,6 +304,17 @@ static size_t on_video_body(char *buf, size_t size, size_t n, void *ud) {
   if (!x->body_started && start_body(x)) return 0;
   if (!x->body_to_file) {
     if (x->recv.len < ERROR_PAGE_MAX) sv_buf_add(&x->recv, buf, len);
+    return len;
+  }
+  if (x->h && x->h->write_until > 0 && sv_monotonic() > x->h->write_until) {
+    x->paused = 1; /* libcurl keeps these bytes and hands them over again on resume */
+    return CURL_WRITEFUNC_PAUSE;
+  }
+  if (x->writer) {
+    int rc = sv_writer_put(x->writer, buf, len, &x->io_errno);
+    if (rc > 0) { x->paused = 1; return CURL_WRITEFUNC_PAUSE; } /* the ring is full */
+    if (rc < 0) return 0;
+    x->have += (double)len;
     return len;
   }
   while (done < len) {
@@ -358,8 +393,15 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   }
   if (s->op == SV_OP_DOWNLOAD) {
-    /* never through a symlink: a planted .part must not redirect our writes */
-    x->fd = open(s->file, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (x->offset > 0 ? 0 : O_TRUNC), 0644);
+    /* never through a symlink: a planted .part must not redirect our writes.  A
+       fresh download starts a new file (never O_TRUNC: see start_body; nor
+       writing through a hard link planted at the .part) */
+    if (x->offset > 0) {
+      x->fd = open(s->file, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    } else {
+      if (unlink(s->file) != 0 && errno != ENOENT) x->fd = -1;
+      else x->fd = open(s->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    }
     if (x->fd < 0) {
       sv_error_set(err, SV_E_IO, "path", "cannot write %s: %s", s->file,
                    errno == ELOOP ? "it is a symbolic link" : strerror(errno));
@@ -450,6 +492,8 @@ static void classify(sv_xfer *x, CURLcode rc) {
   snprintf(x->message, sizeof x->message, "%s", msg);
 }
 
+static void settle_xfer(sv_xfer *x);
+
 static void end_xfer(sv_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
   if (x->too_big) {
@@ -469,11 +513,60 @@ static void end_xfer(sv_xfer *x, CURLcode rc) {
       snprintf(x->message, sizeof x->message, "cannot write the file: %s", strerror(x->io_errno));
     }
   }
+  x->paused = 0;
+  detach_easy(x);
+  if (x->writer) {
+    int err;
+    sv_writer_end(x->writer);
+    if (sv_writer_poll(x->writer, &err)) {
+      x->draining = 1; /* finished by poll once the file is written and closed */
+      x->h->n_draining++;
+      return;
+    }
+  }
+  settle_xfer(x);
+}
+
+/* Last: the file is written and closed (by the writer, or here), and the
+   exchange is on the finished list.  A write that failed late makes it SV_TR_IO. */
+static void settle_xfer(sv_xfer *x) {
+  if (x->writer) {
+    int err = 0;
+    sv_writer_poll(x->writer, &err);
+    if (err) {
+      x->tr = SV_TR_IO;
+      snprintf(x->message, sizeof x->message, "cannot write the file: %s", strerror(err));
+    }
+  }
   if (x->op == SV_OP_DOWNLOAD && x->body_to_file && x->total < 0 && x->tr == SV_TR_NONE) x->total = x->have;
   close_file(x);
-  detach_easy(x);
   unlink_xfer(x);
   push_done(x->h, x);
+}
+
+/* Before each pass: downloads paused (a full ring, the budget of the last
+   poll) go on; those whose writer is done are finished. */
+static void resume(sv_http *h) {
+  sv_xfer *x, *next;
+  for (x = h->running; x; x = next) {
+    int err;
+    next = x->next;
+    if (x->draining) {
+      if (!sv_writer_poll(x->writer, &err)) settle_xfer(x);
+    } else if (x->paused && x->easy) {
+      x->paused = 0;
+      curl_easy_pause(x->easy, CURLPAUSE_CONT); /* may write the kept bytes now */
+    }
+  }
+}
+
+/* Whether a pass soon could change something libcurl's sockets do not show. */
+static int helpers_busy(const sv_http *h) {
+  const sv_xfer *x;
+  if (h->n_draining) return 1;
+  for (x = h->running; x; x = x->next)
+    if (x->paused) return 1;
+  return 0;
 }
 
 static void collect(sv_http *h) {
@@ -499,8 +592,10 @@ static void nap(double s) {
 int sv_http_poll(sv_http *h, double max_wait) {
   double start = sv_monotonic();
   int running = 0;
+  h->write_until = max_wait > 0 ? 0 : start + POLL_WRITE_BUDGET;
   for (;;) {
     double left;
+    resume(h);
     if (h->n_running) {
       curl_multi_perform(h->multi, &running);
       collect(h);
@@ -509,7 +604,9 @@ int sv_http_poll(sv_http *h, double max_wait) {
     left = start + max_wait - sv_monotonic();
     if (left <= 0) break;
     if (!h->n_running) { nap(left); break; }
-    curl_multi_poll(h->multi, NULL, 0, (int)ceil((left > 3600 ? 3600 : left) * 1000), NULL);
+    if (left > 3600) left = 3600;
+    if (left > 0.001 && helpers_busy(h)) left = 0.001; /* a writer to look at again soon */
+    curl_multi_poll(h->multi, NULL, 0, (int)ceil(left * 1000), NULL);
   }
   return h->n_done;
 }

@@ -36,7 +36,7 @@ function Client.new(opts)
   local self = setmetatable({
     cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, sleep = cfg.sleep, on_event = cfg.on_event,
     has_key = cfg.api_key ~= nil,
-    _inflight = {}, _downloads = {}, _timers = {}, _finished = {}, _budget = nil,
+    _inflight = {}, _downloads = {}, _timers = {}, _finished = {}, _budget = nil, _commits = {},
   }, Client)
   -- the key lives in the transport only: never in a table a user might print
   self.transport = cfg.transport or transport.new(cfg)
@@ -133,6 +133,22 @@ function Client:_tick()
   for req in pairs(self._downloads) do
     if req.handle then req.owner:_progress(tr:progress(req.handle)) end
   end
+  if next(self._commits) then
+    local done = {}
+    for req in pairs(self._commits) do
+      local ok, cerr = req.commit:poll()
+      if ok ~= nil then done[#done + 1] = { req, ok, cerr } end
+    end
+    for _, d in ipairs(done) do
+      self._commits[d[1]] = nil
+      d[1]:committed(d[2], d[3])
+    end
+  end
+end
+
+-- A finished download whose commit thread runs (request.lua): polled each tick.
+function Client:_committing(req)
+  self._commits[req] = true
 end
 
 -- Let up to `wait` seconds pass while the transport works: inside the transport
@@ -140,6 +156,7 @@ end
 -- by the caller (a coroutine scheduler's), coming back often while exchanges run.
 function Client:_pause(wait, sleep)
   if next(self._downloads) then wait = math_min(wait, 0.25) end -- progress stays live
+  if next(self._commits) then wait = math_min(wait, 0.005) end -- a commit thread to look at
   if wait <= 0 then return end
   if sleep then
     if next(self._inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end

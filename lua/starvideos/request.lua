@@ -87,13 +87,18 @@ function Request:finished(t)
   end
   if body then
     if self.op == "download" then
-      local transport, ok, cerr = client.transport
-      if transport.commit then -- a transport may sync the file off its thread (transport.lua)
-        ok, cerr = transport:commit(self.part, self.dest)
-      else
-        ok, cerr = core.commit(self.part, self.dest)
+      local transport = client.transport
+      if transport.commit then -- a transport may sync the file its own way (transport.lua)
+        local ok, cerr = transport:commit(self.part, self.dest)
+        if not ok then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+        return self:_finish(body)
       end
-      if not ok then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+      -- fsync and rename on a helper thread: the request is "committing" until
+      -- the client's tick sees the thread done (committed), never blocking a step
+      local c, cerr = core.commit_start(self.part, self.dest)
+      if not c then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+      self.commit, self.committing = c, true
+      return client:_committing(self)
     end
     return self:_finish(body)
   end
@@ -118,18 +123,31 @@ function Request:finished(t)
   client:_at(t + delay, self)
 end
 
--- A timer fell due: the next attempt.
-function Request:advance(t)
-  if not self.done and not self.handle then self:send(t) end
+-- The commit thread is done: the download counts once its bytes are on the
+-- disk under their final name.
+function Request:committed(ok, cerr)
+  self.commit, self.committing = nil, nil
+  if self.done then -- cancelled meanwhile: a whole file stays, a failed commit's .part goes
+    if not ok then os_remove(self.part) end
+    return
+  end
+  if not ok then return self:_finish(nil, new_error("io", "download: " .. tostring(cerr), { field = "path" })) end
+  return self:_finish("")
 end
 
--- Abandon it (never a create in flight: it may already be paid for).
+-- A timer fell due: the next attempt.
+function Request:advance(t)
+  if not self.done and not self.handle and not self.committing then self:send(t) end
+end
+
+-- Abandon it (never a create in flight: it may already be paid for).  A
+-- download already committing is whole: its thread finishes in the background.
 function Request:cancel()
   if self.done then return end
   if self.handle then self.client.transport:cancel(self.handle); self.handle = nil end
   self.client:_untrack(self)
   self.done, self.err = true, new_error("io", "the request was cancelled")
-  if self.op == "download" and self.sent then os_remove(self.part) end
+  if self.op == "download" and self.sent and not self.committing then os_remove(self.part) end
 end
 
 function Request:__tostring()
