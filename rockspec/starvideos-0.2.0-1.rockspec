@@ -38,9 +38,9 @@ build = {
   modules = {
     ["starvideos.core"] = {
       sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
-        "csrc/sv_call.c", "csrc/sv_http.c", "csrc/sv_file.c", "csrc/lsv_core.c" },
+        "csrc/sv_call.c", "csrc/sv_http.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/lsv_core.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      libraries = { "curl" },
+      libraries = { "curl", "pthread" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },

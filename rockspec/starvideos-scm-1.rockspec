@@ -39,9 +39,9 @@ build = {
   modules = {
     ["starvideos.core"] = {
       sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
-        "csrc/sv_call.c", "csrc/sv_http.c", "csrc/sv_file.c", "csrc/lsv_core.c" },
+        "csrc/sv_call.c", "csrc/sv_http.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/lsv_core.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      libraries = { "curl" },
+      libraries = { "curl", "pthread" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
@@ -51,6 +51,8 @@ build = {
     ["starvideos.request"] = "lua/starvideos/request.lua",
     ["starvideos.options"] = "lua/starvideos/options.lua",
     ["starvideos.transport"] = "lua/starvideos/transport.lua",
+    ["starvideos.transport.ngx"] = "lua/starvideos/transport/ngx.lua",
+    ["starvideos.transport.ngx_wire"] = "lua/starvideos/transport/ngx_wire.lua",
     ["starvideos.journal"] = "lua/starvideos/journal.lua",
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
