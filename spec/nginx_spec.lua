@@ -227,7 +227,8 @@ describe("starvideos inside nginx", function()
     f:write(nginx_conf(dir, port, ports[2], ports[3]))
     f:close()
     log_path, stderr_path = dir .. "/error.log", dir .. "/nginx.stderr"
-    proc = helper.spawn(str_format("env -u LD_PRELOAD STARVIDEOS_API_KEY=%s STARVIDEOS_BASE_URL=%s nginx -p %s -c %s 2>%s",
+    proc = helper.spawn(str_format(
+      "env -u LD_PRELOAD STARVIDEOS_API_KEY=%s STARVIDEOS_BASE_URL=%s nginx -p %s -c %s 2>%s",
       q(KEY), q(emu.url), q(ROOT .. "/"), q(dir .. "/nginx.conf"), q(stderr_path)))
     local t0 = gettime()
     while not (listening(port) and listening(ports[2]) and listening(ports[3])) do
@@ -451,7 +452,8 @@ describe("starvideos inside nginx", function()
         q(dir .. "/gen-" .. i .. ".json"), port.http, i)
     end
     local done = dir .. "/gen.done"
-    assert(helper.execute(str_format("( env -u LD_PRELOAD curl -s -m 120 -Z --parallel-immediate --parallel-max 20 %s; touch %s ) "
+    assert(helper.execute(str_format(
+      "( env -u LD_PRELOAD curl -s -m 120 -Z --parallel-immediate --parallel-max 20 %s; touch %s ) "
       .. ">/dev/null 2>&1 &", table.concat(args, " "), q(done))))
     local ping, close = pinger(port.http)
     local worst, pings, t0 = 0, 0, gettime()
