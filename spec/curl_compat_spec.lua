@@ -12,11 +12,7 @@ local function sh(cmd)
   return helper.capture("cd " .. q(root) .. " && " .. cmd .. " 2>&1")
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = helper.write_file
 
 -- spec/fixtures/redirect_ftp.lua under the module found through cpath
 local function redirect_to_ftp(cpath)

@@ -63,6 +63,19 @@ do
   helper.cpath = cpath
 end
 
+-- true when path can be opened for reading
+function helper.exists(path)
+  local f = io_open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+function helper.write_file(path, text)
+  local f = assert(io_open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
 function helper.read_file(path)
   local f = io_open(path, "rb")
   if not f then return nil end

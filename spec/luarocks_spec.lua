@@ -25,17 +25,9 @@ local function sh(cmd)
   return helper.capture(cmd .. " 2>&1")
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = helper.write_file
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = helper.exists
 
 -- Every file under dir (relative names), sorted.
 local function list(dir)

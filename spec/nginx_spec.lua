@@ -27,11 +27,7 @@ local ROOT = (function()
   return dir
 end)()
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = helper.exists
 
 local function have(cmd)
   return helper.execute("command -v " .. cmd .. " >/dev/null 2>&1")
