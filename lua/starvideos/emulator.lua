@@ -86,6 +86,8 @@ M.DEFAULTS = {
   video_size = nil,         -- bytes: pad the sample MP4 up to this size
   expired_status = 410,     -- answer for an invalid or expired video token
   url_ttl = nil,            -- seconds a video URL stays valid (nil: until /_emulator/expire)
+  spread = 0,               -- sigma of a log-normal spread of each task's processing time
+  seed = 1,                 -- of the spread's random numbers (the same seed, the same durations)
 }
 
 -- Which endpoint serves which model.
@@ -129,7 +131,9 @@ options:
 control API (no auth, JSON): GET|DELETE /_emulator/requests, GET|POST /_emulator/config,
 GET|POST|DELETE /_emulator/faults, POST /_emulator/expire, GET /_emulator/tasks,
 POST /_emulator/reset. Each logged request carries `connection`, the number of its TCP
-connection (keep-alive reuse shows as repeated numbers).
+connection (keep-alive reuse shows as repeated numbers). Config `spread` (sigma)
+spreads processing times log-normally around `processing` (the median), from the
+generator `seed` starts; each listed task carries `ends_at` (the emulator's clock).
 ]]
 
 ---------------------------------------------------------------------------
@@ -462,7 +466,7 @@ function M.new(opts)
     config = config,
     conns = {},
     tasks = {}, task_list = {},
-    seq = 0, id_base = os_time() * 1000,
+    seq = 0, id_base = os_time() * 1000, rng = config.seed,
     tokens = {},
     requests = {},
     faults = {},
@@ -536,6 +540,24 @@ function Server:task_view(task)
   return view
 end
 
+-- A standard normal number from the spread's own generator (Park-Miller, exact
+-- in doubles on every Lua), so a seed gives the same durations on every VM.
+function Server:normal()
+  local function uniform()
+    self.rng = self.rng * 48271 % 2147483647
+    return self.rng / 2147483647
+  end
+  return math.sqrt(-2 * math.log(uniform())) * math.cos(2 * math.pi * uniform())
+end
+
+-- Seconds a new task stays processing: the configured time, spread log-normally
+-- around it (the configured time is the median) when `spread` is set.
+function Server:processing_time()
+  local cfg = self.config
+  if (cfg.spread or 0) == 0 then return cfg.processing end
+  return cfg.processing * math.exp(cfg.spread * self:normal())
+end
+
 function Server:create(req)
   local params = json_decode(req.body)
   if type(params) ~= "table" or not is_object(params) or (next(params) == nil and req.body:match("^%s*%[")) then
@@ -583,7 +605,7 @@ function Server:create(req)
     created = os_time(),
     t0 = gettime(),
     queued = cfg.queued,
-    processing = cfg.processing,
+    processing = self:processing_time(),
     outcome = cfg.outcome,
     error = cfg.error,
     duration = int(clean.duration) or 5,
@@ -727,6 +749,8 @@ local CONFIG_CHECKS = {
   end,
   expired_status = function(v) return v == 403 or v == 404 or v == 410, "403, 404 or 410" end,
   url_ttl = function(v) return v == NULL or (type(v) == "number" and v >= 0), "seconds >= 0, or null" end,
+  spread = function(v) return type(v) == "number" and v >= 0 and v <= 3, "a number from 0 to 3" end,
+  seed = function(v) return int(v) and v >= 1 and v < 2 ^ 31, "an integer from 1 to 2^31-1" end,
 }
 
 local FAULT_CHECKS = {
@@ -784,7 +808,7 @@ function Server:reset()
   local config = {}
   for k, v in pairs(M.DEFAULTS) do config[k] = v end
   config.queued, config.processing = self.defaults.queued, self.defaults.processing
-  self.config = config
+  self.config, self.rng = config, config.seed
 end
 
 local OK = '{"ok":true}'
@@ -811,6 +835,7 @@ function Server:control(req)
         if v == NULL then v = nil end
         self.config[k] = integral(v)
       end
+      if t.seed then self.rng = t.seed end
       return json_response(200, self:config_view())
     end
     if method == "GET" then return json_response(200, self:config_view()) end
@@ -848,6 +873,7 @@ function Server:control(req)
         local view = self:task_view(task)
         view.video_url = nil  -- listing issues no token
         view.queued, view.processing, view.outcome = task.queued, task.processing, task.outcome
+        view.ends_at = task.t0 + task.queued + task.processing -- the emulator's clock (seconds since the epoch)
         view.params = task.params
         list[i] = view
       end
