@@ -47,6 +47,7 @@ build = {
     ["starvideos"] = "lua/starvideos/init.lua",
     ["starvideos.client"] = "lua/starvideos/client.lua",
     ["starvideos.job"] = "lua/starvideos/job.lua",
+    ["starvideos.schedule"] = "lua/starvideos/schedule.lua",
     ["starvideos.request"] = "lua/starvideos/request.lua",
     ["starvideos.options"] = "lua/starvideos/options.lua",
     ["starvideos.transport"] = "lua/starvideos/transport.lua",

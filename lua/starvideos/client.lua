@@ -16,6 +16,7 @@ local options = require "starvideos.options"
 local journal = require "starvideos.journal"
 local transport = require "starvideos.transport"
 local Job = require "starvideos.job"
+local Schedule = require "starvideos.schedule"
 
 local type, ipairs, pairs, next, tostring, setmetatable, error, math_min, math_max, string_format =
   type, ipairs, pairs, next, tostring, setmetatable, error, math.min, math.max, string.format
@@ -37,6 +38,7 @@ function Client.new(opts)
     cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, sleep = cfg.sleep, on_event = cfg.on_event,
     has_key = cfg.api_key ~= nil,
     _inflight = {}, _downloads = {}, _timers = {}, _finished = {}, _budget = nil, _commits = {},
+    _sending = 0, _queue = {}, _qhead = 1, _max_sending = 4 * cfg.max_connections,
   }, Client)
   -- the key lives in the transport only: never in a table a user might print
   self.transport = cfg.transport or transport.new(cfg)
@@ -102,14 +104,40 @@ local function pop(h)
   return top
 end
 
+-- At most 4 * max_connections exchanges are handed to the transport at once;
+-- the requests beyond wait here in order, so thousands of polls falling due
+-- together cost a queue entry each, not a transport's buffers each.  A request
+-- that waited is sent (req:send again) as soon as an exchange finishes.
+function Client:_admit(req)
+  if self._sending < self._max_sending then return true end
+  local q = self._queue
+  q[#q + 1] = req
+  return false
+end
+
 function Client:_track(req)
   self._inflight[req.handle] = req
+  self._sending = self._sending + 1
   if req.op == "download" then self._downloads[req] = true end
 end
 
 function Client:_untrack(req)
-  if req.handle then self._inflight[req.handle] = nil end
+  local h = req.handle
+  if h and self._inflight[h] then self._inflight[h] = nil; self._sending = self._sending - 1 end
   self._downloads[req] = nil
+end
+
+-- Send the waiting requests there is room for.
+function Client:_unqueue()
+  local q, i = self._queue, self._qhead
+  while q[i] and self._sending < self._max_sending do
+    local req = q[i]
+    q[i] = nil
+    i = i + 1
+    self._qhead = i
+    if not req.done and not req.handle then req:send(now()) end
+  end
+  if not q[i] then self._queue, self._qhead = {}, 1 end
 end
 
 -- Everything that is ready, without waiting: timers that fell due, network work,
@@ -126,10 +154,16 @@ function Client:_tick()
   local x = tr:finished()
   while x do
     local req = self._inflight[x]
-    self._inflight[x] = nil
-    if req then req:finished(now()) else tr:result(x) end
+    if req then
+      self._inflight[x] = nil
+      self._sending = self._sending - 1
+      req:finished(now())
+    else
+      tr:result(x)
+    end
     x = tr:finished()
   end
+  if self._queue[self._qhead] then self:_unqueue() end
   for req in pairs(self._downloads) do
     if req.handle then req.owner:_progress(tr:progress(req.handle)) end
   end
@@ -196,6 +230,37 @@ function Client:_job_done(job)
   if job.registered then self._finished[#self._finished + 1] = job end
 end
 
+-- The learned polling schedule (schedule.lua), made at its first use and
+-- taught once from the journal's finished tasks when there is a journal.
+function Client:_scheduler()
+  local s = self._schedule
+  if not s then
+    s = Schedule.new(self.cfg)
+    self._schedule = s
+    if self.journal then
+      local list = journal.read(self.journal) -- none yet, or unreadable: nothing to learn
+      for _, t in ipairs(list or {}) do
+        if t.took then s:learn(Job.kind_of(t.model, t.duration, t.resolution), t.model, t.took, t.within) end
+      end
+    end
+  end
+  return s
+end
+
+-- When this client's creates were answered, by task id, for a later wait or
+-- watch of the same task (the service's `created` counts whole seconds): the
+-- newest 4096.  born(id) -> time | nil; born(id, t) records it.
+local BORN_KEEP = 4096
+function Client:_born(id, t)
+  local b = self._births
+  if not b then b = { at = {}, ring = {}, next = 1 }; self._births = b end
+  if t == nil then return b.at[id] end
+  local old = b.ring[b.next]
+  if old then b.at[old] = nil end
+  b.ring[b.next], b.at[id] = id, t
+  b.next = b.next % BORN_KEEP + 1
+end
+
 -- Polls of all this client's tasks together stay under requests_per_second (a
 -- token bucket holding one second's worth).  nil when a token was taken, else
 -- the time one will be there.
@@ -245,7 +310,7 @@ end
 
 function Client:_journal_created(task, params, lid)
   local ok, err = self:_journal({ event = "created", id = task.id, ["local"] = lid, model = params.model,
-    prompt = params.prompt }, true)
+    duration = params.duration, resolution = params.resolution, prompt = params.prompt }, true)
   if ok then return true end
   return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
     { task = task, id = task.id, field = "journal", created = true })
@@ -314,9 +379,14 @@ end
 
 local WAIT = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn }
 
---- Poll a task until it is completed or failed.
+--- Poll a task until it is completed or failed.  Without `interval` the polls
+-- follow the learned schedule: from how long earlier tasks of the same model,
+-- duration and resolution took (seen by this client, and read from its journal),
+-- few polls early and denser ones where the task is likely to finish, never
+-- closer than `min_interval`, spending no more polls per task than the client's
+-- `interval` (30 s) would; until a few tasks were seen, every `interval`.
 -- @param id_or_task a task id, or a task
--- @tparam[opt] table opts `interval` (seconds between polls, default 30),
+-- @tparam[opt] table opts `interval` (seconds between polls: a fixed schedule),
 -- `timeout` (seconds, default 1800), `on_progress` (`function(event)`, each poll),
 -- `sleep` (`function(seconds)`, every pause goes through it)
 -- @return the completed task, or `nil` and an error (`task_failed` for a failed task)

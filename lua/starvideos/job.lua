@@ -12,8 +12,8 @@ local cjson = require("cjson.safe").new()
 local options = require "starvideos.options"
 local Request = require "starvideos.request"
 
-local type, pairs, tostring, setmetatable, math_min, string_format =
-  type, pairs, tostring, setmetatable, math.min, string.format
+local type, pairs, tostring, setmetatable, math_min, math_max, string_format, os_time =
+  type, pairs, tostring, setmetatable, math.min, math.max, string.format, os.time
 local math_tointeger = rawget(math, "tointeger") -- nil before 5.3: every number is a float there
 local new_error, now = options.new_error, core.now
 
@@ -61,8 +61,15 @@ local function decode_task(body, op)
   return nil, err
 end
 
+-- The key of a kind of task in the learned schedule (schedule.lua).
+local function kind_of(model, duration, resolution)
+  if type(model) ~= "string" then return nil end
+  return model .. "|" .. tostring(duration or "") .. "|" .. tostring(resolution or "")
+end
+Job.kind_of = kind_of
+
 -- spec: one of params (create first), id (poll), url (download only); and task,
--- out (a file path), interval, timeout, goal ("created" | "queried" | "completed"),
+-- out (a file path), interval (nil: the learned schedule), timeout, goal ("created" | "queried" | "completed"),
 -- on_progress(event), on_status(job), index, refresh (query before trusting a
 -- stored URL), resume_limit.  Returns the job, or nil, err for an invalid request.
 function Job.new(client, spec)
@@ -70,7 +77,7 @@ function Job.new(client, spec)
   local t = now()
   local job = setmetatable({
     client = client, id = spec.id, task = spec.task, out = spec.out, url = spec.url,
-    interval = spec.interval or cfg.interval, goal = spec.goal or "completed",
+    fixed = spec.interval, goal = spec.goal or "completed",
     deadline = t + (spec.timeout or (spec.url and cfg.download_timeout or cfg.wait_timeout)),
     on_progress = spec.on_progress, on_status = spec.on_status, index = spec.index,
     resume_limit = spec.resume_limit or cfg.resume_limit, params = spec.params,
@@ -81,6 +88,7 @@ function Job.new(client, spec)
     if not path then return nil, body end
     job.state, job.create_path, job.create_body = "creating", path, body
     job.local_id = client.journal and core.random_id() or nil
+    job.model, job.kind = spec.params.model, kind_of(spec.params.model, spec.params.duration, spec.params.resolution)
   elseif spec.url then
     job.state = "downloading"
   elseif spec.out and not spec.refresh and spec.task and type(spec.task.video_url) == "string"
@@ -89,7 +97,40 @@ function Job.new(client, spec)
   else
     job.state = "polling"
   end
+  if spec.task then job:_origin(spec.task, t) end
   return job
+end
+
+-- When a task we did not create was created, on our monotonic clock, from its
+-- `created` (seconds since the epoch); and its model, for the schedule.
+-- A task this client created has its creation on that clock already (exact);
+-- else `created` counts whole seconds, which widens what is learned from it.
+function Job:_origin(task, t)
+  if self.origin then return end
+  if type(task.model) == "string" then self.model = self.model or task.model end
+  local born = self.client:_born(task.id)
+  if born then self.origin = born; return end
+  local created = task.created
+  if type(created) == "number" and created > 0 then
+    self.origin, self.coarse = t - math_max(0, os_time() - created), 0.5
+  end
+end
+
+-- The time of this job's next poll after one answered at t: the fixed interval
+-- when one was given, else the client's learned schedule.
+function Job:_next_poll(t)
+  if self.fixed then return t + self.fixed end
+  return t + self.client:_scheduler():delay(self.kind, self.model, self.origin and t - self.origin)
+end
+
+-- A poll at t saw the task completed: how long it took, to within half the gap
+-- since the last poll that saw it unfinished (nothing learned without one).
+function Job:_took(t)
+  local before = self.unfinished_at
+  if not (before and self.origin) then return nil end
+  local took, half = (before + t) / 2 - self.origin, (t - before) / 2 + (self.coarse or 0)
+  self.client:_scheduler():learn(self.kind, self.model, took, half)
+  return took, half
 end
 
 function Job:_event(kind, extra)
@@ -119,7 +160,10 @@ function Job:_seen(task, created)
   local client = self.client
   if changed then
     client:_emit(self:_event("status"))
-    if not created then client:_journal { event = "status", id = self.id, status = task.status } end
+    if not created then
+      client:_journal { event = "status", id = self.id, status = task.status, took = self.took,
+        within = self.took_within }
+    end
   end
   if self.on_progress then self.on_progress(self:_event("status")) end
   if changed and self.on_status then self.on_status(self) end
@@ -177,17 +221,24 @@ function Job:_answer(req, t)
     if self.cancelled then self.task = task; self.state = "cancelled"
       return self:_finish(new_error("io", "the job was cancelled", { created = true }))
     end
-    self.state = "polling"
+    self.state, self.origin, self.unfinished_at = "polling", t, t
+    client:_born(task.id, t)
     self:_seen(task, true)
     if self.goal == "created" then return self:_finish() end
-    return client:_at(t + self.interval, self)
+    return client:_at(self:_next_poll(t), self)
   elseif self.state == "polling" then
     local task, err = req.body, req.err
     if task then task, err = decode_task(task, "query") end
     if not task then
       if self.goal == "queried" or FATAL[err.kind] then return self:_finish(err) end
       self.last_err = err -- transient: poll again
-      return client:_at(math_min(t + self.interval, self.deadline), self)
+      return client:_at(math_min(self:_next_poll(t), self.deadline), self)
+    end
+    self:_origin(task, t)
+    if task.status == "completed" and self.status ~= "completed" then
+      self.took, self.took_within = self:_took(t)
+    elseif task.status ~= "completed" and task.status ~= "failed" then
+      self.unfinished_at = t
     end
     self:_seen(task)
     if self.goal == "queried" then return self:_finish() end
@@ -199,7 +250,7 @@ function Job:_answer(req, t)
       return self:_finish(new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
         tostring(task.error or "no reason given")), { task = task }))
     end
-    return client:_at(math_min(t + self.interval, self.deadline), self)
+    return client:_at(math_min(self:_next_poll(t), self.deadline), self)
   else -- downloading
     self:_progress(req.bytes, req.total)
     if not req.err then

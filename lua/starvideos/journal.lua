@@ -10,7 +10,9 @@
 --       when the server surely created nothing.
 -- A pending record with neither is a create whose answer never came: the task
 -- may exist; `starvideos pending` lists them for the user to reconcile.
--- Later records: {"event":"status",...} on each change, {"event":"downloaded",...}.
+-- Later records: {"event":"status",...} on each change (the first "completed"
+-- one with "took": the seconds from create to completion, to within "within",
+-- which teaches the polling schedule), {"event":"downloaded",...}.
 -- Reading skips a torn line (a crash mid-write) and unknown events.
 
 local core = require "starvideos.core"
@@ -32,7 +34,8 @@ end
 J.check = core.writable
 
 -- read(path) -> tasks, bad, pending: the tasks in the order they were created,
--- each {id=, model=, prompt=, status=, path=, created=}; the count of unreadable
+-- each {id=, model=, prompt=, status=, path=, created=, duration=, resolution=,
+-- took=, within=}; the count of unreadable
 -- lines; the creates whose answer never came, each {["local"]=, model=,
 -- prompt_hash=, time=}.  Or nil, message when the file cannot be read.
 function J.read(path)
@@ -64,9 +67,11 @@ function J.read(path)
         end
         if rec.event == "created" then
           t.model, t.prompt, t.created = rec.model, rec.prompt, rec.time
+          t.duration, t.resolution = rec.duration, rec.resolution
           t.status = t.status or "queued"
         elseif rec.event == "status" and type(rec.status) == "string" then
           t.status = rec.status
+          if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
         elseif rec.event == "downloaded" and type(rec.path) == "string" then
           t.path = rec.path
         end

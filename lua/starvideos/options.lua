@@ -31,7 +31,7 @@ O.DEFAULTS = {
   min_interval = 5,          -- the closest two polls of one task may be
   retry_backoff = 0.5,       -- first retry delay, doubled each time
   max_retry_wait = 60,       -- the longest Retry-After honoured
-  interval = 30,             -- between polls when nothing better is known
+  interval = 30,             -- between polls until the schedule has learned; its poll budget per task
   wait_timeout = 1800,       -- a whole wait
   download_timeout = 3600,   -- a whole download
   resume_limit = 5,          -- reconnections of one download
@@ -143,7 +143,7 @@ local CLIENT = {
   api_key = C.header, base_url = C.url, timeout = C.seconds, connect_timeout = C.seconds,
   max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
-  user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval,
+  user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 

@@ -52,6 +52,7 @@ function Request:send(t)
         "%s: the deadline passed before the request could be sent", self.op)))
     end
   end
+  if not client:_admit(self) then return end -- sent from the client's queue when there is room
   local r = self.wire
   if not r then
     r = { op = self.op, url = self.url, auth = self.auth, body = self.body, fresh = self.op == "create",
@@ -144,8 +145,8 @@ end
 -- download already committing is whole: its thread finishes in the background.
 function Request:cancel()
   if self.done then return end
-  if self.handle then self.client.transport:cancel(self.handle); self.handle = nil end
   self.client:_untrack(self)
+  if self.handle then self.client.transport:cancel(self.handle); self.handle = nil end
   self.done, self.err = true, new_error("io", "the request was cancelled")
   if self.op == "download" and self.sent and not self.committing then os_remove(self.part) end
 end

@@ -1,0 +1,258 @@
+-- When to poll a task next, learned from how long earlier tasks took.
+--
+-- Each finished task gives a sample: the seconds from its creation to the
+-- middle of the gap between the last poll that saw it unfinished and the first
+-- that saw it completed (`half`, half that gap, is the sample's uncertainty).
+-- Samples are kept per kind (model, duration and resolution) and per model.
+-- Once a kind (else its model) has MIN_SAMPLES, a log-normal fit to those
+-- intervals estimates the duration, and from it comes a plan: the ages at
+-- which to poll.
+--
+-- The plan spends the same expected number of polls per task as polling every
+-- `interval` seconds would on that estimate, and places them where a task is
+-- likely to finish: the gap around age t is proportional to
+-- sqrt((1 - F(t)) / f(t)) (1 / the square root of the hazard), which minimises
+-- the mean time from completion to notice for a given number of polls; never
+-- closer than `min_interval`.  Past the plan's end (a task slower than almost
+-- all seen) the gaps grow again from `min_interval` up to `interval`.  With fewer samples it is the fixed
+-- schedule.  Plans are computed when a kind's samples change (with every
+-- eighth more, once there are many), never per poll.
+
+local math_log, math_exp, math_sqrt, math_abs, math_max, math_min, math_floor =
+  math.log, math.exp, math.sqrt, math.abs, math.max, math.min, math.floor
+local setmetatable, type = setmetatable, type
+
+local S = {}
+S.__index = S
+
+S.MIN_SAMPLES = 5   -- until a kind has this many, the fixed interval
+S.KEEP = 200        -- samples kept per kind (the newest)
+S.MARGIN = 0.96     -- a plan's expected polls, as a share of the fixed interval's
+local SQRT2PI = math_sqrt(2 * math.pi)
+local MIN_SIGMA = 0.02
+
+-- The standard normal distribution function (Abramowitz & Stegun 7.1.26,
+-- absolute error under 1.5e-7).
+local function Phi(x)
+  local z = math_abs(x) / 1.4142135623730951
+  local t = 1 / (1 + 0.3275911 * z)
+  local y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592)
+    * t * math_exp(-z * z)
+  if x >= 0 then return 0.5 * (1 + y) end
+  return 0.5 * (1 - y)
+end
+S.Phi = Phi
+
+-- The log-normal (mu, sigma): F(t), f(t), and the partial mean int_a^b x f(x) dx.
+local function lognormal(mu, sigma)
+  local d = { mu = mu, sigma = sigma }
+  function d.F(t)
+    if t <= 0 then return 0 end
+    return Phi((math_log(t) - mu) / sigma)
+  end
+  function d.f(t)
+    if t <= 0 then return 0 end
+    local z = (math_log(t) - mu) / sigma
+    return math_exp(-0.5 * z * z) / (t * sigma * SQRT2PI)
+  end
+  local mean = math_exp(mu + 0.5 * sigma * sigma)
+  function d.partial_mean(a, b)
+    local function G(x)
+      if x <= 0 then return 0 end
+      return Phi((math_log(x) - mu - sigma * sigma) / sigma)
+    end
+    return mean * (G(b) - G(a))
+  end
+  return d
+end
+S.lognormal = lognormal
+
+-- Expected polls per task and expected lag (completion to notice) of polls at
+-- the ages in `ts` (ascending): poll k happens when the task was not done at
+-- poll k-1.  A task slower than the last age counts that age's lag as zero
+-- (the caller extends plans well past the likely end).
+function S.evaluate(d, ts)
+  local polls, lag, prev, Fprev = 0, 0, 0, 0
+  for i = 1, #ts do
+    local t = ts[i]
+    local Ft = d.F(t)
+    polls = polls + (1 - Fprev)
+    lag = lag + t * (Ft - Fprev) - d.partial_mean(prev, t)
+    prev, Fprev = t, Ft
+  end
+  return polls, lag
+end
+
+-- Ages of fixed polling every `interval`, up to tmax.
+function S.fixed_plan(interval, tmax)
+  local ts, t = {}, interval
+  while true do
+    ts[#ts + 1] = t
+    if t >= tmax then return ts end
+    t = t + interval
+  end
+end
+
+-- Ages of polls whose density is 1 / max(m, sqrt(2 * lambda * (1 - F) / f)),
+-- walked in small steps up to tmax.
+local function density_plan(d, lambda, m, tmax)
+  local ts, t, acc, last = {}, 0, 0, 0
+  local dt = math_max(m / 4, tmax / 400)
+  while t < tmax do
+    local mid = t + dt / 2
+    local f = d.f(mid)
+    local gap = f > 0 and math_sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax
+    if gap < m then gap = m end
+    acc = acc + dt / gap
+    t = t + dt
+    if acc >= 1 and t - last >= m then
+      ts[#ts + 1] = t
+      last, acc = t, acc - 1
+    end
+  end
+  if t - last >= m or #ts == 0 then ts[#ts + 1] = t end
+  return ts
+end
+
+-- The plan for a log-normal estimate: the ages to poll at, and the expected
+-- polls and lag of it and of fixed polling (for the tests and the bench).
+function S.make_plan(mu, sigma, interval, m)
+  local d = lognormal(mu, sigma)
+  local tmax = math_exp(mu + 3.5 * sigma)
+  local fixed_polls, fixed_lag = S.evaluate(d, S.fixed_plan(interval, tmax))
+  -- the smallest lambda (densest polls) whose expected polls stay within the
+  -- fixed schedule's, less a margin for the estimate's own error
+  local budget = fixed_polls * S.MARGIN
+  local lo, hi = 1e-6 * interval, 1e3 * interval
+  local best
+  for _ = 1, 40 do
+    local mid = math_sqrt(lo * hi)
+    local ts = density_plan(d, mid, m, tmax)
+    if S.evaluate(d, ts) > budget then lo = mid else hi, best = mid, ts end
+    if hi / lo < 1.01 then break end
+  end
+  best = best or S.fixed_plan(interval, tmax)
+  local polls, lag = S.evaluate(d, best)
+  return { ages = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag,
+    mu = mu, sigma = sigma }
+end
+
+-- cfg: interval (the fixed schedule, and the poll budget per task), min_interval.
+function S.new(cfg)
+  return setmetatable({ interval = cfg.interval, min_interval = cfg.min_interval, kinds = {} }, S)
+end
+
+-- A task of `kind` (and `model`) took `seconds`, known to within +-`half`.
+function S:learn(kind, model, seconds, half)
+  if type(seconds) ~= "number" or not (seconds > 0 and seconds < 1e7) then return end
+  half = (type(half) == "number" and half >= 0 and half <= seconds) and half or 0
+  local keys = { kind, model }
+  for i = 1, 2 do
+    local key = keys[i]
+    if key then
+      local k = self.kinds[key]
+      if not k then k = { n = 0, next = 1, seen = 0, lo = {}, hi = {} }; self.kinds[key] = k end
+      -- the interval, in logarithms (lo nil: it may have been done at once)
+      local low = seconds - half
+      k.lo[k.next], k.hi[k.next] = low > 0 and math_log(low) or nil, math_log(seconds + half)
+      k.next = k.next % S.KEEP + 1
+      k.n, k.seen = math_min(k.n + 1, S.KEEP), k.seen + 1
+      -- a new plan with each early sample, then with each eighth more
+      if k.plan and k.seen >= k.plan_seen + math_max(1, math_floor(k.plan_seen / 8)) then k.plan = nil end
+    end
+  end
+end
+
+local function phi(z) return math_exp(-0.5 * z * z) / SQRT2PI end
+
+-- The log-normal estimate of a kind: mu, sigma (or nil with too few samples).
+-- Each sample says only that the duration lies between the last poll that saw
+-- the task unfinished and the first that saw it done: a maximum-likelihood fit
+-- to those intervals (EM on the logarithms, a truncated normal per sample), so
+-- a task first polled long after it finished does not pass for a quick one.
+function S:estimate(key)
+  local k = key and self.kinds[key]
+  if not k or k.n < S.MIN_SAMPLES then return nil end
+  local n, lo, hi = k.n, k.lo, k.hi
+  -- start from the middles
+  local mu, sq = 0, 0
+  for i = 1, n do mu = mu + (hi[i] + (lo[i] or hi[i])) / 2 end
+  mu = mu / n
+  for i = 1, n do local d = (hi[i] + (lo[i] or hi[i])) / 2 - mu; sq = sq + d * d end
+  local sigma = math_max(math_sqrt(sq / n), 0.1)
+  for _ = 1, 50 do
+    local s1, s2 = 0, 0
+    for i = 1, n do
+      local l, h, x, x2 = lo[i], hi[i]
+      if l == h then
+        x, x2 = h, h * h
+      else
+        local a, b = l and (l - mu) / sigma, (h - mu) / sigma
+        local z = Phi(b) - (a and Phi(a) or 0)
+        if z < 1e-6 then -- far in a tail: the nearest end of the interval
+          x = math_min(math_max(mu, l or h), h)
+          x2 = x * x
+        else
+          local pa, pb = a and phi(a) or 0, phi(b)
+          local m1 = (pa - pb) / z
+          x = mu + sigma * m1
+          x2 = sigma * sigma * (1 + ((a and a * pa or 0) - b * pb) / z - m1 * m1) + x * x
+        end
+      end
+      s1, s2 = s1 + x, s2 + x2
+    end
+    local new_mu = s1 / n
+    local new_sigma = math_sqrt(math_max(s2 / n - new_mu * new_mu, MIN_SIGMA * MIN_SIGMA))
+    local moved = math_abs(new_mu - mu) + math_abs(new_sigma - sigma)
+    mu, sigma = new_mu, new_sigma
+    if moved < 1e-6 then break end
+  end
+  -- samples that all fell in alike coarse gaps cannot tell a narrow spread: never
+  -- below the typical gap's own width; and widened by mu's own error
+  local widths = {}
+  for i = 1, n do widths[i] = hi[i] - (lo[i] or hi[i] - 1) end
+  table.sort(widths)
+  local floor = widths[math_floor((n + 1) / 2)] / 2 / math_sqrt(3)
+  sigma = math_max(sigma, floor, MIN_SIGMA) * math_sqrt(1 + 1 / n)
+  return mu, sigma
+end
+
+-- The plan for a kind, else for its model, else nil (the fixed schedule).
+function S:plan(kind, model)
+  for i = 1, 2 do
+    local key = i == 1 and kind or model
+    local k = key and self.kinds[key]
+    if k and k.n >= S.MIN_SAMPLES then
+      if not k.plan then
+        local mu, sigma = self:estimate(key)
+        k.plan, k.plan_seen = S.make_plan(mu, sigma, self.interval, self.min_interval), k.seen
+      end
+      return k.plan
+    end
+  end
+  return nil
+end
+
+-- Seconds from now until the next poll of a task `age` seconds old that was
+-- polled just now.
+function S:delay(kind, model, age)
+  local m = self.min_interval
+  local plan = age and self:plan(kind, model)
+  if not plan then return math_max(self.interval, m) end
+  local ages = plan.ages
+  -- the first planned age after this one (binary search)
+  local lo, hi = 1, #ages + 1
+  while lo < hi do
+    local mid = math_floor((lo + hi) / 2)
+    if ages[mid] <= age then lo = mid + 1 else hi = mid end
+  end
+  -- a poll nearer to the next planned age than to the one before stands for it
+  -- (the plan moved a little since this poll was timed): no extra poll just after
+  if lo <= #ages and ages[lo] - age < 0.5 * (ages[lo] - (ages[lo - 1] or 0)) then lo = lo + 1 end
+  if lo > #ages then -- slower than the plan foresaw: gaps growing from the floor to `interval`
+    return math_max(m, math_min(self.interval, age - ages[#ages]))
+  end
+  return math_max(ages[lo] - age, m)
+end
+
+return S

@@ -1,0 +1,110 @@
+-- step(0) with many tasks waiting and nothing due does the same work whatever
+-- their number: counted in Lua VM instructions and Lua allocations, never in
+-- time.  Tasks are real (created on the emulator, watched, polled once).
+
+local helper = require "spec.helper"
+local starvideos = require "starvideos"
+
+local jit = rawget(_G, "jit")
+
+-- A client watching n queued tasks (each polled once already); nothing falls
+-- due for an hour.
+local function waiting(emu, n)
+  local client = starvideos.new { api_key = emu.key, base_url = emu.url, requests_per_second = 1e6 }
+  local jobs = {}
+  for i = 1, n do
+    local task = assert(client:create { model = "videos", prompt = "step " .. i, duration = 5 })
+    jobs[i] = client:watch(task.id, { interval = 3600 })
+  end
+  local polled = 0
+  for _ = 1, 2000 do
+    client:step(0.01)
+    polled = 0
+    for _, job in ipairs(jobs) do
+      if job.task and job.task.status == "queued" and not job.req then polled = polled + 1 end
+    end
+    if polled == n then break end
+  end
+  assert(polled == n, "only " .. polled .. " of " .. n .. " tasks were polled")
+  return client, jobs
+end
+
+-- VM instructions one step(0) executes (the transport's C work aside), for
+-- each of `rounds` steps.
+local function instructions(client, rounds)
+  local counts = {}
+  if jit then jit.off(); jit.flush() end -- compiled traces run no count hook
+  for r = 1, rounds do
+    local n = 0
+    debug.sethook(function() n = n + 1 end, "", 1)
+    client:step(0)
+    debug.sethook()
+    counts[r] = n
+  end
+  if jit then jit.on() end
+  return counts
+end
+
+describe("step(0) with tasks waiting and nothing due", function()
+  local emu
+  setup(function() emu = helper.emulator { queued = 3600, processing = 10 } end)
+  teardown(function() if emu then emu:stop() end end)
+
+  it("executes the same instructions for 20 tasks as for 2000", function()
+    local few = waiting(emu, 20)
+    local many = waiting(emu, 2000)
+    local a, b = instructions(few, 20), instructions(many, 20)
+    table.sort(a); table.sort(b)
+    assert.is_true(a[1] > 10, "the hook counted the step's instructions")
+    -- every step alike, and alike between the two clients
+    assert.are.equal(a[1], a[#a])
+    assert.are.equal(b[1], b[#b])
+    assert.are.equal(a[1], b[1])
+    few:close(); many:close()
+  end)
+
+  it("allocates nothing in Lua, and holds little memory per waiting task", function()
+    collectgarbage(); collectgarbage()
+    local before = collectgarbage("count")
+    local client, jobs = waiting(emu, 1000)
+    collectgarbage(); collectgarbage()
+    local per_task = (collectgarbage("count") - before) / #jobs
+    assert.is_true(per_task < 2, string.format("%.2f KB of Lua memory per waiting task", per_task))
+    client:step(0)
+    if jit then jit.off(); jit.flush() end -- the JIT's own records are not the step's
+    collectgarbage("stop")
+    local kb = collectgarbage("count")
+    for _ = 1, 1000 do client:step(0) end
+    local grown = collectgarbage("count") - kb
+    collectgarbage("restart")
+    if jit then jit.on() end
+    assert.are.equal(0, grown)
+    client:close()
+  end)
+
+  it("sends thousands of polls falling due at once through a bounded queue", function()
+    local client = starvideos.new { api_key = emu.key, base_url = emu.url, requests_per_second = 1e6,
+      max_connections = 2 }
+    emu:clear()
+    local ids = {}
+    for i = 1, 300 do ids[i] = assert(client:create { model = "videos", prompt = "q " .. i, duration = 5 }).id end
+    for i = 1, 300 do client:watch(ids[i], { interval = 3600 }) end
+    client:step(0)
+    local most = 0
+    for _ = 1, 2000 do
+      local n = 0
+      for _ in pairs(client._inflight) do n = n + 1 end
+      if n > most then most = n end
+      if n == 0 and not client._queue[client._qhead] then break end
+      client:step(0.01)
+    end
+    assert.is_true(most <= 8, "at most 4 * max_connections handed to the transport, saw " .. most)
+    assert.is_true(most >= 2, "the queue still fills the connections")
+    local polls = 0
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "GET" then polls = polls + 1 end
+    end
+    assert.are.equal(300, polls) -- every task polled once
+    client:close()
+  end)
+end)
