@@ -1,7 +1,7 @@
 -- Shared by the bench scripts (require "bench.common"): the environment the
--- runner (bench/run.lua) gives them, clocks, loops, best-of-N with alternating
--- contenders, memory and descriptor readings, the C baselines, and the one
--- way a table row is printed (docs: /work/notes/bench-protocol.md, and the top
+-- runner (bench/run.lua) gives them, clocks, loops, rounds of contenders taking
+-- turns, memory and descriptor readings, the C baselines, and the one way a
+-- table row is printed (docs: /work/notes/bench-protocol.md, and the top
 -- of bench/run.lua).
 --
 -- The scripts run on lua5.4 (the runner's interpreter); this file stays valid
@@ -67,41 +67,48 @@ function B.run_c(name, args)
   local out, ok = B.sh(table.concat(parts, " ") .. " 2>&1")
   local n, s = out:match("REQUESTS (%d+) SECONDS ([%d.]+)")
   if not ok or not n then error(name .. " failed: " .. out, 2) end
-  return tonumber(n), tonumber(s)
+  return tonumber(n), tonumber(s), tonumber(out:match(" CPU ([%d.]+)"))
 end
 
--- Call fn() until `seconds` have passed: the number of calls and the seconds.
+-- Call fn() until `seconds` have passed: the number of calls, the seconds, and
+-- the CPU seconds this process spent meanwhile (os.clock: user + system).
 function B.loop(seconds, fn)
-  local now = B.now
-  local n, t0 = 0, now()
+  local now, clock = B.now, os.clock
+  local n, c0, t0 = 0, clock(), now()
   local t
   repeat
     fn()
     n = n + 1
     t = now()
   until t - t0 >= seconds
-  return n, t - t0
+  return n, t - t0, clock() - c0
 end
 
--- Contenders measured in turn, `rounds` times (ours, theirs, ours, theirs...),
--- so that a slow moment of the shared machine falls on each alike; each keeps
--- its best value ("high" for a throughput, "low" for a time).  A contender is
--- { name = , run = function() return value end, better = "high" | "low" }.
--- Returns { [name] = { best = , all = {...} } }.
-function B.best_of(rounds, contenders)
-  local res = {}
-  for _, c in ipairs(contenders) do res[c.name] = { all = {} } end
-  for _ = 1, rounds do
-    for _, c in ipairs(contenders) do
-      local v = c.run()
-      local r = res[c.name]
-      r.all[#r.all + 1] = v
-      if r.best == nil or (c.better == "low" and v < r.best) or (c.better ~= "low" and v > r.best) then
-        r.best = v
-      end
+-- Contenders measured in rounds, taking turns (the order rotates from one
+-- round to the next, so that none always goes first).  A contender is
+-- { name = , run = function() return value end }.  Returns
+-- { [name] = { value of round 1, value of round 2, ... } }.
+function B.rounds(n, contenders)
+  local res, k = {}, #contenders
+  for _, c in ipairs(contenders) do res[c.name] = {} end
+  for r = 1, n do
+    for j = 0, k - 1 do
+      local c = contenders[(r - 1 + j) % k + 1]
+      local list = res[c.name]
+      list[#list + 1] = c.run()
     end
   end
   return res
+end
+
+-- The ratio of a row measured in rounds: ours / theirs within each round, and
+-- the median of those.  The machine's speed drifts (its 2 cores are shared),
+-- and the runs of one round see the same machine.  Returns the median and
+-- the list.
+function B.paired(ours, theirs)
+  local r = {}
+  for i = 1, #ours do r[i] = ours[i] / theirs[i] end
+  return B.median(r), r
 end
 
 function B.median(list)

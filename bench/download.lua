@@ -7,7 +7,8 @@
 -- Both run under /usr/bin/time (their wall measured here, around the child:
 -- process start included for both), taking turns; every file is checked for
 -- its size, removed, and `sync` run, before the next run; one untimed run of
--- each first, then best of 5.
+-- each first, then 5 rounds; the row shows the median walls and, as its
+-- ratio, the median of the rounds' ratios.
 -- Memory: peak RSS of the downloading child (GNU time %M) minus the peak of
 -- a child of the same VM that only does require + new (bench/lib/download_child.lua
 -- idle), measured each round; the row shows the largest growth.
@@ -68,21 +69,23 @@ if not B.quick then -- one untimed run of each (caches, the first connection)
   ours(); curl()
   growth, ours_peaks, idle_peaks, curl_peaks = {}, {}, {}, {}
 end
-local res = B.best_of(rounds, {
-  { name = "ours", run = ours, better = "low" },
-  { name = "curl", run = curl, better = "low" },
+local res = B.rounds(rounds, {
+  { name = "ours", run = ours },
+  { name = "curl", run = curl },
 })
-local o, c = res.ours.best, res.curl.best
+local o, c = B.median(res.ours), B.median(res.curl)
+local ratio, ratios = B.paired(res.ours, res.curl)
 local worst = growth[1]
 for _, g in ipairs(growth) do worst = math.max(worst, g) end
 print(string.format("download of %.0f MB: ours %.2f s, curl -o + sync %.2f s; peak RSS ours %s kB, idle VM %s kB, "
   .. "curl %s kB", mb, o, c, B.list(ours_peaks), B.list(idle_peaks), B.list(curl_peaks)))
 B.row { scenario = string.format("download %.0f MB: wall", mb), baseline = "curl -o FILE URL, then sync FILE",
-  ours = o, theirs = c, unit = "s", target = "<= 1.1x", ok = o / c <= 1.1,
+  ours = o, theirs = c, ratio = ratio, unit = "s", target = "<= 1.1x", ok = ratio <= 1.1,
   note = string.format("ours = client:download(url, path) in a fresh lua5.4 (fsync + rename included), the "
-    .. "baseline curl in a fresh sh; wall around each child, best of %d taking turns, the file removed and "
-    .. "`sync` run between runs; files on %s; every run (s): ours %s; curl %s", rounds, fs,
-    B.list(res.ours.all, "%.2f"), B.list(res.curl.all, "%.2f")) }
+    .. "baseline curl in a fresh sh; wall around each child, %d rounds taking turns, the file removed and "
+    .. "`sync` run between runs; medians, the ratio the median of the rounds'; files on %s; each round (s): "
+    .. "ours %s; curl %s; ratios %s", rounds, fs, B.list(res.ours, "%.2f"), B.list(res.curl, "%.2f"),
+    B.list(ratios, "%.2f")) }
 B.row { scenario = string.format("download %.0f MB: peak memory growth", mb),
   baseline = "none (the same VM after require + new)", ours = worst / 1024, theirs = nil, unit = "MB",
   target = "<= 10 MB", ok = worst <= 10 * 1024,

@@ -80,6 +80,40 @@ end
 
 -- ------------------------------------------------------------ the machine
 
+-- The machine's load averages (1, 5, 15 minutes): the cores are shared.
+local function loadavg()
+  return (read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)") or "?"
+end
+
+local TICK -- clock ticks per second (/proc's unit)
+
+-- CPU seconds so far: the whole machine's busy time and stolen time
+-- (/proc/stat), and ours (this runner with every child it waited for, and
+-- the nginx at `pid`).  Between two readings, busy - ours is what other
+-- processes on the machine took while a script ran.
+local function cpu_reading(pid)
+  TICK = TICK or tonumber(first_line("getconf CLK_TCK")) or 100
+  local v = {}
+  for n in ((read_file("/proc/stat") or ""):match("^cpu +([%d ]+)") or ""):gmatch("%d+") do v[#v + 1] = tonumber(n) end
+  local function stat_cpu(path, last)
+    local f = {}
+    for w in ((read_file(path) or ""):match("%) (.*)$") or ""):gmatch("%S+") do f[#f + 1] = tonumber(w) or 0 end
+    local sum = 0
+    for i = 12, last do sum = sum + (f[i] or 0) end -- fields 14.. of the whole line
+    return sum
+  end
+  local ours = stat_cpu("/proc/self/stat", 15) + (pid and stat_cpu("/proc/" .. pid .. "/stat", 13) or 0)
+  return { busy = ((v[1] or 0) + (v[2] or 0) + (v[3] or 0) + (v[6] or 0) + (v[7] or 0)) / TICK,
+    steal = (v[8] or 0) / TICK, ours = ours / TICK }
+end
+
+-- What other processes took while a script ran, for its rows' notes.
+local function others(a, b, secs)
+  local other = math.max(0, (b.busy - a.busy) - (b.ours - a.ours))
+  return str_format("while it ran (%.1f s), other processes on the machine used %.1f CPU s (%.0f%% of one core), "
+    .. "and %.1f s were stolen by the hypervisor", secs, other, other / secs * 100, b.steal - a.steal)
+end
+
 local function machine()
   local m = {}
   local cpuinfo = read_file("/proc/cpuinfo") or ""
@@ -101,7 +135,7 @@ local function machine()
   m[#m + 1] = { "valgrind", first_line("valgrind --version") }
   m[#m + 1] = { "commit", first_line("git rev-parse --short HEAD") .. (sh("git status --porcelain 2>/dev/null") ~= ""
     and " (with uncommitted changes)" or "") }
-  m[#m + 1] = { "load average at start", (read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)") or "?" }
+  m[#m + 1] = { "load average at start", loadavg() }
   m[#m + 1] = { "date", os.date("!%Y-%m-%d %H:%M UTC") }
   return m
 end
@@ -300,7 +334,7 @@ end
 local function run_script(name)
   local rows = {}
   say("\n== bench/%s.lua", name)
-  local t = B.now()
+  local t, cpu0 = B.now(), cpu_reading(nginx.pid)
   local cmd = str_format("%s timeout -k 5 %d %s bench/%s.lua 2>&1; echo \"BENCH-EXIT $?\"", env_prefix(),
     SCRIPT_LIMIT, LUA, name)
   local p = assert(io.popen(cmd, "r"))
@@ -329,13 +363,15 @@ local function run_script(name)
   end
   p:close()
   local secs = B.now() - t
+  local busy = others(cpu0, cpu_reading(nginx.pid), secs)
+  for _, r in ipairs(rows) do r.note = (r.note and r.note ~= "" and r.note .. "; " or "") .. busy end
   if status ~= 0 or #rows == 0 then
     local why = status == 124 and str_format("killed after %d s", SCRIPT_LIMIT)
       or status ~= 0 and ("exit status " .. tostring(status)) or "no BENCH row printed"
     rows[#rows + 1] = { script = name, scenario = "bench/" .. name .. ".lua FAILED", failed = true,
       note = why .. "; last lines: " .. table.concat(tail, " / ") }
   end
-  say("   (%s: %.1f s)", name, secs)
+  say("   (%s: %.1f s; %s)", name, secs, busy)
   return rows, secs
 end
 
@@ -395,8 +431,11 @@ local function markdown(rows, desc, secs, script_secs)
       quick and " in a QUICK run (BENCH_QUICK=1: short measurements, not for comparison)" or "", secs), "",
     "Each row is measured against its baseline in the same run, on the same nginx (one worker, on this",
     "machine). **ratio** is always ours / baseline's in the row's unit: for a throughput (queries/s) higher",
-    "is better, for a time or a memory size lower is better; the target says which way. How each row is",
-    "measured is at the top of its script (`bench/<script>.lua`) and in its note below.", "",
+    "is better, for a time or a memory size lower is better; the target says which way. Ours and the",
+    "baseline take turns in rounds: the table shows the median of each, and the ratio is the median of",
+    "the rounds' own ratios (the machine's 2 cores are shared and its speed drifts; the runs of one round",
+    "see the same machine). How each row is measured is at the top of its script (`bench/<script>.lua`)",
+    "and in its note below.", "",
     "## Machine", "",
   }
   for _, kv in ipairs(desc) do out[#out + 1] = str_format("- %s: %s", kv[1], kv[2]) end
@@ -417,7 +456,7 @@ local function markdown(rows, desc, secs, script_secs)
     out[#out + 1] = str_format("%d. (bench/%s.lua) %s", i, r.script, r.note ~= "" and r.note or "-")
   end
   out[#out + 1] = ""
-  out[#out + 1] = "Seconds per script: " .. script_secs
+  out[#out + 1] = "Seconds per script: " .. script_secs .. "."
   out[#out + 1] = ""
   return table.concat(out, "\n")
 end
@@ -432,12 +471,13 @@ local function main()
   for _, name in ipairs(scripts()) do
     local got, secs = run_script(name)
     for _, r in ipairs(got) do rows[#rows + 1] = r end
-    times[#times + 1] = str_format("%s %.1f", name, secs)
+    times[#times + 1] = str_format("%s %.1f (load average after it: %s)", name, secs, loadavg())
     if not alive(nginx.pid) then error("nginx died during bench/" .. name .. ".lua: " ..
       (read_file(nginx.dir .. "/error.log") or ""), 0) end
   end
   stop_nginx()
   local secs = B.now() - T0
+  table.insert(desc, #desc, { "load average at the end", loadavg() })
   local failed, missed = 0, 0
   for _, r in ipairs(rows) do
     if r.failed then failed = failed + 1 elseif met(r) == "NO" then missed = missed + 1 end

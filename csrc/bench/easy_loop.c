@@ -8,7 +8,8 @@
 
    WARMUP requests first (the connection, the TLS handshake), then as many
    requests as fit in SECONDS; prints
-     REQUESTS n SECONDS s BYTES b
+     REQUESTS n SECONDS s BYTES b CPU c
+   (c: the process's CPU seconds, user + system, during those requests)
    and exits 1 on the first request that fails. */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -68,6 +69,7 @@ int main(int argc, char **argv) {
   struct curl_slist *headers = NULL;
   char auth[512];
   double seconds, t0, t;
+  clock_t c0;
   long warmup, n = 0, i;
   unsigned long long bytes = 0;
   CURL *e;
@@ -94,6 +96,7 @@ int main(int argc, char **argv) {
   if (argc == 7) curl_easy_setopt(e, CURLOPT_CAINFO, argv[6]);
   for (i = 0; i < warmup; i++)
     if (one(e, &b)) return 1;
+  c0 = clock();
   t0 = t = now();
   while (t - t0 < seconds) {
     if (one(e, &b)) return 1;
@@ -101,7 +104,8 @@ int main(int argc, char **argv) {
     n++;
     t = now();
   }
-  printf("REQUESTS %ld SECONDS %.6f BYTES %llu\n", n, t - t0, bytes);
+  printf("REQUESTS %ld SECONDS %.6f BYTES %llu CPU %.6f\n", n, t - t0, bytes,
+         (double)(clock() - c0) / CLOCKS_PER_SEC);
   curl_easy_cleanup(e);
   curl_slist_free_all(headers);
   free(b.data);
