@@ -89,8 +89,9 @@ local TICK -- clock ticks per second (/proc's unit)
 
 -- CPU seconds so far: the whole machine's busy time and stolen time
 -- (/proc/stat), and ours (this runner with every child it waited for, and
--- the nginx at `pid`).  Between two readings, busy - ours is what other
--- processes on the machine took while a script ran.
+-- the nginx at `pid`).  Between two readings, busy - ours is what the rest
+-- of the machine took while a script ran: other processes (the cores are
+-- shared), and interrupt work (softirq, where loopback traffic is counted).
 local function cpu_reading(pid)
   TICK = TICK or tonumber(first_line("getconf CLK_TCK")) or 100
   local v = {}
@@ -110,8 +111,9 @@ end
 -- What other processes took while a script ran, for its rows' notes.
 local function others(a, b, secs)
   local other = math.max(0, (b.busy - a.busy) - (b.ours - a.ours))
-  return str_format("while it ran (%.1f s), other processes on the machine used %.1f CPU s (%.0f%% of one core), "
-    .. "and %.1f s were stolen by the hypervisor", secs, other, other / secs * 100, b.steal - a.steal)
+  return str_format("while it ran (%.1f s), the rest of the machine (other processes, and interrupt work, ours "
+    .. "included) used %.1f CPU s (%.0f%% of one core), and the hypervisor stole %.1f s", secs, other,
+    other / secs * 100, b.steal - a.steal)
 end
 
 local function machine()
