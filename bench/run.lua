@@ -111,8 +111,8 @@ end
 -- What other processes took while a script ran, for its rows' notes.
 local function others(a, b, secs)
   local other = math.max(0, (b.busy - a.busy) - (b.ours - a.ours))
-  return str_format("while it ran (%.1f s), the rest of the machine (other processes, and interrupt work, ours "
-    .. "included) used %.1f CPU s (%.0f%% of one core), and the hypervisor stole %.1f s", secs, other,
+  return str_format("while it ran (%.1f s), the rest of the machine (other processes; interrupt work, ours "
+    .. "too) used %.1f CPU s (%.0f%% of one core), and the hypervisor stole %.1f s", secs, other,
     other / secs * 100, b.steal - a.steal)
 end
 
