@@ -121,9 +121,4 @@ demo: deps-checked $(SO)
 clean:
 	rm -rf build
 
-bench: $(SO)
-	$(LUA) bench/wait_all.lua
-	$(LUA) bench/download.lua
-.PHONY: bench
-
 -include mk/*.mk

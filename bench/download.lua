@@ -1,48 +1,94 @@
--- Peak memory of a 200 MB download through client:download, against the bare
--- libcurl tool (curl -o) fetching the same URL in the same run.
---   make bench   (or: lua5.4 bench/download.lua [megabytes])
-package.path = "lua/?.lua;lua/?/init.lua;bench/?.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
-local B = require "common"
-local starvideos = require "starvideos"
+-- Row 5 of make bench: the 200 MB file of the runner's nginx (20 MB when quick),
+-- downloaded into the run's scratch folder under /tmp (the note names its file
+-- system: tmpfs would make the sync free).
+--   ours      a child `lua5.4 bench/lib/download_child.lua get ...`: require, new,
+--             client:download(url, path) (a .part, fsync, rename, folder fsync)
+--   baseline  `sh -c 'curl -s -o FILE URL && sync FILE'` (sync FILE is an fsync)
+-- Both run under /usr/bin/time (their wall measured here, around the child:
+-- process start included for both), taking turns; every file is checked for
+-- its size, removed, and `sync` run, before the next run; one untimed run of
+-- each first, then 5 rounds; the row shows the median walls and, as its
+-- ratio, the median of the rounds' ratios.
+-- Memory: peak RSS of the downloading child (GNU time %M) minus the peak of
+-- a child of the same VM that only does require + new (bench/lib/download_child.lua
+-- idle), measured each round; the row shows the largest growth.
+local B = require "bench.common"
 
-local mb = tonumber(arg[1]) or 200
-local emu = B.emulator("bench-key", "--queued 0 --processing 0")
-emu.config { video_size = mb * 1000 * 1000 }
-local client = starvideos.new { api_key = emu.key, base_url = emu.url }
-local task = assert(client:generate({ model = "videos", prompt = "bench", duration = 5 }, { interval = 0.05 }))
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir))
+B.need_nginx()
+local bytes = assert(B.video_bytes, "BENCH_VIDEO_BYTES is not set")
+local url = B.nginx .. B.video
+local rounds = B.quick and 1 or 5
+local mb = bytes / 1e6
+local q = B.q
+local ours_file, curl_file = B.tmp .. "/ours.mp4", B.tmp .. "/curl.mp4"
 
-local lib_cmd = string.format([[env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' ]] ..
-  [[STARVIDEOS_API_KEY=bench-key STARVIDEOS_BASE_URL=%s lua5.4 -e ']] ..
-  [[local c = require("starvideos").new(); local t = assert(c:query("%s")); ]] ..
-  [[local t0 = require("starvideos.core").now(); assert(c:download(t, "%s/lib.mp4")); ]] ..
-  [[io.stderr:write("SECONDS ", require("starvideos.core").now() - t0, "\n")']],
-  emu.url, task.id, dir)
-local base_url = client:query(task.id).video_url
-local curl_cmd = string.format("curl -s -o %s/curl.mp4 '%s'", dir, base_url)
-local idle_cmd = [[env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' ]] ..
-  [[lua5.4 -e 'require("starvideos").new{api_key="x", base_url="http://127.0.0.1:9"}']]
+local function size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
 
-local t0 = B.now()
-local curl_kb = B.peak_kb(curl_cmd)
-local curl_s = B.now() - t0
-local idle_kb = B.peak_kb(idle_cmd)
-t0 = B.now()
-local lib_kb, out = B.peak_kb(lib_cmd)
-local lib_s = B.now() - t0
-assert(lib_kb, out)
-local f = assert(io.open(dir .. "/lib.mp4", "rb"))
-local size = f:seek("end")
-f:close()
-assert(size == mb * 1000 * 1000, "wrong size " .. size)
-print(string.format("download of %d MB (%d bytes, checked)", mb, size))
-print(string.format("  baseline curl -o          peak RSS %7.1f MB   %.2f s", curl_kb / 1024, curl_s))
-print(string.format("  lua5.4 + starvideos idle  peak RSS %7.1f MB", idle_kb / 1024))
-print(string.format("  client:download           peak RSS %7.1f MB   %.2f s", lib_kb / 1024, lib_s))
-print(string.format("  ratio download/curl: memory %.2fx, time %.2fx; download - idle = %.1f MB",
-  lib_kb / curl_kb, lib_s / curl_s, (lib_kb - idle_kb) / 1024))
-os.execute("rm -rf " .. dir)
-emu.stop()
+local function settle(path)
+  local n = size(path)
+  if n ~= bytes then error(string.format("%s: %s bytes, expected %d", path, tostring(n), bytes)) end
+  os.remove(path)
+  os.execute("sync")
+end
+
+local fs = (B.sh("stat -f -c %T " .. q(B.tmp))):match("%S+") or "?"
+local child = B.lua .. " bench/lib/download_child.lua"
+local growth, ours_peaks, idle_peaks, curl_peaks = {}, {}, {}, {}
+
+local function ours()
+  local idle = assert(B.peak_kb(child .. " idle " .. q(B.nginx)))
+  local t0 = B.now()
+  local peak, out, ok = B.peak_kb(string.format("%s get %s %s %s", child, q(B.nginx), q(url), q(ours_file)))
+  local wall = B.now() - t0
+  if not ok or not peak then error("client:download failed: " .. out) end
+  settle(ours_file)
+  idle_peaks[#idle_peaks + 1], ours_peaks[#ours_peaks + 1] = idle, peak
+  growth[#growth + 1] = peak - idle
+  return wall
+end
+
+local function curl()
+  local t0 = B.now()
+  local peak, out, ok = B.peak_kb(string.format("sh -c %s", q(string.format("curl -s -S -f -o %s %s && sync %s",
+    q(curl_file), q(url), q(curl_file)))))
+  local wall = B.now() - t0
+  if not ok or not peak then error("curl failed: " .. out) end
+  settle(curl_file)
+  curl_peaks[#curl_peaks + 1] = peak
+  return wall
+end
+
+os.execute("sync")
+if not B.quick then -- one untimed run of each (caches, the first connection)
+  ours(); curl()
+  growth, ours_peaks, idle_peaks, curl_peaks = {}, {}, {}, {}
+end
+local res = B.rounds(rounds, {
+  { name = "ours", run = ours },
+  { name = "curl", run = curl },
+})
+local o, c = B.median(res.ours), B.median(res.curl)
+local ratio, ratios = B.paired(res.ours, res.curl)
+local worst = growth[1]
+for _, g in ipairs(growth) do worst = math.max(worst, g) end
+print(string.format("download of %.0f MB: ours %.2f s, curl -o + sync %.2f s; peak RSS ours %s kB, idle VM %s kB, "
+  .. "curl %s kB", mb, o, c, B.list(ours_peaks), B.list(idle_peaks), B.list(curl_peaks)))
+B.row { scenario = string.format("download %.0f MB: wall", mb), baseline = "curl -o FILE URL, then sync FILE",
+  ours = o, theirs = c, ratio = ratio, unit = "s", target = "<= 1.1x", ok = ratio <= 1.1,
+  note = string.format("ours = client:download(url, path) in a fresh lua5.4 (fsync + rename included), the "
+    .. "baseline curl in a fresh sh; wall around each child, %d rounds taking turns, the file removed and "
+    .. "`sync` run between runs; medians, the ratio the median of the rounds'; files on %s; each round (s): "
+    .. "ours %s; curl %s; ratios %s", rounds, fs, B.list(res.ours, "%.2f"), B.list(res.curl, "%.2f"),
+    B.list(ratios, "%.2f")) }
+B.row { scenario = string.format("download %.0f MB: peak memory growth", mb),
+  baseline = "none (the same VM after require + new)", ours = worst / 1024, theirs = nil, unit = "MB",
+  target = "<= 10 MB", ok = worst <= 10 * 1024,
+  note = string.format("peak RSS (GNU time %%M) of the downloading child minus that of a child doing only "
+    .. "require + new, the largest of %d rounds; peaks (kB): downloading %s, idle %s; curl -o's own peak: %s kB",
+    rounds, B.list(ours_peaks), B.list(idle_peaks), B.list(curl_peaks)) }

@@ -1,0 +1,56 @@
+-- The child process of bench/callgrind.lua, run under valgrind --tool=callgrind:
+-- N calls of one operation, so that two values of N give the cost of a call
+-- with the start of the process cancelled out.
+--   cg_child.lua validate N   starvideos.validate(params)
+--   cg_child.lua build N      a create's build as the client does it:
+--                             options.extra_json(params) + core.build_create(params, extra)
+--   cg_child.lua answer N     reading one query answer as the client does it:
+--                             core.verdict("query", 200, body, ...) + job.lua's decode_task
+local mode, n = arg[1], tonumber(arg[2])
+local starvideos = require "starvideos"
+local core = require "starvideos.core"
+local options = require "starvideos.options"
+
+local params = { model = "videos", prompt = "A kitten playing on a sunny meadow, golden hour, slow dolly shot",
+  duration = 5, ratio = "16:9", resolution = "720p",
+  referenceImages = { "https://img.example.com/ref/kitten-1.png", "https://img.example.com/ref/meadow-2.png" } }
+local body = '{"id":"task_01JD6Z8ZQ3W4Y5X6V7B8N9M0KP","object":"video","created":1732252800,' ..
+  '"model":"videos","status":"completed","video_url":"http://127.0.0.1:8080/video.bin?expires=1732339200' ..
+  '&signature=9f2c4e1a7b3d5f60","actualDuration":5,"error":null}'
+
+-- job.lua's own decoder (a local function there), found among the upvalues of
+-- Job:_answer: the bench measures the code the client runs, not a copy.
+local function job_decoder()
+  local Job = require "starvideos.job"
+  local i = 1
+  while true do
+    local name, value = debug.getupvalue(Job._answer, i)
+    if name == nil then break end
+    if name == "decode_task" then return value end
+    i = i + 1
+  end
+  error("job.lua's decode_task is not an upvalue of Job._answer any more: bench/lib/cg_child.lua needs updating")
+end
+
+local op
+if mode == "validate" then
+  local validate = starvideos.validate
+  op = function() assert(validate(params)) end
+elseif mode == "build" then
+  local extra_json, build_create = options.extra_json, core.build_create
+  op = function() assert(build_create(params, extra_json(params))) end
+elseif mode == "answer" then
+  local verdict, decode_task = core.verdict, job_decoder()
+  op = function()
+    local text, err = verdict("query", 200, body, nil, "none", "", 0, -1)
+    assert(text, err)
+    local task = assert(decode_task(text, "query"))
+    assert(task.status == "completed")
+  end
+else
+  error("usage: cg_child.lua validate|build|answer N")
+end
+assert(n and n >= 0, "N")
+op() -- the first call's one-time work (caches, interning) is startup, not per call
+for _ = 1, n do op() end
+io.write("DONE ", mode, " ", n, "\n")
