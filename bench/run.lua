@@ -289,8 +289,8 @@ end
 
 -- ------------------------------------------------------------ scripts
 
-local ORDER = { "query_http", "query_https", "poll_many", "download", "soak", "require_time", "callgrind",
-  "wait_all" }
+local ORDER = { "query_http", "query_https", "poll_many", "download", "step", "notice_lag", "soak", "require_time",
+  "callgrind", "wait_all" }
 
 local function scripts()
   local list, only = {}, os.getenv("BENCH_ONLY")
