@@ -15,7 +15,7 @@ build/bench/%: csrc/bench/%.c
 
 bench-tools: $(BENCH_TOOLS)
 
-bench: $(SO) $(BENCH_TOOLS)
+bench: $(DEPS_FIRST) $(SO) $(BENCH_TOOLS)
 	$(LUA) bench/run.lua
 
 .PHONY: bench bench-tools
