@@ -48,7 +48,9 @@ local function missing()
   if not exists(ROOT .. "/build/luajit/starvideos/core.so") then
     return "the core is not built for LuaJIT (make build/luajit/starvideos/core.so)"
   end
-  if not have("curl") then return "curl is not installed (apt-get install curl)" end
+  for _, cmd in ipairs { "curl", "openssl" } do
+    if not have(cmd) then return cmd .. " is not installed (apt-get install " .. cmd .. ")" end
+  end
 end
 
 -- Ports the system picks (bound, then released for nginx).
@@ -113,8 +115,8 @@ local function nginx_conf(dir, port, tls1, tls2)
 end
 
 local function cert(dir, name)
-  assert(helper.execute(str_format("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
-    .. "-addext subjectAltName=IP:127.0.0.1,DNS:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1",
+  assert(helper.execute(str_format(UNINSTRUMENTED .. "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+    .. "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1",
     q(dir .. "/" .. name .. ".key"), q(dir .. "/" .. name .. ".pem"))), "openssl could not make a certificate")
 end
 
