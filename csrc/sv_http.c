@@ -44,6 +44,9 @@
 /* A download's bytes reach the file through a helper thread (sv_writer,
    sv_commit.c) from a ring this large; a full ring pauses the transfer. */
 #define WRITER_RING (2 * 1024 * 1024)
+/* Easy handles kept after their exchange for the next ones (reset first): a
+   handle is costly to make and to free, and sequential queries take one each. */
+#define IDLE_MAX 8
 
 enum { L_NONE, L_RUNNING, L_DONE };
 
@@ -54,7 +57,7 @@ struct sv_xfer {
   void *owner;
   sv_op op;
   CURL *easy;
-  struct curl_slist *headers;
+  struct curl_slist *headers; /* a download's own; API requests share h->api_headers */
   char *url;
   sv_buf send, recv;
   size_t max_body;
@@ -78,6 +81,10 @@ struct sv_http {
   sv_xfer *running, *done, *done_tail;
   int n_running, n_done, n_draining;
   double write_until; /* downloads pause after this time (monotonic); 0: never */
+  CURL *idle[IDLE_MAX]; /* easy handles reset and ready for the next exchange */
+  int n_idle;
+  /* the header lists of API requests, made once: [auth + 2 * body] */
+  struct curl_slist *api_headers[4];
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -138,13 +145,30 @@ static void push_done(sv_http *h, sv_xfer *x) {
   h->n_done++;
 }
 
-static void detach_easy(sv_xfer *x) {
+/* keep: the exchange ended normally, its handle may serve the next one */
+static void release_easy(sv_xfer *x, int keep) {
   if (x->easy) {
-    if (x->h && x->list == L_RUNNING) curl_multi_remove_handle(x->h->multi, x->easy);
-    curl_easy_cleanup(x->easy);
+    sv_http *h = x->h;
+    if (h && x->list == L_RUNNING) curl_multi_remove_handle(h->multi, x->easy);
+    if (keep && h && h->n_idle < IDLE_MAX) {
+      curl_easy_reset(x->easy); /* nothing of this exchange stays (options, pointers into x) */
+      h->idle[h->n_idle++] = x->easy;
+    } else {
+      curl_easy_cleanup(x->easy);
+    }
     x->easy = NULL;
   }
   if (x->headers) { curl_slist_free_all(x->headers); x->headers = NULL; }
+}
+
+static void detach_easy(sv_xfer *x) { release_easy(x, 0); }
+
+/* A header list that holds the key: wiped before it is freed. */
+static void free_secret_list(struct curl_slist *l) {
+  struct curl_slist *i;
+  for (i = l; i; i = i->next)
+    if (i->data) memset(i->data, 0, strlen(i->data));
+  curl_slist_free_all(l);
 }
 
 static void close_file(sv_xfer *x) {
@@ -194,6 +218,7 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
 
 void sv_http_free(sv_http *h) {
   sv_xfer *x;
+  int i;
   if (!h) return;
   while ((x = h->running) != NULL || (x = h->done) != NULL) {
     int draining = x->draining;
@@ -206,6 +231,8 @@ void sv_http_free(sv_http *h) {
       snprintf(x->message, sizeof x->message, "the transport was closed before the exchange finished");
     }
   }
+  while (h->n_idle > 0) curl_easy_cleanup(h->idle[--h->n_idle]);
+  for (i = 0; i < 4; i++) free_secret_list(h->api_headers[i]);
   if (h->multi) curl_multi_cleanup(h->multi);
   if (h->api_key) {
     memset(h->api_key, 0, strlen(h->api_key));
@@ -332,42 +359,65 @@ static size_t on_video_body(char *buf, size_t size, size_t n, void *ud) {
 
 /* ------------------------------------------------------------ sending */
 
-static int add_header(sv_xfer *x, const char *line) {
-  struct curl_slist *l = curl_slist_append(x->headers, line);
+static int add_header(struct curl_slist **list, const char *line) {
+  struct curl_slist *l = curl_slist_append(*list, line);
   if (!l) return -1;
-  x->headers = l;
+  *list = l;
   return 0;
 }
 
-static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
+/* The header list of one API request, made once per kind (with the key or not,
+   with a body or not) and shared by every request of that kind.  The user agent
+   is one of its lines: libcurl would format CURLOPT_USERAGENT's line anew for
+   each request. */
+static struct curl_slist *api_headers(sv_http *h, int auth, int body) {
+  struct curl_slist **slot = &h->api_headers[(auth ? 1 : 0) + (body ? 2 : 0)], *l = NULL;
+  sv_buf b;
+  int rc = 0;
+  if (*slot) return *slot;
+  if (auth) {
+    sv_buf_init(&b);
+    sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
+    rc = b.oom ? -1 : add_header(&l, sv_buf_cstr(&b));
+    memset(b.data ? b.data : (char *)"", 0, b.len);
+    sv_buf_free(&b);
+  }
+  if (!rc) {
+    sv_buf_init(&b);
+    sv_buf_addf(&b, "User-Agent: %s", h->user_agent);
+    rc = b.oom ? -1 : add_header(&l, sv_buf_cstr(&b));
+    sv_buf_free(&b);
+  }
+  /* "Expect:" keeps libcurl from waiting for a 100-continue before a body */
+  if (rc || add_header(&l, "Accept: application/json") ||
+      (body && (add_header(&l, "Content-Type: application/json") || add_header(&l, "Expect:")))) {
+    free_secret_list(l);
+    return NULL;
+  }
+  return *slot = l;
+}
+
+/* The request's headers: 0, or -1 out of memory. */
+static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s, struct curl_slist **list) {
   if (x->op == SV_OP_DOWNLOAD) {
     /* no API key here: the video lives on another host */
-    if (add_header(x, "Accept: video/mp4, */*")) return -1;
+    if (add_header(&x->headers, "Accept: video/mp4, */*")) return -1;
     if (x->offset > 0) {
       char range[64];
       snprintf(range, sizeof range, "Range: bytes=%.0f-", x->offset);
-      if (add_header(x, range)) return -1;
+      if (add_header(&x->headers, range)) return -1;
     }
+    *list = x->headers;
     return 0;
   }
-  if (s->auth) {
-    sv_buf b;
-    int rc;
-    sv_buf_init(&b);
-    sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
-    rc = b.oom ? -1 : add_header(x, sv_buf_cstr(&b));
-    memset(b.data ? b.data : (char *)"", 0, b.len);
-    sv_buf_free(&b);
-    if (rc) return -1;
-  }
-  if (add_header(x, "Accept: application/json")) return -1;
-  if (s->body && add_header(x, "Content-Type: application/json")) return -1;
-  return add_header(x, "Expect:");
+  *list = api_headers(h, s->auth, s->body != NULL);
+  return *list ? 0 : -1;
 }
 
 sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) {
   sv_xfer *x;
   CURL *e;
+  struct curl_slist *headers = NULL;
   int skip = s->url ? sv_url_scheme(s->url, strlen(s->url)) : 0;
   if (skip <= 0)
     return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL with a host"), NULL;
@@ -387,8 +437,8 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
   sv_buf_init(&x->recv);
   x->url = dupstr(s->url);
   if (s->body) sv_buf_add(&x->send, s->body, s->body_len);
-  e = x->easy = curl_easy_init();
-  if (!x->url || x->send.oom || !e || set_headers(h, x, s)) {
+  e = x->easy = h->n_idle > 0 ? h->idle[--h->n_idle] : curl_easy_init();
+  if (!x->url || x->send.oom || !e || set_headers(h, x, s, &headers)) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   }
@@ -414,12 +464,12 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_msg);
   SV_LIMIT_PROTOCOLS(e);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
+  if (s->op == SV_OP_DOWNLOAD) curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent); /* API requests: a header line */
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(h->connect_timeout));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
   if (h->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
   if (s->timeout > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, to_ms(s->timeout));
   if (s->stall > 0) {
@@ -514,7 +564,7 @@ static void end_xfer(sv_xfer *x, CURLcode rc) {
     }
   }
   x->paused = 0;
-  detach_easy(x);
+  release_easy(x, x->op != SV_OP_DOWNLOAD); /* a download's handle (pauses, ranges) is never kept */
   if (x->writer) {
     int err;
     sv_writer_end(x->writer);
