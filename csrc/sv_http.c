@@ -639,24 +639,30 @@ static void nap(double s) {
   while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
 }
 
+/* A poll that may wait starts with libcurl's wait, not with a pass: that wait
+   returns at once when a pass has work (an exchange just added, a timer due,
+   bytes in, a paused transfer resumed), so a pass first would only repeat the
+   caller's last one, at the price of a socket check per exchange (libcurl's own
+   curl_easy_perform waits first too).  A poll that may not wait makes one pass. */
 int sv_http_poll(sv_http *h, double max_wait) {
   double start = sv_monotonic();
-  int running = 0;
+  int running = 0, pass = !(max_wait > 0);
   h->write_until = max_wait > 0 ? 0 : start + POLL_WRITE_BUDGET;
   for (;;) {
     double left;
     resume(h);
-    if (h->n_running) {
+    if (h->n_running && pass) {
       curl_multi_perform(h->multi, &running);
       collect(h);
     }
     if (h->n_done || !(max_wait > 0)) break;
     left = start + max_wait - sv_monotonic();
-    if (left <= 0) break;
+    if (left <= 0 && pass) break;
     if (!h->n_running) { nap(left); break; }
     if (left > 3600) left = 3600;
     if (left > 0.001 && helpers_busy(h)) left = 0.001; /* a writer to look at again soon */
-    curl_multi_poll(h->multi, NULL, 0, (int)ceil(left * 1000), NULL);
+    curl_multi_poll(h->multi, NULL, 0, left > 0 ? (int)ceil(left * 1000) : 0, NULL);
+    pass = 1;
   }
   return h->n_done;
 }
