@@ -118,8 +118,11 @@ function Job:_seen(task, created)
   self.status = task.status
   local client = self.client
   if changed then
-    client:_emit(self:_event("status"))
-    if not created then client:_journal { event = "status", id = self.id, status = task.status } end
+    -- no event or record is made for nobody: no listener, no journal
+    if client.on_event then client:_emit(self:_event("status")) end
+    if not created and client.journal then
+      client:_journal { event = "status", id = self.id, status = task.status }
+    end
   end
   if self.on_progress then self.on_progress(self:_event("status")) end
   if changed and self.on_status then self.on_status(self) end

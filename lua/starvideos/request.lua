@@ -24,14 +24,16 @@ local RESUMABLE = { broken = true, timeout = true, not_sent = true }
 local next_id = 0
 
 -- spec: op, url, path (for events), auth, body, deadline (monotonic; nil: none),
--- and for downloads: part, dest, resume_limit.
+-- and for downloads: part, dest, resume_limit.  The request is a new table made
+-- whole at once (not spec grown field by field: each growth is a rehash).
 function Request.new(client, owner, spec)
   next_id = next_id + 1
-  local self = setmetatable(spec, Request)
-  self.client, self.owner, self.id, self.attempt, self.done = client, owner, next_id, 0, false
-  self.method = METHOD[spec.op]
-  self.offset = 0
-  return self
+  local op = spec.op
+  return setmetatable({
+    op = op, url = spec.url, path = spec.path, auth = spec.auth, body = spec.body, deadline = spec.deadline,
+    part = spec.part, dest = spec.dest, resume_limit = spec.resume_limit,
+    client = client, owner = owner, id = next_id, attempt = 0, done = false, method = METHOD[op], offset = 0,
+  }, Request)
 end
 
 function Request:_finish(body, err)
@@ -71,8 +73,10 @@ function Request:send(t)
   if not h then return self:_finish(nil, err) end
   self.handle, self.sent, self.started = h, true, t
   client:_track(self)
-  client:_emit { type = "request", request = self.id, attempt = self.attempt, method = self.method,
-    path = self.path }
+  if client.on_event then -- no event table is made when nobody listens
+    client:_emit { type = "request", request = self.id, attempt = self.attempt, method = self.method,
+      path = self.path }
+  end
 end
 
 -- The transport says our exchange finished.
@@ -81,7 +85,7 @@ function Request:finished(t)
   local body, err, tr, bytes, total = client.transport:result(self.handle)
   self.handle = nil
   if self.op == "download" then self.bytes, self.total = bytes, total end
-  if tr == "none" or body then
+  if (tr == "none" or body) and client.on_event then
     client:_emit { type = "response", request = self.id, attempt = self.attempt, method = self.method,
       path = self.path, status = err and err.status or 200, elapsed = t - self.started }
   end
@@ -117,9 +121,11 @@ function Request:finished(t)
     return self:_finish(nil, err)
   end
   self.err = err -- stands if the deadline comes first
-  client:_emit { type = "retry", request = self.id, attempt = self.attempt, method = self.method,
-    path = self.path, status = err.status, delay = delay, reason = err.message
-      .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or "") }
+  if client.on_event then
+    client:_emit { type = "retry", request = self.id, attempt = self.attempt, method = self.method,
+      path = self.path, status = err.status, delay = delay, reason = err.message
+        .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or "") }
+  end
   client:_at(t + delay, self)
 end
 
