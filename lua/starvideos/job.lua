@@ -12,8 +12,8 @@ local cjson = require("cjson.safe").new()
 local options = require "starvideos.options"
 local Request = require "starvideos.request"
 
-local type, pairs, tostring, setmetatable, math_min, string_format =
-  type, pairs, tostring, setmetatable, math.min, string.format
+local type, pairs, next, tostring, setmetatable, math_min, string_format =
+  type, pairs, next, tostring, setmetatable, math.min, string.format
 local math_tointeger = rawget(math, "tointeger") -- nil before 5.3: every number is a float there
 local new_error, now = options.new_error, core.now
 
@@ -32,15 +32,21 @@ local FATAL = { auth = true, not_found = true, invalid_request = true, io = true
 local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
 -- JSON null becomes nil; a whole number becomes an integer where Lua has them.
+-- One pass over the decoded table, one type() per value.
 local function clean(t, depth)
-  for k, v in pairs(t) do
+  for k, v in next, t do
     if v == null then
       t[k] = nil
-    elseif type(v) == "table" then
-      if depth < 64 then clean(v, depth + 1) end
-    elseif math_tointeger and type(v) == "number" then
-      local i = math_tointeger(v)
-      if i then t[k] = i end
+    else
+      local tv = type(v)
+      if tv == "number" then
+        if math_tointeger then
+          local i = math_tointeger(v)
+          if i then t[k] = i end
+        end
+      elseif tv == "table" and depth < 64 then
+        clean(v, depth + 1)
+      end
     end
   end
   return t

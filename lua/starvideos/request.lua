@@ -24,16 +24,13 @@ local RESUMABLE = { broken = true, timeout = true, not_sent = true }
 local next_id = 0
 
 -- spec: op, url, path (for events), auth, body, deadline (monotonic; nil: none),
--- and for downloads: part, dest, resume_limit.  The request is a new table made
--- whole at once (not spec grown field by field: each growth is a rehash).
+-- and for downloads: part, dest, resume_limit.  spec becomes the request.
 function Request.new(client, owner, spec)
   next_id = next_id + 1
-  local op = spec.op
-  return setmetatable({
-    op = op, url = spec.url, path = spec.path, auth = spec.auth, body = spec.body, deadline = spec.deadline,
-    part = spec.part, dest = spec.dest, resume_limit = spec.resume_limit,
-    client = client, owner = owner, id = next_id, attempt = 0, done = false, method = METHOD[op], offset = 0,
-  }, Request)
+  local self = setmetatable(spec, Request)
+  self.client, self.owner, self.id, self.attempt = client, owner, next_id, 0
+  if spec.op == "download" then self.offset = 0 end -- bytes already in the .part
+  return self
 end
 
 function Request:_finish(body, err)
@@ -74,7 +71,7 @@ function Request:send(t)
   self.handle, self.sent, self.started = h, true, t
   client:_track(self)
   if client.on_event then -- no event table is made when nobody listens
-    client:_emit { type = "request", request = self.id, attempt = self.attempt, method = self.method,
+    client:_emit { type = "request", request = self.id, attempt = self.attempt, method = METHOD[self.op],
       path = self.path }
   end
 end
@@ -86,7 +83,7 @@ function Request:finished(t)
   self.handle = nil
   if self.op == "download" then self.bytes, self.total = bytes, total end
   if (tr == "none" or body) and client.on_event then
-    client:_emit { type = "response", request = self.id, attempt = self.attempt, method = self.method,
+    client:_emit { type = "response", request = self.id, attempt = self.attempt, method = METHOD[self.op],
       path = self.path, status = err and err.status or 200, elapsed = t - self.started }
   end
   if body then
@@ -122,7 +119,7 @@ function Request:finished(t)
   end
   self.err = err -- stands if the deadline comes first
   if client.on_event then
-    client:_emit { type = "retry", request = self.id, attempt = self.attempt, method = self.method,
+    client:_emit { type = "retry", request = self.id, attempt = self.attempt, method = METHOD[self.op],
       path = self.path, status = err.status, delay = delay, reason = err.message
         .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or "") }
   end
