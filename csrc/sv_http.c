@@ -44,8 +44,10 @@
 /* A download's bytes reach the file through a helper thread (sv_writer,
    sv_commit.c) from a ring this large; a full ring pauses the transfer. */
 #define WRITER_RING (2 * 1024 * 1024)
-/* Easy handles kept after their exchange for the next ones (reset first): a
-   handle is costly to make and to free, and sequential queries take one each. */
+/* Easy handles kept after their exchange for the next ones: a handle is costly
+   to make and to free, and sequential queries take one each.  A handle that
+   served an API GET keeps its options for the next API GET (only what belongs to
+   the exchange is set again: curl_easy_perform's reuse); any other is reset. */
 #define IDLE_MAX 8
 
 enum { L_NONE, L_RUNNING, L_DONE };
@@ -67,6 +69,7 @@ struct sv_xfer {
   char message[CURL_ERROR_SIZE + 96];
   char curl_msg[CURL_ERROR_SIZE];
   int too_big;
+  int plain_get; /* an API GET: no body, not fresh (its handle may serve the next one as it is) */
   /* downloads */
   int fd, io_errno, body_started, body_to_file, bad_range, paused;
   sv_writer *writer; /* owns fd once started */
@@ -81,7 +84,8 @@ struct sv_http {
   sv_xfer *running, *done, *done_tail;
   int n_running, n_done, n_draining;
   double write_until; /* downloads pause after this time (monotonic); 0: never */
-  CURL *idle[IDLE_MAX]; /* easy handles reset and ready for the next exchange */
+  CURL *idle[IDLE_MAX]; /* easy handles kept for the next exchanges */
+  unsigned char idle_get[IDLE_MAX]; /* 1: still set up for an API GET; 0: reset */
   int n_idle;
   /* the header lists of API requests, made once: [auth + 2 * body] */
   struct curl_slist *api_headers[4];
@@ -151,7 +155,9 @@ static void release_easy(sv_xfer *x, int keep) {
     sv_http *h = x->h;
     if (h && x->list == L_RUNNING) curl_multi_remove_handle(h->multi, x->easy);
     if (keep && h && h->n_idle < IDLE_MAX) {
-      curl_easy_reset(x->easy); /* nothing of this exchange stays (options, pointers into x) */
+      if (x->plain_get) curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, NULL); /* x goes; set anew on reuse */
+      else curl_easy_reset(x->easy); /* nothing of this exchange stays (options, pointers into x) */
+      h->idle_get[h->n_idle] = (unsigned char)(x->plain_get != 0);
       h->idle[h->n_idle++] = x->easy;
     } else {
       curl_easy_cleanup(x->easy);
@@ -414,11 +420,66 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s, struct curl_sli
   return *list ? 0 : -1;
 }
 
+/* The options a new (or reset) handle needs, the same for every exchange of its kind. */
+static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
+  CURL *e = x->easy;
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  SV_LIMIT_PROTOCOLS(e);
+  if (s->op == SV_OP_DOWNLOAD) curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent); /* API requests: a header line */
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(h->connect_timeout));
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  if (h->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+  if (s->stall > 0) {
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, to_s(s->stall));
+  }
+  if (s->follow) {
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+  }
+  /* A request that must not ride a reused connection: when a kept-alive connection
+     dies under a request, libcurl silently sends it again on a new one, and a
+     create the server already took would be paid twice.  The new connection is
+     still kept for the exchanges that follow. */
+  if (s->fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  if (s->op == SV_OP_DOWNLOAD) {
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_video_body);
+  } else {
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
+  }
+  if (s->body) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&x->send));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)x->send.len);
+  }
+}
+
+/* An easy handle for an exchange: a kept one when there is one (*ready when it
+   is set up for an API GET and one is wanted), else a new one. */
+static CURL *take_easy(sv_http *h, int get, int *ready) {
+  int i;
+  CURL *e;
+  *ready = 0;
+  if (h->n_idle == 0) return curl_easy_init();
+  for (i = h->n_idle - 1; get && i >= 0; i--)
+    if (h->idle_get[i]) {
+      e = h->idle[i];
+      h->idle[i] = h->idle[h->n_idle - 1];
+      h->idle_get[i] = h->idle_get[h->n_idle - 1];
+      h->n_idle--;
+      *ready = 1;
+      return e;
+    }
+  e = h->idle[--h->n_idle];
+  if (h->idle_get[h->n_idle]) curl_easy_reset(e);
+  return e;
+}
+
 sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) {
   sv_xfer *x;
   CURL *e;
   struct curl_slist *headers = NULL;
-  int skip = s->url ? sv_url_scheme(s->url, strlen(s->url)) : 0;
+  int ready, skip = s->url ? sv_url_scheme(s->url, strlen(s->url)) : 0;
   if (skip <= 0)
     return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL with a host"), NULL;
   if (s->op == SV_OP_DOWNLOAD && (!s->file || !*s->file))
@@ -433,11 +494,12 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
   x->offset = s->offset > 0 ? s->offset : 0;
   x->have = x->offset;
   x->max_body = s->max_body ? s->max_body : 1024 * 1024;
+  x->plain_get = s->op != SV_OP_DOWNLOAD && !s->body && !s->fresh;
   sv_buf_init(&x->send);
   sv_buf_init(&x->recv);
   x->url = dupstr(s->url);
   if (s->body) sv_buf_add(&x->send, s->body, s->body_len);
-  e = x->easy = h->n_idle > 0 ? h->idle[--h->n_idle] : curl_easy_init();
+  e = x->easy = take_easy(h, x->plain_get, &ready);
   if (!x->url || x->send.oom || !e || set_headers(h, x, s, &headers)) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
@@ -459,42 +521,15 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
       return NULL;
     }
   }
+  if (!ready) setup_easy(h, x, s);
+  /* what belongs to this exchange */
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_URL, x->url);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_msg);
-  SV_LIMIT_PROTOCOLS(e);
-  if (s->op == SV_OP_DOWNLOAD) curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent); /* API requests: a header line */
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(h->connect_timeout));
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-  if (h->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
-  if (s->timeout > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, to_ms(s->timeout));
-  if (s->stall > 0) {
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, to_s(s->stall));
-  }
-  if (s->follow) {
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
-  }
-  /* A request that must not ride a reused connection: when a kept-alive connection
-     dies under a request, libcurl silently sends it again on a new one, and a
-     create the server already took would be paid twice.  The new connection is
-     still kept for the exchanges that follow. */
-  if (s->fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-  if (s->op == SV_OP_DOWNLOAD) {
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_video_body);
-  } else {
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
-  }
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-  if (s->body) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&x->send));
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)x->send.len);
-  }
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? to_ms(s->timeout) : 0L);
   if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "libcurl refused the transfer"), NULL;
@@ -502,6 +537,7 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
   push_running(h, x);
   return x;
 }
+
 
 /* ----------------------------------------------------------- finishing */
 
