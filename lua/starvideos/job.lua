@@ -134,11 +134,11 @@ function Job:_seen(task, created)
   if changed and self.on_status then self.on_status(self) end
 end
 
-function Job:_send(op, spec)
+function Job:_send(op, spec, t)
   spec.op = op
   local req = Request.new(self.client, self, spec)
   self.req = req
-  req:send(now())
+  req:send(t or now())
 end
 
 function Job:_poll(t)
@@ -152,7 +152,7 @@ function Job:_poll(t)
   if not path then return self:_finish(err) end
   if not client.has_key then return self:_finish(new_error("auth", NO_KEY)) end
   self:_send("query", { url = client.cfg.base_url .. path, path = path, auth = true,
-    deadline = self.goal ~= "queried" and self.deadline or nil })
+    deadline = self.goal ~= "queried" and self.deadline or nil }, t)
 end
 
 function Job:_download()

@@ -33,11 +33,11 @@ function Request.new(client, owner, spec)
   return self
 end
 
-function Request:_finish(body, err)
+function Request:_finish(body, err, t)
   self.done, self.body, self.err = true, body, err
   self.client:_untrack(self)
   if err and self.op == "download" and self.sent then os_remove(self.part) end
-  self.owner:advance(now())
+  self.owner:advance(t or now())
 end
 
 -- One attempt, now.
@@ -101,7 +101,7 @@ function Request:finished(t)
       self.commit, self.committing = c, true
       return client:_committing(self)
     end
-    return self:_finish(body)
+    return self:_finish(body, nil, t)
   end
   local delay
   if self.op == "download" then
@@ -115,7 +115,7 @@ function Request:finished(t)
       math_random())
   end
   if not delay or (self.deadline and t + delay >= self.deadline) then
-    return self:_finish(nil, err)
+    return self:_finish(nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
   if client.on_event then
