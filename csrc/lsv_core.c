@@ -601,13 +601,16 @@ static int t_send(lua_State *L) {
   lua_pop(L, 1);
   s.auth = getbool(L, 2, "auth");
   s.fresh = getbool(L, 2, "fresh");
-  s.follow = getbool(L, 2, "follow");
   s.timeout = opt_number(L, 2, "timeout", 0);
-  s.stall = opt_number(L, 2, "stall", 0);
-  s.max_body = (size_t)(opt_number(L, 2, "max_body", 0) > 0 && opt_number(L, 2, "max_body", 0) < 1e9
-                            ? opt_number(L, 2, "max_body", 0) : 0);
-  s.file = opt_string(L, 2, "file");
-  s.offset = opt_number(L, 2, "offset", 0);
+  if (s.op == SV_OP_DOWNLOAD) { /* the fields only a download has */
+    s.follow = getbool(L, 2, "follow");
+    s.stall = opt_number(L, 2, "stall", 0);
+    s.file = opt_string(L, 2, "file");
+    s.offset = opt_number(L, 2, "offset", 0);
+  } else {
+    double max_body = opt_number(L, 2, "max_body", 0);
+    s.max_body = (size_t)(max_body > 0 && max_body < 1e9 ? max_body : 0);
+  }
   sv_error_clear(&err);
   lx = lua_newuserdatauv(L, sizeof *lx, 1);
   lx->x = NULL;

@@ -44,6 +44,11 @@
 /* A download's bytes reach the file through a helper thread (sv_writer,
    sv_commit.c) from a ring this large; a full ring pauses the transfer. */
 #define WRITER_RING (2 * 1024 * 1024)
+/* Easy handles kept after their exchange for the next ones: a handle is costly
+   to make and to free, and sequential queries take one each.  A handle that
+   served an API GET keeps its options for the next API GET (only what belongs to
+   the exchange is set again: curl_easy_perform's reuse); any other is reset. */
+#define IDLE_MAX 8
 
 enum { L_NONE, L_RUNNING, L_DONE };
 
@@ -54,7 +59,7 @@ struct sv_xfer {
   void *owner;
   sv_op op;
   CURL *easy;
-  struct curl_slist *headers;
+  struct curl_slist *headers; /* a download's own; API requests share h->api_headers */
   char *url;
   sv_buf send, recv;
   size_t max_body;
@@ -64,6 +69,7 @@ struct sv_xfer {
   char message[CURL_ERROR_SIZE + 96];
   char curl_msg[CURL_ERROR_SIZE];
   int too_big;
+  int plain_get; /* an API GET: no body, not fresh (its handle may serve the next one as it is) */
   /* downloads */
   int fd, io_errno, body_started, body_to_file, bad_range, paused;
   sv_writer *writer; /* owns fd once started */
@@ -78,6 +84,11 @@ struct sv_http {
   sv_xfer *running, *done, *done_tail;
   int n_running, n_done, n_draining;
   double write_until; /* downloads pause after this time (monotonic); 0: never */
+  CURL *idle[IDLE_MAX]; /* easy handles kept for the next exchanges */
+  unsigned char idle_get[IDLE_MAX]; /* 1: still set up for an API GET; 0: reset */
+  int n_idle;
+  /* the header lists of API requests, made once: [auth + 2 * body] */
+  struct curl_slist *api_headers[4];
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -138,13 +149,32 @@ static void push_done(sv_http *h, sv_xfer *x) {
   h->n_done++;
 }
 
-static void detach_easy(sv_xfer *x) {
+/* keep: the exchange ended normally, its handle may serve the next one */
+static void release_easy(sv_xfer *x, int keep) {
   if (x->easy) {
-    if (x->h && x->list == L_RUNNING) curl_multi_remove_handle(x->h->multi, x->easy);
-    curl_easy_cleanup(x->easy);
+    sv_http *h = x->h;
+    if (h && x->list == L_RUNNING) curl_multi_remove_handle(h->multi, x->easy);
+    if (keep && h && h->n_idle < IDLE_MAX) {
+      if (x->plain_get) curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, NULL); /* x goes; set anew on reuse */
+      else curl_easy_reset(x->easy); /* nothing of this exchange stays (options, pointers into x) */
+      h->idle_get[h->n_idle] = (unsigned char)(x->plain_get != 0);
+      h->idle[h->n_idle++] = x->easy;
+    } else {
+      curl_easy_cleanup(x->easy);
+    }
     x->easy = NULL;
   }
   if (x->headers) { curl_slist_free_all(x->headers); x->headers = NULL; }
+}
+
+static void detach_easy(sv_xfer *x) { release_easy(x, 0); }
+
+/* A header list that holds the key: wiped before it is freed. */
+static void free_secret_list(struct curl_slist *l) {
+  struct curl_slist *i;
+  for (i = l; i; i = i->next)
+    if (i->data) memset(i->data, 0, strlen(i->data));
+  curl_slist_free_all(l);
 }
 
 static void close_file(sv_xfer *x) {
@@ -194,6 +224,7 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
 
 void sv_http_free(sv_http *h) {
   sv_xfer *x;
+  int i;
   if (!h) return;
   while ((x = h->running) != NULL || (x = h->done) != NULL) {
     int draining = x->draining;
@@ -206,6 +237,8 @@ void sv_http_free(sv_http *h) {
       snprintf(x->message, sizeof x->message, "the transport was closed before the exchange finished");
     }
   }
+  while (h->n_idle > 0) curl_easy_cleanup(h->idle[--h->n_idle]);
+  for (i = 0; i < 4; i++) free_secret_list(h->api_headers[i]);
   if (h->multi) curl_multi_cleanup(h->multi);
   if (h->api_key) {
     memset(h->api_key, 0, strlen(h->api_key));
@@ -332,43 +365,121 @@ static size_t on_video_body(char *buf, size_t size, size_t n, void *ud) {
 
 /* ------------------------------------------------------------ sending */
 
-static int add_header(sv_xfer *x, const char *line) {
-  struct curl_slist *l = curl_slist_append(x->headers, line);
+static int add_header(struct curl_slist **list, const char *line) {
+  struct curl_slist *l = curl_slist_append(*list, line);
   if (!l) return -1;
-  x->headers = l;
+  *list = l;
   return 0;
 }
 
-static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
+/* The header list of one API request, made once per kind (with the key or not,
+   with a body or not) and shared by every request of that kind.  The user agent
+   is one of its lines: libcurl would format CURLOPT_USERAGENT's line anew for
+   each request. */
+static struct curl_slist *api_headers(sv_http *h, int auth, int body) {
+  struct curl_slist **slot = &h->api_headers[(auth ? 1 : 0) + (body ? 2 : 0)], *l = NULL;
+  sv_buf b;
+  int rc = 0;
+  if (*slot) return *slot;
+  if (auth) {
+    sv_buf_init(&b);
+    sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
+    rc = b.oom ? -1 : add_header(&l, sv_buf_cstr(&b));
+    memset(b.data ? b.data : (char *)"", 0, b.len);
+    sv_buf_free(&b);
+  }
+  if (!rc) {
+    sv_buf_init(&b);
+    sv_buf_addf(&b, "User-Agent: %s", h->user_agent);
+    rc = b.oom ? -1 : add_header(&l, sv_buf_cstr(&b));
+    sv_buf_free(&b);
+  }
+  /* "Expect:" keeps libcurl from waiting for a 100-continue before a body */
+  if (rc || add_header(&l, "Accept: application/json") ||
+      (body && (add_header(&l, "Content-Type: application/json") || add_header(&l, "Expect:")))) {
+    free_secret_list(l);
+    return NULL;
+  }
+  return *slot = l;
+}
+
+/* The request's headers: 0, or -1 out of memory. */
+static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s, struct curl_slist **list) {
   if (x->op == SV_OP_DOWNLOAD) {
     /* no API key here: the video lives on another host */
-    if (add_header(x, "Accept: video/mp4, */*")) return -1;
+    if (add_header(&x->headers, "Accept: video/mp4, */*")) return -1;
     if (x->offset > 0) {
       char range[64];
       snprintf(range, sizeof range, "Range: bytes=%.0f-", x->offset);
-      if (add_header(x, range)) return -1;
+      if (add_header(&x->headers, range)) return -1;
     }
+    *list = x->headers;
     return 0;
   }
-  if (s->auth) {
-    sv_buf b;
-    int rc;
-    sv_buf_init(&b);
-    sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
-    rc = b.oom ? -1 : add_header(x, sv_buf_cstr(&b));
-    memset(b.data ? b.data : (char *)"", 0, b.len);
-    sv_buf_free(&b);
-    if (rc) return -1;
+  *list = api_headers(h, s->auth, s->body != NULL);
+  return *list ? 0 : -1;
+}
+
+/* The options a new (or reset) handle needs, the same for every exchange of its kind. */
+static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
+  CURL *e = x->easy;
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  SV_LIMIT_PROTOCOLS(e);
+  if (s->op == SV_OP_DOWNLOAD) curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent); /* API requests: a header line */
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(h->connect_timeout));
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  if (h->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+  if (s->stall > 0) {
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, to_s(s->stall));
   }
-  if (add_header(x, "Accept: application/json")) return -1;
-  if (s->body && add_header(x, "Content-Type: application/json")) return -1;
-  return add_header(x, "Expect:");
+  if (s->follow) {
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+  }
+  /* A request that must not ride a reused connection: when a kept-alive connection
+     dies under a request, libcurl silently sends it again on a new one, and a
+     create the server already took would be paid twice.  The new connection is
+     still kept for the exchanges that follow. */
+  if (s->fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  if (s->op == SV_OP_DOWNLOAD) {
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_video_body);
+  } else {
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
+  }
+  if (s->body) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&x->send));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)x->send.len);
+  }
+}
+
+/* An easy handle for an exchange: a kept one when there is one (*ready when it
+   is set up for an API GET and one is wanted), else a new one. */
+static CURL *take_easy(sv_http *h, int get, int *ready) {
+  int i;
+  CURL *e;
+  *ready = 0;
+  if (h->n_idle == 0) return curl_easy_init();
+  for (i = h->n_idle - 1; get && i >= 0; i--)
+    if (h->idle_get[i]) {
+      e = h->idle[i];
+      h->idle[i] = h->idle[h->n_idle - 1];
+      h->idle_get[i] = h->idle_get[h->n_idle - 1];
+      h->n_idle--;
+      *ready = 1;
+      return e;
+    }
+  e = h->idle[--h->n_idle];
+  if (h->idle_get[h->n_idle]) curl_easy_reset(e);
+  return e;
 }
 
 sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) {
   sv_xfer *x;
   CURL *e;
-  int skip = s->url ? sv_url_scheme(s->url, strlen(s->url)) : 0;
+  struct curl_slist *headers = NULL;
+  int ready, skip = s->url ? sv_url_scheme(s->url, strlen(s->url)) : 0;
   if (skip <= 0)
     return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL with a host"), NULL;
   if (s->op == SV_OP_DOWNLOAD && (!s->file || !*s->file))
@@ -383,12 +494,13 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
   x->offset = s->offset > 0 ? s->offset : 0;
   x->have = x->offset;
   x->max_body = s->max_body ? s->max_body : 1024 * 1024;
+  x->plain_get = s->op != SV_OP_DOWNLOAD && !s->body && !s->fresh;
   sv_buf_init(&x->send);
   sv_buf_init(&x->recv);
   x->url = dupstr(s->url);
   if (s->body) sv_buf_add(&x->send, s->body, s->body_len);
-  e = x->easy = curl_easy_init();
-  if (!x->url || x->send.oom || !e || set_headers(h, x, s)) {
+  e = x->easy = take_easy(h, x->plain_get, &ready);
+  if (!x->url || x->send.oom || !e || set_headers(h, x, s, &headers)) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   }
@@ -409,42 +521,15 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
       return NULL;
     }
   }
+  if (!ready) setup_easy(h, x, s);
+  /* what belongs to this exchange */
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_URL, x->url);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_msg);
-  SV_LIMIT_PROTOCOLS(e);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(h->connect_timeout));
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-  if (h->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
-  if (s->timeout > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, to_ms(s->timeout));
-  if (s->stall > 0) {
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, to_s(s->stall));
-  }
-  if (s->follow) {
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
-  }
-  /* A request that must not ride a reused connection: when a kept-alive connection
-     dies under a request, libcurl silently sends it again on a new one, and a
-     create the server already took would be paid twice.  The new connection is
-     still kept for the exchanges that follow. */
-  if (s->fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-  if (s->op == SV_OP_DOWNLOAD) {
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_video_body);
-  } else {
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
-  }
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-  if (s->body) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&x->send));
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)x->send.len);
-  }
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? to_ms(s->timeout) : 0L);
   if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "libcurl refused the transfer"), NULL;
@@ -452,6 +537,7 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
   push_running(h, x);
   return x;
 }
+
 
 /* ----------------------------------------------------------- finishing */
 
@@ -514,7 +600,7 @@ static void end_xfer(sv_xfer *x, CURLcode rc) {
     }
   }
   x->paused = 0;
-  detach_easy(x);
+  release_easy(x, x->op != SV_OP_DOWNLOAD); /* a download's handle (pauses, ranges) is never kept */
   if (x->writer) {
     int err;
     sv_writer_end(x->writer);
@@ -589,24 +675,30 @@ static void nap(double s) {
   while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
 }
 
+/* A poll that may wait starts with libcurl's wait, not with a pass: that wait
+   returns at once when a pass has work (an exchange just added, a timer due,
+   bytes in, a paused transfer resumed), so a pass first would only repeat the
+   caller's last one, at the price of a socket check per exchange (libcurl's own
+   curl_easy_perform waits first too).  A poll that may not wait makes one pass. */
 int sv_http_poll(sv_http *h, double max_wait) {
   double start = sv_monotonic();
-  int running = 0;
+  int running = 0, pass = !(max_wait > 0);
   h->write_until = max_wait > 0 ? 0 : start + POLL_WRITE_BUDGET;
   for (;;) {
     double left;
     resume(h);
-    if (h->n_running) {
+    if (h->n_running && pass) {
       curl_multi_perform(h->multi, &running);
       collect(h);
     }
     if (h->n_done || !(max_wait > 0)) break;
     left = start + max_wait - sv_monotonic();
-    if (left <= 0) break;
+    if (left <= 0 && pass) break;
     if (!h->n_running) { nap(left); break; }
     if (left > 3600) left = 3600;
     if (left > 0.001 && helpers_busy(h)) left = 0.001; /* a writer to look at again soon */
-    curl_multi_poll(h->multi, NULL, 0, (int)ceil(left * 1000), NULL);
+    curl_multi_poll(h->multi, NULL, 0, left > 0 ? (int)ceil(left * 1000) : 0, NULL);
+    pass = 1;
   }
   return h->n_done;
 }

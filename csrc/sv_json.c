@@ -78,13 +78,24 @@ static int hex4(const scanner *sc, size_t pos, unsigned *cp) {
   return 1;
 }
 
+/* The bytes that end a run of plain string bytes: '"', '\\' and control characters. */
+static const unsigned char string_stop[256] = {
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  0, 0, 1, ['\\'] = 1
+};
+
 static int scan_string(scanner *sc) {
-  sc->pos++; /* opening quote */
-  while (sc->pos < sc->len) {
-    unsigned char c = (unsigned char)sc->s[sc->pos];
+  const unsigned char *s = (const unsigned char *)sc->s;
+  size_t pos = sc->pos + 1, len = sc->len; /* past the opening quote */
+  for (;;) {
+    unsigned char c;
+    while (pos < len && !string_stop[s[pos]]) pos++; /* the plain bytes, in a tight loop */
+    sc->pos = pos;
+    if (pos >= len) break;
+    c = s[pos];
     if (c == '"') { sc->pos++; return 0; }
     if (c < 0x20) return fail(sc, "control character in a string");
-    if (c == '\\') {
+    {
       char e;
       if (++sc->pos >= sc->len) break;
       e = sc->s[sc->pos];
@@ -105,7 +116,7 @@ static int scan_string(scanner *sc) {
         return fail(sc, "bad escape in a string");
       }
     }
-    sc->pos++;
+    pos = ++sc->pos;
   }
   return fail(sc, "unterminated string");
 }
@@ -279,8 +290,9 @@ int sv_json_unescape(const char *val, size_t len, sv_buf *out) {
   size_t i;
   if (len < 2 || val[0] != '"' || val[len - 1] != '"') return -1;
   for (i = 1; i + 1 < len; i++) {
-    char c = val[i];
-    if (c != '\\') { sv_buf_add(out, &c, 1); continue; }
+    const char *bs = memchr(val + i, '\\', len - 1 - i);
+    size_t run = bs ? (size_t)(bs - (val + i)) : len - 1 - i;
+    if (run) { sv_buf_add(out, val + i, run); i += run - 1; continue; } /* the bytes up to an escape, at once */
     if (++i + 1 >= len) return -1;
     switch (val[i]) {
     case 'b': sv_buf_add(out, "\b", 1); break;

@@ -420,6 +420,64 @@ static int read_create(const char *body, sv_error *err) {
   return sv_read_answer(&a, 0, err);
 }
 
+/* A 2xx answer is read in one pass over its members; answers with many members
+   or escaped keys are read by the general functions: both give the same verdict. */
+static void answers_in_one_pass(void) {
+  static const struct { const char *body; int rc; const char *words; const char *name; } cases[] = {
+    { "{\"id\":\"t1\",\"status\":\"queued\",\"error\":null}", 0, "", "a plain task answer is taken" },
+    { "{\"status\":\"queued\",\"x\":1,\"\\u0069d\":\"t1\"}", 0, "",
+      "an escaped \"id\" key names the task" },
+    { "{\"id\":\"t1\",\"status\":\"queued\",\"\\u0069d\":\"t2\"}", -1, "duplicate key \"id\"",
+      "an escaped key that repeats another is a duplicate" },
+    { "{\"b\":1,\"a\":2,\"b\":3,\"a\":4,\"id\":\"t\",\"status\":\"queued\"}", -1, "duplicate key \"b\"",
+      "the duplicate named is the one whose second appearance comes first" },
+    { "{\"a\":2,\"b\":1,\"b\":3,\"a\":4,\"id\":\"t\",\"status\":\"queued\"}", -1, "duplicate key \"b\"",
+      "the duplicate named is the one whose second appearance comes first (again)" },
+    { "{\"\":1,\"id\":\"t\",\"status\":\"queued\",\"\":2}", -1, "duplicate key \"\"",
+      "two empty keys are a duplicate" },
+    { "{\"id\":\"t\",\"status\":\"queued\",\"x\":{\"id\":1,\"id\":2}}", 0, "",
+      "nested duplicates do not count" },
+    { "{\"id\":\"t\",\"x\":{\"status\":\"queued\"}}", -1, "no task status", "a nested status does not count" },
+    { "{\"id\":\"t\",\"status\":5}", -1, "no task status", "a status that is not a string does not count" },
+  };
+  char big[4096], detail[1400];
+  size_t i, n;
+  sv_error err;
+  sv_answer a;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int rc;
+    memset(&a, 0, sizeof a);
+    a.op = SV_OP_QUERY;
+    a.status = 200;
+    a.body = cases[i].body;
+    a.body_len = strlen(cases[i].body);
+    rc = sv_read_answer(&a, 0, &err);
+    snprintf(detail, sizeof detail, "rc=%d message=%s", rc, err.message);
+    ok(rc == cases[i].rc && (rc == 0 || (err.kind == SV_E_PROTOCOL && strstr(err.message, cases[i].words))),
+       cases[i].name, detail);
+  }
+  /* more members than one pass lists: id and status after the 40th, a duplicate at the end */
+  n = (size_t)snprintf(big, sizeof big, "{");
+  for (i = 0; i < 40; i++) n += (size_t)snprintf(big + n, sizeof big - n, "\"k%zu\":%zu,", i, i);
+  n += (size_t)snprintf(big + n, sizeof big - n, "\"id\":\"t40\",\"status\":\"completed\"}");
+  memset(&a, 0, sizeof a);
+  a.op = SV_OP_QUERY;
+  a.status = 200;
+  a.body = big;
+  a.body_len = n;
+  ok(sv_read_answer(&a, 0, &err) == 0, "an answer with 42 members names its task", err.message);
+  snprintf(big + n - 1, sizeof big - (n - 1), ",\"k3\":0}");
+  a.body_len = strlen(big);
+  ok(sv_read_answer(&a, 0, &err) == -1 && strstr(err.message, "duplicate key \"k3\"") != NULL,
+     "a duplicate after 42 members is found", err.message);
+  snprintf(big, sizeof big, "{\"status\":\"completed\"");
+  for (i = 0, n = strlen(big); i < 40; i++) n += (size_t)snprintf(big + n, sizeof big - n, ",\"k%zu\":%zu", i, i);
+  snprintf(big + n, sizeof big - n, "}");
+  a.body_len = strlen(big);
+  ok(sv_read_answer(&a, 0, &err) == -1 && strstr(err.message, "no task id") != NULL,
+     "an answer with 41 members and no id has no task id", err.message);
+}
+
 static void create_answers(void) {
   static const struct { const char *body; const char *id; const char *words; const char *name; } cases[] = {
     { "{\"id\":\"t1\",\"status\":\"queued\",\"id\":\"t2\"}", "t1", "duplicate key \"id\"",
@@ -776,6 +834,7 @@ int main(void) {
   duplicate_fields();
   extra_json();
   duplicate_keys();
+  answers_in_one_pass();
   create_answers();
   prefix_ids();
   result_paths();

@@ -143,11 +143,14 @@ end
 -- Everything that is ready, without waiting: timers that fell due, network work,
 -- exchanges that finished, download progress.
 function Client:_tick()
-  local h, t = self._timers, now()
-  while h[1] and h[1][1] <= t do
-    local e = pop(h)
-    local obj = e[2]
-    if obj.wake == e[1] then obj:advance(t) end
+  local h = self._timers
+  if h[1] then
+    local t = now()
+    while h[1] and h[1][1] <= t do
+      local e = pop(h)
+      local obj = e[2]
+      if obj.wake == e[1] then obj:advance(t) end
+    end
   end
   local tr = self.transport
   tr:poll(0)
@@ -164,8 +167,10 @@ function Client:_tick()
     x = tr:finished()
   end
   if self._queue[self._qhead] then self:_unqueue() end
-  for req in pairs(self._downloads) do
-    if req.handle then req.owner:_progress(tr:progress(req.handle)) end
+  if next(self._downloads) then
+    for req in pairs(self._downloads) do
+      if req.handle then req.owner:_progress(tr:progress(req.handle)) end
+    end
   end
   if next(self._commits) then
     local done = {}
@@ -341,10 +346,14 @@ local function need_table(v, n, where)
   if type(v) ~= "table" then argerror(n, where, "table", type(v), 4) end
 end
 
--- One job, driven to its end: its task, or nil, err.
+-- One job, driven to its end: its task, or nil, err.  Its first step is taken
+-- at once, not through the timer heap (a lone query never touches the heap).
 local function run_one(self, job, err, sleep)
   if not job then return nil, err end
-  self:_run({ job }, sleep)
+  job:advance(now())
+  if not job.done then
+    self:_drive(function() return job.done end, nil, sleep or self.sleep)
+  end
   if job.err then return nil, job.err end
   return job.task
 end

@@ -12,8 +12,8 @@ local cjson = require("cjson.safe").new()
 local options = require "starvideos.options"
 local Request = require "starvideos.request"
 
-local type, pairs, tostring, setmetatable, math_min, math_max, string_format, os_time =
-  type, pairs, tostring, setmetatable, math.min, math.max, string.format, os.time
+local type, pairs, next, tostring, setmetatable, math_min, math_max, string_format, os_time =
+  type, pairs, next, tostring, setmetatable, math.min, math.max, string.format, os.time
 local math_tointeger = rawget(math, "tointeger") -- nil before 5.3: every number is a float there
 local new_error, now = options.new_error, core.now
 
@@ -32,15 +32,21 @@ local FATAL = { auth = true, not_found = true, invalid_request = true, io = true
 local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
 -- JSON null becomes nil; a whole number becomes an integer where Lua has them.
+-- One pass over the decoded table, one type() per value.
 local function clean(t, depth)
-  for k, v in pairs(t) do
+  for k, v in next, t do
     if v == null then
       t[k] = nil
-    elseif type(v) == "table" then
-      if depth < 64 then clean(v, depth + 1) end
-    elseif math_tointeger and type(v) == "number" then
-      local i = math_tointeger(v)
-      if i then t[k] = i end
+    else
+      local tv = type(v)
+      if tv == "number" then
+        if math_tointeger then
+          local i = math_tointeger(v)
+          if i then t[k] = i end
+        end
+      elseif tv == "table" and depth < 64 then
+        clean(v, depth + 1)
+      end
     end
   end
   return t
@@ -159,8 +165,9 @@ function Job:_seen(task, created)
   self.status = task.status
   local client = self.client
   if changed then
-    client:_emit(self:_event("status"))
-    if not created then
+    -- no event or record is made for nobody: no listener, no journal
+    if client.on_event then client:_emit(self:_event("status")) end
+    if not created and client.journal then
       client:_journal { event = "status", id = self.id, status = task.status, took = self.took,
         within = self.took_within }
     end
@@ -169,11 +176,11 @@ function Job:_seen(task, created)
   if changed and self.on_status then self.on_status(self) end
 end
 
-function Job:_send(op, spec)
+function Job:_send(op, spec, t)
   spec.op = op
   local req = Request.new(self.client, self, spec)
   self.req = req
-  req:send(now())
+  req:send(t or now())
 end
 
 function Job:_poll(t)
@@ -187,7 +194,7 @@ function Job:_poll(t)
   if not path then return self:_finish(err) end
   if not client.has_key then return self:_finish(new_error("auth", NO_KEY)) end
   self:_send("query", { url = client.cfg.base_url .. path, path = path, auth = true,
-    deadline = self.goal ~= "queried" and self.deadline or nil })
+    deadline = self.goal ~= "queried" and self.deadline or nil }, t)
 end
 
 function Job:_download()

@@ -24,21 +24,20 @@ local RESUMABLE = { broken = true, timeout = true, not_sent = true }
 local next_id = 0
 
 -- spec: op, url, path (for events), auth, body, deadline (monotonic; nil: none),
--- and for downloads: part, dest, resume_limit.
+-- and for downloads: part, dest, resume_limit.  spec becomes the request.
 function Request.new(client, owner, spec)
   next_id = next_id + 1
   local self = setmetatable(spec, Request)
-  self.client, self.owner, self.id, self.attempt, self.done = client, owner, next_id, 0, false
-  self.method = METHOD[spec.op]
-  self.offset = 0
+  self.client, self.owner, self.id, self.attempt = client, owner, next_id, 0
+  if spec.op == "download" then self.offset = 0 end -- bytes already in the .part
   return self
 end
 
-function Request:_finish(body, err)
+function Request:_finish(body, err, t)
   self.done, self.body, self.err = true, body, err
   self.client:_untrack(self)
   if err and self.op == "download" and self.sent then os_remove(self.part) end
-  self.owner:advance(now())
+  self.owner:advance(t or now())
 end
 
 -- One attempt, now.
@@ -72,8 +71,10 @@ function Request:send(t)
   if not h then return self:_finish(nil, err) end
   self.handle, self.sent, self.started = h, true, t
   client:_track(self)
-  client:_emit { type = "request", request = self.id, attempt = self.attempt, method = self.method,
-    path = self.path }
+  if client.on_event then -- no event table is made when nobody listens
+    client:_emit { type = "request", request = self.id, attempt = self.attempt, method = METHOD[self.op],
+      path = self.path }
+  end
 end
 
 -- The transport says our exchange finished.
@@ -82,8 +83,8 @@ function Request:finished(t)
   local body, err, tr, bytes, total = client.transport:result(self.handle)
   self.handle = nil
   if self.op == "download" then self.bytes, self.total = bytes, total end
-  if tr == "none" or body then
-    client:_emit { type = "response", request = self.id, attempt = self.attempt, method = self.method,
+  if (tr == "none" or body) and client.on_event then
+    client:_emit { type = "response", request = self.id, attempt = self.attempt, method = METHOD[self.op],
       path = self.path, status = err and err.status or 200, elapsed = t - self.started }
   end
   if body then
@@ -101,7 +102,7 @@ function Request:finished(t)
       self.commit, self.committing = c, true
       return client:_committing(self)
     end
-    return self:_finish(body)
+    return self:_finish(body, nil, t)
   end
   local delay
   if self.op == "download" then
@@ -115,12 +116,14 @@ function Request:finished(t)
       math_random())
   end
   if not delay or (self.deadline and t + delay >= self.deadline) then
-    return self:_finish(nil, err)
+    return self:_finish(nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
-  client:_emit { type = "retry", request = self.id, attempt = self.attempt, method = self.method,
-    path = self.path, status = err.status, delay = delay, reason = err.message
-      .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or "") }
+  if client.on_event then
+    client:_emit { type = "retry", request = self.id, attempt = self.attempt, method = METHOD[self.op],
+      path = self.path, status = err.status, delay = delay, reason = err.message
+        .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or "") }
+  end
   client:_at(t + delay, self)
 end
 
