@@ -16,7 +16,12 @@ ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden
 CORE_SRC  := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csrc/sv_call.c csrc/sv_http.c csrc/sv_file.c csrc/sv_commit.c
 BIND_SRC  := csrc/lsv_core.c
 OBJ       := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_SRC) $(BIND_SRC))
-SO        := build/starvideos/core.so
+# Two modules: starvideos.core (everything but libcurl's transport: the binding
+# built with SV_NO_CURL, no libcurl linked, so `require "starvideos"` is quick)
+# and starvideos.curl (the transport, loaded with the first client).
+NOCURL_SRC := $(filter-out csrc/sv_http.c,$(CORE_SRC))
+CORE_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(NOCURL_SRC)) build/obj/lsv_core_nocurl.o
+SO        := build/starvideos/core.so build/starvideos/curl.so
 # the core as nginx's LuaJIT loads it (spec/nginx_spec.lua, examples/openresty/)
 NGX_SO    := build/luajit/starvideos/core.so
 COMPAT_SO := build/compat_test.so
@@ -51,17 +56,24 @@ TEST_BIN  := build/test_core
 all: $(SO) $(TEST_BIN) $(COMPAT_SO)
 
 # The core alone, without Lua: its C tests link only libcurl.
-$(TEST_BIN): csrc/test/test_core.c $(filter-out build/obj/lsv_core.o,$(OBJ))
+$(TEST_BIN): csrc/test/test_core.c $(filter-out build/obj/lsv_%,$(OBJ))
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm -pthread
 
 build/obj/%.o: csrc/%.c csrc/sv_core.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -c $< -o $@
 build/obj/lsv_core.o: csrc/compat.h
-
-$(SO): $(OBJ)
+build/obj/lsv_core_nocurl.o: csrc/lsv_core.c csrc/sv_core.h csrc/compat.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $(OBJ) $(CURL_LIBS) -lm -pthread
+	$(CC) $(ALL_CFLAGS) -DSV_NO_CURL $(LUA_INC) -c $< -o $@
+
+build/starvideos/core.so: $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ -lm -pthread
+
+build/starvideos/curl.so: $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ $(CURL_LIBS) -lm -pthread
 
 # A module that drives csrc/compat.h (spec/compat_spec.lua).
 $(COMPAT_SO): csrc/test/compat_test.c csrc/compat.h | $(DEPS_FIRST)
@@ -75,8 +87,15 @@ build/$(1)/obj/%.o: csrc/%.c csrc/sv_core.h | $$(DEPS_FIRST)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -c $$< -o $$@
 build/$(1)/obj/lsv_core.o: csrc/compat.h
+build/$(1)/obj/lsv_core_nocurl.o: csrc/lsv_core.c csrc/sv_core.h csrc/compat.h | $$(DEPS_FIRST)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) -DSV_NO_CURL $$(INC_$(1)) -c $$< -o $$@
 
-build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(OBJ))
+build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CORE_OBJ))
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared -o $$@ $$^ -lm -pthread
+
+build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(OBJ))
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm -pthread
 
@@ -86,7 +105,8 @@ build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/compat.h | $$(DEPS_FIRST
 endef
 $(foreach vm,$(VMS),$(eval $(call VM_RULES,$(vm))))
 
-VM_SOS    := $(foreach vm,$(VMS),build/$(vm)/starvideos/core.so build/$(vm)/compat_test.so)
+VM_SOS    := $(foreach vm,$(VMS),build/$(vm)/starvideos/core.so build/$(vm)/starvideos/curl.so \
+             build/$(vm)/compat_test.so)
 
 # Install what is missing, so a fresh Debian machine needs nothing else: `make
 # deps` fails where there is no apt-get (it lists the packages); before test,

@@ -527,6 +527,7 @@ static int l_random_id(lua_State *L) {
 
 /* --------------------------------------------------------- the transport */
 
+#ifndef SV_NO_CURL /* the libcurl transport: in starvideos.curl (curl.so), not in core.so */
 static lhttp *check_http(lua_State *L) {
   lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
   if (!lh->h) luaL_error(L, "the starvideos transport is closed");
@@ -717,13 +718,17 @@ static int x_gc(lua_State *L) {
   return 0;
 }
 
+#endif /* SV_NO_CURL */
+
 /* --------------------------------------------------------------- open */
 
+#ifndef SV_NO_CURL
 static const luaL_Reg curl_methods[] = {
   { "send", t_send }, { "poll", t_poll }, { "finished", t_finished }, { "result", t_result },
   { "progress", t_progress }, { "cancel", t_cancel }, { "running", t_running }, { "close", t_close },
   { NULL, NULL }
 };
+#endif
 
 static const luaL_Reg commit_methods[] = {
   { "poll", c_poll }, { "wait", c_wait }, { "close", c_gc }, { NULL, NULL }
@@ -731,7 +736,11 @@ static const luaL_Reg commit_methods[] = {
 
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
-  { "verdict", l_verdict }, { "task_id", l_task_id }, { "retry", l_retry }, { "curl", l_curl }, { "commit", l_commit },
+  { "verdict", l_verdict }, { "task_id", l_task_id }, { "retry", l_retry },
+#ifndef SV_NO_CURL
+  { "curl", l_curl },
+#endif
+  { "commit", l_commit },
   { "commit_start", l_commit_start },
   { "append", l_append }, { "writable", l_writable }, { "write_at", l_write_at }, { "hash", l_hash },
   { "random_id", l_random_id },
@@ -755,15 +764,43 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, l
   lua_pop(L, 1);
 }
 
-LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
-  new_class(L, CURL_MT, curl_methods, t_close);
-  new_class(L, XFER_MT, NULL, x_gc);
-  new_class(L, COMMIT_MT, commit_methods, c_gc);
+/* The error metatable (the same in core.so and curl.so), left on the stack. */
+static void error_metatable(lua_State *L) {
   luaL_newmetatable(L, ERROR_MT);
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pushcfunction(L, error_concat);
   lua_setfield(L, -2, "__concat");
+}
+
+#ifndef SV_NO_CURL
+static void curl_classes(lua_State *L) {
+  new_class(L, CURL_MT, curl_methods, t_close);
+  new_class(L, XFER_MT, NULL, x_gc);
+}
+
+/* starvideos.curl: the libcurl transport alone ({new = function(cfg)}), a module
+   of its own so that `require "starvideos"` does not load libcurl and the
+   libraries it brings (about 30, 7-11 ms): transport.lua loads it with the
+   first client that needs it.  (The static library keeps it in the core as
+   core.curl.) */
+LUAOPEN_API int luaopen_starvideos_curl(lua_State *L) {
+  curl_classes(L);
+  error_metatable(L);
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, l_curl);
+  lua_setfield(L, -2, "new");
+  return 1;
+}
+#endif
+
+LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
+#ifndef SV_NO_CURL
+  curl_classes(L);
+#endif
+  new_class(L, COMMIT_MT, commit_methods, c_gc);
+  error_metatable(L);
 
   luaL_newlib(L, funcs);
   lua_pushvalue(L, -2);

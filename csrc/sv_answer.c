@@ -2,7 +2,6 @@
    status, a body and a Retry-After value, say what the caller gets. */
 #include "sv_core.h"
 
-#include <curl/curl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,12 +11,49 @@
 #define RETRY_AFTER_MAX (86400.0 * 365) /* a year: longer is a server's mistake */
 #define RETRY_AFTER_LEN 128              /* an HTTP date has 29 bytes */
 
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static double days_from_civil(int y, int m, int d) {
+  int era, yoe, doy, doe;
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = y - era * 400;
+  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return (double)era * 146097 + doe - 719468;
+}
+
+/* An HTTP date (RFC 9110 5.6.7) in seconds since the epoch: IMF-fixdate ("Sun,
+   06 Nov 1994 08:49:37 GMT"), the obsolete RFC 850 form ("Sunday, 06-Nov-94
+   08:49:37 GMT") or asctime's ("Sun Nov  6 08:49:37 1994"); -1 for anything else. */
+static double http_date(const char *v) {
+  static const char *const months = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  char wday[12], mon[4];
+  int d = 0, y = 0, h = 0, mi = 0, sec = 0, end = -1, m;
+  const char *at;
+  if (sscanf(v, "%11[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", wday, &d, mon, &y, &h, &mi, &sec, &end) == 7
+      && end > 0) {
+  } else if (end = -1, sscanf(v, "%11[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d GMT%n", wday, &d, mon, &y, &h, &mi,
+                              &sec, &end) == 7 && end > 0) {
+    y += y < 70 ? 2000 : 1900;
+  } else if (end = -1, sscanf(v, "%11[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", wday, mon, &d, &h, &mi, &sec, &y,
+                              &end) == 7 && end > 0) {
+  } else {
+    return -1;
+  }
+  while (v[end] == ' ' || v[end] == '\t' || v[end] == '\r' || v[end] == '\n') end++;
+  if (v[end] != '\0' || strlen(mon) != 3) return -1;
+  at = strstr(months, mon);
+  if (!at || (at - months) % 3 != 0) return -1;
+  m = (int)(at - months) / 3 + 1;
+  if (y < 1 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || h < 0 || mi < 0 || sec < 0) return -1;
+  return days_from_civil(y, m, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
+}
+
 /* delta-seconds (digits only, saturating: no overflow, no strtod of 1e400) or an
    HTTP date; always finite, from 0 to a year, or -1 when unreadable. */
 double sv_parse_retry_after(const char *v, double now) {
   const char *p;
-  time_t when;
-  double d = 0;
+  double when, d = 0;
   if (!v) return -1;
   while (*v == ' ' || *v == '\t') v++;
   if (*v == '\0') return -1;
@@ -29,9 +65,9 @@ double sv_parse_retry_after(const char *v, double now) {
   }
   for (p = v; *p; p++)
     if (p - v >= RETRY_AFTER_LEN) return -1;
-  when = curl_getdate(v, NULL); /* an HTTP date */
-  if (when == (time_t)-1) return -1;
-  d = (double)when - now;
+  when = http_date(v);
+  if (when < 0) return -1;
+  d = when - now;
   if (!(d > 0)) return 0; /* a past date, or a clock that is not a number */
   return d > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : d;
 }

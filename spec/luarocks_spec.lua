@@ -126,6 +126,7 @@ describe("luarocks make (" .. vm .. ")", function()
     assert.matches("starvideos scm%-1 is now installed in", build_out)
     assert.is_nil(build_out:find("CURL_INCDIR", 1, true), build_out)
     assert.is_true(exists(tree .. "/lib/lua/" .. LUAV .. "/starvideos/core.so"))
+    assert.is_true(exists(tree .. "/lib/lua/" .. LUAV .. "/starvideos/curl.so"))
     if vm == "luajit" then
       assert.matches("%-I[^ ]*/include/luajit%-2%.1 ", build_out) -- LuaJIT's own lua.h
     end
@@ -194,14 +195,18 @@ describe("luarocks make (" .. vm .. ")", function()
     assert.is_nil(deps:find("luasocket", 1, true))
     assert.is_nil(scm:find("header =", 1, true))
     assert.matches('license = "MIT"', scm)
-    -- the C module's sources are the Makefile's
-    local make_src = helper.capture("cd " .. q(root) .. " && " .. MAKE .. " -s --no-print-directory --eval "
-      .. q("sv-print-sources: ; @echo $(CORE_SRC) $(BIND_SRC)") .. " sv-print-sources")
-    local listed = {}
-    for file in (scm:match('%["starvideos%.core"%] = {%s*sources = (%b{})') or ""):gmatch('"([^"]+)"') do
-      listed[#listed + 1] = file
+    -- the C modules' sources are the Makefile's: the core without libcurl, the transport with it
+    for module, vars in pairs { core = "$(NOCURL_SRC) $(BIND_SRC)", curl = "$(CORE_SRC) $(BIND_SRC)" } do
+      local make_src = helper.capture("cd " .. q(root) .. " && " .. MAKE .. " -s --no-print-directory --eval "
+        .. q("sv-print-sources: ; @echo " .. vars) .. " sv-print-sources")
+      local listed = {}
+      for file in (scm:match('%["starvideos%.' .. module .. '"%] = {%s*sources = (%b{})') or ""):gmatch('"([^"]+)"') do
+        listed[#listed + 1] = file
+      end
+      assert.equal(make_src:gsub("%s+$", ""), table.concat(listed, " "))
     end
-    assert.equal(make_src:gsub("%s+$", ""), table.concat(listed, " "))
+    assert.matches('SV_NO_CURL', scm:match('%["starvideos%.core"%] = (%b{})'))
+    assert.is_nil(scm:match('%["starvideos%.core"%] = (%b{})'):find('"curl"', 1, true))
     assert.matches("Copyright %(c%) 2026 the starvideos authors", helper.read_file(root .. "/LICENSE"))
   end)
 end)

@@ -672,13 +672,25 @@ static void retry_after(void) {
     { "0x10", -1, -1, "a hex delay is unreadable" },
     { " 7 ", 7, 7, "a delay with spaces around is read" },
     { "Thu, 01 Jan 1970 00:00:00 GMT", 0, 0, "a date in the past means now" },
+    { "Sun, 06 Nov 1994 08:49:37 GMT", 0, 0, "IMF-fixdate in the past means now" },
+    { "Wed, 15 Nov 2023 22:13:30 GMT", 10, 10, "an IMF-fixdate 10 s ahead" },
+    { "Wednesday, 15-Nov-23 22:13:30 GMT", 10, 10, "an RFC 850 date 10 s ahead" },
+    { "Wed Nov 15 22:13:30 2023", 10, 10, "an asctime date 10 s ahead" },
+    { "Wed, 15 Nov 2023 22:13:30 GMT  ", 10, 10, "a date with trailing spaces" },
+    { "Wed, 15 Nov 2023 22:13:30", -1, -1, "a date without GMT is unreadable" },
+    { "Wed, 15 Xyz 2023 22:13:30 GMT", -1, -1, "an unknown month is unreadable" },
+    { "Wed, 15 ovD 2023 22:13:30 GMT", -1, -1, "a month name across two months is unreadable" },
+    { "Wed, 32 Nov 2023 22:13:30 GMT", -1, -1, "day 32 is unreadable" },
+    { "Wed, 15 Nov 2023 24:13:30 GMT", -1, -1, "hour 24 is unreadable" },
+    { "Wed, 15 Nov 2023 22:13:30 GMT x", -1, -1, "a date with more after it is unreadable" },
+    { "tomorrow", -1, -1, "a word is unreadable" },
   };
   size_t i;
   char longv[3000];
   double d;
   for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char detail[100];
-    d = sv_parse_retry_after(cases[i].v, 1.7e9);
+    d = sv_parse_retry_after(cases[i].v, strstr(cases[i].v, "2023") || strstr(cases[i].v, "-23 ") ? 1700086400.0 : 1.7e9);
     snprintf(detail, sizeof detail, "got %g", d);
     ok(isfinite(d) && d >= cases[i].lo && d <= cases[i].hi, cases[i].name, detail);
   }

@@ -37,7 +37,7 @@
 --                                   then rename), where the transport's host
 --                                   would rather not wait for the disk
 --
--- Two implementations: libcurl's multi interface in the C core (core.curl),
+-- Two implementations: libcurl's multi interface in C (starvideos.curl),
 -- and inside nginx one on nginx's own sockets (transport/ngx.lua), so that a
 -- client waiting there yields the worker.  A transport written in Lua reads its
 -- answers with core.verdict(op, status, body, retry_after, tr, message, bytes,
@@ -72,7 +72,10 @@ function T.new(cfg)
     end
     return require("starvideos.transport.ngx").new(cfg)
   end
-  return core.curl { api_key = cfg.api_key, ca_file = cfg.ca_file, user_agent = cfg.user_agent,
+  -- libcurl's transport: its own C module, loaded with the first client (core.curl
+  -- in the static library, which has it compiled in)
+  local curl = core.curl or require("starvideos.curl").new
+  return curl { api_key = cfg.api_key, ca_file = cfg.ca_file, user_agent = cfg.user_agent,
     connect_timeout = cfg.connect_timeout, max_connections = cfg.max_connections }
 end
 
