@@ -67,6 +67,24 @@ describe("schedule arithmetic", function()
     assert.are.equal(30, s:delay("videos_fast|5|", "videos_fast", 0))
   end)
 
+  it("falls back to the fixed interval where the spread is too wide to use, and plans in bounded time", function()
+    for _, pair in ipairs { { 20, 600 }, { 10, 10000 }, { 2, 9e6 } } do
+      local s = Schedule.new { interval = 30, min_interval = 5 }
+      for _ = 1, 3 do s:learn("k", "m", pair[1], 1); s:learn("k", "m", pair[2], 1) end
+      local p = s:plan("k", "m")
+      assert.is_true(p.lag <= p.fixed_lag + 1e-9, "never worse than the fixed interval on its own estimate")
+      assert.is_true(#p.ages <= 7 * 86400 / 5 + 1, "a week's horizon at most")
+      local d = s:delay("k", "m", 0)
+      assert.is_true(d >= 5 and d <= 600, "a first poll within reason: " .. d)
+    end
+  end)
+
+  it("keeps an interval reaching down to 0 as an interval", function()
+    local s = Schedule.new { interval = 30, min_interval = 5 }
+    s:learn("k", "m", 15.000000000000002, 15.000000000000004) -- rounding made half > seconds
+    assert.is_nil(s.kinds.k.lo[1]) -- open below: it may have been done at once
+  end)
+
   it("ignores samples that are not durations", function()
     local s = Schedule.new { interval = 30, min_interval = 5 }
     for _ = 1, 10 do s:learn("k", "m", 0 / 0) s:learn("k", "m", -1) s:learn("k", "m", "100") end
@@ -184,6 +202,21 @@ describe("the client's learned schedule", function()
   it("starts from the journal's tasks: a new client polls its first tasks the learned way", function()
     assert.is_true(batch(client(), 4) >= 1.5)
     assert.are.equal(0, (batch(client { journal = dir .. "/j.jsonl" }, 4)))
+  end)
+
+  it("files the journal's tasks under the same kind as live ones (a duration read back as 5.0 is 5)", function()
+    local j = dir .. "/kinds.jsonl"
+    local f = assert(io.open(j, "w"))
+    for i = 1, Schedule.MIN_SAMPLES do
+      f:write(string.format('{"event":"created","id":"t%d","model":"videos","duration":5.0,"resolution":"720p",'
+        .. '"time":1}\n{"event":"status","id":"t%d","status":"completed","took":100,"within":1,"time":2}\n', i, i))
+    end
+    f:close()
+    local c = client { journal = j }
+    local kind = require("starvideos.job").kind_of("videos", 5, "720p")
+    assert.are.equal("videos|5|720p", kind)
+    assert.is_truthy(c:_scheduler():estimate(kind))
+    c:close()
   end)
 
   it("keeps a fixed interval when one is given", function()

@@ -4,6 +4,7 @@
 
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
+local core = require "starvideos.core"
 
 local jit = rawget(_G, "jit")
 
@@ -95,7 +96,7 @@ describe("step(0) with tasks waiting and nothing due", function()
       local n = 0
       for _ in pairs(client._inflight) do n = n + 1 end
       if n > most then most = n end
-      if n == 0 and not client._queue[client._qhead] then break end
+      if n == 0 and client._qtail < client._qhead then break end
       client:step(0.01)
     end
     assert.is_true(most <= 8, "at most 4 * max_connections handed to the transport, saw " .. most)
@@ -106,5 +107,69 @@ describe("step(0) with tasks waiting and nothing due", function()
     end
     assert.are.equal(300, polls) -- every task polled once
     client:close()
+  end)
+end)
+
+describe("the client's queue of requests waiting for a connection", function()
+  local emu
+  setup(function() emu = helper.emulator { queued = 0, processing = 0.3 } end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:clear_faults() end)
+
+  local function client(opts)
+    local o = { api_key = emu.key, base_url = emu.url, requests_per_second = 1e6, max_connections = 1,
+      retry_backoff = 0.01 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return starvideos.new(o)
+  end
+
+  it("loses no request however often it fills and drains (40 tasks, 4 exchanges at once)", function()
+    local c = client()
+    local ids = {}
+    for i = 1, 40 do ids[i] = assert(c:create { model = "videos", prompt = "q " .. i, duration = 5 }).id end
+    local res = c:wait_all(ids, { interval = 0.05, timeout = 20 })
+    for i, r in ipairs(res) do
+      assert.is_truthy(r.task, "task " .. i .. ": " .. tostring(r.err))
+      assert.are.equal("completed", r.task.status)
+    end
+    assert.are.equal(0, c._sending)
+    c:close()
+  end)
+
+  it("ends a wait at its deadline while its poll still waits in the queue", function()
+    local c = client()
+    local task = assert(c:create { model = "videos", prompt = "deadline", duration = 5 })
+    emu:fault { method = "GET", delay = 3, count = 4 }
+    for _ = 1, 4 do c:watch(task.id, { interval = 3600 }) end -- they hold the 4 places for 3 s
+    c:step(0)
+    local t0 = core.now()
+    local got, err = c:wait(task.id, { timeout = 0.3 })
+    assert.is_nil(got)
+    assert.are.equal("timeout", err.kind)
+    assert.is_true(core.now() - t0 < 2.5, "the wait ended before the held exchanges did")
+    c:close()
+  end)
+
+  it("cancels a job whose create never left the queue: nothing sent, the journal says abandoned", function()
+    local dir = helper.tmpdir()
+    local c = client { journal = dir .. "/j.jsonl" }
+    local task = assert(c:create { model = "videos", prompt = "hold", duration = 5 })
+    emu:clear()
+    emu:fault { method = "GET", delay = 1, count = 4 }
+    for _ = 1, 4 do c:watch(task.id, { interval = 3600 }) end
+    c:step(0)
+    local job = assert(c:start { model = "videos", prompt = "never sent", duration = 5 })
+    c:step(0)
+    job:cancel()
+    assert.is_true(job.done)
+    assert.are.equal("cancelled", job.state)
+    assert.matches("never sent", job.err.message)
+    c:step(1.5)
+    for _, r in ipairs(emu:requests()) do assert.are_not.equal("POST", r.method) end
+    local text = helper.read_file(dir .. "/j.jsonl")
+    assert.matches('"event":"abandoned"', text)
+    assert.are.same({}, assert(c:pending()))
+    c:close()
+    helper.cleanup()
   end)
 end)

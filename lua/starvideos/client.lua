@@ -38,7 +38,7 @@ function Client.new(opts)
     cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, sleep = cfg.sleep, on_event = cfg.on_event,
     has_key = cfg.api_key ~= nil,
     _inflight = {}, _downloads = {}, _timers = {}, _finished = {}, _budget = nil, _commits = {},
-    _sending = 0, _queue = {}, _qhead = 1, _max_sending = 4 * cfg.max_connections,
+    _sending = 0, _queue = {}, _qhead = 1, _qtail = 0, _max_sending = 4 * cfg.max_connections,
   }, Client)
   -- the key lives in the transport only: never in a table a user might print
   self.transport = cfg.transport or transport.new(cfg)
@@ -107,11 +107,16 @@ end
 -- At most 4 * max_connections exchanges are handed to the transport at once;
 -- the requests beyond wait here in order, so thousands of polls falling due
 -- together cost a queue entry each, not a transport's buffers each.  A request
--- that waited is sent (req:send again) as soon as an exchange finishes.
+-- that waited is sent (req:send again) as soon as an exchange finishes; one
+-- with a deadline is looked at again then (a timer), so waiting never outlasts it.
 function Client:_admit(req)
   if self._sending < self._max_sending then return true end
-  local q = self._queue
-  q[#q + 1] = req
+  if not req.queued then
+    req.queued = true
+    local tail = self._qtail + 1
+    self._queue[tail], self._qtail = req, tail
+    if req.deadline then self:_at(req.deadline, req) end
+  end
   return false
 end
 
@@ -130,14 +135,15 @@ end
 -- Send the waiting requests there is room for.
 function Client:_unqueue()
   local q, i = self._queue, self._qhead
-  while q[i] and self._sending < self._max_sending do
+  while i <= self._qtail and self._sending < self._max_sending do
     local req = q[i]
     q[i] = nil
     i = i + 1
     self._qhead = i
+    req.queued = nil
     if not req.done and not req.handle then req:send(now()) end
   end
-  if not q[i] then self._queue, self._qhead = {}, 1 end
+  if i > self._qtail then self._qhead, self._qtail = 1, 0 end
 end
 
 -- Everything that is ready, without waiting: timers that fell due, network work,
@@ -166,7 +172,7 @@ function Client:_tick()
     end
     x = tr:finished()
   end
-  if self._queue[self._qhead] then self:_unqueue() end
+  if self._qtail >= self._qhead then self:_unqueue() end
   if next(self._downloads) then
     for req in pairs(self._downloads) do
       if req.handle then req.owner:_progress(tr:progress(req.handle)) end

@@ -70,6 +70,7 @@ end
 -- The key of a kind of task in the learned schedule (schedule.lua).
 local function kind_of(model, duration, resolution)
   if type(model) ~= "string" then return nil end
+  if type(duration) == "number" then duration = string_format("%.14g", duration) end
   return model .. "|" .. tostring(duration or "") .. "|" .. tostring(resolution or "")
 end
 Job.kind_of = kind_of
@@ -118,7 +119,7 @@ function Job:_origin(task, t)
   if born then self.origin = born; return end
   local created = task.created
   if type(created) == "number" and created > 0 then
-    self.origin, self.coarse = t - math_max(0, os_time() - created), 0.5
+    self.origin, self.coarse = t - math_max(0, os_time() - created), 1 -- two whole-second clocks
   end
 end
 
@@ -319,7 +320,15 @@ end
 -- cancelled once its answer is in, with the task recorded.
 function Job:cancel()
   if self.done then return end
-  if self.req and self.state == "creating" then self.cancelled = true; return end
+  if self.req and self.state == "creating" then
+    if not self.req.queued then self.cancelled = true; return end
+    -- still in the client's queue: never sent, so surely nothing was created
+    self.req:cancel()
+    self.req = nil
+    self.client:_journal_failed({}, self.params, self.local_id)
+    self.state = "cancelled"
+    return self:_finish(new_error("io", "the job was cancelled (its create was never sent)"))
+  end
   if self.req then self.req:cancel(); self.req = nil end
   self.state = "cancelled"
   self:_finish(new_error("io", "the job was cancelled"))

@@ -28,6 +28,7 @@ S.__index = S
 S.MIN_SAMPLES = 5   -- until a kind has this many, the fixed interval
 S.KEEP = 200        -- samples kept per kind (the newest)
 S.MARGIN = 0.96     -- a plan's expected polls, as a share of the fixed interval's
+S.HORIZON = 7 * 86400 -- a plan reaches no further (seconds)
 local SQRT2PI = math_sqrt(2 * math.pi)
 local MIN_SIGMA = 0.02
 
@@ -97,8 +98,8 @@ end
 -- walked in small steps up to tmax.
 local function density_plan(d, lambda, m, tmax)
   local ts, t, acc, last = {}, 0, 0, 0
-  local dt = math_max(m / 4, tmax / 400)
   while t < tmax do
+    local dt = math_max(m / 4, t / 50) -- finer early, coarser late: the density is smooth in log-time
     local mid = t + dt / 2
     local f = d.f(mid)
     local gap = f > 0 and math_sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax
@@ -118,7 +119,9 @@ end
 -- polls and lag of it and of fixed polling (for the tests and the bench).
 function S.make_plan(mu, sigma, interval, m)
   local d = lognormal(mu, sigma)
-  local tmax = math_exp(mu + 3.5 * sigma)
+  -- to where almost every task has finished, and never past a week (the fixed
+  -- schedule is written out up to there)
+  local tmax = math_min(math_exp(mu + 3.5 * sigma), math_max(S.HORIZON, 4 * interval))
   local fixed_polls, fixed_lag = S.evaluate(d, S.fixed_plan(interval, tmax))
   -- the smallest lambda (densest polls) whose expected polls stay within the
   -- fixed schedule's, less a margin for the estimate's own error
@@ -133,6 +136,10 @@ function S.make_plan(mu, sigma, interval, m)
   end
   best = best or S.fixed_plan(interval, tmax)
   local polls, lag = S.evaluate(d, best)
+  if lag > fixed_lag then -- a spread the plan cannot use: the fixed schedule
+    best = S.fixed_plan(interval, tmax)
+    polls, lag = fixed_polls, fixed_lag
+  end
   return { ages = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag,
     mu = mu, sigma = sigma }
 end
@@ -145,7 +152,8 @@ end
 -- A task of `kind` (and `model`) took `seconds`, known to within +-`half`.
 function S:learn(kind, model, seconds, half)
   if type(seconds) ~= "number" or not (seconds > 0 and seconds < 1e7) then return end
-  half = (type(half) == "number" and half >= 0 and half <= seconds) and half or 0
+  if type(half) ~= "number" or half ~= half or half < 0 then half = 0 end
+  if half > seconds then half = seconds end -- it may have been done at once
   local keys = { kind, model }
   for i = 1, 2 do
     local key = keys[i]
