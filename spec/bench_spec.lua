@@ -83,8 +83,7 @@ describe("make bench's runner, quick", function()
     committed = helper.read_file(root .. "/bench/RESULTS.md")
     -- as a user runs it: the plain build, not `make check`'s sanitizer settings;
     -- make without the MAKEFLAGS of a make that may be running this suite
-    local env = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u TSAN_OPTIONS -u MAKEFLAGS -u MFLAGS "
-      .. "-u MAKELEVEL "
+    local env = helper.UNINSTRUMENTED .. "-u MAKEFLAGS -u MFLAGS -u MAKELEVEL "
     local built, bok = helper.capture(env .. "make --no-print-directory -C " .. q(root) .. " bench-tools 2>&1")
     assert(bok, "make bench-tools failed:\n" .. built)
     out, ok, code = helper.capture(env .. "BENCH_QUICK=1 BENCH_RESULTS=" .. q(results)
@@ -146,8 +145,7 @@ describe("make bench's runner, quick", function()
     assert.truthy(out:find("nginx stopped (pid " .. pid .. ")", 1, true), out)
     local cmdline = helper.read_file("/proc/" .. pid .. "/cmdline")
     assert.is_falsy(cmdline and cmdline:find(prefix, 1, true), "nginx " .. pid .. " is still running")
-    -- ps as a user runs it: an uninstrumented program hangs under make check's preloaded ASan runtime
-    local ps = helper.capture("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS ps -eo pid,args")
+    local ps = helper.capture(helper.UNINSTRUMENTED .. "ps -eo pid,args")
     assert.is_falsy(ps:find(prefix, 1, true), "a process still names " .. prefix .. ":\n" .. ps)
     assert.is_falsy(helper.exists(prefix .. "/nginx.conf"), prefix .. " is still there")
   end)

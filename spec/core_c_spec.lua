@@ -6,7 +6,7 @@ describe("the C core tested from C", function()
   local bin = helper.root .. "/build/test_core"
   -- (without a preloaded sanitizer runtime: `make check` preloads ASan for the Lua
   -- VM, and this binary is not instrumented; check runs an ASan build of it itself)
-  local out, _, code = helper.capture("env -u LD_PRELOAD " .. helper.shell_quote(bin) .. " 2>&1")
+  local out, _, code = helper.capture(helper.UNINSTRUMENTED .. helper.shell_quote(bin) .. " 2>&1")
   local lines = {}
   for line in out:gmatch("[^\n]+") do
     local status, rest = line:match("^(n?o?t? ?ok) %d+ %- (.*)$")

@@ -19,7 +19,7 @@ local RUNS = 5 -- the 300 MB run, at most: see "no frame's step(0)" below
 -- sanitizer reports to its log folder: the host, valgrind and ThreadSanitizer
 -- must not inherit them (they test the static library, and report here).
 local function sh(cmd)
-  return helper.capture("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u TSAN_OPTIONS sh -c "
+  return helper.capture(helper.UNINSTRUMENTED .. "sh -c "
     .. shell_quote(cmd) .. " 2>&1")
 end
 
@@ -34,13 +34,7 @@ local function parse(out)
   return r
 end
 
-local function file_size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+local file_size = helper.file_size
 
 local function host(args)
   return sh("STARVIDEOS_API_KEY=" .. KEY .. " " .. shell_quote(root .. "/build/embed/host") .. " " .. args)

@@ -70,6 +70,21 @@ function helper.exists(path)
   return f ~= nil
 end
 
+-- The size of a file in bytes, or nil when it cannot be opened.
+function helper.file_size(path)
+  local f = io_open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+-- Put before a command that runs a program not built with the sanitizers:
+-- `make check` preloads the ASan runtime into the suite (for its instrumented
+-- core.so) and sends reports to its log folder; an uninstrumented program must
+-- inherit neither (one hangs at exit under the preloaded runtime).
+helper.UNINSTRUMENTED = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u TSAN_OPTIONS "
+
 function helper.write_file(path, text)
   local f = assert(io_open(path, "wb"))
   f:write(text)

@@ -65,7 +65,7 @@ local function plain(s) return (s:gsub("%p", "%%%0")) end
 
 -- nginx and curl run nothing instrumented: make check's preloaded ASan runtime
 -- would only slow nginx, and hangs curl.
-local UNINSTRUMENTED = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+local UNINSTRUMENTED = helper.UNINSTRUMENTED
 
 -- The example's configuration with the spec's port, paths and extra locations.
 local function nginx_conf(dir, port, tls1, tls2)

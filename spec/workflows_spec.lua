@@ -21,13 +21,7 @@ local function exists(path)
   return false
 end
 
-local function file_size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+local file_size = helper.file_size
 
 -- The names in a directory, sorted (hidden ones included).
 local function listing(dir)

@@ -159,8 +159,9 @@ function Job:_finish(err)
 end
 
 -- A task answer arrived (create or poll).  The journal's "created" line stands
--- for the create's own status; polls record each change.
-function Job:_seen(task, created)
+-- for the create's own status; polls record each change (a completion with how
+-- long the task took, when that is known: took, within).
+function Job:_seen(task, created, took, within)
   self.task, self.id = task, task.id
   local changed = task.status ~= self.status
   self.status = task.status
@@ -169,8 +170,7 @@ function Job:_seen(task, created)
     -- no event or record is made for nobody: no listener, no journal
     if client.on_event then client:_emit(self:_event("status")) end
     if not created and client.journal then
-      client:_journal { event = "status", id = self.id, status = task.status, took = self.took,
-        within = self.took_within }
+      client:_journal { event = "status", id = self.id, status = task.status, took = took, within = within }
     end
   end
   if self.on_progress then self.on_progress(self:_event("status")) end
@@ -243,12 +243,13 @@ function Job:_answer(req, t)
       return client:_at(math_min(self:_next_poll(t), self.deadline), self)
     end
     self:_origin(task, t)
+    local took, within
     if task.status == "completed" and self.status ~= "completed" then
-      self.took, self.took_within = self:_took(t)
+      took, within = self:_took(t)
     elseif task.status ~= "completed" and task.status ~= "failed" then
       self.unfinished_at = t
     end
-    self:_seen(task)
+    self:_seen(task, nil, took, within)
     if self.goal == "queried" then return self:_finish() end
     if task.status == "completed" then
       if not self.out then return self:_finish() end
