@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.." || exit 1
 logdir=$(mktemp -d /tmp/starvideos-test-all.XXXXXX) || exit 1
 trap 'rm -rf "$logdir"' EXIT
 results=""
+failures=""
 total_passed=0
 total_failed=0
 status=0
@@ -56,7 +57,14 @@ for vm in "$@"; do
       line="$line (busted exited ${code:-?})"
     fi
   fi
-  [ "$failed" -gt 0 ] && status=1
+  if [ "$failed" -gt 0 ]; then
+    status=1
+    # name each failed test again at the end, where a CI log's tail shows it
+    failures="$failures$(sed 's/\x1b\[[0-9;]*m//g' "$log" |
+      awk -v vm="$vm" '/^(Failure|Error) (→|->) / { n = 4; print vm ": " $0; next }
+                       n > 0 { n--; if ($0 != "") print vm ":   " $0 }' | head -n 60)
+"
+  fi
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
   results="$results$line
@@ -70,6 +78,10 @@ if [ "${LINT_RESULT:-}" = failed ]; then
   status=1
 fi
 
+if [ -n "$(printf '%s' "$failures" | tr -d '\n')" ]; then
+  echo "==== failed tests"
+  printf '%s' "$failures"
+fi
 echo "==== all VMs"
 printf '%s' "$results"
 echo "$total_passed passed, $total_failed failed"
