@@ -454,7 +454,7 @@ describe("starvideos inside nginx", function()
     end)
   end)
 
-  it("20 concurrent generates against slow answers leave the worker answering in under 10 ms", function()
+  it("20 concurrent generates against slow answers leave the worker answering: 95% of pings under 10 ms, none held by an answer", function()
     emu:reset()
     emu:fault { delay = 0.4, count = 100000 } -- every answer, the video's too
     -- one curl, 20 transfers at once: the load is nginx's, not the machine's
@@ -467,7 +467,7 @@ describe("starvideos inside nginx", function()
     assert(helper.execute(str_format("( %scurl -s -m 120 -Z --parallel-immediate --parallel-max 20 %s; touch %s ) "
       .. ">/dev/null 2>&1 &", UNINSTRUMENTED, table.concat(args, " "), q(done))))
     local ping, close = pinger(port.http)
-    local worst, pings, t0 = 0, 0, gettime()
+    local worst, pings, t0, times = 0, 0, gettime(), {}
     assert.equal(200, select(2, request(port.http, "/lag?start=1")))
     local lag
     finally(function() lag = lag or tonumber((request(port.http, "/lag"))) end) -- the timer stops
@@ -478,6 +478,7 @@ describe("starvideos inside nginx", function()
       pings = pings + 1
       if VERBOSE then io.stderr:write(str_format("  /ping at %.3f s: %.2f ms\n", gettime() - t0, dt * 1000)) end
       if dt > worst then worst = dt end
+      times[#times + 1] = dt
       helper.sleep(0.05)
     end
     collectgarbage("restart")
@@ -500,8 +501,13 @@ describe("starvideos inside nginx", function()
       assert.is_true(helper.read_file(task.path) == reference, "video " .. i .. " is not the emulator's")
     end
     assert.is_true(pings >= 20, "only " .. pings .. " pings")
-    assert.is_true(worst < 0.010, str_format("a /ping took %.1f ms (the worker's loop was at most %.0f ms late)",
-      worst * 1000, lag * 1000))
+    -- a worker held by an exchange would keep a /ping for the answer's 0.4 s
+    -- delay; one ping in twenty may meet the machine's own hiccups (a VM's steal)
+    table.sort(times)
+    local p95 = times[math.ceil(#times * 0.95)]
+    assert.is_true(p95 < 0.010, str_format("95%% of the pings took up to %.1f ms, the worst %.1f ms (the worker's "
+      .. "loop was at most %.0f ms late)", p95 * 1000, worst * 1000, lag * 1000))
+    assert.is_true(worst < 0.2, str_format("a /ping took %.1f ms: the worker was held", worst * 1000))
     -- keep-alive for polls and downloads, never for a create
     local seen, reused = {}, 0
     for _, r in ipairs(emu:requests()) do
