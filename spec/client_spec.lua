@@ -602,6 +602,122 @@ describe("retries", function()
     end)
   end)
 
+  -- A client with no listener, journal or sleep sends a lone query at once,
+  -- without a job (client.lua, query_at_once); a first attempt that fails goes
+  -- on in a job with that attempt spent.  The same rules, counted by what the
+  -- server saw.
+  describe("of a query sent at once (no listener, no journal)", function()
+    local Job = require "starvideos.job"
+    local plain = function(opts)
+      local o = { api_key = emu.key, base_url = emu.url, retry_backoff = 0.01 }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      return starvideos.new(o)
+    end
+    local function jobs_made(f)
+      local new, n = Job.new, 0
+      Job.new = function(...) n = n + 1; return new(...) end
+      local ok, e = pcall(f)
+      Job.new = new
+      assert(ok, e)
+      return n
+    end
+    local function count_gets(task_id)
+      local n = 0
+      for _, r in ipairs(logged(emu, "GET")) do if r.path:find(task_id, 1, true) then n = n + 1 end end
+      return n
+    end
+    local id
+    before_each(function()
+      id = assert(plain():create(cat())).id
+      emu:clear()
+    end)
+
+    it("makes no job when the answer is good, and one when there is a listener or a journal", function()
+      local c = plain()
+      local task
+      assert.equal(0, jobs_made(function() task = assert(c:query(id)) end))
+      assert.equal(id, task.id)
+      assert.equal(1, #logged(emu))
+      local heard = plain { on_event = function() end }
+      assert.equal(1, jobs_made(function() assert(heard:query(id)) end))
+      local journalled = plain { journal = helper.tmpdir() .. "/q.jsonl" }
+      assert.equal(1, jobs_made(function() assert(journalled:query(id)) end))
+    end)
+
+    it("goes through two 503s in a job, the first attempt counted", function()
+      local c = plain()
+      emu:fault { method = "GET", path = "/v1/result/", status = 503, count = 2 }
+      local task
+      assert.equal(1, jobs_made(function() task = assert(c:query(id)) end))
+      assert.equal(id, task.id)
+      assert.equal(3, #logged(emu))
+    end)
+
+    it("gives up after max_retries, the first attempt counted", function()
+      local c = plain()
+      emu:fault { method = "GET", status = 503, count = 10 }
+      local task, err = c:query(id)
+      assert.is_nil(task)
+      assert.equal("server", err.kind)
+      assert.equal(503, err.status)
+      assert.equal(id, err.id)
+      assert.equal(3, #logged(emu))
+      emu:clear()
+      local _, err0 = plain({ max_retries = 0 }):query(id)
+      assert.equal("server", err0.kind)
+      assert.equal(1, #logged(emu))
+    end)
+
+    it("honours Retry-After after a 429", function()
+      local c = plain()
+      emu:fault { method = "GET", status = 429, headers = { ["Retry-After"] = "1" } }
+      local t0 = gettime()
+      assert.equal(id, assert(c:query(id)).id)
+      local elapsed = gettime() - t0
+      assert.equal(2, #logged(emu))
+      assert.is_true(elapsed >= 0.9 and elapsed < 5, "retried after " .. elapsed .. " s")
+    end)
+
+    it("goes through a dropped connection, and stops at once on a 404 and on an answer that is no task", function()
+      local c = plain()
+      emu:fault { method = "GET", drop = true }
+      assert.equal(id, assert(c:query(id)).id)
+      assert.equal(2, #logged(emu))
+      emu:clear()
+      local task, err = c:query("video_videos_missing")
+      assert.is_nil(task)
+      assert.equal("not_found", err.kind)
+      assert.equal(1, #logged(emu))
+      emu:clear()
+      emu:fault { method = "GET", status = 200, body = '{"object":"video"}' }
+      task, err = c:query(id)
+      assert.is_nil(task)
+      assert.equal("protocol", err.kind)
+      assert.equal(1, #logged(emu))
+    end)
+
+    it("leaves a query to the drive loop while a watched task waits, which it moves on too", function()
+      local c = plain()
+      local fresh = assert(c:create(cat())).id -- queued for 0.2 s, then 0.2 s processing
+      local job = assert(c:watch(fresh, { interval = 0.05, timeout = 20 }))
+      c:step(0)
+      assert.equal(1, jobs_made(function() assert(c:query(id)) end))
+      local t0 = gettime()
+      while not job.done and gettime() - t0 < 10 do c:query(id) end
+      assert.is_true(job.done, "the watched task was not moved on by queries")
+      assert.equal("completed", job.status)
+      assert.is_true(count_gets(fresh) >= 3, "the watched task was polled " .. count_gets(fresh) .. " times")
+    end)
+
+    it("honours the request budget: the second query of a 1-per-second client waits for its token", function()
+      local c = plain { requests_per_second = 1 }
+      assert(c:query(id))
+      local t0 = gettime()
+      assert.equal(1, jobs_made(function() assert(c:query(id)) end))
+      assert.is_true(gettime() - t0 >= 0.8, "the budget was not kept: " .. (gettime() - t0) .. " s")
+    end)
+  end)
+
   describe("of a create", function()
     it("never resend it after a 500: one request, maybe_created, kind server", function()
       local client = new_client(emu)

@@ -67,6 +67,8 @@ local function decode_task(body, op)
   return nil, err
 end
 
+Job.decode_task = decode_task
+
 -- The key of a kind of task in the learned schedule (schedule.lua).
 local function kind_of(model, duration, resolution)
   if type(model) ~= "string" then return nil end
@@ -182,6 +184,15 @@ function Job:_send(op, spec, t)
   local req = Request.new(self.client, self, spec)
   self.req = req
   req:send(t or now())
+end
+
+-- A query whose first attempt the client made at once (client.lua) and that
+-- failed: its request takes over from there, that attempt spent, so retries,
+-- backoff and the answer's reading are the same as for any poll.
+function Job:_first_attempt(url, path, started, t, err, tr)
+  local req = Request.new(self.client, self, { op = "query", url = url, path = path, auth = true })
+  self.req, req.attempt, req.sent, req.started = req, 1, true, started
+  req:outcome(t, nil, err, tr)
 end
 
 function Job:_poll(t)

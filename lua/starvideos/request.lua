@@ -79,9 +79,16 @@ end
 
 -- The transport says our exchange finished.
 function Request:finished(t)
-  local client, cfg = self.client, self.client.cfg
-  local body, err, tr, bytes, total = client.transport:result(self.handle)
+  local h = self.handle
   self.handle = nil
+  return self:outcome(t, self.client.transport:result(h))
+end
+
+-- An attempt's verdict (transport:result's values): the request is done, or
+-- tried again after a delay.  Also where a query the client sent at once
+-- (client.lua) hands over an attempt that failed.
+function Request:outcome(t, body, err, tr, bytes, total)
+  local client, cfg = self.client, self.client.cfg
   if self.op == "download" then self.bytes, self.total = bytes, total end
   if (tr == "none" or body) and client.on_event then
     client:_emit { type = "response", request = self.id, attempt = self.attempt, method = METHOD[self.op],
