@@ -267,6 +267,45 @@ static int l_task_id(lua_State *L) {
   return 1;
 }
 
+/* A decoded answer made plain, in place, the way a task is promised to look:
+   lua-cjson's null (a NULL light userdata) removed, and on 5.3 and later a
+   float that holds a whole number made an integer (lua-cjson decodes every
+   number as a float).  Nested tables too, to depth 64.  Replacing or clearing
+   the value of the key lua_next stands on is allowed during the walk. */
+static void clean_table(lua_State *L, int t, int depth) {
+  luaL_checkstack(L, 4, "starvideos: clean");
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int tv = lua_type(L, -1);
+    if (tv == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
+      lua_pushvalue(L, -2);
+      lua_pushnil(L);
+      lua_rawset(L, t);
+#if LUA_VERSION_NUM >= 503
+    } else if (tv == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+      int whole = 0;
+      lua_Integer i = lua_tointegerx(L, -1, &whole);
+      if (whole) {
+        lua_pushvalue(L, -2);
+        lua_pushinteger(L, i);
+        lua_rawset(L, t);
+      }
+#endif
+    } else if (tv == LUA_TTABLE && depth < 64) {
+      clean_table(L, lua_gettop(L), depth + 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* clean(t) -> t */
+static int l_clean(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  clean_table(L, 1, 0);
+  return 1;
+}
+
 static const char *const op_names[] = { "create", "query", "download", NULL };
 static const char *const tr_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
@@ -736,7 +775,7 @@ static const luaL_Reg commit_methods[] = {
 
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
-  { "verdict", l_verdict }, { "task_id", l_task_id }, { "retry", l_retry },
+  { "verdict", l_verdict }, { "task_id", l_task_id }, { "clean", l_clean }, { "retry", l_retry },
 #ifndef SV_NO_CURL
   { "curl", l_curl },
 #endif

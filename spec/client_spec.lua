@@ -175,6 +175,36 @@ describe("client:create", function()
     assert_no_null(task)
   end)
 
+  it("gives whole numbers as integers on 5.3+, nulls at any depth as nil (core.clean, in place)", function()
+    local core = require "starvideos.core"
+    local cj = require "cjson"
+    local t = cj.decode('{"id":"t","created":1732252800,"n":5,"half":2.5,"big":1e300,"neg":-7,'
+      .. '"e":null,"nested":{"a":null,"b":3,"list":[1,null,2.25,{"deep":null,"x":0}]}}')
+    assert.equal(t, core.clean(t))
+    assert.is_nil(rawget(t, "e"))
+    assert.is_nil(rawget(t.nested, "a"))
+    assert.is_nil(t.nested.list[2])
+    assert.is_nil(rawget(t.nested.list[4], "deep"))
+    assert_no_null(t)
+    assert.equal(2.5, t.half)
+    assert.equal(2.25, t.nested.list[3])
+    assert.equal(1e300, t.big)
+    if helper.integers then
+      assert.equal("1732252800", tostring(t.created))
+      for _, v in ipairs { t.created, t.n, t.neg, t.nested.b, t.nested.list[1], t.nested.list[4].x } do
+        assert.equal("integer", math.type(v)) -- luacheck: ignore 143
+      end
+      assert.equal("float", math.type(t.half)) -- luacheck: ignore 143
+      assert.equal("float", math.type(t.big)) -- luacheck: ignore 143
+    end
+    assert.has_error(function() core.clean("not a table") end)
+    -- and on a real answer: the emulator's created is a whole number of seconds
+    local client = new_client(emu)
+    local task = assert(client:query(assert(client:create(cat())).id))
+    if helper.integers then assert.equal("integer", math.type(task.created)) end -- luacheck: ignore 143
+    assert.equal(tostring(math.floor(task.created)), tostring(task.created))
+  end)
+
   it("reports request and response events with method, path and status", function()
     local client = new_client(emu)
     assert(client:create(cat()))

@@ -6,6 +6,9 @@
 --                             options.extra_json(params) + core.build_create(params, extra)
 --   cg_child.lua answer N     reading one query answer as the client does it:
 --                             core.verdict("query", 200, body, ...) + job.lua's decode_task
+--   cg_child.lua query N URL  client:query(id) against the runner's nginx at URL
+--   cg_child.lua floor N URL  the same exchange on the client's transport alone,
+--                             decoded by decode_task: what is left without the client
 local mode, n = arg[1], tonumber(arg[2])
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
@@ -18,21 +21,12 @@ local body = '{"id":"task_01JD6Z8ZQ3W4Y5X6V7B8N9M0KP","object":"video","created"
   '"model":"videos","status":"completed","video_url":"http://127.0.0.1:8080/video.bin?expires=1732339200' ..
   '&signature=9f2c4e1a7b3d5f60","actualDuration":5,"error":null}'
 
--- job.lua's own decoder (a local function there), found among the upvalues of
--- Job:_answer: the bench measures the code the client runs, not a copy.
+-- job.lua's own decoder: the bench measures the code the client runs, not a copy.
 local function job_decoder()
-  local Job = require "starvideos.job"
-  local i = 1
-  while true do
-    local name, value = debug.getupvalue(Job._answer, i)
-    if name == nil then break end
-    if name == "decode_task" then return value end
-    i = i + 1
-  end
-  error("job.lua's decode_task is not an upvalue of Job._answer any more: bench/lib/cg_child.lua needs updating")
+  return (assert(require("starvideos.job").decode_task, "job.lua exports no decode_task: update cg_child.lua"))
 end
 
-local op
+local op, client -- the client stays referenced: collected, it would close its transport
 if mode == "validate" then
   local validate = starvideos.validate
   op = function() assert(validate(params)) end
@@ -47,8 +41,28 @@ elseif mode == "answer" then
     local task = assert(decode_task(text, "query"))
     assert(task.status == "completed")
   end
+elseif mode == "query" or mode == "floor" then
+  -- a whole query against the runner's nginx (URL in arg[3]): client:query(id),
+  -- or the floor under it: the client's own transport and decoder, no client
+  -- logic (send, poll until finished, result, decode_task)
+  local base = assert(arg[3], "cg_child.lua query|floor N BASE_URL")
+  client = starvideos.new { api_key = "sk-bench", base_url = base, requests_per_second = 1e6 }
+  if mode == "query" then
+    op = function() assert(assert(client:query("task_0001")).status == "completed") end
+  else
+    local tr, decode_task = client.transport, job_decoder()
+    local r = { op = "query", url = base .. "/v1/result/task_0001", auth = true, max_body = 1048576, timeout = 30 }
+    op = function()
+      local h = assert(tr:send(r))
+      local x
+      repeat tr:poll(1); x = tr:finished() until x
+      assert(x == h)
+      local task = assert(decode_task(assert(tr:result(h)), "query"))
+      assert(task.status == "completed")
+    end
+  end
 else
-  error("usage: cg_child.lua validate|build|answer N")
+  error("usage: cg_child.lua validate|build|answer|query|floor N [BASE_URL]")
 end
 assert(n and n >= 0, "N")
 op() -- the first call's one-time work (caches, interning) is startup, not per call

@@ -12,13 +12,11 @@ local cjson = require("cjson.safe").new()
 local options = require "starvideos.options"
 local Request = require "starvideos.request"
 
-local type, pairs, next, tostring, setmetatable, math_min, math_max, string_format, os_time =
-  type, pairs, next, tostring, setmetatable, math.min, math.max, string.format, os.time
-local math_tointeger = rawget(math, "tointeger") -- nil before 5.3: every number is a float there
+local type, pairs, tostring, setmetatable, math_min, math_max, string_format, os_time =
+  type, pairs, tostring, setmetatable, math.min, math.max, string.format, os.time
 local new_error, now = options.new_error, core.now
 
 cjson.decode_max_depth(64)
-local null = cjson.null
 
 local Job = {}
 Job.__index = Job
@@ -31,32 +29,15 @@ local FATAL = { auth = true, not_found = true, invalid_request = true, io = true
 -- A video URL that expired answers with one of these; it is refreshed once.
 local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
--- JSON null becomes nil; a whole number becomes an integer where Lua has them.
--- One pass over the decoded table, one type() per value.
-local function clean(t, depth)
-  for k, v in next, t do
-    if v == null then
-      t[k] = nil
-    else
-      local tv = type(v)
-      if tv == "number" then
-        if math_tointeger then
-          local i = math_tointeger(v)
-          if i then t[k] = i end
-        end
-      elseif tv == "table" and depth < 64 then
-        clean(v, depth + 1)
-      end
-    end
-  end
-  return t
-end
+-- JSON null becomes nil; a whole number becomes an integer where Lua has them
+-- (in place, at any depth: the core's one walk in C).
+local clean = core.clean
 
 -- The task in an answer the core accepted, decoded once.  A create whose answer
 -- cannot be used still names its task when the id can be read.
 local function decode_task(body, op)
   local task, why = cjson.decode(body)
-  if type(task) == "table" and type(task.id) == "string" and task.id ~= "" then return clean(task, 0) end
+  if type(task) == "table" and type(task.id) == "string" and task.id ~= "" then return clean(task) end
   local err = new_error("protocol", string_format("%s: the answer is not a task object: %s", op,
     type(task) == "table" and "its id is not a string" or tostring(why)))
   if op == "create" then
