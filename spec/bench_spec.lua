@@ -29,6 +29,7 @@ local ROWS = {
   { "callgrind, per call: validate", false },
   { "callgrind, per call: build", false },
   { "callgrind, per call: answer", false },
+  { "callgrind, per sequential query over HTTP: client:query(id)", "C: one reused libcurl easy handle" },
   { "wait_all of 20 tasks (emulator)", "one task waited alone" },
 }
 
