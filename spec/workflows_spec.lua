@@ -678,19 +678,25 @@ describe("starvideos workflows", function()
       local task = completed_task(client)
       emu:fault { path = "/v1/result/", delay = 2 }
       local job = client:watch(task.id, { interval = 0.05, timeout = 20 })
-      local slowest, steps, deadline = 0, 0, gettime() + 10
+      local slowest, steps, deadline, times = 0, 0, gettime() + 10, {}
       while not job.done and gettime() < deadline do
         local t0 = gettime()
         client:step(0)
         local took = gettime() - t0
         steps = steps + 1
+        times[steps] = took
         if took > slowest then slowest = took end
         helper.sleep(0.01)
       end
       assert.is_true(job.done)
       assert.equal("completed", job.status)
       assert.is_true(steps >= 20, "only " .. steps .. " steps during a 2 s answer")
-      assert.is_true(slowest < 0.05, "step(0) took " .. slowest .. " s")
+      -- a step that waited for the answer would take its 2 s; one in twenty may
+      -- meet the machine's own pauses (a VM's stolen time)
+      table.sort(times)
+      local p95 = times[math.ceil(#times * 0.95)]
+      assert.is_true(p95 < 0.05, string.format("95%% of the steps took up to %.3f s (slowest %.3f s)", p95, slowest))
+      assert.is_true(slowest < 0.5, "a step(0) took " .. slowest .. " s: it waited for the answer")
     end)
 
     it("is harmless to step after the job ended", function()
