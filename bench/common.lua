@@ -12,6 +12,13 @@ local ltn12 = require "ltn12"
 local cjson = require "cjson"
 
 local B = {}
+
+-- The file and port helpers the specs use (spec/helper.lua: plain Lua, no busted).
+do
+  local helper = require "spec.helper"
+  B.exists, B.read_file, B.write_file = helper.exists, helper.read_file, helper.write_file
+  B.file_size, B.free_ports = helper.file_size, helper.free_ports
+end
 io.stdout:setvbuf("line") -- the runner shows each line as it comes
 
 local getenv = os.getenv

@@ -22,13 +22,7 @@ local mb = bytes / 1e6
 local q = B.q
 local ours_file, curl_file = B.tmp .. "/ours.mp4", B.tmp .. "/curl.mp4"
 
-local function size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+local size = B.file_size
 
 local function settle(path)
   local n = size(path)

@@ -30,6 +30,7 @@ local cjson = require "cjson"
 local B = require "bench.common"
 
 local q, sh = B.q, B.sh
+local exists, read_file, write_file, free_ports = B.exists, B.read_file, B.write_file, B.free_ports
 local str_format = string.format
 local quick = B.quick
 local T0 = B.now()
@@ -52,26 +53,6 @@ local SCRIPT_LIMIT = quick and 120 or 400 -- seconds one script may take
 local function say(fmt, ...)
   io.stdout:write(str_format(fmt, ...), "\n")
   io.stdout:flush()
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
 end
 
 local function first_line(cmd)
@@ -150,17 +131,6 @@ local function task_json(base)
   return '{"id":"task_01JD6Z8ZQ3W4Y5X6V7B8N9M0KP","object":"video","created":1732252800,' ..
     '"model":"videos","status":"completed","video_url":"' .. base .. '/video.bin?expires=1732339200' ..
     '&signature=9f2c4e1a7b3d5f60","actualDuration":5,"error":null}'
-end
-
-local function free_ports(n)
-  local socks, ports = {}, {}
-  for i = 1, n do
-    socks[i] = assert(socket.bind("127.0.0.1", 0))
-    local _, port = socks[i]:getsockname()
-    ports[i] = tonumber(port)
-  end
-  for _, s in ipairs(socks) do s:close() end
-  return ports
 end
 
 local function alive(pid)

@@ -9,7 +9,7 @@
 
 BENCH_TOOLS := build/bench/easy_loop build/bench/multi_poll
 
-build/bench/%: csrc/bench/%.c
+build/bench/%: csrc/bench/%.c csrc/bench/bench.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $< $(CURL_LIBS)
 

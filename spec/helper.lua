@@ -79,6 +79,19 @@ function helper.file_size(path)
   return n
 end
 
+-- n ports on 127.0.0.1 that the system picks (bound, then released for a
+-- server started afterwards: nginx, say).
+function helper.free_ports(n)
+  local socks, ports = {}, {}
+  for i = 1, n do
+    socks[i] = assert(socket.bind("127.0.0.1", 0))
+    local _, port = socks[i]:getsockname()
+    ports[i] = tonumber(port)
+  end
+  for _, s in ipairs(socks) do s:close() end
+  return ports
+end
+
 -- Put before a command that runs a program not built with the sanitizers:
 -- `make check` preloads the ASan runtime into the suite (for its instrumented
 -- core.so) and sends reports to its log folder; an uninstrumented program must
@@ -87,8 +100,8 @@ helper.UNINSTRUMENTED = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u T
 
 function helper.write_file(path, text)
   local f = assert(io_open(path, "wb"))
-  f:write(text)
-  f:close()
+  assert(f:write(text))
+  assert(f:close())
 end
 
 function helper.read_file(path)

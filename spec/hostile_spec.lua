@@ -25,13 +25,7 @@ local function cat()
   return { model = "videos", prompt = "a cat", duration = 5 }
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("*a")
-  f:close()
-  return data
-end
+local read_file = helper.read_file
 
 local exists = helper.exists
 

@@ -49,17 +49,7 @@ local function missing()
   end
 end
 
--- Ports the system picks (bound, then released for nginx).
-local function free_ports(n)
-  local socks, ports = {}, {}
-  for i = 1, n do
-    socks[i] = assert(socket.bind("127.0.0.1", 0))
-    local _, port = socks[i]:getsockname()
-    ports[i] = tonumber(port)
-  end
-  for _, s in ipairs(socks) do s:close() end
-  return ports
-end
+local free_ports = helper.free_ports
 
 local function plain(s) return (s:gsub("%p", "%%%0")) end
 

@@ -51,7 +51,8 @@ elseif mode == "query" or mode == "floor" then
     op = function() assert(assert(client:query("task_0001")).status == "completed") end
   else
     local tr, decode_task = client.transport, job_decoder()
-    local r = { op = "query", url = base .. "/v1/result/task_0001", auth = true, max_body = 1048576, timeout = 30 }
+    local r = require("starvideos.request").new_wire(client.cfg, "query", base .. "/v1/result/task_0001", true)
+    r.timeout = client.cfg.timeout
     op = function()
       local h = assert(tr:send(r))
       local x

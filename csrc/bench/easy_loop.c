@@ -11,40 +11,7 @@
      REQUESTS n SECONDS s BYTES b CPU c
    (c: the process's CPU seconds, user + system, during those requests)
    and exits 1 on the first request that fails. */
-#include <curl/curl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-struct body {
-  char *data;
-  size_t len, cap;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t n, void *userdata) {
-  struct body *b = userdata;
-  size_t add = size * n;
-  if (b->len + add + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
-    char *p;
-    while (cap < b->len + add + 1) cap *= 2;
-    p = realloc(b->data, cap);
-    if (!p) return 0;
-    b->data = p;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, ptr, add);
-  b->len += add;
-  b->data[b->len] = '\0';
-  return add;
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench.h"
 
 /* One request; 0 when it answered 200 with a task that says it is completed. */
 static int one(CURL *e, struct body *b) {

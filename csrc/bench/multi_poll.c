@@ -9,42 +9,13 @@
 
    The clock runs from before the first handle is made to the last answer;
    prints  REQUESTS n SECONDS s BYTES b  and exits 1 when any request failed. */
-#include <curl/curl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "bench.h"
 
 struct xfer {
   CURL *easy;
   char url[512];
-  char *data;
-  size_t len, cap;
+  struct body body;
 };
-
-static size_t on_body(char *ptr, size_t size, size_t n, void *userdata) {
-  struct xfer *x = userdata;
-  size_t add = size * n;
-  if (x->len + add + 1 > x->cap) {
-    size_t cap = x->cap ? x->cap : 1024;
-    char *p;
-    while (cap < x->len + add + 1) cap *= 2;
-    p = realloc(x->data, cap);
-    if (!p) return 0;
-    x->data = p;
-    x->cap = cap;
-  }
-  memcpy(x->data + x->len, ptr, add);
-  x->len += add;
-  x->data[x->len] = '\0';
-  return add;
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int main(int argc, char **argv) {
   struct curl_slist *headers = NULL;
@@ -86,7 +57,7 @@ int main(int argc, char **argv) {
     curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, &x->body);
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
     if (curl_multi_add_handle(multi, x->easy) != CURLM_OK) return 1;
   }
@@ -100,12 +71,12 @@ int main(int argc, char **argv) {
       if (m->msg != CURLMSG_DONE) continue;
       curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
       curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-      if (m->data.result != CURLE_OK || status != 200 || !x->data || !strstr(x->data, "\"completed\"")) {
+      if (m->data.result != CURLE_OK || status != 200 || !x->body.data || !strstr(x->body.data, "\"completed\"")) {
         if (!failed)
           fprintf(stderr, "multi_poll: %s: %s, HTTP %ld\n", x->url, curl_easy_strerror(m->data.result), status);
         failed++;
       }
-      bytes += x->len;
+      bytes += x->body.len;
       done++;
       curl_multi_remove_handle(multi, m->easy_handle);
       curl_easy_cleanup(m->easy_handle);
@@ -116,7 +87,7 @@ int main(int argc, char **argv) {
   curl_multi_cleanup(multi);
   t1 = now();
   printf("REQUESTS %ld SECONDS %.6f BYTES %llu\n", done, t1 - t0, bytes);
-  for (i = 0; i < count; i++) free(xs[i].data);
+  for (i = 0; i < count; i++) free(xs[i].body.data);
   free(xs);
   curl_slist_free_all(headers);
   curl_global_cleanup();

@@ -16,6 +16,7 @@ local options = require "starvideos.options"
 local journal = require "starvideos.journal"
 local transport = require "starvideos.transport"
 local Job = require "starvideos.job"
+local Request = require "starvideos.request"
 local Schedule = require "starvideos.schedule"
 
 local type, ipairs, pairs, next, tostring, setmetatable, error, math_min, math_max, string_format =
@@ -369,7 +370,7 @@ end
 -- committing, and a token in the budget.  Its answer read the same way (the
 -- core's verdict, then Job.decode_task) costs a quarter less than a job's
 -- round: no job, request or timer is made.  Returns the task, or nil, err; or
--- false when it was not taken; or false, err, url, started, tr when its one
+-- false when it was not taken; or false, err, path, started, tr when its one
 -- attempt failed: the caller's job goes on from there (retries, backoff).
 local function query_at_once(self, id)
   if self.on_event or self.journal or self.sleep or self._sending > 0 or self._timers[1]
@@ -381,9 +382,9 @@ local function query_at_once(self, id)
   local path, perr = core.result_path(id)
   if not path then return nil, perr end
   local cfg, transport_ = self.cfg, self.transport
-  local url = cfg.base_url .. path
-  local h, serr = transport_:send { op = "query", url = url, auth = true, max_body = cfg.max_answer,
-    timeout = cfg.timeout }
+  local wire = Request.new_wire(cfg, "query", cfg.base_url .. path, true)
+  wire.timeout = cfg.timeout
+  local h, serr = transport_:send(wire)
   if not h then return nil, serr end
   local x
   repeat
@@ -393,7 +394,7 @@ local function query_at_once(self, id)
   until x == h
   local body, err, tr = transport_:result(h)
   if body then return Job.decode_task(body, "query") end
-  return false, err, url, started, tr
+  return false, err, path, started, tr
 end
 
 -- ------------------------------------------------------------ the API
@@ -421,10 +422,10 @@ end
 function Client:query(id)
   id = task_id(id, "query")
   live(self)
-  local task, err, url, started, tr = query_at_once(self, id)
+  local task, err, path, started, tr = query_at_once(self, id)
   if task ~= false then return task, err end
   local job = Job.new(self, { id = id, goal = "queried" })
-  if url then job:_first_attempt(url, core.result_path(id), started, now(), err, tr) end
+  if path then job:_first_attempt(path, started, now(), err, tr) end
   return run_one(self, job)
 end
 

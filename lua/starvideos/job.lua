@@ -167,11 +167,19 @@ function Job:_send(op, spec, t)
   req:send(t or now())
 end
 
+-- A poll's request (Request.new's spec, less its op); a lone query has no deadline.
+function Job:_query(path)
+  return { url = self.client.cfg.base_url .. path, path = path, auth = true,
+    deadline = self.goal ~= "queried" and self.deadline or nil }
+end
+
 -- A query whose first attempt the client made at once (client.lua) and that
 -- failed: its request takes over from there, that attempt spent, so retries,
 -- backoff and the answer's reading are the same as for any poll.
-function Job:_first_attempt(url, path, started, t, err, tr)
-  local req = Request.new(self.client, self, { op = "query", url = url, path = path, auth = true })
+function Job:_first_attempt(path, started, t, err, tr)
+  local spec = self:_query(path)
+  spec.op = "query"
+  local req = Request.new(self.client, self, spec)
   self.req, req.attempt, req.sent, req.started = req, 1, true, started
   req:outcome(t, nil, err, tr)
 end
@@ -186,8 +194,7 @@ function Job:_poll(t)
   local path, err = core.result_path(self.id)
   if not path then return self:_finish(err) end
   if not client.has_key then return self:_finish(new_error("auth", NO_KEY)) end
-  self:_send("query", { url = client.cfg.base_url .. path, path = path, auth = true,
-    deadline = self.goal ~= "queried" and self.deadline or nil }, t)
+  self:_send("query", self:_query(path), t)
 end
 
 function Job:_download()

@@ -40,6 +40,13 @@ function Request:_finish(body, err, t)
   self.owner:advance(t or now())
 end
 
+-- What the transport is given for one exchange (transport.lua), less its
+-- timeout and a download's own fields: also how the client sends a lone query
+-- at once (client.lua).
+function Request.new_wire(cfg, op, url, auth, body)
+  return { op = op, url = url, auth = auth, body = body, fresh = op == "create", max_body = cfg.max_answer }
+end
+
 -- One attempt, now.
 function Request:send(t)
   local client, cfg = self.client, self.client.cfg
@@ -54,8 +61,7 @@ function Request:send(t)
   if not client:_admit(self) then return end -- sent from the client's queue when there is room
   local r = self.wire
   if not r then
-    r = { op = self.op, url = self.url, auth = self.auth, body = self.body, fresh = self.op == "create",
-      max_body = cfg.max_answer }
+    r = Request.new_wire(cfg, self.op, self.url, self.auth, self.body)
     if self.op == "download" then
       r.file, r.follow, r.stall = self.part, true, cfg.timeout
     end
