@@ -233,6 +233,27 @@ describe("the client's learned schedule", function()
     c:close()
   end)
 
+  it("refuses bad polling options with errors that name them, and fits a default floor to a short interval", function()
+    local function fails(opts, msg)
+      opts.api_key = "k"
+      local ok, err = pcall(starvideos.new, opts)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find(msg, 1, true), tostring(err))
+    end
+    fails({ min_interval = -1 },
+      "bad option 'min_interval' to 'new' (a number of seconds in [0, 86400] expected, got -1)")
+    fails({ min_interval = "5" }, "bad option 'min_interval' to 'new'")
+    fails({ interval = math.huge }, "bad option 'interval' to 'new'")
+    fails({ interval = 0 / 0 }, "bad option 'interval' to 'new'")
+    fails({ interval = 5, min_interval = 10 },
+      "bad options to 'new' (min_interval 10 is longer than interval 5: the floor between two polls")
+    local c = starvideos.new { api_key = "k", interval = 2 }
+    assert.equal(2, c.cfg.min_interval) -- the default 5 would be above the interval
+    assert.equal(5, starvideos.new({ api_key = "k" }).cfg.min_interval)
+    assert.has_error(function() c:wait("task_1", { interval = "abc" }) end,
+      "bad option 'interval' to 'wait' (a number of seconds in [0, 86400] expected, got \"abc\")")
+  end)
+
   it("keeps a fixed interval when one is given", function()
     local c = client { journal = dir .. "/j.jsonl" }
     assert.is_true(batch(c, 4, { interval = 0.25 }).in_wait >= 1.5)

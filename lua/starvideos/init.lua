@@ -44,7 +44,7 @@ local M = {
 -- * `on_event`: `function(event)`, for `status`, `progress`, `request`, `response`, `retry`
 -- * `ca_file`: CA bundle for https
 -- * `max_connections` (16), `requests_per_second` (10, polls of all tasks together),
---   `min_interval` (5, the closest two polls of one task), `interval` (30: the polls'
+--   `min_interval` (5, the closest two polls of one task; never above `interval`), `interval` (30: the polls'
 --   spacing until the learned schedule knows better, and the number of polls per task
 --   that schedule spends, see `client:wait`), `retry_backoff` (0.5),
 --   `max_retry_wait` (60), `user_agent`

@@ -28,7 +28,7 @@ O.DEFAULTS = {
   max_retries = 2,
   max_connections = 16,
   requests_per_second = 10,  -- polls of all of a client's tasks together
-  min_interval = 5,          -- the closest two polls of one task may be
+  min_interval = 5,          -- the closest two polls of one task may be (a shorter interval lowers it)
   retry_backoff = 0.5,       -- first retry delay, doubled each time
   max_retry_wait = 60,       -- the longest Retry-After honoured
   interval = 30,             -- between polls until the schedule has learned; its poll budget per task
@@ -162,6 +162,15 @@ function O.client(opts)
     end
   end
   if cfg.api_key == "" then cfg.api_key = nil end
+  -- the floor between two polls cannot be above the usual gap: a default floor
+  -- follows a shorter interval, a floor given with it must fit
+  if cfg.min_interval > cfg.interval then
+    if opts.min_interval ~= nil then
+      error(string_format("bad options to 'new' (min_interval %s is longer than interval %s: the floor between "
+        .. "two polls cannot be above the usual gap)", show(cfg.min_interval), show(cfg.interval)), 3)
+    end
+    cfg.min_interval = cfg.interval
+  end
   if cfg.base_url == nil then
     local env = os_getenv("STARVIDEOS_BASE_URL")
     cfg.base_url = (env and env ~= "") and env or O.DEFAULT_BASE_URL
