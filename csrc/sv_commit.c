@@ -3,11 +3,11 @@
    can wait for the journal for 10 ms and more, and the end of a download
    (fsync of the whole .part, rename, fsync of the folder) takes a few hundred
    milliseconds for 300 MB.  So both run on helper threads:
-     - sv_writer: the transport (sv_http.c) copies a download's bytes into a
-       ring; a thread writes them to the file and closes it;
+     - a download's own thread (sv_http.c) receives and writes its bytes;
      - sv_commit: fsync, rename and fsync of the folder, polled until done.
    Callers poll (a mutex and a few loads) and never wait for the disk.  The
-   threads touch only their file and their own fields: no Lua, no libcurl. */
+   helpers here touch only their file and their own fields: no Lua, no libcurl;
+   sv_helper_start serves both. */
 #include "sv_core.h"
 
 #include <errno.h>
@@ -33,7 +33,7 @@ static void background(void) {
 }
 
 /* A helper takes no signal meant for the host: it starts with all blocked. */
-static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg) {
+int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg) {
   sigset_t all, old;
   int rc;
   sigfillset(&all);
@@ -133,7 +133,7 @@ sv_commit *sv_commit_start(const char *part, const char *path, char *why, size_t
     return NULL;
   }
   c->threaded = 1; /* set before the thread starts: it reads it */
-  if (start_thread(&c->thread, commit_thread, c) != 0) {
+  if (sv_helper_start(&c->thread, commit_thread, c) != 0) {
     c->threaded = 0;
     commit_thread(c); /* no thread to be had: do it here */
   }
@@ -164,141 +164,4 @@ void sv_commit_free(sv_commit *c) {
   free(c->part);
   free(c->path);
   free(c);
-}
-
-/* ------------------------------------------------------------- the writer */
-
-#define WRITE_CHUNK (256 * 1024) /* one write() at most: an abort waits for no more */
-
-struct sv_writer {
-  pthread_mutex_t lock;
-  pthread_cond_t more;
-  pthread_t thread;
-  int fd;
-  char *ring;
-  size_t cap, head, len;  /* under lock: bytes [head, head + len) mod cap wait */
-  int ended, aborted;     /* under lock: set by the owner */
-  int sleeping;           /* under lock: the thread waits for bytes (put wakes it) */
-  int done, err;          /* under lock: set by the thread (err: errno of a failed write) */
-};
-
-static void *writer_thread(void *arg) {
-  sv_writer *w = arg;
-  background();
-  pthread_mutex_lock(&w->lock);
-  for (;;) {
-    size_t n, off = 0;
-    const char *p;
-    int err = 0;
-    while (!w->len && !w->ended && !w->aborted) {
-      w->sleeping = 1;
-      pthread_cond_wait(&w->more, &w->lock);
-      w->sleeping = 0;
-    }
-    if (w->aborted || !w->len) break; /* aborted, or ended with everything written */
-    p = w->ring + w->head;
-    n = w->cap - w->head < w->len ? w->cap - w->head : w->len;
-    if (n > WRITE_CHUNK) n = WRITE_CHUNK;
-    pthread_mutex_unlock(&w->lock); /* the owner only appends past head + len */
-    while (off < n) {
-      ssize_t k = write(w->fd, p + off, n - off);
-      if (k < 0) {
-        if (errno == EINTR) continue;
-        err = errno;
-        break;
-      }
-      off += (size_t)k;
-    }
-    pthread_mutex_lock(&w->lock);
-    if (err) { w->err = err; w->len = 0; break; } /* the rest is dropped; put says so */
-    w->head = (w->head + n) % w->cap;
-    w->len -= n;
-  }
-  pthread_mutex_unlock(&w->lock);
-  /* closing may flush (ext4 after a truncate): here, not in the owner's poll */
-  if (close(w->fd) != 0 && errno != EINTR) {
-    pthread_mutex_lock(&w->lock);
-    if (!w->err && !w->aborted) w->err = errno;
-    pthread_mutex_unlock(&w->lock);
-  }
-  pthread_mutex_lock(&w->lock);
-  w->done = 1;
-  pthread_mutex_unlock(&w->lock);
-  return NULL;
-}
-
-sv_writer *sv_writer_start(int fd, size_t cap) {
-  sv_writer *w = calloc(1, sizeof *w);
-  if (!w) return NULL;
-  w->fd = fd;
-  w->cap = cap;
-  if (!(w->ring = malloc(cap))) { free(w); return NULL; }
-  if (pthread_mutex_init(&w->lock, NULL) != 0) { free(w->ring); free(w); return NULL; }
-  if (pthread_cond_init(&w->more, NULL) != 0) {
-    pthread_mutex_destroy(&w->lock);
-    free(w->ring);
-    free(w);
-    return NULL;
-  }
-  if (start_thread(&w->thread, writer_thread, w) != 0) {
-    pthread_cond_destroy(&w->more);
-    pthread_mutex_destroy(&w->lock);
-    free(w->ring);
-    free(w);
-    return NULL; /* the caller keeps fd and writes itself */
-  }
-  return w;
-}
-
-int sv_writer_put(sv_writer *w, const char *buf, size_t len, int *err) {
-  size_t tail, first;
-  int wake;
-  /* never wait for the lock: the thread holding it may be off the CPU for a
-     while (a busy machine); the caller tries again on its next poll */
-  if (pthread_mutex_trylock(&w->lock) != 0) return 1;
-  if (w->err || w->done || len > w->cap) {
-    *err = w->err ? w->err : EFBIG;
-    pthread_mutex_unlock(&w->lock);
-    return -1;
-  }
-  if (w->cap - w->len < len) { pthread_mutex_unlock(&w->lock); return 1; }
-  tail = (w->head + w->len) % w->cap;
-  first = w->cap - tail < len ? w->cap - tail : len;
-  memcpy(w->ring + tail, buf, first);
-  memcpy(w->ring, buf + first, len - first);
-  w->len += len;
-  wake = w->sleeping; /* only a sleeping thread needs waking, and after the unlock: */
-  w->sleeping = 0;    /* a woken thread must not find the lock still held */
-  pthread_mutex_unlock(&w->lock);
-  if (wake) pthread_cond_signal(&w->more);
-  return 0;
-}
-
-void sv_writer_end(sv_writer *w) {
-  pthread_mutex_lock(&w->lock);
-  w->ended = 1;
-  pthread_cond_signal(&w->more);
-  pthread_mutex_unlock(&w->lock);
-}
-
-int sv_writer_poll(sv_writer *w, int *err) {
-  int done;
-  if (pthread_mutex_trylock(&w->lock) != 0) return 1; /* busy: look again later */
-  done = w->done;
-  *err = w->err;
-  pthread_mutex_unlock(&w->lock);
-  return !done;
-}
-
-void sv_writer_free(sv_writer *w) {
-  if (!w) return;
-  pthread_mutex_lock(&w->lock);
-  w->aborted = 1; /* what is left is not wanted */
-  pthread_cond_signal(&w->more);
-  pthread_mutex_unlock(&w->lock);
-  pthread_join(w->thread, NULL);
-  pthread_cond_destroy(&w->more);
-  pthread_mutex_destroy(&w->lock);
-  free(w->ring);
-  free(w);
 }

@@ -11,6 +11,7 @@
 #ifndef SV_CORE_H
 #define SV_CORE_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 /* Every symbol of the core is hidden: only luaopen_* leaves the shared object. */
@@ -303,7 +304,7 @@ SV_API int sv_http_running(const sv_http *h);
 SV_API const char *sv_http_secret(const sv_http *h);
 SV_API void *sv_xfer_owner(const sv_xfer *x);
 SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finished */
-SV_API void sv_xfer_progress(const sv_xfer *x, double *bytes, double *total);
+SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
 SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
 
 /* ------------------------------------------------------------------ files */
@@ -336,20 +337,8 @@ SV_API int sv_commit_poll(sv_commit *c, const char **why);
 SV_API int sv_commit_wait(sv_commit *c, const char **why);
 SV_API void sv_commit_free(sv_commit *c);
 
-/* A download's writes on a helper thread.  sv_writer_start(fd, cap) takes fd
-   (the thread closes it) and a ring of cap bytes; NULL when no thread could be
-   had (fd stays the caller's).  sv_writer_put copies len bytes: 0, 1 when they
-   do not fit yet (try again later), -1 with *err once a write failed.
-   sv_writer_end: nothing more comes; the thread writes the rest and closes
-   the file.  sv_writer_poll: 1 while it works, then 0 with *err (0 or the errno
-   of a failed write or close).  sv_writer_free drops what the ring still
-   holds, waits for the thread (one write at most), which closes the file, and
-   frees the writer. */
-typedef struct sv_writer sv_writer;
-SV_API sv_writer *sv_writer_start(int fd, size_t cap);
-SV_API int sv_writer_put(sv_writer *w, const char *buf, size_t len, int *err);
-SV_API void sv_writer_end(sv_writer *w);
-SV_API int sv_writer_poll(sv_writer *w, int *err);
-SV_API void sv_writer_free(sv_writer *w);
+/* A helper thread (sv_commit.c): fn(arg) started with every signal blocked
+   (the host's signals are not its own): 0 or pthread_create's error. */
+SV_API int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 #endif

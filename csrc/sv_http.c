@@ -3,13 +3,21 @@
    sv_xfer is one HTTP exchange.  Retries, deadlines, the answer's meaning and the
    download rules (.part, resume, refresh, commit) live above it (sv_call.c and the
    shared Lua), so that another transport can take its place.  Nothing here blocks
-   longer than the caller's max_wait, and no callback calls into Lua. */
+   longer than the caller's max_wait, and no callback calls into Lua.
+
+   API exchanges run on the multi handle, in the caller's polls.  A download runs
+   on a thread of its own (fetch_thread): curl_easy_perform, the writes and the
+   close of the .part all happen there, so that a poll that may not wait (a
+   game's step(0), once a frame) costs the same whether a video is coming in or
+   not.  The poll only looks at whether the thread is done (a trylock: it never
+   waits for it), and the thread's end wakes a poll that waits. */
 #include "sv_core.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +44,6 @@
 #endif
 
 #define ERROR_PAGE_MAX (64 * 1024) /* a download's error page kept for the message */
-/* A poll that may not wait (a game's step(0), once a frame) writes video bytes
-   for at most this long: then the downloads pause until the next poll.  Without
-   it one poll takes whatever the socket holds (libcurl reads up to 100 buffers
-   a call: 1.6 MB, a few ms of writes). */
-#define POLL_WRITE_BUDGET 0.0015
-/* A download's bytes reach the file through a helper thread (sv_writer,
-   sv_commit.c) from a ring this large; a full ring pauses the transfer. */
-#define WRITER_RING (2 * 1024 * 1024)
 /* Easy handles kept after their exchange for the next ones: a handle is costly
    to make and to free, and sequential queries take one each.  A handle that
    served an API GET keeps its options for the next API GET (only what belongs to
@@ -71,10 +71,20 @@ struct sv_xfer {
   int too_big;
   int plain_get; /* an API GET: no body, not fresh (its handle may serve the next one as it is) */
   /* downloads */
-  int fd, io_errno, body_started, body_to_file, bad_range, paused;
-  sv_writer *writer; /* owns fd once started */
-  int draining;      /* libcurl is done; the writer is not yet */
-  double offset, have, total, range_start, range_total;
+  int fd, io_errno, body_started, body_to_file, bad_range;
+  double offset, range_start, range_total;
+  /* A download's thread.  Until `fetched`, the thread alone touches the handle,
+     the file and the fields above; the owner reads them once it has seen
+     `fetched` under the lock.  Both hold a reference: the last one out frees. */
+  int waiting;         /* in h->fetch_queue: no thread yet (every slot busy) */
+  int threaded;        /* its thread was started */
+  int reaped;          /* the owner has seen it fetched (it is off h->fetching) */
+  sv_xfer *fnext;      /* h->fetching or h->fetch_queue */
+  pthread_mutex_t lock;
+  int refs, fetched, abandoned; /* under lock */
+  CURLcode fetch_rc;            /* under lock, with fetched */
+  double have, total;           /* under lock once threaded */
+  double seen_have, seen_total; /* the owner's last look at them */
 };
 
 struct sv_http {
@@ -82,8 +92,13 @@ struct sv_http {
   char *api_key, *ca_file, *user_agent;
   double connect_timeout;
   sv_xfer *running, *done, *done_tail;
-  int n_running, n_done, n_draining;
-  double write_until; /* downloads pause after this time (monotonic); 0: never */
+  int n_running, n_done;
+  /* downloads: those with a thread, those waiting for a slot (first in, first
+     out).  A download's connection counts against max_connections: the multi
+     handle gets what the download threads leave (at least 1). */
+  sv_xfer *fetching, *fetch_queue, *fetch_queue_tail;
+  int n_fetching, n_waiting;
+  long max_conns;
   CURL *idle[IDLE_MAX]; /* easy handles kept for the next exchanges */
   unsigned char idle_get[IDLE_MAX]; /* 1: still set up for an API GET; 0: reset */
   int n_idle;
@@ -153,7 +168,8 @@ static void push_done(sv_http *h, sv_xfer *x) {
 static void release_easy(sv_xfer *x, int keep) {
   if (x->easy) {
     sv_http *h = x->h;
-    if (h && x->list == L_RUNNING) curl_multi_remove_handle(h->multi, x->easy);
+    if (h && x->list == L_RUNNING && x->op != SV_OP_DOWNLOAD) /* a download's is never on the multi handle */
+      curl_multi_remove_handle(h->multi, x->easy);
     if (keep && h && h->n_idle < IDLE_MAX) {
       if (x->plain_get) curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, NULL); /* x goes; set anew on reuse */
       else curl_easy_reset(x->easy); /* nothing of this exchange stays (options, pointers into x) */
@@ -178,15 +194,23 @@ static void free_secret_list(struct curl_slist *l) {
 }
 
 static void close_file(sv_xfer *x) {
-  if (x->writer) { sv_writer_free(x->writer); x->writer = NULL; x->fd = -1; }
   if (x->fd >= 0) { close(x->fd); x->fd = -1; }
-  if (x->draining) {
-    x->draining = 0;
-    if (x->h) x->h->n_draining--;
-  }
 }
 
 /* ------------------------------------------------------------- the pool */
+
+/* The multi handle's connections: max_connections less the download threads
+   running, and at least 1 (API requests always have one). */
+static void share_connections(sv_http *h) {
+  long n = h->max_conns - h->n_fetching;
+  if (n < 1) n = 1;
+  curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, n);
+  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, n);
+}
+
+/* Download threads at once: one connection is left to API requests, unless
+   max_connections is 1 (then a download and an API request may both be open). */
+static int fetch_slots(const sv_http *h) { return h->max_conns > 1 ? (int)h->max_conns - 1 : 1; }
 
 sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
   sv_http *h;
@@ -214,11 +238,8 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
     sv_http_free(h);
     return NULL;
   }
-  {
-    long n = cfg->max_connections < 1 ? 1 : cfg->max_connections > 1024 ? 1024 : cfg->max_connections;
-    curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, n);
-    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, n);
-  }
+  h->max_conns = cfg->max_connections < 1 ? 1 : cfg->max_connections > 1024 ? 1024 : cfg->max_connections;
+  share_connections(h);
   return h;
 }
 
@@ -227,16 +248,29 @@ void sv_http_free(sv_http *h) {
   int i;
   if (!h) return;
   while ((x = h->running) != NULL || (x = h->done) != NULL) {
-    int draining = x->draining;
-    detach_easy(x);
-    close_file(x); /* a writer still busy drops the rest: the file is not whole */
+    int unfinished = x->list == L_RUNNING;
     unlink_xfer(x);
-    x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
-    if ((x->tr == SV_TR_NONE && x->status == 0) || draining) {
+    x->waiting = 0;
+    if (x->threaded && !x->reaped) {
+      /* its thread stops at its next callback and lets go of the handle and
+         the file; the owner still frees x (the last reference frees) */
+      x->reaped = 1;
+      pthread_mutex_lock(&x->lock);
+      x->abandoned = 1;
+      x->h = NULL;
+      pthread_mutex_unlock(&x->lock);
+    } else {
+      detach_easy(x);
+      close_file(x);
+      x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
+    }
+    if (unfinished) {
       x->tr = SV_TR_BROKEN;
       snprintf(x->message, sizeof x->message, "the transport was closed before the exchange finished");
     }
   }
+  h->fetching = h->fetch_queue = h->fetch_queue_tail = NULL;
+  h->n_fetching = h->n_waiting = 0;
   while (h->n_idle > 0) curl_easy_cleanup(h->idle[--h->n_idle]);
   for (i = 0; i < 4; i++) free_secret_list(h->api_headers[i]);
   if (h->multi) curl_multi_cleanup(h->multi);
@@ -297,6 +331,24 @@ static size_t on_api_body(char *buf, size_t size, size_t n, void *ud) {
 /* The first bytes of a download's answer decide where its body goes: a 200 to the
    file from byte 0, a 206 to the file from the byte its Content-Range names (which
    must be one we have), anything else to memory (an error page). */
+/* A download's bytes so far and its size (-1: unknown), set by its thread. */
+static void set_progress(sv_xfer *x, double have, double total) {
+  pthread_mutex_lock(&x->lock);
+  x->have = have;
+  x->total = total;
+  pthread_mutex_unlock(&x->lock);
+}
+
+/* len more bytes are in the file: 1, or 0 when the owner let go (stop). */
+static int add_progress(sv_xfer *x, double len) {
+  int go;
+  pthread_mutex_lock(&x->lock);
+  x->have += len;
+  go = !x->abandoned;
+  pthread_mutex_unlock(&x->lock);
+  return go;
+}
+
 static int start_body(sv_xfer *x) {
   long status = 0;
   curl_off_t cl = -1;
@@ -308,14 +360,12 @@ static int start_body(sv_xfer *x) {
   curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
   if (status == 206 && x->range_start >= 0) {
     if (x->range_start > x->offset) { x->bad_range = 1; return -1; } /* a gap we cannot fill */
-    x->have = x->range_start;
-    x->total = x->range_total;
+    set_progress(x, x->range_start, x->range_total);
   } else if (status == 206) {
     x->bad_range = 1;
     return -1;
   } else {
-    x->have = 0; /* the server sent everything: start again */
-    x->total = cl >= 0 ? (double)cl : -1;
+    set_progress(x, 0, cl >= 0 ? (double)cl : -1); /* the server sent everything: start again */
   }
   /* Truncate only when the file holds more than we keep: ext4 and XFS flush a
      file that was truncated to nothing when it is closed (to save programs
@@ -327,7 +377,6 @@ static int start_body(sv_xfer *x) {
     return -1;
   }
   x->body_to_file = 1;
-  x->writer = sv_writer_start(x->fd, WRITER_RING); /* NULL: written here, as it comes */
   return 0;
 }
 
@@ -339,17 +388,6 @@ static size_t on_video_body(char *buf, size_t size, size_t n, void *ud) {
     if (x->recv.len < ERROR_PAGE_MAX) sv_buf_add(&x->recv, buf, len);
     return len;
   }
-  if (x->h && x->h->write_until > 0 && sv_monotonic() > x->h->write_until) {
-    x->paused = 1; /* libcurl keeps these bytes and hands them over again on resume */
-    return CURL_WRITEFUNC_PAUSE;
-  }
-  if (x->writer) {
-    int rc = sv_writer_put(x->writer, buf, len, &x->io_errno);
-    if (rc > 0) { x->paused = 1; return CURL_WRITEFUNC_PAUSE; } /* the ring is full */
-    if (rc < 0) return 0;
-    x->have += (double)len;
-    return len;
-  }
   while (done < len) {
     ssize_t w = write(x->fd, buf + done, len - done);
     if (w < 0) {
@@ -359,11 +397,25 @@ static size_t on_video_body(char *buf, size_t size, size_t n, void *ud) {
     }
     done += (size_t)w;
   }
-  x->have += (double)len;
-  return len;
+  return add_progress(x, (double)len) ? len : 0;
+}
+
+/* libcurl's progress callback, on a download's thread: non-zero ends the
+   transfer (its owner let go of it) */
+static int on_fetch_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  sv_xfer *x = ud;
+  int stop;
+  (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+  pthread_mutex_lock(&x->lock);
+  stop = x->abandoned;
+  pthread_mutex_unlock(&x->lock);
+  return stop;
 }
 
 /* ------------------------------------------------------------ sending */
+
+static void fetch_queue_push(sv_http *h, sv_xfer *x);
+static void fetch_start(sv_http *h);
 
 static int add_header(struct curl_slist **list, const char *line) {
   struct curl_slist *l = curl_slist_append(*list, line);
@@ -445,6 +497,8 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   if (s->fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
   if (s->op == SV_OP_DOWNLOAD) {
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_video_body);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_fetch_progress);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
   } else {
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
   }
@@ -486,6 +540,10 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
     return sv_error_set(err, SV_E_INVALID, "path", "path: expected a file path"), NULL;
   x = calloc(1, sizeof *x);
   if (!x) return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
+  if (s->op == SV_OP_DOWNLOAD && pthread_mutex_init(&x->lock, NULL) != 0) {
+    free(x);
+    return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
+  }
   x->h = h;
   x->owner = owner;
   x->op = s->op;
@@ -530,6 +588,13 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? to_ms(s->timeout) : 0L);
+  if (s->op == SV_OP_DOWNLOAD) {
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
+    push_running(h, x);
+    fetch_queue_push(h, x);
+    fetch_start(h);
+    return x;
+  }
   if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "libcurl refused the transfer"), NULL;
@@ -578,8 +643,6 @@ static void classify(sv_xfer *x, CURLcode rc) {
   snprintf(x->message, sizeof x->message, "%s", msg);
 }
 
-static void settle_xfer(sv_xfer *x);
-
 static void end_xfer(sv_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
   if (x->too_big) {
@@ -594,65 +657,134 @@ static void end_xfer(sv_xfer *x, CURLcode rc) {
              x->offset);
   } else {
     classify(x, rc);
-    if (x->tr == SV_TR_NONE && x->op == SV_OP_DOWNLOAD && !x->body_started && start_body(x) && x->io_errno) {
-      x->tr = SV_TR_IO; /* an empty 200: the file is truncated to nothing */
-      snprintf(x->message, sizeof x->message, "cannot write the file: %s", strerror(x->io_errno));
-    }
   }
-  x->paused = 0;
-  release_easy(x, x->op != SV_OP_DOWNLOAD); /* a download's handle (pauses, ranges) is never kept */
-  if (x->writer) {
-    int err;
-    sv_writer_end(x->writer);
-    if (sv_writer_poll(x->writer, &err)) {
-      x->draining = 1; /* finished by poll once the file is written and closed */
-      x->h->n_draining++;
-      return;
-    }
-  }
-  settle_xfer(x);
-}
-
-/* Last: the file is written and closed (by the writer, or here), and the
-   exchange is on the finished list.  A write that failed late makes it SV_TR_IO. */
-static void settle_xfer(sv_xfer *x) {
-  if (x->writer) {
-    int err = 0;
-    sv_writer_poll(x->writer, &err);
-    if (err) {
-      x->tr = SV_TR_IO;
-      snprintf(x->message, sizeof x->message, "cannot write the file: %s", strerror(err));
-    }
-  }
+  release_easy(x, x->op != SV_OP_DOWNLOAD); /* a download's handle (ranges, its thread) is never kept */
   if (x->op == SV_OP_DOWNLOAD && x->body_to_file && x->total < 0 && x->tr == SV_TR_NONE) x->total = x->have;
   close_file(x);
   unlink_xfer(x);
   push_done(x->h, x);
 }
 
-/* Before each pass: downloads paused (a full ring, the budget of the last
-   poll) go on; those whose writer is done are finished. */
-static void resume(sv_http *h) {
-  sv_xfer *x, *next;
-  for (x = h->running; x; x = next) {
-    int err;
-    next = x->next;
-    if (x->draining) {
-      if (!sv_writer_poll(x->writer, &err)) settle_xfer(x);
-    } else if (x->paused && x->easy) {
-      x->paused = 0;
-      curl_easy_pause(x->easy, CURLPAUSE_CONT); /* may write the kept bytes now */
+/* ----------------------------------------------------------- downloads */
+
+static void xfer_destroy(sv_xfer *x);
+
+/* A download's thread: the whole transfer, the writes and the close.  It runs
+   at the caller's priority (a script waiting for its video is not background
+   work); it mostly waits for bytes, and its CPU is the kernel's copies. */
+static void *fetch_thread(void *arg) {
+  sv_xfer *x = arg;
+  CURLcode rc;
+  int last;
+  rc = curl_easy_perform(x->easy);
+  /* an empty 200: the file is truncated to nothing */
+  if (rc == CURLE_OK && !x->body_started) start_body(x);
+  /* closing may flush (ext4 after a truncate): here, not in the owner's poll */
+  if (x->fd >= 0 && close(x->fd) != 0 && errno != EINTR && !x->io_errno && rc == CURLE_OK) x->io_errno = errno;
+  x->fd = -1;
+  pthread_mutex_lock(&x->lock);
+  x->fetch_rc = rc;
+  x->fetched = 1;
+  if (x->h) curl_multi_wakeup(x->h->multi); /* a poll that waits looks at it now */
+  last = --x->refs == 0;
+  pthread_mutex_unlock(&x->lock);
+  if (last) xfer_destroy(x); /* its owner let go meanwhile */
+  return NULL;
+}
+
+static void fetch_queue_push(sv_http *h, sv_xfer *x) {
+  x->waiting = 1;
+  x->fnext = NULL;
+  if (h->fetch_queue_tail) h->fetch_queue_tail->fnext = x;
+  else h->fetch_queue = x;
+  h->fetch_queue_tail = x;
+  h->n_waiting++;
+}
+
+/* Takes x off h's download lists (its thread, if any, runs on). */
+static void fetch_unlist(sv_http *h, sv_xfer *x) {
+  sv_xfer **p, *prev = NULL;
+  if (!h) return;
+  if (x->waiting) {
+    for (p = &h->fetch_queue; *p; prev = *p, p = &(*p)->fnext)
+      if (*p == x) {
+        *p = x->fnext;
+        if (h->fetch_queue_tail == x) h->fetch_queue_tail = prev;
+        h->n_waiting--;
+        break;
+      }
+    x->waiting = 0;
+  } else if (x->threaded && !x->reaped) {
+    for (p = &h->fetching; *p; p = &(*p)->fnext)
+      if (*p == x) {
+        *p = x->fnext;
+        h->n_fetching--;
+        share_connections(h);
+        break;
+      }
+    x->reaped = 1;
+  }
+  x->fnext = NULL;
+}
+
+/* Downloads waiting for a slot get a thread while there are slots.  One whose
+   thread cannot start ends at once, not sent. */
+static void fetch_start(sv_http *h) {
+  while (h->fetch_queue && h->n_fetching < fetch_slots(h)) {
+    sv_xfer *x = h->fetch_queue;
+    pthread_t t;
+    int rc;
+    h->fetch_queue = x->fnext;
+    if (!h->fetch_queue) h->fetch_queue_tail = NULL;
+    h->n_waiting--;
+    x->waiting = 0;
+    x->fnext = NULL;
+    x->refs = 2; /* the owner and the thread */
+    x->threaded = 1;
+    rc = sv_helper_start(&t, fetch_thread, x);
+    if (rc != 0) {
+      x->threaded = 0;
+      x->refs = 0;
+      x->tr = SV_TR_NOT_SENT;
+      snprintf(x->message, sizeof x->message, "cannot start the download's thread: %s", strerror(rc));
+      release_easy(x, 0);
+      close_file(x);
+      unlink_xfer(x);
+      push_done(h, x);
+      continue;
     }
+    pthread_detach(t);
+    x->fnext = h->fetching;
+    h->fetching = x;
+    h->n_fetching++;
+    share_connections(h);
   }
 }
 
-/* Whether a pass soon could change something libcurl's sockets do not show. */
-static int helpers_busy(const sv_http *h) {
-  const sv_xfer *x;
-  if (h->n_draining) return 1;
-  for (x = h->running; x; x = x->next)
-    if (x->paused) return 1;
-  return 0;
+/* Downloads whose thread is done are finished; a busy lock is looked at on the
+   next poll (the owner never waits for a thread). */
+static void fetch_reap(sv_http *h) {
+  sv_xfer **p = &h->fetching;
+  while (*p) {
+    sv_xfer *x = *p;
+    int fetched = 0;
+    CURLcode rc = CURLE_OK;
+    if (pthread_mutex_trylock(&x->lock) == 0) {
+      fetched = x->fetched;
+      rc = x->fetch_rc;
+      x->seen_have = x->have;
+      x->seen_total = x->total;
+      pthread_mutex_unlock(&x->lock);
+    }
+    if (!fetched) { p = &x->fnext; continue; }
+    *p = x->fnext;
+    x->fnext = NULL;
+    x->reaped = 1;
+    h->n_fetching--;
+    share_connections(h);
+    end_xfer(x, rc);
+  }
+  if (h->fetch_queue) fetch_start(h);
 }
 
 static void collect(sv_http *h) {
@@ -677,17 +809,17 @@ static void nap(double s) {
 
 /* A poll that may wait starts with libcurl's wait, not with a pass: that wait
    returns at once when a pass has work (an exchange just added, a timer due,
-   bytes in, a paused transfer resumed), so a pass first would only repeat the
+   bytes in, a download's thread done), so a pass first would only repeat the
    caller's last one, at the price of a socket check per exchange (libcurl's own
-   curl_easy_perform waits first too).  A poll that may not wait makes one pass. */
+   curl_easy_perform waits first too).  A poll that may not wait makes one pass.
+   Downloads are looked at on every round: a look is a trylock per download. */
 int sv_http_poll(sv_http *h, double max_wait) {
   double start = sv_monotonic();
   int running = 0, pass = !(max_wait > 0);
-  h->write_until = max_wait > 0 ? 0 : start + POLL_WRITE_BUDGET;
   for (;;) {
     double left;
-    resume(h);
-    if (h->n_running && pass) {
+    if (h->fetching || h->fetch_queue) fetch_reap(h);
+    if (h->n_running > h->n_fetching + h->n_waiting && pass) {
       curl_multi_perform(h->multi, &running);
       collect(h);
     }
@@ -696,7 +828,7 @@ int sv_http_poll(sv_http *h, double max_wait) {
     if (left <= 0 && pass) break;
     if (!h->n_running) { nap(left); break; }
     if (left > 3600) left = 3600;
-    if (left > 0.001 && helpers_busy(h)) left = 0.001; /* a writer to look at again soon */
+    /* with downloads only, this waits for a thread's wake-up (or the time) */
     curl_multi_poll(h->multi, NULL, 0, left > 0 ? (int)ceil(left * 1000) : 0, NULL);
     pass = 1;
   }
@@ -727,13 +859,47 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
   out->total = x->total;
 }
 
-void sv_xfer_progress(const sv_xfer *x, double *bytes, double *total) {
-  *bytes = x->have;
-  *total = x->total;
+/* A download's thread moves these: read under its lock, or the last look when
+   the lock is busy (the caller never waits for the thread). */
+void sv_xfer_progress(sv_xfer *x, double *bytes, double *total) {
+  if (x->threaded && !x->reaped && pthread_mutex_trylock(&x->lock) == 0) {
+    x->seen_have = x->have;
+    x->seen_total = x->total;
+    pthread_mutex_unlock(&x->lock);
+  }
+  if (x->threaded && !x->reaped) {
+    *bytes = x->seen_have;
+    *total = x->seen_total;
+  } else {
+    *bytes = x->have;
+    *total = x->total;
+  }
 }
 
+/* The owner lets go of x (or a download's thread, when it is the last). */
 void sv_xfer_free(sv_xfer *x) {
   if (!x) return;
+  if (x->threaded) {
+    int last;
+    if (x->list != L_NONE || !x->reaped) { /* the owner's side, its thread maybe running */
+      fetch_unlist(x->h, x);
+      unlink_xfer(x);
+    }
+    pthread_mutex_lock(&x->lock);
+    x->abandoned = 1; /* its thread stops at its next callback */
+    last = --x->refs == 0;
+    pthread_mutex_unlock(&x->lock);
+    if (!last) return; /* the thread frees it */
+  } else {
+    fetch_unlist(x->h, x);
+  }
+  xfer_destroy(x);
+}
+
+/* Frees x, off every list; the last reference's holder calls it. */
+static void xfer_destroy(sv_xfer *x) {
+  if (x->op == SV_OP_DOWNLOAD) pthread_mutex_destroy(&x->lock);
+  if (x->threaded) x->h = NULL; /* a thread's: off h's lists already, and h may be gone */
   detach_easy(x);
   close_file(x);
   unlink_xfer(x);

@@ -177,9 +177,12 @@ describe("embedding: make static and a C host", function()
   -- step's wall time and its "own" time (wall less run-queue waiting, from
   -- /proc/thread-self/schedstat: blocking counts, steal cannot be told apart).
   -- A run passes when no step's own time is over the limit; one run of up to
-  -- RUNS must pass.  Every run is printed with the machine's steal meanwhile.
+  -- RUNS must pass.  Every run is printed with the machine's steal meanwhile,
+  -- and with the steps' "work" (CPU time, or own time when the step blocked).
   -- What the limit is there for fails every run: an fsync in the step took
-  -- 200 ms and more, a write budget or a blocking write a few ms each frame.
+  -- 200 ms and more; receiving and writing the bytes in the step (before the
+  -- download had a thread of its own) cost 1 to 2 ms a frame, 4 ms and more
+  -- when the machine was busy.
   it("downloads a 300 MB video at 60 fps with no frame's step(0) over 4 ms, the file whole", function()
     if not on_54 then pending("runs under lua5.4 (the host is Lua 5.4 whichever VM runs the suite)") return end
     emu:config { video_size = BIG }
@@ -195,14 +198,17 @@ describe("embedding: make static and a C host", function()
       assert.equal("ok " .. path, r.result, out)
       assert.equal(BIG, file_size(path), "the file is not 300 MB")
       assert.is_nil(file_size(path .. ".part"), "the .part is left")
-      assert.is_true(r.frames >= 60, "the download took under a second of frames: " .. out)
+      -- the loop ran while the bytes came (a step that took the whole download
+      -- would leave a handful of frames; 300 MB from the emulator takes about
+      -- 0.7 s here)
+      assert.is_true(r.frames >= 20, "the download took under 20 frames: " .. out)
       lines[#lines + 1] = string.format(
         "run %d: %d frames; step(0) wall max %.3f ms, p99 %.3f ms (%d frames over 4 ms); "
-          .. "own max %.3f ms, p99 %.3f ms (%d over 4 ms); cpu max %.3f ms, p99 %.3f ms; schedstat %s; "
-          .. "steal meanwhile %s ticks",
+          .. "own max %.3f ms, p99 %.3f ms (%d over 4 ms); cpu max %.3f ms, p99 %.3f ms; "
+          .. "work max %.3f ms, p99 %.3f ms (%d steps blocked); schedstat %s; steal meanwhile %s ticks",
         run, r.frames, r.step_max_ms, r.step_p99_ms, r.frames_over_4ms, r.step_own_max_ms, r.step_own_p99_ms,
-        r.frames_own_over_4ms, r.step_cpu_max_ms, r.step_cpu_p99_ms, r.schedstat,
-        steal0 and steal1 and tostring(steal1 - steal0) or "?")
+        r.frames_own_over_4ms, r.step_cpu_max_ms, r.step_cpu_p99_ms, r.step_work_max_ms, r.step_work_p99_ms,
+        r.frames_blocked, r.schedstat, steal0 and steal1 and tostring(steal1 - steal0) or "?")
       print("\n" .. lines[#lines])
       if not best or r.step_own_max_ms < best then best = r.step_own_max_ms end
       if best <= FRAME_LIMIT_MS then break end

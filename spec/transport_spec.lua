@@ -165,4 +165,121 @@ describe("the transport", function()
     assert.equal("auth", job.err.kind)
     assert.same({}, emu:requests())
   end)
+
+  -- A download runs on a thread of its own (csrc/sv_http.c, fetch_thread): its
+  -- bytes move while the caller does anything else, and a poll only looks at
+  -- whether it is done.  Driven here through the transport itself.
+  describe("a download's own thread", function()
+    local core = require "starvideos.core"
+    local new_transport = core.curl or require("starvideos.curl").new
+    local SIZE = 8 * 1000 * 1000
+
+    local function video_url()
+      local c = client()
+      local task = assert(c:create(PARAMS))
+      return assert(c:wait(task.id, { interval = 0.05, timeout = 10 })).video_url
+    end
+
+    local function download(t, url, file)
+      return assert(t:send { op = "download", url = url, file = file, stall = 30 })
+    end
+
+    -- polls until h is among the finished ones (kept for later calls); its result
+    local seen = setmetatable({}, { __mode = "k" })
+    local function finish(t, h, seconds)
+      local deadline = socket.gettime() + (seconds or 20)
+      while not seen[h] and socket.gettime() < deadline do
+        t:poll(0.05)
+        for f in t.finished, t do seen[f] = true end
+      end
+      assert(seen[h], "the exchange did not finish")
+      return t:result(h)
+    end
+
+    local function wait_for(pred, seconds)
+      local deadline = socket.gettime() + (seconds or 10)
+      while socket.gettime() < deadline do
+        if pred() then return true end
+        socket.sleep(0.01)
+      end
+      return pred()
+    end
+
+    after_each(function() emu:config { video_size = require("cjson").null } end)
+
+    it("moves the bytes while nobody polls, and a poll finishes it", function()
+      emu:config { video_size = SIZE }
+      local url, dir = video_url(), helper.tmpdir()
+      local t = new_transport { max_connections = 4 }
+      local h = download(t, url, dir .. "/a.mp4")
+      -- no poll at all: only a thread can have written the file
+      assert.is_true(wait_for(function() return t:progress(h) == SIZE end),
+        "bytes without a poll: " .. tostring(t:progress(h)))
+      assert.equal(SIZE, helper.file_size(dir .. "/a.mp4"))
+      local body, err, tr, bytes, total = finish(t, h)
+      assert.is_nil(err)
+      assert.truthy(body)
+      assert.equal("none", tr)
+      assert.equal(SIZE, bytes)
+      assert.equal(SIZE, total)
+      t:close()
+    end)
+
+    -- two downloads of one video, sent together on a transport of max_connections n
+    local function two_downloads(n)
+      emu:config { video_size = SIZE }
+      local url, dir = video_url(), helper.tmpdir()
+      local t = new_transport { max_connections = n }
+      return t, download(t, url, dir .. "/a.mp4"), download(t, url, dir .. "/b.mp4"), dir
+    end
+
+    it("counts against max_connections: with 2, one download at a time, the next started by a poll", function()
+      local t, a, b, dir = two_downloads(2)
+      assert.is_true(wait_for(function() return t:progress(a) == SIZE end))
+      socket.sleep(0.2)
+      assert.equal(0, (t:progress(b)), "the second download started beside the first")
+      assert.equal(0, helper.file_size(dir .. "/b.mp4"), "the second download wrote before its turn")
+      local _, err = finish(t, a)
+      assert.is_nil(err)
+      _, err = finish(t, b)
+      assert.is_nil(err)
+      assert.equal(SIZE, helper.file_size(dir .. "/b.mp4"))
+      t:close()
+    end)
+
+    it("runs downloads side by side when max_connections allows it", function()
+      local t, a, b = two_downloads(4)
+      assert.is_true(wait_for(function() return t:progress(a) == SIZE and t:progress(b) == SIZE end),
+        "two downloads without a poll: " .. tostring(t:progress(a)) .. ", " .. tostring(t:progress(b)))
+      assert.is_nil(select(2, finish(t, a)))
+      assert.is_nil(select(2, finish(t, b)))
+      t:close()
+    end)
+
+    it("stops writing once cancelled, and once its transport is closed", function()
+      emu:config { video_size = 300 * 1000 * 1000 }
+      local url, dir = video_url(), helper.tmpdir()
+      for _, how in ipairs { "cancel", "close" } do
+        local t = new_transport { max_connections = 4 }
+        local path = dir .. "/" .. how .. ".mp4"
+        local h = download(t, url, path)
+        assert.is_true(wait_for(function() return t:progress(h) > 0 end), how .. ": no byte came")
+        if how == "cancel" then t:cancel(h) else t:close() end
+        socket.sleep(0.3) -- a write under way ends; the thread sees it at its next callback
+        local size = helper.file_size(path)
+        socket.sleep(0.5)
+        assert.equal(size, helper.file_size(path), how .. ": the file still grows")
+        assert.is_true(size < 300 * 1000 * 1000, how .. ": the whole video came before the " .. how)
+        if how == "cancel" then
+          -- the transport goes on: another exchange works
+          local h2 = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", auth = true })
+          local _, err = finish(t, h2)
+          assert.truthy(err)
+          t:close()
+        end
+        collectgarbage()
+        collectgarbage()
+      end
+    end)
+  end)
 end)

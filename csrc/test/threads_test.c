@@ -5,8 +5,8 @@
    Four threads start together (a barrier) for each of several rounds: each
    opens the module, makes a client (curl_global_init and a multi handle: the
    race ThreadSanitizer found on the old curl_ready flag), and with BASE_URL
-   generates a small video into SCRATCH_DIR (the writer and commit threads
-   too), checks it, and closes the client; its lua_State is closed at the end.
+   generates a small video into SCRATCH_DIR (the download's and the commit's
+   threads too), checks it, and closes the client; its lua_State is closed at the end.
    Prints libcurl's version and whether it says its global init is
    thread-safe; exits 1 when a thread failed. */
 #include <lauxlib.h>

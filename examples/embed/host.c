@@ -25,13 +25,23 @@
                    tick or two; "own" is what the step itself cost, blocking
                    included; "own" equals wall where schedstat is missing);
      step_cpu_max_ms, step_cpu_p99_ms
-                   the thread's CPU time in each step.
+                   the thread's CPU time in each step (on a kernel with
+                   paravirtual steal accounting, less the time a hypervisor
+                   took the CPU away);
+     step_work_max_ms, step_work_p99_ms, frames_work_over_4ms, frames_blocked
+                   what the step itself cost: its CPU time, or its "own" time
+                   when it blocked (the thread gave up the CPU: a voluntary
+                   context switch, getrusage RUSAGE_THREAD), so that an fsync
+                   or a wait for a lock counts whole while the time a busy
+                   machine held a running step back does not; "work" equals
+                   "own" where RUSAGE_THREAD is missing.
    Everything is freed at the end (client:close, lua_close, the timings).
 
    lua-cjson: Debian ships it only as a module (cjson.so, a link to
    liblua5.4-cjson.so.0, whose Lua API calls are left to the executable); this
    host links that library by name and registers luaopen_cjson and
    luaopen_cjson_safe itself, so no package library is needed to find it. */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -41,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,7 +68,7 @@ static const char setup_lua[] =
   "  { out = out, interval = 0.05 }))\n"
   "return client, job\n";
 
-enum { WALL, OWN, CPU, MEASURES };
+enum { WALL, OWN, CPU, WORK, MEASURES };
 
 typedef struct run {
   const char *base_url, *out, *prompt;
@@ -68,6 +79,7 @@ typedef struct run {
   int schedstat; /* fd of /proc/thread-self/schedstat, or -1 */
   int ok;
   int globals_added;
+  unsigned long blocked; /* frames whose step gave up the CPU */
 } run;
 
 static double now(clockid_t clock) {
@@ -85,6 +97,15 @@ static double runqueue_wait(int fd) {
   buf[n] = '\0';
   if (sscanf(buf, "%llu %llu", &run_ns, &wait_ns) != 2) return 0;
   return (double)wait_ns / 1e9;
+}
+
+/* Times this thread gave up the CPU (blocked) so far, or -1 when unknown. */
+static long voluntary_switches(void) {
+#ifdef RUSAGE_THREAD
+  struct rusage ru;
+  if (getrusage(RUSAGE_THREAD, &ru) == 0) return ru.ru_nvcsw;
+#endif
+  return -1;
 }
 
 static void sleep_until(double t) {
@@ -165,7 +186,9 @@ static int pmain(lua_State *L) {
   start = next = now(CLOCK_MONOTONIC);
   for (;;) {
     double v[MEASURES], t0, t1, c0, q0, q1;
+    long s0, s1;
     int done;
+    s0 = voluntary_switches();
     q0 = runqueue_wait(r->schedstat);
     c0 = now(CLOCK_THREAD_CPUTIME_ID);
     t0 = now(CLOCK_MONOTONIC);
@@ -176,15 +199,19 @@ static int pmain(lua_State *L) {
     t1 = now(CLOCK_MONOTONIC);
     v[CPU] = now(CLOCK_THREAD_CPUTIME_ID) - c0;
     q1 = runqueue_wait(r->schedstat);
+    s1 = voluntary_switches();
     lua_pop(L, 1);
     v[WALL] = t1 - t0;
     v[OWN] = v[WALL] - (q1 - q0);
     if (v[OWN] < v[CPU]) v[OWN] = v[CPU]; /* a wait just outside [t0, t1] */
+    v[WORK] = s0 < 0 || s1 != s0 ? v[OWN] : v[CPU];
+    if (s0 < 0 || s1 != s0) r->blocked++;
     if (record(r, v)) return luaL_error(L, "out of memory");
     if (r->slow > 0 && (v[WALL] > r->slow || v[CPU] > r->slow)) {
       lua_getfield(L, job, "state");
-      fprintf(stderr, "slow frame %lu (%s): wall %.3f ms, own %.3f ms, cpu %.3f ms\n", (unsigned long)(r->n - 1),
-              lua_tostring(L, -1), v[WALL] * 1000, v[OWN] * 1000, v[CPU] * 1000);
+      fprintf(stderr, "slow frame %lu (%s): wall %.3f ms, own %.3f ms, cpu %.3f ms, work %.3f ms%s\n",
+              (unsigned long)(r->n - 1), lua_tostring(L, -1), v[WALL] * 1000, v[OWN] * 1000, v[CPU] * 1000,
+              v[WORK] * 1000, s1 != s0 ? " (blocked)" : "");
       lua_pop(L, 1);
     }
     lua_getfield(L, job, "done");
@@ -281,6 +308,8 @@ int main(int argc, char **argv) {
     report("", r.t[WALL], r.n, 1);
     report("_own", r.t[OWN], r.n, 1);
     report("_cpu", r.t[CPU], r.n, 0);
+    report("_work", r.t[WORK], r.n, 1);
+    printf("frames_blocked %lu\n", r.blocked);
   }
   if (r.schedstat >= 0) close(r.schedstat);
   for (m = 0; m < MEASURES; m++) free(r.t[m]);

@@ -43,7 +43,10 @@ local M = {
 -- * `sleep`: `function(seconds)`, every pause goes through it (a coroutine scheduler's)
 -- * `on_event`: `function(event)`, for `status`, `progress`, `request`, `response`, `retry`
 -- * `ca_file`: CA bundle for https
--- * `max_connections` (16), `requests_per_second` (10, polls of all tasks together),
+-- * `max_connections` (16: API requests and downloads together; each download has its own
+--   thread and connection, and one connection is always left to API requests, so with 1 a
+--   download and an API request may both be open), `requests_per_second` (10, polls of all
+--   tasks together),
 --   `min_interval` (5, the closest two polls of one task; never above `interval`), `interval` (30: the polls'
 --   spacing until the learned schedule knows better, and the number of polls per task
 --   that schedule spends, see `client:wait`), `retry_backoff` (0.5),
