@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +81,8 @@ struct sv_xfer {
   int threaded;        /* its thread was started */
   int reaped;          /* the owner has seen it fetched (it is off h->fetching) */
   sv_xfer *fnext;      /* h->fetching or h->fetch_queue */
+  sv_http *home;       /* h, for its thread's last word (h outlives every thread) */
+  curl_socket_t sock;  /* under lock: the connection's socket, shut down to stop it */
   pthread_mutex_t lock;
   int refs, fetched, abandoned; /* under lock */
   CURLcode fetch_rc;            /* under lock, with fetched */
@@ -99,6 +102,12 @@ struct sv_http {
   sv_xfer *fetching, *fetch_queue, *fetch_queue_tail;
   int n_fetching, n_waiting;
   long max_conns;
+  /* download threads alive, those let go of included: sv_http_free waits for
+     none to be left before it ends libcurl (a thread inside libcurl, or in this
+     code, must not outlive the module or curl_global_cleanup) */
+  pthread_mutex_t threads_lock;
+  pthread_cond_t threads_gone;
+  int threads_alive;
   CURL *idle[IDLE_MAX]; /* easy handles kept for the next exchanges */
   unsigned char idle_get[IDLE_MAX]; /* 1: still set up for an API GET; 0: reset */
   int n_idle;
@@ -199,6 +208,8 @@ static void close_file(sv_xfer *x) {
 
 /* ------------------------------------------------------------- the pool */
 
+static void abandon(sv_xfer *x);
+
 /* The multi handle's connections: max_connections less the download threads
    running, and at least 1 (API requests always have one). */
 static void share_connections(sv_http *h) {
@@ -227,6 +238,12 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
     return NULL;
   }
   h = calloc(1, sizeof *h);
+  if (h && pthread_mutex_init(&h->threads_lock, NULL) != 0) { free(h); h = NULL; }
+  if (h && pthread_cond_init(&h->threads_gone, NULL) != 0) {
+    pthread_mutex_destroy(&h->threads_lock);
+    free(h);
+    h = NULL;
+  }
   if (!h) { snprintf(errbuf, errlen, "out of memory"); curl_global_cleanup(); return NULL; }
   h->api_key = dupstr(cfg->api_key ? cfg->api_key : "");
   h->ca_file = dupstr(cfg->ca_file);
@@ -247,23 +264,22 @@ void sv_http_free(sv_http *h) {
   sv_xfer *x;
   int i;
   if (!h) return;
+  /* Downloads still running stop (their sockets shut down), and this waits for
+     every download thread to end, those let go of before too: the threads are
+     quick to see it, and none may run on inside libcurl once it is cleaned up
+     below, nor in this code once the module is unloaded. */
+  for (x = h->fetching; x; x = x->fnext) abandon(x);
+  pthread_mutex_lock(&h->threads_lock);
+  while (h->threads_alive > 0) pthread_cond_wait(&h->threads_gone, &h->threads_lock);
+  pthread_mutex_unlock(&h->threads_lock);
   while ((x = h->running) != NULL || (x = h->done) != NULL) {
     int unfinished = x->list == L_RUNNING;
     unlink_xfer(x);
     x->waiting = 0;
-    if (x->threaded && !x->reaped) {
-      /* its thread stops at its next callback and lets go of the handle and
-         the file; the owner still frees x (the last reference frees) */
-      x->reaped = 1;
-      pthread_mutex_lock(&x->lock);
-      x->abandoned = 1;
-      x->h = NULL;
-      pthread_mutex_unlock(&x->lock);
-    } else {
-      detach_easy(x);
-      close_file(x);
-      x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
-    }
+    x->reaped = 1;   /* its thread, if it had one, is over */
+    detach_easy(x);
+    close_file(x);
+    x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
     if (unfinished) {
       x->tr = SV_TR_BROKEN;
       snprintf(x->message, sizeof x->message, "the transport was closed before the exchange finished");
@@ -271,6 +287,8 @@ void sv_http_free(sv_http *h) {
   }
   h->fetching = h->fetch_queue = h->fetch_queue_tail = NULL;
   h->n_fetching = h->n_waiting = 0;
+  pthread_cond_destroy(&h->threads_gone);
+  pthread_mutex_destroy(&h->threads_lock);
   while (h->n_idle > 0) curl_easy_cleanup(h->idle[--h->n_idle]);
   for (i = 0; i < 4; i++) free_secret_list(h->api_headers[i]);
   if (h->multi) curl_multi_cleanup(h->multi);
@@ -412,6 +430,46 @@ static int on_fetch_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, cur
   return stop;
 }
 
+/* A download's connection, opened by libcurl on its thread: kept (under the
+   lock) so that abandon() can shut it down, which ends a wait for bytes at once. */
+static curl_socket_t on_fetch_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+  sv_xfer *x = ud;
+  curl_socket_t fd;
+  int type = a->socktype;
+  (void)purpose;
+#ifdef SOCK_CLOEXEC
+  type |= SOCK_CLOEXEC;
+#endif
+  fd = socket(a->family, type, a->protocol);
+  if (fd == CURL_SOCKET_BAD) return fd;
+  pthread_mutex_lock(&x->lock);
+  if (x->abandoned) {
+    close(fd);
+    fd = CURL_SOCKET_BAD;
+  } else {
+    x->sock = fd;
+  }
+  pthread_mutex_unlock(&x->lock);
+  return fd;
+}
+
+static int on_fetch_close(void *ud, curl_socket_t fd) {
+  sv_xfer *x = ud;
+  pthread_mutex_lock(&x->lock);
+  if (x->sock == fd) x->sock = CURL_SOCKET_BAD;
+  pthread_mutex_unlock(&x->lock);
+  return close(fd);
+}
+
+/* The owner lets go of a running download: its thread stops at its next
+   callback, or at once when it waits for bytes (its socket is shut down). */
+static void abandon(sv_xfer *x) {
+  pthread_mutex_lock(&x->lock);
+  x->abandoned = 1;
+  if (x->sock != CURL_SOCKET_BAD) shutdown(x->sock, SHUT_RDWR);
+  pthread_mutex_unlock(&x->lock);
+}
+
 /* ------------------------------------------------------------ sending */
 
 static void fetch_queue_push(sv_http *h, sv_xfer *x);
@@ -499,6 +557,8 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_video_body);
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_fetch_progress);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_fetch_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_fetch_close);
   } else {
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
   }
@@ -590,6 +650,10 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? to_ms(s->timeout) : 0L);
   if (s->op == SV_OP_DOWNLOAD) {
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, x);
+    x->home = h;
+    x->sock = CURL_SOCKET_BAD;
     push_running(h, x);
     fetch_queue_push(h, x);
     fetch_start(h);
@@ -674,6 +738,7 @@ static void xfer_destroy(sv_xfer *x);
    work); it mostly waits for bytes, and its CPU is the kernel's copies. */
 static void *fetch_thread(void *arg) {
   sv_xfer *x = arg;
+  sv_http *home;
   CURLcode rc;
   int last;
   rc = curl_easy_perform(x->easy);
@@ -686,9 +751,13 @@ static void *fetch_thread(void *arg) {
   x->fetch_rc = rc;
   x->fetched = 1;
   if (x->h) curl_multi_wakeup(x->h->multi); /* a poll that waits looks at it now */
+  home = x->home;
   last = --x->refs == 0;
   pthread_mutex_unlock(&x->lock);
   if (last) xfer_destroy(x); /* its owner let go meanwhile */
+  pthread_mutex_lock(&home->threads_lock); /* the last word: h may go once it is said */
+  if (--home->threads_alive == 0) pthread_cond_broadcast(&home->threads_gone);
+  pthread_mutex_unlock(&home->threads_lock);
   return NULL;
 }
 
@@ -741,8 +810,14 @@ static void fetch_start(sv_http *h) {
     x->fnext = NULL;
     x->refs = 2; /* the owner and the thread */
     x->threaded = 1;
+    pthread_mutex_lock(&h->threads_lock);
+    h->threads_alive++;
+    pthread_mutex_unlock(&h->threads_lock);
     rc = sv_helper_start(&t, fetch_thread, x);
     if (rc != 0) {
+      pthread_mutex_lock(&h->threads_lock);
+      h->threads_alive--;
+      pthread_mutex_unlock(&h->threads_lock);
       x->threaded = 0;
       x->refs = 0;
       x->tr = SV_TR_NOT_SENT;
@@ -762,9 +837,11 @@ static void fetch_start(sv_http *h) {
 }
 
 /* Downloads whose thread is done are finished; a busy lock is looked at on the
-   next poll (the owner never waits for a thread). */
-static void fetch_reap(sv_http *h) {
+   next poll (the owner never waits for a thread).  Returns how many locks were
+   busy: a thread may be saying it is done (its wake-up already spent). */
+static int fetch_reap(sv_http *h) {
   sv_xfer **p = &h->fetching;
+  int busy = 0;
   while (*p) {
     sv_xfer *x = *p;
     int fetched = 0;
@@ -775,6 +852,8 @@ static void fetch_reap(sv_http *h) {
       x->seen_have = x->have;
       x->seen_total = x->total;
       pthread_mutex_unlock(&x->lock);
+    } else {
+      busy++;
     }
     if (!fetched) { p = &x->fnext; continue; }
     *p = x->fnext;
@@ -785,6 +864,7 @@ static void fetch_reap(sv_http *h) {
     end_xfer(x, rc);
   }
   if (h->fetch_queue) fetch_start(h);
+  return busy;
 }
 
 static void collect(sv_http *h) {
@@ -818,7 +898,7 @@ int sv_http_poll(sv_http *h, double max_wait) {
   int running = 0, pass = !(max_wait > 0);
   for (;;) {
     double left;
-    if (h->fetching || h->fetch_queue) fetch_reap(h);
+    int busy = h->fetching || h->fetch_queue ? fetch_reap(h) : 0;
     if (h->n_running > h->n_fetching + h->n_waiting && pass) {
       curl_multi_perform(h->multi, &running);
       collect(h);
@@ -828,6 +908,7 @@ int sv_http_poll(sv_http *h, double max_wait) {
     if (left <= 0 && pass) break;
     if (!h->n_running) { nap(left); break; }
     if (left > 3600) left = 3600;
+    if (left > 0.001 && busy) left = 0.001; /* a lock to look at again soon */
     /* with downloads only, this waits for a thread's wake-up (or the time) */
     curl_multi_poll(h->multi, NULL, 0, left > 0 ? (int)ceil(left * 1000) : 0, NULL);
     pass = 1;
@@ -885,8 +966,9 @@ void sv_xfer_free(sv_xfer *x) {
       fetch_unlist(x->h, x);
       unlink_xfer(x);
     }
+    abandon(x);
     pthread_mutex_lock(&x->lock);
-    x->abandoned = 1; /* its thread stops at its next callback */
+    x->h = NULL; /* its thread wakes no poll of h now */
     last = --x->refs == 0;
     pthread_mutex_unlock(&x->lock);
     if (!last) return; /* the thread frees it */

@@ -281,5 +281,39 @@ describe("the transport", function()
         collectgarbage()
       end
     end)
+
+    -- threads of this process, from /proc (the shell's parent is this process)
+    local function threads()
+      return tonumber((helper.capture("ls /proc/$PPID/task | wc -l")))
+    end
+
+    it("close ends every download thread before it returns, those cancelled just before too", function()
+      emu:config { video_size = 300 * 1000 * 1000 }
+      local url, dir = video_url(), helper.tmpdir()
+      -- a server that takes the connection and never answers
+      local mute = assert(socket.bind("127.0.0.1", 0))
+      local _, port = mute:getsockname()
+      local before = threads()
+      local t = new_transport { max_connections = 8 }
+      local stalled = download(t, "http://127.0.0.1:" .. port .. "/video.mp4", dir .. "/stalled.mp4")
+      local running = download(t, url, dir .. "/running.mp4")
+      local cancelled = download(t, url, dir .. "/cancelled.mp4")
+      assert.is_true(wait_for(function() return t:progress(running) > 0 and t:progress(cancelled) > 0 end))
+      assert.equal(before + 3, threads(), "a thread per download")
+      assert.equal(0, (t:progress(stalled)))
+      t:cancel(cancelled)
+      local t0 = socket.gettime()
+      t:close()
+      local took = socket.gettime() - t0
+      assert.equal(before, threads(), "download threads outlived close")
+      assert.is_true(took < 2, "close took " .. took .. " s")
+      print(string.format("\n  close with 2 downloads running (1 waiting for a byte) and 1 just cancelled: %.1f ms",
+        took * 1000))
+      mute:close()
+      -- the handles still held are freed by the collector
+      running, stalled = nil, nil -- luacheck: ignore
+      collectgarbage()
+      collectgarbage()
+    end)
   end)
 end)
