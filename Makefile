@@ -57,7 +57,7 @@ all: $(SO) $(TEST_BIN) $(COMPAT_SO)
 
 # The core alone, without Lua: its C tests link only libcurl.
 $(TEST_BIN): csrc/test/test_core.c $(filter-out build/obj/lsv_%,$(OBJ))
-	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm -pthread
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm -ldl -pthread
 
 build/obj/%.o: csrc/%.c csrc/sv_core.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
@@ -69,11 +69,11 @@ build/obj/lsv_core_nocurl.o: csrc/lsv_core.c csrc/sv_core.h csrc/compat.h | $(DE
 
 build/starvideos/core.so: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ -lm -pthread
+	$(CC) -shared -o $@ $^ -lm -ldl -pthread
 
 build/starvideos/curl.so: $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ $(CURL_LIBS) -lm -pthread
+	$(CC) -shared -o $@ $^ $(CURL_LIBS) -lm -ldl -pthread
 
 # A module that drives csrc/compat.h (spec/compat_spec.lua).
 $(COMPAT_SO): csrc/test/compat_test.c csrc/compat.h | $(DEPS_FIRST)
@@ -93,11 +93,11 @@ build/$(1)/obj/lsv_core_nocurl.o: csrc/lsv_core.c csrc/sv_core.h csrc/compat.h |
 
 build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CORE_OBJ))
 	@mkdir -p $$(dir $$@)
-	$$(CC) -shared -o $$@ $$^ -lm -pthread
+	$$(CC) -shared -o $$@ $$^ -lm -ldl -pthread
 
 build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(OBJ))
 	@mkdir -p $$(dir $$@)
-	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm -pthread
+	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm -ldl -pthread
 
 build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/compat.h | $$(DEPS_FIRST)
 	@mkdir -p $$(dir $$@)

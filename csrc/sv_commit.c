@@ -8,8 +8,12 @@
    Callers poll (a mutex and a few loads) and never wait for the disk.  The
    helpers here touch only their file and their own fields: no Lua, no libcurl;
    sv_helper_start serves both. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr, RTLD_NOLOAD, RTLD_NODELETE (sv_helper_pin_module) */
+#endif
 #include "sv_core.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -30,6 +34,22 @@ static void background(void) {
 #if defined(__linux__) && defined(SYS_gettid)
   (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 #endif
+}
+
+static const char pin_anchor = 0; /* an address inside this module */
+
+static void pin_once(void) {
+  Dl_info info;
+  if (dladdr(&pin_anchor, &info) && info.dli_fname)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE); /* never closed */
+}
+
+/* The module holds one more reference to itself, and so is never unloaded
+   (what ld -z nodelete does, here for every build, LuaRocks' included): a
+   helper that outlives the call that let go of it ends in this module's code. */
+void sv_helper_pin_module(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, pin_once);
 }
 
 /* A helper takes no signal meant for the host: it starts with all blocked. */

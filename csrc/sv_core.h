@@ -340,5 +340,8 @@ SV_API void sv_commit_free(sv_commit *c);
 /* A helper thread (sv_commit.c): fn(arg) started with every signal blocked
    (the host's signals are not its own): 0 or pthread_create's error. */
 SV_API int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Keeps the module loaded for good (a thread that may end after the module's
+   user let go of it runs this module's code to its end): once per process. */
+SV_API void sv_helper_pin_module(void);
 
 #endif

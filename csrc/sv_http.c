@@ -82,7 +82,8 @@ struct sv_xfer {
   int reaped;          /* the owner has seen it fetched (it is off h->fetching) */
   sv_xfer *fnext;      /* h->fetching or h->fetch_queue */
   sv_http *home;       /* h, for its thread's last word (h outlives every thread) */
-  curl_socket_t sock;  /* under lock: the connection's socket, shut down to stop it */
+  curl_socket_t sock[2]; /* under lock: its sockets (two while libcurl tries IPv6 and
+                            IPv4 at once), shut down to stop it */
   pthread_mutex_t lock;
   int refs, fetched, abandoned; /* under lock */
   CURLcode fetch_rc;            /* under lock, with fetched */
@@ -446,8 +447,10 @@ static curl_socket_t on_fetch_socket(void *ud, curlsocktype purpose, struct curl
   if (x->abandoned) {
     close(fd);
     fd = CURL_SOCKET_BAD;
-  } else {
-    x->sock = fd;
+  } else if (x->sock[0] == CURL_SOCKET_BAD) {
+    x->sock[0] = fd;
+  } else if (x->sock[1] == CURL_SOCKET_BAD) {
+    x->sock[1] = fd; /* a third at once is not kept: abandon waits for a callback then */
   }
   pthread_mutex_unlock(&x->lock);
   return fd;
@@ -455,8 +458,10 @@ static curl_socket_t on_fetch_socket(void *ud, curlsocktype purpose, struct curl
 
 static int on_fetch_close(void *ud, curl_socket_t fd) {
   sv_xfer *x = ud;
+  int i;
   pthread_mutex_lock(&x->lock);
-  if (x->sock == fd) x->sock = CURL_SOCKET_BAD;
+  for (i = 0; i < 2; i++)
+    if (x->sock[i] == fd) x->sock[i] = CURL_SOCKET_BAD;
   pthread_mutex_unlock(&x->lock);
   return close(fd);
 }
@@ -464,9 +469,11 @@ static int on_fetch_close(void *ud, curl_socket_t fd) {
 /* The owner lets go of a running download: its thread stops at its next
    callback, or at once when it waits for bytes (its socket is shut down). */
 static void abandon(sv_xfer *x) {
+  int i;
   pthread_mutex_lock(&x->lock);
   x->abandoned = 1;
-  if (x->sock != CURL_SOCKET_BAD) shutdown(x->sock, SHUT_RDWR);
+  for (i = 0; i < 2; i++)
+    if (x->sock[i] != CURL_SOCKET_BAD) shutdown(x->sock[i], SHUT_RDWR);
   pthread_mutex_unlock(&x->lock);
 }
 
@@ -653,7 +660,7 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, x);
     x->home = h;
-    x->sock = CURL_SOCKET_BAD;
+    x->sock[0] = x->sock[1] = CURL_SOCKET_BAD;
     push_running(h, x);
     fetch_queue_push(h, x);
     fetch_start(h);
@@ -810,6 +817,10 @@ static void fetch_start(sv_http *h) {
     x->fnext = NULL;
     x->refs = 2; /* the owner and the thread */
     x->threaded = 1;
+    /* its last word (its count in h) comes before its last instructions, which
+       are this module's: a host that closes the transport and then unloads the
+       module (lua_close dlcloses it) must not unmap them under the thread */
+    sv_helper_pin_module();
     pthread_mutex_lock(&h->threads_lock);
     h->threads_alive++;
     pthread_mutex_unlock(&h->threads_lock);
@@ -980,9 +991,9 @@ void sv_xfer_free(sv_xfer *x) {
 
 /* Frees x, off every list; the last reference's holder calls it. */
 static void xfer_destroy(sv_xfer *x) {
-  if (x->op == SV_OP_DOWNLOAD) pthread_mutex_destroy(&x->lock);
   if (x->threaded) x->h = NULL; /* a thread's: off h's lists already, and h may be gone */
-  detach_easy(x);
+  detach_easy(x); /* may close a kept connection: on_fetch_close takes the lock */
+  if (x->op == SV_OP_DOWNLOAD) pthread_mutex_destroy(&x->lock);
   close_file(x);
   unlink_xfer(x);
   sv_buf_free(&x->send);

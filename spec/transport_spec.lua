@@ -315,5 +315,23 @@ describe("the transport", function()
       collectgarbage()
       collectgarbage()
     end)
+
+    -- csrc/test/unload_test.c: Lua 5.4 (the host's own), so once, under lua5.4
+    it("a host that unloads the module right after close does not crash (12 runs)", function()
+      if helper.vm ~= "lua5.4" then pending("runs under lua5.4 (the host is Lua 5.4)") return end
+      local root, q = helper.root, helper.shell_quote
+      local built, ok = helper.capture("make --no-print-directory -C " .. q(root)
+        .. " build/unload_test build/lua5.4/starvideos/curl.so 2>&1")
+      assert.is_true(ok, built)
+      emu:config { video_size = 300 * 1000 * 1000 }
+      local url, dir = video_url(), helper.tmpdir()
+      for run = 1, 12 do
+        local out
+        out, ok = helper.capture(helper.UNINSTRUMENTED .. q(root .. "/build/unload_test") .. " "
+          .. q(root .. "/build/lua5.4/?.so") .. " " .. q(url) .. " " .. q(dir) .. " 2>&1")
+        assert.is_true(ok, "run " .. run .. ": " .. out)
+        assert.equal("ok\n", out)
+      end
+    end)
   end)
 end)

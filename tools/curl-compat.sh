@@ -73,8 +73,10 @@ if [ "${1:-}" = "--module" ]; then
   # shellcheck disable=SC2016
   sources=$(make -s --no-print-directory --eval 'sv-print-sources: ; @echo $(CORE_SRC) $(BIND_SRC)' \
     sv-print-sources) || exit 1
+  # -D_GNU_SOURCE: sv_commit.c defines it before its first header, and the
+  # header forced in here comes before that
   # shellcheck disable=SC2086,SC2046
-  exec $CC ${CFLAGS:--O2 -g} $WARN $DEFS -fPIC -fvisibility=hidden ${LUA_INC:-} $CURL_CFLAGS \
+  exec $CC ${CFLAGS:--O2 -g} $WARN $DEFS -D_GNU_SOURCE -fPIC -fvisibility=hidden ${LUA_INC:-} $CURL_CFLAGS \
     -include "$work/curl-$OLD.h" -shared -o "$out" $sources \
     $(pkg-config --libs libcurl 2>/dev/null || echo -lcurl) -lm
 fi
