@@ -37,7 +37,8 @@
 --                                   then rename), where the transport's host
 --                                   would rather not wait for the disk
 --
--- Two implementations: libcurl's multi interface in C (starvideos.curl),
+-- Two implementations: libcurl in C (starvideos.curl: API requests on its multi
+-- interface, each download on a thread of its own, which a poll only looks at),
 -- and inside nginx one on nginx's own sockets (transport/ngx.lua), so that a
 -- client waiting there yields the worker.  A transport written in Lua reads its
 -- answers with core.verdict(op, status, body, retry_after, tr, message, bytes,
