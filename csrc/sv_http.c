@@ -768,6 +768,30 @@ static void *fetch_thread(void *arg) {
   return NULL;
 }
 
+/* The owner's look at a download's thread, never waiting for it: 1 when it is
+   done, 0 when not yet, -1 when its lock is busy (then seen_* stay as they were). */
+static int look(sv_xfer *x, CURLcode *rc) {
+  int fetched;
+  if (pthread_mutex_trylock(&x->lock) != 0) return -1;
+  fetched = x->fetched;
+  *rc = x->fetch_rc;
+  x->seen_have = x->have;
+  x->seen_total = x->total;
+  pthread_mutex_unlock(&x->lock);
+  return fetched;
+}
+
+/* *p, a download on h->fetching, leaves it: the owner is done with its thread. */
+static sv_xfer *fetching_drop(sv_http *h, sv_xfer **p) {
+  sv_xfer *x = *p;
+  *p = x->fnext;
+  x->fnext = NULL;
+  x->reaped = 1;
+  h->n_fetching--;
+  share_connections(h);
+  return x;
+}
+
 static void fetch_queue_push(sv_http *h, sv_xfer *x) {
   x->waiting = 1;
   x->fnext = NULL;
@@ -793,9 +817,7 @@ static void fetch_unlist(sv_http *h, sv_xfer *x) {
   } else if (x->threaded && !x->reaped) {
     for (p = &h->fetching; *p; p = &(*p)->fnext)
       if (*p == x) {
-        *p = x->fnext;
-        h->n_fetching--;
-        share_connections(h);
+        fetching_drop(h, p);
         break;
       }
     x->reaped = 1;
@@ -854,25 +876,11 @@ static int fetch_reap(sv_http *h) {
   sv_xfer **p = &h->fetching;
   int busy = 0;
   while (*p) {
-    sv_xfer *x = *p;
-    int fetched = 0;
     CURLcode rc = CURLE_OK;
-    if (pthread_mutex_trylock(&x->lock) == 0) {
-      fetched = x->fetched;
-      rc = x->fetch_rc;
-      x->seen_have = x->have;
-      x->seen_total = x->total;
-      pthread_mutex_unlock(&x->lock);
-    } else {
-      busy++;
-    }
-    if (!fetched) { p = &x->fnext; continue; }
-    *p = x->fnext;
-    x->fnext = NULL;
-    x->reaped = 1;
-    h->n_fetching--;
-    share_connections(h);
-    end_xfer(x, rc);
+    int done = look(*p, &rc);
+    if (done < 0) busy++;
+    if (done > 0) end_xfer(fetching_drop(h, p), rc);
+    else p = &(*p)->fnext;
   }
   if (h->fetch_queue) fetch_start(h);
   return busy;
@@ -954,12 +962,9 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
 /* A download's thread moves these: read under its lock, or the last look when
    the lock is busy (the caller never waits for the thread). */
 void sv_xfer_progress(sv_xfer *x, double *bytes, double *total) {
-  if (x->threaded && !x->reaped && pthread_mutex_trylock(&x->lock) == 0) {
-    x->seen_have = x->have;
-    x->seen_total = x->total;
-    pthread_mutex_unlock(&x->lock);
-  }
   if (x->threaded && !x->reaped) {
+    CURLcode rc;
+    look(x, &rc);
     *bytes = x->seen_have;
     *total = x->seen_total;
   } else {

@@ -688,11 +688,7 @@ describe("the starvideos command line", function()
       assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
         .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
       local function until_true(f)
-        for _ = 1, 200 do
-          if f() then return true end
-          helper.sleep(0.05)
-        end
-        error("gave up waiting")
+        if not helper.wait_until(f, 10) then error("gave up waiting") end
       end
       until_true(function() -- the wait has polled the task at least once
         for _, r in ipairs(emu:requests()) do

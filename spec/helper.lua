@@ -183,6 +183,16 @@ function helper.sleep(seconds)
   socket.sleep(seconds)
 end
 
+-- Calls pred() until it returns true, for at most `seconds` (10); whether it did.
+function helper.wait_until(pred, seconds)
+  local deadline = socket.gettime() + (seconds or 10)
+  while socket.gettime() < deadline do
+    if pred() then return true end
+    socket.sleep(0.01)
+  end
+  return pred() and true or false
+end
+
 ---------------------------------------------------------------------------
 -- temporary directories
 

@@ -196,15 +196,6 @@ describe("the transport", function()
       return t:result(h)
     end
 
-    local function wait_for(pred, seconds)
-      local deadline = socket.gettime() + (seconds or 10)
-      while socket.gettime() < deadline do
-        if pred() then return true end
-        socket.sleep(0.01)
-      end
-      return pred()
-    end
-
     after_each(function() emu:config { video_size = require("cjson").null } end)
 
     it("moves the bytes while nobody polls, and a poll finishes it", function()
@@ -213,7 +204,7 @@ describe("the transport", function()
       local t = new_transport { max_connections = 4 }
       local h = download(t, url, dir .. "/a.mp4")
       -- no poll at all: only a thread can have written the file
-      assert.is_true(wait_for(function() return t:progress(h) == SIZE end),
+      assert.is_true(helper.wait_until(function() return t:progress(h) == SIZE end),
         "bytes without a poll: " .. tostring(t:progress(h)))
       assert.equal(SIZE, helper.file_size(dir .. "/a.mp4"))
       local body, err, tr, bytes, total = finish(t, h)
@@ -235,7 +226,7 @@ describe("the transport", function()
 
     it("counts against max_connections: with 2, one download at a time, the next started by a poll", function()
       local t, a, b, dir = two_downloads(2)
-      assert.is_true(wait_for(function() return t:progress(a) == SIZE end))
+      assert.is_true(helper.wait_until(function() return t:progress(a) == SIZE end))
       socket.sleep(0.2)
       assert.equal(0, (t:progress(b)), "the second download started beside the first")
       assert.equal(0, helper.file_size(dir .. "/b.mp4"), "the second download wrote before its turn")
@@ -249,7 +240,7 @@ describe("the transport", function()
 
     it("runs downloads side by side when max_connections allows it", function()
       local t, a, b = two_downloads(4)
-      assert.is_true(wait_for(function() return t:progress(a) == SIZE and t:progress(b) == SIZE end),
+      assert.is_true(helper.wait_until(function() return t:progress(a) == SIZE and t:progress(b) == SIZE end),
         "two downloads without a poll: " .. tostring(t:progress(a)) .. ", " .. tostring(t:progress(b)))
       assert.is_nil(select(2, finish(t, a)))
       assert.is_nil(select(2, finish(t, b)))
@@ -263,7 +254,7 @@ describe("the transport", function()
         local t = new_transport { max_connections = 4 }
         local path = dir .. "/" .. how .. ".mp4"
         local h = download(t, url, path)
-        assert.is_true(wait_for(function() return t:progress(h) > 0 end), how .. ": no byte came")
+        assert.is_true(helper.wait_until(function() return t:progress(h) > 0 end), how .. ": no byte came")
         if how == "cancel" then t:cancel(h) else t:close() end
         socket.sleep(0.3) -- a write under way ends; the thread sees it at its next callback
         local size = helper.file_size(path)
@@ -298,7 +289,7 @@ describe("the transport", function()
       local stalled = download(t, "http://127.0.0.1:" .. port .. "/video.mp4", dir .. "/stalled.mp4")
       local running = download(t, url, dir .. "/running.mp4")
       local cancelled = download(t, url, dir .. "/cancelled.mp4")
-      assert.is_true(wait_for(function() return t:progress(running) > 0 and t:progress(cancelled) > 0 end))
+      assert.is_true(helper.wait_until(function() return t:progress(running) > 0 and t:progress(cancelled) > 0 end))
       assert.equal(before + 3, threads(), "a thread per download")
       assert.equal(0, (t:progress(stalled)))
       t:cancel(cancelled)

@@ -187,7 +187,7 @@ static int pmain(lua_State *L) {
   for (;;) {
     double v[MEASURES], t0, t1, c0, q0, q1;
     long s0, s1;
-    int done;
+    int done, blocked;
     s0 = voluntary_switches();
     q0 = runqueue_wait(r->schedstat);
     c0 = now(CLOCK_THREAD_CPUTIME_ID);
@@ -204,14 +204,15 @@ static int pmain(lua_State *L) {
     v[WALL] = t1 - t0;
     v[OWN] = v[WALL] - (q1 - q0);
     if (v[OWN] < v[CPU]) v[OWN] = v[CPU]; /* a wait just outside [t0, t1] */
-    v[WORK] = s0 < 0 || s1 != s0 ? v[OWN] : v[CPU];
-    if (s0 < 0 || s1 != s0) r->blocked++;
+    blocked = s0 < 0 || s1 != s0; /* unknown counts as blocked: "work" is then "own" */
+    v[WORK] = blocked ? v[OWN] : v[CPU];
+    r->blocked += (unsigned long)blocked;
     if (record(r, v)) return luaL_error(L, "out of memory");
     if (r->slow > 0 && (v[WALL] > r->slow || v[CPU] > r->slow)) {
       lua_getfield(L, job, "state");
       fprintf(stderr, "slow frame %lu (%s): wall %.3f ms, own %.3f ms, cpu %.3f ms, work %.3f ms%s\n",
               (unsigned long)(r->n - 1), lua_tostring(L, -1), v[WALL] * 1000, v[OWN] * 1000, v[CPU] * 1000,
-              v[WORK] * 1000, s1 != s0 ? " (blocked)" : "");
+              v[WORK] * 1000, blocked ? " (blocked)" : "");
       lua_pop(L, 1);
     }
     lua_getfield(L, job, "done");

@@ -165,8 +165,7 @@ function Client:_tick()
   while x do
     local req = self._inflight[x]
     if req then
-      self._inflight[x] = nil
-      self._sending = self._sending - 1
+      self:_untrack(req)
       req:finished(now())
     else
       tr:result(x)
