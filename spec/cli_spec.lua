@@ -557,14 +557,6 @@ describe("the starvideos command line", function()
   describe("a download cut short", function()
     local SIZE, CUT, OVERLAP = 3000000, 1000000, 65536
 
-    local function video_gets()
-      local list = {}
-      for _, r in ipairs(emu:requests()) do
-        if r.path:find("^/videos/") then list[#list + 1] = r.headers.range or "none" end
-      end
-      return list
-    end
-
     -- The id of the first task polled since the last reset, or nil.
     local function polled_id()
       for _, r in ipairs(emu:requests()) do
@@ -580,7 +572,7 @@ describe("the starvideos command line", function()
 
     -- Wait until the command sits in its second transfer with CUT bytes in the .part.
     local function inside_download(path)
-      until_true(function() return #video_gets() == 2 and helper.file_size(path .. ".part") == CUT end)
+      until_true(function() return #emu:video_ranges() == 2 and helper.file_size(path .. ".part") == CUT end)
     end
 
     -- `download ID PATH` again: it asks for the rest only, and the file is the
@@ -590,7 +582,7 @@ describe("the starvideos command line", function()
       emu:clear()
       local r = run(args, env())
       assert.equal(0, r.code, r.err)
-      assert.same({ "bytes=" .. (CUT - OVERLAP) .. "-" }, video_gets())
+      assert.same({ "bytes=" .. (CUT - OVERLAP) .. "-" }, emu:video_ranges())
       assert.is_nil(helper.read_file(path .. ".part"))
       local whole = path .. ".whole.mp4"
       assert.equal(0, run({ "download", id, whole }, env()).code)

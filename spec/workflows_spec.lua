@@ -213,12 +213,6 @@ describe("starvideos workflows", function()
         return task, video
       end
 
-      local function ranges()
-        local list = {}
-        for i, r in ipairs(logged(emu, "/videos/")) do list[i] = r.headers.range or "none" end
-        return list
-      end
-
       it("asks for the rest with Range and ends with the video byte for byte", function()
         local client = new_client()
         local dir = helper.tmpdir()
@@ -229,7 +223,7 @@ describe("starvideos workflows", function()
         assert.equal(path, assert(client:download(task.id, path, { on_progress = function(ev)
           seen[#seen + 1] = ev.bytes
         end })))
-        assert.same({ "bytes=" .. (1000000 - OVERLAP) .. "-" }, ranges())
+        assert.same({ "bytes=" .. (1000000 - OVERLAP) .. "-" }, emu:video_ranges())
         assert.is_true(helper.read_file(path) == video, "the file is not the video")
         assert.is_true(seen[1] >= 1000000 - OVERLAP, "the progress started again from 0")
         assert.same({ "cut.mp4", "whole.mp4" }, listing(dir))
@@ -249,7 +243,7 @@ describe("starvideos workflows", function()
           local path = dir .. "/" .. c[1] .. ".mp4"
           helper.write_file(path .. ".part", c[2])
           assert.equal(path, assert(client:download(task, path)))
-          assert.same({ c[3], "none" }, ranges(), c[1])
+          assert.same({ c[3], "none" }, emu:video_ranges(), c[1])
           assert.is_true(helper.read_file(path) == video, c[1] .. ": the file is not the video")
           assert.is_false(exists(path .. ".part"), c[1])
         end
@@ -263,7 +257,7 @@ describe("starvideos workflows", function()
         helper.write_file(victim, video:sub(1, 200000))
         assert(helper.execute("ln -s victim " .. shell_quote(path .. ".part")))
         assert.equal(path, assert(client:download(task, path)))
-        assert.same({ "none" }, ranges())
+        assert.same({ "none" }, emu:video_ranges())
         assert.is_true(helper.read_file(path) == video, "the file is not the video")
         assert.is_true(helper.read_file(victim) == video:sub(1, 200000), "the link's target was written")
         assert.same({ "linked.mp4", "victim", "whole.mp4" }, listing(dir))
