@@ -57,7 +57,7 @@ local function until_true(f)
 end
 
 -- The command line in the background: its pid, and :stop(signal), which sends
--- the signal and returns what run() does once the command ended.
+-- the signal (none: nil) and returns what run() does once the command ended.
 local function background(args, env, lua)
   local dir = helper.tmpdir()
   local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
@@ -71,7 +71,7 @@ local function background(args, env, lua)
   until_true(function() return (helper.read_file(dir .. "/pid") or ""):match("%d+\n") end)
   local proc = { pid = helper.read_file(dir .. "/pid"):match("%d+") }
   function proc.stop(_, signal)
-    os.execute("kill -" .. signal .. " " .. proc.pid)
+    if signal then os.execute("kill -" .. signal .. " " .. proc.pid) end
     until_true(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end)
     return { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/out"),
       err = helper.read_file(dir .. "/err") }
@@ -526,6 +526,24 @@ describe("the starvideos command line", function()
       assert.not_matches("\r", r.out, 1, true)
       assert.equals(1, #posts())
     end)
+
+    it("when --out's folder goes while the task is polled: exit 1, naming the command that fetches the video",
+      function()
+        emu:config { queued = 1 }
+        local dir = helper.tmpdir()
+        local path = dir .. "/gone/gen.mp4"
+        assert(os.execute("mkdir " .. q(dir .. "/gone")))
+        local proc = background({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5",
+          "--interval", "0.1", "--out", path }, env())
+        until_true(function() return #posts() == 1 end)
+        assert(os.execute("rm -r " .. q(dir .. "/gone")))
+        local r = proc:stop()
+        assert.equal(1, r.code, r.err)
+        local id = emu:requests()[2].path:match("^/v1/result/(.+)$")
+        assert.equal("starvideos generate: io: cannot write " .. path .. ".part: No such file or directory; task " .. id
+          .. " is completed: `starvideos download " .. id .. " " .. path .. "` fetches its video\n", r.err)
+        assert.equal(1, #posts())
+      end)
 
     it("--json prints the completed task with its path", function()
       local path = helper.tmpdir() .. "/gen.mp4"
