@@ -57,12 +57,12 @@ local function is_folder(path)
   return ok == nil and code == 21
 end
 
---- Before a create (which costs money): can a download be written at out?
+-- Before a create (which costs money): can a download be written at out?
 -- Neither out nor its .part may be a folder, and out's folder must take a new
 -- file: a probe of a name of its own is made there and removed at once (what
 -- access(2) would say is not what root meets).  Only the local disk, as every
 -- download write: nothing here blocks an nginx worker beyond a file's open.
--- @return true, or nil and an error (kind "io", field "out")
+-- true, or nil and an error (kind "io", field "out").
 function Request.check_out(out)
   local why
   for _, p in ipairs { out, out .. ".part" } do
