@@ -52,6 +52,33 @@ local function run(args, env, opts)
   return { out = out, err = err, code = code }
 end
 
+local function until_true(f)
+  if not helper.wait_until(f, 10) then error("gave up waiting") end
+end
+
+-- The command line in the background: its pid, and :stop(signal), which sends
+-- the signal (none: nil) and returns what run() does once the command ended.
+local function background(args, env, lua)
+  local dir = helper.tmpdir()
+  local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
+  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
+  parts[#parts + 1] = q(lua or helper.lua)
+  parts[#parts + 1] = q(BIN)
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(parts, " ")
+  assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
+    .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
+  until_true(function() return (helper.read_file(dir .. "/pid") or ""):match("%d+\n") end)
+  local proc = { pid = helper.read_file(dir .. "/pid"):match("%d+") }
+  function proc.stop(_, signal)
+    if signal then os.execute("kill -" .. signal .. " " .. proc.pid) end
+    until_true(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end)
+    return { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/out"),
+      err = helper.read_file(dir .. "/err") }
+  end
+  return proc
+end
+
 local function has_command(name)
   local p = io.popen("command -v " .. name)
   local found = p:read("*a")
@@ -500,6 +527,24 @@ describe("the starvideos command line", function()
       assert.equals(1, #posts())
     end)
 
+    it("when --out's folder goes while the task is polled: exit 1, naming the command that fetches the video",
+      function()
+        emu:config { queued = 1 }
+        local dir = helper.tmpdir()
+        local path = dir .. "/gone/gen.mp4"
+        assert(os.execute("mkdir " .. q(dir .. "/gone")))
+        local proc = background({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5",
+          "--interval", "0.1", "--out", path }, env())
+        until_true(function() return #posts() == 1 end)
+        assert(os.execute("rm -r " .. q(dir .. "/gone")))
+        local r = proc:stop()
+        assert.equal(1, r.code, r.err)
+        local id = emu:requests()[2].path:match("^/v1/result/(.+)$")
+        assert.equal("starvideos generate: io: cannot write " .. path .. ".part: No such file or directory; task " .. id
+          .. " is completed: `starvideos download " .. id .. " " .. path .. "` fetches its video\n", r.err)
+        assert.equal(1, #posts())
+      end)
+
     it("--json prints the completed task with its path", function()
       local path = helper.tmpdir() .. "/gen.mp4"
       local r = run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--interval", "0.1",
@@ -519,6 +564,91 @@ describe("the starvideos command line", function()
       assert.matches("^starvideos generate: task_failed: ", r.err)
       assert.equals("failed", assert(cjson.decode(r.out), r.out).task.status)
       assert.is_nil(helper.read_file(path))
+    end)
+  end)
+
+  -- A download cut short (kill -9, Ctrl-C) leaves its .part, and `download ID
+  -- PATH` goes on from it.  The video is 3 MB; the emulator drops the first
+  -- transfer after CUT bytes and holds the next one for 30 s, so that the
+  -- command is surely inside its download, with CUT bytes in its .part, when
+  -- the signal comes.
+  describe("a download cut short", function()
+    local SIZE, CUT, OVERLAP = 3000000, 1000000, 65536
+
+    -- The id of the first task polled since the last reset, or nil.
+    local function polled_id()
+      for _, r in ipairs(emu:requests()) do
+        local id = r.path:match("^/v1/result/([^/?]+)")
+        if id then return id end
+      end
+    end
+
+    local function hold_downloads()
+      emu:config { video_size = SIZE }
+      emu:fault { { path = "/videos/", drop_after_bytes = CUT }, { path = "/videos/", delay = 30 } }
+    end
+
+    -- Wait until the command sits in its second transfer with CUT bytes in the .part.
+    local function inside_download(path)
+      until_true(function() return #emu:video_ranges() == 2 and helper.file_size(path .. ".part") == CUT end)
+    end
+
+    -- `download ID PATH` again: it asks for the rest only, and the file is the
+    -- video (as a fresh download of it gives it).
+    local function goes_on(args, id, path)
+      emu:clear_faults()
+      emu:clear()
+      local r = run(args, env())
+      assert.equal(0, r.code, r.err)
+      assert.same({ "bytes=" .. (CUT - OVERLAP) .. "-" }, emu:video_ranges())
+      assert.is_nil(helper.read_file(path .. ".part"))
+      local whole = path .. ".whole.mp4"
+      assert.equal(0, run({ "download", id, whole }, env()).code)
+      assert.equal(SIZE, helper.file_size(path))
+      assert.is_true(helper.read_file(path) == helper.read_file(whole), "the file is not the video")
+    end
+
+    -- generate --out in the background, Ctrl-C once when() returned: what it
+    -- said (exit 130), the task's id, the out path.
+    local function interrupted_generate(when)
+      local path = helper.tmpdir() .. "/gen.mp4"
+      local proc = background({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5",
+        "--interval", "0.1", "--out", path }, env())
+      when(path)
+      local r = proc:stop("INT")
+      assert.equal(130, r.code, r.err)
+      return r, polled_id(), path
+    end
+
+    it("after kill -9, download ID PATH goes on from the .part with Range", function()
+      local task = completed()
+      local path = helper.tmpdir() .. "/cut.mp4"
+      hold_downloads()
+      local proc = background({ "download", task.id, path }, env())
+      inside_download(path)
+      assert.equal(137, proc:stop("KILL").code)
+      goes_on({ "download", task.id, path }, task.id, path)
+    end)
+
+    it("Ctrl-C in generate's download names `starvideos download ID PATH`, which goes on from the .part", function()
+      hold_downloads()
+      local r, id, path = interrupted_generate(inside_download)
+      assert.equal(1, #posts())
+      assert.equal("starvideos generate: interrupted; task " .. id .. " is completed: `starvideos download " .. id
+        .. " " .. path .. "` fetches its video", lines(r.err)[1])
+      local command = {}
+      for word in lines(r.err)[1]:match("`starvideos (download [^`]+)`"):gmatch("%S+") do
+        command[#command + 1] = word
+      end
+      goes_on(command, id, path)
+      assert.equal(0, #posts()) -- the download created nothing
+    end)
+
+    it("Ctrl-C in generate before the task completed still says wait picks it up", function()
+      emu:config { queued = 30 }
+      local r, id = interrupted_generate(function() until_true(polled_id) end)
+      assert.equal("starvideos generate: interrupted; task " .. id .. " is still running on the server: "
+        .. "'starvideos wait " .. id .. "' picks it up again", lines(r.err)[1])
     end)
   end)
 
@@ -678,28 +808,13 @@ describe("the starvideos command line", function()
     it("Ctrl-C: the same document, kind interrupted, with the id to wait for again", function()
       emu:config { queued = 30 }
       local task = create()
-      local dir = helper.tmpdir()
-      local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
-      for k, v in pairs(env()) do parts[#parts + 1] = k .. "=" .. q(v) end
-      for _, a in ipairs { "lua5.4", BIN, "wait", task.id, "--interval", "0.1", "--json" } do
-        parts[#parts + 1] = q(a)
-      end
-      local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(parts, " ")
-      assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
-        .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
-      local function until_true(f)
-        if not helper.wait_until(f, 10) then error("gave up waiting") end
-      end
+      local proc = background({ "wait", task.id, "--interval", "0.1", "--json" }, env(), "lua5.4")
       until_true(function() -- the wait has polled the task at least once
         for _, r in ipairs(emu:requests()) do
           if r.method == "GET" and r.path:find(task.id, 1, true) then return true end
         end
       end)
-      local pid = assert(helper.read_file(dir .. "/pid")):match("%d+")
-      os.execute("kill -INT " .. pid)
-      until_true(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end)
-      local r = { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/out"),
-        err = helper.read_file(dir .. "/err") }
+      local r = proc:stop("INT")
       local doc = failed(r, "wait", 130, "interrupted")
       assert.equals(task.id, doc.error.id)
       assert.matches("'starvideos wait " .. task.id .. "' picks it up again", doc.error.message, 1, true)

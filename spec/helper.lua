@@ -246,6 +246,15 @@ function Emulator:requests()
   return self:call("GET", "/_emulator/requests")
 end
 
+-- The Range header of each video GET logged, in order ("none" when it had none).
+function Emulator:video_ranges()
+  local list = {}
+  for _, r in ipairs(self:requests()) do
+    if r.path:find("^/videos/") then list[#list + 1] = r.headers.range or "none" end
+  end
+  return list
+end
+
 function Emulator:clear()
   self:call("DELETE", "/_emulator/requests")
 end

@@ -444,6 +444,38 @@ describe("starvideos inside nginx", function()
     end)
   end)
 
+  -- The library's checks and download rules, in the worker as anywhere else.
+  describe("the files it writes", function()
+    it("generate refuses an out in a missing folder before any request", function()
+      emu:reset()
+      local out = dir .. "/missing/cat.mp4"
+      local o = probe { op = "generate", path = out }
+      kind(o, "io")
+      assert.equal("out", o.err.field, o.text)
+      assert.truthy(o.err.message:find("cannot write " .. out .. ": the folder " .. dir .. "/missing does not exist",
+        1, true), o.text)
+      assert.same({}, emu:requests())
+    end)
+
+    it("a download goes on from the .part an earlier call left", function()
+      emu:reset()
+      finally(function() emu:reset() end)
+      emu:config { video_size = 3000000 }
+      local o = probe { op = "generate", path = dir .. "/whole.mp4" }
+      assert.equal("completed", o.res and o.res.status, o.text)
+      local video = assert(helper.read_file(dir .. "/whole.mp4"))
+      assert.equal(3000000, #video)
+      local path = dir .. "/resumed.mp4"
+      helper.write_file(path .. ".part", video:sub(1, 1000000))
+      emu:clear()
+      o = probe { op = "download", url = o.res.video_url, path = path }
+      assert.equal(path, o.res, o.text)
+      assert.same({ "bytes=" .. (1000000 - 65536) .. "-" }, emu:video_ranges()) -- 64 KiB compared with the .part's
+      assert.is_true(helper.read_file(path) == video, "the file is not the video")
+      assert.is_false(exists(path .. ".part"))
+    end)
+  end)
+
   it("20 concurrent generates against slow answers: 95% of pings under 10 ms, none held", function()
     emu:reset()
     emu:fault { delay = 0.4, count = 100000 } -- every answer, the video's too

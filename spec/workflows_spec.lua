@@ -196,6 +196,74 @@ describe("starvideos workflows", function()
       assert.same({ "dropped.mp4" }, listing(dir))
     end)
 
+    -- A .part an earlier call left (a Ctrl-C, a crash) is gone on from: the
+    -- 64 KiB before its end are asked for again and compared with what it held,
+    -- so that a .part of another video is never completed into a wrong file.
+    describe("with a .part an earlier call left", function()
+      local SIZE, OVERLAP = 3000000, 65536
+
+      -- A completed task of SIZE bytes and its video, byte for byte.
+      local function big_task(client, dir)
+        emu:config { video_size = SIZE }
+        local task = completed_task(client)
+        assert(client:download(task, dir .. "/whole.mp4"))
+        local video = assert(helper.read_file(dir .. "/whole.mp4"))
+        assert.equal(SIZE, #video)
+        emu:clear()
+        return task, video
+      end
+
+      it("asks for the rest with Range and ends with the video byte for byte", function()
+        local client = new_client()
+        local dir = helper.tmpdir()
+        local task, video = big_task(client, dir)
+        local path = dir .. "/cut.mp4"
+        helper.write_file(path .. ".part", video:sub(1, 1000000))
+        local seen = {}
+        assert.equal(path, assert(client:download(task.id, path, { on_progress = function(ev)
+          seen[#seen + 1] = ev.bytes
+        end })))
+        assert.same({ "bytes=" .. (1000000 - OVERLAP) .. "-" }, emu:video_ranges())
+        assert.is_true(helper.read_file(path) == video, "the file is not the video")
+        assert.is_true(seen[1] >= 1000000 - OVERLAP, "the progress started again from 0")
+        assert.same({ "cut.mp4", "whole.mp4" }, listing(dir))
+      end)
+
+      it("starts again from byte 0 when the .part is another video's, or longer than the video", function()
+        local client = new_client()
+        local dir = helper.tmpdir()
+        local task, video = big_task(client, dir)
+        local cases = {
+          { "other", string.rep("x", 500000), "bytes=" .. (500000 - OVERLAP) .. "-" },
+          { "longer", video .. string.rep("x", 500000), "bytes=" .. (SIZE + 500000 - OVERLAP) .. "-" }, -- 416
+          { "longer_by_less_than_the_overlap", video .. "xyz", "bytes=" .. (SIZE + 3 - OVERLAP) .. "-" },
+        }
+        for _, c in ipairs(cases) do
+          emu:clear()
+          local path = dir .. "/" .. c[1] .. ".mp4"
+          helper.write_file(path .. ".part", c[2])
+          assert.equal(path, assert(client:download(task, path)))
+          assert.same({ c[3], "none" }, emu:video_ranges(), c[1])
+          assert.is_true(helper.read_file(path) == video, c[1] .. ": the file is not the video")
+          assert.is_false(exists(path .. ".part"), c[1])
+        end
+      end)
+
+      it("starts again from byte 0, never writing through it, when the .part is a symbolic link", function()
+        local client = new_client()
+        local dir = helper.tmpdir()
+        local task, video = big_task(client, dir)
+        local path, victim = dir .. "/linked.mp4", dir .. "/victim"
+        helper.write_file(victim, video:sub(1, 200000))
+        assert(helper.execute("ln -s victim " .. shell_quote(path .. ".part")))
+        assert.equal(path, assert(client:download(task, path)))
+        assert.same({ "none" }, emu:video_ranges())
+        assert.is_true(helper.read_file(path) == video, "the file is not the video")
+        assert.is_true(helper.read_file(victim) == video:sub(1, 200000), "the link's target was written")
+        assert.same({ "linked.mp4", "victim", "whole.mp4" }, listing(dir))
+      end)
+    end)
+
     it("gives up with a network error and no file once resume_limit resumes are used", function()
       local client = new_client()
       local dir = helper.tmpdir()

@@ -453,7 +453,9 @@ local DOWNLOAD = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume
 
 --- Download a task's video to a file.  The bytes go to `path .. ".part"`,
 -- a broken transfer resumes with `Range`, an expired URL is asked for again,
--- and the file appears whole at `path` (synced, then renamed).
+-- and the file appears whole at `path` (synced, then renamed).  A `.part` an
+-- earlier call left (a Ctrl-C, a crash) is gone on from: the 64 KiB before its
+-- end are fetched again and must match it, else the download starts from byte 0.
 -- @param target a completed task, a task id (queried for its URL), or a video URL
 -- @string path the file to write
 -- @tparam[opt] table opts `on_progress` (`function(event)`), `timeout` (seconds,
@@ -491,7 +493,10 @@ end
 
 local GENERATE = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn }
 
---- Create, wait and (with `out`) download, in one call.
+--- Create, wait and (with `out`) download, in one call.  An `out` whose
+-- folder takes no new file (or that is a folder) is refused before the create:
+-- `nil, err` with `err.kind == "io"` and `err.field == "out"`.  A download that
+-- fails after the task completed says how to fetch the video later.
 -- @tparam table params as for `create`
 -- @tparam[opt] table opts `out` (the video's file), `interval`, `timeout`,
 -- `on_progress`, `sleep`
@@ -599,7 +604,8 @@ end
 -- @tparam table params as for `create`
 -- @tparam[opt] table opts `out`, `interval`, `timeout`, `on_status`
 -- (`function(job)`, when the task's status changes and when the job ends), `on_progress`
--- @return the job, or `nil` and an error (an invalid request)
+-- @return the job, or `nil` and an error (an invalid request, or an `out` that
+-- cannot be written, as for `generate`)
 function Client:start(params, opts)
   need_table(params, 1, "start")
   opts = check(opts, "start", JOB)

@@ -50,6 +50,12 @@ end
 
 Job.decode_task = decode_task
 
+-- A word for a shell command line, quoted when it needs to be.
+local function shell_word(s)
+  if s:find("^[%w%./_+,:@%-]+$") then return s end
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
 -- The key of a kind of task in the learned schedule (schedule.lua).
 local function kind_of(model, duration, resolution)
   if type(model) ~= "string" then return nil end
@@ -76,6 +82,10 @@ function Job.new(client, spec)
   if spec.params then
     local path, body = client:_build_create(spec.params)
     if not path then return nil, body end
+    if spec.out then -- a file that cannot be written is found before the task is paid for
+      local ok, err = Request.check_out(spec.out)
+      if not ok then return nil, err end
+    end
     job.state, job.create_path, job.create_body = "creating", path, body
     job.local_id = client.journal and core.random_id() or nil
     job.model, job.kind = spec.params.model, kind_of(spec.params.model, spec.params.duration, spec.params.resolution)
@@ -252,7 +262,7 @@ function Job:_answer(req, t)
     if self.goal == "queried" then return self:_finish() end
     if task.status == "completed" then
       if not self.out then return self:_finish() end
-      self.state, self.refreshing = "downloading", nil
+      self.state, self.refreshing, self.waited = "downloading", nil, true
       return self:_download()
     elseif task.status == "failed" then
       return self:_finish(new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
@@ -271,6 +281,10 @@ function Job:_answer(req, t)
     if EXPIRED[err.status] and self.id and not self.refreshed and not self.url then
       self.refreshed, self.refreshing, self.state = true, true, "polling" -- ask for a fresh URL
       return self:_poll(t)
+    end
+    if self.waited and self.id then -- the task is done and paid for: its video can still be had
+      err.message = string_format("%s; task %s is completed: `starvideos download %s %s` fetches its video",
+        err.message, self.id, self.id, shell_word(self.out))
     end
     return self:_finish(err)
   end

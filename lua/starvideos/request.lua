@@ -10,8 +10,8 @@
 local core = require "starvideos.core"
 local options = require "starvideos.options"
 
-local setmetatable, tostring, math_min, math_random, os_remove, string_format =
-  setmetatable, tostring, math.min, math.random, os.remove, string.format
+local ipairs, setmetatable, tostring, math_min, math_random, os_remove, string_format, io_open =
+  ipairs, setmetatable, tostring, math.min, math.random, os.remove, string.format, io.open
 
 local new_error, now = options.new_error, core.now
 
@@ -23,14 +23,99 @@ local RESUMABLE = { broken = true, timeout = true, not_sent = true }
 
 local next_id = 0
 
+-- A download goes on from a .part an earlier call left (a Ctrl-C, a crash)
+-- when that .part holds more than OVERLAP bytes: it asks for the bytes from
+-- OVERLAP before the .part's end, and once they are in it compares them with
+-- the ones the .part held there (Request:_continues).  A .part of another video
+-- is never completed into a wrong file: it is started again from byte 0, as is
+-- a .part the transport will not open (a symbolic link) or that is longer than
+-- the video (416).
+local OVERLAP = 65536
+
+-- The size and the last OVERLAP bytes of the file at part, when there is one
+-- worth going on from; else nil (none, a folder, OVERLAP bytes or fewer).
+local function left_over(part)
+  local f = io_open(part, "rb")
+  if not f then return nil end
+  local size, tail = f:seek("end"), nil
+  if size and size > OVERLAP and f:seek("set", size - OVERLAP) then tail = f:read(OVERLAP) end
+  f:close()
+  if tail and #tail == OVERLAP then return size, tail end
+end
+
+-- Why a folder takes no new file, by errno (else strerror's words).
+local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a folder",
+  [13] = "the folder %s is not writable", [1] = "the folder %s is not writable",
+  [30] = "the folder %s is on a read-only file system" }
+
+-- true when path is a folder (io.open opens one; reading it fails with EISDIR)
+local function is_folder(path)
+  local f = io_open(path, "rb")
+  if not f then return false end
+  local ok, _, code = f:read(0)
+  f:close()
+  return ok == nil and code == 21
+end
+
+-- Before a create (which costs money): can a download be written at out?
+-- Neither out nor its .part may be a folder, and out's folder must take a new
+-- file: a probe of a name of its own is made there and removed at once (what
+-- access(2) would say is not what root meets).  Only the local disk, as every
+-- download write: nothing here blocks an nginx worker beyond a file's open.
+-- true, or nil and an error (kind "io", field "out").
+function Request.check_out(out)
+  local why
+  for _, p in ipairs { out, out .. ".part" } do
+    if not why and is_folder(p) then why = p .. " is a folder" end
+  end
+  if not why then
+    local dir = out:match("^(.*)/[^/]*$")
+    dir = dir == nil and "." or dir == "" and "/" or dir
+    local probe = dir:gsub("/$", "") .. "/.starvideos-probe-" .. core.random_id()
+    local f, msg, code = io_open(probe, "wb")
+    if f then
+      f:close()
+      os_remove(probe)
+      return true
+    end
+    local said = tostring(msg):match(": ([^:]*)$") or tostring(msg)
+    if NO_FILE[code] and not (code == 2 and is_folder(dir)) then -- /proc's folders say ENOENT
+      why = string_format(NO_FILE[code], dir) .. ((code == 13 or code == 1) and " (" .. said .. ")" or "")
+    else
+      why = string_format("cannot make a file in %s: %s", dir, said)
+    end
+  end
+  return nil, new_error("io", string_format("out: cannot write %s: %s; nothing was sent", out, why),
+    { field = "out" })
+end
+
 -- spec: op, url, path (for events), auth, body, deadline (monotonic; nil: none),
 -- and for downloads: part, dest, resume_limit.  spec becomes the request.
 function Request.new(client, owner, spec)
   next_id = next_id + 1
   local self = setmetatable(spec, Request)
   self.client, self.owner, self.id, self.attempt = client, owner, next_id, 0
-  if spec.op == "download" then self.offset = 0 end -- bytes already in the .part
+  if spec.op == "download" then
+    self.offset = 0 -- bytes already in the .part
+    local size, tail = left_over(spec.part)
+    if size then self.offset, self.kept, self.tail = size - OVERLAP, size, tail end
+  end
   return self
+end
+
+-- Whether the bytes sent again over the end of the .part left by an earlier
+-- call are the ones it held: then it was this video's.
+function Request:_continues()
+  local f = io_open(self.part, "rb")
+  local same = f and f:seek("set", self.kept - OVERLAP) and f:read(OVERLAP) == self.tail
+  if f then f:close() end
+  return same
+end
+
+-- The .part left by an earlier call cannot be gone on from: from byte 0.
+function Request:_restart(t)
+  self.offset, self.kept, self.tail, self.attempt = 0, nil, nil, 0
+  return self:send(t)
 end
 
 function Request:_finish(body, err, t)
@@ -74,7 +159,10 @@ function Request:send(t)
   end
   self.attempt = self.attempt + 1
   local h, err = client.transport:send(r)
-  if not h then return self:_finish(nil, err) end
+  if not h then
+    if self.tail then return self:_restart(t) end -- the transport would not open the .part left over
+    return self:_finish(nil, err)
+  end
   self.handle, self.sent, self.started = h, true, t
   client:_track(self)
   if client.on_event then -- no event table is made when nobody listens
@@ -102,6 +190,7 @@ function Request:outcome(t, body, err, tr, bytes, total)
   end
   if body then
     if self.op == "download" then
+      if self.tail and not self:_continues() then return self:_restart(t) end
       local transport = client.transport
       if transport.commit then -- a transport may sync the file its own way (transport.lua)
         local ok, cerr = transport:commit(self.part, self.dest)
@@ -118,6 +207,7 @@ function Request:outcome(t, body, err, tr, bytes, total)
     return self:_finish(body, nil, t)
   end
   local delay
+  if self.tail and err.status == 416 then return self:_restart(t) end -- the .part left over is too long
   if self.op == "download" then
     -- a download resumes from the bytes it has when the wire broke or the server hiccuped
     if (RESUMABLE[tr] or (err.status or 0) >= 500) and self.attempt <= (self.resume_limit or 0) then

@@ -1,8 +1,9 @@
 -- One client call inside nginx, for spec/nginx_spec.lua (content_by_lua_file).
 -- POST a JSON object: { client = {starvideos.new options}, op = "create" |
--- "query" | "download", id =, url =, path = }; the answer is JSON:
--- { res = the task or path, err = {kind, message, id, created, maybe_created,
--- status}, elapsed = seconds, transport = type(client.transport) }.
+-- "query" | "download" | "generate", id =, url =, path = (download's, generate's
+-- out) }; the answer is JSON: { res = the task or path, err = {kind, message,
+-- field, id, created, maybe_created, status}, elapsed = seconds, transport =
+-- type(client.transport) }.
 local cjson = require "cjson.safe"
 local starvideos = require "starvideos"
 
@@ -20,13 +21,15 @@ elseif q.op == "query" then
   res, err = client:query(q.id)
 elseif q.op == "download" then
   res, err = client:download(q.url, q.path)
+elseif q.op == "generate" then
+  res, err = client:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = q.path, interval = 0.1 })
 end
 local transport = type(client.transport)
 client:close()
 ngx.update_time()
 local out = { res = res, elapsed = ngx.now() - t0, transport = transport }
 if err then
-  out.err = { kind = err.kind, message = err.message, id = err.id, created = err.created,
+  out.err = { kind = err.kind, message = err.message, field = err.field, id = err.id, created = err.created,
     maybe_created = err.maybe_created, status = err.status }
 end
 ngx.header.content_type = "application/json"

@@ -156,6 +156,7 @@ function M.download(ctx, opts, pos)
   local client, core = client_for.new(ctx, opts)
   local id, path = pos[1], pos[2]
   if is_dir(path) then path = path:gsub("/+$", "") .. "/" .. id:gsub("[^%w%-_.]", "_") .. ".mp4" end
+  ctx.task_id, ctx.completed, ctx.out = id, true, path -- a Ctrl-C says how to go on
   local d = new_display(ctx, core)
   local res, err = client:download(id, path, {
     on_progress = function(ev) d:event(ev, core.now()) end })
@@ -173,12 +174,15 @@ function M.generate(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
   local client, core = client_for.new(ctx, opts, { journal = opts.journal })
+  ctx.out = opts.out
   local d = new_display(ctx, core)
   d.started = core.now()
   d:live("creating the task...")
   local task, err = client:generate(params, { out = opts.out, interval = opts.interval, timeout = opts.timeout,
     on_progress = function(ev)
-      if type(ev) == "table" and ev.type == "status" and ev.id then ctx.task_id = ev.id end
+      if type(ev) == "table" and ev.type == "status" and ev.id then
+        ctx.task_id, ctx.completed = ev.id, ev.status == "completed"
+      end
       d:event(ev, core.now())
     end })
   if not task then return fail(ctx, err) end

@@ -73,6 +73,12 @@ local function dispatch(ctx, argv)
   return require("starvideos.cli.commands")[name](ctx, opts, pos)
 end
 
+-- A word for a shell command line, quoted when it needs to be.
+local function shell_word(s)
+  if s:find("^[%w%./_+,:@%-]+$") then return s end
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
 -- What was raised: a usage error as is, anything else as an error of the
 -- command line ("interrupted" for Ctrl-C, else "internal").
 local function raised(ctx, e)
@@ -81,9 +87,15 @@ local function raised(ctx, e)
   if text:find("interrupted!", 1, true) then
     local d = ctx.display
     local id = ctx.task_id or (d and d.id)
-    return output.new_error("interrupted", "interrupted" .. (id and string_format(
-      "; task %s is still running on the server: 'starvideos wait %s' picks it up again", id, id) or ""),
-      { id = id })
+    local next_step = ""
+    if id and ctx.completed and ctx.out then -- its download was cut: the .part is taken up again
+      next_step = string_format("; task %s is completed: `starvideos download %s %s` fetches its video", id, id,
+        shell_word(ctx.out))
+    elseif id then
+      next_step = string_format("; task %s is still running on the server: 'starvideos wait %s' picks it up again",
+        id, id)
+    end
+    return output.new_error("interrupted", "interrupted" .. next_step, { id = id })
   end
   local trace = os_getenv("STARVIDEOS_DEBUG") and e.trace
   return output.new_error("internal", "internal error: " .. (trace or text))
