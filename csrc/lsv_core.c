@@ -530,6 +530,18 @@ static int l_writable(lua_State *L) {
   return rc == 0 ? 1 : 2;
 }
 
+/* file_kind(path) -> "file" | "folder" | "link" | "other" | nil, message, errno:
+   what is at path, by lstat (nothing is opened: a FIFO never blocks) */
+static int l_file_kind(lua_State *L) {
+  int err;
+  const char *kind = sv_file_kind(luaL_checkstring(L, 1), &err);
+  if (kind) { lua_pushstring(L, kind); return 1; }
+  lua_pushnil(L);
+  lua_pushstring(L, strerror(err));
+  lua_pushinteger(L, err);
+  return 3;
+}
+
 /* write_at(path, at, data[, truncate]) -> true | nil, message: data written at
    byte `at`, never through a symlink (a Lua transport's download file) */
 static int l_write_at(lua_State *L) {
@@ -781,7 +793,7 @@ static const luaL_Reg funcs[] = {
 #endif
   { "commit", l_commit },
   { "commit_start", l_commit_start },
-  { "append", l_append }, { "writable", l_writable }, { "write_at", l_write_at }, { "hash", l_hash },
+  { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "write_at", l_write_at }, { "hash", l_hash },
   { "random_id", l_random_id },
   { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { NULL, NULL }

@@ -315,6 +315,10 @@ SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
 SV_API int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why);
 /* Whether path can be appended to (it is created when missing). */
 SV_API int sv_file_writable(const char *path, sv_buf *why);
+/* What lstat finds at path, without opening it (a FIFO is never waited on):
+   "file", "folder", "link" or "other" (a FIFO, a device, a socket); NULL with
+   *err = errno when nothing is there or it cannot be looked at. */
+SV_API const char *sv_file_kind(const char *path, int *err);
 /* Write len bytes at byte `at` of path (created 0644 when missing), never
    through a symbolic link; with truncate the file is first cut to `at` bytes.
    How a transport written in Lua fills a download's .part.  0, or -1 with the

@@ -23,17 +23,33 @@ static int fail(sv_buf *why, const char *what, const char *path, int e) {
   return -1;
 }
 
+/* O_NONBLOCK: a FIFO (or a device) at the journal's path is refused at once
+   rather than waited on (opening a FIFO for writing waits for a reader); it is
+   cleared again before any write to the regular file. */
 static int open_append(const char *path, sv_buf *why) {
-  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
   struct stat st;
-  if (fd < 0) return fail(why, "open", path, errno);
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (fd < 0) {
+    if (errno == ENXIO) { sv_buf_addf(why, "cannot use the journal %s: it is not a regular file", path); return -1; }
+    return fail(why, "open", path, errno);
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, O_APPEND) != 0) {
     int e = errno ? errno : EINVAL;
     close(fd);
     if (e == EINVAL) { sv_buf_addf(why, "cannot use the journal %s: it is not a regular file", path); return -1; }
     return fail(why, "open", path, e);
   }
   return fd;
+}
+
+const char *sv_file_kind(const char *path, int *err) {
+  struct stat st;
+  if (lstat(path, &st) != 0) { *err = errno; return NULL; }
+  *err = 0;
+  if (S_ISREG(st.st_mode)) return "file";
+  if (S_ISDIR(st.st_mode)) return "folder";
+  if (S_ISLNK(st.st_mode)) return "link";
+  return "other";
 }
 
 int sv_file_writable(const char *path, sv_buf *why) {

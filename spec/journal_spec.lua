@@ -39,6 +39,30 @@ describe("the journal", function()
     assert.matches("cannot open the journal", err)
   end)
 
+  it("refuses a FIFO at the journal's path at once, for create, read and step (opening one waits)", function()
+    local fifo = dir .. "/fifo.jsonl"
+    assert(os.execute("mkfifo '" .. fifo .. "'"))
+    -- in a child under timeout: a wait would hang this process, not fail it
+    local script = ([[
+      local journal = require "starvideos.journal"
+      print(select(2, journal.read(%q)))
+      print(select(2, journal.append(%q, { event = "created", id = "a" })))
+      local starvideos = require "starvideos"
+      local client = starvideos.new { api_key = "k", base_url = "http://127.0.0.1:1", journal = %q }
+      local task, err = client:create { model = "videos", prompt = "a cat", duration = 5 }
+      client:step(0)
+      io.write(tostring(task), "|", err.kind, "|", err.message)
+    ]]):format(fifo, fifo, fifo)
+    local p = assert(io.popen("timeout 20 " .. helper.lua .. " -e '" .. script:gsub("'", "'\\''") .. "' 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    local read_err, append_err, created = out:match("^([^\n]*)\n([^\n]*)\n(.*)$")
+    assert.equal("cannot read the journal: " .. fifo .. " is not a regular file", read_err, out)
+    assert.equal("cannot use the journal " .. fifo .. ": it is not a regular file", append_err)
+    assert.equal("nil|io|", created:sub(1, 7), out)
+    assert.truthy(created:find(fifo .. ": it is not a regular file", 1, true), out)
+  end)
+
   it("says why it cannot read a journal that is not there", function()
     local list, err = journal.read(dir .. "/none.jsonl")
     assert.is_nil(list)

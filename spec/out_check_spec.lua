@@ -132,6 +132,32 @@ describe("an out that cannot be written", function()
       assert.same({ "cat.mp4.part", "file" }, listing(dir))
     end)
 
+    it("refuses a FIFO at out or at its .part at once, without opening it (it would wait for a writer)", function()
+      local dir = helper.tmpdir()
+      assert(helper.execute("mkfifo " .. q(dir .. "/fifo.mp4") .. " " .. q(dir .. "/cat.mp4.part")))
+      -- in a child under timeout: opening a FIFO would hang this process, not fail it
+      local script = ([[
+        local starvideos = require "starvideos"
+        local client = starvideos.new { api_key = %q, base_url = %q }
+        for _, out in ipairs { %q, %q } do
+          local task, err = client:generate({ model = "videos", prompt = "a cat", duration = 5 },
+            { out = out, interval = 0.05 })
+          io.write(tostring(task), "|", err.kind, "|", tostring(err.field), "|", err.message, "\n")
+        end
+        client:close()
+      ]]):format(KEY, emu.url, dir .. "/fifo.mp4", dir .. "/cat.mp4")
+      local out, _, code = helper.capture("timeout 20 " .. q(helper.lua) .. " -e " .. q(script) .. " 2>&1")
+      assert.equal(0, code, out)
+      local lines = {}
+      for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.equal(2, #lines, out)
+      assert.equal("nil|io|out|out: cannot write " .. dir .. "/fifo.mp4: " .. dir
+        .. "/fifo.mp4 is not a regular file (a FIFO, a device or a socket); nothing was sent", lines[1])
+      assert.equal("nil|io|out|out: cannot write " .. dir .. "/cat.mp4: " .. dir
+        .. "/cat.mp4.part is not a regular file (a FIFO, a device or a socket); nothing was sent", lines[2])
+      assert.same({}, emu:requests())
+    end)
+
     it("start returns the same error, and step sends nothing", function()
       local dir = helper.tmpdir()
       local client = new_client()

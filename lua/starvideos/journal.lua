@@ -39,6 +39,10 @@ J.check = core.writable
 -- lines; the creates whose answer never came, each {["local"]=, model=,
 -- prompt_hash=, time=}.  Or nil, message when the file cannot be read.
 function J.read(path)
+  local kind = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
+  if kind == "folder" or kind == "other" then
+    return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
+  end
   local f, err = io_open(path, "r")
   if not f then return nil, "cannot read the journal: " .. tostring(err) end
   local list, by_id, bad = {}, {}, 0

@@ -35,6 +35,7 @@ local OVERLAP = 65536
 -- The size and the last OVERLAP bytes of the file at part, when there is one
 -- worth going on from; else nil (none, a folder, OVERLAP bytes or fewer).
 local function left_over(part)
+  if core.file_kind(part) ~= "file" then return nil end -- a FIFO is never opened (it would wait)
   local f = io_open(part, "rb")
   if not f then return nil end
   local size, tail = f:seek("end"), nil
@@ -48,14 +49,9 @@ local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a fold
   [13] = "the folder %s is not writable", [1] = "the folder %s is not writable",
   [30] = "the folder %s is on a read-only file system" }
 
--- true when path is a folder (io.open opens one; reading it fails with EISDIR)
-local function is_folder(path)
-  local f = io_open(path, "rb")
-  if not f then return false end
-  local ok, _, code = f:read(0)
-  f:close()
-  return ok == nil and code == 21
-end
+-- What stands at a download's path that no download may replace: a folder, a
+-- FIFO, a device or a socket (by lstat: nothing is opened, so a FIFO never waits).
+local NOT_A_FILE = { folder = "a folder", other = "not a regular file (a FIFO, a device or a socket)" }
 
 -- Before a create (which costs money): can a download be written at out?
 -- Neither out nor its .part may be a folder, and out's folder must take a new
@@ -66,7 +62,8 @@ end
 function Request.check_out(out)
   local why
   for _, p in ipairs { out, out .. ".part" } do
-    if not why and is_folder(p) then why = p .. " is a folder" end
+    local kind = NOT_A_FILE[core.file_kind(p)]
+    if not why and kind then why = p .. " is " .. kind end
   end
   if not why then
     local dir = out:match("^(.*)/[^/]*$")
@@ -79,7 +76,7 @@ function Request.check_out(out)
       return true
     end
     local said = tostring(msg):match(": ([^:]*)$") or tostring(msg)
-    if NO_FILE[code] and not (code == 2 and is_folder(dir)) then -- /proc's folders say ENOENT
+    if NO_FILE[code] and not (code == 2 and core.file_kind(dir) == "folder") then -- /proc's folders say ENOENT
       why = string_format(NO_FILE[code], dir) .. ((code == 13 or code == 1) and " (" .. said .. ")" or "")
     else
       why = string_format("cannot make a file in %s: %s", dir, said)
