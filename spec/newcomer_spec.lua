@@ -129,3 +129,77 @@ describe("the command line on a narrow terminal", function()
     end)
   end)
 end)
+
+describe("an error against the default host", function()
+  local DEFAULT = require("starvideos.options").DEFAULT_BASE_URL
+  local NOTE = "(STARVIDEOS_BASE_URL is not set: using " .. DEFAULT
+    .. "; for the local emulator, export the lines `starvideos emulator` prints)"
+
+  -- the fixture's lines: { [what] = { url =, kind =, message = } }
+  local function fake_run(env, base_url)
+    local dir = helper.tmpdir()
+    local out, ok = helper.capture("env -u STARVIDEOS_BASE_URL " .. env .. " LUA_PATH="
+      .. q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;") .. " LUA_CPATH=" .. q(helper.cpath .. ";;")
+      .. " " .. q(helper.lua) .. " " .. q(root .. "/spec/fixtures/default_host.lua") .. " " .. q(dir)
+      .. (base_url and " " .. q(base_url) or "") .. " 2>&1")
+    assert.is_true(ok, out)
+    local seen = {}
+    for what, url, kind, message in out:gmatch("(%w+)\t([^\t]*)\t([^\t]*)\t([^\n]*)\n") do
+      seen[what] = { url = url, kind = kind, message = message }
+    end
+    assert.is_table(seen.query, out)
+    return seen
+  end
+
+  after_each(helper.cleanup)
+
+  it("says STARVIDEOS_BASE_URL is not set, and where the request went", function()
+    -- a fake transport: every exchange fails at once, no network is touched
+    local seen = fake_run("")
+    for _, what in ipairs { "query", "create" } do
+      assert.are.equal(DEFAULT, seen[what].url:sub(1, #DEFAULT))
+      assert.are.equal("network", seen[what].kind)
+      assert.are.equal(what .. ": network error: Could not resolve host: the fake's " .. NOTE, seen[what].message)
+    end
+    -- a video's host is not the base URL: nothing to say there
+    assert.are.equal("download: network error: Could not resolve host: the fake's", seen.download.message)
+  end)
+
+  it("says nothing when the base URL was chosen, by the environment or the option", function()
+    for _, seen in ipairs { fake_run("STARVIDEOS_BASE_URL=http://127.0.0.1:7"), fake_run("", "http://127.0.0.1:7") } do
+      assert.are.equal("http://127.0.0.1:7/v1/result/video_1", seen.query.url)
+      assert.are.equal("query: network error: Could not resolve host: the fake's", seen.query.message)
+      assert.are.equal("create: network error: Could not resolve host: the fake's", seen.create.message)
+    end
+  end)
+
+  -- The command line, for real, with nothing able to leave the machine: a
+  -- network namespace of its own (unshare -rn: no interface but a loopback that
+  -- is down) and a proxy on 127.0.0.1 (so libcurl never even looks the host up).
+  local isolated = helper.execute("unshare -rn true 2>/dev/null")
+  local it_isolated = isolated and it or pending
+  it_isolated("reaches the command line's message (in a network namespace of its own)", function()
+    local strace = has_command("strace")
+    local trace = os.tmpname()
+    local traced = strace and ("strace -f -qq -e trace=connect -o " .. q(trace) .. " ") or ""
+    local out, ok, code = helper.capture("unshare -rn " .. traced
+      .. "env -u STARVIDEOS_BASE_URL -u no_proxy -u NO_PROXY -u all_proxy -u ALL_PROXY https_proxy=http://127.0.0.1:1"
+      .. " STARVIDEOS_API_KEY=sk-newcomer " .. BIN .. " status video_1 2>&1")
+    local connects = helper.read_file(trace) or ""
+    os.remove(trace)
+    assert.is_nil(ok)
+    assert.are.equal(1, code)
+    local note = NOTE:gsub("%p", "%%%0")
+    assert.matches("^starvideos status: network: query: network error: [^\n]* " .. note .. "\n$", out)
+    if strace then -- and every connect it tried was to the loopback
+      local n = 0
+      for line in connects:gmatch("[^\n]+") do
+        if line:find("AF_INET", 1, true) then -- AF_INET or AF_INET6: its address is the quoted one
+          n = n + 1
+          assert.are.equal("127.0.0.1", line:match('_addr=[^"]*"([^"]+)"'), connects)
+        end
+      end
+      assert.is_true(n >= 1, connects)
+    end
+  end)
+end)
