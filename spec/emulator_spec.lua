@@ -637,8 +637,10 @@ describe("the emulator's command line", function()
   -- "STARVIDEOS_API_KEY=x", after the caller's key is cleared) and reads what it
   -- prints on stdout once it accepts: { url =, key =, lines =, proc = }.
   local function start(args, env)
-    local proc = helper.spawn("env -u STARVIDEOS_API_KEY " .. (env or "") .. " " .. bin
-      .. " emulator --port 0 --max-lifetime 120 " .. args .. " 2>/dev/null")
+    -- popen, as helper.emulator does (helper.spawn's wrapper on 5.1 reports the kill)
+    local pipe = assert(io.popen("echo $$; exec env -u STARVIDEOS_API_KEY " .. (env or "") .. " " .. bin
+      .. " emulator --port 0 --max-lifetime 120 " .. args .. " 2>/dev/null"))
+    local proc = { pipe = pipe, pid = tonumber(pipe:read("*l")) }
     local first = assert(proc.pipe:read("*l"), "no line from the emulator")
     local lines = { first }
     local url = lines[1]:match("^starvideos emulator listening on (http://127%.0%.0%.1:%d+)$")
@@ -656,7 +658,7 @@ describe("the emulator's command line", function()
     e.stopped = true
     helper.execute("kill " .. e.proc.pid .. " 2>/dev/null")
     local rest = e.proc.pipe:read("*a")
-    e.proc:close()
+    e.proc.pipe:close()
     return rest
   end
 
