@@ -1,5 +1,11 @@
 -- What a newcomer meets in the first hour (issue 16, "what the walkthrough
--- found"): the command line on a narrow terminal, ...
+-- found"): the command line on a narrow terminal (sizes, clipping, a 40-column
+-- pseudo-terminal); an error against the default host naming STARVIDEOS_BASE_URL
+-- (no network: a fake transport, or a namespace of its own); the README's lines
+-- run as written ("A Lua script" from another directory, "The emulator" well
+-- under the default 30 s interval); docs/api.md against the validator; and
+-- every README/docs link inside the repository.  (The emulator's own flags and
+-- output: spec/emulator_spec.lua; make docs's index: spec/docs_spec.lua.)
 
 local helper = require "spec.helper"
 local display = require "starvideos.cli.display"
