@@ -118,7 +118,7 @@ describe("the command line on a narrow terminal", function()
       local status, bar = 0, 0
       for _, l in ipairs(lines) do
         assert.is_true(width(l) <= 40, ("%d columns: %q"):format(width(l), l))
-        if l:find("processing", 1, true) then status = status + 1 end
+        if l:find("  queued  ", 1, true) or l:find("  processing  ", 1, true) then status = status + 1 end
         if l:find("] 100%  8.0 MiB / 8.0 MiB", 1, true) then bar = bar + 1 end
       end
       assert.is_true(status >= 2, out)   -- the status line was redrawn
