@@ -141,4 +141,18 @@ demo: deps-checked $(SO)
 clean:
 	rm -rf build
 
+# `eval "$$(make -s env)"`: LUA_PATH and LUA_CPATH for this checkout, as absolute
+# paths, so that `lua5.4 script.lua` finds the library from any directory;
+# `make -s env VM=luajit` (or lua5.1 .. lua5.3) for the modules built into build/<vm>/.
+VM ?= lua5.4
+env:
+	@case " $(VMS) " in *" $(VM) "*) ;; *) echo "env: VM=$(VM) is not one of: $(VMS)" >&2; exit 2;; esac; \
+	dir=$$(pwd); cdir=$$dir/build; [ "$(VM)" = lua5.4 ] || cdir=$$dir/build/$(VM); \
+	quote() { printf "'%s'" "$$(printf '%s' "$$1" | sed "s/'/'\\\\''/g")"; }; \
+	echo "export LUA_PATH=$$(quote "$$dir/lua/?.lua;$$dir/lua/?/init.lua;;")"; \
+	echo "export LUA_CPATH=$$(quote "$$cdir/?.so;;")"; \
+	[ -f "$$cdir/starvideos/core.so" ] || { [ "$(VM)" = lua5.4 ] && echo "env: not built yet: make" >&2 || \
+	  echo "env: not built yet: make build/$(VM)/starvideos/core.so build/$(VM)/starvideos/curl.so" >&2; }
+.PHONY: env
+
 -include mk/*.mk

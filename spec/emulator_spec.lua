@@ -629,3 +629,99 @@ describe("the test helper", function()
     assert.is_nil(helper.read_file(dir .. "/x"))
   end)
 end)
+
+describe("the emulator's command line", function()
+  local bin = helper.shell_quote(helper.lua) .. " " .. helper.shell_quote(helper.root .. "/bin/starvideos")
+
+  -- Starts `starvideos emulator ARGS` with env (a shell prefix such as
+  -- "STARVIDEOS_API_KEY=x", after the caller's key is cleared) and reads what it
+  -- prints on stdout once it accepts: { url =, key =, lines =, proc = }.
+  local function start(args, env)
+    -- popen, as helper.emulator does (helper.spawn's wrapper on 5.1 reports the kill)
+    local pipe = assert(io.popen("echo $$; exec env -u STARVIDEOS_API_KEY " .. (env or "") .. " " .. bin
+      .. " emulator --port 0 --max-lifetime 120 " .. args .. " 2>/dev/null"))
+    local proc = { pipe = pipe, pid = tonumber(pipe:read("*l")) }
+    local first = assert(proc.pipe:read("*l"), "no line from the emulator")
+    local lines = { first }
+    local url = lines[1]:match("^starvideos emulator listening on (http://127%.0%.0%.1:%d+)$")
+    assert(url, lines[1])
+    repeat
+      lines[#lines + 1] = proc.pipe:read("*l")
+    until not lines[#lines] or lines[#lines]:match("^export STARVIDEOS_BASE_URL=")
+    if env == nil or not env:find("STARVIDEOS_API_KEY", 1, true) then lines[#lines + 1] = proc.pipe:read("*l") end
+    return { url = url, lines = lines, proc = proc }
+  end
+
+  -- Stops it (once); returns the rest of what it printed on stdout.
+  local function stop(e)
+    if e.stopped then return "" end
+    e.stopped = true
+    helper.execute("kill " .. e.proc.pid .. " 2>/dev/null")
+    local rest = e.proc.pipe:read("*a")
+    e.proc.pipe:close()
+    return rest
+  end
+
+  -- the status of a create sent to the emulator e with this key
+  local function create_with(e, key)
+    return create({ url = e.url, key = key }, { model = "videos", prompt = "x", duration = 5 }).status
+  end
+
+  it("prints the key it accepts and the two export lines, which work as printed", function()
+    local e = start("--key 'sk emu'")
+    finally(function() stop(e) end)
+    assert.are.equal("# it accepts the key 'sk emu'; to use it from another shell:", e.lines[2])
+    assert.are.equal("export STARVIDEOS_BASE_URL=" .. e.url, e.lines[3])
+    assert.are.equal("export STARVIDEOS_API_KEY='sk emu'", e.lines[4])
+    -- the lines, run by a shell, give what a client needs: the URL and a key it takes
+    local out = helper.capture(e.lines[3] .. "; " .. e.lines[4]
+      .. [[; printf '%s\n%s' "$STARVIDEOS_BASE_URL" "$STARVIDEOS_API_KEY"]])
+    local url, key = out:match("^([^\n]*)\n(.*)$")
+    assert.are.equal(e.url, url)
+    assert.are.equal(200, create_with(e, key))
+    assert.are.equal(401, create_with(e, "sk other"))
+  end)
+
+  it("prints its default key when given none", function()
+    local e = start("")
+    finally(function() stop(e) end)
+    assert.are.equal("# it accepts the key emulator-key (the default; --key KEY picks one); to use it from"
+      .. " another shell:", e.lines[2])
+    assert.are.equal("export STARVIDEOS_API_KEY=emulator-key", e.lines[4])
+    assert.are.equal(200, create_with(e, "emulator-key"))
+  end)
+
+  it("accepts the key of $STARVIDEOS_API_KEY without printing it", function()
+    local e = start("", "STARVIDEOS_API_KEY=sk-from-env-31337")
+    finally(function() stop(e) end)
+    for _, l in ipairs(e.lines) do assert.is_nil(l:find("sk-from-env-31337", 1, true), l) end
+    assert.are.equal("export STARVIDEOS_BASE_URL=" .. e.url, e.lines[3])
+    assert.matches("STARVIDEOS_API_KEY", e.lines[2], 1, true)
+    assert.are.equal(200, create_with(e, "sk-from-env-31337"))
+    assert.are.equal("", stop(e)) -- nothing more: no export of a key it does not show
+  end)
+
+  it("serves videos of --video-size bytes, and keeps that size across a reset", function()
+    local e = start("--key k --queued 0 --processing 0 --video-size 250000")
+    finally(function() stop(e) end)
+    e.key = "k"
+    local res = request(e, "GET", path_of(completed_task(e).video_url))
+    assert.are.equal(200, res.status)
+    assert.are.equal(250000, #res.body)
+    assert.is_true(res.body:sub(1, #SAMPLE) == SAMPLE)
+    assert.are.equal(250000, request(e, "GET", "/_emulator/config").json.video_size)
+    assert.are.equal(200, request(e, "POST", "/_emulator/reset").status)
+    assert.are.equal(250000, request(e, "GET", "/_emulator/config").json.video_size)
+  end)
+
+  it("refuses a bad --video-size with a usage error naming it (exit 2)", function()
+    for _, v in ipairs { "-1", "abc", "1.5", "1e30", "2199023255552", "" } do
+      local out, ok, code = helper.capture(bin .. " emulator --port 0 --max-lifetime 5 --video-size "
+        .. helper.shell_quote(v) .. " 2>&1")
+      assert.is_nil(ok, v)
+      assert.are.equal(2, code, v)
+      assert.are.equal('starvideos emulator: option --video-size: expected a whole number of bytes from 0 to '
+        .. '1099511627776 (1 TiB), got "' .. v .. '" (see --help)\n', out)
+    end
+  end)
+end)

@@ -7,32 +7,29 @@ LUA=${LUA:-lua5.4}
 out_dir=demo-out
 mkdir -p "$out_dir"
 log=$(mktemp -d /tmp/starvideos-demo.XXXXXX)
-STARVIDEOS_API_KEY=demo-key
-export STARVIDEOS_API_KEY
+unset STARVIDEOS_API_KEY STARVIDEOS_BASE_URL
 
-"$LUA" bin/starvideos emulator --port 0 --queued 1 --processing 2 --max-lifetime 600 \
+"$LUA" bin/starvideos emulator --port 0 --key demo-key --queued 1 --processing 2 --max-lifetime 600 \
   >"$log/emulator.out" 2>"$log/emulator.err" &
 emu=$!
 trap 'kill $emu 2>/dev/null; wait $emu 2>/dev/null; rm -rf "$log"' EXIT INT TERM
 
-# wait for the "listening on" line (the emulator prints it once it accepts)
-url=""
+# once it accepts, the emulator prints "listening on URL", the key it accepts
+# and the two export lines that point a shell at it: wait for them, run them
 i=0
 while [ $i -lt 100 ]; do
-  url=$(sed -n 's/^starvideos emulator listening on //p' "$log/emulator.out")
-  [ -n "$url" ] && break
+  grep -q '^export STARVIDEOS_API_KEY=' "$log/emulator.out" && break
   kill -0 $emu 2>/dev/null || break
   sleep 0.1
   i=$((i + 1))
 done
-if [ -z "$url" ]; then
+if ! grep -q '^export STARVIDEOS_API_KEY=' "$log/emulator.out"; then
   echo "demo: the emulator did not start:" >&2
-  cat "$log/emulator.err" >&2
+  cat "$log/emulator.out" "$log/emulator.err" >&2
   exit 1
 fi
-echo "emulator: $url"
-STARVIDEOS_BASE_URL=$url
-export STARVIDEOS_BASE_URL
+cat "$log/emulator.out"
+eval "$(grep '^export STARVIDEOS_' "$log/emulator.out")"
 
 set -x
 "$LUA" bin/starvideos generate --model videos --duration 5 --ratio 16:9 \

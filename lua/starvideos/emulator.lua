@@ -112,12 +112,17 @@ local REASONS = {
   [504] = "Gateway Timeout",
 }
 
+M.MAX_VIDEO_SIZE = 2 ^ 40 -- bytes: --video-size above this is a typo, not a test
+
 M.USAGE = [[
 usage: starvideos emulator [options]
 
 A local stand-in for the video API: both create endpoints, GET /v1/result/{id},
 the queued -> processing -> completed/failed lifecycle, a real MP4 at video_url,
-and injectable faults. Prints "starvideos emulator listening on URL" when ready.
+and injectable faults. When ready it prints "starvideos emulator listening on URL",
+then the key it accepts and the two lines that point a shell at it:
+  export STARVIDEOS_BASE_URL=URL
+  export STARVIDEOS_API_KEY=KEY     (not printed when the key is $STARVIDEOS_API_KEY's)
 
 options:
   --port N            port to listen on (default 0: chosen by the system)
@@ -125,6 +130,8 @@ options:
   --key KEY           API key to accept (default: $STARVIDEOS_API_KEY, else emulator-key)
   --queued S          seconds a new task stays queued (default 1)
   --processing S      seconds it then stays processing (default 2)
+  --video-size N      bytes of each video: the sample MP4 padded with a free box
+                      (default: the sample alone, about 19 KiB; at most 1 TiB)
   --max-lifetime S    exit on its own after S seconds
   -h, --help          show this help
 
@@ -456,13 +463,21 @@ function M.new(opts)
   for k, v in pairs(M.DEFAULTS) do config[k] = v end
   if opts.queued then config.queued = opts.queued end
   if opts.processing then config.processing = opts.processing end
+  if opts.video_size then config.video_size = opts.video_size end
+  local key, key_from = opts.key, "option"
+  if not key then
+    key, key_from = os_getenv("STARVIDEOS_API_KEY"), "environment"
+    if not key or key == "" then key, key_from = "emulator-key", "default" end
+  end
   local self = setmetatable({
     host = opts.host or "127.0.0.1",
     port = opts.port or 0,
-    key = opts.key or os_getenv("STARVIDEOS_API_KEY") or "emulator-key",
+    key = key,
+    key_from = key_from, -- "option", "environment" or "default": whether to print it
     max_lifetime = opts.max_lifetime,
     log = opts.log or log,
-    defaults = { queued = config.queued, processing = config.processing },
+    -- what the command line chose, kept by /_emulator/reset
+    defaults = { queued = config.queued, processing = config.processing, video_size = config.video_size },
     config = config,
     conns = {},
     tasks = {}, task_list = {},
@@ -807,7 +822,7 @@ function Server:reset()
   self.requests, self.faults, self.tokens = {}, {}, {}
   local config = {}
   for k, v in pairs(M.DEFAULTS) do config[k] = v end
-  config.queued, config.processing = self.defaults.queued, self.defaults.processing
+  for k, v in pairs(self.defaults) do config[k] = v end
   self.config, self.rng = config, config.seed
 end
 
@@ -1087,6 +1102,11 @@ local FLAGS = {
   queued = function(v) local n = tonumber(v) return n and n >= 0 and n, "seconds >= 0" end,
   processing = function(v) local n = tonumber(v) return n and n >= 0 and n, "seconds >= 0" end,
   ["max-lifetime"] = function(v) local n = tonumber(v) return n and n > 0 and n, "seconds > 0" end,
+  ["video-size"] = function(v)
+    local n = int(tonumber(v))
+    return n and n >= 0 and n <= M.MAX_VIDEO_SIZE and n,
+      str_format("a whole number of bytes from 0 to %d (1 TiB)", M.MAX_VIDEO_SIZE)
+  end,
 }
 
 -- Parse the emulator's arguments. Returns opts, or nil, message.
@@ -1109,12 +1129,37 @@ function M.parse_args(args)
       local check = name and FLAGS[name]
       if not check then return nil, str_format("unknown argument %q (see --help)", a) end
       local v, expected = check(value)
-      if not v then return nil, str_format("option --%s: expected %s, got %q", name, expected, value) end
+      if not v then return nil, str_format("option --%s: expected %s, got %q (see --help)", name, expected, value) end
       opts[(name:gsub("%-", "_"))] = v
     end
     i = i + 1
   end
   return opts
+end
+
+-- s as one shell word: bare when it is plain, else in single quotes.
+local function shell_word(s)
+  if s:match("^[%w%-._~+/=:@%%,]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- What the emulator prints on stdout once it accepts connections: first the
+-- "listening on URL" line (the one tests and tools/demo.sh read), then the key
+-- it accepts and the two lines a shell needs to use it.  A key taken from
+-- $STARVIDEOS_API_KEY is not printed: it may be a real one.
+function M.ready_text(url, key, key_from)
+  local lines = { "starvideos emulator listening on " .. url }
+  if key_from == "environment" then
+    lines[#lines + 1] = "# it accepts the key found in its $STARVIDEOS_API_KEY (not printed: it may be a real"
+      .. " one; --key KEY picks another); to use it from a shell with that key:"
+    lines[#lines + 1] = "export STARVIDEOS_BASE_URL=" .. url
+  else
+    local default = key_from == "default" and " (the default; --key KEY picks one)" or ""
+    lines[#lines + 1] = "# it accepts the key " .. shell_word(key) .. default .. "; to use it from another shell:"
+    lines[#lines + 1] = "export STARVIDEOS_BASE_URL=" .. url
+    lines[#lines + 1] = "export STARVIDEOS_API_KEY=" .. shell_word(key)
+  end
+  return tbl_concat(lines, "\n") .. "\n"
 end
 
 -- Entry point of `starvideos emulator`. Returns the exit code.
@@ -1134,7 +1179,7 @@ function M.main(args)
     io_stderr:write("starvideos emulator: ", lerr, "\n")
     return 1
   end
-  io_stdout:write("starvideos emulator listening on ", url, "\n")
+  io_stdout:write(M.ready_text(url, server.key, server.key_from))
   io_stdout:flush()
   server:run()
   return 0

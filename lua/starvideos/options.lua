@@ -174,6 +174,7 @@ function O.client(opts)
   if cfg.base_url == nil then
     local env = os_getenv("STARVIDEOS_BASE_URL")
     cfg.base_url = (env and env ~= "") and env or O.DEFAULT_BASE_URL
+    cfg.base_url_unset = not (env and env ~= "") -- the provider's, by default: see O.note_default_host
     local bad = O.url_problem(cfg.base_url)
     if bad then
       error(string_format("bad base URL %s (%s expected; check STARVIDEOS_BASE_URL)", show(cfg.base_url), bad), 3)
@@ -181,6 +182,23 @@ function O.client(opts)
   end
   cfg.base_url = cfg.base_url:gsub("/+$", "")
   return cfg
+end
+
+-- The kinds of error a request to the provider's host may end with because it
+-- was not the host the user meant (the local emulator, say).
+local NOTE_KINDS = { network = true, timeout = true, auth = true, not_found = true, protocol = true }
+
+-- err (of a request to the base URL), its message ending with where the request
+-- went when the base URL was nobody's choice: no base_url option and no
+-- $STARVIDEOS_BASE_URL.  A newcomer who meant the emulator learns why the
+-- request went to the service.
+function O.note_default_host(cfg, err)
+  if cfg.base_url_unset and type(err) == "table" and NOTE_KINDS[err.kind] and type(err.message) == "string"
+      and not err.message:find("STARVIDEOS_BASE_URL is not set", 1, true) then
+    err.message = err.message .. " (STARVIDEOS_BASE_URL is not set: using " .. cfg.base_url
+      .. "; for the local emulator, export the lines `starvideos emulator` prints)"
+  end
+  return err
 end
 
 return O

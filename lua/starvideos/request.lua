@@ -116,6 +116,7 @@ function Request:_restart(t)
 end
 
 function Request:_finish(body, err, t)
+  if err and self.op ~= "download" then options.note_default_host(self.client.cfg, err) end
   self.done, self.body, self.err = true, body, err
   self.client:_untrack(self)
   if err and self.op == "download" and self.sent then os_remove(self.part) end

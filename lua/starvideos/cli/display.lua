@@ -13,19 +13,20 @@ local output = require "starvideos.cli.output"
 local json = require "starvideos.cli.json"
 
 local type, ipairs, pairs, next, tostring, setmetatable = type, ipairs, pairs, next, tostring, setmetatable
-local io_open, io_stdout, io_stderr = io.open, io.stdout, io.stderr
+local io_open, io_popen, io_stdout, io_stderr, os_getenv = io.open, io.popen, io.stdout, io.stderr, os.getenv
 local string_format, string_rep, table_concat, table_sort = string.format, string.rep, table.concat, table.sort
-local math_floor, math_min, math_huge = math.floor, math.min, math.huge
+local math_floor, math_min, math_max, math_huge = math.floor, math.min, math.max, math.huge
 local write, out = output.write, output.out
 
 local M = {}
 
 -- ----------------------------------------------------- numbers, sizes
 
+-- Sizes in binary units, labelled as such: 1536 -> "1.5 KiB", 3 * 2^20 -> "3.0 MiB".
 function M.human_size(n)
   n = n or 0
   if n < 1024 then return string_format("%d B", math_floor(n)) end
-  local units = { "KB", "MB", "GB", "TB" }
+  local units = { "KiB", "MiB", "GiB", "TiB" }
   local i = 0
   repeat n = n / 1024; i = i + 1 until n < 1024 or i == #units
   return string_format("%.1f %s", n, units[i])
@@ -75,6 +76,74 @@ function M.saved_line(path)
     or string_format("%s, %d bytes", human_size(size), size)) or "size unknown")
 end
 
+-- ------------------------------------------------------------ the width
+
+local DEFAULT_WIDTH = 80
+
+-- The terminal's width in columns: $COLUMNS when it is a whole number, else what
+-- `stty size` says of the controlling terminal, else 80.  The caller asks once
+-- (a command's display does, at its first live line), never per redraw.
+-- getenv and popen are for the specs.
+function M.terminal_width(getenv, popen)
+  local cols = tonumber((getenv or os_getenv)("COLUMNS") or "")
+  if cols and cols >= 1 and cols % 1 == 0 then return cols end
+  local p = (popen or io_popen)("stty size </dev/tty 2>/dev/null", "r")
+  local text = p and p:read("*a") or ""
+  if p then p:close() end
+  cols = tonumber(text:match("^%s*%d+%s+(%d+)"))
+  if cols and cols >= 1 then return cols end
+  return DEFAULT_WIDTH
+end
+
+-- The columns s takes: its UTF-8 characters (continuation bytes take none).
+local function columns(s)
+  local _, cont = s:gsub("[\128-\191]", "")
+  return #s - cont
+end
+M.columns = columns
+
+-- The first n columns of s, never cutting a UTF-8 character in two.
+local function clip(s, n)
+  if columns(s) <= n then return s end
+  local i, seen = 1, 0
+  while i <= #s do
+    local b = s:byte(i)
+    if b < 128 or b >= 192 then
+      if seen == n then break end
+      seen = seen + 1
+    end
+    i = i + 1
+  end
+  return s:sub(1, i - 1)
+end
+M.clip = clip
+
+-- head .. tail in at most n columns: the tail whole when it can be, the head
+-- shortened (ending with "..") to make room.
+local function fit(head, tail, n)
+  if columns(head) + columns(tail) <= n then return head .. tail end
+  local room = n - columns(tail)
+  if room >= 6 then return clip(head, room - 2) .. ".." .. tail end
+  return clip(head .. tail, n)
+end
+M.fit = fit
+
+-- A download's bar in at most n columns: "[####....] 42%  1.0 MiB / 2.4 MiB  3.1 MiB/s".
+-- The bar narrows first (24 marks at most, 6 at least), then the rate goes, then the bar.
+function M.bar_text(bytes, total, rate, n)
+  local frac = math_min(1, bytes / total)
+  local numbers = string_format("%3d%%  %s / %s", math_floor(frac * 100), human_size(bytes), human_size(total))
+  local with_rate = rate ~= "" and numbers .. "  " .. rate or numbers
+  for _, text in ipairs { with_rate, numbers } do
+    local marks = math_min(24, n - 3 - columns(text))
+    if marks >= 6 then
+      local fill = math_floor(frac * marks + 0.5)
+      return string_format("[%s%s] %s", string_rep("#", fill), string_rep(".", marks - fill), text)
+    end
+  end
+  return clip(numbers, n)
+end
+
 -- ------------------------------------------------------------ the live line
 
 local Display = {}
@@ -93,9 +162,16 @@ function M.for_command(json_mode, isatty)
   return M.new(io_stdout, isatty(1), false)
 end
 
+-- The columns a live line may take: one less than the terminal's width, so
+-- that the cursor never reaches the last column (where some terminals wrap).
+function Display:room()
+  if not self.width then self.width = M.terminal_width() end
+  return math_max(1, self.width - 1)
+end
+
 function Display:live(text)
   if not self.tty then return end
-  write(self.stream, "\r", text, "\27[K")
+  write(self.stream, "\r", clip(text, self:room()), "\27[K")
   self.active = true
 end
 
@@ -150,17 +226,18 @@ function Display:status_line(now, force)
   if not self.tty then return end
   if self.bar_until and now < self.bar_until then return end
   if not force and now - self.last_draw < 0.1 then return end
-  local text
+  local head, tail
   if self.many then
-    text = next(self.states) and summary(self.states) or self.title
+    head, tail = next(self.states) and summary(self.states) or self.title, ""
   else
-    text = self.id and string_format("%s  %s", self.id, self.status or "...")
+    head, tail = self.id, string_format("  %s", self.status or "...")
   end
-  if not text then return end
+  if not head then return end
   self.last_draw = now
   self.spin = self.spin % #SPIN + 1
   local elapsed = self.started and clock(now - self.started) or ""
-  self:live(string_format("%s  %s %s", text, elapsed, SPIN[self.spin]))
+  -- on a narrow terminal the id (or the summary) gives way, not the status or the clock
+  self:live(fit(head, string_format("%s  %s %s", tail, elapsed, SPIN[self.spin]), self:room()))
 end
 
 -- A "status" event: a task was created or polled.
@@ -203,20 +280,18 @@ function Display:progress(ev, now)
   local dt = now - dl.start
   local speed = dt > 0.05 and (bytes - dl.bytes0) / dt or nil
   local rate = speed and (human_size(speed) .. "/s") or ""
+  local room = self:room()
+  -- resume's id before the bar takes at most half the line
+  local prefix = self.many and ev.id and fit(tostring(ev.id), "", math_max(6, math_floor(room / 2) - 2)) .. "  " or ""
   local text
   if total and total > 0 then
-    local frac = math_min(1, bytes / total)
-    local width = 24
-    local fill = math_floor(frac * width + 0.5)
-    text = string_format("[%s%s] %3d%%  %s / %s  %s", string_rep("#", fill), string_rep(".", width - fill),
-      math_floor(frac * 100), human_size(bytes), human_size(total), rate)
+    text = M.bar_text(bytes, total, rate, room - columns(prefix))
   elseif bytes == 0 then
     text = "downloading..."
   else
     text = string_format("%s  %s", human_size(bytes), rate)
   end
-  if self.many and ev.id then text = tostring(ev.id) .. "  " .. text end
-  self:live(text)
+  self:live(prefix .. text)
 end
 
 -- Whether a download bar was drawn.
