@@ -399,3 +399,53 @@ describe("the client's learned schedule", function()
     c:close()
   end)
 end)
+
+describe("the client's learned schedule, tasks shorter than the interval", function()
+  -- issue 16's setup in time compressed 10x: tasks of 0.6 s (6 s) with a spread
+  -- of 0.1, the default interval (3 s here, 30 s in service time) and floor
+  -- (0.5 s, 5 s); a warm-up of 30 tasks waited every 0.02 s.
+  local emu
+  setup(function()
+    emu = helper.emulator { queued = 0, processing = 0.6 }
+    emu:config { spread = 0.1, seed = 7 }
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  local PARAMS = { model = "videos_fast", prompt = "short", duration = 5 }
+
+  it("notices them well before the interval, for about one poll each after wait_all's first", function()
+    local c = starvideos.new { api_key = emu.key, base_url = emu.url, interval = 3, min_interval = 0.5,
+      requests_per_second = 1000 }
+    local function batch(n, opts)
+      local ids, born, noticed = {}, {}, {}
+      for i = 1, n do
+        ids[i] = assert(c:create(PARAMS)).id
+        born[i] = core.now()
+      end
+      opts.on_progress = function(ev)
+        if ev.type == "status" and ev.status == "completed" and not noticed[ev.index] then
+          noticed[ev.index] = core.now() - born[ev.index]
+        end
+      end
+      for _, r in ipairs(assert(c:wait_all(ids, opts))) do assert.is_truthy(r.task, r.err) end
+      return ids, noticed
+    end
+    batch(30, { interval = 0.02 })
+    local ids, noticed = batch(6, {})
+    local polls = 0
+    for _, r in ipairs(emu:requests()) do
+      for _, id in ipairs(ids) do
+        if r.method == "GET" and r.path:find(id, 1, true) then polls = polls + 1 end
+      end
+    end
+    -- the fixed interval notices each at 3 s; the plan's first poll is near 0.7 s,
+    -- the next 0.5 s later (2 s of room for a loaded machine's late timers)
+    for i = 1, #ids do assert.is_true(noticed[i] < 2, "task " .. i .. " noticed at " .. noticed[i] .. " s") end
+    -- wait_all's first poll, at once, then the plan's: one, and a second for the slow few
+    assert.is_true(polls / #ids <= 2.5, polls / #ids .. " polls per task")
+    c:close()
+  end)
+end)
