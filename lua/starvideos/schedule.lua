@@ -126,7 +126,9 @@ local function density_plan(d, lambda, m, tmax)
       last, acc = t, acc - 1
     end
   end
-  if t - last >= m or #ts == 0 then ts[#ts + 1] = t end
+  -- the last at tmax or past it (evaluate counts a task slower than a plan's
+  -- last age as noticed at once: a plan must not end early)
+  if #ts == 0 or last < tmax then ts[#ts + 1] = math_max(t, last + m) end
   return ts
 end
 
