@@ -43,6 +43,90 @@ describe("schedule arithmetic", function()
     assert.is_true(p.lag < 0.8 * p.fixed_lag)
   end)
 
+  -- The fixed interval whose expected polls per task equal `polls` (the
+  -- densest one that spends no more), and its lag, on the distribution d.
+  local function fixed_at(d, polls)
+    local lo, hi = 0.01, 1e4
+    for _ = 1, 80 do
+      local mid = sqrt(lo * hi)
+      if Schedule.evaluate(d, Schedule.fixed_plan(mid, 1e5)) > polls then lo = mid else hi = mid end
+    end
+    local p, lag = Schedule.evaluate(d, Schedule.fixed_plan(hi, 1e5))
+    return hi, lag, p
+  end
+
+  it("gives tasks shorter than the interval a well-placed first poll (6 s, sigma 0.1)", function()
+    local p = Schedule.make_plan(log(6), 0.1, 30, 5)
+    local d = Schedule.lognormal(log(6), 0.1)
+    assert.is_true(math.abs(p.fixed_lag - 23.97) < 0.01) -- every 30 s: 24 s late
+    assert.is_true(p.lag <= 0.06 * p.fixed_lag, p.lag .. " s against " .. p.fixed_lag)
+    -- within the rule's budget: 1 + F(30) = 2 polls, and in fact little over one
+    assert.is_true(p.polls <= 1 + d.F(30) and p.polls <= 1.1, p.polls .. " polls")
+    -- below the lag of the fixed interval that spends as many polls (6.9 s here)
+    local interval, fixed_lag, fixed_polls = fixed_at(d, p.polls)
+    assert.is_true(math.abs(fixed_polls - p.polls) < 1e-3)
+    assert.is_true(interval > 6 and interval < 8, interval)
+    assert.is_true(p.lag <= 0.92 * fixed_lag, p.lag .. " s against " .. fixed_lag .. " s every " .. interval .. " s")
+    -- and within 2% of the best plan spaced by the floor: a first poll at t1, then every g >= 5 s
+    local best = math.huge
+    for t1 = 5, 9, 0.005 do
+      for g = 5, 30, 1 do
+        local ts, t = {}, t1
+        repeat ts[#ts + 1] = t; t = t + g until ts[#ts] >= 60
+        local polls, lag = Schedule.evaluate(d, ts)
+        if polls <= 2 and lag < best then best = lag end
+      end
+    end
+    assert.is_true(p.lag <= 1.02 * best, p.lag .. " s against the best " .. best .. " s")
+    assert.is_true(p.ages[1] >= 5)
+    for i = 2, #p.ages do assert.is_true(p.ages[i] - p.ages[i - 1] >= 5 - 1e-9) end
+  end)
+
+  it("notices 20 s tasks within 3 s under the default interval, within 0.4x an equal-polls fixed lag", function()
+    local p = Schedule.make_plan(log(20), 0.1, 30, 5)
+    local d = Schedule.lognormal(log(20), 0.1)
+    assert.is_true(p.lag <= 3, p.lag .. " s")
+    assert.is_true(p.polls <= 1 + d.F(30) and p.polls <= 1.6, p.polls .. " polls")
+    local interval, fixed_lag = fixed_at(d, p.polls)
+    assert.is_true(p.lag <= 0.4 * fixed_lag, p.lag .. " s against " .. fixed_lag .. " s every " .. interval .. " s")
+  end)
+
+  it("spends at most max(0.96 x the fixed interval's polls, 1 + the share done within it), never worse", function()
+    for _, median in ipairs { 1, 3, 6, 10, 15, 20, 25, 30, 40, 60, 120, 600 } do
+      for _, sigma in ipairs { 0.03, 0.1, 0.2, 0.4, 0.7, 1.2 } do
+        local p = Schedule.make_plan(log(median), sigma, 30, 5)
+        local d = Schedule.lognormal(log(median), sigma)
+        local bound = math.max(0.96 * p.fixed_polls, 1 + d.F(30))
+        local what = string.format("median %g s, sigma %g: %.4f polls against %.4f (fixed %.4f)", median, sigma,
+          p.polls, bound, p.fixed_polls)
+        -- (or the fixed schedule itself, where no plan within the budget does better)
+        local fixed = p.polls == p.fixed_polls and p.ages[1] == 30 and p.ages[2] == 60
+        assert.is_true(p.polls <= bound + 1e-9 or fixed, what)
+        assert.is_true(p.polls <= 2 or p.polls <= p.fixed_polls, what) -- the extra is at most one poll per task
+        assert.is_true(p.lag <= p.fixed_lag + 1e-9, what)
+        for i = 2, #p.ages do assert.is_true(p.ages[i] - p.ages[i - 1] >= 5 - 1e-9, what) end
+        assert.is_true(p.ages[1] >= 5 - 1e-9, what)
+        -- it reaches where almost every task has finished: a plan that ended
+        -- sooner would count the tasks after its end as noticed at once
+        assert.is_true(p.ages[#p.ages] >= math.min(median * exp(3.5 * sigma), 7 * 86400) - 1e-9, what)
+      end
+    end
+  end)
+
+  it("plans long tasks (120 s, the bench's rows 10 and 11) as before the short-task rule", function()
+    -- the figures of the plan before that rule (commit 98a4afa)
+    for _, want in ipairs {
+      { 0.15, 16, 4.3385470226, 4.1150458067, 98.5562040120, 205.0644242728 },
+      { 0.5, 33, 4.8255641685, 10.8715192646, 67.6520100000, 700.0047262990 },
+    } do
+      local p = Schedule.make_plan(log(120), want[1], 30, 5)
+      assert.are.equal(want[2], #p.ages)
+      for i, v in ipairs { p.polls, p.lag, p.ages[1], p.ages[#p.ages] } do
+        assert.is_true(math.abs(v - want[i + 2]) < 1e-8, want[1] .. ": " .. v .. " against " .. want[i + 2])
+      end
+    end
+  end)
+
   it("is the fixed interval until it has seen a few tasks, then follows the plan", function()
     local s = Schedule.new { interval = 30, min_interval = 5 }
     for i = 1, Schedule.MIN_SAMPLES - 1 do
@@ -93,6 +177,20 @@ describe("schedule arithmetic", function()
 end)
 
 describe("schedule simulation (no clock)", function()
+  -- A task of d seconds polled on the learned schedule of s, which learns from
+  -- it: its polls and its lag (completion to notice).
+  local function follow(s, d)
+    local age, polls, before = 0, 0, 0
+    while true do
+      age = age + s:delay("kind", "model", age)
+      polls = polls + 1
+      if age >= d then break end
+      before = age
+    end
+    s:learn("kind", "model", (before + age) / 2, (age - before) / 2)
+    return polls, age - d
+  end
+
   -- n tasks with log-normal durations; each polled by the fixed schedule and by
   -- the learned one, which learns as the tasks finish (in order).
   local function simulate(sigma, n)
@@ -106,19 +204,63 @@ describe("schedule simulation (no clock)", function()
       local k = math.floor(d / 30) + 1
       if i > 20 then fixed.polls, fixed.lag = fixed.polls + k, fixed.lag + (k * 30 - d) end
       -- learned
-      local age, polls, before = 0, 0, 0
-      while true do
-        age = age + s:delay("kind", "model", age)
-        polls = polls + 1
-        if age >= d then break end
-        before = age
-      end
-      s:learn("kind", "model", (before + age) / 2, (age - before) / 2)
-      if i > 20 then auto.polls, auto.lag = auto.polls + polls, auto.lag + (age - d) end
+      local polls, lag = follow(s, d)
+      if i > 20 then auto.polls, auto.lag = auto.polls + polls, auto.lag + lag end
     end
     local m = n - 20
     return fixed.polls / m, fixed.lag / m, auto.polls / m, auto.lag / m
   end
+
+  -- Tasks shorter than the interval, as issue 16 found them: a warm-up of 30
+  -- tasks waited every 0.1 s, then n tasks on the learned schedule (interval 30,
+  -- min_interval 5).  Per task: the learned polls and lag, and those of the fixed
+  -- interval that spends as many polls on these same tasks.
+  local function short_tasks(median, n)
+    local normal = normals(4242)
+    local s = Schedule.new { interval = 30, min_interval = 5 }
+    for _ = 1, 30 do
+      local d = median * exp(0.1 * normal())
+      s:learn("kind", "model", (math.floor(d / 0.1) + 0.5) * 0.1, 0.05)
+    end
+    local durations, polls, lag = {}, 0, 0
+    for i = 1, n do
+      local d = median * exp(0.1 * normal())
+      local p, l = follow(s, d)
+      durations[i], polls, lag = d, polls + p, lag + l
+    end
+    local function fixed(interval)
+      local fp, fl = 0, 0
+      for _, d in ipairs(durations) do
+        local k = math.floor(d / interval) + 1
+        fp, fl = fp + k, fl + (k * interval - d)
+      end
+      return fp / n, fl / n
+    end
+    local lo, hi = 0.01, 1e4
+    for _ = 1, 80 do
+      local mid = sqrt(lo * hi)
+      if fixed(mid) > polls / n then lo = mid else hi = mid end
+    end
+    local fp, fl = fixed(hi)
+    return polls / n, lag / n, fp, fl, select(2, fixed(30))
+  end
+
+  it("6 s tasks: noticed after about 1.3 s instead of 24 s, below an equal-polls fixed interval", function()
+    local ap, al, fp, fl, f30 = short_tasks(6, 400)
+    local what = string.format("learned %.3f polls, %.2f s; fixed %.3f polls, %.2f s; every 30 s %.2f s",
+      ap, al, fp, fl, f30)
+    assert.is_true(f30 > 23, what)
+    assert.is_true(al <= 1.5 and ap <= 1.15, what)
+    assert.is_true(fp <= ap + 1e-9 and fp >= ap - 0.01, what)
+    assert.is_true(al <= 0.95 * fl, what)
+  end)
+
+  it("20 s tasks: noticed within 3 s under the default interval, for under two polls", function()
+    local ap, al, fp, fl = short_tasks(20, 400)
+    local what = string.format("learned %.3f polls, %.2f s; fixed %.3f polls, %.2f s", ap, al, fp, fl)
+    assert.is_true(al <= 3 and ap <= 2, what)
+    assert.is_true(al <= 0.4 * fl, what)
+  end)
 
   it("at sigma 0.15: no more polls per task, a third of the lag or less", function()
     local fp, fl, ap, al = simulate(0.15, 2000)
@@ -257,6 +399,56 @@ describe("the client's learned schedule", function()
   it("keeps a fixed interval when one is given", function()
     local c = client { journal = dir .. "/j.jsonl" }
     assert.is_true(batch(c, 4, { interval = 0.25 }).in_wait >= 1.5)
+    c:close()
+  end)
+end)
+
+describe("the client's learned schedule, tasks shorter than the interval", function()
+  -- issue 16's setup in time compressed 10x: tasks of 0.6 s (6 s) with a spread
+  -- of 0.1, the default interval (3 s here, 30 s in service time) and floor
+  -- (0.5 s, 5 s); a warm-up of 30 tasks waited every 0.02 s.
+  local emu
+  setup(function()
+    emu = helper.emulator { queued = 0, processing = 0.6 }
+    emu:config { spread = 0.1, seed = 7 }
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  local PARAMS = { model = "videos_fast", prompt = "short", duration = 5 }
+
+  it("notices them well before the interval, for about one poll each after wait_all's first", function()
+    local c = starvideos.new { api_key = emu.key, base_url = emu.url, interval = 3, min_interval = 0.5,
+      requests_per_second = 1000 }
+    local function batch(n, opts)
+      local ids, born, noticed = {}, {}, {}
+      for i = 1, n do
+        ids[i] = assert(c:create(PARAMS)).id
+        born[i] = core.now()
+      end
+      opts.on_progress = function(ev)
+        if ev.type == "status" and ev.status == "completed" and not noticed[ev.index] then
+          noticed[ev.index] = core.now() - born[ev.index]
+        end
+      end
+      for _, r in ipairs(assert(c:wait_all(ids, opts))) do assert.is_truthy(r.task, r.err) end
+      return ids, noticed
+    end
+    batch(30, { interval = 0.02 })
+    local ids, noticed = batch(6, {})
+    local polls = 0
+    for _, r in ipairs(emu:requests()) do
+      for _, id in ipairs(ids) do
+        if r.method == "GET" and r.path:find(id, 1, true) then polls = polls + 1 end
+      end
+    end
+    -- the fixed interval notices each at 3 s; the plan's first poll is near 0.7 s,
+    -- the next 0.5 s later (2 s of room for a loaded machine's late timers)
+    for i = 1, #ids do assert.is_true(noticed[i] < 2, "task " .. i .. " noticed at " .. noticed[i] .. " s") end
+    -- wait_all's first poll, at once, then the plan's: one, and a second for the slow few
+    assert.is_true(polls / #ids <= 2.5, polls / #ids .. " polls per task")
     c:close()
   end)
 end)

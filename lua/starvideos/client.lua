@@ -435,7 +435,8 @@ local WAIT = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, s
 -- duration and resolution took (seen by this client, and read from its journal),
 -- few polls early and denser ones where the task is likely to finish, never
 -- closer than `min_interval`, spending no more polls per task than the client's
--- `interval` (30 s) would; until a few tasks were seen, every `interval`.
+-- `interval` (30 s) would, but for tasks that finish within `interval`: up to one
+-- more each (the README's "Polling:"); until a few tasks were seen, every `interval`.
 -- @param id_or_task a task id, or a task
 -- @tparam[opt] table opts `interval` (seconds between polls: a fixed schedule),
 -- `timeout` (seconds, default 1800), `on_progress` (`function(event)`, each poll),

@@ -9,14 +9,18 @@
 -- which to poll.
 --
 -- The plan spends the same expected number of polls per task as polling every
--- `interval` seconds would on that estimate, and places them where a task is
--- likely to finish: the gap around age t is proportional to
+-- `interval` seconds would on that estimate (S.budget: for tasks that mostly
+-- finish within `interval`, up to one more poll each), and places them where
+-- a task is likely to finish: the gap around age t is proportional to
 -- sqrt((1 - F(t)) / f(t)) (1 / the square root of the hazard), which minimises
 -- the mean time from completion to notice for a given number of polls; never
--- closer than `min_interval`.  Past the plan's end (a task slower than almost
--- all seen) the gaps grow again from `min_interval` up to `interval`.  With fewer samples it is the fixed
--- schedule.  Plans are computed when a kind's samples change (with every
--- eighth more, once there are many), never per poll.
+-- closer than `min_interval`.  Where that floor binds (short tasks), a first
+-- poll placed where it notices soonest, then a steady gap, can do better: the
+-- plan is the better of the two.  Past the plan's end (a task slower than
+-- almost all seen) the gaps grow again from `min_interval` up to `interval`.
+-- With fewer samples it is the fixed schedule.  Plans are computed when a
+-- kind's samples change (with every eighth more, once there are many), never
+-- per poll.
 
 local math_log, math_exp, math_sqrt, math_abs, math_max, math_min, math_floor =
   math.log, math.exp, math.sqrt, math.abs, math.max, math.min, math.floor
@@ -29,6 +33,8 @@ S.MIN_SAMPLES = 5   -- until a kind has this many, the fixed interval
 S.KEEP = 200        -- samples kept per kind (the newest)
 S.MARGIN = 0.96     -- a plan's expected polls, as a share of the fixed interval's
 S.HORIZON = 7 * 86400 -- a plan reaches no further (seconds)
+S.SHORT_GAPS = 5    -- short-task plans try gaps m * (interval / m)^(k / 5), k = 0..5
+S.RUN = 40          -- and keep such a gap for this many polls, then `interval`
 local SQRT2PI = math_sqrt(2 * math.pi)
 local MIN_SIGMA = 0.02
 
@@ -84,6 +90,15 @@ function S.evaluate(d, ts)
   return polls, lag
 end
 
+-- The most polls per task a plan may expect to spend, on the estimate d: the
+-- fixed schedule's (fixed_polls, polling every `interval`) less S.MARGIN for
+-- the estimate's own error, or, when more, 1 + F(interval): the tasks done
+-- before fixed polling's first poll, which gets them with that one poll, may
+-- have one poll more each (so this term is never above 2).
+function S.budget(d, fixed_polls, interval)
+  return math_max(fixed_polls * S.MARGIN, 1 + d.F(interval))
+end
+
 -- Ages of fixed polling every `interval`, up to tmax.
 function S.fixed_plan(interval, tmax)
   local ts, t = {}, interval
@@ -111,21 +126,63 @@ local function density_plan(d, lambda, m, tmax)
       last, acc = t, acc - 1
     end
   end
-  if t - last >= m or #ts == 0 then ts[#ts + 1] = t end
+  -- the last at tmax or past it (evaluate counts a task slower than a plan's
+  -- last age as noticed at once: a plan must not end early)
+  if #ts == 0 or last < tmax then ts[#ts + 1] = math_max(t, last + m) end
   return ts
+end
+
+-- Ages of a first poll at t1, then one every g for S.RUN polls, then every
+-- `interval`, up to tmax.
+local function first_poll_plan(t1, g, interval, tmax)
+  local ts, t = {}, t1
+  while true do
+    ts[#ts + 1] = t
+    if t >= tmax then return ts end
+    t = t + (#ts <= S.RUN and g or interval)
+  end
+end
+
+-- Where the floor `m` binds (a spread narrow beside it), the density walk
+-- places its few polls badly.  The short-task plans: a first poll at t1, then
+-- every g (from m to `interval`); for each g, the t1 of least lag within the
+-- budget (a grid on the estimate's quantiles, then a finer one around the
+-- best).  The best of them all: its ages, polls and lag.
+local function short_plan(d, interval, m, tmax, budget)
+  local best, best_polls, best_lag
+  local function try(t1, g)
+    if t1 < m or t1 > tmax then return end
+    local ts = first_poll_plan(t1, g, interval, tmax)
+    local polls, lag = S.evaluate(d, ts)
+    if polls <= budget and (not best or lag < best_lag) then best, best_polls, best_lag = ts, polls, lag end
+    return lag
+  end
+  local steps = S.SHORT_GAPS
+  for k = 0, steps do
+    local g = m * (interval / m) ^ (k / steps)
+    local z0, lag0
+    for z = -3, 3.5, 0.1 do
+      local lag = try(math_exp(d.mu + z * d.sigma), g)
+      if lag and (not lag0 or lag < lag0) then z0, lag0 = z, lag end
+    end
+    if z0 then
+      for z = z0 - 0.1, z0 + 0.1, 0.01 do try(math_exp(d.mu + z * d.sigma), g) end
+    end
+  end
+  return best, best_polls, best_lag
 end
 
 -- The plan for a log-normal estimate: the ages to poll at, and the expected
 -- polls and lag of it and of fixed polling (for the tests and the bench).
 function S.make_plan(mu, sigma, interval, m)
   local d = lognormal(mu, sigma)
-  -- to where almost every task has finished, and never past a week (the fixed
-  -- schedule is written out up to there)
-  local tmax = math_min(math_exp(mu + 3.5 * sigma), math_max(S.HORIZON, 4 * interval))
+  -- to where almost every task has finished (no poll comes before the floor m),
+  -- and never past a week (the fixed schedule is written out up to there)
+  local tmax = math_min(math_max(math_exp(mu + 3.5 * sigma), m), math_max(S.HORIZON, 4 * interval))
   local fixed_polls, fixed_lag = S.evaluate(d, S.fixed_plan(interval, tmax))
-  -- the smallest lambda (densest polls) whose expected polls stay within the
-  -- fixed schedule's, less a margin for the estimate's own error
-  local budget = fixed_polls * S.MARGIN
+  local budget = S.budget(d, fixed_polls, interval)
+  local short = budget > fixed_polls * S.MARGIN -- tasks that mostly finish within `interval`
+  -- the smallest lambda (densest polls) whose expected polls stay within the budget
   local lo, hi = 1e-6 * interval, 1e3 * interval
   local best
   for _ = 1, 40 do
@@ -136,6 +193,10 @@ function S.make_plan(mu, sigma, interval, m)
   end
   best = best or S.fixed_plan(interval, tmax)
   local polls, lag = S.evaluate(d, best)
+  if short then
+    local ts, p, l = short_plan(d, interval, m, tmax, budget)
+    if ts and l < lag then best, polls, lag = ts, p, l end
+  end
   if lag > fixed_lag then -- a spread the plan cannot use: the fixed schedule
     best = S.fixed_plan(interval, tmax)
     polls, lag = fixed_polls, fixed_lag
