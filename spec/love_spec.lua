@@ -10,6 +10,7 @@
 -- message, when love or Xvfb is not installed (`make deps` installs both).
 
 local helper = require "spec.helper"
+local readme = require "spec.support.readme"
 local cjson = require "cjson.safe"
 
 local shell_quote = helper.shell_quote
@@ -156,8 +157,7 @@ describe("examples/love in LÖVE under Xvfb", function()
     if skip then pending(skip) return end
     local block = readme_section("Game engines"):match("### LÖVE.-```sh\n(.-)```")
     assert.truthy(block, "README.md's Game engines section has no LÖVE sh block")
-    local lines = {}
-    for line in block:gmatch("[^\n]+") do lines[#lines + 1] = (line:gsub("%s+#.*$", "")) end
+    local lines = readme.sh_lines(block)
     assert.equal(4, #lines, block)
     assert.equal("make", lines[1])
     assert.equal("make build/luajit/starvideos/core.so build/luajit/starvideos/curl.so", lines[2])
@@ -166,25 +166,14 @@ describe("examples/love in LÖVE under Xvfb", function()
       assert.is_true(ok, lines[i] .. ":\n" .. out)
     end
     -- the emulator as the README starts it (its port: the system's choice)
-    assert.truthy(lines[3]:find("^bin/starvideos emulator"), lines[3])
-    local readme_emu = helper.spawn("sh -c " .. shell_quote("cd " .. shell_quote(root) .. " && exec " .. lines[3]
-      .. " 2>/dev/null"))
-    local url
-    for _ = 1, 10 do
-      local l = readme_emu.pipe:read("*l")
-      url = l and l:match("listening on (http://127%.0%.0%.1:%d+)")
-      if url or not l then break end
-    end
+    local url, stop = readme.emulator(root, lines[3])
     local ok, report, out = pcall(function()
       assert(url, "the README's emulator line printed no URL")
-      local line = lines[4]
-      assert.truthy(line:find("http://127.0.0.1:PORT", 1, true), line)
-      line = line:gsub("http://127%.0%.0%.1:PORT", url)
+      local line = readme.with_url(lines[4], url)
       assert.truthy(line:find(" love examples/love ", 1, true), line)
       return play(root, line)
     end)
-    helper.execute("kill " .. readme_emu.pid .. " 2>/dev/null")
-    readme_emu.pipe:close()
+    stop()
     assert(ok, report)
     local file = lines[4]:match("(%S+%.mp4)$")
     assert.truthy(file, lines[4])
