@@ -22,7 +22,7 @@ local KEY = "love-key"
 local BIG = 200 * 1000 * 1000
 local STEP_LIMIT_MS = 4
 local GAP_LIMIT_MS = 250 -- a frame's start to the next one's, while the job runs
-local RUNS = 3 -- the 200 MB run, at most: the step limit must hold in one
+local RUNS = 3 -- the 200 MB run, at most: one must show every timing
 
 local function sh(cmd)
   return helper.capture(helper.UNINSTRUMENTED .. "sh -c " .. shell_quote(cmd) .. " 2>&1")
@@ -189,12 +189,12 @@ describe("examples/love in LÖVE under Xvfb", function()
   -- download's whole time in one frame: a gap between frames as long as the
   -- download, a handful of frames, a longest step of hundreds of ms.  Wall
   -- time on a shared machine also counts the time the scheduler gave the CPU
-  -- to another process: the step limit must hold in one run of up to RUNS.
+  -- to another process: every timing must hold in one run of up to RUNS.
   it("keeps the frames coming while a 200 MB video is generated and downloaded, step(0) under 4 ms", function()
     if skip then pending(skip) return end
     emu:config { video_size = BIG }
     local path = dir .. "/big.mp4"
-    local best, lines = nil, {}
+    local lines, passed = {}, false
     local r
     for run = 1, RUNS do
       os.remove(path)
@@ -204,21 +204,33 @@ describe("examples/love in LÖVE under Xvfb", function()
       assert.equal("big.mp4", r.path) -- as given, in the folder love ran in
       assert.equal(BIG, helper.file_size(path), "the file is not 200 MB")
       assert.is_nil(helper.file_size(path .. ".part"), "the .part is left")
-      lines[#lines + 1] = string.format("run %d: %d frames (%d downloading, %.0f ms); step(0) max %.3f ms, "
-        .. "p99 %.3f ms, p50 %.3f ms (%d over 4 ms); longest gap between frames %.1f ms (%.1f ms downloading); %s",
+      -- (a value the game could not measure is "none")
+      lines[#lines + 1] = string.format("run %d: %s frames (%s downloading, %s ms); step(0) max %s ms, "
+        .. "p99 %s ms, p50 %s ms (%s over 4 ms); longest gap between frames %s ms (%s ms downloading); %s",
         run, r.frames, r.frames_downloading, r.download_ms, r.step_max_ms, r.step_p99_ms, r.step_p50_ms,
         r.steps_over_4ms, r.gap_max_ms, r.gap_max_downloading_ms, r.renderer)
+      -- what a run must show: frames during the generate (0.7 s of task) and
+      -- the download, no long gap, every step(0) short
+      local download_ms = tonumber(r.download_ms)
+      local missed = {}
+      if r.frames - r.frames_downloading < 15 then missed[#missed + 1] = "under 15 frames while the task was made" end
+      if not download_ms then
+        missed[#missed + 1] = "no frame saw the download"
+      else
+        -- the game runs at 60 fps at most: a third of that while the bytes came
+        if r.frames_downloading < math.max(3, download_ms / (1000 / 60) / 3) then
+          missed[#missed + 1] = "few frames during the download"
+        end
+        if r.gap_max_downloading_ms >= download_ms / 2 then missed[#missed + 1] = "one frame took half the download" end
+      end
+      if r.gap_max_ms > GAP_LIMIT_MS then missed[#missed + 1] = "frames stopped for over " .. GAP_LIMIT_MS .. " ms" end
+      if r.step_max_ms >= STEP_LIMIT_MS then missed[#missed + 1] = "a step(0) took 4 ms or more" end
+      lines[#lines] = lines[#lines] .. (missed[1] and ": " .. table.concat(missed, ", ") or ": ok")
       print("\n" .. lines[#lines])
-      -- frames during the generate (0.7 s of task) and the download
-      assert.is_true(r.frames - r.frames_downloading >= 15, "few frames while the task was made:\n" .. lines[#lines])
-      assert.is_true(r.frames_downloading >= 10, "few frames during the download:\n" .. lines[#lines])
-      assert.is_true(r.gap_max_ms <= GAP_LIMIT_MS, "frames stopped coming:\n" .. lines[#lines])
-      assert.is_true(r.gap_max_downloading_ms < r.download_ms / 2,
-        "one frame took half the download:\n" .. lines[#lines])
-      if not best or r.step_max_ms < best then best = r.step_max_ms end
-      if best < STEP_LIMIT_MS then break end
+      passed = not missed[1]
+      if passed then break end
     end
-    assert.is_true(best < STEP_LIMIT_MS, "a step(0) took 4 ms or more in every run:\n" .. table.concat(lines, "\n"))
+    assert.is_true(passed, "no run of " .. RUNS .. " passed:\n" .. table.concat(lines, "\n"))
     -- byte for byte the emulator's video (curl reads it again from its URL)
     local answer = sh("curl -sf -H " .. shell_quote("Authorization: Bearer " .. KEY) .. " "
       .. shell_quote(emu.url .. "/v1/result/" .. r.task_id))
