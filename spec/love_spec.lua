@@ -245,7 +245,8 @@ describe("examples/love in LÖVE under Xvfb", function()
     if skip then pending(skip) return end
     local closed = helper.free_ports(1)[1]
     local cases = {
-      { kind = "auth", env = env(emu.url, "wrong-key"), args = "--interval 0.1 a.mp4",
+      { kind = "auth", env = env(emu.url, "wrong-key") .. " STARVIDEOS_LOVE_SCREENSHOT=" .. shell_quote(dir .. "/auth"),
+        args = "--interval 0.1 a.mp4",
         shows = "The API key was refused: set STARVIDEOS_API_KEY", detail = "invalid API key", creates = 1 },
       { kind = "invalid_request", env = env(emu.url, KEY), args = "--interval 0.1 b.mp4 ''",
         shows = "The request is invalid (prompt)", detail = "prompt", creates = 0 },
@@ -273,6 +274,16 @@ describe("examples/love in LÖVE under Xvfb", function()
           if req.method == "POST" then creates = creates + 1 end
         end
         assert.equal(c.creates, creates, c.kind .. ": creates that reached the emulator")
+      end
+      if c.kind == "auth" then
+        -- the screen it ended on, as LÖVE captured it: a PNG of the window
+        local png = helper.read_file(dir .. "/auth-done.png") or ""
+        assert.equal("\137PNG\r\n\26\n", png:sub(1, 8), "no PNG at " .. dir .. "/auth-done.png")
+        local function u32(at)
+          local a, b, d, e = png:byte(at, at + 3)
+          return ((a * 256 + b) * 256 + d) * 256 + e
+        end
+        assert.same({ 720, 360 }, { u32(17), u32(21) })
       end
       print(string.format("\n%s: %q / %q (%d frames, step(0) max %s ms)", c.kind, r.message, r.detail,
         r.frames, tostring(r.step_max_ms)))

@@ -341,6 +341,7 @@ function love.draw()
   if saved then line("Saved to " .. saved, 0.5, 0.95, 0.6) end
   if failure then
     -- the message on a red panel as tall as its wrapped lines
+    y = y + 8
     local _, a = fonts.text:getWrap(failure.headline, w - 48)
     local _, b = fonts.text:getWrap(failure.detail, w - 48)
     g.setColor(0.35, 0.08, 0.1)
