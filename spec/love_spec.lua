@@ -241,6 +241,33 @@ describe("examples/love in LÖVE under Xvfb", function()
     os.remove(path)
   end)
 
+  it("quit while the task is made (SIGTERM), it says how to fetch the paid task", function()
+    if skip then pending(skip) return end
+    emu:config { processing = 30 }
+    local report = dir .. "/quit-report"
+    local proc = helper.spawn(helper.UNINSTRUMENTED .. "sh -c " .. shell_quote("cd " .. shell_quote(dir)
+      .. " && DISPLAY=:" .. display .. " STARVIDEOS_LOVE_REPORT=" .. shell_quote(report) .. " " .. env(emu.url, KEY)
+      .. " exec timeout 120 love " .. shell_quote(GAME) .. " --interval 0.1 q.mp4 2>&1"))
+    -- once the game polls its task, the task exists
+    local polled = helper.wait_until(function()
+      for _, req in ipairs(emu:requests()) do
+        if req.method == "GET" and req.path:find("^/v1/result/") then return true end
+      end
+    end, 60)
+    -- timeout passes the TERM on to love, which SDL turns into a quit event
+    helper.execute("kill -TERM " .. proc.pid .. " 2>/dev/null")
+    local out = proc.pipe:read("*a")
+    proc:close()
+    assert.is_true(polled, "the game did not poll its task: " .. out)
+    local r = parse(helper.read_file(report))
+    assert.equal("quit", r.result, out)
+    assert.equal("polling", r.state)
+    assert.is_true(r.status == "queued" or r.status == "processing", r.status)
+    local id = r.task_id
+    assert.truthy(out:find("task " .. id .. " is not downloaded: fetch it with `starvideos wait " .. id
+      .. "` and then `starvideos download " .. id .. " q.mp4`", 1, true), out)
+  end)
+
   it("shows each error's message (the report records the message shown)", function()
     if skip then pending(skip) return end
     local closed = helper.free_ports(1)[1]

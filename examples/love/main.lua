@@ -364,7 +364,14 @@ function love.keypressed(key)
   if key == "escape" then love.event.quit() end
 end
 
+-- Quitting (Escape, the window closed, SIGINT or SIGTERM) before the video is
+-- down stops the download, but the task is paid for: say how to fetch it.
 function love.quit()
+  if job and job.id and not job.done then
+    local wait = job.state == "downloading" and "" or string.format("`starvideos wait %s` and then ", job.id)
+    io.stderr:write(string.format("task %s is not downloaded: fetch it with %s`starvideos download %s %s`\n",
+      job.id, wait, job.id, opts.out))
+  end
   if opts and opts.report then write_report(failure and "failed" or (saved and "ok" or "quit")) end
   if client then client:close() end
 end
