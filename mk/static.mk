@@ -1,4 +1,5 @@
-# `make static`: build/libstarvideos.a for hosts that link Lua in (a game engine):
+# `make static`: build/libstarvideos.a for hosts that link Lua in (a game engine),
+# and build/include/starvideos.h (csrc/starvideos.h: its luaopen_* prototypes):
 # the C core, the binding and the Lua modules of lua/starvideos/ compiled in as
 # data (no file lookup at run time).  The emulator and the command line (cli/)
 # are left out: a game needs neither, and the emulator needs LuaSocket.
@@ -10,11 +11,13 @@
 # that one object goes into the archive.  The host links it with Lua 5.4,
 # libcurl and lua-cjson (examples/embed/host.c; `make embed-host`).
 #
-#   make static        build/libstarvideos.a   (STATIC_LUA_INC=... for another Lua's headers)
+#   make static        build/libstarvideos.a, build/include/starvideos.h
+#                      (STATIC_LUA_INC=... for another Lua's headers)
 #   make embed-host    build/embed/host, the example host (Lua 5.4)
 #   make embed-tests   build/embed/static_test, build/embed/threads_test (+ _tsan when it builds)
 
 STATIC_LIB      := build/libstarvideos.a
+STATIC_HEADER   := build/include/starvideos.h
 STATIC_DIR      := build/static
 STATIC_LUA_INC  ?= $(LUA_INC)
 STATIC_LUA_SRC   = $(filter-out lua/starvideos/emulator.lua,$(sort $(wildcard lua/starvideos/*.lua)))
@@ -56,7 +59,11 @@ $(eval $(call STATIC_RULES,$(STATIC_DIR),$$(CC) $$(ALL_CFLAGS),$$(STATIC_LUA_INC
 $(STATIC_LIB): $(STATIC_DIR)/libstarvideos.a
 	cp $< $@
 
-static: $(STATIC_LIB)
+$(STATIC_HEADER): csrc/starvideos.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+static: $(STATIC_LIB) $(STATIC_HEADER)
 
 # The example host and the C tests that link the archive.  Debian's lua-cjson
 # is only a module (cjson.so, a link to liblua5.4-cjson.so.0, which leaves the
@@ -67,10 +74,10 @@ CJSON_LIB       ?= $(firstword $(wildcard /usr/lib/*/liblua5.4-cjson.so.0 /usr/l
                      /usr/lib64/liblua5.4-cjson.so.0) -l:liblua5.4-cjson.so.0)
 LUA_LIBS        ?= $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 EMBED_LIBS       = $(STATIC_LIB) $(CJSON_LIB) $(LUA_LIBS) $(CURL_LIBS) -lm -ldl -pthread
-EMBED_CFLAGS     = $(CFLAGS) $(WARN) $(DEFS) $(LUA_INC)
+EMBED_CFLAGS     = $(CFLAGS) $(WARN) $(DEFS) $(LUA_INC) -I$(dir $(STATIC_HEADER))
 TSAN_CC         ?= clang
 
-build/embed/host: examples/embed/host.c $(STATIC_LIB)
+build/embed/host: examples/embed/host.c $(STATIC_LIB) $(STATIC_HEADER)
 	@mkdir -p $(dir $@)
 	$(CC) $(EMBED_CFLAGS) -o $@ $< $(EMBED_LIBS)
 

@@ -6,6 +6,7 @@
 -- once, under lua5.4, and are pending on the other VMs.
 
 local helper = require "spec.helper"
+local readme = require "spec.support.readme"
 local cjson = require "cjson.safe"
 
 local root, shell_quote = helper.root, helper.shell_quote
@@ -168,6 +169,122 @@ describe("embedding: make static and a C host", function()
     assert.equal(0, r.globals_added, out)
     local sample = assert(helper.read_file(root .. "/lua/starvideos/emulator/sample.mp4"))
     assert.is_true(helper.read_file(path) == sample, "the video is not the emulator's sample")
+  end)
+
+  it("the host prints a failed job's or a raised error's message, not (null)", function()
+    emu:config { video_size = cjson.null }
+    -- an invalid request: start's error table, raised by the host's assert
+    local out, ok = host("--timeout 60 --prompt '' " .. shell_quote(emu.url) .. " " .. shell_quote(dir .. "/bad.mp4"))
+    assert.is_nil(ok, out)
+    assert.equal('failed invalid_request: prompt: expected a non-empty string, got a string ""', parse(out).result, out)
+    -- a wrong key: the job's error
+    out, ok = sh("STARVIDEOS_API_KEY=wrong-key " .. shell_quote(root .. "/build/embed/host") .. " --timeout 60 "
+      .. shell_quote(emu.url) .. " " .. shell_quote(dir .. "/key.mp4"))
+    assert.is_nil(ok, out)
+    assert.equal("failed auth: create: HTTP 401: invalid API key", parse(out).result, out)
+    assert.falsy(out:find("(null)", 1, true), out)
+  end)
+
+  describe("starvideos.h", function()
+    -- Lua 5.4's flags and lua-cjson's library, as mk/static.mk finds them
+    local LUA = "$(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)"
+    local LIBS = "$(ls /usr/lib/*/liblua5.4-cjson.so.0 | head -n 1) "
+      .. "$(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -lcurl -lm -ldl -pthread"
+    local STRICT = "-std=c99 -pedantic -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes "
+      .. "-Werror=implicit-function-declaration"
+
+    it("is what make static puts beside the archive", function()
+      local header = assert(helper.read_file(root .. "/csrc/starvideos.h"))
+      assert.equal(header, helper.read_file(root .. "/build/include/starvideos.h"))
+    end)
+
+    it("lets a host open both luaopen_* under -Werror; without it, that host does not build", function()
+      local src = dir .. "/with_header.c"
+      helper.write_file(src, table.concat({
+        "#include <lauxlib.h>",
+        "#include <lualib.h>",
+        "#include <stdio.h>",
+        "#ifndef NO_HEADER",
+        '#include "starvideos.h"',
+        "#endif",
+        "int luaopen_cjson(lua_State *L);",
+        "int luaopen_cjson_safe(lua_State *L);",
+        "int main(void) {",
+        "  lua_State *L = luaL_newstate();",
+        "  luaL_openlibs(L);",
+        '  luaL_requiref(L, "starvideos.core", luaopen_starvideos_core, 0);',
+        '  luaL_requiref(L, "cjson", luaopen_cjson, 0);',
+        '  luaL_requiref(L, "cjson.safe", luaopen_cjson_safe, 0);',
+        '  luaL_requiref(L, "starvideos", luaopen_starvideos, 0);',
+        '  lua_getfield(L, -1, "validate");',
+        '  printf("core %s, starvideos.validate %s\\n", luaL_typename(L, 1), luaL_typename(L, -1));',
+        "  lua_close(L);",
+        "  return 0;",
+        "}",
+        "",
+      }, "\n"))
+      local cc = "cc " .. STRICT .. " " .. LUA .. " -I" .. shell_quote(root .. "/build/include") .. " "
+      local bin = dir .. "/with_header"
+      local out, ok = sh(cc .. "-o " .. shell_quote(bin) .. " " .. shell_quote(src) .. " "
+        .. shell_quote(root .. "/build/libstarvideos.a") .. " " .. LIBS)
+      assert.is_true(ok, out)
+      assert.equal("", out) -- not a warning
+      out, ok = sh(shell_quote(bin))
+      assert.is_true(ok, out)
+      assert.equal("core table, starvideos.validate function\n", out)
+      out, ok = sh(cc .. "-DNO_HEADER -fsyntax-only " .. shell_quote(src))
+      assert.is_nil(ok, out)
+      -- passed as values, the undeclared functions are undeclared names
+      assert.truthy(out:find("undeclared", 1, true), out)
+      assert.truthy(out:find("luaopen_starvideos_core", 1, true), out)
+    end)
+
+    it("declares them as the library defines them (a different prototype would not compile)", function()
+      local function compile(header)
+        local out1, ok1 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "
+          .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lsv_static.c")
+        local out2, ok2 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "
+          .. "-DSV_NO_CURL " .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lsv_core.c")
+        return ok1 and ok2, out1 .. out2
+      end
+      local ok, out = compile(root .. "/csrc/starvideos.h")
+      assert.is_true(ok, out)
+      -- the check can fail: a header whose prototype differs
+      local wrong = dir .. "/wrong.h"
+      helper.write_file(wrong, "#include <lua.h>\nint luaopen_starvideos_core(lua_State *L, int extra);\n")
+      ok, out = compile(wrong)
+      assert.is_nil(ok, out)
+      assert.truthy(out:find("conflicting types for", 1, true), out)
+    end)
+  end)
+
+  it("examples/embed/README.md's lines, run where it says, build a host that generates a video", function()
+    local text = assert(helper.read_file(root .. "/examples/embed/README.md"))
+    local where, block = text:match("## Linking and opening\n\n([^\n]*)\n\n```sh\n(.-)```")
+    assert.truthy(block, "examples/embed/README.md: no sh block under \"Linking and opening\"")
+    assert.truthy(where:find("^At the top of the checkout"), where)
+    local lines = readme.sh_lines(block)
+    assert.equal(5, #lines, block)
+    assert.same({ "make", "make static" }, { lines[1], lines[2] })
+    assert.truthy(lines[3]:find(" examples/embed/host.c ", 1, true), lines[3])
+    os.remove(root .. "/build/host")
+    for i = 1, 3 do
+      local out, ok = sh("cd " .. shell_quote(root) .. " && " .. lines[i])
+      assert.is_true(ok, lines[i] .. ":\n" .. out)
+    end
+    local url, stop = readme.emulator(root, lines[4])
+    if not url then stop() end
+    assert.truthy(url, "the README's emulator line printed no URL")
+    local line = readme.with_url(lines[5], url)
+    local out, ok = sh("cd " .. shell_quote(root) .. " && " .. line)
+    stop()
+    local file = lines[5]:match("(%S+%.mp4)$")
+    local got = helper.read_file(root .. "/" .. file)
+    os.remove(root .. "/" .. file)
+    os.remove(root .. "/build/host")
+    assert.is_true(ok, line .. ":\n" .. out)
+    assert.equal("ok " .. file, parse(out).result, out)
+    assert.is_true(got == helper.read_file(root .. "/lua/starvideos/emulator/sample.mp4"), "not the emulator's video")
   end)
 
   -- Wall-clock time on a shared machine includes the time the scheduler gave

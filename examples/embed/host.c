@@ -16,6 +16,8 @@
    It prints one "key value" line per result, then exits 0 only when the video
    was downloaded:
      result ok PATH | result failed MESSAGE
+                   MESSAGE: the error as tostring gives it (the library's
+                   errors are tables: "auth: create: HTTP 401: ...");
      frames N, step_max_ms, step_p99_ms, step_p50_ms, step_mean_ms, frames_over_4ms
                    each step(0) in wall-clock time;
      step_own_max_ms, step_own_p99_ms, frames_own_over_4ms
@@ -40,7 +42,10 @@
    lua-cjson: Debian ships it only as a module (cjson.so, a link to
    liblua5.4-cjson.so.0, whose Lua API calls are left to the executable); this
    host links that library by name and registers luaopen_cjson and
-   luaopen_cjson_safe itself, so no package library is needed to find it. */
+   luaopen_cjson_safe itself, so no package library is needed to find it.
+
+   starvideos.h (make static: build/include/) declares luaopen_starvideos.
+   This host is Lua 5.4 (luaL_requiref, luaL_tolstring, LUA_GNAME). */
 #define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <lauxlib.h>
 #include <lua.h>
@@ -55,8 +60,9 @@
 #include <time.h>
 #include <unistd.h>
 
-int luaopen_starvideos(lua_State *L);
-int luaopen_cjson(lua_State *L);
+#include "starvideos.h"
+
+int luaopen_cjson(lua_State *L); /* lua-cjson declares them in no header */
 int luaopen_cjson_safe(lua_State *L);
 
 /* The game's script: make a client and start one job.  Run with the module,
@@ -156,6 +162,22 @@ static int record(run *r, const double v[MEASURES]) {
   return 0;
 }
 
+/* The error value on top as text, for "result failed": luaL_tolstring uses
+   its __tostring (the library's error tables have one), so a table is not
+   printed as "(null)" as lua_tostring would.  Run under lua_pcall: a
+   __tostring that raises gives its own message instead. */
+static int to_text(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+static const char *error_text(lua_State *L) {
+  lua_pushcfunction(L, to_text);
+  lua_insert(L, -2);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK && !lua_isstring(L, -1)) return "(an error whose __tostring failed)";
+  return lua_tostring(L, -1);
+}
+
 /* Everything that touches Lua, under lua_pcall: a Lua error ends up as a message. */
 static int pmain(lua_State *L) {
   run *r = lua_touserdata(L, 1);
@@ -227,7 +249,7 @@ static int pmain(lua_State *L) {
 
   lua_getfield(L, job, "err");
   if (!lua_isnil(L, -1)) {
-    printf("result failed %s\n", luaL_tolstring(L, -1, NULL));
+    printf("result failed %s\n", error_text(L));
   } else {
     lua_getfield(L, job, "path");
     printf("result ok %s\n", lua_tostring(L, -1));
@@ -296,7 +318,7 @@ int main(int argc, char **argv) {
   lua_pushlightuserdata(L, &r);
   status = lua_pcall(L, 1, 0, 0);
   if (status != LUA_OK) {
-    printf("result failed %s\n", lua_tostring(L, -1));
+    printf("result failed %s\n", error_text(L));
     r.ok = 0;
   }
   lua_close(L);

@@ -1,0 +1,83 @@
+-- What the game shows a player for each kind of error (err.kind, see the
+-- README's "Errors"): a headline saying what happened and what to do, and the
+-- library's own message as the detail.  Plain Lua, no LÖVE: spec/love_spec.lua
+-- reads it too.
+--
+--   local messages = require "messages"
+--   local headline, detail = messages.describe(err, { out = path, base_url = url })
+
+local messages = {}
+
+local format, tostring, type = string.format, tostring, type
+
+-- kind -> function(err, ctx) returning the headline
+local HEADLINES = {
+  invalid_request = function(err)
+    if err.field then
+      return format("The request is invalid (%s): fix it and start again.", err.field)
+    end
+    return "The request is invalid: fix it and start again."
+  end,
+  auth = function()
+    return "The API key was refused: set STARVIDEOS_API_KEY to a valid key."
+  end,
+  not_found = function(err)
+    return format("The service does not know task %s.", tostring(err.id or "?"))
+  end,
+  rate_limited = function(err)
+    if err.retry_after then
+      return format("Too many requests: the service asks to wait %s s.", tostring(err.retry_after))
+    end
+    return "Too many requests: wait a little and start again."
+  end,
+  server = function(err)
+    if err.status then
+      return format("The service had an error (HTTP %s): try again later.", tostring(err.status))
+    end
+    return "The service had an error: try again later."
+  end,
+  network = function(_, ctx)
+    return format("Cannot reach the service at %s: check STARVIDEOS_BASE_URL and the network.",
+      tostring(ctx.base_url or "?"))
+  end,
+  timeout = function(err)
+    if err.id then
+      return format("Task %s was not ready in time; `starvideos wait %s` picks it up.", err.id, err.id)
+    end
+    return "The service did not answer in time."
+  end,
+  task_failed = function()
+    return "The service could not make this video."
+  end,
+  protocol = function()
+    return "The service's answer could not be read (is STARVIDEOS_BASE_URL the API?)."
+  end,
+  io = function(_, ctx)
+    return format("Cannot write the video to %s: check the folder exists and is writable.",
+      tostring(ctx.out or "?"))
+  end,
+}
+
+-- Every kind the library gives, in the README's order.
+messages.KINDS = { "invalid_request", "auth", "not_found", "rate_limited", "server", "network",
+  "timeout", "task_failed", "protocol", "io" }
+
+-- The headline and the detail for err (an error table, or any value the
+-- library or LÖVE raised); ctx: { out = the output path, base_url = }.
+function messages.describe(err, ctx)
+  ctx = ctx or {}
+  if type(err) ~= "table" then
+    return "Something went wrong.", tostring(err)
+  end
+  local detail = err.message and tostring(err.message) or tostring(err)
+  if err.kind == "task_failed" and type(err.task) == "table" and type(err.task.error) == "string" then
+    detail = err.task.error
+  end
+  local headline = HEADLINES[err.kind]
+  if not headline then
+    return format("Unexpected error (%s).", tostring(err.kind)), detail
+  end
+  return headline(err, ctx), detail
+end
+
+return messages
