@@ -9,45 +9,18 @@ local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local helper = require "spec.helper"
+local nginx_run = require "spec.support.nginx_run"
 
 local gettime = socket.gettime
 local q = helper.shell_quote
 local str_format = string.format
 
-local MODULES = "/usr/lib/nginx/modules/"
 local KEY = "k-ngx-secret"
 local VIDEO_SIZE = 200003 -- what spec/support/hostile.lua serves
 local VERBOSE = os.getenv("STARVIDEOS_NGINX_VERBOSE") -- every /ping's time on stderr
 
--- The checkout, as an absolute path (nginx's prefix).
-local ROOT = (function()
-  local p = assert(io.popen("cd " .. q(helper.root) .. " && pwd"))
-  local dir = p:read("*l")
-  p:close()
-  return dir
-end)()
-
+local ROOT = nginx_run.ROOT -- nginx's prefix
 local exists = helper.exists
-
-local function have(cmd)
-  return helper.execute("command -v " .. cmd .. " >/dev/null 2>&1")
-end
-
--- Why the nginx specs cannot run here, or nil.
-local function missing()
-  if not have("nginx") then return "nginx is not installed (apt-get install nginx)" end
-  for _, m in ipairs { "ndk_http_module.so", "ngx_http_lua_module.so" } do
-    if not exists(MODULES .. m) then
-      return "the nginx lua module is not installed (apt-get install libnginx-mod-http-lua)"
-    end
-  end
-  if not exists(ROOT .. "/build/luajit/starvideos/core.so") then
-    return "the core is not built for LuaJIT (make build/luajit/starvideos/core.so)"
-  end
-  for _, cmd in ipairs { "curl", "openssl" } do
-    if not have(cmd) then return cmd .. " is not installed (apt-get install " .. cmd .. ")" end
-  end
-end
 
 local free_ports = helper.free_ports
 
@@ -106,13 +79,7 @@ local function cert(dir, name)
     q(dir .. "/" .. name .. ".key"), q(dir .. "/" .. name .. ".pem"))), "openssl could not make a certificate")
 end
 
-local function listening(port)
-  local c = socket.tcp()
-  c:settimeout(0.2)
-  local ok = c:connect("127.0.0.1", port)
-  c:close()
-  return ok
-end
+local listening = nginx_run.listening
 
 -- GET or POST on nginx: body, status.
 local function request(port, path, body)
@@ -197,7 +164,7 @@ describe("core.write_at", function()
   end)
 end)
 
-local why = missing()
+local why = nginx_run.missing { "nginx", "curl", "openssl" }
 if why then
   describe("starvideos inside nginx", function()
     it("needs nginx with its lua module", function() pending(why) end)
