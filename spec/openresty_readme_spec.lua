@@ -235,8 +235,8 @@ describe("examples/openresty/README.md's commands", function()
   end)
 
   -- The checkout as the commands see it: the real one, but for build/openresty
-  -- (made by the commands) and nginx.conf's port.
-  local function checkout(port)
+  -- (made by the commands) and nginx.conf's port (and what `edit` changes).
+  local function checkout(port, edit)
     dir = helper.tmpdir()
     assert(helper.execute("chmod 755 " .. q(dir) .. " && mkdir " .. q(dir .. "/build") .. " "
       .. q(dir .. "/examples") .. " " .. q(dir .. "/examples/openresty")))
@@ -251,8 +251,8 @@ describe("examples/openresty/README.md's commands", function()
     link_all(ROOT .. "/examples/openresty", dir .. "/examples/openresty", { ["nginx.conf"] = true })
     local conf = assert(helper.read_file(ROOT .. "/examples/openresty/nginx.conf"))
     passes_base_url(conf, "examples/openresty/nginx.conf")
-    helper.write_file(dir .. "/examples/openresty/nginx.conf",
-      fill(conf, "listen 127.0.0.1:8080;", "listen 127.0.0.1:" .. port .. ";", "examples/openresty/nginx.conf"))
+    conf = fill(conf, "listen 127.0.0.1:8080;", "listen 127.0.0.1:" .. port .. ";", "examples/openresty/nginx.conf")
+    helper.write_file(dir .. "/examples/openresty/nginx.conf", edit and edit(conf) or conf)
   end
 
   it("run line by line, they start the emulator and nginx, and curl gets a whole video", function()
@@ -295,5 +295,45 @@ describe("examples/openresty/README.md's commands", function()
     for i, p in ipairs(procs) do assert.is_true(p.stopped, "job " .. i .. " was not stopped") end
     -- "nginx's log is build/openresty/error.log"
     assert.truthy((helper.read_file(dir .. "/build/openresty/error.log") or ""):find("[notice]", 1, true))
+  end)
+
+  it("with the journal line uncommented, each create is recorded first (as root, once nobody may write it)", function()
+    local emu = helper.emulator { key = KEY, queued = 0.2, processing = 0.3 }
+    finally(function() emu:stop() end)
+    local port = helper.free_ports(1)[1]
+    checkout(port, function(conf)
+      return fill(conf, "#set $starvideos_journal", "set $starvideos_journal", "examples/openresty/nginx.conf")
+    end)
+    local users = blocks(section(EXAMPLE, "## Users: who writes the videos"), "sh")
+    run(dir, "mkdir -p build/openresty/videos")
+    if AS_ROOT then run(dir, commands(users[1])[1]) end
+    procs[#procs + 1] = start(dir, str_format("STARVIDEOS_API_KEY=%s STARVIDEOS_BASE_URL=%s %s -p \"$PWD/\" -c %s",
+      KEY, emu.url, NGINX, "examples/openresty/nginx.conf"), dir .. "/nginx.out", port)
+    local function generate()
+      local out = run(dir, str_format("curl -sS -m 60 -w '\\n%%{http_code}' "
+        .. "'http://127.0.0.1:%d/generate?prompt=fox&interval=0.3'", port))
+      local body, code = out:match("^(.*)\n(%d+)$")
+      return assert(cjson.decode(body or ""), out), tonumber(code)
+    end
+    local journal = dir .. "/build/openresty/tasks.jsonl"
+    if AS_ROOT then -- "Otherwise each request answers 500 (io, naming the journal), and nothing is sent"
+      local o, code = generate()
+      assert.equal(500, code, cjson.encode(o))
+      assert.equal("io", o.kind)
+      assert.truthy(o.error:find(journal, 1, true), o.error)
+      assert.same({}, emu:requests())
+      run(dir, commands(users[2])[1])
+    end
+    local o, code = generate()
+    assert.equal(200, code, cjson.encode(o))
+    whole_video(o.path, emu.url, KEY, o.id)
+    local events = {}
+    for line in (helper.read_file(journal) or ""):gmatch("[^\n]+") do
+      local r = assert(cjson.decode(line), line)
+      if r.event == "pending" or r.id == o.id then events[#events + 1] = r.event end
+    end
+    assert.equal("pending", events[1], cjson.encode(events))
+    assert.equal("created", events[2], cjson.encode(events))
+    assert.is_true(stop(procs[#procs]), "nginx did not stop")
   end)
 end)
