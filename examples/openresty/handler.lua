@@ -17,7 +17,7 @@ local starvideos = require "starvideos"
 local cjson = require "cjson.safe"
 
 local ngx = rawget(_G, "ngx")
-local tonumber, tostring, type = tonumber, tostring, type
+local tonumber, tostring, type, math_ceil = tonumber, tostring, type, math.ceil
 
 local M = {}
 
@@ -43,7 +43,7 @@ end
 
 -- A failure's answer: its kind's status, and what the caller needs to act.
 local function fail(err)
-  if err.retry_after then ngx.header["Retry-After"] = tostring(err.retry_after) end
+  if err.retry_after then ngx.header["Retry-After"] = tostring(math_ceil(err.retry_after)) end
   return reply(M.STATUS[err.kind] or 502, { error = err.message, kind = err.kind, field = err.field, id = err.id })
 end
 
