@@ -9,45 +9,18 @@ local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local helper = require "spec.helper"
+local nginx_run = require "spec.support.nginx_run"
 
 local gettime = socket.gettime
 local q = helper.shell_quote
 local str_format = string.format
 
-local MODULES = "/usr/lib/nginx/modules/"
 local KEY = "k-ngx-secret"
 local VIDEO_SIZE = 200003 -- what spec/support/hostile.lua serves
 local VERBOSE = os.getenv("STARVIDEOS_NGINX_VERBOSE") -- every /ping's time on stderr
 
--- The checkout, as an absolute path (nginx's prefix).
-local ROOT = (function()
-  local p = assert(io.popen("cd " .. q(helper.root) .. " && pwd"))
-  local dir = p:read("*l")
-  p:close()
-  return dir
-end)()
-
+local ROOT = nginx_run.ROOT -- nginx's prefix
 local exists = helper.exists
-
-local function have(cmd)
-  return helper.execute("command -v " .. cmd .. " >/dev/null 2>&1")
-end
-
--- Why the nginx specs cannot run here, or nil.
-local function missing()
-  if not have("nginx") then return "nginx is not installed (apt-get install nginx)" end
-  for _, m in ipairs { "ndk_http_module.so", "ngx_http_lua_module.so" } do
-    if not exists(MODULES .. m) then
-      return "the nginx lua module is not installed (apt-get install libnginx-mod-http-lua)"
-    end
-  end
-  if not exists(ROOT .. "/build/luajit/starvideos/core.so") then
-    return "the core is not built for LuaJIT (make build/luajit/starvideos/core.so)"
-  end
-  for _, cmd in ipairs { "curl", "openssl" } do
-    if not have(cmd) then return cmd .. " is not installed (apt-get install " .. cmd .. ")" end
-  end
-end
 
 local free_ports = helper.free_ports
 
@@ -106,13 +79,7 @@ local function cert(dir, name)
     q(dir .. "/" .. name .. ".key"), q(dir .. "/" .. name .. ".pem"))), "openssl could not make a certificate")
 end
 
-local function listening(port)
-  local c = socket.tcp()
-  c:settimeout(0.2)
-  local ok = c:connect("127.0.0.1", port)
-  c:close()
-  return ok
-end
+local listening = nginx_run.listening
 
 -- GET or POST on nginx: body, status.
 local function request(port, path, body)
@@ -197,7 +164,7 @@ describe("core.write_at", function()
   end)
 end)
 
-local why = missing()
+local why = nginx_run.missing { "nginx", "curl", "openssl" }
 if why then
   describe("starvideos inside nginx", function()
     it("needs nginx with its lua module", function() pending(why) end)
@@ -574,6 +541,81 @@ describe("starvideos inside nginx", function()
       share * 100, w1 - w0, polls))
     assert.is_true(polls >= 40, "the tasks were not being polled: " .. polls)
     assert.is_true(share < 0.02, str_format("the worker used %.2f%% of a core", share * 100))
+  end)
+
+  describe("the example's answers (examples/openresty/handler.lua)", function()
+    -- GET on nginx: the decoded JSON answer, the status, the headers.
+    local function get(path)
+      local chunks = {}
+      local _, code, headers = http.request { url = "http://127.0.0.1:" .. port.http .. path,
+        sink = ltn12.sink.table(chunks) }
+      local body = table.concat(chunks)
+      return assert(cjson.decode(body), body), code, headers
+    end
+
+    -- The emulator fails every task created from now on, saying why.
+    local function tasks_fail(reason)
+      emu:reset()
+      emu:config { outcome = "failed", error = reason }
+    end
+
+    it("an invalid parameter answers 400 with the library's message, and nothing is created", function()
+      emu:reset()
+      local _, verr = require("starvideos").validate { model = "videos", prompt = "cat", duration = 99 }
+      for _, path in ipairs { "/generate?prompt=cat&duration=99", "/start?prompt=cat&duration=99" } do
+        local o, code = get(path)
+        assert.equal(400, code, cjson.encode(o))
+        assert.same({ kind = "invalid_request", field = "duration", error = verr.message }, o)
+      end
+      local o, code = get("/generate?duration=5")
+      assert.equal(400, code)
+      assert.equal("prompt", o.field)
+      o, code = get("/start?prompt=cat&interval=soon")
+      assert.equal(400, code)
+      assert.same({ kind = "invalid_request", field = "interval",
+        error = 'interval: expected seconds between polls, got "soon"' }, o)
+      assert.equal(0, count(emu:requests(), "POST"))
+    end)
+
+    it("a failed task answers 502 with its kind, message and id; a spent budget 429 with Retry-After", function()
+      tasks_fail("the horse has six legs")
+      local o, code = get("/generate?prompt=horse&interval=0.2")
+      assert.equal(502, code, cjson.encode(o))
+      assert.equal("task_failed", o.kind)
+      assert.truthy(o.error:find("the horse has six legs", 1, true), o.error)
+      local known = false
+      for _, t in ipairs(emu:tasks()) do known = known or t.id == o.id end
+      assert.is_true(known, "not the emulator's task: " .. cjson.encode(o))
+      emu:reset()
+      emu:fault { method = "POST", status = 429, headers = { ["Retry-After"] = "1" }, count = 3 }
+      local headers
+      o, code, headers = get("/generate?prompt=cat")
+      assert.equal(429, code, cjson.encode(o))
+      assert.equal("rate_limited", o.kind)
+      assert.equal("1", headers["retry-after"])
+      assert.equal(3, count(emu:requests(), "POST"))
+    end)
+
+    it("a background job that fails is logged with its task id and the error's kind", function()
+      tasks_fail("the dog has no tail")
+      local o, code = get("/start?prompt=dog&interval=0.2")
+      assert.equal(202, code, cjson.encode(o))
+      local state
+      assert.is_true(helper.wait_until(function()
+        state = get("/jobs?id=" .. o.job)
+        return state.state == "failed"
+      end, 20), cjson.encode(state))
+      assert.equal("task_failed", state.kind)
+      local line = str_format("starvideos: background job %d failed: task %s, task_failed: ", o.job, state.id)
+      local text
+      assert.is_true(helper.wait_until(function()
+        text = helper.read_file(log_path) or ""
+        return text:find(line, 1, true) ~= nil
+      end, 5), "no line " .. line .. " in the error log:\n" .. text:sub(-2000))
+      assert.truthy(text:match(plain(line) .. "[^\n]*the dog has no tail"), text:sub(-2000))
+      assert.truthy(text:match("%[error%][^\n]*" .. plain(line)), "not logged at level error")
+      emu:reset()
+    end)
   end)
 
   it("the worker logged no Lua error", function()

@@ -3,18 +3,37 @@
 -- the transport on nginx's own sockets by itself, and a client waiting yields
 -- the worker, which keeps serving other requests meanwhile.
 --
---   GET /generate?prompt=...[&model=&duration=&interval=]
+--   GET /generate?prompt=...[&model=&duration=&ratio=&resolution=&interval=]
 --       create, wait, download into $starvideos_dir; answers the task as JSON
---   GET /start?prompt=...   answers at once; a timer (ngx.timer.at) generates
+--   GET /start?prompt=...   answers 202 at once; a timer (ngx.timer.at) generates
 --   GET /jobs?id=N          how that background job is doing
+--
+-- With $starvideos_journal set, every create is recorded there first: a task
+-- paid for is never lost, even when nginx stops while it waits.
+-- A failure answers {"error": message, "kind": kind, "id": task id, "field": ...}
+-- with the status STATUS names; a failed background job is logged.
 
 local starvideos = require "starvideos"
 local cjson = require "cjson.safe"
 
 local ngx = rawget(_G, "ngx")
-local tonumber, tostring = tonumber, tostring
+local tonumber, tostring, type, math_ceil = tonumber, tostring, type, math.ceil
 
 local M = {}
+
+-- The HTTP status answering each error kind (examples/openresty/README.md).
+-- Only a bad request is the caller's doing; the service's refusals and
+-- failures are a bad gateway; the disk is this server's own.
+M.STATUS = {
+  invalid_request = 400, -- a parameter is wrong: the message names it, nothing was sent
+  rate_limited = 429,    -- the key's budget (or create_limit) is spent: Retry-After when known
+  timeout = 504,         -- the task did not complete in time: its id is in the answer
+  io = 500,              -- the video or the journal could not be written here
+  auth = 502,            -- the service refused nginx's key: a fault of this server's setup
+  not_found = 502,       -- the service lost a task it had given us (no id comes from the caller)
+  task_failed = 502,     -- the service failed the task: its message says why
+  server = 502, network = 502, protocol = 502,
+}
 
 local function reply(status, t)
   ngx.status = status
@@ -22,19 +41,44 @@ local function reply(status, t)
   ngx.say(cjson.encode(t))
 end
 
--- The request's generation parameters and poll interval, from its query.
+-- A failure's answer: its kind's status, and what the caller needs to act.
+local function fail(err)
+  if err.retry_after then ngx.header["Retry-After"] = tostring(math_ceil(err.retry_after)) end
+  return reply(M.STATUS[err.kind] or 502, { error = err.message, kind = err.kind, field = err.field, id = err.id })
+end
+
+-- The request's generation parameters and poll interval, from its query; or
+-- nil, err for a request that cannot be sent (before anything is paid for).
 local function params()
   local a = ngx.req.get_uri_args()
-  return { model = a.model or "videos", prompt = a.prompt or "a cat", duration = tonumber(a.duration) or 5 },
-    tonumber(a.interval) or 10
+  local p = { model = a.model or "videos", prompt = a.prompt, duration = a.duration or 5,
+    ratio = a.ratio, resolution = a.resolution }
+  p.duration = tonumber(p.duration) or p.duration -- "abc" stays a string, for validate to name
+  local interval = a.interval and tonumber(a.interval)
+  if a.interval and not (interval and interval > 0) then
+    return nil, { kind = "invalid_request", field = "interval",
+      message = "interval: expected seconds between polls, got " .. cjson.encode(a.interval) }
+  end
+  local ok, err = starvideos.validate(p)
+  if not ok then return nil, err end
+  return p, interval or 10
 end
 
 -- Where the video goes: $starvideos_dir (relative to nginx's prefix), named
 -- after the request.
+local function in_prefix(path)
+  if path and path:sub(1, 1) ~= "/" then path = ngx.config.prefix() .. path end
+  return path
+end
+
 local function out_path()
-  local dir = ngx.var.starvideos_dir
-  if dir:sub(1, 1) ~= "/" then dir = ngx.config.prefix() .. dir end
-  return dir .. "/" .. ngx.var.request_id .. ".mp4"
+  return in_prefix(ngx.var.starvideos_dir) .. "/" .. ngx.var.request_id .. ".mp4"
+end
+
+-- A client: the key and base URL from STARVIDEOS_API_KEY / _BASE_URL (the
+-- `env` lines of nginx.conf); the journal, when $starvideos_journal is set.
+local function client()
+  return starvideos.new { journal = in_prefix(ngx.var.starvideos_journal) }
 end
 
 local function task_json(task, path)
@@ -44,13 +88,12 @@ end
 -- GET /generate: the whole generation within this request.
 function M.generate()
   local p, interval = params()
+  if not p then return fail(interval) end
   local out = out_path()
-  local client = starvideos.new() -- the key and base URL from STARVIDEOS_API_KEY / _BASE_URL
-  local task, err = client:generate(p, { out = out, interval = interval, timeout = 900 })
-  client:close()
-  if not task then
-    return reply(502, { error = err.message, kind = err.kind, id = err.id })
-  end
+  local c = client()
+  local task, err = c:generate(p, { out = out, interval = interval, timeout = 900 })
+  c:close()
+  if not task then return fail(err) end
   return reply(200, task_json(task, out))
 end
 
@@ -59,27 +102,30 @@ local function save(n, t)
   ngx.shared.starvideos_jobs:set(tostring(n), cjson.encode(t))
 end
 
-local function background(premature, n, p, interval, out)
-  if premature then return end -- nginx is shutting down
-  local client = starvideos.new()
-  local task, err = client:generate(p, { out = out, interval = interval, timeout = 1800,
+local function background(premature, n, p, interval, out, journal)
+  if premature then return end -- nginx is shutting down; the journal has any task created
+  local c = starvideos.new { journal = journal }
+  local task, err = c:generate(p, { out = out, interval = interval, timeout = 1800,
     on_progress = function(ev)
       if ev.type == "status" then save(n, { state = "waiting", id = ev.id, status = ev.status }) end
     end })
-  client:close()
+  c:close()
   if task then
-    save(n, { state = "done", task = task_json(task, out) })
-  else
-    save(n, { state = "failed", error = err.message, kind = err.kind, id = err.id })
+    return save(n, { state = "done", task = task_json(task, out) })
   end
+  save(n, { state = "failed", error = err.message, kind = err.kind, id = err.id })
+  -- nobody may ask /jobs again: the error log keeps it, with the task's id
+  local id = err.id or (err.maybe_created and "unknown (it may exist: starvideos pending)" or "none created")
+  ngx.log(ngx.ERR, "starvideos: background job ", n, " failed: task ", id, ", ", err.kind, ": ", err.message)
 end
 
 -- GET /start: a job in a timer, which outlives this request.
 function M.start()
   local p, interval = params()
+  if not p then return fail(interval) end
   local n = ngx.shared.starvideos_jobs:incr("count", 1, 0)
   save(n, { state = "starting" })
-  local ok, err = ngx.timer.at(0, background, n, p, interval, out_path())
+  local ok, err = ngx.timer.at(0, background, n, p, interval, out_path(), in_prefix(ngx.var.starvideos_journal))
   if not ok then return reply(503, { error = "cannot start the job: " .. tostring(err) }) end
   return reply(202, { job = n, status = "/jobs?id=" .. n })
 end
@@ -88,7 +134,7 @@ end
 function M.job()
   local n = tonumber(ngx.var.arg_id)
   local t = n and ngx.shared.starvideos_jobs:get(tostring(n))
-  if not t then return reply(404, { error = "no such job" }) end
+  if type(t) ~= "string" then return reply(404, { error = "no such job" }) end
   ngx.header.content_type = "application/json"
   ngx.say(t)
 end
