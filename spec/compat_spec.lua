@@ -274,8 +274,8 @@ describe("one 5.1 ABI for lua5.1 and LuaJIT", function()
         targets[#targets + 1] = "build/" .. headers .. "/" .. m
       end
     end
-    build_out, built = helper.capture("env -u MAKEFLAGS -u MAKELEVEL make --no-print-directory -C " .. q(root)
-      .. " " .. table.concat(targets, " ") .. " 2>&1")
+    build_out, built = helper.capture(helper.UNINSTRUMENTED .. "env -u MAKEFLAGS -u MAKELEVEL make "
+      .. "--no-print-directory -C " .. q(root) .. " " .. table.concat(targets, " ") .. " 2>&1")
   end)
 
   -- a child seeing the checkout's lua/ and the C modules of build/<headers>/ only
