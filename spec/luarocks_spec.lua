@@ -352,7 +352,7 @@ end)
 -- them (the same lines with `--tree ~/rocks-...`, which it checks), and for
 -- 5.1, 5.2 and 5.3 the 5.4 lines with their version ("5.1, 5.2, 5.3 alike").
 -- The user lines (--local, luarocks path) run as nobody when the suite is
--- root.  Once, under lua5.4: 8 builds of the rock, about a minute.
+-- root.  Once, under lua5.4: 9 builds of the rock, one to two minutes.
 describe("the README's LuaRocks lines", function()
   if vm ~= "lua5.4" then
     pending("README checks: they run once, under lua5.4")
@@ -415,7 +415,7 @@ describe("the README's LuaRocks lines", function()
   -- Runs lines in one sh (set -e) at the top of the copy, HOME=home, with no
   -- Lua path of this suite's: its output (each line announced by ">>> ") and
   -- whether all succeeded.
-  local function session(home, lines, user)
+  local function session(home, lines, user, path)
     local script = { "set -e", "cd " .. q(home .. "/starvideos") }
     for _, line in ipairs(lines) do
       script[#script + 1] = "echo " .. q(">>> " .. line)
@@ -426,7 +426,8 @@ describe("the README's LuaRocks lines", function()
     return sh(helper.UNINSTRUMENTED .. run .. "env -u LUA_INIT -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_2 "
       .. "-u LUA_CPATH_5_2 -u LUA_PATH_5_3 -u LUA_CPATH_5_3 -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "
       .. "-u STARVIDEOS_LUA -u STARVIDEOS_CPATH -u STARVIDEOS_STORE -u STARVIDEOS_LOG -u LUAROCKS_CONFIG "
-      .. "HOME=" .. q(home) .. " STARVIDEOS_API_KEY=" .. q(emu.key) .. " STARVIDEOS_BASE_URL=" .. q(emu.url)
+      .. (path and "PATH=" .. q(path) .. " " or "") .. "HOME=" .. q(home)
+      .. " STARVIDEOS_API_KEY=" .. q(emu.key) .. " STARVIDEOS_BASE_URL=" .. q(emu.url)
       .. " sh " .. q(home .. "/session.sh"))
   end
 
@@ -603,6 +604,29 @@ print("(not found)")]]) .. ")"
       local said = section:gsub("%s+", " ")
       assert.matches("which LuaRocks moves aside to `bin/starvideos~`", said, 1, true)
     end)
+  end)
+
+  it("where there is no lua5.1, LuaJIT's tree's command runs on luajit (as the README says)", function()
+    if not luajit then
+      pending("luajit is not installed (Debian: apt-get install luajit2, or make deps)")
+      return
+    end
+    local home = fresh()
+    -- a PATH of every command of the usual directories but lua5.1
+    local farm = home .. "/bin"
+    assert(helper.execute("mkdir " .. q(farm) .. " && for d in /usr/local/bin /usr/bin /bin /usr/sbin /sbin; do "
+      .. "[ -d \"$d\" ] && ls \"$d\" | grep -vx 'lua5\\.1' | sed \"s|^|$d/|\"; done "
+      .. "| awk -F/ '!seen[$NF]++' | xargs ln -s -t " .. q(farm)))
+    local lines = { find(TREES, "^luarocks %-%-lua%-version=5%.1 ")[1], find(TREES, "^eval .*5%.1")[1] }
+    for _, line in ipairs(TRY) do lines[#lines + 1] = line end
+    lines[#lines + 1] = "echo lua5.1 $(command -v lua5.1 || echo none)"
+    local out, ok = session(home, lines, nil, farm)
+    assert.is_true(ok, out)
+    assert.matches("\nlua5.1 none\n", out, 1, true)
+    assert.matches("exec '" .. farm .. "/luajit' ", helper.read_file(home .. "/rocks-luajit/bin/starvideos"), 1, true)
+    check_try(home, out)
+    assert.matches("the installed `starvideos` command runs on the interpreter LuaRocks found for 5.1: `lua5.1` "
+      .. "where it is installed, else `luajit`", (section:gsub("%s+", " ")), 1, true)
   end)
 
   it("as a user, not root: --local, then luarocks path finds the command and the modules", function()
