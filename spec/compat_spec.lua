@@ -286,7 +286,32 @@ describe("one 5.1 ABI for lua5.1 and LuaJIT", function()
       .. " " .. cmd .. " 2>&1")
   end
 
+  -- each VM's headers as `make test-all` takes them (INC_lua5.1, INC_luajit)
+  local function includes(headers)
+    return (helper.capture("env -u MAKEFLAGS -u MAKELEVEL make -s --no-print-directory -C " .. q(root)
+      .. " --eval " .. q("sv-print-inc: ; @echo $(INC_" .. headers .. ")") .. " sv-print-inc"):gsub("%s+$", ""))
+  end
+
   for _, headers in ipairs(VMS) do
+    it("with " .. headers .. "'s headers, a function only LuaJIT exports stops the build", function()
+      local dir = helper.tmpdir()
+      local function compile(call)
+        helper.write_file(dir .. "/use.c", "#include <lua.h>\n#include <lauxlib.h>\n#include \"compat.h\"\n"
+          .. "int use(lua_State *L);\nint use(lua_State *L) { " .. call .. "; return 0; }\n")
+        return helper.capture(helper.UNINSTRUMENTED .. "cc -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only "
+          .. includes(headers) .. " -I" .. q(root .. "/csrc") .. " " .. q(dir .. "/use.c") .. " 2>&1")
+      end
+      local out, ok = compile("luaL_setfuncs(L, NULL, 0); lua_settop(L, 0)") -- both have these (compat.h's)
+      assert.is_true(ok, out)
+      for _, call in ipairs { "luaL_traceback(L, L, \"x\", 1)", "(void)lua_tointegerx(L, 1, NULL)",
+          "lua_copy(L, 1, 2)", "(void)luaL_loadbufferx(L, \"\", 0, \"x\", \"t\")" } do
+        out, ok = compile(call)
+        assert.is_nil(ok, call)
+        assert.matches('attempt to use poisoned "' .. call:match("[%w_]+", call:find("lua")) .. '"', out, 1, true)
+      end
+      helper.cleanup()
+    end)
+
     for _, vm in ipairs(VMS) do
       it("built with " .. headers .. "'s headers, the core and the transport load in " .. vm, function()
         assert.is_true(built, build_out)
