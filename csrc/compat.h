@@ -6,30 +6,37 @@
 
    What each VM gets (nothing on 5.4):
 
-                                  5.3  5.2  LuaJIT  5.1
-     lua_newuserdatauv             x    x     x      x   at most one user value
-     lua_getiuservalue             x    x     x      x
-     lua_setiuservalue             x    x     x      x
-     luaL_pushfail                 x    x     x      x
-     lua_isinteger                      x     x      x   see below
-     lua_getfield, lua_rawget,          x     x      x   return the value's type
-       lua_rawgeti, lua_gettable,                        (void before 5.3)
+                                  5.3  5.2  5.1 and LuaJIT
+     lua_newuserdatauv             x    x     x   at most one user value
+     lua_getiuservalue             x    x     x
+     lua_setiuservalue             x    x     x
+     luaL_pushfail                 x    x     x
+     lua_isinteger                      x     x   see below
+     lua_getfield, lua_rawget,          x     x   return the value's type
+       lua_rawgeti, lua_gettable,                 (void before 5.3)
        lua_getglobal
-     lua_rawgetp                        x     x      x   5.2: return the type
-     lua_rawsetp                              x      x
-     lua_absindex                             x      x
-     lua_rawlen                               x      x
-     luaL_tolstring                           x      x
-     lua_tonumberx                                   x
-     luaL_setfuncs                                   x
-     luaL_setmetatable                               x
-     luaL_testudata                                  x
-     luaL_newlibtable, luaL_newlib                   x
+     lua_rawgetp                        x     x   5.2: return the type
+     lua_rawsetp                              x
+     lua_absindex                             x
+     lua_rawlen                               x
+     luaL_tolstring                           x
+     lua_tonumberx                            x
+     luaL_setfuncs                            x
+     luaL_setmetatable                        x
+     luaL_testudata                           x
+     luaL_newlibtable, luaL_newlib            x
 
-   LuaJIT says it is 5.1 (LUA_VERSION_NUM 501) but LuaJIT 2.1 (and OpenResty's
-   luajit2) already has luaL_setfuncs, luaL_setmetatable, luaL_testudata and
-   luaL_newlib (a macro, which is how it is recognised here), lua_tonumberx and
-   lua_tointegerx.
+   One 5.1 ABI for PUC Lua 5.1 and LuaJIT.  LuaJIT says it is 5.1
+   (LUA_VERSION_NUM 501), and a module built for 5.1 is loaded by both: a
+   LuaRocks tree for 5.1 serves lua5.1 and luajit alike, whichever headers
+   built its modules.  LuaJIT 2.1's headers also declare part of the 5.2 API
+   (luaL_setfuncs, luaL_setmetatable, luaL_testudata, lua_tonumberx, ...),
+   which PUC 5.1 does not have: a module calling them loads in LuaJIT only
+   ("undefined symbol: luaL_setfuncs" in lua5.1).  So with either VM's
+   headers this header gives the 5.1 column above from its own functions (the
+   macros replace LuaJIT's names, LuaJIT's luaL_newlib included), and makes
+   every other LuaJIT-only function a build error (#pragma GCC poison below):
+   the module then needs only what both VMs export.
 
    User values.  5.4 gives a userdata any number of user values; the older VMs
    get exactly one, and asking lua_newuserdatauv for more raises an error:
@@ -64,12 +71,6 @@
 
 #if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 501 || LUA_VERSION_NUM > 504
 #error "starvideos: compat.h knows Lua 5.1 to 5.4 and LuaJIT 2.1"
-#endif
-
-#if LUA_VERSION_NUM == 501 && defined(luaL_newlib)
-#define SV_COMPAT_LUAJIT 1 /* LuaJIT 2.1: 5.1 with part of the 5.2 API */
-#else
-#define SV_COMPAT_LUAJIT 0
 #endif
 
 /* ------------------------------------------------------ 5.3 and older */
@@ -242,7 +243,9 @@ static inline const char *sv_compat_tolstring(lua_State *L, int idx, size_t *len
 }
 #define luaL_tolstring(L, idx, len) sv_compat_tolstring((L), (idx), (len))
 
-#if !SV_COMPAT_LUAJIT /* PUC Lua 5.1 only */
+/* LuaJIT's own: not in PUC 5.1 (the names are compat.h's from here on) */
+#undef luaL_newlibtable
+#undef luaL_newlib
 
 static inline lua_Number sv_compat_tonumberx(lua_State *L, int idx, int *isnum) {
   lua_Number n = lua_tonumber(L, idx);
@@ -251,8 +254,8 @@ static inline lua_Number sv_compat_tonumberx(lua_State *L, int idx, int *isnum) 
 }
 #define lua_tonumberx(L, idx, isnum) sv_compat_tonumberx((L), (idx), (isnum))
 
-/* As 5.4's: a NULL function registers false (a placeholder; 5.2, 5.3 and
-   LuaJIT have none, so do not rely on it). */
+/* As 5.4's: a NULL function registers false (a placeholder; 5.2 and 5.3
+   have none, so do not rely on it). */
 static inline void sv_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   int i;
   luaL_checkstack(L, nup, "too many upvalues");
@@ -288,7 +291,17 @@ static inline void *sv_compat_testudata(lua_State *L, int idx, const char *tname
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
 #define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
 
-#endif /* PUC 5.1 */
+/* The rest of what LuaJIT 2.1 (and OpenResty's luajit2) exports beyond PUC
+   5.1: using one is a build error ("attempt to use poisoned ..."), with
+   either VM's headers, rather than a module that lua5.1 cannot load.  (A
+   macro of LuaJIT's headers defined above, naming one, is left alone.) */
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC poison lua_copy lua_isyieldable lua_loadx lua_tointegerx lua_upvalueid lua_upvaluejoin
+#pragma GCC poison lua_version lua_getexdata lua_setexdata lua_resetthread
+#pragma GCC poison luaL_execresult luaL_fileresult luaL_loadbufferx luaL_loadfilex luaL_pushmodule
+#pragma GCC poison luaL_traceback
+#endif
+
 #endif /* 501 */
 
 #endif /* STARVIDEOS_COMPAT_H */

@@ -243,3 +243,100 @@ describe("compat.h on " .. VM, function()
     end
   end)
 end)
+
+-- One 5.1 ABI.  LuaJIT says it is 5.1, and a LuaRocks tree for 5.1 serves
+-- lua5.1 and luajit alike: a module built with either VM's headers must load
+-- in both.  (LuaJIT's headers declare luaL_setfuncs and more that PUC 5.1 does
+-- not export: a core calling them failed in lua5.1 with "undefined symbol".)
+-- The modules of build/lua5.1/ and build/luajit/, crossed: each VM loads the
+-- core and the transport, makes a client, and passes this spec with the other
+-- headers' compat_test.so.  Once, under lua5.4 (`make test`).
+describe("one 5.1 ABI for lua5.1 and LuaJIT", function()
+  if VM ~= "lua5.4" then
+    pending("runs once, under lua5.4")
+    return
+  end
+  local q = helper.shell_quote
+  local root = helper.root
+  local VMS = { "lua5.1", "luajit" }
+  for _, vm in ipairs(VMS) do
+    if not helper.execute("command -v " .. vm .. " >/dev/null 2>&1") then
+      pending(vm .. " is not installed (Debian: make deps)")
+      return
+    end
+  end
+
+  local built, build_out
+  lazy_setup(function()
+    local targets = {}
+    for _, headers in ipairs(VMS) do
+      for _, m in ipairs { "starvideos/core.so", "starvideos/curl.so", "compat_test.so" } do
+        targets[#targets + 1] = "build/" .. headers .. "/" .. m
+      end
+    end
+    build_out, built = helper.capture(helper.UNINSTRUMENTED .. "env -u MAKEFLAGS -u MAKELEVEL make "
+      .. "--no-print-directory -C " .. q(root) .. " " .. table.concat(targets, " ") .. " 2>&1")
+  end)
+
+  -- a child seeing the checkout's lua/ and the C modules of build/<headers>/ only
+  local function run(vm, headers, cmd)
+    return helper.capture("cd " .. q(root) .. " && " .. helper.UNINSTRUMENTED .. "env -u LUA_INIT "
+      .. "LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua;;' LUA_CPATH=" .. q("build/" .. headers .. "/?.so;;")
+      .. " STARVIDEOS_LUA=" .. vm .. " STARVIDEOS_CPATH=" .. q("build/" .. headers .. "/?.so")
+      .. " " .. cmd .. " 2>&1")
+  end
+
+  -- each VM's headers as `make test-all` takes them (INC_lua5.1, INC_luajit)
+  local function includes(headers)
+    return (helper.capture("env -u MAKEFLAGS -u MAKELEVEL make -s --no-print-directory -C " .. q(root)
+      .. " --eval " .. q("sv-print-inc: ; @echo $(INC_" .. headers .. ")") .. " sv-print-inc"):gsub("%s+$", ""))
+  end
+
+  for _, headers in ipairs(VMS) do
+    it("with " .. headers .. "'s headers, a function only LuaJIT exports stops the build", function()
+      local dir = helper.tmpdir()
+      local function compile(call)
+        helper.write_file(dir .. "/use.c", "#include <lua.h>\n#include <lauxlib.h>\n#include \"compat.h\"\n"
+          .. "int use(lua_State *L);\nint use(lua_State *L) { " .. call .. "; return 0; }\n")
+        return helper.capture(helper.UNINSTRUMENTED .. "cc -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only "
+          .. includes(headers) .. " -I" .. q(root .. "/csrc") .. " " .. q(dir .. "/use.c") .. " 2>&1")
+      end
+      local out, ok = compile("luaL_setfuncs(L, NULL, 0); lua_settop(L, 0)") -- both have these (compat.h's)
+      assert.is_true(ok, out)
+      for _, call in ipairs { "luaL_traceback(L, L, \"x\", 1)", "(void)lua_tointegerx(L, 1, NULL)",
+          "lua_copy(L, 1, 2)", "(void)luaL_loadbufferx(L, \"\", 0, \"x\", \"t\")" } do
+        out, ok = compile(call)
+        assert.is_nil(ok, call)
+        assert.matches('attempt to use poisoned "' .. call:match("[%w_]+", call:find("lua")) .. '"', out, 1, true)
+      end
+      helper.cleanup()
+    end)
+
+    for _, vm in ipairs(VMS) do
+      it("built with " .. headers .. "'s headers, the core and the transport load in " .. vm, function()
+        assert.is_true(built, build_out)
+        local out, ok = run(vm, headers, vm .. " -e " .. q([[
+local s = require "starvideos"
+print("valid", assert(s.validate { model = "videos", prompt = "a kitten", duration = 5 }))
+local c = assert(s.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+print("client", type(c), package.loaded["starvideos.curl"] ~= nil)
+c:close()
+print("vm", type(rawget(_G, "jit")) == "table" and "luajit" or _VERSION)
+]]))
+        assert.is_true(ok, out)
+        assert.matches("valid\ttrue\nclient\ttable\ttrue\n", out, 1, true)
+        assert.matches("vm\t" .. (vm == "luajit" and "luajit" or "Lua 5.1") .. "\n", out, 1, true)
+      end)
+
+      it("built with " .. headers .. "'s headers, compat.h passes this spec in " .. vm, function()
+        assert.is_true(built, build_out)
+        local out, ok = run(vm, headers, "busted --lua=" .. vm .. " -o TAP spec/compat_spec.lua")
+        assert.is_true(ok, out)
+        local passed = 0
+        for _ in out:gmatch("\nok %d+") do passed = passed + 1 end
+        assert.is_true(passed >= 30, out)
+        assert.is_nil(out:find("not ok", 1, true), out)
+      end)
+    end
+  end
+end)

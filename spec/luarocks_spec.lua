@@ -7,6 +7,7 @@
 --     and downloads the video;
 --   * the library needs no LuaSocket; the emulator says how to install it;
 --   * (lua5.4 only) `make` calls no package manager, and builds where there is none.
+--   * (lua5.4 only) the README's LuaRocks lines, run as written (see below).
 
 local helper = require "spec.helper"
 
@@ -340,5 +341,306 @@ describe("make without a package manager", function()
     local calls = helper.read_file(log) or ""
     assert.matches("dpkg-query -W -f=${Status} lua5.4\n", calls, 1, true)
     assert.matches("apt-get update -qq", calls, 1, true)
+  end)
+end)
+
+-- The README's "LuaRocks" section, line by line, as a user types it: the
+-- lines of its ```sh blocks (comments stripped) run in one shell each, under
+-- a fresh HOME, then the section's `starvideos models`, `validate` and
+-- `generate` lines against the emulator.  The root lines of the first block
+-- install into /usr/local: the spec runs them as the per-VM tree block has
+-- them (the same lines with `--tree ~/rocks-...`, which it checks), and for
+-- 5.1, 5.2 and 5.3 the 5.4 lines with their version ("5.1, 5.2, 5.3 alike").
+-- The user lines (--local, luarocks path) run as nobody when the suite is
+-- root.  Once, under lua5.4: 9 builds of the rock, one to two minutes.
+describe("the README's LuaRocks lines", function()
+  if vm ~= "lua5.4" then
+    pending("README checks: they run once, under lua5.4")
+    return
+  end
+  if not helper.execute("command -v luarocks >/dev/null 2>&1") then
+    pending("luarocks is not installed (Debian: apt-get install luarocks, or make deps)")
+    return
+  end
+
+  -- the section's fenced blocks, in order: { lang =, lines = { ... } }
+  local section = assert((helper.read_file(root .. "/README.md") or ""):match("\n## LuaRocks\n(.-)\n## "),
+    "README.md has no LuaRocks section")
+  local blocks = {}
+  for lang, body in section:gmatch("```(%w*)\n(.-)```") do
+    local lines = {}
+    for line in body:gmatch("[^\n]+") do
+      if lang == "sh" then line = line:gsub("%s+#.*$", "") end
+      lines[#lines + 1] = line
+    end
+    blocks[#blocks + 1] = { lang = lang, lines = lines }
+  end
+  local sh_blocks = {}
+  for _, b in ipairs(blocks) do
+    if b.lang == "sh" then sh_blocks[#sh_blocks + 1] = b.lines end
+  end
+  -- the roles, by what each line says
+  local function find(lines, pattern, plain)
+    local hits = {}
+    for _, line in ipairs(lines or {}) do
+      if line:find(pattern, 1, plain) then hits[#hits + 1] = line end
+    end
+    return hits
+  end
+  local INSTALL, TRY, USER, TREES = sh_blocks[1], sh_blocks[2], sh_blocks[3], sh_blocks[4]
+  local WARNING
+  for _, b in ipairs(blocks) do
+    if b.lang == "text" then WARNING = table.concat(b.lines, "\n") .. "\n" end
+  end
+
+  local luajit = sh("command -v luajit"):match("^(%S+)")
+  local emu
+  lazy_setup(function()
+    emu = helper.emulator { queued = 0.1, processing = 0.1 }
+  end)
+  lazy_teardown(function()
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  -- A fresh HOME and a copy of the checkout in it (owned by `user` when given).
+  local function fresh(user)
+    local home = helper.tmpdir()
+    assert(helper.execute("cd " .. q(root) .. " && mkdir " .. q(home .. "/starvideos")
+      .. " && cp -R rockspec csrc lua bin README.md LICENSE " .. q(home .. "/starvideos")))
+    if user then assert(helper.execute("chmod 755 " .. q(home) .. " && chown -R " .. user .. " " .. q(home))) end
+    return home
+  end
+
+  -- Runs lines in one sh (set -e) at the top of the copy, HOME=home, with no
+  -- Lua path of this suite's: its output (each line announced by ">>> ") and
+  -- whether all succeeded.
+  local function session(home, lines, user, path)
+    local script = { "set -e", "cd " .. q(home .. "/starvideos") }
+    for _, line in ipairs(lines) do
+      script[#script + 1] = "echo " .. q(">>> " .. line)
+      script[#script + 1] = line
+    end
+    write(home .. "/session.sh", table.concat(script, "\n") .. "\n")
+    local run = user and ("runuser -u " .. user .. " -- ") or ""
+    return sh(helper.UNINSTRUMENTED .. run .. "env -u LUA_INIT -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_2 "
+      .. "-u LUA_CPATH_5_2 -u LUA_PATH_5_3 -u LUA_CPATH_5_3 -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "
+      .. "-u STARVIDEOS_LUA -u STARVIDEOS_CPATH -u STARVIDEOS_STORE -u STARVIDEOS_LOG -u LUAROCKS_CONFIG "
+      .. (path and "PATH=" .. q(path) .. " " or "") .. "HOME=" .. q(home)
+      .. " STARVIDEOS_API_KEY=" .. q(emu.key) .. " STARVIDEOS_BASE_URL=" .. q(emu.url)
+      .. " sh " .. q(home .. "/session.sh"))
+  end
+
+  -- what a line printed: the output after its ">>> " up to the next line's
+  local function after(out, line)
+    local at = out:find(">>> " .. line .. "\n", 1, true)
+    assert.is_number(at, "did not run: " .. line .. "\n" .. out)
+    local from = at + #line + 5
+    return out:sub(from, (out:find("\n>>> ", from - 1, true) or #out))
+  end
+
+  -- the try lines, with `starvideos` as given (default: the one on PATH)
+  local function try_lines(command)
+    local lines = {}
+    for i, line in ipairs(TRY) do
+      lines[i] = command and (line:gsub("^starvideos ", function() return q(command) .. " " end)) or line
+    end
+    return lines
+  end
+
+  -- what each try line must have done; the video in the copy is the emulator's
+  local function check_try(home, out, command)
+    local lines = try_lines(command)
+    assert.matches("videos_fast", after(out, lines[1]))
+    assert.matches("valid", after(out, lines[2]))
+    local video = helper.read_file(home .. "/starvideos/kitten.mp4")
+    assert.is_true(video == SAMPLE, "kitten.mp4 is not the emulator's video\n" .. out)
+    os.remove(home .. "/starvideos/kitten.mp4")
+  end
+
+  -- a script through the library on LuaJIT: a generate, and where the transport came from
+  local LUAJIT_SCRIPT = "luajit -e " .. q([[
+local s = require "starvideos"
+local t = assert(s.new {}:generate({ model = "videos", prompt = "a kitten", duration = 5 },
+  { out = "kitten.mp4", interval = 0.2 }))
+print(jit.version, t.status, package.searchpath("starvideos.curl", package.cpath))]])
+
+  local function check_luajit_script(home, tree, out, ok)
+    assert.is_true(ok, out)
+    assert.matches("\nLuaJIT [^\t\n]*\tcompleted\t", out)
+    assert.matches("\tcompleted\t" .. tree .. "/lib/lua/5.1/starvideos/curl.so\n", out, 1, true)
+    assert.is_true(helper.read_file(home .. "/starvideos/kitten.mp4") == SAMPLE)
+    os.remove(home .. "/starvideos/kitten.mp4")
+  end
+
+  -- where a VM finds a module with the session's paths
+  local function where(name, which)
+    return "$(cd / && " .. which .. " -e " .. q("local n = (" .. string.format("%q", name) .. [[):gsub("%.", "/")
+for t in package.cpath:gmatch("[^;]+") do
+  local p = t:gsub("%?", n) local f = io.open(p) if f then f:close() print(p) return end
+end
+print("(not found)")]]) .. ")"
+  end
+
+  it("has the install, try, user and per-VM tree blocks, and the root lines are the trees' without --tree", function()
+    assert.equal(4, #sh_blocks)
+    assert.equal(3, #INSTALL)
+    local luajit_line = find(INSTALL, "LUA_INCDIR=/usr/include/luajit-2.1", true)[1]
+    local offline = find(INSTALL, "^luarocks %-%-lua%-version=5%.4 make %-%-deps%-mode=none$")[1]
+    assert.is_string(luajit_line, "no LuaJIT line")
+    assert.is_string(offline, "no offline 5.4 line")
+    assert.matches("^luarocks %-%-lua%-version=5%.1 make ", luajit_line)
+    -- the online line (it needs the LuaRocks server: not run here) is the offline one without --deps-mode
+    assert.same({ "luarocks --lua-version=5.4 make", offline, luajit_line }, INSTALL)
+    assert.matches("5%.1, 5%.2, 5%.3 alike", section)
+    -- the per-VM trees: the same two lines with a --tree each, then an eval of each tree's path
+    local installs = find(TREES, "^luarocks .* make ")
+    assert.equal(2, #installs)
+    assert.equal(offline, (installs[1]:gsub(" %-%-tree %S+", "")))
+    assert.equal(luajit_line, (installs[2]:gsub(" %-%-tree %S+", "")))
+    assert.equal(2, #find(TREES, '^eval "%$%(luarocks %-%-lua%-version=5%.[14] %-%-tree %S+ path%)"$'))
+    assert.equal(4, #TREES)
+    assert.same({ "starvideos models", "starvideos validate", "starvideos generate" },
+      { TRY[1], TRY[2]:match("^%S+ %S+"), TRY[3]:match("^%S+ %S+") })
+    assert.matches("%-%-out kitten%.mp4$", TRY[3])
+    assert.is_string(WARNING, "no quoted warning")
+  end)
+
+  -- the per-VM tree lines: 5.4's, and for 5.3, 5.2, 5.1 the same with their version
+  for _, v in ipairs { "5.4", "5.3", "5.2", "5.1" } do
+    it("Lua " .. v .. ": into a tree of its own, then models, validate and generate", function()
+      assert.is_nil(io.open("/usr/local/lib/luarocks/rocks-" .. v .. "/starvideos"),
+        "a starvideos rock in /usr/local would answer for the tree's")
+      local home = fresh()
+      local lines = {
+        (find(TREES, "^luarocks %-%-lua%-version=5%.4 ")[1]:gsub("5%.4", v)),
+        (find(TREES, "^eval .*5%.4")[1]:gsub("5%.4", v)),
+      }
+      for _, line in ipairs(TRY) do lines[#lines + 1] = line end
+      lines[#lines + 1] = "echo cjson " .. where("cjson", "lua" .. v)
+      lines[#lines + 1] = "echo core " .. where("starvideos.core", "lua" .. v)
+      lines[#lines + 1] = "echo command $(command -v starvideos)"
+      local out, ok = session(home, lines)
+      assert.is_true(ok, out)
+      local tree = home .. "/rocks-" .. v
+      assert.matches("starvideos scm-1 is now installed in " .. tree, out, 1, true)
+      -- --deps-mode=none's warning is the README's, word for word, and false: Debian's cjson is used
+      assert.matches(WARNING, out, 1, true)
+      assert.matches("\ncjson /usr/lib/[^\n]*/lua/" .. v .. "/cjson%.so\n", out)
+      assert.matches("\ncore " .. tree .. "/lib/lua/" .. v .. "/starvideos/core.so\n", out, 1, true)
+      assert.matches("\ncommand " .. tree .. "/bin/starvideos\n", out, 1, true)
+      assert.matches("exec '" .. sh("command -v lua" .. v):match("^(%S+)") .. "' ",
+        helper.read_file(tree .. "/bin/starvideos"), 1, true)
+      check_try(home, out)
+      if v == "5.1" and luajit then
+        -- the core built with lua5.1's headers, under LuaJIT
+        check_luajit_script(home, tree, session(home, { lines[2], LUAJIT_SCRIPT }))
+      end
+    end)
+  end
+
+  -- the per-VM tree block as written: 5.4's tree and LuaJIT's, in one HOME
+  describe("LuaJIT beside Lua 5.4, a tree each", function()
+    if not luajit then
+      pending("luajit is not installed (Debian: apt-get install luajit2, or make deps)")
+      return
+    end
+    local home, tree54, treejit, install_out, install_ok
+    lazy_setup(function()
+      home = fresh()
+      tree54, treejit = home .. "/rocks-5.4", home .. "/rocks-luajit"
+      install_out, install_ok = session(home, find(TREES, "^luarocks "))
+    end)
+
+    it("installs both, LuaJIT's core with LuaJIT's headers", function()
+      assert.is_true(install_ok, install_out)
+      assert.matches("%-I/usr/include/luajit%-2%.1 ", after(install_out, find(TREES, "^luarocks .*luajit")[1]))
+      assert.matches("starvideos scm-1 is now installed in " .. treejit, install_out, 1, true)
+      assert.matches("starvideos scm-1 is now installed in " .. tree54, install_out, 1, true)
+    end)
+
+    it("each tree's eval gives that tree's command, on its VM: models, validate and generate", function()
+      assert.is_true(install_ok, install_out)
+      for _, case in ipairs { { "5.4", tree54 }, { "5.1", treejit } } do
+        local v, tree = case[1], case[2]
+        local lines = { find(TREES, "^eval .*" .. v:gsub("%.", "%%."))[1] }
+        for _, line in ipairs(TRY) do lines[#lines + 1] = line end
+        lines[#lines + 1] = "echo command $(command -v starvideos)"
+        local out, ok = session(home, lines)
+        assert.is_true(ok, out)
+        assert.matches("\ncommand " .. tree .. "/bin/starvideos\n", out, 1, true)
+        assert.matches("exec '" .. sh("command -v lua" .. v):match("^(%S+)") .. "' ",
+          helper.read_file(tree .. "/bin/starvideos"), 1, true)
+        assert.is_false(exists(tree .. "/bin/starvideos~"))
+        check_try(home, out)
+      end
+    end)
+
+    it("LuaJIT's tree: the command and a script run on luajit too", function()
+      assert.is_true(install_ok, install_out)
+      local eval = find(TREES, "^eval .*5%.1")[1]
+      -- LuaRocks' wrapper with luajit in place of the interpreter it found (lua5.1)
+      local wrapper = assert(helper.read_file(treejit .. "/bin/starvideos"))
+      local on_luajit, n = wrapper:gsub("exec '[^']+' ", function() return "exec " .. q(luajit) .. " " end)
+      assert.equal(1, n, wrapper)
+      write(home .. "/starvideos-luajit", on_luajit)
+      assert(helper.execute("chmod +x " .. q(home .. "/starvideos-luajit")))
+      local lines = { eval }
+      for _, line in ipairs(try_lines(home .. "/starvideos-luajit")) do lines[#lines + 1] = line end
+      local out, ok = session(home, lines)
+      assert.is_true(ok, out)
+      check_try(home, out, home .. "/starvideos-luajit")
+      check_luajit_script(home, treejit, session(home, { eval, LUAJIT_SCRIPT }))
+    end)
+
+    it("in one tree instead, LuaJIT's rock moves 5.4's command aside to bin/starvideos~ (as the README says)",
+      function()
+      assert.is_true(install_ok, install_out)
+      local first = helper.read_file(tree54 .. "/bin/starvideos")
+      local out, ok = session(home, { find(INSTALL, "luajit")[1] .. " --tree " .. q(tree54) })
+      assert.is_true(ok, out)
+      assert.equal(first, helper.read_file(tree54 .. "/bin/starvideos~"))
+      assert.matches("/lua5.1' ", helper.read_file(tree54 .. "/bin/starvideos"), 1, true)
+      local said = section:gsub("%s+", " ")
+      assert.matches("which LuaRocks moves aside to `bin/starvideos~`", said, 1, true)
+    end)
+  end)
+
+  it("where there is no lua5.1, LuaJIT's tree's command runs on luajit (as the README says)", function()
+    if not luajit then
+      pending("luajit is not installed (Debian: apt-get install luajit2, or make deps)")
+      return
+    end
+    local home = fresh()
+    -- a PATH of every command of the usual directories but lua5.1
+    local farm = home .. "/bin"
+    assert(helper.execute("mkdir " .. q(farm) .. " && for d in /usr/local/bin /usr/bin /bin /usr/sbin /sbin; do "
+      .. "[ -d \"$d\" ] && ls \"$d\" | grep -vx 'lua5\\.1' | sed \"s|^|$d/|\"; done "
+      .. "| awk -F/ '!seen[$NF]++' | xargs ln -s -t " .. q(farm)))
+    local lines = { find(TREES, "^luarocks %-%-lua%-version=5%.1 ")[1], find(TREES, "^eval .*5%.1")[1] }
+    for _, line in ipairs(TRY) do lines[#lines + 1] = line end
+    lines[#lines + 1] = "echo lua5.1 $(command -v lua5.1 || echo none)"
+    local out, ok = session(home, lines, nil, farm)
+    assert.is_true(ok, out)
+    assert.matches("\nlua5.1 none\n", out, 1, true)
+    assert.matches("exec '" .. farm .. "/luajit' ", helper.read_file(home .. "/rocks-luajit/bin/starvideos"), 1, true)
+    check_try(home, out)
+    assert.matches("the installed `starvideos` command runs on the interpreter LuaRocks found for 5.1: `lua5.1` "
+      .. "where it is installed, else `luajit`", (section:gsub("%s+", " ")), 1, true)
+  end)
+
+  it("as a user, not root: --local, then luarocks path finds the command and the modules", function()
+    local user = sh("id -u"):match("^0\n") and helper.execute("command -v runuser >/dev/null") and "nobody" or nil
+    local home = fresh(user)
+    local lines = {}
+    for _, line in ipairs(USER) do lines[#lines + 1] = line end
+    for _, line in ipairs(TRY) do lines[#lines + 1] = line end
+    lines[#lines + 1] = "echo command $(command -v starvideos) $(id -un)"
+    lines[#lines + 1] = "echo core " .. where("starvideos.core", "lua5.4")
+    local out, ok = session(home, lines, user)
+    assert.is_true(ok, out)
+    assert.matches("\ncommand " .. home .. "/.luarocks/bin/starvideos " .. (user or ""), out, 1, true)
+    assert.matches("\ncore " .. home .. "/.luarocks/lib/lua/5.4/starvideos/core.so\n", out, 1, true)
+    check_try(home, out)
   end)
 end)
