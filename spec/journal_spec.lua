@@ -393,35 +393,42 @@ describe("journal compaction beside concurrent appenders", function()
         .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " " .. helper.lua .. " "
         .. q(helper.root .. "/spec/fixtures/journal_writer.lua") .. " " .. args
     end
-    local COUNT = 150
-    local stop = dir .. "/stop"
-    local cmd = child("compact " .. q(path) .. " " .. q(stop)) .. " > " .. q(dir .. "/compactions") .. " 2>&1 & c=$!; "
+    local COUNT, MIN = 150, 10
+    local stop, enough = dir .. "/stop", dir .. "/enough"
+    local cmd = child("compact " .. q(path) .. " " .. q(stop) .. " " .. q(enough) .. " " .. MIN) .. " > "
+      .. q(dir .. "/compactions") .. " 2>&1 & c=$!; "
     for p = 1, 4 do
-      cmd = cmd .. child("append " .. q(path) .. " " .. p .. " " .. COUNT) .. " > " .. q(dir .. "/w" .. p)
-        .. " 2>&1 & w" .. p .. "=$!; "
+      cmd = cmd .. child("append " .. q(path) .. " " .. p .. " " .. COUNT .. " " .. q(enough)) .. " > "
+        .. q(dir .. "/w" .. p) .. " 2>&1 & w" .. p .. "=$!; "
     end
     cmd = cmd .. "wait $w1 $w2 $w3 $w4; touch " .. q(stop) .. "; wait $c"
     assert(helper.execute("sh -c " .. q(cmd)))
-    for p = 1, 4 do assert.equal("done\n", helper.read_file(dir .. "/w" .. p)) end
+    local counts = {}
+    for p = 1, 4 do
+      local text = helper.read_file(dir .. "/w" .. p)
+      counts[p] = tonumber(text:match("^done (%d+)\n$"))
+      assert.is_truthy(counts[p] and counts[p] >= COUNT, text)
+    end
     local compactions = tonumber(helper.read_file(dir .. "/compactions"))
-    assert.is_true(compactions and compactions >= 3, "compactions: " .. helper.read_file(dir .. "/compactions"))
+    assert.is_true(compactions and compactions >= MIN, "compactions: " .. helper.read_file(dir .. "/compactions"))
     local unfinished, open, by_id, bad = sets(path)
     assert.equal(0, bad)
-    local want_open, want_unfinished = {}, {}
+    local want_open, want_unfinished, settled = {}, {}, 0
     for p = 1, 4 do
-      for i = 1, COUNT do
+      for i = 1, counts[p] do
         want_open[#want_open + 1] = p .. "-" .. i
         if i % 3 == 0 then want_unfinished[#want_unfinished + 1] = "u-" .. p .. "-" .. i end
         local s = by_id["s-" .. p .. "-" .. i]
         assert.is_truthy(s, "settled task s-" .. p .. "-" .. i .. " lost")
         assert.same({ i, "/videos/s-" .. p .. "-" .. i .. ".mp4" }, { s.took, s.path })
+        settled = settled + 1
       end
     end
     table.sort(want_open)
     table.sort(want_unfinished)
     assert.same(want_unfinished, unfinished)
     assert.same(want_open, open)
-    assert.equal(4 * COUNT, #all_samples(path, 65536))
+    assert.equal(math.min(settled, journal.SAMPLE_MAX), #all_samples(path, 65536))
     assert.truthy(helper.read_file(path):find('"text":"kept"', 1, true))
   end)
 end)
