@@ -432,3 +432,88 @@ describe("journal compaction beside concurrent appenders", function()
     assert.truthy(helper.read_file(path):find('"text":"kept"', 1, true))
   end)
 end)
+
+-- Issue 13: the schedule's reading of a big journal costs a bounded slice per call.
+describe("a journal of 80 MB", function()
+  local dir, path, tasks
+  local PROMPT = string.rep("a very long prompt about a cat on a surfboard; ", 170) -- 8 KB
+  local MODELS, DURATIONS = { "videos", "videos_fast" }, { 5, 10 }
+
+  -- task i: kind (i % 2, floor(i / 2) % 2), took = i: created, completed, downloaded
+  local function kind_of(i) return MODELS[i % 2 + 1], DURATIONS[math.floor(i / 2) % 2 + 1] end
+
+  setup(function()
+    dir = helper.tmpdir()
+    path = dir .. "/big.jsonl"
+    local f = assert(io.open(path, "wb"))
+    local size, i = 0, 0
+    while size < 80e6 do
+      i = i + 1
+      local model, duration = kind_of(i)
+      local lines = string.format('{"event":"pending","local":"l%d","model":"%s","prompt_hash":"0123456789abcdef",'
+        .. '"time":1700000000}\n{"event":"created","local":"l%d","id":"video_%d","model":"%s","duration":%d,'
+        .. '"prompt":"%d %s","time":1700000001}\n{"event":"status","id":"video_%d","status":"completed","took":%d,'
+        .. '"within":2.5,"time":1700000100}\n{"event":"downloaded","id":"video_%d","path":"/videos/video_%d.mp4",'
+        .. '"time":1700000101}\n', i, model, i, i, model, duration, i, PROMPT, i, i, i, i)
+      f:write(lines)
+      size = size + #lines
+    end
+    f:close()
+    tasks = i
+  end)
+  teardown(function() helper.cleanup() end)
+
+  -- the samples a reader must give: per kind the newest SAMPLE_KEEP, newest first
+  local function newest(first, last)
+    local want, per = {}, {}
+    for i = last, first, -1 do
+      local model, duration = kind_of(i)
+      local key = model .. duration
+      per[key] = (per[key] or 0) + 1
+      if per[key] <= journal.SAMPLE_KEEP then want[#want + 1] = i end
+    end
+    return want
+  end
+
+  it("reads its newest samples 64 KiB a call, each call well under 4 ms, and stops at its cap", function()
+    assert.is_true(helper.file_size(path) >= 80e6)
+    local now = require("starvideos.core").now
+    local best, got, calls = math.huge, nil, nil
+    for _ = 1, 3 do -- the best of 3 runs absorbs a loaded machine's noise
+      local reader, worst, list, done = journal.samples(path), 0, {}, false
+      calls = 0
+      while not done do
+        local t0 = now()
+        local slice
+        slice, done = reader:next(65536)
+        worst = math.max(worst, now() - t0)
+        calls = calls + 1
+        for _, s in ipairs(slice) do list[#list + 1] = s.took end
+      end
+      best, got = math.min(best, worst), list
+    end
+    assert.is_true(best < 0.004, string.format("slowest reader:next(65536): %.2f ms", best * 1000))
+    assert.equal(journal.SAMPLE_BYTES / 65536, calls) -- the byte cap, far from the start
+    -- the newest tasks of each kind, newest first, from the last 8 MiB only
+    local want = newest(1, tasks)
+    local oldest = got[#got]
+    assert.is_true(tasks - oldest < journal.SAMPLE_BYTES / #PROMPT)
+    for i, took in ipairs(got) do assert.equal(want[i], took) end
+  end)
+
+  it("compacts to its samples, which the reader then gives the same", function()
+    local function tooks()
+      local t = {}
+      for i, sample in ipairs(all_samples(path, 65536)) do t[i] = sample.took end
+      return t
+    end
+    local before = tooks()
+    local stats = assert(journal.compact(path))
+    assert.equal(4 * journal.SAMPLE_KEEP, stats.samples)
+    assert.equal(0, stats.unsettled)
+    assert.is_true(stats.after_bytes < 200e3, "after: " .. stats.after_bytes)
+    local after = tooks()
+    assert.same(newest(1, tasks), after)
+    assert.same(before, after)
+  end)
+end)
