@@ -156,6 +156,7 @@ end
 
 -- One line, newest first: a completion record (status with took) waits for its
 -- task's created record (further back) to name the kind, unless it names it.
+local WORDS = { '"took"', '"created"' }
 local function sample_line(r, line, out)
   local waiting = r.waiting
   if not (line:find('"took"', 1, true) or (next(waiting) and line:find('"created"', 1, true))) then return end
@@ -183,21 +184,41 @@ function Reader:next(max_bytes)
   local out, chunk = {}, ""
   if n > 0 and self.f:seek("set", start) then chunk = self.f:read(n) or "" end
   self.pos, self.read = start, self.read + n
-  local body = chunk .. (self.carry or "")
+  -- segments of the chunk between newlines: the first ends a line begun in an
+  -- earlier slice (kept for the next call, unless this is the start), the last
+  -- begins the line the previous call kept; those between are whole lines, cut
+  -- out (sub) only when they hold a word a sample needs
+  local firsts, lasts, k, at = { 1 }, {}, 1, 1
+  while true do
+    local nl = chunk:find("\n", at, true)
+    if not nl then break end
+    lasts[k], k, at = nl - 1, k + 1, nl + 1
+    firsts[k] = at
+  end
+  lasts[k] = #chunk
+  local tail = chunk:sub(firsts[k]) .. (self.carry or "")
   self.carry = nil
-  if start > 0 then -- the text before the slice's first newline ends a line that began earlier
-    local nl = chunk:find("\n", 1, true)
-    if nl then
-      self.carry, body = chunk:sub(1, nl - 1), body:sub(nl + 1)
-    else
-      self.carry, body = body, ""
+  if k > 1 or start == 0 then
+    sample_line(self, tail, out)
+  else
+    self.carry = tail -- no newline in the slice: all of it belongs to one line
+  end
+  local wanted = {}
+  for _, word in ipairs(WORDS) do
+    local seg, pos = 1, 1
+    while true do
+      pos = chunk:find(word, pos, true)
+      if not pos then break end
+      while lasts[seg] < pos do seg = seg + 1 end
+      wanted[seg], pos = true, lasts[seg] + 2
     end
   end
-  local lines = {}
-  for line in body:gmatch("[^\n]+") do lines[#lines + 1] = line end
-  for i = #lines, 1, -1 do
-    sample_line(self, lines[i], out)
+  for i = k - 1, 2, -1 do
     if self.count >= J.SAMPLE_MAX then break end
+    if wanted[i] then sample_line(self, chunk:sub(firsts[i], lasts[i]), out) end
+  end
+  if k > 1 then
+    if start > 0 then self.carry = chunk:sub(1, lasts[1]) else sample_line(self, chunk:sub(1, lasts[1]), out) end
   end
   if start == 0 or self.read >= J.SAMPLE_BYTES or self.count >= J.SAMPLE_MAX then
     self.done = true
