@@ -26,10 +26,12 @@
 #define XFER_MT "starvideos.xfer"
 #define ERROR_MT "starvideos.error"
 #define COMMIT_MT "starvideos.commit"
+#define LOCK_MT "starvideos.lock"
 
 typedef struct lhttp { sv_http *h; } lhttp;
 typedef struct lxfer { sv_xfer *x; } lxfer;
 typedef struct lcommit { sv_commit *c; } lcommit;
+typedef struct llock { int fd; } llock;
 
 /* --------------------------------------------------------------- errors */
 
@@ -518,6 +520,42 @@ static int l_append(lua_State *L) {
   return rc == 0 ? 1 : 2;
 }
 
+/* lock_journal(path) -> lock | nil, message: the journal under the appenders'
+   flock, for a rewrite; lock:replace(tmp) -> true | nil, message renames tmp
+   over it; lock:unlock() (also on close and collection) lets appenders go on */
+static int l_lock_journal(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  llock *lk = lua_newuserdata(L, sizeof *lk);
+  sv_buf why;
+  lk->fd = -1;
+  luaL_setmetatable(L, LOCK_MT);
+  sv_buf_init(&why);
+  lk->fd = sv_file_lock(path, &why);
+  if (lk->fd < 0) { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
+  sv_buf_free(&why);
+  return lk->fd < 0 ? 2 : 1;
+}
+
+static int k_replace(lua_State *L) {
+  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+  const char *tmp = luaL_checkstring(L, 2), *path = luaL_checkstring(L, 3);
+  sv_buf why;
+  int rc;
+  if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
+  sv_buf_init(&why);
+  rc = sv_file_replace(lk->fd, tmp, path, &why);
+  if (rc == 0) lua_pushboolean(L, 1);
+  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
+  sv_buf_free(&why);
+  return rc == 0 ? 1 : 2;
+}
+
+static int k_unlock(lua_State *L) {
+  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+  if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
+  return 0;
+}
+
 /* writable(path) -> true | nil, message */
 static int l_writable(lua_State *L) {
   sv_buf why;
@@ -785,6 +823,8 @@ static const luaL_Reg commit_methods[] = {
   { "poll", c_poll }, { "wait", c_wait }, { "close", c_gc }, { NULL, NULL }
 };
 
+static const luaL_Reg lock_methods[] = { { "replace", k_replace }, { "unlock", k_unlock }, { NULL, NULL } };
+
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "task_id", l_task_id }, { "clean", l_clean }, { "retry", l_retry },
@@ -794,7 +834,7 @@ static const luaL_Reg funcs[] = {
   { "commit", l_commit },
   { "commit_start", l_commit_start },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "write_at", l_write_at }, { "hash", l_hash },
-  { "random_id", l_random_id },
+  { "random_id", l_random_id }, { "lock_journal", l_lock_journal },
   { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { NULL, NULL }
 };
@@ -851,6 +891,7 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   curl_classes(L);
 #endif
   new_class(L, COMMIT_MT, commit_methods, c_gc);
+  new_class(L, LOCK_MT, lock_methods, k_unlock);
   error_metatable(L);
 
   luaL_newlib(L, funcs);

@@ -313,6 +313,13 @@ SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
    write() on an O_APPEND descriptor under an exclusive flock, a torn last line
    ended first, fsync when sync.  0, or -1 with the reason in why. */
 SV_API int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why);
+/* Lock the journal at path for a rewrite (the exclusive flock appenders take,
+   on the file at path once locked): a read-only descriptor holding the lock
+   until closed, or -1 with why.  sv_file_replace renames the finished file tmp
+   over path (fsynced, with path's mode, the folder synced after) while lockfd
+   is held; 0, or -1 with why. */
+SV_API int sv_file_lock(const char *path, sv_buf *why);
+SV_API int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why);
 /* Whether path can be appended to (it is created when missing). */
 SV_API int sv_file_writable(const char *path, sv_buf *why);
 /* What lstat finds at path, without opening it (a FIFO is never waited on):

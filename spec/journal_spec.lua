@@ -2,12 +2,15 @@
 local helper = require "spec.helper"
 local journal = require "starvideos.journal"
 
+-- A fresh folder (removed by helper.cleanup) and a journal's path in it.
+local function fresh()
+  local dir = helper.tmpdir()
+  return dir, dir .. "/tasks.jsonl"
+end
+
 describe("the journal", function()
   local dir, path
-  before_each(function()
-    dir = helper.tmpdir()
-    path = dir .. "/tasks.jsonl"
-  end)
+  before_each(function() dir, path = fresh() end)
   after_each(function() helper.cleanup() end)
 
   it("starts a new line after a torn last line, so the next task is not lost", function()
@@ -157,5 +160,360 @@ describe("the journal shared by processes", function()
     -- a task the server made but whose answer the child never read is a pending record
     assert.is_true(missing <= open, missing .. " of " .. made .. " server tasks not in the journal, only "
       .. open .. " pending")
+  end)
+end)
+
+-- The sets resume and pending work from: unfinished task ids, open pending locals.
+local function sets(path)
+  local list, bad, pending = assert(journal.read(path))
+  local unfinished, open, by_id = {}, {}, {}
+  for _, t in ipairs(journal.unfinished(list)) do unfinished[#unfinished + 1] = t.id end
+  for _, p in ipairs(pending) do open[#open + 1] = p["local"] end
+  for _, t in ipairs(list) do by_id[t.id] = t end
+  table.sort(unfinished)
+  table.sort(open)
+  return unfinished, open, by_id, bad
+end
+
+-- Every sample a reader gives, reading max_bytes per call: the list, the calls.
+local function all_samples(path, max_bytes)
+  local reader, out, calls = journal.samples(path), {}, 0
+  repeat
+    local list, done = reader:next(max_bytes)
+    calls = calls + 1
+    for _, s in ipairs(list) do out[#out + 1] = s end
+  until done
+  return out, calls
+end
+
+describe("journal compaction and the samples reader", function()
+  local dir, path
+  before_each(function() dir, path = fresh() end)
+  after_each(function() helper.cleanup() end)
+
+  local PROMPT = string.rep("a long prompt ", 300)
+
+  -- A journal with one of everything; returns the ids of the settled tasks.
+  local function mixed()
+    local function add(rec) assert(journal.append(path, rec)) end
+    add { event = "note", text = "a line of another tool" }
+    for i = 1, 12 do
+      local id, lid = "t" .. i, "L" .. i
+      add { event = "pending", ["local"] = lid, model = "videos", prompt_hash = "h" }
+      add { event = "created", ["local"] = lid, id = id, model = "videos", duration = 5, resolution = "720p",
+        prompt = PROMPT }
+      add { event = "status", id = id, status = "queued" }
+      if i % 4 == 1 then
+        add { event = "status", id = id, status = "completed", took = 10 * i, within = 1.5 }
+        add { event = "downloaded", id = id, path = dir .. "/" .. id .. ".mp4" }
+      elseif i % 4 == 2 then
+        add { event = "status", id = id, status = "failed" }
+      elseif i % 4 == 3 then -- completed, its download still to do
+        add { event = "status", id = id, status = "completed", took = 10 * i, within = 1 }
+      end
+    end
+    add { event = "pending", ["local"] = "open-1", model = "videos", prompt_hash = "h" } -- never answered
+    add { event = "pending", ["local"] = "gone-1", model = "videos" }
+    add { event = "abandoned", ["local"] = "gone-1" }
+    local f = assert(io.open(path, "a"))
+    f:write('{"event":"created","id":"torn\n') -- a crash mid-write
+    f:close()
+  end
+
+  it("keeps what resume, pending and the schedule need, drops settled tasks' prompts and torn lines", function()
+    mixed()
+    local unfinished, open, by_id = sets(path)
+    local samples = all_samples(path, 65536)
+    local before = helper.file_size(path)
+    local stats = assert(journal.compact(path))
+    local unfinished2, open2, by_id2, bad2 = sets(path)
+    assert.same(unfinished, unfinished2)
+    assert.same({ "open-1" }, open2)
+    assert.same(open, open2)
+    assert.equal(0, bad2)
+    assert.same(samples, all_samples(path, 65536))
+    local tooks = {}
+    for i, s in ipairs(samples) do tooks[i] = s.took end
+    assert.same({ 110, 90, 70, 50, 30, 10 }, tooks) -- completed: settled or not (t3, t7, t11 wait for a download)
+    -- a settled task: its took and its file are still there, its prompt is not
+    assert.same({ "completed", 50, 1.5, dir .. "/t5.mp4", "720p" }, { by_id2.t5.status, by_id2.t5.took,
+      by_id2.t5.within, by_id2.t5.path, by_id2.t5.resolution })
+    assert.equal(by_id.t5.created, by_id2.t5.created)
+    assert.is_nil(by_id2.t5.prompt)
+    assert.is_nil(by_id2.t2) -- failed, nothing to learn: gone
+    assert.equal(PROMPT, by_id2.t3.prompt) -- unsettled: every record as it was
+    local text = helper.read_file(path)
+    assert.truthy(text:find('"text":"a line of another tool"', 1, true))
+    assert.falsy(text:find("gone-1", 1, true))
+    assert.equal(before, stats.before_bytes)
+    assert.equal(#text, stats.after_bytes)
+    assert.is_true(stats.after_bytes < before / 2)
+    assert.same({ 53, 3, 6, 1 }, { stats.before_records, stats.samples, stats.unsettled, stats.bad })
+    -- compacting again changes nothing that matters
+    assert(journal.compact(path))
+    local unfinished3, open3 = sets(path)
+    assert.same({ unfinished, open }, { unfinished3, open3 })
+    assert.same(samples, all_samples(path, 65536))
+  end)
+
+  it("keeps the newest SAMPLE_KEEP samples of each kind", function()
+    local keep = journal.SAMPLE_KEEP
+    finally(function() journal.SAMPLE_KEEP = keep end)
+    journal.SAMPLE_KEEP = 3
+    for i = 1, 10 do
+      for _, model in ipairs { "videos", "videos_fast" } do
+        local id = model .. i
+        assert(journal.append(path, { event = "created", id = id, model = model, duration = 5 }))
+        assert(journal.append(path, { event = "status", id = id, status = "completed", took = i }))
+        assert(journal.append(path, { event = "downloaded", id = id, path = "/x/" .. id }))
+      end
+    end
+    local function tooks()
+      local t = {}
+      for _, s in ipairs(all_samples(path, 100)) do t[#t + 1] = string.format("%s:%g", s.model, s.took) end
+      return table.concat(t, " ")
+    end
+    local newest = "videos_fast:10 videos:10 videos_fast:9 videos:9 videos_fast:8 videos:8"
+    assert.equal(newest, tooks()) -- the reader's own cap
+    local stats = assert(journal.compact(path))
+    assert.equal(6, stats.samples)
+    assert.equal(newest, tooks())
+    local _, _, by_id = sets(path)
+    assert.is_nil(by_id.videos7)
+    assert.equal("/x/videos8", by_id.videos8.path)
+  end)
+
+  it("compacts on open only past the limit, and not again until the file doubles", function()
+    mixed()
+    local size = helper.file_size(path)
+    assert.is_false(journal.maybe_compact(path, size))
+    assert.equal(size, helper.file_size(path))
+    local stats = assert(journal.maybe_compact(path, size - 1))
+    assert.equal(size, stats.before_bytes)
+    local small = helper.file_size(path)
+    assert.is_true(small < size / 2)
+    assert.is_false(journal.maybe_compact(path, 100)) -- nothing to gain yet
+    -- more unsettled tasks: past twice what compaction left, it compacts again
+    for i = 1, 10 do
+      assert(journal.append(path, { event = "created", id = "n" .. i, model = "videos", prompt = PROMPT }))
+    end
+    assert.truthy(journal.maybe_compact(path, 100))
+    assert.is_false(journal.maybe_compact(dir .. "/none.jsonl", 0))
+  end)
+
+  it("refuses a missing file, a folder and a symbolic link, naming the journal", function()
+    local ok, err = journal.compact(dir .. "/none.jsonl")
+    assert.is_nil(ok)
+    assert.equal("cannot compact the journal " .. dir .. "/none.jsonl: no such file", err)
+    ok, err = journal.compact(dir)
+    assert.is_nil(ok)
+    assert.equal("cannot compact the journal " .. dir .. ": it is not a regular file", err)
+    mixed()
+    assert(os.execute("ln -s tasks.jsonl '" .. dir .. "/link.jsonl'"))
+    ok, err = journal.compact(dir .. "/link.jsonl")
+    assert.is_nil(ok)
+    assert.matches("it is a symbolic link", err)
+  end)
+
+  it("`starvideos compact --journal PATH` prints the sizes and record counts before and after", function()
+    mixed()
+    local before = helper.file_size(path)
+    local q = helper.shell_quote
+    local function cli(args)
+      return helper.capture("env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+        .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " " .. helper.lua .. " " .. q(helper.root .. "/bin/starvideos")
+        .. " " .. args .. " 2>&1")
+    end
+    local out, ok = cli("compact --journal " .. q(path))
+    assert.is_true(ok, out)
+    local after = helper.file_size(path)
+    assert.equal(string.format("%s: %d bytes, 53 records before; %d bytes, 21 records after\n"
+      .. "kept: 6 unsettled tasks whole, 3 settled tasks as schedule samples; 1 unreadable line dropped\n",
+      path, before, after), out)
+    local doc
+    out, ok = cli("compact --json --journal " .. q(path))
+    assert.is_true(ok, out)
+    doc = helper.json(out)
+    assert.same({ bytes = after, records = 21 }, doc.before)
+    assert.same({ 3, 6, 0 }, { doc.samples, doc.unsettled, doc.unreadable })
+    local code
+    out, ok, code = cli("compact --journal " .. q(dir .. "/none.jsonl"))
+    assert.is_nil(ok)
+    assert.equal(2, code)
+    assert.matches("--journal: cannot read", out)
+    out, ok, code = cli("compact")
+    assert.is_nil(ok)
+    assert.equal(2, code, out)
+    assert.matches("--journal PATH is required", out)
+  end)
+
+  it("the samples reader reads from the end backwards, n bytes a call, newest first, whatever n", function()
+    for i = 1, 40 do
+      local id = "t" .. i
+      assert(journal.append(path, { event = "created", id = id, model = "videos", duration = 5 + i % 2,
+        resolution = "720p", prompt = string.rep("p", i * 37) }))
+      if i % 5 ~= 0 then
+        assert(journal.append(path, { event = "status", id = id, status = "completed", took = i, within = 0.5 }))
+      end
+    end
+    local expect = {}
+    for i = 40, 1, -1 do
+      if i % 5 ~= 0 then
+        expect[#expect + 1] = { model = "videos", duration = 5 + i % 2, resolution = "720p", took = i, within = 0.5 }
+      end
+    end
+    local size = helper.file_size(path)
+    for _, n in ipairs { 1, 7, 100, 999, 4096, size, size * 2 } do
+      local got, calls = all_samples(path, n)
+      assert.same(expect, got)
+      assert.equal(math.ceil(size / n), calls, "slice " .. n) -- n bytes a call, to the start
+    end
+  end)
+
+  it("the samples reader gives nothing, done, for a journal that is missing or a FIFO", function()
+    local list, done = journal.samples(dir .. "/none.jsonl"):next(65536)
+    assert.same({ {}, true }, { list, done })
+    assert(os.execute("mkfifo '" .. dir .. "/fifo'"))
+    list, done = journal.samples(dir .. "/fifo"):next(65536)
+    assert.same({ {}, true }, { list, done })
+  end)
+end)
+
+-- Real processes: 4 appending while a fifth compacts again and again.
+describe("journal compaction beside concurrent appenders", function()
+  after_each(function() helper.cleanup() end)
+
+  it("loses no record: every pending, unfinished and settled task of 4 writers is there", function()
+    local dir = helper.tmpdir()
+    local path = dir .. "/shared.jsonl"
+    local q = helper.shell_quote
+    assert(journal.append(path, { event = "note", text = "kept" }))
+    local function child(args)
+      return "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+        .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " " .. helper.lua .. " "
+        .. q(helper.root .. "/spec/fixtures/journal_writer.lua") .. " " .. args
+    end
+    local COUNT, MIN = 150, 10
+    local stop, enough = dir .. "/stop", dir .. "/enough"
+    local cmd = child("compact " .. q(path) .. " " .. q(stop) .. " " .. q(enough) .. " " .. MIN) .. " > "
+      .. q(dir .. "/compactions") .. " 2>&1 & c=$!; "
+    for p = 1, 4 do
+      cmd = cmd .. child("append " .. q(path) .. " " .. p .. " " .. COUNT .. " " .. q(enough)) .. " > "
+        .. q(dir .. "/w" .. p) .. " 2>&1 & w" .. p .. "=$!; "
+    end
+    cmd = cmd .. "wait $w1 $w2 $w3 $w4; touch " .. q(stop) .. "; wait $c"
+    assert(helper.execute("sh -c " .. q(cmd)))
+    local counts = {}
+    for p = 1, 4 do
+      local text = helper.read_file(dir .. "/w" .. p)
+      counts[p] = tonumber(text:match("^done (%d+)\n$"))
+      assert.is_truthy(counts[p] and counts[p] >= COUNT, text)
+    end
+    local compactions = tonumber(helper.read_file(dir .. "/compactions"))
+    assert.is_true(compactions and compactions >= MIN, "compactions: " .. helper.read_file(dir .. "/compactions"))
+    local unfinished, open, by_id, bad = sets(path)
+    assert.equal(0, bad)
+    local want_open, want_unfinished, settled = {}, {}, 0
+    for p = 1, 4 do
+      for i = 1, counts[p] do
+        want_open[#want_open + 1] = p .. "-" .. i
+        if i % 3 == 0 then want_unfinished[#want_unfinished + 1] = "u-" .. p .. "-" .. i end
+        local s = by_id["s-" .. p .. "-" .. i]
+        assert.is_truthy(s, "settled task s-" .. p .. "-" .. i .. " lost")
+        assert.same({ i, "/videos/s-" .. p .. "-" .. i .. ".mp4" }, { s.took, s.path })
+        settled = settled + 1
+      end
+    end
+    table.sort(want_open)
+    table.sort(want_unfinished)
+    assert.same(want_unfinished, unfinished)
+    assert.same(want_open, open)
+    assert.equal(math.min(settled, journal.SAMPLE_MAX), #all_samples(path, 65536))
+    assert.truthy(helper.read_file(path):find('"text":"kept"', 1, true))
+  end)
+end)
+
+-- Issue 13: the schedule's reading of a big journal costs a bounded slice per call.
+describe("a journal of 80 MB", function()
+  local dir, path, tasks
+  local PROMPT = string.rep("a very long prompt about a cat on a surfboard; ", 170) -- 8 KB
+  local MODELS, DURATIONS = { "videos", "videos_fast" }, { 5, 10 }
+
+  -- task i: kind (i % 2, floor(i / 2) % 2), took = i: created, completed, downloaded
+  local function kind_of(i) return MODELS[i % 2 + 1], DURATIONS[math.floor(i / 2) % 2 + 1] end
+
+  setup(function()
+    dir = helper.tmpdir()
+    path = dir .. "/big.jsonl"
+    local f = assert(io.open(path, "wb"))
+    local size, i = 0, 0
+    while size < 80e6 do
+      i = i + 1
+      local model, duration = kind_of(i)
+      local lines = string.format('{"event":"pending","local":"l%d","model":"%s","prompt_hash":"0123456789abcdef",'
+        .. '"time":1700000000}\n{"event":"created","local":"l%d","id":"video_%d","model":"%s","duration":%d,'
+        .. '"prompt":"%d %s","time":1700000001}\n{"event":"status","id":"video_%d","status":"completed","took":%d,'
+        .. '"within":2.5,"time":1700000100}\n{"event":"downloaded","id":"video_%d","path":"/videos/video_%d.mp4",'
+        .. '"time":1700000101}\n', i, model, i, i, model, duration, i, PROMPT, i, i, i, i)
+      f:write(lines)
+      size = size + #lines
+    end
+    f:close()
+    tasks = i
+  end)
+  teardown(function() helper.cleanup() end)
+
+  -- the samples a reader must give: per kind the newest SAMPLE_KEEP, newest first
+  local function newest(first, last)
+    local want, per = {}, {}
+    for i = last, first, -1 do
+      local model, duration = kind_of(i)
+      local key = model .. duration
+      per[key] = (per[key] or 0) + 1
+      if per[key] <= journal.SAMPLE_KEEP then want[#want + 1] = i end
+    end
+    return want
+  end
+
+  it("reads its newest samples 64 KiB a call, each call well under 4 ms, and stops at its cap", function()
+    assert.is_true(helper.file_size(path) >= 80e6)
+    local now = require("starvideos.core").now
+    local best, got, calls = math.huge, nil, nil
+    for _ = 1, 3 do -- the best of 3 runs absorbs a loaded machine's noise
+      local reader, worst, list, done = journal.samples(path), 0, {}, false
+      calls = 0
+      while not done do
+        local t0 = now()
+        local slice
+        slice, done = reader:next(65536)
+        worst = math.max(worst, now() - t0)
+        calls = calls + 1
+        for _, s in ipairs(slice) do list[#list + 1] = s.took end
+      end
+      best, got = math.min(best, worst), list
+    end
+    assert.is_true(best < 0.004, string.format("slowest reader:next(65536): %.2f ms", best * 1000))
+    assert.equal(journal.SAMPLE_BYTES / 65536, calls) -- the byte cap, far from the start
+    -- the newest tasks of each kind, newest first, from the last 8 MiB only
+    local want = newest(1, tasks)
+    local oldest = got[#got]
+    assert.is_true(tasks - oldest < journal.SAMPLE_BYTES / #PROMPT)
+    for i, took in ipairs(got) do assert.equal(want[i], took) end
+  end)
+
+  it("compacts to its samples, which the reader then gives the same", function()
+    local function tooks()
+      local t = {}
+      for i, sample in ipairs(all_samples(path, 65536)) do t[i] = sample.took end
+      return t
+    end
+    local before = tooks()
+    local stats = assert(journal.compact(path))
+    assert.equal(4 * journal.SAMPLE_KEEP, stats.samples)
+    assert.equal(0, stats.unsettled)
+    assert.is_true(stats.after_bytes < 200e3, "after: " .. stats.after_bytes)
+    local after = tooks()
+    assert.same(newest(1, tasks), after)
+    assert.same(before, after)
   end)
 end)

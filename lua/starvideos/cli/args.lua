@@ -131,13 +131,19 @@ local COMMANDS = {
     summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
     required = { "journal" },
   },
+  compact = {
+    args = {}, flags = flags("journal"),
+    summary = "rewrite the journal without its settled tasks (what resume, pending and the schedule need stays)",
+    required = { "journal" },
+    flag_text = { journal = "the JSON-lines journal to compact (other processes may append to it meanwhile)" },
+  },
   emulator = {
     summary = "run a local stand-in for the service (see `starvideos emulator --help`)",
   },
 }
 M.COMMANDS = COMMANDS
 local ORDER = { "create", "status", "wait", "download", "generate", "models", "validate", "resume", "pending",
-  "emulator" }
+  "compact", "emulator" }
 
 -- --------------------------------------------------------------- help
 
@@ -180,6 +186,7 @@ local EXAMPLES = {
   validate = "starvideos validate --model videos --prompt 'a cat' --duration 5 --ref-image https://x/1.png",
   resume = "starvideos resume --journal tasks.jsonl --dir videos/",
   pending = "starvideos pending --journal tasks.jsonl --json",
+  compact = "starvideos compact --journal tasks.jsonl",
 }
 
 function M.command_usage(name)
@@ -192,7 +199,7 @@ function M.command_usage(name)
     local f = FLAG[fname]
     local left = "--" .. fname .. (f.meta and (" " .. f.meta) or "")
     if fname == "help" then left = "-h, --help" end
-    lines[#lines + 1] = string_format("  %-22s %s", left, f.text)
+    lines[#lines + 1] = string_format("  %-22s %s", left, c.flag_text and c.flag_text[fname] or f.text)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Options also take the form --flag=value."

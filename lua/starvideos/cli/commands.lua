@@ -270,4 +270,29 @@ function M.pending(ctx, opts)
   return 0
 end
 
+-- The journal without its settled tasks (starvideos.journal.compact says what
+-- stays): sizes and record counts before and after.
+function M.compact(ctx, opts)
+  local path = opts.journal
+  local f, ferr = io_open(path, "r")
+  if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
+  f:close()
+  if is_dir(path) then usage_error("--journal %s is a directory, not a journal", quote(path)) end
+  local stats, err = require("starvideos.journal").compact(path)
+  if not stats then return fail(ctx, output.new_error("io", err, { field = "journal" })) end
+  if ctx.json then
+    print_json { journal = path, before = { bytes = stats.before_bytes, records = stats.before_records },
+      after = { bytes = stats.after_bytes, records = stats.after_records }, samples = stats.samples,
+      unsettled = stats.unsettled, unreadable = stats.bad }
+    return 0
+  end
+  local function records(n) return string_format("%d record%s", n, n == 1 and "" or "s") end
+  out(string_format("%s: %d bytes, %s before; %d bytes, %s after\n", path, stats.before_bytes,
+    records(stats.before_records), stats.after_bytes, records(stats.after_records)))
+  out(string_format("kept: %d unsettled task%s whole, %d settled task%s as schedule samples; "
+    .. "%d unreadable line%s dropped\n", stats.unsettled, stats.unsettled == 1 and "" or "s", stats.samples,
+    stats.samples == 1 and "" or "s", stats.bad, stats.bad == 1 and "" or "s"))
+  return 0
+end
+
 return M
