@@ -16,6 +16,7 @@ local core = require "starvideos.core"
 
 local gettime, q, str_format = socket.gettime, helper.shell_quote, string.format
 local read_file, write_file, exists = helper.read_file, helper.write_file, helper.exists
+local VERBOSE = os.getenv("STARVIDEOS_NGINX_VERBOSE") -- every /ping's time on stderr
 
 -- What wire_server.lua serves: 16-byte blocks naming their own position.
 local function video(n)
@@ -158,7 +159,7 @@ describe("the nginx wire", function()
 
   teardown(function()
     if proc then helper.execute(str_format("kill %d 2>/dev/null", proc.pid)); proc:close() end
-    if wire then helper.execute(str_format("kill %d 2>/dev/null", wire.pid)); wire:close() end
+    if wire then http.request(str_format("http://127.0.0.1:%d/quit", wire.port)); wire:close() end
     helper.cleanup()
   end)
 
@@ -202,6 +203,10 @@ describe("the nginx wire", function()
   end
 
   it("takes 1 MB in 1-byte chunks in under a second, while /ping on that worker answers within 10 ms", function()
+    -- the worker's first client loads the library and makes the disk pool's
+    -- Lua VM (transport/ngx.lua): done first, so the pings time the wire alone
+    local warm = probe((download_request("video/1000")))
+    assert.is_string(warm.res, warm.text)
     local size = 1048576
     local req, path = download_request("chunks/" .. size)
     write_file(dir .. "/big.json", assert(cjson.encode(req)))
@@ -226,6 +231,7 @@ describe("the nginx wire", function()
       until head[#head] == ""
       local pong = c:receive(len)
       times[#times + 1] = gettime() - t1
+      if VERBOSE then io.stderr:write(str_format("  /ping at %.3f s: %.2f ms\n", t1 - t0, times[#times] * 1000)) end
       assert.equal("HTTP/1.1 200 OK", status)
       assert.equal("pong\n", pong)
       if table.concat(head, "\n"):find("connection: close", 1, true) then c:close(); c = nil end
@@ -292,15 +298,19 @@ describe("the nginx wire", function()
     local trace = dir .. "/strace.log"
     local st = helper.spawn(str_format("strace -f -qq -e trace=openat,open,close,fsync,fdatasync,rename,renameat,"
       .. "renameat2 -o %s -p %d 2>%s", q(trace), pid, q(dir .. "/strace.err")))
-    finally(function() helper.execute(str_format("kill %d 2>/dev/null", st.pid)); st:close() end)
+    local function detach() helper.execute(str_format("kill -INT %d 2>/dev/null", st.pid)) end
+    finally(function() detach(); st:close() end)
     helper.sleep(1) -- attached to every thread of the worker, the pool's too
     local req, path = download_request("video/250000")
     local o = probe(req)
     assert.equal(path, o.res, o.text)
     helper.sleep(0.3)
-    helper.execute(str_format("kill %d 2>/dev/null", st.pid))
+    detach()
     helper.sleep(0.3)
     local log = read_file(trace) or ""
+    if log == "" and (read_file(dir .. "/strace.err") or ""):find("ptrace", 1, true) then
+      return pending("strace may not trace nginx here: " .. read_file(dir .. "/strace.err"))
+    end
     local part, folder = path .. ".part", dir
     local fd, synced, renamed, dir_fd, dir_synced, opens
     opens = 0
