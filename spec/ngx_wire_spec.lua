@@ -251,6 +251,21 @@ describe("the nginx wire", function()
     assert.is_true(worst < 0.050, str_format("a /ping took %.1f ms: the worker was held", worst * 1000))
   end)
 
+  it("reads chunks of every size, with extensions and a trailer; a bad chunk fails and leaves no file", function()
+    local size = 500000
+    local req, path = download_request("mixed/" .. size)
+    local o = probe(req)
+    assert.equal(path, o.res, o.text)
+    assert.is_true(read_file(path) == video(size), "the file is not the video")
+    req, path = download_request("badchunk/" .. 200000, { max_retries = 0 })
+    req.client.retry_backoff = 0.01
+    o = probe(req)
+    assert.is_nil(o.res, o.text)
+    assert.truthy(o.err and o.err.message:find("bad chunked encoding", 1, true), o.text)
+    assert.is_false(exists(path), o.text)
+    assert.is_false(exists(path .. ".part"), o.text)
+  end)
+
   it("never writes through a hard link or a symlink planted at the .part", function()
     local size = 300000
     local whole = video(size)

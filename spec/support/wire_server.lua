@@ -11,6 +11,9 @@
 --                            close, then <file> is deleted or cut to 10 bytes;
 --                            later ones: the video, honouring Range (206)
 --   /video/<n>               the video, honouring Range
+--   /mixed/<n>               the video chunked in sizes from 1 byte to 70000,
+--                            some sizes in capitals or with an extension, a trailer
+--   /badchunk/<n>            the video in 1-byte chunks, but one ends "XX", not CRLF
 --   /quit                    exits
 -- The video: 16-byte blocks, each naming its own position.  Exits after 120 s.
 
@@ -76,6 +79,19 @@ while socket.gettime() < deadline do
       local bytes, out = video(n), {}
       for i = 1, n do out[i] = "1\r\n" .. bytes:sub(i, i) .. "\r\n" end
       c:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" .. concat(out) .. "0\r\n\r\n")
+    elseif kind == "mixed" or kind == "badchunk" then
+      local bytes, out, i, k = video(n), {}, 1, 0
+      local sizes = { 1, 7, 300, 70000, 2, 4096, 65536, 13 }
+      while i <= n do
+        k = k + 1
+        local len = kind == "mixed" and math.min(sizes[k % #sizes + 1], n - i + 1) or 1
+        local head = str_format(k % 3 == 0 and "%X" or "%x", len) .. (k % 5 == 0 and ";ext=1" or "")
+        local tail = (kind == "badchunk" and k == floor(n / 2)) and "XX" or "\r\n"
+        out[#out + 1] = head .. "\r\n" .. bytes:sub(i, i + len - 1) .. tail
+        i = i + len
+      end
+      c:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" .. concat(out)
+        .. "0\r\nX-Trailer: yes\r\n\r\n")
     elseif kind == "cut" then
       local part, act = unescape(query:match("part=([^&]*)") or ""), query:match("do=(%a+)")
       hits[path] = (hits[path] or 0) + 1
