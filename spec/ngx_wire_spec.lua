@@ -308,7 +308,7 @@ describe("the nginx wire", function()
     end
   end)
 
-  it("commits on the descriptor it wrote, then syncs the folder (strace on the worker)", function()
+  it("commits on the descriptor it wrote, in nginx's thread pool, then syncs the folder (strace)", function()
     local pid = assert(tonumber((get("/pid"))))
     local trace = dir .. "/strace.log"
     local st = helper.spawn(str_format("strace -f -qq -e trace=openat,open,close,fsync,fdatasync,rename,renameat,"
@@ -327,7 +327,7 @@ describe("the nginx wire", function()
       return pending("strace may not trace nginx here: " .. read_file(dir .. "/strace.err"))
     end
     local part, folder = path .. ".part", dir
-    local fd, synced, renamed, dir_fd, dir_synced, opens
+    local fd, synced, renamed, dir_fd, dir_synced, opens, sync_thread
     opens = 0
     for l in log:gmatch("[^\n]+") do
       local name, flags, ret = l:match('open[at]*%([^"]*"([^"]*)", ([^,%)]*).-= (%-?%d+)')
@@ -341,7 +341,7 @@ describe("the nginx wire", function()
       local c = l:match("close%((%d+)")
       if c and c == fd and not synced then fd = nil end
       local s = l:match("fsync%((%d+)")
-      if s and s == fd and not renamed then synced = true end
+      if s and s == fd and not renamed then synced, sync_thread = true, tonumber(l:match("^(%d+)")) end
       if s and s == dir_fd then dir_synced = true end
       local from, to = l:match('rename%("([^"]*)", "([^"]*)"')
       if from == part and to == path then renamed = synced end
@@ -350,6 +350,8 @@ describe("the nginx wire", function()
     assert.is_true(synced, "the .part was not synced on the descriptor it was written through:\n" .. log)
     assert.is_true(renamed, "no rename after the sync:\n" .. log)
     assert.is_true(dir_synced, "the folder was not synced after the rename:\n" .. log)
+    assert.is_true(sync_thread ~= nil and sync_thread ~= pid, "the commit ran in the worker's own thread, not in "
+      .. "nginx's thread pool:\n" .. log)
   end)
 
   it("the worker logged no Lua error", function()
