@@ -17,9 +17,9 @@
 -- Linear in the answer's bytes: what was read ahead is one string and a
 -- position in it (x.buf, x.pos), never copied to drop what was used, and a
 -- line that spans reads is gathered piece by piece.  Whole chunks already read
--- go to the file straight from that string, parsed in C.  The light thread yields to the
--- worker's other work every BREATHE seconds of its own (ngx.sleep(0)): a fast
--- server never holds the worker for a whole download.
+-- go to the file straight from that string, parsed in C (fh:chunks).  The
+-- light thread yields to the worker's other work every BREATHE seconds of its
+-- own (ngx.sleep(0)): a fast server never holds the worker for a download.
 
 local core = require "starvideos.core"
 
@@ -232,7 +232,7 @@ local function body(x, h)
 end
 
 -- A download's 200 is written from byte 0, a 206 from the byte its Content-Range
--- names, which must be one we have.
+-- names, which must be one we have: the .part is cut there.
 local function start_file(x, h)
   local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
   a, b, t = tonumber(a), tonumber(b), tonumber(t)
@@ -245,13 +245,15 @@ local function start_file(x, h)
   end
   if x.spent then return nil, "broken", "the exchange was cancelled" end
   x.have, x.total, x.to_file = a, t, true
-  if a == x.fh:at() then return true end
-  if a > 0 then return x.fh:truncate(a) end
-  -- from byte 0: a new file, as any download from 0 (core.part_open)
-  x.fh:close()
-  local fh, err = part_open(x.r.file, 0)
-  x.fh = fh
-  return fh, "io", err
+  local ok, err = true, nil
+  if a > 0 then -- what lies past a in the .part is not this answer's
+    ok, err = x.fh:truncate(a)
+  elseif x.fh:at() > 0 then -- from byte 0 after all: a new file, as any download from 0
+    x.fh:close()
+    ok, err = part_open(x.r.file, 0)
+    x.fh = ok
+  end
+  return ok, "io", err
 end
 
 -- A connection to u: a kept one when there is one, unless `fresh`.  TLS is
