@@ -204,16 +204,23 @@ describe("the nginx wire", function()
 
   it("takes 1 MB in 1-byte chunks in under a second, while /ping on that worker answers within 10 ms", function()
     -- the worker's first client loads the library and makes the disk pool's
-    -- Lua VM (transport/ngx.lua): done first, so the pings time the wire alone
-    local warm = probe((download_request("video/1000")))
+    -- Lua VM (transport/ngx.lua), and the server makes its answer: done once
+    -- first, so that the time and the pings are the wire's alone
+    local size, rounds = 1048576, 10
+    local warm = probe((download_request("chunks/" .. size)))
     assert.is_string(warm.res, warm.text)
-    local size = 1048576
-    local req, path = download_request("chunks/" .. size)
-    write_file(dir .. "/big.json", assert(cjson.encode(req)))
-    local out, done = dir .. "/big.out", dir .. "/big.done"
-    assert(helper.execute(str_format("( %scurl -s -m 120 -H 'content-type: application/json' --data-binary @%s "
-      .. "-o %s http://127.0.0.1:%d/probe; touch %s ) >/dev/null 2>&1 &", helper.UNINSTRUMENTED,
-      q(dir .. "/big.json"), q(out), port, q(done))))
+    -- one download after another, /ping all along
+    local calls, paths = {}, {}
+    for i = 1, rounds do
+      local req
+      req, paths[i] = download_request("chunks/" .. size)
+      write_file(str_format("%s/big-%d.json", dir, i), assert(cjson.encode(req)))
+      calls[i] = str_format("%scurl -s -m 60 -H 'content-type: application/json' --data-binary @%s -o %s "
+        .. "http://127.0.0.1:%d/probe", helper.UNINSTRUMENTED, q(str_format("%s/big-%d.json", dir, i)),
+        q(str_format("%s/big-%d.out", dir, i)), port)
+    end
+    local done = dir .. "/big.done"
+    assert(helper.execute(str_format("( %s; touch %s ) >/dev/null 2>&1 &", table.concat(calls, "; "), q(done))))
     local times, t0, c = {}, gettime(), nil
     while not exists(done) and gettime() - t0 < 120 do
       if not c then -- one kept-alive connection, new when nginx ends it
@@ -238,15 +245,20 @@ describe("the nginx wire", function()
       helper.sleep(0.002)
     end
     if c then c:close() end
-    local o = assert(cjson.decode(read_file(out) or ""), read_file(out))
-    assert.equal(path, o.res, cjson.encode(o))
-    assert.is_true(read_file(path) == video(size), "the file is not the video")
+    local slowest, whole = 0, video(size)
+    for i = 1, rounds do
+      local text = read_file(str_format("%s/big-%d.out", dir, i)) or ""
+      local o = assert(cjson.decode(text), text)
+      assert.equal(paths[i], o.res, text)
+      assert.is_true(read_file(paths[i]) == whole, "the file is not the video")
+      slowest = math.max(slowest, o.elapsed)
+    end
     table.sort(times)
     local p95, worst = times[math.ceil(#times * 0.95)], times[#times]
-    io.stderr:write(str_format("\n  nginx wire: 1 MB in 1-byte chunks in %.3f s; /ping p95 %.2f ms, max %.2f ms "
-      .. "over %d pings\n", o.elapsed, p95 * 1000, worst * 1000, #times))
-    assert.is_true(o.elapsed < 1, str_format("the download took %.2f s", o.elapsed))
-    assert.is_true(#times >= 10, "only " .. #times .. " pings")
+    io.stderr:write(str_format("\n  nginx wire: 1 MB in 1-byte chunks in %.3f s at most (%d downloads); /ping p95 "
+      .. "%.2f ms, max %.2f ms over %d pings\n", slowest, rounds, p95 * 1000, worst * 1000, #times))
+    assert.is_true(slowest < 1, str_format("a download took %.2f s", slowest))
+    assert.is_true(#times >= 20, "only " .. #times .. " pings")
     assert.is_true(p95 < 0.010, str_format("95%% of the pings took up to %.1f ms", p95 * 1000))
     assert.is_true(worst < 0.050, str_format("a /ping took %.1f ms: the worker was held", worst * 1000))
   end)
