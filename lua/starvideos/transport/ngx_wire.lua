@@ -33,7 +33,7 @@ local now, part_open, sleep = core.now, core.part_open, ngx.sleep
 local HEAD_MAX = 64 * 1024 -- an answer's status line and headers, together
 local CHUNK = 64 * 1024    -- the most asked of a socket at once
 local IDLE_MS = 60 * 1000  -- how long a kept-alive connection waits for its next use
-local BREATHE = 0.002      -- the most a light thread works on before it yields
+local BREATHE = 0.001      -- the most a light thread works on before it yields
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 local serial = 0           -- names the pools of connections never to be shared
 
