@@ -331,6 +331,32 @@ SV_API const char *sv_file_kind(const char *path, int *err);
    How a transport written in Lua fills a download's .part.  0, or -1 with the
    reason in why. */
 SV_API int sv_file_write_at(const char *path, double at, const char *data, size_t len, int truncate, sv_buf *why);
+/* A download's .part written through one descriptor (sv_file.c), for a
+   transport written in Lua.  sv_part_open: offset 0 makes a new file (the name
+   unlinked, then O_EXCL|O_NOFOLLOW); offset > 0 goes on from a regular file of
+   one link holding at least offset bytes, else sets *short_ and returns NULL
+   (start again from 0).  Writes are buffered; sv_part_flush writes them out.
+   sv_part_at: the bytes accepted (the next byte's offset); sv_part_size: those
+   that reached the file through the descriptor.  sv_part_truncate cuts the
+   file to `at` (at most sv_part_size) and writes on from there.  sv_part_close
+   flushes and closes (0, or -1 with why); sv_part_free releases it.
+   sv_part_commit(fd, size, part, dest): fsync fd, check its size is size and
+   that part still names it, rename part to dest, fsync dest's folder. */
+typedef struct sv_part sv_part;
+SV_API sv_part *sv_part_open(const char *path, double offset, int *short_, sv_buf *why);
+SV_API int sv_part_write(sv_part *p, const char *data, size_t len, sv_buf *why);
+SV_API int sv_part_flush(sv_part *p, sv_buf *why);
+SV_API double sv_part_at(const sv_part *p);
+/* Whole plainly framed chunks of a chunked body in s from *pos, written; *pos
+   moves past them.  The data bytes written, or -1 with why. */
+SV_API double sv_part_chunks(sv_part *p, const char *s, size_t len, size_t *pos, sv_buf *why);
+SV_API double sv_part_size(const sv_part *p);
+SV_API int sv_part_fd(const sv_part *p);
+SV_API const char *sv_part_path(const sv_part *p);
+SV_API int sv_part_truncate(sv_part *p, double at, sv_buf *why);
+SV_API int sv_part_close(sv_part *p, sv_buf *why);
+SV_API void sv_part_free(sv_part *p);
+SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why);
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
 

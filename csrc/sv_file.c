@@ -20,6 +20,9 @@
 #ifndef O_NOFOLLOW
 #define O_NOFOLLOW 0
 #endif
+#ifndef O_DIRECTORY
+#define O_DIRECTORY 0
+#endif
 
 static int fail(sv_buf *why, const char *what, const char *path, int e) {
   sv_buf_addf(why, "cannot %s the journal %s: %s", what, path, strerror(e));
@@ -180,6 +183,206 @@ int sv_file_write_at(const char *path, double at, const char *data, size_t len, 
   }
   if (close(fd) != 0 && !e) e = errno;
   if (e) { sv_buf_addf(why, "cannot write the file: %s", strerror(e)); return -1; }
+  return 0;
+}
+
+/* A download's .part, written through one descriptor from open to commit.
+
+   sv_part_open: offset 0 starts a new file: the name is unlinked, then created
+   with O_EXCL|O_NOFOLLOW, so nothing planted at the name (a symbolic link, a
+   hard link to another file) is ever written through.  offset > 0 goes on
+   from the .part there, which must be a regular file of one link at least
+   offset bytes long; else *short_ is set (NULL returned, nothing touched) and
+   the caller starts again from 0.  The bytes go out through a buffer of
+   SV_PART_BUF; p->at counts the bytes accepted, p->base + p->written those that
+   reached the file through this descriptor. */
+#define SV_PART_BUF 65536
+
+struct sv_part {
+  int fd;
+  double base;    /* bytes the file held, kept, when this descriptor began writing */
+  double written; /* bytes that went through the descriptor since */
+  size_t len;     /* buffered, not yet written */
+  char *path;
+  char buf[SV_PART_BUF];
+};
+
+static int part_fail(sv_buf *why, const char *path, int e) {
+  sv_buf_addf(why, "cannot write %s: %s", path, e == ELOOP ? "it is a symbolic link" : strerror(e));
+  return -1;
+}
+
+sv_part *sv_part_open(const char *path, double offset, int *short_, sv_buf *why) {
+  sv_part *p;
+  int fd;
+  *short_ = 0;
+  if (offset > 0) {
+    struct stat st;
+    fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENXIO)) { *short_ = 1; return NULL; }
+    if (fd < 0) { part_fail(why, path, errno); return NULL; }
+    if (fstat(fd, &st) != 0) { part_fail(why, path, errno); close(fd); return NULL; }
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || (double)st.st_size < offset) {
+      close(fd);
+      *short_ = 1;
+      return NULL;
+    }
+    if (fcntl(fd, F_SETFL, 0) != 0) { part_fail(why, path, errno); close(fd); return NULL; }
+  } else {
+    if (unlink(path) != 0 && errno != ENOENT) { part_fail(why, path, errno); return NULL; }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) { part_fail(why, path, errno); return NULL; }
+    offset = 0;
+  }
+  p = malloc(sizeof *p);
+  if (p) p->path = malloc(strlen(path) + 1);
+  if (!p || !p->path) {
+    free(p);
+    close(fd);
+    sv_buf_adds(why, "out of memory");
+    return NULL;
+  }
+  strcpy(p->path, path);
+  p->fd = fd;
+  p->base = offset;
+  p->written = 0;
+  p->len = 0;
+  return p;
+}
+
+static int part_put(sv_part *p, const char *data, size_t len, sv_buf *why) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t w = pwrite(p->fd, data + done, len - done, (off_t)(p->base + p->written));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return part_fail(why, p->path, w < 0 ? errno : EIO);
+    done += (size_t)w;
+    p->written += (double)w;
+  }
+  return 0;
+}
+
+int sv_part_flush(sv_part *p, sv_buf *why) {
+  size_t len = p->len;
+  if (p->fd < 0) { sv_buf_adds(why, "the .part was closed"); return -1; }
+  p->len = 0;
+  return part_put(p, p->buf, len, why);
+}
+
+int sv_part_write(sv_part *p, const char *data, size_t len, sv_buf *why) {
+  if (p->fd < 0) { sv_buf_adds(why, "the .part was closed"); return -1; }
+  if (p->len + len > SV_PART_BUF && sv_part_flush(p, why) != 0) return -1;
+  if (len >= SV_PART_BUF) return part_put(p, data, len, why);
+  memcpy(p->buf + p->len, data, len);
+  p->len += len;
+  return 0;
+}
+
+double sv_part_at(const sv_part *p) { return p->base + p->written + (double)p->len; }
+
+int sv_part_truncate(sv_part *p, double at, sv_buf *why) {
+  if (sv_part_flush(p, why) != 0) return -1;
+  if (at < 0 || at > p->base + p->written) {
+    sv_buf_addf(why, "cannot write %s: byte %.0f is past its end", p->path, at);
+    return -1;
+  }
+  if (ftruncate(p->fd, (off_t)at) != 0) return part_fail(why, p->path, errno);
+  p->base = at;
+  p->written = 0;
+  return 0;
+}
+
+/* Whole chunks of a chunked body, s[*pos..len): each "<hex>\r\n<data>\r\n"
+   with 1 to 8 hex digits and a size > 0, all there, is written and *pos moves
+   past it.  Stops before the first that is not (the last chunk, one with an
+   extension, one not all read yet, a bad one), which the caller reads the
+   careful way.  The data bytes written, or -1 with why. */
+double sv_part_chunks(sv_part *p, const char *s, size_t len, size_t *pos, sv_buf *why) {
+  size_t i = *pos;
+  double bytes = 0;
+  while (i < len) {
+    size_t j = i, n = 0, digits = 0;
+    for (; j < len && digits < 9; j++, digits++) {
+      char ch = s[j];
+      int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+            : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+      if (v < 0) break;
+      n = n * 16 + (size_t)v;
+    }
+    if (digits == 0 || digits > 8 || n == 0 || len - j < 2 || s[j] != '\r' || s[j + 1] != '\n') break;
+    j += 2;
+    if (len - j < n + 2 || s[j + n] != '\r' || s[j + n + 1] != '\n') break;
+    if (sv_part_write(p, s + j, n, why) != 0) return -1;
+    bytes += (double)n;
+    i = j + n + 2;
+  }
+  *pos = i;
+  return bytes;
+}
+
+int sv_part_fd(const sv_part *p) { return p->fd; }
+const char *sv_part_path(const sv_part *p) { return p->path; }
+double sv_part_size(const sv_part *p) { return p->base + p->written; }
+
+int sv_part_close(sv_part *p, sv_buf *why) {
+  int rc = 0;
+  if (p->fd >= 0) {
+    rc = sv_part_flush(p, why);
+    if (close(p->fd) != 0 && rc == 0) rc = part_fail(why, p->path, errno);
+    p->fd = -1;
+  }
+  return rc;
+}
+
+void sv_part_free(sv_part *p) {
+  if (!p) return;
+  if (p->fd >= 0) close(p->fd);
+  free(p->path);
+  free(p);
+}
+
+/* The commit, on the descriptor the download wrote: fsync it; its size (fstat,
+   the same descriptor) must be the bytes it was given; the name part must still
+   be that file (stat vs fstat: nobody replaced it meanwhile); then rename to
+   dest and fsync the folder so the rename reaches the disk too. */
+int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why) {
+  struct stat mine, named;
+  const char *slash;
+  char *dir;
+  size_t n;
+  int dfd;
+  if (fsync(fd) != 0 || fstat(fd, &mine) != 0) return part_fail(why, part, errno);
+  if ((double)mine.st_size != size) {
+    sv_buf_addf(why, "cannot commit %s: it holds %.0f bytes where %.0f were written", part,
+                (double)mine.st_size, size);
+    return -1;
+  }
+  if (lstat(part, &named) != 0 || named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
+    sv_buf_addf(why, "cannot commit %s: another file took its name during the download", part);
+    return -1;
+  }
+  if (rename(part, dest) != 0) {
+    sv_buf_addf(why, "cannot rename %s into place: %s", part, strerror(errno));
+    return -1;
+  }
+  slash = strrchr(dest, '/');
+  n = slash ? (size_t)(slash - dest) : 1;
+  if (slash && n == 0) n = 1; /* "/name": the root */
+  dir = malloc(n + 1);
+  if (!dir) { sv_buf_adds(why, "out of memory"); return -1; }
+  if (slash) memcpy(dir, dest, n);
+  else dir[0] = '.';
+  dir[n] = '\0';
+  dfd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+  /* some file systems cannot sync a folder (EINVAL): the file itself is safe */
+  if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)) {
+    sv_buf_addf(why, "cannot sync the folder %s: %s", dir, strerror(errno));
+    if (dfd >= 0) close(dfd);
+    free(dir);
+    return -1;
+  }
+  close(dfd);
+  free(dir);
   return 0;
 }
 

@@ -15,10 +15,14 @@ local ngx = rawget(_G, "ngx")
 local spawn, kill, wait, run_thread = ngx.thread.spawn, ngx.thread.kill, ngx.thread.wait, ngx.run_worker_thread
 local type, tostring, pcall, pairs, error, math_max, concat =
   type, tostring, pcall, pairs, error, math.max, table.concat
-local write_at, verdict, new_error, now = core.write_at, core.verdict, options.new_error, core.now
+local part_open, verdict, new_error, now = core.part_open, core.verdict, options.new_error, core.now
 
 local PAGE_MAX = 64 * 1024 -- a download's error page, kept for the message
 
+-- A download writes its .part through one descriptor (core.part_open's handle),
+-- from the open to the commit.  The handle of a download that ended whole waits
+-- in `whole`, by the .part's name, for transport:commit.
+--
 -- A finished download's fsync and rename go to nginx's thread pool "starvideos"
 -- (`thread_pool starvideos threads=4;`), one at a time, so the worker never
 -- waits for the disk.  Making a pool thread's Lua VM costs the worker ~10 ms:
@@ -54,6 +58,7 @@ function N.new(cfg)
   local c = { ua = cfg.user_agent or "starvideos", connect_timeout = cfg.connect_timeout, pool_size = conns,
     slots = semaphore.new(conns) }
   local wake, running, done, first, last, closed = semaphore.new(0), {}, {}, 1, 0, false
+  local whole = {} -- .part name -> the handle of the download that ended whole there
   local t = {}
 
   local function live()
@@ -63,6 +68,10 @@ function N.new(cfg)
   local function run(x)
     local ok, tr, msg = pcall(W.exchange, c, x, key)
     if not ok then tr, msg = "broken", tostring(tr) end
+    if x.fh and not x.spent then -- what was read is in the file before anyone looks (flushed)
+      local flushed, err = x.fh:flush()
+      if not flushed and not tr then tr, msg = "io", err end
+    end
     x.tr, x.message, x.ended = tr or "none", msg, true
     if x.sock then x.sock:close(); x.sock = nil end
     if x.slot then x.slot = false; c.slots:post(1) end
@@ -77,16 +86,22 @@ function N.new(cfg)
     if not W.parse_url(r.url) then
       return nil, new_error("invalid_request", "url: expected an http(s) URL with a host", { field = "url" })
     end
-    local offset = r.op == "download" and r.offset or 0
+    local offset, fh = r.op == "download" and r.offset or 0, nil
     if r.op == "download" then
       if type(r.file) ~= "string" or r.file == "" then
         return nil, new_error("invalid_request", "path: expected a file path", { field = "path" })
       end
-      local ok, err = write_at(r.file, offset, "", offset <= 0) -- never through a symlink
-      if not ok then return nil, new_error("io", err, { field = "path" }) end
+      if whole[r.file] then whole[r.file]:close(); whole[r.file] = nil end
+      local err, short
+      if offset > 0 then fh, err, short = part_open(r.file, offset) end
+      if short or offset <= 0 then -- the .part we had is gone or cut: from byte 0, in a new file
+        offset = 0
+        fh, err = part_open(r.file, 0)
+      end
+      if not fh then return nil, new_error("io", err, { field = "path" }) end
     end
-    local x = { r = r, op = r.op, auth = r.auth, offset = offset, have = offset, parts = {}, kept = 0, buf = "",
-      got = 0, cap = r.op == "download" and PAGE_MAX or (r.max_body or 1024 * 1024),
+    local x = { r = r, op = r.op, auth = r.auth, offset = offset, have = offset, fh = fh, parts = {}, kept = 0,
+      buf = "", pos = 1, got = 0, cap = r.op == "download" and PAGE_MAX or (r.max_body or 1024 * 1024),
       deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
     running[x] = true
     x.thread = spawn(run, x)
@@ -115,7 +130,13 @@ function N.new(cfg)
       error("bad argument #1 to 'result' (an exchange that finished and was not taken)", 2)
     end
     x.spent = true
-    return verdict(x.op, x.status, concat(x.parts), x.retry_after, x.tr, x.message, x.have, x.total, key)
+    local body, err, tr, bytes, total = verdict(x.op, x.status, concat(x.parts), x.retry_after, x.tr, x.message,
+      x.have, x.total, key)
+    if x.fh then
+      if body then whole[x.r.file] = x.fh else x.fh:close() end
+      x.fh = nil
+    end
+    return body, err, tr, bytes, total
   end
 
   function t.progress(_, x) return x.have, x.total end
@@ -130,18 +151,29 @@ function N.new(cfg)
       if x.sock then x.sock:close(); x.sock = nil end
       if x.slot then x.slot = false; c.slots:post(1) end
     end
+    if x.fh then x.fh:close(); x.fh = nil end
   end
 
+  -- The commit acts on the descriptor the download wrote (core.part_commit):
+  -- its bytes synced and counted, renamed only while the name is still that
+  -- file, the folder synced; in the pool, the handle open meanwhile.
   function t.commit(_, part, path)
-    local pooled, ok, err = in_pool("commit", part, path)
-    if pooled then return ok, err end
-    return core.commit(part, path)
+    local fh = whole[part]
+    if not fh then return nil, "cannot commit " .. tostring(part) .. ": no whole download was written there" end
+    whole[part] = nil
+    local fd, size, name = fh:prepare()
+    local pooled, ok, err = false, fd, size
+    if fd then pooled, ok, err = in_pool("part_commit", fd, size, name, path) end
+    if fd and not pooled then ok, err = core.part_commit(fd, size, name, path) end
+    fh:close()
+    return ok, err
   end
 
   function t.close()
     if closed then return end
     for x in pairs(running) do t:cancel(x) end
     while first <= last do t:finished() end
+    for part, fh in pairs(whole) do fh:close(); whole[part] = nil end
     closed = true
   end
 

@@ -7,10 +7,19 @@
 --
 --   W.exchange(c, x, key) -> nil on a whole answer, else tr, message
 --     c: ua, connect_timeout, pool_size, slots (a semaphore of max_connections)
---     x: r (the request, transport.lua), op, auth, offset, deadline, stall;
+--     x: r (the request, transport.lua), op, auth, offset, deadline, stall,
+--        and a download's fh (core.part_open's handle on r.file, at offset);
 --        it fills status, retry_after, parts (the body, up to cap bytes),
---        have, total (a download's bytes in its file and its size)
+--        have, total (a download's bytes in its file and its size); a 200 to
+--        a download that asked for a Range replaces fh with a new file
 --   W.parse_url(url) -> { scheme, host, port, authority, path } | nil
+--
+-- Linear in the answer's bytes: what was read ahead is one string and a
+-- position in it (x.buf, x.pos), never copied to drop what was used, and a
+-- line that spans reads is gathered piece by piece.  Whole chunks already read
+-- go to the file straight from that string, parsed in C (fh:chunks).  The
+-- light thread yields to the worker's other work every BREATHE seconds of its
+-- own (ngx.sleep(0)): a fast server never holds the worker for a download.
 
 local core = require "starvideos.core"
 
@@ -18,11 +27,13 @@ local ngx = rawget(_G, "ngx")
 local tcp = ngx.socket.tcp
 local type, tostring, tonumber, math_max, math_min, math_floor, string_format =
   type, tostring, tonumber, math.max, math.min, math.floor, string.format
-local now, write_at = core.now, core.write_at
+local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
+local now, part_open, sleep = core.now, core.part_open, ngx.sleep
 
 local HEAD_MAX = 64 * 1024 -- an answer's status line and headers, together
 local CHUNK = 64 * 1024    -- the most asked of a socket at once
 local IDLE_MS = 60 * 1000  -- how long a kept-alive connection waits for its next use
+local BREATHE = 0.001      -- the most a light thread works on before it yields
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 local serial = 0           -- names the pools of connections never to be shared
 
@@ -70,36 +81,61 @@ local function wire(x, err)
   return "timeout", string_format("no data for %g s", x.stall or 0)
 end
 
+-- Other work of the worker runs when this thread has worked BREATHE seconds.
+local function breathe(x)
+  local t = now()
+  if t - x.since < BREATHE then return end
+  sleep(0)
+  x.since = now()
+end
+
 -- Up to n bytes of the answer, those read ahead first (not with `fresh`) | nil, socket error.
 local function take(x, n, fresh)
-  local b = x.buf
-  if b ~= "" and not fresh then
-    if #b <= n then x.buf = ""; return b end
-    x.buf = b:sub(n + 1)
-    return b:sub(1, n)
+  local b, pos = x.buf, x.pos
+  local left = #b - pos + 1
+  if left > 0 and not fresh then
+    if left <= n then
+      x.buf, x.pos = "", 1
+      return pos == 1 and b or sub(b, pos)
+    end
+    x.pos = pos + n
+    return sub(b, pos, pos + n - 1)
   end
   if not arm(x, x.stall) then return nil, "timeout" end
+  breathe(x)
   local data, err = x.sock:receiveany(n)
   if data then x.got = x.got + #data end
   return data, err
 end
 
+-- A line's text without its CR LF (or LF) ending at e.
+local function cut(s, from, e)
+  return sub(s, from, (e > from and byte(s, e - 1) == 13) and e - 2 or e - 1)
+end
+
 -- One line without its end, from at most `room` bytes: line, bytes used | nil, tr, message.
 local function line(x, room)
-  local from = 1
-  while true do
-    local e = x.buf:find("\n", from, true)
-    if e and e <= room then
-      local l = x.buf:sub(1, e - 1):gsub("\r$", "")
-      x.buf = x.buf:sub(e + 1)
-      return l, e
-    end
-    if e or #x.buf >= room then return nil, "garbled", "the answer's headers are too large" end
-    from = #x.buf + 1
+  local b, pos = x.buf, x.pos
+  local e = find(b, "\n", pos, true)
+  if e and e - pos < room then
+    x.pos = e + 1
+    return cut(b, pos, e), e - pos + 1
+  end
+  local parts, have = { sub(b, pos) }, #b - pos + 1
+  while not e do -- the line goes on past what was read: gather it piece by piece
+    if have >= room then break end
     local data, err = take(x, CHUNK, true)
     if not data then return nil, wire(x, err) end
-    x.buf = x.buf .. data
+    e = find(data, "\n", 1, true)
+    if e and have + e <= room then
+      parts[#parts + 1] = sub(data, 1, e)
+      x.buf, x.pos = data, e + 1
+      local l = concat(parts)
+      return cut(l, 1, #l), have + e
+    end
+    parts[#parts + 1], have = data, have + #data
   end
+  return nil, "garbled", "the answer's headers are too large"
 end
 
 -- Status and headers (lowercased), past any 1xx: status, headers, reusable | nil, tr, message.
@@ -129,7 +165,7 @@ end
 local function sink(x, data)
   if x.spent then return nil, "broken", "the exchange was cancelled" end
   if x.to_file then
-    local ok, err = write_at(x.r.file, x.have, data)
+    local ok, err = x.fh:write(data)
     x.have = x.have + (ok and #data or 0)
     return ok, "io", err
   end
@@ -156,6 +192,14 @@ local function fixed(x, n)
   return true
 end
 
+-- The chunks wholly in what was read, straight from it to the file (in C:
+-- fh:chunks), up to the first that is not plainly framed or not all there,
+-- which the caller reads the careful way (and so says what is wrong with it).
+local function whole_chunks(x)
+  local pos, n = x.fh:chunks(x.buf, x.pos)
+  if pos then x.pos, x.have = pos, x.have + n end
+end
+
 -- The body as its headers frame it: true | nil, tr, message.
 local function body(x, h)
   if x.status == 204 or x.status == 304 then return true end
@@ -166,6 +210,7 @@ local function body(x, h)
     return fixed(x, tonumber(cl))
   end
   while true do
+    if x.to_file and not x.spent then whole_chunks(x) end
     local l, tr, msg = line(x, 1024)
     if not l then return nil, tr, msg end
     local hex, rest = l:match("^(%x+)(.*)$")
@@ -187,7 +232,7 @@ local function body(x, h)
 end
 
 -- A download's 200 is written from byte 0, a 206 from the byte its Content-Range
--- names, which must be one we have.
+-- names, which must be one we have: the .part is cut there.
 local function start_file(x, h)
   local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
   a, b, t = tonumber(a), tonumber(b), tonumber(t)
@@ -198,8 +243,16 @@ local function start_file(x, h)
     return nil, "broken", string_format("the server sent a byte range that does not follow the %.0f bytes we have",
       x.offset)
   end
+  if x.spent then return nil, "broken", "the exchange was cancelled" end
   x.have, x.total, x.to_file = a, t, true
-  local ok, err = write_at(x.r.file, a, "", true)
+  local ok, err = true, nil
+  if a > 0 then -- what lies past a in the .part is not this answer's
+    ok, err = x.fh:truncate(a)
+  elseif x.fh:at() > 0 then -- from byte 0 after all: a new file, as any download from 0
+    x.fh:close()
+    ok, err = part_open(x.r.file, 0)
+    x.fh = ok
+  end
   return ok, "io", err
 end
 
@@ -251,7 +304,7 @@ local function ask(c, x, u, key)
     local ok, tr, msg = connect(c, x, u, fresh)
     if not ok then return nil, tr, msg end
     local reused = x.sock:getreusedtimes() > 0
-    x.buf, x.got = "", 0
+    x.buf, x.pos, x.got = "", 1, 0
     if not arm(x) then return nil, "not_sent", "timed out before the request was sent" end
     local sent, err = x.sock:send(request(c, x, u, key))
     local status, h, keep
@@ -269,7 +322,7 @@ function W.exchange(c, x, key)
   if not c.slots:wait(math_max(0.001, x.deadline and x.deadline - now() or 86400)) then
     return "not_sent", "timed out waiting for a free connection (max_connections)"
   end
-  x.slot = true
+  x.slot, x.since = true, now()
   for hops = 0, 5 do
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
