@@ -172,8 +172,6 @@ typedef struct sv_json_member {
    ("truncated", "expected ':' at byte 12", ...) in why. */
 SV_API int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max,
                         char *why, size_t whylen);
-/* The string "id" member of a JSON object, unescaped, into out; 0 or -1. */
-SV_API int sv_json_task_id(const char *body, size_t len, char *out, size_t outlen);
 /* Decode a JSON string value (with its quotes) into out; 0 or -1. */
 SV_API int sv_json_unescape(const char *val, size_t len, sv_buf *out);
 
@@ -196,7 +194,8 @@ SV_API int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup);
 /* The first top-level "id" member whose value is a whole JSON string, read from
    a prefix of an object (the rest may be cut off or broken), unescaped into out.
    0, or -1 when there is none, it does not fit, or it fails sv_task_id_ok.
-   sv_json_task_id gives the same answer. */
+   Only the top-level "id" counts (never one nested in another member), so that
+   a garbled answer never names a task that is not the one created. */
 SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t outlen);
 
 /* ---------------------------------------------------------------- answers */
@@ -295,14 +294,12 @@ SV_API double sv_wallclock(void);
 
 SV_API sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen);
 SV_API void sv_http_free(sv_http *h); /* ends every exchange still running */
-SV_API sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err);
+SV_API sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err);
 /* Do the network work that is ready; wait at most max_wait seconds for an exchange
    to finish (0: never wait).  Returns how many are finished and not yet taken. */
 SV_API int sv_http_poll(sv_http *h, double max_wait);
 SV_API sv_xfer *sv_http_finished(sv_http *h); /* the next finished exchange, or NULL */
-SV_API int sv_http_running(const sv_http *h);
 SV_API const char *sv_http_secret(const sv_http *h);
-SV_API void *sv_xfer_owner(const sv_xfer *x);
 SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finished */
 SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
 SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */

@@ -57,7 +57,6 @@ struct sv_xfer {
   sv_http *h;
   sv_xfer *prev, *next;
   int list;
-  void *owner;
   sv_op op;
   CURL *easy;
   struct curl_slist *headers; /* a download's own; API requests share h->api_headers */
@@ -303,9 +302,7 @@ void sv_http_free(sv_http *h) {
   curl_global_cleanup();
 }
 
-int sv_http_running(const sv_http *h) { return h->n_running; }
 const char *sv_http_secret(const sv_http *h) { return h->api_key; }
-void *sv_xfer_owner(const sv_xfer *x) { return x->owner; }
 
 /* ----------------------------------------------------- curl callbacks */
 
@@ -596,7 +593,7 @@ static CURL *take_easy(sv_http *h, int get, int *ready) {
   return e;
 }
 
-sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) {
+sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   sv_xfer *x;
   CURL *e;
   struct curl_slist *headers = NULL;
@@ -612,7 +609,6 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   }
   x->h = h;
-  x->owner = owner;
   x->op = s->op;
   x->fd = -1;
   x->total = x->range_start = x->range_total = -1;
