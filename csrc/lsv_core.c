@@ -351,21 +351,16 @@ static int l_isatty(lua_State *L) {
 }
 
 /* commit(part, path) -> true | nil, message: the finished download reaches the
-   disk (fsync), then takes its final name. */
+   disk (fsync), then takes its final name, and the folder is synced.  The
+   commit acts on the file the download wrote: the descriptor its transport
+   left (lsv_part_put), else part opened now; it fails when part names another
+   file by then. */
 static int l_commit(lua_State *L) {
   const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
-  int fd = open(part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 || fsync(fd) != 0) {
-    int e = errno;
-    if (fd >= 0) close(fd);
+  char why[512];
+  if (sv_commit_now(lsv_part_take(L, part), part, path, why, sizeof why) != 0) {
     lua_pushnil(L);
-    lua_pushfstring(L, "cannot write %s: %s", part, strerror(e));
-    return 2;
-  }
-  close(fd);
-  if (rename(part, path) != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot rename %s into place: %s", part, strerror(errno));
+    lua_pushstring(L, why);
     return 2;
   }
   lua_pushboolean(L, 1);
@@ -373,15 +368,15 @@ static int l_commit(lua_State *L) {
 }
 
 /* commit_start(part, path) -> handle | nil, message: the same commit as commit
-   (and the folder synced after the rename) on a helper thread, so that the
-   caller does not wait for the disk; handle:poll() says when it is done. */
+   on a helper thread, so that the caller does not wait for the disk;
+   handle:poll() says when it is done. */
 static int l_commit_start(lua_State *L) {
   const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
   char why[256];
   lcommit *lc = lua_newuserdatauv(L, sizeof *lc, 0);
   lc->c = NULL;
   luaL_setmetatable(L, COMMIT_MT);
-  lc->c = sv_commit_start(part, path, why, sizeof why);
+  lc->c = sv_commit_start(lsv_part_take(L, part), part, path, why, sizeof why);
   if (!lc->c) {
     lua_pushnil(L);
     lua_pushstring(L, why);

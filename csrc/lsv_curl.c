@@ -9,6 +9,7 @@
 #include "compat.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #define CURL_MT "starvideos.curl"
 #define XFER_MT "starvideos.xfer"
@@ -96,6 +97,10 @@ static int t_send(lua_State *L) {
     s.stall = opt_number(L, 2, "stall", 0);
     s.file = opt_string(L, 2, "file");
     s.offset = opt_number(L, 2, "offset", 0);
+    if (s.file) { /* a file left by an earlier download of it and never committed */
+      int old = lsv_part_take(L, s.file);
+      if (old >= 0) close(old);
+    }
   } else {
     double max_body = opt_number(L, 2, "max_body", 0);
     s.max_body = (size_t)(max_body > 0 && max_body < 1e9 ? max_body : 0);
@@ -155,7 +160,8 @@ static void forget(lua_State *L, lxfer *lx) {
   lx->x = NULL;
 }
 
-/* t:result(h) -> body, err, tr[, bytes, total]; the handle is spent */
+/* t:result(h) -> body, err, tr[, bytes, total]; the handle is spent.  A whole
+   download's file stays open, left for core.commit(_start) of its path. */
 static int t_result(lua_State *L) {
   lhttp *lh = check_http(L);
   lxfer *lx = check_xfer(L, 2);
@@ -163,6 +169,11 @@ static int t_result(lua_State *L) {
   int n;
   sv_xfer_exchange(lx->x, &x);
   n = lsv_push_verdict(L, &x, sv_http_secret(lh->h));
+  if (x.op == SV_OP_DOWNLOAD && !lua_isnil(L, -n)) { /* whole: its open file waits for core.commit_start */
+    const char *file;
+    int fd = sv_xfer_take_file(lx->x, &file);
+    if (fd >= 0) lsv_part_put(L, file, fd);
+  }
   forget(L, lx);
   return n;
 }

@@ -302,6 +302,10 @@ SV_API sv_xfer *sv_http_finished(sv_http *h); /* the next finished exchange, or 
 SV_API const char *sv_http_secret(const sv_http *h);
 SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finished */
 SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
+/* A whole download's file, still open: its descriptor (now the caller's, to
+   commit: sv_commit_start) and its path in *file (owned by x); -1 for any other
+   exchange, or when taken already. */
+SV_API int sv_xfer_take_file(sv_xfer *x, const char **file);
 SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
 
 /* ------------------------------------------------------------------ files */
@@ -324,16 +328,19 @@ SV_API int sv_file_write_at(const char *path, double at, const char *data, size_
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
 
-/* A finished download's commit: fsync the .part, rename it to its final name,
-   fsync the folder.  sv_commit_now does it here and now (0, or -1 with why);
-   sv_commit_start does it on a helper thread of its own and returns at once
-   (NULL with why only when out of memory; without a thread it is done before
-   returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
+/* A finished download's commit: fsync the .part, check that its name still
+   points to the file (st_dev and st_ino of the descriptor), rename it to its
+   final name, fsync the folder.  fd is the .part's descriptor, the one the
+   download wrote through (sv_xfer_take_file), taken over and closed; -1 opens
+   part by name (a file written some other way).  sv_commit_now does it here and
+   now (0, or -1 with why); sv_commit_start does it on a helper thread of its own
+   and returns at once (NULL with why only when out of memory; without a thread
+   it is done before returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
    *why (owned by c).  sv_commit_wait blocks until done and answers the same.
    sv_commit_free waits for the thread when it still runs. */
 typedef struct sv_commit sv_commit;
-SV_API int sv_commit_now(const char *part, const char *path, char *why, size_t whylen);
-SV_API sv_commit *sv_commit_start(const char *part, const char *path, char *why, size_t whylen);
+SV_API int sv_commit_now(int fd, const char *part, const char *path, char *why, size_t whylen);
+SV_API sv_commit *sv_commit_start(int fd, const char *part, const char *path, char *why, size_t whylen);
 SV_API int sv_commit_poll(sv_commit *c, const char **why);
 SV_API int sv_commit_wait(sv_commit *c, const char **why);
 SV_API void sv_commit_free(sv_commit *c);
