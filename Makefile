@@ -13,14 +13,11 @@ WARN      := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototyp
 DEFS      := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden
 
-CORE_SRC  := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csrc/sv_call.c csrc/sv_http.c csrc/sv_file.c csrc/sv_commit.c
-BIND_SRC  := csrc/lsv_core.c
-OBJ       := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_SRC) $(BIND_SRC))
-# Two modules: starvideos.core (everything but libcurl's transport: the binding
-# built with SV_NO_CURL, no libcurl linked, so `require "starvideos"` is quick)
-# and starvideos.curl (the transport, loaded with the first client).
-NOCURL_SRC := $(filter-out csrc/sv_http.c,$(CORE_SRC))
-CORE_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(NOCURL_SRC)) build/obj/lsv_core_nocurl.o
+include mk/sources.mk
+# every C file of the two modules, each compiled once into build/obj/
+ALL_SRC   := $(SV_SRC) $(SV_HTTP_SRC) $(LSV_SRC) csrc/lsv_core.c csrc/lsv_curl.c
+CORE_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_MOD_SRC))
+CURL_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CURL_MOD_SRC))
 SO        := build/starvideos/core.so build/starvideos/curl.so
 # the core as nginx's LuaJIT loads it (spec/nginx_spec.lua, examples/openresty/)
 NGX_SO    := build/luajit/starvideos/core.so
@@ -56,22 +53,19 @@ TEST_BIN  := build/test_core
 all: $(SO) $(TEST_BIN) $(COMPAT_SO)
 
 # The core alone, without Lua: its C tests link only libcurl.
-$(TEST_BIN): csrc/test/test_core.c $(filter-out build/obj/lsv_%,$(OBJ))
+$(TEST_BIN): csrc/test/test_core.c $(patsubst csrc/%.c,build/obj/%.o,$(SV_SRC) $(SV_HTTP_SRC))
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm -ldl -pthread
 
 build/obj/%.o: csrc/%.c csrc/sv_core.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -c $< -o $@
-build/obj/lsv_core.o: csrc/compat.h
-build/obj/lsv_core_nocurl.o: csrc/lsv_core.c csrc/sv_core.h csrc/compat.h | $(DEPS_FIRST)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DSV_NO_CURL $(LUA_INC) -c $< -o $@
+$(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/lsv_%,$(ALL_SRC))): csrc/lsv.h csrc/compat.h
 
 build/starvideos/core.so: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ -lm -ldl -pthread
 
-build/starvideos/curl.so: $(OBJ)
+build/starvideos/curl.so: $(CURL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(CURL_LIBS) -lm -ldl -pthread
 
@@ -86,16 +80,13 @@ define VM_RULES
 build/$(1)/obj/%.o: csrc/%.c csrc/sv_core.h | $$(DEPS_FIRST)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -c $$< -o $$@
-build/$(1)/obj/lsv_core.o: csrc/compat.h
-build/$(1)/obj/lsv_core_nocurl.o: csrc/lsv_core.c csrc/sv_core.h csrc/compat.h | $$(DEPS_FIRST)
-	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_CFLAGS) -DSV_NO_CURL $$(INC_$(1)) -c $$< -o $$@
+$$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/lsv_%,$$(ALL_SRC))): csrc/lsv.h csrc/compat.h
 
 build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CORE_OBJ))
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ -lm -ldl -pthread
 
-build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(OBJ))
+build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CURL_OBJ))
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm -ldl -pthread
 
@@ -155,4 +146,4 @@ env:
 	  echo "env: not built yet: make build/$(VM)/starvideos/core.so build/$(VM)/starvideos/curl.so" >&2; }
 .PHONY: env
 
--include mk/*.mk
+-include $(filter-out mk/sources.mk,$(wildcard mk/*.mk))

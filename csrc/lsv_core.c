@@ -1,12 +1,9 @@
 /* starvideos.core: the Lua binding of the C core.  Strings in, strings out: the
    binding never calls a Lua function (no require, no lua_call).  Lua encodes
    `extra` and decodes answers with lua-cjson itself; this file hands it the raw
-   body and the core's verdict.  It holds two classes: the libcurl transport
-   (starvideos.curl) and its exchanges (starvideos.xfer). */
-#include "sv_core.h"
-
-#include <lauxlib.h>
-#include <lua.h>
+   body and the core's verdict.  The libcurl transport's binding is a module
+   of its own (lsv_curl.c, starvideos.curl); what both share is lsv_util.c. */
+#include "lsv.h"
 
 #include "compat.h"
 
@@ -18,65 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef LUAOPEN_API
-#define LUAOPEN_API __attribute__((visibility("default")))
-#endif
-
-#define CURL_MT "starvideos.curl"
-#define XFER_MT "starvideos.xfer"
-#define ERROR_MT "starvideos.error"
 #define COMMIT_MT "starvideos.commit"
 #define LOCK_MT "starvideos.lock"
 
-typedef struct lhttp { sv_http *h; } lhttp;
-typedef struct lxfer { sv_xfer *x; } lxfer;
 typedef struct lcommit { sv_commit *c; } lcommit;
 typedef struct llock { int fd; } llock;
-
-/* --------------------------------------------------------------- errors */
-
-static void push_error(lua_State *L, const sv_error *e) {
-  lua_createtable(L, 0, 6);
-  lua_pushstring(L, sv_kind_name(e->kind));
-  lua_setfield(L, -2, "kind");
-  lua_pushstring(L, e->message);
-  lua_setfield(L, -2, "message");
-  if (e->field[0]) { lua_pushstring(L, e->field); lua_setfield(L, -2, "field"); }
-  if (e->status > 0) { lua_pushinteger(L, (lua_Integer)e->status); lua_setfield(L, -2, "status"); }
-  if (e->retry_after >= 0) { lua_pushnumber(L, e->retry_after); lua_setfield(L, -2, "retry_after"); }
-  if (e->maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, -2, "maybe_created"); }
-  if (e->id[0]) {
-    lua_pushstring(L, e->id);
-    lua_setfield(L, -2, "id");
-    if (e->maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, -2, "created"); }
-  }
-  luaL_setmetatable(L, ERROR_MT);
-}
-
-static int fail_with(lua_State *L, const sv_error *e) {
-  lua_pushnil(L);
-  push_error(L, e);
-  return 2;
-}
-
-/* One readable line: "kind: message". */
-static int error_tostring(lua_State *L) {
-  const char *kind, *msg;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, 1, "kind");
-  lua_getfield(L, 1, "message");
-  kind = lua_tostring(L, -2);
-  msg = lua_tostring(L, -1);
-  lua_pushfstring(L, "%s: %s", kind ? kind : "error", msg ? msg : "(no message)");
-  return 1;
-}
-
-static int error_concat(lua_State *L) {
-  luaL_tolstring(L, 1, NULL); /* __tostring for the error, as-is for strings */
-  luaL_tolstring(L, 2, NULL);
-  lua_concat(L, 2);
-  return 1;
-}
 
 /* A Lua error table back into an sv_error (kind, status, retry_after). */
 static void to_error(lua_State *L, int idx, sv_error *e) {
@@ -223,7 +166,7 @@ static int l_validate(lua_State *L) {
   sv_params p;
   sv_error err;
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (to_params(L, 1, 2, &p, &err) || sv_validate(&p, NULL, &err)) return fail_with(L, &err);
+  if (to_params(L, 1, 2, &p, &err) || sv_validate(&p, NULL, &err)) return lsv_fail(L, &err);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -235,9 +178,9 @@ static int l_build_create(lua_State *L) {
   sv_buf body;
   const char *path;
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (to_params(L, 1, 2, &p, &err)) return fail_with(L, &err);
+  if (to_params(L, 1, 2, &p, &err)) return lsv_fail(L, &err);
   sv_buf_init(&body);
-  if (sv_build_create(&p, &body, &path, &err)) { sv_buf_free(&body); return fail_with(L, &err); }
+  if (sv_build_create(&p, &body, &path, &err)) { sv_buf_free(&body); return lsv_fail(L, &err); }
   lua_pushstring(L, path);
   lua_pushlstring(L, sv_buf_cstr(&body), body.len);
   sv_buf_free(&body);
@@ -252,7 +195,7 @@ static int l_result_path(lua_State *L) {
   sv_error err;
   sv_buf_init(&out);
   sv_error_clear(&err);
-  if (sv_result_path(id, len, &out, &err)) { sv_buf_free(&out); return fail_with(L, &err); }
+  if (sv_result_path(id, len, &out, &err)) { sv_buf_free(&out); return lsv_fail(L, &err); }
   lua_pushlstring(L, sv_buf_cstr(&out), out.len);
   sv_buf_free(&out);
   return 1;
@@ -264,7 +207,7 @@ static int l_task_id(lua_State *L) {
   size_t len;
   const char *body = luaL_checklstring(L, 1, &len);
   char id[sizeof(((sv_error *)0)->id)];
-  if (sv_json_task_id(body, len, id, sizeof id) != 0) return 0;
+  if (sv_json_prefix_id(body, len, id, sizeof id) != 0) return 0;
   lua_pushstring(L, id);
   return 1;
 }
@@ -308,50 +251,29 @@ static int l_clean(lua_State *L) {
   return 1;
 }
 
-static const char *const op_names[] = { "create", "query", "download", NULL };
-static const char *const tr_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
-
-/* The verdict's Lua face: body, err, tr, bytes, total, where body is the answer
-   (a download's: "") on success and err the error table otherwise. */
-static int push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
-  sv_error err;
-  sv_transport tr;
-  int rc = sv_verdict(x, sv_wallclock(), secret, &err, &tr);
-  if (rc == 0) lua_pushlstring(L, x->op == SV_OP_DOWNLOAD ? "" : x->body, x->op == SV_OP_DOWNLOAD ? 0 : x->body_len);
-  else lua_pushnil(L);
-  if (rc == 0) lua_pushnil(L);
-  else push_error(L, &err);
-  lua_pushstring(L, sv_transport_name(tr));
-  if (x->op != SV_OP_DOWNLOAD) return 3;
-  lua_pushinteger(L, (lua_Integer)x->bytes);
-  if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);
-  else lua_pushnil(L);
-  return 5;
-}
-
 /* verdict(op, status, body, retry_after, tr, message, bytes, total, secret)
    -> body, err, tr[, bytes, total]: the same reading of an exchange for a
    transport written in Lua as the libcurl one gets. */
 static int l_verdict(lua_State *L) {
   sv_exchange x;
   memset(&x, 0, sizeof x);
-  x.op = (sv_op)luaL_checkoption(L, 1, NULL, op_names);
+  x.op = (sv_op)luaL_checkoption(L, 1, NULL, lsv_op_names);
   x.status = (long)luaL_optinteger(L, 2, 0);
   x.body = luaL_optlstring(L, 3, "", &x.body_len);
   x.retry_after = luaL_optstring(L, 4, NULL);
-  x.tr = (sv_transport)luaL_checkoption(L, 5, "none", tr_names);
+  x.tr = (sv_transport)luaL_checkoption(L, 5, "none", lsv_tr_names);
   x.message = luaL_optstring(L, 6, "");
   x.bytes = (double)luaL_optnumber(L, 7, 0);
   x.total = (double)luaL_optnumber(L, 8, -1);
-  return push_verdict(L, &x, luaL_optstring(L, 9, NULL));
+  return lsv_push_verdict(L, &x, luaL_optstring(L, 9, NULL));
 }
 
 /* retry(op, tr, err, attempt, max_retries, backoff, max_wait, rnd) -> delay | nil,
    rnd being a uniform number in [0, 1) for the jitter.  Giving up on a create
    that may have happened marks err.maybe_created. */
 static int l_retry(lua_State *L) {
-  sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, op_names);
-  sv_transport tr = (sv_transport)luaL_checkoption(L, 2, NULL, tr_names);
+  sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, lsv_op_names);
+  sv_transport tr = (sv_transport)luaL_checkoption(L, 2, NULL, lsv_tr_names);
   sv_error e;
   double delay = 0;
   lua_Integer attempt, retries;
@@ -431,21 +353,16 @@ static int l_isatty(lua_State *L) {
 }
 
 /* commit(part, path) -> true | nil, message: the finished download reaches the
-   disk (fsync), then takes its final name. */
+   disk (fsync), then takes its final name, and the folder is synced.  The
+   commit acts on the file the download wrote: the descriptor its transport
+   left (lsv_part_put), else part opened now; it fails when part names another
+   file by then. */
 static int l_commit(lua_State *L) {
   const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
-  int fd = open(part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 || fsync(fd) != 0) {
-    int e = errno;
-    if (fd >= 0) close(fd);
+  char why[512];
+  if (sv_commit_now(lsv_part_take(L, part), part, path, why, sizeof why) != 0) {
     lua_pushnil(L);
-    lua_pushfstring(L, "cannot write %s: %s", part, strerror(e));
-    return 2;
-  }
-  close(fd);
-  if (rename(part, path) != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot rename %s into place: %s", part, strerror(errno));
+    lua_pushstring(L, why);
     return 2;
   }
   lua_pushboolean(L, 1);
@@ -453,15 +370,15 @@ static int l_commit(lua_State *L) {
 }
 
 /* commit_start(part, path) -> handle | nil, message: the same commit as commit
-   (and the folder synced after the rename) on a helper thread, so that the
-   caller does not wait for the disk; handle:poll() says when it is done. */
+   on a helper thread, so that the caller does not wait for the disk;
+   handle:poll() says when it is done. */
 static int l_commit_start(lua_State *L) {
   const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
   char why[256];
   lcommit *lc = lua_newuserdatauv(L, sizeof *lc, 0);
   lc->c = NULL;
   luaL_setmetatable(L, COMMIT_MT);
-  lc->c = sv_commit_start(part, path, why, sizeof why);
+  lc->c = sv_commit_start(lsv_part_take(L, part), part, path, why, sizeof why);
   if (!lc->c) {
     lua_pushnil(L);
     lua_pushstring(L, why);
@@ -617,7 +534,6 @@ static int l_write_at(lua_State *L) {
    a thread of nginx's pool given prepare()'s values (the handle stays open in
    the worker until it answers). */
 #define PART_MT "starvideos.part"
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close);
 typedef struct lpart { sv_part *p; } lpart;
 
 static int part_answer(lua_State *L, int rc, sv_buf *why) {
@@ -732,7 +648,7 @@ static int l_part_open(lua_State *L) {
       { "write", p_write }, { "chunks", p_chunks }, { "flush", p_flush }, { "at", p_at }, { "truncate", p_truncate },
       { "commit", p_commit }, { "prepare", p_prepare }, { "close", p_close }, { NULL, NULL }
     };
-    new_class(L, PART_MT, methods, p_close);
+    lsv_new_class(L, PART_MT, methods, p_close);
   }
   lua_pop(L, 1);
   luaL_setmetatable(L, PART_MT);
@@ -775,210 +691,12 @@ static int l_random_id(lua_State *L) {
   return 1;
 }
 
-/* --------------------------------------------------------- the transport */
-
-#ifndef SV_NO_CURL /* the libcurl transport: in starvideos.curl (curl.so), not in core.so */
-static lhttp *check_http(lua_State *L) {
-  lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
-  if (!lh->h) luaL_error(L, "the starvideos transport is closed");
-  return lh;
-}
-
-static double opt_number(lua_State *L, int t, const char *k, double def) {
-  double v;
-  lua_getfield(L, t, k);
-  v = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : def;
-  lua_pop(L, 1);
-  return v;
-}
-
-static const char *opt_string(lua_State *L, int t, const char *k) {
-  const char *v;
-  lua_getfield(L, t, k);
-  v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL; /* the table keeps it alive */
-  lua_pop(L, 1);
-  return v;
-}
-
-/* curl{api_key=, ca_file=, user_agent=, connect_timeout=, max_connections=}: the
-   options were checked (and defaulted) by the Lua side; nothing is defaulted here. */
-static int l_curl(lua_State *L) {
-  sv_http_config cfg;
-  char errbuf[128];
-  lhttp *lh;
-  double conns;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  memset(&cfg, 0, sizeof cfg);
-  cfg.api_key = opt_string(L, 1, "api_key");
-  cfg.ca_file = opt_string(L, 1, "ca_file");
-  cfg.user_agent = opt_string(L, 1, "user_agent");
-  cfg.connect_timeout = opt_number(L, 1, "connect_timeout", 0);
-  conns = opt_number(L, 1, "max_connections", 1);
-  cfg.max_connections = conns >= 1 && conns <= 1024 ? (int)conns : conns > 1024 ? 1024 : 1;
-  lh = lua_newuserdatauv(L, sizeof *lh, 1);
-  lh->h = NULL;
-  luaL_setmetatable(L, CURL_MT);
-  lua_newtable(L); /* in flight: lightuserdata(xfer) -> its handle */
-  lua_setiuservalue(L, -2, 1);
-  lh->h = sv_http_new(&cfg, errbuf, sizeof errbuf);
-  if (!lh->h) return luaL_error(L, "starvideos: %s", errbuf);
-  return 1;
-}
-
-static int getbool(lua_State *L, int t, const char *k) {
-  int v;
-  lua_getfield(L, t, k);
-  v = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-/* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
-   offset=, follow=} -> handle | nil, err */
-static int t_send(lua_State *L) {
-  lhttp *lh = check_http(L);
-  sv_send s;
-  sv_error err;
-  sv_xfer *x;
-  lxfer *lx;
-  memset(&s, 0, sizeof s);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "op");
-  s.op = (sv_op)luaL_checkoption(L, -1, NULL, op_names);
-  lua_pop(L, 1);
-  s.url = opt_string(L, 2, "url");
-  lua_getfield(L, 2, "body");
-  if (lua_type(L, -1) == LUA_TSTRING) s.body = lua_tolstring(L, -1, &s.body_len);
-  lua_pop(L, 1);
-  s.auth = getbool(L, 2, "auth");
-  s.fresh = getbool(L, 2, "fresh");
-  s.timeout = opt_number(L, 2, "timeout", 0);
-  if (s.op == SV_OP_DOWNLOAD) { /* the fields only a download has */
-    s.follow = getbool(L, 2, "follow");
-    s.stall = opt_number(L, 2, "stall", 0);
-    s.file = opt_string(L, 2, "file");
-    s.offset = opt_number(L, 2, "offset", 0);
-  } else {
-    double max_body = opt_number(L, 2, "max_body", 0);
-    s.max_body = (size_t)(max_body > 0 && max_body < 1e9 ? max_body : 0);
-  }
-  sv_error_clear(&err);
-  lx = lua_newuserdatauv(L, sizeof *lx, 1);
-  lx->x = NULL;
-  luaL_setmetatable(L, XFER_MT);
-  x = sv_http_send(lh->h, &s, NULL, &err);
-  if (!x) return fail_with(L, &err);
-  lx->x = x;
-  lua_pushvalue(L, 1); /* the transport lives as long as its exchanges */
-  lua_setiuservalue(L, -2, 1);
-  lua_getiuservalue(L, 1, 1);
-  lua_pushlightuserdata(L, x);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  return 1;
-}
-
-/* t:poll(max_wait) -> number of finished exchanges not yet taken */
-static int t_poll(lua_State *L) {
-  lhttp *lh = check_http(L);
-  lua_Number wait = luaL_optnumber(L, 2, 0);
-  lua_pushinteger(L, sv_http_poll(lh->h, wait > 0 ? (double)wait : 0));
-  return 1;
-}
-
-/* t:finished() -> the next finished handle, or nil */
-static int t_finished(lua_State *L) {
-  lhttp *lh = check_http(L);
-  sv_xfer *x = sv_http_finished(lh->h);
-  if (!x) return 0;
-  lua_getiuservalue(L, 1, 1);
-  lua_pushlightuserdata(L, x);
-  lua_rawget(L, -2);
-  lua_pushlightuserdata(L, x);
-  lua_pushnil(L);
-  lua_rawset(L, -4);
-  return 1;
-}
-
-static lxfer *check_xfer(lua_State *L, int idx) {
-  lxfer *lx = luaL_checkudata(L, idx, XFER_MT);
-  if (!lx->x) luaL_argerror(L, idx, "the exchange was already taken or cancelled");
-  return lx;
-}
-
-static void forget(lua_State *L, lxfer *lx) {
-  lua_getiuservalue(L, 1, 1);
-  lua_pushlightuserdata(L, lx->x);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  sv_xfer_free(lx->x);
-  lx->x = NULL;
-}
-
-/* t:result(h) -> body, err, tr[, bytes, total]; the handle is spent */
-static int t_result(lua_State *L) {
-  lhttp *lh = check_http(L);
-  lxfer *lx = check_xfer(L, 2);
-  sv_exchange x;
-  int n;
-  sv_xfer_exchange(lx->x, &x);
-  n = push_verdict(L, &x, sv_http_secret(lh->h));
-  forget(L, lx);
-  return n;
-}
-
-/* t:progress(h) -> bytes, total (nil when unknown) */
-static int t_progress(lua_State *L) {
-  lxfer *lx;
-  double bytes, total;
-  check_http(L);
-  lx = check_xfer(L, 2);
-  sv_xfer_progress(lx->x, &bytes, &total);
-  lua_pushinteger(L, (lua_Integer)bytes);
-  if (total >= 0) lua_pushinteger(L, (lua_Integer)total);
-  else lua_pushnil(L);
-  return 2;
-}
-
-/* t:cancel(h): the exchange ends now; its handle is spent */
-static int t_cancel(lua_State *L) {
-  lxfer *lx;
-  check_http(L);
-  lx = luaL_checkudata(L, 2, XFER_MT);
-  if (lx->x) forget(L, lx);
-  return 0;
-}
-
-static int t_running(lua_State *L) {
-  lua_pushinteger(L, sv_http_running(check_http(L)->h));
-  return 1;
-}
-
-static int t_close(lua_State *L) {
-  lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
-  if (lh->h) { sv_http_free(lh->h); lh->h = NULL; }
-  return 0;
-}
-
-static int x_gc(lua_State *L) {
-  lxfer *lx = luaL_checkudata(L, 1, XFER_MT);
-  if (lx->x) { sv_xfer_free(lx->x); lx->x = NULL; }
-  return 0;
-}
-
-#endif /* SV_NO_CURL */
-
 /* --------------------------------------------------------------- open */
 
-#ifndef SV_NO_CURL
-static const luaL_Reg curl_methods[] = {
-  { "send", t_send }, { "poll", t_poll }, { "finished", t_finished }, { "result", t_result },
-  { "progress", t_progress }, { "cancel", t_cancel }, { "running", t_running }, { "close", t_close },
-  { NULL, NULL }
-};
-#endif
+/* The transport's binding (lsv_curl.c): linked into the static library (and
+   the ASan build), where the core gives it as core.curl; core.so leaves it to
+   starvideos.curl, so the weak reference is NULL there. */
+extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidden")));
 
 static const luaL_Reg commit_methods[] = {
   { "poll", c_poll }, { "wait", c_wait }, { "close", c_gc }, { NULL, NULL }
@@ -989,9 +707,6 @@ static const luaL_Reg lock_methods[] = { { "replace", k_replace }, { "unlock", k
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "task_id", l_task_id }, { "clean", l_clean }, { "retry", l_retry },
-#ifndef SV_NO_CURL
-  { "curl", l_curl },
-#endif
   { "commit", l_commit },
   { "commit_start", l_commit_start },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "write_at", l_write_at }, { "hash", l_hash },
@@ -1001,65 +716,19 @@ static const luaL_Reg funcs[] = {
   { NULL, NULL }
 };
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close) {
-  luaL_newmetatable(L, name);
-  if (methods) {
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pushcfunction(L, close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, close);
-  lua_setfield(L, -2, "__close");
-  lua_pushliteral(L, "starvideos");
-  lua_setfield(L, -2, "__metatable");
-  lua_pop(L, 1);
-}
-
-/* The error metatable (the same in core.so and curl.so), left on the stack. */
-static void error_metatable(lua_State *L) {
-  luaL_newmetatable(L, ERROR_MT);
-  lua_pushcfunction(L, error_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, error_concat);
-  lua_setfield(L, -2, "__concat");
-}
-
-#ifndef SV_NO_CURL
-static void curl_classes(lua_State *L) {
-  new_class(L, CURL_MT, curl_methods, t_close);
-  new_class(L, XFER_MT, NULL, x_gc);
-}
-
-/* starvideos.curl: the libcurl transport alone ({new = function(cfg)}), a module
-   of its own so that `require "starvideos"` does not load libcurl and the
-   libraries it brings (about 30, 7-11 ms): transport.lua loads it with the
-   first client that needs it.  (The static library keeps it in the core as
-   core.curl.) */
-LUAOPEN_API int luaopen_starvideos_curl(lua_State *L) {
-  curl_classes(L);
-  error_metatable(L);
-  lua_pop(L, 1);
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, l_curl);
-  lua_setfield(L, -2, "new");
-  return 1;
-}
-#endif
-
 LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
-#ifndef SV_NO_CURL
-  curl_classes(L);
-#endif
-  new_class(L, COMMIT_MT, commit_methods, c_gc);
-  new_class(L, LOCK_MT, lock_methods, k_unlock);
-  error_metatable(L);
+  lsv_new_class(L, COMMIT_MT, commit_methods, c_gc);
+  lsv_new_class(L, LOCK_MT, lock_methods, k_unlock);
+  lsv_error_metatable(L);
 
   luaL_newlib(L, funcs);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "error_mt");
   lua_remove(L, -2);
+  if (lsv_curl_register) {
+    lsv_curl_register(L);
+    lua_setfield(L, -2, "curl");
+  }
   push_models(L);
   lua_setfield(L, -2, "models");
   push_list(L, sv_field_names);

@@ -102,13 +102,6 @@ static void excerpt(const char *body, size_t len, sv_buf *out) {
   if (i < len) sv_buf_adds(out, "...");
 }
 
-/* The task id of a create answer, whole or cut: see sv_json_prefix_id.  Only the
-   top-level "id" counts (never one nested in another member), so that a garbled
-   answer never names a task that is not the one created. */
-int sv_json_task_id(const char *body, size_t len, char *out, size_t outlen) {
-  return sv_json_prefix_id(body, len, out, outlen);
-}
-
 static sv_kind kind_of_status(long status) {
   if (status == 401 || status == 403) return SV_E_AUTH;
   if (status == 404 || status == 410) return SV_E_NOT_FOUND; /* 410: gone, an expired URL */

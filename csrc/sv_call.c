@@ -86,7 +86,7 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
     if (!surely_not) {
       err->maybe_created = 1;
       if (!err->id[0] && x->body && x->body_len)
-        sv_json_task_id(x->body, x->body_len, err->id, sizeof err->id);
+        sv_json_prefix_id(x->body, x->body_len, err->id, sizeof err->id);
     }
   }
   scrub(secret, err->message);

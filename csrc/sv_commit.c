@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -75,20 +76,38 @@ struct sv_commit {
   pthread_t thread;
   int threaded, joined;
   int done, rc;           /* under lock: set once by the thread, read by the owner */
+  int fd, open_errno;     /* the .part's descriptor (the thread closes it), or why it could not be opened */
   char *part, *path;
   char why[512];
 };
 
-/* fsync the file, rename it, fsync its folder.  0, or -1 with why. */
-int sv_commit_now(const char *part, const char *path, char *why, size_t whylen) {
-  int fd = open(part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+/* part opened by name, for a file no transport handed over (-1 with errno) */
+static int open_part(const char *part) {
+  return open(part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+}
+
+/* fsync the file, check that part still names it, rename it, fsync its
+   folder; fd is closed.  0, or -1 with why. */
+static int commit_fd(int fd, const char *part, const char *path, char *why, size_t whylen) {
+  struct stat mine, named;
   const char *slash;
   char *dir;
   size_t n;
-  if (fd < 0 || fsync(fd) != 0) {
+  if (fsync(fd) != 0 || fstat(fd, &mine) != 0) {
     int e = errno;
-    if (fd >= 0) close(fd);
+    close(fd);
     snprintf(why, whylen, "cannot write %s: %s", part, strerror(e));
+    return -1;
+  }
+  /* the name must still be this file: another download of the same video (in
+     this process or another) may have replaced or removed the .part since this
+     one wrote it, and renaming that would commit bytes this download never
+     checked */
+  if (lstat(part, &named) != 0 || named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
+    int gone = errno == ENOENT;
+    close(fd);
+    snprintf(why, whylen, "cannot commit %s: it is no longer the file this download wrote (%s since, "
+             "by another download of the same video?)", part, gone ? "removed" : "replaced");
     return -1;
   }
   close(fd);
@@ -118,13 +137,27 @@ int sv_commit_now(const char *part, const char *path, char *why, size_t whylen) 
   return 0;
 }
 
+int sv_commit_now(int fd, const char *part, const char *path, char *why, size_t whylen) {
+  if (fd < 0 && (fd = open_part(part)) < 0) {
+    snprintf(why, whylen, "cannot write %s: %s", part, strerror(errno));
+    return -1;
+  }
+  return commit_fd(fd, part, path, why, whylen);
+}
+
 static void *commit_thread(void *arg) {
   sv_commit *c = arg;
   char why[sizeof c->why];
   int rc;
   if (c->threaded) background(); /* not when run in the caller's thread */
   why[0] = '\0';
-  rc = sv_commit_now(c->part, c->path, why, sizeof why);
+  if (c->fd >= 0) {
+    rc = commit_fd(c->fd, c->part, c->path, why, sizeof why);
+  } else {
+    rc = -1;
+    snprintf(why, sizeof why, "cannot write %s: %s", c->part, strerror(c->open_errno));
+  }
+  c->fd = -1;
   pthread_mutex_lock(&c->lock);
   c->rc = rc;
   memcpy(c->why, why, sizeof why);
@@ -140,18 +173,22 @@ static char *copy(const char *s) {
   return p;
 }
 
-sv_commit *sv_commit_start(const char *part, const char *path, char *why, size_t whylen) {
+sv_commit *sv_commit_start(int fd, const char *part, const char *path, char *why, size_t whylen) {
   sv_commit *c = calloc(1, sizeof *c);
   if (!c || !(c->part = copy(part)) || !(c->path = copy(path))) {
     if (c) { free(c->part); free(c); }
+    if (fd >= 0) close(fd);
     snprintf(why, whylen, "out of memory");
     return NULL;
   }
   if (pthread_mutex_init(&c->lock, NULL) != 0) {
     free(c->part); free(c->path); free(c);
+    if (fd >= 0) close(fd);
     snprintf(why, whylen, "cannot make a mutex");
     return NULL;
   }
+  if (fd < 0 && (fd = open_part(part)) < 0) c->open_errno = errno; /* the thread says so */
+  c->fd = fd;
   c->threaded = 1; /* set before the thread starts: it reads it */
   if (sv_helper_start(&c->thread, commit_thread, c) != 0) {
     c->threaded = 0;

@@ -172,8 +172,6 @@ typedef struct sv_json_member {
    ("truncated", "expected ':' at byte 12", ...) in why. */
 SV_API int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max,
                         char *why, size_t whylen);
-/* The string "id" member of a JSON object, unescaped, into out; 0 or -1. */
-SV_API int sv_json_task_id(const char *body, size_t len, char *out, size_t outlen);
 /* Decode a JSON string value (with its quotes) into out; 0 or -1. */
 SV_API int sv_json_unescape(const char *val, size_t len, sv_buf *out);
 
@@ -196,7 +194,8 @@ SV_API int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup);
 /* The first top-level "id" member whose value is a whole JSON string, read from
    a prefix of an object (the rest may be cut off or broken), unescaped into out.
    0, or -1 when there is none, it does not fit, or it fails sv_task_id_ok.
-   sv_json_task_id gives the same answer. */
+   Only the top-level "id" counts (never one nested in another member), so that
+   a garbled answer never names a task that is not the one created. */
 SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t outlen);
 
 /* ---------------------------------------------------------------- answers */
@@ -295,16 +294,18 @@ SV_API double sv_wallclock(void);
 
 SV_API sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen);
 SV_API void sv_http_free(sv_http *h); /* ends every exchange still running */
-SV_API sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err);
+SV_API sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err);
 /* Do the network work that is ready; wait at most max_wait seconds for an exchange
    to finish (0: never wait).  Returns how many are finished and not yet taken. */
 SV_API int sv_http_poll(sv_http *h, double max_wait);
 SV_API sv_xfer *sv_http_finished(sv_http *h); /* the next finished exchange, or NULL */
-SV_API int sv_http_running(const sv_http *h);
 SV_API const char *sv_http_secret(const sv_http *h);
-SV_API void *sv_xfer_owner(const sv_xfer *x);
 SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finished */
 SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
+/* A whole download's file, still open: its descriptor (now the caller's, to
+   commit: sv_commit_start) and its path in *file (owned by x); -1 for any other
+   exchange, or when taken already. */
+SV_API int sv_xfer_take_file(sv_xfer *x, const char **file);
 SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
 
 /* ------------------------------------------------------------------ files */
@@ -360,16 +361,19 @@ SV_API int sv_part_commit(int fd, double size, const char *part, const char *des
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
 
-/* A finished download's commit: fsync the .part, rename it to its final name,
-   fsync the folder.  sv_commit_now does it here and now (0, or -1 with why);
-   sv_commit_start does it on a helper thread of its own and returns at once
-   (NULL with why only when out of memory; without a thread it is done before
-   returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
+/* A finished download's commit: fsync the .part, check that its name still
+   points to the file (st_dev and st_ino of the descriptor), rename it to its
+   final name, fsync the folder.  fd is the .part's descriptor, the one the
+   download wrote through (sv_xfer_take_file), taken over and closed; -1 opens
+   part by name (a file written some other way).  sv_commit_now does it here and
+   now (0, or -1 with why); sv_commit_start does it on a helper thread of its own
+   and returns at once (NULL with why only when out of memory; without a thread
+   it is done before returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
    *why (owned by c).  sv_commit_wait blocks until done and answers the same.
    sv_commit_free waits for the thread when it still runs. */
 typedef struct sv_commit sv_commit;
-SV_API int sv_commit_now(const char *part, const char *path, char *why, size_t whylen);
-SV_API sv_commit *sv_commit_start(const char *part, const char *path, char *why, size_t whylen);
+SV_API int sv_commit_now(int fd, const char *part, const char *path, char *why, size_t whylen);
+SV_API sv_commit *sv_commit_start(int fd, const char *part, const char *path, char *why, size_t whylen);
 SV_API int sv_commit_poll(sv_commit *c, const char **why);
 SV_API int sv_commit_wait(sv_commit *c, const char **why);
 SV_API void sv_commit_free(sv_commit *c);

@@ -53,11 +53,27 @@
 
 enum { L_NONE, L_RUNNING, L_DONE };
 
+/* The .part an unfinished download left (its identity), so that the next
+   attempt at that path resumes it only when it is still that file: one
+   replaced meanwhile (another download, another process) starts again at 0. */
+typedef struct sv_left {
+  struct sv_left *next;
+  char *file;
+  struct stat st; /* as that attempt left it */
+} sv_left;
+
+/* The same file, untouched since: a file removed and another made in its place
+   may get the same inode number, not also the same size and modification time. */
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+#define LEFT_MAX 64 /* the newest kept: older ones resume unchecked (the Lua side's overlap check) */
+
 struct sv_xfer {
   sv_http *h;
   sv_xfer *prev, *next;
   int list;
-  void *owner;
   sv_op op;
   CURL *easy;
   struct curl_slist *headers; /* a download's own; API requests share h->api_headers */
@@ -72,8 +88,14 @@ struct sv_xfer {
   int too_big;
   int plain_get; /* an API GET: no body, not fresh (its handle may serve the next one as it is) */
   /* downloads */
+  char *file;          /* the .part */
   int fd, io_errno, body_started, body_to_file, bad_range;
   double offset, range_start, range_total;
+  /* set by its thread: the byte the body's writing began at, the bytes the
+     write callback put into fd since, and fd's size when the transfer ended */
+  double base, received, file_size;
+  struct stat end_st; /* the .part as the transfer ended (end_known) */
+  int end_known;
   /* A download's thread.  Until `fetched`, the thread alone touches the handle,
      the file and the fields above; the owner reads them once it has seen
      `fetched` under the lock.  Both hold a reference: the last one out frees. */
@@ -114,6 +136,7 @@ struct sv_http {
   int n_idle;
   /* the header lists of API requests, made once: [auth + 2 * body] */
   struct curl_slist *api_headers[4];
+  sv_left *left; /* newest first */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -207,6 +230,37 @@ static void close_file(sv_xfer *x) {
   if (x->fd >= 0) { close(x->fd); x->fd = -1; }
 }
 
+/* The entry for file, taken off h->left (the caller frees it), or NULL. */
+static sv_left *left_take(sv_http *h, const char *file) {
+  sv_left **p;
+  for (p = &h->left; *p; p = &(*p)->next)
+    if (strcmp((*p)->file, file) == 0) {
+      sv_left *l = *p;
+      *p = l->next;
+      return l;
+    }
+  return NULL;
+}
+
+static void left_free(sv_left *l) {
+  if (l) { free(l->file); free(l); }
+}
+
+/* x ended unfinished: what it left at its .part, for the next attempt. */
+static void left_record(sv_http *h, sv_xfer *x) {
+  sv_left *l, **p;
+  int n = 0;
+  if (!h || !x->end_known) return;
+  left_free(left_take(h, x->file));
+  l = calloc(1, sizeof *l);
+  if (!l || !(l->file = dupstr(x->file))) { free(l); return; }
+  l->st = x->end_st;
+  l->next = h->left;
+  h->left = l;
+  for (p = &h->left; *p && n < LEFT_MAX; p = &(*p)->next) n++;
+  while (*p) { l = *p; *p = l->next; left_free(l); }
+}
+
 /* ------------------------------------------------------------- the pool */
 
 static void abandon(sv_xfer *x);
@@ -291,6 +345,12 @@ void sv_http_free(sv_http *h) {
   pthread_cond_destroy(&h->threads_gone);
   pthread_mutex_destroy(&h->threads_lock);
   while (h->n_idle > 0) curl_easy_cleanup(h->idle[--h->n_idle]);
+  while (h->left) {
+    sv_left *l = h->left;
+    h->left = l->next;
+    free(l->file);
+    free(l);
+  }
   for (i = 0; i < 4; i++) free_secret_list(h->api_headers[i]);
   if (h->multi) curl_multi_cleanup(h->multi);
   if (h->api_key) {
@@ -303,9 +363,7 @@ void sv_http_free(sv_http *h) {
   curl_global_cleanup();
 }
 
-int sv_http_running(const sv_http *h) { return h->n_running; }
 const char *sv_http_secret(const sv_http *h) { return h->api_key; }
-void *sv_xfer_owner(const sv_xfer *x) { return x->owner; }
 
 /* ----------------------------------------------------- curl callbacks */
 
@@ -395,6 +453,8 @@ static int start_body(sv_xfer *x) {
     x->io_errno = errno;
     return -1;
   }
+  x->base = x->have; /* only this thread writes have */
+  x->received = 0;
   x->body_to_file = 1;
   return 0;
 }
@@ -416,6 +476,7 @@ static size_t on_video_body(char *buf, size_t size, size_t n, void *ud) {
     }
     done += (size_t)w;
   }
+  x->received += (double)len;
   return add_progress(x, (double)len) ? len : 0;
 }
 
@@ -596,7 +657,47 @@ static CURL *take_easy(sv_http *h, int get, int *ready) {
   return e;
 }
 
-sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) {
+/* The .part a download writes, never through a symlink (a planted .part must
+   not redirect our writes).  A resume (offset > 0) continues the file only
+   when it is a regular file of its own (one link) that holds at least offset
+   bytes and, when an earlier attempt here left it, is still the file that
+   attempt wrote; when it is gone, shorter, replaced, or not ours alone, the
+   download starts again
+   from byte 0 in a new file (offset 0, no Range): a resume never fills a gap
+   with zeros, nor writes through a hard link planted at the .part.  A fresh
+   start unlinks what is there and makes a new file (never O_TRUNC: see
+   start_body).  0, or -1 with err. */
+static int open_part(sv_http *h, sv_xfer *x, sv_error *err) {
+  struct stat st;
+  int flags;
+  sv_left *was = left_take(h, x->file);
+  if (x->offset > 0) {
+    /* O_NONBLOCK: a FIFO planted at the .part is never waited on */
+    x->fd = open(x->file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (x->fd < 0 && errno != ENOENT && errno != ELOOP && errno != ENXIO)
+      return sv_error_set(err, SV_E_IO, "path", "cannot write %s: %s", x->file, strerror(errno));
+    if (x->fd >= 0 && !(fstat(x->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+                        (double)st.st_size >= x->offset && (flags = fcntl(x->fd, F_GETFL)) >= 0 &&
+                        fcntl(x->fd, F_SETFL, flags & ~O_NONBLOCK) == 0 &&
+                        (!was || same_file(&was->st, &st))))
+      close_file(x);
+    if (x->fd >= 0) {
+      left_free(was);
+      return 0;
+    }
+    x->offset = 0;
+  }
+  left_free(was);
+  if (unlink(x->file) != 0 && errno != ENOENT)
+    return sv_error_set(err, SV_E_IO, "path", "cannot write %s: %s", x->file, strerror(errno));
+  x->fd = open(x->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (x->fd < 0)
+    return sv_error_set(err, SV_E_IO, "path", "cannot write %s: %s", x->file,
+                        errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+  return 0;
+}
+
+sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   sv_xfer *x;
   CURL *e;
   struct curl_slist *headers = NULL;
@@ -612,7 +713,6 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   }
   x->h = h;
-  x->owner = owner;
   x->op = s->op;
   x->fd = -1;
   x->total = x->range_start = x->range_total = -1;
@@ -624,27 +724,22 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, void *owner, sv_error *err) 
   sv_buf_init(&x->recv);
   x->url = dupstr(s->url);
   if (s->body) sv_buf_add(&x->send, s->body, s->body_len);
+  if (s->op == SV_OP_DOWNLOAD) { /* first: whether the .part can be resumed decides the Range */
+    x->file = dupstr(s->file);
+    if (!x->file) {
+      sv_xfer_free(x);
+      return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
+    }
+    if (open_part(h, x, err)) {
+      sv_xfer_free(x);
+      return NULL;
+    }
+    x->have = x->offset;
+  }
   e = x->easy = take_easy(h, x->plain_get, &ready);
   if (!x->url || x->send.oom || !e || set_headers(h, x, s, &headers)) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
-  }
-  if (s->op == SV_OP_DOWNLOAD) {
-    /* never through a symlink: a planted .part must not redirect our writes.  A
-       fresh download starts a new file (never O_TRUNC: see start_body; nor
-       writing through a hard link planted at the .part) */
-    if (x->offset > 0) {
-      x->fd = open(s->file, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    } else {
-      if (unlink(s->file) != 0 && errno != ENOENT) x->fd = -1;
-      else x->fd = open(s->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-    }
-    if (x->fd < 0) {
-      sv_error_set(err, SV_E_IO, "path", "cannot write %s: %s", s->file,
-                   errno == ELOOP ? "it is a symbolic link" : strerror(errno));
-      sv_xfer_free(x);
-      return NULL;
-    }
   }
   if (!ready) setup_easy(h, x, s);
   /* what belongs to this exchange */
@@ -730,8 +825,20 @@ static void end_xfer(sv_xfer *x, CURLcode rc) {
     classify(x, rc);
   }
   release_easy(x, x->op != SV_OP_DOWNLOAD); /* a download's handle (ranges, its thread) is never kept */
-  if (x->op == SV_OP_DOWNLOAD && x->body_to_file && x->total < 0 && x->tr == SV_TR_NONE) x->total = x->have;
-  close_file(x);
+  if (x->op == SV_OP_DOWNLOAD && x->body_to_file && x->tr == SV_TR_NONE) {
+    if (x->total < 0) x->total = x->have;
+    /* the bytes written were the bytes the file holds: from where the body
+       began, every byte the write callback put through this descriptor, and
+       nothing else (the total the server announced is the verdict's check) */
+    if (x->fd < 0 || x->file_size != x->base + x->received) {
+      x->tr = SV_TR_IO;
+      snprintf(x->message, sizeof x->message, "%s holds %.0f bytes where %.0f were written to it "
+               "(%.0f received from byte %.0f): another process changed it", x->file, x->file_size,
+               x->base + x->received, x->received, x->base);
+    }
+  }
+  if (x->op == SV_OP_DOWNLOAD && x->tr != SV_TR_NONE) left_record(x->h, x);
+  if (x->tr != SV_TR_NONE) close_file(x); /* a whole download's file waits for its commit */
   unlink_xfer(x);
   push_done(x->h, x);
 }
@@ -751,9 +858,21 @@ static void *fetch_thread(void *arg) {
   rc = curl_easy_perform(x->easy);
   /* an empty 200: the file is truncated to nothing */
   if (rc == CURLE_OK && !x->body_started) start_body(x);
-  /* closing may flush (ext4 after a truncate): here, not in the owner's poll */
-  if (x->fd >= 0 && close(x->fd) != 0 && errno != EINTR && !x->io_errno && rc == CURLE_OK) x->io_errno = errno;
-  x->fd = -1;
+  /* the file as this transfer leaves it: its size for the final check
+     (end_xfer), its identity for the next attempt (left_record) */
+  if (x->fd >= 0 && fstat(x->fd, &x->end_st) == 0) {
+    x->end_known = 1;
+    x->file_size = (double)x->end_st.st_size;
+  } else if (rc == CURLE_OK && x->body_to_file && !x->io_errno) {
+    x->io_errno = errno;
+  }
+  /* Whole, the file stays open for the commit, which acts on this descriptor
+     (never on whatever the name points to by then).  Else it is closed here,
+     not in the owner's poll: closing may flush (ext4 after a truncate). */
+  if (x->fd >= 0 && (rc != CURLE_OK || !x->body_to_file || x->io_errno)) {
+    if (close(x->fd) != 0 && errno != EINTR && !x->io_errno && rc == CURLE_OK) x->io_errno = errno;
+    x->fd = -1;
+  }
   pthread_mutex_lock(&x->lock);
   x->fetch_rc = rc;
   x->fetched = 1;
@@ -959,6 +1078,14 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
   out->total = x->total;
 }
 
+int sv_xfer_take_file(sv_xfer *x, const char **file) {
+  int fd = x->fd;
+  if (x->op != SV_OP_DOWNLOAD || x->tr != SV_TR_NONE || x->list != L_NONE || (x->threaded && !x->reaped)) return -1;
+  x->fd = -1;
+  *file = x->file;
+  return fd;
+}
+
 /* A download's thread moves these: read under its lock, or the last look when
    the lock is busy (the caller never waits for the thread). */
 void sv_xfer_progress(sv_xfer *x, double *bytes, double *total) {
@@ -1004,5 +1131,6 @@ static void xfer_destroy(sv_xfer *x) {
   sv_buf_free(&x->send);
   sv_buf_free(&x->recv);
   free(x->url);
+  free(x->file);
   free(x);
 }

@@ -20,14 +20,18 @@ ASAN_TEST  := build/asan/test_core
 ASAN_LOGS  := build/asan/logs
 VALGRIND   ?= valgrind
 
-$(ASAN_TEST): csrc/test/test_core.c $(CORE_SRC) csrc/sv_core.h
+$(ASAN_TEST): csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) csrc/sv_core.h
 	@mkdir -p $(dir $@)
-	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ csrc/test/test_core.c $(CORE_SRC) $(CURL_LIBS) -lm
+	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) $(CURL_LIBS) -lm
 
-$(ASAN_SO): $(CORE_SRC) $(BIND_SRC) csrc/sv_core.h
+# one module with the transport linked in (core.curl, as in the static library)
+$(ASAN_SO): $(ALL_SRC) csrc/sv_core.h csrc/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
-	  -o $@ $(CORE_SRC) $(BIND_SRC) $(CURL_LIBS) -lm
+	  -o $@ $(ALL_SRC) $(CURL_LIBS) -lm
+
+# the sanitized builds alone, without running anything
+check-build: $(ASAN_TEST) $(ASAN_SO)
 
 check: $(ASAN_TEST) $(ASAN_SO) $(SO) $(TEST_BIN) $(COMPAT_SO)
 	@test -f "$(ASAN_RT)" || { echo "check: no ASan runtime at '$(ASAN_RT)' (install libclang-rt-dev)"; exit 1; }
@@ -71,4 +75,4 @@ check: $(ASAN_TEST) $(ASAN_SO) $(SO) $(TEST_BIN) $(COMPAT_SO)
 	echo "== check: C tests $$( [ $$c = 0 ] && echo ok || echo FAILED), busted+ASan $$( [ $$lua = 0 ] && echo ok || echo FAILED), valgrind $$( [ $$vg = 0 ] && echo ok || echo FAILED)"; \
 	[ $$c = 0 ] && [ $$lua = 0 ] && [ $$vg = 0 ]
 
-.PHONY: check
+.PHONY: check check-build

@@ -10,12 +10,12 @@ FUZZ_CC      ?= clang
 FUZZ_TARGETS := json answer build retry_after base_url
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all
-FUZZ_CORE    := csrc/sv_util.c csrc/sv_json.c csrc/sv_models.c csrc/sv_answer.c csrc/sv_call.c
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
-build/fuzz/fuzz_%: csrc/fuzz/fuzz_%.c csrc/fuzz/fuzz.h $(FUZZ_CORE) csrc/sv_core.h
+# each target links the core of mk/sources.mk (no Lua, no libcurl)
+build/fuzz/fuzz_%: csrc/fuzz/fuzz_%.c csrc/fuzz/fuzz.h $(SV_SRC) csrc/sv_core.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(WARN) $(DEFS) -o $@ $< $(FUZZ_CORE) $(CURL_LIBS) -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(WARN) $(DEFS) -o $@ $< $(SV_SRC) -lm -ldl -pthread
 
 fuzz: $(FUZZ_BINS)
 	@fail=0; \

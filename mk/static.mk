@@ -21,7 +21,7 @@ STATIC_HEADER   := build/include/starvideos.h
 STATIC_DIR      := build/static
 STATIC_LUA_INC  ?= $(LUA_INC)
 STATIC_LUA_SRC   = $(filter-out lua/starvideos/emulator.lua,$(sort $(wildcard lua/starvideos/*.lua)))
-STATIC_C_SRC    := $(CORE_SRC) $(BIND_SRC) csrc/lsv_static.c
+STATIC_C_SRC    := $(ALL_SRC) csrc/lsv_static.c
 STATIC_EXPORTS  := luaopen_starvideos luaopen_starvideos_core
 LD              ?= ld
 OBJCOPY         ?= objcopy
@@ -31,7 +31,7 @@ AR              ?= ar
 # $(1) the folder (build/static, build/static-tsan), $(2) the compile command,
 # $(3) the Lua headers.
 define STATIC_RULES
-$(1)/obj/%.o: csrc/%.c csrc/sv_core.h csrc/compat.h csrc/lsv_static.h
+$(1)/obj/%.o: csrc/%.c csrc/sv_core.h csrc/lsv.h csrc/compat.h csrc/lsv_static.h
 	@mkdir -p $$(dir $$@)
 	$(2) $(3) -c $$< -o $$@
 

@@ -36,16 +36,18 @@ external_dependencies = {
 build = {
   type = "builtin",
   modules = {
-    -- the core without libcurl (quick to require), and libcurl's transport apart
+    -- the core without libcurl (quick to require), and libcurl's transport apart;
+    -- the sources are mk/sources.mk's CORE_MOD_SRC and CURL_MOD_SRC (spec/build_spec.lua)
     ["starvideos.core"] = {
       sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
-        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/lsv_core.c" },
-      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE", "SV_NO_CURL" },
+        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/lsv_util.c", "csrc/lsv_core.c" },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "pthread", "dl", "m" },
     },
     ["starvideos.curl"] = {
       sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
-        "csrc/sv_call.c", "csrc/sv_http.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/lsv_core.c" },
+        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/sv_http.c", "csrc/lsv_util.c",
+        "csrc/lsv_curl.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "curl", "pthread", "dl", "m" },
       incdirs = { "$(CURL_INCDIR)" },

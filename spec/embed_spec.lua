@@ -244,7 +244,7 @@ describe("embedding: make static and a C host", function()
         local out1, ok1 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "
           .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lsv_static.c")
         local out2, ok2 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "
-          .. "-DSV_NO_CURL " .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lsv_core.c")
+          .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lsv_core.c")
         return ok1 and ok2, out1 .. out2
       end
       local ok, out = compile(root .. "/csrc/starvideos.h")

@@ -456,6 +456,92 @@ describe("a client facing hostile HTTP servers", function()
       assert_bounded(o)
     end)
 
+    -- The .part meddled with between two attempts (the server cuts the first
+    -- GET after half the video; the retry event comes before the second): the
+    -- retry never builds on a file that is not the one the first attempt wrote.
+    local meddling = {
+      { "deleted", function(part) assert(os.remove(part)) end },
+      { "cut shorter than the offset", function(part)
+        local head = assert(read_file(part)):sub(1, 1000)
+        helper.write_file(part, head) -- the same file, truncated
+      end },
+      { "replaced by another file as long", function(part)
+        assert(os.remove(part))
+        helper.write_file(part, string.rep("X", VIDEO_SIZE))
+      end },
+    }
+    for _, case in ipairs(meddling) do
+      it("a .part " .. case[1] .. " between attempts: the retry starts at byte 0, the file is the video", function()
+        local path = target()
+        local base = hs:url("cut_once")
+        local retries = 0
+        local o = run(base, { max_retries = 1, on_event = function(ev)
+          if ev.type == "retry" and ev.method == "GET" then
+            retries = retries + 1
+            case[2](path .. ".part")
+          end
+        end }, download(base .. "/v.mp4", path), dir)
+        assert.equal(1, retries, show(o))
+        assert.equal(path, o.res, show(o))
+        local got = read_file(path) or ""
+        assert.equal(VIDEO_SIZE, #got, "size")
+        assert.is_nil(got:find("\0", 1, true), "the file holds zero bytes")
+        assert.is_true(got == VIDEO, "the file is not byte-identical to the video")
+        assert.is_false(exists(path .. ".part"), "the .part is left")
+        local gets = hs:requests(base)
+        assert.equal(2, #gets)
+        assert.is_nil(gets[2].headers.range, "the retry asked for a range of a file it no longer has")
+        assert_bounded(o)
+      end)
+    end
+
+    -- Two processes download one video to one path at once: B's fresh start
+    -- replaces A's .part, then B dies mid-body.  A's commit must not rename B's
+    -- partial file as A's video: A ends with a clear error (or, had it
+    -- committed first, with the whole video), never with a short file.
+    it("two processes racing on one .part: the file is whole and right, or the error is clear", function()
+      local path = target()
+      local part = path .. ".part"
+      local base = hs:url("slow_video")
+      local script = dir .. "/race-" .. n .. ".lua"
+      helper.write_file(script, table.concat({
+        'local starvideos = require "starvideos"',
+        'local c = starvideos.new { base_url = arg[1], api_key = "k", timeout = 20, max_retries = 0 }',
+        'local res, err = c:download(arg[1] .. "/v.mp4", arg[2])',
+        'io.write(res and ("ok " .. res) or ("err " .. tostring(err)), "\\n")',
+      }, "\n"))
+      local cmd = shell_quote(helper.lua) .. " " .. shell_quote(script) .. " " .. shell_quote(base) .. " "
+        .. shell_quote(path) .. " 2>&1"
+      local function inode()
+        local out = helper.capture("stat -c %i " .. shell_quote(part) .. " 2>/dev/null")
+        return out and out:match("%d+")
+      end
+      local a = helper.spawn(cmd)
+      if not helper.wait_until(function() return (helper.file_size(part) or 0) > 0 end, 10) then
+        error("A never wrote: " .. a.pipe:read("*a"))
+      end
+      local a_inode = inode()
+      local b = helper.spawn(cmd)
+      -- B has replaced A's .part with its own and written into it: B dies there
+      assert.is_true(helper.wait_until(function()
+        local i = inode()
+        return i and i ~= a_inode and (helper.file_size(part) or 0) > 0
+      end, 10), "B never replaced the .part")
+      assert(sh("kill -9 " .. b.pid))
+      b:close()
+      local out = a.pipe:read("*a")
+      a:close()
+      if out:find("^ok ") then
+        assert.is_true(read_file(path) == VIDEO, "A said ok but the file is not the video: " .. out)
+      else
+        assert.truthy(out:find("io: download: cannot commit " .. part, 1, true), out)
+        assert.truthy(out:find("no longer the file this download wrote", 1, true), out)
+        -- nothing short took the video's name
+        local got = read_file(path)
+        assert.is_true(got == nil or got == VIDEO, "a file of " .. #(got or "") .. " bytes took the video's name")
+      end
+    end)
+
     it("a 206 with the whole range to a request without Range is accepted as the complete file", function()
       local path = target()
       local base = hs:url("partial206")

@@ -307,6 +307,60 @@ describe("the transport", function()
       collectgarbage()
     end)
 
+    -- The commit acts on the file the download wrote (its open descriptor, from
+    -- t:result to core.commit_start), and the final check on what went through it.
+    describe("and its file", function()
+      local hs
+      setup(function() hs = helper.hostile() end)
+      teardown(function() if hs then hs:stop() end end)
+      local VIDEO_SIZE = 200003 -- hostile.lua's video
+
+      it("commits the file it wrote, never one put at the .part's name since", function()
+        local dir = helper.tmpdir()
+        local part, dest = dir .. "/v.mp4.part", dir .. "/v.mp4"
+        local t = new_transport { max_connections = 2 }
+        local body, err = finish(t, download(t, hs:url("video") .. "/v.mp4", part))
+        assert.truthy(body, tostring(err))
+        -- another download (another process) replaces the .part before the commit
+        assert(os.remove(part))
+        helper.write_file(part, string.rep("X", 1000))
+        local ok, why = assert(core.commit_start(part, dest)):wait()
+        assert.is_false(ok)
+        assert.truthy(why:find("cannot commit " .. part .. ": it is no longer the file this download wrote", 1, true),
+          why)
+        assert.is_false(helper.exists(dest), "the other file took the video's name")
+        assert.equal(1000, helper.file_size(part), "the other file was touched")
+        -- and the same without meddling: the video, whole
+        body, err = finish(t, download(t, hs:url("video") .. "/v.mp4", part))
+        assert.truthy(body, tostring(err))
+        assert.is_true(core.commit(part, dest))
+        assert.equal(VIDEO_SIZE, helper.file_size(dest))
+        assert.is_false(helper.exists(part))
+        t:close()
+      end)
+
+      it("fails a download whose file holds other bytes than it received (written past its end meanwhile)", function()
+        local dir = helper.tmpdir()
+        local part = dir .. "/w.mp4.part"
+        local t = new_transport { max_connections = 2 }
+        local h = download(t, hs:url("slow_video") .. "/w.mp4", part)
+        assert.is_true(helper.wait_until(function() return (helper.file_size(part) or 0) > 0 end), "no byte came")
+        -- another process writes into the same file, past the end the video will have
+        local f = assert(io.open(part, "r+b"))
+        assert(f:seek("set", VIDEO_SIZE + 100))
+        f:write("junk")
+        f:close()
+        local body, err, tr, bytes = finish(t, h)
+        assert.is_nil(body)
+        assert.equal("io", err.kind)
+        assert.equal("io", tr)
+        assert.equal(VIDEO_SIZE, bytes)
+        assert.truthy(err.message:find(string.format("holds %d bytes where %d were written", VIDEO_SIZE + 104,
+          VIDEO_SIZE), 1, true), err.message)
+        t:close()
+      end)
+    end)
+
     -- csrc/test/unload_test.c: Lua 5.4 (the host's own), so once, under lua5.4
     it("a host that unloads the module right after close does not crash (12 runs)", function()
       if helper.vm ~= "lua5.4" then pending("runs under lua5.4 (the host is Lua 5.4)") return end

@@ -71,7 +71,7 @@ if [ "${1:-}" = "--module" ]; then
   mkdir -p "$(dirname "$out")" || exit 1
   # the module's sources, as the Makefile names them
   # shellcheck disable=SC2016
-  sources=$(make -s --no-print-directory --eval 'sv-print-sources: ; @echo $(CORE_SRC) $(BIND_SRC)' \
+  sources=$(make -s --no-print-directory --eval 'sv-print-sources: ; @echo $(ALL_SRC)' \
     sv-print-sources) || exit 1
   # -D_GNU_SOURCE: sv_commit.c defines it before its first header, and the
   # header forced in here comes before that

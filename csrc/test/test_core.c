@@ -585,8 +585,8 @@ static void prefix_ids(void) {
     ok(cases[i].id ? rc == 0 && strcmp(out, cases[i].id) == 0 : rc == -1, cases[i].name, detail);
   }
   ok(sv_json_prefix_id("{\"id\":\"abcdef\"", 14, out, 4) == -1, "an id that does not fit gives nothing", NULL);
-  ok(sv_json_task_id("{\"x\":{\"id\":\"no\"}} junk", 22, out, sizeof out) == -1,
-     "sv_json_task_id does not take a nested id either", out);
+  ok(sv_json_prefix_id("{\"x\":{\"id\":\"no\"}} junk", 22, out, sizeof out) == -1,
+     "a nested id is not taken, even before junk", out);
 }
 
 static void result_paths(void) {

@@ -21,7 +21,7 @@ end
 O.VERSION = "0.2.0"
 O.DEFAULT_BASE_URL = "https://zcbservice.aizfw.cn/kyyReactApiServer"
 
--- The one copy of every default (the C side keeps none).
+-- The one copy of every default.
 O.DEFAULTS = {
   timeout = 30,              -- seconds, one HTTP exchange
   connect_timeout = 10,

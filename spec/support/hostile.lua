@@ -367,15 +367,40 @@ function scenarios.video(c, req)
   serve_video(c, req)
 end
 
--- Ignores Range: the first GET of a path gets 200 with the full Content-Length
--- and half the body, then a close; every later one 200 and the whole body.
+-- A 200 with the video's full Content-Length and half its body, then a close.
+local function half_video(c)
+  send(c, "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: " .. VIDEO_SIZE
+    .. "\r\nConnection: close\r\n\r\n" .. VIDEO:sub(1, math_floor(VIDEO_SIZE / 2)))
+end
+
+-- Ignores Range: the first GET of a path gets half_video; every later one 200
+-- and the whole body.
 function scenarios.norange(c, req)
-  if hit(req) == 1 then
-    send(c, "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: " .. VIDEO_SIZE
-      .. "\r\nConnection: close\r\n\r\n" .. VIDEO:sub(1, math_floor(VIDEO_SIZE / 2)))
-    return
-  end
+  if hit(req) == 1 then return half_video(c) end
   answer(c, "200 OK", { "Content-Type: video/mp4" }, VIDEO)
+end
+
+-- Honours Range, but the first GET of a path gets half_video: the client's
+-- retry resumes.
+function scenarios.cut_once(c, req)
+  if hit(req) == 1 then return half_video(c) end
+  serve_video(c, req)
+end
+
+-- The video (honouring Range) in 20 slices, 0.1 s apart: a download of it
+-- takes about 2 s, long enough for another process to meddle with its .part.
+function scenarios.slow_video(c, req)
+  local a = range_of(req) or 0
+  local body = VIDEO:sub(a + 1)
+  local head = a > 0 and ("HTTP/1.1 206 Partial Content\r\n" .. str_format("Content-Range: bytes %d-%d/%d\r\n",
+    a, VIDEO_SIZE - 1, VIDEO_SIZE)) or "HTTP/1.1 200 OK\r\n"
+  if not send(c, head .. "Content-Type: video/mp4\r\nContent-Length: " .. #body
+    .. "\r\nConnection: close\r\n\r\n") then return end
+  local slice = math.ceil(#body / 20)
+  for i = 1, #body, slice do
+    if not send(c, body:sub(i, i + slice - 1)) then return end
+    sleep(0.1)
+  end
 end
 
 -- 206 with the whole range to a GET without Range; a good 206 to one with it.

@@ -1,0 +1,40 @@
+/* What the two Lua modules share (lsv_util.c): starvideos.core (lsv_core.c) and
+   starvideos.curl (lsv_curl.c, the libcurl transport) each link it once. */
+#ifndef LSV_H
+#define LSV_H
+
+#include "sv_core.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#ifndef LUAOPEN_API
+#define LUAOPEN_API __attribute__((visibility("default")))
+#endif
+
+#define ERROR_MT "starvideos.error"
+
+SV_API const char *const lsv_op_names[];  /* sv_op's, for luaL_checkoption */
+SV_API const char *const lsv_tr_names[];  /* sv_transport's */
+
+/* The error table (kind, message, field, status, ...) with ERROR_MT. */
+SV_API void lsv_push_error(lua_State *L, const sv_error *e);
+/* nil, the error table: 2 */
+SV_API int lsv_fail(lua_State *L, const sv_error *e);
+/* The error metatable (the same in both modules), left on the stack. */
+SV_API void lsv_error_metatable(lua_State *L);
+/* A class: methods as __index, close as __gc and __close. */
+SV_API void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close);
+/* The verdict's Lua face: body, err, tr[, bytes, total]. */
+SV_API int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret);
+
+/* A finished download's open .part, from the transport that wrote it to the
+   commit: the transport's result leaves the descriptor here under the .part's
+   path (closing one left before), core.commit_start takes it, so that the
+   commit syncs and renames the very file the download wrote, never whatever
+   the name points to later.  lsv_part_take: the descriptor, or -1 when none was
+   left (a file a Lua transport wrote: the commit opens it by name). */
+SV_API void lsv_part_put(lua_State *L, const char *path, int fd);
+SV_API int lsv_part_take(lua_State *L, const char *path);
+
+#endif

@@ -1,0 +1,239 @@
+/* starvideos.curl: the Lua binding of the libcurl transport (sv_http.c), a
+   module of its own so that `require "starvideos"` does not load libcurl and
+   the libraries it brings (about 30, 7-11 ms): transport.lua loads it with the
+   first client that needs it.  Two classes: the transport (starvideos.curl) and
+   its exchanges (starvideos.xfer).  The static library links it into the core,
+   as core.curl (lsv_core.c). */
+#include "lsv.h"
+
+#include "compat.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define CURL_MT "starvideos.curl"
+#define XFER_MT "starvideos.xfer"
+
+typedef struct lhttp { sv_http *h; } lhttp;
+typedef struct lxfer { sv_xfer *x; } lxfer;
+
+static lhttp *check_http(lua_State *L) {
+  lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
+  if (!lh->h) luaL_error(L, "the starvideos transport is closed");
+  return lh;
+}
+
+static double opt_number(lua_State *L, int t, const char *k, double def) {
+  double v;
+  lua_getfield(L, t, k);
+  v = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : def;
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *opt_string(lua_State *L, int t, const char *k) {
+  const char *v;
+  lua_getfield(L, t, k);
+  v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL; /* the table keeps it alive */
+  lua_pop(L, 1);
+  return v;
+}
+
+/* curl{api_key=, ca_file=, user_agent=, connect_timeout=, max_connections=}: the
+   options were checked (and defaulted) by the Lua side; nothing is defaulted here. */
+static int l_curl(lua_State *L) {
+  sv_http_config cfg;
+  char errbuf[128];
+  lhttp *lh;
+  double conns;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  memset(&cfg, 0, sizeof cfg);
+  cfg.api_key = opt_string(L, 1, "api_key");
+  cfg.ca_file = opt_string(L, 1, "ca_file");
+  cfg.user_agent = opt_string(L, 1, "user_agent");
+  cfg.connect_timeout = opt_number(L, 1, "connect_timeout", 0);
+  conns = opt_number(L, 1, "max_connections", 1);
+  cfg.max_connections = conns >= 1 && conns <= 1024 ? (int)conns : conns > 1024 ? 1024 : 1;
+  lh = lua_newuserdatauv(L, sizeof *lh, 1);
+  lh->h = NULL;
+  luaL_setmetatable(L, CURL_MT);
+  lua_newtable(L); /* in flight: lightuserdata(xfer) -> its handle */
+  lua_setiuservalue(L, -2, 1);
+  lh->h = sv_http_new(&cfg, errbuf, sizeof errbuf);
+  if (!lh->h) return luaL_error(L, "starvideos: %s", errbuf);
+  return 1;
+}
+
+static int getbool(lua_State *L, int t, const char *k) {
+  int v;
+  lua_getfield(L, t, k);
+  v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
+   offset=, follow=} -> handle | nil, err */
+static int t_send(lua_State *L) {
+  lhttp *lh = check_http(L);
+  sv_send s;
+  sv_error err;
+  sv_xfer *x;
+  lxfer *lx;
+  memset(&s, 0, sizeof s);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "op");
+  s.op = (sv_op)luaL_checkoption(L, -1, NULL, lsv_op_names);
+  lua_pop(L, 1);
+  s.url = opt_string(L, 2, "url");
+  lua_getfield(L, 2, "body");
+  if (lua_type(L, -1) == LUA_TSTRING) s.body = lua_tolstring(L, -1, &s.body_len);
+  lua_pop(L, 1);
+  s.auth = getbool(L, 2, "auth");
+  s.fresh = getbool(L, 2, "fresh");
+  s.timeout = opt_number(L, 2, "timeout", 0);
+  if (s.op == SV_OP_DOWNLOAD) { /* the fields only a download has */
+    s.follow = getbool(L, 2, "follow");
+    s.stall = opt_number(L, 2, "stall", 0);
+    s.file = opt_string(L, 2, "file");
+    s.offset = opt_number(L, 2, "offset", 0);
+    if (s.file) { /* a file left by an earlier download of it and never committed */
+      int old = lsv_part_take(L, s.file);
+      if (old >= 0) close(old);
+    }
+  } else {
+    double max_body = opt_number(L, 2, "max_body", 0);
+    s.max_body = (size_t)(max_body > 0 && max_body < 1e9 ? max_body : 0);
+  }
+  sv_error_clear(&err);
+  lx = lua_newuserdatauv(L, sizeof *lx, 1);
+  lx->x = NULL;
+  luaL_setmetatable(L, XFER_MT);
+  x = sv_http_send(lh->h, &s, &err);
+  if (!x) return lsv_fail(L, &err);
+  lx->x = x;
+  lua_pushvalue(L, 1); /* the transport lives as long as its exchanges */
+  lua_setiuservalue(L, -2, 1);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushlightuserdata(L, x);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* t:poll(max_wait) -> number of finished exchanges not yet taken */
+static int t_poll(lua_State *L) {
+  lhttp *lh = check_http(L);
+  lua_Number wait = luaL_optnumber(L, 2, 0);
+  lua_pushinteger(L, sv_http_poll(lh->h, wait > 0 ? (double)wait : 0));
+  return 1;
+}
+
+/* t:finished() -> the next finished handle, or nil */
+static int t_finished(lua_State *L) {
+  lhttp *lh = check_http(L);
+  sv_xfer *x = sv_http_finished(lh->h);
+  if (!x) return 0;
+  lua_getiuservalue(L, 1, 1);
+  lua_pushlightuserdata(L, x);
+  lua_rawget(L, -2);
+  lua_pushlightuserdata(L, x);
+  lua_pushnil(L);
+  lua_rawset(L, -4);
+  return 1;
+}
+
+static lxfer *check_xfer(lua_State *L, int idx) {
+  lxfer *lx = luaL_checkudata(L, idx, XFER_MT);
+  if (!lx->x) luaL_argerror(L, idx, "the exchange was already taken or cancelled");
+  return lx;
+}
+
+static void forget(lua_State *L, lxfer *lx) {
+  lua_getiuservalue(L, 1, 1);
+  lua_pushlightuserdata(L, lx->x);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  sv_xfer_free(lx->x);
+  lx->x = NULL;
+}
+
+/* t:result(h) -> body, err, tr[, bytes, total]; the handle is spent.  A whole
+   download's file stays open, left for core.commit(_start) of its path. */
+static int t_result(lua_State *L) {
+  lhttp *lh = check_http(L);
+  lxfer *lx = check_xfer(L, 2);
+  sv_exchange x;
+  int n;
+  sv_xfer_exchange(lx->x, &x);
+  n = lsv_push_verdict(L, &x, sv_http_secret(lh->h));
+  if (x.op == SV_OP_DOWNLOAD && !lua_isnil(L, -n)) { /* whole: its open file waits for core.commit_start */
+    const char *file;
+    int fd = sv_xfer_take_file(lx->x, &file);
+    if (fd >= 0) lsv_part_put(L, file, fd);
+  }
+  forget(L, lx);
+  return n;
+}
+
+/* t:progress(h) -> bytes, total (nil when unknown) */
+static int t_progress(lua_State *L) {
+  lxfer *lx;
+  double bytes, total;
+  check_http(L);
+  lx = check_xfer(L, 2);
+  sv_xfer_progress(lx->x, &bytes, &total);
+  lua_pushinteger(L, (lua_Integer)bytes);
+  if (total >= 0) lua_pushinteger(L, (lua_Integer)total);
+  else lua_pushnil(L);
+  return 2;
+}
+
+/* t:cancel(h): the exchange ends now; its handle is spent */
+static int t_cancel(lua_State *L) {
+  lxfer *lx;
+  check_http(L);
+  lx = luaL_checkudata(L, 2, XFER_MT);
+  if (lx->x) forget(L, lx);
+  return 0;
+}
+
+static int t_close(lua_State *L) {
+  lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
+  if (lh->h) { sv_http_free(lh->h); lh->h = NULL; }
+  return 0;
+}
+
+static int x_gc(lua_State *L) {
+  lxfer *lx = luaL_checkudata(L, 1, XFER_MT);
+  if (lx->x) { sv_xfer_free(lx->x); lx->x = NULL; }
+  return 0;
+}
+
+
+static const luaL_Reg curl_methods[] = {
+  { "send", t_send }, { "poll", t_poll }, { "finished", t_finished }, { "result", t_result },
+  { "progress", t_progress }, { "cancel", t_cancel }, { "close", t_close },
+  { NULL, NULL }
+};
+
+/* The transport's classes registered, and its constructor pushed: 1.  The
+   static library's core calls it too (core.curl, lsv_core.c). */
+SV_API int lsv_curl_register(lua_State *L);
+int lsv_curl_register(lua_State *L) {
+  lsv_new_class(L, CURL_MT, curl_methods, t_close);
+  lsv_new_class(L, XFER_MT, NULL, x_gc);
+  lsv_error_metatable(L);
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_curl);
+  return 1;
+}
+
+LUAOPEN_API int luaopen_starvideos_curl(lua_State *L) {
+  lua_createtable(L, 0, 1);
+  lsv_curl_register(L);
+  lua_setfield(L, -2, "new");
+  return 1;
+}

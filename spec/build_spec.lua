@@ -1,0 +1,168 @@
+-- The build's one source list (mk/sources.mk) and the places that build from it:
+-- the Makefile's per-VM modules, the static library, the fuzz targets and both
+-- rockspecs (which cannot include a file: this spec is their guard).  And the
+-- binding split: no C file is compiled twice, nor under a -D that changes it.
+
+local helper = require "spec.helper"
+
+local q = helper.shell_quote
+local root = assert(helper.capture("cd " .. q(helper.root) .. " && pwd")):match("^(.-)\n?$")
+-- make as a user runs it, not as the make running this suite
+local MAKE = "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES make -s --no-print-directory"
+
+local function words(s)
+  local list = {}
+  for w in s:gmatch("%S+") do list[#list + 1] = w end
+  return list
+end
+
+-- A make variable's value, as make expands it in this checkout.
+local function make_var(name)
+  local out = assert(helper.capture("cd " .. q(root) .. " && " .. MAKE .. " --eval "
+    .. q("sv-print-var: ; @echo $(" .. name .. ")") .. " sv-print-var 2>&1"))
+  return words(out)
+end
+
+-- The commands `make -n -B` would run for these goals.
+local function dry_run(goals)
+  return assert(helper.capture("cd " .. q(root) .. " && " .. MAKE .. " -n -B " .. goals .. " 2>&1"))
+end
+
+-- How many times each csrc/*.c is compiled in these commands, and with which -D flags.
+local function compiles(commands)
+  local count, defines = {}, {}
+  for line in commands:gmatch("[^\n]+") do
+    for file in line:gmatch("%s(csrc/[%w_/]+%.c)") do
+      count[file] = (count[file] or 0) + 1
+      for d in line:gmatch("%s%-D(%S+)") do defines[d] = true end
+    end
+  end
+  return count, defines
+end
+
+local function load_rockspec(path)
+  local text = assert(helper.read_file(path))
+  local env = {}
+  local setfenv = rawget(_G, "setfenv")
+  if setfenv then -- 5.1, LuaJIT
+    local chunk = assert(rawget(_G, "loadstring")(text, "=" .. path))
+    setfenv(chunk, env)
+    chunk()
+  else
+    assert(load(text, "=" .. path, "t", env))()
+  end
+  return env
+end
+
+local SV_SRC = make_var("SV_SRC")
+local CORE_MOD_SRC, CURL_MOD_SRC = make_var("CORE_MOD_SRC"), make_var("CURL_MOD_SRC")
+local ALL_SRC = make_var("ALL_SRC")
+local DEFS = make_var("DEFS")
+
+describe("mk/sources.mk", function()
+  it("names every C file of the library once, and each exists", function()
+    local seen = {}
+    for _, f in ipairs(ALL_SRC) do
+      assert.is_nil(seen[f], f .. " listed twice")
+      seen[f] = true
+      assert.is_true(helper.exists(root .. "/" .. f), f)
+    end
+    -- every csrc/*.c but the static library's face is in the list
+    local listing = assert(helper.capture("cd " .. q(root) .. " && ls csrc/*.c"))
+    for f in listing:gmatch("%S+") do
+      if f ~= "csrc/lsv_static.c" then assert.is_true(seen[f], f .. " is not in mk/sources.mk") end
+    end
+  end)
+
+  it("keeps libcurl's transport out of starvideos.core and in starvideos.curl", function()
+    local core, curl = table.concat(CORE_MOD_SRC, " "), table.concat(CURL_MOD_SRC, " ")
+    assert.is_nil(core:find("sv_http.c", 1, true))
+    assert.is_nil(core:find("lsv_curl.c", 1, true))
+    assert.truthy(curl:find("csrc/sv_http.c", 1, true))
+    assert.truthy(curl:find("csrc/lsv_curl.c", 1, true))
+    assert.is_nil(curl:find("lsv_core.c", 1, true))
+  end)
+
+  it("leaves no C file that changes under #ifdef SV_NO_CURL", function()
+    local hits = helper.capture("cd " .. q(root) .. " && grep -rln 'SV_NO_CURL' csrc mk Makefile rockspec || true")
+    assert.equal("", hits)
+  end)
+end)
+
+describe("the rockspecs", function()
+  local listing = assert(helper.capture("cd " .. q(root) .. " && ls rockspec/*.rockspec"))
+  local specs = words(listing)
+
+  it("are both there", function()
+    assert.equal(2, #specs)
+  end)
+
+  for _, path in ipairs(specs) do
+    it(path .. " builds each C module from mk/sources.mk's list, with the Makefile's defines", function()
+      local spec = load_rockspec(root .. "/" .. path)
+      local modules = spec.build.modules
+      assert.same(CORE_MOD_SRC, modules["starvideos.core"].sources)
+      assert.same(CURL_MOD_SRC, modules["starvideos.curl"].sources)
+      for _, m in ipairs { "starvideos.core", "starvideos.curl" } do
+        local defs = {}
+        for _, d in ipairs(modules[m].defines) do defs[#defs + 1] = "-D" .. d end
+        assert.same(DEFS, defs, m .. "'s defines")
+      end
+      -- the core never links libcurl
+      for _, lib in ipairs(modules["starvideos.core"].libraries) do assert.not_equal("curl", lib) end
+      local curl_lib = false
+      for _, lib in ipairs(modules["starvideos.curl"].libraries) do curl_lib = curl_lib or lib == "curl" end
+      assert.is_true(curl_lib)
+    end)
+  end
+end)
+
+describe("the Makefile's rules", function()
+  local function expect_once(goals, files)
+    local count, defines = compiles(dry_run(goals))
+    for _, f in ipairs(files) do
+      assert.equal(1, count[f], f .. " compiled " .. tostring(count[f]) .. " times for " .. goals)
+    end
+    for f, n in pairs(count) do assert.equal(1, n, f .. " compiled " .. n .. " times for " .. goals) end
+    local allowed = {}
+    for _, d in ipairs(DEFS) do allowed[d:sub(3)] = true end
+    for d in pairs(defines) do assert.is_true(allowed[d], "-D" .. d .. " for " .. goals) end
+  end
+
+  it("compile each file of both modules once for the default VM", function()
+    expect_once("build/starvideos/core.so build/starvideos/curl.so", ALL_SRC)
+  end)
+
+  it("compile each file of both modules once per VM", function()
+    for _, vm in ipairs { "luajit", "lua5.1" } do
+      expect_once("build/" .. vm .. "/starvideos/core.so build/" .. vm .. "/starvideos/curl.so", ALL_SRC)
+    end
+  end)
+
+  it("link the modules from the lists", function()
+    local cmds = dry_run("build/starvideos/core.so build/starvideos/curl.so")
+    local function linked(so)
+      local line = assert(cmds:match("[^\n]*%-shared %-o " .. so:gsub("%p", "%%%0") .. "[^\n]*"), so)
+      local objs = {}
+      for o in line:gmatch("build/obj/([%w_]+)%.o") do objs[#objs + 1] = "csrc/" .. o .. ".c" end
+      return objs
+    end
+    assert.same(CORE_MOD_SRC, linked("build/starvideos/core.so"))
+    assert.same(CURL_MOD_SRC, linked("build/starvideos/curl.so"))
+  end)
+
+  it("build the static library from every file, each once", function()
+    local files = {}
+    for _, f in ipairs(ALL_SRC) do files[#files + 1] = f end
+    files[#files + 1] = "csrc/lsv_static.c"
+    expect_once("build/static/libstarvideos.a", files)
+  end)
+
+  it("link each fuzz target with the core of the list", function()
+    local cmds = dry_run("build/fuzz/fuzz_json")
+    local line = assert(cmds:match("[^\n]*fuzz_json%.c[^\n]*"))
+    local linked = {}
+    for f in line:gmatch("(csrc/sv_[%w_]+%.c)") do linked[#linked + 1] = f end
+    assert.same(SV_SRC, linked)
+  end)
+end)
