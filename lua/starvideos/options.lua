@@ -139,6 +139,29 @@ function O.check(opts, where, schema, level)
   return opts
 end
 
+-- The options of each public call of a client.
+O.CALLS = {
+  wait = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
+  download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
+  generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
+  wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
+  resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
+    on_progress = C.fn },
+  job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn },
+  pending = { journal = C.path },
+}
+
+-- A task id, from an id or a task table; else raises (argument 1 of `where`).
+function O.task_id(v, where)
+  if type(v) == "string" then return v end
+  if type(v) == "table" and type(v.id) == "string" then return v.id end
+  O.argerror(1, where, "task id or task table", type(v) == "table" and "a table without an id" or type(v), 4)
+end
+
+function O.need_table(v, n, where)
+  if type(v) ~= "table" then O.argerror(n, where, "table", type(v), 4) end
+end
+
 local CLIENT = {
   api_key = C.header, base_url = C.url, timeout = C.seconds, connect_timeout = C.seconds,
   max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
