@@ -41,6 +41,20 @@ local function step_until(c, pred)
   end
 end
 
+-- A generate started as a job whose download a close stops mid-way (100,000
+-- bytes in): the job and its out.
+local function stopped_download(dir, journal_path)
+  local out = dir .. "/v.mp4"
+  local fake = Fake.new { hold_downloads = true }
+  local c = client(fake, { journal = journal_path })
+  local job = assert(c:start(PARAMS, { out = out, interval = 0.01 }))
+  step_until(c, function() return fake.held[1] ~= nil end)
+  assert.equal(100000, helper.file_size(out .. ".part"))
+  c:close()
+  assert.equal("cancelled", job.state)
+  return job, out
+end
+
 describe("the ledger", function()
   local dir
   before_each(function() dir = helper.tmpdir() end)
@@ -63,13 +77,8 @@ describe("the ledger", function()
   end)
 
   it("keeps a .part a close stopped, records it, and resume continues it with Range", function()
-    local j, out = dir .. "/j.jsonl", dir .. "/v.mp4"
-    local fake = Fake.new { hold_downloads = true }
-    local c = client(fake, { journal = j })
-    local job = assert(c:start(PARAMS, { out = out, interval = 0.01 }))
-    step_until(c, function() return fake.held[1] ~= nil end)
-    c:close() -- the download is in flight: 100,000 bytes in the .part
-    assert.equal("cancelled", job.state)
+    local j = dir .. "/j.jsonl"
+    local job, out = stopped_download(dir, j)
     assert.equal(100000, helper.file_size(out .. ".part"))
     local last = records(j)[#records(j)]
     assert.same({ "part", job.id, out .. ".part", out }, { last.event, last.id, last.part, last.path })
@@ -90,26 +99,15 @@ describe("the ledger", function()
   end)
 
   it("forgets a recorded .part removed since: resume starts the task afresh in its dir", function()
-    local j, out = dir .. "/j.jsonl", dir .. "/v.mp4"
-    local fake = Fake.new { hold_downloads = true }
-    local c = client(fake, { journal = j })
-    local job = assert(c:start(PARAMS, { out = out, interval = 0.01 }))
-    step_until(c, function() return fake.held[1] ~= nil end)
-    c:close()
+    local j = dir .. "/j.jsonl"
+    local job, out = stopped_download(dir, j)
     os.remove(out .. ".part")
     local list = Ledger.new(j, {}):unfinished()
     assert.same({ { id = job.id, model = "videos" } }, list)
   end)
 
   it("removes the .part of a download a close stopped when there is no journal", function()
-    local out = dir .. "/v.mp4"
-    local fake = Fake.new { hold_downloads = true }
-    local c = client(fake)
-    local job = assert(c:start(PARAMS, { out = out, interval = 0.01 }))
-    step_until(c, function() return fake.held[1] ~= nil end)
-    assert.equal(100000, helper.file_size(out .. ".part"))
-    c:close()
-    assert.equal("cancelled", job.state)
+    local _, out = stopped_download(dir, nil)
     assert.is_false(helper.exists(out .. ".part"))
   end)
 
