@@ -13,8 +13,8 @@ local Engine = require "starvideos.engine"
 local Ledger = require "starvideos.ledger"
 local Job = require "starvideos.job"
 
-local type, ipairs, pairs, tostring, setmetatable, rawset, error, string_format =
-  type, ipairs, pairs, tostring, setmetatable, rawset, error, string.format
+local type, ipairs, tostring, setmetatable, rawset, error, string_format =
+  type, ipairs, tostring, setmetatable, rawset, error, string.format
 local now = core.now
 local new_error, argerror, check = options.new_error, options.argerror, options.check
 local task_id, need_table, S = options.task_id, options.need_table, options.CALLS
@@ -32,7 +32,7 @@ function Client.new(opts)
   -- the key lives in the transport only: never in a table a user might print
   cfg.api_key, cfg.transport = nil, nil
   return setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, engine = engine,
-    ledger = Ledger.new(cfg.journal, cfg), jobs = setmetatable({}, { __mode = "k" }), finished = {} }, Client)
+    ledger = Ledger.new(cfg.journal, cfg), finished = {} }, Client)
 end
 
 --- Cancel this client's jobs (only its own) and let go of its engine; a later call
@@ -45,7 +45,7 @@ function Client:close()
   local engine = self.engine
   if not engine then return end
   self.engine = nil
-  for job in pairs(self.jobs) do job:cancel(true) end
+  for _, job in ipairs(engine:jobs_of(self.cfg)) do job:cancel(true) end
   engine:release()
 end
 Client.__close = Client.close
@@ -63,9 +63,8 @@ local function live(self)
   return self.engine
 end
 
--- A job of this client (in self.jobs until it ends: close cancels those): the job, or nil, err.
+-- A job of this client (its cfg tells the engine whose it is): the job, or nil, err.
 local function new_job(self, spec)
-  spec.jobs = self.jobs
   return Job.new(self.engine, self.ledger, self.cfg, spec)
 end
 

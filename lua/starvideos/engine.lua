@@ -302,6 +302,22 @@ function E:drive(done, stop, sleep)
   end
 end
 
+-- The unfinished jobs of one client (those made with its cfg): on a timer, or
+-- owning a request in flight, waiting in the queue or committing.  Walked only
+-- when a client closes, so that a job costs no entry in a set of its client's.
+function E:jobs_of(cfg)
+  local seen, out = {}, {}
+  local function add(obj)
+    local job = obj.owner or obj -- a request's owner is its job
+    if job.cfg == cfg and not job.done and not seen[job] then seen[job] = true; out[#out + 1] = job end
+  end
+  for _, e in ipairs(self.timers) do if e[2].wake == e[1] then add(e[2]) end end
+  for _, req in pairs(self.inflight) do add(req) end
+  for i = self.qhead, self.qtail do if self.queue[i] then add(self.queue[i]) end end
+  for req in pairs(self.commits) do add(req) end
+  return out
+end
+
 -- A step of `seconds` (0: tick once), returning early once `fin` (a list jobs
 -- add themselves to when they end) holds one: the jobs taken from it, or nil.
 function E:step(fin, seconds)

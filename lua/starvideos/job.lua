@@ -59,6 +59,11 @@ local function shell_word(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
+-- A spec's fields a job keeps only when given (spec name -> job field).
+local OPTIONAL = { finished = "fin", task = "task", out = "out", url = "url", interval = "fixed", goal = "goal",
+  resume_limit = "resume_limit",
+  on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
+
 local kind_of = Ledger.kind_of
 Job.kind_of = kind_of
 
@@ -73,22 +78,24 @@ local function build_create(cfg, params)
 end
 
 -- spec: one of params (create first), id (poll), url (download only); and task,
--- out (a file path), interval (nil: the learned schedule), timeout, goal ("created" | "queried" | "completed"),
+-- out (a file path), interval (nil: the learned schedule), timeout, goal ("created" | "queried"; nil: completed),
 -- on_progress(event), on_status(job), index, refresh (query before trusting a
 -- stored URL), resume_limit, finished (a list the job is added to when it
--- ends: step's), jobs (a set the job is in until it ends: a client's, for close).
+-- ends: step's).
 -- Returns the job, or nil, err for an invalid request.
 function Job.new(engine, ledger, cfg, spec)
   local t = now()
+  -- the fields every job has; the others only when given, so that a job waiting
+  -- among thousands keeps a small table (a constructor sizes it by its fields)
   local job = setmetatable({
-    engine = engine, ledger = ledger, cfg = cfg, fin = spec.finished, jobs = spec.jobs,
-    id = spec.id, task = spec.task, out = spec.out, url = spec.url,
-    fixed = spec.interval, goal = spec.goal or "completed",
+    engine = engine, ledger = ledger, cfg = cfg, id = spec.id,
     deadline = t + (spec.timeout or (spec.url and cfg.download_timeout or cfg.wait_timeout)),
-    on_progress = spec.on_progress, on_status = spec.on_status, index = spec.index,
-    resume_limit = spec.resume_limit or cfg.resume_limit, params = spec.params,
-    status = spec.task and spec.task.status, done = false, wake = t,
+    done = false, wake = t,
   }, Job)
+  for k, v in pairs(spec) do
+    if OPTIONAL[k] then job[OPTIONAL[k]] = v end
+  end
+  if spec.task then job.status = spec.task.status end
   if spec.params then
     local path, body = build_create(cfg, spec.params)
     if not path then return nil, body end
@@ -108,7 +115,6 @@ function Job.new(engine, ledger, cfg, spec)
     job.state = "polling"
   end
   if spec.task then job:_origin(spec.task, t) end
-  if spec.jobs then spec.jobs[job] = true end
   return job
 end
 
@@ -160,7 +166,6 @@ function Job:_finish(err)
   end
   local g = self.group
   if g then g.left = g.left - 1 end
-  if self.jobs then self.jobs[self] = nil end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
 end
@@ -230,7 +235,7 @@ function Job:_download()
   end
   local path = url:match("^%a+://[^/]*(/[^?#]*)") or "/"
   self:_send("download", { url = url, path = path, deadline = self.deadline, part = self.out .. ".part",
-    dest = self.out, resume_limit = self.resume_limit })
+    dest = self.out, resume_limit = self.resume_limit or self.cfg.resume_limit })
 end
 
 -- The job's request finished: take its answer.
