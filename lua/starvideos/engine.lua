@@ -32,6 +32,7 @@
 
 local core = require "starvideos.core"
 local transport = require "starvideos.transport"
+local Request = require "starvideos.request"
 
 local setmetatable, next, pairs, ipairs, tostring, rawget, type, math_min, math_max =
   setmetatable, next, pairs, ipairs, tostring, rawget, type, math.min, math.max
@@ -375,8 +376,9 @@ function E:query_now(cfg, id)
   local path, perr = core.result_path(id)
   if not path then return nil, perr end
   local tr = self.transport
-  local h, serr = tr:send { op = "query", url = cfg.base_url .. path, auth = true, max_body = cfg.max_answer,
-    timeout = cfg.timeout }
+  local wire = Request.new_wire(cfg, "query", cfg.base_url .. path, true)
+  wire.timeout = cfg.timeout
+  local h, serr = tr:send(wire)
   if not h then return nil, serr end
   local x
   repeat
