@@ -32,7 +32,7 @@ function Client.new(opts)
   -- the key lives in the transport only: never in a table a user might print
   cfg.api_key, cfg.transport = nil, nil
   return setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, engine = engine,
-    ledger = Ledger.new(cfg.journal, cfg), finished = {} }, Client)
+    ledger = Ledger.new(cfg.journal, cfg, engine), finished = {} }, Client)
 end
 
 --- Cancel this client's jobs (only its own) and let go of its engine; a later call

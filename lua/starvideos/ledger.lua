@@ -6,7 +6,9 @@
 --
 -- The interface a second backend implements (the Redis one comes later):
 --
---   L.new(path, cfg) -> ledger          path: the journal (nil: records nothing)
+--   L.new(path, cfg[, engine]) -> ledger  path: the journal (nil: records nothing);
+--                                       with an engine, learning the schedule
+--                                       from it starts at once (learn_more)
 --   ledger.records                      true when records are kept (a journal)
 --   ledger:before_create(params, lid)   -> true | nil, err: a synced "pending"
 --                                       record before a create is sent; a ledger
@@ -68,9 +70,11 @@ function L.file_name(id)
   return (id:gsub("[^%w%-_.]", "_"):gsub("^%.", "_"))
 end
 
-function L.new(path, cfg)
+function L.new(path, cfg, engine)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg }, L)
   if path and journal.maybe_compact then journal.maybe_compact(path, L.COMPACT_LIMIT) end
+  -- read while the first creates and polls go out, so that the first delays are learned ones
+  if path and engine and journal.samples then self:schedule(engine) end
   return self
 end
 
@@ -173,7 +177,10 @@ end
 -- all at once.  A journal.lua without the sample reader is read whole once, here.
 function L:schedule(engine)
   local s = self.sched
-  if s then return s end
+  if s then
+    if not engine and self.reader then repeat until self:learn_more() end -- asked outside a drive loop
+    return s
+  end
   s = Schedule.new(self.cfg)
   self.sched = s
   if self.path then
