@@ -36,11 +36,17 @@ describe("the transport", function()
     assert.equal(1, distinct(log, "connection"))
   end)
 
-  it("opens separate connections for separate clients", function()
+  it("gives clients of one key one engine, and a client of other engine options its own connection", function()
     local a, b = client(), client()
+    assert.equal(a.engine, b.engine) -- one transport, one budget
     local task = assert(a:create(PARAMS))
     assert(b:query(task.id))
-    assert.equal(2, distinct(emu:requests(), "connection"))
+    local before = distinct(emu:requests(), "connection")
+    local other = client { max_connections = 3 } -- other engine options: an engine of its own
+    assert.not_equal(a.engine, other.engine)
+    assert(other:query(task.id))
+    assert.equal(before + 1, distinct(emu:requests(), "connection"))
+    a:close(); b:close(); other:close()
   end)
 
   it("never has more than max_connections open while polling many tasks", function()
