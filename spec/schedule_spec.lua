@@ -371,7 +371,7 @@ describe("the client's learned schedule", function()
     local c = client { journal = j }
     local kind = require("starvideos.job").kind_of("videos", 5, "720p")
     assert.are.equal("videos|5|720p", kind)
-    assert.is_truthy(c:_scheduler():estimate(kind))
+    assert.is_truthy(c.ledger:schedule():estimate(kind))
     c:close()
   end)
 
@@ -464,7 +464,7 @@ describe("the learned schedule through a fake transport (no server)", function()
   -- fake.polls[id] the ages at which it was polled.
   local function setup_client(took, opts)
     local born, polls, kinds, n = {}, {}, {}, 0
-    local fake = Fake.new(function(r)
+    local fake = Fake.scripted(function(r)
       if r.op == "create" then
         n = n + 1
         local id = "task_" .. n

@@ -116,7 +116,8 @@ local function call(x, a)
   local fds = fd_count()
   local rss, peak = status_kb("VmRSS"), reset_peak()
   local client = x.new(opts)
-  local used = rawget(client, "transport") -- nginx's is a Lua table, libcurl's a userdata
+  local engine = rawget(client, "engine") -- the transport is the key's engine's (engine.lua)
+  local used = engine and engine.transport -- nginx's is a Lua table, libcurl's a userdata
   used = used ~= nil and (type(used) == "table" and "ngx" or "curl") or nil
   local t0 = x.now()
   local res, err
