@@ -20,7 +20,9 @@
 --   tr, message                 or a wire ending ("timeout", "broken", ...)
 --   video                       a download's bytes: written to r.file from
 --                               r.offset on (or from 0 with `restart`), the
---                               answer a 200 (206 from an offset)
+--                               answer a 200 (206 from an offset);
+--                               with upto, only the bytes before it (then a
+--                               wire ending such as tr = "broken")
 --   after                       seconds (real ones) before it finishes
 -- or nil: the send fails (kind network).  Every exchange is kept in
 -- fake.sent, in order, as { r, at (core.now() when sent), done (when it
@@ -130,8 +132,9 @@ function F.scripted(script)
     if x.r.op == "download" and a.video then
       local from = a.restart and 0 or (x.r.offset or 0)
       if from == 0 then os.remove(x.r.file) end
-      write(x.r.file, from, a.video:sub(from + 1))
-      x.bytes, x.total = #a.video, #a.video
+      local upto = a.upto or #a.video
+      write(x.r.file, from, a.video:sub(from + 1, upto))
+      x.bytes, x.total = math.max(from, upto), #a.video
       x.status = a.status or (from > 0 and 206 or 200)
     end
     finished[#finished + 1] = x
