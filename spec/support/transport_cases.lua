@@ -11,8 +11,9 @@
 --                          "curl" | "ngx"); out must be JSON
 --   check(out, args, env)  in the spec's process, with env.assert
 --   trace                  run it under strace (the syscalls named there)
---   differs                { curl = why, ngx = why }: where one transport
---                          legitimately does otherwise, what check is told
+-- Both transports pass every case alike: none needs a difference today.  One
+-- that a transport may legitimately do otherwise would test out.transport
+-- ("curl" | "ngx") in its check, saying why beside it.
 -- Only starvideos and the standard library are used by run: this file is
 -- required in the worker as "transport_cases", in the spec as
 -- "spec.support.transport_cases".
