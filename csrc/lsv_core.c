@@ -529,6 +529,8 @@ static int l_write_at(lua_State *L) {
      commit(dest) -> true | nil, message          sv_part_commit, here and now
      prepare() -> fd, size, path | nil, message   flushed: part_commit's
                                                   arguments, for another thread
+     same() -> boolean                            the name is still this file, as
+                                                  written (sv_part_same)
      close() -> true | nil, message               flush and close (also __gc)
    part_commit(fd, size, part, dest) -> true | nil, message: sv_part_commit, for
    a thread of nginx's pool given prepare()'s values (the handle stays open in
@@ -622,6 +624,11 @@ static int p_prepare(lua_State *L) {
   return 3;
 }
 
+static int p_same(lua_State *L) {
+  lua_pushboolean(L, sv_part_same(check_part(L)));
+  return 1;
+}
+
 static int p_close(lua_State *L) {
   lpart *lp = luaL_checkudata(L, 1, PART_MT);
   sv_buf why;
@@ -646,7 +653,7 @@ static int l_part_open(lua_State *L) {
   if (lua_isnil(L, -1)) { /* the class, made with the first handle */
     static const luaL_Reg methods[] = {
       { "write", p_write }, { "chunks", p_chunks }, { "flush", p_flush }, { "at", p_at }, { "truncate", p_truncate },
-      { "commit", p_commit }, { "prepare", p_prepare }, { "close", p_close }, { NULL, NULL }
+      { "commit", p_commit }, { "prepare", p_prepare }, { "same", p_same }, { "close", p_close }, { NULL, NULL }
     };
     lsv_new_class(L, PART_MT, methods, p_close);
   }

@@ -355,6 +355,10 @@ SV_API double sv_part_size(const sv_part *p);
 SV_API int sv_part_fd(const sv_part *p);
 SV_API const char *sv_part_path(const sv_part *p);
 SV_API int sv_part_truncate(sv_part *p, double at, sv_buf *why);
+/* sv_part_same: 1 when the name is still the file this descriptor writes (one
+   link, holding exactly the bytes written through it, none buffered), else 0:
+   a .part replaced, cut or linked since must not be gone on from. */
+SV_API int sv_part_same(const sv_part *p);
 SV_API int sv_part_close(sv_part *p, sv_buf *why);
 SV_API void sv_part_free(sv_part *p);
 SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why);

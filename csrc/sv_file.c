@@ -341,6 +341,12 @@ void sv_part_free(sv_part *p) {
   free(p);
 }
 
+int sv_part_same(const sv_part *p) {
+  struct stat mine, named;
+  return p->len == 0 && fstat(p->fd, &mine) == 0 && lstat(p->path, &named) == 0 && mine.st_dev == named.st_dev &&
+         mine.st_ino == named.st_ino && named.st_nlink == 1 && (double)mine.st_size == p->base + p->written;
+}
+
 /* The commit, on the descriptor the download wrote: fsync it; its size (fstat,
    the same descriptor) must be the bytes it was given; the name part must still
    be that file (stat vs fstat: nobody replaced it meanwhile); then rename to

@@ -501,135 +501,134 @@ describe("retries", function()
     return task
   end
 
-  describe("of a query", function()
-    it("go through two 503s and succeed on the third request", function()
-      local client = new_client(emu)
-      local t = created(client)
-      local events = {}
-      client.on_event = function(ev) events[#events + 1] = ev end
-      emu:fault { method = "GET", path = "/v1/result/", status = 503, count = 2 }
-      local task, err = client:query(t.id)
-      assert.is_nil(err)
-      assert.equal(t.id, task.id)
-      local reqs = logged(emu)
-      assert.equal(3, #reqs)
-      for _, r in ipairs(reqs) do assert.equal("/v1/result/" .. t.id, r.path) end
-      local retries = {}
-      for _, ev in ipairs(events) do
-        if ev.type == "retry" then retries[#retries + 1] = ev end
+  -- The retry policy, one row a case: the call (op), what the server does
+  -- (fault, an emulator fault, or a function making it when the case runs), the
+  -- client's options; then what is expected:
+  -- success (ok) or the error's kind, status, retry_after and maybe_created
+  -- (true, or false for "falsy"), the requests the server saw (sent), the
+  -- retry events (retries), the time the call took (waited = {at least, under}),
+  -- and anything more (more(client, res, err, ctx)).
+  local RETRIES = {
+    -- queries
+    { "a query goes through two 503s and succeeds on the third request", op = "query",
+      fault = { method = "GET", path = "/v1/result/", status = 503, count = 2 }, ok = true, sent = 3, retries = 2,
+      more = function(client, _, _, ctx)
+        for _, r in ipairs(logged(emu)) do assert.equal("/v1/result/" .. ctx.id, r.path) end
+        local ev = events_of(client, "retry")
+        assert.equal(503, ev[1].status)
+        assert.equal("GET", ev[1].method)
+        assert.is_number(ev[1].delay)
+        assert.is_true(ev[1].attempt < ev[2].attempt)
+      end },
+    { "a query honours Retry-After in seconds after a 429", op = "query",
+      fault = { method = "GET", status = 429, headers = { ["Retry-After"] = "1" } }, ok = true, sent = 2,
+      waited = { 0.9, 5 } },
+    { "a query honours Retry-After as an HTTP date", op = "query",
+      fault = function() return { method = "GET", status = 503, headers = { ["Retry-After"] = http_date(2) } } end,
+      ok = true, sent = 2,
+      waited = { 0.9, 5 } },
+    { "a query gives up after max_retries with kind server and the last status", op = "query",
+      fault = { method = "GET", status = 503, count = 10 }, kind = "server", status = 503, sent = 3, retries = 2 },
+    { "a query follows max_retries = 4", op = "query", client = { max_retries = 4 },
+      fault = { method = "GET", status = 500, count = 10 }, kind = "server", status = 500, sent = 5, retries = 4 },
+    { "a query follows max_retries = 0", op = "query", client = { max_retries = 0 },
+      fault = { method = "GET", status = 500, count = 10 }, kind = "server", status = 500, sent = 1, retries = 0 },
+    { "a query gives kind rate_limited with retry_after when the 429s do not stop", op = "query",
+      client = { max_retries = 0 }, fault = { method = "GET", status = 429, headers = { ["Retry-After"] = "7" } },
+      kind = "rate_limited", status = 429, retry_after = 7, sent = 1 },
+    { "a query does not sleep past max_retry_wait for a long Retry-After", op = "query",
+      client = { max_retry_wait = 2 }, fault = { method = "GET", status = 429, headers = { ["Retry-After"] = "120" } },
+      kind = "rate_limited", retry_after = 120, waited = { 0, 3 } },
+    { "a query goes through a dropped connection", op = "query", fault = { method = "GET", drop = true }, ok = true,
+      sent = 2 }, -- on a kept-alive connection libcurl may resend it itself: no retry event
+    { "a query goes through a request that timed out", op = "query", client = { timeout = 0.3 },
+      fault = { method = "GET", delay = 1.5 }, ok = true, sent = 2, retries = 1 },
+    { "a query gives kind timeout when every request times out", op = "query", client = { timeout = 0.2,
+      max_retries = 1 }, fault = { method = "GET", delay = 1, count = 2 }, kind = "timeout", sent = 2, retries = 1 },
+    -- creates: resent only when the server says it made nothing (429, 503 with Retry-After)
+    { "a create is never resent after a 500: one request, maybe_created, kind server", op = "create",
+      fault = { method = "POST", status = 500, after = true }, kind = "server", status = 500, maybe = true, sent = 1,
+      retries = 0, more = function(_, _, err) assert_one_line(err) end },
+    { "a create is never resent after a 503 without Retry-After", op = "create",
+      fault = { method = "POST", status = 503, after = true }, kind = "server", status = 503, maybe = true, sent = 1,
+      retries = 0 },
+    { "a create is never resent after a timeout: one request, kind timeout, maybe_created", op = "create",
+      client = { timeout = 0.3 }, fault = { method = "POST", delay = 1, after = true }, kind = "timeout", maybe = true,
+      sent = 1, retries = 0, waited = { 0, 1 },
+      more = function(_, _, _, ctx) assert.equal(ctx.tasks + 1, #emu:tasks()) end }, -- created after all
+    { "a create is never resent after a dropped connection", op = "create",
+      fault = { method = "POST", drop = true, after = true }, kind = "network", maybe = true, sent = 1, retries = 0,
+      more = function(_, _, err) assert_one_line(err) end },
+    { "a create is never resent after a connection dropped in the middle of the answer", op = "create",
+      fault = { method = "POST", drop_after_bytes = 20 }, maybe = true, sent = 1, retries = 0 },
+    { "a create is resent after a 429, and the second request succeeds", op = "create",
+      fault = { method = "POST", status = 429 }, ok = true, sent = 2, retries = 1,
+      more = function(_, task, _, ctx)
+        assert.equal("queued", task.status)
+        local reqs = logged(emu)
+        assert.equal(reqs[1].body, reqs[2].body)
+        assert.equal(ctx.tasks + 1, #emu:tasks())
+      end },
+    { "a create is resent after a 503 with Retry-After, and the second request succeeds", op = "create",
+      fault = { method = "POST", status = 503, headers = { ["Retry-After"] = "1" } }, ok = true, sent = 2, retries = 1,
+      waited = { 0.9, 5 } },
+    { "a create gives kind rate_limited, not maybe_created, when the 429s do not stop", op = "create",
+      fault = { method = "POST", status = 429, count = 10 }, kind = "rate_limited", status = 429, maybe = false,
+      sent = 3, retries = 2 },
+  }
+
+  for _, case in ipairs(RETRIES) do
+    it(case[1], function()
+      local client = new_client(emu, case.client)
+      local ctx = { tasks = #emu:tasks() }
+      if case.op == "query" then ctx.id = created(client).id end
+      ctx.tasks = #emu:tasks()
+      emu:fault(type(case.fault) == "function" and case.fault() or case.fault)
+      local t0 = gettime()
+      local res, err
+      if case.op == "query" then res, err = client:query(ctx.id) else res, err = client:create(cat()) end
+      local elapsed = gettime() - t0
+      if case.ok then
+        assert.is_nil(err)
+        if case.op == "query" then assert.equal(ctx.id, res.id) end
+      else
+        assert.is_nil(res)
+        assert.is_table(err)
+        if case.kind then assert.equal(case.kind, err.kind) end
+        if case.status then assert.equal(case.status, err.status) end
+        if case.retry_after then assert.equal(case.retry_after, err.retry_after) end
+        if case.op == "query" then assert.equal(ctx.id, err.id) end
+        if case.maybe then assert.is_true(err.maybe_created) elseif case.maybe == false then
+          assert.falsy(err.maybe_created)
+        end
       end
-      assert.equal(2, #retries)
-      assert.equal(503, retries[1].status)
-      assert.equal("GET", retries[1].method)
-      assert.is_number(retries[1].delay)
-      assert.is_true(retries[1].attempt < retries[2].attempt)
+      if case.sent then assert.equal(case.sent, #logged(emu)) end
+      if case.retries then assert.equal(case.retries, #events_of(client, "retry")) end
+      if case.waited then
+        assert.is_true(elapsed >= case.waited[1] and elapsed < case.waited[2], "the call took " .. elapsed .. " s")
+      end
+      if case.more then case.more(client, res, err, ctx) end
     end)
+  end
 
-    it("honour Retry-After in seconds after a 429", function()
-      local client = new_client(emu)
-      local t = created(client)
-      emu:fault { method = "GET", status = 429, headers = { ["Retry-After"] = "1" } }
-      local t0 = gettime()
-      local task = assert(client:query(t.id))
-      local elapsed = gettime() - t0
-      assert.equal(t.id, task.id)
-      assert.equal(2, #logged(emu))
-      assert.is_true(elapsed >= 0.9, "retried after " .. elapsed .. " s")
-      assert.is_true(elapsed < 5, "retried after " .. elapsed .. " s")
-    end)
-
-    it("honour Retry-After as an HTTP date", function()
-      local client = new_client(emu)
-      local t = created(client)
-      emu:fault { method = "GET", status = 503, headers = { ["Retry-After"] = http_date(2) } }
-      local t0 = gettime()
-      local task = assert(client:query(t.id))
-      local elapsed = gettime() - t0
-      assert.equal(t.id, task.id)
-      assert.equal(2, #logged(emu))
-      assert.is_true(elapsed >= 0.9, "retried after " .. elapsed .. " s")
-      assert.is_true(elapsed < 5, "retried after " .. elapsed .. " s")
-    end)
-
-    it("give up after max_retries with kind server and the last status", function()
-      local client = new_client(emu)
-      local t = created(client)
-      emu:fault { method = "GET", status = 503, count = 10 }
-      local task, err = client:query(t.id)
-      assert.is_nil(task)
-      assert.equal("server", err.kind)
-      assert.equal(503, err.status)
-      assert.equal(t.id, err.id)
-      assert.equal(3, #logged(emu))
-      assert.equal(2, #events_of(client, "retry"))
-    end)
-
-    it("follow max_retries", function()
-      local client = new_client(emu, { max_retries = 4 })
-      local t = created(client)
-      emu:fault { method = "GET", status = 500, count = 10 }
-      local _, err = client:query(t.id)
-      assert.equal("server", err.kind)
-      assert.equal(5, #logged(emu))
-      emu:clear()
-      emu:clear_faults()
-      local none = new_client(emu, { max_retries = 0 })
-      emu:fault { method = "GET", status = 500, count = 10 }
-      _, err = none:query(t.id)
-      assert.equal("server", err.kind)
-      assert.equal(1, #logged(emu))
-    end)
-
-    it("give kind rate_limited with retry_after when the 429s do not stop", function()
-      local client = new_client(emu, { max_retries = 0 })
-      local t = created(client)
-      emu:fault { method = "GET", status = 429, headers = { ["Retry-After"] = "7" } }
-      local task, err = client:query(t.id)
-      assert.is_nil(task)
-      assert.equal("rate_limited", err.kind)
-      assert.equal(429, err.status)
-      assert.equal(7, err.retry_after)
-      assert.equal(1, #logged(emu))
-    end)
-
-    it("do not sleep past max_retry_wait for a long Retry-After", function()
-      local client = new_client(emu, { max_retry_wait = 2 })
-      local t = created(client)
-      emu:fault { method = "GET", status = 429, headers = { ["Retry-After"] = "120" } }
-      local t0 = gettime()
-      local _, err = client:query(t.id)
-      assert.is_true(gettime() - t0 < 3)
-      assert.equal("rate_limited", err.kind)
-      assert.equal(120, err.retry_after)
-    end)
-
-    it("go through a dropped connection", function()
-      local client = new_client(emu)
-      local t = created(client)
-      emu:fault { method = "GET", drop = true }
-      local task = assert(client:query(t.id))
-      assert.equal(t.id, task.id)
-      assert.equal(2, #logged(emu))
-    end)
-
-    it("go through a request that timed out", function()
-      local client = new_client(emu, { timeout = 0.3 })
-      local t = created(client)
-      emu:fault { method = "GET", delay = 1.5 }
-      local task = assert(client:query(t.id))
-      assert.equal(t.id, task.id)
-      assert.equal(2, #logged(emu))
-    end)
-
-    it("give kind timeout when every request times out", function()
-      local client = new_client(emu, { timeout = 0.2, max_retries = 1 })
-      local t = created(client)
-      emu:fault { method = "GET", delay = 1, count = 2 }
-      local task, err = client:query(t.id)
-      assert.is_nil(task)
-      assert.equal("timeout", err.kind)
-      assert.equal(2, #logged(emu))
-    end)
+it("a create against a closed port gives kind network, not maybe_created, after 3 tries", function()
+    local closed = helper.emulator { key = "test-key" }
+    local url = closed.url
+    closed:stop()
+    local client = starvideos.new { api_key = "test-key", base_url = url, retry_backoff = 0.01 }
+    local events = {}
+    client.on_event = function(ev) events[#events + 1] = ev end
+    local task, err = client:create(cat())
+    assert.is_nil(task)
+    assert.equal("network", err.kind)
+    assert.falsy(err.maybe_created)
+    assert.is_nil(err.status)
+    assert_one_line(err)
+    local requests = 0
+    for _, ev in ipairs(events) do
+      if ev.type == "request" then requests = requests + 1 end
+    end
+    assert.equal(3, requests)  -- nothing was sent, so it is safe to try again
   end)
 
   -- A client with no listener, journal or sleep sends a lone query at once,
@@ -748,122 +747,6 @@ describe("retries", function()
     end)
   end)
 
-  describe("of a create", function()
-    it("never resend it after a 500: one request, maybe_created, kind server", function()
-      local client = new_client(emu)
-      emu:fault { method = "POST", status = 500, after = true }
-      local task, err = client:create(cat())
-      assert.is_nil(task)
-      assert.equal("server", err.kind)
-      assert.equal(500, err.status)
-      assert.is_true(err.maybe_created)
-      assert.equal(1, #logged(emu))
-      assert.equal(0, #events_of(client, "retry"))
-      assert_one_line(err)
-    end)
-
-    it("never resend it after a 503 without Retry-After", function()
-      local client = new_client(emu)
-      emu:fault { method = "POST", status = 503, after = true }
-      local task, err = client:create(cat())
-      assert.is_nil(task)
-      assert.equal("server", err.kind)
-      assert.equal(503, err.status)
-      assert.is_true(err.maybe_created)
-      assert.equal(1, #logged(emu))
-    end)
-
-    it("never resend it after a timeout: one request, kind timeout, maybe_created", function()
-      local client = new_client(emu, { timeout = 0.3 })
-      local before = #emu:tasks()
-      emu:fault { method = "POST", delay = 1, after = true }
-      local t0 = gettime()
-      local task, err = client:create(cat())
-      assert.is_true(gettime() - t0 < 1, "the create waited past its timeout")
-      assert.is_nil(task)
-      assert.equal("timeout", err.kind)
-      assert.is_true(err.maybe_created)
-      assert.equal(1, #logged(emu))
-      assert.equal(before + 1, #emu:tasks())  -- the task was created after all
-      assert.equal(0, #events_of(client, "retry"))
-    end)
-
-    it("never resend it after a dropped connection", function()
-      local client = new_client(emu)
-      emu:fault { method = "POST", drop = true, after = true }
-      local task, err = client:create(cat())
-      assert.is_nil(task)
-      assert.equal("network", err.kind)
-      assert.is_true(err.maybe_created)
-      assert.equal(1, #logged(emu))
-      assert_one_line(err)
-    end)
-
-    it("never resend it after a connection dropped in the middle of the answer", function()
-      local client = new_client(emu)
-      emu:fault { method = "POST", drop_after_bytes = 20 }
-      local task, err = client:create(cat())
-      assert.is_nil(task)
-      assert.is_true(err.maybe_created)
-      assert.equal(1, #logged(emu))
-    end)
-
-    it("resend it after a 429, and the second request succeeds", function()
-      local client = new_client(emu)
-      local before = #emu:tasks()
-      emu:fault { method = "POST", status = 429 }
-      local task, err = client:create(cat())
-      assert.is_nil(err)
-      assert.equal("queued", task.status)
-      local reqs = logged(emu)
-      assert.equal(2, #reqs)
-      assert.equal(reqs[1].body, reqs[2].body)
-      assert.equal(before + 1, #emu:tasks())
-      assert.equal(1, #events_of(client, "retry"))
-    end)
-
-    it("resend it after a 503 with Retry-After, and the second request succeeds", function()
-      local client = new_client(emu)
-      emu:fault { method = "POST", status = 503, headers = { ["Retry-After"] = "1" } }
-      local t0 = gettime()
-      local task, err = client:create(cat())
-      assert.is_nil(err)
-      assert.equal("queued", task.status)
-      assert.is_true(gettime() - t0 >= 0.9)
-      assert.equal(2, #logged(emu))
-    end)
-
-    it("give kind rate_limited, not maybe_created, when the 429s do not stop", function()
-      local client = new_client(emu)
-      emu:fault { method = "POST", status = 429, count = 10 }
-      local task, err = client:create(cat())
-      assert.is_nil(task)
-      assert.equal("rate_limited", err.kind)
-      assert.equal(429, err.status)
-      assert.falsy(err.maybe_created)
-      assert.equal(3, #logged(emu))
-    end)
-
-    it("give kind network, not maybe_created, against a closed port", function()
-      local closed = helper.emulator { key = "test-key" }
-      local url = closed.url
-      closed:stop()
-      local client = starvideos.new { api_key = "test-key", base_url = url, retry_backoff = 0.01 }
-      local events = {}
-      client.on_event = function(ev) events[#events + 1] = ev end
-      local task, err = client:create(cat())
-      assert.is_nil(task)
-      assert.equal("network", err.kind)
-      assert.falsy(err.maybe_created)
-      assert.is_nil(err.status)
-      assert_one_line(err)
-      local requests = 0
-      for _, ev in ipairs(events) do
-        if ev.type == "request" then requests = requests + 1 end
-      end
-      assert.equal(3, requests)  -- nothing was sent, so it is safe to try again
-    end)
-  end)
 end)
 
 ---------------------------------------------------------------------------

@@ -16,7 +16,6 @@ local q = helper.shell_quote
 local str_format = string.format
 
 local KEY = "k-ngx-secret"
-local VIDEO_SIZE = 200003 -- what spec/support/hostile.lua serves
 local VERBOSE = os.getenv("STARVIDEOS_NGINX_VERBOSE") -- every /ping's time on stderr
 
 local ROOT = nginx_run.ROOT -- nginx's prefix
@@ -173,7 +172,7 @@ if why then
 end
 
 describe("starvideos inside nginx", function()
-  local emu, hs, hs2, dir, port, proc, log_path, stderr_path
+  local emu, dir, port, proc, log_path, stderr_path
 
   local function stop_nginx()
     if proc then
@@ -185,7 +184,6 @@ describe("starvideos inside nginx", function()
 
   setup(function()
     emu = helper.emulator { key = KEY, queued = 0.2, processing = 0.6 }
-    hs, hs2 = helper.hostile(), helper.hostile()
     dir = helper.tmpdir()
     assert(helper.execute("mkdir -p " .. q(dir .. "/videos")))
     cert(dir, "good")
@@ -215,8 +213,6 @@ describe("starvideos inside nginx", function()
   teardown(function()
     stop_nginx()
     if emu then emu:stop() end
-    if hs then hs:stop() end
-    if hs2 then hs2:stop() end
     helper.cleanup()
   end)
 
@@ -241,13 +237,7 @@ describe("starvideos inside nginx", function()
     assert(false, "expected kind " .. table.concat({ ... }, " or ") .. ": " .. o.text)
   end
 
-  local function count(list, method)
-    local n = 0
-    for _, r in ipairs(list) do
-      if r.method == method then n = n + 1 end
-    end
-    return n
-  end
+  local count = require("spec.support.transport_cases").count
 
   describe("where nginx allows no network calls", function()
     local function says(text, phase)
@@ -295,120 +285,8 @@ describe("starvideos inside nginx", function()
     end)
   end)
 
-  describe("facing hostile servers, like libcurl", function()
-    local function create(base, client)
-      client = client or {}
-      client.base_url = base
-      return probe { op = "create", client = client }
-    end
-
-    it("a well-behaved server: create, query", function()
-      local base = hs:url("ok")
-      local o = create(base)
-      assert.equal("task_ok", o.res and o.res.id, o.text)
-      o = probe { op = "query", id = "task_q", client = { base_url = base } }
-      assert.equal("completed", o.res and o.res.status, o.text)
-      assert.equal("Bearer " .. KEY, hs:requests(base)[1].headers.authorization)
-    end)
-
-    it("a refused connection: network, nothing created", function()
-      local o = create("http://127.0.0.1:" .. free_ports(1)[1], { max_retries = 1 })
-      kind(o, "network")
-      assert.falsy(o.err.maybe_created, o.text)
-    end)
-
-    it("answers cut short, over the cap or broken keep the task id, maybe created", function()
-      for scenario, id in pairs { truncated = "task_1", cl_long = "task_4", chunked_bad = "task_c", huge = "task_2" } do
-        local o = create(hs:url(scenario))
-        kind(o, "network", "protocol")
-        assert.equal(id, o.err.id, scenario .. ": " .. o.text)
-        assert.is_true(o.err.created, o.text)
-        assert.is_true(o.err.maybe_created, o.text)
-        assert.is_true(o.elapsed < 4, o.text)
-      end
-      for _, scenario in ipairs { "dupkey", "empty", "cl_short", "big_header" } do
-        local o = create(hs:url(scenario))
-        kind(o, "protocol")
-        assert.is_true(o.err.maybe_created, scenario .. ": " .. o.text)
-      end
-    end)
-
-    it("a reset mid-answer: a create is never resent, a query is retried", function()
-      for _, scenario in ipairs { "reset_header", "reset_body" } do
-        local base = hs:url(scenario)
-        local o = create(base, { max_retries = 2 })
-        kind(o, "network", "protocol")
-        assert.is_true(o.err.maybe_created, o.text)
-        assert.equal(1, count(hs:requests(base), "POST"), o.text)
-        base = hs:url(scenario)
-        o = probe { op = "query", id = "task_q", client = { base_url = base, max_retries = 2 } }
-        kind(o, "network")
-        assert.equal(3, count(hs:requests(base), "GET"), o.text)
-      end
-    end)
-
-    it("an answer dribbled a byte a second times out within the exchange's timeout", function()
-      local base = hs:url("dribble")
-      local o = create(base, { timeout = 1, max_retries = 2 })
-      kind(o, "timeout")
-      assert.is_true(o.err.maybe_created, o.text)
-      assert.equal(1, count(hs:requests(base), "POST"), o.text)
-      assert.is_true(o.elapsed < 3, o.text)
-    end)
-
-    local n = 0
-    local function download(url, client)
-      n = n + 1
-      local path = dir .. "/dl-" .. n .. ".mp4"
-      local o = probe { op = "download", url = url, path = path, client = client or { max_retries = 1 } }
-      return o, path
-    end
-
-    local function video_ok(o, path)
-      assert.equal(path, o.res, o.text)
-      local got = helper.read_file(path) or ""
-      assert.equal(VIDEO_SIZE, #got)
-      for i = 0, 3 do -- 16-byte blocks naming their own position
-        local at = math.floor(i * (VIDEO_SIZE - 16) / 3 / 16) * 16
-        assert.equal(str_format("%08d|video|\n", at / 16), got:sub(at + 1, at + 16))
-      end
-      assert.is_false(exists(path .. ".part"))
-    end
-
-    it("downloads follow redirects to http(s) only, at most 5, never with the key", function()
-      local o, path = download(hs:url("redir_file") .. "/v.mp4")
-      kind(o, "network", "protocol")
-      assert.is_false(exists(path) or exists(path .. ".part"), o.text)
-      o, path = download(hs:url("redir_loop") .. "/v.mp4")
-      assert.is_table(o.err, o.text)
-      assert.is_false(exists(path) or exists(path .. ".part"), o.text)
-      local base = hs:url("redir_port")
-      o, path = download(base .. "/" .. hs2.port .. "/v.mp4")
-      video_ok(o, path)
-      assert.is_nil(hs2:raw_log():find(KEY, 1, true), "the API key reached the second server")
-    end)
-
-    it("downloads restart at 0 on a 200 and take a 206 from its Content-Range", function()
-      local base = hs:url("norange")
-      local o, path = download(base .. "/v.mp4")
-      video_ok(o, path)
-      assert.is_true(#hs:requests(base) >= 2, o.text)
-      o, path = download(hs:url("partial206") .. "/v.mp4")
-      video_ok(o, path)
-    end)
-
-    it("a symlink at the .part is never followed: a new .part takes its place, as with libcurl", function()
-      n = n + 1
-      local path, victim = dir .. "/dl-" .. n .. ".mp4", dir .. "/victim.txt"
-      local f = assert(io.open(victim, "wb"))
-      f:write("precious\n")
-      f:close()
-      assert(helper.execute("ln -s " .. q(victim) .. " " .. q(path .. ".part")))
-      local o = probe { op = "download", url = hs:url("video") .. "/v.mp4", path = path, client = { max_retries = 1 } }
-      assert.equal("precious\n", helper.read_file(victim))
-      video_ok(o, path)
-    end)
-  end)
+  -- What the transport must do facing hostile servers, like libcurl's, is one
+  -- list run on both: spec/support/transport_cases.lua (spec/transport_cases_spec.lua).
 
   -- The library's checks and download rules, in the worker as anywhere else.
   describe("the files it writes", function()
@@ -421,24 +299,6 @@ describe("starvideos inside nginx", function()
       assert.truthy(o.err.message:find("cannot write " .. out .. ": the folder " .. dir .. "/missing does not exist",
         1, true), o.text)
       assert.same({}, emu:requests())
-    end)
-
-    it("a download goes on from the .part an earlier call left", function()
-      emu:reset()
-      finally(function() emu:reset() end)
-      emu:config { video_size = 3000000 }
-      local o = probe { op = "generate", path = dir .. "/whole.mp4" }
-      assert.equal("completed", o.res and o.res.status, o.text)
-      local video = assert(helper.read_file(dir .. "/whole.mp4"))
-      assert.equal(3000000, #video)
-      local path = dir .. "/resumed.mp4"
-      helper.write_file(path .. ".part", video:sub(1, 1000000))
-      emu:clear()
-      o = probe { op = "download", url = o.res.video_url, path = path }
-      assert.equal(path, o.res, o.text)
-      assert.same({ "bytes=" .. (1000000 - 65536) .. "-" }, emu:video_ranges()) -- 64 KiB compared with the .part's
-      assert.is_true(helper.read_file(path) == video, "the file is not the video")
-      assert.is_false(exists(path .. ".part"))
     end)
   end)
 

@@ -452,3 +452,95 @@ describe("the client's learned schedule, tasks shorter than the interval", funct
     c:close()
   end)
 end)
+
+-- The schedule as the client's jobs use it, through a scripted transport
+-- (spec/support/fake_transport.lua): no server, each task completed exactly
+-- `took` seconds after its create was sent, every poll's time kept.
+describe("the learned schedule through a fake transport (no server)", function()
+  local Fake = require "spec.support.fake_transport"
+  local PARAMS = { model = "videos", prompt = "schedule", duration = 5 }
+
+  -- A client whose tasks take `took` s; fake.born[id] is when each was created,
+  -- fake.polls[id] the ages at which it was polled.
+  local function setup_client(took, opts)
+    local born, polls, kinds, n = {}, {}, {}, 0
+    local fake = Fake.scripted(function(r)
+      if r.op == "create" then
+        n = n + 1
+        local id = "task_" .. n
+        born[id], polls[id], kinds[id] = core.now(), {}, string.format('"model":"videos","duration":%s',
+          r.body:match('"duration":(%d+)'))
+        return { status = 200, body = '{"id":"' .. id .. '","status":"queued",' .. kinds[id] .. '}' }
+      end
+      local id = r.url:match("/v1/result/([^/?]+)$")
+      local age = core.now() - born[id]
+      polls[id][#polls[id] + 1] = age
+      local status = age >= took and "completed" or "processing"
+      return { status = 200, body = string.format('{"id":"%s","status":"%s",%s%s}', id, status, kinds[id],
+        status == "completed" and ',"video_url":"http://video.test/' .. id .. '.mp4"' or "") }
+    end)
+    local o = { api_key = "k", base_url = "http://api.test", transport = fake, interval = 0.25, min_interval = 0.05,
+      requests_per_second = 1000 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    fake.born, fake.polls = born, polls
+    return starvideos.new(o), fake
+  end
+
+  -- n tasks created at once and waited for: their ids.
+  local function batch(c, n, opts)
+    local ids = {}
+    for i = 1, n do ids[i] = assert(c:create(PARAMS)).id end
+    for _, r in ipairs(assert(c:wait_all(ids, opts or {}))) do assert.is_truthy(r.task, r.err) end
+    return ids
+  end
+
+  -- Per task on average: the polls after wait_all's first while younger than
+  -- `young` s, all polls, and the age at which it was seen completed (worst).
+  local function tally(fake, ids, young)
+    local early, all, worst = 0, 0, 0
+    for _, id in ipairs(ids) do
+      local ages = fake.polls[id]
+      for i = 2, #ages do if ages[i] < young then early = early + 1 end end
+      all, worst = all + #ages, math.max(worst, ages[#ages])
+    end
+    return { early = early / #ids, all = all / #ids, noticed = worst }
+  end
+
+  it("polls a kind it has seen near its end: none while it surely runs, no more polls than fixed ones", function()
+    local c, fake = setup_client(1.0)
+    local fixed = tally(fake, batch(c, Schedule.MIN_SAMPLES), 0.7)
+    assert.is_true(fixed.early >= 2, "the fixed 0.25 s interval polls early: " .. fixed.early)
+    local ids = batch(c, 6)
+    local learned = tally(fake, ids, 0.7)
+    assert.are.equal(0, learned.early)
+    -- the fixed polls saw each task done between 0.75 and 1 s: learned as 0.875 s
+    -- +- 0.125, the plan covers that span at the floor; a task at its edge (all of
+    -- them here) costs a poll or two more, never a runaway
+    assert.is_true(learned.all <= fixed.all + 2, string.format("%.2f polls per task against %.2f", learned.all,
+      fixed.all))
+    assert.is_true(learned.noticed < 1.0 + 0.25, "noticed at " .. learned.noticed .. " s")
+    -- every poll went out as the schedule said: authenticated GETs of the task
+    for _, x in ipairs(fake.sent) do
+      if x.r.op == "query" then
+        assert.is_true(x.r.auth)
+        assert.is_nil(x.r.body)
+      end
+    end
+    c:close()
+  end)
+
+  it("a kind not seen yet follows its model's estimate; an interval given to a wait is kept", function()
+    local c, fake = setup_client(1.0)
+    batch(c, Schedule.MIN_SAMPLES)
+    local other = { model = "videos", prompt = "schedule", duration = 10 }
+    local ids = {}
+    for i = 1, 3 do ids[i] = assert(c:create(other)).id end
+    assert(c:wait_all(ids))
+    -- the model's estimate stands in for the kind (schedule.lua): no early polls
+    -- for it either; a fixed interval given to the wait overrides both
+    assert.are.equal(0, tally(fake, ids, 0.7).early)
+    local fixed = batch(c, 3, { interval = 0.25 })
+    assert.is_true(tally(fake, fixed, 0.7).early >= 2)
+    c:close()
+  end)
+end)

@@ -9,9 +9,30 @@
 --   starvideos.new { api_key = "k", base_url = "http://fake", transport = fake }
 --   fake.sent : { {op=, url=, offset=, at=}, ... }      fake.closed : true once closed
 --   fake:release() : the downloads held so far finish (with hold_downloads)
+--
+-- Fake.scripted(script) is one the spec scripts exchange by exchange (the
+-- specs of job, request and schedule): script(r, fake) is called when an
+-- exchange is sent, with the request r as the client built it ({op, url, auth,
+-- body, fresh, timeout, max_body, file, offset, follow, stall}), and says how
+-- it ends: a table
+--   status, body, retry_after   an HTTP answer (read by core.verdict, as every
+--                               transport's is)
+--   tr, message                 or a wire ending ("timeout", "broken", ...)
+--   video                       a download's bytes: written to r.file from
+--                               r.offset on (or from 0 with `restart`), the
+--                               answer a 200 (206 from an offset);
+--                               with upto, only the bytes before it (then a
+--                               wire ending such as tr = "broken")
+--   after                       seconds (real ones) before it finishes
+-- or nil: the send fails (kind network).  Every exchange is kept in
+-- fake.sent, in order, as { r, at (core.now() when sent), done (when it
+-- finished), cancelled }; fake.open counts those in flight, fake.most the
+-- most at once; fake.commits the commits asked for.
 
 local core = require "starvideos.core"
 local cjson = require "cjson"
+
+local now, verdict = core.now, core.verdict
 
 local F = {}
 F.__index = F
@@ -94,6 +115,104 @@ function F.progress(_, x) return x.bytes, F.VIDEO_SIZE end
 function F.cancel(_, x) x.cancelled = true end
 
 function F:close() self.closed = true end
+
+function F.scripted(script)
+  local t = { sent = {}, open = 0, most = 0, closed = false, commits = {} }
+  local pending, finished = {}, {}
+
+  local function live()
+    if t.closed then error("the fake transport is closed", 3) end
+  end
+
+  -- The answer's effects, when it finishes: a download's bytes in its file.
+  local function finish(x)
+    local a = x.answer
+    x.done = now()
+    t.open = t.open - 1
+    if x.r.op == "download" and a.video then
+      local from = a.restart and 0 or (x.r.offset or 0)
+      if from == 0 then os.remove(x.r.file) end
+      local upto = a.upto or #a.video
+      write(x.r.file, from, a.video:sub(from + 1, upto))
+      x.bytes, x.total = math.max(from, upto), #a.video
+      x.status = a.status or (from > 0 and 206 or 200)
+    end
+    finished[#finished + 1] = x
+  end
+
+  function t.send(_, r)
+    live()
+    local copy = {}
+    for k, v in pairs(r) do copy[k] = v end
+    local a = script(copy, t)
+    if a == nil then
+      return nil, setmetatable({ kind = "network", message = "the script refused it" }, core.error_mt)
+    end
+    local x = { r = copy, answer = a, at = now(), bytes = copy.offset or 0 }
+    x.due = x.at + (a.after or 0)
+    t.sent[#t.sent + 1] = x
+    t.open = t.open + 1
+    if t.open > t.most then t.most = t.open end
+    pending[#pending + 1] = x
+    return x
+  end
+
+  function t.poll(_, max_wait)
+    live()
+    local until_ = now() + (max_wait or 0)
+    repeat
+      local keep, soonest = {}, nil
+      for _, x in ipairs(pending) do
+        if x.due <= now() then finish(x) else
+          keep[#keep + 1] = x
+          soonest = math.min(soonest or x.due, x.due)
+        end
+      end
+      pending = keep
+      if #finished > 0 or not soonest or now() >= until_ then break end
+      core.sleep(math.max(0, math.min(soonest, until_) - now()))
+    until false
+    return #finished
+  end
+
+  function t.finished()
+    live()
+    return table.remove(finished, 1)
+  end
+
+  function t.result(_, x)
+    live()
+    assert(x and x.done and not x.spent, "result of an exchange that did not finish, or twice")
+    x.spent = true
+    local a = x.answer
+    return verdict(x.r.op, x.status or a.status or 0, a.body or "", a.retry_after, a.tr or "none", a.message,
+      x.bytes, x.total)
+  end
+
+  function t.progress(_, x) return x.bytes, x.total end
+
+  function t.cancel(_, x)
+    if x.spent or x.done then x.spent = true; return end
+    x.spent, x.cancelled = true, true
+    t.open = t.open - 1
+    for i, p in ipairs(pending) do
+      if p == x then table.remove(pending, i); break end
+    end
+  end
+
+  function t.commit(_, part, path)
+    t.commits[#t.commits + 1] = { part = part, path = path }
+    return core.commit(part, path)
+  end
+
+  function t.close()
+    if t.closed then return end
+    for _, x in ipairs(pending) do t:cancel(x) end
+    t.closed = true
+  end
+
+  return t
+end
 
 -- The exchanges of one op sent so far.
 function F:count(op)

@@ -363,6 +363,33 @@ function scenarios.redir_port(c, req)
   answer(c, "302 Found", { str_format("Location: http://127.0.0.1:%s/s/video/%s/%s", port, req.tag, name) })
 end
 
+-- /s/redir_n/<tag>/<n>/<name>: n redirects in a row (to .../<n-1>/<name>), then the video.
+function scenarios.redir_n(c, req)
+  local left, name = req.rest:match("^/(%d+)/([^/?]+)")
+  if not left then return answer(c, "404 Not Found") end
+  left = tonumber(left)
+  if left == 0 then return serve_video(c, req) end
+  local _, port = c.sock:getsockname()
+  answer(c, "302 Found", { str_format("Location: http://127.0.0.1:%s/s/redir_n/%s/%d/%s", tostring(port), req.tag,
+    left - 1, name) })
+end
+
+-- A query answered after 0.5 s (a completed task), counting the exchanges open
+-- at once per tag; GET /s/busy/<tag>/peak answers the most seen at once.
+local busy = {} -- tag -> { now =, peak = }
+function scenarios.busy(c, req)
+  local b = busy[req.tag] or { now = 0, peak = 0 }
+  busy[req.tag] = b
+  if req.rest == "/peak" then return answer(c, "200 OK", nil, tostring(b.peak)) end
+  b.now = b.now + 1
+  b.peak = math_max(b.peak, b.now)
+  sleep(0.5)
+  b.now = b.now - 1
+  local id = req.rest:match("^/v1/result/([^/?]+)") or "task_b"
+  answer(c, "200 OK", { JSON }, str_format(
+    '{"id":"%s","status":"completed","video_url":"http://127.0.0.1/s/video/%s/v.mp4"}', id, req.tag))
+end
+
 function scenarios.video(c, req)
   serve_video(c, req)
 end

@@ -47,4 +47,43 @@ function M.listening(port)
   return ok ~= nil
 end
 
+-- Start the example's nginx.conf (examples/openresty/nginx.conf) with its
+-- paths in dir, on a free port, plus /ping, /pid and /probe
+-- (spec/support/ngx_probe.lua): { port =, pid = the worker's, stop = fn }, or
+-- raises with nginx's own words.
+function M.start(dir)
+  local q, str_format = helper.shell_quote, string.format
+  local port = helper.free_ports(1)[1]
+  local text = assert(helper.read_file(M.ROOT .. "/examples/openresty/nginx.conf"))
+  for _, sub in ipairs {
+    { "build/openresty/", dir .. "/" }, { "127.0.0.1:8080", "127.0.0.1:" .. port },
+    { "$prefix/examples/openresty/?.lua;", "$prefix/examples/openresty/?.lua;$prefix/spec/support/?.lua;" },
+    { "\n    }\n}\n", table.concat({ "",
+      "        location = /ping { return 200 \"pong\\n\"; }",
+      "        location = /pid { content_by_lua_block { ngx.say(ngx.worker.pid()) } }",
+      "        location = /probe { content_by_lua_file spec/support/ngx_probe.lua; }",
+      "    }", "}", "" }, "\n") },
+  } do
+    local k
+    text, k = text:gsub(sub[1]:gsub("%p", "%%%0"), (sub[2]:gsub("%%", "%%%%")))
+    assert(k > 0, "the example's nginx.conf has no " .. sub[1])
+  end
+  -- as root the workers would run as nobody, who may not write the spec's files
+  if helper.capture("id -u"):match("^0%s*$") then text = "user root;\n" .. text end
+  helper.write_file(dir .. "/nginx.conf", text)
+  local proc = helper.spawn(str_format(helper.UNINSTRUMENTED .. "nginx -p %s -c %s 2>%s", q(M.ROOT .. "/"),
+    q(dir .. "/nginx.conf"), q(dir .. "/nginx.stderr")))
+  local function stop()
+    if proc then helper.execute(str_format("kill %d 2>/dev/null", proc.pid)); proc:close(); proc = nil end
+  end
+  if not helper.wait_until(function() return M.listening(port) end, 15) then
+    stop()
+    error("nginx did not start: " .. tostring(helper.read_file(dir .. "/nginx.stderr"))
+      .. tostring(helper.read_file(dir .. "/error.log")))
+  end
+  local http = require "socket.http"
+  local pid = tonumber((http.request(str_format("http://127.0.0.1:%d/pid", port))))
+  return { port = port, pid = pid, stop = stop }
+end
+
 return M

@@ -3,7 +3,8 @@
 -- "query" | "download" | "generate", id =, url =, path = (download's, generate's
 -- out) }; the answer is JSON: { res = the task or path, err = {kind, message,
 -- field, id, created, maybe_created, status}, elapsed = seconds, transport =
--- type(client.transport) }.
+-- type(client.transport) }.  Or { case = name, args = } runs that case of
+-- spec/support/transport_cases.lua and answers its out.
 local cjson = require "cjson.safe"
 local starvideos = require "starvideos"
 
@@ -11,6 +12,15 @@ local ngx = rawget(_G, "ngx")
 
 ngx.req.read_body()
 local q = assert(cjson.decode(ngx.req.get_body_data() or ""), "a JSON body")
+if q.case then -- one case of spec/support/transport_cases.lua, on nginx's transport
+  local x = { which = "ngx", sleep = ngx.sleep, new = starvideos.new, transport = require("starvideos.transport").new,
+    now = function() ngx.update_time(); return ngx.now() end }
+  local ok, out = pcall(require("transport_cases").run, q.case, q.args, x)
+  if not ok then out = { raised = tostring(out) } end
+  ngx.header.content_type = "application/json"
+  ngx.say(cjson.encode(out))
+  return
+end
 ngx.update_time()
 local t0 = ngx.now()
 local client = starvideos.new(q.client)

@@ -62,6 +62,15 @@ function N.new(cfg)
     slots = cfg.slots or semaphore.new(conns) }
   local wake, running, done, first, last, closed = semaphore.new(0), {}, {}, 1, 0, false
   local whole = {} -- .part name -> the handle of the download that ended whole there
+  -- .part name -> the handle of a download that ended short there: the next
+  -- attempt goes on through it only while the name is still that file, as it
+  -- was left (h:same()); else from byte 0 in a new file (as libcurl's sv_left)
+  local left, n_left = {}, 0
+  local function take_left(file)
+    local h = left[file]
+    if h then left[file], n_left = nil, n_left - 1 end
+    return h
+  end
   local t = {}
 
   local function live()
@@ -96,7 +105,16 @@ function N.new(cfg)
       end
       if whole[r.file] then whole[r.file]:close(); whole[r.file] = nil end
       local err, short
-      if offset > 0 then fh, err, short = part_open(r.file, offset) end
+      local was = take_left(r.file)
+      if was and offset > 0 and offset <= was:at() and was:same() then
+        fh = was
+        if offset < was:at() and not was:truncate(offset) then fh, short = nil, true end
+      elseif was then -- replaced, cut or linked since the attempt that left it
+        was:close()
+        short = true
+      elseif offset > 0 then
+        fh, err, short = part_open(r.file, offset) -- left by an earlier call: request.lua compares its end
+      end
       if short or offset <= 0 then -- the .part we had is gone or cut: from byte 0, in a new file
         offset = 0
         fh, err = part_open(r.file, 0)
@@ -136,7 +154,13 @@ function N.new(cfg)
     local body, err, tr, bytes, total = verdict(x.op, x.status, concat(x.parts), x.retry_after, x.tr, x.message,
       x.have, x.total, key)
     if x.fh then
-      if body then whole[x.r.file] = x.fh else x.fh:close() end
+      if body then
+        whole[x.r.file] = x.fh
+      elseif n_left < 64 and not left[x.r.file] then -- the newest 64 kept; older ones resume unchecked
+        left[x.r.file], n_left = x.fh, n_left + 1
+      else
+        x.fh:close()
+      end
       x.fh = nil
     end
     return body, err, tr, bytes, total
@@ -177,6 +201,7 @@ function N.new(cfg)
     for x in pairs(running) do t:cancel(x) end
     while first <= last do t:finished() end
     for part, fh in pairs(whole) do fh:close(); whole[part] = nil end
+    for part in pairs(left) do take_left(part):close() end
     closed = true
   end
 

@@ -1,0 +1,174 @@
+-- job.lua on its own: a job handed an engine (engine.lua) over a scripted
+-- transport (spec/support/fake_transport.lua) and a ledger (ledger.lua), no
+-- server.  A task's way from create through polls to a file, as one table of
+-- cases: what the service answers, what the job must end with, what the
+-- ledger recorded.
+
+local cjson = require "cjson.safe"
+local Fake = require "spec.support.fake_transport"
+local Engine = require "starvideos.engine"
+local Ledger = require "starvideos.ledger"
+local Job = require "starvideos.job"
+local options = require "starvideos.options"
+local helper = require "spec.helper"
+
+local SIZE = 120000
+local VIDEO = Fake.video(0, SIZE)
+local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
+
+-- A service the case scripts: svc.create(r) and svc.query(id, n) (n: the
+-- task's polls so far) give answers; downloads get svc.download(r, n) (n: the
+-- downloads so far), by default the video.
+local function service(svc)
+  local polls, downloads = {}, 0
+  return Fake.scripted(function(r)
+    if r.op == "create" then
+      return (svc.create or function()
+        return { status = 200, body = '{"id":"task_1","status":"queued","model":"videos"}' }
+      end)(r)
+    elseif r.op == "query" then
+      local id = r.url:match("/v1/result/([^/?]+)$")
+      polls[id] = (polls[id] or 0) + 1
+      return svc.query(id, polls[id])
+    end
+    downloads = downloads + 1
+    return (svc.download or function() return { video = VIDEO } end)(r, downloads)
+  end)
+end
+
+local function task(id, status, extra)
+  local t = { id = id, status = status, model = "videos" }
+  for k, v in pairs(extra or {}) do t[k] = v end
+  return { status = 200, body = assert(cjson.encode(t)) }
+end
+
+local function completed(url) return task("task_1", "completed", { video_url = url or "http://video.test/1.mp4" }) end
+
+-- The journal's records, as {event, id, status} lines.
+local function records(path)
+  local out = {}
+  for line in (helper.read_file(path) or ""):gmatch("[^\n]+") do
+    local r = cjson.decode(line)
+    out[#out + 1] = r.event .. (r.status and (":" .. r.status) or "")
+  end
+  return out
+end
+
+-- svc: the service's answers; spec: Job.new's spec (out, when true, a new path
+-- in the spec's folder); then what the job ends with: ok (its task's status),
+-- kind, message (a plain substring), field, created; the exchanges of each op
+-- sent (sent = {create =, query =, download =}); the journal's records; more(job, fake, spec).
+local CASES = {
+  { "creates, polls until completed and downloads the video to out", spec = { params = PARAMS, out = true },
+    svc = { query = function(id, n) return n < 3 and task(id, "processing") or completed() end },
+    ok = "completed", sent = { create = 1, query = 3, download = 1 },
+    journal = { "pending", "created", "status:processing", "status:completed", "downloaded" },
+    more = function(job, fake, spec)
+      assert.equal(spec.out, job.path)
+      assert.is_true(helper.read_file(spec.out) == VIDEO, "the file is not the video")
+      assert.is_false(helper.exists(spec.out .. ".part"))
+      assert.equal("http://video.test/1.mp4", fake.sent[#fake.sent].r.url)
+      for _, x in ipairs(fake.sent) do
+        assert.equal(x.r.op ~= "download", not not x.r.auth, x.r.op .. ": the key where it does not belong")
+      end
+    end },
+  { "goal created stops after the create", spec = { params = PARAMS, goal = "created" },
+    svc = {}, ok = "queued", sent = { create = 1 } },
+  { "goal queried stops after one poll", spec = { id = "task_1", goal = "queried" },
+    svc = { query = function(id) return task(id, "processing") end }, ok = "processing", sent = { query = 1 } },
+  { "a create answered with no task is a protocol error, recorded as created when the id can be read",
+    spec = { params = PARAMS }, svc = { create = function() return { status = 200, body = '{"id":"task_9","status":7,'
+      .. '"x":' } end }, kind = "protocol", created = true, sent = { create = 1 },
+    journal = { "pending", "created" } },
+  { "a transient poll error polls again: the task still completes", spec = { id = "task_1" },
+    opts = { max_retries = 0 },
+    svc = { query = function(id, n) return n == 1 and { status = 503 } or n == 2 and task(id, "processing")
+      or completed() end },
+    ok = "completed", sent = { query = 3 } },
+  { "a poll answered 404 ends the job (not_found), no more polls", spec = { id = "task_1" },
+    svc = { query = function() return { status = 404 } end }, kind = "not_found", sent = { query = 1 } },
+  { "a failed task ends with kind task_failed and the service's reason", spec = { id = "task_1" },
+    svc = { query = function(id) return task(id, "failed", { error = "the cat has six legs" }) end },
+    kind = "task_failed", message = "task task_1 failed: the cat has six legs", sent = { query = 1 } },
+  { "a completed task without video_url is a protocol error", spec = { id = "task_1", out = true },
+    svc = { query = function(id) return task(id, "completed") end }, kind = "protocol",
+    message = "task task_1 is completed but has no video_url", sent = { query = 1 } },
+  { "a video_url that is not http(s) is refused before any download", spec = { id = "task_1", out = true },
+    svc = { query = function() return completed("file:///etc/passwd") end }, kind = "invalid_request",
+    field = "video_url", sent = { query = 1 } },
+  { "an expired video URL (403) is refreshed once by a query, then downloaded", spec = { id = "task_1", out = true },
+    svc = { query = function(_, n) return completed("http://video.test/" .. n .. ".mp4") end,
+      download = function(_, n) return n == 1 and { status = 403, video = "", tr = "none" } or { video = VIDEO } end },
+    ok = "completed", sent = { query = 2, download = 2 },
+    more = function(_, fake)
+      assert.equal("http://video.test/2.mp4", fake.sent[#fake.sent].r.url)
+    end },
+  { "a task that does not finish before the timeout ends with kind timeout and its last status",
+    spec = { id = "task_1", timeout = 0.3 },
+    svc = { query = function(id) return task(id, "processing") end }, kind = "timeout",
+    message = "task task_1 not finished before the deadline (last status: processing)" },
+}
+
+describe("a job (job.lua) over a scripted transport and a ledger", function()
+  local dir, n = nil, 0
+  setup(function() dir = helper.tmpdir() end)
+  teardown(function() helper.cleanup() end)
+
+  for _, case in ipairs(CASES) do
+    it(case[1], function()
+      n = n + 1
+      local fake = service(case.svc)
+      local o = { api_key = "k", base_url = "http://api.test", transport = fake, retry_backoff = 0.01,
+        interval = 0.02, min_interval = 0.01, requests_per_second = 1000, journal = dir .. "/j-" .. n .. ".jsonl" }
+      for k, v in pairs(case.opts or {}) do o[k] = v end
+      local cfg = options.client(o)
+      cfg.has_key = true
+      local engine = Engine.for_client(cfg)
+      local ledger = Ledger.new(cfg.journal, cfg, engine)
+      local spec = {}
+      for k, v in pairs(case.spec) do spec[k] = v end
+      if spec.out then spec.out = dir .. "/out-" .. n .. ".mp4" end
+      if spec.id and not spec.timeout then spec.timeout = 10 end
+      local job = assert(Job.new(engine, ledger, cfg, spec))
+      local res, err = engine:run_one(job)
+      assert.is_true(job.done)
+      if case.ok then
+        assert.is_nil(err, err and err.message)
+        assert.equal(case.ok, res.status)
+      else
+        assert.is_nil(res)
+        assert.equal(case.kind, err.kind, err.message)
+        if case.message then assert.truthy(err.message:find(case.message, 1, true), err.message) end
+        if case.field then assert.equal(case.field, err.field) end
+        if case.created then assert.is_true(err.created, err.message) end
+      end
+      if case.sent then
+        local sent = {}
+        for _, x in ipairs(fake.sent) do sent[x.r.op] = (sent[x.r.op] or 0) + 1 end
+        assert.same(case.sent, sent)
+      end
+      if case.journal then assert.same(case.journal, records(cfg.journal)) end
+      if case.more then case.more(job, fake, spec) end
+      engine:release()
+    end)
+  end
+
+  it("a job cancelled while its create is out ends once the answer is in, the task recorded", function()
+    local fake = service { create = function() return { status = 200, after = 0.2,
+      body = '{"id":"task_1","status":"queued"}' } end }
+    local cfg = options.client { api_key = "k", base_url = "http://api.test", transport = fake,
+      journal = dir .. "/cancel.jsonl" }
+    cfg.has_key = true
+    local engine = Engine.for_client(cfg)
+    local job = assert(Job.new(engine, Ledger.new(cfg.journal, cfg, engine), cfg, { params = PARAMS }))
+    job:advance(require("starvideos.core").now())
+    job:cancel()
+    assert.is_false(job.done, "a create already sent was abandoned")
+    engine:drive(function() return job.done end)
+    assert.equal("cancelled", job.state)
+    assert.is_true(job.err.created)
+    assert.equal("task_1", job.id)
+    assert.same({ "pending", "created" }, records(cfg.journal))
+    engine:release()
+  end)
+end)

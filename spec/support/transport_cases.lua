@@ -1,0 +1,591 @@
+-- One list of cases that both transports pass (spec/transport_cases_spec.lua):
+-- libcurl's (starvideos.curl, in a plain Lua process: spec/support/case_run.lua)
+-- and nginx's (transport/ngx.lua, in an nginx worker: spec/support/ngx_probe.lua),
+-- against the same local servers (spec/support/hostile.lua).
+--
+-- A case is data and three functions:
+--   name
+--   prepare(env) -> args   in the spec's process: URLs, paths, files planted
+--   run(x, args) -> out    in the transport's process (x: sleep, now, new =
+--                          starvideos.new, transport = transport.new, which =
+--                          "curl" | "ngx"); out must be JSON
+--   check(out, args, env)  in the spec's process, with env.assert
+--   trace                  run it under strace (the syscalls named there)
+-- Both transports pass every case alike: none needs a difference today.  One
+-- that a transport may legitimately do otherwise would test out.transport
+-- ("curl" | "ngx") in its check, saying why beside it.
+-- Only starvideos and the standard library are used by run: this file is
+-- required in the worker as "transport_cases", in the spec as
+-- "spec.support.transport_cases".
+
+local KEY = "k-cases-secret"
+local VIDEO_SIZE = 200003 -- what hostile.lua serves
+local UA = "starvideos/" -- every User-Agent starts so (options.DEFAULTS.user_agent)
+
+local M = { KEY = KEY, VIDEO_SIZE = VIDEO_SIZE }
+
+local str_format, concat, floor = string.format, table.concat, math.floor
+
+-- The video hostile.lua serves: 16-byte blocks naming their own position.
+function M.video(n)
+  local blocks = {}
+  for i = 0, floor(n / 16) do blocks[#blocks + 1] = str_format("%08d|video|\n", i) end
+  return concat(blocks):sub(1, n)
+end
+
+---------------------------------------------------------------------------
+-- the transport's side
+
+local function read_all(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function size_of(path)
+  local s = read_all(path)
+  return s and #s
+end
+
+-- this process's memory (kB) and open descriptors, read in the process itself
+local function status_kb(field)
+  local v = (read_all("/proc/self/status") or ""):match("\n" .. field .. ":%s*(%d+)")
+  return v and tonumber(v)
+end
+
+local function reset_peak() -- VmHWM from now on: the peak of the call
+  local f = io.open("/proc/self/clear_refs", "w")
+  if not f then return false end
+  local ok = f:write("5")
+  f:close()
+  return ok ~= nil
+end
+
+local function fd_count()
+  local pid = (read_all("/proc/self/stat") or ""):match("^(%d+)")
+  local list = os.tmpname()
+  os.execute("ls /proc/" .. pid .. "/fd > " .. list)
+  local n = 0
+  for _ in (read_all(list) or ""):gmatch("[^\n]+") do n = n + 1 end
+  os.remove(list)
+  return n
+end
+
+local function plain_err(e)
+  if type(e) ~= "table" then return e ~= nil and { message = tostring(e) } or nil end
+  return { kind = e.kind, message = e.message, id = e.id, created = e.created, maybe_created = e.maybe_created,
+    status = e.status, field = e.field }
+end
+
+-- What .part meddlings between two attempts do (the retry event comes before
+-- the second attempt).
+local MEDDLE = {
+  deleted = function(part) os.remove(part) end,
+  cut = function(part) -- the same file, shorter than the offset
+    local head = (read_all(part) or ""):sub(1, 1000)
+    local f = io.open(part, "r+b")
+    f:write(head)
+    f:close()
+    os.execute("truncate -s 1000 '" .. part .. "'")
+  end,
+  replaced = function(part) -- another file, as long as the video
+    os.remove(part)
+    local f = io.open(part, "wb")
+    f:write(string.rep("X", VIDEO_SIZE))
+    f:close()
+  end,
+}
+
+-- One client call: a.op on a.client (over the common options), timed, with
+-- the memory it took and the descriptors it left.
+local function call(x, a)
+  local opts = { api_key = KEY, timeout = 2, connect_timeout = 1, max_retries = 0, retry_backoff = 0.01 }
+  for k, v in pairs(a.client or {}) do opts[k] = v end
+  local retries = 0
+  if a.meddle then
+    opts.on_event = function(ev)
+      if ev.type == "retry" and ev.method == "GET" then
+        retries = retries + 1
+        MEDDLE[a.meddle](a.path .. ".part")
+      end
+    end
+  end
+  collectgarbage()
+  collectgarbage()
+  local fds = fd_count()
+  local rss, peak = status_kb("VmRSS"), reset_peak()
+  local client = x.new(opts)
+  local engine = rawget(client, "engine") -- the transport is the key's engine's (engine.lua)
+  local used = engine and engine.transport -- nginx's is a Lua table, libcurl's a userdata
+  used = used ~= nil and (type(used) == "table" and "ngx" or "curl") or nil
+  local t0 = x.now()
+  local res, err
+  if a.op == "create" then
+    res, err = client:create { model = "videos", prompt = "a cat", duration = 5 }
+  elseif a.op == "query" then
+    res, err = client:query(a.id or "task_q")
+  elseif a.op == "download" then
+    res, err = client:download(a.url, a.path)
+  elseif a.op == "generate" then
+    res, err = client:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = a.path, interval = 0.05 })
+  end
+  local elapsed = x.now() - t0
+  local mem = (peak and status_kb("VmHWM") or status_kb("VmRSS")) - rss
+  client:close()
+  client = nil -- luacheck: ignore 311 (dropped, then collected)
+  collectgarbage()
+  collectgarbage()
+  if type(res) == "table" then
+    res = { id = res.id, status = res.status, video_url = res.video_url, path = res.path }
+  end
+  return { res = res, err = plain_err(err), elapsed = elapsed, mem_kb = mem, fds_before = fds,
+    fds_after = fd_count(), retries = retries, transport = used }
+end
+
+---------------------------------------------------------------------------
+-- the spec's side
+
+local function show(o)
+  local e = o.err
+  return str_format("res=%s err=%s elapsed=%.2fs memory=%+.1fMB fds=%s->%s", type(o.res) == "table"
+    and ("task " .. tostring(o.res.id) .. " " .. tostring(o.res.status)) or tostring(o.res),
+    e and str_format("{kind=%s, id=%s, created=%s, maybe_created=%s, message=%q}", tostring(e.kind),
+      tostring(e.id), tostring(e.created), tostring(e.maybe_created), tostring(e.message)) or "nil",
+    o.elapsed or -1, (o.mem_kb or 0) / 1024, tostring(o.fds_before), tostring(o.fds_after))
+end
+M.show = show
+
+-- The common bounds of a call: back within `limit` s, no descriptor left open.
+local function bounded(A, o, limit)
+  A.is_true(o.elapsed < limit, str_format("took more than %.1f s: %s", limit, show(o)))
+  A.is_true(o.fds_after <= o.fds_before, "descriptors left open: " .. show(o))
+end
+
+local function failed(A, o, kinds)
+  A.is_nil(o.res, "expected a failure: " .. show(o))
+  A.is_table(o.err, "expected an error: " .. show(o))
+  for _, k in ipairs(kinds) do
+    if o.err.kind == k then return end
+  end
+  A.is_true(false, "expected kind " .. concat(kinds, " or ") .. ": " .. show(o))
+end
+
+function M.count(list, method) -- the requests of list with this method
+  local n = 0
+  for _, r in ipairs(list) do
+    if r.method == method then n = n + 1 end
+  end
+  return n
+end
+
+local function journal_has(env, path, id)
+  for line in (env.helper.read_file(path) or ""):gmatch("[^\n]+") do
+    local rec = env.json(line)
+    if type(rec) == "table" and rec.id == id then return true end
+  end
+  return false
+end
+
+-- The file at path is the video, and no .part is left.
+local function whole(A, env, o, path)
+  A.equal(path, o.res, show(o))
+  local got = env.helper.read_file(path) or ""
+  A.equal(VIDEO_SIZE, #got, "size: " .. show(o))
+  A.is_nil(got:find("\0", 1, true), "the file holds zero bytes")
+  A.is_true(got == M.video(VIDEO_SIZE), "the file is not byte-identical to the video")
+  A.is_false(env.helper.exists(path .. ".part"), "the .part is left")
+end
+
+---------------------------------------------------------------------------
+-- the cases
+
+local cases = {}
+M.cases = cases
+
+local function add(case)
+  case.run = case.run or call
+  cases[#cases + 1] = case
+end
+
+-- Faults of the hostile server in create and query: the scenario, the call,
+-- the kinds accepted, the task id kept (then created and journalled), maybe
+-- created, the POSTs or GETs that reached the server, the time bound, the
+-- memory bound (MB).
+local ANSWER_FAULTS = {
+  { "truncated", "create", { "network", "protocol" }, id = "task_1" },
+  { "cl_long", "create", { "network", "protocol" }, id = "task_4" },
+  { "chunked_bad", "create", { "network", "protocol" }, id = "task_c" },
+  { "huge", "create", { "network", "protocol" }, id = "task_2" },
+  { "dupkey", "create", { "protocol" }, id = "task_3", created = false },
+  { "empty", "create", { "protocol" }, maybe = true },
+  { "cl_short", "create", { "protocol" }, maybe = true },
+  { "big_header", "create", { "protocol" }, maybe = true, memory = 20 },
+  { "gzip", "create", { "protocol" }, maybe = true, memory = 20, warm = true },
+  { "reset_header", "create", { "network", "protocol" }, maybe = true, retries = 2, sent = 1 },
+  { "reset_body", "create", { "network", "protocol" }, maybe = true, retries = 2, sent = 1 },
+  { "reset_header", "query", { "network" }, retries = 2, sent = 3 },
+  { "reset_body", "query", { "network" }, retries = 2, sent = 3 },
+  { "cl_long", "query", { "network" }, retries = 1, sent = 2 },
+  { "dribble", "create", { "timeout" }, maybe = true, retries = 2, sent = 1, timeout = 1, within = 3 },
+  { "dribble", "query", { "timeout" }, timeout = 1, within = 3 },
+}
+
+for _, f in ipairs(ANSWER_FAULTS) do
+  local scenario, op, kinds = f[1], f[2], f[3]
+  local words = {}
+  if f.id then
+    words[#words + 1] = "keeps task id " .. f.id .. (f.created ~= false and ", created, journalled" or "")
+  end
+  if f.maybe or f.id then words[#words + 1] = "maybe created" end
+  if f.sent then words[#words + 1] = str_format("%d %s sent", f.sent, op == "create" and "POST" or "GET") end
+  if f.memory then words[#words + 1] = "memory grows < " .. f.memory .. " MB" end
+  add {
+    name = str_format("%s %s: %s%s", scenario, op, concat(kinds, " or "), #words > 0 and (", " .. concat(words, ", "))
+      or ""),
+    prepare = function(env)
+      local base = env.hs:url(scenario)
+      if f.warm then env.get(base .. "/warm") end -- the server makes its bomb, untimed
+      return { op = op, base = base, client = { base_url = base, max_retries = f.retries or 0,
+        timeout = f.timeout or 2, journal = f.id and env.name("journal") .. ".jsonl" or nil } }
+    end,
+    check = function(o, a, env)
+      local A = env.assert
+      failed(A, o, kinds)
+      if f.id then
+        A.equal(f.id, o.err.id, show(o))
+        if f.created ~= false then
+          A.is_true(o.err.created, show(o))
+          A.is_true(journal_has(env, a.client.journal, f.id), "the journal has no line for " .. f.id)
+        end
+      end
+      if f.maybe or f.id then A.is_true(o.err.maybe_created, show(o)) end
+      if f.sent then
+        A.equal(f.sent, M.count(env.hs:requests(a.base), op == "create" and "POST" or "GET"), show(o))
+      end
+      if f.memory then A.is_true(o.mem_kb < f.memory * 1024, "memory grew: " .. show(o)) end
+      if scenario == "gzip" then
+        local reqs = env.hs:requests(a.base .. "/v1/")
+        A.equal(1, #reqs)
+        A.is_nil(reqs[1].headers["accept-encoding"], "the client asked for compression")
+      end
+      bounded(A, o, f.within or 4)
+    end,
+  }
+end
+
+for _, op in ipairs { "create", "query" } do
+  add {
+    name = "a refused connection: " .. op .. " fails with kind network, nothing created",
+    prepare = function(env)
+      return { op = op, client = { base_url = "http://127.0.0.1:" .. env.dead_port(), max_retries = 1 } }
+    end,
+    check = function(o, _, env)
+      failed(env.assert, o, { "network" })
+      env.assert.falsy(o.err.maybe_created, show(o))
+      bounded(env.assert, o, 4)
+    end,
+  }
+end
+
+add {
+  name = "the headers: the key, a User-Agent and a JSON Content-Type to the API; no key to the video's host",
+  prepare = function(env)
+    local base, path = env.hs:url("ok"), env.name("headers") .. ".mp4"
+    -- the video on the second server: another host:port
+    return { op = "generate", base = base, path = path, client = { base_url = base, max_retries = 0 },
+      video_host = env.hs2.port }
+  end,
+  run = function(x, a)
+    local out = call(x, a)
+    local c = x.new { api_key = KEY, base_url = a.client.base_url, timeout = 2, max_retries = 0 }
+    out.video_path = a.path .. ".2"
+    local res, err = c:download(str_format("http://127.0.0.1:%d/s/video/%s/v.mp4", a.video_host,
+      a.client.base_url:match("/(t%d+)$")), out.video_path)
+    out.video_res, out.video_err = res, plain_err(err)
+    c:close()
+    return out
+  end,
+  check = function(o, a, env)
+    local A = env.assert
+    A.is_table(o.res, show(o))
+    A.equal("completed", o.res.status, show(o))
+    local post, query = nil, nil
+    for _, r in ipairs(env.hs:requests(a.base)) do
+      if r.method == "POST" then post = r else query = query or r end
+    end
+    local video = env.hs:requests("/s/video/" .. a.base:match("/(t%d+)$") .. "/")[1]
+    A.is_table(post, "no create reached the server")
+    A.is_table(query, "no query reached the server")
+    A.is_table(video, "no download reached the server")
+    for what, r in pairs { create = post, query = query, download = video } do
+      local ua = r.headers["user-agent"]
+      A.truthy((ua or ""):find("^" .. UA), what .. ": User-Agent " .. tostring(ua))
+    end
+    A.equal("Bearer " .. KEY, post.headers.authorization)
+    A.equal("Bearer " .. KEY, query.headers.authorization)
+    A.truthy((post.headers["content-type"] or ""):find("^application/json"), tostring(post.headers["content-type"]))
+    A.is_nil(query.headers["content-type"], "a GET with a Content-Type")
+    -- the video is served by the API's own host here (the 'ok' scenario): the
+    -- key goes to the API's calls only
+    A.is_nil(video.headers.authorization, "the key went with the download")
+    -- and to another host, never
+    A.equal(o.video_path, o.video_res, show { res = o.video_res, err = o.video_err })
+    for _, r in ipairs(env.hs2:requests()) do A.is_nil(r.headers.authorization, "the key reached the video host") end
+    A.is_nil(env.hs2:raw_log():find(KEY, 1, true), "the key reached the video host")
+  end,
+}
+
+-- Downloads of a scenario's video into a new path: the name, the scenario,
+-- the retries allowed, the URL's tail after the scenario's base (default
+-- "/v.mp4"), what is done before (plant), what the retry event does (meddle),
+-- and the check: `whole` (the video, byte for byte, no .part left), or
+-- `nothing` (a failure: neither the file nor its .part), then `more`.
+local function nothing(A, env, o, a)
+  A.is_table(o.err, "expected a failure: " .. show(o))
+  A.is_false(env.helper.exists(a.path) or env.helper.exists(a.path .. ".part"), "a file is left: " .. show(o))
+end
+
+local PLANTED = M.video(VIDEO_SIZE):sub(1, 150000):gsub("video", "VIDEO") -- long enough to resume from
+
+local DOWNLOADS = {
+  -- redirects: http(s) only, at most 5, never with the key
+  { "a redirect to file:// is not followed: it fails and leaves neither the file nor its .part", "redir_file",
+    ends = "nothing", kinds = { "network", "protocol" } },
+  { "a redirect loop fails within the timeout and leaves nothing behind", "redir_loop", ends = "nothing" },
+  { "5 redirects in a row are followed", "redir_n", tail = "/5/v.mp4", retries = 0, ends = "whole",
+    more = function(A, env, o, a) A.equal(6, #env.hs:requests(a.base), show(o)) end },
+  { "6 redirects in a row are one too many: a failure", "redir_n", tail = "/6/v.mp4", retries = 0, ends = "nothing",
+    more = function(A, env, _, a) A.equal(6, #env.hs:requests(a.base), "requests past the fifth redirect") end },
+  { "a redirect to another port is followed, and the key never reaches that port", "redir_port", ends = "whole",
+    tail = function(env) return "/" .. env.hs2.port .. "/v.mp4" end,
+    more = function(A, env, _, a)
+      local reqs = env.hs2:requests("/s/video/" .. a.tag .. "/")
+      A.is_true(#reqs >= 1, "nothing reached the second server")
+      for _, r in ipairs(reqs) do A.is_nil(r.headers.authorization, "the key reached the second server") end
+      A.is_nil(env.hs2:raw_log():find(KEY, 1, true), "the key reached the second server")
+    end },
+  -- the .part and Range
+  { "a server that ignores Range after a dropped connection: the whole file, restarted at 0", "norange",
+    ends = "whole",
+    more = function(A, env, _, a) A.is_true(#env.hs:requests(a.base) >= 2, "the drop was not followed by a GET") end },
+  { "a 206 with the whole range to a request without Range is the complete file", "partial206", ends = "whole" },
+  { "a download goes on from the .part an earlier call left, 64 KiB back to compare", "video", ends = "whole",
+    plant = function(env, a) env.helper.write_file(a.path .. ".part", M.video(VIDEO_SIZE):sub(1, 150000)) end,
+    more = function(A, env, o, a)
+      local reqs = env.hs:requests(a.base)
+      A.equal(1, #reqs, show(o))
+      A.equal("bytes=" .. (150000 - 65536) .. "-", reqs[1].headers.range)
+    end },
+}
+for _, meddle in ipairs { "deleted", "cut", "replaced" } do
+  DOWNLOADS[#DOWNLOADS + 1] = { "a .part " .. meddle .. " between attempts: the retry starts at byte 0, the file is "
+    .. "the video", "cut_once", meddle = meddle, ends = "whole",
+    more = function(A, env, o, a)
+      A.equal(1, o.retries, show(o))
+      local gets = env.hs:requests(a.base)
+      A.equal(2, #gets)
+      A.is_nil(gets[2].headers.range, "the retry asked for a range of a file it no longer has")
+    end }
+end
+-- a link planted at the .part: never written through; a new .part takes its place
+for _, link in ipairs { { "a symlink", "ln -s", "precious\n" }, { "a hard link", "ln", "precious\n" },
+  { "a hard link long enough to resume from", "ln", PLANTED } } do
+  DOWNLOADS[#DOWNLOADS + 1] = { link[1] .. " at the .part is never written through: the video lands in a new file",
+    "video", ends = "whole",
+    plant = function(env, a)
+      a.victim = a.path .. ".victim"
+      env.helper.write_file(a.victim, link[3])
+      assert(env.helper.execute(link[2] .. " " .. env.q(a.victim) .. " " .. env.q(a.path .. ".part")))
+    end,
+    more = function(A, env, o, a)
+      A.is_true(env.helper.read_file(a.victim) == link[3], "the planted file was written: " .. show(o))
+      A.equal("file", env.core.file_kind(a.path), "the video is not a regular file")
+    end }
+end
+
+for _, d in ipairs(DOWNLOADS) do
+  add {
+    name = d[1],
+    prepare = function(env)
+      local base = env.hs:url(d[2])
+      local tail = type(d.tail) == "function" and d.tail(env) or d.tail or "/v.mp4"
+      local a = { op = "download", url = base .. tail, path = env.name(d[2]) .. ".mp4", base = base,
+        tag = base:match("/(t%d+)$"), meddle = d.meddle, client = { base_url = base, max_retries = d.retries or 1 } }
+      if d.plant then d.plant(env, a) end
+      return a
+    end,
+    check = function(o, a, env)
+      local A = env.assert
+      if d.ends == "whole" then whole(A, env, o, a.path) else nothing(A, env, o, a) end
+      if d.kinds then failed(A, o, d.kinds) end
+      if d.more then d.more(A, env, o, a) end
+      bounded(A, o, 4)
+    end,
+  }
+end
+
+add {
+  name = "the commit opens the .part once, fresh (O_EXCL), syncs it, renames it, then syncs the folder",
+  trace = "openat,open,close,fsync,fdatasync,rename,renameat,renameat2",
+  prepare = function(env)
+    local base = env.hs:url("video")
+    return { op = "download", url = base .. "/v.mp4", path = env.name("sync") .. ".mp4",
+      client = { base_url = base } }
+  end,
+  check = function(o, a, env)
+    local A = env.assert
+    whole(A, env, o, a.path)
+    local log = o.trace or ""
+    local part, folder = a.path .. ".part", a.path:match("^(.*)/")
+    local fd, synced, renamed, dir_fd, dir_synced, opens
+    opens = 0
+    for l in log:gmatch("[^\n]+") do
+      local name, flags, ret = l:match('open[at]*%([^"]*"([^"]*)", ([^,%)]*).-= (%-?%d+)')
+      if name == part then
+        opens = opens + 1
+        A.truthy(flags:find("O_EXCL", 1, true), l)
+        fd = ret
+      elseif name == folder and flags:find("O_DIRECTORY", 1, true) then
+        dir_fd = ret
+      end
+      local c = l:match("close%((%d+)")
+      if c and c == fd and not synced then fd = nil end
+      if c and c == dir_fd and not dir_synced then dir_fd = nil end
+      local s = l:match("fsync%((%d+)") or l:match("fdatasync%((%d+)")
+      if s and s == fd and not renamed then synced = true end
+      if s and s == dir_fd and renamed then dir_synced = true end
+      local from, to = l:match('rename[at2]*%([^"]*"([^"]*)", [^"]*"([^"]*)"')
+      if from == part and to == a.path then renamed = synced end
+    end
+    A.equal(1, opens, "the .part was opened other than once:\n" .. log)
+    A.is_true(synced, "the .part was not synced on the descriptor it was written through:\n" .. log)
+    A.is_true(renamed, "no rename after the sync:\n" .. log)
+    A.is_true(dir_synced, "the folder was not synced after the rename:\n" .. log)
+  end,
+}
+
+-- The transport itself: cancel and close mid-transfer.
+local function drain(x, t, h, want)
+  local t0 = x.now()
+  while (t:progress(h) or 0) < want and x.now() - t0 < 10 do
+    t:poll(0.02)
+    x.sleep(0.01)
+  end
+  return t:progress(h) or 0
+end
+
+-- The sizes of the files at parts 0.3 s after now, and 0.5 s later.
+local function settle(x, parts)
+  local before, after = {}, {}
+  x.sleep(0.3)
+  for i, p in ipairs(parts) do before[i] = size_of(p) or -1 end
+  x.sleep(0.5)
+  for i, p in ipairs(parts) do after[i] = size_of(p) or -1 end
+  return before, after
+end
+
+add {
+  name = "cancel mid-download: nothing more is written, the exchange is never reported finished",
+  prepare = function(env)
+    local base = env.hs:url("slow_video")
+    return { url = base .. "/v.mp4", part = env.name("cancel") .. ".mp4.part" }
+  end,
+  run = function(x, a)
+    local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
+    local t0 = x.now()
+    local h = assert(t:send { op = "download", url = a.url, file = a.part, offset = 0, follow = true, timeout = 30,
+      stall = 10 })
+    local got = drain(x, t, h, 1)
+    t:cancel(h)
+    local cancelled = x.now() - t0
+    local sizes1, sizes2 = settle(x, { a.part })
+    t:poll(0)
+    local reported = t:finished() ~= nil
+    t:close()
+    return { got = got, cancelled = cancelled, size1 = sizes1[1], size2 = sizes2[1], reported = reported }
+  end,
+  check = function(o, _, env)
+    local A, text = env.assert, env.encode(o)
+    A.is_true(o.got > 0 and o.got < VIDEO_SIZE, text)
+    A.is_true(o.cancelled < 1.5, "the cancel came after the whole video: " .. text)
+    A.equal(o.size1, o.size2, "the .part grew after the cancel: " .. text)
+    A.is_true(o.size2 < VIDEO_SIZE, text)
+    A.is_false(o.reported, "a cancelled exchange was reported finished: " .. text)
+  end,
+}
+
+add {
+  name = "close mid-transfer ends every exchange at once, writes nothing more, and refuses new ones",
+  prepare = function(env)
+    local base = env.hs:url("slow_video")
+    return { url = base .. "/v.mp4", query = env.hs:url("dribble") .. "/v1/result/task_q",
+      parts = { env.name("close") .. ".mp4.part", env.name("close") .. ".mp4.part" } }
+  end,
+  run = function(x, a)
+    local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
+    local hs = {}
+    for i, part in ipairs(a.parts) do
+      hs[i] = assert(t:send { op = "download", url = a.url, file = part, offset = 0, follow = true, timeout = 30 })
+    end
+    assert(t:send { op = "query", url = a.query, auth = true, timeout = 30 })
+    drain(x, t, hs[1], 1)
+    drain(x, t, hs[2], 1)
+    local t0 = x.now()
+    t:close()
+    local closing = x.now() - t0
+    local sizes1, sizes2 = settle(x, a.parts)
+    local ok, err = pcall(t.send, t, { op = "query", url = a.query, auth = true })
+    local again = pcall(t.close, t)
+    return { closing = closing, sizes1 = sizes1, sizes2 = sizes2, send_ok = ok, send_err = tostring(err),
+      again = again }
+  end,
+  check = function(o, _, env)
+    local A, text = env.assert, env.encode(o)
+    A.is_true(o.closing < 1, "close waited for the transfers: " .. text)
+    A.same(o.sizes1, o.sizes2, "a .part grew after close: " .. text)
+    for i = 1, 2 do A.is_true(o.sizes2[i] < VIDEO_SIZE, text) end
+    A.is_false(o.send_ok, "a closed transport took an exchange: " .. text)
+    A.truthy(o.send_err:find("closed", 1, true), text)
+    A.is_true(o.again, "a second close raised: " .. text)
+  end,
+}
+
+add {
+  name = "max_connections by default: the server sees options' default at once, no more",
+  prepare = function(env)
+    local base = env.hs:url("busy")
+    local ids = {}
+    for i = 1, env.default_connections + 8 do ids[i] = "task_" .. i end
+    return { base = base, ids = ids }
+  end,
+  run = function(x, a)
+    local c = x.new { api_key = KEY, base_url = a.base, requests_per_second = 1000, timeout = 10, max_retries = 0 }
+    local t0 = x.now()
+    local res, err = c:wait_all(a.ids, { interval = 0.05, timeout = 20 })
+    local out = { elapsed = x.now() - t0, n = res and #res, err = plain_err(err) }
+    c:close()
+    return out
+  end,
+  check = function(o, a, env)
+    local A, text = env.assert, env.encode(o)
+    A.equal(#a.ids, o.n, text)
+    local peak = tonumber((env.get(a.base .. "/peak")))
+    A.equal(env.default_connections, peak, "the most exchanges the server saw at once: " .. text)
+  end,
+}
+
+M.by_name = {}
+for _, c in ipairs(cases) do
+  assert(not M.by_name[c.name], "two cases named " .. c.name)
+  M.by_name[c.name] = c
+end
+
+-- Run a case's transport side: out (JSON-able).
+function M.run(name, args, x)
+  local case = assert(M.by_name[name], "no case named " .. tostring(name))
+  return case.run(x, args)
+end
+
+return M
