@@ -50,7 +50,7 @@ elseif mode == "query" or mode == "floor" then
   if mode == "query" then
     op = function() assert(assert(client:query("task_0001")).status == "completed") end
   else
-    local tr, decode_task = client.transport, job_decoder()
+    local tr, decode_task = client.engine.transport, job_decoder()
     local r = require("starvideos.request").new_wire(client.cfg, "query", base .. "/v1/result/task_0001", true)
     r.timeout = client.cfg.timeout
     op = function()

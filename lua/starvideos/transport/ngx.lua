@@ -57,7 +57,9 @@ end
 
 -- N.new(cfg) -> a transport (the interface in transport.lua).  cfg: api_key,
 -- user_agent, connect_timeout, max_connections, as options.lua gives them
--- (max_connections clamped to 1..1024, as libcurl's).  The key lives in its closures.
+-- (max_connections clamped to 1..1024, as libcurl's), and slots (a semaphore
+-- shared with other transports: their exchanges together hold at most its
+-- count).  The key lives in its closures.
 function N.new(cfg)
   if cfg.ca_file then
     error("starvideos: ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate", 4)
@@ -68,8 +70,10 @@ function N.new(cfg)
   end
   local conns = math_min(math_max(floor(need(cfg, "max_connections", "number")), 1), 1024)
   local key = cfg.api_key or "" -- none: downloads only (no request asks for it)
+  -- cfg.slots: the worker's connection slots of the key (engine.lua), shared by
+  -- the transports of every request's client of that key
   local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
-    pool_size = conns, slots = semaphore.new(conns) }
+    pool_size = conns, slots = cfg.slots or semaphore.new(conns) }
   local wake, running, done, first, last, closed = semaphore.new(0), {}, {}, 1, 0, false
   local whole = {} -- .part name -> the handle of the download that ended whole there
   local t = {}
