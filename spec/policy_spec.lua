@@ -128,7 +128,8 @@ describe("one policy", function()
         assert.equal(8, #gets)
         for i = 2, #gets do
           local gap = gets[i].at - gets[i - 1].at
-          assert.is_true(gap >= 0.04 and gap < 0.16 + 0.25, ("GET %d came %.3f s after the one before"):format(i, gap))
+          -- (the slack is for a loaded machine: uncapped, the 7th would come 2.56 s or more after the 6th)
+          assert.is_true(gap >= 0.04 and gap < 0.16 + 0.6, ("GET %d came %.3f s after the one before"):format(i, gap))
         end
       end)
     end)
@@ -145,7 +146,7 @@ describe("one policy", function()
       local gets = under(emu, "/videos/")
       assert.equal(2, #gets)
       local gap = gets[2].at - gets[1].at
-      assert.is_true(gap >= 1.95 and gap < 2.8, ("the second GET came %.3f s after the first"):format(gap))
+      assert.is_true(gap >= 1.95 and gap < 3.5, ("the second GET came %.3f s after the first"):format(gap))
       assert.equal(helper.file_size(dir .. "/v.mp4"), #helper.read_file(dir .. "/v.mp4"))
     end)
 
@@ -415,24 +416,40 @@ describe("one policy", function()
       end
     end)
 
-    it("gives the command line's --base-url the same verdict, naming the flag", function()
-      local bin = helper.root .. "/bin/starvideos"
+    it("gives the command line's --base-url and $STARVIDEOS_BASE_URL the same verdict, naming each", function()
+      local bin, q = helper.root .. "/bin/starvideos", helper.shell_quote
+      local function cli(env_url, flag_url)
+        return helper.capture(("env STARVIDEOS_API_KEY=%s STARVIDEOS_BASE_URL=%s %s %s status t1%s 2>&1"):format(
+          q(emu.key), q(env_url or ""), q(helper.lua), q(bin), flag_url and " --base-url " .. q(flag_url) or ""))
+      end
       for _, c in ipairs(cases()) do
         local url = c[1]
         if not url:find("%z") and not url:find("[\r\n]") and (not c[2] or url:find(P, 1, true) == 1) then
-          local out = helper.capture(("env STARVIDEOS_API_KEY=%s %s %s status t1 --base-url %s 2>&1"):format(
-            helper.shell_quote(emu.key), helper.shell_quote(helper.lua), helper.shell_quote(bin),
-            helper.shell_quote(url)))
-          if c[2] then
-            assert.is_nil(out:find("--base-url: expected", 1, true), url .. ": " .. out)
+          emu:clear()
+          local by_flag, by_env = cli(nil, url), cli(url, nil)
+          if c[2] then -- accepted: the query went to the emulator (t1 is no task there)
+            assert.is_nil(by_flag:find("expected http", 1, true), url .. ": " .. by_flag)
+            assert.is_nil(by_env:find("expected http", 1, true), url .. ": " .. by_env)
+            assert.equal(2, #emu:requests(), url)
           else
             assert.matches("starvideos status: --base-url: expected http(s)://host[:port][/path], found",
-              out, 1, true)
-            assert.matches(c[4], out, 1, true)
-            assert.is_nil(out:find("pw@", 1, true))
+              by_flag, 1, true)
+            assert.matches("starvideos status: STARVIDEOS_BASE_URL: expected http(s)://host[:port][/path], found",
+              by_env, 1, true)
+            for _, out in ipairs { by_flag, by_env } do
+              assert.matches(c[4], out, 1, true)
+              assert.is_nil(out:find("pw@", 1, true))
+            end
+            assert.same({}, emu:requests())
           end
         end
       end
+      -- the library reads the variable too, with the same check
+      local out = helper.capture(("env STARVIDEOS_BASE_URL=%s %s -e %s 2>&1"):format(q("ftp://127.0.0.1/x"),
+        q(helper.lua), q(("package.path, package.cpath = %q, %q; "):format(package.path, package.cpath)
+          .. "print(pcall(require('starvideos').new, { api_key = 'k' }))")))
+      assert.matches('bad base URL (STARVIDEOS_BASE_URL: expected http(s)://host[:port][/path], found the scheme "ftp"',
+        out, 1, true)
     end)
 
     it("gives the libcurl transport the same verdict, naming url", function()
