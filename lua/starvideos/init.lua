@@ -106,6 +106,14 @@ end
 -- @table models
 M.models = readonly(core.models, "starvideos.models")
 
+--- The file name (without folder or ".mp4") that `resume`, `wait_all`'s `out_dir`
+-- and the command line's `download ID DIR` give a task's video: different ids give
+-- different names, within the file system's 255 bytes (`A-Z a-z 0-9 - _ .` kept,
+-- other bytes as `%XX`; a long id cut, with a hash of the whole).
+-- @string id a task id
+-- @treturn string
+M.file_name = require("starvideos.journal").file_name
+
 --- The creates of a journal whose answer never came (the task may exist, and be
 -- paid for), with no network.
 -- @string path the journal file

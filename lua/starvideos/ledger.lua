@@ -63,18 +63,14 @@ local function kind_of(model, duration, resolution)
 end
 L.kind_of = kind_of
 
--- The file name (no folder, no ".mp4") for a task id: journal.lua's injective
--- one (J.file_name), else the old mapping until that is there.
-function L.file_name(id)
-  if journal.file_name then return journal.file_name(id) end
-  return (id:gsub("[^%w%-_.]", "_"):gsub("^%.", "_"))
-end
+-- The file name (no folder, no ".mp4") for a task id: journal.lua's injective one.
+L.file_name = journal.file_name
 
 function L.new(path, cfg, engine)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg }, L)
-  if path and journal.maybe_compact then journal.maybe_compact(path, L.COMPACT_LIMIT) end
+  if path then journal.maybe_compact(path, L.COMPACT_LIMIT) end
   -- read while the first creates and polls go out, so that the first delays are learned ones
-  if path and engine and journal.samples then self:schedule(engine) end
+  if path and engine then self:schedule(engine) end
   return self
 end
 
@@ -184,14 +180,8 @@ function L:schedule(engine)
   s = Schedule.new(self.cfg)
   self.sched = s
   if self.path then
-    if journal.samples then
-      self.reader = journal.samples(self.path)
-      if engine then engine:learning(self) else repeat until self:learn_more() end -- no engine: all now
-    else
-      for _, t in ipairs(journal.read(self.path) or {}) do
-        if t.took then s:learn(kind_of(t.model, t.duration, t.resolution), t.model, t.took, t.within) end
-      end
-    end
+    self.reader = journal.samples(self.path)
+    if engine then engine:learning(self) else repeat until self:learn_more() end -- no engine: all now
   end
   return s
 end
