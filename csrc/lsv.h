@@ -28,6 +28,12 @@ SV_API void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *method
 /* The verdict's Lua face: body, err, tr[, bytes, total]. */
 SV_API int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret);
 
+/* t[key] of the table at t, a value the options table (options.lua) always
+   passes: raises "<where>: <key> is missing ..." when it is absent or of another
+   type, so that C never invents a default; a number is clamped to [lo, hi]. */
+SV_API double lsv_need_number(lua_State *L, int t, const char *key, double lo, double hi, const char *where);
+SV_API const char *lsv_need_string(lua_State *L, int t, const char *key, const char *where);
+
 /* A finished download's open .part, from the transport that wrote it to the
    commit: the transport's result leaves the descriptor here under the .part's
    path (closing one left before), core.commit_start takes it, so that the

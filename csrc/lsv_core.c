@@ -268,27 +268,54 @@ static int l_verdict(lua_State *L) {
   return lsv_push_verdict(L, &x, luaL_optstring(L, 9, NULL));
 }
 
-/* retry(op, tr, err, attempt, max_retries, backoff, max_wait, rnd) -> delay | nil,
-   rnd being a uniform number in [0, 1) for the jitter.  Giving up on a create
-   that may have happened marks err.maybe_created. */
+/* retry(op, tr, err, attempt, policy, rnd) -> delay | nil: the one retry policy
+   (sv_retry_decide), for API calls and downloads alike.  policy: max_retries (a
+   download's: its resume_limit), backoff, max_backoff, max_wait, every one
+   required (the options table gives them; clamped here, never defaulted).  rnd
+   is a uniform number in [0, 1) for the jitter.  Giving up on a create that may
+   have happened marks err.maybe_created. */
 static int l_retry(lua_State *L) {
   sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, lsv_op_names);
   sv_transport tr = (sv_transport)luaL_checkoption(L, 2, NULL, lsv_tr_names);
   sv_error e;
-  double delay = 0;
-  lua_Integer attempt, retries;
-  double rnd = (double)luaL_optnumber(L, 8, 0.5);
+  sv_retry_policy p;
+  double delay = 0, rnd;
+  lua_Integer attempt;
   int again;
   luaL_checktype(L, 3, LUA_TTABLE);
   attempt = luaL_checkinteger(L, 4);
-  retries = luaL_checkinteger(L, 5);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  rnd = (double)luaL_checknumber(L, 6);
+  p.max_retries = (int)lsv_need_number(L, 5, "max_retries", 0, 1000, "retry");
+  p.backoff = lsv_need_number(L, 5, "backoff", 0, 86400, "retry");
+  p.max_backoff = lsv_need_number(L, 5, "max_backoff", 0, 86400, "retry");
+  p.max_wait = lsv_need_number(L, 5, "max_wait", 0, 86400.0 * 365, "retry");
   to_error(L, 3, &e);
-  again = sv_retry_decide(op, tr, &e, attempt > 1000 ? 1000 : (int)attempt, retries > 1000 ? 1000 : (int)retries,
-                          (double)luaL_checknumber(L, 6), (double)luaL_checknumber(L, 7),
-                          rnd >= 0 && rnd < 1 ? rnd : 0.5, &delay);
+  if (!(rnd >= 0)) rnd = 0; /* and NaN */
+  if (rnd >= 1) rnd = 0.9999999;
+  again = sv_retry_decide(op, tr, &e, attempt > 1000 ? 1000 : attempt < 1 ? 1 : (int)attempt, &p, rnd, &delay);
   if (e.maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, 3, "maybe_created"); }
   if (!again) return 0;
   lua_pushnumber(L, delay);
+  return 1;
+}
+
+/* check_url(url, field, base) -> true | nil, err: the one URL check
+   (sv_url_check).  base true: a base URL (no query, fragment or '@'); else any
+   http(s) URL a download may be given.  err names field (default "url"). */
+static int l_check_url(lua_State *L) {
+  size_t len = 0;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  const char *field = luaL_optstring(L, 2, "url");
+  int kind = lua_toboolean(L, 3) ? SV_URL_BASE : SV_URL_ANY;
+  sv_error err;
+  sv_error_clear(&err);
+  if (!s) {
+    sv_error_set(&err, SV_E_INVALID, field, "%s: expected an http(s) URL, got %s", field, luaL_typename(L, 1));
+    return lsv_fail(L, &err);
+  }
+  if (sv_url_check(s, len, field, kind, &err) != 0) return lsv_fail(L, &err);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -714,6 +741,7 @@ static const luaL_Reg lock_methods[] = { { "replace", k_replace }, { "unlock", k
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "task_id", l_task_id }, { "clean", l_clean }, { "retry", l_retry },
+  { "check_url", l_check_url },
   { "commit", l_commit },
   { "commit_start", l_commit_start },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "write_at", l_write_at }, { "hash", l_hash },

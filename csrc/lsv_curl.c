@@ -40,20 +40,20 @@ static const char *opt_string(lua_State *L, int t, const char *k) {
 }
 
 /* curl{api_key=, ca_file=, user_agent=, connect_timeout=, max_connections=}: the
-   options were checked (and defaulted) by the Lua side; nothing is defaulted here. */
+   values come from the options table (options.lua), checked there; here they are
+   clamped, and one missing is an error, never a default.  api_key and ca_file
+   may be absent (no key: downloads only; no CA file: the system's). */
 static int l_curl(lua_State *L) {
   sv_http_config cfg;
   char errbuf[128];
   lhttp *lh;
-  double conns;
   luaL_checktype(L, 1, LUA_TTABLE);
   memset(&cfg, 0, sizeof cfg);
   cfg.api_key = opt_string(L, 1, "api_key");
   cfg.ca_file = opt_string(L, 1, "ca_file");
-  cfg.user_agent = opt_string(L, 1, "user_agent");
-  cfg.connect_timeout = opt_number(L, 1, "connect_timeout", 0);
-  conns = opt_number(L, 1, "max_connections", 1);
-  cfg.max_connections = conns >= 1 && conns <= 1024 ? (int)conns : conns > 1024 ? 1024 : 1;
+  cfg.user_agent = lsv_need_string(L, 1, "user_agent", "starvideos.curl");
+  cfg.connect_timeout = lsv_need_number(L, 1, "connect_timeout", 0.001, 86400, "starvideos.curl");
+  cfg.max_connections = (int)lsv_need_number(L, 1, "max_connections", 1, 1024, "starvideos.curl");
   lh = lua_newuserdatauv(L, sizeof *lh, 1);
   lh->h = NULL;
   luaL_setmetatable(L, CURL_MT);
@@ -86,6 +86,14 @@ static int t_send(lua_State *L) {
   s.op = (sv_op)luaL_checkoption(L, -1, NULL, lsv_op_names);
   lua_pop(L, 1);
   s.url = opt_string(L, 2, "url");
+  if (s.url) { /* a NUL inside would cut the URL short for C: the check sees all of it */
+    size_t len;
+    lua_getfield(L, 2, "url");
+    lua_tolstring(L, -1, &len);
+    lua_pop(L, 1);
+    sv_error_clear(&err);
+    if (strlen(s.url) != len && sv_url_check(s.url, len, "url", SV_URL_ANY, &err) != 0) return lsv_fail(L, &err);
+  }
   lua_getfield(L, 2, "body");
   if (lua_type(L, -1) == LUA_TSTRING) s.body = lua_tolstring(L, -1, &s.body_len);
   lua_pop(L, 1);
@@ -102,8 +110,7 @@ static int t_send(lua_State *L) {
       if (old >= 0) close(old);
     }
   } else {
-    double max_body = opt_number(L, 2, "max_body", 0);
-    s.max_body = (size_t)(max_body > 0 && max_body < 1e9 ? max_body : 0);
+    s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e9, "send");
   }
   sv_error_clear(&err);
   lx = lua_newuserdatauv(L, sizeof *lx, 1);

@@ -82,6 +82,29 @@ void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_
   lua_pop(L, 1);
 }
 
+double lsv_need_number(lua_State *L, int t, const char *key, double lo, double hi, const char *where) {
+  double v;
+  lua_getfield(L, t, key);
+  if (!lua_isnumber(L, -1))
+    luaL_error(L, "%s: %s is %s, a number expected (every value comes from the options table: options.lua)", where,
+               key, lua_isnil(L, -1) ? "missing" : luaL_typename(L, -1));
+  v = (double)lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (v != v) luaL_error(L, "%s: %s is not a number (NaN)", where, key);
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+const char *lsv_need_string(lua_State *L, int t, const char *key, const char *where) {
+  const char *v;
+  lua_getfield(L, t, key);
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "%s: %s is %s, a string expected (every value comes from the options table: options.lua)", where,
+               key, lua_isnil(L, -1) ? "missing" : luaL_typename(L, -1));
+  v = lua_tostring(L, -1); /* the table keeps it alive */
+  lua_pop(L, 1);
+  return v;
+}
+
 /* body, err, tr, bytes, total, where body is the answer (a download's: "") on
    success and err the error table otherwise. */
 int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {

@@ -251,9 +251,10 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
   return rc;
 }
 
-int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt, int max_retries,
-                    double backoff, double max_wait, double rnd, double *delay) {
+int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt, const sv_retry_policy *p, double rnd,
+                    double *delay) {
   int retryable;
+  double d;
   if (op == SV_OP_CREATE) {
     /* money: resend only when nothing can have been created */
     retryable = tr == SV_TR_NOT_SENT || err->status == 429 ||
@@ -261,18 +262,25 @@ int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt, int m
     if (!retryable && tr != SV_TR_FATAL && (tr != SV_TR_NONE || err->status >= 500 ||
                                             (err->status >= 200 && err->status <= 299)))
       err->maybe_created = 1;
+  } else if (op == SV_OP_DOWNLOAD) {
+    /* a download goes on from the bytes it has when the wire broke or the server
+       hiccuped; a file that cannot be written (io) or an answer that is not HTTP
+       (garbled) is not worth another attempt */
+    retryable = tr == SV_TR_NOT_SENT || tr == SV_TR_TIMEOUT || tr == SV_TR_BROKEN || err->status == 429 ||
+                err->status == 408 || (err->status >= 500 && err->status <= 599);
   } else {
     retryable = (tr != SV_TR_NONE && tr != SV_TR_FATAL) || err->status == 429 ||
                 err->status == 408 || (err->status >= 500 && err->status <= 599);
   }
-  if (!retryable || attempt > max_retries) return 0;
+  if (!retryable || attempt > p->max_retries) return 0;
   if (err->retry_after >= 0) {
-    if (err->retry_after > max_wait) return 0; /* the caller decides about long waits */
+    if (err->retry_after > p->max_wait) return 0; /* the caller decides about long waits */
     *delay = err->retry_after;
-  } else {
-    double d = backoff * pow(2.0, attempt - 1);
-    if (d > 30) d = 30;
-    *delay = d * (0.5 + 0.5 * rnd); /* "equal jitter": never less than half */
+    return 1;
   }
+  /* backoff doubled each attempt, capped, then "equal jitter": from half to all of it */
+  d = p->backoff * pow(2.0, attempt > 1 ? attempt - 1 : 0);
+  if (!(d <= p->max_backoff)) d = p->max_backoff;
+  *delay = d * (0.5 + 0.5 * rnd);
   return 1;
 }

@@ -152,9 +152,16 @@ SV_API int sv_task_id_ok(const char *id, size_t len);
 /* 1 when s has no control character (bytes < 0x20 or 0x7f): safe as an HTTP header
    value (the API key, the user agent); 0 otherwise, and for NULL with len > 0. */
 SV_API int sv_header_value_ok(const char *s, size_t len);
-/* 0 when s is http(s)://host[:port][/path] and nothing else (no userinfo, query,
-   fragment, spaces or control characters; trailing slashes are fine); -1 with err
-   (SV_E_INVALID, field "base_url", saying what was found) otherwise. */
+/* The one URL check (core.check_url).  kind SV_URL_BASE: http(s)://host[:port][/path]
+   and nothing else (no userinfo, query, fragment, spaces or control characters;
+   trailing slashes are fine): a URL paths are appended to.  kind SV_URL_ANY: the
+   same, and a query and a fragment (a video's signed URL), '@' allowed past the
+   host.  0 when good, else -1 with err (SV_E_INVALID, field `field` (NULL: "url"),
+   the message "<field>: expected <form>, found <what> [at byte n]"). */
+#define SV_URL_BASE 0
+#define SV_URL_ANY 1
+SV_API int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err);
+/* sv_url_check(s, len, "base_url", SV_URL_BASE, err) */
 SV_API int sv_base_url_check(const char *s, size_t len, sv_error *err);
 
 /* ------------------------------------------------------------------ JSON */
@@ -229,11 +236,21 @@ typedef enum sv_transport {
 SV_API const char *sv_transport_name(sv_transport tr);
 SV_API int sv_transport_find(const char *name, sv_transport *tr); /* 0, or -1 when unknown */
 
-/* Retry policy of the contract.  Returns 1 and sets *delay to retry, 0 to give up
-   (setting err->maybe_created for a create that may have happened).  rnd is a
+/* The retry policy's values, all from the options table (options.lua), clamped by
+   the binding: nothing here has a default of its own. */
+typedef struct sv_retry_policy {
+  int max_retries;     /* attempts after the first (a download's: its resume_limit) */
+  double backoff;      /* seconds before the second attempt, doubled for each next one */
+  double max_backoff;  /* the cap of that doubling */
+  double max_wait;     /* the longest Retry-After honoured; longer: give up */
+} sv_retry_policy;
+
+/* The one retry policy, for API calls and downloads.  Returns 1 and sets *delay to
+   retry, 0 to give up (setting err->maybe_created for a create that may have
+   happened).  Retry-After is honoured as sent (up to max_wait); else the delay is
+   min(backoff * 2^(attempt-1), max_backoff) * (0.5 + 0.5 * rnd), rnd being a
    uniform number in [0,1) for the jitter. */
-SV_API int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt,
-                           int max_retries, double backoff, double max_wait,
+SV_API int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt, const sv_retry_policy *p,
                            double rnd, double *delay);
 
 /* What one exchange brought back, whichever transport carried it. */

@@ -286,8 +286,13 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
     snprintf(errbuf, errlen, "libcurl failed to initialise");
     return NULL;
   }
+  if (!cfg->user_agent) { /* the options table gives one: no default here */
+    snprintf(errbuf, errlen, "no user agent was given");
+    curl_global_cleanup();
+    return NULL;
+  }
   if ((cfg->api_key && !sv_header_value_ok(cfg->api_key, strlen(cfg->api_key))) ||
-      (cfg->user_agent && !sv_header_value_ok(cfg->user_agent, strlen(cfg->user_agent)))) {
+      !sv_header_value_ok(cfg->user_agent, strlen(cfg->user_agent))) {
     snprintf(errbuf, errlen, "the API key and the user agent may not hold control characters");
     curl_global_cleanup();
     return NULL;
@@ -302,7 +307,7 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
   if (!h) { snprintf(errbuf, errlen, "out of memory"); curl_global_cleanup(); return NULL; }
   h->api_key = dupstr(cfg->api_key ? cfg->api_key : "");
   h->ca_file = dupstr(cfg->ca_file);
-  h->user_agent = dupstr(cfg->user_agent ? cfg->user_agent : "starvideos");
+  h->user_agent = dupstr(cfg->user_agent);
   h->connect_timeout = cfg->connect_timeout;
   h->multi = curl_multi_init();
   if (!h->multi || !h->api_key || !h->user_agent || (cfg->ca_file && !h->ca_file)) {
@@ -701,9 +706,11 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   sv_xfer *x;
   CURL *e;
   struct curl_slist *headers = NULL;
-  int ready, skip = s->url ? sv_url_scheme(s->url, strlen(s->url)) : 0;
-  if (skip <= 0)
-    return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL with a host"), NULL;
+  int ready;
+  if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing"), NULL;
+  if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return NULL;
+  if (s->op != SV_OP_DOWNLOAD && s->max_body == 0) /* the options table gives the cap: no default here */
+    return sv_error_set(err, SV_E_INVALID, "max_body", "max_body: no cap on the answer's size was given"), NULL;
   if (s->op == SV_OP_DOWNLOAD && (!s->file || !*s->file))
     return sv_error_set(err, SV_E_INVALID, "path", "path: expected a file path"), NULL;
   x = calloc(1, sizeof *x);
@@ -718,7 +725,7 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   x->total = x->range_start = x->range_total = -1;
   x->offset = s->offset > 0 ? s->offset : 0;
   x->have = x->offset;
-  x->max_body = s->max_body ? s->max_body : 1024 * 1024;
+  x->max_body = s->max_body;
   x->plain_get = s->op != SV_OP_DOWNLOAD && !s->body && !s->fresh;
   sv_buf_init(&x->send);
   sv_buf_init(&x->recv);

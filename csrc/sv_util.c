@@ -155,16 +155,27 @@ int sv_task_id_ok(const char *id, size_t len) {
   return id && len > 0 && len <= SV_ID_MAX && sv_header_value_ok(id, len);
 }
 
-/* ------------------------------------------------------------- base_url */
+/* ------------------------------------------------------------------ URLs */
 
-#define BASE_URL_FORM "http(s)://host[:port][/path]"
-#define BASE_URL_MAX 8192
+/* The one URL check of the project: options (base_url), the job (video_url),
+   both transports and the command line call it (core.check_url). */
 
-static int base_url_bad(sv_error *err, const char *found, size_t at, const char *why) {
+#define URL_FORM_BASE "http(s)://host[:port][/path]"
+#define URL_FORM_ANY "http(s)://host[:port][/path][?query]"
+#define URL_MAX 8192
+
+typedef struct url_ctx {
+  const char *field;
+  int kind;
+  sv_error *err;
+} url_ctx;
+
+static int url_bad(const url_ctx *u, const char *found, size_t at, const char *why) {
+  const char *form = u->kind == SV_URL_BASE ? URL_FORM_BASE : URL_FORM_ANY;
   if (at)
-    return sv_error_set(err, SV_E_INVALID, "base_url", "base_url: expected " BASE_URL_FORM ", found %s at byte %zu%s",
+    return sv_error_set(u->err, SV_E_INVALID, u->field, "%s: expected %s, found %s at byte %zu%s", u->field, form,
                         found, at, why);
-  return sv_error_set(err, SV_E_INVALID, "base_url", "base_url: expected " BASE_URL_FORM ", found %s%s", found, why);
+  return sv_error_set(u->err, SV_E_INVALID, u->field, "%s: expected %s, found %s%s", u->field, form, found, why);
 }
 
 /* "a space", "'?'", "a control character (\x0A)" ... for the byte c */
@@ -175,10 +186,10 @@ static void name_byte(char *out, size_t n, unsigned char c) {
   else snprintf(out, n, "'%c'", c);
 }
 
-static int bad_byte(sv_error *err, const char *s, size_t at, const char *why) {
+static int bad_byte(const url_ctx *u, const char *s, size_t at, const char *why) {
   char what[64];
   name_byte(what, sizeof what, (unsigned char)s[at]);
-  return base_url_bad(err, what, at + 1, why);
+  return url_bad(u, what, at + 1, why);
 }
 
 static int is_alnum(unsigned char c) {
@@ -194,14 +205,18 @@ static int path_byte(unsigned char c) {
   return is_alnum(c) || (c && strchr("-._~!$&'()*+,;=:/", c) != NULL);
 }
 
-int sv_base_url_check(const char *s, size_t len, sv_error *err) {
-  size_t i, host, digits;
+int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err) {
+  size_t i, host, digits, auth_end;
   unsigned long port = 0;
-  if (!s || len == 0) return base_url_bad(err, "nothing", 0, "");
-  if (len > BASE_URL_MAX) {
+  url_ctx u;
+  u.field = field && *field ? field : "url";
+  u.kind = kind == SV_URL_BASE ? SV_URL_BASE : SV_URL_ANY;
+  u.err = err;
+  if (!s || len == 0) return url_bad(&u, "nothing", 0, "");
+  if (len > URL_MAX) {
     char what[64];
-    snprintf(what, sizeof what, "%zu bytes (at most %d)", len, BASE_URL_MAX);
-    return base_url_bad(err, what, 0, "");
+    snprintf(what, sizeof what, "%zu bytes (at most %d)", len, URL_MAX);
+    return url_bad(&u, what, 0, "");
   }
   if (len >= 7 && strncasecmp(s, "http://", 7) == 0) i = 7;
   else if (len >= 8 && strncasecmp(s, "https://", 8) == 0) i = 8;
@@ -214,58 +229,67 @@ int sv_base_url_check(const char *s, size_t len, sv_error *err) {
       sv_buf_init(&b);
       sv_buf_adds(&b, "the scheme ");
       sv_quote(&b, s, k, 16);
-      base_url_bad(err, sv_buf_cstr(&b), 0, " (only http and https)");
+      url_bad(&u, sv_buf_cstr(&b), 0, " (only http and https)");
       sv_buf_free(&b);
       return -1;
     }
-    return base_url_bad(err, "no scheme", 0, " (it must start with http:// or https://)");
+    return url_bad(&u, "no scheme", 0, " (it must start with http:// or https://)");
   }
-  /* bytes never allowed, wherever they are */
+  /* bytes never allowed, wherever they are; a base URL has paths appended to it,
+     so it takes no query or fragment, and no '@' anywhere */
+  for (auth_end = i; auth_end < len && s[auth_end] != '/' && s[auth_end] != '?' && s[auth_end] != '#'; auth_end++) {}
   for (host = i; host < len; host++) {
     unsigned char c = (unsigned char)s[host];
-    if (c == '@') return bad_byte(err, s, host, " (user credentials do not belong in base_url)");
-    if (c == '?') return bad_byte(err, s, host, " (base_url takes no query)");
-    if (c == '#') return bad_byte(err, s, host, " (base_url takes no fragment)");
-    if (c <= 0x20 || c >= 0x7F) return bad_byte(err, s, host, "");
+    if (c == '@' && (u.kind == SV_URL_BASE || host < auth_end))
+      return bad_byte(&u, s, host, " (user credentials do not belong in a URL)");
+    if (c == '?' && u.kind == SV_URL_BASE) return bad_byte(&u, s, host, " (a base URL takes no query)");
+    if (c == '#' && u.kind == SV_URL_BASE) return bad_byte(&u, s, host, " (a base URL takes no fragment)");
+    if (c <= 0x20 || c >= 0x7F) return bad_byte(&u, s, host, "");
   }
   host = i;
   if (i < len && s[i] == '[') { /* an IPv6 literal */
     for (i++; i < len && (is_hex((unsigned char)s[i]) || s[i] == ':' || s[i] == '.'); i++) {}
     if (i >= len || s[i] != ']' || i == host + 1)
-      return bad_byte(err, s, host, " (an IPv6 address without its closing ']')");
+      return bad_byte(&u, s, host, " (an IPv6 address without its closing ']')");
     i++;
   } else {
     while (i < len && (is_alnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '.' || s[i] == '_')) i++;
   }
   if (i == host) {
-    if (i == len || s[i] == '/' || s[i] == ':') return base_url_bad(err, "no host", 0, " after the scheme");
-    return bad_byte(err, s, i, " (in the host)");
+    if (i == len || s[i] == '/' || s[i] == ':' || s[i] == '?' || s[i] == '#')
+      return url_bad(&u, "no host", 0, " after the scheme");
+    return bad_byte(&u, s, i, " (in the host)");
   }
   if (i < len && s[i] == ':') {
     size_t at = ++i;
     for (digits = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
       if (port <= 65535) port = port * 10 + (unsigned long)(s[i] - '0');
-    if (i < len && s[i] != '/') return bad_byte(err, s, i, " (in the port)");
-    if (digits == 0) return base_url_bad(err, "an empty port", at, "");
+    if (i < len && i < auth_end) return bad_byte(&u, s, i, " (in the port)");
+    if (digits == 0) return url_bad(&u, "an empty port", at, "");
     if (port == 0 || port > 65535) {
       char what[64];
       if (digits <= 5) snprintf(what, sizeof what, "port %lu", port);
       else snprintf(what, sizeof what, "a port of %zu digits", digits);
-      return base_url_bad(err, what, at + 1, " (ports are 1 to 65535)");
+      return url_bad(&u, what, at + 1, " (ports are 1 to 65535)");
     }
   }
-  if (i < len && s[i] != '/') return bad_byte(err, s, i, " (after the host)");
+  if (i < auth_end) return bad_byte(&u, s, i, " (after the host)");
+  /* the path, then (not in a base URL) a query and a fragment: the same bytes and '?' */
   for (; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c == '%') {
       if (len - i < 3 || !is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2]))
-        return bad_byte(err, s, i, " not followed by two hex digits");
+        return bad_byte(&u, s, i, " not followed by two hex digits");
       i += 2;
-    } else if (!path_byte(c)) {
-      return bad_byte(err, s, i, " (in the path)");
+    } else if (!path_byte(c) && !(u.kind == SV_URL_ANY && (c == '@' || c == '?' || c == '#'))) {
+      return bad_byte(&u, s, i, " (in the path)");
     }
   }
   return 0;
+}
+
+int sv_base_url_check(const char *s, size_t len, sv_error *err) {
+  return sv_url_check(s, len, "base_url", SV_URL_BASE, err);
 }
 
 double sv_monotonic(void) {

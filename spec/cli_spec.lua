@@ -270,7 +270,8 @@ describe("the starvideos command line", function()
 
     it("refuses a base URL that is not http(s)", function()
       usage({ "status", "x", "--base-url", "ftp://example.com" },
-        'starvideos status: --base-url expects an http(s) URL, got "ftp://example.com"')
+        'starvideos status: --base-url: expected http(s)://host[:port][/path], found the scheme "ftp" '
+          .. "(only http and https)")
     end)
   end)
 
@@ -830,7 +831,7 @@ describe("the starvideos command line", function()
         { { "generate", "--json", "--duration", "abc" }, "generate", 'expects a number, got "abc"' },
         { { "validate", "--json", "extra" }, "validate", "takes no arguments" },
         { { "resume", "--json" }, "resume", "--journal PATH is required" },
-        { { "status", "x", "--json", "--base-url", "ftp://x" }, "status", "expects an http(s) URL" },
+        { { "status", "x", "--json", "--base-url", "ftp://x" }, "status", "--base-url: expected http(s)://" },
       }
       for _, c in ipairs(cases) do
         local r = run(c[1], env())

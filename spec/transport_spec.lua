@@ -177,7 +177,14 @@ describe("the transport", function()
   -- whether it is done.  Driven here through the transport itself.
   describe("a download's own thread", function()
     local core = require "starvideos.core"
-    local new_transport = core.curl or require("starvideos.curl").new
+    local DEFAULTS = require("starvideos.options").DEFAULTS
+    local curl_new = core.curl or require("starvideos.curl").new
+    -- the transport as transport.lua makes it: every value from the options table
+    local function new_transport(o)
+      local cfg = { user_agent = DEFAULTS.user_agent, connect_timeout = DEFAULTS.connect_timeout }
+      for k, v in pairs(o) do cfg[k] = v end
+      return curl_new(cfg)
+    end
     local SIZE = 8 * 1000 * 1000
 
     local function video_url()
@@ -269,7 +276,8 @@ describe("the transport", function()
         assert.is_true(size < 300 * 1000 * 1000, how .. ": the whole video came before the " .. how)
         if how == "cancel" then
           -- the transport goes on: another exchange works
-          local h2 = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", auth = true })
+          local h2 = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", auth = true,
+            max_body = DEFAULTS.max_answer })
           local _, err = finish(t, h2)
           assert.truthy(err)
           t:close()

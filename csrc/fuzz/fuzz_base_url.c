@@ -1,7 +1,9 @@
-/* sv_base_url_check and sv_header_value_ok on any bytes.  Properties: an accepted
-   base_url is http(s)://, has a host, and holds nothing a header or a request line
-   could be split with (no control character, space, '?', '#', '@'); a refusal
-   names the field and is one printable line. */
+/* sv_url_check (both forms) and sv_header_value_ok on any bytes.  Properties: an
+   accepted base_url is http(s)://, has a host, and holds nothing a header or a
+   request line could be split with (no control character, space, '?', '#', '@');
+   an accepted URL of the other form (a video's) is http(s):// with a host, holds
+   no control character, space or non-ASCII byte and no '@' before its path, and
+   every base_url is one; a refusal names its field and is one printable line. */
 #include "fuzz.h"
 
 #include <strings.h>
@@ -32,6 +34,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     PROPERTY(strncmp(err.message, "base_url: ", 10) == 0, "a refusal message starts with the field");
     for (i = 0; err.message[i]; i++)
       PROPERTY((unsigned char)err.message[i] >= 0x20 && err.message[i] != 0x7f, "a refusal is one printable line");
+  }
+  {
+    int any = sv_url_check(s, size, "video_url", SV_URL_ANY, &err) == 0;
+    size_t host_end;
+    if (ok) PROPERTY(any, "an accepted base_url is an accepted URL");
+    if (any) {
+      PROPERTY(sv_url_scheme(s, size) > 0, "an accepted URL is http(s) with a host");
+      for (i = 0; i < size; i++)
+        PROPERTY((unsigned char)s[i] > 0x20 && (unsigned char)s[i] < 0x7f, "an accepted URL is printable ASCII");
+      i = s[4] == ':' ? 7 : 8;
+      for (host_end = i; host_end < size && s[host_end] != '/' && s[host_end] != '?' && s[host_end] != '#'; host_end++)
+        PROPERTY(s[host_end] != '@', "an accepted URL has no userinfo");
+    } else {
+      PROPERTY(err.kind == SV_E_INVALID && strcmp(err.field, "video_url") == 0, "a refusal names its field");
+      PROPERTY(strncmp(err.message, "video_url: ", 11) == 0, "a refusal message starts with its field");
+      for (i = 0; err.message[i]; i++)
+        PROPERTY((unsigned char)err.message[i] >= 0x20 && err.message[i] != 0x7f, "a refusal is one printable line");
+    }
   }
   return 0;
 }

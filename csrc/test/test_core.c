@@ -175,6 +175,7 @@ static void answers(void) {
   char why[128];
   sv_json_member m[8];
   double d = 0;
+  sv_retry_policy pol;
   memset(&a, 0, sizeof a);
   a.op = SV_OP_QUERY;
   a.status = 200;
@@ -206,26 +207,49 @@ static void answers(void) {
   ok(sv_json_scan("[1]", 3, m, 8, why, sizeof why) == -1, "the scanner wants an object", why);
 
   /* the retry policy */
+  pol.max_retries = 2;
+  pol.backoff = 0.5;
+  pol.max_backoff = 30;
+  pol.max_wait = 60;
   sv_error_clear(&err);
   err.status = 500;
-  ok(!sv_retry_decide(SV_OP_CREATE, SV_TR_NONE, &err, 1, 2, 0.5, 60, 0.5, &d) && err.maybe_created,
+  ok(!sv_retry_decide(SV_OP_CREATE, SV_TR_NONE, &err, 1, &pol, 0.5, &d) && err.maybe_created,
      "a create is not resent after a 500, and may have been created", NULL);
   sv_error_clear(&err);
-  ok(!sv_retry_decide(SV_OP_CREATE, SV_TR_TIMEOUT, &err, 1, 2, 0.5, 60, 0.5, &d) && err.maybe_created,
+  ok(!sv_retry_decide(SV_OP_CREATE, SV_TR_TIMEOUT, &err, 1, &pol, 0.5, &d) && err.maybe_created,
      "a create is not resent after a timeout", NULL);
   sv_error_clear(&err);
-  ok(sv_retry_decide(SV_OP_CREATE, SV_TR_NOT_SENT, &err, 1, 2, 0.5, 60, 0.5, &d) && !err.maybe_created,
+  ok(sv_retry_decide(SV_OP_CREATE, SV_TR_NOT_SENT, &err, 1, &pol, 0.5, &d) && !err.maybe_created,
      "a create that never connected is resent", NULL);
   sv_error_clear(&err);
   err.status = 503;
   err.retry_after = 2;
-  ok(sv_retry_decide(SV_OP_CREATE, SV_TR_NONE, &err, 1, 2, 0.5, 60, 0.5, &d) && d == 2,
+  ok(sv_retry_decide(SV_OP_CREATE, SV_TR_NONE, &err, 1, &pol, 0.5, &d) && d == 2,
      "a create is resent after a 503 with Retry-After, after that delay", NULL);
   sv_error_clear(&err);
   err.status = 503;
-  ok(sv_retry_decide(SV_OP_QUERY, SV_TR_NONE, &err, 2, 2, 0.5, 60, 0.0, &d) && d >= 0.5 && d <= 1.0,
+  ok(sv_retry_decide(SV_OP_QUERY, SV_TR_NONE, &err, 2, &pol, 0.0, &d) && d >= 0.5 && d <= 1.0,
      "a query backs off exponentially with jitter", NULL);
-  ok(!sv_retry_decide(SV_OP_QUERY, SV_TR_NONE, &err, 3, 2, 0.5, 60, 0.0, &d), "a query gives up after max_retries", NULL);
+  ok(!sv_retry_decide(SV_OP_QUERY, SV_TR_NONE, &err, 3, &pol, 0.0, &d), "a query gives up after max_retries", NULL);
+  pol.max_retries = 20;
+  pol.max_backoff = 3;
+  ok(sv_retry_decide(SV_OP_QUERY, SV_TR_NONE, &err, 12, &pol, 0.999, &d) && d <= 3 && d >= 2.99,
+     "the doubling stops at max_backoff", NULL);
+  ok(sv_retry_decide(SV_OP_DOWNLOAD, SV_TR_BROKEN, &err, 12, &pol, 0.0, &d) && d == 1.5,
+     "a download's delay is capped alike, and never under half of it", NULL);
+  sv_error_clear(&err);
+  err.status = 503;
+  err.retry_after = 2;
+  ok(sv_retry_decide(SV_OP_DOWNLOAD, SV_TR_NONE, &err, 1, &pol, 0.3, &d) && d == 2,
+     "a download honours Retry-After", NULL);
+  err.retry_after = 61;
+  ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_TR_NONE, &err, 1, &pol, 0.3, &d),
+     "a download gives up on a Retry-After beyond max_wait", NULL);
+  sv_error_clear(&err);
+  ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_TR_IO, &err, 1, &pol, 0.3, &d),
+     "a download whose file cannot be written is not tried again", NULL);
+  ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_TR_GARBLED, &err, 1, &pol, 0.3, &d),
+     "nor one whose answer is not HTTP", NULL);
 }
 
 /* ---------------------------------------------------------- hardening */
@@ -658,6 +682,28 @@ static void headers_and_urls(void) {
     ok(sv_base_url_check(goodurls[i], strlen(goodurls[i]), &err) == 0, name, err.message);
   }
   ok(sv_base_url_check("http://example.com\0/x", 21, &err) == -1, "a NUL inside base_url is refused", err.message);
+  /* the other form: a video's URL may carry a signed query */
+  {
+    static const char *const signed_url = "https://cdn.example/v/a@2x.mp4?X-Sig=ab%2Fcd&e=1&p=/x?y#t";
+    sv_error_clear(&err);
+    ok(sv_url_check(signed_url, strlen(signed_url), "video_url", SV_URL_ANY, &err) == 0,
+       "a signed video URL (query, '@' in the path, fragment) is accepted", err.message);
+    ok(sv_url_check(signed_url, strlen(signed_url), "base_url", SV_URL_BASE, &err) == -1,
+       "the same URL is no base URL", err.message);
+  }
+  sv_error_clear(&err);
+  ok(sv_url_check("http://u:secret@cdn.example/v.mp4", 33, "video_url", SV_URL_ANY, &err) == -1 &&
+         strcmp(err.field, "video_url") == 0 && strncmp(err.message, "video_url: expected ", 20) == 0 &&
+         strstr(err.message, "secret") == NULL,
+     "credentials in a video URL are refused, naming the field", err.message);
+  sv_error_clear(&err);
+  ok(sv_url_check("http://?x=1", 11, NULL, SV_URL_ANY, &err) == -1 && strcmp(err.field, "url") == 0 &&
+         strstr(err.message, "no host") != NULL,
+     "a query without a host is refused; the field is \"url\" unless named", err.message);
+  sv_error_clear(&err);
+  ok(sv_url_check("http://cdn.example/v.mp4?a=b c", 30, "url", SV_URL_ANY, &err) == -1 &&
+         strstr(err.message, "a space at byte 29") != NULL,
+     "a space in a query is refused, with its place", err.message);
 }
 
 static void retry_after(void) {

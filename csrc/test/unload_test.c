@@ -16,7 +16,7 @@
 static const char script[] =
   "local cpath, url, dir = ...\n"
   "package.cpath = cpath\n"
-  "local t = require('starvideos.curl').new { max_connections = 4 }\n"
+  "local t = require('starvideos.curl').new { user_agent = 'unload-test', connect_timeout = 5, max_connections = 4 }\n"
   "local a = assert(t:send { op = 'download', url = url, file = dir .. '/a.part' })\n"
   "local b = assert(t:send { op = 'download', url = url, file = dir .. '/b.part' })\n"
   "local tries = 0\n"

@@ -138,7 +138,8 @@ options:
 control API (no auth, JSON): GET|DELETE /_emulator/requests, GET|POST /_emulator/config,
 GET|POST|DELETE /_emulator/faults, POST /_emulator/expire, GET /_emulator/tasks,
 POST /_emulator/reset. Each logged request carries `connection`, the number of its TCP
-connection (keep-alive reuse shows as repeated numbers). Config `spread` (sigma)
+connection (keep-alive reuse shows as repeated numbers), and `at`, the emulator's clock
+(seconds) when it arrived. Config `spread` (sigma)
 spreads processing times log-normally around `processing` (the median), from the
 generator `seed` starts; each listed task carries `ends_at` (the emulator's clock).
 ]]

@@ -229,10 +229,8 @@ function Job:_download()
     return self:_finish(new_error("protocol", string_format("task %s is completed but has no video_url",
       tostring(self.id))))
   end
-  if not url:find("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]") then
-    return self:_finish(new_error("invalid_request", string_format("video_url: expected an http(s) URL, got %q",
-      #url > 60 and url:sub(1, 60) .. "..." or url), { field = "video_url" }))
-  end
+  local good, bad = core.check_url(url, "video_url") -- the one URL check (csrc/sv_util.c)
+  if not good then return self:_finish(bad) end
   local path = url:match("^%a+://[^/]*(/[^?#]*)") or "/"
   self:_send("download", { url = url, path = path, deadline = self.deadline, part = self.out .. ".part",
     dest = self.out, resume_limit = self.resume_limit or self.cfg.resume_limit })

@@ -5,8 +5,8 @@
 local core = require "starvideos.core"
 local cjson = require("cjson.safe").new()
 
-local type, pairs, tostring, tonumber, error, setmetatable, floor, string_format, os_getenv =
-  type, pairs, tostring, tonumber, error, setmetatable, math.floor, string.format, os.getenv
+local type, pairs, tostring, error, setmetatable, floor, string_format, os_getenv =
+  type, pairs, tostring, error, setmetatable, math.floor, string.format, os.getenv
 
 local O = {}
 
@@ -21,7 +21,9 @@ end
 O.VERSION = "0.2.0"
 O.DEFAULT_BASE_URL = "https://zcbservice.aizfw.cn/kyyReactApiServer"
 
--- The one copy of every default.
+-- The one copy of every default.  The transports and the core are handed each
+-- of these values (transport.lua, request.lua); C only clamps what it gets and
+-- raises on a value missing, never filling one in (spec/policy_spec.lua).
 O.DEFAULTS = {
   timeout = 30,              -- seconds, one HTTP exchange
   connect_timeout = 10,
@@ -30,6 +32,7 @@ O.DEFAULTS = {
   requests_per_second = 10,  -- polls of all of a key's tasks together (engine.lua)
   min_interval = 5,          -- the closest two polls of one task may be (a shorter interval lowers it)
   retry_backoff = 0.5,       -- first retry delay, doubled each time
+  max_backoff = 30,          -- the cap of that doubling (the delay is then jittered down to half)
   max_retry_wait = 60,       -- the longest Retry-After honoured
   interval = 30,             -- between polls until the schedule has learned; its poll budget per task
   wait_timeout = 1800,       -- a whole wait
@@ -96,23 +99,13 @@ function C.header(v)
   if type(v) ~= "string" or v:find("[%c\127]") then return "a string without control characters" end
 end
 
--- http(s)://host[:port][/path] and nothing else: no userinfo, query, fragment,
--- spaces or control characters.  Returns nil, or what is wrong.
-function O.url_problem(v)
-  if type(v) ~= "string" then return "an http(s) URL" end
-  local rest = v:match("^[Hh][Tt][Tt][Pp][Ss]?://(.*)$")
-  if not rest then return "an http(s) URL (http:// or https://)" end
-  if rest:find("[%s%c\127]") then return "an http(s) URL without spaces or control characters" end
-  if rest:find("[?#]") then return "an http(s) URL without a query or fragment" end
-  local authority = rest:match("^[^/]*")
-  if authority:find("@", 1, true) then return "an http(s) URL without user:password@" end
-  local host, port = authority:match("^(%[[%x:%.]+%])(.*)$")
-  if not host then host, port = authority:match("^([%w%.%-_]*)(.*)$") end
-  if not host or host == "" then return "an http(s) URL with a host" end
-  if port ~= "" then
-    local n = port:match("^:(%d+)$")
-    if not n or tonumber(n) < 1 or tonumber(n) > 65535 then return "an http(s) URL with a port from 1 to 65535" end
-  end
+-- The one URL check is the core's (core.check_url, csrc/sv_util.c, fuzzed):
+-- url_problem(v[, field]) -> nil when v is a base URL (http(s)://host[:port][/path]
+-- and nothing else: no userinfo, query, fragment, spaces or control characters),
+-- else what was expected and found, naming field (default "base_url").
+function O.url_problem(v, field)
+  local ok, err = core.check_url(v, field or "base_url", true)
+  if not ok then return err.message end
 end
 C.url = O.url_problem
 
@@ -130,7 +123,9 @@ function O.check(opts, where, schema, level)
       error(string_format("bad option to '%s': unknown option '%s'", where, tostring(k)), level)
     end
     local want = check(v)
-    if want then
+    if want and check == C.url then
+      error(string_format("bad option '%s' to '%s' (%s)", tostring(k), where, want), level)
+    elseif want then
       error(string_format("bad option '%s' to '%s' (%s expected, got %s)", tostring(k), where, want,
         k == "api_key" and "a key with a control character"
           or show(type(v) == "string" and v:gsub("//[^/@]*@", "//***@") or v)), level)
@@ -198,10 +193,8 @@ function O.client(opts)
     local env = os_getenv("STARVIDEOS_BASE_URL")
     cfg.base_url = (env and env ~= "") and env or O.DEFAULT_BASE_URL
     cfg.base_url_unset = not (env and env ~= "") -- the provider's, by default: see O.note_default_host
-    local bad = O.url_problem(cfg.base_url)
-    if bad then
-      error(string_format("bad base URL %s (%s expected; check STARVIDEOS_BASE_URL)", show(cfg.base_url), bad), 3)
-    end
+    local bad = O.url_problem(cfg.base_url, "STARVIDEOS_BASE_URL")
+    if bad then error(string_format("bad base URL (%s)", bad), 3) end
   end
   cfg.base_url = cfg.base_url:gsub("/+$", "")
   return cfg

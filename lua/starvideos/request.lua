@@ -20,7 +20,6 @@ local Request = {}
 Request.__index = Request
 
 local METHOD = { create = "POST", query = "GET", download = "GET" }
-local RESUMABLE = { broken = true, timeout = true, not_sent = true }
 
 local next_id = 0
 
@@ -131,6 +130,23 @@ function Request.new_wire(cfg, op, url, auth, body)
   return { op = op, url = url, auth = auth, body = body, fresh = op == "create", max_body = cfg.max_answer }
 end
 
+-- The retry policy core.retry is handed, from the options table (options.lua):
+-- a download's attempts are its resume_limit, an API call's max_retries.
+local policies = setmetatable({}, { __mode = "k" }) -- cfg -> op -> policy
+function Request.policy(cfg, op, resume_limit)
+  if op == "download" then
+    return { max_retries = resume_limit or cfg.resume_limit, backoff = cfg.retry_backoff,
+      max_backoff = cfg.max_backoff, max_wait = cfg.max_retry_wait }
+  end
+  local p = policies[cfg]
+  if not p then
+    p = { max_retries = cfg.max_retries, backoff = cfg.retry_backoff, max_backoff = cfg.max_backoff,
+      max_wait = cfg.max_retry_wait }
+    policies[cfg] = p
+  end
+  return p
+end
+
 -- One attempt, now.
 function Request:send(t)
   local engine, cfg = self.engine, self.cfg
@@ -207,18 +223,12 @@ function Request:outcome(t, body, err, tr, bytes, total)
     end
     return self:_finish(body, nil, t)
   end
-  local delay
   if self.tail and err.status == 416 then return self:_restart(t) end -- the .part left over is too long
-  if self.op == "download" then
-    -- a download resumes from the bytes it has when the wire broke or the server hiccuped
-    if (RESUMABLE[tr] or (err.status or 0) >= 500) and self.attempt <= (self.resume_limit or 0) then
-      delay = cfg.retry_backoff * (0.5 + 0.5 * math_random())
-      self.offset = bytes or 0
-    end
-  else
-    delay = core.retry(self.op, tr, err, self.attempt, cfg.max_retries, cfg.retry_backoff, cfg.max_retry_wait,
-      math_random())
-  end
+  -- whether and when to try again: the core's one policy, for a download too
+  -- (which then goes on from the bytes it has)
+  local delay = core.retry(self.op, tr, err, self.attempt, Request.policy(cfg, self.op, self.resume_limit),
+    math_random())
+  if delay and self.op == "download" then self.offset = bytes or 0 end
   if not delay or (self.deadline and t + delay >= self.deadline) then
     return self:_finish(nil, err, t)
   end

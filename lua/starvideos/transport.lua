@@ -4,16 +4,21 @@
 -- (request.lua, job.lua), so every transport behaves alike.
 --
 --   t = <transport>.new(cfg)        cfg: api_key, ca_file, user_agent,
---                                   connect_timeout, max_connections
+--                                   connect_timeout, max_connections (the
+--                                   last three required: options.lua's table
+--                                   gives them; a transport clamps, never
+--                                   defaults)
 --   h = t:send(r)                   start one exchange; h, or nil, err
 --       r.op        "create" | "query" | "download" (how the answer is read)
---       r.url       the whole URL (http or https only)
+--       r.url       the whole URL (http or https only; both transports check it
+--                   with core.check_url: a bad one is nil, err (field "url"))
 --       r.auth      add "Authorization: Bearer <api_key>"
 --       r.body      a POST with this JSON body, else a GET
 --       r.fresh     never on a reused connection (a create: a dead kept-alive
 --                   connection must not make it go out twice)
 --       r.timeout   seconds for the whole exchange (nil: none)
 --       r.max_body  an API answer longer than this ends as "garbled"
+--                   (required but for downloads: the table's max_answer)
 --       downloads:  r.file (write a 200/206 body there, never through a
 --                   symlink), r.offset (bytes already in r.file: ask for the
 --                   rest with Range; a 200 is written from byte 0, a 206 from

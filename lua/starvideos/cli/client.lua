@@ -8,7 +8,7 @@ local output = require "starvideos.cli.output"
 local pairs, pcall, tostring = pairs, pcall, tostring
 local io_open, io_stdin, os_getenv = io.open, io.stdin, os.getenv
 local math_min = math.min
-local usage_error, quote = args.usage_error, args.quote
+local usage_error = args.usage_error
 
 local M = {}
 
@@ -35,10 +35,12 @@ local function read_key_file(path)
   return line
 end
 
+-- The core's one URL check (core.check_url): its message names where the URL
+-- came from, and says what was found without echoing the URL (it may hold a secret).
 local function check_base_url(url, where)
-  if not url:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#%s]") then
-    usage_error("%s expects an http(s) URL, got %s", where, quote(url))
-  end
+  local _, core = M.load()
+  local ok, err = core.check_url(url, where, true)
+  if not ok then usage_error("%s", err.message) end
 end
 
 -- M.new(ctx, opts, extra) -> client, core. extra: more options for starvideos.new.

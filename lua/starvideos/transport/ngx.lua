@@ -13,9 +13,10 @@ local W = require "starvideos.transport.ngx_wire"
 
 local ngx = rawget(_G, "ngx")
 local spawn, kill, wait, run_thread = ngx.thread.spawn, ngx.thread.kill, ngx.thread.wait, ngx.run_worker_thread
-local type, tostring, pcall, pairs, error, math_max, concat =
-  type, tostring, pcall, pairs, error, math.max, table.concat
-local part_open, verdict, new_error, now = core.part_open, core.verdict, options.new_error, core.now
+local type, tostring, pcall, pairs, error, math_max, math_min, floor, concat, string_format =
+  type, tostring, pcall, pairs, error, math.max, math.min, math.floor, table.concat, string.format
+local part_open, verdict, new_error, now, check_url =
+  core.part_open, core.verdict, options.new_error, core.now, core.check_url
 
 local PAGE_MAX = 64 * 1024 -- a download's error page, kept for the message
 
@@ -44,9 +45,21 @@ end
 
 local N = {}
 
+-- A value the options table (options.lua) always passes: none is defaulted here.
+local function need(cfg, k, kind)
+  local v = cfg[k]
+  if type(v) ~= kind then
+    error(string_format("starvideos transport: %s is %s, a %s expected (every value comes from the options table: "
+      .. "options.lua)", k, v == nil and "missing" or type(v), kind), 3)
+  end
+  return v
+end
+
 -- N.new(cfg) -> a transport (the interface in transport.lua).  cfg: api_key,
--- user_agent, connect_timeout, max_connections, slots (a semaphore shared with
--- other transports: their exchanges together hold at most its count).  The key lives in its closures.
+-- user_agent, connect_timeout, max_connections, as options.lua gives them
+-- (max_connections clamped to 1..1024, as libcurl's), and slots (a semaphore
+-- shared with other transports: their exchanges together hold at most its
+-- count).  The key lives in its closures.
 function N.new(cfg)
   if cfg.ca_file then
     error("starvideos: ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate", 4)
@@ -55,11 +68,12 @@ function N.new(cfg)
     disk_slot = semaphore.new(1)
     ngx.timer.at(0, function(premature) if not premature then in_pool("now") end end)
   end
-  local key, conns = cfg.api_key or "", cfg.max_connections or 16
+  local conns = math_min(math_max(floor(need(cfg, "max_connections", "number")), 1), 1024)
+  local key = cfg.api_key or "" -- none: downloads only (no request asks for it)
   -- cfg.slots: the worker's connection slots of the key (engine.lua), shared by
   -- the transports of every request's client of that key
-  local c = { ua = cfg.user_agent or "starvideos", connect_timeout = cfg.connect_timeout, pool_size = conns,
-    slots = cfg.slots or semaphore.new(conns) }
+  local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
+    pool_size = conns, slots = cfg.slots or semaphore.new(conns) }
   local wake, running, done, first, last, closed = semaphore.new(0), {}, {}, 1, 0, false
   local whole = {} -- .part name -> the handle of the download that ended whole there
   -- .part name -> the handle of a download that ended short there: the next
@@ -95,8 +109,11 @@ function N.new(cfg)
 
   function t.send(_, r)
     live()
-    if not W.parse_url(r.url) then
-      return nil, new_error("invalid_request", "url: expected an http(s) URL with a host", { field = "url" })
+    local good, bad = check_url(r.url, "url")
+    if not good then return nil, bad end
+    if r.op ~= "download" and type(r.max_body) ~= "number" then
+      return nil, new_error("invalid_request", "max_body: no cap on the answer's size was given",
+        { field = "max_body" })
     end
     local offset, fh = r.op == "download" and r.offset or 0, nil
     if r.op == "download" then
@@ -122,7 +139,7 @@ function N.new(cfg)
       if not fh then return nil, new_error("io", err, { field = "path" }) end
     end
     local x = { r = r, op = r.op, auth = r.auth, offset = offset, have = offset, fh = fh, parts = {}, kept = 0,
-      buf = "", pos = 1, got = 0, cap = r.op == "download" and PAGE_MAX or (r.max_body or 1024 * 1024),
+      buf = "", pos = 1, got = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
       deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
     running[x] = true
     x.thread = spawn(run, x)
