@@ -1,8 +1,8 @@
-/* starvideos.core: the Lua binding of the C core.  Strings in, strings out: the
-   binding never calls a Lua function (no require, no lua_call).  Lua encodes
-   `extra` and decodes answers with lua-cjson itself; this file hands it the raw
-   body and the core's verdict.  The libcurl transport's binding is a module
-   of its own (lsv_curl.c, starvideos.curl); what both share is lsv_util.c. */
+/* starvideos.core: the Lua binding of the C core.  The binding never calls a
+   Lua function (no require, no lua_call).  Lua encodes `extra` with lua-cjson;
+   an answer is read once, in C: the core's verdict, with the task table built
+   from its scan (lsv_util.c).  The libcurl transport's binding is a module of
+   its own (lsv_curl.c, starvideos.curl); what both share is lsv_util.c. */
 #include "lsv.h"
 
 #include "compat.h"
@@ -201,59 +201,10 @@ static int l_result_path(lua_State *L) {
   return 1;
 }
 
-/* task_id(body) -> the task id a JSON answer names, or nil (even from a body
-   lua-cjson refuses) */
-static int l_task_id(lua_State *L) {
-  size_t len;
-  const char *body = luaL_checklstring(L, 1, &len);
-  char id[sizeof(((sv_error *)0)->id)];
-  if (sv_json_prefix_id(body, len, id, sizeof id) != 0) return 0;
-  lua_pushstring(L, id);
-  return 1;
-}
-
-/* A decoded answer made plain, in place, the way a task is promised to look:
-   lua-cjson's null (a NULL light userdata) removed, and on 5.3 and later a
-   float that holds a whole number made an integer (lua-cjson decodes every
-   number as a float).  Nested tables too, to depth 64.  Replacing or clearing
-   the value of the key lua_next stands on is allowed during the walk. */
-static void clean_table(lua_State *L, int t, int depth) {
-  luaL_checkstack(L, 4, "starvideos: clean");
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    int tv = lua_type(L, -1);
-    if (tv == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
-      lua_pushvalue(L, -2);
-      lua_pushnil(L);
-      lua_rawset(L, t);
-#if LUA_VERSION_NUM >= 503
-    } else if (tv == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      int whole = 0;
-      lua_Integer i = lua_tointegerx(L, -1, &whole);
-      if (whole) {
-        lua_pushvalue(L, -2);
-        lua_pushinteger(L, i);
-        lua_rawset(L, t);
-      }
-#endif
-    } else if (tv == LUA_TTABLE && depth < 64) {
-      clean_table(L, lua_gettop(L), depth + 1);
-    }
-    lua_pop(L, 1);
-  }
-}
-
-/* clean(t) -> t */
-static int l_clean(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  clean_table(L, 1, 0);
-  return 1;
-}
-
-/* verdict(op, status, body, retry_after, tr, message, bytes, total, secret)
-   -> body, err, tr[, bytes, total]: the same reading of an exchange for a
-   transport written in Lua as the libcurl one gets. */
+/* verdict(op, status, body, retry_after, wire, message, bytes, total, secret)
+   -> task, err, wire[, bytes, total]: the same reading of an exchange for a
+   transport written in Lua as the libcurl one gets (task: the answer as a
+   table; a download's is ""). */
 static int l_verdict(lua_State *L) {
   sv_exchange x;
   memset(&x, 0, sizeof x);
@@ -706,7 +657,7 @@ static const luaL_Reg lock_methods[] = { { "replace", k_replace }, { "unlock", k
 
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
-  { "verdict", l_verdict }, { "task_id", l_task_id }, { "clean", l_clean }, { "retry", l_retry },
+  { "verdict", l_verdict }, { "retry", l_retry },
   { "commit", l_commit },
   { "commit_start", l_commit_start },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "write_at", l_write_at }, { "hash", l_hash },

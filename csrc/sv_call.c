@@ -75,11 +75,13 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
     a.body = x->body ? x->body : "";
     a.body_len = x->body ? x->body_len : 0;
     a.retry_after = x->retry_after;
+    a.sink = x->op == SV_OP_DOWNLOAD ? NULL : x->sink; /* a download's body is an error page */
     rc = sv_read_answer(&a, now, err);
   }
   if (rc && x->op == SV_OP_CREATE) {
     /* did the server take it?  Only when the request surely never arrived, or the
-       server refused it with a status that creates nothing, can we say no */
+       server refused it with a status that creates nothing, can we say no.  The
+       one place this is decided (and the id of a task that may exist read) */
     int surely_not = x->tr == SV_TR_NOT_SENT || x->tr == SV_TR_FATAL ||
                      (x->tr == SV_TR_NONE && ((x->status >= 300 && x->status < 500) ||
                                               (x->status == 503 && err->retry_after >= 0)));

@@ -367,7 +367,7 @@ end
 -- A lone query, sent at once when nothing else needs the drive loop: no
 -- listener, no journal, no caller's sleep, nothing in flight, waiting or
 -- committing, and a token in the budget.  Its answer read the same way (the
--- core's verdict, then Job.decode_task) costs a quarter less than a job's
+-- core's verdict, which builds the task) costs a quarter less than a job's
 -- round: no job, request or timer is made.  Returns the task, or nil, err; or
 -- false when it was not taken; or false, err, path, started, tr when its one
 -- attempt failed: the caller's job goes on from there (retries, backoff).
@@ -392,7 +392,7 @@ local function query_at_once(self, id)
     if x and x ~= h then transport_:result(x) end -- not ours (none should be): spent
   until x == h
   local body, err, tr = transport_:result(h)
-  if body then return Job.decode_task(body, "query") end
+  if body then return body end -- the task, read by the core
   return false, err, path, started, tr
 end
 

@@ -8,15 +8,12 @@
 --   job.task, job.id, job.err, job.path, job.done
 
 local core = require "starvideos.core"
-local cjson = require("cjson.safe").new()
 local options = require "starvideos.options"
 local Request = require "starvideos.request"
 
 local type, pairs, tostring, setmetatable, math_min, math_max, string_format, os_time =
   type, pairs, tostring, setmetatable, math.min, math.max, string.format, os.time
 local new_error, now = options.new_error, core.now
-
-cjson.decode_max_depth(64)
 
 local Job = {}
 Job.__index = Job
@@ -28,27 +25,6 @@ Job.NO_KEY = NO_KEY
 local FATAL = { auth = true, not_found = true, invalid_request = true, io = true }
 -- A video URL that expired answers with one of these; it is refreshed once.
 local EXPIRED = { [403] = true, [404] = true, [410] = true }
-
--- JSON null becomes nil; a whole number becomes an integer where Lua has them
--- (in place, at any depth: the core's one walk in C).
-local clean = core.clean
-
--- The task in an answer the core accepted, decoded once.  A create whose answer
--- cannot be used still names its task when the id can be read.
-local function decode_task(body, op)
-  local task, why = cjson.decode(body)
-  if type(task) == "table" and type(task.id) == "string" and task.id ~= "" then return clean(task) end
-  local err = new_error("protocol", string_format("%s: the answer is not a task object: %s", op,
-    type(task) == "table" and "its id is not a string" or tostring(why)))
-  if op == "create" then
-    err.maybe_created = true
-    local id = core.task_id(body)
-    if id then err.id, err.created = id, true end
-  end
-  return nil, err
-end
-
-Job.decode_task = decode_task
 
 -- A word for a shell command line, quoted when it needs to be.
 local function shell_word(s)
@@ -226,8 +202,7 @@ end
 function Job:_answer(req, t)
   local client = self.client
   if self.state == "creating" then
-    local task, err = req.body, req.err
-    if task then task, err = decode_task(task, "create") end
+    local task, err = req.body, req.err -- the task table the core read, or its error
     if not task then
       client:_journal_failed(err, self.params, self.local_id)
       return self:_finish(err)
@@ -244,8 +219,7 @@ function Job:_answer(req, t)
     if self.goal == "created" then return self:_finish() end
     return client:_at(self:_next_poll(t), self)
   elseif self.state == "polling" then
-    local task, err = req.body, req.err
-    if task then task, err = decode_task(task, "query") end
+    local task, err = req.body, req.err -- the task table the core read, or its error
     if not task then
       if self.goal == "queried" or FATAL[err.kind] then return self:_finish(err) end
       self.last_err = err -- transient: poll again
