@@ -70,7 +70,7 @@ local function drive(runs, arrivals)
     while next_task <= #arrivals and arrivals[next_task] <= now do
       for _, run in ipairs(runs) do
         local k = next_task
-        local sched = run.client._schedule
+        local sched = run.client.ledger.sched
         run.planned[k] = sched and sched:plan(KIND, "videos") ~= nil
         run.jobs[k] = assert(run.client:start(params, {
           interval = run.interval_of(k),

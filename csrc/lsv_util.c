@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PART_MT "starvideos.part"
+#define KEPT_MT "starvideos.kept_part"
 #define PARTS_KEY "starvideos.parts" /* registry: .part path -> its open file */
 
-typedef struct lpart { int fd; } lpart;
+typedef struct kept { int fd; } kept;
 
 const char *const lsv_op_names[] = { "create", "query", "download", NULL };
 const char *const lsv_tr_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
@@ -202,7 +202,7 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
 
 /* A file left and never taken is closed when collected. */
 static int part_gc(lua_State *L) {
-  lpart *p = luaL_checkudata(L, 1, PART_MT);
+  kept *p = luaL_checkudata(L, 1, KEPT_MT);
   if (p->fd >= 0) { close(p->fd); p->fd = -1; }
   return 0;
 }
@@ -217,13 +217,13 @@ static void push_parts(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, PARTS_KEY);
 }
 
-/* The lpart left under path (on the stack, or nothing pushed), taken out of
+/* The kept left under path (on the stack, or nothing pushed), taken out of
    the table. */
-static lpart *pop_part(lua_State *L, const char *path) {
-  lpart *p;
+static kept *pop_part(lua_State *L, const char *path) {
+  kept *p;
   push_parts(L);
   lua_getfield(L, -1, path);
-  p = luaL_testudata(L, -1, PART_MT);
+  p = luaL_testudata(L, -1, KEPT_MT);
   lua_pushnil(L);
   lua_setfield(L, -3, path);
   lua_remove(L, -2); /* the table */
@@ -232,12 +232,12 @@ static lpart *pop_part(lua_State *L, const char *path) {
 }
 
 void lsv_part_put(lua_State *L, const char *path, int fd) {
-  lpart *p = pop_part(L, path);
+  kept *p = pop_part(L, path);
   if (p) { /* a file left before and never committed */
     if (p->fd >= 0) { close(p->fd); p->fd = -1; }
     lua_pop(L, 1);
   }
-  if (luaL_newmetatable(L, PART_MT)) {
+  if (luaL_newmetatable(L, KEPT_MT)) {
     lua_pushcfunction(L, part_gc);
     lua_setfield(L, -2, "__gc");
   }
@@ -245,13 +245,13 @@ void lsv_part_put(lua_State *L, const char *path, int fd) {
   push_parts(L);
   p = lua_newuserdatauv(L, sizeof *p, 0);
   p->fd = fd;
-  luaL_setmetatable(L, PART_MT);
+  luaL_setmetatable(L, KEPT_MT);
   lua_setfield(L, -2, path);
   lua_pop(L, 1);
 }
 
 int lsv_part_take(lua_State *L, const char *path) {
-  lpart *p = pop_part(L, path);
+  kept *p = pop_part(L, path);
   int fd;
   if (!p) return -1;
   fd = p->fd;

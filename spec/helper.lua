@@ -241,7 +241,8 @@ function Emulator:call(method, path, value)
 end
 
 -- Every request the emulator received (control calls excepted), in order:
--- { method =, path = (raw, with query), headers = { lowercased = value }, body = }.
+-- { method =, path = (raw, with query), headers = { lowercased = value }, body =,
+-- connection = (numbers the TCP connection), at = (seconds, the emulator's clock) }.
 function Emulator:requests()
   return self:call("GET", "/_emulator/requests")
 end

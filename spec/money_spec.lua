@@ -38,6 +38,7 @@ describe("money and robustness", function()
     assert.is_true(err.maybe_created)
     assert.equal(1, posts())
     assert.equal(before + 1, #emu:tasks())
+    c:close() -- its connections go with it (the next client of the key gets a fresh engine)
   end)
 
   it("still reuses connections for queries after a create", function()

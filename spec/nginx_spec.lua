@@ -540,6 +540,16 @@ describe("starvideos inside nginx", function()
       share * 100, w1 - w0, polls))
     assert.is_true(polls >= 40, "the tasks were not being polled: " .. polls)
     assert.is_true(share < 0.02, str_format("the worker used %.2f%% of a core", share * 100))
+    -- the 100 jobs would poll for 600 s on the key's one budget (requests_per_second,
+    -- shared by every client of the worker): their tasks vanish, and each job ends
+    emu:clear_faults()
+    emu:fault { path = "/v1/result/", status = 404, count = 100000 }
+    for _, j in ipairs(jobs) do
+      assert.is_true(helper.wait_until(function()
+        return (cjson.decode((request(port.http, "/jobs?id=" .. j))) or {}).state == "failed"
+      end, 60), "job " .. j .. " still runs")
+    end
+    emu:clear_faults()
   end)
 
   describe("the example's answers (examples/openresty/handler.lua)", function()

@@ -371,7 +371,7 @@ describe("the client's learned schedule", function()
     local c = client { journal = j }
     local kind = require("starvideos.job").kind_of("videos", 5, "720p")
     assert.are.equal("videos|5|720p", kind)
-    assert.is_truthy(c:_scheduler():estimate(kind))
+    assert.is_truthy(c.ledger:schedule():estimate(kind))
     c:close()
   end)
 

@@ -44,7 +44,7 @@ elseif mode == "query" or mode == "floor" then
   if mode == "query" then
     op = function() assert(assert(client:query("task_0001")).status == "completed") end
   else
-    local tr = client.transport
+    local tr = client.engine.transport
     local r = require("starvideos.request").new_wire(client.cfg, "query", base .. "/v1/result/task_0001", true)
     r.timeout = client.cfg.timeout
     op = function()

@@ -957,9 +957,11 @@ function Server:serve(conn, req)
     return keep
   end
 
-  -- `connection` numbers the TCP connection, so tests can see keep-alive reuse
+  -- `connection` numbers the TCP connection, so tests can see keep-alive reuse;
+  -- `at`, the emulator's clock when it was read (seconds), how often requests came
   self.requests[#self.requests + 1] = {
-    method = req.method, path = req.target, headers = req.headers, body = req.body, connection = conn.id }
+    method = req.method, path = req.target, headers = req.headers, body = req.body, connection = conn.id,
+    at = gettime() }
   local t0 = gettime()
   local f = self:take_fault(req)
   local res

@@ -1,6 +1,7 @@
 --- starvideos: a client for the StarVideos asynchronous video-generation API.
 -- This file is the module's face: starvideos.new, validate, models and the
--- default client.  The client itself is lua/starvideos/client.lua; the C core
+-- default client.  The client itself is lua/starvideos/client.lua, a handle on
+-- its key's engine (engine.lua) and its ledger (ledger.lua); the C core
 -- (starvideos.core) validates requests and moves bytes with libcurl.
 --
 --     local starvideos = require "starvideos"
@@ -46,12 +47,21 @@ local M = {
 -- * `max_connections` (16: API requests and downloads together; each download has its own
 --   thread and connection, and one connection is always left to API requests, so with 1 a
 --   download and an API request may both be open), `requests_per_second` (10, polls of all
---   tasks together),
+--   tasks of the key together),
 --   `min_interval` (5, the closest two polls of one task; never above `interval`), `interval` (30: the polls'
 --   spacing until the learned schedule knows better, and the number of polls per task
 --   that schedule spends, see `client:wait`), `retry_backoff` (0.5),
 --   `max_retry_wait` (60), `user_agent`
 -- * `transport`: a transport table (lua/starvideos/transport.lua) in place of libcurl's
+--
+-- Clients of one key share an engine (lua/starvideos/engine.lua): every client of one
+-- (`base_url`, `api_key`) in a process that agrees on `max_connections`,
+-- `requests_per_second`, `connect_timeout`, `ca_file`, `user_agent` and `transport`
+-- shares one budget of `requests_per_second`, one set of `max_connections` and one
+-- transport (inside nginx: the budget and the connections of every request of the
+-- worker).  A client made with other values of these gets an engine of its own.  Every
+-- other option is the client's own.  `client:close()` cancels that client's jobs only;
+-- the engine's last client closes the transport.
 -- @treturn starvideos.client the client
 M.new = Client.new
 
@@ -95,6 +105,14 @@ end
 -- `max_audios`, `prompt_max`, ...) and its `endpoint`.  Writing to it raises.
 -- @table models
 M.models = readonly(core.models, "starvideos.models")
+
+--- The file name (without folder or ".mp4") that `resume`, `wait_all`'s `out_dir`
+-- and the command line's `download ID DIR` give a task's video: different ids give
+-- different names, within the file system's 255 bytes (`A-Z a-z 0-9 - _ .` kept,
+-- other bytes as `%XX`; a long id cut, with a hash of the whole).
+-- @string id a task id
+-- @treturn string
+M.file_name = require("starvideos.journal").file_name
 
 --- The creates of a journal whose answer never came (the task may exist, and be
 -- paid for), with no network.

@@ -1,7 +1,9 @@
 -- A job carries one task from create (or an id, or a bare URL) through polling
 -- to a downloaded file, as a state machine that never blocks.  It is built whole
--- by Job.new(client, spec) and moved by job:advance(now) whenever its request
--- finished or its timer fell due; the client's one drive loop does the calling.
+-- by Job.new(engine, ledger, cfg, spec) and moved by job:advance(now) whenever
+-- its request finished or its timer fell due; the engine's one drive loop does
+-- the calling.  It is handed what it uses: the engine (timers, budget, births),
+-- the client's ledger (records, schedule) and the client's cfg (on_event too).
 --
 --   job.state  : "creating" | "polling" | "downloading" | "done" | "cancelled"
 --   job.status : the task's own status ("queued", "processing", "completed", "failed")
@@ -10,6 +12,7 @@
 local core = require "starvideos.core"
 local options = require "starvideos.options"
 local Request = require "starvideos.request"
+local Ledger = require "starvideos.ledger"
 
 local type, pairs, tostring, setmetatable, math_min, math_max, string_format, os_time =
   type, pairs, tostring, setmetatable, math.min, math.max, string.format, os.time
@@ -32,38 +35,52 @@ local function shell_word(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
--- The key of a kind of task in the learned schedule (schedule.lua).
-local function kind_of(model, duration, resolution)
-  if type(model) ~= "string" then return nil end
-  if type(duration) == "number" then duration = string_format("%.14g", duration) end
-  return model .. "|" .. tostring(duration or "") .. "|" .. tostring(resolution or "")
-end
+-- A spec's fields a job keeps only when given (spec name -> job field).
+local OPTIONAL = { finished = "fin", task = "task", out = "out", url = "url", interval = "fixed", goal = "goal",
+  resume_limit = "resume_limit",
+  on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
+
+local kind_of = Ledger.kind_of
 Job.kind_of = kind_of
 
+-- Build a create (validation first, then the key): path, body | nil, err.
+local function build_create(cfg, params)
+  local text, err = options.extra_json(params)
+  if err then return nil, err end
+  local path, body = core.build_create(params, text)
+  if not path then return nil, body end
+  if not cfg.has_key then return nil, new_error("auth", NO_KEY) end
+  return path, body
+end
+
 -- spec: one of params (create first), id (poll), url (download only); and task,
--- out (a file path), interval (nil: the learned schedule), timeout, goal ("created" | "queried" | "completed"),
+-- out (a file path), interval (nil: the learned schedule), timeout, goal ("created" | "queried"; nil: completed),
 -- on_progress(event), on_status(job), index, refresh (query before trusting a
--- stored URL), resume_limit.  Returns the job, or nil, err for an invalid request.
-function Job.new(client, spec)
-  local cfg = client.cfg
+-- stored URL), resume_limit, finished (a list the job is added to when it
+-- ends: step's).
+-- Returns the job, or nil, err for an invalid request.
+function Job.new(engine, ledger, cfg, spec)
   local t = now()
+  -- the fields every job has; the others only when given, so that a job waiting
+  -- among thousands keeps a small table (a constructor sizes it by its fields)
   local job = setmetatable({
-    client = client, id = spec.id, task = spec.task, out = spec.out, url = spec.url,
-    fixed = spec.interval, goal = spec.goal or "completed",
+    engine = engine, ledger = ledger, cfg = cfg, id = spec.id,
     deadline = t + (spec.timeout or (spec.url and cfg.download_timeout or cfg.wait_timeout)),
-    on_progress = spec.on_progress, on_status = spec.on_status, index = spec.index,
-    resume_limit = spec.resume_limit or cfg.resume_limit, params = spec.params,
-    status = spec.task and spec.task.status, done = false, wake = t,
+    done = false, wake = t,
   }, Job)
+  for k, v in pairs(spec) do
+    if OPTIONAL[k] then job[OPTIONAL[k]] = v end
+  end
+  if spec.task then job.status = spec.task.status end
   if spec.params then
-    local path, body = client:_build_create(spec.params)
+    local path, body = build_create(cfg, spec.params)
     if not path then return nil, body end
     if spec.out then -- a file that cannot be written is found before the task is paid for
       local ok, err = Request.check_out(spec.out)
       if not ok then return nil, err end
     end
     job.state, job.create_path, job.create_body = "creating", path, body
-    job.local_id = client.journal and core.random_id() or nil
+    job.local_id = ledger.records and core.random_id() or nil
     job.model, job.kind = spec.params.model, kind_of(spec.params.model, spec.params.duration, spec.params.resolution)
   elseif spec.url then
     job.state = "downloading"
@@ -84,7 +101,7 @@ end
 function Job:_origin(task, t)
   if self.origin then return end
   if type(task.model) == "string" then self.model = self.model or task.model end
-  local born = self.client:_born(task.id)
+  local born = self.engine:born(task.id)
   if born then self.origin = born; return end
   local created = task.created
   if type(created) == "number" and created > 0 then
@@ -96,7 +113,7 @@ end
 -- when one was given, else the client's learned schedule.
 function Job:_next_poll(t)
   if self.fixed then return t + self.fixed end
-  return t + self.client:_scheduler():delay(self.kind, self.model, self.origin and t - self.origin)
+  return t + self.ledger:schedule(self.engine):delay(self.kind, self.model, self.origin and t - self.origin)
 end
 
 -- A poll at t saw the task completed: how long it took, to within half the gap
@@ -105,7 +122,7 @@ function Job:_took(t)
   local before = self.unfinished_at
   if not (before and self.origin) then return nil end
   local took, half = (before + t) / 2 - self.origin, (t - before) / 2 + (self.coarse or 0)
-  self.client:_scheduler():learn(self.kind, self.model, took, half)
+  self.ledger:schedule(self.engine):learn(self.kind, self.model, took, half)
   return took, half
 end
 
@@ -123,7 +140,9 @@ function Job:_finish(err)
     if err.task == nil then err.task = self.task end
     self.err = err
   end
-  self.client:_job_done(self)
+  local g = self.group
+  if g then g.left = g.left - 1 end
+  if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
 end
 
@@ -134,13 +153,11 @@ function Job:_seen(task, created, took, within)
   self.task, self.id = task, task.id
   local changed = task.status ~= self.status
   self.status = task.status
-  local client = self.client
   if changed then
     -- no event or record is made for nobody: no listener, no journal
-    if client.on_event then client:_emit(self:_event("status")) end
-    if not created and client.journal then
-      client:_journal { event = "status", id = self.id, status = task.status, took = took, within = within }
-    end
+    local on_event = self.cfg.on_event
+    if on_event then on_event(self:_event("status")) end
+    if not created and self.ledger.records then self.ledger:status(self.id, task.status, took, within) end
   end
   if self.on_progress then self.on_progress(self:_event("status")) end
   if changed and self.on_status then self.on_status(self) end
@@ -148,14 +165,14 @@ end
 
 function Job:_send(op, spec, t)
   spec.op = op
-  local req = Request.new(self.client, self, spec)
+  local req = Request.new(self.engine, self.cfg, self, spec)
   self.req = req
   req:send(t or now())
 end
 
 -- A poll's request (Request.new's spec, less its op); a lone query has no deadline.
 function Job:_query(path)
-  return { url = self.client.cfg.base_url .. path, path = path, auth = true,
+  return { url = self.cfg.base_url .. path, path = path, auth = true,
     deadline = self.goal ~= "queried" and self.deadline or nil }
 end
 
@@ -165,7 +182,7 @@ end
 function Job:_first_attempt(path, started, t, err, tr)
   local spec = self:_query(path)
   spec.op = "query"
-  local req = Request.new(self.client, self, spec)
+  local req = Request.new(self.engine, self.cfg, self, spec)
   self.req, req.attempt, req.sent, req.started = req, 1, true, started
   req:outcome(t, nil, err, tr)
 end
@@ -173,13 +190,12 @@ end
 function Job:_poll(t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
   if not self.refreshing then
-    local later = self.client:_token(t)
-    if later then return self.client:_at(math_min(later, self.deadline), self) end
+    local later = self.engine:token(t)
+    if later then return self.engine:at(math_min(later, self.deadline), self) end
   end
-  local client = self.client
   local path, err = core.result_path(self.id)
   if not path then return self:_finish(err) end
-  if not client.has_key then return self:_finish(new_error("auth", NO_KEY)) end
+  if not self.cfg.has_key then return self:_finish(new_error("auth", NO_KEY)) end
   self:_send("query", self:_query(path), t)
 end
 
@@ -195,35 +211,35 @@ function Job:_download()
   end
   local path = url:match("^%a+://[^/]*(/[^?#]*)") or "/"
   self:_send("download", { url = url, path = path, deadline = self.deadline, part = self.out .. ".part",
-    dest = self.out, resume_limit = self.resume_limit })
+    dest = self.out, resume_limit = self.resume_limit or self.cfg.resume_limit })
 end
 
 -- The job's request finished: take its answer.
 function Job:_answer(req, t)
-  local client = self.client
+  local engine, ledger = self.engine, self.ledger
   if self.state == "creating" then
     local task, err = req.body, req.err -- the task table the core read, or its error
     if not task then
-      client:_journal_failed(err, self.params, self.local_id)
+      ledger:create_failed(err, self.params, self.local_id)
       return self:_finish(err)
     end
     self.id = task.id
-    local ok, jerr = client:_journal_created(task, self.params, self.local_id)
+    local ok, jerr = ledger:created(task, self.params, self.local_id)
     if not ok then self.task = task; return self:_finish(jerr) end
     if self.cancelled then self.task = task; self.state = "cancelled"
       return self:_finish(new_error("io", "the job was cancelled", { created = true }))
     end
     self.state, self.origin, self.unfinished_at = "polling", t, t
-    client:_born(task.id, t)
+    engine:born(task.id, t)
     self:_seen(task, true)
     if self.goal == "created" then return self:_finish() end
-    return client:_at(self:_next_poll(t), self)
+    return engine:at(self:_next_poll(t), self)
   elseif self.state == "polling" then
     local task, err = req.body, req.err -- the task table the core read, or its error
     if not task then
       if self.goal == "queried" or FATAL[err.kind] then return self:_finish(err) end
       self.last_err = err -- transient: poll again
-      return client:_at(math_min(self:_next_poll(t), self.deadline), self)
+      return engine:at(math_min(self:_next_poll(t), self.deadline), self)
     end
     self:_origin(task, t)
     local took, within
@@ -242,13 +258,13 @@ function Job:_answer(req, t)
       return self:_finish(new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
         tostring(task.error or "no reason given")), { task = task }))
     end
-    return client:_at(math_min(self:_next_poll(t), self.deadline), self)
+    return engine:at(math_min(self:_next_poll(t), self.deadline), self)
   else -- downloading
-    self:_progress(req.bytes, req.total)
+    self:progress(req.bytes, req.total)
     if not req.err then
       self.path = self.out
       if self.task then self.task.path = self.out end
-      if self.id then client:_journal { event = "downloaded", id = self.id, path = self.out } end
+      if self.id then ledger:downloaded(self.id, self.out) end
       return self:_finish()
     end
     local err = req.err
@@ -264,12 +280,13 @@ function Job:_answer(req, t)
   end
 end
 
--- Download progress, reported when it grew.
-function Job:_progress(bytes, total)
+-- Download progress, reported when it grew (the engine calls it each tick).
+function Job:progress(bytes, total)
   if bytes and bytes > (self.bytes or 0) then
     self.bytes, self.total = bytes, total
     local ev = self:_event("progress", { bytes = bytes, total = total, path = self.out })
-    self.client:_emit(ev)
+    local on_event = self.cfg.on_event
+    if on_event then on_event(ev) end
     if self.on_progress then self.on_progress(ev) end
   end
 end
@@ -287,10 +304,10 @@ function Job:advance(t)
   end
   if t < self.wake then return end
   if self.state == "creating" then
-    local ok, err = self.client:_journal_pending(self.params, self.local_id)
+    local ok, err = self.ledger:before_create(self.params, self.local_id)
     if not ok then return self:_finish(err) end
     -- a create has no deadline: once sent it is never abandoned, it may be paid for
-    return self:_send("create", { url = self.client.cfg.base_url .. self.create_path, path = self.create_path,
+    return self:_send("create", { url = self.cfg.base_url .. self.create_path, path = self.create_path,
       auth = true, body = self.create_body })
   end
   if t >= self.deadline then
@@ -305,19 +322,28 @@ end
 
 -- A job that ended is left alone; cancelling stops its transfers.  A create
 -- already sent is never taken back (it may be paid for): the job ends as
--- cancelled once its answer is in, with the task recorded.
-function Job:cancel()
+-- cancelled once its answer is in, with the task recorded.  A download's .part
+-- is removed, but with `keep` (a client's close) when the ledger records it:
+-- then it stays, recorded with the task's id, for the next download, resume or
+-- keep of the task to continue with Range.
+function Job:cancel(keep)
   if self.done then return end
   if self.req and self.state == "creating" then
     if not self.req.queued then self.cancelled = true; return end
     -- still in the client's queue: never sent, so surely nothing was created
     self.req:cancel()
     self.req = nil
-    self.client:_journal_failed({}, self.params, self.local_id)
+    self.ledger:create_failed({}, self.params, self.local_id)
     self.state = "cancelled"
     return self:_finish(new_error("io", "the job was cancelled (its create was never sent)"))
   end
-  if self.req then self.req:cancel(); self.req = nil end
+  local req = self.req
+  if req then
+    keep = keep and req.op == "download" and self.id and self.ledger.records and req.sent
+    req:cancel(keep)
+    self.req = nil
+    if keep and core.file_kind(req.part) == "file" then self.ledger:part(self.id, req.part, req.dest) end
+  end
   self.state = "cancelled"
   self:_finish(new_error("io", "the job was cancelled"))
 end

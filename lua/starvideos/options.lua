@@ -27,7 +27,7 @@ O.DEFAULTS = {
   connect_timeout = 10,
   max_retries = 2,
   max_connections = 16,
-  requests_per_second = 10,  -- polls of all of a client's tasks together
+  requests_per_second = 10,  -- polls of all of a key's tasks together (engine.lua)
   min_interval = 5,          -- the closest two polls of one task may be (a shorter interval lowers it)
   retry_backoff = 0.5,       -- first retry delay, doubled each time
   max_retry_wait = 60,       -- the longest Retry-After honoured
@@ -137,6 +137,29 @@ function O.check(opts, where, schema, level)
     end
   end
   return opts
+end
+
+-- The options of each public call of a client.
+O.CALLS = {
+  wait = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
+  download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
+  generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
+  wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
+  resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
+    on_progress = C.fn },
+  job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn },
+  pending = { journal = C.path },
+}
+
+-- A task id, from an id or a task table; else raises (argument 1 of `where`).
+function O.task_id(v, where)
+  if type(v) == "string" then return v end
+  if type(v) == "table" and type(v.id) == "string" then return v.id end
+  O.argerror(1, where, "task id or task table", type(v) == "table" and "a table without an id" or type(v), 4)
+end
+
+function O.need_table(v, n, where)
+  if type(v) ~= "table" then O.argerror(n, where, "table", type(v), 4) end
 end
 
 local CLIENT = {

@@ -4,8 +4,9 @@
 -- core, never in a transport: which POST may be resent (core.retry), backoff,
 -- deadlines, and the download rules (.part, resume with Range, commit).
 --
--- A request belongs to an owner (a job); when it is done the client calls
--- owner:advance(now), and the owner reads req.body / req.err.
+-- A request belongs to an owner (a job); when it is done it calls
+-- owner:advance(now), and the owner reads req.body / req.err.  It is handed the
+-- engine (admission, timers, the transport) and the client's cfg.
 
 local core = require "starvideos.core"
 local options = require "starvideos.options"
@@ -88,10 +89,10 @@ end
 
 -- spec: op, url, path (for events), auth, body, deadline (monotonic; nil: none),
 -- and for downloads: part, dest, resume_limit.  spec becomes the request.
-function Request.new(client, owner, spec)
+function Request.new(engine, cfg, owner, spec)
   next_id = next_id + 1
   local self = setmetatable(spec, Request)
-  self.client, self.owner, self.id, self.attempt = client, owner, next_id, 0
+  self.engine, self.cfg, self.owner, self.id, self.attempt = engine, cfg, owner, next_id, 0
   if spec.op == "download" then
     self.offset = 0 -- bytes already in the .part
     local size, tail = left_over(spec.part)
@@ -116,23 +117,23 @@ function Request:_restart(t)
 end
 
 function Request:_finish(body, err, t)
-  if err and self.op ~= "download" then options.note_default_host(self.client.cfg, err) end
+  if err and self.op ~= "download" then options.note_default_host(self.cfg, err) end
   self.done, self.body, self.err = true, body, err
-  self.client:_untrack(self)
+  self.engine:untrack(self)
   if err and self.op == "download" and self.sent then os_remove(self.part) end
   self.owner:advance(t or now())
 end
 
 -- What the transport is given for one exchange (transport.lua), less its
--- timeout and a download's own fields: also how the client sends a lone query
--- at once (client.lua).
+-- timeout and a download's own fields: also how the engine sends a lone query
+-- at once (engine.lua).
 function Request.new_wire(cfg, op, url, auth, body)
   return { op = op, url = url, auth = auth, body = body, fresh = op == "create", max_body = cfg.max_answer }
 end
 
 -- One attempt, now.
 function Request:send(t)
-  local client, cfg = self.client, self.client.cfg
+  local engine, cfg = self.engine, self.cfg
   local left
   if self.deadline then
     left = self.deadline - t
@@ -141,7 +142,7 @@ function Request:send(t)
         "%s: the deadline passed before the request could be sent", self.op)))
     end
   end
-  if not client:_admit(self) then return end -- sent from the client's queue when there is room
+  if not engine:admit(self) then return end -- sent from the engine's queue when there is room
   local r = self.wire
   if not r then
     r = Request.new_wire(cfg, self.op, self.url, self.auth, self.body)
@@ -156,15 +157,16 @@ function Request:send(t)
     r.timeout = left and math_min(cfg.timeout, left) or cfg.timeout
   end
   self.attempt = self.attempt + 1
-  local h, err = client.transport:send(r)
+  local h, err = engine.transport:send(r)
   if not h then
     if self.tail then return self:_restart(t) end -- the transport would not open the .part left over
     return self:_finish(nil, err)
   end
   self.handle, self.sent, self.started = h, true, t
-  client:_track(self)
-  if client.on_event then -- no event table is made when nobody listens
-    client:_emit { type = "request", request = self.id, attempt = self.attempt, method = METHOD[self.op],
+  engine:track(self)
+  local on_event = cfg.on_event
+  if on_event then -- no event table is made when nobody listens
+    on_event { type = "request", request = self.id, attempt = self.attempt, method = METHOD[self.op],
       path = self.path }
   end
 end
@@ -173,34 +175,35 @@ end
 function Request:finished(t)
   local h = self.handle
   self.handle = nil
-  return self:outcome(t, self.client.transport:result(h))
+  return self:outcome(t, self.engine.transport:result(h))
 end
 
 -- An attempt's verdict (transport:result's values): the request is done, or
--- tried again after a delay.  Also where a query the client sent at once
--- (client.lua) hands over an attempt that failed.
+-- tried again after a delay.  Also where a query the engine sent at once
+-- (engine.lua) hands over an attempt that failed.
 function Request:outcome(t, body, err, tr, bytes, total)
-  local client, cfg = self.client, self.client.cfg
+  local engine, cfg = self.engine, self.cfg
+  local on_event = cfg.on_event
   if self.op == "download" then self.bytes, self.total = bytes, total end
-  if (tr == "none" or body) and client.on_event then
-    client:_emit { type = "response", request = self.id, attempt = self.attempt, method = METHOD[self.op],
+  if (tr == "none" or body) and on_event then
+    on_event { type = "response", request = self.id, attempt = self.attempt, method = METHOD[self.op],
       path = self.path, status = err and err.status or 200, elapsed = t - self.started }
   end
   if body then
     if self.op == "download" then
       if self.tail and not self:_continues() then return self:_restart(t) end
-      local transport = client.transport
+      local transport = engine.transport
       if transport.commit then -- a transport may sync the file its own way (transport.lua)
         local ok, cerr = transport:commit(self.part, self.dest)
         if not ok then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
         return self:_finish(body)
       end
       -- fsync and rename on a helper thread: the request is "committing" until
-      -- the client's tick sees the thread done (committed), never blocking a step
+      -- the engine's tick sees the thread done (committed), never blocking a step
       local c, cerr = core.commit_start(self.part, self.dest)
       if not c then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
       self.commit, self.committing = c, true
-      return client:_committing(self)
+      return engine:committing(self)
     end
     return self:_finish(body, nil, t)
   end
@@ -220,12 +223,12 @@ function Request:outcome(t, body, err, tr, bytes, total)
     return self:_finish(nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
-  if client.on_event then
-    client:_emit { type = "retry", request = self.id, attempt = self.attempt, method = METHOD[self.op],
+  if on_event then
+    on_event { type = "retry", request = self.id, attempt = self.attempt, method = METHOD[self.op],
       path = self.path, status = err.status, delay = delay, reason = err.message
         .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or "") }
   end
-  client:_at(t + delay, self)
+  engine:at(t + delay, self)
 end
 
 -- The commit thread is done: the download counts once its bytes are on the
@@ -247,12 +250,14 @@ end
 
 -- Abandon it (never a create in flight: it may already be paid for).  A
 -- download already committing is whole: its thread finishes in the background.
-function Request:cancel()
+-- A download's .part is removed, unless `keep` (its job records it in the ledger).
+function Request:cancel(keep)
   if self.done then return end
-  self.client:_untrack(self)
-  if self.handle then self.client.transport:cancel(self.handle); self.handle = nil end
+  local engine = self.engine
+  engine:untrack(self)
+  if self.handle then engine.transport:cancel(self.handle); self.handle = nil end
   self.done, self.err = true, new_error("io", "the request was cancelled")
-  if self.op == "download" and self.sent and not self.committing then os_remove(self.part) end
+  if self.op == "download" and self.sent and not self.committing and not keep then os_remove(self.part) end
 end
 
 function Request:__tostring()

@@ -24,7 +24,7 @@ elseif q.op == "download" then
 elseif q.op == "generate" then
   res, err = client:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = q.path, interval = 0.1 })
 end
-local transport = type(client.transport)
+local transport = type(client.engine.transport)
 client:close()
 ngx.update_time()
 local out = { res = res, elapsed = ngx.now() - t0, transport = transport }

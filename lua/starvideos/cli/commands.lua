@@ -155,7 +155,7 @@ end
 function M.download(ctx, opts, pos)
   local client, core = client_for.new(ctx, opts)
   local id, path = pos[1], pos[2]
-  if is_dir(path) then path = path:gsub("/+$", "") .. "/" .. id:gsub("[^%w%-_.]", "_") .. ".mp4" end
+  if is_dir(path) then path = path:gsub("/+$", "") .. "/" .. client_for.load().file_name(id) .. ".mp4" end
   ctx.task_id, ctx.completed, ctx.out = id, true, path -- a Ctrl-C says how to go on
   local d = new_display(ctx, core)
   local res, err = client:download(id, path, {

@@ -45,7 +45,8 @@ end
 local N = {}
 
 -- N.new(cfg) -> a transport (the interface in transport.lua).  cfg: api_key,
--- user_agent, connect_timeout, max_connections.  The key lives in its closures.
+-- user_agent, connect_timeout, max_connections, slots (a semaphore shared with
+-- other transports: their exchanges together hold at most its count).  The key lives in its closures.
 function N.new(cfg)
   if cfg.ca_file then
     error("starvideos: ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate", 4)
@@ -55,8 +56,10 @@ function N.new(cfg)
     ngx.timer.at(0, function(premature) if not premature then in_pool("now") end end)
   end
   local key, conns = cfg.api_key or "", cfg.max_connections or 16
+  -- cfg.slots: the worker's connection slots of the key (engine.lua), shared by
+  -- the transports of every request's client of that key
   local c = { ua = cfg.user_agent or "starvideos", connect_timeout = cfg.connect_timeout, pool_size = conns,
-    slots = semaphore.new(conns) }
+    slots = cfg.slots or semaphore.new(conns) }
   local wake, running, done, first, last, closed = semaphore.new(0), {}, {}, 1, 0, false
   local whole = {} -- .part name -> the handle of the download that ended whole there
   local t = {}

@@ -1,0 +1,394 @@
+-- The engine: everything the clients of one key share, and the one drive loop.
+--
+-- One engine per (base URL, API key, engine options) in a process: a weak-valued
+-- registry keyed by the base URL, a hash of the key (the key itself is never
+-- kept here, nor printed) and the options below.  `starvideos.new` returns a
+-- light client bound to it (client.lua); jobs (job.lua) and requests
+-- (request.lua) are handed the engine and the client's ledger (ledger.lua), and
+-- never call back into a client.
+--
+-- It holds the timer heap, the admission queue (at most 4 * max_connections
+-- exchanges handed to the transport at once), the in-flight map, the budget (a
+-- token bucket of requests_per_second shared by every client of the key), the
+-- births (when this process's creates were answered), the transport, and the
+-- drive loop that moves them all: tick (what is ready now), pause (wait for the
+-- transport or a timer), drive (until a condition).
+--
+-- The rule for options (init.lua's reference and the README say it too): the
+-- engine options are max_connections, requests_per_second, connect_timeout,
+-- ca_file, user_agent and transport.  Clients of one key that agree on them
+-- share one engine: one budget, one set of connections, one transport.  A
+-- client that differs in any of them gets an engine of its own.  Every other
+-- option (timeout, max_retries, interval, journal, on_event, ...) stays the
+-- client's own.
+--
+-- Inside nginx a cosocket belongs to the request that made it, so an engine's
+-- transport cannot serve two requests: there each client gets a drive loop and
+-- a transport of its own (made in its request), while the budget, the births
+-- and the connection slots (a semaphore: at most max_connections exchanges of
+-- the key at once in the worker) are still the key's, shared by every request
+-- of the worker.  A client closes its engine's transport when it is the last
+-- one on it (closed or collected).
+
+local core = require "starvideos.core"
+local transport = require "starvideos.transport"
+local Request = require "starvideos.request"
+
+local setmetatable, next, pairs, ipairs, tostring, rawget, type, math_min, math_max =
+  setmetatable, next, pairs, ipairs, tostring, rawget, type, math.min, math.max
+local now = core.now
+
+local E = {}
+E.__index = E
+
+-- The options that make an engine: clients that differ in one get engines of their own.
+E.OPTIONS = { "max_connections", "requests_per_second", "connect_timeout", "ca_file", "user_agent" }
+
+local engines = setmetatable({}, { __mode = "v" }) -- key -> engine (outside nginx)
+local budgets = setmetatable({}, { __mode = "v" }) -- key -> budget (shared by the engines of a key)
+
+-- Inside nginx (a request's cosockets are its own): the engine is not shared,
+-- only its budget.
+local function in_nginx(cfg)
+  if cfg.transport then return false end
+  local ngx = rawget(_G, "ngx")
+  return type(ngx) == "table" and type(ngx.socket) == "table" and type(ngx.get_phase) == "function"
+end
+
+local function key_of(cfg)
+  local parts = { cfg.base_url, core.hash(cfg.api_key or "") }
+  for i, name in ipairs(E.OPTIONS) do parts[i + 2] = tostring(cfg[name]) end
+  if cfg.transport then parts[#parts + 1] = tostring(cfg.transport) end
+  return table.concat(parts, "\0")
+end
+
+local BORN_KEEP = 4096
+
+local function new_budget(cfg, nginx)
+  local b = { rate = cfg.requests_per_second, tokens = math_max(1, cfg.requests_per_second), last = now(),
+    born_at = {}, born_ring = {}, born_next = 1 }
+  if nginx then b.slots = require("ngx.semaphore").new(cfg.max_connections) end
+  return b
+end
+
+-- The engine for a client's configuration (options.client's cfg, with its
+-- api_key and transport still in it): the key's, made at the first client.
+function E.for_client(cfg)
+  local key = key_of(cfg)
+  local nginx = in_nginx(cfg)
+  local budget = budgets[key]
+  if not budget then budget = new_budget(cfg, nginx); budgets[key] = budget end
+  local self = not nginx and engines[key]
+  if self and not self.closed then
+    self.clients = self.clients + 1
+    return self
+  end
+  local tcfg = cfg
+  if budget.slots then -- the worker's connection slots of this key
+    tcfg = setmetatable({ slots = budget.slots }, { __index = cfg })
+  end
+  self = setmetatable({
+    budget = budget, clients = 1, transport = cfg.transport or transport.new(tcfg),
+    inflight = {}, downloads = {}, timers = {}, commits = {}, learners = {},
+    sending = 0, queue = {}, qhead = 1, qtail = 0, max_sending = 4 * cfg.max_connections,
+  }, E)
+  if not nginx then engines[key] = self end
+  return self
+end
+
+-- A client let go of the engine (closed or collected): the last one closes the transport.
+function E:release()
+  self.clients = self.clients - 1
+  if self.clients > 0 or self.closed then return end
+  self.closed = true
+  local t = self.transport
+  self.transport = nil
+  if t then t:close() end
+end
+
+-- ------------------------------------------------------------ timers
+
+-- A binary heap of {at, obj}; obj.wake says which entry is current, and
+-- obj:advance(t) is called when it falls due.
+function E:at(at, obj)
+  obj.wake = at
+  local h = self.timers
+  local i = #h + 1
+  h[i] = { at, obj }
+  while i > 1 do
+    local p = (i - i % 2) / 2
+    if h[p][1] <= at then break end
+    h[p], h[i] = h[i], h[p]
+    i = p
+  end
+end
+
+local function pop(h)
+  local top, n = h[1], #h
+  local last = h[n]
+  h[n] = nil
+  n = n - 1
+  if n == 0 then return top end
+  h[1] = last
+  local i = 1
+  while true do
+    local l, small = i * 2, i
+    if l <= n and h[l][1] < h[small][1] then small = l end
+    if l + 1 <= n and h[l + 1][1] < h[small][1] then small = l + 1 end
+    if small == i then break end
+    h[i], h[small] = h[small], h[i]
+    i = small
+  end
+  return top
+end
+
+-- ------------------------------------------------------------ the budget
+
+-- Polls of every task of the key together stay under requests_per_second (a
+-- token bucket holding one second's worth).  nil when a token was taken, else
+-- the time one will be there.
+function E:token(t)
+  local b = self.budget
+  local rate = b.rate
+  b.tokens = math_min(math_max(1, rate), b.tokens + (t - b.last) * rate)
+  b.last = t
+  if b.tokens >= 1 then b.tokens = b.tokens - 1; return nil end
+  return t + (1 - b.tokens) / rate
+end
+
+-- When this process's creates were answered, by task id, for a later wait or
+-- watch of the same task (the service's `created` counts whole seconds): the
+-- newest 4096.  born(id) -> time | nil; born(id, t) records it.
+function E:born(id, t)
+  local b = self.budget
+  if t == nil then return b.born_at[id] end
+  local old = b.born_ring[b.born_next]
+  if old then b.born_at[old] = nil end
+  b.born_ring[b.born_next], b.born_at[id] = id, t
+  b.born_next = b.born_next % BORN_KEEP + 1
+end
+
+-- ------------------------------------------------------------ admission
+
+-- At most 4 * max_connections exchanges are handed to the transport at once;
+-- the requests beyond wait here in order, so thousands of polls falling due
+-- together cost a queue entry each, not a transport's buffers each.  A request
+-- that waited is sent (req:send again) as soon as an exchange finishes; one
+-- with a deadline is looked at again then (a timer), so waiting never outlasts it.
+function E:admit(req)
+  if self.sending < self.max_sending then return true end
+  if not req.queued then
+    req.queued = true
+    local tail = self.qtail + 1
+    self.queue[tail], self.qtail = req, tail
+    if req.deadline then self:at(req.deadline, req) end
+  end
+  return false
+end
+
+function E:track(req)
+  self.inflight[req.handle] = req
+  self.sending = self.sending + 1
+  if req.op == "download" then self.downloads[req] = true end
+end
+
+function E:untrack(req)
+  local h = req.handle
+  if h and self.inflight[h] then self.inflight[h] = nil; self.sending = self.sending - 1 end
+  self.downloads[req] = nil
+end
+
+-- A finished download whose commit thread runs (request.lua): polled each tick.
+function E:committing(req)
+  self.commits[req] = true
+end
+
+-- A ledger still learning the schedule from its journal (ledger.lua): one
+-- bounded slice per tick until it is done.
+function E:learning(ledger)
+  self.learners[ledger] = true
+end
+
+-- Send the waiting requests there is room for.
+function E:unqueue()
+  local q, i = self.queue, self.qhead
+  while i <= self.qtail and self.sending < self.max_sending do
+    local req = q[i]
+    q[i] = nil
+    i = i + 1
+    self.qhead = i
+    req.queued = nil
+    if not req.done and not req.handle then req:send(now()) end
+  end
+  if i > self.qtail then self.qhead, self.qtail = 1, 0 end
+end
+
+-- ------------------------------------------------------------ the drive loop
+
+-- Everything that is ready, without waiting: timers that fell due, network work,
+-- exchanges that finished, download progress, commits, a slice of a journal.
+function E:tick()
+  local h = self.timers
+  if h[1] then
+    local t = now()
+    while h[1] and h[1][1] <= t do
+      local e = pop(h)
+      local obj = e[2]
+      if obj.wake == e[1] then obj:advance(t) end
+    end
+  end
+  local tr = self.transport
+  tr:poll(0)
+  local x = tr:finished()
+  while x do
+    local req = self.inflight[x]
+    if req then
+      self:untrack(req)
+      req:finished(now())
+    else
+      tr:result(x)
+    end
+    x = tr:finished()
+  end
+  if self.qtail >= self.qhead then self:unqueue() end
+  if next(self.downloads) then
+    for req in pairs(self.downloads) do
+      if req.handle then req.owner:progress(tr:progress(req.handle)) end
+    end
+  end
+  if next(self.commits) then
+    local done = {}
+    for req in pairs(self.commits) do
+      local ok, cerr = req.commit:poll()
+      if ok ~= nil then done[#done + 1] = { req, ok, cerr } end
+    end
+    for _, d in ipairs(done) do
+      self.commits[d[1]] = nil
+      d[1]:committed(d[2], d[3])
+    end
+  end
+  if next(self.learners) then
+    for ledger in pairs(self.learners) do
+      if ledger:learn_more() then self.learners[ledger] = nil end
+    end
+  end
+end
+
+-- Let up to `wait` seconds pass while the transport works: inside the transport
+-- (which returns as soon as an exchange finishes), or through a `sleep` given
+-- by the caller (a coroutine scheduler's), coming back often while exchanges run.
+function E:pause(wait, sleep)
+  if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
+  if next(self.commits) or next(self.learners) then wait = math_min(wait, 0.005) end
+  if wait <= 0 then return end
+  if sleep then
+    if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
+    sleep(wait)
+  else
+    self.transport:poll(wait)
+  end
+end
+
+-- The one drive loop: until done() or the time `stop` (monotonic).
+function E:drive(done, stop, sleep)
+  while true do
+    self:tick()
+    if done() then return end
+    local t = now()
+    if stop and t >= stop then return end
+    local wake = self.timers[1]
+    local wait = wake and math_max(0, wake[1] - t) or 1
+    if stop then wait = math_min(wait, stop - t) end
+    self:pause(wait, sleep)
+  end
+end
+
+-- The unfinished jobs of one client (those made with its cfg): on a timer, or
+-- owning a request in flight, waiting in the queue or committing.  Walked only
+-- when a client closes, so that a job costs no entry in a set of its client's.
+function E:jobs_of(cfg)
+  local seen, out = {}, {}
+  local function add(obj)
+    local job = obj.owner or obj -- a request's owner is its job
+    if job.cfg == cfg and not job.done and not seen[job] then seen[job] = true; out[#out + 1] = job end
+  end
+  for _, e in ipairs(self.timers) do if e[2].wake == e[1] then add(e[2]) end end
+  for _, req in pairs(self.inflight) do add(req) end
+  for i = self.qhead, self.qtail do if self.queue[i] then add(self.queue[i]) end end
+  for req in pairs(self.commits) do add(req) end
+  return out
+end
+
+-- A step of `seconds` (0: tick once), returning early once `fin` (a list jobs
+-- add themselves to when they end) holds one: the jobs taken from it, or nil.
+function E:step(fin, seconds)
+  if seconds and seconds > 0 then
+    self:drive(function() return fin[1] ~= nil end, now() + seconds)
+  else
+    self:tick()
+  end
+  if not fin[1] then return nil end
+  local out = {}
+  for i = 1, #fin do out[i], fin[i] = fin[i], nil end
+  return out
+end
+
+-- A group of jobs, each at once on the heap; driven until all are done:
+-- {task=, err=, path=} for each, in order.
+function E:run(jobs, sleep)
+  local group = { left = #jobs }
+  sleep = sleep or (jobs[1] and jobs[1].cfg.sleep)
+  for _, job in ipairs(jobs) do
+    job.group = group
+    self:at(now(), job)
+  end
+  self:drive(function() return group.left == 0 end, nil, sleep)
+  local out = {}
+  for i, job in ipairs(jobs) do out[i] = { task = job.task, err = job.err, path = job.path } end
+  return out
+end
+
+-- One job (or nil, err: a job that could not be made), its first step taken at
+-- once (a lone query never touches the heap), then driven to its end, pausing
+-- through `sleep` (nil: the job's client's): its task, or nil, err.
+function E:run_one(job, err, sleep)
+  if not job then return nil, err end
+  sleep = sleep or job.cfg.sleep
+  job:advance(now())
+  if not job.done then self:drive(function() return job.done end, nil, sleep) end
+  if job.err then return nil, job.err end
+  return job.task
+end
+
+-- A lone query, sent at once when nothing else needs the drive loop: no
+-- listener, no journal, no caller's sleep, nothing in flight, waiting or
+-- committing, and a token in the budget.  No job, request or timer is made.
+-- Returns the answer's body; or false when it was not taken; or false, err,
+-- path, started, tr when its one attempt failed: the caller's job goes on from
+-- there (retries, backoff).
+function E:query_now(cfg, id)
+  if cfg.on_event or cfg.journal or cfg.sleep or self.sending > 0 or self.timers[1] or next(self.commits)
+    or not cfg.has_key then
+    return false
+  end
+  local started = now()
+  if self:token(started) then return false end
+  local path, perr = core.result_path(id)
+  if not path then return nil, perr end
+  local tr = self.transport
+  local wire = Request.new_wire(cfg, "query", cfg.base_url .. path, true)
+  wire.timeout = cfg.timeout
+  local h, serr = tr:send(wire)
+  if not h then return nil, serr end
+  local x
+  repeat
+    tr:poll(1)
+    x = tr:finished()
+    if x and x ~= h then tr:result(x) end -- not ours (none should be): spent
+  until x == h
+  local body, err, how = tr:result(h)
+  if body then return body end
+  return false, err, path, started, how
+end
+
+return E

@@ -1,0 +1,131 @@
+-- The engine (lua/starvideos/engine.lua) through a fake transport
+-- (spec/support/fake_transport.lua), no server: one engine per key and engine
+-- options, one budget its clients share, close cancelling only a client's own
+-- jobs, the transport closed with the last client, the key kept out of it.
+local Fake = require "spec.support.fake_transport"
+local Engine = require "starvideos.engine"
+local starvideos = require "starvideos"
+local core = require "starvideos.core"
+
+local RATE = 5
+
+local function client(fake, key, opts)
+  local o = { api_key = key or "key-a", base_url = "http://fake", transport = fake, requests_per_second = RATE }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return starvideos.new(o)
+end
+
+-- Watch n tasks on each client with no interval (as fast as the budget allows),
+-- drive them all for `seconds`: the polls sent, and the time they took.
+local function poll_for(fake, clients, seconds)
+  for _, c in ipairs(clients) do
+    for i = 1, 3 do c:watch("t" .. tostring(c):sub(-6) .. i, { interval = 0 }) end
+  end
+  local t0 = core.now()
+  while core.now() - t0 < seconds do
+    for _, c in ipairs(clients) do c:step(0.01) end
+  end
+  return fake:count("query"), core.now() - t0
+end
+
+describe("the engine", function()
+  it("is one per key and engine options: clients of one key share it, of two keys do not", function()
+    local fake = Fake.new()
+    local a, b, c = client(fake), client(fake), client(fake, "key-b")
+    assert.equal(a.engine, b.engine)
+    assert.are_not.equal(a.engine, c.engine)
+    -- a client that differs in an engine option gets one of its own
+    local d = client(fake, nil, { max_connections = 3 })
+    assert.are_not.equal(a.engine, d.engine)
+    assert.equal(2, a.engine.clients)
+    for _, x in ipairs { a, b, c, d } do x:close() end
+  end)
+
+  it("gives two clients of one key one budget: their polls together within requests_per_second", function()
+    local fake = Fake.new { status = function() return "processing" end }
+    local a, b = client(fake), client(fake)
+    local polls, took = poll_for(fake, { a, b }, 2)
+    -- a bucket of RATE tokens, then RATE per second
+    assert.is_true(polls <= RATE * took + RATE + 1, polls .. " polls in " .. took .. " s")
+    assert.is_true(polls >= RATE * took - 2, "only " .. polls .. " polls in " .. took .. " s")
+    a:close(); b:close()
+  end)
+
+  it("gives clients of two keys a budget each", function()
+    local fake = Fake.new { status = function() return "processing" end }
+    local a, b = client(fake, "key-a"), client(fake, "key-b")
+    local polls, took = poll_for(fake, { a, b }, 2)
+    assert.is_true(polls >= 2 * RATE * took - 2, "two budgets, yet only " .. polls .. " polls in " .. took .. " s")
+    assert.is_true(polls <= 2 * (RATE * took + RATE + 1), polls .. " polls in " .. took .. " s")
+    a:close(); b:close()
+  end)
+
+  it("closes a client's own jobs only; the last client closes the transport", function()
+    -- each task completes at its fourth poll
+    local fake = Fake.new { status = function(_, n) return n >= 4 and "completed" or "processing" end }
+    local a, b = client(fake, nil, { requests_per_second = 1000 }), client(fake, nil, { requests_per_second = 1000 })
+    local ja = a:watch("task_a", { interval = 0.02 })
+    local jb = b:watch("task_b", { interval = 0.02 })
+    a:step(0) -- both polled once: the engine is shared
+    assert.equal(1, fake.polls.task_a)
+    assert.equal(1, fake.polls.task_b)
+    a:close()
+    assert.is_true(ja.done)
+    assert.equal("cancelled", ja.state)
+    assert.is_false(fake.closed, "the transport closed while a client of the key was still open")
+    assert.has_error(function() a:step(0) end, "the starvideos client is closed")
+    local t0 = core.now()
+    while not jb.done and core.now() - t0 < 5 do b:step(0.05) end
+    assert.equal("completed", jb.status)
+    assert.equal(1, fake.polls.task_a, "a closed client's job was polled again")
+    b:close()
+    assert.is_true(fake.closed)
+    -- a new client of the key gets a new engine
+    local c = client(fake, nil, { requests_per_second = 1000 })
+    assert.are_not.equal(ja.engine, c.engine)
+    c:close()
+  end)
+
+  it("lets go of the engine when its clients are collected", function()
+    local fake = Fake.new()
+    local weak = setmetatable({}, { __mode = "v" })
+    local function use() -- the client lives in this call only
+      local a = client(fake, "key-gc")
+      weak.engine = a.engine
+      a:watch("task_gc", { interval = 60 })
+      a:step(0)
+    end
+    use()
+    collectgarbage(); collectgarbage()
+    if _VERSION ~= "Lua 5.1" then -- tables have finalizers from 5.2 on
+      assert.is_true(fake.closed, "the transport of a collected client's engine stayed open")
+    end
+    collectgarbage()
+    assert.is_nil(weak.engine)
+  end)
+
+  it("keeps the API key out of the engine and its registry", function()
+    local fake = Fake.new()
+    local secret = "sk-engine-secret-1234"
+    local a = client(fake, secret)
+    local seen = {}
+    local function walk(v, path)
+      if type(v) == "string" then
+        assert.is_nil(v:find(secret, 1, true), "the key at " .. path)
+      elseif type(v) == "table" and not seen[v] then
+        seen[v] = true
+        for k, x in pairs(v) do walk(k, path .. "[key]"); walk(x, path .. "." .. tostring(k)) end
+      end
+    end
+    walk(a, "client")
+    walk(a.engine, "engine")
+    walk(Engine, "Engine")
+    local i = 1
+    while debug.getupvalue(Engine.for_client, i) do
+      local name, v = debug.getupvalue(Engine.for_client, i)
+      walk(v, "upvalue " .. name)
+      i = i + 1
+    end
+    a:close()
+  end)
+end)

@@ -1,0 +1,156 @@
+-- The ledger (lua/starvideos/ledger.lua) through a fake transport
+-- (spec/support/fake_transport.lua), no server: the records a task leaves in
+-- the journal, the .part a close leaves (recorded, then continued with Range by
+-- resume; removed without a journal), and the schedule learned from the
+-- journal one bounded slice per step.
+local Fake = require "spec.support.fake_transport"
+local helper = require "spec.helper"
+local Ledger = require "starvideos.ledger"
+local journal = require "starvideos.journal"
+local starvideos = require "starvideos"
+local cjson = require "cjson"
+local core = require "starvideos.core"
+
+local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
+local OVERLAP = 65536 -- request.lua's: a .part is continued from this many bytes before its end
+
+local function client(fake, opts)
+  local o = { api_key = "k-ledger", base_url = "http://fake", transport = fake, requests_per_second = 1000 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return starvideos.new(o)
+end
+
+local function records(path)
+  local list = {}
+  for line in io.lines(path) do list[#list + 1] = cjson.decode(line) end
+  return list
+end
+
+local function events(path)
+  local out = {}
+  for _, r in ipairs(records(path)) do out[#out + 1] = r.event end
+  return table.concat(out, " ")
+end
+
+-- Step until pred() or 5 s.
+local function step_until(c, pred)
+  local t0 = core.now()
+  while not pred() do
+    assert(core.now() - t0 < 5, "timed out")
+    c:step(0.01)
+  end
+end
+
+-- A generate started as a job whose download a close stops mid-way (100,000
+-- bytes in): the job and its out.
+local function stopped_download(dir, journal_path)
+  local out = dir .. "/v.mp4"
+  local fake = Fake.new { hold_downloads = true }
+  local c = client(fake, { journal = journal_path })
+  local job = assert(c:start(PARAMS, { out = out, interval = 0.01 }))
+  step_until(c, function() return fake.held[1] ~= nil end)
+  assert.equal(100000, helper.file_size(out .. ".part"))
+  c:close()
+  assert.equal("cancelled", job.state)
+  return job, out
+end
+
+describe("the ledger", function()
+  local dir
+  before_each(function() dir = helper.tmpdir() end)
+  after_each(function() helper.cleanup() end)
+
+  it("records a task from pending to downloaded in the journal", function()
+    local j = dir .. "/j.jsonl"
+    local fake = Fake.new { status = function(_, n) return n >= 2 and "completed" or "processing" end }
+    local c = client(fake, { journal = j })
+    local task = assert(c:generate(PARAMS, { out = dir .. "/v.mp4", interval = 0.01 }))
+    c:close()
+    assert.equal("pending created status status downloaded", events(j))
+    local recs = records(j)
+    assert.equal(recs[1]["local"], recs[2]["local"])
+    assert.equal(task.id, recs[2].id)
+    assert.same({ "processing", "completed" }, { recs[3].status, recs[4].status })
+    assert.equal(dir .. "/v.mp4", recs[5].path)
+    assert.equal(Fake.video(0, Fake.VIDEO_SIZE), helper.read_file(dir .. "/v.mp4"))
+    assert.same({}, Ledger.new(j, {}):unfinished())
+  end)
+
+  it("keeps a .part a close stopped, records it, and resume continues it with Range", function()
+    local j = dir .. "/j.jsonl"
+    local job, out = stopped_download(dir, j)
+    assert.equal(100000, helper.file_size(out .. ".part"))
+    local last = records(j)[#records(j)]
+    assert.same({ "part", job.id, out .. ".part", out }, { last.event, last.id, last.part, last.path })
+    assert.same({ { id = job.id, model = "videos", out = out } }, Ledger.new(j, {}):unfinished())
+    -- a later process: resume finds the .part and asks only for the rest
+    local fake2 = Fake.new()
+    local c2 = client(fake2, { journal = j })
+    local res = assert(c2:resume { dir = dir .. "/elsewhere", interval = 0.01 })
+    c2:close()
+    assert.equal(1, #res)
+    assert.is_nil(res[1].err)
+    assert.equal(out, res[1].path)
+    local sent
+    for _, s in ipairs(fake2.sent) do if s.op == "download" then sent = s end end
+    assert.equal(100000 - OVERLAP, sent.offset)
+    assert.equal(Fake.video(0, Fake.VIDEO_SIZE), helper.read_file(out))
+    assert.is_false(helper.exists(out .. ".part"))
+  end)
+
+  it("forgets a recorded .part removed since: resume starts the task afresh in its dir", function()
+    local j = dir .. "/j.jsonl"
+    local job, out = stopped_download(dir, j)
+    os.remove(out .. ".part")
+    local list = Ledger.new(j, {}):unfinished()
+    assert.same({ { id = job.id, model = "videos" } }, list)
+  end)
+
+  it("removes the .part of a download a close stopped when there is no journal", function()
+    local _, out = stopped_download(dir, nil)
+    assert.is_false(helper.exists(out .. ".part"))
+  end)
+
+  it("learns the schedule from the journal one slice per step, never all of it in one", function()
+    local j = dir .. "/j.jsonl"
+    helper.write_file(j, "")
+    local calls, sizes = 0, {}
+    local real = journal.samples
+    -- a reader giving one sample per call, done at the sixth
+    journal.samples = function(path)
+      assert.equal(j, path)
+      return { next = function(_, max_bytes)
+        calls = calls + 1
+        sizes[#sizes + 1] = max_bytes
+        return { { model = "videos", duration = 5, resolution = "720p", took = 100, within = 1 } }, calls >= 6
+      end }
+    end
+    local ok, err = pcall(function()
+      local fake = Fake.new { status = function() return "processing" end }
+      local c = client(fake, { journal = j })
+      c:watch("task_x") -- no interval: the learned schedule, which starts reading
+      c:step(0)
+      local kind = Ledger.kind_of("videos", 5, "720p")
+      assert.is_true(calls <= 2, calls .. " slices in one step")
+      for _ = 1, 10 do c:step(0) end
+      assert.equal(6, calls, "the reader was not read to its end, or past it")
+      for _, n in ipairs(sizes) do assert.equal(65536, n) end
+      assert.is_truthy(c.ledger:schedule():estimate(kind), "nothing learned from the journal's samples")
+      c:close()
+    end)
+    journal.samples = real
+    assert(ok, err)
+  end)
+
+  it("maps task ids to file names that differ when the ids differ", function()
+    local names = {}
+    for _, id in ipairs { "clip/1", "clip:1", "clip_1", "é1", "ö1" } do
+      local name = Ledger.file_name(id)
+      if journal.file_name then -- journal.lua's injective naming
+        assert.is_nil(names[name], id .. " and " .. tostring(names[name]) .. " share " .. name)
+      end
+      assert.is_nil(name:find("/", 1, true))
+      names[name] = id
+    end
+  end)
+end)
