@@ -15,7 +15,7 @@
 #define ERROR_MT "starvideos.error"
 
 SV_API const char *const lsv_op_names[];  /* sv_op's, for luaL_checkoption */
-SV_API const char *const lsv_tr_names[];  /* sv_transport's */
+SV_API const char *const lsv_wire_names[];  /* sv_wire's */
 
 /* The error table (kind, message, field, status, ...) with ERROR_MT. */
 SV_API void lsv_push_error(lua_State *L, const sv_error *e);

@@ -212,19 +212,19 @@ static int l_verdict(lua_State *L) {
   x.status = (long)luaL_optinteger(L, 2, 0);
   x.body = luaL_optlstring(L, 3, "", &x.body_len);
   x.retry_after = luaL_optstring(L, 4, NULL);
-  x.tr = (sv_transport)luaL_checkoption(L, 5, "none", lsv_tr_names);
+  x.wire = (sv_wire)luaL_checkoption(L, 5, "none", lsv_wire_names);
   x.message = luaL_optstring(L, 6, "");
   x.bytes = (double)luaL_optnumber(L, 7, 0);
   x.total = (double)luaL_optnumber(L, 8, -1);
   return lsv_push_verdict(L, &x, luaL_optstring(L, 9, NULL));
 }
 
-/* retry(op, tr, err, attempt, max_retries, backoff, max_wait, rnd) -> delay | nil,
+/* retry(op, wire, err, attempt, max_retries, backoff, max_wait, rnd) -> delay | nil,
    rnd being a uniform number in [0, 1) for the jitter.  Giving up on a create
    that may have happened marks err.maybe_created. */
 static int l_retry(lua_State *L) {
   sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, lsv_op_names);
-  sv_transport tr = (sv_transport)luaL_checkoption(L, 2, NULL, lsv_tr_names);
+  sv_wire wire = (sv_wire)luaL_checkoption(L, 2, NULL, lsv_wire_names);
   sv_error e;
   double delay = 0;
   lua_Integer attempt, retries;
@@ -234,7 +234,7 @@ static int l_retry(lua_State *L) {
   attempt = luaL_checkinteger(L, 4);
   retries = luaL_checkinteger(L, 5);
   to_error(L, 3, &e);
-  again = sv_retry_decide(op, tr, &e, attempt > 1000 ? 1000 : (int)attempt, retries > 1000 ? 1000 : (int)retries,
+  again = sv_retry_decide(op, wire, &e, attempt > 1000 ? 1000 : (int)attempt, retries > 1000 ? 1000 : (int)retries,
                           (double)luaL_checknumber(L, 6), (double)luaL_checknumber(L, 7),
                           rnd >= 0 && rnd < 1 ? rnd : 0.5, &delay);
   if (e.maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, 3, "maybe_created"); }

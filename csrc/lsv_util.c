@@ -14,7 +14,7 @@
 typedef struct kept { int fd; } kept;
 
 const char *const lsv_op_names[] = { "create", "query", "download", NULL };
-const char *const lsv_tr_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
+const char *const lsv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
 void lsv_push_error(lua_State *L, const sv_error *e) {
   lua_createtable(L, 0, 6);
@@ -172,7 +172,7 @@ static void b_literal(void *ctx, char type) {
    success, err the error table otherwise. */
 int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_error err;
-  sv_transport tr;
+  sv_wire wire;
   sv_exchange with = *x;
   builder b;
   sv_json_sink sink = { b_open, b_close, b_key, b_string, b_number, b_literal, NULL };
@@ -181,7 +181,7 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   b.depth = 0;
   sink.ctx = &b;
   with.sink = &sink;
-  rc = sv_verdict(&with, sv_wallclock(), secret, &err, &tr);
+  rc = sv_verdict(&with, sv_wallclock(), secret, &err, &wire);
   if (rc == 0 && x->op != SV_OP_DOWNLOAD) { /* the task, whole: the one value the scan left */
     lua_settop(L, top + 1);
     lua_pushnil(L);
@@ -192,7 +192,7 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
     if (rc == 0) lua_pushnil(L);
     else lsv_push_error(L, &err);
   }
-  lua_pushstring(L, sv_transport_name(tr));
+  lua_pushstring(L, sv_wire_name(wire));
   if (x->op != SV_OP_DOWNLOAD) return 3;
   lua_pushinteger(L, (lua_Integer)x->bytes);
   if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);

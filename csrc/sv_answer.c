@@ -236,18 +236,18 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
   return rc;
 }
 
-int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt, int max_retries,
+int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, int max_retries,
                     double backoff, double max_wait, double rnd, double *delay) {
   int retryable;
   if (op == SV_OP_CREATE) {
     /* money: resend only when nothing can have been created */
-    retryable = tr == SV_TR_NOT_SENT || err->status == 429 ||
+    retryable = wire == SV_WIRE_NOT_SENT || err->status == 429 ||
                 (err->status == 503 && err->retry_after >= 0);
-    if (!retryable && tr != SV_TR_FATAL && (tr != SV_TR_NONE || err->status >= 500 ||
+    if (!retryable && wire != SV_WIRE_FATAL && (wire != SV_WIRE_NONE || err->status >= 500 ||
                                             (err->status >= 200 && err->status <= 299)))
       err->maybe_created = 1;
   } else {
-    retryable = (tr != SV_TR_NONE && tr != SV_TR_FATAL) || err->status == 429 ||
+    retryable = (wire != SV_WIRE_NONE && wire != SV_WIRE_FATAL) || err->status == 429 ||
                 err->status == 408 || (err->status >= 500 && err->status <= 599);
   }
   if (!retryable || attempt > max_retries) return 0;

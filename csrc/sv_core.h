@@ -245,23 +245,23 @@ SV_API int sv_read_answer(const sv_answer *a, double now, sv_error *err);
 SV_API double sv_parse_retry_after(const char *v, double now);
 
 /* How an exchange ended, as far as the wire could tell. */
-typedef enum sv_transport {
-  SV_TR_NONE = 0,      /* a whole HTTP answer arrived */
-  SV_TR_NOT_SENT,      /* never connected, or failed before sending: nothing created */
-  SV_TR_TIMEOUT,       /* timed out after sending */
-  SV_TR_BROKEN,        /* reset / closed / cut short after sending */
-  SV_TR_GARBLED,       /* an answer came that is not HTTP we can use (giant headers, over the cap) */
-  SV_TR_FATAL,         /* not worth retrying (bad URL, certificate, redirect loop) */
-  SV_TR_IO             /* a download's file could not be written */
-} sv_transport;
+typedef enum sv_wire {
+  SV_WIRE_NONE = 0,      /* a whole HTTP answer arrived */
+  SV_WIRE_NOT_SENT,      /* never connected, or failed before sending: nothing created */
+  SV_WIRE_TIMEOUT,       /* timed out after sending */
+  SV_WIRE_BROKEN,        /* reset / closed / cut short after sending */
+  SV_WIRE_GARBLED,       /* an answer came that is not HTTP we can use (giant headers, over the cap) */
+  SV_WIRE_FATAL,         /* not worth retrying (bad URL, certificate, redirect loop) */
+  SV_WIRE_IO             /* a download's file could not be written */
+} sv_wire;
 
-SV_API const char *sv_transport_name(sv_transport tr);
-SV_API int sv_transport_find(const char *name, sv_transport *tr); /* 0, or -1 when unknown */
+SV_API const char *sv_wire_name(sv_wire wire);
+SV_API int sv_wire_find(const char *name, sv_wire *wire); /* 0, or -1 when unknown */
 
 /* Retry policy of the contract.  Returns 1 and sets *delay to retry, 0 to give up
    (setting err->maybe_created for a create that may have happened).  rnd is a
    uniform number in [0,1) for the jitter. */
-SV_API int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt,
+SV_API int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt,
                            int max_retries, double backoff, double max_wait,
                            double rnd, double *delay);
 
@@ -271,21 +271,21 @@ typedef struct sv_exchange {
   long status;              /* 0: no HTTP answer */
   const char *body; size_t body_len; /* API answer, or a download's error page */
   const char *retry_after;  /* header value, or NULL */
-  sv_transport tr;
-  const char *message;      /* why the wire failed, when tr != SV_TR_NONE */
+  sv_wire wire;
+  const char *message;      /* why the wire failed, when wire != SV_WIRE_NONE */
   double bytes, total;      /* downloads: bytes now in the file; total, < 0 when unknown */
   const sv_json_sink *sink; /* or NULL: handed a 2xx API answer's body (sv_read_answer) */
 } sv_exchange;
 
 /* The verdict on one exchange: 0 when it is a success (an API answer whose body is
-   the task, or a whole download), -1 with err filled.  *tr is set to how the
+   the task, or a whole download), -1 with err filled.  *wire is set to how the
    exchange counts for the retry policy (a download cut short counts as broken).
    The one place that decides, for a create that failed, whether it may have
    reached the server (maybe_created) and which task it made (id: whenever one
    can be read, even from an answer cut short; only with maybe_created).
    `secret` (the API key, or NULL) never appears in the message. */
 SV_API int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err,
-                      sv_transport *tr);
+                      sv_wire *wire);
 
 /* --------------------------------------------------------------- transport */
 
@@ -310,7 +310,7 @@ typedef struct sv_send {
   int fresh;               /* never on a reused connection (a create: see sv_http.c) */
   double timeout;          /* seconds for the whole exchange; 0: none */
   double stall;            /* seconds without a byte before giving up; 0: none */
-  size_t max_body;         /* API answers: a longer one ends as SV_TR_GARBLED */
+  size_t max_body;         /* API answers: a longer one ends as SV_WIRE_GARBLED */
   /* downloads */
   const char *file;        /* a 2xx body goes here (never through a symlink) */
   double offset;           /* bytes already in file: the rest is asked for with Range */

@@ -45,7 +45,7 @@ elseif mode == "query" or mode == "floor" then
     op = function() assert(assert(client:query("task_0001")).status == "completed") end
   else
     local tr = client.engine.transport
-    local r = require("starvideos.request").new_wire(client.cfg, "query", base .. "/v1/result/task_0001", true)
+    local r = require("starvideos.request").new_send(client.cfg, "query", base .. "/v1/result/task_0001", true)
     r.timeout = client.cfg.timeout
     op = function()
       local h = assert(tr:send(r))

@@ -170,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   {
     sv_exchange x;
     sv_error v;
-    sv_transport tr;
+    sv_wire wire;
     static const char secret[] = "sk-fuzz-secret-1234";
     int vr;
     memset(&x, 0, sizeof x);
@@ -179,13 +179,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     x.body = a.body;
     x.body_len = a.body_len;
     x.retry_after = a.retry_after;
-    x.tr = (sv_transport)((first / 3) % 7);
+    x.wire = (sv_wire)((first / 3) % 7);
     x.message = secret; /* a wire message that echoes the key */
     x.bytes = (double)a.body_len;
     x.total = (double)(a.body_len + (size_t)(first & 1));
-    vr = sv_verdict(&x, 1.7e9, secret, &v, &tr);
+    vr = sv_verdict(&x, 1.7e9, secret, &v, &wire);
     PROPERTY(vr == 0 || vr == -1, "verdict: 0 or -1");
-    if (vr == -1 && x.op == SV_OP_CREATE && x.tr == SV_TR_NONE && x.status >= 200 && x.status <= 299)
+    if (vr == -1 && x.op == SV_OP_CREATE && x.wire == SV_WIRE_NONE && x.status >= 200 && x.status <= 299)
       PROPERTY(v.maybe_created && v.kind == SV_E_PROTOCOL, "verdict: a refused create 2xx may have created");
     if (x.op != SV_OP_CREATE) PROPERTY(!v.maybe_created && !v.id[0], "verdict: only a create may have created");
     if (v.id[0]) {
@@ -196,15 +196,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                "verdict: the id kept is the first top-level string id");
     }
     PROPERTY(strstr(v.message, secret) == NULL, "verdict: the key never reaches a message");
-    if (x.tr != SV_TR_NONE) PROPERTY(vr == -1, "verdict: a broken wire is a failure");
-    if (x.tr == SV_TR_NONE && x.op != SV_OP_DOWNLOAD) {
+    if (x.wire != SV_WIRE_NONE) PROPERTY(vr == -1, "verdict: a broken wire is a failure");
+    if (x.wire == SV_WIRE_NONE && x.op != SV_OP_DOWNLOAD) {
       PROPERTY(vr == rc && v.kind == err.kind, "verdict: a whole answer reads as sv_read_answer reads it");
     }
     if (vr == -1 && x.op == SV_OP_CREATE &&
-        (x.tr == SV_TR_TIMEOUT || x.tr == SV_TR_BROKEN || x.tr == SV_TR_GARBLED))
+        (x.wire == SV_WIRE_TIMEOUT || x.wire == SV_WIRE_BROKEN || x.wire == SV_WIRE_GARBLED))
       PROPERTY(v.maybe_created, "verdict: a create cut off after sending may have created");
-    if (x.tr == SV_TR_NOT_SENT || x.tr == SV_TR_FATAL) PROPERTY(!v.maybe_created, "verdict: nothing sent, nothing created");
-    if (v.id[0] && x.tr != SV_TR_NONE) {
+    if (x.wire == SV_WIRE_NOT_SENT || x.wire == SV_WIRE_FATAL)
+      PROPERTY(!v.maybe_created, "verdict: nothing sent, nothing created");
+    if (v.id[0] && x.wire != SV_WIRE_NONE) {
       char pid[SV_ID_MAX + 1];
       PROPERTY(sv_json_prefix_id(a.body, a.body_len, pid, sizeof pid) == 0 && strcmp(pid, v.id) == 0,
                "verdict: the id kept from a cut answer is its first top-level string id");

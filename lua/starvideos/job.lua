@@ -179,12 +179,12 @@ end
 -- A query whose first attempt the client made at once (client.lua) and that
 -- failed: its request takes over from there, that attempt spent, so retries,
 -- backoff and the answer's reading are the same as for any poll.
-function Job:_first_attempt(path, started, t, err, tr)
+function Job:_first_attempt(path, started, t, err, wire)
   local spec = self:_query(path)
   spec.op = "query"
   local req = Request.new(self.engine, self.cfg, self, spec)
   self.req, req.attempt, req.sent, req.started = req, 1, true, started
-  req:outcome(t, nil, err, tr)
+  req:verdict(t, nil, err, wire)
 end
 
 function Job:_poll(t)
@@ -214,8 +214,9 @@ function Job:_download()
     dest = self.out, resume_limit = self.resume_limit or self.cfg.resume_limit })
 end
 
--- The job's request finished: take its answer.
-function Job:_answer(req, t)
+-- The job's request is done: take what it ended with (req.body: the task
+-- table, or a download's ""; or req.err).
+function Job:_request_done(req, t)
   local engine, ledger = self.engine, self.ledger
   if self.state == "creating" then
     local task, err = req.body, req.err -- the task table the core read, or its error
@@ -299,7 +300,7 @@ function Job:advance(t)
   if req then
     if not req.done then return end
     self.req = nil
-    self:_answer(req, t)
+    self:_request_done(req, t)
     return
   end
   if t < self.wake then return end
