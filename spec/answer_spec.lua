@@ -405,6 +405,37 @@ describe("one answer reader, through a client", function()
     client:close()
   end)
 
+  it("journals a create the core refused as the core decided it: created (uncertain) with its id, or pending",
+    function()
+    local cjson = require "cjson"
+    local journal = helper.tmpdir() .. "/j.jsonl"
+    local client = starvideos.new { api_key = emu.key, base_url = emu.url, max_retries = 0, journal = journal }
+    -- a 200 whose answer names its task but has a key twice: may exist, id known
+    emu:fault { method = "POST", status = 200, body = '{"id":"video_dup_1","status":"queued","status":"q"}' }
+    local none, err = client:create { model = "videos", prompt = "a cat", duration = 5 }
+    assert.is_nil(none)
+    assert.equal("protocol", err.kind)
+    assert.is_true(err.maybe_created)
+    assert.is_true(err.created)
+    assert.equal("video_dup_1", err.id)
+    -- a 500 with no id: may exist, id unknown, the pending record stands
+    emu:fault { method = "POST", status = 500 }
+    local _, err2 = client:create { model = "videos", prompt = "a dog", duration = 5 }
+    assert.is_true(err2.maybe_created)
+    assert.is_nil(err2.created)
+    assert.is_string(err2.pending)
+    client:close()
+    local records = {}
+    for line in io.lines(journal) do records[#records + 1] = cjson.decode(line) end
+    local uncertain
+    for _, r in ipairs(records) do
+      if r.event == "created" and r.id == "video_dup_1" then uncertain = r end
+      assert.is_false(r.event == "abandoned", "nothing was abandoned: both creates may have been paid for")
+    end
+    assert(uncertain, "the task the refused answer named is journalled")
+    assert.is_true(uncertain.uncertain)
+  end)
+
   it("hands a hostile answer's table to the caller as the core built it", function()
     local client = new_client()
     local task = assert(client:create { model = "videos", prompt = "a cat", duration = 5 })
