@@ -31,7 +31,7 @@ end
 local what = {
   { "validate", "starvideos.validate(params) (a create of model videos, 2 reference images)" },
   { "build", "a create's request built: options.extra_json + core.build_create (validation included)" },
-  { "answer", "a query's answer read: core.verdict + job.lua's decode_task (cjson, nulls, integers)" },
+  { "answer", "a query's answer read: core.verdict, which builds the task table in C (nulls, integers)" },
 }
 for _, w in ipairs(what) do
   local mode = w[1]
@@ -48,7 +48,7 @@ end
 -- A whole sequential query over HTTP against the runner's nginx, in
 -- instructions (the wall-clock rows 1 and 2 are noisy on a shared machine; this
 -- is not): client:query(id), the floor under it (the client's transport and
--- decoder with no client logic), and the C baseline of row 1
+-- the core's reading, with no client logic), and the C baseline of row 1
 -- (build/bench/easy_loop: WARMUP requests, then none timed).
 if B.nginx then
   local q1, q2 = 500, 2500
@@ -65,13 +65,13 @@ if B.nginx then
   end
   local ca, cb = c_loop(q1), c_loop(q2)
   per.c = (cb - ca) / (q2 - q1)
-  print(string.format("query: ours %.0f Ir, floor (transport + decode_task) %.0f Ir, C easy_loop %.0f Ir per request",
+  print(string.format("query: ours %.0f Ir, floor (transport + reading) %.0f Ir, C easy_loop %.0f Ir per request",
     per.query, per.floor, per.c))
   B.row { scenario = "callgrind, per sequential query over HTTP: client:query(id)",
     baseline = "C: one reused libcurl easy handle (row 1's)", ours = per.query, theirs = per.c,
     ratio = per.query / per.c, unit = "Ir", target = "none", ok = true,
-    note = string.format("the floor under ours, the client's transport and job.lua's decode_task with no client "
-      .. "logic (cjson's decode included): %.0f Ir; so of the %.0f Ir ours spends beyond C, %.0f are the "
-      .. "transport, the core's reading and the decode, and %.0f the client; (Ir(%d) - Ir(%d)) / %d for each",
+    note = string.format("the floor under ours, the client's transport and the core's reading (the task table "
+      .. "built in C) with no client logic: %.0f Ir; so of the %.0f Ir ours spends beyond C, %.0f are the "
+      .. "transport and the core's reading, and %.0f the client; (Ir(%d) - Ir(%d)) / %d for each",
       per.floor, per.query - per.c, per.floor - per.c, per.query - per.floor, q2, q1, q2 - q1) }
 end

@@ -15,7 +15,7 @@
 #define ERROR_MT "starvideos.error"
 
 SV_API const char *const lsv_op_names[];  /* sv_op's, for luaL_checkoption */
-SV_API const char *const lsv_tr_names[];  /* sv_transport's */
+SV_API const char *const lsv_wire_names[];  /* sv_wire's */
 
 /* The error table (kind, message, field, status, ...) with ERROR_MT. */
 SV_API void lsv_push_error(lua_State *L, const sv_error *e);
@@ -25,7 +25,8 @@ SV_API int lsv_fail(lua_State *L, const sv_error *e);
 SV_API void lsv_error_metatable(lua_State *L);
 /* A class: methods as __index, close as __gc and __close. */
 SV_API void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close);
-/* The verdict's Lua face: body, err, tr[, bytes, total]. */
+/* The verdict's Lua face: task, err, wire[, bytes, total]; the task a table
+   built in C from the core's one scan of the answer (a download's: ""). */
 SV_API int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret);
 
 /* t[key] of the table at t, a value the options table (options.lua) always

@@ -1,8 +1,8 @@
-/* starvideos.core: the Lua binding of the C core.  Strings in, strings out: the
-   binding never calls a Lua function (no require, no lua_call).  Lua encodes
-   `extra` and decodes answers with lua-cjson itself; this file hands it the raw
-   body and the core's verdict.  The libcurl transport's binding is a module
-   of its own (lsv_curl.c, starvideos.curl); what both share is lsv_util.c. */
+/* starvideos.core: the Lua binding of the C core.  The binding never calls a
+   Lua function (no require, no lua_call).  Lua encodes `extra` with lua-cjson;
+   an answer is read once, in C: the core's verdict, with the task table built
+   from its scan (lsv_util.c).  The libcurl transport's binding is a module of
+   its own (lsv_curl.c, starvideos.curl); what both share is lsv_util.c. */
 #include "lsv.h"
 
 #include "compat.h"
@@ -201,59 +201,10 @@ static int l_result_path(lua_State *L) {
   return 1;
 }
 
-/* task_id(body) -> the task id a JSON answer names, or nil (even from a body
-   lua-cjson refuses) */
-static int l_task_id(lua_State *L) {
-  size_t len;
-  const char *body = luaL_checklstring(L, 1, &len);
-  char id[sizeof(((sv_error *)0)->id)];
-  if (sv_json_prefix_id(body, len, id, sizeof id) != 0) return 0;
-  lua_pushstring(L, id);
-  return 1;
-}
-
-/* A decoded answer made plain, in place, the way a task is promised to look:
-   lua-cjson's null (a NULL light userdata) removed, and on 5.3 and later a
-   float that holds a whole number made an integer (lua-cjson decodes every
-   number as a float).  Nested tables too, to depth 64.  Replacing or clearing
-   the value of the key lua_next stands on is allowed during the walk. */
-static void clean_table(lua_State *L, int t, int depth) {
-  luaL_checkstack(L, 4, "starvideos: clean");
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    int tv = lua_type(L, -1);
-    if (tv == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
-      lua_pushvalue(L, -2);
-      lua_pushnil(L);
-      lua_rawset(L, t);
-#if LUA_VERSION_NUM >= 503
-    } else if (tv == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      int whole = 0;
-      lua_Integer i = lua_tointegerx(L, -1, &whole);
-      if (whole) {
-        lua_pushvalue(L, -2);
-        lua_pushinteger(L, i);
-        lua_rawset(L, t);
-      }
-#endif
-    } else if (tv == LUA_TTABLE && depth < 64) {
-      clean_table(L, lua_gettop(L), depth + 1);
-    }
-    lua_pop(L, 1);
-  }
-}
-
-/* clean(t) -> t */
-static int l_clean(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  clean_table(L, 1, 0);
-  return 1;
-}
-
-/* verdict(op, status, body, retry_after, tr, message, bytes, total, secret)
-   -> body, err, tr[, bytes, total]: the same reading of an exchange for a
-   transport written in Lua as the libcurl one gets. */
+/* verdict(op, status, body, retry_after, wire, message, bytes, total, secret)
+   -> task, err, wire[, bytes, total]: the same reading of an exchange for a
+   transport written in Lua as the libcurl one gets (task: the answer as a
+   table; a download's is ""). */
 static int l_verdict(lua_State *L) {
   sv_exchange x;
   memset(&x, 0, sizeof x);
@@ -261,14 +212,14 @@ static int l_verdict(lua_State *L) {
   x.status = (long)luaL_optinteger(L, 2, 0);
   x.body = luaL_optlstring(L, 3, "", &x.body_len);
   x.retry_after = luaL_optstring(L, 4, NULL);
-  x.tr = (sv_transport)luaL_checkoption(L, 5, "none", lsv_tr_names);
+  x.wire = (sv_wire)luaL_checkoption(L, 5, "none", lsv_wire_names);
   x.message = luaL_optstring(L, 6, "");
   x.bytes = (double)luaL_optnumber(L, 7, 0);
   x.total = (double)luaL_optnumber(L, 8, -1);
   return lsv_push_verdict(L, &x, luaL_optstring(L, 9, NULL));
 }
 
-/* retry(op, tr, err, attempt, policy, rnd) -> delay | nil: the one retry policy
+/* retry(op, wire, err, attempt, policy, rnd) -> delay | nil: the one retry policy
    (sv_retry_decide), for API calls and downloads alike.  policy: max_retries (a
    download's: its resume_limit), backoff, max_backoff, max_wait, every one
    required (the options table gives them; clamped here, never defaulted).  rnd
@@ -276,7 +227,7 @@ static int l_verdict(lua_State *L) {
    have happened marks err.maybe_created. */
 static int l_retry(lua_State *L) {
   sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, lsv_op_names);
-  sv_transport tr = (sv_transport)luaL_checkoption(L, 2, NULL, lsv_tr_names);
+  sv_wire wire = (sv_wire)luaL_checkoption(L, 2, NULL, lsv_wire_names);
   sv_error e;
   sv_retry_policy p;
   double delay = 0, rnd;
@@ -293,7 +244,7 @@ static int l_retry(lua_State *L) {
   to_error(L, 3, &e);
   if (!(rnd >= 0)) rnd = 0; /* and NaN */
   if (rnd >= 1) rnd = 0.9999999;
-  again = sv_retry_decide(op, tr, &e, attempt > 1000 ? 1000 : attempt < 1 ? 1 : (int)attempt, &p, rnd, &delay);
+  again = sv_retry_decide(op, wire, &e, attempt > 1000 ? 1000 : attempt < 1 ? 1 : (int)attempt, &p, rnd, &delay);
   if (e.maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, 3, "maybe_created"); }
   if (!again) return 0;
   lua_pushnumber(L, delay);
@@ -740,7 +691,7 @@ static const luaL_Reg lock_methods[] = { { "replace", k_replace }, { "unlock", k
 
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
-  { "verdict", l_verdict }, { "task_id", l_task_id }, { "clean", l_clean }, { "retry", l_retry },
+  { "verdict", l_verdict }, { "retry", l_retry },
   { "check_url", l_check_url },
   { "commit", l_commit },
   { "commit_start", l_commit_start },

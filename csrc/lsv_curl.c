@@ -167,7 +167,7 @@ static void forget(lua_State *L, lxfer *lx) {
   lx->x = NULL;
 }
 
-/* t:result(h) -> body, err, tr[, bytes, total]; the handle is spent.  A whole
+/* t:result(h) -> task, err, wire[, bytes, total]; the handle is spent.  A whole
    download's file stays open, left for core.commit(_start) of its path. */
 static int t_result(lua_State *L) {
   lhttp *lh = check_http(L);

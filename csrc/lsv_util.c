@@ -4,6 +4,7 @@
 
 #include "compat.h"
 
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,7 +14,7 @@
 typedef struct kept { int fd; } kept;
 
 const char *const lsv_op_names[] = { "create", "query", "download", NULL };
-const char *const lsv_tr_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
+const char *const lsv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
 void lsv_push_error(lua_State *L, const sv_error *e) {
   lua_createtable(L, 0, 6);
@@ -105,17 +106,117 @@ const char *lsv_need_string(lua_State *L, int t, const char *key, const char *wh
   return v;
 }
 
-/* body, err, tr, bytes, total, where body is the answer (a download's: "") on
-   success and err the error table otherwise. */
+
+/* ---------------------------------------------------- the answer as a table */
+
+/* The task table, built from the parts the core's one scan of an answer hands
+   over (sv_json_sink): the shape a task is promised to have.  JSON null is no
+   value (a key or an array slot left out), a number that is whole and fits is
+   an integer on 5.3 and later (a float otherwise, as strtod reads it), a key
+   that comes twice in a nested object keeps its last value, a null one none
+   (the core refuses a key twice at the top).  Each open object or array is on the stack, an
+   object's key above it until its value comes. */
+#define BUILD_DEPTH 66 /* the core's scan nests 64 deep at most */
+
+typedef struct builder {
+  lua_State *L;
+  int depth;
+  char array[BUILD_DEPTH];       /* per open level: 1 an array, 0 an object */
+  lua_Integer n[BUILD_DEPTH];    /* per open array: the slots so far */
+} builder;
+
+/* The value on top goes into the container under it (under its key). */
+static void put(builder *b) {
+  int d = b->depth - 1;
+  if (d < 0) return; /* the whole value: it stays */
+  if (b->array[d]) lua_rawseti(b->L, -2, (int)++b->n[d]);
+  else lua_rawset(b->L, -3);
+}
+
+static void b_open(void *ctx, int array) {
+  builder *b = ctx;
+  luaL_checkstack(b->L, 4, "starvideos: answer nested too deep");
+  if (b->depth >= BUILD_DEPTH) luaL_error(b->L, "starvideos: answer nested too deep");
+  lua_newtable(b->L);
+  b->array[b->depth] = (char)array;
+  b->n[b->depth] = 0;
+  b->depth++;
+}
+
+static void b_close(void *ctx) {
+  builder *b = ctx;
+  b->depth--;
+  put(b);
+}
+
+/* A JSON string's text (with its quotes) pushed, unescaped when it holds escapes. */
+static void push_string(lua_State *L, const char *val, size_t len, int escaped) {
+  char small[256], *out;
+  size_t n;
+  if (!escaped) { lua_pushlstring(L, val + 1, len - 2); return; }
+  out = len <= sizeof small ? small : lua_newuserdata(L, len); /* unescaped, never longer */
+  n = sv_json_unescape_into(val, len, out);
+  lua_pushlstring(L, out, n == (size_t)-1 ? 0 : n);
+  if (out != small) lua_remove(L, -2);
+}
+
+static void b_key(void *ctx, const char *val, size_t len, int escaped) {
+  push_string(((builder *)ctx)->L, val, len, escaped);
+}
+
+static void b_string(void *ctx, const char *val, size_t len, int escaped) {
+  builder *b = ctx;
+  push_string(b->L, val, len, escaped);
+  put(b);
+}
+
+static void b_number(void *ctx, double v) {
+  builder *b = ctx;
+#if LUA_VERSION_NUM >= 503
+  /* whole and within lua_Integer's range: what lua_tointegerx takes exactly */
+  if (v >= (double)LUA_MININTEGER && v < -(double)LUA_MININTEGER && floor(v) == v)
+    lua_pushinteger(b->L, (lua_Integer)v);
+  else
+#endif
+    lua_pushnumber(b->L, (lua_Number)v);
+  put(b);
+}
+
+static void b_literal(void *ctx, char type) {
+  builder *b = ctx;
+  int d = b->depth - 1;
+  if (type != 'z') { lua_pushboolean(b->L, type == 't'); put(b); return; }
+  if (d < 0) return;
+  if (b->array[d]) { b->n[d]++; return; } /* a null slot: left out, the next keeps its place */
+  lua_pushnil(b->L); /* a null member: no value (nor one an earlier same key gave) */
+  lua_rawset(b->L, -3);
+}
+
+/* body, err, wire, bytes, total: body is the task table (a download's: "") on
+   success, err the error table otherwise. */
 int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_error err;
-  sv_transport tr;
-  int rc = sv_verdict(x, sv_wallclock(), secret, &err, &tr);
-  if (rc == 0) lua_pushlstring(L, x->op == SV_OP_DOWNLOAD ? "" : x->body, x->op == SV_OP_DOWNLOAD ? 0 : x->body_len);
-  else lua_pushnil(L);
-  if (rc == 0) lua_pushnil(L);
-  else lsv_push_error(L, &err);
-  lua_pushstring(L, sv_transport_name(tr));
+  sv_wire wire;
+  sv_exchange with = *x;
+  builder b;
+  sv_json_sink sink = { b_open, b_close, b_key, b_string, b_number, b_literal, NULL };
+  int rc, top = lua_gettop(L);
+  b.L = L;
+  b.depth = 0;
+  sink.ctx = &b;
+  with.sink = &sink;
+  rc = sv_verdict(&with, sv_wallclock(), secret, &err, &wire);
+  if (rc == 0 && x->op != SV_OP_DOWNLOAD) { /* the task, whole: the one value the scan left */
+    lua_settop(L, top + 1);
+    lua_pushnil(L);
+  } else {
+    lua_settop(L, top); /* what a refused answer had built */
+    if (rc == 0) lua_pushliteral(L, "");
+    else lua_pushnil(L);
+    if (rc == 0) lua_pushnil(L);
+    else lsv_push_error(L, &err);
+  }
+  lua_pushstring(L, sv_wire_name(wire));
   if (x->op != SV_OP_DOWNLOAD) return 3;
   lua_pushinteger(L, (lua_Integer)x->bytes);
   if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);

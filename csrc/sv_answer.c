@@ -3,7 +3,6 @@
 #include "sv_core.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,27 +111,6 @@ static sv_kind kind_of_status(long status) {
   return SV_E_PROTOCOL;
 }
 
-/* A 2xx answer we cannot use.  A create's may still have made a task: say so, and
-   keep its id when one can be read. */
-static int unusable(const sv_answer *a, sv_error *err, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static int unusable(const sv_answer *a, sv_error *err, const char *fmt, ...) {
-  va_list ap;
-  err->kind = SV_E_PROTOCOL;
-  err->field[0] = '\0';
-  va_start(ap, fmt);
-  vsnprintf(err->message, sizeof err->message, fmt, ap);
-  va_end(ap);
-  if (a->op == SV_OP_CREATE) {
-    err->maybe_created = 1;
-    sv_json_prefix_id(a->body, a->body ? a->body_len : 0, err->id, sizeof err->id);
-  }
-  return -1;
-}
-
 static const char *type_name(char t) {
   switch (t) {
   case 's': return "a string";
@@ -202,13 +180,15 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
     return -1;
   }
 
-  /* a 2xx: one pass checks the JSON and lists the members read below */
-  n = sv_json_scan(body, len, m, ANSWER_MEMBERS, why, sizeof why);
+  /* a 2xx we cannot use is a protocol error (whether a create's made a task
+     anyway is sv_verdict's to say).  One pass checks the JSON, lists the
+     members read below, and hands the whole value to the sink */
+  n = sv_json_read(body, len, m, ANSWER_MEMBERS, a->sink, why, sizeof why);
   if (n < 0) {
     sv_buf_init(&b);
     excerpt(body, len, &b);
-    unusable(a, err, "%s: HTTP %ld with a body that is not a JSON object (%s): %s", what, a->status, why,
-             len ? sv_buf_cstr(&b) : "empty");
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with a body that is not a JSON object (%s): %s", what,
+                 a->status, why, len ? sv_buf_cstr(&b) : "empty");
     sv_buf_free(&b);
     return -1;
   }
@@ -219,31 +199,36 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
     sv_buf q;
     sv_buf_init(&q);
     sv_quote(&q, b.data ? b.data : "", b.len, 60);
-    if (dup == 1) unusable(a, err, "%s: HTTP %ld with duplicate key %s in the answer", what, a->status, sv_buf_cstr(&q));
-    else unusable(a, err, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
+    if (dup == 1)
+      sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with duplicate key %s in the answer", what, a->status,
+                   sv_buf_cstr(&q));
+    else
+      sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
     sv_buf_free(&q);
     sv_buf_free(&b);
     return -1;
   }
   if (!member(m, n, body, len, "id", &id))
-    return unusable(a, err, "%s: HTTP %ld but the answer has no task id", what, a->status);
+    return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task id", what, a->status);
   if (id.type != 's')
-    return unusable(a, err, "%s: HTTP %ld but the task id is not a string (got %s)", what, a->status,
-                    type_name(id.type));
+    return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id is not a string (got %s)", what,
+                        a->status, type_name(id.type));
   if (sv_json_unescape(id.val, id.val_len, &b)) {
-    unusable(a, err, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
   } else if (b.len == 0) {
-    unusable(a, err, "%s: HTTP %ld but the task id is empty", what, a->status);
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id is empty", what, a->status);
   } else if (b.len > SV_ID_MAX) {
-    unusable(a, err, "%s: HTTP %ld but the task id has %zu bytes (at most %d)", what, a->status, b.len, SV_ID_MAX);
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id has %zu bytes (at most %d)", what,
+                 a->status, b.len, SV_ID_MAX);
   } else if (!sv_task_id_ok(b.data, b.len)) {
     sv_buf q;
     sv_buf_init(&q);
     sv_quote(&q, b.data, b.len, 60);
-    unusable(a, err, "%s: HTTP %ld but the task id has a control character: %s", what, a->status, sv_buf_cstr(&q));
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id has a control character: %s", what,
+                 a->status, sv_buf_cstr(&q));
     sv_buf_free(&q);
   } else if (!member(m, n, body, len, "status", &st) || st.type != 's') {
-    unusable(a, err, "%s: HTTP %ld but the answer has no task status", what, a->status);
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task status", what, a->status);
   } else {
     rc = 0;
   }
@@ -251,25 +236,25 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
   return rc;
 }
 
-int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt, const sv_retry_policy *p, double rnd,
+int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv_retry_policy *p, double rnd,
                     double *delay) {
   int retryable;
   double d;
   if (op == SV_OP_CREATE) {
     /* money: resend only when nothing can have been created */
-    retryable = tr == SV_TR_NOT_SENT || err->status == 429 ||
+    retryable = wire == SV_WIRE_NOT_SENT || err->status == 429 ||
                 (err->status == 503 && err->retry_after >= 0);
-    if (!retryable && tr != SV_TR_FATAL && (tr != SV_TR_NONE || err->status >= 500 ||
+    if (!retryable && wire != SV_WIRE_FATAL && (wire != SV_WIRE_NONE || err->status >= 500 ||
                                             (err->status >= 200 && err->status <= 299)))
       err->maybe_created = 1;
   } else if (op == SV_OP_DOWNLOAD) {
     /* a download goes on from the bytes it has when the wire broke or the server
        hiccuped; a file that cannot be written (io) or an answer that is not HTTP
        (garbled) is not worth another attempt */
-    retryable = tr == SV_TR_NOT_SENT || tr == SV_TR_TIMEOUT || tr == SV_TR_BROKEN || err->status == 429 ||
+    retryable = wire == SV_WIRE_NOT_SENT || wire == SV_WIRE_TIMEOUT || wire == SV_WIRE_BROKEN || err->status == 429 ||
                 err->status == 408 || (err->status >= 500 && err->status <= 599);
   } else {
-    retryable = (tr != SV_TR_NONE && tr != SV_TR_FATAL) || err->status == 429 ||
+    retryable = (wire != SV_WIRE_NONE && wire != SV_WIRE_FATAL) || err->status == 429 ||
                 err->status == 408 || (err->status >= 500 && err->status <= 599);
   }
   if (!retryable || attempt > p->max_retries) return 0;

@@ -1,21 +1,21 @@
 /* The verdict on one exchange, whichever transport carried it: what the wire
-   said (sv_transport) and what the server answered (sv_read_answer) become one
+   said (sv_wire) and what the server answered (sv_read_answer) become one
    error, or success.  Transport-free, so every transport reads answers alike. */
 #include "sv_core.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static const char *const tr_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
+static const char *const wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
-const char *sv_transport_name(sv_transport tr) {
-  return (unsigned)tr < sizeof tr_names / sizeof tr_names[0] - 1 ? tr_names[tr] : "broken";
+const char *sv_wire_name(sv_wire wire) {
+  return (unsigned)wire < sizeof wire_names / sizeof wire_names[0] - 1 ? wire_names[wire] : "broken";
 }
 
-int sv_transport_find(const char *name, sv_transport *tr) {
+int sv_wire_find(const char *name, sv_wire *wire) {
   int i;
-  for (i = 0; tr_names[i]; i++)
-    if (strcmp(tr_names[i], name) == 0) { *tr = (sv_transport)i; return 0; }
+  for (i = 0; wire_names[i]; i++)
+    if (strcmp(wire_names[i], name) == 0) { *wire = (sv_wire)i; return 0; }
   return -1;
 }
 
@@ -36,14 +36,14 @@ static void scrub(const char *secret, char *msg) {
 
 static int wire_error(const sv_exchange *x, sv_error *err) {
   const char *what = op_name(x->op), *msg = x->message && *x->message ? x->message : "no detail";
-  switch (x->tr) {
-  case SV_TR_TIMEOUT:
+  switch (x->wire) {
+  case SV_WIRE_TIMEOUT:
     return sv_error_set(err, SV_E_TIMEOUT, NULL, "%s: timed out: %s", what, msg);
-  case SV_TR_GARBLED:
+  case SV_WIRE_GARBLED:
     return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: unusable answer: %s", what, msg);
-  case SV_TR_IO:
+  case SV_WIRE_IO:
     return sv_error_set(err, SV_E_IO, "path", "%s: %s", what, msg);
-  case SV_TR_NOT_SENT:
+  case SV_WIRE_NOT_SENT:
     if (strstr(msg, "timed out")) return sv_error_set(err, SV_E_TIMEOUT, NULL, "%s: %s", what, msg);
     /* fall through */
   default:
@@ -51,17 +51,17 @@ static int wire_error(const sv_exchange *x, sv_error *err) {
   }
 }
 
-int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err, sv_transport *tr) {
+int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err, sv_wire *wire) {
   int rc;
-  *tr = x->tr;
+  *wire = x->wire;
   sv_error_clear(err);
-  if (x->tr != SV_TR_NONE) {
+  if (x->wire != SV_WIRE_NONE) {
     wire_error(x, err);
     if (x->status > 0) err->status = x->status;
     rc = -1;
   } else if (x->op == SV_OP_DOWNLOAD && (x->status == 200 || x->status == 206)) {
     if (x->total >= 0 && x->bytes != x->total) {
-      *tr = SV_TR_BROKEN;
+      *wire = SV_WIRE_BROKEN;
       sv_error_set(err, SV_E_NETWORK, NULL, "download: the transfer ended at byte %.0f of %.0f", x->bytes, x->total);
       err->status = x->status;
       rc = -1;
@@ -75,13 +75,15 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
     a.body = x->body ? x->body : "";
     a.body_len = x->body ? x->body_len : 0;
     a.retry_after = x->retry_after;
+    a.sink = x->op == SV_OP_DOWNLOAD ? NULL : x->sink; /* a download's body is an error page */
     rc = sv_read_answer(&a, now, err);
   }
   if (rc && x->op == SV_OP_CREATE) {
     /* did the server take it?  Only when the request surely never arrived, or the
-       server refused it with a status that creates nothing, can we say no */
-    int surely_not = x->tr == SV_TR_NOT_SENT || x->tr == SV_TR_FATAL ||
-                     (x->tr == SV_TR_NONE && ((x->status >= 300 && x->status < 500) ||
+       server refused it with a status that creates nothing, can we say no.  The
+       one place this is decided (and the id of a task that may exist read) */
+    int surely_not = x->wire == SV_WIRE_NOT_SENT || x->wire == SV_WIRE_FATAL ||
+                     (x->wire == SV_WIRE_NONE && ((x->status >= 300 && x->status < 500) ||
                                               (x->status == 503 && err->retry_after >= 0)));
     if (!surely_not) {
       err->maybe_created = 1;

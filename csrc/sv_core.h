@@ -181,6 +181,31 @@ SV_API int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max
                         char *why, size_t whylen);
 /* Decode a JSON string value (with its quotes) into out; 0 or -1. */
 SV_API int sv_json_unescape(const char *val, size_t len, sv_buf *out);
+/* The same into out, which has room for len bytes (a string never grows when
+   unescaped); the bytes written, or (size_t)-1 when val is not a whole string. */
+SV_API size_t sv_json_unescape_into(const char *val, size_t len, char *out);
+/* The double a JSON number token means, as strtod reads it in the "C" locale
+   (whatever the process's locale): 1e400 is HUGE_VAL, -0 is -0.0. */
+SV_API double sv_json_number(const char *s, size_t len);
+
+/* A JSON value handed over part by part as the scan checks it, in text order:
+   how a reader builds the whole value somewhere else (the binding: a Lua table)
+   without a second pass.  Strings and keys come raw, with their quotes (unescape
+   them with sv_json_unescape_into when `escaped`); a number comes read.  On a scan
+   that fails, the parts up to the failure have been handed over. */
+typedef struct sv_json_sink {
+  void (*open)(void *ctx, int array);  /* an object (0) or an array (1) begins */
+  void (*close)(void *ctx);            /* the innermost open one ends */
+  void (*key)(void *ctx, const char *val, size_t len, int escaped);    /* an object's next key */
+  void (*string)(void *ctx, const char *val, size_t len, int escaped);
+  void (*number)(void *ctx, double v);
+  void (*literal)(void *ctx, char type); /* 't', 'f', 'z' (null) */
+  void *ctx;
+} sv_json_sink;
+
+/* sv_json_scan that also hands the whole object to sink (may be NULL). */
+SV_API int sv_json_read(const char *text, size_t len, sv_json_member *m, int max, const sv_json_sink *sink,
+                        char *why, size_t whylen);
 
 /* Visit each complete top-level member of a JSON object, in text order.  Returns
    the member count when text is one well-formed object, else -1 with why; the
@@ -214,27 +239,31 @@ typedef struct sv_answer {
   long status;              /* 0: no response */
   const char *body; size_t body_len;
   const char *retry_after;  /* header value, or NULL */
+  const sv_json_sink *sink; /* or NULL: what is handed a 2xx body as it is checked */
 } sv_answer;
 
 /* 0 when the body is the task object to hand to the caller, -1 with err filled.
-   `now` is the wall clock (for Retry-After dates). */
+   `now` is the wall clock (for Retry-After dates).  A 2xx body is handed to
+   a->sink in the one scan that checks it, before the checks on its members: the
+   value built is the task only when 0 is returned.  Whether a create may have
+   made a task is sv_verdict's to say, not this reading's. */
 SV_API int sv_read_answer(const sv_answer *a, double now, sv_error *err);
 /* Seconds from a Retry-After value (delta-seconds or an HTTP date); < 0 if unreadable. */
 SV_API double sv_parse_retry_after(const char *v, double now);
 
 /* How an exchange ended, as far as the wire could tell. */
-typedef enum sv_transport {
-  SV_TR_NONE = 0,      /* a whole HTTP answer arrived */
-  SV_TR_NOT_SENT,      /* never connected, or failed before sending: nothing created */
-  SV_TR_TIMEOUT,       /* timed out after sending */
-  SV_TR_BROKEN,        /* reset / closed / cut short after sending */
-  SV_TR_GARBLED,       /* an answer came that is not HTTP we can use (giant headers, over the cap) */
-  SV_TR_FATAL,         /* not worth retrying (bad URL, certificate, redirect loop) */
-  SV_TR_IO             /* a download's file could not be written */
-} sv_transport;
+typedef enum sv_wire {
+  SV_WIRE_NONE = 0,      /* a whole HTTP answer arrived */
+  SV_WIRE_NOT_SENT,      /* never connected, or failed before sending: nothing created */
+  SV_WIRE_TIMEOUT,       /* timed out after sending */
+  SV_WIRE_BROKEN,        /* reset / closed / cut short after sending */
+  SV_WIRE_GARBLED,       /* an answer came that is not HTTP we can use (giant headers, over the cap) */
+  SV_WIRE_FATAL,         /* not worth retrying (bad URL, certificate, redirect loop) */
+  SV_WIRE_IO             /* a download's file could not be written */
+} sv_wire;
 
-SV_API const char *sv_transport_name(sv_transport tr);
-SV_API int sv_transport_find(const char *name, sv_transport *tr); /* 0, or -1 when unknown */
+SV_API const char *sv_wire_name(sv_wire wire);
+SV_API int sv_wire_find(const char *name, sv_wire *wire); /* 0, or -1 when unknown */
 
 /* The retry policy's values, all from the options table (options.lua), clamped by
    the binding: nothing here has a default of its own. */
@@ -250,7 +279,7 @@ typedef struct sv_retry_policy {
    happened).  Retry-After is honoured as sent (up to max_wait); else the delay is
    min(backoff * 2^(attempt-1), max_backoff) * (0.5 + 0.5 * rnd), rnd being a
    uniform number in [0,1) for the jitter. */
-SV_API int sv_retry_decide(sv_op op, sv_transport tr, sv_error *err, int attempt, const sv_retry_policy *p,
+SV_API int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv_retry_policy *p,
                            double rnd, double *delay);
 
 /* What one exchange brought back, whichever transport carried it. */
@@ -259,19 +288,21 @@ typedef struct sv_exchange {
   long status;              /* 0: no HTTP answer */
   const char *body; size_t body_len; /* API answer, or a download's error page */
   const char *retry_after;  /* header value, or NULL */
-  sv_transport tr;
-  const char *message;      /* why the wire failed, when tr != SV_TR_NONE */
+  sv_wire wire;
+  const char *message;      /* why the wire failed, when wire != SV_WIRE_NONE */
   double bytes, total;      /* downloads: bytes now in the file; total, < 0 when unknown */
+  const sv_json_sink *sink; /* or NULL: handed a 2xx API answer's body (sv_read_answer) */
 } sv_exchange;
 
 /* The verdict on one exchange: 0 when it is a success (an API answer whose body is
-   the task, or a whole download), -1 with err filled.  *tr is set to how the
+   the task, or a whole download), -1 with err filled.  *wire is set to how the
    exchange counts for the retry policy (a download cut short counts as broken).
-   A create that may have reached the server gets maybe_created, and the task id
-   whenever one can be read, even from an answer cut short.  `secret` (the API
-   key, or NULL) never appears in the message. */
+   The one place that decides, for a create that failed, whether it may have
+   reached the server (maybe_created) and which task it made (id: whenever one
+   can be read, even from an answer cut short; only with maybe_created).
+   `secret` (the API key, or NULL) never appears in the message. */
 SV_API int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err,
-                      sv_transport *tr);
+                      sv_wire *wire);
 
 /* --------------------------------------------------------------- transport */
 
@@ -296,7 +327,7 @@ typedef struct sv_send {
   int fresh;               /* never on a reused connection (a create: see sv_http.c) */
   double timeout;          /* seconds for the whole exchange; 0: none */
   double stall;            /* seconds without a byte before giving up; 0: none */
-  size_t max_body;         /* API answers: a longer one ends as SV_TR_GARBLED */
+  size_t max_body;         /* API answers: a longer one ends as SV_WIRE_GARBLED */
   /* downloads */
   const char *file;        /* a 2xx body goes here (never through a symlink) */
   double offset;           /* bytes already in file: the rest is asked for with Range */

@@ -82,7 +82,7 @@ struct sv_xfer {
   size_t max_body;
   char retry_after[64];
   long status;
-  sv_transport tr;
+  sv_wire wire;
   char message[CURL_ERROR_SIZE + 96];
   char curl_msg[CURL_ERROR_SIZE];
   int too_big;
@@ -341,7 +341,7 @@ void sv_http_free(sv_http *h) {
     close_file(x);
     x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
     if (unfinished) {
-      x->tr = SV_TR_BROKEN;
+      x->wire = SV_WIRE_BROKEN;
       snprintf(x->message, sizeof x->message, "the transport was closed before the exchange finished");
     }
   }
@@ -785,15 +785,15 @@ static void classify(sv_xfer *x, CURLcode rc) {
   const char *msg = x->curl_msg[0] ? x->curl_msg : curl_easy_strerror(rc);
   curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
   switch (rc) {
-  case CURLE_OK: x->tr = SV_TR_NONE; return;
+  case CURLE_OK: x->wire = SV_WIRE_NONE; return;
   case CURLE_COULDNT_RESOLVE_PROXY:
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_CONNECT:
   case CURLE_SSL_CONNECT_ERROR:
-    x->tr = SV_TR_NOT_SENT;
+    x->wire = SV_WIRE_NOT_SENT;
     break;
   case CURLE_OPERATION_TIMEDOUT:
-    x->tr = sent > 0 ? SV_TR_TIMEOUT : SV_TR_NOT_SENT;
+    x->wire = sent > 0 ? SV_WIRE_TIMEOUT : SV_WIRE_NOT_SENT;
     if (sent == 0) msg = "timed out before the request was sent";
     break;
   case CURLE_PEER_FAILED_VERIFICATION:
@@ -802,16 +802,16 @@ static void classify(sv_xfer *x, CURLcode rc) {
   case CURLE_UNSUPPORTED_PROTOCOL:
   case CURLE_URL_MALFORMAT:
   case CURLE_TOO_MANY_REDIRECTS:
-    x->tr = SV_TR_FATAL;
+    x->wire = SV_WIRE_FATAL;
     break;
   case CURLE_OUT_OF_MEMORY: /* libcurl says this of a header line too long to keep */
   case CURLE_WEIRD_SERVER_REPLY:
   case CURLE_BAD_CONTENT_ENCODING:
-    x->tr = sent > 0 ? SV_TR_GARBLED : SV_TR_NOT_SENT;
+    x->wire = sent > 0 ? SV_WIRE_GARBLED : SV_WIRE_NOT_SENT;
     if (rc == CURLE_OUT_OF_MEMORY) msg = "the answer's headers are too large";
     break;
   default:
-    x->tr = sent > 0 ? SV_TR_BROKEN : SV_TR_NOT_SENT;
+    x->wire = sent > 0 ? SV_WIRE_BROKEN : SV_WIRE_NOT_SENT;
   }
   snprintf(x->message, sizeof x->message, "%s", msg);
 }
@@ -819,33 +819,33 @@ static void classify(sv_xfer *x, CURLcode rc) {
 static void end_xfer(sv_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
   if (x->too_big) {
-    x->tr = SV_TR_GARBLED;
+    x->wire = SV_WIRE_GARBLED;
     snprintf(x->message, sizeof x->message, "the answer is larger than %lu bytes", (unsigned long)x->max_body);
   } else if (x->io_errno) {
-    x->tr = SV_TR_IO;
+    x->wire = SV_WIRE_IO;
     snprintf(x->message, sizeof x->message, "cannot write the file: %s", strerror(x->io_errno));
   } else if (x->bad_range) {
-    x->tr = SV_TR_BROKEN;
+    x->wire = SV_WIRE_BROKEN;
     snprintf(x->message, sizeof x->message, "the server sent a byte range that does not follow the %.0f bytes we have",
              x->offset);
   } else {
     classify(x, rc);
   }
   release_easy(x, x->op != SV_OP_DOWNLOAD); /* a download's handle (ranges, its thread) is never kept */
-  if (x->op == SV_OP_DOWNLOAD && x->body_to_file && x->tr == SV_TR_NONE) {
+  if (x->op == SV_OP_DOWNLOAD && x->body_to_file && x->wire == SV_WIRE_NONE) {
     if (x->total < 0) x->total = x->have;
     /* the bytes written were the bytes the file holds: from where the body
        began, every byte the write callback put through this descriptor, and
        nothing else (the total the server announced is the verdict's check) */
     if (x->fd < 0 || x->file_size != x->base + x->received) {
-      x->tr = SV_TR_IO;
+      x->wire = SV_WIRE_IO;
       snprintf(x->message, sizeof x->message, "%s holds %.0f bytes where %.0f were written to it "
                "(%.0f received from byte %.0f): another process changed it", x->file, x->file_size,
                x->base + x->received, x->received, x->base);
     }
   }
-  if (x->op == SV_OP_DOWNLOAD && x->tr != SV_TR_NONE) left_record(x->h, x);
-  if (x->tr != SV_TR_NONE) close_file(x); /* a whole download's file waits for its commit */
+  if (x->op == SV_OP_DOWNLOAD && x->wire != SV_WIRE_NONE) left_record(x->h, x);
+  if (x->wire != SV_WIRE_NONE) close_file(x); /* a whole download's file waits for its commit */
   unlink_xfer(x);
   push_done(x->h, x);
 }
@@ -979,7 +979,7 @@ static void fetch_start(sv_http *h) {
       pthread_mutex_unlock(&h->threads_lock);
       x->threaded = 0;
       x->refs = 0;
-      x->tr = SV_TR_NOT_SENT;
+      x->wire = SV_WIRE_NOT_SENT;
       snprintf(x->message, sizeof x->message, "cannot start the download's thread: %s", strerror(rc));
       release_easy(x, 0);
       close_file(x);
@@ -1079,7 +1079,7 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
   out->body = x->recv.data ? x->recv.data : "";
   out->body_len = x->recv.len;
   out->retry_after = x->retry_after[0] ? x->retry_after : NULL;
-  out->tr = x->tr;
+  out->wire = x->wire;
   out->message = x->message;
   out->bytes = x->have;
   out->total = x->total;
@@ -1087,7 +1087,7 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
 
 int sv_xfer_take_file(sv_xfer *x, const char **file) {
   int fd = x->fd;
-  if (x->op != SV_OP_DOWNLOAD || x->tr != SV_TR_NONE || x->list != L_NONE || (x->threaded && !x->reaped)) return -1;
+  if (x->op != SV_OP_DOWNLOAD || x->wire != SV_WIRE_NONE || x->list != L_NONE || (x->threaded && !x->reaped)) return -1;
   x->fd = -1;
   *file = x->file;
   return fd;

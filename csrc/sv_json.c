@@ -1,9 +1,11 @@
 /* The little JSON the core needs on its own: writing strings into request bodies,
    and checking an answer is one well-formed object while listing its top-level
-   members.  Turning a whole answer into a Lua table is lua-cjson's job. */
+   members and handing its parts to a sink (the binding builds the Lua table from
+   them, in the same pass). */
 #include "sv_core.h"
 
 #include <limits.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,8 @@ typedef struct scanner {
   sv_json_visit visit; /* called for each complete top-level member, or NULL */
   void *ctx;
   int count;           /* top-level members seen */
+  const sv_json_sink *sink; /* handed every part, or NULL */
+  int escaped;         /* the last string scanned held a backslash */
 } scanner;
 
 #define MAX_DEPTH 64
@@ -87,6 +91,7 @@ static const unsigned char string_stop[256] = {
 static int scan_string(scanner *sc) {
   const unsigned char *s = (const unsigned char *)sc->s;
   size_t pos = sc->pos + 1, len = sc->len; /* past the opening quote */
+  sc->escaped = 0;
   for (;;) {
     unsigned char c;
     while (pos < len && !string_stop[s[pos]]) pos++; /* the plain bytes, in a tight loop */
@@ -95,6 +100,7 @@ static int scan_string(scanner *sc) {
     c = s[pos];
     if (c == '"') { sc->pos++; return 0; }
     if (c < 0x20) return fail(sc, "control character in a string");
+    sc->escaped = 1;
     {
       char e;
       if (++sc->pos >= sc->len) break;
@@ -144,16 +150,18 @@ static int scan_number(scanner *sc) {
       return fail(sc, "bad number");
     while (sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9') sc->pos++;
   }
-  return sc->pos > start ? 0 : fail(sc, "bad number");
+  if (sc->sink) sc->sink->number(sc->sink->ctx, sv_json_number(sc->s + start, sc->pos - start));
+  return 0;
 }
 
 static int scan_value(scanner *sc, int depth, char *type);
 
-static int scan_literal(scanner *sc, const char *word) {
+static int scan_literal(scanner *sc, const char *word, char type) {
   size_t n = strlen(word);
   if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
     return fail(sc, "unexpected character");
   sc->pos += n;
+  if (sc->sink) sc->sink->literal(sc->sink->ctx, type);
   return 0;
 }
 
@@ -163,10 +171,16 @@ static int scan_literal(scanner *sc, const char *word) {
 static int scan_container(scanner *sc, int depth) {
   char close = sc->s[sc->pos] == '{' ? '}' : ']';
   int is_obj = close == '}';
+  const sv_json_sink *sink = sc->sink;
   if (depth >= MAX_DEPTH) return fail(sc, "nesting too deep");
+  if (sink) sink->open(sink->ctx, !is_obj);
   sc->pos++;
   skip_ws(sc);
-  if (sc->pos < sc->len && sc->s[sc->pos] == close) { sc->pos++; return 0; }
+  if (sc->pos < sc->len && sc->s[sc->pos] == close) {
+    sc->pos++;
+    if (sink) sink->close(sink->ctx);
+    return 0;
+  }
   for (;;) {
     size_t kstart = 0, klen = 0, vstart;
     char type;
@@ -176,6 +190,7 @@ static int scan_container(scanner *sc, int depth) {
       kstart = sc->pos + 1;
       if (scan_string(sc)) return -1;
       klen = sc->pos - 1 - kstart;
+      if (sink) sink->key(sink->ctx, sc->s + kstart - 1, klen + 2, sc->escaped);
       skip_ws(sc);
       if (sc->pos >= sc->len || sc->s[sc->pos] != ':') return fail(sc, "expected ':'");
       sc->pos++;
@@ -197,32 +212,44 @@ static int scan_container(scanner *sc, int depth) {
     skip_ws(sc);
     if (sc->pos >= sc->len) return fail(sc, "unterminated object or array");
     if (sc->s[sc->pos] == ',') { sc->pos++; continue; }
-    if (sc->s[sc->pos] == close) { sc->pos++; return 0; }
+    if (sc->s[sc->pos] == close) {
+      sc->pos++;
+      if (sink) sink->close(sink->ctx);
+      return 0;
+    }
     return fail(sc, is_obj ? "expected ',' or '}'" : "expected ',' or ']'");
   }
 }
 
 static int scan_value(scanner *sc, int depth, char *type) {
   char c;
+  size_t start;
   skip_ws(sc);
   if (sc->pos >= sc->len) return fail(sc, "expected a value");
   c = sc->s[sc->pos];
   switch (c) {
   case '{': *type = 'o'; return scan_container(sc, depth);
   case '[': *type = 'a'; return scan_container(sc, depth);
-  case '"': *type = 's'; return scan_string(sc);
-  case 't': *type = 't'; return scan_literal(sc, "true");
-  case 'f': *type = 'f'; return scan_literal(sc, "false");
-  case 'n': *type = 'z'; return scan_literal(sc, "null");
+  case '"':
+    *type = 's';
+    start = sc->pos;
+    if (scan_string(sc)) return -1;
+    if (sc->sink) sc->sink->string(sc->sink->ctx, sc->s + start, sc->pos - start, sc->escaped);
+    return 0;
+  case 't': *type = 't'; return scan_literal(sc, "true", 't');
+  case 'f': *type = 'f'; return scan_literal(sc, "false", 'f');
+  case 'n': *type = 'z'; return scan_literal(sc, "null", 'z');
   default:
     if (c == '-' || (c >= '0' && c <= '9')) { *type = 'n'; return scan_number(sc); }
     return fail(sc, "unexpected character");
   }
 }
 
-int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx, char *why,
-                 size_t whylen) {
+static int each(const char *text, size_t len, sv_json_visit visit, void *ctx, const sv_json_sink *sink, char *why,
+                size_t whylen) {
   scanner sc;
+  sc.sink = sink;
+  sc.escaped = 0;
   sc.s = text;
   sc.len = text ? len : 0;
   sc.pos = 0;
@@ -241,6 +268,10 @@ int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx, c
   return sc.count;
 }
 
+int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx, char *why, size_t whylen) {
+  return each(text, len, visit, ctx, NULL, why, whylen);
+}
+
 typedef struct listing {
   sv_json_member *m;
   int max, n;
@@ -252,13 +283,53 @@ static void list_member(void *ctx, const sv_json_member *m) {
   l->n++;
 }
 
-int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max, char *why,
+int sv_json_read(const char *text, size_t len, sv_json_member *m, int max, const sv_json_sink *sink, char *why,
                  size_t whylen) {
   listing l;
   l.m = m;
   l.max = m ? max : 0;
   l.n = 0;
-  return sv_json_each(text, len, list_member, &l, why, whylen);
+  return each(text, len, list_member, &l, sink, why, whylen);
+}
+
+int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max, char *why, size_t whylen) {
+  return sv_json_read(text, len, m, max, NULL, why, whylen);
+}
+
+/* A token of at most 15 digits (and a sign) is a whole number a double holds
+   exactly: read here, as strtod would read it, for a fraction of its cost. */
+double sv_json_number(const char *s, size_t len) {
+  const char *end = s + len, *p = s, *point, *dot;
+  char small[64], *copy;
+  size_t plen;
+  double v;
+  int neg = p < end && *p == '-';
+  if (neg) p++;
+  if (end - p >= 1 && end - p <= 15) {
+    const char *q;
+    long long n = 0;
+    for (q = p; q < end && *q >= '0' && *q <= '9'; q++) n = n * 10 + (*q - '0');
+    if (q == end) return neg ? -(double)n : (double)n; /* -0 is -0.0 */
+  }
+  /* strtod reads the locale's decimal point: give it that one in place of '.' */
+  point = localeconv()->decimal_point;
+  plen = point && *point && strcmp(point, ".") != 0 ? strlen(point) : 0;
+  copy = len + plen < sizeof small ? small : malloc(len + plen + 1);
+  if (!copy) return strtod("nan", NULL); /* out of memory: not a number rather than a wrong one */
+  dot = plen ? memchr(s, '.', len) : NULL;
+  if (dot) {
+    size_t at = (size_t)(dot - s);
+    memcpy(copy, s, at);
+    memcpy(copy + at, point, plen);
+    memcpy(copy + at + plen, dot + 1, len - at - 1);
+    copy[len - 1 + plen] = '\0';
+  } else {
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+  }
+  v = strtod(copy, NULL);
+  if (copy != small) free(copy);
+  return v;
 }
 
 static unsigned hexval(const char *p) {
@@ -271,8 +342,9 @@ static unsigned hexval(const char *p) {
   return v;
 }
 
-static void put_utf8(sv_buf *out, unsigned long cp) {
-  unsigned char u[4];
+/* cp as UTF-8 at u (room for 4 bytes): the bytes written. */
+static size_t put_utf8(char *out, unsigned long cp) {
+  unsigned char *u = (unsigned char *)out;
   size_t n;
   if (cp < 0x80) { u[0] = (unsigned char)cp; n = 1; }
   else if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | (cp >> 6)); u[1] = (unsigned char)(0x80 | (cp & 0x3F)); n = 2; }
@@ -283,29 +355,29 @@ static void put_utf8(sv_buf *out, unsigned long cp) {
     u[0] = (unsigned char)(0xF0 | (cp >> 18)); u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
     u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (unsigned char)(0x80 | (cp & 0x3F)); n = 4;
   }
-  sv_buf_add(out, u, n);
+  return n;
 }
 
-int sv_json_unescape(const char *val, size_t len, sv_buf *out) {
-  size_t i;
-  if (len < 2 || val[0] != '"' || val[len - 1] != '"') return -1;
+size_t sv_json_unescape_into(const char *val, size_t len, char *out) {
+  size_t i, n = 0;
+  if (len < 2 || val[0] != '"' || val[len - 1] != '"') return (size_t)-1;
   for (i = 1; i + 1 < len; i++) {
     const char *bs = memchr(val + i, '\\', len - 1 - i);
     size_t run = bs ? (size_t)(bs - (val + i)) : len - 1 - i;
-    if (run) { sv_buf_add(out, val + i, run); i += run - 1; continue; } /* the bytes up to an escape, at once */
-    if (++i + 1 >= len) return -1;
+    if (run) { memcpy(out + n, val + i, run); n += run; i += run - 1; continue; } /* the bytes up to an escape */
+    if (++i + 1 >= len) return (size_t)-1;
     switch (val[i]) {
-    case 'b': sv_buf_add(out, "\b", 1); break;
-    case 'f': sv_buf_add(out, "\f", 1); break;
-    case 'n': sv_buf_add(out, "\n", 1); break;
-    case 'r': sv_buf_add(out, "\r", 1); break;
-    case 't': sv_buf_add(out, "\t", 1); break;
+    case 'b': out[n++] = '\b'; break;
+    case 'f': out[n++] = '\f'; break;
+    case 'n': out[n++] = '\n'; break;
+    case 'r': out[n++] = '\r'; break;
+    case 't': out[n++] = '\t'; break;
     case 'u': {
       unsigned long cp;
-      if (i + 5 > len - 1) return -1;
+      if (i + 5 > len - 1) return (size_t)-1;
       cp = hexval(val + i + 1);
       i += 4;
-      if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < len && val[i + 1] == '\\' && val[i + 2] == 'u') {
+      if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < len - 1 && val[i + 1] == '\\' && val[i + 2] == 'u') {
         unsigned long lo = hexval(val + i + 3);
         if (lo >= 0xDC00 && lo <= 0xDFFF) {
           cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
@@ -313,13 +385,23 @@ int sv_json_unescape(const char *val, size_t len, sv_buf *out) {
         }
       }
       if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
-      put_utf8(out, cp);
+      n += put_utf8(out + n, cp);
       break;
     }
-    default: sv_buf_add(out, val + i, 1);
+    default: out[n++] = val[i];
     }
   }
-  return out->oom ? -1 : 0;
+  return n;
+}
+
+int sv_json_unescape(const char *val, size_t len, sv_buf *out) {
+  size_t n, at = out->len;
+  sv_buf_add(out, val, len); /* room: the text unescaped is never longer */
+  if (out->oom) return -1;
+  n = sv_json_unescape_into(val, len, out->data + at);
+  out->len = at + (n == (size_t)-1 ? 0 : n);
+  out->data[out->len] = '\0';
+  return n == (size_t)-1 ? -1 : 0;
 }
 
 /* ------------------------------------------------ keys, duplicates, ids */

@@ -5,10 +5,10 @@
 --   cg_child.lua build N      a create's build as the client does it:
 --                             options.extra_json(params) + core.build_create(params, extra)
 --   cg_child.lua answer N     reading one query answer as the client does it:
---                             core.verdict("query", 200, body, ...) + job.lua's decode_task
+--                             core.verdict("query", 200, body, ...), which gives the task table
 --   cg_child.lua query N URL  client:query(id) against the runner's nginx at URL
---   cg_child.lua floor N URL  the same exchange on the client's transport alone,
---                             decoded by decode_task: what is left without the client
+--   cg_child.lua floor N URL  the same exchange on the client's transport alone
+--                             (its result is the task table): what is left without the client
 local mode, n = arg[1], tonumber(arg[2])
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
@@ -21,11 +21,6 @@ local body = '{"id":"task_01JD6Z8ZQ3W4Y5X6V7B8N9M0KP","object":"video","created"
   '"model":"videos","status":"completed","video_url":"http://127.0.0.1:8080/video.bin?expires=1732339200' ..
   '&signature=9f2c4e1a7b3d5f60","actualDuration":5,"error":null}'
 
--- job.lua's own decoder: the bench measures the code the client runs, not a copy.
-local function job_decoder()
-  return (assert(require("starvideos.job").decode_task, "job.lua exports no decode_task: update cg_child.lua"))
-end
-
 local op, client -- the client stays referenced: collected, it would close its transport
 if mode == "validate" then
   local validate = starvideos.validate
@@ -34,31 +29,30 @@ elseif mode == "build" then
   local extra_json, build_create = options.extra_json, core.build_create
   op = function() assert(build_create(params, extra_json(params))) end
 elseif mode == "answer" then
-  local verdict, decode_task = core.verdict, job_decoder()
+  local verdict = core.verdict
   op = function()
-    local text, err = verdict("query", 200, body, nil, "none", "", 0, -1)
-    assert(text, err)
-    local task = assert(decode_task(text, "query"))
+    local task, err = verdict("query", 200, body, nil, "none", "", 0, -1)
+    assert(task, err)
     assert(task.status == "completed")
   end
 elseif mode == "query" or mode == "floor" then
   -- a whole query against the runner's nginx (URL in arg[3]): client:query(id),
-  -- or the floor under it: the client's own transport and decoder, no client
-  -- logic (send, poll until finished, result, decode_task)
+  -- or the floor under it: the client's own transport, no client logic (send,
+  -- poll until finished, result: the task table)
   local base = assert(arg[3], "cg_child.lua query|floor N BASE_URL")
   client = starvideos.new { api_key = "sk-bench", base_url = base, requests_per_second = 1e6 }
   if mode == "query" then
     op = function() assert(assert(client:query("task_0001")).status == "completed") end
   else
-    local tr, decode_task = client.engine.transport, job_decoder()
-    local r = require("starvideos.request").new_wire(client.cfg, "query", base .. "/v1/result/task_0001", true)
+    local tr = client.engine.transport
+    local r = require("starvideos.request").new_send(client.cfg, "query", base .. "/v1/result/task_0001", true)
     r.timeout = client.cfg.timeout
     op = function()
       local h = assert(tr:send(r))
       local x
       repeat tr:poll(1); x = tr:finished() until x
       assert(x == h)
-      local task = assert(decode_task(assert(tr:result(h)), "query"))
+      local task = assert(tr:result(h))
       assert(task.status == "completed")
     end
   end

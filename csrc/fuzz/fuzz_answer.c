@@ -1,19 +1,106 @@
 /* The answer reader on any status, Retry-After value and body, and the verdict on
    a whole exchange (sv_verdict) with any way the wire ended.  Properties: a
    success is a 2xx whose body is one JSON object, without a duplicate key, with a
-   usable string id and a string status; a refused create 2xx says maybe_created
-   and names only an id that can be polled; Retry-After is finite and clamped;
-   messages are one line. */
+   usable string id and a string status; only the verdict says a create may have
+   made a task: a refused create 2xx says maybe_created and names only an id that
+   can be polled; Retry-After is finite and clamped; messages are one line.  The
+   parts of the body handed to a sink (what the binding builds the task table
+   from) make one balanced value, nested 64 deep at most, with the members the
+   scan counts, whole strings that unescape as sv_json_unescape does, numbers
+   that are numbers, and the id the answer names. */
 #include "fuzz.h"
 
 #include <math.h>
 
 #define YEAR (86400.0 * 365)
 
+/* A sink that checks what it is handed, as the binding's table builder would use it. */
+typedef struct checker {
+  int depth, max_depth, opens, closes, top_keys, values;
+  int key_is_id;       /* the last top-level key was "id" */
+  sv_buf id;           /* the top-level "id" string, unescaped */
+  int ids;
+} checker;
+
+static void unescaped(const char *val, size_t len, sv_buf *out) {
+  char *into = malloc(len ? len : 1);
+  size_t n;
+  sv_buf ref;
+  PROPERTY(into != NULL, "memory");
+  PROPERTY(len >= 2 && val[0] == '"' && val[len - 1] == '"', "sink: a string comes whole, with its quotes");
+  n = sv_json_unescape_into(val, len, into);
+  PROPERTY(n != (size_t)-1 && n <= len - 2, "sink: a string unescaped is never longer");
+  sv_buf_init(&ref);
+  PROPERTY(sv_json_unescape(val, len, &ref) == 0 && ref.len == n && (n == 0 || memcmp(ref.data, into, n) == 0),
+           "sink: unescape_into gives what sv_json_unescape gives");
+  sv_buf_free(&ref);
+  if (out) sv_buf_add(out, into, n);
+  free(into);
+}
+
+static void c_open(void *ctx, int array) {
+  checker *c = ctx;
+  (void)array;
+  c->opens++;
+  if (++c->depth > c->max_depth) c->max_depth = c->depth;
+  c->key_is_id = 0;
+}
+
+static void c_close(void *ctx) {
+  checker *c = ctx;
+  PROPERTY(c->depth > 0, "sink: a close follows an open");
+  c->depth--;
+  c->closes++;
+}
+
+static void c_key(void *ctx, const char *val, size_t len, int escaped) {
+  checker *c = ctx;
+  sv_buf k;
+  PROPERTY(c->depth > 0, "sink: a key is inside an object");
+  PROPERTY(escaped || !memchr(val, '\\', len), "sink: a key without escapes says so");
+  sv_buf_init(&k);
+  unescaped(val, len, &k);
+  if (c->depth == 1) {
+    c->top_keys++;
+    c->key_is_id = k.len == 2 && memcmp(k.data, "id", 2) == 0;
+  }
+  sv_buf_free(&k);
+}
+
+static void c_value(checker *c) {
+  c->values++;
+  if (c->depth == 1) c->key_is_id = 0;
+}
+
+static void c_string(void *ctx, const char *val, size_t len, int escaped) {
+  checker *c = ctx;
+  PROPERTY(escaped || !memchr(val, '\\', len), "sink: a string without escapes says so");
+  if (c->depth == 1 && c->key_is_id) {
+    c->ids++;
+    c->id.len = 0;
+    unescaped(val, len, &c->id);
+  } else {
+    unescaped(val, len, NULL);
+  }
+  c_value(c);
+}
+
+static void c_number(void *ctx, double v) {
+  PROPERTY(v == v, "sink: a JSON number is never NaN");
+  c_value(ctx);
+}
+
+static void c_literal(void *ctx, char type) {
+  PROPERTY(type == 't' || type == 'f' || type == 'z', "sink: a literal is true, false or null");
+  c_value(ctx);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   reader r = { data, size };
   sv_answer a;
   sv_error err;
+  checker chk;
+  sv_json_sink sink = { c_open, c_close, c_key, c_string, c_number, c_literal, NULL };
   const char *ra, *nl;
   char *ra_copy;
   size_t ra_len, i;
@@ -32,7 +119,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   a.retry_after = ra_copy;
   a.body = take_bytes(&r, r.left, &a.body_len);
 
+  memset(&chk, 0, sizeof chk);
+  sv_buf_init(&chk.id);
+  sink.ctx = &chk;
+  a.sink = &sink;
   rc = sv_read_answer(&a, 1.7e9, &err);
+  PROPERTY(chk.max_depth <= 64, "sink: nested 64 deep at most");
+  if (a.status < 200 || a.status > 299) PROPERTY(chk.opens == 0, "sink: only a 2xx body is handed over");
   PROPERTY(rc == 0 || rc == -1, "0 or -1");
   PROPERTY(err.status == a.status, "the status is kept");
   PROPERTY(isfinite(err.retry_after) && (err.retry_after == -1 || (err.retry_after >= 0 && err.retry_after <= YEAR)),
@@ -46,9 +139,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sv_json_member id, st;
     sv_buf b;
     char why[128], pid[SV_ID_MAX + 1];
+    int members;
     PROPERTY(a.status >= 200 && a.status <= 299, "only a 2xx succeeds");
     PROPERTY(err.kind == SV_OK && !err.maybe_created && !err.id[0], "a success carries no error");
-    PROPERTY(sv_json_scan(a.body, a.body_len, NULL, 0, why, sizeof why) >= 0, "a success is one JSON object");
+    members = sv_json_scan(a.body, a.body_len, NULL, 0, why, sizeof why);
+    PROPERTY(members >= 0, "a success is one JSON object");
+    PROPERTY(chk.depth == 0 && chk.opens == chk.closes && chk.opens >= 1, "sink: one balanced value");
+    PROPERTY(chk.top_keys == members, "sink: the members the scan counts");
+    PROPERTY(chk.ids == 1 && chk.id.len >= 1, "sink: the top-level id, once");
     PROPERTY(sv_json_duplicate_key(a.body, a.body_len, NULL) == 0, "a success has no duplicate key");
     PROPERTY(sv_json_get(a.body, a.body_len, "id", &id) == 1 && id.type == 's', "a success has one string id");
     PROPERTY(sv_json_get(a.body, a.body_len, "status", &st) == 1 && st.type == 's', "a success has one string status");
@@ -57,20 +155,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     PROPERTY(sv_json_prefix_id(a.body, a.body_len, pid, sizeof pid) == 0 && strlen(pid) == b.len &&
                  memcmp(pid, b.data, b.len) == 0,
              "the id a cut answer would give is the id of the whole");
+    PROPERTY(chk.id.len == b.len && memcmp(chk.id.data, b.data, b.len) == 0, "sink: the id handed over is the task's");
     sv_buf_free(&b);
   } else {
     PROPERTY(err.kind != SV_OK && err.message[0], "a failure says what it is");
-    if (a.op == SV_OP_CREATE && a.status >= 200 && a.status <= 299)
-      PROPERTY(err.maybe_created && err.kind == SV_E_PROTOCOL, "a refused create 2xx may have created");
-    if (a.op != SV_OP_CREATE || a.status < 200 || a.status > 299)
-      PROPERTY(!err.maybe_created && !err.id[0], "only a create 2xx may have created");
-    if (err.id[0]) {
-      char pid[SV_ID_MAX + 1];
-      PROPERTY(sv_task_id_ok(err.id, strlen(err.id)), "an id kept can be polled");
-      PROPERTY(sv_json_prefix_id(a.body, a.body_len, pid, sizeof pid) == 0 && strcmp(pid, err.id) == 0,
-               "the id kept is the first top-level string id");
-    }
+    if (a.status >= 200 && a.status <= 299) PROPERTY(err.kind == SV_E_PROTOCOL, "a refused 2xx is a protocol error");
+    PROPERTY(!err.maybe_created && !err.id[0], "the reading never decides what a create made: the verdict does");
   }
+  sv_buf_free(&chk.id);
 
   /* the verdict: the same reading when a whole answer came; a broken wire is a
      failure; a create the server may have taken says so and keeps the id a cut
@@ -78,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   {
     sv_exchange x;
     sv_error v;
-    sv_transport tr;
+    sv_wire wire;
     static const char secret[] = "sk-fuzz-secret-1234";
     int vr;
     memset(&x, 0, sizeof x);
@@ -87,22 +179,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     x.body = a.body;
     x.body_len = a.body_len;
     x.retry_after = a.retry_after;
-    x.tr = (sv_transport)((first / 3) % 7);
+    x.wire = (sv_wire)((first / 3) % 7);
     x.message = secret; /* a wire message that echoes the key */
     x.bytes = (double)a.body_len;
     x.total = (double)(a.body_len + (size_t)(first & 1));
-    vr = sv_verdict(&x, 1.7e9, secret, &v, &tr);
+    vr = sv_verdict(&x, 1.7e9, secret, &v, &wire);
     PROPERTY(vr == 0 || vr == -1, "verdict: 0 or -1");
+    if (vr == -1 && x.op == SV_OP_CREATE && x.wire == SV_WIRE_NONE && x.status >= 200 && x.status <= 299)
+      PROPERTY(v.maybe_created && v.kind == SV_E_PROTOCOL, "verdict: a refused create 2xx may have created");
+    if (x.op != SV_OP_CREATE) PROPERTY(!v.maybe_created && !v.id[0], "verdict: only a create may have created");
+    if (v.id[0]) {
+      char pid[SV_ID_MAX + 1];
+      PROPERTY(v.maybe_created, "verdict: an id is kept only for a create that may have created");
+      PROPERTY(sv_task_id_ok(v.id, strlen(v.id)), "verdict: an id kept can be polled");
+      PROPERTY(sv_json_prefix_id(a.body, a.body_len, pid, sizeof pid) == 0 && strcmp(pid, v.id) == 0,
+               "verdict: the id kept is the first top-level string id");
+    }
     PROPERTY(strstr(v.message, secret) == NULL, "verdict: the key never reaches a message");
-    if (x.tr != SV_TR_NONE) PROPERTY(vr == -1, "verdict: a broken wire is a failure");
-    if (x.tr == SV_TR_NONE && x.op != SV_OP_DOWNLOAD) {
+    if (x.wire != SV_WIRE_NONE) PROPERTY(vr == -1, "verdict: a broken wire is a failure");
+    if (x.wire == SV_WIRE_NONE && x.op != SV_OP_DOWNLOAD) {
       PROPERTY(vr == rc && v.kind == err.kind, "verdict: a whole answer reads as sv_read_answer reads it");
     }
     if (vr == -1 && x.op == SV_OP_CREATE &&
-        (x.tr == SV_TR_TIMEOUT || x.tr == SV_TR_BROKEN || x.tr == SV_TR_GARBLED))
+        (x.wire == SV_WIRE_TIMEOUT || x.wire == SV_WIRE_BROKEN || x.wire == SV_WIRE_GARBLED))
       PROPERTY(v.maybe_created, "verdict: a create cut off after sending may have created");
-    if (x.tr == SV_TR_NOT_SENT || x.tr == SV_TR_FATAL) PROPERTY(!v.maybe_created, "verdict: nothing sent, nothing created");
-    if (v.id[0] && x.tr != SV_TR_NONE) {
+    if (x.wire == SV_WIRE_NOT_SENT || x.wire == SV_WIRE_FATAL)
+      PROPERTY(!v.maybe_created, "verdict: nothing sent, nothing created");
+    if (v.id[0] && x.wire != SV_WIRE_NONE) {
       char pid[SV_ID_MAX + 1];
       PROPERTY(sv_json_prefix_id(a.body, a.body_len, pid, sizeof pid) == 0 && strcmp(pid, v.id) == 0,
                "verdict: the id kept from a cut answer is its first top-level string id");

@@ -213,42 +213,42 @@ static void answers(void) {
   pol.max_wait = 60;
   sv_error_clear(&err);
   err.status = 500;
-  ok(!sv_retry_decide(SV_OP_CREATE, SV_TR_NONE, &err, 1, &pol, 0.5, &d) && err.maybe_created,
+  ok(!sv_retry_decide(SV_OP_CREATE, SV_WIRE_NONE, &err, 1, &pol, 0.5, &d) && err.maybe_created,
      "a create is not resent after a 500, and may have been created", NULL);
   sv_error_clear(&err);
-  ok(!sv_retry_decide(SV_OP_CREATE, SV_TR_TIMEOUT, &err, 1, &pol, 0.5, &d) && err.maybe_created,
+  ok(!sv_retry_decide(SV_OP_CREATE, SV_WIRE_TIMEOUT, &err, 1, &pol, 0.5, &d) && err.maybe_created,
      "a create is not resent after a timeout", NULL);
   sv_error_clear(&err);
-  ok(sv_retry_decide(SV_OP_CREATE, SV_TR_NOT_SENT, &err, 1, &pol, 0.5, &d) && !err.maybe_created,
+  ok(sv_retry_decide(SV_OP_CREATE, SV_WIRE_NOT_SENT, &err, 1, &pol, 0.5, &d) && !err.maybe_created,
      "a create that never connected is resent", NULL);
   sv_error_clear(&err);
   err.status = 503;
   err.retry_after = 2;
-  ok(sv_retry_decide(SV_OP_CREATE, SV_TR_NONE, &err, 1, &pol, 0.5, &d) && d == 2,
+  ok(sv_retry_decide(SV_OP_CREATE, SV_WIRE_NONE, &err, 1, &pol, 0.5, &d) && d == 2,
      "a create is resent after a 503 with Retry-After, after that delay", NULL);
   sv_error_clear(&err);
   err.status = 503;
-  ok(sv_retry_decide(SV_OP_QUERY, SV_TR_NONE, &err, 2, &pol, 0.0, &d) && d >= 0.5 && d <= 1.0,
+  ok(sv_retry_decide(SV_OP_QUERY, SV_WIRE_NONE, &err, 2, &pol, 0.0, &d) && d >= 0.5 && d <= 1.0,
      "a query backs off exponentially with jitter", NULL);
-  ok(!sv_retry_decide(SV_OP_QUERY, SV_TR_NONE, &err, 3, &pol, 0.0, &d), "a query gives up after max_retries", NULL);
+  ok(!sv_retry_decide(SV_OP_QUERY, SV_WIRE_NONE, &err, 3, &pol, 0.0, &d), "a query gives up after max_retries", NULL);
   pol.max_retries = 20;
   pol.max_backoff = 3;
-  ok(sv_retry_decide(SV_OP_QUERY, SV_TR_NONE, &err, 12, &pol, 0.999, &d) && d <= 3 && d >= 2.99,
+  ok(sv_retry_decide(SV_OP_QUERY, SV_WIRE_NONE, &err, 12, &pol, 0.999, &d) && d <= 3 && d >= 2.99,
      "the doubling stops at max_backoff", NULL);
-  ok(sv_retry_decide(SV_OP_DOWNLOAD, SV_TR_BROKEN, &err, 12, &pol, 0.0, &d) && d == 1.5,
+  ok(sv_retry_decide(SV_OP_DOWNLOAD, SV_WIRE_BROKEN, &err, 12, &pol, 0.0, &d) && d == 1.5,
      "a download's delay is capped alike, and never under half of it", NULL);
   sv_error_clear(&err);
   err.status = 503;
   err.retry_after = 2;
-  ok(sv_retry_decide(SV_OP_DOWNLOAD, SV_TR_NONE, &err, 1, &pol, 0.3, &d) && d == 2,
+  ok(sv_retry_decide(SV_OP_DOWNLOAD, SV_WIRE_NONE, &err, 1, &pol, 0.3, &d) && d == 2,
      "a download honours Retry-After", NULL);
   err.retry_after = 61;
-  ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_TR_NONE, &err, 1, &pol, 0.3, &d),
+  ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_WIRE_NONE, &err, 1, &pol, 0.3, &d),
      "a download gives up on a Retry-After beyond max_wait", NULL);
   sv_error_clear(&err);
-  ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_TR_IO, &err, 1, &pol, 0.3, &d),
+  ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_WIRE_IO, &err, 1, &pol, 0.3, &d),
      "a download whose file cannot be written is not tried again", NULL);
-  ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_TR_GARBLED, &err, 1, &pol, 0.3, &d),
+  ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_WIRE_GARBLED, &err, 1, &pol, 0.3, &d),
      "nor one whose answer is not HTTP", NULL);
 }
 
@@ -434,14 +434,19 @@ static void duplicate_keys(void) {
   sv_buf_free(&key);
 }
 
+/* A whole 200 to a create, read by the verdict (which alone says whether a
+   create that failed may have made a task, and which). */
 static int read_create(const char *body, sv_error *err) {
-  sv_answer a;
-  memset(&a, 0, sizeof a);
-  a.op = SV_OP_CREATE;
-  a.status = 200;
-  a.body = body;
-  a.body_len = body ? strlen(body) : 0;
-  return sv_read_answer(&a, 0, err);
+  sv_exchange x;
+  sv_wire wire;
+  memset(&x, 0, sizeof x);
+  x.op = SV_OP_CREATE;
+  x.status = 200;
+  x.body = body;
+  x.body_len = body ? strlen(body) : 0;
+  x.wire = SV_WIRE_NONE;
+  x.total = -1;
+  return sv_verdict(&x, 0, NULL, err, &wire);
 }
 
 /* A 2xx answer is read in one pass over its members; answers with many members
@@ -794,24 +799,19 @@ static void found_by_fuzzing(void) {
   }
   {
     sv_error e;
-    sv_answer a;
-    memset(&a, 0, sizeof a);
-    a.op = SV_OP_CREATE;
-    a.status = 200;
-    a.body = "";
-    ok(sv_read_answer(&a, 0, &e) == -1 && e.maybe_created, "fuzz: an empty 200 to a create may have created", e.message);
+    ok(read_create("", &e) == -1 && e.maybe_created, "fuzz: an empty 200 to a create may have created", e.message);
   }
 }
 
 /* The verdict on a whole exchange, whichever transport carried it. */
-static sv_exchange exch(sv_op op, long status, const char *body, sv_transport tr, const char *msg) {
+static sv_exchange exch(sv_op op, long status, const char *body, sv_wire wire, const char *msg) {
   sv_exchange x;
   memset(&x, 0, sizeof x);
   x.op = op;
   x.status = status;
   x.body = body;
   x.body_len = body ? strlen(body) : 0;
-  x.tr = tr;
+  x.wire = wire;
   x.message = msg;
   x.total = -1;
   return x;
@@ -819,39 +819,39 @@ static sv_exchange exch(sv_op op, long status, const char *body, sv_transport tr
 
 static void verdicts(void) {
   sv_error e;
-  sv_transport tr;
-  sv_exchange x = exch(SV_OP_CREATE, 200, "{\"id\":\"task_1\",\"status\":\"queued\"}", SV_TR_BROKEN,
+  sv_wire wire;
+  sv_exchange x = exch(SV_OP_CREATE, 200, "{\"id\":\"task_1\",\"status\":\"queued\"}", SV_WIRE_BROKEN,
                        "transfer closed with 167 bytes remaining");
-  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_NETWORK && e.maybe_created &&
-         strcmp(e.id, "task_1") == 0 && tr == SV_TR_BROKEN,
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_NETWORK && e.maybe_created &&
+         strcmp(e.id, "task_1") == 0 && wire == SV_WIRE_BROKEN,
      "verdict: a create answer cut short keeps its id and may have created", e.message);
-  x = exch(SV_OP_CREATE, 200, "{\"id\":\"task_2\",\"status\":\"que", SV_TR_GARBLED, "over the cap");
-  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_PROTOCOL && e.maybe_created &&
+  x = exch(SV_OP_CREATE, 200, "{\"id\":\"task_2\",\"status\":\"que", SV_WIRE_GARBLED, "over the cap");
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_PROTOCOL && e.maybe_created &&
          strcmp(e.id, "task_2") == 0,
      "verdict: an answer over the cap keeps the id its start names", e.message);
-  x = exch(SV_OP_CREATE, 0, NULL, SV_TR_NOT_SENT, "Couldn't connect to server");
-  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_NETWORK && !e.maybe_created && !e.id[0],
+  x = exch(SV_OP_CREATE, 0, NULL, SV_WIRE_NOT_SENT, "Couldn't connect to server");
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_NETWORK && !e.maybe_created && !e.id[0],
      "verdict: a create never sent created nothing", e.message);
-  x = exch(SV_OP_QUERY, 0, NULL, SV_TR_TIMEOUT, "Operation timed out");
-  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_TIMEOUT && !e.maybe_created,
+  x = exch(SV_OP_QUERY, 0, NULL, SV_WIRE_TIMEOUT, "Operation timed out");
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_TIMEOUT && !e.maybe_created,
      "verdict: a query that timed out is kind timeout", e.message);
-  x = exch(SV_OP_CREATE, 503, "{\"error\":\"busy\"}", SV_TR_NONE, NULL);
+  x = exch(SV_OP_CREATE, 503, "{\"error\":\"busy\"}", SV_WIRE_NONE, NULL);
   x.retry_after = "5";
-  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_SERVER && !e.maybe_created && e.retry_after == 5,
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_SERVER && !e.maybe_created && e.retry_after == 5,
      "verdict: a 503 with Retry-After created nothing", e.message);
-  x = exch(SV_OP_CREATE, 500, "{\"error\":\"bad key sk-secret-1234\"}", SV_TR_NONE, NULL);
-  ok(sv_verdict(&x, 0, "sk-secret-1234", &e, &tr) == -1 && e.maybe_created && !strstr(e.message, "sk-secret-1234") &&
+  x = exch(SV_OP_CREATE, 500, "{\"error\":\"bad key sk-secret-1234\"}", SV_WIRE_NONE, NULL);
+  ok(sv_verdict(&x, 0, "sk-secret-1234", &e, &wire) == -1 && e.maybe_created && !strstr(e.message, "sk-secret-1234") &&
          strstr(e.message, "***"),
      "verdict: a 500 to a create may have created, and the key is scrubbed from the message", e.message);
-  x = exch(SV_OP_DOWNLOAD, 200, "", SV_TR_NONE, NULL);
+  x = exch(SV_OP_DOWNLOAD, 200, "", SV_WIRE_NONE, NULL);
   x.bytes = 100;
   x.total = 200;
-  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && tr == SV_TR_BROKEN && e.kind == SV_E_NETWORK,
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && wire == SV_WIRE_BROKEN && e.kind == SV_E_NETWORK,
      "verdict: a download that ended short of its size counts as broken (resumable)", e.message);
   x.bytes = 200;
-  ok(sv_verdict(&x, 0, NULL, &e, &tr) == 0, "verdict: a whole download succeeds", e.message);
-  x = exch(SV_OP_DOWNLOAD, 0, NULL, SV_TR_IO, "cannot write the file: No space left on device");
-  ok(sv_verdict(&x, 0, NULL, &e, &tr) == -1 && e.kind == SV_E_IO && strcmp(e.field, "path") == 0,
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == 0, "verdict: a whole download succeeds", e.message);
+  x = exch(SV_OP_DOWNLOAD, 0, NULL, SV_WIRE_IO, "cannot write the file: No space left on device");
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_IO && strcmp(e.field, "path") == 0,
      "verdict: a file that cannot be written is kind io", e.message);
 }
 

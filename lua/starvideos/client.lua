@@ -92,11 +92,11 @@ end
 function Client:query(id)
   id = task_id(id, "query")
   live(self)
-  local body, err, path, started, how = self.engine:query_now(self.cfg, id)
-  if body then return Job.decode_task(body, "query") end
-  if body == nil then return nil, err end
+  local task, err, path, started, wire = self.engine:query_now(self.cfg, id)
+  if task then return task end -- read by the core
+  if task == nil then return nil, err end
   local j = new_job(self, { id = id, goal = "queried" })
-  if path then j:_first_attempt(path, started, now(), err, how) end
+  if path then j:_first_attempt(path, started, now(), err, wire) end
   return self.engine:run_one(j)
 end
 

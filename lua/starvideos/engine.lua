@@ -363,9 +363,9 @@ end
 -- A lone query, sent at once when nothing else needs the drive loop: no
 -- listener, no journal, no caller's sleep, nothing in flight, waiting or
 -- committing, and a token in the budget.  No job, request or timer is made.
--- Returns the answer's body; or false when it was not taken; or false, err,
--- path, started, tr when its one attempt failed: the caller's job goes on from
--- there (retries, backoff).
+-- Returns the task (the core's table); or false when it was not taken; or
+-- false, err, path, started, wire when its one attempt failed: the caller's
+-- job goes on from there (retries, backoff).
 function E:query_now(cfg, id)
   if cfg.on_event or cfg.journal or cfg.sleep or self.sending > 0 or self.timers[1] or next(self.commits)
     or not cfg.has_key then
@@ -376,9 +376,9 @@ function E:query_now(cfg, id)
   local path, perr = core.result_path(id)
   if not path then return nil, perr end
   local tr = self.transport
-  local wire = Request.new_wire(cfg, "query", cfg.base_url .. path, true)
-  wire.timeout = cfg.timeout
-  local h, serr = tr:send(wire)
+  local r = Request.new_send(cfg, "query", cfg.base_url .. path, true)
+  r.timeout = cfg.timeout
+  local h, serr = tr:send(r)
   if not h then return nil, serr end
   local x
   repeat
@@ -386,9 +386,9 @@ function E:query_now(cfg, id)
     x = tr:finished()
     if x and x ~= h then tr:result(x) end -- not ours (none should be): spent
   until x == h
-  local body, err, how = tr:result(h)
-  if body then return body end
-  return false, err, path, started, how
+  local task, err, wire = tr:result(h)
+  if task then return task end
+  return false, err, path, started, wire
 end
 
 return E

@@ -10,7 +10,6 @@
 --   job.task, job.id, job.err, job.path, job.done
 
 local core = require "starvideos.core"
-local cjson = require("cjson.safe").new()
 local options = require "starvideos.options"
 local Request = require "starvideos.request"
 local Ledger = require "starvideos.ledger"
@@ -18,8 +17,6 @@ local Ledger = require "starvideos.ledger"
 local type, pairs, tostring, setmetatable, math_min, math_max, string_format, os_time =
   type, pairs, tostring, setmetatable, math.min, math.max, string.format, os.time
 local new_error, now = options.new_error, core.now
-
-cjson.decode_max_depth(64)
 
 local Job = {}
 Job.__index = Job
@@ -31,27 +28,6 @@ Job.NO_KEY = NO_KEY
 local FATAL = { auth = true, not_found = true, invalid_request = true, io = true }
 -- A video URL that expired answers with one of these; it is refreshed once.
 local EXPIRED = { [403] = true, [404] = true, [410] = true }
-
--- JSON null becomes nil; a whole number becomes an integer where Lua has them
--- (in place, at any depth: the core's one walk in C).
-local clean = core.clean
-
--- The task in an answer the core accepted, decoded once.  A create whose answer
--- cannot be used still names its task when the id can be read.
-local function decode_task(body, op)
-  local task, why = cjson.decode(body)
-  if type(task) == "table" and type(task.id) == "string" and task.id ~= "" then return clean(task) end
-  local err = new_error("protocol", string_format("%s: the answer is not a task object: %s", op,
-    type(task) == "table" and "its id is not a string" or tostring(why)))
-  if op == "create" then
-    err.maybe_created = true
-    local id = core.task_id(body)
-    if id then err.id, err.created = id, true end
-  end
-  return nil, err
-end
-
-Job.decode_task = decode_task
 
 -- A word for a shell command line, quoted when it needs to be.
 local function shell_word(s)
@@ -203,12 +179,12 @@ end
 -- A query whose first attempt the client made at once (client.lua) and that
 -- failed: its request takes over from there, that attempt spent, so retries,
 -- backoff and the answer's reading are the same as for any poll.
-function Job:_first_attempt(path, started, t, err, tr)
+function Job:_first_attempt(path, started, t, err, wire)
   local spec = self:_query(path)
   spec.op = "query"
   local req = Request.new(self.engine, self.cfg, self, spec)
   self.req, req.attempt, req.sent, req.started = req, 1, true, started
-  req:outcome(t, nil, err, tr)
+  req:verdict(t, nil, err, wire)
 end
 
 function Job:_poll(t)
@@ -236,12 +212,12 @@ function Job:_download()
     dest = self.out, resume_limit = self.resume_limit or self.cfg.resume_limit })
 end
 
--- The job's request finished: take its answer.
-function Job:_answer(req, t)
+-- The job's request is done: take what it ended with (req.body: the task
+-- table, or a download's ""; or req.err).
+function Job:_request_done(req, t)
   local engine, ledger = self.engine, self.ledger
   if self.state == "creating" then
-    local task, err = req.body, req.err
-    if task then task, err = decode_task(task, "create") end
+    local task, err = req.body, req.err -- the task table the core read, or its error
     if not task then
       ledger:create_failed(err, self.params, self.local_id)
       return self:_finish(err)
@@ -258,8 +234,7 @@ function Job:_answer(req, t)
     if self.goal == "created" then return self:_finish() end
     return engine:at(self:_next_poll(t), self)
   elseif self.state == "polling" then
-    local task, err = req.body, req.err
-    if task then task, err = decode_task(task, "query") end
+    local task, err = req.body, req.err -- the task table the core read, or its error
     if not task then
       if self.goal == "queried" or FATAL[err.kind] then return self:_finish(err) end
       self.last_err = err -- transient: poll again
@@ -323,7 +298,7 @@ function Job:advance(t)
   if req then
     if not req.done then return end
     self.req = nil
-    self:_answer(req, t)
+    self:_request_done(req, t)
     return
   end
   if t < self.wake then return end

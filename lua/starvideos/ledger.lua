@@ -98,9 +98,12 @@ function L:created(task, params, lid)
     { task = task, id = task.id, field = "journal", created = true })
 end
 
+-- A create that failed, as the core's verdict decided it: `created` (a task
+-- may exist and its id was read), else `maybe_created` (one may exist, id
+-- unknown: the pending record stands), else nothing was created.
 function L:create_failed(err, params, lid)
   if not self.path then return end
-  if err.maybe_created and type(err.id) == "string" then
+  if err.created then
     append(self, { event = "created", id = err.id, ["local"] = lid, model = params.model, prompt = params.prompt,
       uncertain = true }, true)
   elseif not err.maybe_created then

@@ -126,7 +126,7 @@ end
 -- What the transport is given for one exchange (transport.lua), less its
 -- timeout and a download's own fields: also how the engine sends a lone query
 -- at once (engine.lua).
-function Request.new_wire(cfg, op, url, auth, body)
+function Request.new_send(cfg, op, url, auth, body)
   return { op = op, url = url, auth = auth, body = body, fresh = op == "create", max_body = cfg.max_answer }
 end
 
@@ -159,13 +159,13 @@ function Request:send(t)
     end
   end
   if not engine:admit(self) then return end -- sent from the engine's queue when there is room
-  local r = self.wire
+  local r = self.to_send
   if not r then
-    r = Request.new_wire(cfg, self.op, self.url, self.auth, self.body)
+    r = Request.new_send(cfg, self.op, self.url, self.auth, self.body)
     if self.op == "download" then
       r.file, r.follow, r.stall = self.part, true, cfg.timeout
     end
-    self.wire = r
+    self.to_send = r
   end
   if self.op == "download" then
     r.offset, r.timeout = self.offset, left
@@ -191,28 +191,28 @@ end
 function Request:finished(t)
   local h = self.handle
   self.handle = nil
-  return self:outcome(t, self.engine.transport:result(h))
+  return self:verdict(t, self.engine.transport:result(h))
 end
 
--- An attempt's verdict (transport:result's values): the request is done, or
--- tried again after a delay.  Also where a query the engine sent at once
+-- The verdict on an attempt (transport:result's values): the request is done,
+-- or tried again after a delay.  Also where a query the engine sent at once
 -- (engine.lua) hands over an attempt that failed.
-function Request:outcome(t, body, err, tr, bytes, total)
+function Request:verdict(t, task, err, wire, bytes, total)
   local engine, cfg = self.engine, self.cfg
   local on_event = cfg.on_event
   if self.op == "download" then self.bytes, self.total = bytes, total end
-  if (tr == "none" or body) and on_event then
+  if (wire == "none" or task) and on_event then
     on_event { type = "response", request = self.id, attempt = self.attempt, method = METHOD[self.op],
       path = self.path, status = err and err.status or 200, elapsed = t - self.started }
   end
-  if body then
+  if task then
     if self.op == "download" then
       if self.tail and not self:_continues() then return self:_restart(t) end
       local transport = engine.transport
       if transport.commit then -- a transport may sync the file its own way (transport.lua)
         local ok, cerr = transport:commit(self.part, self.dest)
         if not ok then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
-        return self:_finish(body)
+        return self:_finish(task)
       end
       -- fsync and rename on a helper thread: the request is "committing" until
       -- the engine's tick sees the thread done (committed), never blocking a step
@@ -221,12 +221,12 @@ function Request:outcome(t, body, err, tr, bytes, total)
       self.commit, self.committing = c, true
       return engine:committing(self)
     end
-    return self:_finish(body, nil, t)
+    return self:_finish(task, nil, t)
   end
   if self.tail and err.status == 416 then return self:_restart(t) end -- the .part left over is too long
   -- whether and when to try again: the core's one policy, for a download too
   -- (which then goes on from the bytes it has)
-  local delay = core.retry(self.op, tr, err, self.attempt, Request.policy(cfg, self.op, self.resume_limit),
+  local delay = core.retry(self.op, wire, err, self.attempt, Request.policy(cfg, self.op, self.resume_limit),
     math_random())
   if delay and self.op == "download" then self.offset = bytes or 0 end
   if not delay or (self.deadline and t + delay >= self.deadline) then

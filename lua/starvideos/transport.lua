@@ -28,13 +28,15 @@
 --                                   most max_wait seconds for an exchange to
 --                                   finish (0: never wait)
 --   h = t:finished()                the next finished exchange, or nil
---   body, err, tr[, bytes, total] = t:result(h)
---                                   the core's verdict (core.verdict): body on
---                                   success, else err; tr says how the wire
---                                   ended ("none", "not_sent", "timeout",
---                                   "broken", "garbled", "fatal", "io") for the
---                                   retry policy; downloads add bytes in the
---                                   file and the total size.  h is spent.
+--   task, err, wire[, bytes, total] = t:result(h)
+--                                   the core's verdict on the exchange
+--                                   (core.verdict): the task table (read once,
+--                                   in C; a download's: "") on success, else
+--                                   err; wire says how the wire ended ("none",
+--                                   "not_sent", "timeout", "broken", "garbled",
+--                                   "fatal", "io") for the retry policy;
+--                                   downloads add bytes in the file and the
+--                                   total size.  h is spent.
 --   bytes, total = t:progress(h)    a download in flight
 --   t:cancel(h)                     end an exchange now; h is spent
 --   t:close()
@@ -46,8 +48,13 @@
 -- interface, each download on a thread of its own, which a poll only looks at),
 -- and inside nginx one on nginx's own sockets (transport/ngx.lua), so that a
 -- client waiting there yields the worker.  A transport written in Lua reads its
--- answers with core.verdict(op, status, body, retry_after, tr, message, bytes,
+-- answers with core.verdict(op, status, body, retry_after, wire, message, bytes,
 -- total, key).
+--
+-- The words for an answer's stages, the same in every file: the answer (what
+-- the server sent: status, headers, body), the wire (how the exchange ended on
+-- the wire), the verdict (the core's reading of both: the task, or an error,
+-- and the wire for the retry policy).
 
 local core = require "starvideos.core"
 

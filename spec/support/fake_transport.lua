@@ -106,8 +106,10 @@ function F:finished()
   return table.remove(self.done, 1)
 end
 
+-- Read by the core, as every transport's answers are (core.verdict): the task
+-- table, or a download's "".
 function F.result(_, x)
-  return x.body, nil, "none", x.bytes, x.op == "download" and F.VIDEO_SIZE or nil
+  return core.verdict(x.op, 200, x.body, nil, "none", "", x.bytes, x.op == "download" and F.VIDEO_SIZE or nil)
 end
 
 function F.progress(_, x) return x.bytes, F.VIDEO_SIZE end

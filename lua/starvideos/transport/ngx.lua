@@ -92,13 +92,13 @@ function N.new(cfg)
   end
 
   local function run(x)
-    local ok, tr, msg = pcall(W.exchange, c, x, key)
-    if not ok then tr, msg = "broken", tostring(tr) end
+    local ok, wire, msg = pcall(W.exchange, c, x, key)
+    if not ok then wire, msg = "broken", tostring(wire) end
     if x.fh and not x.spent then -- what was read is in the file before anyone looks (flushed)
       local flushed, err = x.fh:flush()
-      if not flushed and not tr then tr, msg = "io", err end
+      if not flushed and not wire then wire, msg = "io", err end
     end
-    x.tr, x.message, x.ended = tr or "none", msg, true
+    x.wire, x.message, x.ended = wire or "none", msg, true
     if x.sock then x.sock:close(); x.sock = nil end
     if x.slot then x.slot = false; c.slots:post(1) end
     if x.spent then return end
@@ -168,10 +168,10 @@ function N.new(cfg)
       error("bad argument #1 to 'result' (an exchange that finished and was not taken)", 2)
     end
     x.spent = true
-    local body, err, tr, bytes, total = verdict(x.op, x.status, concat(x.parts), x.retry_after, x.tr, x.message,
+    local task, err, wire, bytes, total = verdict(x.op, x.status, concat(x.parts), x.retry_after, x.wire, x.message,
       x.have, x.total, key)
     if x.fh then
-      if body then
+      if task then
         whole[x.r.file] = x.fh
       elseif n_left < 64 and not left[x.r.file] then -- the newest 64 kept; older ones resume unchecked
         left[x.r.file], n_left = x.fh, n_left + 1
@@ -180,7 +180,7 @@ function N.new(cfg)
       end
       x.fh = nil
     end
-    return body, err, tr, bytes, total
+    return task, err, wire, bytes, total
   end
 
   function t.progress(_, x) return x.have, x.total end

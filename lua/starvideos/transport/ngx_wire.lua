@@ -5,7 +5,7 @@
 -- close), a download's bytes into its file, redirects.  Bytes only: what the
 -- answer means is core.verdict's to say.
 --
---   W.exchange(c, x, key) -> nil on a whole answer, else tr, message
+--   W.exchange(c, x, key) -> nil on a whole answer, else wire, message
 --     c: ua, connect_timeout, pool_size, slots (a semaphore of max_connections)
 --     x: r (the request, transport.lua), op, auth, offset, deadline, stall,
 --        and a download's fh (core.part_open's handle on r.file, at offset);
@@ -73,7 +73,7 @@ local function arm(x, cap)
 end
 
 -- How the wire ended, from a socket's error, once the request is out.
-local function wire(x, err)
+local function wire_of(x, err)
   if err ~= "timeout" then return "broken", err == "closed" and "the server closed the connection" or tostring(err) end
   if x.deadline and now() >= x.deadline - 0.005 then
     return "timeout", string_format("no whole answer within %g s", x.r.timeout)
@@ -113,7 +113,7 @@ local function cut(s, from, e)
   return sub(s, from, (e > from and byte(s, e - 1) == 13) and e - 2 or e - 1)
 end
 
--- One line without its end, from at most `room` bytes: line, bytes used | nil, tr, message.
+-- One line without its end, from at most `room` bytes: line, bytes used | nil, wire, message.
 local function line(x, room)
   local b, pos = x.buf, x.pos
   local e = find(b, "\n", pos, true)
@@ -125,7 +125,7 @@ local function line(x, room)
   while not e do -- the line goes on past what was read: gather it piece by piece
     if have >= room then break end
     local data, err = take(x, CHUNK, true)
-    if not data then return nil, wire(x, err) end
+    if not data then return nil, wire_of(x, err) end
     e = find(data, "\n", 1, true)
     if e and have + e <= room then
       parts[#parts + 1] = sub(data, 1, e)
@@ -138,7 +138,7 @@ local function line(x, room)
   return nil, "garbled", "the answer's headers are too large"
 end
 
--- Status and headers (lowercased), past any 1xx: status, headers, reusable | nil, tr, message.
+-- Status and headers (lowercased), past any 1xx: status, headers, reusable | nil, wire, message.
 local function head(x)
   local room, h, minor, status = HEAD_MAX
   repeat
@@ -182,12 +182,12 @@ local function fixed(x, n)
     local data, err = take(x, math_min(n or CHUNK, CHUNK))
     if not data and not n and err == "closed" then return true end
     if not data then
-      local tr, msg = wire(x, err)
-      return nil, tr, err == "closed" and string_format("the answer ended %.0f bytes short", n) or msg
+      local wire, msg = wire_of(x, err)
+      return nil, wire, err == "closed" and string_format("the answer ended %.0f bytes short", n) or msg
     end
     n = n and n - #data
-    local ok, tr, msg = sink(x, data)
-    if not ok then return nil, tr, msg end
+    local ok, wire, msg = sink(x, data)
+    if not ok then return nil, wire, msg end
   end
   return true
 end
@@ -200,7 +200,7 @@ local function whole_chunks(x)
   if pos then x.pos, x.have = pos, x.have + n end
 end
 
--- The body as its headers frame it: true | nil, tr, message.
+-- The body as its headers frame it: true | nil, wire, message.
 local function body(x, h)
   if x.status == 204 or x.status == 304 then return true end
   if not (h["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
@@ -211,22 +211,22 @@ local function body(x, h)
   end
   while true do
     if x.to_file and not x.spent then whole_chunks(x) end
-    local l, tr, msg = line(x, 1024)
-    if not l then return nil, tr, msg end
+    local l, wire, msg = line(x, 1024)
+    if not l then return nil, wire, msg end
     local hex, rest = l:match("^(%x+)(.*)$")
     if not hex or #hex > 12 or not (rest:find("^[ \t]*$") or rest:find("^[ \t]*;")) then
       return nil, "garbled", "bad chunked encoding"
     end
     if hex:find("^0+$") then break end
     local ok
-    ok, tr, msg = fixed(x, tonumber(hex, 16))
-    if ok then l, tr, msg = line(x, 1024) end
-    if not (ok and l) then return nil, tr, msg end
+    ok, wire, msg = fixed(x, tonumber(hex, 16))
+    if ok then l, wire, msg = line(x, 1024) end
+    if not (ok and l) then return nil, wire, msg end
     if l ~= "" then return nil, "garbled", "bad chunked encoding" end
   end
   repeat -- the trailer
-    local l, tr, msg = line(x, HEAD_MAX)
-    if not l then return nil, tr, msg end
+    local l, wire, msg = line(x, HEAD_MAX)
+    if not l then return nil, wire, msg end
   until l == ""
   return true
 end
@@ -296,19 +296,19 @@ local function request(c, x, u, key)
   return t
 end
 
--- Send the request, read the answer's head: status, headers, reusable | nil, tr, message.
+-- Send the request, read the answer's head: status, headers, reusable | nil, wire, message.
 -- A kept connection the server closed meanwhile gets the request once more, on a new one.
 local function ask(c, x, u, key)
   local fresh = x.r.fresh
   while true do
-    local ok, tr, msg = connect(c, x, u, fresh)
-    if not ok then return nil, tr, msg end
+    local ok, wire, msg = connect(c, x, u, fresh)
+    if not ok then return nil, wire, msg end
     local reused = x.sock:getreusedtimes() > 0
     x.buf, x.pos, x.got = "", 1, 0
     if not arm(x) then return nil, "not_sent", "timed out before the request was sent" end
     local sent, err = x.sock:send(request(c, x, u, key))
     local status, h, keep
-    if sent then status, h, keep = head(x) else h, keep = wire(x, err) end
+    if sent then status, h, keep = head(x) else h, keep = wire_of(x, err) end
     if status then return status, h, keep end
     if not (reused and x.got == 0 and h == "broken") then return nil, h, keep end
     x.sock:close()
@@ -316,7 +316,7 @@ local function ask(c, x, u, key)
   end
 end
 
--- One exchange, redirects included: nil on a whole answer, else tr, message.
+-- One exchange, redirects included: nil on a whole answer, else wire, message.
 function W.exchange(c, x, key)
   local r, u = x.r, W.parse_url(x.r.url)
   if not c.slots:wait(math_max(0.001, x.deadline and x.deadline - now() or 86400)) then
@@ -327,13 +327,13 @@ function W.exchange(c, x, key)
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
     x.status, x.retry_after = status, h["retry-after"]
-    local follow, ok, tr, msg = r.follow and REDIRECT[status] and h.location
+    local follow, ok, wire, msg = r.follow and REDIRECT[status] and h.location
     if x.op == "download" and (status == 200 or status == 206) and not follow then
-      ok, tr, msg = start_file(x, h)
-      if not ok then return tr, msg end
+      ok, wire, msg = start_file(x, h)
+      if not ok then return wire, msg end
     end
-    ok, tr, msg = body(x, h)
-    if not ok then return tr, msg end
+    ok, wire, msg = body(x, h)
+    if not ok then return wire, msg end
     local sock = x.sock
     x.sock = nil
     if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(IDLE_MS, c.pool_size) else sock:close() end
