@@ -475,23 +475,6 @@ static int l_file_kind(lua_State *L) {
   return 3;
 }
 
-/* write_at(path, at, data[, truncate]) -> true | nil, message: data written at
-   byte `at`, never through a symlink (a Lua transport's download file) */
-static int l_write_at(lua_State *L) {
-  size_t len;
-  const char *path = luaL_checkstring(L, 1);
-  lua_Number at = luaL_checknumber(L, 2);
-  const char *data = luaL_checklstring(L, 3, &len);
-  sv_buf why;
-  int rc;
-  sv_buf_init(&why);
-  rc = sv_file_write_at(path, (double)at, data, len, lua_toboolean(L, 4), &why);
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
-  sv_buf_free(&why);
-  return rc == 0 ? 1 : 2;
-}
-
 /* ------------------------------------------ a download's .part (sv_part)
 
    part_open(path, offset) -> handle | nil, message[, "short"]: the .part a Lua
@@ -695,7 +678,7 @@ static const luaL_Reg funcs[] = {
   { "check_url", l_check_url },
   { "commit", l_commit },
   { "commit_start", l_commit_start },
-  { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "write_at", l_write_at }, { "hash", l_hash },
+  { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
   { "part_open", l_part_open }, { "part_commit", l_part_commit },
   { "random_id", l_random_id }, { "lock_journal", l_lock_journal },
   { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },

@@ -375,11 +375,6 @@ SV_API int sv_file_writable(const char *path, sv_buf *why);
    "file", "folder", "link" or "other" (a FIFO, a device, a socket); NULL with
    *err = errno when nothing is there or it cannot be looked at. */
 SV_API const char *sv_file_kind(const char *path, int *err);
-/* Write len bytes at byte `at` of path (created 0644 when missing), never
-   through a symbolic link; with truncate the file is first cut to `at` bytes.
-   How a transport written in Lua fills a download's .part.  0, or -1 with the
-   reason in why. */
-SV_API int sv_file_write_at(const char *path, double at, const char *data, size_t len, int truncate, sv_buf *why);
 /* A download's .part written through one descriptor (sv_file.c), for a
    transport written in Lua.  sv_part_open: offset 0 makes a new file (the name
    unlinked, then O_EXCL|O_NOFOLLOW); offset > 0 goes on from a regular file of

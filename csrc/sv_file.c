@@ -165,27 +165,6 @@ int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why) 
   return 0;
 }
 
-int sv_file_write_at(const char *path, double at, const char *data, size_t len, int truncate, sv_buf *why) {
-  int fd, e = 0;
-  size_t done = 0;
-  off_t pos = (off_t)(at > 0 ? at : 0);
-  /* never through a symlink: a planted .part must not redirect our writes */
-  fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) {
-    sv_buf_addf(why, "cannot write %s: %s", path, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
-    return -1;
-  }
-  if (truncate && ftruncate(fd, pos) != 0) e = errno;
-  while (!e && done < len) {
-    ssize_t w = pwrite(fd, data + done, len - done, pos + (off_t)done);
-    if (w < 0 && errno != EINTR) e = errno;
-    else if (w > 0) done += (size_t)w;
-  }
-  if (close(fd) != 0 && !e) e = errno;
-  if (e) { sv_buf_addf(why, "cannot write the file: %s", strerror(e)); return -1; }
-  return 0;
-}
-
 /* A download's .part, written through one descriptor from open to commit.
 
    sv_part_open: offset 0 starts a new file: the name is unlinked, then created

@@ -129,40 +129,6 @@ local function cpu_seconds(pid, tick)
   return (tonumber(f[12]) + tonumber(f[13])) / tick -- fields 14 and 15 of the whole line
 end
 
--- The file writer of the nginx transport, on every VM.
-describe("core.write_at", function()
-  local core = require "starvideos.core"
-  local dir
-  setup(function() dir = helper.tmpdir() end)
-  teardown(function() helper.cleanup() end)
-
-  it("writes at a byte offset, creating the file, and cuts it first when asked", function()
-    local path = dir .. "/f.part"
-    assert.is_true(core.write_at(path, 0, "hello world"))
-    assert.is_true(core.write_at(path, 6, "WORLD"))
-    assert.equal("hello WORLD", helper.read_file(path))
-    assert.is_true(core.write_at(path, 5, "!", true))
-    assert.equal("hello!", helper.read_file(path))
-    assert.is_true(core.write_at(path, 0, "", true))
-    assert.equal("", helper.read_file(path))
-  end)
-
-  it("never writes through a symbolic link", function()
-    local victim, link = dir .. "/victim", dir .. "/link.part"
-    local f = assert(io.open(victim, "wb"))
-    f:write("precious")
-    f:close()
-    assert(helper.execute("ln -s " .. q(victim) .. " " .. q(link)))
-    local ok, err = core.write_at(link, 0, "x", true)
-    assert.is_nil(ok)
-    assert.equal("cannot write " .. link .. ": it is a symbolic link", err)
-    assert.equal("precious", helper.read_file(victim))
-    ok, err = core.write_at(dir .. "/no/such/dir", 0, "x")
-    assert.is_nil(ok)
-    assert.truthy(err:find("No such file", 1, true), err)
-  end)
-end)
-
 local why = nginx_run.missing { "nginx", "curl", "openssl" }
 if why then
   describe("starvideos inside nginx", function()
