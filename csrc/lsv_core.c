@@ -223,8 +223,7 @@ static int l_verdict(lua_State *L) {
    (sv_retry_decide), for API calls and downloads alike.  policy: max_retries (a
    download's: its resume_limit), backoff, max_backoff, max_wait, every one
    required (the options table gives them; clamped here, never defaulted).  rnd
-   is a uniform number in [0, 1) for the jitter.  Giving up on a create that may
-   have happened marks err.maybe_created. */
+   is a uniform number in [0, 1) for the jitter.  err is only read. */
 static int l_retry(lua_State *L) {
   sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, lsv_op_names);
   sv_wire wire = (sv_wire)luaL_checkoption(L, 2, NULL, lsv_wire_names);
@@ -245,7 +244,6 @@ static int l_retry(lua_State *L) {
   if (!(rnd >= 0)) rnd = 0; /* and NaN */
   if (rnd >= 1) rnd = 0.9999999;
   again = sv_retry_decide(op, wire, &e, attempt > 1000 ? 1000 : attempt < 1 ? 1 : (int)attempt, &p, rnd, &delay);
-  if (e.maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, 3, "maybe_created"); }
   if (!again) return 0;
   lua_pushnumber(L, delay);
   return 1;

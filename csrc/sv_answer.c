@@ -244,9 +244,7 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
     /* money: resend only when nothing can have been created */
     retryable = wire == SV_WIRE_NOT_SENT || err->status == 429 ||
                 (err->status == 503 && err->retry_after >= 0);
-    if (!retryable && wire != SV_WIRE_FATAL && (wire != SV_WIRE_NONE || err->status >= 500 ||
-                                            (err->status >= 200 && err->status <= 299)))
-      err->maybe_created = 1;
+    /* whether it may have been created is the verdict's word (sv_verdict), not this */
   } else if (op == SV_OP_DOWNLOAD) {
     /* a download goes on from the bytes it has when the wire broke or the server
        hiccuped; a file that cannot be written (io) or an answer that is not HTTP

@@ -275,8 +275,8 @@ typedef struct sv_retry_policy {
 } sv_retry_policy;
 
 /* The one retry policy, for API calls and downloads.  Returns 1 and sets *delay to
-   retry, 0 to give up (setting err->maybe_created for a create that may have
-   happened).  Retry-After is honoured as sent (up to max_wait); else the delay is
+   retry, 0 to give up (whether a create may have happened is sv_verdict's word,
+   already in err).  Retry-After is honoured as sent (up to max_wait); else the delay is
    min(backoff * 2^(attempt-1), max_backoff) * (0.5 + 0.5 * rnd), rnd being a
    uniform number in [0,1) for the jitter. */
 SV_API int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv_retry_policy *p,
