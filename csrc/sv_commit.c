@@ -90,9 +90,8 @@ static int open_part(const char *part) {
    folder; fd is closed.  0, or -1 with why. */
 static int commit_fd(int fd, const char *part, const char *path, char *why, size_t whylen) {
   struct stat mine, named;
-  const char *slash;
-  char *dir;
-  size_t n;
+  sv_buf folder;
+  int rc;
   if (fsync(fd) != 0 || fstat(fd, &mine) != 0) {
     int e = errno;
     close(fd);
@@ -116,25 +115,11 @@ static int commit_fd(int fd, const char *part, const char *path, char *why, size
     return -1;
   }
   /* the rename itself reaches the disk with the folder */
-  slash = strrchr(path, '/');
-  n = slash ? (size_t)(slash - path) : 1;
-  if (slash && n == 0) n = 1; /* "/name": the root */
-  dir = malloc(n + 1);
-  if (!dir) { snprintf(why, whylen, "out of memory"); return -1; }
-  if (slash) memcpy(dir, path, n);
-  else dir[0] = '.';
-  dir[n] = '\0';
-  fd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
-  /* some file systems cannot sync a folder (EINVAL): the file itself is safe */
-  if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)) {
-    snprintf(why, whylen, "cannot sync the folder %s: %s", dir, strerror(errno));
-    if (fd >= 0) close(fd);
-    free(dir);
-    return -1;
-  }
-  close(fd);
-  free(dir);
-  return 0;
+  sv_buf_init(&folder);
+  rc = sv_sync_folder(path, &folder);
+  if (rc) snprintf(why, whylen, "%s", sv_buf_cstr(&folder));
+  sv_buf_free(&folder);
+  return rc;
 }
 
 int sv_commit_now(int fd, const char *part, const char *path, char *why, size_t whylen) {

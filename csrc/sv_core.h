@@ -404,6 +404,10 @@ SV_API int sv_part_truncate(sv_part *p, double at, sv_buf *why);
 SV_API int sv_part_same(const sv_part *p);
 SV_API int sv_part_close(sv_part *p, sv_buf *why);
 SV_API void sv_part_free(sv_part *p);
+/* fsync the folder that holds path, so that a rename into it reaches the disk
+   (a file system that cannot sync a folder, EINVAL or EROFS, counts as done).
+   0, or -1 with "cannot sync the folder DIR: reason" in why. */
+SV_API int sv_sync_folder(const char *path, sv_buf *why);
 SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why);
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);

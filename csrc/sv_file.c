@@ -330,12 +330,32 @@ int sv_part_same(const sv_part *p) {
    the same descriptor) must be the bytes it was given; the name part must still
    be that file (stat vs fstat: nobody replaced it meanwhile); then rename to
    dest and fsync the folder so the rename reaches the disk too. */
+int sv_sync_folder(const char *path, sv_buf *why) {
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 1;
+  char *dir;
+  int dfd;
+  if (slash && n == 0) n = 1; /* "/name": the root */
+  dir = malloc(n + 1);
+  if (!dir) { sv_buf_adds(why, "out of memory"); return -1; }
+  if (slash) memcpy(dir, path, n);
+  else dir[0] = '.';
+  dir[n] = '\0';
+  dfd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+  /* some file systems cannot sync a folder (EINVAL): the file itself is safe */
+  if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)) {
+    sv_buf_addf(why, "cannot sync the folder %s: %s", dir, strerror(errno));
+    if (dfd >= 0) close(dfd);
+    free(dir);
+    return -1;
+  }
+  close(dfd);
+  free(dir);
+  return 0;
+}
+
 int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why) {
   struct stat mine, named;
-  const char *slash;
-  char *dir;
-  size_t n;
-  int dfd;
   if (fsync(fd) != 0 || fstat(fd, &mine) != 0) return part_fail(why, part, errno);
   if ((double)mine.st_size != size) {
     sv_buf_addf(why, "cannot commit %s: it holds %.0f bytes where %.0f were written", part,
@@ -350,25 +370,7 @@ int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_b
     sv_buf_addf(why, "cannot rename %s into place: %s", part, strerror(errno));
     return -1;
   }
-  slash = strrchr(dest, '/');
-  n = slash ? (size_t)(slash - dest) : 1;
-  if (slash && n == 0) n = 1; /* "/name": the root */
-  dir = malloc(n + 1);
-  if (!dir) { sv_buf_adds(why, "out of memory"); return -1; }
-  if (slash) memcpy(dir, dest, n);
-  else dir[0] = '.';
-  dir[n] = '\0';
-  dfd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
-  /* some file systems cannot sync a folder (EINVAL): the file itself is safe */
-  if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)) {
-    sv_buf_addf(why, "cannot sync the folder %s: %s", dir, strerror(errno));
-    if (dfd >= 0) close(dfd);
-    free(dir);
-    return -1;
-  }
-  close(dfd);
-  free(dir);
-  return 0;
+  return sv_sync_folder(dest, why);
 }
 
 /* FNV-1a, 64 bits, as 16 hex digits: a stable short name for a prompt. */

@@ -173,7 +173,7 @@ end
 -- The learned schedule, made at its first use.  With a journal, its samples
 -- are read from the end backwards, one slice per drive-loop turn (learn_more,
 -- called by the engine), never all at once inside a step; asked with no engine,
--- all at once.  A journal.lua without the sample reader is read whole once, here.
+-- all at once.
 function L:schedule(engine)
   local s = self.sched
   if s then
