@@ -184,6 +184,8 @@ describe("store.open", function()
       { "redis://:s3cret@h:1/x", "after host:port only /db" },
       { "redis://s3cret@h:1", "the part before @ is not [user]:password" },
       { "redis://:@h:1", "the password is empty" },
+      { "redis%3A//:s3cret@h:1", "the scheme is not redis://" },
+      { "redis://u:s3cret@h:1@x", "after host:port only /db" },
     }
     for _, case in ipairs(cases) do
       local ok, err = pcall(store.open, case[1])

@@ -34,6 +34,9 @@
 --         | nil, err: at most `count` creates in any `per` seconds; an allowed
 --         create is counted in the same atomic step
 --     store:close()
+--   store.client: the client in use ("starvideos.redis", "resty.redis" or
+--   "nginx.redis"); store.null (once a store is open): the nil reply, equal
+--   to ngx.null.
 -- A broken connection (Redis gone, reset, silent past the timeout) fails every
 -- command in flight with err; the next send connects again.
 
@@ -95,10 +98,10 @@ end
 -- the URL
 
 local function bad_url(url, what)
-  -- the URL with its password hidden
-  local shown = type(url) == "string" and url:gsub("^(%a[%w+.-]*://)([^@/]*)@", function(scheme, userinfo)
-    return scheme .. (userinfo:match("^[^:]*:") or "") .. "***@"
-  end) or tostring(url)
+  -- the URL with all before its last @ hidden (a password, however malformed)
+  local shown = tostring(url)
+  local at = type(url) == "string" and url:match(".*()@")
+  if at then shown = (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at) end
   error(string_format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, what), 0)
 end
 
@@ -178,7 +181,7 @@ local function hiredis_connect(cfg, timeout)
   end
   local conn, err = redis.connect(cfg.host, cfg.port, { timeout = timeout })
   if not conn then return nil, bare(err) end
-  local b = setmetatable({ conn = conn, null = redis.null, hello = {} }, Hiredis)
+  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {} }, Hiredis)
   for i, cmd in ipairs(hello(cfg)) do b.hello[i] = { cmd[1], assert(conn:send(unpack(cmd))) } end
   return b
 end
@@ -223,35 +226,45 @@ local Cosocket = {}
 Cosocket.__index = Cosocket
 
 local function cosocket_connect(cfg, timeout, ngx)
-  local ok, redis = pcall(require, "resty.redis")
-  if not ok then ok, redis = pcall(require, "nginx.redis") end
+  local name = "resty.redis"
+  local ok, redis = pcall(require, name)
+  if not ok then
+    name = "nginx.redis"
+    ok, redis = pcall(require, name)
+  end
   if not ok then
     return nil, "neither resty.redis nor nginx.redis is installed (OpenResty has resty.redis; "
       .. "Debian: apt-get install lua-nginx-redis)"
   end
-  return setmetatable({ redis = redis, ngx = ngx, cfg = cfg, ms = math_floor(timeout * 1000 + 0.5),
+  return setmetatable({ name = name, redis = redis, cfg = cfg, timeout = timeout, ms = math_floor(timeout * 1000 + 0.5),
     pool = string_format("starvideos:%s:%d:%d:%s", cfg.host, cfg.port, cfg.db, ngx.md5(cfg.password or "")),
     null = ngx.null, seq = 0, results = {} }, Cosocket)
+end
+
+-- the cosocket's words, in starvideos.redis' where they differ
+function Cosocket:said(err)
+  if err == "timeout" then return string_format("no answer within %g s", self.timeout) end
+  return tostring(err)
 end
 
 function Cosocket:run(args)
   local red = self.redis:new()
   red:set_timeout(self.ms)
   local ok, err = red:connect(self.cfg.host, self.cfg.port, { pool = self.pool })
-  if not ok then return "broken", "connect: " .. tostring(err) end
+  if not ok then return "broken", "connect: " .. self:said(err) end
   if red:get_reused_times() == 0 then
     for _, cmd in ipairs(hello(self.cfg)) do
       local res, herr = red[cmd[1]:lower()](red, unpack(cmd, 2))
       if not res then
         red:close()
-        return "broken", res == false and cmd[1] .. " failed: " .. tostring(herr) or tostring(herr)
+        return "broken", res == false and cmd[1] .. " failed: " .. tostring(herr) or self:said(herr)
       end
     end
   end
   local res, rerr = red[args[1]:lower()](red, unpack(args, 2, args.n))
   if res == nil then
     red:close()
-    return "broken", tostring(rerr)
+    return "broken", self:said(rerr)
   end
   red:set_keepalive(60000, 64)
   if res == false then return "error", rerr end
@@ -313,7 +326,7 @@ function S:_backend()
   if self.ngx then b, err = cosocket_connect(self.cfg, self.timeout, self.ngx)
   else b, err = hiredis_connect(self.cfg, self.timeout) end
   self.b = b
-  if b then M.null = b.null end
+  if b then M.null, self.client = b.null, b.name end
   return b, err
 end
 
