@@ -352,3 +352,47 @@ end
     assert.equal(7, refused, out)
   end)
 end)
+
+-- The starvideos-redis rock (rockspec/redis/): built by `luarocks make` into a
+-- fresh tree beside the starvideos rock, then used from that tree alone.
+describe("luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec (lua5.4)", function()
+  if helper.vm ~= "lua5.4" or not helper.execute("command -v luarocks >/dev/null 2>&1") then
+    pending("lua5.4 and luarocks only")
+    return
+  end
+
+  it("installs starvideos.redis, and the store works from the tree", function()
+    local tmp = helper.tmpdir()
+    local srv = redis_run.start { password = "rock" }
+    finally(function() srv.stop(); helper.cleanup() end)
+    local src, tree = tmp .. "/starvideos", tmp .. "/tree"
+    assert(helper.execute("mkdir " .. q(src) .. " && cd " .. q(helper.root)
+      .. " && cp -R rockspec csrc lua bin README.md LICENSE " .. q(src)))
+    local out, ok = helper.capture("cd " .. q(src) .. " && luarocks --lua-version=5.4 make --tree " .. q(tree)
+      .. " --deps-mode=none rockspec/starvideos-scm-1.rockspec 2>&1 && luarocks --lua-version=5.4 make --tree "
+      .. q(tree) .. " --deps-mode=none rockspec/redis/starvideos-redis-scm-1.rockspec 2>&1")
+    assert.is_true(ok, out)
+    assert.matches("starvideos%-redis scm%-1 is now installed in", out)
+    assert.is_true(helper.exists(tree .. "/lib/lua/5.4/starvideos/redis.so"))
+    assert.is_true(helper.exists(tree .. "/share/lua/5.4/starvideos/store.lua"))
+    helper.write_file(tmp .. "/t.lua", [[
+local s = assert(require("starvideos.store").open(arg[1]))
+assert(s:call("SET", "rock", "yes") == "OK")
+print(s.client, s:call("GET", "rock"), s:token("k", 1) == nil, s:token("k", 1) ~= nil)
+print(package.searchpath("starvideos.redis", package.cpath))
+]])
+    local share, lib = tree .. "/share/lua/5.4", tree .. "/lib/lua/5.4"
+    -- Debian's system directories (lua-cjson) from lua5.4's own default cpath, no other tree
+    local system = helper.capture("env -u LUA_CPATH -u LUA_CPATH_5_4 lua5.4 -e 'io.write(package.cpath)'")
+    local dirs = {}
+    for entry in system:gmatch("[^;]+") do
+      if entry:match("^/usr/lib/") then dirs[#dirs + 1] = entry end
+    end
+    out, ok = helper.capture("cd " .. q(tmp) .. " && env -u LUA_INIT -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH="
+      .. q(share .. "/?.lua;" .. share .. "/?/init.lua;/usr/share/lua/5.4/?.lua") .. " LUA_CPATH="
+      .. q(lib .. "/?.so;" .. table.concat(dirs, ";")) .. " lua5.4 t.lua "
+      .. q("redis://:rock@127.0.0.1:" .. srv.port) .. " 2>&1")
+    assert.is_true(ok, out)
+    assert.equal("starvideos.redis\tyes\ttrue\ttrue\n" .. lib .. "/starvideos/redis.so\n", out)
+  end)
+end)
