@@ -145,7 +145,9 @@ static int drain(lua_State *L, lconn *k) {
       push_reply(L, r, 0);
     }
     freeReplyObject(r);
-    lua_rawseti(L, -2, (int)k->got);
+    lua_pushinteger(L, k->got);
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
   }
 }
 
@@ -199,6 +201,13 @@ static int r_send(lua_State *L) {
   }
   if (k->err[0]) return push_err(L, k);
   if (!k->c) return luaL_error(L, "redis %s: the connection is closed", k->where);
+  if (!k->connecting && k->got == k->sent) { /* idle: did the server close it meanwhile? */
+    char b;
+    if (recv(k->c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+      fail(k, "the server closed the connection", NULL);
+      return push_err(L, k);
+    }
+  }
   argv = malloc((size_t)argc * sizeof *argv);
   lens = malloc((size_t)argc * sizeof *lens);
   if (!argv || !lens) {
@@ -324,10 +333,11 @@ static int r_reply(lua_State *L) {
     return 1;
   }
   push_replies(L);
-  if (lua_rawgeti(L, -1, (int)n) == LUA_TNIL)
-    return luaL_argerror(L, 2, "that reply was already taken");
+  lua_pushinteger(L, n);
+  if (lua_rawget(L, -2) == LUA_TNIL) return luaL_argerror(L, 2, "that reply was already taken");
+  lua_pushinteger(L, n);
   lua_pushnil(L);
-  lua_rawseti(L, -3, (int)n);
+  lua_rawset(L, -4);
   if (lua_type(L, -1) == LUA_TTABLE && lua_rawlen(L, -1) == 2) { /* an error reply: {false, msg} */
     lua_rawgeti(L, -1, 1);
     if (lua_isboolean(L, -1)) {

@@ -132,6 +132,16 @@ describe("starvideos.redis", function()
     c:close()
   end)
 
+  it("says so at send when the server closed an idle connection", function()
+    local c = assert(redis.connect("127.0.0.1", srv.port, { timeout = 5 }))
+    finally(function() c:close() end)
+    assert.equal("PONG", reply_of(c, c:send("PING")))
+    srv.stop()
+    local n, err = c:send("PING")
+    assert.is_nil(n)
+    assert.equal("redis 127.0.0.1:" .. srv.port .. ": the server closed the connection", err)
+  end)
+
   it("gives an error, not a hang, when Redis dies mid-command", function()
     local c = assert(redis.connect("127.0.0.1", srv.port, { timeout = 30 }))
     finally(function() c:close() end)
@@ -277,6 +287,24 @@ describe("the store", function()
     assert.is_true(took >= 0.25 and took < 1.5, "took " .. took)
     srv.signal("CONT")
     assert.equal("PONG", s:call("PING")) -- the next command connects again
+  end)
+
+  it("connects again when Redis restarted while it was idle, losing no command", function()
+    srv = redis_run.start()
+    local s = assert(store.open(srv.url))
+    finally(function() s:close() end)
+    assert.equal("OK", s:call("SET", "a", "1"))
+    local port = srv.port
+    srv.stop()
+    srv = redis_run.start { port = port }
+    assert.equal(store.null, s:call("GET", "a")) -- a new server: the command reached it
+    assert.equal("OK", s:call("SET", "a", "2"))
+    srv.stop()
+    local v, err = s:call("GET", "a") -- and none there: io
+    assert.is_nil(v)
+    assert.equal("io", err.kind)
+    assert.equal("store redis://127.0.0.1:" .. port .. "/0: connect: Connection refused", err.message)
+    srv = nil
   end)
 
   it("takes tokens and counts creates; runs its scripts again after SCRIPT FLUSH", function()

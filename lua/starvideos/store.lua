@@ -330,15 +330,20 @@ function S:_backend()
   return b, err
 end
 
--- A command to the backend: n, or nil, err.  job: what result(n) needs.
+-- A command to the backend: n, or nil, err.  job: what result(n) needs.  A
+-- connection found broken at send (Redis restarted while it was idle) is made
+-- again once: the command was not sent.
 function S:_queue(job)
-  local b, err = self:_backend()
-  if not b then return nil, self:_err(err) end
-  local cn, serr = b:send(job.args)
-  if not cn then
+  local cn, serr, b
+  for _ = 1, 2 do
+    local err
+    b, err = self:_backend()
+    if not b then return nil, self:_err(err) end
+    cn, serr = b:send(job.args)
+    if cn then break end
     b.broken = true
-    return nil, self:_err(serr)
   end
+  if not cn then return nil, self:_err(serr) end
   self.seq = self.seq + 1
   job.b, job.cn = b, cn
   self.jobs[self.seq] = job

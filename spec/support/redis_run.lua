@@ -15,12 +15,13 @@ end
 
 local listening = require("spec.support.nginx_run").listening
 
--- { port =, pid =, url =, stop = fn, signal = fn(name) }.  opts.password: requirepass.
+-- { port =, pid =, url =, stop = fn, signal = fn(name) }.  opts.password: requirepass;
+-- opts.port: that port (a restart), else a free one.
 function M.start(opts)
   opts = opts or {}
   local q = helper.shell_quote
   local dir = helper.tmpdir()
-  local port = helper.free_ports(1)[1]
+  local port = opts.port or helper.free_ports(1)[1]
   local args = { "redis-server", "--port", tostring(port), "--bind", "127.0.0.1", "--save", "''",
     "--appendonly", "no", "--dir", q(dir), "--logfile", q(dir .. "/redis.log"), "--daemonize", "no" }
   if opts.password then args[#args + 1] = "--requirepass " .. q(opts.password) end
