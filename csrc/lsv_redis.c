@@ -308,7 +308,7 @@ static int r_poll(lua_State *L) {
       }
       if (k->timeout - silent < left) left = k->timeout - silent;
     }
-    ms = left > 0 ? (int)(left * 1000 + 0.999) : 0;
+    ms = left <= 0 ? 0 : left > 3600 ? 3600000 : (int)(left * 1000 + 0.999); /* (math.huge: an hour a pass) */
     n += step(L, k, ms);
     if (k->err[0] || n > 0 || now() >= deadline) break;
     if (!k->connecting && k->got == k->sent && sdslen(k->c->obuf) == 0) break; /* nothing pending */

@@ -101,6 +101,7 @@ describe("starvideos.redis", function()
       assert(gettime() < deadline)
     end
     for i = 1, 1000 do assert.equal(i, c:reply(ns[i])) end
+    assert.equal(0, c:poll(math.huge)) -- nothing pending: at once
   end)
 
   it("rejects bad arguments with a clear error", function()

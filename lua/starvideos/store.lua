@@ -17,8 +17,9 @@
 --   The async form, for a drive loop (outside nginx nothing in it blocks; inside,
 --   a command runs on a cosocket at send, which yields only its light thread):
 --     store:send(cmd, ...) -> n | nil, err      queues a command (strings, numbers)
---     store:send_script(name, keys, args) -> n  one of store.SCRIPTS by EVALSHA,
---                                               by EVAL again on NOSCRIPT
+--     store:send_script(name, keys, args) -> n  one of store.SCRIPTS by EVALSHA
+--         (EVAL until its SHA1 is known), by EVAL again on NOSCRIPT; its result
+--         is the script's answer: a string of seconds, "0..." when allowed
 --     store:step(wait) -> true | nil, err        moves bytes, waits at most `wait` s
 --     store:ready(n) -> boolean                  whether result(n) has its answer
 --     store:result(n) -> value | nil, err        once: bulk/status -> string,
@@ -28,8 +29,9 @@
 --     store:call(cmd, ...) -> value | nil, err   send, then step until the answer
 --                                                or the timeout
 --     store:token(key_hash, rate) -> nil (a token taken) | seconds to wait
---         | nil, err: the key's token bucket (rate tokens a second, as many in
---         a burst), taken atomically on the server with Redis' clock
+--         | nil, err: the key's token bucket (rate tokens a second, as many,
+--         at least 1, in a burst), taken atomically on the server with Redis'
+--         clock.  key_hash: a hash of the API key, never the key
 --     store:create_allowed(key_hash, count, per) -> true | false, seconds
 --         | nil, err: at most `count` creates in any `per` seconds; an allowed
 --         create is counted in the same atomic step
