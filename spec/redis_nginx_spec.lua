@@ -152,7 +152,7 @@ describe("the store inside nginx", function()
     end
   end)
 
-  it("shares the create limit between requests (and workers)", function()
+  it("shares the create limit between requests (whichever worker takes each)", function()
     local total = 0
     for _ = 1, 3 do total = total + get(url(3)).allowed end
     assert.equal(2, total)
