@@ -51,6 +51,17 @@ export LUA_CPATH := build/?.so;;
 
 TEST_BIN  := build/test_core
 
+# starvideos.redis (mk/sources.mk's REDIS_MOD_SRC on hiredis): built where
+# pkg-config finds hiredis (Debian: libhiredis-dev), else skipped with one line;
+# `make HIREDIS=no` leaves it out.  Its objects take hiredis' include root
+# (<hiredis/hiredis.h>) and no -D of its own.
+HIREDIS      ?= $(if $(shell pkg-config --exists hiredis 2>/dev/null && echo y),yes,no)
+HIREDIS_INC  ?= $(filter-out -I/usr/include,$(patsubst %/hiredis,%,$(shell pkg-config --cflags-only-I hiredis 2>/dev/null)))
+HIREDIS_LIBS ?= $(or $(shell pkg-config --libs hiredis 2>/dev/null),-lhiredis)
+REDIS_OBJ    := $(patsubst csrc/%.c,build/obj/%.o,$(REDIS_MOD_SRC))
+REDIS_SO     := $(if $(filter yes,$(HIREDIS)),build/starvideos/redis.so,redis-skipped)
+SO           += $(REDIS_SO)
+
 .PHONY: all deps test test-all check lint demo clean
 all: $(SO) $(TEST_BIN) $(COMPAT_SO)
 
@@ -70,6 +81,15 @@ build/starvideos/core.so: $(CORE_OBJ)
 build/starvideos/curl.so: $(CURL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(CURL_LIBS) -lm -ldl -pthread
+
+build/starvideos/redis.so: $(REDIS_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ $(HIREDIS_LIBS) -pthread
+$(REDIS_OBJ): LUA_INC += $(HIREDIS_INC)
+$(REDIS_OBJ): csrc/compat.h
+redis-skipped:
+	@echo "starvideos.redis not built: hiredis not found (pkg-config hiredis; Debian: libhiredis-dev)"
+.PHONY: redis-skipped
 
 # A module that drives csrc/compat.h (spec/compat_spec.lua).
 $(COMPAT_SO): csrc/test/compat_test.c csrc/compat.h | $(DEPS_FIRST)
@@ -95,11 +115,18 @@ build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CURL_
 build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/compat.h | $$(DEPS_FIRST)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -shared -o $$@ $$<
+
+build/$(1)/starvideos/redis.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ))
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared -o $$@ $$^ $$(HIREDIS_LIBS) -pthread
+$$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): INC_$(1) += $$(HIREDIS_INC)
+$$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): csrc/compat.h
 endef
 $(foreach vm,$(VMS),$(eval $(call VM_RULES,$(vm))))
 
 VM_SOS    := $(foreach vm,$(VMS),build/$(vm)/starvideos/core.so build/$(vm)/starvideos/curl.so \
              build/$(vm)/compat_test.so)
+VM_SOS    += $(if $(filter yes,$(HIREDIS)),$(foreach vm,$(VMS),build/$(vm)/starvideos/redis.so))
 
 # Install what is missing, so a fresh Debian machine needs nothing else: `make
 # deps` fails where there is no apt-get (it lists the packages); before test,

@@ -15,3 +15,7 @@ LSV_SRC      := csrc/lsv_util.c
 # starvideos.curl (curl.so: the transport, loaded with the first client)
 CORE_MOD_SRC := $(SV_SRC) $(LSV_SRC) csrc/lsv_core.c
 CURL_MOD_SRC := $(SV_SRC) $(SV_HTTP_SRC) $(LSV_SRC) csrc/lsv_curl.c
+# starvideos.redis (redis.so: the store's connection on hiredis, loaded only when a
+# store is used; built only where hiredis is found, see the Makefile's HIREDIS).
+# Alone: it needs neither the core nor Lua but the binding's API.
+REDIS_MOD_SRC := csrc/lsv_redis.c

@@ -57,12 +57,17 @@ end
 local SV_SRC = make_var("SV_SRC")
 local CORE_MOD_SRC, CURL_MOD_SRC = make_var("CORE_MOD_SRC"), make_var("CURL_MOD_SRC")
 local ALL_SRC = make_var("ALL_SRC")
+local REDIS_MOD_SRC = make_var("REDIS_MOD_SRC") -- starvideos.redis: built where hiredis is
 local DEFS = make_var("DEFS")
 
 describe("mk/sources.mk", function()
   it("names every C file of the library once, and each exists", function()
     local seen = {}
-    for _, f in ipairs(ALL_SRC) do
+    local every = {}
+    for _, list in ipairs { ALL_SRC, REDIS_MOD_SRC } do
+      for _, f in ipairs(list) do every[#every + 1] = f end
+    end
+    for _, f in ipairs(every) do
       assert.is_nil(seen[f], f .. " listed twice")
       seen[f] = true
       assert.is_true(helper.exists(root .. "/" .. f), f)
@@ -117,6 +122,29 @@ describe("the rockspecs", function()
   end
 end)
 
+-- starvideos.redis' rock of its own (rockspec/redis/): LuaRocks' builtin build
+-- cannot make a module optional, and the starvideos rock builds without hiredis.
+describe("the starvideos-redis rockspec", function()
+  local path = "rockspec/redis/starvideos-redis-scm-1.rockspec"
+
+  it("builds starvideos.redis from mk/sources.mk's REDIS_MOD_SRC, with the Makefile's defines, on hiredis", function()
+    local spec = load_rockspec(root .. "/" .. path)
+    local m = spec.build.modules["starvideos.redis"]
+    assert.same(REDIS_MOD_SRC, m.sources)
+    local defs = {}
+    for _, d in ipairs(m.defines) do defs[#defs + 1] = "-D" .. d end
+    assert.same(DEFS, defs)
+    assert.equal("hiredis", m.libraries[1])
+    assert.same({ header = "hiredis/hiredis.h", library = "hiredis" }, spec.external_dependencies.HIREDIS)
+    -- the starvideos rock needs no hiredis
+    for _, main in ipairs(words(assert(helper.capture("cd " .. q(root) .. " && ls rockspec/*.rockspec")))) do
+      local text = assert(helper.read_file(root .. "/" .. main))
+      assert.is_nil(text:find("hiredis", 1, true), main)
+      assert.is_nil(load_rockspec(root .. "/" .. main).build.modules["starvideos.redis"], main)
+    end
+  end)
+end)
+
 describe("the Makefile's rules", function()
   local function expect_once(goals, files)
     local count, defines = compiles(dry_run(goals))
@@ -156,6 +184,44 @@ describe("the Makefile's rules", function()
     for _, f in ipairs(ALL_SRC) do files[#files + 1] = f end
     files[#files + 1] = "csrc/lsv_static.c"
     expect_once("build/static/libstarvideos.a", files)
+  end)
+
+  it("compile starvideos.redis once per VM and link it with hiredis alone, where hiredis is", function()
+    for _, vm in ipairs { "", "luajit/", "lua5.1/" } do
+      local so = "build/" .. vm .. "starvideos/redis.so"
+      local cmds = dry_run("HIREDIS=yes " .. so)
+      local count, defines = compiles(cmds)
+      assert.same({ ["csrc/lsv_redis.c"] = 1 }, count, so)
+      local allowed = {}
+      for _, d in ipairs(DEFS) do allowed[d:sub(3)] = true end
+      for d in pairs(defines) do assert.is_true(allowed[d], "-D" .. d .. " for " .. so) end
+      local line = assert(cmds:match("[^\n]*%-shared %-o " .. so:gsub("%p", "%%%0") .. "[^\n]*"), so)
+      assert.matches("%-lhiredis", line)
+      assert.is_nil(line:find("-lcurl", 1, true))
+    end
+  end)
+
+  it("skip starvideos.redis with one line under HIREDIS=no, and build the rest", function()
+    local cmds = dry_run("HIREDIS=no all")
+    assert.is_nil(cmds:find("redis.so", 1, true), cmds)
+    assert.is_nil(cmds:find("lsv_redis", 1, true), cmds)
+    assert.truthy(cmds:find("starvideos.redis not built: hiredis not found", 1, true), cmds)
+    assert.truthy(cmds:find("-o build/starvideos/curl.so", 1, true), cmds)
+    local with = dry_run("HIREDIS=yes all")
+    assert.truthy(with:find("-o build/starvideos/redis.so", 1, true), with)
+    assert.is_nil(with:find("not built", 1, true), with)
+  end)
+
+  it("build under HIREDIS=no (a copy of the checkout): every module but starvideos.redis", function()
+    local dir = helper.tmpdir()
+    finally(helper.cleanup)
+    local out, ok = helper.capture("cd " .. q(root) .. " && cp -R Makefile mk csrc " .. q(dir) .. " && cd " .. q(dir)
+      .. " && " .. MAKE .. " HIREDIS=no 2>&1")
+    assert.is_true(ok, out)
+    assert.truthy(out:find("starvideos.redis not built: hiredis not found", 1, true), out)
+    assert.is_true(helper.exists(dir .. "/build/starvideos/core.so"))
+    assert.is_true(helper.exists(dir .. "/build/starvideos/curl.so"))
+    assert.is_false(helper.exists(dir .. "/build/starvideos/redis.so"))
   end)
 
   it("link each fuzz target with the core of the list", function()

@@ -1,0 +1,49 @@
+-- A real redis-server for the specs (spec/redis_spec.lua, spec/redis_nginx_spec.lua):
+-- on 127.0.0.1, a port found free by binding first (redis-server takes no port 0),
+-- no persistence, in a temporary directory.  The caller stops it (finally).
+
+local helper = require "spec.helper"
+
+local M = {}
+
+-- Why the specs cannot run here, or nil.
+function M.missing()
+  if not helper.execute("command -v redis-server >/dev/null 2>&1") then
+    return "redis-server is not installed (apt-get install redis-server, or make deps)"
+  end
+end
+
+local listening = require("spec.support.nginx_run").listening
+
+-- { port =, pid =, url =, stop = fn, signal = fn(name) }.  opts.password: requirepass;
+-- opts.port: that port (a restart), else a free one.
+function M.start(opts)
+  opts = opts or {}
+  local q = helper.shell_quote
+  local dir = helper.tmpdir()
+  local port = opts.port or helper.free_ports(1)[1]
+  local args = { "redis-server", "--port", tostring(port), "--bind", "127.0.0.1", "--save", "''",
+    "--appendonly", "no", "--dir", q(dir), "--logfile", q(dir .. "/redis.log"), "--daemonize", "no" }
+  if opts.password then args[#args + 1] = "--requirepass " .. q(opts.password) end
+  local proc = helper.spawn(helper.UNINSTRUMENTED .. table.concat(args, " ") .. " >/dev/null 2>&1")
+  local self = { port = port, pid = proc.pid, dir = dir }
+  self.url = opts.password and ("redis://:" .. opts.password .. "@127.0.0.1:" .. port)
+    or ("redis://127.0.0.1:" .. port)
+  function self.signal(name)
+    helper.execute(string.format("kill -%s %d 2>/dev/null", name, proc.pid))
+  end
+  function self.stop()
+    if not proc then return end
+    self.signal("CONT")
+    self.signal("TERM") -- (KILL would have 5.1's shell print "Killed"); close waits for the exit
+    proc:close()
+    proc = nil
+  end
+  if not helper.wait_until(function() return listening(port) end, 10) then
+    self.stop()
+    error("redis-server did not start: " .. tostring(helper.read_file(dir .. "/redis.log")))
+  end
+  return self
+end
+
+return M
