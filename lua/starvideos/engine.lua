@@ -87,9 +87,10 @@ local function new_budget(cfg, key, ngx)
 end
 
 -- Inside nginx: the worker's connection slots of the key follow b.conns.  More
--- are posted at once; fewer are taken back as they come free (a slot in use
--- cannot be taken: what is owed is taken back at the next join or leave).
-local function resize_slots(b)
+-- are posted at once; fewer are taken back as they come free: a slot in use
+-- cannot be taken, so what is owed is taken at this and the next joins (in a
+-- request, where a semaphore may be waited on; never from a collected client).
+local function resize_slots(b, joining)
   local want = b.conns - b.slots_n
   b.slots_n = b.conns
   if want > 0 then
@@ -99,12 +100,14 @@ local function resize_slots(b)
   else
     b.slots_debt = b.slots_debt - want
   end
-  while b.slots_debt > 0 and b.slots:count() > 0 and b.slots:wait(0) do b.slots_debt = b.slots_debt - 1 end
+  while joining and b.slots_debt > 0 and b.slots:count() > 0 and b.slots:wait(0) do
+    b.slots_debt = b.slots_debt - 1
+  end
 end
 
 -- The key's shared options, worked out again from its live clients (the
 -- smallest each asked for), and handed to its engines and their transports.
-local function rejoin(b)
+local function rejoin(b, joining)
   local rate, conns
   for cfg in pairs(b.members) do
     rate = math_min(rate or cfg.requests_per_second, cfg.requests_per_second)
@@ -116,7 +119,7 @@ local function rejoin(b)
     b.tokens = math_min(b.tokens, math_max(1, rate))
   end
   b.conns = conns
-  if b.slots then resize_slots(b) end
+  if b.slots then resize_slots(b, joining) end
   for engine in pairs(b.engines) do
     engine.max_sending = 4 * conns
     local t = engine.transport
@@ -150,7 +153,7 @@ function E.for_client(cfg)
     budget.engines[self] = true
     if not ngx then engines[key] = self end
   end
-  rejoin(budget)
+  rejoin(budget, true)
   return self
 end
 
