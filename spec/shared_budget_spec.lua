@@ -34,6 +34,8 @@ end
 -- workers fork).  /teach: a client of the second emulator (its own key) waits
 -- for 6 tasks polled every 0.2 s.  /learned: a new client of that key says
 -- whether its schedule has a plan for those tasks' kind, and its first delay.
+-- /slots: the worker's connection slots of the key (a semaphore) with a client
+-- of max_connections 4, then one of 1 beside it, then that one closed.
 local function nginx_conf(dir, port, emu_url, emu2_url)
   local new = 'starvideos.new { api_key = %q, base_url = %q, requests_per_second = %d%s }'
   local lines = nginx_run.conf_head(dir, 2)
@@ -73,6 +75,20 @@ local function nginx_conf(dir, port, emu_url, emu2_url)
       "end",
       "client:close()",
       "ngx.say(bad == 0 and \"ok \" or \"err \", ngx.worker.pid())",
+    }),
+    location("slots", {
+      "local starvideos = require \"starvideos\"",
+      "local wide = " .. str_format("starvideos.new { api_key = %q, base_url = %q, max_connections = 4 }", KEY,
+        emu_url),
+      "local slots = wide.engine.budget.slots",
+      "local seen = { slots:count() }",
+      "local narrow = " .. str_format("starvideos.new { api_key = %q, base_url = %q, max_connections = 1 }", KEY,
+        emu_url),
+      "seen[2] = slots:count()",
+      "narrow:close()",
+      "seen[3] = slots:count()",
+      "wide:close()",
+      "ngx.say(table.concat(seen, \" \"))",
     }),
     location("learned", {
       "local starvideos = require \"starvideos\"",
@@ -135,6 +151,10 @@ describe("the host's shared budget inside nginx", function()
     local reads = {}
     for pid, n in get("samples"):gmatch("(%d+) (%d+)") do reads[pid] = tonumber(n) end
     for pid in pairs(pids) do assert.equal(1, reads[pid], "worker " .. pid .. " read the journal's samples") end
+  end)
+
+  it("holds the worker's connection slots of the key to its live clients' smallest max_connections", function()
+    assert.equal("4 1 4", get("slots"):match("^[%d ]+"))
   end)
 
   it("gives the next client of the key what a client's jobs learned, in the same worker", function()

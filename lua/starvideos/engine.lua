@@ -46,9 +46,6 @@ local now = core.now
 local E = {}
 E.__index = E
 
--- The options the clients of a key share: the smallest a live client asked for.
-E.SHARED = { "requests_per_second", "max_connections" }
-
 local engines = setmetatable({}, { __mode = "v" }) -- key -> engine (outside nginx)
 -- key -> budget (shared by the engines of a key): kept while the process lives,
 -- so that what the key learned (the schedule, the births, the bucket) outlasts
