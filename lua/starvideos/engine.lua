@@ -78,7 +78,7 @@ local function new_budget(cfg, key, ngx)
   if ngx then
     b.slots, b.slots_n, b.slots_debt = require("ngx.semaphore").new(cfg.max_connections), cfg.max_connections, 0
     local dict = ngx.shared and ngx.shared.starvideos
-    if dict then b.dict, b.dict_key = dict, "budget:" .. core.hash(key) end
+    if dict then b.dict, b.dict_key = dict, "budget:" .. core.hash(key); b.dict_lock = b.dict_key .. ":lock" end
   end
   return b
 end
@@ -133,7 +133,6 @@ function E.for_client(cfg)
   local registry = cfg.transport and seam_budgets or budgets
   local budget = registry[key]
   if not budget then budget = new_budget(cfg, key, ngx); registry[key] = budget end
-  budget.members[cfg] = true
   local self = not ngx and engines[key]
   if self and not self.closed then
     self.clients = self.clients + 1
@@ -150,6 +149,7 @@ function E.for_client(cfg)
     budget.engines[self] = true
     if not ngx then engines[key] = self end
   end
+  budget.members[cfg] = true -- once its engine is there (making a transport may raise)
   rejoin(budget, true)
   return self
 end
@@ -243,9 +243,15 @@ end
 -- come back 2 ms later, as when no token is there: token() never waits.
 local LOCK_TTL, LOCK_RETRY = 0.01, 0.002
 
+-- nil (a token taken), the time to come back, or false: the dict cannot be
+-- used (full beyond what it may evict): the worker's own bucket stands in.
 local function shared_token(b, t)
   local dict, key = b.dict, b.dict_key
-  if not dict:add(key .. ":lock", true, LOCK_TTL) then return t + LOCK_RETRY end
+  local locked, err = dict:add(b.dict_lock, true, LOCK_TTL)
+  if not locked then
+    if err == "exists" then return t + LOCK_RETRY end
+    return false
+  end
   local rate = b.rate
   local gap = 1 / rate
   local tat = dict:get(key) or 0
@@ -256,7 +262,7 @@ local function shared_token(b, t)
   else
     at = allowed
   end
-  dict:delete(key .. ":lock")
+  dict:delete(b.dict_lock)
   return at
 end
 
@@ -266,7 +272,10 @@ end
 -- will be there.
 function E:token(t)
   local b = self.budget
-  if b.dict then return shared_token(b, t) end
+  if b.dict then
+    local at = shared_token(b, t)
+    if at ~= false then return at end
+  end
   local rate = b.rate
   b.tokens = math_min(math_max(1, rate), b.tokens + (t - b.last) * rate)
   b.last = t
