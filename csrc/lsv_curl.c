@@ -73,7 +73,8 @@ static int getbool(lua_State *L, int t, const char *k) {
 }
 
 /* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
-   offset=, follow=} -> handle | nil, err */
+   offset=, follow=, user_agent=, ca_file=, connect_timeout=} -> handle | nil, err
+   (no user_agent: the transport's user agent, CA file and connect timeout) */
 static int t_send(lua_State *L) {
   lhttp *lh = check_http(L);
   sv_send s;
@@ -111,6 +112,11 @@ static int t_send(lua_State *L) {
     }
   } else {
     s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e9, "send");
+  }
+  s.user_agent = opt_string(L, 2, "user_agent");
+  if (s.user_agent) { /* the client's own options, with every exchange of it (engine.lua) */
+    s.ca_file = opt_string(L, 2, "ca_file");
+    s.connect_timeout = lsv_need_number(L, 2, "connect_timeout", 0.001, 86400, "send");
   }
   sv_error_clear(&err);
   lx = lua_newuserdatauv(L, sizeof *lx, 1);
@@ -207,6 +213,14 @@ static int t_cancel(lua_State *L) {
   return 0;
 }
 
+/* t:set_max_connections(n): the key's max_connections from now on (clamped) */
+static int t_set_max_connections(lua_State *L) {
+  lhttp *lh = check_http(L);
+  lua_Number n = luaL_checknumber(L, 2);
+  sv_http_set_max_connections(lh->h, n < 1 ? 1 : n > 1024 ? 1024 : (int)n);
+  return 0;
+}
+
 static int t_close(lua_State *L) {
   lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
   if (lh->h) { sv_http_free(lh->h); lh->h = NULL; }
@@ -223,6 +237,7 @@ static int x_gc(lua_State *L) {
 static const luaL_Reg curl_methods[] = {
   { "send", t_send }, { "poll", t_poll }, { "finished", t_finished }, { "result", t_result },
   { "progress", t_progress }, { "cancel", t_cancel }, { "close", t_close },
+  { "set_max_connections", t_set_max_connections },
   { NULL, NULL }
 };
 

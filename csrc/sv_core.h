@@ -332,6 +332,12 @@ typedef struct sv_send {
   const char *file;        /* a 2xx body goes here (never through a symlink) */
   double offset;           /* bytes already in file: the rest is asked for with Range */
   int follow;              /* follow redirects (http and https only, at most 5) */
+  /* The options that stay each client's own (the clients of a key share one
+     transport): the exchange's client's.  user_agent NULL: all three are the
+     transport's (sv_http_config). */
+  const char *user_agent;
+  const char *ca_file;     /* or NULL: the system's CAs */
+  double connect_timeout;  /* seconds */
 } sv_send;
 
 typedef struct sv_http sv_http;
@@ -342,6 +348,9 @@ SV_API double sv_wallclock(void);
 
 SV_API sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen);
 SV_API void sv_http_free(sv_http *h); /* ends every exchange still running */
+/* The connections the transport may hold at once from now on (clamped to
+   1..1024): the key's max_connections changes as its clients come and go. */
+SV_API void sv_http_set_max_connections(sv_http *h, int max_connections);
 SV_API sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err);
 /* Do the network work that is ready; wait at most max_wait seconds for an exchange
    to finish (0: never wait).  Returns how many are finished and not yet taken. */

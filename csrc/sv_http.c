@@ -76,7 +76,8 @@ struct sv_xfer {
   int list;
   sv_op op;
   CURL *easy;
-  struct curl_slist *headers; /* a download's own; API requests share h->api_headers */
+  struct curl_slist *headers; /* a download's own, or an API request's with its client's user agent;
+                                 API requests with the transport's share h->api_headers */
   char *url;
   sv_buf send, recv;
   size_t max_body;
@@ -197,6 +198,14 @@ static void push_done(sv_http *h, sv_xfer *x) {
   h->n_done++;
 }
 
+/* A header list that may hold the key: wiped before it is freed. */
+static void free_secret_list(struct curl_slist *l) {
+  struct curl_slist *i;
+  for (i = l; i; i = i->next)
+    if (i->data) memset(i->data, 0, strlen(i->data));
+  curl_slist_free_all(l);
+}
+
 /* keep: the exchange ended normally, its handle may serve the next one */
 static void release_easy(sv_xfer *x, int keep) {
   if (x->easy) {
@@ -213,18 +222,10 @@ static void release_easy(sv_xfer *x, int keep) {
     }
     x->easy = NULL;
   }
-  if (x->headers) { curl_slist_free_all(x->headers); x->headers = NULL; }
+  if (x->headers) { free_secret_list(x->headers); x->headers = NULL; }
 }
 
 static void detach_easy(sv_xfer *x) { release_easy(x, 0); }
-
-/* A header list that holds the key: wiped before it is freed. */
-static void free_secret_list(struct curl_slist *l) {
-  struct curl_slist *i;
-  for (i = l; i; i = i->next)
-    if (i->data) memset(i->data, 0, strlen(i->data));
-  curl_slist_free_all(l);
-}
 
 static void close_file(sv_xfer *x) {
   if (x->fd >= 0) { close(x->fd); x->fd = -1; }
@@ -548,6 +549,12 @@ static void abandon(sv_xfer *x) {
 static void fetch_queue_push(sv_http *h, sv_xfer *x);
 static void fetch_start(sv_http *h);
 
+void sv_http_set_max_connections(sv_http *h, int max_connections) {
+  h->max_conns = max_connections < 1 ? 1 : max_connections > 1024 ? 1024 : max_connections;
+  share_connections(h);
+  fetch_start(h); /* more slots: a waiting download may start */
+}
+
 static int add_header(struct curl_slist **list, const char *line) {
   struct curl_slist *l = curl_slist_append(*list, line);
   if (!l) return -1;
@@ -555,15 +562,12 @@ static int add_header(struct curl_slist **list, const char *line) {
   return 0;
 }
 
-/* The header list of one API request, made once per kind (with the key or not,
-   with a body or not) and shared by every request of that kind.  The user agent
-   is one of its lines: libcurl would format CURLOPT_USERAGENT's line anew for
-   each request. */
-static struct curl_slist *api_headers(sv_http *h, int auth, int body) {
-  struct curl_slist **slot = &h->api_headers[(auth ? 1 : 0) + (body ? 2 : 0)], *l = NULL;
+/* The header list of an API request with the user agent ua: the key or not, a
+   body or not.  NULL: out of memory. */
+static struct curl_slist *new_api_headers(const sv_http *h, const char *ua, int auth, int body) {
+  struct curl_slist *l = NULL;
   sv_buf b;
   int rc = 0;
-  if (*slot) return *slot;
   if (auth) {
     sv_buf_init(&b);
     sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
@@ -573,7 +577,7 @@ static struct curl_slist *api_headers(sv_http *h, int auth, int body) {
   }
   if (!rc) {
     sv_buf_init(&b);
-    sv_buf_addf(&b, "User-Agent: %s", h->user_agent);
+    sv_buf_addf(&b, "User-Agent: %s", ua);
     rc = b.oom ? -1 : add_header(&l, sv_buf_cstr(&b));
     sv_buf_free(&b);
   }
@@ -583,11 +587,41 @@ static struct curl_slist *api_headers(sv_http *h, int auth, int body) {
     free_secret_list(l);
     return NULL;
   }
-  return *slot = l;
+  return l;
+}
+
+/* The header list of one API request with the transport's user agent, made
+   once per kind (with the key or not, with a body or not) and shared by every
+   request of that kind.  The user agent is one of its lines: libcurl would
+   format CURLOPT_USERAGENT's line anew for each request. */
+static struct curl_slist *api_headers(sv_http *h, int auth, int body) {
+  struct curl_slist **slot = &h->api_headers[(auth ? 1 : 0) + (body ? 2 : 0)];
+  if (!*slot) *slot = new_api_headers(h, h->user_agent, auth, body);
+  return *slot;
+}
+
+/* The options that stay each client's own (sv_send), for one exchange. */
+typedef struct own_opts {
+  const char *user_agent, *ca_file;
+  double connect_timeout;
+  int differ; /* not the transport's: the exchange gets a handle and headers of its own */
+} own_opts;
+
+static int same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+static void own_opts_of(const sv_http *h, const sv_send *s, own_opts *o) {
+  if (!s->user_agent) {
+    o->user_agent = h->user_agent, o->ca_file = h->ca_file, o->connect_timeout = h->connect_timeout;
+    o->differ = 0;
+    return;
+  }
+  o->user_agent = s->user_agent, o->ca_file = s->ca_file, o->connect_timeout = s->connect_timeout;
+  o->differ = strcmp(s->user_agent, h->user_agent) != 0 || !same_str(s->ca_file, h->ca_file) ||
+              s->connect_timeout != h->connect_timeout;
 }
 
 /* The request's headers: 0, or -1 out of memory. */
-static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s, struct curl_slist **list) {
+static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s, const own_opts *o, struct curl_slist **list) {
   if (x->op == SV_OP_DOWNLOAD) {
     /* no API key here: the video lives on another host */
     if (add_header(&x->headers, "Accept: video/mp4, */*")) return -1;
@@ -599,20 +633,22 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s, struct curl_sli
     *list = x->headers;
     return 0;
   }
-  *list = api_headers(h, s->auth, s->body != NULL);
+  if (o->differ) *list = x->headers = new_api_headers(h, o->user_agent, s->auth, s->body != NULL);
+  else *list = api_headers(h, s->auth, s->body != NULL);
   return *list ? 0 : -1;
 }
 
-/* The options a new (or reset) handle needs, the same for every exchange of its kind. */
-static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
+/* The options a new (or reset) handle needs, the same for every exchange of its
+   kind and client options o. */
+static void setup_easy(sv_xfer *x, const sv_send *s, const own_opts *o) {
   CURL *e = x->easy;
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   SV_LIMIT_PROTOCOLS(e);
-  if (s->op == SV_OP_DOWNLOAD) curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent); /* API requests: a header line */
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(h->connect_timeout));
+  if (s->op == SV_OP_DOWNLOAD) curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent); /* API requests: a header line */
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(o->connect_timeout));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  if (h->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+  if (o->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
   if (s->stall > 0) {
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, to_s(s->stall));
@@ -707,6 +743,11 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   CURL *e;
   struct curl_slist *headers = NULL;
   int ready;
+  own_opts o;
+  own_opts_of(h, s, &o);
+  if (o.differ && (!sv_header_value_ok(o.user_agent, strlen(o.user_agent)) || !(o.connect_timeout > 0)))
+    return sv_error_set(err, SV_E_INVALID, "user_agent",
+                        "user_agent: control characters, or connect_timeout: not above 0"), NULL;
   if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing"), NULL;
   if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return NULL;
   if (s->op != SV_OP_DOWNLOAD && s->max_body == 0) /* the options table gives the cap: no default here */
@@ -726,7 +767,7 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   x->offset = s->offset > 0 ? s->offset : 0;
   x->have = x->offset;
   x->max_body = s->max_body;
-  x->plain_get = s->op != SV_OP_DOWNLOAD && !s->body && !s->fresh;
+  x->plain_get = s->op != SV_OP_DOWNLOAD && !s->body && !s->fresh && !o.differ; /* kept set up for the next */
   sv_buf_init(&x->send);
   sv_buf_init(&x->recv);
   x->url = dupstr(s->url);
@@ -744,11 +785,11 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
     x->have = x->offset;
   }
   e = x->easy = take_easy(h, x->plain_get, &ready);
-  if (!x->url || x->send.oom || !e || set_headers(h, x, s, &headers)) {
+  if (!x->url || x->send.oom || !e || set_headers(h, x, s, &o, &headers)) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   }
-  if (!ready) setup_easy(h, x, s);
+  if (!ready) setup_easy(x, s, &o);
   /* what belongs to this exchange */
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_URL, x->url);

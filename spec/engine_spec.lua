@@ -1,6 +1,6 @@
 -- The engine (lua/starvideos/engine.lua) through a fake transport
--- (spec/support/fake_transport.lua), no server: one engine per key and engine
--- options, one budget its clients share, close cancelling only a client's own
+-- (spec/support/fake_transport.lua), no server: one engine per key, one
+-- budget its clients share, close cancelling only a client's own
 -- jobs, the transport closed with the last client, the key kept out of it.
 local Fake = require "spec.support.fake_transport"
 local Engine = require "starvideos.engine"
@@ -29,16 +29,20 @@ local function poll_for(fake, clients, seconds)
 end
 
 describe("the engine", function()
-  it("is one per key and engine options: clients of one key share it, of two keys do not", function()
+  it("is one per key: clients of one key share it, whatever their options, of two keys do not", function()
     local fake = Fake.new()
     local a, b, c = client(fake), client(fake), client(fake, "key-b")
     assert.equal(a.engine, b.engine)
     assert.are_not.equal(a.engine, c.engine)
-    -- a client that differs in an engine option gets one of its own
+    -- a client that differs in an option joins the key's engine (the key's
+    -- max_connections is then the smallest a live client asked for)
     local d = client(fake, nil, { max_connections = 3 })
-    assert.are_not.equal(a.engine, d.engine)
-    assert.equal(2, a.engine.clients)
-    for _, x in ipairs { a, b, c, d } do x:close() end
+    assert.equal(a.engine, d.engine)
+    assert.equal(3, a.engine.clients)
+    assert.equal(12, a.engine.max_sending)
+    d:close()
+    assert.equal(4 * 16, a.engine.max_sending)
+    for _, x in ipairs { a, b, c } do x:close() end
   end)
 
   it("gives two clients of one key one budget: their polls together within requests_per_second", function()

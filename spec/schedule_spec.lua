@@ -355,9 +355,19 @@ describe("the client's learned schedule", function()
     c:close()
   end)
 
-  it("starts from the journal's tasks: a new client polls its first tasks the learned way", function()
-    assert.is_true(batch(client(), 4).in_wait >= 1.5)
-    assert.are.equal(0, batch(client { journal = dir .. "/j.jsonl" }, 4).young)
+  it("starts from the journal's tasks: a new key's client polls its first tasks the learned way", function()
+    -- the schedule is the key's, which the test before taught: a key of its own
+    -- (an emulator of its own), first without the journal, then with it
+    local other = helper.emulator { queued = 0, processing = 1.1 }
+    local ok, err = pcall(function()
+      other:config { spread = 0.1, seed = 42 }
+      local key = { api_key = other.key, base_url = other.url }
+      assert.is_true(batch(client(key), 4).in_wait >= 1.5)
+      key.journal = dir .. "/j.jsonl"
+      assert.are.equal(0, batch(client(key), 4).young)
+    end)
+    other:stop()
+    assert(ok, err)
   end)
 
   it("files the journal's tasks under the same kind as live ones (a duration read back as 5.0 is 5)", function()

@@ -46,7 +46,7 @@ function Client:close()
   if not engine then return end
   self.engine = nil
   for _, job in ipairs(engine:jobs_of(self.cfg)) do job:cancel(true) end
-  engine:release()
+  engine:release(self.cfg)
 end
 Client.__close = Client.close
 Client.__gc = Client.close

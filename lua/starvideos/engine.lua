@@ -1,38 +1,43 @@
 -- The engine: everything the clients of one key share, and the one drive loop.
 --
--- One engine per (base URL, API key, engine options) in a process: a weak-valued
--- registry keyed by the base URL, a hash of the key (the key itself is never
--- kept here, nor printed) and the options below.  `starvideos.new` returns a
--- light client bound to it (client.lua); jobs (job.lua) and requests
--- (request.lua) are handed the engine and the client's ledger (ledger.lua), and
--- never call back into a client.
+-- One engine per (base URL, API key) in a process: a weak-valued registry keyed
+-- by the base URL and a hash of the key (the key itself is never kept here, nor
+-- printed).  A custom `transport` object (the test seam) keeps an engine of its
+-- own.  `starvideos.new` returns a light client bound to it (client.lua); jobs
+-- (job.lua) and requests (request.lua) are handed the engine and the client's
+-- ledger (ledger.lua), and never call back into a client.
 --
 -- It holds the timer heap, the admission queue (at most 4 * max_connections
 -- exchanges handed to the transport at once), the in-flight map, the budget (a
 -- token bucket of requests_per_second shared by every client of the key), the
--- births (when this process's creates were answered), the transport, and the
--- drive loop that moves them all: tick (what is ready now), pause (wait for the
--- transport or a timer), drive (until a condition).
+-- births (when this process's creates were answered), the learned schedule
+-- (schedule.lua: the key's samples, whichever client's job or journal they
+-- came from), the transport, and the drive loop that moves them all: tick
+-- (what is ready now), pause (wait for the transport or a timer), drive (until
+-- a condition).
 --
--- The rule for options (init.lua's reference and the README say it too): the
--- engine options are max_connections, requests_per_second, connect_timeout,
--- ca_file, user_agent and transport.  Clients of one key that agree on them
--- share one engine: one budget, one set of connections, one transport.  A
--- client that differs in any of them gets an engine of its own.  Every other
--- option (timeout, max_retries, interval, journal, on_event, ...) stays the
--- client's own.
+-- The rule for options that differ between live clients of one key (init.lua's
+-- reference and the README say it too): the key's requests_per_second and
+-- max_connections are the smallest any live client asked for (the strictest:
+-- the service limits the key, not a client), worked out again whenever a
+-- client joins or leaves (closed or collected).  connect_timeout, ca_file and
+-- user_agent stay each client's own and go with each of its exchanges (the
+-- transport sets them per exchange).  Every other option (timeout,
+-- max_retries, interval, journal, on_event, ...) is the client's own too.
 --
 -- Inside nginx a cosocket belongs to the request that made it, so an engine's
 -- transport cannot serve two requests: there each client gets a drive loop and
--- a transport of its own (made in its request), while the budget, the births
--- and the connection slots (a semaphore: at most max_connections exchanges of
--- the key at once in the worker) are still the key's, shared by every request
--- of the worker.  A client closes its engine's transport when it is the last
--- one on it (closed or collected).
+-- a transport of its own (made in its request), while the key's budget, births,
+-- schedule and connection slots (a semaphore: at most max_connections exchanges
+-- of the key at once in the worker) are shared by every request of the worker.
+-- With `lua_shared_dict starvideos <size>;` declared, the token bucket itself
+-- lives in that dict, shared by every worker of the host (shared_token below).
+-- A client closes its engine's transport when it is the last one on it.
 
 local core = require "starvideos.core"
 local transport = require "starvideos.transport"
 local Request = require "starvideos.request"
+local Schedule = require "starvideos.schedule"
 
 local setmetatable, next, pairs, ipairs, tostring, rawget, type, math_min, math_max =
   setmetatable, next, pairs, ipairs, tostring, rawget, type, math.min, math.max
@@ -41,69 +46,149 @@ local now = core.now
 local E = {}
 E.__index = E
 
--- The options that make an engine: clients that differ in one get engines of their own.
-E.OPTIONS = { "max_connections", "requests_per_second", "connect_timeout", "ca_file", "user_agent" }
-
 local engines = setmetatable({}, { __mode = "v" }) -- key -> engine (outside nginx)
-local budgets = setmetatable({}, { __mode = "v" }) -- key -> budget (shared by the engines of a key)
+-- key -> budget (shared by the engines of a key): kept while the process lives,
+-- so that what the key learned (the schedule, the births, the bucket) outlasts
+-- its clients, as a client per request in nginx needs; a custom transport's
+-- (the test seam) only while an engine uses it
+local budgets, seam_budgets = {}, setmetatable({}, { __mode = "v" })
 
 -- Inside nginx (a request's cosockets are its own): the engine is not shared,
 -- only its budget.
-local function in_nginx(cfg)
-  if cfg.transport then return false end
+local function ngx_of(cfg)
+  if cfg.transport then return nil end
   local ngx = rawget(_G, "ngx")
-  return type(ngx) == "table" and type(ngx.socket) == "table" and type(ngx.get_phase) == "function"
+  if type(ngx) == "table" and type(ngx.socket) == "table" and type(ngx.get_phase) == "function" then return ngx end
 end
 
 local function key_of(cfg)
-  local parts = { cfg.base_url, core.hash(cfg.api_key or "") }
-  for i, name in ipairs(E.OPTIONS) do parts[i + 2] = tostring(cfg[name]) end
-  if cfg.transport then parts[#parts + 1] = tostring(cfg.transport) end
-  return table.concat(parts, "\0")
+  local key = cfg.base_url .. "\0" .. core.hash(cfg.api_key or "")
+  if cfg.transport then key = key .. "\0" .. tostring(cfg.transport) end
+  return key
 end
 
 local BORN_KEEP = 4096
 
-local function new_budget(cfg, nginx)
-  local b = { rate = cfg.requests_per_second, tokens = math_max(1, cfg.requests_per_second), last = now(),
-    born_at = {}, born_ring = {}, born_next = 1 }
-  if nginx then b.slots = require("ngx.semaphore").new(cfg.max_connections) end
+local function new_budget(cfg, key, ngx)
+  local b = { rate = cfg.requests_per_second, conns = cfg.max_connections, last = now(),
+    tokens = math_max(1, cfg.requests_per_second), born_at = {}, born_ring = {}, born_next = 1,
+    members = setmetatable({}, { __mode = "k" }), -- the live clients' cfgs
+    engines = setmetatable({}, { __mode = "k" }), -- the key's engines (inside nginx: one per client)
+    kinds = {}, views = {}, journals = {}, learners = {} } -- the learned schedule (E:schedule)
+  if ngx then
+    b.slots, b.slots_n, b.slots_debt = require("ngx.semaphore").new(cfg.max_connections), cfg.max_connections, 0
+    local dict = ngx.shared and ngx.shared.starvideos
+    if dict then b.dict, b.dict_key = dict, "budget:" .. core.hash(key); b.dict_lock = b.dict_key .. ":lock" end
+  end
   return b
+end
+
+-- Inside nginx: the worker's connection slots of the key follow b.conns.  More
+-- are posted at once; fewer are taken back as they come free: a slot in use
+-- cannot be taken, so what is owed is taken at this and the next joins (in a
+-- request, where a semaphore may be waited on; never from a collected client).
+local function resize_slots(b, joining)
+  local want = b.conns - b.slots_n
+  b.slots_n = b.conns
+  if want > 0 then
+    local paid = math_min(want, b.slots_debt)
+    b.slots_debt = b.slots_debt - paid
+    if want > paid then b.slots:post(want - paid) end
+  else
+    b.slots_debt = b.slots_debt - want
+  end
+  while joining and b.slots_debt > 0 and b.slots:count() > 0 and b.slots:wait(0) do
+    b.slots_debt = b.slots_debt - 1
+  end
+end
+
+-- The key's shared options, worked out again from its live clients (the
+-- smallest each asked for), and handed to its engines and their transports.
+local function rejoin(b, joining)
+  local rate, conns
+  for cfg in pairs(b.members) do
+    rate = math_min(rate or cfg.requests_per_second, cfg.requests_per_second)
+    conns = math_min(conns or cfg.max_connections, cfg.max_connections)
+  end
+  if not rate then return end -- no client left: the budget waits for the next one as it is
+  if rate ~= b.rate then
+    b.rate = rate
+    b.tokens = math_min(b.tokens, math_max(1, rate))
+  end
+  b.conns = conns
+  if b.slots then resize_slots(b, joining) end
+  for engine in pairs(b.engines) do
+    engine.max_sending = 4 * conns
+    local t = engine.transport
+    if t and t.set_max_connections then t:set_max_connections(conns) end
+  end
 end
 
 -- The engine for a client's configuration (options.client's cfg, with its
 -- api_key and transport still in it): the key's, made at the first client.
+-- The client's cfg joins the key's members until E:release(cfg).
 function E.for_client(cfg)
   local key = key_of(cfg)
-  local nginx = in_nginx(cfg)
-  local budget = budgets[key]
-  if not budget then budget = new_budget(cfg, nginx); budgets[key] = budget end
-  local self = not nginx and engines[key]
+  local ngx = ngx_of(cfg)
+  local registry = cfg.transport and seam_budgets or budgets
+  local budget = registry[key]
+  if not budget then budget = new_budget(cfg, key, ngx); registry[key] = budget end
+  local self = not ngx and engines[key]
   if self and not self.closed then
     self.clients = self.clients + 1
-    return self
+  else
+    local tcfg = cfg
+    if budget.slots then -- the worker's connection slots of this key
+      tcfg = setmetatable({ slots = budget.slots }, { __index = cfg })
+    end
+    self = setmetatable({
+      budget = budget, clients = 1, transport = cfg.transport or transport.new(tcfg),
+      inflight = {}, downloads = {}, timers = {}, commits = {}, learners = budget.learners,
+      sending = 0, queue = {}, qhead = 1, qtail = 0, max_sending = 4 * cfg.max_connections,
+    }, E)
+    budget.engines[self] = true
+    if not ngx then engines[key] = self end
   end
-  local tcfg = cfg
-  if budget.slots then -- the worker's connection slots of this key
-    tcfg = setmetatable({ slots = budget.slots }, { __index = cfg })
-  end
-  self = setmetatable({
-    budget = budget, clients = 1, transport = cfg.transport or transport.new(tcfg),
-    inflight = {}, downloads = {}, timers = {}, commits = {}, learners = {},
-    sending = 0, queue = {}, qhead = 1, qtail = 0, max_sending = 4 * cfg.max_connections,
-  }, E)
-  if not nginx then engines[key] = self end
+  budget.members[cfg] = true -- once its engine is there (making a transport may raise)
+  rejoin(budget, true)
   return self
 end
 
--- A client let go of the engine (closed or collected): the last one closes the transport.
-function E:release()
+-- A client let go of the engine (closed or collected): its options no longer
+-- count for the key; the last one closes the transport.
+function E:release(cfg)
+  local b = self.budget
+  if cfg and b.members[cfg] then
+    b.members[cfg] = nil
+    rejoin(b)
+  end
   self.clients = self.clients - 1
   if self.clients > 0 or self.closed then return end
   self.closed = true
+  b.engines[self] = nil
   local t = self.transport
   self.transport = nil
   if t then t:close() end
+end
+
+-- The learned schedule of the key for a client's interval and min_interval
+-- (schedule.lua): one set of samples per key, one plan cache per spacing.
+function E:schedule(cfg)
+  local b = self.budget
+  local vk = tostring(cfg.interval) .. "/" .. tostring(cfg.min_interval)
+  local s = b.views[vk]
+  if not s then s = Schedule.new(cfg, b.kinds); b.views[vk] = s end
+  return s
+end
+
+-- Whether the samples of the journal at `path` are still to be read into the
+-- key's schedule: true the first time it is asked for a path (the caller
+-- reads them), false after.
+function E:first_read(path)
+  local b = self.budget
+  if b.journals[path] then return false end
+  b.journals[path] = true
+  return true
 end
 
 -- ------------------------------------------------------------ timers
@@ -144,11 +229,53 @@ end
 
 -- ------------------------------------------------------------ the budget
 
+-- With `lua_shared_dict starvideos <size>;` (nginx), the key's bucket is kept
+-- in the dict, for every worker of the host: GCRA, the token bucket's exact
+-- twin, keeps one number, the theoretical arrival time `tat` (on the
+-- monotonic clock, which every process of the host reads alike).  A poll at t
+-- may go when t >= tat - (burst - 1) / rate, and then tat = max(tat, t) + 1 / rate.
+-- The dict offers no compare-and-set, and a read and a write are two steps
+-- another worker could come between (two workers reading one tat would both
+-- take the last token).  So the step holds a lock: `add` is atomic and fails
+-- when the key is there, so exactly one worker at a time holds it.  Inside, get
+-- and set never yield, so it is held for microseconds; its 10 ms expiry frees
+-- it should a worker die in between.  A worker that finds it taken is told to
+-- come back 2 ms later, as when no token is there: token() never waits.
+local LOCK_TTL, LOCK_RETRY = 0.01, 0.002
+
+-- nil (a token taken), the time to come back, or false: the dict cannot be
+-- used (full beyond what it may evict): the worker's own bucket stands in.
+local function shared_token(b, t)
+  local dict, key = b.dict, b.dict_key
+  local locked, err = dict:add(b.dict_lock, true, LOCK_TTL)
+  if not locked then
+    if err == "exists" then return t + LOCK_RETRY end
+    return false
+  end
+  local rate = b.rate
+  local gap = 1 / rate
+  local tat = dict:get(key) or 0
+  local allowed = tat - (math_max(1, rate) - 1) * gap -- a burst of one second's worth, as the local bucket
+  local at
+  if t >= allowed then
+    dict:set(key, math_max(tat, t) + gap)
+  else
+    at = allowed
+  end
+  dict:delete(b.dict_lock)
+  return at
+end
+
 -- Polls of every task of the key together stay under requests_per_second (a
--- token bucket holding one second's worth).  nil when a token was taken, else
--- the time one will be there.
+-- token bucket holding one second's worth; inside nginx with the shared dict,
+-- the host's bucket above).  nil when a token was taken, else the time one
+-- will be there.
 function E:token(t)
   local b = self.budget
+  if b.dict then
+    local at = shared_token(b, t)
+    if at ~= false then return at end
+  end
   local rate = b.rate
   b.tokens = math_min(math_max(1, rate), b.tokens + (t - b.last) * rate)
   b.last = t
@@ -204,7 +331,8 @@ function E:committing(req)
 end
 
 -- A ledger still learning the schedule from its journal (ledger.lua): one
--- bounded slice per tick until it is done.
+-- bounded slice per tick until it is done.  The set is the key's (every engine
+-- of the key has it), so a read goes on when the client that began it closes.
 function E:learning(ledger)
   self.learners[ledger] = true
 end

@@ -55,13 +55,17 @@ local M = {
 -- * `transport`: a transport table (lua/starvideos/transport.lua) in place of libcurl's
 --
 -- Clients of one key share an engine (lua/starvideos/engine.lua): every client of one
--- (`base_url`, `api_key`) in a process that agrees on `max_connections`,
--- `requests_per_second`, `connect_timeout`, `ca_file`, `user_agent` and `transport`
--- shares one budget of `requests_per_second`, one set of `max_connections` and one
--- transport (inside nginx: the budget and the connections of every request of the
--- worker).  A client made with other values of these gets an engine of its own.  Every
--- other option is the client's own.  `client:close()` cancels that client's jobs only;
--- the engine's last client closes the transport.
+-- (`base_url`, `api_key`) in a process shares one budget of `requests_per_second`, one set
+-- of `max_connections`, one learned schedule and one transport (inside nginx: the budget,
+-- the schedule and the connections of every request of the worker; with `lua_shared_dict
+-- starvideos <size>;` declared, the budget of every worker of the host).  Where live
+-- clients of a key ask for different values, the key gets the smallest
+-- `requests_per_second` and the smallest `max_connections` any of them asked for (the
+-- strictest: the service limits the key), worked out again whenever a client is made,
+-- closed or collected.  `connect_timeout`, `ca_file` and `user_agent` stay each client's
+-- own and go with each of its exchanges; so does every other option.  A `transport`
+-- given in the options keeps an engine of its own.  `client:close()` cancels that
+-- client's jobs only; the engine's last client closes the transport.
 -- @treturn starvideos.client the client
 M.new = Client.new
 

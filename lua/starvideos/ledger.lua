@@ -29,7 +29,9 @@
 --                                       failed: {id=, model=, out=} (out: where a
 --                                       .part of it was left, when one still is)
 --   ledger:pending() -> list | nil, err the creates whose answer never came
---   ledger:schedule() -> schedule       the learned polling schedule (schedule.lua)
+--   ledger:schedule() -> schedule       the learned polling schedule (schedule.lua):
+--                                       the key's (engine.lua), which this
+--                                       ledger feeds; its own with no engine
 --   ledger:learn(kind, model, took, within)  a sample seen in this process
 --   ledger:learn_more() -> done         one bounded slice of the journal's
 --                                       samples (J.samples' reader, 64 KiB); the
@@ -69,8 +71,9 @@ L.file_name = journal.file_name
 function L.new(path, cfg, engine)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg }, L)
   if path then journal.maybe_compact(path, L.COMPACT_LIMIT) end
-  -- read while the first creates and polls go out, so that the first delays are learned ones
-  if path and engine then self:schedule(engine) end
+  -- the key's schedule; its journal read while the first creates and polls go
+  -- out, so that the first delays are learned ones
+  if engine then self:schedule(engine) end
   return self
 end
 
@@ -166,23 +169,28 @@ end
 
 -- ------------------------------------------------------------ the schedule
 
+-- The schedule belongs to the key (engine.lua: E:schedule, one set of samples
+-- for every client of the key); the ledger feeds it what its jobs learn and,
+-- once per key and journal path (E:first_read), the journal's samples.  A
+-- ledger with no engine (one opened only to read records) keeps a schedule of
+-- its own.
+
 function L:learn(kind, model, took, within)
-  self:schedule():learn(kind, model, took, within)
+  (self.sched or self:schedule()):learn(kind, model, took, within)
 end
 
--- The learned schedule, made at its first use.  With a journal, its samples
--- are read from the end backwards, one slice per drive-loop turn (learn_more,
--- called by the engine), never all at once inside a step; asked with no engine,
--- all at once.
+-- The learned schedule.  The journal's samples are read from the end
+-- backwards, one slice per drive-loop turn (learn_more, called by the engine),
+-- never all at once inside a step; asked with no engine, all at once.
 function L:schedule(engine)
   local s = self.sched
   if s then
     if not engine and self.reader then repeat until self:learn_more() end -- asked outside a drive loop
     return s
   end
-  s = Schedule.new(self.cfg)
+  s = engine and engine:schedule(self.cfg) or Schedule.new(self.cfg)
   self.sched = s
-  if self.path then
+  if self.path and (not engine or engine:first_read(self.path)) then
     self.reader = journal.samples(self.path)
     if engine then engine:learning(self) else repeat until self:learn_more() end -- no engine: all now
   end

@@ -125,9 +125,11 @@ end
 
 -- What the transport is given for one exchange (transport.lua), less its
 -- timeout and a download's own fields: also how the engine sends a lone query
--- at once (engine.lua).
+-- at once (engine.lua).  The client's user_agent, connect_timeout and ca_file
+-- go with each exchange: the clients of a key share its transport, not these.
 function Request.new_send(cfg, op, url, auth, body)
-  return { op = op, url = url, auth = auth, body = body, fresh = op == "create", max_body = cfg.max_answer }
+  return { op = op, url = url, auth = auth, body = body, fresh = op == "create", max_body = cfg.max_answer,
+    user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file }
 end
 
 -- The retry policy core.retry is handed, from the options table (options.lua):

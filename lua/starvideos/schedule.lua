@@ -21,6 +21,10 @@
 -- With fewer samples it is the fixed schedule.  Plans are computed when a
 -- kind's samples change (with every eighth more, once there are many), never
 -- per poll.
+--
+-- The samples belong to the key (engine.lua keeps them, fed by every client's
+-- jobs and journal); a schedule is a view of them for one `interval` and
+-- `min_interval`, with the plans it made for those.
 
 local math_log, math_exp, math_sqrt, math_abs, math_max, math_min, math_floor =
   math.log, math.exp, math.sqrt, math.abs, math.max, math.min, math.floor
@@ -205,9 +209,10 @@ function S.make_plan(mu, sigma, interval, m)
     mu = mu, sigma = sigma }
 end
 
--- cfg: interval (the fixed schedule, and the poll budget per task), min_interval.
-function S.new(cfg)
-  return setmetatable({ interval = cfg.interval, min_interval = cfg.min_interval, kinds = {} }, S)
+-- cfg: interval (the fixed schedule, and the poll budget per task), min_interval;
+-- kinds: the samples (shared with the other schedules of a key; nil: a new set).
+function S.new(cfg, kinds)
+  return setmetatable({ interval = cfg.interval, min_interval = cfg.min_interval, kinds = kinds or {}, plans = {} }, S)
 end
 
 -- A task of `kind` (and `model`) took `seconds`, known to within +-`half`.
@@ -226,8 +231,6 @@ function S:learn(kind, model, seconds, half)
       k.lo[k.next], k.hi[k.next] = low > 0 and math_log(low) or nil, math_log(seconds + half)
       k.next = k.next % S.KEEP + 1
       k.n, k.seen = math_min(k.n + 1, S.KEEP), k.seen + 1
-      -- a new plan with each early sample, then with each eighth more
-      if k.plan and k.seen >= k.plan_seen + math_max(1, math_floor(k.plan_seen / 8)) then k.plan = nil end
     end
   end
 end
@@ -292,11 +295,14 @@ function S:plan(kind, model)
     local key = i == 1 and kind or model
     local k = key and self.kinds[key]
     if k and k.n >= S.MIN_SAMPLES then
-      if not k.plan then
+      -- a new plan with each early sample, then with each eighth more
+      local p = self.plans[key]
+      if not p or k.seen >= p.seen + math_max(1, math_floor(p.seen / 8)) then
         local mu, sigma = self:estimate(key)
-        k.plan, k.plan_seen = S.make_plan(mu, sigma, self.interval, self.min_interval), k.seen
+        p = { plan = S.make_plan(mu, sigma, self.interval, self.min_interval), seen = k.seen }
+        self.plans[key] = p
       end
-      return k.plan
+      return p.plan
     end
   end
   return nil

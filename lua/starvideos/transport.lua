@@ -24,6 +24,9 @@
 --                   rest with Range; a 200 is written from byte 0, a 206 from
 --                   the byte its Content-Range names), r.stall (seconds without
 --                   a byte), r.follow (redirects: http(s) only, at most 5)
+--       r.user_agent, r.connect_timeout, r.ca_file  the exchange's client's own
+--                   (the clients of a key share a transport: engine.lua); no
+--                   user_agent: the transport's own three
 --   n = t:poll(max_wait)            do the network work that is ready; wait at
 --                                   most max_wait seconds for an exchange to
 --                                   finish (0: never wait)
@@ -39,6 +42,8 @@
 --                                   total size.  h is spent.
 --   bytes, total = t:progress(h)    a download in flight
 --   t:cancel(h)                     end an exchange now; h is spent
+--   t:set_max_connections(n)       optional: the key's max_connections from
+--                                   now on (its smallest live client's)
 --   t:close()
 --   ok, err = t:commit(part, path)  optional: what core.commit does (fsync,
 --                                   then rename), where the transport's host

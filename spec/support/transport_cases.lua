@@ -337,6 +337,32 @@ add {
   end,
 }
 
+add {
+  name = "an exchange's own user agent: on one transport, each exchange carries the one it was sent with",
+  prepare = function(env)
+    local base = env.hs:url("ok")
+    return { base = base, query = base .. "/v1/result/task_ua" }
+  end,
+  run = function(x, a)
+    local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
+    -- a client's own (engine.lua: the clients of a key share the transport), the
+    -- transport's (none given), another client's: one after the other
+    for _, ua in ipairs { "starvideos/own-1", false, "starvideos/own-2" } do
+      local h = assert(t:send { op = "query", url = a.query, auth = true, timeout = 10, max_body = 1048576,
+        user_agent = ua or nil, connect_timeout = ua and 3 or nil })
+      repeat t:poll(0.05) until t:finished() == h
+      t:result(h)
+    end
+    t:close()
+    return {}
+  end,
+  check = function(_, a, env)
+    local seen = {}
+    for _, r in ipairs(env.hs:requests(a.base)) do seen[#seen + 1] = r.headers["user-agent"] or "none" end
+    env.assert.same({ "starvideos/own-1", "starvideos/cases", "starvideos/own-2" }, seen)
+  end,
+}
+
 -- Downloads of a scenario's video into a new path: the name, the scenario,
 -- the retries allowed, the URL's tail after the scenario's base (default
 -- "/v.mp4"), what is done before (plant), what the retry event does (meddle),

@@ -13,8 +13,8 @@ local W = require "starvideos.transport.ngx_wire"
 
 local ngx = rawget(_G, "ngx")
 local spawn, kill, wait, run_thread = ngx.thread.spawn, ngx.thread.kill, ngx.thread.wait, ngx.run_worker_thread
-local type, tostring, pcall, pairs, error, math_max, math_min, floor, concat, string_format =
-  type, tostring, pcall, pairs, error, math.max, math.min, math.floor, table.concat, string.format
+local type, tostring, pcall, pairs, error, setmetatable, math_max, math_min, floor, concat, string_format =
+  type, tostring, pcall, pairs, error, setmetatable, math.max, math.min, math.floor, table.concat, string.format
 local part_open, verdict, new_error, now, check_url =
   core.part_open, core.verdict, options.new_error, core.now, core.check_url
 
@@ -92,7 +92,7 @@ function N.new(cfg)
   end
 
   local function run(x)
-    local ok, wire, msg = pcall(W.exchange, c, x, key)
+    local ok, wire, msg = pcall(W.exchange, x.c or c, x, key)
     if not ok then wire, msg = "broken", tostring(wire) end
     if x.fh and not x.spent then -- what was read is in the file before anyone looks (flushed)
       local flushed, err = x.fh:flush()
@@ -114,6 +114,20 @@ function N.new(cfg)
     if r.op ~= "download" and type(r.max_body) ~= "number" then
       return nil, new_error("invalid_request", "max_body: no cap on the answer's size was given",
         { field = "max_body" })
+    end
+    -- the client's own options go with each exchange (engine.lua): here the
+    -- user agent and the connect timeout; nginx names the CAs itself
+    if r.ca_file then
+      return nil, new_error("invalid_request", "ca_file has no effect inside nginx: name the CA file with "
+        .. "lua_ssl_trusted_certificate", { field = "ca_file" })
+    end
+    local own
+    if r.user_agent and (r.user_agent ~= c.ua or r.connect_timeout ~= c.connect_timeout) then
+      if r.user_agent:find("[%c]") or type(r.connect_timeout) ~= "number" or r.connect_timeout <= 0 then
+        return nil, new_error("invalid_request", "user_agent: control characters, or connect_timeout: not above 0",
+          { field = "user_agent" })
+      end
+      own = setmetatable({ ua = r.user_agent, connect_timeout = r.connect_timeout }, { __index = c })
     end
     local offset, fh = r.op == "download" and r.offset or 0, nil
     if r.op == "download" then
@@ -138,7 +152,7 @@ function N.new(cfg)
       end
       if not fh then return nil, new_error("io", err, { field = "path" }) end
     end
-    local x = { r = r, op = r.op, auth = r.auth, offset = offset, have = offset, fh = fh, parts = {}, kept = 0,
+    local x = { r = r, c = own, op = r.op, auth = r.auth, offset = offset, have = offset, fh = fh, parts = {}, kept = 0,
       buf = "", pos = 1, got = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
       deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
     running[x] = true

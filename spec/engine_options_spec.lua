@@ -1,0 +1,231 @@
+-- The options of the clients of one key (lua/starvideos/engine.lua's rule):
+-- the key's requests_per_second and max_connections are the smallest a live
+-- client asked for, worked out again as clients come and go; user_agent,
+-- connect_timeout and ca_file stay each client's own and go with each of its
+-- exchanges, on the one transport the key's clients share (libcurl here).
+-- Against the emulator, and for ca_file a TLS server of the spec's own
+-- (`openssl s_server`, pending where openssl is missing).
+
+local helper = require "spec.helper"
+local starvideos = require "starvideos"
+local core = require "starvideos.core"
+
+local q = helper.shell_quote
+local str_format = string.format
+
+local PARAMS = { model = "videos", prompt = "a key's options", duration = 5 }
+
+-- The polls (GETs of a task) the emulator logged in [from, to) of its clock.
+local function polls_between(emu, from, to)
+  local n = 0
+  for _, r in ipairs(emu:requests()) do
+    if r.method == "GET" and r.path:find("^/v1/result/") and r.at >= from and r.at < to then n = n + 1 end
+  end
+  return n
+end
+
+describe("the options of the clients of one key", function()
+  local emu
+
+  setup(function()
+    emu = helper.emulator { queued = 0, processing = 600 } -- tasks that stay processing: polls never end
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  -- A client of the emulator's key with these options.
+  local function client(opts)
+    opts.api_key, opts.base_url = emu.key, emu.url
+    return starvideos.new(opts)
+  end
+
+  -- Move the clients' jobs for `seconds`.
+  local function drive(clients, seconds)
+    local t0 = core.now()
+    while core.now() - t0 < seconds do
+      for _, c in ipairs(clients) do c:step(0.01) end
+    end
+  end
+
+  -- The emulator's clock now: the time it logs a query of an unknown task at.
+  local function emu_now(c)
+    c:query("video_videos_clock")
+    local log = emu:requests()
+    return log[#log].at
+  end
+
+  it("holds the key to the strictest requests_per_second while that client lives, then to the next", function()
+    collectgarbage(); collectgarbage() -- the clients of other tests are let go
+    local lenient, strict = client { requests_per_second = 10 }, client { requests_per_second = 2 }
+    assert.equal(lenient.engine, strict.engine)
+    local ids = {}
+    for i = 1, 8 do ids[i] = assert(lenient:create(PARAMS)).id end
+    -- polls as fast as the budget lets: 6 tasks on the lenient client, 2 on the strict one
+    for i = 1, 6 do lenient:watch(ids[i], { interval = 0 }) end
+    for i = 7, 8 do strict:watch(ids[i], { interval = 0 }) end
+    local t0 = emu_now(lenient)
+    drive({ lenient, strict }, 3)
+    local t1 = emu_now(lenient)
+    local both = polls_between(emu, t0, t1) - 1 -- less the clock's query
+    -- 2 per second, and the bucket's one second of burst (2), over t1 - t0
+    assert.is_true(both <= 2 * (t1 - t0) + 2 + 1, str_format("%d polls in %.2f s at 2 per second", both, t1 - t0))
+    assert.is_true(both >= 2 * (t1 - t0) - 3, str_format("only %d polls in %.2f s", both, t1 - t0))
+    strict:close() -- its jobs end; the key is back to 10 per second
+    local t2 = emu_now(lenient)
+    drive({ lenient }, 3)
+    local t3 = emu_now(lenient)
+    local alone = polls_between(emu, t2, t3) - 1
+    assert.is_true(alone >= 10 * (t3 - t2) - 6, str_format("only %d polls in %.2f s at 10 per second", alone,
+      t3 - t2))
+    assert.is_true(alone <= 10 * (t3 - t2) + 10 + 2, str_format("%d polls in %.2f s", alone, t3 - t2))
+    lenient:close()
+  end)
+
+  it("holds the key to the smallest max_connections of its live clients, and lets it go with that client", function()
+    collectgarbage(); collectgarbage()
+    local wide, narrow = client { max_connections = 8, requests_per_second = 1000 },
+      client { max_connections = 1, requests_per_second = 1000 }
+    assert.equal(wide.engine, narrow.engine)
+    local ids = {}
+    for i = 1, 6 do ids[i] = assert(wide:create(PARAMS)).id end
+    local function connections_polling()
+      emu:clear()
+      emu:fault { path = "/v1/result/", delay = 0.2, count = 6 } -- slow answers: without a limit they overlap
+      for _, r in ipairs(wide:wait_all(ids, { interval = 0.05, timeout = 0.5 })) do
+        assert.equal("timeout", r.err and r.err.kind, tostring(r.err))
+      end
+      emu:clear_faults()
+      local seen = {}
+      for _, r in ipairs(emu:requests()) do seen[r.connection] = true end
+      local n = 0
+      for _ in pairs(seen) do n = n + 1 end
+      return n
+    end
+    assert.equal(1, connections_polling())
+    narrow:close()
+    assert.is_true(connections_polling() > 1, "the key's max_connections stayed 1 after its client closed")
+    wide:close()
+  end)
+
+  it("sends each exchange with its own client's user agent", function()
+    local a, b = client { user_agent = "agent-one/1" }, client { user_agent = "agent-two/2" }
+    assert.equal(a.engine, b.engine) -- one transport for both
+    emu:clear()
+    local ta = assert(a:create(PARAMS))
+    local tb = assert(b:create(PARAMS))
+    assert(b:query(ta.id)); assert(a:query(tb.id)); assert(a:query(ta.id)); assert(b:query(tb.id))
+    -- and jobs of both moved together by one drive loop
+    local ja, jb = a:watch(ta.id, { interval = 0.05 }), b:watch(tb.id, { interval = 0.05 })
+    local t0 = core.now()
+    while core.now() - t0 < 0.5 do a:step(0.02) end
+    ja:cancel(); jb:cancel()
+    local want = { "agent-one/1", "agent-two/2", "agent-two/2", "agent-one/1", "agent-one/1", "agent-two/2" }
+    local log = emu:requests()
+    for i, ua in ipairs(want) do
+      assert.equal(ua, log[i].headers["user-agent"], "exchange " .. i .. " " .. log[i].method .. " " .. log[i].path)
+    end
+    local by_task = { [ta.id] = "agent-one/1", [tb.id] = "agent-two/2" }
+    local jobs = 0
+    for i = #want + 1, #log do
+      local id = log[i].path:match("^/v1/result/([^/?]+)")
+      if id then
+        jobs = jobs + 1
+        assert.equal(by_task[id], log[i].headers["user-agent"], "a job's poll of " .. id)
+      end
+    end
+    assert.is_true(jobs >= 2, "the jobs polled " .. jobs .. " times")
+    a:close(); b:close()
+  end)
+
+  it("downloads with its own client's user agent", function()
+    local fast = helper.emulator { queued = 0, processing = 0.2 }
+    local ok, err = pcall(function()
+      local o = { api_key = fast.key, base_url = fast.url }
+      o.user_agent = "agent-one/1"
+      local a = starvideos.new(o)
+      o.user_agent = "agent-two/2"
+      local b = starvideos.new(o)
+      local dir = helper.tmpdir()
+      local task = assert(a:generate(PARAMS, { interval = 0.1 }))
+      fast:clear()
+      assert(b:download(task, dir .. "/b.mp4"))
+      assert(a:download(task, dir .. "/a.mp4"))
+      local uas = {}
+      for _, r in ipairs(fast:requests()) do
+        if r.path:find("^/videos/") then uas[#uas + 1] = r.headers["user-agent"] end
+      end
+      assert.same({ "agent-two/2", "agent-one/1" }, uas)
+      a:close(); b:close()
+    end)
+    fast:stop()
+    assert(ok, err)
+  end)
+end)
+
+local why
+if not helper.execute("command -v openssl >/dev/null 2>&1") then
+  why = "openssl is not installed (apt-get install openssl)"
+end
+
+describe("the ca_file of the clients of one key", function()
+  if why then
+    it("needs openssl", function() pending(why) end)
+    return
+  end
+
+  local dir, server, port
+
+  -- A self-signed certificate for 127.0.0.1: cert and key files in dir, by name.
+  local function make_cert(name)
+    assert(helper.execute(str_format("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+      .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1",
+      q(dir .. "/" .. name .. ".key"), q(dir .. "/" .. name .. ".pem"))))
+    return dir .. "/" .. name .. ".pem"
+  end
+
+  setup(function()
+    dir = helper.tmpdir()
+    make_cert("server")
+    make_cert("other")
+    -- a TLS server on a port the system picks; it answers every GET with a status page (not JSON)
+    server = helper.spawn(str_format("openssl s_server -accept 127.0.0.1:0 -cert %s -key %s -www 2>&1",
+      q(dir .. "/server.pem"), q(dir .. "/server.key")))
+    local t0 = core.now()
+    while not port and core.now() - t0 < 10 do
+      local line = server.pipe:read("*l")
+      if not line then break end
+      port = tonumber(line:match("^ACCEPT [^%s]*:(%d+)"))
+    end
+    assert(port, "openssl s_server did not say its port")
+  end)
+
+  teardown(function()
+    if server then helper.execute(str_format("kill %d 2>/dev/null", server.pid)); server:close() end
+    helper.cleanup()
+  end)
+
+  it("verifies each exchange against its own client's CA file", function()
+    local o = { api_key = "k-ca", base_url = "https://127.0.0.1:" .. port, max_retries = 0, timeout = 5 }
+    o.ca_file = dir .. "/server.pem"
+    local trusting = starvideos.new(o)
+    o.ca_file = dir .. "/other.pem"
+    local other = starvideos.new(o)
+    assert.equal(trusting.engine, other.engine) -- one transport for both
+    -- in turn, so that a connection one made is there for the other to reuse
+    for _ = 1, 2 do
+      local _, err = trusting:query("video_videos_1")
+      -- TLS passed: what failed is the answer, a status page where JSON was due
+      assert.is_truthy(err)
+      assert.is_nil(tostring(err.message):lower():find("certificate", 1, true), tostring(err))
+      assert.is_nil(tostring(err.message):find("TLS", 1, true), tostring(err))
+      local _, oerr = other:query("video_videos_1")
+      assert.is_truthy(oerr)
+      assert.is_truthy(tostring(oerr.message):lower():find("certificate", 1, true)
+        or tostring(oerr.message):find("SSL", 1, true), "not refused as untrusted: " .. tostring(oerr))
+    end
+    trusting:close(); other:close()
+  end)
+end)
