@@ -1,5 +1,6 @@
 /* starvideos.core: the Lua binding of the C core.  The binding never calls a
-   Lua function (no require, no lua_call).  Lua encodes `extra` with lua-cjson;
+   Lua function (no require, no lua_call).  Lua encodes `extra` with lua-cjson
+   (that text is the one form the core checks and sends);
    an answer is read once, in C: the core's verdict, with the task table built
    from its scan (lsv_util.c).  The libcurl transport's binding is a module of
    its own (lsv_curl.c, starvideos.curl); what both share is lsv_util.c. */
@@ -78,14 +79,14 @@ static void anchor(lua_State *L, int anchors) {
   lua_rawseti(L, anchors, (int)lua_rawlen(L, anchors) + 1);
 }
 
-/* Fill v from the value at idx.  Lists (and extra's keys) get their items in a new
-   userdata kept in the anchors table. */
-static void value(lua_State *L, int idx, sv_value *v, int is_extra, int anchors) {
+/* Fill v from the value at idx.  Lists get their items in a new userdata kept
+   in the anchors table. */
+static void value(lua_State *L, int idx, sv_value *v, int anchors) {
   size_t n, i;
   scalar(L, idx, v);
   if (v->type != SV_V_TABLE) return;
   idx = lua_absindex(L, idx);
-  if (table_is_list(L, idx, &n) && !(is_extra && n > 0)) {
+  if (table_is_list(L, idx, &n)) {
     sv_value *items = lua_newuserdatauv(L, sizeof(sv_value) * (n ? n : 1), 0);
     anchor(L, anchors);
     for (i = 0; i < n; i++) {
@@ -96,31 +97,19 @@ static void value(lua_State *L, int idx, sv_value *v, int is_extra, int anchors)
     v->type = SV_V_LIST;
     v->items = items;
     v->n = n;
-  } else if (is_extra) {
-    /* extra: only its keys matter to the validator; its JSON text comes from Lua */
-    sv_field *fields;
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) { lua_pop(L, 1); count++; }
-    fields = lua_newuserdatauv(L, sizeof(sv_field) * (count ? count : 1), 0);
-    anchor(L, anchors);
-    i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-      lua_pop(L, 1);
-      memset(&fields[i], 0, sizeof fields[i]);
-      if (lua_type(L, -1) == LUA_TSTRING) fields[i].name = lua_tolstring(L, -1, &fields[i].name_len);
-      else { fields[i].name = ""; fields[i].name_len = 0; }
-      fields[i].value.type = SV_V_OTHER;
-      i++;
-    }
-    v->fields = fields;
-    v->n = count;
   }
 }
 
-/* Convert the params table at idx (and the JSON text of `extra` at extra_idx, when
-   given).  Pushes one table that keeps every converted piece alive while p is in
+/* The params' `extra` key: its one form is the JSON text (extra_idx), so the
+   table's value is not converted. */
+static int is_extra(lua_State *L, int idx) {
+  size_t len;
+  const char *k = lua_tolstring(L, idx, &len);
+  return len == 5 && memcmp(k, "extra", 5) == 0;
+}
+
+/* Convert the params table at idx (but its `extra`) and the JSON text of
+   `extra` at extra_idx, when given.  Pushes one table that keeps every converted piece alive while p is in
    use.  Returns 0 or -1 with err set. */
 static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_error *err) {
   size_t count = 0, i = 0;
@@ -143,15 +132,17 @@ static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_erro
       lua_pop(L, 1);
       return sv_error_set(err, SV_E_INVALID, key, "%s: unknown field (params take named fields such as model and prompt)", key);
     }
-    count++;
+    if (!is_extra(L, -1)) count++;
   }
   fields = lua_newuserdatauv(L, sizeof(sv_field) * (count ? count : 1), 0);
   anchor(L, anchors);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    sv_field *f = &fields[i++];
+    sv_field *f;
+    if (is_extra(L, -2)) { lua_pop(L, 1); continue; }
+    f = &fields[i++];
     f->name = lua_tolstring(L, -2, &f->name_len); /* the params table keeps its keys alive */
-    value(L, -1, &f->value, f->name_len == 5 && memcmp(f->name, "extra", 5) == 0, anchors);
+    value(L, -1, &f->value, anchors);
     lua_pop(L, 1); /* the value; the key stays for lua_next */
   }
   p->fields = fields;

@@ -354,6 +354,8 @@ static void extra_json(void) {
     { "{\"prompt\":\"x\"}", 14, "extra.prompt", "extra cannot add a second prompt" },
     { "{\"first_image\":\"https://e.com/1.png\"}", 37, "extra.first_image", "extra cannot add a frame" },
     { "\"{}\"", 4, "extra", "a JSON string in extra is refused" },
+    { "{\"\":1}", 6, "extra", "an empty key in extra is refused (not a name)" },
+    { "{\"seed\":1,\"12\":2}", 17, "extra", "a key of digits in extra is refused (a Lua list index, not a name)" },
   };
   static const struct { const char *text; const char *tail; const char *name; } good[] = {
     { "{}", "\"duration\":5}", "extra {} adds nothing" },
@@ -396,6 +398,14 @@ static void extra_json(void) {
     p.extra_json = "{ ";
     p.extra_len = 2;
     ok(sv_validate(&p, NULL, &err) == -1 && strcmp(err.field, "extra") == 0, "sv_validate refuses bad extra text", err.message);
+  }
+  {
+    /* extra has one form, its text: a field named extra is refused, not dropped */
+    sv_field g[] = { F("model", S("videos")), F("prompt", S("a cat")), F("duration", N(5)), F("extra", S("{}")) };
+    int rc = build(g, 4, NULL, 0, &body, &err);
+    ok(rc == -1 && strcmp(err.field, "extra") == 0 && strstr(err.message, "JSON text") != NULL,
+       "a field named extra is refused, pointing at the JSON text", err.message);
+    sv_buf_free(&body);
   }
 }
 
