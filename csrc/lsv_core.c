@@ -259,6 +259,23 @@ static int l_check_url(lua_State *L) {
   return 1;
 }
 
+/* resolve_url(base, location) -> url: where a redirect's Location leads from
+   base (sv_url_resolve), unchecked: check_url it before use. */
+static int l_resolve_url(lua_State *L) {
+  size_t blen, llen;
+  const char *base = luaL_checklstring(L, 1, &blen);
+  const char *loc = luaL_checklstring(L, 2, &llen);
+  sv_buf out;
+  sv_buf_init(&out);
+  if (sv_url_resolve(base, blen, loc, llen, &out)) {
+    sv_buf_free(&out);
+    return luaL_error(L, "out of memory");
+  }
+  lua_pushlstring(L, sv_buf_cstr(&out), out.len);
+  sv_buf_free(&out);
+  return 1;
+}
+
 static void push_list(lua_State *L, const char *const *words) {
   int i;
   lua_newtable(L);
@@ -665,6 +682,7 @@ static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry },
   { "check_url", l_check_url },
+  { "resolve_url", l_resolve_url },
   { "commit", l_commit },
   { "commit_start", l_commit_start },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },

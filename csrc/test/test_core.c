@@ -719,6 +719,30 @@ static void headers_and_urls(void) {
   ok(sv_url_check("http://cdn.example/v.mp4?a=b c", 30, "url", SV_URL_ANY, &err) == -1 &&
          strstr(err.message, "a space at byte 29") != NULL,
      "a space in a query is refused, with its place", err.message);
+  {
+    /* where a redirect leads (both transports then check it with sv_url_check) */
+    static const struct { const char *base, *loc, *want; } hops[] = {
+      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "https://b.example/x.mp4", "https://b.example/x.mp4" },
+      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "file:///etc/passwd", "file:///etc/passwd" },
+      { "https://a.example/s/v.mp4", "//c.example:8443/y", "https://c.example:8443/y" },
+      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "/other/w.mp4", "http://a.example:81/other/w.mp4" },
+      { "http://a.example:81/s/v/t1/v.mp4?sig=/x/y", "w.mp4?k=2", "http://a.example:81/s/v/t1/w.mp4?k=2" },
+      { "http://a.example", "w.mp4", "http://a.example/w.mp4" },
+      { "http://a.example/s/v.mp4", "/a b", "http://a.example/a b" },
+      { "http://a.example/s/v.mp4", "1x:y", "http://a.example/s/1x:y" },
+    };
+    size_t k;
+    for (k = 0; k < sizeof hops / sizeof hops[0]; k++) {
+      sv_buf out;
+      char name[300];
+      sv_buf_init(&out);
+      snprintf(name, sizeof name, "a redirect to %s from %s leads to %s", hops[k].loc, hops[k].base, hops[k].want);
+      ok(sv_url_resolve(hops[k].base, strlen(hops[k].base), hops[k].loc, strlen(hops[k].loc), &out) == 0 &&
+             strcmp(sv_buf_cstr(&out), hops[k].want) == 0,
+         name, sv_buf_cstr(&out));
+      sv_buf_free(&out);
+    }
+  }
 }
 
 static void retry_after(void) {

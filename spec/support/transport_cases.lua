@@ -351,8 +351,6 @@ local PLANTED = M.video(VIDEO_SIZE):sub(1, 150000):gsub("video", "VIDEO") -- lon
 
 local DOWNLOADS = {
   -- redirects: http(s) only, at most 5, never with the key
-  { "a redirect to file:// is not followed: it fails and leaves neither the file nor its .part", "redir_file",
-    ends = "nothing", kinds = { "network", "protocol" } },
   { "a redirect loop fails within the timeout and leaves nothing behind", "redir_loop", ends = "nothing" },
   { "5 redirects in a row are followed", "redir_n", tail = "/5/v.mp4", retries = 0, ends = "whole",
     more = function(A, env, o, a) A.equal(6, #env.hs:requests(a.base), show(o)) end },
@@ -379,6 +377,26 @@ local DOWNLOADS = {
       A.equal("bytes=" .. (150000 - 65536) .. "-", reqs[1].headers.range)
     end },
 }
+-- a redirect is followed only where the one URL check (core.check_url) takes its
+-- target: the same failure, word for word, on both transports, and the target
+-- never asked for
+for _, bad in ipairs {
+  { "file", "a file:// URL", 'redirect: expected http(s)://host[:port][/path][?query], found the scheme "file"' },
+  { "space", "a URL with a space", "redirect: expected http(s)://host[:port][/path][?query], found a space at byte " },
+  { "ctl", "a URL with a control character",
+    "redirect: expected http(s)://host[:port][/path][?query], found a control character (\\x01) at byte " },
+  { "userinfo", "an http://user:pass@ URL", "redirect: expected http(s)://host[:port][/path][?query], found '@' at "
+    .. "byte 17 (user credentials do not belong in a URL)" } } do
+  DOWNLOADS[#DOWNLOADS + 1] = { "a redirect to " .. bad[2] .. " is refused by the URL check: nothing followed, nothing "
+    .. "left", bad[1] == "file" and "redir_file" or "redir_bad", tail = bad[1] ~= "file" and "/" .. bad[1] .. "/v.mp4"
+    or nil, ends = "nothing", retries = 0,
+    more = function(A, env, o, a)
+      A.equal("network", o.err.kind, show(o))
+      A.truthy(o.err.message:find(bad[3], 1, true), "expected the URL check's message " .. bad[3] .. ": " .. show(o))
+      A.equal(1, #env.hs:requests(a.base), "the redirect was followed: " .. show(o))
+      A.equal(0, #env.hs:requests("/s/video/" .. a.tag .. "/"), "the refused target was asked for: " .. show(o))
+    end }
+end
 for _, meddle in ipairs { "deleted", "cut", "replaced" } do
   DOWNLOADS[#DOWNLOADS + 1] = { "a .part " .. meddle .. " between attempts: the retry starts at byte 0, the file is "
     .. "the video", "cut_once", meddle = meddle, ends = "whole",
