@@ -336,15 +336,15 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-/* commit(part, path) -> true | nil, message: the finished download reaches the
-   disk (fsync), then takes its final name, and the folder is synced.  The
-   commit acts on the file the download wrote: the descriptor its transport
-   left (lsv_part_put), else part opened now; it fails when part names another
-   file by then. */
+/* commit(part, path[, file]) -> true | nil, message: the finished download
+   reaches the disk (fsync), then takes its final name, and the folder is
+   synced.  The commit acts on the file the download wrote: file, the handle
+   its transport's result gave (lsv_kept_take), else part opened now; it fails
+   when part names another file by then. */
 static int l_commit(lua_State *L) {
   const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
   char why[512];
-  if (sv_commit_now(lsv_part_take(L, part), part, path, why, sizeof why) != 0) {
+  if (sv_commit_now(lsv_kept_take(L, 3), part, path, why, sizeof why) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, why);
     return 2;
@@ -353,16 +353,18 @@ static int l_commit(lua_State *L) {
   return 1;
 }
 
-/* commit_start(part, path) -> handle | nil, message: the same commit as commit
-   on a helper thread, so that the caller does not wait for the disk;
+/* commit_start(part, path[, file]) -> handle | nil, message: the same commit
+   as commit on a helper thread, so that the caller does not wait for the disk;
    handle:poll() says when it is done. */
 static int l_commit_start(lua_State *L) {
   const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
   char why[256];
-  lcommit *lc = lua_newuserdatauv(L, sizeof *lc, 0);
+  lcommit *lc;
+  lua_settop(L, 3); /* file, or nil: the handle below comes after it */
+  lc = lua_newuserdatauv(L, sizeof *lc, 0);
   lc->c = NULL;
   luaL_setmetatable(L, COMMIT_MT);
-  lc->c = sv_commit_start(lsv_part_take(L, part), part, path, why, sizeof why);
+  lc->c = sv_commit_start(lsv_kept_take(L, 3), part, path, why, sizeof why);
   if (!lc->c) {
     lua_pushnil(L);
     lua_pushstring(L, why);
