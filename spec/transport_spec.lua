@@ -360,10 +360,14 @@ describe("the transport", function()
         t:close()
       end)
 
-      it("hands the open file to whoever takes the result, and closes it when dropped", function()
+      -- a new folder, the .part of name in it, and a transport
+      local function fresh(name)
         local dir = helper.tmpdir()
-        local part = dir .. "/d.mp4.part"
-        local t = new_transport { max_connections = 2 }
+        return dir, dir .. "/" .. name .. ".part", new_transport { max_connections = 2 }
+      end
+
+      it("hands the open file to whoever takes the result, and closes it when dropped", function()
+        local dir, part, t = fresh("d.mp4")
         local function open_on(path) -- descriptors of this process open on path
           local n, pid = 0, helper.read_file("/proc/self/stat"):match("^(%d+)")
           for fd in helper.capture("ls /proc/" .. pid .. "/fd"):gmatch("%d+") do
@@ -398,9 +402,7 @@ describe("the transport", function()
       end)
 
       it("fails a download whose file holds other bytes than it received (written past its end meanwhile)", function()
-        local dir = helper.tmpdir()
-        local part = dir .. "/w.mp4.part"
-        local t = new_transport { max_connections = 2 }
+        local _, part, t = fresh("w.mp4")
         local h = download(t, hs:url("slow_video") .. "/w.mp4", part)
         assert.is_true(helper.wait_until(function() return (helper.file_size(part) or 0) > 0 end), "no byte came")
         -- another process writes into the same file, past the end the video will have
