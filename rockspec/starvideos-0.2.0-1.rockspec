@@ -63,6 +63,7 @@ build = {
     ["starvideos.transport.ngx"] = "lua/starvideos/transport/ngx.lua",
     ["starvideos.transport.ngx_wire"] = "lua/starvideos/transport/ngx_wire.lua",
     ["starvideos.journal"] = "lua/starvideos/journal.lua",
+    ["starvideos.shell"] = "lua/starvideos/shell.lua",
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
     ["starvideos.cli.client"] = "lua/starvideos/cli/client.lua",
