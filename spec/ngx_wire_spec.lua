@@ -12,6 +12,7 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
+local commit_trace = require "spec.support.commit_trace"
 local core = require "starvideos.core"
 
 local gettime, q, str_format = socket.gettime, helper.shell_quote, string.format
@@ -338,31 +339,8 @@ describe("the nginx wire", function()
     if log == "" and (read_file(dir .. "/strace.err") or ""):find("ptrace", 1, true) then
       return pending("strace may not trace nginx here: " .. read_file(dir .. "/strace.err"))
     end
-    local part, folder = path .. ".part", dir
-    local fd, synced, renamed, dir_fd, dir_synced, opens, sync_thread
-    opens = 0
-    for l in log:gmatch("[^\n]+") do
-      local name, flags, ret = l:match('open[at]*%([^"]*"([^"]*)", ([^,%)]*).-= (%-?%d+)')
-      if name == part then
-        opens = opens + 1
-        assert.truthy(flags:find("O_EXCL", 1, true), l)
-        fd = ret
-      elseif name == folder and renamed and flags:find("O_DIRECTORY", 1, true) then
-        dir_fd = ret
-      end
-      local c = l:match("close%((%d+)")
-      if c and c == fd and not synced then fd = nil end
-      local s = l:match("fsync%((%d+)")
-      if s and s == fd and not renamed then synced, sync_thread = true, tonumber(l:match("^(%d+)")) end
-      if s and s == dir_fd then dir_synced = true end
-      local from, to = l:match('rename%("([^"]*)", "([^"]*)"')
-      if from == part and to == path then renamed = synced end
-    end
-    assert.equal(1, opens, "the .part was opened more than once:\n" .. log)
-    assert.is_true(synced, "the .part was not synced on the descriptor it was written through:\n" .. log)
-    assert.is_true(renamed, "no rename after the sync:\n" .. log)
-    assert.is_true(dir_synced, "the folder was not synced after the rename:\n" .. log)
-    assert.is_true(sync_thread ~= nil and sync_thread ~= pid, "the commit ran in the worker's own thread, not in "
+    local r = commit_trace.check(assert, log, path .. ".part", path)
+    assert.is_true(r.sync_thread ~= nil and r.sync_thread ~= pid, "the commit ran in the worker's own thread, not in "
       .. "nginx's thread pool:\n" .. log)
   end)
 
