@@ -5,11 +5,9 @@
 -- polls of the busiest second within 2 x requests_per_second (the bucket's one
 -- second of burst, then the rate).  Pending where nginx or its lua module is missing.
 
-local socket = require "socket"
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
 
-local gettime = socket.gettime
 local q = helper.shell_quote
 local str_format = string.format
 
@@ -58,7 +56,7 @@ local function nginx_conf(dir, port, emu_url)
 end
 
 describe("one engine per key inside nginx", function()
-  local emu, dir, port, proc
+  local emu, dir, port, ngx
 
   setup(function()
     emu = helper.emulator { key = KEY, queued = 0.5, processing = 2.5 }
@@ -67,17 +65,11 @@ describe("one engine per key inside nginx", function()
     local f = assert(io.open(dir .. "/nginx.conf", "wb"))
     f:write(nginx_conf(dir, port, emu.url))
     f:close()
-    proc = helper.spawn(str_format(helper.UNINSTRUMENTED .. "nginx -p %s -c %s 2>%s",
-      q(ROOT .. "/"), q(dir .. "/nginx.conf"), q(dir .. "/nginx.stderr")))
-    local t0 = gettime()
-    while not nginx_run.listening(port) do
-      if gettime() - t0 > 15 then error("nginx did not start: " .. (helper.read_file(dir .. "/error.log") or "")) end
-      helper.sleep(0.05)
-    end
+    ngx = nginx_run.launch { dir = dir, ports = { port } }
   end)
 
   teardown(function()
-    if proc then helper.execute(str_format("kill %d 2>/dev/null", proc.pid)); proc:close() end
+    if ngx then ngx.stop() end
     if emu then emu:stop() end
     helper.cleanup()
   end)

@@ -127,39 +127,21 @@ describe("the nginx wire", function()
     it("needs nginx with its lua module, curl and strace", function() pending(missing) end)
     return
   end
-  local dir, port, proc, wire, wire_log, n = nil, nil, nil, nil, nil, 0
+  local dir, port, srv, wire, wire_log, n = nil, nil, nil, nil, nil, 0
   local ROOT = nginx_run.ROOT
 
-  local function plain(s) return (s:gsub("%p", "%%%0")) end
 
   setup(function()
     dir = helper.tmpdir()
     wire_log = dir .. "/wire.log"
     wire = helper.spawn(str_format("%s %s %s", helper.lua, q(ROOT .. "/spec/support/wire_server.lua"), q(wire_log)))
     wire.port = tonumber(assert(wire.pipe:read("*l")):match("^wire listening on (%d+)$"))
-    port = helper.free_ports(1)[1]
-    local text = assert(read_file(ROOT .. "/examples/openresty/nginx.conf"))
-    for from, to in pairs { ["build/openresty/"] = dir .. "/", ["127.0.0.1:8080"] = "127.0.0.1:" .. port,
-      ["$prefix/examples/openresty/?.lua;"] = "$prefix/examples/openresty/?.lua;$prefix/spec/support/?.lua;",
-      ["\n    }\n}\n"] = table.concat({ "",
-        "        location = /ping { return 200 \"pong\\n\"; }",
-        "        location = /pid { content_by_lua_block { ngx.say(ngx.worker.pid()) } }",
-        "        location = /probe { content_by_lua_file spec/support/ngx_probe.lua; }",
-        "    }", "}", "" }, "\n") } do
-      local k
-      text, k = text:gsub(plain(from), (to:gsub("%%", "%%%%")))
-      assert(k > 0, "the example's nginx.conf has no " .. from)
-    end
-    if helper.capture("id -u"):match("^0%s*$") then text = "user root;\n" .. text end
-    write_file(dir .. "/nginx.conf", text)
-    proc = helper.spawn(str_format(helper.UNINSTRUMENTED .. "nginx -p %s -c %s 2>%s", q(ROOT .. "/"),
-      q(dir .. "/nginx.conf"), q(dir .. "/nginx.stderr")))
-    assert(helper.wait_until(function() return nginx_run.listening(port) end, 15), "nginx did not start: "
-      .. tostring(read_file(dir .. "/nginx.stderr")) .. tostring(read_file(dir .. "/error.log")))
+    srv = nginx_run.start(dir)
+    port = srv.port
   end)
 
   teardown(function()
-    if proc then helper.execute(str_format("kill %d 2>/dev/null", proc.pid)); proc:close() end
+    if srv then srv.stop() end
     if wire then http.request(str_format("http://127.0.0.1:%d/quit", wire.port)); wire:close() end
     helper.cleanup()
   end)
