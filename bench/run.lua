@@ -28,6 +28,7 @@ local socket = require "socket"
 local cjson = require "cjson"
 
 local B = require "bench.common"
+local nginx_run = require "spec.support.nginx_run"
 
 local q, sh = B.q, B.sh
 local exists, read_file, write_file, free_ports = B.exists, B.read_file, B.write_file, B.free_ports
@@ -46,7 +47,6 @@ end
 local LUA_PATH = os.getenv("LUA_PATH") or "lua/?.lua;lua/?/init.lua;./?.lua;;"
 local LUA_CPATH = os.getenv("LUA_CPATH") or "build/?.so;;"
 local RESULTS = os.getenv("BENCH_RESULTS") or "bench/RESULTS.md"
-local MODULES = "/usr/lib/nginx/modules/"
 local VIDEO_BYTES = quick and 20 * 1000 * 1000 or 200 * 1000 * 1000
 local SCRIPT_LIMIT = quick and 120 or 400 -- seconds one script may take
 
@@ -137,15 +137,7 @@ local function alive(pid)
   return pid and exists("/proc/" .. pid .. "/stat")
 end
 
-local function listening(port)
-  local c = socket.tcp()
-  c:settimeout(0.2)
-  local ok = c:connect("127.0.0.1", port)
-  c:close()
-  return ok ~= nil
-end
-
-local nginx = {} -- dir, pid, watchdog, http, tls, ca
+local nginx = {} -- dir, pid, stop, http, tls, ca
 
 local function run_ok(cmd, what)
   local out, ok = sh("(" .. cmd .. ") 2>&1")
@@ -155,7 +147,7 @@ end
 local function nginx_conf(dir, port, tls_port, json)
   local lines = {}
   for _, m in ipairs { "ndk_http_module.so", "ngx_http_lua_module.so" } do
-    lines[#lines + 1] = "load_module " .. MODULES .. m .. ";"
+    lines[#lines + 1] = "load_module " .. nginx_run.MODULES .. m .. ";"
   end
   local uid = first_line("id -u")
   if uid == "0" then lines[#lines + 1] = "user root;" end -- so that it may read the runner's files
@@ -195,26 +187,18 @@ local function nginx_conf(dir, port, tls_port, json)
 end
 
 local function stop_nginx()
-  if nginx.watchdog then os.execute("kill " .. nginx.watchdog .. " 2>/dev/null"); nginx.watchdog = nil end
   local pid = nginx.pid
   if pid then
-    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
-    local t = B.now()
-    while alive(pid) and B.now() - t < 5 do B.sleep(0.02) end
-    if alive(pid) then os.execute("kill -KILL " .. pid .. " 2>/dev/null"); B.sleep(0.1) end
+    nginx.stop()
     say("nginx stopped (pid %d%s)", pid, alive(pid) and ", STILL THERE" or "")
-    nginx.pid = nil
+    nginx.pid, nginx.stop = nil, nil
   end
   if nginx.dir then os.execute("rm -rf " .. q(nginx.dir)); nginx.dir = nil end
 end
 
 local function start_nginx()
-  if first_line("command -v nginx") == "" then error("nginx is not installed (apt-get install nginx)", 0) end
-  for _, m in ipairs { "ndk_http_module.so", "ngx_http_lua_module.so" } do
-    if not exists(MODULES .. m) then
-      error(MODULES .. m .. " is missing (apt-get install libnginx-mod-http-lua)", 0)
-    end
-  end
+  local why = nginx_run.missing_nginx()
+  if why then error(why, 0) end
   local dir = first_line("mktemp -d /tmp/starvideos-bench.XXXXXX")
   assert(dir:match("^/tmp/starvideos%-bench%.%w+$"), "mktemp: " .. dir)
   nginx.dir = dir
@@ -234,23 +218,10 @@ local function start_nginx()
   nginx.tls = "https://127.0.0.1:" .. ports[2]
   nginx.ca = dir .. "/ca.pem"
   write_file(dir .. "/nginx.conf", nginx_conf(dir, ports[1], ports[2], task_json(nginx.http)))
-  run_ok(str_format("nginx -t -q -p %s/ -e %s/error.log -c %s/nginx.conf", q(dir), q(dir), q(dir)), "nginx -t")
-  os.execute(str_format("nginx -p %s/ -e %s/error.log -c %s/nginx.conf >%s/nginx.out 2>&1 </dev/null & "
-    .. "echo $! >%s/nginx.spid", q(dir), q(dir), q(dir), q(dir), q(dir)))
-  nginx.pid = tonumber(read_file(dir .. "/nginx.spid"))
-  assert(nginx.pid, "nginx did not start")
-  -- if this runner dies without stopping it, the watchdog does
-  sh(str_format("(while kill -0 %d 2>/dev/null; do sleep 1; done; kill %d 2>/dev/null; sleep 1; rm -rf %s) "
-    .. ">/dev/null 2>&1 </dev/null & echo $! >%s/watchdog.pid", B.pid(), nginx.pid, q(dir), q(dir)))
-  nginx.watchdog = tonumber(read_file(dir .. "/watchdog.pid"))
-  local t = B.now()
-  while not (listening(ports[1]) and listening(ports[2])) do
-    if not alive(nginx.pid) or B.now() - t > 10 then
-      error("nginx did not come up: " .. (read_file(dir .. "/nginx.out") or "") ..
-        (read_file(dir .. "/error.log") or ""), 0)
-    end
-    B.sleep(0.02)
-  end
+  -- started, waited for and stopped as the specs' (a watchdog stops it and
+  -- removes dir if this runner is killed)
+  local n = nginx_run.launch { dir = dir, prefix = dir .. "/", ports = ports, remove_dir = true }
+  nginx.pid, nginx.stop = n.pid, n.stop
   say("nginx %s: pid %d, %s and %s, prefix %s", first_line("nginx -v"):match("[%d.]+$") or "", nginx.pid,
     nginx.http, nginx.tls, dir)
   -- the spec (spec/bench_spec.lua) checks that this process is gone afterwards

@@ -35,13 +35,16 @@ SV_API int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secr
 SV_API double lsv_need_number(lua_State *L, int t, const char *key, double lo, double hi, const char *where);
 SV_API const char *lsv_need_string(lua_State *L, int t, const char *key, const char *where);
 
-/* A finished download's open .part, from the transport that wrote it to the
-   commit: the transport's result leaves the descriptor here under the .part's
-   path (closing one left before), core.commit_start takes it, so that the
-   commit syncs and renames the very file the download wrote, never whatever
-   the name points to later.  lsv_part_take: the descriptor, or -1 when none was
-   left (a file a Lua transport wrote: the commit opens it by name). */
-SV_API void lsv_part_put(lua_State *L, const char *path, int fd);
-SV_API int lsv_part_take(lua_State *L, const char *path);
+/* A finished download's open .part, handed as a value from the transport that
+   wrote it to the commit: t:result returns it (a userdata of class
+   starvideos.kept_file, whose close, __gc and __close close the descriptor),
+   core.commit and core.commit_start take it as an argument, so that the commit
+   syncs and renames the very file the download wrote, never whatever the name
+   points to later.  lsv_push_kept pushes the handle that owns fd.
+   lsv_kept_take: the descriptor (the handle gives it up), -1 when idx is nil or
+   none (a file a Lua transport wrote: the commit opens it by name); raises on
+   another value or a handle already taken or closed. */
+SV_API void lsv_push_kept(lua_State *L, int fd);
+SV_API int lsv_kept_take(lua_State *L, int idx);
 
 #endif

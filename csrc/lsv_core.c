@@ -1,5 +1,6 @@
 /* starvideos.core: the Lua binding of the C core.  The binding never calls a
-   Lua function (no require, no lua_call).  Lua encodes `extra` with lua-cjson;
+   Lua function (no require, no lua_call).  Lua encodes `extra` with lua-cjson
+   (that text is the one form the core checks and sends);
    an answer is read once, in C: the core's verdict, with the task table built
    from its scan (lsv_util.c).  The libcurl transport's binding is a module of
    its own (lsv_curl.c, starvideos.curl); what both share is lsv_util.c. */
@@ -78,14 +79,14 @@ static void anchor(lua_State *L, int anchors) {
   lua_rawseti(L, anchors, (int)lua_rawlen(L, anchors) + 1);
 }
 
-/* Fill v from the value at idx.  Lists (and extra's keys) get their items in a new
-   userdata kept in the anchors table. */
-static void value(lua_State *L, int idx, sv_value *v, int is_extra, int anchors) {
+/* Fill v from the value at idx.  Lists get their items in a new userdata kept
+   in the anchors table. */
+static void value(lua_State *L, int idx, sv_value *v, int anchors) {
   size_t n, i;
   scalar(L, idx, v);
   if (v->type != SV_V_TABLE) return;
   idx = lua_absindex(L, idx);
-  if (table_is_list(L, idx, &n) && !(is_extra && n > 0)) {
+  if (table_is_list(L, idx, &n)) {
     sv_value *items = lua_newuserdatauv(L, sizeof(sv_value) * (n ? n : 1), 0);
     anchor(L, anchors);
     for (i = 0; i < n; i++) {
@@ -96,31 +97,19 @@ static void value(lua_State *L, int idx, sv_value *v, int is_extra, int anchors)
     v->type = SV_V_LIST;
     v->items = items;
     v->n = n;
-  } else if (is_extra) {
-    /* extra: only its keys matter to the validator; its JSON text comes from Lua */
-    sv_field *fields;
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) { lua_pop(L, 1); count++; }
-    fields = lua_newuserdatauv(L, sizeof(sv_field) * (count ? count : 1), 0);
-    anchor(L, anchors);
-    i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-      lua_pop(L, 1);
-      memset(&fields[i], 0, sizeof fields[i]);
-      if (lua_type(L, -1) == LUA_TSTRING) fields[i].name = lua_tolstring(L, -1, &fields[i].name_len);
-      else { fields[i].name = ""; fields[i].name_len = 0; }
-      fields[i].value.type = SV_V_OTHER;
-      i++;
-    }
-    v->fields = fields;
-    v->n = count;
   }
 }
 
-/* Convert the params table at idx (and the JSON text of `extra` at extra_idx, when
-   given).  Pushes one table that keeps every converted piece alive while p is in
+/* The params' `extra` key: its one form is the JSON text (extra_idx), so the
+   table's value is not converted. */
+static int is_extra(lua_State *L, int idx) {
+  size_t len;
+  const char *k = lua_tolstring(L, idx, &len);
+  return len == 5 && memcmp(k, "extra", 5) == 0;
+}
+
+/* Convert the params table at idx (but its `extra`) and the JSON text of
+   `extra` at extra_idx, when given.  Pushes one table that keeps every converted piece alive while p is in
    use.  Returns 0 or -1 with err set. */
 static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_error *err) {
   size_t count = 0, i = 0;
@@ -143,15 +132,17 @@ static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_erro
       lua_pop(L, 1);
       return sv_error_set(err, SV_E_INVALID, key, "%s: unknown field (params take named fields such as model and prompt)", key);
     }
-    count++;
+    if (!is_extra(L, -1)) count++;
   }
   fields = lua_newuserdatauv(L, sizeof(sv_field) * (count ? count : 1), 0);
   anchor(L, anchors);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    sv_field *f = &fields[i++];
+    sv_field *f;
+    if (is_extra(L, -2)) { lua_pop(L, 1); continue; }
+    f = &fields[i++];
     f->name = lua_tolstring(L, -2, &f->name_len); /* the params table keeps its keys alive */
-    value(L, -1, &f->value, f->name_len == 5 && memcmp(f->name, "extra", 5) == 0, anchors);
+    value(L, -1, &f->value, anchors);
     lua_pop(L, 1); /* the value; the key stays for lua_next */
   }
   p->fields = fields;
@@ -268,6 +259,23 @@ static int l_check_url(lua_State *L) {
   return 1;
 }
 
+/* resolve_url(base, location) -> url: where a redirect's Location leads from
+   base (sv_url_resolve), unchecked: check_url it before use. */
+static int l_resolve_url(lua_State *L) {
+  size_t blen, llen;
+  const char *base = luaL_checklstring(L, 1, &blen);
+  const char *loc = luaL_checklstring(L, 2, &llen);
+  sv_buf out;
+  sv_buf_init(&out);
+  if (sv_url_resolve(base, blen, loc, llen, &out)) {
+    sv_buf_free(&out);
+    return luaL_error(L, "out of memory");
+  }
+  lua_pushlstring(L, sv_buf_cstr(&out), out.len);
+  sv_buf_free(&out);
+  return 1;
+}
+
 static void push_list(lua_State *L, const char *const *words) {
   int i;
   lua_newtable(L);
@@ -328,15 +336,15 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-/* commit(part, path) -> true | nil, message: the finished download reaches the
-   disk (fsync), then takes its final name, and the folder is synced.  The
-   commit acts on the file the download wrote: the descriptor its transport
-   left (lsv_part_put), else part opened now; it fails when part names another
-   file by then. */
+/* commit(part, path[, file]) -> true | nil, message: the finished download
+   reaches the disk (fsync), then takes its final name, and the folder is
+   synced.  The commit acts on the file the download wrote: file, the handle
+   its transport's result gave (lsv_kept_take), else part opened now; it fails
+   when part names another file by then. */
 static int l_commit(lua_State *L) {
   const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
   char why[512];
-  if (sv_commit_now(lsv_part_take(L, part), part, path, why, sizeof why) != 0) {
+  if (sv_commit_now(lsv_kept_take(L, 3), part, path, why, sizeof why) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, why);
     return 2;
@@ -345,16 +353,18 @@ static int l_commit(lua_State *L) {
   return 1;
 }
 
-/* commit_start(part, path) -> handle | nil, message: the same commit as commit
-   on a helper thread, so that the caller does not wait for the disk;
+/* commit_start(part, path[, file]) -> handle | nil, message: the same commit
+   as commit on a helper thread, so that the caller does not wait for the disk;
    handle:poll() says when it is done. */
 static int l_commit_start(lua_State *L) {
   const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
   char why[256];
-  lcommit *lc = lua_newuserdatauv(L, sizeof *lc, 0);
+  lcommit *lc;
+  lua_settop(L, 3); /* file, or nil: the handle below comes after it */
+  lc = lua_newuserdatauv(L, sizeof *lc, 0);
   lc->c = NULL;
   luaL_setmetatable(L, COMMIT_MT);
-  lc->c = sv_commit_start(lsv_part_take(L, part), part, path, why, sizeof why);
+  lc->c = sv_commit_start(lsv_kept_take(L, 3), part, path, why, sizeof why);
   if (!lc->c) {
     lua_pushnil(L);
     lua_pushstring(L, why);
@@ -674,6 +684,7 @@ static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry },
   { "check_url", l_check_url },
+  { "resolve_url", l_resolve_url },
   { "commit", l_commit },
   { "commit_start", l_commit_start },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },

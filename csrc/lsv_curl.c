@@ -106,10 +106,6 @@ static int t_send(lua_State *L) {
     s.stall = opt_number(L, 2, "stall", 0);
     s.file = opt_string(L, 2, "file");
     s.offset = opt_number(L, 2, "offset", 0);
-    if (s.file) { /* a file left by an earlier download of it and never committed */
-      int old = lsv_part_take(L, s.file);
-      if (old >= 0) close(old);
-    }
   } else {
     s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e9, "send");
   }
@@ -173,8 +169,9 @@ static void forget(lua_State *L, lxfer *lx) {
   lx->x = NULL;
 }
 
-/* t:result(h) -> task, err, wire[, bytes, total]; the handle is spent.  A whole
-   download's file stays open, left for core.commit(_start) of its path. */
+/* t:result(h) -> task, err, wire[, bytes, total, file]; the handle is spent.
+   A whole download's file stays open: file, the handle core.commit(_start)
+   takes (lsv_push_kept), so that the commit acts on what was written. */
 static int t_result(lua_State *L) {
   lhttp *lh = check_http(L);
   lxfer *lx = check_xfer(L, 2);
@@ -182,10 +179,14 @@ static int t_result(lua_State *L) {
   int n;
   sv_xfer_exchange(lx->x, &x);
   n = lsv_push_verdict(L, &x, sv_http_secret(lh->h));
-  if (x.op == SV_OP_DOWNLOAD && !lua_isnil(L, -n)) { /* whole: its open file waits for core.commit_start */
+  if (x.op == SV_OP_DOWNLOAD && !lua_isnil(L, -n)) { /* whole: its open file goes to the commit */
     const char *file;
     int fd = sv_xfer_take_file(lx->x, &file);
-    if (fd >= 0) lsv_part_put(L, file, fd);
+    if (fd >= 0) {
+      for (; n < 5; n++) lua_pushnil(L);
+      lsv_push_kept(L, fd);
+      n++;
+    }
   }
   forget(L, lx);
   return n;

@@ -1,5 +1,5 @@
 /* The pieces of the binding both Lua modules use (lsv.h): the error table, the
-   verdict's Lua face, classes, and the hand-over of a download's open file. */
+   verdict's Lua face, classes, and the handle on a download's open file. */
 #include "lsv.h"
 
 #include "compat.h"
@@ -8,8 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KEPT_MT "starvideos.kept_part"
-#define PARTS_KEY "starvideos.parts" /* registry: .part path -> its open file */
+#define KEPT_MT "starvideos.kept_file"
 
 typedef struct kept { int fd; } kept;
 
@@ -224,62 +223,33 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   return 5;
 }
 
-/* A file left and never taken is closed when collected. */
-static int part_gc(lua_State *L) {
+/* file:close(), and __gc, __close: a file never committed is closed (idempotent). */
+static int kept_close(lua_State *L) {
   kept *p = luaL_checkudata(L, 1, KEPT_MT);
   if (p->fd >= 0) { close(p->fd); p->fd = -1; }
   return 0;
 }
 
-/* Pushes registry[PARTS_KEY], made when missing. */
-static void push_parts(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, PARTS_KEY);
-  if (lua_istable(L, -1)) return;
-  lua_pop(L, 1);
-  lua_newtable(L);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, PARTS_KEY);
-}
-
-/* The kept left under path (on the stack, or nothing pushed), taken out of
-   the table. */
-static kept *pop_part(lua_State *L, const char *path) {
+void lsv_push_kept(lua_State *L, int fd) {
+  static const luaL_Reg methods[] = { { "close", kept_close }, { NULL, NULL } };
   kept *p;
-  push_parts(L);
-  lua_getfield(L, -1, path);
-  p = luaL_testudata(L, -1, KEPT_MT);
-  lua_pushnil(L);
-  lua_setfield(L, -3, path);
-  lua_remove(L, -2); /* the table */
-  if (!p) lua_pop(L, 1);
-  return p;
-}
-
-void lsv_part_put(lua_State *L, const char *path, int fd) {
-  kept *p = pop_part(L, path);
-  if (p) { /* a file left before and never committed */
-    if (p->fd >= 0) { close(p->fd); p->fd = -1; }
-    lua_pop(L, 1);
-  }
-  if (luaL_newmetatable(L, KEPT_MT)) {
-    lua_pushcfunction(L, part_gc);
-    lua_setfield(L, -2, "__gc");
-  }
+  int missing;
+  lua_getfield(L, LUA_REGISTRYINDEX, KEPT_MT);
+  missing = lua_isnil(L, -1);
   lua_pop(L, 1);
-  push_parts(L);
+  if (missing) lsv_new_class(L, KEPT_MT, methods, kept_close);
   p = lua_newuserdatauv(L, sizeof *p, 0);
   p->fd = fd;
   luaL_setmetatable(L, KEPT_MT);
-  lua_setfield(L, -2, path);
-  lua_pop(L, 1);
 }
 
-int lsv_part_take(lua_State *L, const char *path) {
-  kept *p = pop_part(L, path);
+int lsv_kept_take(lua_State *L, int idx) {
+  kept *p;
   int fd;
-  if (!p) return -1;
+  if (lua_isnoneornil(L, idx)) return -1;
+  p = luaL_checkudata(L, idx, KEPT_MT);
+  if (p->fd < 0) luaL_argerror(L, idx, "the download's file was already committed or closed");
   fd = p->fd;
   p->fd = -1;
-  lua_pop(L, 1);
   return fd;
 }

@@ -161,6 +161,10 @@ SV_API int sv_header_value_ok(const char *s, size_t len);
 #define SV_URL_BASE 0
 #define SV_URL_ANY 1
 SV_API int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err);
+/* The URL a redirect's Location (loc) leads to, read against the URL that
+   answered it (base), appended to out, unchecked (both transports then call
+   sv_url_check on it).  0, or -1 out of memory. */
+SV_API int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out);
 /* sv_url_check(s, len, "base_url", SV_URL_BASE, err) */
 SV_API int sv_base_url_check(const char *s, size_t len, sv_error *err);
 
@@ -331,7 +335,7 @@ typedef struct sv_send {
   /* downloads */
   const char *file;        /* a 2xx body goes here (never through a symlink) */
   double offset;           /* bytes already in file: the rest is asked for with Range */
-  int follow;              /* follow redirects (http and https only, at most 5) */
+  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 */
   /* The options that stay each client's own (the clients of a key share one
      transport): the exchange's client's.  user_agent NULL: all three are the
      transport's (sv_http_config). */

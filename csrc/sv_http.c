@@ -92,6 +92,10 @@ struct sv_xfer {
   char *file;          /* the .part */
   int fd, io_errno, body_started, body_to_file, bad_range;
   double offset, range_start, range_total;
+  /* redirects, followed by hand (fetch): each target goes through sv_url_check */
+  int follow, refused; /* refused: a redirect was not followed (x->message says why) */
+  sv_buf location;     /* the current answer's Location */
+  double timeout, t0;  /* the exchange's seconds (0: none) from t0, across its hops */
   /* set by its thread: the byte the body's writing began at, the bytes the
      write callback put into fd since, and fd's size when the transfer ended */
   double base, received, file_size;
@@ -379,6 +383,13 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
     x->retry_after[0] = '\0';
     x->range_start = x->range_total = -1;
+    x->location.len = 0;
+  } else if (x->follow && len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
+    size_t a = 9, z = len;
+    while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
+    while (z > a && (buf[z - 1] == '\r' || buf[z - 1] == '\n' || buf[z - 1] == ' ' || buf[z - 1] == '\t')) z--;
+    x->location.len = 0;
+    sv_buf_add(&x->location, buf + a, z - a);
   } else if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
     size_t a = 12, z = len;
     while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
@@ -653,10 +664,6 @@ static void setup_easy(sv_xfer *x, const sv_send *s, const own_opts *o) {
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, to_s(s->stall));
   }
-  if (s->follow) {
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
-  }
   /* A request that must not ride a reused connection: when a kept-alive connection
      dies under a request, libcurl silently sends it again on a new one, and a
      create the server already took would be paid twice.  The new connection is
@@ -765,6 +772,9 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   x->fd = -1;
   x->total = x->range_start = x->range_total = -1;
   x->offset = s->offset > 0 ? s->offset : 0;
+  x->follow = s->op == SV_OP_DOWNLOAD && s->follow; /* only downloads follow (fetch) */
+  x->timeout = s->timeout > 0 ? s->timeout : 0;
+  sv_buf_init(&x->location);
   x->have = x->offset;
   x->max_body = s->max_body;
   x->plain_get = s->op != SV_OP_DOWNLOAD && !s->body && !s->fresh && !o.differ; /* kept set up for the next */
@@ -865,6 +875,8 @@ static void end_xfer(sv_xfer *x, CURLcode rc) {
   } else if (x->io_errno) {
     x->wire = SV_WIRE_IO;
     snprintf(x->message, sizeof x->message, "cannot write the file: %s", strerror(x->io_errno));
+  } else if (x->refused) {
+    x->wire = SV_WIRE_FATAL; /* x->message: why the redirect was not followed */
   } else if (x->bad_range) {
     x->wire = SV_WIRE_BROKEN;
     snprintf(x->message, sizeof x->message, "the server sent a byte range that does not follow the %.0f bytes we have",
@@ -895,6 +907,67 @@ static void end_xfer(sv_xfer *x, CURLcode rc) {
 
 static void xfer_destroy(sv_xfer *x);
 
+static int is_redirect(long status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* A download's transfer, its redirects followed by hand (at most 5): each
+   Location is resolved against the URL that answered it (sv_url_resolve) and
+   followed only when sv_url_check takes it, the same rule as the nginx
+   transport's; a refused one ends the exchange as SV_WIRE_FATAL (x->refused,
+   the checker's message).  The exchange's timeout covers every hop. */
+static CURLcode fetch(sv_xfer *x) {
+  CURLcode rc;
+  int hops;
+  x->t0 = sv_monotonic();
+  for (hops = 0;; hops++) {
+    long status = 0;
+    sv_buf to;
+    sv_error err;
+    char *url;
+    rc = curl_easy_perform(x->easy);
+    if (rc != CURLE_OK || !x->follow) return rc;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (!is_redirect(status) || x->location.len == 0) return rc;
+    x->refused = 1;
+    if (hops == 5) {
+      snprintf(x->message, sizeof x->message, "more than 5 redirects");
+      return rc;
+    }
+    sv_buf_init(&to);
+    sv_error_clear(&err);
+    if (x->location.oom || sv_url_resolve(x->url, strlen(x->url), x->location.data, x->location.len, &to) ||
+        !(url = malloc(to.len + 1))) {
+      snprintf(x->message, sizeof x->message, "out of memory following a redirect");
+      sv_buf_free(&to);
+      return rc;
+    }
+    if (sv_url_check(to.data, to.len, "redirect", SV_URL_ANY, &err) != 0) {
+      size_t n = strlen(err.message);
+      if (n >= sizeof x->message) n = sizeof x->message - 1;
+      memcpy(x->message, err.message, n);
+      x->message[n] = '\0';
+      sv_buf_free(&to);
+      free(url);
+      return rc;
+    }
+    memcpy(url, to.data, to.len + 1); /* checked: no NUL inside */
+    sv_buf_free(&to);
+    free(x->url);
+  sv_buf_free(&x->location);
+    x->url = url;
+    x->refused = 0;
+    /* the next answer starts afresh: the redirect's page is not the video's */
+    x->body_started = x->body_to_file = 0;
+    x->recv.len = 0;
+    curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
+    if (x->timeout > 0) {
+      double left = x->timeout - (sv_monotonic() - x->t0);
+      curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, left > 0.001 ? to_ms(left) : 1L);
+    }
+  }
+}
+
 /* A download's thread: the whole transfer, the writes and the close.  It runs
    at the caller's priority (a script waiting for its video is not background
    work); it mostly waits for bytes, and its CPU is the kernel's copies. */
@@ -903,7 +976,7 @@ static void *fetch_thread(void *arg) {
   sv_http *home;
   CURLcode rc;
   int last;
-  rc = curl_easy_perform(x->easy);
+  rc = fetch(x);
   /* an empty 200: the file is truncated to nothing */
   if (rc == CURLE_OK && !x->body_started) start_body(x);
   /* the file as this transfer leaves it: its size for the final check

@@ -286,31 +286,31 @@ static int check_counts(const sv_model *m, const view *w, sv_error *err) {
   return 0;
 }
 
-static int check_extra(const sv_value *v, sv_error *err) {
+/* A key of the pass-through object that cannot be a field's name: empty, or
+   digits only (what a Lua table's list part becomes in JSON). */
+static int not_a_name(const sv_json_member *m) {
   size_t i;
-  if (v->type != SV_V_TABLE && !(v->type == SV_V_LIST && v->n == 0))
-    return bad(err, "extra", "a table of field names to values", v);
-  for (i = 0; i < v->n && v->type == SV_V_TABLE; i++) {
-    const sv_field *f = &v->fields[i];
-    int idx = field_index(f->name, f->name_len);
-    if (f->name_len == 0)
-      return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected a table of field names to values, got a key that is not a name");
-    if (idx >= 0) {
-      char name[96];
-      snprintf(name, sizeof name, "extra.%.*s", (int)(f->name_len > 60 ? 60 : f->name_len), f->name);
-      return sv_error_set(err, SV_E_INVALID, name, "%s: %s is a checked field; set it at the top level, not in extra",
-                          name, sv_field_names[idx]);
-    }
-  }
-  return 0;
+  for (i = 0; i < m->key_len && m->key[i] >= '0' && m->key[i] <= '9'; i++) {}
+  return i == m->key_len;
 }
 
-/* The pass-through text (p->extra_json): exactly one JSON object, no key twice,
-   no key that is a field of our own (the builder writes those), whatever bytes a C
-   host hands over. */
+typedef struct key_check { const sv_json_member *bad; sv_json_member first; } key_check;
+
+static void check_key(void *ctx, const sv_json_member *m) {
+  key_check *k = ctx;
+  if (!k->bad && not_a_name(m)) { k->first = *m; k->bad = &k->first; }
+}
+
+/* The one check of `extra`, on the one form it has: the JSON text that is sent
+   (p->extra_json; the Lua side encodes the table with lua-cjson).  Exactly one
+   JSON object, every key a name, no key twice, no key that is a field of our own
+   (the builder writes those), whatever bytes a C host hands over. */
 static int check_extra_json(const sv_params *p, sv_error *err) {
+  static const char expected[] = "extra: expected a table of field names to values";
   char why[128];
-  sv_buf dup;
+  sv_buf dup, q;
+  key_check keys;
+  size_t at = 0;
   int i, rc;
   if (!p->extra_json) {
     if (p->extra_len)
@@ -318,12 +318,35 @@ static int check_extra_json(const sv_params *p, sv_error *err) {
                           p->extra_len);
     return 0;
   }
-  if (sv_json_scan(p->extra_json, p->extra_len, NULL, 0, why, sizeof why) < 0)
-    return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected one JSON object, got text that is not (%s)", why);
+  memset(&keys, 0, sizeof keys);
+  if (sv_json_each(p->extra_json, p->extra_len, check_key, &keys, why, sizeof why) < 0) {
+    const char *s = p->extra_json;
+    size_t len = p->extra_len;
+    while (at < len && (s[at] == ' ' || s[at] == '\t' || s[at] == '\n' || s[at] == '\r')) at++;
+    while (len > at && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' || s[len - 1] == '\r')) len--;
+    if (at == len || s[at] == '{')
+      return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected one JSON object, got text that is not (%s)", why);
+    /* a JSON value of another kind: say which, with its text (as it is when plain) */
+    sv_buf_init(&q);
+    for (i = 0; (size_t)i < len - at && s[at + i] >= 0x20 && s[at + i] < 0x7F; i++) {}
+    if ((size_t)i == len - at && len - at <= QUOTE_MAX) sv_buf_add(&q, s + at, len - at);
+    else sv_quote(&q, s + at, len - at, QUOTE_MAX);
+    sv_error_set(err, SV_E_INVALID, "extra", "%s, got %s%s", expected,
+                 s[at] == '"' ? "a string " : s[at] == '[' ? "a list " : s[at] == 't' || s[at] == 'f' || s[at] == 'n' ? "" : "the number ",
+                 sv_buf_cstr(&q));
+    sv_buf_free(&q);
+    return -1;
+  }
+  if (keys.bad) {
+    sv_buf_init(&q);
+    sv_quote(&q, keys.bad->key, keys.bad->key_len, QUOTE_MAX);
+    sv_error_set(err, SV_E_INVALID, "extra", "%s, got a key that is not a name (%s)", expected, sv_buf_cstr(&q));
+    sv_buf_free(&q);
+    return -1;
+  }
   sv_buf_init(&dup);
   rc = sv_json_duplicate_key(p->extra_json, p->extra_len, &dup);
   if (rc == 1) {
-    sv_buf q;
     sv_buf_init(&q);
     sv_quote(&q, sv_buf_cstr(&dup), dup.len, QUOTE_MAX);
     sv_error_set(err, SV_E_INVALID, "extra", "extra: the key %s is given twice", sv_buf_cstr(&q));
@@ -418,7 +441,9 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
     if (w->v[lists[i]] && check_list(sv_field_names[lists[i]], w->v[lists[i]], err)) return -1;
   if (check_frames(m, w, err)) return -1;
   if (check_counts(m, w, err)) return -1;
-  if (w->v[F_EXTRA] && check_extra(w->v[F_EXTRA], err)) return -1;
+  /* extra has one form, its JSON text (p->extra_json), checked below */
+  if (w->v[F_EXTRA])
+    return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected as the JSON text of the params (extra_json), got a field");
   if (check_extra_json(p, err)) return -1;
   if (model) *model = m;
   return 0;

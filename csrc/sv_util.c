@@ -288,6 +288,36 @@ int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_erro
   return 0;
 }
 
+/* The URL a redirect's Location leads to, read against the URL that answered
+   it: an absolute URL as it is, "//host/..." with the answering URL's scheme,
+   "/path" on its origin, anything else beside the last '/' of its path (query
+   and fragment dropped).  No check here: the caller hands the result to
+   sv_url_check.  0, or -1 out of memory. */
+int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out) {
+  size_t k, scheme_end, origin_end, path_end, dir_end;
+  for (k = 0; k < llen && (is_alnum((unsigned char)loc[k]) || (k > 0 && loc[k] && strchr("+.-", loc[k]))); k++) {}
+  if (k > 0 && k < llen && loc[k] == ':' && !(loc[0] >= '0' && loc[0] <= '9')) {
+    sv_buf_add(out, loc, llen);
+    return out->oom ? -1 : 0;
+  }
+  for (scheme_end = 0; scheme_end < blen && base[scheme_end] != ':'; scheme_end++) {}
+  origin_end = scheme_end + 3 <= blen ? scheme_end + 3 : blen; /* past "://" */
+  while (origin_end < blen && base[origin_end] != '/' && base[origin_end] != '?' && base[origin_end] != '#') origin_end++;
+  if (llen >= 2 && loc[0] == '/' && loc[1] == '/') {
+    sv_buf_add(out, base, scheme_end + 1);
+  } else {
+    sv_buf_add(out, base, origin_end);
+    if (llen == 0 || loc[0] != '/') {
+      for (path_end = origin_end; path_end < blen && base[path_end] != '?' && base[path_end] != '#'; path_end++) {}
+      for (dir_end = path_end; dir_end > origin_end && base[dir_end - 1] != '/'; dir_end--) {}
+      if (dir_end > origin_end) sv_buf_add(out, base + origin_end, dir_end - origin_end);
+      else sv_buf_add(out, "/", 1);
+    }
+  }
+  sv_buf_add(out, loc, llen);
+  return out->oom ? -1 : 0;
+}
+
 int sv_base_url_check(const char *s, size_t len, sv_error *err) {
   return sv_url_check(s, len, "base_url", SV_URL_BASE, err);
 }

@@ -3,14 +3,13 @@
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
+local shared_emulator = require "spec.support.shared_emulator"
 
 local BIN = helper.root .. "/bin/starvideos"
 local SAMPLE = helper.root .. "/lua/starvideos/emulator/sample.mp4"
 local KEY = "sk-cli-spec-7f3a9c2e" -- distinctive: no output may ever contain it
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = helper.shell_quote
 
 local function lines(text)
   local list = {}
@@ -123,18 +122,7 @@ describe("the starvideos command line", function()
     return task
   end
 
-  lazy_setup(function()
-    emu = helper.emulator { key = KEY, queued = 0.2, processing = 0.2 }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-    helper.cleanup()
-  end)
-
-  before_each(function()
-    emu:reset()
-  end)
+  shared_emulator({ key = KEY, queued = 0.2, processing = 0.2 }, function(e) emu = e end)
 
   describe("help", function()
     it("lists every command at the top level and exits 0", function()

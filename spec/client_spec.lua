@@ -4,6 +4,7 @@
 local cjson = require "cjson.safe"
 local socket = require "socket"
 local helper = require "spec.helper"
+local shared_emulator = require "spec.support.shared_emulator"
 local starvideos = require "starvideos"
 
 local gettime = socket.gettime
@@ -74,18 +75,14 @@ local function http_date(seconds)
   return os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + seconds)
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = helper.shell_quote
 
 ---------------------------------------------------------------------------
 
 describe("client:create", function()
   local emu
 
-  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.2, processing = 0.2 } end)
-  lazy_teardown(function() emu:stop() end)
-  before_each(function() emu:reset() end)
+  shared_emulator({ key = "test-key", queued = 0.2, processing = 0.2 }, function(e) emu = e end)
 
   it("sends a starvideos_o3 task to /v1/starvideos/videos with the key, a JSON content type and the params", function()
     local client = new_client(emu)
@@ -260,9 +257,7 @@ end)
 describe("client:query", function()
   local emu
 
-  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.2, processing = 0.2 } end)
-  lazy_teardown(function() emu:stop() end)
-  before_each(function() emu:reset() end)
+  shared_emulator({ key = "test-key", queued = 0.2, processing = 0.2 }, function(e) emu = e end)
 
   it("sends a GET to /v1/result/<id> with the key and returns the task", function()
     local client = new_client(emu)
@@ -349,9 +344,7 @@ describe("errors", function()
   local emu
   local SECRET = "sk-SECRET-123"
 
-  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.2, processing = 0.2 } end)
-  lazy_teardown(function() emu:stop() end)
-  before_each(function() emu:reset() end)
+  shared_emulator({ key = "test-key", queued = 0.2, processing = 0.2 }, function(e) emu = e end)
 
   it("give kind auth for a key the server refuses", function()
     local client = new_client(emu, { api_key = SECRET })
@@ -487,9 +480,7 @@ end)
 describe("retries", function()
   local emu
 
-  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.2, processing = 0.2 } end)
-  lazy_teardown(function() emu:stop() end)
-  before_each(function() emu:reset() end)
+  shared_emulator({ key = "test-key", queued = 0.2, processing = 0.2 }, function(e) emu = e end)
 
   local function created(client)
     local task = assert(client:create(cat()))
@@ -751,9 +742,7 @@ end)
 describe("client:wait", function()
   local emu
 
-  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.2, processing = 0.2 } end)
-  lazy_teardown(function() emu:stop() end)
-  before_each(function() emu:reset() end)
+  shared_emulator({ key = "test-key", queued = 0.2, processing = 0.2 }, function(e) emu = e end)
 
   local RANK = { queued = 1, processing = 2, completed = 3, failed = 3 }
 
@@ -924,9 +913,7 @@ end)
 describe("the default client", function()
   local emu
 
-  lazy_setup(function() emu = helper.emulator { key = "test-key", queued = 0.1, processing = 0.1 } end)
-  lazy_teardown(function() emu:stop() end)
-  before_each(function() emu:reset() end)
+  shared_emulator({ key = "test-key", queued = 0.1, processing = 0.1 }, function(e) emu = e end)
 
   -- Runs a Lua chunk in a child (helper.lua) with env set (false: unset); returns its stdout, ok.
   local function child(env, code)

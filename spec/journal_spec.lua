@@ -81,7 +81,7 @@ describe("the journal shared by processes", function()
 
   local cjson = require "cjson.safe"
 
-  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+  local q = helper.shell_quote
 
   -- the command that runs the creates fixture under this VM, with this run's paths
   local function child_cmd(jpath, count, length)

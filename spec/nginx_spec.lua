@@ -78,8 +78,6 @@ local function cert(dir, name)
     q(dir .. "/" .. name .. ".key"), q(dir .. "/" .. name .. ".pem"))), "openssl could not make a certificate")
 end
 
-local listening = nginx_run.listening
-
 -- GET or POST on nginx: body, status.
 local function request(port, path, body)
   local chunks = {}
@@ -138,14 +136,10 @@ if why then
 end
 
 describe("starvideos inside nginx", function()
-  local emu, dir, port, proc, log_path, stderr_path
+  local emu, dir, port, ngx, log_path, stderr_path
 
   local function stop_nginx()
-    if proc then
-      helper.execute(str_format("kill %d 2>/dev/null", proc.pid))
-      proc:close()
-      proc = nil
-    end
+    if ngx then ngx.stop() end
   end
 
   setup(function()
@@ -159,20 +153,9 @@ describe("starvideos inside nginx", function()
     local f = assert(io.open(dir .. "/nginx.conf", "wb"))
     f:write(nginx_conf(dir, port, ports[2], ports[3]))
     f:close()
-    log_path, stderr_path = dir .. "/error.log", dir .. "/nginx.stderr"
-    proc = helper.spawn(str_format(UNINSTRUMENTED .. "STARVIDEOS_API_KEY=%s STARVIDEOS_BASE_URL=%s "
-      .. "nginx -p %s -c %s 2>%s",
-      q(KEY), q(emu.url), q(ROOT .. "/"), q(dir .. "/nginx.conf"), q(stderr_path)))
-    local t0 = gettime()
-    while not (listening(port) and listening(ports[2]) and listening(ports[3])) do
-      local alive = helper.execute(str_format("kill -0 %d 2>/dev/null", proc.pid))
-      if not alive or gettime() - t0 > 15 then
-        stop_nginx()
-        error("nginx did not start:\n" .. (helper.read_file(stderr_path) or "")
-          .. (helper.read_file(log_path) or ""))
-      end
-      helper.sleep(0.05)
-    end
+    log_path, stderr_path = dir .. "/error.log", dir .. "/nginx.out"
+    ngx = nginx_run.launch { dir = dir, ports = ports,
+      env = { STARVIDEOS_API_KEY = KEY, STARVIDEOS_BASE_URL = emu.url } }
     port = { http = port, tls_good = ports[2], tls_other = ports[3] }
   end)
 

@@ -12,6 +12,7 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
+local commit_trace = require "spec.support.commit_trace"
 local core = require "starvideos.core"
 
 local gettime, q, str_format = socket.gettime, helper.shell_quote, string.format
@@ -126,39 +127,21 @@ describe("the nginx wire", function()
     it("needs nginx with its lua module, curl and strace", function() pending(missing) end)
     return
   end
-  local dir, port, proc, wire, wire_log, n = nil, nil, nil, nil, nil, 0
+  local dir, port, srv, wire, wire_log, n = nil, nil, nil, nil, nil, 0
   local ROOT = nginx_run.ROOT
 
-  local function plain(s) return (s:gsub("%p", "%%%0")) end
 
   setup(function()
     dir = helper.tmpdir()
     wire_log = dir .. "/wire.log"
     wire = helper.spawn(str_format("%s %s %s", helper.lua, q(ROOT .. "/spec/support/wire_server.lua"), q(wire_log)))
     wire.port = tonumber(assert(wire.pipe:read("*l")):match("^wire listening on (%d+)$"))
-    port = helper.free_ports(1)[1]
-    local text = assert(read_file(ROOT .. "/examples/openresty/nginx.conf"))
-    for from, to in pairs { ["build/openresty/"] = dir .. "/", ["127.0.0.1:8080"] = "127.0.0.1:" .. port,
-      ["$prefix/examples/openresty/?.lua;"] = "$prefix/examples/openresty/?.lua;$prefix/spec/support/?.lua;",
-      ["\n    }\n}\n"] = table.concat({ "",
-        "        location = /ping { return 200 \"pong\\n\"; }",
-        "        location = /pid { content_by_lua_block { ngx.say(ngx.worker.pid()) } }",
-        "        location = /probe { content_by_lua_file spec/support/ngx_probe.lua; }",
-        "    }", "}", "" }, "\n") } do
-      local k
-      text, k = text:gsub(plain(from), (to:gsub("%%", "%%%%")))
-      assert(k > 0, "the example's nginx.conf has no " .. from)
-    end
-    if helper.capture("id -u"):match("^0%s*$") then text = "user root;\n" .. text end
-    write_file(dir .. "/nginx.conf", text)
-    proc = helper.spawn(str_format(helper.UNINSTRUMENTED .. "nginx -p %s -c %s 2>%s", q(ROOT .. "/"),
-      q(dir .. "/nginx.conf"), q(dir .. "/nginx.stderr")))
-    assert(helper.wait_until(function() return nginx_run.listening(port) end, 15), "nginx did not start: "
-      .. tostring(read_file(dir .. "/nginx.stderr")) .. tostring(read_file(dir .. "/error.log")))
+    srv = nginx_run.start(dir)
+    port = srv.port
   end)
 
   teardown(function()
-    if proc then helper.execute(str_format("kill %d 2>/dev/null", proc.pid)); proc:close() end
+    if srv then srv.stop() end
     if wire then http.request(str_format("http://127.0.0.1:%d/quit", wire.port)); wire:close() end
     helper.cleanup()
   end)
@@ -338,31 +321,8 @@ describe("the nginx wire", function()
     if log == "" and (read_file(dir .. "/strace.err") or ""):find("ptrace", 1, true) then
       return pending("strace may not trace nginx here: " .. read_file(dir .. "/strace.err"))
     end
-    local part, folder = path .. ".part", dir
-    local fd, synced, renamed, dir_fd, dir_synced, opens, sync_thread
-    opens = 0
-    for l in log:gmatch("[^\n]+") do
-      local name, flags, ret = l:match('open[at]*%([^"]*"([^"]*)", ([^,%)]*).-= (%-?%d+)')
-      if name == part then
-        opens = opens + 1
-        assert.truthy(flags:find("O_EXCL", 1, true), l)
-        fd = ret
-      elseif name == folder and renamed and flags:find("O_DIRECTORY", 1, true) then
-        dir_fd = ret
-      end
-      local c = l:match("close%((%d+)")
-      if c and c == fd and not synced then fd = nil end
-      local s = l:match("fsync%((%d+)")
-      if s and s == fd and not renamed then synced, sync_thread = true, tonumber(l:match("^(%d+)")) end
-      if s and s == dir_fd then dir_synced = true end
-      local from, to = l:match('rename%("([^"]*)", "([^"]*)"')
-      if from == part and to == path then renamed = synced end
-    end
-    assert.equal(1, opens, "the .part was opened more than once:\n" .. log)
-    assert.is_true(synced, "the .part was not synced on the descriptor it was written through:\n" .. log)
-    assert.is_true(renamed, "no rename after the sync:\n" .. log)
-    assert.is_true(dir_synced, "the folder was not synced after the rename:\n" .. log)
-    assert.is_true(sync_thread ~= nil and sync_thread ~= pid, "the commit ran in the worker's own thread, not in "
+    local r = commit_trace.check(assert, log, path .. ".part", path)
+    assert.is_true(r.sync_thread ~= nil and r.sync_thread ~= pid, "the commit ran in the worker's own thread, not in "
       .. "nginx's thread pool:\n" .. log)
   end)
 

@@ -6,6 +6,7 @@
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
+local shared_emulator = require "spec.support.shared_emulator"
 local starvideos = require "starvideos"
 
 local q = helper.shell_quote
@@ -76,18 +77,7 @@ end
 describe("an out that cannot be written", function()
   local emu
 
-  lazy_setup(function()
-    emu = helper.emulator { key = KEY, queued = 0.05, processing = 0.05 }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-    helper.cleanup()
-  end)
-
-  before_each(function()
-    emu:reset()
-  end)
+  shared_emulator({ key = KEY, queued = 0.05, processing = 0.05 }, function(e) emu = e end)
 
   local function new_client()
     return starvideos.new { api_key = KEY, base_url = emu.url }

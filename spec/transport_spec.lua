@@ -322,8 +322,9 @@ describe("the transport", function()
       collectgarbage()
     end)
 
-    -- The commit acts on the file the download wrote (its open descriptor, from
-    -- t:result to core.commit_start), and the final check on what went through it.
+    -- The commit acts on the file the download wrote (its open descriptor: the
+    -- handle t:result gives, which core.commit(_start) takes), and the final
+    -- check on what went through it.
     describe("and its file", function()
       local hs
       setup(function() hs = helper.hostile() end)
@@ -334,30 +335,75 @@ describe("the transport", function()
         local dir = helper.tmpdir()
         local part, dest = dir .. "/v.mp4.part", dir .. "/v.mp4"
         local t = new_transport { max_connections = 2 }
-        local body, err = finish(t, download(t, hs:url("video") .. "/v.mp4", part))
+        local body, err, _, _, _, file = finish(t, download(t, hs:url("video") .. "/v.mp4", part))
         assert.truthy(body, tostring(err))
+        assert.equal("userdata", type(file), "a whole download's result hands over its open file")
         -- another download (another process) replaces the .part before the commit
         assert(os.remove(part))
         helper.write_file(part, string.rep("X", 1000))
-        local ok, why = assert(core.commit_start(part, dest)):wait()
+        local ok, why = assert(core.commit_start(part, dest, file)):wait()
         assert.is_false(ok)
         assert.truthy(why:find("cannot commit " .. part .. ": it is no longer the file this download wrote", 1, true),
           why)
         assert.is_false(helper.exists(dest), "the other file took the video's name")
         assert.equal(1000, helper.file_size(part), "the other file was touched")
         -- and the same without meddling: the video, whole
-        body, err = finish(t, download(t, hs:url("video") .. "/v.mp4", part))
+        -- the handle was spent by that commit: handing it again is refused, clearly
+        local raised, msg = pcall(core.commit, part, dest, file)
+        assert.is_false(raised)
+        assert.truthy(tostring(msg):find("the download's file was already committed or closed", 1, true), msg)
+        -- and the same without meddling: the video, whole
+        body, err, _, _, _, file = finish(t, download(t, hs:url("video") .. "/v.mp4", part))
         assert.truthy(body, tostring(err))
-        assert.is_true(core.commit(part, dest))
+        assert.is_true(core.commit(part, dest, file))
         assert.equal(VIDEO_SIZE, helper.file_size(dest))
         assert.is_false(helper.exists(part))
         t:close()
       end)
 
-      it("fails a download whose file holds other bytes than it received (written past its end meanwhile)", function()
+      -- a new folder, the .part of name in it, and a transport
+      local function fresh(name)
         local dir = helper.tmpdir()
-        local part = dir .. "/w.mp4.part"
-        local t = new_transport { max_connections = 2 }
+        return dir, dir .. "/" .. name .. ".part", new_transport { max_connections = 2 }
+      end
+
+      it("hands the open file to whoever takes the result, and closes it when dropped", function()
+        local dir, part, t = fresh("d.mp4")
+        local function open_on(path) -- descriptors of this process open on path
+          local n, pid = 0, helper.read_file("/proc/self/stat"):match("^(%d+)")
+          for fd in helper.capture("ls /proc/" .. pid .. "/fd"):gmatch("%d+") do
+            local ok, target = pcall(helper.capture, "readlink /proc/" .. pid .. "/fd/" .. fd)
+            if ok and target and target:gsub("%s+$", "") == path then n = n + 1 end
+          end
+          return n
+        end
+        local body, err, _, _, _, file = finish(t, download(t, hs:url("video") .. "/d.mp4", part))
+        assert.truthy(body, tostring(err))
+        assert.equal(1, open_on(part), "the result's file is the download's open descriptor")
+        file:close()
+        file:close() -- closing twice is fine
+        assert.equal(0, open_on(part))
+        local raised, msg = pcall(core.commit_start, part, dir .. "/d.mp4", file)
+        assert.is_false(raised)
+        assert.truthy(tostring(msg):find("already committed or closed", 1, true), msg)
+        raised, msg = pcall(core.commit_start, part, dir .. "/d.mp4", "not a file")
+        assert.is_false(raised)
+        assert.truthy(tostring(msg):find("starvideos.kept_file expected", 1, true), msg)
+        -- one never closed nor committed is closed by the collector
+        do
+          local again, why, _, _, _, dropped = finish(t, download(t, hs:url("video") .. "/d.mp4", part))
+          assert.truthy(again, tostring(why))
+          assert.equal("userdata", type(dropped))
+          assert.equal(1, open_on(part))
+        end
+        collectgarbage()
+        collectgarbage()
+        assert.equal(0, open_on(part), "a dropped file's descriptor stayed open")
+        t:close()
+      end)
+
+      it("fails a download whose file holds other bytes than it received (written past its end meanwhile)", function()
+        local _, part, t = fresh("w.mp4")
         local h = download(t, hs:url("slow_video") .. "/w.mp4", part)
         assert.is_true(helper.wait_until(function() return (helper.file_size(part) or 0) > 0 end), "no byte came")
         -- another process writes into the same file, past the end the video will have

@@ -5,6 +5,9 @@
 -- from the library, so a wrong row in starvideos.models fails here.
 
 local starvideos = require "starvideos"
+local core = require "starvideos.core"
+local cjson = require "cjson"
+local options = require "starvideos.options"
 
 local MODEL_NAMES = { "starvideos_o3", "videos", "videos_fast", "videos_stable", "videos_stable_fast" }
 
@@ -1034,6 +1037,52 @@ describe("starvideos.validate", function()
       refuses(params("videos", { extra = "seed=1" }), "extra", { "string", "seed=1" })
       refuses(params("videos", { extra = 42 }), "extra", { "number", "42" })
       refuses(params("videos", { extra = true }), "extra", { "boolean", "true" })
+    end)
+
+    -- extra is checked once, in C, on the JSON text that is sent: the messages
+    -- a user sees for each kind of bad extra, word for word
+    local function refused_with(extra, field, message)
+      local ok, err = starvideos.validate(params("videos", { extra = extra }))
+      assert.is_nil(ok)
+      assert.are.equal("invalid_request", err.kind)
+      assert.are.equal(field, err.field)
+      assert.are.equal(message, err.message)
+    end
+
+    it("names what a non-table extra was", function()
+      local want = "extra: expected a table of field names to values, got "
+      refused_with("seed=1", "extra", want .. 'a string "seed=1"')
+      refused_with(42, "extra", want .. "the number 42")
+      refused_with(true, "extra", want .. "true")
+      refused_with({ 1, 2 }, "extra", want .. "a list [1,2]")
+      refused_with(print, "extra", "extra: cannot be sent as JSON: Cannot serialise function: type not supported")
+    end)
+
+    it("names a key of extra that is not a name", function()
+      local want = "extra: expected a table of field names to values, got a key that is not a name "
+      refused_with({ [""] = 1 }, "extra", want .. '("")')
+      refused_with({ "a", seed = 1 }, "extra", want .. '("1")')
+    end)
+
+    it("names a checked field given in extra", function()
+      refused_with({ seed = 1, duration = 5 }, "extra.duration",
+        "extra.duration: duration is a checked field; set it at the top level, not in extra")
+      refused_with({ extra = {} }, "extra.extra",
+        "extra.extra: extra is a checked field; set it at the top level, not in extra")
+    end)
+
+    it("names a key that extra gives twice (a number key and its string)", function()
+      refused_with({ [1.5] = "a", ["1.5"] = "b" }, "extra", 'extra: the key "1.5" is given twice')
+    end)
+
+    it("sends extra's members as they are, beside the checked fields", function()
+      local p = params("videos", { extra = { seed = 7, tags = { "a" } } })
+      local path, body = core.build_create(p, assert(options.extra_json(p)))
+      assert.is_string(path)
+      local sent = cjson.decode(body)
+      assert.are.equal(7, sent.seed)
+      assert.are.same({ "a" }, sent.tags)
+      assert.is_nil(sent.extra)
     end)
 
     for _, known in ipairs(KNOWN_FIELDS) do

@@ -5,15 +5,14 @@
 local cjson = require "cjson.safe"
 local socket = require "socket"
 local helper = require "spec.helper"
+local shared_emulator = require "spec.support.shared_emulator"
 local starvideos = require "starvideos"
 
 local gettime = socket.gettime
 
 local SAMPLE = assert(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"))
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = helper.shell_quote
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -72,18 +71,7 @@ end
 describe("starvideos workflows", function()
   local emu
 
-  lazy_setup(function()
-    emu = helper.emulator { queued = 0.2, processing = 0.2 }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-    helper.cleanup()
-  end)
-
-  before_each(function()
-    emu:reset()
-  end)
+  shared_emulator({ queued = 0.2, processing = 0.2 }, function(e) emu = e end)
 
   local function new_client(opts)
     local o = { api_key = emu.key, base_url = emu.url, retry_backoff = 0.01 }

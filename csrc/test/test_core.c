@@ -354,6 +354,8 @@ static void extra_json(void) {
     { "{\"prompt\":\"x\"}", 14, "extra.prompt", "extra cannot add a second prompt" },
     { "{\"first_image\":\"https://e.com/1.png\"}", 37, "extra.first_image", "extra cannot add a frame" },
     { "\"{}\"", 4, "extra", "a JSON string in extra is refused" },
+    { "{\"\":1}", 6, "extra", "an empty key in extra is refused (not a name)" },
+    { "{\"seed\":1,\"12\":2}", 17, "extra", "a key of digits in extra is refused (a Lua list index, not a name)" },
   };
   static const struct { const char *text; const char *tail; const char *name; } good[] = {
     { "{}", "\"duration\":5}", "extra {} adds nothing" },
@@ -396,6 +398,14 @@ static void extra_json(void) {
     p.extra_json = "{ ";
     p.extra_len = 2;
     ok(sv_validate(&p, NULL, &err) == -1 && strcmp(err.field, "extra") == 0, "sv_validate refuses bad extra text", err.message);
+  }
+  {
+    /* extra has one form, its text: a field named extra is refused, not dropped */
+    sv_field g[] = { F("model", S("videos")), F("prompt", S("a cat")), F("duration", N(5)), F("extra", S("{}")) };
+    int rc = build(g, 4, NULL, 0, &body, &err);
+    ok(rc == -1 && strcmp(err.field, "extra") == 0 && strstr(err.message, "JSON text") != NULL,
+       "a field named extra is refused, pointing at the JSON text", err.message);
+    sv_buf_free(&body);
   }
 }
 
@@ -709,6 +719,30 @@ static void headers_and_urls(void) {
   ok(sv_url_check("http://cdn.example/v.mp4?a=b c", 30, "url", SV_URL_ANY, &err) == -1 &&
          strstr(err.message, "a space at byte 29") != NULL,
      "a space in a query is refused, with its place", err.message);
+  {
+    /* where a redirect leads (both transports then check it with sv_url_check) */
+    static const struct { const char *base, *loc, *want; } hops[] = {
+      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "https://b.example/x.mp4", "https://b.example/x.mp4" },
+      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "file:///etc/passwd", "file:///etc/passwd" },
+      { "https://a.example/s/v.mp4", "//c.example:8443/y", "https://c.example:8443/y" },
+      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "/other/w.mp4", "http://a.example:81/other/w.mp4" },
+      { "http://a.example:81/s/v/t1/v.mp4?sig=/x/y", "w.mp4?k=2", "http://a.example:81/s/v/t1/w.mp4?k=2" },
+      { "http://a.example", "w.mp4", "http://a.example/w.mp4" },
+      { "http://a.example/s/v.mp4", "/a b", "http://a.example/a b" },
+      { "http://a.example/s/v.mp4", "1x:y", "http://a.example/s/1x:y" },
+    };
+    size_t k;
+    for (k = 0; k < sizeof hops / sizeof hops[0]; k++) {
+      sv_buf out;
+      char name[300];
+      sv_buf_init(&out);
+      snprintf(name, sizeof name, "a redirect to %s from %s leads to %s", hops[k].loc, hops[k].base, hops[k].want);
+      ok(sv_url_resolve(hops[k].base, strlen(hops[k].base), hops[k].loc, strlen(hops[k].loc), &out) == 0 &&
+             strcmp(sv_buf_cstr(&out), hops[k].want) == 0,
+         name, sv_buf_cstr(&out));
+      sv_buf_free(&out);
+    }
+  }
 }
 
 static void retry_after(void) {

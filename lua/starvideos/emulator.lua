@@ -8,6 +8,7 @@
 -- listening, and when it is missing, listen() says how to install it.
 
 local cjson = require "cjson.safe"
+local shell_word = require("starvideos.shell").word
 
 local error, ipairs, pairs, pcall, xpcall, next, select = error, ipairs, pairs, pcall, xpcall, next, select
 local setmetatable, tonumber, tostring, type = setmetatable, tonumber, tostring, type
@@ -1140,11 +1141,6 @@ function M.parse_args(args)
   return opts
 end
 
--- s as one shell word: bare when it is plain, else in single quotes.
-local function shell_word(s)
-  if s:match("^[%w%-._~+/=:@%%,]+$") then return s end
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
 
 -- What the emulator prints on stdout once it accepts connections: first the
 -- "listening on URL" line (the one tests and tools/demo.sh read), then the key

@@ -60,10 +60,12 @@ function O.is_integer(v)
 end
 
 -- The JSON text of params.extra for the core (which calls no Lua): text, or
--- nil when there is no extra table, or nil, err when it cannot be JSON.
+-- nil when there is no extra, or nil, err when it cannot be JSON.  The text is
+-- extra's one form: the core checks it (a JSON object of names, no key twice,
+-- none of the checked fields) and splices it into the body.
 function O.extra_json(params)
   local extra = params.extra
-  if type(extra) ~= "table" then return nil end
+  if extra == nil then return nil end
   local text, why = cjson.encode(extra)
   if text then return text end
   return nil, O.new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })

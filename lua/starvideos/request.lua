@@ -199,7 +199,7 @@ end
 -- The verdict on an attempt (transport:result's values): the request is done,
 -- or tried again after a delay.  Also where a query the engine sent at once
 -- (engine.lua) hands over an attempt that failed.
-function Request:verdict(t, task, err, wire, bytes, total)
+function Request:verdict(t, task, err, wire, bytes, total, file)
   local engine, cfg = self.engine, self.cfg
   local on_event = cfg.on_event
   if self.op == "download" then self.bytes, self.total = bytes, total end
@@ -218,7 +218,7 @@ function Request:verdict(t, task, err, wire, bytes, total)
       end
       -- fsync and rename on a helper thread: the request is "committing" until
       -- the engine's tick sees the thread done (committed), never blocking a step
-      local c, cerr = core.commit_start(self.part, self.dest)
+      local c, cerr = core.commit_start(self.part, self.dest, file)
       if not c then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
       self.commit, self.committing = c, true
       return engine:committing(self)

@@ -23,7 +23,8 @@
 --                   symlink), r.offset (bytes already in r.file: ask for the
 --                   rest with Range; a 200 is written from byte 0, a 206 from
 --                   the byte its Content-Range names), r.stall (seconds without
---                   a byte), r.follow (redirects: http(s) only, at most 5)
+--                   a byte), r.follow (redirects whose target core.check_url
+--                   takes, read with core.resolve_url; at most 5)
 --       r.user_agent, r.connect_timeout, r.ca_file  the exchange's client's own
 --                   (the clients of a key share a transport: engine.lua); no
 --                   user_agent: the transport's own three
@@ -31,7 +32,7 @@
 --                                   most max_wait seconds for an exchange to
 --                                   finish (0: never wait)
 --   h = t:finished()                the next finished exchange, or nil
---   task, err, wire[, bytes, total] = t:result(h)
+--   task, err, wire[, bytes, total, file] = t:result(h)
 --                                   the core's verdict on the exchange
 --                                   (core.verdict): the task table (read once,
 --                                   in C; a download's: "") on success, else
@@ -39,7 +40,11 @@
 --                                   "not_sent", "timeout", "broken", "garbled",
 --                                   "fatal", "io") for the retry policy;
 --                                   downloads add bytes in the file and the
---                                   total size.  h is spent.
+--                                   total size, and a whole one may add file:
+--                                   its open .part (a handle with close), for
+--                                   core.commit(_start)(part, path, file), so
+--                                   that the commit acts on what was written.
+--                                   h is spent.
 --   bytes, total = t:progress(h)    a download in flight
 --   t:cancel(h)                     end an exchange now; h is spent
 --   t:set_max_connections(n)       optional: the key's max_connections from

@@ -350,6 +350,22 @@ function scenarios.redir_file(c)
   answer(c, "302 Found", { "Location: file:///etc/passwd" })
 end
 
+-- /s/redir_bad/<tag>/<how>/<name>: a redirect to a URL the one URL check
+-- (core.check_url) refuses, though libcurl on its own would follow it.
+local BAD_TARGETS = {
+  space = function(port, tag, name) return str_format("http://127.0.0.1:%s/s/video/%s/a %s", port, tag, name) end,
+  ctl = function(_, tag, name) return str_format("/s/video/%s/a\1%s", tag, name) end,
+  userinfo = function(port, tag, name)
+    return str_format("http://user:pass@127.0.0.1:%s/s/video/%s/%s", port, tag, name)
+  end,
+}
+function scenarios.redir_bad(c, req)
+  local how, name = req.rest:match("^/(%a+)/([^/?]+)")
+  if not BAD_TARGETS[how] then return answer(c, "404 Not Found") end
+  local _, port = c.sock:getsockname()
+  answer(c, "302 Found", { "Location: " .. BAD_TARGETS[how](tostring(port), req.tag, name) })
+end
+
 -- Redirects to itself, a little slowly (the log stays small).
 function scenarios.redir_loop(c, req)
   sleep(0.02)

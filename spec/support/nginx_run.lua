@@ -1,6 +1,7 @@
--- What the specs running nginx share (spec/nginx_spec.lua,
--- spec/openresty_readme_spec.lua): the checkout's absolute path (nginx's
--- prefix), why nginx cannot run here, and whether a port listens.
+-- What the specs and the bench running nginx share (spec/*nginx*_spec.lua,
+-- spec/ngx_wire_spec.lua, spec/transport_cases_spec.lua, bench/run.lua): the
+-- checkout's absolute path (nginx's prefix), why nginx cannot run here,
+-- whether a port listens, and the one way nginx is started and stopped.
 
 local socket = require "socket"
 local helper = require "spec.helper"
@@ -20,10 +21,10 @@ end)()
 -- The Debian package of each program a spec may need.
 local PACKAGE = { nginx = "nginx", ["/usr/sbin/nginx"] = "nginx", curl = "curl", openssl = "openssl" }
 
--- Why nginx cannot run here with the library, or nil: each of `programs`
--- (names on PATH or absolute paths), the lua module, the core built for LuaJIT.
-function M.missing(programs)
-  for _, cmd in ipairs(programs) do
+-- Why nginx with its lua module cannot run here, or nil: each of `programs`
+-- (names on PATH or absolute paths; default nginx), the lua module.
+function M.missing_nginx(programs)
+  for _, cmd in ipairs(programs or { "nginx" }) do
     if not helper.execute("command -v " .. helper.shell_quote(cmd) .. " >/dev/null 2>&1") then
       return string.format("%s is not installed (apt-get install %s)", cmd, PACKAGE[cmd] or cmd)
     end
@@ -33,6 +34,13 @@ function M.missing(programs)
       return "the nginx lua module is not installed (apt-get install libnginx-mod-http-lua)"
     end
   end
+end
+
+-- Why nginx cannot run here with the library, or nil: M.missing_nginx, and
+-- the core built for LuaJIT.
+function M.missing(programs)
+  local why = M.missing_nginx(programs)
+  if why then return why end
   if not helper.exists(M.ROOT .. "/build/luajit/starvideos/core.so") then
     return "the core is not built for LuaJIT (make build/luajit/starvideos/core.so)"
   end
@@ -57,6 +65,60 @@ function M.listening(port)
   local ok = c:connect("127.0.0.1", port)
   c:close()
   return ok ~= nil
+end
+
+-- Whether process pid runs (a zombie does not).
+local function running(pid)
+  local stat = helper.read_file("/proc/" .. pid .. "/stat")
+  return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+-- This process's id.
+local function own_pid()
+  return tonumber(helper.read_file("/proc/self/stat"):match("^(%d+)"))
+end
+
+-- Every nginx of the specs and the bench starts here.  o: dir (its files:
+-- nginx.out gets what nginx says before its error log is open, error.log is
+-- given with -e), conf (default dir/nginx.conf), prefix (-p; default the
+-- checkout), ports (it is up once each accepts connections, within 15 s),
+-- env (variables for nginx).  A watchdog stops nginx should this process die
+-- first (and removes dir when remove_dir).  Returns { pid = nginx's, stop = fn (TERM, KILL after 5 s; twice is
+-- fine) }, or stops it and raises with nginx's own words.
+function M.launch(o)
+  local q, str_format = helper.shell_quote, string.format
+  local out, log = o.dir .. "/nginx.out", o.dir .. "/error.log"
+  local vars = {}
+  for k, v in pairs(o.env or {}) do vars[#vars + 1] = k .. "=" .. q(v) .. " " end
+  table.sort(vars)
+  local proc = helper.spawn(str_format("%s%snginx -p %s -e %s -c %s >%s 2>&1 </dev/null", helper.UNINSTRUMENTED,
+    table.concat(vars), q(o.prefix or M.ROOT .. "/"), q(log), q(o.conf or o.dir .. "/nginx.conf"), q(out)))
+  local pid = proc.pid
+  local watchdog = tonumber((helper.capture(str_format("(while kill -0 %d 2>/dev/null; do sleep 1; done; "
+    .. "kill %d 2>/dev/null%s) >/dev/null 2>&1 </dev/null & echo $!", own_pid(), pid,
+    o.remove_dir and "; sleep 1; rm -rf " .. q(o.dir) or ""))))
+  local function stop()
+    if not proc then return end
+    if watchdog then helper.execute(str_format("kill %d 2>/dev/null", watchdog)) end
+    helper.execute(str_format("kill -TERM %d 2>/dev/null", pid))
+    local t = socket.gettime()
+    while running(pid) and socket.gettime() - t < 5 do socket.sleep(0.02) end
+    if running(pid) then helper.execute(str_format("kill -KILL %d 2>/dev/null", pid)) end
+    proc:close()
+    proc = nil
+  end
+  local up = helper.wait_until(function()
+    if not running(pid) then return true end
+    for _, port in ipairs(o.ports) do
+      if not M.listening(port) then return false end
+    end
+    return true
+  end, 15)
+  if not (up and running(pid)) then
+    stop()
+    error("nginx did not start: " .. (helper.read_file(out) or "") .. (helper.read_file(log) or ""), 0)
+  end
+  return { pid = pid, stop = stop }
 end
 
 -- Start the example's nginx.conf (examples/openresty/nginx.conf) with its
@@ -108,22 +170,12 @@ end
 -- workers as nobody may not write the spec's files): { port =, stop = fn }, or
 -- raises with nginx's own words.
 function M.serve(dir, conf, port)
-  local q, str_format = helper.shell_quote, string.format
   port = port or helper.free_ports(1)[1]
   local text = conf(port)
   if helper.capture("id -u"):match("^0%s*$") then text = "user root;\n" .. text end
   helper.write_file(dir .. "/nginx.conf", text)
-  local proc = helper.spawn(str_format(helper.UNINSTRUMENTED .. "nginx -p %s -c %s 2>%s", q(M.ROOT .. "/"),
-    q(dir .. "/nginx.conf"), q(dir .. "/nginx.stderr")))
-  local function stop()
-    if proc then helper.execute(str_format("kill %d 2>/dev/null", proc.pid)); proc:close(); proc = nil end
-  end
-  if not helper.wait_until(function() return M.listening(port) end, 15) then
-    stop()
-    error("nginx did not start: " .. tostring(helper.read_file(dir .. "/nginx.stderr"))
-      .. tostring(helper.read_file(dir .. "/error.log")))
-  end
-  return { port = port, stop = stop }
+  local n = M.launch { dir = dir, ports = { port } }
+  return { port = port, pid = n.pid, stop = n.stop }
 end
 
 -- GET http://127.0.0.1:port/<path(i)> for i = 1..n, all at once (a curl each),

@@ -14,6 +14,7 @@
 
 local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
+local shell_word = require("starvideos.shell").word
 
 local tostring, xpcall = tostring, xpcall
 local os_getenv, debug_traceback = os.getenv, debug.traceback
@@ -73,11 +74,6 @@ local function dispatch(ctx, argv)
   return require("starvideos.cli.commands")[name](ctx, opts, pos)
 end
 
--- A word for a shell command line, quoted when it needs to be.
-local function shell_word(s)
-  if s:find("^[%w%./_+,:@%-]+$") then return s end
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
 
 -- What was raised: a usage error as is, anything else as an error of the
 -- command line ("interrupted" for Ctrl-C, else "internal").

@@ -29,6 +29,7 @@ local type, tostring, tonumber, math_max, math_min, math_floor, string_format =
   type, tostring, tonumber, math.max, math.min, math.floor, string.format
 local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
 local now, part_open, sleep = core.now, core.part_open, ngx.sleep
+local resolve_url, check_url = core.resolve_url, core.check_url
 
 local HEAD_MAX = 64 * 1024 -- an answer's status line and headers, together
 local CHUNK = 64 * 1024    -- the most asked of a socket at once
@@ -39,7 +40,7 @@ local serial = 0           -- names the pools of connections never to be shared
 
 local W = {}
 
--- http(s)://host[:port]/path -> { scheme, host, port, authority, path } | nil
+-- http(s)://host[:port]/path -> { url, scheme, host, port, authority, path } | nil
 function W.parse_url(url)
   if type(url) ~= "string" or url:find("[%s%c]") then return nil end
   local scheme, authority, path = url:match("^(%a[%w+.-]*)://([^/?#]*)([^#]*)")
@@ -50,16 +51,7 @@ function W.parse_url(url)
   port = tonumber(port) or (scheme == "https" and 443 or 80)
   if not host or port < 1 or port > 65535 then return nil end
   if path:sub(1, 1) ~= "/" then path = "/" .. path end
-  return { scheme = scheme, host = host, port = port, authority = authority, path = path }
-end
-
--- A redirect's Location, read against the URL that answered it.
-local function resolve(u, loc)
-  if loc:find("^%a[%w+.-]*:") then return loc end
-  if loc:sub(1, 2) == "//" then return u.scheme .. ":" .. loc end
-  local origin = u.scheme .. "://" .. u.authority
-  if loc:sub(1, 1) == "/" then return origin .. loc end
-  return origin .. (u.path:gsub("%?.*$", "")):match("^(.*/)") .. loc
+  return { url = url, scheme = scheme, host = host, port = port, authority = authority, path = path }
 end
 
 -- The socket's timeout for its next step: the exchange's time left, at most
@@ -342,8 +334,12 @@ function W.exchange(c, x, key)
       return nil
     end
     if hops == 5 then return "fatal", "more than 5 redirects" end
-    u = W.parse_url(resolve(u, follow))
-    if not u then return "fatal", "a redirect to a URL that is not http(s) was refused" end
+    -- the target as libcurl's transport reads it (core.resolve_url), taken only
+    -- when the one URL check (core.check_url) takes it
+    local to = resolve_url(u.url, follow)
+    local good, bad = check_url(to, "redirect")
+    u = good and W.parse_url(to)
+    if not u then return "fatal", bad and bad.message or "redirect: a URL this transport cannot read" end
     x.auth, x.parts, x.kept, x.status, x.retry_after, x.to_close = false, {}, 0, nil, nil, nil -- no key elsewhere
   end
 end

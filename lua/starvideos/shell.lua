@@ -1,0 +1,15 @@
+-- starvideos.shell: a string as one word of a POSIX shell command line, for the
+-- commands that the library (job.lua), the command line (cli/) and the emulator
+-- print for a person to copy.  It needs nothing: the emulator loads it without
+-- the C core.
+
+local M = {}
+
+-- s bare when it is plain (letters, digits and . / _ + , : @ -; no ~, which a
+-- shell expands at a word's start), else in single quotes, each ' as '\''.
+function M.word(s)
+  if s:find("^[%w%./_+,:@%-]+$") then return s end
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
+return M
