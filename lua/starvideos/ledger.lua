@@ -10,7 +10,7 @@
 --                                       with an engine, learning the schedule
 --                                       from it starts at once (learn_more)
 --   ledger.records                      true when records are kept (a journal)
---   ledger:before_create(params, lid)   -> true | nil, err: a synced "pending"
+--   ledger:before_create(params, lid, out) -> true | nil, err: a synced "pending"
 --                                       record before a create is sent; a ledger
 --                                       that cannot be written stops the create
 --   ledger:created(task, params, lid)   -> true | nil, err (kind io, created=true):
@@ -29,6 +29,32 @@
 --                                       failed: {id=, model=, out=} (out: where a
 --                                       .part of it was left, when one still is)
 --   ledger:pending() -> list | nil, err the creates whose answer never came
+--   ledger:owner() -> id | nil, err     this process's lease on the ledger, taken
+--                                       at its first record and held while the
+--                                       process lives; pending and created
+--                                       records name it (a process that dies
+--                                       lets go of it at once: its tasks are
+--                                       orphans)
+--   ledger:keeper() -> keeper | nil, err  a lease of its own for one `keep`
+--                                       (keeper.id), let go by keeper:close();
+--                                       the tasks it claims are carried by it
+--   ledger:orphans(keeper) -> tasks, pendings | nil, err  claims for keeper
+--                                       every unfinished task whose owner's
+--                                       lease is let go (each claim made after
+--                                       checking, under one hold of the ledger,
+--                                       that nobody claimed it meanwhile: two
+--                                       keepers never take one task): tasks
+--                                       {id=, model=, out=} (out: the file the
+--                                       create named, or where a .part of it
+--                                       was left); pendings: the orphaned
+--                                       creates whose answer never came (never
+--                                       re-sent: for `pending`), each once
+--   ledger:before_create also enforces cfg.create_limit {count=, per=}: with
+--                                       records, over every process of the
+--                                       ledger (counted and recorded under one
+--                                       hold); else over the key's clients in
+--                                       this process.  Over it: nil, err
+--                                       (rate_limited, field create_limit)
 --   ledger:schedule() -> schedule       the learned polling schedule (schedule.lua)
 --   ledger:learn(kind, model, took, within)  a sample seen in this process
 --   ledger:learn_more() -> done         one bounded slice of the journal's
@@ -44,8 +70,9 @@ local journal = require "starvideos.journal"
 local options = require "starvideos.options"
 local Schedule = require "starvideos.schedule"
 
-local type, ipairs, tostring, setmetatable, string_format, io_open =
-  type, ipairs, tostring, setmetatable, string.format, io.open
+local type, ipairs, tostring, setmetatable, string_format, io_open, os_time, os_remove, os_date =
+  type, ipairs, tostring, setmetatable, string.format, io.open, os.time, os.remove, os.date
+local math_max, math_floor, tonumber = math.max, math.floor, tonumber
 local new_error = options.new_error
 local cjson = require("cjson.safe").new()
 
@@ -67,7 +94,8 @@ L.kind_of = kind_of
 L.file_name = journal.file_name
 
 function L.new(path, cfg, engine)
-  local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg }, L)
+  local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {},
+    budget = engine and engine.budget }, L)
   if path then journal.maybe_compact(path, L.COMPACT_LIMIT) end
   -- read while the first creates and polls go out, so that the first delays are learned ones
   if path and engine then self:schedule(engine) end
@@ -79,20 +107,221 @@ local function append(self, rec, sync)
   return true
 end
 
-function L:before_create(params, lid)
-  if not self.path then return true end
-  local ok, err = journal.check(self.path)
+-- ------------------------------------------------------------ leases
+
+-- A lease is an exclusive flock on <journal>.owners/<id> (core.try_lock): held
+-- while its holder lives, dropped by the kernel the moment it dies.  One per
+-- process and journal for the records it writes (taken at the first one, never
+-- in nginx's master: records are written by workers), one per running keep.
+local leases = {} -- journal path -> { id =, lock = } of this process
+
+local function lease_path(path, id) return path .. ".owners/" .. id end
+
+local function new_lease(path)
+  local id = core.random_id()
+  local lock, err = core.try_lock(lease_path(path, id), true)
+  if not lock then return nil, err or "the new lease " .. id .. " is held already" end
+  return { id = id, lock = lock, path = path }
+end
+
+function L:owner()
+  local path = self.path
+  if not path then return nil, "no journal" end
+  local held = leases[path]
+  if held then return held.id end
+  local err
+  held, err = new_lease(path)
+  if not held then return nil, err end
+  leases[path] = held
+  return held.id
+end
+
+local Keeper = {}
+Keeper.__index = Keeper
+function Keeper:close()
+  if self.lock then os_remove(lease_path(self.path, self.id)); self.lock:unlock() end
+  self.lock = nil
+end
+
+function L:keeper()
+  if not self.path then return nil, "no journal" end
+  local k, err = new_lease(self.path)
+  if not k then return nil, err end
+  k.told = {}
+  return setmetatable(k, Keeper)
+end
+
+-- Is the owner's lease let go?  Taken for a moment to see; a lease found let go
+-- is removed (its holder is gone: the name is never used again).  A record
+-- without an owner (written before leases) has nobody carrying it.
+local function let_go(path, owner, cache)
+  if not owner then return true end
+  local seen = cache[owner]
+  if seen ~= nil then return seen end
+  local file = lease_path(path, owner)
+  local lock, _, missing = core.try_lock(file)
+  if lock then os_remove(file); lock:unlock() end
+  seen = lock and true or missing == "missing"
+  cache[owner] = seen
+  return seen
+end
+
+local parts
+
+function L:orphans(k)
+  local path = self.path
+  if not path then return nil, "no journal" end
+  if not k.lock then return nil, "the keeper is closed" end
+  local st, err = journal.follow(path, k.state)
+  if not st then return nil, err end
+  k.state = st
+  local cache, candidates, pendings = {}, {}, {}
+  for _, t in ipairs(st.list) do
+    if not t.path and t.status ~= "failed" and t.owner ~= k.id and let_go(path, t.owner, cache) then
+      candidates[#candidates + 1] = { id = t.id, owner = t.owner }
+    end
+  end
+  for _, p in ipairs(st.open) do
+    if not k.told[p["local"]] and let_go(path, p.owner, cache) then
+      k.told[p["local"]] = true
+      pendings[#pendings + 1] = p
+    end
+  end
+  if not candidates[1] then return {}, pendings end
+  -- the claims, under one hold: what another keeper appended meanwhile first
+  local lock, lerr = core.lock_journal(path, true)
+  if not lock then return nil, lerr end
+  local out = {}
+  local ok, perr = pcall(function()
+    st = assert(journal.follow(path, k.state))
+    k.state = st
+    local left
+    for _, c in ipairs(candidates) do
+      local t = st.by_id[c.id]
+      if t and not t.path and t.status ~= "failed" and t.owner == c.owner then
+        local line = assert(journal.line { event = "claim", id = t.id, owner = k.id })
+        local done, werr = lock:append(path, line, true)
+        if not done then error(werr, 0) end
+        t.owner = k.id
+        left = left or parts(path)
+        local part = left[t.id]
+        if part and core.file_kind(part .. ".part") ~= "file" then part = nil end
+        out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = part }
+      end
+    end
+  end)
+  lock:unlock()
+  if not ok then return nil, tostring(perr) end
+  -- the claims are in the file: st follows on from past them next time
+  return out, pendings
+end
+
+-- ------------------------------------------------------------ create_limit
+
+local limits = setmetatable({}, { __mode = "k" }) -- a key's budget -> its recent creates' times (no records)
+
+local function refused(limit, n, oldest, t)
+  local wait = math_max(0, oldest + limit.per - t)
+  return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s (at most %d):"
+    .. " the next create is allowed in %d s (at %s)", n, limit.per, limit.count, math_floor(wait + 0.999),
+    os_date("!%Y-%m-%d %H:%M:%S UTC", math_floor(oldest + limit.per + 0.999))),
+    { field = "create_limit", retry_after = wait })
+end
+
+-- The times of the pending records of the last `per` seconds, newest first, at
+-- most count of them, read from the journal's end backwards (one slice at a
+-- time, stopping at the first record older than the window).
+local function recent_creates(path, limit, t)
+  local f = io_open(path, "rb")
+  local times = {}
+  if not f then return times end
+  local pos = f:seek("end") or 0
+  local carry, cutoff = "", t - limit.per
+  while pos > 0 do
+    local n = math.min(L.SLICE, pos)
+    pos = pos - n
+    f:seek("set", pos)
+    local chunk = (f:read(n) or "") .. carry
+    local lines = {}
+    for line in chunk:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    carry = pos > 0 and table.remove(lines, 1) or ""
+    for i = #lines, 1, -1 do
+      local line = lines[i]
+      local when = tonumber(line:match('"time":(%d+)'))
+      if when and when < cutoff - 5 then f:close(); return times end -- past the window (5 s: writers' clocks)
+      if when and when >= cutoff and line:find('"event":"pending"', 1, true) then
+        times[#times + 1] = when
+        if #times >= limit.count then f:close(); return times end
+      end
+    end
+  end
+  f:close()
+  return times
+end
+
+-- The create may go (and, with records, its pending record is written under
+-- the same hold), or nil, err.
+local function limited(self, rec)
+  local limit = self.cfg.create_limit
+  local t = os_time()
+  if not self.path then
+    local key = self.budget or self
+    local kept = {} -- oldest first, those still in the window
+    for _, when in ipairs(limits[key] or kept) do
+      if when >= t - limit.per then kept[#kept + 1] = when end
+    end
+    limits[key] = kept
+    if #kept >= limit.count then return refused(limit, #kept, kept[#kept - limit.count + 1], t) end
+    kept[#kept + 1] = t
+    return true
+  end
+  local lock, err = core.lock_journal(self.path, true)
+  if not lock then return nil, err end
+  local ok, times = pcall(recent_creates, self.path, limit, t)
+  if not ok then lock:unlock(); return nil, tostring(times) end
+  if #times >= limit.count then
+    lock:unlock()
+    return refused(limit, #times, times[#times], t)
+  end
+  rec.time = t
+  local line, lerr = journal.line(rec)
+  local done, werr
+  if line then done, werr = lock:append(self.path, line, true) end
+  lock:unlock()
+  if not done then return nil, lerr or werr end
+  return true
+end
+
+function L:before_create(params, lid, out)
+  if not self.path and not self.cfg.create_limit then return true end
+  local ok, err, owner
+  if self.path then
+    ok, err = journal.check(self.path)
+    if ok then owner, err = self:owner(); ok = owner ~= nil end
+  else
+    ok = true
+  end
   if ok then
-    ok, err = append(self, { event = "pending", ["local"] = lid, model = params.model,
-      prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }, true)
+    if lid then self.outs[lid] = out end
+    local rec = { event = "pending", ["local"] = lid, model = params.model, owner = owner, out = out,
+      prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
+    if self.cfg.create_limit then
+      ok, err = limited(self, rec)
+      if not ok and type(err) == "table" then return nil, err end
+    else
+      ok, err = append(self, rec, true)
+    end
   end
   if ok then return true end
-  return nil, new_error("io", err .. " (nothing was sent)", { field = "journal" })
+  return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" })
 end
 
 function L:created(task, params, lid)
+  local out = lid and self.outs[lid]
+  if lid then self.outs[lid] = nil end
   local ok, err = append(self, { event = "created", id = task.id, ["local"] = lid, model = params.model,
-    duration = params.duration, resolution = params.resolution, prompt = params.prompt }, true)
+    duration = params.duration, resolution = params.resolution, prompt = params.prompt,
+    owner = self.path and self:owner() or nil, out = out }, true)
   if ok then return true end
   return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
     { task = task, id = task.id, field = "journal", created = true })
@@ -102,10 +331,12 @@ end
 -- may exist and its id was read), else `maybe_created` (one may exist, id
 -- unknown: the pending record stands), else nothing was created.
 function L:create_failed(err, params, lid)
+  local out = lid and self.outs[lid]
+  if lid then self.outs[lid] = nil end
   if not self.path then return end
   if err.created then
     append(self, { event = "created", id = err.id, ["local"] = lid, model = params.model, prompt = params.prompt,
-      uncertain = true }, true)
+      uncertain = true, owner = self:owner(), out = out }, true)
   elseif not err.maybe_created then
     append(self, { event = "abandoned", ["local"] = lid })
   else
@@ -127,7 +358,7 @@ end
 
 -- The .parts recorded for tasks (task id -> the download's path), newest last:
 -- only lines that name the event are decoded.
-local function parts(path)
+function parts(path)
   local f = io_open(path, "r")
   local out = {}
   if not f then return out end
