@@ -374,7 +374,8 @@ SV_API int sv_file_append_held(int lockfd, const char *path, const char *rec, si
 SV_API int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why);
 /* A lease: an exclusive flock on path taken without waiting, held until the
    descriptor is closed (the kernel drops it when its process dies).  create:
-   the file, and its folder one level up, are made when missing.  The
+   the file, and its folder one level up, are made when missing, and the
+   holder's process id written in it.  The
    descriptor, or SV_LOCK_BUSY (held by another descriptor), SV_LOCK_MISSING (no
    file, create 0), or -1 with why. */
 #define SV_LOCK_BUSY (-2)

@@ -149,7 +149,8 @@ int sv_file_append_held(int lockfd, const char *path, const char *rec, size_t le
 
 /* A lease on path: an exclusive flock taken without waiting, held until the
    descriptor is closed; the kernel drops it the moment its process dies.  With
-   create, the file (and its folder, one level) is made when missing.  The
+   create, the file (and its folder, one level) is made when missing, and the
+   process id written in it.  The
    descriptor; or SV_LOCK_BUSY (another descriptor holds it), SV_LOCK_MISSING
    (no file and no create), or -1 with why. */
 int sv_file_try_lock(const char *path, int create, sv_buf *why) {
@@ -179,6 +180,15 @@ int sv_file_try_lock(const char *path, int create, sv_buf *why) {
     if (e == EWOULDBLOCK) return SV_LOCK_BUSY;
     sv_buf_addf(why, "cannot lock the lease %s: %s", path, strerror(e));
     return -1;
+  }
+  if (create) { /* a new lease says whose it is, for a person looking */
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || write(fd, pid, (size_t)n) != n) {
+      sv_buf_addf(why, "cannot write the lease %s: %s", path, strerror(errno));
+      close(fd);
+      return -1;
+    }
   }
   return fd;
 }
