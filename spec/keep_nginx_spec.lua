@@ -68,9 +68,7 @@ local function nginx_conf(dir, port, emu_url, workers)
     "            ngx.say(task and (\"ok \" .. task.id) or (\"err \" .. tostring(err)))",
     "        } }",
     "    }", "}", "" }
-  local text = table.concat(lines, "\n")
-  if helper.capture("id -u"):match("^0%s*$") then text = "user root;\n" .. text end
-  return text
+  return table.concat(lines, "\n")
 end
 
 local function records(path, event)
@@ -83,24 +81,16 @@ local function records(path, event)
 end
 
 for _, workers in ipairs { 2, 1 } do describe("keep inside nginx, " .. workers .. " worker(s)", function()
-  local emu, dir, port, proc
+  local emu, dir, port, stop
 
   setup(function()
     emu = helper.emulator { key = KEY, queued = 0.5, processing = 5 }
     dir = helper.tmpdir()
-    port = helper.free_ports(1)[1]
-    helper.write_file(dir .. "/nginx.conf", nginx_conf(dir, port, emu.url, workers))
-    proc = helper.spawn(str_format(helper.UNINSTRUMENTED .. "nginx -p %s -c %s 2>%s",
-      q(ROOT .. "/"), q(dir .. "/nginx.conf"), q(dir .. "/nginx.stderr")))
-    local t0 = gettime()
-    while not nginx_run.listening(port) do
-      if gettime() - t0 > 15 then error("nginx did not start: " .. (helper.read_file(dir .. "/error.log") or "")) end
-      helper.sleep(0.05)
-    end
+    port, stop = nginx_run.run(dir, function(p) return nginx_conf(dir, p, emu.url, workers) end)
   end)
 
   teardown(function()
-    if proc then helper.execute(str_format("kill %d 2>/dev/null", proc.pid)); proc:close() end
+    if stop then stop() end
     if emu then emu:stop() end
     helper.cleanup()
   end)

@@ -46,6 +46,7 @@ function Client:close()
   if not engine then return end
   self.engine = nil
   for _, job in ipairs(engine:jobs_of(self.cfg)) do job:cancel(true) end
+  self.ledger:close()
   engine:release()
 end
 Client.__close = Client.close

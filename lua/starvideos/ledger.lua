@@ -30,11 +30,14 @@
 --                                       .part of it was left, when one still is)
 --   ledger:pending() -> list | nil, err the creates whose answer never came
 --   ledger:owner() -> id | nil, err     this process's lease on the ledger, taken
---                                       at its first record and held while the
---                                       process lives; pending and created
---                                       records name it (a process that dies
---                                       lets go of it at once: its tasks are
---                                       orphans)
+--                                       at its first record, held until the
+--                                       process's last ledger of that journal
+--                                       closes; pending and created records
+--                                       name it (a process that dies lets go
+--                                       of it at once: its tasks are orphans)
+--   ledger:close()                      its client closed: its share of the
+--                                       lease goes (what it left unfinished is
+--                                       nobody's: keep takes it)
 --   ledger:keeper() -> keeper | nil, err  a lease of its own for one `keep`
 --                                       (keeper.id), let go by keeper:close();
 --                                       the tasks it claims are carried by it
@@ -111,9 +114,11 @@ end
 
 -- A lease is an exclusive flock on <journal>.owners/<id> (core.try_lock): held
 -- while its holder lives, dropped by the kernel the moment it dies.  One per
--- process and journal for the records it writes (taken at the first one, never
--- in nginx's master: records are written by workers), one per running keep.
-local leases = {} -- journal path -> { id =, lock = } of this process
+-- process and journal for the records its ledgers write (taken at the first
+-- one, so never in nginx's master: records are written by workers; let go
+-- when the last of those ledgers closes, its client closing: what a closed
+-- client left unfinished is nobody's), and one per running keep.
+local leases = {} -- journal path -> { id =, lock =, users = } of this process
 
 local function lease_path(path, id) return path .. ".owners/" .. id end
 
@@ -121,25 +126,46 @@ local function new_lease(path)
   local id = core.random_id()
   local lock, err = core.try_lock(lease_path(path, id), true)
   if not lock then return nil, err or "the new lease " .. id .. " is held already" end
-  return { id = id, lock = lock, path = path }
+  return { id = id, lock = lock, path = path, users = 0 }
+end
+
+local function let_go_of(lease)
+  os_remove(lease_path(lease.path, lease.id)) -- first: a name is never locked again once let go
+  lease.lock:unlock()
 end
 
 function L:owner()
   local path = self.path
   if not path then return nil, "no journal" end
+  if self.lease then return self.lease.id end
+  if self.closed then return nil, "the ledger is closed" end
   local held = leases[path]
-  if held then return held.id end
-  local err
-  held, err = new_lease(path)
-  if not held then return nil, err end
-  leases[path] = held
+  if not held then
+    local err
+    held, err = new_lease(path)
+    if not held then return nil, err end
+    leases[path] = held
+  end
+  held.users = held.users + 1
+  self.lease = held
   return held.id
+end
+
+-- The ledger's client closed: its share of the process's lease goes.
+function L:close()
+  local held = self.lease
+  self.lease, self.closed = nil, true
+  if not held then return end
+  held.users = held.users - 1
+  if held.users > 0 then return end
+  if leases[held.path] == held then leases[held.path] = nil end
+  let_go_of(held)
 end
 
 local Keeper = {}
 Keeper.__index = Keeper
 function Keeper:close()
-  if self.lock then os_remove(lease_path(self.path, self.id)); self.lock:unlock() end
+  if self.lock then let_go_of(self) end
   self.lock = nil
 end
 

@@ -52,22 +52,34 @@ end
 -- (spec/support/ngx_probe.lua): { port =, pid = the worker's, stop = fn }, or
 -- raises with nginx's own words.
 function M.start(dir)
+  local text = assert(helper.read_file(M.ROOT .. "/examples/openresty/nginx.conf"))
+  local port, stop = M.run(dir, function(port)
+    for _, sub in ipairs {
+      { "build/openresty/", dir .. "/" }, { "127.0.0.1:8080", "127.0.0.1:" .. port },
+      { "$prefix/examples/openresty/?.lua;", "$prefix/examples/openresty/?.lua;$prefix/spec/support/?.lua;" },
+      { "\n    }\n}\n", table.concat({ "",
+        "        location = /ping { return 200 \"pong\\n\"; }",
+        "        location = /pid { content_by_lua_block { ngx.say(ngx.worker.pid()) } }",
+        "        location = /probe { content_by_lua_file spec/support/ngx_probe.lua; }",
+        "    }", "}", "" }, "\n") },
+    } do
+      local k
+      text, k = text:gsub(sub[1]:gsub("%p", "%%%0"), (sub[2]:gsub("%%", "%%%%")))
+      assert(k > 0, "the example's nginx.conf has no " .. sub[1])
+    end
+    return text
+  end)
+  local http = require "socket.http"
+  local pid = tonumber((http.request(string.format("http://127.0.0.1:%d/pid", port))))
+  return { port = port, pid = pid, stop = stop }
+end
+
+-- Start nginx on the configuration conf(port) returns (a free port), with dir
+-- as its folder: port, stop (a function), or raises with nginx's own words.
+function M.run(dir, conf)
   local q, str_format = helper.shell_quote, string.format
   local port = helper.free_ports(1)[1]
-  local text = assert(helper.read_file(M.ROOT .. "/examples/openresty/nginx.conf"))
-  for _, sub in ipairs {
-    { "build/openresty/", dir .. "/" }, { "127.0.0.1:8080", "127.0.0.1:" .. port },
-    { "$prefix/examples/openresty/?.lua;", "$prefix/examples/openresty/?.lua;$prefix/spec/support/?.lua;" },
-    { "\n    }\n}\n", table.concat({ "",
-      "        location = /ping { return 200 \"pong\\n\"; }",
-      "        location = /pid { content_by_lua_block { ngx.say(ngx.worker.pid()) } }",
-      "        location = /probe { content_by_lua_file spec/support/ngx_probe.lua; }",
-      "    }", "}", "" }, "\n") },
-  } do
-    local k
-    text, k = text:gsub(sub[1]:gsub("%p", "%%%0"), (sub[2]:gsub("%%", "%%%%")))
-    assert(k > 0, "the example's nginx.conf has no " .. sub[1])
-  end
+  local text = conf(port)
   -- as root the workers would run as nobody, who may not write the spec's files
   if helper.capture("id -u"):match("^0%s*$") then text = "user root;\n" .. text end
   helper.write_file(dir .. "/nginx.conf", text)
@@ -81,9 +93,7 @@ function M.start(dir)
     error("nginx did not start: " .. tostring(helper.read_file(dir .. "/nginx.stderr"))
       .. tostring(helper.read_file(dir .. "/error.log")))
   end
-  local http = require "socket.http"
-  local pid = tonumber((http.request(str_format("http://127.0.0.1:%d/pid", port))))
-  return { port = port, pid = pid, stop = stop }
+  return port, stop
 end
 
 return M
