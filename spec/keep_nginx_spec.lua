@@ -1,7 +1,8 @@
 -- keep inside nginx: each worker starts `client:keep` from a timer made in
--- init_worker_by_lua*; a worker killed -9 in the middle of a generate has its
--- task finished by a live worker's keep (the survivor's or the replacement's):
--- the file arrives whole, byte for byte the emulator's video, the emulator saw
+-- init_worker_by_lua* (the README's block, "### Keep", its lease and polling
+-- made short: lease 1, interval 0.2); a worker killed -9 in the middle of a
+-- generate has its task finished by a live worker's keep (the survivor's or
+-- the replacement's): the file arrives whole, byte for byte the emulator's video, the emulator saw
 -- exactly one create for it, and `starvideos pending --journal` lists nothing.
 -- With 2 workers and with 1 (then only the replacement can take it over).
 -- Prints the takeover time (kill -> claimed, kill -> file complete).  Pending
@@ -28,8 +29,25 @@ if why then
   return
 end
 
--- `workers` workers, each keeping the journal from a timer; GET /gen?i=N writes the
--- serving worker's pid to dir/gen.pid, then generates into dir/N.mp4.
+-- The README's init_worker_by_lua_block ("### Keep"), its paths filled in, its
+-- keep's lease and interval short (the defaults: a look every 5 s, polls
+-- learned, else every 30 s).
+local function keep_block(dir)
+  local readme = assert(helper.read_file(ROOT .. "/README.md"))
+  local at = assert(readme:find("\n### Keep\n", 1, true), "the README has no ### Keep")
+  local block = assert(readme:match("```nginx\n(.-)\n```", at), "no nginx block under ### Keep")
+  local n1, n2
+  block, n1 = block:gsub("/path/to/tasks%.jsonl", (dir:gsub("%%", "%%%%")) .. "/tasks.jsonl")
+  block, n2 = block:gsub("/path/to/videos", (dir:gsub("%%", "%%%%")))
+  local n3
+  block, n3 = block:gsub("client:keep { dir = ", "client:keep { lease = 1, interval = 0.2, dir = ")
+  assert(n1 == 1 and n2 == 1 and n3 == 1, "the README's block names no /path/to/tasks.jsonl or /path/to/videos"
+    .. " or has no client:keep { dir = ...")
+  return block
+end
+
+-- `workers` workers, each keeping the journal from the README's timer; GET
+-- /gen?i=N writes the serving worker's pid to dir/gen.pid, then generates into dir/N.mp4.
 local function nginx_conf(dir, port, emu_url, workers)
   local journal = dir .. "/tasks.jsonl"
   local new = str_format("starvideos.new { api_key = %q, base_url = %q, journal = %q }", KEY, emu_url, journal)
@@ -39,21 +57,12 @@ local function nginx_conf(dir, port, emu_url, workers)
     "worker_processes " .. workers .. ";", "worker_shutdown_timeout 2s;", "thread_pool starvideos threads=2;",
     "daemon off;",
     str_format("error_log %s/error.log info;", dir), str_format("pid %s/nginx.pid;", dir),
-    "events { worker_connections 1024; }",
+    "env STARVIDEOS_API_KEY;", "env STARVIDEOS_BASE_URL;", "events { worker_connections 1024; }",
     "http {", "    access_log off;",
     str_format("    client_body_temp_path %s/body;", dir),
     "    lua_package_path \"$prefix/lua/?.lua;$prefix/lua/?/init.lua;;\";",
     "    lua_package_cpath \"$prefix/build/luajit/?.so;;\";",
-    "    init_worker_by_lua_block {",
-    "        ngx.timer.at(0, function(premature)",
-    "            if premature then return end",
-    "            local starvideos = require \"starvideos\"",
-    "            local client = " .. new,
-    str_format("            local list, err = client:keep { dir = %q, lease = 1, interval = 0.2 }", dir),
-    "            if not list then ngx.log(ngx.ERR, \"keep: \", tostring(err)) end",
-    "            client:close()",
-    "        end)",
-    "    }",
+    keep_block(dir),
     str_format("    server { listen 127.0.0.1:%d;", port),
     "        location = /gen { content_by_lua_block {",
     "            local starvideos = require \"starvideos\"",
@@ -86,7 +95,8 @@ for _, workers in ipairs { 2, 1 } do describe("keep inside nginx, " .. workers .
   setup(function()
     emu = helper.emulator { key = KEY, queued = 0.5, processing = 5 }
     dir = helper.tmpdir()
-    port, stop = nginx_run.run(dir, function(p) return nginx_conf(dir, p, emu.url, workers) end)
+    port, stop = nginx_run.run(dir, function(p) return nginx_conf(dir, p, emu.url, workers) end,
+      "env STARVIDEOS_API_KEY=" .. KEY .. " STARVIDEOS_BASE_URL=" .. q(emu.url) .. " ")
   end)
 
   teardown(function()

@@ -75,16 +75,17 @@ function M.start(dir)
 end
 
 -- Start nginx on the configuration conf(port) returns (a free port), with dir
--- as its folder: port, stop (a function), or raises with nginx's own words.
-function M.run(dir, conf)
+-- as its folder and env ("NAME=value ..." for its environment, or nil): port,
+-- stop (a function), or raises with nginx's own words.
+function M.run(dir, conf, env)
   local q, str_format = helper.shell_quote, string.format
   local port = helper.free_ports(1)[1]
   local text = conf(port)
   -- as root the workers would run as nobody, who may not write the spec's files
   if helper.capture("id -u"):match("^0%s*$") then text = "user root;\n" .. text end
   helper.write_file(dir .. "/nginx.conf", text)
-  local proc = helper.spawn(str_format(helper.UNINSTRUMENTED .. "nginx -p %s -c %s 2>%s", q(M.ROOT .. "/"),
-    q(dir .. "/nginx.conf"), q(dir .. "/nginx.stderr")))
+  local proc = helper.spawn(str_format(helper.UNINSTRUMENTED .. "%snginx -p %s -c %s 2>%s", env or "",
+    q(M.ROOT .. "/"), q(dir .. "/nginx.conf"), q(dir .. "/nginx.stderr")))
   local function stop()
     if proc then helper.execute(str_format("kill %d 2>/dev/null", proc.pid)); proc:close(); proc = nil end
   end
