@@ -212,3 +212,68 @@ describe("keep (journal, flock leases, real processes)", function()
     client:close()
   end)
 end)
+
+describe("ledger:orphans (keep's seam, one process)", function()
+  local Ledger = require "starvideos.ledger"
+  local core = require "starvideos.core"
+  after_each(function() helper.cleanup() end)
+
+  local function journal_with(path, lines)
+    local t = {}
+    for i, r in ipairs(lines) do t[i] = cjson.encode(r) end
+    helper.write_file(path, table.concat(t, "\n") .. "\n")
+  end
+
+  it("claims a dead owner's task once, leaves a live lease's, and offers its own again when due", function()
+    local dir = helper.tmpdir()
+    local path = dir .. "/tasks.jsonl"
+    local live = assert(core.try_lock(path .. ".owners/alive", true))
+    assert.equal("false", tostring(core.try_lock(path .. ".owners/alive"))) -- held: another open sees it busy
+    journal_with(path, {
+      { event = "created", id = "t_dead", owner = "gone", out = dir .. "/d.mp4", time = 1 },
+      { event = "created", id = "t_live", owner = "alive", time = 1 },
+      { event = "created", id = "t_done", owner = "gone", time = 1 },
+      { event = "downloaded", id = "t_done", path = dir .. "/x.mp4", time = 1 },
+      { event = "pending", ["local"] = "lid1", owner = "gone", time = 1 },
+    })
+    local ledger = Ledger.new(path, {})
+    local k = assert(ledger:keeper())
+    local tasks, pendings = assert(ledger:orphans(k))
+    assert.equal(1, #tasks)
+    assert.equal("t_dead", tasks[1].id)
+    assert.equal(dir .. "/d.mp4", tasks[1].out)
+    assert.equal(1, #pendings)
+    assert.equal("lid1", pendings[1]["local"])
+    -- a second look: nothing new (claimed by k, the pending said once)
+    tasks, pendings = assert(ledger:orphans(k))
+    assert.same({}, tasks)
+    assert.same({}, pendings)
+    -- failed to carry it: offered again once due, with no second claim
+    k.again.t_dead = core.now() + 0.2
+    assert.same({}, (ledger:orphans(k)))
+    helper.sleep(0.3)
+    tasks = assert(ledger:orphans(k))
+    assert.equal("t_dead", tasks[1] and tasks[1].id)
+    local claims = 0
+    for line in helper.read_file(path):gmatch("[^\n]+") do
+      if cjson.decode(line).event == "claim" then claims = claims + 1 end
+    end
+    assert.equal(1, claims)
+    -- the live lease let go: its task is claimed at the next look
+    live:unlock()
+    tasks = assert(ledger:orphans(k))
+    assert.equal("t_live", tasks[1] and tasks[1].id)
+    k:close()
+    assert.is_nil(helper.read_file(path .. ".owners/" .. k.id)) -- a closed keeper's lease is gone
+  end)
+
+  it("keeps looking at a journal that does not exist yet", function()
+    local dir = helper.tmpdir()
+    local ledger = Ledger.new(dir .. "/none.jsonl", {})
+    local k = assert(ledger:keeper())
+    local tasks, pendings = ledger:orphans(k)
+    assert.same({}, tasks)
+    assert.same({}, pendings)
+    k:close()
+  end)
+end)

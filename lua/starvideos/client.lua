@@ -239,6 +239,9 @@ local function keep_dest(t, dir)
   return dir .. "/" .. file_name(t.id) .. ".mp4"
 end
 
+-- What may go better later: a task that ended so is carried again (keep_again).
+local AGAIN = { network = true, timeout = true, server = true, rate_limited = true, protocol = true, io = true }
+
 -- A create whose answer never came, its process gone: said, never sent again.
 local function orphan_pending(p, path)
   return { err = new_error("io", string_format("create %s (%s, sent at %s UTC) may have been paid for: its answer "
@@ -253,7 +256,8 @@ end
 -- polled and downloaded to the `out` its create named when that can be
 -- written, else to `dir/<id>.mp4`.  Looks again every `lease / 6` seconds (at
 -- most 5) for tasks orphaned since, until `timeout` (nil: until the client is
--- closed; inside nginx, also until the worker exits).  A create whose answer
+-- closed; inside nginx, also until the worker exits).  A task it failed to carry
+-- (a network error, a timeout, the server) is taken again 60 s later.  A create whose answer
 -- never came is never sent again: its entry says so (`maybe_created`, `pending`).
 -- @tparam[opt] table opts `dir` (default "."), `lease` (seconds, default 30),
 -- `interval`, `timeout`, `on_progress`, `journal` (default the client's), `sleep`
@@ -269,7 +273,7 @@ function Client:keep(opts)
   if not keeper then return nil, new_error("io", kerr, { field = "journal" }) end
   local ngx = rawget(_G, "ngx")
   local exiting = type(ngx) == "table" and type(ngx.worker) == "table" and ngx.worker.exiting
-  local dir, every = opts.dir or ".", math.min(5, (opts.lease or 30) / 6)
+  local dir, every = opts.dir or ".", math.min(5, (opts.lease or self.cfg.lease) / 6)
   local sleep = opts.sleep or self.cfg.sleep
   local stop = opts.timeout and now() + opts.timeout
   local results, running, fin, look = {}, {}, {}, now()
@@ -286,7 +290,7 @@ function Client:keep(opts)
         local j = assert(Job.new(engine, ledger, self.cfg, { id = task.id, refresh = true, index = i,
           interval = opts.interval, on_progress = opts.on_progress, finished = fin,
           out = keep_dest(task, dir) }))
-        results[i], running[j] = false, true
+        results[i], running[j], keeper.carrying[task.id] = false, true, true
         engine:at(t, j)
       end
       look = t + every
@@ -295,8 +299,9 @@ function Client:keep(opts)
     engine:drive(function() return fin[1] ~= nil end, until_, sleep)
     for k = #fin, 1, -1 do
       local j = fin[k]
-      fin[k], running[j] = nil, nil
+      fin[k], running[j], keeper.carrying[j.id] = nil, nil, nil
       results[j.index] = { task = j.task, err = j.err, path = j.path }
+      if j.err and AGAIN[j.err.kind] then keeper.again[j.id] = now() + self.cfg.keep_again end
     end
   end
   for j in pairs(running) do -- the deadline: what was left goes on from its .part next time

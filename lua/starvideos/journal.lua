@@ -140,14 +140,19 @@ end
 -- date with the lines appended since its last call, read from where that one
 -- stopped (a torn last line waits for its end): a keeper looking every few
 -- seconds reads only what is new.  A compaction (the first line changed, or
--- the file shrank) starts st over from the top.  st.list, st.by_id as read's;
+-- the file shrank) starts st over from the top; no file yet: nothing in st.  st.list, st.by_id as read's;
 -- st.open: the creates whose answer never came.
 function J.follow(path, st)
-  local kind = core.file_kind(path)
+  local kind, _, errno = core.file_kind(path)
   if kind == "folder" or kind == "other" then
     return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
   end
   local f, err = io_open(path, "rb")
+  if not f and errno == 2 then -- none yet (a keeper may start before the first create)
+    st = new_state()
+    st.head, st.pos, st.open = "", 0, {}
+    return st
+  end
   if not f then return nil, "cannot read the journal: " .. tostring(err) end
   local head = f:read("*l") or ""
   local size = f:seek("end") or 0

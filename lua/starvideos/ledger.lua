@@ -40,13 +40,18 @@
 --                                       nobody's: keep takes it)
 --   ledger:keeper() -> keeper | nil, err  a lease of its own for one `keep`
 --                                       (keeper.id), let go by keeper:close();
---                                       the tasks it claims are carried by it
+--                                       the tasks it claims are carried by it.
+--                                       keeper.carrying[id]: being carried;
+--                                       keeper.again[id] = t (core.now()): one
+--                                       it failed to carry, offered again by
+--                                       orphans from t on
 --   ledger:orphans(keeper) -> tasks, pendings | nil, err  claims for keeper
 --                                       every unfinished task whose owner's
 --                                       lease is let go (each claim made after
 --                                       checking, under one hold of the ledger,
 --                                       that nobody claimed it meanwhile: two
---                                       keepers never take one task): tasks
+--                                       keepers never take one task), and the
+--                                       keeper's own tasks due again: tasks
 --                                       {id=, model=, out=} (out: the file the
 --                                       create named, or where a .part of it
 --                                       was left); pendings: the orphaned
@@ -173,7 +178,7 @@ function L:keeper()
   if not self.path then return nil, "no journal" end
   local k, err = new_lease(self.path)
   if not k then return nil, err end
-  k.told = {}
+  k.told, k.carrying, k.again = {}, {}, {}
   return setmetatable(k, Keeper)
 end
 
@@ -201,10 +206,22 @@ function L:orphans(k)
   local st, err = journal.follow(path, k.state)
   if not st then return nil, err end
   k.state = st
-  local cache, candidates, pendings = {}, {}, {}
+  local cache, candidates, pendings, out = {}, {}, {}, {}
+  local t_now, left = core.now(), nil
+  local function carry(t)
+    left = left or parts(path)
+    local part = left[t.id]
+    if part and core.file_kind(part .. ".part") ~= "file" then part = nil end
+    out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = part }
+  end
   for _, t in ipairs(st.list) do
-    if not t.path and t.status ~= "failed" and t.owner ~= k.id and let_go(path, t.owner, cache) then
-      candidates[#candidates + 1] = { id = t.id, owner = t.owner }
+    if not t.path and t.status ~= "failed" then
+      if t.owner ~= k.id then
+        if let_go(path, t.owner, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
+      elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= t_now then -- its own, to try again
+        k.again[t.id] = nil
+        carry(t)
+      end
     end
   end
   for _, p in ipairs(st.open) do
@@ -213,15 +230,13 @@ function L:orphans(k)
       pendings[#pendings + 1] = p
     end
   end
-  if not candidates[1] then return {}, pendings end
+  if not candidates[1] then return out, pendings end
   -- the claims, under one hold: what another keeper appended meanwhile first
   local lock, lerr = core.lock_journal(path, true)
   if not lock then return nil, lerr end
-  local out = {}
   local ok, perr = pcall(function()
     st = assert(journal.follow(path, k.state))
     k.state = st
-    local left
     for _, c in ipairs(candidates) do
       local t = st.by_id[c.id]
       if t and not t.path and t.status ~= "failed" and t.owner == c.owner then
@@ -229,10 +244,7 @@ function L:orphans(k)
         local done, werr = lock:append(path, line, true)
         if not done then error(werr, 0) end
         t.owner = k.id
-        left = left or parts(path)
-        local part = left[t.id]
-        if part and core.file_kind(part .. ".part") ~= "file" then part = nil end
-        out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = part }
+        carry(t)
       end
     end
   end)

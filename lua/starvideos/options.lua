@@ -38,6 +38,8 @@ O.DEFAULTS = {
   wait_timeout = 1800,       -- a whole wait
   download_timeout = 3600,   -- a whole download
   resume_limit = 5,          -- reconnections of one download
+  lease = 30,                -- keep: the seconds an owner has to renew its lease (a look every lease / 6 s, at most 5)
+  keep_again = 60,           -- keep: a task it failed to carry (a network error, say) is taken again after this
   max_answer = 1024 * 1024,  -- an API answer larger than this is not ours
   user_agent = "starvideos/" .. O.VERSION .. " (Lua)",
 }

@@ -132,7 +132,8 @@ local COMMANDS = {
     args = {}, needs_key = true, flags = flags("journal", "dir", "lease", "interval", "timeout", CLIENT),
     summary = "carry the journal's tasks whose process died to their files, until --timeout or stopped",
     required = { "journal" },
-    flag_text = { dir = "directory for the videos whose create named no writable --out, as <id>.mp4 (default .)",
+    flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",
+      dir = "directory for the videos whose create named no writable --out, as <id>.mp4 (default .)",
       timeout = "stop after S seconds (default: run until stopped)" },
   },
   pending = {
