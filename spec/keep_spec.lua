@@ -267,6 +267,35 @@ describe("ledger:orphans (keep's seam, one process)", function()
     assert.is_nil(helper.read_file(path .. ".owners/" .. k.id)) -- a closed keeper's lease is gone
   end)
 
+  it("reads a long journal a slice per look and claims nothing before it read it all", function()
+    local dir = helper.tmpdir()
+    local path = dir .. "/tasks.jsonl"
+    local lines = { { event = "created", id = "t_early", owner = "gone", time = 1 } }
+    for i = 1, 40 do
+      lines[#lines + 1] = { event = "status", id = "t_early", status = "processing", n = i, time = 1 }
+    end
+    lines[#lines + 1] = { event = "downloaded", id = "t_early", path = dir .. "/e.mp4", time = 1 }
+    lines[#lines + 1] = { event = "created", id = "t_late", owner = "gone", time = 1 }
+    journal_with(path, lines)
+    local slice = Ledger.FOLLOW
+    Ledger.FOLLOW = 200 -- bytes: a few lines a look
+    local ledger = Ledger.new(path, {})
+    local k = assert(ledger:keeper())
+    local looks, tasks, behind = 0, nil, true
+    while behind do
+      looks = looks + 1
+      local pendings
+      tasks, pendings, behind = assert(ledger:orphans(k))
+      assert.same({}, pendings)
+      if behind then assert.same({}, tasks) end
+    end
+    Ledger.FOLLOW = slice
+    assert.is_true(looks > 5, looks .. " looks")
+    assert.equal(1, #tasks)
+    assert.equal("t_late", tasks[1].id) -- t_early's download, read in a later slice, stands
+    k:close()
+  end)
+
   it("keeps looking at a journal that does not exist yet", function()
     local dir = helper.tmpdir()
     local ledger = Ledger.new(dir .. "/none.jsonl", {})

@@ -282,7 +282,7 @@ function Client:keep(opts)
     local t = now()
     if stop and t >= stop then break end
     if t >= look then
-      local tasks, pendings = ledger:orphans(keeper)
+      local tasks, pendings, behind = ledger:orphans(keeper)
       if not tasks then failure = new_error("io", pendings, { field = "journal" }); break end
       for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger.path) end
       for _, task in ipairs(tasks) do
@@ -293,7 +293,7 @@ function Client:keep(opts)
         results[i], running[j], keeper.carrying[task.id] = false, true, true
         engine:at(t, j)
       end
-      look = t + every
+      look = behind and t or t + every -- a long journal is read a slice per turn of the drive loop
     end
     local until_ = math.min(look, stop or look, exiting and t + 1 or look)
     engine:drive(function() return fin[1] ~= nil end, until_, sleep)

@@ -136,13 +136,14 @@ function J.read(path)
   return st.list, st.bad, open_pending(st)
 end
 
--- follow(path[, st]) -> st | nil, message: st (made when nil) brought up to
--- date with the lines appended since its last call, read from where that one
--- stopped (a torn last line waits for its end): a keeper looking every few
--- seconds reads only what is new.  A compaction (the first line changed, or
+-- follow(path[, st[, max]]) -> st | nil, message: st (made when nil) brought
+-- up to date with the lines appended since its last call, read from where that
+-- one stopped (a torn last line waits for its end): a keeper looking every few
+-- seconds reads only what is new, at most max bytes a call (st.behind: there
+-- is more to read; nil max: all of it).  A compaction (the first line changed, or
 -- the file shrank) starts st over from the top; no file yet: nothing in st.  st.list, st.by_id as read's;
 -- st.open: the creates whose answer never came.
-function J.follow(path, st)
+function J.follow(path, st, max)
   local kind, _, errno = core.file_kind(path)
   if kind == "folder" or kind == "other" then
     return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
@@ -160,8 +161,12 @@ function J.follow(path, st)
     st = new_state()
     st.head, st.pos = head, 0
   end
-  if size > st.pos and f:seek("set", st.pos) then
-    local chunk = f:read(size - st.pos) or ""
+  local upto = max and math_min(size, st.pos + max) or size
+  if upto > st.pos and f:seek("set", st.pos) then
+    local chunk = f:read(upto - st.pos) or ""
+    if upto < size and not chunk:find("\n", 1, true) then -- one line longer than max: all the rest
+      chunk, upto = chunk .. (f:read(size - upto) or ""), size
+    end
     local at = 1
     while true do
       local nl = chunk:find("\n", at, true)
@@ -172,6 +177,7 @@ function J.follow(path, st)
     st.pos = st.pos + at - 1
   end
   f:close()
+  st.behind = upto < size
   st.open = open_pending(st)
   return st
 end

@@ -45,7 +45,7 @@
 --                                       keeper.again[id] = t (core.now()): one
 --                                       it failed to carry, offered again by
 --                                       orphans from t on
---   ledger:orphans(keeper) -> tasks, pendings | nil, err  claims for keeper
+--   ledger:orphans(keeper) -> tasks, pendings, behind | nil, err  claims for keeper
 --                                       every unfinished task whose owner's
 --                                       lease is let go (each claim made after
 --                                       checking, under one hold of the ledger,
@@ -56,7 +56,10 @@
 --                                       create named, or where a .part of it
 --                                       was left); pendings: the orphaned
 --                                       creates whose answer never came (never
---                                       re-sent: for `pending`), each once
+--                                       re-sent: for `pending`), each once;
+--                                       behind: the journal is read 1 MiB a
+--                                       call, nothing is claimed until all of
+--                                       it is: look again at once
 --   ledger:before_create also enforces cfg.create_limit {count=, per=}: with
 --                                       records, over every process of the
 --                                       ledger (counted and recorded under one
@@ -89,6 +92,7 @@ L.__index = L
 
 L.COMPACT_LIMIT = 64 * 1024 * 1024 -- bytes: a larger journal is compacted on open
 L.SLICE = 65536                    -- bytes of the journal read for samples per drive-loop turn
+L.FOLLOW = 1024 * 1024             -- bytes of the journal a keeper reads per look (more looks at once while behind)
 
 -- The key of a kind of task in the learned schedule (schedule.lua).
 local function kind_of(model, duration, resolution)
@@ -203,9 +207,10 @@ function L:orphans(k)
   local path = self.path
   if not path then return nil, "no journal" end
   if not k.lock then return nil, "the keeper is closed" end
-  local st, err = journal.follow(path, k.state)
+  local st, err = journal.follow(path, k.state, L.FOLLOW)
   if not st then return nil, err end
   k.state = st
+  if st.behind then return {}, {}, true end -- a claim needs the whole story: catch up first
   local cache, candidates, pendings, out = {}, {}, {}, {}
   local t_now, left = core.now(), nil
   local function carry(t)
