@@ -323,6 +323,12 @@ static int l_sleep(lua_State *L) {
   return 0;
 }
 
+/* uid() -> the process's user id (a per-user folder of leases) */
+static int l_uid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getuid());
+  return 1;
+}
+
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -723,6 +729,7 @@ static const luaL_Reg funcs[] = {
   { "part_open", l_part_open }, { "part_commit", l_part_commit },
   { "random_id", l_random_id }, { "lock_journal", l_lock_journal }, { "try_lock", l_try_lock },
   { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
+  { "uid", l_uid },
   { NULL, NULL }
 };
 

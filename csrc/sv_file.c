@@ -156,7 +156,8 @@ int sv_file_append_held(int lockfd, const char *path, const char *rec, size_t le
 int sv_file_try_lock(const char *path, int create, sv_buf *why) {
   int fd, tries;
   for (tries = 0; tries < 2; tries++) {
-    fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (create ? O_CREAT : 0), 0644);
+    /* a look at another's lease needs no write access: flock takes a read-only descriptor */
+    fd = open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
     if (fd >= 0 || errno != ENOENT) break;
     if (!create) return SV_LOCK_MISSING;
     if (tries == 0) { /* the folder first */

@@ -296,6 +296,33 @@ describe("ledger:orphans (keep's seam, one process)", function()
     k:close()
   end)
 
+  it("keeps its lease under /tmp when <journal>.owners cannot be made, and the records say where", function()
+    local dir = helper.tmpdir()
+    local path = dir .. "/tasks.jsonl"
+    helper.write_file(path .. ".owners", "a file where the folder would go\n")
+    local writer = Ledger.new(path, {})
+    local id, file = writer:owner()
+    assert.is_string(id)
+    assert.matches("/starvideos%-leases%-%d+/" .. id .. "$", file)
+    assert.is_true(writer:before_create({ model = "videos", prompt = "p" }, "lid9", dir .. "/o.mp4"))
+    assert(writer:created({ id = "t_else" }, { model = "videos" }, "lid9"))
+    local created
+    for line in helper.read_file(path):gmatch("[^\n]+") do
+      local r = cjson.decode(line)
+      if r.event == "created" then created = r end
+    end
+    assert.equal(file, created.lease)
+    assert.equal(dir .. "/o.mp4", created.out)
+    local keeper_ledger = Ledger.new(path, {})
+    local k = assert(keeper_ledger:keeper())
+    assert.same({}, (keeper_ledger:orphans(k))) -- alive, wherever its lease is
+    writer:close()
+    assert.is_nil(helper.read_file(file))
+    local tasks = assert(keeper_ledger:orphans(k))
+    assert.equal("t_else", tasks[1] and tasks[1].id)
+    k:close()
+  end)
+
   it("keeps looking at a journal that does not exist yet", function()
     local dir = helper.tmpdir()
     local ledger = Ledger.new(dir .. "/none.jsonl", {})

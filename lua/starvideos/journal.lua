@@ -11,7 +11,8 @@
 -- A pending record with neither is a create whose answer never came: the task
 -- may exist; `starvideos pending` lists them for the user to reconcile.
 -- Records that carry a task name the lease of their writer ("owner", see
--- ledger.lua); the created one names the file the create asked for ("out").
+-- ledger.lua; "lease": its file, when not under <journal>.owners/); the
+-- created one names the file the create asked for ("out").
 -- {"event":"claim","id":"...","owner":"..."}: a keeper took the task over.
 -- Later records: {"event":"status",...} on each change (the first "completed"
 -- one with "took": the seconds from create to completion, to within "within",
@@ -71,9 +72,11 @@ local function take(st, line)
   end
   local lid = type(rec["local"]) == "string" and rec["local"] or nil
   local owner = type(rec.owner) == "string" and rec.owner or nil
+  local lease = owner and type(rec.lease) == "string" and rec.lease or nil
   if rec.event == "pending" and lid then
     if not st.by_local[lid] then
-      local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner }
+      local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
+        lease = lease }
       st.by_local[lid] = p
       st.pending[#st.pending + 1] = p
     end
@@ -91,10 +94,10 @@ local function take(st, line)
       t.model, t.prompt, t.created = rec.model, rec.prompt, rec.time
       t.duration, t.resolution = rec.duration, rec.resolution
       t.status = t.status or "queued"
-      t.owner = owner
+      t.owner, t.lease = owner, lease
       if type(rec.out) == "string" then t.out = rec.out end
     elseif rec.event == "claim" then -- a keeper carries it from here
-      t.owner = owner
+      t.owner, t.lease = owner, lease
     elseif rec.event == "status" and type(rec.status) == "string" then
       t.status = rec.status
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end

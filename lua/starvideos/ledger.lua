@@ -29,12 +29,14 @@
 --                                       failed: {id=, model=, out=} (out: where a
 --                                       .part of it was left, when one still is)
 --   ledger:pending() -> list | nil, err the creates whose answer never came
---   ledger:owner() -> id | nil, err     this process's lease on the ledger, taken
+--   ledger:owner() -> id[, file] | nil, err  this process's lease on the ledger, taken
 --                                       at its first record, held until the
 --                                       process's last ledger of that journal
 --                                       closes; pending and created records
 --                                       name it (a process that dies lets go
---                                       of it at once: its tasks are orphans)
+--                                       of it at once: its tasks are orphans);
+--                                       file: where it is when not under
+--                                       <journal>.owners/ (records say `lease`)
 --   ledger:close()                      its client closed: its share of the
 --                                       lease goes (what it left unfinished is
 --                                       nobody's: keep takes it)
@@ -81,8 +83,8 @@ local journal = require "starvideos.journal"
 local options = require "starvideos.options"
 local Schedule = require "starvideos.schedule"
 
-local type, ipairs, tostring, setmetatable, string_format, io_open, os_time, os_remove, os_date =
-  type, ipairs, tostring, setmetatable, string.format, io.open, os.time, os.remove, os.date
+local type, ipairs, tostring, setmetatable, string_format, io_open, os_time, os_remove, os_date, os_getenv =
+  type, ipairs, tostring, setmetatable, string.format, io.open, os.time, os.remove, os.date, os.getenv
 local math_max, math_floor, tonumber = math.max, math.floor, tonumber
 local new_error = options.new_error
 local cjson = require("cjson.safe").new()
@@ -131,22 +133,32 @@ local leases = {} -- journal path -> { id =, lock =, users = } of this process
 
 local function lease_path(path, id) return path .. ".owners/" .. id end
 
+-- A new lease: <journal>.owners/<id>, else (a folder the process may not
+-- write in, a journal given to nginx's `nobody`) in a folder of the user's
+-- under /tmp, whose path the records then carry (`lease`).
 local function new_lease(path)
   local id = core.random_id()
-  local lock, err = core.try_lock(lease_path(path, id), true)
-  if not lock then return nil, err or "the new lease " .. id .. " is held already" end
-  return { id = id, lock = lock, path = path, users = 0 }
+  local file = lease_path(path, id)
+  local lock, err = core.try_lock(file, true)
+  local elsewhere
+  if not lock then
+    elsewhere = string_format("%s/starvideos-leases-%d/%s", os_getenv("TMPDIR") or "/tmp", core.uid(), id)
+    local lock2, err2 = core.try_lock(elsewhere, true)
+    if not lock2 then return nil, tostring(err) .. "; " .. tostring(err2) end
+    lock, file = lock2, elsewhere
+  end
+  return { id = id, lock = lock, path = path, file = file, elsewhere = elsewhere, users = 0 }
 end
 
 local function let_go_of(lease)
-  os_remove(lease_path(lease.path, lease.id)) -- first: a name is never locked again once let go
+  os_remove(lease.file) -- first: a name is never locked again once let go
   lease.lock:unlock()
 end
 
 function L:owner()
   local path = self.path
   if not path then return nil, "no journal" end
-  if self.lease then return self.lease.id end
+  if self.lease then return self.lease.id, self.lease.elsewhere end
   if self.closed then return nil, "the ledger is closed" end
   local held = leases[path]
   if not held then
@@ -157,7 +169,7 @@ function L:owner()
   end
   held.users = held.users + 1
   self.lease = held
-  return held.id
+  return held.id, held.elsewhere
 end
 
 -- The ledger's client closed: its share of the process's lease goes.
@@ -189,11 +201,11 @@ end
 -- Is the owner's lease let go?  Taken for a moment to see; a lease found let go
 -- is removed (its holder is gone: the name is never used again).  A record
 -- without an owner (written before leases) has nobody carrying it.
-local function let_go(path, owner, cache)
+local function let_go(path, owner, elsewhere, cache)
   if not owner then return true end
   local seen = cache[owner]
   if seen ~= nil then return seen end
-  local file = lease_path(path, owner)
+  local file = elsewhere or lease_path(path, owner)
   local lock, _, missing = core.try_lock(file)
   if lock then os_remove(file); lock:unlock() end
   seen = lock and true or missing == "missing"
@@ -222,7 +234,7 @@ function L:orphans(k)
   for _, t in ipairs(st.list) do
     if not t.path and t.status ~= "failed" then
       if t.owner ~= k.id then
-        if let_go(path, t.owner, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
+        if let_go(path, t.owner, t.lease, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
       elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= t_now then -- its own, to try again
         k.again[t.id] = nil
         carry(t)
@@ -230,7 +242,7 @@ function L:orphans(k)
     end
   end
   for _, p in ipairs(st.open) do
-    if not k.told[p["local"]] and let_go(path, p.owner, cache) then
+    if not k.told[p["local"]] and let_go(path, p.owner, p.lease, cache) then
       k.told[p["local"]] = true
       pendings[#pendings + 1] = p
     end
@@ -245,10 +257,10 @@ function L:orphans(k)
     for _, c in ipairs(candidates) do
       local t = st.by_id[c.id]
       if t and not t.path and t.status ~= "failed" and t.owner == c.owner then
-        local line = assert(journal.line { event = "claim", id = t.id, owner = k.id })
+        local line = assert(journal.line { event = "claim", id = t.id, owner = k.id, lease = k.elsewhere })
         local done, werr = lock:append(path, line, true)
         if not done then error(werr, 0) end
-        t.owner = k.id
+        t.owner, t.lease = k.id, k.elsewhere
         carry(t)
       end
     end
@@ -337,16 +349,16 @@ end
 
 function L:before_create(params, lid, out)
   if not self.path and not self.cfg.create_limit then return true end
-  local ok, err, owner
+  local ok, err, owner, elsewhere
   if self.path then
     ok, err = journal.check(self.path)
-    if ok then owner, err = self:owner(); ok = owner ~= nil end
+    if ok then owner, elsewhere = self:owner(); ok, err = owner ~= nil, elsewhere end
   else
     ok = true
   end
   if ok then
     if lid then self.outs[lid] = out end
-    local rec = { event = "pending", ["local"] = lid, model = params.model, owner = owner, out = out,
+    local rec = { event = "pending", ["local"] = lid, model = params.model, owner = owner, lease = elsewhere, out = out,
       prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
     if self.cfg.create_limit then
       ok, err = limited(self, rec)
@@ -362,9 +374,11 @@ end
 function L:created(task, params, lid)
   local out = lid and self.outs[lid]
   if lid then self.outs[lid] = nil end
+  local owner, elsewhere
+  if self.path then owner, elsewhere = self:owner() end
   local ok, err = append(self, { event = "created", id = task.id, ["local"] = lid, model = params.model,
     duration = params.duration, resolution = params.resolution, prompt = params.prompt,
-    owner = self.path and self:owner() or nil, out = out }, true)
+    owner = owner, lease = owner and elsewhere or nil, out = out }, true)
   if ok then return true end
   return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
     { task = task, id = task.id, field = "journal", created = true })
@@ -378,8 +392,9 @@ function L:create_failed(err, params, lid)
   if lid then self.outs[lid] = nil end
   if not self.path then return end
   if err.created then
+    local owner, elsewhere = self:owner()
     append(self, { event = "created", id = err.id, ["local"] = lid, model = params.model, prompt = params.prompt,
-      uncertain = true, owner = self:owner(), out = out }, true)
+      uncertain = true, owner = owner, lease = owner and elsewhere or nil, out = out }, true)
   elseif not err.maybe_created then
     append(self, { event = "abandoned", ["local"] = lid })
   else
