@@ -357,7 +357,6 @@ function L:before_create(params, lid, out)
     ok = true
   end
   if ok then
-    if lid then self.outs[lid] = out end
     local rec = { event = "pending", ["local"] = lid, model = params.model, owner = owner, lease = elsewhere, out = out,
       prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
     if self.cfg.create_limit then
@@ -367,7 +366,10 @@ function L:before_create(params, lid, out)
       ok, err = append(self, rec, true)
     end
   end
-  if ok then return true end
+  if ok then
+    if lid then self.outs[lid] = out end -- for the created record
+    return true
+  end
   return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" })
 end
 
