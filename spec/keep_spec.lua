@@ -323,6 +323,27 @@ describe("ledger:orphans (keep's seam, one process)", function()
     k:close()
   end)
 
+  it("removes the lease a finished process left (its client never closed), and only a let-go one", function()
+    local dir = helper.tmpdir()
+    local path = dir .. "/tasks.jsonl"
+    local stale = assert(core.try_lock(path .. ".owners/stale", true))
+    stale:unlock() -- its process exited: the file stays, nobody holds it
+    local held = assert(core.try_lock(path .. ".owners/held", true))
+    journal_with(path, {
+      { event = "created", id = "t1", owner = "stale", time = 1 },
+      { event = "downloaded", id = "t1", path = dir .. "/1.mp4", time = 1 },
+      { event = "created", id = "t2", owner = "held", time = 1 },
+      { event = "status", id = "t2", status = "failed", time = 1 },
+    })
+    local ledger = Ledger.new(path, {})
+    local k = assert(ledger:keeper())
+    assert.same({}, (ledger:orphans(k)))
+    assert.is_nil(helper.read_file(path .. ".owners/stale"))
+    assert.is_string(helper.read_file(path .. ".owners/held"))
+    held:unlock()
+    k:close()
+  end)
+
   it("keeps looking at a journal that does not exist yet", function()
     local dir = helper.tmpdir()
     local ledger = Ledger.new(dir .. "/none.jsonl", {})

@@ -254,8 +254,8 @@ end
 -- its lease (its process, nginx worker or host died): each is claimed (one
 -- keeper per task: never created twice, never downloaded twice to completion),
 -- polled and downloaded to the `out` its create named when that can be
--- written, else to `dir/<id>.mp4`.  Looks again every `lease / 6` seconds (at
--- most 5) for tasks orphaned since, until `timeout` (nil: until the client is
+-- written, else to `dir/<id>.mp4`.  Looks again every `lease / 6` seconds (from
+-- 0.1 to 5) for tasks orphaned since, until `timeout` (nil: until the client is
 -- closed; inside nginx, also until the worker exits).  A task it failed to carry
 -- (a network error, a timeout, the server) is taken again 60 s later.  A create whose answer
 -- never came is never sent again: its entry says so (`maybe_created`, `pending`).
@@ -273,7 +273,7 @@ function Client:keep(opts)
   if not keeper then return nil, new_error("io", kerr, { field = "journal" }) end
   local ngx = rawget(_G, "ngx")
   local exiting = type(ngx) == "table" and type(ngx.worker) == "table" and ngx.worker.exiting
-  local dir, every = opts.dir or ".", math.min(5, (opts.lease or self.cfg.lease) / 6)
+  local dir, every = opts.dir or ".", math.max(0.1, math.min(5, (opts.lease or self.cfg.lease) / 6))
   local sleep = opts.sleep or self.cfg.sleep
   local stop = opts.timeout and now() + opts.timeout
   local results, running, fin, look = {}, {}, {}, now()

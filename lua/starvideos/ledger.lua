@@ -194,7 +194,7 @@ function L:keeper()
   if not self.path then return nil, "no journal" end
   local k, err = new_lease(self.path)
   if not k then return nil, err end
-  k.told, k.carrying, k.again = {}, {}, {}
+  k.told, k.carrying, k.again, k.swept = {}, {}, {}, {}
   return setmetatable(k, Keeper)
 end
 
@@ -232,7 +232,12 @@ function L:orphans(k)
     out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = part }
   end
   for _, t in ipairs(st.list) do
-    if not t.path and t.status ~= "failed" then
+    if (t.path or t.status == "failed") and t.owner and not k.swept[t.owner] then
+      -- settled: its owner's lease is looked at once, and removed if let go (a
+      -- process that exited without closing its client leaves its file)
+      k.swept[t.owner] = true
+      let_go(path, t.owner, t.lease, cache)
+    elseif not t.path and t.status ~= "failed" then
       if t.owner ~= k.id then
         if let_go(path, t.owner, t.lease, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
       elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= t_now then -- its own, to try again
