@@ -259,15 +259,20 @@ function L:orphans(k)
   local ok, perr = pcall(function()
     st = assert(journal.follow(path, k.state))
     k.state = st
+    local lines, claimed = {}, {}
     for _, c in ipairs(candidates) do
       local t = st.by_id[c.id]
       if t and not t.path and t.status ~= "failed" and t.owner == c.owner then
-        local line = assert(journal.line { event = "claim", id = t.id, owner = k.id, lease = k.elsewhere })
-        local done, werr = lock:append(path, line, true)
-        if not done then error(werr, 0) end
-        t.owner, t.lease = k.id, k.elsewhere
-        carry(t)
+        lines[#lines + 1] = assert(journal.line { event = "claim", id = t.id, owner = k.id, lease = k.elsewhere })
+        claimed[#claimed + 1] = t
       end
+    end
+    if not lines[1] then return end
+    local done, werr = lock:append(path, table.concat(lines), true) -- one write, one fsync
+    if not done then error(werr, 0) end
+    for _, t in ipairs(claimed) do
+      t.owner, t.lease = k.id, k.elsewhere
+      carry(t)
     end
   end)
   lock:unlock()
