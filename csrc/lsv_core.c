@@ -331,6 +331,12 @@ static int l_sleep(lua_State *L) {
   return 0;
 }
 
+/* uid() -> the process's user id (a per-user folder of leases) */
+static int l_uid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getuid());
+  return 1;
+}
+
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -423,20 +429,62 @@ static int l_append(lua_State *L) {
   return rc == 0 ? 1 : 2;
 }
 
-/* lock_journal(path) -> lock | nil, message: the journal under the appenders'
-   flock, for a rewrite; lock:replace(tmp) -> true | nil, message renames tmp
-   over it; lock:unlock() (also on close and collection) lets appenders go on */
+/* lock_journal(path[, create]) -> lock | nil, message: the journal under the
+   appenders' flock, for a rewrite; with create, opened for appending (made
+   when missing): lock:append(line, sync) -> true | nil, message appends under
+   that one hold.  lock:replace(tmp) -> true | nil, message renames tmp over
+   it; lock:unlock() (also on close and collection) lets appenders go on */
+static int push_lock(lua_State *L, int fd, sv_buf *why) {
+  llock *lk = lua_newuserdata(L, sizeof *lk);
+  lk->fd = fd;
+  luaL_setmetatable(L, LOCK_MT);
+  if (fd >= 0) return 1;
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_pushstring(L, sv_buf_cstr(why));
+  return 2;
+}
+
 static int l_lock_journal(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  llock *lk = lua_newuserdata(L, sizeof *lk);
   sv_buf why;
-  lk->fd = -1;
-  luaL_setmetatable(L, LOCK_MT);
+  int n;
   sv_buf_init(&why);
-  lk->fd = sv_file_lock(path, &why);
-  if (lk->fd < 0) { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
+  n = push_lock(L, sv_file_lock(path, lua_toboolean(L, 2), &why), &why);
   sv_buf_free(&why);
-  return lk->fd < 0 ? 2 : 1;
+  return n;
+}
+
+/* try_lock(path[, create]) -> lock | false (another holds it) | nil, message,
+   "missing" (no such file, create not given) | nil, message: a lease held
+   until lock:unlock(), close or collection, or the process's end */
+static int l_try_lock(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  sv_buf why;
+  int n, fd;
+  sv_buf_init(&why);
+  fd = sv_file_try_lock(path, lua_toboolean(L, 2), &why);
+  if (fd == SV_LOCK_BUSY) { lua_pushboolean(L, 0); n = 1; }
+  else if (fd == SV_LOCK_MISSING) { lua_pushnil(L); lua_pushfstring(L, "no lease at %s", path);
+                                    lua_pushliteral(L, "missing"); n = 3; }
+  else n = push_lock(L, fd, &why);
+  sv_buf_free(&why);
+  return n;
+}
+
+static int k_append(lua_State *L) {
+  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+  size_t len;
+  const char *path = luaL_checkstring(L, 2), *line = luaL_checklstring(L, 3, &len);
+  sv_buf why;
+  int rc;
+  if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
+  sv_buf_init(&why);
+  rc = sv_file_append_held(lk->fd, path, line, len, lua_toboolean(L, 4), &why);
+  if (rc == 0) lua_pushboolean(L, 1);
+  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
+  sv_buf_free(&why);
+  return rc == 0 ? 1 : 2;
 }
 
 static int k_replace(lua_State *L) {
@@ -678,7 +726,8 @@ static const luaL_Reg commit_methods[] = {
   { "poll", c_poll }, { "wait", c_wait }, { "close", c_gc }, { NULL, NULL }
 };
 
-static const luaL_Reg lock_methods[] = { { "replace", k_replace }, { "unlock", k_unlock }, { NULL, NULL } };
+static const luaL_Reg lock_methods[] = { { "replace", k_replace }, { "append", k_append }, { "unlock", k_unlock },
+                                             { NULL, NULL } };
 
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
@@ -689,8 +738,9 @@ static const luaL_Reg funcs[] = {
   { "commit_start", l_commit_start },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
   { "part_open", l_part_open }, { "part_commit", l_part_commit },
-  { "random_id", l_random_id }, { "lock_journal", l_lock_journal },
+  { "random_id", l_random_id }, { "lock_journal", l_lock_journal }, { "try_lock", l_try_lock },
   { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
+  { "uid", l_uid },
   { NULL, NULL }
 };
 

@@ -375,13 +375,25 @@ SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
    write() on an O_APPEND descriptor under an exclusive flock, a torn last line
    ended first, fsync when sync.  0, or -1 with the reason in why. */
 SV_API int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why);
-/* Lock the journal at path for a rewrite (the exclusive flock appenders take,
-   on the file at path once locked): a read-only descriptor holding the lock
-   until closed, or -1 with why.  sv_file_replace renames the finished file tmp
-   over path (fsynced, with path's mode, the folder synced after) while lockfd
-   is held; 0, or -1 with why. */
-SV_API int sv_file_lock(const char *path, sv_buf *why);
+/* Lock the journal at path (the exclusive flock appenders take, on the file at
+   path once locked): a descriptor holding the lock until closed, or -1 with
+   why; read-only for a rewrite (create 0), or for appending, the file created
+   when missing (create 1).  sv_file_append_held appends one record as
+   sv_file_append does, through such a descriptor (create 1) whose lock is held.
+   sv_file_replace renames the finished file tmp over path (fsynced, with path's
+   mode, the folder synced after) while lockfd is held; 0, or -1 with why. */
+SV_API int sv_file_lock(const char *path, int create, sv_buf *why);
+SV_API int sv_file_append_held(int lockfd, const char *path, const char *rec, size_t len, int sync, sv_buf *why);
 SV_API int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why);
+/* A lease: an exclusive flock on path taken without waiting, held until the
+   descriptor is closed (the kernel drops it when its process dies).  create:
+   the file, and its folder one level up, are made when missing, and the
+   holder's process id written in it.  The
+   descriptor, or SV_LOCK_BUSY (held by another descriptor), SV_LOCK_MISSING (no
+   file, create 0), or -1 with why. */
+#define SV_LOCK_BUSY (-2)
+#define SV_LOCK_MISSING (-3)
+SV_API int sv_file_try_lock(const char *path, int create, sv_buf *why);
 /* Whether path can be appended to (it is created when missing). */
 SV_API int sv_file_writable(const char *path, sv_buf *why);
 /* What lstat finds at path, without opening it (a FIFO is never waited on):

@@ -1,4 +1,4 @@
-/* Files several processes share: the journal.  A record reaches the file in one
+/* Files several processes share: the journal, and the leases of its owners.  A record reaches the file in one
    write() on an O_APPEND descriptor, under an exclusive flock that also covers
    the repair of a torn last line, so concurrent writers never interleave and a
    crash never glues two records together.  A compaction writes a new file and
@@ -91,15 +91,15 @@ int sv_file_writable(const char *path, sv_buf *why) {
   return 0;
 }
 
-int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
-  int fd = open_locked(path, O_WRONLY | O_APPEND | O_CREAT, why), rc = 0;
+/* One record through fd (the journal at path, under its flock): after a crash
+   mid-write the last line is torn, so it is ended first and this record starts
+   a line of its own (read under the lock: no other writer is midway). */
+static int write_record(int fd, const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
   struct stat st;
   sv_buf out;
   size_t done = 0;
-  if (fd < 0) return -1;
+  int rc = 0;
   sv_buf_init(&out);
-  /* after a crash mid-write the last line is torn: end it first, so this record
-     starts a line of its own (read under the lock: no other writer is midway) */
   if (fstat(fd, &st) == 0 && st.st_size > 0) {
     char last = '\n';
     int rfd = open(path, O_RDONLY | O_CLOEXEC);
@@ -123,13 +123,75 @@ int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_b
   }
   if (!rc && sync && fsync(fd) != 0) rc = fail(why, "write", path, errno);
   sv_buf_free(&out);
+  return rc;
+}
+
+int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
+  int fd = open_locked(path, O_WRONLY | O_APPEND | O_CREAT, why), rc;
+  if (fd < 0) return -1;
+  rc = write_record(fd, path, rec, len, sync, why);
   flock(fd, LOCK_UN);
   if (close(fd) != 0 && !rc) rc = fail(why, "write", path, errno);
   return rc;
 }
 
-int sv_file_lock(const char *path, sv_buf *why) {
-  return open_locked(path, O_RDONLY, why);
+/* The journal under the appenders' flock, held until the descriptor is closed:
+   read-only for a rewrite (create 0), or opened for appending (created when
+   missing: create 1), so that one hold can read the file and then append to it
+   (sv_file_append_held) with no other writer in between. */
+int sv_file_lock(const char *path, int create, sv_buf *why) {
+  return open_locked(path, create ? O_RDWR | O_APPEND | O_CREAT : O_RDONLY, why);
+}
+
+int sv_file_append_held(int lockfd, const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
+  return write_record(lockfd, path, rec, len, sync, why);
+}
+
+/* A lease on path: an exclusive flock taken without waiting, held until the
+   descriptor is closed; the kernel drops it the moment its process dies.  With
+   create, the file (and its folder, one level) is made when missing, and the
+   process id written in it.  The
+   descriptor; or SV_LOCK_BUSY (another descriptor holds it), SV_LOCK_MISSING
+   (no file and no create), or -1 with why. */
+int sv_file_try_lock(const char *path, int create, sv_buf *why) {
+  int fd, tries;
+  for (tries = 0; tries < 2; tries++) {
+    /* a look at another's lease needs no write access: flock takes a read-only descriptor */
+    fd = open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    if (fd >= 0 || errno != ENOENT) break;
+    if (!create) return SV_LOCK_MISSING;
+    if (tries == 0) { /* the folder first */
+      char *dir = strdup(path), *slash;
+      int made;
+      if (!dir) { sv_buf_adds(why, "out of memory"); return -1; }
+      slash = strrchr(dir, '/');
+      made = slash && slash != dir && (*slash = '\0', mkdir(dir, 0755) == 0 || errno == EEXIST);
+      free(dir);
+      if (!made) break;
+    }
+  }
+  if (fd < 0) {
+    sv_buf_addf(why, "cannot open the lease %s: %s", path, strerror(errno));
+    return -1;
+  }
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    if (e == EINTR) continue;
+    close(fd);
+    if (e == EWOULDBLOCK) return SV_LOCK_BUSY;
+    sv_buf_addf(why, "cannot lock the lease %s: %s", path, strerror(e));
+    return -1;
+  }
+  if (create) { /* a new lease says whose it is, for a person looking */
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || write(fd, pid, (size_t)n) != n) {
+      sv_buf_addf(why, "cannot write the lease %s: %s", path, strerror(errno));
+      close(fd);
+      return -1;
+    }
+  }
+  return fd;
 }
 
 /* tmp replaces path, under the lock taken by sv_file_lock (still held after). */

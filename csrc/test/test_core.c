@@ -3,6 +3,7 @@
    failure.  spec/core_c_spec.lua runs it as part of `make test`. */
 #include "../sv_core.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -919,7 +920,44 @@ static void file_appends(void) {
   sv_buf_free(&got);
 }
 
+/* Leases (sv_file_try_lock) and appends under one hold (sv_file_lock + _held). */
+static void file_leases(void) {
+  char dir[] = "/tmp/starvideos-test-XXXXXX", lease[128], journal[128], line[64];
+  int a, b, held;
+  sv_buf why;
+  FILE *f;
+  sv_buf_init(&why);
+  if (!mkdtemp(dir)) { ok(0, "lease: a folder", strerror(errno)); return; }
+  snprintf(lease, sizeof lease, "%s/j.owners/x", dir);
+  snprintf(journal, sizeof journal, "%s/j.jsonl", dir);
+  ok(sv_file_try_lock(lease, 0, &why) == SV_LOCK_MISSING, "lease: none there yet", sv_buf_cstr(&why));
+  a = sv_file_try_lock(lease, 1, &why);
+  ok(a >= 0, "lease: made with its folder", sv_buf_cstr(&why));
+  f = fopen(lease, "r");
+  ok(f && fgets(line, sizeof line, f) && atol(line) == (long)getpid(), "lease: holds its process id", line);
+  if (f) fclose(f);
+  ok(sv_file_try_lock(lease, 0, &why) == SV_LOCK_BUSY, "lease: busy for another descriptor", sv_buf_cstr(&why));
+  if (a >= 0) close(a);
+  b = sv_file_try_lock(lease, 0, &why);
+  ok(b >= 0, "lease: free once its descriptor is closed", sv_buf_cstr(&why));
+  if (b >= 0) close(b);
+  held = sv_file_lock(journal, 1, &why);
+  ok(held >= 0 && sv_file_append_held(held, journal, "{\"c\":3}", 7, 1, &why) == 0,
+     "lock: made, then appended to under the hold", sv_buf_cstr(&why));
+  if (held >= 0) close(held);
+  f = fopen(journal, "r");
+  ok(f && fgets(line, sizeof line, f) && strcmp(line, "{\"c\":3}\n") == 0, "lock: the record, whole", line);
+  if (f) fclose(f);
+  unlink(lease);
+  unlink(journal);
+  snprintf(lease, sizeof lease, "%s/j.owners", dir);
+  rmdir(lease);
+  rmdir(dir);
+  sv_buf_free(&why);
+}
+
 int main(void) {
+  file_leases();
   validator();
   building();
   answers();

@@ -13,8 +13,8 @@ local Engine = require "starvideos.engine"
 local Ledger = require "starvideos.ledger"
 local Job = require "starvideos.job"
 
-local type, ipairs, tostring, setmetatable, rawset, error, string_format =
-  type, ipairs, tostring, setmetatable, rawset, error, string.format
+local type, ipairs, pairs, tostring, setmetatable, rawset, rawget, error, string_format =
+  type, ipairs, pairs, tostring, setmetatable, rawset, rawget, error, string.format
 local now = core.now
 local new_error, argerror, check = options.new_error, options.argerror, options.check
 local task_id, need_table, S = options.task_id, options.need_table, options.CALLS
@@ -46,6 +46,7 @@ function Client:close()
   if not engine then return end
   self.engine = nil
   for _, job in ipairs(engine:jobs_of(self.cfg)) do job:cancel(true) end
+  self.ledger:close()
   engine:release(self.cfg)
 end
 Client.__close = Client.close
@@ -226,6 +227,90 @@ function Client:resume(opts)
       refresh = true, on_progress = opts.on_progress, out = t.out or dir .. "/" .. file_name(t.id) .. ".mp4" }))
   end
   return self.engine:run(jobs, opts.sleep)
+end
+
+local Request = require "starvideos.request"
+
+-- Where keep carries a claimed task: where a .part of it was left, else the
+-- out its create named when that can be written, else dir/<file_name(id)>.mp4.
+local function keep_dest(t, dir)
+  if t.part then return t.part end
+  if t.out and Request.check_out(t.out) then return t.out end
+  return dir .. "/" .. file_name(t.id) .. ".mp4"
+end
+
+-- What may go better later: a task that ended so is carried again (keep_again).
+local AGAIN = { network = true, timeout = true, server = true, rate_limited = true, protocol = true, io = true }
+
+-- A create whose answer never came, its process gone: said, never sent again.
+local function orphan_pending(p, path)
+  return { err = new_error("io", string_format("create %s (%s, sent at %s UTC) may have been paid for: its answer "
+    .. "never came and its process is gone; keep never sends it again: `starvideos pending --journal %s` lists it",
+    tostring(p["local"]), tostring(p.model), type(p.time) == "number" and os.date("!%Y-%m-%d %H:%M:%S", p.time)
+      or "?", path), { maybe_created = true, pending = p["local"] }) }
+end
+
+--- Carry to a file every unfinished task of the ledger whose owner let go of
+-- its lease (its process, nginx worker or host died): each is claimed (one
+-- keeper per task: never created twice, never downloaded twice to completion),
+-- polled and downloaded to the `out` its create named when that can be
+-- written, else to `dir/<id>.mp4`.  Looks again every `lease / 6` seconds (from
+-- 0.1 to 5) for tasks orphaned since, until `timeout` (nil: until the client is
+-- closed; inside nginx, also until the worker exits).  A task it failed to carry
+-- (a network error, a timeout, the server) is taken again 60 s later.  A create whose answer
+-- never came is never sent again: its entry says so (`maybe_created`, `pending`).
+-- @tparam[opt] table opts `dir` (default "."), `lease` (seconds, default 30),
+-- `interval`, `timeout`, `on_progress`, `journal` (default the client's), `sleep`
+-- @return a list of `{task=, err=, path=}`, one per task carried (and per
+-- orphaned pending create), or `nil` and an error (no journal, or one that
+-- cannot be read)
+function Client:keep(opts)
+  opts = check(opts, "keep", S.keep)
+  local engine = live(self)
+  local ledger, lerr = ledger_of(self, opts, "keep")
+  if not ledger then return nil, lerr end
+  local keeper, kerr = ledger:keeper()
+  if not keeper then return nil, new_error("io", kerr, { field = "journal" }) end
+  local ngx = rawget(_G, "ngx")
+  local exiting = type(ngx) == "table" and type(ngx.worker) == "table" and ngx.worker.exiting
+  local dir, every = opts.dir or ".", math.max(0.1, math.min(5, (opts.lease or self.cfg.lease) / 6))
+  local sleep = opts.sleep or self.cfg.sleep
+  local stop = opts.timeout and now() + opts.timeout
+  local results, running, fin, look = {}, {}, {}, now()
+  local failure
+  while self.engine and not (exiting and exiting()) do
+    local t = now()
+    if stop and t >= stop then break end
+    if t >= look then
+      local tasks, pendings, behind = ledger:orphans(keeper)
+      if not tasks then failure = new_error("io", pendings, { field = "journal" }); break end
+      for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger.path) end
+      for _, task in ipairs(tasks) do
+        local i = #results + 1
+        local j = assert(Job.new(engine, ledger, self.cfg, { id = task.id, refresh = true, index = i,
+          interval = opts.interval, on_progress = opts.on_progress, finished = fin,
+          out = keep_dest(task, dir) }))
+        results[i], running[j], keeper.carrying[task.id] = false, true, true
+        engine:at(t, j)
+      end
+      look = behind and t or t + every -- a long journal is read a slice per turn of the drive loop
+    end
+    local until_ = math.min(look, stop or look, exiting and t + 1 or look)
+    engine:drive(function() return fin[1] ~= nil end, until_, sleep)
+    for k = #fin, 1, -1 do
+      local j = fin[k]
+      fin[k], running[j], keeper.carrying[j.id] = nil, nil, nil
+      results[j.index] = { task = j.task, err = j.err, path = j.path }
+      if j.err and AGAIN[j.err.kind] then keeper.again[j.id] = now() + self.cfg.keep_again end
+    end
+  end
+  for j in pairs(running) do -- the deadline: what was left goes on from its .part next time
+    j:cancel(true)
+    results[j.index] = { task = j.task, err = j.err, path = j.path }
+  end
+  keeper:close()
+  if failure and not results[1] then return nil, failure end
+  return results
 end
 
 --- The creates whose answer never came (the task may exist): `starvideos.pending`

@@ -303,7 +303,7 @@ function Job:advance(t)
   end
   if t < self.wake then return end
   if self.state == "creating" then
-    local ok, err = self.ledger:before_create(self.params, self.local_id)
+    local ok, err = self.ledger:before_create(self.params, self.local_id, self.out)
     if not ok then return self:_finish(err) end
     -- a create has no deadline: once sent it is never abandoned, it may be paid for
     return self:_send("create", { url = self.cfg.base_url .. self.create_path, path = self.create_path,

@@ -10,6 +10,10 @@
 --       when the server surely created nothing.
 -- A pending record with neither is a create whose answer never came: the task
 -- may exist; `starvideos pending` lists them for the user to reconcile.
+-- Records that carry a task name the lease of their writer ("owner", see
+-- ledger.lua; "lease": its file, when not under <journal>.owners/); the
+-- created one names the file the create asked for ("out").
+-- {"event":"claim","id":"...","owner":"..."}: a keeper took the task over.
 -- Later records: {"event":"status",...} on each change (the first "completed"
 -- one with "took": the seconds from create to completion, to within "within",
 -- which teaches the polling schedule), {"event":"downloaded",...}.
@@ -36,22 +40,92 @@ local math_min, string_format, table_concat, table_sort, pcall, error, next =
 
 local J = {}
 
--- append(path, record[, sync]) -> true | nil, message
-function J.append(path, rec, sync)
+-- line(record) -> the record's JSON line (with its time) | nil, message
+function J.line(rec)
   rec.time = rec.time or os_time()
   local line, jerr = cjson.encode(rec)
   if not line then return nil, "cannot encode a journal line: " .. tostring(jerr) end
-  return core.append(path, line .. "\n", sync)
+  return line .. "\n"
+end
+
+-- append(path, record[, sync]) -> true | nil, message
+function J.append(path, rec, sync)
+  local line, err = J.line(rec)
+  if not line then return nil, err end
+  return core.append(path, line, sync)
 end
 
 -- check(path) -> true | nil, message: can records be appended (before paying)?
 J.check = core.writable
 
+-- What the records say so far (read, and the tail a keeper follows): one line
+-- at a time, into st = {list=, by_id=, bad=, pending=, by_local=, settled=}.
+local function new_state()
+  return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {} }
+end
+
+local function take(st, line)
+  local rec = line ~= "" and cjson.decode(line)
+  if type(rec) ~= "table" then
+    if line ~= "" then st.bad = st.bad + 1 end -- a torn or foreign line: skip it, keep the rest
+    return
+  end
+  local lid = type(rec["local"]) == "string" and rec["local"] or nil
+  local owner = type(rec.owner) == "string" and rec.owner or nil
+  local lease = owner and type(rec.lease) == "string" and rec.lease or nil
+  if rec.event == "pending" and lid then
+    if not st.by_local[lid] then
+      local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
+        lease = lease }
+      st.by_local[lid] = p
+      st.pending[#st.pending + 1] = p
+    end
+  elseif rec.event == "abandoned" and lid then
+    st.settled[lid] = true
+  elseif type(rec.id) == "string" then
+    if lid then st.settled[lid] = true end
+    local t = st.by_id[rec.id]
+    if not t then
+      t = { id = rec.id }
+      st.by_id[rec.id] = t
+      st.list[#st.list + 1] = t
+    end
+    if rec.event == "created" then
+      t.model, t.prompt, t.created = rec.model, rec.prompt, rec.time
+      t.duration, t.resolution = rec.duration, rec.resolution
+      t.status = t.status or "queued"
+      t.owner, t.lease = owner, lease
+      if type(rec.out) == "string" then t.out = rec.out end
+    elseif rec.event == "claim" then -- a keeper carries it from here
+      t.owner, t.lease = owner, lease
+    elseif rec.event == "status" and type(rec.status) == "string" then
+      t.status = rec.status
+      if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
+    elseif rec.event == "downloaded" and type(rec.path) == "string" then
+      t.path = rec.path
+    elseif rec.event == "sample" then -- a settled task, compacted
+      t.model, t.created, t.duration, t.resolution = rec.model, rec.time, rec.duration, rec.resolution
+      t.status, t.took, t.within = rec.status, rec.took, rec.within
+      if type(rec.path) == "string" then t.path = rec.path end
+    end
+  end
+end
+
+-- The creates of st whose answer never came.
+local function open_pending(st)
+  local open = {}
+  for _, p in ipairs(st.pending) do
+    if not st.settled[p["local"]] then open[#open + 1] = p end
+  end
+  return open
+end
+
 -- read(path) -> tasks, bad, pending: the tasks in the order they were created,
 -- each {id=, model=, prompt=, status=, path=, created=, duration=, resolution=,
--- took=, within=}; the count of unreadable
--- lines; the creates whose answer never came, each {["local"]=, model=,
--- prompt_hash=, time=}.  Or nil, message when the file cannot be read.
+-- took=, within=, owner=, out=}; the count of unreadable lines; the creates
+-- whose answer never came, each {["local"]=, model=, prompt_hash=, time=,
+-- owner=}.  Or nil, message when the file cannot be read.  owner: the lease
+-- (see `follow`) of whoever carries the task, out: the file its create named.
 function J.read(path)
   local kind = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
   if kind == "folder" or kind == "other" then
@@ -59,53 +133,56 @@ function J.read(path)
   end
   local f, err = io_open(path, "r")
   if not f then return nil, "cannot read the journal: " .. tostring(err) end
-  local list, by_id, bad = {}, {}, 0
-  local pending, by_local, settled = {}, {}, {}
-  for line in f:lines() do
-    local rec = line ~= "" and cjson.decode(line)
-    if type(rec) ~= "table" then
-      if line ~= "" then bad = bad + 1 end -- a torn or foreign line: skip it, keep the rest
-    else
-      local lid = type(rec["local"]) == "string" and rec["local"] or nil
-      if rec.event == "pending" and lid then
-        if not by_local[lid] then
-          local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time }
-          by_local[lid] = p
-          pending[#pending + 1] = p
-        end
-      elseif rec.event == "abandoned" and lid then
-        settled[lid] = true
-      elseif type(rec.id) == "string" then
-        if lid then settled[lid] = true end
-        local t = by_id[rec.id]
-        if not t then
-          t = { id = rec.id }
-          by_id[rec.id] = t
-          list[#list + 1] = t
-        end
-        if rec.event == "created" then
-          t.model, t.prompt, t.created = rec.model, rec.prompt, rec.time
-          t.duration, t.resolution = rec.duration, rec.resolution
-          t.status = t.status or "queued"
-        elseif rec.event == "status" and type(rec.status) == "string" then
-          t.status = rec.status
-          if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
-        elseif rec.event == "downloaded" and type(rec.path) == "string" then
-          t.path = rec.path
-        elseif rec.event == "sample" then -- a settled task, compacted
-          t.model, t.created, t.duration, t.resolution = rec.model, rec.time, rec.duration, rec.resolution
-          t.status, t.took, t.within = rec.status, rec.took, rec.within
-          if type(rec.path) == "string" then t.path = rec.path end
-        end
-      end
+  local st = new_state()
+  for line in f:lines() do take(st, line) end
+  f:close()
+  return st.list, st.bad, open_pending(st)
+end
+
+-- follow(path[, st[, max]]) -> st | nil, message: st (made when nil) brought
+-- up to date with the lines appended since its last call, read from where that
+-- one stopped (a torn last line waits for its end): a keeper looking every few
+-- seconds reads only what is new, at most max bytes a call (st.behind: there
+-- is more to read; nil max: all of it).  A compaction (the first line changed, or
+-- the file shrank) starts st over from the top; no file yet: nothing in st.  st.list, st.by_id as read's;
+-- st.open: the creates whose answer never came.
+function J.follow(path, st, max)
+  local kind, _, errno = core.file_kind(path)
+  if kind == "folder" or kind == "other" then
+    return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
+  end
+  local f, err = io_open(path, "rb")
+  if not f and errno == 2 then -- none yet (a keeper may start before the first create)
+    st = new_state()
+    st.head, st.pos, st.open = "", 0, {}
+    return st
+  end
+  if not f then return nil, "cannot read the journal: " .. tostring(err) end
+  local head = f:read("*l") or ""
+  local size = f:seek("end") or 0
+  if not st or st.head ~= head or size < st.pos then
+    st = new_state()
+    st.head, st.pos = head, 0
+  end
+  local upto = max and math_min(size, st.pos + max) or size
+  if upto > st.pos and f:seek("set", st.pos) then
+    local chunk = f:read(upto - st.pos) or ""
+    if upto < size and not chunk:find("\n", 1, true) then -- one line longer than max: all the rest
+      chunk, upto = chunk .. (f:read(size - upto) or ""), size
     end
+    local at = 1
+    while true do
+      local nl = chunk:find("\n", at, true)
+      if not nl then break end
+      take(st, chunk:sub(at, nl - 1))
+      at = nl + 1
+    end
+    st.pos = st.pos + at - 1
   end
   f:close()
-  local open = {}
-  for _, p in ipairs(pending) do
-    if not settled[p["local"]] then open[#open + 1] = p end
-  end
-  return list, bad, open
+  st.behind = upto < size
+  st.open = open_pending(st)
+  return st
 end
 
 -- The tasks a resume must still carry to a file: not downloaded, not failed.

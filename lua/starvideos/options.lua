@@ -38,6 +38,8 @@ O.DEFAULTS = {
   wait_timeout = 1800,       -- a whole wait
   download_timeout = 3600,   -- a whole download
   resume_limit = 5,          -- reconnections of one download
+  lease = 30,                -- keep: the seconds an owner has to renew its lease (a look every lease / 6 s, at most 5)
+  keep_again = 60,           -- keep: a task it failed to carry (a network error, say) is taken again after this
   max_answer = 1024 * 1024,  -- an API answer larger than this is not ours
   user_agent = "starvideos/" .. O.VERSION .. " (Lua)",
 }
@@ -101,6 +103,24 @@ function C.header(v)
   if type(v) ~= "string" or v:find("[%c\127]") then return "a string without control characters" end
 end
 
+-- create_limit = {count = N, per = seconds}: the message names the field that
+-- is wrong (a second value true: the message is whole, no "got" added)
+local LIMIT_FIELDS = { count = true, per = true }
+function C.limit(v)
+  if type(v) ~= "table" then
+    return "create_limit: a table {count = N, per = seconds} expected, got " .. show(v), true
+  end
+  for k in pairs(v) do
+    if not LIMIT_FIELDS[k] then return "create_limit." .. tostring(k) .. ": unknown field (count, per)", true end
+  end
+  if not O.is_integer(v.count) or v.count < 1 or v.count > 1e9 then
+    return "create_limit.count: a whole number of creates from 1 to 1e9 expected, got " .. show(v.count), true
+  end
+  if type(v.per) ~= "number" or not (v.per >= 1 and v.per <= 366 * DAY) then
+    return "create_limit.per: a number of seconds from 1 to 31622400 expected, got " .. show(v.per), true
+  end
+end
+
 -- The one URL check is the core's (core.check_url, csrc/sv_util.c, fuzzed):
 -- url_problem(v[, field]) -> nil when v is a base URL (http(s)://host[:port][/path]
 -- and nothing else: no userinfo, query, fragment, spaces or control characters),
@@ -124,8 +144,8 @@ function O.check(opts, where, schema, level)
     if not check then
       error(string_format("bad option to '%s': unknown option '%s'", where, tostring(k)), level)
     end
-    local want = check(v)
-    if want and check == C.url then
+    local want, whole = check(v)
+    if want and (whole or check == C.url) then
       error(string_format("bad option '%s' to '%s' (%s)", tostring(k), where, want), level)
     elseif want then
       error(string_format("bad option '%s' to '%s' (%s expected, got %s)", tostring(k), where, want,
@@ -146,6 +166,8 @@ O.CALLS = {
     on_progress = C.fn },
   job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn },
   pending = { journal = C.path },
+  keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
+    journal = C.path, sleep = C.fn },
 }
 
 -- A task id, from an id or a task table; else raises (argument 1 of `where`).
@@ -164,6 +186,7 @@ local CLIENT = {
   max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
+  create_limit = C.limit,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 
@@ -174,6 +197,9 @@ function O.client(opts)
   local D, cfg = O.DEFAULTS, {}
   for k, v in pairs(D) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
+  if opts.create_limit then -- a copy: the caller's table may change later
+    cfg.create_limit = { count = opts.create_limit.count, per = opts.create_limit.per }
+  end
   if cfg.api_key == nil then
     local key = os_getenv("STARVIDEOS_API_KEY")
     if key and key ~= "" then

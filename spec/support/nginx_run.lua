@@ -167,14 +167,15 @@ end
 
 -- Start nginx with the configuration conf(port) returns (port: a free one, or
 -- the one given) written to dir/nginx.conf (as root, with `user root;`: the
--- workers as nobody may not write the spec's files): { port =, stop = fn }, or
--- raises with nginx's own words.
-function M.serve(dir, conf, port)
+-- workers as nobody may not write the spec's files), env: variables for nginx
+-- (a table, or nil): { port =, pid = nginx's, stop = fn }, or raises with
+-- nginx's own words.
+function M.serve(dir, conf, port, env)
   port = port or helper.free_ports(1)[1]
   local text = conf(port)
   if helper.capture("id -u"):match("^0%s*$") then text = "user root;\n" .. text end
   helper.write_file(dir .. "/nginx.conf", text)
-  local n = M.launch { dir = dir, ports = { port } }
+  local n = M.launch { dir = dir, ports = { port }, env = env }
   return { port = port, pid = n.pid, stop = n.stop }
 end
 

@@ -60,6 +60,8 @@ local FLAG = {
   journal = { kind = "str", meta = "PATH", text = "append every created task to this JSON-lines journal" },
   out = { kind = "str", meta = "PATH", text = "download the finished video to PATH" },
   dir = { kind = "str", meta = "PATH", text = "directory for the videos, saved as <id>.mp4 (default .)" },
+  lease = { kind = "pos", meta = "S",
+    text = "seconds a task's owner has to renew its lease (default 30); keep looks every S/6 s, at most 5" },
 }
 M.FLAG = FLAG
 
@@ -126,6 +128,14 @@ local COMMANDS = {
     summary = "wait for and download every journalled task not downloaded yet",
     required = { "journal" },
   },
+  keep = {
+    args = {}, needs_key = true, flags = flags("journal", "dir", "lease", "interval", "timeout", CLIENT),
+    summary = "carry the journal's tasks whose process died to their files, until --timeout or stopped",
+    required = { "journal" },
+    flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",
+      dir = "directory for the videos whose create named no writable --out, as <id>.mp4 (default .)",
+      timeout = "stop after S seconds (default: run until stopped)" },
+  },
   pending = {
     args = {}, flags = flags("journal"),
     summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
@@ -142,8 +152,8 @@ local COMMANDS = {
   },
 }
 M.COMMANDS = COMMANDS
-local ORDER = { "create", "status", "wait", "download", "generate", "models", "validate", "resume", "pending",
-  "compact", "emulator" }
+local ORDER = { "create", "status", "wait", "download", "generate", "models", "validate", "resume", "keep",
+  "pending", "compact", "emulator" }
 
 -- --------------------------------------------------------------- help
 
@@ -185,6 +195,7 @@ local EXAMPLES = {
   models = "starvideos models --json",
   validate = "starvideos validate --model videos --prompt 'a cat' --duration 5 --ref-image https://x/1.png",
   resume = "starvideos resume --journal tasks.jsonl --dir videos/",
+  keep = "starvideos keep --journal tasks.jsonl --dir videos/ --timeout 3600",
   pending = "starvideos pending --journal tasks.jsonl --json",
   compact = "starvideos compact --journal tasks.jsonl",
 }

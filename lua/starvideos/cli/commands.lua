@@ -200,22 +200,9 @@ function M.generate(ctx, opts)
   return 0
 end
 
-function M.resume(ctx, opts)
-  local journal = opts.journal
-  local f, ferr = io_open(journal, "r")
-  if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
-  f:close()
-  local dir = opts.dir or "."
-  if not is_dir(dir) then usage_error("--dir %s is not a directory", quote(dir)) end
-  local client, core = client_for.new(ctx, opts, { journal = journal })
-  local d = new_display(ctx, core)
-  d:many_tasks()
-  d.started, d.title = core.now(), "resuming the journalled tasks"
-  d:status_line(core.now())
-  local results, err = client:resume { dir = dir, interval = opts.interval, timeout = opts.timeout,
-    on_progress = function(ev) d:event(ev, core.now()) end }
-  if not results then return fail(ctx, err) end
-  d:finish(false)
+-- The list resume and keep return, printed (`--json`: one array); the exit
+-- code: 1 when an entry failed.
+local function report(ctx, results, none)
   local failed = 0
   for _, r in ipairs(results) do
     if r.err then failed = failed + 1 end
@@ -228,9 +215,9 @@ function M.resume(ctx, opts)
     end
     print_json(l)
   else
-    if #results == 0 then out("nothing to resume: every task in ", journal, " is downloaded or failed\n") end
+    if #results == 0 then out(none, "\n") end
     for _, r in ipairs(results) do
-      local id = r.task and r.task.id or (r.err and r.err.id) or "?"
+      local id = r.task and r.task.id or (r.err and (r.err.id or r.err.pending)) or "?"
       if r.err then
         out(string_format("%s  %s: %s\n", id, r.err.kind, r.err.message))
       else
@@ -243,6 +230,46 @@ function M.resume(ctx, opts)
     end
   end
   return failed > 0 and 1 or 0
+end
+
+-- The journal and --dir of resume and keep, checked; the client and its core.
+local function journal_client(ctx, opts)
+  local journal = opts.journal
+  local f, ferr = io_open(journal, "r")
+  if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
+  f:close()
+  local dir = opts.dir or "."
+  if not is_dir(dir) then usage_error("--dir %s is not a directory", quote(dir)) end
+  local client, core = client_for.new(ctx, opts, { journal = journal })
+  return client, core, dir
+end
+
+-- resume and keep: client[method]{dir=, interval=, timeout=, on_progress=, ...extra}
+-- with the live display, then the list printed.
+local function carry(ctx, opts, method, title, none, extra)
+  local client, core, dir = journal_client(ctx, opts)
+  local d = new_display(ctx, core)
+  d:many_tasks()
+  d.started, d.title = core.now(), title
+  d:status_line(core.now())
+  local call = { dir = dir, interval = opts.interval, timeout = opts.timeout,
+    on_progress = function(ev) d:event(ev, core.now()) end }
+  for k, v in pairs(extra) do call[k] = v end
+  local results, err = client[method](client, call)
+  if not results then return fail(ctx, err) end
+  d:finish(false)
+  return report(ctx, results, none)
+end
+
+function M.resume(ctx, opts)
+  return carry(ctx, opts, "resume", "resuming the journalled tasks",
+    "nothing to resume: every task in " .. opts.journal .. " is downloaded or failed", {})
+end
+
+-- The tasks whose process died, carried to their files until --timeout.
+function M.keep(ctx, opts)
+  return carry(ctx, opts, "keep", "keeping the journal's orphaned tasks", "no orphaned task in " .. opts.journal,
+    { lease = opts.lease })
 end
 
 -- Creates whose answer never came: each was sent, and the task may exist.
