@@ -32,7 +32,6 @@
 
 local core = require "starvideos.core"
 local transport = require "starvideos.transport"
-local Request = require "starvideos.request"
 
 local setmetatable, next, pairs, ipairs, tostring, rawget, type, math_min, math_max =
   setmetatable, next, pairs, ipairs, tostring, rawget, type, math.min, math.max
@@ -225,9 +224,10 @@ end
 
 -- ------------------------------------------------------------ the drive loop
 
--- Everything that is ready, without waiting: timers that fell due, network work,
--- exchanges that finished, download progress, commits, a slice of a journal.
-function E:tick()
+-- Everything that is ready, without waiting: timers that fell due, network work
+-- (unless `polled`: the transport's poll just did it), exchanges that finished,
+-- download progress, commits, a slice of a journal.
+function E:tick(polled)
   local h = self.timers
   if h[1] then
     local t = now()
@@ -238,13 +238,12 @@ function E:tick()
     end
   end
   local tr = self.transport
-  tr:poll(0)
+  if not polled then tr:poll(0) end
   local x = tr:finished()
   while x do
     local req = self.inflight[x]
     if req then
-      self:untrack(req)
-      req:finished(now())
+      req:finished(now()) -- untracks it
     else
       tr:result(x)
     end
@@ -277,31 +276,46 @@ end
 -- Let up to `wait` seconds pass while the transport works: inside the transport
 -- (which returns as soon as an exchange finishes), or through a `sleep` given
 -- by the caller (a coroutine scheduler's), coming back often while exchanges run.
+-- true when the transport's poll did the network work that was ready.
 function E:pause(wait, sleep)
   if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
   if next(self.commits) or next(self.learners) then wait = math_min(wait, 0.005) end
-  if wait <= 0 then return end
+  if wait <= 0 then return false end
   if sleep then
     if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
     sleep(wait)
-  else
-    self.transport:poll(wait)
+    return false
   end
+  self.transport:poll(wait)
+  return true
 end
 
--- The one drive loop: until done() or the time `stop` (monotonic).
-function E:drive(done, stop, sleep)
+-- The one drive loop: until done(arg) or the time `stop` (monotonic).  `acted`:
+-- the caller has just sent (or set a timer), so the loop begins with the pause:
+-- what is already due makes it return at once, and a finished exchange waiting
+-- to be taken too (every transport's poll), so nothing is held up.
+function E:drive(done, arg, stop, sleep, acted)
+  local polled = false
   while true do
-    self:tick()
-    if done() then return end
+    if acted then
+      acted = false
+    else
+      self:tick(polled)
+      if done(arg) then return end
+    end
     local t = now()
     if stop and t >= stop then return end
     local wake = self.timers[1]
     local wait = wake and math_max(0, wake[1] - t) or 1
     if stop then wait = math_min(wait, stop - t) end
-    self:pause(wait, sleep)
+    polled = self:pause(wait, sleep)
   end
 end
+
+-- What drive waits for (no closure made per call).
+local function job_done(job) return job.done end
+local function group_done(group) return group.left == 0 end
+local function has_finished(fin) return fin[1] ~= nil end
 
 -- The unfinished jobs of one client (those made with its cfg): on a timer, or
 -- owning a request in flight, waiting in the queue or committing.  Walked only
@@ -323,7 +337,7 @@ end
 -- add themselves to when they end) holds one: the jobs taken from it, or nil.
 function E:step(fin, seconds)
   if seconds and seconds > 0 then
-    self:drive(function() return fin[1] ~= nil end, now() + seconds)
+    self:drive(has_finished, fin, now() + seconds)
   else
     self:tick()
   end
@@ -342,7 +356,7 @@ function E:run(jobs, sleep)
     job.group = group
     self:at(now(), job)
   end
-  self:drive(function() return group.left == 0 end, nil, sleep)
+  self:drive(group_done, group, nil, sleep)
   local out = {}
   for i, job in ipairs(jobs) do out[i] = { task = job.task, err = job.err, path = job.path } end
   return out
@@ -355,40 +369,9 @@ function E:run_one(job, err, sleep)
   if not job then return nil, err end
   sleep = sleep or job.cfg.sleep
   job:advance(now())
-  if not job.done then self:drive(function() return job.done end, nil, sleep) end
+  if not job.done then self:drive(job_done, job, nil, sleep, true) end
   if job.err then return nil, job.err end
   return job.task
-end
-
--- A lone query, sent at once when nothing else needs the drive loop: no
--- listener, no journal, no caller's sleep, nothing in flight, waiting or
--- committing, and a token in the budget.  No job, request or timer is made.
--- Returns the task (the core's table); or false when it was not taken; or
--- false, err, path, started, wire when its one attempt failed: the caller's
--- job goes on from there (retries, backoff).
-function E:query_now(cfg, id)
-  if cfg.on_event or cfg.journal or cfg.sleep or self.sending > 0 or self.timers[1] or next(self.commits)
-    or not cfg.has_key then
-    return false
-  end
-  local started = now()
-  if self:token(started) then return false end
-  local path, perr = core.result_path(id)
-  if not path then return nil, perr end
-  local tr = self.transport
-  local r = Request.new_send(cfg, "query", cfg.base_url .. path, true)
-  r.timeout = cfg.timeout
-  local h, serr = tr:send(r)
-  if not h then return nil, serr end
-  local x
-  repeat
-    tr:poll(1)
-    x = tr:finished()
-    if x and x ~= h then tr:result(x) end -- not ours (none should be): spent
-  until x == h
-  local task, err, wire = tr:result(h)
-  if task then return task end
-  return false, err, path, started, wire
 end
 
 return E
