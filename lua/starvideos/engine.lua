@@ -149,10 +149,12 @@ end
 function E:token(t)
   local b = self.budget
   local rate = b.rate
-  b.tokens = math_min(math_max(1, rate), b.tokens + (t - b.last) * rate)
+  local tokens, most = b.tokens + (t - b.last) * rate, rate > 1 and rate or 1 -- (math.min/max: no C calls)
+  if tokens > most then tokens = most end
   b.last = t
-  if b.tokens >= 1 then b.tokens = b.tokens - 1; return nil end
-  return t + (1 - b.tokens) / rate
+  if tokens >= 1 then b.tokens = tokens - 1; return nil end
+  b.tokens = tokens
+  return t + (1 - tokens) / rate
 end
 
 -- When this process's creates were answered, by task id, for a later wait or
@@ -185,27 +187,42 @@ function E:admit(req)
   return false
 end
 
+-- The side work of a tick (downloads' progress, commits, learners): a set is
+-- joined or left through these two, which count its entries in self.side, so
+-- that a tick or pause with none looks at no set at all.
+local function join(self, set, obj)
+  if set[obj] then return end
+  set[obj] = true
+  self.side = (self.side or 0) + 1
+end
+
+local function leave(self, set, obj)
+  if not set[obj] then return end
+  set[obj] = nil
+  self.side = self.side - 1
+end
+
 function E:track(req)
   self.inflight[req.handle] = req
   self.sending = self.sending + 1
-  if req.op == "download" then self.downloads[req] = true end
+  if req.op == "download" then join(self, self.downloads, req) end
 end
 
 function E:untrack(req)
   local h = req.handle
   if h and self.inflight[h] then self.inflight[h] = nil; self.sending = self.sending - 1 end
-  self.downloads[req] = nil
+  if req.op == "download" then leave(self, self.downloads, req) end
 end
 
 -- A finished download whose commit thread runs (request.lua): polled each tick.
 function E:committing(req)
-  self.commits[req] = true
+  join(self, self.commits, req)
 end
 
 -- A ledger still learning the schedule from its journal (ledger.lua): one
 -- bounded slice per tick until it is done.
 function E:learning(ledger)
-  self.learners[ledger] = true
+  join(self, self.learners, ledger)
 end
 
 -- Send the waiting requests there is room for.
@@ -250,6 +267,8 @@ function E:tick(polled)
     x = tr:finished()
   end
   if self.qtail >= self.qhead then self:unqueue() end
+  local side = self.side
+  if not side or side == 0 then return end
   if next(self.downloads) then
     for req in pairs(self.downloads) do
       if req.handle then req.owner:progress(tr:progress(req.handle)) end
@@ -262,13 +281,13 @@ function E:tick(polled)
       if ok ~= nil then done[#done + 1] = { req, ok, cerr } end
     end
     for _, d in ipairs(done) do
-      self.commits[d[1]] = nil
+      leave(self, self.commits, d[1])
       d[1]:committed(d[2], d[3])
     end
   end
   if next(self.learners) then
     for ledger in pairs(self.learners) do
-      if ledger:learn_more() then self.learners[ledger] = nil end
+      if ledger:learn_more() then leave(self, self.learners, ledger) end
     end
   end
 end
@@ -278,8 +297,11 @@ end
 -- by the caller (a coroutine scheduler's), coming back often while exchanges run.
 -- true when the transport's poll did the network work that was ready.
 function E:pause(wait, sleep)
-  if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
-  if next(self.commits) or next(self.learners) then wait = math_min(wait, 0.005) end
+  local side = self.side
+  if side and side > 0 then
+    if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
+    if next(self.commits) or next(self.learners) then wait = math_min(wait, 0.005) end
+  end
   if wait <= 0 then return false end
   if sleep then
     if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
