@@ -92,7 +92,7 @@ end
 -- @return the task, or `nil` and an error
 function Client:query(id)
   id = task_id(id, "query")
-  return live(self):run_one(Job.new(self.engine, self.ledger, self.cfg, "queried", id))
+  return live(self):run_one(new_job(self, "queried", id))
 end
 
 --- Poll a task until it is completed or failed.  Without `interval` the polls

@@ -385,8 +385,10 @@ function E:run(jobs, sleep)
 end
 
 -- One job (or nil, err: a job that could not be made), its first step taken at
--- once (a lone query never touches the heap), then driven to its end, pausing
--- through `sleep` (nil: the job's client's): its task, or nil, err.
+-- once (a lone query with a token never touches the heap), then driven to its
+-- end from the pause (its request was just sent), pausing through `sleep` (nil:
+-- the job's client's): its task, or nil, err.  client:query, create, wait,
+-- download and generate all come this one way.
 function E:run_one(job, err, sleep)
   if not job then return nil, err end
   sleep = sleep or job.cfg.sleep

@@ -1,6 +1,6 @@
 -- A job carries one task from create (or an id, or a bare URL) through polling
 -- to a downloaded file, as a state machine that never blocks.  It is built whole
--- by Job.new(engine, ledger, cfg, spec) and moved by job:advance(now) whenever
+-- by Job.new(engine, ledger, cfg, goal, id, spec) and moved by job:advance(now) whenever
 -- its request finished or its timer fell due; the engine's one drive loop does
 -- the calling.  It is handed what it uses: the engine (timers, budget, births),
 -- the client's ledger (records, schedule) and the client's cfg (on_event too).
