@@ -619,11 +619,10 @@ it("a create against a closed port gives kind network, not maybe_created, after 
     assert.equal(3, requests)  -- nothing was sent, so it is safe to try again
   end)
 
-  -- A client with no listener, journal or sleep sends a lone query at once,
-  -- without a job (client.lua, query_at_once); a first attempt that fails goes
-  -- on in a job with that attempt spent.  The same rules, counted by what the
-  -- server saw.
-  describe("of a query sent at once (no listener, no journal)", function()
+  -- A lone query takes the one path every call takes: a job, driven by the
+  -- engine (there is no lane of its own any more, with or without a listener or
+  -- a journal).  The same rules, counted by what the server saw.
+  describe("of a lone query (the one path: a job the engine drives)", function()
     local Job = require "starvideos.job"
     local plain = function(opts)
       local o = { api_key = emu.key, base_url = emu.url, retry_backoff = 0.01 }
@@ -649,19 +648,36 @@ it("a create against a closed port gives kind network, not maybe_created, after 
       emu:clear()
     end)
 
-    it("makes no job when the answer is good, and one when there is a listener or a journal", function()
-      local c = plain()
-      local task
-      assert.equal(0, jobs_made(function() task = assert(c:query(id)) end))
-      assert.equal(id, task.id)
-      assert.equal(1, #logged(emu))
-      local heard = plain { on_event = function() end }
-      assert.equal(1, jobs_made(function() assert(heard:query(id)) end))
-      local journalled = plain { journal = helper.tmpdir() .. "/q.jsonl" }
-      assert.equal(1, jobs_made(function() assert(journalled:query(id)) end))
+    it("has no lane: one job per query, the same answer and events with a listener, a journal or neither", function()
+      assert.is_nil(require("starvideos.engine").query_now, "the query_at_once lane is back (engine.query_now)")
+      assert.is_nil(Job._first_attempt, "the query_at_once lane is back (Job:_first_attempt)")
+      assert(plain():wait(id, { interval = 0.05, timeout = 10 })) -- completed: every answer below is the same
+      local heard = {}
+      local clients = { plain(), plain { on_event = function(ev) heard[#heard + 1] = ev.type end },
+        plain { journal = helper.tmpdir() .. "/q.jsonl" } }
+      local answers = {}
+      local function query(c) -- the task, its video_url without the signature each answer signs anew
+        local task = assert(c:query(id))
+        task.video_url = task.video_url:match("^[^?]*")
+        return task
+      end
+      for i, c in ipairs(clients) do
+        emu:clear()
+        assert.equal(1, jobs_made(function() answers[i] = query(c) end))
+        assert.equal(1, #logged(emu))
+      end
+      assert.equal("completed", answers[1].status)
+      assert.same(answers[1], answers[2])
+      assert.same(answers[1], answers[3])
+      assert.same({ "request", "response", "status" }, heard)
+      -- a listener set later on the client that had none hears the same, from the same path
+      local later = {}
+      clients[1].on_event = function(ev) later[#later + 1] = ev.type end
+      assert.same(answers[1], query(clients[1]))
+      assert.same(heard, later)
     end)
 
-    it("goes through two 503s in a job, the first attempt counted", function()
+    it("goes through two 503s in its job, the first attempt counted", function()
       local c = plain()
       emu:fault { method = "GET", path = "/v1/result/", status = 503, count = 2 }
       local task

@@ -132,4 +132,23 @@ describe("the engine", function()
     end
     a:close()
   end)
+
+  it("makes a lone query wait for a token of the key's budget, never going over it", function()
+    local fake = Fake.new()
+    local a = client(fake, nil, { requests_per_second = 2 })
+    local b = client(fake, nil, { requests_per_second = 2 }) -- the same key: the same budget
+    local t0 = core.now()
+    for i = 1, 6 do
+      local task = assert((i % 2 == 0 and a or b):query("task_" .. i))
+      assert.equal("task_" .. i, task.id)
+    end
+    assert.equal(6, fake:count("query"))
+    -- a bucket of 2 tokens, then 2 a second: the 3rd query 0.5 s after the start at
+    -- the soonest, the 6th 2 s
+    for i = 3, 6 do
+      local at = fake.sent[i].at - t0
+      assert.is_true(at >= (i - 2) * 0.5 - 0.02, "query " .. i .. " sent after " .. at .. " s: over the budget")
+    end
+    a:close(); b:close()
+  end)
 end)

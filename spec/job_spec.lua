@@ -129,7 +129,7 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
       for k, v in pairs(case.spec) do spec[k] = v end
       if spec.out then spec.out = dir .. "/out-" .. n .. ".mp4" end
       if spec.id and not spec.timeout then spec.timeout = 10 end
-      local job = assert(Job.new(engine, ledger, cfg, spec))
+      local job = assert(Job.new(engine, ledger, cfg, spec.goal, spec.id, spec))
       local res, err = engine:run_one(job)
       assert.is_true(job.done)
       if case.ok then
@@ -160,7 +160,7 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
       journal = dir .. "/cancel.jsonl" }
     cfg.has_key = true
     local engine = Engine.for_client(cfg)
-    local job = assert(Job.new(engine, Ledger.new(cfg.journal, cfg, engine), cfg, { params = PARAMS }))
+    local job = assert(Job.new(engine, Ledger.new(cfg.journal, cfg, engine), cfg, nil, nil, { params = PARAMS }))
     job:advance(require("starvideos.core").now())
     job:cancel()
     assert.is_false(job.done, "a create already sent was abandoned")

@@ -38,13 +38,20 @@ local function owner()
   return o
 end
 
+-- A request from a spec {op, url, path, auth, body, deadline; a download's part,
+-- dest, resume_limit}, as a job makes them.
+local function new_request(engine, cfg, who, spec)
+  return Request.new(engine, cfg, who, spec.op, spec.url, spec.path, spec.auth, spec.body, spec.deadline,
+    spec.op == "download" and spec or nil)
+end
+
 -- Send a request and drive the engine until it is done (at most `limit` s).
 local function run(engine, cfg, spec, limit)
   local who = owner()
-  local req = Request.new(engine, cfg, who, spec)
+  local req = new_request(engine, cfg, who, spec)
   local t0 = now()
   req:send(t0)
-  engine:drive(function() return req.done end, t0 + (limit or 10))
+  engine:drive(function() return req.done end, nil, t0 + (limit or 10))
   return req, who, now() - t0
 end
 
@@ -131,9 +138,9 @@ describe("a request (request.lua) over a scripted transport", function()
       assert.equal(1, who.advanced, "the owner was told other than once")
       if case.ok then
         assert.is_nil(req.err, req.err and req.err.message)
-        assert.is_not_nil(req.body)
+        assert.is_not_nil(req.task)
       else
-        assert.is_nil(req.body)
+        assert.is_nil(req.task)
         assert.equal(case.kind, req.err.kind, req.err.message)
         if case.status then assert.equal(case.status, req.err.status) end
         if case.maybe then assert.is_true(req.err.maybe_created) end
@@ -155,7 +162,7 @@ describe("a request (request.lua) over a scripted transport", function()
     local dest = dir .. "/cancel.mp4"
     helper.write_file(dest .. ".part", "") -- as the transport makes it
     local who = owner()
-    local req = Request.new(engine, cfg, who, { op = "download", url = "http://video.test/v.mp4", path = "/v.mp4",
+    local req = new_request(engine, cfg, who, { op = "download", url = "http://video.test/v.mp4", path = "/v.mp4",
       dest = dest, part = dest .. ".part" })
     req:send(now())
     engine:tick()

@@ -45,8 +45,9 @@ elseif mode == "query" or mode == "floor" then
     op = function() assert(assert(client:query("task_0001")).status == "completed") end
   else
     local tr = client.engine.transport
-    local r = require("starvideos.request").new_send(client.cfg, "query", base .. "/v1/result/task_0001", true)
-    r.timeout = client.cfg.timeout
+    -- what a query's request gives the transport (transport.lua's r)
+    local r = { op = "query", url = base .. "/v1/result/task_0001", auth = true, max_body = client.cfg.max_answer,
+      timeout = client.cfg.timeout }
     op = function()
       local h = assert(tr:send(r))
       local x

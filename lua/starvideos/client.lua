@@ -64,9 +64,10 @@ local function live(self)
   return self.engine
 end
 
--- A job of this client (its cfg tells the engine whose it is): the job, or nil, err.
-local function new_job(self, spec)
-  return Job.new(self.engine, self.ledger, self.cfg, spec)
+-- A job of this client (its cfg tells the engine whose it is), Job.new's goal,
+-- id and spec: the job, or nil, err.
+local function new_job(self, goal, id, spec)
+  return Job.new(self.engine, self.ledger, self.cfg, goal, id, spec)
 end
 
 -- ------------------------------------------------------------ the API
@@ -83,7 +84,7 @@ end
 function Client:create(params)
   need_table(params, 1, "create")
   live(self)
-  return self.engine:run_one(new_job(self, { params = params, goal = "created" }))
+  return self.engine:run_one(new_job(self, "created", nil, { params = params }))
 end
 
 --- The task as the service sees it now (one request, retried on network errors,
@@ -92,13 +93,7 @@ end
 -- @return the task, or `nil` and an error
 function Client:query(id)
   id = task_id(id, "query")
-  live(self)
-  local task, err, path, started, wire = self.engine:query_now(self.cfg, id)
-  if task then return task end -- read by the core
-  if task == nil then return nil, err end
-  local j = new_job(self, { id = id, goal = "queried" })
-  if path then j:_first_attempt(path, started, now(), err, wire) end
-  return self.engine:run_one(j)
+  return live(self):run_one(new_job(self, "queried", id))
 end
 
 --- Poll a task until it is completed or failed.  Without `interval` the polls
@@ -117,7 +112,7 @@ function Client:wait(id_or_task, opts)
   local id = task_id(id_or_task, "wait")
   opts = check(opts, "wait", S.wait)
   live(self)
-  return self.engine:run_one(new_job(self, { id = id, task = type(id_or_task) == "table" and id_or_task or nil,
+  return self.engine:run_one(new_job(self, nil, id, { task = type(id_or_task) == "table" and id_or_task or nil,
     interval = opts.interval, timeout = opts.timeout, on_progress = opts.on_progress }), nil, opts.sleep)
 end
 
@@ -153,7 +148,7 @@ function Client:download(target, path, opts)
   else
     argerror(1, "download", "task, task id or URL", kind == "table" and "a table without an id" or kind)
   end
-  local _, err = self.engine:run_one(new_job(self, spec), nil, opts.sleep)
+  local _, err = self.engine:run_one(new_job(self, nil, spec.id, spec), nil, opts.sleep)
   if err then return nil, err end
   return path
 end
@@ -170,7 +165,7 @@ function Client:generate(params, opts)
   need_table(params, 1, "generate")
   opts = check(opts, "generate", S.generate)
   live(self)
-  local j, err = new_job(self, { params = params, out = opts.out, interval = opts.interval,
+  local j, err = new_job(self, nil, nil, { params = params, out = opts.out, interval = opts.interval,
     timeout = opts.timeout, on_progress = opts.on_progress })
   return self.engine:run_one(j, err, opts.sleep)
 end
@@ -190,7 +185,7 @@ function Client:wait_all(list, opts)
   local jobs = {}
   for i, v in ipairs(list) do
     local id = task_id(v, "wait_all")
-    jobs[i] = assert(new_job(self, { id = id, task = type(v) == "table" and v or nil, interval = opts.interval,
+    jobs[i] = assert(new_job(self, nil, id, { task = type(v) == "table" and v or nil, interval = opts.interval,
       timeout = opts.timeout, index = i, on_progress = opts.on_progress,
       out = opts.out_dir and (opts.out_dir .. "/" .. file_name(id) .. ".mp4") }))
   end
@@ -223,7 +218,7 @@ function Client:resume(opts)
   local dir, jobs = opts.dir or ".", {}
   for i, t in ipairs(list) do
     -- a completed task's URL may have expired: ask for it again first
-    jobs[i] = assert(new_job(self, { id = t.id, interval = opts.interval, timeout = opts.timeout, index = i,
+    jobs[i] = assert(new_job(self, nil, t.id, { interval = opts.interval, timeout = opts.timeout, index = i,
       refresh = true, on_progress = opts.on_progress, out = t.out or dir .. "/" .. file_name(t.id) .. ".mp4" }))
   end
   return self.engine:run(jobs, opts.sleep)
@@ -346,8 +341,8 @@ function Client:start(params, opts)
   need_table(params, 1, "start")
   opts = check(opts, "start", S.job)
   live(self)
-  local j, err = new_job(self, { params = params, out = opts.out, interval = opts.interval, finished = self.finished,
-    timeout = opts.timeout, on_status = opts.on_status, on_progress = opts.on_progress })
+  local j, err = new_job(self, nil, nil, { params = params, out = opts.out, interval = opts.interval,
+    finished = self.finished, timeout = opts.timeout, on_status = opts.on_status, on_progress = opts.on_progress })
   if not j then return nil, err end
   return register(self, j)
 end
@@ -360,7 +355,7 @@ function Client:watch(id_or_task, opts)
   local id = task_id(id_or_task, "watch")
   opts = check(opts, "watch", S.job)
   live(self)
-  return register(self, assert(new_job(self, { id = id, task = type(id_or_task) == "table" and id_or_task or nil,
+  return register(self, assert(new_job(self, nil, id, { task = type(id_or_task) == "table" and id_or_task or nil,
     finished = self.finished, out = opts.out, interval = opts.interval, timeout = opts.timeout,
     on_status = opts.on_status, on_progress = opts.on_progress })))
 end

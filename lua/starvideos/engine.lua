@@ -36,7 +36,6 @@
 
 local core = require "starvideos.core"
 local transport = require "starvideos.transport"
-local Request = require "starvideos.request"
 local Schedule = require "starvideos.schedule"
 
 local setmetatable, next, pairs, ipairs, tostring, rawget, type, math_min, math_max =
@@ -277,10 +276,12 @@ function E:token(t)
     if at ~= false then return at end
   end
   local rate = b.rate
-  b.tokens = math_min(math_max(1, rate), b.tokens + (t - b.last) * rate)
+  local tokens, most = b.tokens + (t - b.last) * rate, rate > 1 and rate or 1 -- (math.min/max: no C calls)
+  if tokens > most then tokens = most end
   b.last = t
-  if b.tokens >= 1 then b.tokens = b.tokens - 1; return nil end
-  return t + (1 - b.tokens) / rate
+  if tokens >= 1 then b.tokens = tokens - 1; return nil end
+  b.tokens = tokens
+  return t + (1 - tokens) / rate
 end
 
 -- When this process's creates were answered, by task id, for a later wait or
@@ -313,28 +314,44 @@ function E:admit(req)
   return false
 end
 
+-- The side work of a tick (downloads' progress, commits; and the key's
+-- learners): a set is joined or left through these two, which count its
+-- entries in counts.side (the engine's own, or for the learners, which are the
+-- key's, its budget's), so that a tick or pause with none looks at no set at all.
+local function join(counts, set, obj)
+  if set[obj] then return end
+  set[obj] = true
+  counts.side = (counts.side or 0) + 1
+end
+
+local function leave(counts, set, obj)
+  if not set[obj] then return end
+  set[obj] = nil
+  counts.side = counts.side - 1
+end
+
 function E:track(req)
   self.inflight[req.handle] = req
   self.sending = self.sending + 1
-  if req.op == "download" then self.downloads[req] = true end
+  if req.op == "download" then join(self, self.downloads, req) end
 end
 
 function E:untrack(req)
   local h = req.handle
   if h and self.inflight[h] then self.inflight[h] = nil; self.sending = self.sending - 1 end
-  self.downloads[req] = nil
+  if req.op == "download" then leave(self, self.downloads, req) end
 end
 
 -- A finished download whose commit thread runs (request.lua): polled each tick.
 function E:committing(req)
-  self.commits[req] = true
+  join(self, self.commits, req)
 end
 
 -- A ledger still learning the schedule from its journal (ledger.lua): one
 -- bounded slice per tick until it is done.  The set is the key's (every engine
 -- of the key has it), so a read goes on when the client that began it closes.
 function E:learning(ledger)
-  self.learners[ledger] = true
+  join(self.budget, self.learners, ledger)
 end
 
 -- Send the waiting requests there is room for.
@@ -353,9 +370,10 @@ end
 
 -- ------------------------------------------------------------ the drive loop
 
--- Everything that is ready, without waiting: timers that fell due, network work,
--- exchanges that finished, download progress, commits, a slice of a journal.
-function E:tick()
+-- Everything that is ready, without waiting: timers that fell due, network work
+-- (unless `polled`: the transport's poll just did it), exchanges that finished,
+-- download progress, commits, a slice of a journal.
+function E:tick(polled)
   local h = self.timers
   if h[1] then
     local t = now()
@@ -366,19 +384,26 @@ function E:tick()
     end
   end
   local tr = self.transport
-  tr:poll(0)
+  if not polled then tr:poll(0) end
   local x = tr:finished()
   while x do
     local req = self.inflight[x]
     if req then
-      self:untrack(req)
-      req:finished(now())
+      req:finished(now()) -- untracks it
     else
       tr:result(x)
     end
     x = tr:finished()
   end
   if self.qtail >= self.qhead then self:unqueue() end
+  local b = self.budget
+  if (b.side or 0) > 0 then
+    for ledger in pairs(self.learners) do
+      if ledger:learn_more() then leave(b, self.learners, ledger) end
+    end
+  end
+  local side = self.side
+  if not side or side == 0 then return end
   if next(self.downloads) then
     for req in pairs(self.downloads) do
       if req.handle then req.owner:progress(tr:progress(req.handle)) end
@@ -391,13 +416,8 @@ function E:tick()
       if ok ~= nil then done[#done + 1] = { req, ok, cerr } end
     end
     for _, d in ipairs(done) do
-      self.commits[d[1]] = nil
+      leave(self, self.commits, d[1])
       d[1]:committed(d[2], d[3])
-    end
-  end
-  if next(self.learners) then
-    for ledger in pairs(self.learners) do
-      if ledger:learn_more() then self.learners[ledger] = nil end
     end
   end
 end
@@ -405,31 +425,50 @@ end
 -- Let up to `wait` seconds pass while the transport works: inside the transport
 -- (which returns as soon as an exchange finishes), or through a `sleep` given
 -- by the caller (a coroutine scheduler's), coming back often while exchanges run.
+-- true when the transport's poll did the network work that was ready.
 function E:pause(wait, sleep)
-  if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
-  if next(self.commits) or next(self.learners) then wait = math_min(wait, 0.005) end
-  if wait <= 0 then return end
+  local side = self.side
+  if side and side > 0 then
+    if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
+    if next(self.commits) then wait = math_min(wait, 0.005) end
+  end
+  if (self.budget.side or 0) > 0 then wait = math_min(wait, 0.005) end -- a journal being read
+  if wait <= 0 then return false end
   if sleep then
     if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
     sleep(wait)
-  else
-    self.transport:poll(wait)
+    return false
   end
+  self.transport:poll(wait)
+  return true
 end
 
--- The one drive loop: until done() or the time `stop` (monotonic).
-function E:drive(done, stop, sleep)
+-- The one drive loop: until done(arg) or the time `stop` (monotonic).  `acted`:
+-- the caller has just sent (or set a timer), so the loop begins with the pause:
+-- what is already due makes it return at once, and a finished exchange waiting
+-- to be taken too (every transport's poll), so nothing is held up.
+function E:drive(done, arg, stop, sleep, acted)
+  local polled = false
   while true do
-    self:tick()
-    if done() then return end
+    if acted then
+      acted = false
+    else
+      self:tick(polled)
+      if done(arg) then return end
+    end
     local t = now()
     if stop and t >= stop then return end
     local wake = self.timers[1]
     local wait = wake and math_max(0, wake[1] - t) or 1
     if stop then wait = math_min(wait, stop - t) end
-    self:pause(wait, sleep)
+    polled = self:pause(wait, sleep)
   end
 end
+
+-- What drive waits for (no closure made per call).
+local function job_done(job) return job.done end
+local function group_done(group) return group.left == 0 end
+local function has_finished(fin) return fin[1] ~= nil end
 
 -- The unfinished jobs of one client (those made with its cfg): on a timer, or
 -- owning a request in flight, waiting in the queue or committing.  Walked only
@@ -451,7 +490,7 @@ end
 -- add themselves to when they end) holds one: the jobs taken from it, or nil.
 function E:step(fin, seconds)
   if seconds and seconds > 0 then
-    self:drive(function() return fin[1] ~= nil end, now() + seconds)
+    self:drive(has_finished, fin, now() + seconds)
   else
     self:tick()
   end
@@ -470,53 +509,24 @@ function E:run(jobs, sleep)
     job.group = group
     self:at(now(), job)
   end
-  self:drive(function() return group.left == 0 end, nil, sleep)
+  self:drive(group_done, group, nil, sleep)
   local out = {}
   for i, job in ipairs(jobs) do out[i] = { task = job.task, err = job.err, path = job.path } end
   return out
 end
 
 -- One job (or nil, err: a job that could not be made), its first step taken at
--- once (a lone query never touches the heap), then driven to its end, pausing
--- through `sleep` (nil: the job's client's): its task, or nil, err.
+-- once (a lone query with a token never touches the heap), then driven to its
+-- end from the pause (its request was just sent), pausing through `sleep` (nil:
+-- the job's client's): its task, or nil, err.  client:query, create, wait,
+-- download and generate all come this one way.
 function E:run_one(job, err, sleep)
   if not job then return nil, err end
   sleep = sleep or job.cfg.sleep
   job:advance(now())
-  if not job.done then self:drive(function() return job.done end, nil, sleep) end
+  if not job.done then self:drive(job_done, job, nil, sleep, true) end
   if job.err then return nil, job.err end
   return job.task
-end
-
--- A lone query, sent at once when nothing else needs the drive loop: no
--- listener, no journal, no caller's sleep, nothing in flight, waiting or
--- committing, and a token in the budget.  No job, request or timer is made.
--- Returns the task (the core's table); or false when it was not taken; or
--- false, err, path, started, wire when its one attempt failed: the caller's
--- job goes on from there (retries, backoff).
-function E:query_now(cfg, id)
-  if cfg.on_event or cfg.journal or cfg.sleep or self.sending > 0 or self.timers[1] or next(self.commits)
-    or not cfg.has_key then
-    return false
-  end
-  local started = now()
-  if self:token(started) then return false end
-  local path, perr = core.result_path(id)
-  if not path then return nil, perr end
-  local tr = self.transport
-  local r = Request.new_send(cfg, "query", cfg.base_url .. path, true)
-  r.timeout = cfg.timeout
-  local h, serr = tr:send(r)
-  if not h then return nil, serr end
-  local x
-  repeat
-    tr:poll(1)
-    x = tr:finished()
-    if x and x ~= h then tr:result(x) end -- not ours (none should be): spent
-  until x == h
-  local task, err, wire = tr:result(h)
-  if task then return task end
-  return false, err, path, started, wire
 end
 
 return E

@@ -1,6 +1,6 @@
 -- A job carries one task from create (or an id, or a bare URL) through polling
 -- to a downloaded file, as a state machine that never blocks.  It is built whole
--- by Job.new(engine, ledger, cfg, spec) and moved by job:advance(now) whenever
+-- by Job.new(engine, ledger, cfg, goal, id, spec) and moved by job:advance(now) whenever
 -- its request finished or its timer fell due; the engine's one drive loop does
 -- the calling.  It is handed what it uses: the engine (timers, budget, births),
 -- the client's ledger (records, schedule) and the client's cfg (on_event too).
@@ -35,13 +35,11 @@ local function shell_word(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
--- A spec's fields a job keeps only when given (spec name -> job field).
-local OPTIONAL = { finished = "fin", task = "task", out = "out", url = "url", interval = "fixed", goal = "goal",
-  resume_limit = "resume_limit",
-  on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
-
 local kind_of = Ledger.kind_of
 Job.kind_of = kind_of
+
+-- The job's own steps (local functions: no method lookup through the metatable).
+local _origin, _next_poll, _took, _event, _finish, _seen, _send, _poll, _download, _request_done
 
 -- Build a create (validation first, then the key): path, body | nil, err.
 local function build_create(cfg, params)
@@ -53,27 +51,34 @@ local function build_create(cfg, params)
   return path, body
 end
 
--- spec: one of params (create first), id (poll), url (download only); and task,
--- out (a file path), interval (nil: the learned schedule), timeout, goal ("created" | "queried"; nil: completed),
--- on_progress(event), on_status(job), index, refresh (query before trusting a
--- stored URL), resume_limit, finished (a list the job is added to when it
--- ends: step's).
+-- A spec's fields a job keeps only when given (spec name -> job field).
+local OPTIONAL = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
+  on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
+
+-- goal: "created" | "queried" (nil: completed); id: the task's (nil for a create
+-- or a bare URL); spec (nil: none, as for client:query): params (create first),
+-- url (download only), task, out (a file path), interval (nil: the learned
+-- schedule), timeout, on_progress(event), on_status(job), index, refresh (query
+-- before trusting a stored URL), resume_limit, finished (a list the job is added
+-- to when it ends: step's).
 -- Returns the job, or nil, err for an invalid request.
-function Job.new(engine, ledger, cfg, spec)
+function Job.new(engine, ledger, cfg, goal, id, spec)
   local t = now()
-  -- the fields every job has; the others only when given, so that a job waiting
-  -- among thousands keeps a small table (a constructor sizes it by its fields)
-  local job = setmetatable({
-    engine = engine, ledger = ledger, cfg = cfg, id = spec.id,
-    deadline = t + (spec.timeout or (spec.url and cfg.download_timeout or cfg.wait_timeout)),
-    done = false, wake = t,
-  }, Job)
+  local task, url, timeout = spec and spec.task, spec and spec.url, spec and spec.timeout
+  -- what every job holds, in one constructor: a table is sized by its
+  -- constructor's fields (nil ones too), and a field added later can rehash it
+  local job = setmetatable({ engine = engine, ledger = ledger, cfg = cfg, id = id, goal = goal, task = task,
+    status = task and task.status, deadline = t + (timeout or (url and cfg.download_timeout or cfg.wait_timeout)),
+    done = false, wake = t, state = "polling", req = false }, Job)
+  if not spec then return job end -- a lone query: nothing more to keep
+  -- the others only when given, so that a job waiting among thousands stays small
   for k, v in pairs(spec) do
-    if OPTIONAL[k] then job[OPTIONAL[k]] = v end
+    local field = OPTIONAL[k]
+    if field then job[field] = v end
   end
-  if spec.task then job.status = spec.task.status end
-  if spec.params then
-    local path, body = build_create(cfg, spec.params)
+  local params = spec.params
+  if params then
+    local path, body = build_create(cfg, params)
     if not path then return nil, body end
     if spec.out then -- a file that cannot be written is found before the task is paid for
       local ok, err = Request.check_out(spec.out)
@@ -81,16 +86,14 @@ function Job.new(engine, ledger, cfg, spec)
     end
     job.state, job.create_path, job.create_body = "creating", path, body
     job.local_id = ledger.records and core.random_id() or nil
-    job.model, job.kind = spec.params.model, kind_of(spec.params.model, spec.params.duration, spec.params.resolution)
-  elseif spec.url then
+    job.model, job.kind = params.model, kind_of(params.model, params.duration, params.resolution)
+  elseif url then
     job.state = "downloading"
-  elseif spec.out and not spec.refresh and spec.task and type(spec.task.video_url) == "string"
-    and (spec.task.status == nil or spec.task.status == "completed") then
+  elseif spec.out and not spec.refresh and task and type(task.video_url) == "string"
+    and (task.status == nil or task.status == "completed") then
     job.state = "downloading"
-  else
-    job.state = "polling"
   end
-  if spec.task then job:_origin(spec.task, t) end
+  if task then _origin(job, task, t) end
   return job
 end
 
@@ -98,7 +101,7 @@ end
 -- `created` (seconds since the epoch); and its model, for the schedule.
 -- A task this client created has its creation on that clock already (exact);
 -- else `created` counts whole seconds, which widens what is learned from it.
-function Job:_origin(task, t)
+function _origin(self, task, t)
   if self.origin then return end
   if type(task.model) == "string" then self.model = self.model or task.model end
   local born = self.engine:born(task.id)
@@ -111,14 +114,14 @@ end
 
 -- The time of this job's next poll after one answered at t: the fixed interval
 -- when one was given, else the client's learned schedule.
-function Job:_next_poll(t)
+function _next_poll(self, t)
   if self.fixed then return t + self.fixed end
   return t + self.ledger:schedule(self.engine):delay(self.kind, self.model, self.origin and t - self.origin)
 end
 
 -- A poll at t saw the task completed: how long it took, to within half the gap
 -- since the last poll that saw it unfinished (nothing learned without one).
-function Job:_took(t)
+function _took(self, t)
   local before = self.unfinished_at
   if not (before and self.origin) then return nil end
   local took, half = (before + t) / 2 - self.origin, (t - before) / 2 + (self.coarse or 0)
@@ -126,14 +129,14 @@ function Job:_took(t)
   return took, half
 end
 
-function Job:_event(kind, extra)
+function _event(self, kind, extra)
   local ev = { type = kind, id = self.id, task = self.task, status = self.task and self.task.status,
     index = self.index }
   if extra then for k, v in pairs(extra) do ev[k] = v end end
   return ev
 end
 
-function Job:_finish(err)
+function _finish(self, err)
   self.done, self.state = true, self.state == "cancelled" and "cancelled" or "done"
   if err then
     if err.id == nil then err.id = self.id end
@@ -149,133 +152,120 @@ end
 -- A task answer arrived (create or poll).  The journal's "created" line stands
 -- for the create's own status; polls record each change (a completion with how
 -- long the task took, when that is known: took, within).
-function Job:_seen(task, created, took, within)
+function _seen(self, task, created, took, within)
   self.task, self.id = task, task.id
   local changed = task.status ~= self.status
   self.status = task.status
   if changed then
     -- no event or record is made for nobody: no listener, no journal
     local on_event = self.cfg.on_event
-    if on_event then on_event(self:_event("status")) end
+    if on_event then on_event(_event(self, "status")) end
     if not created and self.ledger.records then self.ledger:status(self.id, task.status, took, within) end
   end
-  if self.on_progress then self.on_progress(self:_event("status")) end
+  if self.on_progress then self.on_progress(_event(self, "status")) end
   if changed and self.on_status then self.on_status(self) end
 end
 
-function Job:_send(op, spec, t)
-  spec.op = op
-  local req = Request.new(self.engine, self.cfg, self, spec)
+-- The job's request (Request.new's arguments after its owner), sent at t.
+function _send(self, t, op, url, path, auth, body, deadline, download)
+  local req = Request.new(self.engine, self.cfg, self, op, url, path, auth, body, deadline, download)
   self.req = req
   req:send(t or now())
 end
 
--- A poll's request (Request.new's spec, less its op); a lone query has no deadline.
-function Job:_query(path)
-  return { url = self.cfg.base_url .. path, path = path, auth = true,
-    deadline = self.goal ~= "queried" and self.deadline or nil }
-end
-
--- A query whose first attempt the client made at once (client.lua) and that
--- failed: its request takes over from there, that attempt spent, so retries,
--- backoff and the answer's reading are the same as for any poll.
-function Job:_first_attempt(path, started, t, err, wire)
-  local spec = self:_query(path)
-  spec.op = "query"
-  local req = Request.new(self.engine, self.cfg, self, spec)
-  self.req, req.attempt, req.sent, req.started = req, 1, true, started
-  req:verdict(t, nil, err, wire)
-end
-
-function Job:_poll(t)
+function _poll(self, t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
   if not self.refreshing then
     local later = self.engine:token(t)
     if later then return self.engine:at(math_min(later, self.deadline), self) end
   end
   local path, err = core.result_path(self.id)
-  if not path then return self:_finish(err) end
-  if not self.cfg.has_key then return self:_finish(new_error("auth", NO_KEY)) end
-  self:_send("query", self:_query(path), t)
+  if not path then return _finish(self, err) end
+  if not self.cfg.has_key then return _finish(self, new_error("auth", NO_KEY)) end
+  -- a lone query (client:query) has no deadline
+  _send(self, t, "query", self.cfg.base_url .. path, path, true, nil, self.goal ~= "queried" and self.deadline or nil)
 end
 
-function Job:_download()
+function _download(self)
   local url = self.url or (self.task and self.task.video_url)
   if type(url) ~= "string" then
-    return self:_finish(new_error("protocol", string_format("task %s is completed but has no video_url",
+    return _finish(self, new_error("protocol", string_format("task %s is completed but has no video_url",
       tostring(self.id))))
   end
   local good, bad = core.check_url(url, "video_url") -- the one URL check (csrc/sv_util.c)
-  if not good then return self:_finish(bad) end
+  if not good then return _finish(self, bad) end
   local path = url:match("^%a+://[^/]*(/[^?#]*)") or "/"
-  self:_send("download", { url = url, path = path, deadline = self.deadline, part = self.out .. ".part",
-    dest = self.out, resume_limit = self.resume_limit or self.cfg.resume_limit })
+  _send(self, nil, "download", url, path, nil, nil, self.deadline, { part = self.out .. ".part", dest = self.out,
+    resume_limit = self.resume_limit or self.cfg.resume_limit })
 end
 
--- The job's request is done: take what it ended with (req.body: the task
+-- The job's request is done: take what it ended with (req.task: the task
 -- table, or a download's ""; or req.err).
-function Job:_request_done(req, t)
+function _request_done(self, req, t)
   local engine, ledger = self.engine, self.ledger
   if self.state == "creating" then
-    local task, err = req.body, req.err -- the task table the core read, or its error
+    local task, err = req.task, req.err -- the task table the core read, or its error
     if not task then
       ledger:create_failed(err, self.params, self.local_id)
-      return self:_finish(err)
+      return _finish(self, err)
     end
     self.id = task.id
     local ok, jerr = ledger:created(task, self.params, self.local_id)
-    if not ok then self.task = task; return self:_finish(jerr) end
+    if not ok then self.task = task; return _finish(self, jerr) end
     if self.cancelled then self.task = task; self.state = "cancelled"
-      return self:_finish(new_error("io", "the job was cancelled", { created = true }))
+      return _finish(self, new_error("io", "the job was cancelled", { created = true }))
     end
     self.state, self.origin, self.unfinished_at = "polling", t, t
     engine:born(task.id, t)
-    self:_seen(task, true)
-    if self.goal == "created" then return self:_finish() end
-    return engine:at(self:_next_poll(t), self)
+    _seen(self, task, true)
+    if self.goal == "created" then return _finish(self) end
+    return engine:at(_next_poll(self, t), self)
   elseif self.state == "polling" then
-    local task, err = req.body, req.err -- the task table the core read, or its error
-    if not task then
-      if self.goal == "queried" or FATAL[err.kind] then return self:_finish(err) end
-      self.last_err = err -- transient: poll again
-      return engine:at(math_min(self:_next_poll(t), self.deadline), self)
+    local task, err = req.task, req.err -- the task table the core read, or its error
+    if self.goal == "queried" then -- one answer is all it asks for: no schedule to keep or learn from
+      if task then _seen(self, task) end
+      return _finish(self, err)
     end
-    self:_origin(task, t)
+    if not task then
+      if FATAL[err.kind] then return _finish(self, err) end
+      self.last_err = err -- transient: poll again
+      return engine:at(math_min(_next_poll(self, t), self.deadline), self)
+    end
+    _origin(self, task, t)
     local took, within
     if task.status == "completed" and self.status ~= "completed" then
-      took, within = self:_took(t)
+      took, within = _took(self, t)
     elseif task.status ~= "completed" and task.status ~= "failed" then
       self.unfinished_at = t
     end
-    self:_seen(task, nil, took, within)
-    if self.goal == "queried" then return self:_finish() end
+    _seen(self, task, nil, took, within)
     if task.status == "completed" then
-      if not self.out then return self:_finish() end
+      if not self.out then return _finish(self) end
       self.state, self.refreshing, self.waited = "downloading", nil, true
-      return self:_download()
+      return _download(self)
     elseif task.status == "failed" then
-      return self:_finish(new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
+      return _finish(self, new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
         tostring(task.error or "no reason given")), { task = task }))
     end
-    return engine:at(math_min(self:_next_poll(t), self.deadline), self)
+    return engine:at(math_min(_next_poll(self, t), self.deadline), self)
   else -- downloading
     self:progress(req.bytes, req.total)
     if not req.err then
       self.path = self.out
       if self.task then self.task.path = self.out end
       if self.id then ledger:downloaded(self.id, self.out) end
-      return self:_finish()
+      return _finish(self)
     end
     local err = req.err
     if EXPIRED[err.status] and self.id and not self.refreshed and not self.url then
       self.refreshed, self.refreshing, self.state = true, true, "polling" -- ask for a fresh URL
-      return self:_poll(t)
+      return _poll(self, t)
     end
     if self.waited and self.id then -- the task is done and paid for: its video can still be had
       err.message = string_format("%s; task %s is completed: `starvideos download %s %s` fetches its video",
         err.message, self.id, self.id, shell_word(self.out))
     end
-    return self:_finish(err)
+    return _finish(self, err)
   end
 end
 
@@ -283,7 +273,7 @@ end
 function Job:progress(bytes, total)
   if bytes and bytes > (self.bytes or 0) then
     self.bytes, self.total = bytes, total
-    local ev = self:_event("progress", { bytes = bytes, total = total, path = self.out })
+    local ev = _event(self, "progress", { bytes = bytes, total = total, path = self.out })
     local on_event = self.cfg.on_event
     if on_event then on_event(ev) end
     if self.on_progress then self.on_progress(ev) end
@@ -297,26 +287,25 @@ function Job:advance(t)
   local req = self.req
   if req then
     if not req.done then return end
-    self.req = nil
-    self:_request_done(req, t)
+    self.req = false
+    _request_done(self, req, t)
     return
   end
   if t < self.wake then return end
   if self.state == "creating" then
     local ok, err = self.ledger:before_create(self.params, self.local_id, self.out)
-    if not ok then return self:_finish(err) end
+    if not ok then return _finish(self, err) end
     -- a create has no deadline: once sent it is never abandoned, it may be paid for
-    return self:_send("create", { url = self.cfg.base_url .. self.create_path, path = self.create_path,
-      auth = true, body = self.create_body })
+    return _send(self, t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)
   end
   if t >= self.deadline then
     local msg = string_format("task %s not finished before the deadline (last status: %s)", tostring(self.id),
       self.task and tostring(self.task.status) or "unknown")
     if self.last_err and not self.task then msg = msg .. "; last error: " .. self.last_err.message end
-    return self:_finish(new_error("timeout", msg))
+    return _finish(self, new_error("timeout", msg))
   end
-  if self.state == "polling" then return self:_poll(t) end
-  return self:_download()
+  if self.state == "polling" then return _poll(self, t) end
+  return _download(self)
 end
 
 -- A job that ended is left alone; cancelling stops its transfers.  A create
@@ -331,20 +320,20 @@ function Job:cancel(keep)
     if not self.req.queued then self.cancelled = true; return end
     -- still in the client's queue: never sent, so surely nothing was created
     self.req:cancel()
-    self.req = nil
+    self.req = false
     self.ledger:create_failed({}, self.params, self.local_id)
     self.state = "cancelled"
-    return self:_finish(new_error("io", "the job was cancelled (its create was never sent)"))
+    return _finish(self, new_error("io", "the job was cancelled (its create was never sent)"))
   end
   local req = self.req
   if req then
-    keep = keep and req.op == "download" and self.id and self.ledger.records and req.sent
+    keep = keep and req.op == "download" and self.id and self.ledger.records and req.started
     req:cancel(keep)
-    self.req = nil
+    self.req = false
     if keep and core.file_kind(req.part) == "file" then self.ledger:part(self.id, req.part, req.dest) end
   end
   self.state = "cancelled"
-  self:_finish(new_error("io", "the job was cancelled"))
+  _finish(self, new_error("io", "the job was cancelled"))
 end
 
 return Job

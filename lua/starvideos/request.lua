@@ -5,8 +5,11 @@
 -- deadlines, and the download rules (.part, resume with Range, commit).
 --
 -- A request belongs to an owner (a job); when it is done it calls
--- owner:advance(now), and the owner reads req.body / req.err.  It is handed the
--- engine (admission, timers, the transport) and the client's cfg.
+-- owner:advance(now), and the owner reads req.task (the verdict's task table, a
+-- download's "") / req.err.  It is handed the engine (admission, timers, the
+-- transport) and the client's cfg.  The request is itself what the transport is
+-- sent (transport.lua's r: op, url, auth, body, fresh, timeout, max_body; a
+-- download's file, offset, stall, follow): no second table is built for it.
 
 local core = require "starvideos.core"
 local options = require "starvideos.options"
@@ -22,6 +25,16 @@ Request.__index = Request
 local METHOD = { create = "POST", query = "GET", download = "GET" }
 
 local next_id = 0
+
+-- The number that names a request in its events (given when first asked for).
+local function id_of(req)
+  local id = req.id
+  if not id then
+    next_id = next_id + 1
+    id, req.id = next_id, next_id
+  end
+  return id
+end
 
 -- A download goes on from a .part an earlier call left (a Ctrl-C, a crash)
 -- when that .part holds more than OVERLAP bytes: it asks for the bytes from
@@ -86,15 +99,31 @@ function Request.check_out(out)
     { field = "out" })
 end
 
--- spec: op, url, path (for events), auth, body, deadline (monotonic; nil: none),
--- and for downloads: part, dest, resume_limit.  spec becomes the request.
-function Request.new(engine, cfg, owner, spec)
-  next_id = next_id + 1
-  local self = setmetatable(spec, Request)
-  self.engine, self.cfg, self.owner, self.id, self.attempt = engine, cfg, owner, next_id, 0
-  if spec.op == "download" then
+-- op ("create" | "query" | "download"), url, path (for events), auth, body (a
+-- create's JSON), deadline (monotonic; nil: none); a download's `download`:
+-- {part =, dest =, resume_limit =}.
+function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, download)
+  -- what a query's request holds, in one constructor: a table is sized by its
+  -- constructor's fields (room for task and err too), and one added later can
+  -- rehash it all; false, not nil, for those read before they are set (no
+  -- lookup through the metatable).  handle: the exchange in flight; started:
+  -- when the latest attempt was sent (false: never); done once it ended (task or
+  -- err).  Other fields only where they are given: body (a POST), deadline, a
+  -- download's; fresh for a create; id when an event names the request.
+  -- The client's user_agent, connect_timeout and ca_file go with each exchange:
+  -- the clients of a key share its transport, not these.
+  local self = setmetatable({ op = op, url = url, auth = auth, max_body = cfg.max_answer, timeout = false,
+    path = path, engine = engine, cfg = cfg, owner = owner, attempt = 0, handle = false, started = false,
+    done = false, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file },
+    Request)
+  if body then self.body = body end
+  if deadline then self.deadline = deadline end
+  if op == "create" then self.fresh = true end
+  if op == "download" then
+    self.part, self.dest, self.resume_limit = download.part, download.dest, download.resume_limit
+    self.file, self.follow, self.stall = download.part, true, cfg.timeout
     self.offset = 0 -- bytes already in the .part
-    local size, tail = left_over(spec.part)
+    local size, tail = left_over(download.part)
     if size then self.offset, self.kept, self.tail = size - OVERLAP, size, tail end
   end
   return self
@@ -115,21 +144,11 @@ function Request:_restart(t)
   return self:send(t)
 end
 
-function Request:_finish(body, err, t)
+function Request:_finish(task, err, t)
   if err and self.op ~= "download" then options.note_default_host(self.cfg, err) end
-  self.done, self.body, self.err = true, body, err
-  self.engine:untrack(self)
-  if err and self.op == "download" and self.sent then os_remove(self.part) end
+  self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
+  if err and self.op == "download" and self.started then os_remove(self.part) end
   self.owner:advance(t or now())
-end
-
--- What the transport is given for one exchange (transport.lua), less its
--- timeout and a download's own fields: also how the engine sends a lone query
--- at once (engine.lua).  The client's user_agent, connect_timeout and ca_file
--- go with each exchange: the clients of a key share its transport, not these.
-function Request.new_send(cfg, op, url, auth, body)
-  return { op = op, url = url, auth = auth, body = body, fresh = op == "create", max_body = cfg.max_answer,
-    user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file }
 end
 
 -- The retry policy core.retry is handed, from the options table (options.lua):
@@ -161,50 +180,38 @@ function Request:send(t)
     end
   end
   if not engine:admit(self) then return end -- sent from the engine's queue when there is room
-  local r = self.to_send
-  if not r then
-    r = Request.new_send(cfg, self.op, self.url, self.auth, self.body)
-    if self.op == "download" then
-      r.file, r.follow, r.stall = self.part, true, cfg.timeout
-    end
-    self.to_send = r
-  end
   if self.op == "download" then
-    r.offset, r.timeout = self.offset, left
+    self.timeout = left -- its offset is the request's own
   else
-    r.timeout = left and math_min(cfg.timeout, left) or cfg.timeout
+    self.timeout = left and math_min(cfg.timeout, left) or cfg.timeout
   end
   self.attempt = self.attempt + 1
-  local h, err = engine.transport:send(r)
+  local h, err = engine.transport:send(self)
   if not h then
     if self.tail then return self:_restart(t) end -- the transport would not open the .part left over
     return self:_finish(nil, err)
   end
-  self.handle, self.sent, self.started = h, true, t
+  self.handle, self.started = h, t
   engine:track(self)
   local on_event = cfg.on_event
   if on_event then -- no event table is made when nobody listens
-    on_event { type = "request", request = self.id, attempt = self.attempt, method = METHOD[self.op],
+    on_event { type = "request", request = id_of(self), attempt = self.attempt, method = METHOD[self.op],
       path = self.path }
   end
 end
 
--- The transport says our exchange finished.
+-- The transport says our exchange finished: its verdict (transport:result's
+-- values) ends the request, or it is tried again after a delay.
 function Request:finished(t)
-  local h = self.handle
-  self.handle = nil
-  return self:verdict(t, self.engine.transport:result(h))
-end
-
--- The verdict on an attempt (transport:result's values): the request is done,
--- or tried again after a delay.  Also where a query the engine sent at once
--- (engine.lua) hands over an attempt that failed.
-function Request:verdict(t, task, err, wire, bytes, total, file)
   local engine, cfg = self.engine, self.cfg
+  engine:untrack(self)
+  local h = self.handle
+  self.handle = false
+  local task, err, wire, bytes, total, file = engine.transport:result(h) -- file: a whole download's open .part
   local on_event = cfg.on_event
   if self.op == "download" then self.bytes, self.total = bytes, total end
   if (wire == "none" or task) and on_event then
-    on_event { type = "response", request = self.id, attempt = self.attempt, method = METHOD[self.op],
+    on_event { type = "response", request = id_of(self), attempt = self.attempt, method = METHOD[self.op],
       path = self.path, status = err and err.status or 200, elapsed = t - self.started }
   end
   if task then
@@ -236,7 +243,7 @@ function Request:verdict(t, task, err, wire, bytes, total, file)
   end
   self.err = err -- stands if the deadline comes first
   if on_event then
-    on_event { type = "retry", request = self.id, attempt = self.attempt, method = METHOD[self.op],
+    on_event { type = "retry", request = id_of(self), attempt = self.attempt, method = METHOD[self.op],
       path = self.path, status = err.status, delay = delay, reason = err.message
         .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or "") }
   end
@@ -267,13 +274,13 @@ function Request:cancel(keep)
   if self.done then return end
   local engine = self.engine
   engine:untrack(self)
-  if self.handle then engine.transport:cancel(self.handle); self.handle = nil end
+  if self.handle then engine.transport:cancel(self.handle); self.handle = false end
   self.done, self.err = true, new_error("io", "the request was cancelled")
-  if self.op == "download" and self.sent and not self.committing and not keep then os_remove(self.part) end
+  if self.op == "download" and self.started and not self.committing and not keep then os_remove(self.part) end
 end
 
 function Request:__tostring()
-  return "starvideos request " .. tostring(self.id)
+  return "starvideos request " .. tostring(id_of(self))
 end
 
 return Request
