@@ -12,9 +12,10 @@ local options = require "starvideos.options"
 local Engine = require "starvideos.engine"
 local Ledger = require "starvideos.ledger"
 local Job = require "starvideos.job"
+local Keep = require "starvideos.keep"
 
-local type, ipairs, pairs, tostring, setmetatable, rawset, rawget, error, string_format =
-  type, ipairs, pairs, tostring, setmetatable, rawset, rawget, error, string.format
+local type, ipairs, tostring, setmetatable, rawset, error, string_format =
+  type, ipairs, tostring, setmetatable, rawset, error, string.format
 local now = core.now
 local new_error, argerror, check = options.new_error, options.argerror, options.check
 local task_id, need_table, S = options.task_id, options.need_table, options.CALLS
@@ -132,25 +133,19 @@ function Client:download(target, path, opts)
   live(self)
   local spec = { out = path, timeout = opts.timeout or self.cfg.download_timeout, on_progress = opts.on_progress,
     resume_limit = opts.resume_limit }
-  local kind = type(target)
-  if kind == "string" and target:find("^%a[%w+.-]*://") then -- a URL
-    spec.url = target
-  elseif kind == "table" and type(target.video_url) == "string" then
-    spec.task, spec.id = target, target.id
-  elseif (kind == "string" and target ~= "") or (kind == "table" and type(target.id) == "string") then
-    local id = kind == "table" and target.id or target -- an id, or a task without its URL: one query
-    local task, err = self:query(id)
+  local kind, v = options.download_target(target)
+  if kind == "url" then spec.url = v
+  elseif kind == "task" then spec.task, spec.id = v, v.id
+  else -- an id, or a task without its URL: one query
+    local task, err = self:query(v)
     if not task then return nil, err end
     if task.status ~= "completed" then return nil, new_error("invalid_request", string_format(
-      "task %s is %s, not completed: nothing to download yet", id, tostring(task.status)),
-      { task = task, id = id, field = "task" }) end
-    spec.task, spec.id = task, id
-  else
-    argerror(1, "download", "task, task id or URL", kind == "table" and "a table without an id" or kind)
+      "task %s is %s, not completed: nothing to download yet", v, tostring(task.status)),
+      { task = task, id = v, field = "task" }) end
+    spec.task, spec.id = task, v
   end
   local _, err = self.engine:run_one(new_job(self, nil, spec.id, spec), nil, opts.sleep)
-  if err then return nil, err end
-  return path
+  if err then return nil, err else return path end
 end
 
 --- Create, wait and (with `out`) download, in one call.  An `out` whose folder
@@ -210,42 +205,10 @@ end
 -- or one that cannot be read)
 function Client:resume(opts)
   opts = check(opts, "resume", S.resume)
-  live(self)
+  local engine = live(self)
   local ledger, lerr = ledger_of(self, opts, "resume")
   if not ledger then return nil, lerr end
-  local list, err = ledger:unfinished()
-  if not list then return nil, new_error("io", err, { field = "journal" }) end
-  local dir, jobs = opts.dir or ".", {}
-  for i, t in ipairs(list) do
-    -- a completed task's URL may have expired: ask for it again first
-    jobs[i] = assert(new_job(self, nil, t.id, { interval = opts.interval, timeout = opts.timeout, index = i,
-      refresh = true, on_progress = opts.on_progress, out = t.out or dir .. "/" .. file_name(t.id) .. ".mp4" }))
-  end
-  return self.engine:run(jobs, opts.sleep)
-end
-
-local Request = require "starvideos.request"
-
--- Where keep carries a claimed task: where a .part of it was left, else the
--- out its create named when that can be written, else dir/<file_name(id)>.mp4.
-local function keep_dest(t, dir)
-  if t.part then return t.part end
-  if t.out and Request.check_out(t.out) then return t.out end
-  return dir .. "/" .. file_name(t.id) .. ".mp4"
-end
-
--- What may go better later: a task that ended so is carried again (keep_again).
-local AGAIN = { network = true, timeout = true, server = true, rate_limited = true, protocol = true, io = true }
-
--- A create whose answer never came, its process gone: said, never sent again.
--- What keep's drive waits for: a job it carries finished.
-local function has_finished(fin) return fin[1] ~= nil end
-
-local function orphan_pending(p, path)
-  return { err = new_error("io", string_format("create %s (%s, sent at %s UTC) may have been paid for: its answer "
-    .. "never came and its process is gone; keep never sends it again: `starvideos pending --journal %s` lists it",
-    tostring(p["local"]), tostring(p.model), type(p.time) == "number" and os.date("!%Y-%m-%d %H:%M:%S", p.time)
-      or "?", path), { maybe_created = true, pending = p["local"] }) }
+  return Keep.resume(engine, ledger, self.cfg, opts)
 end
 
 --- Carry to a file every unfinished task of the ledger whose owner let go of
@@ -255,8 +218,9 @@ end
 -- written, else to `dir/<id>.mp4`.  Looks again every `lease / 6` seconds (from
 -- 0.1 to 5) for tasks orphaned since, until `timeout` (nil: until the client is
 -- closed; inside nginx, also until the worker exits).  A task it failed to carry
--- (a network error, a timeout, the server) is taken again 60 s later.  A create whose answer
--- never came is never sent again: its entry says so (`maybe_created`, `pending`).
+-- (a network error, a timeout, the server) is taken again 60 s later.  A create
+-- whose answer never came is never sent again: its entry says so
+-- (`maybe_created`, `pending`).  The loop is keep.lua's.
 -- @tparam[opt] table opts `dir` (default "."), `lease` (seconds, default 30),
 -- `interval`, `timeout`, `on_progress`, `journal` (default the client's), `sleep`
 -- @return a list of `{task=, err=, path=}`, one per task carried (and per
@@ -267,48 +231,7 @@ function Client:keep(opts)
   local engine = live(self)
   local ledger, lerr = ledger_of(self, opts, "keep")
   if not ledger then return nil, lerr end
-  local keeper, kerr = ledger:keeper()
-  if not keeper then return nil, new_error("io", kerr, { field = "journal" }) end
-  local ngx = rawget(_G, "ngx")
-  local exiting = type(ngx) == "table" and type(ngx.worker) == "table" and ngx.worker.exiting
-  local dir, every = opts.dir or ".", math.max(0.1, math.min(5, (opts.lease or self.cfg.lease) / 6))
-  local sleep = opts.sleep or self.cfg.sleep
-  local stop = opts.timeout and now() + opts.timeout
-  local results, running, fin, look = {}, {}, {}, now()
-  local failure
-  while self.engine and not (exiting and exiting()) do
-    local t = now()
-    if stop and t >= stop then break end
-    if t >= look then
-      local tasks, pendings, behind = ledger:orphans(keeper)
-      if not tasks then failure = new_error("io", pendings, { field = "journal" }); break end
-      for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger.path) end
-      for _, task in ipairs(tasks) do
-        local i = #results + 1
-        local j = assert(Job.new(engine, ledger, self.cfg, nil, task.id, { refresh = true, index = i,
-          interval = opts.interval, on_progress = opts.on_progress, finished = fin,
-          out = keep_dest(task, dir) }))
-        results[i], running[j], keeper.carrying[task.id] = false, true, true
-        engine:at(t, j)
-      end
-      look = behind and t or t + every -- a long journal is read a slice per turn of the drive loop
-    end
-    local until_ = math.min(look, stop or look, exiting and t + 1 or look)
-    engine:drive(has_finished, fin, until_, sleep)
-    for k = #fin, 1, -1 do
-      local j = fin[k]
-      fin[k], running[j], keeper.carrying[j.id] = nil, nil, nil
-      results[j.index] = { task = j.task, err = j.err, path = j.path }
-      if j.err and AGAIN[j.err.kind] then keeper.again[j.id] = now() + self.cfg.keep_again end
-    end
-  end
-  for j in pairs(running) do -- the deadline: what was left goes on from its .part next time
-    j:cancel(true)
-    results[j.index] = { task = j.task, err = j.err, path = j.path }
-  end
-  keeper:close()
-  if failure and not results[1] then return nil, failure end
-  return results
+  return Keep.run(engine, ledger, self.cfg, opts, function() return self.engine ~= nil end)
 end
 
 --- The creates whose answer never came (the task may exist): `starvideos.pending`
@@ -325,10 +248,8 @@ end
 
 -- ------------------------------------------------------------ jobs
 
-local function register(self, j)
-  self.engine:at(now(), j)
-  return j
-end
+-- A job of start or watch, its first step due now (taken by the next step).
+local function register(self, j) self.engine:at(now(), j); return j end
 
 --- Start a task as a non-blocking job: nothing is sent until `step`, which moves
 -- it through create, polling and (with `out`) the download.  A job has `state`

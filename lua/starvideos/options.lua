@@ -177,6 +177,18 @@ function O.task_id(v, where)
   O.argerror(1, where, "task id or task table", type(v) == "table" and "a table without an id" or type(v), 4)
 end
 
+-- What `download` was given: "url", a URL; "task", a task with its video_url;
+-- "id", a task id (or the id of a task without its URL).  Raises on anything else.
+function O.download_target(v)
+  local kind = type(v)
+  if kind == "string" and v:find("^%a[%w+.-]*://") then return "url", v end
+  if kind == "table" and type(v.video_url) == "string" then return "task", v end
+  if (kind == "string" and v ~= "") or (kind == "table" and type(v.id) == "string") then
+    return "id", kind == "table" and v.id or v
+  end
+  O.argerror(1, "download", "task, task id or URL", kind == "table" and "a table without an id" or kind, 4)
+end
+
 function O.need_table(v, n, where)
   if type(v) ~= "table" then O.argerror(n, where, "table", type(v), 4) end
 end

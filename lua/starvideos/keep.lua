@@ -1,0 +1,108 @@
+-- Carrying the ledger's tasks to files: `client:resume` (every unfinished task
+-- of a journal, at once) and the loop behind `client:keep` (client.lua has the
+-- public calls and their reference).  keep claims, through the ledger, every unfinished task whose
+-- owner let go of its lease (ledger:keeper, ledger:orphans: one keeper per
+-- task), carries each as a job on the key's engine (a poll, then the
+-- download), and looks again every `lease / 6` seconds (from 0.1 to 5) until
+-- `timeout`, until the client closes, or inside nginx until the worker exits.
+-- It is handed what it uses: the engine, the ledger and the client's cfg.
+
+local core = require "starvideos.core"
+local options = require "starvideos.options"
+local Job = require "starvideos.job"
+local Request = require "starvideos.request"
+local journal = require "starvideos.journal"
+
+local type, ipairs, pairs, tostring, rawget, string_format, os_date, math_min, math_max =
+  type, ipairs, pairs, tostring, rawget, string.format, os.date, math.min, math.max
+local new_error, now = options.new_error, core.now
+
+local K = {}
+
+-- Where keep carries a claimed task: where a .part of it was left, else the
+-- out its create named when that can be written, else dir/<file_name(id)>.mp4.
+local function keep_dest(t, dir)
+  if t.part then return t.part end
+  if t.out and Request.check_out(t.out) then return t.out end
+  return dir .. "/" .. journal.file_name(t.id) .. ".mp4"
+end
+
+-- What may go better later: a task that ended so is carried again (cfg.keep_again).
+local AGAIN = { network = true, timeout = true, server = true, rate_limited = true, protocol = true, io = true }
+
+-- What the drive waits for: a job it carries finished.
+local function has_finished(fin) return fin[1] ~= nil end
+
+-- A create whose answer never came, its process gone: said, never sent again.
+local function orphan_pending(p, path)
+  return { err = new_error("io", string_format("create %s (%s, sent at %s UTC) may have been paid for: its answer "
+    .. "never came and its process is gone; keep never sends it again: `starvideos pending --journal %s` lists it",
+    tostring(p["local"]), tostring(p.model), type(p.time) == "number" and os_date("!%Y-%m-%d %H:%M:%S", p.time)
+      or "?", path), { maybe_created = true, pending = p["local"] }) }
+end
+
+-- resume: every unfinished task of the ledger waited for and downloaded (where
+-- a close left its .part, else dir/<file_name(id)>.mp4), all at once: a list
+-- of {task=, err=, path=}, or nil, err (a journal that cannot be read).
+function K.resume(engine, ledger, cfg, opts)
+  local list, err = ledger:unfinished()
+  if not list then return nil, new_error("io", err, { field = "journal" }) end
+  local dir, jobs = opts.dir or ".", {}
+  for i, t in ipairs(list) do
+    -- a completed task's URL may have expired: ask for it again first
+    jobs[i] = assert(Job.new(engine, ledger, cfg, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
+      index = i, refresh = true, on_progress = opts.on_progress,
+      out = t.out or dir .. "/" .. journal.file_name(t.id) .. ".mp4" }))
+  end
+  return engine:run(jobs, opts.sleep)
+end
+
+-- Keep until the deadline, the client's end (alive() false) or the worker's:
+-- a list of {task=, err=, path=}, one per task carried (and per orphaned
+-- pending create), or nil, err (a journal that cannot be read, before any).
+function K.run(engine, ledger, cfg, opts, alive)
+  local keeper, kerr = ledger:keeper()
+  if not keeper then return nil, new_error("io", kerr, { field = "journal" }) end
+  local ngx = rawget(_G, "ngx")
+  local exiting = type(ngx) == "table" and type(ngx.worker) == "table" and ngx.worker.exiting
+  local dir, every = opts.dir or ".", math_max(0.1, math_min(5, (opts.lease or cfg.lease) / 6))
+  local sleep = opts.sleep or cfg.sleep
+  local stop = opts.timeout and now() + opts.timeout
+  local results, running, fin, look = {}, {}, {}, now()
+  local failure
+  while alive() and not (exiting and exiting()) do
+    local t = now()
+    if stop and t >= stop then break end
+    if t >= look then
+      local tasks, pendings, behind = ledger:orphans(keeper)
+      if not tasks then failure = new_error("io", pendings, { field = "journal" }); break end
+      for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger.path) end
+      for _, task in ipairs(tasks) do
+        local i = #results + 1
+        local j = assert(Job.new(engine, ledger, cfg, nil, task.id, { refresh = true, index = i,
+          interval = opts.interval, on_progress = opts.on_progress, finished = fin,
+          out = keep_dest(task, dir) }))
+        results[i], running[j], keeper.carrying[task.id] = false, true, true
+        engine:at(t, j)
+      end
+      look = behind and t or t + every -- a long journal is read a slice per turn of the drive loop
+    end
+    local until_ = math_min(look, stop or look, exiting and t + 1 or look)
+    engine:drive(has_finished, fin, until_, sleep)
+    for k = #fin, 1, -1 do
+      local j = fin[k]
+      fin[k], running[j], keeper.carrying[j.id] = nil, nil, nil
+      results[j.index] = { task = j.task, err = j.err, path = j.path }
+      if j.err and AGAIN[j.err.kind] then keeper.again[j.id] = now() + cfg.keep_again end
+    end
+  end
+  for j in pairs(running) do -- the deadline: what was left goes on from its .part next time
+    j:cancel(true)
+    results[j.index] = { task = j.task, err = j.err, path = j.path }
+  end
+  keeper:close()
+  if failure and not results[1] then return nil, failure end
+  return results
+end
+
+return K
