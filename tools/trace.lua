@@ -39,7 +39,7 @@ for _, lib in ipairs { _G, string, table, math, io, os, coroutine, debug, rawget
   for _, v in pairs(lib) do if type(v) == "function" then std[v] = true end end
 end
 for _, v in pairs(getmetatable(io.stdout).__index) do std[v] = true end
-std[(pairs {})] = true -- the iterator pairs hands out
+std[(pairs {})], std[(ipairs {})] = true, true -- the iterators pairs and ipairs hand out
 local cused, ncused = {}, 0
 local funcs, files, nfuncs = {}, {}, 0
 local answer_id -- the task id, once the create answered: its answers are then known by it
