@@ -121,6 +121,14 @@ function C.limit(v)
   end
 end
 
+-- store = "redis://[:password@]host:port[/db]": store.lua's parse is the one
+-- check (required here only when a store is given: store.lua needs options);
+-- its message names `store` and hides the password.
+function C.store(v)
+  local ok, err = pcall(function() return require("starvideos.store").parse(v) end)
+  if not ok then return tostring(err), true end
+end
+
 -- The one URL check is the core's (core.check_url, csrc/sv_util.c, fuzzed):
 -- url_problem(v[, field]) -> nil when v is a base URL (http(s)://host[:port][/path]
 -- and nothing else: no userinfo, query, fragment, spaces or control characters),
@@ -198,7 +206,7 @@ local CLIENT = {
   max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
-  create_limit = C.limit,
+  create_limit = C.limit, store = C.store,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 
@@ -220,6 +228,14 @@ function O.client(opts)
     end
   end
   if cfg.api_key == "" then cfg.api_key = nil end
+  if cfg.store == nil then
+    local env = os_getenv("STARVIDEOS_STORE")
+    if env and env ~= "" then
+      local bad = C.store(env)
+      if bad then error("bad STARVIDEOS_STORE (" .. bad .. ")", 3) end
+      cfg.store = env
+    end
+  end
   -- the floor between two polls cannot be above the usual gap: a default floor
   -- follows a shorter interval, a floor given with it must fit
   if cfg.min_interval > cfg.interval then
