@@ -67,6 +67,7 @@ build = {
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
     ["starvideos.engine"] = "lua/starvideos/engine.lua",
     ["starvideos.ledger"] = "lua/starvideos/ledger.lua",
+    ["starvideos.ledger_redis"] = "lua/starvideos/ledger_redis.lua",
     ["starvideos.keep"] = "lua/starvideos/keep.lua",
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",

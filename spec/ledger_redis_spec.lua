@@ -1,0 +1,330 @@
+-- The Redis ledger (lua/starvideos/ledger_redis.lua) against a real
+-- redis-server (spec/support/redis_run.lua), through the ledger's interface:
+-- records round trip, unfinished and pending, the samples, leases with time
+-- (a live owner's task never taken, one that stops renewing orphaned after its
+-- lease), two processes claiming orphans at once never take one task twice,
+-- create_limit across two processes allows exactly N, and Redis stopped:
+-- before_create refuses (kind io, naming the store, never the password), the
+-- records after a create are queued and written when Redis is back.
+
+local helper = require "spec.helper"
+local redis_run = require "spec.support.redis_run"
+local core = require "starvideos.core"
+local R = require "starvideos.ledger_redis"
+local Ledger = require "starvideos.ledger"
+local Schedule = require "starvideos.schedule"
+
+local q = helper.shell_quote
+local PARAMS = { model = "videos", prompt = "a cat", duration = 5, resolution = "720p" }
+local ENV = "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+  .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " "
+
+-- A child process: claims orphans for `seconds` (prints "claim ID" each), or
+-- tries `n` creates under create_limit (prints "ok" or "refused KIND FIELD").
+local CHILD = [[
+local R = require "starvideos.ledger_redis"
+local core = require "starvideos.core"
+local what, url, key, n = arg[1], arg[2], arg[3], tonumber(arg[4])
+local ledger = R.new(url, { base_url = "http://fleet", api_key = key, lease = 30, connect_timeout = 5,
+  create_limit = { count = 5, per = 60 } })
+if what == "claim" then
+  local k = assert(ledger:keeper())
+  local stop = core.now() + n
+  while core.now() < stop do
+    local tasks = assert(ledger:orphans(k))
+    for _, t in ipairs(tasks) do io.stdout:write("claim ", t.id, "\n") end
+  end
+  io.stdout:write("done\n")
+else
+  for i = 1, n do
+    local ok, err = ledger:before_create({ model = "videos", prompt = "p" .. i }, "l" .. i .. "-" .. tostring(ledger))
+    io.stdout:write(ok and "ok" or ("refused " .. tostring(err.kind) .. " " .. tostring(err.field)), "\n")
+  end
+end
+ledger:close()
+]]
+
+local function cfg_of(key, extra)
+  local cfg = { base_url = "http://fleet", api_key = key, lease = 1, connect_timeout = 5 }
+  for k, v in pairs(extra or {}) do cfg[k] = v end
+  return cfg
+end
+
+local n_keys = 0
+local function fresh_key()
+  n_keys = n_keys + 1
+  return "k-fleet-" .. n_keys .. "-" .. core.random_id()
+end
+
+local function ids(list)
+  local out = {}
+  for _, t in ipairs(list) do out[#out + 1] = t.id end
+  table.sort(out)
+  return out
+end
+
+describe("the Redis ledger", function()
+  local redis, dir
+  setup(function()
+    local missing = redis_run.missing()
+    if missing then error(missing) end
+    redis = redis_run.start()
+  end)
+  teardown(function()
+    if redis then redis.stop() end
+    helper.cleanup()
+  end)
+  before_each(function() dir = helper.tmpdir() end)
+
+  it("records a task from pending to downloaded: pending, unfinished, part, samples", function()
+    local key = fresh_key()
+    local l = R.new(redis.url, cfg_of(key))
+    assert.is_true(l.records)
+    assert.same({}, l:pending())
+    assert.is_true(l:before_create(PARAMS, "l1", dir .. "/v.mp4"))
+    local p = l:pending()
+    assert.equal(1, #p)
+    assert.same({ "l1", "videos", dir .. "/v.mp4", (l:owner()) }, { p[1]["local"], p[1].model, p[1].out, p[1].owner })
+    assert.equal(core.hash("a cat"), p[1].prompt_hash)
+    assert.is_true(l:created({ id = "t1" }, PARAMS, "l1"))
+    assert.same({}, l:pending())
+    assert.same({ { id = "t1", model = "videos" } }, l:unfinished())
+    -- another ledger of the key (another process's view) sees the same
+    local other = R.new(redis.url, cfg_of(key))
+    assert.same({ { id = "t1", model = "videos" } }, other:unfinished())
+    -- and another key sees nothing of it
+    assert.same({}, R.new(redis.url, cfg_of(fresh_key())):unfinished())
+    l:status("t1", "processing")
+    l:part("t1", dir .. "/v.mp4.part", dir .. "/v.mp4")
+    assert.same({ { id = "t1", model = "videos" } }, l:unfinished(), "no .part on disk: a fresh start")
+    helper.write_file(dir .. "/v.mp4.part", "x")
+    assert.same({ { id = "t1", model = "videos", out = dir .. "/v.mp4" } }, l:unfinished())
+    l:status("t1", "completed", 120, 2)
+    local kind = Ledger.kind_of("videos", 5, "720p")
+    assert.same({ [kind] = { model = "videos", { 120, 2 } } }, other:samples())
+    l:downloaded("t1", dir .. "/v.mp4")
+    assert.same({}, other:unfinished())
+    -- a failed task leaves unfinished too
+    assert.is_true(l:before_create(PARAMS, "l2"))
+    l:created({ id = "t2" }, PARAMS, "l2")
+    assert.same({ "t2" }, ids(other:unfinished()))
+    l:status("t2", "failed")
+    assert.same({}, other:unfinished())
+    l:close()
+  end)
+
+  it("settles failed creates as the journal does: abandoned, uncertain, or left pending", function()
+    local l = R.new(redis.url, cfg_of(fresh_key()))
+    assert.is_true(l:before_create(PARAMS, "gone"))
+    l:create_failed({ kind = "invalid_request" }, PARAMS, "gone") -- surely nothing created
+    assert.same({}, l:pending())
+    assert.is_true(l:before_create(PARAMS, "maybe"))
+    local err = { kind = "network", maybe_created = true }
+    l:create_failed(err, PARAMS, "maybe")
+    assert.equal("maybe", err.pending)
+    assert.equal("maybe", l:pending()[1]["local"])
+    assert.is_true(l:before_create(PARAMS, "read"))
+    l:create_failed({ kind = "protocol", created = true, id = "t-uncertain" }, PARAMS, "read")
+    assert.same({ { id = "t-uncertain", model = "videos" } }, l:unfinished())
+    assert.same({ "maybe" }, { l:pending()[1]["local"], l:pending()[2] })
+    l:close()
+  end)
+
+  it("keeps at most SAMPLES per kind and teaches the schedule, a read across drive-loop turns", function()
+    local key = fresh_key()
+    local l = R.new(redis.url, cfg_of(key))
+    for i = 1, R.SAMPLES + 10 do
+      assert.is_true(l:before_create(PARAMS, "s" .. i))
+      l:created({ id = "s" .. i }, PARAMS, "s" .. i)
+      l:status("s" .. i, "completed", 100 + i, 1)
+    end
+    local kind = Ledger.kind_of("videos", 5, "720p")
+    local got = l:samples()[kind]
+    assert.equal(R.SAMPLES, #got)
+    assert.same({ 100 + R.SAMPLES + 10, 1 }, got[1]) -- newest first
+    l:close()
+    -- a new process's ledger with an engine: sent at the first turn, read when ready
+    local cfg = cfg_of(key)
+    local learner
+    local fake_engine = {
+      schedule = function() return Schedule.new(cfg) end,
+      first_read = function() return true end,
+      learning = function(_, ledger) learner = ledger end,
+    }
+    local l2 = R.new(redis.url, cfg, fake_engine)
+    assert.equal(l2, learner)
+    assert.is_nil(l2:schedule():estimate(kind))
+    assert.is_false(l2:learn_more(), "the samples' answer cannot be there before they are asked for")
+    local turns = 0
+    while not l2:learn_more() do turns = turns + 1; assert(turns < 100000, "never read") end
+    assert.is_truthy(l2:schedule():estimate(kind), "nothing learned from the store's samples")
+    -- without an engine, at once
+    assert.is_truthy(R.new(redis.url, cfg_of(key)):schedule():estimate(kind))
+  end)
+
+  it("never takes a live owner's task; takes it once its owner stops renewing for a lease", function()
+    local key = fresh_key()
+    local owner = R.new(redis.url, cfg_of(key)) -- lease 1 s
+    assert.is_true(owner:before_create(PARAMS, "a"))
+    owner:created({ id = "live" }, PARAMS, "a")
+    local keep = R.new(redis.url, cfg_of(key))
+    local k = assert(keep:keeper())
+    local stop = core.now() + 2.5
+    while core.now() < stop do -- the owner renews (its drive loop), the keeper looks
+      assert.is_true(owner:renew())
+      assert.same({}, (keep:orphans(k)))
+      helper.sleep(0.05)
+    end
+    -- the owner stops renewing (a process stopped or dead): orphaned after its lease
+    local t0 = core.now()
+    local got
+    while core.now() - t0 < 3 do
+      got = keep:orphans(k)
+      if got[1] then break end
+      helper.sleep(0.05)
+    end
+    assert.same({ "live" }, ids(got))
+    local waited = core.now() - t0
+    assert.is_true(waited > 0.3 and waited < 1.6, "orphaned after " .. waited .. " s, the lease is 1 s")
+    assert.same({}, (keep:orphans(k)), "claimed once")
+    -- the keeper's own task, offered again when due, not before
+    k.again.live = core.now() + 0.3
+    assert.same({}, (keep:orphans(k)))
+    helper.sleep(0.4)
+    assert.same({ "live" }, ids((keep:orphans(k))))
+    -- a closed client lets go at once (its process's last ledger of the key):
+    -- its task is the keeper's next look
+    owner:close()
+    local owner2 = R.new(redis.url, cfg_of(key))
+    assert.is_true(owner2:before_create(PARAMS, "b"))
+    owner2:created({ id = "closed" }, PARAMS, "b")
+    assert.same({}, (keep:orphans(k)))
+    owner2:close()
+    assert.same({ "closed" }, ids((keep:orphans(k))))
+    k:close()
+    keep:close()
+  end)
+
+  it("lists an orphaned create whose answer never came once, never as a task", function()
+    local key = fresh_key()
+    local owner = R.new(redis.url, cfg_of(key))
+    assert.is_true(owner:before_create(PARAMS, "lost", dir .. "/lost.mp4"))
+    local keep = R.new(redis.url, cfg_of(key))
+    local k = assert(keep:keeper())
+    local tasks, pendings = keep:orphans(k)
+    assert.same({}, tasks)
+    assert.same({}, pendings, "its owner is alive")
+    owner:close()
+    tasks, pendings = keep:orphans(k)
+    assert.same({}, tasks)
+    assert.equal(1, #pendings)
+    assert.same({ "lost", "videos", dir .. "/lost.mp4" }, { pendings[1]["local"], pendings[1].model, pendings[1].out })
+    assert.same({}, select(2, keep:orphans(k)), "told once")
+    assert.equal(1, #keep:pending())
+    k:close()
+  end)
+
+  it("two processes claiming orphans at once never take one task twice", function()
+    local key = fresh_key()
+    local owner = R.new(redis.url, cfg_of(key))
+    local N = 60
+    for i = 1, N do
+      assert.is_true(owner:before_create(PARAMS, "c" .. i))
+      owner:created({ id = "o" .. i }, PARAMS, "c" .. i)
+    end
+    helper.write_file(dir .. "/child.lua", CHILD)
+    local cmd = ENV .. q(helper.lua) .. " " .. q(dir .. "/child.lua") .. " claim " .. q(redis.url) .. " " .. key
+      .. " 2"
+    local c1, c2 = helper.spawn(cmd), helper.spawn(cmd)
+    owner:close() -- every task orphaned while both look
+    local seen, per = {}, {}
+    for i, c in ipairs { c1, c2 } do
+      local text = c.pipe:read("*a")
+      assert.truthy(c:close())
+      assert.matches("done\n$", text)
+      per[i] = 0
+      for id in text:gmatch("claim (%S+)") do
+        assert.is_nil(seen[id], id .. " claimed twice")
+        seen[id], per[i] = i, per[i] + 1
+      end
+    end
+    for i = 1, N do assert.truthy(seen["o" .. i], "o" .. i .. " claimed by nobody") end
+    assert.equal(N, per[1] + per[2])
+  end)
+
+  it("create_limit across two processes allows exactly N creates", function()
+    local key = fresh_key()
+    helper.write_file(dir .. "/child.lua", CHILD)
+    local cmd = ENV .. q(helper.lua) .. " " .. q(dir .. "/child.lua") .. " creates " .. q(redis.url) .. " " .. key
+      .. " 8"
+    local c1, c2 = helper.spawn(cmd), helper.spawn(cmd)
+    local ok, refused = 0, 0
+    for _, c in ipairs { c1, c2 } do
+      local text = c.pipe:read("*a")
+      assert.truthy(c:close())
+      for line in text:gmatch("[^\n]+") do
+        if line == "ok" then ok = ok + 1
+        else
+          assert.equal("refused rate_limited create_limit", line)
+          refused = refused + 1
+        end
+      end
+    end
+    assert.equal(5, ok)
+    assert.equal(11, refused)
+    assert.equal(5, #R.new(redis.url, cfg_of(key)):pending(), "a pending record per allowed create")
+  end)
+
+  it("Redis stopped: refuses creates naming the store (not the password), queues the records after a create", function()
+    local pw = "s3cret-pw"
+    local r2 = redis_run.start { password = pw }
+    local ok, err = pcall(function()
+      local l = R.new(r2.url, cfg_of(fresh_key()))
+      assert.is_true(l:before_create(PARAMS, "before"))
+      r2.stop()
+      local done, cerr = l:before_create(PARAMS, "down")
+      assert.is_nil(done)
+      assert.equal("io", cerr.kind)
+      assert.equal("store", cerr.field)
+      assert.matches("redis://127.0.0.1:" .. r2.port .. "/0", cerr.message, 1, true)
+      assert.matches("nothing was sent", cerr.message, 1, true)
+      assert.is_nil(cerr.message:find(pw, 1, true))
+      assert.is_nil(tostring(cerr):find(pw, 1, true))
+      -- the create of "before" was sent: its records wait in memory
+      assert.is_true(l:created({ id = "t-down" }, PARAMS, "before"))
+      l:status("t-down", "processing")
+      l:status("t-down", "completed", 90, 1)
+      assert.equal(3, #l.queue)
+      assert.is_nil((l:unfinished()))
+      -- back (empty: no persistence in this spec's Redis)
+      r2 = redis_run.start { password = pw, port = r2.port }
+      assert.is_true(l:flush())
+      assert.equal(0, #l.queue)
+      local fresh = R.new(r2.url, cfg_of(l.cfg.api_key))
+      assert.same({ { id = "t-down", model = "videos" } }, fresh:unfinished())
+      local kind = Ledger.kind_of("videos", 5, "720p")
+      assert.same({ [kind] = { model = "videos", { 90, 1 } } }, fresh:samples())
+      local st = assert(require("starvideos.store").open(r2.url))
+      assert.equal("completed", st:call("HGET", l.prefix .. "task:t-down", "status"))
+      assert.equal(l:owner(), st:call("HGET", l.prefix .. "task:t-down", "owner"))
+      st:close()
+      assert.is_true(l:before_create(PARAMS, "after"))
+      l:close()
+    end)
+    r2.stop()
+    assert(ok, err)
+  end)
+
+  it("refuses a bad store URL naming store, never the password", function()
+    local ok, err = pcall(R.new, "redis://:hunter2@host:70000", cfg_of("k"))
+    assert.is_false(ok)
+    assert.matches("^store ", err)
+    assert.is_nil(err:find("hunter2", 1, true))
+    local options = require "starvideos.options"
+    ok, err = pcall(options.client, { store = "redis://:hunter2@h/x" })
+    assert.is_false(ok)
+    assert.matches("bad option 'store'", err, 1, true)
+    assert.is_nil(err:find("hunter2", 1, true))
+    assert.equal("redis://127.0.0.1:1/3", options.client({ store = "redis://127.0.0.1:1/3" }).store)
+  end)
+end)
