@@ -7,7 +7,7 @@
 --       its URL (opened at the first need; a Redis that is down then is not an
 --       error until a record must be written)
 --   ledger:renew()       the process's lease renewed when a third of it has
---       passed (every method calls it; a drive loop calls it once a turn)
+--       passed (each record calls it; the wiring calls it once a drive-loop turn)
 --   ledger:flush() -> true | nil, err   the records queued while Redis failed
 --   ledger:samples() -> {kind = {model =, {took, within}...}}  all the learned
 --       samples, in one call
@@ -50,8 +50,10 @@
 --   them: the task stays "pending" in Redis, listed by pending(), never sent
 --   again).  created then returns true: the job goes on.
 --
--- What blocks: every method but learn_more is one store:call (a round trip;
--- a connect and PING when the store is not open yet), which blocks the frame
+-- What blocks: every method but learn_more waits for its store:calls (one
+-- round trip each: before_create makes up to four, the lease, create_limit,
+-- the queued records and the pending record; a connect and PING when the
+-- store is not open yet), which blocks the frame
 -- outside nginx (inside nginx a cosocket yields only its light thread).  For a
 -- game's frame loop the wiring would use the async form for the records after
 -- a create (status, downloaded, part: store:send of the same EVAL, the
