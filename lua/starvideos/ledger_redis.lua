@@ -42,6 +42,8 @@
 -- Redis unreachable or failing:
 --   before_create returns nil, err (kind "io", field "store", naming the store
 --   as redis://host:port/db, never the password): no create is sent;
+--   a create counted by create_limit whose pending record then cannot be
+--   written stays counted (refused, never sent: the limit errs on spending less);
 --   the records after a create (created, create_failed, status, downloaded,
 --   part) are queued in this process's memory, in order, and written when
 --   Redis answers again (at the next record, flush or before_create, which
