@@ -238,6 +238,9 @@ end
 local AGAIN = { network = true, timeout = true, server = true, rate_limited = true, protocol = true, io = true }
 
 -- A create whose answer never came, its process gone: said, never sent again.
+-- What keep's drive waits for: a job it carries ended (fin, its list, holds one).
+local function has_finished(fin) return fin[1] ~= nil end
+
 local function orphan_pending(p, path)
   return { err = new_error("io", string_format("create %s (%s, sent at %s UTC) may have been paid for: its answer "
     .. "never came and its process is gone; keep never sends it again: `starvideos pending --journal %s` lists it",
@@ -282,7 +285,7 @@ function Client:keep(opts)
       for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger.path) end
       for _, task in ipairs(tasks) do
         local i = #results + 1
-        local j = assert(Job.new(engine, ledger, self.cfg, { id = task.id, refresh = true, index = i,
+        local j = assert(Job.new(engine, ledger, self.cfg, nil, task.id, { refresh = true, index = i,
           interval = opts.interval, on_progress = opts.on_progress, finished = fin,
           out = keep_dest(task, dir) }))
         results[i], running[j], keeper.carrying[task.id] = false, true, true
@@ -291,7 +294,7 @@ function Client:keep(opts)
       look = behind and t or t + every -- a long journal is read a slice per turn of the drive loop
     end
     local until_ = math.min(look, stop or look, exiting and t + 1 or look)
-    engine:drive(function() return fin[1] ~= nil end, until_, sleep)
+    engine:drive(has_finished, fin, until_, sleep)
     for k = #fin, 1, -1 do
       local j = fin[k]
       fin[k], running[j], keeper.carrying[j.id] = nil, nil, nil
