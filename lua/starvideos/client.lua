@@ -93,7 +93,8 @@ end
 -- @return the task, or `nil` and an error
 function Client:query(id)
   id = task_id(id, "query")
-  return live(self):run_one(new_job(self, "queried", id))
+  local engine = self.engine or live(self)
+  return engine:run_one(Job.new(engine, self.ledger, self.cfg, "queried", id))
 end
 
 --- Poll a task until it is completed or failed.  Without `interval` the polls

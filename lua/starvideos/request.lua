@@ -103,22 +103,35 @@ end
 -- create's JSON), deadline (monotonic; nil: none); a download's `download`:
 -- {part =, dest =, resume_limit =}.
 function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, download)
-  -- what a query's request holds, in one constructor: a table is sized by its
-  -- constructor's fields (room for task and err too), and one added later can
-  -- rehash it all; false, not nil, for those read before they are set (no
-  -- lookup through the metatable).  handle: the exchange in flight; started:
-  -- when the latest attempt was sent (false: never); done once it ended (task or
-  -- err).  Other fields only where they are given: body (a POST), deadline, a
-  -- download's; fresh for a create; id when an event names the request.
-  -- The client's user_agent, connect_timeout and ca_file go with each exchange:
-  -- the clients of a key share its transport, not these.
-  local self = setmetatable({ op = op, url = url, auth = auth, max_body = cfg.max_answer, timeout = false,
-    path = path, engine = engine, cfg = cfg, owner = owner, attempt = 0, handle = false, started = false,
-    done = false, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file },
-    Request)
-  if body then self.body = body end
-  if deadline then self.deadline = deadline end
-  if op == "create" then self.fresh = true end
+  -- a table an earlier request of this engine left (Request.release), else a
+  -- new one with every field a query's request holds, in one constructor (a
+  -- table is sized by its constructor's fields, and one added later can rehash
+  -- it all); false, not nil, for those read before they are set (no lookup
+  -- through the metatable).  handle: the exchange in flight; started: when the
+  -- latest attempt was sent (false: never); done once it ended (task or err);
+  -- gen: how many requests the table has served (1: its first).  body (a
+  -- POST), deadline, fresh (a create) and id (when an event names the request)
+  -- are nil unless given.  The client's user_agent, connect_timeout and
+  -- ca_file go with each exchange: the clients of a key share its transport, not these.
+  local self
+  local n = engine.nspare
+  if n > 0 then
+    local spare = engine.spare
+    self = spare[n]
+    spare[n], engine.nspare = nil, n - 1
+    -- (handle is false: Request.release took only such; timeout is set by each send)
+    self.gen, self.attempt, self.started, self.done = self.gen + 1, 0, false, false
+  else
+    self = setmetatable({ op = false, url = false, auth = false, max_body = false, timeout = false, path = false,
+      engine = engine, cfg = false, owner = false, attempt = 0, handle = false, started = false, done = false,
+      user_agent = false, connect_timeout = false, ca_file = false, gen = 1, body = false, deadline = false,
+      fresh = false, id = false, task = false, err = false, wake = false, queued = false, tail = false }, Request)
+  end
+  self.op, self.url, self.auth, self.max_body, self.path, self.cfg, self.owner = op, url, auth, cfg.max_answer, path,
+    cfg, owner
+  self.user_agent, self.connect_timeout, self.ca_file = cfg.user_agent, cfg.connect_timeout, cfg.ca_file or false
+  self.body, self.deadline, self.fresh, self.id, self.task, self.err = body, deadline or false, op == "create", nil,
+    nil, nil
   if op == "download" then
     self.part, self.dest, self.resume_limit = download.part, download.dest, download.resume_limit
     self.file, self.follow, self.stall = download.part, true, cfg.timeout
@@ -127,6 +140,27 @@ function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, do
     if size then self.offset, self.kept, self.tail = size - OVERLAP, size, tail end
   end
   return self
+end
+
+-- At most this many request tables wait in an engine for reuse.
+local SPARE_MAX = 64
+
+-- The owner read the request's task or err and let go of it (Job: its req is
+-- false again): its table serves the engine's next request, when nothing else
+-- can reach it any more.  The engine untracked it and the transport forgot its
+-- exchange (finished() took the result); a download is never reused (its
+-- transfer's .part and progress), nor a request that was ever on the timer heap
+-- (wake: a retry's or a queue deadline's entry may still be there) or in the
+-- queue.  What it held (owner, task, err, cfg) is dropped, so that nothing
+-- stays alive through it.
+function Request.release(req)
+  if not req.done or req.handle or req.op == "download" or req.wake or req.queued then return end
+  local engine = req.engine
+  local n = engine.nspare
+  if n >= SPARE_MAX then return end
+  req.owner, req.task, req.err, req.cfg, req.body = false, nil, nil, false, nil
+  n = n + 1
+  engine.spare[n], engine.nspare = req, n
 end
 
 -- Whether the bytes sent again over the end of the .part left by an earlier
