@@ -378,7 +378,7 @@ end
 -- Everything that is ready, without waiting: timers that fell due, network work
 -- (unless `polled`: the transport's poll just did it), exchanges that finished,
 -- download progress, commits, a slice of a journal.
-function E:tick(polled)
+local function tick(self, polled)
   local h = self.timers
   if h[1] then
     local t = now()
@@ -429,6 +429,8 @@ function E:tick(polled)
   end
 end
 
+E.tick = tick
+
 -- The one drive loop: until done(arg) (done nil: until arg.done, a job's) or
 -- the time `stop` (monotonic).  `acted`: the caller has just sent (or set a
 -- timer), so the loop begins with the pause: what is already due makes it
@@ -444,7 +446,7 @@ function E:drive(done, arg, stop, sleep, acted)
     if acted then
       acted = false
     else
-      self:tick(polled)
+      tick(self, polled)
       if done then
         if done(arg) then return end
       elseif arg.done then

@@ -16,7 +16,7 @@ local Ledger = require "starvideos.ledger"
 
 local type, pairs, tostring, setmetatable, math_min, math_max, string_format, os_time =
   type, pairs, tostring, setmetatable, math.min, math.max, string.format, os.time
-local new_error, now, release = options.new_error, core.now, Request.release
+local new_error, now, release, send = options.new_error, core.now, Request.release, Request.send
 
 local Job = {}
 Job.__index = Job
@@ -209,7 +209,7 @@ function _poll(self, t)
   -- a lone query (client:query) has no deadline
   local req = Request.new(engine, cfg, self, "query", url, path, true, nil, self.goal ~= "queried" and self.deadline)
   self.req = req
-  req:send(t)
+  send(req, t)
 end
 
 function _download(self)

@@ -109,9 +109,10 @@ function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, do
   -- it all); false, not nil, for those read before they are set (no lookup
   -- through the metatable).  handle: the exchange in flight; started: when the
   -- latest attempt was sent (false: never); done once it ended (task or err);
-  -- gen: how many requests the table has served (1: its first).  body (a
-  -- POST), deadline, fresh (a create) and id (when an event names the request)
-  -- are nil unless given.  The client's user_agent, connect_timeout and
+  -- gen: how many requests the table has served (1: its first); task and err
+  -- are read once it is done (Request.release left them nil).  body (a POST)
+  -- and id (when an event names the request) are nil unless given; deadline
+  -- and fresh (a create) false.  The client's user_agent, connect_timeout and
   -- ca_file go with each exchange: the clients of a key share its transport, not these.
   local self
   local n = engine.nspare
@@ -130,8 +131,7 @@ function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, do
   self.op, self.url, self.auth, self.max_body, self.path, self.cfg, self.owner = op, url, auth, cfg.max_answer, path,
     cfg, owner
   self.user_agent, self.connect_timeout, self.ca_file = cfg.user_agent, cfg.connect_timeout, cfg.ca_file or false
-  self.body, self.deadline, self.fresh, self.id, self.task, self.err = body, deadline or false, op == "create", nil,
-    nil, nil
+  self.body, self.deadline, self.fresh, self.id = body, deadline or false, op == "create", nil
   if op == "download" then
     self.part, self.dest, self.resume_limit = download.part, download.dest, download.resume_limit
     self.file, self.follow, self.stall = download.part, true, cfg.timeout
@@ -178,7 +178,7 @@ function Request:_restart(t)
   return self:send(t)
 end
 
-function Request:_finish(task, err, t)
+local function finish(self, task, err, t)
   if err and self.op ~= "download" then options.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
   if err and self.op == "download" and self.started then os_remove(self.part) end
@@ -209,7 +209,7 @@ function Request:send(t)
   if self.deadline then
     left = self.deadline - t
     if left <= 0 then
-      return self:_finish(nil, self.err or new_error("timeout", string_format(
+      return finish(self, nil, self.err or new_error("timeout", string_format(
         "%s: the deadline passed before the request could be sent", self.op)))
     end
   end
@@ -223,7 +223,7 @@ function Request:send(t)
   local h, err = engine.transport:send(self)
   if not h then
     if self.tail then return self:_restart(t) end -- the transport would not open the .part left over
-    return self:_finish(nil, err)
+    return finish(self, nil, err)
   end
   self.handle, self.started = h, t
   engine:track(self)
@@ -254,17 +254,17 @@ function Request:finished(t)
       local transport = engine.transport
       if transport.commit then -- a transport may sync the file its own way (transport.lua)
         local ok, cerr = transport:commit(self.part, self.dest)
-        if not ok then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
-        return self:_finish(task)
+        if not ok then return finish(self, nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+        return finish(self, task)
       end
       -- fsync and rename on a helper thread: the request is "committing" until
       -- the engine's tick sees the thread done (committed), never blocking a step
       local c, cerr = core.commit_start(self.part, self.dest, file)
-      if not c then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+      if not c then return finish(self, nil, new_error("io", "download: " .. cerr, { field = "path" })) end
       self.commit, self.committing = c, true
       return engine:committing(self)
     end
-    return self:_finish(task, nil, t)
+    return finish(self, task, nil, t)
   end
   if self.tail and err.status == 416 then return self:_restart(t) end -- the .part left over is too long
   -- whether and when to try again: the core's one policy, for a download too
@@ -273,7 +273,7 @@ function Request:finished(t)
     math_random())
   if delay and self.op == "download" then self.offset = bytes or 0 end
   if not delay or (self.deadline and t + delay >= self.deadline) then
-    return self:_finish(nil, err, t)
+    return finish(self, nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
   if on_event then
@@ -292,8 +292,8 @@ function Request:committed(ok, cerr)
     if not ok then os_remove(self.part) end
     return
   end
-  if not ok then return self:_finish(nil, new_error("io", "download: " .. tostring(cerr), { field = "path" })) end
-  return self:_finish("")
+  if not ok then return finish(self, nil, new_error("io", "download: " .. tostring(cerr), { field = "path" })) end
+  return finish(self, "")
 end
 
 -- A timer fell due: the next attempt.
