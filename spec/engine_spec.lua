@@ -151,4 +151,78 @@ describe("the engine", function()
     end
     a:close(); b:close()
   end)
+  -- A lone query's job and request tables serve the engine's next query once
+  -- nothing refers to them (Job:release, Request.release); gen counts the
+  -- requests a table served.  Each sent request is seen as the transport got it.
+  local function watched(fake)
+    local seen = {}
+    local send = fake.send
+    fake.send = function(self, r)
+      seen[#seen + 1] = { r = r, gen = r.gen, owner = r.owner, url = r.url, owner_id = r.owner.id, cfg = r.cfg,
+        user_agent = r.user_agent }
+      return send(self, r)
+    end
+    return seen
+  end
+
+  it("reuses a lone query's tables once nothing refers to them: the old owner never sees them again", function()
+    local fake = Fake.new()
+    local seen = watched(fake)
+    local a = client(fake, nil, { requests_per_second = 1000 })
+    local first = assert(a:query("task_1"))
+    local r1, job1 = seen[1].r, seen[1].owner
+    -- let go: what it held is dropped, the job no longer points at it
+    assert.is_true(r1.done)
+    assert.is_false(r1.owner)
+    assert.is_nil(r1.task)
+    assert.is_false(job1.req)
+    assert.is_nil(job1.task)
+    local second = assert(a:query("task_2"))
+    assert.equal(r1, seen[2].r) -- the same table, a new generation, a new owner's id and URL
+    assert.equal(seen[1].gen + 1, seen[2].gen)
+    assert.equal(job1, seen[2].owner)
+    assert.equal("task_2", seen[2].owner_id)
+    assert.truthy(seen[2].url:find("/v1/result/task_2$"))
+    -- what the first query returned is its own: untouched by the second
+    assert.equal("task_1", first.id)
+    assert.equal("task_2", second.id)
+    assert.is_nil(r1.task)
+    -- a query of another client of the key: that client's options go with it
+    local b = client(fake, nil, { requests_per_second = 1000, user_agent = "other/1" })
+    assert(b:query("task_3"))
+    assert.equal(r1, seen[3].r)
+    assert.equal("other/1", seen[3].user_agent)
+    assert.equal(b.cfg, seen[3].cfg)
+    assert.are_not.equal(seen[2].user_agent, seen[3].user_agent)
+    a:close(); b:close()
+  end)
+
+  it("never reuses a table a timer may still name: a retried request, a job that waited for a token", function()
+    local n = 0
+    local fake = Fake.scripted(function(r)
+      n = n + 1
+      if r.url:find("retried") and n == 1 then return { status = 503 } end
+      return { status = 200, body = string.format('{"id":"%s","status":"completed"}', r.url:match("[^/]*$")) }
+    end)
+    local seen = watched(fake)
+    local a = client(fake, nil, { requests_per_second = 1000, retry_backoff = 0.01 })
+    assert.equal("retried", assert(a:query("retried")).id)
+    assert.equal(2, #seen)
+    assert.equal(seen[1].r, seen[2].r) -- the retry is the same request, sent again
+    assert(a:query("next"))
+    assert.are_not.equal(seen[1].r, seen[3].r) -- it went on the heap (its backoff): never reused
+    assert.equal(1, seen[3].r.gen)
+    a:close()
+    -- a job that waited for a token went on the heap too: its table is not reused
+    local slow = Fake.new()
+    local watched_slow = watched(slow)
+    local c = client(slow, "key-slow", { requests_per_second = 1 }) -- a bucket of 1 token
+    assert(c:query("q1")) -- the token
+    assert(c:query("q2")) -- waits for the next (its job on the heap)
+    assert(c:query("q3")) -- waits too
+    local j1, j2, j3 = watched_slow[1].owner, watched_slow[2].owner, watched_slow[3].owner
+    assert.equal(j1, j2) -- q1's job served q2
+    assert.are_not.equal(j2, j3) -- q2's was on the heap: q3 got a new one
+    c:close()
+  end)
 end)

@@ -94,7 +94,8 @@ end
 -- @return the task, or `nil` and an error
 function Client:query(id)
   id = task_id(id, "query")
-  return live(self):run_one(new_job(self, "queried", id))
+  local engine = self.engine or live(self)
+  return engine:run_one(Job.new(engine, self.ledger, self.cfg, "queried", id))
 end
 
 --- Poll a task until it is completed or failed.  Without `interval` the polls
@@ -165,8 +166,6 @@ function Client:generate(params, opts)
   return self.engine:run_one(j, err, opts.sleep)
 end
 
-local file_name = Ledger.file_name
-
 --- Wait for many tasks at once; one failure does not stop the others.
 -- @tab list task ids or tasks
 -- @tparam[opt] table opts `interval`, `timeout`, `on_progress` (events carry
@@ -182,7 +181,7 @@ function Client:wait_all(list, opts)
     local id = task_id(v, "wait_all")
     jobs[i] = assert(new_job(self, nil, id, { task = type(v) == "table" and v or nil, interval = opts.interval,
       timeout = opts.timeout, index = i, on_progress = opts.on_progress,
-      out = opts.out_dir and (opts.out_dir .. "/" .. file_name(id) .. ".mp4") }))
+      out = opts.out_dir and (opts.out_dir .. "/" .. Ledger.file_name(id) .. ".mp4") }))
   end
   return self.engine:run(jobs, opts.sleep)
 end

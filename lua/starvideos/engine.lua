@@ -73,7 +73,8 @@ local function new_budget(cfg, key, ngx)
     tokens = math_max(1, cfg.requests_per_second), born_at = {}, born_ring = {}, born_next = 1,
     members = setmetatable({}, { __mode = "k" }), -- the live clients' cfgs
     engines = setmetatable({}, { __mode = "k" }), -- the key's engines (inside nginx: one per client)
-    kinds = {}, views = {}, journals = {}, learners = {} } -- the learned schedule (E:schedule)
+    kinds = {}, views = {}, journals = {}, learners = {}, -- the learned schedule (E:schedule)
+    side = 0 } -- entries of learners (join, leave)
   if ngx then
     b.slots, b.slots_n, b.slots_debt = require("ngx.semaphore").new(cfg.max_connections), cfg.max_connections, 0
     local dict = ngx.shared and ngx.shared.starvideos
@@ -144,6 +145,10 @@ function E.for_client(cfg)
       budget = budget, clients = 1, transport = cfg.transport or transport.new(tcfg),
       inflight = {}, downloads = {}, timers = {}, commits = {}, learners = budget.learners,
       sending = 0, queue = {}, qhead = 1, qtail = 0, max_sending = 4 * cfg.max_connections,
+      side = 0, -- entries of downloads and commits (join, leave)
+      spare = {}, nspare = 0, -- request tables for reuse (request.lua's Request.release)
+      spare_job = false, -- a lone query's job table for reuse (job.lua's Job:release)
+      polled_id = false, polled_path = false, polled_url = false, -- job.lua's latest poll's path and URL
     }, E)
     budget.engines[self] = true
     if not ngx then engines[key] = self end
@@ -321,7 +326,7 @@ end
 local function join(counts, set, obj)
   if set[obj] then return end
   set[obj] = true
-  counts.side = (counts.side or 0) + 1
+  counts.side = counts.side + 1
 end
 
 local function leave(counts, set, obj)
@@ -362,7 +367,7 @@ function E:unqueue()
     q[i] = nil
     i = i + 1
     self.qhead = i
-    req.queued = nil
+    req.queued = false
     if not req.done and not req.handle then req:send(now()) end
   end
   if i > self.qtail then self.qhead, self.qtail = 1, 0 end
@@ -373,7 +378,7 @@ end
 -- Everything that is ready, without waiting: timers that fell due, network work
 -- (unless `polled`: the transport's poll just did it), exchanges that finished,
 -- download progress, commits, a slice of a journal.
-function E:tick(polled)
+local function tick(self, polled)
   local h = self.timers
   if h[1] then
     local t = now()
@@ -393,17 +398,19 @@ function E:tick(polled)
     else
       tr:result(x)
     end
+    -- none of ours left in flight: the transport is not asked again (an
+    -- exchange nobody tracks any more is taken at the next tick)
+    if self.sending == 0 then break end
     x = tr:finished()
   end
   if self.qtail >= self.qhead then self:unqueue() end
   local b = self.budget
-  if (b.side or 0) > 0 then
+  if b.side > 0 then
     for ledger in pairs(self.learners) do
       if ledger:learn_more() then leave(b, self.learners, ledger) end
     end
   end
-  local side = self.side
-  if not side or side == 0 then return end
+  if self.side == 0 then return end
   if next(self.downloads) then
     for req in pairs(self.downloads) do
       if req.handle then req.owner:progress(tr:progress(req.handle)) end
@@ -422,51 +429,56 @@ function E:tick(polled)
   end
 end
 
--- Let up to `wait` seconds pass while the transport works: inside the transport
--- (which returns as soon as an exchange finishes), or through a `sleep` given
--- by the caller (a coroutine scheduler's), coming back often while exchanges run.
--- true when the transport's poll did the network work that was ready.
-function E:pause(wait, sleep)
-  local side = self.side
-  if side and side > 0 then
-    if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
-    if next(self.commits) then wait = math_min(wait, 0.005) end
-  end
-  if (self.budget.side or 0) > 0 then wait = math_min(wait, 0.005) end -- a journal being read
-  if wait <= 0 then return false end
-  if sleep then
-    if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
-    sleep(wait)
-    return false
-  end
-  self.transport:poll(wait)
-  return true
-end
+E.tick = tick
 
--- The one drive loop: until done(arg) or the time `stop` (monotonic).  `acted`:
--- the caller has just sent (or set a timer), so the loop begins with the pause:
--- what is already due makes it return at once, and a finished exchange waiting
--- to be taken too (every transport's poll), so nothing is held up.
+-- The one drive loop: until done(arg) (done nil: until arg.done, a job's) or
+-- the time `stop` (monotonic).  `acted`: the caller has just sent (or set a
+-- timer), so the loop begins with the pause: what is already due makes it
+-- return at once, and a finished exchange waiting to be taken too (every
+-- transport's poll), so nothing is held up.
+-- The pause lets up to `wait` seconds pass while the transport works: inside
+-- the transport (which returns as soon as an exchange finishes; then the tick
+-- does not poll it again), or through a `sleep` given by the caller (a
+-- coroutine scheduler's), coming back often while exchanges run.
 function E:drive(done, arg, stop, sleep, acted)
   local polled = false
   while true do
     if acted then
       acted = false
     else
-      self:tick(polled)
-      if done(arg) then return end
+      tick(self, polled)
+      if done then
+        if done(arg) then return end
+      elseif arg.done then
+        return
+      end
     end
-    local t = now()
-    if stop and t >= stop then return end
-    local wake = self.timers[1]
-    local wait = wake and math_max(0, wake[1] - t) or 1
-    if stop then wait = math_min(wait, stop - t) end
-    polled = self:pause(wait, sleep)
+    local wake, wait = self.timers[1], 1 -- the clock is read only when a time is to be waited for
+    if wake or stop then
+      local t = now()
+      if stop and t >= stop then return end
+      if wake then wait = math_max(0, wake[1] - t) end
+      if stop then wait = math_min(wait, stop - t) end
+    end
+    polled = false
+    if self.side > 0 then
+      if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
+      if next(self.commits) then wait = math_min(wait, 0.005) end
+    end
+    if self.budget.side > 0 then wait = math_min(wait, 0.005) end -- a journal being read
+    if wait > 0 then
+      if sleep then
+        if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
+        sleep(wait)
+      else
+        self.transport:poll(wait)
+        polled = true
+      end
+    end
   end
 end
 
 -- What drive waits for (no closure made per call).
-local function job_done(job) return job.done end
 local function group_done(group) return group.left == 0 end
 local function has_finished(fin) return fin[1] ~= nil end
 
@@ -524,9 +536,11 @@ function E:run_one(job, err, sleep)
   if not job then return nil, err end
   sleep = sleep or job.cfg.sleep
   job:advance(now())
-  if not job.done then self:drive(job_done, job, nil, sleep, true) end
-  if job.err then return nil, job.err end
-  return job.task
+  if not job.done then self:drive(nil, job, nil, sleep, true) end
+  local task, failed = job.task, job.err
+  job:release() -- read: a lone query's table may serve the next one
+  if failed then return nil, failed end
+  return task
 end
 
 return E

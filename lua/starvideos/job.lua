@@ -16,7 +16,7 @@ local Ledger = require "starvideos.ledger"
 
 local type, pairs, tostring, setmetatable, math_min, math_max, string_format, os_time =
   type, pairs, tostring, setmetatable, math.min, math.max, string.format, os.time
-local new_error, now = options.new_error, core.now
+local new_error, now, release, send = options.new_error, core.now, Request.release, Request.send
 
 local Job = {}
 Job.__index = Job
@@ -65,12 +65,26 @@ local OPTIONAL = { finished = "fin", out = "out", url = "url", interval = "fixed
 function Job.new(engine, ledger, cfg, goal, id, spec)
   local t = now()
   local task, url, timeout = spec and spec.task, spec and spec.url, spec and spec.timeout
+  local deadline = t + (timeout or (url and cfg.download_timeout or cfg.wait_timeout))
+  if not spec then -- a lone query: nothing more to keep, in the table one ended before it left (Job:release)
+    local job = engine.spare_job
+    if job then
+      engine.spare_job = false
+      job.ledger, job.cfg, job.id, job.goal, job.deadline, job.done, job.state = ledger, cfg, id, goal, deadline, false,
+        "polling"
+      return job
+    end
+  end
   -- what every job holds, in one constructor: a table is sized by its
-  -- constructor's fields (nil ones too), and a field added later can rehash it
+  -- constructor's fields (nil ones too), and a field added later can rehash
+  -- it; false, not nil, for those every answer reads (no lookup through the
+  -- metatable).  wake: when its timer falls due (0: it has none, due at once;
+  -- E:at sets it); lone: made with no spec (client:query)
   local job = setmetatable({ engine = engine, ledger = ledger, cfg = cfg, id = id, goal = goal, task = task,
-    status = task and task.status, deadline = t + (timeout or (url and cfg.download_timeout or cfg.wait_timeout)),
-    done = false, wake = t, state = "polling", req = false }, Job)
-  if not spec then return job end -- a lone query: nothing more to keep
+    status = task and task.status, deadline = deadline, done = false, wake = 0, state = "polling", req = false,
+    err = nil, lone = not spec, refreshing = false, on_progress = false, on_status = false, fin = false,
+    group = false }, Job)
+  if not spec then return job end
   -- the others only when given, so that a job waiting among thousands stays small
   for k, v in pairs(spec) do
     local field = OPTIONAL[k]
@@ -179,11 +193,23 @@ function _poll(self, t)
     local later = self.engine:token(t)
     if later then return self.engine:at(math_min(later, self.deadline), self) end
   end
-  local path, err = core.result_path(self.id)
-  if not path then return _finish(self, err) end
-  if not self.cfg.has_key then return _finish(self, new_error("auth", NO_KEY)) end
+  -- the task's result path (core.result_path) and URL, kept by the engine for
+  -- the latest id it polled: the polls of one task ask once (every client of an
+  -- engine has its base URL)
+  local engine, id, cfg = self.engine, self.id, self.cfg
+  local path, url = engine.polled_path, engine.polled_url
+  if engine.polled_id ~= id then
+    local err
+    path, err = core.result_path(id)
+    if not path then return _finish(self, err) end
+    url = cfg.base_url .. path
+    engine.polled_id, engine.polled_path, engine.polled_url = id, path, url
+  end
+  if not cfg.has_key then return _finish(self, new_error("auth", NO_KEY)) end
   -- a lone query (client:query) has no deadline
-  _send(self, t, "query", self.cfg.base_url .. path, path, true, nil, self.goal ~= "queried" and self.deadline or nil)
+  local req = Request.new(engine, cfg, self, "query", url, path, true, nil, self.goal ~= "queried" and self.deadline)
+  self.req = req
+  send(req, t)
 end
 
 function _download(self)
@@ -269,6 +295,17 @@ function _request_done(self, req, t)
   end
 end
 
+-- The engine read what a job ended with (run_one): a lone query's table then
+-- serves the engine's next one, when nothing can reach it any more: it never
+-- was on the timer heap (wake 0: so no entry of it is left there), its request
+-- is gone (req false) and nobody was handed it (no spec: no on_status, no
+-- finished list, no group).  What it held is dropped.
+function Job:release()
+  if not (self.lone and self.done and self.wake == 0 and not self.req) then return end
+  self.task, self.err, self.status, self.ledger, self.cfg, self.id = nil, nil, nil, false, false, nil
+  self.engine.spare_job = self
+end
+
 -- Download progress, reported when it grew (the engine calls it each tick).
 function Job:progress(bytes, total)
   if bytes and bytes > (self.bytes or 0) then
@@ -289,7 +326,7 @@ function Job:advance(t)
     if not req.done then return end
     self.req = false
     _request_done(self, req, t)
-    return
+    return release(req) -- read and let go: its table may serve the engine's next request
   end
   if t < self.wake then return end
   if self.state == "creating" then

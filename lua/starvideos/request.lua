@@ -103,22 +103,35 @@ end
 -- create's JSON), deadline (monotonic; nil: none); a download's `download`:
 -- {part =, dest =, resume_limit =}.
 function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, download)
-  -- what a query's request holds, in one constructor: a table is sized by its
-  -- constructor's fields (room for task and err too), and one added later can
-  -- rehash it all; false, not nil, for those read before they are set (no
-  -- lookup through the metatable).  handle: the exchange in flight; started:
-  -- when the latest attempt was sent (false: never); done once it ended (task or
-  -- err).  Other fields only where they are given: body (a POST), deadline, a
-  -- download's; fresh for a create; id when an event names the request.
-  -- The client's user_agent, connect_timeout and ca_file go with each exchange:
-  -- the clients of a key share its transport, not these.
-  local self = setmetatable({ op = op, url = url, auth = auth, max_body = cfg.max_answer, timeout = false,
-    path = path, engine = engine, cfg = cfg, owner = owner, attempt = 0, handle = false, started = false,
-    done = false, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file },
-    Request)
-  if body then self.body = body end
-  if deadline then self.deadline = deadline end
-  if op == "create" then self.fresh = true end
+  -- a table an earlier request of this engine left (Request.release), else a
+  -- new one with every field a query's request holds, in one constructor (a
+  -- table is sized by its constructor's fields, and one added later can rehash
+  -- it all); false, not nil, for those read before they are set (no lookup
+  -- through the metatable).  handle: the exchange in flight; started: when the
+  -- latest attempt was sent (false: never); done once it ended (task or err);
+  -- gen: how many requests the table has served (1: its first); task and err
+  -- are read once it is done (Request.release left them nil).  body (a POST)
+  -- and id (when an event names the request) are nil unless given; deadline
+  -- and fresh (a create) false.  The client's user_agent, connect_timeout and
+  -- ca_file go with each exchange: the clients of a key share its transport, not these.
+  local self
+  local n = engine.nspare
+  if n > 0 then
+    local spare = engine.spare
+    self = spare[n]
+    spare[n], engine.nspare = nil, n - 1
+    -- (handle is false: Request.release took only such; timeout is set by each send)
+    self.gen, self.attempt, self.started, self.done = self.gen + 1, 0, false, false
+  else
+    self = setmetatable({ op = false, url = false, auth = false, max_body = false, timeout = false, path = false,
+      engine = engine, cfg = false, owner = false, attempt = 0, handle = false, started = false, done = false,
+      user_agent = false, connect_timeout = false, ca_file = false, gen = 1, body = false, deadline = false,
+      fresh = false, id = false, task = false, err = false, wake = false, queued = false, tail = false }, Request)
+  end
+  self.op, self.url, self.auth, self.max_body, self.path, self.cfg, self.owner = op, url, auth, cfg.max_answer, path,
+    cfg, owner
+  self.user_agent, self.connect_timeout, self.ca_file = cfg.user_agent, cfg.connect_timeout, cfg.ca_file or false
+  self.body, self.deadline, self.fresh, self.id = body, deadline or false, op == "create", nil
   if op == "download" then
     self.part, self.dest, self.resume_limit = download.part, download.dest, download.resume_limit
     self.file, self.follow, self.stall = download.part, true, cfg.timeout
@@ -127,6 +140,27 @@ function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, do
     if size then self.offset, self.kept, self.tail = size - OVERLAP, size, tail end
   end
   return self
+end
+
+-- At most this many request tables wait in an engine for reuse.
+local SPARE_MAX = 64
+
+-- The owner read the request's task or err and let go of it (Job: its req is
+-- false again): its table serves the engine's next request, when nothing else
+-- can reach it any more.  The engine untracked it and the transport forgot its
+-- exchange (finished() took the result); a download is never reused (its
+-- transfer's .part and progress), nor a request that was ever on the timer heap
+-- (wake: a retry's or a queue deadline's entry may still be there) or in the
+-- queue.  What it held (owner, task, err, cfg) is dropped, so that nothing
+-- stays alive through it.
+function Request.release(req)
+  if not req.done or req.handle or req.op == "download" or req.wake or req.queued then return end
+  local engine = req.engine
+  local n = engine.nspare
+  if n >= SPARE_MAX then return end
+  req.owner, req.task, req.err, req.cfg, req.body = false, nil, nil, false, nil
+  n = n + 1
+  engine.spare[n], engine.nspare = req, n
 end
 
 -- Whether the bytes sent again over the end of the .part left by an earlier
@@ -144,7 +178,7 @@ function Request:_restart(t)
   return self:send(t)
 end
 
-function Request:_finish(task, err, t)
+local function finish(self, task, err, t)
   if err and self.op ~= "download" then options.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
   if err and self.op == "download" and self.started then os_remove(self.part) end
@@ -175,7 +209,7 @@ function Request:send(t)
   if self.deadline then
     left = self.deadline - t
     if left <= 0 then
-      return self:_finish(nil, self.err or new_error("timeout", string_format(
+      return finish(self, nil, self.err or new_error("timeout", string_format(
         "%s: the deadline passed before the request could be sent", self.op)))
     end
   end
@@ -189,7 +223,7 @@ function Request:send(t)
   local h, err = engine.transport:send(self)
   if not h then
     if self.tail then return self:_restart(t) end -- the transport would not open the .part left over
-    return self:_finish(nil, err)
+    return finish(self, nil, err)
   end
   self.handle, self.started = h, t
   engine:track(self)
@@ -220,17 +254,17 @@ function Request:finished(t)
       local transport = engine.transport
       if transport.commit then -- a transport may sync the file its own way (transport.lua)
         local ok, cerr = transport:commit(self.part, self.dest)
-        if not ok then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
-        return self:_finish(task)
+        if not ok then return finish(self, nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+        return finish(self, task)
       end
       -- fsync and rename on a helper thread: the request is "committing" until
       -- the engine's tick sees the thread done (committed), never blocking a step
       local c, cerr = core.commit_start(self.part, self.dest, file)
-      if not c then return self:_finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+      if not c then return finish(self, nil, new_error("io", "download: " .. cerr, { field = "path" })) end
       self.commit, self.committing = c, true
       return engine:committing(self)
     end
-    return self:_finish(task, nil, t)
+    return finish(self, task, nil, t)
   end
   if self.tail and err.status == 416 then return self:_restart(t) end -- the .part left over is too long
   -- whether and when to try again: the core's one policy, for a download too
@@ -239,7 +273,7 @@ function Request:finished(t)
     math_random())
   if delay and self.op == "download" then self.offset = bytes or 0 end
   if not delay or (self.deadline and t + delay >= self.deadline) then
-    return self:_finish(nil, err, t)
+    return finish(self, nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
   if on_event then
@@ -258,8 +292,8 @@ function Request:committed(ok, cerr)
     if not ok then os_remove(self.part) end
     return
   end
-  if not ok then return self:_finish(nil, new_error("io", "download: " .. tostring(cerr), { field = "path" })) end
-  return self:_finish("")
+  if not ok then return finish(self, nil, new_error("io", "download: " .. tostring(cerr), { field = "path" })) end
+  return finish(self, "")
 end
 
 -- A timer fell due: the next attempt.
