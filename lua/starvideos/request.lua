@@ -114,7 +114,8 @@ function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, do
   -- the clients of a key share its transport, not these.
   local self = setmetatable({ op = op, url = url, auth = auth, max_body = cfg.max_answer, timeout = false,
     path = path, engine = engine, cfg = cfg, owner = owner, attempt = 0, handle = false, started = false,
-    done = false, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file },
+    done = false, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file,
+    proxy = cfg.proxy },
     Request)
   if body then self.body = body end
   if deadline then self.deadline = deadline end
