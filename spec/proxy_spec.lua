@@ -169,15 +169,15 @@ describe("proxies", function()
       went_through(tp_log(from))
     end)
 
-    it("honours http_proxy (a download's thread too), and no_proxy", function()
+    it("honours http_proxy (a download's thread too), and no_proxy; not HTTP_PROXY (as the README says)", function()
       local _, from = tp_log()
       local out = child("http_proxy=http://127.0.0.1:" .. tp_port, str_format("base_url = %q", emu.url))
       assert.matches("^completed ", out)
       local log
       log, from = tp_log(from)
       went_through(log)
-      for _, no in ipairs { "no_proxy=127.0.0.1", "NO_PROXY=127.0.0.1" } do
-        out = child(no .. " http_proxy=http://127.0.0.1:" .. tp_port, str_format("base_url = %q", emu.url))
+      for _, env in ipairs { "no_proxy=127.0.0.1 http_proxy=", "NO_PROXY=127.0.0.1 http_proxy=", "HTTP_PROXY=" } do
+        out = child(env .. "http://127.0.0.1:" .. tp_port, str_format("base_url = %q", emu.url))
         assert.matches("^completed ", out)
         log, from = tp_log(from)
         assert.equal("", log)
