@@ -194,10 +194,15 @@ local M = {}
 function M.run()
   local a = ngx.req.get_uri_args()
   local c = starvideos.new { api_key = a.key, base_url = a.base, proxy = a.proxy, interval = 0.2, min_interval = 0.1 }
-  local task, err = c:generate({ model = "videos", prompt = "a cat", duration = 4 }, { out = a.out, interval = 0.2,
-    timeout = 60 })
+  local task, err
+  if a.query then
+    task, err = c:query(a.query)
+  else
+    task, err = c:generate({ model = "videos", prompt = "a cat", duration = 4 }, { out = a.out, interval = 0.2,
+      timeout = 60 })
+  end
   c:close()
-  ngx.say(cjson.encode { status = task and task.status, err = err and tostring(err) })
+  ngx.say(cjson.encode { status = task and task.status, err = err and tostring(err), kind = err and err.kind })
 end
 return M
 ]]
@@ -230,10 +235,10 @@ return M
   local function esc(s) return (s:gsub("[^%w]", function(ch) return str_format("%%%02X", ch:byte()) end)) end
 
   -- GET /run on nginx: the decoded answer.
-  local function in_nginx(base, proxy, out)
+  local function in_nginx(base, proxy, out, query)
     local http = require "socket.http"
-    local body, code = http.request(str_format("http://127.0.0.1:%d/run?key=%s&base=%s&proxy=%s&out=%s", ngx_port,
-      esc(KEY), esc(base), esc(proxy), esc(out)))
+    local body, code = http.request(str_format("http://127.0.0.1:%d/run?key=%s&base=%s&proxy=%s&out=%s%s", ngx_port,
+      esc(KEY), esc(base), esc(proxy), esc(out), query and "&query=" .. esc(query) or ""))
     assert.equal(200, code, tostring(body) .. read(dir .. "/error.log"))
     return assert(helper.json(body))
   end
@@ -310,6 +315,25 @@ return M
         >= 1, bytes)
       assert.equal(0, count(bytes, KEY))
       assert.equal(0, count(bytes, "Authorization"))
+    end)
+
+    it("a proxy that refuses the tunnel: an error naming it, on both transports", function()
+      start_nginx()
+      -- nginx's plain port is not a ConnectPort of tinyproxy's: it answers 403
+      local base, proxy = "https://127.0.0.1:" .. ngx_port, "http://127.0.0.1:" .. tp_port
+      local _, from = tp_log()
+      local c = starvideos.new { api_key = KEY, base_url = base, ca_file = cert, proxy = proxy, max_retries = 0 }
+      local task, err = c:query("video_videos_1")
+      c:close()
+      assert.is_nil(task)
+      assert.equal("network", err.kind, tostring(err))
+      assert.matches("403", tostring(err), 1, true)
+      local o = in_nginx(base, proxy, dir .. "/unused.mp4", "video_videos_1")
+      assert.is_nil(o.status)
+      assert.equal("network", o.kind, tostring(o.err))
+      assert.matches("the proxy 127.0.0.1:" .. tp_port .. " did not open a tunnel to 127.0.0.1:" .. ngx_port
+        .. ": answered 403", o.err, 1, true)
+      assert.is_true(count(tp_log(from), "CONNECT 127.0.0.1:" .. ngx_port) >= 2)
     end)
   end)
 end)
