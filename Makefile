@@ -35,11 +35,12 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # Debian packages the build, the tests and the demo need (test-all: every VM;
 # luarocks for spec/luarocks_spec.lua, lua-ldoc and lua-markdown for make docs;
 # spec/nginx_spec.lua: nginx with its lua module, curl, openssl; the fleet specs:
-# redis-server, hiredis for starvideos.redis, lua-nginx-redis for nginx.redis).
+# redis-server, hiredis for starvideos.redis, lua-nginx-redis for nginx.redis;
+# spec/proxy_spec.lua: tinyproxy).
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks lua-ldoc lua-markdown nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
-             redis-server libhiredis-dev lua-nginx-redis
+             redis-server libhiredis-dev lua-nginx-redis tinyproxy
 # The goals that install what is missing first (when apt-get exists); no other
 # goal depends on deps-checked, so a plain `make` calls no package manager.
 INSTALL_GOALS := test test-all demo bench

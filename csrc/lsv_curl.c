@@ -73,8 +73,9 @@ static int getbool(lua_State *L, int t, const char *k) {
 }
 
 /* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
-   offset=, follow=, user_agent=, ca_file=, connect_timeout=} -> handle | nil, err
-   (no user_agent: the transport's user agent, CA file and connect timeout) */
+   offset=, follow=, user_agent=, ca_file=, connect_timeout=, proxy=} -> handle | nil, err
+   (no user_agent: the transport's user agent, CA file and connect timeout; no
+   proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
   lhttp *lh = check_http(L);
   sv_send s;
@@ -114,6 +115,7 @@ static int t_send(lua_State *L) {
     s.ca_file = opt_string(L, 2, "ca_file");
     s.connect_timeout = lsv_need_number(L, 2, "connect_timeout", 0.001, 86400, "send");
   }
+  s.proxy = opt_string(L, 2, "proxy");
   sv_error_clear(&err);
   lx = lua_newuserdatauv(L, sizeof *lx, 1);
   lx->x = NULL;

@@ -342,6 +342,10 @@ typedef struct sv_send {
   const char *user_agent;
   const char *ca_file;     /* or NULL: the system's CAs */
   double connect_timeout;  /* seconds */
+  /* "http://host:port" (options.lua checks it): this exchange goes through
+     that proxy (CONNECT for https).  NULL: libcurl's own choice, from
+     https_proxy / http_proxy / all_proxy / no_proxy in the environment. */
+  const char *proxy;
 } sv_send;
 
 typedef struct sv_http sv_http;

@@ -756,6 +756,7 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
     return sv_error_set(err, SV_E_INVALID, "user_agent",
                         "user_agent: control characters, or connect_timeout: not above 0"), NULL;
   if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing"), NULL;
+  if (s->proxy && sv_url_check(s->proxy, strlen(s->proxy), "proxy", SV_URL_BASE, err) != 0) return NULL;
   if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return NULL;
   if (s->op != SV_OP_DOWNLOAD && s->max_body == 0) /* the options table gives the cap: no default here */
     return sv_error_set(err, SV_E_INVALID, "max_body", "max_body: no cap on the answer's size was given"), NULL;
@@ -808,6 +809,11 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? to_ms(s->timeout) : 0L);
+  /* Each exchange sets it, as a kept handle may hold another client's: NULL
+     lets libcurl read the environment (https_proxy, no_proxy, ...).  An https
+     URL goes through a CONNECT tunnel, so the proxy never sees the key; an http
+     one is sent to the proxy whole, key included. */
+  curl_easy_setopt(e, CURLOPT_PROXY, s->proxy);
   if (s->op == SV_OP_DOWNLOAD) {
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);

@@ -139,6 +139,17 @@ function O.url_problem(v, field)
 end
 C.url = O.url_problem
 
+-- proxy = "http://host:port": the one URL check (core.check_url), then an http
+-- proxy with its port and nothing after it (both transports speak plain HTTP
+-- to it: absolute-form requests, CONNECT for https).
+function C.proxy(v)
+  local ok, err = core.check_url(v, "proxy", true)
+  if not ok then return err.message, true end
+  if not (v:find("^[Hh][Tt][Tt][Pp]://[^/]+:%d+/?$") and v:find(":%d+/?$")) then
+    return "proxy: expected http://host:port (an http proxy and its port, no path), found " .. show(v), true
+  end
+end
+
 -- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a typo or
 -- a bad value, at `level` (default: the caller of the function that called check)
 function O.check(opts, where, schema, level)
@@ -206,7 +217,7 @@ local CLIENT = {
   max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
-  create_limit = C.limit, store = C.store,
+  create_limit = C.limit, store = C.store, proxy = C.proxy,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 

@@ -112,8 +112,9 @@ function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, do
   -- gen: how many requests the table has served (1: its first); task and err
   -- are read once it is done (Request.release left them nil).  body (a POST)
   -- and id (when an event names the request) are nil unless given; deadline
-  -- and fresh (a create) false.  The client's user_agent, connect_timeout and
-  -- ca_file go with each exchange: the clients of a key share its transport, not these.
+  -- and fresh (a create) false.  The client's user_agent, connect_timeout,
+  -- ca_file and proxy go with each exchange: the clients of a key share its
+  -- transport, not these.
   local self
   local n = engine.nspare
   if n > 0 then
@@ -126,11 +127,13 @@ function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, do
     self = setmetatable({ op = false, url = false, auth = false, max_body = false, timeout = false, path = false,
       engine = engine, cfg = false, owner = false, attempt = 0, handle = false, started = false, done = false,
       user_agent = false, connect_timeout = false, ca_file = false, gen = 1, body = false, deadline = false,
-      fresh = false, id = false, task = false, err = false, wake = false, queued = false, tail = false }, Request)
+      fresh = false, id = false, task = false, err = false, wake = false, queued = false, tail = false, proxy = false },
+      Request)
   end
   self.op, self.url, self.auth, self.max_body, self.path, self.cfg, self.owner = op, url, auth, cfg.max_answer, path,
     cfg, owner
   self.user_agent, self.connect_timeout, self.ca_file = cfg.user_agent, cfg.connect_timeout, cfg.ca_file or false
+  self.proxy = cfg.proxy or false
   self.body, self.deadline, self.fresh, self.id = body, deadline or false, op == "create", nil
   if op == "download" then
     self.part, self.dest, self.resume_limit = download.part, download.dest, download.resume_limit

@@ -129,6 +129,12 @@ function N.new(cfg)
       end
       own = setmetatable({ ua = r.user_agent, connect_timeout = r.connect_timeout }, { __index = c })
     end
+    -- a proxy (options.lua checked it: http://host:port): http URLs are sent
+    -- to it whole, https ones through a CONNECT tunnel (ngx_wire.lua)
+    local proxy = r.proxy and W.parse_url(r.proxy)
+    if r.proxy and not (proxy and proxy.scheme == "http") then
+      return nil, new_error("invalid_request", "proxy: expected http://host:port", { field = "proxy" })
+    end
     local offset, fh = r.op == "download" and r.offset or 0, nil
     if r.op == "download" then
       if type(r.file) ~= "string" or r.file == "" then
@@ -152,7 +158,8 @@ function N.new(cfg)
       end
       if not fh then return nil, new_error("io", err, { field = "path" }) end
     end
-    local x = { r = r, c = own, op = r.op, auth = r.auth, offset = offset, have = offset, fh = fh, parts = {}, kept = 0,
+    local x = { r = r, c = own, proxy = proxy or false, op = r.op, auth = r.auth, offset = offset, have = offset,
+      fh = fh, parts = {}, kept = 0,
       buf = "", pos = 1, got = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
       deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
     running[x] = true

@@ -8,6 +8,7 @@
 --   W.exchange(c, x, key) -> nil on a whole answer, else wire, message
 --     c: ua, connect_timeout, pool_size, slots (a semaphore of max_connections)
 --     x: r (the request, transport.lua), op, auth, offset, deadline, stall,
+--        proxy (W.parse_url of an http proxy, or false: none),
 --        and a download's fh (core.part_open's handle on r.file, at offset);
 --        it fills status, retry_after, parts (the body, up to cap bytes),
 --        have, total (a download's bytes in its file and its size); a 200 to
@@ -248,20 +249,47 @@ local function start_file(x, h)
   return ok, "io", err
 end
 
--- A connection to u: a kept one when there is one, unless `fresh`.  TLS is
--- always verified (lua_ssl_trusted_certificate names the CAs).
+-- Through the proxy p, a tunnel to u (CONNECT host:port, its answer read as any
+-- head): true | nil, wire, message.  Nothing of the request is sent before the
+-- tunnel is up, and what goes through it after is TLS: the proxy never sees the key.
+local function tunnel(c, x, u, p)
+  if not arm(x, c.connect_timeout) then return nil, "not_sent", "timed out before the CONNECT" end
+  local target = u.host .. ":" .. u.port
+  local sent, err = x.sock:send("CONNECT " .. target .. " HTTP/1.1\r\nHost: " .. target .. "\r\nUser-Agent: " .. c.ua
+    .. "\r\n\r\n")
+  local status, h, msg
+  if sent then status, h, msg = head(x) end
+  x.buf, x.pos, x.got = "", 1, 0
+  if status == 200 then return true end
+  if not sent then h, msg = err, nil end
+  local why = status and "answered " .. status or (msg or tostring(h))
+  -- a proxy that refuses the target (403, 407) says so again: not worth retrying
+  return nil, status and status < 500 and "fatal" or "not_sent",
+    string_format("the proxy %s did not open a tunnel to %s: %s", p.authority, target, why)
+end
+
+-- A connection to u (through x.proxy when there is one): a kept one when there
+-- is one, unless `fresh`.  TLS is always verified (lua_ssl_trusted_certificate
+-- names the CAs), with the target's name, also through a proxy's tunnel.
 local function connect(c, x, u, fresh)
-  local sock = tcp()
+  local sock, p = tcp(), x.proxy
   x.sock, x.unpooled = sock, fresh
   local pool = u.scheme .. "://" .. u.host .. ":" .. u.port
+  if p then pool = pool .. " via " .. p.host .. ":" .. p.port end -- never shared with direct ones
   if fresh then serial = serial + 1; pool = pool .. "#" .. serial end
   if not arm(x, c.connect_timeout) then return nil, "not_sent", "timed out before connecting" end
-  local ok, err = sock:connect(u.host, u.port, { pool = pool })
+  local to = p or u
+  local ok, err = sock:connect(to.host, to.port, { pool = pool })
   if not ok then
-    return nil, "not_sent", err == "timeout" and "timed out connecting to " .. u.authority
-      or string_format("cannot connect to %s: %s", u.authority, tostring(err))
+    return nil, "not_sent", string_format("%s %s%s", err == "timeout" and "timed out connecting to" or
+      "cannot connect to", p and "the proxy " or "", to.authority) .. (err == "timeout" and "" or ": " .. tostring(err))
   end
   if u.scheme ~= "https" or sock:getreusedtimes() > 0 then return true end
+  if p then
+    local wire, msg
+    ok, wire, msg = tunnel(c, x, u, p)
+    if not ok then return nil, wire, msg end
+  end
   if not arm(x, c.connect_timeout) then return nil, "not_sent", "timed out before the TLS handshake" end
   ok, err = sock:sslhandshake(nil, (u.host:gsub("^%[(.*)%]$", "%1")), true)
   if ok then return true end
@@ -273,7 +301,9 @@ end
 
 local function request(c, x, u, key)
   local r = x.r
-  local t = { r.body and "POST " or "GET ", u.path, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua,
+  -- to a proxy, an http URL whole (absolute form); https goes through a tunnel
+  local target = x.proxy and u.scheme == "http" and "http://" .. u.authority .. u.path or u.path
+  local t = { r.body and "POST " or "GET ", target, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua,
     "\r\n" }
   if x.op == "download" then -- never the key: the video lives on another host
     t[#t + 1] = "Accept: video/mp4, */*\r\n"

@@ -1,0 +1,339 @@
+-- The proxy option and libcurl's proxy variables, on both transports, against
+-- a real forwarding proxy (Debian's tinyproxy) started here on a free loopback
+-- port with its own config and log.  Between the client and tinyproxy a relay
+-- of this spec's own (RELAY below, a child process) copies every byte and keeps
+-- the client's side in a file: over https the proxy sees a CONNECT and then TLS,
+-- and the key is never among its bytes.  The https server is an nginx with TLS
+-- in front of the emulator (a self-signed certificate for 127.0.0.1).
+
+local helper = require "spec.helper"
+local nginx_run = require "spec.support.nginx_run"
+local starvideos = require "starvideos"
+
+local q, str_format = helper.shell_quote, string.format
+
+local KEY = "proxy-spec-key-5f1c9a"
+-- a child lua process of this VM finds the checkout's modules (this VM's build)
+local LUA_ENV = "LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+  .. " LUA_CPATH=" .. q(helper.cpath .. ";;")
+local PARAMS = { model = "videos", prompt = "a cat through a proxy", duration = 4 }
+
+-- A TCP relay: listens on arg[1], connects each client to 127.0.0.1:arg[2],
+-- copies bytes both ways, and appends what the clients sent to the file arg[3].
+local RELAY = [[
+local socket = require "socket"
+local server = assert(socket.bind("127.0.0.1", tonumber(arg[1])))
+local log = assert(io.open(arg[3], "ab"))
+log:setvbuf("no")
+local peer, client, list = {}, {}, { server }
+local function drop(s)
+  local o = peer[s]
+  for i = #list, 1, -1 do if list[i] == s or list[i] == o then table.remove(list, i) end end
+  peer[s], client[s], s = nil, nil, s:close()
+  if o then peer[o], client[o] = nil, nil; o:close() end
+end
+while true do
+  for _, s in ipairs((socket.select(list, nil, 1))) do
+    if s == server then
+      local c = server:accept()
+      local up = c and socket.connect("127.0.0.1", tonumber(arg[2]))
+      if up then
+        peer[c], peer[up], client[c] = up, c, true
+        c:settimeout(0); up:settimeout(0)
+        list[#list + 1], list[#list + 2] = c, up
+      elseif c then c:close() end
+    elseif peer[s] then
+      local data, err, part = s:receive(65536)
+      data = data or part
+      if data and #data > 0 then
+        if client[s] then log:write(data) end
+        peer[s]:settimeout(5); peer[s]:send(data); peer[s]:settimeout(0)
+      end
+      if err == "closed" then drop(s) end
+    end
+  end
+end
+]]
+
+local function tinyproxy_missing()
+  if not helper.execute("command -v tinyproxy >/dev/null 2>&1") then
+    return "tinyproxy is not installed (apt-get install tinyproxy)"
+  end
+end
+
+describe("proxies", function()
+  local dir, emu, tp, relay, ngx_srv, tls_port, tp_port, relay_port, ngx_port, cert
+  local why_not_nginx = nginx_run.missing { "nginx", "openssl" }
+
+  local function read(path) return helper.read_file(path) or "" end
+
+  -- What tinyproxy logged since `from` (a byte offset of its log), and the new end.
+  local function tp_log(from)
+    local all = read(dir .. "/tinyproxy.log")
+    return all:sub((from or 0) + 1), #all
+  end
+
+  local function count(text, plain)
+    local n, at = 0, 1
+    while true do
+      local s, e = text:find(plain, at, true)
+      if not s then return n end
+      n, at = n + 1, e + 1
+    end
+  end
+
+  -- tinyproxy's log shows one create, the polls and one download, each sent
+  -- to it whole (absolute form)
+  local function went_through(log)
+    assert.equal(1, count(log, "POST " .. emu.url .. "/v1/videos/videos HTTP/1.1"), log)
+    assert.is_true(count(log, "GET " .. emu.url .. "/v1/result/") >= 1, log)
+    assert.equal(1, count(log, "GET " .. emu.url .. "/videos/"), log)
+  end
+
+  setup(function()
+    local why = tinyproxy_missing()
+    if why then return end
+    dir = helper.tmpdir()
+    emu = helper.emulator { key = KEY, queued = 0, processing = 0 }
+    local ports = helper.free_ports(4)
+    tp_port, relay_port, tls_port, ngx_port = ports[1], ports[2], ports[3], ports[4]
+    assert(helper.execute(str_format("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+      .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1", q(dir .. "/tls.key"),
+      q(dir .. "/tls.pem"))))
+    cert = dir .. "/tls.pem"
+    helper.write_file(dir .. "/tinyproxy.conf", table.concat({
+      "Port " .. tp_port, "Listen 127.0.0.1", "Timeout 60", "MaxClients 50", "Allow 127.0.0.1",
+      "ConnectPort " .. tls_port, str_format('LogFile "%s/tinyproxy.log"', dir), "LogLevel Info", "" }, "\n"))
+    helper.write_file(dir .. "/tinyproxy.log", "")
+    helper.execute("chmod 0777 " .. q(dir) .. " && chmod 0666 " .. q(dir .. "/tinyproxy.log"))
+    tp = helper.spawn(str_format("%stinyproxy -d -c %s >%s 2>&1", helper.UNINSTRUMENTED, q(dir .. "/tinyproxy.conf"),
+      q(dir .. "/tinyproxy.out")))
+    helper.write_file(dir .. "/relay.lua", RELAY)
+    relay = helper.spawn(str_format("%s %s %d %d %s", q(helper.lua), q(dir .. "/relay.lua"), relay_port, tp_port,
+      q(dir .. "/relay.bytes")))
+    assert(helper.wait_until(function() return nginx_run.listening(tp_port) end, 10),
+      "tinyproxy did not start: " .. read(dir .. "/tinyproxy.out"))
+    assert(helper.wait_until(function() return nginx_run.listening(relay_port) end, 10), "the relay did not start")
+  end)
+
+  teardown(function()
+    if ngx_srv then ngx_srv.stop() end
+    for _, p in ipairs { relay or false, tp or false } do
+      if p then helper.execute(str_format("kill %d 2>/dev/null", p.pid)); p:close() end
+    end
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  it("refuses a proxy that is not http://host:port, naming proxy", function()
+    for _, bad in ipairs { "https://127.0.0.1:3128", "http://127.0.0.1", "http://127.0.0.1:3128/path",
+      "http://user:secret@127.0.0.1:3128", "socks5://127.0.0.1:1080", "127.0.0.1:3128", 3128 } do
+      local ok, err = pcall(starvideos.new, { api_key = KEY, base_url = emu and emu.url or "http://127.0.0.1:1",
+        proxy = bad })
+      assert.is_false(ok, tostring(bad))
+      assert.matches("proxy", tostring(err), 1, true)
+      assert.is_nil(tostring(err):find("secret", 1, true), tostring(err))
+    end
+  end)
+
+  describe("on libcurl's transport", function()
+    before_each(function()
+      local why = tinyproxy_missing()
+      if why then pending(why) end
+    end)
+
+    -- A generate in a lua process of its own with env (a shell prefix) and the
+    -- client options given as Lua text: its task's status or its error.
+    local function child(env, opts)
+      local script = str_format([[
+        local starvideos = require "starvideos"
+        local c = starvideos.new { api_key = %q, interval = 0.2, min_interval = 0.1, %s }
+        local task, err = c:generate(%s, { out = %q, interval = 0.2, timeout = 60 })
+        io.write(task and task.status .. " " .. tostring(task.path) or tostring(err))
+      ]], KEY, opts, "{ model = 'videos', prompt = 'a cat', duration = 4 }", dir .. "/child.mp4")
+      helper.write_file(dir .. "/child.lua", script)
+      os.remove(dir .. "/child.mp4")
+      return helper.capture(str_format("env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY "
+        .. "-u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY %s %s %s %s 2>&1", env, LUA_ENV, q(helper.lua),
+        q(dir .. "/child.lua")))
+    end
+
+    it("sends a create, a poll and a download through the proxy option", function()
+      local _, from = tp_log()
+      local c = starvideos.new { api_key = KEY, base_url = emu.url, proxy = "http://127.0.0.1:" .. tp_port,
+        interval = 0.2, min_interval = 0.1 }
+      local task, err = c:generate(PARAMS, { out = dir .. "/opt.mp4", interval = 0.2, timeout = 60 })
+      c:close()
+      assert.is_truthy(task, tostring(err))
+      assert.is_true(helper.file_size(dir .. "/opt.mp4") > 0)
+      went_through(tp_log(from))
+    end)
+
+    it("honours http_proxy (a download's thread too), and no_proxy; not HTTP_PROXY (as the README says)", function()
+      local _, from = tp_log()
+      local out = child("http_proxy=http://127.0.0.1:" .. tp_port, str_format("base_url = %q", emu.url))
+      assert.matches("^completed ", out)
+      local log
+      log, from = tp_log(from)
+      went_through(log)
+      for _, env in ipairs { "no_proxy=127.0.0.1 http_proxy=", "NO_PROXY=127.0.0.1 http_proxy=", "HTTP_PROXY=" } do
+        out = child(env .. "http://127.0.0.1:" .. tp_port, str_format("base_url = %q", emu.url))
+        assert.matches("^completed ", out)
+        log, from = tp_log(from)
+        assert.equal("", log)
+      end
+    end)
+  end)
+
+  -- nginx: TLS in front of the emulator (tls_port), and a location that runs a
+  -- generate with the nginx transport (ngx_port)
+  local HANDLER = [[
+local cjson = require "cjson.safe"
+local starvideos = require "starvideos"
+local M = {}
+function M.run()
+  local a = ngx.req.get_uri_args()
+  local c = starvideos.new { api_key = a.key, base_url = a.base, proxy = a.proxy, interval = 0.2, min_interval = 0.1 }
+  local task, err
+  if a.query then
+    task, err = c:query(a.query)
+  else
+    task, err = c:generate({ model = "videos", prompt = "a cat", duration = 4 }, { out = a.out, interval = 0.2,
+      timeout = 60 })
+  end
+  c:close()
+  ngx.say(cjson.encode { status = task and task.status, err = err and tostring(err), kind = err and err.kind })
+end
+return M
+]]
+
+  local function start_nginx()
+    if ngx_srv then return ngx_srv end
+    helper.write_file(dir .. "/handler.lua", HANDLER)
+    local conf = nginx_run.conf_head(dir, 1)
+    conf[#conf] = nil -- its lua_package_cpath: ours adds the handler's folder to the path
+    conf[#conf] = nil
+    for _, l in ipairs {
+      str_format('    lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;;";', nginx_run.ROOT, nginx_run.ROOT,
+        dir),
+      str_format('    lua_package_cpath "%s/build/luajit/?.so;;";', nginx_run.ROOT),
+      str_format("    proxy_temp_path %s/proxy; fastcgi_temp_path %s/fastcgi; uwsgi_temp_path %s/uwsgi; "
+        .. "scgi_temp_path %s/scgi;", dir, dir, dir, dir),
+      "    lua_ssl_trusted_certificate " .. cert .. ";", "    lua_ssl_verify_depth 2;",
+      "    server {", str_format("        listen 127.0.0.1:%d ssl;", tls_port),
+      str_format("        ssl_certificate %s; ssl_certificate_key %s/tls.key;", cert, dir),
+      "        location / { proxy_pass " .. emu.url .. "; proxy_http_version 1.1; }", "    }",
+      "    server {", str_format("        listen 127.0.0.1:%d;", ngx_port),
+      "        location = /run { content_by_lua_block { require('handler').run() } }", "    }", "}", "" } do
+      conf[#conf + 1] = l
+    end
+    ngx_srv = nginx_run.serve(dir, function() return table.concat(conf, "\n") end, ngx_port)
+    assert(helper.wait_until(function() return nginx_run.listening(tls_port) end, 10), "nginx's TLS port is not up")
+    return ngx_srv
+  end
+
+  local function esc(s) return (s:gsub("[^%w]", function(ch) return str_format("%%%02X", ch:byte()) end)) end
+
+  -- GET /run on nginx: the decoded answer.
+  local function in_nginx(base, proxy, out, query)
+    local http = require "socket.http"
+    local body, code = http.request(str_format("http://127.0.0.1:%d/run?key=%s&base=%s&proxy=%s&out=%s%s", ngx_port,
+      esc(KEY), esc(base), esc(proxy), esc(out), query and "&query=" .. esc(query) or ""))
+    assert.equal(200, code, tostring(body) .. read(dir .. "/error.log"))
+    return assert(helper.json(body))
+  end
+
+  describe("over https", function()
+    before_each(function()
+      local why = tinyproxy_missing() or why_not_nginx
+      if why then pending(why) end
+    end)
+
+    it("libcurl: CONNECT through the proxy (option and HTTPS_PROXY), the key never in its bytes", function()
+      start_nginx()
+      local base = "https://127.0.0.1:" .. tls_port
+      local _, from = tp_log()
+      local before = #read(dir .. "/relay.bytes")
+      local c = starvideos.new { api_key = KEY, base_url = base, ca_file = cert,
+        proxy = "http://127.0.0.1:" .. relay_port, interval = 0.2, min_interval = 0.1 }
+      local task, err = c:generate(PARAMS, { out = dir .. "/tls.mp4", interval = 0.2, timeout = 60 })
+      c:close()
+      assert.is_truthy(task, tostring(err))
+      assert.is_true(helper.file_size(dir .. "/tls.mp4") > 0)
+      local log = tp_log(from)
+      assert.is_true(count(log, "CONNECT 127.0.0.1:" .. tls_port) >= 1, log)
+      assert.equal(0, count(log, "/v1/videos/videos"), log)
+      local bytes = read(dir .. "/relay.bytes"):sub(before + 1)
+      assert.is_true(count(bytes, "CONNECT 127.0.0.1:" .. tls_port .. " HTTP/1.1") >= 1, bytes)
+      assert.equal(0, count(bytes, KEY))
+      assert.equal(0, count(bytes, "Authorization"))
+      -- HTTPS_PROXY (upper case) from the environment
+      _, from = tp_log()
+      helper.write_file(dir .. "/child.lua", str_format([[
+        local c = require("starvideos").new { api_key = %q, base_url = %q, ca_file = %q }
+        local t, e = c:query("video_videos_1")
+        io.write(t and "task" or tostring(e))
+      ]], KEY, base, cert))
+      local out = helper.capture(str_format("env -u https_proxy -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY "
+        .. "HTTPS_PROXY=%s %s %s %s 2>&1", q("http://127.0.0.1:" .. tp_port), LUA_ENV, q(helper.lua),
+        q(dir .. "/child.lua")))
+      assert.is_nil(out:find("cannot connect", 1, true), out)
+      log = tp_log(from)
+      assert.equal(1, count(log, "CONNECT 127.0.0.1:" .. tls_port), log)
+    end)
+
+    it("libcurl: with an http base URL the key does go to the proxy in clear", function()
+      local before = #read(dir .. "/relay.bytes")
+      local c = starvideos.new { api_key = KEY, base_url = emu.url, proxy = "http://127.0.0.1:" .. relay_port }
+      local task, err = c:create(PARAMS)
+      c:close()
+      assert.is_truthy(task, tostring(err))
+      assert.equal(1, count(read(dir .. "/relay.bytes"):sub(before + 1), "Authorization: Bearer " .. KEY))
+    end)
+
+    it("nginx: a create, a poll and a download through the proxy, absolute-form over http", function()
+      start_nginx()
+      local _, from = tp_log()
+      local o = in_nginx(emu.url, "http://127.0.0.1:" .. tp_port, dir .. "/ngx.mp4")
+      assert.equal("completed", o.status, tostring(o.err))
+      assert.is_true(helper.file_size(dir .. "/ngx.mp4") > 0)
+      went_through(tp_log(from))
+    end)
+
+    it("nginx: CONNECT then TLS to the target over https, the key never in the proxy's bytes", function()
+      start_nginx()
+      local _, from = tp_log()
+      local before = #read(dir .. "/relay.bytes")
+      local o = in_nginx("https://127.0.0.1:" .. tls_port, "http://127.0.0.1:" .. relay_port, dir .. "/ngx-tls.mp4")
+      assert.equal("completed", o.status, tostring(o.err) .. read(dir .. "/error.log"))
+      assert.is_true(helper.file_size(dir .. "/ngx-tls.mp4") > 0)
+      local log = tp_log(from)
+      assert.is_true(count(log, "CONNECT 127.0.0.1:" .. tls_port) >= 1, log)
+      assert.equal(0, count(log, "/v1/videos/videos"), log)
+      local bytes = read(dir .. "/relay.bytes"):sub(before + 1)
+      assert.is_true(count(bytes, "CONNECT 127.0.0.1:" .. tls_port .. " HTTP/1.1\r\nHost: 127.0.0.1:" .. tls_port)
+        >= 1, bytes)
+      assert.equal(0, count(bytes, KEY))
+      assert.equal(0, count(bytes, "Authorization"))
+    end)
+
+    it("a proxy that refuses the tunnel: an error naming it, on both transports", function()
+      start_nginx()
+      -- nginx's plain port is not a ConnectPort of tinyproxy's: it answers 403
+      local base, proxy = "https://127.0.0.1:" .. ngx_port, "http://127.0.0.1:" .. tp_port
+      local _, from = tp_log()
+      local c = starvideos.new { api_key = KEY, base_url = base, ca_file = cert, proxy = proxy, max_retries = 0 }
+      local task, err = c:query("video_videos_1")
+      c:close()
+      assert.is_nil(task)
+      assert.equal("network", err.kind, tostring(err))
+      assert.matches("403", tostring(err), 1, true)
+      local o = in_nginx(base, proxy, dir .. "/unused.mp4", "video_videos_1")
+      assert.is_nil(o.status)
+      assert.equal("network", o.kind, tostring(o.err))
+      assert.matches("the proxy 127.0.0.1:" .. tp_port .. " did not open a tunnel to 127.0.0.1:" .. ngx_port
+        .. ": answered 403", o.err, 1, true)
+      assert.is_true(count(tp_log(from), "CONNECT 127.0.0.1:" .. ngx_port) >= 2)
+    end)
+  end)
+end)
