@@ -8,6 +8,8 @@
 
 #include "compat.h"
 
+#include <curl/curlver.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -804,6 +806,10 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
     lsv_curl_register(L);
     lua_setfield(L, -2, "curl");
   }
+  /* the libcurl starvideos.curl is built with (its header only: core.so does not
+     link libcurl), for the default User-Agent (options.lua) */
+  lua_pushstring(L, LIBCURL_VERSION);
+  lua_setfield(L, -2, "libcurl_version");
   push_models(L);
   lua_setfield(L, -2, "models");
   push_list(L, sv_field_names);

@@ -46,7 +46,8 @@ build = {
         "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/sv_sign.c", "csrc/lsv_util.c", "csrc/lsv_core.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "crypto", "pthread", "dl", "m" },
-      incdirs = { "$(CRYPTO_INCDIR)" },
+      -- curl/curlver.h only (the version for the User-Agent): no libcurl linked
+      incdirs = { "$(CRYPTO_INCDIR)", "$(CURL_INCDIR)" },
       libdirs = { "$(CRYPTO_LIBDIR)" },
     },
     ["starvideos.curl"] = {

@@ -13,6 +13,7 @@ local starvideos = require "starvideos"
 
 local q, str_format = helper.shell_quote, string.format
 
+local PARAMS = { model = "videos", prompt = "a webhook's cat", duration = 5 }
 local README = assert(helper.read_file(helper.root .. "/README.md"))
 
 -- The fenced block of `lang` in the README's "### Webhooks" section.
@@ -232,6 +233,38 @@ print(verify_webhook(case["secret"], case["headers"], open(sys.argv[2], "rb").re
   end)
 end)
 
+-- The User-Agent the emulator logs for a create.
+local function agent_seen(emu)
+  local log = emu:requests()
+  assert.is_true(#log >= 1, "no request reached the emulator")
+  return log[#log].headers["user-agent"]
+end
+
+describe("the default User-Agent", function()
+  local emu
+  setup(function() emu = helper.emulator { key = "k-ua" } end)
+  teardown(function()
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  it("names starvideos, this VM and libcurl's version (pkg-config's), and user_agent replaces it", function()
+    local curl_version = helper.capture("pkg-config --modversion libcurl 2>/dev/null"):gsub("%s+$", "")
+    if curl_version == "" then return pending("pkg-config knows no libcurl") end
+    local jit = rawget(_G, "jit")
+    local vm = type(jit) == "table" and jit.version or _VERSION
+    local client = starvideos.new { api_key = "k-ua", base_url = emu.url }
+    assert(client:create(PARAMS))
+    client:close()
+    assert.equal(str_format("starvideos/%s (%s; libcurl/%s)", starvideos._VERSION:match("%S+$"), vm, curl_version),
+      agent_seen(emu))
+    client = starvideos.new { api_key = "k-ua", base_url = emu.url, user_agent = "my-app/3.1" }
+    assert(client:create(PARAMS))
+    client:close()
+    assert.equal("my-app/3.1", agent_seen(emu))
+  end)
+end)
+
 -- nginx: the README's OpenResty receiver at /hook, and /ua, a client creating a
 -- task on the emulator (its User-Agent as nginx sends it).
 local nginx_run = require "spec.support.nginx_run"
@@ -322,5 +355,17 @@ describe("inside nginx", function()
     status, text = post({ ["webhook-timestamp"] = ts, ["webhook-signature"] = sig }, BODY)
     assert.equal(400, status)
     assert.truthy(text:find("^webhook%-id: missing"), text)
+  end)
+
+  it("sends starvideos/<version> (LuaJIT ...; nginx/<nginx -v's version>) as the User-Agent", function()
+    if why_no_nginx then return pending(why_no_nginx) end
+    local v = helper.capture("nginx -v 2>&1"):match("nginx/(%d+%.%d+%.%d+)")
+    assert.truthy(v, "nginx -v says no version")
+    emu:reset()
+    local out = helper.capture(str_format("curl -s -m 60 http://127.0.0.1:%d/ua", run.port))
+    assert.equal("ok\n", out, helper.read_file(dir .. "/error.log"))
+    local ua = agent_seen(emu)
+    assert.truthy(ua:find("^starvideos/" .. starvideos._VERSION:match("%S+$"):gsub("%.", "%%.")
+      .. " %(LuaJIT 2%.%d[^;]*; nginx/" .. v:gsub("%.", "%%.") .. "%)$"), ua)
   end)
 end)
