@@ -9,7 +9,8 @@
 # every sv_* global in a static archive, so the objects are linked into one
 # relocatable object (ld -r), every other global is made local (objcopy), and
 # that one object goes into the archive.  The host links it with Lua 5.4,
-# libcurl and lua-cjson (examples/embed/host.c; `make embed-host`).
+# libcurl, libcrypto (the webhook signatures) and lua-cjson (examples/embed/host.c;
+# `make embed-host`).
 #
 #   make static        build/libstarvideos.a, build/include/starvideos.h
 #                      (STATIC_LUA_INC=... for another Lua's headers)
