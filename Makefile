@@ -6,6 +6,8 @@
 LUA       ?= lua5.4
 LUA_INC   ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 CURL_LIBS ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# libcrypto (OpenSSL) for the webhook signatures of core.so (csrc/sv_sign.c)
+CRYPTO_LIBS ?= $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 WARN      := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -15,7 +17,7 @@ ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden
 
 include mk/sources.mk
 # every C file of the two modules, each compiled once into build/obj/
-ALL_SRC   := $(SV_SRC) $(SV_HTTP_SRC) $(LSV_SRC) csrc/lsv_core.c csrc/lsv_curl.c
+ALL_SRC   := $(SV_SRC) $(SV_HTTP_SRC) $(SIGN_SRC) $(LSV_SRC) csrc/lsv_core.c csrc/lsv_curl.c
 CORE_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_MOD_SRC))
 CURL_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CURL_MOD_SRC))
 SO        := build/starvideos/core.so build/starvideos/curl.so
@@ -37,7 +39,7 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # spec/nginx_spec.lua: nginx with its lua module, curl, openssl; the fleet specs:
 # redis-server, hiredis for starvideos.redis, lua-nginx-redis for nginx.redis;
 # spec/proxy_spec.lua: tinyproxy).
-DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
+DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks lua-ldoc lua-markdown nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
              redis-server libhiredis-dev lua-nginx-redis tinyproxy
@@ -77,7 +79,7 @@ $(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/lsv_%,$(ALL_SRC))): csrc/lsv.h c
 
 build/starvideos/core.so: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ -lm -ldl -pthread
+	$(CC) -shared -o $@ $^ $(CRYPTO_LIBS) -lm -ldl -pthread
 
 build/starvideos/curl.so: $(CURL_OBJ)
 	@mkdir -p $(dir $@)
@@ -107,7 +109,7 @@ $$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/lsv_%,$$(ALL_SRC))): csrc
 
 build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CORE_OBJ))
 	@mkdir -p $$(dir $$@)
-	$$(CC) -shared -o $$@ $$^ -lm -ldl -pthread
+	$$(CC) -shared -o $$@ $$^ $$(CRYPTO_LIBS) -lm -ldl -pthread
 
 build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CURL_OBJ))
 	@mkdir -p $$(dir $$@)

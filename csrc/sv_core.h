@@ -465,4 +465,15 @@ SV_API int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg);
    user let go of it runs this module's code to its end): once per process. */
 SV_API void sv_helper_pin_module(void);
 
+/* Standard Webhooks signatures (sv_sign.c, on libcrypto).  sv_webhook_sign:
+   "v1,<base64 HMAC-SHA256(key, id.ts.body)>" into out, the key being the
+   base64-decoded part after "whsec_", else the secret's bytes: 0, or -1 with err
+   (invalid_request, field "secret", for a secret that is empty or bad base64).
+   sv_webhook_match: 1 when one of the space-separated values of header equals
+   expected, compared in constant time; else 0. */
+#define SV_SIGN_MAX 48
+SV_API int sv_webhook_sign(const char *secret, size_t slen, const char *id, size_t idlen, const char *ts, size_t tslen,
+                           const char *body, size_t blen, char out[SV_SIGN_MAX], sv_error *err);
+SV_API int sv_webhook_match(const char *expected, const char *header, size_t hlen);
+
 #endif

@@ -28,7 +28,7 @@ $(ASAN_TEST): csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) csrc/sv_core.h
 $(ASAN_SO): $(ALL_SRC) csrc/sv_core.h csrc/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
-	  -o $@ $(ALL_SRC) $(CURL_LIBS) -lm
+	  -o $@ $(ALL_SRC) $(CURL_LIBS) $(CRYPTO_LIBS) -lm
 
 # the sanitized builds alone, without running anything
 check-build: $(ASAN_TEST) $(ASAN_SO)

@@ -9,7 +9,8 @@
 # every sv_* global in a static archive, so the objects are linked into one
 # relocatable object (ld -r), every other global is made local (objcopy), and
 # that one object goes into the archive.  The host links it with Lua 5.4,
-# libcurl and lua-cjson (examples/embed/host.c; `make embed-host`).
+# libcurl, libcrypto (the webhook signatures) and lua-cjson (examples/embed/host.c;
+# `make embed-host`).
 #
 #   make static        build/libstarvideos.a, build/include/starvideos.h
 #                      (STATIC_LUA_INC=... for another Lua's headers)
@@ -73,7 +74,7 @@ static: $(STATIC_LIB) $(STATIC_HEADER)
 CJSON_LIB       ?= $(firstword $(wildcard /usr/lib/*/liblua5.4-cjson.so.0 /usr/lib/liblua5.4-cjson.so.0 \
                      /usr/lib64/liblua5.4-cjson.so.0) -l:liblua5.4-cjson.so.0)
 LUA_LIBS        ?= $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
-EMBED_LIBS       = $(STATIC_LIB) $(CJSON_LIB) $(LUA_LIBS) $(CURL_LIBS) -lm -ldl -pthread
+EMBED_LIBS       = $(STATIC_LIB) $(CJSON_LIB) $(LUA_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) -lm -ldl -pthread
 EMBED_CFLAGS     = $(CFLAGS) $(WARN) $(DEFS) $(LUA_INC) -I$(dir $(STATIC_HEADER))
 TSAN_CC         ?= clang
 
@@ -99,7 +100,7 @@ $(eval $(call STATIC_RULES,$(TSAN_DIR),$$(TSAN_CC) $$(TSAN_FLAGS) $$(WARN) $$(DE
 build/embed/threads_test_tsan: csrc/test/threads_test.c $(TSAN_DIR)/libstarvideos.a
 	@mkdir -p $(dir $@)
 	$(TSAN_CC) $(TSAN_FLAGS) $(WARN) $(DEFS) $(LUA_INC) -o $@ $< $(TSAN_DIR)/libstarvideos.a \
-	  $(CJSON_LIB) $(LUA_LIBS) $(CURL_LIBS) -lm -ldl -pthread
+	  $(CJSON_LIB) $(LUA_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) -lm -ldl -pthread
 
 # The archive for every VM of `make test-all` (build/<vm>/static/libstarvideos.a)
 # and a test that opens it without a package library: the library is Lua 5.4
@@ -120,7 +121,7 @@ $$(eval $$(call STATIC_RULES,build/$(1)/static,$$$$(CC) $$$$(ALL_CFLAGS),$$$$(IN
 
 build/$(1)/static_vm_test: csrc/test/static_vm_test.c build/$(1)/static/libstarvideos.a
 	$$(CC) $$(CFLAGS) $$(WARN) $$(DEFS) $$(INC_$(1)) -o $$@ $$< build/$(1)/static/libstarvideos.a \
-	  $$(CJSON_$(1)) $$(LIBS_$(1)) $$(CURL_LIBS) -lm -ldl -pthread
+	  $$(CJSON_$(1)) $$(LIBS_$(1)) $$(CURL_LIBS) $$(CRYPTO_LIBS) -lm -ldl -pthread
 endef
 $(foreach vm,$(VMS),$(eval $(call STATIC_VM_RULES,$(vm))))
 

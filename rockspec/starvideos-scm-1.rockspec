@@ -31,8 +31,11 @@ dependencies = {
 -- it (Debian and Ubuntu: /usr/include/<multiarch>/curl, which a `header` check
 -- here would miss).  CURL_DIR, CURL_INCDIR or CURL_LIBDIR on the luarocks
 -- command line point at a libcurl elsewhere.  libcurl 7.68 or newer.
+-- libcrypto (OpenSSL; Debian: libssl-dev) for starvideos.core's webhook
+-- signatures (HMAC-SHA256, base64): CRYPTO_DIR, CRYPTO_INCDIR or CRYPTO_LIBDIR the same way.
 external_dependencies = {
   CURL = { library = "curl" },
+  CRYPTO = { library = "crypto" },
 }
 build = {
   type = "builtin",
@@ -41,9 +44,12 @@ build = {
     -- the sources are mk/sources.mk's CORE_MOD_SRC and CURL_MOD_SRC (spec/build_spec.lua)
     ["starvideos.core"] = {
       sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
-        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/lsv_util.c", "csrc/lsv_core.c" },
+        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/sv_sign.c", "csrc/lsv_util.c", "csrc/lsv_core.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      libraries = { "pthread", "dl", "m" },
+      libraries = { "crypto", "pthread", "dl", "m" },
+      -- curl/curlver.h only (the version for the User-Agent): no libcurl linked
+      incdirs = { "$(CRYPTO_INCDIR)", "$(CURL_INCDIR)" },
+      libdirs = { "$(CRYPTO_LIBDIR)" },
     },
     ["starvideos.curl"] = {
       sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",

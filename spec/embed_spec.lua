@@ -189,7 +189,7 @@ describe("embedding: make static and a C host", function()
     -- Lua 5.4's flags and lua-cjson's library, as mk/static.mk finds them
     local LUA = "$(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)"
     local LIBS = "$(ls /usr/lib/*/liblua5.4-cjson.so.0 | head -n 1) "
-      .. "$(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -lcurl -lm -ldl -pthread"
+      .. "$(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -lcurl -lcrypto -lm -ldl -pthread"
     local STRICT = "-std=c99 -pedantic -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes "
       .. "-Werror=implicit-function-declaration"
 

@@ -21,8 +21,8 @@ local options = require "starvideos.options"
 local Client = require "starvideos.client"
 local journal = require "starvideos.journal"
 
-local type, pairs, ipairs, next, tostring, setmetatable, error, string_format =
-  type, pairs, ipairs, next, tostring, setmetatable, error, string.format
+local type, pairs, ipairs, next, tostring, tonumber, setmetatable, error, string_format =
+  type, pairs, ipairs, next, tostring, tonumber, setmetatable, error, string.format
 local argerror = options.argerror
 
 local M = {
@@ -127,6 +127,73 @@ function M.pending(path)
   local list, err, pending = journal.read(path)
   if not list then return nil, options.new_error("io", err, { field = "journal" }) end
   return pending
+end
+
+-- A webhook header's value, named in any case: a string, nil when absent; a
+-- header sent more than once (ngx.req.get_headers gives a list) joined by
+-- spaces, which only webhook-signature may be.
+local function header(headers, name)
+  local found
+  for k, v in pairs(headers) do
+    if type(k) == "string" and k:lower() == name then
+      if type(v) == "table" then
+        for _, x in ipairs(v) do
+          if type(x) ~= "string" then return nil, "not a string" end
+        end
+        if #v > 1 and name ~= "webhook-signature" then return nil, "sent more than once" end
+        v = table.concat(v, " ")
+      end
+      if type(v) ~= "string" then return nil, "not a string" end
+      if found then return nil, "sent more than once" end
+      found = v
+    end
+  end
+  return found
+end
+
+local function refused(name, what)
+  return nil, options.new_error("invalid_request", name .. ": " .. what, { field = name })
+end
+
+--- Check a webhook signed as Standard Webhooks (the events `notify` sends, or any
+-- sender's): `webhook-id`, `webhook-timestamp` within `tolerance` seconds of now,
+-- and one of the `v1,<base64>` values of `webhook-signature` (HMAC-SHA256 of
+-- "id.timestamp.body", compared in constant time in C).  Header names in any case.
+-- @string secret `whsec_<base64 key>`, or the key's bytes
+-- @tparam table headers name -> value (ngx.req.get_headers() as it is)
+-- @string body the raw body, before any JSON decoding
+-- @tparam[opt] table opts `tolerance` (seconds, default 300)
+-- @return `true`, or `nil` and an error (kind `invalid_request`, `field` the header or `secret`)
+function M.verify_webhook(secret, headers, body, opts)
+  if type(secret) ~= "string" then argerror(1, "verify_webhook", "string", type(secret)) end
+  if type(headers) ~= "table" then argerror(2, "verify_webhook", "table", type(headers)) end
+  if type(body) ~= "string" then argerror(3, "verify_webhook", "string", type(body)) end
+  if opts ~= nil and type(opts) ~= "table" then argerror(4, "verify_webhook", "table or nil", type(opts)) end
+  local tolerance = opts and opts.tolerance or 300
+  if type(tolerance) ~= "number" or tolerance ~= tolerance or tolerance < 0 then
+    argerror(4, "verify_webhook", "tolerance: seconds, not below 0", tostring(tolerance))
+  end
+  local values = {}
+  for _, name in ipairs { "webhook-id", "webhook-timestamp", "webhook-signature" } do
+    local v, bad = header(headers, name)
+    if bad then return refused(name, bad) end
+    if not v or v == "" then return refused(name, "missing") end
+    values[#values + 1] = v
+  end
+  local id, ts, signatures = values[1], values[2], values[3]
+  if not ts:find("^%d+$") or #ts > 15 then return refused("webhook-timestamp", "not a whole number of seconds") end
+  local off = tonumber(ts) - os.time()
+  if off > tolerance or -off > tolerance then
+    return refused("webhook-timestamp", string_format("%d s %s now, outside the tolerance of %g s",
+      off < 0 and -off or off, off < 0 and "before" or "after", tolerance))
+  end
+  local ok, err = core.webhook_match(secret, id, ts, body, signatures)
+  if ok == nil then return nil, err end
+  if not ok then
+    return refused("webhook-signature",
+      "no v1 signature matches the body (a changed body or signature, or another secret)")
+  end
+  return true
 end
 
 -- The default client, configured from the environment on first use.

@@ -21,6 +21,25 @@ end
 O.VERSION = "0.2.0"
 O.DEFAULT_BASE_URL = "https://zcbservice.aizfw.cn/kyyReactApiServer"
 
+-- The User-Agent sent when the user_agent option is not given:
+-- "starvideos/<version> (<Lua or LuaJIT version>; <HTTP library>/<version>)", the
+-- HTTP library being nginx inside nginx (its cosockets carry the requests), else
+-- the libcurl starvideos.curl was built with (core.so does not link libcurl).
+-- http: that library part, when the caller knows better.
+function O.user_agent(http)
+  if not http then
+    local ngx = rawget(_G, "ngx")
+    local v = type(ngx) == "table" and type(ngx.config) == "table" and ngx.config.nginx_version
+    if type(v) == "number" then
+      http = string_format("nginx/%d.%d.%d", floor(v / 1000000), floor(v / 1000) % 1000, v % 1000)
+    else
+      http = "libcurl/" .. core.libcurl_version
+    end
+  end
+  local jit = rawget(_G, "jit")
+  return string_format("starvideos/%s (%s; %s)", O.VERSION, type(jit) == "table" and jit.version or _VERSION, http)
+end
+
 -- The one copy of every default.  The transports and the core are handed each
 -- of these values (transport.lua, request.lua); C only clamps what it gets and
 -- raises on a value missing, never filling one in (spec/policy_spec.lua).
@@ -41,7 +60,7 @@ O.DEFAULTS = {
   lease = 30,                -- keep: the seconds an owner has to renew its lease (a look every lease / 6 s, at most 5)
   keep_again = 60,           -- keep: a task it failed to carry (a network error, say) is taken again after this
   max_answer = 1024 * 1024,  -- an API answer larger than this is not ours
-  user_agent = "starvideos/" .. O.VERSION .. " (Lua)",
+  user_agent = O.user_agent(),
 }
 
 local DAY = 86400

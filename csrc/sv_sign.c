@@ -1,0 +1,106 @@
+/* Standard Webhooks signatures (the core, no Lua): HMAC-SHA256 and base64 from
+   libcrypto (OpenSSL), never a hash of our own.  The key is the base64-decoded
+   part after "whsec_", else the secret's bytes (shared/CONTRACT.md); the signed
+   content is id "." timestamp "." body. */
+#include "sv_core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#define PREFIX "whsec_"
+#define PREFIX_LEN (sizeof PREFIX - 1)
+
+static int is_base64(const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/')) return 0;
+  }
+  return 1;
+}
+
+/* The key of a secret into *key (malloc'd, *klen bytes): 0, or -1 with err. */
+static int secret_key(const char *secret, size_t slen, unsigned char **key, size_t *klen, sv_error *err) {
+  const char *b64;
+  size_t n, pad = 0;
+  int got;
+  *key = NULL;
+  if (slen == 0) return sv_error_set(err, SV_E_INVALID, "secret", "secret: empty");
+  if (slen < PREFIX_LEN || memcmp(secret, PREFIX, PREFIX_LEN) != 0) {
+    *key = malloc(slen);
+    if (!*key) return sv_error_set(err, SV_E_IO, "secret", "secret: out of memory");
+    memcpy(*key, secret, slen);
+    *klen = slen;
+    return 0;
+  }
+  b64 = secret + PREFIX_LEN;
+  n = slen - PREFIX_LEN;
+  while (pad < 2 && pad < n && b64[n - 1 - pad] == '=') pad++;
+  if (n == 0 || n % 4 != 0 || n > (size_t)0x7fffffff || !is_base64(b64, n - pad))
+    return sv_error_set(err, SV_E_INVALID, "secret",
+                        "secret: the part after whsec_ is not base64 (A-Z a-z 0-9 + / =, a multiple of 4 characters)");
+  *key = malloc(n / 4 * 3 + 1);
+  if (!*key) return sv_error_set(err, SV_E_IO, "secret", "secret: out of memory");
+  got = EVP_DecodeBlock(*key, (const unsigned char *)b64, (int)n);
+  if (got < 0 || (size_t)got < pad || (size_t)got - pad == 0) {
+    free(*key);
+    *key = NULL;
+    return sv_error_set(err, SV_E_INVALID, "secret", "secret: the part after whsec_ is not base64 of a key");
+  }
+  *klen = (size_t)got - pad;
+  return 0;
+}
+
+int sv_webhook_sign(const char *secret, size_t slen, const char *id, size_t idlen, const char *ts, size_t tslen,
+                    const char *body, size_t blen, char out[SV_SIGN_MAX], sv_error *err) {
+  unsigned char *key, mac[EVP_MAX_MD_SIZE];
+  unsigned int maclen = 0;
+  char *msg;
+  size_t klen = 0, mlen;
+  int ok;
+  if (secret_key(secret, slen, &key, &klen, err) < 0) return -1;
+  if (klen > 0x7fffffff || idlen > (size_t)-1 / 4 || tslen > (size_t)-1 / 4 || blen > (size_t)-1 / 4) {
+    free(key);
+    return sv_error_set(err, SV_E_INVALID, NULL, "webhook: secret, id, timestamp or body too large");
+  }
+  {
+    mlen = idlen + 1 + tslen + 1 + blen;
+    msg = malloc(mlen + 1);
+    if (!msg) {
+      free(key);
+      return sv_error_set(err, SV_E_IO, NULL, "webhook: out of memory");
+    }
+    memcpy(msg, id, idlen);
+    msg[idlen] = '.';
+    memcpy(msg + idlen + 1, ts, tslen);
+    msg[idlen + 1 + tslen] = '.';
+    memcpy(msg + idlen + tslen + 2, body, blen);
+    ok = HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, mlen, mac, &maclen) != NULL && maclen == 32;
+    OPENSSL_cleanse(key, klen);
+  }
+  free(key);
+  free(msg);
+  if (!ok) return sv_error_set(err, SV_E_IO, NULL, "webhook: HMAC-SHA256 failed (libcrypto)");
+  memcpy(out, "v1,", 3);
+  EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)maclen); /* 44 characters and a NUL */
+  OPENSSL_cleanse(mac, sizeof mac);
+  return 0;
+}
+
+int sv_webhook_match(const char *expected, const char *header, size_t hlen) {
+  size_t elen = strlen(expected), i = 0;
+  int found = 0;
+  while (i < hlen) {
+    size_t j = i;
+    while (j < hlen && header[j] != ' ') j++;
+    /* every candidate of the right length is compared whole (CRYPTO_memcmp: the
+       time does not depend on where the bytes differ), none is skipped once one matched */
+    if (j - i == elen) found |= CRYPTO_memcmp(header + i, expected, elen) == 0;
+    i = j + 1;
+  }
+  return found;
+}
