@@ -30,10 +30,7 @@ local FATAL = { auth = true, not_found = true, invalid_request = true, io = true
 local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
 -- A word for a shell command line, quoted when it needs to be.
-local function shell_word(s)
-  if s:find("^[%w%./_+,:@%-]+$") then return s end
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
+local shell_word = require("starvideos.shell").word
 
 local kind_of = Ledger.kind_of
 Job.kind_of = kind_of

@@ -28,6 +28,8 @@
 --       r.user_agent, r.connect_timeout, r.ca_file  the exchange's client's own
 --                   (the clients of a key share a transport: engine.lua); no
 --                   user_agent: the transport's own three
+--       r.proxy     "http://host:port" (the client's proxy option) or
+--                   nil/false: none (libcurl then reads the environment)
 --   n = t:poll(max_wait)            do the network work that is ready; wait at
 --                                   most max_wait seconds for an exchange to
 --                                   finish (0: never wait)
