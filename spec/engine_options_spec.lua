@@ -7,6 +7,7 @@
 -- (`openssl s_server`, pending where openssl is missing).
 
 local helper = require "spec.helper"
+local U = helper.UNINSTRUMENTED -- before a program not built with the sanitizers (make check)
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
 
@@ -194,7 +195,7 @@ describe("the ca_file of the clients of one key", function()
 
   -- A self-signed certificate for 127.0.0.1: cert and key files in dir, by name.
   local function make_cert(name)
-    assert(helper.execute(str_format("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+    assert(helper.execute(str_format(U .. "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
       .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1",
       q(dir .. "/" .. name .. ".key"), q(dir .. "/" .. name .. ".pem"))))
     return dir .. "/" .. name .. ".pem"
@@ -205,7 +206,7 @@ describe("the ca_file of the clients of one key", function()
     make_cert("server")
     make_cert("other")
     -- a TLS server on a port the system picks; it answers every GET with a status page (not JSON)
-    server = helper.spawn(str_format("openssl s_server -accept 127.0.0.1:0 -cert %s -key %s -www 2>&1",
+    server = helper.spawn(str_format(U .. "openssl s_server -accept 127.0.0.1:0 -cert %s -key %s -www 2>&1",
       q(dir .. "/server.pem"), q(dir .. "/server.key")))
     local t0 = core.now()
     while not port and core.now() - t0 < 10 do

@@ -11,6 +11,7 @@
 local socket = require "socket"
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
+local U = helper.UNINSTRUMENTED -- before a program not built with the sanitizers (make check)
 local nginx_run = require "spec.support.nginx_run"
 
 local gettime = socket.gettime
@@ -113,7 +114,7 @@ for _, workers in ipairs { 2, 1 } do describe("keep inside nginx, " .. workers .
       local journal, out = dir .. "/tasks.jsonl", dir .. "/" .. i .. ".mp4"
       os.remove(dir .. "/gen.pid")
       if stage == "download" then emu:fault { method = "GET", path = "/videos/", delay = 3, count = 1 } end
-      local curl = helper.spawn(str_format("curl -s -m 60 'http://127.0.0.1:%d/gen?i=%d'", port, i))
+      local curl = helper.spawn(str_format(U .. "curl -s -m 60 'http://127.0.0.1:%d/gen?i=%d'", port, i))
       local rec
       assert(helper.wait_until(function()
         for _, r in ipairs(records(journal, "created")) do if r.prompt == "kept " .. i then rec = r end end

@@ -7,6 +7,7 @@
 -- in front of the emulator (a self-signed certificate for 127.0.0.1).
 
 local helper = require "spec.helper"
+local U = helper.UNINSTRUMENTED -- before a program not built with the sanitizers (make check)
 local nginx_run = require "spec.support.nginx_run"
 local starvideos = require "starvideos"
 
@@ -97,7 +98,7 @@ describe("proxies", function()
     emu = helper.emulator { key = KEY, queued = 0, processing = 0 }
     local ports = helper.free_ports(4)
     tp_port, relay_port, tls_port, ngx_port = ports[1], ports[2], ports[3], ports[4]
-    assert(helper.execute(str_format("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+    assert(helper.execute(str_format(U .. "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
       .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1", q(dir .. "/tls.key"),
       q(dir .. "/tls.pem"))))
     cert = dir .. "/tls.pem"

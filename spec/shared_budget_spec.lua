@@ -15,6 +15,7 @@ local nginx_run = require "spec.support.nginx_run"
 if nginx_run.pending_unless_ready("the host's shared budget inside nginx", { "nginx", "curl" }) then return end
 
 local helper = require "spec.helper"
+local U = helper.UNINSTRUMENTED -- before a program not built with the sanitizers (make check)
 local str_format = string.format
 
 -- the key's budget: small, so that it binds on 20 short tasks
@@ -107,7 +108,7 @@ describe("the host's shared budget inside nginx", function()
   local emu, emu2, dir, port, run
 
   local function get(path)
-    return (helper.capture(str_format("curl -s -m 60 'http://127.0.0.1:%d/%s'", port, path)))
+    return (helper.capture(str_format(U .. "curl -s -m 60 'http://127.0.0.1:%d/%s'", port, path)))
   end
 
   setup(function()

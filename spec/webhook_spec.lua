@@ -8,6 +8,7 @@
 -- The nginx and python parts are pending where those are missing.
 
 local helper = require "spec.helper"
+local U = helper.UNINSTRUMENTED -- before a program not built with the sanitizers (make check)
 local core = require "starvideos.core"
 local starvideos = require "starvideos"
 
@@ -27,7 +28,8 @@ end
 local function openssl_key(secret)
   local b64 = secret:match("^whsec_(.*)$")
   if not b64 then return "-hmac " .. q(secret) end
-  local hex = helper.capture("printf %s " .. q(b64) .. " | base64 -d | od -An -v -tx1 | tr -d ' \\n'")
+  local pipeline = "printf %s " .. q(b64) .. " | base64 -d | od -An -v -tx1 | tr -d ' \\n'"
+  local hex = helper.capture(U .. "sh -c " .. q(pipeline))
   assert(hex:match("^%x+$"), "base64 -d gave nothing for " .. secret)
   return "-mac HMAC -macopt hexkey:" .. hex
 end
@@ -36,15 +38,15 @@ end
 local function openssl_sign(secret, id, ts, body)
   local dir = helper.tmpdir()
   helper.write_file(dir .. "/msg", id .. "." .. ts .. "." .. body)
-  local out, ok = helper.capture(str_format("openssl dgst -sha256 -binary %s < %s | base64 -w0", openssl_key(secret),
-    q(dir .. "/msg")))
+  local out, ok = helper.capture(U .. "sh -c " .. q(str_format("openssl dgst -sha256 -binary %s < %s | base64 -w0",
+    openssl_key(secret), q(dir .. "/msg"))))
   assert(ok and out:match("^[%w+/]+=*$"), "openssl: " .. out)
   return "v1," .. out
 end
 
 -- A random whsec_ secret of n key bytes (openssl rand, base64 by base64(1)).
 local function random_secret(n)
-  local out = helper.capture(str_format("openssl rand %d | base64 -w0", n))
+  local out = helper.capture(U .. "sh -c " .. q(str_format("openssl rand %d | base64 -w0", n)))
   return "whsec_" .. out
 end
 
@@ -220,7 +222,7 @@ print(verify_webhook(case["secret"], case["headers"], open(sys.argv[2], "rb").re
         ["Webhook-Signature"] = "v1,bm90IHRoaXMgb25l " .. assert(core.webhook_sign(key, "evt_py", ts, body)) }
       helper.write_file(dir .. "/case.json", cjson.encode { secret = secret, headers = headers })
       helper.write_file(dir .. "/body", sent or body)
-      local out, ok = helper.capture(str_format("python3 %s %s %s 2>&1", q(dir .. "/receiver.py"),
+      local out, ok = helper.capture(str_format(U .. "python3 %s %s %s 2>&1", q(dir .. "/receiver.py"),
         q(dir .. "/case.json"), q(dir .. "/body")))
       assert(ok, out)
       return (out:gsub("%s+$", ""))
@@ -310,7 +312,7 @@ describe("inside nginx", function()
     local args = {}
     for k, v in pairs(headers) do args[#args + 1] = "-H " .. q(k .. ": " .. v) end
     helper.write_file(dir .. "/post.body", body)
-    local out, ok = helper.capture(str_format("curl -s -m 20 -w '\\n%%{http_code}' %s --data-binary @%s "
+    local out, ok = helper.capture(str_format(U .. "curl -s -m 20 -w '\\n%%{http_code}' %s --data-binary @%s "
       .. "http://127.0.0.1:%d/hook", table.concat(args, " "), q(dir .. "/post.body"), run.port))
     assert(ok, "curl failed: " .. out)
     local text, status = out:match("^(.*)\n(%d+)$")
@@ -359,10 +361,10 @@ describe("inside nginx", function()
 
   it("sends starvideos/<version> (LuaJIT ...; nginx/<nginx -v's version>) as the User-Agent", function()
     if why_no_nginx then return pending(why_no_nginx) end
-    local v = helper.capture("nginx -v 2>&1"):match("nginx/(%d+%.%d+%.%d+)")
+    local v = helper.capture(U .. "nginx -v 2>&1"):match("nginx/(%d+%.%d+%.%d+)")
     assert.truthy(v, "nginx -v says no version")
     emu:reset()
-    local out = helper.capture(str_format("curl -s -m 60 http://127.0.0.1:%d/ua", run.port))
+    local out = helper.capture(str_format(U .. "curl -s -m 60 http://127.0.0.1:%d/ua", run.port))
     assert.equal("ok\n", out, helper.read_file(dir .. "/error.log"))
     local ua = agent_seen(emu)
     assert.truthy(ua:find("^starvideos/" .. starvideos._VERSION:match("%S+$"):gsub("%.", "%%.")
