@@ -50,7 +50,7 @@ check: $(ASAN_TEST) $(ASAN_SO) $(SO) $(TEST_BIN) $(COMPAT_SO)
 	LD_PRELOAD="$(ASAN_RT)" \
 	ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:log_path=$(CURDIR)/$(ASAN_LOGS)/asan \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_LOGS)/ubsan \
-	LUA_CPATH='build/asan/?.so;;' \
+	LUA_CPATH='build/asan/?.so;build/?.so;;' \
 	  $(LUA) /usr/bin/busted --cpath='build/asan/?.so;build/?.so' -o utfTerminal $(BUSTED_ARGS) > build/asan/busted.out 2>&1 || lua=1; \
 	tail -n 40 build/asan/busted.out | grep -E 'success|Failure|Error|^spec/' | tail -n 25; \
 	if ls $(ASAN_LOGS)/* >/dev/null 2>&1; then \
