@@ -72,10 +72,9 @@ local Schedule = require "starvideos.schedule"
 local Ledger = require "starvideos.ledger"
 local store_mod = require "starvideos.store"
 
-local type, ipairs, pairs, tostring, tonumber, setmetatable, rawget, string_format, os_time, math_floor =
-  type, ipairs, pairs, tostring, tonumber, setmetatable, rawget, string.format, os.time, math.floor
+local type, ipairs, pairs, tostring, tonumber, setmetatable, string_format, os_time, math_floor =
+  type, ipairs, pairs, tostring, tonumber, setmetatable, string.format, os.time, math.floor
 local table_remove = table.remove
-local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 local new_error = options.new_error
 
 local R = {}
@@ -254,11 +253,9 @@ end
 function R:_eval(name, keys, args)
   local st, err = self:_store()
   if not st then return nil, err end
-  local n = #keys
-  local list = { SCRIPTS[name], tostring(n) }
-  for _, k in ipairs(keys) do list[#list + 1] = k end
-  for _, a in ipairs(args) do list[#list + 1] = tostring(a) end
-  return st:call("EVAL", unpack(list))
+  local strings = {}
+  for i, a in ipairs(args) do strings[i] = tostring(a) end
+  return st:script("ledger_" .. name, keys, strings) -- by EVALSHA once loaded
 end
 
 -- The queued records, oldest first, until one fails (it stays first).
@@ -560,7 +557,7 @@ function R:learn_more()
     if not st then self.reading = nil; return true end
   end
   if not self.sample_n then
-    local n = st:send("EVAL", SCRIPTS.samples, "1", self.prefix .. "kinds", self.prefix)
+    local n = st:send_script("ledger_samples", { self.prefix .. "kinds" }, { self.prefix })
     if not n then self.reading = nil; return true end
     self.sample_n = n
     return false
@@ -572,5 +569,9 @@ function R:learn_more()
   if type(v) == "table" then teach(self.sched, parse_samples(v)) end
   return true
 end
+
+-- The scripts join the store's own (store.SCRIPTS), so that each runs by EVALSHA
+-- once its connection loaded it, its body sent once.
+for name, body in pairs(SCRIPTS) do store_mod.SCRIPTS["ledger_" .. name] = body end
 
 return R

@@ -444,14 +444,20 @@ function S:call(...)
   return self:_wait(self:send(...))
 end
 
--- The SHA1s of the scripts, learned once a connection (SCRIPT LOAD); a script
+-- A script of M.SCRIPTS, waited for: its answer, or nil, err.  Its SHA1 is
+-- learned once a connection (SCRIPT LOAD), so that its body is sent once; it
 -- runs by EVAL until then.
-function S:_script(name, keys, args)
+function S:script(name, keys, args)
   if not self.shas[name] then
     local sha = self:call("SCRIPT", "LOAD", M.SCRIPTS[name])
     if type(sha) == "string" then self.shas[name] = sha end
   end
-  local v, err = self:_wait(self:send_script(name, keys, args))
+  return self:_wait(self:send_script(name, keys, args))
+end
+
+-- A script whose answer is a number of seconds: seconds, or nil, err.
+function S:_script(name, keys, args)
+  local v, err = self:script(name, keys, args)
   if v == nil then return nil, err end
   local seconds = tonumber(v)
   if not seconds then return nil, self:_err("the " .. name .. " script answered " .. tostring(v)) end
