@@ -70,6 +70,7 @@ build = {
     ["starvideos.transport.ngx"] = "lua/starvideos/transport/ngx.lua",
     ["starvideos.transport.ngx_wire"] = "lua/starvideos/transport/ngx_wire.lua",
     ["starvideos.journal"] = "lua/starvideos/journal.lua",
+    ["starvideos.log"] = "lua/starvideos/log.lua",
     ["starvideos.store"] = "lua/starvideos/store.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
     ["starvideos.engine"] = "lua/starvideos/engine.lua",

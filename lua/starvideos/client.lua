@@ -53,8 +53,9 @@ end
 Client.__close = Client.close
 Client.__gc = Client.close
 
--- `client.on_event = fn` after new still reaches every job's events.
-Client.__newindex = function(self, k, v) if k == "on_event" then self.cfg.on_event = v else rawset(self, k, v) end end
+-- `client.on_event = fn` after new still reaches every job's events (after the log's line).
+Client.__newindex = function(self, k, v)
+  if k == "on_event" then self.cfg.on_event = options.on_event(self.cfg, v) else rawset(self, k, v) end end
 
 function Client:__tostring()
   return string_format("starvideos client (%s)", (self.base_url:gsub("//[^/@]*@", "//")))

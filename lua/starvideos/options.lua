@@ -3,6 +3,7 @@
 -- range raise (they are the caller's bugs); they never reach the network.
 
 local core = require "starvideos.core"
+local Log = require "starvideos.log"
 local cjson = require("cjson.safe").new()
 
 local type, pairs, tostring, error, setmetatable, floor, string_format, os_getenv =
@@ -169,6 +170,13 @@ function C.proxy(v)
   end
 end
 
+-- log = function(line) | "debug" | "info" (log.lua's levels)
+function C.log(v)
+  if type(v) ~= "function" and not Log.level(v) then
+    return 'log: a function(line), "debug" or "info" expected, got ' .. show(v), true
+  end
+end
+
 -- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a typo or
 -- a bad value, at `level` (default: the caller of the function that called check)
 function O.check(opts, where, schema, level)
@@ -236,7 +244,7 @@ local CLIENT = {
   max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
-  create_limit = C.limit, store = C.store, proxy = C.proxy,
+  create_limit = C.limit, store = C.store, proxy = C.proxy, log = C.log,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 
@@ -283,7 +291,28 @@ function O.client(opts)
     if bad then error(string_format("bad base URL (%s)", bad), 3) end
   end
   cfg.base_url = cfg.base_url:gsub("/+$", "")
+  -- the log: a listener of the client's events before the user's on_event
+  -- (client.lua keeps it there when on_event is set later)
+  if cfg.log == nil then
+    local env = os_getenv("STARVIDEOS_LOG")
+    if env and env ~= "" then
+      if not Log.level(env:lower()) then
+        error("bad STARVIDEOS_LOG (\"debug\" or \"info\" expected, got " .. show(env) .. ")", 3)
+      end
+      cfg.log = env:lower()
+    end
+  end
+  if cfg.log then
+    cfg.logger = Log.logger(cfg.log, { cfg.api_key, type(cfg.notify) == "table" and cfg.notify.secret or nil })
+    cfg.on_event = O.on_event(cfg, cfg.on_event)
+  end
   return cfg
+end
+
+-- The on_event a client's events go to: the log's line (cfg.logger, when
+-- there is a log), then the user's fn.
+function O.on_event(cfg, fn)
+  return Log.chain(cfg.logger, fn)
 end
 
 -- The kinds of error a request to the provider's host may end with because it
