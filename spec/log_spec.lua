@@ -128,6 +128,20 @@ describe("the log's redaction", function()
       { key }))
   end)
 
+  it("is the command line's hiding of its key too (starvideos.cli.output)", function()
+    local output = require "starvideos.cli.output"
+    local f = assert(io.tmpfile())
+    output.set_secret(KEY)
+    output.write(f, "key ", KEY, " twice ", KEY .. KEY, " %a")
+    output.set_secret("abc") -- shorter than 4 bytes: the command line shows it
+    output.write(f, " abc")
+    output.set_secret(nil)
+    f:seek("set")
+    local got = f:read("*a")
+    f:close()
+    assert.equal("key [redacted] twice [redacted][redacted] %a abc", got)
+  end)
+
   it("cuts a long line after redacting it, so no cut leaves part of a secret", function()
     local out = Log.redact(("x"):rep(Log.MAX_LINE - 5) .. KEY, { KEY })
     assert.equal(Log.MAX_LINE, #out)

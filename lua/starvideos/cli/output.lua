@@ -8,6 +8,7 @@
 
 local json = require "starvideos.cli.json"
 local args = require "starvideos.cli.args"
+local hide = require("starvideos.log").hide
 
 local type, tostring, select, setmetatable = type, tostring, select, setmetatable
 local io_stdout, io_stderr = io.stdout, io.stderr
@@ -22,22 +23,10 @@ local secret
 -- The key to keep out of every output from now on (nil: none).
 function M.set_secret(key) secret = key end
 
+-- the key's every occurrence as "[redacted]" (the log's one plain-text hiding)
 local function redact(s)
   s = tostring(s)
-  if secret and #secret >= 4 then
-    local out, i = {}, 1
-    while true do
-      local a, b = s:find(secret, i, true)
-      if not a then break end
-      out[#out + 1] = s:sub(i, a - 1)
-      out[#out + 1] = "[redacted]"
-      i = b + 1
-    end
-    if i > 1 then
-      out[#out + 1] = s:sub(i)
-      s = table_concat(out)
-    end
-  end
+  if secret and #secret >= 4 then s = hide(s, secret) end
   return s
 end
 
