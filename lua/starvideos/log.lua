@@ -1,7 +1,7 @@
 --- The debug log: one line per event, redacted, written where the host wants it.
 -- The log is a listener of the client's own events (`on_event`'s: request,
--- response, retry, status, warning, delivery), so a client without `log` and
--- without `on_event` builds no event and pays nothing.  `options.client` turns
+-- response, retry, status, warning, delivery), so the requests of a client
+-- without `log` and without `on_event` build no event and pay nothing.  `options.client` turns
 -- the `log` option (or `$STARVIDEOS_LOG`) into `cfg.logger`, a function(event),
 -- and `Log.chain` puts it before the user's `on_event`.
 --
