@@ -283,4 +283,32 @@ describe("notify", function()
     rx.stop()
     assert(ok, err)
   end)
+
+  it("the README's OpenResty receiver takes each of 20 generates' events once after dedup, each verified", function()
+    local why = require("spec.support.nginx_run").missing { "nginx" }
+    if why then return pending(why) end
+    local run = require("spec.support.readme").hook_receiver(dir, SECRET, nil, dir .. "/hooks.log")
+    local ok, err = pcall(function()
+      local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j",
+        notify = { url = "http://127.0.0.1:" .. run.port .. "/hook", secret = SECRET } }
+      local jobs = twenty(client)
+      client:close()
+      local ids, n = {}, 0
+      assert.is_true(helper.wait_until(function() -- nginx writes its log as each request ends
+        local _, lines = (helper.read_file(dir .. "/hooks.log") or ""):gsub("\n", "")
+        return lines >= 20
+      end, 10))
+      for line in helper.read_file(dir .. "/hooks.log"):gmatch("[^\n]+") do
+        local id, status, auth = line:match("^(%S+) (%d+) (.*)$")
+        assert.are.equal("200", status, line) -- the README's receiver verified it
+        assert.are.equal("-", auth, line)    -- no Authorization header
+        if not ids[id] then ids[id], n = true, n + 1 end
+      end
+      assert.are.equal(20, n)
+      local Notify = require "starvideos.notify"
+      for _, j in ipairs(jobs) do assert.is_true(ids[Notify.id(j.id, "task.completed")]) end
+    end)
+    run.stop()
+    assert(ok, err)
+  end)
 end)
