@@ -312,3 +312,53 @@ describe("notify", function()
     assert(ok, err)
   end)
 end)
+
+-- The ledger's owed events, one list of cases for both backends: the journal
+-- (ledger.lua) and Redis (ledger_redis.lua).
+describe("owed webhooks in the ledger", function()
+  local redis_run = require "spec.support.redis_run"
+  local Ledger, R = require "starvideos.ledger", require "starvideos.ledger_redis"
+  local redis, dir
+
+  setup(function() if not redis_run.missing() then redis = redis_run.start() end end)
+  teardown(function()
+    if redis then redis.stop() end
+    helper.cleanup()
+  end)
+
+  local backends = {
+    journal = function() return function() return Ledger.new(dir .. "/j", { lease = 1 }) end end,
+    redis = function()
+      local cfg = { base_url = "http://fleet", api_key = "k-" .. require("starvideos.core").random_id(), lease = 1,
+        connect_timeout = 5 }
+      return function() return R.new(redis.url, cfg) end
+    end,
+  }
+  for name, make in pairs(backends) do
+    it(name .. ": an owed event is claimed by one keeper once its owner let go, never after it was delivered",
+      function()
+        if name == "redis" and not redis then return pending(redis_run.missing()) end
+        dir = helper.tmpdir()
+        local new = make()
+        local owner, other = new(), new()
+        assert.truthy(owner:owe("msg_a", "task-a", '{"type":"task.completed"}'))
+        local k1 = assert(other:keeper())
+        assert.are.same({}, other:owed_orphans(k1)) -- its owner is alive
+        owner:close() -- the owner lets go of its lease (as a process that died)
+        local got = other:owed_orphans(k1)
+        assert.are.same({ { wid = "msg_a", task = "task-a", body = '{"type":"task.completed"}' } }, got)
+        local k2 = assert(other:keeper())
+        assert.are.same({}, other:owed_orphans(k2)) -- k1 has it (alive)
+        assert.are.same({}, other:owed_orphans(k1)) -- and is not handed it twice
+        k1:close()
+        assert.are.same("msg_a", other:owed_orphans(k2)[1].wid) -- k1 gone: k2 takes it
+        other:delivered("msg_a")
+        local k3 = assert(other:keeper())
+        k2:close()
+        assert.are.same({}, other:owed_orphans(k3))
+        k3:close()
+        other:close()
+      end)
+  end
+end)
+
