@@ -88,7 +88,7 @@ describe("notify", function()
     refused({ url = "http://127.0.0.1/x", secret = "s3cr3t-value", urll = 1 }, "unknown field 'urll'")
     refused("http://127.0.0.1/x", "notify")
     local c = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j" }
-    local ok, err = pcall(c.keep, c, { notify = { url = "http://127.0.0.1/x", secret = "" }, timeout = 0 })
+    local ok, err = pcall(c.keep, c, { notify = { url = "http://127.0.0.1/x", secret = "" }, timeout = 1 })
     assert.is_false(ok)
     assert.matches("notify.secret", err, 1, true)
     c:close()
@@ -279,6 +279,36 @@ describe("notify", function()
       assert.are.equal(2, code)
       assert.matches("--notify needs --notify-secret-file", out, 1, true)
       assert.are.equal(1, #received(dir)) -- none of those sent anything
+    end)
+    rx.stop()
+    assert(ok, err)
+  end)
+
+  it("retries a 503 until retry_for runs out, leaves the event owed, and a later client's keep sends it", function()
+    local rx = receiver(dir)
+    helper.write_file(dir .. "/status", "503")
+    local seen = {}
+    local ok, err = pcall(function()
+      local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j", retry_backoff = 0.1,
+        notify = { url = rx.url, secret = SECRET, retry_for = 1.5 },
+        on_event = function(ev) if ev.type == "delivery" then seen[#seen + 1] = ev end end }
+      local task = assert(client:generate({ model = "videos", prompt = "503", duration = 5 },
+        { out = dir .. "/v.mp4", interval = 0.2 }))
+      client:close() -- waits: retry_for ends first
+      assert.are.equal(1, #seen)
+      assert.are.equal("owed", seen[1].outcome)
+      assert.are.equal(503, seen[1].status)
+      local tries = #received(dir)
+      assert.is_true(tries >= 3, "only " .. tries .. " attempts")
+      os.remove(dir .. "/status")
+      local c2 = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j" }
+      assert(c2:keep { lease = 1, timeout = 1, notify = { url = rx.url, secret = SECRET } })
+      c2:close()
+      local list = received(dir)
+      assert.are.equal(tries + 1, #list)
+      local by_id, n = events_of(dir)
+      assert.are.equal(1, n)
+      assert.truthy(by_id[require("starvideos.notify").id(task.id, "task.completed")])
     end)
     rx.stop()
     assert(ok, err)

@@ -13,7 +13,7 @@
 -- The retries are the core's one policy (core.retry: network errors, timeouts,
 -- 408, 429, 5xx) with backoff, for `retry_for` seconds (default 600).
 --   2xx                 -> ledger:delivered(wid)
---   3xx, other 4xx      -> ledger:delivered(wid, status): refused, never sent again
+--   3xx, 4xx but 408/429 -> ledger:delivered(wid, status): refused, never sent again
 --   out of time, close  -> it stays owed: keep (or a later client's keep) sends
 --                          it once its owner's lease is let go (ledger:owed_orphans)
 -- Without a journal the owed event lives in this process only.  A delivery
@@ -33,8 +33,14 @@ local N = {}
 N.RETRY_FOR = 600 -- seconds a delivery is retried by the process that sends it
 N.SETTLE = 5      -- seconds close() waits for the deliveries in flight
 
--- What a failed attempt may still turn into a delivery (sent again later).
-local TRANSIENT = { network = true, timeout = true, server = true, rate_limited = true }
+-- A receiver's answer that refuses the event for good: a 3xx (not followed)
+-- or a 4xx but 408 and 429.  Anything else that failed (the network, a
+-- timeout, a 5xx, an unusable answer) may still go better: it stays owed.
+local function refused(err)
+  local s = err.status
+  return err.kind ~= "network" and err.kind ~= "timeout" and type(s) == "number" and s >= 300 and s < 500
+    and s ~= 408 and s ~= 429
+end
 
 -- The deliveries in flight, per engine (weak: an engine's own business).
 local flying = setmetatable({}, { __mode = "k" })
@@ -108,7 +114,7 @@ function D:advance()
     self.ledger:delivered(self.wid)
     return tell(self, "delivered")
   end
-  if TRANSIENT[err.kind] then return tell(self, "owed", err) end -- keep sends it again
+  if not refused(err) then return tell(self, "owed", err) end -- keep sends it again
   self.ledger:delivered(self.wid, err.status or 0)
   tell(self, "refused", err)
 end
