@@ -368,6 +368,9 @@ describe("owed webhooks in the ledger", function()
     it(name .. ": an owed event is claimed by one keeper once its owner let go, never after it was delivered",
       function()
         if name == "redis" and not redis then return pending(redis_run.missing()) end
+        if name == "redis" and not pcall(require, "starvideos.redis") then
+          return pending("starvideos.redis is not built for this VM (make build/<vm>/starvideos/redis.so)")
+        end
         dir = helper.tmpdir()
         local new = make()
         local owner, other = new(), new()
