@@ -12,7 +12,7 @@
 
 typedef struct kept { int fd; } kept;
 
-const char *const lsv_op_names[] = { "create", "query", "download", NULL };
+const char *const lsv_op_names[] = { "create", "query", "download", "notify", NULL };
 const char *const lsv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
 void lsv_push_error(lua_State *L, const sv_error *e) {
@@ -205,7 +205,7 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sink.ctx = &b;
   with.sink = &sink;
   rc = sv_verdict(&with, sv_wallclock(), secret, &err, &wire);
-  if (rc == 0 && x->op != SV_OP_DOWNLOAD) { /* the task, whole: the one value the scan left */
+  if (rc == 0 && x->op != SV_OP_DOWNLOAD && x->op != SV_OP_NOTIFY) { /* the task, whole: the one value the scan left */
     lua_settop(L, top + 1);
     lua_pushnil(L);
   } else {

@@ -155,7 +155,8 @@ static int member(const sv_json_member *m, int n, const char *body, size_t len, 
 
 int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
   char why[160];
-  const char *what = a->op == SV_OP_CREATE ? "create" : a->op == SV_OP_QUERY ? "query" : "download";
+  const char *what = a->op == SV_OP_CREATE ? "create" : a->op == SV_OP_QUERY ? "query"
+                   : a->op == SV_OP_NOTIFY ? "notify" : "download";
   const char *body = a->body ? a->body : "";
   size_t len = a->body ? a->body_len : 0;
   sv_json_member m[ANSWER_MEMBERS], id, st;

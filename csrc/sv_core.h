@@ -236,7 +236,9 @@ SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t out
 
 /* ---------------------------------------------------------------- answers */
 
-typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD } sv_op;
+/* SV_OP_NOTIFY: a webhook event POSTed to the user's own host (notify.lua):
+   never the key, any 2xx is success, no redirect followed */
+typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY } sv_op;
 
 typedef struct sv_answer {
   sv_op op;
@@ -326,7 +328,8 @@ typedef struct sv_http_config {
 typedef struct sv_send {
   sv_op op;
   const char *url;
-  int auth;                /* add "Authorization: Bearer <api_key>" */
+  int auth;                /* add "Authorization: Bearer <api_key>" (never for SV_OP_NOTIFY) */
+  const char *headers;     /* SV_OP_NOTIFY: more header lines, each ending in "\n" (no CR) */
   const char *body; size_t body_len; /* a POST when body is not NULL */
   int fresh;               /* never on a reused connection (a create: see sv_http.c) */
   double timeout;          /* seconds for the whole exchange; 0: none */

@@ -644,6 +644,23 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s, const own_opts 
     *list = x->headers;
     return 0;
   }
+  if (x->op == SV_OP_NOTIFY) { /* the user's own host: never the key; its webhook-* lines */
+    const char *p = s->headers ? s->headers : "", *nl;
+    *list = x->headers = new_api_headers(h, o->user_agent, 0, s->body != NULL);
+    if (!*list) return -1;
+    while ((nl = strchr(p, '\n')) != NULL) {
+      char line[512];
+      size_t n = (size_t)(nl - p);
+      if (n > 0 && n < sizeof line) {
+        memcpy(line, p, n);
+        line[n] = '\0';
+        if (add_header(&x->headers, line)) return -1;
+        *list = x->headers;
+      }
+      p = nl + 1;
+    }
+    return 0;
+  }
   if (o->differ) *list = x->headers = new_api_headers(h, o->user_agent, s->auth, s->body != NULL);
   else *list = api_headers(h, s->auth, s->body != NULL);
   return *list ? 0 : -1;
@@ -745,6 +762,20 @@ static int open_part(sv_http *h, sv_xfer *x, sv_error *err) {
   return 0;
 }
 
+/* A notify's extra header lines: "Name: value\n" each, shorter than 512
+   bytes, with no control character but their ending. */
+static int notify_headers_ok(const char *p) {
+  const char *nl;
+  while (*p) {
+    nl = strchr(p, '\n');
+    if (!nl || nl == p || (size_t)(nl - p) >= 512 || !memchr(p, ':', (size_t)(nl - p)) ||
+        !sv_header_value_ok(p, (size_t)(nl - p)))
+      return 0;
+    p = nl + 1;
+  }
+  return 1;
+}
+
 sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   sv_xfer *x;
   CURL *e;
@@ -760,6 +791,9 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return NULL;
   if (s->op != SV_OP_DOWNLOAD && s->max_body == 0) /* the options table gives the cap: no default here */
     return sv_error_set(err, SV_E_INVALID, "max_body", "max_body: no cap on the answer's size was given"), NULL;
+  if (s->headers && !notify_headers_ok(s->headers))
+    return sv_error_set(err, SV_E_INVALID, "headers",
+                        "headers: expected \"Name: value\\n\" lines without control characters"), NULL;
   if (s->op == SV_OP_DOWNLOAD && (!s->file || !*s->file))
     return sv_error_set(err, SV_E_INVALID, "path", "path: expected a file path"), NULL;
   x = calloc(1, sizeof *x);

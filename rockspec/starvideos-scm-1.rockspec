@@ -77,6 +77,7 @@ build = {
     ["starvideos.ledger"] = "lua/starvideos/ledger.lua",
     ["starvideos.ledger_redis"] = "lua/starvideos/ledger_redis.lua",
     ["starvideos.keep"] = "lua/starvideos/keep.lua",
+    ["starvideos.notify"] = "lua/starvideos/notify.lua",
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
     ["starvideos.cli.client"] = "lua/starvideos/cli/client.lua",

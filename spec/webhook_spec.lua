@@ -15,13 +15,7 @@ local starvideos = require "starvideos"
 local q, str_format = helper.shell_quote, string.format
 
 local PARAMS = { model = "videos", prompt = "a webhook's cat", duration = 5 }
-local README = assert(helper.read_file(helper.root .. "/README.md"))
-
--- The fenced block of `lang` in the README's "### Webhooks" section.
-local function readme_block(lang)
-  local section = assert(README:match("\n### Webhooks\n(.-)\n##? "), "README has no ### Webhooks section")
-  return assert(section:match("```" .. lang .. "\n(.-)```"), "### Webhooks has no " .. lang .. " block")
-end
+local readme_block = require("spec.support.readme").webhooks_block
 
 -- The key openssl is given for a secret: -hmac with the secret's bytes, or the hex
 -- of the base64-decoded part after whsec_ (decoded by base64(1), not by us).
@@ -275,30 +269,18 @@ local why_no_nginx = nginx_run.missing { "nginx", "curl" }
 describe("inside nginx", function()
   local emu, run, dir, secret
 
-  local function nginx_conf(port)
-    local lines = nginx_run.conf_head(dir, 1)
-    table.insert(lines, 3, "env WEBHOOK_SECRET;")
-    for _, l in ipairs {
-      str_format("    server { listen 127.0.0.1:%d;", port),
-      "        client_body_buffer_size 1m;",
-      str_format("        location = /hook { content_by_lua_file %s; }", dir .. "/hook.lua"),
-      "        location = /ua { content_by_lua_block {",
-      str_format("            local c = require(\"starvideos\").new { api_key = \"k-ua\", base_url = %q }", emu.url),
-      "            local task, err = c:create { model = \"videos\", prompt = \"ua\", duration = 5 }",
-      "            c:close()",
-      "            ngx.say(task and \"ok\" or tostring(err))",
-      "        } }",
-      "    }", "}", "" } do lines[#lines + 1] = l end
-    return table.concat(lines, "\n")
-  end
-
   setup(function()
     if why_no_nginx then return end
     secret = random_secret(32)
     emu = helper.emulator { key = "k-ua" }
     dir = helper.tmpdir()
-    helper.write_file(dir .. "/hook.lua", readme_block("lua"))
-    run = nginx_run.serve(dir, nginx_conf, nil, { WEBHOOK_SECRET = secret })
+    run = require("spec.support.readme").hook_receiver(dir, secret, {
+      "        location = /ua { content_by_lua_block {",
+      str_format("            local c = require(\"starvideos\").new { api_key = \"k-ua\", base_url = %q }", emu.url),
+      "            local task, err = c:create { model = \"videos\", prompt = \"ua\", duration = 5 }",
+      "            c:close()",
+      "            ngx.say(task and \"ok\" or tostring(err))",
+      "        } }" })
   end)
 
   teardown(function()

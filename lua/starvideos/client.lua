@@ -45,6 +45,7 @@ end
 function Client:close()
   local engine = self.engine
   if not engine then return end
+  if self.cfg.notify then require("starvideos.notify").settle(engine, self.cfg) end -- webhooks in flight: 5 s more
   self.engine = nil
   for _, job in ipairs(engine:jobs_of(self.cfg)) do job:cancel(true) end
   self.ledger:close()

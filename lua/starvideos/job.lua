@@ -13,6 +13,7 @@ local core = require "starvideos.core"
 local options = require "starvideos.options"
 local Request = require "starvideos.request"
 local Ledger = require "starvideos.ledger"
+local Notify = require "starvideos.notify"
 
 local type, pairs, tostring, setmetatable, math_min, math_max, string_format, os_time =
   type, pairs, tostring, setmetatable, math.min, math.max, string.format, os.time
@@ -154,6 +155,8 @@ function _finish(self, err)
     if err.task == nil then err.task = self.task end
     self.err = err
   end
+  -- a webhook (notify.lua) of a task followed to its end: sent on in the engine
+  if not self.goal and self.cfg.notify and self.state == "done" then Notify.job_done(self, self.err) end
   local g = self.group
   if g then g.left = g.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end

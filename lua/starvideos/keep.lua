@@ -12,9 +12,10 @@ local options = require "starvideos.options"
 local Job = require "starvideos.job"
 local Request = require "starvideos.request"
 local journal = require "starvideos.journal"
+local Notify = require "starvideos.notify"
 
-local type, ipairs, pairs, tostring, rawget, string_format, os_date, math_min, math_max =
-  type, ipairs, pairs, tostring, rawget, string.format, os.date, math.min, math.max
+local type, ipairs, pairs, tostring, rawget, setmetatable, string_format, os_date, math_min, math_max =
+  type, ipairs, pairs, tostring, rawget, setmetatable, string.format, os.date, math.min, math.max
 local new_error, now = options.new_error, core.now
 
 local K = {}
@@ -61,6 +62,9 @@ end
 -- a list of {task=, err=, path=}, one per task carried (and per orphaned
 -- pending create), or nil, err (a journal that cannot be read, before any).
 function K.run(engine, ledger, cfg, opts, alive)
+  if opts.notify then -- keep's own webhook: its jobs and the owed events it sends go there
+    cfg = setmetatable({ notify = Notify.copy(opts.notify) }, { __index = cfg })
+  end
   local keeper, kerr = ledger:keeper()
   if not keeper then return nil, new_error("io", kerr, { field = "journal" }) end
   local ngx = rawget(_G, "ngx")
@@ -77,6 +81,7 @@ function K.run(engine, ledger, cfg, opts, alive)
       local tasks, pendings, behind = ledger:orphans(keeper)
       if not tasks then failure = new_error("io", pendings, { field = "journal" }); break end
       for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger.path) end
+      Notify.sweep(engine, ledger, cfg, keeper) -- webhooks a dead process owed
       for _, task in ipairs(tasks) do
         local i = #results + 1
         local j = assert(Job.new(engine, ledger, cfg, nil, task.id, { refresh = true, index = i,
@@ -100,6 +105,7 @@ function K.run(engine, ledger, cfg, opts, alive)
     j:cancel(true)
     results[j.index] = { task = j.task, err = j.err, path = j.path }
   end
+  Notify.settle(engine, cfg) -- the deliveries in flight, a few seconds; the rest stays owed
   keeper:close()
   if failure and not results[1] then return nil, failure end
   return results

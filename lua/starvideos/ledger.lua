@@ -68,6 +68,15 @@
 --                                       hold); else over the key's clients in
 --                                       this process.  Over it: nil, err
 --                                       (rate_limited, field create_limit)
+--   ledger:owe(wid, task_id, body) -> true | nil, err  a webhook event
+--                                       (notify.lua) recorded owed, synced,
+--                                       before it is sent; named by this
+--                                       process's lease
+--   ledger:delivered(wid[, status])     its receiver took it (or refused it
+--                                       for good with status: never again)
+--   ledger:owed_orphans(keeper) -> list  claims for keeper every owed event
+--                                       not delivered whose owner let go of
+--                                       its lease: {wid=, task=, body=}
 --   ledger:schedule() -> schedule       the learned polling schedule (schedule.lua):
 --                                       the key's (engine.lua), which this
 --                                       ledger feeds; its own with no engine
@@ -85,8 +94,9 @@ local journal = require "starvideos.journal"
 local options = require "starvideos.options"
 local Schedule = require "starvideos.schedule"
 
-local type, ipairs, tostring, setmetatable, string_format, io_open, os_time, os_remove, os_date, os_getenv =
-  type, ipairs, tostring, setmetatable, string.format, io.open, os.time, os.remove, os.date, os.getenv
+local type, ipairs, pairs, next, tostring, setmetatable = type, ipairs, pairs, next, tostring, setmetatable
+local string_format, io_open, os_time, os_remove, os_date, os_getenv =
+  string.format, io.open, os.time, os.remove, os.date, os.getenv
 local math_max, math_floor, tonumber = math.max, math.floor, tonumber
 local new_error = options.new_error
 local cjson = require("cjson.safe").new()
@@ -429,21 +439,85 @@ function L:part(id, part, path)
   if self.path then return append(self, { event = "part", id = id, part = part, path = path }, true) end
 end
 
--- The .parts recorded for tasks (task id -> the download's path), newest last:
--- only lines that name the event are decoded.
-function parts(path)
+-- ------------------------------------------------------------ webhooks owed
+
+-- Each record of the journal at path whose line holds one of marks (only those
+-- lines are decoded), oldest first: fn(rec).
+local function each_record(path, marks, fn)
   local f = io_open(path, "r")
-  local out = {}
-  if not f then return out end
+  if not f then return end
   for line in f:lines() do
-    if line:find('"event":"part"', 1, true) then
-      local rec = cjson.decode(line)
-      if type(rec) == "table" and type(rec.id) == "string" and type(rec.path) == "string" then
-        out[rec.id] = rec.path
+    for _, mark in ipairs(marks) do
+      if line:find(mark, 1, true) then
+        local rec = cjson.decode(line)
+        if type(rec) == "table" then fn(rec) end
+        break
       end
     end
   end
   f:close()
+end
+
+-- Records without an `id` (a task's): compaction keeps them as they are.
+function L:owe(wid, task_id, body)
+  if not self.path then return true end
+  local owner, elsewhere = self:owner()
+  return append(self, { event = "owed", wid = wid, task = task_id, body = body, owner = owner,
+    lease = owner and elsewhere or nil }, true)
+end
+
+function L:delivered(wid, status)
+  if self.path then append(self, { event = "delivered", wid = wid, status = status }) end
+end
+
+-- The owed events of the journal not yet delivered: wid -> {wid=, task=,
+-- body=, owner=, lease=} (the latest owner: a claim re-records it owed).
+local OWED_MARKS = { '"event":"owed"', '"event":"delivered"' }
+local function owed(path)
+  local out = {}
+  each_record(path, OWED_MARKS, function(rec)
+    if type(rec.wid) ~= "string" then return end
+    if rec.event == "delivered" then out[rec.wid] = false
+    elseif out[rec.wid] ~= false and type(rec.body) == "string" then out[rec.wid] = rec end
+  end)
+  return out
+end
+
+function L:owed_orphans(k)
+  local path = self.path
+  if not path or not k.lock then return {} end
+  local cache, candidates = {}, {}
+  for wid, rec in pairs(owed(path)) do
+    if rec and rec.owner ~= k.id and let_go(path, rec.owner, rec.lease, cache) then candidates[wid] = rec end
+  end
+  if not next(candidates) then return {} end
+  local lock = core.lock_journal(path, true)
+  if not lock then return {} end
+  local out, lines = {}, {}
+  local ok = pcall(function() -- under the hold: what another keeper claimed meanwhile is left to it
+    local now_owed = owed(path)
+    for wid, rec in pairs(candidates) do
+      local cur = now_owed[wid]
+      if cur and cur.owner == rec.owner then
+        lines[#lines + 1] = assert(journal.line { event = "owed", wid = wid, task = rec.task, body = rec.body,
+          owner = k.id, lease = k.elsewhere })
+        out[#out + 1] = { wid = wid, task = rec.task, body = rec.body }
+      end
+    end
+    if lines[1] and not lock:append(path, table.concat(lines), true) then out = {} end
+  end)
+  lock:unlock()
+  return ok and out or {}
+end
+
+-- The .parts recorded for tasks (task id -> the download's path), newest last:
+-- only lines that name the event are decoded.
+local PART_MARKS = { '"event":"part"' }
+function parts(path)
+  local out = {}
+  each_record(path, PART_MARKS, function(rec)
+    if type(rec.id) == "string" and type(rec.path) == "string" then out[rec.id] = rec.path end
+  end)
   return out
 end
 

@@ -570,6 +570,57 @@ function R:learn_more()
   return true
 end
 
+-- ------------------------------------------------------------ webhooks owed
+-- (notify.lua; ledger.lua's owe, delivered, owed_orphans)
+--   owed:<wid>  hash: wid, task, body, owner: an event recorded before it is sent
+--   owed        set of those wids, until delivered (or refused for good)
+
+-- KEYS owed:<wid>, owed; ARGV wid, task, body, owner
+SCRIPTS.owe = [[
+redis.call('HSET', KEYS[1], 'wid', ARGV[1], 'task', ARGV[2], 'body', ARGV[3], 'owner', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+]]
+-- KEYS owed:<wid>, owed; ARGV wid
+SCRIPTS.delivered = [[
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+]]
+-- KEYS owed; ARGV P, keeper id: every owed event whose owner's lease is gone,
+-- claimed for the keeper in the same script (two keepers never take one).
+SCRIPTS.owed_orphans = [[
+local P, me, out = ARGV[1], ARGV[2], {}
+for _, wid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = P .. 'owed:' .. wid
+  local r = redis.call('HMGET', key, 'owner', 'task', 'body')
+  if r[3] and r[1] ~= me and (not r[1] or r[1] == '' or redis.call('EXISTS', P .. 'owner:' .. r[1]) == 0) then
+    redis.call('HSET', key, 'owner', me)
+    out[#out + 1] = { wid, r[2] or '', r[3] }
+  end
+end
+return out
+]]
+
+function R:owe(wid, task_id, body)
+  local owner = self:owner()
+  return self:_record("owe", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" },
+    { wid, task_id, body, owner or "" })
+end
+
+function R:delivered(wid)
+  self:_record("delivered", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" }, { wid })
+end
+
+function R:owed_orphans(k)
+  if k.closed then return {} end
+  self:flush()
+  local v = self:_eval("owed_orphans", { self.prefix .. "owed" }, { self.prefix, k.id })
+  local out = {}
+  for i, r in ipairs(type(v) == "table" and v or {}) do out[i] = { wid = r[1], task = r[2], body = r[3] } end
+  return out
+end
+
 -- The scripts join the store's own (store.SCRIPTS), so that each runs by EVALSHA
 -- once its connection loaded it, its body sent once.
 for name, body in pairs(SCRIPTS) do store_mod.SCRIPTS["ledger_" .. name] = body end

@@ -177,6 +177,13 @@ function C.log(v)
   end
 end
 
+-- notify = {url =, secret =[, retry_for =]}: notify.lua's check (the one URL
+-- check for url); its message names notify.url / notify.secret, never the secret.
+function C.notify(v)
+  local bad = require("starvideos.notify").problem(v)
+  if bad then return bad, true end
+end
+
 -- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a typo or
 -- a bad value, at `level` (default: the caller of the function that called check)
 function O.check(opts, where, schema, level)
@@ -213,7 +220,7 @@ O.CALLS = {
   job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn },
   pending = { journal = C.path },
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
-    journal = C.path, sleep = C.fn },
+    journal = C.path, sleep = C.fn, notify = C.notify },
 }
 
 -- A task id, from an id or a task table; else raises (argument 1 of `where`).
@@ -244,7 +251,7 @@ local CLIENT = {
   max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
-  create_limit = C.limit, store = C.store, proxy = C.proxy, log = C.log,
+  create_limit = C.limit, store = C.store, proxy = C.proxy, log = C.log, notify = C.notify,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 
@@ -258,6 +265,7 @@ function O.client(opts)
   if opts.create_limit then -- a copy: the caller's table may change later
     cfg.create_limit = { count = opts.create_limit.count, per = opts.create_limit.per }
   end
+  if opts.notify then cfg.notify = require("starvideos.notify").copy(opts.notify) end -- a copy, as create_limit
   if cfg.api_key == nil then
     local key = os_getenv("STARVIDEOS_API_KEY")
     if key and key ~= "" then

@@ -22,7 +22,7 @@ local new_error, now = options.new_error, core.now
 local Request = {}
 Request.__index = Request
 
-local METHOD = { create = "POST", query = "GET", download = "GET" }
+local METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST" }
 
 local next_id = 0
 
@@ -182,7 +182,7 @@ function Request:_restart(t)
 end
 
 local function finish(self, task, err, t)
-  if err and self.op ~= "download" then options.note_default_host(self.cfg, err) end
+  if err and self.op ~= "download" and self.op ~= "notify" then options.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
   if err and self.op == "download" and self.started then os_remove(self.part) end
   self.owner:advance(t or now())
@@ -195,6 +195,10 @@ function Request.policy(cfg, op, resume_limit)
   if op == "download" then
     return { max_retries = resume_limit or cfg.resume_limit, backoff = cfg.retry_backoff,
       max_backoff = cfg.max_backoff, max_wait = cfg.max_retry_wait }
+  end
+  if op == "notify" then -- a webhook (notify.lua): as often as its deadline allows
+    return { max_retries = 1000, backoff = cfg.retry_backoff, max_backoff = cfg.max_backoff,
+      max_wait = cfg.max_retry_wait }
   end
   local p = policies[cfg]
   if not p then
@@ -223,6 +227,7 @@ function Request:send(t)
     self.timeout = left and math_min(cfg.timeout, left) or cfg.timeout
   end
   self.attempt = self.attempt + 1
+  if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
   local h, err = engine.transport:send(self)
   if not h then
     if self.tail then return self:_restart(t) end -- the transport would not open the .part left over

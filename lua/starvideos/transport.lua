@@ -9,11 +9,15 @@
 --                                   gives them; a transport clamps, never
 --                                   defaults)
 --   h = t:send(r)                   start one exchange; h, or nil, err
---       r.op        "create" | "query" | "download" (how the answer is read)
+--       r.op        "create" | "query" | "download" | "notify" (how the answer
+--                   is read; a notify, a webhook to the user's own host
+--                   (notify.lua): never the key, whatever r.auth says, any 2xx
+--                   is success, no redirect followed)
 --       r.url       the whole URL (http or https only; both transports check it
 --                   with core.check_url: a bad one is nil, err (field "url"))
 --       r.auth      add "Authorization: Bearer <api_key>"
 --       r.body      a POST with this JSON body, else a GET
+--       r.headers   a notify's header lines ("Name: value\n" each: its webhook-*)
 --       r.fresh     never on a reused connection (a create: a dead kept-alive
 --                   connection must not make it go out twice)
 --       r.timeout   seconds for the whole exchange (nil: none)

@@ -1,5 +1,7 @@
--- Steps the README checks share (spec/love_spec.lua, spec/embed_spec.lua):
--- the lines of a sh block, and the emulator started as a README line says.
+-- Steps the README checks share (spec/love_spec.lua, spec/embed_spec.lua,
+-- spec/webhook_spec.lua, spec/notify_spec.lua): the lines of a sh block, the
+-- emulator started as a README line says, and the README's OpenResty webhook
+-- receiver in an nginx of the spec's.
 
 local helper = require "spec.helper"
 
@@ -37,6 +39,37 @@ end
 function readme.with_url(line, url)
   assert(line:find("http://127.0.0.1:PORT", 1, true), "no http://127.0.0.1:PORT in: " .. line)
   return (line:gsub("http://127%.0%.0%.1:PORT", url))
+end
+
+-- The fenced block of `lang` in the README's "### Webhooks" section.
+function readme.webhooks_block(lang)
+  local text = assert(helper.read_file(helper.root .. "/README.md"))
+  local section = assert(text:match("\n### Webhooks\n(.-)\n##? "), "README has no ### Webhooks section")
+  return assert(section:match("```" .. lang .. "\n(.-)```"), "### Webhooks has no " .. lang .. " block")
+end
+
+-- nginx serving the README's OpenResty receiver (its ```lua block, as written)
+-- at /hook, with WEBHOOK_SECRET = secret, its files in dir; `more`: lines
+-- for the server block; access_log: a file where each request's webhook-id,
+-- status and Authorization go ("<id> <status> <authorization or ->" a line),
+-- or nil.  { port =, stop = } (nginx_run.serve).
+function readme.hook_receiver(dir, secret, more, access_log, port)
+  local nginx_run = require "spec.support.nginx_run"
+  helper.write_file(dir .. "/hook.lua", readme.webhooks_block("lua"))
+  return nginx_run.serve(dir, function(p)
+    local lines = nginx_run.conf_head(dir, 1)
+    table.insert(lines, 3, "env WEBHOOK_SECRET;")
+    if access_log then
+      lines[#lines + 1] = "    log_format hooks '$http_webhook_id $status $http_authorization';"
+    end
+    lines[#lines + 1] = string.format("    server { listen 127.0.0.1:%d;", p)
+    if access_log then lines[#lines + 1] = "        access_log " .. access_log .. " hooks;" end
+    lines[#lines + 1] = "        client_body_buffer_size 1m;"
+    lines[#lines + 1] = string.format("        location = /hook { content_by_lua_file %s; }", dir .. "/hook.lua")
+    for _, l in ipairs(more or {}) do lines[#lines + 1] = l end
+    for _, l in ipairs { "    }", "}", "" } do lines[#lines + 1] = l end
+    return table.concat(lines, "\n")
+  end, port, { WEBHOOK_SECRET = secret })
 end
 
 return readme

@@ -363,6 +363,44 @@ add {
   end,
 }
 
+add {
+  name = "a webhook (op notify): its header lines and JSON body, never the key; any 2xx taken; a 302 not followed",
+  prepare = function(env)
+    local ok, redir = env.hs:url("empty"), env.hs:url("redir_n")
+    return { ok = ok, redir = redir, redir_url = redir .. "/1/v.mp4" }
+  end,
+  run = function(x, a)
+    local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
+    local out = {}
+    for i, url in ipairs { a.ok .. "/hook", a.redir_url } do
+      -- auth asked for: a notify never sends the key all the same
+      local h = assert(t:send { op = "notify", url = url, auth = true, timeout = 10, max_body = 1048576,
+        body = '{"type":"task.completed"}', headers = "webhook-id: msg_case\nwebhook-timestamp: 1\n" })
+      repeat t:poll(0.05) until t:finished() == h
+      local task, err, wire = t:result(h)
+      out[i] = { task = task, status = err and err.status, kind = err and err.kind, wire = wire }
+    end
+    t:close()
+    return out
+  end,
+  check = function(o, a, env)
+    local A, text = env.assert, env.encode(o)
+    A.equal("", o[1].task, text) -- a 2xx with an empty body: delivered
+    A.equal(302, o[2].status, text)
+    A.equal("none", o[2].wire, text)
+    local got = env.hs:requests(a.ok)
+    A.equal(1, #got, text)
+    A.equal("POST", got[1].method)
+    A.equal("msg_case", got[1].headers["webhook-id"])
+    A.equal("1", got[1].headers["webhook-timestamp"])
+    A.truthy((got[1].headers["content-type"] or ""):find("^application/json"))
+    A.equal('{"type":"task.completed"}', got[1].body)
+    A.is_nil(got[1].headers.authorization, "the key went with a webhook")
+    A.is_nil(got[1].raw:find(KEY, 1, true), "the key went with a webhook")
+    A.equal(1, #env.hs:requests(a.redir), "a webhook's 302 was followed")
+  end,
+}
+
 -- Downloads of a scenario's video into a new path: the name, the scenario,
 -- the retries allowed, the URL's tail after the scenario's base (default
 -- "/v.mp4"), what is done before (plant), what the retry event does (meddle),

@@ -62,12 +62,17 @@ local FLAG = {
   dir = { kind = "str", meta = "PATH", text = "directory for the videos, saved as <id>.mp4 (default .)" },
   lease = { kind = "pos", meta = "S",
     text = "seconds a task's owner has to renew its lease (default 30); keep looks every S/6 s, at most 5" },
+  notify = { kind = "str", meta = "URL",
+    text = "POST a signed webhook there when a task completes (after its download) or fails" },
+  ["notify-secret-file"] = { kind = "str", meta = "PATH",
+    text = "the webhook secret (whsec_... or any string) on the first line of PATH (with --notify)" },
 }
 M.FLAG = FLAG
 
 local REQUEST = { "model", "prompt", "duration", "ratio", "resolution", "first-image", "last-image",
   "ref-image", "ref-video", "ref-audio" }
 local CLIENT = { "base-url", "api-key-file" }
+local NOTIFY = { "notify", "notify-secret-file" }
 
 local function flags(...)
   local list = {}
@@ -103,7 +108,7 @@ local COMMANDS = {
     summary = "show a task's status (and video_url once completed); exit 1 when it failed",
   },
   wait = {
-    args = { "ID" }, needs_key = true, flags = flags("interval", "timeout", CLIENT),
+    args = { "ID" }, needs_key = true, flags = flags("interval", "timeout", CLIENT, NOTIFY),
     summary = "wait until a task is completed; exit 1 when it fails or the wait times out",
   },
   download = {
@@ -112,7 +117,7 @@ local COMMANDS = {
   },
   generate = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "out", "interval", "timeout", "journal", CLIENT),
+    flags = flags(REQUEST, "out", "interval", "timeout", "journal", CLIENT, NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
   },
   models = {
@@ -124,12 +129,12 @@ local COMMANDS = {
     summary = "check a request locally, as create would (no key, no network)",
   },
   resume = {
-    args = {}, needs_key = true, flags = flags("journal", "dir", "interval", "timeout", CLIENT),
+    args = {}, needs_key = true, flags = flags("journal", "dir", "interval", "timeout", CLIENT, NOTIFY),
     summary = "wait for and download every journalled task not downloaded yet",
     required = { "journal" },
   },
   keep = {
-    args = {}, needs_key = true, flags = flags("journal", "dir", "lease", "interval", "timeout", CLIENT),
+    args = {}, needs_key = true, flags = flags("journal", "dir", "lease", "interval", "timeout", CLIENT, NOTIFY),
     summary = "carry the journal's tasks whose process died to their files, until --timeout or stopped",
     required = { "journal" },
     flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",

@@ -17,22 +17,36 @@ function M.load()
   return require "starvideos", require "starvideos.core"
 end
 
-local function read_key_file(path)
+-- The first line of a secret's file (- for stdin): what ("API key", "webhook
+-- secret") and word ("key", "secret") name it in the usage errors.
+local function read_secret_file(path, what, word)
   local f, err
   if path == "-" then f = io_stdin else f, err = io_open(path, "r") end
-  if not f then usage_error("cannot read the API key file: %s", err) end
+  if not f then usage_error("cannot read the %s file: %s", what, err) end
   local line, rerr, code = f:read("*l")
   if f ~= io_stdin then f:close() end
   if line == nil and code == 21 then -- EISDIR
-    usage_error("the API key file %s is a directory, not a file", path)
+    usage_error("the %s file %s is a directory, not a file", what, path)
   elseif line == nil and rerr then
-    usage_error("cannot read the API key file %s: %s", path, rerr)
+    usage_error("cannot read the %s file %s: %s", what, path, rerr)
   end
   line = line and line:match("^%s*(.-)%s*$") or ""
   if line == "" then
-    usage_error("the API key file %s is empty (the key goes on its first line)", path == "-" and "(stdin)" or path)
+    usage_error("the %s file %s is empty (the %s goes on its first line)", what, path == "-" and "(stdin)" or path,
+      word)
   end
   return line
+end
+
+-- --notify URL --notify-secret-file PATH: the notify option (nil without them).
+local function notify_of(opts)
+  local url, file = opts.notify, opts["notify-secret-file"]
+  if not url and not file then return nil end
+  if not url then usage_error("--notify-secret-file needs --notify URL (where the webhooks go)") end
+  if not file then usage_error("--notify needs --notify-secret-file PATH (the webhook secret's file)") end
+  local secret = read_secret_file(file, "webhook secret", "secret")
+  output.set_secret(secret)
+  return { url = url, secret = secret }
 end
 
 -- The core's one URL check (core.check_url): its message names where the URL
@@ -48,7 +62,7 @@ end
 function M.new(ctx, opts, extra)
   local key
   if opts["api-key-file"] then
-    key = read_key_file(opts["api-key-file"])
+    key = read_secret_file(opts["api-key-file"], "API key", "key")
   else
     key = os_getenv("STARVIDEOS_API_KEY")
     if key == "" then key = nil end
@@ -76,10 +90,11 @@ function M.new(ctx, opts, extra)
       core.sleep(math_min(0.2, stop - t))
     end
   end
-  local o = { api_key = key, base_url = base, sleep = sleep }
+  local o = { api_key = key, base_url = base, sleep = sleep, notify = notify_of(opts) }
   for k, v in pairs(extra or {}) do o[k] = v end
   local ok, client = pcall(starvideos.new, o)
   if not ok then usage_error("%s", (tostring(client):gsub("^[^:]*:%d+: ", ""))) end
+  ctx.client = client -- closed when the command returns (cli/init.lua)
   return client, core
 end
 

@@ -104,6 +104,8 @@ function M.main(argv)
     if args.is_usage(e) then return e end
     return { internal = tostring(e), trace = debug_traceback(tostring(e), 2) }
   end)
+  -- the command's client closed: its webhooks in flight get their few seconds (notify.lua)
+  if ok and ctx.client then ctx.client:close() end
   if ok then return code or 0 end
   if ctx.display then ctx.display:finish(false) end
   return output.report(ctx, raised(ctx, code))

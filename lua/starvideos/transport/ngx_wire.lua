@@ -308,6 +308,10 @@ local function request(c, x, u, key)
   if x.op == "download" then -- never the key: the video lives on another host
     t[#t + 1] = "Accept: video/mp4, */*\r\n"
     if x.offset > 0 then t[#t + 1] = string_format("Range: bytes=%.0f-\r\n", x.offset) end
+  elseif x.op == "notify" then -- the user's own host: never the key; the event's webhook-* lines
+    t[#t + 1] = "Accept: application/json\r\n"
+    if r.headers then t[#t + 1] = r.headers:gsub("\n", "\r\n") end
+    if r.body then t[#t + 1] = "Content-Type: application/json\r\nContent-Length: " .. #r.body .. "\r\n" end
   else
     if x.auth then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
     t[#t + 1] = "Accept: application/json\r\n"

@@ -1,0 +1,186 @@
+-- Webhooks from the library (the option `notify = {url =, secret =[, retry_for =]}`,
+-- the README's "Webhooks"): when a job of a client (or of keep) ends with its
+-- task completed (after its download, when it has one) or failed, one event
+--
+--   {"type": "task.completed" | "task.failed", "task": {...}, "path": ..., "bytes": ...}
+--
+-- is recorded in the ledger as owed (ledger:owe, synced) before it is sent,
+-- under a webhook-id that depends only on the task and the type ("msg_" and a
+-- hash of both: every attempt, every process, the same), then POSTed to the
+-- user's URL as a request of its own (request.lua, op "notify": never the API
+-- key, no redirect followed, any 2xx is success) and signed anew at each
+-- attempt (core.webhook_sign: webhook-id, webhook-timestamp, webhook-signature).
+-- The retries are the core's one policy (core.retry: network errors, timeouts,
+-- 408, 429, 5xx) with backoff, for `retry_for` seconds (default 600).
+--   2xx                 -> ledger:delivered(wid)
+--   3xx, 4xx but 408/429 -> ledger:delivered(wid, status): refused, never sent again
+--   out of time, close  -> it stays owed: keep (or a later client's keep) sends
+--                          it once its owner's lease is let go (ledger:owed_orphans)
+-- Without a journal the owed event lives in this process only.  A delivery
+-- never holds up the job it came from; client:close() (and the end of keep)
+-- waits up to SETTLE seconds for the deliveries in flight (N.settle).
+
+local core = require "starvideos.core"
+local Request = require "starvideos.request"
+
+local type, pairs, next, tostring, setmetatable, os_time =
+  type, pairs, next, tostring, setmetatable, os.time
+local now = core.now
+local cjson = require("cjson.safe").new()
+
+local N = {}
+
+N.RETRY_FOR = 600 -- seconds a delivery is retried by the process that sends it
+N.SETTLE = 5      -- seconds close() waits for the deliveries in flight
+
+-- A receiver's answer that refuses the event for good: a 3xx (not followed)
+-- or a 4xx but 408 and 429.  Anything else that failed (the network, a
+-- timeout, a 5xx, an unusable answer) may still go better: it stays owed.
+local function refused(err)
+  local s = err.status
+  return err.kind ~= "network" and err.kind ~= "timeout" and type(s) == "number" and s >= 300 and s < 500
+    and s ~= 408 and s ~= 429
+end
+
+-- The deliveries in flight, per engine (weak: an engine's own business).
+local flying = setmetatable({}, { __mode = "k" })
+
+local function set_of(engine)
+  local s = flying[engine]
+  if not s then s = {}; flying[engine] = s end
+  return s
+end
+
+-- The option, checked: nil when good, else what is wrong (never the secret).
+function N.problem(v)
+  if type(v) ~= "table" then return "notify: expected a table {url =, secret =}, got " .. type(v) end
+  for k in pairs(v) do
+    if k ~= "url" and k ~= "secret" and k ~= "retry_for" then
+      return "notify: unknown field '" .. tostring(k) .. "' (expected url, secret, retry_for)"
+    end
+  end
+  local ok, err = core.check_url(v.url, "notify.url") -- the one URL check (csrc/sv_util.c)
+  if not ok then return err.message end
+  if type(v.secret) ~= "string" or v.secret == "" then
+    return "notify.secret: expected a non-empty string, got " .. (v.secret == "" and "an empty one" or type(v.secret))
+  end
+  if not core.webhook_sign(v.secret, "msg_check", 0, "") then
+    return "notify.secret: a whsec_ secret whose part after whsec_ is not base64"
+  end
+  local f = v.retry_for
+  if f ~= nil and (type(f) ~= "number" or f ~= f or f < 0 or f > 86400 * 7) then
+    return "notify.retry_for: expected seconds from 0 to 604800, got " .. tostring(f)
+  end
+end
+
+-- A copy of a checked option (the caller's table may change later).
+function N.copy(v)
+  return v and { url = v.url, secret = v.secret, retry_for = v.retry_for }
+end
+
+-- The webhook-id of an event: stable for a task and type.
+function N.id(task_id, kind)
+  return "msg_" .. core.hash(kind .. "\0" .. tostring(task_id))
+end
+
+-- ------------------------------------------------------------ a delivery
+
+local D = {}
+D.__index = D
+
+-- The webhook-* header lines of an attempt now (request.lua asks at each send).
+function D:headers()
+  local ts = tostring(os_time())
+  local sig = core.webhook_sign(self.notify.secret, self.wid, ts, self.body)
+  return "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig .. "\n"
+end
+
+local function tell(self, outcome, err)
+  local on_event = self.cfg.on_event
+  if on_event then
+    on_event { type = "delivery", id = self.task, webhook_id = self.wid, outcome = outcome,
+      status = err and err.status, reason = err and err.message }
+  end
+end
+
+-- Its request ended: delivered, refused, or still owed.
+function D:advance()
+  local req = self.req
+  if self.done or not req or not req.done then return end
+  self.done, self.req = true, false
+  set_of(self.engine)[self] = nil
+  local err = req.err
+  if not err then
+    self.ledger:delivered(self.wid)
+    return tell(self, "delivered")
+  end
+  if not refused(err) then return tell(self, "owed", err) end -- keep sends it again
+  self.ledger:delivered(self.wid, err.status or 0)
+  tell(self, "refused", err)
+end
+
+-- The client closes: the attempt stops, the event stays owed.
+function D:cancel()
+  if self.done then return end
+  self.done = true
+  set_of(self.engine)[self] = nil
+  if self.req then self.req:cancel(); self.req = false end
+end
+
+-- Send an owed event (its record already written): the delivery.
+function N.send(engine, ledger, cfg, notify, wid, task_id, body)
+  local d = setmetatable({ engine = engine, ledger = ledger, cfg = cfg, notify = notify, wid = wid, task = task_id,
+    body = body, done = false, req = false, wake = 0 }, D)
+  set_of(engine)[d] = true
+  local path = notify.url:match("^%a+://[^/]*(/[^?#]*)") or "/"
+  local req = Request.new(engine, cfg, d, "notify", notify.url, path, nil, body,
+    now() + (notify.retry_for or N.RETRY_FOR))
+  d.req = req
+  req:send(now())
+  return d
+end
+
+-- A job ended (job.lua): its event, when its task completed (downloaded, when
+-- it had an out) or failed; recorded owed, then sent.
+function N.job_done(job, err)
+  local task = job.task
+  if type(task) ~= "table" or job.id == nil then return end
+  local kind
+  if not err and task.status == "completed" then kind = "task.completed"
+  elseif task.status == "failed" and err and err.kind == "task_failed" then kind = "task.failed"
+  else return end
+  local body = cjson.encode { type = kind, task = task, path = job.path, bytes = job.path and job.bytes or nil }
+  if not body then return end
+  local wid = N.id(job.id, kind)
+  local ledger = job.ledger
+  if ledger.owe then ledger:owe(wid, job.id, body) end -- a ledger that cannot be written: sent all the same
+  N.send(job.engine, ledger, job.cfg, job.cfg.notify, wid, job.id, body)
+end
+
+-- keep's turn: the owed events whose owner let go of its lease, claimed for
+-- keeper and sent with notify (the keep's, else the client's).
+function N.sweep(engine, ledger, cfg, keeper)
+  if not (cfg.notify and ledger.owed_orphans) then return end
+  local list = ledger:owed_orphans(keeper)
+  for _, o in pairs(list or {}) do N.send(engine, ledger, cfg, cfg.notify, o.wid, o.task, o.body) end
+end
+
+-- Whether the engine has deliveries of cfg in flight.
+local function quiet(arg)
+  for d in pairs(set_of(arg.engine)) do
+    if d.cfg == arg.cfg or arg.cfg == nil then return false end
+  end
+  return true
+end
+
+-- Let the deliveries of cfg (nil: all) in flight go on for up to `seconds`;
+-- what is left stays owed (and is cancelled by the caller's close).
+function N.settle(engine, cfg, seconds)
+  local s = flying[engine]
+  if not (s and next(s)) then return end
+  local arg = { engine = engine, cfg = cfg }
+  if quiet(arg) then return end
+  engine:drive(quiet, arg, now() + (seconds or N.SETTLE))
+end
+
+return N

@@ -1,0 +1,397 @@
+-- Webhooks sent by the library (`notify`, lua/starvideos/notify.lua): a
+-- receiver in Python's standard library (spec/fixtures/webhook_receiver.py)
+-- records every request; each is checked with starvideos.verify_webhook.
+
+local helper = require "spec.helper"
+local starvideos = require "starvideos"
+local cjson = require "cjson"
+
+local q = helper.shell_quote
+local KEY = "k-notify-0123456789"
+local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+local ENV = "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+  .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " STARVIDEOS_API_KEY=" .. KEY .. " "
+
+local function unhex(s) return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)) end
+
+-- A receiver on port (nil: a free one) writing into dir: {url =, port =, stop =}.
+local function receiver(dir, port)
+  port = port or helper.free_ports(1)[1]
+  local p = helper.spawn(helper.UNINSTRUMENTED .. "python3 " .. q(helper.root .. "/spec/fixtures/webhook_receiver.py")
+    .. " " .. port .. " " .. q(dir))
+  local line = p.pipe:read("*l")
+  assert(line and line:match("^listening %d+$"), "the receiver did not start: " .. tostring(line))
+  return { port = port, url = "http://127.0.0.1:" .. port .. "/hook", proc = p,
+    stop = function() helper.execute("kill " .. p.pid); p:close() end }
+end
+
+-- What reached the receiver in dir: a list of {method, path, headers, body, raw}.
+local function received(dir)
+  local out = {}
+  for line in (helper.read_file(dir .. "/log") or ""):gmatch("[^\n]+") do
+    local r = cjson.decode(line)
+    r.body, r.raw = unhex(r.body), line
+    out[#out + 1] = r
+  end
+  return out
+end
+
+-- Every request checked: signed with SECRET, no key anywhere; events by webhook-id.
+local function events_of(dir)
+  local by_id, n = {}, 0
+  for _, r in ipairs(received(dir)) do
+    assert.are.equal("POST", r.method)
+    assert.are.equal("/hook", r.path)
+    assert.is_nil(r.headers.authorization)
+    assert.is_nil(r.raw:find(KEY, 1, true))
+    assert.is_nil(r.body:find(KEY, 1, true))
+    assert.is_true(starvideos.verify_webhook(SECRET, r.headers, r.body))
+    local id = r.headers["webhook-id"][1]
+    local ev = cjson.decode(r.body)
+    if by_id[id] then
+      assert.are.equal(by_id[id].raw_body, r.body) -- the same event each time
+    else
+      n = n + 1
+      by_id[id] = ev
+      ev.raw_body = r.body
+    end
+  end
+  return by_id, n
+end
+
+describe("notify", function()
+  local emu, dir
+
+  before_each(function()
+    emu = helper.emulator { key = KEY, queued = 0.2, processing = 0.3 }
+    dir = helper.tmpdir()
+  end)
+  after_each(function()
+    emu:stop()
+    helper.cleanup()
+  end)
+
+  it("refuses a bad option, naming notify.url or notify.secret and never showing the secret", function()
+    local function refused(notify, where)
+      local ok, err = pcall(starvideos.new, { api_key = KEY, base_url = emu.url, notify = notify })
+      assert.is_false(ok)
+      assert.matches(where, err, 1, true)
+      assert.is_nil(tostring(err):find("s3cr3t-value", 1, true))
+    end
+    refused({ url = "ftp://127.0.0.1/x", secret = "s3cr3t-value" }, "notify.url")
+    refused({ url = "not a url", secret = "s3cr3t-value" }, "notify.url")
+    refused({ secret = "s3cr3t-value" }, "notify.url")
+    refused({ url = "http://127.0.0.1/x" }, "notify.secret")
+    refused({ url = "http://127.0.0.1/x", secret = "" }, "notify.secret")
+    refused({ url = "http://127.0.0.1/x", secret = "whsec_!!s3cr3t-value" }, "notify.secret")
+    refused({ url = "http://127.0.0.1/x", secret = "s3cr3t-value", retry_for = -1 }, "notify.retry_for")
+    refused({ url = "http://127.0.0.1/x", secret = "s3cr3t-value", urll = 1 }, "unknown field 'urll'")
+    refused("http://127.0.0.1/x", "notify")
+    local c = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j" }
+    local ok, err = pcall(c.keep, c, { notify = { url = "http://127.0.0.1/x", secret = "" }, timeout = 1 })
+    assert.is_false(ok)
+    assert.matches("notify.secret", err, 1, true)
+    c:close()
+  end)
+
+  -- 20 tasks started as jobs, stepped to their end; returns the tasks.
+  local function twenty(client, each_step)
+    local jobs = {}
+    for i = 1, 20 do
+      jobs[i] = assert(client:start({ model = "videos", prompt = "notify " .. i, duration = 5 },
+        { out = dir .. "/v" .. i .. ".mp4", interval = 0.2 }))
+    end
+    local left = 20
+    while left > 0 do
+      left = left - #client:step(0.05)
+      if each_step then each_step() end
+    end
+    for _, j in ipairs(jobs) do assert.is_nil(j.err) end
+    return jobs
+  end
+
+  local function check_twenty(jobs, by_id, n)
+    assert.are.equal(20, n)
+    local seen = {}
+    for id, ev in pairs(by_id) do
+      assert.are.equal("task.completed", ev.type)
+      assert.are.equal("completed", ev.task.status)
+      assert.is_nil(seen[ev.task.id])
+      seen[ev.task.id] = id
+      assert.are.equal(ev.path, ev.task.path)
+      assert.are.equal(helper.file_size(ev.path), ev.bytes)
+    end
+    for _, j in ipairs(jobs) do assert.truthy(seen[j.id]) end
+  end
+
+  it("sends each of 20 generates' events once after dedup by webhook-id, each signed, no key sent", function()
+    local rx = receiver(dir)
+    local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j",
+      notify = { url = rx.url, secret = SECRET } }
+    local ok, err = pcall(function()
+      local jobs = twenty(client)
+      client:close() -- waits for the deliveries in flight
+      check_twenty(jobs, events_of(dir))
+      -- each recorded delivered in the journal
+      local delivered = 0
+      for line in helper.read_file(dir .. "/j"):gmatch("[^\n]+") do
+        local rec = cjson.decode(line)
+        if rec.event == "delivered" then
+          delivered = delivered + 1
+          assert.is_nil(rec.status) -- taken, not refused
+        end
+      end
+      assert.are.equal(20, delivered)
+    end)
+    rx.stop()
+    assert(ok, err)
+  end)
+
+  it("still sends each once when the receiver starts 5 s late on its port", function()
+    local port = helper.free_ports(1)[1]
+    local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j",
+      notify = { url = "http://127.0.0.1:" .. port .. "/hook", secret = SECRET } }
+    local rx
+    local start = os.time()
+    local ok, err = pcall(function()
+      local jobs = twenty(client, function()
+        if not rx and os.time() - start >= 5 then rx = receiver(dir, port) end
+      end)
+      while not rx do -- the jobs ended before 5 s: the deliveries wait
+        client:step(0.1)
+        if os.time() - start >= 5 then rx = receiver(dir, port) end
+      end
+      local deadline = os.time() + 60
+      repeat client:step(0.1) until #received(dir) >= 20 and select(2, events_of(dir)) == 20 or os.time() > deadline
+      client:close()
+      check_twenty(jobs, events_of(dir))
+    end)
+    if rx then rx.stop() end
+    assert(ok, err)
+  end)
+
+  it("a process killed -9 while its delivery waits: keep sends the event with the same webhook-id", function()
+    local rx = receiver(dir)
+    helper.write_file(dir .. "/hang", "")
+    local journal, out = dir .. "/j", dir .. "/v.mp4"
+    local child = helper.spawn(ENV .. q(helper.lua) .. " " .. q(helper.root .. "/spec/fixtures/notify_child.lua") .. " "
+      .. q(emu.url) .. " " .. q(journal) .. " " .. q(out) .. " killed " .. q(rx.url) .. " " .. q(SECRET))
+    local killed = false
+    local ok, err = pcall(function()
+      assert.is_true(helper.wait_until(function() return #received(dir) >= 1 end, 30))
+      assert.matches('"event":"owed"', helper.read_file(journal), 1, true)
+      assert.is_true(helper.execute("kill -9 " .. child.pid))
+      killed = true
+      child:close()
+      os.remove(dir .. "/hang")
+      local first = received(dir)[1].headers["webhook-id"][1]
+      local gets = 0
+      for _, r in ipairs(emu:requests()) do if r.method == "GET" and r.path:find("%.mp4") then gets = gets + 1 end end
+      local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = journal }
+      local results = assert(client:keep { lease = 1, timeout = 2, dir = dir,
+        notify = { url = rx.url, secret = SECRET } })
+      assert.are.equal(0, #results) -- the task was downloaded: only its event was owed
+      local list = received(dir)
+      assert.are.equal(2, #list)
+      assert.are.equal(first, list[2].headers["webhook-id"][1])
+      local by_id, n = events_of(dir)
+      assert.are.equal(1, n)
+      assert.are.equal("task.completed", by_id[first].type)
+      assert.are.equal(out, by_id[first].path)
+      local gets2 = 0
+      for _, r in ipairs(emu:requests()) do if r.method == "GET" and r.path:find("%.mp4") then gets2 = gets2 + 1 end end
+      assert.are.equal(gets, gets2) -- not downloaded again
+      local delivered = {}
+      for line in helper.read_file(journal):gmatch("[^\n]+") do
+        local rec = cjson.decode(line)
+        if rec.event == "delivered" then delivered[#delivered + 1] = rec.wid end
+      end
+      assert.are.same({ first }, delivered)
+      -- a later keep finds nothing owed
+      assert(client:keep { lease = 1, timeout = 1, dir = dir, notify = { url = rx.url, secret = SECRET } })
+      assert.are.equal(2, #received(dir))
+      client:close()
+    end)
+    if not killed then helper.execute("kill -9 " .. child.pid); child:close() end
+    os.remove(dir .. "/hang")
+    rx.stop()
+    assert(ok, err)
+  end)
+
+  it("does not follow a 3xx: one request, recorded refused, not sent again; a failed task's event", function()
+    local rx = receiver(dir)
+    helper.write_file(dir .. "/status", "302")
+    local seen = {}
+    local ok, err = pcall(function()
+      emu:config { outcome = "failed" }
+      local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j",
+        notify = { url = rx.url, secret = SECRET },
+        on_event = function(ev) if ev.type == "delivery" then seen[#seen + 1] = ev end end }
+      local task, gerr = client:generate({ model = "videos", prompt = "fails", duration = 5 }, { interval = 0.2 })
+      assert.is_nil(task)
+      assert.are.equal("task_failed", gerr.kind)
+      client:close()
+      local list = received(dir)
+      assert.are.equal(1, #list)
+      local ev = cjson.decode(list[1].body)
+      assert.are.equal("task.failed", ev.type)
+      assert.are.equal("failed", ev.task.status)
+      assert.are.equal(1, #seen)
+      assert.are.equal("refused", seen[1].outcome)
+      assert.are.equal(302, seen[1].status)
+      assert.matches('"status":302', helper.read_file(dir .. "/j"), 1, true)
+      -- refused for good: a keep sends nothing again
+      local c2 = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j" }
+      assert(c2:keep { lease = 1, timeout = 1, notify = { url = rx.url, secret = SECRET } })
+      c2:close()
+      assert.are.equal(1, #received(dir))
+    end)
+    rx.stop()
+    assert(ok, err)
+  end)
+
+  it("CLI: generate --notify URL --notify-secret-file PATH sends the event; a bad secret file: usage error", function()
+    local rx = receiver(dir)
+    local function cli(extra)
+      return helper.capture(ENV .. q(helper.lua) .. " " .. q(helper.root .. "/bin/starvideos")
+        .. " generate --model videos --prompt cli --duration 5 --interval 0.2 --base-url " .. q(emu.url)
+        .. " --out " .. q(dir .. "/c.mp4") .. " " .. extra .. " 2>&1")
+    end
+    local ok, err = pcall(function()
+      helper.write_file(dir .. "/secret", SECRET .. "\n")
+      helper.write_file(dir .. "/empty", "")
+      local out, good, code = cli("--notify " .. q(rx.url) .. " --notify-secret-file " .. q(dir .. "/secret"))
+      assert(good, out)
+      assert.are.equal(0, code)
+      local by_id, n = events_of(dir)
+      assert.are.equal(1, n)
+      local _, ev = next(by_id)
+      assert.are.equal("task.completed", ev.type)
+      assert.are.equal(dir .. "/c.mp4", ev.path)
+      out, good, code = cli("--notify " .. q(rx.url) .. " --notify-secret-file " .. q(dir .. "/empty"))
+      assert.is_nil(good)
+      assert.are.equal(2, code)
+      assert.matches("the webhook secret file " .. dir .. "/empty is empty", out, 1, true)
+      out, _, code = cli("--notify " .. q(rx.url) .. " --notify-secret-file " .. q(dir .. "/none"))
+      assert.are.equal(2, code)
+      assert.matches("cannot read the webhook secret file", out, 1, true)
+      out, _, code = cli("--notify " .. q(rx.url))
+      assert.are.equal(2, code)
+      assert.matches("--notify needs --notify-secret-file", out, 1, true)
+      assert.are.equal(1, #received(dir)) -- none of those sent anything
+    end)
+    rx.stop()
+    assert(ok, err)
+  end)
+
+  it("retries a 503 until retry_for runs out, leaves the event owed, and a later client's keep sends it", function()
+    local rx = receiver(dir)
+    helper.write_file(dir .. "/status", "503")
+    local seen = {}
+    local ok, err = pcall(function()
+      local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j", retry_backoff = 0.1,
+        notify = { url = rx.url, secret = SECRET, retry_for = 1.5 },
+        on_event = function(ev) if ev.type == "delivery" then seen[#seen + 1] = ev end end }
+      local task = assert(client:generate({ model = "videos", prompt = "503", duration = 5 },
+        { out = dir .. "/v.mp4", interval = 0.2 }))
+      client:close() -- waits: retry_for ends first
+      assert.are.equal(1, #seen)
+      assert.are.equal("owed", seen[1].outcome)
+      assert.are.equal(503, seen[1].status)
+      local tries = #received(dir)
+      assert.is_true(tries >= 3, "only " .. tries .. " attempts")
+      os.remove(dir .. "/status")
+      local c2 = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j" }
+      assert(c2:keep { lease = 1, timeout = 1, notify = { url = rx.url, secret = SECRET } })
+      c2:close()
+      local list = received(dir)
+      assert.are.equal(tries + 1, #list)
+      local by_id, n = events_of(dir)
+      assert.are.equal(1, n)
+      assert.truthy(by_id[require("starvideos.notify").id(task.id, "task.completed")])
+    end)
+    rx.stop()
+    assert(ok, err)
+  end)
+
+  it("the README's OpenResty receiver takes each of 20 generates' events once after dedup, each verified", function()
+    local why = require("spec.support.nginx_run").missing { "nginx" }
+    if why then return pending(why) end
+    local run = require("spec.support.readme").hook_receiver(dir, SECRET, nil, dir .. "/hooks.log")
+    local ok, err = pcall(function()
+      local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j",
+        notify = { url = "http://127.0.0.1:" .. run.port .. "/hook", secret = SECRET } }
+      local jobs = twenty(client)
+      client:close()
+      local ids, n = {}, 0
+      assert.is_true(helper.wait_until(function() -- nginx writes its log as each request ends
+        local _, lines = (helper.read_file(dir .. "/hooks.log") or ""):gsub("\n", "")
+        return lines >= 20
+      end, 10))
+      for line in helper.read_file(dir .. "/hooks.log"):gmatch("[^\n]+") do
+        local id, status, auth = line:match("^(%S+) (%d+) (.*)$")
+        assert.are.equal("200", status, line) -- the README's receiver verified it
+        assert.are.equal("-", auth, line)    -- no Authorization header
+        if not ids[id] then ids[id], n = true, n + 1 end
+      end
+      assert.are.equal(20, n)
+      local Notify = require "starvideos.notify"
+      for _, j in ipairs(jobs) do assert.is_true(ids[Notify.id(j.id, "task.completed")]) end
+    end)
+    run.stop()
+    assert(ok, err)
+  end)
+end)
+
+-- The ledger's owed events, one list of cases for both backends: the journal
+-- (ledger.lua) and Redis (ledger_redis.lua).
+describe("owed webhooks in the ledger", function()
+  local redis_run = require "spec.support.redis_run"
+  local Ledger, R = require "starvideos.ledger", require "starvideos.ledger_redis"
+  local redis, dir
+
+  setup(function() if not redis_run.missing() then redis = redis_run.start() end end)
+  teardown(function()
+    if redis then redis.stop() end
+    helper.cleanup()
+  end)
+
+  local backends = {
+    journal = function() return function() return Ledger.new(dir .. "/j", { lease = 1 }) end end,
+    redis = function()
+      local cfg = { base_url = "http://fleet", api_key = "k-" .. require("starvideos.core").random_id(), lease = 1,
+        connect_timeout = 5 }
+      return function() return R.new(redis.url, cfg) end
+    end,
+  }
+  for name, make in pairs(backends) do
+    it(name .. ": an owed event is claimed by one keeper once its owner let go, never after it was delivered",
+      function()
+        if name == "redis" and not redis then return pending(redis_run.missing()) end
+        if name == "redis" and not pcall(require, "starvideos.redis") then
+          return pending("starvideos.redis is not built for this VM (make build/<vm>/starvideos/redis.so)")
+        end
+        dir = helper.tmpdir()
+        local new = make()
+        local owner, other = new(), new()
+        assert.truthy(owner:owe("msg_a", "task-a", '{"type":"task.completed"}'))
+        local k1 = assert(other:keeper())
+        assert.are.same({}, other:owed_orphans(k1)) -- its owner is alive
+        owner:close() -- the owner lets go of its lease (as a process that died)
+        local got = other:owed_orphans(k1)
+        assert.are.same({ { wid = "msg_a", task = "task-a", body = '{"type":"task.completed"}' } }, got)
+        local k2 = assert(other:keeper())
+        assert.are.same({}, other:owed_orphans(k2)) -- k1 has it (alive)
+        assert.are.same({}, other:owed_orphans(k1)) -- and is not handed it twice
+        k1:close()
+        assert.are.same("msg_a", other:owed_orphans(k2)[1].wid) -- k1 gone: k2 takes it
+        other:delivered("msg_a")
+        local k3 = assert(other:keeper())
+        k2:close()
+        assert.are.same({}, other:owed_orphans(k3))
+        k3:close()
+        other:close()
+      end)
+  end
+end)
+
