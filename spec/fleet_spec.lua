@@ -45,28 +45,36 @@ local function poll_until(pred, seconds)
   return pred() and true or false
 end
 
+-- The README's nginx lines under "### Fleet" (the shared dict, keep from
+-- init_worker's timer), its client made by `new` (a Lua expression), its keep's
+-- lease and look short and its videos in `videos`.
+local function fleet_block(new, videos)
+  local readme = assert(helper.read_file(ROOT .. "/README.md"))
+  local at = assert(readme:find("\n### Fleet\n", 1, true), "the README has no ### Fleet")
+  local block = assert(readme:match("```nginx\n(.-)\n```", at), "no nginx block under ### Fleet")
+  local n1, n2
+  block, n1 = block:gsub('require%("starvideos"%)%.new { store = "redis://127%.0%.0%.1:6379" }',
+    (new:gsub("%%", "%%%%")))
+  block, n2 = block:gsub('client:keep { dir = "/path/to/videos" }', (str_format("client:keep { lease = %d, interval = "
+    .. "0.5, dir = %q }", LEASE, videos):gsub("%%", "%%%%")))
+  assert(n1 == 1 and n2 == 1, "the README's ### Fleet block has no require(\"starvideos\").new { store = "
+    .. "\"redis://127.0.0.1:6379\" } or client:keep { dir = \"/path/to/videos\" }")
+  return block
+end
+
 -- One host's nginx.conf: `new` is the Lua expression making its client.  GET
 -- /gen?i=N starts generating "fleet N" into videos/N.mp4 in a timer and says
--- "started <worker pid>"; every worker keeps the ledger from init_worker's timer.
+-- "started <worker pid>"; every worker keeps the ledger from init_worker's timer
+-- (the README's block).
 local function host_conf(dir, port, new, videos)
   local lines = nginx_run.conf_head(dir, 2)
   for _, l in ipairs {
-    "    lua_shared_dict starvideos 1m;",
-    "    init_worker_by_lua_block {",
-    "        ngx.timer.at(0, function(premature)",
-    "            if premature then return end",
-    "            local starvideos = require \"starvideos\"",
-    "            local client = " .. new,
-    str_format("            client:keep { dir = %q, lease = %d, interval = 0.5 }", videos, LEASE),
-    "            client:close()",
-    "        end)",
-    "    }",
+    fleet_block(new, videos),
     str_format("    server { listen 127.0.0.1:%d reuseport;", port),
     "        location = /gen { content_by_lua_block {",
     "            local i = tonumber(ngx.var.arg_i)",
     "            local ok, err = ngx.timer.at(0, function(premature)",
     "                if premature then return end",
-    "                local starvideos = require \"starvideos\"",
     "                local client = " .. new,
     "                local task, gerr = client:generate({ model = \"videos\", prompt = \"fleet \" .. i,",
     "                  duration = 5 },",
@@ -82,7 +90,7 @@ end
 
 -- The client of every host: the key, the emulator, the budget, the ledger (`ledger`: Lua fields).
 local function new_client(emu_url, ledger)
-  return str_format("starvideos.new { api_key = %q, base_url = %q, requests_per_second = %d, %s }",
+  return str_format("require(\"starvideos\").new { api_key = %q, base_url = %q, requests_per_second = %d, %s }",
     KEY, emu_url, RATE, ledger)
 end
 
