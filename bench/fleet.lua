@@ -100,8 +100,9 @@ local function throughput_row()
     baseline = "R / (polls per task)", ours = ours, theirs = theirs, ratio = ratio, unit = "tasks/s",
     target = ">= 0.7x, <= 1.1x", ok = ratio >= 0.7 and ratio <= 1.1,
     note = str_format("%d tasks each, created at one moment, waited with wait_all (interval 0.2 s), the emulator "
-      .. "processing each %s s; %d polls counted at the emulator (%.2f a task); one run (the budget, not the "
-      .. "machine, sets the pace); over 1.1x: the processes polled beyond one budget", per,
+      .. "processing each %s s; %d polls counted at the emulator (%.2f a task; creates draw no token); one run (the "
+      .. "budget, not the machine, sets the pace); the bucket starts full (R polls), so a run of T s may poll "
+      .. "R x (T + 1): a short run is over 1x by that much; far over 1.1x: the processes polled beyond one budget", per,
       B.quick and "0.3" or "1", polls, ppt) }
 end
 
