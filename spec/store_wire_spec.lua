@@ -22,22 +22,32 @@ end
 local missing = redis_run.missing()
 local describe_redis = missing and pending or describe
 
-describe_redis("a client with a store", function()
-  local emu, redis
+-- An emulator (emu_opts' times) and a redis-server for a describe block,
+-- stopped after it: s.emu, s.redis (a test may stop and start its own).
+local function servers(emu_opts)
+  local s = {}
   setup(function()
-    emu = helper.emulator { key = KEY, queued = 0.2, processing = 0.6 }
-    redis = redis_run.start()
+    emu_opts.key = KEY
+    s.emu = helper.emulator(emu_opts)
+    s.redis = redis_run.start()
   end)
   teardown(function()
-    if redis then redis.stop() end
-    if emu then emu:stop() end
+    if s.redis then s.redis.stop() end
+    if s.emu then s.emu:stop() end
     helper.cleanup()
   end)
-  before_each(function() emu:reset() end)
+  return s
+end
 
-  local function ledger_view()
-    return R.new(redis.url, { base_url = emu.url, api_key = KEY, connect_timeout = 2 })
-  end
+-- The store's ledger of the key, read from the spec (no engine: every call waits).
+local function ledger_view(s)
+  return R.new(s.redis.url, { base_url = s.emu.url, api_key = KEY, connect_timeout = 2 })
+end
+
+describe_redis("a client with a store", function()
+  local s = servers { queued = 0.2, processing = 0.6 }
+  local emu, redis
+  before_each(function() emu, redis = s.emu, s.redis; emu:reset() end)
 
   it("refuses journal and store together, naming both", function()
     local ok, err = pcall(starvideos.new, { api_key = KEY, base_url = emu.url, store = redis.url,
@@ -57,7 +67,7 @@ describe_redis("a client with a store", function()
     local prefix = "starvideos:{" .. Store.key_hash(emu.url, KEY) .. "}:"
     assert.equal(out, st:call("HGET", prefix .. "task:" .. task.id, "path"))
     assert.equal(1, st:call("EXISTS", prefix .. "bucket")) -- the token script ran for the polls
-    local view = ledger_view()
+    local view = ledger_view(s)
     assert.same({}, assert(view:unfinished()))
     assert.same({}, assert(view:pending()))
     assert.same({}, assert(client:pending()))
@@ -122,26 +132,22 @@ describe_redis("a client with a store", function()
     assert.is_true(most < 250, text) -- the longest step(0), in ms (a loaded machine's margin)
     assert.equal(1, emu:creates())
     assert.equal(helper.file_size(out) > 0, true)
-    local view = ledger_view()
+    local view = ledger_view(s)
     assert.same({}, assert(view:unfinished()))
     assert.same({}, assert(view:pending()))
   end)
 end)
 
 describe_redis("a client whose store goes down mid-run", function()
-  local emu, redis
-  setup(function() emu = helper.emulator { key = KEY, queued = 0.3, processing = 1 } end)
-  teardown(function()
-    if redis then redis.stop() end
-    if emu then emu:stop() end
-    helper.cleanup()
-  end)
+  local s = servers { queued = 0.3, processing = 1 }
 
   it("refuses creates before sending, finishes the created tasks, and writes their records once Redis is back",
     function()
     local password = "s3cret-pw"
-    redis = redis_run.start { password = password }
-    local port, dir, url = redis.port, redis.dir, redis.url
+    local emu = s.emu
+    s.redis.stop()
+    s.redis = redis_run.start { password = password }
+    local port, dir, url = s.redis.port, s.redis.dir, s.redis.url
     local events = {}
     local client = starvideos.new { api_key = KEY, base_url = emu.url, store = url, connect_timeout = 2,
       on_event = function(ev) if ev.type == "warning" then events[#events + 1] = ev.message end end }
@@ -158,8 +164,8 @@ describe_redis("a client whose store goes down mid-run", function()
     local st = assert(Store.open(url))
     assert.equal("OK", st:call("SAVE")) -- what Redis holds now outlives it (the restart loads it)
     st:close()
-    redis.stop()
-    redis = nil
+    s.redis.stop()
+    s.redis = nil
     local task, err = client:create { model = "videos", prompt = "while Redis is down", duration = 5 }
     assert.is_nil(task)
     assert.equal("io", err.kind)
@@ -181,8 +187,8 @@ describe_redis("a client whose store goes down mid-run", function()
     assert.matches("the key's budget is this process's own until it answers", said)
     assert.is_nil(said:find(password, 1, true))
     -- Redis back on the same port, with what it held: the queued records are written
-    redis = redis_run.start { password = password, port = port, dir = dir }
-    local view = R.new(url, { base_url = emu.url, api_key = KEY, connect_timeout = 2 })
+    s.redis = redis_run.start { password = password, port = port, dir = dir }
+    local view = ledger_view(s)
     assert(helper.wait_until(function()
       client:step(0.01)
       local list = view:unfinished()
@@ -202,20 +208,12 @@ describe_redis("a client whose store goes down mid-run", function()
 end)
 
 describe_redis("keep with a store", function()
-  local emu, redis
-  setup(function()
-    emu = helper.emulator { key = KEY, queued = 0.5, processing = 4 }
-    redis = redis_run.start()
-  end)
-  teardown(function()
-    if redis then redis.stop() end
-    if emu then emu:stop() end
-    helper.cleanup()
-  end)
+  local s = servers { queued = 0.5, processing = 4 }
 
   it("finishes to its out the task of a process killed -9 mid-poll, created once", function()
+    local emu, redis = s.emu, s.redis
     local out = helper.tmpdir() .. "/orphan.mp4"
-    local view = R.new(redis.url, { base_url = emu.url, api_key = KEY, connect_timeout = 2 })
+    local view = ledger_view(s)
     local a = helper.spawn(helper.CHILD_ENV .. q(helper.lua) .. " " .. CHILD .. " generate " .. q(emu.url) .. " " .. KEY
       .. " " .. q(redis.url) .. " " .. q(out)) -- (no outer timeout: its pid is the child's own, killed below)
     local created = helper.wait_until(function()
