@@ -13,6 +13,17 @@ function M.missing()
   end
 end
 
+-- Why a store cannot run inside nginx here (no redis-server, or no Lua Redis
+-- client for nginx), or nil.
+function M.missing_in_nginx()
+  local why = M.missing()
+  if not why and not helper.exists("/usr/share/lua/5.1/nginx/redis.lua")
+      and not helper.exists("/usr/share/lua/5.1/resty/redis.lua") then
+    why = "neither nginx.redis nor resty.redis is installed (apt-get install lua-nginx-redis)"
+  end
+  return why
+end
+
 local listening = require("spec.support.nginx_run").listening
 
 -- { port =, pid =, url =, stop = fn, signal = fn(name) }.  opts.password: requirepass;
