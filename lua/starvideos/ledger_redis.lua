@@ -238,7 +238,10 @@ function R.new(store, cfg, engine)
   local sh = shared[share_key]
   if not sh then sh = { queue = {} }; shared[share_key] = sh end
   local self = setmetatable({ url = url, store = not url and store or nil, cfg = cfg, hash = hash, prefix = prefix,
-    where = where, shared = sh, queue = sh.queue, outs = {}, records = true, asks = {}, held = {},
+    -- inside nginx a client's records are its own (a store per client, whose
+    -- commands yield its light thread: no other request's pump may send them)
+    where = where, shared = sh, queue = engine and engine.ngx and {} or sh.queue, outs = {}, records = true,
+    asks = {}, held = {},
     engine = engine and engine.pumping and engine or false, -- a drive loop's: the async form
     lease_ms = math_floor((cfg.lease or options.DEFAULTS.lease) * 1000 + 0.5) }, R)
   if engine then self:schedule(engine) end
@@ -328,6 +331,7 @@ function R:pump()
   if q[1] and not (sh.down and t < sh.again) then
     for i = 1, #q do
       local e = q[i]
+      if not e then break end
       if not e.n then
         local n, err = st:send_script("ledger_" .. e[1], e[2], strings(e[3]))
         if not n then self:_down(err); break end

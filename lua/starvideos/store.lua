@@ -288,10 +288,11 @@ function Cosocket:run(args)
 end
 
 function Cosocket:send(args)
-  self.seq = self.seq + 1
+  local cn = self.seq + 1 -- taken before run yields: another light thread may send meanwhile
+  self.seq = cn
   local status, value = self:run(args)
-  self.results[self.seq] = { status, value }
-  return self.seq
+  self.results[cn] = { status, value }
+  return cn
 end
 
 function Cosocket.poll()
