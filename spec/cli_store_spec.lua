@@ -78,7 +78,9 @@ describe("the command line's --store", function()
 end)
 
 local why = redis_run.missing()
-if not why and not pcall(require, "starvideos.redis") then why = "starvideos.redis is not built for this Lua (make; it needs hiredis, Debian libhiredis-dev)" end
+if not why and not pcall(require, "starvideos.redis") then
+  why = "starvideos.redis is not built for this Lua (make; it needs hiredis, Debian libhiredis-dev)"
+end
 
 describe("the command line on a store", function()
   local srv, emu, env, dir

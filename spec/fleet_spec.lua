@@ -184,7 +184,9 @@ local function budget_case(get, skip)
 end
 
 local why = redis_run.missing()
-if not why and not pcall(require, "starvideos.redis") then why = "starvideos.redis is not built for this Lua (make; it needs hiredis, Debian libhiredis-dev)" end
+if not why and not pcall(require, "starvideos.redis") then
+  why = "starvideos.redis is not built for this Lua (make; it needs hiredis, Debian libhiredis-dev)"
+end
 
 describe("a fleet of two nginx hosts on one Redis", function()
   local srv, emu, hosts, videos = nil, nil, {}, nil
