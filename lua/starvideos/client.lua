@@ -13,7 +13,6 @@ local Engine = require "starvideos.engine"
 local Ledger = require "starvideos.ledger"
 local Job = require "starvideos.job"
 local Keep = require "starvideos.keep"
-local LedgerRedis -- starvideos.ledger_redis, loaded when a client has a store
 
 local type, ipairs, tostring, setmetatable, rawset, error, string_format =
   type, ipairs, tostring, setmetatable, rawset, error, string.format
@@ -31,18 +30,11 @@ function Client.new(opts)
   local cfg = options.client(opts)
   cfg.has_key = cfg.api_key ~= nil
   local engine = Engine.for_client(cfg)
-  if cfg.store then cfg.key_hash = engine.budget.hash end -- the store's name of the key
   -- the key lives in the transport only: never in a table a user might print
   cfg.api_key, cfg.transport = nil, nil
-  local ledger
-  if cfg.store then -- the ledger is the store's (options: never with a journal too)
-    LedgerRedis = LedgerRedis or require "starvideos.ledger_redis"
-    ledger = LedgerRedis.new(engine:store_for(cfg.store, cfg.connect_timeout), cfg, engine)
-  else
-    ledger = Ledger.new(cfg.journal, cfg, engine)
-  end
-  return setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, engine = engine,
-    ledger = ledger, finished = {} }, Client)
+  return setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, engine = engine, finished = {},
+    ledger = cfg.store and require("starvideos.ledger_redis").new(engine:store_for(cfg.store, cfg.connect_timeout),
+      cfg, engine) or Ledger.new(cfg.journal, cfg, engine) }, Client) -- the store's, else the journal's (never both)
 end
 
 --- Cancel this client's jobs (only its own) and let go of its engine; a later call
@@ -195,14 +187,12 @@ function Client:wait_all(list, opts)
   return self.engine:run(jobs, opts.sleep)
 end
 
--- The ledger of opts.journal, else the client's (its journal or its store):
--- ledger, or nil, err.
+-- The ledger of opts.journal, else the client's (its journal or store): ledger, or nil, err.
 local function ledger_of(self, opts, where)
   local path = opts.journal or self.journal
-  if not path and self.cfg.store then return self.ledger end
-  if not path then return nil, new_error("invalid_request", where .. " needs a journal or a store: "
-    .. "starvideos.new{journal=path} or starvideos.new{store=\"redis://...\"}", { field = "journal" }) end
-  return path == self.journal and self.ledger or Ledger.new(path, self.cfg)
+  if not (path or self.cfg.store) then return nil, new_error("invalid_request", where .. " needs a journal or a "
+    .. "store: starvideos.new{journal=path} or starvideos.new{store=\"redis://...\"}", { field = "journal" }) end
+  return path == self.journal and self.ledger or Ledger.new(path, self.cfg) -- (no path: the client's store)
 end
 
 --- Carry every journalled task not yet downloaded to a file: each is waited for and

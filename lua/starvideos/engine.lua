@@ -170,6 +170,7 @@ function E.for_client(cfg)
     if not ngx then engines[key] = self end
   end
   budget.members[cfg] = true -- once its engine is there (making a transport may raise)
+  cfg.key_hash = budget.hash -- the store's name of the key, for its ledger (no API key in it)
   rejoin(budget, true)
   return self
 end
