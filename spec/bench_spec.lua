@@ -35,11 +35,13 @@ local ROWS = {
   { "callgrind, per call: answer", false },
   { "callgrind, per sequential query over HTTP: client:query(id)", "C: one reused libcurl easy handle" },
   { "wait_all of 20 tasks (emulator)", "one task waited alone" },
+  { "a create and a poll, the ledger on Redis (store)", "the same, the ledger a journal file" },
+  { "fleet throughput, 2 processes on one store, budget R = 5/s", "R / (polls per task)" },
 }
 
 -- What the bench needs that `make` does not build, or nil.
 local function missing()
-  for _, cmd in ipairs { "nginx", "openssl", "curl", "valgrind", "fallocate" } do
+  for _, cmd in ipairs { "nginx", "openssl", "curl", "valgrind", "fallocate", "redis-server" } do
     if not helper.execute("command -v " .. cmd .. " >/dev/null 2>&1") then return cmd .. " is not installed" end
   end
   local modules = "/usr/lib/nginx/modules/"

@@ -226,7 +226,8 @@ describe("the starvideos command line", function()
       usage({ "download", "x" }, "starvideos download: missing PATH")
       usage({ "wait", "x", "--interval" }, "starvideos wait: --interval expects a value (S)")
       usage({ "status", "a", "b" }, "starvideos status: expects 1 argument (ID), got 2")
-      usage({ "resume", "--dir", "." }, "starvideos resume: --journal PATH is required")
+      usage({ "resume", "--dir", "." },
+        "starvideos resume: --journal PATH or --store URL is required (or set STARVIDEOS_STORE)")
       usage({ "models", "--json=yes" }, "starvideos models: --json takes no value")
       assert.same({}, emu:requests())
     end)
@@ -818,7 +819,7 @@ describe("the starvideos command line", function()
         { { "download", "x", "--json" }, "download", "missing PATH" },
         { { "generate", "--json", "--duration", "abc" }, "generate", 'expects a number, got "abc"' },
         { { "validate", "--json", "extra" }, "validate", "takes no arguments" },
-        { { "resume", "--json" }, "resume", "--journal PATH is required" },
+        { { "resume", "--json" }, "resume", "--journal PATH or --store URL is required" },
         { { "status", "x", "--json", "--base-url", "ftp://x" }, "status", "--base-url: expected http(s)://" },
       }
       for _, c in ipairs(cases) do

@@ -12,13 +12,7 @@ local KEY = "k-limit"
 local ENV = "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
   .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " "
 
-local function creates(emu)
-  local n = 0
-  for _, r in ipairs(emu:requests()) do
-    if r.method == "POST" and r.path:find("^/v1/") then n = n + 1 end
-  end
-  return n
-end
+local function creates(emu) return emu:creates() end
 
 describe("create_limit", function()
   local emu

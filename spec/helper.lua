@@ -256,6 +256,15 @@ function Emulator:video_ranges()
   return list
 end
 
+-- How many creates (POST /v1/...) the emulator received.
+function Emulator:creates()
+  local n = 0
+  for _, r in ipairs(self:requests()) do
+    if r.method == "POST" and r.path:find("^/v1/") then n = n + 1 end
+  end
+  return n
+end
+
 function Emulator:clear()
   self:call("DELETE", "/_emulator/requests")
 end
@@ -452,5 +461,10 @@ function helper.json(text)
   if type(text) ~= "string" then return nil end
   return (cjson.decode(text))
 end
+
+-- "env LUA_PATH=... LUA_CPATH=... ": the start of a command line running a
+-- child Lua program on this checkout's modules.
+helper.CHILD_ENV = "env LUA_PATH=" .. shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+  .. " LUA_CPATH=" .. shell_quote(helper.cpath .. ";;") .. " "
 
 return helper

@@ -10,11 +10,7 @@ local socket = require "socket"
 
 local q = helper.shell_quote
 
-local why = nginx_run.missing { "/usr/sbin/nginx" } or redis_run.missing()
-if not why and not helper.exists("/usr/share/lua/5.1/nginx/redis.lua")
-    and not helper.exists("/usr/share/lua/5.1/resty/redis.lua") then
-  why = "neither nginx.redis nor resty.redis is installed (apt-get install lua-nginx-redis)"
-end
+local why = nginx_run.missing { "/usr/sbin/nginx" } or redis_run.missing_in_nginx()
 if why then
   describe("the store inside nginx", function() pending(why) end)
   return

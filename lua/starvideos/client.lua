@@ -32,8 +32,9 @@ function Client.new(opts)
   local engine = Engine.for_client(cfg)
   -- the key lives in the transport only: never in a table a user might print
   cfg.api_key, cfg.transport = nil, nil
-  return setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, engine = engine,
-    ledger = Ledger.new(cfg.journal, cfg, engine), finished = {} }, Client)
+  return setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, engine = engine, finished = {},
+    ledger = cfg.store and require("starvideos.ledger_redis").new(engine:store_for(cfg.store, cfg.connect_timeout),
+      cfg, engine) or Ledger.new(cfg.journal, cfg, engine) }, Client) -- the store's, else the journal's (never both)
 end
 
 --- Cancel this client's jobs (only its own) and let go of its engine; a later call
@@ -188,12 +189,12 @@ function Client:wait_all(list, opts)
   return self.engine:run(jobs, opts.sleep)
 end
 
--- The ledger of opts.journal, else the client's: ledger, or nil, err.
+-- The ledger of opts.journal, else the client's (its journal or store): ledger, or nil, err.
 local function ledger_of(self, opts, where)
   local path = opts.journal or self.journal
-  if not path then return nil, new_error("invalid_request", where .. " needs a journal: starvideos.new{journal=path}",
-    { field = "journal" }) end
-  return path == self.journal and self.ledger or Ledger.new(path, self.cfg)
+  if not (path or self.cfg.store) then return nil, new_error("invalid_request", where .. " needs a journal or a "
+    .. "store: starvideos.new{journal=path} or starvideos.new{store=\"redis://...\"}", { field = "journal" }) end
+  return path == self.journal and self.ledger or Ledger.new(path, self.cfg) -- (no path: the client's store)
 end
 
 --- Carry every journalled task not yet downloaded to a file: each is waited for and
@@ -243,7 +244,7 @@ function Client:pending(opts)
   local ledger, err = ledger_of(self, check(opts, "pending", S.pending), "pending")
   if not ledger then return nil, err end
   local list, rerr = ledger:pending()
-  if not list then return nil, new_error("io", rerr, { field = "journal" }) end
+  if not list then return nil, new_error("io", rerr, { field = Keep.field(ledger) }) end
   return list
 end
 

@@ -33,13 +33,23 @@
 -- With `lua_shared_dict starvideos <size>;` declared, the token bucket itself
 -- lives in that dict, shared by every worker of the host (shared_token below).
 -- A client closes its engine's transport when it is the last one on it.
+--
+-- With a `store` (store.lua, Redis): outside nginx one store per (store URL,
+-- key) in the process, kept on the key's budget and shared by the key's
+-- clients of that URL (E:store_for); inside nginx a store per client (its
+-- commands run on cosockets from nginx's keepalive pool).  The engine's
+-- first store takes the key's tokens from Redis (store_token below: sent,
+-- never waited for); a client's ledger on it (ledger_redis.lua) writes its
+-- records asynchronously, moved once a tick while it has any in flight
+-- (E:pumping), so that no frame is blocked outside nginx.
 
 local core = require "starvideos.core"
 local transport = require "starvideos.transport"
+local Store = require "starvideos.store"
 local Schedule = require "starvideos.schedule"
 
-local setmetatable, next, pairs, ipairs, tostring, rawget, type, math_min, math_max =
-  setmetatable, next, pairs, ipairs, tostring, rawget, type, math.min, math.max
+local setmetatable, next, pairs, ipairs, tostring, rawget, type, math_min, math_max, string_format =
+  setmetatable, next, pairs, ipairs, tostring, rawget, type, math.min, math.max, string.format
 local now = core.now
 
 local E = {}
@@ -68,12 +78,15 @@ end
 
 local BORN_KEEP = 4096
 
+local dict_token, store_token -- where the key's tokens come from first (E:token)
+
 local function new_budget(cfg, key, ngx)
   local b = { rate = cfg.requests_per_second, conns = cfg.max_connections, last = now(),
     tokens = math_max(1, cfg.requests_per_second), born_at = {}, born_ring = {}, born_next = 1,
     members = setmetatable({}, { __mode = "k" }), -- the live clients' cfgs
     engines = setmetatable({}, { __mode = "k" }), -- the key's engines (inside nginx: one per client)
     kinds = {}, views = {}, journals = {}, learners = {}, -- the learned schedule (E:schedule)
+    hash = Store.key_hash(cfg.base_url, cfg.api_key), stores = false, -- the store's name of the key; E:store_for's
     side = 0 } -- entries of learners (join, leave)
   if ngx then
     b.slots, b.slots_n, b.slots_debt = require("ngx.semaphore").new(cfg.max_connections), cfg.max_connections, 0
@@ -148,12 +161,16 @@ function E.for_client(cfg)
       side = 0, -- entries of downloads and commits (join, leave)
       spare = {}, nspare = 0, -- request tables for reuse (request.lua's Request.release)
       spare_job = false, -- a lone query's job table for reuse (job.lua's Job:release)
+      pumps = {}, -- ledgers with store commands in flight (E:pumping), entries of side too
+      remote = budget.dict and dict_token or false, -- where the key's tokens come from first (E:token)
+      store = false, token_n = false, token_down = false, ngx = ngx and true or false,
       polled_id = false, polled_path = false, polled_url = false, -- job.lua's latest poll's path and URL
     }, E)
     budget.engines[self] = true
     if not ngx then engines[key] = self end
   end
   budget.members[cfg] = true -- once its engine is there (making a transport may raise)
+  cfg.key_hash = budget.hash -- the store's name of the key, for its ledger (no API key in it)
   rejoin(budget, true)
   return self
 end
@@ -270,16 +287,89 @@ local function shared_token(b, t)
   return at
 end
 
+function dict_token(self, t)
+  return shared_token(self.budget, t)
+end
+
+-- A warning to every live client of the key (their on_event), said once
+-- until things are well again.
+function E:warn(message)
+  for cfg in pairs(self.budget.members) do
+    local on_event = cfg.on_event
+    if on_event then on_event({ type = "warning", message = message }) end
+  end
+end
+
+-- With a store: the key's bucket in Redis (store.lua's token script, on
+-- Redis' clock, for every process and host of the store).  Never waited for:
+-- the script is sent and the caller told to come back in STORE_RETRY until
+-- its answer is there, which then stands for whoever asks first.  Redis
+-- failing: false, and the host's dict or the engine's own bucket stands in
+-- (said once, tried again STORE_AGAIN later).
+local STORE_RETRY, STORE_AGAIN = 0.002, 1
+
+function store_token(self, t)
+  local st, n = self.store, self.token_n
+  local failed
+  if n then
+    st:step(0)
+    if not st:ready(n) then return t + STORE_RETRY end
+    self.token_n = false
+    local wait, err = st:seconds(n)
+    if wait then
+      if self.token_down then self.token_down = false; self:warn("store " .. st.cfg.where
+        .. " answers again: the key's budget is taken from it again") end
+      if wait <= 0 then return nil end
+      return t + wait
+    end
+    failed = err
+  elseif self.token_down and t < self.token_down then
+    failed = true
+  else
+    local sent, err = st:send_token(self.budget.hash, self.budget.rate)
+    if sent then self.token_n = sent; return t + STORE_RETRY end
+    failed = err
+  end
+  if failed ~= true then
+    if not self.token_down then
+      self:warn(string_format("%s: the key's budget is this process's own until it answers",
+        type(failed) == "table" and failed.message or tostring(failed)))
+    end
+    self.token_down = t + STORE_AGAIN
+  end
+  if self.budget.dict then return shared_token(self.budget, t) end
+  return false
+end
+
+-- The engine's store for a client's `store` URL (timeout: the client's
+-- connect_timeout): the key's shared one of that URL outside nginx, a new
+-- one inside.  The engine's first store gives the key's tokens.
+function E:store_for(url, timeout)
+  local st
+  if self.ngx then
+    st = Store.new(url, { timeout = timeout })
+  else
+    local b = self.budget
+    local stores = b.stores
+    if not stores then stores = {}; b.stores = stores end
+    st = stores[url]
+    if not st then st = Store.new(url, { timeout = timeout }); stores[url] = st end
+  end
+  if not self.store then self.store, self.remote = st, store_token end
+  return st
+end
+
 -- Polls of every task of the key together stay under requests_per_second (a
--- token bucket holding one second's worth; inside nginx with the shared dict,
--- the host's bucket above).  nil when a token was taken, else the time one
--- will be there.
+-- token bucket holding one second's worth; with a store, the fleet's bucket
+-- in Redis; inside nginx with the shared dict, the host's bucket above).  nil
+-- when a token was taken, else the time one will be there.
 function E:token(t)
-  local b = self.budget
-  if b.dict then
-    local at = shared_token(b, t)
+  local remote = self.remote
+  if remote then
+    local at = remote(self, t)
     if at ~= false then return at end
   end
+  local b = self.budget
   local rate = b.rate
   local tokens, most = b.tokens + (t - b.last) * rate, rate > 1 and rate or 1 -- (math.min/max: no C calls)
   if tokens > most then tokens = most end
@@ -359,6 +449,13 @@ function E:learning(ledger)
   join(self.budget, self.learners, ledger)
 end
 
+-- A ledger with store commands in flight (ledger_redis.lua): its pump() is
+-- called once a tick (moving its store's bytes: store:step(0)) until it says
+-- it is done, and the pause is then at most 5 ms.
+function E:pumping(ledger)
+  join(self, self.pumps, ledger)
+end
+
 -- Send the waiting requests there is room for.
 function E:unqueue()
   local q, i = self.queue, self.qhead
@@ -411,6 +508,11 @@ local function tick(self, polled)
     end
   end
   if self.side == 0 then return end
+  if next(self.pumps) then
+    for ledger in pairs(self.pumps) do
+      if ledger:pump() then leave(self, self.pumps, ledger) end
+    end
+  end
   if next(self.downloads) then
     for req in pairs(self.downloads) do
       if req.handle then req.owner:progress(tr:progress(req.handle)) end
@@ -463,7 +565,7 @@ function E:drive(done, arg, stop, sleep, acted)
     polled = false
     if self.side > 0 then
       if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
-      if next(self.commits) then wait = math_min(wait, 0.005) end
+      if next(self.commits) or next(self.pumps) then wait = math_min(wait, 0.005) end
     end
     if self.budget.side > 0 then wait = math_min(wait, 0.005) end -- a journal being read
     if wait > 0 then
@@ -480,6 +582,18 @@ end
 
 -- What drive waits for (no closure made per call).
 local function group_done(group) return group.left == 0 end
+local function records_settled(self)
+  for ledger in pairs(self.pumps) do
+    if not ledger:settled() then return false end
+  end
+  return true
+end
+
+-- A blocking call's records (ledger_redis.lua's, written asynchronously) are
+-- known written, or the store failing, before it returns.
+local function settle(self, sleep)
+  if next(self.pumps) then self:drive(records_settled, self, nil, sleep) end
+end
 local function has_finished(fin) return fin[1] ~= nil end
 
 -- The unfinished jobs of one client (those made with its cfg): on a timer, or
@@ -522,6 +636,7 @@ function E:run(jobs, sleep)
     self:at(now(), job)
   end
   self:drive(group_done, group, nil, sleep)
+  settle(self, sleep)
   local out = {}
   for i, job in ipairs(jobs) do out[i] = { task = job.task, err = job.err, path = job.path } end
   return out
@@ -537,6 +652,7 @@ function E:run_one(job, err, sleep)
   sleep = sleep or job.cfg.sleep
   job:advance(now())
   if not job.done then self:drive(nil, job, nil, sleep, true) end
+  if self.side > 0 then settle(self, sleep) end
   local task, failed = job.task, job.err
   job:release() -- read: a lone query's table may serve the next one
   if failed then return nil, failed end

@@ -41,8 +41,17 @@ local M = {
 -- * `timeout` (30), `connect_timeout` (10): seconds, one HTTP exchange
 -- * `max_retries` (2): retries of one request (0 to 10)
 -- * `journal`: a file path; every create is recorded there (see `client:resume`)
+-- * `store`: `"redis://[:password@]host:port[/db]"` (default `$STARVIDEOS_STORE`): the
+--   ledger is then Redis' (lua/starvideos/ledger_redis.lua: the records, leases and
+--   learned samples of every process and host using it), and so is the key's budget of
+--   `requests_per_second`; a client has one ledger, so `journal` and `store` together
+--   raise, naming both.  Redis failing: creates are refused before sending (`kind ==
+--   "io"`, `field == "store"`), created tasks go on under this process's own budget,
+--   their records queued until Redis answers
 -- * `sleep`: `function(seconds)`, every pause goes through it (a coroutine scheduler's)
--- * `on_event`: `function(event)`, for `status`, `progress`, `request`, `response`, `retry`
+-- * `on_event`: `function(event)`, for `status`, `progress`, `request`, `response`, `retry`,
+--   `warning` (`{type = "warning", message = ...}`: said once, e.g. a store that stopped
+--   answering, or one whose `appendfsync` is not `always`)
 -- * `ca_file`: CA bundle for https
 -- * `max_connections` (16: API requests and downloads together; each download has its own
 --   thread and connection, and one connection is always left to API requests, so with 1 a

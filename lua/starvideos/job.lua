@@ -37,7 +37,11 @@ local kind_of = Ledger.kind_of
 Job.kind_of = kind_of
 
 -- The job's own steps (local functions: no method lookup through the metatable).
-local _origin, _next_poll, _took, _event, _finish, _seen, _send, _poll, _download, _request_done
+local _origin, _next_poll, _took, _event, _finish, _seen, _send, _poll, _download, _request_done, _created
+
+-- A ledger on a store answers a record asked for across drive-loop turns
+-- (before_create, created: false until known): the job looks again this much later.
+local LEDGER_AGAIN = 0.002
 
 -- Build a create (validation first, then the key): path, body | nil, err.
 local function build_create(cfg, params)
@@ -236,16 +240,7 @@ function _request_done(self, req, t)
       return _finish(self, err)
     end
     self.id = task.id
-    local ok, jerr = ledger:created(task, self.params, self.local_id)
-    if not ok then self.task = task; return _finish(self, jerr) end
-    if self.cancelled then self.task = task; self.state = "cancelled"
-      return _finish(self, new_error("io", "the job was cancelled", { created = true }))
-    end
-    self.state, self.origin, self.unfinished_at = "polling", t, t
-    engine:born(task.id, t)
-    _seen(self, task, true)
-    if self.goal == "created" then return _finish(self) end
-    return engine:at(_next_poll(self, t), self)
+    return _created(self, task, t)
   elseif self.state == "polling" then
     local task, err = req.task, req.err -- the task table the core read, or its error
     if self.goal == "queried" then -- one answer is all it asks for: no schedule to keep or learn from
@@ -295,6 +290,29 @@ function _request_done(self, req, t)
   end
 end
 
+-- The create answered task at t: its record written first (a ledger on a
+-- store may say "not yet": the job holds the task, state "creating", and
+-- asks again on a later turn), then the job reports it and goes on.
+function _created(self, task, t)
+  local engine = self.engine
+  local ok, jerr = self.ledger:created(task, self.params, self.local_id)
+  if ok == false then
+    if not self.held then self.held, self.held_at = task, t end
+    return engine:at(now() + LEDGER_AGAIN, self)
+  end
+  t = self.held_at or t -- when the answer came
+  self.held = nil
+  if not ok then self.task = task; return _finish(self, jerr) end
+  if self.cancelled then self.task = task; self.state = "cancelled"
+    return _finish(self, new_error("io", "the job was cancelled", { created = true }))
+  end
+  self.state, self.origin, self.unfinished_at = "polling", t, t
+  engine:born(task.id, t)
+  _seen(self, task, true)
+  if self.goal == "created" then return _finish(self) end
+  return engine:at(_next_poll(self, t), self)
+end
+
 -- The engine read what a job ended with (run_one): a lone query's table then
 -- serves the engine's next one, when nothing can reach it any more: it never
 -- was on the timer heap (wake 0: so no entry of it is left there), its request
@@ -330,7 +348,9 @@ function Job:advance(t)
   end
   if t < self.wake then return end
   if self.state == "creating" then
+    if self.held then return _created(self, self.held, t) end
     local ok, err = self.ledger:before_create(self.params, self.local_id, self.out)
+    if ok == false then self.asked = true; return self.engine:at(t + LEDGER_AGAIN, self) end
     if not ok then return _finish(self, err) end
     -- a create has no deadline: once sent it is never abandoned, it may be paid for
     return _send(self, t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)
@@ -361,6 +381,13 @@ function Job:cancel(keep)
     self.ledger:create_failed({}, self.params, self.local_id)
     self.state = "cancelled"
     return _finish(self, new_error("io", "the job was cancelled (its create was never sent)"))
+  end
+  if self.state == "creating" and self.held then -- answered, its record queued (not yet known written)
+    self.task, self.state, self.held = self.held, "cancelled", nil
+    return _finish(self, new_error("io", "the job was cancelled", { created = true }))
+  end
+  if self.state == "creating" and self.asked then -- a pending record asked for, the create never sent
+    self.ledger:create_failed({}, self.params, self.local_id)
   end
   local req = self.req
   if req then

@@ -20,6 +20,17 @@ local new_error, now = options.new_error, core.now
 
 local K = {}
 
+-- The ledger's name in errors: "store" (a fleet's, ledger_redis.lua) or "journal".
+function K.field(ledger)
+  return ledger.where and "store" or "journal"
+end
+
+-- The CLI's words that list a ledger's pendings.
+local function pending_command(ledger)
+  if ledger.where then return "starvideos pending --store " .. ledger.where end
+  return "starvideos pending --journal " .. tostring(ledger.path)
+end
+
 -- Where keep carries a claimed task: where a .part of it was left, else the
 -- out its create named when that can be written, else dir/<file_name(id)>.mp4.
 local function keep_dest(t, dir)
@@ -35,11 +46,11 @@ local AGAIN = { network = true, timeout = true, server = true, rate_limited = tr
 local function has_finished(fin) return fin[1] ~= nil end
 
 -- A create whose answer never came, its process gone: said, never sent again.
-local function orphan_pending(p, path)
+local function orphan_pending(p, ledger)
   return { err = new_error("io", string_format("create %s (%s, sent at %s UTC) may have been paid for: its answer "
-    .. "never came and its process is gone; keep never sends it again: `starvideos pending --journal %s` lists it",
+    .. "never came and its process is gone; keep never sends it again: `%s` lists it",
     tostring(p["local"]), tostring(p.model), type(p.time) == "number" and os_date("!%Y-%m-%d %H:%M:%S", p.time)
-      or "?", path), { maybe_created = true, pending = p["local"] }) }
+      or "?", pending_command(ledger)), { maybe_created = true, pending = p["local"] }) }
 end
 
 -- resume: every unfinished task of the ledger waited for and downloaded (where
@@ -47,7 +58,7 @@ end
 -- of {task=, err=, path=}, or nil, err (a journal that cannot be read).
 function K.resume(engine, ledger, cfg, opts)
   local list, err = ledger:unfinished()
-  if not list then return nil, new_error("io", err, { field = "journal" }) end
+  if not list then return nil, new_error("io", err, { field = K.field(ledger) }) end
   local dir, jobs = opts.dir or ".", {}
   for i, t in ipairs(list) do
     -- a completed task's URL may have expired: ask for it again first
@@ -66,7 +77,7 @@ function K.run(engine, ledger, cfg, opts, alive)
     cfg = setmetatable({ notify = Notify.copy(opts.notify) }, { __index = cfg })
   end
   local keeper, kerr = ledger:keeper()
-  if not keeper then return nil, new_error("io", kerr, { field = "journal" }) end
+  if not keeper then return nil, new_error("io", kerr, { field = K.field(ledger) }) end
   local ngx = rawget(_G, "ngx")
   local exiting = type(ngx) == "table" and type(ngx.worker) == "table" and ngx.worker.exiting
   local dir, every = opts.dir or ".", math_max(0.1, math_min(5, (opts.lease or cfg.lease) / 6))
@@ -79,8 +90,8 @@ function K.run(engine, ledger, cfg, opts, alive)
     if stop and t >= stop then break end
     if t >= look then
       local tasks, pendings, behind = ledger:orphans(keeper)
-      if not tasks then failure = new_error("io", pendings, { field = "journal" }); break end
-      for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger.path) end
+      if not tasks then failure = new_error("io", pendings, { field = K.field(ledger) }); break end
+      for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger) end
       Notify.sweep(engine, ledger, cfg, keeper) -- webhooks a dead process owed
       for _, task in ipairs(tasks) do
         local i = #results + 1

@@ -1,11 +1,13 @@
 -- The ledger on a store (store.lua: Redis), for a fleet: the same interface as
 -- ledger.lua (its header is the reference; only what differs is said here), so
--- that choosing it is a choice of backend.  NOT YET CHOSEN by the client's
--- `store` option: engine.lua, job.lua and client.lua do not use it yet.
+-- that choosing it is a choice of backend: a client with `store` has this
+-- ledger (client.lua), on its engine's store (engine.lua's E:store_for).
 --
---   R.new(store_or_url, cfg[, engine]) -> ledger   an open store (store.open) or
---       its URL (opened at the first need; a Redis that is down then is not an
---       error until a record must be written)
+--   R.new(store_or_url, cfg[, engine]) -> ledger   a store (store.open, or
+--       store.new: not connected yet) or its URL (opened at the first need; a
+--       Redis that is down then is not an error until a record must be
+--       written).  With an engine (a drive loop's: E:pumping), the async form
+--       below; without (the CLI, a keep's reads), every call waits
 --   ledger:renew()       the process's lease renewed when a third of it has
 --       passed (each record calls it; the wiring calls it once a drive-loop turn)
 --   ledger:flush() -> true | nil, err   the records queued while Redis failed
@@ -52,19 +54,24 @@
 --   them: the task stays "pending" in Redis, listed by pending(), never sent
 --   again).  created then returns true: the job goes on.
 --
--- What blocks: every method but learn_more waits for its store:calls (one
--- round trip each: before_create makes up to four, the lease, create_limit,
--- the queued records and the pending record; a connect and PING when the
--- store is not open yet), which blocks the frame
--- outside nginx (inside nginx a cosocket yields only its light thread).  For a
--- game's frame loop the wiring would use the async form for the records after
--- a create (status, downloaded, part: store:send of the same EVAL, the
--- queue kept until store:ready/result says it was written, store:step(0) once
--- a drive-loop turn) and for renew; before_create and created must be known
--- written before the create is sent / the job goes on, so they wait for the
--- answer across turns the same way.  learn_more already does this: the
--- samples are sent at its first call and read when ready, store:step(0) each
--- turn.
+-- What blocks.  Without an engine, every method waits for its store:calls.
+-- With one (a client's), nothing a job calls waits, so no frame is blocked
+-- outside nginx (inside, a cosocket yields only its light thread):
+--   before_create / created return false while their answer is not there:
+--       the job asks again on a later drive-loop turn (a create is sent only
+--       once its pending record is known written; a job reports its task only
+--       once its created record is, or Redis failed and it waits queued);
+--       before_create is two round trips: the lease, create_limit (and once
+--       per store per process CONFIG GET appendfsync), then the pending record
+--   status, downloaded, part: queued, sent by pump (once a drive-loop turn
+--       while anything is in flight: the engine's E:pumping), written in order
+--   the lease: renewed by pump when due, a timer on the engine's heap having
+--       the ledger pumped every lease / 3
+--   learn_more: the samples sent at its first call, read when ready
+--   a blocking call (client:generate, wait...) returns once its records are
+--       written or Redis failed (engine.lua's settle)
+-- flush, unfinished, pending, orphans, keeper, samples and close still wait
+-- (keep, resume, pending, the CLI).
 
 local core = require "starvideos.core"
 local options = require "starvideos.options"
@@ -214,9 +221,10 @@ R.SCRIPTS = SCRIPTS
 -- written, and the process's lease.
 local shared = {}
 
--- The key's hash: engine.lua's key_of (base URL and a hash of the API key), hashed.
+-- The key's name in the store (store.key_hash); a client's cfg no longer
+-- holds its API key, but the name of it (client.lua).
 local function key_hash(cfg)
-  return core.hash(tostring(cfg.base_url) .. "\0" .. core.hash(cfg.api_key or ""))
+  return cfg.key_hash or store_mod.key_hash(cfg.base_url, cfg.api_key)
 end
 
 function R.new(store, cfg, engine)
@@ -230,7 +238,11 @@ function R.new(store, cfg, engine)
   local sh = shared[share_key]
   if not sh then sh = { queue = {} }; shared[share_key] = sh end
   local self = setmetatable({ url = url, store = not url and store or nil, cfg = cfg, hash = hash, prefix = prefix,
-    where = where, shared = sh, queue = sh.queue, outs = {}, records = true,
+    -- inside nginx a client's records are its own (a store per client, whose
+    -- commands yield its light thread: no other request's pump may send them)
+    where = where, shared = sh, queue = engine and engine.ngx and {} or sh.queue, outs = {}, records = true,
+    asks = {}, held = {},
+    engine = engine and engine.pumping and engine or false, -- a drive loop's: the async form
     lease_ms = math_floor((cfg.lease or options.DEFAULTS.lease) * 1000 + 0.5) }, R)
   if engine then self:schedule(engine) end
   return self
@@ -249,34 +261,108 @@ function R:_store()
   return st
 end
 
+local function strings(args)
+  local out = {}
+  for i, a in ipairs(args) do out[i] = tostring(a) end
+  return out
+end
+
 -- One script, waited for: its answer, or nil, err (kind io, field store).
 function R:_eval(name, keys, args)
   local st, err = self:_store()
   if not st then return nil, err end
-  local strings = {}
-  for i, a in ipairs(args) do strings[i] = tostring(a) end
-  return st:script("ledger_" .. name, keys, strings) -- by EVALSHA once loaded
+  return st:script("ledger_" .. name, keys, strings(args)) -- by EVALSHA once loaded
 end
 
--- The queued records, oldest first, until one fails (it stays first).
+R.RETRY = 0.5 -- seconds: a store that failed is tried again this much later (the async form)
+
+-- The store failed (err): said in shared.down until a record is written again.
+function R:_down(err)
+  local sh = self.shared
+  sh.down, sh.again = err or true, core.now() + R.RETRY
+end
+
+-- The queued records, oldest first, until one fails (it stays first); one
+-- already sent by pump is waited for.
 function R:flush()
   local q = self.queue
   while q[1] do
-    local r = q[1]
-    local ok, err = self:_eval(r[1], r[2], r[3])
-    if ok == nil then return nil, err end
+    local e = q[1]
+    local ok, err
+    if e.n then
+      ok, err = e.st:_wait(e.n)
+      e.n = nil
+    else
+      ok, err = self:_eval(e[1], e[2], e[3])
+    end
+    if ok == nil then self:_down(err); return nil, err end
+    self.shared.down, e.written = false, true
     table_remove(q, 1)
   end
   return true
 end
 
--- A record after a create: queued, then everything queued written while
--- Redis answers.  true when written, else false (it waits in the queue).
+-- A record after a create: queued, then (with a drive loop) sent by pump, or
+-- (without) everything queued written while Redis answers.  The queue's entry
+-- (entry.written once it is).
 function R:_record(name, keys, args)
   local q = self.queue
-  q[#q + 1] = { name, keys, args }
-  self:renew()
-  return self:flush() == true
+  local e = { name, keys, args }
+  q[#q + 1] = e
+  if self.engine then
+    self.engine:pumping(self)
+  else
+    self:renew()
+    self:flush()
+  end
+  return e
+end
+
+-- The async form, once a drive-loop turn while the ledger has anything in
+-- flight (engine.lua's E:pumping): the store's bytes moved (step(0)), every
+-- queued record not sent yet sent (in order, on one connection: written in
+-- order), the answers there taken oldest first, and the lease renewed when
+-- due.  A failure leaves the records queued, sent again R.RETRY later.
+-- true when nothing is left to do.
+function R:pump()
+  local st = self.store
+  if not st then return true end
+  local sh, q, t = self.shared, self.queue, core.now()
+  if q[1] and not (sh.down and t < sh.again) then
+    for i = 1, #q do
+      local e = q[i]
+      if not e then break end
+      if not e.n then
+        local n, err = st:send_script("ledger_" .. e[1], e[2], strings(e[3]))
+        if not n then self:_down(err); break end
+        e.n, e.st = n, st
+      end
+    end
+  end
+  st:step(0)
+  while q[1] and q[1].n and q[1].st:ready(q[1].n) do
+    local e = q[1]
+    local v, err = e.st:result(e.n)
+    e.n = nil
+    if v == nil then
+      self:_down(err)
+      for i = 2, #q do -- those behind it are sent again (each record's script may run twice: the same record)
+        local o = q[i]
+        if o.n then o.st.jobs[o.n], o.n = nil, nil end
+      end
+      break
+    end
+    sh.down, e.written = false, true
+    table_remove(q, 1)
+  end
+  local renewed = self:_renew_async(t)
+  return not q[1] and renewed
+end
+
+-- Whether every queued record is written, or the store failing (a blocking
+-- call returns then: engine.lua's settle).
+function R:settled()
+  return not self.queue[1] or self.shared.down and true or false
 end
 
 -- ------------------------------------------------------------ leases
@@ -288,16 +374,24 @@ SCRIPTS.lease = [[
 return redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))
 ]]
 
-function R:owner()
-  if self.lease then return self.lease.id end
-  if self.closed then return nil, "the ledger is closed" end
-  local held = self.shared.lease
+-- This ledger's share of the process's lease (nothing sent).
+function R:_hold()
+  local held = self.lease
+  if held then return held end
+  held = self.shared.lease
   if not held then
     held = { id = core.random_id(), users = 0, renewed = -1e9 }
     self.shared.lease = held
   end
   held.users = held.users + 1
   self.lease = held
+  return held
+end
+
+function R:owner()
+  if self.lease then return self.lease.id end
+  if self.closed then return nil, "the ledger is closed" end
+  local held = self:_hold()
   local ok, err = self:renew(true)
   if not ok then return nil, err end
   return held.id
@@ -313,6 +407,37 @@ function R:renew(force)
   if ok == nil then return nil, err end
   held.renewed = t
   return true
+end
+
+-- The async renewal (pump's): the lease sent when a third of it passed, its
+-- answer taken when there.  true when nothing is in flight.
+function R:_renew_async(t)
+  local held = self.lease
+  if not held then return true end
+  local n = held.n
+  if n then
+    if not held.st:ready(n) then return false end
+    held.n = nil
+    if held.st:result(n) ~= nil then held.renewed = held.sent_at end
+    return true
+  end
+  local sh = self.shared
+  if t - held.renewed < self.lease_ms / 3000 or (sh.down and t < sh.again) then return true end
+  n = self.store:send_script("ledger_lease", { self.prefix .. "owner:" .. held.id }, { tostring(self.lease_ms) })
+  if not n then return true end
+  held.n, held.st, held.sent_at = n, self.store, t
+  return false
+end
+
+-- With a drive loop: a timer (engine.lua's heap) that has the ledger pumped
+-- when its lease is due, once a third of it, while the ledger holds one.
+local Renewer = {}
+Renewer.__index = Renewer
+function Renewer:advance(t)
+  local l = self.ledger
+  if l.closed or not l.lease then return end
+  l.engine:pumping(l)
+  l.engine:at(t + l.lease_ms / 3000, self)
 end
 
 function R:close()
@@ -390,39 +515,111 @@ local function pairs_of(rec)
   return list
 end
 
-function R:before_create(params, lid, out)
+-- Whether the store keeps every write (appendfsync always): asked once per
+-- store per process, at a ledger's first create; anything else (or CONFIG
+-- refused) is said through on_event {type = "warning"}.
+local fsync_asked = {}
+
+function R:_fsync_answer(st, n)
+  local v, err = st:result(n)
+  local mode = type(v) == "table" and v[2]
+  if mode == "always" then return end
+  local on_event = self.cfg.on_event
+  if on_event then
+    on_event({ type = "warning", message = string_format("store %s: appendfsync is %s, not always: the last records "
+      .. "written before a crash of Redis (or of its host) can be lost", self.where,
+      mode and tostring(mode) or "unknown (CONFIG GET refused: " .. tostring(err and err.message or v) .. ")") })
+  end
+end
+
+-- One step of asking the store before a create (the async form): the lease
+-- and create_limit in one round trip, then the pending record.  true when
+-- written, false when not known yet (ask again on a later turn), nil, err.
+function R:_ask(params, lid, out)
+  local a = self.asks[lid]
   local function refuse(err)
+    self.asks[lid] = nil
     return nil, io_error(err, " (nothing was sent)")
   end
-  local st, err = self:_store()
-  if not st then return refuse(err) end
-  local ok, ferr = self:flush() -- the records of earlier tasks first: Redis failing, no create
-  if not ok then return refuse(ferr) end
-  local owner, oerr = self:owner()
-  if not owner then return refuse(oerr) end
   local limit = self.cfg.create_limit
-  if limit then
-    local allowed, wait = st:create_allowed(self.hash, limit.count, limit.per)
-    if allowed == nil then return refuse(wait) end
-    if not allowed then
-      return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s "
-        .. "(at most %d, counted in the store %s): the next create is allowed in %d s", limit.count, limit.per,
-        limit.count, self.where, math_floor(wait + 0.999)), { field = "create_limit", retry_after = wait })
+  if not a then
+    local st, err = self:_store()
+    if not st then return refuse(err) end
+    if self.queue[1] then -- the records of earlier tasks first: Redis failing, no create
+      if self.shared.down then return refuse(self.shared.down) end
+      if self.engine then self.engine:pumping(self); return false end
+      local ok, ferr = self:flush()
+      if not ok then return refuse(ferr) end
     end
+    local held = self:_hold()
+    a = { st = st, held = held }
+    local lerr
+    a.lease, lerr = st:send_script("ledger_lease", { self.prefix .. "owner:" .. held.id }, { tostring(self.lease_ms) })
+    if not a.lease then return refuse(lerr) end
+    if limit then
+      a.limit, lerr = st:send_create_allowed(self.hash, limit.count, limit.per)
+      if not a.limit then return refuse(lerr) end
+    end
+    if not fsync_asked[self.where] then
+      fsync_asked[self.where] = true
+      a.fsync = st:send("CONFIG", "GET", "appendfsync")
+    end
+    self.asks[lid] = a
   end
-  lid = lid or core.random_id()
-  local rec = { ["local"] = lid, model = params.model, owner = owner, out = out, time = os_time(),
-    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
-  local args = pairs_of(rec)
-  table.insert(args, 1, lid)
-  local done, werr = self:_eval("pending", { self.prefix .. "pend:" .. lid, self.prefix .. "pending" }, args)
+  local st = a.st
+  st:step(0)
+  if not a.pend then
+    if not st:ready(a.lease) or (a.limit and not st:ready(a.limit)) or (a.fsync and not st:ready(a.fsync)) then
+      return false
+    end
+    if a.fsync then self:_fsync_answer(st, a.fsync) end
+    local leased, err = st:result(a.lease)
+    if leased == nil then return refuse(err) end
+    a.held.renewed = core.now()
+    if a.limit then
+      local wait, werr = st:seconds(a.limit)
+      if wait == nil then return refuse(werr) end
+      if wait > 0 then
+        self.asks[lid] = nil
+        return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s "
+          .. "(at most %d, counted in the store %s): the next create is allowed in %d s", limit.count, limit.per,
+          limit.count, self.where, math_floor(wait + 0.999)), { field = "create_limit", retry_after = wait })
+      end
+    end
+    local rec = { ["local"] = lid, model = params.model, owner = a.held.id, out = out, time = os_time(),
+      prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
+    local args = pairs_of(rec)
+    table.insert(args, 1, lid)
+    local perr
+    a.pend, perr = st:send_script("ledger_pending", { self.prefix .. "pend:" .. lid, self.prefix .. "pending" }, args)
+    if not a.pend then return refuse(perr) end
+    st:step(0)
+  end
+  if not st:ready(a.pend) then return false end
+  self.asks[lid] = nil
+  local done, werr = st:result(a.pend)
   if done == nil then return refuse(werr) end
   self.outs[lid] = out or false
+  if self.engine and not self.renewer then
+    self.renewer = setmetatable({ ledger = self }, Renewer)
+    self.engine:at(core.now() + self.lease_ms / 3000, self.renewer)
+  end
   return true
 end
 
+-- A pending record before a create: with a drive loop, asked across its turns
+-- (false until known: the job asks again); without, waited for.
+function R:before_create(params, lid, out)
+  lid = lid or core.random_id()
+  while true do
+    local ok, err = self:_ask(params, lid, out)
+    if ok ~= false or self.engine then return ok, err end
+    self.store:step(self.store.timeout)
+  end
+end
+
 function R:_created(id, params, lid, out, uncertain)
-  local owner = self:owner() or (self.lease and self.lease.id) -- (a lease Redis could not renew: still ours)
+  local owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
   local rec = { id = id, model = params.model, duration = params.duration, resolution = params.resolution,
     kind = Ledger.kind_of(params.model, params.duration, params.resolution), out = out or nil, owner = owner,
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
@@ -430,16 +627,24 @@ function R:_created(id, params, lid, out, uncertain)
   local args = pairs_of(rec)
   table.insert(args, 1, lid or "")
   table.insert(args, 1, id)
-  self:_record("created", { self.prefix .. "task:" .. id, self.prefix .. "unfinished",
+  return self:_record("created", { self.prefix .. "task:" .. id, self.prefix .. "unfinished",
     self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending" }, args)
 end
 
--- The task's record is written, or queued until Redis answers: true either way.
+-- The task's record is written, or queued until Redis answers: true either
+-- way; with a drive loop, false while its answer is not there yet (the job
+-- asks again on a later turn, and goes on once it is written or Redis failed).
 function R:created(task, params, lid)
-  local out = lid and self.outs[lid]
-  if lid then self.outs[lid] = nil end
-  self:_created(task.id, params, lid, out)
-  return true
+  local e = self.held[task.id]
+  if not e then
+    local out = lid and self.outs[lid]
+    if lid then self.outs[lid] = nil end
+    e = self:_created(task.id, params, lid, out)
+    if not self.engine then return true end
+    self.held[task.id] = e
+  end
+  if e.written or self.shared.down then self.held[task.id] = nil; return true end
+  return false
 end
 
 function R:create_failed(err, params, lid)

@@ -282,6 +282,12 @@ function O.client(opts)
       cfg.store = env
     end
   end
+  -- one ledger per client: a journal (one host) or a store (a fleet), never both
+  if cfg.store ~= nil and cfg.journal ~= nil then
+    error(string_format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "
+      .. "other: journal for one host, store for a fleet)", tostring(cfg.journal),
+      opts.store ~= nil and "option" or "STARVIDEOS_STORE"), 3)
+  end
   -- the floor between two polls cannot be above the usual gap: a default floor
   -- follows a shorter interval, a floor given with it must fit
   if cfg.min_interval > cfg.interval then

@@ -14,6 +14,9 @@
 --       err.field == "store" and a message naming host:port (never the password).
 --       timeout: the longest Redis may stay silent on a command
 --       (options.DEFAULTS.connect_timeout when absent).
+--   store.new(url[, opts]) -> store   as open, but nothing sent yet (no PING):
+--       it connects at the first send (a client's store, E:store_for)
+--   store.key_hash(base_url, api_key) -> the store's name of a key (no key in it)
 --   The async form, for a drive loop (outside nginx nothing in it blocks; inside,
 --   a command runs on a cosocket at send, which yields only its light thread):
 --     store:send(cmd, ...) -> n | nil, err      queues a command (strings, numbers)
@@ -25,6 +28,9 @@
 --     store:result(n) -> value | nil, err        once: bulk/status -> string,
 --         integer -> integer, nil reply -> store.null, array -> table; a Redis
 --         error reply -> nil, err (kind "io", err.reply the server's words)
+--     store:send_token(key_hash, rate), store:send_create_allowed(key_hash,
+--         count, per) -> n: token and create_allowed below, sent; store:seconds(n)
+--         -> seconds (0: taken / allowed) | nil, err, their answer once ready(n)
 --   Blocking conveniences (for the CLI; inside nginx a cosocket's wait):
 --     store:call(cmd, ...) -> value | nil, err   send, then step until the answer
 --                                                or the timeout
@@ -43,6 +49,7 @@
 -- command in flight with err; the next send connects again.
 
 local options = require "starvideos.options"
+local core = require "starvideos.core"
 
 local type, tostring, tonumber, select, setmetatable, rawget, pcall, error, string_format, math_floor =
   type, tostring, tonumber, select, setmetatable, rawget, pcall, error, string.format, math.floor
@@ -90,6 +97,13 @@ local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return string.format('%.6f', math.max(0.000001, tonumber(first[2]) + per - now))
 ]],
 }
+
+-- The store's name of a key (base URL and API key): a hash of the base URL
+-- and of a hash of the API key (never the key itself), the same in every
+-- process, for the token bucket and the ledger's keys.
+function M.key_hash(base_url, api_key)
+  return core.hash(tostring(base_url) .. "\0" .. core.hash(api_key or ""))
+end
 
 -- The keys of one API key (key_hash: never the key itself), in one hash slot.
 local function key_of(key_hash, what)
@@ -274,10 +288,11 @@ function Cosocket:run(args)
 end
 
 function Cosocket:send(args)
-  self.seq = self.seq + 1
+  local cn = self.seq + 1 -- taken before run yields: another light thread may send meanwhile
+  self.seq = cn
   local status, value = self:run(args)
-  self.results[self.seq] = { status, value }
-  return self.seq
+  self.results[cn] = { status, value }
+  return cn
 end
 
 function Cosocket.poll()
@@ -303,14 +318,26 @@ end
 local S = {}
 S.__index = S
 
-function M.open(url, opts)
+local function make(url, opts, where)
   local cfg = M.parse(url)
-  if opts ~= nil and type(opts) ~= "table" then options.argerror(2, "store.open", "table", type(opts), 3) end
+  if opts ~= nil and type(opts) ~= "table" then options.argerror(2, where, "table", type(opts), 4) end
   local timeout = opts and opts.timeout or options.DEFAULTS.connect_timeout
   if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 then
-    error("store.open: timeout must be a number of seconds > 0, got " .. tostring(timeout), 2)
+    error(where .. ": timeout must be a number of seconds > 0, got " .. tostring(timeout), 3)
   end
-  local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = nginx(), seq = 0, jobs = {}, shas = {} }, S)
+  return setmetatable({ cfg = cfg, timeout = timeout, ngx = nginx(), seq = 0, jobs = {}, shas = {} }, S)
+end
+
+-- store.new(url[, opts]) -> store: as open, but nothing is sent yet (no PING):
+-- the connection is made at the first send (a client's store: Redis down is
+-- not an error until a record must be written; inside nginx, no PING per
+-- request on top of the keepalive pool).
+function M.new(url, opts)
+  return make(url, opts, "store.new")
+end
+
+function M.open(url, opts)
+  local self = make(url, opts, "store.open")
   local _, err = self:call("PING")
   if err then return nil, err end
   return self
@@ -457,7 +484,10 @@ end
 
 -- A script whose answer is a number of seconds: seconds, or nil, err.
 function S:_script(name, keys, args)
-  local v, err = self:script(name, keys, args)
+  return self:_seconds(name, self:script(name, keys, args))
+end
+
+function S:_seconds(name, v, err)
   if v == nil then return nil, err end
   local seconds = tonumber(v)
   if not seconds then return nil, self:_err("the " .. name .. " script answered " .. tostring(v)) end
@@ -476,25 +506,49 @@ local function check_hash(h, where)
   end
 end
 
-function S:token(key_hash, rate)
+-- The key and arguments of the token and create scripts, checked.
+local function token_args(key_hash, rate)
   check_hash(key_hash, "token")
   positive(rate, "rate", "token")
-  local wait, err = self:_script("token", { key_of(key_hash, "bucket") }, { string_format("%.17g", rate) })
+  return { key_of(key_hash, "bucket") }, { string_format("%.17g", rate) }
+end
+
+local function create_args(key_hash, count, per)
+  check_hash(key_hash, "create_allowed")
+  positive(count, "count", "create_allowed")
+  positive(per, "per", "create_allowed")
+  if count ~= math_floor(count) then error("store:create_allowed: count must be a whole number", 3) end
+  return { key_of(key_hash, "creates") }, { string_format("%d", count), string_format("%.17g", per) }
+end
+
+function S:token(key_hash, rate)
+  local wait, err = self:_script("token", token_args(key_hash, rate))
   if not wait then return nil, err end
   if wait > 0 then return wait end
   return nil
 end
 
 function S:create_allowed(key_hash, count, per)
-  check_hash(key_hash, "create_allowed")
-  positive(count, "count", "create_allowed")
-  positive(per, "per", "create_allowed")
-  if count ~= math_floor(count) then error("store:create_allowed: count must be a whole number", 2) end
-  local wait, err = self:_script("create", { key_of(key_hash, "creates") },
-    { string_format("%d", count), string_format("%.17g", per) })
+  local wait, err = self:_script("create", create_args(key_hash, count, per))
   if not wait then return nil, err end
   if wait > 0 then return false, wait end
   return true
+end
+
+-- The async forms (a drive loop's): send_token / send_create_allowed -> n |
+-- nil, err; store:seconds(n) -> the answer as seconds (0: a token taken, a
+-- create allowed; else the seconds to wait) | nil, err, once ready(n).
+function S:send_token(key_hash, rate)
+  return self:send_script("token", token_args(key_hash, rate))
+end
+
+function S:send_create_allowed(key_hash, count, per)
+  return self:send_script("create", create_args(key_hash, count, per))
+end
+
+function S:seconds(n)
+  local job = self.jobs[n]
+  return self:_seconds(job and job.script, self:result(n))
 end
 
 function S:close()

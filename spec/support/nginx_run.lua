@@ -199,12 +199,17 @@ function M.polls(emu)
     if r.method == "GET" and r.path:find("^/v1/result/") then polls[#polls + 1] = r.at end
   end
   table.sort(polls)
+  return polls, M.busiest(polls)
+end
+
+-- The most of the sorted times `at` in any one second (a window [t, t + 1)).
+function M.busiest(at)
   local most, j = 0, 1
-  for i = 1, #polls do
-    while polls[i] - polls[j] >= 1 do j = j + 1 end
+  for i = 1, #at do
+    while at[i] - at[j] >= 1 do j = j + 1 end
     if i - j + 1 > most then most = i - j + 1 end
   end
-  return polls, most
+  return most
 end
 
 return M

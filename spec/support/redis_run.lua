@@ -13,14 +13,26 @@ function M.missing()
   end
 end
 
+-- Why a store cannot run inside nginx here (no redis-server, or no Lua Redis
+-- client for nginx), or nil.
+function M.missing_in_nginx()
+  local why = M.missing()
+  if not why and not helper.exists("/usr/share/lua/5.1/nginx/redis.lua")
+      and not helper.exists("/usr/share/lua/5.1/resty/redis.lua") then
+    why = "neither nginx.redis nor resty.redis is installed (apt-get install lua-nginx-redis)"
+  end
+  return why
+end
+
 local listening = require("spec.support.nginx_run").listening
 
 -- { port =, pid =, url =, stop = fn, signal = fn(name) }.  opts.password: requirepass;
--- opts.port: that port (a restart), else a free one.
+-- opts.port: that port (a restart), else a free one; opts.dir: that folder (a
+-- restart: a dump.rdb a SAVE left there is loaded), else a new one.
 function M.start(opts)
   opts = opts or {}
   local q = helper.shell_quote
-  local dir = helper.tmpdir()
+  local dir = opts.dir or helper.tmpdir()
   local port = opts.port or helper.free_ports(1)[1]
   local args = { "redis-server", "--port", tostring(port), "--bind", "127.0.0.1", "--save", "''",
     "--appendonly", "no", "--dir", q(dir), "--logfile", q(dir .. "/redis.log"), "--daemonize", "no" }

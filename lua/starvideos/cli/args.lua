@@ -58,6 +58,8 @@ local FLAG = {
     text = "seconds between status checks (default: learned from earlier tasks, else 30)" },
   timeout = { kind = "pos", meta = "S", text = "give up waiting after S seconds (default 1800)" },
   journal = { kind = "str", meta = "PATH", text = "append every created task to this JSON-lines journal" },
+  store = { kind = "str", meta = "URL",
+    text = "the fleet's ledger on Redis, redis://[:password@]host:port[/db] (default: $STARVIDEOS_STORE)" },
   out = { kind = "str", meta = "PATH", text = "download the finished video to PATH" },
   dir = { kind = "str", meta = "PATH", text = "directory for the videos, saved as <id>.mp4 (default .)" },
   lease = { kind = "pos", meta = "S",
@@ -100,7 +102,7 @@ end
 local COMMANDS = {
   create = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "journal", CLIENT),
+    flags = flags(REQUEST, "journal", "store", CLIENT),
     summary = "create a task and print its id (the video is made asynchronously)",
   },
   status = {
@@ -117,7 +119,7 @@ local COMMANDS = {
   },
   generate = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "out", "interval", "timeout", "journal", CLIENT, NOTIFY),
+    flags = flags(REQUEST, "out", "interval", "timeout", "journal", "store", CLIENT, NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
   },
   models = {
@@ -129,22 +131,24 @@ local COMMANDS = {
     summary = "check a request locally, as create would (no key, no network)",
   },
   resume = {
-    args = {}, needs_key = true, flags = flags("journal", "dir", "interval", "timeout", CLIENT, NOTIFY),
-    summary = "wait for and download every journalled task not downloaded yet",
-    required = { "journal" },
+    args = {}, needs_key = true, flags = flags("journal", "store", "dir", "interval", "timeout", CLIENT, NOTIFY),
+    summary = "wait for and download every task of the ledger (journal or store) not downloaded yet",
+    ledger = true,
   },
   keep = {
-    args = {}, needs_key = true, flags = flags("journal", "dir", "lease", "interval", "timeout", CLIENT, NOTIFY),
-    summary = "carry the journal's tasks whose process died to their files, until --timeout or stopped",
-    required = { "journal" },
+    args = {}, needs_key = true, flags = flags("journal", "store", "dir", "lease", "interval", "timeout", CLIENT, NOTIFY),
+    summary = "carry the ledger's tasks whose process died to their files, until --timeout or stopped",
+    ledger = true,
     flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",
+      store = "the fleet's Redis ledger whose orphaned tasks to carry (default: $STARVIDEOS_STORE)",
       dir = "directory for the videos whose create named no writable --out, as <id>.mp4 (default .)",
       timeout = "stop after S seconds (default: run until stopped)" },
   },
   pending = {
-    args = {}, flags = flags("journal"),
+    args = {}, flags = flags("journal", "store", CLIENT),
     summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
-    required = { "journal" },
+    ledger = true,
+    flag_text = { store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
   },
   compact = {
     args = {}, flags = flags("journal"),
@@ -184,6 +188,7 @@ function M.top_usage()
     "environment:",
     "  STARVIDEOS_API_KEY   the API key (or --api-key-file PATH); never pass it as an argument",
     "  STARVIDEOS_BASE_URL  the API base URL (or --base-url URL)",
+    "  STARVIDEOS_STORE     the fleet's Redis ledger and budget (or --store URL)",
     "",
     "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters",
     "",
@@ -200,7 +205,7 @@ local EXAMPLES = {
   models = "starvideos models --json",
   validate = "starvideos validate --model videos --prompt 'a cat' --duration 5 --ref-image https://x/1.png",
   resume = "starvideos resume --journal tasks.jsonl --dir videos/",
-  keep = "starvideos keep --journal tasks.jsonl --dir videos/ --timeout 3600",
+  keep = "starvideos keep --store redis://127.0.0.1:6379 --dir videos/ --timeout 3600",
   pending = "starvideos pending --journal tasks.jsonl --json",
   compact = "starvideos compact --journal tasks.jsonl",
 }
@@ -330,6 +335,7 @@ function M.parse(name, argv)
   for _, r in ipairs(c.required or {}) do
     if opts[r] == nil then usage_error("--%s %s is required", r, FLAG[r].meta) end
   end
+  if c.ledger and opts.journal and opts.store then usage_error("--journal and --store: give one ledger, not both") end
   return opts, pos
 end
 

@@ -57,6 +57,31 @@ local function check_base_url(url, where)
   if not ok then usage_error("%s", err.message) end
 end
 
+-- The store of a command: --store, else $STARVIDEOS_STORE (not beside --journal),
+-- checked by store.lua's one parse; its message names where the URL came from and
+-- never shows the password. A URL, or nil.
+function M.store(opts)
+  local url, where = opts.store, "--store"
+  if url == nil and opts.journal == nil then
+    url, where = os_getenv("STARVIDEOS_STORE"), "STARVIDEOS_STORE"
+    if url == "" then url = nil end
+  end
+  if url == nil then return nil end
+  M.load()
+  local ok, err = pcall(require("starvideos.store").parse, url)
+  if not ok then usage_error("%s %s", where, (tostring(err):gsub("^store ", ""))) end
+  return url
+end
+
+-- The ledger of resume, keep and pending: journal, store (one of them), or a usage error.
+function M.ledger(opts)
+  local store = M.store(opts)
+  if opts.journal == nil and store == nil then
+    usage_error("--journal PATH or --store URL is required (or set STARVIDEOS_STORE)")
+  end
+  return opts.journal, store
+end
+
 -- M.new(ctx, opts, extra) -> client, core. extra: more options for starvideos.new.
 -- While the client waits, ctx.display (when there is one) ticks its live line.
 function M.new(ctx, opts, extra)

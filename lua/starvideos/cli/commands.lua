@@ -123,7 +123,7 @@ end
 function M.create(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
-  local client = client_for.new(ctx, opts, { journal = opts.journal })
+  local client = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
   local task, err = client:create(params)
   if not task then return fail(ctx, err) end
   if ctx.json then print_json(task) else display.print_task(task) end
@@ -173,7 +173,7 @@ end
 function M.generate(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
-  local client, core = client_for.new(ctx, opts, { journal = opts.journal })
+  local client, core = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
   ctx.out = opts.out
   local d = new_display(ctx, core)
   d.started = core.now()
@@ -232,22 +232,31 @@ local function report(ctx, results, none)
   return failed > 0 and 1 or 0
 end
 
--- The journal and --dir of resume and keep, checked; the client and its core.
-local function journal_client(ctx, opts)
-  local journal = opts.journal
-  local f, ferr = io_open(journal, "r")
-  if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
-  f:close()
+-- The ledger (--journal or --store) and --dir of resume and keep, checked; the
+-- client and its core.
+local function ledger_client(ctx, opts)
+  local journal, store = client_for.ledger(opts)
+  if journal then
+    local f, ferr = io_open(journal, "r")
+    if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
+    f:close()
+  end
   local dir = opts.dir or "."
   if not is_dir(dir) then usage_error("--dir %s is not a directory", quote(dir)) end
-  local client, core = client_for.new(ctx, opts, { journal = journal })
+  local client, core = client_for.new(ctx, opts, { journal = journal, store = store })
   return client, core, dir
+end
+
+-- What the messages call the ledger: the journal's path, or the store (its host, no password).
+local function ledger_name(opts)
+  local journal, store = client_for.ledger(opts)
+  return journal or "the store " .. require("starvideos.store").parse(store).where
 end
 
 -- resume and keep: client[method]{dir=, interval=, timeout=, on_progress=, ...extra}
 -- with the live display, then the list printed.
 local function carry(ctx, opts, method, title, none, extra)
-  local client, core, dir = journal_client(ctx, opts)
+  local client, core, dir = ledger_client(ctx, opts)
   local d = new_display(ctx, core)
   d:many_tasks()
   d.started, d.title = core.now(), title
@@ -262,20 +271,27 @@ local function carry(ctx, opts, method, title, none, extra)
 end
 
 function M.resume(ctx, opts)
-  return carry(ctx, opts, "resume", "resuming the journalled tasks",
-    "nothing to resume: every task in " .. opts.journal .. " is downloaded or failed", {})
+  return carry(ctx, opts, "resume", "resuming the ledger's tasks",
+    "nothing to resume: every task in " .. ledger_name(opts) .. " is downloaded or failed", {})
 end
 
 -- The tasks whose process died, carried to their files until --timeout.
 function M.keep(ctx, opts)
-  return carry(ctx, opts, "keep", "keeping the journal's orphaned tasks", "no orphaned task in " .. opts.journal,
+  return carry(ctx, opts, "keep", "keeping the ledger's orphaned tasks", "no orphaned task in " .. ledger_name(opts),
     { lease = opts.lease })
 end
 
 -- Creates whose answer never came: each was sent, and the task may exist.
 function M.pending(ctx, opts)
-  local starvideos = client_for.load()
-  local pending, err = starvideos.pending(opts.journal)
+  local journal, store = client_for.ledger(opts)
+  local pending, err
+  if journal then -- the journal alone: no key, no network
+    pending, err = client_for.load().pending(journal)
+  else -- the store's records are the key's: its client reads them
+    local client = client_for.new(ctx, opts, { store = store })
+    pending, err = client:pending()
+    client:close()
+  end
   if not pending then return fail(ctx, err) end
   if ctx.json then
     local l = json.array()
@@ -285,7 +301,7 @@ function M.pending(ctx, opts)
     print_json(l)
     return 0
   end
-  if #pending == 0 then out("no pending creates in ", opts.journal, "\n") end
+  if #pending == 0 then out("no pending creates in ", ledger_name(opts), "\n") end
   for _, p in ipairs(pending) do
     out(string_format("%s  %s  %s  prompt %s\n", p["local"], os_date("!%Y-%m-%dT%H:%M:%SZ", p.time or 0),
       tostring(p.model), tostring(p.prompt_hash)))
