@@ -136,7 +136,8 @@ local COMMANDS = {
     ledger = true,
   },
   keep = {
-    args = {}, needs_key = true, flags = flags("journal", "store", "dir", "lease", "interval", "timeout", CLIENT, NOTIFY),
+    args = {}, needs_key = true,
+    flags = flags("journal", "store", "dir", "lease", "interval", "timeout", CLIENT, NOTIFY),
     summary = "carry the ledger's tasks whose process died to their files, until --timeout or stopped",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",
