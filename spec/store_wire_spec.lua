@@ -75,6 +75,20 @@ describe_redis("a client with a store", function()
     client:close()
   end)
 
+  it("counts create_limit in the store, refusing the create over it before sending", function()
+    local client = starvideos.new { api_key = KEY, base_url = emu.url, store = redis.url .. "/4",
+      create_limit = { count = 2, per = 60 } }
+    for i = 1, 2 do assert(client:create { model = "videos", prompt = "limited " .. i, duration = 5 }) end
+    local task, err = client:create { model = "videos", prompt = "limited 3", duration = 5 }
+    assert.is_nil(task)
+    assert.equal("rate_limited", err.kind)
+    assert.equal("create_limit", err.field)
+    assert.matches("counted in the store redis://127%.0%.0%.1:%d+/4", err.message)
+    assert.equal(2, emu:creates())
+    assert.same({}, assert(client:pending()))
+    client:close()
+  end)
+
   it("has a new process poll on the schedule learned from the samples other processes recorded", function()
     local key_url = redis.url .. "/3" -- a database of its own: no samples but this test's
     local st = assert(Store.open(redis.url))
