@@ -75,6 +75,37 @@ describe_redis("a client with a store", function()
     client:close()
   end)
 
+  it("waits for the key's bucket in Redis, which other processes drained", function()
+    local url = redis.url .. "/5"
+    local client = starvideos.new { api_key = KEY, base_url = emu.url, store = url, requests_per_second = 0.5 }
+    local task = assert(client:create { model = "videos", prompt = "budget", duration = 5 })
+    -- another process takes the key's tokens from the store (as the token script does for any of them)
+    local st = assert(Store.open(url))
+    local hash = Store.key_hash(emu.url, KEY)
+    while not st:token(hash, 0.5) do end
+    local t0 = core.now()
+    assert(client:query(task.id))
+    local waited = core.now() - t0
+    st:close()
+    client:close()
+    -- the next token is 2 s away at 0.5 a second (a local bucket would have a whole one: no wait)
+    assert.is_true(waited > 1.5 and waited < 4, "the query waited " .. waited .. " s")
+  end)
+
+  it("counts create_limit in the store, refusing the create over it before sending", function()
+    local client = starvideos.new { api_key = KEY, base_url = emu.url, store = redis.url .. "/4",
+      create_limit = { count = 2, per = 60 } }
+    for i = 1, 2 do assert(client:create { model = "videos", prompt = "limited " .. i, duration = 5 }) end
+    local task, err = client:create { model = "videos", prompt = "limited 3", duration = 5 }
+    assert.is_nil(task)
+    assert.equal("rate_limited", err.kind)
+    assert.equal("create_limit", err.field)
+    assert.matches("counted in the store redis://127%.0%.0%.1:%d+/4", err.message)
+    assert.equal(2, emu:creates())
+    assert.same({}, assert(client:pending()))
+    client:close()
+  end)
+
   it("has a new process poll on the schedule learned from the samples other processes recorded", function()
     local key_url = redis.url .. "/3" -- a database of its own: no samples but this test's
     local st = assert(Store.open(redis.url))

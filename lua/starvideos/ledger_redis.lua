@@ -539,6 +539,9 @@ function R:_ask(params, lid, out)
   local a = self.asks[lid]
   local function refuse(err)
     self.asks[lid] = nil
+    if a then -- answers nobody will read
+      for _, k in ipairs { "lease", "limit", "fsync", "pend" } do if a[k] then a.st.jobs[a[k]] = nil end end
+    end
     return nil, io_error(err, " (nothing was sent)")
   end
   local limit = self.cfg.create_limit
