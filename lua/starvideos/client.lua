@@ -22,6 +22,7 @@ local task_id, need_table, S = options.task_id, options.need_table, options.CALL
 
 local Client = {}
 Client.__index = Client
+local GC = {} -- close's argument when the client is collected
 
 --- A new client: `starvideos.new`, which lists the options.
 -- @tparam[opt] table opts
@@ -33,27 +34,27 @@ function Client.new(opts)
   -- the key lives in the transport only: never in a table a user might print
   cfg.api_key, cfg.transport = nil, nil
   return setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, engine = engine, finished = {},
-    ledger = cfg.store and require("starvideos.ledger_redis").new(engine:store_for(cfg.store, cfg.connect_timeout),
-      cfg, engine) or Ledger.new(cfg.journal, cfg, engine) }, Client) -- the store's, else the journal's (never both)
+    ledger = Ledger.open(cfg, engine) }, Client)
 end
 
 --- Cancel this client's jobs (only its own) and let go of its engine; a later call
 -- raises.  The key's last client closes the transport.  A download in flight keeps
 -- its `.part` only where the ledger records it (with a journal: a `part` record
 -- naming the task, so that the next `download`, `resume` or `keep` of it goes on
--- with `Range`); without a journal the `.part` is removed.  Also done when the
--- client is collected, and on 5.4 at the end of a `<close>` variable's scope.
-function Client:close()
+-- with `Range`); without a journal the `.part` is removed.  Webhooks in flight get
+-- 5 s more (not when collected: they stay owed).  Also done when the client is
+-- collected, and on 5.4 at the end of a `<close>` variable's scope.
+function Client:close(collected)
   local engine = self.engine
   if not engine then return end
-  if self.cfg.notify then require("starvideos.notify").settle(engine, self.cfg) end -- webhooks in flight: 5 s more
+  if self.cfg.notify and collected ~= GC then require("starvideos.notify").settle(engine, self.cfg) end
   self.engine = nil
   for _, job in ipairs(engine:jobs_of(self.cfg)) do job:cancel(true) end
   self.ledger:close()
   engine:release(self.cfg)
 end
 Client.__close = Client.close
-Client.__gc = Client.close
+Client.__gc = function(self) return self:close(GC) end
 
 -- `client.on_event = fn` after new still reaches every job's events (after the log's line).
 Client.__newindex = function(self, k, v)
@@ -191,6 +192,7 @@ end
 
 -- The ledger of opts.journal, else the client's (its journal or store): ledger, or nil, err.
 local function ledger_of(self, opts, where)
+  live(self)
   local path = opts.journal or self.journal
   if not (path or self.cfg.store) then return nil, new_error("invalid_request", where .. " needs a journal or a "
     .. "store: starvideos.new{journal=path} or starvideos.new{store=\"redis://...\"}", { field = "journal" }) end
@@ -207,33 +209,28 @@ end
 -- or one that cannot be read)
 function Client:resume(opts)
   opts = check(opts, "resume", S.resume)
-  local engine = live(self)
   local ledger, lerr = ledger_of(self, opts, "resume")
   if not ledger then return nil, lerr end
-  return Keep.resume(engine, ledger, self.cfg, opts)
+  return Keep.resume(self.engine, ledger, self.cfg, opts)
 end
 
---- Carry to a file every unfinished task of the ledger whose owner let go of
--- its lease (its process, nginx worker or host died): each is claimed (one
--- keeper per task: never created twice, never downloaded twice to completion),
--- polled and downloaded to the `out` its create named when that can be
--- written, else to `dir/<id>.mp4`.  Looks again every `lease / 6` seconds (from
--- 0.1 to 5) for tasks orphaned since, until `timeout` (nil: until the client is
--- closed; inside nginx, also until the worker exits).  A task it failed to carry
--- (a network error, a timeout, the server) is taken again 60 s later.  A create
--- whose answer never came is never sent again: its entry says so
--- (`maybe_created`, `pending`).  The loop is keep.lua's.
--- @tparam[opt] table opts `dir` (default "."), `lease` (seconds, default 30),
--- `interval`, `timeout`, `on_progress`, `journal` (default the client's), `sleep`
--- @return a list of `{task=, err=, path=}`, one per task carried (and per
--- orphaned pending create), or `nil` and an error (no journal, or one that
--- cannot be read)
+--- Carry to a file every unfinished task of the ledger whose owner let go of its lease (its
+-- process, nginx worker or host died): each is claimed (one keeper per task: never created
+-- twice, never downloaded twice to completion), polled and downloaded to the `out` its create
+-- named when that can be written, else to `dir/<id>.mp4`.  Looks again every `lease / 6`
+-- seconds (from 0.1 to 5) until `timeout` (nil: until the client is closed; inside nginx, also
+-- until the worker exits).  A task it failed to carry (network, timeout, server) is taken again
+-- 60 s later.  A create whose answer never came is never sent again: its entry says so
+-- (`maybe_created`, `pending`).
+-- @tparam[opt] table opts `dir` (default "."), `lease` (seconds, default 30), `interval`,
+-- `timeout`, `on_progress`, `notify`, `journal` (default the client's), `sleep`
+-- @return a list of `{task=, err=, path=}`, one per task carried (and per orphaned pending
+-- create), or `nil` and an error (no ledger, or one that cannot be read)
 function Client:keep(opts)
   opts = check(opts, "keep", S.keep)
-  local engine = live(self)
   local ledger, lerr = ledger_of(self, opts, "keep")
   if not ledger then return nil, lerr end
-  return Keep.run(engine, ledger, self.cfg, opts, function() return self.engine ~= nil end)
+  return Keep.run(self.engine, ledger, self.cfg, opts, function() return self.engine ~= nil end)
 end
 
 --- The creates whose answer never came (the task may exist): `starvideos.pending`

@@ -349,6 +349,10 @@ function Job:advance(t)
   if t < self.wake then return end
   if self.state == "creating" then
     if self.held then return _created(self, self.held, t) end
+    if not self.asked then -- a create is an API request too: it waits for the key's token first
+      local later = self.engine:token(t)
+      if later then return self.engine:at(later, self) end
+    end
     local ok, err = self.ledger:before_create(self.params, self.local_id, self.out)
     if ok == false then self.asked = true; return self.engine:at(t + LEDGER_AGAIN, self) end
     if not ok then return _finish(self, err) end

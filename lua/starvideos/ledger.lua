@@ -129,6 +129,15 @@ function L.new(path, cfg, engine)
   return self
 end
 
+-- A client's ledger (the one choice of backend): on cfg.store (ledger_redis.lua,
+-- on the engine's store of that URL), else on cfg.journal (never both: options.lua).
+function L.open(cfg, engine)
+  if cfg.store then
+    return require("starvideos.ledger_redis").new(engine:store_for(cfg.store, cfg.connect_timeout), cfg, engine)
+  end
+  return L.new(cfg.journal, cfg, engine)
+end
+
 local function append(self, rec, sync)
   if self.path then return journal.append(self.path, rec, sync) end
   return true
