@@ -57,6 +57,20 @@ describe_redis("a client with a store", function()
     assert.matches("store", err)
   end)
 
+  it("takes STARVIDEOS_STORE as the default ledger: a journal given wins, a client without one is on the store", function()
+    local journal = helper.tmpdir() .. "/env.jsonl"
+    local prog = string.format([[
+local sv = require "starvideos"
+local a = sv.new { api_key = "k", base_url = %q, journal = %q }
+local b = sv.new { api_key = "k", base_url = %q }
+io.write(tostring(a.ledger.path), " ", tostring(b.cfg.store))
+]], emu.url, journal, emu.url)
+    local out, ok = helper.capture("STARVIDEOS_STORE=" .. redis.url .. " " .. helper.CHILD_ENV .. q(helper.lua)
+      .. " -e " .. q(prog) .. " 2>&1")
+    assert.is_true(ok, out)
+    assert.equal(journal .. " " .. redis.url, out)
+  end)
+
   it("records a generate in Redis and takes its polls' tokens from the store's bucket", function()
     local out = helper.tmpdir() .. "/one.mp4"
     local client = starvideos.new { api_key = KEY, base_url = emu.url, store = redis.url }

@@ -41,7 +41,8 @@ local M = {
 -- * `timeout` (30), `connect_timeout` (10): seconds, one HTTP exchange
 -- * `max_retries` (2): retries of one request (0 to 10)
 -- * `journal`: a file path; every create is recorded there (see `client:resume`)
--- * `store`: `"redis://[:password@]host:port[/db]"` (default `$STARVIDEOS_STORE`): the
+-- * `store`: `"redis://[:password@]host:port[/db]"` (default `$STARVIDEOS_STORE` when no
+--   `journal` is given): the
 --   ledger is then Redis' (lua/starvideos/ledger_redis.lua: the records, leases and
 --   learned samples of every process and host using it), and so is the key's budget of
 --   `requests_per_second`; a client has one ledger, so `journal` and `store` together

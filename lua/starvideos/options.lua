@@ -274,7 +274,7 @@ function O.client(opts)
     end
   end
   if cfg.api_key == "" then cfg.api_key = nil end
-  if cfg.store == nil then
+  if cfg.store == nil and cfg.journal == nil then -- the env's store is the default ledger: a journal given wins
     local env = os_getenv("STARVIDEOS_STORE")
     if env and env ~= "" then
       local bad = C.store(env)
