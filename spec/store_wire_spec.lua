@@ -57,7 +57,7 @@ describe_redis("a client with a store", function()
     assert.matches("store", err)
   end)
 
-  it("takes STARVIDEOS_STORE as the default ledger: a journal given wins, a client without one is on the store", function()
+  it("takes STARVIDEOS_STORE as the default ledger: a journal given wins, else the store", function()
     local journal = helper.tmpdir() .. "/env.jsonl"
     local prog = string.format([[
 local sv = require "starvideos"
