@@ -135,11 +135,14 @@ describe("the log's redaction", function()
     output.write(f, "key ", KEY, " twice ", KEY .. KEY, " %a")
     output.set_secret("abc") -- shorter than 4 bytes: the command line shows it
     output.write(f, " abc")
+    output.set_secret("whsec_second") -- a webhook secret beside the key: both stay hidden
+    output.write(f, " ", KEY, " whsec_second")
     output.set_secret(nil)
+    output.write(f, " " .. KEY)
     f:seek("set")
     local got = f:read("*a")
     f:close()
-    assert.equal("key [redacted] twice [redacted][redacted] %a abc", got)
+    assert.equal("key [redacted] twice [redacted][redacted] %a abc [redacted] [redacted] " .. KEY, got)
   end)
 
   it("cuts a long line after redacting it, so no cut leaves part of a secret", function()

@@ -47,7 +47,7 @@ end
 function Client:close(collected)
   local engine = self.engine
   if not engine then return end
-  if self.cfg.notify and collected ~= GC then require("starvideos.notify").settle(engine, self.cfg) end
+  if self.cfg.notify then require("starvideos.notify").settle(engine, self.cfg, collected == GC and 0 or nil) end
   self.engine = nil
   for _, job in ipairs(engine:jobs_of(self.cfg)) do job:cancel(true) end
   self.ledger:close()

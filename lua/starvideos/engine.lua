@@ -303,7 +303,9 @@ end
 -- With a store: the key's bucket in Redis (store.lua's token script, on
 -- Redis' clock, for every process and host of the store).  Never waited for:
 -- the script is sent and the caller told to come back in STORE_RETRY until
--- its answer is there, which then stands for whoever asks first.  Redis
+-- its answer is there, which then stands for whoever asks first; an answer
+-- "none before w" stands for every caller until w (one script per wait, not
+-- one per waiting job).  Redis
 -- failing: false, and the host's dict or the engine's own bucket stands in
 -- (said once, tried again STORE_AGAIN later).
 local STORE_RETRY, STORE_AGAIN = 0.002, 1
@@ -320,11 +322,14 @@ function store_token(self, t)
       if self.token_down then self.token_down = false; self:warn("store " .. st.cfg.where
         .. " answers again: the key's budget is taken from it again") end
       if wait <= 0 then return nil end
+      self.token_at = t + wait -- no token before then: nobody of this engine asks again until then
       return t + wait
     end
     failed = err
   elseif self.token_down and t < self.token_down then
     failed = true
+  elseif self.token_at and t < self.token_at then
+    return self.token_at
   else
     local sent, err = st:send_token(self.budget.hash, self.budget.rate)
     if sent then self.token_n = sent; return t + STORE_RETRY end

@@ -173,14 +173,18 @@ local function quiet(arg)
   return true
 end
 
--- Let the deliveries of cfg (nil: all) in flight go on for up to `seconds`;
--- what is left stays owed (and is cancelled by the caller's close).
+-- A client closes (or keep ends): the deliveries of cfg (nil: all) in flight go
+-- on for up to `seconds` (default N.SETTLE; 0: not at all, as when a client is
+-- collected); what is left is cancelled and stays owed (keep, or a later
+-- client's keep, sends it with the same webhook-id).
 function N.settle(engine, cfg, seconds)
   local s = flying[engine]
   if not (s and next(s)) then return end
   local arg = { engine = engine, cfg = cfg }
-  if quiet(arg) then return end
-  engine:drive(quiet, arg, now() + (seconds or N.SETTLE))
+  if seconds ~= 0 and not quiet(arg) then engine:drive(quiet, arg, now() + (seconds or N.SETTLE)) end
+  local left = {}
+  for d in pairs(s) do if d.cfg == cfg or cfg == nil then left[#left + 1] = d end end
+  for i = 1, #left do left[i]:cancel() end
 end
 
 return N

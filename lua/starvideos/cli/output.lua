@@ -18,15 +18,21 @@ local M = {}
 
 -- ------------------------------------------------------------ streams
 
-local secret
+local secrets = {}
 
--- The key to keep out of every output from now on (nil: none).
-function M.set_secret(key) secret = key end
+-- One more secret (the API key, a webhook secret) to keep out of every output
+-- from now on; nil forgets them all (a new command).
+function M.set_secret(value)
+  if value == nil then secrets = {} else secrets[#secrets + 1] = value end
+end
 
--- the key's every occurrence as "[redacted]" (the log's one plain-text hiding)
+-- every secret's every occurrence as "[redacted]" (the log's one plain-text hiding)
 local function redact(s)
   s = tostring(s)
-  if secret and #secret >= 4 then s = hide(s, secret) end
+  for i = 1, #secrets do
+    local secret = secrets[i]
+    if #secret >= 4 then s = hide(s, secret) end
+  end
   return s
 end
 
