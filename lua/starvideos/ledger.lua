@@ -194,7 +194,8 @@ function L:owner()
   return held.id, held.elsewhere
 end
 
--- The ledger's client closed: its share of the process's lease goes.
+-- The ledger's client closed: its share of the process's lease goes (a
+-- journal's close never waits: collected or not, the same).
 function L:close()
   local held = self.lease
   self.lease, self.closed = nil, true
@@ -204,6 +205,9 @@ function L:close()
   if leases[held.path] == held then leases[held.path] = nil end
   let_go_of(held)
 end
+
+-- A job cancelled: nothing held for it here (every record is written at once).
+function L.forget() end
 
 local Keeper = {}
 Keeper.__index = Keeper
