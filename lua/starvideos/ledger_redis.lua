@@ -9,7 +9,8 @@
 --       written).  With an engine (a drive loop's: E:pumping), the async form
 --       below; without (the CLI, a keep's reads), every call waits
 --   ledger:renew()       the process's lease renewed when a third of it has
---       passed (each record calls it; the wiring calls it once a drive-loop turn)
+--       passed (without an engine each record calls it; with one, the Renewer
+--       timer on the engine's heap has pump send it: _renew_async)
 --   ledger:flush() -> true | nil, err   the records queued while Redis failed
 --   ledger:samples() -> {kind = {model =, {took, within}...}}  all the learned
 --       samples, in one call
@@ -52,9 +53,15 @@
 --   part) are queued in this process's memory, in order, and written when
 --   Redis answers again (at the next record, flush or before_create, which
 --   writes them first), so a created task goes on polling and nothing is lost
---   while the process lives (a process that dies with records queued loses
---   them: the task stays "pending" in Redis, listed by pending(), never sent
---   again).  created then returns true: the job goes on.
+--   while the process lives: a client closing with records queued (inside
+--   nginx each client's own) leaves them to the process's shared queue, which
+--   the next ledger of the key and store (pump, ask or flush) writes.  A
+--   process that dies with records queued loses them: the task stays
+--   "pending" in Redis, listed by pending(), never sent again.  created then
+--   returns true (once the store failed after its record was queued): the job
+--   goes on.  A create refused after its pending script was sent (no answer
+--   in time) queues "abandoned": should Redis run the pending script late, it
+--   writes nothing (gone:<local>).
 --
 -- What blocks.  Without an engine, every method waits for its store:calls.
 -- With one (a client's), nothing a job calls waits, so no frame is blocked
@@ -72,8 +79,9 @@
 --   learn_more: the samples sent at its first call, read when ready
 --   a blocking call (client:generate, wait...) returns once its records are
 --       written or Redis failed (engine.lua's settle)
+--   owe: queued, its lease taken as above (not waited for)
 -- flush, unfinished, pending, orphans, keeper, samples and close still wait
--- (keep, resume, pending, the CLI).
+-- (keep, resume, pending, the CLI); close(true), in a GC step, does not.
 
 local core = require "starvideos.core"
 local options = require "starvideos.options"
