@@ -91,6 +91,7 @@ describe_redis("the Redis ledger's faults", function()
     assert.is_false(a:created({ id = "t-nginx" }, PARAMS, lid))
     assert(helper.wait_until(function() ea:pump(); return a.shared.down end, 10), "the record failed")
     a:close() -- the request's client closes (flush fails: Redis down)
+    ea:pump() -- a closed ledger still pumped takes nothing back
     redis = redis_run.start { port = port, dir = dir }
     while core.now() < a.shared.again do core.sleep(0.05) end -- (a create is refused R.RETRY after a failure)
     local b = R.new(Store.new(redis.url, { timeout = 1 }), cfg, eb) -- a later request's client

@@ -305,10 +305,10 @@ end
 
 -- Inside nginx, the records a closed client left (R:close moved them to the
 -- worker's shared queue): taken by this ledger, after its own, to be written
--- on its store.
+-- on its store (never by a closed one: its store is its finished request's).
 function R:_adopt()
   local sq, q = self.shared.queue, self.queue
-  if q == sq or not sq[1] then return end
+  if q == sq or not sq[1] or self.closed then return end
   for i = 1, #sq do q[#q + 1], sq[i] = sq[i], nil end
 end
 
