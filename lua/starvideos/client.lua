@@ -50,7 +50,7 @@ function Client:close(collected)
   if self.cfg.notify then require("starvideos.notify").settle(engine, self.cfg, collected == GC and 0 or nil) end
   self.engine = nil
   for _, job in ipairs(engine:jobs_of(self.cfg)) do job:cancel(true) end
-  self.ledger:close()
+  self.ledger:close(collected == GC)
   engine:release(self.cfg)
 end
 Client.__close = Client.close

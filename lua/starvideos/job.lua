@@ -387,10 +387,12 @@ function Job:cancel(keep)
     return _finish(self, new_error("io", "the job was cancelled (its create was never sent)"))
   end
   if self.state == "creating" and self.held then -- answered, its record queued (not yet known written)
+    self.ledger:forget(nil, self.held.id)
     self.task, self.state, self.held = self.held, "cancelled", nil
     return _finish(self, new_error("io", "the job was cancelled", { created = true }))
   end
   if self.state == "creating" and self.asked then -- a pending record asked for, the create never sent
+    self.ledger:forget(self.local_id)
     self.ledger:create_failed({}, self.params, self.local_id)
   end
   local req = self.req

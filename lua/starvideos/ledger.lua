@@ -4,17 +4,27 @@
 -- (journal.lua: JSON lines, one write under a lock each); with no journal it
 -- records nothing and only keeps the schedule learned in this process.
 --
--- The interface a second backend implements (the Redis one comes later):
+-- The interface a second backend implements (ledger_redis.lua: on a store,
+-- chosen by the client's `store`, L.open):
 --
 --   L.new(path, cfg[, engine]) -> ledger  path: the journal (nil: records nothing);
 --                                       with an engine, learning the schedule
 --                                       from it starts at once (learn_more)
 --   ledger.records                      true when records are kept (a journal)
---   ledger:before_create(params, lid, out) -> true | nil, err: a synced "pending"
---                                       record before a create is sent; a ledger
---                                       that cannot be written stops the create
---   ledger:created(task, params, lid)   -> true | nil, err (kind io, created=true):
---                                       the task's id, synced, once it is known
+--   ledger:before_create(params, lid, out) -> true | false | nil, err: a synced
+--                                       "pending" record before a create is sent;
+--                                       a ledger that cannot be written stops the
+--                                       create; false (the Redis ledger on a drive
+--                                       loop): not known yet, the job asks again on
+--                                       a later turn, sending nothing meanwhile
+--   ledger:created(task, params, lid)   -> true | false | nil, err (kind io,
+--                                       created=true): the task's id, synced, once
+--                                       it is known; false (Redis, as above): the
+--                                       job holds the task, state "creating", and
+--                                       asks again (job.lua's _created)
+--   ledger:forget(lid, id)              a job cancelled: what the ledger held for
+--                                       its ask (lid) or its created record (id)
+--                                       let go of (this one holds nothing)
 --   ledger:create_failed(err, params, lid)  a create that failed: "created"
 --                                       (uncertain) when an id was read, "abandoned"
 --                                       when surely nothing was created, else it
@@ -37,9 +47,11 @@
 --                                       of it at once: its tasks are orphans);
 --                                       file: where it is when not under
 --                                       <journal>.owners/ (records say `lease`)
---   ledger:close()                      its client closed: its share of the
+--   ledger:close([collected])           its client closed: its share of the
 --                                       lease goes (what it left unfinished is
---                                       nobody's: keep takes it)
+--                                       nobody's: keep takes it); collected: in a
+--                                       GC step, nothing may wait (the Redis one
+--                                       then does no round trip)
 --   ledger:keeper() -> keeper | nil, err  a lease of its own for one `keep`
 --                                       (keeper.id), let go by keeper:close();
 --                                       the tasks it claims are carried by it.
@@ -69,9 +81,12 @@
 --                                       this process.  Over it: nil, err
 --                                       (rate_limited, field create_limit)
 --   ledger:owe(wid, task_id, body) -> true | nil, err  a webhook event
---                                       (notify.lua) recorded owed, synced,
---                                       before it is sent; named by this
---                                       process's lease
+--                                       (notify.lua) recorded owed, named by
+--                                       this process's lease: here synced
+--                                       before it is sent; on a store queued
+--                                       (written in order, before its
+--                                       delivered record, once Redis answers:
+--                                       the process dying first loses it)
 --   ledger:delivered(wid[, status])     its receiver took it (or refused it
 --                                       for good with status: never again)
 --   ledger:owed_orphans(keeper) -> list  claims for keeper every owed event
@@ -194,7 +209,8 @@ function L:owner()
   return held.id, held.elsewhere
 end
 
--- The ledger's client closed: its share of the process's lease goes.
+-- The ledger's client closed: its share of the process's lease goes (a
+-- journal's close never waits: collected or not, the same).
 function L:close()
   local held = self.lease
   self.lease, self.closed = nil, true
@@ -204,6 +220,9 @@ function L:close()
   if leases[held.path] == held then leases[held.path] = nil end
   let_go_of(held)
 end
+
+-- A job cancelled: nothing held for it here (every record is written at once).
+function L.forget() end
 
 local Keeper = {}
 Keeper.__index = Keeper

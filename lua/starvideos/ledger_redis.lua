@@ -9,7 +9,8 @@
 --       written).  With an engine (a drive loop's: E:pumping), the async form
 --       below; without (the CLI, a keep's reads), every call waits
 --   ledger:renew()       the process's lease renewed when a third of it has
---       passed (each record calls it; the wiring calls it once a drive-loop turn)
+--       passed (without an engine each record calls it; with one, the Renewer
+--       timer on the engine's heap has pump send it: _renew_async)
 --   ledger:flush() -> true | nil, err   the records queued while Redis failed
 --   ledger:samples() -> {kind = {model =, {took, within}...}}  all the learned
 --       samples, in one call
@@ -24,6 +25,8 @@
 --   pend:<local>    hash: local, model, owner, out, time, prompt_hash: a create
 --                   sent whose answer did not come yet
 --   pending         set of those locals
+--   gone:<local>    a create abandoned (never sent): its pending script, run
+--                   late (sent before a timeout), writes nothing; RETAIN s
 --   owner:<id>      a lease: present while its owner renews it (PX lease)
 --   samples:<kind>  list of "took within", newest first, at most SAMPLES
 --   kinds           hash kind -> model: the kinds with samples
@@ -50,9 +53,15 @@
 --   part) are queued in this process's memory, in order, and written when
 --   Redis answers again (at the next record, flush or before_create, which
 --   writes them first), so a created task goes on polling and nothing is lost
---   while the process lives (a process that dies with records queued loses
---   them: the task stays "pending" in Redis, listed by pending(), never sent
---   again).  created then returns true: the job goes on.
+--   while the process lives: a client closing with records queued (inside
+--   nginx each client's own) leaves them to the process's shared queue, which
+--   the next ledger of the key and store (pump, ask or flush) writes.  A
+--   process that dies with records queued loses them: the task stays
+--   "pending" in Redis, listed by pending(), never sent again.  created then
+--   returns true (once the store failed after its record was queued): the job
+--   goes on.  A create refused after its pending script was sent (no answer
+--   in time) queues "abandoned": should Redis run the pending script late, it
+--   writes nothing (gone:<local>).
 --
 -- What blocks.  Without an engine, every method waits for its store:calls.
 -- With one (a client's), nothing a job calls waits, so no frame is blocked
@@ -70,8 +79,9 @@
 --   learn_more: the samples sent at its first call, read when ready
 --   a blocking call (client:generate, wait...) returns once its records are
 --       written or Redis failed (engine.lua's settle)
+--   owe: queued, its lease taken as above (not waited for)
 -- flush, unfinished, pending, orphans, keeper, samples and close still wait
--- (keep, resume, pending, the CLI).
+-- (keep, resume, pending, the CLI); close(true), in a GC step, does not.
 
 local core = require "starvideos.core"
 local options = require "starvideos.options"
@@ -95,8 +105,10 @@ R.RETAIN = 7 * 86400    -- seconds a settled task's record stays
 -- prefix, for the keys named by a task or a kind.
 
 local SCRIPTS = {
-  -- KEYS pend:<local>, pending; ARGV local, field, value, ...
+  -- KEYS pend:<local>, pending, gone:<local>; ARGV local, field, value, ...
+  -- (a local already abandoned: nothing written, 0)
   pending = [[
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1
@@ -112,10 +124,11 @@ if ARGV[2] ~= '' then
 end
 return 1
 ]],
-  -- KEYS pend:<local>, pending; ARGV local
+  -- KEYS pend:<local>, pending, gone:<local>; ARGV local, retain
   abandoned = [[
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2]))
 return 1
 ]],
   -- KEYS task:<id>, unfinished, kinds; ARGV id, status, took ('' none), within, P, samples kept, retain
@@ -276,15 +289,33 @@ end
 
 R.RETRY = 0.5 -- seconds: a store that failed is tried again this much later (the async form)
 
--- The store failed (err): said in shared.down until a record is written again.
+-- The store failed (err): said in shared.down until Redis answers again
+-- (a record written, an ask or a renewal answered); shared.down_at: when.
 function R:_down(err)
+  local sh, t = self.shared, core.now()
+  sh.down, sh.down_at, sh.again = err or true, t, t + R.RETRY
+end
+
+-- Whether the store failed since the record e was queued (a failure older
+-- than it says nothing of it: Redis may be back).
+function R:_failed_since(e)
   local sh = self.shared
-  sh.down, sh.again = err or true, core.now() + R.RETRY
+  return sh.down and sh.down_at >= e.at or false
+end
+
+-- Inside nginx, the records a closed client left (R:close moved them to the
+-- worker's shared queue): taken by this ledger, after its own, to be written
+-- on its store (never by a closed one: its store is its finished request's).
+function R:_adopt()
+  local sq, q = self.shared.queue, self.queue
+  if q == sq or not sq[1] or self.closed then return end
+  for i = 1, #sq do q[#q + 1], sq[i] = sq[i], nil end
 end
 
 -- The queued records, oldest first, until one fails (it stays first); one
 -- already sent by pump is waited for.
 function R:flush()
+  self:_adopt()
   local q = self.queue
   while q[1] do
     local e = q[1]
@@ -307,7 +338,7 @@ end
 -- (entry.written once it is).
 function R:_record(name, keys, args)
   local q = self.queue
-  local e = { name, keys, args }
+  local e = { name, keys, args, at = core.now() }
   q[#q + 1] = e
   if self.engine then
     self.engine:pumping(self)
@@ -327,6 +358,7 @@ end
 function R:pump()
   local st = self.store
   if not st then return true end
+  self:_adopt()
   local sh, q, t = self.shared, self.queue, core.now()
   if q[1] and not (sh.down and t < sh.again) then
     for i = 1, #q do
@@ -362,7 +394,8 @@ end
 -- Whether every queued record is written, or the store failing (a blocking
 -- call returns then: engine.lua's settle).
 function R:settled()
-  return not self.queue[1] or self.shared.down and true or false
+  local q = self.queue
+  return not q[1] or self:_failed_since(q[#q])
 end
 
 -- ------------------------------------------------------------ leases
@@ -418,7 +451,7 @@ function R:_renew_async(t)
   if n then
     if not held.st:ready(n) then return false end
     held.n = nil
-    if held.st:result(n) ~= nil then held.renewed = held.sent_at end
+    if held.st:result(n) ~= nil then held.renewed, self.shared.down = held.sent_at, false end
     return true
   end
   local sh = self.shared
@@ -440,15 +473,40 @@ function Renewer:advance(t)
   l.engine:at(t + l.lease_ms / 3000, self)
 end
 
-function R:close()
+-- The Renewer started, once per ledger (the async form).
+function R:_renewing()
+  if self.engine and not self.renewer then
+    self.renewer = setmetatable({ ledger = self }, Renewer)
+    self.engine:at(core.now() + self.lease_ms / 3000, self.renewer)
+  end
+end
+
+-- The client closed (collected: in a GC step, where nothing may wait: no
+-- round trip then).  Its records are written first (not when collected);
+-- those left (Redis failing, or collected) stay in the process's shared
+-- queue: inside nginx, where the queue was the client's own, they move there
+-- (its answers in flight dropped: each is sent again, the same record), for
+-- the next pump, ask or flush of any ledger of the key and store in the
+-- worker to write.  Its share of the lease goes: the last one's key deleted
+-- (collected: it just expires).
+function R:close(collected)
   local held = self.lease
   self.lease, self.closed = nil, true
-  self:flush()
+  if not collected then self:flush() end
+  local q, sq = self.queue, self.shared.queue
+  if q ~= sq then
+    for i = 1, #q do
+      local e = q[i]
+      if e.n then e.st.jobs[e.n], e.n, e.st = nil, nil, nil end
+      sq[#sq + 1] = e
+    end
+    self.queue = {}
+  end
   if not held then return end
   held.users = held.users - 1
   if held.users > 0 then return end
   if self.shared.lease == held then self.shared.lease = nil end
-  if self.store then self.store:call("DEL", self.prefix .. "owner:" .. held.id) end
+  if self.store and not collected then self.store:call("DEL", self.prefix .. "owner:" .. held.id) end
 end
 
 local Keeper = {}
@@ -532,24 +590,50 @@ function R:_fsync_answer(st, n)
   end
 end
 
+-- An ask let go of (refused, or its job cancelled): the answers nobody will read dropped.
+local function drop_ask(self, lid, a)
+  a = a or self.asks[lid]
+  self.asks[lid] = nil
+  if a then
+    for _, k in ipairs { "lease", "limit", "fsync", "pend" } do if a[k] then a.st.jobs[a[k]] = nil end end
+  end
+end
+
+-- A create surely never sent (lid): its pending record removed, and its
+-- pending script made a no-op should Redis run it later (gone:<local>).
+function R:_abandoned(lid)
+  self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
+    { lid, R.RETAIN })
+end
+
+-- A job cancelled (job.lua): its ask in flight (lid) and its created record
+-- waited for (id) forgotten; the records queued stay queued (written).
+function R:forget(lid, id)
+  if lid then drop_ask(self, lid) end
+  if id then self.held[id] = nil end
+end
+
 -- One step of asking the store before a create (the async form): the lease
 -- and create_limit in one round trip, then the pending record.  true when
 -- written, false when not known yet (ask again on a later turn), nil, err.
 function R:_ask(params, lid, out)
   local a = self.asks[lid]
   local function refuse(err)
-    self.asks[lid] = nil
-    if a then -- answers nobody will read
-      for _, k in ipairs { "lease", "limit", "fsync", "pend" } do if a[k] then a.st.jobs[a[k]] = nil end end
-    end
+    drop_ask(self, lid, a)
+    -- its pending script sent, Redis may still run it: the create (never
+    -- sent) abandoned after it, so that pending() does not list it
+    if a and a.pend then self:_abandoned(lid) end
     return nil, io_error(err, " (nothing was sent)")
   end
   local limit = self.cfg.create_limit
   if not a then
     local st, err = self:_store()
     if not st then return refuse(err) end
-    if self.queue[1] then -- the records of earlier tasks first: Redis failing, no create
-      if self.shared.down then return refuse(self.shared.down) end
+    self:_adopt()
+    local q = self.queue
+    if q[1] then -- the records of earlier tasks first: Redis failing, no create
+      local sh = self.shared
+      if sh.down and core.now() < sh.again then return refuse(sh.down) end
       if self.engine then self.engine:pumping(self); return false end
       local ok, ferr = self:flush()
       if not ok then return refuse(ferr) end
@@ -594,19 +678,18 @@ function R:_ask(params, lid, out)
     local args = pairs_of(rec)
     table.insert(args, 1, lid)
     local perr
-    a.pend, perr = st:send_script("ledger_pending", { self.prefix .. "pend:" .. lid, self.prefix .. "pending" }, args)
+    a.pend, perr = st:send_script("ledger_pending", { self.prefix .. "pend:" .. lid, self.prefix .. "pending",
+      self.prefix .. "gone:" .. lid }, args)
     if not a.pend then return refuse(perr) end
     st:step(0)
   end
   if not st:ready(a.pend) then return false end
-  self.asks[lid] = nil
   local done, werr = st:result(a.pend)
   if done == nil then return refuse(werr) end
+  self.asks[lid] = nil
+  self.shared.down = false -- Redis answered
   self.outs[lid] = out or false
-  if self.engine and not self.renewer then
-    self.renewer = setmetatable({ ledger = self }, Renewer)
-    self.engine:at(core.now() + self.lease_ms / 3000, self.renewer)
-  end
+  self:_renewing()
   return true
 end
 
@@ -646,7 +729,7 @@ function R:created(task, params, lid)
     if not self.engine then return true end
     self.held[task.id] = e
   end
-  if e.written or self.shared.down then self.held[task.id] = nil; return true end
+  if e.written or self:_failed_since(e) then self.held[task.id] = nil; return true end
   return false
 end
 
@@ -656,7 +739,7 @@ function R:create_failed(err, params, lid)
   if err.created and err.id then
     self:_created(err.id, params, lid, out, true)
   elseif not err.maybe_created then
-    if lid then self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending" }, { lid }) end
+    if lid then self:_abandoned(lid) end
   else
     err.pending = lid
   end
@@ -810,8 +893,18 @@ end
 return out
 ]]
 
+-- Its owner: with a drive loop, the lease taken without waiting (sent by
+-- pump: _renew_async), else owner() (waited for).
 function R:owe(wid, task_id, body)
-  local owner = self:owner()
+  local owner = self.lease and self.lease.id
+  if not owner and not self.closed then
+    if self.engine then
+      owner = self:_hold().id
+      self:_renewing()
+    else
+      owner = self:owner()
+    end
+  end
   return self:_record("owe", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" },
     { wid, task_id, body, owner or "" })
 end

@@ -4,7 +4,8 @@
 --
 --   {"type": "task.completed" | "task.failed", "task": {...}, "path": ..., "bytes": ...}
 --
--- is recorded in the ledger as owed (ledger:owe, synced) before it is sent,
+-- is recorded in the ledger as owed (ledger:owe: with a journal synced before
+-- it is sent; on a store queued, written in order before its delivered record)
 -- under a webhook-id that depends only on the task and the type ("msg_" and a
 -- hash of both: every attempt, every process, the same), then POSTed to the
 -- user's URL as a request of its own (request.lua, op "notify": never the API
