@@ -156,7 +156,7 @@ function E.for_client(cfg)
     end
     self = setmetatable({
       budget = budget, clients = 1, transport = cfg.transport or transport.new(tcfg),
-      inflight = {}, downloads = {}, timers = {}, commits = {}, learners = budget.learners,
+      inflight = {}, downloads = {}, timers = {}, seq = 0, commits = {}, learners = budget.learners,
       sending = 0, queue = {}, qhead = 1, qtail = 0, max_sending = 4 * cfg.max_connections,
       side = 0, -- entries of downloads and commits (join, leave)
       spare = {}, nspare = 0, -- request tables for reuse (request.lua's Request.release)
@@ -214,16 +214,20 @@ end
 
 -- ------------------------------------------------------------ timers
 
--- A binary heap of {at, obj}; obj.wake says which entry is current, and
--- obj:advance(t) is called when it falls due.
+-- A binary heap of {at, obj, seq}; obj.wake says which entry is current, and
+-- obj:advance(t) is called when it falls due.  Entries of one time fall due in
+-- the order they were set (seq): jobs waiting for the key's next token take
+-- turns, none is passed over for ever by others that keep coming back.
 function E:at(at, obj)
   obj.wake = at
   local h = self.timers
+  local seq = self.seq + 1
+  self.seq = seq
   local i = #h + 1
-  h[i] = { at, obj }
+  h[i] = { at, obj, seq }
   while i > 1 do
     local p = (i - i % 2) / 2
-    if h[p][1] <= at then break end
+    if h[p][1] <= at then break end -- (an equal time stays above: it came first)
     h[p], h[i] = h[i], h[p]
     i = p
   end
@@ -239,8 +243,14 @@ local function pop(h)
   local i = 1
   while true do
     local l, small = i * 2, i
-    if l <= n and h[l][1] < h[small][1] then small = l end
-    if l + 1 <= n and h[l + 1][1] < h[small][1] then small = l + 1 end
+    if l <= n then
+      local a, b = h[l], h[small]
+      if a[1] < b[1] or (a[1] == b[1] and a[3] < b[3]) then small = l end
+      if l < n then
+        a, b = h[l + 1], h[small]
+        if a[1] < b[1] or (a[1] == b[1] and a[3] < b[3]) then small = l + 1 end
+      end
+    end
     if small == i then break end
     h[i], h[small] = h[small], h[i]
     i = small
