@@ -36,7 +36,7 @@ local ROWS = {
   { "callgrind, per sequential query over HTTP: client:query(id)", "C: one reused libcurl easy handle" },
   { "wait_all of 20 tasks (emulator)", "one task waited alone" },
   { "a create and a poll, the ledger on Redis (store)", "the same, the ledger a journal file" },
-  { "fleet throughput, 2 processes on one store, budget R = 5/s", "R / (polls per task)" },
+  { "fleet throughput, 2 processes on one store, budget R = 5/s", "R / (API requests per task)" },
 }
 
 -- What the bench needs that `make` does not build, or nil.
