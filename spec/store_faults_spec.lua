@@ -112,6 +112,12 @@ describe_redis("the Redis ledger's faults", function()
   end)
 
   it("does no round trip when its client is collected while Redis is stopped", function()
+    -- Lua 5.1 and LuaJIT run no __gc for a table: a client is not closed when collected there
+    local ran
+    setmetatable({}, { __gc = function() ran = true end })
+    collectgarbage(); collectgarbage()
+    local jit = rawget(_G, "jit")
+    if not ran then return pending("tables have no __gc on " .. (jit and jit.version or _VERSION)) end
     local flag = helper.tmpdir() .. "/stopped"
     local prog = string.format([[
 local sv = require "starvideos"

@@ -82,7 +82,7 @@ local dict_token, store_token -- where the key's tokens come from first (E:token
 
 local function new_budget(cfg, key, ngx)
   local b = { rate = cfg.requests_per_second, conns = cfg.max_connections, last = now(),
-    tokens = math_max(1, cfg.requests_per_second), born_at = {}, born_ring = {}, born_next = 1,
+    tokens = math_max(1, cfg.requests_per_second), told = 0, born_at = {}, born_ring = {}, born_next = 1,
     members = setmetatable({}, { __mode = "k" }), -- the live clients' cfgs
     engines = setmetatable({}, { __mode = "k" }), -- the key's engines (inside nginx: one per client)
     kinds = {}, views = {}, journals = {}, learners = {}, -- the learned schedule (E:schedule)
@@ -156,7 +156,7 @@ function E.for_client(cfg)
     end
     self = setmetatable({
       budget = budget, clients = 1, transport = cfg.transport or transport.new(tcfg),
-      inflight = {}, downloads = {}, timers = {}, seq = 0, commits = {}, learners = budget.learners,
+      inflight = {}, downloads = {}, timers = {}, commits = {}, learners = budget.learners,
       sending = 0, queue = {}, qhead = 1, qtail = 0, max_sending = 4 * cfg.max_connections,
       side = 0, -- entries of downloads and commits (join, leave)
       spare = {}, nspare = 0, -- request tables for reuse (request.lua's Request.release)
@@ -214,20 +214,16 @@ end
 
 -- ------------------------------------------------------------ timers
 
--- A binary heap of {at, obj, seq}; obj.wake says which entry is current, and
--- obj:advance(t) is called when it falls due.  Entries of one time fall due in
--- the order they were set (seq): jobs waiting for the key's next token take
--- turns, none is passed over for ever by others that keep coming back.
+-- A binary heap of {at, obj}; obj.wake says which entry is current, and
+-- obj:advance(t) is called when it falls due.
 function E:at(at, obj)
   obj.wake = at
   local h = self.timers
-  local seq = self.seq + 1
-  self.seq = seq
   local i = #h + 1
-  h[i] = { at, obj, seq }
+  h[i] = { at, obj }
   while i > 1 do
     local p = (i - i % 2) / 2
-    if h[p][1] <= at then break end -- (an equal time stays above: it came first)
+    if h[p][1] <= at then break end
     h[p], h[i] = h[i], h[p]
     i = p
   end
@@ -243,14 +239,8 @@ local function pop(h)
   local i = 1
   while true do
     local l, small = i * 2, i
-    if l <= n then
-      local a, b = h[l], h[small]
-      if a[1] < b[1] or (a[1] == b[1] and a[3] < b[3]) then small = l end
-      if l < n then
-        a, b = h[l + 1], h[small]
-        if a[1] < b[1] or (a[1] == b[1] and a[3] < b[3]) then small = l + 1 end
-      end
-    end
+    if l <= n and h[l][1] < h[small][1] then small = l end
+    if l + 1 <= n and h[l + 1][1] < h[small][1] then small = l + 1 end
     if small == i then break end
     h[i], h[small] = h[small], h[i]
     i = small
@@ -391,7 +381,13 @@ function E:token(t)
   b.last = t
   if tokens >= 1 then b.tokens = tokens - 1; return nil end
   b.tokens = tokens
-  return t + (1 - tokens) / rate
+  -- the waiters are told times a microsecond apart, in the order they asked:
+  -- they come back in that order and take turns (told one time, the heap's
+  -- order among equals could pass one over for ever)
+  local at, told = t + (1 - tokens) / rate, b.told
+  if at <= told then at = told + 1e-6 end
+  b.told = at
+  return at
 end
 
 -- When this process's creates were answered, by task id, for a later wait or
