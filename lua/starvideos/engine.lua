@@ -82,7 +82,7 @@ local dict_token, store_token -- where the key's tokens come from first (E:token
 
 local function new_budget(cfg, key, ngx)
   local b = { rate = cfg.requests_per_second, conns = cfg.max_connections, last = now(),
-    tokens = math_max(1, cfg.requests_per_second), told = 0, born_at = {}, born_ring = {}, born_next = 1,
+    tokens = math_max(1, cfg.requests_per_second), told = 0, claim = 0, born_at = {}, born_ring = {}, born_next = 1,
     members = setmetatable({}, { __mode = "k" }), -- the live clients' cfgs
     engines = setmetatable({}, { __mode = "k" }), -- the key's engines (inside nginx: one per client)
     kinds = {}, views = {}, journals = {}, learners = {}, -- the learned schedule (E:schedule)
@@ -364,11 +364,15 @@ function E:store_for(url, timeout)
   return st
 end
 
--- Polls of every task of the key together stay under requests_per_second (a
--- token bucket holding one second's worth; with a store, the fleet's bucket
--- in Redis; inside nginx with the shared dict, the host's bucket above).  nil
--- when a token was taken, else the time one will be there.
-function E:token(t)
+-- Polls and creates of every task of the key together stay under
+-- requests_per_second (a token bucket holding one second's worth; with a
+-- store, the fleet's bucket in Redis; inside nginx with the shared dict, the
+-- host's bucket above).  nil when a token was taken, else the time one will be
+-- there.  `create`: a create asks; in the local bucket it goes before the
+-- polls waiting.
+local CLAIM = 0.05
+
+function E:token(t, create)
   local remote = self.remote
   if remote then
     local at = remote(self, t)
@@ -379,14 +383,19 @@ function E:token(t)
   local tokens, most = b.tokens + (t - b.last) * rate, rate > 1 and rate or 1 -- (math.min/max: no C calls)
   if tokens > most then tokens = most end
   b.last = t
-  if tokens >= 1 then b.tokens = tokens - 1; return nil end
+  if tokens >= 1 and (create or t >= b.claim) then b.tokens = tokens - 1; return nil end
   b.tokens = tokens
   -- the waiters are told times a microsecond apart, in the order they asked:
   -- they come back in that order and take turns (told one time, the heap's
   -- order among equals could pass one over for ever)
   local at, told = t + (1 - tokens) / rate, b.told
+  if tokens >= 1 then at = b.claim end -- a poll while a create holds the next token
   if at <= told then at = told + 1e-6 end
   b.told = at
+  -- a create waiting holds the token due at `at` (and CLAIM after it, should
+  -- its job be cancelled meanwhile): polls, which can wait, leave it to the
+  -- create, which a caller waits for (polls of many tasks would else starve it)
+  if create then b.claim = at + CLAIM end
   return at
 end
 

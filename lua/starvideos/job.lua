@@ -350,7 +350,7 @@ function Job:advance(t)
   if self.state == "creating" then
     if self.held then return _created(self, self.held, t) end
     if not self.asked then -- a create is an API request too: it waits for the key's token first
-      local later = self.engine:token(t)
+      local later = self.engine:token(t, true)
       if later then return self.engine:at(later, self) end
     end
     local ok, err = self.ledger:before_create(self.params, self.local_id, self.out)
