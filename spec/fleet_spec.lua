@@ -166,6 +166,15 @@ local function answered(emu, n, ledger_args)
   end, 60)
 end
 
+-- What both runs end with: exactly n creates, the busiest second of polls
+-- within 2 x requests_per_second, and `starvideos pending` listing nothing.
+local function settled(c, n, emu_url, ledger_args)
+  assert.equal(n, c.creates)
+  assert.is_true(c.busiest_polls <= 2 * RATE, "busiest second of polls " .. c.busiest_polls)
+  local list, text = cli_pending(emu_url, ledger_args)
+  assert.same({}, list, text)
+end
+
 local function logs(dirs)
   local t = {}
   for _, d in ipairs(dirs) do t[#t + 1] = (helper.read_file(d .. "/error.log") or ""):sub(-3000) end
@@ -241,10 +250,7 @@ describe("a fleet of two nginx hosts on one Redis", function()
       .. "unfinished; takeover (kill -> last video) %.2f s; %d creates, %d API requests, busiest second %d "
       .. "(of polls alone %d; requests_per_second %d), %d downloads\n", N, unfinished, #victim_ids, last - killed,
       c.creates, c.api, c.busiest, c.busiest_polls, RATE, c.downloads))
-    assert.equal(N, c.creates)
-    assert.is_true(c.busiest_polls <= 2 * RATE, "busiest second of polls " .. c.busiest_polls)
-    local list, text = cli_pending(emu.url, ledger)
-    assert.same({}, list, text)
+    settled(c, N, emu.url, ledger)
     seen = c
   end)
 
@@ -298,10 +304,7 @@ describe("one nginx host without Redis", function()
       .. "unfinished; takeover (kill -> last video) %.2f s; %d creates, busiest second of API requests %d (of polls "
       .. "alone %d; requests_per_second %d), %d downloads\n", N, unfinished, most, last - killed, c.creates, c.busiest,
       c.busiest_polls, RATE, c.downloads))
-    assert.equal(N, c.creates)
-    assert.is_true(c.busiest_polls <= 2 * RATE, "busiest second of polls " .. c.busiest_polls)
-    local list, text = cli_pending(emu.url, ledger)
-    assert.same({}, list, text)
+    settled(c, N, emu.url, ledger)
     seen = c
   end)
 
