@@ -113,6 +113,9 @@ describe("the journal shared by processes", function()
   end
 
   it("keeps every record whole when 4 processes each make 500 creates with 9000-character prompts", function()
+    -- whole records are the C core's append (O_APPEND, one write, fsync), the
+    -- same under every VM: 2000 fsync'd creates run once, under lua5.4
+    if helper.vm ~= "lua5.4" then pending("core.append, the same under every VM: checked under lua5.4") return end
     emu:reset()
     local dir = helper.tmpdir()
     local jpath = dir .. "/shared.jsonl"
@@ -475,24 +478,30 @@ describe("a journal of 80 MB", function()
     return want
   end
 
-  it("reads its newest samples 64 KiB a call, each call well under 4 ms, and stops at its cap", function()
+  it("reads its newest samples 64 KiB a call, never more, and stops at its cap", function()
     assert.is_true(helper.file_size(path) >= 80e6)
-    local now = require("starvideos.core").now
-    local best, got, calls = math.huge, nil, nil
-    for _ = 1, 3 do -- the best of 3 runs absorbs a loaded machine's noise
-      local reader, worst, list, done = journal.samples(path), 0, {}, false
-      calls = 0
-      while not done do
-        local t0 = now()
-        local slice
-        slice, done = reader:next(65536)
-        worst = math.max(worst, now() - t0)
-        calls = calls + 1
-        for _, s in ipairs(slice) do list[#list + 1] = s.took end
+    -- the work of a call is bounded by the bytes it reads (a frame's time is a
+    -- bench figure, bench/journal: not asserted here): count them at the file
+    local reader, list, calls, most, total = journal.samples(path), {}, 0, 0, 0
+    local f, read = reader.f, 0
+    reader.f = setmetatable({}, { __index = function(_, name)
+      return function(_, ...)
+        local a, b = f[name](f, ...)
+        if name == "read" and type(a) == "string" then read = read + #a end
+        return a, b
       end
-      best, got = math.min(best, worst), list
+    end })
+    local done = false
+    while not done do
+      read = 0
+      local slice
+      slice, done = reader:next(65536)
+      most, total, calls = math.max(most, read), total + read, calls + 1
+      for _, s in ipairs(slice) do list[#list + 1] = s.took end
     end
-    assert.is_true(best < 0.004, string.format("slowest reader:next(65536): %.2f ms", best * 1000))
+    local got = list
+    assert.equal(65536, most)
+    assert.equal(journal.SAMPLE_BYTES, total)
     assert.equal(journal.SAMPLE_BYTES / 65536, calls) -- the byte cap, far from the start
     -- the newest tasks of each kind, newest first, from the last 8 MiB only
     local want = newest(1, tasks)

@@ -341,4 +341,15 @@ describe("the Redis ledger", function()
     assert.is_nil(err:find("hunter2", 1, true))
     assert.equal("redis://127.0.0.1:1/3", options.client({ store = "redis://127.0.0.1:1/3" }).store)
   end)
+
+  it("takes the process's lease from `lease` on new (default 30 s), at least 1 s, in milliseconds", function()
+    local options = require "starvideos.options"
+    assert.equal(30000, R.new("redis://127.0.0.1:1", options.client({ api_key = "k" })).lease_ms)
+    assert.equal(2500, R.new("redis://127.0.0.1:1", options.client({ api_key = "k", lease = 2.5 })).lease_ms)
+    for _, bad in ipairs { 0.5, 0, -1, "30", 86401, 0 / 0 } do
+      local ok, err = pcall(options.client, { api_key = "k", lease = bad })
+      assert.is_false(ok)
+      assert.matches("bad option 'lease' to 'new' (a number of seconds in [1, 86400] expected", err, 1, true)
+    end
+  end)
 end)

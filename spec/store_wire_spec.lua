@@ -265,16 +265,25 @@ describe_redis("keep with a store", function()
       local list = view:unfinished()
       return list and #list == 1
     end, 10)
+    -- A's lease in Redis is the 3 s it was given (`lease` on new), not the default 30
+    local cli = "redis-cli -p " .. redis.port .. " "
+    local owners = helper.capture(cli .. "--scan --pattern '*owner:*'")
+    local ttl = 0
+    for k in owners:gmatch("%S+") do
+      ttl = math.max(ttl, tonumber(helper.capture(cli .. "PTTL " .. q(k)):match("%-?%d+")) or 0)
+    end
+    assert.is_true(ttl > 0 and ttl <= 3000, "the owner's lease in Redis: " .. ttl .. " ms left, keys: " .. owners)
     helper.execute("kill -9 " .. a.pid)
     a.pipe:read("*a")
     a:close()
     assert.is_true(created, "A's task was recorded in the store")
     assert.is_false(helper.exists(out))
     local id = view:unfinished()[1].id
-    local client = starvideos.new { api_key = KEY, base_url = emu.url, store = redis.url }
+    local client = starvideos.new { api_key = KEY, base_url = emu.url, store = redis.url, lease = 3 }
     assert.same({}, assert(client:pending()))
-    -- A's lease (30 s, renewed every 10 s) runs out; keep looks every 5 s
-    local results = assert(client:keep { dir = helper.tmpdir(), timeout = 45, interval = 0.2 })
+    -- A's lease (3 s, renewed every second) runs out; keep looks every 0.5 s
+    -- (keep looks until its timeout)
+    local results = assert(client:keep { dir = helper.tmpdir(), timeout = 15, interval = 0.2 })
     assert.equal(1, #results)
     assert.is_nil(results[1].err)
     assert.equal(id, results[1].task.id)

@@ -58,7 +58,8 @@ O.DEFAULTS = {
   wait_timeout = 1800,       -- a whole wait
   download_timeout = 3600,   -- a whole download
   resume_limit = 5,          -- reconnections of one download
-  lease = 30,                -- keep: the seconds an owner has to renew its lease (a look every lease / 6 s, at most 5)
+  lease = 30,                -- a process's lease on its tasks in a store, renewed every third;
+                             -- keep looks every lease / 6 s (at most 5)
   keep_again = 60,           -- keep: a task it failed to carry (a network error, say) is taken again after this
   max_answer = 1024 * 1024,  -- an API answer larger than this is not ours
   user_agent = O.user_agent(),
@@ -99,6 +100,9 @@ O.checkers = C
 
 function C.seconds(v)
   if type(v) ~= "number" or not (v > 0 and v <= DAY) then return "a number of seconds in (0, 86400]" end
+end
+function C.lease(v) -- renewed every third of it: a second at least
+  if type(v) ~= "number" or not (v >= 1 and v <= DAY) then return "a number of seconds in [1, 86400]" end
 end
 function C.interval(v)
   if type(v) ~= "number" or not (v >= 0 and v <= DAY) then return "a number of seconds in [0, 86400]" end
@@ -251,7 +255,7 @@ local CLIENT = {
   max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
-  create_limit = C.limit, store = C.store, proxy = C.proxy, log = C.log, notify = C.notify,
+  create_limit = C.limit, store = C.store, proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 
