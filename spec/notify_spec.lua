@@ -314,6 +314,44 @@ describe("notify", function()
     assert(ok, err)
   end)
 
+  it("resume, on a client with notify, sends the event a closed client left owed, once, and waits for it", function()
+    local rx = receiver(dir)
+    helper.write_file(dir .. "/status", "503")
+    local ok, err = pcall(function()
+      local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j", retry_backoff = 0.1,
+        notify = { url = rx.url, secret = SECRET, retry_for = 1 } }
+      local task = assert(client:generate({ model = "videos", prompt = "owed", duration = 5 },
+        { out = dir .. "/v.mp4", interval = 0.2 }))
+      client:close() -- retry_for ran out: the event stays owed, its owner gone
+      assert.matches('"event":"owed"', helper.read_file(dir .. "/j"), 1, true)
+      local tries = #received(dir)
+      os.remove(dir .. "/status")
+      -- without notify, resume sends nothing
+      local plain = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j" }
+      assert.are.same({}, assert(plain:resume { dir = dir }))
+      plain:close()
+      assert.are.equal(tries, #received(dir))
+      local c2 = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j",
+        notify = { url = rx.url, secret = SECRET } }
+      assert.are.same({}, assert(c2:resume { dir = dir })) -- no unfinished task: only the event
+      assert.are.equal(tries + 1, #received(dir)) -- delivered before resume returned
+      local by_id, n = events_of(dir)
+      assert.are.equal(1, n)
+      local ev = by_id[require("starvideos.notify").id(task.id, "task.completed")]
+      assert.are.equal("task.completed", ev.type)
+      assert.are.equal(dir .. "/v.mp4", ev.path)
+      -- delivered is recorded: a second resume (and a keep) sends nothing again
+      assert.are.same({}, assert(c2:resume { dir = dir }))
+      c2:close()
+      local c3 = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j" }
+      assert(c3:keep { lease = 1, timeout = 1, notify = { url = rx.url, secret = SECRET } })
+      c3:close()
+      assert.are.equal(tries + 1, #received(dir))
+    end)
+    rx.stop()
+    assert(ok, err)
+  end)
+
   it("the README's OpenResty receiver takes each of 20 generates' events once after dedup, each verified", function()
     local why = require("spec.support.nginx_run").missing { "nginx" }
     if why then return pending(why) end

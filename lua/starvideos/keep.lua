@@ -55,10 +55,14 @@ end
 
 -- resume: every unfinished task of the ledger waited for and downloaded (where
 -- a close left its .part, else dir/<file_name(id)>.mp4), all at once: a list
--- of {task=, err=, path=}, or nil, err (a journal that cannot be read).
+-- of {task=, err=, path=}, or nil, err (a journal that cannot be read).  With
+-- the client's notify, the webhooks a dead process owed are sent too (claimed
+-- as keep claims them), given a few seconds before it returns.
 function K.resume(engine, ledger, cfg, opts)
   local list, err = ledger:unfinished()
   if not list then return nil, new_error("io", err, { field = K.field(ledger) }) end
+  local keeper = cfg.notify and ledger.owed_orphans and ledger:keeper()
+  if keeper then Notify.sweep(engine, ledger, cfg, keeper) end
   local dir, jobs = opts.dir or ".", {}
   for i, t in ipairs(list) do
     -- a completed task's URL may have expired: ask for it again first
@@ -66,7 +70,12 @@ function K.resume(engine, ledger, cfg, opts)
       index = i, refresh = true, on_progress = opts.on_progress,
       out = t.out or dir .. "/" .. journal.file_name(t.id) .. ".mp4" }))
   end
-  return engine:run(jobs, opts.sleep)
+  local results = engine:run(jobs, opts.sleep)
+  if keeper then
+    Notify.drain(engine, cfg) -- a few seconds; what is left goes on (the client lives)
+    keeper:close()
+  end
+  return results
 end
 
 -- Keep until the deadline, the client's end (alive() false) or the worker's:

@@ -174,15 +174,24 @@ local function quiet(arg)
   return true
 end
 
+-- The deliveries of cfg (nil: all) in flight driven for up to `seconds`
+-- (default N.SETTLE; 0: not at all) and left going (resume): the engine's set
+-- of deliveries, or nil when it has none.
+function N.drain(engine, cfg, seconds)
+  local s = flying[engine]
+  if not (s and next(s)) then return nil end
+  local arg = { engine = engine, cfg = cfg }
+  if seconds ~= 0 and not quiet(arg) then engine:drive(quiet, arg, now() + (seconds or N.SETTLE)) end
+  return s
+end
+
 -- A client closes (or keep ends): the deliveries of cfg (nil: all) in flight go
 -- on for up to `seconds` (default N.SETTLE; 0: not at all, as when a client is
 -- collected); what is left is cancelled and stays owed (keep, or a later
 -- client's keep, sends it with the same webhook-id).
 function N.settle(engine, cfg, seconds)
-  local s = flying[engine]
-  if not (s and next(s)) then return end
-  local arg = { engine = engine, cfg = cfg }
-  if seconds ~= 0 and not quiet(arg) then engine:drive(quiet, arg, now() + (seconds or N.SETTLE)) end
+  local s = N.drain(engine, cfg, seconds)
+  if not s then return end
   local left = {}
   for d in pairs(s) do if d.cfg == cfg or cfg == nil then left[#left + 1] = d end end
   for i = 1, #left do left[i]:cancel() end
