@@ -12,52 +12,9 @@ local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 local ENV = "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
   .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " STARVIDEOS_API_KEY=" .. KEY .. " "
 
-local function unhex(s) return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)) end
-
--- A receiver on port (nil: a free one) writing into dir: {url =, port =, stop =}.
-local function receiver(dir, port)
-  port = port or helper.free_ports(1)[1]
-  local p = helper.spawn(helper.UNINSTRUMENTED .. "python3 " .. q(helper.root .. "/spec/fixtures/webhook_receiver.py")
-    .. " " .. port .. " " .. q(dir))
-  local line = p.pipe:read("*l")
-  assert(line and line:match("^listening %d+$"), "the receiver did not start: " .. tostring(line))
-  return { port = port, url = "http://127.0.0.1:" .. port .. "/hook", proc = p,
-    stop = function() helper.execute("kill " .. p.pid); p:close() end }
-end
-
--- What reached the receiver in dir: a list of {method, path, headers, body, raw}.
-local function received(dir)
-  local out = {}
-  for line in (helper.read_file(dir .. "/log") or ""):gmatch("[^\n]+") do
-    local r = cjson.decode(line)
-    r.body, r.raw = unhex(r.body), line
-    out[#out + 1] = r
-  end
-  return out
-end
-
--- Every request checked: signed with SECRET, no key anywhere; events by webhook-id.
-local function events_of(dir)
-  local by_id, n = {}, 0
-  for _, r in ipairs(received(dir)) do
-    assert.are.equal("POST", r.method)
-    assert.are.equal("/hook", r.path)
-    assert.is_nil(r.headers.authorization)
-    assert.is_nil(r.raw:find(KEY, 1, true))
-    assert.is_nil(r.body:find(KEY, 1, true))
-    assert.is_true(starvideos.verify_webhook(SECRET, r.headers, r.body))
-    local id = r.headers["webhook-id"][1]
-    local ev = cjson.decode(r.body)
-    if by_id[id] then
-      assert.are.equal(by_id[id].raw_body, r.body) -- the same event each time
-    else
-      n = n + 1
-      by_id[id] = ev
-      ev.raw_body = r.body
-    end
-  end
-  return by_id, n
-end
+local notify_run = require "spec.support.notify_run"
+local receiver, received = notify_run.receiver, notify_run.received
+local function events_of(dir) return notify_run.events_of(dir, KEY, SECRET) end
 
 describe("notify", function()
   local emu, dir
@@ -94,35 +51,8 @@ describe("notify", function()
     c:close()
   end)
 
-  -- 20 tasks started as jobs, stepped to their end; returns the tasks.
-  local function twenty(client, each_step)
-    local jobs = {}
-    for i = 1, 20 do
-      jobs[i] = assert(client:start({ model = "videos", prompt = "notify " .. i, duration = 5 },
-        { out = dir .. "/v" .. i .. ".mp4", interval = 0.2 }))
-    end
-    local left = 20
-    while left > 0 do
-      left = left - #client:step(0.05)
-      if each_step then each_step() end
-    end
-    for _, j in ipairs(jobs) do assert.is_nil(j.err) end
-    return jobs
-  end
-
-  local function check_twenty(jobs, by_id, n)
-    assert.are.equal(20, n)
-    local seen = {}
-    for id, ev in pairs(by_id) do
-      assert.are.equal("task.completed", ev.type)
-      assert.are.equal("completed", ev.task.status)
-      assert.is_nil(seen[ev.task.id])
-      seen[ev.task.id] = id
-      assert.are.equal(ev.path, ev.task.path)
-      assert.are.equal(helper.file_size(ev.path), ev.bytes)
-    end
-    for _, j in ipairs(jobs) do assert.truthy(seen[j.id]) end
-  end
+  local function twenty(client, each_step) return notify_run.twenty(client, dir, each_step) end
+  local check_twenty = notify_run.check_twenty
 
   it("sends each of 20 generates' events once after dedup by webhook-id, each signed, no key sent", function()
     local rx = receiver(dir)
@@ -133,15 +63,9 @@ describe("notify", function()
       client:close() -- waits for the deliveries in flight
       check_twenty(jobs, events_of(dir))
       -- each recorded delivered in the journal
-      local delivered = 0
-      for line in helper.read_file(dir .. "/j"):gmatch("[^\n]+") do
-        local rec = cjson.decode(line)
-        if rec.event == "delivered" then
-          delivered = delivered + 1
-          assert.is_nil(rec.status) -- taken, not refused
-        end
-      end
-      assert.are.equal(20, delivered)
+      local _, delivered = notify_run.delivered(dir .. "/j")
+      assert.are.equal(20, #delivered)
+      for _, rec in ipairs(delivered) do assert.is_nil(rec.status) end -- taken, not refused
     end)
     rx.stop()
     assert(ok, err)
@@ -152,17 +76,9 @@ describe("notify", function()
     local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j",
       notify = { url = "http://127.0.0.1:" .. port .. "/hook", secret = SECRET } }
     local rx
-    local start = os.time()
     local ok, err = pcall(function()
-      local jobs = twenty(client, function()
-        if not rx and os.time() - start >= 5 then rx = receiver(dir, port) end
-      end)
-      while not rx do -- the jobs ended before 5 s: the deliveries wait
-        client:step(0.1)
-        if os.time() - start >= 5 then rx = receiver(dir, port) end
-      end
-      local deadline = os.time() + 60
-      repeat client:step(0.1) until #received(dir) >= 20 and select(2, events_of(dir)) == 20 or os.time() > deadline
+      local jobs = notify_run.late(client, dir, function() rx = receiver(dir, port) end,
+        function() return #received(dir) >= 20 and select(2, events_of(dir)) == 20 end)
       client:close()
       check_twenty(jobs, events_of(dir))
     end)
@@ -185,8 +101,7 @@ describe("notify", function()
       child:close()
       os.remove(dir .. "/hang")
       local first = received(dir)[1].headers["webhook-id"][1]
-      local gets = 0
-      for _, r in ipairs(emu:requests()) do if r.method == "GET" and r.path:find("%.mp4") then gets = gets + 1 end end
+      local gets = notify_run.video_gets(emu)
       local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = journal }
       local results = assert(client:keep { lease = 1, timeout = 2, dir = dir,
         notify = { url = rx.url, secret = SECRET } })
@@ -198,15 +113,8 @@ describe("notify", function()
       assert.are.equal(1, n)
       assert.are.equal("task.completed", by_id[first].type)
       assert.are.equal(out, by_id[first].path)
-      local gets2 = 0
-      for _, r in ipairs(emu:requests()) do if r.method == "GET" and r.path:find("%.mp4") then gets2 = gets2 + 1 end end
-      assert.are.equal(gets, gets2) -- not downloaded again
-      local delivered = {}
-      for line in helper.read_file(journal):gmatch("[^\n]+") do
-        local rec = cjson.decode(line)
-        if rec.event == "delivered" then delivered[#delivered + 1] = rec.wid end
-      end
-      assert.are.same({ first }, delivered)
+      assert.are.equal(gets, notify_run.video_gets(emu)) -- not downloaded again
+      assert.are.same({ first }, (notify_run.delivered(journal)))
       -- a later keep finds nothing owed
       assert(client:keep { lease = 1, timeout = 1, dir = dir, notify = { url = rx.url, secret = SECRET } })
       assert.are.equal(2, #received(dir))
@@ -361,17 +269,10 @@ describe("notify", function()
         notify = { url = "http://127.0.0.1:" .. run.port .. "/hook", secret = SECRET } }
       local jobs = twenty(client)
       client:close()
-      local ids, n = {}, 0
       assert.is_true(helper.wait_until(function() -- nginx writes its log as each request ends
-        local _, lines = (helper.read_file(dir .. "/hooks.log") or ""):gsub("\n", "")
-        return lines >= 20
+        return #notify_run.hooks(dir .. "/hooks.log") >= 20
       end, 10))
-      for line in helper.read_file(dir .. "/hooks.log"):gmatch("[^\n]+") do
-        local id, status, auth = line:match("^(%S+) (%d+) (.*)$")
-        assert.are.equal("200", status, line) -- the README's receiver verified it
-        assert.are.equal("-", auth, line)    -- no Authorization header
-        if not ids[id] then ids[id], n = true, n + 1 end
-      end
+      local ids, n = notify_run.hook_ids(dir .. "/hooks.log")
       assert.are.equal(20, n)
       local Notify = require "starvideos.notify"
       for _, j in ipairs(jobs) do assert.is_true(ids[Notify.id(j.id, "task.completed")]) end
