@@ -173,7 +173,9 @@ describe("starvideos.redis", function()
       assert(c:poll(0))
       worst = math.max(worst, gettime() - t0)
     end
-    assert.is_true(worst < 0.005, "poll(0) took " .. worst .. " s")
+    -- a poll that waited would take the 0.5 s timeout: a tenth of that tells,
+    -- with room for a loaded machine (timings are bench figures, not asserted)
+    assert.is_true(worst < 0.1, "poll(0) took " .. worst .. " s")
     assert.is_nil(c:reply(n))
     -- nothing for 0.5 s: the connection is given up, with a clear error
     local t0 = gettime()

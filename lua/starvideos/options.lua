@@ -259,6 +259,15 @@ local CLIENT = {
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 
+-- The store $STARVIDEOS_STORE names, the default ledger when no journal is
+-- given (a journal given wins), or nil.  Unchecked (new and the CLI each say
+-- what is wrong with it in their own words).
+function O.env_store(journal)
+  if journal ~= nil then return nil end
+  local env = os_getenv("STARVIDEOS_STORE")
+  if env ~= "" then return env end
+end
+
 -- The whole configuration of a client: the options given, else the environment,
 -- else the defaults; checked once.
 function O.client(opts)
@@ -278,9 +287,9 @@ function O.client(opts)
     end
   end
   if cfg.api_key == "" then cfg.api_key = nil end
-  if cfg.store == nil and cfg.journal == nil then -- the env's store is the default ledger: a journal given wins
-    local env = os_getenv("STARVIDEOS_STORE")
-    if env and env ~= "" then
+  if cfg.store == nil then
+    local env = O.env_store(cfg.journal)
+    if env then
       local bad = C.store(env)
       if bad then error("bad STARVIDEOS_STORE (" .. bad .. ")", 3) end
       cfg.store = env

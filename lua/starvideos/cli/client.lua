@@ -57,17 +57,14 @@ local function check_base_url(url, where)
   if not ok then usage_error("%s", err.message) end
 end
 
--- The store of a command: --store, else $STARVIDEOS_STORE (not beside --journal),
+-- The store of a command: --store, else $STARVIDEOS_STORE (options.env_store: not beside --journal),
 -- checked by store.lua's one parse; its message names where the URL came from and
 -- never shows the password. A URL, or nil.
 function M.store(opts)
-  local url, where = opts.store, "--store"
-  if url == nil and opts.journal == nil then
-    url, where = os_getenv("STARVIDEOS_STORE"), "STARVIDEOS_STORE"
-    if url == "" then url = nil end
-  end
-  if url == nil then return nil end
   M.load()
+  local url, where = opts.store, "--store"
+  if url == nil then url, where = require("starvideos.options").env_store(opts.journal), "STARVIDEOS_STORE" end
+  if url == nil then return nil end
   local ok, err = pcall(require("starvideos.store").parse, url)
   if not ok then usage_error("%s %s", where, (tostring(err):gsub("^store ", ""))) end
   return url
