@@ -203,8 +203,7 @@ end
 -- downloaded into `dir` as `<id>.mp4` (the file name is injective: different ids,
 -- different files), or where a close left its `.part` (the ledger's `part` record,
 -- while that `.part` is there: continued with `Range`); a torn line is skipped.
--- With the client's `notify`, the webhooks a dead (or closed) process owed are
--- sent too, with their `webhook-id`, given up to 5 s before it returns.
+-- With `notify`, also sends (up to 5 s) the webhooks a dead or closed process owed.
 -- @tparam[opt] table opts `dir` (default "."), `journal` (default the client's),
 -- `interval`, `timeout`, `on_progress`, `sleep`
 -- @return a list of `{task=, err=, path=}`, or `nil` and an error (no journal,
