@@ -515,6 +515,12 @@ describe("retries", function()
       fault = function() return { method = "GET", status = 503, headers = { ["Retry-After"] = http_date(2) } } end,
       ok = true, sent = 2,
       waited = { 0.9, 5 } },
+    -- every API request counts against requests_per_second, a retry too: at 1 a
+    -- second, the create before the query took the one token, so the query's
+    -- three attempts go at 1, 2 and 3 s (its retries, were they free, at 1.0x s)
+    { "a query's retries draw the key's token like its first attempt", op = "query",
+      client = { requests_per_second = 1 }, fault = { method = "GET", path = "/v1/result/", status = 503, count = 2 },
+      ok = true, sent = 3, retries = 2, waited = { 2.5, 10 }, more = function(client) client:close() end },
     { "a query gives up after max_retries with kind server and the last status", op = "query",
       fault = { method = "GET", status = 503, count = 10 }, kind = "server", status = 503, sent = 3, retries = 2 },
     { "a query follows max_retries = 4", op = "query", client = { max_retries = 4 },
@@ -598,6 +604,23 @@ describe("retries", function()
       if case.more then case.more(client, res, err, ctx) end
     end)
   end
+
+  it("a create's retry draws the key's token: at requests_per_second 0.5, its second attempt 2 s after the first",
+    function()
+      -- an emulator of its own: a key of its own, so a bucket of its own, full
+      local own = helper.emulator { key = "k-retry-token" }
+      local now, sent = require("starvideos.core").now, {}
+      local client = starvideos.new { api_key = own.key, base_url = own.url, retry_backoff = 0.01,
+        requests_per_second = 0.5,
+        on_event = function(ev) if ev.type == "request" then sent[#sent + 1] = now() end end }
+      own:fault { method = "POST", status = 429 } -- once, no Retry-After: retried after a few ms were it free
+      local task, err = client:create(cat())
+      client:close()
+      own:stop()
+      assert(task, err and err.message)
+      assert.equal(2, #sent)
+      assert.is_true(sent[2] - sent[1] >= 1.8, "the retry went " .. (sent[2] - sent[1]) .. " s after the first")
+    end)
 
 it("a create against a closed port gives kind network, not maybe_created, after 3 tries", function()
     local closed = helper.emulator { key = "test-key" }

@@ -112,7 +112,8 @@ function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, do
   -- gen: how many requests the table has served (1: its first); task and err
   -- are read once it is done (Request.release left them nil).  body (a POST)
   -- and id (when an event names the request) are nil unless given; deadline
-  -- and fresh (a create) false.  The client's user_agent, connect_timeout,
+  -- and fresh (a create) false; retry: an API retry's timer is set, its token
+  -- not yet drawn.  The client's user_agent, connect_timeout,
   -- ca_file and proxy go with each exchange: the clients of a key share its
   -- transport, not these.
   local self
@@ -122,12 +123,13 @@ function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, do
     self = spare[n]
     spare[n], engine.nspare = nil, n - 1
     -- (handle is false: Request.release took only such; timeout is set by each send)
-    self.gen, self.attempt, self.started, self.done = self.gen + 1, 0, false, false
+    self.gen, self.attempt, self.started, self.done, self.retry = self.gen + 1, 0, false, false, false
   else
     self = setmetatable({ op = false, url = false, auth = false, max_body = false, timeout = false, path = false,
       engine = engine, cfg = false, owner = false, attempt = 0, handle = false, started = false, done = false,
       user_agent = false, connect_timeout = false, ca_file = false, gen = 1, body = false, deadline = false,
-      fresh = false, id = false, task = false, err = false, wake = false, queued = false, tail = false, proxy = false },
+      fresh = false, id = false, task = false, err = false, wake = false, queued = false, tail = false, proxy = false,
+      retry = false },
       Request)
   end
   self.op, self.url, self.auth, self.max_body, self.path, self.cfg, self.owner = op, url, auth, cfg.max_answer, path,
@@ -289,6 +291,8 @@ function Request:finished(t)
       path = self.path, status = err.status, delay = delay, reason = err.message
         .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or "") }
   end
+  -- a retry of an API request is an API request too: it draws the key's token when due
+  self.retry = self.op == "create" or self.op == "query"
   engine:at(t + delay, self)
 end
 
@@ -304,9 +308,17 @@ function Request:committed(ok, cerr)
   return finish(self, "")
 end
 
--- A timer fell due: the next attempt.
+-- A timer fell due: the next attempt; an API retry's once it has the key's
+-- token (a create's before the polls waiting), unless its deadline came.
 function Request:advance(t)
-  if not self.done and not self.handle and not self.committing then self:send(t) end
+  if self.done or self.handle or self.committing then return end
+  if self.retry and not (self.deadline and t >= self.deadline) then
+    local engine = self.engine
+    local later = engine:token(t, self.op == "create")
+    if later then return engine:at(self.deadline and math_min(later, self.deadline) or later, self) end
+    self.retry = false
+  end
+  self:send(t)
 end
 
 -- Abandon it (never a create in flight: it may already be paid for).  A
