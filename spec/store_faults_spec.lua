@@ -235,6 +235,40 @@ io.write(string.format("collected %%s %%.3f\n", tostring(ledger.closed), core.no
     b:close()
   end)
 
+  -- Redis refusing a record for good (its script fails on a key of another
+  -- type) must not hold up the records behind it: on an engine (pump) and
+  -- without one (flush, each record written as it comes)
+  for _, on_engine in ipairs { true, false } do
+    it("drops a record Redis refuses for good, says so, and writes those behind it ("
+      .. (on_engine and "pump" or "flush") .. ")", function()
+      local cfg, warnings = cfg_of(), {}
+      cfg.on_event = function(ev) if ev.type == "warning" then warnings[#warnings + 1] = ev.message end end
+      local engine = on_engine and ngx_engine() or nil
+      local l = R.new(Store.new(redis.url, { timeout = 1 }), cfg, engine)
+      local check = assert(Store.open(redis.url))
+      local bad, good = prefix_of(cfg) .. "task:t-bad", prefix_of(cfg) .. "task:t-good"
+      assert(check:call("RPUSH", bad, "not a hash")) -- the status script's HSET fails: WRONGTYPE
+      for _, id in ipairs { "t-good", "t-good2" } do -- (a status is recorded for a task the store has)
+        assert(check:call("HSET", prefix_of(cfg) .. "task:" .. id, "id", id))
+      end
+      l:status("t-bad", "processing")
+      l:status("t-good", "processing")
+      l:status("t-good2", "processing")
+      if engine then
+        assert(helper.wait_until(function() engine:pump(); return not l.queue[1] end, 10), "the queue drained")
+      end
+      assert.is_nil(l.queue[1])
+      assert.equal("processing", check:call("HGET", good, "status"))
+      assert.equal("processing", check:call("HGET", prefix_of(cfg) .. "task:t-good2", "status"))
+      assert.equal("list", check:call("TYPE", bad)) -- left as it was
+      assert.equal(1, #warnings)
+      assert.matches("Redis refused the status record (WRONGTYPE", warnings[1], 1, true)
+      assert.matches("the records after it are written", warnings[1], 1, true)
+      check:close()
+      l:close()
+    end)
+  end
+
   it("forgets a cancelled job's ask in flight and its created record waited for", function()
     with_client("k-faults-cancel", redis.url, function(client)
       local ledger = client.ledger

@@ -326,16 +326,39 @@ function R:flush()
     else
       ok, err = self:_eval(e[1], e[2], e[3])
     end
-    if ok == nil then self:_down(err); return nil, err end
-    self.shared.down, e.written = false, true
+    if ok == nil and not self:_refused(e, err) then self:_down(err); return nil, err end
+    self.shared.down, e.written = false, ok ~= nil
     table_remove(q, 1)
   end
   return true
 end
 
+-- Redis errors that pass (OOM, a replica loading or read-only, a busy
+-- script...): a record refused for one is sent again R.RETRY later.
+local PASSING = { OOM = true, LOADING = true, BUSY = true, READONLY = true, MASTERDOWN = true, TRYAGAIN = true,
+  CLUSTERDOWN = true, NOREPLICAS = true, MISCONF = true }
+
+-- Whether Redis refused record e for good: its script ran and failed (a key of
+-- another type, say), which sending it again cannot change.  Said through
+-- on_event {type = "warning"}, and true: the caller drops it, so that the
+-- records behind it are written (a stuck queue would lose them all).
+function R:_refused(e, err)
+  local reply = type(err) == "table" and err.reply
+  if type(reply) ~= "string" or not reply:find("@user_script", 1, true) or PASSING[reply:match("^%u+")] then
+    return false
+  end
+  local on_event = self.cfg.on_event
+  if on_event then
+    on_event({ type = "warning", message = string_format("store %s: Redis refused the %s record (%s): it is "
+      .. "dropped, the records after it are written", self.where, tostring(e[1]), reply) })
+  end
+  e.refused = true
+  return true
+end
+
 -- A record after a create: queued, then (with a drive loop) sent by pump, or
 -- (without) everything queued written while Redis answers.  The queue's entry
--- (entry.written once it is).
+-- (entry.written once it is, entry.refused if Redis refused it for good).
 function R:_record(name, keys, args)
   local q = self.queue
   local e = { name, keys, args, at = core.now() }
@@ -376,7 +399,7 @@ function R:pump()
     local e = q[1]
     local v, err = e.st:result(e.n)
     e.n = nil
-    if v == nil then
+    if v == nil and not self:_refused(e, err) then
       self:_down(err)
       for i = 2, #q do -- those behind it are sent again (each record's script may run twice: the same record)
         local o = q[i]
@@ -384,7 +407,7 @@ function R:pump()
       end
       break
     end
-    sh.down, e.written = false, true
+    sh.down, e.written = false, v ~= nil
     table_remove(q, 1)
   end
   local renewed = self:_renew_async(t)
@@ -729,7 +752,7 @@ function R:created(task, params, lid)
     if not self.engine then return true end
     self.held[task.id] = e
   end
-  if e.written or self:_failed_since(e) then self.held[task.id] = nil; return true end
+  if e.written or e.refused or self:_failed_since(e) then self.held[task.id] = nil; return true end
   return false
 end
 
