@@ -438,31 +438,14 @@ end)
 
 -- Issue 13: the schedule's reading of a big journal costs a bounded slice per call.
 describe("a journal of 80 MB", function()
+  local big = require "bench.lib.big_journal" -- (bench/journal_read.lua times its reading)
   local dir, path, tasks
-  local PROMPT = string.rep("a very long prompt about a cat on a surfboard; ", 170) -- 8 KB
-  local MODELS, DURATIONS = { "videos", "videos_fast" }, { 5, 10 }
-
-  -- task i: kind (i % 2, floor(i / 2) % 2), took = i: created, completed, downloaded
-  local function kind_of(i) return MODELS[i % 2 + 1], DURATIONS[math.floor(i / 2) % 2 + 1] end
+  local PROMPT, kind_of = big.PROMPT, big.kind_of
 
   setup(function()
     dir = helper.tmpdir()
     path = dir .. "/big.jsonl"
-    local f = assert(io.open(path, "wb"))
-    local size, i = 0, 0
-    while size < 80e6 do
-      i = i + 1
-      local model, duration = kind_of(i)
-      local lines = string.format('{"event":"pending","local":"l%d","model":"%s","prompt_hash":"0123456789abcdef",'
-        .. '"time":1700000000}\n{"event":"created","local":"l%d","id":"video_%d","model":"%s","duration":%d,'
-        .. '"prompt":"%d %s","time":1700000001}\n{"event":"status","id":"video_%d","status":"completed","took":%d,'
-        .. '"within":2.5,"time":1700000100}\n{"event":"downloaded","id":"video_%d","path":"/videos/video_%d.mp4",'
-        .. '"time":1700000101}\n', i, model, i, i, model, duration, i, PROMPT, i, i, i, i)
-      f:write(lines)
-      size = size + #lines
-    end
-    f:close()
-    tasks = i
+    tasks = big.write(path, 80e6)
   end)
   teardown(function() helper.cleanup() end)
 
