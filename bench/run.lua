@@ -231,7 +231,7 @@ end
 -- ------------------------------------------------------------ scripts
 
 local ORDER = { "query_http", "query_https", "poll_many", "download", "step", "notice_lag", "soak", "require_time",
-  "callgrind", "wait_all", "fleet" }
+  "callgrind", "wait_all", "fleet", "journal_read" }
 
 local function scripts()
   local list, only = {}, os.getenv("BENCH_ONLY")
