@@ -170,18 +170,22 @@ describe("proxies", function()
       went_through(tp_log(from))
     end)
 
-    it("honours http_proxy (a download's thread too), and no_proxy; not HTTP_PROXY (as the README says)", function()
+    it("honours http_proxy and HTTP_PROXY (a download's thread too), and no_proxy; not HTTP_PROXY in a CGI request",
+      function()
       local _, from = tp_log()
-      local out = child("http_proxy=http://127.0.0.1:" .. tp_port, str_format("base_url = %q", emu.url))
-      assert.matches("^completed ", out)
       local log
-      log, from = tp_log(from)
-      went_through(log)
-      for _, env in ipairs { "no_proxy=127.0.0.1 http_proxy=", "NO_PROXY=127.0.0.1 http_proxy=", "HTTP_PROXY=" } do
-        out = child(env .. "http://127.0.0.1:" .. tp_port, str_format("base_url = %q", emu.url))
+      for _, env in ipairs { "http_proxy=", "HTTP_PROXY=" } do
+        local out = child(env .. "http://127.0.0.1:" .. tp_port, str_format("base_url = %q", emu.url))
         assert.matches("^completed ", out)
         log, from = tp_log(from)
-        assert.equal("", log)
+        went_through(log)
+      end
+      for _, env in ipairs { "no_proxy=127.0.0.1 http_proxy=", "NO_PROXY=127.0.0.1 http_proxy=",
+        "NO_PROXY=127.0.0.1 HTTP_PROXY=", "REQUEST_METHOD=GET HTTP_PROXY=" } do
+        local out = child(env .. "http://127.0.0.1:" .. tp_port, str_format("base_url = %q", emu.url))
+        assert.matches("^completed ", out)
+        log, from = tp_log(from)
+        assert.equal("", log, env)
       end
     end)
   end)

@@ -295,6 +295,17 @@ function O.client(opts)
       cfg.store = env
     end
   end
+  -- HTTP_PROXY, which libcurl does not read (a CGI request's "Proxy:" header
+  -- arrives as HTTP_PROXY: httpoxy), is read here as other HTTP clients do, for
+  -- http URLs, unless the process is a CGI request (REQUEST_METHOD) or
+  -- http_proxy is set (libcurl's own); libcurl still applies no_proxy to it.
+  -- Inside nginx only the proxy option counts (cosockets read no environment).
+  if cfg.proxy == nil and not rawget(_G, "ngx") then
+    local up = os_getenv("HTTP_PROXY")
+    if up and up ~= "" and not os_getenv("http_proxy") and not os_getenv("REQUEST_METHOD") then
+      cfg.http_proxy = up
+    end
+  end
   -- one ledger per client: a journal (one host) or a store (a fleet), never both
   if cfg.store ~= nil and cfg.journal ~= nil then
     error(string_format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "

@@ -135,7 +135,7 @@ function Request.new(engine, cfg, owner, op, url, path, auth, body, deadline, do
   self.op, self.url, self.auth, self.max_body, self.path, self.cfg, self.owner = op, url, auth, cfg.max_answer, path,
     cfg, owner
   self.user_agent, self.connect_timeout, self.ca_file = cfg.user_agent, cfg.connect_timeout, cfg.ca_file or false
-  self.proxy = cfg.proxy or false
+  self.proxy = cfg.proxy or (cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") and cfg.http_proxy) or false
   self.body, self.deadline, self.fresh, self.id = body, deadline or false, op == "create", nil
   if op == "download" then
     self.part, self.dest, self.resume_limit = download.part, download.dest, download.resume_limit
