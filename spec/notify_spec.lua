@@ -332,5 +332,29 @@ describe("owed webhooks in the ledger", function()
         other:close()
       end)
   end
+
+  it("journal: keep's looks for owed events read what is new, at most Ledger.FOLLOW bytes a look", function()
+    dir = helper.tmpdir()
+    local path = dir .. "/j"
+    require("bench.lib.big_journal").write(path, 3.5 * Ledger.FOLLOW) -- settled tasks, before the event
+    local owner, other = Ledger.new(path, { lease = 1 }), Ledger.new(path, { lease = 1 })
+    assert.truthy(owner:owe("msg_b", "task-b", '{"type":"task.completed"}'))
+    owner:close()
+    local k = assert(other:keeper())
+    local looks, got = 0
+    repeat
+      local before = k.state and k.state.pos or 0
+      got, looks = other:owed_orphans(k), looks + 1
+      assert.is_true(k.state.pos - before <= Ledger.FOLLOW, "a look read " .. (k.state.pos - before) .. " bytes")
+    until got[1] or looks > 10
+    assert.are.equal(4, looks) -- 3.5 MiB and the event: 4 slices of 1 MiB
+    assert.are.equal("msg_b", got[1].wid)
+    local pos = k.state.pos
+    assert.are.same({}, other:owed_orphans(k)) -- claimed: its own now
+    assert.are.equal(helper.file_size(path), k.state.pos) -- only its claim's line was new
+    assert.is_true(k.state.pos > pos)
+    k:close()
+    other:close()
+  end)
 end)
 

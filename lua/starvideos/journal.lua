@@ -59,9 +59,11 @@ end
 J.check = core.writable
 
 -- What the records say so far (read, and the tail a keeper follows): one line
--- at a time, into st = {list=, by_id=, bad=, pending=, by_local=, settled=}.
+-- at a time, into st = {list=, by_id=, bad=, pending=, by_local=, settled=,
+-- owed=}.  owed: webhook id -> {task=, body=, owner=, lease=} while owed, false
+-- once delivered (a later owed record of it, a late claim, changes nothing).
 local function new_state()
-  return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {} }
+  return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {} }
 end
 
 local function take(st, line)
@@ -82,6 +84,12 @@ local function take(st, line)
     end
   elseif rec.event == "abandoned" and lid then
     st.settled[lid] = true
+  elseif type(rec.wid) == "string" then -- a webhook (notify.lua)
+    if rec.event == "delivered" then
+      st.owed[rec.wid] = false
+    elseif rec.event == "owed" and st.owed[rec.wid] ~= false and type(rec.body) == "string" then
+      st.owed[rec.wid] = { task = rec.task, body = rec.body, owner = owner, lease = lease }
+    end
   elseif type(rec.id) == "string" then
     if lid then st.settled[lid] = true end
     local t = st.by_id[rec.id]
@@ -145,7 +153,7 @@ end
 -- seconds reads only what is new, at most max bytes a call (st.behind: there
 -- is more to read; nil max: all of it).  A compaction (the first line changed, or
 -- the file shrank) starts st over from the top; no file yet: nothing in st.  st.list, st.by_id as read's;
--- st.open: the creates whose answer never came.
+-- st.open: the creates whose answer never came; st.owed: the webhooks (new_state).
 function J.follow(path, st, max)
   local kind, _, errno = core.file_kind(path)
   if kind == "folder" or kind == "other" then

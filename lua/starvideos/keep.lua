@@ -62,7 +62,10 @@ function K.resume(engine, ledger, cfg, opts)
   local list, err = ledger:unfinished()
   if not list then return nil, new_error("io", err, { field = K.field(ledger) }) end
   local keeper = cfg.notify and ledger.owed_orphans and ledger:keeper()
-  if keeper then Notify.sweep(engine, ledger, cfg, keeper) end
+  if keeper then
+    keeper.whole = true -- one look: the whole journal (keep's looks read a slice each)
+    Notify.sweep(engine, ledger, cfg, keeper)
+  end
   local dir, jobs = opts.dir or ".", {}
   for i, t in ipairs(list) do
     -- a completed task's URL may have expired: ask for it again first

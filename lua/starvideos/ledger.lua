@@ -498,24 +498,20 @@ function L:delivered(wid, status)
   if self.path then append(self, { event = "delivered", wid = wid, status = status }) end
 end
 
--- The owed events of the journal not yet delivered: wid -> {wid=, task=,
--- body=, owner=, lease=} (the latest owner: a claim re-records it owed).
-local OWED_MARKS = { '"event":"owed"', '"event":"delivered"' }
-local function owed(path)
-  local out = {}
-  each_record(path, OWED_MARKS, function(rec)
-    if type(rec.wid) ~= "string" then return end
-    if rec.event == "delivered" then out[rec.wid] = false
-    elseif out[rec.wid] ~= false and type(rec.body) == "string" then out[rec.wid] = rec end
-  end)
-  return out
-end
-
+-- The webhooks owed whose owner let go, claimed for keeper k (an owed record
+-- naming it, under the journal's hold), read from the tail k follows (the
+-- journal's follow state, shared with L:orphans: only what is new is read);
+-- while k is behind (a long journal read a slice a look), none yet; k.whole
+-- (resume's: one look) reads all there is at once.
 function L:owed_orphans(k)
   local path = self.path
   if not path or not k.lock then return {} end
+  local st = journal.follow(path, k.state, not k.whole and L.FOLLOW or nil)
+  if not st then return {} end
+  k.state = st
+  if st.behind then return {} end
   local cache, candidates = {}, {}
-  for wid, rec in pairs(owed(path)) do
+  for wid, rec in pairs(st.owed) do
     if rec and rec.owner ~= k.id and let_go(path, rec.owner, rec.lease, cache) then candidates[wid] = rec end
   end
   if not next(candidates) then return {} end
@@ -523,9 +519,10 @@ function L:owed_orphans(k)
   if not lock then return {} end
   local out, lines = {}, {}
   local ok = pcall(function() -- under the hold: what another keeper claimed meanwhile is left to it
-    local now_owed = owed(path)
+    st = assert(journal.follow(path, k.state))
+    k.state = st
     for wid, rec in pairs(candidates) do
-      local cur = now_owed[wid]
+      local cur = st.owed[wid]
       if cur and cur.owner == rec.owner then
         lines[#lines + 1] = assert(journal.line { event = "owed", wid = wid, task = rec.task, body = rec.body,
           owner = k.id, lease = k.elsewhere })
