@@ -171,4 +171,31 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
     assert.same({ "pending", "created" }, records(cfg.journal))
     engine:release()
   end)
+
+  it("a job cancelled while its create waits to be sent again (a 429 made nothing) ends at once, never resent",
+    function()
+      local creates = 0
+      local fake = service { create = function()
+        creates = creates + 1
+        return { status = 429, headers = { ["Retry-After"] = "1" }, body = '{"error":"slow down"}' }
+      end }
+      local cfg = options.client { api_key = "k", base_url = "http://api.test", transport = fake,
+        journal = dir .. "/cancel429.jsonl" }
+      cfg.has_key = true
+      local engine = Engine.for_client(cfg)
+      local job = assert(Job.new(engine, Ledger.new(cfg.journal, cfg, engine), cfg, nil, nil, { params = PARAMS }))
+      engine:at(0, job)
+      engine:drive(function() return creates == 1 and job.req and not job.req.handle end, nil,
+        require("starvideos.core").now() + 5)
+      assert.equal(1, creates)
+      job:cancel()
+      assert.is_true(job.done, "a create waiting to be resent was left to go out")
+      assert.equal("cancelled", job.state)
+      assert.matches("its create made nothing and was not sent again", job.err.message, 1, true)
+      assert.falsy(job.err.created)
+      engine:drive(function() return false end, nil, require("starvideos.core").now() + 1.5) -- past Retry-After
+      assert.equal(1, creates)
+      assert.same({ "pending", "abandoned" }, records(cfg.journal)) -- `pending` lists nothing
+      engine:release()
+    end)
 end)

@@ -222,6 +222,43 @@ describe("notify", function()
     assert(ok, err)
   end)
 
+  it("a keep whose own delivery ran out of retry_for sends it again keep_again later, with its webhook-id", function()
+    local rx = receiver(dir)
+    helper.write_file(dir .. "/status", "503")
+    local seen = {}
+    local ok, err = pcall(function()
+      local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j", retry_backoff = 0.1,
+        notify = { url = rx.url, secret = SECRET, retry_for = 0.3 } }
+      local task = assert(client:generate({ model = "videos", prompt = "503 long", duration = 5 },
+        { out = dir .. "/v.mp4", interval = 0.2 }))
+      client:close() -- owed, its owner gone
+      local c2 = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j", retry_backoff = 0.1,
+        on_event = function(ev) if ev.type == "delivery" then seen[#seen + 1] = ev.outcome end end }
+      c2.cfg.keep_again = 1 -- (60 s by default)
+      local start = os.time()
+      -- the receiver refuses for the keep's first delivery's whole retry_for, then takes it
+      assert(c2:keep { lease = 1, timeout = 6, notify = { url = rx.url, secret = SECRET, retry_for = 0.5 },
+        sleep = function(s)
+          if os.time() - start >= 2 then os.remove(dir .. "/status") end
+          require("socket").sleep(s)
+        end })
+      c2:close()
+      assert.are.equal("owed", seen[1]) -- keep's own delivery ran out
+      assert.are.equal("delivered", seen[#seen])
+      local by_id, n = events_of(dir)
+      assert.are.equal(1, n)
+      assert.truthy(by_id[require("starvideos.notify").id(task.id, "task.completed")])
+      local delivered = 0
+      for line in helper.read_file(dir .. "/j"):gmatch("[^\n]+") do
+        if line:find('"event":"delivered"', 1, true) then delivered = delivered + 1 end
+      end
+      assert.are.equal(1, delivered)
+    end)
+    os.remove(dir .. "/status")
+    rx.stop()
+    assert(ok, err)
+  end)
+
   it("resume, on a client with notify, sends the event a closed client left owed, once, and waits for it", function()
     local rx = receiver(dir)
     helper.write_file(dir .. "/status", "503")

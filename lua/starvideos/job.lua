@@ -377,14 +377,20 @@ end
 -- keep of the task to continue with Range.
 function Job:cancel(keep)
   if self.done then return end
-  if self.req and self.state == "creating" then
-    if not self.req.queued then self.cancelled = true; return end
-    -- still in the client's queue: never sent, so surely nothing was created
-    self.req:cancel()
+  local creq = self.state == "creating" and self.req
+  if creq then
+    -- in flight, or answered and not yet read: it may be paid for, its answer is awaited
+    if not creq.queued and (creq.handle or creq.done) then self.cancelled = true; return end
+    -- still in the client's queue (never sent), or waiting to be sent again
+    -- after an answer that made nothing (a 429, a refused connection): surely
+    -- nothing was created, and nothing will be
+    creq:cancel()
     self.req = false
     self.ledger:create_failed({}, self.params, self.local_id)
     self.state = "cancelled"
-    return _finish(self, new_error("io", "the job was cancelled (its create was never sent)"))
+    return _finish(self, new_error("io", creq.attempt > 0
+      and "the job was cancelled (its create made nothing and was not sent again)"
+      or "the job was cancelled (its create was never sent)"))
   end
   if self.state == "creating" and self.held then -- answered, its record queued (not yet known written)
     self.ledger:forget(nil, self.held.id)

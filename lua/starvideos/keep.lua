@@ -57,15 +57,10 @@ end
 -- a close left its .part, else dir/<file_name(id)>.mp4), all at once: a list
 -- of {task=, err=, path=}, or nil, err (a journal that cannot be read).  With
 -- the client's notify, the webhooks a dead process owed are sent too (claimed
--- as keep claims them), given a few seconds before it returns.
+-- as keep claims them), given a few seconds once the tasks are carried.
 function K.resume(engine, ledger, cfg, opts)
   local list, err = ledger:unfinished()
   if not list then return nil, new_error("io", err, { field = K.field(ledger) }) end
-  local keeper = cfg.notify and ledger.owed_orphans and ledger:keeper()
-  if keeper then
-    keeper.whole = true -- one look: the whole journal (keep's looks read a slice each)
-    Notify.sweep(engine, ledger, cfg, keeper)
-  end
   local dir, jobs = opts.dir or ".", {}
   for i, t in ipairs(list) do
     -- a completed task's URL may have expired: ask for it again first
@@ -74,9 +69,20 @@ function K.resume(engine, ledger, cfg, opts)
       out = t.out or dir .. "/" .. journal.file_name(t.id) .. ".mp4" }))
   end
   local results = engine:run(jobs, opts.sleep)
-  if keeper then
-    Notify.drain(engine, cfg) -- a few seconds; what is left goes on (the client lives)
-    keeper:close()
+  -- then the webhooks a dead process owed, under a keeper's lease held only
+  -- while they are sent (a few seconds): what is left is cancelled and stays
+  -- owed, its lease let go, for a later keep (the client's own events go on)
+  if cfg.notify and ledger.owed_orphans then
+    local keeper, kerr = ledger:keeper()
+    if keeper then
+      keeper.whole = true -- one look: the whole journal (keep's looks read a slice each)
+      local made = Notify.sweep(engine, ledger, cfg, keeper)
+      Notify.drain(engine, cfg)
+      for _, d in ipairs(made) do d:cancel() end
+      keeper:close()
+    elseif cfg.on_event then
+      cfg.on_event { type = "warning", message = "resume: the webhooks owed were not looked at: " .. tostring(kerr) }
+    end
   end
   return results
 end
@@ -104,7 +110,8 @@ function K.run(engine, ledger, cfg, opts, alive)
       local tasks, pendings, behind = ledger:orphans(keeper)
       if not tasks then failure = new_error("io", pendings, { field = K.field(ledger) }); break end
       for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger) end
-      Notify.sweep(engine, ledger, cfg, keeper) -- webhooks a dead process owed
+      -- webhooks a dead process owed (once orphans caught up: a slice a look)
+      if not behind then Notify.sweep(engine, ledger, cfg, keeper) end
       for _, task in ipairs(tasks) do
         local i = #results + 1
         local j = assert(Job.new(engine, ledger, cfg, nil, task.id, { refresh = true, index = i,

@@ -344,13 +344,16 @@ local PASSING = { OOM = true, LOADING = true, BUSY = true, READONLY = true, MAST
 -- records behind it are written (a stuck queue would lose them all).
 function R:_refused(e, err)
   local reply = type(err) == "table" and err.reply
-  if type(reply) ~= "string" or not reply:find("@user_script", 1, true) or PASSING[reply:match("^%u+")] then
-    return false
+  if type(reply) ~= "string" or not reply:find("@user_script", 1, true) then return false end
+  -- Redis 6 wraps a script's error ("ERR Error running script ...: -OOM ..."):
+  -- a passing code anywhere in it passes
+  for word in reply:gmatch("%u%u+") do
+    if PASSING[word] then return false end
   end
   local on_event = self.cfg.on_event
   if on_event then
-    on_event({ type = "warning", message = string_format("store %s: Redis refused the %s record (%s): it is "
-      .. "dropped, the records after it are written", self.where, tostring(e[1]), reply) })
+    on_event({ type = "warning", message = string_format("store %s: Redis refused the %s record of %s (%s): it "
+      .. "is dropped, the records after it are written", self.where, tostring(e[1]), tostring(e[3][1]), reply) })
   end
   e.refused = true
   return true

@@ -111,11 +111,14 @@ function D:advance()
   self.done, self.req = true, false
   set_of(self.engine)[self] = nil
   local err = req.err
+  self.ended = now()
   if not err then
+    self.outcome = "delivered"
     self.ledger:delivered(self.wid)
     return tell(self, "delivered")
   end
-  if not refused(err) then return tell(self, "owed", err) end -- keep sends it again
+  if not refused(err) then self.outcome = "owed"; return tell(self, "owed", err) end -- keep sends it again
+  self.outcome = "refused"
   self.ledger:delivered(self.wid, err.status or 0)
   tell(self, "refused", err)
 end
@@ -123,7 +126,7 @@ end
 -- The client closes: the attempt stops, the event stays owed.
 function D:cancel()
   if self.done then return end
-  self.done = true
+  self.done, self.outcome, self.ended = true, "cancelled", now()
   set_of(self.engine)[self] = nil
   if self.req then self.req:cancel(); self.req = false end
 end
@@ -131,7 +134,7 @@ end
 -- Send an owed event (its record already written): the delivery.
 function N.send(engine, ledger, cfg, notify, wid, task_id, body)
   local d = setmetatable({ engine = engine, ledger = ledger, cfg = cfg, notify = notify, wid = wid, task = task_id,
-    body = body, done = false, req = false, wake = 0 }, D)
+    body = body, done = false, req = false, wake = 0, outcome = false, ended = false }, D)
   set_of(engine)[d] = true
   local path = notify.url:match("^%a+://[^/]*(/[^?#]*)") or "/"
   local req = Request.new(engine, cfg, d, "notify", notify.url, path, nil, body,
@@ -160,10 +163,28 @@ end
 
 -- keep's turn: the owed events whose owner let go of its lease, claimed for
 -- keeper and sent with notify (the keep's, else the client's).
+-- keeper.sent: wid -> the delivery it made.  One of them whose retry_for ran
+-- out (the receiver down that long) is the keeper's own, so no keeper claims
+-- it: it is sent again `keep_again` seconds after it ended, with its webhook-id.
+-- The deliveries made, a list.
 function N.sweep(engine, ledger, cfg, keeper)
-  if not (cfg.notify and ledger.owed_orphans) then return end
-  local list = ledger:owed_orphans(keeper)
-  for _, o in pairs(list or {}) do N.send(engine, ledger, cfg, cfg.notify, o.wid, o.task, o.body) end
+  if not (cfg.notify and ledger.owed_orphans) then return {} end
+  local sent, made, t = keeper.sent, {}, now()
+  if not sent then sent = {}; keeper.sent = sent end
+  for wid, d in pairs(sent) do
+    if d.done then
+      if d.outcome ~= "owed" then sent[wid] = nil
+      elseif t >= d.ended + cfg.keep_again then
+        sent[wid] = N.send(engine, ledger, cfg, cfg.notify, wid, d.task, d.body)
+        made[#made + 1] = sent[wid]
+      end
+    end
+  end
+  for _, o in pairs(ledger:owed_orphans(keeper) or {}) do
+    sent[o.wid] = N.send(engine, ledger, cfg, cfg.notify, o.wid, o.task, o.body)
+    made[#made + 1] = sent[o.wid]
+  end
+  return made
 end
 
 -- Whether the engine has deliveries of cfg in flight.
