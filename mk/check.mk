@@ -16,8 +16,9 @@
 
 # the specs left out of 2.: what they test runs in nginx (its LuaJIT and
 # build/luajit/), a host or tree they build, or children given build/?.so
+# (keep's and the store's cases are mostly their child processes)
 ASAN_SKIP  := nginx keep_nginx engine_nginx shared_budget store_wire_nginx redis_nginx fleet \
-              openresty_readme luarocks build embed docs love bench newcomer cli cli_store
+              openresty_readme luarocks build embed docs love bench newcomer cli cli_store keep store_wire
 ASAN_SPECS := $(filter-out $(ASAN_SKIP:%=spec/%_spec.lua),$(sort $(wildcard spec/*_spec.lua)))
 
 SAN_CC     ?= clang
