@@ -61,10 +61,13 @@ end
 -- checked by store.lua's one parse; its message names where the URL came from and
 -- never shows the password. A URL, or nil.
 function M.store(opts)
-  M.load()
   local url, where = opts.store, "--store"
-  if url == nil then url, where = require("starvideos.options").env_store(opts.journal), "STARVIDEOS_STORE" end
+  if url == nil and os_getenv("STARVIDEOS_STORE") then -- (the library is loaded only when there is one to read:
+    M.load()                                           -- a usage error needs no core)
+    url, where = require("starvideos.options").env_store(opts.journal), "STARVIDEOS_STORE"
+  end
   if url == nil then return nil end
+  M.load()
   local ok, err = pcall(require("starvideos.store").parse, url)
   if not ok then usage_error("%s %s", where, (tostring(err):gsub("^store ", ""))) end
   return url
