@@ -707,6 +707,32 @@ static void headers_and_urls(void) {
     ok(sv_url_check(signed_url, strlen(signed_url), "base_url", SV_URL_BASE, &err) == -1,
        "the same URL is no base URL", err.message);
   }
+  {
+    /* every byte, in a host and in a path, against the rule written out here
+       (sv_util.c reads it from a table): a host takes letters, digits and
+       "-._"; a path RFC 3986's pchar and '/', '@' '?' '#' in a video's URL */
+    int c, host_bad = 0, path_bad = 0, base_bad = 0;
+    for (c = 1; c < 256; c++) {
+      char url[64];
+      int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+      int in_host = alnum || (c && strchr("-._", c) != NULL);
+      int in_path = alnum || (c && strchr("-._~!$&'()*+,;=:/", c) != NULL);
+      snprintf(url, sizeof url, "http://h%cx.example/v", c);
+      sv_error_clear(&err);
+      /* ':' starts a port, '/' '?' '#' end the host: a byte the host does not take */
+      if (!strchr(":/?#", c) && (sv_url_check(url, strlen(url), "url", SV_URL_ANY, &err) == 0) != in_host) host_bad = c;
+      snprintf(url, sizeof url, "http://h.example/a%cb", c);
+      sv_error_clear(&err);
+      if (c != '%' && (sv_url_check(url, strlen(url), "url", SV_URL_ANY, &err) == 0) !=
+                          (in_path || c == '@' || c == '?' || c == '#')) path_bad = c;
+      sv_error_clear(&err);
+      if (c != '%' && (sv_url_check(url, strlen(url), "base_url", SV_URL_BASE, &err) == 0) != in_path) base_bad = c;
+    }
+    ok(host_bad == 0, "each byte of 1-255 in a host: accepted exactly when a letter, a digit or -._", NULL);
+    ok(path_bad == 0, "each byte of 1-255 in a path: accepted exactly when RFC 3986 pchar, '/', '@', '?' or '#'",
+       NULL);
+    ok(base_bad == 0, "each byte of 1-255 in a base URL's path: pchar or '/', never '@', '?' or '#'", NULL);
+  }
   sv_error_clear(&err);
   ok(sv_url_check("http://u:secret@cdn.example/v.mp4", 33, "video_url", SV_URL_ANY, &err) == -1 &&
          strcmp(err.field, "video_url") == 0 && strncmp(err.message, "video_url: expected ", 20) == 0 &&
