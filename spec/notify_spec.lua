@@ -370,6 +370,64 @@ describe("owed webhooks in the ledger", function()
       end)
   end
 
+  -- A ledger that cannot look says why, and keep's sweep says so in a warning:
+  -- the event stays owed and is claimed at a later look (before, an empty list
+  -- hid the failure, and nothing was said).  The journal: a FIFO put at its
+  -- path (refused at once, never waited on); Redis: the key of the owed events
+  -- made a string (a script error), then put back.
+  for name, make in pairs(backends) do
+    it(name .. ": a look that fails says why (a warning from keep's sweep), and the event is claimed later",
+      function()
+        if name == "redis" and not redis then return pending(redis_run.missing()) end
+        if name == "redis" and not pcall(require, "starvideos.redis") then
+          return pending("starvideos.redis is not built for this VM (make build/<vm>/starvideos/redis.so)")
+        end
+        local Notify = require "starvideos.notify"
+        dir = helper.tmpdir()
+        local new = make()
+        local owner, other = new(), new()
+        assert.truthy(owner:owe("msg_c", "task-c", '{"type":"task.completed"}'))
+        owner:close()
+        local k = assert(other:keeper())
+        local break_it, mend
+        if name == "journal" then
+          local path = dir .. "/j"
+          break_it = function()
+            assert(os.rename(path, path .. ".away"))
+            assert(helper.execute("mkfifo " .. helper.shell_quote(path)))
+          end
+          mend = function()
+            assert(os.remove(path))
+            assert(os.rename(path .. ".away", path))
+          end
+        else
+          local port = assert(redis.url:match(":(%d+)$"))
+          local key = other.prefix .. "owed"
+          local function cli(args) assert(helper.execute("redis-cli -p " .. port .. " " .. args .. " >/dev/null")) end
+          break_it = function() cli("RENAME " .. helper.shell_quote(key) .. " " .. helper.shell_quote(key .. ".away"))
+            cli("SET " .. helper.shell_quote(key) .. " x") end
+          mend = function() cli("DEL " .. helper.shell_quote(key))
+            cli("RENAME " .. helper.shell_quote(key .. ".away") .. " " .. helper.shell_quote(key)) end
+        end
+        break_it()
+        local got, err = other:owed_orphans(k)
+        assert.is_nil(got)
+        assert.is_string(err)
+        local events = {}
+        local cfg = { notify = { url = "http://127.0.0.1:9/hook", secret = "whsec_" .. string.rep("A", 32) },
+          on_event = function(e) events[#events + 1] = e end }
+        assert.are.same({}, Notify.sweep(nil, other, cfg, k))
+        assert.are.equal(1, #events)
+        assert.are.equal("warning", events[1].type)
+        assert.truthy(events[1].message:find("the webhooks owed could not be looked at: ", 1, true), events[1].message)
+        mend()
+        got = assert(other:owed_orphans(k))
+        assert.are.same({ { wid = "msg_c", task = "task-c", body = '{"type":"task.completed"}' } }, got)
+        k:close()
+        other:close()
+      end)
+  end
+
   it("journal: keep's looks for owed events read what is new, at most Ledger.FOLLOW bytes a look", function()
     dir = helper.tmpdir()
     local path = dir .. "/j"

@@ -91,7 +91,8 @@
 --                                       for good with status: never again)
 --   ledger:owed_orphans(keeper) -> list  claims for keeper every owed event
 --                                       not delivered whose owner let go of
---                                       its lease: {wid=, task=, body=}
+--                                       its lease: {wid=, task=, body=}; or
+--                                       nil, err (words) when it could not look
 --   ledger:schedule() -> schedule       the learned polling schedule (schedule.lua):
 --                                       the key's (engine.lua), which this
 --                                       ledger feeds; its own with no engine
@@ -505,9 +506,10 @@ end
 -- (resume's: one look) reads all there is at once.
 function L:owed_orphans(k)
   local path = self.path
-  if not path or not k.lock then return {} end
-  local st = journal.follow(path, k.state, not k.whole and L.FOLLOW or nil)
-  if not st then return {} end
+  if not path then return nil, "no journal" end
+  if not k.lock then return nil, "the keeper is closed" end
+  local st, ferr = journal.follow(path, k.state, not k.whole and L.FOLLOW or nil)
+  if not st then return nil, ferr end
   k.state = st
   if st.behind then return {} end
   local cache, candidates = {}, {}
@@ -515,10 +517,10 @@ function L:owed_orphans(k)
     if rec and rec.owner ~= k.id and let_go(path, rec.owner, rec.lease, cache) then candidates[wid] = rec end
   end
   if not next(candidates) then return {} end
-  local lock = core.lock_journal(path, true)
-  if not lock then return {} end
+  local lock, lerr = core.lock_journal(path, true)
+  if not lock then return nil, lerr end
   local out, lines = {}, {}
-  local ok = pcall(function() -- under the hold: what another keeper claimed meanwhile is left to it
+  local ok, perr = pcall(function() -- under the hold: what another keeper claimed meanwhile is left to it
     st = assert(journal.follow(path, k.state))
     k.state = st
     for wid, rec in pairs(candidates) do
@@ -529,10 +531,14 @@ function L:owed_orphans(k)
         out[#out + 1] = { wid = wid, task = rec.task, body = rec.body }
       end
     end
-    if lines[1] and not lock:append(path, table.concat(lines), true) then out = {} end
+    if lines[1] then
+      local appended, aerr = lock:append(path, table.concat(lines), true)
+      if not appended then error(aerr or "cannot append to the journal", 0) end
+    end
   end)
   lock:unlock()
-  return ok and out or {}
+  if not ok then return nil, tostring(perr) end
+  return out
 end
 
 -- The .parts recorded for tasks (task id -> the download's path), newest last:

@@ -940,9 +940,10 @@ function R:delivered(wid)
 end
 
 function R:owed_orphans(k)
-  if k.closed then return {} end
+  if k.closed then return nil, "the keeper is closed" end
   self:flush()
-  local v = self:_eval("owed_orphans", { self.prefix .. "owed" }, { self.prefix, k.id })
+  local v, err = self:_eval("owed_orphans", { self.prefix .. "owed" }, { self.prefix, k.id })
+  if v == nil then return nil, io_error(err).message end
   local out = {}
   for i, r in ipairs(type(v) == "table" and v or {}) do out[i] = { wid = r[1], task = r[2], body = r[3] } end
   return out

@@ -180,7 +180,14 @@ function N.sweep(engine, ledger, cfg, keeper)
       end
     end
   end
-  for _, o in pairs(ledger:owed_orphans(keeper) or {}) do
+  local owed, err = ledger:owed_orphans(keeper)
+  if not owed then -- looked at again at the next look; the events stay owed meanwhile
+    if cfg.on_event then
+      cfg.on_event { type = "warning", message = "the webhooks owed could not be looked at: " .. tostring(err) }
+    end
+    return made
+  end
+  for _, o in ipairs(owed) do
     sent[o.wid] = N.send(engine, ledger, cfg, cfg.notify, o.wid, o.task, o.body)
     made[#made + 1] = sent[o.wid]
   end
