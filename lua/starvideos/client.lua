@@ -12,7 +12,7 @@ local options = require "starvideos.options"
 local Engine = require "starvideos.engine"
 local Ledger = require "starvideos.ledger"
 local Job = require "starvideos.job"
-local Keep = require "starvideos.keep"
+local Keep = options.lazy "starvideos.keep" -- resume, keep: loaded on first use
 
 local type, ipairs, tostring, setmetatable, rawset, error, string_format =
   type, ipairs, tostring, setmetatable, rawset, error, string.format
