@@ -251,35 +251,34 @@ local bad, err = starvideos.verify_webhook(secret, h, '{"test": 2432232315}', op
 return tostring(ok) .. " " .. tostring(bad) .. " " .. tostring(err and err.field)
 ]=])
       local src = dir .. "/sign_host.c"
-      helper.write_file(src, table.concat({
-        "#include <lauxlib.h>",
-        "#include <lualib.h>",
-        "#include <stdio.h>",
-        '#include "starvideos.h"',
-        "int luaopen_cjson(lua_State *L);",
-        "int luaopen_cjson_safe(lua_State *L);",
-        "int main(int argc, char **argv) {",
-        "  lua_State *L = luaL_newstate();",
-        "  (void)argc;",
-        '  luaL_requiref(L, "_G", luaopen_base, 1);',
-        '  luaL_requiref(L, "string", luaopen_string, 1);',
-        '  luaL_requiref(L, "table", luaopen_table, 1);',
-        '  luaL_requiref(L, "math", luaopen_math, 1);',
-        '  luaL_requiref(L, "os", luaopen_os, 1);',
-        '  luaL_requiref(L, "io", luaopen_io, 1);',
-        '  luaL_requiref(L, "cjson", luaopen_cjson, 0);',
-        '  luaL_requiref(L, "cjson.safe", luaopen_cjson_safe, 0);',
-        "  lua_settop(L, 0);",
-        "  if (luaL_loadfile(L, argv[1]) != 0) { printf(\"error %s\\n\", lua_tostring(L, -1)); return 1; }",
-        '  luaL_requiref(L, "starvideos", luaopen_starvideos, 0);',
-        "  if (lua_pcall(L, 1, 1, 0) != 0) { printf(\"error %s\\n\", lua_tostring(L, -1)); return 1; }",
-        '  printf("package %s, ", lua_getglobal(L, "package") == LUA_TNIL ? "none" : "there");',
-        '  printf("%s\\n", lua_tostring(L, -2));',
-        "  lua_close(L);",
-        "  return 0;",
-        "}",
-        "",
-      }, "\n"))
+      -- base, string, table, math, os and io opened; no package library
+      helper.write_file(src, [=[
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include "starvideos.h"
+int luaopen_cjson(lua_State *L);
+int luaopen_cjson_safe(lua_State *L);
+int main(int argc, char **argv) {
+  static const luaL_Reg libs[] = { { "_G", luaopen_base }, { "string", luaopen_string },
+    { "table", luaopen_table }, { "math", luaopen_math }, { "os", luaopen_os }, { "io", luaopen_io },
+    { NULL, NULL } };
+  const luaL_Reg *lib;
+  lua_State *L = luaL_newstate();
+  (void)argc;
+  for (lib = libs; lib->name; lib++) luaL_requiref(L, lib->name, lib->func, 1);
+  luaL_requiref(L, "cjson", luaopen_cjson, 0);
+  luaL_requiref(L, "cjson.safe", luaopen_cjson_safe, 0);
+  lua_settop(L, 0);
+  if (luaL_loadfile(L, argv[1]) != 0) { printf("error %s\n", lua_tostring(L, -1)); return 1; }
+  luaL_requiref(L, "starvideos", luaopen_starvideos, 0);
+  if (lua_pcall(L, 1, 1, 0) != 0) { printf("error %s\n", lua_tostring(L, -1)); return 1; }
+  printf("package %s, ", lua_getglobal(L, "package") == LUA_TNIL ? "none" : "there");
+  printf("%s\n", lua_tostring(L, -2));
+  lua_close(L);
+  return 0;
+}
+]=])
       local bin = dir .. "/sign_host"
       local out, ok = sh("cc " .. STRICT .. " " .. LUA .. " -I" .. shell_quote(root .. "/build/include") .. " -o "
         .. shell_quote(bin) .. " " .. shell_quote(src) .. " " .. shell_quote(root .. "/build/libstarvideos.a") .. " "
