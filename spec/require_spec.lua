@@ -46,9 +46,10 @@ local function child(body, env)
   return out, states
 end
 
--- Loaded by no plain `require "starvideos"` (notify is job.lua's, loaded with it).
+-- Loaded by no plain `require "starvideos"`.
 local LAZY = { "starvideos.log", "starvideos.store", "starvideos.ledger_redis", "starvideos.keep", "starvideos.sign",
-  "starvideos.curl", "starvideos.redis", "starvideos.cli", "starvideos.emulator" }
+  "starvideos.notify", "starvideos.job", "starvideos.request", "starvideos.curl", "starvideos.redis", "starvideos.cli",
+  "starvideos.emulator" }
 
 describe("require \"starvideos\"", function()
   teardown(helper.cleanup)
@@ -70,7 +71,8 @@ c:close()
       out)
     for _, m in ipairs(LAZY) do assert.is_nil(s.loaded[m], m .. " loaded by require \"starvideos\"") end
     s = assert(st.client, out)
-    for _, m in ipairs { "starvideos.log", "starvideos.keep", "starvideos.sign", "starvideos.ledger_redis" } do
+    for _, m in ipairs { "starvideos.log", "starvideos.keep", "starvideos.sign", "starvideos.ledger_redis",
+      "starvideos.notify", "starvideos.job" } do
       assert.is_nil(s.loaded[m], m .. " loaded by a plain client")
     end
   end)
