@@ -6,7 +6,8 @@
 LUA       ?= lua5.4
 LUA_INC   ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 CURL_LIBS ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
-# libcrypto (OpenSSL) for the webhook signatures of core.so (csrc/sv_sign.c)
+# libcrypto (OpenSSL) for the webhook signatures of sign.so (csrc/sv_sign.c), the
+# one module linking it
 CRYPTO_LIBS ?= $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 CC        ?= cc
 CFLAGS    ?= -O2 -g
@@ -16,13 +17,15 @@ DEFS      := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden
 
 include mk/sources.mk
-# every C file of the two modules, each compiled once into build/obj/
-ALL_SRC   := $(SV_SRC) $(SV_HTTP_SRC) $(SIGN_SRC) $(LSV_SRC) csrc/lsv_core.c csrc/lsv_curl.c
+# every C file of the three modules, each compiled once into build/obj/
+ALL_SRC   := $(SV_SRC) $(SV_HTTP_SRC) $(SIGN_SRC) $(LSV_SRC) csrc/lsv_core.c csrc/lsv_curl.c csrc/lsv_sign.c
 CORE_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_MOD_SRC))
 CURL_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CURL_MOD_SRC))
-SO        := build/starvideos/core.so build/starvideos/curl.so
-# the core as nginx's LuaJIT loads it (spec/nginx_spec.lua, examples/openresty/)
-NGX_SO    := build/luajit/starvideos/core.so
+SIGN_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(SIGN_MOD_SRC))
+SO        := build/starvideos/core.so build/starvideos/curl.so build/starvideos/sign.so
+# the core and the signatures as nginx's LuaJIT loads them (spec/nginx_spec.lua,
+# the webhook and notify specs, examples/openresty/)
+NGX_SO    := build/luajit/starvideos/core.so build/luajit/starvideos/sign.so
 COMPAT_SO := build/compat_test.so
 
 # Every VM `make test-all` runs the suite on, and where its headers are
@@ -79,6 +82,10 @@ $(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/lsv_%,$(ALL_SRC))): csrc/lsv.h c
 
 build/starvideos/core.so: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ -lm -ldl -pthread
+
+build/starvideos/sign.so: $(SIGN_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(CRYPTO_LIBS) -lm -ldl -pthread
 
 build/starvideos/curl.so: $(CURL_OBJ)
@@ -99,7 +106,7 @@ $(COMPAT_SO): csrc/test/compat_test.c csrc/compat.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -shared -o $@ $<
 
-# The same for every VM: build/<vm>/starvideos/core.so and build/<vm>/compat_test.so,
+# The same for every VM: build/<vm>/starvideos/{core,curl,sign}.so and build/<vm>/compat_test.so,
 # objects in build/<vm>/obj.
 define VM_RULES
 build/$(1)/obj/%.o: csrc/%.c csrc/sv_core.h | $$(DEPS_FIRST)
@@ -108,6 +115,10 @@ build/$(1)/obj/%.o: csrc/%.c csrc/sv_core.h | $$(DEPS_FIRST)
 $$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/lsv_%,$$(ALL_SRC))): csrc/lsv.h csrc/compat.h
 
 build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CORE_OBJ))
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared -o $$@ $$^ -lm -ldl -pthread
+
+build/$(1)/starvideos/sign.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(SIGN_OBJ))
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(CRYPTO_LIBS) -lm -ldl -pthread
 
@@ -128,7 +139,7 @@ endef
 $(foreach vm,$(VMS),$(eval $(call VM_RULES,$(vm))))
 
 VM_SOS    := $(foreach vm,$(VMS),build/$(vm)/starvideos/core.so build/$(vm)/starvideos/curl.so \
-             build/$(vm)/compat_test.so)
+             build/$(vm)/starvideos/sign.so build/$(vm)/compat_test.so)
 VM_SOS    += $(if $(filter yes,$(HIREDIS)),$(foreach vm,$(VMS),build/$(vm)/starvideos/redis.so))
 
 # Install what is missing, so a fresh Debian machine needs nothing else: `make
@@ -175,7 +186,7 @@ env:
 	echo "export LUA_PATH=$$(quote "$$dir/lua/?.lua;$$dir/lua/?/init.lua;;")"; \
 	echo "export LUA_CPATH=$$(quote "$$cdir/?.so;;")"; \
 	[ -f "$$cdir/starvideos/core.so" ] || { [ "$(VM)" = lua5.4 ] && echo "env: not built yet: make" >&2 || \
-	  echo "env: not built yet: make build/$(VM)/starvideos/core.so build/$(VM)/starvideos/curl.so" >&2; }
+	  echo "env: not built yet: make build/$(VM)/starvideos/core.so build/$(VM)/starvideos/curl.so build/$(VM)/starvideos/sign.so" >&2; }
 .PHONY: env
 
 -include $(filter-out mk/sources.mk,$(wildcard mk/*.mk))

@@ -3,7 +3,9 @@
    (that text is the one form the core checks and sends);
    an answer is read once, in C: the core's verdict, with the task table built
    from its scan (lsv_util.c).  The libcurl transport's binding is a module of
-   its own (lsv_curl.c, starvideos.curl); what both share is lsv_util.c. */
+   its own (lsv_curl.c, starvideos.curl), and so are the webhook signatures
+   (lsv_sign.c, starvideos.sign: the one module linking libcrypto); what they
+   share is lsv_util.c. */
 #include "lsv.h"
 
 #include "compat.h"
@@ -12,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -717,52 +718,6 @@ static int l_random_id(lua_State *L) {
   return 1;
 }
 
-/* ----------------------------------------------------------- webhooks */
-
-/* The id, timestamp and body of a webhook at 2..4: strings (a timestamp may be
-   an integer number); raises on any other type. */
-static const char *webhook_arg(lua_State *L, int i, size_t *len) {
-  if (i == 3 && lua_type(L, i) == LUA_TNUMBER) {
-    lua_Number n = lua_tonumber(L, i);
-    if (n != floor(n) || n < 0 || n > 9007199254740991.0) luaL_argerror(L, i, "timestamp: a whole number of seconds");
-    { /* "%.0f": lua_pushfstring has no 64-bit integer on 5.1 */
-      char b[32];
-      snprintf(b, sizeof b, "%.0f", (double)n);
-      lua_pushstring(L, b);
-      lua_replace(L, i);
-    }
-  }
-  return luaL_checklstring(L, i, len);
-}
-
-/* webhook_sign(secret, id, timestamp, body) -> "v1,<base64>" | nil, err (a bad secret) */
-static int l_webhook_sign(lua_State *L) {
-  size_t sl, il, tl, bl;
-  const char *secret = luaL_checklstring(L, 1, &sl), *id = webhook_arg(L, 2, &il), *ts = webhook_arg(L, 3, &tl),
-             *body = webhook_arg(L, 4, &bl);
-  char out[SV_SIGN_MAX];
-  sv_error err;
-  sv_error_clear(&err);
-  if (sv_webhook_sign(secret, sl, id, il, ts, tl, body, bl, out, &err) < 0) return lsv_fail(L, &err);
-  lua_pushstring(L, out);
-  return 1;
-}
-
-/* webhook_match(secret, id, timestamp, body, signatures) -> true | false | nil, err:
-   whether one of the space-separated values of signatures is the signature,
-   compared in constant time (sv_sign.c) */
-static int l_webhook_match(lua_State *L) {
-  size_t sl, il, tl, bl, hl;
-  const char *secret = luaL_checklstring(L, 1, &sl), *id = webhook_arg(L, 2, &il), *ts = webhook_arg(L, 3, &tl),
-             *body = webhook_arg(L, 4, &bl), *header = luaL_checklstring(L, 5, &hl);
-  char out[SV_SIGN_MAX];
-  sv_error err;
-  sv_error_clear(&err);
-  if (sv_webhook_sign(secret, sl, id, il, ts, tl, body, bl, out, &err) < 0) return lsv_fail(L, &err);
-  lua_pushboolean(L, sv_webhook_match(out, header, hl));
-  return 1;
-}
-
 /* --------------------------------------------------------------- open */
 
 /* The transport's binding (lsv_curl.c): linked into the static library (and
@@ -789,7 +744,6 @@ static const luaL_Reg funcs[] = {
   { "random_id", l_random_id }, { "lock_journal", l_lock_journal }, { "try_lock", l_try_lock },
   { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
-  { "webhook_sign", l_webhook_sign }, { "webhook_match", l_webhook_match },
   { NULL, NULL }
 };
 

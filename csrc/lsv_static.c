@@ -10,7 +10,8 @@
      1. the loaded table (registry._LOADED: package.loaded when there is a
         package library; luaL_requiref fills it, so a host that preloads
         cjson and cjson.safe that way is enough),
-     2. the embedded modules, and starvideos.core (the C part, this archive),
+     2. the embedded modules, and starvideos.core and starvideos.sign (the C
+        parts, this archive: the signatures too are opened on first use only),
      3. package.preload, then package.searchers (5.1: package.loaders), when
         the state has a package library,
    and records what a module returns in the loaded table, like require. */
@@ -31,6 +32,7 @@
 #endif
 
 LUAOPEN_API int luaopen_starvideos_core(lua_State *L); /* lsv_core.c */
+LUAOPEN_API int luaopen_starvideos_sign(lua_State *L); /* lsv_sign.c */
 LUAOPEN_API int luaopen_starvideos(lua_State *L);
 
 /* Pushes registry._LOADED, made when missing. */
@@ -131,8 +133,8 @@ static int private_require(lua_State *L) {
     load_embedded(L, m, lua_upvalueindex(1));
     lua_pushstring(L, name);
     lua_pushstring(L, m->chunkname + 1);
-  } else if (strcmp(name, "starvideos.core") == 0) {
-    lua_pushcfunction(L, luaopen_starvideos_core);
+  } else if (strcmp(name, "starvideos.core") == 0 || strcmp(name, "starvideos.sign") == 0) {
+    lua_pushcfunction(L, name[11] == 'c' ? luaopen_starvideos_core : luaopen_starvideos_sign);
     lua_pushstring(L, name);
     lua_pushliteral(L, ":static:");
   } else {

@@ -3,8 +3,8 @@
 #   2. the busted specs whose code under test runs in busted's own process
 #      (ASAN_SPECS: all but those of nginx, a C host, luarocks, the make
 #      targets and the command line's child processes, whose modules are not
-#      this build) on lua5.4 with an ASan + UBSan build of the module,
-#      build/asan/starvideos/core.so.  lua5.4 is not instrumented, so the ASan
+#      this build) on lua5.4 with an ASan + UBSan build of the modules,
+#      build/asan/starvideos/core.so and sign.so.  lua5.4 is not instrumented, so the ASan
 #      runtime is preloaded (the module is linked with -shared-libasan and its
 #      UBSan handlers come from the same runtime).  Reports go to build/asan/logs/
 #      (subprocesses' too) and any report is a failure.  Leaks are not checked
@@ -26,6 +26,7 @@ SAN_FLAGS  := -g -O1 -fno-omit-frame-pointer \
               -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 ASAN_RT    := $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-$(shell uname -m).so 2>/dev/null)
 ASAN_SO    := build/asan/starvideos/core.so
+ASAN_SIGN  := build/asan/starvideos/sign.so
 ASAN_TEST  := build/asan/test_core
 ASAN_LOGS  := build/asan/logs
 VALGRIND   ?= valgrind
@@ -34,16 +35,21 @@ $(ASAN_TEST): csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) csrc/sv_core.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) $(CURL_LIBS) -lm
 
-# one module with the transport linked in (core.curl, as in the static library)
+# one module with the transport linked in (core.curl, as in the static library);
+# the signatures a module of their own, as sign.so is (loaded on first use)
 $(ASAN_SO): $(ALL_SRC) csrc/sv_core.h csrc/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
-	  -o $@ $(ALL_SRC) $(CURL_LIBS) $(CRYPTO_LIBS) -lm
+	  -o $@ $(filter-out $(SIGN_SRC) csrc/lsv_sign.c,$(ALL_SRC)) $(CURL_LIBS) -lm
+$(ASAN_SIGN): $(SIGN_MOD_SRC) csrc/sv_core.h csrc/lsv.h
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
+	  -o $@ $(SIGN_MOD_SRC) $(CRYPTO_LIBS) -lm
 
 # the sanitized builds alone, without running anything
-check-build: $(ASAN_TEST) $(ASAN_SO)
+check-build: $(ASAN_TEST) $(ASAN_SO) $(ASAN_SIGN)
 
-check: $(ASAN_TEST) $(ASAN_SO) $(SO) $(TEST_BIN) $(COMPAT_SO)
+check: $(ASAN_TEST) $(ASAN_SO) $(ASAN_SIGN) $(SO) $(TEST_BIN) $(COMPAT_SO)
 	@test -f "$(ASAN_RT)" || { echo "check: no ASan runtime at '$(ASAN_RT)' (install libclang-rt-dev)"; exit 1; }
 	@rm -rf $(ASAN_LOGS); mkdir -p $(ASAN_LOGS); \
 	c=0; lua=0; vg=0; \

@@ -9,7 +9,8 @@
 # every sv_* global in a static archive, so the objects are linked into one
 # relocatable object (ld -r), every other global is made local (objcopy), and
 # that one object goes into the archive.  The host links it with Lua 5.4,
-# libcurl, libcrypto (the webhook signatures) and lua-cjson (examples/embed/host.c;
+# libcurl, libcrypto (the webhook signatures: starvideos.sign, compiled in and
+# opened by the private require on first use) and lua-cjson (examples/embed/host.c;
 # `make embed-host`).
 #
 #   make static        build/libstarvideos.a, build/include/starvideos.h

@@ -30,7 +30,7 @@ dependencies = {
 -- it (Debian and Ubuntu: /usr/include/<multiarch>/curl, which a `header` check
 -- here would miss).  CURL_DIR, CURL_INCDIR or CURL_LIBDIR on the luarocks
 -- command line point at a libcurl elsewhere.  libcurl 7.68 or newer.
--- libcrypto (OpenSSL; Debian: libssl-dev) for starvideos.core's webhook
+-- libcrypto (OpenSSL; Debian: libssl-dev) for starvideos.sign's webhook
 -- signatures (HMAC-SHA256, base64): CRYPTO_DIR, CRYPTO_INCDIR or CRYPTO_LIBDIR the same way.
 external_dependencies = {
   CURL = { library = "curl" },
@@ -39,15 +39,24 @@ external_dependencies = {
 build = {
   type = "builtin",
   modules = {
-    -- the core without libcurl (quick to require), and libcurl's transport apart;
-    -- the sources are mk/sources.mk's CORE_MOD_SRC and CURL_MOD_SRC (spec/build_spec.lua)
+    -- the core without libcurl or libcrypto (quick to require), libcurl's transport
+    -- and the webhook signatures (libcrypto, loaded on first use) apart; the sources
+    -- are mk/sources.mk's CORE_MOD_SRC, CURL_MOD_SRC and SIGN_MOD_SRC (spec/build_spec.lua)
     ["starvideos.core"] = {
       sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
-        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/sv_sign.c", "csrc/lsv_util.c", "csrc/lsv_core.c" },
+        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/lsv_util.c", "csrc/lsv_core.c" },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      libraries = { "pthread", "dl", "m" },
+      -- curl/curlver.h only (the version for the User-Agent): no libcurl linked
+      incdirs = { "$(CURL_INCDIR)" },
+    },
+    ["starvideos.sign"] = {
+      sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
+        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/sv_sign.c", "csrc/lsv_util.c",
+        "csrc/lsv_sign.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "crypto", "pthread", "dl", "m" },
-      -- curl/curlver.h only (the version for the User-Agent): no libcurl linked
-      incdirs = { "$(CRYPTO_INCDIR)", "$(CURL_INCDIR)" },
+      incdirs = { "$(CRYPTO_INCDIR)" },
       libdirs = { "$(CRYPTO_LIBDIR)" },
     },
     ["starvideos.curl"] = {

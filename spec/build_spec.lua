@@ -56,6 +56,7 @@ end
 
 local SV_SRC = make_var("SV_SRC")
 local CORE_MOD_SRC, CURL_MOD_SRC = make_var("CORE_MOD_SRC"), make_var("CURL_MOD_SRC")
+local SIGN_MOD_SRC = make_var("SIGN_MOD_SRC") -- starvideos.sign: the one module on libcrypto
 local ALL_SRC = make_var("ALL_SRC")
 local REDIS_MOD_SRC = make_var("REDIS_MOD_SRC") -- starvideos.redis: built where hiredis is
 local DEFS = make_var("DEFS")
@@ -88,6 +89,19 @@ describe("mk/sources.mk", function()
     assert.is_nil(curl:find("lsv_core.c", 1, true))
   end)
 
+  it("keeps the webhook signatures (libcrypto) out of starvideos.core and curl, in starvideos.sign", function()
+    local sign = table.concat(SIGN_MOD_SRC, " ")
+    for _, list in ipairs { CORE_MOD_SRC, CURL_MOD_SRC } do
+      local l = table.concat(list, " ")
+      assert.is_nil(l:find("sv_sign.c", 1, true), l)
+      assert.is_nil(l:find("lsv_sign.c", 1, true), l)
+    end
+    assert.truthy(sign:find("csrc/sv_sign.c", 1, true))
+    assert.truthy(sign:find("csrc/lsv_sign.c", 1, true))
+    assert.is_nil(sign:find("lsv_core.c", 1, true))
+    assert.is_nil(sign:find("sv_http.c", 1, true))
+  end)
+
   it("leaves no C file that changes under #ifdef SV_NO_CURL", function()
     local hits = helper.capture("cd " .. q(root) .. " && grep -rln 'SV_NO_CURL' csrc mk Makefile rockspec || true")
     assert.equal("", hits)
@@ -108,16 +122,21 @@ describe("the rockspecs", function()
       local modules = spec.build.modules
       assert.same(CORE_MOD_SRC, modules["starvideos.core"].sources)
       assert.same(CURL_MOD_SRC, modules["starvideos.curl"].sources)
-      for _, m in ipairs { "starvideos.core", "starvideos.curl" } do
+      assert.same(SIGN_MOD_SRC, modules["starvideos.sign"].sources)
+      for _, m in ipairs { "starvideos.core", "starvideos.curl", "starvideos.sign" } do
         local defs = {}
         for _, d in ipairs(modules[m].defines) do defs[#defs + 1] = "-D" .. d end
         assert.same(DEFS, defs, m .. "'s defines")
       end
-      -- the core never links libcurl
-      for _, lib in ipairs(modules["starvideos.core"].libraries) do assert.not_equal("curl", lib) end
-      local curl_lib = false
-      for _, lib in ipairs(modules["starvideos.curl"].libraries) do curl_lib = curl_lib or lib == "curl" end
-      assert.is_true(curl_lib)
+      -- the core links neither libcurl nor libcrypto; libcrypto is starvideos.sign's alone
+      local function links(m, lib)
+        for _, l in ipairs(modules[m].libraries) do if l == lib then return true end end
+        return false
+      end
+      assert.is_false(links("starvideos.core", "curl"))
+      assert.is_true(links("starvideos.curl", "curl"))
+      for _, m in ipairs { "starvideos.core", "starvideos.curl" } do assert.is_false(links(m, "crypto"), m) end
+      assert.is_true(links("starvideos.sign", "crypto"))
     end)
   end
 end)
@@ -157,26 +176,62 @@ describe("the Makefile's rules", function()
     for d in pairs(defines) do assert.is_true(allowed[d], "-D" .. d .. " for " .. goals) end
   end
 
-  it("compile each file of both modules once for the default VM", function()
-    expect_once("build/starvideos/core.so build/starvideos/curl.so", ALL_SRC)
+  local function modules(dir)
+    return dir .. "starvideos/core.so " .. dir .. "starvideos/curl.so " .. dir .. "starvideos/sign.so"
+  end
+
+  it("compile each file of the three modules once for the default VM", function()
+    expect_once(modules("build/"), ALL_SRC)
   end)
 
-  it("compile each file of both modules once per VM", function()
-    for _, vm in ipairs { "luajit", "lua5.1" } do
-      expect_once("build/" .. vm .. "/starvideos/core.so build/" .. vm .. "/starvideos/curl.so", ALL_SRC)
+  it("compile each file of the three modules once per VM", function()
+    for _, vm in ipairs { "luajit", "lua5.1" } do expect_once(modules("build/" .. vm .. "/"), ALL_SRC) end
+  end)
+
+  it("link the modules from the lists, libcrypto into sign.so alone", function()
+    for _, dir in ipairs { "", "luajit/", "lua5.1/" } do
+      local cmds = dry_run(modules("build/" .. dir))
+      local function linked(so)
+        local line = assert(cmds:match("[^\n]*%-shared %-o " .. so:gsub("%p", "%%%0") .. "[^\n]*"), so)
+        local objs = {}
+        for o in line:gmatch("build/" .. dir:gsub("%p", "%%%0") .. "obj/([%w_]+)%.o") do
+          objs[#objs + 1] = "csrc/" .. o .. ".c"
+        end
+        return objs, line
+      end
+      local core, core_line = linked("build/" .. dir .. "starvideos/core.so")
+      local curl, curl_line = linked("build/" .. dir .. "starvideos/curl.so")
+      local sign, sign_line = linked("build/" .. dir .. "starvideos/sign.so")
+      assert.same(CORE_MOD_SRC, core)
+      assert.same(CURL_MOD_SRC, curl)
+      assert.same(SIGN_MOD_SRC, sign)
+      assert.is_nil(core_line:find("crypto", 1, true), core_line)
+      assert.is_nil(curl_line:find("crypto", 1, true), curl_line)
+      assert.truthy(sign_line:find("%-lcrypto") or sign_line:find("libcrypto", 1, true), sign_line)
     end
   end)
 
-  it("link the modules from the lists", function()
-    local cmds = dry_run("build/starvideos/core.so build/starvideos/curl.so")
-    local function linked(so)
-      local line = assert(cmds:match("[^\n]*%-shared %-o " .. so:gsub("%p", "%%%0") .. "[^\n]*"), so)
-      local objs = {}
-      for o in line:gmatch("build/obj/([%w_]+)%.o") do objs[#objs + 1] = "csrc/" .. o .. ".c" end
-      return objs
+  it("build sign.so for make, make test (nginx's LuaJIT too), every VM of make test-all and make check", function()
+    -- (test-all's recipe runs make itself, so its list is read, not dry-run)
+    local vm_sos = " " .. table.concat(make_var("VM_SOS"), " ") .. " "
+    for _, vm in ipairs { "lua5.1", "lua5.2", "lua5.3", "lua5.4", "luajit" } do
+      assert.truthy(vm_sos:find(" build/" .. vm .. "/starvideos/sign.so ", 1, true), vm)
     end
-    assert.same(CORE_MOD_SRC, linked("build/starvideos/core.so"))
-    assert.same(CURL_MOD_SRC, linked("build/starvideos/curl.so"))
+    local want = {
+      all = { "build/starvideos/sign.so" },
+      test = { "build/starvideos/sign.so", "build/luajit/starvideos/sign.so" },
+      ["check-build"] = { "build/asan/starvideos/sign.so" },
+    }
+    for goal, files in pairs(want) do
+      local cmds = dry_run(goal)
+      for _, so in ipairs(files) do
+        assert.truthy(cmds:find("-o " .. so, 1, true), goal .. " does not build " .. so)
+      end
+    end
+    -- the ASan core.so, like core.so, leaves the signatures (libcrypto) to sign.so
+    local line = assert(dry_run("check-build"):match("[^\n]*%-o build/asan/starvideos/core%.so[^\n]*"))
+    assert.is_nil(line:find("sign.c", 1, true), line)
+    assert.is_nil(line:find("crypto", 1, true), line)
   end)
 
   it("build the static library from every file, each once", function()
@@ -221,6 +276,7 @@ describe("the Makefile's rules", function()
     assert.truthy(out:find("starvideos.redis not built: hiredis not found", 1, true), out)
     assert.is_true(helper.exists(dir .. "/build/starvideos/core.so"))
     assert.is_true(helper.exists(dir .. "/build/starvideos/curl.so"))
+    assert.is_true(helper.exists(dir .. "/build/starvideos/sign.so"))
     assert.is_false(helper.exists(dir .. "/build/starvideos/redis.so"))
   end)
 

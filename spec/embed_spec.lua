@@ -239,6 +239,56 @@ describe("embedding: make static and a C host", function()
       assert.truthy(out:find("luaopen_starvideos_core", 1, true), out)
     end)
 
+    it("a host without the package library checks a webhook: starvideos.sign comes from the archive", function()
+      -- the Standard Webhooks specification's example, and the same body changed
+      helper.write_file(dir .. "/sign_host.lua", [=[
+local starvideos = ...
+local h = { ["webhook-id"] = "msg_p5jXN8AQM9LWM0D4loKWxJek", ["webhook-timestamp"] = "1614265330",
+  ["webhook-signature"] = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=" }
+local secret, opts = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", { tolerance = 1e10 }
+local ok = starvideos.verify_webhook(secret, h, '{"test": 2432232314}', opts)
+local bad, err = starvideos.verify_webhook(secret, h, '{"test": 2432232315}', opts)
+return tostring(ok) .. " " .. tostring(bad) .. " " .. tostring(err and err.field)
+]=])
+      local src = dir .. "/sign_host.c"
+      -- base, string, table, math, os and io opened; no package library
+      helper.write_file(src, [=[
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include "starvideos.h"
+int luaopen_cjson(lua_State *L);
+int luaopen_cjson_safe(lua_State *L);
+int main(int argc, char **argv) {
+  static const luaL_Reg libs[] = { { "_G", luaopen_base }, { "string", luaopen_string },
+    { "table", luaopen_table }, { "math", luaopen_math }, { "os", luaopen_os }, { "io", luaopen_io },
+    { NULL, NULL } };
+  const luaL_Reg *lib;
+  lua_State *L = luaL_newstate();
+  (void)argc;
+  for (lib = libs; lib->name; lib++) luaL_requiref(L, lib->name, lib->func, 1);
+  luaL_requiref(L, "cjson", luaopen_cjson, 0);
+  luaL_requiref(L, "cjson.safe", luaopen_cjson_safe, 0);
+  lua_settop(L, 0);
+  if (luaL_loadfile(L, argv[1]) != 0) { printf("error %s\n", lua_tostring(L, -1)); return 1; }
+  luaL_requiref(L, "starvideos", luaopen_starvideos, 0);
+  if (lua_pcall(L, 1, 1, 0) != 0) { printf("error %s\n", lua_tostring(L, -1)); return 1; }
+  printf("package %s, ", lua_getglobal(L, "package") == LUA_TNIL ? "none" : "there");
+  printf("%s\n", lua_tostring(L, -2));
+  lua_close(L);
+  return 0;
+}
+]=])
+      local bin = dir .. "/sign_host"
+      local out, ok = sh("cc " .. STRICT .. " " .. LUA .. " -I" .. shell_quote(root .. "/build/include") .. " -o "
+        .. shell_quote(bin) .. " " .. shell_quote(src) .. " " .. shell_quote(root .. "/build/libstarvideos.a") .. " "
+        .. LIBS)
+      assert.is_true(ok, out)
+      out, ok = sh(shell_quote(bin) .. " " .. shell_quote(dir .. "/sign_host.lua"))
+      assert.is_true(ok, out)
+      assert.equal("package none, true nil webhook-signature\n", out)
+    end)
+
     it("declares them as the library defines them (a different prototype would not compile)", function()
       local function compile(header)
         local out1, ok1 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "

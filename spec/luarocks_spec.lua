@@ -60,8 +60,9 @@ local function system_dirs(which)
 end
 
 -- The child script: a create, a wait and a download through the installed
--- module; first it prints where each starvideos module is found (the first
--- hit on package.path / package.cpath, as require takes it).
+-- module, then a webhook checked (starvideos.sign, loaded only then: no
+-- libcrypto mapped before); first it prints where each starvideos module is
+-- found (the first hit on package.path / package.cpath, as require takes it).
 local CLIENT = [[
 local function where(name, path)
   local file = name:gsub("%.", "/")
@@ -77,7 +78,15 @@ for _, m in ipairs { "starvideos", "starvideos.client", "starvideos.job", "starv
   print("module " .. m .. " " .. where(m, package.path))
 end
 print("module starvideos.core " .. where("starvideos.core", package.cpath))
+print("module starvideos.sign " .. where("starvideos.sign", package.cpath))
+local function crypto()
+  local f = assert(io.open("/proc/self/maps"))
+  local maps = f:read("*a")
+  f:close()
+  return maps:find("/libcrypto", 1, true) and "mapped" or "not mapped"
+end
 local starvideos = require "starvideos"
+print("libcrypto after require: " .. crypto())
 local url, key, out = assert(arg[1]), assert(arg[2]), assert(arg[3])
 assert(url:match("^http://127%.0%.0%.1:%d+$"), "not the local emulator: " .. url)
 local client = starvideos.new { api_key = key, base_url = url, retry_backoff = 0.01 }
@@ -87,6 +96,11 @@ local done = assert(client:wait(t.id, { interval = 0.05, timeout = 20 }))
 print("status " .. done.status)
 print("downloaded " .. assert(client:download(done, out)))
 client:close()
+local secret, ts = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", tostring(os.time())
+local h = { ["webhook-id"] = "evt_1", ["webhook-timestamp"] = ts,
+  ["webhook-signature"] = assert(require("starvideos.sign").sign(secret, "evt_1", ts, "{}")) }
+print("webhook " .. tostring(starvideos.verify_webhook(secret, h, "{}")) .. " "
+  .. tostring(starvideos.verify_webhook(secret, h, "{ }")))
 ]]
 
 describe("luarocks make (" .. vm .. ")", function()
@@ -128,6 +142,7 @@ describe("luarocks make (" .. vm .. ")", function()
     assert.is_nil(build_out:find("CURL_INCDIR", 1, true), build_out)
     assert.is_true(exists(tree .. "/lib/lua/" .. LUAV .. "/starvideos/core.so"))
     assert.is_true(exists(tree .. "/lib/lua/" .. LUAV .. "/starvideos/curl.so"))
+    assert.is_true(exists(tree .. "/lib/lua/" .. LUAV .. "/starvideos/sign.so"))
     if vm == "luajit" then
       assert.matches("%-I[^ ]*/include/luajit%-2%.1 ", build_out) -- LuaJIT's own lua.h
     end
@@ -141,7 +156,7 @@ describe("luarocks make (" .. vm .. ")", function()
     assert.is_true(exists(tree .. "/lib/luarocks/rocks-" .. LUAV .. "/starvideos/scm-1/doc/LICENSE"))
   end)
 
-  it("creates, waits and downloads with only the installed tree", function()
+  it("creates, waits, downloads and checks a webhook with only the installed tree", function()
     assert.is_true(build_ok, build_out)
     local emu = helper.emulator { queued = 0.1, processing = 0.1 }
     finally(function() emu:stop() end)
@@ -160,7 +175,9 @@ describe("luarocks make (" .. vm .. ")", function()
       modules = modules + 1
       assert.equal(1, file:find(tree .. "/", 1, true), name .. " came from " .. file)
     end
-    assert.equal(8, modules, out)
+    assert.equal(9, modules, out)
+    assert.matches("libcrypto after require: not mapped", out, 1, true)
+    assert.matches("webhook true nil", out, 1, true)
     assert.matches("status completed", out)
     assert.matches("downloaded " .. dir .. "/video.mp4", out, 1, true)
     local video = helper.read_file(dir .. "/video.mp4")

@@ -1,5 +1,5 @@
 -- Webhook signatures (Standard Webhooks) and the default User-Agent.
---   * core.webhook_sign against the openssl command line (our code is not trusted
+--   * sign.sign against the openssl command line (our code is not trusted
 --     for the expected values) and the Standard Webhooks specification's example;
 --   * starvideos.verify_webhook: what passes and each refusal, naming the header;
 --   * the README's two receivers ("### Webhooks"), run as written: the OpenResty
@@ -10,6 +10,7 @@
 local helper = require "spec.helper"
 local U = helper.UNINSTRUMENTED -- before a program not built with the sanitizers (make check)
 local core = require "starvideos.core"
+local sign = require "starvideos.sign"
 local starvideos = require "starvideos"
 
 local q, str_format = helper.shell_quote, string.format
@@ -46,12 +47,12 @@ end
 
 local BODY = '{"type":"task.completed","task":{"id":"t-1","prompt":"caf\195\169\n"},"bytes":1234}'
 
-describe("core.webhook_sign", function()
+describe("starvideos.sign (sign.so)", function()
   teardown(helper.cleanup)
 
   it("gives the Standard Webhooks specification's example signature", function()
     assert.equal("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-      core.webhook_sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330",
+      sign.sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330",
         '{"test": 2432232314}'))
   end)
 
@@ -59,23 +60,23 @@ describe("core.webhook_sign", function()
     for _, secret in ipairs { random_secret(32), random_secret(31), random_secret(33), "a plain secret, no prefix",
       "whsec" } do
       local id, ts = "evt_" .. core.random_id(), tostring(os.time())
-      assert.equal(openssl_sign(secret, id, ts, BODY), core.webhook_sign(secret, id, ts, BODY), secret)
-      assert.equal(openssl_sign(secret, id, ts, ""), core.webhook_sign(secret, id, ts, ""), secret .. " (empty body)")
+      assert.equal(openssl_sign(secret, id, ts, BODY), sign.sign(secret, id, ts, BODY), secret)
+      assert.equal(openssl_sign(secret, id, ts, ""), sign.sign(secret, id, ts, ""), secret .. " (empty body)")
     end
   end)
 
   it("signs a body with NUL bytes whole, and takes the timestamp as a number too", function()
     local secret, body = random_secret(24), "a\0b\0" .. string.rep("x", 70000)
     local ts = os.time()
-    local sig = core.webhook_sign(secret, "evt_1", ts, body)
+    local sig = sign.sign(secret, "evt_1", ts, body)
     assert.equal(openssl_sign(secret, "evt_1", tostring(ts), body), sig)
-    assert.equal(sig, core.webhook_sign(secret, "evt_1", tostring(ts), body))
-    assert.not_equal(sig, core.webhook_sign(secret, "evt_1", ts, "a\0b\0"))
+    assert.equal(sig, sign.sign(secret, "evt_1", tostring(ts), body))
+    assert.not_equal(sig, sign.sign(secret, "evt_1", ts, "a\0b\0"))
   end)
 
   it("refuses a secret that is empty or whose whsec_ part is not base64, naming secret", function()
     for _, bad in ipairs { "", "whsec_", "whsec_abc", "whsec_ab!d", "whsec_====", "whsec_a=bc" } do
-      local sig, err = core.webhook_sign(bad, "evt_1", "1700000000", "{}")
+      local sig, err = sign.sign(bad, "evt_1", "1700000000", "{}")
       assert.is_nil(sig, bad)
       assert.equal("invalid_request", err.kind, bad)
       assert.equal("secret", err.field, bad)
@@ -84,9 +85,9 @@ describe("core.webhook_sign", function()
   end)
 
   it("raises on arguments of the wrong type", function()
-    assert.has_error(function() core.webhook_sign(nil, "a", "1", "b") end)
-    assert.has_error(function() core.webhook_sign("k", "a", {}, "b") end)
-    assert.has_error(function() core.webhook_sign("k", "a", 1.5, "b") end)
+    assert.has_error(function() sign.sign(nil, "a", "1", "b") end)
+    assert.has_error(function() sign.sign("k", "a", {}, "b") end)
+    assert.has_error(function() sign.sign("k", "a", 1.5, "b") end)
   end)
 end)
 
@@ -199,7 +200,7 @@ end)
 describe("the README's Python receiver (### Webhooks)", function()
   teardown(helper.cleanup)
 
-  it("accepts what core.webhook_sign signs, and refuses a changed body, a stale one and another secret", function()
+  it("accepts what starvideos.sign signs, and refuses a changed body, a stale one and another secret", function()
     if not helper.execute("command -v python3 >/dev/null 2>&1") then return pending("python3 is not installed") end
     local dir = helper.tmpdir()
     helper.write_file(dir .. "/receiver.py", readme_block("python") .. [[
@@ -213,7 +214,7 @@ print(verify_webhook(case["secret"], case["headers"], open(sys.argv[2], "rb").re
     local function run(key, ts, body, sent)
       ts = tostring(ts)
       local headers = { ["Webhook-Id"] = "evt_py", ["Webhook-Timestamp"] = ts,
-        ["Webhook-Signature"] = "v1,bm90IHRoaXMgb25l " .. assert(core.webhook_sign(key, "evt_py", ts, body)) }
+        ["Webhook-Signature"] = "v1,bm90IHRoaXMgb25l " .. assert(sign.sign(key, "evt_py", ts, body)) }
       helper.write_file(dir .. "/case.json", cjson.encode { secret = secret, headers = headers })
       helper.write_file(dir .. "/body", sent or body)
       local out, ok = helper.capture(str_format(U .. "python3 %s %s %s 2>&1", q(dir .. "/receiver.py"),
@@ -305,14 +306,14 @@ describe("inside nginx", function()
     return { ["Webhook-Id"] = id, ["webhook-timestamp"] = ts, ["WEBHOOK-SIGNATURE"] = sig }
   end
 
-  it("the README's OpenResty receiver accepts an event signed by openssl and one by core.webhook_sign", function()
+  it("the README's OpenResty receiver accepts an event signed by openssl and one by starvideos.sign", function()
     if why_no_nginx then return pending(why_no_nginx) end
     local ts = tostring(os.time())
     local status, text = post(headers("evt_ngx1", ts, openssl_sign(secret, "evt_ngx1", ts, BODY)), BODY)
     assert.equal(200, status, text .. (helper.read_file(dir .. "/error.log") or ""))
     assert.equal("ok evt_ngx1\n", text)
     local big = BODY .. string.rep(" ", 200000)
-    status, text = post(headers("evt_ngx2", ts, core.webhook_sign(secret, "evt_ngx2", ts, big)), big)
+    status, text = post(headers("evt_ngx2", ts, sign.sign(secret, "evt_ngx2", ts, big)), big)
     assert.equal(200, status, text)
     assert.equal("ok evt_ngx2\n", text)
   end)

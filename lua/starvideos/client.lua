@@ -11,8 +11,8 @@ local core = require "starvideos.core"
 local options = require "starvideos.options"
 local Engine = require "starvideos.engine"
 local Ledger = require "starvideos.ledger"
-local Job = require "starvideos.job"
-local Keep = require "starvideos.keep"
+local Job = options.lazy "starvideos.job" -- (with request and notify) at the first job
+local Keep = options.lazy "starvideos.keep" -- resume, keep: loaded on first use
 
 local type, ipairs, tostring, setmetatable, rawset, error, string_format =
   type, ipairs, tostring, setmetatable, rawset, error, string.format

@@ -45,7 +45,7 @@
 
 local core = require "starvideos.core"
 local transport = require "starvideos.transport"
-local Store = require "starvideos.store"
+local Store = require("starvideos.options").lazy "starvideos.store" -- loaded by the first engine
 local Schedule = require "starvideos.schedule"
 
 local setmetatable, next, pairs, ipairs, tostring, rawget, type, math_min, math_max, string_format =

@@ -19,7 +19,7 @@
 local core = require "starvideos.core"
 local options = require "starvideos.options"
 local Client = require "starvideos.client"
-local journal = require "starvideos.journal"
+local journal = require "starvideos.journal" -- (ledger.lua's too: loaded with the client)
 
 local type, pairs, ipairs, next, tostring, tonumber, setmetatable, error, string_format =
   type, pairs, ipairs, next, tostring, tonumber, setmetatable, error, string.format
@@ -126,7 +126,7 @@ M.models = readonly(core.models, "starvideos.models")
 -- other bytes as `%XX`; a long id cut, with a hash of the whole).
 -- @string id a task id
 -- @treturn string
-M.file_name = require("starvideos.journal").file_name
+M.file_name = journal.file_name
 
 --- The creates of a journal whose answer never came (the task may exist, and be
 -- paid for), with no network.
@@ -197,7 +197,7 @@ function M.verify_webhook(secret, headers, body, opts)
     return refused("webhook-timestamp", string_format("%d s %s now, outside the tolerance of %g s",
       off < 0 and -off or off, off < 0 and "before" or "after", tolerance))
   end
-  local ok, err = core.webhook_match(secret, id, ts, body, signatures)
+  local ok, err = options.sign.match(secret, id, ts, body, signatures)
   if ok == nil then return nil, err end
   if not ok then
     return refused("webhook-signature",

@@ -12,7 +12,7 @@ local options = require "starvideos.options"
 local Job = require "starvideos.job"
 local Request = require "starvideos.request"
 local journal = require "starvideos.journal"
-local Notify = require "starvideos.notify"
+local Notify = options.lazy "starvideos.notify" -- with a notify option only
 
 local type, ipairs, pairs, tostring, rawget, setmetatable, string_format, os_date, math_min, math_max =
   type, ipairs, pairs, tostring, rawget, setmetatable, string.format, os.date, math.min, math.max

@@ -10,7 +10,8 @@
 -- hash of both: every attempt, every process, the same), then POSTed to the
 -- user's URL as a request of its own (request.lua, op "notify": never the API
 -- key, no redirect followed, any 2xx is success) and signed anew at each
--- attempt (core.webhook_sign: webhook-id, webhook-timestamp, webhook-signature).
+-- attempt (starvideos.sign, sign.so, loaded by the first signature: webhook-id,
+-- webhook-timestamp, webhook-signature).
 -- The retries are the core's one policy (core.retry: network errors, timeouts,
 -- 408, 429, 5xx) with backoff, for `retry_for` seconds (default 600).
 --   2xx                 -> ledger:delivered(wid)
@@ -23,6 +24,7 @@
 
 local core = require "starvideos.core"
 local Request = require "starvideos.request"
+local Sign = require("starvideos.options").sign -- loaded on first use
 
 local type, pairs, next, tostring, setmetatable, os_time =
   type, pairs, next, tostring, setmetatable, os.time
@@ -65,7 +67,7 @@ function N.problem(v)
   if type(v.secret) ~= "string" or v.secret == "" then
     return "notify.secret: expected a non-empty string, got " .. (v.secret == "" and "an empty one" or type(v.secret))
   end
-  if not core.webhook_sign(v.secret, "msg_check", 0, "") then
+  if not Sign.sign(v.secret, "msg_check", 0, "") then
     return "notify.secret: a whsec_ secret whose part after whsec_ is not base64"
   end
   local f = v.retry_for
@@ -92,7 +94,7 @@ D.__index = D
 -- The webhook-* header lines of an attempt now (request.lua asks at each send).
 function D:headers()
   local ts = tostring(os_time())
-  local sig = core.webhook_sign(self.notify.secret, self.wid, ts, self.body)
+  local sig = Sign.sign(self.notify.secret, self.wid, ts, self.body)
   return "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig .. "\n"
 end
 

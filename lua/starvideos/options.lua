@@ -3,13 +3,45 @@
 -- range raise (they are the caller's bugs); they never reach the network.
 
 local core = require "starvideos.core"
-local Log = require "starvideos.log"
 local cjson = require("cjson.safe").new()
 
-local type, pairs, tostring, error, setmetatable, floor, string_format, os_getenv =
-  type, pairs, tostring, error, setmetatable, math.floor, string.format, os.getenv
+local type, pairs, tostring, error, setmetatable, floor, string_format, os_getenv, pcall, require =
+  type, pairs, tostring, error, setmetatable, math.floor, string.format, os.getenv, pcall, require
 
 local O = {}
+
+-- lazy(name[, need]) -> a stand-in for the module `name`, required at the first
+-- read or write of one of its fields, which then go to the module itself: the one
+-- way a file names, at its top, a module that `require "starvideos"` need not load
+-- (the log, the store, keep, notify, the signatures' C module).  A module that
+-- fails to load raises there, at the line of that first use, with require's
+-- message whole (after `need`, what it is needed for, when given); the next use
+-- tries again (and says the same: the mark that 5.1's and LuaJIT's require
+-- leave in package.loaded after a failed load is taken away, as 5.2+ leave none).
+function O.lazy(name, need)
+  local proxy, mt = {}, {}
+  local function load()
+    local ok, m = pcall(require, name)
+    if not ok then
+      local loaded = type(package) == "table" and package.loaded
+      if loaded then loaded[name] = nil end
+      if need and type(m) == "string" then m = need .. ": " .. m end
+      error(m, 3)
+    end
+    mt.__index, mt.__newindex = m, m
+    return m
+  end
+  mt.__index = function(_, k) return load()[k] end
+  mt.__newindex = function(_, k, v) load()[k] = v end
+  return setmetatable(proxy, mt)
+end
+
+-- The log (log.lua): loaded when a client has a `log` (or $STARVIDEOS_LOG).
+local Log = O.lazy "starvideos.log"
+-- The webhook signatures (csrc/lsv_sign.c, sign.so: the one module on libcrypto),
+-- loaded by the first signature made (notify) or checked (verify_webhook).
+O.sign = O.lazy("starvideos.sign", "webhook signatures (notify, verify_webhook) need the C module "
+  .. "starvideos.sign (sign.so, built by make beside core.so, linked with libcrypto)")
 
 -- new_error(kind, message, fields) -> an error object like the core's: a table
 -- with kind and message whose tostring is one readable line.

@@ -1,0 +1,66 @@
+/* starvideos.sign: Standard Webhooks signatures (sv_sign.c, on libcrypto), a
+   module of its own so that libcrypto is loaded only where a signature is made
+   or checked: notify (notify.lua) and starvideos.verify_webhook load it on
+   first use (options.lazy), `require "starvideos"` never does.  Like
+   starvideos.core, it never calls a Lua function. */
+#include "lsv.h"
+
+#include "compat.h"
+
+#include <math.h>
+#include <stdio.h>
+
+/* The id, timestamp and body of a webhook at 2..4: strings (a timestamp may be
+   an integer number); raises on any other type. */
+static const char *webhook_arg(lua_State *L, int i, size_t *len) {
+  if (i == 3 && lua_type(L, i) == LUA_TNUMBER) {
+    lua_Number n = lua_tonumber(L, i);
+    if (n != floor(n) || n < 0 || n > 9007199254740991.0) luaL_argerror(L, i, "timestamp: a whole number of seconds");
+    { /* "%.0f": lua_pushfstring has no 64-bit integer on 5.1 */
+      char b[32];
+      snprintf(b, sizeof b, "%.0f", (double)n);
+      lua_pushstring(L, b);
+      lua_replace(L, i);
+    }
+  }
+  return luaL_checklstring(L, i, len);
+}
+
+/* sign(secret, id, timestamp, body) -> "v1,<base64>" | nil, err (a bad secret) */
+static int l_webhook_sign(lua_State *L) {
+  size_t sl, il, tl, bl;
+  const char *secret = luaL_checklstring(L, 1, &sl), *id = webhook_arg(L, 2, &il), *ts = webhook_arg(L, 3, &tl),
+             *body = webhook_arg(L, 4, &bl);
+  char out[SV_SIGN_MAX];
+  sv_error err;
+  sv_error_clear(&err);
+  if (sv_webhook_sign(secret, sl, id, il, ts, tl, body, bl, out, &err) < 0) return lsv_fail(L, &err);
+  lua_pushstring(L, out);
+  return 1;
+}
+
+/* match(secret, id, timestamp, body, signatures) -> true | false | nil, err:
+   whether one of the space-separated values of signatures is the signature,
+   compared in constant time (sv_sign.c) */
+static int l_webhook_match(lua_State *L) {
+  size_t sl, il, tl, bl, hl;
+  const char *secret = luaL_checklstring(L, 1, &sl), *id = webhook_arg(L, 2, &il), *ts = webhook_arg(L, 3, &tl),
+             *body = webhook_arg(L, 4, &bl), *header = luaL_checklstring(L, 5, &hl);
+  char out[SV_SIGN_MAX];
+  sv_error err;
+  sv_error_clear(&err);
+  if (sv_webhook_sign(secret, sl, id, il, ts, tl, body, bl, out, &err) < 0) return lsv_fail(L, &err);
+  lua_pushboolean(L, sv_webhook_match(out, header, hl));
+  return 1;
+}
+
+static const luaL_Reg funcs[] = { { "sign", l_webhook_sign }, { "match", l_webhook_match }, { NULL, NULL } };
+
+LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
+  lsv_error_metatable(L); /* the error tables of a bad secret */
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  lua_pushliteral(L, "starvideos.sign 0.2.0");
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

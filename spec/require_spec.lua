@@ -1,0 +1,212 @@
+-- What `require "starvideos"` loads (bench row 17: a fresh process's require).
+-- A plain client needs neither libcrypto nor the log, the store, keep or the
+-- signatures: they are loaded on first use (options.lazy), libcrypto with
+-- starvideos.sign (sign.so) by the first webhook signed (notify) or checked
+-- (verify_webhook).  Each case runs a child process on this checkout's modules
+-- and reads its own /proc/self/maps and package.loaded; busted's process has
+-- loaded too much already to say anything.
+
+local helper = require "spec.helper"
+local options = require "starvideos.options"
+
+local q = helper.shell_quote
+
+-- What a child prints about itself: `STATE <label> crypto=<yes|no> <module> ...`.
+local PRELUDE = [[
+local function state(label)
+  local f = assert(io.open("/proc/self/maps"))
+  local maps = f:read("*a")
+  f:close()
+  local names = {}
+  for k in pairs(package.loaded) do
+    if type(k) == "string" and k:find("^starvideos") then names[#names + 1] = k end
+  end
+  table.sort(names)
+  print("STATE " .. label .. " crypto=" .. (maps:find("/libcrypto", 1, true) and "yes" or "no") .. " "
+    .. table.concat(names, " "))
+end
+local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+local BASE = "http://127.0.0.1:9"
+]]
+
+-- Runs the Lua program body in a child (PRELUDE first); env: more of the command
+-- line before the interpreter.  Returns its output, with the states by label.
+local function child(body, env)
+  local dir = helper.tmpdir()
+  helper.write_file(dir .. "/child.lua", PRELUDE .. body)
+  local out, ok = helper.capture((env or helper.CHILD_ENV) .. " " .. q(helper.lua) .. " " .. q(dir .. "/child.lua")
+    .. " 2>&1")
+  assert(ok, out)
+  local states = {}
+  for label, crypto, mods in out:gmatch("STATE (%S+) crypto=(%a+) ?([^\n]*)") do
+    local set = {}
+    for m in mods:gmatch("%S+") do set[m] = true end
+    states[label] = { crypto = crypto == "yes", loaded = set }
+  end
+  return out, states
+end
+
+-- Loaded by no plain `require "starvideos"`.
+local LAZY = { "starvideos.log", "starvideos.store", "starvideos.ledger_redis", "starvideos.keep", "starvideos.sign",
+  "starvideos.notify", "starvideos.job", "starvideos.request", "starvideos.curl", "starvideos.redis", "starvideos.cli",
+  "starvideos.emulator" }
+
+describe("require \"starvideos\"", function()
+  teardown(helper.cleanup)
+
+  it("maps no libcrypto and loads none of the lazy modules; a plain client loads no log, keep or signatures",
+    function()
+    local out, st = child([[
+state("required_core")
+package.loaded["starvideos.core"] = nil
+local starvideos = require "starvideos"
+state("required")
+local c = starvideos.new { base_url = BASE, api_key = "k" }
+state("client")
+c:close()
+]], "env -u STARVIDEOS_LOG -u STARVIDEOS_STORE " .. helper.CHILD_ENV)
+    local s = assert(st.required, out)
+    assert.is_false(s.crypto, "libcrypto is mapped after require \"starvideos\"")
+    assert.is_true(s.loaded["starvideos"] and s.loaded["starvideos.core"] and s.loaded["starvideos.client"] or false,
+      out)
+    for _, m in ipairs(LAZY) do assert.is_nil(s.loaded[m], m .. " loaded by require \"starvideos\"") end
+    s = assert(st.client, out)
+    for _, m in ipairs { "starvideos.log", "starvideos.keep", "starvideos.sign", "starvideos.ledger_redis",
+      "starvideos.notify", "starvideos.job" } do
+      assert.is_nil(s.loaded[m], m .. " loaded by a plain client")
+    end
+  end)
+
+  it("loads the log with the log option or $STARVIDEOS_LOG, and not before", function()
+    local body = [[
+local starvideos = require "starvideos"
+state("required")
+local c = starvideos.new { base_url = BASE, api_key = "k", log = os.getenv("OPT_LOG") }
+state("client")
+c:close()
+]]
+    for _, env in ipairs { "env -u STARVIDEOS_LOG OPT_LOG=debug ", "env -u OPT_LOG STARVIDEOS_LOG=info " } do
+      local out, st = child(body, env .. helper.CHILD_ENV)
+      assert.is_nil(assert(st.required, out).loaded["starvideos.log"], env)
+      assert.is_true(assert(st.client, out).loaded["starvideos.log"], env)
+    end
+  end)
+
+  it("loads starvideos.sign (and libcrypto) at the first verify_webhook, which then checks as before", function()
+    local out, st = child([[
+local starvideos = require "starvideos"
+state("required")
+local h = { ["webhook-id"] = "evt_1", ["webhook-timestamp"] = tostring(os.time()), ["webhook-signature"] = "v1,AAAA" }
+local ok, err = starvideos.verify_webhook(SECRET, h, "{}")
+print("BAD", tostring(ok), err and err.field)
+state("verified")
+h["webhook-signature"] = require("starvideos.sign").sign(SECRET, "evt_1", h["webhook-timestamp"], "{}")
+print("GOOD", tostring(starvideos.verify_webhook(SECRET, h, "{}")))
+]])
+    assert.is_false(assert(st.required, out).crypto)
+    assert.matches("BAD\tnil\twebhook%-signature\n", out)
+    assert.matches("GOOD\ttrue\n", out)
+    local s = assert(st.verified, out)
+    assert.is_true(s.loaded["starvideos.sign"])
+    assert.is_true(s.crypto, "libcrypto is not mapped after verify_webhook")
+  end)
+
+  it("loads starvideos.sign with a client's notify option (its secret is checked there)", function()
+    local out, st = child([[
+local starvideos = require "starvideos"
+state("required")
+local c = starvideos.new { base_url = BASE, api_key = "k", notify = { url = BASE .. "/hook", secret = SECRET } }
+state("client")
+print("BAD", pcall(starvideos.new, { base_url = BASE, api_key = "k",
+  notify = { url = BASE .. "/hook", secret = "whsec_not*base64" } }))
+c:close()
+]])
+    assert.is_nil(assert(st.required, out).loaded["starvideos.sign"])
+    assert.is_true(assert(st.client, out).loaded["starvideos.sign"])
+    assert.matches("BAD\tfalse\t[^\n]*notify%.secret: a whsec_ secret whose part after whsec_ is not base64", out)
+  end)
+
+  it("works without sign.so, and notify and verify_webhook then raise naming starvideos.sign", function()
+    local dir = helper.tmpdir()
+    local built = helper.cpath:gsub("%?%.so$", "")
+    assert(helper.execute("mkdir -p " .. q(dir .. "/c/starvideos") .. " && cp " .. q(built .. "starvideos/core.so")
+      .. " " .. q(built .. "starvideos/curl.so") .. " " .. q(dir .. "/c/starvideos/")))
+    local env = "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+      .. " LUA_CPATH=" .. q(dir .. "/c/?.so;;") .. " "
+    local out = child([[
+local starvideos = require "starvideos"
+print("REQUIRED", type(starvideos.new))
+local h = { ["webhook-id"] = "evt_1", ["webhook-timestamp"] = tostring(os.time()), ["webhook-signature"] = "v1,AAAA" }
+print("VERIFY", pcall(starvideos.verify_webhook, SECRET, h, "{}"))
+print("NOTIFY", pcall(starvideos.new, { base_url = BASE, api_key = "k",
+  notify = { url = BASE .. "/hook", secret = SECRET } }))
+local c = starvideos.new { base_url = BASE, api_key = "k" }
+print("PLAIN", c ~= nil)
+c:close()
+]], env)
+    assert.matches("REQUIRED\tfunction\n", out)
+    for _, what in ipairs { "VERIFY", "NOTIFY" } do
+      local line = assert(out:match(what .. "\t([^\n]*)"), out)
+      assert.matches("^false\t", line)
+      assert.truthy(line:find("need the C module starvideos.sign (sign.so", 1, true), line)
+      assert.truthy(line:find("module 'starvideos.sign' not found", 1, true), line)
+    end
+    assert.matches("PLAIN\ttrue\n", out)
+  end)
+
+  it("raises a lazily loaded module's own error where it is first used", function()
+    local dir = helper.tmpdir()
+    assert(helper.execute("mkdir -p " .. q(dir .. "/l/starvideos")))
+    helper.write_file(dir .. "/l/starvideos/keep.lua", 'error("keep.lua broke while loading")\n')
+    local env = "env LUA_PATH=" .. q(dir .. "/l/?.lua;" .. helper.root .. "/lua/?.lua;" .. helper.root
+      .. "/lua/?/init.lua;;") .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " "
+    local out = child([[
+local starvideos = require "starvideos"
+print("REQUIRED", type(starvideos.new))
+local c = starvideos.new { base_url = BASE, api_key = "k", journal = arg[0]:gsub("child%.lua$", "j") }
+print("RESUME", pcall(c.resume, c, { dir = "." }))
+print("AGAIN", pcall(c.resume, c, { dir = "." }))
+c:close()
+]], env)
+    assert.matches("REQUIRED\tfunction\n", out)
+    assert.matches("RESUME\tfalse\t[^\n]*keep%.lua broke while loading", out)
+    assert.matches("AGAIN\tfalse\t[^\n]*keep%.lua broke while loading", out)
+  end)
+end)
+
+describe("options.lazy", function()
+  after_each(function()
+    package.preload["spec.lazy_probe"], package.loaded["spec.lazy_probe"] = nil, nil
+  end)
+
+  it("requires the module at the first read or write of a field, once, and writes go to the module", function()
+    local loads, m = 0, { x = 1 }
+    package.preload["spec.lazy_probe"] = function() loads = loads + 1; return m end
+    local p = options.lazy "spec.lazy_probe"
+    assert.equal(0, loads)
+    assert.equal(1, p.x)
+    assert.equal(1, loads)
+    p.y = 2
+    assert.equal(2, m.y)
+    assert.equal(2, p.y)
+    m.z = 3 -- a field the module gains later
+    assert.equal(3, p.z)
+    assert.equal(1, loads)
+  end)
+
+  it("raises require's message after what the module is needed for, and tries again at the next use", function()
+    local fail = true
+    package.preload["spec.lazy_probe"] = function()
+      if fail then error("probe refused to load", 0) end
+      return { ok = true }
+    end
+    local p = options.lazy("spec.lazy_probe", "the probe is needed here")
+    local ok, err = pcall(function() return p.ok end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("the probe is needed here: ", 1, true), err)
+    assert.truthy(tostring(err):find("probe refused to load", 1, true), err)
+    assert.truthy(tostring(err):find("require_spec.lua:%d+:"), err) -- where the field was read
+    fail = false
+    assert.is_true(p.ok)
+  end)
+end)
