@@ -191,7 +191,7 @@ describe("the README's nginx.conf (\"### OpenResty\")", function()
     assert.equal(2, #sh, "two shell blocks under ## OpenResty")
     local install = commands(sh[1])
     installed(install[1])
-    assert.equal("make build/luajit/starvideos/core.so", install[2])
+    assert.equal("make build/luajit/starvideos/core.so build/luajit/starvideos/sign.so", install[2])
     run(ROOT, install[2])
     local launch, ask = commands(sh[2])[1], commands(sh[2])[2]
     local nginx_cmd = assert(launch:match("^STARVIDEOS_API_KEY=%.%.%. (/usr/sbin/nginx .*)$"), launch)

@@ -42,8 +42,11 @@ end
 function M.unavailable(programs)
   local why = M.missing_nginx(programs)
   if why then return why end
-  if not helper.exists(M.ROOT .. "/build/luajit/starvideos/core.so") then
-    return "the core is not built for LuaJIT (make build/luajit/starvideos/core.so)"
+  for _, so in ipairs { "core", "sign" } do
+    local path = "build/luajit/starvideos/" .. so .. ".so"
+    if not helper.exists(M.ROOT .. "/" .. path) then
+      return "starvideos." .. so .. " is not built for LuaJIT (make " .. path .. ")"
+    end
   end
 end
 
