@@ -134,7 +134,7 @@ static int private_require(lua_State *L) {
     lua_pushstring(L, name);
     lua_pushstring(L, m->chunkname + 1);
   } else if (strcmp(name, "starvideos.core") == 0 || strcmp(name, "starvideos.sign") == 0) {
-    lua_pushcfunction(L, name[11] == 'c' ? luaopen_starvideos_core : luaopen_starvideos_sign);
+    lua_pushcfunction(L, strcmp(name, "starvideos.core") == 0 ? luaopen_starvideos_core : luaopen_starvideos_sign);
     lua_pushstring(L, name);
     lua_pushliteral(L, ":static:");
   } else {
