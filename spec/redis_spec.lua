@@ -386,6 +386,40 @@ end)
 
 -- The starvideos-redis rock (rockspec/redis/): built by `luarocks make` into a
 -- fresh tree beside the starvideos rock, then used from that tree alone.
+describe("a client on a store", function()
+  local srv, emu
+  setup(function()
+    srv = redis_run.start()
+    emu = helper.emulator { key = "k-wake", queued = 0, processing = 0 }
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    if srv then srv.stop() end
+    helper.cleanup()
+  end)
+
+  -- A job waiting on the store (a token of the key's budget, the ledger's
+  -- pending and created records) looks again when the store's answer is read,
+  -- not when its timer (E.STORE_RETRY) falls due: with that timer at 5 s,
+  -- three creates and queries (each waiting on the store about 8 times) end
+  -- before one timer could.
+  it("goes on at the store's answers, not at its look-again timer", function()
+    local engine = require "starvideos.engine"
+    local old = engine.STORE_RETRY
+    engine.STORE_RETRY = 5
+    finally(function() engine.STORE_RETRY = old end)
+    local c = require("starvideos").new { api_key = "k-wake", base_url = emu.url, store = srv.url,
+      requests_per_second = 1000 }
+    finally(function() c:close() end)
+    local t0 = gettime()
+    for i = 1, 3 do
+      local task = assert(c:create { model = "videos", prompt = "wake " .. i, duration = 5 })
+      assert.equal(task.id, assert(c:query(task.id)).id)
+    end
+    assert.is_true(gettime() - t0 < 5, "a wait lasted until its 5 s timer")
+  end)
+end)
+
 describe("luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec (lua5.4)", function()
   if helper.vm ~= "lua5.4" or not helper.execute("command -v luarocks >/dev/null 2>&1") then
     pending("lua5.4 and luarocks only")

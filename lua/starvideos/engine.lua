@@ -56,6 +56,7 @@ local E = {}
 E.__index = E
 
 local engines = setmetatable({}, { __mode = "v" }) -- key -> engine (outside nginx)
+local WEAK_KEYS = { __mode = "k" }
 -- key -> budget (shared by the engines of a key): kept while the process lives,
 -- so that what the key learned (the schedule, the births, the bucket) outlasts
 -- its clients, as a client per request in nginx needs; a custom transport's
@@ -164,6 +165,8 @@ function E.for_client(cfg)
       pumps = {}, -- ledgers with store commands in flight (E:pumping), entries of side too
       remote = budget.dict and dict_token or false, -- where the key's tokens come from first (E:token)
       store = false, token_n = false, token_down = false, ngx = ngx and true or false,
+      -- jobs waiting on the store's answer -> the time they look again anyway (E:await_store)
+      store_waiters = setmetatable({}, WEAK_KEYS), store_got = 0,
       polled_id = false, polled_path = false, polled_url = false, -- job.lua's latest poll's path and URL
     }, E)
     budget.engines[self] = true
@@ -302,20 +305,20 @@ end
 
 -- With a store: the key's bucket in Redis (store.lua's token script, on
 -- Redis' clock, for every process and host of the store).  Never waited for:
--- the script is sent and the caller told to come back in STORE_RETRY until
+-- the script is sent and the caller told to come back (E:await_store) until
 -- its answer is there, which then stands for whoever asks first; an answer
 -- "none before w" stands for every caller until w (one script per wait, not
 -- one per waiting job).  Redis
 -- failing: false, and the host's dict or the engine's own bucket stands in
 -- (said once, tried again STORE_AGAIN later).
-local STORE_RETRY, STORE_AGAIN = 0.002, 1
+local STORE_AGAIN = 1
 
-function store_token(self, t)
+function store_token(self, t, obj)
   local st, n = self.store, self.token_n
   local failed
   if n then
     st:step(0)
-    if not st:ready(n) then return t + STORE_RETRY end
+    if not st:ready(n) then return self:await_store(obj, t) end
     self.token_n = false
     local wait, err = st:seconds(n)
     if wait then
@@ -332,7 +335,7 @@ function store_token(self, t)
     return self.token_at
   else
     local sent, err = st:send_token(self.budget.hash, self.budget.rate)
-    if sent then self.token_n = sent; return t + STORE_RETRY end
+    if sent then self.token_n = sent; return self:await_store(obj, t) end
     failed = err
   end
   if failed ~= true then
@@ -364,6 +367,36 @@ function E:store_for(url, timeout)
   return st
 end
 
+-- obj (a job) waits, from t, for an answer of a store (a token, a ledger
+-- record): it looks again STORE_RETRY later (the time returned, for the
+-- caller's timer), or as soon as the engine's store has read an answer,
+-- whichever comes first (wake_store_waiters, at the start of a tick; the
+-- pause waits on the store's socket while nothing else is in flight: E:drive).
+E.STORE_RETRY = 0.002
+
+function E:await_store(obj, t)
+  local at = t + E.STORE_RETRY
+  if obj then self.store_waiters[obj] = at end
+  return at
+end
+
+-- The waiters are looked at again now when the store read an answer since
+-- the last look (in the pause, a pump or a token's look); those whose timer
+-- already fired or changed are let go.
+local function wake_store_waiters(self)
+  local st, w = self.store, self.store_waiters
+  local t, news = now(), st and st.got ~= self.store_got
+  if news then self.store_got = st.got end
+  for obj, at in pairs(w) do
+    if obj.wake ~= at or at <= t then
+      w[obj] = nil
+    elseif news then
+      w[obj] = nil
+      self:at(t, obj)
+    end
+  end
+end
+
 -- Polls and creates of every task of the key together stay under
 -- requests_per_second (a token bucket holding one second's worth; with a
 -- store, the fleet's bucket in Redis; inside nginx with the shared dict, the
@@ -372,10 +405,10 @@ end
 -- polls waiting.
 local CLAIM = 0.05
 
-function E:token(t, create)
+function E:token(t, create, obj)
   local remote = self.remote
   if remote then
-    local at = remote(self, t)
+    local at = remote(self, t, obj)
     if at ~= false then return at end
   end
   local b = self.budget
@@ -495,6 +528,8 @@ end
 -- Everything that is ready, without waiting: timers that fell due, network work
 -- (unless `polled`: the transport's poll just did it), exchanges that finished,
 -- download progress, commits, a slice of a journal.
+local side_work
+
 local function tick(self, polled)
   local h = self.timers
   if h[1] then
@@ -527,7 +562,14 @@ local function tick(self, polled)
       if ledger:learn_more() then leave(b, self.learners, ledger) end
     end
   end
-  if self.side == 0 then return end
+  if self.side > 0 then side_work(self, tr) end
+  -- after the pumps took what the store answered (a ledger's record): the
+  -- jobs waiting on it look again at the next turn's timers
+  if next(self.store_waiters) then wake_store_waiters(self) end
+end
+
+-- The ledgers' store commands, downloads' progress, commits (tick).
+function side_work(self, tr)
   if next(self.pumps) then
     for ledger in pairs(self.pumps) do
       if ledger:pump() then leave(self, self.pumps, ledger) end
@@ -592,6 +634,8 @@ function E:drive(done, arg, stop, sleep, acted)
       if sleep then
         if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
         sleep(wait)
+      elseif self.store and next(self.store_waiters) and not next(self.inflight) and self.store:waiting() then
+        self.store:step(wait) -- returns at the store's first answer (wake_store_waiters takes it)
       else
         self.transport:poll(wait)
         polled = true

@@ -39,10 +39,6 @@ Job.kind_of = kind_of
 -- The job's own steps (local functions: no method lookup through the metatable).
 local _origin, _next_poll, _took, _event, _finish, _seen, _send, _poll, _download, _request_done, _created
 
--- A ledger on a store answers a record asked for across drive-loop turns
--- (before_create, created: false until known): the job looks again this much later.
-local LEDGER_AGAIN = 0.002
-
 -- Build a create (validation first, then the key): path, body | nil, err.
 local function build_create(cfg, params)
   local text, err = options.extra_json(params)
@@ -194,7 +190,7 @@ end
 function _poll(self, t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
   if not self.refreshing then
-    local later = self.engine:token(t)
+    local later = self.engine:token(t, nil, self)
     if later then return self.engine:at(math_min(later, self.deadline), self) end
   end
   -- the task's result path (core.result_path) and URL, kept by the engine for
@@ -298,7 +294,7 @@ function _created(self, task, t)
   local ok, jerr = self.ledger:created(task, self.params, self.local_id)
   if ok == false then
     if not self.held then self.held, self.held_at = task, t end
-    return engine:at(now() + LEDGER_AGAIN, self)
+    return engine:at(engine:await_store(self, now()), self)
   end
   t = self.held_at or t -- when the answer came
   self.held = nil
@@ -350,11 +346,14 @@ function Job:advance(t)
   if self.state == "creating" then
     if self.held then return _created(self, self.held, t) end
     if not self.asked then -- a create is an API request too: it waits for the key's token first
-      local later = self.engine:token(t, true)
+      local later = self.engine:token(t, true, self)
       if later then return self.engine:at(later, self) end
     end
     local ok, err = self.ledger:before_create(self.params, self.local_id, self.out)
-    if ok == false then self.asked = true; return self.engine:at(t + LEDGER_AGAIN, self) end
+    if ok == false then
+      self.asked = true
+      return self.engine:at(self.engine:await_store(self, t), self)
+    end
     if not ok then return _finish(self, err) end
     -- a create has no deadline: once sent it is never abandoned, it may be paid for
     return _send(self, t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)

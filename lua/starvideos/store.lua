@@ -165,7 +165,7 @@ end
 
 ---------------------------------------------------------------------------
 -- the clients under one face: connect(cfg, timeout) -> b | nil, msg;
--- b:send(args) -> cn | nil, msg; b:poll(wait) -> true | nil, msg;
+-- b:send(args) -> cn | nil, msg; b:poll(wait) -> true[, answers read] | nil, msg;
 -- b:reply(cn) -> "wait" | "ok", value | "error", msg | "broken", msg; b:close()
 
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
@@ -211,7 +211,12 @@ end
 function Hiredis:poll(wait)
   local n, err = self.conn:poll(wait)
   if not n then return nil, bare(err) end
-  return true
+  return true, n
+end
+
+-- Whether commands are waiting for their answers (what a pause can wait on).
+function Hiredis:waiting()
+  return self.conn:pending() > 0
 end
 
 function Hiredis:reply(cn)
@@ -325,7 +330,8 @@ local function make(url, opts, where)
   if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 then
     error(where .. ": timeout must be a number of seconds > 0, got " .. tostring(timeout), 3)
   end
-  return setmetatable({ cfg = cfg, timeout = timeout, ngx = nginx(), seq = 0, jobs = {}, shas = {} }, S)
+  -- got: answers read so far (S:step), for an engine that waits on them (E:await_store)
+  return setmetatable({ cfg = cfg, timeout = timeout, ngx = nginx(), seq = 0, jobs = {}, shas = {}, got = 0 }, S)
 end
 
 -- store.new(url[, opts]) -> store: as open, but nothing is sent yet (no PING):
@@ -409,7 +415,16 @@ function S:step(wait)
     b.broken = true
     return nil, self:_err(err)
   end
+  if err then self.got = self.got + err end -- (a count of answers read, from the C backend)
   return true
+end
+
+-- Whether a pause can wait on this store's socket (step(wait) returns at
+-- the first answer): commands in flight on the C backend.  A cosocket's
+-- (inside nginx) cannot be waited on with the transport's: false.
+function S:waiting()
+  local b = self.b
+  return b and not b.broken and b.waiting and b:waiting() or false
 end
 
 -- The answer of job n, once it is there: {status, value}.
