@@ -1,9 +1,12 @@
 /* starvideos.curl: the Lua binding of the libcurl transport (sv_http.c), a
    module of its own so that `require "starvideos"` does not load libcurl and
    the libraries it brings (about 30, 7-11 ms): transport.lua loads it with the
-   first client that needs it.  Two classes: the transport (starvideos.curl) and
-   its exchanges (starvideos.xfer).  The static library links it into the core,
-   as core.curl (lsv_core.c). */
+   first client that needs it.  One class, the transport (starvideos.curl); an
+   exchange's handle is a number, the transport's for it (counted from 1, never
+   given twice), so that an exchange costs no userdata, no metatable and no
+   finalizer.  The transport's table (its user value) maps each handle to its
+   exchange until result or cancel takes it, and close frees those left.  The
+   static library links it into the core, as core.curl (lsv_core.c). */
 #include "lsv.h"
 
 #include "compat.h"
@@ -12,10 +15,8 @@
 #include <unistd.h>
 
 #define CURL_MT "starvideos.curl"
-#define XFER_MT "starvideos.xfer"
 
-typedef struct lhttp { sv_http *h; } lhttp;
-typedef struct lxfer { sv_xfer *x; } lxfer;
+typedef struct lhttp { sv_http *h; lua_Integer last; } lhttp; /* last: the latest handle given */
 
 static lhttp *check_http(lua_State *L) {
   lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
@@ -56,8 +57,9 @@ static int l_curl(lua_State *L) {
   cfg.max_connections = (int)lsv_need_number(L, 1, "max_connections", 1, 1024, "starvideos.curl");
   lh = lua_newuserdatauv(L, sizeof *lh, 1);
   lh->h = NULL;
+  lh->last = 0;
   luaL_setmetatable(L, CURL_MT);
-  lua_newtable(L); /* in flight: lightuserdata(xfer) -> its handle */
+  lua_newtable(L); /* the exchanges not taken: handle -> lightuserdata(xfer) */
   lua_setiuservalue(L, -2, 1);
   lh->h = sv_http_new(&cfg, errbuf, sizeof errbuf);
   if (!lh->h) return luaL_error(L, "starvideos: %s", errbuf);
@@ -73,7 +75,7 @@ static int getbool(lua_State *L, int t, const char *k) {
 }
 
 /* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
-   offset=, follow=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=} -> handle | nil, err
+   offset=, follow=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=} -> handle (a number) | nil, err
    (no user_agent: the transport's user agent, CA file and connect timeout; no
    proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
@@ -81,7 +83,6 @@ static int t_send(lua_State *L) {
   sv_send s;
   sv_error err;
   sv_xfer *x;
-  lxfer *lx;
   memset(&s, 0, sizeof s);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "op");
@@ -118,19 +119,14 @@ static int t_send(lua_State *L) {
   s.proxy = opt_string(L, 2, "proxy");
   if (s.op == SV_OP_NOTIFY) s.headers = opt_string(L, 2, "headers"), s.auth = 0; /* never the key there */
   sv_error_clear(&err);
-  lx = lua_newuserdatauv(L, sizeof *lx, 1);
-  lx->x = NULL;
-  luaL_setmetatable(L, XFER_MT);
+  lua_getiuservalue(L, 1, 1); /* (before the exchange: no error may come between it and the table) */
   x = sv_http_send(lh->h, &s, &err);
   if (!x) return lsv_fail(L, &err);
-  lx->x = x;
-  lua_pushvalue(L, 1); /* the transport lives as long as its exchanges */
-  lua_setiuservalue(L, -2, 1);
-  lua_getiuservalue(L, 1, 1);
+  sv_xfer_set_user(x, (long long)++lh->last);
+  lua_pushinteger(L, lh->last);
   lua_pushlightuserdata(L, x);
-  lua_pushvalue(L, -3);
   lua_rawset(L, -3);
-  lua_pop(L, 1);
+  lua_pushinteger(L, lh->last);
   return 1;
 }
 
@@ -147,29 +143,35 @@ static int t_finished(lua_State *L) {
   lhttp *lh = check_http(L);
   sv_xfer *x = sv_http_finished(lh->h);
   if (!x) return 0;
-  lua_getiuservalue(L, 1, 1);
-  lua_pushlightuserdata(L, x);
-  lua_rawget(L, -2);
-  lua_pushlightuserdata(L, x);
-  lua_pushnil(L);
-  lua_rawset(L, -4);
+  lua_pushinteger(L, (lua_Integer)sv_xfer_user(x));
   return 1;
 }
 
-static lxfer *check_xfer(lua_State *L, int idx) {
-  lxfer *lx = luaL_checkudata(L, idx, XFER_MT);
-  if (!lx->x) luaL_argerror(L, idx, "the exchange was already taken or cancelled");
-  return lx;
+/* The exchange of the handle at idx (NULL: none, taken or cancelled), the
+   transport's table left on the stack. */
+static sv_xfer *xfer_of(lua_State *L, int idx) {
+  sv_xfer *x;
+  luaL_checkinteger(L, idx);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2);
+  x = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return x;
 }
 
-static void forget(lua_State *L, lxfer *lx) {
-  lua_getiuservalue(L, 1, 1);
-  lua_pushlightuserdata(L, lx->x);
+static sv_xfer *check_xfer(lua_State *L, int idx) {
+  sv_xfer *x = xfer_of(L, idx);
+  if (!x) luaL_argerror(L, idx, "the exchange was already taken or cancelled");
+  return x;
+}
+
+/* The handle at 2 spent: its exchange freed (the transport's table below the top). */
+static void forget(lua_State *L, int table, sv_xfer *x) {
+  lua_pushvalue(L, 2);
   lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  sv_xfer_free(lx->x);
-  lx->x = NULL;
+  lua_rawset(L, table);
+  sv_xfer_free(x);
 }
 
 /* t:result(h) -> task, err, wire[, bytes, total, file]; the handle is spent.
@@ -177,31 +179,30 @@ static void forget(lua_State *L, lxfer *lx) {
    takes (lsv_push_kept), so that the commit acts on what was written. */
 static int t_result(lua_State *L) {
   lhttp *lh = check_http(L);
-  lxfer *lx = check_xfer(L, 2);
+  sv_xfer *xf = check_xfer(L, 2);
+  int table = lua_gettop(L);
   sv_exchange x;
   int n;
-  sv_xfer_exchange(lx->x, &x);
+  sv_xfer_exchange(xf, &x);
   n = lsv_push_verdict(L, &x, sv_http_secret(lh->h));
   if (x.op == SV_OP_DOWNLOAD && !lua_isnil(L, -n)) { /* whole: its open file goes to the commit */
     const char *file;
-    int fd = sv_xfer_take_file(lx->x, &file);
+    int fd = sv_xfer_take_file(xf, &file);
     if (fd >= 0) {
       for (; n < 5; n++) lua_pushnil(L);
       lsv_push_kept(L, fd);
       n++;
     }
   }
-  forget(L, lx);
+  forget(L, table, xf);
   return n;
 }
 
 /* t:progress(h) -> bytes, total (nil when unknown) */
 static int t_progress(lua_State *L) {
-  lxfer *lx;
   double bytes, total;
   check_http(L);
-  lx = check_xfer(L, 2);
-  sv_xfer_progress(lx->x, &bytes, &total);
+  sv_xfer_progress(check_xfer(L, 2), &bytes, &total);
   lua_pushinteger(L, (lua_Integer)bytes);
   if (total >= 0) lua_pushinteger(L, (lua_Integer)total);
   else lua_pushnil(L);
@@ -210,10 +211,10 @@ static int t_progress(lua_State *L) {
 
 /* t:cancel(h): the exchange ends now; its handle is spent */
 static int t_cancel(lua_State *L) {
-  lxfer *lx;
+  sv_xfer *x;
   check_http(L);
-  lx = luaL_checkudata(L, 2, XFER_MT);
-  if (lx->x) forget(L, lx);
+  x = xfer_of(L, 2);
+  if (x) forget(L, lua_gettop(L), x);
   return 0;
 }
 
@@ -225,15 +226,21 @@ static int t_set_max_connections(lua_State *L) {
   return 0;
 }
 
+/* t:close(), and the collector's: every exchange ends (sv_http_free), and
+   those no result or cancel took are freed with their handles. */
 static int t_close(lua_State *L) {
   lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
-  if (lh->h) { sv_http_free(lh->h); lh->h = NULL; }
-  return 0;
-}
-
-static int x_gc(lua_State *L) {
-  lxfer *lx = luaL_checkudata(L, 1, XFER_MT);
-  if (lx->x) { sv_xfer_free(lx->x); lx->x = NULL; }
+  if (!lh->h) return 0;
+  sv_http_free(lh->h);
+  lh->h = NULL;
+  if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    sv_xfer_free(lua_touserdata(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_newtable(L); /* (a handle given before is none now) */
+  lua_setiuservalue(L, 1, 1);
   return 0;
 }
 
@@ -250,7 +257,6 @@ static const luaL_Reg curl_methods[] = {
 SV_API int lsv_curl_register(lua_State *L);
 int lsv_curl_register(lua_State *L) {
   lsv_new_class(L, CURL_MT, curl_methods, t_close);
-  lsv_new_class(L, XFER_MT, NULL, x_gc);
   lsv_error_metatable(L);
   lua_pop(L, 1);
   lua_pushcfunction(L, l_curl);

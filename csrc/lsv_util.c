@@ -136,7 +136,8 @@ static void b_open(void *ctx, int array) {
   builder *b = ctx;
   luaL_checkstack(b->L, 4, "starvideos: answer nested too deep");
   if (b->depth >= BUILD_DEPTH) luaL_error(b->L, "starvideos: answer nested too deep");
-  lua_newtable(b->L);
+  /* the answer's object (a task: about 8 members) sized at once, not grown 1, 2, 4, 8 */
+  lua_createtable(b->L, 0, b->depth == 0 && !array ? 8 : 0);
   b->array[b->depth] = (char)array;
   b->n[b->depth] = 0;
   b->depth++;

@@ -375,6 +375,8 @@ SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
    exchange, or when taken already. */
 SV_API int sv_xfer_take_file(sv_xfer *x, const char **file);
 SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
+SV_API void sv_xfer_set_user(sv_xfer *x, long long user); /* a number of the caller's, kept with x */
+SV_API long long sv_xfer_user(const sv_xfer *x);
 
 /* ------------------------------------------------------------------ files */
 

@@ -72,6 +72,7 @@ static int same_file(const struct stat *a, const struct stat *b) {
 
 struct sv_xfer {
   sv_http *h;
+  long long user; /* the caller's number for it (sv_xfer_set_user): the Lua binding's handle */
   sv_xfer *prev, *next;
   int list;
   sv_op op;
@@ -1260,6 +1261,10 @@ void sv_xfer_progress(sv_xfer *x, double *bytes, double *total) {
     *total = x->total;
   }
 }
+
+void sv_xfer_set_user(sv_xfer *x, long long user) { x->user = user; }
+
+long long sv_xfer_user(const sv_xfer *x) { return x->user; }
 
 /* The owner lets go of x (or a download's thread, when it is the last). */
 void sv_xfer_free(sv_xfer *x) {

@@ -198,9 +198,12 @@ describe("the transport", function()
       return assert(t:send { op = "download", url = url, file = file, stall = 30 })
     end
 
-    -- polls until h is among the finished ones (kept for later calls); its result
-    local seen = setmetatable({}, { __mode = "k" })
+    -- polls until h is among the finished ones (kept for later calls); its
+    -- result.  (A handle is a number, unique among its transport's: per transport.)
+    local seen_by = setmetatable({}, { __mode = "k" })
     local function finish(t, h, seconds)
+      local seen = seen_by[t] or {}
+      seen_by[t] = seen
       local deadline = socket.gettime() + (seconds or 20)
       while not seen[h] and socket.gettime() < deadline do
         t:poll(0.05)
