@@ -688,6 +688,10 @@ static void setup_easy(sv_xfer *x, const sv_send *s, const own_opts *o) {
      still kept for the exchanges that follow. */
   if (s->fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
   if (s->op == SV_OP_DOWNLOAD) {
+    /* reads (and so writes to the .part) of up to 128 KiB, not libcurl's 16: a
+       200 MB video in about 1,600 recv, poll and write calls each, not 12,000
+       (the curl tool reads 100 KB at a time) */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 128L * 1024);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_video_body);
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_fetch_progress);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
