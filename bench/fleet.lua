@@ -3,7 +3,10 @@
 -- persistence; stopped at the end, also on failure):
 --   1. the cost of a create and a poll: client:create then client:query of
 --      that task, on a client whose ledger is the store, against the same on
---      a client whose ledger is a journal (a file in BENCH_TMP); rounds
+--      a client whose ledger is a journal (a file in BENCH_TMP), on an
+--      emulator of its own started alike (one engine per base URL and key:
+--      on the first emulator the journal's client would share the store
+--      client's engine, and so take its tokens from Redis too); rounds
 --      taking turns, the median time per create+poll of each.
 --   2. the fleet's throughput at a budget R: two processes
 --      (bench/lib/fleet_child.lua) sharing the store, each creating N tasks
@@ -21,8 +24,9 @@ local helper = require "spec.helper"
 
 local str_format = string.format
 local KEY = "bench-fleet-key"
-local emu = B.emulator(KEY, "--queued 0 --processing " .. (B.quick and "0.3" or "1"))
-local srv
+local EMU_ARGS = "--queued 0 --processing " .. (B.quick and "0.3" or "1")
+local emu = B.emulator(KEY, EMU_ARGS)
+local srv, emu2 -- emu2: the cost row's baseline's own emulator
 
 local function polls_and_creates(list)
   local polls, creates = 0, 0
@@ -47,8 +51,9 @@ local function cost_row()
       return (B.now() - t0) / n
     end
   end
+  emu2 = B.emulator(KEY, EMU_ARGS) -- the baseline's: no engine, no token shared with the store's client
   local store = starvideos.new { api_key = KEY, base_url = emu.url, store = srv.url, requests_per_second = 1e6 }
-  local journal = starvideos.new { api_key = KEY, base_url = emu.url, journal = B.tmp .. "/fleet-bench.jsonl",
+  local journal = starvideos.new { api_key = KEY, base_url = emu2.url, journal = B.tmp .. "/fleet-bench.jsonl",
     requests_per_second = 1e6 }
   local ours, theirs = pairs_of(store), pairs_of(journal)
   ours()
@@ -64,7 +69,8 @@ local function cost_row()
     baseline = "the same, the ledger a journal file",
     ours = o * 1e3, theirs = t * 1e3, ratio = ratio, unit = "ms", target = "<= 1.5x", ok = ratio <= 1.5,
     note = str_format("client:create then client:query of its task, %d pairs a run, on the emulator (LuaSocket, one "
-      .. "process: most of each pair's time is its two HTTP exchanges); medians of %d rounds taking turns; "
+      .. "process: most of each pair's time is its two HTTP exchanges; the baseline's client on an emulator of its "
+      .. "own, so that it shares no engine with the store's); medians of %d rounds taking turns; "
       .. "redis-server on loopback, no persistence", n, rounds) }
 end
 
@@ -120,4 +126,5 @@ end)
 if srv then srv.stop() end
 helper.cleanup()
 emu.stop()
+if emu2 then emu2.stop() end
 if not ok then error(err, 0) end
