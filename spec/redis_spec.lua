@@ -417,6 +417,18 @@ describe("a client on a store", function()
       assert.equal(task.id, assert(c:query(task.id)).id)
     end
     assert.is_true(gettime() - t0 < 5, "a wait lasted until its 5 s timer")
+    -- a frame loop: step(0) has no pause to read the store's socket in; the tick reads it
+    local created
+    local job = c:start({ model = "videos", prompt = "wake in frames", duration = 5 },
+      { on_status = function(j) created = created or j.id end })
+    t0 = gettime()
+    while not created and gettime() - t0 < 10 do
+      c:step(0)
+      socket.sleep(0.001)
+    end
+    assert.is_true(gettime() - t0 < 5, "a frame loop's wait lasted until its 5 s timer")
+    assert.truthy(created)
+    job:cancel()
   end)
 end)
 

@@ -531,6 +531,9 @@ end
 local side_work
 
 local function tick(self, polled)
+  -- what the store answered meanwhile, read (a step(0) of a frame loop has no
+  -- pause that would have): the pumps below take it, the waiters wake after
+  if self.store and next(self.store_waiters) then self.store:step(0) end
   local h = self.timers
   if h[1] then
     local t = now()
