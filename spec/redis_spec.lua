@@ -384,8 +384,6 @@ end
   end)
 end)
 
--- The starvideos-redis rock (rockspec/redis/): built by `luarocks make` into a
--- fresh tree beside the starvideos rock, then used from that tree alone.
 describe("a client on a store", function()
   local srv, emu
   setup(function()
@@ -432,6 +430,8 @@ describe("a client on a store", function()
   end)
 end)
 
+-- The starvideos-redis rock (rockspec/redis/): built by `luarocks make` into a
+-- fresh tree beside the starvideos rock, then used from that tree alone.
 describe("luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec (lua5.4)", function()
   if helper.vm ~= "lua5.4" or not helper.execute("command -v luarocks >/dev/null 2>&1") then
     pending("lua5.4 and luarocks only")
