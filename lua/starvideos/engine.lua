@@ -370,14 +370,20 @@ end
 -- obj (a job) waits, from t, for an answer of a store (a token, a ledger
 -- record): it looks again STORE_RETRY later (the time returned, for the
 -- caller's timer), or as soon as the engine's store has read an answer,
--- whichever comes first (wake_store_waiters, at the start of a tick; the
--- pause waits on the store's socket while nothing else is in flight: E:drive).
+-- whichever comes first (a tick reads the store first and wakes the waiters
+-- at its end, after the pumps took the answers: wake_store_waiters; the pause
+-- waits on the store's socket while nothing else is in flight: E:drive).
+-- E:at_store sets obj's timer to that time too.
 E.STORE_RETRY = 0.002
 
 function E:await_store(obj, t)
   local at = t + E.STORE_RETRY
   if obj then self.store_waiters[obj] = at end
   return at
+end
+
+function E:at_store(obj, t)
+  return self:at(self:await_store(obj, t), obj)
 end
 
 -- The waiters are looked at again now when the store read an answer since

@@ -294,7 +294,7 @@ function _created(self, task, t)
   local ok, jerr = self.ledger:created(task, self.params, self.local_id)
   if ok == false then
     if not self.held then self.held, self.held_at = task, t end
-    return engine:at(engine:await_store(self, now()), self)
+    return engine:at_store(self, now())
   end
   t = self.held_at or t -- when the answer came
   self.held = nil
@@ -352,7 +352,7 @@ function Job:advance(t)
     local ok, err = self.ledger:before_create(self.params, self.local_id, self.out)
     if ok == false then
       self.asked = true
-      return self.engine:at(self.engine:await_store(self, t), self)
+      return self.engine:at_store(self, t)
     end
     if not ok then return _finish(self, err) end
     -- a create has no deadline: once sent it is never abandoned, it may be paid for

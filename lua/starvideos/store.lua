@@ -410,12 +410,12 @@ end
 function S:step(wait)
   local b = self.b
   if not b or b.broken then return true end
-  local ok, err = b:poll(wait or 0)
+  local ok, v = b:poll(wait or 0) -- v: an error, or (the C backend's) a count of answers read
   if not ok then
     b.broken = true
-    return nil, self:_err(err)
+    return nil, self:_err(v)
   end
-  if err then self.got = self.got + err end -- (a count of answers read, from the C backend)
+  if v then self.got = self.got + v end
   return true
 end
 
