@@ -86,16 +86,11 @@ describe("the command line on a store", function()
   local srv, emu, env, dir
   setup(function()
     if why then return end
-    srv = redis_run.start()
-    emu = helper.emulator { key = KEY, queued = 0, processing = 0.3 }
+    srv, emu = redis_run.start_pair { key = KEY, queued = 0, processing = 0.3 }
     dir = helper.tmpdir()
     env = { STARVIDEOS_API_KEY = KEY, STARVIDEOS_BASE_URL = emu.url }
   end)
-  teardown(function()
-    if emu then emu:stop() end
-    if srv then srv.stop() end
-    helper.cleanup()
-  end)
+  teardown(function() redis_run.stop_pair(srv, emu) end)
 
   it("creates into the store; pending lists the create whose answer never came; resume downloads the rest",
   function()

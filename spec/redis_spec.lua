@@ -386,15 +386,8 @@ end)
 
 describe("a client on a store", function()
   local srv, emu
-  setup(function()
-    srv = redis_run.start()
-    emu = helper.emulator { key = "k-wake", queued = 0, processing = 0 }
-  end)
-  teardown(function()
-    if emu then emu:stop() end
-    if srv then srv.stop() end
-    helper.cleanup()
-  end)
+  setup(function() srv, emu = redis_run.start_pair { key = "k-wake", queued = 0, processing = 0 } end)
+  teardown(function() redis_run.stop_pair(srv, emu) end)
 
   -- A job waiting on the store (a token of the key's budget, the ledger's
   -- pending and created records) looks again when the store's answer is read,
@@ -403,12 +396,14 @@ describe("a client on a store", function()
   -- before one timer could.
   it("goes on at the store's answers, not at its look-again timer", function()
     local engine = require "starvideos.engine"
-    local old = engine.STORE_RETRY
+    local old, c = engine.STORE_RETRY, nil
+    finally(function() -- (busted keeps one finally a case: the last given)
+      engine.STORE_RETRY = old
+      if c then c:close() end
+    end)
     engine.STORE_RETRY = 5
-    finally(function() engine.STORE_RETRY = old end)
-    local c = require("starvideos").new { api_key = "k-wake", base_url = emu.url, store = srv.url,
+    c = require("starvideos").new { api_key = "k-wake", base_url = emu.url, store = srv.url,
       requests_per_second = 1000 }
-    finally(function() c:close() end)
     local t0 = gettime()
     for i = 1, 3 do
       local task = assert(c:create { model = "videos", prompt = "wake " .. i, duration = 5 })

@@ -1,6 +1,8 @@
--- A real redis-server for the specs (spec/redis_spec.lua, spec/redis_nginx_spec.lua):
--- on 127.0.0.1, a port found free by binding first (redis-server takes no port 0),
--- no persistence, in a temporary directory.  The caller stops it (finally).
+-- A real redis-server for the specs (spec/redis_spec.lua, spec/redis_nginx_spec.lua,
+-- spec/cli_store_spec.lua): on 127.0.0.1, a port found free by binding first
+-- (redis-server takes no port 0), no persistence, in a temporary directory.  The
+-- caller stops it (finally), or start_pair and stop_pair start and stop it with
+-- an emulator.
 
 local helper = require "spec.helper"
 
@@ -56,6 +58,26 @@ function M.start(opts)
     error("redis-server did not start: " .. tostring(helper.read_file(dir .. "/redis.log")))
   end
   return self
+end
+
+-- A redis-server and an emulator (helper.emulator(emu_opts)), for a describe's
+-- setup: srv, emu (the server stopped again if the emulator cannot start).
+function M.start_pair(emu_opts)
+  local srv = M.start()
+  local ok, emu = pcall(helper.emulator, emu_opts)
+  if not ok then
+    srv.stop()
+    error(emu, 0)
+  end
+  return srv, emu
+end
+
+-- Its teardown: both stopped (either may be nil: a setup that did not run),
+-- and the specs' temporary files removed.
+function M.stop_pair(srv, emu)
+  if emu then emu:stop() end
+  if srv then srv.stop() end
+  helper.cleanup()
 end
 
 return M
