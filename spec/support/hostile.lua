@@ -446,6 +446,18 @@ function scenarios.slow_video(c, req)
   end
 end
 
+-- The video's head and its first 16 KiB at once, then a byte every 0.1 s until
+-- the client goes (or 60 s): a download that has begun and is sure to be
+-- running still, however fast the machine.
+function scenarios.held_video(c)
+  if not send(c, "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: " .. VIDEO_SIZE
+    .. "\r\nConnection: close\r\n\r\n" .. VIDEO:sub(1, 16384)) then return end
+  for i = 16385, math_min(VIDEO_SIZE, 16384 + 600) do
+    sleep(0.1)
+    if not send(c, VIDEO:sub(i, i)) then return end
+  end
+end
+
 -- 206 with the whole range to a GET without Range; a good 206 to one with it.
 function scenarios.partial206(c, req)
   if req.headers.range then return serve_video(c, req) end
