@@ -23,7 +23,8 @@ SV_API void lsv_push_error(lua_State *L, const sv_error *e);
 SV_API int lsv_fail(lua_State *L, const sv_error *e);
 /* The error metatable (the same in both modules), left on the stack. */
 SV_API void lsv_error_metatable(lua_State *L);
-/* A class: methods as __index, close as __gc and __close. */
+/* A class: methods as __index, close as __gc and __close; __metatable set last
+   (made again over a table a memory error left half made, it is whole). */
 SV_API void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close);
 /* The verdict's Lua face: task, err, wire[, bytes, total]; the task a table
    built in C from the core's one scan of the answer (a download's: ""). */
@@ -40,11 +41,13 @@ SV_API const char *lsv_need_string(lua_State *L, int t, const char *key, const c
    starvideos.kept_file, whose close, __gc and __close close the descriptor),
    core.commit and core.commit_start take it as an argument, so that the commit
    syncs and renames the very file the download wrote, never whatever the name
-   points to later.  lsv_push_kept pushes the handle that owns fd.
+   points to later.  lsv_push_kept pushes a handle that owns no descriptor yet
+   and returns where its descriptor goes: it is made before the descriptor is
+   taken, so that an error of memory in making it loses none.
    lsv_kept_take: the descriptor (the handle gives it up), -1 when idx is nil or
    none (a file a Lua transport wrote: the commit opens it by name); raises on
    another value or a handle already taken or closed. */
-SV_API void lsv_push_kept(lua_State *L, int fd);
+SV_API int *lsv_push_kept(lua_State *L);
 SV_API int lsv_kept_take(lua_State *L, int idx);
 
 #endif

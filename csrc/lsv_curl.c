@@ -119,13 +119,19 @@ static int t_send(lua_State *L) {
   s.proxy = opt_string(L, 2, "proxy");
   if (s.op == SV_OP_NOTIFY) s.headers = opt_string(L, 2, "headers"), s.auth = 0; /* never the key there */
   sv_error_clear(&err);
-  lua_getiuservalue(L, 1, 1); /* (before the exchange: no error may come between it and the table) */
+  /* The handle's key is made in the table before the exchange exists: making
+     it may raise (memory), and nothing may raise between the exchange and its
+     place in the table.  Setting a key that is there never allocates. */
+  lua_getiuservalue(L, 1, 1);
+  lua_pushinteger(L, lh->last + 1);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
   x = sv_http_send(lh->h, &s, &err);
+  lua_pushinteger(L, lh->last + 1);
+  if (x) lua_pushlightuserdata(L, x); else lua_pushnil(L);
+  lua_rawset(L, -3);
   if (!x) return lsv_fail(L, &err);
   sv_xfer_set_user(x, (long long)++lh->last);
-  lua_pushinteger(L, lh->last);
-  lua_pushlightuserdata(L, x);
-  lua_rawset(L, -3);
   lua_pushinteger(L, lh->last);
   return 1;
 }
@@ -187,12 +193,12 @@ static int t_result(lua_State *L) {
   n = lsv_push_verdict(L, &x, sv_http_secret(lh->h));
   if (x.op == SV_OP_DOWNLOAD && !lua_isnil(L, -n)) { /* whole: its open file goes to the commit */
     const char *file;
-    int fd = sv_xfer_take_file(xf, &file);
-    if (fd >= 0) {
-      for (; n < 5; n++) lua_pushnil(L);
-      lsv_push_kept(L, fd);
-      n++;
-    }
+    int top = lua_gettop(L), m = n, fd, *slot;
+    for (; m < 5; m++) lua_pushnil(L);
+    slot = lsv_push_kept(L); /* (may raise: before the file is taken from the exchange) */
+    fd = sv_xfer_take_file(xf, &file);
+    if (fd >= 0) *slot = fd, n = m + 1;
+    else lua_settop(L, top);
   }
   forget(L, table, xf);
   return n;

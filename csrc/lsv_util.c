@@ -231,17 +231,22 @@ static int kept_close(lua_State *L) {
   return 0;
 }
 
-void lsv_push_kept(lua_State *L, int fd) {
+int *lsv_push_kept(lua_State *L) {
   static const luaL_Reg methods[] = { { "close", kept_close }, { NULL, NULL } };
   kept *p;
   int missing;
+  /* the class, made on first use: whole once its __metatable (set last) is
+     there; an error of memory while it was made leaves it to be made again */
   lua_getfield(L, LUA_REGISTRYINDEX, KEPT_MT);
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "__metatable");
+  else lua_pushnil(L);
   missing = lua_isnil(L, -1);
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   if (missing) lsv_new_class(L, KEPT_MT, methods, kept_close);
   p = lua_newuserdatauv(L, sizeof *p, 0);
-  p->fd = fd;
+  p->fd = -1;
   luaL_setmetatable(L, KEPT_MT);
+  return &p->fd;
 }
 
 int lsv_kept_take(lua_State *L, int idx) {

@@ -132,6 +132,12 @@ build/unload_test: csrc/test/unload_test.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) $(LUA_INC) -o $@ $< $(LUA_LIBS) -lm -ldl
 
+# A host whose Lua allocator fails on demand, over t:send and t:result
+# (spec/transport_spec.lua, under valgrind).
+build/oom_test: csrc/test/oom_test.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) $(LUA_INC) -o $@ $< $(LUA_LIBS) -lm -ldl
+
 embed-host: build/embed/host
 embed-tests: build/embed/static_test build/embed/threads_test
 
