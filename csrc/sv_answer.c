@@ -160,6 +160,9 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
   const char *body = a->body ? a->body : "";
   size_t len = a->body ? a->body_len : 0;
   sv_json_member m[ANSWER_MEMBERS], id, st;
+  char small[SV_ID_MAX + 3]; /* an id's text at its longest, with its quotes */
+  const char *idp;
+  size_t idlen;
   sv_buf b;
   int n, dup, rc = -1;
 
@@ -214,17 +217,26 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
   if (id.type != 's')
     return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id is not a string (got %s)", what,
                         a->status, type_name(id.type));
-  if (sv_json_unescape(id.val, id.val_len, &b)) {
+  /* the id unescaped: on the stack when its text fits there (never longer
+     unescaped), else in b */
+  if (id.val_len <= sizeof small) {
+    idlen = sv_json_unescape_into(id.val, id.val_len, small);
+    idp = small;
+  } else {
+    idlen = sv_json_unescape(id.val, id.val_len, &b) ? (size_t)-1 : b.len;
+    idp = b.data;
+  }
+  if (idlen == (size_t)-1) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
-  } else if (b.len == 0) {
+  } else if (idlen == 0) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id is empty", what, a->status);
-  } else if (b.len > SV_ID_MAX) {
+  } else if (idlen > SV_ID_MAX) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id has %zu bytes (at most %d)", what,
-                 a->status, b.len, SV_ID_MAX);
-  } else if (!sv_task_id_ok(b.data, b.len)) {
+                 a->status, idlen, SV_ID_MAX);
+  } else if (!sv_task_id_ok(idp, idlen)) {
     sv_buf q;
     sv_buf_init(&q);
-    sv_quote(&q, b.data, b.len, 60);
+    sv_quote(&q, idp, idlen, 60);
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id has a control character: %s", what,
                  a->status, sv_buf_cstr(&q));
     sv_buf_free(&q);
