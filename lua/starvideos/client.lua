@@ -16,7 +16,7 @@ local Keep = options.lazy "starvideos.keep" -- resume, keep: loaded on first use
 
 local type, ipairs, tostring, setmetatable, rawset, error, string_format =
   type, ipairs, tostring, setmetatable, rawset, error, string.format
-local now = core.now
+local now, run_one = core.now, Engine.run_one -- (run_one called directly: not looked up through a metatable)
 local new_error, argerror, check = options.new_error, options.argerror, options.check
 local task_id, need_table, S = options.task_id, options.need_table, options.CALLS
 
@@ -89,7 +89,7 @@ end
 function Client:create(params)
   need_table(params, 1, "create")
   live(self)
-  return self.engine:run_one(new_job(self, "created", nil, { params = params }))
+  return run_one(self.engine, new_job(self, "created", nil, { params = params }))
 end
 
 --- The task as the service sees it now (one request, retried on network errors,
@@ -99,7 +99,7 @@ end
 function Client:query(id)
   id = task_id(id, "query")
   local engine = self.engine or live(self)
-  return engine:run_one(Job.new(engine, self.ledger, self.cfg, "queried", id))
+  return run_one(engine, Job.new(engine, self.ledger, self.cfg, "queried", id))
 end
 
 --- Poll a task until it is completed or failed.  Without `interval` the polls
@@ -118,7 +118,7 @@ function Client:wait(id_or_task, opts)
   local id = task_id(id_or_task, "wait")
   opts = check(opts, "wait", S.wait)
   live(self)
-  return self.engine:run_one(new_job(self, nil, id, { task = type(id_or_task) == "table" and id_or_task or nil,
+  return run_one(self.engine, new_job(self, nil, id, { task = type(id_or_task) == "table" and id_or_task or nil,
     interval = opts.interval, timeout = opts.timeout, on_progress = opts.on_progress }), nil, opts.sleep)
 end
 
@@ -149,7 +149,7 @@ function Client:download(target, path, opts)
       { task = task, id = v, field = "task" }) end
     spec.task, spec.id = task, v
   end
-  local _, err = self.engine:run_one(new_job(self, nil, spec.id, spec), nil, opts.sleep)
+  local _, err = run_one(self.engine, new_job(self, nil, spec.id, spec), nil, opts.sleep)
   if err then return nil, err else return path end
 end
 
@@ -167,7 +167,7 @@ function Client:generate(params, opts)
   live(self)
   local j, err = new_job(self, nil, nil, { params = params, out = opts.out, interval = opts.interval,
     timeout = opts.timeout, on_progress = opts.on_progress })
-  return self.engine:run_one(j, err, opts.sleep)
+  return run_one(self.engine, j, err, opts.sleep)
 end
 
 --- Wait for many tasks at once; one failure does not stop the others.

@@ -724,7 +724,7 @@ function E:run_one(job, err, sleep)
   if not job then return nil, err end
   sleep = sleep or job.cfg.sleep
   job:advance(now())
-  if not job.done then self:drive(nil, job, nil, sleep, true) end
+  if not job.done then E.drive(self, nil, job, nil, sleep, true) end
   if self.side > 0 then settle(self, sleep) end
   local task, failed = job.task, job.err
   job:release() -- read: a lone query's table may serve the next one

@@ -14,10 +14,13 @@ local options = require "starvideos.options"
 local Request = require "starvideos.request"
 local Ledger = require "starvideos.ledger"
 local Notify = require "starvideos.notify"
+local Engine = require "starvideos.engine"
 
 local type, pairs, tostring, setmetatable, math_min, math_max, string_format, os_time =
   type, pairs, tostring, setmetatable, math.min, math.max, string.format, os.time
 local new_error, now, release, send = options.new_error, core.now, Request.release, Request.send
+-- the engine's budget, called directly (not looked up through its metatable)
+local token = Engine.token
 
 local Job = {}
 Job.__index = Job
@@ -190,7 +193,7 @@ end
 function _poll(self, t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
   if not self.refreshing then
-    local later = self.engine:token(t, nil, self)
+    local later = token(self.engine, t, nil, self)
     if later then return self.engine:at(math_min(later, self.deadline), self) end
   end
   -- the task's result path (core.result_path) and URL, kept by the engine for

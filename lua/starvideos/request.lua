@@ -13,11 +13,15 @@
 
 local core = require "starvideos.core"
 local options = require "starvideos.options"
+local Engine = require "starvideos.engine"
 
 local ipairs, setmetatable, tostring, math_min, math_random, os_remove, string_format, io_open =
   ipairs, setmetatable, tostring, math.min, math.random, os.remove, string.format, io.open
 
 local new_error, now = options.new_error, core.now
+-- the engine's methods a request calls on every attempt, called directly (a
+-- method looked up through the engine's metatable costs three table reads)
+local admit, track, untrack = Engine.admit, Engine.track, Engine.untrack
 
 local Request = {}
 Request.__index = Request
@@ -222,7 +226,7 @@ function Request:send(t)
         "%s: the deadline passed before the request could be sent", self.op)))
     end
   end
-  if not engine:admit(self) then return end -- sent from the engine's queue when there is room
+  if not admit(engine, self) then return end -- sent from the engine's queue when there is room
   if self.op == "download" then
     self.timeout = left -- its offset is the request's own
   else
@@ -236,7 +240,7 @@ function Request:send(t)
     return finish(self, nil, err)
   end
   self.handle, self.started = h, t
-  engine:track(self)
+  track(engine, self)
   local on_event = cfg.on_event
   if on_event then -- no event table is made when nobody listens
     on_event { type = "request", request = id_of(self), attempt = self.attempt, method = METHOD[self.op],
@@ -248,7 +252,7 @@ end
 -- values) ends the request, or it is tried again after a delay.
 function Request:finished(t)
   local engine, cfg = self.engine, self.cfg
-  engine:untrack(self)
+  untrack(engine, self)
   local h = self.handle
   self.handle = false
   local task, err, wire, bytes, total, file = engine.transport:result(h) -- file: a whole download's open .part
@@ -327,7 +331,7 @@ end
 function Request:cancel(keep)
   if self.done then return end
   local engine = self.engine
-  engine:untrack(self)
+  untrack(engine, self)
   if self.handle then engine.transport:cancel(self.handle); self.handle = false end
   self.done, self.err = true, new_error("io", "the request was cancelled")
   if self.op == "download" and self.started and not self.committing and not keep then os_remove(self.part) end
