@@ -97,7 +97,7 @@ end
 -- @param id a task id, or a task
 -- @return the task, or `nil` and an error
 function Client:query(id)
-  id = task_id(id, "query")
+  if type(id) ~= "string" then id = task_id(id, "query") end
   local engine = self.engine or live(self)
   return run_one(engine, Job.new(engine, self.ledger, self.cfg, "queried", id))
 end

@@ -573,8 +573,9 @@ local function tick(self, polled)
   end
   if self.side > 0 then side_work(self, tr) end
   -- after the pumps took what the store answered (a ledger's record): the
-  -- jobs waiting on it look again at the next turn's timers
-  if next(self.store_waiters) then wake_store_waiters(self) end
+  -- jobs waiting on it look again at the next turn's timers (only a job of an
+  -- engine with a store ever waits on one: E:store_for)
+  if self.store and next(self.store_waiters) then wake_store_waiters(self) end
 end
 
 -- The ledgers' store commands, downloads' progress, commits (tick).
