@@ -35,10 +35,11 @@ static lhttp *check_http(lua_State *L) {
 
 static double opt_number(lua_State *L, int t, const char *k, double def) {
   double v;
+  int isnum;
   lua_getfield(L, t, k);
-  v = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : def;
+  v = (double)lua_tonumberx(L, -1, &isnum);
   lua_pop(L, 1);
-  return v;
+  return isnum ? v : def;
 }
 
 static const char *opt_string(lua_State *L, int t, const char *k) {
@@ -97,15 +98,13 @@ static int t_send(lua_State *L) {
   lua_getfield(L, 2, "op");
   s.op = (sv_op)luaL_checkoption(L, -1, NULL, lsv_op_names);
   lua_pop(L, 1);
-  s.url = opt_string(L, 2, "url");
-  if (s.url) { /* a NUL inside would cut the URL short for C: the check sees all of it */
+  if (lua_getfield(L, 2, "url") == LUA_TSTRING) { /* a NUL inside would cut the URL short for C: the check sees all of it */
     size_t len;
-    lua_getfield(L, 2, "url");
-    lua_tolstring(L, -1, &len);
-    lua_pop(L, 1);
+    s.url = lua_tolstring(L, -1, &len); /* (the table keeps it alive) */
     sv_error_clear(&err);
     if (strlen(s.url) != len && sv_url_check(s.url, len, "url", SV_URL_ANY, &err) != 0) return lsv_fail(L, &err);
   }
+  lua_pop(L, 1);
   lua_getfield(L, 2, "body");
   if (lua_type(L, -1) == LUA_TSTRING) s.body = lua_tolstring(L, -1, &s.body_len);
   lua_pop(L, 1);

@@ -84,11 +84,12 @@ void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_
 
 double lsv_need_number(lua_State *L, int t, const char *key, double lo, double hi, const char *where) {
   double v;
+  int isnum;
   lua_getfield(L, t, key);
-  if (!lua_isnumber(L, -1))
+  v = (double)lua_tonumberx(L, -1, &isnum);
+  if (!isnum)
     luaL_error(L, "%s: %s is %s, a number expected (every value comes from the options table: options.lua)", where,
                key, lua_isnil(L, -1) ? "missing" : luaL_typename(L, -1));
-  v = (double)lua_tonumber(L, -1);
   lua_pop(L, 1);
   if (v != v) luaL_error(L, "%s: %s is not a number (NaN)", where, key);
   return v < lo ? lo : v > hi ? hi : v;
