@@ -46,6 +46,8 @@ typedef struct scanner {
   size_t whylen;
   sv_json_visit visit; /* called for each complete top-level member, or NULL */
   void *ctx;
+  sv_json_member *m;   /* sv_json_read's list: the first max members are written there */
+  int max;
   int count;           /* top-level members seen */
   const sv_json_sink *sink; /* handed every part, or NULL */
   int escaped;         /* the last string scanned held a backslash */
@@ -67,11 +69,24 @@ static size_t fail(const scanner *sc, size_t pos, const char *what) {
 /* JSON's four whitespace bytes, as bits of a mask: all are at most ' ' */
 #define WS_BITS ((UINT64_C(1) << ' ') | (UINT64_C(1) << '\t') | (UINT64_C(1) << '\n') | (UINT64_C(1) << '\r'))
 
-/* The position past the whitespace at pos.  Small enough to be inlined: the
-   service's answers are compact, so the first byte (above ' ') usually ends it. */
-static size_t skip_ws(const unsigned char *s, size_t len, size_t pos) {
+/* The position past the whitespace at pos. */
+static size_t skip_ws_run(const unsigned char *s, size_t len, size_t pos) {
   while (pos < len && s[pos] <= ' ' && (WS_BITS >> s[pos] & 1)) pos++;
   return pos;
+}
+
+/* The same, inlined where it is used as one test that usually ends it: the
+   service's answers are compact, a byte above ' ' comes next. */
+static inline size_t skip_ws(const unsigned char *s, size_t len, size_t pos) {
+  return pos < len && s[pos] <= ' ' ? skip_ws_run(s, len, pos) : pos;
+}
+
+/* Whether the byte at *pos, past any whitespace (*pos moves past that), is c:
+   the byte is tried before the whitespace, as compact text has none. */
+static inline int next_is(const unsigned char *s, size_t len, size_t *pos, unsigned char c) {
+  if (*pos < len && s[*pos] == c) return 1;
+  *pos = skip_ws(s, len, *pos);
+  return *pos < len && s[*pos] == c;
 }
 
 /* one unsigned compare: c is '0' .. '9' */
@@ -101,25 +116,25 @@ static const unsigned char string_stop[256] = {
 };
 
 /* Eight string bytes at once (SWAR): a byte's 0x80 bit is set in the result when
-   it is below 0x20, '"' or '\\' (each test: the byte less the bound borrows, and
-   the byte itself is below 0x80).  A borrow may also flag a byte above a true
-   one, never one below: the lowest flagged byte is the first that stops. */
+   it is below 0x20 or '"' (the byte xor 2 is then below 0x21: xor 2 moves no
+   other byte there) or '\\' (xor '\\' is 0).  Each test: the byte less the bound
+   borrows, and the byte itself is below 0x80.  A borrow may also flag a byte above
+   a true one, never one below: the lowest flagged byte is the first that stops. */
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
-static uint64_t string_stops8(uint64_t w) {
-  uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
-  return ((w - ONES * 0x20) | (quote - ONES) | (backslash - ONES)) & ~w & HIGHS;
+static inline uint64_t string_stops8(uint64_t w) {
+  return (((w ^ ONES * 2) - ONES * 0x21) | ((w ^ ONES * '\\') - ONES)) & ~w & HIGHS;
 }
 
-/* The index of the lowest flagged byte of f (not 0): the flags below it, counted
-   by a multiply that adds the bytes (at most 7, no carry). */
-static size_t lowest_flag(uint64_t f) {
-  return (size_t)((((f - 1) & ~f) >> 7 & ONES) * ONES >> 56);
+/* The index of the lowest flagged byte of f (not 0): that flag alone, moved down
+   to bit 0 of its byte, times a constant whose byte 7 - k is k brings k to the top. */
+static inline size_t lowest_flag(uint64_t f) {
+  return (size_t)(((f & (0 - f)) >> 7) * UINT64_C(0x0001020304050607) >> 56);
 }
 
 /* Whether a loaded word's lowest byte is its first in memory: a constant. */
-static int little_endian(void) {
+static inline int little_endian(void) {
   const uint64_t one = 1;
   unsigned char first;
   memcpy(&first, &one, 1);
@@ -152,31 +167,41 @@ static size_t scan_escape(scanner *sc, size_t pos) {
   return pos;
 }
 
-/* The string whose opening quote is at pos: the position past its closing quote. */
-static size_t scan_string(scanner *sc, size_t pos) {
-  const unsigned char *s = (const unsigned char *)sc->s;
-  const size_t len = sc->len;
-  sc->escaped = 0;
-  pos++; /* past the opening quote */
-  for (;;) {
-    /* the plain bytes, 8 at a time while 8 remain, then one at a time (and there,
-       on a machine where the first byte is not the lowest, the flagged word's) */
-    while (len - pos >= 8) {
+/* The end of the plain string bytes from pos: the first '"', '\\' or control
+   byte, or len.  8 at a time while 8 remain, then one at a time (and there, on a
+   machine where a word's lowest byte is not its first, the flagged word's). */
+static inline size_t plain_run(const unsigned char *s, size_t len, size_t pos) {
+  if (len >= 8) {
+    const size_t last = len - 8; /* the last position with 8 bytes from it */
+    while (pos <= last) {
       uint64_t w, f;
       memcpy(&w, s + pos, 8);
       f = string_stops8(w);
       if (f) {
-        if (little_endian()) pos += lowest_flag(f);
+        if (little_endian()) return pos + lowest_flag(f);
         break;
       }
       pos += 8;
     }
-    while (pos < len && !string_stop[s[pos]]) pos++;
+  }
+  while (pos < len && !string_stop[s[pos]]) pos++;
+  return pos;
+}
+
+/* A string is scanned where it is used: its first plain run (the whole string
+   but its closing quote, as a rule), then, when that did not end at a '"', this:
+   from the byte at pos that ended the run, the string's escapes and end, or why
+   it fails; the position past the closing quote, sc->escaped set. */
+static size_t scan_string_rest(scanner *sc, size_t pos) {
+  const unsigned char *s = (const unsigned char *)sc->s;
+  const size_t len = sc->len;
+  sc->escaped = 0;
+  for (;;) {
     if (pos >= len) return fail(sc, pos, "unterminated string");
     if (s[pos] == '"') return pos + 1;
     if (s[pos] < 0x20) return fail(sc, pos, "control character in a string");
     if ((pos = scan_escape(sc, pos)) == SCAN_FAILED) return SCAN_FAILED;
-    pos++;
+    pos = plain_run(s, len, pos + 1);
   }
 }
 
@@ -205,7 +230,7 @@ static size_t scan_number(scanner *sc, size_t pos) {
 }
 
 /* word is n bytes long (a constant: memcmp becomes a compare or two) */
-static size_t scan_literal(scanner *sc, size_t pos, const char *word, size_t n, char type) {
+static inline size_t scan_literal(scanner *sc, size_t pos, const char *word, size_t n, char type) {
   if (sc->len - pos < n || memcmp(sc->s + pos, word, n) != 0) return fail(sc, pos, "unexpected character");
   if (sc->sink) sc->sink->literal(sc->sink->ctx, type);
   return pos + n;
@@ -215,15 +240,23 @@ static size_t scan_container(scanner *sc, size_t pos, int depth);
 
 /* The value at pos, after any whitespace (its caller has skipped that). */
 static size_t scan_value(scanner *sc, size_t pos, int depth, char *type) {
+  const char *text = sc->s;
+  const size_t len = sc->len;
   size_t end;
-  if (pos >= sc->len) return fail(sc, pos, "expected a value");
-  switch (sc->s[pos]) {
+  if (pos >= len) return fail(sc, pos, "expected a value");
+  switch (text[pos]) {
   case '{': *type = 'o'; return scan_container(sc, pos, depth);
   case '[': *type = 'a'; return scan_container(sc, pos, depth);
   case '"':
     *type = 's';
-    end = scan_string(sc, pos);
-    if (end != SCAN_FAILED && sc->sink) sc->sink->string(sc->sink->ctx, sc->s + pos, end - pos, sc->escaped);
+    end = plain_run((const unsigned char *)text, len, pos + 1);
+    if (end < len && text[end] == '"') {
+      sc->escaped = 0;
+      end++;
+    } else if ((end = scan_string_rest(sc, end)) == SCAN_FAILED) {
+      return SCAN_FAILED;
+    }
+    if (sc->sink) sc->sink->string(sc->sink->ctx, text + pos, end - pos, sc->escaped);
     return end;
   case 't': *type = 't'; return scan_literal(sc, pos, "true", 4, 't');
   case 'f': *type = 'f'; return scan_literal(sc, pos, "false", 5, 'f');
@@ -239,50 +272,56 @@ static size_t scan_value(scanner *sc, size_t pos, int depth, char *type) {
    the visitor as soon as its value is complete, before what follows is read: a
    prefix of a cut answer still gives the members it holds whole. */
 static size_t scan_container(scanner *sc, size_t pos, int depth) {
-  const unsigned char *s = (const unsigned char *)sc->s;
+  const char *text = sc->s;
+  const unsigned char *s = (const unsigned char *)text;
   const size_t len = sc->len;
   const sv_json_sink *sink = sc->sink;
   const unsigned char close = s[pos] == '{' ? '}' : ']';
-  const int is_obj = close == '}';
+  const int is_obj = close == '}', top = depth == 0 && is_obj; /* top: its members are listed */
   if (depth >= MAX_DEPTH) return fail(sc, pos, "nesting too deep");
   if (sink) sink->open(sink->ctx, !is_obj);
-  pos = skip_ws(s, len, pos + 1);
-  if (pos < len && s[pos] == close) {
+  pos++;
+  if (next_is(s, len, &pos, close)) {
     if (sink) sink->close(sink->ctx);
     return pos + 1;
   }
-  for (;;) { /* at a member, past any whitespace */
+  for (;;) { /* at a member, or whitespace before it */
     size_t kstart = 0, klen = 0, vstart;
     char type;
     if (is_obj) {
-      if (pos >= len || s[pos] != '"') return fail(sc, pos, "expected a key string");
+      if (!next_is(s, len, &pos, '"')) return fail(sc, pos, "expected a key string");
       kstart = pos + 1;
-      if ((pos = scan_string(sc, pos)) == SCAN_FAILED) return SCAN_FAILED;
+      pos = plain_run(s, len, kstart);
+      if (pos < len && s[pos] == '"') {
+        sc->escaped = 0;
+        pos++;
+      } else if ((pos = scan_string_rest(sc, pos)) == SCAN_FAILED) {
+        return SCAN_FAILED;
+      }
       klen = pos - 1 - kstart;
-      if (sink) sink->key(sink->ctx, sc->s + kstart - 1, klen + 2, sc->escaped);
-      pos = skip_ws(s, len, pos);
-      if (pos >= len || s[pos] != ':') return fail(sc, pos, "expected ':'");
-      pos = skip_ws(s, len, pos + 1);
+      if (sink) sink->key(sink->ctx, text + kstart - 1, klen + 2, sc->escaped);
+      if (!next_is(s, len, &pos, ':')) return fail(sc, pos, "expected ':'");
+      pos++;
     }
-    vstart = pos;
+    vstart = pos = skip_ws(s, len, pos);
     if ((pos = scan_value(sc, pos, depth + 1, &type)) == SCAN_FAILED) return SCAN_FAILED;
-    if (depth == 0 && is_obj) {
-      sv_json_member mm;
+    if (top) {
+      sv_json_member mm, *to;
       if (sc->count == INT_MAX) return fail(sc, pos, "too many members");
+      to = sc->count < sc->max ? &sc->m[sc->count] : &mm; /* listed in place, not through a visitor */
       sc->count++;
-      mm.key = sc->s + kstart;
-      mm.key_len = klen;
-      mm.val = sc->s + vstart;
-      mm.val_len = pos - vstart;
-      mm.type = type;
-      if (sc->visit) sc->visit(sc->ctx, &mm);
+      to->key = text + kstart;
+      to->key_len = klen;
+      to->val = text + vstart;
+      to->val_len = pos - vstart;
+      to->type = type;
+      if (sc->visit) sc->visit(sc->ctx, to);
     }
-    pos = skip_ws(s, len, pos);
-    if (pos >= len) return fail(sc, pos, "unterminated object or array");
-    if (s[pos] == ',') {
-      pos = skip_ws(s, len, pos + 1);
+    if (next_is(s, len, &pos, ',')) {
+      pos++;
       continue;
     }
+    if (pos >= len) return fail(sc, pos, "unterminated object or array");
     if (s[pos] == close) {
       if (sink) sink->close(sink->ctx);
       return pos + 1;
@@ -291,8 +330,10 @@ static size_t scan_container(scanner *sc, size_t pos, int depth) {
   }
 }
 
-static int each(const char *text, size_t len, sv_json_visit visit, void *ctx, const sv_json_sink *sink, char *why,
-                size_t whylen) {
+/* The scan behind the three: members handed to visit (may be NULL) and listed in
+   m[0 .. max), parts to sink (may be NULL). */
+static int each(const char *text, size_t len, sv_json_visit visit, void *ctx, sv_json_member *m, int max,
+                const sv_json_sink *sink, char *why, size_t whylen) {
   scanner sc;
   size_t pos;
   sc.sink = sink;
@@ -303,6 +344,8 @@ static int each(const char *text, size_t len, sv_json_visit visit, void *ctx, co
   sc.whylen = whylen;
   sc.visit = visit;
   sc.ctx = ctx;
+  sc.m = m;
+  sc.max = m ? max : 0;
   sc.count = 0;
   if (why && whylen) why[0] = '\0';
   pos = skip_ws((const unsigned char *)text, sc.len, 0);
@@ -315,27 +358,12 @@ static int each(const char *text, size_t len, sv_json_visit visit, void *ctx, co
 }
 
 int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx, char *why, size_t whylen) {
-  return each(text, len, visit, ctx, NULL, why, whylen);
-}
-
-typedef struct listing {
-  sv_json_member *m;
-  int max, n;
-} listing;
-
-static void list_member(void *ctx, const sv_json_member *m) {
-  listing *l = ctx;
-  if (l->n < l->max) l->m[l->n] = *m;
-  l->n++;
+  return each(text, len, visit, ctx, NULL, 0, NULL, why, whylen);
 }
 
 int sv_json_read(const char *text, size_t len, sv_json_member *m, int max, const sv_json_sink *sink, char *why,
                  size_t whylen) {
-  listing l;
-  l.m = m;
-  l.max = m ? max : 0;
-  l.n = 0;
-  return each(text, len, list_member, &l, sink, why, whylen);
+  return each(text, len, NULL, NULL, m, max, sink, why, whylen);
 }
 
 int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max, char *why, size_t whylen) {
