@@ -244,10 +244,7 @@ static size_t scan_value(scanner *sc, size_t pos, int depth, char *type) {
   const size_t len = sc->len;
   size_t end;
   if (pos >= len) return fail(sc, pos, "expected a value");
-  switch (text[pos]) {
-  case '{': *type = 'o'; return scan_container(sc, pos, depth);
-  case '[': *type = 'a'; return scan_container(sc, pos, depth);
-  case '"':
+  if (text[pos] == '"') { /* the commonest value, before the switch */
     *type = 's';
     end = plain_run((const unsigned char *)text, len, pos + 1);
     if (end < len && text[end] == '"') {
@@ -258,6 +255,10 @@ static size_t scan_value(scanner *sc, size_t pos, int depth, char *type) {
     }
     if (sc->sink) sc->sink->string(sc->sink->ctx, text + pos, end - pos, sc->escaped);
     return end;
+  }
+  switch (text[pos]) {
+  case '{': *type = 'o'; return scan_container(sc, pos, depth);
+  case '[': *type = 'a'; return scan_container(sc, pos, depth);
   case 't': *type = 't'; return scan_literal(sc, pos, "true", 4, 't');
   case 'f': *type = 'f'; return scan_literal(sc, pos, "false", 5, 'f');
   case 'n': *type = 'z'; return scan_literal(sc, pos, "null", 4, 'z');
@@ -268,9 +269,9 @@ static size_t scan_value(scanner *sc, size_t pos, int depth, char *type) {
   }
 }
 
-/* Objects and arrays.  At depth 0 (the top-level object) each member is handed to
-   the visitor as soon as its value is complete, before what follows is read: a
-   prefix of a cut answer still gives the members it holds whole. */
+/* Objects and arrays.  At depth 0 (the top-level object) each member is listed and
+   handed to the visitor as soon as its value is complete, before what follows is
+   read: a prefix of a cut answer still gives the members it holds whole. */
 static size_t scan_container(scanner *sc, size_t pos, int depth) {
   const char *text = sc->s;
   const unsigned char *s = (const unsigned char *)text;
