@@ -171,18 +171,16 @@ static size_t scan_escape(scanner *sc, size_t pos) {
    byte, or len.  8 at a time while 8 remain, then one at a time (and there, on a
    machine where a word's lowest byte is not its first, the flagged word's). */
 static inline size_t plain_run(const unsigned char *s, size_t len, size_t pos) {
-  if (len >= 8) {
-    const size_t last = len - 8; /* the last position with 8 bytes from it */
-    while (pos <= last) {
-      uint64_t w, f;
-      memcpy(&w, s + pos, 8);
-      f = string_stops8(w);
-      if (f) {
-        if (little_endian()) return pos + lowest_flag(f);
-        break;
-      }
-      pos += 8;
+  const size_t wide = len >= 8 ? len - 7 : 0; /* below it, 8 bytes remain */
+  while (pos < wide) {
+    uint64_t w, f;
+    memcpy(&w, s + pos, 8);
+    f = string_stops8(w);
+    if (f) {
+      if (little_endian()) return pos + lowest_flag(f);
+      break;
     }
+    pos += 8;
   }
   while (pos < len && !string_stop[s[pos]]) pos++;
   return pos;
