@@ -381,24 +381,27 @@ const char *sv_http_secret(const sv_http *h) { return h->api_key; }
 static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
   size_t len = size * n;
-  if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
+  /* (each line's first letter is looked at before any name is compared: most
+     lines are none of these) */
+  int first = len ? (unsigned char)buf[0] | 0x20 : 0;
+  if (first == 'h' && len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
     x->retry_after[0] = '\0';
     x->range_start = x->range_total = -1;
     x->location.len = 0;
-  } else if (x->follow && len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
+  } else if (first == 'l' && x->follow && len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
     size_t a = 9, z = len;
     while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
     while (z > a && (buf[z - 1] == '\r' || buf[z - 1] == '\n' || buf[z - 1] == ' ' || buf[z - 1] == '\t')) z--;
     x->location.len = 0;
     sv_buf_add(&x->location, buf + a, z - a);
-  } else if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
+  } else if (first == 'r' && len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
     size_t a = 12, z = len;
     while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
     while (z > a && (buf[z - 1] == '\r' || buf[z - 1] == '\n' || buf[z - 1] == ' ')) z--;
     if (z - a >= sizeof x->retry_after) z = a + sizeof x->retry_after - 1;
     memcpy(x->retry_after, buf + a, z - a);
     x->retry_after[z - a] = '\0';
-  } else if (x->op == SV_OP_DOWNLOAD && len > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
+  } else if (first == 'c' && x->op == SV_OP_DOWNLOAD && len > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
     long long a = -1, b = -1, t = -1;
     char tmp[128];
     snprintf(tmp, sizeof tmp, "%.*s", (int)(len - 14 < 120 ? len - 14 : 120), buf + 14);
