@@ -45,8 +45,9 @@
 
 local core = require "starvideos.core"
 local transport = require "starvideos.transport"
-local Store = require("starvideos.options").lazy "starvideos.store" -- loaded by the first engine
-local Schedule = require "starvideos.schedule"
+local options = require "starvideos.options"
+local Store = options.lazy "starvideos.store" -- loaded by the first engine
+local Schedule = options.lazy "starvideos.schedule" -- by the first ledger (the key's schedule)
 
 local setmetatable, next, pairs, ipairs, tostring, rawget, type, math_min, math_max, string_format =
   setmetatable, next, pairs, ipairs, tostring, rawget, type, math.min, math.max, string.format
