@@ -24,6 +24,9 @@ local token = Engine.token
 
 local Job = {}
 Job.__index = Job
+-- what a job made with a spec holds only once set (Job.new)
+Job.done, Job.lone, Job.refreshing, Job.on_progress, Job.on_status, Job.fin, Job.group =
+  false, false, false, false, false, false, false
 
 local NO_KEY = "no API key: set STARVIDEOS_API_KEY or pass api_key to starvideos.new"
 Job.NO_KEY = NO_KEY
@@ -78,15 +81,19 @@ function Job.new(engine, ledger, cfg, goal, id, spec)
   end
   -- what every job holds, in one constructor: a table is sized by its
   -- constructor's fields (nil ones too), and a field added later can rehash
-  -- it; false, not nil, for those every answer reads (no lookup through the
-  -- metatable).  wake: when its timer falls due (0: it has none, due at once;
-  -- E:at sets it); lone: made with no spec (client:query)
+  -- it.  wake: when its timer falls due (0: it has none, due at once; E:at
+  -- sets it).  A lone query's table (client:query: lone, served again) also
+  -- holds, false, the fields every answer reads, so that none is looked up
+  -- through the metatable; a job made with a spec holds only what it was
+  -- given, so that one waiting among thousands stays small (16 slots: done
+  -- and those it was not given are the class's false, below)
+  if not spec then
+    return setmetatable({ engine = engine, ledger = ledger, cfg = cfg, id = id, goal = goal, task = nil, status = nil,
+      deadline = deadline, done = false, wake = 0, state = "polling", req = false, err = nil, lone = true,
+      refreshing = false, on_progress = false, on_status = false, fin = false, group = false }, Job)
+  end
   local job = setmetatable({ engine = engine, ledger = ledger, cfg = cfg, id = id, goal = goal, task = task,
-    status = task and task.status, deadline = deadline, done = false, wake = 0, state = "polling", req = false,
-    err = nil, lone = not spec, refreshing = false, on_progress = false, on_status = false, fin = false,
-    group = false }, Job)
-  if not spec then return job end
-  -- the others only when given, so that a job waiting among thousands stays small
+    status = task and task.status, deadline = deadline, wake = 0, state = "polling", req = false, err = nil }, Job)
   for k, v in pairs(spec) do
     local field = OPTIONAL[k]
     if field then job[field] = v end
