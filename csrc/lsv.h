@@ -23,8 +23,9 @@ SV_API void lsv_push_error(lua_State *L, const sv_error *e);
 SV_API int lsv_fail(lua_State *L, const sv_error *e);
 /* The error metatable (the same in both modules), left on the stack. */
 SV_API void lsv_error_metatable(lua_State *L);
-/* A class: methods as __index, close as __gc and __close; __metatable set last
-   (made again over a table a memory error left half made, it is whole). */
+/* A class: methods as __index (NULL: none, the caller sets it), close as __gc
+   and __close; __metatable set last (made again over a table a memory error
+   left half made, it is whole: lsv_push_kept relies on it). */
 SV_API void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close);
 /* The verdict's Lua face: task, err, wire[, bytes, total]; the task a table
    built in C from the core's one scan of the answer (a download's: ""). */

@@ -161,7 +161,7 @@ static size_t scan_escape(scanner *sc, size_t pos) {
         return fail(sc, pos, "lone high surrogate in a \\u escape");
       pos += 6;
     }
-  } else if (!strchr("\"\\/bfnrt", e)) { /* (a NUL byte passes: strchr finds the terminator) */
+  } else if (e == '\0' || !strchr("\"\\/bfnrt", e)) { /* (strchr would find a NUL: its terminator) */
     return fail(sc, pos, "bad escape in a string");
   }
   return pos;
@@ -234,6 +234,21 @@ static inline size_t scan_literal(scanner *sc, size_t pos, const char *word, siz
   return pos + n;
 }
 
+/* The string whose opening quote is at pos (a key or a value): the position
+   past its closing quote, sc->escaped set; or SCAN_FAILED.  Its first plain run,
+   as a rule the whole string but its closing quote, is scanned here, inline. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((always_inline)) /* (two callers, both hot: gcc would otherwise call it) */
+#endif
+static inline size_t scan_string(scanner *sc, size_t pos) {
+  size_t end = plain_run((const unsigned char *)sc->s, sc->len, pos + 1);
+  if (end < sc->len && sc->s[end] == '"') {
+    sc->escaped = 0;
+    return end + 1;
+  }
+  return scan_string_rest(sc, end);
+}
+
 static size_t scan_container(scanner *sc, size_t pos, int depth);
 
 /* The value at pos, after any whitespace (its caller has skipped that). */
@@ -244,13 +259,7 @@ static size_t scan_value(scanner *sc, size_t pos, int depth, char *type) {
   if (pos >= len) return fail(sc, pos, "expected a value");
   if (text[pos] == '"') { /* the commonest value, before the switch */
     *type = 's';
-    end = plain_run((const unsigned char *)text, len, pos + 1);
-    if (end < len && text[end] == '"') {
-      sc->escaped = 0;
-      end++;
-    } else if ((end = scan_string_rest(sc, end)) == SCAN_FAILED) {
-      return SCAN_FAILED;
-    }
+    if ((end = scan_string(sc, pos)) == SCAN_FAILED) return SCAN_FAILED;
     if (sc->sink) sc->sink->string(sc->sink->ctx, text + pos, end - pos, sc->escaped);
     return end;
   }
@@ -290,13 +299,7 @@ static size_t scan_container(scanner *sc, size_t pos, int depth) {
     if (is_obj) {
       if (!next_is(s, len, &pos, '"')) return fail(sc, pos, "expected a key string");
       kstart = pos + 1;
-      pos = plain_run(s, len, kstart);
-      if (pos < len && s[pos] == '"') {
-        sc->escaped = 0;
-        pos++;
-      } else if ((pos = scan_string_rest(sc, pos)) == SCAN_FAILED) {
-        return SCAN_FAILED;
-      }
+      if ((pos = scan_string(sc, pos)) == SCAN_FAILED) return SCAN_FAILED;
       klen = pos - 1 - kstart;
       if (sink) sink->key(sink->ctx, text + kstart - 1, klen + 2, sc->escaped);
       if (!next_is(s, len, &pos, ':')) return fail(sc, pos, "expected ':'");

@@ -46,11 +46,11 @@ local function child(body, env)
   return out, states
 end
 
--- Loaded by no plain `require "starvideos"` (the ledger, the journal and the
--- schedule: by the first client).
+-- Loaded by no plain `require "starvideos"` (the ledger and the schedule: by
+-- the first client).
 local LAZY = { "starvideos.log", "starvideos.store", "starvideos.ledger_redis", "starvideos.keep", "starvideos.sign",
   "starvideos.notify", "starvideos.job", "starvideos.request", "starvideos.curl", "starvideos.redis", "starvideos.cli",
-  "starvideos.emulator", "starvideos.ledger", "starvideos.journal", "starvideos.schedule" }
+  "starvideos.emulator", "starvideos.ledger", "starvideos.schedule" }
 
 describe("require \"starvideos\"", function()
   teardown(helper.cleanup)

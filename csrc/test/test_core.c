@@ -206,6 +206,11 @@ static void answers(void) {
        "the scanner lists top-level members", why);
   }
   ok(sv_json_scan("[1]", 3, m, 8, why, sizeof why) == -1, "the scanner wants an object", why);
+  { /* a backslash before a NUL byte is no escape (strchr would find the NUL as its list's end) */
+    static const char doc[] = "{\"id\":\"a\",\"status\":\"q\\\0x\"}";
+    ok(sv_json_scan(doc, sizeof doc - 1, m, 8, why, sizeof why) == -1 && strstr(why, "bad escape") != NULL,
+       "a backslash and a NUL byte in a string is refused", why);
+  }
 
   /* the retry policy */
   pol.max_retries = 2;

@@ -10,7 +10,7 @@
 local core = require "starvideos.core"
 local options = require "starvideos.options"
 local Engine = require "starvideos.engine"
-local Ledger = options.lazy "starvideos.ledger" -- (with journal and schedule) by the first client
+local Ledger = options.lazy "starvideos.ledger" -- (with the schedule) by the first client
 local Job = options.lazy "starvideos.job" -- (with request and notify) at the first job
 local Keep = options.lazy "starvideos.keep" -- resume, keep: loaded on first use
 

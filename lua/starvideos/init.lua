@@ -19,7 +19,7 @@
 local core = require "starvideos.core"
 local options = require "starvideos.options"
 local Client = require "starvideos.client"
-local journal = options.lazy "starvideos.journal" -- (ledger.lua's too: loaded by the first client)
+local journal = require "starvideos.journal" -- (ledger.lua's too)
 
 local type, pairs, ipairs, next, tostring, tonumber, setmetatable, error, string_format =
   type, pairs, ipairs, next, tostring, tonumber, setmetatable, error, string.format
@@ -126,7 +126,7 @@ M.models = readonly(core.models, "starvideos.models")
 -- other bytes as `%XX`; a long id cut, with a hash of the whole).
 -- @string id a task id
 -- @treturn string
-function M.file_name(id) return journal.file_name(id) end
+M.file_name = journal.file_name
 
 --- The creates of a journal whose answer never came (the task may exist, and be
 -- paid for), with no network.

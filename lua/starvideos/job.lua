@@ -86,7 +86,7 @@ function Job.new(engine, ledger, cfg, goal, id, spec)
   -- holds, false, the fields every answer reads, so that none is looked up
   -- through the metatable; a job made with a spec holds only what it was
   -- given, so that one waiting among thousands stays small (16 slots: done
-  -- and those it was not given are the class's false, below)
+  -- and those it was not given are the class's false, at the top)
   if not spec then
     return setmetatable({ engine = engine, ledger = ledger, cfg = cfg, id = id, goal = goal, task = nil, status = nil,
       deadline = deadline, done = false, wake = 0, state = "polling", req = false, err = nil, lone = true,
