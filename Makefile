@@ -48,7 +48,7 @@ DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-
              redis-server libhiredis-dev lua-nginx-redis tinyproxy
 # The goals that install what is missing first (when apt-get exists); no other
 # goal depends on deps-checked, so a plain `make` calls no package manager.
-INSTALL_GOALS := test test-all demo bench
+INSTALL_GOALS := test test-hosts test-all demo bench
 DEPS_FIRST    := $(if $(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),deps-checked)
 BUSTED    := $(LUA) /usr/bin/busted
 
@@ -68,7 +68,7 @@ REDIS_OBJ    := $(patsubst csrc/%.c,build/obj/%.o,$(REDIS_MOD_SRC))
 REDIS_SO     := $(if $(filter yes,$(HIREDIS)),build/starvideos/redis.so,redis-skipped)
 SO           += $(REDIS_SO)
 
-.PHONY: all deps test test-all check lint demo clean
+.PHONY: all deps test test-hosts test-all check lint demo clean
 all: $(SO) $(TEST_BIN) $(COMPAT_SO)
 
 # The core alone, without Lua: its C tests link only libcurl.
@@ -158,14 +158,29 @@ lint:
 	@status=0; luacheck -q lua bin spec || status=1; \
 	for f in $(LUA_FILES); do luac5.1 -p "$$f" || status=1; done; exit $$status
 
-test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(NGX_SO) lint
-	$(BUSTED) $(BUSTED_ARGS)
+# The suite in tiers.  `make test`: the specs of spec/ but spec/hosts/ (each
+# module through its seam, the transport cases on libcurl, the emulator
+# workflows), on Lua 5.4, each file in a process of its own, as many at once as
+# there are cores (tools/run-specs.sh).  `make test-hosts`: spec/hosts/ once,
+# each spec on the VM its host needs (nginx's LuaJIT, LuaRocks trees, a C
+# host, LÖVE, Redis fleets, the README's own lines).  `make test-all`: lint,
+# `make test` on every VM, then `make test-hosts`; one line per part, then
+# the total.
+TEST_SPECS  = $(sort $(shell find spec -name '*_spec.lua' -not -path 'spec/hosts/*'))
+HOST_SPECS  = $(sort $(wildcard spec/hosts/*_spec.lua))
+HOST_BUILDS = $(NGX_SO)
 
-# Lint once, then the whole suite on every VM, each loading its own build/<vm>/
-# modules and running the emulator and the CLI under itself; one line per VM,
-# then the total.  A failed lint does not stop the suites: it counts as one
-# failure in the total (and the exit status).
-test-all: deps-checked $(SO) $(TEST_BIN) $(VM_SOS)
+test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) lint
+	@sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
+
+test-hosts: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
+	@sh tools/run-specs.sh $(LUA) $(HOST_SPECS)
+
+# Lint once, then `make test`'s specs on every VM, each loading its own
+# build/<vm>/ modules and running the emulator and the CLI under itself, then
+# the hosts' specs; one line per part, then the total.  A failed lint does
+# not stop the suites: it counts as one failure in the total (and the exit status).
+test-all: deps-checked $(SO) $(TEST_BIN) $(VM_SOS) $(HOST_BUILDS)
 	@lint=ok; $(MAKE) --no-print-directory lint || lint=failed; \
 	LINT_RESULT=$$lint sh tools/test-all.sh $(VMS)
 

@@ -1,6 +1,6 @@
 # `make check`: look for memory errors, leaks and undefined behaviour.
 #   1. the C tests (csrc/test/test_core.c) built with ASan + UBSan, leaks checked;
-#   2. the busted specs whose code under test runs in busted's own process
+#   2. `make test`'s specs whose code under test runs in busted's own process
 #      (ASAN_SPECS: all but those of nginx, a C host, luarocks, the make
 #      targets and the command line's child processes, whose modules are not
 #      this build) on lua5.4 with an ASan + UBSan build of the modules,
@@ -14,12 +14,10 @@
 #      emulator (spec/fixtures/memcheck.lua); errors and definite leaks fail.
 # All three run; the target fails when any of them found something.
 
-# the specs left out of 2.: what they test runs in nginx (its LuaJIT and
-# build/luajit/), a host or tree they build, or children given build/?.so
-# (keep's and the store's cases are mostly their child processes)
-ASAN_SKIP  := nginx keep_nginx engine_nginx shared_budget store_wire_nginx redis_nginx fleet \
-              openresty_readme luarocks build embed docs love bench newcomer cli cli_store keep store_wire
-ASAN_SPECS := $(filter-out $(ASAN_SKIP:%=spec/%_spec.lua),$(sort $(wildcard spec/*_spec.lua)))
+# the specs of 2.: `make test`'s, but those whose cases are mostly child
+# processes given build/?.so (the command line's, keep's)
+ASAN_SKIP  := cli keep
+ASAN_SPECS  = $(filter-out $(foreach s,$(ASAN_SKIP),%/$(s)_spec.lua),$(TEST_SPECS))
 
 SAN_CC     ?= clang
 SAN_FLAGS  := -g -O1 -fno-omit-frame-pointer \
@@ -67,8 +65,9 @@ check: $(ASAN_TEST) $(ASAN_SO) $(ASAN_SIGN) $(SO) $(TEST_BIN) $(COMPAT_SO)
 	ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:log_path=$(CURDIR)/$(ASAN_LOGS)/asan \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_LOGS)/ubsan \
 	LUA_CPATH='build/asan/?.so;build/?.so;;' \
-	  $(LUA) /usr/bin/busted --cpath='build/asan/?.so;build/?.so' -o utfTerminal $(BUSTED_ARGS) $(ASAN_SPECS) > build/asan/busted.out 2>&1 || lua=1; \
-	tail -n 40 build/asan/busted.out | grep -E 'success|Failure|Error|^spec/' | tail -n 25; \
+	BUSTED_ARGS="--cpath=build/asan/?.so;build/?.so $(BUSTED_ARGS)" \
+	  sh tools/run-specs.sh $(LUA) $(ASAN_SPECS) > build/asan/busted.out 2>&1 || lua=1; \
+	grep -vE '^spec/' build/asan/busted.out | tail -n 40; \
 	if ls $(ASAN_LOGS)/* >/dev/null 2>&1; then \
 	  lua=1; echo "sanitizer reports in $(ASAN_LOGS):"; head -n 60 $(ASAN_LOGS)/*; \
 	else echo "no sanitizer report"; fi; \

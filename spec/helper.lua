@@ -179,6 +179,16 @@ function helper.capture(cmd)
   return out, ok and true or nil, code
 end
 
+-- Seeds math.random for a spec's random choices (kill points, delays): the
+-- seed is $STARVIDEOS_SEED when set, else 1, and is printed, so that a failure
+-- can be run again with the same choices.
+function helper.seed(what)
+  local seed = tonumber(os_getenv("STARVIDEOS_SEED") or "") or 1
+  math.randomseed(seed)
+  io.stderr:write(str_format("%s: seed %d (STARVIDEOS_SEED=%d repeats it)\n", what, seed, seed))
+  return seed
+end
+
 function helper.sleep(seconds)
   socket.sleep(seconds)
 end

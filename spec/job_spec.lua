@@ -153,28 +153,6 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
     end)
   end
 
-  -- Thousands may wait at once (bench row 9): a Lua table's fields live in a
-  -- part of 2^n slots, and a 17th field doubles 16 to 32.
-  it("a watched job waiting for its next poll holds 16 fields at most", function()
-    local fake = service { query = function(id) return task(id, "queued", { created = os.time() - 5 }) end }
-    local cfg = options.client { api_key = "k", base_url = "http://api.test", transport = fake,
-      requests_per_second = 1000 }
-    cfg.has_key = true
-    local engine = Engine.for_client(cfg)
-    -- what client:watch(id, {interval =}) makes (its step's finished list too)
-    local job = assert(Job.new(engine, Ledger.new(nil, cfg, engine), cfg, nil, "task_born_elsewhere",
-      { interval = 3600, finished = {} }))
-    engine:at(0, job)
-    engine:drive(function() return job.task ~= nil and not job.req end, nil, require("starvideos.core").now() + 5)
-    assert.equal("queued", job.status)
-    assert.truthy(job.coarse, "the task's creation was not read from its created (the case needs every field)")
-    local fields = {}
-    for k in pairs(job) do fields[#fields + 1] = tostring(k) end
-    table.sort(fields)
-    assert.is_true(#fields <= 16, #fields .. " fields: " .. table.concat(fields, " "))
-    engine:release()
-  end)
-
   it("a job cancelled while its create is out ends once the answer is in, the task recorded", function()
     local fake = service { create = function() return { status = 200, after = 0.2,
       body = '{"id":"task_1","status":"queued"}' } end }

