@@ -38,13 +38,13 @@ INC_lua5.4   ?= $(LUA_INC)
 INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 
 # Debian packages the build, the tests and the demo need (test-all: every VM;
-# luarocks for spec/luarocks_spec.lua, lua-ldoc and lua-markdown for make docs;
+# luarocks for spec/hosts/luarocks_spec.lua;
 # spec/nginx_spec.lua: nginx with its lua module, curl, openssl; the fleet specs:
 # redis-server, hiredis for starvideos.redis, lua-nginx-redis for nginx.redis;
 # spec/proxy_spec.lua: tinyproxy).
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
-             luarocks lua-ldoc lua-markdown nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
+             luarocks nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
              redis-server libhiredis-dev lua-nginx-redis tinyproxy
 # The goals that install what is missing first (when apt-get exists); no other
 # goal depends on deps-checked, so a plain `make` calls no package manager.
@@ -166,7 +166,7 @@ lint:
 # host, LÖVE, Redis fleets, the README's own lines).  `make test-all`: lint,
 # `make test` on every VM, then `make test-hosts`; one line per part, then
 # the total.
-TEST_SPECS  = $(sort $(shell find spec -name '*_spec.lua' -not -path 'spec/hosts/*'))
+TEST_SPECS  = $(sort $(shell find spec -name '*_spec.lua' -not -path 'spec/hosts/*' 2>/dev/null))
 HOST_SPECS  = $(sort $(wildcard spec/hosts/*_spec.lua))
 HOST_BUILDS = $(NGX_SO)
 

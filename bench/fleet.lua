@@ -4,9 +4,9 @@
 --   1. the cost of a create and a poll: client:create then client:query of
 --      that task, on a client whose ledger is the store, against the same on
 --      a client whose ledger is a journal (a file in BENCH_TMP), on an
---      emulator of its own started alike (one engine per base URL and key:
+--      emulator of its own started alike (one loop and budget per base URL and key:
 --      on the first emulator the journal's client would share the store
---      client's engine, and so take its tokens from Redis too); rounds
+--      client's budget, and so take its tokens from Redis too); rounds
 --      taking turns, the median time per create+poll of each.
 --   2. the fleet's throughput at a budget R: two processes
 --      (bench/lib/fleet_child.lua) sharing the store, each creating N tasks
@@ -51,7 +51,7 @@ local function cost_row()
       return (B.now() - t0) / n
     end
   end
-  emu2 = B.emulator(KEY, EMU_ARGS) -- the baseline's: no engine, no token shared with the store's client
+  emu2 = B.emulator(KEY, EMU_ARGS) -- the baseline's: no budget, no token shared with the store's client
   local store = starvideos.new { api_key = KEY, base_url = emu.url, store = srv.url, requests_per_second = 1e6 }
   local journal = starvideos.new { api_key = KEY, base_url = emu2.url, journal = B.tmp .. "/fleet-bench.jsonl",
     requests_per_second = 1e6 }
@@ -70,7 +70,7 @@ local function cost_row()
     ours = o * 1e3, theirs = t * 1e3, ratio = ratio, unit = "ms", target = "<= 1.5x", ok = ratio <= 1.5,
     note = str_format("client:create then client:query of its task, %d pairs a run, on the emulator (LuaSocket, one "
       .. "process: most of each pair's time is its two HTTP exchanges; the baseline's client on an emulator of its "
-      .. "own, so that it shares no engine with the store's); medians of %d rounds taking turns; "
+      .. "own, so that it shares no budget with the store's); medians of %d rounds taking turns; "
       .. "redis-server on loopback, no persistence", n, rounds) }
 end
 

@@ -2,7 +2,7 @@
 -- holds every step(0) under 4 ms"; spec/journal_spec.lua checks what it reads,
 -- 64 KiB a call and no more, not how long it takes).  A journal of 80 MB (16 MB
 -- when quick, bench/lib/big_journal.lua); three rows' worth in one:
---   ours: the slowest journal.samples(path):next(65536) of a whole read (what a
+--   ours: the slowest samples.reader(path):next(65536) of a whole read (what a
 --     step(0) does per call while the schedule reads), the best of 3 reads;
 --   baseline: the slowest f:seek + f:read(65536) of the same slices, the same way;
 --   the note adds the slowest client:step(0) of a client on that journal
@@ -10,7 +10,8 @@
 -- Target: ours <= 4 ms.
 local B = require "bench.common"
 local starvideos = require "starvideos"
-local journal = require "starvideos.journal"
+local journal = require "starvideos.records.journal"
+local samples = require "starvideos.records.samples"
 local core = require "starvideos.core"
 local big = require "bench.lib.big_journal"
 
@@ -22,7 +23,7 @@ local ok, err = pcall(function()
   big.write(path, bytes)
   local ours, raw, slices = math.huge, math.huge, 0
   for _ = 1, 3 do
-    local reader, worst, done = journal.samples(path), 0, false
+    local reader, worst, done = samples.reader(path), 0, false
     slices = 0
     while not done do
       local t0 = now()
@@ -67,7 +68,7 @@ local ok, err = pcall(function()
     unit = "ms", target = "ours <= 4 ms", ok = ours <= 0.004,
     note = string.format("the slowest of %d calls, the best of 3 whole reads (the sample reader stops at %d MiB); "
       .. "the slowest client:step(0) of a client on that journal watching one task, over %d steps: %.2f ms",
-      slices, journal.SAMPLE_BYTES // 2 ^ 20, steps, step_worst * 1000) }
+      slices, samples.BYTES // 2 ^ 20, steps, step_worst * 1000) }
 end)
 os.remove(path)
 assert(ok, err)

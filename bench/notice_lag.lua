@@ -27,7 +27,7 @@ local cjson = require "cjson"
 local socket = require "socket"
 local http = require "socket.http"
 local starvideos = require "starvideos"
-local Schedule = require "starvideos.schedule"
+local Schedule = require "starvideos.extras.schedule"
 
 local quick = os.getenv("BENCH_QUICK") == "1"
 local KIND = "videos|5|"
@@ -70,7 +70,7 @@ local function drive(runs, arrivals)
     while next_task <= #arrivals and arrivals[next_task] <= now do
       for _, run in ipairs(runs) do
         local k = next_task
-        local sched = run.client.ledger.sched
+        local sched = Schedule.of(run.client.budget, run.client.cfg)
         run.planned[k] = sched and sched:plan(KIND, "videos") ~= nil
         run.jobs[k] = assert(run.client:start(params, {
           interval = run.interval_of(k),

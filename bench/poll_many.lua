@@ -12,7 +12,7 @@
 -- The floor is 1000 / 16 x 20 ms = 1.25 s.
 local B = require "bench.common"
 local starvideos = require "starvideos"
-local options = require "starvideos.options"
+local options = require "starvideos.config"
 
 B.need_nginx()
 local count = 1000

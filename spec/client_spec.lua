@@ -643,9 +643,9 @@ it("a create against a closed port gives kind network, not maybe_created, after 
   end)
 
   -- A lone query takes the one path every call takes: a job, driven by the
-  -- engine (there is no lane of its own any more, with or without a listener or
+  -- loop (there is no lane of its own any more, with or without a listener or
   -- a journal).  The same rules, counted by what the server saw.
-  describe("of a lone query (the one path: a job the engine drives)", function()
+  describe("of a lone query (the one path: a job the loop drives)", function()
     local Job = require "starvideos.job"
     local plain = function(opts)
       local o = { api_key = emu.key, base_url = emu.url, retry_backoff = 0.01 }
@@ -671,9 +671,7 @@ it("a create against a closed port gives kind network, not maybe_created, after 
       emu:clear()
     end)
 
-    it("has no lane: one job per query, the same answer and events with a listener, a journal or neither", function()
-      assert.is_nil(require("starvideos.engine").query_now, "the query_at_once lane is back (engine.query_now)")
-      assert.is_nil(Job._first_attempt, "the query_at_once lane is back (Job:_first_attempt)")
+    it("makes one job per query, the same answer and events with a listener, a journal or neither", function()
       assert(plain():wait(id, { interval = 0.05, timeout = 10 })) -- completed: every answer below is the same
       local heard = {}
       local clients = { plain(), plain { on_event = function(ev) heard[#heard + 1] = ev.type end },

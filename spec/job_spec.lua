@@ -1,15 +1,13 @@
--- job.lua on its own: a job handed an engine (engine.lua) over a scripted
--- transport (spec/support/fake_transport.lua) and a ledger (ledger.lua), no
--- server.  A task's way from create through polls to a file, as one table of
+-- job.lua on its own: a job handed a loop and a budget over a scripted
+-- transport (spec/support/fake_transport.lua) and a ledger (records/ledger.lua),
+-- no server.  A task's way from create through polls to a file, as one table of
 -- cases: what the service answers, what the job must end with, what the
 -- ledger recorded.
 
 local cjson = require "cjson.safe"
 local Fake = require "spec.support.fake_transport"
-local Engine = require "starvideos.engine"
-local Ledger = require "starvideos.ledger"
+local Ctx = require "spec.support.ctx"
 local Job = require "starvideos.job"
-local options = require "starvideos.options"
 local helper = require "spec.helper"
 
 local SIZE = 120000
@@ -121,16 +119,13 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
       local o = { api_key = "k", base_url = "http://api.test", transport = fake, retry_backoff = 0.01,
         interval = 0.02, min_interval = 0.01, requests_per_second = 1000, journal = dir .. "/j-" .. n .. ".jsonl" }
       for k, v in pairs(case.opts or {}) do o[k] = v end
-      local cfg = options.client(o)
-      cfg.has_key = true
-      local engine = Engine.for_client(cfg)
-      local ledger = Ledger.new(cfg.journal, cfg, engine)
+      local c = Ctx.new(o)
       local spec = {}
       for k, v in pairs(case.spec) do spec[k] = v end
       if spec.out then spec.out = dir .. "/out-" .. n .. ".mp4" end
       if spec.id and not spec.timeout then spec.timeout = 10 end
-      local job = assert(Job.new(engine, ledger, cfg, spec.goal, spec.id, spec))
-      local res, err = engine:run_one(job)
+      local job = assert(Job.new(c, spec.goal, spec.id, spec))
+      local res, err = c.loop:run_one(job)
       assert.is_true(job.done)
       if case.ok then
         assert.is_nil(err, err and err.message)
@@ -147,29 +142,27 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
         for _, x in ipairs(fake.sent) do sent[x.r.op] = (sent[x.r.op] or 0) + 1 end
         assert.same(case.sent, sent)
       end
-      if case.journal then assert.same(case.journal, records(cfg.journal)) end
+      if case.journal then assert.same(case.journal, records(c.cfg.journal)) end
       if case.more then case.more(job, fake, spec) end
-      engine:release()
+      c:release()
     end)
   end
 
   it("a job cancelled while its create is out ends once the answer is in, the task recorded", function()
     local fake = service { create = function() return { status = 200, after = 0.2,
       body = '{"id":"task_1","status":"queued"}' } end }
-    local cfg = options.client { api_key = "k", base_url = "http://api.test", transport = fake,
+    local c = Ctx.new { api_key = "k", base_url = "http://api.test", transport = fake,
       journal = dir .. "/cancel.jsonl" }
-    cfg.has_key = true
-    local engine = Engine.for_client(cfg)
-    local job = assert(Job.new(engine, Ledger.new(cfg.journal, cfg, engine), cfg, nil, nil, { params = PARAMS }))
+    local job = assert(Job.new(c, nil, nil, { params = PARAMS }))
     job:advance(require("starvideos.core").now())
     job:cancel()
     assert.is_false(job.done, "a create already sent was abandoned")
-    engine:drive(function() return job.done end)
+    c.loop:drive(function() return job.done end)
     assert.equal("cancelled", job.state)
     assert.is_true(job.err.created)
     assert.equal("task_1", job.id)
-    assert.same({ "pending", "created" }, records(cfg.journal))
-    engine:release()
+    assert.same({ "pending", "created" }, records(c.cfg.journal))
+    c:release()
   end)
 
   it("a job cancelled while its create waits to be sent again (a 429 made nothing) ends at once, never resent",
@@ -179,13 +172,11 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
         creates = creates + 1
         return { status = 429, headers = { ["Retry-After"] = "1" }, body = '{"error":"slow down"}' }
       end }
-      local cfg = options.client { api_key = "k", base_url = "http://api.test", transport = fake,
+      local c = Ctx.new { api_key = "k", base_url = "http://api.test", transport = fake,
         journal = dir .. "/cancel429.jsonl" }
-      cfg.has_key = true
-      local engine = Engine.for_client(cfg)
-      local job = assert(Job.new(engine, Ledger.new(cfg.journal, cfg, engine), cfg, nil, nil, { params = PARAMS }))
-      engine:at(0, job)
-      engine:drive(function() return creates == 1 and job.req and not job.req.handle end, nil,
+      local job = assert(Job.new(c, nil, nil, { params = PARAMS }))
+      c.loop:at(0, job)
+      c.loop:drive(function() return creates == 1 and job.req and not job.req.handle end, nil,
         require("starvideos.core").now() + 5)
       assert.equal(1, creates)
       job:cancel()
@@ -193,9 +184,9 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
       assert.equal("cancelled", job.state)
       assert.matches("its create made nothing and was not sent again", job.err.message, 1, true)
       assert.falsy(job.err.created)
-      engine:drive(function() return false end, nil, require("starvideos.core").now() + 1.5) -- past Retry-After
+      c.loop:drive(function() return false end, nil, require("starvideos.core").now() + 1.5) -- past Retry-After
       assert.equal(1, creates)
-      assert.same({ "pending", "abandoned" }, records(cfg.journal)) -- `pending` lists nothing
-      engine:release()
+      assert.same({ "pending", "abandoned" }, records(c.cfg.journal)) -- `pending` lists nothing
+      c:release()
     end)
 end)

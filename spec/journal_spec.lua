@@ -1,6 +1,8 @@
 -- The journal file itself: what survives a crash mid-write.
 local helper = require "spec.helper"
-local journal = require "starvideos.journal"
+local journal = require "starvideos.records.journal"
+local compact = require "starvideos.records.compact"
+local samples = require "starvideos.records.samples"
 
 -- A fresh folder (removed by helper.cleanup) and a journal's path in it.
 local function fresh()
@@ -47,7 +49,7 @@ describe("the journal", function()
     assert(os.execute("mkfifo '" .. fifo .. "'"))
     -- in a child under timeout: a wait would hang this process, not fail it
     local script = ([[
-      local journal = require "starvideos.journal"
+      local journal = require "starvideos.records.journal"
       print(select(2, journal.read(%q)))
       print(select(2, journal.append(%q, { event = "created", id = "a" })))
       local starvideos = require "starvideos"
@@ -180,7 +182,7 @@ end
 
 -- Every sample a reader gives, reading max_bytes per call: the list, the calls.
 local function all_samples(path, max_bytes)
-  local reader, out, calls = journal.samples(path), {}, 0
+  local reader, out, calls = samples.reader(path), {}, 0
   repeat
     local list, done = reader:next(max_bytes)
     calls = calls + 1
@@ -226,17 +228,17 @@ describe("journal compaction and the samples reader", function()
   it("keeps what resume, pending and the schedule need, drops settled tasks' prompts and torn lines", function()
     mixed()
     local unfinished, open, by_id = sets(path)
-    local samples = all_samples(path, 65536)
+    local kept = all_samples(path, 65536)
     local before = helper.file_size(path)
-    local stats = assert(journal.compact(path))
+    local stats = assert(compact.compact(path))
     local unfinished2, open2, by_id2, bad2 = sets(path)
     assert.same(unfinished, unfinished2)
     assert.same({ "open-1" }, open2)
     assert.same(open, open2)
     assert.equal(0, bad2)
-    assert.same(samples, all_samples(path, 65536))
+    assert.same(kept, all_samples(path, 65536))
     local tooks = {}
-    for i, s in ipairs(samples) do tooks[i] = s.took end
+    for i, s in ipairs(kept) do tooks[i] = s.took end
     assert.same({ 110, 90, 70, 50, 30, 10 }, tooks) -- completed: settled or not (t3, t7, t11 wait for a download)
     -- a settled task: its took and its file are still there, its prompt is not
     assert.same({ "completed", 50, 1.5, dir .. "/t5.mp4", "720p" }, { by_id2.t5.status, by_id2.t5.took,
@@ -253,16 +255,16 @@ describe("journal compaction and the samples reader", function()
     assert.is_true(stats.after_bytes < before / 2)
     assert.same({ 53, 3, 6, 1 }, { stats.before_records, stats.samples, stats.unsettled, stats.bad })
     -- compacting again changes nothing that matters
-    assert(journal.compact(path))
+    assert(compact.compact(path))
     local unfinished3, open3 = sets(path)
     assert.same({ unfinished, open }, { unfinished3, open3 })
-    assert.same(samples, all_samples(path, 65536))
+    assert.same(kept, all_samples(path, 65536))
   end)
 
   it("keeps the newest SAMPLE_KEEP samples of each kind", function()
-    local keep = journal.SAMPLE_KEEP
-    finally(function() journal.SAMPLE_KEEP = keep end)
-    journal.SAMPLE_KEEP = 3
+    local keep = require("starvideos.config").DEFAULTS.samples
+    finally(function() require("starvideos.config").DEFAULTS.samples = keep end)
+    require("starvideos.config").DEFAULTS.samples = 3
     for i = 1, 10 do
       for _, model in ipairs { "videos", "videos_fast" } do
         local id = model .. i
@@ -278,7 +280,7 @@ describe("journal compaction and the samples reader", function()
     end
     local newest = "videos_fast:10 videos:10 videos_fast:9 videos:9 videos_fast:8 videos:8"
     assert.equal(newest, tooks()) -- the reader's own cap
-    local stats = assert(journal.compact(path))
+    local stats = assert(compact.compact(path))
     assert.equal(6, stats.samples)
     assert.equal(newest, tooks())
     local _, _, by_id = sets(path)
@@ -289,31 +291,31 @@ describe("journal compaction and the samples reader", function()
   it("compacts on open only past the limit, and not again until the file doubles", function()
     mixed()
     local size = helper.file_size(path)
-    assert.is_false(journal.maybe_compact(path, size))
+    assert.is_false(compact.maybe_compact(path, size))
     assert.equal(size, helper.file_size(path))
-    local stats = assert(journal.maybe_compact(path, size - 1))
+    local stats = assert(compact.maybe_compact(path, size - 1))
     assert.equal(size, stats.before_bytes)
     local small = helper.file_size(path)
     assert.is_true(small < size / 2)
-    assert.is_false(journal.maybe_compact(path, 100)) -- nothing to gain yet
+    assert.is_false(compact.maybe_compact(path, 100)) -- nothing to gain yet
     -- more unsettled tasks: past twice what compaction left, it compacts again
     for i = 1, 10 do
       assert(journal.append(path, { event = "created", id = "n" .. i, model = "videos", prompt = PROMPT }))
     end
-    assert.truthy(journal.maybe_compact(path, 100))
-    assert.is_false(journal.maybe_compact(dir .. "/none.jsonl", 0))
+    assert.truthy(compact.maybe_compact(path, 100))
+    assert.is_false(compact.maybe_compact(dir .. "/none.jsonl", 0))
   end)
 
   it("refuses a missing file, a folder and a symbolic link, naming the journal", function()
-    local ok, err = journal.compact(dir .. "/none.jsonl")
+    local ok, err = compact.compact(dir .. "/none.jsonl")
     assert.is_nil(ok)
     assert.equal("cannot compact the journal " .. dir .. "/none.jsonl: no such file", err)
-    ok, err = journal.compact(dir)
+    ok, err = compact.compact(dir)
     assert.is_nil(ok)
     assert.equal("cannot compact the journal " .. dir .. ": it is not a regular file", err)
     mixed()
     assert(os.execute("ln -s tasks.jsonl '" .. dir .. "/link.jsonl'"))
-    ok, err = journal.compact(dir .. "/link.jsonl")
+    ok, err = compact.compact(dir .. "/link.jsonl")
     assert.is_nil(ok)
     assert.matches("it is a symbolic link", err)
   end)
@@ -374,10 +376,10 @@ describe("journal compaction and the samples reader", function()
   end)
 
   it("the samples reader gives nothing, done, for a journal that is missing or a FIFO", function()
-    local list, done = journal.samples(dir .. "/none.jsonl"):next(65536)
+    local list, done = samples.reader(dir .. "/none.jsonl"):next(65536)
     assert.same({ {}, true }, { list, done })
     assert(os.execute("mkfifo '" .. dir .. "/fifo'"))
-    list, done = journal.samples(dir .. "/fifo"):next(65536)
+    list, done = samples.reader(dir .. "/fifo"):next(65536)
     assert.same({ {}, true }, { list, done })
   end)
 end)
@@ -431,7 +433,7 @@ describe("journal compaction beside concurrent appenders", function()
     table.sort(want_unfinished)
     assert.same(want_unfinished, unfinished)
     assert.same(want_open, open)
-    assert.equal(math.min(settled, journal.SAMPLE_MAX), #all_samples(path, 65536))
+    assert.equal(math.min(settled, samples.MAX), #all_samples(path, 65536))
     assert.truthy(helper.read_file(path):find('"text":"kept"', 1, true))
   end)
 end)
@@ -456,7 +458,7 @@ describe("a journal of 80 MB", function()
       local model, duration = kind_of(i)
       local key = model .. duration
       per[key] = (per[key] or 0) + 1
-      if per[key] <= journal.SAMPLE_KEEP then want[#want + 1] = i end
+      if per[key] <= require("starvideos.config").DEFAULTS.samples then want[#want + 1] = i end
     end
     return want
   end
@@ -465,7 +467,7 @@ describe("a journal of 80 MB", function()
     assert.is_true(helper.file_size(path) >= 80e6)
     -- the work of a call is bounded by the bytes it reads (a frame's time is a
     -- bench figure, bench/journal: not asserted here): count them at the file
-    local reader, list, calls, most, total = journal.samples(path), {}, 0, 0, 0
+    local reader, list, calls, most, total = samples.reader(path), {}, 0, 0, 0
     local f, read = reader.f, 0
     reader.f = setmetatable({}, { __index = function(_, name)
       return function(_, ...)
@@ -484,12 +486,12 @@ describe("a journal of 80 MB", function()
     end
     local got = list
     assert.equal(65536, most)
-    assert.equal(journal.SAMPLE_BYTES, total)
-    assert.equal(journal.SAMPLE_BYTES / 65536, calls) -- the byte cap, far from the start
+    assert.equal(samples.BYTES, total)
+    assert.equal(samples.BYTES / 65536, calls) -- the byte cap, far from the start
     -- the newest tasks of each kind, newest first, from the last 8 MiB only
     local want = newest(1, tasks)
     local oldest = got[#got]
-    assert.is_true(tasks - oldest < journal.SAMPLE_BYTES / #PROMPT)
+    assert.is_true(tasks - oldest < samples.BYTES / #PROMPT)
     for i, took in ipairs(got) do assert.equal(want[i], took) end
   end)
 
@@ -500,8 +502,8 @@ describe("a journal of 80 MB", function()
       return t
     end
     local before = tooks()
-    local stats = assert(journal.compact(path))
-    assert.equal(4 * journal.SAMPLE_KEEP, stats.samples)
+    local stats = assert(compact.compact(path))
+    assert.equal(4 * require("starvideos.config").DEFAULTS.samples, stats.samples)
     assert.equal(0, stats.unsettled)
     assert.is_true(stats.after_bytes < 200e3, "after: " .. stats.after_bytes)
     local after = tooks()

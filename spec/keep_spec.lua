@@ -214,7 +214,7 @@ describe("keep (journal, flock leases, real processes)", function()
 end)
 
 describe("ledger:orphans (keep's seam, one process)", function()
-  local Ledger = require "starvideos.ledger"
+  local Ledger = require "starvideos.records.ledger"
   local core = require "starvideos.core"
   after_each(function() helper.cleanup() end)
 
@@ -277,8 +277,9 @@ describe("ledger:orphans (keep's seam, one process)", function()
     lines[#lines + 1] = { event = "downloaded", id = "t_early", path = dir .. "/e.mp4", time = 1 }
     lines[#lines + 1] = { event = "created", id = "t_late", owner = "gone", time = 1 }
     journal_with(path, lines)
-    local slice = Ledger.FOLLOW
-    Ledger.FOLLOW = 200 -- bytes: a few lines a look
+    local leases = require "starvideos.records.leases"
+    local slice = leases.FOLLOW
+    leases.FOLLOW = 200 -- bytes: a few lines a look
     local ledger = Ledger.new(path, {})
     local k = assert(ledger:keeper())
     local looks, tasks, behind = 0, nil, true
@@ -289,7 +290,7 @@ describe("ledger:orphans (keep's seam, one process)", function()
       assert.same({}, pendings)
       if behind then assert.same({}, tasks) end
     end
-    Ledger.FOLLOW = slice
+    leases.FOLLOW = slice
     assert.is_true(looks > 5, looks .. " looks")
     assert.equal(1, #tasks)
     assert.equal("t_late", tasks[1].id) -- t_early's download, read in a later slice, stands

@@ -5,8 +5,9 @@
 -- journal one bounded slice per step.
 local Fake = require "spec.support.fake_transport"
 local helper = require "spec.helper"
-local Ledger = require "starvideos.ledger"
-local journal = require "starvideos.journal"
+local Ledger = require "starvideos.records.ledger"
+local journal = require "starvideos.records.journal"
+local samples = require "starvideos.records.samples"
 local starvideos = require "starvideos"
 local cjson = require "cjson"
 local core = require "starvideos.core"
@@ -115,9 +116,9 @@ describe("the ledger", function()
     local j = dir .. "/j.jsonl"
     helper.write_file(j, "")
     local calls, sizes = 0, {}
-    local real = journal.samples
+    local real = samples.reader
     -- a reader giving one sample per call, done at the sixth
-    journal.samples = function(path)
+    samples.reader = function(path)
       assert.equal(j, path)
       return { next = function(_, max_bytes)
         calls = calls + 1
@@ -130,25 +131,24 @@ describe("the ledger", function()
       local c = client(fake, { journal = j })
       c:watch("task_x") -- no interval: the learned schedule, which starts reading
       c:step(0)
-      local kind = Ledger.kind_of("videos", 5, "720p")
+      local kind = require("starvideos.job").kind_of("videos", 5, "720p")
       assert.is_true(calls <= 2, calls .. " slices in one step")
       for _ = 1, 10 do c:step(0) end
       assert.equal(6, calls, "the reader was not read to its end, or past it")
       for _, n in ipairs(sizes) do assert.equal(65536, n) end
-      assert.is_truthy(c.ledger:schedule():estimate(kind), "nothing learned from the journal's samples")
+      local schedule = require("starvideos.extras.schedule").of(c.budget, c.cfg)
+      assert.is_truthy(schedule:estimate(kind), "nothing learned from the journal's samples")
       c:close()
     end)
-    journal.samples = real
+    samples.reader = real
     assert(ok, err)
   end)
 
   it("maps task ids to file names that differ when the ids differ", function()
     local names = {}
     for _, id in ipairs { "clip/1", "clip:1", "clip_1", "é1", "ö1" } do
-      local name = Ledger.file_name(id)
-      if journal.file_name then -- journal.lua's injective naming
-        assert.is_nil(names[name], id .. " and " .. tostring(names[name]) .. " share " .. name)
-      end
+      local name = journal.file_name(id)
+      assert.is_nil(names[name], id .. " and " .. tostring(names[name]) .. " share " .. name)
       assert.is_nil(name:find("/", 1, true))
       names[name] = id
     end

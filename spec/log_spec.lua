@@ -8,7 +8,7 @@ local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
 local shared_emulator = require "spec.support.shared_emulator"
 local starvideos = require "starvideos"
-local Log = require "starvideos.log"
+local Log = require "starvideos.extras.log"
 
 local q, str_format = helper.shell_quote, string.format
 

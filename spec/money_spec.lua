@@ -3,7 +3,7 @@
 local helper = require "spec.helper"
 local socket = require "socket"
 local starvideos = require "starvideos"
-local journal = require "starvideos.journal"
+local journal = require "starvideos.records.journal"
 
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
 
@@ -38,7 +38,7 @@ describe("money and robustness", function()
     assert.is_true(err.maybe_created)
     assert.equal(1, posts())
     assert.equal(before + 1, #emu:tasks())
-    c:close() -- its connections go with it (the next client of the key gets a fresh engine)
+    c:close() -- its connections go with it (the next client of the key gets a fresh loop)
   end)
 
   it("still reuses connections for queries after a create", function()

@@ -1,7 +1,7 @@
 -- File names from task ids (journal.file_name): injective, within the
 -- filesystem's 255 bytes with ".mp4.part", readable for ordinary ids.
 local helper = require "spec.helper"
-local journal = require "starvideos.journal"
+local journal = require "starvideos.records.journal"
 
 local name = journal.file_name
 

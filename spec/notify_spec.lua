@@ -216,7 +216,7 @@ describe("notify", function()
       assert.are.equal(tries + 1, #list)
       local by_id, n = events_of(dir)
       assert.are.equal(1, n)
-      assert.truthy(by_id[require("starvideos.notify").id(task.id, "task.completed")])
+      assert.truthy(by_id[require("starvideos.extras.notify").id(task.id, "task.completed")])
     end)
     rx.stop()
     assert(ok, err)
@@ -247,7 +247,7 @@ describe("notify", function()
       assert.are.equal("delivered", seen[#seen])
       local by_id, n = events_of(dir)
       assert.are.equal(1, n)
-      assert.truthy(by_id[require("starvideos.notify").id(task.id, "task.completed")])
+      assert.truthy(by_id[require("starvideos.extras.notify").id(task.id, "task.completed")])
       local delivered = 0
       for line in helper.read_file(dir .. "/j"):gmatch("[^\n]+") do
         if line:find('"event":"delivered"', 1, true) then delivered = delivered + 1 end
@@ -282,7 +282,7 @@ describe("notify", function()
       assert.are.equal(tries + 1, #received(dir)) -- delivered before resume returned
       local by_id, n = events_of(dir)
       assert.are.equal(1, n)
-      local ev = by_id[require("starvideos.notify").id(task.id, "task.completed")]
+      local ev = by_id[require("starvideos.extras.notify").id(task.id, "task.completed")]
       assert.are.equal("task.completed", ev.type)
       assert.are.equal(dir .. "/v.mp4", ev.path)
       -- delivered is recorded: a second resume (and a keep) sends nothing again
@@ -311,7 +311,7 @@ describe("notify", function()
       end, 10))
       local ids, n = notify_run.hook_ids(dir .. "/hooks.log")
       assert.are.equal(20, n)
-      local Notify = require "starvideos.notify"
+      local Notify = require "starvideos.extras.notify"
       for _, j in ipairs(jobs) do assert.is_true(ids[Notify.id(j.id, "task.completed")]) end
     end)
     run.stop()
@@ -320,10 +320,10 @@ describe("notify", function()
 end)
 
 -- The ledger's owed events, one list of cases for both backends: the journal
--- (ledger.lua) and Redis (ledger_redis.lua).
+-- (records/ledger.lua) and Redis (fleet/ledger.lua).
 describe("owed webhooks in the ledger", function()
   local redis_run = require "spec.support.redis_run"
-  local Ledger, R = require "starvideos.ledger", require "starvideos.ledger_redis"
+  local Ledger, R = require "starvideos.records.ledger", require "starvideos.fleet.ledger"
   local redis, dir
 
   setup(function() if not redis_run.missing() then redis = redis_run.start() end end)
@@ -388,7 +388,7 @@ describe("owed webhooks in the ledger", function()
       function()
         local why = unready(name)
         if why then return pending(why) end
-        local Notify = require "starvideos.notify"
+        local Notify = require "starvideos.extras.notify"
         dir = helper.tmpdir()
         local new = make()
         local owner, other = new(), new()
@@ -422,7 +422,7 @@ describe("owed webhooks in the ledger", function()
         local events = {}
         local cfg = { notify = { url = "http://127.0.0.1:9/hook", secret = "whsec_" .. string.rep("A", 32) },
           on_event = function(e) events[#events + 1] = e end }
-        assert.are.same({}, Notify.sweep(nil, other, cfg, k))
+        assert.are.same({}, Notify.sweep({ ledger = other, cfg = cfg }, k))
         assert.are.equal(1, #events)
         assert.are.equal("warning", events[1].type)
         assert.truthy(events[1].message:find("the webhooks owed could not be looked at: ", 1, true), events[1].message)
@@ -434,10 +434,11 @@ describe("owed webhooks in the ledger", function()
       end)
   end
 
-  it("journal: keep's looks for owed events read what is new, at most Ledger.FOLLOW bytes a look", function()
+  it("journal: keep's looks for owed events read what is new, at most leases.FOLLOW bytes a look", function()
+    local leases = require "starvideos.records.leases"
     dir = helper.tmpdir()
     local path = dir .. "/j"
-    require("bench.lib.big_journal").write(path, 3.5 * Ledger.FOLLOW) -- settled tasks, before the event
+    require("bench.lib.big_journal").write(path, 3.5 * leases.FOLLOW) -- settled tasks, before the event
     local owner, other = Ledger.new(path, { lease = 1 }), Ledger.new(path, { lease = 1 })
     assert.truthy(owner:owe("msg_b", "task-b", '{"type":"task.completed"}'))
     owner:close()
@@ -446,7 +447,7 @@ describe("owed webhooks in the ledger", function()
     repeat
       local before = k.state and k.state.pos or 0
       got, looks = other:owed_orphans(k), looks + 1
-      assert.is_true(k.state.pos - before <= Ledger.FOLLOW, "a look read " .. (k.state.pos - before) .. " bytes")
+      assert.is_true(k.state.pos - before <= leases.FOLLOW, "a look read " .. (k.state.pos - before) .. " bytes")
     until got[1] or looks > 10
     assert.are.equal(4, looks) -- 3.5 MiB and the event: 4 slices of 1 MiB
     assert.are.equal("msg_b", got[1].wid)

@@ -4,7 +4,7 @@
 -- decides for options, the job, both transports and the command line.
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
-local options = require "starvideos.options"
+local options = require "starvideos.config"
 local core = require "starvideos.core"
 
 local DEFAULTS = options.DEFAULTS
@@ -270,8 +270,8 @@ describe("one policy", function()
       assert.is_nil(numbers_of_table(body))
     end)
 
-    it("transport/ngx.lua falls back on no table value", function()
-      local text = read("lua/starvideos/transport/ngx.lua")
+    it("nginx/transport.lua falls back on no table value", function()
+      local text = read("lua/starvideos/nginx/transport.lua")
       local function fallback(s)
         for k in s:gmatch("cfg%.([%w_]+)%s+or%s") do if DEFAULTS[k] then return k end end
         return s:match("r%.max_body%s+or%s") and "max_body"
@@ -282,7 +282,7 @@ describe("one policy", function()
     end)
   end)
 
-  -- transport/ngx.lua outside nginx: the ngx API it calls, faked just enough to
+  -- nginx/transport.lua outside nginx: the ngx API it calls, faked just enough to
   -- see what it is given and what it decides before any socket.
   describe("the nginx transport, unit", function()
     local N, made
@@ -298,18 +298,21 @@ describe("one policy", function()
         made[#made + 1] = n
         return { wait = function() return true end, post = function() end, count = function() return 0 end }
       end }
-      package.loaded["starvideos.transport.ngx"], package.loaded["starvideos.transport.ngx_wire"] = nil, nil
-      N = require "starvideos.transport.ngx"
+      package.loaded["starvideos.nginx.transport"], package.loaded["starvideos.nginx.wire"] = nil, nil
+      N = require "starvideos.nginx.transport"
     end)
     teardown(function()
       _G.ngx = nil
-      package.loaded["ngx.semaphore"], package.loaded["starvideos.transport.ngx"] = nil, nil
-      package.loaded["starvideos.transport.ngx_wire"] = nil
+      package.loaded["ngx.semaphore"], package.loaded["starvideos.nginx.transport"] = nil, nil
+      package.loaded["starvideos.nginx.wire"] = nil
     end)
+
+    -- the key's budget, as far as the transport reads it
+    local function key(cfg) return { conns = cfg.max_connections } end
 
     local function slots_of(cfg)
       local before = #made
-      N.new(cfg)
+      N.new(cfg, key(cfg))
       -- made: the disk slot once, then per transport the wake-up semaphore and the slots
       for i = before + 1, #made do if made[i] ~= 0 and made[i] ~= 1 then return made[i] end end
       return 1
@@ -320,17 +323,18 @@ describe("one policy", function()
       with_defaults({ max_connections = 7 }, function()
         assert.equal(7, slots_of(options.client { api_key = "k", base_url = emu.url }))
       end)
-      for _, k in ipairs { "max_connections", "user_agent", "connect_timeout" } do
+      for _, k in ipairs { "user_agent", "connect_timeout" } do
         local cfg = options.client { api_key = "k", base_url = emu.url }
         cfg[k] = nil
-        local ok, msg = pcall(N.new, cfg)
+        local ok, msg = pcall(N.new, cfg, key(cfg))
         assert.is_false(ok, k)
         assert.matches(k .. " is missing", msg, 1, true)
       end
     end)
 
     it("refuses a bad URL with the core's check, naming the field", function()
-      local t = N.new(options.client { api_key = "k", base_url = emu.url })
+      local cfg = options.client { api_key = "k", base_url = emu.url }
+      local t = N.new(cfg, key(cfg))
       local h, err = t:send { op = "query", url = "http://u:pw@127.0.0.1:1/x", max_body = 100 }
       assert.is_nil(h)
       assert.equal("invalid_request", err.kind)

@@ -1,13 +1,12 @@
--- request.lua on its own: one request handed an engine (engine.lua) whose
+-- request.lua on its own: one request handed a loop (loop.lua) whose
 -- transport is scripted (spec/support/fake_transport.lua), no server.  The
 -- retry policy, the wire it asks for, download resumes, deadlines and cancel,
 -- as one table of cases: what each attempt meets, what the request must end
 -- with.
 
 local Fake = require "spec.support.fake_transport"
-local Engine = require "starvideos.engine"
+local Ctx = require "spec.support.ctx"
 local Request = require "starvideos.request"
-local options = require "starvideos.options"
 local core = require "starvideos.core"
 local helper = require "spec.helper"
 
@@ -16,8 +15,8 @@ local SIZE = 200000
 local VIDEO = Fake.video(0, SIZE)
 local TASK = '{"id":"task_1","status":"queued"}'
 
--- An engine over a scripted transport: attempt k of the request meets answers[k].
-local function engine_for(answers, opts)
+-- A loop over a scripted transport: attempt k of the request meets answers[k].
+local function ctx_for(answers, opts)
   local k = 0
   local fake = Fake.scripted(function()
     k = k + 1
@@ -25,9 +24,7 @@ local function engine_for(answers, opts)
   end)
   local o = { api_key = "k", base_url = "http://api.test", transport = fake, retry_backoff = 0.01 }
   for key, v in pairs(opts or {}) do o[key] = v end
-  local cfg = options.client(o)
-  cfg.has_key = true
-  return Engine.for_client(cfg), cfg, fake
+  return Ctx.new(o), fake
 end
 
 -- The owner a request reports to (a job, elsewhere): counts its calls.
@@ -40,18 +37,18 @@ end
 
 -- A request from a spec {op, url, path, auth, body, deadline; a download's part,
 -- dest, resume_limit}, as a job makes them.
-local function new_request(engine, cfg, who, spec)
-  return Request.new(engine, cfg, who, spec.op, spec.url, spec.path, spec.auth, spec.body, spec.deadline,
+local function new_request(c, who, spec)
+  return Request.new(c.loop, c.budget, c.cfg, who, spec.op, spec.url, spec.path, spec.auth, spec.body, spec.deadline,
     spec.op == "download" and spec or nil)
 end
 
--- Send a request and drive the engine until it is done (at most `limit` s).
-local function run(engine, cfg, spec, limit)
+-- Send a request and drive the loop until it is done (at most `limit` s).
+local function run(c, spec, limit)
   local who = owner()
-  local req = new_request(engine, cfg, who, spec)
+  local req = new_request(c, who, spec)
   local t0 = now()
   req:send(t0)
-  engine:drive(function() return req.done end, nil, t0 + (limit or 10))
+  c.loop:drive(function() return req.done end, nil, t0 + (limit or 10))
   return req, who, now() - t0
 end
 
@@ -123,7 +120,7 @@ describe("a request (request.lua) over a scripted transport", function()
 
   for _, case in ipairs(CASES) do
     it(case[1], function()
-      local engine, cfg, fake = engine_for(case.answers, case.opts)
+      local c, fake = ctx_for(case.answers, case.opts)
       n = n + 1
       local spec = { op = case.op, path = "/p", auth = case.op ~= "download" }
       if case.op == "query" then spec.url = API
@@ -133,7 +130,7 @@ describe("a request (request.lua) over a scripted transport", function()
         spec.part, spec.resume_limit = spec.dest .. ".part", case.resume_limit or 3
       end
       if case.deadline then spec.deadline = now() + case.deadline end
-      local req, who, took = run(engine, cfg, spec)
+      local req, who, took = run(c, spec)
       assert.is_true(req.done)
       assert.equal(1, who.advanced, "the owner was told other than once")
       if case.ok then
@@ -153,37 +150,37 @@ describe("a request (request.lua) over a scripted transport", function()
         assert.is_true(gap >= case.waited, "the retry came after " .. gap .. " s")
       end
       if case.more then case.more(req, fake, who, dir, took) end
-      engine:release()
+      c:release()
     end)
   end
 
   it("cancel stops a download in flight: the exchange is cancelled and the .part removed", function()
-    local engine, cfg, fake = engine_for({ { video = VIDEO, after = 5 } })
+    local c, fake = ctx_for({ { video = VIDEO, after = 5 } })
     local dest = dir .. "/cancel.mp4"
     helper.write_file(dest .. ".part", "") -- as the transport makes it
     local who = owner()
-    local req = new_request(engine, cfg, who, { op = "download", url = "http://video.test/v.mp4", path = "/v.mp4",
+    local req = new_request(c, who, { op = "download", url = "http://video.test/v.mp4", path = "/v.mp4",
       dest = dest, part = dest .. ".part" })
     req:send(now())
-    engine:tick()
+    c.loop:tick()
     req:cancel()
     assert.is_true(req.done)
     assert.equal("io", req.err.kind)
     assert.is_true(fake.sent[1].cancelled)
     assert.equal(0, fake.open)
     assert.is_false(helper.exists(dest .. ".part"))
-    engine:release()
+    c:release()
   end)
 
   it("a download asks for the rest of a .part left by an earlier call, 64 KiB back, and checks those bytes", function()
     for _, same in ipairs { true, false } do
-      local engine, cfg, fake = engine_for({ { video = VIDEO } })
+      local c, fake = ctx_for({ { video = VIDEO } })
       n = n + 1
       local dest = dir .. "/left-" .. n .. ".mp4"
       local left = VIDEO:sub(1, 150000)
       if not same then left = string.rep("x", 150000) end -- another video's .part
       helper.write_file(dest .. ".part", left)
-      local req = run(engine, cfg, { op = "download", url = "http://video.test/v.mp4", path = "/v.mp4",
+      local req = run(c, { op = "download", url = "http://video.test/v.mp4", path = "/v.mp4",
         dest = dest, part = dest .. ".part", resume_limit = 1 })
       assert.is_nil(req.err, req.err and req.err.message)
       assert.equal(150000 - 65536, fake.sent[1].r.offset)
@@ -191,7 +188,7 @@ describe("a request (request.lua) over a scripted transport", function()
       assert.equal(same and 1 or 2, #fake.sent)
       if not same then assert.equal(0, fake.sent[2].r.offset) end
       assert.is_true(helper.read_file(dest) == VIDEO, "the file is not the video")
-      engine:release()
+      c:release()
     end
   end)
 end)

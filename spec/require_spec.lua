@@ -1,13 +1,12 @@
 -- What `require "starvideos"` loads (bench row 17: a fresh process's require).
 -- A plain client needs neither libcrypto nor the log, the store, keep or the
--- signatures: they are loaded on first use (options.lazy), libcrypto with
+-- signatures: they are required where first used, libcrypto with
 -- starvideos.sign (sign.so) by the first webhook signed (notify) or checked
 -- (verify_webhook).  Each case runs a child process on this checkout's modules
 -- and reads its own /proc/self/maps and package.loaded; busted's process has
 -- loaded too much already to say anything.
 
 local helper = require "spec.helper"
-local options = require "starvideos.options"
 
 local q = helper.shell_quote
 
@@ -46,11 +45,11 @@ local function child(body, env)
   return out, states
 end
 
--- Loaded by no plain `require "starvideos"` (the ledger and the schedule: by
--- the first client).
-local LAZY = { "starvideos.log", "starvideos.store", "starvideos.ledger_redis", "starvideos.keep", "starvideos.sign",
-  "starvideos.notify", "starvideos.job", "starvideos.request", "starvideos.curl", "starvideos.redis", "starvideos.cli",
-  "starvideos.emulator", "starvideos.ledger", "starvideos.schedule" }
+-- Loaded by no plain `require "starvideos"` (the ledger: by the first client).
+local LAZY = { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.extras.notify",
+  "starvideos.extras.schedule", "starvideos.fleet.store", "starvideos.fleet.ledger", "starvideos.fleet.budget",
+  "starvideos.nginx.transport", "starvideos.nginx.budget", "starvideos.sign", "starvideos.curl", "starvideos.redis",
+  "starvideos.cli", "starvideos.emulator", "starvideos.records.ledger", "starvideos.records.compact" }
 
 describe("require \"starvideos\"", function()
   teardown(helper.cleanup)
@@ -72,8 +71,8 @@ c:close()
       out)
     for _, m in ipairs(LAZY) do assert.is_nil(s.loaded[m], m .. " loaded by require \"starvideos\"") end
     s = assert(st.client, out)
-    for _, m in ipairs { "starvideos.log", "starvideos.keep", "starvideos.sign", "starvideos.ledger_redis",
-      "starvideos.notify", "starvideos.job" } do
+    for _, m in ipairs { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.sign",
+      "starvideos.fleet.ledger", "starvideos.extras.notify", "starvideos.extras.schedule" } do
       assert.is_nil(s.loaded[m], m .. " loaded by a plain client")
     end
   end)
@@ -88,8 +87,8 @@ c:close()
 ]]
     for _, env in ipairs { "env -u STARVIDEOS_LOG OPT_LOG=debug ", "env -u OPT_LOG STARVIDEOS_LOG=info " } do
       local out, st = child(body, env .. helper.CHILD_ENV)
-      assert.is_nil(assert(st.required, out).loaded["starvideos.log"], env)
-      assert.is_true(assert(st.client, out).loaded["starvideos.log"], env)
+      assert.is_nil(assert(st.required, out).loaded["starvideos.extras.log"], env)
+      assert.is_true(assert(st.client, out).loaded["starvideos.extras.log"], env)
     end
   end)
 
@@ -157,8 +156,8 @@ c:close()
 
   it("raises a lazily loaded module's own error where it is first used", function()
     local dir = helper.tmpdir()
-    assert(helper.execute("mkdir -p " .. q(dir .. "/l/starvideos")))
-    helper.write_file(dir .. "/l/starvideos/keep.lua", 'error("keep.lua broke while loading")\n')
+    assert(helper.execute("mkdir -p " .. q(dir .. "/l/starvideos/extras")))
+    helper.write_file(dir .. "/l/starvideos/extras/keep.lua", 'error("keep.lua broke while loading")\n')
     local env = "env LUA_PATH=" .. q(dir .. "/l/?.lua;" .. helper.root .. "/lua/?.lua;" .. helper.root
       .. "/lua/?/init.lua;;") .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " "
     local out = child([[
@@ -171,43 +170,6 @@ c:close()
 ]], env)
     assert.matches("REQUIRED\tfunction\n", out)
     assert.matches("RESUME\tfalse\t[^\n]*keep%.lua broke while loading", out)
-    assert.matches("AGAIN\tfalse\t[^\n]*keep%.lua broke while loading", out)
-  end)
-end)
-
-describe("options.lazy", function()
-  after_each(function()
-    package.preload["spec.lazy_probe"], package.loaded["spec.lazy_probe"] = nil, nil
-  end)
-
-  it("requires the module at the first read or write of a field, once, and writes go to the module", function()
-    local loads, m = 0, { x = 1 }
-    package.preload["spec.lazy_probe"] = function() loads = loads + 1; return m end
-    local p = options.lazy "spec.lazy_probe"
-    assert.equal(0, loads)
-    assert.equal(1, p.x)
-    assert.equal(1, loads)
-    p.y = 2
-    assert.equal(2, m.y)
-    assert.equal(2, p.y)
-    m.z = 3 -- a field the module gains later
-    assert.equal(3, p.z)
-    assert.equal(1, loads)
-  end)
-
-  it("raises require's message after what the module is needed for, and tries again at the next use", function()
-    local fail = true
-    package.preload["spec.lazy_probe"] = function()
-      if fail then error("probe refused to load", 0) end
-      return { ok = true }
-    end
-    local p = options.lazy("spec.lazy_probe", "the probe is needed here")
-    local ok, err = pcall(function() return p.ok end)
-    assert.is_false(ok)
-    assert.truthy(tostring(err):find("the probe is needed here: ", 1, true), err)
-    assert.truthy(tostring(err):find("probe refused to load", 1, true), err)
-    assert.truthy(tostring(err):find("require_spec.lua:%d+:"), err) -- where the field was read
-    fail = false
-    assert.is_true(p.ok)
+    assert.matches("AGAIN\tfalse\t[^\n]*keep", out) -- (5.1: "loop or previous error loading module")
   end)
 end)

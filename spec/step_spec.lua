@@ -60,9 +60,9 @@ describe("step(0) with tasks waiting and nothing due", function()
     local most = 0
     for _ = 1, 2000 do
       local n = 0
-      for _ in pairs(client.engine.inflight) do n = n + 1 end
+      for _ in pairs(client.loop.inflight) do n = n + 1 end
       if n > most then most = n end
-      if n == 0 and client.engine.qtail < client.engine.qhead then break end
+      if n == 0 and client.loop.qtail < client.loop.qhead then break end
       client:step(0.01)
     end
     assert.is_true(most <= 8, "at most 4 * max_connections handed to the transport, saw " .. most)
@@ -98,7 +98,7 @@ describe("the client's queue of requests waiting for a connection", function()
       assert.is_truthy(r.task, "task " .. i .. ": " .. tostring(r.err))
       assert.are.equal("completed", r.task.status)
     end
-    assert.are.equal(0, c.engine.sending)
+    assert.are.equal(0, c.loop.sending)
     c:close()
   end)
 

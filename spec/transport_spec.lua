@@ -36,14 +36,14 @@ describe("the transport", function()
     assert.equal(1, distinct(log, "connection"))
   end)
 
-  it("gives clients of one key one engine and its connections, whatever their options", function()
+  it("gives clients of one key one loop and its connections, whatever their options", function()
     local a, b = client(), client()
-    assert.equal(a.engine, b.engine) -- one transport, one budget
+    assert.equal(a.loop, b.loop) -- one transport, one budget
     local task = assert(a:create(PARAMS))
     assert(b:query(task.id))
     local before = distinct(emu:requests(), "connection")
-    local other = client { max_connections = 3 } -- other options: the key's engine still
-    assert.equal(a.engine, other.engine)
+    local other = client { max_connections = 3 } -- other options: the key's loop still
+    assert.equal(a.loop, other.loop)
     assert(other:query(task.id))
     assert.equal(before, distinct(emu:requests(), "connection"))
     a:close(); b:close(); other:close()
@@ -178,7 +178,7 @@ describe("the transport", function()
   -- whether it is done.  Driven here through the transport itself.
   describe("a download's own thread", function()
     local core = require "starvideos.core"
-    local DEFAULTS = require("starvideos.options").DEFAULTS
+    local DEFAULTS = require("starvideos.config").DEFAULTS
     local curl_new = core.curl or require("starvideos.curl").new
     -- the transport as transport.lua makes it: every value from the options table
     local function new_transport(o)

@@ -7,7 +7,7 @@
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
 local cjson = require "cjson"
-local options = require "starvideos.options"
+local options = require "starvideos.config"
 
 local MODEL_NAMES = { "starvideos_o3", "videos", "videos_fast", "videos_stable", "videos_stable_fast" }
 

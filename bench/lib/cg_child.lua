@@ -12,7 +12,7 @@
 local mode, n = arg[1], tonumber(arg[2])
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
-local options = require "starvideos.options"
+local options = require "starvideos.config"
 
 local params = { model = "videos", prompt = "A kitten playing on a sunny meadow, golden hour, slow dolly shot",
   duration = 5, ratio = "16:9", resolution = "720p",
@@ -44,7 +44,7 @@ elseif mode == "query" or mode == "floor" then
   if mode == "query" then
     op = function() assert(assert(client:query("task_0001")).status == "completed") end
   else
-    local tr = client.engine.transport
+    local tr = client.loop.transport
     -- what a query's request gives the transport (transport.lua's r)
     local r = { op = "query", url = base .. "/v1/result/task_0001", auth = true, max_body = client.cfg.max_answer,
       timeout = client.cfg.timeout }

@@ -15,7 +15,7 @@
 -- rounds' ratios.
 local B = require "bench.common"
 local starvideos = require "starvideos"
-local options = require "starvideos.options"
+local options = require "starvideos.config"
 local cjson = require "cjson"
 local ltn12 = require "ltn12"
 

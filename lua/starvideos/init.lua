@@ -1,81 +1,35 @@
 --- starvideos: a client for the StarVideos asynchronous video-generation API.
--- This file is the module's face: starvideos.new, validate, models and the
--- default client.  The client itself is lua/starvideos/client.lua, a handle on
--- its key's engine (engine.lua) and its ledger (ledger.lua); the C core
--- (starvideos.core) validates requests and moves bytes with libcurl.
+-- This file is the module's face: starvideos.new, validate, models, pending,
+-- file_name, verify_webhook and the default client.  The client is client.lua;
+-- docs/architecture.md shows the layers below it, docs/reference.md every call.
 --
 --     local starvideos = require "starvideos"
 --     local client = starvideos.new { api_key = os.getenv "STARVIDEOS_API_KEY" }
 --     local task = assert(client:generate({ model = "videos", prompt = "A kitten on a meadow",
 --       duration = 5 }, { out = "kitten.mp4" }))
---
--- Errors are tables: `err.kind` is one of `invalid_request`, `auth`, `not_found`,
--- `rate_limited`, `server`, `network`, `timeout`, `task_failed`, `protocol`, `io`,
--- with `message`, `field`, `status`, `retry_after`, `task`, `id` and
--- `maybe_created`; `tostring(err)` is one readable line, and the API key is never
--- in it.
 -- @module starvideos
 
 local core = require "starvideos.core"
-local options = require "starvideos.options"
+local config = require "starvideos.config"
+local errors = require "starvideos.errors"
 local Client = require "starvideos.client"
-local journal = require "starvideos.journal" -- (ledger.lua's too)
+local journal = require "starvideos.records.journal"
 
 local type, pairs, ipairs, next, tostring, tonumber, setmetatable, error, string_format =
   type, pairs, ipairs, next, tostring, tonumber, setmetatable, error, string.format
-local argerror = options.argerror
+local argerror, new_error = errors.argerror, errors.new_error
 
 local M = {
-  _VERSION = "starvideos " .. options.VERSION,
-  DEFAULT_BASE_URL = options.DEFAULT_BASE_URL,
+  _VERSION = "starvideos " .. config.VERSION,
+  DEFAULT_BASE_URL = config.DEFAULT_BASE_URL,
   Client = Client,
-  new_error = options.new_error,
+  new_error = new_error,
 }
 
 --- A new client.  Every option is checked: a wrong type or value raises.
+-- docs/reference.md lists the options; config.lua's DEFAULTS holds their defaults.
 -- @function new
 -- @tparam[opt] table opts
---
--- * `api_key`: default `$STARVIDEOS_API_KEY`; it lives in the transport only
--- * `base_url`: http(s) only; default `$STARVIDEOS_BASE_URL`, else `DEFAULT_BASE_URL`
--- * `timeout` (30), `connect_timeout` (10): seconds, one HTTP exchange
--- * `max_retries` (2): retries of one request (0 to 10)
--- * `journal`: a file path; every create is recorded there (see `client:resume`)
--- * `store`: `"redis://[:password@]host:port[/db]"` (default `$STARVIDEOS_STORE` when no
---   `journal` is given): the
---   ledger is then Redis' (lua/starvideos/ledger_redis.lua: the records, leases and
---   learned samples of every process and host using it), and so is the key's budget of
---   `requests_per_second`; a client has one ledger, so `journal` and `store` together
---   raise, naming both.  Redis failing: creates are refused before sending (`kind ==
---   "io"`, `field == "store"`), created tasks go on under this process's own budget,
---   their records queued until Redis answers
--- * `sleep`: `function(seconds)`, every pause goes through it (a coroutine scheduler's)
--- * `on_event`: `function(event)`, for `status`, `progress`, `request`, `response`, `retry`,
---   `warning` (`{type = "warning", message = ...}`: said once, e.g. a store that stopped
---   answering, or one whose `appendfsync` is not `always`)
--- * `ca_file`: CA bundle for https
--- * `max_connections` (16: API requests and downloads together; each download has its own
---   thread and connection, and one connection is always left to API requests, so with 1 a
---   download and an API request may both be open), `requests_per_second` (10, polls of all
---   tasks of the key together),
---   `min_interval` (5, the closest two polls of one task; never above `interval`), `interval` (30: the polls'
---   spacing until the learned schedule knows better, and the number of polls per task
---   that schedule spends, see `client:wait`), `retry_backoff` (0.5),
---   `max_retry_wait` (60), `user_agent`
--- * `transport`: a transport table (lua/starvideos/transport.lua) in place of libcurl's
---
--- Clients of one key share an engine (lua/starvideos/engine.lua): every client of one
--- (`base_url`, `api_key`) in a process shares one budget of `requests_per_second`, one set
--- of `max_connections`, one learned schedule and one transport (inside nginx: the budget,
--- the schedule and the connections of every request of the worker; with `lua_shared_dict
--- starvideos <size>;` declared, the budget of every worker of the host).  Where live
--- clients of a key ask for different values, the key gets the smallest
--- `requests_per_second` and the smallest `max_connections` any of them asked for (the
--- strictest: the service limits the key), worked out again whenever a client is made,
--- closed or collected.  `connect_timeout`, `ca_file` and `user_agent` stay each client's
--- own and go with each of its exchanges; so does every other option.  A `transport`
--- given in the options keeps an engine of its own.  `client:close()` cancels that
--- client's jobs only; the engine's last client closes the transport.
 -- @treturn starvideos.client the client
 M.new = Client.new
 
@@ -86,7 +40,7 @@ M.new = Client.new
 -- @return `true`, or `nil` and an error (`kind` `invalid_request`, `field` the culprit)
 function M.validate(params)
   if type(params) ~= "table" then argerror(1, "validate", "table", type(params)) end
-  local text, err = options.extra_json(params)
+  local text, err = config.extra_json(params)
   if err then return nil, err end
   return core.validate(params, text)
 end
@@ -135,7 +89,7 @@ M.file_name = journal.file_name
 function M.pending(path)
   if type(path) ~= "string" or path == "" then argerror(1, "pending", "journal path", type(path)) end
   local list, err, pending = journal.read(path)
-  if not list then return nil, options.new_error("io", err, { field = "journal" }) end
+  if not list then return nil, new_error("io", err, { field = "journal" }) end
   return pending
 end
 
@@ -162,7 +116,7 @@ local function header(headers, name)
 end
 
 local function refused(name, what)
-  return nil, options.new_error("invalid_request", name .. ": " .. what, { field = name })
+  return nil, new_error("invalid_request", name .. ": " .. what, { field = name })
 end
 
 --- Check a webhook signed as Standard Webhooks (the events `notify` sends, or any
@@ -197,7 +151,7 @@ function M.verify_webhook(secret, headers, body, opts)
     return refused("webhook-timestamp", string_format("%d s %s now, outside the tolerance of %g s",
       off < 0 and -off or off, off < 0 and "before" or "after", tolerance))
   end
-  local ok, err = options.sign.match(secret, id, ts, body, signatures)
+  local ok, err = config.sign().match(secret, id, ts, body, signatures)
   if ok == nil then return nil, err end
   if not ok then
     return refused("webhook-signature",

@@ -135,8 +135,10 @@ describe("embedding: make static and a C host", function()
     for name in c:gmatch('{ "([%w_.]+)", "@') do names[#names + 1] = name end
     table.sort(names)
     local want = {}
-    for f in sh("cd " .. shell_quote(root) .. " && ls lua/starvideos/*.lua"):gmatch("lua/starvideos/([%w_]+)%.lua") do
-      if f ~= "emulator" then want[#want + 1] = f == "init" and "starvideos" or "starvideos." .. f end
+    local files = sh("cd " .. shell_quote(root) .. " && find lua/starvideos -name '*.lua' -not -path '*/cli/*' "
+      .. "-not -path '*/emulator/*'")
+    for f in files:gmatch("lua/(starvideos[%w_/]*)%.lua") do
+      want[#want + 1] = (f:gsub("/init$", ""):gsub("/", "."))
     end
     table.sort(want)
     assert.same(want, names)

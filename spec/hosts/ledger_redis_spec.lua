@@ -1,4 +1,4 @@
--- The Redis ledger (lua/starvideos/ledger_redis.lua) against a real
+-- The Redis ledger (lua/starvideos/fleet/ledger.lua) against a real
 -- redis-server (spec/support/redis_run.lua), through the ledger's interface:
 -- records round trip, unfinished and pending, the samples, leases with time
 -- (a live owner's task never taken, one that stops renewing orphaned after its
@@ -10,9 +10,23 @@
 local helper = require "spec.helper"
 local redis_run = require "spec.support.redis_run"
 local core = require "starvideos.core"
-local R = require "starvideos.ledger_redis"
-local Ledger = require "starvideos.ledger"
-local Schedule = require "starvideos.schedule"
+local R = require "starvideos.fleet.ledger"
+local Schedule = require "starvideos.extras.schedule"
+local config = require "starvideos.config"
+local kind_of = require("starvideos.job").kind_of
+
+-- The samples of a kind as the store keeps them: {took, within}, newest first.
+local function stored_samples(url, key, kind)
+  local st = assert(require("starvideos.fleet.store").open(url))
+  local prefix = "starvideos:{" .. redis_run.key_hash("http://fleet", key) .. "}:"
+  local out = {}
+  for i, v in ipairs(assert(st:call("LRANGE", prefix .. "samples:" .. kind, 0, -1))) do
+    local took, within = v:match("^(%S+) ?(%S*)$")
+    out[i] = { tonumber(took), tonumber(within) }
+  end
+  st:close()
+  return out
+end
 
 local q = helper.shell_quote
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5, resolution = "720p" }
@@ -22,7 +36,7 @@ local ENV = "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. 
 -- A child process: claims orphans for `seconds` (prints "claim ID" each), or
 -- tries `n` creates under create_limit (prints "ok" or "refused KIND FIELD").
 local CHILD = [[
-local R = require "starvideos.ledger_redis"
+local R = require "starvideos.fleet.ledger"
 local core = require "starvideos.core"
 local what, url, key, n = arg[1], arg[2], arg[3], tonumber(arg[4])
 local ledger = R.new(url, { base_url = "http://fleet", api_key = key, lease = 30, connect_timeout = 5,
@@ -100,8 +114,7 @@ describe("the Redis ledger", function()
     helper.write_file(dir .. "/v.mp4.part", "x")
     assert.same({ { id = "t1", model = "videos", out = dir .. "/v.mp4" } }, l:unfinished())
     l:status("t1", "completed", 120, 2)
-    local kind = Ledger.kind_of("videos", 5, "720p")
-    assert.same({ [kind] = { model = "videos", { 120, 2 } } }, other:samples())
+    assert.same({ { 120, 2 } }, stored_samples(redis.url, key, kind_of("videos", 5, "720p")))
     l:downloaded("t1", dir .. "/v.mp4")
     assert.same({}, other:unfinished())
     -- a failed task leaves unfinished too
@@ -130,36 +143,36 @@ describe("the Redis ledger", function()
     l:close()
   end)
 
-  it("keeps at most SAMPLES per kind and teaches the schedule, a read across drive-loop turns", function()
-    local key = fresh_key()
+  it("keeps at most `samples` per kind and teaches the schedule, a read across a loop's turns", function()
+    local key, keep = fresh_key(), config.DEFAULTS.samples
     local l = R.new(redis.url, cfg_of(key))
-    for i = 1, R.SAMPLES + 10 do
+    for i = 1, keep + 10 do
       assert.is_true(l:before_create(PARAMS, "s" .. i))
       l:created({ id = "s" .. i }, PARAMS, "s" .. i)
       l:status("s" .. i, "completed", 100 + i, 1)
     end
-    local kind = Ledger.kind_of("videos", 5, "720p")
-    local got = l:samples()[kind]
-    assert.equal(R.SAMPLES, #got)
-    assert.same({ 100 + R.SAMPLES + 10, 1 }, got[1]) -- newest first
+    local kind = kind_of("videos", 5, "720p")
+    local got = stored_samples(redis.url, key, kind)
+    assert.equal(keep, #got)
+    assert.same({ 100 + keep + 10, 1 }, got[1]) -- newest first
     l:close()
-    -- a new process's ledger with an engine: sent at the first turn, read when ready
+    -- a new process's ledger on a loop: sent at the first turn, read when ready
     local cfg = cfg_of(key)
     local learner
-    local fake_engine = {
-      schedule = function() return Schedule.new(cfg) end,
-      first_read = function() return true end,
-      learning = function(_, ledger) learner = ledger end,
-    }
-    local l2 = R.new(redis.url, cfg, fake_engine)
-    assert.equal(l2, learner)
-    assert.is_nil(l2:schedule():estimate(kind))
-    assert.is_false(l2:learn_more(), "the samples' answer cannot be there before they are asked for")
+    local budget = { hash = redis_run.key_hash(cfg.base_url, cfg.api_key),
+      share = function(_, reader) learner = reader end }
+    local loop = { own = false, turning = function() end, at = function() end }
+    R.new(redis.url, cfg, loop, budget)
+    assert.truthy(learner, "the samples' read was not handed to the key's loops")
+    assert.is_nil(Schedule.of(budget, cfg):estimate(kind))
+    assert.is_false(learner:turn(), "the samples' answer cannot be there before they are asked for")
     local turns = 0
-    while not l2:learn_more() do turns = turns + 1; assert(turns < 100000, "never read") end
-    assert.is_truthy(l2:schedule():estimate(kind), "nothing learned from the store's samples")
-    -- without an engine, at once
-    assert.is_truthy(R.new(redis.url, cfg_of(key)):schedule():estimate(kind))
+    while not learner:turn() do turns = turns + 1; assert(turns < 100000, "never read") end
+    assert.is_truthy(Schedule.of(budget, cfg):estimate(kind), "nothing learned from the store's samples")
+    -- without a loop, at once
+    local other = { hash = budget.hash }
+    R.new(redis.url, cfg_of(key), nil, other)
+    assert.is_truthy(Schedule.of(other, cfg):estimate(kind))
   end)
 
   it("never takes a live owner's task; takes it once its owner stops renewing for a lease", function()
@@ -302,9 +315,8 @@ describe("the Redis ledger", function()
       assert.equal(0, #l.queue)
       local fresh = R.new(r2.url, cfg_of(l.cfg.api_key))
       assert.same({ { id = "t-down", model = "videos" } }, fresh:unfinished())
-      local kind = Ledger.kind_of("videos", 5, "720p")
-      assert.same({ [kind] = { model = "videos", { 90, 1 } } }, fresh:samples())
-      local st = assert(require("starvideos.store").open(r2.url))
+      assert.same({ { 90, 1 } }, stored_samples(r2.url, l.cfg.api_key, kind_of("videos", 5, "720p")))
+      local st = assert(require("starvideos.fleet.store").open(r2.url))
       assert.equal("completed", st:call("HGET", l.prefix .. "task:t-down", "status"))
       assert.equal(l:owner(), st:call("HGET", l.prefix .. "task:t-down", "owner"))
       st:close()
@@ -334,7 +346,7 @@ describe("the Redis ledger", function()
     assert.is_false(ok)
     assert.matches("^store ", err)
     assert.is_nil(err:find("hunter2", 1, true))
-    local options = require "starvideos.options"
+    local options = require "starvideos.config"
     ok, err = pcall(options.client, { store = "redis://:hunter2@h/x" })
     assert.is_false(ok)
     assert.matches("bad option 'store'", err, 1, true)
@@ -343,7 +355,7 @@ describe("the Redis ledger", function()
   end)
 
   it("takes the process's lease from `lease` on new (default 30 s), at least 1 s, in milliseconds", function()
-    local options = require "starvideos.options"
+    local options = require "starvideos.config"
     assert.equal(30000, R.new("redis://127.0.0.1:1", options.client({ api_key = "k" })).lease_ms)
     assert.equal(2500, R.new("redis://127.0.0.1:1", options.client({ api_key = "k", lease = 2.5 })).lease_ms)
     for _, bad in ipairs { 0.5, 0, -1, "30", 86401, 0 / 0 } do

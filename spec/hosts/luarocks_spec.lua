@@ -74,7 +74,7 @@ local function where(name, path)
   return "(not found)"
 end
 for _, m in ipairs { "starvideos", "starvideos.client", "starvideos.job", "starvideos.request",
-    "starvideos.options", "starvideos.transport", "starvideos.journal" } do
+    "starvideos.config", "starvideos.loop", "starvideos.records.journal" } do
   print("module " .. m .. " " .. where(m, package.path))
 end
 print("module starvideos.core " .. where("starvideos.core", package.cpath))
@@ -198,7 +198,7 @@ describe("luarocks make (" .. vm .. ")", function()
   end)
 
   it("has rockspecs that agree: the release's version is the module's, neither needs luasocket", function()
-    local options = require "starvideos.options"
+    local options = require "starvideos.config"
     local rel = helper.read_file(root .. "/rockspec/starvideos-" .. options.VERSION .. "-1.rockspec")
     local scm = helper.read_file(root .. "/rockspec/starvideos-scm-1.rockspec")
     assert.is_string(rel, "no rockspec/starvideos-" .. options.VERSION .. "-1.rockspec")
@@ -331,7 +331,7 @@ describe("make without a package manager", function()
     assert.matches("deps: no apt-get here: installing nothing", out, 1, true)
     -- make's database (-p; -q runs nothing): which goals have deps-checked first
     out = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE .. " -pq no-such-goal")
-    for _, goal in ipairs { "test", "test-all", "demo" } do
+    for _, goal in ipairs { "test", "test-hosts", "test-all", "demo" } do
       assert.matches("\n" .. goal:gsub("%-", "%%-") .. ": deps%-checked ", out)
     end
     assert.is_nil(out:match("\nall: [^\n]*deps"), out:match("\nall: [^\n]*"))

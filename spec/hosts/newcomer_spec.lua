@@ -5,7 +5,7 @@
 -- run as written ("A Lua script" from another directory, "The emulator" well
 -- under the default 30 s interval); docs/api.md against the validator; and
 -- every README/docs link inside the repository.  (The emulator's own flags and
--- output: spec/emulator_spec.lua; make docs's index: spec/docs_spec.lua.)
+-- output: spec/emulator_spec.lua.)
 
 local helper = require "spec.helper"
 local display = require "starvideos.cli.display"
@@ -138,7 +138,7 @@ describe("the command line on a narrow terminal", function()
 end)
 
 describe("an error against the default host", function()
-  local DEFAULT = require("starvideos.options").DEFAULT_BASE_URL
+  local DEFAULT = require("starvideos.config").DEFAULT_BASE_URL
   local NOTE = "(STARVIDEOS_BASE_URL is not set: using " .. DEFAULT
     .. "; for the local emulator, export the lines `starvideos emulator` prints)"
 
@@ -418,7 +418,7 @@ describe("docs/api.md", function()
     for _, m in pairs(starvideos.models) do endpoints[m.endpoint] = true end
     for path in pairs(endpoints) do assert.matches("`POST " .. path .. "`", API, 1, true) end
     assert.matches("`GET /v1/result/{id}`", API, 1, true)
-    assert.matches("`" .. require("starvideos.options").DEFAULT_BASE_URL .. "`", API, 1, true)
+    assert.matches("`" .. require("starvideos.config").DEFAULT_BASE_URL .. "`", API, 1, true)
   end)
 end)
 

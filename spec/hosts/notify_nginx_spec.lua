@@ -12,7 +12,7 @@ local nginx_run = require "spec.support.nginx_run"
 if nginx_run.pending_unless_ready("webhooks and nginx", { "nginx", "curl" }) then return end
 
 local starvideos = require "starvideos"
-local Notify = require "starvideos.notify"
+local Notify = require "starvideos.extras.notify"
 local notify_run = require "spec.support.notify_run"
 local readme = require "spec.support.readme"
 

@@ -18,7 +18,7 @@ describe("a store where starvideos.redis is missing", function()
     helper.write_file(dir .. "/t.lua", [[
 assert(not pcall(require, "starvideos.redis"))
 assert(require("starvideos").validate { model = "videos", prompt = "kitten", duration = 5 })
-local s, err = require("starvideos.store").open("redis://:pw@127.0.0.1:1")
+local s, err = require("starvideos.fleet.store").open("redis://:pw@127.0.0.1:1")
 print(s, err.kind, err.field, err.message)
 ]])
     local out, ok = helper.capture("cd " .. q(helper.root) .. " && LUA_CPATH=" .. q(dir .. "/?.so;;") .. " "
@@ -40,7 +40,7 @@ if why then
 end
 
 local redis = require "starvideos.redis"
-local store = require "starvideos.store"
+local store = require "starvideos.fleet.store"
 
 -- poll until n has its reply (at most `seconds`)
 local function reply_of(conn, n, seconds)
@@ -208,9 +208,10 @@ describe("store.open", function()
       assert.is_nil(err:find("s3cret", 1, true), err)
     end
     assert.has_error(function() store.open(42) end)
-    local p = store.parse("redis://user:p%40ss@[::1]:7000/3")
+    local store_url = require("starvideos.config").store_url
+    local p = store_url("redis://user:p%40ss@[::1]:7000/3")
     assert.same({ "user", "p@ss", "::1", 7000, 3 }, { p.user, p.password, p.host, p.port, p.db })
-    p = store.parse("redis://example.org")
+    p = store_url("redis://example.org")
     assert.same({ 6379, 0 }, { p.port, p.db })
   end)
 
@@ -314,22 +315,21 @@ describe("the store", function()
     srv = redis_run.start()
     local s = assert(store.open(srv.url))
     finally(function() s:close() end)
-    for _ = 1, 5 do assert.is_nil(s:token("k1", 5)) end -- the burst
-    local wait = s:token("k1", 5)
+    local token, create_allowed = redis_run.token, redis_run.create_allowed
+    for _ = 1, 5 do assert.is_nil(token(s, "k1", 5)) end -- the burst
+    local wait = token(s, "k1", 5)
     assert.is_number(wait)
     assert.is_true(wait > 0 and wait <= 0.2, tostring(wait))
-    assert.is_nil(s:token("other", 5)) -- another key's bucket
-    assert.is_true(s:create_allowed("k1", 2, 60))
-    assert.is_true(s:create_allowed("k1", 2, 60))
-    local ok, secs = s:create_allowed("k1", 2, 60)
+    assert.is_nil(token(s, "other", 5)) -- another key's bucket
+    assert.is_true(create_allowed(s, "k1", 2, 60))
+    assert.is_true(create_allowed(s, "k1", 2, 60))
+    local ok, secs = create_allowed(s, "k1", 2, 60)
     assert.is_false(ok)
     assert.is_true(secs > 59 and secs <= 60, tostring(secs))
     assert.equal("OK", s:call("SCRIPT", "FLUSH"))
-    local ok2 = s:create_allowed("k2", 1, 60)
+    local ok2 = create_allowed(s, "k2", 1, 60)
     assert.is_true(ok2)
-    assert.same({ 1 }, s:call("SCRIPT", "EXISTS", s.shas.create or "none"))
-    assert.has_error(function() s:token("k1", 0) end, "store:token: rate must be a number > 0, got 0")
-    assert.has_error(function() s:create_allowed("k{1}", 1, 1) end)
+    assert.same({ 1 }, s:call("SCRIPT", "EXISTS", s.shas.budget_create or "none"))
   end)
 
   -- Two lua children against one Redis, each as fast as it can.
@@ -347,10 +347,11 @@ describe("the store", function()
     srv = redis_run.start()
     local out = children([[
 local socket = require "socket"
-local s = assert(require("starvideos.store").open(arg[1]))
+local s = assert(require("starvideos.fleet.store").open(arg[1]))
+local token = require("spec.support.redis_run").token
 local t0, taken = socket.gettime(), 0
 while socket.gettime() - t0 < 3 do
-  local wait, err = s:token("shared", 5)
+  local wait, err = token(s, "shared", 5)
   assert(not err, tostring(err))
   if wait then socket.sleep(math.min(wait, 3 - (socket.gettime() - t0) + 0.001)) else taken = taken + 1 end
 end
@@ -366,9 +367,10 @@ print("taken " .. taken)
   it("allows exactly count creates across two processes", function()
     srv = redis_run.start()
     local out = children([[
-local s = assert(require("starvideos.store").open(arg[1]))
+local s = assert(require("starvideos.fleet.store").open(arg[1]))
+local create_allowed = require("spec.support.redis_run").create_allowed
 for _ = 1, 5 do
-  local ok, secs = s:create_allowed("shared", 3, 30)
+  local ok, secs = create_allowed(s, "shared", 3, 30)
   assert(ok ~= nil, tostring(secs))
   print(ok and "allowed" or ("refused " .. secs))
 end
@@ -391,17 +393,17 @@ describe("a client on a store", function()
 
   -- A job waiting on the store (a token of the key's budget, the ledger's
   -- pending and created records) looks again when the store's answer is read,
-  -- not when its timer (E.STORE_RETRY) falls due: with that timer at 5 s,
+  -- not when its timer (loop.STORE_RETRY) falls due: with that timer at 5 s,
   -- three creates and queries (each waiting on the store about 8 times) end
   -- before one timer could.
   it("goes on at the store's answers, not at its look-again timer", function()
-    local engine = require "starvideos.engine"
-    local old, c = engine.STORE_RETRY, nil
+    local Loop = require "starvideos.loop"
+    local old, c = Loop.STORE_RETRY, nil
     finally(function() -- (busted keeps one finally a case: the last given)
-      engine.STORE_RETRY = old
+      Loop.STORE_RETRY = old
       if c then c:close() end
     end)
-    engine.STORE_RETRY = 5
+    Loop.STORE_RETRY = 5
     c = require("starvideos").new { api_key = "k-wake", base_url = emu.url, store = srv.url,
       requests_per_second = 1000 }
     local t0 = gettime()
@@ -446,11 +448,13 @@ describe("luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec (lua5.4)"
     assert.is_true(ok, out)
     assert.matches("starvideos%-redis scm%-1 is now installed in", out)
     assert.is_true(helper.exists(tree .. "/lib/lua/5.4/starvideos/redis.so"))
-    assert.is_true(helper.exists(tree .. "/share/lua/5.4/starvideos/store.lua"))
+    assert.is_true(helper.exists(tree .. "/share/lua/5.4/starvideos/fleet/store.lua"))
     helper.write_file(tmp .. "/t.lua", [[
-local s = assert(require("starvideos.store").open(arg[1]))
+local s = assert(require("starvideos.fleet.store").open(arg[1]))
+local F = require "starvideos.fleet.budget"
 assert(s:call("SET", "rock", "yes") == "OK")
-print(s.client, s:call("GET", "rock"), s:token("k", 1) == nil, s:token("k", 1) ~= nil)
+local function token() return tonumber(s:script("budget_token", { F.key("k", "tat") }, { "1" })) end
+print(s.client, s:call("GET", "rock"), token() == 0, token() > 0)
 print(package.searchpath("starvideos.redis", package.cpath))
 ]])
     local share, lib = tree .. "/share/lua/5.4", tree .. "/lib/lua/5.4"

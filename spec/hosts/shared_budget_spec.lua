@@ -1,5 +1,5 @@
 -- One host without Redis: with `lua_shared_dict starvideos <size>;` declared,
--- every nginx worker shares the key's budget (engine.lua's shared_token); and
+-- every nginx worker shares the key's budget (nginx/budget.lua); and
 -- the learned schedule is the key's, fed by a journal read once per worker,
 -- and by what one client's jobs learned for the next client.
 --
@@ -31,7 +31,7 @@ end
 
 -- GET /gen?i=N: a client (with the journal) generates one video into dir/N.mp4:
 -- "ok <id> <worker pid>" or the error.  /samples: how often each worker read a
--- journal's samples (journal.samples, counted by a wrapper made before the
+-- journal's samples (records/samples.lua's reader, counted by a wrapper made before the
 -- workers fork).  /teach: a client of the second emulator (its own key) waits
 -- for 6 tasks polled every 0.2 s.  /learned: a new client of that key says
 -- whether its schedule has a plan for those tasks' kind, and its first delay.
@@ -44,11 +44,11 @@ local function nginx_conf(dir, port, emu_url, emu2_url)
     "    lua_shared_dict starvideos 1m;",
     "    lua_shared_dict counts 1m;",
     "    init_by_lua_block {",
-    "        local journal = require \"starvideos.journal\"",
-    "        local samples = journal.samples",
-    "        journal.samples = function(...)",
+    "        local samples = require \"starvideos.records.samples\"",
+    "        local reader = samples.reader",
+    "        samples.reader = function(...)",
     "            ngx.shared.counts:incr(tostring(ngx.worker.pid()), 1, 0)",
-    "            return samples(...)",
+    "            return reader(...)",
     "        end",
     "    }",
     str_format("    server { listen 127.0.0.1:%d reuseport;", port),
@@ -81,7 +81,7 @@ local function nginx_conf(dir, port, emu_url, emu2_url)
       "local starvideos = require \"starvideos\"",
       "local wide = " .. str_format("starvideos.new { api_key = %q, base_url = %q, max_connections = 4 }", KEY,
         emu_url),
-      "local slots = wide.engine.budget.slots",
+      "local slots = wide.loop.transport.slots",
       "local seen = { slots:count() }",
       "local narrow = " .. str_format("starvideos.new { api_key = %q, base_url = %q, max_connections = 1 }", KEY,
         emu_url),
@@ -94,8 +94,8 @@ local function nginx_conf(dir, port, emu_url, emu2_url)
     location("learned", {
       "local starvideos = require \"starvideos\"",
       "local client = " .. str_format(new, KEY, emu2_url, 1000, ""),
-      "local kind = require(\"starvideos.ledger\").kind_of(\"videos\", 5, nil)",
-      "local s = client.ledger:schedule(client.engine)",
+      "local kind = require(\"starvideos.job\").kind_of(\"videos\", 5, nil)",
+      "local s = require(\"starvideos.extras.schedule\").of(client.budget, client.cfg)",
       "ngx.say(ngx.worker.pid(), \" \", s:plan(kind, \"videos\") and \"plan\" or \"none\", \" \",",
       "  s:delay(kind, \"videos\", 0.1), \" \", client.cfg.interval)",
       "client:close()",

@@ -1,7 +1,7 @@
 -- The Redis ledger's faults that cost money or block (issue 14), against a
 -- real redis-server: a closed client's unwritten records are not lost (inside
--- nginx each client has a queue of its own: here a ledger on an engine that
--- says ngx, the way engine.lua makes it there, in lua5.4), a collected client
+-- nginx each client has a queue of its own: here a ledger on a loop that says
+-- own, the way loop.lua makes it there, in lua5.4), a collected client
 -- does no round trip in its GC step, a create refused after its pending script
 -- was sent is not left "pending", owe does not wait for a lease, a stale
 -- "Redis failed" is not trusted, and a cancelled job leaves nothing held.
@@ -9,9 +9,8 @@
 local helper = require "spec.helper"
 local redis_run = require "spec.support.redis_run"
 local starvideos = require "starvideos"
-local Store = require "starvideos.store"
-local R = require "starvideos.ledger_redis"
-local Schedule = require "starvideos.schedule"
+local Store = require "starvideos.fleet.store"
+local R = require "starvideos.fleet.ledger"
 local core = require "starvideos.core"
 
 local q = helper.shell_quote
@@ -26,24 +25,22 @@ local function cfg_of(url)
     connect_timeout = 1 }
 end
 
--- An engine as engine.lua makes one inside nginx (engine.ngx: the ledger's
--- queue is its client's own), reduced to what the ledger calls; pump() is
--- its ticks' part for the ledgers (E:pumping).
-local function ngx_engine()
-  local e = { ngx = true, pumps = {} }
-  function e.pumping(self, l) self.pumps[l] = true end
+-- A loop as loop.lua makes one inside nginx (loop.own: the ledger's queue is
+-- its client's own), reduced to what the ledger calls; pump() is its turns'
+-- part for the ledgers (loop:turning).
+local function ngx_loop()
+  local e = { own = true, busy = {} }
+  function e.turning(self, l) self.busy[l] = true end
   function e.at() end
-  function e.schedule(_, cfg) return Schedule.new(cfg) end
-  function e.first_read() return false end
   function e.pump(self)
-    for l in pairs(self.pumps) do
-      if l:pump() then self.pumps[l] = nil end
+    for l in pairs(self.busy) do
+      if l:turn() then self.busy[l] = nil end
     end
   end
   return e
 end
 
--- before_create on an engine, asked across its turns until answered.
+-- before_create on a loop, asked across its turns until answered.
 local function ask(ledger, engine, lid)
   local ok, err
   assert(helper.wait_until(function()
@@ -67,7 +64,7 @@ local function with_client(key, store_url, fn)
   assert(ok, err)
 end
 
-local function prefix_of(cfg) return "starvideos:{" .. Store.key_hash(cfg.base_url, cfg.api_key) .. "}:" end
+local function prefix_of(cfg) return "starvideos:{" .. redis_run.key_hash(cfg.base_url, cfg.api_key) .. "}:" end
 
 describe_redis("the Redis ledger's faults", function()
   local redis
@@ -78,7 +75,7 @@ describe_redis("the Redis ledger's faults", function()
   end)
 
   it("keeps a closed nginx client's unwritten created record: a later client of the worker writes it", function()
-    local cfg, ea, eb = cfg_of(), ngx_engine(), ngx_engine()
+    local cfg, ea, eb = cfg_of(), ngx_loop(), ngx_loop()
     local port, dir = redis.port, redis.dir
     local a = R.new(Store.new(redis.url, { timeout = 1 }), cfg, ea)
     local lid = "l-a-" .. core.random_id()
@@ -89,11 +86,11 @@ describe_redis("the Redis ledger's faults", function()
     redis.stop() -- killed before the created record
     redis = nil
     assert.is_false(a:created({ id = "t-nginx" }, PARAMS, lid))
-    assert(helper.wait_until(function() ea:pump(); return a.shared.down end, 10), "the record failed")
+    assert(helper.wait_until(function() ea:pump(); return (a.queue:is_down()) end, 10), "the record failed")
     a:close() -- the request's client closes (flush fails: Redis down)
     ea:pump() -- a closed ledger still pumped takes nothing back
     redis = redis_run.start { port = port, dir = dir }
-    while core.now() < a.shared.again do core.sleep(0.05) end -- (a create is refused R.RETRY after a failure)
+    while core.now() < select(2, a.queue:is_down()) do core.sleep(0.05) end -- (refused RETRY after a failure)
     local b = R.new(Store.new(redis.url, { timeout = 1 }), cfg, eb) -- a later request's client
     assert.is_true(ask(b, eb, "l-b-" .. core.random_id()))
     local check = assert(Store.open(redis.url))
@@ -209,14 +206,14 @@ io.write(string.format("collected %%s %%.3f\n", tostring(ledger.closed), core.no
   end)
 
   it("does not trust a stale 'Redis failed': a created record is known written before the job goes on", function()
-    local cfg, ea, eb = cfg_of(), ngx_engine(), ngx_engine()
+    local cfg, ea, eb = cfg_of(), ngx_loop(), ngx_loop()
     local port, dir = redis.port, redis.dir
     local a = R.new(Store.new(redis.url, { timeout = 1 }), cfg, ea)
     local b = R.new(Store.new(redis.url, { timeout = 1 }), cfg, eb)
     redis.stop()
     redis = nil
     a:status("t-other", "processing") -- another request's record fails: Redis down
-    assert(helper.wait_until(function() ea:pump(); return a.shared.down end, 10), "the record failed")
+    assert(helper.wait_until(function() ea:pump(); return (a.queue:is_down()) end, 10), "the record failed")
     redis = redis_run.start { port = port, dir = dir }
     local lid = "l-b-" .. core.random_id()
     assert.is_true(ask(b, eb, lid))
@@ -236,14 +233,15 @@ io.write(string.format("collected %%s %%.3f\n", tostring(ledger.closed), core.no
   end)
 
   -- Redis refusing a record for good (its script fails on a key of another
-  -- type) must not hold up the records behind it: on an engine (pump) and
+  -- type) must not hold up the records behind it: on a loop (pump) and
   -- without one (flush, each record written as it comes)
   for _, on_engine in ipairs { true, false } do
     it("drops a record Redis refuses for good, says so, and writes those behind it ("
       .. (on_engine and "pump" or "flush") .. ")", function()
       local cfg, warnings = cfg_of(), {}
-      cfg.on_event = function(ev) if ev.type == "warning" then warnings[#warnings + 1] = ev.message end end
-      local engine = on_engine and ngx_engine() or nil
+      local function warn(message) warnings[#warnings + 1] = message end
+      cfg.on_event = function(ev) if ev.type == "warning" then warn(ev.message) end end
+      local engine = on_engine and ngx_loop() or nil
       local l = R.new(Store.new(redis.url, { timeout = 1 }), cfg, engine)
       local check = assert(Store.open(redis.url))
       local bad, good = prefix_of(cfg) .. "task:t-bad", prefix_of(cfg) .. "task:t-good"
@@ -275,7 +273,7 @@ io.write(string.format("collected %%s %%.3f\n", tostring(ledger.closed), core.no
         "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. script: "
           .. "4437, on @user_script:2.",
         "NOSCRIPT No matching script. Please use EVAL." } do
-        assert.is_false(l:_refused({ "created", {}, { "t-x" } }, { reply = reply }), reply)
+        assert.is_false(l.queue:refused({ "created", {}, { "t-x" } }, { reply = reply }, warn), reply)
       end
       assert.equal(1, #warnings)
       check:close()

@@ -9,8 +9,8 @@ if nginx_run.pending_unless_ready("a client with a store inside nginx", { "nginx
 
 local helper = require "spec.helper"
 local redis_run = require "spec.support.redis_run"
-local Store = require "starvideos.store"
-local R = require "starvideos.ledger_redis"
+local Store = require "starvideos.fleet.store"
+local R = require "starvideos.fleet.ledger"
 local str_format = string.format
 
 local why = redis_run.missing_in_nginx()
@@ -71,11 +71,11 @@ describe("a client with a store inside nginx", function()
       assert.is_true(helper.file_size(dir .. "/" .. i .. ".mp4") > 0)
     end
     assert.equal(N, emu:creates())
-    local prefix = "starvideos:{" .. Store.key_hash(emu.url, KEY) .. "}:"
+    local prefix = "starvideos:{" .. redis_run.key_hash(emu.url, KEY) .. "}:"
     for i, id in ipairs(ids) do
       assert.equal(dir .. "/" .. i .. ".mp4", st:call("HGET", prefix .. "task:" .. id, "path"))
     end
-    assert.equal(1, st:call("EXISTS", prefix .. "bucket")) -- the polls' tokens came from the store
+    assert.equal(1, st:call("EXISTS", prefix .. "tat")) -- the polls' tokens came from the store
     local stats = st:call("INFO", "commandstats")
     assert.matches("cmdstat_eval:calls=%d+", stats) -- the records and tokens went there
     assert.is_nil(stats:find("cmdstat_ping", 1, true), stats) -- no PING per request's store

@@ -5,8 +5,8 @@
 local helper = require "spec.helper"
 local redis_run = require "spec.support.redis_run"
 local starvideos = require "starvideos"
-local Store = require "starvideos.store"
-local R = require "starvideos.ledger_redis"
+local Store = require "starvideos.fleet.store"
+local R = require "starvideos.fleet.ledger"
 local core = require "starvideos.core"
 
 local q = helper.shell_quote
@@ -78,9 +78,9 @@ io.write(tostring(a.ledger.path), " ", tostring(b.cfg.store))
       { out = out, interval = 0.2 }))
     assert.equal(out, task.path)
     local st = assert(Store.open(redis.url))
-    local prefix = "starvideos:{" .. Store.key_hash(emu.url, KEY) .. "}:"
+    local prefix = "starvideos:{" .. redis_run.key_hash(emu.url, KEY) .. "}:"
     assert.equal(out, st:call("HGET", prefix .. "task:" .. task.id, "path"))
-    assert.equal(1, st:call("EXISTS", prefix .. "bucket")) -- the token script ran for the polls
+    assert.equal(1, st:call("EXISTS", prefix .. "tat")) -- the token script ran for the polls
     local view = ledger_view(s)
     assert.same({}, assert(view:unfinished()))
     assert.same({}, assert(view:pending()))
@@ -95,8 +95,8 @@ io.write(tostring(a.ledger.path), " ", tostring(b.cfg.store))
     local task = assert(client:create { model = "videos", prompt = "budget", duration = 5 })
     -- another process takes the key's tokens from the store (as the token script does for any of them)
     local st = assert(Store.open(url))
-    local hash = Store.key_hash(emu.url, KEY)
-    while not st:token(hash, 0.5) do end
+    local hash = redis_run.key_hash(emu.url, KEY)
+    while not redis_run.token(st, hash, 0.5) do end
     local t0 = core.now()
     assert(client:query(task.id))
     local waited = core.now() - t0
@@ -242,7 +242,7 @@ describe_redis("a client whose store goes down mid-run", function()
     assert.same({}, assert(view:pending()))
     assert.same({}, assert(client:pending()))
     local check = assert(Store.open(url))
-    local prefix = "starvideos:{" .. Store.key_hash(emu.url, KEY) .. "}:"
+    local prefix = "starvideos:{" .. redis_run.key_hash(emu.url, KEY) .. "}:"
     for i = 1, 2 do
       assert.equal(out_dir .. "/v" .. i .. ".mp4", check:call("HGET", prefix .. "task:" .. jobs[i].task.id, "path"))
     end

@@ -16,7 +16,7 @@ end
 
 local q = assert(cjson.decode(slurp(assert(arg[1], "usage: case_run.lua IN.json OUT.json"))))
 local x = { which = "curl", sleep = socket.sleep, now = socket.gettime, new = starvideos.new,
-  transport = require("starvideos.transport").new }
+  transport = require("starvideos.curl").new }
 local ok, out = pcall(cases.run, q.case, q.args, x)
 if not ok then out = { raised = tostring(out) } end
 local f = assert(io.open(assert(arg[2]), "wb"))

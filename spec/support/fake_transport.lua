@@ -1,5 +1,5 @@
 -- A fake transport (the interface in lua/starvideos/transport.lua) for the
--- engine's and the ledger's specs: no server, no socket.  It plays the service:
+-- loop's and the ledger's specs: no server, no socket.  It plays the service:
 -- a create answers a queued task at once, a query answers the task as
 -- `tasks[id]` says (a status, or a function of the number of polls), a download
 -- writes the video's bytes (VIDEO, deterministic) from the offset asked for.

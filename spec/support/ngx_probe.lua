@@ -1,4 +1,4 @@
--- One client call inside nginx, for spec/nginx_spec.lua (content_by_lua_file).
+-- One client call inside nginx, for spec/hosts/nginx_spec.lua (content_by_lua_file).
 -- POST a JSON object: { client = {starvideos.new options}, op = "create" |
 -- "query" | "download" | "generate", id =, url =, path = (download's, generate's
 -- out) }; the answer is JSON: { res = the task or path, err = {kind, message,
@@ -13,7 +13,9 @@ local ngx = rawget(_G, "ngx")
 ngx.req.read_body()
 local q = assert(cjson.decode(ngx.req.get_body_data() or ""), "a JSON body")
 if q.case then -- one case of spec/support/transport_cases.lua, on nginx's transport
-  local x = { which = "ngx", sleep = ngx.sleep, new = starvideos.new, transport = require("starvideos.transport").new,
+  local N = require "starvideos.nginx.transport"
+  local x = { which = "ngx", sleep = ngx.sleep, new = starvideos.new,
+    transport = function(cfg) return N.new(cfg, { conns = cfg.max_connections }) end,
     now = function() ngx.update_time(); return ngx.now() end }
   local ok, out = pcall(require("transport_cases").run, q.case, q.args, x)
   if not ok then out = { raised = tostring(out) } end
@@ -34,7 +36,7 @@ elseif q.op == "download" then
 elseif q.op == "generate" then
   res, err = client:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = q.path, interval = 0.1 })
 end
-local transport = type(client.engine.transport)
+local transport = type(client.loop.transport)
 client:close()
 ngx.update_time()
 local out = { res = res, elapsed = ngx.now() - t0, transport = transport }

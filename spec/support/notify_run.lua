@@ -9,7 +9,7 @@ local cjson = require "cjson"
 local assert = require "luassert"
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
-local Notify = require "starvideos.notify"
+local Notify = require "starvideos.extras.notify"
 
 local q = helper.shell_quote
 

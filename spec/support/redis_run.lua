@@ -80,4 +80,32 @@ function M.stop_pair(srv, emu)
   helper.cleanup()
 end
 
+-- The key's budget scripts (fleet/budget.lua) run on an open store s, waited
+-- for: token(s, key_hash, rate) -> nil (a token taken) | the seconds to wait
+-- | nil, err; create_allowed(s, key_hash, count, per) -> true | false, seconds.
+local function seconds(s, name, what, key_hash, args)
+  local F = require "starvideos.fleet.budget"
+  local v, err = s:script(name, { F.key(key_hash, what) }, args)
+  if v == nil then return nil, err end
+  return (assert(tonumber(v), v))
+end
+
+function M.token(s, key_hash, rate)
+  local wait, err = seconds(s, "budget_token", "tat", key_hash, { string.format("%.17g", rate) })
+  if err then return nil, err end
+  if wait > 0 then return wait end
+end
+
+function M.create_allowed(s, key_hash, count, per)
+  local wait, err = seconds(s, "budget_create", "creates", key_hash, { tostring(count), tostring(per) })
+  if err then return nil, err end
+  if wait > 0 then return false, wait end
+  return true
+end
+
+-- The store's name of a key (budget.lua's b.hash): no API key in it.
+function M.key_hash(base_url, api_key)
+  return require("starvideos.budget").hash_of(base_url, api_key)
+end
+
 return M

@@ -20,7 +20,7 @@
 
 local KEY = "k-cases-secret"
 local VIDEO_SIZE = 200003 -- what hostile.lua serves
-local UA = "starvideos/" -- every User-Agent starts so (options.DEFAULTS.user_agent)
+local UA = "starvideos/" -- every User-Agent starts so (config.DEFAULTS.user_agent)
 
 local M = { KEY = KEY, VIDEO_SIZE = VIDEO_SIZE }
 
@@ -117,8 +117,8 @@ local function call(x, a)
   local fds = fd_count()
   local rss, peak = status_kb("VmRSS"), reset_peak()
   local client = x.new(opts)
-  local engine = rawget(client, "engine") -- the transport is the key's engine's (engine.lua)
-  local used = engine and engine.transport -- nginx's is a Lua table, libcurl's a userdata
+  local loop = rawget(client, "loop") -- the transport is the key's loop's (loop.lua)
+  local used = loop and loop.transport -- nginx's is a Lua table, libcurl's a userdata
   used = used ~= nil and (type(used) == "table" and "ngx" or "curl") or nil
   local t0 = x.now()
   local res, err
@@ -345,7 +345,7 @@ add {
   end,
   run = function(x, a)
     local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
-    -- a client's own (engine.lua: the clients of a key share the transport), the
+    -- a client's own (loop.lua: the clients of a key share the transport), the
     -- transport's (none given), another client's: one after the other
     for _, ua in ipairs { "starvideos/own-1", false, "starvideos/own-2" } do
       local h = assert(t:send { op = "query", url = a.query, auth = true, timeout = 10, max_body = 1048576,

@@ -17,7 +17,7 @@ local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
 local cases = require "spec.support.transport_cases"
 local core = require "starvideos.core"
-local options = require "starvideos.options"
+local options = require "starvideos.config"
 
 local q, str_format = helper.shell_quote, string.format
 

@@ -64,11 +64,11 @@ function M.store(opts)
   local url, where = opts.store, "--store"
   if url == nil and os_getenv("STARVIDEOS_STORE") then -- (the library is loaded only when there is one to read:
     M.load()                                           -- a usage error needs no core)
-    url, where = require("starvideos.options").env_store(opts.journal), "STARVIDEOS_STORE"
+    url, where = require("starvideos.config").env_store(opts.journal), "STARVIDEOS_STORE"
   end
   if url == nil then return nil end
   M.load()
-  local ok, err = pcall(require("starvideos.store").parse, url)
+  local ok, err = pcall(require("starvideos.config").store_url, url)
   if not ok then usage_error("%s %s", where, (tostring(err):gsub("^store ", ""))) end
   return url
 end

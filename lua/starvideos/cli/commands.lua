@@ -250,7 +250,7 @@ end
 -- What the messages call the ledger: the journal's path, or the store (its host, no password).
 local function ledger_name(opts)
   local journal, store = client_for.ledger(opts)
-  return journal or "the store " .. require("starvideos.store").parse(store).where
+  return journal or "the store " .. require("starvideos.config").store_url(store).where
 end
 
 -- resume and keep: client[method]{dir=, interval=, timeout=, on_progress=, ...extra}
@@ -313,7 +313,7 @@ function M.pending(ctx, opts)
   return 0
 end
 
--- The journal without its settled tasks (starvideos.journal.compact says what
+-- The journal without its settled tasks (starvideos.records.compact says what
 -- stays): sizes and record counts before and after.
 function M.compact(ctx, opts)
   local path = opts.journal
@@ -321,7 +321,7 @@ function M.compact(ctx, opts)
   if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
   f:close()
   if is_dir(path) then usage_error("--journal %s is a directory, not a journal", quote(path)) end
-  local stats, err = require("starvideos.journal").compact(path)
+  local stats, err = require("starvideos.records.compact").compact(path)
   if not stats then return fail(ctx, output.new_error("io", err, { field = "journal" })) end
   if ctx.json then
     print_json { journal = path, before = { bytes = stats.before_bytes, records = stats.before_records },

@@ -8,7 +8,7 @@
 
 local json = require "starvideos.cli.json"
 local args = require "starvideos.cli.args"
-local hide = require("starvideos.log").hide
+local hide = require("starvideos.extras.log").hide
 
 local type, tostring, select, setmetatable = type, tostring, select, setmetatable
 local io_stdout, io_stderr = io.stdout, io.stderr

@@ -1,22 +1,22 @@
--- The transport on nginx's own sockets, which transport.lua picks inside nginx.
+-- The transport on nginx's own sockets, which the loop picks inside nginx.
 -- One light thread (ngx.thread.spawn) per exchange moves its bytes on an
--- ngx.socket.tcp (transport/ngx_wire.lua), and poll waits on a semaphore those
+-- ngx.socket.tcp (nginx/wire.lua), and poll waits on a semaphore those
 -- threads post: a client that waits yields the worker instead of blocking it.
--- It implements the interface in transport.lua and only moves bytes: answers
+-- It implements the transport interface (docs/architecture.md) and only moves bytes: answers
 -- are read by core.verdict; retries, deadlines and download rules stay in
 -- request.lua and job.lua, as with libcurl.
 
 local core = require "starvideos.core"
-local options = require "starvideos.options"
+local errors = require "starvideos.errors"
 local semaphore = require "ngx.semaphore"
-local W = require "starvideos.transport.ngx_wire"
+local W = require "starvideos.nginx.wire"
 
 local ngx = rawget(_G, "ngx")
 local spawn, kill, wait, run_thread = ngx.thread.spawn, ngx.thread.kill, ngx.thread.wait, ngx.run_worker_thread
 local type, tostring, pcall, pairs, error, setmetatable, math_max, math_min, floor, concat, string_format =
   type, tostring, pcall, pairs, error, setmetatable, math.max, math.min, math.floor, table.concat, string.format
 local part_open, verdict, new_error, now, check_url =
-  core.part_open, core.verdict, options.new_error, core.now, core.check_url
+  core.part_open, core.verdict, errors.new_error, core.now, core.check_url
 
 local PAGE_MAX = 64 * 1024 -- a download's error page, kept for the message
 
@@ -45,22 +45,47 @@ end
 
 local N = {}
 
--- A value the options table (options.lua) always passes: none is defaulted here.
+-- The worker's connection slots of each key (its budget), shared by the
+-- transports of every request's client of that key: a semaphore of the key's
+-- max_connections.  More are posted at once; fewer are taken back as they come
+-- free (a slot in use cannot be taken): what is owed is taken at this and the
+-- next clients' joins (in a request, where a semaphore may be waited on).
+local key_slots = setmetatable({}, { __mode = "k" })
+
+local function slots_of(budget, conns)
+  local ks = key_slots[budget]
+  if not ks then ks = { sem = semaphore.new(conns), n = conns, debt = 0 }; key_slots[budget] = ks end
+  return ks
+end
+
+local function resize(ks, conns, joining)
+  local want = conns - ks.n
+  ks.n = conns
+  if want > 0 then
+    local paid = math_min(want, ks.debt)
+    ks.debt = ks.debt - paid
+    if want > paid then ks.sem:post(want - paid) end
+  else
+    ks.debt = ks.debt - want
+  end
+  while joining and ks.debt > 0 and ks.sem:count() > 0 and ks.sem:wait(0) do ks.debt = ks.debt - 1 end
+end
+
+-- A value config.lua always passes: none is defaulted here.
 local function need(cfg, k, kind)
   local v = cfg[k]
   if type(v) ~= kind then
-    error(string_format("starvideos transport: %s is %s, a %s expected (every value comes from the options table: "
-      .. "options.lua)", k, v == nil and "missing" or type(v), kind), 3)
+    error(string_format("starvideos transport: %s is %s, a %s expected (every value comes from config.lua: "
+      .. "DEFAULTS)", k, v == nil and "missing" or type(v), kind), 3)
   end
   return v
 end
 
--- N.new(cfg) -> a transport (the interface in transport.lua).  cfg: api_key,
--- user_agent, connect_timeout, max_connections, as options.lua gives them
--- (max_connections clamped to 1..1024, as libcurl's), and slots (a semaphore
--- shared with other transports: their exchanges together hold at most its
--- count).  The key lives in its closures.
-function N.new(cfg)
+-- N.new(cfg, budget) -> a transport.  cfg: api_key, user_agent,
+-- connect_timeout, as config.lua gives them; the key's budget: its
+-- max_connections (clamped to 1..1024, as libcurl's), and the slots its
+-- transports share.  The key lives in its closures.
+function N.new(cfg, budget)
   if cfg.ca_file then
     error("starvideos: ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate", 4)
   end
@@ -68,12 +93,11 @@ function N.new(cfg)
     disk_slot = semaphore.new(1)
     ngx.timer.at(0, function(premature) if not premature then in_pool("now") end end)
   end
-  local conns = math_min(math_max(floor(need(cfg, "max_connections", "number")), 1), 1024)
+  local conns = math_min(math_max(floor(budget.conns), 1), 1024)
+  local ks = slots_of(budget, conns)
   local key = cfg.api_key or "" -- none: downloads only (no request asks for it)
-  -- cfg.slots: the worker's connection slots of the key (engine.lua), shared by
-  -- the transports of every request's client of that key
   local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
-    pool_size = conns, slots = cfg.slots or semaphore.new(conns) }
+    pool_size = conns, slots = ks.sem }
   local wake, running, done, first, last, closed = semaphore.new(0), {}, {}, 1, 0, false
   local whole = {} -- .part name -> the handle of the download that ended whole there
   -- .part name -> the handle of a download that ended short there: the next
@@ -85,7 +109,7 @@ function N.new(cfg)
     if h then left[file], n_left = nil, n_left - 1 end
     return h
   end
-  local t = {}
+  local t = { slots = ks.sem } -- the key's connection slots in this worker
 
   local function live()
     if closed then error("the starvideos transport is closed", 3) end
@@ -115,7 +139,7 @@ function N.new(cfg)
       return nil, new_error("invalid_request", "max_body: no cap on the answer's size was given",
         { field = "max_body" })
     end
-    -- the client's own options go with each exchange (engine.lua): here the
+    -- the client's own options go with each exchange (loop.lua): here the
     -- user agent and the connect timeout; nginx names the CAs itself
     if r.ca_file then
       return nil, new_error("invalid_request", "ca_file has no effect inside nginx: name the CA file with "
@@ -129,8 +153,8 @@ function N.new(cfg)
       end
       own = setmetatable({ ua = r.user_agent, connect_timeout = r.connect_timeout }, { __index = c })
     end
-    -- a proxy (options.lua checked it: http://host:port): http URLs are sent
-    -- to it whole, https ones through a CONNECT tunnel (ngx_wire.lua)
+    -- a proxy (config.lua checked it: http://host:port): http URLs are sent
+    -- to it whole, https ones through a CONNECT tunnel (nginx/wire.lua)
     local proxy = r.proxy and W.parse_url(r.proxy)
     if r.proxy and not (proxy and proxy.scheme == "http") then
       return nil, new_error("invalid_request", "proxy: expected http://host:port", { field = "proxy" })
@@ -232,6 +256,11 @@ function N.new(cfg)
     if fd and not pooled then ok, err = core.part_commit(fd, size, name, path) end
     fh:close()
     return ok, err
+  end
+
+  -- The key's max_connections changed (its clients came or went).
+  function t.set_max_connections(_, n, joining)
+    resize(ks, math_min(math_max(floor(n), 1), 1024), joining)
   end
 
   function t.close()

@@ -2,28 +2,26 @@
 -- of a journal, at once) and the loop behind `client:keep` (client.lua has the
 -- public calls and their reference).  keep claims, through the ledger, every unfinished task whose
 -- owner let go of its lease (ledger:keeper, ledger:orphans: one keeper per
--- task), carries each as a job on the key's engine (a poll, then the
+-- task), carries each as a job on the key's loop (a poll, then the
 -- download), and looks again every `lease / 6` seconds (from 0.1 to 5) until
 -- `timeout`, until the client closes, or inside nginx until the worker exits.
--- It is handed what it uses: the engine, the ledger and the client's cfg.
+-- It is handed what it uses: a ctx (the loop, the budget, the ledger and the
+-- client's cfg).
 
 local core = require "starvideos.core"
-local options = require "starvideos.options"
+local config = require "starvideos.config"
+local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
-local Request = require "starvideos.request"
-local journal = require "starvideos.journal"
-local Notify = options.lazy "starvideos.notify" -- with a notify option only
+local Download = require "starvideos.download"
+local journal = require "starvideos.records.journal"
 
-local type, ipairs, pairs, tostring, rawget, setmetatable, string_format, os_date, math_min, math_max =
-  type, ipairs, pairs, tostring, rawget, setmetatable, string.format, os.date, math.min, math.max
-local new_error, now = options.new_error, core.now
+local type, ipairs, pairs, tostring, setmetatable, require, string_format, os_date, math_min, math_max =
+  type, ipairs, pairs, tostring, setmetatable, require, string.format, os.date, math.min, math.max
+local new_error, now = errors.new_error, core.now
+
+local function Notify() return require "starvideos.extras.notify" end
 
 local K = {}
-
--- The ledger's name in errors: "store" (a fleet's, ledger_redis.lua) or "journal".
-function K.field(ledger)
-  return ledger.where and "store" or "journal"
-end
 
 -- The CLI's words that list a ledger's pendings.
 local function pending_command(ledger)
@@ -35,7 +33,7 @@ end
 -- out its create named when that can be written, else dir/<file_name(id)>.mp4.
 local function keep_dest(t, dir)
   if t.part then return t.part end
-  if t.out and Request.check_out(t.out) then return t.out end
+  if t.out and Download.check_out(t.out) then return t.out end
   return dir .. "/" .. journal.file_name(t.id) .. ".mp4"
 end
 
@@ -58,26 +56,27 @@ end
 -- of {task=, err=, path=}, or nil, err (a journal that cannot be read).  With
 -- the client's notify, the webhooks a dead process owed are sent too (claimed
 -- as keep claims them), given a few seconds once the tasks are carried.
-function K.resume(engine, ledger, cfg, opts)
+function K.resume(ctx, opts)
+  local ledger, cfg = ctx.ledger, ctx.cfg
   local list, err = ledger:unfinished()
-  if not list then return nil, new_error("io", err, { field = K.field(ledger) }) end
+  if not list then return nil, new_error("io", err, { field = ledger.field }) end
   local dir, jobs = opts.dir or ".", {}
   for i, t in ipairs(list) do
     -- a completed task's URL may have expired: ask for it again first
-    jobs[i] = assert(Job.new(engine, ledger, cfg, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
+    jobs[i] = assert(Job.new(ctx, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
       index = i, refresh = true, on_progress = opts.on_progress,
       out = t.out or dir .. "/" .. journal.file_name(t.id) .. ".mp4" }))
   end
-  local results = engine:run(jobs, opts.sleep)
+  local results = ctx.loop:run(jobs, opts.sleep)
   -- then the webhooks a dead process owed, under a keeper's lease held only
   -- while they are sent (a few seconds): what is left is cancelled and stays
   -- owed, its lease let go, for a later keep (the client's own events go on)
-  if cfg.notify and ledger.owed_orphans then
+  if cfg.notify then
     local keeper, kerr = ledger:keeper()
     if keeper then
       keeper.whole = true -- one look: the whole journal (keep's looks read a slice each)
-      local made = Notify.sweep(engine, ledger, cfg, keeper)
-      Notify.drain(engine, cfg)
+      local made = Notify().sweep(ctx, keeper)
+      Notify().drain(ctx.loop, cfg)
       for _, d in ipairs(made) do d:cancel() end
       keeper:close()
     elseif cfg.on_event then
@@ -90,14 +89,16 @@ end
 -- Keep until the deadline, the client's end (alive() false) or the worker's:
 -- a list of {task=, err=, path=}, one per task carried (and per orphaned
 -- pending create), or nil, err (a journal that cannot be read, before any).
-function K.run(engine, ledger, cfg, opts, alive)
+function K.run(ctx, opts, alive)
+  local ledger, cfg, loop = ctx.ledger, ctx.cfg, ctx.loop
   if opts.notify then -- keep's own webhook: its jobs and the owed events it sends go there
-    cfg = setmetatable({ notify = Notify.copy(opts.notify) }, { __index = cfg })
+    cfg = setmetatable({ notify = config.notify_copy(opts.notify) }, { __index = cfg })
+    ctx = { loop = loop, budget = ctx.budget, ledger = ledger, cfg = cfg }
   end
   local keeper, kerr = ledger:keeper()
-  if not keeper then return nil, new_error("io", kerr, { field = K.field(ledger) }) end
-  local ngx = rawget(_G, "ngx")
-  local exiting = type(ngx) == "table" and type(ngx.worker) == "table" and ngx.worker.exiting
+  if not keeper then return nil, new_error("io", kerr, { field = ledger.field }) end
+  local ngx = config.nginx()
+  local exiting = ngx and type(ngx.worker) == "table" and ngx.worker.exiting
   local dir, every = opts.dir or ".", math_max(0.1, math_min(5, (opts.lease or cfg.lease) / 6))
   local sleep = opts.sleep or cfg.sleep
   local stop = opts.timeout and now() + opts.timeout
@@ -108,22 +109,22 @@ function K.run(engine, ledger, cfg, opts, alive)
     if stop and t >= stop then break end
     if t >= look then
       local tasks, pendings, behind = ledger:orphans(keeper)
-      if not tasks then failure = new_error("io", pendings, { field = K.field(ledger) }); break end
+      if not tasks then failure = new_error("io", pendings, { field = ledger.field }); break end
       for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger) end
       -- webhooks a dead process owed (once orphans caught up: a slice a look)
-      if not behind then Notify.sweep(engine, ledger, cfg, keeper) end
+      if not behind and cfg.notify then Notify().sweep(ctx, keeper) end
       for _, task in ipairs(tasks) do
         local i = #results + 1
-        local j = assert(Job.new(engine, ledger, cfg, nil, task.id, { refresh = true, index = i,
+        local j = assert(Job.new(ctx, nil, task.id, { refresh = true, index = i,
           interval = opts.interval, on_progress = opts.on_progress, finished = fin,
           out = keep_dest(task, dir) }))
         results[i], running[j], keeper.carrying[task.id] = false, true, true
-        engine:at(t, j)
+        loop:at(t, j)
       end
       look = behind and t or t + every -- a long journal is read a slice per turn of the drive loop
     end
     local until_ = math_min(look, stop or look, exiting and t + 1 or look)
-    engine:drive(has_finished, fin, until_, sleep)
+    loop:drive(has_finished, fin, until_, sleep)
     for k = #fin, 1, -1 do
       local j = fin[k]
       fin[k], running[j], keeper.carrying[j.id] = nil, nil, nil
@@ -135,7 +136,7 @@ function K.run(engine, ledger, cfg, opts, alive)
     j:cancel(true)
     results[j.index] = { task = j.task, err = j.err, path = j.path }
   end
-  Notify.settle(engine, cfg) -- the deliveries in flight, a few seconds; the rest stays owed
+  if cfg.notify then Notify().settle(loop, cfg) end -- a few seconds in flight; the rest stays owed
   keeper:close()
   if failure and not results[1] then return nil, failure end
   return results

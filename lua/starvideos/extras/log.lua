@@ -1,7 +1,7 @@
 --- The debug log: one line per event, redacted, written where the host wants it.
 -- The log is a listener of the client's own events (`on_event`'s: request,
 -- response, retry, status, warning, delivery), so the requests of a client
--- without `log` and without `on_event` build no event and pay nothing.  `options.client` turns
+-- without `log` and without `on_event` build no event and pay nothing.  The client turns
 -- the `log` option (or `$STARVIDEOS_LOG`) into `cfg.logger`, a function(event),
 -- and `Log.chain` puts it before the user's `on_event`.
 --
@@ -15,7 +15,7 @@
 -- (the API key, the webhook secret) and their percent-encoded forms, the value
 -- after `Authorization:`, `Bearer` and `api_key=`, any `whsec_...` token, the
 -- `user:pass@` of a URL, and the query string of every URL or path.
--- @module starvideos.log
+-- @module starvideos.extras.log
 
 local type, pairs, ipairs, tostring, tonumber, next, table_sort, table_concat, string_format, string_byte, io_stderr =
   type, pairs, ipairs, tostring, tonumber, next, table.sort, table.concat, string.format, string.byte, io.stderr
@@ -25,9 +25,6 @@ local Log = {}
 Log.MARK = "[redacted]"
 local MARK = Log.MARK
 Log.MAX_LINE = 2048 -- bytes of one line, after redaction (a server's long message is cut)
-
--- The levels the `log` option and $STARVIDEOS_LOG take.
-Log.LEVELS = { debug = true, info = true }
 
 -- The event types only "debug" writes, and those never written.
 local DEBUG_ONLY = { request = true, response = true }
@@ -159,15 +156,10 @@ function Log.line(ev, level, secrets)
   return Log.redact("starvideos: " .. f(ev), secrets)
 end
 
--- The level of a `log` value or of $STARVIDEOS_LOG: "debug" or "info", else nil.
-function Log.level(v)
-  if type(v) == "string" and Log.LEVELS[v] then return v end
-end
-
 -- Where lines go when no function was given: ngx.log inside nginx, else stderr.
 local function writer()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.log) == "function" and type(ngx.get_phase) == "function" then
+  local ngx = require("starvideos.config").nginx()
+  if ngx and type(ngx.log) == "function" then
     local log, NOTICE, WARN = ngx.log, ngx.NOTICE, ngx.WARN
     return function(line, kind) log(kind == "warning" and WARN or NOTICE, line) end
   end

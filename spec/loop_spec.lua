@@ -1,9 +1,9 @@
--- The engine (lua/starvideos/engine.lua) through a fake transport
--- (spec/support/fake_transport.lua), no server: one engine per key, one
--- budget its clients share, close cancelling only a client's own
--- jobs, the transport closed with the last client, the key kept out of it.
+-- The loop (lua/starvideos/loop.lua) and the key's budget (budget.lua)
+-- through a fake transport (spec/support/fake_transport.lua), no server: one
+-- loop per key, one budget its clients share, close cancelling only a client's
+-- own jobs, the transport closed with the last client, the key kept out of it.
 local Fake = require "spec.support.fake_transport"
-local Engine = require "starvideos.engine"
+local Budget = require "starvideos.budget"
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
 
@@ -28,20 +28,20 @@ local function poll_for(fake, clients, seconds)
   return fake:count("query"), core.now() - t0
 end
 
-describe("the engine", function()
-  it("is one per key: clients of one key share it, whatever their options, of two keys do not", function()
+describe("the loop and the budget of a key", function()
+  it("is one loop per key: clients of one key share it, whatever their options, of two keys do not", function()
     local fake = Fake.new()
     local a, b, c = client(fake), client(fake), client(fake, "key-b")
-    assert.equal(a.engine, b.engine)
-    assert.are_not.equal(a.engine, c.engine)
-    -- a client that differs in an option joins the key's engine (the key's
+    assert.equal(a.loop, b.loop)
+    assert.are_not.equal(a.loop, c.loop)
+    -- a client that differs in an option joins the key's loop (the key's
     -- max_connections is then the smallest a live client asked for)
     local d = client(fake, nil, { max_connections = 3 })
-    assert.equal(a.engine, d.engine)
-    assert.equal(3, a.engine.clients)
-    assert.equal(12, a.engine.max_sending)
+    assert.equal(a.loop, d.loop)
+    assert.equal(3, a.loop.clients)
+    assert.equal(12, a.loop.max_sending)
     d:close()
-    assert.equal(4 * 16, a.engine.max_sending)
+    assert.equal(4 * 16, a.loop.max_sending)
     for _, x in ipairs { a, b, c } do x:close() end
   end)
 
@@ -70,7 +70,7 @@ describe("the engine", function()
     local a, b = client(fake, nil, { requests_per_second = 1000 }), client(fake, nil, { requests_per_second = 1000 })
     local ja = a:watch("task_a", { interval = 0.02 })
     local jb = b:watch("task_b", { interval = 0.02 })
-    a:step(0) -- both polled once: the engine is shared
+    a:step(0) -- both polled once: the loop is shared
     assert.equal(1, fake.polls.task_a)
     assert.equal(1, fake.polls.task_b)
     a:close()
@@ -84,33 +84,33 @@ describe("the engine", function()
     assert.equal(1, fake.polls.task_a, "a closed client's job was polled again")
     b:close()
     assert.is_true(fake.closed)
-    -- a new client of the key gets a new engine
+    -- a new client of the key gets a new loop
     local c = client(fake, nil, { requests_per_second = 1000 })
-    assert.are_not.equal(ja.engine, c.engine)
+    assert.are_not.equal(ja.loop, c.loop)
     c:close()
   end)
 
-  it("lets go of the engine when its clients are collected", function()
+  it("lets go of the loop when its clients are collected", function()
     local fake = Fake.new()
     local weak = setmetatable({}, { __mode = "v" })
     local function use() -- the client lives in this call only
       local a = client(fake, "key-gc")
-      weak.engine = a.engine
+      weak.loop = a.loop
       a:watch("task_gc", { interval = 60 })
       a:step(0)
     end
     use()
     collectgarbage(); collectgarbage()
     if _VERSION ~= "Lua 5.1" then -- tables have finalizers from 5.2 on
-      assert.is_true(fake.closed, "the transport of a collected client's engine stayed open")
+      assert.is_true(fake.closed, "the transport of a collected client's loop stayed open")
     end
     collectgarbage()
-    assert.is_nil(weak.engine)
+    assert.is_nil(weak.loop)
   end)
 
-  it("keeps the API key out of the engine and its registry", function()
+  it("keeps the API key out of the loop, the budget and its registry", function()
     local fake = Fake.new()
-    local secret = "sk-engine-secret-1234"
+    local secret = "sk-loop-secret-1234"
     local a = client(fake, secret)
     local seen = {}
     local function walk(v, path)
@@ -122,11 +122,11 @@ describe("the engine", function()
       end
     end
     walk(a, "client")
-    walk(a.engine, "engine")
-    walk(Engine, "Engine")
+    walk(a.loop, "loop")
+    walk(a.budget, "budget")
     local i = 1
-    while debug.getupvalue(Engine.for_client, i) do
-      local name, v = debug.getupvalue(Engine.for_client, i)
+    while debug.getupvalue(Budget.for_client, i) do
+      local name, v = debug.getupvalue(Budget.for_client, i)
       walk(v, "upvalue " .. name)
       i = i + 1
     end
@@ -150,79 +150,5 @@ describe("the engine", function()
       assert.is_true(at >= (i - 2) * 0.5 - 0.02, "query " .. i .. " sent after " .. at .. " s: over the budget")
     end
     a:close(); b:close()
-  end)
-  -- A lone query's job and request tables serve the engine's next query once
-  -- nothing refers to them (Job:release, Request.release); gen counts the
-  -- requests a table served.  Each sent request is seen as the transport got it.
-  local function watched(fake)
-    local seen = {}
-    local send = fake.send
-    fake.send = function(self, r)
-      seen[#seen + 1] = { r = r, gen = r.gen, owner = r.owner, url = r.url, owner_id = r.owner.id, cfg = r.cfg,
-        user_agent = r.user_agent }
-      return send(self, r)
-    end
-    return seen
-  end
-
-  it("reuses a lone query's tables once nothing refers to them: the old owner never sees them again", function()
-    local fake = Fake.new()
-    local seen = watched(fake)
-    local a = client(fake, nil, { requests_per_second = 1000 })
-    local first = assert(a:query("task_1"))
-    local r1, job1 = seen[1].r, seen[1].owner
-    -- let go: what it held is dropped, the job no longer points at it
-    assert.is_true(r1.done)
-    assert.is_false(r1.owner)
-    assert.is_nil(r1.task)
-    assert.is_false(job1.req)
-    assert.is_nil(job1.task)
-    local second = assert(a:query("task_2"))
-    assert.equal(r1, seen[2].r) -- the same table, a new generation, a new owner's id and URL
-    assert.equal(seen[1].gen + 1, seen[2].gen)
-    assert.equal(job1, seen[2].owner)
-    assert.equal("task_2", seen[2].owner_id)
-    assert.truthy(seen[2].url:find("/v1/result/task_2$"))
-    -- what the first query returned is its own: untouched by the second
-    assert.equal("task_1", first.id)
-    assert.equal("task_2", second.id)
-    assert.is_nil(r1.task)
-    -- a query of another client of the key: that client's options go with it
-    local b = client(fake, nil, { requests_per_second = 1000, user_agent = "other/1" })
-    assert(b:query("task_3"))
-    assert.equal(r1, seen[3].r)
-    assert.equal("other/1", seen[3].user_agent)
-    assert.equal(b.cfg, seen[3].cfg)
-    assert.are_not.equal(seen[2].user_agent, seen[3].user_agent)
-    a:close(); b:close()
-  end)
-
-  it("never reuses a table a timer may still name: a retried request, a job that waited for a token", function()
-    local n = 0
-    local fake = Fake.scripted(function(r)
-      n = n + 1
-      if r.url:find("retried") and n == 1 then return { status = 503 } end
-      return { status = 200, body = string.format('{"id":"%s","status":"completed"}', r.url:match("[^/]*$")) }
-    end)
-    local seen = watched(fake)
-    local a = client(fake, nil, { requests_per_second = 1000, retry_backoff = 0.01 })
-    assert.equal("retried", assert(a:query("retried")).id)
-    assert.equal(2, #seen)
-    assert.equal(seen[1].r, seen[2].r) -- the retry is the same request, sent again
-    assert(a:query("next"))
-    assert.are_not.equal(seen[1].r, seen[3].r) -- it went on the heap (its backoff): never reused
-    assert.equal(1, seen[3].r.gen)
-    a:close()
-    -- a job that waited for a token went on the heap too: its table is not reused
-    local slow = Fake.new()
-    local watched_slow = watched(slow)
-    local c = client(slow, "key-slow", { requests_per_second = 1 }) -- a bucket of 1 token
-    assert(c:query("q1")) -- the token
-    assert(c:query("q2")) -- waits for the next (its job on the heap)
-    assert(c:query("q3")) -- waits too
-    local j1, j2, j3 = watched_slow[1].owner, watched_slow[2].owner, watched_slow[3].owner
-    assert.equal(j1, j2) -- q1's job served q2
-    assert.are_not.equal(j2, j3) -- q2's was on the heap: q3 got a new one
-    c:close()
   end)
 end)

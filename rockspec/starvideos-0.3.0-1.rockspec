@@ -1,16 +1,16 @@
--- The release: `luarocks make rockspec/starvideos-0.2.0-1.rockspec` at the top
+-- The release: `luarocks make rockspec/starvideos-0.3.0-1.rockspec` at the top
 -- of a checkout of that release builds and installs it (Lua 5.1 to 5.4, LuaJIT).
 rockspec_format = "3.0"
 package = "starvideos"
-version = "0.2.0-1"
--- Where the source lives: this repository, at the tag v0.2.0.  `luarocks make`
+version = "0.3.0-1"
+-- Where the source lives: this repository, at the tag v0.3.0.  `luarocks make`
 -- builds the checkout it runs in and fetches nothing, so url is not used there;
 -- the project has no public address yet, so it names the checkout itself.
 -- Publishing means setting url to the repository's git address
 -- ("git+https://<host>/<owner>/starvideos.git"), which `luarocks build` clones.
 source = {
   url = "git+file://.",
-  tag = "v0.2.0",
+  tag = "v0.3.0",
 }
 description = {
   summary = "Client for the StarVideos asynchronous video-generation API",
@@ -69,23 +69,7 @@ build = {
       libdirs = { "$(CURL_LIBDIR)" },
     },
     ["starvideos"] = "lua/starvideos/init.lua",
-    ["starvideos.client"] = "lua/starvideos/client.lua",
-    ["starvideos.job"] = "lua/starvideos/job.lua",
-    ["starvideos.schedule"] = "lua/starvideos/schedule.lua",
-    ["starvideos.request"] = "lua/starvideos/request.lua",
-    ["starvideos.options"] = "lua/starvideos/options.lua",
-    ["starvideos.transport"] = "lua/starvideos/transport.lua",
-    ["starvideos.transport.ngx"] = "lua/starvideos/transport/ngx.lua",
-    ["starvideos.transport.ngx_wire"] = "lua/starvideos/transport/ngx_wire.lua",
-    ["starvideos.journal"] = "lua/starvideos/journal.lua",
-    ["starvideos.log"] = "lua/starvideos/log.lua",
-    ["starvideos.store"] = "lua/starvideos/store.lua",
-    ["starvideos.shell"] = "lua/starvideos/shell.lua",
-    ["starvideos.engine"] = "lua/starvideos/engine.lua",
-    ["starvideos.ledger"] = "lua/starvideos/ledger.lua",
-    ["starvideos.ledger_redis"] = "lua/starvideos/ledger_redis.lua",
-    ["starvideos.keep"] = "lua/starvideos/keep.lua",
-    ["starvideos.notify"] = "lua/starvideos/notify.lua",
+    ["starvideos.budget"] = "lua/starvideos/budget.lua",
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
     ["starvideos.cli.client"] = "lua/starvideos/cli/client.lua",
@@ -93,7 +77,34 @@ build = {
     ["starvideos.cli.display"] = "lua/starvideos/cli/display.lua",
     ["starvideos.cli.json"] = "lua/starvideos/cli/json.lua",
     ["starvideos.cli.output"] = "lua/starvideos/cli/output.lua",
-    ["starvideos.emulator"] = "lua/starvideos/emulator.lua",
+    ["starvideos.client"] = "lua/starvideos/client.lua",
+    ["starvideos.config"] = "lua/starvideos/config.lua",
+    ["starvideos.download"] = "lua/starvideos/download.lua",
+    ["starvideos.emulator"] = "lua/starvideos/emulator/init.lua",
+    ["starvideos.errors"] = "lua/starvideos/errors.lua",
+    ["starvideos.extras.keep"] = "lua/starvideos/extras/keep.lua",
+    ["starvideos.extras.log"] = "lua/starvideos/extras/log.lua",
+    ["starvideos.extras.notify"] = "lua/starvideos/extras/notify.lua",
+    ["starvideos.extras.schedule"] = "lua/starvideos/extras/schedule.lua",
+    ["starvideos.fleet.ask"] = "lua/starvideos/fleet/ask.lua",
+    ["starvideos.fleet.budget"] = "lua/starvideos/fleet/budget.lua",
+    ["starvideos.fleet.leases"] = "lua/starvideos/fleet/leases.lua",
+    ["starvideos.fleet.ledger"] = "lua/starvideos/fleet/ledger.lua",
+    ["starvideos.fleet.queue"] = "lua/starvideos/fleet/queue.lua",
+    ["starvideos.fleet.scripts"] = "lua/starvideos/fleet/scripts.lua",
+    ["starvideos.fleet.store"] = "lua/starvideos/fleet/store.lua",
+    ["starvideos.job"] = "lua/starvideos/job.lua",
+    ["starvideos.loop"] = "lua/starvideos/loop.lua",
+    ["starvideos.nginx.budget"] = "lua/starvideos/nginx/budget.lua",
+    ["starvideos.nginx.transport"] = "lua/starvideos/nginx/transport.lua",
+    ["starvideos.nginx.wire"] = "lua/starvideos/nginx/wire.lua",
+    ["starvideos.records.compact"] = "lua/starvideos/records/compact.lua",
+    ["starvideos.records.journal"] = "lua/starvideos/records/journal.lua",
+    ["starvideos.records.leases"] = "lua/starvideos/records/leases.lua",
+    ["starvideos.records.ledger"] = "lua/starvideos/records/ledger.lua",
+    ["starvideos.records.samples"] = "lua/starvideos/records/samples.lua",
+    ["starvideos.request"] = "lua/starvideos/request.lua",
+    ["starvideos.shell"] = "lua/starvideos/shell.lua",
   },
   copy_directories = {},
   install = {

@@ -196,7 +196,8 @@ local function sample_path()
     local f = io_open(path, "rb")
     if f then
       f:close()
-      return (path:gsub("%.lua$", "")) .. "/sample.mp4"
+      -- starvideos/emulator/init.lua, or an emulator.lua beside the folder
+      return (path:match("^(.*)/init%.lua$") or path:gsub("%.lua$", "")) .. "/sample.mp4"
     end
   end
   return nil, "starvideos.emulator not found on package.path"

@@ -10,7 +10,7 @@
 -- hash of both: every attempt, every process, the same), then POSTed to the
 -- user's URL as a request of its own (request.lua, op "notify": never the API
 -- key, no redirect followed, any 2xx is success) and signed anew at each
--- attempt (starvideos.sign, sign.so, loaded by the first signature: webhook-id,
+-- attempt (starvideos.sign, sign.so, config.sign(): loaded by the first one: webhook-id,
 -- webhook-timestamp, webhook-signature).
 -- The retries are the core's one policy (core.retry: network errors, timeouts,
 -- 408, 429, 5xx) with backoff, for `retry_for` seconds (default 600).
@@ -23,11 +23,11 @@
 -- waits up to SETTLE seconds for the deliveries in flight (N.settle).
 
 local core = require "starvideos.core"
+local config = require "starvideos.config"
 local Request = require "starvideos.request"
-local Sign = require("starvideos.options").sign -- loaded on first use
 
-local type, pairs, next, tostring, setmetatable, os_time =
-  type, pairs, next, tostring, setmetatable, os.time
+local type, pairs, ipairs, next, tostring, setmetatable, os_time =
+  type, pairs, ipairs, next, tostring, setmetatable, os.time
 local now = core.now
 local cjson = require("cjson.safe").new()
 
@@ -45,40 +45,13 @@ local function refused(err)
     and s ~= 408 and s ~= 429
 end
 
--- The deliveries in flight, per engine (weak: an engine's own business).
+-- The deliveries in flight, per loop.
 local flying = setmetatable({}, { __mode = "k" })
 
-local function set_of(engine)
-  local s = flying[engine]
-  if not s then s = {}; flying[engine] = s end
+local function set_of(loop)
+  local s = flying[loop]
+  if not s then s = {}; flying[loop] = s end
   return s
-end
-
--- The option, checked: nil when good, else what is wrong (never the secret).
-function N.problem(v)
-  if type(v) ~= "table" then return "notify: expected a table {url =, secret =}, got " .. type(v) end
-  for k in pairs(v) do
-    if k ~= "url" and k ~= "secret" and k ~= "retry_for" then
-      return "notify: unknown field '" .. tostring(k) .. "' (expected url, secret, retry_for)"
-    end
-  end
-  local ok, err = core.check_url(v.url, "notify.url") -- the one URL check (csrc/sv_util.c)
-  if not ok then return err.message end
-  if type(v.secret) ~= "string" or v.secret == "" then
-    return "notify.secret: expected a non-empty string, got " .. (v.secret == "" and "an empty one" or type(v.secret))
-  end
-  if not Sign.sign(v.secret, "msg_check", 0, "") then
-    return "notify.secret: a whsec_ secret whose part after whsec_ is not base64"
-  end
-  local f = v.retry_for
-  if f ~= nil and (type(f) ~= "number" or f ~= f or f < 0 or f > 86400 * 7) then
-    return "notify.retry_for: expected seconds from 0 to 604800, got " .. tostring(f)
-  end
-end
-
--- A copy of a checked option (the caller's table may change later).
-function N.copy(v)
-  return v and { url = v.url, secret = v.secret, retry_for = v.retry_for }
 end
 
 -- The webhook-id of an event: stable for a task and type.
@@ -94,15 +67,15 @@ D.__index = D
 -- The webhook-* header lines of an attempt now (request.lua asks at each send).
 function D:headers()
   local ts = tostring(os_time())
-  local sig = Sign.sign(self.notify.secret, self.wid, ts, self.body)
+  local sig = config.sign().sign(self.notify.secret, self.wid, ts, self.body)
   return "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig .. "\n"
 end
 
 local function tell(self, outcome, err)
-  local on_event = self.cfg.on_event
+  local on_event = self.ctx.cfg.on_event
   if on_event then
     on_event { type = "delivery", id = self.task, webhook_id = self.wid, outcome = outcome,
-      status = err and err.status, reason = err and err.message }
+      status = err and err.status or self.status, reason = err and err.message }
   end
 end
 
@@ -111,17 +84,17 @@ function D:advance()
   local req = self.req
   if self.done or not req or not req.done then return end
   self.done, self.req = true, false
-  set_of(self.engine)[self] = nil
+  set_of(self.ctx.loop)[self] = nil
   local err = req.err
   self.ended = now()
   if not err then
-    self.outcome = "delivered"
-    self.ledger:delivered(self.wid)
+    self.outcome, self.status = "delivered", req.status
+    self.ctx.ledger:delivered(self.wid)
     return tell(self, "delivered")
   end
   if not refused(err) then self.outcome = "owed"; return tell(self, "owed", err) end -- keep sends it again
   self.outcome = "refused"
-  self.ledger:delivered(self.wid, err.status or 0)
+  self.ctx.ledger:delivered(self.wid, err.status or 0)
   tell(self, "refused", err)
 end
 
@@ -129,17 +102,17 @@ end
 function D:cancel()
   if self.done then return end
   self.done, self.outcome, self.ended = true, "cancelled", now()
-  set_of(self.engine)[self] = nil
+  set_of(self.ctx.loop)[self] = nil
   if self.req then self.req:cancel(); self.req = false end
 end
 
--- Send an owed event (its record already written): the delivery.
-function N.send(engine, ledger, cfg, notify, wid, task_id, body)
-  local d = setmetatable({ engine = engine, ledger = ledger, cfg = cfg, notify = notify, wid = wid, task = task_id,
-    body = body, done = false, req = false, wake = 0, outcome = false, ended = false }, D)
-  set_of(engine)[d] = true
+-- Send an owed event (its record already written) on ctx's loop: the delivery.
+function N.send(ctx, notify, wid, task_id, body)
+  local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body,
+    done = false, req = false, wake = 0, outcome = false, ended = false }, D)
+  set_of(ctx.loop)[d] = true
   local path = notify.url:match("^%a+://[^/]*(/[^?#]*)") or "/"
-  local req = Request.new(engine, cfg, d, "notify", notify.url, path, nil, body,
+  local req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, path, nil, body,
     now() + (notify.retry_for or N.RETRY_FOR))
   d.req = req
   req:send(now())
@@ -158,9 +131,9 @@ function N.job_done(job, err)
   local body = cjson.encode { type = kind, task = task, path = job.path, bytes = job.path and job.bytes or nil }
   if not body then return end
   local wid = N.id(job.id, kind)
-  local ledger = job.ledger
-  if ledger.owe then ledger:owe(wid, job.id, body) end -- a ledger that cannot be written: sent all the same
-  N.send(job.engine, ledger, job.cfg, job.cfg.notify, wid, job.id, body)
+  job.ledger:owe(wid, job.id, body) -- a ledger that cannot be written: sent all the same
+  N.send({ loop = job.loop, budget = job.budget, ledger = job.ledger, cfg = job.cfg }, job.cfg.notify, wid, job.id,
+    body)
 end
 
 -- keep's turn: the owed events whose owner let go of its lease, claimed for
@@ -169,15 +142,16 @@ end
 -- out (the receiver down that long) is the keeper's own, so no keeper claims
 -- it: it is sent again `keep_again` seconds after it ended, with its webhook-id.
 -- The deliveries made, a list.
-function N.sweep(engine, ledger, cfg, keeper)
-  if not (cfg.notify and ledger.owed_orphans) then return {} end
+function N.sweep(ctx, keeper)
+  local cfg, ledger = ctx.cfg, ctx.ledger
+  if not cfg.notify then return {} end
   local sent, made, t = keeper.sent, {}, now()
   if not sent then sent = {}; keeper.sent = sent end
   for wid, d in pairs(sent) do
     if d.done then
       if d.outcome ~= "owed" then sent[wid] = nil
       elseif t >= d.ended + cfg.keep_again then
-        sent[wid] = N.send(engine, ledger, cfg, cfg.notify, wid, d.task, d.body)
+        sent[wid] = N.send(ctx, cfg.notify, wid, d.task, d.body)
         made[#made + 1] = sent[wid]
       end
     end
@@ -190,28 +164,28 @@ function N.sweep(engine, ledger, cfg, keeper)
     return made
   end
   for _, o in ipairs(owed) do
-    sent[o.wid] = N.send(engine, ledger, cfg, cfg.notify, o.wid, o.task, o.body)
+    sent[o.wid] = N.send(ctx, cfg.notify, o.wid, o.task, o.body)
     made[#made + 1] = sent[o.wid]
   end
   return made
 end
 
--- Whether the engine has deliveries of cfg in flight.
+-- Whether the loop has deliveries of cfg in flight.
 local function quiet(arg)
-  for d in pairs(set_of(arg.engine)) do
+  for d in pairs(set_of(arg.loop)) do
     if d.cfg == arg.cfg or arg.cfg == nil then return false end
   end
   return true
 end
 
 -- The deliveries of cfg (nil: all) in flight driven for up to `seconds`
--- (default N.SETTLE; 0: not at all) and left going (resume): the engine's set
+-- (default N.SETTLE; 0: not at all) and left going (resume): the loop's set
 -- of deliveries, or nil when it has none.
-function N.drain(engine, cfg, seconds)
-  local s = flying[engine]
+function N.drain(loop, cfg, seconds)
+  local s = flying[loop]
   if not (s and next(s)) then return nil end
-  local arg = { engine = engine, cfg = cfg }
-  if seconds ~= 0 and not quiet(arg) then engine:drive(quiet, arg, now() + (seconds or N.SETTLE)) end
+  local arg = { loop = loop, cfg = cfg }
+  if seconds ~= 0 and not quiet(arg) then loop:drive(quiet, arg, now() + (seconds or N.SETTLE)) end
   return s
 end
 
@@ -219,8 +193,8 @@ end
 -- on for up to `seconds` (default N.SETTLE; 0: not at all, as when a client is
 -- collected); what is left is cancelled and stays owed (keep, or a later
 -- client's keep, sends it with the same webhook-id).
-function N.settle(engine, cfg, seconds)
-  local s = N.drain(engine, cfg, seconds)
+function N.settle(loop, cfg, seconds)
+  local s = N.drain(loop, cfg, seconds)
   if not s then return end
   local left = {}
   for d in pairs(s) do if d.cfg == cfg or cfg == nil then left[#left + 1] = d end end

@@ -1,5 +1,5 @@
 -- One HTTP/1.1 exchange on nginx's own socket (ngx.socket.tcp), for the
--- transport in transport/ngx.lua, which runs each in a light thread of its own:
+-- transport in nginx/transport.lua, which runs each in a light thread of its own:
 -- connect (a kept-alive connection unless fresh; TLS always verified), the
 -- request, the answer's head and body (Content-Length, chunked, or to the
 -- close), a download's bytes into its file, redirects.  Bytes only: what the

@@ -1,4 +1,4 @@
--- The options of the clients of one key (lua/starvideos/engine.lua's rule):
+-- The options of the clients of one key (lua/starvideos/budget.lua's rule):
 -- the key's requests_per_second and max_connections are the smallest a live
 -- client asked for, worked out again as clients come and go; user_agent,
 -- connect_timeout and ca_file stay each client's own and go with each of its
@@ -61,7 +61,7 @@ describe("the options of the clients of one key", function()
   it("holds the key to the strictest requests_per_second while that client lives, then to the next", function()
     collectgarbage(); collectgarbage() -- the clients of other tests are let go
     local lenient, strict = client { requests_per_second = 10 }, client { requests_per_second = 2 }
-    assert.equal(lenient.engine, strict.engine)
+    assert.equal(lenient.loop, strict.loop)
     local ids = {}
     for i = 1, 8 do ids[i] = assert(lenient:create(PARAMS)).id end
     -- polls as fast as the budget lets: 6 tasks on the lenient client, 2 on the strict one
@@ -89,7 +89,7 @@ describe("the options of the clients of one key", function()
     collectgarbage(); collectgarbage()
     local wide, narrow = client { max_connections = 8, requests_per_second = 1000 },
       client { max_connections = 1, requests_per_second = 1000 }
-    assert.equal(wide.engine, narrow.engine)
+    assert.equal(wide.loop, narrow.loop)
     local ids = {}
     for i = 1, 6 do ids[i] = assert(wide:create(PARAMS)).id end
     -- The connections six first polls (each answer held 0.2 s: without a limit
@@ -127,7 +127,7 @@ describe("the options of the clients of one key", function()
 
   it("sends each exchange with its own client's user agent", function()
     local a, b = client { user_agent = "agent-one/1" }, client { user_agent = "agent-two/2" }
-    assert.equal(a.engine, b.engine) -- one transport for both
+    assert.equal(a.loop, b.loop) -- one transport for both
     emu:clear()
     local ta = assert(a:create(PARAMS))
     local tb = assert(b:create(PARAMS))
@@ -228,7 +228,7 @@ describe("the ca_file of the clients of one key", function()
     local trusting = starvideos.new(o)
     o.ca_file = dir .. "/other.pem"
     local other = starvideos.new(o)
-    assert.equal(trusting.engine, other.engine) -- one transport for both
+    assert.equal(trusting.loop, other.loop) -- one transport for both
     -- in turn, so that a connection one made is there for the other to reuse
     for _ = 1, 2 do
       local _, err = trusting:query("video_videos_1")

@@ -1,4 +1,4 @@
--- One engine per key inside nginx: clients made by different requests of one
+-- One budget per key inside nginx: clients made by different requests of one
 -- worker share the key's budget (requests_per_second), each moving its own
 -- exchanges on its request's cosockets.  20 requests, each with a client of its
 -- own, generate at once; the emulator's log (its clock per request) shows the
@@ -10,14 +10,14 @@ local nginx_run = require "spec.support.nginx_run"
 
 local str_format = string.format
 
-local KEY = "k-engine-ngx"
+local KEY = "k-budget-ngx"
 local RATE = 5
 local CLIENTS = 20
 local ROOT = nginx_run.ROOT
 
-if nginx_run.pending_unless_ready("one engine per key inside nginx", { "nginx", "curl" }) then return end
+if nginx_run.pending_unless_ready("one budget per key inside nginx", { "nginx", "curl" }) then return end
 
--- Each GET /gen?i=N makes a client (the key's engine is shared in the worker)
+-- Each GET /gen?i=N makes a client (the key's budget is shared in the worker)
 -- and generates one video into dir/N.mp4; the answer is "ok <id>" or the error.
 local function nginx_conf(dir, port, emu_url)
   local lines = nginx_run.conf_head(dir, 1)
@@ -37,7 +37,7 @@ local function nginx_conf(dir, port, emu_url)
   return table.concat(lines, "\n")
 end
 
-describe("one engine per key inside nginx", function()
+describe("one budget per key inside nginx", function()
   local emu, dir, port, run
 
   setup(function()

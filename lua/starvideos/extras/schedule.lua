@@ -22,19 +22,20 @@
 -- kind's samples change (with every eighth more, once there are many), never
 -- per poll.
 --
--- The samples belong to the key (engine.lua keeps them, fed by every client's
--- jobs and journal); a schedule is a view of them for one `interval` and
--- `min_interval`, with the plans it made for those.
+-- The samples belong to the key (S.of keeps them by its budget, fed by every
+-- client's jobs and ledger); a schedule is a view of them for one `interval`
+-- and `min_interval`, with the plans it made for those.
 
 local math_log, math_exp, math_sqrt, math_abs, math_max, math_min, math_floor =
   math.log, math.exp, math.sqrt, math.abs, math.max, math.min, math.floor
-local setmetatable, type = setmetatable, type
+local setmetatable, type, tostring = setmetatable, type, tostring
+local config = require "starvideos.config"
 
 local S = {}
 S.__index = S
 
 S.MIN_SAMPLES = 5   -- until a kind has this many, the fixed interval
-S.KEEP = 200        -- samples kept per kind (the newest)
+S.KEEP = config.DEFAULTS.samples -- samples kept per kind (the newest)
 S.MARGIN = 0.96     -- a plan's expected polls, as a share of the fixed interval's
 S.HORIZON = 7 * 86400 -- a plan reaches no further (seconds)
 S.SHORT_GAPS = 5    -- short-task plans try gaps m * (interval / m)^(k / 5), k = 0..5
@@ -328,6 +329,34 @@ function S:delay(kind, model, age)
     return math_max(m, math_min(self.interval, age - ages[#ages]))
   end
   return math_max(ages[lo] - age, m)
+end
+
+-- What each key learned, by its budget: the samples of each kind, the views
+-- made of them, and the names of the records (journals, stores) already read.
+local keys = setmetatable({}, { __mode = "k" })
+
+local function key_of(budget)
+  local k = keys[budget]
+  if not k then k = { kinds = {}, views = {}, read = {} }; keys[budget] = k end
+  return k
+end
+
+-- The key's schedule for a client's interval and min_interval.
+function S.of(budget, cfg)
+  local k = key_of(budget)
+  local vk = tostring(cfg.interval) .. "/" .. tostring(cfg.min_interval)
+  local s = k.views[vk]
+  if not s then s = S.new(cfg, k.kinds); k.views[vk] = s end
+  return s
+end
+
+-- Whether the samples of the records named `name` are still to be read into
+-- the key's schedule: true the first time it is asked (the caller reads them).
+function S.first_read(budget, name)
+  local k = key_of(budget)
+  if k.read[name] then return false end
+  k.read[name] = true
+  return true
 end
 
 return S

@@ -1,0 +1,187 @@
+-- The key's budget: what every client of one (base URL, API key) in a process
+-- shares.  Its limits: the smallest requests_per_second and max_connections
+-- any live client asked for (the service limits the key, not a client),
+-- worked out again as clients join and leave.  Its bucket of
+-- requests_per_second, for every API request of the key (creates, polls,
+-- retries), with create_limit's count.  The births of its tasks (when this
+-- process's creates were answered), and the work its loops share (a
+-- journal's samples read a slice a turn).
+--
+-- One rule for the bucket and one for create_limit, written once as Lua text
+-- (RULES): run here for the process's own count, by nginx/budget.lua over the
+-- host's lua_shared_dict, and sent to Redis by fleet/budget.lua for a fleet.
+-- A remote backend (b:use(remote)) is asked first; when it cannot answer, the
+-- process's own bucket stands in.
+
+local core = require "starvideos.core"
+
+local setmetatable, pairs, next, tostring, load, math_min = setmetatable, pairs, next, tostring, load, math.min
+
+local B = {}
+B.__index = B
+
+-- The bucket: one number, the time the next token is due in full (GCRA, the
+-- token bucket's exact twin); a burst of one second's worth, at least one.
+-- take(tat, now, rate) -> the new tat and 0 (a token taken), or tat and the
+-- seconds until one is there.  The count: at most `count` creates in any `per`
+-- seconds; limit(times, now, count, per), times being the creates of the
+-- window newest first (at most count of them) -> 0 (allowed), or the seconds
+-- until the next is.  Plain Lua 5.1, as Redis runs it.
+B.RULES = [[
+local function take(tat, now, rate)
+  local gap = 1 / rate
+  local burst = rate > 1 and rate or 1
+  local due = tat - (burst - 1) * gap
+  if now < due then return tat, due - now end
+  return (tat > now and tat or now) + gap, 0
+end
+local function limit(times, now, count, per)
+  if #times < count then return 0 end
+  local wait = times[count] + per - now
+  return wait > 0 and wait or 0.000001
+end
+]]
+local take, limit = (rawget(_G, "loadstring") or load)(B.RULES .. "return take, limit")()
+B.take_rule, B.limit_rule = take, limit
+
+local BORN_KEEP = 4096 -- births remembered per key
+local CLAIM = 0.05     -- a waiting create's hold on the token due, past it
+
+local budgets = {}                                       -- key -> budget, for the process's life
+local seam_budgets = setmetatable({}, { __mode = "v" }) -- a custom transport's, while in use
+
+local function key_of(cfg)
+  local key = cfg.base_url .. "\0" .. core.hash(cfg.api_key or "")
+  if cfg.transport then key = key .. "\0" .. tostring(cfg.transport) end
+  return key
+end
+
+-- The store's name of a key: a hash of the base URL and of a hash of the API
+-- key (never the key itself), the same in every process.
+function B.hash_of(base_url, api_key)
+  return core.hash(tostring(base_url) .. "\0" .. core.hash(api_key or ""))
+end
+
+-- The budget of a client's key (cfg with its api_key still in it), made by
+-- its first client.  The store's name of the key (no key in it) is b.hash.
+function B.for_client(cfg)
+  local key = key_of(cfg)
+  local registry = cfg.transport and seam_budgets or budgets
+  local b = registry[key]
+  if not b then
+    b = setmetatable({ key = key, hash = B.hash_of(cfg.base_url, cfg.api_key),
+      rate = cfg.requests_per_second, conns = cfg.max_connections, tat = 0, told = 0, claim = 0,
+      members = setmetatable({}, { __mode = "k" }), listeners = setmetatable({}, { __mode = "k" }),
+      born_at = {}, born_ring = {}, born_next = 1, creates = {}, shared = {}, remote = false }, B)
+    registry[key] = b
+  end
+  return b
+end
+
+-- A client joins (its cfg counts until leave): the key's limits worked out
+-- again, and every listener (a loop: listener:limit(conns)) told.
+function B:join(cfg)
+  self.members[cfg] = true
+  self:rejoin(true)
+end
+
+function B:leave(cfg)
+  if self.members[cfg] then
+    self.members[cfg] = nil
+    self:rejoin(false)
+  end
+end
+
+function B:listen(obj) self.listeners[obj] = true end
+function B:unlisten(obj) self.listeners[obj] = nil end
+
+function B:rejoin(joining)
+  local rate, conns
+  for cfg in pairs(self.members) do
+    rate = math_min(rate or cfg.requests_per_second, cfg.requests_per_second)
+    conns = math_min(conns or cfg.max_connections, cfg.max_connections)
+  end
+  if not rate then return end -- none left: the budget waits for the next client as it is
+  self.rate, self.conns = rate, conns
+  for obj in pairs(self.listeners) do obj:limit(conns, joining) end
+end
+
+-- The live clients' cfgs, for a warning to each (their on_event).
+function B:warn(message)
+  for cfg in pairs(self.members) do
+    local on_event = cfg.on_event
+    if on_event then on_event { type = "warning", message = message } end
+  end
+end
+
+-- Where the key's tokens come from first: remote:take(t, obj) -> nil (taken),
+-- a time to come back, or false (it cannot answer: the process's own bucket).
+function B:use(remote)
+  if not self.remote then self.remote = remote end
+end
+
+-- A token of the key at t: nil when taken, else when one will be there.  A
+-- create (`create`) goes before the polls waiting: it holds the token due for
+-- it (CLAIM past it, should its job be cancelled meanwhile).  Callers told to
+-- wait are told times a microsecond apart, in the order they asked, so they
+-- come back in that order and take turns.
+function B:token(t, create, obj)
+  local remote = self.remote
+  if remote then
+    local at = remote:take(t, obj)
+    if at ~= false then return at end
+  end
+  local at
+  if create or t >= self.claim then
+    local tat, wait = take(self.tat, t, self.rate)
+    if wait == 0 then self.tat = tat; return nil end
+    at = t + wait
+  else
+    at = self.claim -- a poll while a create holds the next token
+  end
+  if at <= self.told then at = self.told + 1e-6 end
+  self.told = at
+  if create then self.claim = at + CLAIM end
+  return at
+end
+
+-- create_limit in this process (no ledger counts it): true, or the seconds
+-- until the next create is allowed and the count in the window.
+function B:count_create(lim, t)
+  local creates, kept = self.creates, {}
+  while creates[1] and creates[1] < t - lim.per do table.remove(creates, 1) end -- out of the window
+  for i = #creates, math.max(1, #creates - lim.count + 1), -1 do kept[#kept + 1] = creates[i] end
+  local wait = limit(kept, t, lim.count, lim.per)
+  if wait > 0 then return false, wait, #kept, kept[lim.count] end
+  creates[#creates + 1] = t
+  return true
+end
+
+-- When this process's creates were answered, by task id: born(id) -> time | nil;
+-- born(id, t) records it (the newest BORN_KEEP).
+function B:born(id, t)
+  if t == nil then return self.born_at[id] end
+  local old = self.born_ring[self.born_next]
+  if old then self.born_at[old] = nil end
+  self.born_ring[self.born_next], self.born_at[id] = id, t
+  self.born_next = self.born_next % BORN_KEEP + 1
+end
+
+-- Work any loop of the key may do a slice of each turn (obj:turn() -> done),
+-- so that it goes on when the client that began it closes.
+function B:share(obj)
+  self.shared[obj] = true
+end
+
+function B:sharing() return next(self.shared) ~= nil end
+
+-- One turn of the shared work: whether any is left.
+function B:turn()
+  for obj in pairs(self.shared) do
+    if obj:turn() then self.shared[obj] = nil end
+  end
+  return next(self.shared) ~= nil
+end
+
+
+return B

@@ -1,0 +1,418 @@
+-- The configuration: every default in one table (DEFAULTS), the checks of
+-- every option and argument of the public calls, and a client's whole
+-- configuration (config.client).  Wrong types and values raise: they are the
+-- caller's bugs, and they never reach the network.  Lower layers are handed
+-- these values and only clamp them; none invents a default of its own.
+
+local core = require "starvideos.core"
+local errors = require "starvideos.errors"
+local cjson = require("cjson.safe").new()
+
+local type, pairs, tostring, error, rawget, floor, string_format, os_getenv =
+  type, pairs, tostring, error, rawget, math.floor, string.format, os.getenv
+local argerror, new_error = errors.argerror, errors.new_error
+
+local M = {}
+
+M.VERSION = "0.3.0"
+M.DEFAULT_BASE_URL = "https://zcbservice.aizfw.cn/kyyReactApiServer"
+
+-- The one answer to "are we inside nginx, with its sockets?": the ngx table,
+-- else nil.  Every module that behaves otherwise inside nginx asks this.
+function M.nginx()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
+      and type(ngx.socket.tcp) == "function" then
+    return ngx
+  end
+end
+
+-- "starvideos/<version> (<Lua or LuaJIT version>; <HTTP library>/<version>)":
+-- nginx inside nginx, else the libcurl starvideos.curl is built with.
+function M.user_agent()
+  local ngx = M.nginx()
+  local http
+  local v = ngx and type(ngx.config) == "table" and ngx.config.nginx_version
+  if type(v) == "number" then
+    http = string_format("nginx/%d.%d.%d", floor(v / 1000000), floor(v / 1000) % 1000, v % 1000)
+  else
+    http = "libcurl/" .. core.libcurl_version
+  end
+  local jit = rawget(_G, "jit")
+  return string_format("starvideos/%s (%s; %s)", M.VERSION, type(jit) == "table" and jit.version or _VERSION, http)
+end
+
+-- Every default, and nowhere else (spec/config_spec.lua checks that the docs
+-- name each key).
+M.DEFAULTS = {
+  timeout = 30,              -- seconds, one HTTP exchange
+  connect_timeout = 10,
+  max_retries = 2,
+  max_connections = 16,      -- the key's exchanges at once (the loop admits no more)
+  requests_per_second = 10,  -- every API request of the key together (budget.lua)
+  min_interval = 5,          -- the closest two polls of one task may be (a shorter interval lowers it)
+  retry_backoff = 0.5,       -- first retry delay, doubled each time
+  max_backoff = 30,          -- the cap of that doubling (the delay is then jittered down to half)
+  max_retry_wait = 60,       -- the longest Retry-After honoured
+  interval = 30,             -- between polls until the schedule has learned; its poll budget per task
+  wait_timeout = 1800,       -- a whole wait
+  download_timeout = 3600,   -- a whole download
+  resume_limit = 5,          -- reconnections of one download
+  lease = 30,                -- a process's lease on its tasks in a store, renewed every third
+  keep_again = 60,           -- keep: a task it failed to carry is taken again after this
+  max_answer = 1024 * 1024,  -- an API answer larger than this is not ours
+  samples = 200,             -- the learned samples kept per kind of task (schedule, journal, store)
+  user_agent = M.user_agent(),
+}
+
+-- The levels of the `log` option and $STARVIDEOS_LOG (extras/log.lua).
+M.LOG_LEVELS = { debug = true, info = true }
+
+local DAY = 86400
+
+local function show(v)
+  if type(v) == "string" then return string_format("%q", v) end
+  return tostring(v)
+end
+
+function M.is_integer(v)
+  return type(v) == "number" and v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+end
+
+-- The JSON text of params.extra (the core checks it and splices it into the
+-- body): text, nil when there is none, or nil, err when it cannot be JSON.
+function M.extra_json(params)
+  local extra = params.extra
+  if extra == nil then return nil end
+  local text, why = cjson.encode(extra)
+  if text then return text end
+  return nil, new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })
+end
+
+-- checker(value) -> nil when fine, else what was expected (and true when that
+-- is a whole message, no "got" to add)
+local C = {}
+
+function C.seconds(v)
+  if type(v) ~= "number" or not (v > 0 and v <= DAY) then return "a number of seconds in (0, 86400]" end
+end
+function C.lease(v) -- renewed every third of it: a second at least
+  if type(v) ~= "number" or not (v >= 1 and v <= DAY) then return "a number of seconds in [1, 86400]" end
+end
+function C.interval(v)
+  if type(v) ~= "number" or not (v >= 0 and v <= DAY) then return "a number of seconds in [0, 86400]" end
+end
+function C.retries(v)
+  if not M.is_integer(v) or v < 0 or v > 10 then return "a whole number from 0 to 10" end
+end
+function C.connections(v)
+  if not M.is_integer(v) or v < 1 or v > 1024 then return "a whole number from 1 to 1024" end
+end
+function C.resumes(v)
+  if not M.is_integer(v) or v < 0 or v > 100 then return "a whole number from 0 to 100" end
+end
+function C.rate(v)
+  if type(v) ~= "number" or not (v > 0 and v <= 1e6) then return "a number of requests per second in (0, 1e6]" end
+end
+function C.str(v) if type(v) ~= "string" then return "a string" end end
+function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" end end
+function C.fn(v) if type(v) ~= "function" then return "a function" end end
+-- a header value: no control characters, which would end the header line
+function C.header(v)
+  if type(v) ~= "string" or v:find("[%c\127]") then return "a string without control characters" end
+end
+
+-- create_limit = {count = N, per = seconds}
+function C.limit(v)
+  if type(v) ~= "table" then
+    return "create_limit: a table {count = N, per = seconds} expected, got " .. show(v), true
+  end
+  for k in pairs(v) do
+    if k ~= "count" and k ~= "per" then
+      return "create_limit." .. tostring(k) .. ": unknown field (count, per)", true
+    end
+  end
+  if not M.is_integer(v.count) or v.count < 1 or v.count > 1e9 then
+    return "create_limit.count: a whole number of creates from 1 to 1e9 expected, got " .. show(v.count), true
+  end
+  if type(v.per) ~= "number" or not (v.per >= 1 and v.per <= 366 * DAY) then
+    return "create_limit.per: a number of seconds from 1 to 31622400 expected, got " .. show(v.per), true
+  end
+end
+
+-- The one URL check is the core's (core.check_url, fuzzed): nil when v is a
+-- base URL (http(s)://host[:port][/path], nothing else), else what is wrong.
+function M.url_problem(v, field)
+  local ok, err = core.check_url(v, field or "base_url", true)
+  if not ok then return err.message end
+end
+C.url = M.url_problem
+
+-- proxy = "http://host:port": the URL check, then an http proxy with its port
+-- and nothing after it (both transports speak plain HTTP to it).
+function C.proxy(v)
+  local ok, err = core.check_url(v, "proxy", true)
+  if not ok then return err.message, true end
+  if not (v:find("^[Hh][Tt][Tt][Pp]://[^/]+:%d+/?$") and v:find(":%d+/?$")) then
+    return "proxy: expected http://host:port (an http proxy and its port, no path), found " .. show(v), true
+  end
+end
+
+function C.log(v)
+  if type(v) ~= "function" and not M.LOG_LEVELS[v] then
+    return 'log: a function(line), "debug" or "info" expected, got ' .. show(v), true
+  end
+end
+
+-- The webhook signatures' C module (sign.so, on libcrypto): loaded by the
+-- first secret checked, signature made or checked.
+local sign
+function M.sign()
+  if not sign then
+    local ok, m = pcall(require, "starvideos.sign")
+    if not ok then
+      error("webhook signatures (notify, verify_webhook) need the C module starvideos.sign (sign.so, built by "
+        .. "make beside core.so, linked with libcrypto): " .. tostring(m), 3)
+    end
+    sign = m
+  end
+  return sign
+end
+
+-- notify = {url =, secret =[, retry_for =]}: its message names notify.url or
+-- notify.secret, never the secret.
+function C.notify(v)
+  if type(v) ~= "table" then return "notify: expected a table {url =, secret =}, got " .. type(v), true end
+  for k in pairs(v) do
+    if k ~= "url" and k ~= "secret" and k ~= "retry_for" then
+      return "notify: unknown field '" .. tostring(k) .. "' (expected url, secret, retry_for)", true
+    end
+  end
+  local ok, err = core.check_url(v.url, "notify.url")
+  if not ok then return err.message, true end
+  if type(v.secret) ~= "string" or v.secret == "" then
+    return "notify.secret: expected a non-empty string, got " .. (v.secret == "" and "an empty one" or type(v.secret)),
+      true
+  end
+  if not M.sign().sign(v.secret, "msg_check", 0, "") then
+    return "notify.secret: a whsec_ secret whose part after whsec_ is not base64", true
+  end
+  local f = v.retry_for
+  if f ~= nil and (type(f) ~= "number" or f ~= f or f < 0 or f > 86400 * 7) then
+    return "notify.retry_for: expected seconds from 0 to 604800, got " .. tostring(f), true
+  end
+end
+
+-- A copy of a checked notify option (the caller's table may change later).
+function M.notify_copy(v)
+  return v and { url = v.url, secret = v.secret, retry_for = v.retry_for }
+end
+
+-- store = "redis://[[user]:password@]host[:port][/db]" -> {host, port, db,
+-- user, password, where}; a bad URL raises, naming `store`, never the password.
+local function bad_store(url, what)
+  local shown = tostring(url)
+  local at = type(url) == "string" and url:match(".*()@")
+  if at then shown = (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at) end
+  error(string_format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, what), 0)
+end
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+function M.store_url(url)
+  if type(url) ~= "string" then bad_store(url, "a string expected, got " .. type(url)) end
+  local rest = url:match("^redis://(.*)$")
+  if not rest then bad_store(url, "the scheme is not redis://") end
+  local cfg = { db = 0, port = 6379 }
+  local userinfo, hostpart = rest:match("^([^@/]*)@(.*)$")
+  if userinfo then
+    local user, pass = userinfo:match("^([^:]*):(.*)$")
+    if not user then bad_store(url, "the part before @ is not [user]:password") end
+    if pass == "" then bad_store(url, "the password is empty") end
+    cfg.user, cfg.password, rest = user ~= "" and unescape(user) or nil, unescape(pass), hostpart
+  end
+  local host, tail = rest:match("^%[([%x:.]+)%](.*)$") -- [IPv6]
+  if not host then host, tail = rest:match("^([%w.-]+)(.*)$") end
+  if not host then bad_store(url, "no host") end
+  local port, db = tail:match("^:(%d+)(.*)$")
+  if port then
+    port = tonumber(port)
+    if port < 1 or port > 65535 then bad_store(url, "the port is not 1 to 65535") end
+    cfg.port, tail = port, db
+  elseif tail:match("^:") then
+    bad_store(url, "the port is not a number")
+  end
+  if tail ~= "" then
+    local d = tail:match("^/(%d+)$")
+    if not d and tail ~= "/" then bad_store(url, "after host:port only /db (a number) may follow") end
+    cfg.db = tonumber(d or 0)
+  end
+  cfg.host = host
+  cfg.where = string_format("redis://%s:%d/%d", host:find(":", 1, true) and "[" .. host .. "]" or host, cfg.port,
+    cfg.db)
+  return cfg
+end
+
+function C.store(v)
+  local ok, err = pcall(M.store_url, v)
+  if not ok then return tostring(err), true end
+end
+
+M.checkers = C
+
+-- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a
+-- typo or a bad value, at `level` (default: the caller of the caller)
+function M.check(opts, where, schema, level)
+  level = level or 3
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(string_format("bad argument to '%s' (options table expected, got %s)", where, type(opts)), level)
+  end
+  for k, v in pairs(opts) do
+    local check = schema[k]
+    if not check then
+      error(string_format("bad option to '%s': unknown option '%s'", where, tostring(k)), level)
+    end
+    local want, whole = check(v)
+    if want and (whole or check == C.url) then
+      error(string_format("bad option '%s' to '%s' (%s)", tostring(k), where, want), level)
+    elseif want then
+      error(string_format("bad option '%s' to '%s' (%s expected, got %s)", tostring(k), where, want,
+        k == "api_key" and "a key with a control character"
+          or show(type(v) == "string" and v:gsub("//[^/@]*@", "//***@") or v)), level)
+    end
+  end
+  return opts
+end
+
+-- The options of each public call of a client.
+M.CALLS = {
+  wait = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
+  download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
+  generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
+  wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
+  resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
+    on_progress = C.fn },
+  job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn },
+  pending = { journal = C.path },
+  keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
+    journal = C.path, sleep = C.fn, notify = C.notify },
+}
+
+-- A task id, from an id or a task table; else raises (argument 1 of `where`).
+function M.task_id(v, where)
+  if type(v) == "string" then return v end
+  if type(v) == "table" and type(v.id) == "string" then return v.id end
+  argerror(1, where, "task id or task table", type(v) == "table" and "a table without an id" or type(v), 4)
+end
+
+-- What `download` was given: "url", "task" (with its video_url) or "id" (a task
+-- id, or the id of a task without its URL).  Raises on anything else.
+function M.download_target(v)
+  local kind = type(v)
+  if kind == "string" and v:find("^%a[%w+.-]*://") then return "url", v end
+  if kind == "table" and type(v.video_url) == "string" then return "task", v end
+  if (kind == "string" and v ~= "") or (kind == "table" and type(v.id) == "string") then
+    return "id", kind == "table" and v.id or v
+  end
+  argerror(1, "download", "task, task id or URL", kind == "table" and "a table without an id" or kind, 4)
+end
+
+function M.need_table(v, n, where)
+  if type(v) ~= "table" then argerror(n, where, "table", type(v), 4) end
+end
+
+-- The options of starvideos.new.
+M.CLIENT = {
+  api_key = C.header, base_url = C.url, timeout = C.seconds, connect_timeout = C.seconds,
+  max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
+  max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
+  user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
+  create_limit = C.limit, store = C.store, proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease,
+  transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
+}
+
+-- The store $STARVIDEOS_STORE names, the ledger when no journal is given, or nil.
+function M.env_store(journal)
+  if journal ~= nil then return nil end
+  local env = os_getenv("STARVIDEOS_STORE")
+  if env ~= "" then return env end
+end
+
+-- The environment's values, where the options give none (raises on bad ones).
+local function from_env(cfg, opts)
+  if cfg.api_key == nil then
+    local key = os_getenv("STARVIDEOS_API_KEY")
+    if key and key ~= "" then
+      if C.header(key) then error("bad STARVIDEOS_API_KEY (a key without control characters expected)", 4) end
+      cfg.api_key = key
+    end
+  end
+  if cfg.api_key == "" then cfg.api_key = nil end
+  local store = cfg.store == nil and M.env_store(cfg.journal)
+  if store then
+    local bad = C.store(store)
+    if bad then error("bad STARVIDEOS_STORE (" .. bad .. ")", 4) end
+    cfg.store = store
+  end
+  -- HTTP_PROXY, which libcurl does not read (a CGI request's "Proxy:" header
+  -- arrives as HTTP_PROXY: httpoxy), is read here as other clients do, for http
+  -- URLs, unless in a CGI request or http_proxy is set.  Inside nginx only the
+  -- proxy option counts (cosockets read no environment).
+  if cfg.proxy == nil and not M.nginx() then
+    local up = os_getenv("HTTP_PROXY")
+    if up and up ~= "" and not os_getenv("http_proxy") and not os_getenv("REQUEST_METHOD") then
+      cfg.http_proxy = up
+    end
+  end
+  if cfg.base_url == nil then
+    local env = os_getenv("STARVIDEOS_BASE_URL")
+    cfg.base_url = (env and env ~= "") and env or M.DEFAULT_BASE_URL
+    cfg.base_url_unset = not (env and env ~= "") -- errors.note_default_host says so
+    local bad = M.url_problem(cfg.base_url, "STARVIDEOS_BASE_URL")
+    if bad then error(string_format("bad base URL (%s)", bad), 4) end
+  end
+  if cfg.log == nil and opts.log == nil then
+    local env = os_getenv("STARVIDEOS_LOG")
+    if env and env ~= "" then
+      if not M.LOG_LEVELS[env:lower()] then
+        error("bad STARVIDEOS_LOG (\"debug\" or \"info\" expected, got " .. show(env) .. ")", 4)
+      end
+      cfg.log = env:lower()
+    end
+  end
+end
+
+-- A client's whole configuration: the options given, else the environment,
+-- else the defaults; checked once.
+function M.client(opts)
+  opts = M.check(opts, "new", M.CLIENT, 4)
+  local cfg = {}
+  for k, v in pairs(M.DEFAULTS) do cfg[k] = v end
+  for k, v in pairs(opts) do cfg[k] = v end
+  if opts.create_limit then -- copies: the caller's tables may change later
+    cfg.create_limit = { count = opts.create_limit.count, per = opts.create_limit.per }
+  end
+  cfg.notify = M.notify_copy(opts.notify)
+  from_env(cfg, opts)
+  if cfg.store ~= nil and cfg.journal ~= nil then
+    error(string_format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "
+      .. "other: journal for one host, store for a fleet)", tostring(cfg.journal),
+      opts.store ~= nil and "option" or "STARVIDEOS_STORE"), 3)
+  end
+  -- the floor between two polls cannot be above the usual gap: a default floor
+  -- follows a shorter interval, a floor given with it must fit
+  if cfg.min_interval > cfg.interval then
+    if opts.min_interval ~= nil then
+      error(string_format("bad options to 'new' (min_interval %s is longer than interval %s: the floor between "
+        .. "two polls cannot be above the usual gap)", show(cfg.min_interval), show(cfg.interval)), 3)
+    end
+    cfg.min_interval = cfg.interval
+  end
+  cfg.base_url = cfg.base_url:gsub("/+$", "")
+  return cfg
+end
+
+return M

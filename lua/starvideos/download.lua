@@ -1,0 +1,142 @@
+-- A download's rules, for its request (request.lua): before a create, whether
+-- its file can be written at all; the bytes go to `<path>.part`, a .part an
+-- earlier call left is gone on from (its last OVERLAP bytes asked for again
+-- and compared: a .part of another video is never completed into a wrong
+-- file), and the whole file is committed (fsync, rename, the folder synced)
+-- on a helper thread the loop polls, or by the transport (nginx's pool).
+
+local core = require "starvideos.core"
+local errors = require "starvideos.errors"
+
+local ipairs, tostring, io_open, os_remove, string_format = ipairs, tostring, io.open, os.remove, string.format
+local new_error = errors.new_error
+
+local D = {}
+
+local OVERLAP = 65536
+
+-- Why a folder takes no new file, by errno (else strerror's words).
+local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a folder",
+  [13] = "the folder %s is not writable", [1] = "the folder %s is not writable",
+  [30] = "the folder %s is on a read-only file system" }
+
+-- What stands at a download's path that no download may replace (by lstat:
+-- nothing is opened, so a FIFO never waits).
+local NOT_A_FILE = { folder = "a folder", other = "not a regular file (a FIFO, a device or a socket)" }
+
+-- Before a create (which costs money): can a download be written at out?
+-- Neither out nor its .part may be a folder, and out's folder must take a new
+-- file: a probe of a name of its own is made there and removed at once.
+-- true, or nil and an error (kind "io", field "out").
+function D.check_out(out)
+  local why
+  for _, p in ipairs { out, out .. ".part" } do
+    local kind = NOT_A_FILE[core.file_kind(p)]
+    if not why and kind then why = p .. " is " .. kind end
+  end
+  if not why then
+    local dir = out:match("^(.*)/[^/]*$")
+    dir = dir == nil and "." or dir == "" and "/" or dir
+    local probe = dir:gsub("/$", "") .. "/.starvideos-probe-" .. core.random_id()
+    local f, msg, code = io_open(probe, "wb")
+    if f then
+      f:close()
+      os_remove(probe)
+      return true
+    end
+    local said = tostring(msg):match(": ([^:]*)$") or tostring(msg)
+    if NO_FILE[code] and not (code == 2 and core.file_kind(dir) == "folder") then -- /proc's folders say ENOENT
+      why = string_format(NO_FILE[code], dir) .. ((code == 13 or code == 1) and " (" .. said .. ")" or "")
+    else
+      why = string_format("cannot make a file in %s: %s", dir, said)
+    end
+  end
+  return nil, new_error("io", string_format("out: cannot write %s: %s; nothing was sent", out, why),
+    { field = "out" })
+end
+
+-- The size and last OVERLAP bytes of the .part at part, when there is one worth
+-- going on from; else nil (none, a folder, OVERLAP bytes or fewer).
+local function left_over(part)
+  if core.file_kind(part) ~= "file" then return nil end -- a FIFO is never opened (it would wait)
+  local f = io_open(part, "rb")
+  if not f then return nil end
+  local size, tail = f:seek("end"), nil
+  if size and size > OVERLAP and f:seek("set", size - OVERLAP) then tail = f:read(OVERLAP) end
+  f:close()
+  if tail and #tail == OVERLAP then return size, tail end
+end
+
+-- The request's download fields: the .part, where it goes, how many resumes.
+function D.prepare(req, d)
+  req.part, req.dest, req.resume_limit = d.part, d.dest, d.resume_limit
+  req.file, req.follow, req.stall, req.offset = d.part, true, req.cfg.timeout, 0
+  local size, tail = left_over(d.part)
+  if size then req.offset, req.kept, req.tail = size - OVERLAP, size, tail end
+end
+
+-- Whether the bytes sent again over the end of the .part an earlier call left
+-- are the ones it held there: then it was this video's.
+local function continues(req)
+  local f = io_open(req.part, "rb")
+  local same = f and f:seek("set", req.kept - OVERLAP) and f:read(OVERLAP) == req.tail
+  if f then f:close() end
+  return same
+end
+
+-- The .part an earlier call left cannot be gone on from (the transport would
+-- not open it, or it is longer than the video, or of another): from byte 0.
+-- Whether it was restarted.
+function D.restart(req, t)
+  if not req.tail then return false end
+  req.offset, req.kept, req.tail, req.attempt = 0, nil, nil, 0
+  req:send(t)
+  return true
+end
+
+-- A refused answer the download deals with itself (416: the .part left over
+-- is longer than the video): whether it did.
+function D.refused(req, err, t)
+  return err.status == 416 and D.restart(req, t)
+end
+
+-- The bytes are all there: committed on a helper thread (the request is
+-- "committing" until the loop sees it done), or by the transport itself.
+function D.done(req, task, file, t)
+  if req.tail and not continues(req) then return D.restart(req, t) end
+  local transport = req.loop.transport
+  if transport.commit then
+    local ok, cerr = transport:commit(req.part, req.dest)
+    if not ok then return req:finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+    return req:finish(task)
+  end
+  local c, cerr = core.commit_start(req.part, req.dest, file)
+  if not c then return req:finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+  req.commit, req.committing = c, true
+  req.loop:committing(req)
+end
+
+-- The commit thread is done: the download counts once its bytes are on the
+-- disk under their final name.
+function D.committed(req, ok, cerr)
+  req.commit, req.committing = nil, nil
+  if req.done then -- cancelled meanwhile: a whole file stays, a failed commit's .part goes
+    if not ok then os_remove(req.part) end
+    return
+  end
+  if not ok then return req:finish(nil, new_error("io", "download: " .. tostring(cerr), { field = "path" })) end
+  return req:finish("")
+end
+
+-- It failed: its .part goes (a new attempt starts it again).
+function D.failed(req)
+  if req.started then os_remove(req.part) end
+end
+
+-- It was cancelled: its .part goes, but with `keep` (its job records it) or
+-- when already committing (then it is whole).
+function D.cancelled(req, keep)
+  if req.started and not req.committing and not keep then os_remove(req.part) end
+end
+
+return D

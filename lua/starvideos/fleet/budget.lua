@@ -1,0 +1,121 @@
+-- The key's budget in Redis, for every process and host of a store:
+-- budget.lua's rules (the bucket, create_limit's count) run as scripts on the
+-- server, on its clock (TIME), atomically.  A token is never waited for: the
+-- script is sent and the asker told to come back (loop:await_store) until its
+-- answer is there, which then stands for whoever asks first; an answer "none
+-- before w" stands for every asker until w.  Redis failing: false (the host's
+-- dict, else the process's own bucket, stands in), said once, asked again
+-- AGAIN seconds later.
+
+local Budget = require "starvideos.budget"
+local Store = require "starvideos.fleet.store"
+
+local setmetatable, pairs, type, tostring, tonumber, string_format, math_floor =
+  setmetatable, pairs, type, tostring, tonumber, string.format, math.floor
+
+local F = {}
+F.__index = F
+
+local AGAIN = 1
+
+-- Each answers a string (Redis truncates a Lua number to an integer): "0..."
+-- allowed, else the seconds to wait.  redis.replicate_commands lets a script
+-- write after TIME on Redis 3.2 to 4.
+local HEAD = "if redis.replicate_commands then redis.replicate_commands() end\n"
+  .. "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n" .. Budget.RULES
+F.SCRIPTS = {
+  -- KEYS[1] the key's bucket: its tat (Redis' clock); ARGV[1] the rate
+  token = HEAD .. [[
+local rate = tonumber(ARGV[1])
+local tat, wait = take(tonumber(redis.call('GET', KEYS[1])) or 0, now, rate)
+if wait == 0 then
+  redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil(1000 * (tat - now)) + 1000)
+end
+return string.format('%.6f', wait)
+]],
+  -- KEYS[1] the key's creates (a sorted set of times); ARGV[1] count, ARGV[2] per
+  create = HEAD .. [[
+local count, per = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.6f', now - per))
+local times = {}
+for i, v in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '-inf', 'WITHSCORES', 'LIMIT', 0, count)) do
+  if i % 2 == 0 then times[#times + 1] = tonumber(v) end
+end
+local wait = limit(times, now, count, per)
+if wait == 0 then
+  redis.call('ZADD', KEYS[1], string.format('%.6f', now), string.format('%.6f-%d', now, #times))
+  redis.call('PEXPIRE', KEYS[1], math.ceil(per * 1000) + 1000)
+end
+return string.format('%.6f', wait)
+]],
+}
+
+for name, body in pairs(F.SCRIPTS) do Store.define("budget_" .. name, body) end
+
+-- The keys of one API key (key_hash: never the key itself), in one hash slot.
+function F.key(key_hash, what)
+  return "starvideos:{" .. key_hash .. "}:" .. what
+end
+
+-- The key's budget on store, for the budget b, its waiters on loop;
+-- fallback (nginx's dict, or nil) stands in when Redis does not answer.
+function F.new(store, b, loop, fallback)
+  return setmetatable({ store = store, budget = b, loop = loop, fallback = fallback or false, fleet = true,
+    n = false, at = false, down = false }, F)
+end
+
+-- The store's answer of a script sent as n: seconds, or nil, err.
+function F.seconds(store, n)
+  local v, err = store:result(n)
+  if v == nil then return nil, err end
+  local seconds = tonumber(v)
+  if not seconds then return nil, store:error("the budget's script answered " .. tostring(v)) end
+  return seconds
+end
+
+local function failed(self, t, err)
+  if err ~= true and not self.down then
+    self.budget:warn(string_format("%s: the key's budget is this process's own until it answers",
+      type(err) == "table" and err.message or tostring(err)))
+  end
+  if err ~= true then self.down = t + AGAIN end
+  if self.fallback then return self.fallback:take(t) end
+  return false
+end
+
+-- nil (a token taken), the time to come back, or false (the process's own bucket).
+function F:take(t, obj)
+  local st, n = self.store, self.n
+  if n then
+    st:step(0)
+    if not st:ready(n) then return self.loop:await_store(obj, t) end
+    self.n = false
+    local wait, err = F.seconds(st, n)
+    if not wait then return failed(self, t, err) end
+    if self.down then
+      self.down = false
+      self.budget:warn("store " .. st.where .. " answers again: the key's budget is taken from it again")
+    end
+    if wait <= 0 then return nil end
+    self.at = t + wait -- no token before then: nobody asks again until then
+    return self.at
+  elseif self.down and t < self.down then
+    return failed(self, t, true)
+  elseif self.at and t < self.at then
+    return self.at
+  end
+  local sent, err = st:send_script("budget_token", { F.key(self.budget.hash, "tat") },
+    { string_format("%.17g", self.budget.rate) })
+  if not sent then return failed(self, t, err) end
+  self.n = sent
+  return self.loop:await_store(obj, t)
+end
+
+-- create_limit's count on the store, sent: n (F.seconds(store, n) once ready),
+-- or nil, err.
+function F.send_create(store, key_hash, lim)
+  return store:send_script("budget_create", { F.key(key_hash, "creates") },
+    { string_format("%d", math_floor(lim.count)), string_format("%.17g", lim.per) })
+end
+
+return F

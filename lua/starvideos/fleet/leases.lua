@@ -1,0 +1,166 @@
+-- Leases and claims on a store.  One owner id per process and store key,
+-- shared by its ledgers of that key (let go when the last closes: its key
+-- deleted), one per keeper; each a key `owner:<id>` with a PX expiry of the
+-- lease, renewed every third of it.  A task whose owner's key is gone is an
+-- orphan; a keeper's claim (fleet/scripts.lua's orphans and owed_orphans)
+-- checks that and sets the claimer in one script, so two keepers never take
+-- one task.  A process that cannot renew for a whole lease (Redis down that
+-- long, a process stopped) may see a keeper take its tasks: nothing is created
+-- twice, but a task may then be downloaded by both.
+--
+-- The functions are handed the ledger (fleet/ledger.lua) whose store and key
+-- they use: ledger:eval(name, keys, args) (waited for), ledger.store,
+-- ledger.prefix, ledger.lease_ms, ledger.queue (whether the store is down).
+
+local core = require "starvideos.core"
+
+local type, ipairs, pairs, tostring, tonumber, setmetatable = type, ipairs, pairs, tostring, tonumber, setmetatable
+
+local M = {}
+
+local Lease = {}
+Lease.__index = Lease
+
+local held = {} -- "where prefix" -> this process's lease
+
+-- The process's lease of the key `key` ("where prefix"), one more user of it
+-- (nothing sent yet).
+function M.hold(key)
+  local lease = held[key]
+  if not lease then
+    lease = setmetatable({ key = key, id = core.random_id(), users = 0, renewed = -1e9, n = false }, Lease)
+    held[key] = lease
+  end
+  lease.users = lease.users + 1
+  return lease
+end
+
+-- One user fewer: whether it was the last (its key is then the caller's to delete).
+function Lease:release()
+  self.users = self.users - 1
+  if self.users > 0 then return false end
+  if held[self.key] == self then held[self.key] = nil end
+  return true
+end
+
+local function set(ledger, id)
+  return ledger:eval("lease", { ledger.prefix .. "owner:" .. id }, { ledger.lease_ms })
+end
+
+-- Renewed now (force), or when a third of it passed: true, or nil, err.
+function Lease:renew(ledger, force)
+  local t = core.now()
+  if not force and t - self.renewed < ledger.lease_ms / 3000 then return true end
+  local ok, err = set(ledger, self.id)
+  if ok == nil then return nil, err end
+  self.renewed = t
+  return true
+end
+
+-- Redis set it at t (an ask's round trip took it along).
+function Lease:renewed_at(t) self.renewed = t end
+
+-- The async renewal (a loop's turn): sent when a third of it passed, its answer
+-- taken when there.  Whether nothing is in flight.
+function Lease:renew_async(ledger, t)
+  local n = self.n
+  if n then
+    if not self.st:ready(n) then return false end
+    self.n = false
+    if self.st:result(n) ~= nil then self.renewed = self.sent_at; ledger.queue:answered() end
+    return true
+  end
+  if t - self.renewed < ledger.lease_ms / 3000 or ledger.queue:down_now(t) then return true end
+  n = ledger.store:send_script("ledger_lease", { ledger.prefix .. "owner:" .. self.id }, { tostring(ledger.lease_ms) })
+  if not n then return true end
+  self.n, self.st, self.sent_at = n, ledger.store, t
+  return false
+end
+
+-- A timer on the loop that has the ledger take a turn when its lease is due,
+-- every third of it, while the ledger holds one.
+local Renewer = {}
+Renewer.__index = Renewer
+
+function Renewer:advance(t)
+  local l = self.ledger
+  if l.closed or not l.lease then return end
+  self.loop:turning(l)
+  self.loop:at(t + l.lease_ms / 3000, self)
+end
+
+function M.renewer(ledger, loop)
+  local r = setmetatable({ ledger = ledger, loop = loop }, Renewer)
+  loop:at(core.now() + ledger.lease_ms / 3000, r)
+  return r
+end
+
+local Keeper = {}
+Keeper.__index = Keeper
+
+function Keeper:close()
+  if self.closed then return end
+  self.closed = true
+  if self.ledger.store then self.ledger.store:call("DEL", self.ledger.prefix .. "owner:" .. self.id) end
+end
+
+-- A keeper: a lease of its own, for one keep.
+function M.keeper(ledger)
+  local k = setmetatable({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {} }, Keeper)
+  local ok, err = set(ledger, k.id)
+  if ok == nil then return nil, type(err) == "table" and err.message or tostring(err) end
+  return k
+end
+
+local function nonempty(v) if v ~= "" then return v end end
+
+-- A pending create as the scripts list it.
+function M.pending_entry(r)
+  return { ["local"] = r[1], model = nonempty(r[2]), time = tonumber(r[3]), prompt_hash = nonempty(r[4]),
+    owner = nonempty(r[5]), out = nonempty(r[6]) }
+end
+
+-- Where a .part of the task still is (its download's path), or nil.
+function M.part_of(dest)
+  if dest ~= "" and core.file_kind(dest .. ".part") == "file" then return dest end
+end
+
+-- Claims for keeper k every unfinished task whose owner's lease is gone, and
+-- k's own due again: tasks {id=, model=, out=, part=}, the orphaned creates
+-- whose answer never came (each once), false (never behind); or nil, err.
+function M.orphans(ledger, k)
+  if k.closed then return nil, "the keeper is closed" end
+  local args, t = { ledger.prefix, k.id, ledger.lease_ms }, core.now()
+  for id, when in pairs(k.again) do
+    if when <= t and not k.carrying[id] then
+      args[#args + 1] = id
+      k.again[id] = nil
+    end
+  end
+  local v, err = ledger:eval("orphans", { ledger.prefix .. "unfinished", ledger.prefix .. "pending" }, args)
+  if v == nil then return nil, type(err) == "table" and err.message or tostring(err) end
+  local tasks, pendings = {}, {}
+  for _, r in ipairs(v[1]) do
+    tasks[#tasks + 1] = { id = r[1], model = nonempty(r[2]), out = nonempty(r[3]), part = M.part_of(r[4]) }
+  end
+  for _, r in ipairs(v[2]) do
+    if not k.told[r[1]] then
+      k.told[r[1]] = true
+      pendings[#pendings + 1] = M.pending_entry(r)
+    end
+  end
+  return tasks, pendings, false
+end
+
+-- Claims for keeper k every owed webhook whose owner's lease is gone:
+-- {wid=, task=, body=}; or nil, err.
+function M.owed_orphans(ledger, k)
+  if k.closed then return nil, "the keeper is closed" end
+  local v, err = ledger:eval("owed_orphans", { ledger.prefix .. "owed" }, { ledger.prefix, k.id })
+  if v == nil then return nil, type(err) == "table" and err.message or tostring(err) end
+  local out = {}
+  for i, r in ipairs(type(v) == "table" and v or {}) do out[i] = { wid = r[1], task = r[2], body = r[3] } end
+  return out
+end
+
+return M

@@ -1,0 +1,377 @@
+-- The ledger on a store (fleet/store.lua: Redis), for a fleet: the interface
+-- of records/ledger.lua (docs/architecture.md lists it), so that choosing it is
+-- a choice of backend.  Its records are fleet/scripts.lua's, written in order
+-- through fleet/queue.lua; its leases and claims are fleet/leases.lua's.
+--
+--   R.new(store_or_url, cfg[, loop[, budget]]) -> ledger: a store (store.new:
+--   not connected yet) or its URL (opened at the first need).  With a loop,
+--   nothing a job calls waits, so no frame is blocked outside nginx:
+--   before_create and created answer false until Redis answered (the job asks
+--   again on a later turn), the records after them are queued and sent a turn
+--   at a time, the lease renewed from a timer.  Without a loop (the CLI, a
+--   keep's reads), every call waits.
+--
+-- Redis unreachable or failing: before_create returns nil, err (kind "io",
+-- field "store", naming the store, never the password): no create is sent.
+-- The records after a create are queued in this process's memory and written
+-- when Redis answers again; a created task goes on polling, nothing is lost
+-- while the process lives (a process that dies with records queued leaves its
+-- task "pending" in Redis, listed by pending(), never sent again).
+
+local core = require "starvideos.core"
+local config = require "starvideos.config"
+local errors = require "starvideos.errors"
+local Job = require "starvideos.job"
+local Store = require "starvideos.fleet.store"
+local Ask = require "starvideos.fleet.ask"
+local Queue = require "starvideos.fleet.queue"
+local leases = require "starvideos.fleet.leases"
+require "starvideos.fleet.scripts" -- (they join the store's)
+
+local type, ipairs, tostring, tonumber, setmetatable, require, string_format, math_floor =
+  type, ipairs, tostring, tonumber, setmetatable, require, string.format, math.floor
+local table_insert, table_sort = table.insert, table.sort
+local new_error = errors.new_error
+
+local R = {}
+R.__index = R
+
+R.RETAIN = 7 * 86400 -- seconds a settled task's record stays
+
+local function io_error(err, suffix)
+  local msg = type(err) == "table" and err.message or tostring(err)
+  return new_error("io", msg .. (suffix or ""), { field = "store" })
+end
+
+function R.new(store, cfg, loop, budget)
+  local url = type(store) == "string" and store or nil
+  if url then config.store_url(url) -- a bad URL raises here, naming `store`
+  elseif type(store) ~= "table" then errors.argerror(1, "fleet ledger", "a store or its URL", type(store), 3) end
+  local hash = budget and budget.hash or require("starvideos.budget").hash_of(cfg.base_url, cfg.api_key)
+  local prefix = "starvideos:{" .. hash .. "}:"
+  local where = url and config.store_url(url).where or store.where
+  -- inside nginx a client's records are its own (a store per client, whose
+  -- commands yield its light thread: no other request's turn may send them)
+  local self = setmetatable({ url = url, store = not url and store or nil, cfg = cfg, hash = hash, prefix = prefix,
+    where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
+    outs = {}, records = true, asks = {}, held = {}, loop = loop or false,
+    lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
+  local Schedule = require "starvideos.extras.schedule"
+  if budget and Schedule.first_read(budget, where .. " " .. prefix) then
+    self.schedule = Schedule.of(budget, cfg)
+    if loop then budget:share(setmetatable({ ledger = self }, R.Reader)) else self:read_samples() end
+  end
+  return self
+end
+
+function R:_store()
+  if self.store then return self.store end
+  local st, err = Store.open(self.url, { timeout = self.cfg.connect_timeout })
+  if not st then return nil, err end
+  self.store = st
+  return st
+end
+
+-- One script, waited for: its answer, or nil, err (kind io, field store).
+function R:eval(name, keys, args)
+  local st, err = self:_store()
+  if not st then return nil, err end
+  return st:script("ledger_" .. name, keys, Queue.strings(args))
+end
+
+local function warn(self)
+  return function(message)
+    local on_event = self.cfg.on_event
+    if on_event then on_event { type = "warning", message = message } end
+  end
+end
+
+-- The queued records, oldest first, waited for: true, or nil, err.
+function R:flush()
+  return self.queue:flush(function(...) return self:eval(...) end, warn(self))
+end
+
+-- A record after a create: queued, then sent a turn at a time (with a loop),
+-- or everything queued written while Redis answers (without).  Its entry.
+function R:_record(name, keys, args)
+  local e = self.queue:push(name, keys, args)
+  if self.loop then
+    self.loop:turning(self)
+  else
+    self:renew()
+    self:flush()
+  end
+  return e
+end
+
+-- A loop's turn while anything is in flight: the records sent and their
+-- answers taken, the lease renewed when due, the samples read.  Whether done.
+function R:turn()
+  local st = self.store
+  if not st then return true end
+  local empty = self.queue:pump(st, warn(self))
+  local renewed = not self.lease or self.lease:renew_async(self, core.now())
+  return empty and renewed
+end
+
+function R:settled() return self.queue:settled() end
+
+-- ------------------------------------------------------------ the lease
+
+-- This ledger's share of the process's lease (nothing sent).
+function R:_hold()
+  if not self.lease then self.lease = leases.hold(self.where .. " " .. self.prefix) end
+  return self.lease
+end
+
+function R:owner()
+  if self.lease then return self.lease.id end
+  if self.closed then return nil, "the ledger is closed" end
+  local lease = self:_hold()
+  local ok, err = lease:renew(self, true)
+  if not ok then return nil, err end
+  return lease.id
+end
+
+function R:renew()
+  if not self.lease then return true end
+  return self.lease:renew(self)
+end
+
+function R:_renewing()
+  if self.loop and not self.renewer then self.renewer = leases.renewer(self, self.loop) end
+end
+
+-- The client closed (collected: in a GC step, where nothing may wait).  Its
+-- records are written first (not when collected); those left stay queued for
+-- the process (inside nginx they go to the worker's queue).  Its share of the
+-- lease goes: the last one's key deleted (collected: it just expires).
+function R:close(collected)
+  local lease = self.lease
+  self.lease, self.closed = nil, true
+  if not collected then self:flush() end
+  self.queue:hand_over()
+  if lease and lease:release() and self.store and not collected then
+    self.store:call("DEL", self.prefix .. "owner:" .. lease.id)
+  end
+end
+
+function R:keeper() return leases.keeper(self) end
+
+function R:orphans(k)
+  self:flush()
+  return leases.orphans(self, k)
+end
+
+function R:owed_orphans(k)
+  self:flush()
+  return leases.owed_orphans(self, k)
+end
+
+-- ------------------------------------------------------------ records
+
+-- A create surely never sent (lid): its pending record removed, and its
+-- pending script made a no-op should Redis run it later (gone:<local>).
+function R:_abandoned(lid)
+  self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
+    { lid, R.RETAIN })
+end
+
+-- A job cancelled: its ask in flight (lid) and its created record waited for
+-- (id) forgotten; the records queued stay queued (written).
+function R:forget(lid, id)
+  local ask = lid and self.asks[lid]
+  if ask then ask:drop(); self.asks[lid] = nil end
+  if id then self.held[id] = nil end
+end
+
+-- One step of a create's ask: true, false (not yet), or nil, err.
+function R:_ask(params, lid, out)
+  local ask = self.asks[lid]
+  local function refuse(err)
+    if ask then ask:drop() end
+    self.asks[lid] = nil
+    if type(err) == "table" and err.kind == "rate_limited" then return nil, err end
+    -- its pending script sent, Redis may still run it: abandoned after it
+    if ask and ask.pend_sent then self:_abandoned(lid) end
+    return nil, io_error(err, " (nothing was sent)")
+  end
+  if not ask then
+    local st, err = self:_store()
+    if not st then return refuse(err) end
+    self.queue:adopt()
+    if self.queue[1] then -- the records of earlier tasks first: Redis failing, no create
+      local down = self.queue:down_now(core.now())
+      if down then return refuse(down) end
+      if self.loop then self.loop:turning(self); return false end
+      local ok, ferr = self:flush()
+      if not ok then return refuse(ferr) end
+    end
+    ask = Ask.new(self, params, lid, out)
+    self.asks[lid] = ask
+    local ok, aerr = ask:step(st, self:_hold())
+    if ok == nil then return refuse(aerr) end
+    if not ok then return false end
+  else
+    local ok, aerr = ask:step()
+    if ok == nil then return refuse(aerr) end
+    if not ok then return false end
+  end
+  self.asks[lid] = nil
+  self.queue:answered()
+  self.outs[lid] = out or false
+  self:_renewing()
+  return true
+end
+
+-- A pending record before a create: with a loop, asked across its turns (false
+-- until known: the job asks again); without, waited for.
+function R:before_create(params, lid, out)
+  lid = lid or core.random_id()
+  while true do
+    local ok, err = self:_ask(params, lid, out)
+    if ok ~= false or self.loop then return ok, err end
+    self.store:step(self.store.timeout)
+  end
+end
+
+function R:_created(id, params, lid, out, uncertain)
+  local owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
+  local args = Ask.pairs_of { id = id, model = params.model, duration = params.duration,
+    resolution = params.resolution, kind = Job.kind_of(params.model, params.duration, params.resolution),
+    out = out or nil, owner = owner, uncertain = uncertain and "1" or nil,
+    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
+  table_insert(args, 1, lid or "")
+  table_insert(args, 1, id)
+  return self:_record("created", { self.prefix .. "task:" .. id, self.prefix .. "unfinished",
+    self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending" }, args)
+end
+
+-- The task's record is written, or queued until Redis answers: true either
+-- way; with a loop, false while its answer is not there yet.
+function R:created(task, params, lid)
+  local e = self.held[task.id]
+  if not e then
+    local out = lid and self.outs[lid]
+    if lid then self.outs[lid] = nil end
+    e = self:_created(task.id, params, lid, out)
+    if not self.loop then return true end
+    self.held[task.id] = e
+  end
+  if e.written or e.refused or self.queue:failed_since(e) then self.held[task.id] = nil; return true end
+  return false
+end
+
+function R:create_failed(err, params, lid)
+  local out = lid and self.outs[lid]
+  if lid then self.outs[lid] = nil end
+  if err.created and err.id then
+    self:_created(err.id, params, lid, out, true)
+  elseif not err.maybe_created then
+    if lid then self:_abandoned(lid) end
+  else
+    err.pending = lid
+  end
+end
+
+local function num(v)
+  if v == nil then return "" end
+  return string_format("%.17g", v)
+end
+
+function R:status(id, status, took, within)
+  self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
+    { id, status, num(took), num(within), self.prefix, config.DEFAULTS.samples, R.RETAIN })
+end
+
+function R:downloaded(id, path)
+  self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" }, { id, path, R.RETAIN })
+end
+
+function R:part(id, part, path)
+  self:_record("part", { self.prefix .. "task:" .. id }, { part, path })
+  return true
+end
+
+-- An event recorded owed (queued, written in order before its delivered
+-- record); its owner the process's lease (with a loop, taken without waiting).
+function R:owe(wid, task_id, body)
+  local owner = self.lease and self.lease.id
+  if not owner and not self.closed then
+    if self.loop then
+      owner = self:_hold().id
+      self:_renewing()
+    else
+      owner = self:owner()
+    end
+  end
+  return self:_record("owe", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" },
+    { wid, task_id, body, owner or "" })
+end
+
+function R:delivered(wid)
+  self:_record("delivered", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" }, { wid })
+end
+
+-- A read of one of the key's sets (after the queued records): its rows
+-- mapped by f, or nil, err.
+function R:_read(name, set, f)
+  self:flush()
+  local v, err = self:eval(name, { self.prefix .. set }, { self.prefix })
+  if v == nil then return nil, io_error(err).message end
+  local out = {}
+  for i, r in ipairs(v) do out[i] = f(r) end
+  return out
+end
+
+function R:unfinished()
+  return self:_read("unfinished", "unfinished", function(r)
+    return { id = r[1], model = r[2] ~= "" and r[2] or nil, out = leases.part_of(r[3]) }
+  end)
+end
+
+function R:pending()
+  local out, err = self:_read("pending_list", "pending", leases.pending_entry)
+  if out then table_sort(out, function(a, b) return (a.time or 0) < (b.time or 0) end) end
+  return out, err
+end
+
+-- ------------------------------------------------------------ the schedule
+
+-- The store's samples ({kind, model, {"took within", ...}} per kind) into s.
+local function teach(s, v)
+  for _, r in ipairs(type(v) == "table" and v or {}) do
+    local list = r[3]
+    for i = #list, 1, -1 do -- oldest first
+      local took, within = list[i]:match("^(%S+) ?(%S*)$")
+      if tonumber(took) then s:learn(r[1], r[2] ~= "" and r[2] or nil, tonumber(took), tonumber(within)) end
+    end
+  end
+end
+
+-- The samples read at once (no loop).
+function R:read_samples()
+  teach(self.schedule, self:eval("samples", { self.prefix .. "kinds" }, { self.prefix }))
+end
+
+-- The samples read across a loop's turns: sent at the first, taken when there.
+local Reader = {}
+Reader.__index = Reader
+
+function Reader:turn()
+  local l = self.ledger
+  local st = l.store or l:_store()
+  if not st then return true end
+  if not self.n then
+    self.n = st:send_script("ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
+    return not self.n
+  end
+  st:step(0)
+  if not st:ready(self.n) then return false end
+  teach(l.schedule, (st:result(self.n)))
+  return true
+end
+
+R.Reader = Reader
+
+return R

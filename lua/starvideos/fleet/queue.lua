@@ -1,0 +1,186 @@
+-- The records of a ledger on a store (fleet/ledger.lua) that wait to be
+-- written, in order: each one script of fleet/scripts.lua.  Redis failing,
+-- they stay queued in this process's memory and are written when it answers
+-- again, so that nothing is lost while the process lives.  Outside nginx the
+-- queue is the process's, one per store and key, shared by its ledgers; inside
+-- nginx each client's ledger has a queue of its own (its store's commands run
+-- on its request's cosockets), and what a closed one left goes to the
+-- worker's, for the next ledger of the key to write.
+--
+-- Whether the store is down is the process's for the store and key (q.link):
+-- said when a record, an ask or a renewal failed, until one is answered.
+
+local core = require "starvideos.core"
+
+local type, tostring, ipairs, setmetatable, string_format, table_remove =
+  type, tostring, ipairs, setmetatable, string.format, table.remove
+
+local Q = {}
+Q.__index = Q
+
+Q.RETRY = 0.5 -- seconds: a store that failed is tried again this much later
+
+local links = {} -- "where prefix" -> { queue = (the process's), down =, down_at =, again = }
+
+-- A queue for the key `prefix` on the store `where`: the process's (own:
+-- false), or one of its own (inside nginx) beside it.
+function Q.for_key(where, prefix, own)
+  local key = where .. " " .. prefix
+  local link = links[key]
+  if not link then
+    link = { down = false, down_at = 0, again = 0 }
+    link.queue = setmetatable({ link = link, where = where }, Q)
+    links[key] = link
+  end
+  if not own then return link.queue end
+  return setmetatable({ link = link, where = where, own = true }, Q)
+end
+
+-- The store failed (err), now.
+function Q:failed(err)
+  local link, t = self.link, core.now()
+  link.down, link.down_at, link.again = err or true, t, t + Q.RETRY
+end
+
+-- Whether the store failed, and when it is to be tried again.
+function Q:is_down() return self.link.down ~= false, self.link.again end
+
+-- Redis answered: it is up.
+function Q:answered() self.link.down = false end
+
+-- The failure to say now, when the store failed and is not to be tried again yet.
+function Q:down_now(t)
+  local link = self.link
+  if link.down and t < link.again then return link.down end
+end
+
+-- Whether the store failed since entry e was queued.
+function Q:failed_since(e)
+  local link = self.link
+  return link.down and link.down_at >= e.at or false
+end
+
+-- An entry for one record, last in line: {name, keys, args, at =}
+-- (e.written once it is, e.refused if Redis refused it for good).
+function Q:push(name, keys, args)
+  local e = { name, keys, args, at = core.now() }
+  self[#self + 1] = e
+  return e
+end
+
+-- Inside nginx, the records a closed client left in the worker's queue,
+-- taken after this one's own (never by a closed one's: its store is its
+-- finished request's).
+function Q:adopt()
+  local from = self.link.queue
+  if not self.own or self.handed or not from[1] then return end
+  for i = 1, #from do self[#self + 1], from[i] = from[i], nil end
+end
+
+-- A closed client's records go to the worker's queue (their answers in flight
+-- dropped: each is sent again, the same record).
+function Q:hand_over()
+  if not self.own then return end
+  self.handed = true
+  local to = self.link.queue
+  for i = 1, #self do
+    local e = self[i]
+    if e.n then e.st:forget(e.n); e.n, e.st = nil, nil end
+    to[#to + 1], self[i] = e, nil
+  end
+end
+
+-- Redis errors that pass (OOM, a replica loading or read-only, a busy
+-- script...): a record refused for one is sent again later.
+local PASSING = { OOM = true, LOADING = true, BUSY = true, READONLY = true, MASTERDOWN = true, TRYAGAIN = true,
+  CLUSTERDOWN = true, NOREPLICAS = true, MISCONF = true }
+
+-- Whether Redis refused entry e for good (its script ran and failed, which
+-- sending it again cannot change): said to warn, and true, so that the
+-- records behind it are written.
+function Q:refused(e, err, warn)
+  local reply = type(err) == "table" and err.reply
+  if type(reply) ~= "string" or not reply:find("@user_script", 1, true) then return false end
+  for word in reply:gmatch("%u%u+") do -- Redis 6 wraps a script's error: a passing code anywhere passes
+    if PASSING[word] then return false end
+  end
+  warn(string_format("store %s: Redis refused the %s record of %s (%s): it is dropped, the records after it are "
+    .. "written", self.where, tostring(e[1]), tostring(e[3][1]), reply))
+  e.refused = true
+  return true
+end
+
+-- The first entry answered v, err: taken off the queue (true), or left first
+-- when the store failed (false).
+local function answered(self, e, v, err, warn)
+  if v == nil and not self:refused(e, err, warn) then
+    self:failed(err)
+    return false
+  end
+  self.link.down, e.written = false, v ~= nil
+  table_remove(self, 1)
+  return true
+end
+
+-- Every queued record written, oldest first, waiting for each (eval(name,
+-- keys, args) -> value | nil, err); true, or nil, err at the first that fails.
+function Q:flush(eval, warn)
+  self:adopt()
+  while self[1] do
+    local e = self[1]
+    local v, err
+    if e.n then
+      v, err = e.st:wait(e.n)
+      e.n = nil
+    else
+      v, err = eval(e[1], e[2], e[3])
+    end
+    if not answered(self, e, v, err, warn) then return nil, err end
+  end
+  return true
+end
+
+local function strings(args)
+  local out = {}
+  for i, a in ipairs(args) do out[i] = tostring(a) end
+  return out
+end
+Q.strings = strings
+
+-- One turn (a loop's, while the ledger has anything in flight): every queued
+-- record not sent yet sent on st (in order, on one connection: written in
+-- order), the answers there taken oldest first.  Whether none is left.
+function Q:pump(st, warn)
+  self:adopt()
+  if self[1] and not self:down_now(core.now()) then
+    for _, e in ipairs(self) do
+      if not e.n then
+        local n, err = st:send_script("ledger_" .. e[1], e[2], strings(e[3]))
+        if not n then self:failed(err); break end
+        e.n, e.st = n, st
+      end
+    end
+  end
+  st:step(0)
+  while self[1] and self[1].n and self[1].st:ready(self[1].n) do
+    local e = self[1]
+    local v, err = e.st:result(e.n)
+    e.n = nil
+    if not answered(self, e, v, err, warn) then
+      for i = 2, #self do -- those behind it are sent again (a record's script may run twice: the same record)
+        local o = self[i]
+        if o.n then o.st:forget(o.n); o.n = nil end
+      end
+      break
+    end
+  end
+  return self[1] == nil
+end
+
+-- Whether every queued record is written, or the store failing since the last
+-- was queued (a blocking call returns then).
+function Q:settled()
+  return not self[1] or self:failed_since(self[#self])
+end
+
+return Q

@@ -1,0 +1,189 @@
+-- The scripts of the ledger on a store (fleet/ledger.lua), each run by EVALSHA
+-- (fleet/store.lua loads each once a connection), so each change is atomic.  `P`
+-- (an ARGV) is the key's prefix, for the keys named by a task or a kind.
+--
+-- Keys (KEY: a hash of base_url and of a hash of the API key, budget.lua's
+-- b.hash; every key in one hash slot, "starvideos:{KEY}:"):
+--   task:<id>       hash: id, model, duration, resolution, kind, out, owner,
+--                   prompt_hash, uncertain, status, path (downloaded), part and
+--                   part_dest (a .part left for part_dest); settled (downloaded
+--                   or failed) ones expire after RETAIN seconds
+--   unfinished      set of the ids created and neither downloaded nor failed
+--   pend:<local>    hash: local, model, owner, out, time, prompt_hash: a create
+--                   sent whose answer did not come yet
+--   pending         set of those locals
+--   gone:<local>    a create abandoned (never sent): its pending script, run
+--                   late (sent before a timeout), writes nothing; RETAIN s
+--   owner:<id>      a lease: present while its owner renews it (PX lease)
+--   samples:<kind>  list of "took within", newest first, at most SAMPLES
+--   kinds           hash kind -> model: the kinds with samples
+--   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
+-- Each change is one script (EVAL), so atomic: a created record moves the
+-- local from pending to the task and the unfinished set at once; a claim
+-- (orphans) checks the owner's lease is gone and sets the claimer in one
+-- script, so two keepers never take one task.  unfinished(), pending() and
+-- orphans() read the two sets, never every task.
+--
+
+local Store = require "starvideos.fleet.store"
+
+local pairs = pairs
+
+local SCRIPTS = {
+  -- KEYS pend:<local>, pending, gone:<local>; ARGV local, field, value, ...
+  -- (a local already abandoned: nothing written, 0)
+  pending = [[
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+]],
+  -- KEYS task:<id>, unfinished, pend:<local>, pending; ARGV id, local ('' none), field, value, ...
+  created = [[
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+local done = redis.call('HMGET', KEYS[1], 'path', 'status')
+if not done[1] and done[2] ~= 'failed' then redis.call('SADD', KEYS[2], ARGV[1]) end
+if ARGV[2] ~= '' then
+  redis.call('DEL', KEYS[3])
+  redis.call('SREM', KEYS[4], ARGV[2])
+end
+return 1
+]],
+  -- KEYS pend:<local>, pending, gone:<local>; ARGV local, retain
+  abandoned = [[
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2]))
+return 1
+]],
+  -- KEYS task:<id>, unfinished, kinds; ARGV id, status, took ('' none), within, P, samples kept, retain
+  status = [[
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+if ARGV[2] == 'failed' then
+  redis.call('SREM', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
+end
+if ARGV[3] ~= '' then
+  local r = redis.call('HMGET', KEYS[1], 'kind', 'model')
+  if r[1] then
+    local list = ARGV[5] .. 'samples:' .. r[1]
+    redis.call('LPUSH', list, ARGV[3] .. ' ' .. ARGV[4])
+    redis.call('LTRIM', list, 0, tonumber(ARGV[6]) - 1)
+    redis.call('HSET', KEYS[3], r[1], r[2] or '')
+  end
+end
+return 1
+]],
+  -- KEYS task:<id>, unfinished; ARGV id, path, retain
+  downloaded = [[
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'path', ARGV[2])
+redis.call('HDEL', KEYS[1], 'part', 'part_dest')
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+]],
+  -- KEYS task:<id>; ARGV part, part_dest
+  part = [[
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'part', ARGV[1], 'part_dest', ARGV[2])
+return 1
+]],
+  -- KEYS unfinished; ARGV P
+  unfinished = [[
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local r = redis.call('HMGET', ARGV[1] .. 'task:' .. id, 'model', 'part_dest')
+  out[#out + 1] = { id, r[1] or '', r[2] or '' }
+end
+return out
+]],
+  -- KEYS unfinished, pending; ARGV P, keeper id, lease ms, ids due again...
+  -- The keeper's lease renewed, then every unfinished task whose owner's
+  -- lease is gone claimed for it, its own due again, and the pendings whose
+  -- owner is gone.
+  orphans = [[
+local P, me = ARGV[1], ARGV[2]
+redis.call('SET', P .. 'owner:' .. me, '1', 'PX', tonumber(ARGV[3]))
+local alive = {}
+local function gone(owner)
+  if not owner or owner == '' then return true end
+  if alive[owner] == nil then alive[owner] = redis.call('EXISTS', P .. 'owner:' .. owner) == 1 end
+  return not alive[owner]
+end
+local tasks, pend = {}, {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = P .. 'task:' .. id
+  local r = redis.call('HMGET', key, 'owner', 'model', 'out', 'part_dest')
+  if r[1] ~= me and gone(r[1]) then
+    redis.call('HSET', key, 'owner', me)
+    tasks[#tasks + 1] = { id, r[2] or '', r[3] or '', r[4] or '' }
+  end
+end
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  if redis.call('SISMEMBER', KEYS[1], id) == 1 then
+    local r = redis.call('HMGET', P .. 'task:' .. id, 'owner', 'model', 'out', 'part_dest')
+    if r[1] == me then tasks[#tasks + 1] = { id, r[2] or '', r[3] or '', r[4] or '' } end
+  end
+end
+for _, lid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local r = redis.call('HMGET', P .. 'pend:' .. lid, 'owner', 'model', 'time', 'prompt_hash', 'out')
+  if gone(r[1]) then pend[#pend + 1] = { lid, r[2] or '', r[3] or '', r[4] or '', r[1] or '', r[5] or '' } end
+end
+return { tasks, pend }
+]],
+  -- KEYS kinds; ARGV P
+  samples = [[
+local out, kinds = {}, redis.call('HGETALL', KEYS[1])
+for i = 1, #kinds, 2 do
+  out[#out + 1] = { kinds[i], kinds[i + 1], redis.call('LRANGE', ARGV[1] .. 'samples:' .. kinds[i], 0, -1) }
+end
+return out
+]],
+}
+SCRIPTS.pending_list = [[
+local out = {}
+for _, lid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local r = redis.call('HMGET', ARGV[1] .. 'pend:' .. lid, 'owner', 'model', 'time', 'prompt_hash', 'out')
+  out[#out + 1] = { lid, r[2] or '', r[3] or '', r[4] or '', r[1] or '', r[5] or '' }
+end
+return out
+]]
+
+SCRIPTS.lease = [[
+return redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))
+]]
+
+
+-- KEYS owed:<wid>, owed; ARGV wid, task, body, owner
+SCRIPTS.owe = [[
+redis.call('HSET', KEYS[1], 'wid', ARGV[1], 'task', ARGV[2], 'body', ARGV[3], 'owner', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+]]
+-- KEYS owed:<wid>, owed; ARGV wid
+SCRIPTS.delivered = [[
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+]]
+-- KEYS owed; ARGV P, keeper id: every owed event whose owner's lease is gone,
+-- claimed for the keeper in the same script (two keepers never take one).
+SCRIPTS.owed_orphans = [[
+local P, me, out = ARGV[1], ARGV[2], {}
+for _, wid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = P .. 'owed:' .. wid
+  local r = redis.call('HMGET', key, 'owner', 'task', 'body')
+  if r[3] and r[1] ~= me and (not r[1] or r[1] == '' or redis.call('EXISTS', P .. 'owner:' .. r[1]) == 0) then
+    redis.call('HSET', key, 'owner', me)
+    out[#out + 1] = { wid, r[2] or '', r[3] }
+  end
+end
+return out
+]]
+
+for name, body in pairs(SCRIPTS) do Store.define("ledger_" .. name, body) end
+
+return SCRIPTS

@@ -1,0 +1,386 @@
+-- The store: a Redis server that the processes and hosts of one key share.
+-- One interface over two clients: inside nginx resty.redis on cosockets
+-- (OpenResty's), or Debian's lua-nginx-redis (nginx.redis); outside,
+-- starvideos.redis (csrc/redis/, hiredis), non-blocking, loaded only here, so
+-- that a library without hiredis loads and works: only a store says what is
+-- missing.  docs/architecture.md lists its calls.
+--
+--   store.open(url[, {timeout = s}]) -> store | nil, err   connected (a PING)
+--   store.new(url[, opts]) -> store   nothing sent yet: it connects at the first send
+--   store.for_key(url, budget, timeout) -> the key's store of that URL (outside
+--       nginx one per key and URL in the process; inside, one per client)
+--   store.define(name, body): a script the store runs by EVALSHA
+--   async: store:send(cmd, ...), store:send_script(name, keys, args) -> n;
+--       store:step(wait); store:ready(n); store:result(n) -> value | nil, err
+--   blocking (the CLI, keep's reads): store:call(cmd, ...), store:script(name, keys, args)
+-- A bad URL raises, naming `store`, never the password.  A broken connection
+-- (Redis gone, reset, silent past the timeout) fails every command in flight
+-- with err (kind "io", field "store", naming redis://host:port/db); the next
+-- send connects again.
+
+local config = require "starvideos.config"
+local errors = require "starvideos.errors"
+
+local type, tostring, select, setmetatable, rawget, pcall, error, string_format, math_floor =
+  type, tostring, select, setmetatable, rawget, pcall, error, string.format, math.floor
+local new_error = errors.new_error
+
+local M = {}
+
+local SCRIPTS = {} -- name -> body (store.define)
+
+function M.define(name, body)
+  SCRIPTS[name] = body
+end
+
+---------------------------------------------------------------------------
+-- the clients under one face: connect(cfg, timeout) -> b | nil, msg;
+-- b:send(args) -> cn | nil, msg; b:poll(wait) -> true[, answers read] | nil, msg;
+-- b:reply(cn) -> "wait" | "ok", value | "error", msg | "broken", msg; b:close()
+
+local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
+
+-- The commands that start every connection: AUTH, SELECT.
+local function hello(cfg)
+  local list = {}
+  if cfg.password then
+    list[#list + 1] = cfg.user and { "AUTH", cfg.user, cfg.password } or { "AUTH", cfg.password }
+  end
+  if cfg.db ~= 0 then list[#list + 1] = { "SELECT", tostring(cfg.db) } end
+  return list
+end
+
+-- starvideos.redis' messages start with "redis host:port: ", which the store's name says
+local function bare(msg)
+  return (tostring(msg):gsub("^redis %S+: ", ""))
+end
+
+local Hiredis = {}
+Hiredis.__index = Hiredis
+
+local function hiredis_connect(cfg, timeout)
+  local ok, redis = pcall(require, "starvideos.redis")
+  if not ok then
+    if not tostring(redis):find("module 'starvideos.redis' not found", 1, true) then return nil, tostring(redis) end
+    return nil, "starvideos.redis is not installed (it needs hiredis: Debian libhiredis-dev, then make; "
+      .. "LuaRocks: luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec)"
+  end
+  local conn, err = redis.connect(cfg.host, cfg.port, { timeout = timeout })
+  if not conn then return nil, bare(err) end
+  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {} }, Hiredis)
+  for i, cmd in ipairs(hello(cfg)) do b.hello[i] = { cmd[1], assert(conn:send(unpack(cmd))) } end
+  return b
+end
+
+function Hiredis:send(args)
+  local cn, err = self.conn:send(unpack(args, 1, args.n))
+  if not cn then return nil, bare(err) end
+  return cn
+end
+
+function Hiredis:poll(wait)
+  local n, err = self.conn:poll(wait)
+  if not n then return nil, bare(err) end
+  return true, n
+end
+
+-- Whether commands are waiting for their answers (what a pause can wait on).
+function Hiredis:waiting()
+  return self.conn:pending() > 0
+end
+
+function Hiredis:reply(cn)
+  for i, h in ipairs(self.hello) do -- AUTH and SELECT answered first, in order
+    local v, msg = self.conn:reply(h[2])
+    if v == nil then return msg and "broken" or "wait", msg and bare(msg) end
+    if v == false then
+      self.failed = h[1] .. " failed: " .. tostring(msg)
+      self.conn:close()
+    end
+    self.hello[i] = nil
+  end
+  if self.failed then return "broken", self.failed end
+  local v, msg = self.conn:reply(cn)
+  if v == nil then return msg and "broken" or "wait", msg and bare(msg) end
+  if v == false then return "error", msg end
+  return "ok", v
+end
+
+function Hiredis:close()
+  self.conn:close()
+end
+
+-- resty.redis: one cosocket per command from nginx's keepalive pool (named by
+-- the database and a hash of the password, so that connections are not mixed);
+-- AUTH and SELECT when the pool's connection is new.
+local Cosocket = {}
+Cosocket.__index = Cosocket
+
+local function cosocket_connect(cfg, timeout, ngx)
+  local name = "resty.redis"
+  local ok, redis = pcall(require, name)
+  if not ok then
+    name = "nginx.redis"
+    ok, redis = pcall(require, name)
+  end
+  if not ok then
+    return nil, "neither resty.redis nor nginx.redis is installed (OpenResty has resty.redis; "
+      .. "Debian: apt-get install lua-nginx-redis)"
+  end
+  return setmetatable({ name = name, redis = redis, cfg = cfg, timeout = timeout, ms = math_floor(timeout * 1000 + 0.5),
+    pool = string_format("starvideos:%s:%d:%d:%s", cfg.host, cfg.port, cfg.db, ngx.md5(cfg.password or "")),
+    null = ngx.null, seq = 0, results = {} }, Cosocket)
+end
+
+-- the cosocket's words, in starvideos.redis' where they differ
+function Cosocket:said(err)
+  if err == "timeout" then return string_format("no answer within %g s", self.timeout) end
+  return tostring(err)
+end
+
+function Cosocket:run(args)
+  local red = self.redis:new()
+  red:set_timeout(self.ms)
+  local ok, err = red:connect(self.cfg.host, self.cfg.port, { pool = self.pool })
+  if not ok then return "broken", "connect: " .. self:said(err) end
+  if red:get_reused_times() == 0 then
+    for _, cmd in ipairs(hello(self.cfg)) do
+      local res, herr = red[cmd[1]:lower()](red, unpack(cmd, 2))
+      if not res then
+        red:close()
+        return "broken", res == false and cmd[1] .. " failed: " .. tostring(herr) or self:said(herr)
+      end
+    end
+  end
+  local res, rerr = red[args[1]:lower()](red, unpack(args, 2, args.n))
+  if res == nil then
+    red:close()
+    return "broken", self:said(rerr)
+  end
+  red:set_keepalive(60000, 64)
+  if res == false then return "error", rerr end
+  return "ok", res
+end
+
+function Cosocket:send(args)
+  local cn = self.seq + 1 -- taken before run yields: another light thread may send meanwhile
+  self.seq = cn
+  local status, value = self:run(args)
+  self.results[cn] = { status, value }
+  return cn
+end
+
+function Cosocket.poll()
+  return true
+end
+
+function Cosocket:reply(cn)
+  local r = self.results[cn]
+  self.results[cn] = nil
+  return r[1], r[2]
+end
+
+function Cosocket.close() end
+
+---------------------------------------------------------------------------
+-- the store
+
+local S = {}
+S.__index = S
+
+local function make(url, opts, where)
+  local cfg = config.store_url(url)
+  if opts ~= nil and type(opts) ~= "table" then errors.argerror(2, where, "table", type(opts), 4) end
+  local timeout = opts and opts.timeout or config.DEFAULTS.connect_timeout
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 then
+    error(where .. ": timeout must be a number of seconds > 0, got " .. tostring(timeout), 3)
+  end
+  -- got: answers read so far (S:step), for a loop that waits on them (loop:await_store)
+  return setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0, jobs = {},
+    shas = {}, got = 0 }, S)
+end
+
+-- store.new(url[, opts]) -> store: as open, but nothing is sent yet (no PING):
+-- the connection is made at the first send (a client's store: Redis down is
+-- not an error until a record must be written; inside nginx, no PING per
+-- request on top of the keepalive pool).
+function M.new(url, opts)
+  return make(url, opts, "store.new")
+end
+
+local stores = setmetatable({}, { __mode = "k" }) -- budget -> url -> store (outside nginx)
+
+function M.for_key(url, budget, timeout)
+  if config.nginx() then return M.new(url, { timeout = timeout }) end
+  local of_key = stores[budget]
+  if not of_key then of_key = {}; stores[budget] = of_key end
+  local st = of_key[url]
+  if not st then st = M.new(url, { timeout = timeout }); of_key[url] = st end
+  return st
+end
+
+function M.open(url, opts)
+  local self = make(url, opts, "store.open")
+  local _, err = self:call("PING")
+  if err then return nil, err end
+  return self
+end
+
+function S:error(msg, reply)
+  return new_error("io", string_format("store %s: %s", self.cfg.where, msg), { field = "store", reply = reply })
+end
+
+-- The connection, made again when the last one broke.
+function S:_backend()
+  if self.b and not self.b.broken then return self.b end
+  if self.b then self.b:close() end
+  local b, err
+  if self.ngx then b, err = cosocket_connect(self.cfg, self.timeout, self.ngx)
+  else b, err = hiredis_connect(self.cfg, self.timeout) end
+  self.b = b
+  if b then M.null, self.client = b.null, b.name end
+  return b, err
+end
+
+-- A command to the backend: n, or nil, err.  job: what result(n) needs.  A
+-- connection found broken at send (Redis restarted while it was idle) is made
+-- again once: the command was not sent.
+function S:_queue(job)
+  local cn, serr, b
+  for _ = 1, 2 do
+    local err
+    b, err = self:_backend()
+    if not b then return nil, self:error(err) end
+    cn, serr = b:send(job.args)
+    if cn then break end
+    b.broken = true
+  end
+  if not cn then return nil, self:error(serr) end
+  self.seq = self.seq + 1
+  job.b, job.cn = b, cn
+  self.jobs[self.seq] = job
+  return self.seq
+end
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+function S:send(...)
+  local args = pack(...)
+  if type(args[1]) ~= "string" then errors.argerror(1, "store:send", "a command name", type(args[1]), 3) end
+  return self:_queue({ args = args })
+end
+
+function S:send_script(name, keys, args)
+  local body = SCRIPTS[name]
+  if not body then error("store:send_script: no script " .. tostring(name), 2) end
+  local list = { n = 0 }
+  local function add(v) list.n = list.n + 1; list[list.n] = v end
+  local sha = self.shas[name]
+  add(sha and "EVALSHA" or "EVAL"); add(sha or body); add(tostring(#keys))
+  for _, k in ipairs(keys) do add(k) end
+  for _, a in ipairs(args) do add(a) end
+  return self:_queue({ args = list, script = name })
+end
+
+function S:step(wait)
+  local b = self.b
+  if not b or b.broken then return true end
+  local ok, v = b:poll(wait or 0) -- v: an error, or (the C backend's) a count of answers read
+  if not ok then
+    b.broken = true
+    return nil, self:error(v)
+  end
+  if v then self.got = self.got + v end
+  return true
+end
+
+-- Whether a pause can wait on this store's socket (step(wait) returns at
+-- the first answer): commands in flight on the C backend.  A cosocket's
+-- (inside nginx) cannot be waited on with the transport's: false.
+function S:waiting()
+  local b = self.b
+  return b and not b.broken and b.waiting and b:waiting() or false
+end
+
+-- The answer of job n, once it is there: {status, value}.
+function S:_answer(n)
+  local job = self.jobs[n]
+  if not job then error("store: no command " .. tostring(n) .. " in flight (or its result was taken)", 3) end
+  if job.answer then return job.answer end
+  local status, value = job.b:reply(job.cn)
+  if status == "wait" then return nil end
+  if status == "broken" then job.b.broken = true end
+  if status == "error" and job.script and not job.retried and tostring(value):match("^NOSCRIPT") then
+    -- the server lost the script (restarted, flushed): EVAL sends its body, which caches it
+    local args = job.args
+    args[1], args[2] = "EVAL", SCRIPTS[job.script]
+    job.retried = true -- (the SHA1 stays: the same body, cached again by this EVAL)
+    local b, err = self:_backend()
+    local cn, serr
+    if b then cn, serr = b:send(args) end
+    if not cn then
+      if b then b.broken = true end
+      job.answer = { "broken", err or serr }
+      return job.answer
+    end
+    job.b, job.cn = b, cn
+    return self:_answer(n)
+  end
+  job.answer = { status, value }
+  return job.answer
+end
+
+-- Command n's answer will not be read: dropped when it comes.
+function S:forget(n)
+  self.jobs[n] = nil
+end
+
+function S:ready(n)
+  return self:_answer(n) ~= nil
+end
+
+function S:result(n)
+  local a = self:_answer(n)
+  if not a then return nil end
+  self.jobs[n] = nil
+  local status, value = a[1], a[2]
+  if status == "ok" then return value end
+  if status == "error" then return nil, self:error("Redis answered: " .. tostring(value), value) end
+  return nil, self:error(value)
+end
+
+-- Waits for job n: the backend's timeout bounds each silence, so this ends.
+function S:wait(n, err)
+  if not n then return nil, err end
+  while not self:ready(n) do
+    local ok, serr = self:step(self.timeout)
+    if not ok and not self:ready(n) then
+      self.jobs[n] = nil
+      return nil, serr
+    end
+  end
+  return self:result(n)
+end
+
+function S:call(...)
+  return self:wait(self:send(...))
+end
+
+-- A script of M.SCRIPTS, waited for: its answer, or nil, err.  Its SHA1 is
+-- learned once a connection (SCRIPT LOAD), so that its body is sent once; it
+-- runs by EVAL until then.
+function S:script(name, keys, args)
+  if not self.shas[name] then
+    local sha = self:call("SCRIPT", "LOAD", SCRIPTS[name])
+    if type(sha) == "string" then self.shas[name] = sha end
+  end
+  return self:wait(self:send_script(name, keys, args))
+end
+
+function S:close()
+  if self.b then self.b:close(); self.b = nil end
+end
+
+return M

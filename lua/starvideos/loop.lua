@@ -1,0 +1,358 @@
+-- The loop: one transport and the one drive loop that moves everything on it.
+-- Outside nginx the clients of a key share one (a weak registry by key);
+-- inside nginx a cosocket belongs to the request that made it, so each client
+-- has its own there.  It holds the timers (a heap of {at, obj}: obj:advance(t)
+-- when due), the admission queue (at most 4 * the key's max_connections
+-- exchanges handed to the transport at once), the exchanges in flight, and
+-- the side work of a turn: downloads' progress, commits, and objects with a
+-- turn() to do until done (a ledger's store commands, a journal read).  It is
+-- handed the key's budget; jobs and requests are handed the loop.
+--
+--   tick: what is ready now; pause: wait for the transport, a timer or the
+--   store; drive: until a condition; step, run and run_one are drive's uses.
+
+local core = require "starvideos.core"
+local config = require "starvideos.config"
+
+local setmetatable, next, pairs, ipairs, error, math_min, math_max, string_format =
+  setmetatable, next, pairs, ipairs, error, math.min, math.max, string.format
+local now = core.now
+
+local L = {}
+L.__index = L
+
+local loops = setmetatable({}, { __mode = "v" }) -- key -> loop (outside nginx)
+
+-- The nginx phases whose handlers may use cosockets, light threads and semaphores.
+local NGX_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
+
+-- The transport for a client: nginx's sockets inside nginx, else libcurl's
+-- (its own C module, loaded with the first client; core.curl in the static
+-- library).  The key's budget shares nginx's connection slots among its loops.
+local function new_transport(cfg, budget)
+  if cfg.transport then return cfg.transport end
+  local ngx = config.nginx()
+  if ngx then
+    local phase = ngx.get_phase()
+    if not NGX_PHASES[phase] then
+      error(string_format("starvideos.new: nginx allows no network calls in its %s phase (%s_by_lua*): "
+        .. "create and use the client in a content, access or rewrite handler, or in a timer (ngx.timer.at)",
+        phase, phase), 4)
+    end
+    return require("starvideos.nginx.transport").new(cfg, budget)
+  end
+  local curl = core.curl or require("starvideos.curl").new
+  return curl { api_key = cfg.api_key, ca_file = cfg.ca_file, user_agent = cfg.user_agent,
+    connect_timeout = cfg.connect_timeout, max_connections = budget.conns }
+end
+
+-- The loop of a client (cfg with its api_key and transport still in it) on its
+-- key's budget: the key's, made by its first client, outside nginx.
+function L.for_client(cfg, budget)
+  local shared = not config.nginx()
+  local self = shared and loops[budget.key]
+  if self and not self.closed then
+    self.clients = self.clients + 1
+    return self
+  end
+  -- own: a client's own loop (inside nginx), not the key's
+  self = setmetatable({ budget = budget, clients = 1, own = not shared, transport = new_transport(cfg, budget),
+    inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, qhead = 1, qtail = 0, timers = {},
+    downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
+    waiters = setmetatable({}, { __mode = "k" }) }, L)
+  budget:listen(self)
+  if shared then loops[budget.key] = self end
+  return self
+end
+
+-- The key's max_connections changed (budget.lua): the admission queue and
+-- the transport follow.
+function L:limit(conns, joining)
+  self.max_sending = 4 * conns
+  local t = self.transport
+  if t and t.set_max_connections then t:set_max_connections(conns, joining) end
+end
+
+-- A client let go of the loop; the last one closes the transport.
+function L:release()
+  self.clients = self.clients - 1
+  if self.clients > 0 or self.closed then return end
+  self.closed = true
+  self.budget:unlisten(self)
+  local t = self.transport
+  self.transport = nil
+  if t then t:close() end
+end
+
+-- ------------------------------------------------------------ timers
+
+function L:at(at, obj)
+  obj.wake = at
+  local h = self.timers
+  local i = #h + 1
+  h[i] = { at, obj }
+  while i > 1 do
+    local p = (i - i % 2) / 2
+    if h[p][1] <= at then break end
+    h[p], h[i] = h[i], h[p]
+    i = p
+  end
+end
+
+local function pop(h)
+  local top, n = h[1], #h
+  h[1] = h[n]
+  h[n] = nil
+  n = n - 1
+  local i = 1
+  while true do
+    local l, small = i * 2, i
+    if l <= n and h[l][1] < h[small][1] then small = l end
+    if l + 1 <= n and h[l + 1][1] < h[small][1] then small = l + 1 end
+    if small == i then break end
+    h[i], h[small] = h[small], h[i]
+    i = small
+  end
+  return top
+end
+
+-- ------------------------------------------------------------ the store
+
+-- The Redis store whose answers the loop waits on (fleet/store.lua): a tick
+-- reads it, the pause waits on its socket when nothing else is in flight.
+function L:watch(store)
+  if not self.store then self.store = store end
+end
+
+L.STORE_RETRY = 0.002
+
+-- obj waits, from t, for an answer of the store (a token, a record): it looks
+-- again STORE_RETRY later (the time returned), or as soon as the store has read
+-- an answer, whichever is first.  at_store sets obj's timer to that time too.
+function L:await_store(obj, t)
+  local at = t + L.STORE_RETRY
+  if obj then self.waiters[obj] = at end
+  return at
+end
+
+function L:at_store(obj, t)
+  return self:at(self:await_store(obj, t), obj)
+end
+
+-- The waiters look again now when the store read an answer since the last
+-- look; those whose timer fired or changed meanwhile are let go.
+local function wake_waiters(self)
+  local st, w = self.store, self.waiters
+  local t, news = now(), st.got ~= self.store_got
+  if news then self.store_got = st.got end
+  for obj, at in pairs(w) do
+    if obj.wake ~= at or at <= t then
+      w[obj] = nil
+    elseif news then
+      w[obj] = nil
+      self:at(t, obj)
+    end
+  end
+end
+
+-- ------------------------------------------------------------ admission
+
+-- True when req may be handed to the transport now; else it waits in order
+-- (req:send again once an exchange finishes; one with a deadline is looked at
+-- again then, so waiting never outlasts it).
+function L:admit(req)
+  if self.sending < self.max_sending then return true end
+  if not req.queued then
+    req.queued = true
+    local tail = self.qtail + 1
+    self.queue[tail], self.qtail = req, tail
+    if req.deadline then self:at(req.deadline, req) end
+  end
+  return false
+end
+
+function L:track(req)
+  self.inflight[req.handle] = req
+  self.sending = self.sending + 1
+  if req.op == "download" then self.downloads[req] = true end
+end
+
+function L:untrack(req)
+  local h = req.handle
+  if h and self.inflight[h] then self.inflight[h], self.sending = nil, self.sending - 1 end
+  self.downloads[req] = nil
+end
+
+-- A finished download whose commit thread runs (request.lua): polled each turn.
+function L:committing(req) self.commits[req] = true end
+
+-- obj:turn() once a turn until it says it is done (a ledger's store commands).
+function L:turning(obj) self.busy[obj] = true end
+
+local function unqueue(self)
+  local q, i = self.queue, self.qhead
+  while i <= self.qtail and self.sending < self.max_sending do
+    local req = q[i]
+    q[i], i = nil, i + 1
+    self.qhead, req.queued = i, false
+    if not req.done and not req.handle then req:send(now()) end
+  end
+  if i > self.qtail then self.qhead, self.qtail = 1, 0 end
+end
+
+-- ------------------------------------------------------------ the drive loop
+
+local function side_work(self, tr)
+  for obj in pairs(self.busy) do
+    if obj:turn() then self.busy[obj] = nil end
+  end
+  for req in pairs(self.downloads) do
+    if req.handle then req.owner:progress(tr:progress(req.handle)) end
+  end
+  if next(self.commits) then
+    local done = {}
+    for req in pairs(self.commits) do
+      local ok, cerr = req.commit:poll()
+      if ok ~= nil then done[#done + 1] = { req, ok, cerr } end
+    end
+    for _, d in ipairs(done) do
+      self.commits[d[1]] = nil
+      d[1]:committed(d[2], d[3])
+    end
+  end
+end
+
+-- Everything that is ready, without waiting: timers due, network work (unless
+-- `polled`: the pause just did it), finished exchanges, the side work.
+function L:tick(polled)
+  local st = self.store
+  if st and next(self.waiters) then st:step(0) end -- what the store answered meanwhile (a frame loop has no pause)
+  local h, t = self.timers, now()
+  while h[1] and h[1][1] <= t do
+    local e = pop(h)
+    if e[2].wake == e[1] then e[2]:advance(t) end
+  end
+  local tr = self.transport
+  if not polled then tr:poll(0) end
+  local x = tr:finished()
+  while x do -- (an exchange nobody tracks any more, cancelled, is taken too: one a turn at least)
+    local req = self.inflight[x]
+    if req then req:finished(now()) else tr:result(x) end
+    x = self.sending > 0 and tr:finished()
+  end
+  if self.qtail >= self.qhead then unqueue(self) end
+  self.budget:turn()
+  side_work(self, tr)
+  -- after the pumps took the store's answers (waiters of this very tick too)
+  if st and next(self.waiters) then wake_waiters(self) end
+end
+
+-- The one drive loop: until done(arg) (done nil: until arg.done, a job's) or
+-- the time `stop`.  `acted`: the caller just sent, so it begins with the
+-- pause.  The pause waits in the transport (it returns as soon as an exchange
+-- finishes), on the store's socket when only the store is awaited, or through
+-- a caller's `sleep` (a coroutine scheduler's), coming back often.
+function L:drive(done, arg, stop, sleep, acted)
+  local polled = false
+  while true do
+    if acted then
+      acted = false
+    else
+      self:tick(polled)
+      if done then
+        if done(arg) then return end
+      elseif arg.done then
+        return
+      end
+    end
+    local t, wake, wait = now(), self.timers[1], 1
+    if stop and t >= stop then return end
+    if wake then wait = math_max(0, wake[1] - t) end
+    if stop then wait = math_min(wait, stop - t) end
+    if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
+    if next(self.commits) or next(self.busy) or self.budget:sharing() then wait = math_min(wait, 0.005) end
+    polled = false
+    if wait > 0 then
+      if sleep then
+        if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
+        sleep(wait)
+      elseif self.store and next(self.waiters) and not next(self.inflight) and self.store:waiting() then
+        self.store:step(wait) -- returns at the store's first answer
+      else
+        self.transport:poll(wait)
+        polled = true
+      end
+    end
+  end
+end
+
+local function settled(self)
+  for obj in pairs(self.busy) do
+    if obj.settled and not obj:settled() then return false end
+  end
+  return true
+end
+
+-- A blocking call returns once its records are written, or the store failing.
+function L:settle(sleep)
+  if next(self.busy) then self:drive(settled, self, nil, sleep) end
+end
+
+-- The unfinished jobs of one client (those made with its cfg): walked only
+-- when a client closes, so that a job costs no entry in a set of its client's.
+function L:jobs_of(cfg)
+  local seen, out = {}, {}
+  local function add(obj)
+    local job = obj.owner or obj -- a request's owner is its job
+    if job.cfg == cfg and not job.done and not seen[job] then seen[job] = true; out[#out + 1] = job end
+  end
+  for _, e in ipairs(self.timers) do if e[2].wake == e[1] then add(e[2]) end end
+  for _, req in pairs(self.inflight) do add(req) end
+  for i = self.qhead, self.qtail do if self.queue[i] then add(self.queue[i]) end end
+  for req in pairs(self.commits) do add(req) end
+  return out
+end
+
+local function has_finished(fin) return fin[1] ~= nil end
+
+-- A step of `seconds` (0: one tick), returning early once `fin` (the list
+-- jobs add themselves to when they end) holds one: the jobs taken, or nil.
+function L:step(fin, seconds)
+  if seconds and seconds > 0 then self:drive(has_finished, fin, now() + seconds) else self:tick() end
+  if not fin[1] then return nil end
+  local out = {}
+  for i = 1, #fin do out[i], fin[i] = fin[i], nil end
+  return out
+end
+
+local function group_done(group) return group.left == 0 end
+
+-- Jobs driven until all are done: {task=, err=, path=} for each, in order.
+function L:run(jobs, sleep)
+  local group = { left = #jobs }
+  sleep = sleep or (jobs[1] and jobs[1].cfg.sleep)
+  for _, job in ipairs(jobs) do
+    job:join(group)
+    self:at(now(), job)
+  end
+  self:drive(group_done, group, nil, sleep)
+  self:settle(sleep)
+  local out = {}
+  for i, job in ipairs(jobs) do out[i] = { task = job.task, err = job.err, path = job.path } end
+  return out
+end
+
+-- One job (or nil, err: one that could not be made), its first step taken at
+-- once, then driven to its end: its task, or nil, err.
+function L:run_one(job, err, sleep)
+  if not job then return nil, err end
+  sleep = sleep or job.cfg.sleep
+  job:advance(now())
+  if not job.done then self:drive(nil, job, nil, sleep, true) end
+  self:settle(sleep)
+  if job.err then return nil, job.err end
+  return job.task
+end
+
+
+return L

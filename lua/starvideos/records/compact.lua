@@ -1,0 +1,187 @@
+-- Compaction of a journal (records/journal.lua): the file rewritten keeping
+-- every record of the tasks not settled yet (a pending create without answer,
+-- a task neither downloaded nor failed: verbatim, prompt included), every line
+-- it cannot attribute to a task (verbatim), and of each settled task
+-- (downloaded or failed) only what the schedule learns, as one record without
+-- the prompt:
+--   {"event":"sample","id":"...","model":"...","duration":5,"resolution":"...",
+--    "status":"completed","took":42.5,"within":2.5,"path":"...","time":<created>}
+-- for the newest config `samples` tasks of each kind; the rest goes.  Its first
+-- line is {"event":"compacted","bytes":N,...} (N: the size of what follows),
+-- which C.maybe_compact reads.  Appenders wait on the journal's lock meanwhile,
+-- and lose nothing.
+
+local core = require "starvideos.core"
+local config = require "starvideos.config"
+local cjson = require("cjson.safe").new()
+
+local io_open, os_time, os_remove, ipairs, pairs, type, tostring, pcall, error =
+  io.open, os.time, os.remove, ipairs, pairs, type, tostring, pcall, error
+local table_concat, table_sort = table.concat, table.sort
+
+local C = {}
+
+-- Pass 1 over the locked file: what each line is, and what each task became.
+local function survey(path)
+  local lines, tasks, settled_lids, stats = {}, {}, {}, { before_records = 0, bad = 0 }
+  local i, f = 0, assert(io_open(path, "rb"))
+  for line in f:lines() do
+    i = i + 1
+    if line ~= "" then
+      stats.before_records = stats.before_records + 1
+      local rec = cjson.decode(line)
+      if type(rec) ~= "table" then
+        lines[i] = false -- torn or foreign: dropped
+        stats.bad = stats.bad + 1
+      else
+        local lid = type(rec["local"]) == "string" and rec["local"] or nil
+        local ev = rec.event
+        if type(rec.id) == "string" then
+          if lid then settled_lids[lid] = true end
+          local t = tasks[rec.id]
+          if not t then t = {}; tasks[rec.id] = t end
+          lines[i] = rec.id
+          if ev == "created" or ev == "sample" then
+            if not t.at then
+              t.at, t.model, t.duration, t.resolution, t.time = i, rec.model, rec.duration, rec.resolution, rec.time
+            end
+          end
+          if ev == "status" or ev == "sample" then
+            if type(rec.status) == "string" then t.status = rec.status end
+            if type(rec.took) == "number" and not t.took then t.took, t.within = rec.took, rec.within end
+          end
+          if (ev == "downloaded" or ev == "sample") and type(rec.path) == "string" then t.path = rec.path end
+        elseif ev == "pending" and lid then
+          lines[i] = { pending = lid }
+        elseif ev == "abandoned" and lid then
+          settled_lids[lid] = true
+          lines[i] = false
+        elseif ev == "compacted" then
+          lines[i] = false -- a new one heads the new file
+        else
+          lines[i] = true -- not a task's: kept as it is
+        end
+      end
+    end
+  end
+  stats.before_bytes = f:seek("end")
+  f:close()
+  return lines, tasks, settled_lids, stats
+end
+
+-- The settled tasks whose sample is kept: the newest config `samples` per kind.
+local function keep_samples(tasks)
+  local order = {}
+  for id, t in pairs(tasks) do
+    t.settled = t.path ~= nil or t.status == "failed"
+    if t.settled and t.at and type(t.took) == "number" and type(t.model) == "string" then
+      order[#order + 1] = id
+    end
+  end
+  table_sort(order, function(a, b) return tasks[a].at > tasks[b].at end)
+  local per_kind = {}
+  for _, id in ipairs(order) do
+    local t = tasks[id]
+    local key = t.model .. "|" .. tostring(t.duration) .. "|" .. tostring(t.resolution)
+    per_kind[key] = (per_kind[key] or 0) + 1
+    if per_kind[key] <= config.DEFAULTS.samples then t.sample = true end
+  end
+end
+
+-- Pass 2: the new file's lines, in the old order.
+local function rewrite(path, tmp, lines, tasks, settled_lids, stats)
+  local out, n, bytes = {}, 0, 0
+  local i = 0
+  local function put(line)
+    n = n + 1
+    out[n] = line
+    bytes = bytes + #line + 1
+  end
+  stats.samples, stats.unsettled = 0, 0
+  for line in io.lines(path) do
+    i = i + 1
+    local what = lines[i]
+    if what == true then
+      put(line)
+    elseif type(what) == "table" then
+      if not settled_lids[what.pending] then put(line) end
+    elseif type(what) == "string" then
+      local t = tasks[what]
+      if not t.settled then
+        put(line)
+      elseif t.sample and t.at == i then
+        put(cjson.encode { event = "sample", id = what, model = t.model, duration = t.duration,
+          resolution = t.resolution, status = t.status, took = t.took, within = t.within, path = t.path,
+          time = t.time })
+        stats.samples = stats.samples + 1
+      end
+    end
+  end
+  for _, t in pairs(tasks) do
+    if not t.settled then stats.unsettled = stats.unsettled + 1 end
+  end
+  local f, err = io_open(tmp, "wb")
+  if not f then return nil, "cannot compact the journal: " .. tostring(err) end
+  local head = cjson.encode { event = "compacted", bytes = bytes, records = n, time = os_time() }
+  local ok, werr = f:write(head, "\n")
+  if ok and n > 0 then ok, werr = f:write(table_concat(out, "\n", 1, n), "\n") end
+  local closed, cerr = f:close()
+  if not ok or not closed then return nil, "cannot compact the journal: " .. tostring(werr or cerr) end
+  stats.after_records, stats.after_bytes = n + 1, #head + 1 + bytes
+  return true
+end
+
+-- compact(path) -> stats | nil, message.  Under the appenders' lock (they wait,
+-- and those that opened the old file before the rename reopen the new one):
+-- stats = {before_bytes=, after_bytes=, before_records=, after_records=,
+-- samples=, unsettled=, bad=}.
+function C.compact(path)
+  local kind = core.file_kind(path)
+  if kind == "link" then
+    return nil, "cannot compact the journal " .. tostring(path) .. ": it is a symbolic link (compact the file it names)"
+  elseif kind ~= "file" then
+    return nil, "cannot compact the journal " .. tostring(path) .. ": "
+      .. (kind and "it is not a regular file" or "no such file")
+  end
+  local lock, lerr = core.lock_journal(path)
+  if not lock then return nil, lerr end
+  local tmp = path .. ".compact-" .. core.random_id()
+  local ok, stats, err = pcall(function()
+    local lines, tasks, settled_lids, st = survey(path)
+    keep_samples(tasks)
+    local done, werr = rewrite(path, tmp, lines, tasks, settled_lids, st)
+    if not done then return nil, werr end
+    done, werr = lock:replace(tmp, path)
+    if not done then return nil, werr end
+    return st
+  end)
+  lock:unlock()
+  if not ok then stats, err = nil, "cannot compact the journal " .. tostring(path) .. ": " .. tostring(stats) end
+  if not stats then os_remove(tmp) end
+  return stats, err
+end
+
+-- maybe_compact(path, limit_bytes) -> stats | false | nil, message: compacts
+-- when the file is over limit_bytes and at least twice what the last
+-- compaction left (so a journal of unsettled tasks alone is not rewritten on
+-- every open); false when it did not.
+function C.maybe_compact(path, limit_bytes)
+  if type(limit_bytes) ~= "number" then
+    error("maybe_compact: expected a number of bytes, got " .. type(limit_bytes), 2)
+  end
+  if core.file_kind(path) ~= "file" then return false end
+  local f = io_open(path, "rb")
+  if not f then return false end
+  local size = f:seek("end") or 0
+  local first = size > limit_bytes and f:seek("set", 0) and f:read(512)
+  f:close()
+  if not first then return false end
+  local head = cjson.decode(first:match("^[^\n]*"))
+  if type(head) == "table" and head.event == "compacted" and type(head.bytes) == "number"
+    and size < 2 * head.bytes then
+    return false
+  end
+  return C.compact(path)
+end
+
+return C

@@ -1,0 +1,211 @@
+-- Leases and claims on a journal.  A lease is an exclusive flock on
+-- <journal>.owners/<id> (core.try_lock): held while its holder lives, dropped
+-- by the kernel the moment it dies.  One per process and journal for the
+-- records its ledgers write (taken at the first, let go when the last of
+-- those ledgers closes: what a closed client left unfinished is nobody's), and
+-- one per running keep (a keeper).  A keeper claims the unfinished tasks, and
+-- the owed webhooks, of owners that let go: each claim is written after
+-- checking, under the journal's lock, that nobody claimed it meanwhile, so two
+-- keepers never take one.
+
+local core = require "starvideos.core"
+local journal = require "starvideos.records.journal"
+
+local ipairs, pairs, next, tostring, setmetatable, pcall, assert, error, os_remove, os_getenv, string_format =
+  ipairs, pairs, next, tostring, setmetatable, pcall, assert, error, os.remove, os.getenv, string.format
+local table_concat = table.concat
+
+local M = {}
+
+M.FOLLOW = 1024 * 1024 -- bytes of the journal a keeper reads per look
+
+local held = {} -- journal path -> this process's lease on it
+
+-- A new lease: <journal>.owners/<id>, else (a folder the process may not write
+-- in, a journal given to nginx's `nobody`) in a folder of the user's under
+-- /tmp, whose path the records then carry (`lease`).
+local function new_lease(path)
+  local id = core.random_id()
+  local file = path .. ".owners/" .. id
+  local lock, err = core.try_lock(file, true)
+  local elsewhere
+  if not lock then
+    elsewhere = string_format("%s/starvideos-leases-%d/%s", os_getenv("TMPDIR") or "/tmp", core.uid(), id)
+    local lock2, err2 = core.try_lock(elsewhere, true)
+    if not lock2 then return nil, tostring(err) .. "; " .. tostring(err2) end
+    lock, file = lock2, elsewhere
+  end
+  return { id = id, lock = lock, path = path, file = file, elsewhere = elsewhere, users = 0 }
+end
+
+local function let_go_of(lease)
+  os_remove(lease.file) -- first: a name is never locked again once let go
+  lease.lock:unlock()
+end
+
+-- The process's lease on the journal at path, one more user of it: the lease
+-- ({id =, elsewhere =}), or nil, err.
+function M.hold(path)
+  local lease = held[path]
+  if not lease then
+    local err
+    lease, err = new_lease(path)
+    if not lease then return nil, err end
+    held[path] = lease
+  end
+  lease.users = lease.users + 1
+  return lease
+end
+
+-- One user fewer; the last lets go of it.
+function M.release(lease)
+  lease.users = lease.users - 1
+  if lease.users > 0 then return end
+  if held[lease.path] == lease then held[lease.path] = nil end
+  let_go_of(lease)
+end
+
+local Keeper = {}
+Keeper.__index = Keeper
+
+function Keeper:close()
+  if self.lock then let_go_of(self) end
+  self.lock = nil
+end
+
+-- A lease of its own for one keep, whose claims it carries: keeper.carrying[id]
+-- (being carried), keeper.again[id] = t (one it failed to carry, offered
+-- again from t on).
+function M.keeper(path)
+  local k, err = new_lease(path)
+  if not k then return nil, err end
+  k.told, k.carrying, k.again, k.swept = {}, {}, {}, {}
+  return setmetatable(k, Keeper)
+end
+
+-- Is the owner's lease let go?  Taken for a moment to see; a lease found let
+-- go is removed (its holder is gone).  A record without an owner has nobody.
+local function let_go(path, owner, elsewhere, cache)
+  if not owner then return true end
+  local seen = cache[owner]
+  if seen ~= nil then return seen end
+  local file = elsewhere or path .. ".owners/" .. owner
+  local lock, _, missing = core.try_lock(file)
+  if lock then os_remove(file); lock:unlock() end
+  seen = lock and true or missing == "missing"
+  cache[owner] = seen
+  return seen
+end
+
+-- Under the journal's lock: the lines fn(st) gives for what is still to claim,
+-- appended in one write; fn sees the journal as it is then.
+local function claim(path, k, fn)
+  local lock, lerr = core.lock_journal(path, true)
+  if not lock then return nil, lerr end
+  local ok, perr = pcall(function()
+    local st = assert(journal.follow(path, k.state))
+    k.state = st
+    local lines = fn(st)
+    if not lines[1] then return end
+    local done, werr = lock:append(path, table_concat(lines), true) -- one write, one fsync
+    if not done then error(werr or "cannot append to the journal", 0) end
+  end)
+  lock:unlock()
+  if not ok then return nil, tostring(perr) end
+  return true
+end
+
+-- The journal's tail k follows, brought up to date (a slice per look; whole:
+-- all of it): st, or nil, err.
+local function follow(path, k)
+  if not k.lock then return nil, "the keeper is closed" end
+  local st, err = journal.follow(path, k.state, not k.whole and M.FOLLOW or nil)
+  if not st then return nil, err end
+  k.state = st
+  return st
+end
+
+-- Claims for keeper k every unfinished task whose owner let go, and k's own
+-- due again: tasks {id=, model=, out=, part=}, the orphaned creates whose
+-- answer never came (each once), and whether k is still behind (nothing is
+-- claimed until the whole journal was read).
+function M.orphans(path, k)
+  local st, err = follow(path, k)
+  if not st then return nil, err end
+  if st.behind then return {}, {}, true end
+  local cache, candidates, pendings, out, left = {}, {}, {}, {}, nil
+  local t_now = core.now()
+  local function carry(t)
+    left = left or journal.parts(path)
+    local part = left[t.id]
+    if part and core.file_kind(part .. ".part") ~= "file" then part = nil end
+    out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = part }
+  end
+  for _, t in ipairs(st.list) do
+    if (t.path or t.status == "failed") and t.owner and not k.swept[t.owner] then
+      k.swept[t.owner] = true -- settled: its owner's lease is looked at once, removed if let go
+      let_go(path, t.owner, t.lease, cache)
+    elseif not t.path and t.status ~= "failed" then
+      if t.owner ~= k.id then
+        if let_go(path, t.owner, t.lease, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
+      elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= t_now then -- its own, again
+        k.again[t.id] = nil
+        carry(t)
+      end
+    end
+  end
+  for _, p in ipairs(st.open) do
+    if not k.told[p["local"]] and let_go(path, p.owner, p.lease, cache) then
+      k.told[p["local"]] = true
+      pendings[#pendings + 1] = p
+    end
+  end
+  if not candidates[1] then return out, pendings end
+  local claimed = {}
+  local ok, cerr = claim(path, k, function(now_st)
+    local lines = {}
+    for _, c in ipairs(candidates) do
+      local t = now_st.by_id[c.id]
+      if t and not t.path and t.status ~= "failed" and t.owner == c.owner then
+        lines[#lines + 1] = assert(journal.line { event = "claim", id = t.id, owner = k.id, lease = k.elsewhere })
+        claimed[#claimed + 1] = t
+      end
+    end
+    return lines
+  end)
+  if not ok then return nil, cerr end
+  for _, t in ipairs(claimed) do
+    t.owner, t.lease = k.id, k.elsewhere
+    carry(t)
+  end
+  return out, pendings
+end
+
+-- Claims for keeper k every owed webhook whose owner let go: {wid=, task=, body=}.
+function M.owed_orphans(path, k)
+  local st, err = follow(path, k)
+  if not st then return nil, err end
+  if st.behind then return {} end
+  local cache, candidates = {}, {}
+  for wid, rec in pairs(st.owed) do
+    if rec and rec.owner ~= k.id and let_go(path, rec.owner, rec.lease, cache) then candidates[wid] = rec end
+  end
+  if not next(candidates) then return {} end
+  local out = {}
+  local ok, cerr = claim(path, k, function(now_st)
+    local lines = {}
+    for wid, rec in pairs(candidates) do
+      local cur = now_st.owed[wid]
+      if cur and cur.owner == rec.owner then
+        lines[#lines + 1] = assert(journal.line { event = "owed", wid = wid, task = rec.task, body = rec.body,
+          owner = k.id, lease = k.elsewhere })
+        out[#out + 1] = { wid = wid, task = rec.task, body = rec.body }
+      end
+    end
+    return lines
+  end)
+  if not ok then return nil, cerr end
+  return out
+end
+
+return M

@@ -1,0 +1,259 @@
+-- The ledger on a journal file: what a client records about the tasks it pays
+-- for.  Jobs and the client are handed one; they never touch the journal
+-- themselves.  With no journal it records nothing (create_limit is then
+-- counted by the key's budget in this process).  fleet/ledger.lua is the same
+-- interface on a store; docs/architecture.md lists it.  A journal larger than
+-- COMPACT_LIMIT is compacted when a client opens it (records/compact.lua).
+
+local core = require "starvideos.core"
+local errors = require "starvideos.errors"
+local Budget = require "starvideos.budget"
+local journal = require "starvideos.records.journal"
+local leases = require "starvideos.records.leases"
+
+local type, ipairs, tostring, tonumber, setmetatable, require, pcall = type, ipairs, tostring, tonumber, setmetatable,
+  require, pcall
+local string_format, io_open, os_time, os_date = string.format, io.open, os.time, os.date
+local math_floor, math_min = math.floor, math.min
+local new_error = errors.new_error
+
+local L = {}
+L.__index = L
+
+L.COMPACT_LIMIT = 64 * 1024 * 1024 -- bytes: a larger journal is compacted on open
+L.SLICE = 65536                    -- bytes of samples read per turn of a loop
+
+-- The ledger of the journal at path (nil: records nothing), for a client's cfg.
+-- With a loop and its key's budget, the journal's samples feed the key's
+-- learned schedule, a slice per turn of any of the key's loops.
+function L.new(path, cfg, loop, budget)
+  local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, budget = budget or false,
+    field = "journal" }, L)
+  if path then
+    require("starvideos.records.compact").maybe_compact(path, L.COMPACT_LIMIT)
+    local Schedule = require "starvideos.extras.schedule"
+    if budget and Schedule.first_read(budget, path) then
+      self.schedule, self.reader = Schedule.of(budget, cfg), require("starvideos.records.samples").reader(path)
+      if loop then budget:share(self) else repeat until self:turn() end
+    end
+  end
+  return self
+end
+
+-- One slice of the journal's samples into the schedule: whether it is done.
+function L:turn()
+  local r = self.reader
+  if not r then return true end
+  local list, done = r:next(L.SLICE)
+  local Job = require "starvideos.job"
+  for _, t in ipairs(list or {}) do
+    if t.took then self.schedule:learn(Job.kind_of(t.model, t.duration, t.resolution), t.model, t.took, t.within) end
+  end
+  if done or not list then self.reader = nil; return true end
+  return false
+end
+
+local function append(self, rec, sync)
+  if self.path then return journal.append(self.path, rec, sync) end
+  return true
+end
+
+-- This process's lease on the journal, taken at its first record and held
+-- until the ledger closes: its id and where it is when not under
+-- <journal>.owners/ (records say `lease`); or nil, err.
+function L:owner()
+  if not self.path then return nil, "no journal" end
+  if self.lease then return self.lease.id, self.lease.elsewhere end
+  if self.closed then return nil, "the ledger is closed" end
+  local lease, err = leases.hold(self.path)
+  if not lease then return nil, err end
+  self.lease = lease
+  return lease.id, lease.elsewhere
+end
+
+-- Its client closed: its share of the process's lease goes.
+function L:close()
+  local lease = self.lease
+  self.lease, self.closed = nil, true
+  if lease then leases.release(lease) end
+end
+
+-- A job cancelled: nothing held for it here (every record is written at once).
+function L.forget() end
+
+function L:keeper() return leases.keeper(self.path) end
+function L:orphans(k) return leases.orphans(self.path, k) end
+function L:owed_orphans(k) return leases.owed_orphans(self.path, k) end
+
+-- ------------------------------------------------------------ create_limit
+
+local function refused(limit, n, oldest, t, where)
+  local wait = oldest + limit.per - t
+  return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s (at most %d%s):"
+    .. " the next create is allowed in %d s (at %s)", n, limit.per, limit.count, where or "",
+    math_floor(wait + 0.999), os_date("!%Y-%m-%d %H:%M:%S UTC", math_floor(oldest + limit.per + 0.999))),
+    { field = "create_limit", retry_after = wait })
+end
+
+-- The times of the pending records of the last `per` seconds, newest first,
+-- at most count of them, read from the journal's end backwards.
+local function recent_creates(path, limit, t)
+  local f, times = io_open(path, "rb"), {}
+  if not f then return times end
+  local pos, carry, cutoff = f:seek("end") or 0, "", t - limit.per
+  while pos > 0 do
+    local n = math_min(L.SLICE, pos)
+    pos = pos - n
+    f:seek("set", pos)
+    local lines = {}
+    for line in ((f:read(n) or "") .. carry):gmatch("[^\n]+") do lines[#lines + 1] = line end
+    carry = pos > 0 and table.remove(lines, 1) or ""
+    for i = #lines, 1, -1 do
+      local when = tonumber(lines[i]:match('"time":(%d+)'))
+      if when and when < cutoff - 5 then f:close(); return times end -- past the window (5 s: writers' clocks)
+      if when and when >= cutoff and lines[i]:find('"event":"pending"', 1, true) then
+        times[#times + 1] = when
+        if #times >= limit.count then f:close(); return times end
+      end
+    end
+  end
+  f:close()
+  return times
+end
+
+-- The create may go (its pending record written under the same hold of the
+-- journal's lock), or nil, err: budget.lua's rule over the journal's records.
+local function limited(self, rec)
+  local limit, t = self.cfg.create_limit, os_time()
+  if not self.path then
+    local ok, _, n, oldest = self.budget:count_create(limit, t)
+    if ok then return true end
+    return refused(limit, n, oldest, t)
+  end
+  local lock, err = core.lock_journal(self.path, true)
+  if not lock then return nil, err end
+  local ok, times = pcall(recent_creates, self.path, limit, t)
+  if not ok then lock:unlock(); return nil, tostring(times) end
+  if Budget.limit_rule(times, t, limit.count, limit.per) > 0 then
+    lock:unlock()
+    return refused(limit, #times, times[limit.count], t)
+  end
+  rec.time = t
+  local line, lerr = journal.line(rec)
+  local done, werr
+  if line then done, werr = lock:append(self.path, line, true) end
+  lock:unlock()
+  if not done then return nil, lerr or werr end
+  return true
+end
+
+-- ------------------------------------------------------------ records
+
+-- A synced pending record before a create is sent (and create_limit): true,
+-- or nil, err (nothing is sent then).
+function L:before_create(params, lid, out)
+  if not self.path and not self.cfg.create_limit then return true end
+  local ok, err, owner, elsewhere = true, nil, nil, nil
+  if self.path then
+    ok, err = journal.check(self.path)
+    if ok then owner, elsewhere = self:owner(); ok, err = owner ~= nil, elsewhere end
+  end
+  if ok then
+    local rec = { event = "pending", ["local"] = lid, model = params.model, owner = owner, lease = elsewhere, out = out,
+      prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
+    if self.cfg.create_limit then
+      ok, err = limited(self, rec)
+      if not ok and type(err) == "table" then return nil, err end
+    else
+      ok, err = append(self, rec, true)
+    end
+  end
+  if ok then
+    if lid then self.outs[lid] = out end -- for the created record
+    return true
+  end
+  return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" })
+end
+
+-- The task's id, synced, once it is known: true, or nil, err (created = true).
+function L:created(task, params, lid)
+  local out = lid and self.outs[lid]
+  if lid then self.outs[lid] = nil end
+  local owner, elsewhere
+  if self.path then owner, elsewhere = self:owner() end
+  local ok, err = append(self, { event = "created", id = task.id, ["local"] = lid, model = params.model,
+    duration = params.duration, resolution = params.resolution, prompt = params.prompt,
+    owner = owner, lease = owner and elsewhere or nil, out = out }, true)
+  if ok then return true end
+  return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
+    { task = task, id = task.id, field = "journal", created = true })
+end
+
+-- A create that failed, as the core's verdict decided: `created` (its id was
+-- read), else `maybe_created` (the pending record stands), else abandoned.
+function L:create_failed(err, params, lid)
+  local out = lid and self.outs[lid]
+  if lid then self.outs[lid] = nil end
+  if not self.path then return end
+  if err.created then
+    local owner, elsewhere = self:owner()
+    append(self, { event = "created", id = err.id, ["local"] = lid, model = params.model, prompt = params.prompt,
+      uncertain = true, owner = owner, lease = owner and elsewhere or nil, out = out }, true)
+  elseif not err.maybe_created then
+    append(self, { event = "abandoned", ["local"] = lid })
+  else
+    err.pending = lid
+  end
+end
+
+function L:status(id, status, took, within)
+  if self.path then append(self, { event = "status", id = id, status = status, took = took, within = within }) end
+end
+
+function L:downloaded(id, path)
+  if self.path then append(self, { event = "downloaded", id = id, path = path }) end
+end
+
+-- A download a close stopped left part (for path): the next download, resume
+-- or keep of the task goes on from it with Range.
+function L:part(id, part, path)
+  if self.path then return append(self, { event = "part", id = id, part = part, path = path }, true) end
+end
+
+-- A webhook event recorded owed (extras/notify.lua), synced before it is sent.
+function L:owe(wid, task_id, body)
+  if not self.path then return true end
+  local owner, elsewhere = self:owner()
+  return append(self, { event = "owed", wid = wid, task = task_id, body = body, owner = owner,
+    lease = owner and elsewhere or nil }, true)
+end
+
+-- Its receiver took it (or refused it for good, with status).
+function L:delivered(wid, status)
+  if self.path then append(self, { event = "delivered", wid = wid, status = status }) end
+end
+
+-- The tasks neither downloaded nor failed: {id=, model=, out=} (out: where a
+-- .part of it was left, while it still is).
+function L:unfinished()
+  if not self.path then return nil, "no journal" end
+  local list, err = journal.read(self.path)
+  if not list then return nil, err end
+  local left, out = journal.parts(self.path), {}
+  for i, t in ipairs(journal.unfinished(list)) do
+    local dest = left[t.id]
+    if dest and core.file_kind(dest .. ".part") ~= "file" then dest = nil end -- gone since: a fresh start
+    out[i] = { id = t.id, model = t.model, out = dest }
+  end
+  return out
+end
+
+-- The creates whose answer never came.
+function L:pending()
+  if not self.path then return nil, "no journal" end
+  local list, err, pending = journal.read(self.path)
+  if not list then return nil, err end
+  return pending
+end
+
+return L

@@ -1,0 +1,129 @@
+-- The samples a journal holds for the learned schedule (extras/schedule.lua):
+-- each completed task's kind and how long it took, read from the journal's end
+-- backwards, a bounded slice per call, so that a long journal is never read
+-- whole inside a step (the loop gives each reader a turn: records/ledger.lua).
+
+local core = require "starvideos.core"
+local config = require "starvideos.config"
+local cjson = require("cjson.safe").new()
+
+local io_open, ipairs, type, tostring, setmetatable, math_min, error, next =
+  io.open, ipairs, type, tostring, setmetatable, math.min, error, next
+
+local S = {}
+
+-- What the learned schedule reads, from the end of the journal backwards, a
+-- bounded slice per call.  The caps: config's `samples` per kind (the
+-- schedule keeps no more), S.MAX in all, and S.BYTES read in all.
+S.MAX = 2000              -- samples in all
+S.BYTES = 8 * 1024 * 1024 -- bytes read in all
+
+local Reader = {}
+Reader.__index = Reader
+
+-- samples(path) -> reader: reader:next(max_bytes) -> list, done.  A journal
+-- that is missing or not a regular file gives no samples.
+function S.reader(path)
+  local r = setmetatable({ pos = 0, read = 0, count = 0, done = true, per_kind = {}, waiting = {} }, Reader)
+  local kind = core.file_kind(path)
+  if kind ~= "file" and kind ~= "link" then return r end
+  local f = io_open(path, "rb")
+  if not f then return r end
+  local size = f:seek("end")
+  if not size then f:close(); return r end
+  r.f, r.pos, r.done = f, size, false
+  return r
+end
+
+local function add_sample(r, out, model, duration, resolution, took, within)
+  if type(took) ~= "number" or type(model) ~= "string" then return end
+  local key = model .. "|" .. tostring(duration) .. "|" .. tostring(resolution)
+  local n = (r.per_kind[key] or 0) + 1
+  if n > config.DEFAULTS.samples then return end
+  r.per_kind[key] = n
+  r.count = r.count + 1
+  out[#out + 1] = { model = model, duration = duration, resolution = resolution, took = took,
+    within = type(within) == "number" and within or nil }
+end
+
+-- One line, newest first: a completion record (status with took) waits for its
+-- task's created record (further back) to name the kind, unless it names it.
+local WORDS = { '"took"', '"created"' }
+local function sample_line(r, line, out)
+  local waiting = r.waiting
+  if not (line:find('"took"', 1, true) or (next(waiting) and line:find('"created"', 1, true))) then return end
+  local rec = cjson.decode(line)
+  if type(rec) ~= "table" or type(rec.id) ~= "string" then return end
+  local ev = rec.event
+  if ev == "sample" or (ev == "status" and rec.model ~= nil) then
+    add_sample(r, out, rec.model, rec.duration, rec.resolution, rec.took, rec.within)
+  elseif ev == "status" and type(rec.took) == "number" then
+    if not waiting[rec.id] then waiting[rec.id] = rec end
+  elseif ev == "created" and waiting[rec.id] then
+    local w = waiting[rec.id]
+    waiting[rec.id] = nil
+    add_sample(r, out, rec.model, rec.duration, rec.resolution, w.took, w.within)
+  end
+end
+
+function Reader:next(max_bytes)
+  if self.done then return {}, true end
+  if type(max_bytes) ~= "number" or max_bytes < 1 then
+    error("reader:next: expected a number of bytes >= 1, got " .. tostring(max_bytes), 2)
+  end
+  local n = math_min(max_bytes, self.pos, S.BYTES - self.read)
+  local start = self.pos - n
+  local out, chunk = {}, ""
+  if n > 0 and self.f:seek("set", start) then chunk = self.f:read(n) or "" end
+  self.pos, self.read = start, self.read + n
+  -- segments of the chunk between newlines: the first ends a line begun in an
+  -- earlier slice (kept for the next call, unless this is the start), the last
+  -- begins the line the previous call kept; those between are whole lines, cut
+  -- out (sub) only when they hold a word a sample needs
+  local firsts, lasts, k, at = { 1 }, {}, 1, 1
+  while true do
+    local nl = chunk:find("\n", at, true)
+    if not nl then break end
+    lasts[k], k, at = nl - 1, k + 1, nl + 1
+    firsts[k] = at
+  end
+  lasts[k] = #chunk
+  local tail = chunk:sub(firsts[k]) .. (self.carry or "")
+  self.carry = nil
+  if k > 1 or start == 0 then
+    sample_line(self, tail, out)
+  else
+    self.carry = tail -- no newline in the slice: all of it belongs to one line
+  end
+  local wanted = {}
+  for _, word in ipairs(WORDS) do
+    local seg, pos = 1, 1
+    while true do
+      pos = chunk:find(word, pos, true)
+      if not pos then break end
+      while lasts[seg] < pos do seg = seg + 1 end
+      wanted[seg], pos = true, lasts[seg] + 2
+    end
+  end
+  for i = k - 1, 2, -1 do
+    if self.count >= S.MAX then break end
+    if wanted[i] then sample_line(self, chunk:sub(firsts[i], lasts[i]), out) end
+  end
+  if k > 1 then
+    if start > 0 then self.carry = chunk:sub(1, lasts[1]) else sample_line(self, chunk:sub(1, lasts[1]), out) end
+  end
+  if start == 0 or self.read >= S.BYTES or self.count >= S.MAX then
+    self.done = true
+    self.f:close()
+    self.f, self.carry, self.waiting = nil, nil, {}
+  end
+  return out, self.done
+end
+
+-- Stop reading early (the file is closed; later calls give nothing).
+function Reader:close()
+  if self.f then self.f:close() end
+  self.f, self.done = nil, true
+end
+
+return S
