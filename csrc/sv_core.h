@@ -207,9 +207,8 @@ typedef struct sv_json_sink {
   void *ctx;
 } sv_json_sink;
 
-/* sv_json_scan that also hands the whole object to sink (may be NULL). */
-SV_API int sv_json_read(const char *text, size_t len, sv_json_member *m, int max, const sv_json_sink *sink,
-                        char *why, size_t whylen);
+/* sv_json_scan that hands the whole object to sink (may be NULL), listing none. */
+SV_API int sv_json_read(const char *text, size_t len, const sv_json_sink *sink, char *why, size_t whylen);
 
 /* Visit each complete top-level member of a JSON object, in text order.  Returns
    the member count when text is one well-formed object, else -1 with why; the

@@ -6,7 +6,6 @@
 
 #include <limits.h>
 #include <locale.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,357 +35,252 @@ void sv_json_string(sv_buf *out, const char *s, size_t len) {
   sv_buf_add(out, "\"", 1);
 }
 
-/* The scan keeps its position in a local index that each step takes and gives
-   back (SCAN_FAILED once why is written), so that the hot loops work in
-   registers rather than on a field in memory. */
 typedef struct scanner {
   const char *s;
-  size_t len;
+  size_t len, pos;
   char *why;
   size_t whylen;
   sv_json_visit visit; /* called for each complete top-level member, or NULL */
   void *ctx;
-  sv_json_member *m;   /* sv_json_read's list: the first max members are written there */
-  int max;
   int count;           /* top-level members seen */
   const sv_json_sink *sink; /* handed every part, or NULL */
   int escaped;         /* the last string scanned held a backslash */
 } scanner;
 
 #define MAX_DEPTH 64
-/* What a step returns in place of a position once it has failed: no position is
-   that large, since it is at most the length of text, an object in memory. */
-#define SCAN_FAILED ((size_t)-1)
 
-static size_t fail(const scanner *sc, size_t pos, const char *what) {
-  if (pos >= sc->len)
+static int fail(scanner *sc, const char *what) {
+  if (sc->pos >= sc->len)
     snprintf(sc->why, sc->whylen, "truncated: %s at the end of %zu bytes", what, sc->len);
   else
-    snprintf(sc->why, sc->whylen, "%s at byte %zu", what, pos + 1);
-  return SCAN_FAILED;
+    snprintf(sc->why, sc->whylen, "%s at byte %zu", what, sc->pos + 1);
+  return -1;
 }
 
-/* JSON's four whitespace bytes, as bits of a mask: all are at most ' ' */
-#define WS_BITS ((UINT64_C(1) << ' ') | (UINT64_C(1) << '\t') | (UINT64_C(1) << '\n') | (UINT64_C(1) << '\r'))
-
-/* The position past the whitespace at pos. */
-static size_t skip_ws_run(const unsigned char *s, size_t len, size_t pos) {
-  while (pos < len && s[pos] <= ' ' && (WS_BITS >> s[pos] & 1)) pos++;
-  return pos;
+static void skip_ws(scanner *sc) {
+  while (sc->pos < sc->len && (sc->s[sc->pos] == ' ' || sc->s[sc->pos] == '\t' || sc->s[sc->pos] == '\n' ||
+                               sc->s[sc->pos] == '\r'))
+    sc->pos++;
 }
 
-/* The same, inlined where it is used as one test that usually ends it: the
-   service's answers are compact, a byte above ' ' comes next. */
-static inline size_t skip_ws(const unsigned char *s, size_t len, size_t pos) {
-  return pos < len && s[pos] <= ' ' ? skip_ws_run(s, len, pos) : pos;
+/* Whether the byte past any whitespace is c (the position is left on it). */
+static int next_is(scanner *sc, char c) {
+  skip_ws(sc);
+  return sc->pos < sc->len && sc->s[sc->pos] == c;
 }
 
-/* Whether the byte at *pos, past any whitespace (*pos moves past that), is c:
-   the byte is tried before the whitespace, as compact text has none. */
-static inline int next_is(const unsigned char *s, size_t len, size_t *pos, unsigned char c) {
-  if (*pos < len && s[*pos] == c) return 1;
-  *pos = skip_ws(s, len, *pos);
-  return *pos < len && s[*pos] == c;
-}
-
-/* one unsigned compare: c is '0' .. '9' */
-#define IS_DIGIT(c) ((unsigned)(c) - '0' <= 9u)
-
-static int ishex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+static int is_digit(scanner *sc) { return sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9'; }
 
 /* The four hex digits at pos, into *cp; 0 when they are not there. */
 static int hex4(const scanner *sc, size_t pos, unsigned *cp) {
   size_t i;
   *cp = 0;
   for (i = 0; i < 4; i++) {
-    char c;
-    if (pos + i >= sc->len || !ishex(sc->s[pos + i])) return 0;
-    c = sc->s[pos + i];
-    *cp = *cp * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    char c = pos + i < sc->len ? sc->s[pos + i] : 0;
+    if (c >= '0' && c <= '9') *cp = *cp * 16 + (unsigned)(c - '0');
+    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') *cp = *cp * 16 + (unsigned)((c | 0x20) - 'a' + 10);
+    else return 0;
   }
   return 1;
 }
 
-/* The bytes that end a run of plain string bytes: '"', '\\' and control characters. */
-static const unsigned char string_stop[256] = {
-  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-  0, 0, 1, ['\\'] = 1
-};
-
-/* Eight string bytes at once (SWAR): a byte's 0x80 bit is set in the result when
-   it is below 0x20 or '"' (the byte xor 2 is then below 0x21: xor 2 moves no
-   other byte there) or '\\' (xor '\\' is 0).  Each test: the byte less the bound
-   borrows, and the byte itself is below 0x80.  A borrow may also flag a byte above
-   a true one, never one below: the lowest flagged byte is the first that stops. */
-#define ONES UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
-
-static inline uint64_t string_stops8(uint64_t w) {
-  return (((w ^ ONES * 2) - ONES * 0x21) | ((w ^ ONES * '\\') - ONES)) & ~w & HIGHS;
-}
-
-/* The index of the lowest flagged byte of f (not 0): that flag alone, moved down
-   to bit 0 of its byte, times a constant whose byte 7 - k is k brings k to the top. */
-static inline size_t lowest_flag(uint64_t f) {
-  return (size_t)(((f & (0 - f)) >> 7) * UINT64_C(0x0001020304050607) >> 56);
-}
-
-/* Whether a loaded word's lowest byte is its first in memory: a constant. */
-static inline int little_endian(void) {
-  const uint64_t one = 1;
-  unsigned char first;
-  memcpy(&first, &one, 1);
-  return first == 1;
-}
-
-/* The escape whose backslash is at pos (two when a surrogate pair): the position
-   of its last byte, or SCAN_FAILED.  Out of the string loop: escapes are rare. */
-static size_t scan_escape(scanner *sc, size_t pos) {
+/* The escape whose backslash is at the position (two when a surrogate pair),
+   left on its last byte. */
+static int scan_escape(scanner *sc) {
   char e;
   sc->escaped = 1;
-  if (++pos >= sc->len) return fail(sc, pos, "unterminated string");
-  e = sc->s[pos];
+  if (++sc->pos >= sc->len) return fail(sc, "unterminated string");
+  e = sc->s[sc->pos];
   if (e == 'u') {
-    unsigned cp;
-    if (!hex4(sc, pos + 1, &cp)) return fail(sc, pos, "bad \\u escape");
-    pos += 4;
+    unsigned cp, lo;
+    if (!hex4(sc, sc->pos + 1, &cp)) return fail(sc, "bad \\u escape");
+    sc->pos += 4;
     /* surrogates come in pairs, as lua-cjson demands */
-    if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(sc, pos, "lone low surrogate in a \\u escape");
+    if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(sc, "lone low surrogate in a \\u escape");
     if (cp >= 0xD800 && cp <= 0xDBFF) {
-      unsigned lo;
-      if (pos + 2 >= sc->len || sc->s[pos + 1] != '\\' || sc->s[pos + 2] != 'u' || !hex4(sc, pos + 3, &lo) ||
-          lo < 0xDC00 || lo > 0xDFFF)
-        return fail(sc, pos, "lone high surrogate in a \\u escape");
-      pos += 6;
+      if (sc->pos + 2 >= sc->len || sc->s[sc->pos + 1] != '\\' || sc->s[sc->pos + 2] != 'u' ||
+          !hex4(sc, sc->pos + 3, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+        return fail(sc, "lone high surrogate in a \\u escape");
+      sc->pos += 6;
     }
   } else if (e == '\0' || !strchr("\"\\/bfnrt", e)) { /* (strchr would find a NUL: its terminator) */
-    return fail(sc, pos, "bad escape in a string");
+    return fail(sc, "bad escape in a string");
   }
-  return pos;
+  return 0;
 }
 
-/* The end of the plain string bytes from pos: the first '"', '\\' or control
-   byte, or len.  8 at a time while 8 remain, then one at a time (and there, on a
-   machine where a word's lowest byte is not its first, the flagged word's). */
-static inline size_t plain_run(const unsigned char *s, size_t len, size_t pos) {
-  const size_t wide = len >= 8 ? len - 7 : 0; /* below it, 8 bytes remain */
-  while (pos < wide) {
-    uint64_t w, f;
-    memcpy(&w, s + pos, 8);
-    f = string_stops8(w);
-    if (f) {
-      if (little_endian()) return pos + lowest_flag(f);
-      break;
-    }
-    pos += 8;
-  }
-  while (pos < len && !string_stop[s[pos]]) pos++;
-  return pos;
-}
-
-/* A string is scanned where it is used: its first plain run (the whole string
-   but its closing quote, as a rule), then, when that did not end at a '"', this:
-   from the byte at pos that ended the run, the string's escapes and end, or why
-   it fails; the position past the closing quote, sc->escaped set. */
-static size_t scan_string_rest(scanner *sc, size_t pos) {
-  const unsigned char *s = (const unsigned char *)sc->s;
-  const size_t len = sc->len;
+/* The string whose opening quote is at the position (a key or a value): the
+   position moves past its closing quote, sc->escaped set. */
+static int scan_string(scanner *sc) {
   sc->escaped = 0;
-  for (;;) {
-    if (pos >= len) return fail(sc, pos, "unterminated string");
-    if (s[pos] == '"') return pos + 1;
-    if (s[pos] < 0x20) return fail(sc, pos, "control character in a string");
-    if ((pos = scan_escape(sc, pos)) == SCAN_FAILED) return SCAN_FAILED;
-    pos = plain_run(s, len, pos + 1);
+  for (sc->pos++;; sc->pos++) {
+    unsigned char c;
+    if (sc->pos >= sc->len) return fail(sc, "unterminated string");
+    c = (unsigned char)sc->s[sc->pos];
+    if (c == '"') break;
+    if (c < 0x20) return fail(sc, "control character in a string");
+    if (c == '\\' && scan_escape(sc)) return -1;
   }
+  sc->pos++;
+  return 0;
 }
 
-static size_t scan_number(scanner *sc, size_t pos) {
-  const unsigned char *s = (const unsigned char *)sc->s;
-  const size_t len = sc->len, start = pos;
-  if (s[pos] == '-') pos++;
-  if (pos < len && s[pos] == '0') {
-    pos++;
+static int scan_number(scanner *sc) {
+  size_t start = sc->pos;
+  if (sc->s[sc->pos] == '-') sc->pos++;
+  if (sc->pos < sc->len && sc->s[sc->pos] == '0') {
+    sc->pos++;
   } else {
-    if (pos >= len || !IS_DIGIT(s[pos])) return fail(sc, pos, "bad number"); /* '0' was taken above */
-    while (++pos < len && IS_DIGIT(s[pos])) {}
+    if (!is_digit(sc)) return fail(sc, "bad number");
+    while (is_digit(sc)) sc->pos++;
   }
-  if (pos < len && s[pos] == '.') {
-    if (++pos >= len || !IS_DIGIT(s[pos])) return fail(sc, pos, "bad number");
-    while (++pos < len && IS_DIGIT(s[pos])) {}
+  if (sc->pos < sc->len && sc->s[sc->pos] == '.') {
+    sc->pos++;
+    if (!is_digit(sc)) return fail(sc, "bad number");
+    while (is_digit(sc)) sc->pos++;
   }
-  if (pos < len && (s[pos] == 'e' || s[pos] == 'E')) {
-    pos++;
-    if (pos < len && (s[pos] == '+' || s[pos] == '-')) pos++;
-    if (pos >= len || !IS_DIGIT(s[pos])) return fail(sc, pos, "bad number");
-    while (++pos < len && IS_DIGIT(s[pos])) {}
+  if (sc->pos < sc->len && (sc->s[sc->pos] == 'e' || sc->s[sc->pos] == 'E')) {
+    sc->pos++;
+    if (sc->pos < sc->len && (sc->s[sc->pos] == '+' || sc->s[sc->pos] == '-')) sc->pos++;
+    if (!is_digit(sc)) return fail(sc, "bad number");
+    while (is_digit(sc)) sc->pos++;
   }
-  if (sc->sink) sc->sink->number(sc->sink->ctx, sv_json_number(sc->s + start, pos - start));
-  return pos;
+  if (sc->sink) sc->sink->number(sc->sink->ctx, sv_json_number(sc->s + start, sc->pos - start));
+  return 0;
 }
 
-/* word is n bytes long (a constant: memcmp becomes a compare or two) */
-static inline size_t scan_literal(scanner *sc, size_t pos, const char *word, size_t n, char type) {
-  if (sc->len - pos < n || memcmp(sc->s + pos, word, n) != 0) return fail(sc, pos, "unexpected character");
+static int scan_literal(scanner *sc, const char *word, char type) {
+  size_t n = strlen(word);
+  if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0) return fail(sc, "unexpected character");
   if (sc->sink) sc->sink->literal(sc->sink->ctx, type);
-  return pos + n;
+  sc->pos += n;
+  return 0;
 }
 
-/* The string whose opening quote is at pos (a key or a value): the position
-   past its closing quote, sc->escaped set; or SCAN_FAILED.  Its first plain run,
-   as a rule the whole string but its closing quote, is scanned here, inline. */
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((always_inline)) /* (two callers, both hot: gcc would otherwise call it) */
-#endif
-static inline size_t scan_string(scanner *sc, size_t pos) {
-  size_t end = plain_run((const unsigned char *)sc->s, sc->len, pos + 1);
-  if (end < sc->len && sc->s[end] == '"') {
-    sc->escaped = 0;
-    return end + 1;
-  }
-  return scan_string_rest(sc, end);
-}
+static int scan_container(scanner *sc, int depth);
 
-static size_t scan_container(scanner *sc, size_t pos, int depth);
-
-/* The value at pos, after any whitespace (its caller has skipped that). */
-static size_t scan_value(scanner *sc, size_t pos, int depth, char *type) {
-  const char *text = sc->s;
-  const size_t len = sc->len;
-  size_t end;
-  if (pos >= len) return fail(sc, pos, "expected a value");
-  if (text[pos] == '"') { /* the commonest value, before the switch */
+/* The value at the position (whitespace skipped already); its type in *type. */
+static int scan_value(scanner *sc, int depth, char *type) {
+  size_t start = sc->pos;
+  if (sc->pos >= sc->len) return fail(sc, "expected a value");
+  switch (sc->s[sc->pos]) {
+  case '"':
     *type = 's';
-    if ((end = scan_string(sc, pos)) == SCAN_FAILED) return SCAN_FAILED;
-    if (sc->sink) sc->sink->string(sc->sink->ctx, text + pos, end - pos, sc->escaped);
-    return end;
-  }
-  switch (text[pos]) {
-  case '{': *type = 'o'; return scan_container(sc, pos, depth);
-  case '[': *type = 'a'; return scan_container(sc, pos, depth);
-  case 't': *type = 't'; return scan_literal(sc, pos, "true", 4, 't');
-  case 'f': *type = 'f'; return scan_literal(sc, pos, "false", 5, 'f');
-  case 'n': *type = 'z'; return scan_literal(sc, pos, "null", 4, 'z');
-  case '-': case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
+    if (scan_string(sc)) return -1;
+    if (sc->sink) sc->sink->string(sc->sink->ctx, sc->s + start, sc->pos - start, sc->escaped);
+    return 0;
+  case '{': *type = 'o'; return scan_container(sc, depth);
+  case '[': *type = 'a'; return scan_container(sc, depth);
+  case 't': *type = 't'; return scan_literal(sc, "true", 't');
+  case 'f': *type = 'f'; return scan_literal(sc, "false", 'f');
+  case 'n': *type = 'z'; return scan_literal(sc, "null", 'z');
+  default:
     *type = 'n';
-    return scan_number(sc, pos);
-  default: return fail(sc, pos, "unexpected character");
+    if (sc->s[sc->pos] == '-' || (sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9')) return scan_number(sc);
+    return fail(sc, "unexpected character");
   }
 }
 
-/* Objects and arrays.  At depth 0 (the top-level object) each member is listed and
-   handed to the visitor as soon as its value is complete, before what follows is
-   read: a prefix of a cut answer still gives the members it holds whole. */
-static size_t scan_container(scanner *sc, size_t pos, int depth) {
-  const char *text = sc->s;
-  const unsigned char *s = (const unsigned char *)text;
-  const size_t len = sc->len;
+/* Objects and arrays.  At depth 0 (the top-level object) each member is handed
+   to the visitor as soon as its value is complete, before what follows is read:
+   a prefix of a cut answer still gives the members it holds whole. */
+static int scan_container(scanner *sc, int depth) {
   const sv_json_sink *sink = sc->sink;
-  const unsigned char close = s[pos] == '{' ? '}' : ']';
-  const int is_obj = close == '}', top = depth == 0 && is_obj; /* top: its members are listed */
-  if (depth >= MAX_DEPTH) return fail(sc, pos, "nesting too deep");
+  const char close = sc->s[sc->pos] == '{' ? '}' : ']';
+  const int is_obj = close == '}';
+  if (depth >= MAX_DEPTH) return fail(sc, "nesting too deep");
   if (sink) sink->open(sink->ctx, !is_obj);
-  pos++;
-  if (next_is(s, len, &pos, close)) {
+  sc->pos++;
+  if (next_is(sc, close)) {
     if (sink) sink->close(sink->ctx);
-    return pos + 1;
+    sc->pos++;
+    return 0;
   }
-  for (;;) { /* at a member, or whitespace before it */
-    size_t kstart = 0, klen = 0, vstart;
-    char type;
+  for (;;) {
+    sv_json_member m;
+    memset(&m, 0, sizeof m);
     if (is_obj) {
-      if (!next_is(s, len, &pos, '"')) return fail(sc, pos, "expected a key string");
-      kstart = pos + 1;
-      if ((pos = scan_string(sc, pos)) == SCAN_FAILED) return SCAN_FAILED;
-      klen = pos - 1 - kstart;
-      if (sink) sink->key(sink->ctx, text + kstart - 1, klen + 2, sc->escaped);
-      if (!next_is(s, len, &pos, ':')) return fail(sc, pos, "expected ':'");
-      pos++;
+      if (!next_is(sc, '"')) return fail(sc, "expected a key string");
+      m.key = sc->s + sc->pos + 1;
+      if (scan_string(sc)) return -1;
+      m.key_len = (size_t)(sc->s + sc->pos - 1 - m.key);
+      if (sink) sink->key(sink->ctx, m.key - 1, m.key_len + 2, sc->escaped);
+      if (!next_is(sc, ':')) return fail(sc, "expected ':'");
+      sc->pos++;
     }
-    vstart = pos = skip_ws(s, len, pos);
-    if ((pos = scan_value(sc, pos, depth + 1, &type)) == SCAN_FAILED) return SCAN_FAILED;
-    if (top) {
-      sv_json_member mm, *to;
-      if (sc->count == INT_MAX) return fail(sc, pos, "too many members");
-      to = sc->count < sc->max ? &sc->m[sc->count] : &mm; /* listed in place, not through a visitor */
+    skip_ws(sc);
+    m.val = sc->s + sc->pos;
+    if (scan_value(sc, depth + 1, &m.type)) return -1;
+    m.val_len = (size_t)(sc->s + sc->pos - m.val);
+    if (depth == 0 && is_obj) {
+      if (sc->count == INT_MAX) return fail(sc, "too many members");
       sc->count++;
-      to->key = text + kstart;
-      to->key_len = klen;
-      to->val = text + vstart;
-      to->val_len = pos - vstart;
-      to->type = type;
-      if (sc->visit) sc->visit(sc->ctx, to);
+      if (sc->visit) sc->visit(sc->ctx, &m);
     }
-    if (next_is(s, len, &pos, ',')) {
-      pos++;
+    if (next_is(sc, ',')) {
+      sc->pos++;
       continue;
     }
-    if (pos >= len) return fail(sc, pos, "unterminated object or array");
-    if (s[pos] == close) {
-      if (sink) sink->close(sink->ctx);
-      return pos + 1;
-    }
-    return fail(sc, pos, is_obj ? "expected ',' or '}'" : "expected ',' or ']'");
+    if (sc->pos >= sc->len) return fail(sc, "unterminated object or array");
+    if (sc->s[sc->pos] != close) return fail(sc, is_obj ? "expected ',' or '}'" : "expected ',' or ']'");
+    if (sink) sink->close(sink->ctx);
+    sc->pos++;
+    return 0;
   }
 }
 
-/* The scan behind the three: members handed to visit (may be NULL) and listed in
-   m[0 .. max), parts to sink (may be NULL). */
-static int each(const char *text, size_t len, sv_json_visit visit, void *ctx, sv_json_member *m, int max,
-                const sv_json_sink *sink, char *why, size_t whylen) {
+/* The scan behind the others: members handed to visit (may be NULL), parts to
+   sink (may be NULL). */
+static int each(const char *text, size_t len, sv_json_visit visit, void *ctx, const sv_json_sink *sink, char *why,
+                size_t whylen) {
   scanner sc;
-  size_t pos;
-  sc.sink = sink;
-  sc.escaped = 0;
+  memset(&sc, 0, sizeof sc);
   sc.s = text;
   sc.len = text ? len : 0;
   sc.why = why;
   sc.whylen = whylen;
   sc.visit = visit;
   sc.ctx = ctx;
-  sc.m = m;
-  sc.max = m ? max : 0;
-  sc.count = 0;
+  sc.sink = sink;
   if (why && whylen) why[0] = '\0';
-  pos = skip_ws((const unsigned char *)text, sc.len, 0);
-  if (pos >= sc.len) return fail(&sc, pos, "empty body"), -1;
-  if (text[pos] != '{') return fail(&sc, pos, "expected a JSON object"), -1;
-  if ((pos = scan_container(&sc, pos, 0)) == SCAN_FAILED) return -1;
-  pos = skip_ws((const unsigned char *)text, sc.len, pos);
-  if (pos != sc.len) return fail(&sc, pos, "trailing data after the object"), -1;
+  if (!next_is(&sc, '{')) return fail(&sc, sc.pos >= sc.len ? "empty body" : "expected a JSON object");
+  if (scan_container(&sc, 0)) return -1;
+  skip_ws(&sc);
+  if (sc.pos != sc.len) return fail(&sc, "trailing data after the object");
   return sc.count;
 }
 
 int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx, char *why, size_t whylen) {
-  return each(text, len, visit, ctx, NULL, 0, NULL, why, whylen);
+  return each(text, len, visit, ctx, NULL, why, whylen);
 }
 
-int sv_json_read(const char *text, size_t len, sv_json_member *m, int max, const sv_json_sink *sink, char *why,
-                 size_t whylen) {
-  return each(text, len, NULL, NULL, m, max, sink, why, whylen);
+int sv_json_read(const char *text, size_t len, const sv_json_sink *sink, char *why, size_t whylen) {
+  return each(text, len, NULL, NULL, sink, why, whylen);
+}
+
+/* The members listed in m[0 .. max). */
+typedef struct listing { sv_json_member *m; int max, n; } listing;
+
+static void list_member(void *ctx, const sv_json_member *m) {
+  listing *l = ctx;
+  if (l->n < l->max) l->m[l->n] = *m;
+  l->n++;
 }
 
 int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max, char *why, size_t whylen) {
-  return sv_json_read(text, len, m, max, NULL, why, whylen);
+  listing l;
+  l.m = m;
+  l.max = m ? max : 0;
+  l.n = 0;
+  return each(text, len, list_member, &l, NULL, why, whylen);
 }
 
-/* A token of at most 15 digits (and a sign) is a whole number a double holds
-   exactly: read here, as strtod would read it, for a fraction of its cost. */
+/* The double a JSON number token means, as strtod reads it in the "C" locale. */
 double sv_json_number(const char *s, size_t len) {
-  const char *end = s + len, *p = s, *point, *dot;
+  const char *point, *dot;
   char small[64], *copy;
   size_t plen;
   double v;
-  int neg = p < end && *p == '-';
-  if (neg) p++;
-  if (end - p >= 1 && end - p <= 15) {
-    const char *q;
-    long long n = 0;
-    for (q = p; q < end && *q >= '0' && *q <= '9'; q++) n = n * 10 + (*q - '0');
-    if (q == end) return neg ? -(double)n : (double)n; /* -0 is -0.0 */
-  }
   /* strtod reads the locale's decimal point: give it that one in place of '.' */
   point = localeconv()->decimal_point;
   plen = point && *point && strcmp(point, ".") != 0 ? strlen(point) : 0;
