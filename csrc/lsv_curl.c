@@ -18,17 +18,9 @@
 
 typedef struct lhttp { sv_http *h; lua_Integer last; } lhttp; /* last: the latest handle given */
 
-/* The transport at 1.  Its methods hold the class's metatable as their
-   upvalue: one comparison, not luaL_checkudata's lookup of the class by name
-   in the registry (every send, poll, finished and result asks). */
+/* The transport at 1, open. */
 static lhttp *check_http(lua_State *L) {
-  lhttp *lh = lua_touserdata(L, 1);
-  int ours = 0;
-  if (lh && lua_getmetatable(L, 1)) {
-    ours = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-  }
-  if (!ours) lh = luaL_checkudata(L, 1, CURL_MT); /* raises, naming what was expected */
+  lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
   if (!lh->h) luaL_error(L, "the starvideos transport is closed");
   return lh;
 }
@@ -270,13 +262,7 @@ static const luaL_Reg curl_methods[] = {
    static library's core calls it too (core.curl, lsv_core.c). */
 SV_API int lsv_curl_register(lua_State *L);
 int lsv_curl_register(lua_State *L) {
-  lsv_new_class(L, CURL_MT, NULL, t_close);
-  luaL_getmetatable(L, CURL_MT); /* the methods, each with the class as its upvalue (check_http) */
-  lua_newtable(L);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, curl_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lsv_new_class(L, CURL_MT, curl_methods, t_close);
   lsv_error_metatable(L);
   lua_pop(L, 1);
   lua_pushcfunction(L, l_curl);

@@ -45,11 +45,6 @@
 #endif
 
 #define ERROR_PAGE_MAX (64 * 1024) /* a download's error page kept for the message */
-/* Easy handles kept after their exchange for the next ones: a handle is costly
-   to make and to free, and sequential queries take one each.  A handle that
-   served an API GET keeps its options for the next API GET (only what belongs to
-   the exchange is set again: curl_easy_perform's reuse); any other is reset. */
-#define IDLE_MAX 8
 
 enum { L_NONE, L_RUNNING, L_DONE };
 
@@ -77,8 +72,7 @@ struct sv_xfer {
   int list;
   sv_op op;
   CURL *easy;
-  struct curl_slist *headers; /* a download's own, or an API request's with its client's user agent;
-                                 API requests with the transport's share h->api_headers */
+  struct curl_slist *headers;
   char *url;
   sv_buf send, recv;
   size_t max_body;
@@ -88,7 +82,6 @@ struct sv_xfer {
   char message[CURL_ERROR_SIZE + 96];
   char curl_msg[CURL_ERROR_SIZE];
   int too_big;
-  int plain_get; /* an API GET: no body, not fresh (its handle may serve the next one as it is) */
   /* downloads */
   char *file;          /* the .part */
   int fd, io_errno, body_started, body_to_file, bad_range;
@@ -137,11 +130,6 @@ struct sv_http {
   pthread_mutex_t threads_lock;
   pthread_cond_t threads_gone;
   int threads_alive;
-  CURL *idle[IDLE_MAX]; /* easy handles kept for the next exchanges */
-  unsigned char idle_get[IDLE_MAX]; /* 1: still set up for an API GET; 0: reset */
-  int n_idle;
-  /* the header lists of API requests, made once: [auth + 2 * body] */
-  struct curl_slist *api_headers[4];
   sv_left *left; /* newest first */
 };
 
@@ -211,26 +199,17 @@ static void free_secret_list(struct curl_slist *l) {
   curl_slist_free_all(l);
 }
 
-/* keep: the exchange ended normally, its handle may serve the next one */
-static void release_easy(sv_xfer *x, int keep) {
+/* The exchange's easy handle and header list go (its connection stays in the
+   multi handle's cache). */
+static void release_easy(sv_xfer *x) {
   if (x->easy) {
-    sv_http *h = x->h;
-    if (h && x->list == L_RUNNING && x->op != SV_OP_DOWNLOAD) /* a download's is never on the multi handle */
-      curl_multi_remove_handle(h->multi, x->easy);
-    if (keep && h && h->n_idle < IDLE_MAX) {
-      if (x->plain_get) curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, NULL); /* x goes; set anew on reuse */
-      else curl_easy_reset(x->easy); /* nothing of this exchange stays (options, pointers into x) */
-      h->idle_get[h->n_idle] = (unsigned char)(x->plain_get != 0);
-      h->idle[h->n_idle++] = x->easy;
-    } else {
-      curl_easy_cleanup(x->easy);
-    }
+    if (x->h && x->list == L_RUNNING && x->op != SV_OP_DOWNLOAD) /* a download's is never on the multi handle */
+      curl_multi_remove_handle(x->h->multi, x->easy);
+    curl_easy_cleanup(x->easy);
     x->easy = NULL;
   }
   if (x->headers) { free_secret_list(x->headers); x->headers = NULL; }
 }
-
-static void detach_easy(sv_xfer *x) { release_easy(x, 0); }
 
 static void close_file(sv_xfer *x) {
   if (x->fd >= 0) { close(x->fd); x->fd = -1; }
@@ -328,7 +307,6 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
 
 void sv_http_free(sv_http *h) {
   sv_xfer *x;
-  int i;
   if (!h) return;
   /* Downloads still running stop (their sockets shut down), and this waits for
      every download thread to end, those let go of before too: the threads are
@@ -343,7 +321,7 @@ void sv_http_free(sv_http *h) {
     unlink_xfer(x);
     x->waiting = 0;
     x->reaped = 1;   /* its thread, if it had one, is over */
-    detach_easy(x);
+    release_easy(x);
     close_file(x);
     x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
     if (unfinished) {
@@ -355,14 +333,12 @@ void sv_http_free(sv_http *h) {
   h->n_fetching = h->n_waiting = 0;
   pthread_cond_destroy(&h->threads_gone);
   pthread_mutex_destroy(&h->threads_lock);
-  while (h->n_idle > 0) curl_easy_cleanup(h->idle[--h->n_idle]);
   while (h->left) {
     sv_left *l = h->left;
     h->left = l->next;
     free(l->file);
     free(l);
   }
-  for (i = 0; i < 4; i++) free_secret_list(h->api_headers[i]);
   if (h->multi) curl_multi_cleanup(h->multi);
   if (h->api_key) {
     memset(h->api_key, 0, strlen(h->api_key));
@@ -381,27 +357,24 @@ const char *sv_http_secret(const sv_http *h) { return h->api_key; }
 static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
   size_t len = size * n;
-  /* (each line's first letter is looked at before any name is compared: most
-     lines are none of these) */
-  int first = len ? (unsigned char)buf[0] | 0x20 : 0;
-  if (first == 'h' && len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
+  if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
     x->retry_after[0] = '\0';
     x->range_start = x->range_total = -1;
     x->location.len = 0;
-  } else if (first == 'l' && x->follow && len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
+  } else if (x->follow && len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
     size_t a = 9, z = len;
     while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
     while (z > a && (buf[z - 1] == '\r' || buf[z - 1] == '\n' || buf[z - 1] == ' ' || buf[z - 1] == '\t')) z--;
     x->location.len = 0;
     sv_buf_add(&x->location, buf + a, z - a);
-  } else if (first == 'r' && len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
+  } else if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
     size_t a = 12, z = len;
     while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
     while (z > a && (buf[z - 1] == '\r' || buf[z - 1] == '\n' || buf[z - 1] == ' ')) z--;
     if (z - a >= sizeof x->retry_after) z = a + sizeof x->retry_after - 1;
     memcpy(x->retry_after, buf + a, z - a);
     x->retry_after[z - a] = '\0';
-  } else if (first == 'c' && x->op == SV_OP_DOWNLOAD && len > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
+  } else if (x->op == SV_OP_DOWNLOAD && len > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
     long long a = -1, b = -1, t = -1;
     char tmp[128];
     snprintf(tmp, sizeof tmp, "%.*s", (int)(len - 14 < 120 ? len - 14 : 120), buf + 14);
@@ -577,110 +550,54 @@ static int add_header(struct curl_slist **list, const char *line) {
   return 0;
 }
 
-/* The header list of an API request with the user agent ua: the key or not, a
-   body or not.  NULL: out of memory. */
-static struct curl_slist *new_api_headers(const sv_http *h, const char *ua, int auth, int body) {
-  struct curl_slist *l = NULL;
-  sv_buf b;
-  int rc = 0;
-  if (auth) {
+/* The exchange's header lines: a download's (never the key: the video lives
+   on another host), an API request's (the key when asked), a notify's (its
+   webhook-* lines).  0, or -1 out of memory. */
+static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
+  const char *p = s->headers ? s->headers : "", *nl;
+  if (x->op == SV_OP_DOWNLOAD) {
+    char range[64];
+    snprintf(range, sizeof range, "Range: bytes=%.0f-", x->offset);
+    return add_header(&x->headers, "Accept: video/mp4, */*") || (x->offset > 0 && add_header(&x->headers, range))
+           ? -1 : 0;
+  }
+  if (s->auth && x->op != SV_OP_NOTIFY) {
+    sv_buf b;
+    int rc;
     sv_buf_init(&b);
     sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
-    rc = b.oom ? -1 : add_header(&l, sv_buf_cstr(&b));
+    rc = b.oom ? -1 : add_header(&x->headers, sv_buf_cstr(&b));
     memset(b.data ? b.data : (char *)"", 0, b.len);
     sv_buf_free(&b);
-  }
-  if (!rc) {
-    sv_buf_init(&b);
-    sv_buf_addf(&b, "User-Agent: %s", ua);
-    rc = b.oom ? -1 : add_header(&l, sv_buf_cstr(&b));
-    sv_buf_free(&b);
+    if (rc) return -1;
   }
   /* "Expect:" keeps libcurl from waiting for a 100-continue before a body */
-  if (rc || add_header(&l, "Accept: application/json") ||
-      (body && (add_header(&l, "Content-Type: application/json") || add_header(&l, "Expect:")))) {
-    free_secret_list(l);
-    return NULL;
+  if (add_header(&x->headers, "Accept: application/json") ||
+      (s->body && (add_header(&x->headers, "Content-Type: application/json") || add_header(&x->headers, "Expect:"))))
+    return -1;
+  while ((nl = strchr(p, '\n')) != NULL) { /* a notify's lines (notify_headers_ok checked them) */
+    char line[512];
+    size_t n = (size_t)(nl - p);
+    memcpy(line, p, n);
+    line[n] = '\0';
+    if (add_header(&x->headers, line)) return -1;
+    p = nl + 1;
   }
-  return l;
+  return 0;
 }
 
-/* The header list of one API request with the transport's user agent, made
-   once per kind (with the key or not, with a body or not) and shared by every
-   request of that kind.  The user agent is one of its lines: libcurl would
-   format CURLOPT_USERAGENT's line anew for each request. */
-static struct curl_slist *api_headers(sv_http *h, int auth, int body) {
-  struct curl_slist **slot = &h->api_headers[(auth ? 1 : 0) + (body ? 2 : 0)];
-  if (!*slot) *slot = new_api_headers(h, h->user_agent, auth, body);
-  return *slot;
-}
-
-/* The options that stay each client's own (sv_send), for one exchange. */
-typedef struct own_opts {
-  const char *user_agent, *ca_file;
-  double connect_timeout;
-  int differ; /* not the transport's: the exchange gets a handle and headers of its own */
-} own_opts;
-
-static int same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
-
-static void own_opts_of(const sv_http *h, const sv_send *s, own_opts *o) {
-  if (!s->user_agent) {
-    o->user_agent = h->user_agent, o->ca_file = h->ca_file, o->connect_timeout = h->connect_timeout;
-    o->differ = 0;
-    return;
-  }
-  o->user_agent = s->user_agent, o->ca_file = s->ca_file, o->connect_timeout = s->connect_timeout;
-  o->differ = strcmp(s->user_agent, h->user_agent) != 0 || !same_str(s->ca_file, h->ca_file) ||
-              s->connect_timeout != h->connect_timeout;
-}
-
-/* The request's headers: 0, or -1 out of memory. */
-static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s, const own_opts *o, struct curl_slist **list) {
-  if (x->op == SV_OP_DOWNLOAD) {
-    /* no API key here: the video lives on another host */
-    if (add_header(&x->headers, "Accept: video/mp4, */*")) return -1;
-    if (x->offset > 0) {
-      char range[64];
-      snprintf(range, sizeof range, "Range: bytes=%.0f-", x->offset);
-      if (add_header(&x->headers, range)) return -1;
-    }
-    *list = x->headers;
-    return 0;
-  }
-  if (x->op == SV_OP_NOTIFY) { /* the user's own host: never the key; its webhook-* lines */
-    const char *p = s->headers ? s->headers : "", *nl;
-    *list = x->headers = new_api_headers(h, o->user_agent, 0, s->body != NULL);
-    if (!*list) return -1;
-    while ((nl = strchr(p, '\n')) != NULL) {
-      char line[512];
-      size_t n = (size_t)(nl - p);
-      if (n > 0 && n < sizeof line) {
-        memcpy(line, p, n);
-        line[n] = '\0';
-        if (add_header(&x->headers, line)) return -1;
-        *list = x->headers;
-      }
-      p = nl + 1;
-    }
-    return 0;
-  }
-  if (o->differ) *list = x->headers = new_api_headers(h, o->user_agent, s->auth, s->body != NULL);
-  else *list = api_headers(h, s->auth, s->body != NULL);
-  return *list ? 0 : -1;
-}
-
-/* The options a new (or reset) handle needs, the same for every exchange of its
-   kind and client options o. */
-static void setup_easy(sv_xfer *x, const sv_send *s, const own_opts *o) {
+/* The options of the exchange's easy handle: its client's (sv_send's
+   user_agent, ca_file and connect_timeout), else the transport's. */
+static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   CURL *e = x->easy;
+  const char *ca_file = s->user_agent ? s->ca_file : h->ca_file;
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   SV_LIMIT_PROTOCOLS(e);
-  if (s->op == SV_OP_DOWNLOAD) curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent); /* API requests: a header line */
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(o->connect_timeout));
+  curl_easy_setopt(e, CURLOPT_USERAGENT, s->user_agent ? s->user_agent : h->user_agent);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(s->user_agent ? s->connect_timeout : h->connect_timeout));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  if (o->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
+  if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
   if (s->stall > 0) {
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, to_s(s->stall));
@@ -707,27 +624,6 @@ static void setup_easy(sv_xfer *x, const sv_send *s, const own_opts *o) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&x->send));
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)x->send.len);
   }
-}
-
-/* An easy handle for an exchange: a kept one when there is one (*ready when it
-   is set up for an API GET and one is wanted), else a new one. */
-static CURL *take_easy(sv_http *h, int get, int *ready) {
-  int i;
-  CURL *e;
-  *ready = 0;
-  if (h->n_idle == 0) return curl_easy_init();
-  for (i = h->n_idle - 1; get && i >= 0; i--)
-    if (h->idle_get[i]) {
-      e = h->idle[i];
-      h->idle[i] = h->idle[h->n_idle - 1];
-      h->idle_get[i] = h->idle_get[h->n_idle - 1];
-      h->n_idle--;
-      *ready = 1;
-      return e;
-    }
-  e = h->idle[--h->n_idle];
-  if (h->idle_get[h->n_idle]) curl_easy_reset(e);
-  return e;
 }
 
 /* The .part a download writes, never through a symlink (a planted .part must
@@ -787,11 +683,7 @@ static int notify_headers_ok(const char *p) {
 sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   sv_xfer *x;
   CURL *e;
-  struct curl_slist *headers = NULL;
-  int ready;
-  own_opts o;
-  own_opts_of(h, s, &o);
-  if (o.differ && (!sv_header_value_ok(o.user_agent, strlen(o.user_agent)) || !(o.connect_timeout > 0)))
+  if (s->user_agent && (!sv_header_value_ok(s->user_agent, strlen(s->user_agent)) || !(s->connect_timeout > 0)))
     return sv_error_set(err, SV_E_INVALID, "user_agent",
                         "user_agent: control characters, or connect_timeout: not above 0"), NULL;
   if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing"), NULL;
@@ -820,7 +712,6 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   sv_buf_init(&x->location);
   x->have = x->offset;
   x->max_body = s->max_body;
-  x->plain_get = s->op != SV_OP_DOWNLOAD && !s->body && !s->fresh && !o.differ; /* kept set up for the next */
   sv_buf_init(&x->send);
   sv_buf_init(&x->recv);
   x->url = dupstr(s->url);
@@ -837,24 +728,22 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
     }
     x->have = x->offset;
   }
-  e = x->easy = take_easy(h, x->plain_get, &ready);
-  if (!x->url || x->send.oom || !e || set_headers(h, x, s, &o, &headers)) {
+  e = x->easy = curl_easy_init();
+  if (!x->url || x->send.oom || !e || set_headers(h, x, s)) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   }
-  if (!ready) setup_easy(x, s, &o);
-  /* what belongs to this exchange */
+  setup_easy(h, x, s);
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_URL, x->url);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_msg);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? to_ms(s->timeout) : 0L);
-  /* Each exchange sets it, as a kept handle may hold another client's: NULL
-     lets libcurl read the environment (https_proxy, no_proxy, ...).  An https
-     URL goes through a CONNECT tunnel, so the proxy never sees the key; an http
-     one is sent to the proxy whole, key included. */
+  /* NULL lets libcurl read the environment (https_proxy, no_proxy, ...).  An
+     https URL goes through a CONNECT tunnel, so the proxy never sees the key;
+     an http one is sent to the proxy whole, key included. */
   curl_easy_setopt(e, CURLOPT_PROXY, s->proxy);
   if (s->op == SV_OP_DOWNLOAD) {
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
@@ -932,7 +821,7 @@ static void end_xfer(sv_xfer *x, CURLcode rc) {
   } else {
     classify(x, rc);
   }
-  release_easy(x, x->op != SV_OP_DOWNLOAD); /* a download's handle (ranges, its thread) is never kept */
+  release_easy(x);
   if (x->op == SV_OP_DOWNLOAD && x->body_to_file && x->wire == SV_WIRE_NONE) {
     if (x->total < 0) x->total = x->have;
     /* the bytes written were the bytes the file holds: from where the body
@@ -1143,7 +1032,7 @@ static void fetch_start(sv_http *h) {
       x->refs = 0;
       x->wire = SV_WIRE_NOT_SENT;
       snprintf(x->message, sizeof x->message, "cannot start the download's thread: %s", strerror(rc));
-      release_easy(x, 0);
+      release_easy(x);
       close_file(x);
       unlink_xfer(x);
       push_done(h, x);
@@ -1297,7 +1186,7 @@ void sv_xfer_free(sv_xfer *x) {
 /* Frees x, off every list; the last reference's holder calls it. */
 static void xfer_destroy(sv_xfer *x) {
   if (x->threaded) x->h = NULL; /* a thread's: off h's lists already, and h may be gone */
-  detach_easy(x); /* may close a kept connection: on_fetch_close takes the lock */
+  release_easy(x); /* may close a kept connection: on_fetch_close takes the lock */
   if (x->op == SV_OP_DOWNLOAD) pthread_mutex_destroy(&x->lock);
   close_file(x);
   unlink_xfer(x);

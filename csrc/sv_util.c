@@ -68,14 +68,9 @@ const char *sv_kind_name(sv_kind k) {
   return kind_names[k];
 }
 
-/* Every field a reader looks at, without zeroing the buffers' 1.1 KB: this
-   runs a few times per request. */
 void sv_error_clear(sv_error *e) {
-  e->kind = SV_OK;
-  e->field[0] = e->message[0] = e->id[0] = '\0';
-  e->status = 0;
+  memset(e, 0, sizeof *e);
   e->retry_after = -1;
-  e->maybe_created = 0;
 }
 
 int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *fmt, ...) {
@@ -223,7 +218,6 @@ static int path_byte(unsigned char c) { return url_class[c] & URL_PATH; }
 int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err) {
   size_t i, host, digits, auth_end;
   unsigned long port = 0;
-  int plain;
   url_ctx u;
   u.field = field && *field ? field : "url";
   u.kind = kind == SV_URL_BASE ? SV_URL_BASE : SV_URL_ANY;
@@ -251,15 +245,10 @@ int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_erro
     }
     return url_bad(&u, "no scheme", 0, " (it must start with http:// or https://)");
   }
-  /* the usual URL, every byte after the scheme a path byte (no '%', '@', '?',
-     '#', space, control or non-ASCII byte): the two byte loops below cannot
-     fail on it and are skipped; the host and the port are read all the same */
-  for (host = i; host < len && path_byte((unsigned char)s[host]); host++) {}
-  plain = host == len;
   /* bytes never allowed, wherever they are; a base URL has paths appended to it,
      so it takes no query or fragment, and no '@' anywhere */
   for (auth_end = i; auth_end < len && s[auth_end] != '/' && s[auth_end] != '?' && s[auth_end] != '#'; auth_end++) {}
-  for (host = plain ? len : i; host < len; host++) {
+  for (host = i; host < len; host++) {
     unsigned char c = (unsigned char)s[host];
     if (c == '@' && (u.kind == SV_URL_BASE || host < auth_end))
       return bad_byte(&u, s, host, " (user credentials do not belong in a URL)");
@@ -296,7 +285,7 @@ int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_erro
   }
   if (i < auth_end) return bad_byte(&u, s, i, " (after the host)");
   /* the path, then (not in a base URL) a query and a fragment: the same bytes and '?' */
-  for (i = plain ? len : i; i < len; i++) {
+  for (; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c == '%') {
       if (len - i < 3 || !is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2]))
