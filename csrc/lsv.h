@@ -23,9 +23,7 @@ SV_API void lsv_push_error(lua_State *L, const sv_error *e);
 SV_API int lsv_fail(lua_State *L, const sv_error *e);
 /* The error metatable (the same in both modules), left on the stack. */
 SV_API void lsv_error_metatable(lua_State *L);
-/* A class: methods as __index (NULL: none, the caller sets it), close as __gc
-   and __close; __metatable set last (made again over a table a memory error
-   left half made, it is whole: lsv_push_kept relies on it). */
+/* A class: methods as __index, close as __gc and __close, __metatable set. */
 SV_API void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close);
 /* The verdict's Lua face: task, err, wire[, bytes, total]; the task a table
    built in C from the core's one scan of the answer (a download's: ""). */
@@ -36,19 +34,21 @@ SV_API int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secr
    type, so that C never invents a default; a number is clamped to [lo, hi]. */
 SV_API double lsv_need_number(lua_State *L, int t, const char *key, double lo, double hi, const char *where);
 SV_API const char *lsv_need_string(lua_State *L, int t, const char *key, const char *where);
+/* true, or nil and why's text (rc -1); why is freed: 1 or 2 values */
+SV_API int lsv_answer(lua_State *L, int rc, sv_buf *why);
 
-/* A finished download's open .part, handed as a value from the transport that
-   wrote it to the commit: t:result returns it (a userdata of class
-   starvideos.kept_file, whose close, __gc and __close close the descriptor),
-   core.commit and core.commit_start take it as an argument, so that the commit
-   syncs and renames the very file the download wrote, never whatever the name
-   points to later.  lsv_push_kept pushes a handle that owns no descriptor yet
-   and returns where its descriptor goes: it is made before the descriptor is
-   taken, so that an error of memory in making it loses none.
-   lsv_kept_take: the descriptor (the handle gives it up), -1 when idx is nil or
-   none (a file a Lua transport wrote: the commit opens it by name); raises on
-   another value or a handle already taken or closed. */
-SV_API int *lsv_push_kept(lua_State *L);
-SV_API int lsv_kept_take(lua_State *L, int idx);
+/* A download's .part as a Lua value (class starvideos.part: write, chunks,
+   flush, at, truncate, prepare, same, close; close, __gc and __close free it),
+   the one handle both transports and the commit take: core.part_open makes
+   one, t:result hands a whole download's over, core.commit_start takes it.
+   lsv_part_class registers the class (both modules do, when opened).
+   lsv_push_part pushes a handle holding no .part yet and returns where it
+   goes: it is made before the .part is taken from its owner, so that an error
+   of memory in making it loses none.  lsv_take_part: the .part of the handle
+   at idx, which gives it up; raises on another value, or a handle already
+   committed or closed. */
+SV_API void lsv_part_class(lua_State *L);
+SV_API sv_part **lsv_push_part(lua_State *L);
+SV_API sv_part *lsv_take_part(lua_State *L, int idx);
 
 #endif

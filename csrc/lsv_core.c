@@ -321,7 +321,6 @@ static void push_models(lua_State *L) {
 }
 
 static int l_now(lua_State *L) { lua_pushnumber(L, sv_monotonic()); return 1; }
-static int l_wallclock(lua_State *L) { lua_pushnumber(L, sv_wallclock()); return 1; }
 
 static int l_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
@@ -345,35 +344,21 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-/* commit(part, path[, file]) -> true | nil, message: the finished download
-   reaches the disk (fsync), then takes its final name, and the folder is
-   synced.  The commit acts on the file the download wrote: file, the handle
-   its transport's result gave (lsv_kept_take), else part opened now; it fails
-   when part names another file by then. */
-static int l_commit(lua_State *L) {
-  const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
-  char why[512];
-  if (sv_commit_now(lsv_kept_take(L, 3), part, path, why, sizeof why) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, why);
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* commit_start(part, path[, file]) -> handle | nil, message: the same commit
-   as commit on a helper thread, so that the caller does not wait for the disk;
-   handle:poll() says when it is done. */
+/* commit_start(part, dest) -> handle | nil, message: the .part handle (of
+   core.part_open, or a whole download's from t:result) flushed, synced,
+   checked (its size, its name still that file), renamed to dest and the
+   folder synced, on a helper thread (sv_commit_start), so that the caller
+   does not wait for the disk; the .part handle is spent.  handle:poll() says
+   when it is done. */
 static int l_commit_start(lua_State *L) {
-  const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
+  const char *dest = luaL_checkstring(L, 2);
   char why[256];
   lcommit *lc;
-  lua_settop(L, 3); /* file, or nil: the handle below comes after it */
-  lc = lua_newuserdatauv(L, sizeof *lc, 0);
+  lua_settop(L, 2);
+  lc = lua_newuserdatauv(L, sizeof *lc, 0); /* made before the .part is taken from its handle */
   lc->c = NULL;
   luaL_setmetatable(L, COMMIT_MT);
-  lc->c = sv_commit_start(lsv_kept_take(L, 3), part, path, why, sizeof why);
+  lc->c = sv_commit_start(lsv_take_part(L, 1), dest, why, sizeof why);
   if (!lc->c) {
     lua_pushnil(L);
     lua_pushstring(L, why);
@@ -423,13 +408,8 @@ static int l_append(lua_State *L) {
   size_t len;
   const char *path = luaL_checkstring(L, 1), *line = luaL_checklstring(L, 2, &len);
   sv_buf why;
-  int rc;
   sv_buf_init(&why);
-  rc = sv_file_append(path, line, len, lua_toboolean(L, 3), &why);
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
-  sv_buf_free(&why);
-  return rc == 0 ? 1 : 2;
+  return lsv_answer(L, sv_file_append(path, line, len, lua_toboolean(L, 3), &why), &why);
 }
 
 /* lock_journal(path[, create]) -> lock | nil, message: the journal under the
@@ -480,28 +460,18 @@ static int k_append(lua_State *L) {
   size_t len;
   const char *path = luaL_checkstring(L, 2), *line = luaL_checklstring(L, 3, &len);
   sv_buf why;
-  int rc;
   if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
   sv_buf_init(&why);
-  rc = sv_file_append_held(lk->fd, path, line, len, lua_toboolean(L, 4), &why);
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
-  sv_buf_free(&why);
-  return rc == 0 ? 1 : 2;
+  return lsv_answer(L, sv_file_append_held(lk->fd, path, line, len, lua_toboolean(L, 4), &why), &why);
 }
 
 static int k_replace(lua_State *L) {
   llock *lk = luaL_checkudata(L, 1, LOCK_MT);
   const char *tmp = luaL_checkstring(L, 2), *path = luaL_checkstring(L, 3);
   sv_buf why;
-  int rc;
   if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
   sv_buf_init(&why);
-  rc = sv_file_replace(lk->fd, tmp, path, &why);
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
-  sv_buf_free(&why);
-  return rc == 0 ? 1 : 2;
+  return lsv_answer(L, sv_file_replace(lk->fd, tmp, path, &why), &why);
 }
 
 static int k_unlock(lua_State *L) {
@@ -513,13 +483,8 @@ static int k_unlock(lua_State *L) {
 /* writable(path) -> true | nil, message */
 static int l_writable(lua_State *L) {
   sv_buf why;
-  int rc;
   sv_buf_init(&why);
-  rc = sv_file_writable(luaL_checkstring(L, 1), &why);
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
-  sv_buf_free(&why);
-  return rc == 0 ? 1 : 2;
+  return lsv_answer(L, sv_file_writable(luaL_checkstring(L, 1), &why), &why);
 }
 
 /* file_kind(path) -> "file" | "folder" | "link" | "other" | nil, message, errno:
@@ -534,154 +499,19 @@ static int l_file_kind(lua_State *L) {
   return 3;
 }
 
-/* ------------------------------------------ a download's .part (sv_part)
-
-   part_open(path, offset) -> handle | nil, message[, "short"]: the .part a Lua
-   transport writes through one descriptor (sv_core.h: sv_part_open); "short"
-   when offset > 0 cannot be gone on from (missing, shorter, not one regular
-   file): start again from 0.  The handle:
-     write(s[, i[, j]]) -> true | nil, message   s's bytes i..j, buffered
-     chunks(s, i) -> i', bytes | nil, message     the whole chunks of a chunked
-                                                  body in s from i (sv_part_chunks)
-     flush() -> true | nil, message
-     at() -> bytes accepted (the offset of the next byte)
-     truncate(at) -> true | nil, message          cut there, write on from there
-     commit(dest) -> true | nil, message          sv_part_commit, here and now
-     prepare() -> fd, size, path | nil, message   flushed: part_commit's
-                                                  arguments, for another thread
-     same() -> boolean                            the name is still this file, as
-                                                  written (sv_part_same)
-     close() -> true | nil, message               flush and close (also __gc)
-   part_commit(fd, size, part, dest) -> true | nil, message: sv_part_commit, for
-   a thread of nginx's pool given prepare()'s values (the handle stays open in
-   the worker until it answers). */
-#define PART_MT "starvideos.part"
-typedef struct lpart { sv_part *p; } lpart;
-
-static int part_answer(lua_State *L, int rc, sv_buf *why) {
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(why)); }
-  sv_buf_free(why);
-  return rc == 0 ? 1 : 2;
-}
-
-static sv_part *check_part(lua_State *L) {
-  lpart *lp = luaL_checkudata(L, 1, PART_MT);
-  if (!lp->p) luaL_error(L, "the .part handle was closed");
-  return lp->p;
-}
-
-static int p_write(lua_State *L) {
-  sv_part *p = check_part(L);
-  size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
-  lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, (lua_Integer)len);
-  sv_buf why;
-  if (i < 1) i = 1;
-  if (j > (lua_Integer)len) j = (lua_Integer)len;
-  sv_buf_init(&why);
-  return part_answer(L, i > j ? 0 : sv_part_write(p, s + i - 1, (size_t)(j - i + 1), &why), &why);
-}
-
-static int p_chunks(lua_State *L) {
-  sv_part *p = check_part(L);
-  size_t len, pos;
-  const char *s = luaL_checklstring(L, 2, &len);
-  lua_Integer from = luaL_checkinteger(L, 3);
-  double bytes;
-  sv_buf why;
-  if (from < 1) from = 1;
-  pos = (size_t)from - 1;
-  if (pos > len) pos = len;
-  sv_buf_init(&why);
-  bytes = sv_part_chunks(p, s, len, &pos, &why);
-  if (bytes < 0) return part_answer(L, -1, &why);
-  sv_buf_free(&why);
-  lua_pushinteger(L, (lua_Integer)pos + 1);
-  lua_pushnumber(L, bytes);
-  return 2;
-}
-
-static int p_flush(lua_State *L) {
-  sv_part *p = check_part(L);
-  sv_buf why;
-  sv_buf_init(&why);
-  return part_answer(L, sv_part_flush(p, &why), &why);
-}
-
-static int p_at(lua_State *L) {
-  lua_pushnumber(L, sv_part_at(check_part(L)));
-  return 1;
-}
-
-static int p_truncate(lua_State *L) {
-  sv_part *p = check_part(L);
-  sv_buf why;
-  sv_buf_init(&why);
-  return part_answer(L, sv_part_truncate(p, (double)luaL_checknumber(L, 2), &why), &why);
-}
-
-static int p_commit(lua_State *L) {
-  sv_part *p = check_part(L);
-  const char *dest = luaL_checkstring(L, 2);
-  sv_buf why;
-  int rc;
-  sv_buf_init(&why);
-  rc = sv_part_flush(p, &why);
-  if (rc == 0) rc = sv_part_commit(sv_part_fd(p), sv_part_size(p), sv_part_path(p), dest, &why);
-  return part_answer(L, rc, &why);
-}
-
-static int p_prepare(lua_State *L) {
-  sv_part *p = check_part(L);
-  sv_buf why;
-  sv_buf_init(&why);
-  if (sv_part_flush(p, &why) != 0) return part_answer(L, -1, &why);
-  sv_buf_free(&why);
-  lua_pushinteger(L, (lua_Integer)sv_part_fd(p));
-  lua_pushnumber(L, sv_part_size(p));
-  lua_pushstring(L, sv_part_path(p));
-  return 3;
-}
-
-static int p_same(lua_State *L) {
-  lua_pushboolean(L, sv_part_same(check_part(L)));
-  return 1;
-}
-
-static int p_close(lua_State *L) {
-  lpart *lp = luaL_checkudata(L, 1, PART_MT);
-  sv_buf why;
-  int rc = 0;
-  sv_buf_init(&why);
-  if (lp->p) {
-    rc = sv_part_close(lp->p, &why);
-    sv_part_free(lp->p);
-    lp->p = NULL;
-  }
-  return part_answer(L, rc, &why);
-}
-
+/* part_open(path, offset) -> handle | nil, message[, "short"]: the .part a Lua
+   transport writes through one descriptor (sv_part_open, the handle of
+   lsv_util.c); "short" when offset > 0 cannot be gone on from (missing,
+   shorter, not one regular file): start again from 0. */
 static int l_part_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lua_Number offset = luaL_checknumber(L, 2);
   sv_buf why;
   int short_ = 0;
-  lpart *lp = lua_newuserdatauv(L, sizeof *lp, 0);
-  lp->p = NULL;
-  luaL_getmetatable(L, PART_MT);
-  if (lua_isnil(L, -1)) { /* the class, made with the first handle */
-    static const luaL_Reg methods[] = {
-      { "write", p_write }, { "chunks", p_chunks }, { "flush", p_flush }, { "at", p_at }, { "truncate", p_truncate },
-      { "commit", p_commit }, { "prepare", p_prepare }, { "same", p_same }, { "close", p_close }, { NULL, NULL }
-    };
-    lsv_new_class(L, PART_MT, methods, p_close);
-  }
-  lua_pop(L, 1);
-  luaL_setmetatable(L, PART_MT);
+  sv_part **slot = lsv_push_part(L);
   sv_buf_init(&why);
-  lp->p = sv_part_open(path, (double)offset, &short_, &why);
-  if (lp->p) { sv_buf_free(&why); return 1; }
+  *slot = sv_part_open(path, (double)offset, &short_, &why);
+  if (*slot) { sv_buf_free(&why); return 1; }
   lua_pushnil(L);
   if (short_) lua_pushfstring(L, "cannot go on from %s: it is missing, shorter than %f bytes or not one regular file",
                               path, offset);
@@ -692,13 +522,16 @@ static int l_part_open(lua_State *L) {
   return 3;
 }
 
+/* part_commit(fd, size, part, dest) -> true | nil, message: sv_part_commit, for
+   a thread of nginx's pool given a handle's prepare() values (the handle stays
+   open in the worker until it answers). */
 static int l_part_commit(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
   lua_Number size = luaL_checknumber(L, 2);
   const char *part = luaL_checkstring(L, 3), *dest = luaL_checkstring(L, 4);
   sv_buf why;
   sv_buf_init(&why);
-  return part_answer(L, sv_part_commit(fd, (double)size, part, dest, &why), &why);
+  return lsv_answer(L, sv_part_commit(fd, (double)size, part, dest, &why), &why);
 }
 
 /* hash(s) -> 16 hex digits; random_id() -> 16 random hex digits */
@@ -737,12 +570,11 @@ static const luaL_Reg funcs[] = {
   { "verdict", l_verdict }, { "retry", l_retry },
   { "check_url", l_check_url },
   { "resolve_url", l_resolve_url },
-  { "commit", l_commit },
   { "commit_start", l_commit_start },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
   { "part_open", l_part_open }, { "part_commit", l_part_commit },
   { "random_id", l_random_id }, { "lock_journal", l_lock_journal }, { "try_lock", l_try_lock },
-  { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
+  { "now", l_now }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
   { NULL, NULL }
 };
@@ -750,6 +582,7 @@ static const luaL_Reg funcs[] = {
 LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lsv_new_class(L, COMMIT_MT, commit_methods, c_gc);
   lsv_new_class(L, LOCK_MT, lock_methods, k_unlock);
+  lsv_part_class(L);
   lsv_error_metatable(L);
 
   luaL_newlib(L, funcs);

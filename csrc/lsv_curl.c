@@ -180,9 +180,10 @@ static void forget(lua_State *L, int table, sv_xfer *x) {
   sv_xfer_free(x);
 }
 
-/* t:result(h) -> task, err, wire[, bytes, total, file]; the handle is spent.
-   A whole download's file stays open: file, the handle core.commit(_start)
-   takes (lsv_push_kept), so that the commit acts on what was written. */
+/* t:result(h) -> task, err, wire[, bytes, total, part]; the handle is spent.
+   A whole download's .part stays open: part, the handle core.commit_start
+   takes (lsv_push_part), so that the commit acts on what was written; an
+   unfinished one's stays with the transport for the next attempt. */
 static int t_result(lua_State *L) {
   lhttp *lh = check_http(L);
   sv_xfer *xf = check_xfer(L, 2);
@@ -191,14 +192,12 @@ static int t_result(lua_State *L) {
   int n;
   sv_xfer_exchange(xf, &x);
   n = lsv_push_verdict(L, &x, sv_http_secret(lh->h));
-  if (x.op == SV_OP_DOWNLOAD && !lua_isnil(L, -n)) { /* whole: its open file goes to the commit */
-    const char *file;
-    int top = lua_gettop(L), m = n, fd, *slot;
-    for (; m < 5; m++) lua_pushnil(L);
-    slot = lsv_push_kept(L); /* (may raise: before the file is taken from the exchange) */
-    fd = sv_xfer_take_file(xf, &file);
-    if (fd >= 0) *slot = fd, n = m + 1;
-    else lua_settop(L, top);
+  if (x.op == SV_OP_DOWNLOAD && lua_isnil(L, -n)) {
+    sv_xfer_part(xf, 0);
+  } else if (x.op == SV_OP_DOWNLOAD) {
+    sv_part **slot = lsv_push_part(L); /* (may raise: before the .part is taken from the exchange) */
+    if ((*slot = sv_xfer_part(xf, 1)) != NULL) n++;
+    else lua_pop(L, 1);
   }
   forget(L, table, xf);
   return n;
@@ -263,6 +262,7 @@ static const luaL_Reg curl_methods[] = {
 SV_API int lsv_curl_register(lua_State *L);
 int lsv_curl_register(lua_State *L) {
   lsv_new_class(L, CURL_MT, curl_methods, t_close);
+  lsv_part_class(L);
   lsv_error_metatable(L);
   lua_pop(L, 1);
   lua_pushcfunction(L, l_curl);

@@ -1,5 +1,5 @@
 /* The pieces of the binding both Lua modules use (lsv.h): the error table, the
-   verdict's Lua face, classes, and the handle on a download's open file. */
+   verdict's Lua face, classes, and the handle on a download's .part. */
 #include "lsv.h"
 
 #include "compat.h"
@@ -7,10 +7,6 @@
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
-
-#define KEPT_MT "starvideos.kept_file"
-
-typedef struct kept { int fd; } kept;
 
 const char *const lsv_op_names[] = { "create", "query", "download", "notify", NULL };
 const char *const lsv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
@@ -68,11 +64,9 @@ void lsv_error_metatable(lua_State *L) {
 
 void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close) {
   luaL_newmetatable(L, name);
-  if (methods) {
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-  }
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, close);
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, close);
@@ -106,6 +100,13 @@ const char *lsv_need_string(lua_State *L, int t, const char *key, const char *wh
   return v;
 }
 
+
+int lsv_answer(lua_State *L, int rc, sv_buf *why) {
+  if (rc == 0) lua_pushboolean(L, 1);
+  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(why)); }
+  sv_buf_free(why);
+  return rc == 0 ? 1 : 2;
+}
 
 /* ---------------------------------------------------- the answer as a table */
 
@@ -228,38 +229,130 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   return 5;
 }
 
-/* file:close(), and __gc, __close: a file never committed is closed (idempotent). */
-static int kept_close(lua_State *L) {
-  kept *p = luaL_checkudata(L, 1, KEPT_MT);
-  if (p->fd >= 0) { close(p->fd); p->fd = -1; }
-  return 0;
+/* ------------------------------------------ a download's .part (sv_part)
+
+   The handle on a .part both transports write through (core.part_open makes
+   one for a transport written in Lua, t:result hands a whole libcurl download's
+   over), and core.commit_start takes:
+     write(s[, i[, j]]) -> true | nil, message   s's bytes i..j, buffered
+     chunks(s, i) -> i', bytes | nil, message     the whole chunks of a chunked
+                                                  body in s from i (sv_part_chunks)
+     flush() -> true | nil, message
+     at() -> bytes accepted (the offset of the next byte)
+     truncate(at) -> true | nil, message          cut there, write on from there
+     prepare() -> fd, size, path | nil, message   flushed: part_commit's
+                                                  arguments, for another thread
+     same() -> boolean                            the name is still this file, as
+                                                  written (sv_part_same)
+     close() -> true | nil, message               flush and close (also __gc) */
+#define PART_MT "starvideos.part"
+typedef struct lpart { sv_part *p; } lpart;
+
+static sv_part *check_part(lua_State *L) {
+  lpart *lp = luaL_checkudata(L, 1, PART_MT);
+  if (!lp->p) luaL_error(L, "the .part handle was closed");
+  return lp->p;
 }
 
-int *lsv_push_kept(lua_State *L) {
-  static const luaL_Reg methods[] = { { "close", kept_close }, { NULL, NULL } };
-  kept *p;
-  int missing;
-  /* the class, made on first use: whole once its __metatable (set last) is
-     there; an error of memory while it was made leaves it to be made again */
-  lua_getfield(L, LUA_REGISTRYINDEX, KEPT_MT);
-  if (lua_istable(L, -1)) lua_getfield(L, -1, "__metatable");
-  else lua_pushnil(L);
-  missing = lua_isnil(L, -1);
-  lua_pop(L, 2);
-  if (missing) lsv_new_class(L, KEPT_MT, methods, kept_close);
-  p = lua_newuserdatauv(L, sizeof *p, 0);
-  p->fd = -1;
-  luaL_setmetatable(L, KEPT_MT);
-  return &p->fd;
+static int p_write(lua_State *L) {
+  sv_part *p = check_part(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, (lua_Integer)len);
+  sv_buf why;
+  if (i < 1) i = 1;
+  if (j > (lua_Integer)len) j = (lua_Integer)len;
+  sv_buf_init(&why);
+  return lsv_answer(L, i > j ? 0 : sv_part_write(p, s + i - 1, (size_t)(j - i + 1), &why), &why);
 }
 
-int lsv_kept_take(lua_State *L, int idx) {
-  kept *p;
-  int fd;
-  if (lua_isnoneornil(L, idx)) return -1;
-  p = luaL_checkudata(L, idx, KEPT_MT);
-  if (p->fd < 0) luaL_argerror(L, idx, "the download's file was already committed or closed");
-  fd = p->fd;
-  p->fd = -1;
-  return fd;
+static int p_chunks(lua_State *L) {
+  sv_part *p = check_part(L);
+  size_t len, pos;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer from = luaL_checkinteger(L, 3);
+  double bytes;
+  sv_buf why;
+  if (from < 1) from = 1;
+  pos = (size_t)from - 1;
+  if (pos > len) pos = len;
+  sv_buf_init(&why);
+  bytes = sv_part_chunks(p, s, len, &pos, &why);
+  if (bytes < 0) return lsv_answer(L, -1, &why);
+  sv_buf_free(&why);
+  lua_pushinteger(L, (lua_Integer)pos + 1);
+  lua_pushnumber(L, bytes);
+  return 2;
+}
+
+static int p_flush(lua_State *L) {
+  sv_part *p = check_part(L);
+  sv_buf why;
+  sv_buf_init(&why);
+  return lsv_answer(L, sv_part_flush(p, &why), &why);
+}
+
+static int p_at(lua_State *L) {
+  lua_pushnumber(L, sv_part_at(check_part(L)));
+  return 1;
+}
+
+static int p_truncate(lua_State *L) {
+  sv_part *p = check_part(L);
+  sv_buf why;
+  sv_buf_init(&why);
+  return lsv_answer(L, sv_part_truncate(p, (double)luaL_checknumber(L, 2), &why), &why);
+}
+
+static int p_prepare(lua_State *L) {
+  sv_part *p = check_part(L);
+  sv_buf why;
+  sv_buf_init(&why);
+  if (sv_part_flush(p, &why) != 0) return lsv_answer(L, -1, &why);
+  sv_buf_free(&why);
+  lua_pushinteger(L, (lua_Integer)sv_part_fd(p));
+  lua_pushnumber(L, sv_part_size(p));
+  lua_pushstring(L, sv_part_path(p));
+  return 3;
+}
+
+static int p_same(lua_State *L) {
+  lua_pushboolean(L, sv_part_same(check_part(L)));
+  return 1;
+}
+
+static int p_close(lua_State *L) {
+  lpart *lp = luaL_checkudata(L, 1, PART_MT);
+  sv_buf why;
+  int rc = 0;
+  sv_buf_init(&why);
+  if (lp->p) {
+    rc = sv_part_close(lp->p, &why);
+    sv_part_free(lp->p);
+    lp->p = NULL;
+  }
+  return lsv_answer(L, rc, &why);
+}
+
+void lsv_part_class(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    { "write", p_write }, { "chunks", p_chunks }, { "flush", p_flush }, { "at", p_at }, { "truncate", p_truncate },
+    { "prepare", p_prepare }, { "same", p_same }, { "close", p_close }, { NULL, NULL }
+  };
+  lsv_new_class(L, PART_MT, methods, p_close);
+}
+
+sv_part **lsv_push_part(lua_State *L) {
+  lpart *lp = lua_newuserdatauv(L, sizeof *lp, 0);
+  lp->p = NULL;
+  luaL_setmetatable(L, PART_MT);
+  return &lp->p;
+}
+
+sv_part *lsv_take_part(lua_State *L, int idx) {
+  lpart *lp = luaL_checkudata(L, idx, PART_MT);
+  sv_part *p = lp->p;
+  if (!p) luaL_argerror(L, idx, "the .part handle was already committed or closed");
+  lp->p = NULL;
+  return p;
 }

@@ -14,15 +14,12 @@
 #include "sv_core.h"
 
 #include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -64,116 +61,46 @@ int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg) {
   return rc;
 }
 
-#ifndef O_NOFOLLOW
-#define O_NOFOLLOW 0
-#endif
-#ifndef O_DIRECTORY
-#define O_DIRECTORY 0
-#endif
-
 struct sv_commit {
   pthread_mutex_t lock;
   pthread_t thread;
   int threaded, joined;
-  int done, rc;           /* under lock: set once by the thread, read by the owner */
-  int fd, open_errno;     /* the .part's descriptor (the thread closes it), or why it could not be opened */
-  char *part, *path;
+  int done, rc;  /* under lock: set once by the thread, read by the owner */
+  sv_part *part; /* the thread's until done: it frees it */
+  char *dest;
   char why[512];
 };
 
-/* part opened by name, for a file no transport handed over (-1 with errno) */
-static int open_part(const char *part) {
-  return open(part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-}
-
-/* fsync the file, check that part still names it, rename it, fsync its
-   folder; fd is closed.  0, or -1 with why. */
-static int commit_fd(int fd, const char *part, const char *path, char *why, size_t whylen) {
-  struct stat mine, named;
-  sv_buf folder;
-  int rc;
-  if (fsync(fd) != 0 || fstat(fd, &mine) != 0) {
-    int e = errno;
-    close(fd);
-    snprintf(why, whylen, "cannot write %s: %s", part, strerror(e));
-    return -1;
-  }
-  /* the name must still be this file: another download of the same video (in
-     this process or another) may have replaced or removed the .part since this
-     one wrote it, and renaming that would commit bytes this download never
-     checked */
-  if (lstat(part, &named) != 0 || named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
-    int gone = errno == ENOENT;
-    close(fd);
-    snprintf(why, whylen, "cannot commit %s: it is no longer the file this download wrote (%s since, "
-             "by another download of the same video?)", part, gone ? "removed" : "replaced");
-    return -1;
-  }
-  close(fd);
-  if (rename(part, path) != 0) {
-    snprintf(why, whylen, "cannot rename %s into place: %s", part, strerror(errno));
-    return -1;
-  }
-  /* the rename itself reaches the disk with the folder */
-  sv_buf_init(&folder);
-  rc = sv_sync_folder(path, &folder);
-  if (rc) snprintf(why, whylen, "%s", sv_buf_cstr(&folder));
-  sv_buf_free(&folder);
-  return rc;
-}
-
-int sv_commit_now(int fd, const char *part, const char *path, char *why, size_t whylen) {
-  if (fd < 0 && (fd = open_part(part)) < 0) {
-    snprintf(why, whylen, "cannot write %s: %s", part, strerror(errno));
-    return -1;
-  }
-  return commit_fd(fd, part, path, why, whylen);
-}
-
 static void *commit_thread(void *arg) {
   sv_commit *c = arg;
-  char why[sizeof c->why];
+  sv_buf why;
   int rc;
   if (c->threaded) background(); /* not when run in the caller's thread */
-  why[0] = '\0';
-  if (c->fd >= 0) {
-    rc = commit_fd(c->fd, c->part, c->path, why, sizeof why);
-  } else {
-    rc = -1;
-    snprintf(why, sizeof why, "cannot write %s: %s", c->part, strerror(c->open_errno));
-  }
-  c->fd = -1;
+  sv_buf_init(&why);
+  rc = sv_part_flush(c->part, &why);
+  if (rc == 0) rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, &why);
+  sv_part_free(c->part);
+  c->part = NULL;
   pthread_mutex_lock(&c->lock);
   c->rc = rc;
-  memcpy(c->why, why, sizeof why);
+  snprintf(c->why, sizeof c->why, "%s", sv_buf_cstr(&why));
   c->done = 1;
   pthread_mutex_unlock(&c->lock);
+  sv_buf_free(&why);
   return NULL;
 }
 
-static char *copy(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n);
-  if (p) memcpy(p, s, n);
-  return p;
-}
-
-sv_commit *sv_commit_start(int fd, const char *part, const char *path, char *why, size_t whylen) {
+sv_commit *sv_commit_start(sv_part *p, const char *dest, char *why, size_t whylen) {
   sv_commit *c = calloc(1, sizeof *c);
-  if (!c || !(c->part = copy(part)) || !(c->path = copy(path))) {
-    if (c) { free(c->part); free(c); }
-    if (fd >= 0) close(fd);
+  if (!c || !(c->dest = malloc(strlen(dest) + 1)) || pthread_mutex_init(&c->lock, NULL) != 0) {
+    if (c) free(c->dest);
+    free(c);
+    sv_part_free(p);
     snprintf(why, whylen, "out of memory");
     return NULL;
   }
-  if (pthread_mutex_init(&c->lock, NULL) != 0) {
-    free(c->part); free(c->path); free(c);
-    if (fd >= 0) close(fd);
-    snprintf(why, whylen, "cannot make a mutex");
-    return NULL;
-  }
-  if (fd < 0 && (fd = open_part(part)) < 0) c->open_errno = errno; /* the thread says so */
-  c->fd = fd;
+  strcpy(c->dest, dest);
+  c->part = p;
   c->threaded = 1; /* set before the thread starts: it reads it */
   if (sv_helper_start(&c->thread, commit_thread, c) != 0) {
     c->threaded = 0;
@@ -203,7 +130,6 @@ void sv_commit_free(sv_commit *c) {
   if (!c) return;
   if (c->threaded && !c->joined) pthread_join(c->thread, NULL);
   pthread_mutex_destroy(&c->lock);
-  free(c->part);
-  free(c->path);
+  free(c->dest);
   free(c);
 }

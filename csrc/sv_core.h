@@ -352,6 +352,7 @@ typedef struct sv_send {
 
 typedef struct sv_http sv_http;
 typedef struct sv_xfer sv_xfer;
+typedef struct sv_part sv_part; /* a download's .part (below) */
 
 SV_API double sv_monotonic(void);
 SV_API double sv_wallclock(void);
@@ -369,10 +370,11 @@ SV_API sv_xfer *sv_http_finished(sv_http *h); /* the next finished exchange, or 
 SV_API const char *sv_http_secret(const sv_http *h);
 SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finished */
 SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
-/* A whole download's file, still open: its descriptor (now the caller's, to
-   commit: sv_commit_start) and its path in *file (owned by x); -1 for any other
-   exchange, or when taken already. */
-SV_API int sv_xfer_take_file(sv_xfer *x, const char **file);
+/* A finished download's .part, after the verdict: whole, it is handed to the
+   caller (to commit: sv_commit_start); else it stays with the transport, by
+   its file's name, for the next attempt at that file (NULL returned).  NULL
+   too for any other exchange, or when taken already. */
+SV_API sv_part *sv_xfer_part(sv_xfer *x, int whole);
 SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
 SV_API void sv_xfer_set_user(sv_xfer *x, long long user); /* a number of the caller's, kept with x */
 SV_API long long sv_xfer_user(const sv_xfer *x);
@@ -408,8 +410,8 @@ SV_API int sv_file_writable(const char *path, sv_buf *why);
    "file", "folder", "link" or "other" (a FIFO, a device, a socket); NULL with
    *err = errno when nothing is there or it cannot be looked at. */
 SV_API const char *sv_file_kind(const char *path, int *err);
-/* A download's .part written through one descriptor (sv_file.c), for a
-   transport written in Lua.  sv_part_open: offset 0 makes a new file (the name
+/* A download's .part written through one descriptor (sv_file.c), by both
+   transports, from its open to its commit.  sv_part_open: offset 0 makes a new file (the name
    unlinked, then O_EXCL|O_NOFOLLOW); offset > 0 goes on from a regular file of
    one link holding at least offset bytes, else sets *short_ and returns NULL
    (start again from 0).  Writes are buffered; sv_part_flush writes them out.
@@ -418,8 +420,8 @@ SV_API const char *sv_file_kind(const char *path, int *err);
    file to `at` (at most sv_part_size) and writes on from there.  sv_part_close
    flushes and closes (0, or -1 with why); sv_part_free releases it.
    sv_part_commit(fd, size, part, dest): fsync fd, check its size is size and
-   that part still names it, rename part to dest, fsync dest's folder. */
-typedef struct sv_part sv_part;
+   that part still names it, rename part to dest, fsync dest's folder: the one
+   commit of a download, whichever transport wrote it. */
 SV_API sv_part *sv_part_open(const char *path, double offset, int *short_, sv_buf *why);
 SV_API int sv_part_write(sv_part *p, const char *data, size_t len, sv_buf *why);
 SV_API int sv_part_flush(sv_part *p, sv_buf *why);
@@ -445,19 +447,15 @@ SV_API int sv_part_commit(int fd, double size, const char *part, const char *des
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
 
-/* A finished download's commit: fsync the .part, check that its name still
-   points to the file (st_dev and st_ino of the descriptor), rename it to its
-   final name, fsync the folder.  fd is the .part's descriptor, the one the
-   download wrote through (sv_xfer_take_file), taken over and closed; -1 opens
-   part by name (a file written some other way).  sv_commit_now does it here and
-   now (0, or -1 with why); sv_commit_start does it on a helper thread of its own
-   and returns at once (NULL with why only when out of memory; without a thread
-   it is done before returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
+/* A download's commit off the caller's thread: sv_commit_start takes the
+   .part p (the caller's no more) and, on a helper thread of its own, flushes
+   it and commits it to dest (sv_part_commit), then frees it; it returns at once
+   (NULL with why only when out of memory; without a thread it is done before
+   returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
    *why (owned by c).  sv_commit_wait blocks until done and answers the same.
    sv_commit_free waits for the thread when it still runs. */
 typedef struct sv_commit sv_commit;
-SV_API int sv_commit_now(int fd, const char *part, const char *path, char *why, size_t whylen);
-SV_API sv_commit *sv_commit_start(int fd, const char *part, const char *path, char *why, size_t whylen);
+SV_API sv_commit *sv_commit_start(sv_part *p, const char *dest, char *why, size_t whylen);
 SV_API int sv_commit_poll(sv_commit *c, const char **why);
 SV_API int sv_commit_wait(sv_commit *c, const char **why);
 SV_API void sv_commit_free(sv_commit *c);

@@ -418,14 +418,17 @@ int sv_sync_folder(const char *path, sv_buf *why) {
 
 int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why) {
   struct stat mine, named;
+  int gone;
   if (fsync(fd) != 0 || fstat(fd, &mine) != 0) return part_fail(why, part, errno);
   if ((double)mine.st_size != size) {
     sv_buf_addf(why, "cannot commit %s: it holds %.0f bytes where %.0f were written", part,
                 (double)mine.st_size, size);
     return -1;
   }
-  if (lstat(part, &named) != 0 || named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
-    sv_buf_addf(why, "cannot commit %s: another file took its name during the download", part);
+  gone = lstat(part, &named) != 0;
+  if (gone || named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
+    sv_buf_addf(why, "cannot commit %s: %s during the download", part,
+                gone ? "it was removed" : "another file took its name");
     return -1;
   }
   if (rename(part, dest) != 0) {

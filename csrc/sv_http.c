@@ -15,7 +15,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,13 +22,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifndef O_NOFOLLOW
-#define O_NOFOLLOW 0
-#endif
 
 /* libcurl before 7.85 has no *_PROTOCOLS_STR: the bitmask options do the same.
    Every other libcurl name used here is in 7.68 (the oldest supported):
@@ -48,21 +42,15 @@
 
 enum { L_NONE, L_RUNNING, L_DONE };
 
-/* The .part an unfinished download left (its identity), so that the next
-   attempt at that path resumes it only when it is still that file: one
-   replaced meanwhile (another download, another process) starts again at 0. */
+/* The .part of a download that ended unfinished, by its file's name, so that
+   the next attempt at that file goes on through it only while it is still the
+   file as written (sv_part_same): one replaced, cut or linked meanwhile
+   (another download, another process) starts again at 0, as in the nginx
+   transport. */
 typedef struct sv_left {
   struct sv_left *next;
-  char *file;
-  struct stat st; /* as that attempt left it */
+  sv_part *part;
 } sv_left;
-
-/* The same file, untouched since: a file removed and another made in its place
-   may get the same inode number, not also the same size and modification time. */
-static int same_file(const struct stat *a, const struct stat *b) {
-  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
 #define LEFT_MAX 64 /* the newest kept: older ones resume unchecked (the Lua side's overlap check) */
 
 struct sv_xfer {
@@ -83,18 +71,14 @@ struct sv_xfer {
   char curl_msg[CURL_ERROR_SIZE];
   int too_big;
   /* downloads */
-  char *file;          /* the .part */
-  int fd, io_errno, body_started, body_to_file, bad_range;
+  char *file;          /* the .part's name */
+  sv_part *part;       /* written through from send to result (the thread's while it runs) */
+  int io_failed, body_started, body_to_file, bad_range; /* io_failed: x->message says why */
   double offset, range_start, range_total;
   /* redirects, followed by hand (fetch): each target goes through sv_url_check */
   int follow, refused; /* refused: a redirect was not followed (x->message says why) */
   sv_buf location;     /* the current answer's Location */
   double timeout, t0;  /* the exchange's seconds (0: none) from t0, across its hops */
-  /* set by its thread: the byte the body's writing began at, the bytes the
-     write callback put into fd since, and fd's size when the transfer ended */
-  double base, received, file_size;
-  struct stat end_st; /* the .part as the transfer ended (end_known) */
-  int end_known;
   /* A download's thread.  Until `fetched`, the thread alone touches the handle,
      the file and the fields above; the owner reads them once it has seen
      `fetched` under the lock.  Both hold a reference: the last one out frees. */
@@ -211,39 +195,32 @@ static void release_easy(sv_xfer *x) {
   if (x->headers) { free_secret_list(x->headers); x->headers = NULL; }
 }
 
-static void close_file(sv_xfer *x) {
-  if (x->fd >= 0) { close(x->fd); x->fd = -1; }
-}
-
-/* The entry for file, taken off h->left (the caller frees it), or NULL. */
-static sv_left *left_take(sv_http *h, const char *file) {
+/* The .part left at file, taken off h->left (now the caller's), or NULL. */
+static sv_part *left_take(sv_http *h, const char *file) {
   sv_left **p;
   for (p = &h->left; *p; p = &(*p)->next)
-    if (strcmp((*p)->file, file) == 0) {
+    if (strcmp(sv_part_path((*p)->part), file) == 0) {
       sv_left *l = *p;
+      sv_part *part = l->part;
       *p = l->next;
-      return l;
+      free(l);
+      return part;
     }
   return NULL;
 }
 
-static void left_free(sv_left *l) {
-  if (l) { free(l->file); free(l); }
-}
-
-/* x ended unfinished: what it left at its .part, for the next attempt. */
-static void left_record(sv_http *h, sv_xfer *x) {
-  sv_left *l, **p;
+/* part, of a download that ended unfinished, kept for the next attempt at its
+   file (in place of one kept there before); the oldest beyond LEFT_MAX go. */
+static void left_put(sv_http *h, sv_part *part) {
+  sv_left *l = malloc(sizeof *l), **p;
   int n = 0;
-  if (!h || !x->end_known) return;
-  left_free(left_take(h, x->file));
-  l = calloc(1, sizeof *l);
-  if (!l || !(l->file = dupstr(x->file))) { free(l); return; }
-  l->st = x->end_st;
+  sv_part_free(left_take(h, sv_part_path(part)));
+  if (!l) { sv_part_free(part); return; }
+  l->part = part;
   l->next = h->left;
   h->left = l;
   for (p = &h->left; *p && n < LEFT_MAX; p = &(*p)->next) n++;
-  while (*p) { l = *p; *p = l->next; left_free(l); }
+  while ((l = *p) != NULL) { *p = l->next; sv_part_free(l->part); free(l); }
 }
 
 /* ------------------------------------------------------------- the pool */
@@ -322,7 +299,6 @@ void sv_http_free(sv_http *h) {
     x->waiting = 0;
     x->reaped = 1;   /* its thread, if it had one, is over */
     release_easy(x);
-    close_file(x);
     x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
     if (unfinished) {
       x->wire = SV_WIRE_BROKEN;
@@ -333,12 +309,7 @@ void sv_http_free(sv_http *h) {
   h->n_fetching = h->n_waiting = 0;
   pthread_cond_destroy(&h->threads_gone);
   pthread_mutex_destroy(&h->threads_lock);
-  while (h->left) {
-    sv_left *l = h->left;
-    h->left = l->next;
-    free(l->file);
-    free(l);
-  }
+  while (h->left) sv_part_free(left_take(h, sv_part_path(h->left->part)));
   if (h->multi) curl_multi_cleanup(h->multi);
   if (h->api_key) {
     memset(h->api_key, 0, strlen(h->api_key));
@@ -399,9 +370,6 @@ static size_t on_api_body(char *buf, size_t size, size_t n, void *ud) {
   return x->recv.oom ? 0 : len;
 }
 
-/* The first bytes of a download's answer decide where its body goes: a 200 to the
-   file from byte 0, a 206 to the file from the byte its Content-Range names (which
-   must be one we have), anything else to memory (an error page). */
 /* A download's bytes so far and its size (-1: unknown), set by its thread. */
 static void set_progress(sv_xfer *x, double have, double total) {
   pthread_mutex_lock(&x->lock);
@@ -420,57 +388,59 @@ static int add_progress(sv_xfer *x, double len) {
   return go;
 }
 
+/* The .part could not be written: the exchange ends as SV_WIRE_IO, saying why. */
+static int io_failed(sv_xfer *x, sv_buf *why) {
+  snprintf(x->message, sizeof x->message, "%s", sv_buf_cstr(why));
+  sv_buf_free(why);
+  x->io_failed = 1;
+  return -1;
+}
+
+/* The first bytes of a download's answer decide where its body goes: a 200 to
+   the .part from byte 0 (a new file when it holds bytes), a 206 from the byte
+   its Content-Range names, which must be one we have (the .part cut there),
+   anything else to memory (an error page).  The nginx transport does the same
+   (ngx_wire.lua, start_file). */
 static int start_body(sv_xfer *x) {
   long status = 0;
   curl_off_t cl = -1;
-  struct stat st;
+  sv_buf why;
+  int short_;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   x->body_started = 1;
   x->body_to_file = 0;
   if (status != 200 && status != 206) return 0;
-  curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-  if (status == 206 && x->range_start >= 0) {
-    if (x->range_start > x->offset) { x->bad_range = 1; return -1; } /* a gap we cannot fill */
-    set_progress(x, x->range_start, x->range_total);
-  } else if (status == 206) {
+  if (status == 206 && !(x->range_start >= 0 && x->range_start <= x->offset)) { /* a gap we cannot fill */
     x->bad_range = 1;
     return -1;
-  } else {
-    set_progress(x, 0, cl >= 0 ? (double)cl : -1); /* the server sent everything: start again */
   }
-  /* Truncate only when the file holds more than we keep: ext4 and XFS flush a
-     file that was truncated to nothing when it is closed (to save programs
-     that rewrite without fsync), so a needless ftruncate(fd, 0) on the fresh
-     file would make the close at the end write the whole video, inside poll. */
-  if (fstat(x->fd, &st) != 0 || ((double)st.st_size != x->have && ftruncate(x->fd, (off_t)x->have) != 0) ||
-      lseek(x->fd, (off_t)x->have, SEEK_SET) < 0) {
-    x->io_errno = errno;
-    return -1;
+  curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+  if (status == 206) set_progress(x, x->range_start, x->range_total);
+  else set_progress(x, 0, cl >= 0 ? (double)cl : -1); /* the server sent everything: start again */
+  sv_buf_init(&why);
+  if (x->have > 0 && sv_part_truncate(x->part, x->have, &why) != 0) return io_failed(x, &why);
+  if (x->have == 0 && sv_part_at(x->part) > 0) {
+    sv_part_free(x->part);
+    if (!(x->part = sv_part_open(x->file, 0, &short_, &why))) return io_failed(x, &why);
   }
-  x->base = x->have; /* only this thread writes have */
-  x->received = 0;
   x->body_to_file = 1;
   return 0;
 }
 
 static size_t on_video_body(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
-  size_t len = size * n, done = 0;
+  size_t len = size * n;
+  sv_buf why;
   if (!x->body_started && start_body(x)) return 0;
   if (!x->body_to_file) {
     if (x->recv.len < ERROR_PAGE_MAX) sv_buf_add(&x->recv, buf, len);
     return len;
   }
-  while (done < len) {
-    ssize_t w = write(x->fd, buf + done, len - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      x->io_errno = errno;
-      return 0;
-    }
-    done += (size_t)w;
+  sv_buf_init(&why);
+  if (sv_part_write(x->part, buf, len, &why) != 0) {
+    io_failed(x, &why);
+    return 0;
   }
-  x->received += (double)len;
   return add_progress(x, (double)len) ? len : 0;
 }
 
@@ -626,44 +596,31 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   }
 }
 
-/* The .part a download writes, never through a symlink (a planted .part must
-   not redirect our writes).  A resume (offset > 0) continues the file only
-   when it is a regular file of its own (one link) that holds at least offset
-   bytes and, when an earlier attempt here left it, is still the file that
-   attempt wrote; when it is gone, shorter, replaced, or not ours alone, the
-   download starts again
-   from byte 0 in a new file (offset 0, no Range): a resume never fills a gap
-   with zeros, nor writes through a hard link planted at the .part.  A fresh
-   start unlinks what is there and makes a new file (never O_TRUNC: see
-   start_body).  0, or -1 with err. */
+/* The .part a download writes through (sv_part: never through a symbolic or
+   a hard link planted at its name).  It goes on from the .part an unfinished
+   attempt here left (h->left) only while that is still the file as written
+   and holds the asked offset (cut there); with none left here, from a .part
+   an earlier call left (sv_part_open at the offset); else, and for offset 0,
+   from byte 0 in a new file, as the nginx transport does.  0, or -1 with err. */
 static int open_part(sv_http *h, sv_xfer *x, sv_error *err) {
-  struct stat st;
-  int flags;
-  sv_left *was = left_take(h, x->file);
-  if (x->offset > 0) {
-    /* O_NONBLOCK: a FIFO planted at the .part is never waited on */
-    x->fd = open(x->file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (x->fd < 0 && errno != ENOENT && errno != ELOOP && errno != ENXIO)
-      return sv_error_set(err, SV_E_IO, "path", "cannot write %s: %s", x->file, strerror(errno));
-    if (x->fd >= 0 && !(fstat(x->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-                        (double)st.st_size >= x->offset && (flags = fcntl(x->fd, F_GETFL)) >= 0 &&
-                        fcntl(x->fd, F_SETFL, flags & ~O_NONBLOCK) == 0 &&
-                        (!was || same_file(&was->st, &st))))
-      close_file(x);
-    if (x->fd >= 0) {
-      left_free(was);
-      return 0;
-    }
+  sv_part *was = left_take(h, x->file);
+  int short_ = 0, restart = was != NULL || x->offset <= 0;
+  sv_buf why;
+  sv_buf_init(&why);
+  if (was && x->offset > 0 && x->offset <= sv_part_at(was) && sv_part_same(was) &&
+      sv_part_truncate(was, x->offset, &why) == 0)
+    x->part = was, was = NULL;
+  else if (!was && x->offset > 0 && !(x->part = sv_part_open(x->file, x->offset, &short_, &why)))
+    restart = short_;
+  sv_part_free(was);
+  if (!x->part && restart) {
     x->offset = 0;
+    sv_buf_free(&why);
+    x->part = sv_part_open(x->file, 0, &short_, &why);
   }
-  left_free(was);
-  if (unlink(x->file) != 0 && errno != ENOENT)
-    return sv_error_set(err, SV_E_IO, "path", "cannot write %s: %s", x->file, strerror(errno));
-  x->fd = open(x->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (x->fd < 0)
-    return sv_error_set(err, SV_E_IO, "path", "cannot write %s: %s", x->file,
-                        errno == ELOOP ? "it is a symbolic link" : strerror(errno));
-  return 0;
+  if (!x->part) sv_error_set(err, SV_E_IO, "path", "%s", sv_buf_cstr(&why));
+  sv_buf_free(&why);
+  return x->part ? 0 : -1;
 }
 
 /* A notify's extra header lines: "Name: value\n" each, shorter than 512
@@ -704,7 +661,6 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   }
   x->h = h;
   x->op = s->op;
-  x->fd = -1;
   x->total = x->range_start = x->range_total = -1;
   x->offset = s->offset > 0 ? s->offset : 0;
   x->follow = s->op == SV_OP_DOWNLOAD && s->follow; /* only downloads follow (fetch) */
@@ -809,9 +765,8 @@ static void end_xfer(sv_xfer *x, CURLcode rc) {
   if (x->too_big) {
     x->wire = SV_WIRE_GARBLED;
     snprintf(x->message, sizeof x->message, "the answer is larger than %lu bytes", (unsigned long)x->max_body);
-  } else if (x->io_errno) {
-    x->wire = SV_WIRE_IO;
-    snprintf(x->message, sizeof x->message, "cannot write the file: %s", strerror(x->io_errno));
+  } else if (x->io_failed) {
+    x->wire = SV_WIRE_IO; /* x->message: why the .part could not be written */
   } else if (x->refused) {
     x->wire = SV_WIRE_FATAL; /* x->message: why the redirect was not followed */
   } else if (x->bad_range) {
@@ -822,20 +777,7 @@ static void end_xfer(sv_xfer *x, CURLcode rc) {
     classify(x, rc);
   }
   release_easy(x);
-  if (x->op == SV_OP_DOWNLOAD && x->body_to_file && x->wire == SV_WIRE_NONE) {
-    if (x->total < 0) x->total = x->have;
-    /* the bytes written were the bytes the file holds: from where the body
-       began, every byte the write callback put through this descriptor, and
-       nothing else (the total the server announced is the verdict's check) */
-    if (x->fd < 0 || x->file_size != x->base + x->received) {
-      x->wire = SV_WIRE_IO;
-      snprintf(x->message, sizeof x->message, "%s holds %.0f bytes where %.0f were written to it "
-               "(%.0f received from byte %.0f): another process changed it", x->file, x->file_size,
-               x->base + x->received, x->received, x->base);
-    }
-  }
-  if (x->op == SV_OP_DOWNLOAD && x->wire != SV_WIRE_NONE) left_record(x->h, x);
-  if (x->wire != SV_WIRE_NONE) close_file(x); /* a whole download's file waits for its commit */
+  if (x->body_to_file && x->wire == SV_WIRE_NONE && x->total < 0) x->total = x->have;
   unlink_xfer(x);
   push_done(x->h, x);
 }
@@ -913,24 +855,14 @@ static void *fetch_thread(void *arg) {
   sv_http *home;
   CURLcode rc;
   int last;
+  sv_buf why;
   rc = fetch(x);
-  /* an empty 200: the file is truncated to nothing */
-  if (rc == CURLE_OK && !x->body_started) start_body(x);
-  /* the file as this transfer leaves it: its size for the final check
-     (end_xfer), its identity for the next attempt (left_record) */
-  if (x->fd >= 0 && fstat(x->fd, &x->end_st) == 0) {
-    x->end_known = 1;
-    x->file_size = (double)x->end_st.st_size;
-  } else if (rc == CURLE_OK && x->body_to_file && !x->io_errno) {
-    x->io_errno = errno;
-  }
-  /* Whole, the file stays open for the commit, which acts on this descriptor
-     (never on whatever the name points to by then).  Else it is closed here,
-     not in the owner's poll: closing may flush (ext4 after a truncate). */
-  if (x->fd >= 0 && (rc != CURLE_OK || !x->body_to_file || x->io_errno)) {
-    if (close(x->fd) != 0 && errno != EINTR && !x->io_errno && rc == CURLE_OK) x->io_errno = errno;
-    x->fd = -1;
-  }
+  if (rc == CURLE_OK && !x->body_started) start_body(x); /* an empty 200: from byte 0, nothing written */
+  /* what was received is in the file before anyone looks (the owner's commit
+     checks that the file holds what went through the .part) */
+  sv_buf_init(&why);
+  if (x->part && sv_part_flush(x->part, &why) != 0 && rc == CURLE_OK && !x->io_failed) io_failed(x, &why);
+  sv_buf_free(&why);
   pthread_mutex_lock(&x->lock);
   x->fetch_rc = rc;
   x->fetched = 1;
@@ -1033,7 +965,6 @@ static void fetch_start(sv_http *h) {
       x->wire = SV_WIRE_NOT_SENT;
       snprintf(x->message, sizeof x->message, "cannot start the download's thread: %s", strerror(rc));
       release_easy(x);
-      close_file(x);
       unlink_xfer(x);
       push_done(h, x);
       continue;
@@ -1136,12 +1067,14 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
   out->total = x->total;
 }
 
-int sv_xfer_take_file(sv_xfer *x, const char **file) {
-  int fd = x->fd;
-  if (x->op != SV_OP_DOWNLOAD || x->wire != SV_WIRE_NONE || x->list != L_NONE || (x->threaded && !x->reaped)) return -1;
-  x->fd = -1;
-  *file = x->file;
-  return fd;
+sv_part *sv_xfer_part(sv_xfer *x, int whole) {
+  sv_part *part = x->part;
+  if (!part || x->list != L_NONE || (x->threaded && !x->reaped)) return NULL;
+  x->part = NULL;
+  if (whole) return part;
+  if (x->h) left_put(x->h, part);
+  else sv_part_free(part); /* the transport is closed */
+  return NULL;
 }
 
 /* A download's thread moves these: read under its lock, or the last look when
@@ -1188,7 +1121,7 @@ static void xfer_destroy(sv_xfer *x) {
   if (x->threaded) x->h = NULL; /* a thread's: off h's lists already, and h may be gone */
   release_easy(x); /* may close a kept connection: on_fetch_close takes the lock */
   if (x->op == SV_OP_DOWNLOAD) pthread_mutex_destroy(&x->lock);
-  close_file(x);
+  sv_part_free(x->part);
   unlink_xfer(x);
   sv_buf_free(&x->send);
   sv_buf_free(&x->recv);

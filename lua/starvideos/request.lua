@@ -273,7 +273,7 @@ function Request:finished(t)
       end
       -- fsync and rename on a helper thread: the request is "committing" until
       -- the engine's tick sees the thread done (committed), never blocking a step
-      local c, cerr = core.commit_start(self.part, self.dest, file)
+      local c, cerr = core.commit_start(file, self.dest)
       if not c then return finish(self, nil, new_error("io", "download: " .. cerr, { field = "path" })) end
       self.commit, self.committing = c, true
       return engine:committing(self)
