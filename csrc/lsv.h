@@ -14,12 +14,7 @@
 
 #define ERROR_MT "starvideos.error"
 
-SV_API const char *const lsv_op_names[];  /* sv_op's, for luaL_checkoption */
-SV_API const char *const lsv_wire_names[];  /* sv_wire's */
-
-/* The error table (kind, message, field, status, ...) with ERROR_MT. */
-SV_API void lsv_push_error(lua_State *L, const sv_error *e);
-/* nil, the error table: 2 */
+/* nil, the error table (kind, message, field, status, ...) with ERROR_MT: 2 */
 SV_API int lsv_fail(lua_State *L, const sv_error *e);
 /* The error metatable (the same in both modules), left on the stack. */
 SV_API void lsv_error_metatable(lua_State *L);

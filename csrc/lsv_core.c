@@ -202,11 +202,11 @@ static int l_result_path(lua_State *L) {
 static int l_verdict(lua_State *L) {
   sv_exchange x;
   memset(&x, 0, sizeof x);
-  x.op = (sv_op)luaL_checkoption(L, 1, NULL, lsv_op_names);
+  x.op = (sv_op)luaL_checkoption(L, 1, NULL, sv_op_names);
   x.status = (long)luaL_optinteger(L, 2, 0);
   x.body = luaL_optlstring(L, 3, "", &x.body_len);
   x.retry_after = luaL_optstring(L, 4, NULL);
-  x.wire = (sv_wire)luaL_checkoption(L, 5, "none", lsv_wire_names);
+  x.wire = (sv_wire)luaL_checkoption(L, 5, "none", sv_wire_names);
   x.message = luaL_optstring(L, 6, "");
   x.bytes = (double)luaL_optnumber(L, 7, 0);
   x.total = (double)luaL_optnumber(L, 8, -1);
@@ -219,8 +219,8 @@ static int l_verdict(lua_State *L) {
    required (the options table gives them; clamped here, never defaulted).  rnd
    is a uniform number in [0, 1) for the jitter.  err is only read. */
 static int l_retry(lua_State *L) {
-  sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, lsv_op_names);
-  sv_wire wire = (sv_wire)luaL_checkoption(L, 2, NULL, lsv_wire_names);
+  sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, sv_op_names);
+  sv_wire wire = (sv_wire)luaL_checkoption(L, 2, NULL, sv_wire_names);
   sv_error e;
   sv_retry_policy p;
   double delay = 0, rnd;
@@ -324,12 +324,7 @@ static int l_now(lua_State *L) { lua_pushnumber(L, sv_monotonic()); return 1; }
 
 static int l_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
-  struct timespec ts, rem;
-  if (!(s > 0)) return 0;
-  if (s > 1e6) s = 1e6;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
+  sv_sleep(s > 1e6 ? 1e6 : (double)s);
   return 0;
 }
 

@@ -88,7 +88,7 @@ static int t_send(lua_State *L) {
   memset(&s, 0, sizeof s);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "op");
-  s.op = (sv_op)luaL_checkoption(L, -1, NULL, lsv_op_names);
+  s.op = (sv_op)luaL_checkoption(L, -1, NULL, sv_op_names);
   lua_pop(L, 1);
   if (lua_getfield(L, 2, "url") == LUA_TSTRING) { /* a NUL inside would cut the URL short for C: the check sees all of it */
     size_t len;

@@ -8,10 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *const lsv_op_names[] = { "create", "query", "download", "notify", NULL };
-const char *const lsv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
-
-void lsv_push_error(lua_State *L, const sv_error *e) {
+static void push_error(lua_State *L, const sv_error *e) {
   lua_createtable(L, 0, 6);
   lua_pushstring(L, sv_kind_name(e->kind));
   lua_setfield(L, -2, "kind");
@@ -31,7 +28,7 @@ void lsv_push_error(lua_State *L, const sv_error *e) {
 
 int lsv_fail(lua_State *L, const sv_error *e) {
   lua_pushnil(L);
-  lsv_push_error(L, e);
+  push_error(L, e);
   return 2;
 }
 
@@ -219,9 +216,9 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
     if (rc == 0) lua_pushliteral(L, "");
     else lua_pushnil(L);
     if (rc == 0) lua_pushnil(L);
-    else lsv_push_error(L, &err);
+    else push_error(L, &err);
   }
-  lua_pushstring(L, sv_wire_name(wire));
+  lua_pushstring(L, sv_wire_names[wire]);
   if (x->op != SV_OP_DOWNLOAD) return 3;
   lua_pushinteger(L, (lua_Integer)x->bytes);
   if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);

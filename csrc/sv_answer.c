@@ -124,8 +124,7 @@ static const char *type_name(char t) {
 
 int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
   char why[160];
-  const char *what = a->op == SV_OP_CREATE ? "create" : a->op == SV_OP_QUERY ? "query"
-                   : a->op == SV_OP_NOTIFY ? "notify" : "download";
+  const char *what = sv_op_names[a->op];
   const char *body = a->body ? a->body : "";
   size_t len = a->body ? a->body_len : 0;
   sv_json_member id, st;

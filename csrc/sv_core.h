@@ -126,7 +126,6 @@ typedef struct sv_model {
 SV_API const sv_model sv_models[];
 SV_API const size_t sv_model_count;
 SV_API const char *const sv_field_names[]; /* NULL-terminated, every field any model takes */
-SV_API const sv_model *sv_model_find(const char *name, size_t len);
 
 /* Check params against the model's row.  0 when valid (and *model set), -1 with
    err (kind SV_E_INVALID, field naming the culprit) otherwise. */
@@ -165,8 +164,6 @@ SV_API int sv_url_check(const char *s, size_t len, const char *field, int kind, 
    answered it (base), appended to out, unchecked (both transports then call
    sv_url_check on it).  0, or -1 out of memory. */
 SV_API int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out);
-/* sv_url_check(s, len, "base_url", SV_URL_BASE, err) */
-SV_API int sv_base_url_check(const char *s, size_t len, sv_error *err);
 
 /* ------------------------------------------------------------------ JSON */
 
@@ -188,9 +185,6 @@ SV_API int sv_json_unescape(const char *val, size_t len, sv_buf *out);
 /* The same into out, which has room for len bytes (a string never grows when
    unescaped); the bytes written, or (size_t)-1 when val is not a whole string. */
 SV_API size_t sv_json_unescape_into(const char *val, size_t len, char *out);
-/* The double a JSON number token means, as strtod reads it in the "C" locale
-   (whatever the process's locale): 1e400 is HUGE_VAL, -0 is -0.0. */
-SV_API double sv_json_number(const char *s, size_t len);
 
 /* A JSON value handed over part by part as the scan checks it, in text order:
    how a reader builds the whole value somewhere else (the binding: a Lua table)
@@ -267,8 +261,10 @@ typedef enum sv_wire {
   SV_WIRE_IO             /* a download's file could not be written */
 } sv_wire;
 
-SV_API const char *sv_wire_name(sv_wire wire);
-SV_API int sv_wire_find(const char *name, sv_wire *wire); /* 0, or -1 when unknown */
+/* The names of sv_op's and sv_wire's values, in order, NULL-terminated (the
+   binding's luaL_checkoption takes them; messages say them). */
+SV_API const char *const sv_op_names[];
+SV_API const char *const sv_wire_names[];
 
 /* The retry policy's values, all from the options table (options.lua), clamped by
    the binding: nothing here has a default of its own. */
@@ -356,6 +352,7 @@ typedef struct sv_part sv_part; /* a download's .part (below) */
 
 SV_API double sv_monotonic(void);
 SV_API double sv_wallclock(void);
+SV_API void sv_sleep(double seconds); /* nothing for NaN or <= 0; EINTR slept through */
 
 SV_API sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen);
 SV_API void sv_http_free(sv_http *h); /* ends every exchange still running */
@@ -421,7 +418,10 @@ SV_API const char *sv_file_kind(const char *path, int *err);
    flushes and closes (0, or -1 with why); sv_part_free releases it.
    sv_part_commit(fd, size, part, dest): fsync fd, check its size is size and
    that part still names it, rename part to dest, fsync dest's folder: the one
-   commit of a download, whichever transport wrote it. */
+   commit of a download, whichever transport wrote it.  sv_sync_folder: fsync
+   the folder that holds path, so that a rename into it reaches the disk (a
+   file system that cannot sync a folder, EINVAL or EROFS, counts as done); 0,
+   or -1 with "cannot sync the folder DIR: reason" in why. */
 SV_API sv_part *sv_part_open(const char *path, double offset, int *short_, sv_buf *why);
 SV_API int sv_part_write(sv_part *p, const char *data, size_t len, sv_buf *why);
 SV_API int sv_part_flush(sv_part *p, sv_buf *why);
@@ -439,11 +439,8 @@ SV_API int sv_part_truncate(sv_part *p, double at, sv_buf *why);
 SV_API int sv_part_same(const sv_part *p);
 SV_API int sv_part_close(sv_part *p, sv_buf *why);
 SV_API void sv_part_free(sv_part *p);
-/* fsync the folder that holds path, so that a rename into it reaches the disk
-   (a file system that cannot sync a folder, EINVAL or EROFS, counts as done).
-   0, or -1 with "cannot sync the folder DIR: reason" in why. */
-SV_API int sv_sync_folder(const char *path, sv_buf *why);
 SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why);
+SV_API int sv_sync_folder(const char *path, sv_buf *why);
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
 

@@ -197,8 +197,7 @@ int sv_file_try_lock(const char *path, int create, sv_buf *why) {
 /* tmp replaces path, under the lock taken by sv_file_lock (still held after). */
 int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why) {
   struct stat lst, pst, tst;
-  int fd, dfd, e = 0;
-  char *dir, *slash;
+  int fd, e = 0;
   if (fstat(lockfd, &lst) != 0 || stat(path, &pst) != 0 || lst.st_dev != pst.st_dev || lst.st_ino != pst.st_ino) {
     sv_buf_addf(why, "cannot compact the journal %s: it was replaced while locked", path);
     return -1;
@@ -210,21 +209,7 @@ int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why) 
   close(fd);
   if (!e && rename(tmp, path) != 0) e = errno;
   if (e) return fail(why, "compact", path, e);
-  /* the rename itself must survive a crash: sync the folder */
-  dir = strdup(path);
-  if (!dir) { sv_buf_adds(why, "out of memory compacting the journal"); return -1; }
-  slash = strrchr(dir, '/');
-  if (!slash) strcpy(dir, ".");
-  else if (slash == dir) dir[1] = '\0';
-  else *slash = '\0';
-  dfd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
-  free(dir);
-  if (dfd >= 0) {
-    if (fsync(dfd) != 0 && errno != EINVAL) e = errno;
-    close(dfd);
-  }
-  if (e) return fail(why, "compact", path, e);
-  return 0;
+  return sv_sync_folder(path, why); /* the rename itself must survive a crash */
 }
 
 /* A download's .part, written through one descriptor from open to commit.
@@ -388,10 +373,6 @@ int sv_part_same(const sv_part *p) {
          mine.st_ino == named.st_ino && named.st_nlink == 1 && (double)mine.st_size == p->base + p->written;
 }
 
-/* The commit, on the descriptor the download wrote: fsync it; its size (fstat,
-   the same descriptor) must be the bytes it was given; the name part must still
-   be that file (stat vs fstat: nobody replaced it meanwhile); then rename to
-   dest and fsync the folder so the rename reaches the disk too. */
 int sv_sync_folder(const char *path, sv_buf *why) {
   const char *slash = strrchr(path, '/');
   size_t n = slash ? (size_t)(slash - path) : 1;
@@ -416,6 +397,10 @@ int sv_sync_folder(const char *path, sv_buf *why) {
   return 0;
 }
 
+/* The commit, on the descriptor the download wrote: fsync it; its size (fstat,
+   the same descriptor) must be the bytes it was given; the name part must still
+   be that file (stat vs fstat: nobody replaced it meanwhile); then rename to
+   dest and fsync the folder so the rename reaches the disk too. */
 int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why) {
   struct stat mine, named;
   int gone;

@@ -119,16 +119,6 @@ struct sv_http {
 
 /* ------------------------------------------------------------- helpers */
 
-static char *dupstr(const char *s) {
-  size_t n;
-  char *p;
-  if (!s) return NULL;
-  n = strlen(s) + 1;
-  p = malloc(n);
-  if (p) memcpy(p, s, n);
-  return p;
-}
-
 /* Seconds to libcurl's milliseconds, without overflow whatever the caller passed. */
 static long to_ms(double s) {
   if (!(s > 0)) return 0;
@@ -267,9 +257,9 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
     h = NULL;
   }
   if (!h) { snprintf(errbuf, errlen, "out of memory"); curl_global_cleanup(); return NULL; }
-  h->api_key = dupstr(cfg->api_key ? cfg->api_key : "");
-  h->ca_file = dupstr(cfg->ca_file);
-  h->user_agent = dupstr(cfg->user_agent);
+  h->api_key = strdup(cfg->api_key ? cfg->api_key : "");
+  h->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
+  h->user_agent = strdup(cfg->user_agent);
   h->connect_timeout = cfg->connect_timeout;
   h->multi = curl_multi_init();
   if (!h->multi || !h->api_key || !h->user_agent || (cfg->ca_file && !h->ca_file)) {
@@ -670,10 +660,10 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   x->max_body = s->max_body;
   sv_buf_init(&x->send);
   sv_buf_init(&x->recv);
-  x->url = dupstr(s->url);
+  x->url = strdup(s->url);
   if (s->body) sv_buf_add(&x->send, s->body, s->body_len);
   if (s->op == SV_OP_DOWNLOAD) { /* first: whether the .part can be resumed decides the Range */
-    x->file = dupstr(s->file);
+    x->file = strdup(s->file);
     if (!x->file) {
       sv_xfer_free(x);
       return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
@@ -1005,15 +995,6 @@ static void collect(sv_http *h) {
   }
 }
 
-static void nap(double s) {
-  struct timespec ts, rem;
-  if (!(s > 0)) return;
-  if (s > 3600) s = 3600;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
-}
-
 /* A poll that may wait starts with libcurl's wait, not with a pass: that wait
    returns at once when a pass has work (an exchange just added, a timer due,
    bytes in, a download's thread done), so a pass first would only repeat the
@@ -1033,7 +1014,7 @@ int sv_http_poll(sv_http *h, double max_wait) {
     if (h->n_done || !(max_wait > 0)) break;
     left = start + max_wait - sv_monotonic();
     if (left <= 0 && pass) break;
-    if (!h->n_running) { nap(left); break; }
+    if (!h->n_running) { sv_sleep(left > 3600 ? 3600 : left); break; }
     if (left > 3600) left = 3600;
     if (left > 0.001 && busy) left = 0.001; /* a lock to look at again soon */
     /* with downloads only, this waits for a thread's wake-up (or the time) */

@@ -35,6 +35,34 @@ void sv_json_string(sv_buf *out, const char *s, size_t len) {
   sv_buf_add(out, "\"", 1);
 }
 
+/* The double a JSON number token means, as strtod reads it in the "C" locale
+   (whatever the process's locale): 1e400 is HUGE_VAL, -0 is -0.0. */
+static double number(const char *s, size_t len) {
+  const char *point, *dot;
+  char small[64], *copy;
+  size_t plen;
+  double v;
+  /* strtod reads the locale's decimal point: give it that one in place of '.' */
+  point = localeconv()->decimal_point;
+  plen = point && *point && strcmp(point, ".") != 0 ? strlen(point) : 0;
+  copy = len + plen < sizeof small ? small : malloc(len + plen + 1);
+  if (!copy) return strtod("nan", NULL); /* out of memory: not a number rather than a wrong one */
+  dot = plen ? memchr(s, '.', len) : NULL;
+  if (dot) {
+    size_t at = (size_t)(dot - s);
+    memcpy(copy, s, at);
+    memcpy(copy + at, point, plen);
+    memcpy(copy + at + plen, dot + 1, len - at - 1);
+    copy[len - 1 + plen] = '\0';
+  } else {
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+  }
+  v = strtod(copy, NULL);
+  if (copy != small) free(copy);
+  return v;
+}
+
 typedef struct scanner {
   const char *s;
   size_t len, pos;
@@ -145,7 +173,7 @@ static int scan_number(scanner *sc) {
     if (!is_digit(sc)) return fail(sc, "bad number");
     while (is_digit(sc)) sc->pos++;
   }
-  if (sc->sink) sc->sink->number(sc->sink->ctx, sv_json_number(sc->s + start, sc->pos - start));
+  if (sc->sink) sc->sink->number(sc->sink->ctx, number(sc->s + start, sc->pos - start));
   return 0;
 }
 
@@ -273,33 +301,6 @@ int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max, char 
   l.max = m ? max : 0;
   l.n = 0;
   return each(text, len, list_member, &l, NULL, why, whylen);
-}
-
-/* The double a JSON number token means, as strtod reads it in the "C" locale. */
-double sv_json_number(const char *s, size_t len) {
-  const char *point, *dot;
-  char small[64], *copy;
-  size_t plen;
-  double v;
-  /* strtod reads the locale's decimal point: give it that one in place of '.' */
-  point = localeconv()->decimal_point;
-  plen = point && *point && strcmp(point, ".") != 0 ? strlen(point) : 0;
-  copy = len + plen < sizeof small ? small : malloc(len + plen + 1);
-  if (!copy) return strtod("nan", NULL); /* out of memory: not a number rather than a wrong one */
-  dot = plen ? memchr(s, '.', len) : NULL;
-  if (dot) {
-    size_t at = (size_t)(dot - s);
-    memcpy(copy, s, at);
-    memcpy(copy + at, point, plen);
-    memcpy(copy + at + plen, dot + 1, len - at - 1);
-    copy[len - 1 + plen] = '\0';
-  } else {
-    memcpy(copy, s, len);
-    copy[len] = '\0';
-  }
-  v = strtod(copy, NULL);
-  if (copy != small) free(copy);
-  return v;
 }
 
 static unsigned hexval(const char *p) {

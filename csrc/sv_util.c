@@ -1,6 +1,7 @@
 /* Buffers, errors, quoting and UTF-8 for the starvideos core. */
 #include "sv_core.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,14 +329,18 @@ int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, 
   return out->oom ? -1 : 0;
 }
 
-int sv_base_url_check(const char *s, size_t len, sv_error *err) {
-  return sv_url_check(s, len, "base_url", SV_URL_BASE, err);
-}
-
 double sv_monotonic(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void sv_sleep(double s) {
+  struct timespec ts, rem;
+  if (!(s > 0)) return;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
 }
 
 double sv_wallclock(void) {

@@ -689,7 +689,7 @@ static void headers_and_urls(void) {
     int rc;
     char detail[800];
     sv_error_clear(&err);
-    rc = sv_base_url_check(bad[i].url, strlen(bad[i].url), &err);
+    rc = sv_url_check(bad[i].url, strlen(bad[i].url), "base_url", SV_URL_BASE, &err);
     snprintf(detail, sizeof detail, "rc=%d field=%s message=%s", rc, err.field, err.message);
     ok(rc == -1 && err.kind == SV_E_INVALID && strcmp(err.field, "base_url") == 0 &&
            strncmp(err.message, "base_url: ", 10) == 0 && strstr(err.message, bad[i].found) != NULL &&
@@ -700,9 +700,9 @@ static void headers_and_urls(void) {
     char name[200];
     sv_error_clear(&err);
     snprintf(name, sizeof name, "base_url %s is accepted", goodurls[i]);
-    ok(sv_base_url_check(goodurls[i], strlen(goodurls[i]), &err) == 0, name, err.message);
+    ok(sv_url_check(goodurls[i], strlen(goodurls[i]), "base_url", SV_URL_BASE, &err) == 0, name, err.message);
   }
-  ok(sv_base_url_check("http://example.com\0/x", 21, &err) == -1, "a NUL inside base_url is refused", err.message);
+  ok(sv_url_check("http://example.com\0/x", 21, "base_url", SV_URL_BASE, &err) == -1, "a NUL inside base_url is refused", err.message);
   /* the other form: a video's URL may carry a signed query */
   {
     static const char *const signed_url = "https://cdn.example/v/a@2x.mp4?X-Sig=ab%2Fcd&e=1&p=/x?y#t";
