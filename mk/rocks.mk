@@ -5,7 +5,7 @@
 # that wraps code.  Markdown in the comments needs lua-markdown, which
 # Debian ships for Lua 5.1: ldoc runs on lua5.1.  `make deps` installs both.
 # `make curl-compat`: the C compiled as libcurl 7.68 sees it (tools/curl-compat.sh,
-# csrc/curl_versions.txt); spec/curl_compat_spec.lua runs it too.
+# csrc/curl/curl_versions.txt); spec/curl_compat_spec.lua runs it too.
 
 LDOC     ?= $(shell command -v ldoc 2>/dev/null)
 LDOC_LUA ?= lua5.1

@@ -1,4 +1,4 @@
--- csrc/compat.h on the VM running the specs: build/compat_test.so (or
+-- csrc/lua/compat.h on the VM running the specs: build/compat_test.so (or
 -- build/<vm>/compat_test.so under `make test-all`) calls each 5.4 API name the
 -- header gives older VMs and returns what it saw.  The expected answers are
 -- Lua 5.4's; where an older VM must differ, the spec says which and why.
@@ -299,7 +299,7 @@ describe("one 5.1 ABI for lua5.1 and LuaJIT", function()
         helper.write_file(dir .. "/use.c", "#include <lua.h>\n#include <lauxlib.h>\n#include \"compat.h\"\n"
           .. "int use(lua_State *L);\nint use(lua_State *L) { " .. call .. "; return 0; }\n")
         return helper.capture(helper.UNINSTRUMENTED .. "cc -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only "
-          .. includes(headers) .. " -I" .. q(root .. "/csrc") .. " " .. q(dir .. "/use.c") .. " 2>&1")
+          .. includes(headers) .. " -I" .. q(root .. "/csrc/lua") .. " " .. q(dir .. "/use.c") .. " 2>&1")
       end
       local out, ok = compile("luaL_setfuncs(L, NULL, 0); lua_settop(L, 0)") -- both have these (compat.h's)
       assert.is_true(ok, out)

@@ -196,7 +196,7 @@ describe("embedding: make static and a C host", function()
       .. "-Werror=implicit-function-declaration"
 
     it("is what make static puts beside the archive", function()
-      local header = assert(helper.read_file(root .. "/csrc/starvideos.h"))
+      local header = assert(helper.read_file(root .. "/csrc/lua/starvideos.h"))
       assert.equal(header, helper.read_file(root .. "/build/include/starvideos.h"))
     end)
 
@@ -294,12 +294,12 @@ int main(int argc, char **argv) {
     it("declares them as the library defines them (a different prototype would not compile)", function()
       local function compile(header)
         local out1, ok1 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "
-          .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lsv_static.c")
+          .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lua/static.c")
         local out2, ok2 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "
-          .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lsv_core.c")
+          .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lua/core.c")
         return ok1 and ok2, out1 .. out2
       end
-      local ok, out = compile(root .. "/csrc/starvideos.h")
+      local ok, out = compile(root .. "/csrc/lua/starvideos.h")
       assert.is_true(ok, out)
       -- the check can fail: a header whose prototype differs
       local wrong = dir .. "/wrong.h"

@@ -5,7 +5,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "../compat.h"
+#include "../lua/compat.h"
 
 #include <string.h>
 

@@ -122,7 +122,7 @@ static const char *type_name(char t) {
   }
 }
 
-int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
+int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   char why[160];
   const char *what = sv_op_names[a->op];
   const char *body = a->body ? a->body : "";
@@ -139,7 +139,7 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
     sv_buf words;
     sv_buf_init(&words);
     server_words(body, len, &words);
-    if (words.len == 0 && len > 0 && sv_json_scan(body, len, NULL, 0, why, sizeof why) < 0) {
+    if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
       sv_buf_adds(&words, "non-JSON body: ");
       excerpt(body, len, &words);
     }

@@ -286,21 +286,8 @@ int sv_json_read(const char *text, size_t len, const sv_json_sink *sink, char *w
   return each(text, len, NULL, NULL, sink, why, whylen);
 }
 
-/* The members listed in m[0 .. max). */
-typedef struct listing { sv_json_member *m; int max, n; } listing;
-
-static void list_member(void *ctx, const sv_json_member *m) {
-  listing *l = ctx;
-  if (l->n < l->max) l->m[l->n] = *m;
-  l->n++;
-}
-
-int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max, char *why, size_t whylen) {
-  listing l;
-  l.m = m;
-  l.max = m ? max : 0;
-  l.n = 0;
-  return each(text, len, list_member, &l, NULL, why, whylen);
+int sv_json_scan(const char *text, size_t len, char *why, size_t whylen) {
+  return each(text, len, NULL, NULL, NULL, why, whylen);
 }
 
 static unsigned hexval(const char *p) {

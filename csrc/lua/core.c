@@ -1,11 +1,12 @@
-/* starvideos.core: the Lua binding of the C core.  The binding never calls a
-   Lua function (no require, no lua_call).  Lua encodes `extra` with lua-cjson
-   (that text is the one form the core checks and sends);
-   an answer is read once, in C: the core's verdict, with the task table built
-   from its scan (lsv_util.c).  The libcurl transport's binding is a module of
-   its own (lsv_curl.c, starvideos.curl), and so are the webhook signatures
-   (lsv_sign.c, starvideos.sign: the one module linking libcrypto); what they
-   share is lsv_util.c. */
+/* starvideos.core: the module functions of the Lua binding of the C core,
+   and its open (luaopen_starvideos_core), which adds those of its objects: the
+   .part handle (part.c), the commit (commit.c), the journal's lock (lock.c).
+   The binding never calls a Lua function (no require, no lua_call).  Lua
+   encodes `extra` with lua-cjson (that text is the one form the core checks
+   and sends); an answer is read once, in C: the core's verdict, with the task
+   table built from its scan (error.c).  The libcurl transport's binding is a
+   module of its own (curl.c, starvideos.curl), and so are the webhook
+   signatures (sign.c, starvideos.sign: the one module linking libcrypto). */
 #include "lsv.h"
 
 #include "compat.h"
@@ -13,17 +14,8 @@
 #include <curl/curlver.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-#define COMMIT_MT "starvideos.commit"
-#define LOCK_MT "starvideos.lock"
-
-typedef struct lcommit { sv_commit *c; } lcommit;
-typedef struct llock { int fd; } llock;
 
 /* A Lua error table back into an sv_error (kind, status, retry_after). */
 static void to_error(lua_State *L, int idx, sv_error *e) {
@@ -339,64 +331,6 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-/* commit_start(part, dest) -> handle | nil, message: the .part handle (of
-   core.part_open, or a whole download's from t:result) flushed, synced,
-   checked (its size, its name still that file), renamed to dest and the
-   folder synced, on a helper thread (sv_commit_start), so that the caller
-   does not wait for the disk; the .part handle is spent.  handle:poll() says
-   when it is done. */
-static int l_commit_start(lua_State *L) {
-  const char *dest = luaL_checkstring(L, 2);
-  char why[256];
-  lcommit *lc;
-  lua_settop(L, 2);
-  lc = lua_newuserdatauv(L, sizeof *lc, 0); /* made before the .part is taken from its handle */
-  lc->c = NULL;
-  luaL_setmetatable(L, COMMIT_MT);
-  lc->c = sv_commit_start(lsv_take_part(L, 1), dest, why, sizeof why);
-  if (!lc->c) {
-    lua_pushnil(L);
-    lua_pushstring(L, why);
-    return 2;
-  }
-  return 1;
-}
-
-static int commit_answer(lua_State *L, int rc, const char *why) {
-  if (rc > 0) return 0;
-  lua_pushboolean(L, rc == 0);
-  if (rc == 0) return 1;
-  lua_pushstring(L, why);
-  return 2;
-}
-
-/* handle:poll() -> nil while the thread works, then true | false, message */
-static int c_poll(lua_State *L) {
-  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
-  const char *why = "";
-  int rc;
-  if (!lc->c) return luaL_error(L, "the commit handle was closed");
-  rc = sv_commit_poll(lc->c, &why); /* before why is read */
-  return commit_answer(L, rc, why);
-}
-
-/* handle:wait() -> true | false, message (blocks until the thread is done) */
-static int c_wait(lua_State *L) {
-  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
-  const char *why = "";
-  int rc;
-  if (!lc->c) return luaL_error(L, "the commit handle was closed");
-  rc = sv_commit_wait(lc->c, &why);
-  return commit_answer(L, rc, why);
-}
-
-/* collected or closed: waits for the thread when it still runs */
-static int c_gc(lua_State *L) {
-  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
-  if (lc->c) { sv_commit_free(lc->c); lc->c = NULL; }
-  return 0;
-}
-
 /* append(path, line, sync) -> true | nil, message: one record, whole, whatever
    other processes append at the same time */
 static int l_append(lua_State *L) {
@@ -405,74 +339,6 @@ static int l_append(lua_State *L) {
   sv_buf why;
   sv_buf_init(&why);
   return lsv_answer(L, sv_file_append(path, line, len, lua_toboolean(L, 3), &why), &why);
-}
-
-/* lock_journal(path[, create]) -> lock | nil, message: the journal under the
-   appenders' flock, for a rewrite; with create, opened for appending (made
-   when missing): lock:append(line, sync) -> true | nil, message appends under
-   that one hold.  lock:replace(tmp) -> true | nil, message renames tmp over
-   it; lock:unlock() (also on close and collection) lets appenders go on */
-static int push_lock(lua_State *L, int fd, sv_buf *why) {
-  llock *lk = lua_newuserdata(L, sizeof *lk);
-  lk->fd = fd;
-  luaL_setmetatable(L, LOCK_MT);
-  if (fd >= 0) return 1;
-  lua_pop(L, 1);
-  lua_pushnil(L);
-  lua_pushstring(L, sv_buf_cstr(why));
-  return 2;
-}
-
-static int l_lock_journal(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  sv_buf why;
-  int n;
-  sv_buf_init(&why);
-  n = push_lock(L, sv_file_lock(path, lua_toboolean(L, 2), &why), &why);
-  sv_buf_free(&why);
-  return n;
-}
-
-/* try_lock(path[, create]) -> lock | false (another holds it) | nil, message,
-   "missing" (no such file, create not given) | nil, message: a lease held
-   until lock:unlock(), close or collection, or the process's end */
-static int l_try_lock(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  sv_buf why;
-  int n, fd;
-  sv_buf_init(&why);
-  fd = sv_file_try_lock(path, lua_toboolean(L, 2), &why);
-  if (fd == SV_LOCK_BUSY) { lua_pushboolean(L, 0); n = 1; }
-  else if (fd == SV_LOCK_MISSING) { lua_pushnil(L); lua_pushfstring(L, "no lease at %s", path);
-                                    lua_pushliteral(L, "missing"); n = 3; }
-  else n = push_lock(L, fd, &why);
-  sv_buf_free(&why);
-  return n;
-}
-
-static int k_append(lua_State *L) {
-  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
-  size_t len;
-  const char *path = luaL_checkstring(L, 2), *line = luaL_checklstring(L, 3, &len);
-  sv_buf why;
-  if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
-  sv_buf_init(&why);
-  return lsv_answer(L, sv_file_append_held(lk->fd, path, line, len, lua_toboolean(L, 4), &why), &why);
-}
-
-static int k_replace(lua_State *L) {
-  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
-  const char *tmp = luaL_checkstring(L, 2), *path = luaL_checkstring(L, 3);
-  sv_buf why;
-  if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
-  sv_buf_init(&why);
-  return lsv_answer(L, sv_file_replace(lk->fd, tmp, path, &why), &why);
-}
-
-static int k_unlock(lua_State *L) {
-  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
-  if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
-  return 0;
 }
 
 /* writable(path) -> true | nil, message */
@@ -494,41 +360,6 @@ static int l_file_kind(lua_State *L) {
   return 3;
 }
 
-/* part_open(path, offset) -> handle | nil, message[, "short"]: the .part a Lua
-   transport writes through one descriptor (sv_part_open, the handle of
-   lsv_util.c); "short" when offset > 0 cannot be gone on from (missing,
-   shorter, not one regular file): start again from 0. */
-static int l_part_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  lua_Number offset = luaL_checknumber(L, 2);
-  sv_buf why;
-  int short_ = 0;
-  sv_part **slot = lsv_push_part(L);
-  sv_buf_init(&why);
-  *slot = sv_part_open(path, (double)offset, &short_, &why);
-  if (*slot) { sv_buf_free(&why); return 1; }
-  lua_pushnil(L);
-  if (short_) lua_pushfstring(L, "cannot go on from %s: it is missing, shorter than %f bytes or not one regular file",
-                              path, offset);
-  else lua_pushstring(L, sv_buf_cstr(&why));
-  sv_buf_free(&why);
-  if (!short_) return 2;
-  lua_pushliteral(L, "short");
-  return 3;
-}
-
-/* part_commit(fd, size, part, dest) -> true | nil, message: sv_part_commit, for
-   a thread of nginx's pool given a handle's prepare() values (the handle stays
-   open in the worker until it answers). */
-static int l_part_commit(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
-  lua_Number size = luaL_checknumber(L, 2);
-  const char *part = luaL_checkstring(L, 3), *dest = luaL_checkstring(L, 4);
-  sv_buf why;
-  sv_buf_init(&why);
-  return lsv_answer(L, sv_part_commit(fd, (double)size, part, dest, &why), &why);
-}
-
 /* hash(s) -> 16 hex digits; random_id() -> 16 random hex digits */
 static int l_hash(lua_State *L) {
   size_t len;
@@ -548,39 +379,25 @@ static int l_random_id(lua_State *L) {
 
 /* --------------------------------------------------------------- open */
 
-/* The transport's binding (lsv_curl.c): linked into the static library (and
+/* The transport's binding (curl.c): linked into the static library (and
    the ASan build), where the core gives it as core.curl; core.so leaves it to
    starvideos.curl, so the weak reference is NULL there. */
 extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidden")));
 
-static const luaL_Reg commit_methods[] = {
-  { "poll", c_poll }, { "wait", c_wait }, { "close", c_gc }, { NULL, NULL }
-};
-
-static const luaL_Reg lock_methods[] = { { "replace", k_replace }, { "append", k_append }, { "unlock", k_unlock },
-                                             { NULL, NULL } };
-
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
-  { "verdict", l_verdict }, { "retry", l_retry },
-  { "check_url", l_check_url },
-  { "resolve_url", l_resolve_url },
-  { "commit_start", l_commit_start },
+  { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "resolve_url", l_resolve_url },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
-  { "part_open", l_part_open }, { "part_commit", l_part_commit },
-  { "random_id", l_random_id }, { "lock_journal", l_lock_journal }, { "try_lock", l_try_lock },
-  { "now", l_now }, { "sleep", l_sleep }, { "isatty", l_isatty },
-  { "uid", l_uid },
+  { "random_id", l_random_id }, { "now", l_now }, { "sleep", l_sleep }, { "isatty", l_isatty }, { "uid", l_uid },
   { NULL, NULL }
 };
 
 LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
-  lsv_new_class(L, COMMIT_MT, commit_methods, c_gc);
-  lsv_new_class(L, LOCK_MT, lock_methods, k_unlock);
-  lsv_part_class(L);
   lsv_error_metatable(L);
-
   luaL_newlib(L, funcs);
+  lsv_open_part(L);
+  lsv_open_commit(L);
+  lsv_open_lock(L);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "error_mt");
   lua_remove(L, -2);

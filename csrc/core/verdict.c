@@ -57,13 +57,8 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
   } else if (x->op == SV_OP_NOTIFY && x->status >= 200 && x->status <= 299) {
     rc = 0; /* a webhook's receiver took the event: its body is not ours to read */
   } else {
-    sv_answer a;
-    a.op = x->op;
-    a.status = x->status;
-    a.body = x->body ? x->body : "";
-    a.body_len = x->body ? x->body_len : 0;
-    a.retry_after = x->retry_after;
-    a.sink = x->op == SV_OP_DOWNLOAD ? NULL : x->sink; /* a download's body is an error page */
+    sv_exchange a = *x;
+    if (x->op == SV_OP_DOWNLOAD) a.sink = NULL; /* a download's body is an error page */
     rc = sv_read_answer(&a, now, err);
   }
   if (rc && x->op == SV_OP_CREATE) {

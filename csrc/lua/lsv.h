@@ -1,9 +1,11 @@
-/* What the two Lua modules share (lsv_util.c): starvideos.core (lsv_core.c) and
-   starvideos.curl (lsv_curl.c, the libcurl transport) each link it once. */
+/* The Lua binding's pieces (csrc/lua/).  What the modules share, each linking
+   it once: the error table and the verdict (error.c), the .part handle
+   (part.c).  starvideos.core (core.c) adds the commit (commit.c) and the
+   journal's lock (lock.c); starvideos.curl is curl.c; starvideos.sign sign.c. */
 #ifndef LSV_H
 #define LSV_H
 
-#include "sv_core.h"
+#include "../core/sv_core.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -32,18 +34,21 @@ SV_API const char *lsv_need_string(lua_State *L, int t, const char *key, const c
 /* true, or nil and why's text (rc -1); why is freed: 1 or 2 values */
 SV_API int lsv_answer(lua_State *L, int rc, sv_buf *why);
 
-/* A download's .part as a Lua value (class starvideos.part: write, chunks,
-   flush, at, truncate, prepare, same, close; close, __gc and __close free it),
-   the one handle both transports and the commit take: core.part_open makes
-   one, t:result hands a whole download's over, core.commit_start takes it.
-   lsv_part_class registers the class (both modules do, when opened).
-   lsv_push_part pushes a handle holding no .part yet and returns where it
-   goes: it is made before the .part is taken from its owner, so that an error
-   of memory in making it loses none.  lsv_take_part: the .part of the handle
-   at idx, which gives it up; raises on another value, or a handle already
-   committed or closed. */
+/* A download's .part as a Lua value (part.c).  lsv_part_class registers the
+   class (both modules do, when opened).  lsv_push_part pushes a handle holding
+   no .part yet and returns where it goes: made before the .part is taken from
+   its owner, so that an error of memory in making it loses none.
+   lsv_take_part: the .part of the handle at idx, which gives it up; raises on
+   another value, or a handle already committed or closed. */
 SV_API void lsv_part_class(lua_State *L);
 SV_API sv_part **lsv_push_part(lua_State *L);
 SV_API sv_part *lsv_take_part(lua_State *L, int idx);
+
+/* The objects of starvideos.core: each registers its class and sets its
+   functions into the table on top (part_open and part_commit; commit_start;
+   lock_journal and try_lock). */
+SV_API void lsv_open_part(lua_State *L);
+SV_API void lsv_open_commit(lua_State *L);
+SV_API void lsv_open_lock(lua_State *L);
 
 #endif

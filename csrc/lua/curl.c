@@ -1,4 +1,4 @@
-/* starvideos.curl: the Lua binding of the libcurl transport (sv_http.c), a
+/* starvideos.curl: the Lua binding of the libcurl transport (csrc/curl/), a
    module of its own so that `require "starvideos"` does not load libcurl and
    the libraries it brings (about 30, 7-11 ms): transport.lua loads it with the
    first client that needs it.  One class, the transport (starvideos.curl); an
@@ -6,8 +6,9 @@
    given twice), so that an exchange costs no userdata, no metatable and no
    finalizer.  The transport's table (its user value) maps each handle to its
    exchange until result or cancel takes it, and close frees those left.  The
-   static library links it into the core, as core.curl (lsv_core.c). */
+   static library links it into the core, as core.curl (core.c). */
 #include "lsv.h"
+#include "../curl/transport.h"
 
 #include "compat.h"
 
@@ -258,7 +259,7 @@ static const luaL_Reg curl_methods[] = {
 };
 
 /* The transport's classes registered, and its constructor pushed: 1.  The
-   static library's core calls it too (core.curl, lsv_core.c). */
+   static library's core calls it too (core.curl, core.c). */
 SV_API int lsv_curl_register(lua_State *L);
 int lsv_curl_register(lua_State *L) {
   lsv_new_class(L, CURL_MT, curl_methods, t_close);
