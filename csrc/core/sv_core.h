@@ -379,12 +379,10 @@ SV_API void sv_random_hex(char out[17]);
    it and commits it to dest (sv_part_commit), then frees it; it returns at once
    (NULL with why only when out of memory; without a thread it is done before
    returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
-   *why (owned by c).  sv_commit_wait blocks until done and answers the same.
-   sv_commit_free waits for the thread when it still runs. */
+   *why (owned by c).  sv_commit_free waits for the thread when it still runs. */
 typedef struct sv_commit sv_commit;
 SV_API sv_commit *sv_commit_start(sv_part *p, const char *dest, char *why, size_t whylen);
 SV_API int sv_commit_poll(sv_commit *c, const char **why);
-SV_API int sv_commit_wait(sv_commit *c, const char **why);
 SV_API void sv_commit_free(sv_commit *c);
 
 /* A helper thread (part.c): fn(arg) started with every signal blocked

@@ -31,14 +31,6 @@ static int l_commit_start(lua_State *L) {
   return 1;
 }
 
-static int commit_answer(lua_State *L, int rc, const char *why) {
-  if (rc > 0) return 0;
-  lua_pushboolean(L, rc == 0);
-  if (rc == 0) return 1;
-  lua_pushstring(L, why);
-  return 2;
-}
-
 /* handle:poll() -> nil while the thread works, then true | false, message */
 static int c_poll(lua_State *L) {
   lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
@@ -46,17 +38,11 @@ static int c_poll(lua_State *L) {
   int rc;
   if (!lc->c) return luaL_error(L, "the commit handle was closed");
   rc = sv_commit_poll(lc->c, &why); /* before why is read */
-  return commit_answer(L, rc, why);
-}
-
-/* handle:wait() -> true | false, message (blocks until the thread is done) */
-static int c_wait(lua_State *L) {
-  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
-  const char *why = "";
-  int rc;
-  if (!lc->c) return luaL_error(L, "the commit handle was closed");
-  rc = sv_commit_wait(lc->c, &why);
-  return commit_answer(L, rc, why);
+  if (rc > 0) return 0;
+  lua_pushboolean(L, rc == 0);
+  if (rc == 0) return 1;
+  lua_pushstring(L, why);
+  return 2;
 }
 
 /* collected or closed: waits for the thread when it still runs */
@@ -67,7 +53,7 @@ static int c_gc(lua_State *L) {
 }
 
 void lsv_open_commit(lua_State *L) {
-  static const luaL_Reg methods[] = { { "poll", c_poll }, { "wait", c_wait }, { "close", c_gc }, { NULL, NULL } };
+  static const luaL_Reg methods[] = { { "poll", c_poll }, { "close", c_gc }, { NULL, NULL } };
   static const luaL_Reg funcs[] = { { "commit_start", l_commit_start }, { NULL, NULL } };
   lsv_new_class(L, COMMIT_MT, methods, c_gc);
   luaL_setfuncs(L, funcs, 0);

@@ -222,7 +222,7 @@ function F.scripted(script)
   end
 
   -- the .part handle the download wrote through, committed as request.lua
-  -- commits a libcurl download's (core.commit_start), waited for here
+  -- commits a libcurl download's (core.commit_start), polled here until done
   function t.commit(_, part, path)
     t.commits[#t.commits + 1] = { part = part, path = path }
     local fh = whole[part]
@@ -230,7 +230,9 @@ function F.scripted(script)
     if not fh then return nil, "cannot commit " .. part .. ": no whole download was written there" end
     local c, err = core.commit_start(fh, path)
     if not c then return nil, err end
-    return c:wait()
+    local ok, why = c:poll()
+    while ok == nil do core.sleep(0.001); ok, why = c:poll() end
+    return ok, why
   end
 
   function t.close()
