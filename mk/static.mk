@@ -1,6 +1,6 @@
 # `make static`: build/libstarvideos.a for hosts that link Lua in (a game engine),
 # and build/include/starvideos.h (csrc/lua/starvideos.h: its luaopen_* prototypes):
-# the C core, the binding and the Lua modules of lua/starvideos/ compiled in as
+# the C core, the binding and the Lua modules of lua/starvideos/ (its folders too) as
 # data (no file lookup at run time).  The emulator and the command line (cli/)
 # are left out: a game needs neither, and the emulator needs LuaSocket.
 #
@@ -22,7 +22,9 @@ STATIC_LIB      := build/libstarvideos.a
 STATIC_HEADER   := build/include/starvideos.h
 STATIC_DIR      := build/static
 STATIC_LUA_INC  ?= $(LUA_INC)
-STATIC_LUA_SRC   = $(filter-out lua/starvideos/emulator.lua,$(sort $(wildcard lua/starvideos/*.lua)))
+# every .lua under lua/starvideos/, in its subfolders too, but the emulator's and
+# the command line's (cli/)
+STATIC_LUA_SRC   = $(sort $(filter-out lua/starvideos/emulator% lua/starvideos/cli/%,$(shell find lua/starvideos -name '*.lua')))
 STATIC_C_SRC    := $(ALL_SRC) csrc/lua/static.c
 STATIC_EXPORTS  := luaopen_starvideos luaopen_starvideos_core
 LD              ?= ld
@@ -53,7 +55,7 @@ $(1)/libstarvideos.a: $$(patsubst csrc/%.c,$(1)/obj/%.o,$$(STATIC_C_SRC)) $(1)/o
 endef
 
 # The Lua sources as C data, generated at build time.
-$(STATIC_DIR)/lua_modules.c: tools/embed-lua.lua $(STATIC_LUA_SRC)
+$(STATIC_DIR)/lua_modules.c: tools/embed-lua.lua mk/static.mk $(STATIC_LUA_SRC)
 	@mkdir -p $(dir $@)
 	$(LUA) tools/embed-lua.lua $@ lua $(STATIC_LUA_SRC)
 

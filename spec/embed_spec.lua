@@ -131,14 +131,17 @@ describe("embedding: make static and a C host", function()
     assert.truthy(all:find(" t sv_http_new\n", 1, true), "sv_http_new is not in the archive as a local symbol")
   end)
 
-  it("holds every module of lua/starvideos/ but the emulator and the CLI, as data", function()
+  it("holds every module of lua/starvideos/ and its folders but the emulator and the CLI, as data", function()
     local c = assert(helper.read_file(root .. "/build/static/lua_modules.c"))
     local names = {}
     for name in c:gmatch('{ "([%w_.]+)", "@') do names[#names + 1] = name end
     table.sort(names)
     local want = {}
-    for f in sh("cd " .. shell_quote(root) .. " && ls lua/starvideos/*.lua"):gmatch("lua/starvideos/([%w_]+)%.lua") do
-      if f ~= "emulator" then want[#want + 1] = f == "init" and "starvideos" or "starvideos." .. f end
+    local found = sh("cd " .. shell_quote(root) .. " && find lua/starvideos -name '*.lua'")
+    for f in found:gmatch("lua/(starvideos[%w_/]*)%.lua") do
+      if not (f:find("^starvideos/emulator") or f:find("^starvideos/cli/")) then
+        want[#want + 1] = (f:gsub("/init$", ""):gsub("/", "."))
+      end
     end
     table.sort(want)
     assert.same(want, names)
