@@ -6,7 +6,7 @@
 LUA       ?= lua5.4
 LUA_INC   ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 CURL_LIBS ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
-# libcrypto (OpenSSL) for the webhook signatures of sign.so (csrc/sv_sign.c), the
+# libcrypto (OpenSSL) for the webhook signatures of sign.so (csrc/core/sign.c), the
 # one module linking it
 CRYPTO_LIBS ?= $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 CC        ?= cc
@@ -17,8 +17,8 @@ DEFS      := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden
 
 include mk/sources.mk
-# every C file of the three modules, each compiled once into build/obj/
-ALL_SRC   := $(SV_SRC) $(SV_HTTP_SRC) $(SIGN_SRC) $(LSV_SRC) csrc/lsv_core.c csrc/lsv_curl.c csrc/lsv_sign.c
+# every C file of the three modules (ALL_SRC, mk/sources.mk) is compiled once
+# into build/obj/, in its layer's folder there
 CORE_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_MOD_SRC))
 CURL_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CURL_MOD_SRC))
 SIGN_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(SIGN_MOD_SRC))
@@ -41,7 +41,7 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # luarocks for spec/hosts/luarocks_spec.lua;
 # spec/nginx_spec.lua: nginx with its lua module, curl, openssl; the fleet specs:
 # redis-server, hiredis for starvideos.redis, lua-nginx-redis for nginx.redis;
-# spec/proxy_spec.lua: tinyproxy).
+# spec/hosts/proxy_spec.lua: tinyproxy).
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
@@ -75,10 +75,11 @@ all: $(SO) $(TEST_BIN) $(COMPAT_SO)
 $(TEST_BIN): csrc/test/test_core.c $(patsubst csrc/%.c,build/obj/%.o,$(SV_SRC) $(SV_HTTP_SRC))
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm -ldl -pthread
 
-build/obj/%.o: csrc/%.c csrc/sv_core.h | $(DEPS_FIRST)
+build/obj/%.o: csrc/%.c csrc/core/sv_core.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -c $< -o $@
-$(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/lsv_%,$(ALL_SRC))): csrc/lsv.h csrc/compat.h
+$(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/curl/%,$(ALL_SRC))): csrc/curl/transport.h csrc/curl/internal.h
+$(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/lua/%,$(ALL_SRC))): csrc/lua/lsv.h csrc/lua/compat.h csrc/curl/transport.h
 
 build/starvideos/core.so: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
@@ -96,23 +97,25 @@ build/starvideos/redis.so: $(REDIS_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(HIREDIS_LIBS) -pthread
 $(REDIS_OBJ): LUA_INC += $(HIREDIS_INC)
-$(REDIS_OBJ): csrc/compat.h
+$(REDIS_OBJ): csrc/lua/compat.h
 redis-skipped:
 	@echo "starvideos.redis not built: hiredis not found (pkg-config hiredis; Debian: libhiredis-dev)"
 .PHONY: redis-skipped
 
-# A module that drives csrc/compat.h (spec/compat_spec.lua).
-$(COMPAT_SO): csrc/test/compat_test.c csrc/compat.h | $(DEPS_FIRST)
+# A module that drives csrc/lua/compat.h (spec/compat_spec.lua).
+$(COMPAT_SO): csrc/test/compat_test.c csrc/lua/compat.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -shared -o $@ $<
 
 # The same for every VM: build/<vm>/starvideos/{core,curl,sign}.so and build/<vm>/compat_test.so,
 # objects in build/<vm>/obj.
 define VM_RULES
-build/$(1)/obj/%.o: csrc/%.c csrc/sv_core.h | $$(DEPS_FIRST)
+build/$(1)/obj/%.o: csrc/%.c csrc/core/sv_core.h | $$(DEPS_FIRST)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -c $$< -o $$@
-$$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/lsv_%,$$(ALL_SRC))): csrc/lsv.h csrc/compat.h
+$$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/curl/%,$$(ALL_SRC))): csrc/curl/transport.h csrc/curl/internal.h
+$$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/lua/%,$$(ALL_SRC))): csrc/lua/lsv.h csrc/lua/compat.h \
+  csrc/curl/transport.h
 
 build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CORE_OBJ))
 	@mkdir -p $$(dir $$@)
@@ -126,7 +129,7 @@ build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CURL_
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm -ldl -pthread
 
-build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/compat.h | $$(DEPS_FIRST)
+build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/lua/compat.h | $$(DEPS_FIRST)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -shared -o $$@ $$<
 
@@ -134,7 +137,7 @@ build/$(1)/starvideos/redis.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDI
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(HIREDIS_LIBS) -pthread
 $$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): INC_$(1) += $$(HIREDIS_INC)
-$$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): csrc/compat.h
+$$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): csrc/lua/compat.h
 endef
 $(foreach vm,$(VMS),$(eval $(call VM_RULES,$(vm))))
 

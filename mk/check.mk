@@ -29,17 +29,17 @@ ASAN_TEST  := build/asan/test_core
 ASAN_LOGS  := build/asan/logs
 VALGRIND   ?= valgrind
 
-$(ASAN_TEST): csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) csrc/sv_core.h
+$(ASAN_TEST): csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) csrc/core/sv_core.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) $(CURL_LIBS) -lm
 
 # one module with the transport linked in (core.curl, as in the static library);
 # the signatures a module of their own, as sign.so is (loaded on first use)
-$(ASAN_SO): $(ALL_SRC) csrc/sv_core.h csrc/lsv.h
+$(ASAN_SO): $(ALL_SRC) csrc/core/sv_core.h csrc/curl/internal.h csrc/lua/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
-	  -o $@ $(filter-out $(SIGN_SRC) csrc/lsv_sign.c,$(ALL_SRC)) $(CURL_LIBS) -lm
-$(ASAN_SIGN): $(SIGN_MOD_SRC) csrc/sv_core.h csrc/lsv.h
+	  -o $@ $(filter-out $(SIGN_SRC) csrc/lua/sign.c,$(ALL_SRC)) $(CURL_LIBS) -lm
+$(ASAN_SIGN): $(SIGN_MOD_SRC) csrc/core/sv_core.h csrc/lua/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
 	  -o $@ $(SIGN_MOD_SRC) $(CRYPTO_LIBS) -lm

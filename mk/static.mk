@@ -1,6 +1,6 @@
 # `make static`: build/libstarvideos.a for hosts that link Lua in (a game engine),
-# and build/include/starvideos.h (csrc/starvideos.h: its luaopen_* prototypes):
-# the C core, the binding and the Lua modules of lua/starvideos/ compiled in as
+# and build/include/starvideos.h (csrc/lua/starvideos.h: its luaopen_* prototypes):
+# the C core, the binding and the Lua modules of lua/starvideos/ (its folders too) as
 # data (no file lookup at run time).  The emulator and the command line (cli/)
 # are left out: a game needs neither, and the emulator needs LuaSocket.
 #
@@ -22,8 +22,10 @@ STATIC_LIB      := build/libstarvideos.a
 STATIC_HEADER   := build/include/starvideos.h
 STATIC_DIR      := build/static
 STATIC_LUA_INC  ?= $(LUA_INC)
-STATIC_LUA_SRC   = $(sort $(shell find lua/starvideos -name '*.lua' -not -path '*/cli/*' -not -path '*/emulator/*' 2>/dev/null))
-STATIC_C_SRC    := $(ALL_SRC) csrc/lsv_static.c
+# every .lua under lua/starvideos/, in its subfolders too, but the emulator's and
+# the command line's (cli/)
+STATIC_LUA_SRC   = $(sort $(filter-out lua/starvideos/emulator% lua/starvideos/cli/%,$(shell find lua/starvideos -name '*.lua' 2>/dev/null)))
+STATIC_C_SRC    := $(ALL_SRC) csrc/lua/static.c
 STATIC_EXPORTS  := luaopen_starvideos luaopen_starvideos_core
 LD              ?= ld
 OBJCOPY         ?= objcopy
@@ -33,13 +35,14 @@ AR              ?= ar
 # $(1) the folder (build/static, build/static-tsan), $(2) the compile command,
 # $(3) the Lua headers.
 define STATIC_RULES
-$(1)/obj/%.o: csrc/%.c csrc/sv_core.h csrc/lsv.h csrc/compat.h csrc/lsv_static.h
+$(1)/obj/%.o: csrc/%.c csrc/core/sv_core.h csrc/curl/transport.h csrc/curl/internal.h csrc/lua/lsv.h \
+  csrc/lua/compat.h csrc/lua/static.h
 	@mkdir -p $$(dir $$@)
 	$(2) $(3) -c $$< -o $$@
 
-$(1)/obj/lua_modules.o: $(STATIC_DIR)/lua_modules.c csrc/lsv_static.h
+$(1)/obj/lua_modules.o: $(STATIC_DIR)/lua_modules.c csrc/lua/static.h
 	@mkdir -p $$(dir $$@)
-	$(2) -Icsrc -c $$< -o $$@
+	$(2) -Icsrc/lua -c $$< -o $$@
 
 $(1)/libstarvideos.a: $$(patsubst csrc/%.c,$(1)/obj/%.o,$$(STATIC_C_SRC)) $(1)/obj/lua_modules.o
 	$$(LD) -r -o $(1)/starvideos-all.o $$^
@@ -52,7 +55,7 @@ $(1)/libstarvideos.a: $$(patsubst csrc/%.c,$(1)/obj/%.o,$$(STATIC_C_SRC)) $(1)/o
 endef
 
 # The Lua sources as C data, generated at build time.
-$(STATIC_DIR)/lua_modules.c: tools/embed-lua.lua $(STATIC_LUA_SRC)
+$(STATIC_DIR)/lua_modules.c: tools/embed-lua.lua mk/static.mk $(STATIC_LUA_SRC)
 	@mkdir -p $(dir $@)
 	$(LUA) tools/embed-lua.lua $@ lua $(STATIC_LUA_SRC)
 
@@ -61,7 +64,7 @@ $(eval $(call STATIC_RULES,$(STATIC_DIR),$$(CC) $$(ALL_CFLAGS),$$(STATIC_LUA_INC
 $(STATIC_LIB): $(STATIC_DIR)/libstarvideos.a
 	cp $< $@
 
-$(STATIC_HEADER): csrc/starvideos.h
+$(STATIC_HEADER): csrc/lua/starvideos.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 

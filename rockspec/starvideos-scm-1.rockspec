@@ -44,26 +44,27 @@ build = {
     -- and the webhook signatures (libcrypto, loaded on first use) apart; the sources
     -- are mk/sources.mk's CORE_MOD_SRC, CURL_MOD_SRC and SIGN_MOD_SRC (spec/build_spec.lua)
     ["starvideos.core"] = {
-      sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
-        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/lsv_util.c", "csrc/lsv_core.c" },
+      sources = { "csrc/core/util.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
+        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/lua/error.c", "csrc/lua/part.c",
+        "csrc/lua/core.c", "csrc/lua/commit.c", "csrc/lua/lock.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "pthread", "dl", "m" },
       -- curl/curlver.h only (the version for the User-Agent): no libcurl linked
       incdirs = { "$(CURL_INCDIR)" },
     },
     ["starvideos.sign"] = {
-      sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
-        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/sv_sign.c", "csrc/lsv_util.c",
-        "csrc/lsv_sign.c" },
+      sources = { "csrc/core/util.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
+        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/sign.c", "csrc/lua/error.c",
+        "csrc/lua/part.c", "csrc/lua/sign.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "crypto", "pthread", "dl", "m" },
       incdirs = { "$(CRYPTO_INCDIR)" },
       libdirs = { "$(CRYPTO_LIBDIR)" },
     },
     ["starvideos.curl"] = {
-      sources = { "csrc/sv_util.c", "csrc/sv_json.c", "csrc/sv_models.c", "csrc/sv_answer.c",
-        "csrc/sv_call.c", "csrc/sv_file.c", "csrc/sv_commit.c", "csrc/sv_http.c", "csrc/lsv_util.c",
-        "csrc/lsv_curl.c" },
+      sources = { "csrc/core/util.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
+        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/curl/multi.c", "csrc/curl/fetch.c",
+        "csrc/lua/error.c", "csrc/lua/part.c", "csrc/lua/curl.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "curl", "pthread", "dl", "m" },
       incdirs = { "$(CURL_INCDIR)" },

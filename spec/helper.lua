@@ -466,6 +466,14 @@ end
 helper.Hostile = Hostile
 
 
+-- What a commit handle (core.commit_start) says once its thread is done: true,
+-- or false and why (polled, as the engine polls it).
+function helper.committed(c)
+  local ok, why
+  assert(helper.wait_until(function() ok, why = c:poll() return ok ~= nil end, 30), "the commit did not finish")
+  return ok, why
+end
+
 -- Decode JSON text, turning it into a Lua value (nil on bad JSON).
 function helper.json(text)
   if type(text) ~= "string" then return nil end

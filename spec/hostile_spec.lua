@@ -111,7 +111,7 @@ describe("a client facing hostile HTTP servers", function()
         assert.is_true(read_file(path) == VIDEO, "A said ok but the file is not the video: " .. out)
       else
         assert.truthy(out:find("io: download: cannot commit " .. part, 1, true), out)
-        assert.truthy(out:find("no longer the file this download wrote", 1, true), out)
+        assert.truthy(out:find("another file took its name during the download", 1, true), out)
         -- nothing short took the video's name
         local got = read_file(path)
         assert.is_true(got == nil or got == VIDEO, "a file of " .. #(got or "") .. " bytes took the video's name")

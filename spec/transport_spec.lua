@@ -173,7 +173,7 @@ describe("the transport", function()
     assert.same({}, emu:requests())
   end)
 
-  -- A download runs on a thread of its own (csrc/sv_http.c, fetch_thread): its
+  -- A download runs on a thread of its own (the libcurl transport's): its
   -- bytes move while the caller does anything else, and a poll only looks at
   -- whether it is done.  Driven here through the transport itself.
   describe("a download's own thread", function()
@@ -317,7 +317,10 @@ describe("the transport", function()
       local t0 = socket.gettime()
       t:close()
       local took = socket.gettime() - t0
-      assert.equal(before, threads(), "download threads outlived close")
+      -- (the process's thread list may lag a moment behind a thread's end: it settles
+      -- within a second, else a thread outlived close)
+      assert.is_true(helper.wait_until(function() return threads() == before end, 1),
+        "download threads outlived close: " .. threads() .. " threads, " .. before .. " before")
       assert.is_true(took < 2, "close took " .. took .. " s")
       print(string.format("\n  close with 2 downloads running (1 waiting for a byte) and 1 just cancelled: %.1f ms",
         took * 1000))
@@ -328,9 +331,9 @@ describe("the transport", function()
       collectgarbage()
     end)
 
-    -- The commit acts on the file the download wrote (its open descriptor: the
-    -- handle t:result gives, which core.commit(_start) takes), and the final
-    -- check on what went through it.
+    -- The commit acts on the file the download wrote (its .part handle, the
+    -- one core.part_open makes: t:result gives it, core.commit_start takes it),
+    -- and checks that the file holds what went through it.
     describe("and its file", function()
       local hs
       setup(function() hs = helper.hostile() end)
@@ -344,24 +347,24 @@ describe("the transport", function()
         local body, err, _, _, _, file = finish(t, download(t, hs:url("video") .. "/v.mp4", part))
         assert.truthy(body, tostring(err))
         assert.equal("userdata", type(file), "a whole download's result hands over its open file")
+        assert.equal(getmetatable(assert(core.part_open(dir .. "/other.part", 0))), getmetatable(file),
+          "the result's handle is core.part_open's")
         -- another download (another process) replaces the .part before the commit
         assert(os.remove(part))
         helper.write_file(part, string.rep("X", 1000))
-        local ok, why = assert(core.commit_start(part, dest, file)):wait()
+        local ok, why = helper.committed(assert(core.commit_start(file, dest)))
         assert.is_false(ok)
-        assert.truthy(why:find("cannot commit " .. part .. ": it is no longer the file this download wrote", 1, true),
-          why)
+        assert.equal("cannot commit " .. part .. ": another file took its name during the download", why)
         assert.is_false(helper.exists(dest), "the other file took the video's name")
         assert.equal(1000, helper.file_size(part), "the other file was touched")
-        -- and the same without meddling: the video, whole
         -- the handle was spent by that commit: handing it again is refused, clearly
-        local raised, msg = pcall(core.commit, part, dest, file)
+        local raised, msg = pcall(core.commit_start, file, dest)
         assert.is_false(raised)
-        assert.truthy(tostring(msg):find("the download's file was already committed or closed", 1, true), msg)
+        assert.truthy(tostring(msg):find("the .part handle was already committed or closed", 1, true), msg)
         -- and the same without meddling: the video, whole
         body, err, _, _, _, file = finish(t, download(t, hs:url("video") .. "/v.mp4", part))
         assert.truthy(body, tostring(err))
-        assert.is_true(core.commit(part, dest, file))
+        assert.is_true(helper.committed(core.commit_start(file, dest)))
         assert.equal(VIDEO_SIZE, helper.file_size(dest))
         assert.is_false(helper.exists(part))
         t:close()
@@ -389,12 +392,12 @@ describe("the transport", function()
         file:close()
         file:close() -- closing twice is fine
         assert.equal(0, open_on(part))
-        local raised, msg = pcall(core.commit_start, part, dir .. "/d.mp4", file)
+        local raised, msg = pcall(core.commit_start, file, dir .. "/d.mp4")
         assert.is_false(raised)
         assert.truthy(tostring(msg):find("already committed or closed", 1, true), msg)
-        raised, msg = pcall(core.commit_start, part, dir .. "/d.mp4", "not a file")
+        raised, msg = pcall(core.commit_start, part, dir .. "/d.mp4")
         assert.is_false(raised)
-        assert.truthy(tostring(msg):find("starvideos.kept_file expected", 1, true), msg)
+        assert.truthy(tostring(msg):find("starvideos.part expected", 1, true), msg)
         -- one never closed nor committed is closed by the collector
         do
           local again, why, _, _, _, dropped = finish(t, download(t, hs:url("video") .. "/d.mp4", part))
@@ -408,8 +411,8 @@ describe("the transport", function()
         t:close()
       end)
 
-      it("fails a download whose file holds other bytes than it received (written past its end meanwhile)", function()
-        local _, part, t = fresh("w.mp4")
+      it("never commits a file that holds other bytes than it received (written past its end meanwhile)", function()
+        local dir, part, t = fresh("w.mp4")
         local h = download(t, hs:url("slow_video") .. "/w.mp4", part)
         assert.is_true(helper.wait_until(function() return (helper.file_size(part) or 0) > 0 end), "no byte came")
         -- another process writes into the same file, past the end the video will have
@@ -417,13 +420,14 @@ describe("the transport", function()
         assert(f:seek("set", VIDEO_SIZE + 100))
         f:write("junk")
         f:close()
-        local body, err, wire, bytes = finish(t, h)
-        assert.is_nil(body)
-        assert.equal("io", err.kind)
-        assert.equal("io", wire)
+        local body, err, _, bytes, _, file = finish(t, h)
+        assert.truthy(body, tostring(err))
         assert.equal(VIDEO_SIZE, bytes)
-        assert.truthy(err.message:find(string.format("holds %d bytes where %d were written", VIDEO_SIZE + 104,
-          VIDEO_SIZE), 1, true), err.message)
+        local ok, why = helper.committed(core.commit_start(file, dir .. "/w.mp4"))
+        assert.is_false(ok)
+        assert.equal(string.format("cannot commit %s: it holds %d bytes where %d were written", part, VIDEO_SIZE + 104,
+          VIDEO_SIZE), why)
+        assert.is_false(helper.exists(dir .. "/w.mp4"))
         t:close()
       end)
     end)
@@ -461,14 +465,13 @@ describe("the transport", function()
       local run = host .. " " .. q(video_url()) .. " " .. q(helper.tmpdir()) .. " 2>&1"
       local out, ok = helper.capture(helper.UNINSTRUMENTED .. run)
       assert.is_true(ok, out)
-      local sends, s_refused, results, r_refused, classes, c_refused = out:match("^ok (%d+) sends %((%d+) refused for "
-        .. "memory%), (%d+) results %((%d+) refused for memory%), (%d+) results making the file class %((%d+) refused")
+      local sends, s_refused, results, r_refused = out:match("^ok (%d+) sends %((%d+) refused for "
+        .. "memory%), (%d+) results %((%d+) refused for memory%)")
       assert.truthy(sends, out)
       print("\n  " .. out:gsub("\n$", ""))
       -- the sweep reached the points where memory is asked for
       assert.is_true(tonumber(s_refused) > 0 and tonumber(s_refused) < tonumber(sends), out)
       assert.is_true(tonumber(r_refused) > 0 and tonumber(r_refused) < tonumber(results), out)
-      assert.is_true(tonumber(c_refused) > 1 and tonumber(c_refused) < tonumber(classes), out)
       local _, has_valgrind = helper.capture("command -v valgrind")
       if not has_valgrind then
         print("\n  valgrind is not installed: the lost exchanges are not counted (make check installs it)")

@@ -3,10 +3,10 @@
 # machine whose headers are newer?  (make curl-compat; spec/curl_compat_spec.lua)
 #
 #   tools/curl-compat.sh [FILE.c ...]
-#       FILEs default to every csrc/*.c that includes <curl/curl.h>.
+#       FILEs default to the transport's files, csrc/curl/*.c (the one layer on libcurl).
 #       1. Every libcurl name a FILE uses (a CURL*_* constant or a curl_* function
 #          or type that curl's headers declare; comments aside) must be listed in
-#          csrc/curl_versions.txt with the version that added it.
+#          csrc/curl/curl_versions.txt with the version that added it.
 #       2. Each FILE is compiled (warnings as errors) with a header forced in
 #          first that includes <curl/curl.h>, sets LIBCURL_VERSION_NUM to 7.68.0
 #          and poisons every listed name added after 7.68.0: the code takes its
@@ -25,7 +25,7 @@ CC=${CC:-cc}
 CURL_CFLAGS=${CURL_CFLAGS-$(pkg-config --cflags libcurl 2>/dev/null)}
 OLD=7.68.0
 OLD_NUM=0x074400
-table=csrc/curl_versions.txt
+table=csrc/curl/curl_versions.txt
 work=build/curl-7.68
 WARN="-std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Werror=implicit-function-declaration"
 DEFS="-D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DCURL_DISABLE_DEPRECATION"
@@ -73,7 +73,7 @@ if [ "${1:-}" = "--module" ]; then
   # shellcheck disable=SC2016
   sources=$(make -s --no-print-directory --eval 'sv-print-sources: ; @echo $(ALL_SRC)' \
     sv-print-sources) || exit 1
-  # -D_GNU_SOURCE: sv_commit.c defines it before its first header, and the
+  # -D_GNU_SOURCE: csrc/core/part.c defines it before its first header, and the
   # header forced in here comes before that
   # shellcheck disable=SC2086,SC2046
   exec $CC ${CFLAGS:--O2 -g} $WARN $DEFS -D_GNU_SOURCE -fPIC -fvisibility=hidden ${LUA_INC:-} $CURL_CFLAGS \
@@ -83,7 +83,7 @@ fi
 
 if [ $# -eq 0 ]; then
   # shellcheck disable=SC2046
-  set -- $(grep -l '#include <curl/curl\.h>' csrc/*.c)
+  set -- csrc/curl/*.c
 fi
 status=0
 for f in "$@"; do

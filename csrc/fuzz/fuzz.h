@@ -3,7 +3,7 @@
 #ifndef SV_FUZZ_H
 #define SV_FUZZ_H
 
-#include "../sv_core.h"
+#include "../core/sv_core.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -97,7 +97,7 @@ static void c_literal(void *ctx, char type) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   reader r = { data, size };
-  sv_answer a;
+  sv_exchange a;
   sv_error err;
   checker chk;
   sv_json_sink sink = { c_open, c_close, c_key, c_string, c_number, c_literal, NULL };
@@ -142,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int members;
     PROPERTY(a.status >= 200 && a.status <= 299, "only a 2xx succeeds");
     PROPERTY(err.kind == SV_OK && !err.maybe_created && !err.id[0], "a success carries no error");
-    members = sv_json_scan(a.body, a.body_len, NULL, 0, why, sizeof why);
+    members = sv_json_scan(a.body, a.body_len, why, sizeof why);
     PROPERTY(members >= 0, "a success is one JSON object");
     PROPERTY(chk.depth == 0 && chk.opens == chk.closes && chk.opens >= 1, "sink: one balanced value");
     PROPERTY(chk.top_keys == members, "sink: the members the scan counts");

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   PROPERTY(hv == (i == size), "sv_header_value_ok refuses exactly the control characters");
 
   sv_error_clear(&err);
-  ok = sv_base_url_check(s, size, &err) == 0;
+  ok = sv_url_check(s, size, "base_url", SV_URL_BASE, &err) == 0;
   if (ok) {
     PROPERTY(hv, "an accepted base_url is a safe header value");
     PROPERTY(sv_url_scheme(s, size) > 0, "an accepted base_url is http(s) with a host");

@@ -29,7 +29,7 @@ static void round_trip(const char *val, size_t len) {
   sv_buf_adds(&enc, "{\"k\":");
   sv_json_string(&enc, a.data ? a.data : "", a.len);
   sv_buf_adds(&enc, "}");
-  PROPERTY(sv_json_scan(enc.data, enc.len, NULL, 0, why, sizeof why) == 1, "sv_json_string writes valid JSON");
+  PROPERTY(sv_json_scan(enc.data, enc.len, why, sizeof why) == 1, "sv_json_string writes valid JSON");
   PROPERTY(sv_json_unescape(enc.data + 5, enc.len - 6, &b) == 0, "an encoded string unescapes");
   PROPERTY(a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0), "unescape(string(x)) == x");
   sv_buf_free(&a);
@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int n, n2, d, has_id;
   size_t i;
 
-  n = sv_json_scan(text, size, NULL, 0, why, sizeof why);
+  n = sv_json_scan(text, size, why, sizeof why);
   n2 = sv_json_each(text, size, collect, &l, NULL, 0);
   PROPERTY(n == n2, "sv_json_scan and sv_json_each agree");
   PROPERTY(n < 0 || (size_t)n == l.n, "every member of an accepted object is visited");
@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sv_buf_init(&k);
     round_trip(m->key - 1, m->key_len + 2);
     if (m->type == 's') round_trip(m->val, m->val_len);
-    if (m->type == 'o') PROPERTY(sv_json_scan(m->val, m->val_len, NULL, 0, why, sizeof why) >= 0, "a member object scans alone");
+    if (m->type == 'o') PROPERTY(sv_json_scan(m->val, m->val_len, why, sizeof why) >= 0, "a member object scans alone");
     PROPERTY(sv_json_unescape(m->key - 1, m->key_len + 2, &k) == 0, "keys unescape");
     PROPERTY(sv_json_key_eq(m, k.data ? k.data : "", k.len), "a key equals its unescaped self");
     /* without a duplicate, each key (the ones a C string can name) is found once */
@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       sv_buf_add(&again, l.m[i].val, l.m[i].val_len);
     }
     sv_buf_add(&again, "}", 1);
-    PROPERTY(sv_json_scan(again.data, again.len, NULL, 0, why, sizeof why) == n, "re-serialised members scan the same");
+    PROPERTY(sv_json_scan(again.data, again.len, why, sizeof why) == n, "re-serialised members scan the same");
     PROPERTY(sv_json_duplicate_key(again.data, again.len, &dup2) == d, "re-serialising keeps duplicates");
     PROPERTY(dup.len == dup2.len && (dup.len == 0 || memcmp(dup.data, dup2.data, dup.len) == 0),
              "re-serialising names the same duplicate");

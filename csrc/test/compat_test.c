@@ -1,11 +1,11 @@
-/* compat_test: a Lua module that drives csrc/compat.h, for spec/compat_spec.lua.
+/* compat_test: a Lua module that drives csrc/lua/compat.h, for spec/compat_spec.lua.
    Built for every VM (build/<vm>/compat_test.so), so that each VM checks what
    compat.h gives it.  Each function tests one compat name and returns what it
    saw, for the spec to compare with what Lua 5.4 does. */
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "../compat.h"
+#include "../lua/compat.h"
 
 #include <string.h>
 
@@ -125,64 +125,25 @@ static int t_box(lua_State *L) {
   return 1;
 }
 
-/* testudata(v) -> the box's value, or false when v is not a box; stack growth */
-static int t_testudata(lua_State *L) {
-  int top = lua_gettop(L);
-  int *p = luaL_testudata(L, 1, BOX_MT);
-  int grew = lua_gettop(L) - top;
-  if (p) lua_pushinteger(L, *p);
-  else lua_pushboolean(L, 0);
-  lua_pushinteger(L, grew);
-  return 2;
-}
-
 static int t_newlib(lua_State *L) {
   luaL_newlib(L, box_funcs);
   return 1;
 }
 
-static const char key_a = 0, key_b = 0;
-
-/* rawp(t, va, vb) -> sets t[&key_a] = va, t[&key_b] = vb with lua_rawsetp
-   (t given by a relative index), reads them back with lua_rawgetp:
-   va, type name of va, vb, stack growth */
-static int t_rawp(lua_State *L) {
-  int ta, top;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 3);
-  top = lua_gettop(L);
-  lua_pushvalue(L, 2);
-  lua_rawsetp(L, 1, &key_a);
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 3);
-  lua_rawsetp(L, -2, &key_b); /* the table at -2 before the key is pushed */
-  lua_pop(L, 1);
-  ta = lua_rawgetp(L, 1, &key_a);
-  lua_pushstring(L, lua_typename(L, ta));
-  lua_pushvalue(L, 1);
-  lua_rawgetp(L, -1, &key_b);
-  lua_remove(L, -2);
-  lua_pushinteger(L, lua_gettop(L) - 3 - top);
-  return 4;
-}
-
-/* gettypes(t) -> the types that lua_getfield, lua_rawget, lua_rawgeti,
-   lua_gettable, lua_getglobal ("string") and luaL_getmetatable returned */
+/* gettypes(t) -> the types that lua_getfield, lua_rawget, lua_rawgeti and
+   luaL_getmetatable returned */
 static int t_gettypes(lua_State *L) {
-  int types[6], i;
+  int types[4], i;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   types[0] = lua_getfield(L, 1, "field");
   lua_pushliteral(L, "raw");
   types[1] = lua_rawget(L, 1);
   types[2] = lua_rawgeti(L, 1, 1);
-  lua_pushliteral(L, "absent");
-  types[3] = lua_gettable(L, 1);
-  types[4] = lua_getglobal(L, "string");
-  types[5] = luaL_getmetatable(L, BOX_MT);
+  types[3] = luaL_getmetatable(L, BOX_MT);
   lua_settop(L, 1);
-  lua_createtable(L, 6, 0);
-  for (i = 0; i < 6; i++) {
+  lua_createtable(L, 4, 0);
+  for (i = 0; i < 4; i++) {
     lua_pushstring(L, lua_typename(L, types[i]));
     lua_rawseti(L, -2, i + 1);
   }
@@ -210,7 +171,7 @@ static const luaL_Reg funcs[] = {
   { "uv_new", t_uv_new }, { "uv_get", t_uv_get }, { "uv_set", t_uv_set },
   { "isinteger", t_isinteger }, { "absindex", t_absindex }, { "rawlen", t_rawlen },
   { "tolstring", t_tolstring }, { "setfuncs", t_setfuncs }, { "box", t_box },
-  { "testudata", t_testudata }, { "newlib", t_newlib }, { "rawp", t_rawp },
+  { "newlib", t_newlib },
   { "gettypes", t_gettypes }, { "pushfail", t_pushfail }, { "tonumberx", t_tonumberx },
   { NULL, NULL }
 };

@@ -206,7 +206,7 @@ static void core_alone(void) {
   luaL_requiref(L, "starvideos.core", luaopen_starvideos_core, 0);
   run_check(L, "luaopen_starvideos_core alone gives the C part",
             "local core = ...\n"
-            "for _, f in ipairs { 'validate', 'build_create', 'curl', 'commit', 'commit_start', 'verdict' } do\n"
+            "for _, f in ipairs { 'validate', 'build_create', 'curl', 'commit_start', 'part_open', 'verdict' } do\n"
             "  if type(core[f]) ~= 'function' then return false, 'no core.' .. f end\n"
             "end\n"
             "if core.new ~= nil then return false, 'core has the Lua face' end\n"

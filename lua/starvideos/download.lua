@@ -110,7 +110,7 @@ function D.done(req, task, file, t)
     if not ok then return req:finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
     return req:finish(task)
   end
-  local c, cerr = core.commit_start(req.part, req.dest, file)
+  local c, cerr = core.commit_start(file, req.dest)
   if not c then return req:finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
   req.commit, req.committing = c, true
   req.loop:committing(req)

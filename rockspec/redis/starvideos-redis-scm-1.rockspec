@@ -35,7 +35,7 @@ build = {
   modules = {
     -- the sources are mk/sources.mk's REDIS_MOD_SRC (spec/build_spec.lua)
     ["starvideos.redis"] = {
-      sources = { "csrc/lsv_redis.c" },
+      sources = { "csrc/redis/redis.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "hiredis", "pthread" },
       incdirs = { "$(HIREDIS_INCDIR)" },

@@ -73,33 +73,45 @@ describe("mk/sources.mk", function()
       seen[f] = true
       assert.is_true(helper.exists(root .. "/" .. f), f)
     end
-    -- every csrc/*.c but the static library's face is in the list
-    local listing = assert(helper.capture("cd " .. q(root) .. " && ls csrc/*.c"))
+    -- every C file of the layers but the static library's face is in the list
+    local listing = assert(helper.capture("cd " .. q(root)
+      .. " && ls csrc/core/*.c csrc/curl/*.c csrc/lua/*.c csrc/redis/*.c"))
     for f in listing:gmatch("%S+") do
-      if f ~= "csrc/lsv_static.c" then assert.is_true(seen[f], f .. " is not in mk/sources.mk") end
+      if f ~= "csrc/lua/static.c" then assert.is_true(seen[f], f .. " is not in mk/sources.mk") end
     end
+    -- and nothing else is there: the folders are the layers
+    local other = helper.capture("cd " .. q(root) .. " && ls csrc/*.c csrc/*.h 2>/dev/null || true")
+    assert.equal("", other)
+  end)
+
+  it("keeps the layers apart: the core includes neither Lua nor libcurl, the transport no Lua", function()
+    local function includers(dir, pattern)
+      return helper.capture("cd " .. q(root) .. " && grep -lE " .. q(pattern) .. " " .. dir .. "/*.[ch] || true")
+    end
+    assert.equal("", includers("csrc/core", "#include [<\"](lua|lauxlib|curl/|\\.\\./)"))
+    assert.equal("", includers("csrc/curl", "#include [<\"](lua|lauxlib|\\.\\./lua)"))
   end)
 
   it("keeps libcurl's transport out of starvideos.core and in starvideos.curl", function()
     local core, curl = table.concat(CORE_MOD_SRC, " "), table.concat(CURL_MOD_SRC, " ")
-    assert.is_nil(core:find("sv_http.c", 1, true))
-    assert.is_nil(core:find("lsv_curl.c", 1, true))
-    assert.truthy(curl:find("csrc/sv_http.c", 1, true))
-    assert.truthy(curl:find("csrc/lsv_curl.c", 1, true))
-    assert.is_nil(curl:find("lsv_core.c", 1, true))
+    assert.is_nil(core:find("csrc/curl/", 1, true))
+    assert.is_nil(core:find("lua/curl.c", 1, true))
+    assert.truthy(curl:find("csrc/curl/multi.c", 1, true))
+    assert.truthy(curl:find("csrc/curl/fetch.c", 1, true))
+    assert.truthy(curl:find("csrc/lua/curl.c", 1, true))
+    assert.is_nil(curl:find("lua/core.c", 1, true))
   end)
 
   it("keeps the webhook signatures (libcrypto) out of starvideos.core and curl, in starvideos.sign", function()
     local sign = table.concat(SIGN_MOD_SRC, " ")
     for _, list in ipairs { CORE_MOD_SRC, CURL_MOD_SRC } do
       local l = table.concat(list, " ")
-      assert.is_nil(l:find("sv_sign.c", 1, true), l)
-      assert.is_nil(l:find("lsv_sign.c", 1, true), l)
+      assert.is_nil(l:find("sign.c", 1, true), l)
     end
-    assert.truthy(sign:find("csrc/sv_sign.c", 1, true))
-    assert.truthy(sign:find("csrc/lsv_sign.c", 1, true))
-    assert.is_nil(sign:find("lsv_core.c", 1, true))
-    assert.is_nil(sign:find("sv_http.c", 1, true))
+    assert.truthy(sign:find("csrc/core/sign.c", 1, true))
+    assert.truthy(sign:find("csrc/lua/sign.c", 1, true))
+    assert.is_nil(sign:find("lua/core.c", 1, true))
+    assert.is_nil(sign:find("csrc/curl/", 1, true))
   end)
 
   it("leaves no C file that changes under #ifdef SV_NO_CURL", function()
@@ -205,7 +217,7 @@ describe("the Makefile's rules", function()
       local function linked(so)
         local line = assert(cmds:match("[^\n]*%-shared %-o " .. so:gsub("%p", "%%%0") .. "[^\n]*"), so)
         local objs = {}
-        for o in line:gmatch("build/" .. dir:gsub("%p", "%%%0") .. "obj/([%w_]+)%.o") do
+        for o in line:gmatch("build/" .. dir:gsub("%p", "%%%0") .. "obj/([%w_/]+)%.o") do
           objs[#objs + 1] = "csrc/" .. o .. ".c"
         end
         return objs, line
@@ -249,7 +261,7 @@ describe("the Makefile's rules", function()
   it("build the static library from every file, each once", function()
     local files = {}
     for _, f in ipairs(ALL_SRC) do files[#files + 1] = f end
-    files[#files + 1] = "csrc/lsv_static.c"
+    files[#files + 1] = "csrc/lua/static.c"
     expect_once("build/static/libstarvideos.a", files)
   end)
 
@@ -258,7 +270,7 @@ describe("the Makefile's rules", function()
       local so = "build/" .. vm .. "starvideos/redis.so"
       local cmds = dry_run("HIREDIS=yes " .. so)
       local count, defines = compiles(cmds)
-      assert.same({ ["csrc/lsv_redis.c"] = 1 }, count, so)
+      assert.same({ ["csrc/redis/redis.c"] = 1 }, count, so)
       local allowed = {}
       for _, d in ipairs(DEFS) do allowed[d:sub(3)] = true end
       for d in pairs(defines) do assert.is_true(allowed[d], "-D" .. d .. " for " .. so) end
@@ -271,7 +283,7 @@ describe("the Makefile's rules", function()
   it("skip starvideos.redis with one line under HIREDIS=no, and build the rest", function()
     local cmds = dry_run("HIREDIS=no all")
     assert.is_nil(cmds:find("redis.so", 1, true), cmds)
-    assert.is_nil(cmds:find("lsv_redis", 1, true), cmds)
+    assert.is_nil(cmds:find("csrc/redis/", 1, true), cmds)
     assert.truthy(cmds:find("starvideos.redis not built: hiredis not found", 1, true), cmds)
     assert.truthy(cmds:find("-o build/starvideos/curl.so", 1, true), cmds)
     local with = dry_run("HIREDIS=yes all")
@@ -296,7 +308,7 @@ describe("the Makefile's rules", function()
     local cmds = dry_run("build/fuzz/fuzz_json")
     local line = assert(cmds:match("[^\n]*fuzz_json%.c[^\n]*"))
     local linked = {}
-    for f in line:gmatch("(csrc/sv_[%w_]+%.c)") do linked[#linked + 1] = f end
+    for f in line:gmatch("(csrc/core/[%w_]+%.c)") do linked[#linked + 1] = f end
     assert.same(SV_SRC, linked)
   end)
 end)

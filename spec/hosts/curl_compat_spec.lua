@@ -1,5 +1,5 @@
 -- libcurl 7.68 and newer: the C builds against 7.68 (tools/curl-compat.sh, the
--- table csrc/curl_versions.txt), and both ways of keeping transfers to http(s)
+-- table csrc/curl/curl_versions.txt), and both ways of keeping transfers to http(s)
 -- (CURLOPT_PROTOCOLS_STR from 7.85, the bitmask options before) hold on the
 -- wire.  C checks, not VM ones: they run under lua5.4 only.
 
@@ -33,9 +33,10 @@ describe("libcurl 7.68", function()
   it("every libcurl name the C uses is listed with its version, and the C compiles as 7.68 sees it", function()
     local out, ok = sh("sh tools/curl-compat.sh")
     assert.is_true(ok, out)
-    assert.matches("csrc/sv_http.c compiles as for libcurl 7.68.0", out, 1, true)
+    assert.matches("csrc/curl/multi.c compiles as for libcurl 7.68.0", out, 1, true)
+    assert.matches("csrc/curl/fetch.c compiles as for libcurl 7.68.0", out, 1, true)
     -- only the transport uses libcurl: the rest of the core (starvideos.core) links without it
-    assert.is_nil(out:find("sv_answer.c", 1, true))
+    assert.is_nil(out:find("csrc/core/", 1, true))
     assert.matches("newer than 7.68.0 (guarded): CURLOPT_PROTOCOLS_STR CURLOPT_REDIR_PROTOCOLS_STR", out, 1, true)
   end)
 
@@ -59,7 +60,7 @@ describe("libcurl 7.68", function()
       .. 'void f(CURL *e) { curl_easy_setopt(e, CURLOPT_VERBOSE, 1L); }\n')
     out, ok = sh("sh tools/curl-compat.sh " .. q(dir .. "/unlisted.c"))
     assert.is_nil(ok, out)
-    assert.matches("uses libcurl names not in csrc/curl_versions.txt: CURLOPT_VERBOSE", out, 1, true)
+    assert.matches("uses libcurl names not in csrc/curl/curl_versions.txt: CURLOPT_VERBOSE", out, 1, true)
   end)
 
   it("built as for 7.68 (the bitmask options), refuses a redirect to ftp:// and never connects there", function()

@@ -73,9 +73,10 @@ describe("embedding: make static and a C host", function()
     assert(built, "make static embed-host embed-tests failed:\n" .. tostring(build_log))
   end)
 
-  -- The end of a download off the frame path: core.commit_start runs fsync,
-  -- rename and the folder's fsync on a helper thread; handle:poll() is nil
-  -- until it is done (request.lua polls it each tick).
+  -- The end of a download off the frame path: core.commit_start takes a .part
+  -- handle and runs its flush, fsync, checks, rename and the folder's fsync on
+  -- a helper thread; handle:poll() is nil until it is done (request.lua polls
+  -- it each tick).
   describe("core.commit_start", function()
     local core = require "starvideos.core"
 
@@ -91,25 +92,26 @@ describe("embedding: make static and a C host", function()
 
     it("moves the .part into place once it is on the disk", function()
       local part, path = dir .. "/c.mp4.part", dir .. "/c.mp4"
-      local f = assert(io.open(part, "wb"))
-      f:write("video bytes")
-      f:close()
-      local h = assert(core.commit_start(part, path))
+      local fh = assert(core.part_open(part, 0))
+      assert(fh:write("video bytes")) -- (buffered: the commit flushes it)
+      local h = assert(core.commit_start(fh, path))
       assert.same({ true }, { settle(h) })
       assert.equal("video bytes", helper.read_file(path))
       assert.is_nil(helper.read_file(part))
-      assert.same({ true }, { h:wait() }) -- done is done
+      assert.same({ true }, { h:poll() }) -- done is done
     end)
 
-    it("says why when the .part is missing or the rename fails, and leaves the file", function()
-      local ok, why = settle(assert(core.commit_start(dir .. "/none.part", dir .. "/none.mp4")))
+    it("says why when the .part is gone or the rename fails, and leaves the file", function()
+      local fh = assert(core.part_open(dir .. "/none.part", 0))
+      assert(os.remove(dir .. "/none.part"))
+      local ok, why = settle(assert(core.commit_start(fh, dir .. "/none.mp4")))
       assert.is_false(ok)
-      assert.truthy(why:find("cannot write " .. dir .. "/none.part", 1, true), why)
+      assert.equal("cannot commit " .. dir .. "/none.part: it was removed during the download", why)
+      assert.is_nil(helper.read_file(dir .. "/none.mp4"))
       local part = dir .. "/d.mp4.part"
-      local f = assert(io.open(part, "wb"))
-      f:write("x")
-      f:close()
-      ok, why = assert(core.commit_start(part, dir .. "/no/such/dir/d.mp4")):wait()
+      fh = assert(core.part_open(part, 0))
+      assert(fh:write("x"))
+      ok, why = settle(assert(core.commit_start(fh, dir .. "/no/such/dir/d.mp4")))
       assert.is_false(ok)
       assert.truthy(why:find("cannot rename", 1, true), why)
       assert.equal("x", helper.read_file(part))
@@ -129,7 +131,7 @@ describe("embedding: make static and a C host", function()
     assert.truthy(all:find(" t sv_http_new\n", 1, true), "sv_http_new is not in the archive as a local symbol")
   end)
 
-  it("holds every module of lua/starvideos/ but the emulator and the CLI, as data", function()
+  it("holds every module of lua/starvideos/ and its folders but the emulator and the CLI, as data", function()
     local c = assert(helper.read_file(root .. "/build/static/lua_modules.c"))
     local names = {}
     for name in c:gmatch('{ "([%w_.]+)", "@') do names[#names + 1] = name end
@@ -196,7 +198,7 @@ describe("embedding: make static and a C host", function()
       .. "-Werror=implicit-function-declaration"
 
     it("is what make static puts beside the archive", function()
-      local header = assert(helper.read_file(root .. "/csrc/starvideos.h"))
+      local header = assert(helper.read_file(root .. "/csrc/lua/starvideos.h"))
       assert.equal(header, helper.read_file(root .. "/build/include/starvideos.h"))
     end)
 
@@ -294,12 +296,12 @@ int main(int argc, char **argv) {
     it("declares them as the library defines them (a different prototype would not compile)", function()
       local function compile(header)
         local out1, ok1 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "
-          .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lsv_static.c")
+          .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lua/static.c")
         local out2, ok2 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "
-          .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lsv_core.c")
+          .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lua/core.c")
         return ok1 and ok2, out1 .. out2
       end
-      local ok, out = compile(root .. "/csrc/starvideos.h")
+      local ok, out = compile(root .. "/csrc/lua/starvideos.h")
       assert.is_true(ok, out)
       -- the check can fail: a header whose prototype differs
       local wrong = dir .. "/wrong.h"

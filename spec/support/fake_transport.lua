@@ -2,7 +2,9 @@
 -- loop's and the ledger's specs: no server, no socket.  It plays the service:
 -- a create answers a queued task at once, a query answers the task as
 -- `tasks[id]` says (a status, or a function of the number of polls), a download
--- writes the video's bytes (VIDEO, deterministic) from the offset asked for.
+-- writes the video's bytes (VIDEO, deterministic) from the offset asked for,
+-- through a .part handle (core.part_open) that its result hands over, as the
+-- libcurl transport's does.
 -- Every exchange is logged with the time it was sent (core.now).
 --
 --   local fake = Fake.new { status = function(id, n) ... end, hold_downloads = true }
@@ -19,8 +21,9 @@
 --                               transport's is)
 --   tr, message                 or a wire ending ("timeout", "broken", ...)
 --   video                       a download's bytes: written to r.file from
---                               r.offset on (or from 0 with `restart`), the
---                               answer a 200 (206 from an offset);
+--                               r.offset on (or from 0 with `restart`) through
+--                               a .part handle, the answer a 200 (206 from an
+--                               offset); its commit is core.commit_start's;
 --                               with upto, only the bytes before it (then a
 --                               wire ending such as tr = "broken")
 --   after                       seconds (real ones) before it finishes
@@ -52,11 +55,18 @@ function F.new(opts)
     status = opts.status or function() return "completed" end, hold_downloads = opts.hold_downloads }, F)
 end
 
-local function write(path, offset, bytes)
-  local f = io.open(path, "r+b") or assert(io.open(path, "wb"))
-  assert(f:seek("set", offset))
-  assert(f:write(bytes))
-  f:close()
+-- The .part handle of a download's file from offset (from 0 in a new file
+-- when the file is not there to go on from, as the real transports), and that
+-- offset.
+local function open_part(path, offset)
+  local fh = offset > 0 and core.part_open(path, offset)
+  if fh then return fh, offset end
+  return assert(core.part_open(path, 0)), 0
+end
+
+local function write(fh, bytes)
+  assert(fh:write(bytes))
+  assert(fh:flush())
 end
 
 function F:send(r)
@@ -72,14 +82,15 @@ function F:send(r)
     x.body = cjson.encode { id = id, status = self.status(id, self.polls[id]), model = "videos",
       video_url = "http://fake/videos/" .. id .. ".mp4" }
   else -- a download: the bytes from r.offset, now or when released
-    local from = r.offset or 0
+    local from
+    x.fh, from = open_part(r.file, r.offset or 0)
     if self.hold_downloads then
-      write(r.file, from, video(from, from + 100000)) -- a part of it arrived, then nothing more
+      write(x.fh, video(from, from + 100000)) -- a part of it arrived, then nothing more
       x.bytes = from + 100000
       self.held[#self.held + 1] = x
       return x
     end
-    write(r.file, from, video(from, F.VIDEO_SIZE))
+    write(x.fh, video(from, F.VIDEO_SIZE))
     x.body, x.bytes = "", F.VIDEO_SIZE
   end
   self.done[#self.done + 1] = x
@@ -89,7 +100,7 @@ end
 function F:release()
   for _, x in ipairs(self.held) do
     if not x.cancelled then
-      write(x.r.file, x.bytes, video(x.bytes, F.VIDEO_SIZE))
+      write(x.fh, video(x.bytes, F.VIDEO_SIZE))
       x.body, x.bytes = "", F.VIDEO_SIZE
       self.done[#self.done + 1] = x
     end
@@ -107,20 +118,25 @@ function F:finished()
 end
 
 -- Read by the core, as every transport's answers are (core.verdict): the task
--- table, or a download's "".
+-- table, or a download's "" and its .part handle.
 function F.result(_, x)
-  return core.verdict(x.op, 200, x.body, nil, "none", "", x.bytes, x.op == "download" and F.VIDEO_SIZE or nil)
+  local task, err, wire, bytes, total = core.verdict(x.op, 200, x.body, nil, "none", "", x.bytes,
+    x.op == "download" and F.VIDEO_SIZE or nil)
+  return task, err, wire, bytes, total, x.fh
 end
 
 function F.progress(_, x) return x.bytes, F.VIDEO_SIZE end
 
-function F.cancel(_, x) x.cancelled = true end
+function F.cancel(_, x)
+  x.cancelled = true
+  if x.fh then x.fh:close() end
+end
 
 function F:close() self.closed = true end
 
 function F.scripted(script)
   local t = { sent = {}, open = 0, most = 0, closed = false, commits = {} }
-  local pending, finished = {}, {}
+  local pending, finished, whole = {}, {}, {} -- whole: .part name -> a whole download's handle
 
   local function live()
     if t.closed then error("the fake transport is closed", 3) end
@@ -133,9 +149,9 @@ function F.scripted(script)
     t.open = t.open - 1
     if x.r.op == "download" and a.video then
       local from = a.restart and 0 or (x.r.offset or 0)
-      if from == 0 then os.remove(x.r.file) end
+      x.fh, from = open_part(x.r.file, from)
       local upto = a.upto or #a.video
-      write(x.r.file, from, a.video:sub(from + 1, upto))
+      write(x.fh, a.video:sub(from + 1, upto))
       x.bytes, x.total = math.max(from, upto), #a.video
       x.status = a.status or (from > 0 and 206 or 200)
     end
@@ -187,8 +203,10 @@ function F.scripted(script)
     assert(x and x.done and not x.spent, "result of an exchange that did not finish, or twice")
     x.spent = true
     local a = x.answer
-    return verdict(x.r.op, x.status or a.status or 0, a.body or "", a.retry_after, a.tr or "none", a.message,
-      x.bytes, x.total)
+    local task, err, wire, bytes, total = verdict(x.r.op, x.status or a.status or 0, a.body or "", a.retry_after,
+      a.tr or "none", a.message, x.bytes, x.total)
+    if x.fh and task then whole[x.r.file] = x.fh elseif x.fh then x.fh:close() end
+    return task, err, wire, bytes, total
   end
 
   function t.progress(_, x) return x.bytes, x.total end
@@ -196,15 +214,25 @@ function F.scripted(script)
   function t.cancel(_, x)
     if x.spent or x.done then x.spent = true; return end
     x.spent, x.cancelled = true, true
+    if x.fh then x.fh:close() end
     t.open = t.open - 1
     for i, p in ipairs(pending) do
       if p == x then table.remove(pending, i); break end
     end
   end
 
+  -- the .part handle the download wrote through, committed as request.lua
+  -- commits a libcurl download's (core.commit_start), polled here until done
   function t.commit(_, part, path)
     t.commits[#t.commits + 1] = { part = part, path = path }
-    return core.commit(part, path)
+    local fh = whole[part]
+    whole[part] = nil
+    if not fh then return nil, "cannot commit " .. part .. ": no whole download was written there" end
+    local c, err = core.commit_start(fh, path)
+    if not c then return nil, err end
+    local ok, why = c:poll()
+    while ok == nil do core.sleep(0.001); ok, why = c:poll() end
+    return ok, why
   end
 
   function t.close()

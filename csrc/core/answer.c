@@ -122,49 +122,14 @@ static const char *type_name(char t) {
   }
 }
 
-/* Members an answer is read from in one pass; a task has about ten.  An answer
-   with more (or with escaped keys) is checked by the general functions, which
-   scan it again: rare, and still right. */
-#define ANSWER_MEMBERS 32
-
-/* The duplicate check on members already listed: 1 with the key that comes back
-   first appended to dup (as sv_json_duplicate_key reports it), 0, -2 out of memory. */
-static int duplicate_member(const sv_json_member *m, int n, const char *body, size_t len, sv_buf *dup) {
-  int i, j;
-  if (n > ANSWER_MEMBERS) return sv_json_duplicate_key(body, len, dup);
-  for (i = 0; i < n; i++)
-    if (memchr(m[i].key, '\\', m[i].key_len)) return sv_json_duplicate_key(body, len, dup);
-  for (j = 1; j < n; j++)
-    for (i = 0; i < j; i++)
-      if (m[i].key_len == m[j].key_len && memcmp(m[i].key, m[j].key, m[j].key_len) == 0) {
-        sv_buf_add(dup, m[j].key, m[j].key_len);
-        return dup->oom ? -2 : 1;
-      }
-  return 0;
-}
-
-/* The first top-level member named key, from the list (or a scan when the list
-   could not hold them all): 1, or 0 when there is none. */
-static int member(const sv_json_member *m, int n, const char *body, size_t len, const char *key, sv_json_member *out) {
-  int i;
-  if (n > ANSWER_MEMBERS) return sv_json_get(body, len, key, out) > 0;
-  for (i = 0; i < n; i++)
-    if (sv_json_key_eq(&m[i], key, strlen(key))) { *out = m[i]; return 1; }
-  return 0;
-}
-
-int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
+int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   char why[160];
-  const char *what = a->op == SV_OP_CREATE ? "create" : a->op == SV_OP_QUERY ? "query"
-                   : a->op == SV_OP_NOTIFY ? "notify" : "download";
+  const char *what = sv_op_names[a->op];
   const char *body = a->body ? a->body : "";
   size_t len = a->body ? a->body_len : 0;
-  sv_json_member m[ANSWER_MEMBERS], id, st;
-  char small[SV_ID_MAX + 3]; /* an id's text at its longest, with its quotes */
-  const char *idp;
-  size_t idlen;
+  sv_json_member id, st;
   sv_buf b;
-  int n, dup, rc = -1;
+  int dup, rc = -1;
 
   sv_error_clear(err);
   err->status = a->status;
@@ -174,7 +139,7 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
     sv_buf words;
     sv_buf_init(&words);
     server_words(body, len, &words);
-    if (words.len == 0 && len > 0 && sv_json_scan(body, len, NULL, 0, why, sizeof why) < 0) {
+    if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
       sv_buf_adds(&words, "non-JSON body: ");
       excerpt(body, len, &words);
     }
@@ -185,10 +150,9 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
   }
 
   /* a 2xx we cannot use is a protocol error (whether a create's made a task
-     anyway is sv_verdict's to say).  One pass checks the JSON, lists the
-     members read below, and hands the whole value to the sink */
-  n = sv_json_read(body, len, m, ANSWER_MEMBERS, a->sink, why, sizeof why);
-  if (n < 0) {
+     anyway is sv_verdict's to say).  The pass that checks the JSON hands the
+     whole value to the sink */
+  if (sv_json_read(body, len, a->sink, why, sizeof why) < 0) {
     sv_buf_init(&b);
     excerpt(body, len, &b);
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with a body that is not a JSON object (%s): %s", what,
@@ -198,7 +162,7 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
   }
   /* one key twice: decoders disagree on which one wins, so trust neither */
   sv_buf_init(&b);
-  dup = duplicate_member(m, n, body, len, &b);
+  dup = sv_json_duplicate_key(body, len, &b);
   if (dup != 0) {
     sv_buf q;
     sv_buf_init(&q);
@@ -212,35 +176,26 @@ int sv_read_answer(const sv_answer *a, double now, sv_error *err) {
     sv_buf_free(&b);
     return -1;
   }
-  if (!member(m, n, body, len, "id", &id))
+  if (sv_json_get(body, len, "id", &id) <= 0)
     return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task id", what, a->status);
   if (id.type != 's')
     return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id is not a string (got %s)", what,
                         a->status, type_name(id.type));
-  /* the id unescaped: on the stack when its text fits there (never longer
-     unescaped), else in b */
-  if (id.val_len <= sizeof small) {
-    idlen = sv_json_unescape_into(id.val, id.val_len, small);
-    idp = small;
-  } else {
-    idlen = sv_json_unescape(id.val, id.val_len, &b) ? (size_t)-1 : b.len;
-    idp = b.data;
-  }
-  if (idlen == (size_t)-1) {
+  if (sv_json_unescape(id.val, id.val_len, &b) != 0) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
-  } else if (idlen == 0) {
+  } else if (b.len == 0) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id is empty", what, a->status);
-  } else if (idlen > SV_ID_MAX) {
+  } else if (b.len > SV_ID_MAX) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id has %zu bytes (at most %d)", what,
-                 a->status, idlen, SV_ID_MAX);
-  } else if (!sv_task_id_ok(idp, idlen)) {
+                 a->status, b.len, SV_ID_MAX);
+  } else if (!sv_task_id_ok(b.data, b.len)) {
     sv_buf q;
     sv_buf_init(&q);
-    sv_quote(&q, idp, idlen, 60);
+    sv_quote(&q, b.data, b.len, 60);
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id has a control character: %s", what,
                  a->status, sv_buf_cstr(&q));
     sv_buf_free(&q);
-  } else if (!member(m, n, body, len, "status", &st) || st.type != 's') {
+  } else if (sv_json_get(body, len, "status", &st) <= 0 || st.type != 's') {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task status", what, a->status);
   } else {
     rc = 0;

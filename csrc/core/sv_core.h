@@ -1,12 +1,14 @@
 /*
- * starvideos C core: request validation, request building, answer reading and
- * HTTP transport on libcurl's multi interface.  Knows nothing of Lua: the binding
- * (lsv_core.c) turns Lua tables into the structures below and back, so the core
- * can be tested and fuzzed from C alone.
+ * starvideos C core (csrc/core/): request validation, request building, answer
+ * reading, the verdict, the journal's files and leases, a download's .part and
+ * its commit, webhook signatures.  Knows nothing of Lua nor of a transport:
+ * the binding (csrc/lua/) turns Lua tables into the structures below and back,
+ * so the core can be tested and fuzzed from C alone.
  *
  * The three stages are separate on purpose: build a request (sv_build_create,
- * sv_result_path), send it (sv_client_*), read the answer (sv_read_answer).  Another
- * transport (OpenResty's cosockets, say) can reuse the first and the last.
+ * sv_result_path), send it (a transport: libcurl's, csrc/curl/, or nginx's in
+ * Lua), read the answer (sv_verdict).  Every transport reuses the first and the
+ * last.
  */
 #ifndef SV_CORE_H
 #define SV_CORE_H
@@ -126,7 +128,6 @@ typedef struct sv_model {
 SV_API const sv_model sv_models[];
 SV_API const size_t sv_model_count;
 SV_API const char *const sv_field_names[]; /* NULL-terminated, every field any model takes */
-SV_API const sv_model *sv_model_find(const char *name, size_t len);
 
 /* Check params against the model's row.  0 when valid (and *model set), -1 with
    err (kind SV_E_INVALID, field naming the culprit) otherwise. */
@@ -165,8 +166,6 @@ SV_API int sv_url_check(const char *s, size_t len, const char *field, int kind, 
    answered it (base), appended to out, unchecked (both transports then call
    sv_url_check on it).  0, or -1 out of memory. */
 SV_API int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out);
-/* sv_url_check(s, len, "base_url", SV_URL_BASE, err) */
-SV_API int sv_base_url_check(const char *s, size_t len, sv_error *err);
 
 /* ------------------------------------------------------------------ JSON */
 
@@ -178,19 +177,15 @@ typedef struct sv_json_member {
   char type; /* 's' string, 'n' number, 'o' object, 'a' array, 't' 'f' 'z'(null) */
 } sv_json_member;
 
-/* Check that text is one well-formed JSON object (depth <= 64) and list up to
-   `max` of its top-level members.  Returns the member count, or -1 with a reason
-   ("truncated", "expected ':' at byte 12", ...) in why. */
-SV_API int sv_json_scan(const char *text, size_t len, sv_json_member *m, int max,
-                        char *why, size_t whylen);
+/* Check that text is one well-formed JSON object (depth <= 64).  Returns its
+   member count, or -1 with a reason ("truncated", "expected ':' at byte 12",
+   ...) in why. */
+SV_API int sv_json_scan(const char *text, size_t len, char *why, size_t whylen);
 /* Decode a JSON string value (with its quotes) into out; 0 or -1. */
 SV_API int sv_json_unescape(const char *val, size_t len, sv_buf *out);
 /* The same into out, which has room for len bytes (a string never grows when
    unescaped); the bytes written, or (size_t)-1 when val is not a whole string. */
 SV_API size_t sv_json_unescape_into(const char *val, size_t len, char *out);
-/* The double a JSON number token means, as strtod reads it in the "C" locale
-   (whatever the process's locale): 1e400 is HUGE_VAL, -0 is -0.0. */
-SV_API double sv_json_number(const char *s, size_t len);
 
 /* A JSON value handed over part by part as the scan checks it, in text order:
    how a reader builds the whole value somewhere else (the binding: a Lua table)
@@ -207,9 +202,8 @@ typedef struct sv_json_sink {
   void *ctx;
 } sv_json_sink;
 
-/* sv_json_scan that also hands the whole object to sink (may be NULL). */
-SV_API int sv_json_read(const char *text, size_t len, sv_json_member *m, int max, const sv_json_sink *sink,
-                        char *why, size_t whylen);
+/* sv_json_scan that hands the whole object to sink (may be NULL). */
+SV_API int sv_json_read(const char *text, size_t len, const sv_json_sink *sink, char *why, size_t whylen);
 
 /* Visit each complete top-level member of a JSON object, in text order.  Returns
    the member count when text is one well-formed object, else -1 with why; the
@@ -240,20 +234,6 @@ SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t out
    never the key, any 2xx is success, no redirect followed */
 typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY } sv_op;
 
-typedef struct sv_answer {
-  sv_op op;
-  long status;              /* 0: no response */
-  const char *body; size_t body_len;
-  const char *retry_after;  /* header value, or NULL */
-  const sv_json_sink *sink; /* or NULL: what is handed a 2xx body as it is checked */
-} sv_answer;
-
-/* 0 when the body is the task object to hand to the caller, -1 with err filled.
-   `now` is the wall clock (for Retry-After dates).  A 2xx body is handed to
-   a->sink in the one scan that checks it, before the checks on its members: the
-   value built is the task only when 0 is returned.  Whether a create may have
-   made a task is sv_verdict's to say, not this reading's. */
-SV_API int sv_read_answer(const sv_answer *a, double now, sv_error *err);
 /* Seconds from a Retry-After value (delta-seconds or an HTTP date); < 0 if unreadable. */
 SV_API double sv_parse_retry_after(const char *v, double now);
 
@@ -268,8 +248,10 @@ typedef enum sv_wire {
   SV_WIRE_IO             /* a download's file could not be written */
 } sv_wire;
 
-SV_API const char *sv_wire_name(sv_wire wire);
-SV_API int sv_wire_find(const char *name, sv_wire *wire); /* 0, or -1 when unknown */
+/* The names of sv_op's and sv_wire's values, in order, NULL-terminated (the
+   binding's luaL_checkoption takes them; messages say them). */
+SV_API const char *const sv_op_names[];
+SV_API const char *const sv_wire_names[];
 
 /* The retry policy's values, all from the options table (options.lua), clamped by
    the binding: nothing here has a default of its own. */
@@ -300,6 +282,13 @@ typedef struct sv_exchange {
   const sv_json_sink *sink; /* or NULL: handed a 2xx API answer's body (sv_read_answer) */
 } sv_exchange;
 
+/* The answer of an exchange (op, status, body, retry_after and sink read; the
+   wire is not): 0 when the body is the task object to hand to the caller, -1
+   with err filled.  `now` is the wall clock (for Retry-After dates).  A 2xx body
+   is handed to a->sink in the one scan that checks it, before the checks on
+   its members: the value built is the task only when 0 is returned.  Whether a
+   create may have made a task is sv_verdict's to say, not this reading's. */
+SV_API int sv_read_answer(const sv_exchange *a, double now, sv_error *err);
 /* The verdict on one exchange: 0 when it is a success (an API answer whose body is
    the task, or a whole download), -1 with err filled.  *wire is set to how the
    exchange counts for the retry policy (a download cut short counts as broken).
@@ -310,73 +299,11 @@ typedef struct sv_exchange {
 SV_API int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err,
                       sv_wire *wire);
 
-/* --------------------------------------------------------------- transport */
-
-/* The libcurl transport: it only moves bytes.  It sends one exchange at a time
-   per request (no retries, no policy: those live above it), keeps connections
-   alive across requests, streams a download's body into a file, and says which
-   exchanges finished.  Every symbol here is used by the binding only. */
-
-typedef struct sv_http_config {
-  const char *api_key;     /* sent only on exchanges that ask for it */
-  const char *ca_file;     /* or NULL */
-  const char *user_agent;
-  double connect_timeout;  /* seconds */
-  int max_connections;
-} sv_http_config;
-
-typedef struct sv_send {
-  sv_op op;
-  const char *url;
-  int auth;                /* add "Authorization: Bearer <api_key>" (never for SV_OP_NOTIFY) */
-  const char *headers;     /* SV_OP_NOTIFY: more header lines, each ending in "\n" (no CR) */
-  const char *body; size_t body_len; /* a POST when body is not NULL */
-  int fresh;               /* never on a reused connection (a create: see sv_http.c) */
-  double timeout;          /* seconds for the whole exchange; 0: none */
-  double stall;            /* seconds without a byte before giving up; 0: none */
-  size_t max_body;         /* API answers: a longer one ends as SV_WIRE_GARBLED */
-  /* downloads */
-  const char *file;        /* a 2xx body goes here (never through a symlink) */
-  double offset;           /* bytes already in file: the rest is asked for with Range */
-  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 */
-  /* The options that stay each client's own (the clients of a key share one
-     transport): the exchange's client's.  user_agent NULL: all three are the
-     transport's (sv_http_config). */
-  const char *user_agent;
-  const char *ca_file;     /* or NULL: the system's CAs */
-  double connect_timeout;  /* seconds */
-  /* "http://host:port" (options.lua checks it): this exchange goes through
-     that proxy (CONNECT for https).  NULL: libcurl's own choice, from
-     https_proxy / http_proxy / all_proxy / no_proxy in the environment. */
-  const char *proxy;
-} sv_send;
-
-typedef struct sv_http sv_http;
-typedef struct sv_xfer sv_xfer;
+/* ----------------------------------------------------------------- clocks */
 
 SV_API double sv_monotonic(void);
 SV_API double sv_wallclock(void);
-
-SV_API sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen);
-SV_API void sv_http_free(sv_http *h); /* ends every exchange still running */
-/* The connections the transport may hold at once from now on (clamped to
-   1..1024): the key's max_connections changes as its clients come and go. */
-SV_API void sv_http_set_max_connections(sv_http *h, int max_connections);
-SV_API sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err);
-/* Do the network work that is ready; wait at most max_wait seconds for an exchange
-   to finish (0: never wait).  Returns how many are finished and not yet taken. */
-SV_API int sv_http_poll(sv_http *h, double max_wait);
-SV_API sv_xfer *sv_http_finished(sv_http *h); /* the next finished exchange, or NULL */
-SV_API const char *sv_http_secret(const sv_http *h);
-SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finished */
-SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
-/* A whole download's file, still open: its descriptor (now the caller's, to
-   commit: sv_commit_start) and its path in *file (owned by x); -1 for any other
-   exchange, or when taken already. */
-SV_API int sv_xfer_take_file(sv_xfer *x, const char **file);
-SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
-SV_API void sv_xfer_set_user(sv_xfer *x, long long user); /* a number of the caller's, kept with x */
-SV_API long long sv_xfer_user(const sv_xfer *x);
+SV_API void sv_sleep(double seconds); /* nothing for NaN or <= 0; EINTR slept through */
 
 /* ------------------------------------------------------------------ files */
 
@@ -409,8 +336,8 @@ SV_API int sv_file_writable(const char *path, sv_buf *why);
    "file", "folder", "link" or "other" (a FIFO, a device, a socket); NULL with
    *err = errno when nothing is there or it cannot be looked at. */
 SV_API const char *sv_file_kind(const char *path, int *err);
-/* A download's .part written through one descriptor (sv_file.c), for a
-   transport written in Lua.  sv_part_open: offset 0 makes a new file (the name
+/* A download's .part written through one descriptor (part.c), by both
+   transports, from its open to its commit.  sv_part_open: offset 0 makes a new file (the name
    unlinked, then O_EXCL|O_NOFOLLOW); offset > 0 goes on from a regular file of
    one link holding at least offset bytes, else sets *short_ and returns NULL
    (start again from 0).  Writes are buffered; sv_part_flush writes them out.
@@ -419,7 +346,11 @@ SV_API const char *sv_file_kind(const char *path, int *err);
    file to `at` (at most sv_part_size) and writes on from there.  sv_part_close
    flushes and closes (0, or -1 with why); sv_part_free releases it.
    sv_part_commit(fd, size, part, dest): fsync fd, check its size is size and
-   that part still names it, rename part to dest, fsync dest's folder. */
+   that part still names it, rename part to dest, fsync dest's folder: the one
+   commit of a download, whichever transport wrote it.  sv_sync_folder: fsync
+   the folder that holds path, so that a rename into it reaches the disk (a
+   file system that cannot sync a folder, EINVAL or EROFS, counts as done); 0,
+   or -1 with "cannot sync the folder DIR: reason" in why. */
 typedef struct sv_part sv_part;
 SV_API sv_part *sv_part_open(const char *path, double offset, int *short_, sv_buf *why);
 SV_API int sv_part_write(sv_part *p, const char *data, size_t len, sv_buf *why);
@@ -438,39 +369,30 @@ SV_API int sv_part_truncate(sv_part *p, double at, sv_buf *why);
 SV_API int sv_part_same(const sv_part *p);
 SV_API int sv_part_close(sv_part *p, sv_buf *why);
 SV_API void sv_part_free(sv_part *p);
-/* fsync the folder that holds path, so that a rename into it reaches the disk
-   (a file system that cannot sync a folder, EINVAL or EROFS, counts as done).
-   0, or -1 with "cannot sync the folder DIR: reason" in why. */
-SV_API int sv_sync_folder(const char *path, sv_buf *why);
 SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why);
+SV_API int sv_sync_folder(const char *path, sv_buf *why);
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
 
-/* A finished download's commit: fsync the .part, check that its name still
-   points to the file (st_dev and st_ino of the descriptor), rename it to its
-   final name, fsync the folder.  fd is the .part's descriptor, the one the
-   download wrote through (sv_xfer_take_file), taken over and closed; -1 opens
-   part by name (a file written some other way).  sv_commit_now does it here and
-   now (0, or -1 with why); sv_commit_start does it on a helper thread of its own
-   and returns at once (NULL with why only when out of memory; without a thread
-   it is done before returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
-   *why (owned by c).  sv_commit_wait blocks until done and answers the same.
-   sv_commit_free waits for the thread when it still runs. */
+/* A download's commit off the caller's thread: sv_commit_start takes the
+   .part p (the caller's no more) and, on a helper thread of its own, flushes
+   it and commits it to dest (sv_part_commit), then frees it; it returns at once
+   (NULL with why only when out of memory; without a thread it is done before
+   returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
+   *why (owned by c).  sv_commit_free waits for the thread when it still runs. */
 typedef struct sv_commit sv_commit;
-SV_API int sv_commit_now(int fd, const char *part, const char *path, char *why, size_t whylen);
-SV_API sv_commit *sv_commit_start(int fd, const char *part, const char *path, char *why, size_t whylen);
+SV_API sv_commit *sv_commit_start(sv_part *p, const char *dest, char *why, size_t whylen);
 SV_API int sv_commit_poll(sv_commit *c, const char **why);
-SV_API int sv_commit_wait(sv_commit *c, const char **why);
 SV_API void sv_commit_free(sv_commit *c);
 
-/* A helper thread (sv_commit.c): fn(arg) started with every signal blocked
+/* A helper thread (part.c): fn(arg) started with every signal blocked
    (the host's signals are not its own): 0 or pthread_create's error. */
 SV_API int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Keeps the module loaded for good (a thread that may end after the module's
    user let go of it runs this module's code to its end): once per process. */
 SV_API void sv_helper_pin_module(void);
 
-/* Standard Webhooks signatures (sv_sign.c, on libcrypto).  sv_webhook_sign:
+/* Standard Webhooks signatures (sign.c, on libcrypto).  sv_webhook_sign:
    "v1,<base64 HMAC-SHA256(key, id.ts.body)>" into out, the key being the
    base64-decoded part after "whsec_", else the secret's bytes: 0, or -1 with err
    (invalid_request, field "secret", for a secret that is empty or bad base64).

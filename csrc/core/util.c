@@ -1,12 +1,16 @@
-/* Buffers, errors, quoting and UTF-8 for the starvideos core. */
+/* Buffers, errors, quoting, UTF-8, the URL check, clocks and short ids for the
+   starvideos core. */
 #include "sv_core.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 void sv_buf_init(sv_buf *b) { memset(b, 0, sizeof *b); }
 
@@ -68,14 +72,9 @@ const char *sv_kind_name(sv_kind k) {
   return kind_names[k];
 }
 
-/* Every field a reader looks at, without zeroing the buffers' 1.1 KB: this
-   runs a few times per request. */
 void sv_error_clear(sv_error *e) {
-  e->kind = SV_OK;
-  e->field[0] = e->message[0] = e->id[0] = '\0';
-  e->status = 0;
+  memset(e, 0, sizeof *e);
   e->retry_after = -1;
-  e->maybe_created = 0;
 }
 
 int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *fmt, ...) {
@@ -223,7 +222,6 @@ static int path_byte(unsigned char c) { return url_class[c] & URL_PATH; }
 int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err) {
   size_t i, host, digits, auth_end;
   unsigned long port = 0;
-  int plain;
   url_ctx u;
   u.field = field && *field ? field : "url";
   u.kind = kind == SV_URL_BASE ? SV_URL_BASE : SV_URL_ANY;
@@ -251,15 +249,10 @@ int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_erro
     }
     return url_bad(&u, "no scheme", 0, " (it must start with http:// or https://)");
   }
-  /* the usual URL, every byte after the scheme a path byte (no '%', '@', '?',
-     '#', space, control or non-ASCII byte): the two byte loops below cannot
-     fail on it and are skipped; the host and the port are read all the same */
-  for (host = i; host < len && path_byte((unsigned char)s[host]); host++) {}
-  plain = host == len;
   /* bytes never allowed, wherever they are; a base URL has paths appended to it,
      so it takes no query or fragment, and no '@' anywhere */
   for (auth_end = i; auth_end < len && s[auth_end] != '/' && s[auth_end] != '?' && s[auth_end] != '#'; auth_end++) {}
-  for (host = plain ? len : i; host < len; host++) {
+  for (host = i; host < len; host++) {
     unsigned char c = (unsigned char)s[host];
     if (c == '@' && (u.kind == SV_URL_BASE || host < auth_end))
       return bad_byte(&u, s, host, " (user credentials do not belong in a URL)");
@@ -296,7 +289,7 @@ int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_erro
   }
   if (i < auth_end) return bad_byte(&u, s, i, " (after the host)");
   /* the path, then (not in a base URL) a query and a fragment: the same bytes and '?' */
-  for (i = plain ? len : i; i < len; i++) {
+  for (; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c == '%') {
       if (len - i < 3 || !is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2]))
@@ -339,18 +332,53 @@ int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, 
   return out->oom ? -1 : 0;
 }
 
-int sv_base_url_check(const char *s, size_t len, sv_error *err) {
-  return sv_url_check(s, len, "base_url", SV_URL_BASE, err);
-}
-
 double sv_monotonic(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void sv_sleep(double s) {
+  struct timespec ts, rem;
+  if (!(s > 0)) return;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
+}
+
 double sv_wallclock(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* FNV-1a, 64 bits, as 16 hex digits: a stable short name for a prompt. */
+void sv_hash_hex(const char *s, size_t len, char out[17]) {
+  unsigned long long h = 14695981039346656037ULL;
+  size_t i;
+  for (i = 0; i < len; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ULL;
+  }
+  snprintf(out, 17, "%016llx", h);
+}
+
+/* 16 random hex digits for a record that must be told apart from every other
+   process's: the kernel's randomness, else the clock and the process id. */
+void sv_random_hex(char out[17]) {
+  unsigned char b[8];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC), i, ok = 0;
+  if (fd >= 0) {
+    ok = read(fd, b, sizeof b) == (ssize_t)sizeof b;
+    close(fd);
+  }
+  if (!ok) {
+    struct timespec ts;
+    unsigned long long v;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    v = ((unsigned long long)ts.tv_sec * 1000000007ULL) ^ (unsigned long long)ts.tv_nsec ^
+        ((unsigned long long)getpid() << 40);
+    for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (i * 8));
+  }
+  for (i = 0; i < 8; i++) snprintf(out + i * 2, 3, "%02x", b[i]);
 }

@@ -1,4 +1,4 @@
-/* starvideos.sign: Standard Webhooks signatures (sv_sign.c, on libcrypto), a
+/* starvideos.sign: Standard Webhooks signatures (the core's sign.c, on libcrypto), a
    module of its own so that libcrypto is loaded only where a signature is made
    or checked: notify (notify.lua) and starvideos.verify_webhook load it on
    first use (options.lazy), `require "starvideos"` never does.  Like
@@ -41,7 +41,7 @@ static int l_webhook_sign(lua_State *L) {
 
 /* match(secret, id, timestamp, body, signatures) -> true | false | nil, err:
    whether one of the space-separated values of signatures is the signature,
-   compared in constant time (sv_sign.c) */
+   compared in constant time (the core's sign.c) */
 static int l_webhook_match(lua_State *L) {
   size_t sl, il, tl, bl, hl;
   const char *secret = luaL_checklstring(L, 1, &sl), *id = webhook_arg(L, 2, &il), *ts = webhook_arg(L, 3, &tl),

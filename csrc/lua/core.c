@@ -1,11 +1,12 @@
-/* starvideos.core: the Lua binding of the C core.  The binding never calls a
-   Lua function (no require, no lua_call).  Lua encodes `extra` with lua-cjson
-   (that text is the one form the core checks and sends);
-   an answer is read once, in C: the core's verdict, with the task table built
-   from its scan (lsv_util.c).  The libcurl transport's binding is a module of
-   its own (lsv_curl.c, starvideos.curl), and so are the webhook signatures
-   (lsv_sign.c, starvideos.sign: the one module linking libcrypto); what they
-   share is lsv_util.c. */
+/* starvideos.core: the module functions of the Lua binding of the C core,
+   and its open (luaopen_starvideos_core), which adds those of its objects: the
+   .part handle (part.c), the commit (commit.c), the journal's lock (lock.c).
+   The binding never calls a Lua function (no require, no lua_call).  Lua
+   encodes `extra` with lua-cjson (that text is the one form the core checks
+   and sends); an answer is read once, in C: the core's verdict, with the task
+   table built from its scan (error.c).  The libcurl transport's binding is a
+   module of its own (curl.c, starvideos.curl), and so are the webhook
+   signatures (sign.c, starvideos.sign: the one module linking libcrypto). */
 #include "lsv.h"
 
 #include "compat.h"
@@ -13,17 +14,8 @@
 #include <curl/curlver.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-#define COMMIT_MT "starvideos.commit"
-#define LOCK_MT "starvideos.lock"
-
-typedef struct lcommit { sv_commit *c; } lcommit;
-typedef struct llock { int fd; } llock;
 
 /* A Lua error table back into an sv_error (kind, status, retry_after). */
 static void to_error(lua_State *L, int idx, sv_error *e) {
@@ -202,11 +194,11 @@ static int l_result_path(lua_State *L) {
 static int l_verdict(lua_State *L) {
   sv_exchange x;
   memset(&x, 0, sizeof x);
-  x.op = (sv_op)luaL_checkoption(L, 1, NULL, lsv_op_names);
+  x.op = (sv_op)luaL_checkoption(L, 1, NULL, sv_op_names);
   x.status = (long)luaL_optinteger(L, 2, 0);
   x.body = luaL_optlstring(L, 3, "", &x.body_len);
   x.retry_after = luaL_optstring(L, 4, NULL);
-  x.wire = (sv_wire)luaL_checkoption(L, 5, "none", lsv_wire_names);
+  x.wire = (sv_wire)luaL_checkoption(L, 5, "none", sv_wire_names);
   x.message = luaL_optstring(L, 6, "");
   x.bytes = (double)luaL_optnumber(L, 7, 0);
   x.total = (double)luaL_optnumber(L, 8, -1);
@@ -219,8 +211,8 @@ static int l_verdict(lua_State *L) {
    required (the options table gives them; clamped here, never defaulted).  rnd
    is a uniform number in [0, 1) for the jitter.  err is only read. */
 static int l_retry(lua_State *L) {
-  sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, lsv_op_names);
-  sv_wire wire = (sv_wire)luaL_checkoption(L, 2, NULL, lsv_wire_names);
+  sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, sv_op_names);
+  sv_wire wire = (sv_wire)luaL_checkoption(L, 2, NULL, sv_wire_names);
   sv_error e;
   sv_retry_policy p;
   double delay = 0, rnd;
@@ -321,16 +313,10 @@ static void push_models(lua_State *L) {
 }
 
 static int l_now(lua_State *L) { lua_pushnumber(L, sv_monotonic()); return 1; }
-static int l_wallclock(lua_State *L) { lua_pushnumber(L, sv_wallclock()); return 1; }
 
 static int l_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
-  struct timespec ts, rem;
-  if (!(s > 0)) return 0;
-  if (s > 1e6) s = 1e6;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
+  sv_sleep(s > 1e6 ? 1e6 : (double)s);
   return 0;
 }
 
@@ -345,181 +331,21 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-/* commit(part, path[, file]) -> true | nil, message: the finished download
-   reaches the disk (fsync), then takes its final name, and the folder is
-   synced.  The commit acts on the file the download wrote: file, the handle
-   its transport's result gave (lsv_kept_take), else part opened now; it fails
-   when part names another file by then. */
-static int l_commit(lua_State *L) {
-  const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
-  char why[512];
-  if (sv_commit_now(lsv_kept_take(L, 3), part, path, why, sizeof why) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, why);
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* commit_start(part, path[, file]) -> handle | nil, message: the same commit
-   as commit on a helper thread, so that the caller does not wait for the disk;
-   handle:poll() says when it is done. */
-static int l_commit_start(lua_State *L) {
-  const char *part = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
-  char why[256];
-  lcommit *lc;
-  lua_settop(L, 3); /* file, or nil: the handle below comes after it */
-  lc = lua_newuserdatauv(L, sizeof *lc, 0);
-  lc->c = NULL;
-  luaL_setmetatable(L, COMMIT_MT);
-  lc->c = sv_commit_start(lsv_kept_take(L, 3), part, path, why, sizeof why);
-  if (!lc->c) {
-    lua_pushnil(L);
-    lua_pushstring(L, why);
-    return 2;
-  }
-  return 1;
-}
-
-static int commit_answer(lua_State *L, int rc, const char *why) {
-  if (rc > 0) return 0;
-  lua_pushboolean(L, rc == 0);
-  if (rc == 0) return 1;
-  lua_pushstring(L, why);
-  return 2;
-}
-
-/* handle:poll() -> nil while the thread works, then true | false, message */
-static int c_poll(lua_State *L) {
-  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
-  const char *why = "";
-  int rc;
-  if (!lc->c) return luaL_error(L, "the commit handle was closed");
-  rc = sv_commit_poll(lc->c, &why); /* before why is read */
-  return commit_answer(L, rc, why);
-}
-
-/* handle:wait() -> true | false, message (blocks until the thread is done) */
-static int c_wait(lua_State *L) {
-  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
-  const char *why = "";
-  int rc;
-  if (!lc->c) return luaL_error(L, "the commit handle was closed");
-  rc = sv_commit_wait(lc->c, &why);
-  return commit_answer(L, rc, why);
-}
-
-/* collected or closed: waits for the thread when it still runs */
-static int c_gc(lua_State *L) {
-  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
-  if (lc->c) { sv_commit_free(lc->c); lc->c = NULL; }
-  return 0;
-}
-
 /* append(path, line, sync) -> true | nil, message: one record, whole, whatever
    other processes append at the same time */
 static int l_append(lua_State *L) {
   size_t len;
   const char *path = luaL_checkstring(L, 1), *line = luaL_checklstring(L, 2, &len);
   sv_buf why;
-  int rc;
   sv_buf_init(&why);
-  rc = sv_file_append(path, line, len, lua_toboolean(L, 3), &why);
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
-  sv_buf_free(&why);
-  return rc == 0 ? 1 : 2;
-}
-
-/* lock_journal(path[, create]) -> lock | nil, message: the journal under the
-   appenders' flock, for a rewrite; with create, opened for appending (made
-   when missing): lock:append(line, sync) -> true | nil, message appends under
-   that one hold.  lock:replace(tmp) -> true | nil, message renames tmp over
-   it; lock:unlock() (also on close and collection) lets appenders go on */
-static int push_lock(lua_State *L, int fd, sv_buf *why) {
-  llock *lk = lua_newuserdata(L, sizeof *lk);
-  lk->fd = fd;
-  luaL_setmetatable(L, LOCK_MT);
-  if (fd >= 0) return 1;
-  lua_pop(L, 1);
-  lua_pushnil(L);
-  lua_pushstring(L, sv_buf_cstr(why));
-  return 2;
-}
-
-static int l_lock_journal(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  sv_buf why;
-  int n;
-  sv_buf_init(&why);
-  n = push_lock(L, sv_file_lock(path, lua_toboolean(L, 2), &why), &why);
-  sv_buf_free(&why);
-  return n;
-}
-
-/* try_lock(path[, create]) -> lock | false (another holds it) | nil, message,
-   "missing" (no such file, create not given) | nil, message: a lease held
-   until lock:unlock(), close or collection, or the process's end */
-static int l_try_lock(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  sv_buf why;
-  int n, fd;
-  sv_buf_init(&why);
-  fd = sv_file_try_lock(path, lua_toboolean(L, 2), &why);
-  if (fd == SV_LOCK_BUSY) { lua_pushboolean(L, 0); n = 1; }
-  else if (fd == SV_LOCK_MISSING) { lua_pushnil(L); lua_pushfstring(L, "no lease at %s", path);
-                                    lua_pushliteral(L, "missing"); n = 3; }
-  else n = push_lock(L, fd, &why);
-  sv_buf_free(&why);
-  return n;
-}
-
-static int k_append(lua_State *L) {
-  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
-  size_t len;
-  const char *path = luaL_checkstring(L, 2), *line = luaL_checklstring(L, 3, &len);
-  sv_buf why;
-  int rc;
-  if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
-  sv_buf_init(&why);
-  rc = sv_file_append_held(lk->fd, path, line, len, lua_toboolean(L, 4), &why);
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
-  sv_buf_free(&why);
-  return rc == 0 ? 1 : 2;
-}
-
-static int k_replace(lua_State *L) {
-  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
-  const char *tmp = luaL_checkstring(L, 2), *path = luaL_checkstring(L, 3);
-  sv_buf why;
-  int rc;
-  if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
-  sv_buf_init(&why);
-  rc = sv_file_replace(lk->fd, tmp, path, &why);
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
-  sv_buf_free(&why);
-  return rc == 0 ? 1 : 2;
-}
-
-static int k_unlock(lua_State *L) {
-  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
-  if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
-  return 0;
+  return lsv_answer(L, sv_file_append(path, line, len, lua_toboolean(L, 3), &why), &why);
 }
 
 /* writable(path) -> true | nil, message */
 static int l_writable(lua_State *L) {
   sv_buf why;
-  int rc;
   sv_buf_init(&why);
-  rc = sv_file_writable(luaL_checkstring(L, 1), &why);
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(&why)); }
-  sv_buf_free(&why);
-  return rc == 0 ? 1 : 2;
+  return lsv_answer(L, sv_file_writable(luaL_checkstring(L, 1), &why), &why);
 }
 
 /* file_kind(path) -> "file" | "folder" | "link" | "other" | nil, message, errno:
@@ -532,173 +358,6 @@ static int l_file_kind(lua_State *L) {
   lua_pushstring(L, strerror(err));
   lua_pushinteger(L, err);
   return 3;
-}
-
-/* ------------------------------------------ a download's .part (sv_part)
-
-   part_open(path, offset) -> handle | nil, message[, "short"]: the .part a Lua
-   transport writes through one descriptor (sv_core.h: sv_part_open); "short"
-   when offset > 0 cannot be gone on from (missing, shorter, not one regular
-   file): start again from 0.  The handle:
-     write(s[, i[, j]]) -> true | nil, message   s's bytes i..j, buffered
-     chunks(s, i) -> i', bytes | nil, message     the whole chunks of a chunked
-                                                  body in s from i (sv_part_chunks)
-     flush() -> true | nil, message
-     at() -> bytes accepted (the offset of the next byte)
-     truncate(at) -> true | nil, message          cut there, write on from there
-     commit(dest) -> true | nil, message          sv_part_commit, here and now
-     prepare() -> fd, size, path | nil, message   flushed: part_commit's
-                                                  arguments, for another thread
-     same() -> boolean                            the name is still this file, as
-                                                  written (sv_part_same)
-     close() -> true | nil, message               flush and close (also __gc)
-   part_commit(fd, size, part, dest) -> true | nil, message: sv_part_commit, for
-   a thread of nginx's pool given prepare()'s values (the handle stays open in
-   the worker until it answers). */
-#define PART_MT "starvideos.part"
-typedef struct lpart { sv_part *p; } lpart;
-
-static int part_answer(lua_State *L, int rc, sv_buf *why) {
-  if (rc == 0) lua_pushboolean(L, 1);
-  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(why)); }
-  sv_buf_free(why);
-  return rc == 0 ? 1 : 2;
-}
-
-static sv_part *check_part(lua_State *L) {
-  lpart *lp = luaL_checkudata(L, 1, PART_MT);
-  if (!lp->p) luaL_error(L, "the .part handle was closed");
-  return lp->p;
-}
-
-static int p_write(lua_State *L) {
-  sv_part *p = check_part(L);
-  size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
-  lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, (lua_Integer)len);
-  sv_buf why;
-  if (i < 1) i = 1;
-  if (j > (lua_Integer)len) j = (lua_Integer)len;
-  sv_buf_init(&why);
-  return part_answer(L, i > j ? 0 : sv_part_write(p, s + i - 1, (size_t)(j - i + 1), &why), &why);
-}
-
-static int p_chunks(lua_State *L) {
-  sv_part *p = check_part(L);
-  size_t len, pos;
-  const char *s = luaL_checklstring(L, 2, &len);
-  lua_Integer from = luaL_checkinteger(L, 3);
-  double bytes;
-  sv_buf why;
-  if (from < 1) from = 1;
-  pos = (size_t)from - 1;
-  if (pos > len) pos = len;
-  sv_buf_init(&why);
-  bytes = sv_part_chunks(p, s, len, &pos, &why);
-  if (bytes < 0) return part_answer(L, -1, &why);
-  sv_buf_free(&why);
-  lua_pushinteger(L, (lua_Integer)pos + 1);
-  lua_pushnumber(L, bytes);
-  return 2;
-}
-
-static int p_flush(lua_State *L) {
-  sv_part *p = check_part(L);
-  sv_buf why;
-  sv_buf_init(&why);
-  return part_answer(L, sv_part_flush(p, &why), &why);
-}
-
-static int p_at(lua_State *L) {
-  lua_pushnumber(L, sv_part_at(check_part(L)));
-  return 1;
-}
-
-static int p_truncate(lua_State *L) {
-  sv_part *p = check_part(L);
-  sv_buf why;
-  sv_buf_init(&why);
-  return part_answer(L, sv_part_truncate(p, (double)luaL_checknumber(L, 2), &why), &why);
-}
-
-static int p_commit(lua_State *L) {
-  sv_part *p = check_part(L);
-  const char *dest = luaL_checkstring(L, 2);
-  sv_buf why;
-  int rc;
-  sv_buf_init(&why);
-  rc = sv_part_flush(p, &why);
-  if (rc == 0) rc = sv_part_commit(sv_part_fd(p), sv_part_size(p), sv_part_path(p), dest, &why);
-  return part_answer(L, rc, &why);
-}
-
-static int p_prepare(lua_State *L) {
-  sv_part *p = check_part(L);
-  sv_buf why;
-  sv_buf_init(&why);
-  if (sv_part_flush(p, &why) != 0) return part_answer(L, -1, &why);
-  sv_buf_free(&why);
-  lua_pushinteger(L, (lua_Integer)sv_part_fd(p));
-  lua_pushnumber(L, sv_part_size(p));
-  lua_pushstring(L, sv_part_path(p));
-  return 3;
-}
-
-static int p_same(lua_State *L) {
-  lua_pushboolean(L, sv_part_same(check_part(L)));
-  return 1;
-}
-
-static int p_close(lua_State *L) {
-  lpart *lp = luaL_checkudata(L, 1, PART_MT);
-  sv_buf why;
-  int rc = 0;
-  sv_buf_init(&why);
-  if (lp->p) {
-    rc = sv_part_close(lp->p, &why);
-    sv_part_free(lp->p);
-    lp->p = NULL;
-  }
-  return part_answer(L, rc, &why);
-}
-
-static int l_part_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  lua_Number offset = luaL_checknumber(L, 2);
-  sv_buf why;
-  int short_ = 0;
-  lpart *lp = lua_newuserdatauv(L, sizeof *lp, 0);
-  lp->p = NULL;
-  luaL_getmetatable(L, PART_MT);
-  if (lua_isnil(L, -1)) { /* the class, made with the first handle */
-    static const luaL_Reg methods[] = {
-      { "write", p_write }, { "chunks", p_chunks }, { "flush", p_flush }, { "at", p_at }, { "truncate", p_truncate },
-      { "commit", p_commit }, { "prepare", p_prepare }, { "same", p_same }, { "close", p_close }, { NULL, NULL }
-    };
-    lsv_new_class(L, PART_MT, methods, p_close);
-  }
-  lua_pop(L, 1);
-  luaL_setmetatable(L, PART_MT);
-  sv_buf_init(&why);
-  lp->p = sv_part_open(path, (double)offset, &short_, &why);
-  if (lp->p) { sv_buf_free(&why); return 1; }
-  lua_pushnil(L);
-  if (short_) lua_pushfstring(L, "cannot go on from %s: it is missing, shorter than %f bytes or not one regular file",
-                              path, offset);
-  else lua_pushstring(L, sv_buf_cstr(&why));
-  sv_buf_free(&why);
-  if (!short_) return 2;
-  lua_pushliteral(L, "short");
-  return 3;
-}
-
-static int l_part_commit(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
-  lua_Number size = luaL_checknumber(L, 2);
-  const char *part = luaL_checkstring(L, 3), *dest = luaL_checkstring(L, 4);
-  sv_buf why;
-  sv_buf_init(&why);
-  return part_answer(L, sv_part_commit(fd, (double)size, part, dest, &why), &why);
 }
 
 /* hash(s) -> 16 hex digits; random_id() -> 16 random hex digits */
@@ -720,39 +379,25 @@ static int l_random_id(lua_State *L) {
 
 /* --------------------------------------------------------------- open */
 
-/* The transport's binding (lsv_curl.c): linked into the static library (and
+/* The transport's binding (curl.c): linked into the static library (and
    the ASan build), where the core gives it as core.curl; core.so leaves it to
    starvideos.curl, so the weak reference is NULL there. */
 extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidden")));
 
-static const luaL_Reg commit_methods[] = {
-  { "poll", c_poll }, { "wait", c_wait }, { "close", c_gc }, { NULL, NULL }
-};
-
-static const luaL_Reg lock_methods[] = { { "replace", k_replace }, { "append", k_append }, { "unlock", k_unlock },
-                                             { NULL, NULL } };
-
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
-  { "verdict", l_verdict }, { "retry", l_retry },
-  { "check_url", l_check_url },
-  { "resolve_url", l_resolve_url },
-  { "commit", l_commit },
-  { "commit_start", l_commit_start },
+  { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "resolve_url", l_resolve_url },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
-  { "part_open", l_part_open }, { "part_commit", l_part_commit },
-  { "random_id", l_random_id }, { "lock_journal", l_lock_journal }, { "try_lock", l_try_lock },
-  { "now", l_now }, { "wallclock", l_wallclock }, { "sleep", l_sleep }, { "isatty", l_isatty },
-  { "uid", l_uid },
+  { "random_id", l_random_id }, { "now", l_now }, { "sleep", l_sleep }, { "isatty", l_isatty }, { "uid", l_uid },
   { NULL, NULL }
 };
 
 LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
-  lsv_new_class(L, COMMIT_MT, commit_methods, c_gc);
-  lsv_new_class(L, LOCK_MT, lock_methods, k_unlock);
   lsv_error_metatable(L);
-
   luaL_newlib(L, funcs);
+  lsv_open_part(L);
+  lsv_open_commit(L);
+  lsv_open_lock(L);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "error_mt");
   lua_remove(L, -2);

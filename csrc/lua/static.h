@@ -1,5 +1,5 @@
 /* The static library's Lua modules (make static): tools/embed-lua.lua writes
-   the table, lsv_static.c loads from it.  Hidden like every symbol but
+   the table, static.c loads from it.  Hidden like every symbol but
    luaopen_*; make static also localizes it in the archive. */
 #ifndef LSV_STATIC_H
 #define LSV_STATIC_H

@@ -1,5 +1,6 @@
-/* The pieces of the binding both Lua modules use (lsv.h): the error table, the
-   verdict's Lua face, classes, and the handle on a download's open file. */
+/* What every Lua module of the binding uses (lsv.h): the error table and its
+   metatable, classes, the options table's values, and the verdict's Lua face
+   (the task table built from the core's one scan of an answer). */
 #include "lsv.h"
 
 #include "compat.h"
@@ -8,14 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KEPT_MT "starvideos.kept_file"
-
-typedef struct kept { int fd; } kept;
-
-const char *const lsv_op_names[] = { "create", "query", "download", "notify", NULL };
-const char *const lsv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
-
-void lsv_push_error(lua_State *L, const sv_error *e) {
+static void push_error(lua_State *L, const sv_error *e) {
   lua_createtable(L, 0, 6);
   lua_pushstring(L, sv_kind_name(e->kind));
   lua_setfield(L, -2, "kind");
@@ -35,7 +29,7 @@ void lsv_push_error(lua_State *L, const sv_error *e) {
 
 int lsv_fail(lua_State *L, const sv_error *e) {
   lua_pushnil(L);
-  lsv_push_error(L, e);
+  push_error(L, e);
   return 2;
 }
 
@@ -68,11 +62,9 @@ void lsv_error_metatable(lua_State *L) {
 
 void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close) {
   luaL_newmetatable(L, name);
-  if (methods) {
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-  }
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, close);
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, close);
@@ -107,6 +99,13 @@ const char *lsv_need_string(lua_State *L, int t, const char *key, const char *wh
 }
 
 
+int lsv_answer(lua_State *L, int rc, sv_buf *why) {
+  if (rc == 0) lua_pushboolean(L, 1);
+  else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(why)); }
+  sv_buf_free(why);
+  return rc == 0 ? 1 : 2;
+}
+
 /* ---------------------------------------------------- the answer as a table */
 
 /* The task table, built from the parts the core's one scan of an answer hands
@@ -121,7 +120,6 @@ const char *lsv_need_string(lua_State *L, int t, const char *key, const char *wh
 typedef struct builder {
   lua_State *L;
   int depth;
-  int words;                     /* the stack index of the words' table (answer_words) */
   char array[BUILD_DEPTH];       /* per open level: 1 an array, 0 an object */
   lua_Integer n[BUILD_DEPTH];    /* per open array: the slots so far */
 } builder;
@@ -138,8 +136,7 @@ static void b_open(void *ctx, int array) {
   builder *b = ctx;
   luaL_checkstack(b->L, 4, "starvideos: answer nested too deep");
   if (b->depth >= BUILD_DEPTH) luaL_error(b->L, "starvideos: answer nested too deep");
-  /* the answer's object (a task: about 8 members) sized at once, not grown 1, 2, 4, 8 */
-  lua_createtable(b->L, 0, b->depth == 0 && !array ? 8 : 0);
+  lua_newtable(b->L);
   b->array[b->depth] = (char)array;
   b->n[b->depth] = 0;
   b->depth++;
@@ -151,63 +148,12 @@ static void b_close(void *ctx) {
   put(b);
 }
 
-/* The words a task's answer is made of: its members and the values of status,
-   object and model (../shared/api).  Each answer pushes them from a table made
-   once per Lua state (answer_words) instead of interning them anew: a table's
-   slot costs a third of a string's hash and lookup. */
-/* (in order of length: word_of looks only at those of the length it is given) */
-#define W(s) { s, sizeof s - 1 }
-static const struct word { const char *s; size_t len; } WORDS[] = {
-  W("id"), W("model"), W("error"), W("video"), W("object"), W("status"), W("queued"), W("failed"), W("videos"),
-  W("created"), W("progress"), W("video_url"), W("completed"), W("processing"), W("videos_fast"),
-  W("starvideos_o3"), W("videos_stable"), W("actualDuration"), W("videos_stable_fast")
-};
-#undef W
-#define NWORDS ((int)(sizeof WORDS / sizeof *WORDS))
-#define WORDS_MAXLEN 18
-static const char WORDS_KEY = 0; /* its address names the table in the registry */
-
-/* The words' table (1-based, as WORDS), left on the stack: made on first use. */
-static void answer_words(lua_State *L) {
-  int i;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &WORDS_KEY) == LUA_TTABLE) return;
-  lua_pop(L, 1);
-  lua_createtable(L, NWORDS, 0);
-  for (i = 0; i < NWORDS; i++) {
-    lua_pushlstring(L, WORDS[i].s, WORDS[i].len);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &WORDS_KEY);
-}
-
-/* WORDS' 1-based index of the len bytes at s, or 0: the words of that length,
-   from FIRST[len] (the index of the first word at least len bytes long), compared
-   byte by byte (they are short: no call to memcmp).  A word missed is pushed as
-   any other string: the table only saves time. */
-static int word_of(const char *s, size_t len) {
-  static const unsigned char FIRST[WORDS_MAXLEN + 2] = { 0, 0, 0, 1, 1, 1, 4, 9, 10, 11, 13, 14, 15, 15, 17, 18,
-                                                         18, 18, 18, 19 };
-  int i;
-  if (len > WORDS_MAXLEN) return 0;
-  for (i = FIRST[len]; i < NWORDS && WORDS[i].len == len; i++) {
-    const char *w = WORDS[i].s;
-    size_t k = 0;
-    while (k < len && w[k] == s[k]) k++;
-    if (k == len) return i + 1;
-  }
-  return 0;
-}
-
-/* A JSON string's text (with its quotes) pushed, unescaped when it holds
-   escapes; one of WORDS from the table at words (0: none). */
-static void push_string(lua_State *L, int words, const char *val, size_t len, int escaped) {
+/* A JSON string's text (with its quotes) pushed, unescaped when it holds escapes. */
+static void push_string(lua_State *L, const char *val, size_t len, int escaped) {
   char small[256], *out;
   size_t n;
   if (!escaped) {
-    int w = words ? word_of(val + 1, len - 2) : 0;
-    if (w) lua_rawgeti(L, words, w);
-    else lua_pushlstring(L, val + 1, len - 2);
+    lua_pushlstring(L, val + 1, len - 2);
     return;
   }
   out = len <= sizeof small ? small : lua_newuserdata(L, len); /* unescaped, never longer */
@@ -218,12 +164,12 @@ static void push_string(lua_State *L, int words, const char *val, size_t len, in
 
 static void b_key(void *ctx, const char *val, size_t len, int escaped) {
   builder *b = ctx;
-  push_string(b->L, b->words, val, len, escaped);
+  push_string(b->L, val, len, escaped);
 }
 
 static void b_string(void *ctx, const char *val, size_t len, int escaped) {
   builder *b = ctx;
-  push_string(b->L, b->words, val, len, escaped);
+  push_string(b->L, val, len, escaped);
   put(b);
 }
 
@@ -258,65 +204,25 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   builder b;
   sv_json_sink sink = { b_open, b_close, b_key, b_string, b_number, b_literal, NULL };
   int rc, top = lua_gettop(L);
-  answer_words(L); /* at top + 1, under what the scan builds */
   b.L = L;
   b.depth = 0;
-  b.words = top + 1;
   sink.ctx = &b;
   with.sink = &sink;
-  /* the wall clock only reads a Retry-After date */
-  rc = sv_verdict(&with, x->retry_after ? sv_wallclock() : 0, secret, &err, &wire);
+  rc = sv_verdict(&with, sv_wallclock(), secret, &err, &wire);
   if (rc == 0 && x->op != SV_OP_DOWNLOAD && x->op != SV_OP_NOTIFY) { /* the task, whole: the one value the scan left */
-    lua_settop(L, top + 2);
-    lua_replace(L, top + 1); /* over the words' table */
+    lua_settop(L, top + 1);
     lua_pushnil(L);
   } else {
     lua_settop(L, top); /* what a refused answer had built */
     if (rc == 0) lua_pushliteral(L, "");
     else lua_pushnil(L);
     if (rc == 0) lua_pushnil(L);
-    else lsv_push_error(L, &err);
+    else push_error(L, &err);
   }
-  lua_pushstring(L, sv_wire_name(wire));
+  lua_pushstring(L, sv_wire_names[wire]);
   if (x->op != SV_OP_DOWNLOAD) return 3;
   lua_pushinteger(L, (lua_Integer)x->bytes);
   if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);
   else lua_pushnil(L);
   return 5;
-}
-
-/* file:close(), and __gc, __close: a file never committed is closed (idempotent). */
-static int kept_close(lua_State *L) {
-  kept *p = luaL_checkudata(L, 1, KEPT_MT);
-  if (p->fd >= 0) { close(p->fd); p->fd = -1; }
-  return 0;
-}
-
-int *lsv_push_kept(lua_State *L) {
-  static const luaL_Reg methods[] = { { "close", kept_close }, { NULL, NULL } };
-  kept *p;
-  int missing;
-  /* the class, made on first use: whole once its __metatable (set last) is
-     there; an error of memory while it was made leaves it to be made again */
-  lua_getfield(L, LUA_REGISTRYINDEX, KEPT_MT);
-  if (lua_istable(L, -1)) lua_getfield(L, -1, "__metatable");
-  else lua_pushnil(L);
-  missing = lua_isnil(L, -1);
-  lua_pop(L, 2);
-  if (missing) lsv_new_class(L, KEPT_MT, methods, kept_close);
-  p = lua_newuserdatauv(L, sizeof *p, 0);
-  p->fd = -1;
-  luaL_setmetatable(L, KEPT_MT);
-  return &p->fd;
-}
-
-int lsv_kept_take(lua_State *L, int idx) {
-  kept *p;
-  int fd;
-  if (lua_isnoneornil(L, idx)) return -1;
-  p = luaL_checkudata(L, idx, KEPT_MT);
-  if (p->fd < 0) luaL_argerror(L, idx, "the download's file was already committed or closed");
-  fd = p->fd;
-  p->fd = -1;
-  return fd;
 }

@@ -6,22 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
-
-const char *sv_wire_name(sv_wire wire) {
-  return (unsigned)wire < sizeof wire_names / sizeof wire_names[0] - 1 ? wire_names[wire] : "broken";
-}
-
-int sv_wire_find(const char *name, sv_wire *wire) {
-  int i;
-  for (i = 0; wire_names[i]; i++)
-    if (strcmp(wire_names[i], name) == 0) { *wire = (sv_wire)i; return 0; }
-  return -1;
-}
-
-static const char *op_name(sv_op op) {
-  return op == SV_OP_CREATE ? "create" : op == SV_OP_QUERY ? "query" : op == SV_OP_NOTIFY ? "notify" : "download";
-}
+const char *const sv_op_names[] = { "create", "query", "download", "notify", NULL };
+const char *const sv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
 /* The key never appears in a message, whatever a server echoes back. */
 static void scrub(const char *secret, char *msg) {
@@ -35,7 +21,7 @@ static void scrub(const char *secret, char *msg) {
 }
 
 static int wire_error(const sv_exchange *x, sv_error *err) {
-  const char *what = op_name(x->op), *msg = x->message && *x->message ? x->message : "no detail";
+  const char *what = sv_op_names[x->op], *msg = x->message && *x->message ? x->message : "no detail";
   switch (x->wire) {
   case SV_WIRE_TIMEOUT:
     return sv_error_set(err, SV_E_TIMEOUT, NULL, "%s: timed out: %s", what, msg);
@@ -71,13 +57,8 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
   } else if (x->op == SV_OP_NOTIFY && x->status >= 200 && x->status <= 299) {
     rc = 0; /* a webhook's receiver took the event: its body is not ours to read */
   } else {
-    sv_answer a;
-    a.op = x->op;
-    a.status = x->status;
-    a.body = x->body ? x->body : "";
-    a.body_len = x->body ? x->body_len : 0;
-    a.retry_after = x->retry_after;
-    a.sink = x->op == SV_OP_DOWNLOAD ? NULL : x->sink; /* a download's body is an error page */
+    sv_exchange a = *x;
+    if (x->op == SV_OP_DOWNLOAD) a.sink = NULL; /* a download's body is an error page */
     rc = sv_read_answer(&a, now, err);
   }
   if (rc && x->op == SV_OP_CREATE) {

@@ -38,7 +38,7 @@ const char *const sv_field_names[] = {
 #define MAX_URL 8192
 #define QUOTE_MAX 60
 
-const sv_model *sv_model_find(const char *name, size_t len) {
+static const sv_model *model_find(const char *name, size_t len) {
   size_t i;
   for (i = 0; i < sv_model_count; i++)
     if (strlen(sv_models[i].name) == len && memcmp(sv_models[i].name, name, len) == 0)
@@ -416,7 +416,7 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
     sv_buf_free(&b);
     return -1;
   }
-  m = w->v[F_MODEL]->type == SV_V_STRING ? sv_model_find(w->v[F_MODEL]->str, w->v[F_MODEL]->len) : NULL;
+  m = w->v[F_MODEL]->type == SV_V_STRING ? model_find(w->v[F_MODEL]->str, w->v[F_MODEL]->len) : NULL;
   if (!m) {
     sv_buf b;
     int rc;

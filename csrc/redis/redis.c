@@ -46,7 +46,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "compat.h"
+#include "../lua/compat.h"
 
 #ifndef LUAOPEN_API
 #define LUAOPEN_API __attribute__((visibility("default")))

@@ -67,21 +67,19 @@ int sv_webhook_sign(const char *secret, size_t slen, const char *id, size_t idle
     free(key);
     return sv_error_set(err, SV_E_INVALID, NULL, "webhook: secret, id, timestamp or body too large");
   }
-  {
-    mlen = idlen + 1 + tslen + 1 + blen;
-    msg = malloc(mlen + 1);
-    if (!msg) {
-      free(key);
-      return sv_error_set(err, SV_E_IO, NULL, "webhook: out of memory");
-    }
-    memcpy(msg, id, idlen);
-    msg[idlen] = '.';
-    memcpy(msg + idlen + 1, ts, tslen);
-    msg[idlen + 1 + tslen] = '.';
-    memcpy(msg + idlen + tslen + 2, body, blen);
-    ok = HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, mlen, mac, &maclen) != NULL && maclen == 32;
-    OPENSSL_cleanse(key, klen);
+  mlen = idlen + 1 + tslen + 1 + blen;
+  msg = malloc(mlen + 1);
+  if (!msg) {
+    free(key);
+    return sv_error_set(err, SV_E_IO, NULL, "webhook: out of memory");
   }
+  memcpy(msg, id, idlen);
+  msg[idlen] = '.';
+  memcpy(msg + idlen + 1, ts, tslen);
+  msg[idlen + 1 + tslen] = '.';
+  memcpy(msg + idlen + tslen + 2, body, blen);
+  ok = HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, mlen, mac, &maclen) != NULL && maclen == 32;
+  OPENSSL_cleanse(key, klen);
   free(key);
   free(msg);
   if (!ok) return sv_error_set(err, SV_E_IO, NULL, "webhook: HMAC-SHA256 failed (libcrypto)");

@@ -1,5 +1,5 @@
 /* The static library's face (make static): luaopen_starvideos opens the whole
-   module, its Lua parts compiled in (csrc/lsv_static.h, written at build time by
+   module, its Lua parts compiled in (csrc/lua/static.h, written at build time by
    tools/embed-lua.lua), and returns the table `require "starvideos"` gives.
 
    The embedded chunks call `require` for their siblings and for lua-cjson.  A
@@ -15,24 +15,19 @@
      3. package.preload, then package.searchers (5.1: package.loaders), when
         the state has a package library,
    and records what a module returns in the loaded table, like require. */
-#include <lauxlib.h>
-#include <lua.h>
+#include "lsv.h"
 
 #include "compat.h"
-#include "lsv_static.h"
+#include "static.h"
 
 #include <string.h>
-
-#ifndef LUAOPEN_API
-#define LUAOPEN_API __attribute__((visibility("default")))
-#endif
 
 #ifndef LUA_LOADED_TABLE
 #define LUA_LOADED_TABLE "_LOADED"
 #endif
 
-LUAOPEN_API int luaopen_starvideos_core(lua_State *L); /* lsv_core.c */
-LUAOPEN_API int luaopen_starvideos_sign(lua_State *L); /* lsv_sign.c */
+LUAOPEN_API int luaopen_starvideos_core(lua_State *L); /* core.c */
+LUAOPEN_API int luaopen_starvideos_sign(lua_State *L); /* sign.c */
 LUAOPEN_API int luaopen_starvideos(lua_State *L);
 
 /* Pushes registry._LOADED, made when missing. */

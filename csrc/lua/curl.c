@@ -1,4 +1,4 @@
-/* starvideos.curl: the Lua binding of the libcurl transport (sv_http.c), a
+/* starvideos.curl: the Lua binding of the libcurl transport (csrc/curl/), a
    module of its own so that `require "starvideos"` does not load libcurl and
    the libraries it brings (about 30, 7-11 ms): transport.lua loads it with the
    first client that needs it.  One class, the transport (starvideos.curl); an
@@ -6,8 +6,9 @@
    given twice), so that an exchange costs no userdata, no metatable and no
    finalizer.  The transport's table (its user value) maps each handle to its
    exchange until result or cancel takes it, and close frees those left.  The
-   static library links it into the core, as core.curl (lsv_core.c). */
+   static library links it into the core, as core.curl (core.c). */
 #include "lsv.h"
+#include "../curl/transport.h"
 
 #include "compat.h"
 
@@ -18,17 +19,9 @@
 
 typedef struct lhttp { sv_http *h; lua_Integer last; } lhttp; /* last: the latest handle given */
 
-/* The transport at 1.  Its methods hold the class's metatable as their
-   upvalue: one comparison, not luaL_checkudata's lookup of the class by name
-   in the registry (every send, poll, finished and result asks). */
+/* The transport at 1, open. */
 static lhttp *check_http(lua_State *L) {
-  lhttp *lh = lua_touserdata(L, 1);
-  int ours = 0;
-  if (lh && lua_getmetatable(L, 1)) {
-    ours = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-  }
-  if (!ours) lh = luaL_checkudata(L, 1, CURL_MT); /* raises, naming what was expected */
+  lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
   if (!lh->h) luaL_error(L, "the starvideos transport is closed");
   return lh;
 }
@@ -96,7 +89,7 @@ static int t_send(lua_State *L) {
   memset(&s, 0, sizeof s);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "op");
-  s.op = (sv_op)luaL_checkoption(L, -1, NULL, lsv_op_names);
+  s.op = (sv_op)luaL_checkoption(L, -1, NULL, sv_op_names);
   lua_pop(L, 1);
   if (lua_getfield(L, 2, "url") == LUA_TSTRING) { /* a NUL inside would cut the URL short for C: the check sees all of it */
     size_t len;
@@ -188,9 +181,10 @@ static void forget(lua_State *L, int table, sv_xfer *x) {
   sv_xfer_free(x);
 }
 
-/* t:result(h) -> task, err, wire[, bytes, total, file]; the handle is spent.
-   A whole download's file stays open: file, the handle core.commit(_start)
-   takes (lsv_push_kept), so that the commit acts on what was written. */
+/* t:result(h) -> task, err, wire[, bytes, total, part]; the handle is spent.
+   A whole download's .part stays open: part, the handle core.commit_start
+   takes (lsv_push_part), so that the commit acts on what was written; an
+   unfinished one's stays with the transport for the next attempt. */
 static int t_result(lua_State *L) {
   lhttp *lh = check_http(L);
   sv_xfer *xf = check_xfer(L, 2);
@@ -199,14 +193,12 @@ static int t_result(lua_State *L) {
   int n;
   sv_xfer_exchange(xf, &x);
   n = lsv_push_verdict(L, &x, sv_http_secret(lh->h));
-  if (x.op == SV_OP_DOWNLOAD && !lua_isnil(L, -n)) { /* whole: its open file goes to the commit */
-    const char *file;
-    int top = lua_gettop(L), m = n, fd, *slot;
-    for (; m < 5; m++) lua_pushnil(L);
-    slot = lsv_push_kept(L); /* (may raise: before the file is taken from the exchange) */
-    fd = sv_xfer_take_file(xf, &file);
-    if (fd >= 0) *slot = fd, n = m + 1;
-    else lua_settop(L, top);
+  if (x.op == SV_OP_DOWNLOAD && lua_isnil(L, -n)) {
+    sv_xfer_part(xf, 0);
+  } else if (x.op == SV_OP_DOWNLOAD) {
+    sv_part **slot = lsv_push_part(L); /* (may raise: before the .part is taken from the exchange) */
+    if ((*slot = sv_xfer_part(xf, 1)) != NULL) n++;
+    else lua_pop(L, 1);
   }
   forget(L, table, xf);
   return n;
@@ -267,16 +259,11 @@ static const luaL_Reg curl_methods[] = {
 };
 
 /* The transport's classes registered, and its constructor pushed: 1.  The
-   static library's core calls it too (core.curl, lsv_core.c). */
+   static library's core calls it too (core.curl, core.c). */
 SV_API int lsv_curl_register(lua_State *L);
 int lsv_curl_register(lua_State *L) {
-  lsv_new_class(L, CURL_MT, NULL, t_close);
-  luaL_getmetatable(L, CURL_MT); /* the methods, each with the class as its upvalue (check_http) */
-  lua_newtable(L);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, curl_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lsv_new_class(L, CURL_MT, curl_methods, t_close);
+  lsv_part_class(L);
   lsv_error_metatable(L);
   lua_pop(L, 1);
   lua_pushcfunction(L, l_curl);

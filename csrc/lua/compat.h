@@ -13,17 +13,13 @@
      luaL_pushfail                 x    x     x
      lua_isinteger                      x     x   see below
      lua_getfield, lua_rawget,          x     x   return the value's type
-       lua_rawgeti, lua_gettable,                 (void before 5.3)
-       lua_getglobal
-     lua_rawgetp                        x     x   5.2: return the type
-     lua_rawsetp                              x
+       lua_rawgeti                                (void before 5.3)
      lua_absindex                             x
      lua_rawlen                               x
      luaL_tolstring                           x
      lua_tonumberx                            x
      luaL_setfuncs                            x
      luaL_setmetatable                        x
-     luaL_testudata                           x
      luaL_newlibtable, luaL_newlib            x
 
    One 5.1 ABI for PUC Lua 5.1 and LuaJIT.  LuaJIT says it is 5.1
@@ -179,16 +175,10 @@ static inline int sv_compat_isinteger(lua_State *L, int idx) {
 
 /* These return the type of the pushed value since 5.3.  A macro naming
    itself calls the VM's function (no recursive expansion); 5.1's
-   lua_getglobal and luaL_getmetatable are macros over lua_getfield, so they
-   get the type too. */
+   luaL_getmetatable is a macro over lua_getfield, so it gets the type too. */
 #define lua_getfield(L, idx, k) (lua_getfield((L), (idx), (k)), lua_type((L), -1))
 #define lua_rawget(L, idx) (lua_rawget((L), (idx)), lua_type((L), -1))
 #define lua_rawgeti(L, idx, n) (lua_rawgeti((L), (idx), (n)), lua_type((L), -1))
-#define lua_gettable(L, idx) (lua_gettable((L), (idx)), lua_type((L), -1))
-#if LUA_VERSION_NUM == 502
-#define lua_getglobal(L, name) (lua_getglobal((L), (name)), lua_type((L), -1))
-#define lua_rawgetp(L, idx, p) (lua_rawgetp((L), (idx), (p)), lua_type((L), -1))
-#endif
 
 #endif /* < 503 */
 
@@ -201,22 +191,6 @@ static inline int sv_compat_absindex(lua_State *L, int idx) {
 #define lua_absindex(L, idx) sv_compat_absindex((L), (idx))
 
 #define lua_rawlen(L, idx) lua_objlen((L), (idx))
-
-static inline int sv_compat_rawgetp(lua_State *L, int idx, const void *p) {
-  idx = sv_compat_absindex(L, idx);
-  lua_pushlightuserdata(L, (void *)p);
-  lua_rawget(L, idx);
-  return lua_type(L, -1);
-}
-#define lua_rawgetp(L, idx, p) sv_compat_rawgetp((L), (idx), (p))
-
-static inline void sv_compat_rawsetp(lua_State *L, int idx, const void *p) {
-  idx = sv_compat_absindex(L, idx);
-  lua_pushlightuserdata(L, (void *)p);
-  lua_insert(L, -2);
-  lua_rawset(L, idx);
-}
-#define lua_rawsetp(L, idx, p) sv_compat_rawsetp((L), (idx), (p))
 
 /* As 5.4's: __tostring (which must give a string), else the value itself for
    strings and numbers, else "TYPENAME: 0x..." with __name when it is set. */
@@ -277,16 +251,6 @@ static inline void sv_compat_setmetatable(lua_State *L, const char *tname) {
   lua_setmetatable(L, -2);
 }
 #define luaL_setmetatable(L, tname) sv_compat_setmetatable((L), (tname))
-
-static inline void *sv_compat_testudata(lua_State *L, int idx, const char *tname) {
-  void *p = lua_touserdata(L, idx);
-  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
-  luaL_getmetatable(L, tname);
-  if (!lua_rawequal(L, -1, -2)) p = NULL;
-  lua_pop(L, 2);
-  return p;
-}
-#define luaL_testudata(L, idx, tname) sv_compat_testudata((L), (idx), (tname))
 
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
 #define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))

@@ -1,0 +1,511 @@
+/* The little JSON the core needs on its own: writing strings into request bodies,
+   and checking an answer is one well-formed object while listing its top-level
+   members and handing its parts to a sink (the binding builds the Lua table from
+   them, in the same pass). */
+#include "sv_core.h"
+
+#include <limits.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sv_json_string(sv_buf *out, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i, run = 0;
+  sv_buf_add(out, "\"", 1);
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7F) continue;
+    sv_buf_add(out, s + run, i - run);
+    run = i + 1;
+    switch (c) {
+    case '"': sv_buf_adds(out, "\\\""); break;
+    case '\\': sv_buf_adds(out, "\\\\"); break;
+    case '\n': sv_buf_adds(out, "\\n"); break;
+    case '\r': sv_buf_adds(out, "\\r"); break;
+    case '\t': sv_buf_adds(out, "\\t"); break;
+    default: {
+      char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+      sv_buf_add(out, u, 6);
+    }
+    }
+  }
+  sv_buf_add(out, s + run, len - run);
+  sv_buf_add(out, "\"", 1);
+}
+
+/* The double a JSON number token means, as strtod reads it in the "C" locale
+   (whatever the process's locale): 1e400 is HUGE_VAL, -0 is -0.0. */
+static double number(const char *s, size_t len) {
+  const char *point, *dot;
+  char small[64], *copy;
+  size_t plen;
+  double v;
+  /* strtod reads the locale's decimal point: give it that one in place of '.' */
+  point = localeconv()->decimal_point;
+  plen = point && *point && strcmp(point, ".") != 0 ? strlen(point) : 0;
+  copy = len + plen < sizeof small ? small : malloc(len + plen + 1);
+  if (!copy) return strtod("nan", NULL); /* out of memory: not a number rather than a wrong one */
+  dot = plen ? memchr(s, '.', len) : NULL;
+  if (dot) {
+    size_t at = (size_t)(dot - s);
+    memcpy(copy, s, at);
+    memcpy(copy + at, point, plen);
+    memcpy(copy + at + plen, dot + 1, len - at - 1);
+    copy[len - 1 + plen] = '\0';
+  } else {
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+  }
+  v = strtod(copy, NULL);
+  if (copy != small) free(copy);
+  return v;
+}
+
+typedef struct scanner {
+  const char *s;
+  size_t len, pos;
+  char *why;
+  size_t whylen;
+  sv_json_visit visit; /* called for each complete top-level member, or NULL */
+  void *ctx;
+  int count;           /* top-level members seen */
+  const sv_json_sink *sink; /* handed every part, or NULL */
+  int escaped;         /* the last string scanned held a backslash */
+} scanner;
+
+#define MAX_DEPTH 64
+
+static int fail(scanner *sc, const char *what) {
+  if (sc->pos >= sc->len)
+    snprintf(sc->why, sc->whylen, "truncated: %s at the end of %zu bytes", what, sc->len);
+  else
+    snprintf(sc->why, sc->whylen, "%s at byte %zu", what, sc->pos + 1);
+  return -1;
+}
+
+static void skip_ws(scanner *sc) {
+  while (sc->pos < sc->len && (sc->s[sc->pos] == ' ' || sc->s[sc->pos] == '\t' || sc->s[sc->pos] == '\n' ||
+                               sc->s[sc->pos] == '\r'))
+    sc->pos++;
+}
+
+/* Whether the byte past any whitespace is c (the position is left on it). */
+static int next_is(scanner *sc, char c) {
+  skip_ws(sc);
+  return sc->pos < sc->len && sc->s[sc->pos] == c;
+}
+
+static int is_digit(scanner *sc) { return sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9'; }
+
+/* The four hex digits at pos, into *cp; 0 when they are not there. */
+static int hex4(const scanner *sc, size_t pos, unsigned *cp) {
+  size_t i;
+  *cp = 0;
+  for (i = 0; i < 4; i++) {
+    char c = pos + i < sc->len ? sc->s[pos + i] : 0;
+    if (c >= '0' && c <= '9') *cp = *cp * 16 + (unsigned)(c - '0');
+    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') *cp = *cp * 16 + (unsigned)((c | 0x20) - 'a' + 10);
+    else return 0;
+  }
+  return 1;
+}
+
+/* The escape whose backslash is at the position (two when a surrogate pair),
+   left on its last byte. */
+static int scan_escape(scanner *sc) {
+  char e;
+  sc->escaped = 1;
+  if (++sc->pos >= sc->len) return fail(sc, "unterminated string");
+  e = sc->s[sc->pos];
+  if (e == 'u') {
+    unsigned cp, lo;
+    if (!hex4(sc, sc->pos + 1, &cp)) return fail(sc, "bad \\u escape");
+    sc->pos += 4;
+    /* surrogates come in pairs, as lua-cjson demands */
+    if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(sc, "lone low surrogate in a \\u escape");
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      if (sc->pos + 2 >= sc->len || sc->s[sc->pos + 1] != '\\' || sc->s[sc->pos + 2] != 'u' ||
+          !hex4(sc, sc->pos + 3, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+        return fail(sc, "lone high surrogate in a \\u escape");
+      sc->pos += 6;
+    }
+  } else if (e == '\0' || !strchr("\"\\/bfnrt", e)) { /* (strchr would find a NUL: its terminator) */
+    return fail(sc, "bad escape in a string");
+  }
+  return 0;
+}
+
+/* The string whose opening quote is at the position (a key or a value): the
+   position moves past its closing quote, sc->escaped set. */
+static int scan_string(scanner *sc) {
+  sc->escaped = 0;
+  for (sc->pos++;; sc->pos++) {
+    unsigned char c;
+    if (sc->pos >= sc->len) return fail(sc, "unterminated string");
+    c = (unsigned char)sc->s[sc->pos];
+    if (c == '"') break;
+    if (c < 0x20) return fail(sc, "control character in a string");
+    if (c == '\\' && scan_escape(sc)) return -1;
+  }
+  sc->pos++;
+  return 0;
+}
+
+static int scan_number(scanner *sc) {
+  size_t start = sc->pos;
+  if (sc->s[sc->pos] == '-') sc->pos++;
+  if (sc->pos < sc->len && sc->s[sc->pos] == '0') {
+    sc->pos++;
+  } else {
+    if (!is_digit(sc)) return fail(sc, "bad number");
+    while (is_digit(sc)) sc->pos++;
+  }
+  if (sc->pos < sc->len && sc->s[sc->pos] == '.') {
+    sc->pos++;
+    if (!is_digit(sc)) return fail(sc, "bad number");
+    while (is_digit(sc)) sc->pos++;
+  }
+  if (sc->pos < sc->len && (sc->s[sc->pos] == 'e' || sc->s[sc->pos] == 'E')) {
+    sc->pos++;
+    if (sc->pos < sc->len && (sc->s[sc->pos] == '+' || sc->s[sc->pos] == '-')) sc->pos++;
+    if (!is_digit(sc)) return fail(sc, "bad number");
+    while (is_digit(sc)) sc->pos++;
+  }
+  if (sc->sink) sc->sink->number(sc->sink->ctx, number(sc->s + start, sc->pos - start));
+  return 0;
+}
+
+static int scan_literal(scanner *sc, const char *word, char type) {
+  size_t n = strlen(word);
+  if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0) return fail(sc, "unexpected character");
+  if (sc->sink) sc->sink->literal(sc->sink->ctx, type);
+  sc->pos += n;
+  return 0;
+}
+
+static int scan_container(scanner *sc, int depth);
+
+/* The value at the position (whitespace skipped already); its type in *type. */
+static int scan_value(scanner *sc, int depth, char *type) {
+  size_t start = sc->pos;
+  if (sc->pos >= sc->len) return fail(sc, "expected a value");
+  switch (sc->s[sc->pos]) {
+  case '"':
+    *type = 's';
+    if (scan_string(sc)) return -1;
+    if (sc->sink) sc->sink->string(sc->sink->ctx, sc->s + start, sc->pos - start, sc->escaped);
+    return 0;
+  case '{': *type = 'o'; return scan_container(sc, depth);
+  case '[': *type = 'a'; return scan_container(sc, depth);
+  case 't': *type = 't'; return scan_literal(sc, "true", 't');
+  case 'f': *type = 'f'; return scan_literal(sc, "false", 'f');
+  case 'n': *type = 'z'; return scan_literal(sc, "null", 'z');
+  default:
+    *type = 'n';
+    if (sc->s[sc->pos] == '-' || (sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9')) return scan_number(sc);
+    return fail(sc, "unexpected character");
+  }
+}
+
+/* Objects and arrays.  At depth 0 (the top-level object) each member is handed
+   to the visitor as soon as its value is complete, before what follows is read:
+   a prefix of a cut answer still gives the members it holds whole. */
+static int scan_container(scanner *sc, int depth) {
+  const sv_json_sink *sink = sc->sink;
+  const char close = sc->s[sc->pos] == '{' ? '}' : ']';
+  const int is_obj = close == '}';
+  if (depth >= MAX_DEPTH) return fail(sc, "nesting too deep");
+  if (sink) sink->open(sink->ctx, !is_obj);
+  sc->pos++;
+  if (next_is(sc, close)) {
+    if (sink) sink->close(sink->ctx);
+    sc->pos++;
+    return 0;
+  }
+  for (;;) {
+    sv_json_member m;
+    memset(&m, 0, sizeof m);
+    if (is_obj) {
+      if (!next_is(sc, '"')) return fail(sc, "expected a key string");
+      m.key = sc->s + sc->pos + 1;
+      if (scan_string(sc)) return -1;
+      m.key_len = (size_t)(sc->s + sc->pos - 1 - m.key);
+      if (sink) sink->key(sink->ctx, m.key - 1, m.key_len + 2, sc->escaped);
+      if (!next_is(sc, ':')) return fail(sc, "expected ':'");
+      sc->pos++;
+    }
+    skip_ws(sc);
+    m.val = sc->s + sc->pos;
+    if (scan_value(sc, depth + 1, &m.type)) return -1;
+    m.val_len = (size_t)(sc->s + sc->pos - m.val);
+    if (depth == 0 && is_obj) {
+      if (sc->count == INT_MAX) return fail(sc, "too many members");
+      sc->count++;
+      if (sc->visit) sc->visit(sc->ctx, &m);
+    }
+    if (next_is(sc, ',')) {
+      sc->pos++;
+      continue;
+    }
+    if (sc->pos >= sc->len) return fail(sc, "unterminated object or array");
+    if (sc->s[sc->pos] != close) return fail(sc, is_obj ? "expected ',' or '}'" : "expected ',' or ']'");
+    if (sink) sink->close(sink->ctx);
+    sc->pos++;
+    return 0;
+  }
+}
+
+/* The scan behind the others: members handed to visit (may be NULL), parts to
+   sink (may be NULL). */
+static int each(const char *text, size_t len, sv_json_visit visit, void *ctx, const sv_json_sink *sink, char *why,
+                size_t whylen) {
+  scanner sc;
+  memset(&sc, 0, sizeof sc);
+  sc.s = text;
+  sc.len = text ? len : 0;
+  sc.why = why;
+  sc.whylen = whylen;
+  sc.visit = visit;
+  sc.ctx = ctx;
+  sc.sink = sink;
+  if (why && whylen) why[0] = '\0';
+  if (!next_is(&sc, '{')) return fail(&sc, sc.pos >= sc.len ? "empty body" : "expected a JSON object");
+  if (scan_container(&sc, 0)) return -1;
+  skip_ws(&sc);
+  if (sc.pos != sc.len) return fail(&sc, "trailing data after the object");
+  return sc.count;
+}
+
+int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx, char *why, size_t whylen) {
+  return each(text, len, visit, ctx, NULL, why, whylen);
+}
+
+int sv_json_read(const char *text, size_t len, const sv_json_sink *sink, char *why, size_t whylen) {
+  return each(text, len, NULL, NULL, sink, why, whylen);
+}
+
+int sv_json_scan(const char *text, size_t len, char *why, size_t whylen) {
+  return each(text, len, NULL, NULL, NULL, why, whylen);
+}
+
+static unsigned hexval(const char *p) {
+  unsigned v = 0;
+  int i;
+  for (i = 0; i < 4; i++) {
+    char c = p[i];
+    v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+  }
+  return v;
+}
+
+/* cp as UTF-8 at u (room for 4 bytes): the bytes written. */
+static size_t put_utf8(char *out, unsigned long cp) {
+  unsigned char *u = (unsigned char *)out;
+  size_t n;
+  if (cp < 0x80) { u[0] = (unsigned char)cp; n = 1; }
+  else if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | (cp >> 6)); u[1] = (unsigned char)(0x80 | (cp & 0x3F)); n = 2; }
+  else if (cp < 0x10000) {
+    u[0] = (unsigned char)(0xE0 | (cp >> 12)); u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    u[2] = (unsigned char)(0x80 | (cp & 0x3F)); n = 3;
+  } else {
+    u[0] = (unsigned char)(0xF0 | (cp >> 18)); u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (unsigned char)(0x80 | (cp & 0x3F)); n = 4;
+  }
+  return n;
+}
+
+size_t sv_json_unescape_into(const char *val, size_t len, char *out) {
+  size_t i, n = 0;
+  if (len < 2 || val[0] != '"' || val[len - 1] != '"') return (size_t)-1;
+  for (i = 1; i + 1 < len; i++) {
+    const char *bs = memchr(val + i, '\\', len - 1 - i);
+    size_t run = bs ? (size_t)(bs - (val + i)) : len - 1 - i;
+    if (run) { memcpy(out + n, val + i, run); n += run; i += run - 1; continue; } /* the bytes up to an escape */
+    if (++i + 1 >= len) return (size_t)-1;
+    switch (val[i]) {
+    case 'b': out[n++] = '\b'; break;
+    case 'f': out[n++] = '\f'; break;
+    case 'n': out[n++] = '\n'; break;
+    case 'r': out[n++] = '\r'; break;
+    case 't': out[n++] = '\t'; break;
+    case 'u': {
+      unsigned long cp;
+      if (i + 5 > len - 1) return (size_t)-1;
+      cp = hexval(val + i + 1);
+      i += 4;
+      if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < len - 1 && val[i + 1] == '\\' && val[i + 2] == 'u') {
+        unsigned long lo = hexval(val + i + 3);
+        if (lo >= 0xDC00 && lo <= 0xDFFF) {
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          i += 6;
+        }
+      }
+      if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
+      n += put_utf8(out + n, cp);
+      break;
+    }
+    default: out[n++] = val[i];
+    }
+  }
+  return n;
+}
+
+int sv_json_unescape(const char *val, size_t len, sv_buf *out) {
+  size_t n, at = out->len;
+  sv_buf_add(out, val, len); /* room: the text unescaped is never longer */
+  if (out->oom) return -1;
+  n = sv_json_unescape_into(val, len, out->data + at);
+  out->len = at + (n == (size_t)-1 ? 0 : n);
+  out->data[out->len] = '\0';
+  return n == (size_t)-1 ? -1 : 0;
+}
+
+/* ------------------------------------------------ keys, duplicates, ids */
+
+int sv_json_key_eq(const sv_json_member *m, const char *key, size_t len) {
+  sv_buf b;
+  int eq;
+  if (!memchr(m->key, '\\', m->key_len)) return m->key_len == len && memcmp(m->key, key, len) == 0;
+  if (m->key_len < len) return 0; /* an escape never makes a key longer */
+  sv_buf_init(&b);
+  /* the key's quotes are just outside key .. key + key_len */
+  eq = sv_json_unescape(m->key - 1, m->key_len + 2, &b) == 0 && b.len == len &&
+       (len == 0 || memcmp(b.data, key, len) == 0);
+  sv_buf_free(&b);
+  return eq;
+}
+
+typedef struct finding {
+  const char *key;
+  size_t len;
+  int n;
+  sv_json_member first;
+} finding;
+
+static void find_member(void *ctx, const sv_json_member *m) {
+  finding *f = ctx;
+  if (!sv_json_key_eq(m, f->key, f->len)) return;
+  if (f->n == 0) f->first = *m;
+  f->n++;
+}
+
+int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *out) {
+  finding f;
+  int n;
+  memset(&f, 0, sizeof f);
+  f.key = key;
+  f.len = strlen(key);
+  n = sv_json_each(text, len, find_member, &f, NULL, 0);
+  if (n < 0) return -1;
+  if (f.n > 0 && out) *out = f.first;
+  return f.n;
+}
+
+/* The duplicate check: every top-level key, unescaped, sorted; equal neighbours
+   are duplicates.  O(n log n), so a 1 MB answer of tiny members stays cheap. */
+typedef struct key_ref {
+  const char *k;
+  size_t len, index;
+} key_ref;
+
+static void collect_member(void *ctx, const sv_json_member *m) {
+  sv_buf_add(ctx, m, sizeof *m);
+}
+
+static int key_cmp(const void *a, const void *b) {
+  const key_ref *x = a, *y = b;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int c = n ? memcmp(x->k, y->k, n) : 0;
+  if (c) return c;
+  if (x->len != y->len) return x->len < y->len ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int same_key(const key_ref *x, const key_ref *y) {
+  return x->len == y->len && (x->len == 0 || memcmp(x->k, y->k, x->len) == 0);
+}
+
+int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup) {
+  sv_buf members, keys;
+  size_t *offs = NULL, i, j, n, best = (size_t)-1, best_at = 0;
+  key_ref *refs = NULL;
+  int rc = 0;
+  sv_buf_init(&members);
+  sv_buf_init(&keys);
+  if (sv_json_each(text, len, collect_member, &members, NULL, 0) < 0) {
+    sv_buf_free(&members);
+    return -1;
+  }
+  n = members.len / sizeof(sv_json_member);
+  if (n < 2) { sv_buf_free(&members); return 0; }
+  if (members.oom) { sv_buf_free(&members); return -2; }
+  offs = malloc(n * sizeof *offs);
+  refs = malloc(n * sizeof *refs);
+  if (!offs || !refs) { rc = -2; goto done; }
+  for (i = 0; i < n; i++) {
+    const sv_json_member *m = (const sv_json_member *)(void *)members.data + i;
+    offs[i] = keys.len;
+    if (sv_json_unescape(m->key - 1, m->key_len + 2, &keys)) { rc = -2; goto done; }
+  }
+  if (keys.oom) { rc = -2; goto done; }
+  for (i = 0; i < n; i++) {
+    refs[i].k = keys.data ? keys.data + offs[i] : "";
+    refs[i].len = (i + 1 < n ? offs[i + 1] : keys.len) - offs[i];
+    refs[i].index = i;
+  }
+  qsort(refs, n, sizeof *refs, key_cmp);
+  /* equal keys are neighbours, in text order: report the key whose second
+     appearance comes first in the text */
+  for (i = 0; i < n; i = j) {
+    for (j = i + 1; j < n && same_key(&refs[i], &refs[j]); j++) {}
+    if (j - i >= 2 && refs[i + 1].index < best) {
+      best = refs[i + 1].index;
+      best_at = i + 1;
+    }
+  }
+  if (best != (size_t)-1) {
+    rc = 1;
+    if (dup) sv_buf_add(dup, refs[best_at].k, refs[best_at].len);
+  }
+done:
+  free(offs);
+  free(refs);
+  sv_buf_free(&members);
+  sv_buf_free(&keys);
+  return rc;
+}
+
+typedef struct id_search {
+  int found;
+  sv_json_member m;
+} id_search;
+
+static void find_id(void *ctx, const sv_json_member *m) {
+  id_search *s = ctx;
+  if (!s->found && m->type == 's' && sv_json_key_eq(m, "id", 2)) {
+    s->found = 1;
+    s->m = *m;
+  }
+}
+
+int sv_json_prefix_id(const char *body, size_t len, char *out, size_t outlen) {
+  id_search s;
+  sv_buf b;
+  int rc = -1;
+  if (outlen) out[0] = '\0';
+  if (!body) return -1;
+  if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) { body += 3; len -= 3; } /* a BOM */
+  memset(&s, 0, sizeof s);
+  sv_json_each(body, len, find_id, &s, NULL, 0); /* the members before any error count */
+  if (!s.found) return -1;
+  sv_buf_init(&b);
+  if (sv_json_unescape(s.m.val, s.m.val_len, &b) == 0 && sv_task_id_ok(b.data, b.len) &&
+      b.len < outlen) {
+    memcpy(out, b.data, b.len + 1);
+    rc = 0;
+  }
+  sv_buf_free(&b);
+  return rc;
+}

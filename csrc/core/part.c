@@ -1,0 +1,345 @@
+/* A download's .part and its commit: the one way both transports write a
+   video to disk and give it its name.  The .part is written through one
+   descriptor from its open to its commit (sv_part); the commit (fsync, the
+   checks, rename, fsync of the folder: sv_part_commit) runs off the caller's
+   thread, since the caller may be a game's frame loop, where a step has a few
+   milliseconds: the end of a download takes a few hundred milliseconds for
+   300 MB.  A libcurl download's own thread (csrc/curl/fetch.c) writes its
+   bytes; sv_commit's thread commits them; callers poll (a mutex and a few
+   loads) and never wait for the disk.  The helpers touch only their file and
+   their own fields: no Lua, no libcurl; sv_helper_start serves both. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr, RTLD_NOLOAD, RTLD_NODELETE (sv_helper_pin_module) */
+#endif
+#include "sv_core.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+
+#ifndef O_NOFOLLOW
+#define O_NOFOLLOW 0
+#endif
+#ifndef O_DIRECTORY
+#define O_DIRECTORY 0
+#endif
+
+/* A download's .part (sv_core.h says what each function does): a new one is
+   created with O_EXCL|O_NOFOLLOW after its name is unlinked, so nothing
+   planted at the name (a symbolic link, a hard link to another file) is ever
+   written through.  The bytes go out through a buffer of SV_PART_BUF. */
+#define SV_PART_BUF 65536
+
+struct sv_part {
+  int fd;
+  double base;    /* bytes the file held, kept, when this descriptor began writing */
+  double written; /* bytes that went through the descriptor since */
+  size_t len;     /* buffered, not yet written */
+  char *path;
+  char buf[SV_PART_BUF];
+};
+
+static int part_fail(sv_buf *why, const char *path, int e) {
+  sv_buf_addf(why, "cannot write %s: %s", path, e == ELOOP ? "it is a symbolic link" : strerror(e));
+  return -1;
+}
+
+sv_part *sv_part_open(const char *path, double offset, int *short_, sv_buf *why) {
+  sv_part *p;
+  int fd;
+  *short_ = 0;
+  if (offset > 0) {
+    struct stat st;
+    fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENXIO)) { *short_ = 1; return NULL; }
+    if (fd < 0) { part_fail(why, path, errno); return NULL; }
+    if (fstat(fd, &st) != 0) { part_fail(why, path, errno); close(fd); return NULL; }
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || (double)st.st_size < offset) {
+      close(fd);
+      *short_ = 1;
+      return NULL;
+    }
+    if (fcntl(fd, F_SETFL, 0) != 0) { part_fail(why, path, errno); close(fd); return NULL; }
+  } else {
+    if (unlink(path) != 0 && errno != ENOENT) { part_fail(why, path, errno); return NULL; }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) { part_fail(why, path, errno); return NULL; }
+    offset = 0;
+  }
+  p = malloc(sizeof *p);
+  if (p) p->path = malloc(strlen(path) + 1);
+  if (!p || !p->path) {
+    free(p);
+    close(fd);
+    sv_buf_adds(why, "out of memory");
+    return NULL;
+  }
+  strcpy(p->path, path);
+  p->fd = fd;
+  p->base = offset;
+  p->written = 0;
+  p->len = 0;
+  return p;
+}
+
+static int part_put(sv_part *p, const char *data, size_t len, sv_buf *why) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t w = pwrite(p->fd, data + done, len - done, (off_t)(p->base + p->written));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return part_fail(why, p->path, w < 0 ? errno : EIO);
+    done += (size_t)w;
+    p->written += (double)w;
+  }
+  return 0;
+}
+
+int sv_part_flush(sv_part *p, sv_buf *why) {
+  size_t len = p->len;
+  if (p->fd < 0) { sv_buf_adds(why, "the .part was closed"); return -1; }
+  p->len = 0;
+  return part_put(p, p->buf, len, why);
+}
+
+int sv_part_write(sv_part *p, const char *data, size_t len, sv_buf *why) {
+  if (p->fd < 0) { sv_buf_adds(why, "the .part was closed"); return -1; }
+  if (p->len + len > SV_PART_BUF && sv_part_flush(p, why) != 0) return -1;
+  if (len >= SV_PART_BUF) return part_put(p, data, len, why);
+  memcpy(p->buf + p->len, data, len);
+  p->len += len;
+  return 0;
+}
+
+double sv_part_at(const sv_part *p) { return p->base + p->written + (double)p->len; }
+
+int sv_part_truncate(sv_part *p, double at, sv_buf *why) {
+  if (sv_part_flush(p, why) != 0) return -1;
+  if (at < 0 || at > p->base + p->written) {
+    sv_buf_addf(why, "cannot write %s: byte %.0f is past its end", p->path, at);
+    return -1;
+  }
+  if (ftruncate(p->fd, (off_t)at) != 0) return part_fail(why, p->path, errno);
+  p->base = at;
+  p->written = 0;
+  return 0;
+}
+
+/* Whole chunks of a chunked body, s[*pos..len): each "<hex>\r\n<data>\r\n"
+   with 1 to 8 hex digits and a size > 0, all there, is written and *pos moves
+   past it.  Stops before the first that is not (the last chunk, one with an
+   extension, one not all read yet, a bad one), which the caller reads the
+   careful way.  The data bytes written, or -1 with why. */
+double sv_part_chunks(sv_part *p, const char *s, size_t len, size_t *pos, sv_buf *why) {
+  size_t i = *pos;
+  double bytes = 0;
+  while (i < len) {
+    size_t j = i, n = 0, digits = 0;
+    for (; j < len && digits < 9; j++, digits++) {
+      char ch = s[j];
+      int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+            : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+      if (v < 0) break;
+      n = n * 16 + (size_t)v;
+    }
+    if (digits == 0 || digits > 8 || n == 0 || len - j < 2 || s[j] != '\r' || s[j + 1] != '\n') break;
+    j += 2;
+    if (len - j < n + 2 || s[j + n] != '\r' || s[j + n + 1] != '\n') break;
+    if (sv_part_write(p, s + j, n, why) != 0) return -1;
+    bytes += (double)n;
+    i = j + n + 2;
+  }
+  *pos = i;
+  return bytes;
+}
+
+int sv_part_fd(const sv_part *p) { return p->fd; }
+const char *sv_part_path(const sv_part *p) { return p->path; }
+double sv_part_size(const sv_part *p) { return p->base + p->written; }
+
+int sv_part_close(sv_part *p, sv_buf *why) {
+  int rc = 0;
+  if (p->fd >= 0) {
+    rc = sv_part_flush(p, why);
+    if (close(p->fd) != 0 && rc == 0) rc = part_fail(why, p->path, errno);
+    p->fd = -1;
+  }
+  return rc;
+}
+
+void sv_part_free(sv_part *p) {
+  if (!p) return;
+  if (p->fd >= 0) close(p->fd);
+  free(p->path);
+  free(p);
+}
+
+int sv_part_same(const sv_part *p) {
+  struct stat mine, named;
+  return p->len == 0 && fstat(p->fd, &mine) == 0 && lstat(p->path, &named) == 0 && mine.st_dev == named.st_dev &&
+         mine.st_ino == named.st_ino && named.st_nlink == 1 && (double)mine.st_size == p->base + p->written;
+}
+
+int sv_sync_folder(const char *path, sv_buf *why) {
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 1;
+  char *dir;
+  int dfd;
+  if (slash && n == 0) n = 1; /* "/name": the root */
+  dir = malloc(n + 1);
+  if (!dir) { sv_buf_adds(why, "out of memory"); return -1; }
+  if (slash) memcpy(dir, path, n);
+  else dir[0] = '.';
+  dir[n] = '\0';
+  dfd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+  /* some file systems cannot sync a folder (EINVAL): the file itself is safe */
+  if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)) {
+    sv_buf_addf(why, "cannot sync the folder %s: %s", dir, strerror(errno));
+    if (dfd >= 0) close(dfd);
+    free(dir);
+    return -1;
+  }
+  close(dfd);
+  free(dir);
+  return 0;
+}
+
+/* The commit, on the descriptor the download wrote: fsync it; its size (fstat,
+   the same descriptor) must be the bytes it was given; the name part must still
+   be that file (stat vs fstat: nobody replaced it meanwhile); then rename to
+   dest and fsync the folder so the rename reaches the disk too. */
+int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why) {
+  struct stat mine, named;
+  int gone;
+  if (fsync(fd) != 0 || fstat(fd, &mine) != 0) return part_fail(why, part, errno);
+  if ((double)mine.st_size != size) {
+    sv_buf_addf(why, "cannot commit %s: it holds %.0f bytes where %.0f were written", part,
+                (double)mine.st_size, size);
+    return -1;
+  }
+  gone = lstat(part, &named) != 0;
+  if (gone || named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
+    sv_buf_addf(why, "cannot commit %s: %s during the download", part,
+                gone ? "it was removed" : "another file took its name");
+    return -1;
+  }
+  if (rename(part, dest) != 0) {
+    sv_buf_addf(why, "cannot rename %s into place: %s", part, strerror(errno));
+    return -1;
+  }
+  return sv_sync_folder(dest, why);
+}
+
+/* Called first in each helper: the lowest priority (Linux sets it per thread),
+   so that waking a helper never takes the CPU from the caller's thread (a
+   game's frame); the helper runs when the caller sleeps or on another CPU. */
+static void background(void) {
+#if defined(__linux__) && defined(SYS_gettid)
+  (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+#endif
+}
+
+static const char pin_anchor = 0; /* an address inside this module */
+
+static void pin_once(void) {
+  Dl_info info;
+  if (dladdr(&pin_anchor, &info) && info.dli_fname)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE); /* never closed */
+}
+
+/* The module holds one more reference to itself, and so is never unloaded
+   (what ld -z nodelete does, here for every build, LuaRocks' included): a
+   helper that outlives the call that let go of it ends in this module's code. */
+void sv_helper_pin_module(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, pin_once);
+}
+
+/* A helper takes no signal meant for the host: it starts with all blocked. */
+int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg) {
+  sigset_t all, old;
+  int rc;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  rc = pthread_create(t, NULL, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
+struct sv_commit {
+  pthread_mutex_t lock;
+  pthread_t thread;
+  int threaded, joined;
+  int done, rc;  /* under lock: set once by the thread, read by the owner */
+  sv_part *part; /* the thread's until done: it frees it */
+  char *dest;
+  char why[512];
+};
+
+static void *commit_thread(void *arg) {
+  sv_commit *c = arg;
+  sv_buf why;
+  int rc;
+  if (c->threaded) background(); /* not when run in the caller's thread */
+  sv_buf_init(&why);
+  rc = sv_part_flush(c->part, &why);
+  if (rc == 0) rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, &why);
+  sv_part_free(c->part);
+  c->part = NULL;
+  pthread_mutex_lock(&c->lock);
+  c->rc = rc;
+  snprintf(c->why, sizeof c->why, "%s", sv_buf_cstr(&why));
+  c->done = 1;
+  pthread_mutex_unlock(&c->lock);
+  sv_buf_free(&why);
+  return NULL;
+}
+
+sv_commit *sv_commit_start(sv_part *p, const char *dest, char *why, size_t whylen) {
+  sv_commit *c = calloc(1, sizeof *c);
+  if (!c || !(c->dest = malloc(strlen(dest) + 1)) || pthread_mutex_init(&c->lock, NULL) != 0) {
+    if (c) free(c->dest);
+    free(c);
+    sv_part_free(p);
+    snprintf(why, whylen, "out of memory");
+    return NULL;
+  }
+  strcpy(c->dest, dest);
+  c->part = p;
+  c->threaded = 1; /* set before the thread starts: it reads it */
+  if (sv_helper_start(&c->thread, commit_thread, c) != 0) {
+    c->threaded = 0;
+    commit_thread(c); /* no thread to be had: do it here */
+  }
+  return c;
+}
+
+int sv_commit_poll(sv_commit *c, const char **why) {
+  int done, rc;
+  if (pthread_mutex_trylock(&c->lock) != 0) return 1; /* the thread is finishing: look again later */
+  done = c->done;
+  rc = c->rc;
+  pthread_mutex_unlock(&c->lock);
+  if (!done) return 1;
+  if (c->threaded && !c->joined) { pthread_join(c->thread, NULL); c->joined = 1; }
+  if (why) *why = c->why;
+  return rc == 0 ? 0 : -1;
+}
+
+void sv_commit_free(sv_commit *c) {
+  if (!c) return;
+  if (c->threaded && !c->joined) pthread_join(c->thread, NULL);
+  pthread_mutex_destroy(&c->lock);
+  free(c->dest);
+  free(c);
+}

@@ -1,0 +1,95 @@
+/* What the libcurl transport's two files share: the exchange (sv_xfer) and
+   the transport (sv_http), and what each file lends the other.  multi.c: the
+   transport, its API exchanges on the multi handle, the polls; fetch.c: the
+   downloads, each on a thread of its own, written through their .part. */
+#ifndef SV_CURL_INTERNAL_H
+#define SV_CURL_INTERNAL_H
+
+#include "transport.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+
+enum { L_NONE, L_RUNNING, L_DONE }; /* the list an exchange is on */
+
+struct sv_xfer {
+  sv_http *h;
+  long long user; /* the caller's number for it (sv_xfer_set_user): the Lua binding's handle */
+  sv_xfer *prev, *next;
+  int list;
+  sv_op op;
+  CURL *easy;
+  struct curl_slist *headers;
+  char *url;
+  sv_buf send, recv;
+  size_t max_body;
+  char retry_after[64];
+  long status;
+  sv_wire wire;
+  char message[512];   /* as an sv_error's */
+  char curl_msg[CURL_ERROR_SIZE];
+  int too_big;
+  /* downloads */
+  char *file;          /* the .part's name */
+  sv_part *part;       /* written through from send to result (the thread's while it runs) */
+  int io_failed, body_started, body_to_file, bad_range; /* io_failed: x->message says why */
+  double offset, range_start, range_total;
+  /* redirects, followed by hand (fetch): each target goes through sv_url_check */
+  int follow, refused; /* refused: a redirect was not followed (x->message says why) */
+  sv_buf location;     /* the current answer's Location */
+  double timeout, t0;  /* the exchange's seconds (0: none) from t0, across its hops */
+  /* A download's thread.  Until `fetched`, the thread alone touches the handle,
+     the file and the fields above; the owner reads them once it has seen
+     `fetched` under the lock.  Both hold a reference: the last one out frees. */
+  int waiting;         /* in h->fetch_queue: no thread yet (every slot busy) */
+  int threaded;        /* its thread was started */
+  int reaped;          /* the owner has seen it fetched (it is off h->fetching) */
+  sv_xfer *fnext;      /* h->fetching or h->fetch_queue */
+  sv_http *home;       /* h, for its thread's last word (h outlives every thread) */
+  curl_socket_t sock[2]; /* under lock: its sockets (two while libcurl tries IPv6 and
+                            IPv4 at once), shut down to stop it */
+  pthread_mutex_t lock;
+  int refs, fetched, abandoned; /* under lock */
+  CURLcode fetch_rc;            /* under lock, with fetched */
+  double have, total;           /* under lock once threaded */
+  double seen_have, seen_total; /* the owner's last look at them */
+};
+
+struct sv_http {
+  CURLM *multi;
+  char *api_key, *ca_file, *user_agent;
+  double connect_timeout;
+  sv_xfer *running, *done, *done_tail;
+  int n_running, n_done;
+  /* downloads: those with a thread, those waiting for a slot (first in, first
+     out).  A download's connection counts against max_connections: the multi
+     handle gets what the download threads leave (at least 1). */
+  sv_xfer *fetching, *fetch_queue, *fetch_queue_tail;
+  int n_fetching, n_waiting;
+  long max_conns;
+  /* download threads alive, those let go of included: sv_http_free waits for
+     none to be left before it ends libcurl (a thread inside libcurl, or in this
+     code, must not outlive the module or curl_global_cleanup) */
+  pthread_mutex_t threads_lock;
+  pthread_cond_t threads_gone;
+  int threads_alive;
+  struct sv_left *left; /* unfinished downloads' .parts, newest first (fetch.c) */
+};
+
+/* multi.c */
+SV_API long sv_curl_ms(double s);               /* seconds to libcurl's milliseconds, clamped */
+SV_API void sv_curl_done(sv_xfer *x);            /* x is finished: its easy handle goes, it is on h->done */
+SV_API void sv_curl_end(sv_xfer *x, CURLcode rc); /* the same, after what the wire said is read */
+SV_API void sv_curl_destroy(sv_xfer *x);         /* frees x, off every list */
+
+/* fetch.c */
+SV_API void sv_fetch_share(sv_http *h);          /* the multi handle's connections: what downloads leave */
+SV_API void sv_fetch_setup(sv_http *h, sv_xfer *x); /* a download's easy handle options */
+SV_API int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err); /* its .part: 0, or -1 with err */
+SV_API void sv_fetch_queue(sv_http *h, sv_xfer *x); /* it waits for a thread, started when there is a slot */
+SV_API int sv_fetch_reap(sv_http *h);            /* downloads whose thread is done are finished */
+SV_API void sv_fetch_unlist(sv_http *h, sv_xfer *x); /* off h's download lists (its thread runs on) */
+SV_API void sv_fetch_abandon(sv_xfer *x);        /* its thread stops at once */
+SV_API void sv_fetch_free_left(sv_http *h);      /* the .parts kept for next attempts go */
+
+#endif

@@ -1,0 +1,539 @@
+/* The libcurl transport: it moves bytes and nothing else.  One sv_http is one
+   multi handle, whose connection cache gives keep-alive across exchanges; one
+   sv_xfer is one HTTP exchange.  Retries, deadlines, the answer's meaning and the
+   download rules (.part, resume, refresh, commit) live above it (the core's
+   verdict and the shared Lua), so that another transport can take its place.
+   Nothing here blocks longer than the caller's max_wait, and no callback calls
+   into Lua.  API exchanges run on the multi handle, in the caller's polls;
+   downloads run on threads of their own (fetch.c). */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* libcurl before 7.85 has no *_PROTOCOLS_STR: the bitmask options do the same.
+   Every other libcurl name used here is in 7.68 (the oldest supported):
+   csrc/curl/curl_versions.txt lists each with its version, tools/curl-compat.sh checks. */
+#if LIBCURL_VERSION_NUM >= 0x075500
+#define SV_LIMIT_PROTOCOLS(e)                                                     \
+  (curl_easy_setopt((e), CURLOPT_PROTOCOLS_STR, "http,https"),                    \
+   curl_easy_setopt((e), CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
+#else
+#define SV_LIMIT_PROTOCOLS(e)                                                     \
+  (curl_easy_setopt((e), CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)), \
+   curl_easy_setopt((e), CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)))
+#endif
+
+/* Seconds to libcurl's milliseconds, without overflow whatever the caller passed. */
+long sv_curl_ms(double s) {
+  if (!(s > 0)) return 0;
+  if (s > 86400.0 * 30) s = 86400.0 * 30;
+  return (long)(s * 1000) + 1;
+}
+
+static long to_s(double s) {
+  if (!(s >= 1)) return 1;
+  if (s > 86400.0 * 30) s = 86400.0 * 30;
+  return (long)s;
+}
+
+static void unlink_xfer(sv_xfer *x) {
+  sv_http *h = x->h;
+  if (!h || x->list == L_NONE) return;
+  if (x->prev) x->prev->next = x->next;
+  else if (x->list == L_RUNNING) h->running = x->next;
+  else h->done = x->next;
+  if (x->next) x->next->prev = x->prev;
+  else if (x->list == L_DONE) h->done_tail = x->prev;
+  if (x->list == L_RUNNING) h->n_running--;
+  else h->n_done--;
+  x->prev = x->next = NULL;
+  x->list = L_NONE;
+}
+
+static void push_running(sv_http *h, sv_xfer *x) {
+  x->list = L_RUNNING;
+  x->prev = NULL;
+  x->next = h->running;
+  if (h->running) h->running->prev = x;
+  h->running = x;
+  h->n_running++;
+}
+
+static void push_done(sv_http *h, sv_xfer *x) {
+  x->list = L_DONE;
+  x->next = NULL;
+  x->prev = h->done_tail;
+  if (h->done_tail) h->done_tail->next = x;
+  else h->done = x;
+  h->done_tail = x;
+  h->n_done++;
+}
+
+/* A header list that may hold the key: wiped before it is freed. */
+static void free_secret_list(struct curl_slist *l) {
+  struct curl_slist *i;
+  for (i = l; i; i = i->next)
+    if (i->data) memset(i->data, 0, strlen(i->data));
+  curl_slist_free_all(l);
+}
+
+/* The exchange's easy handle and header list go (its connection stays in the
+   multi handle's cache). */
+static void release_easy(sv_xfer *x) {
+  if (x->easy) {
+    if (x->h && x->list == L_RUNNING && x->op != SV_OP_DOWNLOAD) /* a download's is never on the multi handle */
+      curl_multi_remove_handle(x->h->multi, x->easy);
+    curl_easy_cleanup(x->easy);
+    x->easy = NULL;
+  }
+  if (x->headers) { free_secret_list(x->headers); x->headers = NULL; }
+}
+
+void sv_curl_done(sv_xfer *x) {
+  release_easy(x);
+  unlink_xfer(x);
+  push_done(x->h, x);
+}
+
+sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
+  sv_http *h;
+  if (!cfg->user_agent) /* the options table gives one: no default here */
+    return snprintf(errbuf, errlen, "no user agent was given"), NULL;
+  if ((cfg->api_key && !sv_header_value_ok(cfg->api_key, strlen(cfg->api_key))) ||
+      !sv_header_value_ok(cfg->user_agent, strlen(cfg->user_agent)))
+    return snprintf(errbuf, errlen, "the API key and the user agent may not hold control characters"), NULL;
+  /* curl_global_init is thread-safe from libcurl 7.84 on; before that the host
+     must call it once itself before threads start (examples/embed/README.md). */
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return snprintf(errbuf, errlen, "libcurl failed to initialise"), NULL;
+  h = calloc(1, sizeof *h);
+  if (h && pthread_mutex_init(&h->threads_lock, NULL) != 0) { free(h); h = NULL; }
+  if (h && pthread_cond_init(&h->threads_gone, NULL) != 0) {
+    pthread_mutex_destroy(&h->threads_lock);
+    free(h);
+    h = NULL;
+  }
+  if (!h) { snprintf(errbuf, errlen, "out of memory"); curl_global_cleanup(); return NULL; }
+  h->api_key = strdup(cfg->api_key ? cfg->api_key : "");
+  h->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
+  h->user_agent = strdup(cfg->user_agent);
+  h->connect_timeout = cfg->connect_timeout;
+  h->multi = curl_multi_init();
+  if (!h->multi || !h->api_key || !h->user_agent || (cfg->ca_file && !h->ca_file)) {
+    snprintf(errbuf, errlen, "out of memory");
+    sv_http_free(h);
+    return NULL;
+  }
+  h->max_conns = cfg->max_connections < 1 ? 1 : cfg->max_connections > 1024 ? 1024 : cfg->max_connections;
+  sv_fetch_share(h);
+  return h;
+}
+
+void sv_http_free(sv_http *h) {
+  sv_xfer *x;
+  if (!h) return;
+  /* Downloads still running stop (their sockets shut down), and this waits for
+     every download thread to end, those let go of before too: the threads are
+     quick to see it, and none may run on inside libcurl once it is cleaned up
+     below, nor in this code once the module is unloaded. */
+  for (x = h->fetching; x; x = x->fnext) sv_fetch_abandon(x);
+  pthread_mutex_lock(&h->threads_lock);
+  while (h->threads_alive > 0) pthread_cond_wait(&h->threads_gone, &h->threads_lock);
+  pthread_mutex_unlock(&h->threads_lock);
+  while ((x = h->running) != NULL || (x = h->done) != NULL) {
+    int unfinished = x->list == L_RUNNING;
+    unlink_xfer(x);
+    x->waiting = 0;
+    x->reaped = 1;   /* its thread, if it had one, is over */
+    release_easy(x);
+    x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
+    if (unfinished) {
+      x->wire = SV_WIRE_BROKEN;
+      snprintf(x->message, sizeof x->message, "the transport was closed before the exchange finished");
+    }
+  }
+  pthread_cond_destroy(&h->threads_gone);
+  pthread_mutex_destroy(&h->threads_lock);
+  sv_fetch_free_left(h);
+  if (h->multi) curl_multi_cleanup(h->multi);
+  if (h->api_key) {
+    memset(h->api_key, 0, strlen(h->api_key));
+    free(h->api_key);
+  }
+  free(h->ca_file);
+  free(h->user_agent);
+  free(h);
+  curl_global_cleanup();
+}
+
+const char *sv_http_secret(const sv_http *h) { return h->api_key; }
+
+static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
+  sv_xfer *x = ud;
+  size_t len = size * n;
+  if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
+    x->retry_after[0] = '\0';
+    x->range_start = x->range_total = -1;
+    x->location.len = 0;
+  } else if (x->follow && len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
+    size_t a = 9, z = len;
+    while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
+    while (z > a && (buf[z - 1] == '\r' || buf[z - 1] == '\n' || buf[z - 1] == ' ' || buf[z - 1] == '\t')) z--;
+    x->location.len = 0;
+    sv_buf_add(&x->location, buf + a, z - a);
+  } else if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
+    size_t a = 12, z = len;
+    while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
+    while (z > a && (buf[z - 1] == '\r' || buf[z - 1] == '\n' || buf[z - 1] == ' ')) z--;
+    if (z - a >= sizeof x->retry_after) z = a + sizeof x->retry_after - 1;
+    memcpy(x->retry_after, buf + a, z - a);
+    x->retry_after[z - a] = '\0';
+  } else if (x->op == SV_OP_DOWNLOAD && len > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
+    long long a = -1, b = -1, t = -1;
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)(len - 14 < 120 ? len - 14 : 120), buf + 14);
+    if (sscanf(tmp, " bytes %lld-%lld/%lld", &a, &b, &t) == 3 && a >= 0 && b >= a && t > b) {
+      x->range_start = (double)a;
+      x->range_total = (double)t;
+    }
+  }
+  return len;
+}
+
+static size_t on_api_body(char *buf, size_t size, size_t n, void *ud) {
+  sv_xfer *x = ud;
+  size_t len = size * n;
+  if (x->recv.len + len > x->max_body) {
+    /* keep what fits: the start of an over-long create answer may name its task */
+    sv_buf_add(&x->recv, buf, x->max_body - x->recv.len);
+    x->too_big = 1;
+    return 0;
+  }
+  sv_buf_add(&x->recv, buf, len);
+  return x->recv.oom ? 0 : len;
+}
+
+static int add_header(struct curl_slist **list, const char *line) {
+  struct curl_slist *l = curl_slist_append(*list, line);
+  if (!l) return -1;
+  *list = l;
+  return 0;
+}
+
+/* The exchange's header lines: a download's (never the key: the video lives
+   on another host), an API request's (the key when asked), a notify's (its
+   webhook-* lines).  0, or -1 out of memory. */
+static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
+  const char *p = s->headers ? s->headers : "", *nl;
+  if (x->op == SV_OP_DOWNLOAD) {
+    char range[64];
+    snprintf(range, sizeof range, "Range: bytes=%.0f-", x->offset);
+    return add_header(&x->headers, "Accept: video/mp4, */*") || (x->offset > 0 && add_header(&x->headers, range))
+           ? -1 : 0;
+  }
+  if (s->auth && x->op != SV_OP_NOTIFY) {
+    sv_buf b;
+    int rc;
+    sv_buf_init(&b);
+    sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
+    rc = b.oom ? -1 : add_header(&x->headers, sv_buf_cstr(&b));
+    memset(b.data ? b.data : (char *)"", 0, b.len);
+    sv_buf_free(&b);
+    if (rc) return -1;
+  }
+  /* "Expect:" keeps libcurl from waiting for a 100-continue before a body */
+  if (add_header(&x->headers, "Accept: application/json") ||
+      (s->body && (add_header(&x->headers, "Content-Type: application/json") || add_header(&x->headers, "Expect:"))))
+    return -1;
+  while ((nl = strchr(p, '\n')) != NULL) { /* a notify's lines (notify_headers_ok checked them) */
+    char line[512];
+    size_t n = (size_t)(nl - p);
+    memcpy(line, p, n);
+    line[n] = '\0';
+    if (add_header(&x->headers, line)) return -1;
+    p = nl + 1;
+  }
+  return 0;
+}
+
+/* The options of the exchange's easy handle: its client's (sv_send's
+   user_agent, ca_file and connect_timeout), else the transport's. */
+static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
+  CURL *e = x->easy;
+  const char *ca_file = s->user_agent ? s->ca_file : h->ca_file;
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  SV_LIMIT_PROTOCOLS(e);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, s->user_agent ? s->user_agent : h->user_agent);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, sv_curl_ms(s->user_agent ? s->connect_timeout : h->connect_timeout));
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+  if (s->stall > 0) {
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, to_s(s->stall));
+  }
+  /* A request that must not ride a reused connection: when a kept-alive connection
+     dies under a request, libcurl silently sends it again on a new one, and a
+     create the server already took would be paid twice.  The new connection is
+     still kept for the exchanges that follow. */
+  if (s->fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  if (s->op == SV_OP_DOWNLOAD) sv_fetch_setup(h, x);
+  else curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
+  if (s->body) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&x->send));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)x->send.len);
+  }
+}
+
+/* A notify's extra header lines: "Name: value\n" each, shorter than 512
+   bytes, with no control character but their ending. */
+static int notify_headers_ok(const char *p) {
+  const char *nl;
+  while (*p) {
+    nl = strchr(p, '\n');
+    if (!nl || nl == p || (size_t)(nl - p) >= 512 || !memchr(p, ':', (size_t)(nl - p)) ||
+        !sv_header_value_ok(p, (size_t)(nl - p)))
+      return 0;
+    p = nl + 1;
+  }
+  return 1;
+}
+
+sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
+  sv_xfer *x;
+  CURL *e;
+  if (s->user_agent && (!sv_header_value_ok(s->user_agent, strlen(s->user_agent)) || !(s->connect_timeout > 0)))
+    return sv_error_set(err, SV_E_INVALID, "user_agent",
+                        "user_agent: control characters, or connect_timeout: not above 0"), NULL;
+  if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing"), NULL;
+  if (s->proxy && sv_url_check(s->proxy, strlen(s->proxy), "proxy", SV_URL_BASE, err) != 0) return NULL;
+  if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return NULL;
+  if (s->op != SV_OP_DOWNLOAD && s->max_body == 0) /* the options table gives the cap: no default here */
+    return sv_error_set(err, SV_E_INVALID, "max_body", "max_body: no cap on the answer's size was given"), NULL;
+  if (s->headers && !notify_headers_ok(s->headers))
+    return sv_error_set(err, SV_E_INVALID, "headers",
+                        "headers: expected \"Name: value\\n\" lines without control characters"), NULL;
+  if (s->op == SV_OP_DOWNLOAD && (!s->file || !*s->file))
+    return sv_error_set(err, SV_E_INVALID, "path", "path: expected a file path"), NULL;
+  x = calloc(1, sizeof *x);
+  if (!x) return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
+  if (s->op == SV_OP_DOWNLOAD && pthread_mutex_init(&x->lock, NULL) != 0) {
+    free(x);
+    return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
+  }
+  x->h = h;
+  x->op = s->op;
+  x->total = x->range_start = x->range_total = -1;
+  x->offset = s->offset > 0 ? s->offset : 0;
+  x->follow = s->op == SV_OP_DOWNLOAD && s->follow; /* only downloads follow (fetch) */
+  x->timeout = s->timeout > 0 ? s->timeout : 0;
+  sv_buf_init(&x->location);
+  x->have = x->offset;
+  x->max_body = s->max_body;
+  sv_buf_init(&x->send);
+  sv_buf_init(&x->recv);
+  x->url = strdup(s->url);
+  if (s->body) sv_buf_add(&x->send, s->body, s->body_len);
+  if (s->op == SV_OP_DOWNLOAD) { /* first: whether the .part can be resumed decides the Range */
+    x->file = strdup(s->file);
+    if (!x->file) {
+      sv_xfer_free(x);
+      return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
+    }
+    if (sv_fetch_open(h, x, err)) {
+      sv_xfer_free(x);
+      return NULL;
+    }
+    x->have = x->offset;
+  }
+  e = x->easy = curl_easy_init();
+  if (!x->url || x->send.oom || !e || set_headers(h, x, s)) {
+    sv_xfer_free(x);
+    return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
+  }
+  setup_easy(h, x, s);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+  curl_easy_setopt(e, CURLOPT_URL, x->url);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_msg);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? sv_curl_ms(s->timeout) : 0L);
+  /* NULL lets libcurl read the environment (https_proxy, no_proxy, ...).  An
+     https URL goes through a CONNECT tunnel, so the proxy never sees the key;
+     an http one is sent to the proxy whole, key included. */
+  curl_easy_setopt(e, CURLOPT_PROXY, s->proxy);
+  if (s->op == SV_OP_DOWNLOAD) { /* on a thread of its own, never on the multi handle */
+    push_running(h, x);
+    sv_fetch_queue(h, x);
+    return x;
+  }
+  if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+    sv_xfer_free(x);
+    return sv_error_set(err, SV_E_IO, NULL, "libcurl refused the transfer"), NULL;
+  }
+  push_running(h, x);
+  return x;
+}
+
+/* What the wire says about an exchange libcurl ended. */
+static void classify(sv_xfer *x, CURLcode rc) {
+  curl_off_t sent = 0;
+  const char *msg = x->curl_msg[0] ? x->curl_msg : curl_easy_strerror(rc);
+  curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+  switch (rc) {
+  case CURLE_OK: x->wire = SV_WIRE_NONE; return;
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_CONNECT:
+  case CURLE_SSL_CONNECT_ERROR:
+    x->wire = SV_WIRE_NOT_SENT;
+    break;
+  case CURLE_OPERATION_TIMEDOUT:
+    x->wire = sent > 0 ? SV_WIRE_TIMEOUT : SV_WIRE_NOT_SENT;
+    if (sent == 0) msg = "timed out before the request was sent";
+    break;
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_URL_MALFORMAT:
+  case CURLE_TOO_MANY_REDIRECTS:
+    x->wire = SV_WIRE_FATAL;
+    break;
+  case CURLE_OUT_OF_MEMORY: /* libcurl says this of a header line too long to keep */
+  case CURLE_WEIRD_SERVER_REPLY:
+  case CURLE_BAD_CONTENT_ENCODING:
+    x->wire = sent > 0 ? SV_WIRE_GARBLED : SV_WIRE_NOT_SENT;
+    if (rc == CURLE_OUT_OF_MEMORY) msg = "the answer's headers are too large";
+    break;
+  default:
+    x->wire = sent > 0 ? SV_WIRE_BROKEN : SV_WIRE_NOT_SENT;
+  }
+  snprintf(x->message, sizeof x->message, "%s", msg);
+}
+
+void sv_curl_end(sv_xfer *x, CURLcode rc) {
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+  if (x->too_big) {
+    x->wire = SV_WIRE_GARBLED;
+    snprintf(x->message, sizeof x->message, "the answer is larger than %lu bytes", (unsigned long)x->max_body);
+  } else if (x->io_failed) {
+    x->wire = SV_WIRE_IO; /* x->message: why the .part could not be written */
+  } else if (x->refused) {
+    x->wire = SV_WIRE_FATAL; /* x->message: why the redirect was not followed */
+  } else if (x->bad_range) {
+    x->wire = SV_WIRE_BROKEN;
+    snprintf(x->message, sizeof x->message, "the server sent a byte range that does not follow the %.0f bytes we have",
+             x->offset);
+  } else {
+    classify(x, rc);
+  }
+  if (x->body_to_file && x->wire == SV_WIRE_NONE && x->total < 0) x->total = x->have;
+  sv_curl_done(x);
+}
+
+static void collect(sv_http *h) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+    sv_xfer *x = NULL;
+    if (m->msg != CURLMSG_DONE) continue;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    if (x && x->list == L_RUNNING) sv_curl_end(x, m->data.result);
+  }
+}
+
+/* A poll that may wait starts with libcurl's wait, not with a pass: that wait
+   returns at once when a pass has work (an exchange just added, a timer due,
+   bytes in, a download's thread done), so a pass first would only repeat the
+   caller's last one, at the price of a socket check per exchange (libcurl's own
+   curl_easy_perform waits first too).  A poll that may not wait makes one pass.
+   Downloads are looked at on every round: a look is a trylock per download. */
+int sv_http_poll(sv_http *h, double max_wait) {
+  double start = sv_monotonic();
+  int running = 0, pass = !(max_wait > 0);
+  for (;;) {
+    double left;
+    int busy = h->fetching || h->fetch_queue ? sv_fetch_reap(h) : 0;
+    if (h->n_running > h->n_fetching + h->n_waiting && pass) {
+      curl_multi_perform(h->multi, &running);
+      collect(h);
+    }
+    if (h->n_done || !(max_wait > 0)) break;
+    left = start + max_wait - sv_monotonic();
+    if (left <= 0 && pass) break;
+    if (!h->n_running) { sv_sleep(left > 3600 ? 3600 : left); break; }
+    if (left > 3600) left = 3600;
+    if (left > 0.001 && busy) left = 0.001; /* a lock to look at again soon */
+    /* with downloads only, this waits for a thread's wake-up (or the time) */
+    curl_multi_poll(h->multi, NULL, 0, left > 0 ? (int)ceil(left * 1000) : 0, NULL);
+    pass = 1;
+  }
+  return h->n_done;
+}
+
+sv_xfer *sv_http_finished(sv_http *h) {
+  sv_xfer *x = h->done;
+  if (x) {
+    unlink_xfer(x);
+    x->list = L_NONE;
+  }
+  return x;
+}
+
+void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
+  memset(out, 0, sizeof *out);
+  out->op = x->op;
+  out->status = x->status;
+  out->body = x->recv.data ? x->recv.data : "";
+  out->body_len = x->recv.len;
+  out->retry_after = x->retry_after[0] ? x->retry_after : NULL;
+  out->wire = x->wire;
+  out->message = x->message;
+  out->bytes = x->have;
+  out->total = x->total;
+}
+
+void sv_xfer_set_user(sv_xfer *x, long long user) { x->user = user; }
+
+long long sv_xfer_user(const sv_xfer *x) { return x->user; }
+
+/* The owner lets go of x (or a download's thread, when it is the last). */
+void sv_xfer_free(sv_xfer *x) {
+  if (!x) return;
+  if (x->threaded) {
+    int last;
+    if (x->list != L_NONE || !x->reaped) { /* the owner's side, its thread maybe running */
+      sv_fetch_unlist(x->h, x);
+      unlink_xfer(x);
+    }
+    sv_fetch_abandon(x);
+    pthread_mutex_lock(&x->lock);
+    x->h = NULL; /* its thread wakes no poll of h now */
+    last = --x->refs == 0;
+    pthread_mutex_unlock(&x->lock);
+    if (!last) return; /* the thread frees it */
+  } else {
+    sv_fetch_unlist(x->h, x);
+  }
+  sv_curl_destroy(x);
+}
+
+/* Frees x, off every list; the last reference's holder calls it. */
+void sv_curl_destroy(sv_xfer *x) {
+  if (x->threaded) x->h = NULL; /* a thread's: off h's lists already, and h may be gone */
+  release_easy(x); /* may close a kept connection: on_fetch_close takes the lock */
+  if (x->op == SV_OP_DOWNLOAD) pthread_mutex_destroy(&x->lock);
+  sv_part_free(x->part);
+  unlink_xfer(x);
+  sv_buf_free(&x->send);
+  sv_buf_free(&x->recv);
+  free(x->url);
+  free(x->file);
+  free(x);
+}

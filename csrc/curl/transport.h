@@ -1,0 +1,71 @@
+#ifndef SV_TRANSPORT_H
+#define SV_TRANSPORT_H
+
+#include "../core/sv_core.h"
+
+/* The libcurl transport's face (csrc/curl/), for the binding (csrc/lua/curl.c):
+   it only moves bytes.  It sends one exchange at a time per request (no
+   retries, no policy: those live above it), keeps connections alive across
+   requests, streams a download's body into its .part (sv_part), and says which
+   exchanges finished. */
+
+typedef struct sv_http_config {
+  const char *api_key;     /* sent only on exchanges that ask for it */
+  const char *ca_file;     /* or NULL */
+  const char *user_agent;
+  double connect_timeout;  /* seconds */
+  int max_connections;
+} sv_http_config;
+
+typedef struct sv_send {
+  sv_op op;
+  const char *url;
+  int auth;                /* add "Authorization: Bearer <api_key>" (never for SV_OP_NOTIFY) */
+  const char *headers;     /* SV_OP_NOTIFY: more header lines, each ending in "\n" (no CR) */
+  const char *body; size_t body_len; /* a POST when body is not NULL */
+  int fresh;               /* never on a reused connection (a create: see multi.c) */
+  double timeout;          /* seconds for the whole exchange; 0: none */
+  double stall;            /* seconds without a byte before giving up; 0: none */
+  size_t max_body;         /* API answers: a longer one ends as SV_WIRE_GARBLED */
+  /* downloads */
+  const char *file;        /* a 2xx body goes here (never through a symlink) */
+  double offset;           /* bytes already in file: the rest is asked for with Range */
+  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 */
+  /* The options that stay each client's own (the clients of a key share one
+     transport): the exchange's client's.  user_agent NULL: all three are the
+     transport's (sv_http_config). */
+  const char *user_agent;
+  const char *ca_file;     /* or NULL: the system's CAs */
+  double connect_timeout;  /* seconds */
+  /* "http://host:port" (options.lua checks it): this exchange goes through
+     that proxy (CONNECT for https).  NULL: libcurl's own choice, from
+     https_proxy / http_proxy / all_proxy / no_proxy in the environment. */
+  const char *proxy;
+} sv_send;
+
+typedef struct sv_http sv_http;
+typedef struct sv_xfer sv_xfer;
+
+SV_API sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen);
+SV_API void sv_http_free(sv_http *h); /* ends every exchange still running */
+/* The connections the transport may hold at once from now on (clamped to
+   1..1024): the key's max_connections changes as its clients come and go. */
+SV_API void sv_http_set_max_connections(sv_http *h, int max_connections);
+SV_API sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err);
+/* Do the network work that is ready; wait at most max_wait seconds for an exchange
+   to finish (0: never wait).  Returns how many are finished and not yet taken. */
+SV_API int sv_http_poll(sv_http *h, double max_wait);
+SV_API sv_xfer *sv_http_finished(sv_http *h); /* the next finished exchange, or NULL */
+SV_API const char *sv_http_secret(const sv_http *h);
+SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finished */
+SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
+/* A finished download's .part, after the verdict: whole, it is handed to the
+   caller (to commit: sv_commit_start); else it stays with the transport, by
+   its file's name, for the next attempt at that file (NULL returned).  NULL
+   too for any other exchange, or when taken already. */
+SV_API sv_part *sv_xfer_part(sv_xfer *x, int whole);
+SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
+SV_API void sv_xfer_set_user(sv_xfer *x, long long user); /* a number of the caller's, kept with x */
+SV_API long long sv_xfer_user(const sv_xfer *x);
+
+#endif

@@ -1,0 +1,60 @@
+/* starvideos.commit: a download's commit on a helper thread (the core's
+   sv_commit, part.c), made by core.commit_start from a .part handle. */
+#include "lsv.h"
+
+#include "compat.h"
+
+#define COMMIT_MT "starvideos.commit"
+
+typedef struct lcommit { sv_commit *c; } lcommit;
+
+/* commit_start(part, dest) -> handle | nil, message: the .part handle (of
+   core.part_open, or a whole download's from t:result) flushed, synced,
+   checked (its size, its name still that file), renamed to dest and the
+   folder synced, on a helper thread (sv_commit_start), so that the caller
+   does not wait for the disk; the .part handle is spent.  handle:poll() says
+   when it is done. */
+static int l_commit_start(lua_State *L) {
+  const char *dest = luaL_checkstring(L, 2);
+  char why[256];
+  lcommit *lc;
+  lua_settop(L, 2);
+  lc = lua_newuserdatauv(L, sizeof *lc, 0); /* made before the .part is taken from its handle */
+  lc->c = NULL;
+  luaL_setmetatable(L, COMMIT_MT);
+  lc->c = sv_commit_start(lsv_take_part(L, 1), dest, why, sizeof why);
+  if (!lc->c) {
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  return 1;
+}
+
+/* handle:poll() -> nil while the thread works, then true | false, message */
+static int c_poll(lua_State *L) {
+  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
+  const char *why = "";
+  int rc;
+  if (!lc->c) return luaL_error(L, "the commit handle was closed");
+  rc = sv_commit_poll(lc->c, &why); /* before why is read */
+  if (rc > 0) return 0;
+  lua_pushboolean(L, rc == 0);
+  if (rc == 0) return 1;
+  lua_pushstring(L, why);
+  return 2;
+}
+
+/* collected or closed: waits for the thread when it still runs */
+static int c_gc(lua_State *L) {
+  lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
+  if (lc->c) { sv_commit_free(lc->c); lc->c = NULL; }
+  return 0;
+}
+
+void lsv_open_commit(lua_State *L) {
+  static const luaL_Reg methods[] = { { "poll", c_poll }, { "close", c_gc }, { NULL, NULL } };
+  static const luaL_Reg funcs[] = { { "commit_start", l_commit_start }, { NULL, NULL } };
+  lsv_new_class(L, COMMIT_MT, methods, c_gc);
+  luaL_setfuncs(L, funcs, 0);
+}

@@ -1,0 +1,87 @@
+/* starvideos.lock: a journal held under the appenders' flock, or a lease
+   (the core's journal.c).  core.lock_journal and core.try_lock make one. */
+#include "lsv.h"
+
+#include "compat.h"
+
+#include <unistd.h>
+
+#define LOCK_MT "starvideos.lock"
+
+typedef struct llock { int fd; } llock;
+
+/* lock_journal(path[, create]) -> lock | nil, message: the journal under the
+   appenders' flock, for a rewrite; with create, opened for appending (made
+   when missing): lock:append(line, sync) -> true | nil, message appends under
+   that one hold.  lock:replace(tmp) -> true | nil, message renames tmp over
+   it; lock:unlock() (also on close and collection) lets appenders go on */
+static int push_lock(lua_State *L, int fd, sv_buf *why) {
+  llock *lk = lua_newuserdata(L, sizeof *lk);
+  lk->fd = fd;
+  luaL_setmetatable(L, LOCK_MT);
+  if (fd >= 0) return 1;
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_pushstring(L, sv_buf_cstr(why));
+  return 2;
+}
+
+static int l_lock_journal(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  sv_buf why;
+  int n;
+  sv_buf_init(&why);
+  n = push_lock(L, sv_file_lock(path, lua_toboolean(L, 2), &why), &why);
+  sv_buf_free(&why);
+  return n;
+}
+
+/* try_lock(path[, create]) -> lock | false (another holds it) | nil, message,
+   "missing" (no such file, create not given) | nil, message: a lease held
+   until lock:unlock(), close or collection, or the process's end */
+static int l_try_lock(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  sv_buf why;
+  int n, fd;
+  sv_buf_init(&why);
+  fd = sv_file_try_lock(path, lua_toboolean(L, 2), &why);
+  if (fd == SV_LOCK_BUSY) { lua_pushboolean(L, 0); n = 1; }
+  else if (fd == SV_LOCK_MISSING) { lua_pushnil(L); lua_pushfstring(L, "no lease at %s", path);
+                                    lua_pushliteral(L, "missing"); n = 3; }
+  else n = push_lock(L, fd, &why);
+  sv_buf_free(&why);
+  return n;
+}
+
+static int k_append(lua_State *L) {
+  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+  size_t len;
+  const char *path = luaL_checkstring(L, 2), *line = luaL_checklstring(L, 3, &len);
+  sv_buf why;
+  if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
+  sv_buf_init(&why);
+  return lsv_answer(L, sv_file_append_held(lk->fd, path, line, len, lua_toboolean(L, 4), &why), &why);
+}
+
+static int k_replace(lua_State *L) {
+  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+  const char *tmp = luaL_checkstring(L, 2), *path = luaL_checkstring(L, 3);
+  sv_buf why;
+  if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
+  sv_buf_init(&why);
+  return lsv_answer(L, sv_file_replace(lk->fd, tmp, path, &why), &why);
+}
+
+static int k_unlock(lua_State *L) {
+  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+  if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
+  return 0;
+}
+
+void lsv_open_lock(lua_State *L) {
+  static const luaL_Reg methods[] = { { "replace", k_replace }, { "append", k_append }, { "unlock", k_unlock },
+                                      { NULL, NULL } };
+  static const luaL_Reg funcs[] = { { "lock_journal", l_lock_journal }, { "try_lock", l_try_lock }, { NULL, NULL } };
+  lsv_new_class(L, LOCK_MT, methods, k_unlock);
+  luaL_setfuncs(L, funcs, 0);
+}

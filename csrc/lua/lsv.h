@@ -1,0 +1,54 @@
+/* The Lua binding's pieces (csrc/lua/).  What the modules share, each linking
+   it once: the error table and the verdict (error.c), the .part handle
+   (part.c).  starvideos.core (core.c) adds the commit (commit.c) and the
+   journal's lock (lock.c); starvideos.curl is curl.c; starvideos.sign sign.c. */
+#ifndef LSV_H
+#define LSV_H
+
+#include "../core/sv_core.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#ifndef LUAOPEN_API
+#define LUAOPEN_API __attribute__((visibility("default")))
+#endif
+
+#define ERROR_MT "starvideos.error"
+
+/* nil, the error table (kind, message, field, status, ...) with ERROR_MT: 2 */
+SV_API int lsv_fail(lua_State *L, const sv_error *e);
+/* The error metatable (the same in both modules), left on the stack. */
+SV_API void lsv_error_metatable(lua_State *L);
+/* A class: methods as __index, close as __gc and __close, __metatable set. */
+SV_API void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close);
+/* The verdict's Lua face: task, err, wire[, bytes, total]; the task a table
+   built in C from the core's one scan of the answer (a download's: ""). */
+SV_API int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret);
+
+/* t[key] of the table at t, a value the options table (options.lua) always
+   passes: raises "<where>: <key> is missing ..." when it is absent or of another
+   type, so that C never invents a default; a number is clamped to [lo, hi]. */
+SV_API double lsv_need_number(lua_State *L, int t, const char *key, double lo, double hi, const char *where);
+SV_API const char *lsv_need_string(lua_State *L, int t, const char *key, const char *where);
+/* true, or nil and why's text (rc -1); why is freed: 1 or 2 values */
+SV_API int lsv_answer(lua_State *L, int rc, sv_buf *why);
+
+/* A download's .part as a Lua value (part.c).  lsv_part_class registers the
+   class (both modules do, when opened).  lsv_push_part pushes a handle holding
+   no .part yet and returns where it goes: made before the .part is taken from
+   its owner, so that an error of memory in making it loses none.
+   lsv_take_part: the .part of the handle at idx, which gives it up; raises on
+   another value, or a handle already committed or closed. */
+SV_API void lsv_part_class(lua_State *L);
+SV_API sv_part **lsv_push_part(lua_State *L);
+SV_API sv_part *lsv_take_part(lua_State *L, int idx);
+
+/* The objects of starvideos.core: each registers its class and sets its
+   functions into the table on top (part_open and part_commit; commit_start;
+   lock_journal and try_lock). */
+SV_API void lsv_open_part(lua_State *L);
+SV_API void lsv_open_commit(lua_State *L);
+SV_API void lsv_open_lock(lua_State *L);
+
+#endif

@@ -1,0 +1,172 @@
+/* starvideos.part: the handle on a download's .part (sv_part, the core's
+   part.c), the one both transports write through: core.part_open makes one
+   for a transport written in Lua, t:result hands a whole libcurl download's
+   over, core.commit_start takes it.  Its methods:
+     write(s[, i[, j]]) -> true | nil, message   s's bytes i..j, buffered
+     chunks(s, i) -> i', bytes | nil, message     the whole chunks of a chunked
+                                                  body in s from i (sv_part_chunks)
+     flush() -> true | nil, message
+     at() -> bytes accepted (the offset of the next byte)
+     truncate(at) -> true | nil, message          cut there, write on from there
+     prepare() -> fd, size, path | nil, message   flushed: part_commit's
+                                                  arguments, for another thread
+     same() -> boolean                            the name is still this file, as
+                                                  written (sv_part_same)
+     close() -> true | nil, message               flush and close (also __gc)
+   core.part_commit(fd, size, part, dest) commits prepare()'s values. */
+#include "lsv.h"
+
+#include "compat.h"
+
+#define PART_MT "starvideos.part"
+
+typedef struct lpart { sv_part *p; } lpart;
+
+static sv_part *check_part(lua_State *L) {
+  lpart *lp = luaL_checkudata(L, 1, PART_MT);
+  if (!lp->p) luaL_error(L, "the .part handle was closed");
+  return lp->p;
+}
+
+static int p_write(lua_State *L) {
+  sv_part *p = check_part(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, (lua_Integer)len);
+  sv_buf why;
+  if (i < 1) i = 1;
+  if (j > (lua_Integer)len) j = (lua_Integer)len;
+  sv_buf_init(&why);
+  return lsv_answer(L, i > j ? 0 : sv_part_write(p, s + i - 1, (size_t)(j - i + 1), &why), &why);
+}
+
+static int p_chunks(lua_State *L) {
+  sv_part *p = check_part(L);
+  size_t len, pos;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer from = luaL_checkinteger(L, 3);
+  double bytes;
+  sv_buf why;
+  if (from < 1) from = 1;
+  pos = (size_t)from - 1;
+  if (pos > len) pos = len;
+  sv_buf_init(&why);
+  bytes = sv_part_chunks(p, s, len, &pos, &why);
+  if (bytes < 0) return lsv_answer(L, -1, &why);
+  sv_buf_free(&why);
+  lua_pushinteger(L, (lua_Integer)pos + 1);
+  lua_pushnumber(L, bytes);
+  return 2;
+}
+
+static int p_flush(lua_State *L) {
+  sv_part *p = check_part(L);
+  sv_buf why;
+  sv_buf_init(&why);
+  return lsv_answer(L, sv_part_flush(p, &why), &why);
+}
+
+static int p_at(lua_State *L) {
+  lua_pushnumber(L, sv_part_at(check_part(L)));
+  return 1;
+}
+
+static int p_truncate(lua_State *L) {
+  sv_part *p = check_part(L);
+  sv_buf why;
+  sv_buf_init(&why);
+  return lsv_answer(L, sv_part_truncate(p, (double)luaL_checknumber(L, 2), &why), &why);
+}
+
+static int p_prepare(lua_State *L) {
+  sv_part *p = check_part(L);
+  sv_buf why;
+  sv_buf_init(&why);
+  if (sv_part_flush(p, &why) != 0) return lsv_answer(L, -1, &why);
+  sv_buf_free(&why);
+  lua_pushinteger(L, (lua_Integer)sv_part_fd(p));
+  lua_pushnumber(L, sv_part_size(p));
+  lua_pushstring(L, sv_part_path(p));
+  return 3;
+}
+
+static int p_same(lua_State *L) {
+  lua_pushboolean(L, sv_part_same(check_part(L)));
+  return 1;
+}
+
+static int p_close(lua_State *L) {
+  lpart *lp = luaL_checkudata(L, 1, PART_MT);
+  sv_buf why;
+  int rc = 0;
+  sv_buf_init(&why);
+  if (lp->p) {
+    rc = sv_part_close(lp->p, &why);
+    sv_part_free(lp->p);
+    lp->p = NULL;
+  }
+  return lsv_answer(L, rc, &why);
+}
+
+void lsv_part_class(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    { "write", p_write }, { "chunks", p_chunks }, { "flush", p_flush }, { "at", p_at }, { "truncate", p_truncate },
+    { "prepare", p_prepare }, { "same", p_same }, { "close", p_close }, { NULL, NULL }
+  };
+  lsv_new_class(L, PART_MT, methods, p_close);
+}
+
+sv_part **lsv_push_part(lua_State *L) {
+  lpart *lp = lua_newuserdatauv(L, sizeof *lp, 0);
+  lp->p = NULL;
+  luaL_setmetatable(L, PART_MT);
+  return &lp->p;
+}
+
+sv_part *lsv_take_part(lua_State *L, int idx) {
+  lpart *lp = luaL_checkudata(L, idx, PART_MT);
+  sv_part *p = lp->p;
+  if (!p) luaL_argerror(L, idx, "the .part handle was already committed or closed");
+  lp->p = NULL;
+  return p;
+}
+
+/* part_open(path, offset) -> handle | nil, message[, "short"]: the .part a Lua
+   transport writes through one descriptor (sv_part_open); "short" when offset > 0 cannot be gone on from (missing,
+   shorter, not one regular file): start again from 0. */
+static int l_part_open(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Number offset = luaL_checknumber(L, 2);
+  sv_buf why;
+  int short_ = 0;
+  sv_part **slot = lsv_push_part(L);
+  sv_buf_init(&why);
+  *slot = sv_part_open(path, (double)offset, &short_, &why);
+  if (*slot) { sv_buf_free(&why); return 1; }
+  lua_pushnil(L);
+  if (short_) lua_pushfstring(L, "cannot go on from %s: it is missing, shorter than %f bytes or not one regular file",
+                              path, offset);
+  else lua_pushstring(L, sv_buf_cstr(&why));
+  sv_buf_free(&why);
+  if (!short_) return 2;
+  lua_pushliteral(L, "short");
+  return 3;
+}
+
+/* part_commit(fd, size, part, dest) -> true | nil, message: sv_part_commit, for
+   a thread of nginx's pool given a handle's prepare() values (the handle stays
+   open in the worker until it answers). */
+static int l_part_commit(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  lua_Number size = luaL_checknumber(L, 2);
+  const char *part = luaL_checkstring(L, 3), *dest = luaL_checkstring(L, 4);
+  sv_buf why;
+  sv_buf_init(&why);
+  return lsv_answer(L, sv_part_commit(fd, (double)size, part, dest, &why), &why);
+}
+
+void lsv_open_part(lua_State *L) {
+  static const luaL_Reg funcs[] = { { "part_open", l_part_open }, { "part_commit", l_part_commit }, { NULL, NULL } };
+  lsv_part_class(L);
+  luaL_setfuncs(L, funcs, 0);
+}
