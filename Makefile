@@ -23,7 +23,7 @@ CORE_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_MOD_SRC))
 CURL_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CURL_MOD_SRC))
 SIGN_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(SIGN_MOD_SRC))
 SO        := build/starvideos/core.so build/starvideos/curl.so build/starvideos/sign.so
-# the core and the signatures as nginx's LuaJIT loads them (spec/nginx_spec.lua,
+# the core and the signatures as nginx's LuaJIT loads them (spec/hosts/nginx_spec.lua,
 # the webhook and notify specs, examples/openresty/)
 NGX_SO    := build/luajit/starvideos/core.so build/luajit/starvideos/sign.so
 COMPAT_SO := build/compat_test.so
@@ -39,7 +39,7 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 
 # Debian packages the build, the tests and the demo need (test-all: every VM;
 # luarocks for spec/hosts/luarocks_spec.lua;
-# spec/nginx_spec.lua: nginx with its lua module, curl, openssl; the fleet specs:
+# spec/hosts/nginx_spec.lua: nginx with its lua module, curl, openssl; the fleet specs:
 # redis-server, hiredis for starvideos.redis, lua-nginx-redis for nginx.redis;
 # spec/hosts/proxy_spec.lua: tinyproxy).
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
@@ -102,7 +102,7 @@ redis-skipped:
 	@echo "starvideos.redis not built: hiredis not found (pkg-config hiredis; Debian: libhiredis-dev)"
 .PHONY: redis-skipped
 
-# A module that drives csrc/lua/compat.h (spec/compat_spec.lua).
+# A module that drives csrc/lua/compat.h (spec/binding/compat_spec.lua).
 $(COMPAT_SO): csrc/test/compat_test.c csrc/lua/compat.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -shared -o $@ $<

@@ -1,5 +1,5 @@
 -- The learned schedule's reading of a big journal (issue 13: "an 80 MB journal
--- holds every step(0) under 4 ms"; spec/journal_spec.lua checks what it reads,
+-- holds every step(0) under 4 ms"; spec/records/journal_spec.lua checks what it reads,
 -- 64 KiB a call and no more, not how long it takes).  A journal of 80 MB (16 MB
 -- when quick, bench/lib/big_journal.lua); three rows' worth in one:
 --   ours: the slowest samples.reader(path):next(65536) of a whole read (what a

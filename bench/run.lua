@@ -224,7 +224,7 @@ local function start_nginx()
   nginx.pid, nginx.stop = n.pid, n.stop
   say("nginx %s: pid %d, %s and %s, prefix %s", first_line("nginx -v"):match("[%d.]+$") or "", nginx.pid,
     nginx.http, nginx.tls, dir)
-  -- the spec (spec/bench_spec.lua) checks that this process is gone afterwards
+  -- the spec (spec/hosts/bench_spec.lua) checks that this process is gone afterwards
   say("BENCH-NGINX pid=%d prefix=%s", nginx.pid, dir)
 end
 

@@ -1,6 +1,6 @@
 # The C sources: the one list the Makefile, the fuzz targets (mk/fuzz.mk), the
 # static library (mk/static.mk), make check (mk/check.mk) and both rockspecs
-# build from.  A rockspec cannot include this file, so spec/build_spec.lua
+# build from.  A rockspec cannot include this file, so spec/hosts/build_spec.lua
 # checks that each rockspec's `sources` are the lists below, in this order.
 # Each file is compiled once per VM, without a -D that changes what it is.
 # The folders are the layers: csrc/core (no Lua, no transport), csrc/curl (the

@@ -130,13 +130,13 @@ endef
 $(foreach vm,$(VMS),$(eval $(call STATIC_VM_RULES,$(vm))))
 
 # A host that unloads the module right after closing a transport with downloads
-# running (spec/transport_spec.lua).
+# running (spec/curl/transport_spec.lua).
 build/unload_test: csrc/test/unload_test.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) $(LUA_INC) -o $@ $< $(LUA_LIBS) -lm -ldl
 
 # A host whose Lua allocator fails on demand, over t:send and t:result
-# (spec/transport_spec.lua, under valgrind).
+# (spec/curl/transport_spec.lua, under valgrind).
 build/oom_test: csrc/test/oom_test.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) $(LUA_INC) -o $@ $< $(LUA_LIBS) -lm -ldl

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Does the C still build against libcurl 7.68 (the oldest supported), on a
-# machine whose headers are newer?  (make curl-compat; spec/curl_compat_spec.lua)
+# machine whose headers are newer?  (make curl-compat; spec/hosts/curl_compat_spec.lua)
 #
 #   tools/curl-compat.sh [FILE.c ...]
 #       FILEs default to the transport's files, csrc/curl/*.c (the one layer on libcurl).

@@ -1,4 +1,4 @@
--- A journal of `bytes` or more (spec/journal_spec.lua's "a journal of 80 MB",
+-- A journal of `bytes` or more (spec/records/journal_spec.lua's "a journal of 80 MB",
 -- bench/journal_read.lua): task i created (a prompt of 8 KB), completed in i
 -- seconds and downloaded, of kind M.kind_of(i).  M.write(path, bytes) -> the
 -- number of tasks written.

@@ -1,4 +1,4 @@
-/* compat_test: a Lua module that drives csrc/lua/compat.h, for spec/compat_spec.lua.
+/* compat_test: a Lua module that drives csrc/lua/compat.h, for spec/binding/compat_spec.lua.
    Built for every VM (build/<vm>/compat_test.so), so that each VM checks what
    compat.h gives it.  Each function tests one compat name and returns what it
    saw, for the spec to compare with what Lua 5.4 does. */

@@ -6,7 +6,7 @@
    that no handle owns (t:result).  The host checks what it can see (every
    refused call raised "not enough memory", a refused t:result can be asked
    again and gives the .part, no descriptor is left open); valgrind, run over
-   it by spec/transport_spec.lua, sees the exchanges lost.
+   it by spec/curl/transport_spec.lua, sees the exchanges lost.
      oom_test CPATH URL DIR  ->  prints "ok <counts>" and exits 0
    URL: a video the download can fetch; DIR: where its files go. */
 #include <lauxlib.h>

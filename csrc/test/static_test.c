@@ -1,5 +1,5 @@
 /* The static library (make static) opened the ways a host opens it
-   (spec/embed_spec.lua runs this; Lua 5.4):
+   (spec/hosts/embed_spec.lua runs this; Lua 5.4):
      1. a state without the package library whose host preloads lua-cjson:
         luaopen_starvideos opens everything, adds no global, and the private
         require serves the modules at run time too (client:pending);

@@ -2,7 +2,7 @@
    build/<vm>/static_vm_test`), opened in a state without the package library
    whose host preloads lua-cjson: luaopen_starvideos adds no global, the Lua
    parts run (validate, a client, a journal read through the private require
-   at run time), and the loaded table holds the module.  spec/embed_spec.lua
+   at run time), and the loaded table holds the module.  spec/hosts/embed_spec.lua
    runs it for the VM running the suite.
      usage: static_vm_test SCRATCH_DIR */
 #include <lauxlib.h>

@@ -1,6 +1,6 @@
 /* The C core tested from C alone (no Lua): the validator, request building, the
    JSON scanner, answer reading and the retry policy.  Prints TAP; exit 1 on any
-   failure.  spec/core_c_spec.lua runs it as part of `make test`. */
+   failure.  spec/core/core_c_spec.lua runs it as part of `make test`. */
 #include "../core/sv_core.h"
 
 #include <errno.h>

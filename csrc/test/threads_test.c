@@ -1,5 +1,5 @@
 /* Clients opened from several threads at once, each thread with its own
-   lua_State (Lua 5.4) and the static library (spec/embed_spec.lua builds it
+   lua_State (Lua 5.4) and the static library (spec/hosts/embed_spec.lua builds it
    plain and with -fsanitize=thread, and runs both).
      STARVIDEOS_API_KEY=... threads_test SCRATCH_DIR [BASE_URL]
    Four threads start together (a barrier) for each of several rounds: each

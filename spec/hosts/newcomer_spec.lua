@@ -5,7 +5,7 @@
 -- run as written ("A Lua script" from another directory, "The emulator" well
 -- under the default 30 s interval); docs/api.md against the validator; and
 -- every README/docs link inside the repository.  (The emulator's own flags and
--- output: spec/emulator_spec.lua.)
+-- output: spec/tools/emulator_spec.lua.)
 
 local helper = require "spec.helper"
 local display = require "starvideos.cli.display"

@@ -235,7 +235,7 @@ describe("starvideos inside nginx", function()
   end)
 
   -- What the transport must do facing hostile servers, like libcurl's, is one
-  -- list run on both: spec/support/transport_cases.lua (spec/transport_cases_spec.lua).
+  -- list run on both: spec/support/transport_cases.lua (spec/curl/transport_cases_spec.lua).
 
   -- The library's checks and download rules, in the worker as anywhere else.
   describe("the files it writes", function()

@@ -1,5 +1,5 @@
 -- What an strace log of a download says about its commit (spec/support/
--- transport_cases.lua, spec/ngx_wire_spec.lua): `strace -f -qq -e trace=openat,
+-- transport_cases.lua, spec/hosts/ngx_wire_spec.lua): `strace -f -qq -e trace=openat,
 -- open,close,fsync,fdatasync,rename,renameat,renameat2`, so each line starts
 -- with its thread's id.
 --

@@ -1,5 +1,5 @@
 -- What the specs and the bench running nginx share (spec/*nginx*_spec.lua,
--- spec/ngx_wire_spec.lua, spec/transport_cases_spec.lua, bench/run.lua): the
+-- spec/hosts/ngx_wire_spec.lua, spec/curl/transport_cases_spec.lua, bench/run.lua): the
 -- checkout's absolute path (nginx's prefix), why nginx cannot run here,
 -- whether a port listens, and the one way nginx is started and stopped.
 

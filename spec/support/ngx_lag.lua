@@ -1,4 +1,4 @@
--- How late the worker's event loop runs, for spec/nginx_spec.lua
+-- How late the worker's event loop runs, for spec/hosts/nginx_spec.lua
 -- (content_by_lua_file): GET /lag?start=1 starts a timer every 5 ms that
 -- records how late it fires; GET /lag stops it and answers the worst lateness
 -- in seconds.  A worker blocked by anything shows here, whatever the client saw.

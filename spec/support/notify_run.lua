@@ -1,4 +1,4 @@
--- What the webhook specs share (spec/notify_spec.lua, spec/notify_nginx_spec.lua):
+-- What the webhook specs share (spec/extras/notify_spec.lua, spec/hosts/notify_nginx_spec.lua):
 -- the spec's Python receiver (spec/fixtures/webhook_receiver.py) and what
 -- reached it, the access log of the README's OpenResty receiver
 -- (spec/support/readme.lua's hook_receiver), 20 jobs stepped to their end (with

@@ -1,5 +1,5 @@
--- Steps the README checks share (spec/love_spec.lua, spec/embed_spec.lua,
--- spec/webhook_spec.lua, spec/notify_spec.lua): the lines of a sh block, the
+-- Steps the README checks share (spec/hosts/love_spec.lua, spec/hosts/embed_spec.lua,
+-- spec/extras/webhook_spec.lua, spec/extras/notify_spec.lua): the lines of a sh block, the
 -- emulator started as a README line says, and the README's OpenResty webhook
 -- receiver in an nginx of the spec's.
 

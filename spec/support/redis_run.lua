@@ -1,5 +1,5 @@
--- A real redis-server for the specs (spec/redis_spec.lua, spec/redis_nginx_spec.lua,
--- spec/cli_store_spec.lua): on 127.0.0.1, a port found free by binding first
+-- A real redis-server for the specs (spec/hosts/redis_spec.lua, spec/hosts/redis_nginx_spec.lua,
+-- spec/hosts/cli_store_spec.lua): on 127.0.0.1, a port found free by binding first
 -- (redis-server takes no port 0), no persistence, in a temporary directory.  The
 -- caller stops it (finally), or start_pair and stop_pair start and stop it with
 -- an emulator.

@@ -1,4 +1,4 @@
--- One list of cases that both transports pass (spec/transport_cases_spec.lua):
+-- One list of cases that both transports pass (spec/curl/transport_cases_spec.lua):
 -- libcurl's (starvideos.curl, in a plain Lua process: spec/support/case_run.lua)
 -- and nginx's (transport/ngx.lua, in an nginx worker: spec/support/ngx_probe.lua),
 -- against the same local servers (spec/support/hostile.lua).

@@ -1,6 +1,6 @@
 -- The transport cases (spec/support/transport_cases.lua) run on one transport
 -- against the same hostile servers: libcurl's, in a Lua process of its own
--- (spec/support/case_run.lua; spec/transport_cases_spec.lua), or nginx's, in an
+-- (spec/support/case_run.lua; spec/curl/transport_cases_spec.lua), or nginx's, in an
 -- nginx worker (spec/support/ngx_probe.lua; spec/hosts/transport_cases_nginx_spec.lua).
 -- The nginx half is pending, with the reason, where nginx or its lua module is missing.
 --

@@ -1,4 +1,4 @@
--- A raw-TCP video server for spec/ngx_wire_spec.lua, for what the emulator
+-- A raw-TCP video server for spec/hosts/ngx_wire_spec.lua, for what the emulator
 -- cannot do: one connection at a time (LuaSocket), every answer closes it.
 --
 --   lua5.4 spec/support/wire_server.lua LOG_FILE

@@ -2,7 +2,7 @@
 -- processes of its own.  What the transports must do facing the hostile
 -- server (answers cut short, resets, dribbles, bombs, redirects, .part
 -- meddling, links planted at the .part) is one list run on libcurl and nginx
--- alike: spec/support/transport_cases.lua, run by spec/transport_cases_spec.lua.
+-- alike: spec/support/transport_cases.lua, run by spec/curl/transport_cases_spec.lua.
 
 local socket = require "socket"
 local helper = require "spec.helper"

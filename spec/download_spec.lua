@@ -1,7 +1,7 @@
 -- An `out` that cannot be written is found before the create (which costs
 -- money), not after the task was paid for and polled to completion: in the
 -- library (generate, start), the command line, and a C host linking the static
--- library (inside nginx: spec/nginx_spec.lua).  When the write fails after the
+-- library (inside nginx: spec/hosts/nginx_spec.lua).  When the write fails after the
 -- completion anyway, the error says how to fetch the video.
 
 local cjson = require "cjson.safe"

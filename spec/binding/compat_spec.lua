@@ -301,7 +301,7 @@ print("vm", type(rawget(_G, "jit")) == "table" and "luajit" or _VERSION)
 
       it("built with " .. headers .. "'s headers, compat.h passes this spec in " .. vm, function()
         assert.is_true(built, build_out)
-        local out, ok = run(vm, headers, "busted --lua=" .. vm .. " -o TAP spec/compat_spec.lua")
+        local out, ok = run(vm, headers, "busted --lua=" .. vm .. " -o TAP spec/binding/compat_spec.lua")
         assert.is_true(ok, out)
         local passed = 0
         for _ in out:gmatch("\nok %d+") do passed = passed + 1 end
