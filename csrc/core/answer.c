@@ -111,6 +111,13 @@ static sv_kind kind_of_status(long status) {
   return SV_E_PROTOCOL;
 }
 
+int sv_transient(sv_kind kind, sv_wire wire, long status) {
+  if (wire == SV_WIRE_NOT_SENT || wire == SV_WIRE_TIMEOUT || wire == SV_WIRE_BROKEN || wire == SV_WIRE_GARBLED) return 1;
+  if (status == 408 || status == 429 || (status >= 500 && status <= 599)) return 1;
+  return wire == SV_WIRE_NONE && status == 0 &&
+         (kind == SV_E_NETWORK || kind == SV_E_TIMEOUT || kind == SV_E_RATE_LIMITED || kind == SV_E_SERVER);
+}
+
 static const char *type_name(char t) {
   switch (t) {
   case 's': return "a string";
@@ -213,15 +220,10 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
     retryable = wire == SV_WIRE_NOT_SENT || err->status == 429 ||
                 (err->status == 503 && err->retry_after >= 0);
     /* whether it may have been created is the verdict's word (sv_verdict), not this */
-  } else if (op == SV_OP_DOWNLOAD) {
-    /* a download goes on from the bytes it has when the wire broke or the server
-       hiccuped; a file that cannot be written (io) or an answer that is not HTTP
-       (garbled) is not worth another attempt */
-    retryable = wire == SV_WIRE_NOT_SENT || wire == SV_WIRE_TIMEOUT || wire == SV_WIRE_BROKEN || err->status == 429 ||
-                err->status == 408 || (err->status >= 500 && err->status <= 599);
   } else {
-    retryable = (wire != SV_WIRE_NONE && wire != SV_WIRE_FATAL) || err->status == 429 ||
-                err->status == 408 || (err->status >= 500 && err->status <= 599);
+    /* a download goes on from the bytes it has; an answer that is not HTTP
+       (garbled) is not worth another attempt there */
+    retryable = sv_transient(err->kind, wire, err->status) && !(op == SV_OP_DOWNLOAD && wire == SV_WIRE_GARBLED);
   }
   if (!retryable || attempt > p->max_retries) return 0;
   if (err->retry_after >= 0) {

@@ -65,6 +65,7 @@ typedef struct sv_error {
   long status;       /* HTTP status, 0 when there was no response */
   double retry_after; /* seconds; < 0 when the server sent none */
   int maybe_created; /* create only: the task may exist although we saw no id */
+  int transient;     /* the same call may succeed later (sv_transient) */
   char id[512 + 1];  /* create only: a task id read from an answer we could not use (SV_ID_MAX) */
 } sv_error;
 
@@ -162,6 +163,16 @@ SV_API int sv_header_value_ok(const char *s, size_t len);
 #define SV_URL_BASE 0
 #define SV_URL_ANY 1
 SV_API int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err);
+/* The same check, the URL's parts in *out when it passes (out may be NULL):
+   s[host_at, +host_len) the host as written ([...] for IPv6), s[host_at,
+   +auth_len) host[:port], port (the scheme's when none is written), and the
+   path, query and fragment from path_at (possibly empty). */
+typedef struct sv_url {
+  int https;
+  size_t host_at, host_len, auth_len, path_at;
+  unsigned port;
+} sv_url;
+SV_API int sv_url_parse(const char *s, size_t len, const char *field, int kind, sv_url *out, sv_error *err);
 /* The URL a redirect's Location (loc) leads to, read against the URL that
    answered it (base), appended to out, unchecked (both transports then call
    sv_url_check on it).  0, or -1 out of memory. */
@@ -252,6 +263,13 @@ typedef enum sv_wire {
    binding's luaL_checkoption takes them; messages say them). */
 SV_API const char *const sv_op_names[];
 SV_API const char *const sv_wire_names[];
+/* The one class callers decide on (err.transient): whether the same call may
+   succeed later.  The wire failed short of an answer (never connected, timed
+   out, cut, garbled), or the server said so (408, 429, 5xx), or, for an error
+   made above the core, the kind says so (network, timeout, rate_limited,
+   server).  A query is retried when it is; a download when it is and the
+   answer was not garbled. */
+SV_API int sv_transient(sv_kind kind, sv_wire wire, long status);
 
 /* The retry policy's values, all from the options table (options.lua), clamped by
    the binding: nothing here has a default of its own. */

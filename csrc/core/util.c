@@ -219,8 +219,22 @@ static const unsigned char url_class[256] = { /* 128 and above: 0 */
 
 static int path_byte(unsigned char c) { return url_class[c] & URL_PATH; }
 
+/* Where the host that starts at i ends (a checked URL's). */
+static size_t host_end(const char *s, size_t len, size_t i) {
+  if (i < len && s[i] == '[') {
+    while (i < len && s[i] != ']') i++;
+    return i + 1;
+  }
+  while (i < len && (url_class[(unsigned char)s[i]] & URL_HOST)) i++;
+  return i;
+}
+
 int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err) {
-  size_t i, host, digits, auth_end;
+  return sv_url_parse(s, len, field, kind, NULL, err);
+}
+
+int sv_url_parse(const char *s, size_t len, const char *field, int kind, sv_url *out, sv_error *err) {
+  size_t i, host, digits, auth_end, scheme;
   unsigned long port = 0;
   url_ctx u;
   u.field = field && *field ? field : "url";
@@ -298,6 +312,15 @@ int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_erro
     } else if (!path_byte(c) && !(u.kind == SV_URL_ANY && (c == '@' || c == '?' || c == '#'))) {
       return bad_byte(&u, s, i, " (in the path)");
     }
+  }
+  if (out) {
+    scheme = s[4] == ':' ? 4 : 5; /* http or https */
+    out->https = scheme == 5;
+    out->host_at = scheme + 3;
+    out->host_len = host_end(s, len, out->host_at) - out->host_at;
+    out->auth_len = auth_end - out->host_at;
+    out->path_at = auth_end;
+    out->port = port ? (unsigned)port : scheme == 5 ? 443u : 80u;
   }
   return 0;
 }

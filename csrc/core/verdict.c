@@ -74,6 +74,7 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
         sv_json_prefix_id(x->body, x->body_len, err->id, sizeof err->id);
     }
   }
+  if (rc) err->transient = sv_transient(err->kind, *wire, err->status);
   scrub(secret, err->message);
   return rc;
 }

@@ -235,11 +235,16 @@ static int l_retry(lua_State *L) {
   return 1;
 }
 
-/* check_url(url, field, base) -> true | nil, err: the one URL check
-   (sv_url_check).  base true: a base URL (no query, fragment or '@'); else any
-   http(s) URL a download may be given.  err names field (default "url"). */
+/* check_url(url, field, base) -> parts | nil, err: the one URL check and
+   parser (sv_url_parse).  base true: a base URL (no query, fragment or '@');
+   else any http(s) URL a download may be given.  err names field (default
+   "url").  parts: {scheme = "http" | "https", host = (as written, [...] for
+   IPv6), port = (the scheme's when none is written), authority =
+   host[:port], path = (no query: "/" when empty), target = (path and query,
+   as a request line takes it)}. */
 static int l_check_url(lua_State *L) {
-  size_t len = 0;
+  size_t len = 0, q, frag;
+  sv_url u;
   const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
   const char *field = luaL_optstring(L, 2, "url");
   int kind = lua_toboolean(L, 3) ? SV_URL_BASE : SV_URL_ANY;
@@ -249,8 +254,24 @@ static int l_check_url(lua_State *L) {
     sv_error_set(&err, SV_E_INVALID, field, "%s: expected an http(s) URL, got %s", field, luaL_typename(L, 1));
     return lsv_fail(L, &err);
   }
-  if (sv_url_check(s, len, field, kind, &err) != 0) return lsv_fail(L, &err);
-  lua_pushboolean(L, 1);
+  if (sv_url_parse(s, len, field, kind, &u, &err) != 0) return lsv_fail(L, &err);
+  q = u.path_at + strcspn(s + u.path_at, "?#");
+  frag = u.path_at + strcspn(s + u.path_at, "#");
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, u.https ? "https" : "http");
+  lua_setfield(L, -2, "scheme");
+  lua_pushlstring(L, s + u.host_at, u.host_len);
+  lua_setfield(L, -2, "host");
+  lua_pushinteger(L, (lua_Integer)u.port);
+  lua_setfield(L, -2, "port");
+  lua_pushlstring(L, s + u.host_at, u.auth_len);
+  lua_setfield(L, -2, "authority");
+  if (q > u.path_at) lua_pushlstring(L, s + u.path_at, q - u.path_at);
+  else lua_pushliteral(L, "/");
+  lua_setfield(L, -2, "path");
+  if (q > u.path_at) lua_pushlstring(L, s + u.path_at, frag - u.path_at);
+  else { lua_pushliteral(L, "/"); lua_pushlstring(L, s + q, frag - q); lua_concat(L, 2); }
+  lua_setfield(L, -2, "target");
   return 1;
 }
 
@@ -393,6 +414,7 @@ static const luaL_Reg funcs[] = {
 };
 
 LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
+  int k;
   lsv_error_metatable(L);
   luaL_newlib(L, funcs);
   lsv_open_part(L);
@@ -411,9 +433,16 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lua_setfield(L, -2, "libcurl_version");
   push_models(L);
   lua_setfield(L, -2, "models");
+  lua_newtable(L); /* the kinds of error made above the core that are transient (errors.lua) */
+  for (k = SV_E_INVALID; k <= SV_E_IO; k++)
+    if (sv_transient((sv_kind)k, SV_WIRE_NONE, 0)) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, sv_kind_name((sv_kind)k));
+    }
+  lua_setfield(L, -2, "transient");
   push_list(L, sv_field_names);
   lua_setfield(L, -2, "fields");
-  lua_pushliteral(L, "starvideos.core 0.2.0");
+  lua_pushliteral(L, "starvideos.core 0.3.0");
   lua_setfield(L, -2, "_VERSION");
   return 1;
 }

@@ -19,6 +19,7 @@ static void push_error(lua_State *L, const sv_error *e) {
   if (e->status > 0) { lua_pushinteger(L, (lua_Integer)e->status); lua_setfield(L, -2, "status"); }
   if (e->retry_after >= 0) { lua_pushnumber(L, e->retry_after); lua_setfield(L, -2, "retry_after"); }
   if (e->maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, -2, "maybe_created"); }
+  if (e->transient) { lua_pushboolean(L, 1); lua_setfield(L, -2, "transient"); }
   if (e->id[0]) {
     lua_pushstring(L, e->id);
     lua_setfield(L, -2, "id");
@@ -195,8 +196,8 @@ static void b_literal(void *ctx, char type) {
   lua_rawset(b->L, -3);
 }
 
-/* body, err, wire, bytes, total: body is the task table (a download's: "") on
-   success, err the error table otherwise. */
+/* body, err, wire, bytes, total: body is the task table (a download's: "", a
+   webhook's: the receiver's status) on success, err the error table otherwise. */
 int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_error err;
   sv_wire wire;
@@ -214,7 +215,8 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
     lua_pushnil(L);
   } else {
     lua_settop(L, top); /* what a refused answer had built */
-    if (rc == 0) lua_pushliteral(L, "");
+    if (rc == 0 && x->op == SV_OP_NOTIFY) lua_pushinteger(L, (lua_Integer)x->status);
+    else if (rc == 0) lua_pushliteral(L, "");
     else lua_pushnil(L);
     if (rc == 0) lua_pushnil(L);
     else push_error(L, &err);

@@ -60,7 +60,7 @@ LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
   lsv_error_metatable(L); /* the error tables of a bad secret */
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
-  lua_pushliteral(L, "starvideos.sign 0.2.0");
+  lua_pushliteral(L, "starvideos.sign 0.3.0");
   lua_setfield(L, -2, "_VERSION");
   return 1;
 }

@@ -23,8 +23,6 @@ local shell_word = require("starvideos.shell").word
 local Job = {}
 Job.__index = Job
 
--- Errors after which polling again cannot help.
-local FATAL = { auth = true, not_found = true, invalid_request = true, io = true }
 -- A video URL that expired answers with one of these; it is refreshed once.
 local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
@@ -188,9 +186,9 @@ local function download(self, t)
     return finish(self, new_error("protocol", string_format("task %s is completed but has no video_url",
       tostring(self.id))))
   end
-  local good, bad = core.check_url(url, "video_url")
-  if not good then return finish(self, bad) end
-  send(self, t, "download", url, url:match("^%a+://[^/]*(/[^?#]*)") or "/", nil, nil, self.deadline,
+  local parts, bad = core.check_url(url, "video_url")
+  if not parts then return finish(self, bad) end
+  send(self, t, "download", url, parts.path, nil, nil, self.deadline,
     { part = self.out .. ".part", dest = self.out, resume_limit = self.resume_limit or self.cfg.resume_limit })
 end
 
@@ -223,7 +221,7 @@ local function polled(self, req, t)
     return finish(self, err)
   end
   if not task then
-    if FATAL[err.kind] then return finish(self, err) end
+    if not err.transient then return finish(self, err) end
     self.last_err = err -- it may go better: poll again
     return self.loop:at(math_min(next_poll(self, t), self.deadline), self)
   end

@@ -13,8 +13,8 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Download = require "starvideos.download"
 
-local setmetatable, tostring, math_min, math_random, string_format =
-  setmetatable, tostring, math.min, math.random, string.format
+local setmetatable, tostring, tonumber, math_min, math_random, string_format =
+  setmetatable, tostring, tonumber, math.min, math.random, string.format
 local new_error, now = errors.new_error, core.now
 
 local Request = {}
@@ -110,7 +110,7 @@ function Request:finished(t)
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   if self.op == "download" then self.bytes, self.total = bytes, total end
   if wire == "none" or task then
-    tell(self, { type = "response", status = err and err.status or 200, elapsed = t - self.started })
+    tell(self, { type = "response", status = err and err.status or tonumber(task) or 200, elapsed = t - self.started })
   end
   if task then
     if self.op == "download" then return Download.done(self, task, file, t) end

@@ -337,6 +337,34 @@ describe("one answer reader (core.verdict builds the task table)", function()
     assert.is_nil(err.id)
   end)
 
+  it("says err.transient (the same call may succeed later) as the contract has it: network, timeout, 429, 5xx",
+    function()
+    local cases = {
+      -- op, status, body, retry_after, wire, message, transient
+      { "query", 0, "", nil, "not_sent", "connection refused", true },
+      { "query", 0, "", nil, "timeout", "no data for 5 s", true },
+      { "query", 200, '{"id":"t","sta', nil, "broken", "connection reset", true },
+      { "query", 429, '{"error":"slow down"}', "2", "none", "", true },
+      { "query", 408, '{"error":"late"}', nil, "none", "", true },
+      { "query", 500, '{"error":"oops"}', nil, "none", "", true },
+      { "query", 503, '{"error":"busy"}', "5", "none", "", true },
+      { "create", 502, '{"error":"bad gateway"}', nil, "none", "", true },
+      { "query", 400, '{"error":"bad"}', nil, "none", "", nil },
+      { "query", 401, '{"error":"key"}', nil, "none", "", nil },
+      { "query", 404, '{"error":"none"}', nil, "none", "", nil },
+      { "query", 302, "", nil, "none", "", nil },
+      { "query", 200, '{"id":"t","status":"q","id":"u"}', nil, "none", "", nil },
+      { "download", 410, '{"error":"expired"}', nil, "none", "", nil },
+    }
+    for _, c in ipairs(cases) do
+      local task, err = core.verdict(c[1], c[2], c[3], c[4], c[5], c[6])
+      assert.is_nil(task)
+      assert.equal(c[7], err.transient, table.concat({ c[1], c[2], c[5] }, " "))
+    end
+    -- the kinds a caller may make above the core, read the same way (errors.lua)
+    assert.same({ network = true, timeout = true, rate_limited = true, server = true }, core.transient)
+  end)
+
   it("gives a download's whole transfer as \"\" and reads its error page as an error", function()
     local body, err, wire, bytes, total = core.verdict("download", 200, "", nil, "none", "", 10, 10)
     assert.equal("", body)

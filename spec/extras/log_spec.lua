@@ -333,7 +333,7 @@ describe("the log inside nginx", function()
     if why then pending(why) end
     local http = require "socket.http"
     local body, code = http.request(str_format("http://127.0.0.1:%d/run", srv.port))
-    assert.equal(200, code, tostring(body))
+    assert.equal(200, code, tostring(body) .. (helper.read_file(dir .. "/error.log") or ""):sub(-3000))
     local id = assert(body:match("^(%S+)\n$"), body)
     assert.is_truthy(helper.file_size(dir .. "/ngx.mp4") > 0, body)
     local log = helper.read_file(dir .. "/error.log") or ""

@@ -126,6 +126,27 @@ describe("notify", function()
     assert(ok, err)
   end)
 
+  it("tells on_event a delivery with the receiver's own 2xx status", function()
+    local rx = receiver(dir)
+    helper.write_file(dir .. "/status", "202")
+    local seen = {}
+    local ok, err = pcall(function()
+      local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j",
+        notify = { url = rx.url, secret = SECRET },
+        on_event = function(ev) if ev.type == "delivery" then seen[#seen + 1] = ev end end }
+      assert(client:generate({ model = "videos", prompt = "a cat", duration = 5 }, { interval = 0.2 }))
+      client:close()
+      assert.are.equal(1, #received(dir))
+      assert.are.equal(1, #seen)
+      assert.are.equal("delivered", seen[1].outcome)
+      assert.are.equal(202, seen[1].status)
+      assert.is_nil(seen[1].reason)
+    end)
+    os.remove(dir .. "/status")
+    rx.stop()
+    assert(ok, err)
+  end)
+
   it("does not follow a 3xx: one request, recorded refused, not sent again; a failed task's event", function()
     local rx = receiver(dir)
     helper.write_file(dir .. "/status", "302")

@@ -130,6 +130,20 @@ describe("the emulator", function()
     assert.is_true(emu.pid > 0)
   end)
 
+  it("refuses to start without the C core, exit status 2, saying to run make", function()
+    -- a checkout with no build/, and no core on the VM's own paths
+    local dir = helper.tmpdir()
+    assert(helper.execute("cp -R " .. helper.shell_quote(helper.root .. "/bin") .. " "
+      .. helper.shell_quote(helper.root .. "/lua") .. " " .. helper.shell_quote(dir)))
+    local out, ok, code = helper.capture("cd " .. helper.shell_quote(dir) .. " && env -u LUA_CPATH -u LUA_CPATH_5_2 "
+      .. "-u LUA_CPATH_5_3 -u LUA_CPATH_5_4 LUA_CPATH='./none/?.so;;' " .. helper.shell_quote(helper.lua)
+      .. " bin/starvideos emulator --port 0 --max-lifetime 5 2>&1")
+    assert.is_falsy(ok)
+    assert.are.equal(2, code)
+    assert.matches("starvideos emulator: the C core (starvideos.core) is not built: run make first (", out, 1, true)
+    assert.is_nil(out:find("listening", 1, true), out)
+  end)
+
   it("prints usage for --help and refuses an unknown flag with exit status 2", function()
     local bin = helper.shell_quote(helper.lua) .. " " .. helper.shell_quote(helper.root .. "/bin/starvideos")
     local out, help_ok, help_code = helper.capture(bin .. " emulator --help")

@@ -1174,6 +1174,13 @@ function M.main(args)
     return 0
   end
   local server = M.new(opts)
+  -- the service's validation is the core's: without it every create would fail
+  local core, cerr = server:core()
+  if not core then
+    io_stderr:write("starvideos emulator: the C core (starvideos.core) is not built: run make first (",
+      cerr:match("^[^\n]*"), ")\n")
+    return 2
+  end
   local url, lerr = server:listen()
   if not url then
     io_stderr:write("starvideos emulator: ", lerr, "\n")

@@ -37,9 +37,6 @@ local function keep_dest(t, dir)
   return dir .. "/" .. journal.file_name(t.id) .. ".mp4"
 end
 
--- What may go better later: a task that ended so is carried again (cfg.keep_again).
-local AGAIN = { network = true, timeout = true, server = true, rate_limited = true, protocol = true, io = true }
-
 -- What the drive waits for: a job it carries finished.
 local function has_finished(fin) return fin[1] ~= nil end
 
@@ -129,7 +126,7 @@ function K.run(ctx, opts, alive)
       local j = fin[k]
       fin[k], running[j], keeper.carrying[j.id] = nil, nil, nil
       results[j.index] = { task = j.task, err = j.err, path = j.path }
-      if j.err and AGAIN[j.err.kind] then keeper.again[j.id] = now() + cfg.keep_again end
+      if j.err and j.err.transient then keeper.again[j.id] = now() + cfg.keep_again end
     end
   end
   for j in pairs(running) do -- the deadline: what was left goes on from its .part next time

@@ -15,7 +15,7 @@
 -- The retries are the core's one policy (core.retry: network errors, timeouts,
 -- 408, 429, 5xx) with backoff, for `retry_for` seconds (default 600).
 --   2xx                 -> ledger:delivered(wid)
---   3xx, 4xx but 408/429 -> ledger:delivered(wid, status): refused, never sent again
+--   not transient (3xx, 4xx but 408/429) -> ledger:delivered(wid, status): refused, never sent again
 --   out of time, close  -> it stays owed: keep (or a later client's keep) sends
 --                          it once its owner's lease is let go (ledger:owed_orphans)
 -- Without a journal the owed event lives in this process only.  A delivery
@@ -35,15 +35,6 @@ local N = {}
 
 N.RETRY_FOR = 600 -- seconds a delivery is retried by the process that sends it
 N.SETTLE = 5      -- seconds close() waits for the deliveries in flight
-
--- A receiver's answer that refuses the event for good: a 3xx (not followed)
--- or a 4xx but 408 and 429.  Anything else that failed (the network, a
--- timeout, a 5xx, an unusable answer) may still go better: it stays owed.
-local function refused(err)
-  local s = err.status
-  return err.kind ~= "network" and err.kind ~= "timeout" and type(s) == "number" and s >= 300 and s < 500
-    and s ~= 408 and s ~= 429
-end
 
 -- The deliveries in flight, per loop.
 local flying = setmetatable({}, { __mode = "k" })
@@ -88,11 +79,11 @@ function D:advance()
   local err = req.err
   self.ended = now()
   if not err then
-    self.outcome, self.status = "delivered", req.status
+    self.outcome, self.status = "delivered", req.task -- (a webhook's task: the receiver's status)
     self.ctx.ledger:delivered(self.wid)
     return tell(self, "delivered")
   end
-  if not refused(err) then self.outcome = "owed"; return tell(self, "owed", err) end -- keep sends it again
+  if err.transient then self.outcome = "owed"; return tell(self, "owed", err) end -- keep sends it again
   self.outcome = "refused"
   self.ctx.ledger:delivered(self.wid, err.status or 0)
   tell(self, "refused", err)
@@ -111,7 +102,7 @@ function N.send(ctx, notify, wid, task_id, body)
   local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body,
     done = false, req = false, wake = 0, outcome = false, ended = false }, D)
   set_of(ctx.loop)[d] = true
-  local path = notify.url:match("^%a+://[^/]*(/[^?#]*)") or "/"
+  local path = core.check_url(notify.url, "notify.url").path
   local req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, path, nil, body,
     now() + (notify.retry_for or N.RETRY_FOR))
   d.req = req

@@ -155,7 +155,7 @@ function N.new(cfg, budget)
     end
     -- a proxy (config.lua checked it: http://host:port): http URLs are sent
     -- to it whole, https ones through a CONNECT tunnel (nginx/wire.lua)
-    local proxy = r.proxy and W.parse_url(r.proxy)
+    local proxy = r.proxy and check_url(r.proxy, "proxy", true)
     if r.proxy and not (proxy and proxy.scheme == "http") then
       return nil, new_error("invalid_request", "proxy: expected http://host:port", { field = "proxy" })
     end

@@ -8,26 +8,26 @@
 --   W.exchange(c, x, key) -> nil on a whole answer, else wire, message
 --     c: ua, connect_timeout, pool_size, slots (a semaphore of max_connections)
 --     x: r (the request, transport.lua), op, auth, offset, deadline, stall,
---        proxy (W.parse_url of an http proxy, or false: none),
+--        proxy (core.check_url's parts of an http proxy, or false: none),
 --        and a download's fh (core.part_open's handle on r.file, at offset);
 --        it fills status, retry_after, parts (the body, up to cap bytes),
 --        have, total (a download's bytes in its file and its size); a 200 to
 --        a download that asked for a Range replaces fh with a new file
---   W.parse_url(url) -> { scheme, host, port, authority, path } | nil
 --
 -- Linear in the answer's bytes: what was read ahead is one string and a
 -- position in it (x.buf, x.pos), never copied to drop what was used, and a
 -- line that spans reads is gathered piece by piece.  Whole chunks already read
 -- go to the file straight from that string, parsed in C (fh:chunks).  The
 -- light thread yields to the worker's other work every BREATHE seconds of its
--- own (ngx.sleep(0)): a fast server never holds the worker for a download.
+-- own (a 1 ms ngx.sleep: nginx without OpenResty's patch warns at each
+-- ngx.sleep(0)): a fast server never holds the worker for a download.
 
 local core = require "starvideos.core"
 
 local ngx = rawget(_G, "ngx")
 local tcp = ngx.socket.tcp
-local type, tostring, tonumber, math_max, math_min, math_floor, string_format =
-  type, tostring, tonumber, math.max, math.min, math.floor, string.format
+local tostring, tonumber, math_max, math_min, math_floor, string_format =
+  tostring, tonumber, math.max, math.min, math.floor, string.format
 local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
 local now, part_open, sleep = core.now, core.part_open, ngx.sleep
 local resolve_url, check_url = core.resolve_url, core.check_url
@@ -35,25 +35,11 @@ local resolve_url, check_url = core.resolve_url, core.check_url
 local HEAD_MAX = 64 * 1024 -- an answer's status line and headers, together
 local CHUNK = 64 * 1024    -- the most asked of a socket at once
 local IDLE_MS = 60 * 1000  -- how long a kept-alive connection waits for its next use
-local BREATHE = 0.001      -- the most a light thread works on before it yields
+local BREATHE = 0.005      -- the most a light thread works on before it yields
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 local serial = 0           -- names the pools of connections never to be shared
 
 local W = {}
-
--- http(s)://host[:port]/path -> { url, scheme, host, port, authority, path } | nil
-function W.parse_url(url)
-  if type(url) ~= "string" or url:find("[%s%c]") then return nil end
-  local scheme, authority, path = url:match("^(%a[%w+.-]*)://([^/?#]*)([^#]*)")
-  scheme = scheme and scheme:lower()
-  if (scheme ~= "http" and scheme ~= "https") or authority:find("@", 1, true) then return nil end
-  local host, port = authority:match("^(%[[%x:.]+%]):?(%d*)$")
-  if not host then host, port = authority:match("^([%w.%-_]+):?(%d*)$") end
-  port = tonumber(port) or (scheme == "https" and 443 or 80)
-  if not host or port < 1 or port > 65535 then return nil end
-  if path:sub(1, 1) ~= "/" then path = "/" .. path end
-  return { url = url, scheme = scheme, host = host, port = port, authority = authority, path = path }
-end
 
 -- The socket's timeout for its next step: the exchange's time left, at most
 -- `cap` seconds; false when the time is up.
@@ -78,7 +64,7 @@ end
 local function breathe(x)
   local t = now()
   if t - x.since < BREATHE then return end
-  sleep(0)
+  sleep(0.001)
   x.since = now()
 end
 
@@ -302,7 +288,7 @@ end
 local function request(c, x, u, key)
   local r = x.r
   -- to a proxy, an http URL whole (absolute form); https goes through a tunnel
-  local target = x.proxy and u.scheme == "http" and "http://" .. u.authority .. u.path or u.path
+  local target = x.proxy and u.scheme == "http" and "http://" .. u.authority .. u.target or u.target
   local t = { r.body and "POST " or "GET ", target, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua,
     "\r\n" }
   if x.op == "download" then -- never the key: the video lives on another host
@@ -344,7 +330,8 @@ end
 
 -- One exchange, redirects included: nil on a whole answer, else wire, message.
 function W.exchange(c, x, key)
-  local r, u = x.r, W.parse_url(x.r.url)
+  local r, url = x.r, x.r.url
+  local u = check_url(url, "url")
   if not c.slots:wait(math_max(0.001, x.deadline and x.deadline - now() or 86400)) then
     return "not_sent", "timed out waiting for a free connection (max_connections)"
   end
@@ -370,10 +357,10 @@ function W.exchange(c, x, key)
     if hops == 5 then return "fatal", "more than 5 redirects" end
     -- the target as libcurl's transport reads it (core.resolve_url), taken only
     -- when the one URL check (core.check_url) takes it
-    local to = resolve_url(u.url, follow)
-    local good, bad = check_url(to, "redirect")
-    u = good and W.parse_url(to)
-    if not u then return "fatal", bad and bad.message or "redirect: a URL this transport cannot read" end
+    local bad
+    url = resolve_url(url, follow)
+    u, bad = check_url(url, "redirect")
+    if not u then return "fatal", bad.message end
     x.auth, x.parts, x.kept, x.status, x.retry_after, x.to_close = false, {}, 0, nil, nil, nil -- no key elsewhere
   end
 end
