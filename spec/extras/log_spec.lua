@@ -305,7 +305,7 @@ describe("the log inside nginx", function()
     emu = helper.emulator { key = KEY, queued = 0.3, processing = 0.3 }
     dir = helper.tmpdir()
     local conf = nginx_run.conf_head(dir, 1)
-    for i, l in ipairs(conf) do -- the level the README gives: notice
+    for i, l in ipairs(conf) do -- the level docs/logs-and-proxies.md gives: notice
       if l:find("^error_log ") then conf[i] = str_format("error_log %s/error.log notice;", dir) end
     end
     for _, l in ipairs {

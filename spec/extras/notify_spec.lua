@@ -318,7 +318,8 @@ describe("notify", function()
     assert(ok, err)
   end)
 
-  it("the README's OpenResty receiver takes each of 20 generates' events once after dedup, each verified", function()
+  it("docs/webhooks.md's OpenResty receiver takes each of 20 generates' events once after dedup, each verified",
+    function()
     local why = require("spec.support.nginx_run").missing { "nginx" }
     if why then return pending(why) end
     local run = require("spec.support.readme").hook_receiver(dir, SECRET, nil, dir .. "/hooks.log")

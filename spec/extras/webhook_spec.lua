@@ -2,7 +2,7 @@
 --   * sign.sign against the openssl command line (our code is not trusted
 --     for the expected values) and the Standard Webhooks specification's example;
 --   * starvideos.verify_webhook: what passes and each refusal, naming the header;
---   * the README's two receivers ("### Webhooks"), run as written: the OpenResty
+--   * docs/webhooks.md's two receivers, run as written: the OpenResty
 --     one in a real nginx started here, the Python one with python3;
 --   * the User-Agent the emulator sees from this VM (libcurl) and from nginx.
 -- The nginx and python parts are pending where those are missing.
@@ -197,7 +197,7 @@ describe("starvideos.verify_webhook", function()
   end)
 end)
 
-describe("the README's Python receiver (### Webhooks)", function()
+describe("docs/webhooks.md's Python receiver", function()
   teardown(helper.cleanup)
 
   it("accepts what starvideos.sign signs, and refuses a changed body, a stale one and another secret", function()
@@ -262,7 +262,7 @@ describe("the default User-Agent", function()
   end)
 end)
 
--- nginx: the README's OpenResty receiver at /hook, and /ua, a client creating a
+-- nginx: docs/webhooks.md's OpenResty receiver at /hook, and /ua, a client creating a
 -- task on the emulator (its User-Agent as nginx sends it).
 local nginx_run = require "spec.support.nginx_run"
 local why_no_nginx = nginx_run.missing { "nginx", "curl" }
@@ -306,7 +306,7 @@ describe("inside nginx", function()
     return { ["Webhook-Id"] = id, ["webhook-timestamp"] = ts, ["WEBHOOK-SIGNATURE"] = sig }
   end
 
-  it("the README's OpenResty receiver accepts an event signed by openssl and one by starvideos.sign", function()
+  it("docs/webhooks.md's OpenResty receiver accepts an event signed by openssl and one by starvideos.sign", function()
     if why_no_nginx then return pending(why_no_nginx) end
     local ts = tostring(os.time())
     local status, text = post(headers("evt_ngx1", ts, openssl_sign(secret, "evt_ngx1", ts, BODY)), BODY)
@@ -318,7 +318,7 @@ describe("inside nginx", function()
     assert.equal("ok evt_ngx2\n", text)
   end)
 
-  it("the README's OpenResty receiver refuses a changed body, a changed signature, a stale one, "
+  it("docs/webhooks.md's OpenResty receiver refuses a changed body, a changed signature, a stale one, "
     .. "another secret and a missing header (400, naming the header)", function()
     if why_no_nginx then return pending(why_no_nginx) end
     local ts = tostring(os.time())

@@ -51,19 +51,19 @@ local function poll_until(pred, seconds)
   return pred() and true or false
 end
 
--- The README's nginx lines under "### Fleet" (the shared dict, keep from
--- init_worker's timer), its client made by `new` (a Lua expression), its keep's
--- lease and look short and its videos in `videos`.
+-- docs/keep-and-fleet.md's nginx lines under "## A fleet on Redis" (the shared
+-- dict, keep from init_worker's timer), its client made by `new` (a Lua
+-- expression), its keep's lease and look short and its videos in `videos`.
 local function fleet_block(new, videos)
-  local readme = assert(helper.read_file(ROOT .. "/README.md"))
-  local at = assert(readme:find("\n### Fleet\n", 1, true), "the README has no ### Fleet")
-  local block = assert(readme:match("```nginx\n(.-)\n```", at), "no nginx block under ### Fleet")
+  local doc = assert(helper.read_file(ROOT .. "/docs/keep-and-fleet.md"))
+  local at = assert(doc:find("\n## A fleet on Redis\n", 1, true), "docs/keep-and-fleet.md has no ## A fleet on Redis")
+  local block = assert(doc:match("```nginx\n(.-)\n```", at), "no nginx block under ## A fleet on Redis")
   local n1, n2
   block, n1 = block:gsub('require%("starvideos"%)%.new { store = "redis://127%.0%.0%.1:6379" }',
     (new:gsub("%%", "%%%%")))
   block, n2 = block:gsub('client:keep { dir = "/path/to/videos" }', (str_format("client:keep { lease = %d, interval = "
     .. "0.5, dir = %q }", LEASE, videos):gsub("%%", "%%%%")))
-  assert(n1 == 1 and n2 == 1, "the README's ### Fleet block has no require(\"starvideos\").new { store = "
+  assert(n1 == 1 and n2 == 1, "docs/keep-and-fleet.md's fleet block has no require(\"starvideos\").new { store = "
     .. "\"redis://127.0.0.1:6379\" } or client:keep { dir = \"/path/to/videos\" }")
   return block
 end
@@ -71,7 +71,7 @@ end
 -- One host's nginx.conf: `new` is the Lua expression making its client.  GET
 -- /gen?i=N starts generating "fleet N" into videos/N.mp4 in a timer and says
 -- "started <worker pid>"; every worker keeps the ledger from init_worker's timer
--- (the README's block).
+-- (docs/keep-and-fleet.md's block).
 local function host_conf(dir, port, new, videos)
   local lines = nginx_run.conf_head(dir, 2)
   for _, l in ipairs {

@@ -1,6 +1,7 @@
 -- keep inside nginx: each worker starts `client:keep` from a timer made in
--- init_worker_by_lua* (the README's block, "### Keep", its lease and polling
--- made short: lease 1, interval 0.2); a worker killed -9 in the middle of a
+-- init_worker_by_lua* (docs/openresty.md's block, "## Keep from
+-- init_worker_by_lua", its lease and polling made short: lease 1, interval
+-- 0.2); a worker killed -9 in the middle of a
 -- generate has its task finished by a live worker's keep (the survivor's or
 -- the replacement's): the file arrives whole, byte for byte the emulator's video, the emulator saw
 -- exactly one create for it, and `starvideos pending --journal` lists nothing.
@@ -30,24 +31,25 @@ if why then
   return
 end
 
--- The README's init_worker_by_lua_block ("### Keep"), its paths filled in, its
--- keep's lease and interval short (the defaults: a look every 5 s, polls
--- learned, else every 30 s).
+-- docs/openresty.md's init_worker_by_lua_block ("## Keep from
+-- init_worker_by_lua"), its paths filled in, its keep's lease and interval
+-- short (the defaults: a look every 5 s, polls learned, else every 30 s).
 local function keep_block(dir)
-  local readme = assert(helper.read_file(ROOT .. "/README.md"))
-  local at = assert(readme:find("\n### Keep\n", 1, true), "the README has no ### Keep")
-  local block = assert(readme:match("```nginx\n(.-)\n```", at), "no nginx block under ### Keep")
+  local doc = assert(helper.read_file(ROOT .. "/docs/openresty.md"))
+  local at = assert(doc:find("\n## Keep from init_worker_by_lua\n", 1, true),
+    "docs/openresty.md has no ## Keep from init_worker_by_lua")
+  local block = assert(doc:match("```nginx\n(.-)\n```", at), "no nginx block under ## Keep from init_worker_by_lua")
   local n1, n2
   block, n1 = block:gsub("/path/to/tasks%.jsonl", (dir:gsub("%%", "%%%%")) .. "/tasks.jsonl")
   block, n2 = block:gsub("/path/to/videos", (dir:gsub("%%", "%%%%")))
   local n3
   block, n3 = block:gsub("client:keep { dir = ", "client:keep { lease = 1, interval = 0.2, dir = ")
-  assert(n1 == 1 and n2 == 1 and n3 == 1, "the README's block names no /path/to/tasks.jsonl or /path/to/videos"
+  assert(n1 == 1 and n2 == 1 and n3 == 1, "docs/openresty.md's block names no /path/to/tasks.jsonl or /path/to/videos"
     .. " or has no client:keep { dir = ...")
   return block
 end
 
--- `workers` workers, each keeping the journal from the README's timer; GET
+-- `workers` workers, each keeping the journal from the docs' timer; GET
 -- /gen?i=N writes the serving worker's pid to dir/gen.pid, then generates into dir/N.mp4.
 local function nginx_conf(dir, port, emu_url, workers)
   local journal = dir .. "/tasks.jsonl"

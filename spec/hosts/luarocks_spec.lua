@@ -7,7 +7,7 @@
 --     and downloads the video;
 --   * the library needs no LuaSocket; the emulator says how to install it;
 --   * (lua5.4 only) `make` calls no package manager, and builds where there is none.
---   * (lua5.4 only) the README's LuaRocks lines, run as written (see below).
+--   * (lua5.4 only) docs/install.md's LuaRocks lines, run as written (see below).
 
 local helper = require "spec.helper"
 
@@ -351,7 +351,7 @@ describe("make without a package manager", function()
   end)
 end)
 
--- The README's "LuaRocks" section, line by line, as a user types it: the
+-- docs/install.md's "LuaRocks" section, line by line, as a user types it: the
 -- lines of its ```sh blocks (comments stripped) run in one shell each, under
 -- a fresh HOME, then the section's `starvideos models`, `validate` and
 -- `generate` lines against the emulator.  The root lines of the first block
@@ -360,9 +360,9 @@ end)
 -- 5.1, 5.2 and 5.3 the 5.4 lines with their version ("5.1, 5.2, 5.3 alike").
 -- The user lines (--local, luarocks path) run as nobody when the suite is
 -- root.  Once, under lua5.4: 9 builds of the rock, one to two minutes.
-describe("the README's LuaRocks lines", function()
+describe("docs/install.md's LuaRocks lines", function()
   if vm ~= "lua5.4" then
-    pending("README checks: they run once, under lua5.4")
+    pending("docs checks: they run once, under lua5.4")
     return
   end
   if not helper.execute("command -v luarocks >/dev/null 2>&1") then
@@ -371,8 +371,8 @@ describe("the README's LuaRocks lines", function()
   end
 
   -- the section's fenced blocks, in order: { lang =, lines = { ... } }
-  local section = assert((helper.read_file(root .. "/README.md") or ""):match("\n## LuaRocks\n(.-)\n## "),
-    "README.md has no LuaRocks section")
+  local section = assert((helper.read_file(root .. "/docs/install.md") or ""):match("\n## LuaRocks\n(.-)\n## "),
+    "docs/install.md has no LuaRocks section")
   local blocks = {}
   for lang, body in section:gmatch("```(%w*)\n(.-)```") do
     local lines = {}
@@ -531,7 +531,7 @@ print("(not found)")]]) .. ")"
       assert.is_true(ok, out)
       local tree = home .. "/rocks-" .. v
       assert.matches("starvideos scm-1 is now installed in " .. tree, out, 1, true)
-      -- --deps-mode=none's warning is the README's, word for word, and false: Debian's cjson is used
+      -- --deps-mode=none's warning is the docs', word for word, and false: Debian's cjson is used
       assert.matches(WARNING, out, 1, true)
       assert.matches("\ncjson /usr/lib/[^\n]*/lua/" .. v .. "/cjson%.so\n", out)
       assert.matches("\ncore " .. tree .. "/lib/lua/" .. v .. "/starvideos/core.so\n", out, 1, true)
@@ -600,7 +600,7 @@ print("(not found)")]]) .. ")"
       check_luajit_script(home, treejit, session(home, { eval, LUAJIT_SCRIPT }))
     end)
 
-    it("in one tree instead, LuaJIT's rock moves 5.4's command aside to bin/starvideos~ (as the README says)",
+    it("in one tree instead, LuaJIT's rock moves 5.4's command aside to bin/starvideos~ (as the docs say)",
       function()
       assert.is_true(install_ok, install_out)
       local first = helper.read_file(tree54 .. "/bin/starvideos")
@@ -613,7 +613,7 @@ print("(not found)")]]) .. ")"
     end)
   end)
 
-  it("where there is no lua5.1, LuaJIT's tree's command runs on luajit (as the README says)", function()
+  it("where there is no lua5.1, LuaJIT's tree's command runs on luajit (as the docs say)", function()
     if not luajit then
       pending("luajit is not installed (Debian: apt-get install luajit2, or make deps)")
       return

@@ -1,10 +1,11 @@
 -- What a newcomer meets in the first hour (issue 16, "what the walkthrough
 -- found"): the command line on a narrow terminal (sizes, clipping, a 40-column
 -- pseudo-terminal); an error against the default host naming STARVIDEOS_BASE_URL
--- (no network: a fake transport, or a namespace of its own); the README's lines
--- run as written ("A Lua script" from another directory, "The emulator" well
--- under the default 30 s interval); docs/api.md against the validator; and
--- every README/docs link inside the repository.  (The emulator's own flags and
+-- (no network: a fake transport, or a namespace of its own); the docs' lines
+-- run as written (README.md's "Five lines", docs/install.md's "From a checkout"
+-- from another directory, docs/emulator.md's "Start it" well under the default
+-- 30 s interval); docs/api.md against the validator; and every README/docs
+-- link inside the repository.  (The emulator's own flags and
 -- output: spec/tools/emulator_spec.lua.)
 
 local helper = require "spec.helper"
@@ -211,16 +212,18 @@ describe("an error against the default host", function()
   end)
 end)
 
--- ------------------------------------------------------------ README checks
+-- ------------------------------------------------------------ the docs' lines
 
 local README = assert(helper.read_file(root .. "/README.md"))
 
--- The text of the README's section "## name", up to the next "## ".
-local function section(name)
-  local start = README:find("\n## " .. name .. "\n", 1, true)
-  assert(start, "the README has no section " .. name)
-  local stop = README:find("\n## ", start + 1, true) or #README
-  return README:sub(start, stop)
+-- The text of the section "## name" of a page (default README.md), up to the
+-- next "## ".
+local function section(name, path)
+  local text = path and assert(helper.read_file(root .. "/" .. path), path) or README
+  local start = text:find("\n## " .. name .. "\n", 1, true)
+  assert(start, (path or "README.md") .. " has no section " .. name)
+  local stop = text:find("\n## ", start + 1, true) or #text
+  return text:sub(start, stop)
 end
 
 -- The ```sh blocks of a text, each a list of its lines.
@@ -234,15 +237,76 @@ local function sh_blocks(text)
   return blocks
 end
 
-describe("the README", function()
+-- The emulator as the first terminal runs `line` at the top of the checkout
+-- (with no key in its environment): its four printed lines, the last two its
+-- export lines; stopped when the calling test ends.
+local function first_terminal(line)
+  local proc = helper.spawn("sh -c " .. q("cd " .. q(root) .. " && unset STARVIDEOS_API_KEY && exec "
+    .. line .. " 2>/dev/null"))
+  finally(function()
+    helper.execute("kill " .. proc.pid .. " 2>/dev/null")
+    proc:close()
+  end)
+  local printed = {}
+  for i = 1, 4 do printed[i] = proc.pipe:read("*l") end
+  assert.matches("^starvideos emulator listening on http://127%.0%.0%.1:%d+$", printed[1])
+  return printed
+end
+
+-- The shown export lines are the emulator's, but for the port.
+local function same_exports(shown, printed)
+  assert.are.equal(shown[1]:gsub(":%d+$", ":PORT"), printed[3]:gsub(":%d+$", ":PORT"))
+  assert.are.equal(shown[2], printed[4])
+end
+
+-- A shell command line, timed: its output, whether it succeeded, its seconds.
+local function timed(cmd)
+  local socket = require "socket"
+  local t0 = socket.gettime()
+  local out, ok = helper.capture("sh -c " .. q(cmd) .. " 2>&1 </dev/null")
+  return out, ok, socket.gettime() - t0
+end
+
+describe("the docs' lines", function()
   if helper.vm ~= "lua5.4" then
-    pending("its lines run lua5.4 (bin/starvideos, make): checked under lua5.4 only")
+    pending("their lines run lua5.4 (bin/starvideos, make): checked under lua5.4 only")
     return
   end
   after_each(helper.cleanup)
 
-  describe("'A Lua script'", function()
-    -- A script as the README's users write one: validate, then generate against
+  describe("README.md's 'Five lines'", function()
+    it("run as written against the emulator, and end in a few seconds", function()
+      local text = section("Five lines")
+      local blocks = sh_blocks(text)
+      assert.are.equal(2, #blocks)
+      local first, shown = blocks[1], blocks[2]
+      assert.are.same({ "make" }, { first[1] })
+      assert.are.equal(2, #first)
+      local lua = assert(text:match("\n```lua\n(.-\n)```"), "README.md's Five lines has no lua block")
+      assert.are.equal(5, select(2, lua:gsub("\n", "\n")), "the five lines are " .. lua)
+      assert.is_true(helper.execute("cd " .. q(root) .. " && " .. helper.UNINSTRUMENTED
+        .. "-u MAKEFLAGS -u MFLAGS -u MAKELEVEL " .. first[1] .. " >/dev/null"))
+      local printed = first_terminal(first[2])
+      same_exports(shown, printed)
+      -- the second terminal, at the top of the checkout: the printed exports, the
+      -- eval; the script then run from a folder of its own (the paths are absolute)
+      assert.are.equal('eval "$(make -s env)"', shown[3])
+      local script = shown[4]:match("^lua5%.4 (%S+%.lua)$")
+      assert.truthy(script, shown[4])
+      assert.are.equal(4, #shown)
+      local dir = helper.tmpdir()
+      helper.write_file(dir .. "/" .. script, lua)
+      local out, ok, took = timed("unset LUA_PATH LUA_CPATH LUA_PATH_5_4 LUA_CPATH_5_4; cd " .. q(root) .. " && "
+        .. printed[3] .. " && " .. printed[4] .. " && " .. shown[3] .. " && cd " .. q(dir) .. " && " .. shown[4])
+      assert.is_true(ok, out)
+      assert.matches("^video_videos_%d+\tkitten%.mp4\n$", out)
+      assert.are.equal("ftyp", helper.read_file(dir .. "/kitten.mp4"):sub(5, 8))
+      assert.is_true(took < 12, ("it took %.1f s"):format(took))
+    end)
+  end)
+
+  describe("docs/install.md's 'From a checkout'", function()
+    -- A script as the docs' users write one: validate, then generate against
     -- the emulator (the environment says where).
     local SCRIPT = [[
 local starvideos = require "starvideos"
@@ -268,7 +332,7 @@ print(task.status, task.path)
     end
 
     it("runs as written, and a script elsewhere finds the library", function()
-      local block = sh_blocks(section("A Lua script"))[1]
+      local block = sh_blocks(section("From a checkout", "docs/install.md"))[1]
       assert.is_table(block)
       run_here(helper.tmpdir(), block, "lua5.4")
     end)
@@ -276,42 +340,28 @@ print(task.status, task.path)
     local built = helper.exists(root .. "/build/luajit/starvideos/core.so")
       and helper.exists(root .. "/build/luajit/starvideos/curl.so")
     local it_jit = (built and has_command("luajit")) and it or pending
-    it_jit("runs on LuaJIT with the line it gives for another VM", function()
-      local line = section("A Lua script"):match('`(eval "%$%(make %-s env VM=luajit%)")`')
-      assert.is_string(line, "no `eval \"$(make -s env VM=luajit)\"` in the section")
+    it_jit("runs on LuaJIT with the line docs/install.md gives for another VM", function()
+      local line = section("Every VM", "docs/install.md"):match('`(eval "%$%(make %-s env VM=luajit%)")`')
+      assert.is_string(line, "no `eval \"$(make -s env VM=luajit)\"` in docs/install.md's Every VM")
       run_here(helper.tmpdir(), { line }, "luajit")
     end)
   end)
 
-  describe("'The emulator'", function()
+  describe("docs/emulator.md's 'Start it'", function()
     it("runs as written, and the generate it shows ends well before the default 30 s interval", function()
-      local blocks = sh_blocks(section("The emulator"))
+      local blocks = sh_blocks(section("Start it", "docs/emulator.md"))
       local start_line, shown = blocks[1][1], blocks[2]
       assert.are.equal(1, #blocks[1])
-      -- the emulator, as the first terminal runs it (with no key in its environment)
-      local proc = helper.spawn("sh -c " .. q("cd " .. q(root) .. " && unset STARVIDEOS_API_KEY && exec "
-        .. start_line .. " 2>/dev/null"))
-      finally(function()
-        helper.execute("kill " .. proc.pid .. " 2>/dev/null")
-        proc:close()
-      end)
-      local printed = {}
-      for i = 1, 4 do printed[i] = proc.pipe:read("*l") end
-      assert.matches("^starvideos emulator listening on http://127%.0%.0%.1:%d+$", printed[1])
-      -- the README's export lines are the emulator's, but for the port
-      assert.are.equal(shown[1]:gsub(":%d+$", ":PORT"), printed[3]:gsub(":%d+$", ":PORT"))
-      assert.are.equal(shown[2], printed[4])
-      -- the second terminal: the lines it printed, then the README's next lines as written
+      local printed = first_terminal(start_line)
+      same_exports(shown, printed)
+      -- the second terminal: the lines it printed, then the docs' next lines as written
       local dir = helper.tmpdir()
       assert.is_true(helper.execute("ln -s " .. q(root .. "/bin") .. " " .. q(dir .. "/bin")))
       local rest = {}
       for i = 3, #shown do rest[#rest + 1] = shown[i] end
-      local cmd = "cd " .. q(dir) .. " && " .. printed[3] .. " && " .. printed[4] .. " && "
-        .. table.concat(rest, "\n")
-      local socket = require "socket"
-      local t0 = socket.gettime()
-      local out, ok = helper.capture("sh -c " .. q(cmd) .. " 2>&1 </dev/null")
-      local took = socket.gettime() - t0
+      assert.is_true(#rest >= 1)
+      local out, ok, took = timed("cd " .. q(dir) .. " && " .. printed[3] .. " && " .. printed[4] .. " && "
+        .. table.concat(rest, "\n"))
       assert.is_true(ok, out)
       assert.are.equal("ftyp", helper.read_file(dir .. "/kitten.mp4"):sub(5, 8))
       assert.is_true(took < 12, ("it took %.1f s"):format(took))

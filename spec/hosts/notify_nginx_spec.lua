@@ -1,10 +1,10 @@
--- Webhooks and nginx (issue 15, "Tests with real processes"): the README's
+-- Webhooks and nginx (issue 15, "Tests with real processes"): docs/webhooks.md's
 -- OpenResty receiver (spec/support/readme.lua's hook_receiver; its access log
 -- gives each request's webhook-id, status and Authorization) takes the events
 -- of 20 generates when it is down for their first 5 s, and the event of a
 -- process killed -9 between download and delivery, sent by keep; and a client
 -- inside nginx sends its own webhooks, to the spec's Python receiver and to the
--- README's.  Pending, with the reason, where nginx or its lua module is missing.
+-- docs'.  Pending, with the reason, where nginx or its lua module is missing.
 
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
@@ -30,7 +30,7 @@ describe("webhooks and nginx:", function()
     helper.cleanup()
   end)
 
-  describe("the README's OpenResty receiver", function()
+  describe("docs/webhooks.md's OpenResty receiver", function()
     local dir
 
     before_each(function() dir = helper.tmpdir() end)
@@ -123,7 +123,7 @@ describe("webhooks and nginx:", function()
     local dir, rx, run
 
     -- GET /gen?to=py|ngx: a client (a journal dir/<to>.j, notify to the Python
-    -- receiver or to the README's receiver at /hook of this nginx) generates into
+    -- receiver or to the docs' receiver at /hook of this nginx) generates into
     -- dir/<to>.mp4; the answer is "ok <id>" or the error.
     local function gen_location()
       return {
@@ -182,7 +182,7 @@ describe("webhooks and nginx:", function()
       assert.is_nil(delivered[1].status) -- taken, not refused
     end)
 
-    it("the README's OpenResty receiver in the same nginx verifies its event (200), no Authorization; "
+    it("docs/webhooks.md's OpenResty receiver in the same nginx verifies its event (200), no Authorization; "
       .. "the journal records it delivered", function()
       local id = gen("ngx")
       local wid = Notify.id(id, "task.completed")

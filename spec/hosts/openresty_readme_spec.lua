@@ -1,6 +1,6 @@
--- README checks for nginx: the whole nginx.conf under "### OpenResty" in
--- README.md, run as "## OpenResty" says (Debian's /usr/sbin/nginx, its own
--- prefix) with only its placeholders filled in; and the commands of
+-- The docs' nginx, run: the whole nginx.conf under "## The whole nginx.conf" in
+-- docs/openresty.md, run as its "## Run it" says (Debian's /usr/sbin/nginx, its
+-- own prefix) with only its placeholders filled in; and the commands of
 -- examples/openresty/README.md, run line by line against the emulator they
 -- start.  Each ends with a whole video on disk.  Ports are the system's, and
 -- every address is 127.0.0.1 (the emulator's video URLs too: no name is ever
@@ -141,7 +141,7 @@ local function whole_video(path, base, key, id)
   assert.is_true(helper.read_file(path) == emulator_video(base, key, id), path .. " is not the emulator's video")
 end
 
-local README = assert(helper.read_file(ROOT .. "/README.md"))
+local OPENRESTY = assert(helper.read_file(ROOT .. "/docs/openresty.md"))
 local EXAMPLE = assert(helper.read_file(ROOT .. "/examples/openresty/README.md"))
 
 describe("examples/openresty/README.md's table of statuses", function()
@@ -173,7 +173,7 @@ if why then
   return
 end
 
-describe("the README's nginx.conf (\"### OpenResty\")", function()
+describe("docs/openresty.md's nginx.conf (\"## The whole nginx.conf\")", function()
   local emu, nginx, dir
   setup(function()
     emu = helper.emulator { key = KEY, queued = 0.2, processing = 0.5 }
@@ -186,24 +186,27 @@ describe("the README's nginx.conf (\"### OpenResty\")", function()
   end)
 
   it("runs as pasted, with its placeholders filled in, and a request gets a whole video", function()
-    local setup_text = section(README, "## OpenResty")
+    local setup_text = section(OPENRESTY, "## Run it")
     local sh = blocks(setup_text, "sh")
-    assert.equal(2, #sh, "two shell blocks under ## OpenResty")
+    assert.equal(2, #sh, "two shell blocks under ## Run it")
     local install = commands(sh[1])
+    assert.equal(3, #install, "docs/openresty.md's install block")
     installed(install[1])
-    assert.equal("make build/luajit/starvideos/core.so build/luajit/starvideos/sign.so", install[2])
+    assert.equal("make", install[2]) -- the emulator's core (Lua 5.4)
+    assert.equal("make build/luajit/starvideos/core.so build/luajit/starvideos/sign.so", install[3])
     run(ROOT, install[2])
+    run(ROOT, install[3])
     local launch, ask = commands(sh[2])[1], commands(sh[2])[2]
     local nginx_cmd = assert(launch:match("^STARVIDEOS_API_KEY=%.%.%. (/usr/sbin/nginx .*)$"), launch)
 
-    local confs = blocks(section(README, "### OpenResty"), "nginx")
-    assert.equal(1, #confs, "one nginx block under ### OpenResty")
+    local confs = blocks(section(OPENRESTY, "## The whole nginx.conf"), "nginx")
+    assert.equal(1, #confs, "one nginx block under ## The whole nginx.conf")
     local port = helper.free_ports(1)[1]
     local out = dir .. "/out"
-    local conf = fill(confs[1], "/path/to/starvideos", ROOT, "the README's nginx.conf")
-    conf = fill(conf, "/path/to/out", out, "the README's nginx.conf")
-    conf = fill(conf, "127.0.0.1:8080", "127.0.0.1:" .. port, "the README's nginx.conf")
-    passes_base_url(conf, "the README's nginx.conf")
+    local conf = fill(confs[1], "/path/to/starvideos", ROOT, "docs/openresty.md's nginx.conf")
+    conf = fill(conf, "/path/to/out", out, "docs/openresty.md's nginx.conf")
+    conf = fill(conf, "127.0.0.1:8080", "127.0.0.1:" .. port, "docs/openresty.md's nginx.conf")
+    passes_base_url(conf, "docs/openresty.md's nginx.conf")
     helper.write_file(dir .. "/nginx.conf", conf)
     assert(helper.execute("mkdir " .. q(out)))
     if AS_ROOT then -- "nobody ... must then be able to ... write /path/to/out"
@@ -214,9 +217,9 @@ describe("the README's nginx.conf (\"### OpenResty\")", function()
 
     nginx = start(dir, str_format("STARVIDEOS_API_KEY=%s STARVIDEOS_BASE_URL=%s %s", KEY, emu.url, nginx_cmd),
       dir .. "/nginx.out", port)
-    ask = fill(ask, "127.0.0.1:8080", "127.0.0.1:" .. port, "the README's curl line")
+    ask = fill(ask, "127.0.0.1:8080", "127.0.0.1:" .. port, "docs/openresty.md's curl line")
     -- the library's first poll comes after 30 s when nothing was learned yet
-    local path = run(dir, fill(ask, "curl ", "curl -sS -m 120 ", "the README's curl line")):match("^(.-)\n?$")
+    local path = run(dir, fill(ask, "curl ", "curl -sS -m 120 ", "docs/openresty.md's curl line")):match("^(.-)\n?$")
     assert.truthy(path:find("^" .. plain(out) .. "/%x+%.mp4$"), "the answer: " .. path)
     local created = emu:tasks()
     assert.equal(1, #created)

@@ -26,10 +26,10 @@ describe("file names from task ids", function()
     assert.equal("%C3%A9t%C3%A9", name("été"))
   end)
 
-  it("maps the README's examples as the README says", function()
-    local readme = assert(helper.read_file(helper.root .. "/README.md"))
-    local para = readme:match("\nFiles from task ids:(.-)\n\n")
-    assert.truthy(para, "README: no paragraph 'Files from task ids:'")
+  it("maps docs/batch.md's examples as docs/batch.md says", function()
+    local doc = assert(helper.read_file(helper.root .. "/docs/batch.md"))
+    local para = doc:match("\n## File names from task ids\n\n(.-)\n\n")
+    assert.truthy(para, "docs/batch.md: no section '## File names from task ids'")
     local n = 0
     for id, file in para:gsub("%s+", " "):gmatch("`([^`]+)` (%l+ `[^`]+)`") do
       local verb, shown = file:match("^(%l+) `(.*)$")

@@ -1,13 +1,30 @@
--- Steps the README checks share (spec/hosts/love_spec.lua, spec/hosts/embed_spec.lua,
--- spec/extras/webhook_spec.lua, spec/extras/notify_spec.lua): the lines of a sh block, the
--- emulator started as a README line says, and the README's OpenResty webhook
--- receiver in an nginx of the spec's.
+-- Steps the checks of the docs share (spec/hosts/love_spec.lua, spec/hosts/embed_spec.lua,
+-- spec/extras/webhook_spec.lua, spec/extras/notify_spec.lua, spec/hosts/notify_nginx_spec.lua):
+-- a section of a markdown page, the lines of a sh block, the emulator started as
+-- a line of the docs says, and docs/webhooks.md's OpenResty webhook receiver in
+-- an nginx of the spec's.
 
 local helper = require "spec.helper"
 
 local shell_quote = helper.shell_quote
 
 local readme = {}
+
+-- The text of the markdown page at path (from the checkout's top) under the
+-- heading line `heading` ("## LÖVE"), up to the next heading of its level or
+-- above; raises when the page or the heading is missing.
+function readme.section(path, heading)
+  local text = assert(helper.read_file(helper.root .. "/" .. path), "cannot read " .. path)
+  local level = #heading:match("^#+")
+  local start = ("\n" .. text):find("\n" .. heading .. "\n", 1, true)
+  assert(start, path .. " has no heading " .. heading)
+  local body = text:sub(start + #heading + 1)
+  local stop
+  for pos, hashes in body:gsub("```.-```", function(b) return (b:gsub("[^\n]", " ")) end):gmatch("()\n(#+) ") do
+    if #hashes <= level then stop = pos break end
+  end
+  return stop and body:sub(1, stop) or body
+end
 
 -- The commands of a ```sh block: continuation lines joined, comments dropped.
 function readme.sh_lines(block)
@@ -16,7 +33,7 @@ function readme.sh_lines(block)
   return lines
 end
 
--- Runs a README's `bin/starvideos emulator ...` line in folder dir (it picks
+-- Runs the docs' `bin/starvideos emulator ...` line in folder dir (it picks
 -- its port unless the line says --port); returns the URL it printed (nil when
 -- none) and a function that stops it.
 function readme.emulator(dir, line)
@@ -35,20 +52,24 @@ function readme.emulator(dir, line)
   end
 end
 
--- A README line with its http://127.0.0.1:PORT made url.
+-- A line of the docs with its http://127.0.0.1:PORT made url.
 function readme.with_url(line, url)
   assert(line:find("http://127.0.0.1:PORT", 1, true), "no http://127.0.0.1:PORT in: " .. line)
   return (line:gsub("http://127%.0%.0%.1:PORT", url))
 end
 
--- The fenced block of `lang` in the README's "### Webhooks" section.
+-- The receivers of docs/webhooks.md, by the language of their fenced block.
+local RECEIVERS = { lua = "## An OpenResty receiver", python = "## A Python receiver" }
+
+-- The fenced block of `lang` under its receiver's heading in docs/webhooks.md.
 function readme.webhooks_block(lang)
-  local text = assert(helper.read_file(helper.root .. "/README.md"))
-  local section = assert(text:match("\n### Webhooks\n(.-)\n##? "), "README has no ### Webhooks section")
-  return assert(section:match("```" .. lang .. "\n(.-)```"), "### Webhooks has no " .. lang .. " block")
+  local heading = assert(RECEIVERS[lang], "docs/webhooks.md has no receiver in " .. tostring(lang))
+  local section = readme.section("docs/webhooks.md", heading)
+  return assert(section:match("```" .. lang .. "\n(.-)```"), "docs/webhooks.md's " .. heading .. " has no "
+    .. lang .. " block")
 end
 
--- nginx serving the README's OpenResty receiver (its ```lua block, as written)
+-- nginx serving docs/webhooks.md's OpenResty receiver (its ```lua block, as written)
 -- at /hook, with WEBHOOK_SECRET = secret, its files in dir; `more`: lines
 -- for the server block; access_log: a file where each request's webhook-id,
 -- status and Authorization go ("<id> <status> <authorization or ->" a line),
