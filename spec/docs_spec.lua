@@ -204,20 +204,6 @@ describe("README.md", function()
       end
     end
   end)
-
-  -- err.transient: errors.lua sets it from core.transient; the docs say
-  -- whether this version's core has that table.
-  it("says whether err.transient is set, as the C core has it", function()
-    local never = "never set in " .. config.VERSION
-    for name, text in pairs { ["README.md"] = README, ["docs/reference.md"] = REFERENCE } do
-      local said = (row(section(text, "## Errors"), "transient") or {})[2] or ""
-      if core.transient then
-        assert.falsy(said:find(never, 1, true), name .. " says err.transient is never set, but core.transient is there")
-      else
-        assert.truthy(said:find(never, 1, true), name .. " documents err.transient, which no error carries")
-      end
-    end
-  end)
 end)
 
 -- ------------------------------------------------------------ links
