@@ -158,7 +158,7 @@ deps-checked:
 # the syntax (luacheck reads 5.4's: //, goto, <close>, ...).
 LUA_FILES  = $(shell find lua spec -name '*.lua') bin/starvideos
 lint:
-	@status=0; luacheck -q lua bin spec || status=1; \
+	@status=0; luacheck -q lua bin spec bench tools || status=1; \
 	for f in $(LUA_FILES); do luac5.1 -p "$$f" || status=1; done; exit $$status
 
 # The suite in tiers.  `make test`: the specs of spec/ but spec/hosts/ (each

@@ -10,7 +10,6 @@
 -- Target: ours <= 4 ms.
 local B = require "bench.common"
 local starvideos = require "starvideos"
-local journal = require "starvideos.records.journal"
 local samples = require "starvideos.records.samples"
 local core = require "starvideos.core"
 local big = require "bench.lib.big_journal"

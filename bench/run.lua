@@ -115,7 +115,6 @@ local function machine()
   m[#m + 1] = { "Lua modules", str_format("lua-cjson %s, %s, LuaSec %s", cjson._VERSION or "?",
     socket._VERSION or "LuaSocket ?", first_line("dpkg-query -W -f='${Version}' lua-sec")) }
   m[#m + 1] = { "compiler", first_line("cc --version") }
-  m[#m + 1] = { "valgrind", first_line("valgrind --version") }
   m[#m + 1] = { "commit", first_line("git rev-parse --short HEAD") .. (sh("git status --porcelain 2>/dev/null") ~= ""
     and " (with uncommitted changes)" or "") }
   m[#m + 1] = { "load average at start", loadavg() }
@@ -231,7 +230,7 @@ end
 -- ------------------------------------------------------------ scripts
 
 local ORDER = { "query_http", "query_https", "poll_many", "download", "step", "notice_lag", "soak", "require_time",
-  "callgrind", "wait_all", "fleet", "journal_read" }
+  "wait_all", "fleet", "journal_read" }
 
 local function scripts()
   local list, only = {}, os.getenv("BENCH_ONLY")

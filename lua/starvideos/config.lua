@@ -75,7 +75,7 @@ local function show(v)
   return tostring(v)
 end
 
-function M.is_integer(v)
+local function is_integer(v)
   return type(v) == "number" and v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53
 end
 
@@ -103,13 +103,13 @@ function C.interval(v)
   if type(v) ~= "number" or not (v >= 0 and v <= DAY) then return "a number of seconds in [0, 86400]" end
 end
 function C.retries(v)
-  if not M.is_integer(v) or v < 0 or v > 10 then return "a whole number from 0 to 10" end
+  if not is_integer(v) or v < 0 or v > 10 then return "a whole number from 0 to 10" end
 end
 function C.connections(v)
-  if not M.is_integer(v) or v < 1 or v > 1024 then return "a whole number from 1 to 1024" end
+  if not is_integer(v) or v < 1 or v > 1024 then return "a whole number from 1 to 1024" end
 end
 function C.resumes(v)
-  if not M.is_integer(v) or v < 0 or v > 100 then return "a whole number from 0 to 100" end
+  if not is_integer(v) or v < 0 or v > 100 then return "a whole number from 0 to 100" end
 end
 function C.rate(v)
   if type(v) ~= "number" or not (v > 0 and v <= 1e6) then return "a number of requests per second in (0, 1e6]" end
@@ -132,7 +132,7 @@ function C.limit(v)
       return "create_limit." .. tostring(k) .. ": unknown field (count, per)", true
     end
   end
-  if not M.is_integer(v.count) or v.count < 1 or v.count > 1e9 then
+  if not is_integer(v.count) or v.count < 1 or v.count > 1e9 then
     return "create_limit.count: a whole number of creates from 1 to 1e9 expected, got " .. show(v.count), true
   end
   if type(v.per) ~= "number" or not (v.per >= 1 and v.per <= 366 * DAY) then
@@ -142,18 +142,17 @@ end
 
 -- The one URL check is the core's (core.check_url, fuzzed): nil when v is a
 -- base URL (http(s)://host[:port][/path], nothing else), else what is wrong.
-function M.url_problem(v, field)
+function C.url(v, field)
   local ok, err = core.check_url(v, field or "base_url", true)
   if not ok then return err.message end
 end
-C.url = M.url_problem
 
--- proxy = "http://host:port": the URL check, then an http proxy with its port
--- and nothing after it (both transports speak plain HTTP to it).
+-- proxy = "http://host:port": an http proxy with its port and nothing after
+-- it (both transports speak plain HTTP to it).
 function C.proxy(v)
-  local ok, err = core.check_url(v, "proxy", true)
-  if not ok then return err.message, true end
-  if not (v:find("^[Hh][Tt][Tt][Pp]://[^/]+:%d+/?$") and v:find(":%d+/?$")) then
+  local u, err = core.check_url(v, "proxy", true)
+  if not u then return err.message, true end
+  if u.scheme ~= "http" or u.path ~= "/" or not u.authority:find(":%d+$") then
     return "proxy: expected http://host:port (an http proxy and its port, no path), found " .. show(v), true
   end
 end
@@ -259,8 +258,6 @@ function C.store(v)
   local ok, err = pcall(M.store_url, v)
   if not ok then return tostring(err), true end
 end
-
-M.checkers = C
 
 -- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a
 -- typo or a bad value, at `level` (default: the caller of the caller)
@@ -371,7 +368,7 @@ local function from_env(cfg, opts)
     local env = os_getenv("STARVIDEOS_BASE_URL")
     cfg.base_url = (env and env ~= "") and env or M.DEFAULT_BASE_URL
     cfg.base_url_unset = not (env and env ~= "") -- errors.note_default_host says so
-    local bad = M.url_problem(cfg.base_url, "STARVIDEOS_BASE_URL")
+    local bad = C.url(cfg.base_url, "STARVIDEOS_BASE_URL")
     if bad then error(string_format("bad base URL (%s)", bad), 4) end
   end
   if cfg.log == nil and opts.log == nil then

@@ -1,4 +1,4 @@
---- starvideos: a client for the StarVideos asynchronous video-generation API.
+-- starvideos: a client for the StarVideos asynchronous video-generation API.
 -- This file is the module's face: starvideos.new, validate, models, pending,
 -- file_name, verify_webhook and the default client.  The client is client.lua;
 -- docs/architecture.md shows the layers below it, docs/reference.md every call.
@@ -7,7 +7,6 @@
 --     local client = starvideos.new { api_key = os.getenv "STARVIDEOS_API_KEY" }
 --     local task = assert(client:generate({ model = "videos", prompt = "A kitten on a meadow",
 --       duration = 5 }, { out = "kitten.mp4" }))
--- @module starvideos
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -26,18 +25,13 @@ local M = {
   new_error = new_error,
 }
 
---- A new client.  Every option is checked: a wrong type or value raises.
+-- A new client.  Every option is checked: a wrong type or value raises.
 -- docs/reference.md lists the options; config.lua's DEFAULTS holds their defaults.
--- @function new
--- @tparam[opt] table opts
--- @treturn starvideos.client the client
 M.new = Client.new
 
---- Check a request against its model's rules, with no network.
--- @tparam table params what `client:create` takes: `model`, `prompt`, `duration`,
+-- Check a request against its model's rules, with no network.
 -- `ratio`, `resolution`, `first_image`, `last_image`, `referenceImages`,
 -- `referenceVideos`, `referenceAudios`, `extra`
--- @return `true`, or `nil` and an error (`kind` `invalid_request`, `field` the culprit)
 function M.validate(params)
   if type(params) ~= "table" then argerror(1, "validate", "table", type(params)) end
   local text, err = config.extra_json(params)
@@ -68,24 +62,19 @@ local function readonly(t, name)
   })
 end
 
---- The capability table of the five models, read-only: for each model name, what
+-- The capability table of the five models, read-only: for each model name, what
 -- it accepts (`duration`, `ratios`, `resolutions`, `max_images`, `max_videos`,
 -- `max_audios`, `prompt_max`, ...) and its `endpoint`.  Writing to it raises.
--- @table models
 M.models = readonly(core.models, "starvideos.models")
 
---- The file name (without folder or ".mp4") that `resume`, `wait_all`'s `out_dir`
+-- The file name (without folder or ".mp4") that `resume`, `wait_all`'s `out_dir`
 -- and the command line's `download ID DIR` give a task's video: different ids give
 -- different names, within the file system's 255 bytes (`A-Z a-z 0-9 - _ .` kept,
 -- other bytes as `%XX`; a long id cut, with a hash of the whole).
--- @string id a task id
--- @treturn string
 M.file_name = journal.file_name
 
---- The creates of a journal whose answer never came (the task may exist, and be
+-- The creates of a journal whose answer never came (the task may exist, and be
 -- paid for), with no network.
--- @string path the journal file
--- @return a list of `{["local"]=, model=, prompt_hash=, time=}`, or `nil` and an error
 function M.pending(path)
   if type(path) ~= "string" or path == "" then argerror(1, "pending", "journal path", type(path)) end
   local list, err, pending = journal.read(path)
@@ -119,15 +108,10 @@ local function refused(name, what)
   return nil, new_error("invalid_request", name .. ": " .. what, { field = name })
 end
 
---- Check a webhook signed as Standard Webhooks (the events `notify` sends, or any
+-- Check a webhook signed as Standard Webhooks (the events `notify` sends, or any
 -- sender's): `webhook-id`, `webhook-timestamp` within `tolerance` seconds of now,
 -- and one of the `v1,<base64>` values of `webhook-signature` (HMAC-SHA256 of
 -- "id.timestamp.body", compared in constant time in C).  Header names in any case.
--- @string secret `whsec_<base64 key>`, or the key's bytes
--- @tparam table headers name -> value (ngx.req.get_headers() as it is)
--- @string body the raw body, before any JSON decoding
--- @tparam[opt] table opts `tolerance` (seconds, default 300)
--- @return `true`, or `nil` and an error (kind `invalid_request`, `field` the header or `secret`)
 function M.verify_webhook(secret, headers, body, opts)
   if type(secret) ~= "string" then argerror(1, "verify_webhook", "string", type(secret)) end
   if type(headers) ~= "table" then argerror(2, "verify_webhook", "table", type(headers)) end
@@ -162,23 +146,18 @@ end
 
 -- The default client, configured from the environment on first use.
 local default_client
---- The default client, made by `new` from the environment
+-- The default client, made by `new` from the environment
 -- (`STARVIDEOS_API_KEY`, `STARVIDEOS_BASE_URL`) on first use.
--- @treturn starvideos.client
 function M.default()
   if not default_client then default_client = Client.new() end
   return default_client
 end
 
---- `client:create` on the default client.
--- @tparam table params
+-- `client:create` on the default client.
 function M.create(params) return M.default():create(params) end
---- `client:query` on the default client.
--- @param id a task id or task
+-- `client:query` on the default client.
 function M.query(id) return M.default():query(id) end
---- `client:wait` on the default client.
--- @param id a task id or task
--- @tparam[opt] table opts
+-- `client:wait` on the default client.
 function M.wait(id, opts) return M.default():wait(id, opts) end
 
 return M

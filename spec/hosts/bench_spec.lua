@@ -30,10 +30,6 @@ local ROWS = {
   { "5000 sequential queries: RSS growth after warm-up", false },
   { "5000 sequential queries: descriptors left after close", false },
   { "require \"starvideos\" in a fresh process", "require \"cjson\" in a fresh process" },
-  { "callgrind, per call: validate", false },
-  { "callgrind, per call: build", false },
-  { "callgrind, per call: answer", false },
-  { "callgrind, per sequential query over HTTP: client:query(id)", "C: one reused libcurl easy handle" },
   { "wait_all of 20 tasks (emulator)", "one task waited alone" },
   { "a create and a poll, the ledger on Redis (store)", "the same, the ledger a journal file" },
   { "fleet throughput, 2 processes on one store, budget R = 5/s", "R / (API requests per task)" },
@@ -42,7 +38,7 @@ local ROWS = {
 
 -- What the bench needs that `make` does not build, or nil.
 local function missing()
-  for _, cmd in ipairs { "nginx", "openssl", "curl", "valgrind", "fallocate", "redis-server" } do
+  for _, cmd in ipairs { "nginx", "openssl", "curl", "fallocate", "redis-server" } do
     if not helper.execute("command -v " .. cmd .. " >/dev/null 2>&1") then return cmd .. " is not installed" end
   end
   local modules = "/usr/lib/nginx/modules/"
@@ -75,7 +71,7 @@ local NUMBER = "^%-?%d[%d.]*e?[%-+]?%d*"
 local why = missing()
 if helper.vm ~= "lua5.4" or why then
   describe("make bench's runner", function()
-    it("runs under lua5.4 with nginx, its lua module, openssl, curl and valgrind", function()
+    it("runs under lua5.4 with nginx, its lua module, openssl, curl, fallocate and redis-server", function()
       pending(why or "the bench runs on lua5.4 only")
     end)
   end)
