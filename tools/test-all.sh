@@ -57,6 +57,12 @@ if [ "${LINT_RESULT:-}" = failed ]; then
   total_failed=$((total_failed + 1))
   status=1
 fi
+# the failed files' logs again, last, where a truncated CI log still shows them
+for log in "$logdir"/*.log; do
+  grep -q '^==== spec' "$log" || continue
+  echo "==== failures of $(basename "$log" .log)"
+  sed -n '/^==== spec/,/^[0-9]* passed, [0-9]* failed$/p' "$log" | grep -Ev '^[0-9]+ passed, [0-9]+ failed$' | tail -n 60
+done
 echo "==== all parts"
 printf '%s' "$results"
 echo "$total_passed passed, $total_failed failed"
