@@ -56,7 +56,7 @@ function Job.new(ctx, goal, id, spec)
   spec = spec or {}
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, budget = ctx.budget, ledger = ctx.ledger, cfg = cfg, id = id,
-    goal = goal, task = task, status = task and task.status, done = false, wake = 0, state = "polling", req = false,
+    goal = goal, task = task, status = task and task.status, done = false, state = "polling", req = false,
     deadline = t + (spec.timeout or (spec.url and cfg.download_timeout or cfg.wait_timeout)) }, Job)
   for k, v in pairs(spec) do
     if KEPT[k] then job[KEPT[k]] = v end
@@ -319,7 +319,7 @@ function Job:advance(t)
     self.req = false
     return request_done(self, req, t)
   end
-  if t < self.wake then return end
+  if t < (self.loop.due[self] or 0) then return end
   if self.state == "creating" then return create(self, t) end
   if t >= self.deadline then
     local msg = string_format("task %s not finished before the deadline (last status: %s)", tostring(self.id),
@@ -353,7 +353,7 @@ function Job:cancel(keep)
   if self.done then return end
   local creq = self.state == "creating" and self.req
   if creq then
-    if not creq.queued and (creq.handle or creq.done) then self.cancelled = true; return end -- awaited
+    if not self.loop.queued[creq] and (creq.handle or creq.done) then self.cancelled = true; return end -- awaited
     return unsent(self, creq)
   end
   if self.state == "creating" and self.held then -- answered, its record not yet known written

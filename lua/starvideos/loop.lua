@@ -57,7 +57,8 @@ function L.for_client(cfg, budget)
   end
   -- own: a client's own loop (inside nginx), not the key's
   self = setmetatable({ budget = budget, clients = 1, own = not shared, transport = new_transport(cfg, budget),
-    inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, qhead = 1, qtail = 0, timers = {},
+    inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
+    timers = {}, due = setmetatable({}, { __mode = "k" }),
     downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
     waiters = setmetatable({}, { __mode = "k" }) }, L)
   budget:listen(self)
@@ -86,8 +87,9 @@ end
 
 -- ------------------------------------------------------------ timers
 
+-- obj:advance(t) at `at` (its timer: a later call moves it).
 function L:at(at, obj)
-  obj.wake = at
+  self.due[obj] = at
   local h = self.timers
   local i = #h + 1
   h[i] = { at, obj }
@@ -146,7 +148,7 @@ local function wake_waiters(self)
   local t, news = now(), st.got ~= self.store_got
   if news then self.store_got = st.got end
   for obj, at in pairs(w) do
-    if obj.wake ~= at or at <= t then
+    if self.due[obj] ~= at or at <= t then
       w[obj] = nil
     elseif news then
       w[obj] = nil
@@ -162,8 +164,8 @@ end
 -- again then, so waiting never outlasts it).
 function L:admit(req)
   if self.sending < self.max_sending then return true end
-  if not req.queued then
-    req.queued = true
+  if not self.queued[req] then
+    self.queued[req] = true
     local tail = self.qtail + 1
     self.queue[tail], self.qtail = req, tail
     if req.deadline then self:at(req.deadline, req) end
@@ -194,7 +196,7 @@ local function unqueue(self)
   while i <= self.qtail and self.sending < self.max_sending do
     local req = q[i]
     q[i], i = nil, i + 1
-    self.qhead, req.queued = i, false
+    self.qhead, self.queued[req] = i, nil
     if not req.done and not req.handle then req:send(now()) end
   end
   if i > self.qtail then self.qhead, self.qtail = 1, 0 end
@@ -230,7 +232,7 @@ function L:tick(polled)
   local h, t = self.timers, now()
   while h[1] and h[1][1] <= t do
     local e = pop(h)
-    if e[2].wake == e[1] then e[2]:advance(t) end
+    if self.due[e[2]] == e[1] then e[2]:advance(t) end
   end
   local tr = self.transport
   if not polled then tr:poll(0) end
@@ -306,7 +308,7 @@ function L:jobs_of(cfg)
     local job = obj.owner or obj -- a request's owner is its job
     if job.cfg == cfg and not job.done and not seen[job] then seen[job] = true; out[#out + 1] = job end
   end
-  for _, e in ipairs(self.timers) do if e[2].wake == e[1] then add(e[2]) end end
+  for _, e in ipairs(self.timers) do if self.due[e[2]] == e[1] then add(e[2]) end end
   for _, req in pairs(self.inflight) do add(req) end
   for i = self.qhead, self.qtail do if self.queue[i] then add(self.queue[i]) end end
   for req in pairs(self.commits) do add(req) end

@@ -43,7 +43,7 @@ function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadli
     auth = auth, body = body, deadline = deadline or false, fresh = op == "create", max_body = cfg.max_answer,
     user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file or false,
     proxy = cfg.proxy or (cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") and cfg.http_proxy) or false,
-    attempt = 0, handle = false, started = false, done = false, retry = false, queued = false }, Request)
+    attempt = 0, handle = false, started = false, done = false, retry = false }, Request)
   if op == "download" then Download.prepare(self, download) end
   return self
 end
