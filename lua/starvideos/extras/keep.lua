@@ -1,12 +1,6 @@
--- Carrying the ledger's tasks to files: `client:resume` (every unfinished task
--- of a journal, at once) and the loop behind `client:keep` (client.lua has the
--- public calls and their reference).  keep claims, through the ledger, every unfinished task whose
--- owner let go of its lease (ledger:keeper, ledger:orphans: one keeper per
--- task), carries each as a job on the key's loop (a poll, then the
--- download), and looks again every `lease / 6` seconds (from 0.1 to 5) until
--- `timeout`, until the client closes, or inside nginx until the worker exits.
--- It is handed what it uses: a ctx (the loop, the budget, the ledger and the
--- client's cfg).
+-- Carrying the ledger's tasks to files: `client:resume` and the loop behind
+-- `client:keep` (docs/keep-and-fleet.md).  It is handed a ctx: the loop, the
+-- budget, the ledger and the client's cfg.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -23,24 +17,19 @@ local function Notify() return require "starvideos.extras.notify" end
 
 local K = {}
 
--- The CLI's words that list a ledger's pendings.
 local function pending_command(ledger)
   if ledger.where then return "starvideos pending --store " .. ledger.where end
   return "starvideos pending --journal " .. tostring(ledger.path)
 end
 
--- Where keep carries a claimed task: where a .part of it was left, else the
--- out its create named when that can be written, else dir/<file_name(id)>.mp4.
 local function keep_dest(t, dir)
   if t.part then return t.part end
   if t.out and Download.check_out(t.out) then return t.out end
   return dir .. "/" .. journal.file_name(t.id) .. ".mp4"
 end
 
--- What the drive waits for: a job it carries finished.
 local function has_finished(fin) return fin[1] ~= nil end
 
--- A create whose answer never came, its process gone: said, never sent again.
 local function orphan_pending(p, ledger)
   return { err = new_error("io", string_format("create %s (%s, sent at %s UTC) may have been paid for: its answer "
     .. "never came and its process is gone; keep never sends it again: `%s` lists it",
@@ -48,11 +37,6 @@ local function orphan_pending(p, ledger)
       or "?", pending_command(ledger)), { maybe_created = true, pending = p["local"] }) }
 end
 
--- resume: every unfinished task of the ledger waited for and downloaded (where
--- a close left its .part, else dir/<file_name(id)>.mp4), all at once: a list
--- of {task=, err=, path=}, or nil, err (a journal that cannot be read).  With
--- the client's notify, the webhooks a dead process owed are sent too (claimed
--- as keep claims them), given a few seconds once the tasks are carried.
 function K.resume(ctx, opts)
   local ledger, cfg = ctx.ledger, ctx.cfg
   local list, err = ledger:unfinished()
@@ -62,12 +46,11 @@ function K.resume(ctx, opts)
     -- a completed task's URL may have expired: ask for it again first
     jobs[i] = assert(Job.new(ctx, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
       index = i, refresh = true, on_progress = opts.on_progress,
-      out = t.out or dir .. "/" .. journal.file_name(t.id) .. ".mp4" }))
+      out = keep_dest({ id = t.id, part = t.out }, dir) }))
   end
   local results = ctx.loop:run(jobs, opts.sleep)
-  -- then the webhooks a dead process owed, under a keeper's lease held only
-  -- while they are sent (a few seconds): what is left is cancelled and stays
-  -- owed, its lease let go, for a later keep (the client's own events go on)
+  -- then the webhooks a dead process owed, under a keeper's lease held only a
+  -- few seconds: what is left stays owed (the client's own events go on)
   if cfg.notify then
     local keeper, kerr = ledger:keeper()
     if keeper then
@@ -83,9 +66,7 @@ function K.resume(ctx, opts)
   return results
 end
 
--- Keep until the deadline, the client's end (alive() false) or the worker's:
--- a list of {task=, err=, path=}, one per task carried (and per orphaned
--- pending create), or nil, err (a journal that cannot be read, before any).
+-- Keep until the deadline, the client's end (alive() false) or the worker's.
 function K.run(ctx, opts, alive)
   local ledger, cfg, loop = ctx.ledger, ctx.cfg, ctx.loop
   if opts.notify then -- keep's own webhook: its jobs and the owed events it sends go there

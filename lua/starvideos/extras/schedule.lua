@@ -1,30 +1,7 @@
--- When to poll a task next, learned from how long earlier tasks took.
---
--- Each finished task gives a sample: the seconds from its creation to the
--- middle of the gap between the last poll that saw it unfinished and the first
--- that saw it completed (`half`, half that gap, is the sample's uncertainty).
--- Samples are kept per kind (model, duration and resolution) and per model.
--- Once a kind (else its model) has MIN_SAMPLES, a log-normal fit to those
--- intervals estimates the duration, and from it comes a plan: the ages at
--- which to poll.
---
--- The plan spends the same expected number of polls per task as polling every
--- `interval` seconds would on that estimate (S.budget: for tasks that mostly
--- finish within `interval`, up to one more poll each), and places them where
--- a task is likely to finish: the gap around age t is proportional to
--- sqrt((1 - F(t)) / f(t)) (1 / the square root of the hazard), which minimises
--- the mean time from completion to notice for a given number of polls; never
--- closer than `min_interval`.  Where that floor binds (short tasks), a first
--- poll placed where it notices soonest, then a steady gap, can do better: the
--- plan is the better of the two.  Past the plan's end (a task slower than
--- almost all seen) the gaps grow again from `min_interval` up to `interval`.
--- With fewer samples it is the fixed schedule.  Plans are computed when a
--- kind's samples change (with every eighth more, once there are many), never
--- per poll.
---
--- The samples belong to the key (S.of keeps them by its budget, fed by every
--- client's jobs and ledger); a schedule is a view of them for one `interval`
--- and `min_interval`, with the plans it made for those.
+-- The learned schedule (docs/polling.md).  A plan's gap around age t is
+-- proportional to sqrt((1 - F(t)) / f(t)), which minimises the mean time from
+-- completion to notice for a number of polls.  A schedule is a view of the
+-- key's samples for one `interval` and `min_interval`, with its plans.
 
 local math_log, math_exp, math_sqrt, math_abs, math_max, math_min, math_floor =
   math.log, math.exp, math.sqrt, math.abs, math.max, math.min, math.floor
@@ -43,8 +20,7 @@ S.RUN = 40          -- and keep such a gap for this many polls, then `interval`
 local SQRT2PI = math_sqrt(2 * math.pi)
 local MIN_SIGMA = 0.02
 
--- The standard normal distribution function (Abramowitz & Stegun 7.1.26,
--- absolute error under 1.5e-7).
+-- Abramowitz & Stegun 7.1.26: absolute error under 1.5e-7.
 local function Phi(x)
   local z = math_abs(x) / 1.4142135623730951
   local t = 1 / (1 + 0.3275911 * z)
@@ -55,8 +31,10 @@ local function Phi(x)
 end
 S.Phi = Phi
 
+local function phi(z) return math_exp(-0.5 * z * z) / SQRT2PI end
+
 -- The log-normal (mu, sigma): F(t), f(t), and the partial mean int_a^b x f(x) dx.
-local function lognormal(mu, sigma)
+function S.lognormal(mu, sigma)
   local d = { mu = mu, sigma = sigma }
   function d.F(t)
     if t <= 0 then return 0 end
@@ -64,8 +42,7 @@ local function lognormal(mu, sigma)
   end
   function d.f(t)
     if t <= 0 then return 0 end
-    local z = (math_log(t) - mu) / sigma
-    return math_exp(-0.5 * z * z) / (t * sigma * SQRT2PI)
+    return phi((math_log(t) - mu) / sigma) / (t * sigma)
   end
   local mean = math_exp(mu + 0.5 * sigma * sigma)
   function d.partial_mean(a, b)
@@ -77,12 +54,10 @@ local function lognormal(mu, sigma)
   end
   return d
 end
-S.lognormal = lognormal
 
--- Expected polls per task and expected lag (completion to notice) of polls at
--- the ages in `ts` (ascending): poll k happens when the task was not done at
--- poll k-1.  A task slower than the last age counts that age's lag as zero
--- (the caller extends plans well past the likely end).
+-- Expected polls per task and lag (completion to notice) of polls at the ages
+-- ts.  A task slower than the last age counts no lag: plans must reach past
+-- the likely end.
 function S.evaluate(d, ts)
   local polls, lag, prev, Fprev = 0, 0, 0, 0
   for i = 1, #ts do
@@ -95,27 +70,6 @@ function S.evaluate(d, ts)
   return polls, lag
 end
 
--- The most polls per task a plan may expect to spend, on the estimate d: the
--- fixed schedule's (fixed_polls, polling every `interval`) less S.MARGIN for
--- the estimate's own error, or, when more, 1 + F(interval): the tasks done
--- before fixed polling's first poll, which gets them with that one poll, may
--- have one poll more each (so this term is never above 2).
-function S.budget(d, fixed_polls, interval)
-  return math_max(fixed_polls * S.MARGIN, 1 + d.F(interval))
-end
-
--- Ages of fixed polling every `interval`, up to tmax.
-function S.fixed_plan(interval, tmax)
-  local ts, t = {}, interval
-  while true do
-    ts[#ts + 1] = t
-    if t >= tmax then return ts end
-    t = t + interval
-  end
-end
-
--- Ages of polls whose density is 1 / max(m, sqrt(2 * lambda * (1 - F) / f)),
--- walked in small steps up to tmax.
 local function density_plan(d, lambda, m, tmax)
   local ts, t, acc, last = {}, 0, 0, 0
   while t < tmax do
@@ -131,14 +85,12 @@ local function density_plan(d, lambda, m, tmax)
       last, acc = t, acc - 1
     end
   end
-  -- the last at tmax or past it (evaluate counts a task slower than a plan's
-  -- last age as noticed at once: a plan must not end early)
+  -- the last at tmax or past it: a plan must not end early (S.evaluate)
   if #ts == 0 or last < tmax then ts[#ts + 1] = math_max(t, last + m) end
   return ts
 end
 
--- Ages of a first poll at t1, then one every g for S.RUN polls, then every
--- `interval`, up to tmax.
+-- A first poll at t1, then every g for S.RUN polls, then every `interval`.
 local function first_poll_plan(t1, g, interval, tmax)
   local ts, t = {}, t1
   while true do
@@ -148,11 +100,14 @@ local function first_poll_plan(t1, g, interval, tmax)
   end
 end
 
+function S.fixed_plan(interval, tmax)
+  return first_poll_plan(interval, interval, interval, tmax)
+end
+
 -- Where the floor `m` binds (a spread narrow beside it), the density walk
--- places its few polls badly.  The short-task plans: a first poll at t1, then
--- every g (from m to `interval`); for each g, the t1 of least lag within the
--- budget (a grid on the estimate's quantiles, then a finer one around the
--- best).  The best of them all: its ages, polls and lag.
+-- places its few polls badly: a first poll at t1, then every g, can do better.
+-- For each g, the t1 of least lag within the budget (a coarse grid on the
+-- estimate's quantiles, then a finer one around the best).
 local function short_plan(d, interval, m, tmax, budget)
   local best, best_polls, best_lag
   local function try(t1, g)
@@ -177,15 +132,15 @@ local function short_plan(d, interval, m, tmax, budget)
   return best, best_polls, best_lag
 end
 
--- The plan for a log-normal estimate: the ages to poll at, and the expected
--- polls and lag of it and of fixed polling (for the tests and the bench).
 function S.make_plan(mu, sigma, interval, m)
-  local d = lognormal(mu, sigma)
+  local d = S.lognormal(mu, sigma)
   -- to where almost every task has finished (no poll comes before the floor m),
   -- and never past a week (the fixed schedule is written out up to there)
   local tmax = math_min(math_max(math_exp(mu + 3.5 * sigma), m), math_max(S.HORIZON, 4 * interval))
   local fixed_polls, fixed_lag = S.evaluate(d, S.fixed_plan(interval, tmax))
-  local budget = S.budget(d, fixed_polls, interval)
+  -- less MARGIN for the estimate's own error; but the tasks done before fixed
+  -- polling's first poll, which gets them with one, may have one more each
+  local budget = math_max(fixed_polls * S.MARGIN, 1 + d.F(interval))
   local short = budget > fixed_polls * S.MARGIN -- tasks that mostly finish within `interval`
   -- the smallest lambda (densest polls) whose expected polls stay within the budget
   local lo, hi = 1e-6 * interval, 1e3 * interval
@@ -210,13 +165,11 @@ function S.make_plan(mu, sigma, interval, m)
     mu = mu, sigma = sigma }
 end
 
--- cfg: interval (the fixed schedule, and the poll budget per task), min_interval;
 -- kinds: the samples (shared with the other schedules of a key; nil: a new set).
 function S.new(cfg, kinds)
   return setmetatable({ interval = cfg.interval, min_interval = cfg.min_interval, kinds = kinds or {}, plans = {} }, S)
 end
 
--- A task of `kind` (and `model`) took `seconds`, known to within +-`half`.
 function S:learn(kind, model, seconds, half)
   if type(seconds) ~= "number" or not (seconds > 0 and seconds < 1e7) then return end
   if type(half) ~= "number" or half ~= half or half < 0 then half = 0 end
@@ -236,18 +189,13 @@ function S:learn(kind, model, seconds, half)
   end
 end
 
-local function phi(z) return math_exp(-0.5 * z * z) / SQRT2PI end
-
--- The log-normal estimate of a kind: mu, sigma (or nil with too few samples).
--- Each sample says only that the duration lies between the last poll that saw
--- the task unfinished and the first that saw it done: a maximum-likelihood fit
--- to those intervals (EM on the logarithms, a truncated normal per sample), so
--- a task first polled long after it finished does not pass for a quick one.
+-- A maximum-likelihood fit to the samples' intervals (EM on the logarithms, a
+-- truncated normal per sample), so that a task first polled long after it
+-- finished does not pass for a quick one: mu, sigma, or nil.
 function S:estimate(key)
   local k = key and self.kinds[key]
   if not k or k.n < S.MIN_SAMPLES then return nil end
   local n, lo, hi = k.n, k.lo, k.hi
-  -- start from the middles
   local mu, sq = 0, 0
   for i = 1, n do mu = mu + (hi[i] + (lo[i] or hi[i])) / 2 end
   mu = mu / n
@@ -290,7 +238,6 @@ function S:estimate(key)
   return mu, sigma
 end
 
--- The plan for a kind, else for its model, else nil (the fixed schedule).
 function S:plan(kind, model)
   for i = 1, 2 do
     local key = i == 1 and kind or model
@@ -309,14 +256,12 @@ function S:plan(kind, model)
   return nil
 end
 
--- Seconds from now until the next poll of a task `age` seconds old that was
--- polled just now.
+-- Seconds until the next poll of a task `age` seconds old polled just now.
 function S:delay(kind, model, age)
   local m = self.min_interval
   local plan = age and self:plan(kind, model)
   if not plan then return math_max(self.interval, m) end
   local ages = plan.ages
-  -- the first planned age after this one (binary search)
   local lo, hi = 1, #ages + 1
   while lo < hi do
     local mid = math_floor((lo + hi) / 2)
@@ -331,8 +276,7 @@ function S:delay(kind, model, age)
   return math_max(ages[lo] - age, m)
 end
 
--- What each key learned, by its budget: the samples of each kind, the views
--- made of them, and the names of the records (journals, stores) already read.
+-- By budget: the samples of each kind, the views of them, the records read.
 local keys = setmetatable({}, { __mode = "k" })
 
 local function key_of(budget)
@@ -341,7 +285,6 @@ local function key_of(budget)
   return k
 end
 
--- The key's schedule for a client's interval and min_interval.
 function S.of(budget, cfg)
   local k = key_of(budget)
   local vk = tostring(cfg.interval) .. "/" .. tostring(cfg.min_interval)
@@ -350,8 +293,7 @@ function S.of(budget, cfg)
   return s
 end
 
--- Whether the samples of the records named `name` are still to be read into
--- the key's schedule: true the first time it is asked (the caller reads them).
+-- True the first time only: the caller reads the samples of the records `name`.
 function S.first_read(budget, name)
   local k = key_of(budget)
   if k.read[name] then return false end

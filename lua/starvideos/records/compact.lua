@@ -1,29 +1,20 @@
--- Compaction of a journal (records/journal.lua): the file rewritten keeping
--- every record of the tasks not settled yet (a pending create without answer,
--- a task neither downloaded nor failed: verbatim, prompt included), every line
--- it cannot attribute to a task (verbatim), and of each settled task
--- (downloaded or failed) only what the schedule learns, as one record without
--- the prompt:
---   {"event":"sample","id":"...","model":"...","duration":5,"resolution":"...",
---    "status":"completed","took":42.5,"within":2.5,"path":"...","time":<created>}
--- for the newest config `samples` tasks of each kind; the rest goes.  Its first
--- line is {"event":"compacted","bytes":N,...} (N: the size of what follows),
--- which C.maybe_compact reads.  Appenders wait on the journal's lock meanwhile,
--- and lose nothing.
+-- Compaction of a journal (docs/batch.md).  Its first line is
+-- {"event":"compacted","bytes":N,...} (N: the size of what follows), which
+-- C.maybe_compact reads.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local cjson = require("cjson.safe").new()
 
-local io_open, os_time, os_remove, ipairs, pairs, type, tostring, pcall, error =
-  io.open, os.time, os.remove, ipairs, pairs, type, tostring, pcall, error
+local io_open, os_time, os_remove, ipairs, pairs, type, tostring, pcall =
+  io.open, os.time, os.remove, ipairs, pairs, type, tostring, pcall
 local table_concat, table_sort = table.concat, table.sort
 
 local C = {}
 
--- Pass 1 over the locked file: what each line is, and what each task became.
+-- Pass 1: what each line is, and what each task became.
 local function survey(path)
-  local lines, tasks, settled_lids, stats = {}, {}, {}, { before_records = 0, bad = 0 }
+  local lines, tasks, settled_lids, stats = {}, {}, {}, { before_records = 0, bad = 0, unsettled = 0 }
   local i, f = 0, assert(io_open(path, "rb"))
   for line in f:lines() do
     i = i + 1
@@ -69,12 +60,13 @@ local function survey(path)
   return lines, tasks, settled_lids, stats
 end
 
--- The settled tasks whose sample is kept: the newest config `samples` per kind.
-local function keep_samples(tasks)
+local function keep_samples(tasks, stats)
   local order = {}
   for id, t in pairs(tasks) do
     t.settled = t.path ~= nil or t.status == "failed"
-    if t.settled and t.at and type(t.took) == "number" and type(t.model) == "string" then
+    if not t.settled then
+      stats.unsettled = stats.unsettled + 1
+    elseif t.at and type(t.took) == "number" and type(t.model) == "string" then
       order[#order + 1] = id
     end
   end
@@ -88,7 +80,6 @@ local function keep_samples(tasks)
   end
 end
 
--- Pass 2: the new file's lines, in the old order.
 local function rewrite(path, tmp, lines, tasks, settled_lids, stats)
   local out, n, bytes = {}, 0, 0
   local i = 0
@@ -97,7 +88,7 @@ local function rewrite(path, tmp, lines, tasks, settled_lids, stats)
     out[n] = line
     bytes = bytes + #line + 1
   end
-  stats.samples, stats.unsettled = 0, 0
+  stats.samples = 0
   for line in io.lines(path) do
     i = i + 1
     local what = lines[i]
@@ -117,9 +108,6 @@ local function rewrite(path, tmp, lines, tasks, settled_lids, stats)
       end
     end
   end
-  for _, t in pairs(tasks) do
-    if not t.settled then stats.unsettled = stats.unsettled + 1 end
-  end
   local f, err = io_open(tmp, "wb")
   if not f then return nil, "cannot compact the journal: " .. tostring(err) end
   local head = cjson.encode { event = "compacted", bytes = bytes, records = n, time = os_time() }
@@ -132,9 +120,7 @@ local function rewrite(path, tmp, lines, tasks, settled_lids, stats)
 end
 
 -- compact(path) -> stats | nil, message.  Under the appenders' lock (they wait,
--- and those that opened the old file before the rename reopen the new one):
--- stats = {before_bytes=, after_bytes=, before_records=, after_records=,
--- samples=, unsettled=, bad=}.
+-- and those that opened the old file before the rename reopen the new one).
 function C.compact(path)
   local kind = core.file_kind(path)
   if kind == "link" then
@@ -148,7 +134,7 @@ function C.compact(path)
   local tmp = path .. ".compact-" .. core.random_id()
   local ok, stats, err = pcall(function()
     local lines, tasks, settled_lids, st = survey(path)
-    keep_samples(tasks)
+    keep_samples(tasks, st)
     local done, werr = rewrite(path, tmp, lines, tasks, settled_lids, st)
     if not done then return nil, werr end
     done, werr = lock:replace(tmp, path)
@@ -161,14 +147,9 @@ function C.compact(path)
   return stats, err
 end
 
--- maybe_compact(path, limit_bytes) -> stats | false | nil, message: compacts
--- when the file is over limit_bytes and at least twice what the last
--- compaction left (so a journal of unsettled tasks alone is not rewritten on
--- every open); false when it did not.
+-- Only over limit_bytes and twice what the last compaction left (so a journal
+-- of unsettled tasks alone is not rewritten on every open); else false.
 function C.maybe_compact(path, limit_bytes)
-  if type(limit_bytes) ~= "number" then
-    error("maybe_compact: expected a number of bytes, got " .. type(limit_bytes), 2)
-  end
   if core.file_kind(path) ~= "file" then return false end
   local f = io_open(path, "rb")
   if not f then return false end

@@ -1,26 +1,7 @@
--- The journal: a JSON-lines file recording every task this client paid for, so
--- that neither a killed process nor a second process writing the same file
--- loses one.  Each record reaches the file whole, in one write() under a lock
--- (core.append).  A create leaves two records:
---   {"event":"pending","local":"<16 hex>","model":"...","prompt_hash":"...","time":...}
---       written and synced before the request is sent;
---   {"event":"created","local":"...","id":"...","model":"...","prompt":"...","time":...}
---       once the answer names the task (with "uncertain":true when the answer
---       was unusable but still named it), or {"event":"abandoned","local":"..."}
---       when the server surely created nothing.
--- A pending record with neither is a create whose answer never came: the task
--- may exist; `starvideos pending` lists them for the user to reconcile.
--- Records that carry a task name the lease of their writer ("owner", see
--- records/leases.lua; "lease": its file, when not under <journal>.owners/); the
--- created one names the file the create asked for ("out").
--- {"event":"claim","id":"...","owner":"..."}: a keeper took the task over.
--- Later records: {"event":"status",...} on each change (the first "completed"
--- one with "took": the seconds from create to completion, to within "within",
--- which teaches the polling schedule), {"event":"downloaded",...}.
--- Reading skips a torn line (a crash mid-write) and unknown events.
-
--- Compaction is records/compact.lua; the schedule's samples are read by
--- records/samples.lua.
+-- The journal (docs/batch.md): one JSON record a line, each written whole in
+-- one write() under a lock (core.append).  Records that carry a task name the
+-- lease of their writer ("owner"; "lease": its file, when not under
+-- <journal>.owners/).  Reading skips a torn line and unknown events.
 
 local core = require "starvideos.core"
 local cjson = require("cjson.safe").new()
@@ -30,7 +11,6 @@ local io_open, os_time, ipairs, type, tostring, math_min, string_format, error =
 
 local J = {}
 
--- line(record) -> the record's JSON line (with its time) | nil, message
 function J.line(rec)
   rec.time = rec.time or os_time()
   local line, jerr = cjson.encode(rec)
@@ -38,20 +18,15 @@ function J.line(rec)
   return line .. "\n"
 end
 
--- append(path, record[, sync]) -> true | nil, message
 function J.append(path, rec, sync)
   local line, err = J.line(rec)
   if not line then return nil, err end
   return core.append(path, line, sync)
 end
 
--- check(path) -> true | nil, message: can records be appended (before paying)?
-J.check = core.writable
-
--- What the records say so far (read, and the tail a keeper follows): one line
--- at a time, into st = {list=, by_id=, bad=, pending=, by_local=, settled=,
--- owed=}.  owed: webhook id -> {task=, body=, owner=, lease=} while owed, false
--- once delivered (a later owed record of it, a late claim, changes nothing).
+-- What the records say so far, taken one line at a time.  owed: webhook id ->
+-- {task=, body=, owner=, lease=} while owed, false once delivered (a later
+-- owed record of it, a late claim, changes nothing).
 local function new_state()
   return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {} }
 end
@@ -109,7 +84,6 @@ local function take(st, line)
   end
 end
 
--- The creates of st whose answer never came.
 local function open_pending(st)
   local open = {}
   for _, p in ipairs(st.pending) do
@@ -118,12 +92,8 @@ local function open_pending(st)
   return open
 end
 
--- read(path) -> tasks, bad, pending: the tasks in the order they were created,
--- each {id=, model=, prompt=, status=, path=, created=, duration=, resolution=,
--- took=, within=, owner=, out=}; the count of unreadable lines; the creates
--- whose answer never came, each {["local"]=, model=, prompt_hash=, time=,
--- owner=}.  Or nil, message when the file cannot be read.  owner: the lease
--- (see `follow`) of whoever carries the task, out: the file its create named.
+-- read(path) -> tasks (in the order they were created), the count of
+-- unreadable lines, the creates whose answer never came; or nil, message.
 function J.read(path)
   local kind = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
   if kind == "folder" or kind == "other" then
@@ -137,13 +107,9 @@ function J.read(path)
   return st.list, st.bad, open_pending(st)
 end
 
--- follow(path[, st[, max]]) -> st | nil, message: st (made when nil) brought
--- up to date with the lines appended since its last call, read from where that
--- one stopped (a torn last line waits for its end): a keeper looking every few
--- seconds reads only what is new, at most max bytes a call (st.behind: there
--- is more to read; nil max: all of it).  A compaction (the first line changed, or
--- the file shrank) starts st over from the top; no file yet: nothing in st.  st.list, st.by_id as read's;
--- st.open: the creates whose answer never came; st.owed: the webhooks (new_state).
+-- st (made when nil) brought up to date with the lines appended since (a torn
+-- last line waits), at most max bytes a call (st.behind: there is more).  A
+-- compaction (the first line changed, or the file shrank) starts st over.
 function J.follow(path, st, max)
   local kind, _, errno = core.file_kind(path)
   if kind == "folder" or kind == "other" then
@@ -169,11 +135,9 @@ function J.follow(path, st, max)
       chunk, upto = chunk .. (f:read(size - upto) or ""), size
     end
     local at = 1
-    while true do
-      local nl = chunk:find("\n", at, true)
-      if not nl then break end
-      take(st, chunk:sub(at, nl - 1))
-      at = nl + 1
+    for line, after in chunk:gmatch("([^\n]*)\n()") do
+      take(st, line)
+      at = after
     end
     st.pos = st.pos + at - 1
   end
@@ -183,8 +147,7 @@ function J.follow(path, st, max)
   return st
 end
 
--- The .parts recorded for tasks (task id -> the download's path), newest
--- last: only lines that name the event are decoded.
+-- task id -> the path of its last recorded .part (only such lines decoded).
 function J.parts(path)
   local out, f = {}, io_open(path, "r")
   if not f then return out end
@@ -200,7 +163,6 @@ function J.parts(path)
   return out
 end
 
--- The tasks a resume must still carry to a file: not downloaded, not failed.
 function J.unfinished(list)
   local out = {}
   for _, t in ipairs(list) do
@@ -209,17 +171,10 @@ function J.unfinished(list)
   return out
 end
 
--- ------------------------------------------------------------ file names
-
--- file_name(id) -> the file name (no folder, no ".mp4") for a task id:
--- different ids give different names, each within 246 bytes (255, the usual
--- file-name limit, with ".mp4.part").  A-Z a-z 0-9 - _ . stay as they are
--- (but a leading "."); every other byte is %XX.  A name longer than that keeps
--- its first 229 bytes (no %XX cut) and ends "~" and 16 hex digits of
--- core.hash(id): "~" is escaped in every shorter name, so the two forms never meet.
+-- file_name(id) (docs/batch.md): "~" is escaped in every name within NAME_MAX,
+-- so a long name's hashed form never meets a short one.
 local NAME_MAX = 255 - #".mp4.part"
 local NAME_CUT = NAME_MAX - 17
-J.NAME_MAX = NAME_MAX
 
 local function escape(c) return string_format("%%%02X", c:byte()) end
 

@@ -1,12 +1,6 @@
--- Leases and claims on a journal.  A lease is an exclusive flock on
--- <journal>.owners/<id> (core.try_lock): held while its holder lives, dropped
--- by the kernel the moment it dies.  One per process and journal for the
--- records its ledgers write (taken at the first, let go when the last of
--- those ledgers closes: what a closed client left unfinished is nobody's), and
--- one per running keep (a keeper).  A keeper claims the unfinished tasks, and
--- the owed webhooks, of owners that let go: each claim is written after
--- checking, under the journal's lock, that nobody claimed it meanwhile, so two
--- keepers never take one.
+-- Leases and claims on a journal (docs/keep-and-fleet.md): a lease per process
+-- and journal, let go when the last of its ledgers closes (what a closed
+-- client left unfinished is nobody's), and one per keep.
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal"
@@ -21,9 +15,8 @@ M.FOLLOW = 1024 * 1024 -- bytes of the journal a keeper reads per look
 
 local held = {} -- journal path -> this process's lease on it
 
--- A new lease: <journal>.owners/<id>, else (a folder the process may not write
--- in, a journal given to nginx's `nobody`) in a folder of the user's under
--- /tmp, whose path the records then carry (`lease`).
+-- <journal>.owners/<id>, else (a folder the process may not write in, a
+-- journal given to nginx's `nobody`) under /tmp, a path the records then carry.
 local function new_lease(path)
   local id = core.random_id()
   local file = path .. ".owners/" .. id
@@ -43,8 +36,6 @@ local function let_go_of(lease)
   lease.lock:unlock()
 end
 
--- The process's lease on the journal at path, one more user of it: the lease
--- ({id =, elsewhere =}), or nil, err.
 function M.hold(path)
   local lease = held[path]
   if not lease then
@@ -57,7 +48,6 @@ function M.hold(path)
   return lease
 end
 
--- One user fewer; the last lets go of it.
 function M.release(lease)
   lease.users = lease.users - 1
   if lease.users > 0 then return end
@@ -73,9 +63,8 @@ function Keeper:close()
   self.lock = nil
 end
 
--- A lease of its own for one keep, whose claims it carries: keeper.carrying[id]
--- (being carried), keeper.again[id] = t (one it failed to carry, offered
--- again from t on).
+-- carrying[id]: being carried; again[id] = t: one it failed to carry, offered
+-- again from t on.
 function M.keeper(path)
   local k, err = new_lease(path)
   if not k then return nil, err end
@@ -83,8 +72,8 @@ function M.keeper(path)
   return setmetatable(k, Keeper)
 end
 
--- Is the owner's lease let go?  Taken for a moment to see; a lease found let
--- go is removed (its holder is gone).  A record without an owner has nobody.
+-- Is the owner's lease let go?  Taken for a moment to see; one found let go is
+-- removed (its holder is gone).
 local function let_go(path, owner, elsewhere, cache)
   if not owner then return true end
   local seen = cache[owner]
@@ -97,15 +86,15 @@ local function let_go(path, owner, elsewhere, cache)
   return seen
 end
 
--- Under the journal's lock: the lines fn(st) gives for what is still to claim,
--- appended in one write; fn sees the journal as it is then.
+-- Under the journal's lock: the lines fn(st, lines) puts, appended in one write.
 local function claim(path, k, fn)
   local lock, lerr = core.lock_journal(path, true)
   if not lock then return nil, lerr end
   local ok, perr = pcall(function()
     local st = assert(journal.follow(path, k.state))
     k.state = st
-    local lines = fn(st)
+    local lines = {}
+    fn(st, lines)
     if not lines[1] then return end
     local done, werr = lock:append(path, table_concat(lines), true) -- one write, one fsync
     if not done then error(werr or "cannot append to the journal", 0) end
@@ -115,8 +104,6 @@ local function claim(path, k, fn)
   return true
 end
 
--- The journal's tail k follows, brought up to date (a slice per look; whole:
--- all of it): st, or nil, err.
 local function follow(path, k)
   if not k.lock then return nil, "the keeper is closed" end
   local st, err = journal.follow(path, k.state, not k.whole and M.FOLLOW or nil)
@@ -125,10 +112,9 @@ local function follow(path, k)
   return st
 end
 
--- Claims for keeper k every unfinished task whose owner let go, and k's own
--- due again: tasks {id=, model=, out=, part=}, the orphaned creates whose
--- answer never came (each once), and whether k is still behind (nothing is
--- claimed until the whole journal was read).
+-- Claims for k every unfinished task whose owner let go, and k's own due
+-- again: tasks, the orphaned pending creates (each once), and whether k is
+-- still behind (nothing is claimed until the whole journal was read).
 function M.orphans(path, k)
   local st, err = follow(path, k)
   if not st then return nil, err end
@@ -162,8 +148,7 @@ function M.orphans(path, k)
   end
   if not candidates[1] then return out, pendings end
   local claimed = {}
-  local ok, cerr = claim(path, k, function(now_st)
-    local lines = {}
+  local ok, cerr = claim(path, k, function(now_st, lines)
     for _, c in ipairs(candidates) do
       local t = now_st.by_id[c.id]
       if t and not t.path and t.status ~= "failed" and t.owner == c.owner then
@@ -171,7 +156,6 @@ function M.orphans(path, k)
         claimed[#claimed + 1] = t
       end
     end
-    return lines
   end)
   if not ok then return nil, cerr end
   for _, t in ipairs(claimed) do
@@ -181,7 +165,6 @@ function M.orphans(path, k)
   return out, pendings
 end
 
--- Claims for keeper k every owed webhook whose owner let go: {wid=, task=, body=}.
 function M.owed_orphans(path, k)
   local st, err = follow(path, k)
   if not st then return nil, err end
@@ -192,8 +175,7 @@ function M.owed_orphans(path, k)
   end
   if not next(candidates) then return {} end
   local out = {}
-  local ok, cerr = claim(path, k, function(now_st)
-    local lines = {}
+  local ok, cerr = claim(path, k, function(now_st, lines)
     for wid, rec in pairs(candidates) do
       local cur = now_st.owed[wid]
       if cur and cur.owner == rec.owner then
@@ -202,7 +184,6 @@ function M.owed_orphans(path, k)
         out[#out + 1] = { wid = wid, task = rec.task, body = rec.body }
       end
     end
-    return lines
   end)
   if not ok then return nil, cerr end
   return out

@@ -1,9 +1,6 @@
--- The ledger on a journal file: what a client records about the tasks it pays
--- for.  Jobs and the client are handed one; they never touch the journal
--- themselves.  With no journal it records nothing (create_limit is then
--- counted by the key's budget in this process).  fleet/ledger.lua is the same
--- interface on a store; docs/architecture.md lists it.  A journal larger than
--- COMPACT_LIMIT is compacted when a client opens it (records/compact.lua).
+-- The ledger on a journal file (the interface: docs/architecture.md).  With no
+-- journal it records nothing (create_limit is then counted by the key's budget
+-- in this process).
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -23,9 +20,6 @@ L.__index = L
 L.COMPACT_LIMIT = 64 * 1024 * 1024 -- bytes: a larger journal is compacted on open
 L.SLICE = 65536                    -- bytes of samples read per turn of a loop
 
--- The ledger of the journal at path (nil: records nothing), for a client's cfg.
--- With a loop and its key's budget, the journal's samples feed the key's
--- learned schedule, a slice per turn of any of the key's loops.
 function L.new(path, cfg, loop, budget)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, budget = budget or false,
     field = "journal" }, L)
@@ -40,7 +34,6 @@ function L.new(path, cfg, loop, budget)
   return self
 end
 
--- One slice of the journal's samples into the schedule: whether it is done.
 function L:turn()
   local r = self.reader
   if not r then return true end
@@ -53,14 +46,18 @@ function L:turn()
   return false
 end
 
-local function append(self, rec, sync)
-  if self.path then return journal.append(self.path, rec, sync) end
-  return true
+-- sign: the record names this process's lease (none when it cannot be had:
+-- the record is written all the same).
+local function append(self, rec, sync, sign)
+  if not self.path then return true end
+  if sign then
+    local owner, elsewhere = self:owner()
+    rec.owner, rec.lease = owner, owner and elsewhere or nil
+  end
+  return journal.append(self.path, rec, sync)
 end
 
--- This process's lease on the journal, taken at its first record and held
--- until the ledger closes: its id and where it is when not under
--- <journal>.owners/ (records say `lease`); or nil, err.
+-- The lease's id and where it is when not under <journal>.owners/, or nil, err.
 function L:owner()
   if not self.path then return nil, "no journal" end
   if self.lease then return self.lease.id, self.lease.elsewhere end
@@ -71,26 +68,23 @@ function L:owner()
   return lease.id, lease.elsewhere
 end
 
--- Its client closed: its share of the process's lease goes.
 function L:close()
   local lease = self.lease
   self.lease, self.closed = nil, true
   if lease then leases.release(lease) end
 end
 
--- A job cancelled: nothing held for it here (every record is written at once).
+-- Nothing held for a cancelled job here: every record is written at once.
 function L.forget() end
 
 function L:keeper() return leases.keeper(self.path) end
 function L:orphans(k) return leases.orphans(self.path, k) end
 function L:owed_orphans(k) return leases.owed_orphans(self.path, k) end
 
--- ------------------------------------------------------------ create_limit
-
-local function refused(limit, n, oldest, t, where)
+local function refused(limit, n, oldest, t)
   local wait = oldest + limit.per - t
-  return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s (at most %d%s):"
-    .. " the next create is allowed in %d s (at %s)", n, limit.per, limit.count, where or "",
+  return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s (at most %d):"
+    .. " the next create is allowed in %d s (at %s)", n, limit.per, limit.count,
     math_floor(wait + 0.999), os_date("!%Y-%m-%d %H:%M:%S UTC", math_floor(oldest + limit.per + 0.999))),
     { field = "create_limit", retry_after = wait })
 end
@@ -121,8 +115,8 @@ local function recent_creates(path, limit, t)
   return times
 end
 
--- The create may go (its pending record written under the same hold of the
--- journal's lock), or nil, err: budget.lua's rule over the journal's records.
+-- The pending record written under the same hold of the journal's lock as
+-- budget.lua's rule over the journal's records: true, or nil, err.
 local function limited(self, rec)
   local limit, t = self.cfg.create_limit, os_time()
   if not self.path then
@@ -147,15 +141,11 @@ local function limited(self, rec)
   return true
 end
 
--- ------------------------------------------------------------ records
-
--- A synced pending record before a create is sent (and create_limit): true,
--- or nil, err (nothing is sent then).
 function L:before_create(params, lid, out)
   if not self.path and not self.cfg.create_limit then return true end
   local ok, err, owner, elsewhere = true, nil, nil, nil
   if self.path then
-    ok, err = journal.check(self.path)
+    ok, err = core.writable(self.path)
     if ok then owner, elsewhere = self:owner(); ok, err = owner ~= nil, elsewhere end
   end
   if ok then
@@ -175,30 +165,23 @@ function L:before_create(params, lid, out)
   return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" })
 end
 
--- The task's id, synced, once it is known: true, or nil, err (created = true).
 function L:created(task, params, lid)
   local out = lid and self.outs[lid]
   if lid then self.outs[lid] = nil end
-  local owner, elsewhere
-  if self.path then owner, elsewhere = self:owner() end
   local ok, err = append(self, { event = "created", id = task.id, ["local"] = lid, model = params.model,
-    duration = params.duration, resolution = params.resolution, prompt = params.prompt,
-    owner = owner, lease = owner and elsewhere or nil, out = out }, true)
+    duration = params.duration, resolution = params.resolution, prompt = params.prompt, out = out }, true, true)
   if ok then return true end
   return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
     { task = task, id = task.id, field = "journal", created = true })
 end
 
--- A create that failed, as the core's verdict decided: `created` (its id was
--- read), else `maybe_created` (the pending record stands), else abandoned.
 function L:create_failed(err, params, lid)
   local out = lid and self.outs[lid]
   if lid then self.outs[lid] = nil end
   if not self.path then return end
   if err.created then
-    local owner, elsewhere = self:owner()
     append(self, { event = "created", id = err.id, ["local"] = lid, model = params.model, prompt = params.prompt,
-      uncertain = true, owner = owner, lease = owner and elsewhere or nil, out = out }, true)
+      uncertain = true, out = out }, true, true)
   elseif not err.maybe_created then
     append(self, { event = "abandoned", ["local"] = lid })
   else
@@ -207,34 +190,25 @@ function L:create_failed(err, params, lid)
 end
 
 function L:status(id, status, took, within)
-  if self.path then append(self, { event = "status", id = id, status = status, took = took, within = within }) end
+  append(self, { event = "status", id = id, status = status, took = took, within = within })
 end
 
 function L:downloaded(id, path)
-  if self.path then append(self, { event = "downloaded", id = id, path = path }) end
+  append(self, { event = "downloaded", id = id, path = path })
 end
 
--- A download a close stopped left part (for path): the next download, resume
--- or keep of the task goes on from it with Range.
 function L:part(id, part, path)
   if self.path then return append(self, { event = "part", id = id, part = part, path = path }, true) end
 end
 
--- A webhook event recorded owed (extras/notify.lua), synced before it is sent.
 function L:owe(wid, task_id, body)
-  if not self.path then return true end
-  local owner, elsewhere = self:owner()
-  return append(self, { event = "owed", wid = wid, task = task_id, body = body, owner = owner,
-    lease = owner and elsewhere or nil }, true)
+  return append(self, { event = "owed", wid = wid, task = task_id, body = body }, true, true)
 end
 
--- Its receiver took it (or refused it for good, with status).
 function L:delivered(wid, status)
   if self.path then append(self, { event = "delivered", wid = wid, status = status }) end
 end
 
--- The tasks neither downloaded nor failed: {id=, model=, out=} (out: where a
--- .part of it was left, while it still is).
 function L:unfinished()
   if not self.path then return nil, "no journal" end
   local list, err = journal.read(self.path)
@@ -248,7 +222,6 @@ function L:unfinished()
   return out
 end
 
--- The creates whose answer never came.
 function L:pending()
   if not self.path then return nil, "no journal" end
   local list, err, pending = journal.read(self.path)

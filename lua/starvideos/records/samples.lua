@@ -1,28 +1,24 @@
--- The samples a journal holds for the learned schedule (extras/schedule.lua):
--- each completed task's kind and how long it took, read from the journal's end
--- backwards, a bounded slice per call, so that a long journal is never read
--- whole inside a step (the loop gives each reader a turn: records/ledger.lua).
+-- The samples a journal holds for the learned schedule: each completed task's
+-- kind and how long it took, read from the journal's end backwards, a bounded
+-- slice per call, so that a long journal is never read whole inside a step.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local cjson = require("cjson.safe").new()
 
-local io_open, ipairs, type, tostring, setmetatable, math_min, error, next =
-  io.open, ipairs, type, tostring, setmetatable, math.min, error, next
+local io_open, ipairs, type, tostring, setmetatable, math_min, next =
+  io.open, ipairs, type, tostring, setmetatable, math.min, next
 
 local S = {}
 
--- What the learned schedule reads, from the end of the journal backwards, a
--- bounded slice per call.  The caps: config's `samples` per kind (the
--- schedule keeps no more), S.MAX in all, and S.BYTES read in all.
+-- The caps: config's `samples` per kind (the schedule keeps no more), and these.
 S.MAX = 2000              -- samples in all
 S.BYTES = 8 * 1024 * 1024 -- bytes read in all
 
 local Reader = {}
 Reader.__index = Reader
 
--- samples(path) -> reader: reader:next(max_bytes) -> list, done.  A journal
--- that is missing or not a regular file gives no samples.
+-- reader:next(max_bytes) -> list, done.  No file, or not a regular one: none.
 function S.reader(path)
   local r = setmetatable({ pos = 0, read = 0, count = 0, done = true, per_kind = {}, waiting = {} }, Reader)
   local kind = core.file_kind(path)
@@ -68,24 +64,18 @@ end
 
 function Reader:next(max_bytes)
   if self.done then return {}, true end
-  if type(max_bytes) ~= "number" or max_bytes < 1 then
-    error("reader:next: expected a number of bytes >= 1, got " .. tostring(max_bytes), 2)
-  end
   local n = math_min(max_bytes, self.pos, S.BYTES - self.read)
   local start = self.pos - n
   local out, chunk = {}, ""
   if n > 0 and self.f:seek("set", start) then chunk = self.f:read(n) or "" end
   self.pos, self.read = start, self.read + n
-  -- segments of the chunk between newlines: the first ends a line begun in an
-  -- earlier slice (kept for the next call, unless this is the start), the last
-  -- begins the line the previous call kept; those between are whole lines, cut
-  -- out (sub) only when they hold a word a sample needs
-  local firsts, lasts, k, at = { 1 }, {}, 1, 1
-  while true do
-    local nl = chunk:find("\n", at, true)
-    if not nl then break end
-    lasts[k], k, at = nl - 1, k + 1, nl + 1
-    firsts[k] = at
+  -- the chunk's first segment ends a line begun in an earlier slice (kept for
+  -- the next call), its last begins the line the previous call kept; those
+  -- between are whole lines, cut out only when they hold a word a sample needs
+  local firsts, lasts, k = { 1 }, {}, 1
+  for nl in chunk:gmatch("()\n") do
+    lasts[k], k = nl - 1, k + 1
+    firsts[k] = nl + 1
   end
   lasts[k] = #chunk
   local tail = chunk:sub(firsts[k]) .. (self.carry or "")
@@ -118,12 +108,6 @@ function Reader:next(max_bytes)
     self.f, self.carry, self.waiting = nil, nil, {}
   end
   return out, self.done
-end
-
--- Stop reading early (the file is closed; later calls give nothing).
-function Reader:close()
-  if self.f then self.f:close() end
-  self.f, self.done = nil, true
 end
 
 return S
