@@ -74,7 +74,7 @@ end
 -- An owed event (its record already written) sent on ctx's loop: the delivery.
 function N.send(ctx, notify, wid, task_id, body)
   local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body,
-    done = false, req = false, wake = 0, outcome = false, ended = false }, D)
+    done = false, req = false, outcome = false, ended = false }, D)
   set_of(ctx.loop)[d] = true
   local path = core.check_url(notify.url, "notify.url").path
   d.req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, path, nil, body,
