@@ -1,53 +1,31 @@
--- One HTTP/1.1 exchange on nginx's own socket (ngx.socket.tcp), for the
--- transport in nginx/transport.lua, which runs each in a light thread of its own:
--- connect (a kept-alive connection unless fresh; TLS always verified), the
--- request, the answer's head and body (Content-Length, chunked, or to the
--- close), a download's bytes into its file, redirects.  Bytes only: what the
--- answer means is core.verdict's to say.
---
---   W.exchange(c, x, key) -> nil on a whole answer, else wire, message
---     c: ua, connect_timeout, pool_size, slots (a semaphore of max_connections)
---     x: r (the request, transport.lua), op, auth, offset, deadline, stall,
---        proxy (core.check_url's parts of an http proxy, or false: none),
---        and a download's fh (core.part_open's handle on r.file, at offset);
---        it fills status, retry_after, parts (the body, up to cap bytes),
---        have, total (a download's bytes in its file and its size); a 200 to
---        a download that asked for a Range replaces fh with a new file
---
--- Linear in the answer's bytes: what was read ahead is one string and a
--- position in it (x.buf, x.pos), never copied to drop what was used, and a
--- line that spans reads is gathered piece by piece.  Whole chunks already read
--- go to the file straight from that string, parsed in C (fh:chunks).  The
--- light thread yields to the worker's other work every BREATHE seconds of its
--- own (a 1 ms ngx.sleep: nginx without OpenResty's patch warns at each
--- ngx.sleep(0)): a fast server never holds the worker for a download.
+-- One HTTP/1.1 exchange on nginx's own socket, run by nginx/transport.lua in a light
+-- thread: W.exchange(c, x, key) -> nil on a whole answer, else wire, message.  c: ua,
+-- connect_timeout, pool_size, slots (max_connections' semaphore); x: the exchange
+-- transport.lua's send makes, which it fills (status, retry_after, parts, have, total).
+-- Linear in the answer's bytes: what was read ahead is one string and a position in it
+-- (x.buf, x.pos), never copied to drop what was used.
 
 local core = require "starvideos.core"
 
 local ngx = rawget(_G, "ngx")
-local tcp = ngx.socket.tcp
-local tostring, tonumber, math_max, math_min, math_floor, string_format =
-  tostring, tonumber, math.max, math.min, math.floor, string.format
 local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
 local now, part_open, sleep = core.now, core.part_open, ngx.sleep
-local resolve_url, check_url = core.resolve_url, core.check_url
 
 local HEAD_MAX = 64 * 1024 -- an answer's status line and headers, together
 local CHUNK = 64 * 1024    -- the most asked of a socket at once
 local IDLE_MS = 60 * 1000  -- how long a kept-alive connection waits for its next use
-local BREATHE = 0.005      -- the most a light thread works on before it yields
+local BREATHE = 0.005      -- the most a light thread works before other work of the worker runs
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 local serial = 0           -- names the pools of connections never to be shared
 
 local W = {}
 
--- The socket's timeout for its next step: the exchange's time left, at most
--- `cap` seconds; false when the time is up.
+-- The socket's timeout for its next step: the time left, at most `cap` s; false when up.
 local function arm(x, cap)
   local left = x.deadline and x.deadline - now() or 86400
   if cap and cap < left then left = cap end
   if left <= 0 then return false end
-  x.sock:settimeout(math_max(1, math_floor(left * 1000)))
+  x.sock:settimeout(math.max(1, math.floor(left * 1000)))
   return true
 end
 
@@ -55,17 +33,9 @@ end
 local function wire_of(x, err)
   if err ~= "timeout" then return "broken", err == "closed" and "the server closed the connection" or tostring(err) end
   if x.deadline and now() >= x.deadline - 0.005 then
-    return "timeout", string_format("no whole answer within %g s", x.r.timeout)
+    return "timeout", string.format("no whole answer within %g s", x.r.timeout)
   end
-  return "timeout", string_format("no data for %g s", x.stall or 0)
-end
-
--- Other work of the worker runs when this thread has worked BREATHE seconds.
-local function breathe(x)
-  local t = now()
-  if t - x.since < BREATHE then return end
-  sleep(0.001)
-  x.since = now()
+  return "timeout", string.format("no data for %g s", x.stall or 0)
 end
 
 -- Up to n bytes of the answer, those read ahead first (not with `fresh`) | nil, socket error.
@@ -81,7 +51,10 @@ local function take(x, n, fresh)
     return sub(b, pos, pos + n - 1)
   end
   if not arm(x, x.stall) then return nil, "timeout" end
-  breathe(x)
+  if now() - x.since >= BREATHE then -- 1 ms: nginx without OpenResty's patch warns at each ngx.sleep(0)
+    sleep(0.001)
+    x.since = now()
+  end
   local data, err = x.sock:receiveany(n)
   if data then x.got = x.got + #data end
   return data, err
@@ -101,8 +74,7 @@ local function line(x, room)
     return cut(b, pos, e), e - pos + 1
   end
   local parts, have = { sub(b, pos) }, #b - pos + 1
-  while not e do -- the line goes on past what was read: gather it piece by piece
-    if have >= room then break end
+  while not e and have < room do -- the line goes on past what was read: gather it piece by piece
     local data, err = take(x, CHUNK, true)
     if not data then return nil, wire_of(x, err) end
     e = find(data, "\n", 1, true)
@@ -139,8 +111,7 @@ local function head(x)
   return status, h, minor == "1" and not (h.connection or ""):lower():find("close", 1, true)
 end
 
--- Where the answer's bytes go: the download's file, else memory up to x.cap
--- (beyond it an API answer ends as garbled and a download's error page is cut).
+-- Where the answer's bytes go: the file, else memory up to x.cap (past it: garbled, or an error page cut).
 local function sink(x, data)
   if x.spent then return nil, "broken", "the exchange was cancelled" end
   if x.to_file then
@@ -152,31 +123,23 @@ local function sink(x, data)
   if over then data = data:sub(1, x.cap - x.kept) end
   x.parts[#x.parts + 1], x.kept = data, x.kept + #data
   if not over or x.op == "download" then return true end
-  return nil, "garbled", string_format("the answer is larger than %.0f bytes", x.cap)
+  return nil, "garbled", string.format("the answer is larger than %.0f bytes", x.cap)
 end
 
 -- n bytes of body, or (n nil) all until the server closes.
 local function fixed(x, n)
   while not n or n > 0 do
-    local data, err = take(x, math_min(n or CHUNK, CHUNK))
+    local data, err = take(x, math.min(n or CHUNK, CHUNK))
     if not data and not n and err == "closed" then return true end
     if not data then
       local wire, msg = wire_of(x, err)
-      return nil, wire, err == "closed" and string_format("the answer ended %.0f bytes short", n) or msg
+      return nil, wire, err == "closed" and string.format("the answer ended %.0f bytes short", n) or msg
     end
     n = n and n - #data
     local ok, wire, msg = sink(x, data)
     if not ok then return nil, wire, msg end
   end
   return true
-end
-
--- The chunks wholly in what was read, straight from it to the file (in C:
--- fh:chunks), up to the first that is not plainly framed or not all there,
--- which the caller reads the careful way (and so says what is wrong with it).
-local function whole_chunks(x)
-  local pos, n = x.fh:chunks(x.buf, x.pos)
-  if pos then x.pos, x.have = pos, x.have + n end
 end
 
 -- The body as its headers frame it: true | nil, wire, message.
@@ -189,7 +152,11 @@ local function body(x, h)
     return fixed(x, tonumber(cl))
   end
   while true do
-    if x.to_file and not x.spent then whole_chunks(x) end
+    if x.to_file and not x.spent then
+      -- chunks wholly read go to the file in C, up to one not plain or whole: read below
+      local pos, n = x.fh:chunks(x.buf, x.pos)
+      if pos then x.pos, x.have = pos, x.have + n end
+    end
     local l, wire, msg = line(x, 1024)
     if not l then return nil, wire, msg end
     local hex, rest = l:match("^(%x+)(.*)$")
@@ -210,8 +177,7 @@ local function body(x, h)
   return true
 end
 
--- A download's 200 is written from byte 0, a 206 from the byte its Content-Range
--- names, which must be one we have: the .part is cut there.
+-- A download's 200 is written from byte 0, a 206 from its Content-Range's, one we have.
 local function start_file(x, h)
   local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
   a, b, t = tonumber(a), tonumber(b), tonumber(t)
@@ -219,7 +185,7 @@ local function start_file(x, h)
     local cl = not h["transfer-encoding"] and h["content-length"]
     a, t = 0, cl and cl:find("^%d+$") and tonumber(cl) or nil
   elseif not (a and b >= a and t > b and a <= x.offset) then
-    return nil, "broken", string_format("the server sent a byte range that does not follow the %.0f bytes we have",
+    return nil, "broken", string.format("the server sent a byte range that does not follow the %.0f bytes we have",
       x.offset)
   end
   if x.spent then return nil, "broken", "the exchange was cancelled" end
@@ -235,30 +201,27 @@ local function start_file(x, h)
   return ok, "io", err
 end
 
--- Through the proxy p, a tunnel to u (CONNECT host:port, its answer read as any
--- head): true | nil, wire, message.  Nothing of the request is sent before the
--- tunnel is up, and what goes through it after is TLS: the proxy never sees the key.
+-- Through the proxy p, a tunnel to u: true | nil, wire, message.  Nothing of the request
+-- is sent before it is up, and then only TLS: the proxy never sees the key.
 local function tunnel(c, x, u, p)
   if not arm(x, c.connect_timeout) then return nil, "not_sent", "timed out before the CONNECT" end
   local target = u.host .. ":" .. u.port
   local sent, err = x.sock:send("CONNECT " .. target .. " HTTP/1.1\r\nHost: " .. target .. "\r\nUser-Agent: " .. c.ua
     .. "\r\n\r\n")
-  local status, h, msg
+  local status, h, msg = nil, err, nil
   if sent then status, h, msg = head(x) end
   x.buf, x.pos, x.got = "", 1, 0
   if status == 200 then return true end
-  if not sent then h, msg = err, nil end
-  local why = status and "answered " .. status or (msg or tostring(h))
+  local why = status and "answered " .. status or msg or tostring(h)
   -- a proxy that refuses the target (403, 407) says so again: not worth retrying
   return nil, status and status < 500 and "fatal" or "not_sent",
-    string_format("the proxy %s did not open a tunnel to %s: %s", p.authority, target, why)
+    string.format("the proxy %s did not open a tunnel to %s: %s", p.authority, target, why)
 end
 
--- A connection to u (through x.proxy when there is one): a kept one when there
--- is one, unless `fresh`.  TLS is always verified (lua_ssl_trusted_certificate
--- names the CAs), with the target's name, also through a proxy's tunnel.
+-- A connection to u (through x.proxy if any): a kept one unless `fresh`.  TLS is
+-- always verified, with the target's name, also through a proxy's tunnel.
 local function connect(c, x, u, fresh)
-  local sock, p = tcp(), x.proxy
+  local sock, p = ngx.socket.tcp(), x.proxy
   x.sock, x.unpooled = sock, fresh
   local pool = u.scheme .. "://" .. u.host .. ":" .. u.port
   if p then pool = pool .. " via " .. p.host .. ":" .. p.port end -- never shared with direct ones
@@ -267,14 +230,13 @@ local function connect(c, x, u, fresh)
   local to = p or u
   local ok, err = sock:connect(to.host, to.port, { pool = pool })
   if not ok then
-    return nil, "not_sent", string_format("%s %s%s", err == "timeout" and "timed out connecting to" or
+    return nil, "not_sent", string.format("%s %s%s", err == "timeout" and "timed out connecting to" or
       "cannot connect to", p and "the proxy " or "", to.authority) .. (err == "timeout" and "" or ": " .. tostring(err))
   end
   if u.scheme ~= "https" or sock:getreusedtimes() > 0 then return true end
   if p then
-    local wire, msg
-    ok, wire, msg = tunnel(c, x, u, p)
-    if not ok then return nil, wire, msg end
+    local tunneled, wire, msg = tunnel(c, x, u, p)
+    if not tunneled then return nil, wire, msg end
   end
   if not arm(x, c.connect_timeout) then return nil, "not_sent", "timed out before the TLS handshake" end
   ok, err = sock:sslhandshake(nil, (u.host:gsub("^%[(.*)%]$", "%1")), true)
@@ -293,18 +255,14 @@ local function request(c, x, u, key)
     "\r\n" }
   if x.op == "download" then -- never the key: the video lives on another host
     t[#t + 1] = "Accept: video/mp4, */*\r\n"
-    if x.offset > 0 then t[#t + 1] = string_format("Range: bytes=%.0f-\r\n", x.offset) end
-  elseif x.op == "notify" then -- the user's own host: never the key; the event's webhook-* lines
+    if x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset) end
+  else -- a notify goes to the user's own host: never the key, and the event's webhook-* lines
+    if x.auth and x.op ~= "notify" then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
     t[#t + 1] = "Accept: application/json\r\n"
     if r.headers then t[#t + 1] = r.headers:gsub("\n", "\r\n") end
     if r.body then t[#t + 1] = "Content-Type: application/json\r\nContent-Length: " .. #r.body .. "\r\n" end
-  else
-    if x.auth then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
-    t[#t + 1] = "Accept: application/json\r\n"
-    if r.body then t[#t + 1] = "Content-Type: application/json\r\nContent-Length: " .. #r.body .. "\r\n" end
   end
-  t[#t + 1] = "\r\n"
-  t[#t + 1] = r.body
+  t[#t + 1] = "\r\n" .. (r.body or "")
   return t
 end
 
@@ -328,11 +286,10 @@ local function ask(c, x, u, key)
   end
 end
 
--- One exchange, redirects included: nil on a whole answer, else wire, message.
 function W.exchange(c, x, key)
-  local r, url = x.r, x.r.url
-  local u = check_url(url, "url")
-  if not c.slots:wait(math_max(0.001, x.deadline and x.deadline - now() or 86400)) then
+  local url = x.r.url
+  local u = core.check_url(url, "url")
+  if not c.slots:wait(math.max(0.001, x.deadline and x.deadline - now() or 86400)) then
     return "not_sent", "timed out waiting for a free connection (max_connections)"
   end
   x.slot, x.since = true, now()
@@ -340,7 +297,7 @@ function W.exchange(c, x, key)
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
     x.status, x.retry_after = status, h["retry-after"]
-    local follow, ok, wire, msg = r.follow and REDIRECT[status] and h.location
+    local follow, ok, wire, msg = x.r.follow and REDIRECT[status] and h.location
     if x.op == "download" and (status == 200 or status == 206) and not follow then
       ok, wire, msg = start_file(x, h)
       if not ok then return wire, msg end
@@ -355,11 +312,9 @@ function W.exchange(c, x, key)
       return nil
     end
     if hops == 5 then return "fatal", "more than 5 redirects" end
-    -- the target as libcurl's transport reads it (core.resolve_url), taken only
-    -- when the one URL check (core.check_url) takes it
-    local bad
-    url = resolve_url(url, follow)
-    u, bad = check_url(url, "redirect")
+    local bad -- the target read as libcurl's transport reads it, and checked as any URL
+    url = core.resolve_url(url, follow)
+    u, bad = core.check_url(url, "redirect")
     if not u then return "fatal", bad.message end
     x.auth, x.parts, x.kept, x.status, x.retry_after, x.to_close = false, {}, 0, nil, nil, nil -- no key elsewhere
   end
