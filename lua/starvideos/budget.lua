@@ -1,17 +1,7 @@
--- The key's budget: what every client of one (base URL, API key) in a process
--- shares.  Its limits: the smallest requests_per_second and max_connections
--- any live client asked for (the service limits the key, not a client),
--- worked out again as clients join and leave.  Its bucket of
--- requests_per_second, for every API request of the key (creates, polls,
--- retries), with create_limit's count.  The births of its tasks (when this
--- process's creates were answered), and the work its loops share (a
--- journal's samples read a slice a turn).
---
--- One rule for the bucket and one for create_limit, written once as Lua text
--- (RULES): run here for the process's own count, by nginx/budget.lua over the
--- host's lua_shared_dict, and sent to Redis by fleet/budget.lua for a fleet.
--- A remote backend (b:use(remote)) is asked first; when it cannot answer, the
--- process's own bucket stands in.
+-- The key's budget, shared by the clients of one (base URL, API key) in a
+-- process: its limits, its bucket, create_limit's rule, births and shared work
+-- (docs/architecture.md).  A remote backend (b:use) is asked first; when it
+-- cannot answer, the process's own bucket stands in.
 
 local core = require "starvideos.core"
 

@@ -1,8 +1,6 @@
--- The client: the public API, a light handle on its key's loop and budget
--- and its own ledger.  A call builds jobs (job.lua) handed those (its `ctx`)
--- and drives them on the loop (loop.lua).  Made by `starvideos.new`; the
--- reference of every method is docs/reference.md.  A wrong argument raises;
--- what the network or the service did is `nil, err`.
+-- The client: the public API (docs/reference.md), a light handle on its key's
+-- loop and budget and its own ledger.  A wrong argument raises; what the
+-- network or the service did is nil, err.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -15,7 +13,30 @@ local type, ipairs, tostring, setmetatable, rawset, require, error, string_forma
   type, ipairs, tostring, setmetatable, rawset, require, error, string.format
 local now = core.now
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
-local task_id, need_table, S = config.task_id, config.need_table, config.CALLS
+local S = config.CALLS
+
+-- A task id, from an id or a task table; else raises (argument 1 of `where`).
+local function task_id(v, where)
+  if type(v) == "string" then return v end
+  if type(v) == "table" and type(v.id) == "string" then return v.id end
+  argerror(1, where, "task id or task table", type(v) == "table" and "a table without an id" or type(v), 4)
+end
+
+-- What `download` was given: "url", "task" (with its video_url) or "id" (a task
+-- id, or the id of a task without its URL).  Raises on anything else.
+local function download_target(v)
+  local kind = type(v)
+  if kind == "string" and v:find("^%a[%w+.-]*://") then return "url", v end
+  if kind == "table" and type(v.video_url) == "string" then return "task", v end
+  if (kind == "string" and v ~= "") or (kind == "table" and type(v.id) == "string") then
+    return "id", kind == "table" and v.id or v
+  end
+  argerror(1, "download", "task, task id or URL", kind == "table" and "a table without an id" or kind, 4)
+end
+
+local function need_table(v, n, where)
+  if type(v) ~= "table" then argerror(n, where, "table", type(v), 4) end
+end
 
 local Client = {}
 Client.__index = Client
@@ -128,7 +149,7 @@ function Client:download(target, path, opts)
   live(self)
   local spec = { out = path, timeout = opts.timeout or self.cfg.download_timeout, on_progress = opts.on_progress,
     resume_limit = opts.resume_limit }
-  local kind, v = config.download_target(target)
+  local kind, v = download_target(target)
   if kind == "url" then spec.url = v
   elseif kind == "task" then spec.task, spec.id = v, v.id
   else -- an id, or a task without its URL: one query

@@ -1,8 +1,6 @@
--- The configuration: every default in one table (DEFAULTS), the checks of
--- every option and argument of the public calls, and a client's whole
--- configuration (config.client).  Wrong types and values raise: they are the
--- caller's bugs, and they never reach the network.  Lower layers are handed
--- these values and only clamp them; none invents a default of its own.
+-- Every default (DEFAULTS), the checks of every option, and a client's whole
+-- configuration.  Wrong values raise before the network;
+-- lower layers only clamp what they are handed.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -10,7 +8,7 @@ local cjson = require("cjson.safe").new()
 
 local type, pairs, tostring, error, rawget, floor, string_format, os_getenv =
   type, pairs, tostring, error, rawget, math.floor, string.format, os.getenv
-local argerror, new_error = errors.argerror, errors.new_error
+local new_error = errors.new_error
 
 local M = {}
 
@@ -297,29 +295,6 @@ M.CALLS = {
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
     journal = C.path, sleep = C.fn, notify = C.notify },
 }
-
--- A task id, from an id or a task table; else raises (argument 1 of `where`).
-function M.task_id(v, where)
-  if type(v) == "string" then return v end
-  if type(v) == "table" and type(v.id) == "string" then return v.id end
-  argerror(1, where, "task id or task table", type(v) == "table" and "a table without an id" or type(v), 4)
-end
-
--- What `download` was given: "url", "task" (with its video_url) or "id" (a task
--- id, or the id of a task without its URL).  Raises on anything else.
-function M.download_target(v)
-  local kind = type(v)
-  if kind == "string" and v:find("^%a[%w+.-]*://") then return "url", v end
-  if kind == "table" and type(v.video_url) == "string" then return "task", v end
-  if (kind == "string" and v ~= "") or (kind == "table" and type(v.id) == "string") then
-    return "id", kind == "table" and v.id or v
-  end
-  argerror(1, "download", "task, task id or URL", kind == "table" and "a table without an id" or kind, 4)
-end
-
-function M.need_table(v, n, where)
-  if type(v) ~= "table" then argerror(n, where, "table", type(v), 4) end
-end
 
 -- The options of starvideos.new.
 M.CLIENT = {

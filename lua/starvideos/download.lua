@@ -1,9 +1,6 @@
--- A download's rules, for its request (request.lua): before a create, whether
--- its file can be written at all; the bytes go to `<path>.part`, a .part an
--- earlier call left is gone on from (its last OVERLAP bytes asked for again
--- and compared: a .part of another video is never completed into a wrong
--- file), and the whole file is committed (fsync, rename, the folder synced)
--- on a helper thread the loop polls, or by the transport (nginx's pool).
+-- A download's rules, for its request: the out check before a create, the
+-- .part gone on from (its last OVERLAP bytes compared: never another video's),
+-- the commit (fsync, rename, the folder synced) on a helper thread.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"

@@ -1,12 +1,6 @@
--- starvideos: a client for the StarVideos asynchronous video-generation API.
--- This file is the module's face: starvideos.new, validate, models, pending,
--- file_name, verify_webhook and the default client.  The client is client.lua;
--- docs/architecture.md shows the layers below it, docs/reference.md every call.
---
---     local starvideos = require "starvideos"
---     local client = starvideos.new { api_key = os.getenv "STARVIDEOS_API_KEY" }
---     local task = assert(client:generate({ model = "videos", prompt = "A kitten on a meadow",
---       duration = 5 }, { out = "kitten.mp4" }))
+-- starvideos: the module's face (new, validate, models, pending, file_name,
+-- verify_webhook, the default client).  The client is client.lua;
+-- docs/reference.md has every call, docs/architecture.md the layers.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"

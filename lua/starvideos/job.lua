@@ -1,13 +1,9 @@
 -- A job carries one task from create (or an id, or a bare URL) through polling
--- to a downloaded file, as a state machine that never blocks: built whole by
--- Job.new(ctx, goal, id, spec), moved by job:advance(now) whenever its request
--- finished or its timer fell due (the loop calls it).  It is handed what it
--- uses, ctx: the loop (timers, sending), the key's budget (tokens, births),
--- the client's ledger (records) and its cfg (options, on_event).
---
---   job.state  : "creating" | "polling" | "downloading" | "done" | "cancelled"
---   job.status : the task's own status ("queued", "processing", "completed", "failed")
---   job.task, job.id, job.err, job.path, job.done
+-- to a file: a state machine that never blocks, moved by job:advance(now) when
+-- its request finished or its timer fell due.  It is handed ctx: the loop, the
+-- key's budget, the ledger and the client's cfg.
+--   job.state: "creating" | "polling" | "downloading" | "done" | "cancelled";
+--   job.status (the task's), job.task, job.id, job.err, job.path, job.done
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"

@@ -1,15 +1,6 @@
--- The loop: one transport and the one drive loop that moves everything on it.
--- Outside nginx the clients of a key share one (a weak registry by key);
--- inside nginx a cosocket belongs to the request that made it, so each client
--- has its own there.  It holds the timers (a heap of {at, obj}: obj:advance(t)
--- when due), the admission queue (at most 4 * the key's max_connections
--- exchanges handed to the transport at once), the exchanges in flight, and
--- the side work of a turn: downloads' progress, commits, and objects with a
--- turn() to do until done (a ledger's store commands, a journal read).  It is
--- handed the key's budget; jobs and requests are handed the loop.
---
---   tick: what is ready now; pause: wait for the transport, a timer or the
---   store; drive: until a condition; step, run and run_one are drive's uses.
+-- The loop: one transport, the timers, admission and the one drive loop
+-- (docs/architecture.md, "The drive loop").  The clients of a key share one;
+-- inside nginx, where a cosocket belongs to its request, each client has its own.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"

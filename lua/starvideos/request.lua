@@ -1,13 +1,7 @@
--- One HTTP request with its retries, over whichever transport the loop has:
--- "send it" between "build the request" (the core: build_create, result_path)
--- and "read the answer" (the core's verdict).  The policy lives here and in
--- the core, never in a transport: which POST may be resent and when
--- (core.retry), deadlines, and a download's rules (download.lua).
---
--- A request belongs to an owner (a job, a webhook delivery); when it is done
--- it calls owner:advance(now), and the owner reads req.task (the verdict's task
--- table, a download's "") or req.err.  The request is itself what the
--- transport is sent (docs/architecture.md lists its fields).
+-- One HTTP request with its retries, over the loop's transport.  The policy
+-- (core.retry, deadlines, download.lua's rules) lives here and in the core,
+-- never in a transport.  Done, it calls owner:advance(now), and the owner
+-- reads req.task (the verdict's task table, a download's "") or req.err.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
