@@ -7,6 +7,7 @@
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local FleetBudget = require "starvideos.fleet.budget"
+local leases = require "starvideos.fleet.leases"
 
 local type, ipairs, pairs, tostring, setmetatable, string_format, os_time, math_floor, table_insert =
   type, ipairs, pairs, tostring, setmetatable, string.format, os.time, math.floor, table.insert
@@ -57,7 +58,7 @@ local function send_first(self, st, lease)
   local l, lim = self.ledger, self.ledger.cfg.create_limit
   local err
   self.st, self.lease_obj = st, lease
-  self.lease, err = st:send_script("ledger_lease", { l.prefix .. "owner:" .. lease.id }, { tostring(l.lease_ms) })
+  self.lease, err = leases.send(st, l, lease.id)
   if not self.lease then return err end
   if lim then
     self.limit, err = FleetBudget.send_create(st, l.hash, lim)
@@ -81,7 +82,7 @@ local function send_pending(self)
   local leased, err = st:result(self.lease)
   self.lease = nil
   if leased == nil then return nil, err end
-  self.lease_obj:renewed_at(core.now())
+  self.lease_obj.renewed = core.now() -- Redis set it: this round trip took it along
   if self.limit then
     local wait, werr = FleetBudget.seconds(st, self.limit)
     self.limit = nil
@@ -122,6 +123,5 @@ function A:step(st, lease)
   if done == nil then return nil, err end
   return true
 end
-
 
 return A

@@ -1,11 +1,9 @@
 -- The key's budget in Redis, for every process and host of a store:
 -- budget.lua's rules (the bucket, create_limit's count) run as scripts on the
 -- server, on its clock (TIME), atomically.  A token is never waited for: the
--- script is sent and the asker told to come back (loop:await_store) until its
--- answer is there, which then stands for whoever asks first; an answer "none
--- before w" stands for every asker until w.  Redis failing: false (the host's
--- dict, else the process's own bucket, stands in), said once, asked again
--- AGAIN seconds later.
+-- asker is told to come back (loop:await_store) until the answer is there.
+-- Redis failing: the host's dict, else the process's own bucket, stands in,
+-- said once, Redis asked again AGAIN seconds later.
 
 local Budget = require "starvideos.budget"
 local Store = require "starvideos.fleet.store"
@@ -16,7 +14,7 @@ local setmetatable, pairs, type, tostring, tonumber, string_format, math_floor =
 local F = {}
 F.__index = F
 
-local AGAIN = 1
+local AGAIN = 1 -- seconds
 
 -- Each answers a string (Redis truncates a Lua number to an integer): "0..."
 -- allowed, else the seconds to wait.  redis.replicate_commands lets a script
@@ -52,19 +50,17 @@ return string.format('%.6f', wait)
 
 for name, body in pairs(F.SCRIPTS) do Store.define("budget_" .. name, body) end
 
--- The keys of one API key (key_hash: never the key itself), in one hash slot.
+-- (key_hash: never the key itself; in one hash slot)
 function F.key(key_hash, what)
   return "starvideos:{" .. key_hash .. "}:" .. what
 end
 
--- The key's budget on store, for the budget b, its waiters on loop;
--- fallback (nginx's dict, or nil) stands in when Redis does not answer.
+-- fallback: nginx's dict, or nil.
 function F.new(store, b, loop, fallback)
-  return setmetatable({ store = store, budget = b, loop = loop, fallback = fallback or false, fleet = true,
+  return setmetatable({ store = store, budget = b, loop = loop, fallback = fallback or false,
     n = false, at = false, down = false }, F)
 end
 
--- The store's answer of a script sent as n: seconds, or nil, err.
 function F.seconds(store, n)
   local v, err = store:result(n)
   if v == nil then return nil, err end
@@ -111,8 +107,7 @@ function F:take(t, obj)
   return self.loop:await_store(obj, t)
 end
 
--- create_limit's count on the store, sent: n (F.seconds(store, n) once ready),
--- or nil, err.
+-- create_limit's count, sent: n (F.seconds(store, n) once ready), or nil, err.
 function F.send_create(store, key_hash, lim)
   return store:send_script("budget_create", { F.key(key_hash, "creates") },
     { string_format("%d", math_floor(lim.count)), string_format("%.17g", lim.per) })

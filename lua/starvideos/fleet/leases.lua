@@ -2,15 +2,8 @@
 -- shared by its ledgers of that key (let go when the last closes: its key
 -- deleted), one per keeper; each a key `owner:<id>` with a PX expiry of the
 -- lease, renewed every third of it.  A task whose owner's key is gone is an
--- orphan; a keeper's claim (fleet/scripts.lua's orphans and owed_orphans)
--- checks that and sets the claimer in one script, so two keepers never take
--- one task.  A process that cannot renew for a whole lease (Redis down that
--- long, a process stopped) may see a keeper take its tasks: nothing is created
--- twice, but a task may then be downloaded by both.
---
--- The functions are handed the ledger (fleet/ledger.lua) whose store and key
--- they use: ledger:eval(name, keys, args) (waited for), ledger.store,
--- ledger.prefix, ledger.lease_ms, ledger.queue (whether the store is down).
+-- orphan, claimed by a keeper in one script (fleet/scripts.lua).  The
+-- functions are handed the ledger (fleet/ledger.lua) whose store and key they use.
 
 local core = require "starvideos.core"
 
@@ -23,8 +16,12 @@ Lease.__index = Lease
 
 local held = {} -- "where prefix" -> this process's lease
 
--- The process's lease of the key `key` ("where prefix"), one more user of it
--- (nothing sent yet).
+local function message(err)
+  return type(err) == "table" and err.message or tostring(err)
+end
+M.message = message
+
+-- The process's lease of the key ("where prefix"), one more user of it (nothing sent yet).
 function M.hold(key)
   local lease = held[key]
   if not lease then
@@ -47,6 +44,10 @@ local function set(ledger, id)
   return ledger:eval("lease", { ledger.prefix .. "owner:" .. id }, { ledger.lease_ms })
 end
 
+function M.send(st, ledger, id)
+  return st:send_script("ledger_lease", { ledger.prefix .. "owner:" .. id }, { tostring(ledger.lease_ms) })
+end
+
 -- Renewed now (force), or when a third of it passed: true, or nil, err.
 function Lease:renew(ledger, force)
   local t = core.now()
@@ -56,9 +57,6 @@ function Lease:renew(ledger, force)
   self.renewed = t
   return true
 end
-
--- Redis set it at t (an ask's round trip took it along).
-function Lease:renewed_at(t) self.renewed = t end
 
 -- The async renewal (a loop's turn): sent when a third of it passed, its answer
 -- taken when there.  Whether nothing is in flight.
@@ -71,7 +69,7 @@ function Lease:renew_async(ledger, t)
     return true
   end
   if t - self.renewed < ledger.lease_ms / 3000 or ledger.queue:down_now(t) then return true end
-  n = ledger.store:send_script("ledger_lease", { ledger.prefix .. "owner:" .. self.id }, { tostring(ledger.lease_ms) })
+  n = M.send(ledger.store, ledger, self.id)
   if not n then return true end
   self.n, self.st, self.sent_at = n, ledger.store, t
   return false
@@ -104,11 +102,10 @@ function Keeper:close()
   if self.ledger.store then self.ledger.store:call("DEL", self.ledger.prefix .. "owner:" .. self.id) end
 end
 
--- A keeper: a lease of its own, for one keep.
 function M.keeper(ledger)
   local k = setmetatable({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {} }, Keeper)
   local ok, err = set(ledger, k.id)
-  if ok == nil then return nil, type(err) == "table" and err.message or tostring(err) end
+  if ok == nil then return nil, message(err) end
   return k
 end
 
@@ -129,6 +126,7 @@ end
 -- k's own due again: tasks {id=, model=, out=, part=}, the orphaned creates
 -- whose answer never came (each once), false (never behind); or nil, err.
 function M.orphans(ledger, k)
+  ledger:flush()
   if k.closed then return nil, "the keeper is closed" end
   local args, t = { ledger.prefix, k.id, ledger.lease_ms }, core.now()
   for id, when in pairs(k.again) do
@@ -138,7 +136,7 @@ function M.orphans(ledger, k)
     end
   end
   local v, err = ledger:eval("orphans", { ledger.prefix .. "unfinished", ledger.prefix .. "pending" }, args)
-  if v == nil then return nil, type(err) == "table" and err.message or tostring(err) end
+  if v == nil then return nil, message(err) end
   local tasks, pendings = {}, {}
   for _, r in ipairs(v[1]) do
     tasks[#tasks + 1] = { id = r[1], model = nonempty(r[2]), out = nonempty(r[3]), part = M.part_of(r[4]) }
@@ -155,9 +153,10 @@ end
 -- Claims for keeper k every owed webhook whose owner's lease is gone:
 -- {wid=, task=, body=}; or nil, err.
 function M.owed_orphans(ledger, k)
+  ledger:flush()
   if k.closed then return nil, "the keeper is closed" end
   local v, err = ledger:eval("owed_orphans", { ledger.prefix .. "owed" }, { ledger.prefix, k.id })
-  if v == nil then return nil, type(err) == "table" and err.message or tostring(err) end
+  if v == nil then return nil, message(err) end
   local out = {}
   for i, r in ipairs(type(v) == "table" and v or {}) do out[i] = { wid = r[1], task = r[2], body = r[3] } end
   return out

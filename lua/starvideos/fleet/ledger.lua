@@ -1,22 +1,12 @@
 -- The ledger on a store (fleet/store.lua: Redis), for a fleet: the interface
--- of records/ledger.lua (docs/architecture.md lists it), so that choosing it is
--- a choice of backend.  Its records are fleet/scripts.lua's, written in order
--- through fleet/queue.lua; its leases and claims are fleet/leases.lua's.
+-- of records/ledger.lua (docs/architecture.md lists it; docs/keep-and-fleet.md
+-- says what Redis failing does).  Its records are fleet/scripts.lua's, written
+-- in order through fleet/queue.lua; its leases and claims fleet/leases.lua's.
 --
 --   R.new(store_or_url, cfg[, loop[, budget]]) -> ledger: a store (store.new:
 --   not connected yet) or its URL (opened at the first need).  With a loop,
---   nothing a job calls waits, so no frame is blocked outside nginx:
---   before_create and created answer false until Redis answered (the job asks
---   again on a later turn), the records after them are queued and sent a turn
---   at a time, the lease renewed from a timer.  Without a loop (the CLI, a
---   keep's reads), every call waits.
---
--- Redis unreachable or failing: before_create returns nil, err (kind "io",
--- field "store", naming the store, never the password): no create is sent.
--- The records after a create are queued in this process's memory and written
--- when Redis answers again; a created task goes on polling, nothing is lost
--- while the process lives (a process that dies with records queued leaves its
--- task "pending" in Redis, listed by pending(), never sent again).
+--   nothing a job calls waits, so no frame is blocked outside nginx; without
+--   (the CLI, a keep's reads), every call waits.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -28,19 +18,21 @@ local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
 require "starvideos.fleet.scripts" -- (they join the store's)
 
-local type, ipairs, tostring, tonumber, setmetatable, require, string_format, math_floor =
-  type, ipairs, tostring, tonumber, setmetatable, require, string.format, math.floor
+local type, ipairs, tonumber, setmetatable, require, string_format, math_floor =
+  type, ipairs, tonumber, setmetatable, require, string.format, math.floor
 local table_insert, table_sort = table.insert, table.sort
 local new_error = errors.new_error
 
 local R = {}
 R.__index = R
 
-R.RETAIN = 7 * 86400 -- seconds a settled task's record stays
+local RETAIN = 7 * 86400 -- seconds a settled task's record stays
+
+local Reader = {} -- the samples read across a loop's turns (R.new)
+Reader.__index = Reader
 
 local function io_error(err, suffix)
-  local msg = type(err) == "table" and err.message or tostring(err)
-  return new_error("io", msg .. (suffix or ""), { field = "store" })
+  return new_error("io", leases.message(err) .. (suffix or ""), { field = "store" })
 end
 
 function R.new(store, cfg, loop, budget)
@@ -59,7 +51,7 @@ function R.new(store, cfg, loop, budget)
   local Schedule = require "starvideos.extras.schedule"
   if budget and Schedule.first_read(budget, where .. " " .. prefix) then
     self.schedule = Schedule.of(budget, cfg)
-    if loop then budget:share(setmetatable({ ledger = self }, R.Reader)) else self:read_samples() end
+    if loop then budget:share(setmetatable({ ledger = self }, Reader)) else self:read_samples() end
   end
   return self
 end
@@ -86,7 +78,6 @@ local function warn(self)
   end
 end
 
--- The queued records, oldest first, waited for: true, or nil, err.
 function R:flush()
   return self.queue:flush(function(...) return self:eval(...) end, warn(self))
 end
@@ -105,7 +96,7 @@ function R:_record(name, keys, args)
 end
 
 -- A loop's turn while anything is in flight: the records sent and their
--- answers taken, the lease renewed when due, the samples read.  Whether done.
+-- answers taken, the lease renewed when due.  Whether done.
 function R:turn()
   local st = self.store
   if not st then return true end
@@ -116,9 +107,6 @@ end
 
 function R:settled() return self.queue:settled() end
 
--- ------------------------------------------------------------ the lease
-
--- This ledger's share of the process's lease (nothing sent).
 function R:_hold()
   if not self.lease then self.lease = leases.hold(self.where .. " " .. self.prefix) end
   return self.lease
@@ -143,9 +131,8 @@ function R:_renewing()
 end
 
 -- The client closed (collected: in a GC step, where nothing may wait).  Its
--- records are written first (not when collected); those left stay queued for
--- the process (inside nginx they go to the worker's queue).  Its share of the
--- lease goes: the last one's key deleted (collected: it just expires).
+-- records are written first; those left stay queued for the process.  The
+-- last share of the lease deletes its key (collected: it just expires).
 function R:close(collected)
   local lease = self.lease
   self.lease, self.closed = nil, true
@@ -156,29 +143,16 @@ function R:close(collected)
   end
 end
 
-function R:keeper() return leases.keeper(self) end
-
-function R:orphans(k)
-  self:flush()
-  return leases.orphans(self, k)
-end
-
-function R:owed_orphans(k)
-  self:flush()
-  return leases.owed_orphans(self, k)
-end
-
--- ------------------------------------------------------------ records
+R.keeper, R.orphans, R.owed_orphans = leases.keeper, leases.orphans, leases.owed_orphans
 
 -- A create surely never sent (lid): its pending record removed, and its
 -- pending script made a no-op should Redis run it later (gone:<local>).
 function R:_abandoned(lid)
   self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
-    { lid, R.RETAIN })
+    { lid, RETAIN })
 end
 
--- A job cancelled: its ask in flight (lid) and its created record waited for
--- (id) forgotten; the records queued stay queued (written).
+-- The records queued stay queued (written).
 function R:forget(lid, id)
   local ask = lid and self.asks[lid]
   if ask then ask:drop(); self.asks[lid] = nil end
@@ -196,8 +170,10 @@ function R:_ask(params, lid, out)
     if ask and ask.pend_sent then self:_abandoned(lid) end
     return nil, io_error(err, " (nothing was sent)")
   end
+  local st
   if not ask then
-    local st, err = self:_store()
+    local err
+    st, err = self:_store()
     if not st then return refuse(err) end
     self.queue:adopt()
     if self.queue[1] then -- the records of earlier tasks first: Redis failing, no create
@@ -209,14 +185,10 @@ function R:_ask(params, lid, out)
     end
     ask = Ask.new(self, params, lid, out)
     self.asks[lid] = ask
-    local ok, aerr = ask:step(st, self:_hold())
-    if ok == nil then return refuse(aerr) end
-    if not ok then return false end
-  else
-    local ok, aerr = ask:step()
-    if ok == nil then return refuse(aerr) end
-    if not ok then return false end
   end
+  local ok, aerr = ask:step(st, st and self:_hold())
+  if ok == nil then return refuse(aerr) end
+  if not ok then return false end
   self.asks[lid] = nil
   self.queue:answered()
   self.outs[lid] = out or false
@@ -224,8 +196,6 @@ function R:_ask(params, lid, out)
   return true
 end
 
--- A pending record before a create: with a loop, asked across its turns (false
--- until known: the job asks again); without, waited for.
 function R:before_create(params, lid, out)
   lid = lid or core.random_id()
   while true do
@@ -247,8 +217,7 @@ function R:_created(id, params, lid, out, uncertain)
     self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending" }, args)
 end
 
--- The task's record is written, or queued until Redis answers: true either
--- way; with a loop, false while its answer is not there yet.
+-- True once its record is written, or queued while Redis fails.
 function R:created(task, params, lid)
   local e = self.held[task.id]
   if not e then
@@ -281,11 +250,11 @@ end
 
 function R:status(id, status, took, within)
   self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
-    { id, status, num(took), num(within), self.prefix, config.DEFAULTS.samples, R.RETAIN })
+    { id, status, num(took), num(within), self.prefix, config.DEFAULTS.samples, RETAIN })
 end
 
 function R:downloaded(id, path)
-  self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" }, { id, path, R.RETAIN })
+  self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" }, { id, path, RETAIN })
 end
 
 function R:part(id, part, path)
@@ -293,17 +262,12 @@ function R:part(id, part, path)
   return true
 end
 
--- An event recorded owed (queued, written in order before its delivered
--- record); its owner the process's lease (with a loop, taken without waiting).
+-- Its owner the process's lease (with a loop, taken without waiting).
 function R:owe(wid, task_id, body)
   local owner = self.lease and self.lease.id
   if not owner and not self.closed then
-    if self.loop then
-      owner = self:_hold().id
-      self:_renewing()
-    else
-      owner = self:owner()
-    end
+    owner = self.loop and self:_hold().id or self:owner()
+    self:_renewing()
   end
   return self:_record("owe", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" },
     { wid, task_id, body, owner or "" })
@@ -313,12 +277,11 @@ function R:delivered(wid)
   self:_record("delivered", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" }, { wid })
 end
 
--- A read of one of the key's sets (after the queued records): its rows
--- mapped by f, or nil, err.
+-- A read of one of the key's sets (after the queued records): its rows mapped by f.
 function R:_read(name, set, f)
   self:flush()
   local v, err = self:eval(name, { self.prefix .. set }, { self.prefix })
-  if v == nil then return nil, io_error(err).message end
+  if v == nil then return nil, leases.message(err) end
   local out = {}
   for i, r in ipairs(v) do out[i] = f(r) end
   return out
@@ -336,8 +299,6 @@ function R:pending()
   return out, err
 end
 
--- ------------------------------------------------------------ the schedule
-
 -- The store's samples ({kind, model, {"took within", ...}} per kind) into s.
 local function teach(s, v)
   for _, r in ipairs(type(v) == "table" and v or {}) do
@@ -349,18 +310,14 @@ local function teach(s, v)
   end
 end
 
--- The samples read at once (no loop).
 function R:read_samples()
   teach(self.schedule, self:eval("samples", { self.prefix .. "kinds" }, { self.prefix }))
 end
 
--- The samples read across a loop's turns: sent at the first, taken when there.
-local Reader = {}
-Reader.__index = Reader
-
+-- Sent at the first turn, taken when there.
 function Reader:turn()
   local l = self.ledger
-  local st = l.store or l:_store()
+  local st = l:_store()
   if not st then return true end
   if not self.n then
     self.n = st:send_script("ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
@@ -371,7 +328,5 @@ function Reader:turn()
   teach(l.schedule, (st:result(self.n)))
   return true
 end
-
-R.Reader = Reader
 
 return R

@@ -1,14 +1,9 @@
 -- The records of a ledger on a store (fleet/ledger.lua) that wait to be
--- written, in order: each one script of fleet/scripts.lua.  Redis failing,
--- they stay queued in this process's memory and are written when it answers
--- again, so that nothing is lost while the process lives.  Outside nginx the
+-- written, in order, kept in memory while Redis fails.  Outside nginx the
 -- queue is the process's, one per store and key, shared by its ledgers; inside
--- nginx each client's ledger has a queue of its own (its store's commands run
--- on its request's cosockets), and what a closed one left goes to the
--- worker's, for the next ledger of the key to write.
---
--- Whether the store is down is the process's for the store and key (q.link):
--- said when a record, an ask or a renewal failed, until one is answered.
+-- nginx each client's ledger has its own (its store's commands run on its
+-- request's cosockets), and what a closed one left goes to the worker's.
+-- Whether the store is down is the process's for the store and key (q.link).
 
 local core = require "starvideos.core"
 
@@ -22,8 +17,6 @@ Q.RETRY = 0.5 -- seconds: a store that failed is tried again this much later
 
 local links = {} -- "where prefix" -> { queue = (the process's), down =, down_at =, again = }
 
--- A queue for the key `prefix` on the store `where`: the process's (own:
--- false), or one of its own (inside nginx) beside it.
 function Q.for_key(where, prefix, own)
   local key = where .. " " .. prefix
   local link = links[key]
@@ -36,41 +29,35 @@ function Q.for_key(where, prefix, own)
   return setmetatable({ link = link, where = where, own = true }, Q)
 end
 
--- The store failed (err), now.
 function Q:failed(err)
   local link, t = self.link, core.now()
   link.down, link.down_at, link.again = err or true, t, t + Q.RETRY
 end
 
--- Whether the store failed, and when it is to be tried again.
 function Q:is_down() return self.link.down ~= false, self.link.again end
 
--- Redis answered: it is up.
 function Q:answered() self.link.down = false end
 
--- The failure to say now, when the store failed and is not to be tried again yet.
+-- The failure, while the store is not to be tried again yet.
 function Q:down_now(t)
   local link = self.link
   if link.down and t < link.again then return link.down end
 end
 
--- Whether the store failed since entry e was queued.
 function Q:failed_since(e)
   local link = self.link
   return link.down and link.down_at >= e.at or false
 end
 
--- An entry for one record, last in line: {name, keys, args, at =}
--- (e.written once it is, e.refused if Redis refused it for good).
+-- e.written once it is, e.refused if Redis refused it for good.
 function Q:push(name, keys, args)
   local e = { name, keys, args, at = core.now() }
   self[#self + 1] = e
   return e
 end
 
--- Inside nginx, the records a closed client left in the worker's queue,
--- taken after this one's own (never by a closed one's: its store is its
--- finished request's).
+-- Inside nginx, the records a closed client left, taken after this one's own
+-- (never by a closed one: its store is its finished request's).
 function Q:adopt()
   local from = self.link.queue
   if not self.own or self.handed or not from[1] then return end
@@ -122,8 +109,7 @@ local function answered(self, e, v, err, warn)
   return true
 end
 
--- Every queued record written, oldest first, waiting for each (eval(name,
--- keys, args) -> value | nil, err); true, or nil, err at the first that fails.
+-- Every queued record written, waiting for each: true, or nil, err at the first that fails.
 function Q:flush(eval, warn)
   self:adopt()
   while self[1] do
@@ -140,22 +126,20 @@ function Q:flush(eval, warn)
   return true
 end
 
-local function strings(args)
+function Q.strings(args)
   local out = {}
   for i, a in ipairs(args) do out[i] = tostring(a) end
   return out
 end
-Q.strings = strings
 
--- One turn (a loop's, while the ledger has anything in flight): every queued
--- record not sent yet sent on st (in order, on one connection: written in
--- order), the answers there taken oldest first.  Whether none is left.
+-- One turn: every record not sent yet sent on st (in order, on one
+-- connection: written in order), the answers there taken.  Whether none is left.
 function Q:pump(st, warn)
   self:adopt()
   if self[1] and not self:down_now(core.now()) then
     for _, e in ipairs(self) do
       if not e.n then
-        local n, err = st:send_script("ledger_" .. e[1], e[2], strings(e[3]))
+        local n, err = st:send_script("ledger_" .. e[1], e[2], Q.strings(e[3]))
         if not n then self:failed(err); break end
         e.n, e.st = n, st
       end

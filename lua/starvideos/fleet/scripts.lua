@@ -17,17 +17,14 @@
 --   owner:<id>      a lease: present while its owner renews it (PX lease)
 --   samples:<kind>  list of "took within", newest first, at most SAMPLES
 --   kinds           hash kind -> model: the kinds with samples
+--   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
--- Each change is one script (EVAL), so atomic: a created record moves the
--- local from pending to the task and the unfinished set at once; a claim
--- (orphans) checks the owner's lease is gone and sets the claimer in one
--- script, so two keepers never take one task.  unfinished(), pending() and
--- orphans() read the two sets, never every task.
---
+-- A created record moves the local from pending to the task and the
+-- unfinished set at once; a claim (orphans) checks the owner's lease is gone
+-- and sets the claimer in one script, so two keepers never take one task.
+-- unfinished(), pending() and orphans() read the two sets, never every task.
 
 local Store = require "starvideos.fleet.store"
-
-local pairs = pairs
 
 local SCRIPTS = {
   -- KEYS pend:<local>, pending, gone:<local>; ARGV local, field, value, ...
@@ -142,36 +139,32 @@ for i = 1, #kinds, 2 do
 end
 return out
 ]],
-}
-SCRIPTS.pending_list = [[
+  -- KEYS pending; ARGV P
+  pending_list = [[
 local out = {}
 for _, lid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local r = redis.call('HMGET', ARGV[1] .. 'pend:' .. lid, 'owner', 'model', 'time', 'prompt_hash', 'out')
   out[#out + 1] = { lid, r[2] or '', r[3] or '', r[4] or '', r[1] or '', r[5] or '' }
 end
 return out
-]]
-
-SCRIPTS.lease = [[
+]],
+  lease = [[
 return redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))
-]]
-
-
--- KEYS owed:<wid>, owed; ARGV wid, task, body, owner
-SCRIPTS.owe = [[
+]],
+  owe = [[
 redis.call('HSET', KEYS[1], 'wid', ARGV[1], 'task', ARGV[2], 'body', ARGV[3], 'owner', ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1
-]]
--- KEYS owed:<wid>, owed; ARGV wid
-SCRIPTS.delivered = [[
+]],
+  -- KEYS owed:<wid>, owed; ARGV wid
+  delivered = [[
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
-]]
--- KEYS owed; ARGV P, keeper id: every owed event whose owner's lease is gone,
--- claimed for the keeper in the same script (two keepers never take one).
-SCRIPTS.owed_orphans = [[
+]],
+  -- KEYS owed; ARGV P, keeper id: every owed event whose owner's lease is gone,
+  -- claimed for the keeper in the same script (two keepers never take one).
+  owed_orphans = [[
 local P, me, out = ARGV[1], ARGV[2], {}
 for _, wid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = P .. 'owed:' .. wid
@@ -182,7 +175,8 @@ for _, wid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return out
-]]
+]],
+}
 
 for name, body in pairs(SCRIPTS) do Store.define("ledger_" .. name, body) end
 

@@ -1,9 +1,7 @@
 -- The store: a Redis server that the processes and hosts of one key share.
--- One interface over two clients: inside nginx resty.redis on cosockets
--- (OpenResty's), or Debian's lua-nginx-redis (nginx.redis); outside,
--- starvideos.redis (csrc/redis/, hiredis), non-blocking, loaded only here, so
--- that a library without hiredis loads and works: only a store says what is
--- missing.  docs/architecture.md lists its calls.
+-- Inside nginx resty.redis on cosockets (or Debian's nginx.redis); outside,
+-- starvideos.redis (hiredis, non-blocking), loaded only here, so that a
+-- library without hiredis loads and works: only a store says what is missing.
 --
 --   store.open(url[, {timeout = s}]) -> store | nil, err   connected (a PING)
 --   store.new(url[, opts]) -> store   nothing sent yet: it connects at the first send
@@ -27,20 +25,18 @@ local new_error = errors.new_error
 
 local M = {}
 
-local SCRIPTS = {} -- name -> body (store.define)
+local SCRIPTS = {} -- name -> body
 
 function M.define(name, body)
   SCRIPTS[name] = body
 end
 
----------------------------------------------------------------------------
--- the clients under one face: connect(cfg, timeout) -> b | nil, msg;
--- b:send(args) -> cn | nil, msg; b:poll(wait) -> true[, answers read] | nil, msg;
+-- The two clients under one face: connect(cfg, timeout) -> b | nil, msg;
+-- b:send(args) -> cn | nil, msg; b:poll(wait) -> true | answers read | nil, msg;
 -- b:reply(cn) -> "wait" | "ok", value | "error", msg | "broken", msg; b:close()
 
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
--- The commands that start every connection: AUTH, SELECT.
 local function hello(cfg)
   local list = {}
   if cfg.password then
@@ -48,11 +44,6 @@ local function hello(cfg)
   end
   if cfg.db ~= 0 then list[#list + 1] = { "SELECT", tostring(cfg.db) } end
   return list
-end
-
--- starvideos.redis' messages start with "redis host:port: ", which the store's name says
-local function bare(msg)
-  return (tostring(msg):gsub("^redis %S+: ", ""))
 end
 
 local Hiredis = {}
@@ -66,25 +57,20 @@ local function hiredis_connect(cfg, timeout)
       .. "LuaRocks: luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec)"
   end
   local conn, err = redis.connect(cfg.host, cfg.port, { timeout = timeout })
-  if not conn then return nil, bare(err) end
+  if not conn then return nil, err end
   local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {} }, Hiredis)
   for i, cmd in ipairs(hello(cfg)) do b.hello[i] = { cmd[1], assert(conn:send(unpack(cmd))) } end
   return b
 end
 
 function Hiredis:send(args)
-  local cn, err = self.conn:send(unpack(args, 1, args.n))
-  if not cn then return nil, bare(err) end
-  return cn
+  return self.conn:send(unpack(args, 1, args.n))
 end
 
 function Hiredis:poll(wait)
-  local n, err = self.conn:poll(wait)
-  if not n then return nil, bare(err) end
-  return true, n
+  return self.conn:poll(wait)
 end
 
--- Whether commands are waiting for their answers (what a pause can wait on).
 function Hiredis:waiting()
   return self.conn:pending() > 0
 end
@@ -92,7 +78,7 @@ end
 function Hiredis:reply(cn)
   for i, h in ipairs(self.hello) do -- AUTH and SELECT answered first, in order
     local v, msg = self.conn:reply(h[2])
-    if v == nil then return msg and "broken" or "wait", msg and bare(msg) end
+    if v == nil then return msg and "broken" or "wait", msg end
     if v == false then
       self.failed = h[1] .. " failed: " .. tostring(msg)
       self.conn:close()
@@ -101,7 +87,7 @@ function Hiredis:reply(cn)
   end
   if self.failed then return "broken", self.failed end
   local v, msg = self.conn:reply(cn)
-  if v == nil then return msg and "broken" or "wait", msg and bare(msg) end
+  if v == nil then return msg and "broken" or "wait", msg end
   if v == false then return "error", msg end
   return "ok", v
 end
@@ -117,22 +103,19 @@ local Cosocket = {}
 Cosocket.__index = Cosocket
 
 local function cosocket_connect(cfg, timeout, ngx)
-  local name = "resty.redis"
-  local ok, redis = pcall(require, name)
-  if not ok then
-    name = "nginx.redis"
-    ok, redis = pcall(require, name)
+  for _, name in ipairs { "resty.redis", "nginx.redis" } do
+    local ok, redis = pcall(require, name)
+    if ok then
+      return setmetatable({ name = name, redis = redis, cfg = cfg, timeout = timeout,
+        pool = string_format("starvideos:%s:%d:%d:%s", cfg.host, cfg.port, cfg.db, ngx.md5(cfg.password or "")),
+        ms = math_floor(timeout * 1000 + 0.5), null = ngx.null }, Cosocket)
+    end
   end
-  if not ok then
-    return nil, "neither resty.redis nor nginx.redis is installed (OpenResty has resty.redis; "
-      .. "Debian: apt-get install lua-nginx-redis)"
-  end
-  return setmetatable({ name = name, redis = redis, cfg = cfg, timeout = timeout, ms = math_floor(timeout * 1000 + 0.5),
-    pool = string_format("starvideos:%s:%d:%d:%s", cfg.host, cfg.port, cfg.db, ngx.md5(cfg.password or "")),
-    null = ngx.null, seq = 0, results = {} }, Cosocket)
+  return nil, "neither resty.redis nor nginx.redis is installed (OpenResty has resty.redis; "
+    .. "Debian: apt-get install lua-nginx-redis)"
 end
 
--- the cosocket's words, in starvideos.redis' where they differ
+-- The cosocket's words, in starvideos.redis' where they differ.
 function Cosocket:said(err)
   if err == "timeout" then return string_format("no answer within %g s", self.timeout) end
   return tostring(err)
@@ -162,28 +145,20 @@ function Cosocket:run(args)
   return "ok", res
 end
 
+-- The command's handle is its answer: run ends before send returns.
 function Cosocket:send(args)
-  local cn = self.seq + 1 -- taken before run yields: another light thread may send meanwhile
-  self.seq = cn
-  local status, value = self:run(args)
-  self.results[cn] = { status, value }
-  return cn
+  return { self:run(args) }
 end
 
 function Cosocket.poll()
   return true
 end
 
-function Cosocket:reply(cn)
-  local r = self.results[cn]
-  self.results[cn] = nil
-  return r[1], r[2]
+function Cosocket.reply(_, answer)
+  return answer[1], answer[2]
 end
 
 function Cosocket.close() end
-
----------------------------------------------------------------------------
--- the store
 
 local S = {}
 S.__index = S
@@ -200,10 +175,8 @@ local function make(url, opts, where)
     shas = {}, got = 0 }, S)
 end
 
--- store.new(url[, opts]) -> store: as open, but nothing is sent yet (no PING):
--- the connection is made at the first send (a client's store: Redis down is
--- not an error until a record must be written; inside nginx, no PING per
--- request on top of the keepalive pool).
+-- Nothing sent yet: a client's store, Redis down is not an error until a
+-- record must be written; inside nginx, no PING per request on top of the pool.
 function M.new(url, opts)
   return make(url, opts, "store.new")
 end
@@ -212,11 +185,10 @@ local stores = setmetatable({}, { __mode = "k" }) -- budget -> url -> store (out
 
 function M.for_key(url, budget, timeout)
   if config.nginx() then return M.new(url, { timeout = timeout }) end
-  local of_key = stores[budget]
-  if not of_key then of_key = {}; stores[budget] = of_key end
-  local st = of_key[url]
-  if not st then st = M.new(url, { timeout = timeout }); of_key[url] = st end
-  return st
+  local of_key = stores[budget] or {}
+  stores[budget] = of_key
+  of_key[url] = of_key[url] or M.new(url, { timeout = timeout })
+  return of_key[url]
 end
 
 function M.open(url, opts)
@@ -226,11 +198,12 @@ function M.open(url, opts)
   return self
 end
 
+-- (starvideos.redis' messages start with "redis host:port: ", which the store's name says)
 function S:error(msg, reply)
+  msg = tostring(msg):gsub("^redis %S+: ", "")
   return new_error("io", string_format("store %s: %s", self.cfg.where, msg), { field = "store", reply = reply })
 end
 
--- The connection, made again when the last one broke.
 function S:_backend()
   if self.b and not self.b.broken then return self.b end
   if self.b then self.b:close() end
@@ -242,32 +215,33 @@ function S:_backend()
   return b, err
 end
 
--- A command to the backend: n, or nil, err.  job: what result(n) needs.  A
--- connection found broken at send (Redis restarted while it was idle) is made
--- again once: the command was not sent.
-function S:_queue(job)
-  local cn, serr, b
+-- job.args sent (job.b, job.cn): true, or nil, msg.  A connection found broken
+-- at send (Redis restarted while it was idle) is made again once: the command
+-- was not sent.
+function S:_send(job)
+  local b, cn, err
   for _ = 1, 2 do
-    local err
     b, err = self:_backend()
-    if not b then return nil, self:error(err) end
-    cn, serr = b:send(job.args)
-    if cn then break end
+    if not b then return nil, err end
+    cn, err = b:send(job.args)
+    job.b, job.cn = b, cn
+    if cn then return true end
     b.broken = true
   end
-  if not cn then return nil, self:error(serr) end
+  return nil, err
+end
+
+-- A command to the backend: n, or nil, err.  job: what result(n) needs.
+function S:_queue(job)
+  local ok, err = self:_send(job)
+  if not ok then return nil, self:error(err) end
   self.seq = self.seq + 1
-  job.b, job.cn = b, cn
   self.jobs[self.seq] = job
   return self.seq
 end
 
-local function pack(...)
-  return { n = select("#", ...), ... }
-end
-
 function S:send(...)
-  local args = pack(...)
+  local args = { n = select("#", ...), ... }
   if type(args[1]) ~= "string" then errors.argerror(1, "store:send", "a command name", type(args[1]), 3) end
   return self:_queue({ args = args })
 end
@@ -275,24 +249,23 @@ end
 function S:send_script(name, keys, args)
   local body = SCRIPTS[name]
   if not body then error("store:send_script: no script " .. tostring(name), 2) end
-  local list = { n = 0 }
-  local function add(v) list.n = list.n + 1; list[list.n] = v end
   local sha = self.shas[name]
-  add(sha and "EVALSHA" or "EVAL"); add(sha or body); add(tostring(#keys))
-  for _, k in ipairs(keys) do add(k) end
-  for _, a in ipairs(args) do add(a) end
+  local list = { sha and "EVALSHA" or "EVAL", sha or body, tostring(#keys) }
+  for _, k in ipairs(keys) do list[#list + 1] = k end
+  for _, a in ipairs(args) do list[#list + 1] = a end
+  list.n = #list
   return self:_queue({ args = list, script = name })
 end
 
 function S:step(wait)
   local b = self.b
   if not b or b.broken then return true end
-  local ok, v = b:poll(wait or 0) -- v: an error, or (the C backend's) a count of answers read
-  if not ok then
+  local n, err = b:poll(wait or 0) -- n: true, or (the C backend's) a count of answers read
+  if not n then
     b.broken = true
-    return nil, self:error(v)
+    return nil, self:error(err)
   end
-  if v then self.got = self.got + v end
+  if n ~= true then self.got = self.got + n end
   return true
 end
 
@@ -313,20 +286,13 @@ function S:_answer(n)
   if status == "wait" then return nil end
   if status == "broken" then job.b.broken = true end
   if status == "error" and job.script and not job.retried and tostring(value):match("^NOSCRIPT") then
-    -- the server lost the script (restarted, flushed): EVAL sends its body, which caches it
-    local args = job.args
-    args[1], args[2] = "EVAL", SCRIPTS[job.script]
-    job.retried = true -- (the SHA1 stays: the same body, cached again by this EVAL)
-    local b, err = self:_backend()
-    local cn, serr
-    if b then cn, serr = b:send(args) end
-    if not cn then
-      if b then b.broken = true end
-      job.answer = { "broken", err or serr }
-      return job.answer
-    end
-    job.b, job.cn = b, cn
-    return self:_answer(n)
+    -- the server lost the script (restarted, flushed): EVAL sends its body, which
+    -- caches it (the SHA1 stays: the same body)
+    job.args[1], job.args[2] = "EVAL", SCRIPTS[job.script]
+    job.retried = true
+    local ok, err = self:_send(job)
+    if ok then return self:_answer(n) end
+    status, value = "broken", err
   end
   job.answer = { status, value }
   return job.answer
@@ -368,9 +334,8 @@ function S:call(...)
   return self:wait(self:send(...))
 end
 
--- A script of M.SCRIPTS, waited for: its answer, or nil, err.  Its SHA1 is
--- learned once a connection (SCRIPT LOAD), so that its body is sent once; it
--- runs by EVAL until then.
+-- A script, waited for.  Its SHA1 is learned once a connection (SCRIPT LOAD),
+-- so that its body is sent once; it runs by EVAL until then.
 function S:script(name, keys, args)
   if not self.shas[name] then
     local sha = self:call("SCRIPT", "LOAD", SCRIPTS[name])
