@@ -42,10 +42,8 @@ local Client = {}
 Client.__index = Client
 local GC = {} -- close's argument when the client is collected
 
--- The client's ledger, and where the key's tokens come from first: a store's
--- (fleet/: its ledger, its budget; inside nginx the host's dict stands in
--- while Redis does not answer), else a journal's (records/), else none but
--- the process's memory; inside nginx with the dict, the host's budget.
+-- The client's ledger (a store's, else a journal's or the process's memory),
+-- and where the key's tokens come from first (Redis, else nginx's dict).
 local function open_ledger(cfg, loop, budget)
   local ngx = config.nginx()
   local dict = ngx and not cfg.transport and require("starvideos.nginx.budget").new(ngx, budget)
@@ -59,7 +57,6 @@ local function open_ledger(cfg, loop, budget)
   return require("starvideos.records.ledger").new(cfg.journal, cfg, loop, budget)
 end
 
--- A new client: `starvideos.new`, whose options docs/reference.md lists.
 function Client.new(opts)
   local cfg = config.client(opts)
   cfg.api_key_set = cfg.api_key ~= nil
@@ -78,11 +75,8 @@ function Client.new(opts)
   return self
 end
 
--- Cancel this client's jobs (only its own) and let go of its loop; a later
--- call raises.  The key's last client closes the transport.  A download in
--- flight keeps its `.part` only where the ledger records it; webhooks in
--- flight get 5 s more (not when collected: they stay owed).  Also done when
--- the client is collected, and on 5.4 at the end of a `<close>` variable's scope.
+-- Cancel this client's jobs (only its own) and let go of its loop; the key's
+-- last client closes the transport.  Also when collected, and by <close>.
 function Client:close(collected)
   local loop = self.loop
   if not loop then return end
@@ -118,8 +112,7 @@ local function run(self, goal, id, spec, sleep)
   return self.loop:run_one(job, err, sleep)
 end
 
--- Create a task.  Checked against its model's rules first: an invalid one never
--- reaches the network.  Resent only when it surely created nothing.
+-- Create a task: an invalid one never reaches the network.
 function Client:create(params)
   need_table(params, 1, "create")
   live(self)
@@ -209,8 +202,7 @@ function Client:resume(opts)
   return require("starvideos.extras.keep").resume(ctx, opts)
 end
 
--- Carry to a file every unfinished task of the ledger whose owner let go of
--- its lease, until `timeout` (nil: until the client is closed).
+-- Carry to a file every unfinished task whose owner let go of its lease.
 function Client:keep(opts)
   opts = check(opts, "keep", S.keep)
   local ctx, err = ledger_ctx(self, opts, "keep")
@@ -258,8 +250,8 @@ end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })
 
--- Move the jobs: `step(0)` does the network work that is ready and returns at
--- once; a longer step returns early once a job finishes.
+-- Move the jobs: step(0) does what is ready; a longer step returns early
+-- once a job finishes.
 function Client:step(seconds)
   if seconds ~= nil and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then
     argerror(1, "step", "seconds >= 0", tostring(seconds))

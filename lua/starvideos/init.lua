@@ -19,13 +19,9 @@ local M = {
   new_error = new_error,
 }
 
--- A new client.  Every option is checked: a wrong type or value raises.
--- docs/reference.md lists the options; config.lua's DEFAULTS holds their defaults.
 M.new = Client.new
 
 -- Check a request against its model's rules, with no network.
--- `ratio`, `resolution`, `first_image`, `last_image`, `referenceImages`,
--- `referenceVideos`, `referenceAudios`, `extra`
 function M.validate(params)
   if type(params) ~= "table" then argerror(1, "validate", "table", type(params)) end
   local text, err = config.extra_json(params)
@@ -56,19 +52,11 @@ local function readonly(t, name)
   })
 end
 
--- The capability table of the five models, read-only: for each model name, what
--- it accepts (`duration`, `ratios`, `resolutions`, `max_images`, `max_videos`,
--- `max_audios`, `prompt_max`, ...) and its `endpoint`.  Writing to it raises.
 M.models = readonly(core.models, "starvideos.models")
 
--- The file name (without folder or ".mp4") that `resume`, `wait_all`'s `out_dir`
--- and the command line's `download ID DIR` give a task's video: different ids give
--- different names, within the file system's 255 bytes (`A-Z a-z 0-9 - _ .` kept,
--- other bytes as `%XX`; a long id cut, with a hash of the whole).
 M.file_name = journal.file_name
 
--- The creates of a journal whose answer never came (the task may exist, and be
--- paid for), with no network.
+-- The creates of a journal whose answer never came, with no network.
 function M.pending(path)
   if type(path) ~= "string" or path == "" then argerror(1, "pending", "journal path", type(path)) end
   local list, err, pending = journal.read(path)
@@ -102,10 +90,8 @@ local function refused(name, what)
   return nil, new_error("invalid_request", name .. ": " .. what, { field = name })
 end
 
--- Check a webhook signed as Standard Webhooks (the events `notify` sends, or any
--- sender's): `webhook-id`, `webhook-timestamp` within `tolerance` seconds of now,
--- and one of the `v1,<base64>` values of `webhook-signature` (HMAC-SHA256 of
--- "id.timestamp.body", compared in constant time in C).  Header names in any case.
+-- Check a webhook signed as Standard Webhooks (the signature compared in
+-- constant time in C, starvideos.sign).
 function M.verify_webhook(secret, headers, body, opts)
   if type(secret) ~= "string" then argerror(1, "verify_webhook", "string", type(secret)) end
   if type(headers) ~= "table" then argerror(2, "verify_webhook", "table", type(headers)) end
@@ -138,20 +124,15 @@ function M.verify_webhook(secret, headers, body, opts)
   return true
 end
 
--- The default client, configured from the environment on first use.
+-- The default client, made by `new` from the environment on first use.
 local default_client
--- The default client, made by `new` from the environment
--- (`STARVIDEOS_API_KEY`, `STARVIDEOS_BASE_URL`) on first use.
 function M.default()
   if not default_client then default_client = Client.new() end
   return default_client
 end
 
--- `client:create` on the default client.
 function M.create(params) return M.default():create(params) end
--- `client:query` on the default client.
 function M.query(id) return M.default():query(id) end
--- `client:wait` on the default client.
 function M.wait(id, opts) return M.default():wait(id, opts) end
 
 return M

@@ -43,10 +43,7 @@ local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", r
   on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
 
 -- goal: "created" | "queried" (nil: completed); id: the task's (nil for a
--- create or a bare URL); spec: params (create first), url (download only),
--- task, out (a file path), interval (nil: the learned schedule), timeout,
--- on_progress(event), on_status(job), index, refresh (query before trusting a
--- stored URL), resume_limit, finished (the list the job joins when it ends).
+-- create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
 function Job.new(ctx, goal, id, spec)
   spec = spec or {}
@@ -339,12 +336,9 @@ local function unsent(self, creq)
     or "the job was cancelled (its create was never sent)"))
 end
 
--- A job that ended is left alone; cancelling stops its transfers.  A create
--- already sent is never taken back (it may be paid for): the job ends as
--- cancelled once its answer is in, with the task recorded.  A download's
--- .part is removed, but with `keep` (a client's close) when the ledger
--- records it: it then stays, recorded with the task, for the next download,
--- resume or keep of the task to continue with Range.
+-- Cancelling stops a job's transfers, but a create already sent (it may be
+-- paid for): the job ends once its answer is in, the task recorded.  With
+-- `keep` (a client's close) a download's recorded .part stays for the next.
 function Job:cancel(keep)
   if self.done then return end
   local creq = self.state == "creating" and self.req
