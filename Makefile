@@ -185,7 +185,7 @@ test-hosts: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
 # build/<vm>/ modules and running the emulator and the CLI under itself, then
 # the hosts' specs; one line per part, then the total.  A failed lint does
 # not stop the suites: it counts as one failure in the total (and the exit status).
-test-all: deps-checked $(SO) $(TEST_BIN) $(VM_SOS) $(HOST_BUILDS)
+test-all: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
 	@lint=ok; $(MAKE) --no-print-directory lint || lint=failed; \
 	LINT_RESULT=$$lint sh tools/test-all.sh $(VMS)
 

@@ -234,6 +234,21 @@ describe("the Makefile's rules", function()
     end
   end)
 
+  it("build, before the specs of make test and test-all, the compat_test.so each VM's compat_spec loads", function()
+    -- the rules' prerequisites as make reads them (no recipe runs: the goal is an empty one)
+    local db = dry_run("sv-none --eval 'sv-none: ;' -p")
+    local want = { test = { "build/compat_test.so" }, ["test-all"] = { "build/compat_test.so" } }
+    for _, vm in ipairs { "lua5.1", "lua5.2", "lua5.3", "luajit" } do
+      want["test-all"][#want["test-all"] + 1] = "build/" .. vm .. "/compat_test.so"
+    end
+    for goal, files in pairs(want) do
+      local rule = " " .. assert(db:match("\n" .. goal:gsub("%-", "%%-") .. ":([^\n]*)"), goal) .. " "
+      for _, so in ipairs(files) do
+        assert.truthy(rule:find(" " .. so .. " ", 1, true), "make " .. goal .. " does not build " .. so)
+      end
+    end
+  end)
+
   it("build sign.so for make, make test, make test-hosts (nginx LuaJIT), every VM of test-all and check", function()
     -- (test-all's recipe runs make itself, so its list is read, not dry-run)
     local vm_sos = " " .. table.concat(make_var("VM_SOS"), " ") .. " "
