@@ -14,15 +14,7 @@ local BIN = helper.root .. "/bin/starvideos"
 local SAMPLE = assert(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"))
 local KEY = "sk-out-check-5d1e"
 
--- The names in a directory, sorted (hidden ones included).
-local function listing(dir)
-  local p = assert(io.popen("ls -A " .. q(dir)))
-  local names = {}
-  for name in p:lines() do names[#names + 1] = name end
-  p:close()
-  table.sort(names)
-  return names
-end
+local listing = helper.listing
 
 local function is_root()
   return helper.capture("id -u"):match("^0%s*$") ~= nil

@@ -98,6 +98,16 @@ end
 -- inherit neither (one hangs at exit under the preloaded runtime).
 helper.UNINSTRUMENTED = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u TSAN_OPTIONS "
 
+-- The names in a directory, sorted (hidden ones included).
+function helper.listing(dir)
+  local p = assert(io.popen("ls -A " .. shell_quote(dir)))
+  local names = {}
+  for name in p:lines() do names[#names + 1] = name end
+  p:close()
+  table.sort(names)
+  return names
+end
+
 function helper.write_file(path, text)
   local f = assert(io_open(path, "wb"))
   assert(f:write(text))

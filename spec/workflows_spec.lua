@@ -22,15 +22,7 @@ end
 
 local file_size = helper.file_size
 
--- The names in a directory, sorted (hidden ones included).
-local function listing(dir)
-  local p = assert(io.popen("ls -A " .. shell_quote(dir)))
-  local names = {}
-  for name in p:lines() do names[#names + 1] = name end
-  p:close()
-  table.sort(names)
-  return names
-end
+local listing = helper.listing
 
 local function cat(prompt)
   return { model = "videos", prompt = prompt or "a cat on a skateboard", duration = 5 }

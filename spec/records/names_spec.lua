@@ -96,9 +96,7 @@ describe("file names from task ids", function()
       end
     end
     local listed = {}
-    local p = assert(io.popen("ls -A " .. helper.shell_quote(dir)))
-    for line in p:lines() do listed[line] = true end
-    p:close()
+    for _, file in ipairs(helper.listing(dir)) do listed[file] = true end
     for file, id in pairs(want) do
       assert.is_true(listed[file], "not on disk: " .. file)
       assert.equal(id, helper.read_file(dir .. "/" .. file)) -- no two ids shared a file
