@@ -17,18 +17,9 @@ local function lines(text)
   return list
 end
 
--- run(args, env, opts) -> { out =, err =, code = }.  env: variables to set (the
--- caller's STARVIDEOS_* are always cleared first); opts.stdin: text for stdin;
--- opts.tty: run under script(1), so that stdout is a terminal (err is then merged);
--- opts.lua: the interpreter (default lua5.4).
-local function run(args, env, opts)
-  opts = opts or {}
-  local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
-  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
-  parts[#parts + 1] = opts.lua or q(helper.lua) -- the VM running the specs, unless a spec picks one
-  parts[#parts + 1] = q(BIN)
-  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  local cmd = table.concat(parts, " ")
+-- cmd (a shell command line) run with stdin from opts.stdin (text) or
+-- /dev/null: { out =, err =, code = }, the API key in neither.
+local function run_command(cmd, opts)
   local errfile = os.tmpname()
   local infile
   if opts.stdin then
@@ -51,16 +42,48 @@ local function run(args, env, opts)
   return { out = out, err = err, code = code }
 end
 
+-- "env -u STARVIDEOS_API_KEY -u STARVIDEOS_BASE_URL K=V ...": the caller's
+-- STARVIDEOS_* cleared, then env's variables set.
+local function env_prefix(env)
+  local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
+  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
+  return table.concat(parts, " ")
+end
+
+-- run(args, env, opts) -> { out =, err =, code = }.  env: variables to set (the
+-- caller's STARVIDEOS_* are always cleared first); opts.stdin: text for stdin;
+-- opts.tty: run under script(1), so that stdout is a terminal (err is then merged);
+-- opts.lua: the interpreter (default lua5.4).
+local function run(args, env, opts)
+  opts = opts or {}
+  local parts = { env_prefix(env) }
+  parts[#parts + 1] = opts.lua or q(helper.lua) -- the VM running the specs, unless a spec picks one
+  parts[#parts + 1] = q(BIN)
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  return run_command(table.concat(parts, " "), opts)
+end
+
+-- A command the command line printed for a person ("starvideos wait ..."),
+-- run by a shell as they would paste it, `starvideos` on the PATH being
+-- bin/starvideos under the VM of the specs: what run() returns.
+local function run_printed(command, env)
+  local dir = helper.tmpdir()
+  helper.write_file(dir .. "/starvideos", "#!/bin/sh\nexec " .. q(helper.lua) .. " " .. q(BIN) .. ' "$@"\n')
+  assert(helper.execute("chmod +x " .. q(dir .. "/starvideos")))
+  return run_command(env_prefix(env) .. " PATH=" .. q(dir) .. ':"$PATH" sh -c ' .. q(command), {})
+end
+
 local function until_true(f)
   if not helper.wait_until(f, 10) then error("gave up waiting") end
 end
 
--- The command line in the background: its pid, and :stop(signal), which sends
--- the signal (none: nil) and returns what run() does once the command ended.
+-- The command line in the background: its pid, :stop(signal), which sends
+-- the signal (none: nil) and returns what run() does once the command ended,
+-- and :err_line(text), the line of its stderr with text, once it is there (a
+-- killed command's line comes from its watcher, after it ended).
 local function background(args, env, lua)
   local dir = helper.tmpdir()
-  local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
-  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
+  local parts = { env_prefix(env) }
   parts[#parts + 1] = q(lua or helper.lua)
   parts[#parts + 1] = q(BIN)
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
@@ -74,6 +97,16 @@ local function background(args, env, lua)
     until_true(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end)
     return { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/out"),
       err = helper.read_file(dir .. "/err") }
+  end
+  function proc.err_line(_, text)
+    local found
+    until_true(function()
+      for l in (helper.read_file(dir .. "/err") or ""):gmatch("[^\n]+") do
+        if l:find(text, 1, true) then found = l end
+      end
+      return found
+    end)
+    return found
   end
   return proc
 end
@@ -583,12 +616,13 @@ describe("the starvideos command line", function()
       until_true(function() return #emu:video_ranges() == 2 and helper.file_size(path .. ".part") == CUT end)
     end
 
-    -- `download ID PATH` again: it asks for the rest only, and the file is the
-    -- video (as a fresh download of it gives it).
-    local function goes_on(args, id, path)
+    -- The command that goes on (as printed: "starvideos download ID PATH",
+    -- "starvideos wait ID --out PATH ..."), run: it asks for the rest only, and
+    -- the file is the video (as a fresh download of it gives it).
+    local function goes_on(command, id, path)
       emu:clear_faults()
       emu:clear()
-      local r = run(args, env())
+      local r = run_printed(command, env())
       assert.equal(0, r.code, r.err)
       assert.same({ "bytes=" .. (CUT - OVERLAP) .. "-" }, emu:video_ranges())
       assert.is_nil(helper.read_file(path .. ".part"))
@@ -617,29 +651,266 @@ describe("the starvideos command line", function()
       local proc = background({ "download", task.id, path }, env())
       inside_download(path)
       assert.equal(137, proc:stop("KILL").code)
-      goes_on({ "download", task.id, path }, task.id, path)
+      local said = proc:err_line("stopped by a signal")
+      assert.equal("starvideos download: stopped by a signal; task " .. task.id .. " is completed: "
+        .. "`starvideos download " .. task.id .. " " .. path .. "` fetches its video", said)
+      goes_on("starvideos download " .. task.id .. " " .. path, task.id, path)
     end)
 
-    it("Ctrl-C in generate's download names `starvideos download ID PATH`, which goes on from the .part", function()
+    it("Ctrl-C in generate's download names `starvideos wait ID --out PATH`, which goes on from the .part", function()
       hold_downloads()
       local r, id, path = interrupted_generate(inside_download)
       assert.equal(1, #posts())
-      assert.equal("starvideos generate: interrupted; task " .. id .. " is completed: `starvideos download " .. id
-        .. " " .. path .. "` fetches its video", lines(r.err)[1])
-      local command = {}
-      for word in lines(r.err)[1]:match("`starvideos (download [^`]+)`"):gmatch("%S+") do
-        command[#command + 1] = word
-      end
+      local command = "starvideos wait " .. id .. " --out " .. path .. " --interval 0.1"
+      assert.equal("starvideos generate: interrupted; task " .. id .. " is completed: `" .. command
+        .. "` fetches its video", lines(r.err)[1])
       goes_on(command, id, path)
       assert.equal(0, #posts()) -- the download created nothing
     end)
 
-    it("Ctrl-C in generate before the task completed still says wait picks it up", function()
+    it("Ctrl-C in generate before the task completed says `wait ID --out PATH` picks it up", function()
       emu:config { queued = 30 }
-      local r, id = interrupted_generate(function() until_true(polled_id) end)
+      local r, id, path = interrupted_generate(function() until_true(polled_id) end)
       assert.equal("starvideos generate: interrupted; task " .. id .. " is still running on the server: "
-        .. "'starvideos wait " .. id .. "' picks it up again", lines(r.err)[1])
+        .. "`starvideos wait " .. id .. " --out " .. path .. " --interval 0.1` picks it up again", lines(r.err)[1])
     end)
+  end)
+
+  describe("wait --out", function()
+    it("waits for the task, then downloads its video to PATH and says where", function()
+      local task = create()
+      local path = helper.tmpdir() .. "/waited.mp4"
+      local r = run({ "wait", task.id, "--interval", "0.1", "--out", path }, env())
+      assert.equals(0, r.code, r.err)
+      assert.equals("", r.err)
+      assert.equals(helper.read_file(SAMPLE), helper.read_file(path))
+      assert.matches("\nstatus: +completed\n", r.out)
+      assert.matches("\nsaved " .. path .. " (18.8 KiB, ", r.out, 1, true)
+      -- --json: the task with its path; a directory gets <id>.mp4, as download's PATH
+      local dir = helper.tmpdir()
+      r = run({ "wait", task.id, "--interval", "0.1", "--out", dir, "--json" }, env())
+      assert.equals(0, r.code, r.err)
+      local t = assert(cjson.decode(r.out), r.out)
+      assert.equals("completed", t.status)
+      assert.equals(dir .. "/" .. task.id .. ".mp4", t.path)
+      assert.equals(helper.read_file(SAMPLE), helper.read_file(t.path))
+      assert.equals(1, #posts())
+    end)
+
+    it("records the download in --journal, so that resume has nothing left", function()
+      local dir = helper.tmpdir()
+      local journal = dir .. "/tasks.jsonl"
+      local task = create { "--journal", journal }
+      local r = run({ "wait", task.id, "--interval", "0.1", "--out", dir .. "/a.mp4", "--journal", journal }, env())
+      assert.equals(0, r.code, r.err)
+      assert.matches('"event":"downloaded"', helper.read_file(journal), 1, true)
+      r = run({ "resume", "--journal", journal, "--dir", dir, "--json" }, env())
+      assert.equals(0, r.code, r.err)
+      assert.equals("[]", r.out:match("^%s*(.-)%s*$"))
+    end)
+
+    it("refuses a PATH whose folder does not exist (exit 2) before asking the service anything", function()
+      local dir = helper.tmpdir()
+      local r = run({ "wait", "video_1", "--out", dir .. "/nope/a.mp4" }, env())
+      assert.equals(2, r.code)
+      assert.equals("starvideos wait: --out \"" .. dir .. "/nope/a.mp4\": the folder \"" .. dir
+        .. "/nope\" does not exist (nothing was waited for)", lines(r.err)[1])
+      assert.same({}, emu:requests())
+    end)
+  end)
+
+  -- The next step a stopped command prints is a command that works as printed:
+  -- run by a shell, as a person pastes it, it writes the file the stopped one
+  -- was to write, creating nothing.
+  describe("how to go on after Ctrl-C, SIGTERM, kill -9 or a timeout", function()
+    -- the id of the first task polled since the last reset
+    local function polled_task()
+      local id
+      until_true(function()
+        for _, r in ipairs(emu:requests()) do id = id or r.path:match("^/v1/result/([^/?]+)") end
+        return id
+      end)
+      return id
+    end
+
+    local function works_as_printed(line, path, env_vars, journal)
+      local command = assert(line:match("`(starvideos [^`]+)`"), line)
+      local creates = #posts()
+      local r = run_printed(command, env_vars)
+      assert.equals(0, r.code, command .. "\n" .. r.err)
+      assert.equals(helper.read_file(SAMPLE), helper.read_file(path))
+      assert.equals(creates, #posts())
+      if journal then assert.matches('"event":"downloaded"', helper.read_file(journal), 1, true) end
+    end
+
+    for _, case in ipairs { { "INT", 130, "interrupted" }, { "TERM", 143, "stopped by a signal" },
+      { "KILL", 137, "stopped by a signal" } } do
+      local signal, code, said = case[1], case[2], case[3]
+      it("SIG" .. signal .. " in generate --out --journal --base-url: `starvideos wait ID --out PATH` with them, "
+        .. "which works as printed", function()
+        emu:config { queued = 1.5 }
+        local dir = helper.tmpdir()
+        local path, journal = dir .. "/a cat.mp4", dir .. "/tasks.jsonl"
+        local key_only = { STARVIDEOS_API_KEY = KEY } -- the base URL is the flag's
+        local proc = background({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5",
+          "--interval", "0.1", "--out", path, "--journal", journal, "--base-url", emu.url }, key_only)
+        local id = polled_task()
+        assert.equals(code, proc:stop(signal).code)
+        local line = proc:err_line(said)
+        assert.equals("starvideos generate: " .. said .. "; task " .. id .. " is still running on the server: "
+          .. "`starvideos wait " .. id .. " --out '" .. path .. "' --interval 0.1 --journal " .. journal
+          .. " --base-url " .. emu.url .. "` picks it up again", line)
+        works_as_printed(line, path, key_only, journal)
+      end)
+    end
+
+    it("SIGTERM in wait ID --out PATH: the same command, which works as printed", function()
+      emu:config { queued = 1.5 }
+      local task = create()
+      local path = helper.tmpdir() .. "/w.mp4"
+      local proc = background({ "wait", task.id, "--interval", "0.1", "--out", path }, env())
+      polled_task()
+      assert.equals(143, proc:stop("TERM").code)
+      local line = proc:err_line("stopped by a signal")
+      assert.equals("starvideos wait: stopped by a signal; task " .. task.id .. " is still running on the server: "
+        .. "`starvideos wait " .. task.id .. " --out " .. path .. " --interval 0.1` picks it up again", line)
+      works_as_printed(line, path, env())
+    end)
+
+    it("a wait --out that timed out names the command with its --out, which works as printed", function()
+      emu:config { queued = 1.5 }
+      local task = create()
+      local path = helper.tmpdir() .. "/t.mp4"
+      local r = run({ "wait", task.id, "--interval", "0.1", "--timeout", "0.3", "--out", path }, env())
+      assert.equals(1, r.code)
+      assert.equals("task " .. task.id .. " is still running on the server: `starvideos wait " .. task.id .. " --out "
+        .. path .. " --interval 0.1` picks it up again", lines(r.err)[2])
+      works_as_printed(lines(r.err)[2], path, env())
+    end)
+  end)
+
+  describe("the operator's flags", function()
+    it("--extra JSON: its fields go with the request, as the unknown-field message says they would", function()
+      -- a field the model does not take: the message names the flags, and --extra for API additions
+      local r = run({ "validate", "--model", "starvideos_o3", "--prompt", "a cat", "--resolution", "720p" }, env())
+      assert.equals(2, r.code)
+      assert.matches("^starvideos validate: %-%-resolution: unknown field for starvideos_o3 %(it takes %-%-model, "
+        .. "%-%-prompt, .*, %-%-extra; pass API additions in `%-%-extra JSON`%)$", lines(r.err)[1])
+      local extra = { "--extra", '{"camera_motion": "dolly", "seed": 7}' }
+      r = run({ "validate", "--model", "videos", "--prompt", "a cat", "--duration", "5", extra[1], extra[2] }, env())
+      assert.equals(0, r.code, r.err)
+      create(extra)
+      local body = assert(cjson.decode(posts()[1].body))
+      assert.equals("dolly", body.camera_motion)
+      assert.equals(7, body.seed)
+      assert.equals("a cat surfing", body.prompt)
+      local path = helper.tmpdir() .. "/x.mp4"
+      r = run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--interval", "0.1",
+        "--out", path, extra[1], extra[2] }, env())
+      assert.equals(0, r.code, r.err)
+      assert.equals("dolly", cjson.decode(posts()[2].body).camera_motion)
+    end)
+
+    it("--extra: a text that is not one JSON object, or a checked field in it, is a usage error (exit 2)", function()
+      for _, text in ipairs { "{bad", "[1, 2]", '"noir"', "7", "null", "" } do
+        local r = run({ "create", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--extra", text },
+          env())
+        assert.equals(2, r.code, text)
+        assert.matches("^starvideos create: %-%-extra expects a JSON object, e%.g%. '{\"seed\": 7}', got ",
+          lines(r.err)[1])
+      end
+      local r = run({ "validate", "--model", "videos", "--prompt", "a cat", "--duration", "5",
+        "--extra", '{"duration": 8}' }, env())
+      assert.equals(2, r.code)
+      assert.equals("starvideos validate: --extra: duration is a checked field; give it with --duration, not in "
+        .. "--extra", lines(r.err)[1])
+      assert.same({}, emu:requests())
+    end)
+
+    it("--create-limit N/SECONDS: a create over it is refused, not sent; it needs a ledger", function()
+      local journal = helper.tmpdir() .. "/tasks.jsonl"
+      local limited = { "--journal", journal, "--create-limit", "2/3600" }
+      create(limited)
+      create(limited)
+      local args = { "create", "--model", "videos", "--prompt", "a cat", "--duration", "5" }
+      for _, a in ipairs(limited) do args[#args + 1] = a end
+      local r = run(args, env())
+      assert.equals(1, r.code)
+      assert.matches("^starvideos create: rate_limited: %-%-create%-limit: 2 creates in the last 3600 s %(at most 2%)",
+        r.err)
+      args[1] = "generate"
+      args[#args + 1] = "--json"
+      r = run(args, env())
+      assert.equals(1, r.code)
+      local doc = assert(cjson.decode(r.out), r.out)
+      assert.equals("rate_limited", doc.error.kind)
+      assert.equals("create_limit", doc.error.field)
+      assert.equals(2, #posts())
+      for _, c in ipairs {
+        { { "--create-limit", "2x3600", "--journal", journal }, '--create-limit expects N/SECONDS' },
+        { { "--create-limit", "2/3600" }, "--create-limit needs --journal PATH or --store URL" },
+        { { "--create-limit", "0/3600", "--journal", journal }, "--create-limit: N: a whole number of creates" },
+        { { "--create-limit", "2/0", "--journal", journal }, "--create-limit: SECONDS: a number of seconds" },
+      } do
+        local a = { "create", "--model", "videos", "--prompt", "a cat", "--duration", "5" }
+        for _, v in ipairs(c[1]) do a[#a + 1] = v end
+        r = run(a, env())
+        assert.equals(2, r.code, c[2])
+        assert.equals(1, lines(r.err)[1]:find("starvideos create: " .. c[2], 1, true), r.err)
+      end
+      assert.equals(2, #posts())
+    end)
+
+    it("--log debug|info: the client's log lines on stderr; another level is a usage error", function()
+      local task = completed()
+      local r = run({ "status", task.id, "--log", "debug" }, env())
+      assert.equals(0, r.code, r.err)
+      assert.matches("request #1 GET /v1/result/" .. task.id, r.err, 1, true)
+      r = run({ "status", task.id, "--log", "INFO" }, env())
+      assert.equals(0, r.code, r.err)
+      assert.is_nil(r.err:find("request #", 1, true))
+      assert.equals("", run({ "status", task.id }, env()).err)
+      r = run({ "status", task.id, "--log", "warn" }, env())
+      assert.equals(2, r.code)
+      assert.equals('starvideos status: --log expects debug or info, got "warn"', lines(r.err)[1])
+    end)
+
+    it("--proxy URL: the requests go to that proxy; a URL that is not http://host:port is a usage error", function()
+      local proxy = helper.hostile() -- it logs what it is sent (and is no proxy: the status fails)
+      finally(function() proxy:stop() end)
+      local r = run({ "status", "video_1", "--proxy", "http://127.0.0.1:" .. proxy.port }, env())
+      assert.equals(1, r.code)
+      assert.equals(emu.url .. "/v1/result/video_1", proxy:requests()[1].path) -- a proxy's absolute form
+      for _, url in ipairs { "http://127.0.0.1", "ftp://127.0.0.1:8080", "http://127.0.0.1:8080/x" } do
+        r = run({ "status", "video_1", "--proxy", url }, env())
+        assert.equals(2, r.code, url)
+        assert.matches("^starvideos status: %-%-proxy: expected http", lines(r.err)[1])
+      end
+      assert.same({}, emu:requests())
+    end)
+
+    it("every flag is in its command's --help", function()
+      for cmd, flags in pairs {
+        create = { "--extra JSON", "--create-limit N/SECONDS", "--proxy URL", "--log debug|info" },
+        generate = { "--extra JSON", "--create-limit N/SECONDS", "--proxy URL", "--log debug|info" },
+        validate = { "--extra JSON" },
+        status = { "--proxy URL", "--log debug|info" },
+        wait = { "--out PATH", "--journal PATH", "--store URL", "--proxy URL", "--log debug|info" },
+      } do
+        local r = run { cmd, "--help" }
+        for _, f in ipairs(flags) do assert.matches("\n  " .. f .. " ", r.out, 1, true) end
+      end
+    end)
+  end)
+
+  it("--json writes a URL's slashes as they are, never \\/", function()
+    local task = completed()
+    local r = run({ "status", task.id, "--json" }, env())
+    assert.equals(0, r.code, r.err)
+    local url = assert(cjson.decode(r.out), r.out).video_url
+    assert.matches("^http://127%.0%.0%.1:%d+/videos/video_", url)
+    assert.matches('"video_url": "' .. url .. '"', r.out, 1, true)
+    assert.is_nil(r.out:find("\\/", 1, true))
   end)
 
   describe("--api-key-file", function()
@@ -807,7 +1078,7 @@ describe("the starvideos command line", function()
       local r = proc:stop("INT")
       local doc = failed(r, "wait", 130, "interrupted")
       assert.equals(task.id, doc.error.id)
-      assert.matches("'starvideos wait " .. task.id .. "' picks it up again", doc.error.message, 1, true)
+      assert.matches("`starvideos wait " .. task.id .. " --interval 0.1` picks it up again", doc.error.message, 1, true)
       assert.equals("starvideos wait: " .. doc.error.message, lines(r.err)[1])
     end)
 

@@ -491,6 +491,33 @@ describe("the emulator", function()
     it("refuses a fault with an unknown field", function()
       assert.has_error(function() emu:fault { stauts = 500 } end)
     end)
+
+    it("sends Retry-After with retry_after's seconds on each faulted answer, over the headers' one", function()
+      emu:fault { path = "/v1/result/", status = 503, retry_after = 2, count = 2, headers = { ["Retry-After"] = "9" } }
+      for _ = 1, 2 do
+        local res = query(emu, "nothing")
+        assert.are.equal(503, res.status)
+        assert.are.equal("2", res.headers["retry-after"])
+      end
+      local res = query(emu, "nothing")
+      assert.are.equal(404, res.status)
+      assert.is_nil(res.headers["retry-after"])
+      -- without status, body or drop: on the real answer
+      emu:fault { path = "/v1/result/", retry_after = 0 }
+      res = query(emu, "nothing")
+      assert.are.equal(404, res.status)
+      assert.are.equal("0", res.headers["retry-after"])
+    end)
+
+    it("refuses a retry_after that is not whole seconds >= 0, with 400 naming it", function()
+      for _, v in ipairs { -1, 1.5, "2", true } do
+        local res = request(emu, "POST", "/_emulator/faults", { json = { status = 503, retry_after = v } })
+        assert.are.equal(400, res.status)
+        assert.matches('fault 1: fault field "retry_after": expected a whole number of seconds >= 0',
+          res.json.error, 1, true)
+      end
+      assert.are.equal("[]", request(emu, "GET", "/_emulator/faults").body)
+    end)
   end)
 
   describe("the request log", function()
@@ -726,6 +753,97 @@ describe("the emulator's command line", function()
     assert.are.equal(250000, request(e, "GET", "/_emulator/config").json.video_size)
     assert.are.equal(200, request(e, "POST", "/_emulator/reset").status)
     assert.are.equal(250000, request(e, "GET", "/_emulator/config").json.video_size)
+  end)
+
+  -- the outcomes of n tasks made now (queued and processing 0), from /_emulator/tasks
+  local function outcomes(e, n)
+    for _ = 1, n do assert.are.equal(200, create_with(e, e.key)) end
+    local list = {}
+    for i, t in ipairs(request(e, "GET", "/_emulator/tasks").json) do list[i] = t.outcome end
+    return list
+  end
+
+  local function count(list, value)
+    local n = 0
+    for _, v in ipairs(list) do if v == value then n = n + 1 end end
+    return n
+  end
+
+  it("--outcome failed: every task ends failed, with the config's error; --outcome completed: none", function()
+    local e, c
+    finally(function() stop(e); if c then stop(c) end end) -- (one finally per test: the last one given runs)
+    e = start("--key k --queued 0 --processing 0 --outcome failed")
+    e.key = "k"
+    assert.are.equal(5, count(outcomes(e, 5), "failed"))
+    local res = create(e, { model = "videos", prompt = "x", duration = 5 })
+    local _, task = follow(e, res.json.id)
+    assert.are.same({ "failed", "Reference image resolution is too low." }, { task.status, task.error })
+    assert.are.equal(200, request(e, "POST", "/_emulator/reset").status) -- the flag's outcome stays
+    assert.are.equal("failed", request(e, "GET", "/_emulator/config").json.outcome)
+    c = start("--key k --queued 0 --processing 0 --outcome completed --fail-rate 0")
+    c.key = "k"
+    assert.are.equal(8, count(outcomes(c, 8), "completed"))
+  end)
+
+  it("--fail-rate P: P = 1 fails every task, P = 0.5 a share, the same tasks for the same --seed", function()
+    local started = {}
+    finally(function() for _, e in ipairs(started) do stop(e) end end)
+    local all = start("--key k --queued 0 --processing 0 --fail-rate 1")
+    started[1], all.key = all, "k"
+    assert.are.equal(6, count(outcomes(all, 6), "failed"))
+    local runs = {}
+    for i, seed in ipairs { "7", "7", "8" } do
+      local e = start("--key k --queued 0 --processing 0 --fail-rate 0.5 --seed " .. seed)
+      started[#started + 1], e.key = e, "k"
+      runs[i] = outcomes(e, 30)
+      local failed = count(runs[i], "failed")
+      assert.is_true(failed >= 5 and failed <= 25, failed .. " of 30 failed with --fail-rate 0.5")
+      local cfg = request(e, "GET", "/_emulator/config").json
+      assert.are.same({ 0.5, tonumber(seed) }, { cfg.fail_rate, cfg.seed })
+    end
+    assert.are.same(runs[1], runs[2])
+    assert.are_not.same(runs[1], runs[3])
+  end)
+
+  it("refuses a bad --fail-rate, --outcome or --seed with a usage error naming it (exit 2)", function()
+    for _, c in ipairs {
+      { "--fail-rate", "1.5", "a number from 0 to 1" }, { "--fail-rate", "-0.1", "a number from 0 to 1" },
+      { "--fail-rate", "half", "a number from 0 to 1" }, { "--outcome", "maybe", "completed or failed" },
+      { "--seed", "0", "a whole number from 1 to 2147483647" },
+    } do
+      local out, ok, code = helper.capture(bin .. " emulator --port 0 --max-lifetime 5 " .. c[1] .. " "
+        .. helper.shell_quote(c[2]) .. " 2>&1")
+      assert.is_nil(ok, c[1] .. " " .. c[2])
+      assert.are.equal(2, code, c[1] .. " " .. c[2])
+      assert.are.equal("starvideos emulator: option " .. c[1] .. ": expected " .. c[3] .. ', got "' .. c[2]
+        .. '" (see --help)\n', out)
+    end
+  end)
+
+  -- Each field the emulator takes, as its refusal of an unknown one lists them,
+  -- is in --help and in docs/emulator.md's tables.
+  it("documents every field of the config and of a fault in --help and in docs/emulator.md", function()
+    local e = start("--key k")
+    finally(function() stop(e) end)
+    local help = helper.capture(bin .. " emulator --help")
+    local docs = assert(helper.read_file(helper.root .. "/docs/emulator.md"))
+    for what, body in pairs { config = { nonesuch = 1 }, fault = { { nonesuch = 1 } } } do
+      local res = request(e, "POST", "/_emulator/" .. (what == "config" and "config" or "faults"), { json = body })
+      assert.are.equal(400, res.status)
+      local known = assert(res.json.error:match("%(known: ([%w_, ]+)%)$"), res.json.error)
+      -- from the section's heading to the next blank line (or the end)
+      local section = assert((help .. "\n\n"):match("\n" .. what .. " fields (.-)\n\n"), help)
+      local n = 0
+      for name in known:gmatch("[%w_]+") do
+        n = n + 1
+        assert.matches("\n  " .. name .. " ", section, 1, true)
+        assert.matches("\n| `" .. name .. "` |", docs, 1, true)
+      end
+      assert.is_true(n >= (what == "config" and 10 or 11), known)
+    end
+    for _, flag in ipairs { "--fail-rate P", "--outcome", "--seed N" } do
+      assert.matches("\n  " .. flag, help, 1, true)
+    end
   end)
 
   it("refuses a bad --video-size with a usage error naming it (exit 2)", function()

@@ -33,7 +33,8 @@ local quote = M.quote
 
 -- ------------------------------------------------------------------ flags
 
--- kind: "bool", "str", "list" (repeatable), "int", "num" (>= 0), "pos" (> 0)
+-- kind: "bool", "str", "list" (repeatable), "int", "num" (>= 0), "pos" (> 0),
+-- "choice" (one of choices)
 local FLAG = {
   help = { kind = "bool", text = "show this help and exit" },
   json = { kind = "bool", text = "print one JSON document on stdout (machine output), errors included" },
@@ -50,6 +51,8 @@ local FLAG = {
   ["ref-image"] = { kind = "list", meta = "URL", field = "referenceImages", text = "reference image (repeatable)" },
   ["ref-video"] = { kind = "list", meta = "URL", field = "referenceVideos", text = "reference video (repeatable)" },
   ["ref-audio"] = { kind = "list", meta = "URL", field = "referenceAudios", text = "reference audio (repeatable)" },
+  extra = { kind = "str", meta = "JSON",
+    text = "more request fields, as a JSON object sent as it is (params.extra), e.g. '{\"seed\": 7}'" },
   ["base-url"] = { kind = "str", meta = "URL",
     text = "API base URL (default: $STARVIDEOS_BASE_URL, else the provider's)" },
   ["api-key-file"] = { kind = "str", meta = "PATH",
@@ -57,6 +60,12 @@ local FLAG = {
   interval = { kind = "num", meta = "S",
     text = "seconds between status checks (default: learned from earlier tasks, else 30)" },
   timeout = { kind = "pos", meta = "S", text = "give up waiting after S seconds (default 1800)" },
+  proxy = { kind = "str", meta = "URL",
+    text = "an HTTP proxy for every request, http://host:port (default: $http_proxy, $https_proxy)" },
+  log = { kind = "choice", meta = "debug|info", choices = { "debug", "info" },
+    text = "log each event on stderr: info, or debug with every request (default: $STARVIDEOS_LOG)" },
+  ["create-limit"] = { kind = "str", meta = "N/SECONDS",
+    text = "at most N creates in any SECONDS, counted in the journal or store (e.g. 150/86400)" },
   journal = { kind = "str", meta = "PATH", text = "append every created task to this JSON-lines journal" },
   store = { kind = "str", meta = "URL",
     text = "the fleet's ledger on Redis, redis://[:password@]host:port[/db] (default: $STARVIDEOS_STORE)" },
@@ -72,8 +81,8 @@ local FLAG = {
 M.FLAG = FLAG
 
 local REQUEST = { "model", "prompt", "duration", "ratio", "resolution", "first-image", "last-image",
-  "ref-image", "ref-video", "ref-audio" }
-local CLIENT = { "base-url", "api-key-file" }
+  "ref-image", "ref-video", "ref-audio", "extra" }
+local CLIENT = { "base-url", "api-key-file", "proxy", "log" }
 local NOTIFY = { "notify", "notify-secret-file" }
 
 local function flags(...)
@@ -96,13 +105,14 @@ M.FIELD_FLAG = {}
 for name, f in pairs(FLAG) do
   if f.field then M.FIELD_FLAG[f.field] = "--" .. name end
 end
+M.FIELD_FLAG.extra = "--extra"
 
 -- ------------------------------------------------------------ commands
 
 local COMMANDS = {
   create = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "journal", "store", CLIENT),
+    flags = flags(REQUEST, "journal", "store", "create-limit", CLIENT),
     summary = "create a task and print its id (the video is made asynchronously)",
   },
   status = {
@@ -110,8 +120,11 @@ local COMMANDS = {
     summary = "show a task's status (and video_url once completed); exit 1 when it failed",
   },
   wait = {
-    args = { "ID" }, needs_key = true, flags = flags("interval", "timeout", CLIENT, NOTIFY),
-    summary = "wait until a task is completed; exit 1 when it fails or the wait times out",
+    args = { "ID" }, needs_key = true, flags = flags("out", "interval", "timeout", "journal", "store", CLIENT, NOTIFY),
+    summary = "wait until a task is completed and, with --out, download it; exit 1 when it fails or times out",
+    flag_text = { out = "once completed, download the video to PATH (a directory gets <id>.mp4)",
+      journal = "the journal that holds the task: its download is recorded there",
+      store = "the fleet's Redis ledger that holds the task (default: $STARVIDEOS_STORE)" },
   },
   download = {
     args = { "ID", "PATH" }, needs_key = true, flags = flags(CLIENT),
@@ -119,7 +132,7 @@ local COMMANDS = {
   },
   generate = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "out", "interval", "timeout", "journal", "store", CLIENT, NOTIFY),
+    flags = flags(REQUEST, "out", "interval", "timeout", "journal", "store", "create-limit", CLIENT, NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
   },
   models = {
@@ -200,7 +213,7 @@ end
 local EXAMPLES = {
   create = "starvideos create --model videos --prompt 'a cat surfing' --duration 5",
   status = "starvideos status video_123",
-  wait = "starvideos wait video_123 --interval 10",
+  wait = "starvideos wait video_123 --interval 10 --out cat.mp4",
   download = "starvideos download video_123 cat.mp4",
   generate = "starvideos generate --model videos_fast --prompt 'a cat' --duration 5 --out cat.mp4",
   models = "starvideos models --json",
@@ -273,6 +286,14 @@ local function number_value(fname, f, value)
   return num
 end
 
+-- One of the flag's choices, in any case: "DEBUG" -> "debug".
+local function choice_value(fname, f, value)
+  for _, c in ipairs(f.choices) do
+    if value:lower() == c then return c end
+  end
+  usage_error("--%s expects %s, got %s", fname, table_concat(f.choices, " or "), quote(value))
+end
+
 -- Parse argv (after the command name) against the command's flags.
 -- Returns opts (flag name -> value), positionals; or { help = true }, {}.
 function M.parse(name, argv)
@@ -316,7 +337,11 @@ function M.parse(name, argv)
           list[#list + 1] = value
         else
           if opts[fname] ~= nil then usage_error("--%s given more than once", fname) end
-          if f.kind ~= "str" then value = number_value(fname, f, value) end
+          if f.kind == "choice" then
+            value = choice_value(fname, f, value)
+          elseif f.kind ~= "str" then
+            value = number_value(fname, f, value)
+          end
           opts[fname] = value
         end
       end
@@ -344,8 +369,8 @@ end
 function M.request_params(opts)
   local p = {}
   for _, fname in ipairs(REQUEST) do
-    local v = opts[fname]
-    if v ~= nil then p[FLAG[fname].field] = v end
+    local v, field = opts[fname], FLAG[fname].field
+    if v ~= nil and field then p[field] = v end
   end
   return p
 end

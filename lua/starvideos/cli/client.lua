@@ -5,10 +5,10 @@
 local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
 
-local pairs, pcall, tostring = pairs, pcall, tostring
+local pairs, pcall, tostring, tonumber = pairs, pcall, tostring, tonumber
 local io_open, io_stdin, os_getenv = io.open, io.stdin, os.getenv
 local math_min = math.min
-local usage_error = args.usage_error
+local usage_error, quote = args.usage_error, args.quote
 
 local M = {}
 
@@ -82,6 +82,43 @@ function M.ledger(opts)
   return opts.journal, store
 end
 
+-- --proxy, --log and --create-limit into the client's options o (which holds
+-- the journal or store already).
+local function flag_options(opts, o)
+  if opts.proxy then
+    -- a password in the URL is kept out of every output, whatever the library says of it
+    local password = opts.proxy:match("^%a[%w+.-]*://[^/@:]*:([^/@]+)@")
+    if password then output.set_secret(password) end
+    o.proxy = opts.proxy
+  end
+  o.log = opts.log
+  local limit = opts["create-limit"]
+  if limit then
+    local count, per = limit:match("^(%d+)/(%d+%.?%d*)$")
+    if not count then
+      usage_error("--create-limit expects N/SECONDS (at most N creates in any SECONDS, e.g. 150/86400), got %s",
+        quote(limit))
+    end
+    if not (o.journal or o.store) then
+      usage_error("--create-limit needs --journal PATH or --store URL: the creates are counted there, across runs")
+    end
+    o.create_limit = { count = tonumber(count), per = tonumber(per) }
+  end
+end
+
+-- The flag behind a client option the library refused: its message, as the
+-- command line's ("bad option 'proxy' to 'new' (proxy: ...)" -> "--proxy: ...").
+local OPTION_FLAG = { proxy = "--proxy", log = "--log", create_limit = "--create-limit" }
+
+local function refused(message)
+  message = message:gsub("^[^:]*:%d+: ", "")
+  local option, inner = message:match("^bad option '([%w_]+)' to 'new' %((.*)%)$")
+  local flag = OPTION_FLAG[option]
+  if not flag then return message end
+  inner = inner:gsub("^create_limit%.count: ", "N: "):gsub("^create_limit%.per: ", "SECONDS: ")
+  return flag .. ": " .. inner:gsub("^" .. option .. ": ", "")
+end
+
 -- M.new(ctx, opts, extra) -> client, core. extra: more options for starvideos.new.
 -- While the client waits, ctx.display (when there is one) ticks its live line.
 function M.new(ctx, opts, extra)
@@ -117,8 +154,9 @@ function M.new(ctx, opts, extra)
   end
   local o = { api_key = key, base_url = base, sleep = sleep, notify = notify_of(opts) }
   for k, v in pairs(extra or {}) do o[k] = v end
+  flag_options(opts, o)
   local ok, client = pcall(starvideos.new, o)
-  if not ok then usage_error("%s", (tostring(client):gsub("^[^:]*:%d+: ", ""))) end
+  if not ok then usage_error("%s", refused(tostring(client))) end
   ctx.client = client -- closed when the command returns (cli/init.lua)
   return client, core
 end

@@ -49,10 +49,26 @@ local function new_display(ctx, core)
   return d
 end
 
+-- --extra JSON: the object it holds (params.extra), or a usage error.
+local function extra_of(text)
+  local v, why = require("cjson.safe").decode(text)
+  local found
+  if v == nil then
+    found = "text that is not JSON (" .. tostring(why) .. ")"
+  elseif type(v) ~= "table" then
+    found = type(v) == "userdata" and "null" or "a JSON " .. type(v)
+  elseif not text:match("^%s*{") then
+    found = "a JSON array"
+  end
+  if found then usage_error("--extra expects a JSON object, e.g. '{\"seed\": 7}', got %s", found) end
+  return v
+end
+
 -- Local validation first: an invalid request needs no key to be refused.
 local function validated(opts)
   local starvideos = client_for.load()
   local params = args.request_params(opts)
+  if opts.extra then params.extra = extra_of(opts.extra) end
   local ok, err = starvideos.validate(params)
   return params, ok, err
 end
@@ -138,16 +154,42 @@ function M.status(ctx, opts, pos)
   return task.status == "failed" and 1 or 0
 end
 
+-- wait --out PATH: where the video goes (a directory gets <name>.mp4, as for
+-- download), its folder checked before anything is asked of the service.
+local function wait_out(opts, id)
+  local path = opts.out
+  if path == nil then return nil end
+  if is_dir(path) then return path:gsub("/+$", "") .. "/" .. client_for.load().file_name(id) .. ".mp4" end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  if dir ~= "" and not is_dir(dir) then
+    usage_error("--out %s: the folder %s does not exist (nothing was waited for)", quote(path), quote(dir))
+  end
+  return path
+end
+
+-- wait ID [--out PATH]: polls until completed, then with --out downloads (as generate does).
 function M.wait(ctx, opts, pos)
-  local client, core = client_for.new(ctx, opts)
+  local id = pos[1]
+  local path = wait_out(opts, id)
+  local client, core = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
+  ctx.task_id, ctx.out = id, path -- what an interrupt or a kill says how to go on with
+  output.watch(ctx)
   local d = new_display(ctx, core)
-  d.started, d.id = core.now(), pos[1]
+  d.started, d.id = core.now(), id
   d:status_line(core.now())
-  local task, err = client:wait(pos[1], { interval = opts.interval, timeout = opts.timeout,
-    on_progress = function(ev) d:event(ev, core.now()) end })
+  local progress = function(ev) d:event(ev, core.now()) end
+  local task, err = client:wait(id, { interval = opts.interval, timeout = opts.timeout, on_progress = progress })
   if not task then return fail(ctx, err) end
-  d:finish(false)
+  if path then
+    ctx.completed = true
+    output.watch(ctx)
+    local _, derr = client:download(task, path, { on_progress = progress })
+    if derr then return fail(ctx, derr) end
+    task.path = path
+  end
+  d:finish(path ~= nil and d:downloaded())
   if ctx.json then print_json(task) else display.print_task(task) end
+  if path and not ctx.json then out(display.saved_line(path), "\n") end
   return 0
 end
 
@@ -157,6 +199,7 @@ function M.download(ctx, opts, pos)
   local id, path = pos[1], pos[2]
   if is_dir(path) then path = path:gsub("/+$", "") .. "/" .. client_for.load().file_name(id) .. ".mp4" end
   ctx.task_id, ctx.completed, ctx.out = id, true, path -- a Ctrl-C says how to go on
+  output.watch(ctx)
   local d = new_display(ctx, core)
   local res, err = client:download(id, path, {
     on_progress = function(ev) d:event(ev, core.now()) end })
@@ -181,7 +224,11 @@ function M.generate(ctx, opts)
   local task, err = client:generate(params, { out = opts.out, interval = opts.interval, timeout = opts.timeout,
     on_progress = function(ev)
       if type(ev) == "table" and ev.type == "status" and ev.id then
-        ctx.task_id, ctx.completed = ev.id, ev.status == "completed"
+        local completed = ev.status == "completed"
+        if ev.id ~= ctx.task_id or completed ~= ctx.completed then
+          ctx.task_id, ctx.completed = ev.id, completed
+          output.watch(ctx)
+        end
       end
       d:event(ev, core.now())
     end })

@@ -1,7 +1,7 @@
 -- The command line: `starvideos <command> ...`.  bin/starvideos is a launcher;
 -- M.main(argv) does the work and returns the exit status:
 --   0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters,
---   130 interrupted.
+--   130 interrupted (and, by the shell, 143 and 137 for SIGTERM and SIGKILL).
 -- Under --json every outcome is one JSON document on stdout, a failure included
 -- (starvideos.cli.output.error_document), whatever the command.
 --
@@ -9,16 +9,16 @@
 --   starvideos.cli.commands  one function per command
 --   starvideos.cli.client    the library client, from the flags and the environment
 --   starvideos.cli.display   live status line, progress bar, results for a person
---   starvideos.cli.output    redacted writes, --json documents, error reports
+--   starvideos.cli.output    redacted writes, --json documents, error reports, the command
+--                            that picks a stopped command's task up again, and the
+--                            watcher that prints it for a killed command
 --   starvideos.cli.json      the JSON encoder of --json
 
 local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
-local shell_word = require("starvideos.shell").word
 
 local tostring, xpcall = tostring, xpcall
 local os_getenv, debug_traceback = os.getenv, debug.traceback
-local string_format = string.format
 local out, usage_error, quote = output.out, args.usage_error, args.quote
 
 local M = {}
@@ -67,6 +67,7 @@ local function dispatch(ctx, argv)
   end
   ctx.name = name
   local opts, pos = args.parse(name, tail(argv, 2))
+  ctx.opts = opts -- the flags a command that picks its task up again needs (output.again)
   if opts.help then
     out(args.command_usage(name))
     return 0
@@ -76,22 +77,14 @@ end
 
 
 -- What was raised: a usage error as is, anything else as an error of the
--- command line ("interrupted" for Ctrl-C, else "internal").
+-- command line ("interrupted" for Ctrl-C, with the task's next step; else "internal").
 local function raised(ctx, e)
   if args.is_usage(e) then return e end
   local text = e.internal
   if text:find("interrupted!", 1, true) then
-    local d = ctx.display
-    local id = ctx.task_id or (d and d.id)
-    local next_step = ""
-    if id and ctx.completed and ctx.out then -- its download was cut: the .part is taken up again
-      next_step = string_format("; task %s is completed: `starvideos download %s %s` fetches its video", id, id,
-        shell_word(ctx.out))
-    elseif id then
-      next_step = string_format("; task %s is still running on the server: 'starvideos wait %s' picks it up again",
-        id, id)
-    end
-    return output.new_error("interrupted", "interrupted" .. next_step, { id = id })
+    local id = ctx.task_id
+    return output.new_error("interrupted", "interrupted" .. (id and "; " .. output.next_step(ctx, id) or ""),
+      { id = id })
   end
   local trace = os_getenv("STARVIDEOS_DEBUG") and e.trace
   return output.new_error("internal", "internal error: " .. (trace or text))
@@ -106,9 +99,12 @@ function M.main(argv)
   end)
   -- the command's client closed: its webhooks in flight get their few seconds (notify.lua)
   if ok and ctx.client then ctx.client:close() end
-  if ok then return code or 0 end
-  if ctx.display then ctx.display:finish(false) end
-  return output.report(ctx, raised(ctx, code))
+  if not ok then
+    if ctx.display then ctx.display:finish(false) end
+    code = output.report(ctx, raised(ctx, code))
+  end
+  output.unwatch() -- the command returns: no kill to speak for
+  return code or 0
 end
 
 return M

@@ -1,6 +1,7 @@
 -- starvideos.cli.json: JSON for the command line's --json output, as people
 -- read it: keys sorted (stable output), whole numbers without ".0", empty lists
--- kept as [] when marked with M.array, cjson.null as null.  cjson escapes strings.
+-- kept as [] when marked with M.array, cjson.null as null, slashes as they are.
+-- cjson escapes strings.
 
 local cjson = require "cjson"
 
@@ -40,6 +41,13 @@ function M.number_text(v)
 end
 local number_text = M.number_text
 
+-- A string as JSON, its slashes unescaped: cjson writes every / as \/, which
+-- JSON allows but nobody reads (a URL's).  In cjson's text a backslash before
+-- a / is always that escape (a backslash itself is written \\).
+local function string_text(s)
+  return (cjson.encode(s):gsub("\\/", "/"))
+end
+
 -- indent: nil for one line, else the string of one level of indentation.
 local function encode(v, indent, depth)
   local tv = type(v)
@@ -49,8 +57,8 @@ local function encode(v, indent, depth)
     if v ~= v or v == math_huge or v == -math_huge then return "null" end
     return number_text(v)
   end
-  if tv == "string" then return cjson.encode(v) end
-  if tv ~= "table" then return cjson.encode(tostring(v)) end
+  if tv == "string" then return string_text(v) end
+  if tv ~= "table" then return string_text(tostring(v)) end
   depth = depth or 0
   local pad = indent and ("\n" .. string_rep(indent, depth + 1)) or ""
   local close = indent and ("\n" .. string_rep(indent, depth)) or ""
@@ -67,7 +75,7 @@ local function encode(v, indent, depth)
   for i, k in ipairs(keys) do
     local val = v[k]
     if val == nil then val = v[tonumber(k)] end
-    items[i] = pad .. cjson.encode(k) .. sep .. encode(val, indent, depth + 1)
+    items[i] = pad .. string_text(k) .. sep .. encode(val, indent, depth + 1)
   end
   if #items == 0 then return "{}" end
   return "{" .. table_concat(items, ",") .. close .. "}"

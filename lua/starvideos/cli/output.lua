@@ -4,14 +4,17 @@
 --   * --json documents are printed with starvideos.cli.json;
 --   * an error, whatever its source (usage, validation, the API, a failed task,
 --     an interrupt), is reported one way: one line on stderr and, under --json,
---     the one error document on stdout (M.error_document).
+--     the one error document on stdout (M.error_document);
+--   * a command killed with its task unfinished has its next step printed by
+--     a watcher it started (M.watch).
 
 local json = require "starvideos.cli.json"
 local args = require "starvideos.cli.args"
 local hide = require("starvideos.extras.log").hide
+local shell_word = require("starvideos.shell").word
 
-local type, tostring, select, setmetatable = type, tostring, select, setmetatable
-local io_stdout, io_stderr = io.stdout, io.stderr
+local type, ipairs, tostring, select, setmetatable, pcall = type, ipairs, tostring, select, setmetatable, pcall
+local io_stdout, io_stderr, io_popen = io.stdout, io.stderr, io.popen
 local string_format, table_concat = string.format, table.concat
 
 local M = {}
@@ -51,6 +54,89 @@ function M.print_json(v)
   write(io_stdout, json.encode(v, "  "), "\n")
 end
 
+-- ------------------------------------------------------------ how to go on
+
+-- After a command stopped half way (Ctrl-C, a timeout, a kill): the command
+-- that picks its task up again, with every flag of the stopped command it needs
+-- to work as printed.  ctx (cli/init.lua): name (the command), opts (its
+-- flags), task_id, out (the file it was to write), completed (the task was
+-- seen completed).
+
+-- The flags of the stopped command that the next one takes over, when it has
+-- them: its polling interval, its ledger (the download is recorded there), how
+-- it reached the service, and its webhook.
+local CARRIED = { "interval", "journal", "store", "base-url", "api-key-file", "proxy", "notify", "notify-secret-file" }
+
+-- The command, as one line for a shell: `download ID PATH` after a download of
+-- its own, else `wait ID [--out PATH]`, which waits and then downloads (going
+-- on from what a cut download left in PATH.part).
+function M.again(ctx, id)
+  local opts = ctx.opts or {}
+  local name = ctx.name == "download" and "download" or "wait"
+  local words = { args.PROG, name, id }
+  if name == "download" then
+    words[#words + 1] = ctx.out
+  elseif ctx.out then
+    words[#words + 1], words[#words + 2] = "--out", ctx.out
+  end
+  local takes = {}
+  for _, f in ipairs(args.COMMANDS[name].flags) do takes[f] = true end
+  for _, f in ipairs(CARRIED) do
+    if takes[f] and opts[f] ~= nil then words[#words + 1], words[#words + 2] = "--" .. f, opts[f] end
+  end
+  for i, w in ipairs(words) do words[i] = shell_word(tostring(w)) end
+  return table_concat(words, " ")
+end
+
+-- "task ID is still running on the server: `COMMAND` picks it up again", or,
+-- once completed with a file to write, "... `COMMAND` fetches its video".
+function M.next_step(ctx, id)
+  local command = M.again(ctx, id)
+  if ctx.completed and ctx.out then
+    return string_format("task %s is completed: `%s` fetches its video", id, command)
+  end
+  return string_format("task %s is still running on the server: `%s` picks it up again", id, command)
+end
+
+-- ------------------------------------------------------------ the watcher
+
+-- A process killed (SIGTERM, SIGKILL) runs no code of its own, so a shell it
+-- started says how to go on for it: it keeps the last line it was sent ("h"
+-- and the text, its backslashes and newlines escaped) and prints it on stderr
+-- when its input ends without "x", which the command sends when it returns.
+-- It ignores the signals aimed at the command's group (Ctrl-C, which the
+-- command reports itself; a group's SIGTERM) and writes nothing on stdout.
+local WATCHER = [[exec >/dev/null; trap '' INT TERM HUP; h=
+while IFS= read -r l; do case $l in x) exit 0 ;; h*) h=${l#h} ;; esac; done
+if [ -n "$h" ]; then [ -t 2 ] && printf '\r\033[K' >&2; printf '%b\n' "$h" >&2; fi]]
+
+local watcher
+
+-- What a kill of this command is to print from now on: its task's next step
+-- (M.next_step), as ctx stands; the watcher starts with the first.  Neither
+-- may stop the command: a failure here leaves it without a watcher.
+function M.watch(ctx)
+  local id = ctx.task_id
+  if not id then return end
+  if not watcher then
+    local ok, w = pcall(io_popen, WATCHER, "w")
+    watcher = ok and w or nil
+    if not watcher then return end
+  end
+  local text = redact(string_format("%s%s: stopped by a signal; %s", args.PROG, ctx.name and (" " .. ctx.name) or "",
+    M.next_step(ctx, id)))
+  local line = "h" .. text:gsub("\\", "\\\\"):gsub("\n", "\\n") .. "\n"
+  pcall(function() watcher:write(line); watcher:flush() end)
+end
+
+-- The command returns: the watcher goes, printing nothing.
+function M.unwatch()
+  if not watcher then return end
+  local w = watcher
+  watcher = nil
+  pcall(function() w:write("x\n"); w:close() end)
+end
+
 -- ------------------------------------------------------------- errors
 
 -- An error of the command line itself (kind "interrupted", "internal", ...):
@@ -88,22 +174,46 @@ function M.exit_code(err)
   return 1
 end
 
--- One line for a person. A local validation error names the flag that carries
--- the field: "duration: expected ..." -> "--duration: expected ...".
-function M.describe(err)
-  if err.kind == "invalid_request" and not err.status and type(err.field) == "string"
-    and type(err.message) == "string" then
-    local base, index = err.field:match("^([%w_]+)%[(%d+)%]$")
-    local flag = args.FIELD_FLAG[base or err.field]
-    local prefix = err.field .. ": "
-    if flag and err.message:sub(1, #prefix) == prefix then
-      return (index and (flag .. " #" .. index) or flag) .. ": " .. err.message:sub(#prefix + 1)
-    end
-    if err.field == "id" and err.message:sub(1, 4) == "id: " then
-      return "ID: " .. err.message:sub(5)
-    end
+-- The core's words for params.extra, as the command line's for --extra:
+-- "extra.duration: duration is a checked field; set it at the top level, not
+-- in extra" -> "--extra: duration is a checked field; give it with --duration,
+-- not in --extra"; an unknown field's "(it takes model, prompt, ...; pass API
+-- additions in `extra`)" -> "(it takes --model, --prompt, ...; pass API
+-- additions in `--extra JSON`)".
+local function extra_words(field, message)
+  local inner = field:match("^extra%.([%w_]+)$")
+  if inner and message:sub(1, #field + 2) == field .. ": " then
+    local flag = args.FIELD_FLAG[inner]
+    return "--extra: " .. message:sub(#field + 3):gsub("set it at the top level, not in extra$",
+      flag and ("give it with " .. flag .. ", not in --extra") or "not in --extra")
   end
-  return tostring(err)
+  return (message:gsub("%(it takes ([^;]+); pass API additions in `extra`%)", function(list)
+    return "(it takes " .. list:gsub("[%w_]+", args.FIELD_FLAG) .. "; pass API additions in `--extra JSON`)"
+  end))
+end
+
+-- One line for a person. A local validation error names the flag that carries
+-- the field: "duration: expected ..." -> "--duration: expected ..."; a create
+-- over --create-limit names it.
+function M.describe(err)
+  local field, message = err.field, err.message
+  if type(field) ~= "string" or type(message) ~= "string" then return tostring(err) end
+  if err.kind == "rate_limited" and field == "create_limit" then
+    return err.kind .. ": " .. message:gsub("^create_limit:", "--create-limit:")
+  end
+  if err.kind ~= "invalid_request" or err.status then return tostring(err) end
+  message = extra_words(field, message)
+  if message:sub(1, 8) == "--extra:" then return message end
+  local base, index = field:match("^([%w_]+)%[(%d+)%]$")
+  local flag = args.FIELD_FLAG[base or field]
+  local prefix = field .. ": "
+  if flag and message:sub(1, #prefix) == prefix then
+    return (index and (flag .. " #" .. index) or flag) .. ": " .. message:sub(#prefix + 1)
+  end
+  if field == "id" and message:sub(1, 4) == "id: " then
+    return "ID: " .. message:sub(5)
+  end
+  return err.kind .. ": " .. message
 end
 
 -- Report err for ctx (ctx.name: the command, ctx.json: --json) and return the
@@ -117,8 +227,7 @@ function M.report(ctx, err)
   if code == 2 then
     write(io_stderr, args.hint(ctx.name), "\n")
   elseif err.kind == "timeout" and err.id then
-    write(io_stderr, string_format(
-      "the task is still running on the server: 'starvideos wait %s' picks it up again\n", err.id))
+    write(io_stderr, M.next_step(ctx, err.id), "\n")
   end
   return code
 end

@@ -83,12 +83,13 @@ M.DEFAULTS = {
   queued = 1,               -- seconds a new task stays queued
   processing = 2,           -- then seconds it stays processing
   outcome = "completed",    -- or "failed"
+  fail_rate = 0,            -- the share of the other tasks that fail anyway (drawn from seed)
   error = "Reference image resolution is too low.",
   video_size = nil,         -- bytes: pad the sample MP4 up to this size
   expired_status = 410,     -- answer for an invalid or expired video token
   url_ttl = nil,            -- seconds a video URL stays valid (nil: until /_emulator/expire)
   spread = 0,               -- sigma of a log-normal spread of each task's processing time
-  seed = 1,                 -- of the spread's random numbers (the same seed, the same durations)
+  seed = 1,                 -- of spread's and fail_rate's random numbers (the same seed, the same tasks)
 }
 
 -- Which endpoint serves which model.
@@ -115,7 +116,9 @@ local REASONS = {
 
 M.MAX_VIDEO_SIZE = 2 ^ 40 -- bytes: --video-size above this is a typo, not a test
 
-M.USAGE = [[
+-- The usage text's head; its tail, every field of the config and of a fault,
+-- is written from the fields' rows (M.USAGE, below them).
+local USAGE_HEAD = [[
 usage: starvideos emulator [options]
 
 A local stand-in for the video API: both create endpoints, GET /v1/result/{id},
@@ -131,18 +134,21 @@ options:
   --key KEY           API key to accept (default: $STARVIDEOS_API_KEY, else emulator-key)
   --queued S          seconds a new task stays queued (default 1)
   --processing S      seconds it then stays processing (default 2)
+  --outcome X         how every task ends: completed (the default) or failed
+  --fail-rate P       the share (0 to 1) of the other tasks that end failed too, with
+                      the config's error; drawn from --seed: the same seed, the same tasks
+  --seed N            the generator of --fail-rate and of the config's spread (default 1)
   --video-size N      bytes of each video: the sample MP4 padded with a free box
                       (default: the sample alone, about 19 KiB; at most 1 TiB)
   --max-lifetime S    exit on its own after S seconds
   -h, --help          show this help
+The options set the config's first values (below), which POST /_emulator/reset restores.
 
 control API (no auth, JSON): GET|DELETE /_emulator/requests, GET|POST /_emulator/config,
 GET|POST|DELETE /_emulator/faults, POST /_emulator/expire, GET /_emulator/tasks,
 POST /_emulator/reset. Each logged request carries `connection`, the number of its TCP
 connection (keep-alive reuse shows as repeated numbers), and `at`, the emulator's clock
-(seconds) when it arrived. Config `spread` (sigma)
-spreads processing times log-normally around `processing` (the median), from the
-generator `seed` starts; each listed task carries `ends_at` (the emulator's clock).
+(seconds) when it arrived; each listed task carries `ends_at` (the emulator's clock).
 ]]
 
 ---------------------------------------------------------------------------
@@ -464,9 +470,11 @@ function M.new(opts)
   opts = opts or {}
   local config = {}
   for k, v in pairs(M.DEFAULTS) do config[k] = v end
-  if opts.queued then config.queued = opts.queued end
-  if opts.processing then config.processing = opts.processing end
-  if opts.video_size then config.video_size = opts.video_size end
+  -- what the command line chose, kept by /_emulator/reset
+  local defaults = {}
+  for _, k in ipairs { "queued", "processing", "video_size", "outcome", "fail_rate", "seed" } do
+    if opts[k] ~= nil then config[k], defaults[k] = opts[k], opts[k] end
+  end
   local key, key_from = opts.key, "option"
   if not key then
     key, key_from = os_getenv("STARVIDEOS_API_KEY"), "environment"
@@ -479,8 +487,7 @@ function M.new(opts)
     key_from = key_from, -- "option", "environment" or "default": whether to print it
     max_lifetime = opts.max_lifetime,
     log = opts.log or log,
-    -- what the command line chose, kept by /_emulator/reset
-    defaults = { queued = config.queued, processing = config.processing, video_size = config.video_size },
+    defaults = defaults,
     config = config,
     conns = {},
     tasks = {}, task_list = {},
@@ -558,14 +565,26 @@ function Server:task_view(task)
   return view
 end
 
--- A standard normal number from the spread's own generator (Park-Miller, exact
--- in doubles on every Lua), so a seed gives the same durations on every VM.
+-- A number in (0, 1) from the emulator's own generator (Park-Miller, exact in
+-- doubles on every Lua), so a seed gives the same tasks on every VM.
+function Server:uniform()
+  self.rng = self.rng * 48271 % 2147483647
+  return self.rng / 2147483647
+end
+
+-- A standard normal number from that generator.
 function Server:normal()
-  local function uniform()
-    self.rng = self.rng * 48271 % 2147483647
-    return self.rng / 2147483647
+  return math.sqrt(-2 * math.log(self:uniform())) * math.cos(2 * math.pi * self:uniform())
+end
+
+-- How a new task ends: the config's outcome, or failed for a fail_rate share
+-- of the tasks that would complete (a draw each, none when fail_rate is 0).
+function Server:outcome()
+  local cfg = self.config
+  if cfg.outcome == "completed" and (cfg.fail_rate or 0) > 0 and self:uniform() < cfg.fail_rate then
+    return "failed"
   end
-  return math.sqrt(-2 * math.log(uniform())) * math.cos(2 * math.pi * uniform())
+  return cfg.outcome
 end
 
 -- Seconds a new task stays processing: the configured time, spread log-normally
@@ -624,7 +643,7 @@ function Server:create(req)
     t0 = gettime(),
     queued = cfg.queued,
     processing = self:processing_time(),
-    outcome = cfg.outcome,
+    outcome = self:outcome(),
     error = cfg.error,
     duration = int(clean.duration) or 5,
     params = params,
@@ -757,44 +776,96 @@ end
 ---------------------------------------------------------------------------
 -- control API
 
-local CONFIG_CHECKS = {
-  queued = function(v) return type(v) == "number" and v >= 0, "a number of seconds >= 0" end,
-  processing = function(v) return type(v) == "number" and v >= 0, "a number of seconds >= 0" end,
-  outcome = function(v) return v == "completed" or v == "failed", '"completed" or "failed"' end,
-  error = function(v) return type(v) == "string", "a string" end,
-  video_size = function(v)
-    return v == NULL or (int(v) and v >= 0), "a number of bytes >= 0, or null"
-  end,
-  expired_status = function(v) return v == 403 or v == 404 or v == 410, "403, 404 or 410" end,
-  url_ttl = function(v) return v == NULL or (type(v) == "number" and v >= 0), "seconds >= 0, or null" end,
-  spread = function(v) return type(v) == "number" and v >= 0 and v <= 3, "a number from 0 to 3" end,
-  seed = function(v) return int(v) and v >= 1 and v < 2 ^ 31, "an integer from 1 to 2^31-1" end,
+-- Every field of the config and of a fault: its name, what it does (the
+-- usage text's words) and its check, value -> ok, what was expected.
+local CONFIG_FIELDS = {
+  { "queued", "seconds (>= 0) a new task stays queued (--queued)",
+    function(v) return type(v) == "number" and v >= 0, "a number of seconds >= 0" end },
+  { "processing", "seconds (>= 0) it then stays processing (--processing)",
+    function(v) return type(v) == "number" and v >= 0, "a number of seconds >= 0" end },
+  { "outcome", '"completed" or "failed": how every new task ends (--outcome)',
+    function(v) return v == "completed" or v == "failed", '"completed" or "failed"' end },
+  { "fail_rate", "0 to 1: the share of the other new tasks that fail too (--fail-rate)",
+    function(v) return type(v) == "number" and v >= 0 and v <= 1, "a number from 0 to 1" end },
+  { "error", 'a failed task\'s error (default "Reference image resolution is too low.")',
+    function(v) return type(v) == "string", "a string" end },
+  { "video_size", "bytes of each video, the sample padded; null: the sample alone (--video-size)",
+    function(v) return v == NULL or (int(v) and v >= 0), "a number of bytes >= 0, or null" end },
+  { "expired_status", "403, 404 or 410: the answer to an invalid or expired video URL (default 410)",
+    function(v) return v == 403 or v == 404 or v == 410, "403, 404 or 410" end },
+  { "url_ttl", "seconds a video URL stays valid; null (the default): until /_emulator/expire",
+    function(v) return v == NULL or (type(v) == "number" and v >= 0), "seconds >= 0, or null" end },
+  { "spread", "0 to 3: sigma of a log-normal spread of processing times (processing: their median)",
+    function(v) return type(v) == "number" and v >= 0 and v <= 3, "a number from 0 to 3" end },
+  { "seed", "1 to 2^31-1: the generator of spread and fail_rate, restarted when set (--seed)",
+    function(v) return int(v) and v >= 1 and v < 2 ^ 31, "an integer from 1 to 2^31-1" end },
 }
 
-local FAULT_CHECKS = {
-  method = function(v) return type(v) == "string", "a string" end,
-  path = function(v) return type(v) == "string", "a string" end,
-  count = function(v) return int(v) and v >= 1, "an integer >= 1" end,
-  delay = function(v) return type(v) == "number" and v >= 0, "seconds >= 0" end,
-  status = function(v) return int(v) and v >= 100 and v <= 599, "an HTTP status" end,
-  body = function(v) return type(v) == "string", "a string" end,
-  headers = function(v)
-    if not is_object(v) then return false, "an object of strings" end
-    for _, hv in pairs(v) do
-      if type(hv) ~= "string" and type(hv) ~= "number" then return false, "an object of strings" end
-    end
-    return true
-  end,
-  drop = function(v) return type(v) == "boolean", "a boolean" end,
-  drop_after_bytes = function(v) return int(v) and v >= 0, "an integer >= 0" end,
-  after = function(v) return type(v) == "boolean", "a boolean" end,
+local FAULT_FIELDS = {
+  { "method", "only requests of this method (any case)",
+    function(v) return type(v) == "string", "a string" end },
+  { "path", "only requests whose path and query start with this",
+    function(v) return type(v) == "string", "a string" end },
+  { "count", "how many requests it applies to, then it is gone (default 1)",
+    function(v) return int(v) and v >= 1, "an integer >= 1" end },
+  { "status", "answer with this HTTP status (100-599) and an emulator_fault error (unless body)",
+    function(v) return int(v) and v >= 100 and v <= 599, "an HTTP status" end },
+  { "body", "answer with this body (HTML when it starts with <, else JSON), status 200 unless given",
+    function(v) return type(v) == "string", "a string" end },
+  { "headers", 'headers to set on the answer, an object of strings: {"Retry-After": "2"}',
+    function(v)
+      if not is_object(v) then return false, "an object of strings" end
+      for _, hv in pairs(v) do
+        if type(hv) ~= "string" and type(hv) ~= "number" then return false, "an object of strings" end
+      end
+      return true
+    end },
+  { "retry_after", "whole seconds (>= 0) the answer's Retry-After header says (over headers')",
+    function(v) return int(v) and v >= 0, "a whole number of seconds >= 0" end },
+  { "delay", "seconds to wait before answering (before handling the request, unless after)",
+    function(v) return type(v) == "number" and v >= 0, "seconds >= 0" end },
+  { "drop", "true: close the connection without an answer",
+    function(v) return type(v) == "boolean", "a boolean" end },
+  { "drop_after_bytes", "send the answer's head and this many bytes of its body, then close",
+    function(v) return int(v) and v >= 0, "an integer >= 0" end },
+  { "after", "true: handle the request first (a create makes its task), then apply the fault",
+    function(v) return type(v) == "boolean", "a boolean" end },
 }
+
+-- name -> check, and the usage text's lines of the rows
+local function checks_of(rows)
+  local checks = {}
+  for _, row in ipairs(rows) do checks[row[1]] = row[3] end
+  return checks
+end
+local CONFIG_CHECKS, FAULT_CHECKS = checks_of(CONFIG_FIELDS), checks_of(FAULT_FIELDS)
+
+local function field_lines(rows)
+  local lines = {}
+  for i, row in ipairs(rows) do lines[i] = str_format("  %-18s %s", row[1], row[2]) end
+  return tbl_concat(lines, "\n")
+end
+
+M.USAGE = USAGE_HEAD .. "\nconfig fields (GET|POST /_emulator/config; a POST sets those it names, and a task keeps\n"
+  .. "the queued, processing, outcome and error it was created with):\n" .. field_lines(CONFIG_FIELDS)
+  .. "\n\nfault fields (POST /_emulator/faults: one object or a list; a fault answers the next count\n"
+  .. "requests that match method and path, first added first; without status, body or drop the\n"
+  .. "request is handled and delay, headers, retry_after and drop_after_bytes apply to its answer):\n"
+  .. field_lines(FAULT_FIELDS) .. "\n"
+
+-- The names a refusal lists: "count, method, ...".
+local function names_of(checks)
+  local names = {}
+  for k in pairs(checks) do names[#names + 1] = k end
+  table.sort(names)
+  return tbl_concat(names, ", ")
+end
 
 local function check_fields(t, checks, what)
   if not is_object(t) then return nil, what .. " must be a JSON object" end
   for k, v in pairs(t) do
     local check = checks[k]
-    if not check then return nil, str_format("unknown %s field %q", what, k) end
+    if not check then return nil, str_format("unknown %s field %q (known: %s)", what, k, names_of(checks)) end
     local ok, expected = check(v)
     if not ok then return nil, str_format("%s field %q: expected %s", what, k, expected) end
   end
@@ -981,6 +1052,7 @@ function Server:serve(conn, req)
     if f.headers then
       for k, v in pairs(f.headers) do set_header(res, k, tostring(v)) end
     end
+    if f.retry_after then set_header(res, "Retry-After", str_format("%d", f.retry_after)) end
     if f.drop_after_bytes then
       conn.budget = f.drop_after_bytes
       keep = false
@@ -1107,6 +1179,12 @@ local FLAGS = {
   queued = function(v) local n = tonumber(v) return n and n >= 0 and n, "seconds >= 0" end,
   processing = function(v) local n = tonumber(v) return n and n >= 0 and n, "seconds >= 0" end,
   ["max-lifetime"] = function(v) local n = tonumber(v) return n and n > 0 and n, "seconds > 0" end,
+  outcome = function(v) return (v == "completed" or v == "failed") and v, "completed or failed" end,
+  ["fail-rate"] = function(v) local n = tonumber(v) return n and n >= 0 and n <= 1 and n, "a number from 0 to 1" end,
+  seed = function(v)
+    local n = int(tonumber(v))
+    return n and n >= 1 and n < 2 ^ 31 and n, "a whole number from 1 to 2147483647"
+  end,
   ["video-size"] = function(v)
     local n = int(tonumber(v))
     return n and n >= 0 and n <= M.MAX_VIDEO_SIZE and n,
