@@ -173,5 +173,4 @@ function B:turn()
   return next(self.shared) ~= nil
 end
 
-
 return B
