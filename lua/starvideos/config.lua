@@ -100,19 +100,14 @@ end
 function C.interval(v)
   if type(v) ~= "number" or not (v >= 0 and v <= DAY) then return "a number of seconds in [0, 86400]" end
 end
-function C.retries(v)
-  if not is_integer(v) or v < 0 or v > 10 then return "a whole number from 0 to 10" end
+local function whole_in(lo, hi)
+  local want = string_format("a whole number from %d to %d", lo, hi)
+  return function(v) if not is_integer(v) or v < lo or v > hi then return want end end
 end
-function C.connections(v)
-  if not is_integer(v) or v < 1 or v > 1024 then return "a whole number from 1 to 1024" end
-end
-function C.resumes(v)
-  if not is_integer(v) or v < 0 or v > 100 then return "a whole number from 0 to 100" end
-end
+C.retries, C.connections, C.resumes = whole_in(0, 10), whole_in(1, 1024), whole_in(0, 100)
 function C.rate(v)
   if type(v) ~= "number" or not (v > 0 and v <= 1e6) then return "a number of requests per second in (0, 1e6]" end
 end
-function C.str(v) if type(v) ~= "string" then return "a string" end end
 function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" end end
 function C.fn(v) if type(v) ~= "function" then return "a function" end end
 -- a header value: no control characters, which would end the header line
@@ -306,23 +301,25 @@ M.CLIENT = {
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 
--- The store $STARVIDEOS_STORE names, the ledger when no journal is given, or nil.
-function M.env_store(journal)
-  if journal ~= nil then return nil end
-  local env = os_getenv("STARVIDEOS_STORE")
-  if env ~= "" then return env end
+-- $name, or nil when it is unset or empty.
+local function env(name)
+  local v = os_getenv(name)
+  if v ~= "" then return v end
 end
 
--- The environment's values, where the options give none (raises on bad ones).
-local function from_env(cfg, opts)
-  if cfg.api_key == nil then
-    local key = os_getenv("STARVIDEOS_API_KEY")
-    if key and key ~= "" then
-      if C.header(key) then error("bad STARVIDEOS_API_KEY (a key without control characters expected)", 4) end
-      cfg.api_key = key
-    end
-  end
+-- The store $STARVIDEOS_STORE names, the ledger when no journal is given, or nil.
+function M.env_store(journal)
+  return journal == nil and env("STARVIDEOS_STORE") or nil
+end
+
+-- The environment's values, where the options give none (raises on bad ones;
+-- a bad option raised before).
+local function from_env(cfg)
+  if cfg.api_key == nil then cfg.api_key = env("STARVIDEOS_API_KEY") end
   if cfg.api_key == "" then cfg.api_key = nil end
+  if cfg.api_key and C.header(cfg.api_key) then
+    error("bad STARVIDEOS_API_KEY (a key without control characters expected)", 4)
+  end
   local store = cfg.store == nil and M.env_store(cfg.journal)
   if store then
     local bad = C.store(store)
@@ -333,28 +330,20 @@ local function from_env(cfg, opts)
   -- arrives as HTTP_PROXY: httpoxy), is read here as other clients do, for http
   -- URLs, unless in a CGI request or http_proxy is set.  Inside nginx only the
   -- proxy option counts (cosockets read no environment).
-  if cfg.proxy == nil and not M.nginx() then
-    local up = os_getenv("HTTP_PROXY")
-    if up and up ~= "" and not os_getenv("http_proxy") and not os_getenv("REQUEST_METHOD") then
-      cfg.http_proxy = up
-    end
+  if cfg.proxy == nil and not M.nginx() and not os_getenv("http_proxy") and not os_getenv("REQUEST_METHOD") then
+    cfg.http_proxy = env("HTTP_PROXY")
   end
   if cfg.base_url == nil then
-    local env = os_getenv("STARVIDEOS_BASE_URL")
-    cfg.base_url = (env and env ~= "") and env or M.DEFAULT_BASE_URL
-    cfg.base_url_unset = not (env and env ~= "") -- errors.note_default_host says so
+    local url = env("STARVIDEOS_BASE_URL")
+    cfg.base_url, cfg.base_url_unset = url or M.DEFAULT_BASE_URL, url == nil -- errors.note_default_host says so
     local bad = C.url(cfg.base_url, "STARVIDEOS_BASE_URL")
     if bad then error(string_format("bad base URL (%s)", bad), 4) end
   end
-  if cfg.log == nil and opts.log == nil then
-    local env = os_getenv("STARVIDEOS_LOG")
-    if env and env ~= "" then
-      if not M.LOG_LEVELS[env:lower()] then
-        error("bad STARVIDEOS_LOG (\"debug\" or \"info\" expected, got " .. show(env) .. ")", 4)
-      end
-      cfg.log = env:lower()
-    end
+  local level = cfg.log == nil and env("STARVIDEOS_LOG")
+  if level and not M.LOG_LEVELS[level:lower()] then
+    error("bad STARVIDEOS_LOG (\"debug\" or \"info\" expected, got " .. show(level) .. ")", 4)
   end
+  if level then cfg.log = level:lower() end
 end
 
 -- A client's whole configuration: the options given, else the environment,
@@ -368,7 +357,7 @@ function M.client(opts)
     cfg.create_limit = { count = opts.create_limit.count, per = opts.create_limit.per }
   end
   cfg.notify = M.notify_copy(opts.notify)
-  from_env(cfg, opts)
+  from_env(cfg)
   if cfg.store ~= nil and cfg.journal ~= nil then
     error(string_format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "
       .. "other: journal for one host, store for a fleet)", tostring(cfg.journal),
