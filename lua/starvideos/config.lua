@@ -200,51 +200,24 @@ function M.notify_copy(v)
   return v and { url = v.url, secret = v.secret, retry_for = v.retry_for }
 end
 
+local function unescape(s)
+  return s and (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
 -- store = "redis://[[user]:password@]host[:port][/db]" -> {host, port, db,
--- user, password, where}; a bad URL raises, naming `store`, never the password.
-local function bad_store(url, what)
+-- user, password, where}, read by the core (core.store_url); a bad URL
+-- raises, naming `store`, never the password.
+function M.store_url(url)
+  local cfg, why = nil, "a string expected, got " .. type(url)
+  if type(url) == "string" then cfg, why = core.store_url(url) end
+  if cfg then
+    cfg.user, cfg.password = unescape(cfg.user), unescape(cfg.password)
+    return cfg
+  end
   local shown = tostring(url)
   local at = type(url) == "string" and url:match(".*()@")
   if at then shown = (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at) end
-  error(string_format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, what), 0)
-end
-
-local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
-function M.store_url(url)
-  if type(url) ~= "string" then bad_store(url, "a string expected, got " .. type(url)) end
-  local rest = url:match("^redis://(.*)$")
-  if not rest then bad_store(url, "the scheme is not redis://") end
-  local cfg = { db = 0, port = 6379 }
-  local userinfo, hostpart = rest:match("^([^@/]*)@(.*)$")
-  if userinfo then
-    local user, pass = userinfo:match("^([^:]*):(.*)$")
-    if not user then bad_store(url, "the part before @ is not [user]:password") end
-    if pass == "" then bad_store(url, "the password is empty") end
-    cfg.user, cfg.password, rest = user ~= "" and unescape(user) or nil, unescape(pass), hostpart
-  end
-  local host, tail = rest:match("^%[([%x:.]+)%](.*)$") -- [IPv6]
-  if not host then host, tail = rest:match("^([%w.-]+)(.*)$") end
-  if not host then bad_store(url, "no host") end
-  local port, db = tail:match("^:(%d+)(.*)$")
-  if port then
-    port = tonumber(port)
-    if port < 1 or port > 65535 then bad_store(url, "the port is not 1 to 65535") end
-    cfg.port, tail = port, db
-  elseif tail:match("^:") then
-    bad_store(url, "the port is not a number")
-  end
-  if tail ~= "" then
-    local d = tail:match("^/(%d+)$")
-    if not d and tail ~= "/" then bad_store(url, "after host:port only /db (a number) may follow") end
-    cfg.db = tonumber(d or 0)
-  end
-  cfg.host = host
-  cfg.where = string_format("redis://%s:%d/%d", host:find(":", 1, true) and "[" .. host .. "]" or host, cfg.port,
-    cfg.db)
-  return cfg
+  error(string_format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, why), 0)
 end
 
 function C.store(v)
