@@ -137,7 +137,7 @@ end
 -- base URL (http(s)://host[:port][/path], nothing else), else what is wrong.
 function C.url(v, field)
   local ok, err = core.check_url(v, field or "base_url", true)
-  if not ok then return err.message end
+  if not ok then return err.message, true end
 end
 
 -- proxy = "http://host:port": an http proxy with its port and nothing after
@@ -157,18 +157,14 @@ function C.log(v)
 end
 
 -- The webhook signatures' C module (sign.so, on libcrypto): loaded by the
--- first secret checked, signature made or checked.
-local sign
+-- first secret checked, signature made or checked (require keeps it).
 function M.sign()
-  if not sign then
-    local ok, m = pcall(require, "starvideos.sign")
-    if not ok then
-      error("webhook signatures (notify, verify_webhook) need the C module starvideos.sign (sign.so, built by "
-        .. "make beside core.so, linked with libcrypto): " .. tostring(m), 3)
-    end
-    sign = m
+  local ok, m = pcall(require, "starvideos.sign")
+  if not ok then
+    error("webhook signatures (notify, verify_webhook) need the C module starvideos.sign (sign.so, built by "
+      .. "make beside core.so, linked with libcrypto): " .. tostring(m), 3)
   end
-  return sign
+  return m
 end
 
 -- notify = {url =, secret =[, retry_for =]}: its message names notify.url or
@@ -210,14 +206,13 @@ end
 function M.store_url(url)
   local cfg, why = nil, "a string expected, got " .. type(url)
   if type(url) == "string" then cfg, why = core.store_url(url) end
-  if cfg then
-    cfg.user, cfg.password = unescape(cfg.user), unescape(cfg.password)
-    return cfg
+  if not cfg then
+    local at = type(url) == "string" and url:match(".*()@")
+    local shown = at and (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at) or tostring(url)
+    error(string_format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, why), 0)
   end
-  local shown = tostring(url)
-  local at = type(url) == "string" and url:match(".*()@")
-  if at then shown = (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at) end
-  error(string_format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, why), 0)
+  cfg.user, cfg.password = unescape(cfg.user), unescape(cfg.password)
+  return cfg
 end
 
 function C.store(v)
@@ -239,13 +234,11 @@ function M.check(opts, where, schema, level)
       error(string_format("bad option to '%s': unknown option '%s'", where, tostring(k)), level)
     end
     local want, whole = check(v)
-    if want and (whole or check == C.url) then
-      error(string_format("bad option '%s' to '%s' (%s)", tostring(k), where, want), level)
-    elseif want then
-      error(string_format("bad option '%s' to '%s' (%s expected, got %s)", tostring(k), where, want,
-        k == "api_key" and "a key with a control character"
-          or show(type(v) == "string" and v:gsub("//[^/@]*@", "//***@") or v)), level)
+    if want and not whole then
+      want = string_format("%s expected, got %s", want, k == "api_key" and "a key with a control character"
+        or show(type(v) == "string" and v:gsub("//[^/@]*@", "//***@") or v))
     end
+    if want then error(string_format("bad option '%s' to '%s' (%s)", tostring(k), where, want), level) end
   end
   return opts
 end
