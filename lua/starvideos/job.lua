@@ -275,13 +275,12 @@ end
 
 -- Download progress, reported when it grew (the loop calls it each turn).
 function Job:progress(bytes, total)
-  if bytes and bytes > (self.bytes or 0) then
-    self.bytes, self.total = bytes, total
-    local ev = event(self, "progress", { bytes = bytes, total = total, path = self.out })
-    local on_event = self.cfg.on_event
-    if on_event then on_event(ev) end
-    if self.on_progress then self.on_progress(ev) end
-  end
+  if not (bytes and bytes > (self.bytes or 0)) then return end
+  self.bytes, self.total = bytes, total
+  local ev = event(self, "progress", { bytes = bytes, total = total, path = self.out })
+  local on_event = self.cfg.on_event
+  if on_event then on_event(ev) end
+  if self.on_progress then self.on_progress(ev) end
 end
 
 -- A create is an API request too: it waits for the key's token, then for its

@@ -237,10 +237,11 @@ function L:tick(polled)
   if st and next(self.waiters) then wake_waiters(self) end
 end
 
--- The one drive loop: until done(arg) or the time `stop`.  `acted`: the caller just sent, so it begins with the
--- pause.  The pause waits in the transport (it returns as soon as an exchange
--- finishes), on the store's socket when only the store is awaited, or through
--- a caller's `sleep` (a coroutine scheduler's), coming back often.
+-- The one drive loop: until done(arg) or the time `stop`.  `acted`: the
+-- caller just sent, so it begins with the pause.  The pause waits in the
+-- transport (it returns as soon as an exchange finishes), on the store's
+-- socket when only the store is awaited, or through a caller's `sleep` (a
+-- coroutine scheduler's), coming back often.
 function L:drive(done, arg, stop, sleep, acted)
   local polled = false
   while true do
