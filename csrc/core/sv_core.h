@@ -177,6 +177,17 @@ SV_API int sv_url_parse(const char *s, size_t len, const char *field, int kind, 
    answered it (base), appended to out, unchecked (both transports then call
    sv_url_check on it).  0, or -1 out of memory. */
 SV_API int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out);
+/* A store's URL, redis://[[user]:password@]host[:port][/db] (core.store_url): 0
+   with s[8, +user_len) the user, s[pass_at, +pass_len) the password (pass_at 0:
+   none), s[host_at, +host_len) the host, all as written; the port (6379 when none
+   is written) and the db (0; past 999999999 INT_MAX, which Redis refuses).  Else
+   -1, *why what is wrong. */
+typedef struct sv_store_url {
+  size_t user_len, pass_at, pass_len, host_at, host_len;
+  unsigned port;
+  int db;
+} sv_store_url;
+SV_API int sv_store_url_parse(const char *s, size_t len, sv_store_url *out, const char **why);
 
 /* ------------------------------------------------------------------ JSON */
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,11 +220,13 @@ static const unsigned char url_class[256] = { /* 128 and above: 0 */
 
 static int path_byte(unsigned char c) { return url_class[c] & URL_PATH; }
 
-/* Where the host that starts at i ends (a checked URL's). */
+/* Where the host at s[i] ends: past a name, or past an [IPv6] literal's ']'
+   (i when there is none, or no ']' closes the '['). */
 static size_t host_end(const char *s, size_t len, size_t i) {
+  size_t k = i + 1;
   if (i < len && s[i] == '[') {
-    while (i < len && s[i] != ']') i++;
-    return i + 1;
+    while (k < len && (is_hex((unsigned char)s[k]) || s[k] == ':' || s[k] == '.')) k++;
+    return k < len && s[k] == ']' && k > i + 1 ? k + 1 : i;
   }
   while (i < len && (url_class[(unsigned char)s[i]] & URL_HOST)) i++;
   return i;
@@ -275,14 +278,9 @@ int sv_url_parse(const char *s, size_t len, const char *field, int kind, sv_url 
     if (c <= 0x20 || c >= 0x7F) return bad_byte(&u, s, host, "");
   }
   host = i;
-  if (i < len && s[i] == '[') { /* an IPv6 literal */
-    for (i++; i < len && (is_hex((unsigned char)s[i]) || s[i] == ':' || s[i] == '.'); i++) {}
-    if (i >= len || s[i] != ']' || i == host + 1)
-      return bad_byte(&u, s, host, " (an IPv6 address without its closing ']')");
-    i++;
-  } else {
-    while (i < len && (url_class[(unsigned char)s[i]] & URL_HOST)) i++;
-  }
+  i = host_end(s, len, host);
+  if (i == host && i < len && s[i] == '[')
+    return bad_byte(&u, s, host, " (an IPv6 address without its closing ']')");
   if (i == host) {
     if (i == len || s[i] == '/' || s[i] == ':' || s[i] == '?' || s[i] == '#')
       return url_bad(&u, "no host", 0, " after the scheme");
@@ -353,6 +351,48 @@ int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, 
   }
   sv_buf_add(out, loc, llen);
   return out->oom ? -1 : 0;
+}
+
+static int store_bad(const char **why, const char *what) {
+  *why = what;
+  return -1;
+}
+
+int sv_store_url_parse(const char *s, size_t len, sv_store_url *out, const char **why) {
+  static const char after[] = "after host:port only /db (a number) may follow";
+  size_t i = 8, at, colon;
+  unsigned long n = 0;
+  memset(out, 0, sizeof *out);
+  out->port = 6379;
+  if (len < 8 || memcmp(s, "redis://", 8) != 0) return store_bad(why, "the scheme is not redis://");
+  for (at = i; at < len && s[at] != '@' && s[at] != '/'; at++) {}
+  if (at < len && s[at] == '@') { /* [user]:password@ */
+    for (colon = i; colon < at && s[colon] != ':'; colon++) {}
+    if (colon == at) return store_bad(why, "the part before @ is not [user]:password");
+    if (colon + 1 == at) return store_bad(why, "the password is empty");
+    out->user_len = colon - i;
+    out->pass_at = colon + 1;
+    out->pass_len = at - colon - 1;
+    i = at + 1;
+  }
+  out->host_at = i;
+  i = host_end(s, len, i);
+  if (i == out->host_at) return store_bad(why, "no host");
+  out->host_len = i - out->host_at;
+  if (i < len && s[i] == ':') {
+    for (at = ++i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+      if (n <= 65535) n = n * 10 + (unsigned long)(s[i] - '0');
+    if (i == at) return store_bad(why, "the port is not a number");
+    if (n < 1 || n > 65535) return store_bad(why, "the port is not 1 to 65535");
+    out->port = (unsigned)n;
+  }
+  if (i == len) return 0;
+  if (s[i++] != '/') return store_bad(why, after);
+  for (n = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+    n = n < 100000000 ? n * 10 + (unsigned long)(s[i] - '0') : INT_MAX;
+  if (i < len) return store_bad(why, after);
+  out->db = (int)n;
+  return 0;
 }
 
 double sv_monotonic(void) {

@@ -3,7 +3,9 @@
    request line could be split with (no control character, space, '?', '#', '@');
    an accepted URL of the other form (a video's) is http(s):// with a host, holds
    no control character, space or non-ASCII byte and no '@' before its path, and
-   every base_url is one; a refusal names its field and is one printable line. */
+   every base_url is one; a refusal names its field and is one printable line.
+   sv_store_url_parse on the same bytes: what it accepts is redis:// and its parts
+   lie within the bytes; what it refuses it says why. */
 #include "fuzz.h"
 
 #include <strings.h>
@@ -51,6 +53,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       PROPERTY(strncmp(err.message, "video_url: ", 11) == 0, "a refusal message starts with its field");
       for (i = 0; err.message[i]; i++)
         PROPERTY((unsigned char)err.message[i] >= 0x20 && err.message[i] != 0x7f, "a refusal is one printable line");
+    }
+  }
+  {
+    sv_store_url su;
+    const char *why = NULL;
+    if (sv_store_url_parse(s, size, &su, &why) == 0) {
+      PROPERTY(size >= 8 && memcmp(s, "redis://", 8) == 0, "an accepted store URL is redis://");
+      PROPERTY(su.host_len > 0 && su.host_at + su.host_len <= size, "an accepted store URL has a host within it");
+      PROPERTY(su.pass_at + su.pass_len <= size && 8 + su.user_len <= size, "its user and password are within it");
+      PROPERTY(su.port >= 1 && su.port <= 65535 && su.db >= 0, "its port is 1 to 65535, its db not below 0");
+    } else {
+      PROPERTY(why != NULL && why[0] != '\0', "a refused store URL says why");
     }
   }
   return 0;

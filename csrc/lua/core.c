@@ -292,6 +292,42 @@ static int l_resolve_url(lua_State *L) {
   return 1;
 }
 
+/* store_url(url) -> {host =, port =, db =, where =[, user =][, password =]} |
+   nil, why: a store's URL read (sv_store_url_parse): user and password as
+   written, host without an IPv6 literal's brackets, where
+   "redis://host:port/db" (never the password). */
+static int l_store_url(lua_State *L) {
+  size_t len, br;
+  const char *s = luaL_checklstring(L, 1, &len), *why;
+  sv_store_url u;
+  if (sv_store_url_parse(s, len, &u, &why) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  br = s[u.host_at] == '[';
+  lua_createtable(L, 0, 6);
+  lua_pushlstring(L, s + u.host_at + br, u.host_len - 2 * br);
+  lua_setfield(L, -2, "host");
+  lua_pushinteger(L, (lua_Integer)u.port);
+  lua_setfield(L, -2, "port");
+  lua_pushinteger(L, (lua_Integer)u.db);
+  lua_setfield(L, -2, "db");
+  lua_pushlstring(L, s + u.host_at, u.host_len);
+  lua_pushfstring(L, "redis://%s:%d/%d", lua_tostring(L, -1), (int)u.port, u.db);
+  lua_setfield(L, -3, "where");
+  lua_pop(L, 1);
+  if (u.user_len) {
+    lua_pushlstring(L, s + 8, u.user_len);
+    lua_setfield(L, -2, "user");
+  }
+  if (u.pass_at) {
+    lua_pushlstring(L, s + u.pass_at, u.pass_len);
+    lua_setfield(L, -2, "password");
+  }
+  return 1;
+}
+
 static void push_list(lua_State *L, const char *const *words) {
   int i;
   lua_newtable(L);
@@ -408,6 +444,7 @@ extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidd
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "resolve_url", l_resolve_url },
+  { "store_url", l_store_url },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
   { "random_id", l_random_id }, { "now", l_now }, { "sleep", l_sleep }, { "isatty", l_isatty }, { "uid", l_uid },
   { NULL, NULL }

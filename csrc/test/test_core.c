@@ -649,6 +649,38 @@ static void result_paths(void) {
   sv_buf_free(&out);
 }
 
+/* A store's URL (sv_store_url_parse): its parts as written, or what is wrong. */
+static void store_urls(void) {
+  static const struct { const char *url; const char *why; } bad[] = {
+    { "http://h:1", "the scheme is not redis://" }, { "redis://", "no host" }, { "redis://:pw@", "no host" },
+    { "redis://[::1", "no host" }, { "redis://h:99999", "the port is not 1 to 65535" },
+    { "redis://h:0", "the port is not 1 to 65535" }, { "redis://h:port", "the port is not a number" },
+    { "redis://h:1/x", "after host:port only /db" }, { "redis://h:1x", "after host:port only /db" },
+    { "redis://u:pw@h:1@x", "after host:port only /db" }, { "redis://pw@h:1", "the part before @ is not" },
+    { "redis://:@h:1", "the password is empty" },
+  };
+  static const char *const user_ipv6 = "redis://us%20er:p%40ss@[::1]:7000/3";
+  sv_store_url u;
+  const char *why = "";
+  char name[200];
+  size_t i;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(name, sizeof name, "store %s is refused: %s", bad[i].url, bad[i].why);
+    ok(sv_store_url_parse(bad[i].url, strlen(bad[i].url), &u, &why) == -1 && strstr(why, bad[i].why) == why,
+       name, why);
+  }
+  ok(sv_store_url_parse(user_ipv6, strlen(user_ipv6), &u, &why) == 0 && u.user_len == 7 &&
+         strncmp(user_ipv6 + u.pass_at, "p%40ss", u.pass_len) == 0 && u.pass_len == 6 &&
+         strncmp(user_ipv6 + u.host_at, "[::1]", u.host_len) == 0 && u.host_len == 5 && u.port == 7000 && u.db == 3,
+     "a store URL with a user, a password and an IPv6 host gives its parts as written", why);
+  ok(sv_store_url_parse("redis://h", 9, &u, &why) == 0 && u.pass_at == 0 && u.user_len == 0 && u.port == 6379 &&
+         u.db == 0 && u.host_len == 1,
+     "a bare store URL takes port 6379 and db 0", why);
+  ok(sv_store_url_parse("redis://h/", 10, &u, &why) == 0 && u.db == 0, "a store URL ending in / is db 0", why);
+  ok(sv_store_url_parse("redis://h/99999999999", 21, &u, &why) == 0 && u.db == 2147483647,
+     "a db past 999999999 reads as INT_MAX (which Redis refuses)", why);
+}
+
 static void headers_and_urls(void) {
   static const struct { const char *url; const char *found; const char *name; } bad[] = {
     { "", "nothing", "an empty base_url is refused" },
@@ -1000,6 +1032,7 @@ int main(void) {
   prefix_ids();
   result_paths();
   headers_and_urls();
+  store_urls();
   retry_after();
   found_by_fuzzing();
   verdicts();

@@ -76,10 +76,9 @@ function B:join(cfg)
 end
 
 function B:leave(cfg)
-  if self.members[cfg] then
-    self.members[cfg] = nil
-    self:rejoin(false)
-  end
+  if not self.members[cfg] then return end
+  self.members[cfg] = nil
+  self:rejoin(false)
 end
 
 function B:listen(obj) self.listeners[obj] = true end
@@ -172,6 +171,5 @@ function B:turn()
   end
   return next(self.shared) ~= nil
 end
-
 
 return B

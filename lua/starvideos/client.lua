@@ -22,18 +22,6 @@ local function task_id(v, where)
   argerror(1, where, "task id or task table", type(v) == "table" and "a table without an id" or type(v), 4)
 end
 
--- What `download` was given: "url", "task" (with its video_url) or "id" (a task
--- id, or the id of a task without its URL).  Raises on anything else.
-local function download_target(v)
-  local kind = type(v)
-  if kind == "string" and v:find("^%a[%w+.-]*://") then return "url", v end
-  if kind == "table" and type(v.video_url) == "string" then return "task", v end
-  if (kind == "string" and v ~= "") or (kind == "table" and type(v.id) == "string") then
-    return "id", kind == "table" and v.id or v
-  end
-  argerror(1, "download", "task, task id or URL", kind == "table" and "a table without an id" or kind, 4)
-end
-
 local function need_table(v, n, where)
   if type(v) ~= "table" then argerror(n, where, "table", type(v), 4) end
 end
@@ -135,23 +123,28 @@ function Client:wait(id_or_task, opts)
     interval = opts.interval, timeout = opts.timeout, on_progress = opts.on_progress }, opts.sleep)
 end
 
--- Download a task's video to a file, through `path .. ".part"`.
+-- Download a task's video to a file, through `path .. ".part"`: from a URL,
+-- a task with its video_url, or a task id (a task without its URL is an id:
+-- one query first).
 function Client:download(target, path, opts)
   if type(path) ~= "string" or path == "" then argerror(2, "download", "file path", type(path)) end
   opts = check(opts, "download", S.download)
   live(self)
   local spec = { out = path, timeout = opts.timeout or self.cfg.download_timeout, on_progress = opts.on_progress,
     resume_limit = opts.resume_limit }
-  local kind, v = download_target(target)
-  if kind == "url" then spec.url = v
-  elseif kind == "task" then spec.task, spec.id = v, v.id
-  else -- an id, or a task without its URL: one query
-    local task, err = self:query(v)
+  local kind = type(target)
+  local id = kind == "table" and target.id or target
+  if kind == "string" and target:find("^%a[%w+.-]*://") then spec.url = target
+  elseif kind == "table" and type(target.video_url) == "string" then spec.task, spec.id = target, id
+  elseif type(id) ~= "string" or (kind == "string" and id == "") then
+    argerror(1, "download", "task, task id or URL", kind == "table" and "a table without an id" or kind)
+  else
+    local task, err = self:query(id)
     if not task then return nil, err end
     if task.status ~= "completed" then return nil, new_error("invalid_request", string_format(
-      "task %s is %s, not completed: nothing to download yet", v, tostring(task.status)),
-      { task = task, id = v, field = "task" }) end
-    spec.task, spec.id = task, v
+      "task %s is %s, not completed: nothing to download yet", id, tostring(task.status)),
+      { task = task, id = id, field = "task" }) end
+    spec.task, spec.id = task, id
   end
   local _, err = run(self, nil, spec.id, spec, opts.sleep)
   if err then return nil, err end

@@ -100,19 +100,14 @@ end
 function C.interval(v)
   if type(v) ~= "number" or not (v >= 0 and v <= DAY) then return "a number of seconds in [0, 86400]" end
 end
-function C.retries(v)
-  if not is_integer(v) or v < 0 or v > 10 then return "a whole number from 0 to 10" end
+local function whole_in(lo, hi)
+  local want = string_format("a whole number from %d to %d", lo, hi)
+  return function(v) if not is_integer(v) or v < lo or v > hi then return want end end
 end
-function C.connections(v)
-  if not is_integer(v) or v < 1 or v > 1024 then return "a whole number from 1 to 1024" end
-end
-function C.resumes(v)
-  if not is_integer(v) or v < 0 or v > 100 then return "a whole number from 0 to 100" end
-end
+C.retries, C.connections, C.resumes = whole_in(0, 10), whole_in(1, 1024), whole_in(0, 100)
 function C.rate(v)
   if type(v) ~= "number" or not (v > 0 and v <= 1e6) then return "a number of requests per second in (0, 1e6]" end
 end
-function C.str(v) if type(v) ~= "string" then return "a string" end end
 function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" end end
 function C.fn(v) if type(v) ~= "function" then return "a function" end end
 -- a header value: no control characters, which would end the header line
@@ -142,7 +137,7 @@ end
 -- base URL (http(s)://host[:port][/path], nothing else), else what is wrong.
 function C.url(v, field)
   local ok, err = core.check_url(v, field or "base_url", true)
-  if not ok then return err.message end
+  if not ok then return err.message, true end
 end
 
 -- proxy = "http://host:port": an http proxy with its port and nothing after
@@ -162,18 +157,14 @@ function C.log(v)
 end
 
 -- The webhook signatures' C module (sign.so, on libcrypto): loaded by the
--- first secret checked, signature made or checked.
-local sign
+-- first secret checked, signature made or checked (require keeps it).
 function M.sign()
-  if not sign then
-    local ok, m = pcall(require, "starvideos.sign")
-    if not ok then
-      error("webhook signatures (notify, verify_webhook) need the C module starvideos.sign (sign.so, built by "
-        .. "make beside core.so, linked with libcrypto): " .. tostring(m), 3)
-    end
-    sign = m
+  local ok, m = pcall(require, "starvideos.sign")
+  if not ok then
+    error("webhook signatures (notify, verify_webhook) need the C module starvideos.sign (sign.so, built by "
+      .. "make beside core.so, linked with libcrypto): " .. tostring(m), 3)
   end
-  return sign
+  return m
 end
 
 -- notify = {url =, secret =[, retry_for =]}: its message names notify.url or
@@ -205,50 +196,22 @@ function M.notify_copy(v)
   return v and { url = v.url, secret = v.secret, retry_for = v.retry_for }
 end
 
--- store = "redis://[[user]:password@]host[:port][/db]" -> {host, port, db,
--- user, password, where}; a bad URL raises, naming `store`, never the password.
-local function bad_store(url, what)
-  local shown = tostring(url)
-  local at = type(url) == "string" and url:match(".*()@")
-  if at then shown = (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at) end
-  error(string_format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, what), 0)
-end
-
 local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+  return s and (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
+-- store = "redis://[[user]:password@]host[:port][/db]" -> {host, port, db,
+-- user, password, where}, read by the core (core.store_url); a bad URL
+-- raises, naming `store`, never the password.
 function M.store_url(url)
-  if type(url) ~= "string" then bad_store(url, "a string expected, got " .. type(url)) end
-  local rest = url:match("^redis://(.*)$")
-  if not rest then bad_store(url, "the scheme is not redis://") end
-  local cfg = { db = 0, port = 6379 }
-  local userinfo, hostpart = rest:match("^([^@/]*)@(.*)$")
-  if userinfo then
-    local user, pass = userinfo:match("^([^:]*):(.*)$")
-    if not user then bad_store(url, "the part before @ is not [user]:password") end
-    if pass == "" then bad_store(url, "the password is empty") end
-    cfg.user, cfg.password, rest = user ~= "" and unescape(user) or nil, unescape(pass), hostpart
+  local cfg, why = nil, "a string expected, got " .. type(url)
+  if type(url) == "string" then cfg, why = core.store_url(url) end
+  if not cfg then
+    local at = type(url) == "string" and url:match(".*()@")
+    local shown = at and (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at) or tostring(url)
+    error(string_format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, why), 0)
   end
-  local host, tail = rest:match("^%[([%x:.]+)%](.*)$") -- [IPv6]
-  if not host then host, tail = rest:match("^([%w.-]+)(.*)$") end
-  if not host then bad_store(url, "no host") end
-  local port, db = tail:match("^:(%d+)(.*)$")
-  if port then
-    port = tonumber(port)
-    if port < 1 or port > 65535 then bad_store(url, "the port is not 1 to 65535") end
-    cfg.port, tail = port, db
-  elseif tail:match("^:") then
-    bad_store(url, "the port is not a number")
-  end
-  if tail ~= "" then
-    local d = tail:match("^/(%d+)$")
-    if not d and tail ~= "/" then bad_store(url, "after host:port only /db (a number) may follow") end
-    cfg.db = tonumber(d or 0)
-  end
-  cfg.host = host
-  cfg.where = string_format("redis://%s:%d/%d", host:find(":", 1, true) and "[" .. host .. "]" or host, cfg.port,
-    cfg.db)
+  cfg.user, cfg.password = unescape(cfg.user), unescape(cfg.password)
   return cfg
 end
 
@@ -271,13 +234,11 @@ function M.check(opts, where, schema, level)
       error(string_format("bad option to '%s': unknown option '%s'", where, tostring(k)), level)
     end
     local want, whole = check(v)
-    if want and (whole or check == C.url) then
-      error(string_format("bad option '%s' to '%s' (%s)", tostring(k), where, want), level)
-    elseif want then
-      error(string_format("bad option '%s' to '%s' (%s expected, got %s)", tostring(k), where, want,
-        k == "api_key" and "a key with a control character"
-          or show(type(v) == "string" and v:gsub("//[^/@]*@", "//***@") or v)), level)
+    if want and not whole then
+      want = string_format("%s expected, got %s", want, k == "api_key" and "a key with a control character"
+        or show(type(v) == "string" and v:gsub("//[^/@]*@", "//***@") or v))
     end
+    if want then error(string_format("bad option '%s' to '%s' (%s)", tostring(k), where, want), level) end
   end
   return opts
 end
@@ -306,23 +267,25 @@ M.CLIENT = {
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 
--- The store $STARVIDEOS_STORE names, the ledger when no journal is given, or nil.
-function M.env_store(journal)
-  if journal ~= nil then return nil end
-  local env = os_getenv("STARVIDEOS_STORE")
-  if env ~= "" then return env end
+-- $name, or nil when it is unset or empty.
+local function env(name)
+  local v = os_getenv(name)
+  if v ~= "" then return v end
 end
 
--- The environment's values, where the options give none (raises on bad ones).
-local function from_env(cfg, opts)
-  if cfg.api_key == nil then
-    local key = os_getenv("STARVIDEOS_API_KEY")
-    if key and key ~= "" then
-      if C.header(key) then error("bad STARVIDEOS_API_KEY (a key without control characters expected)", 4) end
-      cfg.api_key = key
-    end
-  end
+-- The store $STARVIDEOS_STORE names, the ledger when no journal is given, or nil.
+function M.env_store(journal)
+  return journal == nil and env("STARVIDEOS_STORE") or nil
+end
+
+-- The environment's values, where the options give none (raises on bad ones;
+-- a bad option raised before).
+local function from_env(cfg)
+  if cfg.api_key == nil then cfg.api_key = env("STARVIDEOS_API_KEY") end
   if cfg.api_key == "" then cfg.api_key = nil end
+  if cfg.api_key and C.header(cfg.api_key) then
+    error("bad STARVIDEOS_API_KEY (a key without control characters expected)", 4)
+  end
   local store = cfg.store == nil and M.env_store(cfg.journal)
   if store then
     local bad = C.store(store)
@@ -333,28 +296,20 @@ local function from_env(cfg, opts)
   -- arrives as HTTP_PROXY: httpoxy), is read here as other clients do, for http
   -- URLs, unless in a CGI request or http_proxy is set.  Inside nginx only the
   -- proxy option counts (cosockets read no environment).
-  if cfg.proxy == nil and not M.nginx() then
-    local up = os_getenv("HTTP_PROXY")
-    if up and up ~= "" and not os_getenv("http_proxy") and not os_getenv("REQUEST_METHOD") then
-      cfg.http_proxy = up
-    end
+  if cfg.proxy == nil and not M.nginx() and not os_getenv("http_proxy") and not os_getenv("REQUEST_METHOD") then
+    cfg.http_proxy = env("HTTP_PROXY")
   end
   if cfg.base_url == nil then
-    local env = os_getenv("STARVIDEOS_BASE_URL")
-    cfg.base_url = (env and env ~= "") and env or M.DEFAULT_BASE_URL
-    cfg.base_url_unset = not (env and env ~= "") -- errors.note_default_host says so
+    local url = env("STARVIDEOS_BASE_URL")
+    cfg.base_url, cfg.base_url_unset = url or M.DEFAULT_BASE_URL, url == nil -- errors.note_default_host says so
     local bad = C.url(cfg.base_url, "STARVIDEOS_BASE_URL")
     if bad then error(string_format("bad base URL (%s)", bad), 4) end
   end
-  if cfg.log == nil and opts.log == nil then
-    local env = os_getenv("STARVIDEOS_LOG")
-    if env and env ~= "" then
-      if not M.LOG_LEVELS[env:lower()] then
-        error("bad STARVIDEOS_LOG (\"debug\" or \"info\" expected, got " .. show(env) .. ")", 4)
-      end
-      cfg.log = env:lower()
-    end
+  local level = cfg.log == nil and env("STARVIDEOS_LOG")
+  if level and not M.LOG_LEVELS[level:lower()] then
+    error("bad STARVIDEOS_LOG (\"debug\" or \"info\" expected, got " .. show(level) .. ")", 4)
   end
+  if level then cfg.log = level:lower() end
 end
 
 -- A client's whole configuration: the options given, else the environment,
@@ -368,7 +323,7 @@ function M.client(opts)
     cfg.create_limit = { count = opts.create_limit.count, per = opts.create_limit.per }
   end
   cfg.notify = M.notify_copy(opts.notify)
-  from_env(cfg, opts)
+  from_env(cfg)
   if cfg.store ~= nil and cfg.journal ~= nil then
     error(string_format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "
       .. "other: journal for one host, store for a fleet)", tostring(cfg.journal),

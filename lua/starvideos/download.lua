@@ -91,24 +91,14 @@ function D.restart(req, t)
   return true
 end
 
--- A refused answer the download deals with itself (416: the .part left over
--- is longer than the video): whether it did.
-function D.refused(req, err, t)
-  return err.status == 416 and D.restart(req, t)
-end
-
 -- The bytes are all there: committed on a helper thread (the request is
 -- "committing" until the loop sees it done), or by the transport itself.
-function D.done(req, task, file, t)
+function D.done(req, file, t)
   if req.tail and not continues(req) then return D.restart(req, t) end
   local transport = req.loop.transport
-  if transport.commit then
-    local ok, cerr = transport:commit(req.part, req.dest)
-    if not ok then return req:finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
-    return req:finish(task)
-  end
+  if transport.commit then return D.committed(req, transport:commit(req.part, req.dest)) end
   local c, cerr = core.commit_start(file, req.dest)
-  if not c then return req:finish(nil, new_error("io", "download: " .. cerr, { field = "path" })) end
+  if not c then return D.committed(req, nil, cerr) end
   req.commit, req.committing = c, true
   req.loop:committing(req)
 end
@@ -125,14 +115,10 @@ function D.committed(req, ok, cerr)
   return req:finish("")
 end
 
--- It failed: its .part goes (a new attempt starts it again).
-function D.failed(req)
-  if req.started then os_remove(req.part) end
-end
-
--- It was cancelled: its .part goes, but with `keep` (its job records it) or
--- when already committing (then it is whole).
-function D.cancelled(req, keep)
+-- It failed or was cancelled: its .part goes (a new attempt starts it
+-- again), but with `keep` (its job records it) or when already committing
+-- (then it is whole).
+function D.ended(req, keep)
   if req.started and not req.committing and not keep then os_remove(req.part) end
 end
 

@@ -68,22 +68,17 @@ end
 -- header sent more than once (ngx.req.get_headers gives a list) joined by
 -- spaces, which only webhook-signature may be.
 local function header(headers, name)
-  local found
+  local values = {}
   for k, v in pairs(headers) do
     if type(k) == "string" and k:lower() == name then
-      if type(v) == "table" then
-        for _, x in ipairs(v) do
-          if type(x) ~= "string" then return nil, "not a string" end
-        end
-        if #v > 1 and name ~= "webhook-signature" then return nil, "sent more than once" end
-        v = table.concat(v, " ")
-      end
-      if type(v) ~= "string" then return nil, "not a string" end
-      if found then return nil, "sent more than once" end
-      found = v
+      for _, x in ipairs(type(v) == "table" and v or { v }) do values[#values + 1] = x end
     end
   end
-  return found
+  for _, x in ipairs(values) do
+    if type(x) ~= "string" then return nil, "not a string" end
+  end
+  if #values > 1 and name ~= "webhook-signature" then return nil, "sent more than once" end
+  return values[1] and table.concat(values, " ")
 end
 
 local function refused(name, what)

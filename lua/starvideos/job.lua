@@ -28,16 +28,6 @@ local function schedule(self)
   return require("starvideos.extras.schedule").of(self.budget, self.cfg)
 end
 
--- Build a create (validation first, then the key): path, body | nil, err.
-local function build_create(cfg, params)
-  local text, err = config.extra_json(params)
-  if err then return nil, err end
-  local path, body = core.build_create(params, text)
-  if not path then return nil, body end
-  if not cfg.api_key_set then return nil, new_error("auth", errors.NO_KEY) end
-  return path, body
-end
-
 -- A spec's fields a job keeps (spec name -> job field).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
@@ -55,12 +45,15 @@ function Job.new(ctx, goal, id, spec)
     if KEPT[k] then job[KEPT[k]] = v end
   end
   local params = spec.params
-  if params then
-    local path, body = build_create(cfg, params)
+  if params then -- the create built: validation first, then the key
+    local text, err = config.extra_json(params)
+    if err then return nil, err end
+    local path, body = core.build_create(params, text)
     if not path then return nil, body end
+    if not cfg.api_key_set then return nil, new_error("auth", errors.NO_KEY) end
     if spec.out then -- a file that cannot be written is found before the task is paid for
-      local ok, err = Download.check_out(spec.out)
-      if not ok then return nil, err end
+      local ok, why = Download.check_out(spec.out)
+      if not ok then return nil, why end
     end
     job.state, job.create_path, job.create_body = "creating", path, body
     job.local_id = ctx.ledger.records and core.random_id() or nil
@@ -257,31 +250,27 @@ local function downloaded(self, req, t)
   return finish(self, err)
 end
 
--- The job's request is done: what it ended with (req.task: the task table, or
--- a download's ""; or req.err).
-local function request_done(self, req, t)
-  if self.state == "creating" then
-    if not req.task then
-      self.ledger:create_failed(req.err, self.params, self.local_id)
-      return finish(self, req.err)
-    end
-    self.id = req.task.id
-    return created(self, req.task, t)
-  elseif self.state == "polling" then
-    return polled(self, req, t)
+local function create_answered(self, req, t)
+  if not req.task then
+    self.ledger:create_failed(req.err, self.params, self.local_id)
+    return finish(self, req.err)
   end
-  return downloaded(self, req, t)
+  self.id = req.task.id
+  return created(self, req.task, t)
 end
+
+-- The job's request is done, by the job's state: what it ended with (req.task:
+-- the task table, or a download's ""; or req.err).
+local ANSWERED = { creating = create_answered, polling = polled, downloading = downloaded }
 
 -- Download progress, reported when it grew (the loop calls it each turn).
 function Job:progress(bytes, total)
-  if bytes and bytes > (self.bytes or 0) then
-    self.bytes, self.total = bytes, total
-    local ev = event(self, "progress", { bytes = bytes, total = total, path = self.out })
-    local on_event = self.cfg.on_event
-    if on_event then on_event(ev) end
-    if self.on_progress then self.on_progress(ev) end
-  end
+  if not (bytes and bytes > (self.bytes or 0)) then return end
+  self.bytes, self.total = bytes, total
+  local ev = event(self, "progress", { bytes = bytes, total = total, path = self.out })
+  local on_event = self.cfg.on_event
+  if on_event then on_event(ev) end
+  if self.on_progress then self.on_progress(ev) end
 end
 
 -- A create is an API request too: it waits for the key's token, then for its
@@ -310,7 +299,7 @@ function Job:advance(t)
   if req then
     if not req.done then return end
     self.req = false
-    return request_done(self, req, t)
+    return ANSWERED[self.state](self, req, t)
   end
   if t < (self.loop.due[self] or 0) then return end
   if self.state == "creating" then return create(self, t) end

@@ -139,12 +139,9 @@ local function wake_waiters(self)
   local t, news = now(), st.got ~= self.store_got
   if news then self.store_got = st.got end
   for obj, at in pairs(w) do
-    if self.due[obj] ~= at or at <= t then
-      w[obj] = nil
-    elseif news then
-      w[obj] = nil
-      self:at(t, obj)
-    end
+    local stale = self.due[obj] ~= at or at <= t
+    if stale or news then w[obj] = nil end
+    if news and not stale then self:at(t, obj) end
   end
 end
 
@@ -240,11 +237,11 @@ function L:tick(polled)
   if st and next(self.waiters) then wake_waiters(self) end
 end
 
--- The one drive loop: until done(arg) (done nil: until arg.done, a job's) or
--- the time `stop`.  `acted`: the caller just sent, so it begins with the
--- pause.  The pause waits in the transport (it returns as soon as an exchange
--- finishes), on the store's socket when only the store is awaited, or through
--- a caller's `sleep` (a coroutine scheduler's), coming back often.
+-- The one drive loop: until done(arg) or the time `stop`.  `acted`: the
+-- caller just sent, so it begins with the pause.  The pause waits in the
+-- transport (it returns as soon as an exchange finishes), on the store's
+-- socket when only the store is awaited, or through a caller's `sleep` (a
+-- coroutine scheduler's), coming back often.
 function L:drive(done, arg, stop, sleep, acted)
   local polled = false
   while true do
@@ -252,11 +249,7 @@ function L:drive(done, arg, stop, sleep, acted)
       acted = false
     else
       self:tick(polled)
-      if done then
-        if done(arg) then return end
-      elseif arg.done then
-        return
-      end
+      if done(arg) then return end
     end
     local t, wake, wait = now(), self.timers[1], 1
     if stop and t >= stop then return end
@@ -319,6 +312,7 @@ function L:step(fin, seconds)
 end
 
 local function group_done(group) return group.left == 0 end
+local function job_done(job) return job.done end
 
 -- Jobs driven until all are done: {task=, err=, path=} for each, in order.
 function L:run(jobs, sleep)
@@ -341,11 +335,10 @@ function L:run_one(job, err, sleep)
   if not job then return nil, err end
   sleep = sleep or job.cfg.sleep
   job:advance(now())
-  if not job.done then self:drive(nil, job, nil, sleep, true) end
+  if not job.done then self:drive(job_done, job, nil, sleep, true) end
   self:settle(sleep)
   if job.err then return nil, job.err end
   return job.task
 end
-
 
 return L

@@ -45,7 +45,7 @@ end
 local function finish(self, task, err, t)
   if err and self.op ~= "download" and self.op ~= "notify" then errors.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
-  if err and self.op == "download" then Download.failed(self) end
+  if err and self.op == "download" then Download.ended(self) end
   self.owner:advance(t or now())
 end
 Request.finish = finish
@@ -107,10 +107,11 @@ function Request:finished(t)
     tell(self, { type = "response", status = err and err.status or tonumber(task) or 200, elapsed = t - self.started })
   end
   if task then
-    if self.op == "download" then return Download.done(self, task, file, t) end
+    if self.op == "download" then return Download.done(self, file, t) end
     return finish(self, task, nil, t)
   end
-  if self.op == "download" and Download.refused(self, err, t) then return end
+  -- 416: the .part left over is longer than the video, the download starts again
+  if self.op == "download" and err.status == 416 and Download.restart(self, t) then return end
   -- whether and when to try again: the core's one policy, for a download too
   -- (which then goes on from the bytes it has)
   local delay = core.retry(self.op, wire, err, self.attempt, policy(self), math_random())
@@ -148,7 +149,7 @@ function Request:cancel(keep)
   self.loop:untrack(self)
   if self.handle then self.loop.transport:cancel(self.handle); self.handle = false end
   self.done, self.err = true, new_error("io", "the request was cancelled")
-  if self.op == "download" then Download.cancelled(self, keep) end
+  if self.op == "download" then Download.ended(self, keep) end
 end
 
 function Request:__tostring()
