@@ -26,7 +26,8 @@ end
 
 -- What the records say so far, taken one line at a time.  owed: webhook id ->
 -- {task=, body=, owner=, lease=} while owed, false once delivered (a later
--- owed record of it, a late claim, changes nothing).
+-- owed record of it, a late claim, changes nothing).  A task's part: the path
+-- its last recorded .part is for.
 local function new_state()
   return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {} }
 end
@@ -76,6 +77,8 @@ local function take(st, line)
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
     elseif rec.event == "downloaded" and type(rec.path) == "string" then
       t.path = rec.path
+    elseif rec.event == "part" and type(rec.path) == "string" then
+      t.part = rec.path
     elseif rec.event == "sample" then -- a settled task, compacted
       t.model, t.created, t.duration, t.resolution = rec.model, rec.time, rec.duration, rec.resolution
       t.status, t.took, t.within = rec.status, rec.took, rec.within
@@ -145,22 +148,6 @@ function J.follow(path, st, max)
   st.behind = upto < size
   st.open = open_pending(st)
   return st
-end
-
--- task id -> the path of its last recorded .part (only such lines decoded).
-function J.parts(path)
-  local out, f = {}, io_open(path, "r")
-  if not f then return out end
-  for line in f:lines() do
-    if line:find('"event":"part"', 1, true) then
-      local rec = cjson.decode(line)
-      if type(rec) == "table" and type(rec.id) == "string" and type(rec.path) == "string" then
-        out[rec.id] = rec.path
-      end
-    end
-  end
-  f:close()
-  return out
 end
 
 function J.unfinished(list)

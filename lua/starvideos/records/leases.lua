@@ -119,11 +119,10 @@ function M.orphans(path, k)
   local st, err = follow(path, k)
   if not st then return nil, err end
   if st.behind then return {}, {}, true end
-  local cache, candidates, pendings, out, left = {}, {}, {}, {}, nil
+  local cache, candidates, pendings, out = {}, {}, {}, {}
   local t_now = core.now()
   local function carry(t)
-    left = left or journal.parts(path)
-    local part = left[t.id]
+    local part = t.part
     if part and core.file_kind(part .. ".part") ~= "file" then part = nil end
     out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = part }
   end

@@ -204,9 +204,9 @@ function L:unfinished()
   if not self.path then return nil, "no journal" end
   local list, err = journal.read(self.path)
   if not list then return nil, err end
-  local left, out = journal.parts(self.path), {}
+  local out = {}
   for i, t in ipairs(journal.unfinished(list)) do
-    local dest = left[t.id]
+    local dest = t.part
     if dest and core.file_kind(dest .. ".part") ~= "file" then dest = nil end -- gone since: a fresh start
     out[i] = { id = t.id, model = t.model, out = dest }
   end
