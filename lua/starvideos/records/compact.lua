@@ -4,6 +4,7 @@
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
+local journal = require "starvideos.records.journal"
 local cjson = require("cjson.safe").new()
 
 local io_open, os_time, os_remove, ipairs, pairs, type, tostring, pcall =
@@ -12,52 +13,30 @@ local table_concat, table_sort = table.concat, table.sort
 
 local C = {}
 
--- Pass 1: what each line is, and what each task became.
+-- Pass 1: what each line is, and what each task became (the journal's fold:
+-- journal.lua), with the line of its first record that names its kind (at).
 local function survey(path)
-  local lines, tasks, settled_lids, stats = {}, {}, {}, { before_records = 0, bad = 0, unsettled = 0 }
+  local lines, st, stats = {}, journal.new_state(), { before_records = 0, unsettled = 0 }
   local i, f = 0, assert(io_open(path, "rb"))
   for line in f:lines() do
     i = i + 1
-    if line ~= "" then
-      stats.before_records = stats.before_records + 1
-      local rec = cjson.decode(line)
-      if type(rec) ~= "table" then
-        lines[i] = false -- torn or foreign: dropped
-        stats.bad = stats.bad + 1
-      else
-        local lid = type(rec["local"]) == "string" and rec["local"] or nil
-        local ev = rec.event
-        if type(rec.id) == "string" then
-          if lid then settled_lids[lid] = true end
-          local t = tasks[rec.id]
-          if not t then t = {}; tasks[rec.id] = t end
-          lines[i] = rec.id
-          if ev == "created" or ev == "sample" then
-            if not t.at then
-              t.at, t.model, t.duration, t.resolution, t.time = i, rec.model, rec.duration, rec.resolution, rec.time
-            end
-          end
-          if ev == "status" or ev == "sample" then
-            if type(rec.status) == "string" then t.status = rec.status end
-            if type(rec.took) == "number" and not t.took then t.took, t.within = rec.took, rec.within end
-          end
-          if (ev == "downloaded" or ev == "sample") and type(rec.path) == "string" then t.path = rec.path end
-        elseif ev == "pending" and lid then
-          lines[i] = { pending = lid }
-        elseif ev == "abandoned" and lid then
-          settled_lids[lid] = true
-          lines[i] = false
-        elseif ev == "compacted" then
-          lines[i] = false -- a new one heads the new file
-        else
-          lines[i] = true -- not a task's: kept as it is
-        end
-      end
+    local rec = journal.take(st, line)
+    local t = rec and type(rec.id) == "string" and st.by_id[rec.id]
+    if line ~= "" then stats.before_records = stats.before_records + 1 end
+    if not rec then
+      lines[i] = false -- empty, torn or foreign: dropped
+    elseif t then
+      if not t.at and (rec.event == "created" or rec.event == "sample") then t.at = i end
+      lines[i] = rec.id
+    elseif rec.event == "pending" and type(rec["local"]) == "string" then
+      lines[i] = { pending = rec["local"] }
+    else -- an abandoned create's, or a compaction's (a new one heads the new file): dropped; another's: kept
+      lines[i] = rec.event ~= "abandoned" and rec.event ~= "compacted"
     end
   end
-  stats.before_bytes = f:seek("end")
+  stats.before_bytes, stats.bad = f:seek("end"), st.bad
   f:close()
-  return lines, tasks, settled_lids, stats
+  return lines, st.by_id, st.settled, stats
 end
 
 local function keep_samples(tasks, stats)
@@ -103,7 +82,7 @@ local function rewrite(path, tmp, lines, tasks, settled_lids, stats)
       elseif t.sample and t.at == i then
         put(cjson.encode { event = "sample", id = what, model = t.model, duration = t.duration,
           resolution = t.resolution, status = t.status, took = t.took, within = t.within, path = t.path,
-          time = t.time })
+          time = t.created })
         stats.samples = stats.samples + 1
       end
     end

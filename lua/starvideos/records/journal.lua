@@ -24,7 +24,8 @@ function J.append(path, rec, sync)
   return core.append(path, line, sync)
 end
 
--- What the records say so far, taken one line at a time.  owed: webhook id ->
+-- What the records say so far, taken one line at a time (take: the line's
+-- record, or nil; compact.lua folds with them too).  owed: webhook id ->
 -- {task=, body=, owner=, lease=} while owed, false once delivered (a later
 -- owed record of it, a late claim, changes nothing).  A task's part: the path
 -- its last recorded .part is for.
@@ -36,7 +37,7 @@ local function take(st, line)
   local rec = line ~= "" and cjson.decode(line)
   if type(rec) ~= "table" then
     if line ~= "" then st.bad = st.bad + 1 end -- a torn or foreign line: skip it, keep the rest
-    return
+    return nil
   end
   local lid = type(rec["local"]) == "string" and rec["local"] or nil
   local owner = type(rec.owner) == "string" and rec.owner or nil
@@ -85,7 +86,9 @@ local function take(st, line)
       if type(rec.path) == "string" then t.path = rec.path end
     end
   end
+  return rec
 end
+J.new_state, J.take = new_state, take
 
 local function open_pending(st)
   local open = {}
