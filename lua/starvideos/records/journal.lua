@@ -153,6 +153,18 @@ function J.follow(path, st, max)
   return st
 end
 
+-- The journal read backwards (samples.lua; create_limit's count, ledger.lua):
+-- the lines of f's n bytes before pos, oldest first, the last ended by carry
+-- (the slice after's beginning); and, unless they start the file, what comes
+-- before their first newline (a line begun further back), the next carry.
+function J.lines_before(f, pos, n, carry)
+  local text = (n > 0 and f:seek("set", pos - n) and f:read(n) or "") .. (carry or "")
+  local nl = pos > n and (text:find("\n", 1, true) or #text + 1) or 0
+  local lines = {}
+  for line in text:sub(nl + 1):gmatch("[^\n]+") do lines[#lines + 1] = line end
+  return lines, pos > n and text:sub(1, nl - 1) or nil
+end
+
 function J.unfinished(list)
   local out = {}
   for _, t in ipairs(list) do

@@ -91,14 +91,12 @@ end
 local function recent_creates(path, limit, t)
   local f, times = io_open(path, "rb"), {}
   if not f then return times end
-  local pos, carry, cutoff = f:seek("end") or 0, "", t - limit.per
+  local pos, carry, cutoff = f:seek("end") or 0, nil, t - limit.per
   while pos > 0 do
     local n = math_min(L.SLICE, pos)
+    local lines
+    lines, carry = journal.lines_before(f, pos, n, carry)
     pos = pos - n
-    f:seek("set", pos)
-    local lines = {}
-    for line in ((f:read(n) or "") .. carry):gmatch("[^\n]+") do lines[#lines + 1] = line end
-    carry = pos > 0 and table.remove(lines, 1) or ""
     for i = #lines, 1, -1 do
       local when = tonumber(lines[i]:match('"time":(%d+)'))
       if when and when < cutoff - 5 then f:close(); return times end -- past the window (5 s: writers' clocks)

@@ -4,6 +4,7 @@
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
+local journal = require "starvideos.records.journal"
 local cjson = require("cjson.safe").new()
 
 local io_open, type, tostring, setmetatable, math_min, next =
@@ -64,25 +65,14 @@ end
 function Reader:next(max_bytes)
   if self.done then return {}, true end
   local n = math_min(max_bytes, self.pos, S.BYTES - self.read)
-  local start = self.pos - n
-  local out, text = {}, ""
-  if n > 0 and self.f:seek("set", start) then text = self.f:read(n) or "" end
-  self.pos, self.read = start, self.read + n
-  -- the slice ends the line the previous call kept; its first line began in
-  -- an earlier slice (kept for the next call) unless the file starts here
-  text = text .. (self.carry or "")
-  self.carry = nil
-  if start > 0 then
-    local nl = text:find("\n", 1, true) or #text + 1
-    self.carry, text = text:sub(1, nl - 1), text:sub(nl + 1)
-  end
-  local lines = {}
-  for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  local out = {}
+  local lines, carry = journal.lines_before(self.f, self.pos, n, self.carry)
+  self.pos, self.read, self.carry = self.pos - n, self.read + n, carry
   for i = #lines, 1, -1 do
     if self.count >= S.MAX then break end
     sample_line(self, lines[i], out)
   end
-  if start == 0 or self.read >= S.BYTES or self.count >= S.MAX then
+  if self.pos == 0 or self.read >= S.BYTES or self.count >= S.MAX then
     self.done = true
     self.f:close()
     self.f, self.carry, self.waiting = nil, nil, {}
