@@ -74,9 +74,7 @@ end
 -- Nothing held for a cancelled job here: every record is written at once.
 function L.forget() end
 
-function L:keeper() return leases.keeper(self.path) end
-function L:orphans(k) return leases.orphans(self.path, k) end
-function L:owed_orphans(k) return leases.owed_orphans(self.path, k) end
+L.keeper, L.orphans, L.owed_orphans = leases.keeper, leases.orphans, leases.owed_orphans
 
 local function refused(limit, n, oldest, t)
   local wait = oldest + limit.per - t
@@ -167,7 +165,6 @@ end
 function L:create_failed(err, params, lid)
   local out = lid and self.outs[lid]
   if lid then self.outs[lid] = nil end
-  if not self.path then return end
   if err.created then
     append(self, { event = "created", id = err.id, ["local"] = lid, model = params.model, prompt = params.prompt,
       uncertain = true, out = out }, true, true)
@@ -187,7 +184,7 @@ function L:downloaded(id, path)
 end
 
 function L:part(id, part, path)
-  if self.path then return append(self, { event = "part", id = id, part = part, path = path }, true) end
+  return append(self, { event = "part", id = id, part = part, path = path }, true)
 end
 
 function L:owe(wid, task_id, body)
@@ -195,7 +192,7 @@ function L:owe(wid, task_id, body)
 end
 
 function L:delivered(wid, status)
-  if self.path then append(self, { event = "delivered", wid = wid, status = status }) end
+  append(self, { event = "delivered", wid = wid, status = status })
 end
 
 function L:unfinished()
