@@ -14,7 +14,7 @@ local M = {}
 
 M.FOLLOW = 1024 * 1024 -- bytes of the journal a keeper reads per look
 
-local held = {} -- journal path -> this process's lease on it
+local held = {} -- journal path (a store's "where prefix": fleet/leases.lua) -> this process's lease
 
 -- <journal>.owners/<id>, else (a folder the process may not write in, a
 -- journal given to nginx's `nobody`) under /tmp, a path the records then carry.
@@ -29,7 +29,7 @@ local function new_lease(path)
     if not lock2 then return nil, tostring(err) .. "; " .. tostring(err2) end
     lock, file = lock2, elsewhere
   end
-  return { id = id, lock = lock, path = path, file = file, elsewhere = elsewhere, users = 0 }
+  return { id = id, lock = lock, path = path, file = file, elsewhere = elsewhere }
 end
 
 local function let_go_of(lease)
@@ -37,23 +37,27 @@ local function let_go_of(lease)
   lease.lock:unlock()
 end
 
-function M.hold(path)
-  local lease = held[path]
+-- The process's lease of key (made by new(key) at the first hold: by default
+-- the journal's at that path), one more user of it; or nil, err.
+function M.hold(key, new)
+  local lease = held[key]
   if not lease then
     local err
-    lease, err = new_lease(path)
+    lease, err = (new or new_lease)(key)
     if not lease then return nil, err end
-    held[path] = lease
+    lease.key, lease.users, held[key] = key, 0, lease
   end
   lease.users = lease.users + 1
   return lease
 end
 
+-- One user fewer: whether it was the last (a journal's lease is let go then).
 function M.release(lease)
   lease.users = lease.users - 1
-  if lease.users > 0 then return end
-  if held[lease.path] == lease then held[lease.path] = nil end
-  let_go_of(lease)
+  if lease.users > 0 then return false end
+  if held[lease.key] == lease then held[lease.key] = nil end
+  if lease.lock then let_go_of(lease) end
+  return true
 end
 
 local Keeper = {}
