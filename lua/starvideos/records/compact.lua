@@ -27,9 +27,9 @@ local function survey(path)
       lines[i] = false -- empty, torn or foreign: dropped
     elseif t then
       if not t.at and (rec.event == "created" or rec.event == "sample") then t.at = i end
-      lines[i] = rec.id
+      lines[i] = t
     elseif rec.event == "pending" and type(rec["local"]) == "string" then
-      lines[i] = { pending = rec["local"] }
+      lines[i] = rec["local"]
     else -- an abandoned create's, or a compaction's (a new one heads the new file): dropped; another's: kept
       lines[i] = rec.event ~= "abandoned" and rec.event ~= "compacted"
     end
@@ -41,60 +41,47 @@ end
 
 local function keep_samples(tasks, stats)
   local order = {}
-  for id, t in pairs(tasks) do
+  for _, t in pairs(tasks) do
     t.settled = t.path ~= nil or t.status == "failed"
     if not t.settled then
       stats.unsettled = stats.unsettled + 1
     elseif t.at and type(t.took) == "number" and type(t.model) == "string" then
-      order[#order + 1] = id
+      order[#order + 1] = t
     end
   end
-  table_sort(order, function(a, b) return tasks[a].at > tasks[b].at end)
+  table_sort(order, function(a, b) return a.at > b.at end)
   local per_kind = {}
-  for _, id in ipairs(order) do
-    local t = tasks[id]
+  for _, t in ipairs(order) do
     local key = t.model .. "|" .. tostring(t.duration) .. "|" .. tostring(t.resolution)
     per_kind[key] = (per_kind[key] or 0) + 1
     if per_kind[key] <= config.DEFAULTS.samples then t.sample = true end
   end
 end
 
-local function rewrite(path, tmp, lines, tasks, settled_lids, stats)
-  local out, n, bytes = {}, 0, 0
-  local i = 0
-  local function put(line)
-    n = n + 1
-    out[n] = line
-    bytes = bytes + #line + 1
-  end
+local function rewrite(path, tmp, lines, settled_lids, stats)
+  local out, i = {}, 0
   stats.samples = 0
   for line in io.lines(path) do
     i = i + 1
-    local what = lines[i]
-    if what == true then
-      put(line)
-    elseif type(what) == "table" then
-      if not settled_lids[what.pending] then put(line) end
-    elseif type(what) == "string" then
-      local t = tasks[what]
-      if not t.settled then
-        put(line)
-      elseif t.sample and t.at == i then
-        put(cjson.encode { event = "sample", id = what, model = t.model, duration = t.duration,
-          resolution = t.resolution, status = t.status, took = t.took, within = t.within, path = t.path,
-          time = t.created })
-        stats.samples = stats.samples + 1
-      end
+    local what = lines[i] -- true (kept as it is), a pending create's local id, or a task
+    local t = type(what) == "table" and what
+    if what == true or (type(what) == "string" and not settled_lids[what]) or (t and not t.settled) then
+      out[#out + 1] = line
+    elseif t and t.sample and t.at == i then
+      out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
+        resolution = t.resolution, status = t.status, took = t.took, within = t.within, path = t.path,
+        time = t.created }
+      stats.samples = stats.samples + 1
     end
   end
+  local body = table_concat(out, "\n") .. (out[1] and "\n" or "")
   local f, err = io_open(tmp, "wb")
   if not f then return nil, "cannot compact the journal: " .. tostring(err) end
-  local head = cjson.encode { event = "compacted", bytes = bytes, records = n, time = os_time() }
-  local ok, werr = f:write(head, "\n")
-  if ok and n > 0 then ok, werr = f:write(table_concat(out, "\n", 1, n), "\n") end
+  local head = cjson.encode { event = "compacted", bytes = #body, records = #out, time = os_time() }
+  local ok, werr = f:write(head, "\n", body)
   local closed, cerr = f:close()
   if not ok or not closed then return nil, "cannot compact the journal: " .. tostring(werr or cerr) end
-  stats.after_records, stats.after_bytes = n + 1, #head + 1 + bytes
+  stats.after_records, stats.after_bytes = #out + 1, #head + 1 + #body
   return true
 end
 
@@ -114,7 +101,7 @@ function C.compact(path)
   local ok, stats, err = pcall(function()
     local lines, tasks, settled_lids, st = survey(path)
     keep_samples(tasks, st)
-    local done, werr = rewrite(path, tmp, lines, tasks, settled_lids, st)
+    local done, werr = rewrite(path, tmp, lines, settled_lids, st)
     if not done then return nil, werr end
     done, werr = lock:replace(tmp, path)
     if not done then return nil, werr end
