@@ -6,6 +6,7 @@
 -- functions are handed the ledger (fleet/ledger.lua) whose store and key they use.
 
 local core = require "starvideos.core"
+local journal = require "starvideos.records.journal" -- (part_of)
 local records_leases = require "starvideos.records.leases" -- (its hold and release: the process's leases)
 
 local type, ipairs, pairs, tostring, tonumber, setmetatable = type, ipairs, pairs, tostring, tonumber, setmetatable
@@ -104,11 +105,6 @@ function M.pending_entry(r)
     owner = nonempty(r[5]), out = nonempty(r[6]) }
 end
 
--- Where a .part of the task still is (its download's path), or nil.
-function M.part_of(dest)
-  if dest ~= "" and core.file_kind(dest .. ".part") == "file" then return dest end
-end
-
 -- Claims for keeper k every unfinished task whose owner's lease is gone, and
 -- k's own due again: tasks {id=, model=, out=, part=}, the orphaned creates
 -- whose answer never came (each once), false (never behind); or nil, err.
@@ -126,7 +122,7 @@ function M.orphans(ledger, k)
   if v == nil then return nil, M.message(err) end
   local tasks, pendings = {}, {}
   for _, r in ipairs(v[1]) do
-    tasks[#tasks + 1] = { id = r[1], model = nonempty(r[2]), out = nonempty(r[3]), part = M.part_of(r[4]) }
+    tasks[#tasks + 1] = { id = r[1], model = nonempty(r[2]), out = nonempty(r[3]), part = journal.part_of(r[4]) }
   end
   for _, r in ipairs(v[2]) do
     if not k.told[r[1]] then

@@ -16,6 +16,7 @@ local Store = require "starvideos.fleet.store"
 local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
+local journal = require "starvideos.records.journal" -- (part_of)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor =
@@ -284,7 +285,7 @@ end
 
 function R:unfinished()
   return self:_read("unfinished", "unfinished", function(r)
-    return { id = r[1], model = r[2] ~= "" and r[2] or nil, out = leases.part_of(r[3]) }
+    return { id = r[1], model = r[2] ~= "" and r[2] or nil, out = journal.part_of(r[3]) }
   end)
 end
 

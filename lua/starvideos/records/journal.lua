@@ -165,6 +165,12 @@ function J.lines_before(f, pos, n, carry)
   return lines, pos > n and text:sub(1, nl - 1) or nil
 end
 
+-- Where a .part of a task still is (dest: the path its download is for, ""
+-- or nil when none was recorded), or nil: removed since, a fresh start.
+function J.part_of(dest)
+  if dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" then return dest end
+end
+
 function J.unfinished(list)
   local out = {}
   for _, t in ipairs(list) do

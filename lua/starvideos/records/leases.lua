@@ -128,9 +128,7 @@ function M.orphans(_, k)
   local cache, candidates, pendings, out = {}, {}, {}, {}
   local t_now = core.now()
   local function carry(t)
-    local part = t.part
-    if part and core.file_kind(part .. ".part") ~= "file" then part = nil end
-    out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = part }
+    out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = journal.part_of(t.part) }
   end
   for _, t in ipairs(st.list) do
     if (t.path or t.status == "failed") and t.owner and not k.swept[t.owner] then

@@ -201,9 +201,7 @@ function L:unfinished()
   if not list then return nil, err end
   local out = {}
   for i, t in ipairs(journal.unfinished(list)) do
-    local dest = t.part
-    if dest and core.file_kind(dest .. ".part") ~= "file" then dest = nil end -- gone since: a fresh start
-    out[i] = { id = t.id, model = t.model, out = dest }
+    out[i] = { id = t.id, model = t.model, out = journal.part_of(t.part) }
   end
   return out
 end
