@@ -153,4 +153,17 @@ describe("the ledger", function()
       names[name] = id
     end
   end)
+
+  it("counts create_limit's creates whole when a slice of its backward read starts at a newline", function()
+    local j = dir .. "/j.jsonl"
+    local t = os.time()
+    for i = 1, 2 do assert(journal.append(j, { event = "pending", ["local"] = "l" .. i, time = t })) end
+    local text = helper.read_file(j)
+    local slice = Ledger.SLICE
+    finally(function() Ledger.SLICE = slice end)
+    Ledger.SLICE = #text - text:find("\n", 1, true) + 1 -- the newline before the last line, and that line
+    local ok, err = Ledger.new(j, { create_limit = { count = 2, per = 60 } }):before_create(PARAMS, "l3")
+    assert.is_nil(ok)
+    assert.equal("rate_limited", err.kind)
+  end)
 end)

@@ -6,6 +6,8 @@
 -- functions are handed the ledger (fleet/ledger.lua) whose store and key they use.
 
 local core = require "starvideos.core"
+local journal = require "starvideos.records.journal" -- (part_of)
+local records_leases = require "starvideos.records.leases" -- (its hold and release: the process's leases)
 
 local type, ipairs, pairs, tostring, tonumber, setmetatable = type, ipairs, pairs, tostring, tonumber, setmetatable
 
@@ -14,31 +16,17 @@ local M = {}
 local Lease = {}
 Lease.__index = Lease
 
-local held = {} -- "where prefix" -> this process's lease
-
-local function message(err)
+function M.message(err)
   return type(err) == "table" and err.message or tostring(err)
 end
-M.message = message
+
+local function new() return setmetatable({ id = core.random_id(), renewed = -1e9, n = false }, Lease) end
 
 -- The process's lease of the key ("where prefix"), one more user of it (nothing sent yet).
-function M.hold(key)
-  local lease = held[key]
-  if not lease then
-    lease = setmetatable({ key = key, id = core.random_id(), users = 0, renewed = -1e9, n = false }, Lease)
-    held[key] = lease
-  end
-  lease.users = lease.users + 1
-  return lease
-end
+function M.hold(key) return records_leases.hold(key, new) end
 
 -- One user fewer: whether it was the last (its key is then the caller's to delete).
-function Lease:release()
-  self.users = self.users - 1
-  if self.users > 0 then return false end
-  if held[self.key] == self then held[self.key] = nil end
-  return true
-end
+Lease.release = records_leases.release
 
 local function set(ledger, id)
   return ledger:eval("lease", { ledger.prefix .. "owner:" .. id }, { ledger.lease_ms })
@@ -105,7 +93,7 @@ end
 function M.keeper(ledger)
   local k = setmetatable({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {} }, Keeper)
   local ok, err = set(ledger, k.id)
-  if ok == nil then return nil, message(err) end
+  if ok == nil then return nil, M.message(err) end
   return k
 end
 
@@ -115,11 +103,6 @@ local function nonempty(v) if v ~= "" then return v end end
 function M.pending_entry(r)
   return { ["local"] = r[1], model = nonempty(r[2]), time = tonumber(r[3]), prompt_hash = nonempty(r[4]),
     owner = nonempty(r[5]), out = nonempty(r[6]) }
-end
-
--- Where a .part of the task still is (its download's path), or nil.
-function M.part_of(dest)
-  if dest ~= "" and core.file_kind(dest .. ".part") == "file" then return dest end
 end
 
 -- Claims for keeper k every unfinished task whose owner's lease is gone, and
@@ -136,10 +119,10 @@ function M.orphans(ledger, k)
     end
   end
   local v, err = ledger:eval("orphans", { ledger.prefix .. "unfinished", ledger.prefix .. "pending" }, args)
-  if v == nil then return nil, message(err) end
+  if v == nil then return nil, M.message(err) end
   local tasks, pendings = {}, {}
   for _, r in ipairs(v[1]) do
-    tasks[#tasks + 1] = { id = r[1], model = nonempty(r[2]), out = nonempty(r[3]), part = M.part_of(r[4]) }
+    tasks[#tasks + 1] = { id = r[1], model = nonempty(r[2]), out = nonempty(r[3]), part = journal.part_of(r[4]) }
   end
   for _, r in ipairs(v[2]) do
     if not k.told[r[1]] then
@@ -156,7 +139,7 @@ function M.owed_orphans(ledger, k)
   ledger:flush()
   if k.closed then return nil, "the keeper is closed" end
   local v, err = ledger:eval("owed_orphans", { ledger.prefix .. "owed" }, { ledger.prefix, k.id })
-  if v == nil then return nil, message(err) end
+  if v == nil then return nil, M.message(err) end
   local out = {}
   for i, r in ipairs(type(v) == "table" and v or {}) do out[i] = { wid = r[1], task = r[2], body = r[3] } end
   return out

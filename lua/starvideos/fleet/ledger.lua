@@ -16,6 +16,7 @@ local Store = require "starvideos.fleet.store"
 local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
+local journal = require "starvideos.records.journal" -- (part_of)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor =
@@ -31,17 +32,11 @@ local RETAIN = 7 * 86400 -- seconds a settled task's record stays
 local Reader = {} -- the samples read across a loop's turns (R.new)
 Reader.__index = Reader
 
-local function io_error(err, suffix)
-  return new_error("io", leases.message(err) .. (suffix or ""), { field = "store" })
-end
-
 function R.new(store, cfg, loop, budget)
   local url = type(store) == "string" and store or nil
-  if url then config.store_url(url) -- a bad URL raises here, naming `store`
-  elseif type(store) ~= "table" then errors.argerror(1, "fleet ledger", "a store or its URL", type(store), 3) end
+  local where = url and config.store_url(url).where or store.where -- a bad URL raises here, naming `store`
   local hash = budget and budget.hash or require("starvideos.budget").hash_of(cfg.base_url, cfg.api_key)
   local prefix = "starvideos:{" .. hash .. "}:"
-  local where = url and config.store_url(url).where or store.where
   -- inside nginx a client's records are its own (a store per client, whose
   -- commands yield its light thread: no other request's turn may send them)
   local self = setmetatable({ url = url, store = not url and store or nil, cfg = cfg, hash = hash, prefix = prefix,
@@ -51,7 +46,8 @@ function R.new(store, cfg, loop, budget)
   local Schedule = require "starvideos.extras.schedule"
   if budget and Schedule.first_read(budget, where .. " " .. prefix) then
     self.schedule = Schedule.of(budget, cfg)
-    if loop then budget:share(setmetatable({ ledger = self }, Reader)) else self:read_samples() end
+    local reader = setmetatable({ ledger = self }, Reader)
+    if loop then budget:share(reader) else reader:turn() end
   end
   return self
 end
@@ -168,7 +164,7 @@ function R:_ask(params, lid, out)
     if type(err) == "table" and err.kind == "rate_limited" then return nil, err end
     -- its pending script sent, Redis may still run it: abandoned after it
     if ask and ask.pend_sent then self:_abandoned(lid) end
-    return nil, io_error(err, " (nothing was sent)")
+    return nil, new_error("io", leases.message(err) .. " (nothing was sent)", { field = "store" })
   end
   local st
   if not ask then
@@ -289,7 +285,7 @@ end
 
 function R:unfinished()
   return self:_read("unfinished", "unfinished", function(r)
-    return { id = r[1], model = r[2] ~= "" and r[2] or nil, out = leases.part_of(r[3]) }
+    return { id = r[1], model = r[2] ~= "" and r[2] or nil, out = journal.part_of(r[3]) }
   end)
 end
 
@@ -310,22 +306,18 @@ local function teach(s, v)
   end
 end
 
-function R:read_samples()
-  teach(self.schedule, self:eval("samples", { self.prefix .. "kinds" }, { self.prefix }))
-end
-
--- Sent at the first turn, taken when there.
+-- Sent at the first turn, taken when there (without a loop: waited for).
 function Reader:turn()
   local l = self.ledger
   local st = l:_store()
   if not st then return true end
   if not self.n then
     self.n = st:send_script("ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
-    return not self.n
+    if l.loop or not self.n then return not self.n end
   end
   st:step(0)
-  if not st:ready(self.n) then return false end
-  teach(l.schedule, (st:result(self.n)))
+  if l.loop and not st:ready(self.n) then return false end
+  teach(l.schedule, (st:wait(self.n)))
   return true
 end
 

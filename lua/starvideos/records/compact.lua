@@ -4,6 +4,7 @@
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
+local journal = require "starvideos.records.journal"
 local cjson = require("cjson.safe").new()
 
 local io_open, os_time, os_remove, ipairs, pairs, type, tostring, pcall =
@@ -12,110 +13,75 @@ local table_concat, table_sort = table.concat, table.sort
 
 local C = {}
 
--- Pass 1: what each line is, and what each task became.
+-- Pass 1: what each line is, and what each task became (the journal's fold:
+-- journal.lua), with the line of its first record that names its kind (at).
 local function survey(path)
-  local lines, tasks, settled_lids, stats = {}, {}, {}, { before_records = 0, bad = 0, unsettled = 0 }
+  local lines, st, stats = {}, journal.new_state(), { before_records = 0, unsettled = 0 }
   local i, f = 0, assert(io_open(path, "rb"))
   for line in f:lines() do
     i = i + 1
-    if line ~= "" then
-      stats.before_records = stats.before_records + 1
-      local rec = cjson.decode(line)
-      if type(rec) ~= "table" then
-        lines[i] = false -- torn or foreign: dropped
-        stats.bad = stats.bad + 1
-      else
-        local lid = type(rec["local"]) == "string" and rec["local"] or nil
-        local ev = rec.event
-        if type(rec.id) == "string" then
-          if lid then settled_lids[lid] = true end
-          local t = tasks[rec.id]
-          if not t then t = {}; tasks[rec.id] = t end
-          lines[i] = rec.id
-          if ev == "created" or ev == "sample" then
-            if not t.at then
-              t.at, t.model, t.duration, t.resolution, t.time = i, rec.model, rec.duration, rec.resolution, rec.time
-            end
-          end
-          if ev == "status" or ev == "sample" then
-            if type(rec.status) == "string" then t.status = rec.status end
-            if type(rec.took) == "number" and not t.took then t.took, t.within = rec.took, rec.within end
-          end
-          if (ev == "downloaded" or ev == "sample") and type(rec.path) == "string" then t.path = rec.path end
-        elseif ev == "pending" and lid then
-          lines[i] = { pending = lid }
-        elseif ev == "abandoned" and lid then
-          settled_lids[lid] = true
-          lines[i] = false
-        elseif ev == "compacted" then
-          lines[i] = false -- a new one heads the new file
-        else
-          lines[i] = true -- not a task's: kept as it is
-        end
-      end
+    local rec = journal.take(st, line)
+    local t = rec and type(rec.id) == "string" and st.by_id[rec.id]
+    if line ~= "" then stats.before_records = stats.before_records + 1 end
+    if not rec then
+      lines[i] = false -- empty, torn or foreign: dropped
+    elseif t then
+      if not t.at and (rec.event == "created" or rec.event == "sample") then t.at = i end
+      lines[i] = t
+    elseif rec.event == "pending" and type(rec["local"]) == "string" then
+      lines[i] = rec["local"]
+    else -- an abandoned create's, or a compaction's (a new one heads the new file): dropped; another's: kept
+      lines[i] = rec.event ~= "abandoned" and rec.event ~= "compacted"
     end
   end
-  stats.before_bytes = f:seek("end")
+  stats.before_bytes, stats.bad = f:seek("end"), st.bad
   f:close()
-  return lines, tasks, settled_lids, stats
+  return lines, st.by_id, st.settled, stats
 end
 
 local function keep_samples(tasks, stats)
   local order = {}
-  for id, t in pairs(tasks) do
+  for _, t in pairs(tasks) do
     t.settled = t.path ~= nil or t.status == "failed"
     if not t.settled then
       stats.unsettled = stats.unsettled + 1
     elseif t.at and type(t.took) == "number" and type(t.model) == "string" then
-      order[#order + 1] = id
+      order[#order + 1] = t
     end
   end
-  table_sort(order, function(a, b) return tasks[a].at > tasks[b].at end)
+  table_sort(order, function(a, b) return a.at > b.at end)
   local per_kind = {}
-  for _, id in ipairs(order) do
-    local t = tasks[id]
+  for _, t in ipairs(order) do
     local key = t.model .. "|" .. tostring(t.duration) .. "|" .. tostring(t.resolution)
     per_kind[key] = (per_kind[key] or 0) + 1
     if per_kind[key] <= config.DEFAULTS.samples then t.sample = true end
   end
 end
 
-local function rewrite(path, tmp, lines, tasks, settled_lids, stats)
-  local out, n, bytes = {}, 0, 0
-  local i = 0
-  local function put(line)
-    n = n + 1
-    out[n] = line
-    bytes = bytes + #line + 1
-  end
+local function rewrite(path, tmp, lines, settled_lids, stats)
+  local out, i = {}, 0
   stats.samples = 0
   for line in io.lines(path) do
     i = i + 1
-    local what = lines[i]
-    if what == true then
-      put(line)
-    elseif type(what) == "table" then
-      if not settled_lids[what.pending] then put(line) end
-    elseif type(what) == "string" then
-      local t = tasks[what]
-      if not t.settled then
-        put(line)
-      elseif t.sample and t.at == i then
-        put(cjson.encode { event = "sample", id = what, model = t.model, duration = t.duration,
-          resolution = t.resolution, status = t.status, took = t.took, within = t.within, path = t.path,
-          time = t.time })
-        stats.samples = stats.samples + 1
-      end
+    local what = lines[i] -- true (kept as it is), a pending create's local id, or a task
+    local t = type(what) == "table" and what
+    if what == true or (type(what) == "string" and not settled_lids[what]) or (t and not t.settled) then
+      out[#out + 1] = line
+    elseif t and t.sample and t.at == i then
+      out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
+        resolution = t.resolution, status = t.status, took = t.took, within = t.within, path = t.path,
+        time = t.created }
+      stats.samples = stats.samples + 1
     end
   end
+  local body = table_concat(out, "\n") .. (out[1] and "\n" or "")
   local f, err = io_open(tmp, "wb")
   if not f then return nil, "cannot compact the journal: " .. tostring(err) end
-  local head = cjson.encode { event = "compacted", bytes = bytes, records = n, time = os_time() }
-  local ok, werr = f:write(head, "\n")
-  if ok and n > 0 then ok, werr = f:write(table_concat(out, "\n", 1, n), "\n") end
+  local head = cjson.encode { event = "compacted", bytes = #body, records = #out, time = os_time() }
+  local ok, werr = f:write(head, "\n", body)
   local closed, cerr = f:close()
   if not ok or not closed then return nil, "cannot compact the journal: " .. tostring(werr or cerr) end
-  stats.after_records, stats.after_bytes = n + 1, #head + 1 + bytes
+  stats.after_records, stats.after_bytes = #out + 1, #head + 1 + #body
   return true
 end
 
@@ -135,7 +101,7 @@ function C.compact(path)
   local ok, stats, err = pcall(function()
     local lines, tasks, settled_lids, st = survey(path)
     keep_samples(tasks, st)
-    local done, werr = rewrite(path, tmp, lines, tasks, settled_lids, st)
+    local done, werr = rewrite(path, tmp, lines, settled_lids, st)
     if not done then return nil, werr end
     done, werr = lock:replace(tmp, path)
     if not done then return nil, werr end

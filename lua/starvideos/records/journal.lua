@@ -24,9 +24,11 @@ function J.append(path, rec, sync)
   return core.append(path, line, sync)
 end
 
--- What the records say so far, taken one line at a time.  owed: webhook id ->
+-- What the records say so far, taken one line at a time (take: the line's
+-- record, or nil; compact.lua folds with them too).  owed: webhook id ->
 -- {task=, body=, owner=, lease=} while owed, false once delivered (a later
--- owed record of it, a late claim, changes nothing).
+-- owed record of it, a late claim, changes nothing).  A task's part: the path
+-- its last recorded .part is for.
 local function new_state()
   return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {} }
 end
@@ -35,7 +37,7 @@ local function take(st, line)
   local rec = line ~= "" and cjson.decode(line)
   if type(rec) ~= "table" then
     if line ~= "" then st.bad = st.bad + 1 end -- a torn or foreign line: skip it, keep the rest
-    return
+    return nil
   end
   local lid = type(rec["local"]) == "string" and rec["local"] or nil
   local owner = type(rec.owner) == "string" and rec.owner or nil
@@ -76,13 +78,17 @@ local function take(st, line)
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
     elseif rec.event == "downloaded" and type(rec.path) == "string" then
       t.path = rec.path
+    elseif rec.event == "part" and type(rec.path) == "string" then
+      t.part = rec.path
     elseif rec.event == "sample" then -- a settled task, compacted
       t.model, t.created, t.duration, t.resolution = rec.model, rec.time, rec.duration, rec.resolution
       t.status, t.took, t.within = rec.status, rec.took, rec.within
       if type(rec.path) == "string" then t.path = rec.path end
     end
   end
+  return rec
 end
+J.new_state, J.take = new_state, take
 
 local function open_pending(st)
   local open = {}
@@ -147,20 +153,22 @@ function J.follow(path, st, max)
   return st
 end
 
--- task id -> the path of its last recorded .part (only such lines decoded).
-function J.parts(path)
-  local out, f = {}, io_open(path, "r")
-  if not f then return out end
-  for line in f:lines() do
-    if line:find('"event":"part"', 1, true) then
-      local rec = cjson.decode(line)
-      if type(rec) == "table" and type(rec.id) == "string" and type(rec.path) == "string" then
-        out[rec.id] = rec.path
-      end
-    end
-  end
-  f:close()
-  return out
+-- The journal read backwards (samples.lua; create_limit's count, ledger.lua):
+-- the lines of f's n bytes before pos, oldest first, the last ended by carry
+-- (the slice after's beginning); and, unless they start the file, what comes
+-- before their first newline (a line begun further back), the next carry.
+function J.lines_before(f, pos, n, carry)
+  local text = (n > 0 and f:seek("set", pos - n) and f:read(n) or "") .. (carry or "")
+  local nl = pos > n and (text:find("\n", 1, true) or #text + 1) or 0
+  local lines = {}
+  for line in text:sub(nl + 1):gmatch("[^\n]+") do lines[#lines + 1] = line end
+  return lines, pos > n and text:sub(1, nl - 1) or nil
+end
+
+-- Where a .part of a task still is (dest: the path its download is for, ""
+-- or nil when none was recorded), or nil: removed since, a fresh start.
+function J.part_of(dest)
+  if dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" then return dest end
 end
 
 function J.unfinished(list)

@@ -1,6 +1,7 @@
 -- Leases and claims on a journal (docs/keep-and-fleet.md): a lease per process
 -- and journal, let go when the last of its ledgers closes (what a closed
--- client left unfinished is nobody's), and one per keep.
+-- client left unfinished is nobody's), and one per keep.  The functions a
+-- ledger offers (keeper, orphans, owed_orphans) are handed it (ledger.lua).
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal"
@@ -13,7 +14,7 @@ local M = {}
 
 M.FOLLOW = 1024 * 1024 -- bytes of the journal a keeper reads per look
 
-local held = {} -- journal path -> this process's lease on it
+local held = {} -- journal path (a store's "where prefix": fleet/leases.lua) -> this process's lease
 
 -- <journal>.owners/<id>, else (a folder the process may not write in, a
 -- journal given to nginx's `nobody`) under /tmp, a path the records then carry.
@@ -28,7 +29,7 @@ local function new_lease(path)
     if not lock2 then return nil, tostring(err) .. "; " .. tostring(err2) end
     lock, file = lock2, elsewhere
   end
-  return { id = id, lock = lock, path = path, file = file, elsewhere = elsewhere, users = 0 }
+  return { id = id, lock = lock, path = path, file = file, elsewhere = elsewhere }
 end
 
 local function let_go_of(lease)
@@ -36,23 +37,27 @@ local function let_go_of(lease)
   lease.lock:unlock()
 end
 
-function M.hold(path)
-  local lease = held[path]
+-- The process's lease of key (made by new(key) at the first hold: by default
+-- the journal's at that path), one more user of it; or nil, err.
+function M.hold(key, new)
+  local lease = held[key]
   if not lease then
     local err
-    lease, err = new_lease(path)
+    lease, err = (new or new_lease)(key)
     if not lease then return nil, err end
-    held[path] = lease
+    lease.key, lease.users, held[key] = key, 0, lease
   end
   lease.users = lease.users + 1
   return lease
 end
 
+-- One user fewer: whether it was the last (a journal's lease is let go then).
 function M.release(lease)
   lease.users = lease.users - 1
-  if lease.users > 0 then return end
-  if held[lease.path] == lease then held[lease.path] = nil end
-  let_go_of(lease)
+  if lease.users > 0 then return false end
+  if held[lease.key] == lease then held[lease.key] = nil end
+  if lease.lock then let_go_of(lease) end
+  return true
 end
 
 local Keeper = {}
@@ -65,8 +70,8 @@ end
 
 -- carrying[id]: being carried; again[id] = t: one it failed to carry, offered
 -- again from t on.
-function M.keeper(path)
-  local k, err = new_lease(path)
+function M.keeper(ledger)
+  local k, err = new_lease(ledger.path)
   if not k then return nil, err end
   k.told, k.carrying, k.again, k.swept = {}, {}, {}, {}
   return setmetatable(k, Keeper)
@@ -74,11 +79,11 @@ end
 
 -- Is the owner's lease let go?  Taken for a moment to see; one found let go is
 -- removed (its holder is gone).
-local function let_go(path, owner, elsewhere, cache)
+local function let_go(k, owner, elsewhere, cache)
   if not owner then return true end
   local seen = cache[owner]
   if seen ~= nil then return seen end
-  local file = elsewhere or path .. ".owners/" .. owner
+  local file = elsewhere or k.path .. ".owners/" .. owner
   local lock, _, missing = core.try_lock(file)
   if lock then os_remove(file); lock:unlock() end
   seen = lock and true or missing == "missing"
@@ -87,7 +92,8 @@ local function let_go(path, owner, elsewhere, cache)
 end
 
 -- Under the journal's lock: the lines fn(st, lines) puts, appended in one write.
-local function claim(path, k, fn)
+local function claim(k, fn)
+  local path = k.path
   local lock, lerr = core.lock_journal(path, true)
   if not lock then return nil, lerr end
   local ok, perr = pcall(function()
@@ -104,9 +110,9 @@ local function claim(path, k, fn)
   return true
 end
 
-local function follow(path, k)
+local function follow(k)
   if not k.lock then return nil, "the keeper is closed" end
-  local st, err = journal.follow(path, k.state, not k.whole and M.FOLLOW or nil)
+  local st, err = journal.follow(k.path, k.state, not k.whole and M.FOLLOW or nil)
   if not st then return nil, err end
   k.state = st
   return st
@@ -115,25 +121,22 @@ end
 -- Claims for k every unfinished task whose owner let go, and k's own due
 -- again: tasks, the orphaned pending creates (each once), and whether k is
 -- still behind (nothing is claimed until the whole journal was read).
-function M.orphans(path, k)
-  local st, err = follow(path, k)
+function M.orphans(_, k)
+  local st, err = follow(k)
   if not st then return nil, err end
   if st.behind then return {}, {}, true end
-  local cache, candidates, pendings, out, left = {}, {}, {}, {}, nil
+  local cache, candidates, pendings, out = {}, {}, {}, {}
   local t_now = core.now()
   local function carry(t)
-    left = left or journal.parts(path)
-    local part = left[t.id]
-    if part and core.file_kind(part .. ".part") ~= "file" then part = nil end
-    out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = part }
+    out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = journal.part_of(t.part) }
   end
   for _, t in ipairs(st.list) do
     if (t.path or t.status == "failed") and t.owner and not k.swept[t.owner] then
       k.swept[t.owner] = true -- settled: its owner's lease is looked at once, removed if let go
-      let_go(path, t.owner, t.lease, cache)
+      let_go(k, t.owner, t.lease, cache)
     elseif not t.path and t.status ~= "failed" then
       if t.owner ~= k.id then
-        if let_go(path, t.owner, t.lease, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
+        if let_go(k, t.owner, t.lease, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
       elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= t_now then -- its own, again
         k.again[t.id] = nil
         carry(t)
@@ -141,14 +144,14 @@ function M.orphans(path, k)
     end
   end
   for _, p in ipairs(st.open) do
-    if not k.told[p["local"]] and let_go(path, p.owner, p.lease, cache) then
+    if not k.told[p["local"]] and let_go(k, p.owner, p.lease, cache) then
       k.told[p["local"]] = true
       pendings[#pendings + 1] = p
     end
   end
   if not candidates[1] then return out, pendings end
   local claimed = {}
-  local ok, cerr = claim(path, k, function(now_st, lines)
+  local ok, cerr = claim(k, function(now_st, lines)
     for _, c in ipairs(candidates) do
       local t = now_st.by_id[c.id]
       if t and not t.path and t.status ~= "failed" and t.owner == c.owner then
@@ -165,17 +168,17 @@ function M.orphans(path, k)
   return out, pendings
 end
 
-function M.owed_orphans(path, k)
-  local st, err = follow(path, k)
+function M.owed_orphans(_, k)
+  local st, err = follow(k)
   if not st then return nil, err end
   if st.behind then return {} end
   local cache, candidates = {}, {}
   for wid, rec in pairs(st.owed) do
-    if rec and rec.owner ~= k.id and let_go(path, rec.owner, rec.lease, cache) then candidates[wid] = rec end
+    if rec and rec.owner ~= k.id and let_go(k, rec.owner, rec.lease, cache) then candidates[wid] = rec end
   end
   if not next(candidates) then return {} end
   local out = {}
-  local ok, cerr = claim(path, k, function(now_st, lines)
+  local ok, cerr = claim(k, function(now_st, lines)
     for wid, rec in pairs(candidates) do
       local cur = now_st.owed[wid]
       if cur and cur.owner == rec.owner then

@@ -5,6 +5,7 @@
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Budget = require "starvideos.budget"
+local Job = require "starvideos.job"
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
 
@@ -35,15 +36,11 @@ function L.new(path, cfg, loop, budget)
 end
 
 function L:turn()
-  local r = self.reader
-  if not r then return true end
-  local list, done = r:next(L.SLICE)
-  local Job = require "starvideos.job"
-  for _, t in ipairs(list or {}) do
-    if t.took then self.schedule:learn(Job.kind_of(t.model, t.duration, t.resolution), t.model, t.took, t.within) end
+  local list, done = self.reader:next(L.SLICE)
+  for _, t in ipairs(list) do
+    self.schedule:learn(Job.kind_of(t.model, t.duration, t.resolution), t.model, t.took, t.within)
   end
-  if done or not list then self.reader = nil; return true end
-  return false
+  return done
 end
 
 -- sign: the record names this process's lease (none when it cannot be had:
@@ -77,9 +74,7 @@ end
 -- Nothing held for a cancelled job here: every record is written at once.
 function L.forget() end
 
-function L:keeper() return leases.keeper(self.path) end
-function L:orphans(k) return leases.orphans(self.path, k) end
-function L:owed_orphans(k) return leases.owed_orphans(self.path, k) end
+L.keeper, L.orphans, L.owed_orphans = leases.keeper, leases.orphans, leases.owed_orphans
 
 local function refused(limit, n, oldest, t)
   local wait = oldest + limit.per - t
@@ -94,14 +89,12 @@ end
 local function recent_creates(path, limit, t)
   local f, times = io_open(path, "rb"), {}
   if not f then return times end
-  local pos, carry, cutoff = f:seek("end") or 0, "", t - limit.per
+  local pos, carry, cutoff = f:seek("end") or 0, nil, t - limit.per
   while pos > 0 do
     local n = math_min(L.SLICE, pos)
+    local lines
+    lines, carry = journal.lines_before(f, pos, n, carry)
     pos = pos - n
-    f:seek("set", pos)
-    local lines = {}
-    for line in ((f:read(n) or "") .. carry):gmatch("[^\n]+") do lines[#lines + 1] = line end
-    carry = pos > 0 and table.remove(lines, 1) or ""
     for i = #lines, 1, -1 do
       local when = tonumber(lines[i]:match('"time":(%d+)'))
       if when and when < cutoff - 5 then f:close(); return times end -- past the window (5 s: writers' clocks)
@@ -126,43 +119,37 @@ local function limited(self, rec)
   end
   local lock, err = core.lock_journal(self.path, true)
   if not lock then return nil, err end
-  local ok, times = pcall(recent_creates, self.path, limit, t)
-  if not ok then lock:unlock(); return nil, tostring(times) end
-  if Budget.limit_rule(times, t, limit.count, limit.per) > 0 then
-    lock:unlock()
-    return refused(limit, #times, times[limit.count], t)
-  end
-  rec.time = t
-  local line, lerr = journal.line(rec)
-  local done, werr
-  if line then done, werr = lock:append(self.path, line, true) end
+  local ok, done, werr = pcall(function()
+    local times = recent_creates(self.path, limit, t)
+    if Budget.limit_rule(times, t, limit.count, limit.per) > 0 then
+      return refused(limit, #times, times[limit.count], t)
+    end
+    rec.time = t
+    return lock:append(self.path, assert(journal.line(rec)), true)
+  end)
   lock:unlock()
-  if not done then return nil, lerr or werr end
-  return true
+  if not ok then return nil, tostring(done) end
+  return done, werr
 end
 
 function L:before_create(params, lid, out)
   if not self.path and not self.cfg.create_limit then return true end
-  local ok, err, owner, elsewhere = true, nil, nil, nil
+  local rec = { event = "pending", ["local"] = lid, model = params.model, out = out,
+    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
+  local ok, err = true, nil
   if self.path then
     ok, err = core.writable(self.path)
-    if ok then owner, elsewhere = self:owner(); ok, err = owner ~= nil, elsewhere end
+    if ok then rec.owner, rec.lease = self:owner(); ok, err = rec.owner ~= nil, rec.lease end
   end
-  if ok then
-    local rec = { event = "pending", ["local"] = lid, model = params.model, owner = owner, lease = elsewhere, out = out,
-      prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
-    if self.cfg.create_limit then
-      ok, err = limited(self, rec)
-      if not ok and type(err) == "table" then return nil, err end
-    else
-      ok, err = append(self, rec, true)
-    end
+  if ok and self.cfg.create_limit then
+    ok, err = limited(self, rec)
+    if not ok and type(err) == "table" then return nil, err end
+  elseif ok then
+    ok, err = journal.append(self.path, rec, true)
   end
-  if ok then
-    if lid then self.outs[lid] = out end -- for the created record
-    return true
-  end
-  return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" })
+  if not ok then return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" }) end
+  if lid then self.outs[lid] = out end -- for the created record
+  return true
 end
 
 function L:created(task, params, lid)
@@ -178,7 +165,6 @@ end
 function L:create_failed(err, params, lid)
   local out = lid and self.outs[lid]
   if lid then self.outs[lid] = nil end
-  if not self.path then return end
   if err.created then
     append(self, { event = "created", id = err.id, ["local"] = lid, model = params.model, prompt = params.prompt,
       uncertain = true, out = out }, true, true)
@@ -198,7 +184,7 @@ function L:downloaded(id, path)
 end
 
 function L:part(id, part, path)
-  if self.path then return append(self, { event = "part", id = id, part = part, path = path }, true) end
+  return append(self, { event = "part", id = id, part = part, path = path }, true)
 end
 
 function L:owe(wid, task_id, body)
@@ -206,18 +192,16 @@ function L:owe(wid, task_id, body)
 end
 
 function L:delivered(wid, status)
-  if self.path then append(self, { event = "delivered", wid = wid, status = status }) end
+  append(self, { event = "delivered", wid = wid, status = status })
 end
 
 function L:unfinished()
   if not self.path then return nil, "no journal" end
   local list, err = journal.read(self.path)
   if not list then return nil, err end
-  local left, out = journal.parts(self.path), {}
+  local out = {}
   for i, t in ipairs(journal.unfinished(list)) do
-    local dest = left[t.id]
-    if dest and core.file_kind(dest .. ".part") ~= "file" then dest = nil end -- gone since: a fresh start
-    out[i] = { id = t.id, model = t.model, out = dest }
+    out[i] = { id = t.id, model = t.model, out = journal.part_of(t.part) }
   end
   return out
 end

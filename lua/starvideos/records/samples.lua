@@ -4,10 +4,11 @@
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
+local journal = require "starvideos.records.journal"
 local cjson = require("cjson.safe").new()
 
-local io_open, ipairs, type, tostring, setmetatable, math_min, next =
-  io.open, ipairs, type, tostring, setmetatable, math.min, next
+local io_open, type, tostring, setmetatable, math_min, next =
+  io.open, type, tostring, setmetatable, math.min, next
 
 local S = {}
 
@@ -44,7 +45,6 @@ end
 
 -- One line, newest first: a completion record (status with took) waits for its
 -- task's created record (further back) to name the kind, unless it names it.
-local WORDS = { '"took"', '"created"' }
 local function sample_line(r, line, out)
   local waiting = r.waiting
   if not (line:find('"took"', 1, true) or (next(waiting) and line:find('"created"', 1, true))) then return end
@@ -65,44 +65,14 @@ end
 function Reader:next(max_bytes)
   if self.done then return {}, true end
   local n = math_min(max_bytes, self.pos, S.BYTES - self.read)
-  local start = self.pos - n
-  local out, chunk = {}, ""
-  if n > 0 and self.f:seek("set", start) then chunk = self.f:read(n) or "" end
-  self.pos, self.read = start, self.read + n
-  -- the chunk's first segment ends a line begun in an earlier slice (kept for
-  -- the next call), its last begins the line the previous call kept; those
-  -- between are whole lines, cut out only when they hold a word a sample needs
-  local firsts, lasts, k = { 1 }, {}, 1
-  for nl in chunk:gmatch("()\n") do
-    lasts[k], k = nl - 1, k + 1
-    firsts[k] = nl + 1
-  end
-  lasts[k] = #chunk
-  local tail = chunk:sub(firsts[k]) .. (self.carry or "")
-  self.carry = nil
-  if k > 1 or start == 0 then
-    sample_line(self, tail, out)
-  else
-    self.carry = tail -- no newline in the slice: all of it belongs to one line
-  end
-  local wanted = {}
-  for _, word in ipairs(WORDS) do
-    local seg, pos = 1, 1
-    while true do
-      pos = chunk:find(word, pos, true)
-      if not pos then break end
-      while lasts[seg] < pos do seg = seg + 1 end
-      wanted[seg], pos = true, lasts[seg] + 2
-    end
-  end
-  for i = k - 1, 2, -1 do
+  local out = {}
+  local lines, carry = journal.lines_before(self.f, self.pos, n, self.carry)
+  self.pos, self.read, self.carry = self.pos - n, self.read + n, carry
+  for i = #lines, 1, -1 do
     if self.count >= S.MAX then break end
-    if wanted[i] then sample_line(self, chunk:sub(firsts[i], lasts[i]), out) end
+    sample_line(self, lines[i], out)
   end
-  if k > 1 then
-    if start > 0 then self.carry = chunk:sub(1, lasts[1]) else sample_line(self, chunk:sub(1, lasts[1]), out) end
-  end
-  if start == 0 or self.read >= S.BYTES or self.count >= S.MAX then
+  if self.pos == 0 or self.read >= S.BYTES or self.count >= S.MAX then
     self.done = true
     self.f:close()
     self.f, self.carry, self.waiting = nil, nil, {}
