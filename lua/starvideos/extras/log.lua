@@ -13,19 +13,11 @@ Log.MAX_LINE = 2048 -- bytes of one line, after redaction (a server's long messa
 local DEBUG_ONLY = { request = true, response = true }
 local NEVER = { progress = true }
 
+-- Every occurrence of the plain text lit in s as MARK (escaped as a pattern: "\0" as %z for Lua 5.1).
 function Log.hide(s, lit)
   if type(lit) ~= "string" or lit == "" then return s end
-  local out, i, n = nil, 1, 0
-  while true do
-    local a, b = s:find(lit, i, true)
-    if not a then break end
-    out = out or {}
-    out[n + 1], out[n + 2], n = s:sub(i, a - 1), MARK, n + 2
-    i = b + 1
-  end
-  if not out then return s end
-  out[n + 1] = s:sub(i)
-  return table_concat(out)
+  local pattern = lit:gsub("%W", function(c) return c == "\0" and "%z" or "%" .. c end)
+  return (s:gsub(pattern, MARK))
 end
 
 local function percent(s)
@@ -141,9 +133,7 @@ function Log.logger(log, secrets)
   local level, write = "debug", log
   if type(log) ~= "function" then level, write = log, writer() end
   local hidden = {}
-  for _, v in pairs(secrets or {}) do
-    if type(v) == "string" and v ~= "" then hidden[#hidden + 1] = v end
-  end
+  for _, v in pairs(secrets or {}) do hidden[#hidden + 1] = v end -- Log.redact skips all but strings
   return function(ev)
     local line = Log.line(ev, level, hidden)
     if line then write(line, ev.type) end
