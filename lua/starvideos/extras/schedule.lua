@@ -5,7 +5,7 @@
 
 local math_log, math_exp, math_sqrt, math_abs, math_max, math_min, math_floor =
   math.log, math.exp, math.sqrt, math.abs, math.max, math.min, math.floor
-local setmetatable, type, tostring = setmetatable, type, tostring
+local setmetatable, type, tostring, pairs = setmetatable, type, tostring, pairs
 local config = require "starvideos.config"
 
 local S = {}
@@ -161,8 +161,7 @@ function S.make_plan(mu, sigma, interval, m)
     best = S.fixed_plan(interval, tmax)
     polls, lag = fixed_polls, fixed_lag
   end
-  return { ages = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag,
-    mu = mu, sigma = sigma }
+  return { ages = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag }
 end
 
 -- kinds: the samples (shared with the other schedules of a key; nil: a new set).
@@ -174,18 +173,13 @@ function S:learn(kind, model, seconds, half)
   if type(seconds) ~= "number" or not (seconds > 0 and seconds < 1e7) then return end
   if type(half) ~= "number" or half ~= half or half < 0 then half = 0 end
   if half > seconds then half = seconds end -- it may have been done at once
-  local keys = { kind, model }
-  for i = 1, 2 do
-    local key = keys[i]
-    if key then
-      local k = self.kinds[key]
-      if not k then k = { n = 0, next = 1, seen = 0, lo = {}, hi = {} }; self.kinds[key] = k end
-      -- the interval, in logarithms (lo nil: it may have been done at once)
-      local low = seconds - half
-      k.lo[k.next], k.hi[k.next] = low > 0 and math_log(low) or nil, math_log(seconds + half)
-      k.next = k.next % S.KEEP + 1
-      k.n, k.seen = math_min(k.n + 1, S.KEEP), k.seen + 1
-    end
+  for _, key in pairs { kind, model } do
+    local k = self.kinds[key]
+    if not k then k = { seen = 0, lo = {}, hi = {} }; self.kinds[key] = k end
+    -- the interval, in logarithms (lo nil: it may have been done at once), over the oldest once KEEP are seen
+    local low, at = seconds - half, k.seen % S.KEEP + 1
+    k.lo[at], k.hi[at] = low > 0 and math_log(low) or nil, math_log(seconds + half)
+    k.seen = k.seen + 1
   end
 end
 
@@ -194,8 +188,8 @@ end
 -- finished does not pass for a quick one: mu, sigma, or nil.
 function S:estimate(key)
   local k = key and self.kinds[key]
-  if not k or k.n < S.MIN_SAMPLES then return nil end
-  local n, lo, hi = k.n, k.lo, k.hi
+  if not k or k.seen < S.MIN_SAMPLES then return nil end
+  local n, lo, hi = #k.hi, k.lo, k.hi
   local mu, sq = 0, 0
   for i = 1, n do mu = mu + (hi[i] + (lo[i] or hi[i])) / 2 end
   mu = mu / n
@@ -242,7 +236,7 @@ function S:plan(kind, model)
   for i = 1, 2 do
     local key = i == 1 and kind or model
     local k = key and self.kinds[key]
-    if k and k.n >= S.MIN_SAMPLES then
+    if k and k.seen >= S.MIN_SAMPLES then
       -- a new plan with each early sample, then with each eighth more
       local p = self.plans[key]
       if not p or k.seen >= p.seen + math_max(1, math_floor(p.seen / 8)) then
