@@ -73,8 +73,7 @@ end
 
 -- An owed event (its record already written) sent on ctx's loop: the delivery.
 function N.send(ctx, notify, wid, task_id, body)
-  local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body,
-    done = false, req = false, outcome = false, ended = false }, D)
+  local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body }, D)
   set_of(ctx.loop)[d] = true
   local path = core.check_url(notify.url, "notify.url").path
   d.req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, path, nil, body,
@@ -101,30 +100,22 @@ end
 -- keep's turn (with cfg.notify): the owed events whose owner let go, claimed and
 -- sent; and keeper.sent's own, out of retry_for, again `keep_again` s later.
 function N.sweep(ctx, keeper)
-  local cfg, ledger = ctx.cfg, ctx.ledger
-  local sent, made, t = keeper.sent, {}, now()
-  if not sent then sent = {}; keeper.sent = sent end
+  local cfg, sent, due, t = ctx.cfg, keeper.sent or {}, {}, now()
+  keeper.sent = sent
   for wid, d in pairs(sent) do
-    if d.done then
-      if d.outcome ~= "owed" then sent[wid] = nil
-      elseif t >= d.ended + cfg.keep_again then
-        sent[wid] = N.send(ctx, cfg.notify, wid, d.task, d.body)
-        made[#made + 1] = sent[wid]
-      end
-    end
+    if d.done and d.outcome ~= "owed" then sent[wid] = nil
+    elseif d.done and t >= d.ended + cfg.keep_again then due[#due + 1] = d end
   end
-  local owed, err = ledger:owed_orphans(keeper)
-  if not owed then -- looked at again at the next look; the events stay owed meanwhile
-    if cfg.on_event then
-      cfg.on_event { type = "warning", message = "the webhooks owed could not be looked at: " .. tostring(err) }
-    end
-    return made
+  local owed, err = ctx.ledger:owed_orphans(keeper)
+  for _, o in ipairs(owed or {}) do due[#due + 1] = o end
+  if not owed and cfg.on_event then -- looked at again at the next look; the events stay owed meanwhile
+    cfg.on_event { type = "warning", message = "the webhooks owed could not be looked at: " .. tostring(err) }
   end
-  for _, o in ipairs(owed) do
+  for i, o in ipairs(due) do
     sent[o.wid] = N.send(ctx, cfg.notify, o.wid, o.task, o.body)
-    made[#made + 1] = sent[o.wid]
+    due[i] = sent[o.wid]
   end
-  return made
+  return due
 end
 
 local function quiet(arg)
