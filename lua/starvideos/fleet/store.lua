@@ -121,33 +121,29 @@ function Cosocket:said(err)
   return tostring(err)
 end
 
-function Cosocket:run(args)
+-- The command's handle is its answer: {status, value}, there before send returns.
+function Cosocket:send(args)
   local red = self.redis:new()
   red:set_timeout(self.ms)
   local ok, err = red:connect(self.cfg.host, self.cfg.port, { pool = self.pool })
-  if not ok then return "broken", "connect: " .. self:said(err) end
+  if not ok then return { "broken", "connect: " .. self:said(err) } end
   if red:get_reused_times() == 0 then
     for _, cmd in ipairs(hello(self.cfg)) do
       local res, herr = red[cmd[1]:lower()](red, unpack(cmd, 2))
       if not res then
         red:close()
-        return "broken", res == false and cmd[1] .. " failed: " .. tostring(herr) or self:said(herr)
+        return { "broken", res == false and cmd[1] .. " failed: " .. tostring(herr) or self:said(herr) }
       end
     end
   end
   local res, rerr = red[args[1]:lower()](red, unpack(args, 2, args.n))
   if res == nil then
     red:close()
-    return "broken", self:said(rerr)
+    return { "broken", self:said(rerr) }
   end
   red:set_keepalive(60000, 64)
-  if res == false then return "error", rerr end
-  return "ok", res
-end
-
--- The command's handle is its answer: run ends before send returns.
-function Cosocket:send(args)
-  return { self:run(args) }
+  if res == false then return { "error", rerr } end
+  return { "ok", res }
 end
 
 function Cosocket.poll()
