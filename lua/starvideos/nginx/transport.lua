@@ -72,7 +72,7 @@ function N.new(cfg, budget)
   local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
     pool_size = conns, slots = ks.sem }
   return setmetatable({ c = c, ks = ks, slots = ks.sem, key = cfg.api_key or "", -- none: downloads only
-    wake = semaphore.new(0), running = {}, done = {}, first = 1, last = 0, closed = false,
+    wake = semaphore.new(0), running = {}, done = {}, closed = false,
     whole = {}, left = {}, n_left = 0 }, N)
 end
 
@@ -95,8 +95,7 @@ local function run(self, x)
   x.wire, x.message, x.ended = wire or "none", msg, true
   release(self, x)
   if x.spent then return end
-  self.running[x], self.last = nil, self.last + 1
-  self.done[self.last] = x
+  self.running[x], self.done[#self.done + 1] = nil, x
   if self.wake:count() < 0 then self.wake:post(1) end
 end
 
@@ -128,8 +127,8 @@ end
 
 function N:send(r)
   live(self)
-  local good, bad = check_url(r.url, "url")
-  if not good then return nil, bad end
+  local u, bad = check_url(r.url, "url")
+  if not u then return nil, bad end
   if r.op ~= "download" and type(r.max_body) ~= "number" then
     return refuse("max_body", "max_body: no cap on the answer's size was given")
   end
@@ -148,7 +147,7 @@ function N:send(r)
   end
   local fh, offset = open_part(self, r)
   if fh == nil then return nil, offset end
-  local x = { r = r, c = own, proxy = proxy or false, op = r.op, auth = r.auth, offset = offset, have = offset,
+  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, auth = r.auth, offset = offset, have = offset,
     fh = fh, parts = {}, kept = 0,
     buf = "", pos = 1, got = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
@@ -159,15 +158,14 @@ end
 
 function N:poll(max_wait)
   live(self)
-  if self.last < self.first and max_wait and max_wait > 0 then self.wake:wait(math.max(0.001, max_wait)) end
-  return self.last - self.first + 1
+  if not self.done[1] and max_wait and max_wait > 0 then self.wake:wait(math.max(0.001, max_wait)) end
+  return #self.done
 end
 
 function N:finished()
   live(self)
-  while self.first <= self.last do
-    local x = self.done[self.first]
-    self.done[self.first], self.first = nil, self.first + 1
+  while self.done[1] do
+    local x = table.remove(self.done, 1)
     pcall(wait, x.thread) -- an ended thread stays until its parent reaps it
     if not x.spent then return x end
   end
@@ -233,7 +231,7 @@ end
 function N:close()
   if self.closed then return end
   for x in pairs(self.running) do self:cancel(x) end
-  while self.first <= self.last do self:finished() end
+  while self.done[1] do self:finished() end
   for part, fh in pairs(self.whole) do fh:close(); self.whole[part] = nil end
   for part, fh in pairs(self.left) do fh:close(); self.left[part] = nil end
   self.closed = true

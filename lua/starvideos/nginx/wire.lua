@@ -287,8 +287,7 @@ local function ask(c, x, u, key)
 end
 
 function W.exchange(c, x, key)
-  local url = x.r.url
-  local u = core.check_url(url, "url")
+  local url, u = x.r.url, x.u -- checked by transport.lua's send
   if not c.slots:wait(math.max(0.001, x.deadline and x.deadline - now() or 86400)) then
     return "not_sent", "timed out waiting for a free connection (max_connections)"
   end
