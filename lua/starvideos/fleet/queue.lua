@@ -34,8 +34,6 @@ function Q:failed(err)
   link.down, link.down_at, link.again = err or true, t, t + Q.RETRY
 end
 
-function Q:is_down() return self.link.down ~= false, self.link.again end
-
 function Q:answered() self.link.down = false end
 
 -- The failure, while the store is not to be tried again yet.
