@@ -237,9 +237,7 @@ function S:_queue(job)
 end
 
 function S:send(...)
-  local args = { n = select("#", ...), ... }
-  if type(args[1]) ~= "string" then errors.argerror(1, "store:send", "a command name", type(args[1]), 3) end
-  return self:_queue({ args = args })
+  return self:_queue({ args = { n = select("#", ...), ... } })
 end
 
 function S:send_script(name, keys, args)
