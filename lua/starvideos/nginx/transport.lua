@@ -108,10 +108,9 @@ local function open_part(self, r)
   if self.whole[file] then self.whole[file]:close(); self.whole[file] = nil end
   local was, fh, err, short = self.left[file]
   if was then self.left[file], self.n_left = nil, self.n_left - 1 end
-  if was and offset > 0 and offset <= was:at() and was:same() then
+  if was and offset > 0 and offset <= was:at() and was:same() and (offset == was:at() or was:truncate(offset)) then
     fh = was
-    if offset < was:at() and not was:truncate(offset) then fh, short = nil, true end
-  elseif was then -- replaced, cut or linked since the attempt that left it
+  elseif was then -- replaced, cut or linked since the attempt that left it (or not cut back to offset)
     was:close()
     short = true
   elseif offset > 0 then
