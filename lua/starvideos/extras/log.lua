@@ -48,15 +48,13 @@ local APIKEY = anycase("api") .. "[_-]?" .. anycase("key") .. "[\"']?%s*[:=]%s*[
 
 --- text with every secret of it redacted; secrets: plain values to hide.
 function Log.redact(text, secrets)
-  local s = tostring(text)
-  if secrets then
-    for i = 1, #secrets do
-      local v = secrets[i]
-      if type(v) == "string" and v ~= "" then
-        s = Log.hide(s, v)
-        local p = percent(v)
-        if p ~= v then s = Log.hide(s, p) end
-      end
+  local s, list = tostring(text), secrets or {}
+  for i = 1, #list do
+    local v = list[i]
+    if type(v) == "string" and v ~= "" then
+      s = Log.hide(s, v)
+      local p = percent(v)
+      if p ~= v then s = Log.hide(s, p) end
     end
   end
   -- user:pass@ of a URL (up to the last @ before the path: a raw @ in a password too)
