@@ -6,8 +6,8 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 local Request = require "starvideos.request"
 
-local type, pairs, ipairs, next, tostring, setmetatable, os_time =
-  type, pairs, ipairs, next, tostring, setmetatable, os.time
+local type, pairs, ipairs, tostring, setmetatable, os_time =
+  type, pairs, ipairs, tostring, setmetatable, os.time
 local now = core.now
 local cjson = require("cjson.safe").new()
 
@@ -118,30 +118,27 @@ function N.sweep(ctx, keeper)
   return due
 end
 
+-- Whether none of cfg's deliveries is in flight (arg: {set =, cfg =}).
 local function quiet(arg)
-  for d in pairs(set_of(arg.loop)) do
-    if d.cfg == arg.cfg or arg.cfg == nil then return false end
+  for d in pairs(arg.set) do
+    if d.cfg == arg.cfg then return false end
   end
   return true
 end
 
--- The deliveries of cfg (nil: all) driven for up to `seconds` (default
--- N.SETTLE; 0: not at all) and left going: the loop's set, or nil when empty.
+-- The deliveries of cfg driven for up to `seconds` (default N.SETTLE; 0: not
+-- at all) and left going: the loop's set.
 function N.drain(loop, cfg, seconds)
-  local s = flying[loop]
-  if not (s and next(s)) then return nil end
-  local arg = { loop = loop, cfg = cfg }
+  local arg = { set = set_of(loop), cfg = cfg }
   if seconds ~= 0 and not quiet(arg) then loop:drive(quiet, arg, now() + (seconds or N.SETTLE)) end
-  return s
+  return arg.set
 end
 
 -- A client closes (or keep ends): drain, then what is left stays owed.
 function N.settle(loop, cfg, seconds)
-  local s = N.drain(loop, cfg, seconds)
-  if not s then return end
-  local left = {}
-  for d in pairs(s) do if d.cfg == cfg or cfg == nil then left[#left + 1] = d end end
-  for i = 1, #left do left[i]:cancel() end
+  for d in pairs(N.drain(loop, cfg, seconds)) do -- (cancel clears d from the set: allowed within pairs)
+    if d.cfg == cfg then d:cancel() end
+  end
 end
 
 return N
