@@ -43,12 +43,9 @@ end
 
 -- A value config.lua always passes: none is defaulted here.
 local function need(cfg, k, kind)
-  local v = cfg[k]
-  if type(v) ~= kind then
-    error(string.format("starvideos transport: %s is %s, a %s expected (every value comes from config.lua: "
-      .. "DEFAULTS)", k, v == nil and "missing" or type(v), kind), 3)
-  end
-  return v
+  if type(cfg[k]) == kind then return cfg[k] end
+  error(string.format("starvideos transport: %s is %s, a %s expected (every value comes from config.lua: "
+    .. "DEFAULTS)", k, cfg[k] == nil and "missing" or type(cfg[k]), kind), 3)
 end
 
 local function refuse(field, message)
@@ -71,9 +68,8 @@ function N.new(cfg, budget)
   if not ks then ks = { sem = semaphore.new(conns), n = conns, debt = 0 }; key_slots[budget] = ks end
   local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
     pool_size = conns, slots = ks.sem }
-  return setmetatable({ c = c, ks = ks, slots = ks.sem, key = cfg.api_key or "", -- none: downloads only
-    wake = semaphore.new(0), running = {}, done = {}, closed = false,
-    whole = {}, left = {}, n_left = 0 }, N)
+  return setmetatable({ c = c, ks = ks, key = cfg.api_key or "", -- none: downloads only
+    wake = semaphore.new(0), running = {}, done = {}, whole = {}, left = {}, n_left = 0 }, N)
 end
 
 local function live(self)
@@ -82,7 +78,7 @@ end
 
 local function release(self, x)
   if x.sock then x.sock:close(); x.sock = nil end
-  if x.slot then x.slot = false; self.slots:post(1) end
+  if x.slot then x.slot = false; self.ks.sem:post(1) end
 end
 
 local function run(self, x)
