@@ -31,15 +31,11 @@ end
 
 -- A word (no spaces) with its query string redacted: from the first "?" that
 -- follows a "/" or is followed by a "=" (a URL, a path, "name?token=...").
+-- (An "=" after a later "?" is after the first one too: no "=" after the first, the first after a "/".)
 local function query(word)
-  local q = 0
-  while true do
-    q = word:find("?", q + 1, true)
-    if not q then return word end
-    if word:find("/", 1, true) and word:find("/", 1, true) < q or word:find("=", q, true) then
-      return word:sub(1, q) .. MARK
-    end
-  end
+  local q, slash = word:find("?", 1, true), word:find("/", 1, true)
+  if q and not word:find("=", q, true) then q = slash and word:find("?", slash + 1, true) end
+  return q and word:sub(1, q) .. MARK or word
 end
 
 local AUTH = anycase("authorization") .. "[\"']?%s*[:=]%s*[\"']?"
