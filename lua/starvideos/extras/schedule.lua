@@ -36,21 +36,17 @@ local function phi(z) return math_exp(-0.5 * z * z) / SQRT2PI end
 -- The log-normal (mu, sigma): F(t), f(t), and the partial mean int_a^b x f(x) dx.
 function S.lognormal(mu, sigma)
   local d = { mu = mu, sigma = sigma }
-  function d.F(t)
+  function d.F(t, m) -- (m: the logarithms' mean, mu unless given)
     if t <= 0 then return 0 end
-    return Phi((math_log(t) - mu) / sigma)
+    return Phi((math_log(t) - (m or mu)) / sigma)
   end
   function d.f(t)
     if t <= 0 then return 0 end
     return phi((math_log(t) - mu) / sigma) / (t * sigma)
   end
   local mean = math_exp(mu + 0.5 * sigma * sigma)
-  function d.partial_mean(a, b)
-    local function G(x)
-      if x <= 0 then return 0 end
-      return Phi((math_log(x) - mu - sigma * sigma) / sigma)
-    end
-    return mean * (G(b) - G(a))
+  function d.partial_mean(a, b) -- x f(x) is mean times the density of (mu + sigma^2, sigma)
+    return mean * (d.F(b, mu + sigma * sigma) - d.F(a, mu + sigma * sigma))
   end
   return d
 end
