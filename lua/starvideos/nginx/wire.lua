@@ -43,12 +43,9 @@ local function take(x, n, fresh)
   local b, pos = x.buf, x.pos
   local left = #b - pos + 1
   if left > 0 and not fresh then
-    if left <= n then
-      x.buf, x.pos = "", 1
-      return pos == 1 and b or sub(b, pos)
-    end
-    x.pos = pos + n
-    return sub(b, pos, pos + n - 1)
+    local data = (pos == 1 and left <= n) and b or sub(b, pos, pos + n - 1)
+    x.pos = pos + #data
+    return data
   end
   if not arm(x, x.stall) then return nil, "timeout" end
   if now() - x.since >= BREATHE then -- 1 ms: nginx without OpenResty's patch warns at each ngx.sleep(0)
