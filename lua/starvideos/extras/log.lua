@@ -12,6 +12,7 @@ Log.MAX_LINE = 2048 -- bytes of one line, after redaction (a server's long messa
 
 local DEBUG_ONLY = { request = true, response = true }
 local NEVER = { progress = true }
+local PLAIN = { string = true, number = true, boolean = true } -- the types of the fields an unknown event shows
 
 -- Every occurrence of the plain text lit in s as MARK (escaped as a pattern: "\0" as %z for Lua 5.1).
 function Log.hide(s, lit)
@@ -91,10 +92,7 @@ local FORMAT = {
 local function generic(ev)
   local names = {}
   for k, v in pairs(ev) do
-    local t = type(v)
-    if k ~= "type" and type(k) == "string" and (t == "string" or t == "number" or t == "boolean") then
-      names[#names + 1] = k
-    end
+    if k ~= "type" and type(k) == "string" and PLAIN[type(v)] then names[#names + 1] = k end
   end
   table_sort(names)
   local parts = { tostring(ev.type) }
