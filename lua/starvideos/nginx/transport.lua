@@ -143,8 +143,7 @@ function N:send(r)
   local fh, offset = open_part(self, r)
   if fh == nil then return nil, offset end
   local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, auth = r.auth, offset = offset, have = offset,
-    fh = fh, parts = {}, kept = 0,
-    buf = "", pos = 1, got = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
+    fh = fh, parts = {}, kept = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
   self.running[x] = true
   x.thread = spawn(run, self, x)

@@ -268,10 +268,10 @@ end
 local function ask(c, x, u, key)
   local fresh = x.r.fresh
   while true do
+    x.buf, x.pos, x.got = "", 1, 0 -- what this connection reads (a tunnel's answer read, it starts again)
     local ok, wire, msg = connect(c, x, u, fresh)
     if not ok then return nil, wire, msg end
     local reused = x.sock:getreusedtimes() > 0
-    x.buf, x.pos, x.got = "", 1, 0
     if not arm(x) then return nil, "not_sent", "timed out before the request was sent" end
     local sent, err = x.sock:send(request(c, x, u, key))
     local status, h, keep
