@@ -14,9 +14,8 @@ local DEBUG_ONLY = { request = true, response = true }
 local NEVER = { progress = true }
 local PLAIN = { string = true, number = true, boolean = true } -- the types of the fields an unknown event shows
 
--- Every occurrence of the plain text lit in s as MARK (escaped as a pattern: "\0" as %z for Lua 5.1).
+-- Every occurrence of the plain text lit (not empty) in s as MARK (a pattern: "\0" as %z for 5.1).
 function Log.hide(s, lit)
-  if type(lit) ~= "string" or lit == "" then return s end
   local pattern = lit:gsub("%W", function(c) return c == "\0" and "%z" or "%" .. c end)
   return (s:gsub(pattern, MARK))
 end
@@ -45,9 +44,8 @@ local APIKEY = anycase("api") .. "[_-]?" .. anycase("key") .. "[\"']?%s*[:=]%s*[
 
 --- text with every secret of it redacted; secrets: plain values to hide.
 function Log.redact(text, secrets)
-  local s, list = tostring(text), secrets or {}
-  for i = 1, #list do
-    local v = list[i]
+  local s = tostring(text)
+  for _, v in pairs(secrets or {}) do -- (a list with holes too: a client without a key)
     if type(v) == "string" and v ~= "" then
       s = Log.hide(s, v)
       local p = percent(v)
@@ -124,10 +122,8 @@ end
 function Log.logger(log, secrets)
   local level, write = "debug", log
   if type(log) ~= "function" then level, write = log, writer() end
-  local hidden = {}
-  for _, v in pairs(secrets or {}) do hidden[#hidden + 1] = v end -- Log.redact skips all but strings
   return function(ev)
-    local line = Log.line(ev, level, hidden)
+    local line = Log.line(ev, level, secrets)
     if line then write(line, ev.type) end
   end
 end
