@@ -279,11 +279,10 @@ function S:_answer(n)
   local status, value = job.b:reply(job.cn)
   if status == "wait" then return nil end
   if status == "broken" then job.b.broken = true end
-  if status == "error" and job.script and not job.retried and tostring(value):match("^NOSCRIPT") then
+  if status == "error" and job.script and job.args[1] == "EVALSHA" and tostring(value):match("^NOSCRIPT") then
     -- the server lost the script (restarted, flushed): EVAL sends its body, which
-    -- caches it (the SHA1 stays: the same body)
+    -- caches it (the SHA1 stays: the same body); once, as an EVAL never says NOSCRIPT
     job.args[1], job.args[2] = "EVAL", SCRIPTS[job.script]
-    job.retried = true
     local ok, err = self:_send(job)
     if ok then return self:_answer(n) end
     status, value = "broken", err
