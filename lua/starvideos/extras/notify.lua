@@ -93,8 +93,7 @@ function N.job_done(job, err)
   if not body then return end
   local wid = N.id(job.id, kind)
   job.ledger:owe(wid, job.id, body) -- a ledger that cannot be written: sent all the same
-  N.send({ loop = job.loop, budget = job.budget, ledger = job.ledger, cfg = job.cfg }, job.cfg.notify, wid, job.id,
-    body)
+  N.send(job, job.cfg.notify, wid, job.id, body) -- (the job has a ctx's loop, budget, ledger and cfg)
 end
 
 -- keep's turn (with cfg.notify): the owed events whose owner let go, claimed and
