@@ -49,10 +49,9 @@ end
 function D:advance()
   local req = self.req
   if self.done or not req or not req.done then return end
-  self.done, self.req = true, false
+  self.done, self.req, self.ended = true, false, now()
   set_of(self.ctx.loop)[self] = nil
   local err = req.err
-  self.ended = now()
   if not err then
     self.outcome, self.status = "delivered", req.task -- (a webhook's task: the receiver's status)
     self.ctx.ledger:delivered(self.wid)
