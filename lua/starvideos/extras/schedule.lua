@@ -72,8 +72,7 @@ local function density_plan(d, lambda, m, tmax)
     local dt = math_max(m / 4, t / 50) -- finer early, coarser late: the density is smooth in log-time
     local mid = t + dt / 2
     local f = d.f(mid)
-    local gap = f > 0 and math_sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax
-    if gap < m then gap = m end
+    local gap = math_max(m, f > 0 and math_sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax)
     acc = acc + dt / gap
     t = t + dt
     if acc >= 1 and t - last >= m then
@@ -113,9 +112,8 @@ local function short_plan(d, interval, m, tmax, budget)
     if polls <= budget and (not best or lag < best_lag) then best, best_polls, best_lag = ts, polls, lag end
     return lag
   end
-  local steps = S.SHORT_GAPS
-  for k = 0, steps do
-    local g = m * (interval / m) ^ (k / steps)
+  for k = 0, S.SHORT_GAPS do
+    local g = m * (interval / m) ^ (k / S.SHORT_GAPS)
     local z0, lag0
     for z = -3, 3.5, 0.1 do
       local lag = try(math_exp(d.mu + z * d.sigma), g)
