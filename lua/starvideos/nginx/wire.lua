@@ -22,8 +22,7 @@ local W = {}
 
 -- The socket's timeout for its next step: the time left, at most `cap` s; false when up.
 local function arm(x, cap)
-  local left = x.deadline and x.deadline - now() or 86400
-  if cap and cap < left then left = cap end
+  local left = math.min(x.deadline and x.deadline - now() or 86400, cap or math.huge)
   if left <= 0 then return false end
   x.sock:settimeout(math.max(1, math.floor(left * 1000)))
   return true
