@@ -20,10 +20,6 @@ function Log.hide(s, lit)
   return (s:gsub(pattern, MARK))
 end
 
-local function percent(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string_format("%%%02X", string_byte(c)) end))
-end
-
 -- "bearer" -> "[Bb][Ee]..."
 local function anycase(word)
   return (word:gsub("%a", function(c) return "[" .. c:upper() .. c:lower() .. "]" end))
@@ -48,7 +44,7 @@ function Log.redact(text, secrets)
   for _, v in pairs(secrets or {}) do -- (a list with holes too: a client without a key)
     if type(v) == "string" and v ~= "" then
       s = Log.hide(s, v)
-      local p = percent(v)
+      local p = v:gsub("[^%w%-%._~]", function(c) return string_format("%%%02X", string_byte(c)) end) -- in a URL
       if p ~= v then s = Log.hide(s, p) end
     end
   end
