@@ -81,7 +81,7 @@ local function nginx_conf(dir, port, emu_url, emu2_url)
       "local starvideos = require \"starvideos\"",
       "local wide = " .. str_format("starvideos.new { api_key = %q, base_url = %q, max_connections = 4 }", KEY,
         emu_url),
-      "local slots = wide.loop.transport.slots",
+      "local slots = wide.loop.transport.ks.sem",
       "local seen = { slots:count() }",
       "local narrow = " .. str_format("starvideos.new { api_key = %q, base_url = %q, max_connections = 1 }", KEY,
         emu_url),

@@ -17,11 +17,6 @@ local function Notify() return require "starvideos.extras.notify" end
 
 local K = {}
 
-local function pending_command(ledger)
-  if ledger.where then return "starvideos pending --store " .. ledger.where end
-  return "starvideos pending --journal " .. tostring(ledger.path)
-end
-
 local function keep_dest(t, dir)
   if t.part then return t.part end
   if t.out and Download.check_out(t.out) then return t.out end
@@ -31,10 +26,11 @@ end
 local function has_finished(fin) return fin[1] ~= nil end
 
 local function orphan_pending(p, ledger)
+  local records = ledger.where and "--store " .. ledger.where or "--journal " .. tostring(ledger.path)
   return { err = new_error("io", string_format("create %s (%s, sent at %s UTC) may have been paid for: its answer "
-    .. "never came and its process is gone; keep never sends it again: `%s` lists it",
+    .. "never came and its process is gone; keep never sends it again: `starvideos pending %s` lists it",
     tostring(p["local"]), tostring(p.model), type(p.time) == "number" and os_date("!%Y-%m-%d %H:%M:%S", p.time)
-      or "?", pending_command(ledger)), { maybe_created = true, pending = p["local"] }) }
+      or "?", records), { maybe_created = true, pending = p["local"] }) }
 end
 
 function K.resume(ctx, opts)
@@ -80,8 +76,7 @@ function K.run(ctx, opts, alive)
   local dir, every = opts.dir or ".", math_max(0.1, math_min(5, (opts.lease or cfg.lease) / 6))
   local sleep = opts.sleep or cfg.sleep
   local stop = opts.timeout and now() + opts.timeout
-  local results, running, fin, look = {}, {}, {}, now()
-  local failure
+  local results, running, fin, look, failure = {}, {}, {}, now(), nil
   while alive() and not (exiting and exiting()) do
     local t = now()
     if stop and t >= stop then break end

@@ -12,24 +12,12 @@ Log.MAX_LINE = 2048 -- bytes of one line, after redaction (a server's long messa
 
 local DEBUG_ONLY = { request = true, response = true }
 local NEVER = { progress = true }
+local PLAIN = { string = true, number = true, boolean = true } -- the types of the fields an unknown event shows
 
+-- Every occurrence of the plain text lit (not empty) in s as MARK (a pattern: "\0" as %z for 5.1).
 function Log.hide(s, lit)
-  if type(lit) ~= "string" or lit == "" then return s end
-  local out, i, n = nil, 1, 0
-  while true do
-    local a, b = s:find(lit, i, true)
-    if not a then break end
-    out = out or {}
-    out[n + 1], out[n + 2], n = s:sub(i, a - 1), MARK, n + 2
-    i = b + 1
-  end
-  if not out then return s end
-  out[n + 1] = s:sub(i)
-  return table_concat(out)
-end
-
-local function percent(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string_format("%%%02X", string_byte(c)) end))
+  local pattern = lit:gsub("%W", function(c) return c == "\0" and "%z" or "%" .. c end)
+  return (s:gsub(pattern, MARK))
 end
 
 -- "bearer" -> "[Bb][Ee]..."
@@ -39,15 +27,11 @@ end
 
 -- A word (no spaces) with its query string redacted: from the first "?" that
 -- follows a "/" or is followed by a "=" (a URL, a path, "name?token=...").
+-- (An "=" after a later "?" is after the first one too: no "=" after the first, the first after a "/".)
 local function query(word)
-  local q = 0
-  while true do
-    q = word:find("?", q + 1, true)
-    if not q then return word end
-    if word:find("/", 1, true) and word:find("/", 1, true) < q or word:find("=", q, true) then
-      return word:sub(1, q) .. MARK
-    end
-  end
+  local q, slash = word:find("?", 1, true), word:find("/", 1, true)
+  if q and not word:find("=", q, true) then q = slash and word:find("?", slash + 1, true) end
+  return q and word:sub(1, q) .. MARK or word
 end
 
 local AUTH = anycase("authorization") .. "[\"']?%s*[:=]%s*[\"']?"
@@ -57,14 +41,11 @@ local APIKEY = anycase("api") .. "[_-]?" .. anycase("key") .. "[\"']?%s*[:=]%s*[
 --- text with every secret of it redacted; secrets: plain values to hide.
 function Log.redact(text, secrets)
   local s = tostring(text)
-  if secrets then
-    for i = 1, #secrets do
-      local v = secrets[i]
-      if type(v) == "string" and v ~= "" then
-        s = Log.hide(s, v)
-        local p = percent(v)
-        if p ~= v then s = Log.hide(s, p) end
-      end
+  for _, v in pairs(secrets or {}) do -- (a list with holes too: a client without a key)
+    if type(v) == "string" and v ~= "" then
+      s = Log.hide(s, v)
+      local p = v:gsub("[^%w%-%._~]", function(c) return string_format("%%%02X", string_byte(c)) end) -- in a URL
+      if p ~= v then s = Log.hide(s, p) end
     end
   end
   -- user:pass@ of a URL (up to the last @ before the path: a raw @ in a password too)
@@ -105,10 +86,7 @@ local FORMAT = {
 local function generic(ev)
   local names = {}
   for k, v in pairs(ev) do
-    local t = type(v)
-    if k ~= "type" and type(k) == "string" and (t == "string" or t == "number" or t == "boolean") then
-      names[#names + 1] = k
-    end
+    if k ~= "type" and type(k) == "string" and PLAIN[type(v)] then names[#names + 1] = k end
   end
   table_sort(names)
   local parts = { tostring(ev.type) }
@@ -120,8 +98,7 @@ end
 function Log.line(ev, level, secrets)
   local kind = ev.type
   if NEVER[kind] or (DEBUG_ONLY[kind] and level ~= "debug") then return nil end
-  local f = FORMAT[kind] or generic
-  return Log.redact("starvideos: " .. f(ev), secrets)
+  return Log.redact("starvideos: " .. (FORMAT[kind] or generic)(ev), secrets)
 end
 
 local function writer()
@@ -140,12 +117,8 @@ end
 function Log.logger(log, secrets)
   local level, write = "debug", log
   if type(log) ~= "function" then level, write = log, writer() end
-  local hidden = {}
-  for _, v in pairs(secrets or {}) do
-    if type(v) == "string" and v ~= "" then hidden[#hidden + 1] = v end
-  end
   return function(ev)
-    local line = Log.line(ev, level, hidden)
+    local line = Log.line(ev, level, secrets)
     if line then write(line, ev.type) end
   end
 end

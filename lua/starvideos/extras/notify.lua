@@ -6,8 +6,8 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 local Request = require "starvideos.request"
 
-local type, pairs, ipairs, next, tostring, setmetatable, os_time =
-  type, pairs, ipairs, next, tostring, setmetatable, os.time
+local type, pairs, ipairs, tostring, setmetatable, os_time =
+  type, pairs, ipairs, tostring, setmetatable, os.time
 local now = core.now
 local cjson = require("cjson.safe").new()
 
@@ -49,10 +49,9 @@ end
 function D:advance()
   local req = self.req
   if self.done or not req or not req.done then return end
-  self.done, self.req = true, false
+  self.done, self.req, self.ended = true, false, now()
   set_of(self.ctx.loop)[self] = nil
   local err = req.err
-  self.ended = now()
   if not err then
     self.outcome, self.status = "delivered", req.task -- (a webhook's task: the receiver's status)
     self.ctx.ledger:delivered(self.wid)
@@ -73,8 +72,7 @@ end
 
 -- An owed event (its record already written) sent on ctx's loop: the delivery.
 function N.send(ctx, notify, wid, task_id, body)
-  local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body,
-    done = false, req = false, outcome = false, ended = false }, D)
+  local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body }, D)
   set_of(ctx.loop)[d] = true
   local path = core.check_url(notify.url, "notify.url").path
   d.req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, path, nil, body,
@@ -94,63 +92,51 @@ function N.job_done(job, err)
   if not body then return end
   local wid = N.id(job.id, kind)
   job.ledger:owe(wid, job.id, body) -- a ledger that cannot be written: sent all the same
-  N.send({ loop = job.loop, budget = job.budget, ledger = job.ledger, cfg = job.cfg }, job.cfg.notify, wid, job.id,
-    body)
+  N.send(job, job.cfg.notify, wid, job.id, body) -- (the job has a ctx's loop, budget, ledger and cfg)
 end
 
 -- keep's turn (with cfg.notify): the owed events whose owner let go, claimed and
 -- sent; and keeper.sent's own, out of retry_for, again `keep_again` s later.
 function N.sweep(ctx, keeper)
-  local cfg, ledger = ctx.cfg, ctx.ledger
-  local sent, made, t = keeper.sent, {}, now()
-  if not sent then sent = {}; keeper.sent = sent end
+  local cfg, sent, due, t = ctx.cfg, keeper.sent or {}, {}, now()
+  keeper.sent = sent
   for wid, d in pairs(sent) do
-    if d.done then
-      if d.outcome ~= "owed" then sent[wid] = nil
-      elseif t >= d.ended + cfg.keep_again then
-        sent[wid] = N.send(ctx, cfg.notify, wid, d.task, d.body)
-        made[#made + 1] = sent[wid]
-      end
-    end
+    if d.done and d.outcome ~= "owed" then sent[wid] = nil
+    elseif d.done and t >= d.ended + cfg.keep_again then due[#due + 1] = d end
   end
-  local owed, err = ledger:owed_orphans(keeper)
-  if not owed then -- looked at again at the next look; the events stay owed meanwhile
-    if cfg.on_event then
-      cfg.on_event { type = "warning", message = "the webhooks owed could not be looked at: " .. tostring(err) }
-    end
-    return made
+  local owed, err = ctx.ledger:owed_orphans(keeper)
+  for _, o in ipairs(owed or {}) do due[#due + 1] = o end
+  if not owed and cfg.on_event then -- looked at again at the next look; the events stay owed meanwhile
+    cfg.on_event { type = "warning", message = "the webhooks owed could not be looked at: " .. tostring(err) }
   end
-  for _, o in ipairs(owed) do
+  for i, o in ipairs(due) do
     sent[o.wid] = N.send(ctx, cfg.notify, o.wid, o.task, o.body)
-    made[#made + 1] = sent[o.wid]
+    due[i] = sent[o.wid]
   end
-  return made
+  return due
 end
 
+-- Whether none of cfg's deliveries is in flight (arg: {set =, cfg =}).
 local function quiet(arg)
-  for d in pairs(set_of(arg.loop)) do
-    if d.cfg == arg.cfg or arg.cfg == nil then return false end
+  for d in pairs(arg.set) do
+    if d.cfg == arg.cfg then return false end
   end
   return true
 end
 
--- The deliveries of cfg (nil: all) driven for up to `seconds` (default
--- N.SETTLE; 0: not at all) and left going: the loop's set, or nil when empty.
+-- The deliveries of cfg driven for up to `seconds` (default N.SETTLE; 0: not
+-- at all) and left going: the loop's set.
 function N.drain(loop, cfg, seconds)
-  local s = flying[loop]
-  if not (s and next(s)) then return nil end
-  local arg = { loop = loop, cfg = cfg }
+  local arg = { set = set_of(loop), cfg = cfg }
   if seconds ~= 0 and not quiet(arg) then loop:drive(quiet, arg, now() + (seconds or N.SETTLE)) end
-  return s
+  return arg.set
 end
 
 -- A client closes (or keep ends): drain, then what is left stays owed.
 function N.settle(loop, cfg, seconds)
-  local s = N.drain(loop, cfg, seconds)
-  if not s then return end
-  local left = {}
-  for d in pairs(s) do if d.cfg == cfg or cfg == nil then left[#left + 1] = d end end
-  for i = 1, #left do left[i]:cancel() end
+  for d in pairs(N.drain(loop, cfg, seconds)) do -- (cancel clears d from the set: allowed within pairs)
+    if d.cfg == cfg then d:cancel() end
+  end
 end
 
 return N

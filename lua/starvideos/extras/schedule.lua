@@ -5,7 +5,7 @@
 
 local math_log, math_exp, math_sqrt, math_abs, math_max, math_min, math_floor =
   math.log, math.exp, math.sqrt, math.abs, math.max, math.min, math.floor
-local setmetatable, type, tostring = setmetatable, type, tostring
+local setmetatable, type, tostring, pairs = setmetatable, type, tostring, pairs
 local config = require "starvideos.config"
 
 local S = {}
@@ -36,21 +36,17 @@ local function phi(z) return math_exp(-0.5 * z * z) / SQRT2PI end
 -- The log-normal (mu, sigma): F(t), f(t), and the partial mean int_a^b x f(x) dx.
 function S.lognormal(mu, sigma)
   local d = { mu = mu, sigma = sigma }
-  function d.F(t)
+  function d.F(t, m) -- (m: the logarithms' mean, mu unless given)
     if t <= 0 then return 0 end
-    return Phi((math_log(t) - mu) / sigma)
+    return Phi((math_log(t) - (m or mu)) / sigma)
   end
   function d.f(t)
     if t <= 0 then return 0 end
     return phi((math_log(t) - mu) / sigma) / (t * sigma)
   end
   local mean = math_exp(mu + 0.5 * sigma * sigma)
-  function d.partial_mean(a, b)
-    local function G(x)
-      if x <= 0 then return 0 end
-      return Phi((math_log(x) - mu - sigma * sigma) / sigma)
-    end
-    return mean * (G(b) - G(a))
+  function d.partial_mean(a, b) -- x f(x) is mean times the density of (mu + sigma^2, sigma)
+    return mean * (d.F(b, mu + sigma * sigma) - d.F(a, mu + sigma * sigma))
   end
   return d
 end
@@ -76,8 +72,7 @@ local function density_plan(d, lambda, m, tmax)
     local dt = math_max(m / 4, t / 50) -- finer early, coarser late: the density is smooth in log-time
     local mid = t + dt / 2
     local f = d.f(mid)
-    local gap = f > 0 and math_sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax
-    if gap < m then gap = m end
+    local gap = math_max(m, f > 0 and math_sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax)
     acc = acc + dt / gap
     t = t + dt
     if acc >= 1 and t - last >= m then
@@ -117,9 +112,8 @@ local function short_plan(d, interval, m, tmax, budget)
     if polls <= budget and (not best or lag < best_lag) then best, best_polls, best_lag = ts, polls, lag end
     return lag
   end
-  local steps = S.SHORT_GAPS
-  for k = 0, steps do
-    local g = m * (interval / m) ^ (k / steps)
+  for k = 0, S.SHORT_GAPS do
+    local g = m * (interval / m) ^ (k / S.SHORT_GAPS)
     local z0, lag0
     for z = -3, 3.5, 0.1 do
       local lag = try(math_exp(d.mu + z * d.sigma), g)
@@ -143,8 +137,7 @@ function S.make_plan(mu, sigma, interval, m)
   local budget = math_max(fixed_polls * S.MARGIN, 1 + d.F(interval))
   local short = budget > fixed_polls * S.MARGIN -- tasks that mostly finish within `interval`
   -- the smallest lambda (densest polls) whose expected polls stay within the budget
-  local lo, hi = 1e-6 * interval, 1e3 * interval
-  local best
+  local lo, hi, best = 1e-6 * interval, 1e3 * interval, nil
   for _ = 1, 40 do
     local mid = math_sqrt(lo * hi)
     local ts = density_plan(d, mid, m, tmax)
@@ -161,8 +154,7 @@ function S.make_plan(mu, sigma, interval, m)
     best = S.fixed_plan(interval, tmax)
     polls, lag = fixed_polls, fixed_lag
   end
-  return { ages = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag,
-    mu = mu, sigma = sigma }
+  return { ages = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag }
 end
 
 -- kinds: the samples (shared with the other schedules of a key; nil: a new set).
@@ -174,18 +166,13 @@ function S:learn(kind, model, seconds, half)
   if type(seconds) ~= "number" or not (seconds > 0 and seconds < 1e7) then return end
   if type(half) ~= "number" or half ~= half or half < 0 then half = 0 end
   if half > seconds then half = seconds end -- it may have been done at once
-  local keys = { kind, model }
-  for i = 1, 2 do
-    local key = keys[i]
-    if key then
-      local k = self.kinds[key]
-      if not k then k = { n = 0, next = 1, seen = 0, lo = {}, hi = {} }; self.kinds[key] = k end
-      -- the interval, in logarithms (lo nil: it may have been done at once)
-      local low = seconds - half
-      k.lo[k.next], k.hi[k.next] = low > 0 and math_log(low) or nil, math_log(seconds + half)
-      k.next = k.next % S.KEEP + 1
-      k.n, k.seen = math_min(k.n + 1, S.KEEP), k.seen + 1
-    end
+  for _, key in pairs { kind, model } do
+    local k = self.kinds[key]
+    if not k then k = { seen = 0, lo = {}, hi = {} }; self.kinds[key] = k end
+    -- the interval, in logarithms (lo nil: it may have been done at once), over the oldest once KEEP are seen
+    local low, at = seconds - half, k.seen % S.KEEP + 1
+    k.lo[at], k.hi[at] = low > 0 and math_log(low) or nil, math_log(seconds + half)
+    k.seen = k.seen + 1
   end
 end
 
@@ -194,8 +181,8 @@ end
 -- finished does not pass for a quick one: mu, sigma, or nil.
 function S:estimate(key)
   local k = key and self.kinds[key]
-  if not k or k.n < S.MIN_SAMPLES then return nil end
-  local n, lo, hi = k.n, k.lo, k.hi
+  if not k or k.seen < S.MIN_SAMPLES then return nil end
+  local n, lo, hi = #k.hi, k.lo, k.hi
   local mu, sq = 0, 0
   for i = 1, n do mu = mu + (hi[i] + (lo[i] or hi[i])) / 2 end
   mu = mu / n
@@ -234,15 +221,14 @@ function S:estimate(key)
   for i = 1, n do widths[i] = hi[i] - (lo[i] or hi[i] - 1) end
   table.sort(widths)
   local floor = widths[math_floor((n + 1) / 2)] / 2 / math_sqrt(3)
-  sigma = math_max(sigma, floor, MIN_SIGMA) * math_sqrt(1 + 1 / n)
-  return mu, sigma
+  return mu, math_max(sigma, floor, MIN_SIGMA) * math_sqrt(1 + 1 / n)
 end
 
 function S:plan(kind, model)
   for i = 1, 2 do
     local key = i == 1 and kind or model
     local k = key and self.kinds[key]
-    if k and k.n >= S.MIN_SAMPLES then
+    if k and k.seen >= S.MIN_SAMPLES then
       -- a new plan with each early sample, then with each eighth more
       local p = self.plans[key]
       if not p or k.seen >= p.seen + math_max(1, math_floor(p.seen / 8)) then
@@ -253,7 +239,6 @@ function S:plan(kind, model)
       return p.plan
     end
   end
-  return nil
 end
 
 -- Seconds until the next poll of a task `age` seconds old polled just now.

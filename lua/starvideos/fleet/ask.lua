@@ -55,8 +55,7 @@ end
 
 -- The first round trip sent: nil, or what refused it.
 local function send_first(self, st, lease)
-  local l, lim = self.ledger, self.ledger.cfg.create_limit
-  local err
+  local l, lim, err = self.ledger, self.ledger.cfg.create_limit
   self.st, self.lease_obj = st, lease
   self.lease, err = leases.send(st, l, lease.id)
   if not self.lease then return err end
@@ -74,9 +73,8 @@ end
 -- or nil, err (err.kind: the refusal is whole, no suffix to add).
 local function send_pending(self)
   local l, st, lim = self.ledger, self.st, self.ledger.cfg.create_limit
-  if not st:ready(self.lease) or (self.limit and not st:ready(self.limit)) or (self.fsync and not st:ready(self.fsync))
-  then
-    return false
+  for _, k in ipairs { "lease", "limit", "fsync" } do
+    if self[k] and not st:ready(self[k]) then return false end
   end
   if self.fsync then fsync_answer(self) end
   local leased, err = st:result(self.lease)

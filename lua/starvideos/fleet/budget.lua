@@ -57,8 +57,7 @@ end
 
 -- fallback: nginx's dict, or nil.
 function F.new(store, b, loop, fallback)
-  return setmetatable({ store = store, budget = b, loop = loop, fallback = fallback or false,
-    n = false, at = false, down = false }, F)
+  return setmetatable({ store = store, budget = b, loop = loop, fallback = fallback }, F)
 end
 
 function F.seconds(store, n)

@@ -34,8 +34,6 @@ function Q:failed(err)
   link.down, link.down_at, link.again = err or true, t, t + Q.RETRY
 end
 
-function Q:is_down() return self.link.down ~= false, self.link.again end
-
 function Q:answered() self.link.down = false end
 
 -- The failure, while the store is not to be tried again yet.
@@ -45,8 +43,7 @@ function Q:down_now(t)
 end
 
 function Q:failed_since(e)
-  local link = self.link
-  return link.down and link.down_at >= e.at or false
+  return self.link.down and self.link.down_at >= e.at or false
 end
 
 -- e.written once it is, e.refused if Redis refused it for good.

@@ -46,11 +46,12 @@ if ARGV[2] ~= '' then
 end
 return 1
 ]],
-  -- KEYS pend:<local>, pending, gone:<local>; ARGV local, retain
+  -- KEYS a record, the set of its ids[, gone:<local>]; ARGV its id[, retain]: the record
+  -- gone.  abandoned: pend:<local>, pending, gone:<local> (RETAIN s); delivered: owed:<wid>, owed
   abandoned = [[
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2]))
+if KEYS[3] then redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2])) end
 return 1
 ]],
   -- KEYS task:<id>, unfinished, kinds; ARGV id, status, took ('' none), within, P, samples kept, retain
@@ -156,12 +157,6 @@ redis.call('HSET', KEYS[1], 'wid', ARGV[1], 'task', ARGV[2], 'body', ARGV[3], 'o
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 ]],
-  -- KEYS owed:<wid>, owed; ARGV wid
-  delivered = [[
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-return 1
-]],
   -- KEYS owed; ARGV P, keeper id: every owed event whose owner's lease is gone,
   -- claimed for the keeper in the same script (two keepers never take one).
   owed_orphans = [[
@@ -178,6 +173,7 @@ return out
 ]],
 }
 
+SCRIPTS.delivered = SCRIPTS.abandoned -- (its two keys and one id: no gone:<local> to mark)
 for name, body in pairs(SCRIPTS) do Store.define("ledger_" .. name, body) end
 
 return SCRIPTS

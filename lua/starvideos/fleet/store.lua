@@ -121,33 +121,29 @@ function Cosocket:said(err)
   return tostring(err)
 end
 
-function Cosocket:run(args)
+-- The command's handle is its answer: {status, value}, there before send returns.
+function Cosocket:send(args)
   local red = self.redis:new()
   red:set_timeout(self.ms)
   local ok, err = red:connect(self.cfg.host, self.cfg.port, { pool = self.pool })
-  if not ok then return "broken", "connect: " .. self:said(err) end
+  if not ok then return { "broken", "connect: " .. self:said(err) } end
   if red:get_reused_times() == 0 then
     for _, cmd in ipairs(hello(self.cfg)) do
       local res, herr = red[cmd[1]:lower()](red, unpack(cmd, 2))
       if not res then
         red:close()
-        return "broken", res == false and cmd[1] .. " failed: " .. tostring(herr) or self:said(herr)
+        return { "broken", res == false and cmd[1] .. " failed: " .. tostring(herr) or self:said(herr) }
       end
     end
   end
   local res, rerr = red[args[1]:lower()](red, unpack(args, 2, args.n))
   if res == nil then
     red:close()
-    return "broken", self:said(rerr)
+    return { "broken", self:said(rerr) }
   end
   red:set_keepalive(60000, 64)
-  if res == false then return "error", rerr end
-  return "ok", res
-end
-
--- The command's handle is its answer: run ends before send returns.
-function Cosocket:send(args)
-  return { self:run(args) }
+  if res == false then return { "error", rerr } end
+  return { "ok", res }
 end
 
 function Cosocket.poll()
@@ -241,9 +237,7 @@ function S:_queue(job)
 end
 
 function S:send(...)
-  local args = { n = select("#", ...), ... }
-  if type(args[1]) ~= "string" then errors.argerror(1, "store:send", "a command name", type(args[1]), 3) end
-  return self:_queue({ args = args })
+  return self:_queue({ args = { n = select("#", ...), ... } })
 end
 
 function S:send_script(name, keys, args)
@@ -285,11 +279,10 @@ function S:_answer(n)
   local status, value = job.b:reply(job.cn)
   if status == "wait" then return nil end
   if status == "broken" then job.b.broken = true end
-  if status == "error" and job.script and not job.retried and tostring(value):match("^NOSCRIPT") then
+  if status == "error" and job.script and job.args[1] == "EVALSHA" and tostring(value):match("^NOSCRIPT") then
     -- the server lost the script (restarted, flushed): EVAL sends its body, which
-    -- caches it (the SHA1 stays: the same body)
+    -- caches it (the SHA1 stays: the same body); once, as an EVAL never says NOSCRIPT
     job.args[1], job.args[2] = "EVAL", SCRIPTS[job.script]
-    job.retried = true
     local ok, err = self:_send(job)
     if ok then return self:_answer(n) end
     status, value = "broken", err

@@ -43,12 +43,9 @@ end
 
 -- A value config.lua always passes: none is defaulted here.
 local function need(cfg, k, kind)
-  local v = cfg[k]
-  if type(v) ~= kind then
-    error(string.format("starvideos transport: %s is %s, a %s expected (every value comes from config.lua: "
-      .. "DEFAULTS)", k, v == nil and "missing" or type(v), kind), 3)
-  end
-  return v
+  if type(cfg[k]) == kind then return cfg[k] end
+  error(string.format("starvideos transport: %s is %s, a %s expected (every value comes from config.lua: "
+    .. "DEFAULTS)", k, cfg[k] == nil and "missing" or type(cfg[k]), kind), 3)
 end
 
 local function refuse(field, message)
@@ -71,9 +68,8 @@ function N.new(cfg, budget)
   if not ks then ks = { sem = semaphore.new(conns), n = conns, debt = 0 }; key_slots[budget] = ks end
   local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
     pool_size = conns, slots = ks.sem }
-  return setmetatable({ c = c, ks = ks, slots = ks.sem, key = cfg.api_key or "", -- none: downloads only
-    wake = semaphore.new(0), running = {}, done = {}, first = 1, last = 0, closed = false,
-    whole = {}, left = {}, n_left = 0 }, N)
+  return setmetatable({ c = c, ks = ks, key = cfg.api_key or "", -- none: downloads only
+    wake = semaphore.new(0), running = {}, done = {}, whole = {}, left = {}, n_left = 0 }, N)
 end
 
 local function live(self)
@@ -82,7 +78,7 @@ end
 
 local function release(self, x)
   if x.sock then x.sock:close(); x.sock = nil end
-  if x.slot then x.slot = false; self.slots:post(1) end
+  if x.slot then x.slot = false; self.ks.sem:post(1) end
 end
 
 local function run(self, x)
@@ -95,8 +91,7 @@ local function run(self, x)
   x.wire, x.message, x.ended = wire or "none", msg, true
   release(self, x)
   if x.spent then return end
-  self.running[x], self.last = nil, self.last + 1
-  self.done[self.last] = x
+  self.running[x], self.done[#self.done + 1] = nil, x
   if self.wake:count() < 0 then self.wake:post(1) end
 end
 
@@ -109,18 +104,16 @@ local function open_part(self, r)
   if self.whole[file] then self.whole[file]:close(); self.whole[file] = nil end
   local was, fh, err, short = self.left[file]
   if was then self.left[file], self.n_left = nil, self.n_left - 1 end
-  if was and offset > 0 and offset <= was:at() and was:same() then
+  if was and offset > 0 and offset <= was:at() and was:same() and (offset == was:at() or was:truncate(offset)) then
     fh = was
-    if offset < was:at() and not was:truncate(offset) then fh, short = nil, true end
-  elseif was then -- replaced, cut or linked since the attempt that left it
+  elseif was then -- replaced, cut or linked since the attempt that left it (or not cut back to offset)
     was:close()
     short = true
   elseif offset > 0 then
     fh, err, short = part_open(file, offset) -- left by an earlier call: request.lua compares its end
   end
   if short or offset <= 0 then -- the .part we had is gone or cut: from byte 0, in a new file
-    offset = 0
-    fh, err = part_open(file, 0)
+    offset, fh, err = 0, part_open(file, 0)
   end
   if not fh then return nil, new_error("io", err, { field = "path" }) end
   return fh, offset
@@ -128,8 +121,8 @@ end
 
 function N:send(r)
   live(self)
-  local good, bad = check_url(r.url, "url")
-  if not good then return nil, bad end
+  local u, bad = check_url(r.url, "url")
+  if not u then return nil, bad end
   if r.op ~= "download" and type(r.max_body) ~= "number" then
     return refuse("max_body", "max_body: no cap on the answer's size was given")
   end
@@ -148,9 +141,8 @@ function N:send(r)
   end
   local fh, offset = open_part(self, r)
   if fh == nil then return nil, offset end
-  local x = { r = r, c = own, proxy = proxy or false, op = r.op, auth = r.auth, offset = offset, have = offset,
-    fh = fh, parts = {}, kept = 0,
-    buf = "", pos = 1, got = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
+  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, auth = r.auth, offset = offset, have = offset,
+    fh = fh, parts = {}, kept = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
   self.running[x] = true
   x.thread = spawn(run, self, x)
@@ -159,15 +151,14 @@ end
 
 function N:poll(max_wait)
   live(self)
-  if self.last < self.first and max_wait and max_wait > 0 then self.wake:wait(math.max(0.001, max_wait)) end
-  return self.last - self.first + 1
+  if not self.done[1] and max_wait and max_wait > 0 then self.wake:wait(math.max(0.001, max_wait)) end
+  return #self.done
 end
 
 function N:finished()
   live(self)
-  while self.first <= self.last do
-    local x = self.done[self.first]
-    self.done[self.first], self.first = nil, self.first + 1
+  while self.done[1] do
+    local x = table.remove(self.done, 1)
     pcall(wait, x.thread) -- an ended thread stays until its parent reaps it
     if not x.spent then return x end
   end
@@ -233,7 +224,7 @@ end
 function N:close()
   if self.closed then return end
   for x in pairs(self.running) do self:cancel(x) end
-  while self.first <= self.last do self:finished() end
+  while self.done[1] do self:finished() end
   for part, fh in pairs(self.whole) do fh:close(); self.whole[part] = nil end
   for part, fh in pairs(self.left) do fh:close(); self.left[part] = nil end
   self.closed = true

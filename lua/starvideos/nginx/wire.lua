@@ -22,8 +22,7 @@ local W = {}
 
 -- The socket's timeout for its next step: the time left, at most `cap` s; false when up.
 local function arm(x, cap)
-  local left = x.deadline and x.deadline - now() or 86400
-  if cap and cap < left then left = cap end
+  local left = math.min(x.deadline and x.deadline - now() or 86400, cap or math.huge)
   if left <= 0 then return false end
   x.sock:settimeout(math.max(1, math.floor(left * 1000)))
   return true
@@ -43,12 +42,9 @@ local function take(x, n, fresh)
   local b, pos = x.buf, x.pos
   local left = #b - pos + 1
   if left > 0 and not fresh then
-    if left <= n then
-      x.buf, x.pos = "", 1
-      return pos == 1 and b or sub(b, pos)
-    end
-    x.pos = pos + n
-    return sub(b, pos, pos + n - 1)
+    local data = (pos == 1 and left <= n) and b or sub(b, pos, pos + n - 1)
+    x.pos = pos + #data
+    return data
   end
   if not arm(x, x.stall) then return nil, "timeout" end
   if now() - x.since >= BREATHE then -- 1 ms: nginx without OpenResty's patch warns at each ngx.sleep(0)
@@ -271,10 +267,10 @@ end
 local function ask(c, x, u, key)
   local fresh = x.r.fresh
   while true do
+    x.buf, x.pos, x.got = "", 1, 0 -- what this connection reads (a tunnel's answer read, it starts again)
     local ok, wire, msg = connect(c, x, u, fresh)
     if not ok then return nil, wire, msg end
     local reused = x.sock:getreusedtimes() > 0
-    x.buf, x.pos, x.got = "", 1, 0
     if not arm(x) then return nil, "not_sent", "timed out before the request was sent" end
     local sent, err = x.sock:send(request(c, x, u, key))
     local status, h, keep
@@ -287,8 +283,7 @@ local function ask(c, x, u, key)
 end
 
 function W.exchange(c, x, key)
-  local url = x.r.url
-  local u = core.check_url(url, "url")
+  local url, u = x.r.url, x.u -- checked by transport.lua's send
   if not c.slots:wait(math.max(0.001, x.deadline and x.deadline - now() or 86400)) then
     return "not_sent", "timed out waiting for a free connection (max_connections)"
   end
