@@ -98,7 +98,8 @@ end
 function Log.line(ev, level, secrets)
   local kind = ev.type
   if NEVER[kind] or (DEBUG_ONLY[kind] and level ~= "debug") then return nil end
-  return Log.redact("starvideos: " .. (FORMAT[kind] or generic)(ev), secrets)
+  local f = FORMAT[kind] or generic
+  return Log.redact("starvideos: " .. f(ev), secrets)
 end
 
 local function writer()

@@ -43,7 +43,8 @@ function Q:down_now(t)
 end
 
 function Q:failed_since(e)
-  return self.link.down and self.link.down_at >= e.at or false
+  local link = self.link
+  return link.down and link.down_at >= e.at or false
 end
 
 -- e.written once it is, e.refused if Redis refused it for good.
