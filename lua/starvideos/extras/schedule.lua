@@ -137,7 +137,8 @@ function S.make_plan(mu, sigma, interval, m)
   local budget = math_max(fixed_polls * S.MARGIN, 1 + d.F(interval))
   local short = budget > fixed_polls * S.MARGIN -- tasks that mostly finish within `interval`
   -- the smallest lambda (densest polls) whose expected polls stay within the budget
-  local lo, hi, best = 1e-6 * interval, 1e3 * interval, nil
+  local lo, hi = 1e-6 * interval, 1e3 * interval
+  local best
   for _ = 1, 40 do
     local mid = math_sqrt(lo * hi)
     local ts = density_plan(d, mid, m, tmax)
@@ -221,7 +222,8 @@ function S:estimate(key)
   for i = 1, n do widths[i] = hi[i] - (lo[i] or hi[i] - 1) end
   table.sort(widths)
   local floor = widths[math_floor((n + 1) / 2)] / 2 / math_sqrt(3)
-  return mu, math_max(sigma, floor, MIN_SIGMA) * math_sqrt(1 + 1 / n)
+  sigma = math_max(sigma, floor, MIN_SIGMA) * math_sqrt(1 + 1 / n)
+  return mu, sigma
 end
 
 function S:plan(kind, model)
