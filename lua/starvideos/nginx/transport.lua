@@ -113,7 +113,8 @@ local function open_part(self, r)
     fh, err, short = part_open(file, offset) -- left by an earlier call: request.lua compares its end
   end
   if short or offset <= 0 then -- the .part we had is gone or cut: from byte 0, in a new file
-    offset, fh, err = 0, part_open(file, 0)
+    offset = 0
+    fh, err = part_open(file, 0)
   end
   if not fh then return nil, new_error("io", err, { field = "path" }) end
   return fh, offset
