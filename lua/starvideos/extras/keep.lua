@@ -76,7 +76,8 @@ function K.run(ctx, opts, alive)
   local dir, every = opts.dir or ".", math_max(0.1, math_min(5, (opts.lease or cfg.lease) / 6))
   local sleep = opts.sleep or cfg.sleep
   local stop = opts.timeout and now() + opts.timeout
-  local results, running, fin, look, failure = {}, {}, {}, now(), nil
+  local results, running, fin, look = {}, {}, {}, now()
+  local failure
   while alive() and not (exiting and exiting()) do
     local t = now()
     if stop and t >= stop then break end

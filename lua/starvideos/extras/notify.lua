@@ -49,9 +49,10 @@ end
 function D:advance()
   local req = self.req
   if self.done or not req or not req.done then return end
-  self.done, self.req, self.ended = true, false, now()
+  self.done, self.req = true, false
   set_of(self.ctx.loop)[self] = nil
   local err = req.err
+  self.ended = now()
   if not err then
     self.outcome, self.status = "delivered", req.task -- (a webhook's task: the receiver's status)
     self.ctx.ledger:delivered(self.wid)

@@ -55,7 +55,8 @@ end
 
 -- The first round trip sent: nil, or what refused it.
 local function send_first(self, st, lease)
-  local l, lim, err = self.ledger, self.ledger.cfg.create_limit
+  local l, lim = self.ledger, self.ledger.cfg.create_limit
+  local err
   self.st, self.lease_obj = st, lease
   self.lease, err = leases.send(st, l, lease.id)
   if not self.lease then return err end
