@@ -417,6 +417,18 @@ static int l_file_kind(lua_State *L) {
   return 3;
 }
 
+/* absolute(path) -> path joined to the working directory when relative (a
+   job's key: the file it makes, the same from any directory), or nil, msg */
+static int l_absolute(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char cwd[4096];
+  if (path[0] == '/') { lua_settop(L, 1); return 1; }
+  if (!getcwd(cwd, sizeof cwd)) { lua_pushnil(L); lua_pushstring(L, strerror(errno)); return 2; }
+  while (path[0] == '.' && path[1] == '/') path += 2;
+  lua_pushfstring(L, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", path);
+  return 1;
+}
+
 /* hash(s) -> 16 hex digits; random_id() -> 16 random hex digits */
 static int l_hash(lua_State *L) {
   size_t len;
@@ -446,6 +458,7 @@ static const luaL_Reg funcs[] = {
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "resolve_url", l_resolve_url },
   { "store_url", l_store_url },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
+  { "absolute", l_absolute },
   { "random_id", l_random_id }, { "now", l_now }, { "sleep", l_sleep }, { "isatty", l_isatty }, { "uid", l_uid },
   { NULL, NULL }
 };

@@ -157,7 +157,7 @@ function Client:generate(params, opts)
   opts = check(opts, "generate", S.generate)
   live(self)
   return run(self, nil, nil, { params = params, out = opts.out, interval = opts.interval, timeout = opts.timeout,
-    on_progress = opts.on_progress }, opts.sleep)
+    on_progress = opts.on_progress, key = opts.key, fresh = opts.fresh }, opts.sleep)
 end
 
 -- Wait for many tasks at once; one failure does not stop the others.
@@ -226,7 +226,8 @@ function Client:start(params, opts)
   opts = check(opts, "start", S.job)
   live(self)
   local j, err = Job.new(self.ctx, nil, nil, { params = params, out = opts.out, interval = opts.interval,
-    finished = self.finished, timeout = opts.timeout, on_status = opts.on_status, on_progress = opts.on_progress })
+    finished = self.finished, timeout = opts.timeout, on_status = opts.on_status, on_progress = opts.on_progress,
+    key = opts.key, fresh = opts.fresh })
   if not j then return nil, err end
   return register(self, j)
 end

@@ -110,6 +110,8 @@ function C.rate(v)
 end
 function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" end end
 function C.fn(v) if type(v) ~= "function" then return "a function" end end
+function C.key(v) if type(v) ~= "string" or v == "" then return "a non-empty string" end end
+function C.bool(v) if type(v) ~= "boolean" then return "true or false" end end
 -- a header value: no control characters, which would end the header line
 function C.header(v)
   if type(v) ~= "string" or v:find("[%c\127]") then return "a string without control characters" end
@@ -247,11 +249,13 @@ end
 M.CALLS = {
   wait = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
   download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
-  generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
+  generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
+    key = C.key, fresh = C.bool },
   wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
   resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
     on_progress = C.fn },
-  job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn },
+  job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn,
+    key = C.key, fresh = C.bool },
   pending = { journal = C.path },
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
     journal = C.path, sleep = C.fn, notify = C.notify },

@@ -57,6 +57,10 @@ function Job.new(ctx, goal, id, spec)
     end
     job.state, job.create_path, job.create_body = "creating", path, body
     job.local_id = ctx.ledger.records and core.random_id() or nil
+    local key = spec.out and core.absolute(spec.out) or spec.key -- what the job makes (docs/batch.md)
+    if key and job.local_id then
+      job.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
+    end
     job.model, job.kind = params.model, Job.kind_of(params.model, params.duration, params.resolution)
   elseif spec.url or (spec.out and not spec.refresh and task and type(task.video_url) == "string"
       and (task.status == nil or task.status == "completed")) then
@@ -273,6 +277,22 @@ function Job:progress(bytes, total)
   if self.on_progress then self.on_progress(ev) end
 end
 
+-- The ledger knows a task of the job's key (rec: its record): the job follows
+-- it and creates nothing; a task already downloaded whole to out (rec.whole)
+-- ends it now.
+local function attach(self, rec, t)
+  self.id, self.state = rec.id, "polling"
+  local ev = event(self, "attached", { key = self.want.key })
+  if self.cfg.on_event then self.cfg.on_event(ev) end
+  if self.on_progress then self.on_progress(ev) end
+  if rec.whole then
+    self.path, self.status = self.out, "completed"
+    self.task = { id = rec.id, status = "completed", path = self.out, model = rec.model }
+    return finish(self)
+  end
+  return poll(self, t)
+end
+
 -- A create is an API request too: it waits for the key's token, then for its
 -- pending record (a ledger on a store answers later), then goes; it has no
 -- deadline: once sent it is never abandoned, it may be paid for.
@@ -282,7 +302,8 @@ local function create(self, t)
     local later = self.budget:token(t, true, self)
     if later then return self.loop:at(later, self) end
   end
-  local ok, err = self.ledger:before_create(self.params, self.local_id, self.out)
+  local ok, err = self.ledger:before_create(self.params, self.local_id, self.out, self.want)
+  if type(ok) == "table" then return attach(self, ok, t) end
   if ok == false then
     self.asked = true
     return self.loop:at_store(self, t)

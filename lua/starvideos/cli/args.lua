@@ -71,6 +71,8 @@ local FLAG = {
     text = "the fleet's ledger on Redis, redis://[:password@]host:port[/db] (default: $STARVIDEOS_STORE)" },
   out = { kind = "str", meta = "PATH", text = "download the finished video to PATH" },
   dir = { kind = "str", meta = "PATH", text = "directory for the videos, saved as <id>.mp4 (default .)" },
+  forget = { kind = "str", meta = "ID",
+    text = "settle the pending create ID (its answer never came): its key may create again" },
   lease = { kind = "pos", meta = "S",
     text = "seconds a task's owner has to renew its lease (default 30); keep looks every S/6 s, at most 5" },
   notify = { kind = "str", meta = "URL",
@@ -159,7 +161,7 @@ local COMMANDS = {
       timeout = "stop after S seconds (default: run until stopped)" },
   },
   pending = {
-    args = {}, flags = flags("journal", "store", CLIENT),
+    args = {}, flags = flags("journal", "store", "forget", CLIENT),
     summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
     ledger = true,
     flag_text = { store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },

@@ -332,6 +332,13 @@ end
 function M.pending(ctx, opts)
   local journal, store = client_for.ledger(opts)
   local pending, err
+  if opts.forget then -- the journal's record settled: the user decided the create made nothing worth keeping
+    if not journal then return fail(ctx, output.new_error("invalid_request", "--forget needs --journal", {})) end
+    local ok, ferr = require("starvideos.records.journal").forget(journal, opts.forget)
+    if not ok then return fail(ctx, output.new_error("invalid_request", ferr, { field = "forget" })) end
+    out("pending create ", opts.forget, " forgotten: its key creates again\n")
+    return 0
+  end
   if journal then -- the journal alone: no key, no network
     pending, err = client_for.load().pending(journal)
   else -- the store's records are the key's: its client reads them

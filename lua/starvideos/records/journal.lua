@@ -6,8 +6,8 @@
 local core = require "starvideos.core"
 local cjson = require("cjson.safe").new()
 
-local io_open, os_time, ipairs, type, tostring, math_min, string_format, error =
-  io.open, os.time, ipairs, type, tostring, math.min, string.format, error
+local io_open, os_time, ipairs, pairs, type, tostring, math_min, string_format, error =
+  io.open, os.time, ipairs, pairs, type, tostring, math.min, string.format, error
 
 local J = {}
 
@@ -29,8 +29,17 @@ end
 -- {task=, body=, owner=, lease=} while owed, false once delivered (a later
 -- owed record of it, a late claim, changes nothing).  A task's part: the path
 -- its last recorded .part is for.
+-- keys: a job's key (the file it makes, or its opts.key) -> its latest pending
+-- create or task (docs/batch.md); key, fp (the request's hash) and body come
+-- with the pending and created records.
 local function new_state()
-  return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {} }
+  return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {}, keys = {} }
+end
+
+local function keyed(st, rec, entry)
+  if type(rec.key) ~= "string" then return end
+  entry.key, entry.fp, entry.body = rec.key, rec.fp, rec.body
+  st.keys[rec.key] = entry
 end
 
 local function take(st, line)
@@ -48,6 +57,7 @@ local function take(st, line)
         lease = lease }
       st.by_local[lid] = p
       st.pending[#st.pending + 1] = p
+      keyed(st, rec, p)
     end
   elseif rec.event == "abandoned" and lid then
     st.settled[lid] = true
@@ -71,19 +81,21 @@ local function take(st, line)
       t.status = t.status or "queued"
       t.owner, t.lease = owner, lease
       if type(rec.out) == "string" then t.out = rec.out end
+      keyed(st, rec, t)
     elseif rec.event == "claim" then -- a keeper carries it from here
       t.owner, t.lease = owner, lease
     elseif rec.event == "status" and type(rec.status) == "string" then
       t.status = rec.status
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
     elseif rec.event == "downloaded" and type(rec.path) == "string" then
-      t.path = rec.path
+      t.path, t.bytes = rec.path, rec.bytes
     elseif rec.event == "part" and type(rec.path) == "string" then
       t.part = rec.path
     elseif rec.event == "sample" then -- a settled task, compacted
       t.model, t.created, t.duration, t.resolution = rec.model, rec.time, rec.duration, rec.resolution
       t.status, t.took, t.within = rec.status, rec.took, rec.within
-      if type(rec.path) == "string" then t.path = rec.path end
+      if type(rec.path) == "string" then t.path, t.bytes = rec.path, rec.bytes end
+      keyed(st, rec, t)
     end
   end
   return rec
@@ -177,6 +189,45 @@ function J.unfinished(list)
     if not t.path and t.status ~= "failed" then out[#out + 1] = t end
   end
   return out
+end
+
+-- forget(path, lid): the pending create lid settled by hand (`starvideos
+-- pending --forget`): true, or nil, why.
+function J.forget(path, lid)
+  local list, err, pending = J.read(path)
+  if not list then return nil, err end
+  for _, p in ipairs(pending) do
+    if p["local"] == lid then return J.append(path, { event = "abandoned", ["local"] = lid, forgot = true }, true) end
+  end
+  return nil, string_format("no pending create %s in %s (`starvideos pending --journal %s` lists them)",
+    tostring(lid), path, path)
+end
+
+-- The size of the file at path, or nil.
+function J.size(path)
+  local f = io_open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+-- What differs between two create bodies (JSON texts), as "duration 5 there,
+-- 10 here; ...", for a key's refusal.
+function J.differ(there, here)
+  local a, b = cjson.decode(there or "") or {}, cjson.decode(here or "") or {}
+  local names, seen = {}, {}
+  for _, t in ipairs { a, b } do
+    for k in pairs(t) do
+      if not seen[k] and cjson.encode(a[k]) ~= cjson.encode(b[k]) then names[#names + 1] = k end
+      seen[k] = true
+    end
+  end
+  table.sort(names)
+  for i, k in ipairs(names) do
+    names[i] = string_format("%s %s there, %s here", k, cjson.encode(a[k]), cjson.encode(b[k]))
+  end
+  return names[1] and table.concat(names, "; ") or "the request was not recorded"
 end
 
 -- file_name(id) (docs/batch.md): "~" is escaped in every name within NAME_MAX,

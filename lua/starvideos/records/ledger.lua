@@ -108,9 +108,35 @@ local function recent_creates(path, limit, t)
   return times
 end
 
--- The pending record written under the same hold of the journal's lock as
--- budget.lua's rule over the journal's records: true, or nil, err.
-local function limited(self, rec)
+-- A keyed create asks the journal (followed into self.st) about its key:
+-- nil (create), the task to follow instead, or nil, err (nothing is sent).
+local function ask_key(self, want)
+  local st, err = journal.follow(self.path, self.st)
+  if not st then return nil, err end
+  self.st = st
+  local e = st.keys[want.key]
+  if not e or want.fresh or (e.id == nil and st.settled[e["local"]]) or e.status == "failed" then return nil end
+  local what = want.out and "out" or "key"
+  if e.id == nil then
+    return nil, new_error("invalid_request", string_format("%s %s: a create of it was sent and its answer never came"
+      .. " (pending record %s of %s): it may have been made and paid for; `starvideos pending --journal %s` lists"
+      .. " it, `starvideos pending --journal %s --forget %s` (or fresh = true) creates again", what, want.key,
+      e["local"], os_date("!%Y-%m-%d %H:%M:%S UTC", e.time or 0), self.path, self.path, e["local"]),
+      { field = what, pending = e["local"] })
+  end
+  if e.fp ~= want.fp then
+    return nil, new_error("invalid_request", string_format("%s %s belongs to task %s, made with other params (%s):"
+      .. " give another %s, or fresh = true", what, want.key, e.id, journal.differ(e.body, want.body), what),
+      { field = what, id = e.id })
+  end
+  return { id = e.id, model = e.model, whole = e.bytes ~= nil and want.out ~= nil
+    and journal.size(want.out) == e.bytes }
+end
+
+-- The pending record written under one hold of the journal's lock with what
+-- decides it: the key's task (then returned, nothing written) and budget.lua's
+-- rule over the journal's records.  true, a task, or nil, err.
+local function locked(self, rec, want)
   local limit, t = self.cfg.create_limit, os_time()
   if not self.path then
     local ok, _, n, oldest = self.budget:count_create(limit, t)
@@ -120,9 +146,15 @@ local function limited(self, rec)
   local lock, err = core.lock_journal(self.path, true)
   if not lock then return nil, err end
   local ok, done, werr = pcall(function()
-    local times = recent_creates(self.path, limit, t)
-    if Budget.limit_rule(times, t, limit.count, limit.per) > 0 then
-      return refused(limit, #times, times[limit.count], t)
+    if want then
+      local task, kerr = ask_key(self, want)
+      if task or kerr then return task, kerr end
+    end
+    if limit then
+      local times = recent_creates(self.path, limit, t)
+      if Budget.limit_rule(times, t, limit.count, limit.per) > 0 then
+        return refused(limit, #times, times[limit.count], t)
+      end
     end
     rec.time = t
     return lock:append(self.path, assert(journal.line(rec)), true)
@@ -132,42 +164,48 @@ local function limited(self, rec)
   return done, werr
 end
 
-function L:before_create(params, lid, out)
+-- want (a keyed job's): key, fp, body, out, fresh.  true (send it), a task of
+-- the key to follow instead, or nil, err.
+function L:before_create(params, lid, out, want)
   if not self.path and not self.cfg.create_limit then return true end
+  want = self.path and want or nil
   local rec = { event = "pending", ["local"] = lid, model = params.model, out = out,
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
+  if want then rec.key, rec.fp, rec.body = want.key, want.fp, want.body end
   local ok, err = true, nil
   if self.path then
     ok, err = core.writable(self.path)
     if ok then rec.owner, rec.lease = self:owner(); ok, err = rec.owner ~= nil, rec.lease end
   end
-  if ok and self.cfg.create_limit then
-    ok, err = limited(self, rec)
+  if ok and (self.cfg.create_limit or want) then
+    ok, err = locked(self, rec, want)
     if not ok and type(err) == "table" then return nil, err end
+    if type(ok) == "table" then return ok end
   elseif ok then
     ok, err = journal.append(self.path, rec, true)
   end
   if not ok then return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" }) end
-  if lid then self.outs[lid] = out end -- for the created record
+  if lid then self.outs[lid] = rec end -- for the created record
   return true
 end
 
 function L:created(task, params, lid)
-  local out = lid and self.outs[lid]
+  local p = lid and self.outs[lid] or {}
   if lid then self.outs[lid] = nil end
   local ok, err = append(self, { event = "created", id = task.id, ["local"] = lid, model = params.model,
-    duration = params.duration, resolution = params.resolution, prompt = params.prompt, out = out }, true, true)
+    duration = params.duration, resolution = params.resolution, prompt = params.prompt, out = p.out, key = p.key,
+    fp = p.fp, body = p.body }, true, true)
   if ok then return true end
   return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
     { task = task, id = task.id, field = "journal", created = true })
 end
 
 function L:create_failed(err, params, lid)
-  local out = lid and self.outs[lid]
+  local p = lid and self.outs[lid] or {}
   if lid then self.outs[lid] = nil end
   if err.created then
     append(self, { event = "created", id = err.id, ["local"] = lid, model = params.model, prompt = params.prompt,
-      uncertain = true, out = out }, true, true)
+      uncertain = true, out = p.out, key = p.key, fp = p.fp, body = p.body }, true, true)
   elseif not err.maybe_created then
     append(self, { event = "abandoned", ["local"] = lid })
   else
@@ -180,7 +218,7 @@ function L:status(id, status, took, within)
 end
 
 function L:downloaded(id, path)
-  append(self, { event = "downloaded", id = id, path = path })
+  append(self, { event = "downloaded", id = id, path = path, bytes = journal.size(path) })
 end
 
 function L:part(id, part, path)
