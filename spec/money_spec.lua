@@ -41,6 +41,15 @@ describe("money and robustness", function()
     c:close() -- its connections go with it (the next client of the key gets a fresh loop)
   end)
 
+  it("a client used once, new():generate(), lives until its call ends, a collection meanwhile included", function()
+    local function gc() collectgarbage(); collectgarbage() end
+    local task = assert(client():generate(PARAMS, { interval = 0.05, on_progress = gc }))
+    assert.equal("completed", task.status)
+    local results = client():wait_all({ task.id }, { interval = 0.05, on_progress = gc })
+    assert.equal(task.id, results[1].task.id)
+    gc() -- both collected here, their loop with them
+  end)
+
   it("still reuses connections for queries after a create", function()
     local c = client()
     local task = assert(c:create(PARAMS))

@@ -97,7 +97,8 @@ end
 -- A job of this client, driven on its loop to its end: its task, or nil, err.
 local function run(self, goal, id, spec, sleep)
   local job, err = Job.new(self.ctx, goal, id, spec)
-  return self.loop:run_one(job, err, sleep)
+  local task, jerr = self.loop:run_one(job, err, sleep)
+  return task, jerr -- not a tail call: a client used once (new():generate()) lives until its job ends
 end
 
 -- Create a task: an invalid one never reaches the network.
@@ -172,7 +173,8 @@ function Client:wait_all(list, opts)
       timeout = opts.timeout, index = i, on_progress = opts.on_progress,
       out = opts.out_dir and (opts.out_dir .. "/" .. file_name(id) .. ".mp4") }))
   end
-  return self.loop:run(jobs, opts.sleep)
+  local results = self.loop:run(jobs, opts.sleep)
+  return results -- not a tail call, as in run
 end
 
 -- The ctx of a call on the ledger of opts.journal, else the client's (its
