@@ -47,7 +47,12 @@ describe("money and robustness", function()
     assert.equal("completed", task.status)
     local results = client():wait_all({ task.id }, { interval = 0.05, on_progress = gc })
     assert.equal(task.id, results[1].task.id)
-    gc() -- both collected here, their loop with them
+    local path = helper.tmpdir() .. "/tasks.jsonl"
+    local paid = assert(client { journal = path }:create(PARAMS))
+    results = client { journal = path }:resume { dir = helper.tmpdir(), interval = 0.05, on_progress = gc }
+    assert.equal(paid.id, results[1].task.id)
+    assert.is_nil(results[1].err)
+    gc() -- all collected here, their loop with them
   end)
 
   it("still reuses connections for queries after a create", function()

@@ -194,7 +194,8 @@ function Client:resume(opts)
   opts = check(opts, "resume", S.resume)
   local ctx, err = ledger_ctx(self, opts, "resume")
   if not ctx then return nil, err end
-  return require("starvideos.extras.keep").resume(ctx, opts)
+  local results, rerr = require("starvideos.extras.keep").resume(ctx, opts)
+  return results, rerr -- not a tail call, as in run
 end
 
 -- Carry to a file every unfinished task whose owner let go of its lease.

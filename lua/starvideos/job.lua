@@ -117,6 +117,12 @@ local function event(self, kind, extra)
   return ev
 end
 
+-- An event to the client's on_event and the job's on_progress.
+local function emit(self, ev)
+  if self.cfg.on_event then self.cfg.on_event(ev) end
+  if self.on_progress then self.on_progress(ev) end
+end
+
 local function finish(self, err)
   self.done, self.state = true, self.state == "cancelled" and "cancelled" or "done"
   if err then
@@ -271,10 +277,7 @@ local ANSWERED = { creating = create_answered, polling = polled, downloading = d
 function Job:progress(bytes, total)
   if not (bytes and bytes > (self.bytes or 0)) then return end
   self.bytes, self.total = bytes, total
-  local ev = event(self, "progress", { bytes = bytes, total = total, path = self.out })
-  local on_event = self.cfg.on_event
-  if on_event then on_event(ev) end
-  if self.on_progress then self.on_progress(ev) end
+  emit(self, event(self, "progress", { bytes = bytes, total = total, path = self.out }))
 end
 
 -- The ledger knows a task of the job's key (rec: its record): the job follows
@@ -282,9 +285,7 @@ end
 -- ends it now.
 local function attach(self, rec, t)
   self.id, self.state = rec.id, "polling"
-  local ev = event(self, "attached", { key = self.want.key })
-  if self.cfg.on_event then self.cfg.on_event(ev) end
-  if self.on_progress then self.on_progress(ev) end
+  emit(self, event(self, "attached", { key = self.want.key }))
   if rec.whole then
     self.path, self.status = self.out, "completed"
     self.task = { id = rec.id, status = "completed", path = self.out, model = rec.model }

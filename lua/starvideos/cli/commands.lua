@@ -154,12 +154,18 @@ function M.status(ctx, opts, pos)
   return task.status == "failed" and 1 or 0
 end
 
--- wait --out PATH: where the video goes (a directory gets <name>.mp4, as for
--- download), its folder checked before anything is asked of the service.
+-- The file for task id's video at path: a directory gets <name>.mp4.
+local function video_path(path, id)
+  if is_dir(path) then return path:gsub("/+$", "") .. "/" .. client_for.load().file_name(id) .. ".mp4" end
+  return path
+end
+
+-- wait --out PATH: where the video goes (as for download), its folder checked
+-- before anything is asked of the service.
 local function wait_out(opts, id)
   local path = opts.out
   if path == nil then return nil end
-  if is_dir(path) then return path:gsub("/+$", "") .. "/" .. client_for.load().file_name(id) .. ".mp4" end
+  if is_dir(path) then return video_path(path, id) end
   local dir = path:match("^(.*)/[^/]*$") or "."
   if dir ~= "" and not is_dir(dir) then
     usage_error("--out %s: the folder %s does not exist (nothing was waited for)", quote(path), quote(dir))
@@ -196,8 +202,8 @@ end
 -- The library takes the task id itself (it queries the task for its URL).
 function M.download(ctx, opts, pos)
   local client, core = client_for.new(ctx, opts)
-  local id, path = pos[1], pos[2]
-  if is_dir(path) then path = path:gsub("/+$", "") .. "/" .. client_for.load().file_name(id) .. ".mp4" end
+  local id = pos[1]
+  local path = video_path(pos[2], id)
   ctx.task_id, ctx.completed, ctx.out = id, true, path -- a Ctrl-C says how to go on
   output.watch(ctx)
   local d = new_display(ctx, core)
@@ -333,7 +339,9 @@ function M.pending(ctx, opts)
   local journal, store = client_for.ledger(opts)
   local pending, err
   if opts.forget then -- the journal's record settled: the user decided the create made nothing worth keeping
-    if not journal then return fail(ctx, output.new_error("invalid_request", "--forget needs --journal", {})) end
+    if not journal then
+      usage_error("--forget needs --journal PATH (a store's pending creates are not forgotten yet)")
+    end
     local ok, ferr = require("starvideos.records.journal").forget(journal, opts.forget)
     if not ok then return fail(ctx, output.new_error("invalid_request", ferr, { field = "forget" })) end
     out("pending create ", opts.forget, " forgotten: its key creates again\n")

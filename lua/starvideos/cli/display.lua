@@ -13,7 +13,7 @@ local output = require "starvideos.cli.output"
 local json = require "starvideos.cli.json"
 
 local type, ipairs, pairs, next, tostring, setmetatable = type, ipairs, pairs, next, tostring, setmetatable
-local io_open, io_popen, io_stdout, io_stderr, os_getenv = io.open, io.popen, io.stdout, io.stderr, os.getenv
+local io_popen, io_stdout, io_stderr, os_getenv = io.popen, io.stdout, io.stderr, os.getenv
 local string_format, string_rep, table_concat, table_sort = string.format, string.rep, table.concat, table.sort
 local math_floor, math_min, math_max, math_huge = math.floor, math.min, math.max, math.huge
 local write, out = output.write, output.out
@@ -42,13 +42,7 @@ function M.clock(seconds)
 end
 local clock = M.clock
 
-function M.file_size(path)
-  local f = io_open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+M.file_size = require("starvideos.records.journal").size
 
 -- ------------------------------------------------------------ results
 
