@@ -49,7 +49,7 @@ function L.for_client(cfg, budget)
   -- own: a client's own loop (inside nginx), not the key's
   self = setmetatable({ budget = budget, clients = 1, own = not shared, transport = new_transport(cfg, budget),
     inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
-    timers = {}, due = setmetatable({}, { __mode = "k" }),
+    timers = {}, due = {},
     downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
     waiters = setmetatable({}, { __mode = "k" }) }, L)
   budget:listen(self)
@@ -220,7 +220,11 @@ function L:tick(polled)
   local h, t = self.timers, now()
   while h[1] and h[1][1] <= t do
     local e = pop(h)
-    if self.due[e[2]] == e[1] then e[2]:advance(t) end
+    local obj = e[2]
+    if self.due[obj] == e[1] then -- fired: let go (a timer set later is due anew)
+      self.due[obj] = nil
+      obj:advance(t)
+    end
   end
   local tr = self.transport
   if not polled then tr:poll(0) end

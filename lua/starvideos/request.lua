@@ -61,11 +61,13 @@ local function policy(self)
     max_wait = cfg.max_retry_wait }
 end
 
-local function tell(self, ev)
+-- An event of kind, made only when somebody listens: status, elapsed, delay
+-- and reason as the kind has them.
+local function tell(self, kind, status, elapsed, delay, reason)
   local on_event = self.cfg.on_event
-  if not on_event then return end -- no event table is made when nobody listens
-  ev.request, ev.attempt, ev.method, ev.path = id_of(self), self.attempt, METHOD[self.op], self.path
-  on_event(ev)
+  if not on_event then return end
+  on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = id_of(self),
+    attempt = self.attempt, method = METHOD[self.op], path = self.path }
 end
 
 -- One attempt, now.
@@ -91,7 +93,7 @@ function Request:send(t)
   end
   self.handle, self.started = h, t
   loop:track(self)
-  tell(self, { type = "request" })
+  tell(self, "request")
 end
 
 -- The transport says our exchange finished: its verdict ends the request, or
@@ -104,7 +106,7 @@ function Request:finished(t)
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   if self.op == "download" then self.bytes, self.total = bytes, total end
   if wire == "none" or task then
-    tell(self, { type = "response", status = err and err.status or tonumber(task) or 200, elapsed = t - self.started })
+    tell(self, "response", err and err.status or tonumber(task) or 200, t - self.started)
   end
   if task then
     if self.op == "download" then return Download.done(self, file, t) end
@@ -120,8 +122,8 @@ function Request:finished(t)
     return finish(self, nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
-  tell(self, { type = "retry", status = err.status, delay = delay, reason = err.message
-    .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or "") })
+  tell(self, "retry", err.status, nil, delay, self.cfg.on_event and err.message
+    .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or ""))
   -- a retry of an API request is an API request too: it draws the key's token when due
   self.retry = self.op == "create" or self.op == "query"
   loop:at(t + delay, self)
