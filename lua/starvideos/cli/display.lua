@@ -42,7 +42,8 @@ function M.clock(seconds)
 end
 local clock = M.clock
 
-M.file_size = require("starvideos.records.journal").size
+-- (loaded when asked: the journal needs the C core, which parsing arguments does not)
+function M.file_size(path) return require("starvideos.records.journal").size(path) end
 
 -- ------------------------------------------------------------ results
 
