@@ -135,8 +135,9 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   const char *body = a->body ? a->body : "";
   size_t len = a->body ? a->body_len : 0;
   sv_json_member id, st;
-  sv_buf b;
-  int dup, rc = -1;
+  const sv_json_member *ms;
+  sv_buf b, members;
+  int dup, n, rc = -1;
 
   sv_error_clear(err);
   err->status = a->status;
@@ -157,9 +158,12 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   }
 
   /* a 2xx we cannot use is a protocol error (whether a create's made a task
-     anyway is sv_verdict's to say).  The pass that checks the JSON hands the
-     whole value to the sink */
-  if (sv_json_read(body, len, a->sink, why, sizeof why) < 0) {
+     anyway is sv_verdict's to say).  The one pass that checks the JSON hands the
+     whole value to the sink and lists the top-level members */
+  sv_buf_init(&members);
+  n = sv_json_read(body, len, a->sink, &members, why, sizeof why);
+  if (n < 0) {
+    sv_buf_free(&members);
     sv_buf_init(&b);
     excerpt(body, len, &b);
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with a body that is not a JSON object (%s): %s", what,
@@ -167,9 +171,10 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
     sv_buf_free(&b);
     return -1;
   }
+  ms = (const sv_json_member *)(void *)members.data;
   /* one key twice: decoders disagree on which one wins, so trust neither */
   sv_buf_init(&b);
-  dup = sv_json_duplicate_key(body, len, &b);
+  dup = members.oom ? -2 : sv_json_duplicate_in(ms, (size_t)n, &b);
   if (dup != 0) {
     sv_buf q;
     sv_buf_init(&q);
@@ -181,14 +186,15 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
       sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
     sv_buf_free(&q);
     sv_buf_free(&b);
+    sv_buf_free(&members);
     return -1;
   }
-  if (sv_json_get(body, len, "id", &id) <= 0)
-    return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task id", what, a->status);
-  if (id.type != 's')
-    return sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id is not a string (got %s)", what,
-                        a->status, type_name(id.type));
-  if (sv_json_unescape(id.val, id.val_len, &b) != 0) {
+  if (sv_json_find(ms, (size_t)n, "id", &id) <= 0) {
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task id", what, a->status);
+  } else if (id.type != 's') {
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id is not a string (got %s)", what, a->status,
+                 type_name(id.type));
+  } else if (sv_json_unescape(id.val, id.val_len, &b) != 0) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
   } else if (b.len == 0) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id is empty", what, a->status);
@@ -202,12 +208,13 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id has a control character: %s", what,
                  a->status, sv_buf_cstr(&q));
     sv_buf_free(&q);
-  } else if (sv_json_get(body, len, "status", &st) <= 0 || st.type != 's') {
+  } else if (sv_json_find(ms, (size_t)n, "status", &st) <= 0 || st.type != 's') {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task status", what, a->status);
   } else {
     rc = 0;
   }
   sv_buf_free(&b);
+  sv_buf_free(&members);
   return rc;
 }
 

@@ -140,15 +140,20 @@ static int scan_escape(scanner *sc) {
 /* The string whose opening quote is at the position (a key or a value): the
    position moves past its closing quote, sc->escaped set. */
 static int scan_string(scanner *sc) {
+  const unsigned char *s = (const unsigned char *)sc->s;
+  size_t pos = sc->pos + 1;
   sc->escaped = 0;
-  for (sc->pos++;; sc->pos++) {
-    unsigned char c;
-    if (sc->pos >= sc->len) return fail(sc, "unterminated string");
-    c = (unsigned char)sc->s[sc->pos];
-    if (c == '"') break;
-    if (c < 0x20) return fail(sc, "control character in a string");
-    if (c == '\\' && scan_escape(sc)) return -1;
+  for (; pos < sc->len && s[pos] != '"'; pos++) {
+    if (s[pos] < 0x20) break;
+    if (s[pos] == '\\') {
+      sc->pos = pos;
+      if (scan_escape(sc)) return -1;
+      pos = sc->pos;
+    }
   }
+  sc->pos = pos;
+  if (pos >= sc->len) return fail(sc, "unterminated string");
+  if (s[pos] != '"') return fail(sc, "control character in a string");
   sc->pos++;
   return 0;
 }
@@ -282,8 +287,12 @@ int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx, c
   return each(text, len, visit, ctx, NULL, why, whylen);
 }
 
-int sv_json_read(const char *text, size_t len, const sv_json_sink *sink, char *why, size_t whylen) {
-  return each(text, len, NULL, NULL, sink, why, whylen);
+static void collect_member(void *ctx, const sv_json_member *m) {
+  sv_buf_add(ctx, m, sizeof *m);
+}
+
+int sv_json_read(const char *text, size_t len, const sv_json_sink *sink, sv_buf *members, char *why, size_t whylen) {
+  return each(text, len, members ? collect_member : NULL, members, sink, why, whylen);
 }
 
 int sv_json_scan(const char *text, size_t len, char *why, size_t whylen) {
@@ -377,30 +386,35 @@ int sv_json_key_eq(const sv_json_member *m, const char *key, size_t len) {
   return eq;
 }
 
-typedef struct finding {
-  const char *key;
-  size_t len;
-  int n;
-  sv_json_member first;
-} finding;
+int sv_json_find(const sv_json_member *ms, size_t n, const char *key, sv_json_member *out) {
+  size_t i, len = strlen(key);
+  int found = 0;
+  for (i = 0; i < n; i++) {
+    if (!sv_json_key_eq(&ms[i], key, len)) continue;
+    if (found == 0 && out) *out = ms[i];
+    found++;
+  }
+  return found;
+}
 
-static void find_member(void *ctx, const sv_json_member *m) {
-  finding *f = ctx;
-  if (!sv_json_key_eq(m, f->key, f->len)) return;
-  if (f->n == 0) f->first = *m;
-  f->n++;
+/* A text's top-level members (the caller frees them), or -1 when it is not one
+   well-formed object, -2 out of memory. */
+static int members_of(const char *text, size_t len, sv_buf *ms) {
+  int n;
+  sv_buf_init(ms);
+  n = sv_json_read(text, len, NULL, ms, NULL, 0);
+  if (n >= 0 && ms->oom) n = -2;
+  if (n < 0) sv_buf_free(ms);
+  return n;
 }
 
 int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *out) {
-  finding f;
-  int n;
-  memset(&f, 0, sizeof f);
-  f.key = key;
-  f.len = strlen(key);
-  n = sv_json_each(text, len, find_member, &f, NULL, 0);
-  if (n < 0) return -1;
-  if (f.n > 0 && out) *out = f.first;
-  return f.n;
+  sv_buf ms;
+  int n = members_of(text, len, &ms);
+  if (n < 0) return n == -2 ? -1 : n;
+  n = sv_json_find((const sv_json_member *)(void *)ms.data, (size_t)n, key, out);
+  sv_buf_free(&ms);
+  return n;
 }
 
 /* The duplicate check: every top-level key, unescaped, sorted; equal neighbours
@@ -409,10 +423,6 @@ typedef struct key_ref {
   const char *k;
   size_t len, index;
 } key_ref;
-
-static void collect_member(void *ctx, const sv_json_member *m) {
-  sv_buf_add(ctx, m, sizeof *m);
-}
 
 static int key_cmp(const void *a, const void *b) {
   const key_ref *x = a, *y = b;
@@ -427,27 +437,19 @@ static int same_key(const key_ref *x, const key_ref *y) {
   return x->len == y->len && (x->len == 0 || memcmp(x->k, y->k, x->len) == 0);
 }
 
-int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup) {
-  sv_buf members, keys;
-  size_t *offs = NULL, i, j, n, best = (size_t)-1, best_at = 0;
+int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup) {
+  sv_buf keys;
+  size_t *offs = NULL, i, j, best = (size_t)-1, best_at = 0;
   key_ref *refs = NULL;
   int rc = 0;
-  sv_buf_init(&members);
+  if (n < 2) return 0;
   sv_buf_init(&keys);
-  if (sv_json_each(text, len, collect_member, &members, NULL, 0) < 0) {
-    sv_buf_free(&members);
-    return -1;
-  }
-  n = members.len / sizeof(sv_json_member);
-  if (n < 2) { sv_buf_free(&members); return 0; }
-  if (members.oom) { sv_buf_free(&members); return -2; }
   offs = malloc(n * sizeof *offs);
   refs = malloc(n * sizeof *refs);
   if (!offs || !refs) { rc = -2; goto done; }
   for (i = 0; i < n; i++) {
-    const sv_json_member *m = (const sv_json_member *)(void *)members.data + i;
     offs[i] = keys.len;
-    if (sv_json_unescape(m->key - 1, m->key_len + 2, &keys)) { rc = -2; goto done; }
+    if (sv_json_unescape(ms[i].key - 1, ms[i].key_len + 2, &keys)) { rc = -2; goto done; }
   }
   if (keys.oom) { rc = -2; goto done; }
   for (i = 0; i < n; i++) {
@@ -472,9 +474,17 @@ int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup) {
 done:
   free(offs);
   free(refs);
-  sv_buf_free(&members);
   sv_buf_free(&keys);
   return rc;
+}
+
+int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup) {
+  sv_buf ms;
+  int n = members_of(text, len, &ms);
+  if (n < 0) return n;
+  n = sv_json_duplicate_in((const sv_json_member *)(void *)ms.data, (size_t)n, dup);
+  sv_buf_free(&ms);
+  return n;
 }
 
 typedef struct id_search {

@@ -224,8 +224,10 @@ typedef struct sv_json_sink {
   void *ctx;
 } sv_json_sink;
 
-/* sv_json_scan that hands the whole object to sink (may be NULL). */
-SV_API int sv_json_read(const char *text, size_t len, const sv_json_sink *sink, char *why, size_t whylen);
+/* sv_json_scan that hands the whole object to sink (may be NULL) and appends
+   its top-level members (sv_json_member, below) to members (may be NULL). */
+SV_API int sv_json_read(const char *text, size_t len, const sv_json_sink *sink, sv_buf *members, char *why,
+                        size_t whylen);
 
 /* Visit each complete top-level member of a JSON object, in text order.  Returns
    the member count when text is one well-formed object, else -1 with why; the
@@ -239,10 +241,14 @@ SV_API int sv_json_key_eq(const sv_json_member *m, const char *key, size_t len);
 /* The number of top-level members named key (keys unescaped), the first in *out
    (may be NULL); -1 when text is not one well-formed object. */
 SV_API int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *out);
+/* The same among n members read already (sv_json_read). */
+SV_API int sv_json_find(const sv_json_member *ms, size_t n, const char *key, sv_json_member *out);
 /* 1 when a top-level key appears twice (keys compared unescaped), that key
    appended to dup (may be NULL); 0 when not; -1 when text is not one well-formed
    object; -2 out of memory. */
 SV_API int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup);
+/* The same among n members read already (sv_json_read): 1, 0 or -2. */
+SV_API int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup);
 /* The first top-level "id" member whose value is a whole JSON string, read from
    a prefix of an object (the rest may be cut off or broken), unescaped into out.
    0, or -1 when there is none, it does not fit, or it fails sv_task_id_ok.

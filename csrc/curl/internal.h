@@ -61,6 +61,7 @@ struct sv_http {
   double connect_timeout;
   sv_xfer *running, *done, *done_tail;
   int n_running, n_done;
+  CURL *spare; /* an API exchange's easy handle, reset, for the next one (multi.c) */
   /* downloads: those with a thread, those waiting for a slot (first in, first
      out).  A download's connection counts against max_connections: the multi
      handle gets what the download threads leave (at least 1). */

@@ -82,12 +82,19 @@ static void free_secret_list(struct curl_slist *l) {
 }
 
 /* The exchange's easy handle and header list go (its connection stays in the
-   multi handle's cache). */
+   multi handle's cache).  An API exchange's handle, reset, is the next one's
+   (as libcurl advises: a handle made anew costs more than the exchange's own
+   work on a kept connection). */
 static void release_easy(sv_xfer *x) {
   if (x->easy) {
-    if (x->h && x->list == L_RUNNING && x->op != SV_OP_DOWNLOAD) /* a download's is never on the multi handle */
-      curl_multi_remove_handle(x->h->multi, x->easy);
-    curl_easy_cleanup(x->easy);
+    int api = x->h && x->op != SV_OP_DOWNLOAD; /* a download's is never on the multi handle */
+    if (api && x->list == L_RUNNING) curl_multi_remove_handle(x->h->multi, x->easy);
+    if (api && !x->h->spare) {
+      curl_easy_reset(x->easy);
+      x->h->spare = x->easy;
+    } else {
+      curl_easy_cleanup(x->easy);
+    }
     x->easy = NULL;
   }
   if (x->headers) { free_secret_list(x->headers); x->headers = NULL; }
@@ -159,6 +166,7 @@ void sv_http_free(sv_http *h) {
   pthread_cond_destroy(&h->threads_gone);
   pthread_mutex_destroy(&h->threads_lock);
   sv_fetch_free_left(h);
+  if (h->spare) curl_easy_cleanup(h->spare);
   if (h->multi) curl_multi_cleanup(h->multi);
   if (h->api_key) {
     memset(h->api_key, 0, strlen(h->api_key));
@@ -229,6 +237,14 @@ static int add_header(struct curl_slist **list, const char *line) {
    webhook-* lines).  0, or -1 out of memory. */
 static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   const char *p = s->headers ? s->headers : "", *nl;
+  sv_buf ua;
+  int bad;
+  /* a line of the list (CURLOPT_USERAGENT's is formatted anew for each request) */
+  sv_buf_init(&ua);
+  sv_buf_addf(&ua, "User-Agent: %s", s->user_agent ? s->user_agent : h->user_agent);
+  bad = ua.oom || add_header(&x->headers, sv_buf_cstr(&ua));
+  sv_buf_free(&ua);
+  if (bad) return -1;
   if (x->op == SV_OP_DOWNLOAD) {
     char range[64];
     snprintf(range, sizeof range, "Range: bytes=%.0f-", x->offset);
@@ -267,7 +283,6 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   const char *ca_file = s->user_agent ? s->ca_file : h->ca_file;
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   SV_LIMIT_PROTOCOLS(e);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, s->user_agent ? s->user_agent : h->user_agent);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, sv_curl_ms(s->user_agent ? s->connect_timeout : h->connect_timeout));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -350,7 +365,8 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
     }
     x->have = x->offset;
   }
-  e = x->easy = curl_easy_init();
+  e = x->easy = s->op != SV_OP_DOWNLOAD && h->spare ? h->spare : curl_easy_init();
+  if (e == h->spare) h->spare = NULL;
   if (!x->url || x->send.oom || !e || set_headers(h, x, s)) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;

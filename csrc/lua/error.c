@@ -137,7 +137,7 @@ static void b_open(void *ctx, int array) {
   builder *b = ctx;
   luaL_checkstack(b->L, 4, "starvideos: answer nested too deep");
   if (b->depth >= BUILD_DEPTH) luaL_error(b->L, "starvideos: answer nested too deep");
-  lua_newtable(b->L);
+  lua_createtable(b->L, 0, b->depth == 0 && !array ? 8 : 0); /* a task has about 8 members: made at that size */
   b->array[b->depth] = (char)array;
   b->n[b->depth] = 0;
   b->depth++;

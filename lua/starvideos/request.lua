@@ -27,17 +27,31 @@ local function id_of(req)
   return req.id
 end
 
+-- The client's options that go with each of its exchanges (the clients of a
+-- key share its transport, not these), held once per client: its requests'
+-- class, under Request.
+local classes = setmetatable({}, { __mode = "k" })
+
+local function class_of(cfg)
+  local class = classes[cfg]
+  if not class then
+    class = setmetatable({ max_body = cfg.max_answer, user_agent = cfg.user_agent,
+      connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file, proxy = cfg.proxy }, Request)
+    class.__index, class.__tostring = class, Request.__tostring
+    classes[cfg] = class
+  end
+  return class
+end
+
 -- op ("create" | "query" | "download" | "notify"), url, path (for events),
 -- auth, body (a POST's), deadline (monotonic; nil: none); a download's
--- `download`: {part =, dest =, resume_limit =}.  The client's user_agent,
--- connect_timeout, ca_file and proxy go with each exchange (the clients of a
--- key share its transport, not these).
+-- `download`: {part =, dest =, resume_limit =}.  A create goes on a new
+-- connection (`fresh`); an http URL through http_proxy when there is no proxy.
 function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadline, download)
   local self = setmetatable({ loop = loop, budget = budget, cfg = cfg, owner = owner, op = op, url = url, path = path,
-    auth = auth, body = body, deadline = deadline or false, fresh = op == "create", max_body = cfg.max_answer,
-    user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file or false,
-    proxy = cfg.proxy or (cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") and cfg.http_proxy) or false,
-    attempt = 0, handle = false, started = false, done = false, retry = false }, Request)
+    auth = auth, body = body, deadline = deadline, attempt = 0 }, class_of(cfg))
+  if op == "create" then self.fresh = true end
+  if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end
   if op == "download" then Download.prepare(self, download) end
   return self
 end
