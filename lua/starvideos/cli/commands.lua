@@ -338,11 +338,15 @@ end
 function M.pending(ctx, opts)
   local journal, store = client_for.ledger(opts)
   local pending, err
-  if opts.forget then -- the journal's record settled: the user decided the create made nothing worth keeping
-    if not journal then
-      usage_error("--forget needs --journal PATH (a store's pending creates are not forgotten yet)")
+  if opts.forget then -- the record settled: the user decided the create made nothing worth keeping
+    local ok, ferr
+    if journal then
+      ok, ferr = require("starvideos.records.journal").forget(journal, opts.forget)
+    else -- the store's records are the key's: its client's ledger settles it
+      local client = client_for.new(ctx, opts, { store = store })
+      ok, ferr = client.ctx.ledger:forget_pending(opts.forget)
+      client:close()
     end
-    local ok, ferr = require("starvideos.records.journal").forget(journal, opts.forget)
     if not ok then return fail(ctx, output.new_error("invalid_request", ferr, { field = "forget" })) end
     out("pending create ", opts.forget, " forgotten: its key creates again\n")
     return 0

@@ -28,8 +28,9 @@ function A.pairs_of(rec)
   return list
 end
 
-function A.new(ledger, params, lid, out)
-  return setmetatable({ ledger = ledger, params = params, lid = lid, out = out, st = false }, A)
+-- want: a keyed create's (job.lua): key, fp, body, out, fresh.
+function A.new(ledger, params, lid, out, want)
+  return setmetatable({ ledger = ledger, params = params, lid = lid, out = out, want = want, st = false }, A)
 end
 
 -- The answers nobody will read dropped (refused, or its job cancelled).
@@ -92,20 +93,27 @@ local function send_pending(self)
         lim.count, l.where, math_floor(wait + 0.999)), { field = "create_limit", retry_after = wait })
     end
   end
-  local p = self.params
+  local p, want = self.params, self.want or {}
   local args = A.pairs_of { ["local"] = self.lid, model = p.model, owner = self.lease_obj.id, out = self.out,
-    time = os_time(), prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil }
+    time = os_time(), prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil,
+    key = want.key, fp = want.fp, body = want.body }
+  local keys = { l.prefix .. "pend:" .. self.lid, l.prefix .. "pending", l.prefix .. "gone:" .. self.lid }
   table_insert(args, 1, self.lid)
-  self.pend, err = st:send_script("ledger_pending", { l.prefix .. "pend:" .. self.lid, l.prefix .. "pending",
-    l.prefix .. "gone:" .. self.lid }, args)
+  if self.want then -- the key asked in the same script that writes the record
+    table_insert(args, 2, want.fresh and "1" or "")
+    table_insert(args, 3, l.prefix)
+    keys[4] = l.prefix .. "key:" .. core.hash(want.key)
+  end
+  self.pend, err = st:send_script(self.want and "ledger_keyed" or "ledger_pending", keys, args)
   if not self.pend then return nil, err end
   self.pend_sent = true -- Redis may run it, late, whatever happens next
   st:step(0)
   return true
 end
 
--- One step: true (the pending record is written), false (ask again on a
--- later turn), or nil, err; start(st, lease) when not started yet.
+-- One step: true (the pending record is written, or for a keyed create the
+-- store's word on its key in self.verdict), false (ask again on a later
+-- turn), or nil, err; start(st, lease) when not started yet.
 function A:step(st, lease)
   if not self.st then
     local err = send_first(self, st, lease)
@@ -120,6 +128,7 @@ function A:step(st, lease)
   local done, err = self.st:result(self.pend)
   self.pend = nil
   if done == nil then return nil, err end
+  if type(done) == "table" then self.verdict = done end
   return true
 end
 

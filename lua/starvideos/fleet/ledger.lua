@@ -16,7 +16,8 @@ local Store = require "starvideos.fleet.store"
 local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
-local journal = require "starvideos.records.journal" -- (part_of)
+local journal = require "starvideos.records.journal" -- (part_of, size)
+local Records = require "starvideos.records.ledger" -- (key_answer: one rule for a key, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor =
@@ -148,6 +149,23 @@ function R:_abandoned(lid)
     { lid, RETAIN })
 end
 
+-- The pending create lid settled by hand (`starvideos pending --forget`):
+-- its key creates again.  true, or nil, why.
+function R:forget_pending(lid)
+  local list, err = self:pending()
+  if not list then return nil, err end
+  for _, p in ipairs(list) do
+    if p["local"] == lid then
+      self:_abandoned(lid)
+      local ok, ferr = self:flush()
+      if not ok then return nil, leases.message(ferr) end
+      return true
+    end
+  end
+  return nil, string_format("no pending create %s in the store %s (`starvideos pending --store %s` lists them)",
+    tostring(lid), self.where, self.where)
+end
+
 -- The records queued stay queued (written).
 function R:forget(lid, id)
   local ask = lid and self.asks[lid]
@@ -155,8 +173,19 @@ function R:forget(lid, id)
   if id then self.held[id] = nil end
 end
 
--- One step of a create's ask: true, false (not yet), or nil, err.
-function R:_ask(params, lid, out)
+-- The store's word on a keyed create's key (fleet/scripts.lua's keyed):
+-- the task to follow, or nil, err.
+local function key_answer(self, v, want)
+  local e = { ["local"] = v[2], time = tonumber(v[3]) }
+  if v[1] == "task" then
+    e = { id = v[2], fp = v[3], body = v[4], bytes = tonumber(v[5]), model = v[6] ~= "" and v[6] or nil }
+  end
+  return Records.key_answer(e, want, "--store " .. self.where)
+end
+
+-- One step of a create's ask: true (or the task its key names), false (not
+-- yet), or nil, err.
+function R:_ask(params, lid, out, want)
   local ask = self.asks[lid]
   local function refuse(err)
     if ask then ask:drop() end
@@ -179,7 +208,7 @@ function R:_ask(params, lid, out)
       local ok, ferr = self:flush()
       if not ok then return refuse(ferr) end
     end
-    ask = Ask.new(self, params, lid, out)
+    ask = Ask.new(self, params, lid, out, want)
     self.asks[lid] = ask
   end
   local ok, aerr = ask:step(st, st and self:_hold())
@@ -187,39 +216,47 @@ function R:_ask(params, lid, out)
   if not ok then return false end
   self.asks[lid] = nil
   self.queue:answered()
-  self.outs[lid] = out or false
   self:_renewing()
+  if ask.verdict then return key_answer(self, ask.verdict, want) end
+  self.outs[lid] = { out = out, want = want }
   return true
 end
 
-function R:before_create(params, lid, out)
+-- want (a keyed job's): key, fp, body, out, fresh.  true (send it), a task of
+-- the key to follow instead, or nil, err.
+function R:before_create(params, lid, out, want)
   lid = lid or core.random_id()
   while true do
-    local ok, err = self:_ask(params, lid, out)
+    local ok, err = self:_ask(params, lid, out, want)
     if ok ~= false or self.loop then return ok, err end
     self.store:step(self.store.timeout)
   end
 end
 
-function R:_created(id, params, lid, out, uncertain)
+-- p: what before_create kept of the create ({out, want}).
+function R:_created(id, params, lid, p, uncertain)
   local owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
+  local want = p and p.want or {}
+  local key_hash = want.key and core.hash(want.key)
   local args = Ask.pairs_of { id = id, model = params.model, duration = params.duration,
     resolution = params.resolution, kind = Job.kind_of(params.model, params.duration, params.resolution),
-    out = out or nil, owner = owner, uncertain = uncertain and "1" or nil,
-    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
+    out = p and p.out or nil, owner = owner, uncertain = uncertain and "1" or nil,
+    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
+    key = want.key, key_hash = key_hash, fp = want.fp, body = want.body }
   table_insert(args, 1, lid or "")
   table_insert(args, 1, id)
   return self:_record("created", { self.prefix .. "task:" .. id, self.prefix .. "unfinished",
-    self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending" }, args)
+    self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending", key_hash and self.prefix .. "key:" .. key_hash },
+    args)
 end
 
 -- True once its record is written, or queued while Redis fails.
 function R:created(task, params, lid)
   local e = self.held[task.id]
   if not e then
-    local out = lid and self.outs[lid]
+    local p = lid and self.outs[lid]
     if lid then self.outs[lid] = nil end
-    e = self:_created(task.id, params, lid, out)
+    e = self:_created(task.id, params, lid, p)
     if not self.loop then return true end
     self.held[task.id] = e
   end
@@ -228,10 +265,10 @@ function R:created(task, params, lid)
 end
 
 function R:create_failed(err, params, lid)
-  local out = lid and self.outs[lid]
+  local p = lid and self.outs[lid]
   if lid then self.outs[lid] = nil end
   if err.created and err.id then
-    self:_created(err.id, params, lid, out, true)
+    self:_created(err.id, params, lid, p, true)
   elseif not err.maybe_created then
     if lid then self:_abandoned(lid) end
   else
@@ -250,7 +287,8 @@ function R:status(id, status, took, within)
 end
 
 function R:downloaded(id, path)
-  self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" }, { id, path, RETAIN })
+  self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
+    { id, path, RETAIN, journal.size(path) or "", self.prefix })
 end
 
 function R:part(id, part, path)

@@ -18,6 +18,8 @@
 --   samples:<kind>  list of "took within", newest first, at most SAMPLES
 --   kinds           hash kind -> model: the kinds with samples
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
+--   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent,
+--                   "T<id>" its task (which holds key, fp, body, bytes)
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
 -- A created record moves the local from pending to the task and the
 -- unfinished set at once; a claim (orphans) checks the owner's lease is gone
@@ -35,9 +37,31 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 ]],
-  -- KEYS task:<id>, unfinished, pend:<local>, pending; ARGV id, local ('' none), field, value, ...
+  -- KEYS pend:<local>, pending, gone:<local>, key:<hash>; ARGV local, fresh ('1' or ''), P,
+  -- field, value, ...: a keyed create's pending record, written unless the key
+  -- names a create still pending ({'pending', local, time}) or a task not
+  -- failed ({'task', id, fp, body, bytes, model})
+  keyed = [[
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local ref = ARGV[2] ~= '1' and redis.call('GET', KEYS[4])
+if ref and ref:sub(1, 1) == 'L' then
+  local p = redis.call('HMGET', ARGV[3] .. 'pend:' .. ref:sub(2), 'local', 'time')
+  if p[1] then return { 'pending', p[1], p[2] or '' } end
+elseif ref then
+  local t = redis.call('HMGET', ARGV[3] .. 'task:' .. ref:sub(2), 'status', 'fp', 'body', 'bytes', 'model')
+  if t[2] and t[1] ~= 'failed' then
+    return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '' }
+  end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[4], 'L' .. ARGV[1])
+return 1
+]],
+  -- KEYS task:<id>, unfinished, pend:<local>, pending[, key:<hash>]; ARGV id, local ('' none), field, value, ...
   created = [[
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if KEYS[5] then redis.call('SET', KEYS[5], 'T' .. ARGV[1]) end
 local done = redis.call('HMGET', KEYS[1], 'path', 'status')
 if not done[1] and done[2] ~= 'failed' then redis.call('SADD', KEYS[2], ARGV[1]) end
 if ARGV[2] ~= '' then
@@ -73,10 +97,13 @@ if ARGV[3] ~= '' then
 end
 return 1
 ]],
-  -- KEYS task:<id>, unfinished; ARGV id, path, retain
+  -- KEYS task:<id>, unfinished; ARGV id, path, retain, bytes ('' unknown), P
   downloaded = [[
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'path', ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'bytes', ARGV[4]) end
+local key = redis.call('HGET', KEYS[1], 'key_hash')
+if key then redis.call('EXPIRE', ARGV[5] .. 'key:' .. key, tonumber(ARGV[3])) end
 redis.call('HDEL', KEYS[1], 'part', 'part_dest')
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))

@@ -54,7 +54,7 @@ local function take(st, line)
   if rec.event == "pending" and lid then
     if not st.by_local[lid] then
       local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
-        lease = lease }
+        lease = lease, out = rec.out }
       st.by_local[lid] = p
       st.pending[#st.pending + 1] = p
       keyed(st, rec, p)

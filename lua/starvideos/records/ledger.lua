@@ -108,20 +108,17 @@ local function recent_creates(path, limit, t)
   return times
 end
 
--- A keyed create asks the journal (followed into self.st) about its key:
--- nil (create), the task to follow instead, or nil, err (nothing is sent).
-local function ask_key(self, want)
-  local st, err = journal.follow(self.path, self.st)
-  if not st then return nil, err end
-  self.st = st
-  local e = st.keys[want.key]
-  if not e or want.fresh or (e.id == nil and st.settled[e["local"]]) or e.status == "failed" then return nil end
+-- What a keyed create does, given e, the live record of its key (a create
+-- sent and unanswered, or a task not failed: {local, time, id, fp, body,
+-- bytes, model}) and `at`, the ledger's CLI flag ("--journal PATH", "--store
+-- URL"): nil, err (nothing is sent) or the task to follow instead.
+function L.key_answer(e, want, at)
   local what = want.out and "out" or "key"
   if e.id == nil then
     return nil, new_error("invalid_request", string_format("%s %s: a create of it was sent and its answer never came"
-      .. " (pending record %s of %s): it may have been made and paid for; `starvideos pending --journal %s` lists"
-      .. " it, `starvideos pending --journal %s --forget %s` (or fresh = true) creates again", what, want.key,
-      e["local"], os_date("!%Y-%m-%d %H:%M:%S UTC", e.time or 0), self.path, self.path, e["local"]),
+      .. " (pending record %s of %s): it may have been made and paid for; `starvideos pending %s` lists"
+      .. " it, `starvideos pending %s --forget %s` (or fresh = true) creates again", what, want.key,
+      e["local"], os_date("!%Y-%m-%d %H:%M:%S UTC", e.time or 0), at, at, e["local"]),
       { field = what, pending = e["local"] })
   end
   if e.fp ~= want.fp then
@@ -131,6 +128,17 @@ local function ask_key(self, want)
   end
   return { id = e.id, model = e.model, whole = e.bytes ~= nil and want.out ~= nil
     and journal.size(want.out) == e.bytes }
+end
+
+-- A keyed create asks the journal (followed into self.st) about its key:
+-- nil (create), the task to follow instead, or nil, err (nothing is sent).
+local function ask_key(self, want)
+  local st, err = journal.follow(self.path, self.st)
+  if not st then return nil, err end
+  self.st = st
+  local e = st.keys[want.key]
+  if not e or want.fresh or (e.id == nil and st.settled[e["local"]]) or e.status == "failed" then return nil end
+  return L.key_answer(e, want, "--journal " .. self.path)
 end
 
 -- The pending record written under one hold of the journal's lock with what

@@ -1,0 +1,18 @@
+-- The key cases (spec/support/keys_cases.lua) on a store: a real redis-server
+-- (spec/support/redis_run.lua), where one script asks the key and writes the
+-- pending record, so two processes racing on one key create once.
+local redis_run = require "spec.support.redis_run"
+
+local why = redis_run.missing()
+if why then
+  pending("keys on a store: " .. why)
+  return
+end
+local redis = redis_run.start()
+require "spec.support.keys_cases"("store", redis.url,
+  { describe = describe, it = it, pending = pending, setup = setup, teardown = function(f)
+    teardown(function()
+      f()
+      redis.stop()
+    end)
+  end, before_each = before_each, assert = assert })

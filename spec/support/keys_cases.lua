@@ -1,0 +1,208 @@
+-- The key cases (docs/batch.md "Keys"), run on a journal (spec/records/keys_spec.lua)
+-- and on a store (spec/hosts/keys_store_spec.lua): a job is keyed by the file it
+-- makes (its out, as an absolute path) or by opts.key, and a rerun never pays
+-- twice.  Against the emulator, counting creates there.
+local helper = require "spec.helper"
+local starvideos = require "starvideos"
+local compact = require "starvideos.records.compact"
+
+local q = helper.shell_quote
+local ROOT = require("starvideos.core").absolute(helper.root)
+-- the library of this checkout for a child run from any directory
+local CHILD = "env LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;") .. " LUA_CPATH="
+  .. q(require("starvideos.core").absolute(helper.cpath) .. ";;") .. " "
+local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
+
+-- on: "journal", or "store" with store_url (a redis-server's, one per run: each
+-- case's keys are its own folder's paths, or names made unique); b: busted's
+-- functions (describe, it, pending, setup, teardown, before_each, assert).
+return function(on, store_url, b)
+  local describe, it, pending, setup, teardown, before_each, assert =
+    b.describe, b.it, b.pending, b.setup, b.teardown, b.before_each, b.assert
+  describe("keys on a " .. on .. ": a rerun never pays twice", function()
+    local emu, dir
+    setup(function() emu = helper.emulator { queued = 0.2, processing = 0.2 } end)
+    teardown(function()
+      emu:stop()
+      helper.cleanup()
+    end)
+    before_each(function()
+      emu:reset()
+      dir = helper.tmpdir()
+    end)
+
+    local function ledger() return on == "store" and store_url or dir .. "/tasks.jsonl" end
+    -- the ledger as its messages name it (a store: its URL without a password)
+    local function shown()
+      return on == "store" and require("starvideos.config").store_url(store_url).where or ledger()
+    end
+    local function client(events)
+      return starvideos.new { api_key = emu.key, base_url = emu.url, [on] = ledger(),
+        retry_backoff = 0.01, min_interval = 0, on_event = events and function(ev) events[#events + 1] = ev end }
+    end
+
+    -- a shell command: ok, and what it wrote on stderr
+    local function sh(cmd)
+      local ok = helper.execute("(" .. cmd .. ") 2>" .. q(dir .. "/stderr"))
+      return { ok = ok == true, err = helper.read_file(dir .. "/stderr") or "" }
+    end
+
+    local function attached(events)
+      local list = {}
+      for _, ev in ipairs(events) do if ev.type == "attached" then list[#list + 1] = ev end end
+      return list
+    end
+
+    it("a finished out is not made again: the second generate sends nothing at all", function()
+      local out = dir .. "/a.mp4"
+      local task = assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
+      assert.equal(1, emu:creates())
+      local requests, events = #emu:requests(), {}
+      local again = assert(client(events):generate(PARAMS, { out = out, interval = 0.1 }))
+      assert.equal(task.id, again.id)
+      assert.equal(out, again.path)
+      assert.equal(requests, #emu:requests()) -- no create, no poll, no download
+      local ev = attached(events)
+      assert.equal(1, #ev)
+      assert.equal(task.id, ev[1].id)
+      assert.equal(dir .. "/a.mp4", ev[1].key)
+    end)
+
+    it("a created task not yet downloaded is attached to: polled and downloaded, not created", function()
+      emu:config { queued = 1 }
+      local c = client()
+      local outs = {}
+      for i = 1, 3 do
+        outs[i] = dir .. "/" .. i .. ".mp4"
+        assert(c:start({ model = "videos", prompt = "cat " .. i, duration = 5 }, { out = outs[i], interval = 0.1 }))
+      end
+      helper.wait_until(function() c:step(0.05); return emu:creates() == 3 end, 10)
+      c:close() -- Ctrl-C: three tasks created, none downloaded
+      assert.is_falsy(helper.exists(outs[1]))
+      local events = {}
+      local c2 = client(events)
+      for i = 1, 3 do
+        assert.truthy(c2:generate({ model = "videos", prompt = "cat " .. i, duration = 5 },
+          { out = outs[i], interval = 0.1 }))
+        assert.equal(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"),
+          helper.read_file(outs[i]))
+      end
+      assert.equal(3, emu:creates())
+      assert.equal(3, #attached(events))
+    end)
+
+    it("a relative out is the same key as its absolute path", function()
+      local out = dir .. "/rel.mp4"
+      assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
+      local script = [=[
+        local c = require("starvideos").new { api_key = arg[1], base_url = arg[2], [arg[4]] = arg[3] }
+        assert(c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = "rel.mp4", interval = 0.1 }))]=]
+      helper.write_file(dir .. "/rel.lua", script)
+      local r = sh("cd " .. q(dir) .. " && " .. CHILD .. q(helper.lua) .. " rel.lua " .. q(emu.key) .. " "
+        .. q(emu.url) .. " " .. q(ledger()) .. " " .. on)
+      assert.is_true(r.ok, r.err)
+      assert.equal(1, emu:creates())
+    end)
+
+    it("the same out with other params is refused, naming the task and what differs; fresh = true creates", function()
+      local out = dir .. "/b.mp4"
+      local task = assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
+      local got, err = client():generate({ model = "videos", prompt = "a cat", duration = 10 }, { out = out })
+      assert.is_nil(got)
+      assert.equal("invalid_request", err.kind)
+      assert.equal("out", err.field)
+      assert.matches(task.id, err.message, 1, true)
+      assert.matches('duration 5 there, 10 here', err.message, 1, true)
+      assert.equal(1, emu:creates())
+      assert(client():generate({ model = "videos", prompt = "a cat", duration = 10 },
+        { out = out, fresh = true, interval = 0.1 }))
+      assert.equal(2, emu:creates())
+    end)
+
+    it("opts.key keys a job without out; a failed task's key creates anew", function()
+      local key = "cat-1 " .. dir
+      emu:config { outcome = "failed" }
+      local _, err = client():generate(PARAMS, { key = key, interval = 0.1 })
+      assert.equal("task_failed", err.kind)
+      emu:config { outcome = "completed" }
+      local task = assert(client():generate(PARAMS, { key = key, interval = 0.1 }))
+      assert.equal(2, emu:creates())
+      local events = {}
+      local again = assert(client(events):generate(PARAMS, { key = key, interval = 0.1 }))
+      assert.equal(task.id, again.id)
+      assert.equal(2, emu:creates())
+      assert.equal(1, #attached(events))
+    end)
+
+    it("a create whose answer never came refuses its key, naming the record, until pending --forget", function()
+      local out = dir .. "/c.mp4"
+      emu:fault { method = "POST", drop = true, after = true }
+      local _, err = client():generate(PARAMS, { out = out })
+      assert.is_true(err.maybe_created)
+      assert.equal(1, emu:creates())
+      local lid
+      for _, p in ipairs(assert(client():pending())) do
+        if p.out == out then lid = p["local"] end
+      end
+      assert.truthy(lid)
+      local got, rerr = client():generate(PARAMS, { out = out })
+      assert.is_nil(got)
+      assert.equal("invalid_request", rerr.kind)
+      assert.equal("out", rerr.field)
+      assert.matches("pending record " .. lid, rerr.message, 1, true)
+      local forget = "starvideos pending --" .. on .. " " .. shown() .. " --forget " .. lid
+      assert.matches(forget, rerr.message, 1, true)
+      assert.equal(1, emu:creates())
+      -- (a store's records are its key's: the CLI has the key and base URL as a user's shell does)
+      local cli = "STARVIDEOS_API_KEY=" .. q(emu.key) .. " STARVIDEOS_BASE_URL=" .. q(emu.url) .. " " .. q(helper.lua)
+        .. " " .. q(helper.root .. "/bin/starvideos")
+      local r = sh(cli .. forget:sub(#"starvideos" + 1) .. " >/dev/null")
+      assert.is_true(r.ok, r.err)
+      assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
+      assert.equal(2, emu:creates())
+      r = sh(cli .. " pending --" .. on .. " " .. q(ledger()) .. " --forget nosuch")
+      assert.is_false(r.ok)
+      assert.matches("no pending create nosuch", r.err, 1, true)
+    end)
+
+    local journal_it = on == "journal" and it or pending
+    journal_it("compaction keeps a downloaded file's key", function()
+      local out = dir .. "/d.mp4"
+      assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
+      assert(compact.compact(dir .. "/tasks.jsonl"))
+      local requests = #emu:requests()
+      assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
+      assert.equal(requests, #emu:requests())
+    end)
+
+    it("a file gone or cut since its download is fetched again, not created", function()
+      local out = dir .. "/e.mp4"
+      assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
+      helper.write_file(out, "cut")
+      assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
+      assert.equal(1, emu:creates())
+      assert.equal(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"), helper.read_file(out))
+    end)
+
+    it("two processes on one " .. on .. " and one out create once", function()
+      emu:config { queued = 0.5 }
+      local out = dir .. "/f.mp4"
+      local script = [=[
+        local c = require("starvideos").new { api_key = arg[1], base_url = arg[2], [arg[5]] = arg[3] }
+        local t, err = c:generate({ model = "videos", prompt = "a cat", duration = 5 },
+          { out = arg[4], interval = 0.1 })
+        io.write(t and t.id or tostring(err))]=]
+      helper.write_file(dir .. "/race.lua", script)
+      local cmd = CHILD .. q(helper.lua) .. " " .. q(dir .. "/race.lua") .. " " .. q(emu.key) .. " "
+        .. q(emu.url) .. " " .. q(ledger()) .. " " .. q(out) .. " " .. on
+      local r = sh("(" .. cmd .. " > " .. q(dir .. "/1") .. " & " .. cmd .. " > " .. q(dir .. "/2")
+        .. " & wait)")
+      assert.is_true(r.ok, r.err)
+      assert.equal(1, emu:creates())
+      -- one made it; the other attached to it or found it pending, never created
+      local one, two = helper.read_file(dir .. "/1"), helper.read_file(dir .. "/2")
+      assert.truthy(one:match("^video") or two:match("^video"), one .. " / " .. two)
+      assert.equal(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"), helper.read_file(out))
+    end)
+  end)
+end
