@@ -209,12 +209,6 @@ describe("proxies", function()
     return out
   end
 
-  local function creates()
-    local n = 0
-    for _, r in ipairs(emu:requests()) do if r.method == "POST" then n = n + 1 end end
-    return n
-  end
-
   describe("on libcurl's transport", function()
     before_each(function()
       local why = tinyproxy_missing()
@@ -278,12 +272,12 @@ describe("proxies", function()
       assert.is_truthy(task, tostring(err))
       assert.is_true(helper.file_size(dir .. "/auth.mp4") > 0)
       all_signed((gate_bytes(from)))
-      local before = creates()
+      local before = emu:creates()
       c = starvideos.new { api_key = KEY, base_url = emu.url, proxy = bad(), max_retries = 0,
         log = function(l) lines[#lines + 1] = l end, on_event = function(ev) events[#events + 1] = ev end }
       local refused = { select(2, c:create(PARAMS)), select(2, c:query(task.id)) }
       c:close()
-      assert.equal(before, creates())
+      assert.equal(before, emu:creates())
       for _, e in ipairs(refused) do
         assert.equal("auth", e.kind, tostring(e))
         assert.equal(407, e.status)
@@ -488,7 +482,7 @@ return M
       assert.is_true(count(bytes, connect) >= 1, bytes)
       all_signed(bytes)
       assert.equal(0, count(bytes, KEY))
-      local before = creates()
+      local before = emu:creates()
       o = in_nginx(emu.url, bad(), dir .. "/unused.mp4")
       assert.equal("auth", o.kind, tostring(o.err))
       assert.matches("HTTP 407: the proxy asks for a user name and password", o.err, 1, true)
@@ -498,7 +492,7 @@ return M
       assert.matches(str_format("the proxy 127.0.0.1:%d did not open a tunnel to 127.0.0.1:%d: answered 407: the proxy "
         .. "asks for a user name and password", gate_port, tls_port), o.err, 1, true)
       no_password(o.err)
-      assert.equal(before, creates())
+      assert.equal(before, emu:creates())
     end)
 
     it("a proxy that refuses the tunnel: an error naming it, on both transports", function()
