@@ -102,7 +102,7 @@ static void excerpt(const char *body, size_t len, sv_buf *out) {
 }
 
 static sv_kind kind_of_status(long status) {
-  if (status == 401 || status == 403) return SV_E_AUTH;
+  if (status == 401 || status == 403 || status == 407) return SV_E_AUTH; /* 407: the proxy's credentials */
   if (status == 404 || status == 410) return SV_E_NOT_FOUND; /* 410: gone, an expired URL */
   if (status == 408) return SV_E_TIMEOUT;
   if (status == 429) return SV_E_RATE_LIMITED;
@@ -146,7 +146,8 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   if (a->status < 200 || a->status > 299) {
     sv_buf words;
     sv_buf_init(&words);
-    server_words(body, len, &words);
+    if (a->status == 407) sv_buf_adds(&words, SV_PROXY_AUTH); /* the proxy's page says no more */
+    else server_words(body, len, &words);
     if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
       sv_buf_adds(&words, "non-JSON body: ");
       excerpt(body, len, &words);

@@ -173,6 +173,23 @@ typedef struct sv_url {
   unsigned port;
 } sv_url;
 SV_API int sv_url_parse(const char *s, size_t len, const char *field, int kind, sv_url *out, sv_error *err);
+/* A proxy's URL, http://[user[:password]@]host:port[/] (the one proxy check of
+   both transports and the options), its credentials apart: url without them
+   ("http://host:port"), user and password percent-decoded as libcurl decodes
+   them (has_user: the URL names a user; a password without one is empty).  0,
+   or -1 with err (field "proxy"), whose message never holds the credentials: it
+   shows the URL as "http://user:***@host..." when it shows it.  out may be NULL
+   (a check); else the caller frees it with sv_proxy_free after a 0. */
+typedef struct sv_proxy {
+  sv_buf url, user, password;
+  int has_user;
+} sv_proxy;
+SV_API int sv_proxy_parse(const char *s, size_t len, sv_proxy *out, sv_error *err);
+SV_API void sv_proxy_free(sv_proxy *p);
+/* What a proxy's 407 (or, on a CONNECT, 401) means, for messages of both
+   transports (core.PROXY_AUTH). */
+#define SV_PROXY_AUTH "the proxy asks for a user name and password, or refused those given " \
+  "(Proxy Authentication Required): give them as http://user:password@host:port"
 /* The URL a redirect's Location (loc) leads to, read against the URL that
    answered it (base), appended to out, unchecked (both transports then call
    sv_url_check on it).  0, or -1 out of memory. */

@@ -169,18 +169,20 @@ int sv_task_id_ok(const char *id, size_t len) {
 #define URL_FORM_ANY "http(s)://host[:port][/path][?query]"
 #define URL_MAX 8192
 
+/* shift: bytes the URL checked lost before the place a message names (a
+   proxy's credentials, taken out), so that "at byte n" counts as written */
 typedef struct url_ctx {
-  const char *field;
+  const char *field, *form;
   int kind;
+  size_t shift;
   sv_error *err;
 } url_ctx;
 
 static int url_bad(const url_ctx *u, const char *found, size_t at, const char *why) {
-  const char *form = u->kind == SV_URL_BASE ? URL_FORM_BASE : URL_FORM_ANY;
   if (at)
-    return sv_error_set(u->err, SV_E_INVALID, u->field, "%s: expected %s, found %s at byte %zu%s", u->field, form,
-                        found, at, why);
-  return sv_error_set(u->err, SV_E_INVALID, u->field, "%s: expected %s, found %s%s", u->field, form, found, why);
+    return sv_error_set(u->err, SV_E_INVALID, u->field, "%s: expected %s, found %s at byte %zu%s", u->field, u->form,
+                        found, at + u->shift, why);
+  return sv_error_set(u->err, SV_E_INVALID, u->field, "%s: expected %s, found %s%s", u->field, u->form, found, why);
 }
 
 /* "a space", "'?'", "a control character (\x0A)" ... for the byte c */
@@ -236,13 +238,21 @@ int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_erro
   return sv_url_parse(s, len, field, kind, NULL, err);
 }
 
+static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out);
+
 int sv_url_parse(const char *s, size_t len, const char *field, int kind, sv_url *out, sv_error *err) {
-  size_t i, host, digits, auth_end, scheme;
-  unsigned long port = 0;
   url_ctx u;
   u.field = field && *field ? field : "url";
   u.kind = kind == SV_URL_BASE ? SV_URL_BASE : SV_URL_ANY;
+  u.form = u.kind == SV_URL_BASE ? URL_FORM_BASE : URL_FORM_ANY;
+  u.shift = 0;
   u.err = err;
+  return url_parse(u, s, len, out);
+}
+
+static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out) {
+  size_t i, host, digits, auth_end, scheme;
+  unsigned long port = 0;
   if (!s || len == 0) return url_bad(&u, "nothing", 0, "");
   if (len > URL_MAX) {
     char what[64];
@@ -321,6 +331,113 @@ int sv_url_parse(const char *s, size_t len, const char *field, int kind, sv_url 
     out->port = port ? (unsigned)port : scheme == 5 ? 443u : 80u;
   }
   return 0;
+}
+
+/* ---------------------------------------------------------------- proxies */
+
+#define PROXY_FORM "http://[user:password@]host:port"
+
+static unsigned hex_value(unsigned char c) { return (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10); }
+
+/* A proxy's user name or password as written (RFC 3986 userinfo: unreserved,
+   sub-delims, ':', %XX) percent-decoded into out (NULL: only checked), as
+   libcurl decodes them: -1 on a byte that must be percent-encoded, a broken
+   %XX, or one that decodes to a control character. */
+static int userinfo_decode(const char *s, size_t len, sv_buf *out) {
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '%') {
+      if (len - i < 3 || !is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2])) return -1;
+      c = (unsigned char)(hex_value((unsigned char)s[i + 1]) * 16 + hex_value((unsigned char)s[i + 2]));
+      if (is_ctl(c)) return -1;
+      i += 2;
+    } else if (c == 0 || !(is_alnum(c) || strchr("-._~!$&'()*+,;=:", c))) {
+      return -1;
+    }
+    if (out) sv_buf_add(out, &c, 1);
+  }
+  return 0;
+}
+
+/* What a proxy URL lacks to be http://host:port: 0, or -1 with err.  r[0, rlen)
+   is the URL without its credentials (parsed in p, its host at `start`); cred,
+   what stands for them in a message ("user:***@", "***@" or ""). */
+static int proxy_form(const url_ctx *u, const char *r, size_t rlen, size_t start, const sv_url *p, sv_buf *cred) {
+  const char *why = NULL;
+  sv_buf shown, q;
+  if (p->https) why = "an https URL (a proxy is spoken to in http; an https target goes through its CONNECT tunnel)";
+  else if (p->auth_len == p->host_len) why = "no port";
+  else if (p->path_at < rlen && !(p->path_at + 1 == rlen && r[p->path_at] == '/')) why = "a path";
+  if (!why) return 0;
+  sv_buf_init(&shown);
+  sv_buf_add(&shown, r, start);
+  sv_buf_add(&shown, cred->data, cred->len);
+  sv_buf_add(&shown, r + start, rlen - start);
+  sv_buf_init(&q);
+  sv_quote(&q, shown.data, shown.len, 200);
+  sv_error_set(u->err, SV_E_INVALID, u->field, "%s: expected %s, found %s in %s", u->field, u->form, why,
+               sv_buf_cstr(&q));
+  sv_buf_free(&q);
+  sv_buf_free(&shown);
+  return -1;
+}
+
+void sv_proxy_free(sv_proxy *p) {
+  sv_buf_free(&p->url);
+  sv_buf_free(&p->user);
+  sv_buf_free(&p->password);
+  p->has_user = 0;
+}
+
+/* The credentials of a proxy URL, s[start, at - 1) (at: past the last '@'),
+   decoded into out (NULL: checked), and what a message shows for them in cred. */
+static int proxy_credentials(const char *s, size_t start, size_t at, sv_proxy *out, sv_buf *cred) {
+  size_t colon;
+  for (colon = start; colon + 1 < at && s[colon] != ':'; colon++) {}
+  if (userinfo_decode(s + start, colon - start, out ? &out->user : NULL) != 0) return -1;
+  if (s[colon] == ':' && userinfo_decode(s + colon + 1, at - 2 - colon, out ? &out->password : NULL) != 0) return -1;
+  if (s[colon] == ':') sv_buf_add(cred, s + start, colon - start + 1); /* a lone user may be a token: not shown */
+  sv_buf_adds(cred, "***@");
+  if (out) out->has_user = 1;
+  return 0;
+}
+
+int sv_proxy_parse(const char *s, size_t len, sv_proxy *out, sv_error *err) {
+  url_ctx u;
+  size_t start = 0, at = 0, k;
+  sv_buf rest, cred;
+  sv_url p;
+  int rc = -1;
+  u.field = "proxy";
+  u.form = PROXY_FORM;
+  u.kind = SV_URL_BASE;
+  u.shift = 0;
+  u.err = err;
+  if (out) memset(out, 0, sizeof *out);
+  for (k = 0; s && k < 32 && k + 3 <= len; k++)
+    if (memcmp(s + k, "://", 3) == 0) { start = k + 3; break; }
+  for (k = len; s && k > start && !at; k--)
+    if (s[k - 1] == '@') at = k;
+  sv_buf_init(&rest);
+  sv_buf_init(&cred);
+  if (at && proxy_credentials(s, start, at, out, &cred) != 0) {
+    sv_error_set(err, SV_E_INVALID, u.field, "%s: expected %s, found credentials (before the last '@') with a byte "
+                 "to percent-encode as %%XX, or a %%XX of a control character (not shown)", u.field, u.form);
+  } else {
+    if (s) sv_buf_add(&rest, s, at ? start : len);
+    if (at) sv_buf_add(&rest, s + at, len - at);
+    u.shift = at ? at - start : 0;
+    rc = rest.oom || cred.oom ? sv_error_set(err, SV_E_IO, NULL, "out of memory") : url_parse(u, rest.data, rest.len, &p);
+    if (rc == 0) rc = proxy_form(&u, rest.data, rest.len, p.host_at, &p, &cred);
+    if (rc == 0 && out) sv_buf_add(&out->url, rest.data, p.path_at);
+    if (rc == 0 && out && (out->url.oom || out->user.oom || out->password.oom))
+      rc = sv_error_set(err, SV_E_IO, NULL, "out of memory");
+  }
+  if (rc != 0 && out) sv_proxy_free(out);
+  sv_buf_free(&rest);
+  sv_buf_free(&cred);
+  return rc;
 }
 
 /* The URL a redirect's Location leads to, read against the URL that answered

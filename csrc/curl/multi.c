@@ -318,6 +318,27 @@ static int notify_headers_ok(const char *p) {
   return 1;
 }
 
+/* The exchange's proxy (checked by sv_http_send), its credentials apart and
+   decoded (Basic auth: on the CONNECT of an https URL, on each request of an
+   http one).  NULL lets libcurl read the environment (https_proxy, no_proxy,
+   ...), credentials included.  An https URL goes through a CONNECT tunnel, so
+   the proxy never sees the key; an http one is sent to the proxy whole, key
+   included.  0, or -1 out of memory. */
+static int set_proxy(CURL *e, const char *proxy) {
+  sv_proxy p;
+  sv_error err;
+  if (!proxy) return 0;
+  if (sv_proxy_parse(proxy, strlen(proxy), &p, &err) != 0) return -1;
+  curl_easy_setopt(e, CURLOPT_PROXY, sv_buf_cstr(&p.url));
+  if (p.has_user) {
+    curl_easy_setopt(e, CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+    curl_easy_setopt(e, CURLOPT_PROXYUSERNAME, sv_buf_cstr(&p.user));
+    curl_easy_setopt(e, CURLOPT_PROXYPASSWORD, sv_buf_cstr(&p.password));
+  }
+  sv_proxy_free(&p);
+  return 0;
+}
+
 sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   sv_xfer *x;
   CURL *e;
@@ -325,7 +346,7 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
     return sv_error_set(err, SV_E_INVALID, "user_agent",
                         "user_agent: control characters, or connect_timeout: not above 0"), NULL;
   if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing"), NULL;
-  if (s->proxy && sv_url_check(s->proxy, strlen(s->proxy), "proxy", SV_URL_BASE, err) != 0) return NULL;
+  if (s->proxy && sv_proxy_parse(s->proxy, strlen(s->proxy), NULL, err) != 0) return NULL;
   if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return NULL;
   if (s->op != SV_OP_DOWNLOAD && s->max_body == 0) /* the options table gives the cap: no default here */
     return sv_error_set(err, SV_E_INVALID, "max_body", "max_body: no cap on the answer's size was given"), NULL;
@@ -379,10 +400,10 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? sv_curl_ms(s->timeout) : 0L);
-  /* NULL lets libcurl read the environment (https_proxy, no_proxy, ...).  An
-     https URL goes through a CONNECT tunnel, so the proxy never sees the key;
-     an http one is sent to the proxy whole, key included. */
-  curl_easy_setopt(e, CURLOPT_PROXY, s->proxy);
+  if (set_proxy(e, s->proxy)) {
+    sv_xfer_free(x);
+    return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
+  }
   if (s->op == SV_OP_DOWNLOAD) { /* on a thread of its own, never on the multi handle */
     push_running(h, x);
     sv_fetch_queue(h, x);
@@ -399,8 +420,16 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
 /* What the wire says about an exchange libcurl ended. */
 static void classify(sv_xfer *x, CURLcode rc) {
   curl_off_t sent = 0;
+  long tunnel = 0;
   const char *msg = x->curl_msg[0] ? x->curl_msg : curl_easy_strerror(rc);
   curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+  curl_easy_getinfo(x->easy, CURLINFO_HTTP_CONNECTCODE, &tunnel);
+  if (rc != CURLE_OK && tunnel >= 300) { /* the proxy refused the tunnel: nothing reached the server */
+    x->wire = tunnel < 500 ? SV_WIRE_FATAL : SV_WIRE_NOT_SENT; /* refused (403, 407) again: not worth retrying */
+    snprintf(x->message, sizeof x->message, "the proxy did not open a tunnel: answered %ld%s%s", tunnel,
+             tunnel == 401 || tunnel == 407 ? ": " : "", tunnel == 401 || tunnel == 407 ? SV_PROXY_AUTH : "");
+    return;
+  }
   switch (rc) {
   case CURLE_OK: x->wire = SV_WIRE_NONE; return;
   case CURLE_COULDNT_RESOLVE_PROXY:

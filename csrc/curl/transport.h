@@ -37,9 +37,10 @@ typedef struct sv_send {
   const char *user_agent;
   const char *ca_file;     /* or NULL: the system's CAs */
   double connect_timeout;  /* seconds */
-  /* "http://host:port" (options.lua checks it): this exchange goes through
-     that proxy (CONNECT for https).  NULL: libcurl's own choice, from
-     https_proxy / http_proxy / all_proxy / no_proxy in the environment. */
+  /* "http://[user:password@]host:port" (sv_proxy_parse): this exchange goes
+     through that proxy (CONNECT for https; Basic auth with the credentials).
+     NULL: libcurl's own choice, from https_proxy / http_proxy / all_proxy /
+     no_proxy in the environment. */
   const char *proxy;
 } sv_send;
 

@@ -5,7 +5,9 @@
    no control character, space or non-ASCII byte and no '@' before its path, and
    every base_url is one; a refusal names its field and is one printable line.
    sv_store_url_parse on the same bytes: what it accepts is redis:// and its parts
-   lie within the bytes; what it refuses it says why. */
+   lie within the bytes; what it refuses it says why.  sv_proxy_parse: what it
+   accepts, stripped of its credentials, is a base URL; a refusal names proxy
+   and is one printable line. */
 #include "fuzz.h"
 
 #include <strings.h>
@@ -51,6 +53,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
       PROPERTY(err.kind == SV_E_INVALID && strcmp(err.field, "video_url") == 0, "a refusal names its field");
       PROPERTY(strncmp(err.message, "video_url: ", 11) == 0, "a refusal message starts with its field");
+      for (i = 0; err.message[i]; i++)
+        PROPERTY((unsigned char)err.message[i] >= 0x20 && err.message[i] != 0x7f, "a refusal is one printable line");
+    }
+  }
+  {
+    sv_proxy p;
+    sv_error_clear(&err);
+    if (sv_proxy_parse(s, size, &p, &err) == 0) {
+      PROPERTY(sv_url_check(sv_buf_cstr(&p.url), p.url.len, "proxy", SV_URL_BASE, &err) == 0,
+               "an accepted proxy without its credentials is a base URL");
+      sv_proxy_free(&p);
+    } else {
+      PROPERTY(strcmp(err.field, "proxy") == 0 && strncmp(err.message, "proxy: ", 7) == 0, "a refusal names proxy");
       for (i = 0; err.message[i]; i++)
         PROPERTY((unsigned char)err.message[i] >= 0x20 && err.message[i] != 0x7f, "a refusal is one printable line");
     }

@@ -275,6 +275,35 @@ static int l_check_url(lua_State *L) {
   return 1;
 }
 
+/* check_proxy(url) -> {url =, user =, password =} | nil, err: a proxy's URL
+   (sv_proxy_parse): url without its credentials ("http://host:port"), user and
+   password percent-decoded (absent when the URL names no user).  err never
+   holds the credentials. */
+static int l_check_proxy(lua_State *L) {
+  size_t len = 0;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  sv_proxy p;
+  sv_error err;
+  sv_error_clear(&err);
+  if (!s) {
+    sv_error_set(&err, SV_E_INVALID, "proxy", "proxy: expected http://[user:password@]host:port, got %s",
+                 luaL_typename(L, 1));
+    return lsv_fail(L, &err);
+  }
+  if (sv_proxy_parse(s, len, &p, &err) != 0) return lsv_fail(L, &err);
+  lua_createtable(L, 0, 3);
+  lua_pushlstring(L, p.url.data, p.url.len);
+  lua_setfield(L, -2, "url");
+  if (p.has_user) {
+    lua_pushlstring(L, sv_buf_cstr(&p.user), p.user.len);
+    lua_setfield(L, -2, "user");
+    lua_pushlstring(L, sv_buf_cstr(&p.password), p.password.len);
+    lua_setfield(L, -2, "password");
+  }
+  sv_proxy_free(&p);
+  return 1;
+}
+
 /* resolve_url(base, location) -> url: where a redirect's Location leads from
    base (sv_url_resolve), unchecked: check_url it before use. */
 static int l_resolve_url(lua_State *L) {
@@ -371,6 +400,9 @@ static void push_models(lua_State *L) {
 
 static int l_now(lua_State *L) { lua_pushnumber(L, sv_monotonic()); return 1; }
 
+/* wall() -> seconds since the epoch, with their fraction (the log's time stamps) */
+static int l_wall(lua_State *L) { lua_pushnumber(L, sv_wallclock()); return 1; }
+
 static int l_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
   sv_sleep(s > 1e6 ? 1e6 : (double)s);
@@ -455,11 +487,13 @@ extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidd
 
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
-  { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "resolve_url", l_resolve_url },
+  { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
+  { "resolve_url", l_resolve_url },
   { "store_url", l_store_url },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
   { "absolute", l_absolute },
-  { "random_id", l_random_id }, { "now", l_now }, { "sleep", l_sleep }, { "isatty", l_isatty }, { "uid", l_uid },
+  { "random_id", l_random_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
+  { "uid", l_uid },
   { NULL, NULL }
 };
 
@@ -481,6 +515,8 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
      link libcurl), for the default User-Agent (options.lua) */
   lua_pushstring(L, LIBCURL_VERSION);
   lua_setfield(L, -2, "libcurl_version");
+  lua_pushliteral(L, SV_PROXY_AUTH); /* a proxy's 407, for the nginx transport's tunnel */
+  lua_setfield(L, -2, "PROXY_AUTH");
   push_models(L);
   lua_setfield(L, -2, "models");
   lua_newtable(L); /* the kinds of error made above the core that are transient (errors.lua) */

@@ -809,6 +809,56 @@ static void headers_and_urls(void) {
   }
 }
 
+/* A proxy's URL: the credentials apart and decoded; every refusal without them. */
+static void proxy_urls(void) {
+  static const struct { const char *url, *want_url, *user, *password; } good[] = {
+    { "http://127.0.0.1:3128", "http://127.0.0.1:3128", NULL, NULL },
+    { "HTTP://proxy.example:8080/", "HTTP://proxy.example:8080", NULL, NULL },
+    { "http://alice:s3cret@proxy.example:8080", "http://proxy.example:8080", "alice", "s3cret" },
+    { "http://a%40b:p%3Aq%25r%2F@[::1]:3128", "http://[::1]:3128", "a@b", "p:q%r/" },
+    { "http://alice:pa:ss@h:1", "http://h:1", "alice", "pa:ss" },
+    { "http://token@h:1", "http://h:1", "token", "" },
+  };
+  static const struct { const char *url, *found; } bad[] = {
+    { "http://alice:s3cret@h", "found no port in \"http://alice:***@h\"" },
+    { "https://alice:s3cret@h:1", "found an https URL" },
+    { "http://alice:s3cret@h:1/p", "found a path in \"http://alice:***@h:1/p\"" },
+    { "http://s3cret@h", "found no port in \"http://***@h\"" },
+    { "http://alice:s3 cret@h:1", "found credentials (before the last '@') with a byte to percent-encode" },
+    { "http://alice:s3cret@x@h:1", "found credentials" },
+    { "http://alice:s3cret%0A@h:1", "found credentials" },
+    { "http://alice:s3cret%4@h:1", "found credentials" },
+    { "http://alice:s3cret@h:99999", "found port 99999 at byte 23" },
+    { "http://alice:s3cret@h:1?q", "found '?' at byte 24" },
+    { "socks5://alice:s3cret@h:1", "found the scheme \"socks5\"" },
+    { "alice:s3cret@h:1", "found no scheme" },
+    { "", "found nothing" },
+  };
+  size_t k;
+  char name[300];
+  sv_error err;
+  for (k = 0; k < sizeof good / sizeof good[0]; k++) {
+    sv_proxy p;
+    int rc = sv_proxy_parse(good[k].url, strlen(good[k].url), &p, &err);
+    snprintf(name, sizeof name, "the proxy %s is %s, user %s", good[k].url, good[k].want_url,
+             good[k].user ? good[k].user : "none");
+    ok(rc == 0 && strcmp(sv_buf_cstr(&p.url), good[k].want_url) == 0 && p.has_user == (good[k].user != NULL) &&
+           (!good[k].user || (strcmp(sv_buf_cstr(&p.user), good[k].user) == 0 &&
+                              strcmp(sv_buf_cstr(&p.password), good[k].password) == 0)),
+       name, rc ? err.message : sv_buf_cstr(&p.url));
+    if (rc == 0) sv_proxy_free(&p);
+  }
+  for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    sv_error_clear(&err);
+    snprintf(name, sizeof name, "the proxy %s is refused: %s, naming proxy, never the password", bad[k].url,
+             bad[k].found);
+    ok(sv_proxy_parse(bad[k].url, strlen(bad[k].url), NULL, &err) == -1 && strcmp(err.field, "proxy") == 0 &&
+           strncmp(err.message, "proxy: expected http://[user:password@]host:port, ", 50) == 0 &&
+           strstr(err.message, bad[k].found) != NULL && strstr(err.message, "s3") == NULL,
+       name, err.message);
+  }
+}
+
 static void retry_after(void) {
   static const struct { const char *v; double lo, hi; const char *name; } cases[] = {
     { "Fri, 31 Dec 9999 23:59:59 GMT", 0, 86400.0 * 365, "a date in year 9999 is clamped to a year" },
@@ -1033,6 +1083,7 @@ int main(void) {
   result_paths();
   headers_and_urls();
   store_urls();
+  proxy_urls();
   retry_after();
   found_by_fuzzing();
   verdicts();

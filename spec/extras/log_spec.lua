@@ -151,14 +151,29 @@ describe("the log's redaction", function()
     assert.is_nil(out:find("sk-", 1, true))
   end)
 
-  it("redacts every field of an event it does not know (a delivery) and skips tables", function()
+  it("redacts every field of an event it does not know and skips tables", function()
     local got = {}
     local logger = Log.logger(function(l) got[#got + 1] = l end, { KEY, SECRET })
-    logger { type = "delivery", id = "t1", url = "https://u:p@hooks.example/in?sig=" .. KEY, status = 200,
+    logger { type = "unheard", id = "t1", url = "https://u:p@hooks.example/in?sig=" .. KEY, status = 200,
       attempt = 2, note = "secret " .. SECRET, task = { video_url = "http://x/v.mp4?token=t" } }
     logger { type = "progress", bytes = 1, total = 2 }
-    assert.same({ "starvideos: delivery attempt=2 id=t1 note=secret [redacted] status=200 "
+    assert.same({ "starvideos: unheard attempt=2 id=t1 note=secret [redacted] status=200 "
       .. "url=https://[redacted]@hooks.example/in?[redacted]" }, got)
+  end)
+
+  it("writes a delivery as the POST to the webhook's host and path, and how it ended", function()
+    assert.equal("starvideos: delivery POST https://hooks.example:8443/in owed status 503 task t1 webhook "
+      .. "msg_1: notify: HTTP 503", Log.line({ type = "delivery", id = "t1", webhook_id = "msg_1", outcome = "owed",
+      url = "https://hooks.example:8443/in", status = 503, reason = "notify: HTTP 503" }, "info"))
+    assert.equal("starvideos: delivery POST http://127.0.0.1:9/hook delivered status 204 task t2 webhook msg_2",
+      Log.line({ type = "delivery", id = "t2", webhook_id = "msg_2", outcome = "delivered",
+      url = "http://127.0.0.1:9/hook", status = 204 }, "info"))
+  end)
+
+  it("stamps a time as RFC 3339 UTC with milliseconds", function()
+    assert.equal("1970-01-01T00:00:00.000Z", Log.stamp(0))
+    assert.equal("2026-11-24T10:03:07.123Z", Log.stamp(1795514587.1234))
+    assert.equal("2026-11-24T10:03:07.999Z", Log.stamp(1795514587.9999)) -- cut, never rounded up to 08.000
   end)
 end)
 
@@ -267,11 +282,19 @@ describe("the log of a whole generate", function()
     return id, err
   end
 
-  it("STARVIDEOS_LOG=debug writes the lines to stderr, one each", function()
+  it("STARVIDEOS_LOG=debug writes the lines to stderr, one each, each opening with the UTC time in ms", function()
+    local core = require "starvideos.core"
+    local before = Log.stamp(core.wall())
     local id, err = child("debug", "env.mp4")
+    local after = Log.stamp(core.wall())
     local lines = lines_of(err, "starvideos: ")
     assert.equal(#lines, select(2, err:gsub("\n", "\n")), err) -- nothing else, and a newline after each
     whole_generate(lines, emu, id)
+    for l in err:gmatch("[^\n]+") do
+      local stamp = l:match("^(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ) starvideos: ")
+      assert(stamp, "a line without its time stamp: " .. l)
+      assert(stamp >= before and stamp <= after, stamp .. " is not between " .. before .. " and " .. after)
+    end
   end)
 
   it("STARVIDEOS_LOG=info (any case) writes the status changes, not the requests", function()

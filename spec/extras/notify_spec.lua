@@ -126,21 +126,29 @@ describe("notify", function()
     assert(ok, err)
   end)
 
-  it("tells on_event a delivery with the receiver's own 2xx status", function()
+  it("tells on_event a delivery with the receiver's own 2xx status; the log names the webhook's host", function()
     local rx = receiver(dir)
     helper.write_file(dir .. "/status", "202")
-    local seen = {}
+    local seen, lines = {}, {}
     local ok, err = pcall(function()
       local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j",
-        notify = { url = rx.url, secret = SECRET },
+        notify = { url = rx.url, secret = SECRET }, log = function(l) lines[#lines + 1] = l end,
         on_event = function(ev) if ev.type == "delivery" then seen[#seen + 1] = ev end end }
-      assert(client:generate({ model = "videos", prompt = "a cat", duration = 5 }, { interval = 0.2 }))
+      local task = assert(client:generate({ model = "videos", prompt = "a cat", duration = 5 }, { interval = 0.2 }))
       client:close()
       assert.are.equal(1, #received(dir))
       assert.are.equal(1, #seen)
       assert.are.equal("delivered", seen[1].outcome)
       assert.are.equal(202, seen[1].status)
+      assert.are.equal(rx.url, seen[1].url)
       assert.is_nil(seen[1].reason)
+      local want = { ["starvideos: request #%d+ POST " .. rx.url:gsub("%p", "%%%0") .. " attempt 1$"] = 0,
+        ["^starvideos: delivery POST " .. rx.url:gsub("%p", "%%%0") .. " delivered status 202 task " .. task.id
+          .. " webhook msg_%S+$"] = 0 }
+      for _, l in ipairs(lines) do
+        for pattern, n in pairs(want) do if l:find(pattern) then want[pattern] = n + 1 end end
+      end
+      for pattern, n in pairs(want) do assert.are.equal(1, n, pattern .. "\n" .. table.concat(lines, "\n")) end
     end)
     os.remove(dir .. "/status")
     rx.stop()

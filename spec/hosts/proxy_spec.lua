@@ -4,7 +4,10 @@
 -- of this spec's own (RELAY below, a child process) copies every byte and keeps
 -- the client's side in a file: over https the proxy sees a CONNECT and then TLS,
 -- and the key is never among its bytes.  The https server is an nginx with TLS
--- in front of the emulator (a self-signed certificate for 127.0.0.1).
+-- in front of the emulator (a self-signed certificate for 127.0.0.1).  The same
+-- relay, given the Proxy-Authorization it wants, is a proxy that asks for Basic
+-- credentials (the gate): it answers 407 to a connection whose first request
+-- lacks them (tinyproxy's BasicAuth answers 401 to wrong ones, and resets a POST).
 
 local helper = require "spec.helper"
 local U = helper.UNINSTRUMENTED -- before a program not built with the sanitizers (make check)
@@ -18,14 +21,35 @@ local KEY = "proxy-spec-key-5f1c9a"
 local LUA_ENV = "LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
   .. " LUA_CPATH=" .. q(helper.cpath .. ";;")
 local PARAMS = { model = "videos", prompt = "a cat through a proxy", duration = 4 }
+-- the gate's credentials: the password has a ':' and an '@', percent-encoded in the URL
+local USER, PASSWORD, WRITTEN = "alice", "s3cr:t@x", "s3cr%3At%40x"
 
 -- A TCP relay: listens on arg[1], connects each client to 127.0.0.1:arg[2],
 -- copies bytes both ways, and appends what the clients sent to the file arg[3].
+-- With arg[4], a connection's first request (read whole) goes on only when its
+-- Proxy-Authorization is arg[4]; else it is answered 407 and closed.
 local RELAY = [[
 local socket = require "socket"
 local server = assert(socket.bind("127.0.0.1", tonumber(arg[1])))
 local log = assert(io.open(arg[3], "ab"))
 log:setvbuf("no")
+local want = arg[4]
+local function admitted(c) -- the first request, when its credentials are the ones wanted
+  c:settimeout(5)
+  local head = {}
+  repeat
+    local l = c:receive("*l")
+    if not l then return nil end
+    head[#head + 1] = l .. "\r\n"
+  until l == ""
+  head = table.concat(head)
+  local n = tonumber(head:match("\n[Cc]ontent%-[Ll]ength:%s*(%d+)")) or 0
+  local req = head .. (n > 0 and (c:receive(n) or "") or "")
+  log:write(req)
+  if head:match("\n[Pp]roxy%-[Aa]uthorization: ([^\r]*)") == want then return req end
+  c:send("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"spec\"\r\n"
+    .. "Content-Length: 0\r\nConnection: close\r\n\r\n")
+end
 local peer, client, list = {}, {}, { server }
 local function drop(s)
   local o = peer[s]
@@ -37,8 +61,10 @@ while true do
   for _, s in ipairs((socket.select(list, nil, 1))) do
     if s == server then
       local c = server:accept()
-      local up = c and socket.connect("127.0.0.1", tonumber(arg[2]))
+      local first = c and want and admitted(c)
+      local up = c and (first or not want) and socket.connect("127.0.0.1", tonumber(arg[2]))
       if up then
+        if first then up:send(first) end
         peer[c], peer[up], client[c] = up, c, true
         c:settimeout(0); up:settimeout(0)
         list[#list + 1], list[#list + 2] = c, up
@@ -63,7 +89,7 @@ local function tinyproxy_missing()
 end
 
 describe("proxies", function()
-  local dir, emu, tp, relay, ngx_srv, tls_port, tp_port, relay_port, ngx_port, cert
+  local dir, emu, tp, relay, gate, ngx_srv, tls_port, tp_port, relay_port, ngx_port, gate_port, cert
   local why_not_nginx = nginx_run.unavailable { "nginx", "openssl" } -- (libcurl's https cases use its TLS server)
 
   local function read(path) return helper.read_file(path) or "" end
@@ -96,8 +122,8 @@ describe("proxies", function()
     if why then return end
     dir = helper.tmpdir()
     emu = helper.emulator { key = KEY, queued = 0, processing = 0 }
-    local ports = helper.free_ports(4)
-    tp_port, relay_port, tls_port, ngx_port = ports[1], ports[2], ports[3], ports[4]
+    local ports = helper.free_ports(5)
+    tp_port, relay_port, tls_port, ngx_port, gate_port = ports[1], ports[2], ports[3], ports[4], ports[5]
     assert(helper.execute(str_format(U .. "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
       .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1", q(dir .. "/tls.key"),
       q(dir .. "/tls.pem"))))
@@ -115,20 +141,29 @@ describe("proxies", function()
     assert(helper.wait_until(function() return nginx_run.listening(tp_port) end, 10),
       "tinyproxy did not start: " .. read(dir .. "/tinyproxy.out"))
     assert(helper.wait_until(function() return nginx_run.listening(relay_port) end, 10), "the relay did not start")
+    gate = helper.spawn(str_format("%s %s %d %d %s %s", q(helper.lua), q(dir .. "/relay.lua"), gate_port, tp_port,
+      q(dir .. "/gate.bytes"), q("Basic " .. require("mime").b64(USER .. ":" .. PASSWORD))))
+    assert(helper.wait_until(function() return nginx_run.listening(gate_port) end, 10), "the gate did not start")
   end)
 
   teardown(function()
     if ngx_srv then ngx_srv.stop() end
-    for _, p in ipairs { relay or false, tp or false } do
+    for _, p in ipairs { gate or false, relay or false, tp or false } do
       if p then helper.execute(str_format("kill %d 2>/dev/null", p.pid)); p:close() end
     end
     if emu then emu:stop() end
     helper.cleanup()
   end)
 
-  it("refuses a proxy that is not http://host:port, naming proxy", function()
+  it("takes http://[user:password@]host:port; refuses anything else naming proxy, never showing the password",
+    function()
+    for _, url in ipairs { "http://127.0.0.1:3128", "http://user:secret@127.0.0.1:3128/", "http://u%40x:p%3Aq@h:1" } do
+      starvideos.new({ api_key = KEY, base_url = "http://127.0.0.1:1", proxy = url }):close()
+    end
     for _, bad in ipairs { "https://127.0.0.1:3128", "http://127.0.0.1", "http://127.0.0.1:3128/path",
-      "http://user:secret@127.0.0.1:3128", "socks5://127.0.0.1:1080", "127.0.0.1:3128", 3128 } do
+      "http://user:secret@127.0.0.1", "http://user:se cret@127.0.0.1:3128", "https://user:secret@127.0.0.1:3128",
+      "http://user:secret@127.0.0.1:3128/path", "http://user:a%00secret@127.0.0.1:3128", "socks5://127.0.0.1:1080",
+      "127.0.0.1:3128", 3128 } do
       local ok, err = pcall(starvideos.new, { api_key = KEY, base_url = emu and emu.url or "http://127.0.0.1:1",
         proxy = bad })
       assert.is_false(ok, tostring(bad))
@@ -136,6 +171,43 @@ describe("proxies", function()
       assert.is_nil(tostring(err):find("secret", 1, true), tostring(err))
     end
   end)
+
+  -- the gate's URL with its credentials, or with a wrong password
+  local function good() return str_format("http://%s:%s@127.0.0.1:%d", USER, WRITTEN, gate_port) end
+  local function bad() return str_format("http://%s:wr0ngpass@127.0.0.1:%d", USER, gate_port) end
+
+  -- What the gate was sent since `from` (a byte offset), and the new end.
+  local function gate_bytes(from)
+    local all = read(dir .. "/gate.bytes")
+    return all:sub((from or 0) + 1), #all
+  end
+
+  -- Every request (a CONNECT too) in bytes carries the credentials, decoded and encoded as Basic.
+  local function all_signed(bytes)
+    local requests = count(bytes, " HTTP/1.1\r\n")
+    assert.is_true(requests >= 1, bytes)
+    assert.equal(requests, count(bytes, "\r\nProxy-Authorization: Basic " .. require("mime").b64(USER .. ":"
+      .. PASSWORD) .. "\r\n"), bytes)
+  end
+
+  -- No trace of either password in text (a log, an error, events).
+  local function no_password(text)
+    for _, secret in ipairs { PASSWORD, WRITTEN, "s3cr", "wr0ngpass" } do
+      assert.is_nil(text:find(secret, 1, true), text)
+    end
+  end
+
+  -- Every string in a list of events, nested tables included.
+  local function strings(v, out, seen)
+    if type(v) == "string" then out[#out + 1] = v end
+    if type(v) ~= "table" or seen[v] then return out end
+    seen[v] = true
+    for k, x in pairs(v) do
+      strings(k, out, seen)
+      strings(x, out, seen)
+    end
+    return out
+  end
 
   describe("on libcurl's transport", function()
     before_each(function()
@@ -187,6 +259,34 @@ describe("proxies", function()
         log, from = tp_log(from)
         assert.equal("", log, env)
       end
+    end)
+
+    it("credentials: Basic on every request, the password decoded; a 407 named, the password in no log or error",
+      function()
+      local _, from = gate_bytes()
+      local lines, events = {}, {}
+      local c = starvideos.new { api_key = KEY, base_url = emu.url, proxy = good(), interval = 0.2, min_interval = 0.1,
+        log = function(l) lines[#lines + 1] = l end, on_event = function(ev) events[#events + 1] = ev end }
+      local task, err = c:generate(PARAMS, { out = dir .. "/auth.mp4", interval = 0.2, timeout = 60 })
+      c:close()
+      assert.is_truthy(task, tostring(err))
+      assert.is_true(helper.file_size(dir .. "/auth.mp4") > 0)
+      all_signed((gate_bytes(from)))
+      local before = emu:creates()
+      c = starvideos.new { api_key = KEY, base_url = emu.url, proxy = bad(), max_retries = 0,
+        log = function(l) lines[#lines + 1] = l end, on_event = function(ev) events[#events + 1] = ev end }
+      local refused = { select(2, c:create(PARAMS)), select(2, c:query(task.id)) }
+      c:close()
+      assert.equal(before, emu:creates())
+      for _, e in ipairs(refused) do
+        assert.equal("auth", e.kind, tostring(e))
+        assert.equal(407, e.status)
+        assert.matches("HTTP 407: the proxy asks for a user name and password", tostring(e), 1, true)
+        assert.is_falsy(e.maybe_created)
+        lines[#lines + 1] = tostring(e)
+      end
+      assert.is_true(#lines > 4)
+      no_password(table.concat(lines, "\n") .. table.concat(strings(events, {}, {}), "\n"))
     end)
   end)
 
@@ -320,6 +420,79 @@ return M
         >= 1, bytes)
       assert.equal(0, count(bytes, KEY))
       assert.equal(0, count(bytes, "Authorization"))
+    end)
+
+    it("libcurl: the credentials on the CONNECT (option, HTTPS_PROXY, https_proxy via the CLI); 407 named", function()
+      start_nginx()
+      local base = "https://127.0.0.1:" .. tls_port
+      local connect = "CONNECT 127.0.0.1:" .. tls_port .. " HTTP/1.1\r\n"
+      local from = select(2, gate_bytes())
+      local c = starvideos.new { api_key = KEY, base_url = base, ca_file = cert, proxy = good() }
+      local task, err = c:create(PARAMS)
+      c:close()
+      assert.is_truthy(task, tostring(err))
+      local bytes = gate_bytes(from)
+      assert.equal(1, count(bytes, connect), bytes)
+      all_signed(bytes)
+      assert.equal(0, count(bytes, KEY))
+      c = starvideos.new { api_key = KEY, base_url = base, ca_file = cert, proxy = bad(), max_retries = 0 }
+      task, err = c:create(PARAMS)
+      c:close()
+      assert.is_nil(task)
+      assert.equal("network", err.kind, tostring(err))
+      assert.matches("the proxy did not open a tunnel: answered 407: the proxy asks for a user name and password",
+        tostring(err), 1, true)
+      assert.is_falsy(err.maybe_created) -- nothing reached the service
+      no_password(tostring(err))
+      from = select(2, gate_bytes())
+      -- the environment's, read by libcurl for the command line (its TLS then fails: the CLI knows no ca_file)
+      for _, var in ipairs { "HTTPS_PROXY", "https_proxy" } do
+        for _, url in ipairs { good(), bad() } do
+          local out, ok = helper.capture(str_format("env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY "
+            .. "-u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY %s=%s STARVIDEOS_API_KEY=%s STARVIDEOS_BASE_URL=%s "
+            .. "%s %s %s status video_videos_1 --log debug 2>&1", var, q(url), q(KEY), q(base), LUA_ENV, q(helper.lua),
+            q(helper.root .. "/bin/starvideos")))
+          assert.is_nil(ok, out)
+          bytes, from = gate_bytes(from)
+          assert.is_true(count(bytes, connect) >= 1, var .. ": " .. bytes)
+          no_password(out)
+          if url == good() then
+            all_signed(bytes)
+            assert.is_nil(out:find("407", 1, true), out)
+          else
+            assert.matches("answered 407", out, 1, true)
+          end
+        end
+      end
+    end)
+
+    it("nginx: the credentials on the CONNECT and on each http request; 407 named, never the password", function()
+      start_nginx()
+      local tls, connect = "https://127.0.0.1:" .. tls_port, "CONNECT 127.0.0.1:" .. tls_port .. " HTTP/1.1\r\n"
+      local from = select(2, gate_bytes())
+      local o = in_nginx(emu.url, good(), dir .. "/ngx-auth.mp4")
+      assert.equal("completed", o.status, tostring(o.err))
+      assert.is_true(helper.file_size(dir .. "/ngx-auth.mp4") > 0)
+      local bytes
+      bytes, from = gate_bytes(from)
+      all_signed(bytes)
+      o = in_nginx(tls, good(), dir .. "/ngx-auth-tls.mp4")
+      assert.equal("completed", o.status, tostring(o.err) .. read(dir .. "/error.log"))
+      bytes = gate_bytes(from)
+      assert.is_true(count(bytes, connect) >= 1, bytes)
+      all_signed(bytes)
+      assert.equal(0, count(bytes, KEY))
+      local before = emu:creates()
+      o = in_nginx(emu.url, bad(), dir .. "/unused.mp4")
+      assert.equal("auth", o.kind, tostring(o.err))
+      assert.matches("HTTP 407: the proxy asks for a user name and password", o.err, 1, true)
+      no_password(o.err)
+      o = in_nginx(tls, bad(), dir .. "/unused.mp4")
+      assert.equal("network", o.kind, tostring(o.err))
+      assert.matches(str_format("the proxy 127.0.0.1:%d did not open a tunnel to 127.0.0.1:%d: answered 407: the proxy "
+        .. "asks for a user name and password", gate_port, tls_port), o.err, 1, true)
+      no_password(o.err)
+      assert.equal(before, emu:creates())
     end)
 
     it("a proxy that refuses the tunnel: an error naming it, on both transports", function()

@@ -889,6 +889,28 @@ describe("the starvideos command line", function()
       assert.same({}, emu:requests())
     end)
 
+    it("proxy credentials (--proxy, HTTP_PROXY, http_proxy): Basic on each request, decoded; in no output", function()
+      local proxy = helper.hostile() -- it logs what it is sent (and is no proxy: the status fails)
+      finally(function() proxy:stop() end)
+      local want = "Basic " .. require("mime").b64("alice:p@ss:w0rd!") -- what curl decodes from the URL
+      local url = "http://alice:p%40ss:w0rd!@127.0.0.1:" .. proxy.port
+      for i, case in ipairs { { args = { "--proxy", url, "--log", "debug", "--json" } }, { env = { HTTP_PROXY = url } },
+        { env = { http_proxy = url }, args = { "--log", "info" } } } do
+        local args = { "status", "video_1" }
+        for _, a in ipairs(case.args or {}) do args[#args + 1] = a end
+        local r = run(args, env(case.env))
+        assert.equals(1, r.code, r.err) -- the proxy's answer, not a usage error (2)
+        local got = proxy:requests()
+        assert.equals(i, #got)
+        assert.equals(emu.url .. "/v1/result/video_1", got[i].path)
+        assert.equals(want, got[i].headers["proxy-authorization"])
+        for _, secret in ipairs { "p@ss", "p%40ss", "w0rd" } do
+          assert.is_nil((r.out .. r.err):find(secret, 1, true), r.out .. r.err)
+        end
+      end
+      assert.same({}, emu:requests())
+    end)
+
     it("every flag is in its command's --help", function()
       for cmd, flags in pairs {
         create = { "--extra JSON", "--create-limit N/SECONDS", "--proxy URL", "--log debug|info" },

@@ -61,7 +61,7 @@ local FLAG = {
     text = "seconds between status checks (default: learned from earlier tasks, else 30)" },
   timeout = { kind = "pos", meta = "S", text = "give up waiting after S seconds (default 1800)" },
   proxy = { kind = "str", meta = "URL",
-    text = "an HTTP proxy for every request, http://host:port (default: $http_proxy, $https_proxy)" },
+    text = "an HTTP proxy for every request, http://[user:pass@]host:port (default: $http_proxy, $https_proxy)" },
   log = { kind = "choice", meta = "debug|info", choices = { "debug", "info" },
     text = "log each event on stderr: info, or debug with every request (default: $STARVIDEOS_LOG)" },
   ["create-limit"] = { kind = "str", meta = "N/SECONDS",

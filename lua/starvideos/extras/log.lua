@@ -4,6 +4,7 @@
 
 local type, pairs, ipairs, tostring, tonumber, table_sort, table_concat, string_format, string_byte, io_stderr =
   type, pairs, ipairs, tostring, tonumber, table.sort, table.concat, string.format, string.byte, io.stderr
+local os_date, math_floor = os.date, math.floor
 
 local Log = {}
 
@@ -80,6 +81,12 @@ local FORMAT = {
       ev.index and " (index " .. tostring(ev.index) .. ")" or "")
   end,
   warning = function(ev) return "warning: " .. tostring(ev.message) end,
+  -- a webhook's: where it went (notify.lua's url: scheme, host and path, no query), how it ended
+  delivery = function(ev)
+    return string_format("delivery POST %s %s%s task %s webhook %s%s", tostring(ev.url), tostring(ev.outcome),
+      ev.status and " status " .. tostring(ev.status) or "", tostring(ev.id), tostring(ev.webhook_id),
+      ev.reason and ": " .. tostring(ev.reason) or "")
+  end,
 }
 
 -- Any other event (a delivery, say): its type, then its plain fields by name.
@@ -108,9 +115,17 @@ local function writer()
     local log, NOTICE, WARN = ngx.log, ngx.NOTICE, ngx.WARN
     return function(line, kind) log(kind == "warning" and WARN or NOTICE, line) end
   end
+  local wall = require("starvideos.core").wall -- (here: the command line's parsing loads this module, not the core)
   return function(line)
-    io_stderr:write(line .. "\n")
+    io_stderr:write(Log.stamp(wall()) .. " " .. line .. "\n")
   end
+end
+
+--- The time t (seconds since the epoch) as a stderr line opens with: RFC 3339,
+-- UTC, to the millisecond ("2026-11-24T10:03:07.123Z").
+function Log.stamp(t)
+  local s = math_floor(t)
+  return os_date("!%Y-%m-%dT%H:%M:%S", s) .. string_format(".%03dZ", math_floor((t - s) * 1000))
 end
 
 --- The listener that writes the log.  log: a function(line) (every "debug"

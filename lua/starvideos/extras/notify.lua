@@ -41,7 +41,7 @@ end
 local function tell(self, outcome, err)
   local on_event = self.ctx.cfg.on_event
   if on_event then
-    on_event { type = "delivery", id = self.task, webhook_id = self.wid, outcome = outcome,
+    on_event { type = "delivery", id = self.task, webhook_id = self.wid, outcome = outcome, url = self.where,
       status = err and err.status or self.status, reason = err and err.message }
   end
 end
@@ -73,10 +73,13 @@ end
 
 -- An owed event (its record already written) sent on ctx's loop: the delivery.
 function N.send(ctx, notify, wid, task_id, body)
-  local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body }, D)
+  -- the webhook's name in events and log lines: scheme, host and path (no query: it may hold a token)
+  local u = core.check_url(notify.url, "notify.url")
+  local where = u.scheme .. "://" .. u.authority .. u.path
+  local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body,
+    where = where }, D)
   set_of(ctx.loop)[d] = true
-  local path = core.check_url(notify.url, "notify.url").path
-  d.req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, path, nil, body,
+  d.req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, where, nil, body,
     now() + (notify.retry_for or N.RETRY_FOR))
   d.req:send(now())
   return d

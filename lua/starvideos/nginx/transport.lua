@@ -135,11 +135,9 @@ function N:send(r)
     end
     own = setmetatable({ ua = r.user_agent, connect_timeout = r.connect_timeout }, { __index = c })
   end
-  -- config.lua checked it: http URLs are sent to it whole, https ones through a CONNECT tunnel
-  local proxy = r.proxy and check_url(r.proxy, "proxy", true)
-  if r.proxy and not (proxy and proxy.scheme == "http") then
-    return refuse("proxy", "proxy: expected http://host:port")
-  end
+  -- http URLs are sent to it whole, https ones through a CONNECT tunnel
+  local proxy, bad_proxy = W.proxy(r.proxy)
+  if proxy == nil then return nil, bad_proxy end
   local fh, offset = open_part(self, r)
   if fh == nil then return nil, offset end
   local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, auth = r.auth, offset = offset, have = offset,

@@ -197,18 +197,36 @@ local function start_file(x, h)
   return ok, "io", err
 end
 
+-- The proxy of an exchange, from its URL (nil: none): false, or its parts
+-- (core.check_url's), with `auth`, the Proxy-Authorization line when the URL
+-- names a user (Basic), and `pool`, what tells its connections apart | nil, err
+-- (never holding the credentials).
+function W.proxy(url)
+  if not url then return false end
+  local cred, err = core.check_proxy(url)
+  if not cred then return nil, err end
+  local p = core.check_url(cred.url, "proxy", true)
+  p.pool = p.host .. ":" .. p.port
+  if cred.user then
+    p.auth = "Proxy-Authorization: Basic " .. ngx.encode_base64(cred.user .. ":" .. cred.password) .. "\r\n"
+    p.pool = p.pool .. " as " .. ngx.md5(p.auth) -- a tunnel made with other credentials is never reused
+  end
+  return p
+end
+
 -- Through the proxy p, a tunnel to u: true | nil, wire, message.  Nothing of the request
 -- is sent before it is up, and then only TLS: the proxy never sees the key.
 local function tunnel(c, x, u, p)
   if not arm(x, c.connect_timeout) then return nil, "not_sent", "timed out before the CONNECT" end
   local target = u.host .. ":" .. u.port
   local sent, err = x.sock:send("CONNECT " .. target .. " HTTP/1.1\r\nHost: " .. target .. "\r\nUser-Agent: " .. c.ua
-    .. "\r\n\r\n")
+    .. "\r\n" .. (p.auth or "") .. "\r\n")
   local status, h, msg = nil, err, nil
   if sent then status, h, msg = head(x) end
   x.buf, x.pos, x.got = "", 1, 0
   if status == 200 then return true end
-  local why = status and "answered " .. status or msg or tostring(h)
+  local why = status and "answered " .. status .. ((status == 401 or status == 407) and ": " .. core.PROXY_AUTH or "")
+    or msg or tostring(h)
   -- a proxy that refuses the target (403, 407) says so again: not worth retrying
   return nil, status and status < 500 and "fatal" or "not_sent",
     string.format("the proxy %s did not open a tunnel to %s: %s", p.authority, target, why)
@@ -220,7 +238,7 @@ local function connect(c, x, u, fresh)
   local sock, p = ngx.socket.tcp(), x.proxy
   x.sock, x.unpooled = sock, fresh
   local pool = u.scheme .. "://" .. u.host .. ":" .. u.port
-  if p then pool = pool .. " via " .. p.host .. ":" .. p.port end -- never shared with direct ones
+  if p then pool = pool .. " via " .. p.pool end -- never shared with direct ones
   if fresh then serial = serial + 1; pool = pool .. "#" .. serial end
   if not arm(x, c.connect_timeout) then return nil, "not_sent", "timed out before connecting" end
   local to = p or u
@@ -249,6 +267,7 @@ local function request(c, x, u, key)
   local target = x.proxy and u.scheme == "http" and "http://" .. u.authority .. u.target or u.target
   local t = { r.body and "POST " or "GET ", target, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua,
     "\r\n" }
+  if target ~= u.target and x.proxy.auth then t[#t + 1] = x.proxy.auth end -- an http URL through a proxy
   if x.op == "download" then -- never the key: the video lives on another host
     t[#t + 1] = "Accept: video/mp4, */*\r\n"
     if x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset) end
