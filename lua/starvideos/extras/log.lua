@@ -80,6 +80,10 @@ local FORMAT = {
       ev.index and " (index " .. tostring(ev.index) .. ")" or "")
   end,
   warning = function(ev) return "warning: " .. tostring(ev.message) end,
+  claim = function(ev) -- keep took a task (extras/keep.lua)
+    return string_format("claim %s from owner %s, to be saved at %s (%s)", tostring(ev.id), tostring(ev.from),
+      tostring(ev.path), ev.saved_to == "out" and "the out recorded at its create" or "in dir")
+  end,
 }
 
 -- Any other event (a delivery, say): its type, then its plain fields by name.

@@ -8,6 +8,7 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local FleetBudget = require "starvideos.fleet.budget"
 local leases = require "starvideos.fleet.leases"
+local journal = require "starvideos.records.journal" -- (head)
 
 local type, ipairs, pairs, tostring, setmetatable, string_format, os_time, math_floor, table_insert =
   type, ipairs, pairs, tostring, setmetatable, string.format, os.time, math.floor, table.insert
@@ -94,7 +95,8 @@ local function send_pending(self)
   end
   local p = self.params
   local args = A.pairs_of { ["local"] = self.lid, model = p.model, owner = self.lease_obj.id, out = self.out,
-    time = os_time(), prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil }
+    time = os_time(), prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil,
+    prompt = journal.head(p.prompt) }
   table_insert(args, 1, self.lid)
   self.pend, err = st:send_script("ledger_pending", { l.prefix .. "pend:" .. self.lid, l.prefix .. "pending",
     l.prefix .. "gone:" .. self.lid }, args)

@@ -19,8 +19,8 @@ local leases = require "starvideos.fleet.leases"
 local journal = require "starvideos.records.journal" -- (part_of)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
-local type, ipairs, tonumber, setmetatable, require, string_format, math_floor =
-  type, ipairs, tonumber, setmetatable, require, string.format, math.floor
+local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
+  type, ipairs, tonumber, setmetatable, require, string.format, math.floor, os.time
 local table_insert, table_sort = table.insert, table.sort
 local new_error = errors.new_error
 
@@ -205,12 +205,13 @@ function R:_created(id, params, lid, out, uncertain)
   local owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
   local args = Ask.pairs_of { id = id, model = params.model, duration = params.duration,
     resolution = params.resolution, kind = Job.kind_of(params.model, params.duration, params.resolution),
-    out = out or nil, owner = owner, uncertain = uncertain and "1" or nil,
-    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
+    out = out or nil, owner = owner, uncertain = uncertain and "1" or nil, time = os_time(),
+    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
+    prompt = journal.head(params.prompt) }
   table_insert(args, 1, lid or "")
   table_insert(args, 1, id)
   return self:_record("created", { self.prefix .. "task:" .. id, self.prefix .. "unfinished",
-    self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending" }, args)
+    self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending", self.prefix .. "tasks" }, args)
 end
 
 -- True once its record is written, or queued while Redis fails.
@@ -244,13 +245,14 @@ local function num(v)
   return string_format("%.17g", v)
 end
 
-function R:status(id, status, took, within)
+function R:status(id, status, took, within, why)
   self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
-    { id, status, num(took), num(within), self.prefix, config.DEFAULTS.samples, RETAIN })
+    { id, status, num(took), num(within), self.prefix, config.DEFAULTS.samples, RETAIN, why or "" })
 end
 
 function R:downloaded(id, path)
-  self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" }, { id, path, RETAIN })
+  self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
+    { id, path, RETAIN, num(journal.size(path)) })
 end
 
 function R:part(id, part, path)
@@ -285,8 +287,36 @@ end
 
 function R:unfinished()
   return self:_read("unfinished", "unfinished", function(r)
-    return { id = r[1], model = r[2] ~= "" and r[2] or nil, out = journal.part_of(r[3]) }
+    return { id = r[1], model = r[2] ~= "" and r[2] or nil, out = r[4] ~= "" and r[4] or nil,
+      part = journal.part_of(r[3]) }
   end)
+end
+
+-- A flat HGETALL answer as a table.
+local function fields(r)
+  local h = {}
+  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
+  return h
+end
+
+-- Every task of the store's list (its settled ones for RETAIN seconds) and
+-- its pending creates, as journal.tasks lists a journal's; or nil, err.
+function R:tasks()
+  self:flush()
+  local v, err = self:eval("tasks", { self.prefix .. "tasks", self.prefix .. "pending" }, { self.prefix })
+  if v == nil then return nil, leases.message(err) end
+  local list = {}
+  for _, r in ipairs(v[1]) do
+    local h = fields(r)
+    h.created, h.bytes, h.status = tonumber(h.time), tonumber(h.bytes), h.status or "queued"
+    list[#list + 1] = journal.entry(h)
+  end
+  for _, r in ipairs(v[2]) do
+    local h = fields(r)
+    list[#list + 1] = { ["local"] = h["local"], key = h.key, out = h.out, model = h.model,
+      created_at = tonumber(h.time), prompt = h.prompt, state = "pending" }
+  end
+  return journal.sorted(list)
 end
 
 function R:pending()
