@@ -87,7 +87,7 @@ describe("the ledger", function()
     -- a later process: resume finds the .part and asks only for the rest
     local fake2 = Fake.new()
     local c2 = client(fake2, { journal = j })
-    local res = assert(c2:resume { dir = dir .. "/elsewhere", interval = 0.01 })
+    local res = assert(c2:resume { dir = helper.tmpdir(), interval = 0.01 })
     c2:close()
     assert.equal(1, #res)
     assert.is_nil(res[1].err)

@@ -71,8 +71,7 @@ local function rewrite(path, tmp, lines, settled_lids, stats)
       local sample = t.sample or nil
       out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
         resolution = t.resolution, status = t.status, took = sample and t.took, within = sample and t.within,
-        path = t.path, bytes = t.bytes, key = t.key, fp = t.fp, body = t.body, time = t.created, out = t.out,
-        prompt = journal.head(t.prompt), error = t.error } -- (what client:tasks lists of it)
+        path = t.path, bytes = t.bytes, key = t.key, fp = t.fp, body = t.body, time = t.created }
       stats.samples = stats.samples + 1
     end
   end

@@ -94,9 +94,8 @@ local function take(st, line)
       t.part = rec.path
     elseif rec.event == "sample" then -- a settled task, compacted
       t.model, t.created, t.duration, t.resolution = rec.model, rec.time, rec.duration, rec.resolution
-      t.status, t.took, t.within, t.prompt, t.error = rec.status, rec.took, rec.within, rec.prompt, rec.error
+      t.status, t.took, t.within = rec.status, rec.took, rec.within
       if type(rec.path) == "string" then t.path, t.bytes = rec.path, rec.bytes end
-      if type(rec.out) == "string" then t.out = rec.out end
       keyed(st, rec, t)
     end
   end
