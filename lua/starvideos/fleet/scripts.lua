@@ -11,8 +11,9 @@
 --                   part_dest); settled (downloaded or failed) ones expire after
 --                   RETAIN seconds
 --   unfinished      set of the ids created and neither downloaded nor failed
---   tasks           sorted set of every id created, by time (client:tasks; an
---                   id whose record expired leaves it when listed)
+--   tasks           sorted set of every id created, in the order of their created
+--                   records (scored by tasks:seq, a counter; client:tasks: an id
+--                   whose record expired leaves it when listed)
 --   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt: a
 --                   create sent whose answer did not come yet
 --   pending         set of those locals
@@ -42,7 +43,9 @@ return 1
   -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks; ARGV id, local ('' none), field, value, ...
   created = [[
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('ZADD', KEYS[5], tonumber(redis.call('HGET', KEYS[1], 'time')) or 0, ARGV[1])
+if not redis.call('ZSCORE', KEYS[5], ARGV[1]) then
+  redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[5] .. ':seq'), ARGV[1])
+end
 local done = redis.call('HMGET', KEYS[1], 'path', 'status')
 if not done[1] and done[2] ~= 'failed' then redis.call('SADD', KEYS[2], ARGV[1]) end
 if ARGV[2] ~= '' then
