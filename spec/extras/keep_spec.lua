@@ -359,13 +359,8 @@ end)
 describe("resume and keep --once keep the user's names (one process, the emulator)", function()
   local starvideos = require "starvideos"
   local emu, dir, journal
-  setup(function() emu = helper.emulator { key = KEY, queued = 0.3, processing = 0.3 } end)
-  teardown(function()
-    if emu then emu:stop() end
-    helper.cleanup()
-  end)
+  require "spec.support.shared_emulator" ({ key = KEY, queued = 0.3, processing = 0.3 }, function(e) emu = e end)
   before_each(function()
-    emu:reset()
     dir = helper.tmpdir()
     journal = dir .. "/tasks.jsonl"
   end)

@@ -365,84 +365,70 @@ describe("the Redis ledger", function()
       assert.matches("bad option 'lease' to 'new' (a number of seconds in [1, 86400] expected", err, 1, true)
     end
   end)
-end)
 
-describe("client:tasks and keep{once} on a store (the emulator and a real redis-server)", function()
-  local starvideos = require "starvideos"
-  local redis, emu, dir
-  setup(function()
-    local missing = redis_run.missing()
-    if missing then error(missing) end
-    redis = redis_run.start()
-    emu = helper.emulator { queued = 0.2, processing = 0.2 }
-  end)
-  teardown(function()
-    if emu then emu:stop() end
-    if redis then redis.stop() end
-    helper.cleanup()
-  end)
-  before_each(function()
-    emu:reset()
-    dir = helper.tmpdir()
-  end)
+  describe("client:tasks and keep{once} on a store (the emulator and a real redis-server)", function()
+    local starvideos = require "starvideos"
+    local emu
+    require "spec.support.shared_emulator" ({ queued = 0.2, processing = 0.2 }, function(e) emu = e end)
 
-  local function client(key, extra)
-    local o = { api_key = key, base_url = emu.url, store = redis.url, min_interval = 0, retry_backoff = 0.01,
-      max_retries = 0 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return starvideos.new(o)
-  end
-
-  it("lists every task with its state, file, error and prompt head; state filters; another key sees none", function()
-    local key = emu.key
-    local c = client(key)
-    local long = string.rep("ü", 90)
-    local done = assert(c:generate({ model = "videos", prompt = long, duration = 5 },
-      { out = dir .. "/done.mp4", interval = 0.05 }))
-    assert(c:generate({ model = "videos_fast", prompt = "no file", duration = 5 }, { interval = 0.05 }))
-    emu:config { outcome = "failed" }
-    assert.is_nil((c:generate({ model = "videos", prompt = "fails", duration = 5 }, { interval = 0.05 })))
-    emu:config { outcome = "completed", queued = 2 }
-    local job = assert(c:start({ model = "videos", prompt = "queued", duration = 5 }, { out = dir .. "/q.mp4" }))
-    assert(helper.wait_until(function() c:step(0.05); return job.id ~= nil end, 10))
-    emu:fault { method = "POST", path = "/v1/", drop = true, after = true }
-    local _, perr = c:create { model = "videos", prompt = "answer lost", duration = 5 }
-    assert.is_true(perr.maybe_created)
-    c:close()
-
-    local c2 = client(key)
-    local list = assert(c2:tasks())
-    local states, by = {}, {}
-    for i, t in ipairs(list) do
-      states[i], by[t.state] = t.state, t
-      assert.is_number(t.created_at)
+    local function client(key, extra)
+      local o = { api_key = key, base_url = emu.url, store = redis.url, min_interval = 0, retry_backoff = 0.01,
+        max_retries = 0 }
+      for k, v in pairs(extra or {}) do o[k] = v end
+      return starvideos.new(o)
     end
-    assert.same({ "downloaded", "completed", "failed", "created", "pending" }, states)
-    assert.same({ done.id, dir .. "/done.mp4", dir .. "/done.mp4", helper.file_size(dir .. "/done.mp4"), "videos",
-      string.rep("ü", 80) }, { by.downloaded.id, by.downloaded.out, by.downloaded.path, by.downloaded.bytes,
-      by.downloaded.model, by.downloaded.prompt })
-    assert.same({ "videos_fast", "no file" }, { by.completed.model, by.completed.prompt })
-    assert.matches("Reference image resolution is too low", by.failed.error, 1, true)
-    assert.same({ job.id, dir .. "/q.mp4", "queued" }, { by.created.id, by.created.out, by.created.status })
-    assert.same({ perr.pending, "answer lost" }, { by.pending["local"], by.pending.prompt })
-    assert.equal(1, #assert(c2:tasks { state = "failed" }))
-    assert.same({}, assert(client("another-key"):tasks()))
 
-    -- keep{once}: the unfinished tasks of the closed process carried, the queued one to
-    -- its recorded out, the completed one (no out) into dir; the pending create reported
-    local claims, fallback = {}, helper.tmpdir()
-    c2.on_event = function(ev) if ev.type == "claim" then claims[ev.id] = ev end end
-    local res = assert(c2:keep { dir = fallback, once = true, interval = 0.1 })
-    local got = {}
-    for _, r in ipairs(res) do got[r.task and r.task.id or r.err.pending] = r end
-    assert.same({ dir .. "/q.mp4", "out" }, { got[job.id].path, got[job.id].saved_to })
-    assert.same({ fallback .. "/" .. by.completed.id .. ".mp4", "dir" },
-      { got[by.completed.id].path, got[by.completed.id].saved_to })
-    assert.is_true(got[perr.pending].err.maybe_created)
-    assert.same({ job.id, dir .. "/q.mp4" }, { claims[job.id].id, claims[job.id].path })
-    assert.is_string(claims[job.id].from)
-    assert.equal(3, #assert(c2:tasks { state = "downloaded" }))
-    assert.equal(5, emu:creates())
-    c2:close()
+    it("lists every task with its state, file, error and prompt head; state filters; another key sees none", function()
+      local key = emu.key
+      local c = client(key)
+      local long = string.rep("ü", 90)
+      local done = assert(c:generate({ model = "videos", prompt = long, duration = 5 },
+        { out = dir .. "/done.mp4", interval = 0.05 }))
+      assert(c:generate({ model = "videos_fast", prompt = "no file", duration = 5 }, { interval = 0.05 }))
+      emu:config { outcome = "failed" }
+      assert.is_nil((c:generate({ model = "videos", prompt = "fails", duration = 5 }, { interval = 0.05 })))
+      emu:config { outcome = "completed", queued = 2 }
+      local job = assert(c:start({ model = "videos", prompt = "queued", duration = 5 }, { out = dir .. "/q.mp4" }))
+      assert(helper.wait_until(function() c:step(0.05); return job.id ~= nil end, 10))
+      emu:fault { method = "POST", path = "/v1/", drop = true, after = true }
+      local _, perr = c:create { model = "videos", prompt = "answer lost", duration = 5 }
+      assert.is_true(perr.maybe_created)
+      c:close()
+
+      local c2 = client(key)
+      local list = assert(c2:tasks())
+      local states, by = {}, {}
+      for i, t in ipairs(list) do
+        states[i], by[t.state] = t.state, t
+        assert.is_number(t.created_at)
+      end
+      assert.same({ "downloaded", "completed", "failed", "created", "pending" }, states)
+      assert.same({ done.id, dir .. "/done.mp4", dir .. "/done.mp4", helper.file_size(dir .. "/done.mp4"), "videos",
+        string.rep("ü", 80) }, { by.downloaded.id, by.downloaded.out, by.downloaded.path, by.downloaded.bytes,
+        by.downloaded.model, by.downloaded.prompt })
+      assert.same({ "videos_fast", "no file" }, { by.completed.model, by.completed.prompt })
+      assert.matches("Reference image resolution is too low", by.failed.error, 1, true)
+      assert.same({ job.id, dir .. "/q.mp4", "queued" }, { by.created.id, by.created.out, by.created.status })
+      assert.same({ perr.pending, "answer lost" }, { by.pending["local"], by.pending.prompt })
+      assert.equal(1, #assert(c2:tasks { state = "failed" }))
+      assert.same({}, assert(client("another-key"):tasks()))
+
+      -- keep{once}: the unfinished tasks of the closed process carried, the queued one to
+      -- its recorded out, the completed one (no out) into dir; the pending create reported
+      local claims, fallback = {}, helper.tmpdir()
+      c2.on_event = function(ev) if ev.type == "claim" then claims[ev.id] = ev end end
+      local res = assert(c2:keep { dir = fallback, once = true, interval = 0.1 })
+      local got = {}
+      for _, r in ipairs(res) do got[r.task and r.task.id or r.err.pending] = r end
+      assert.same({ dir .. "/q.mp4", "out" }, { got[job.id].path, got[job.id].saved_to })
+      assert.same({ fallback .. "/" .. by.completed.id .. ".mp4", "dir" },
+        { got[by.completed.id].path, got[by.completed.id].saved_to })
+      assert.is_true(got[perr.pending].err.maybe_created)
+      assert.same({ job.id, dir .. "/q.mp4" }, { claims[job.id].id, claims[job.id].path })
+      assert.is_string(claims[job.id].from)
+      assert.equal(3, #assert(c2:tasks { state = "downloaded" }))
+      assert.equal(5, emu:creates())
+      c2:close()
+    end)
   end)
 end)

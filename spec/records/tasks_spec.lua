@@ -2,21 +2,15 @@
 -- the prompt's first 80 characters (docs/batch.md#every-task-in-view).
 -- Against the emulator, on a journal (the store's case: spec/hosts/ledger_redis_spec.lua).
 local helper = require "spec.helper"
+local shared_emulator = require "spec.support.shared_emulator"
 local starvideos = require "starvideos"
 
 local PROMPT = string.rep("é", 100) -- 100 characters, 200 bytes
 
 describe("client:tasks", function()
   local emu, dir
-  setup(function() emu = helper.emulator { queued = 0.2, processing = 0.2 } end)
-  teardown(function()
-    emu:stop()
-    helper.cleanup()
-  end)
-  before_each(function()
-    emu:reset()
-    dir = helper.tmpdir()
-  end)
+  shared_emulator({ queued = 0.2, processing = 0.2 }, function(e) emu = e end)
+  before_each(function() dir = helper.tmpdir() end)
 
   local function client(journal)
     return starvideos.new { api_key = emu.key, base_url = emu.url, journal = journal or dir .. "/tasks.jsonl",
