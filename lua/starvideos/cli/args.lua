@@ -76,7 +76,7 @@ local FLAG = {
   state = { kind = "choice", meta = "STATE",
     choices = { "pending", "created", "completed", "failed", "downloaded", "abandoned" },
     text = "only the tasks in STATE: pending, created, completed, failed, downloaded or abandoned" },
-  once = { kind = "bool", text = "carry what is orphaned now, then return (the list resume prints)" },
+  once = { kind = "bool", text = "carry what is orphaned now, then exit (printing what resume prints)" },
   lease = { kind = "pos", meta = "S",
     text = "seconds a task's owner has to renew its lease (default 30); keep looks every S/6 s, at most 5" },
   notify = { kind = "str", meta = "URL",
