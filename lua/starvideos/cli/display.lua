@@ -132,7 +132,7 @@ function M.print_tasks(list, tty)
   local rows, width = { { "ID", "STATE", "CREATED (UTC)", "MODEL", "FILE", "PROMPT" } }, {}
   for _, t in ipairs(list) do
     rows[#rows + 1] = { t.id or t["local"], t.state, t.created_at and os_date("!%Y-%m-%d %H:%M:%S", t.created_at)
-      or "-", t.model or "-", t.path or t.out or "-", t.prompt or "", error = t.error }
+      or "-", t.model or "-", t.path or t.out or "-", ((t.prompt or ""):gsub("%c", " ")), error = t.error }
   end
   for _, r in ipairs(rows) do
     for i = 1, 5 do width[i] = math_max(width[i] or 0, columns(tostring(r[i]))) end
