@@ -166,6 +166,10 @@ function Client:wait_all(list, opts)
   if type(list) ~= "table" then argerror(1, "wait_all", "list of ids or tasks", type(list)) end
   opts = check(opts, "wait_all", S.wait_all)
   live(self)
+  if opts.out_dir then -- as generate's out: before anything is polled
+    local ok, err = require("starvideos.download").check_dir(opts.out_dir, "out_dir")
+    if not ok then return nil, err end
+  end
   local jobs, file_name = {}, require("starvideos.records.journal").file_name
   for i, v in ipairs(list) do
     local id = task_id(v, "wait_all")
@@ -213,6 +217,21 @@ function Client:pending(opts)
   local list, rerr = ctx.ledger:pending()
   if not list then return nil, new_error("io", rerr, { field = ctx.ledger.field }) end
   return list
+end
+
+-- The ledger's tasks and creates, oldest first; opts.state: those of one state.
+function Client:tasks(opts)
+  opts = check(opts, "tasks", S.tasks)
+  local ctx, err = ledger_ctx(self, opts, "tasks")
+  if not ctx then return nil, err end
+  local list, lerr = ctx.ledger:tasks()
+  if not list then return nil, new_error("io", lerr, { field = ctx.ledger.field }) end
+  if not opts.state then return list end
+  local only = {}
+  for _, t in ipairs(list) do
+    if t.state == opts.state then only[#only + 1] = t end
+  end
+  return only
 end
 
 -- ------------------------------------------------------------ jobs

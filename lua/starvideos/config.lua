@@ -112,6 +112,11 @@ function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" e
 function C.fn(v) if type(v) ~= "function" then return "a function" end end
 function C.key(v) if type(v) ~= "string" or v == "" then return "a non-empty string" end end
 function C.bool(v) if type(v) ~= "boolean" then return "true or false" end end
+-- a task's state in client:tasks (docs/batch.md)
+local STATES = { pending = true, created = true, completed = true, failed = true, downloaded = true, abandoned = true }
+function C.state(v)
+  if not STATES[v] then return "pending, created, completed, failed, downloaded or abandoned" end
+end
 -- a header value: no control characters, which would end the header line
 function C.header(v)
   if type(v) ~= "string" or v:find("[%c\127]") then return "a string without control characters" end
@@ -256,7 +261,8 @@ M.CALLS = {
     key = C.key, fresh = C.bool },
   pending = { journal = C.path },
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
-    journal = C.path, sleep = C.fn, notify = C.notify },
+    journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool },
+  tasks = { state = C.state, journal = C.path },
 }
 
 -- The options of starvideos.new.

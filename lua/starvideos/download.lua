@@ -21,10 +21,26 @@ local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a fold
 -- nothing is opened, so a FIFO never waits).
 local NOT_A_FILE = { folder = "a folder", other = "not a regular file (a FIFO, a device or a socket)" }
 
+-- Why the folder dir takes no new file (a probe of a name of its own is made
+-- there and removed at once), or nil when it does.
+local function refuses(dir)
+  local probe = dir:gsub("/$", "") .. "/.starvideos-probe-" .. core.random_id()
+  local f, msg, code = io_open(probe, "wb")
+  if f then
+    f:close()
+    os_remove(probe)
+    return nil
+  end
+  local said = tostring(msg):match(": ([^:]*)$") or tostring(msg)
+  if NO_FILE[code] and not (code == 2 and core.file_kind(dir) == "folder") then -- /proc's folders say ENOENT
+    return string_format(NO_FILE[code], dir) .. ((code == 13 or code == 1) and " (" .. said .. ")" or "")
+  end
+  return string_format("cannot make a file in %s: %s", dir, said)
+end
+
 -- Before a create (which costs money): can a download be written at out?
 -- Neither out nor its .part may be a folder, and out's folder must take a new
--- file: a probe of a name of its own is made there and removed at once.
--- true, or nil and an error (kind "io", field "out").
+-- file.  true, or nil and an error (kind "io", field "out").
 function D.check_out(out)
   local why
   for _, p in ipairs { out, out .. ".part" } do
@@ -33,23 +49,21 @@ function D.check_out(out)
   end
   if not why then
     local dir = out:match("^(.*)/[^/]*$")
-    dir = dir == nil and "." or dir == "" and "/" or dir
-    local probe = dir:gsub("/$", "") .. "/.starvideos-probe-" .. core.random_id()
-    local f, msg, code = io_open(probe, "wb")
-    if f then
-      f:close()
-      os_remove(probe)
-      return true
-    end
-    local said = tostring(msg):match(": ([^:]*)$") or tostring(msg)
-    if NO_FILE[code] and not (code == 2 and core.file_kind(dir) == "folder") then -- /proc's folders say ENOENT
-      why = string_format(NO_FILE[code], dir) .. ((code == 13 or code == 1) and " (" .. said .. ")" or "")
-    else
-      why = string_format("cannot make a file in %s: %s", dir, said)
-    end
+    why = refuses(dir == nil and "." or dir == "" and "/" or dir)
+    if not why then return true end
   end
   return nil, new_error("io", string_format("out: cannot write %s: %s; nothing was sent", out, why),
     { field = "out" })
+end
+
+-- The same rule for a folder the downloads go into (wait_all's out_dir,
+-- resume's and keep's dir), before anything is asked: true, or nil and an
+-- error (kind "io", field: the option).
+function D.check_dir(dir, field)
+  local why = refuses(dir)
+  if not why then return true end
+  return nil, new_error("io", string_format("%s: cannot write into %s: %s; nothing was sent", field, dir, why),
+    { field = field })
 end
 
 -- The size and last OVERLAP bytes of the .part at part, when there is one worth

@@ -139,6 +139,14 @@ local function finish(self, err)
   if self.on_status then self.on_status(self) end
 end
 
+-- A failed task's error, as text (the service sends a string, or an object); nil for another status.
+local function reason(task)
+  if task.status ~= "failed" then return nil end
+  local e = task.error
+  if type(e) == "table" then e = e.message or e.code end
+  return e ~= nil and tostring(e) or "no reason given"
+end
+
 -- A task answer arrived (create or poll): events, and each status change
 -- recorded (a completion with how long it took).
 local function seen(self, task, created, secs, within)
@@ -148,7 +156,7 @@ local function seen(self, task, created, secs, within)
   if changed then
     local on_event = self.cfg.on_event
     if on_event then on_event(event(self, "status")) end
-    if not created and self.ledger.records then self.ledger:status(self.id, task.status, secs, within) end
+    if not created and self.ledger.records then self.ledger:status(self.id, task.status, secs, within, reason(task)) end
   end
   if self.on_progress then self.on_progress(event(self, "status")) end
   if changed and self.on_status then self.on_status(self) end
@@ -235,7 +243,7 @@ local function polled(self, req, t)
     return download(self, t)
   elseif task.status == "failed" then
     return finish(self, new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
-      tostring(task.error or "no reason given")), { task = task }))
+      reason(task)), { task = task }))
   end
   return self.loop:at(math_min(next_poll(self, t), self.deadline), self)
 end

@@ -355,3 +355,109 @@ describe("ledger:orphans (keep's seam, one process)", function()
     k:close()
   end)
 end)
+
+describe("resume and keep --once keep the user's names (one process, the emulator)", function()
+  local starvideos = require "starvideos"
+  local emu, dir, journal
+  require "spec.support.shared_emulator" ({ key = KEY, queued = 0.3, processing = 0.3 }, function(e) emu = e end)
+  before_each(function()
+    dir = helper.tmpdir()
+    journal = dir .. "/tasks.jsonl"
+  end)
+
+  local function client(extra)
+    local o = { api_key = KEY, base_url = emu.url, journal = journal, min_interval = 0, retry_backoff = 0.01 }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return starvideos.new(o)
+  end
+
+  -- Two tasks started with outs, created, then their process gone (closed):
+  -- a.mp4's folder is there, b.mp4's folder removed since.  Their ids.
+  local function orphaned()
+    assert(helper.execute("mkdir " .. q(dir .. "/videos") .. " " .. q(dir .. "/gone")))
+    local c = client()
+    local a = assert(c:start({ model = "videos", prompt = "orphan a", duration = 5 }, { out = dir .. "/videos/a.mp4" }))
+    local b = assert(c:start({ model = "videos", prompt = "orphan b", duration = 5 }, { out = dir .. "/gone/b.mp4" }))
+    assert(helper.wait_until(function() c:step(0.05); return a.id and b.id end, 10))
+    c:close()
+    assert(helper.execute("rmdir " .. q(dir .. "/gone")))
+    return a.id, b.id
+  end
+
+  local function check(results, a, b, fallback)
+    assert.equal(2, #results)
+    assert.same({ a, dir .. "/videos/a.mp4", "out" }, { results[1].task.id, results[1].path, results[1].saved_to })
+    assert.same({ b, fallback .. "/" .. b .. ".mp4", "dir" },
+      { results[2].task.id, results[2].path, results[2].saved_to })
+    for _, r in ipairs(results) do
+      assert.is_nil(r.err)
+      assert.equal(SAMPLE, helper.read_file(r.path))
+    end
+    assert.equal(2, emu:creates()) -- nothing created again
+  end
+
+  it("resume saves to the out recorded at create, else dir/<id>.mp4, and says which", function()
+    local a, b = orphaned()
+    local fallback = helper.tmpdir()
+    local c = client()
+    check(assert(c:resume { dir = fallback, interval = 0.1 }), a, b, fallback)
+    assert.same({}, assert(c:resume { dir = fallback }))
+    c:close()
+  end)
+
+  it("keep{once = true} carries what is orphaned now and returns resume's list; then nothing", function()
+    local a, b = orphaned()
+    local fallback = helper.tmpdir()
+    local events = {}
+    local c = client { on_event = function(ev) if ev.type == "claim" then events[#events + 1] = ev end end }
+    check(assert(c:keep { dir = fallback, once = true, interval = 0.1 }), a, b, fallback)
+    assert.equal(2, #events)
+    assert.same({ a, dir .. "/videos/a.mp4", "out" }, { events[1].id, events[1].path, events[1].saved_to })
+    assert.equal(of(journal, "created", "id", a)[1].owner, events[1].from)
+    assert.same({}, assert(c:keep { dir = fallback, once = true })) -- nothing left: returns at once
+    c:close()
+  end)
+
+  it("keep --once on the command line: the list, and each claim logged at info", function()
+    local a, b = orphaned()
+    local fallback = helper.tmpdir()
+    local errfile = dir .. "/stderr"
+    local text, ok = helper.capture(cli { "keep", "--journal", journal, "--dir", fallback, "--once", "--interval",
+      "0.1", "--log", "info", "--json", "--base-url", emu.url } .. " 2>" .. q(errfile))
+    assert.truthy(ok, text)
+    local list = assert(cjson.decode(text), text)
+    assert.same({ a, "out" }, { list[1].id, list[1].saved_to })
+    assert.same({ b, fallback .. "/" .. b .. ".mp4", "dir" }, { list[2].id, list[2].path, list[2].saved_to })
+    local log = helper.read_file(errfile)
+    local owner = of(journal, "created", "id", a)[1].owner
+    assert.truthy(log:find("claim " .. a .. " from owner " .. owner .. ", to be saved at " .. dir
+      .. "/videos/a.mp4 (the out recorded at its create)", 1, true), log)
+    assert.truthy(log:find("claim " .. b .. " from owner " .. owner .. ", to be saved at " .. fallback .. "/"
+      .. b .. ".mp4 (in dir)", 1, true), log)
+    assert.equal(2, emu:creates())
+  end)
+
+  it("checks resume's and keep's dir and wait_all's out_dir as generate checks out: before any request", function()
+    local a = orphaned()
+    local requests = #emu:requests()
+    local c = client()
+    local missing = dir .. "/nodir/sub"
+    local _, gerr = c:generate({ model = "videos", prompt = "x", duration = 5 }, { out = missing .. "/x.mp4" })
+    local cases = {
+      { "dir", c:resume { dir = missing } },
+      { "dir", c:keep { dir = missing, once = true } },
+      { "out_dir", c:wait_all({ a }, { out_dir = missing }) },
+    }
+    for _, case in ipairs(cases) do
+      local field, res, err = case[1], case[2], case[3]
+      assert.is_nil(res)
+      assert.same({ "io", field, gerr.kind }, { err.kind, err.field, "io" })
+      assert.equal(field .. ": cannot write into " .. missing .. ": the folder " .. missing
+        .. " does not exist; nothing was sent", err.message)
+    end
+    assert.matches("the folder " .. missing .. " does not exist; nothing was sent", gerr.message, 1, true)
+    assert.equal(requests, #emu:requests()) -- nothing polled, created or claimed
+    assert.equal(0, #of(journal, "claim"))
+    c:close()
+  end)
+end)

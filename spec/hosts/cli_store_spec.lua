@@ -1,4 +1,4 @@
--- The command line's --store URL (and $STARVIDEOS_STORE) for create, generate,
+-- The command line's --store URL (and $STARVIDEOS_STORE) for create, generate, list,
 -- pending, resume and keep, run as a child process: a bad URL is a usage error
 -- naming where it came from and never showing the password; pending, resume and
 -- keep need one ledger (--journal or --store); and against a real redis-server
@@ -69,11 +69,13 @@ describe("the command line's --store", function()
     end)
   end
 
-  it("names STARVIDEOS_STORE in the usage, and the store needs the key for pending", function()
+  it("names STARVIDEOS_STORE in the usage, and the store needs the key for pending and list", function()
     assert.matches("STARVIDEOS_STORE", cli({ "--help" }).out, 1, true)
-    local r = cli({ "pending", "--store", "redis://127.0.0.1:6379" })
-    assert.equal(2, r.code)
-    assert.matches("no API key", r.err, 1, true)
+    for _, cmd in ipairs { "pending", "list" } do
+      local r = cli({ cmd, "--store", "redis://127.0.0.1:6379" })
+      assert.equal(2, r.code)
+      assert.matches("no API key", r.err, 1, true)
+    end
   end)
 end)
 
@@ -120,6 +122,15 @@ describe("the command line on a store", function()
     for _, id in ipairs(ids) do
       assert.equal(SAMPLE, helper.read_file(dir .. "/" .. id .. ".mp4"), id)
     end
+    r = cli({ "list", "--store", srv.url, "--json" }, env) -- every task of the store, one JSON object a line
+    assert.equal(0, r.code, r.err)
+    local listed = {}
+    for line in r.out:gmatch("[^\n]+") do
+      local t = cjson.decode(line)
+      listed[#listed + 1] = (t.id or "local") .. " " .. t.state .. " " .. t.prompt
+    end
+    assert.same({ ids[1] .. " downloaded kitten 1", ids[2] .. " downloaded kitten 2", "local pending kitten 3" },
+      listed)
     r = cli({ "resume", "--store", srv.url, "--dir", dir }, env)
     assert.equal(0, r.code, r.err)
     assert.matches("nothing to resume: every task in the store redis://127.0.0.1:" .. srv.port .. "/0 is downloaded",

@@ -102,17 +102,18 @@ describe("the Redis ledger", function()
     assert.equal(core.hash("a cat"), p[1].prompt_hash)
     assert.is_true(l:created({ id = "t1" }, PARAMS, "l1"))
     assert.same({}, l:pending())
-    assert.same({ { id = "t1", model = "videos" } }, l:unfinished())
+    local t1 = { id = "t1", model = "videos", out = dir .. "/v.mp4" } -- the out of its create
+    assert.same({ t1 }, l:unfinished())
     -- another ledger of the key (another process's view) sees the same
     local other = R.new(redis.url, cfg_of(key))
-    assert.same({ { id = "t1", model = "videos" } }, other:unfinished())
+    assert.same({ t1 }, other:unfinished())
     -- and another key sees nothing of it
     assert.same({}, R.new(redis.url, cfg_of(fresh_key())):unfinished())
     l:status("t1", "processing")
     l:part("t1", dir .. "/v.mp4.part", dir .. "/v.mp4")
-    assert.same({ { id = "t1", model = "videos" } }, l:unfinished(), "no .part on disk: a fresh start")
+    assert.same({ t1 }, l:unfinished(), "no .part on disk: a fresh start")
     helper.write_file(dir .. "/v.mp4.part", "x")
-    assert.same({ { id = "t1", model = "videos", out = dir .. "/v.mp4" } }, l:unfinished())
+    assert.same({ { id = "t1", model = "videos", out = dir .. "/v.mp4", part = dir .. "/v.mp4" } }, l:unfinished())
     l:status("t1", "completed", 120, 2)
     assert.same({ { 120, 2 } }, stored_samples(redis.url, key, kind_of("videos", 5, "720p")))
     l:downloaded("t1", dir .. "/v.mp4")
@@ -363,5 +364,71 @@ describe("the Redis ledger", function()
       assert.is_false(ok)
       assert.matches("bad option 'lease' to 'new' (a number of seconds in [1, 86400] expected", err, 1, true)
     end
+  end)
+
+  describe("client:tasks and keep{once} on a store (the emulator and a real redis-server)", function()
+    local starvideos = require "starvideos"
+    local emu
+    require "spec.support.shared_emulator" ({ queued = 0.2, processing = 0.2 }, function(e) emu = e end)
+
+    local function client(key, extra)
+      local o = { api_key = key, base_url = emu.url, store = redis.url, min_interval = 0, retry_backoff = 0.01,
+        max_retries = 0 }
+      for k, v in pairs(extra or {}) do o[k] = v end
+      return starvideos.new(o)
+    end
+
+    it("lists every task with its state, file, error and prompt head; state filters; another key sees none", function()
+      local key = emu.key
+      local c = client(key)
+      local long = string.rep("ü", 90)
+      local done = assert(c:generate({ model = "videos", prompt = long, duration = 5 },
+        { out = dir .. "/done.mp4", interval = 0.05 }))
+      assert(c:generate({ model = "videos_fast", prompt = "no file", duration = 5 }, { interval = 0.05 }))
+      emu:config { outcome = "failed" }
+      assert.is_nil((c:generate({ model = "videos", prompt = "fails", duration = 5 }, { interval = 0.05 })))
+      emu:config { outcome = "completed", queued = 2 }
+      local job = assert(c:start({ model = "videos", prompt = "queued", duration = 5 }, { out = dir .. "/q.mp4" }))
+      assert(helper.wait_until(function() c:step(0.05); return job.id ~= nil end, 10))
+      emu:fault { method = "POST", path = "/v1/", drop = true, after = true }
+      local _, perr = c:create { model = "videos", prompt = "answer lost", duration = 5 }
+      assert.is_true(perr.maybe_created)
+      c:close()
+
+      local c2 = client(key)
+      local list = assert(c2:tasks())
+      local states, by = {}, {}
+      for i, t in ipairs(list) do
+        states[i], by[t.state] = t.state, t
+        assert.is_number(t.created_at)
+      end
+      assert.same({ "downloaded", "completed", "failed", "created", "pending" }, states)
+      assert.same({ done.id, dir .. "/done.mp4", dir .. "/done.mp4", helper.file_size(dir .. "/done.mp4"), "videos",
+        string.rep("ü", 80) }, { by.downloaded.id, by.downloaded.out, by.downloaded.path, by.downloaded.bytes,
+        by.downloaded.model, by.downloaded.prompt })
+      assert.same({ "videos_fast", "no file" }, { by.completed.model, by.completed.prompt })
+      assert.matches("Reference image resolution is too low", by.failed.error, 1, true)
+      assert.same({ job.id, dir .. "/q.mp4", "queued" }, { by.created.id, by.created.out, by.created.status })
+      assert.same({ perr.pending, "answer lost" }, { by.pending["local"], by.pending.prompt })
+      assert.equal(1, #assert(c2:tasks { state = "failed" }))
+      assert.same({}, assert(client("another-key"):tasks()))
+
+      -- keep{once}: the unfinished tasks of the closed process carried, the queued one to
+      -- its recorded out, the completed one (no out) into dir; the pending create reported
+      local claims, fallback = {}, helper.tmpdir()
+      c2.on_event = function(ev) if ev.type == "claim" then claims[ev.id] = ev end end
+      local res = assert(c2:keep { dir = fallback, once = true, interval = 0.1 })
+      local got = {}
+      for _, r in ipairs(res) do got[r.task and r.task.id or r.err.pending] = r end
+      assert.same({ dir .. "/q.mp4", "out" }, { got[job.id].path, got[job.id].saved_to })
+      assert.same({ fallback .. "/" .. by.completed.id .. ".mp4", "dir" },
+        { got[by.completed.id].path, got[by.completed.id].saved_to })
+      assert.is_true(got[perr.pending].err.maybe_created)
+      assert.same({ job.id, dir .. "/q.mp4" }, { claims[job.id].id, claims[job.id].path })
+      assert.is_string(claims[job.id].from)
+      assert.equal(3, #assert(c2:tasks { state = "downloaded" }))
+      assert.equal(5, emu:creates())
+      c2:close()
+    end)
   end)
 end)

@@ -83,11 +83,11 @@ describe("the ledger", function()
     assert.equal(100000, helper.file_size(out .. ".part"))
     local last = records(j)[#records(j)]
     assert.same({ "part", job.id, out .. ".part", out }, { last.event, last.id, last.part, last.path })
-    assert.same({ { id = job.id, model = "videos", out = out } }, Ledger.new(j, {}):unfinished())
+    assert.same({ { id = job.id, model = "videos", out = out, part = out } }, Ledger.new(j, {}):unfinished())
     -- a later process: resume finds the .part and asks only for the rest
     local fake2 = Fake.new()
     local c2 = client(fake2, { journal = j })
-    local res = assert(c2:resume { dir = dir .. "/elsewhere", interval = 0.01 })
+    local res = assert(c2:resume { dir = helper.tmpdir(), interval = 0.01 })
     c2:close()
     assert.equal(1, #res)
     assert.is_nil(res[1].err)
@@ -99,12 +99,12 @@ describe("the ledger", function()
     assert.is_false(helper.exists(out .. ".part"))
   end)
 
-  it("forgets a recorded .part removed since: resume starts the task afresh in its dir", function()
+  it("forgets a recorded .part removed since: resume starts the task afresh at its out", function()
     local j = dir .. "/j.jsonl"
     local job, out = stopped_download(dir, j)
     os.remove(out .. ".part")
     local list = Ledger.new(j, {}):unfinished()
-    assert.same({ { id = job.id, model = "videos" } }, list)
+    assert.same({ { id = job.id, model = "videos", out = out } }, list)
   end)
 
   it("removes the .part of a download a close stopped when there is no journal", function()

@@ -1165,6 +1165,57 @@ describe("the starvideos command line", function()
     end)
   end)
 
+  describe("list", function()
+    it("lists a journal's tasks with no key: a table, or one JSON object a line; --state filters", function()
+      local dir = helper.tmpdir()
+      local journal = dir .. "/tasks.jsonl"
+      local r = run({ "generate", "--model", "videos", "--prompt", string.rep("long prompt ", 10), "--duration", "5",
+        "--journal", journal, "--out", dir .. "/a.mp4", "--interval", "0.1" }, env())
+      assert.equals(0, r.code, r.err)
+      local b = create { "--journal", journal }
+      r = run({ "list", "--journal", journal }, {})
+      assert.equals(0, r.code, r.err)
+      local l = lines(r.out)
+      assert.equals(4, #l, r.out)
+      assert.matches("^ID +STATE +CREATED %(UTC%) +MODEL +FILE +PROMPT$", l[1])
+      assert.matches("^video_%S+ +downloaded +%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d +videos +"
+        .. dir:gsub("%p", "%%%0") .. "/a%.mp4 +long prompt", l[2])
+      assert.matches("^" .. b.id .. " +created +.* +videos +%- +a cat surfing$", l[3])
+      assert.equals("2 tasks: 1 created, 1 downloaded", l[4])
+      r = run({ "list", "--journal", journal, "--json" }, {})
+      assert.equals(0, r.code, r.err)
+      l = lines(r.out)
+      assert.equals(2, #l)
+      local first, second = cjson.decode(l[1]), cjson.decode(l[2])
+      assert.same({ "downloaded", dir .. "/a.mp4", dir .. "/a.mp4", helper.file_size(dir .. "/a.mp4") },
+        { first.state, first.path, first.out, first.bytes })
+      assert.equals(string.rep("long prompt ", 10):sub(1, 80), first.prompt)
+      assert.same({ b.id, "created", "queued", "a cat surfing" }, { second.id, second.state, second.status,
+        second.prompt })
+      r = run({ "list", "--journal", journal, "--state", "created", "--json" }, {})
+      assert.equals(0, r.code, r.err)
+      assert.equals(b.id, cjson.decode(r.out).id)
+      r = run({ "list", "--journal", journal, "--state", "failed" }, {})
+      assert.equals(0, r.code, r.err)
+      assert.matches("no failed tasks in " .. journal, r.out, 1, true)
+    end)
+
+    it("refuses a state that is not one, naming them, and a missing ledger (exit 2)", function()
+      local journal = helper.tmpdir() .. "/tasks.jsonl"
+      helper.write_file(journal, "")
+      local r = run({ "list", "--journal", journal, "--state", "done" }, {})
+      assert.equals(2, r.code)
+      assert.matches('--state expects pending, created, completed, failed, downloaded or abandoned, got "done"',
+        r.err, 1, true)
+      r = run({ "list", "--json" }, {})
+      assert.equals(2, r.code)
+      assert.matches("--journal PATH or --store URL is required", cjson.decode(r.out).error.message, 1, true)
+      r = run({ "list", "--journal", journal .. ".none" }, {})
+      assert.equals(2, r.code)
+      assert.matches("--journal: cannot read", r.err, 1, true)
+    end)
+  end)
+
   describe("resume", function()
     it("waits for and downloads every journalled task into --dir", function()
       local dir = helper.tmpdir()
@@ -1179,6 +1230,7 @@ describe("the starvideos command line", function()
       for i, t in ipairs { a, b } do
         assert.equals(t.id, results[i].id)
         assert.equals(out .. "/" .. t.id .. ".mp4", results[i].path)
+        assert.equals("dir", results[i].saved_to) -- (created with no --out)
         assert.equals(helper.read_file(SAMPLE), helper.read_file(results[i].path))
       end
       -- all done: a second resume has nothing left, and says so

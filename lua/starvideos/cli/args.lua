@@ -73,6 +73,10 @@ local FLAG = {
   dir = { kind = "str", meta = "PATH", text = "directory for the videos, saved as <id>.mp4 (default .)" },
   forget = { kind = "str", meta = "ID",
     text = "settle the pending create ID (its answer never came): its key may create again" },
+  state = { kind = "choice", meta = "STATE",
+    choices = { "pending", "created", "completed", "failed", "downloaded", "abandoned" },
+    text = "only the tasks in STATE: pending, created, completed, failed, downloaded or abandoned" },
+  once = { kind = "bool", text = "carry what is orphaned now, then exit (printing what resume prints)" },
   lease = { kind = "pos", meta = "S",
     text = "seconds a task's owner has to renew its lease (default 30); keep looks every S/6 s, at most 5" },
   notify = { kind = "str", meta = "URL",
@@ -152,8 +156,8 @@ local COMMANDS = {
   },
   keep = {
     args = {}, needs_key = true,
-    flags = flags("journal", "store", "dir", "lease", "interval", "timeout", CLIENT, NOTIFY),
-    summary = "carry the ledger's tasks whose process died to their files, until --timeout or stopped",
+    flags = flags("journal", "store", "dir", "once", "lease", "interval", "timeout", CLIENT, NOTIFY),
+    summary = "carry the ledger's tasks whose process died to their files, until --timeout, stopped or --once",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",
       store = "the fleet's Redis ledger whose orphaned tasks to carry (default: $STARVIDEOS_STORE)",
@@ -165,6 +169,15 @@ local COMMANDS = {
     summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
     ledger = true,
     flag_text = { store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
+  },
+  list = {
+    args = {}, flags = flags("journal", "store", "state", CLIENT),
+    summary = "list the ledger's tasks: state, file and prompt of each (a journal needs no key)",
+    ledger = true,
+    flag_text = { journal = "the JSON-lines journal to list (read only: no key, no network)",
+      store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)",
+      json = "one JSON object per task and line: id (or local), key, out, state, status, error, created_at, "
+        .. "path, bytes, model, prompt" },
   },
   compact = {
     args = {}, flags = flags("journal"),
@@ -178,7 +191,7 @@ local COMMANDS = {
 }
 M.COMMANDS = COMMANDS
 local ORDER = { "create", "status", "wait", "download", "generate", "models", "validate", "resume", "keep",
-  "pending", "compact", "emulator" }
+  "pending", "list", "compact", "emulator" }
 
 -- --------------------------------------------------------------- help
 
@@ -223,6 +236,7 @@ local EXAMPLES = {
   resume = "starvideos resume --journal tasks.jsonl --dir videos/",
   keep = "starvideos keep --store redis://127.0.0.1:6379 --dir videos/ --timeout 3600",
   pending = "starvideos pending --journal tasks.jsonl --json",
+  list = "starvideos list --journal tasks.jsonl --state completed",
   compact = "starvideos compact --journal tasks.jsonl",
 }
 
@@ -293,7 +307,9 @@ local function choice_value(fname, f, value)
   for _, c in ipairs(f.choices) do
     if value:lower() == c then return c end
   end
-  usage_error("--%s expects %s, got %s", fname, table_concat(f.choices, " or "), quote(value))
+  local n = #f.choices
+  usage_error("--%s expects %s or %s, got %s", fname, table_concat(f.choices, ", ", 1, n - 1), f.choices[n],
+    quote(value))
 end
 
 -- Parse argv (after the command name) against the command's flags.

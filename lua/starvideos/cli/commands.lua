@@ -8,7 +8,7 @@ local display = require "starvideos.cli.display"
 local json = require "starvideos.cli.json"
 local client_for = require "starvideos.cli.client"
 
-local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring, pcall
 local io_open, os_date = io.open, os.date
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
 local out, print_json = output.out, output.print_json
@@ -264,7 +264,7 @@ local function report(ctx, results, none)
     local l = json.array()
     for i, r in ipairs(results) do
       l[i] = { id = r.task and r.task.id or (r.err and r.err.id), task = r.task, path = r.path,
-        error = r.err and output.error_object(r.err) }
+        saved_to = r.saved_to, error = r.err and output.error_object(r.err) }
     end
     print_json(l)
   else
@@ -274,7 +274,8 @@ local function report(ctx, results, none)
       if r.err then
         out(string_format("%s  %s: %s\n", id, r.err.kind, r.err.message))
       else
-        out(string_format("%s  %s  %s\n", id, tostring(r.task and r.task.status), display.saved_line(r.path)))
+        out(string_format("%s  %s  %s%s\n", id, tostring(r.task and r.task.status), display.saved_line(r.path),
+          r.saved_to == "dir" and " (into --dir: no writable out recorded)" or ""))
       end
     end
     if #results > 0 then
@@ -331,7 +332,37 @@ end
 -- The tasks whose process died, carried to their files until --timeout.
 function M.keep(ctx, opts)
   return carry(ctx, opts, "keep", "keeping the ledger's orphaned tasks", "no orphaned task in " .. ledger_name(opts),
-    { lease = opts.lease })
+    { lease = opts.lease, once = opts.once })
+end
+
+-- The ledger's tasks: a table, or under --json one object a line.  A journal
+-- is read with no key and no network; a store's records are the key's.
+function M.list(ctx, opts)
+  local journal, store = client_for.ledger(opts)
+  local client
+  if journal then
+    local f, ferr = io_open(journal, "r")
+    if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
+    f:close()
+    local ok, c = pcall(client_for.load().new, { journal = journal })
+    if not ok then usage_error("%s", tostring(c)) end
+    client, ctx.client = c, c
+  else
+    client = client_for.new(ctx, opts, { store = store })
+  end
+  local tasks, err = client:tasks { state = opts.state }
+  if not tasks then return fail(ctx, err) end
+  if ctx.json then
+    for _, t in ipairs(tasks) do output.out(json.encode(t), "\n") end
+    return 0
+  end
+  if not tasks[1] then
+    out("no ", opts.state and opts.state .. " " or "", "tasks in ", ledger_name(opts), "\n")
+    return 0
+  end
+  local _, core = client_for.load()
+  display.print_tasks(tasks, core.isatty(1))
+  return 0
 end
 
 -- Creates whose answer never came: each was sent, and the task may exist.

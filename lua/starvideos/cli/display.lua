@@ -13,7 +13,7 @@ local output = require "starvideos.cli.output"
 local json = require "starvideos.cli.json"
 
 local type, ipairs, pairs, next, tostring, setmetatable = type, ipairs, pairs, next, tostring, setmetatable
-local io_popen, io_stdout, io_stderr, os_getenv = io.popen, io.stdout, io.stderr, os.getenv
+local io_popen, io_stdout, io_stderr, os_getenv, os_date = io.popen, io.stdout, io.stderr, os.getenv, os.date
 local string_format, string_rep, table_concat, table_sort = string.format, string.rep, table.concat, table.sort
 local math_floor, math_min, math_max, math_huge = math.floor, math.min, math.max, math.huge
 local write, out = output.write, output.out
@@ -122,6 +122,36 @@ local function fit(head, tail, n)
   return clip(head .. tail, n)
 end
 M.fit = fit
+
+-- The states of client:tasks, in the order a list counts them.
+local STATES = { "pending", "created", "completed", "downloaded", "failed", "abandoned" }
+
+-- The ledger's tasks (client:tasks) as a table, one line each (clipped to the
+-- terminal on one), a failed one's error under it, then the count by state.
+function M.print_tasks(list, tty)
+  local rows, width = { { "ID", "STATE", "CREATED (UTC)", "MODEL", "FILE", "PROMPT" } }, {}
+  for _, t in ipairs(list) do
+    rows[#rows + 1] = { t.id or t["local"], t.state, t.created_at and os_date("!%Y-%m-%d %H:%M:%S", t.created_at)
+      or "-", t.model or "-", t.path or t.out or "-", ((t.prompt or ""):gsub("%c", " ")), error = t.error }
+  end
+  for _, r in ipairs(rows) do
+    for i = 1, 5 do width[i] = math_max(width[i] or 0, columns(tostring(r[i]))) end
+  end
+  local room = tty and M.terminal_width() - 1 or math_huge
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for i = 1, 5 do cells[i] = tostring(r[i]) .. string_rep(" ", width[i] - columns(tostring(r[i]))) end
+    cells[6] = r[6]
+    out(clip(table_concat(cells, "  "), room), "\n")
+    if r.error then out(clip("  error: " .. tostring(r.error), room), "\n") end
+  end
+  local count, parts = {}, {}
+  for _, t in ipairs(list) do count[t.state] = (count[t.state] or 0) + 1 end
+  for _, state in ipairs(STATES) do
+    if count[state] then parts[#parts + 1] = count[state] .. " " .. state end
+  end
+  out(string_format("%d task%s: %s\n", #list, #list == 1 and "" or "s", table_concat(parts, ", ")))
+end
 
 -- A download's bar in at most n columns: "[####....] 42%  1.0 MiB / 2.4 MiB  3.1 MiB/s".
 -- The bar narrows first (24 marks at most, 6 at least), then the rate goes, then the bar.

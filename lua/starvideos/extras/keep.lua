@@ -9,21 +9,35 @@ local Job = require "starvideos.job"
 local Download = require "starvideos.download"
 local journal = require "starvideos.records.journal"
 
-local type, ipairs, pairs, tostring, setmetatable, require, string_format, os_date, math_min, math_max =
-  type, ipairs, pairs, tostring, setmetatable, require, string.format, os.date, math.min, math.max
+local type, ipairs, pairs, next, tostring, setmetatable, require, string_format, os_date, math_min, math_max =
+  type, ipairs, pairs, next, tostring, setmetatable, require, string.format, os.date, math.min, math.max
 local new_error, now = errors.new_error, core.now
 
 local function Notify() return require "starvideos.extras.notify" end
 
 local K = {}
 
+-- Where a task's video goes, and which place that is ("out": the out recorded
+-- at its create; "dir": dir/<name>.mp4): the .part it left, else its out when
+-- a file can be written there, else into dir (docs/batch.md#resume).
 local function keep_dest(t, dir)
-  if t.part then return t.part end
-  if t.out and Download.check_out(t.out) then return t.out end
-  return dir .. "/" .. journal.file_name(t.id) .. ".mp4"
+  if t.part then return t.part, t.part == t.out and "out" or "dir" end
+  if t.out and Download.check_out(t.out) then return t.out, "out" end
+  return dir .. "/" .. journal.file_name(t.id) .. ".mp4", "dir"
 end
 
 local function has_finished(fin) return fin[1] ~= nil end
+
+-- A job's entry in the results list: its task, err, path and saved_to.
+local function result(j, saved_to)
+  return { task = j.task, err = j.err, path = j.path, saved_to = saved_to }
+end
+
+-- dir checked as generate checks out, before anything is asked: nil, or the error.
+local function bad_dir(opts)
+  local ok, err = Download.check_dir(opts.dir or ".", "dir")
+  if not ok then return err end
+end
 
 local function orphan_pending(p, ledger)
   local records = ledger.where and "--store " .. ledger.where or "--journal " .. tostring(ledger.path)
@@ -35,16 +49,21 @@ end
 
 function K.resume(ctx, opts)
   local ledger, cfg = ctx.ledger, ctx.cfg
+  local derr = bad_dir(opts)
+  if derr then return nil, derr end
   local list, err = ledger:unfinished()
   if not list then return nil, new_error("io", err, { field = ledger.field }) end
-  local dir, jobs = opts.dir or ".", {}
+  local dir, jobs, saved_to = opts.dir or ".", {}, {}
   for i, t in ipairs(list) do
+    local out
+    out, saved_to[i] = keep_dest(t, dir)
     -- a completed task's URL may have expired: ask for it again first
     jobs[i] = assert(Job.new(ctx, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
-      index = i, refresh = true, on_progress = opts.on_progress,
-      out = keep_dest({ id = t.id, part = t.out }, dir) }))
+      index = i, refresh = true, on_progress = opts.on_progress, out = out }))
   end
-  local results = ctx.loop:run(jobs, opts.sleep)
+  ctx.loop:run(jobs, opts.sleep)
+  local results = {}
+  for i, j in ipairs(jobs) do results[i] = result(j, saved_to[i]) end
   -- then the webhooks a dead process owed, under a keeper's lease held only a
   -- few seconds: what is left stays owed (the client's own events go on)
   if cfg.notify then
@@ -62,9 +81,43 @@ function K.resume(ctx, opts)
   return results
 end
 
--- Keep until the deadline, the client's end (alive() false) or the worker's.
+-- The tasks a look claimed (keep's state st), each a job started now, its
+-- claim said through on_event and on_progress (the log's info line).
+local function carry(ctx, st, opts, tasks, t)
+  local on_event, on_progress = ctx.cfg.on_event, opts.on_progress
+  for _, task in ipairs(tasks) do
+    local i = #st.results + 1
+    local out, saved_to = keep_dest(task, st.dir)
+    local j = assert(Job.new(ctx, nil, task.id, { refresh = true, index = i, interval = opts.interval,
+      on_progress = on_progress, finished = st.fin, out = out }))
+    st.results[i], st.running[j], st.saved_to[j], st.keeper.carrying[task.id] = false, true, saved_to, true
+    local ev = { type = "claim", id = task.id, from = task.from, path = out, saved_to = saved_to }
+    if on_event then on_event(ev) end
+    if on_progress then on_progress(ev) end
+    ctx.loop:at(t, j)
+  end
+end
+
+-- One look at the ledger: its orphans claimed, the pendings of dead processes
+-- reported, owed webhooks swept.  nil, or the error that ends keep.
+local function look_at(ctx, st, opts, t)
+  local ledger, keeper = ctx.ledger, st.keeper
+  local tasks, pendings, behind = ledger:orphans(keeper)
+  if not tasks then return new_error("io", pendings, { field = ledger.field }) end
+  for _, p in ipairs(pendings) do st.results[#st.results + 1] = orphan_pending(p, ledger) end
+  -- webhooks a dead process owed (once orphans caught up: a slice a look)
+  if not behind and ctx.cfg.notify then Notify().sweep(ctx, keeper) end
+  carry(ctx, st, opts, tasks, t)
+  st.look = behind and t or t + st.every -- a long journal is read a slice per turn of the drive loop
+  st.looked = st.looked or not behind
+end
+
+-- Keep until the deadline, the client's end (alive() false) or the worker's;
+-- with once, until what the first whole look claimed is done.
 function K.run(ctx, opts, alive)
   local ledger, cfg, loop = ctx.ledger, ctx.cfg, ctx.loop
+  local derr = bad_dir(opts)
+  if derr then return nil, derr end
   if opts.notify then -- keep's own webhook: its jobs and the owed events it sends go there
     cfg = setmetatable({ notify = config.notify_copy(opts.notify) }, { __index = cfg })
     ctx = { loop = loop, budget = ctx.budget, ledger = ledger, cfg = cfg }
@@ -73,47 +126,35 @@ function K.run(ctx, opts, alive)
   if not keeper then return nil, new_error("io", kerr, { field = ledger.field }) end
   local ngx = config.nginx()
   local exiting = ngx and type(ngx.worker) == "table" and ngx.worker.exiting
-  local dir, every = opts.dir or ".", math_max(0.1, math_min(5, (opts.lease or cfg.lease) / 6))
   local sleep = opts.sleep or cfg.sleep
   local stop = opts.timeout and now() + opts.timeout
-  local results, running, fin, look = {}, {}, {}, now()
+  local st = { keeper = keeper, dir = opts.dir or ".", results = {}, running = {}, saved_to = {}, fin = {},
+    look = now(), every = math_max(0.1, math_min(5, (opts.lease or cfg.lease) / 6)) }
   local failure
   while alive() and not (exiting and exiting()) do
     local t = now()
     if stop and t >= stop then break end
-    if t >= look then
-      local tasks, pendings, behind = ledger:orphans(keeper)
-      if not tasks then failure = new_error("io", pendings, { field = ledger.field }); break end
-      for _, p in ipairs(pendings) do results[#results + 1] = orphan_pending(p, ledger) end
-      -- webhooks a dead process owed (once orphans caught up: a slice a look)
-      if not behind and cfg.notify then Notify().sweep(ctx, keeper) end
-      for _, task in ipairs(tasks) do
-        local i = #results + 1
-        local j = assert(Job.new(ctx, nil, task.id, { refresh = true, index = i,
-          interval = opts.interval, on_progress = opts.on_progress, finished = fin,
-          out = keep_dest(task, dir) }))
-        results[i], running[j], keeper.carrying[task.id] = false, true, true
-        loop:at(t, j)
-      end
-      look = behind and t or t + every -- a long journal is read a slice per turn of the drive loop
+    if t >= st.look and not (opts.once and st.looked) then
+      failure = look_at(ctx, st, opts, t)
+      if failure then break end
     end
-    local until_ = math_min(look, stop or look, exiting and t + 1 or look)
-    loop:drive(has_finished, fin, until_, sleep)
-    for k = #fin, 1, -1 do
-      local j = fin[k]
-      fin[k], running[j], keeper.carrying[j.id] = nil, nil, nil
-      results[j.index] = { task = j.task, err = j.err, path = j.path }
+    if opts.once and st.looked and not next(st.running) then break end
+    loop:drive(has_finished, st.fin, math_min(st.look, stop or st.look, exiting and t + 1 or st.look), sleep)
+    for k = #st.fin, 1, -1 do
+      local j = st.fin[k]
+      st.fin[k], st.running[j], keeper.carrying[j.id] = nil, nil, nil
+      st.results[j.index] = result(j, st.saved_to[j])
       if j.err and j.err.transient then keeper.again[j.id] = now() + cfg.keep_again end
     end
   end
-  for j in pairs(running) do -- the deadline: what was left goes on from its .part next time
+  for j in pairs(st.running) do -- the deadline: what was left goes on from its .part next time
     j:cancel(true)
-    results[j.index] = { task = j.task, err = j.err, path = j.path }
+    st.results[j.index] = result(j, st.saved_to[j])
   end
   if cfg.notify then Notify().settle(loop, cfg) end -- a few seconds in flight; the rest stays owed
   keeper:close()
-  if failure and not results[1] then return nil, failure end
-  return results
+  if failure and not st.results[1] then return nil, failure end
+  return st.results
 end
 
 return K

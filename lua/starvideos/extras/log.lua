@@ -87,6 +87,10 @@ local FORMAT = {
       ev.status and " status " .. tostring(ev.status) or "", tostring(ev.id), tostring(ev.webhook_id),
       ev.reason and ": " .. tostring(ev.reason) or "")
   end,
+  claim = function(ev) -- keep took a task (extras/keep.lua)
+    return string_format("claim %s from owner %s, to be saved at %s (%s)", tostring(ev.id), tostring(ev.from),
+      tostring(ev.path), ev.saved_to == "out" and "the out recorded at its create" or "in dir")
+  end,
 }
 
 -- Any other event (a delivery, say): its type, then its plain fields by name.

@@ -8,6 +8,7 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local FleetBudget = require "starvideos.fleet.budget"
 local leases = require "starvideos.fleet.leases"
+local journal = require "starvideos.records.journal" -- (head)
 
 local type, ipairs, pairs, tostring, setmetatable, string_format, os_time, math_floor, table_insert =
   type, ipairs, pairs, tostring, setmetatable, string.format, os.time, math.floor, table.insert
@@ -96,7 +97,7 @@ local function send_pending(self)
   local p, want = self.params, self.want or {}
   local args = A.pairs_of { ["local"] = self.lid, model = p.model, owner = self.lease_obj.id, out = self.out,
     time = os_time(), prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil,
-    key = want.key, fp = want.fp, body = want.body }
+    prompt = journal.head(p.prompt), key = want.key, fp = want.fp, body = want.body }
   local keys = { l.prefix .. "pend:" .. self.lid, l.prefix .. "pending", l.prefix .. "gone:" .. self.lid }
   table_insert(args, 1, self.lid)
   if self.want then -- the key asked in the same script that writes the record

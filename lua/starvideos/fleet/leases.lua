@@ -122,7 +122,8 @@ function M.orphans(ledger, k)
   if v == nil then return nil, M.message(err) end
   local tasks, pendings = {}, {}
   for _, r in ipairs(v[1]) do
-    tasks[#tasks + 1] = { id = r[1], model = nonempty(r[2]), out = nonempty(r[3]), part = journal.part_of(r[4]) }
+    tasks[#tasks + 1] = { id = r[1], model = nonempty(r[2]), out = nonempty(r[3]), part = journal.part_of(r[4]),
+      from = nonempty(r[5]) }
   end
   for _, r in ipairs(v[2]) do
     if not k.told[r[1]] then

@@ -20,8 +20,8 @@ local journal = require "starvideos.records.journal" -- (part_of, size)
 local Records = require "starvideos.records.ledger" -- (key_answer: one rule for a key, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
-local type, ipairs, tonumber, setmetatable, require, string_format, math_floor =
-  type, ipairs, tonumber, setmetatable, require, string.format, math.floor
+local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
+  type, ipairs, tonumber, setmetatable, require, string.format, math.floor, os.time
 local table_insert, table_sort = table.insert, table.sort
 local new_error = errors.new_error
 
@@ -240,14 +240,14 @@ function R:_created(id, params, lid, p, uncertain)
   local key_hash = want.key and core.hash(want.key)
   local args = Ask.pairs_of { id = id, model = params.model, duration = params.duration,
     resolution = params.resolution, kind = Job.kind_of(params.model, params.duration, params.resolution),
-    out = p and p.out or nil, owner = owner, uncertain = uncertain and "1" or nil,
+    out = p and p.out or nil, owner = owner, uncertain = uncertain and "1" or nil, time = os_time(),
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
-    key = want.key, key_hash = key_hash, fp = want.fp, body = want.body }
+    prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body }
   table_insert(args, 1, lid or "")
   table_insert(args, 1, id)
   return self:_record("created", { self.prefix .. "task:" .. id, self.prefix .. "unfinished",
-    self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending", key_hash and self.prefix .. "key:" .. key_hash },
-    args)
+    self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending", self.prefix .. "tasks",
+    key_hash and self.prefix .. "key:" .. key_hash }, args)
 end
 
 -- True once its record is written, or queued while Redis fails.
@@ -281,9 +281,9 @@ local function num(v)
   return string_format("%.17g", v)
 end
 
-function R:status(id, status, took, within)
+function R:status(id, status, took, within, why)
   self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
-    { id, status, num(took), num(within), self.prefix, config.DEFAULTS.samples, RETAIN })
+    { id, status, num(took), num(within), self.prefix, config.DEFAULTS.samples, RETAIN, why or "" })
 end
 
 function R:downloaded(id, path)
@@ -323,8 +323,36 @@ end
 
 function R:unfinished()
   return self:_read("unfinished", "unfinished", function(r)
-    return { id = r[1], model = r[2] ~= "" and r[2] or nil, out = journal.part_of(r[3]) }
+    return { id = r[1], model = r[2] ~= "" and r[2] or nil, out = r[4] ~= "" and r[4] or nil,
+      part = journal.part_of(r[3]) }
   end)
+end
+
+-- A flat HGETALL answer as a table.
+local function fields(r)
+  local h = {}
+  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
+  return h
+end
+
+-- Every task of the store's list (its settled ones for RETAIN seconds) and
+-- its pending creates, as journal.tasks lists a journal's; or nil, err.
+function R:tasks()
+  self:flush()
+  local v, err = self:eval("tasks", { self.prefix .. "tasks", self.prefix .. "pending" }, { self.prefix })
+  if v == nil then return nil, leases.message(err) end
+  local list = {}
+  for _, r in ipairs(v[1]) do
+    local h = fields(r)
+    h.created, h.bytes, h.status = tonumber(h.time), tonumber(h.bytes), h.status or "queued"
+    list[#list + 1] = journal.entry(h)
+  end
+  for _, r in ipairs(v[2]) do
+    local h = fields(r)
+    list[#list + 1] = { ["local"] = h["local"], key = h.key, out = h.out, model = h.model,
+      created_at = tonumber(h.time), prompt = h.prompt, state = "pending" }
+  end
+  return journal.sorted(list)
 end
 
 function R:pending()

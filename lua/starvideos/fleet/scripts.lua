@@ -5,12 +5,17 @@
 -- Keys (KEY: a hash of base_url and of a hash of the API key, budget.lua's
 -- b.hash; every key in one hash slot, "starvideos:{KEY}:"):
 --   task:<id>       hash: id, model, duration, resolution, kind, out, owner,
---                   prompt_hash, uncertain, status, path (downloaded), part and
---                   part_dest (a .part left for part_dest); settled (downloaded
---                   or failed) ones expire after RETAIN seconds
+--                   prompt_hash, prompt (its first 80 characters), time (of the
+--                   create), uncertain, status, error (a failed one's), path and
+--                   bytes (downloaded), part and part_dest (a .part left for
+--                   part_dest); settled (downloaded or failed) ones expire after
+--                   RETAIN seconds
 --   unfinished      set of the ids created and neither downloaded nor failed
---   pend:<local>    hash: local, model, owner, out, time, prompt_hash: a create
---                   sent whose answer did not come yet
+--   tasks           sorted set of every id created, in the order of their created
+--                   records (scored by tasks:seq, a counter; client:tasks: an id
+--                   whose record expired leaves it when listed)
+--   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt: a
+--                   create sent whose answer did not come yet
 --   pending         set of those locals
 --   gone:<local>    a create abandoned (never sent): its pending script, run
 --                   late (sent before a timeout), writes nothing; RETAIN s
@@ -58,10 +63,14 @@ redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[4], 'L' .. ARGV[1])
 return 1
 ]],
-  -- KEYS task:<id>, unfinished, pend:<local>, pending[, key:<hash>]; ARGV id, local ('' none), field, value, ...
+  -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), field,
+  -- value, ...
   created = [[
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-if KEYS[5] then redis.call('SET', KEYS[5], 'T' .. ARGV[1]) end
+if not redis.call('ZSCORE', KEYS[5], ARGV[1]) then
+  redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[5] .. ':seq'), ARGV[1])
+end
+if KEYS[6] then redis.call('SET', KEYS[6], 'T' .. ARGV[1]) end
 local done = redis.call('HMGET', KEYS[1], 'path', 'status')
 if not done[1] and done[2] ~= 'failed' then redis.call('SADD', KEYS[2], ARGV[1]) end
 if ARGV[2] ~= '' then
@@ -78,10 +87,12 @@ redis.call('SREM', KEYS[2], ARGV[1])
 if KEYS[3] then redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2])) end
 return 1
 ]],
-  -- KEYS task:<id>, unfinished, kinds; ARGV id, status, took ('' none), within, P, samples kept, retain
+  -- KEYS task:<id>, unfinished, kinds; ARGV id, status, took ('' none), within, P, samples kept, retain,
+  -- error ('' none)
   status = [[
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
+if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[8]) end
 if ARGV[2] == 'failed' then
   redis.call('SREM', KEYS[2], ARGV[1])
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
@@ -119,8 +130,8 @@ return 1
   unfinished = [[
 local out = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local r = redis.call('HMGET', ARGV[1] .. 'task:' .. id, 'model', 'part_dest')
-  out[#out + 1] = { id, r[1] or '', r[2] or '' }
+  local r = redis.call('HMGET', ARGV[1] .. 'task:' .. id, 'model', 'part_dest', 'out')
+  out[#out + 1] = { id, r[1] or '', r[2] or '', r[3] or '' }
 end
 return out
 ]],
@@ -143,14 +154,14 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local r = redis.call('HMGET', key, 'owner', 'model', 'out', 'part_dest')
   if r[1] ~= me and gone(r[1]) then
     redis.call('HSET', key, 'owner', me)
-    tasks[#tasks + 1] = { id, r[2] or '', r[3] or '', r[4] or '' }
+    tasks[#tasks + 1] = { id, r[2] or '', r[3] or '', r[4] or '', r[1] or '' }
   end
 end
 for i = 4, #ARGV do
   local id = ARGV[i]
   if redis.call('SISMEMBER', KEYS[1], id) == 1 then
     local r = redis.call('HMGET', P .. 'task:' .. id, 'owner', 'model', 'out', 'part_dest')
-    if r[1] == me then tasks[#tasks + 1] = { id, r[2] or '', r[3] or '', r[4] or '' } end
+    if r[1] == me then tasks[#tasks + 1] = { id, r[2] or '', r[3] or '', r[4] or '', me } end
   end
 end
 for _, lid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -175,6 +186,19 @@ for _, lid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   out[#out + 1] = { lid, r[2] or '', r[3] or '', r[4] or '', r[1] or '', r[5] or '' }
 end
 return out
+]],
+  -- KEYS tasks, pending; ARGV P: each task's fields (an id whose record
+  -- expired leaves the set), then each pending create's
+  tasks = [[
+local out, pend = {}, {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local r = redis.call('HGETALL', ARGV[1] .. 'task:' .. id)
+  if #r == 0 then redis.call('ZREM', KEYS[1], id) else out[#out + 1] = r end
+end
+for _, lid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  pend[#pend + 1] = redis.call('HGETALL', ARGV[1] .. 'pend:' .. lid)
+end
+return { out, pend }
 ]],
   lease = [[
 return redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))

@@ -6,8 +6,8 @@
 local core = require "starvideos.core"
 local cjson = require("cjson.safe").new()
 
-local io_open, os_time, ipairs, pairs, type, tostring, math_min, string_format, error =
-  io.open, os.time, ipairs, pairs, type, tostring, math.min, string.format, error
+local io_open, os_time, ipairs, pairs, type, tostring, math_min, math_floor, string_format, error =
+  io.open, os.time, ipairs, pairs, type, tostring, math.min, math.floor, string.format, error
 
 local J = {}
 
@@ -33,7 +33,8 @@ end
 -- create or task (docs/batch.md); key, fp (the request's hash) and body come
 -- with the pending and created records.
 local function new_state()
-  return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {}, keys = {} }
+  return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {}, keys = {},
+    abandoned = {} }
 end
 
 local function keyed(st, rec, entry)
@@ -54,13 +55,13 @@ local function take(st, line)
   if rec.event == "pending" and lid then
     if not st.by_local[lid] then
       local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
-        lease = lease, out = rec.out }
+        lease = lease, out = rec.out, prompt = rec.prompt }
       st.by_local[lid] = p
       st.pending[#st.pending + 1] = p
       keyed(st, rec, p)
     end
   elseif rec.event == "abandoned" and lid then
-    st.settled[lid] = true
+    st.settled[lid], st.abandoned[lid] = true, true
   elseif type(rec.wid) == "string" then -- a webhook (notify.lua)
     if rec.event == "delivered" then
       st.owed[rec.wid] = false
@@ -85,7 +86,7 @@ local function take(st, line)
     elseif rec.event == "claim" then -- a keeper carries it from here
       t.owner, t.lease = owner, lease
     elseif rec.event == "status" and type(rec.status) == "string" then
-      t.status = rec.status
+      t.status, t.error = rec.status, rec.error
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
     elseif rec.event == "downloaded" and type(rec.path) == "string" then
       t.path, t.bytes = rec.path, rec.bytes
@@ -189,6 +190,67 @@ function J.unfinished(list)
     if not t.path and t.status ~= "failed" then out[#out + 1] = t end
   end
   return out
+end
+
+-- The first HEAD characters (UTF-8) of a prompt, as records and lists keep
+-- it (docs/batch.md); nil for no prompt.
+local HEAD = 80
+
+function J.head(prompt)
+  if type(prompt) ~= "string" then return nil end
+  local n = 0
+  for i = 1, #prompt do
+    local b = prompt:byte(i)
+    if b < 128 or b >= 192 then -- a character starts here
+      n = n + 1
+      if n > HEAD then return prompt:sub(1, i - 1) end
+    end
+  end
+  return prompt
+end
+
+local function whole(n) return type(n) == "number" and math_floor(n) or nil end -- (cjson reads 5 as 5.0)
+
+local function state_of(t)
+  if t.path then return "downloaded" end
+  if t.status == "failed" or t.status == "completed" then return t.status end
+  return "created"
+end
+
+-- A task as client:tasks lists it, from what a ledger folded of its records
+-- (id, key, out, status, error, created, path, bytes, model, prompt).
+function J.entry(t)
+  return { id = t.id, key = t.key, out = t.out, state = state_of(t), status = t.status, error = t.error,
+    created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), model = t.model, prompt = J.head(t.prompt) }
+end
+
+-- tasks(path) -> every task and create of the journal (client:tasks; none
+-- when there is no journal yet), oldest first; or nil, message.
+function J.tasks(path)
+  local st, err = J.follow(path)
+  if not st then return nil, err end
+  local list = {}
+  for _, t in ipairs(st.list) do list[#list + 1] = J.entry(t) end
+  for _, p in ipairs(st.pending) do
+    local lid = p["local"]
+    if st.abandoned[lid] or not st.settled[lid] then -- (else its task is listed)
+      list[#list + 1] = { ["local"] = lid, key = p.key, out = p.out, model = p.model, created_at = whole(p.time),
+        prompt = p.prompt, state = st.abandoned[lid] and "abandoned" or "pending" }
+    end
+  end
+  return J.sorted(list)
+end
+
+-- A list of tasks by created_at (stable: the order given among equals).
+function J.sorted(list)
+  for i, t in ipairs(list) do t.seq = i end
+  table.sort(list, function(a, b)
+    local x, y = a.created_at or 0, b.created_at or 0
+    if x ~= y then return x < y end
+    return a.seq < b.seq
+  end)
+  for _, t in ipairs(list) do t.seq = nil end
+  return list
 end
 
 -- forget(path, lid): the pending create lid settled by hand (`starvideos

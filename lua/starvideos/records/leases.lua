@@ -127,8 +127,8 @@ function M.orphans(_, k)
   if st.behind then return {}, {}, true end
   local cache, candidates, pendings, out = {}, {}, {}, {}
   local t_now = core.now()
-  local function carry(t)
-    out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = journal.part_of(t.part) }
+  local function carry(t, from)
+    out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = journal.part_of(t.part), from = from }
   end
   for _, t in ipairs(st.list) do
     if (t.path or t.status == "failed") and t.owner and not k.swept[t.owner] then
@@ -139,7 +139,7 @@ function M.orphans(_, k)
         if let_go(k, t.owner, t.lease, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
       elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= t_now then -- its own, again
         k.again[t.id] = nil
-        carry(t)
+        carry(t, k.id)
       end
     end
   end
@@ -162,8 +162,9 @@ function M.orphans(_, k)
   end)
   if not ok then return nil, cerr end
   for _, t in ipairs(claimed) do
+    local from = t.owner
     t.owner, t.lease = k.id, k.elsewhere
-    carry(t)
+    carry(t, from)
   end
   return out, pendings
 end

@@ -178,7 +178,8 @@ function L:before_create(params, lid, out, want)
   if not self.path and not self.cfg.create_limit then return true end
   want = self.path and want or nil
   local rec = { event = "pending", ["local"] = lid, model = params.model, out = out,
-    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil }
+    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
+    prompt = journal.head(params.prompt) }
   if want then rec.key, rec.fp, rec.body = want.key, want.fp, want.body end
   local ok, err = true, nil
   if self.path then
@@ -221,8 +222,8 @@ function L:create_failed(err, params, lid)
   end
 end
 
-function L:status(id, status, took, within)
-  append(self, { event = "status", id = id, status = status, took = took, within = within })
+function L:status(id, status, took, within, why)
+  append(self, { event = "status", id = id, status = status, took = took, within = within, error = why })
 end
 
 function L:downloaded(id, path)
@@ -247,9 +248,15 @@ function L:unfinished()
   if not list then return nil, err end
   local out = {}
   for i, t in ipairs(journal.unfinished(list)) do
-    out[i] = { id = t.id, model = t.model, out = journal.part_of(t.part) }
+    out[i] = { id = t.id, model = t.model, out = t.out, part = journal.part_of(t.part) }
   end
   return out
+end
+
+-- Every task and create of the journal (journal.tasks), or nil, err.
+function L:tasks()
+  if not self.path then return nil, "no journal" end
+  return journal.tasks(self.path)
 end
 
 function L:pending()
