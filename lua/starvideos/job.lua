@@ -291,15 +291,33 @@ local function attach(self, rec, t)
     self.task = { id = rec.id, status = "completed", path = self.out, model = rec.model }
     return finish(self)
   end
+  if self.goal == "created" then self.goal = "queried" end -- a keyed create answers with the task as it is now
   return poll(self, t)
 end
+
+-- The task the ledger holds already for the job's key, read without the
+-- ledger's lock (following a created task needs none; a create still asks
+-- under it), or nil.  Asked once, before any token is taken.
+function Job:known()
+  if self.seen_key == nil then
+    self.seen_key = self.want and self.ledger.peek and self.ledger:peek(self.want) or false
+  end
+  return self.seen_key or nil
+end
+
+-- The key's token for the job's create, taken for it by its batch (batch.lua).
+function Job:grant() self.granted = true end
 
 -- A create is an API request too: it waits for the key's token, then for its
 -- pending record (a ledger on a store answers later), then goes; it has no
 -- deadline: once sent it is never abandoned, it may be paid for.
 local function create(self, t)
   if self.held then return created(self, self.held, t) end
-  if not self.asked then
+  local known = self:known()
+  if known then return attach(self, known, t) end
+  if self.granted then
+    self.granted = nil
+  elseif not self.asked then
     local later = self.budget:token(t, true, self)
     if later then return self.loop:at(later, self) end
   end
