@@ -23,7 +23,8 @@ describe("starvideos batch and --key", function()
 
   -- { out =, err =, code = }: bin/starvideos with args, the emulator's key and URL
   local function run(list)
-    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url), q(helper.lua), q(BIN) }
+    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url), q(helper.lua),
+      q(BIN) }
     for _, a in ipairs(list) do words[#words + 1] = q(a) end
     local out, _, code = helper.capture(table.concat(words, " ") .. " </dev/null 2>" .. q(dir .. "/stderr"))
     local r = { out = out, err = helper.read_file(dir .. "/stderr") or "", code = code }
@@ -81,14 +82,15 @@ describe("starvideos batch and --key", function()
     assert.equal(2, r.code)
     assert.matches(file .. ":2: duration", r.err, 1, true)
     helper.write_file(file, '{"prompt": "ok"}\n"a cat"\n')
-    assert.matches(file .. ':2: expected one JSON object of request params, got "\\"a cat\\""', batch(file, dir .. "/v").err,
-      1, true)
+    assert.matches(file .. ':2: expected one JSON object of request params, got "\\"a cat\\""',
+      batch(file, dir .. "/v").err, 1, true)
     helper.write_file(dir .. "/p.txt", "# nothing\n\n")
     assert.matches("holds no prompt", batch(dir .. "/p.txt", dir .. "/v").err, 1, true)
     helper.write_file(dir .. "/p.txt", "a cat\n")
     r = batch(dir .. "/p.txt", dir .. "/no/such")
     assert.equal(2, r.code)
-    assert.matches('--out-dir "' .. dir .. '/no/such": its parent "' .. dir .. '/no" is not a directory', r.err, 1, true)
+    assert.matches('--out-dir "' .. dir .. '/no/such": its parent "' .. dir .. '/no" is not a directory', r.err,
+      1, true)
     r = batch(dir .. "/p.txt", dir .. "/p.txt")
     assert.matches("is not a directory", r.err, 1, true)
     assert.equal(0, #emu:requests())

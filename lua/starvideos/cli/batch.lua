@@ -49,7 +49,9 @@ local function read_entries(path, defaults)
     end
   end
   f:close()
-  if #entries == 0 then usage_error("--prompts-file %s holds no prompt (blank and # lines are skipped)", quote(path)) end
+  if #entries == 0 then
+    usage_error("--prompts-file %s holds no prompt (blank and # lines are skipped)", quote(path))
+  end
   return entries
 end
 
@@ -115,8 +117,8 @@ local function report(ctx, entries, results, dir, journal)
   if ctx.json then return failed > 0 and 1 or 0 end
   if #pending > 0 then
     out(string_format("%d create%s sent and never answered (the task may exist and be paid for): check your account,"
-      .. " then settle each, and run the batch again to create it:\n%s\n", #pending, #pending == 1 and " was" or "s were",
-      table_concat(pending, "\n")))
+      .. " then settle each, and run the batch again to create it:\n%s\n", #pending,
+      #pending == 1 and " was" or "s were", table_concat(pending, "\n")))
   end
   out(string_format("%d video%s: %d saved in %s, %d not\n", #results, #results == 1 and "" or "s", #results - failed,
     dir, failed))
