@@ -134,6 +134,10 @@ function B:token(t, create, obj)
   return at
 end
 
+-- When the last caller told to wait for a token comes back: a patient caller
+-- (a batch's feeder) asks after that, behind every caller waiting now.
+function B:queue_end() return self.told end
+
 -- create_limit in this process (no ledger counts it): true, or the seconds
 -- until the next create is allowed and the count in the window.
 function B:count_create(lim, t)

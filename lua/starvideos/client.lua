@@ -101,11 +101,13 @@ local function run(self, goal, id, spec, sleep)
   return task, jerr -- not a tail call: a client used once (new():generate()) lives until its job ends
 end
 
--- Create a task: an invalid one never reaches the network.
-function Client:create(params)
+-- Create a task: an invalid one never reaches the network.  With opts.key
+-- (and a ledger) the key's task, when the ledger holds one, instead.
+function Client:create(params, opts)
   need_table(params, 1, "create")
+  opts = check(opts, "create", S.create)
   live(self)
-  return run(self, "created", nil, { params = params })
+  return run(self, "created", nil, { params = params, key = opts.key, fresh = opts.fresh })
 end
 
 -- The task as the service sees it now.
@@ -178,6 +180,15 @@ function Client:wait_all(list, opts)
       out = opts.out_dir and (opts.out_dir .. "/" .. file_name(id) .. ".mp4") }))
   end
   local results = self.loop:run(jobs, opts.sleep)
+  return results -- not a tail call, as in run
+end
+
+-- Many generates at once, each keyed by its file (batch.lua).
+function Client:generate_all(list, opts)
+  if type(list) ~= "table" then argerror(1, "generate_all", "list of params tables", type(list)) end
+  opts = check(opts, "generate_all", S.generate_all)
+  live(self)
+  local results = require("starvideos.batch").run(self.ctx, list, opts)
   return results -- not a tail call, as in run
 end
 

@@ -117,6 +117,15 @@ local STATES = { pending = true, created = true, completed = true, failed = true
 function C.state(v)
   if not STATES[v] then return "pending, created, completed, failed, downloaded or abandoned" end
 end
+-- generate_all's out: a file name pattern with one %d (%% for a percent sign), or a function(i, params)
+function C.pattern(v)
+  if type(v) == "function" then return end
+  local rest, n = (type(v) == "string" and v or ""):gsub("%%%%", ""):gsub("%%0?%d*d", "")
+  if n ~= 1 or rest:find("%", 1, true) then
+    return 'a file name pattern with exactly one %d (e.g. "videos/%04d.mp4"; %% for a percent sign) '
+      .. "or a function(i, params)"
+  end
+end
 -- a header value: no control characters, which would end the header line
 function C.header(v)
   if type(v) ~= "string" or v:find("[%c\127]") then return "a string without control characters" end
@@ -254,6 +263,8 @@ M.CALLS = {
   download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
   generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
     key = C.key, fresh = C.bool },
+  create = { key = C.key, fresh = C.bool },
+  generate_all = { out = C.pattern, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
   wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
   resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
     on_progress = C.fn },

@@ -5,7 +5,7 @@
 
 local core = require "starvideos.core"
 
-local type, setmetatable, error, string_format = type, setmetatable, error, string.format
+local type, tostring, setmetatable, error, string_format = type, tostring, setmetatable, error, string.format
 local TRANSIENT = core.transient or {}
 
 local M = {}
@@ -40,6 +40,14 @@ function M.note_default_host(cfg, err)
       .. "; for the local emulator, export the lines `starvideos emulator` prints)"
   end
   return err
+end
+
+-- A failed task's error, as text (the service sends a string, or an object); nil for another status.
+function M.reason(task)
+  if task.status ~= "failed" then return nil end
+  local e = task.error
+  if type(e) == "table" then e = e.message or e.code end
+  return e ~= nil and tostring(e) or "no reason given"
 end
 
 return M

@@ -139,14 +139,6 @@ local function finish(self, err)
   if self.on_status then self.on_status(self) end
 end
 
--- A failed task's error, as text (the service sends a string, or an object); nil for another status.
-local function reason(task)
-  if task.status ~= "failed" then return nil end
-  local e = task.error
-  if type(e) == "table" then e = e.message or e.code end
-  return e ~= nil and tostring(e) or "no reason given"
-end
-
 -- A task answer arrived (create or poll): events, and each status change
 -- recorded (a completion with how long it took).
 local function seen(self, task, created, secs, within)
@@ -156,7 +148,9 @@ local function seen(self, task, created, secs, within)
   if changed then
     local on_event = self.cfg.on_event
     if on_event then on_event(event(self, "status")) end
-    if not created and self.ledger.records then self.ledger:status(self.id, task.status, secs, within, reason(task)) end
+    if not created and self.ledger.records then
+      self.ledger:status(self.id, task.status, secs, within, errors.reason(task))
+    end
   end
   if self.on_progress then self.on_progress(event(self, "status")) end
   if changed and self.on_status then self.on_status(self) end
@@ -243,7 +237,7 @@ local function polled(self, req, t)
     return download(self, t)
   elseif task.status == "failed" then
     return finish(self, new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
-      reason(task)), { task = task }))
+      errors.reason(task)), { task = task }))
   end
   return self.loop:at(math_min(next_poll(self, t), self.deadline), self)
 end
@@ -299,15 +293,33 @@ local function attach(self, rec, t)
     self.task = { id = rec.id, status = "completed", path = self.out, model = rec.model }
     return finish(self)
   end
+  if self.goal == "created" then self.goal = "queried" end -- a keyed create answers with the task as it is now
   return poll(self, t)
 end
+
+-- The task the ledger holds already for the job's key, read without the
+-- ledger's lock (following a created task needs none; a create still asks
+-- under it), or nil.  Asked once, before any token is taken.
+function Job:known()
+  if self.seen_key == nil then
+    self.seen_key = self.want and self.ledger.peek and self.ledger:peek(self.want) or false
+  end
+  return self.seen_key or nil
+end
+
+-- The key's token for the job's create, taken for it by its batch (batch.lua).
+function Job:grant() self.granted = true end
 
 -- A create is an API request too: it waits for the key's token, then for its
 -- pending record (a ledger on a store answers later), then goes; it has no
 -- deadline: once sent it is never abandoned, it may be paid for.
 local function create(self, t)
   if self.held then return created(self, self.held, t) end
-  if not self.asked then
+  local known = self:known()
+  if known then return attach(self, known, t) end
+  if self.granted then
+    self.granted = nil
+  elseif not self.asked then
     local later = self.budget:token(t, true, self)
     if later then return self.loop:at(later, self) end
   end

@@ -33,6 +33,8 @@ local ROWS = {
   { "wait_all of 20 tasks (emulator)", "one task waited alone" },
   { "a create and a poll, the ledger on Redis (store)", "the same, the ledger a journal file" },
   { "fleet throughput, 2 processes on one store, budget R = 5/s", "R / (API requests per task)" },
+  { "batch of 20 prompts (generate_all, emulator), budget 10/s: time to the last file", "the budget's floor" },
+  { "batch of 20 prompts: peak resident memory of the process", false },
   { "journal of 16 MB: slowest read of the schedule's samples, 64 KiB a call", "f:seek + f:read(65536)" },
 }
 

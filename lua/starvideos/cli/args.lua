@@ -71,6 +71,12 @@ local FLAG = {
     text = "the fleet's ledger on Redis, redis://[:password@]host:port[/db] (default: $STARVIDEOS_STORE)" },
   out = { kind = "str", meta = "PATH", text = "download the finished video to PATH" },
   dir = { kind = "str", meta = "PATH", text = "directory for the videos, saved as <id>.mp4 (default .)" },
+  key = { kind = "str", meta = "KEY",
+    text = "the job's name in the journal: a rerun with the same KEY follows its task instead of paying again" },
+  ["prompts-file"] = { kind = "str", meta = "FILE",
+    text = "one prompt a line (blank and # lines skipped), or one JSON params object a line in a .jsonl file" },
+  ["out-dir"] = { kind = "str", meta = "DIR",
+    text = "the videos go to DIR/0001.mp4 and on (DIR is made when its parent exists)" },
   forget = { kind = "str", meta = "ID",
     text = "settle the pending create ID (its answer never came): its key may create again" },
   state = { kind = "choice", meta = "STATE",
@@ -88,6 +94,9 @@ M.FLAG = FLAG
 
 local REQUEST = { "model", "prompt", "duration", "ratio", "resolution", "first-image", "last-image",
   "ref-image", "ref-video", "ref-audio", "extra" }
+-- batch: the request flags but --prompt (the prompts come from --prompts-file)
+local BATCH = { "model", "duration", "ratio", "resolution", "first-image", "last-image", "ref-image", "ref-video",
+  "ref-audio", "extra" }
 local CLIENT = { "base-url", "api-key-file", "proxy", "log" }
 local NOTIFY = { "notify", "notify-secret-file" }
 
@@ -118,8 +127,10 @@ M.FIELD_FLAG.extra = "--extra"
 local COMMANDS = {
   create = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "journal", "store", "create-limit", CLIENT),
+    flags = flags(REQUEST, "key", "journal", "store", "create-limit", CLIENT),
     summary = "create a task and print its id (the video is made asynchronously)",
+    flag_text = { key = "the task's name in the ledger (--journal or --store): a rerun with the same KEY prints "
+      .. "its task, creating none" },
   },
   status = {
     args = { "ID" }, needs_key = true, flags = flags(CLIENT),
@@ -138,8 +149,18 @@ local COMMANDS = {
   },
   generate = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "out", "interval", "timeout", "journal", "store", "create-limit", CLIENT, NOTIFY),
+    flags = flags(REQUEST, "out", "key", "interval", "timeout", "journal", "store", "create-limit", CLIENT, NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
+    flag_text = { key = "the job's name in the ledger when it has no --out (a job with --out is keyed by its file): "
+      .. "a rerun with the same KEY follows its task instead of paying again" },
+  },
+  batch = {
+    args = {}, needs_key = true,
+    flags = flags("prompts-file", "out-dir", BATCH, "journal", "interval", "timeout", "create-limit", CLIENT, NOTIFY),
+    summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
+    required = { "prompts-file", "out-dir" },
+    flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
+      model = "the model of every line that does not name one" },
   },
   models = {
     args = {}, flags = flags(),
@@ -190,7 +211,7 @@ local COMMANDS = {
   },
 }
 M.COMMANDS = COMMANDS
-local ORDER = { "create", "status", "wait", "download", "generate", "models", "validate", "resume", "keep",
+local ORDER = { "create", "status", "wait", "download", "generate", "batch", "models", "validate", "resume", "keep",
   "pending", "list", "compact", "emulator" }
 
 -- --------------------------------------------------------------- help
@@ -231,6 +252,7 @@ local EXAMPLES = {
   wait = "starvideos wait video_123 --interval 10 --out cat.mp4",
   download = "starvideos download video_123 cat.mp4",
   generate = "starvideos generate --model videos_fast --prompt 'a cat' --duration 5 --out cat.mp4",
+  batch = "starvideos batch --prompts-file prompts.txt --out-dir videos/ --model videos --duration 5",
   models = "starvideos models --json",
   validate = "starvideos validate --model videos --prompt 'a cat' --duration 5 --ref-image https://x/1.png",
   resume = "starvideos resume --journal tasks.jsonl --dir videos/",
@@ -333,9 +355,13 @@ function M.parse(name, argv)
       -- only the flag's name is ever echoed back: its value may be a secret
       if not fname or not FLAG[fname] or not allowed[fname] then
         local shown = fname and ("--" .. fname) or a:match("^%-[^=]*") or a
-        if fname == "api-key" or fname == "key" then
-          usage_error("--%s is not accepted: a key on the command line leaks into shell history and "
-            .. "process lists; set STARVIDEOS_API_KEY or use --api-key-file PATH", fname)
+        if fname == "api-key" then
+          usage_error("--api-key is not accepted: a key on the command line leaks into shell history and "
+            .. "process lists; set STARVIDEOS_API_KEY or use --api-key-file PATH")
+        elseif fname == "key" then -- (generate and create take a job's --key; the API key is never an argument)
+          usage_error("--key is not an option of %s %s: it names a job of generate or create (with --journal or "
+            .. "--store); the API key never comes from an argument (it leaks into shell history and process "
+            .. "lists): set STARVIDEOS_API_KEY or use --api-key-file PATH", M.PROG, name)
         end
         usage_error("unknown option %s", shown)
       end

@@ -92,6 +92,15 @@ local function flag_options(opts, o)
     o.proxy = opts.proxy
   end
   o.log = opts.log
+  if opts.key then -- a job's name in the ledger (generate, create)
+    if opts.out then usage_error("--key and --out: a job with --out is keyed by its file already; give one") end
+    if not (o.journal or o.store) then
+      usage_error("--key needs --journal PATH or --store URL: the key is looked up there, across runs")
+    end
+    if opts.key == o.api_key then
+      usage_error("--key names the job, and this is the API key: set STARVIDEOS_API_KEY or use --api-key-file PATH")
+    end
+  end
   local limit = opts["create-limit"]
   if limit then
     local count, per = limit:match("^(%d+)/(%d+%.?%d*)$")

@@ -64,6 +64,8 @@ local function extra_of(text)
   return v
 end
 
+M.extra_of = extra_of -- (batch's --extra too)
+
 -- Local validation first: an invalid request needs no key to be refused.
 local function validated(opts)
   local starvideos = client_for.load()
@@ -140,7 +142,7 @@ function M.create(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
   local client = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
-  local task, err = client:create(params)
+  local task, err = client:create(params, { key = opts.key })
   if not task then return fail(ctx, err) end
   if ctx.json then print_json(task) else display.print_task(task) end
   return 0
@@ -227,7 +229,8 @@ function M.generate(ctx, opts)
   local d = new_display(ctx, core)
   d.started = core.now()
   d:live("creating the task...")
-  local task, err = client:generate(params, { out = opts.out, interval = opts.interval, timeout = opts.timeout,
+  local task, err = client:generate(params, { out = opts.out, key = opts.key, interval = opts.interval,
+    timeout = opts.timeout,
     on_progress = function(ev)
       if type(ev) == "table" and ev.type == "status" and ev.id then
         local completed = ev.status == "completed"

@@ -72,6 +72,7 @@ local function dispatch(ctx, argv)
     out(args.command_usage(name))
     return 0
   end
+  if name == "batch" then return require("starvideos.cli.batch").run(ctx, opts) end
   return require("starvideos.cli.commands")[name](ctx, opts, pos)
 end
 
@@ -83,7 +84,8 @@ local function raised(ctx, e)
   local text = e.internal
   if text:find("interrupted!", 1, true) then
     local id = ctx.task_id
-    return output.new_error("interrupted", "interrupted" .. (id and "; " .. output.next_step(ctx, id) or ""),
+    local next_step = id and output.next_step(ctx, id) or ctx.hint -- (a batch's hint: its command again)
+    return output.new_error("interrupted", "interrupted" .. (next_step and "; " .. next_step or ""),
       { id = id })
   end
   local trace = os_getenv("STARVIDEOS_DEBUG") and e.trace

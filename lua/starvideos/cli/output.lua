@@ -113,18 +113,19 @@ if [ -n "$h" ]; then [ -t 2 ] && printf '\r\033[K' >&2; printf '%b\n' "$h" >&2; 
 local watcher
 
 -- What a kill of this command is to print from now on: its task's next step
--- (M.next_step), as ctx stands; the watcher starts with the first.  Neither
--- may stop the command: a failure here leaves it without a watcher.
+-- (M.next_step), as ctx stands, or ctx.hint (a batch's); the watcher starts
+-- with the first.  Neither may stop the command: a failure here leaves it
+-- without a watcher.
 function M.watch(ctx)
   local id = ctx.task_id
-  if not id then return end
+  if not (id or ctx.hint) then return end
   if not watcher then
     local ok, w = pcall(io_popen, WATCHER, "w")
     watcher = ok and w or nil
     if not watcher then return end
   end
   local text = redact(string_format("%s%s: stopped by a signal; %s", args.PROG, ctx.name and (" " .. ctx.name) or "",
-    M.next_step(ctx, id)))
+    ctx.hint or M.next_step(ctx, id)))
   local line = "h" .. text:gsub("\\", "\\\\"):gsub("\n", "\\n") .. "\n"
   pcall(function() watcher:write(line); watcher:flush() end)
 end

@@ -141,6 +141,14 @@ local function ask_key(self, want)
   return L.key_answer(e, want, "--journal " .. self.path)
 end
 
+-- The task a keyed job follows instead of creating, read without the lock
+-- (a create asks again under it): the key's created task, or nil.
+function L:peek(want)
+  if not self.path then return nil end
+  local task = ask_key(self, want)
+  return task
+end
+
 -- The pending record written under one hold of the journal's lock with what
 -- decides it: the key's task (then returned, nothing written) and budget.lua's
 -- rule over the journal's records.  true, a task, or nil, err.

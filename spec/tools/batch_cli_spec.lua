@@ -1,0 +1,157 @@
+-- The command line's batch and --key (docs/batch.md, docs/cli.md), run as
+-- child processes against the emulator: exit codes, files, what reached the
+-- server, what a person reads.
+local helper = require "spec.helper"
+local cjson = require "cjson.safe"
+
+local q = helper.shell_quote
+local BIN = helper.root .. "/bin/starvideos"
+local SAMPLE = helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4")
+local KEY = "sk-batch-spec-51c0ffee"
+
+describe("starvideos batch and --key", function()
+  local emu, dir
+  setup(function() emu = helper.emulator { queued = 0.1, processing = 0.1, key = KEY } end)
+  teardown(function()
+    emu:stop()
+    helper.cleanup()
+  end)
+  before_each(function()
+    emu:reset()
+    dir = helper.tmpdir()
+  end)
+
+  -- { out =, err =, code = }: bin/starvideos with args, the emulator's key and URL
+  local function run(list)
+    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url), q(helper.lua),
+      q(BIN) }
+    for _, a in ipairs(list) do words[#words + 1] = q(a) end
+    local out, _, code = helper.capture(table.concat(words, " ") .. " </dev/null 2>" .. q(dir .. "/stderr"))
+    local r = { out = out, err = helper.read_file(dir .. "/stderr") or "", code = code }
+    assert.is_nil(r.out:find(KEY, 1, true))
+    assert.is_nil(r.err:find(KEY, 1, true))
+    return r
+  end
+
+  local function batch(file, outdir, more)
+    local list = { "batch", "--prompts-file", file, "--out-dir", outdir, "--model", "videos", "--duration", "5",
+      "--interval", "0.1" }
+    for _, a in ipairs(more or {}) do list[#list + 1] = a end
+    return run(list)
+  end
+
+  it("makes OUT-DIR/0001.mp4 and on from a prompts file, and a rerun sends nothing", function()
+    local file = dir .. "/prompts.txt"
+    helper.write_file(file, "# cats\na cat\n\n  a dog  \n#a bird\na fish\n")
+    local r = batch(file, dir .. "/videos")
+    assert.equal(0, r.code, r.err)
+    assert.matches("3 videos: 3 created, 3 done, 0 failed\n", r.out, 1, true)
+    assert.matches("3 videos: 3 saved in " .. dir .. "/videos, 0 not\n", r.out, 1, true)
+    local prompts = {}
+    for _, t in ipairs(emu:tasks()) do prompts[#prompts + 1] = t.params.prompt end
+    table.sort(prompts)
+    assert.same({ "a cat", "a dog", "a fish" }, prompts)
+    for i = 1, 3 do assert.equal(SAMPLE, helper.read_file(string.format("%s/videos/%04d.mp4", dir, i))) end
+    assert.truthy(helper.exists(dir .. "/videos/starvideos.jsonl"))
+    local requests = #emu:requests()
+    r = batch(file, dir .. "/videos")
+    assert.equal(0, r.code, r.err)
+    assert.equal(requests, #emu:requests())
+  end)
+
+  it("takes a JSON object a line from a .jsonl file, over the flags' fields", function()
+    local file = dir .. "/p.jsonl"
+    helper.write_file(file, '{"prompt": "one"}\n# two is later\n{"prompt": "two", "duration": 10, "ratio": "9:16"}\n')
+    local r = batch(file, dir .. "/v", { "--json" })
+    assert.equal(0, r.code, r.err)
+    local list = cjson.decode(r.out)
+    assert.equal(2, #list)
+    assert.equal(3, list[2].line)
+    assert.equal(dir .. "/v/0002.mp4", list[2].path)
+    local by_prompt = {}
+    for _, t in ipairs(emu:tasks()) do by_prompt[t.params.prompt] = t.params end
+    assert.equal(5, by_prompt.one.duration)
+    assert.equal(10, by_prompt.two.duration)
+    assert.equal("9:16", by_prompt.two.ratio)
+  end)
+
+  it("checks every line and OUT-DIR before anything is sent", function()
+    local file = dir .. "/p.jsonl"
+    helper.write_file(file, '{"prompt": "ok"}\n{"prompt": "long", "duration": 99}\n')
+    local r = batch(file, dir .. "/v")
+    assert.equal(2, r.code)
+    assert.matches(file .. ":2: duration", r.err, 1, true)
+    helper.write_file(file, '{"prompt": "ok"}\n"a cat"\n')
+    assert.matches(file .. ':2: expected one JSON object of request params, got "\\"a cat\\""',
+      batch(file, dir .. "/v").err, 1, true)
+    helper.write_file(dir .. "/p.txt", "# nothing\n\n")
+    assert.matches("holds no prompt", batch(dir .. "/p.txt", dir .. "/v").err, 1, true)
+    helper.write_file(dir .. "/p.txt", "a cat\n")
+    r = batch(dir .. "/p.txt", dir .. "/no/such")
+    assert.equal(2, r.code)
+    assert.matches('--out-dir "' .. dir .. '/no/such": its parent "' .. dir .. '/no" is not a directory', r.err,
+      1, true)
+    r = batch(dir .. "/p.txt", dir .. "/p.txt")
+    assert.matches("is not a directory", r.err, 1, true)
+    assert.equal(0, #emu:requests())
+  end)
+
+  it("exits 1 listing a failed task; a create never answered is listed with the command that settles it", function()
+    helper.write_file(dir .. "/p.txt", "a cat\na dog\n")
+    emu:config { outcome = "failed" }
+    local r = batch(dir .. "/p.txt", dir .. "/v")
+    assert.equal(1, r.code)
+    assert.matches("0001.mp4 (line 1)  task_failed: task video_videos_", r.out, 1, true)
+    assert.matches("2 videos: 0 saved in " .. dir .. "/v, 2 not", r.out, 1, true)
+    emu:config { outcome = "completed" }
+    -- the server takes the create, and the answer never comes
+    emu:fault { method = "POST", path = "/v1/", after = true, drop = true }
+    r = batch(dir .. "/p.txt", dir .. "/w")
+    assert.equal(1, r.code)
+    local cmd = r.out:match("`(starvideos pending %-%-journal [^`]+)`")
+    assert.truthy(cmd, r.out)
+    assert.matches("1 create was sent and never answered", r.out, 1, true)
+    assert.equal(4, emu:creates())
+    r = batch(dir .. "/p.txt", dir .. "/w") -- refused again, nothing sent
+    assert.equal(1, r.code)
+    assert.equal(4, emu:creates())
+    local words = {}
+    for w in cmd:gmatch("%S+") do words[#words + 1] = w end
+    table.remove(words, 1)
+    assert.equal(0, run(words).code)
+    r = batch(dir .. "/p.txt", dir .. "/w")
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.equal(5, emu:creates())
+    assert.equal(SAMPLE, helper.read_file(dir .. "/w/0001.mp4"))
+  end)
+
+  it("--key: generate and create with one key pay once; refused without --journal, with --out, elsewhere", function()
+    local j = dir .. "/j.jsonl"
+    local gen = { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--interval", "0.1",
+      "--journal", j, "--key", "cat-1", "--json" }
+    local first = run(gen)
+    assert.equal(0, first.code, first.err)
+    local again = run(gen)
+    assert.equal(0, again.code, again.err)
+    assert.equal(cjson.decode(first.out).id, cjson.decode(again.out).id)
+    local create = { "create", "--model", "videos", "--prompt", "a dog", "--duration", "5", "--journal", j, "--key",
+      "dog-1", "--json" }
+    local c1, c2 = run(create), run(create)
+    assert.equal(cjson.decode(c1.out).id, cjson.decode(c2.out).id)
+    assert.equal(2, emu:creates())
+    local r = run { "generate", "--model", "videos", "--prompt", "a", "--duration", "5", "--key", "k1" }
+    assert.equal(2, r.code)
+    assert.matches("--key needs --journal PATH or --store URL", r.err, 1, true)
+    r = run { "generate", "--model", "videos", "--prompt", "a", "--duration", "5", "--key", "k1", "--journal", j,
+      "--out", dir .. "/a.mp4" }
+    assert.matches("--key and --out", r.err, 1, true)
+    r = run { "generate", "--model", "videos", "--prompt", "a", "--duration", "5", "--key", KEY, "--journal", j }
+    assert.equal(2, r.code)
+    assert.matches("this is the API key", r.err, 1, true)
+    r = run { "status", "x", "--key", "k1" }
+    assert.equal(2, r.code)
+    assert.matches("--key is not an option of starvideos status: it names a job of generate or create", r.err, 1, true)
+    assert.matches("set STARVIDEOS_API_KEY or use --api-key-file PATH", r.err, 1, true)
+    assert.equal(2, emu:creates())
+  end)
+end)
