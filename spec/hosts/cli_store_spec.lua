@@ -162,4 +162,25 @@ describe("the command line on a store", function()
     assert.equal(0, r.code, r.err)
     assert.equal(SAMPLE, helper.read_file(out .. "/" .. id .. ".mp4"))
   end)
+
+  it("generate --key with --store pays once: a rerun follows the key's task; list names the key", function()
+    if why then return pending(why) end
+    emu:reset()
+    local argv = { "generate", "--store", srv.url, "--model", "videos", "--prompt", "a key's cat", "--duration", "5",
+      "--key", "cat-on-store", "--interval", "0.1", "--json" }
+    local first = cli(argv, env)
+    assert.equal(0, first.code, first.err)
+    local again = cli(argv, env)
+    assert.equal(0, again.code, again.err)
+    assert.equal(cjson.decode(first.out).id, cjson.decode(again.out).id)
+    assert.equal(1, emu:creates())
+    local r = cli({ "list", "--store", srv.url, "--json" }, env)
+    assert.equal(0, r.code, r.err)
+    local keyed
+    for line in r.out:gmatch("[^\n]+") do
+      local t = cjson.decode(line)
+      if t.id == cjson.decode(first.out).id then keyed = t end
+    end
+    assert.equal("cat-on-store", keyed and keyed.key)
+  end)
 end)

@@ -125,7 +125,7 @@ describe("starvideos batch and --key", function()
     assert.equal(SAMPLE, helper.read_file(dir .. "/w/0001.mp4"))
   end)
 
-  it("--key: generate and create with one key pay once; refused without --journal, with --out, elsewhere", function()
+  it("--key: generate and create with one key pay once; refused without a ledger, with --out, elsewhere", function()
     local j = dir .. "/j.jsonl"
     local gen = { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--interval", "0.1",
       "--journal", j, "--key", "cat-1", "--json" }
