@@ -447,16 +447,20 @@ int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup) {
   offs = malloc(n * sizeof *offs);
   refs = malloc(n * sizeof *refs);
   if (!offs || !refs) { rc = -2; goto done; }
+  /* a key with an escape is compared unescaped (into keys), the others as they are */
   for (i = 0; i < n; i++) {
+    refs[i].index = i;
+    refs[i].k = ms[i].key;
+    refs[i].len = ms[i].key_len;
+    offs[i] = (size_t)-1;
+    if (!memchr(ms[i].key, '\\', ms[i].key_len)) continue;
     offs[i] = keys.len;
     if (sv_json_unescape(ms[i].key - 1, ms[i].key_len + 2, &keys)) { rc = -2; goto done; }
+    refs[i].len = keys.len - offs[i];
   }
   if (keys.oom) { rc = -2; goto done; }
-  for (i = 0; i < n; i++) {
-    refs[i].k = keys.data ? keys.data + offs[i] : "";
-    refs[i].len = (i + 1 < n ? offs[i + 1] : keys.len) - offs[i];
-    refs[i].index = i;
-  }
+  for (i = 0; i < n; i++)
+    if (offs[i] != (size_t)-1) refs[i].k = keys.data + offs[i];
   qsort(refs, n, sizeof *refs, key_cmp);
   /* equal keys are neighbours, in text order: report the key whose second
      appearance comes first in the text */
