@@ -197,6 +197,31 @@ describe("luarocks make (" .. vm .. ")", function()
     assert.is_true(ok, out)
   end)
 
+  it("the installed command runs a batch, lists its tasks, and a rerun of it creates nothing", function()
+    assert.is_true(build_ok, build_out)
+    local emu = helper.emulator { queued = 0.1, processing = 0.1 }
+    finally(function() emu:stop() end)
+    local share, lib = tree .. "/share/lua/" .. LUAV, tree .. "/lib/lua/" .. LUAV
+    local path = share .. "/?.lua;" .. share .. "/?/init.lua;" .. system_dirs("path")
+    local cpath = lib .. "/?.so;" .. system_dirs("cpath")
+    local dir = helper.tmpdir()
+    write(dir .. "/prompts.txt", "a cat\na dog\n# not a prompt\na bird\n")
+    local cmd = "cd " .. q(dir) .. " && " .. env(path, cpath) .. "STARVIDEOS_API_KEY=" .. q(emu.key)
+      .. " STARVIDEOS_BASE_URL=" .. q(emu.url) .. " " .. q(tree .. "/bin/starvideos")
+    local batch = cmd .. " batch --prompts-file prompts.txt --out-dir out --model videos --duration 5 --interval 0.1"
+    local out, ok = sh(batch .. " 2>&1")
+    assert.is_true(ok, out)
+    for i = 1, 3 do assert.equal(SAMPLE, helper.read_file(string.format("%s/out/%04d.mp4", dir, i)), i) end
+    out, ok = sh(cmd .. " list --journal out/starvideos.jsonl --json")
+    assert.is_true(ok, out)
+    local states = {}
+    for line in out:gmatch("[^\n]+") do states[#states + 1] = require("cjson").decode(line).state end
+    assert.same({ "downloaded", "downloaded", "downloaded" }, states)
+    out, ok = sh(batch .. " 2>&1")
+    assert.is_true(ok, out)
+    assert.equal(3, emu:creates())
+  end)
+
   it("has rockspecs that agree: the release's version is the module's, neither needs luasocket", function()
     local options = require "starvideos.config"
     local rel = helper.read_file(root .. "/rockspec/starvideos-" .. options.VERSION .. "-1.rockspec")
