@@ -2,6 +2,7 @@
 -- their files, in the key's budget, creates and polls taking turns; a rerun
 -- with the journal pays for nothing twice.  Against the emulator.
 local helper = require "spec.helper"
+local shared_emulator = require "spec.support.shared_emulator"
 local starvideos = require "starvideos"
 
 local SAMPLE = helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4")
@@ -14,15 +15,8 @@ end
 
 describe("client:generate_all", function()
   local emu, dir
-  setup(function() emu = helper.emulator { queued = 0.2, processing = 0.2 } end)
-  teardown(function()
-    emu:stop()
-    helper.cleanup()
-  end)
-  before_each(function()
-    emu:reset()
-    dir = helper.tmpdir()
-  end)
+  shared_emulator({ queued = 0.2, processing = 0.2 }, function(e) emu = e end)
+  before_each(function() dir = helper.tmpdir() end)
 
   local function client(journal)
     return starvideos.new { api_key = emu.key, base_url = emu.url, journal = journal ~= false and dir .. "/j.jsonl"

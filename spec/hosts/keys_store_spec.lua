@@ -8,11 +8,10 @@ if why then
   pending("keys on a store: " .. why)
   return
 end
-local redis = redis_run.start()
-require "spec.support.keys_cases"("store", redis.url,
-  { describe = describe, it = it, pending = pending, setup = setup, teardown = function(f)
-    teardown(function()
-      f()
-      redis.stop()
-    end)
-  end, before_each = before_each, assert = assert })
+
+describe("a redis-server", function()
+  local redis = redis_run.start()
+  teardown(function() redis.stop() end)
+  require "spec.support.keys_cases"("store", redis.url,
+    { describe = describe, it = it, pending = pending, before_each = before_each, assert = assert })
+end)

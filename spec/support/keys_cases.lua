@@ -3,6 +3,7 @@
 -- makes (its out, as an absolute path) or by opts.key, and a rerun never pays
 -- twice.  Against the emulator, counting creates there.
 local helper = require "spec.helper"
+local shared_emulator = require "spec.support.shared_emulator"
 local starvideos = require "starvideos"
 local compact = require "starvideos.records.compact"
 
@@ -15,21 +16,13 @@ local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
 
 -- on: "journal", or "store" with store_url (a redis-server's, one per run: each
 -- case's keys are its own folder's paths, or names made unique); b: busted's
--- functions (describe, it, pending, setup, teardown, before_each, assert).
+-- functions (describe, it, pending, before_each, assert).
 return function(on, store_url, b)
-  local describe, it, pending, setup, teardown, before_each, assert =
-    b.describe, b.it, b.pending, b.setup, b.teardown, b.before_each, b.assert
+  local describe, it, pending, before_each, assert = b.describe, b.it, b.pending, b.before_each, b.assert
   describe("keys on a " .. on .. ": a rerun never pays twice", function()
     local emu, dir
-    setup(function() emu = helper.emulator { queued = 0.2, processing = 0.2 } end)
-    teardown(function()
-      emu:stop()
-      helper.cleanup()
-    end)
-    before_each(function()
-      emu:reset()
-      dir = helper.tmpdir()
-    end)
+    shared_emulator({ queued = 0.2, processing = 0.2 }, function(e) emu = e end)
+    before_each(function() dir = helper.tmpdir() end)
 
     local function ledger() return on == "store" and store_url or dir .. "/tasks.jsonl" end
     -- the ledger as its messages name it (a store: its URL without a password)

@@ -2,6 +2,7 @@
 -- child processes against the emulator: exit codes, files, what reached the
 -- server, what a person reads.
 local helper = require "spec.helper"
+local shared_emulator = require "spec.support.shared_emulator"
 local cjson = require "cjson.safe"
 
 local q = helper.shell_quote
@@ -11,15 +12,8 @@ local KEY = "sk-batch-spec-51c0ffee"
 
 describe("starvideos batch and --key", function()
   local emu, dir
-  setup(function() emu = helper.emulator { queued = 0.1, processing = 0.1, key = KEY } end)
-  teardown(function()
-    emu:stop()
-    helper.cleanup()
-  end)
-  before_each(function()
-    emu:reset()
-    dir = helper.tmpdir()
-  end)
+  shared_emulator({ queued = 0.1, processing = 0.1, key = KEY }, function(e) emu = e end)
+  before_each(function() dir = helper.tmpdir() end)
 
   -- { out =, err =, code = }: bin/starvideos with args, the emulator's key and URL
   local function run(list)
