@@ -72,7 +72,8 @@ local FLAG = {
   out = { kind = "str", meta = "PATH", text = "download the finished video to PATH" },
   dir = { kind = "str", meta = "PATH", text = "directory for the videos, saved as <id>.mp4 (default .)" },
   key = { kind = "str", meta = "KEY",
-    text = "the job's name in the journal: a rerun with the same KEY follows its task instead of paying again" },
+    text = "the job's name in the ledger (--journal or --store): a rerun with the same KEY follows its task "
+      .. "instead of paying again" },
   ["prompts-file"] = { kind = "str", meta = "FILE",
     text = "one prompt a line (blank and # lines skipped), or one JSON params object a line in a .jsonl file" },
   ["out-dir"] = { kind = "str", meta = "DIR",
