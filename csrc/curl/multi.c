@@ -241,7 +241,8 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   int bad;
   /* a line of the list (CURLOPT_USERAGENT's is formatted anew for each request) */
   sv_buf_init(&ua);
-  sv_buf_addf(&ua, "User-Agent: %s", s->user_agent ? s->user_agent : h->user_agent);
+  sv_buf_adds(&ua, "User-Agent: ");
+  sv_buf_adds(&ua, s->user_agent ? s->user_agent : h->user_agent);
   bad = ua.oom || add_header(&x->headers, sv_buf_cstr(&ua));
   sv_buf_free(&ua);
   if (bad) return -1;
@@ -255,7 +256,8 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
     sv_buf b;
     int rc;
     sv_buf_init(&b);
-    sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
+    sv_buf_adds(&b, "Authorization: Bearer ");
+    sv_buf_adds(&b, h->api_key);
     rc = b.oom ? -1 : add_header(&x->headers, sv_buf_cstr(&b));
     memset(b.data ? b.data : (char *)"", 0, b.len);
     sv_buf_free(&b);
