@@ -417,11 +417,15 @@ int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *o
   return n;
 }
 
-/* The duplicate check: every top-level key, unescaped, sorted; equal neighbours
-   are duplicates.  O(n log n), so a 1 MB answer of tiny members stays cheap. */
+/* The duplicate check: every top-level key, unescaped, compared.  A few keys
+   (an answer has about 8) pair by pair; more sorted, equal neighbours then
+   being duplicates: O(n log n), so a 1 MB answer of tiny members stays cheap.
+   The key reported is the one whose second appearance comes first in the text. */
+#define FEW_KEYS 16
+
 typedef struct key_ref {
   const char *k;
-  size_t len, index;
+  size_t len, index, off; /* off: where its unescaped text is in keys, or -1 */
 } key_ref;
 
 static int key_cmp(const void *a, const void *b) {
@@ -437,47 +441,58 @@ static int same_key(const key_ref *x, const key_ref *y) {
   return x->len == y->len && (x->len == 0 || memcmp(x->k, y->k, x->len) == 0);
 }
 
+/* refs[0..n) in text order: the index in refs of the duplicate to report, or -1. */
+static long first_duplicate(key_ref *refs, size_t n) {
+  size_t i, j, best = (size_t)-1;
+  long at = -1;
+  if (n <= FEW_KEYS) {
+    for (j = 1; j < n; j++)
+      for (i = 0; i < j; i++)
+        if (same_key(&refs[i], &refs[j])) return (long)j;
+    return -1;
+  }
+  qsort(refs, n, sizeof *refs, key_cmp);
+  for (i = 0; i < n; i = j) {
+    for (j = i + 1; j < n && same_key(&refs[i], &refs[j]); j++) {}
+    if (j - i >= 2 && refs[i + 1].index < best) {
+      best = refs[i + 1].index;
+      at = (long)i + 1;
+    }
+  }
+  return at;
+}
+
 int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup) {
   sv_buf keys;
-  size_t *offs = NULL, i, j, best = (size_t)-1, best_at = 0;
-  key_ref *refs = NULL;
+  key_ref few[FEW_KEYS], *refs;
+  size_t i;
+  long at;
   int rc = 0;
   if (n < 2) return 0;
   sv_buf_init(&keys);
-  offs = malloc(n * sizeof *offs);
-  refs = malloc(n * sizeof *refs);
-  if (!offs || !refs) { rc = -2; goto done; }
+  refs = n <= FEW_KEYS ? few : malloc(n * sizeof *refs);
+  if (!refs) return -2;
   /* a key with an escape is compared unescaped (into keys), the others as they are */
   for (i = 0; i < n; i++) {
     refs[i].index = i;
     refs[i].k = ms[i].key;
     refs[i].len = ms[i].key_len;
-    offs[i] = (size_t)-1;
+    refs[i].off = (size_t)-1;
     if (!memchr(ms[i].key, '\\', ms[i].key_len)) continue;
-    offs[i] = keys.len;
+    refs[i].off = keys.len;
     if (sv_json_unescape(ms[i].key - 1, ms[i].key_len + 2, &keys)) { rc = -2; goto done; }
-    refs[i].len = keys.len - offs[i];
+    refs[i].len = keys.len - refs[i].off;
   }
   if (keys.oom) { rc = -2; goto done; }
   for (i = 0; i < n; i++)
-    if (offs[i] != (size_t)-1) refs[i].k = keys.data + offs[i];
-  qsort(refs, n, sizeof *refs, key_cmp);
-  /* equal keys are neighbours, in text order: report the key whose second
-     appearance comes first in the text */
-  for (i = 0; i < n; i = j) {
-    for (j = i + 1; j < n && same_key(&refs[i], &refs[j]); j++) {}
-    if (j - i >= 2 && refs[i + 1].index < best) {
-      best = refs[i + 1].index;
-      best_at = i + 1;
-    }
-  }
-  if (best != (size_t)-1) {
+    if (refs[i].off != (size_t)-1) refs[i].k = keys.data + refs[i].off;
+  at = first_duplicate(refs, n);
+  if (at >= 0) {
     rc = 1;
-    if (dup) sv_buf_add(dup, refs[best_at].k, refs[best_at].len);
+    if (dup) sv_buf_add(dup, refs[at].k, refs[at].len);
   }
 done:
-  free(offs);
-  free(refs);
+  if (refs != few) free(refs);
   sv_buf_free(&keys);
   return rc;
 }

@@ -448,6 +448,10 @@ static void duplicate_keys(void) {
   ok(dupk(many, &key) == 1 && strcmp(sv_buf_cstr(&key), "k7") == 0,
      "a duplicate after 300 keys is found", sv_buf_cstr(&key));
   sv_buf_free(&key);
+  snprintf(many + n, sizeof many - n, ",\"k9\":0,\"k7\":0}");
+  ok(dupk(many, &key) == 1 && strcmp(sv_buf_cstr(&key), "k9") == 0,
+     "among many keys too, the one whose second appearance comes first is named", sv_buf_cstr(&key));
+  sv_buf_free(&key);
 }
 
 /* A whole 200 to a create, read by the verdict (which alone says whether a
