@@ -244,11 +244,10 @@ static int check_choice(const sv_model *m, const char *field, const char *const 
   return rc;
 }
 
-static int check_frames(const sv_model *m, const view *w, sv_error *err) {
+static int check_frames(const view *w, sv_error *err) {
   const sv_value *first = w->v[F_FIRST], *last = w->v[F_LAST];
   static const int refs[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
   size_t i;
-  (void)m;
   if (w->v[F_IMAGE]) {
     if (first && !same_string(first, w->v[F_IMAGE]))
       return sv_error_set(err, SV_E_INVALID, "image", "image: conflicts with first_image (the legacy alias and the field differ)");
@@ -408,24 +407,17 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
     w->v[idx] = &f->value;
   }
 
-  if (!w->v[F_MODEL]) {
-    sv_buf b;
-    sv_buf_init(&b);
-    for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
-    sv_error_set(err, SV_E_INVALID, "model", "model: required, expected one of %s", sv_buf_cstr(&b));
-    sv_buf_free(&b);
-    return -1;
-  }
-  m = w->v[F_MODEL]->type == SV_V_STRING ? model_find(w->v[F_MODEL]->str, w->v[F_MODEL]->len) : NULL;
+  m = w->v[F_MODEL] && w->v[F_MODEL]->type == SV_V_STRING ? model_find(w->v[F_MODEL]->str, w->v[F_MODEL]->len)
+                                                            : NULL;
   if (!m) {
     sv_buf b;
-    int rc;
     sv_buf_init(&b);
     sv_buf_adds(&b, "one of ");
     for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
-    rc = bad(err, "model", sv_buf_cstr(&b), w->v[F_MODEL]);
+    if (w->v[F_MODEL]) bad(err, "model", sv_buf_cstr(&b), w->v[F_MODEL]);
+    else sv_error_set(err, SV_E_INVALID, "model", "model: required, expected %s", sv_buf_cstr(&b));
     sv_buf_free(&b);
-    return rc;
+    return -1;
   }
   if (unknown) return unknown_field(m, unknown->name, unknown->name_len, err);
   for (i = 0; i < F_COUNT; i++)
@@ -439,7 +431,7 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
     if (w->v[urls[i]] && check_url(sv_field_names[urls[i]], w->v[urls[i]], err)) return -1;
   for (i = 0; i < sizeof lists / sizeof lists[0]; i++)
     if (w->v[lists[i]] && check_list(sv_field_names[lists[i]], w->v[lists[i]], err)) return -1;
-  if (check_frames(m, w, err)) return -1;
+  if (check_frames(w, err)) return -1;
   if (check_counts(m, w, err)) return -1;
   /* extra has one form, its JSON text (p->extra_json), checked below */
   if (w->v[F_EXTRA])
@@ -479,34 +471,20 @@ int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_erro
   view w;
   int first = 1;
   size_t i;
-  static const int strings[] = { F_MODEL, F_PROMPT };
-  static const int choices[] = { F_RATIO, F_RESOLUTION };
+  static const int order[] = { F_MODEL, F_PROMPT, F_DURATION, F_RATIO, F_RESOLUTION, F_FIRST, F_LAST };
   static const int lists[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
 
   if (validate(p, &m, &w, err)) return -1;
   sv_buf_add(body, "{", 1);
-  for (i = 0; i < 2; i++) {
-    v = w.v[strings[i]];
-    member(body, &first, sv_field_names[strings[i]]);
-    sv_json_string(body, v->str, v->len);
-  }
-  if ((v = w.v[F_DURATION]) != NULL) {
-    member(body, &first, "duration");
-    sv_buf_addf(body, "%d", (int)v->num); /* validated: whole and within an int range */
-  }
-  for (i = 0; i < 2; i++)
-    if ((v = w.v[choices[i]]) != NULL) {
-      member(body, &first, sv_field_names[choices[i]]);
-      sv_json_string(body, v->str, v->len);
-    }
-  /* legacy aliases travel under their current names */
-  if ((v = w.v[F_FIRST]) != NULL || (v = w.v[F_IMAGE]) != NULL) {
-    member(body, &first, "first_image");
-    sv_json_string(body, v->str, v->len);
-  }
-  if ((v = w.v[F_LAST]) != NULL || (v = w.v[F_LASTFRAME]) != NULL) {
-    member(body, &first, "last_image");
-    sv_json_string(body, v->str, v->len);
+  for (i = 0; i < sizeof order / sizeof order[0]; i++) {
+    int f = order[i];
+    v = w.v[f];
+    /* legacy aliases travel under their current names */
+    if (!v && (f == F_FIRST || f == F_LAST)) v = w.v[f == F_FIRST ? F_IMAGE : F_LASTFRAME];
+    if (!v) continue;
+    member(body, &first, sv_field_names[f]);
+    if (f == F_DURATION) sv_buf_addf(body, "%d", (int)v->num); /* validated: whole and within an int range */
+    else sv_json_string(body, v->str, v->len);
   }
   for (i = 0; i < 3; i++) {
     size_t k;

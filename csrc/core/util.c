@@ -128,9 +128,7 @@ void sv_quote(sv_buf *out, const char *s, size_t len, size_t max) {
   while (i < len) {
     size_t n = utf8_seq(p + i, len - i);
     if (i >= max) { sv_buf_adds(out, "..."); break; }
-    if (n == 1 && p[i] >= 0x20 && p[i] != 0x7F && p[i] != '"' && p[i] != '\\') {
-      sv_buf_add(out, p + i, 1);
-    } else if (n > 1) {
+    if (n > 1 || (n == 1 && p[i] >= 0x20 && p[i] != 0x7F && p[i] != '"' && p[i] != '\\')) {
       sv_buf_add(out, p + i, n);
     } else if (p[i] == '"' || p[i] == '\\') {
       sv_buf_addf(out, "\\%c", p[i]);
@@ -234,22 +232,6 @@ static size_t host_end(const char *s, size_t len, size_t i) {
   return i;
 }
 
-int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err) {
-  return sv_url_parse(s, len, field, kind, NULL, err);
-}
-
-static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out);
-
-int sv_url_parse(const char *s, size_t len, const char *field, int kind, sv_url *out, sv_error *err) {
-  url_ctx u;
-  u.field = field && *field ? field : "url";
-  u.kind = kind == SV_URL_BASE ? SV_URL_BASE : SV_URL_ANY;
-  u.form = u.kind == SV_URL_BASE ? URL_FORM_BASE : URL_FORM_ANY;
-  u.shift = 0;
-  u.err = err;
-  return url_parse(u, s, len, out);
-}
-
 static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out) {
   size_t i, host, digits, auth_end, scheme;
   unsigned long port = 0;
@@ -333,6 +315,16 @@ static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out) {
   return 0;
 }
 
+int sv_url_parse(const char *s, size_t len, const char *field, int kind, sv_url *out, sv_error *err) {
+  url_ctx u = { field && *field ? field : "url", kind == SV_URL_BASE ? URL_FORM_BASE : URL_FORM_ANY,
+                kind == SV_URL_BASE ? SV_URL_BASE : SV_URL_ANY, 0, err };
+  return url_parse(u, s, len, out);
+}
+
+int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err) {
+  return sv_url_parse(s, len, field, kind, NULL, err);
+}
+
 /* ---------------------------------------------------------------- proxies */
 
 #define PROXY_FORM "http://[user:password@]host:port"
@@ -352,7 +344,7 @@ static int userinfo_decode(const char *s, size_t len, sv_buf *out) {
       c = (unsigned char)(hex_value((unsigned char)s[i + 1]) * 16 + hex_value((unsigned char)s[i + 2]));
       if (is_ctl(c)) return -1;
       i += 2;
-    } else if (c == 0 || !(is_alnum(c) || strchr("-._~!$&'()*+,;=:", c))) {
+    } else if (c == '/' || !path_byte(c)) { /* a path's bytes but '/' */
       return -1;
     }
     if (out) sv_buf_add(out, &c, 1);
@@ -404,16 +396,11 @@ static int proxy_credentials(const char *s, size_t start, size_t at, sv_proxy *o
 }
 
 int sv_proxy_parse(const char *s, size_t len, sv_proxy *out, sv_error *err) {
-  url_ctx u;
+  url_ctx u = { "proxy", PROXY_FORM, SV_URL_BASE, 0, err };
   size_t start = 0, at = 0, k;
   sv_buf rest, cred;
   sv_url p;
   int rc = -1;
-  u.field = "proxy";
-  u.form = PROXY_FORM;
-  u.kind = SV_URL_BASE;
-  u.shift = 0;
-  u.err = err;
   if (out) memset(out, 0, sizeof *out);
   for (k = 0; s && k < 32 && k + 3 <= len; k++)
     if (memcmp(s + k, "://", 3) == 0) { start = k + 3; break; }
@@ -512,11 +499,15 @@ int sv_store_url_parse(const char *s, size_t len, sv_store_url *out, const char 
   return 0;
 }
 
-double sv_monotonic(void) {
+static double clock_s(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+double sv_monotonic(void) { return clock_s(CLOCK_MONOTONIC); }
+
+double sv_wallclock(void) { return clock_s(CLOCK_REALTIME); }
 
 void sv_sleep(double s) {
   struct timespec ts, rem;
@@ -524,12 +515,6 @@ void sv_sleep(double s) {
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
   while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
-}
-
-double sv_wallclock(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* FNV-1a, 64 bits, as 16 hex digits: a stable short name for a prompt. */
