@@ -25,7 +25,6 @@
          yet; nil, err: it never will be (the connection broke).  A reply is
          given once.
      conn:pending() -> the commands sent whose reply has not arrived
-     conn:fd() -> the socket's descriptor (-1 once closed)
      conn:close()                            idempotent, also __gc and __close
      redis.null                              the nil reply (a NULL light
                                              userdata, equal to ngx.null)
@@ -83,11 +82,6 @@ static int push_err(lua_State *L, const lconn *k) {
 
 static lconn *check_conn(lua_State *L) {
   return luaL_checkudata(L, 1, CONN_MT);
-}
-
-/* The replies read, by number, live in the userdata's user value. */
-static void push_replies(lua_State *L) {
-  lua_getiuservalue(L, 1, 1);
 }
 
 static void push_reply(lua_State *L, const redisReply *r, int depth) {
@@ -170,7 +164,7 @@ static int r_connect(lua_State *L) {
   k = lua_newuserdatauv(L, sizeof *k, 1);
   memset(k, 0, sizeof *k);
   luaL_setmetatable(L, CONN_MT);
-  lua_newtable(L);
+  lua_newtable(L); /* the replies read, by number */
   lua_setiuservalue(L, -2, 1);
   snprintf(k->where, sizeof k->where, "%s:%d", host, (int)port);
   k->timeout = timeout;
@@ -294,7 +288,7 @@ static int r_poll(lua_State *L) {
   if (k->err[0]) return push_err(L, k);
   if (!k->c) return luaL_error(L, "redis %s: the connection is closed", k->where);
   deadline = now() + wait;
-  push_replies(L);
+  lua_getiuservalue(L, 1, 1); /* the replies read */
   for (;;) {
     double left = deadline - now(), t = now();
     int ms;
@@ -332,7 +326,7 @@ static int r_reply(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  push_replies(L);
+  lua_getiuservalue(L, 1, 1); /* the replies read */
   lua_pushinteger(L, n);
   if (lua_rawget(L, -2) == LUA_TNIL) return luaL_argerror(L, 2, "that reply was already taken");
   lua_pushinteger(L, n);
@@ -355,12 +349,6 @@ static int r_pending(lua_State *L) {
   return 1;
 }
 
-static int r_fd(lua_State *L) {
-  lconn *k = check_conn(L);
-  lua_pushinteger(L, k->c ? k->c->fd : -1);
-  return 1;
-}
-
 static int r_close(lua_State *L) {
   lconn *k = check_conn(L);
   if (k->c) { redisFree(k->c); k->c = NULL; }
@@ -368,8 +356,8 @@ static int r_close(lua_State *L) {
 }
 
 static const luaL_Reg conn_methods[] = {
-  { "send", r_send }, { "poll", r_poll }, { "reply", r_reply }, { "pending", r_pending },
-  { "fd", r_fd }, { "close", r_close }, { NULL, NULL }
+  { "send", r_send }, { "poll", r_poll }, { "reply", r_reply }, { "pending", r_pending }, { "close", r_close },
+  { NULL, NULL }
 };
 
 /* One close for close, __gc and __close (idempotent). */
@@ -386,12 +374,10 @@ LUAOPEN_API int luaopen_starvideos_redis(lua_State *L) {
     lua_setfield(L, -2, "__metatable");
   }
   lua_pop(L, 1);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 2);
   lua_pushcfunction(L, r_connect);
   lua_setfield(L, -2, "connect");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
-  lua_pushfstring(L, "hiredis %d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
-  lua_setfield(L, -2, "hiredis");
   return 1;
 }
