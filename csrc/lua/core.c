@@ -235,6 +235,17 @@ static int l_retry(lua_State *L) {
   return 1;
 }
 
+/* t[k] = v, t the table on top */
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *s, size_t len) {
+  lua_pushlstring(L, s, len);
+  lua_setfield(L, -2, k);
+}
+
 /* check_url(url, field, base) -> parts | nil, err: the one URL check and
    parser (sv_url_parse).  base true: a base URL (no query, fragment or '@');
    else any http(s) URL a download may be given.  err names field (default
@@ -260,12 +271,9 @@ static int l_check_url(lua_State *L) {
   lua_createtable(L, 0, 6);
   lua_pushstring(L, u.https ? "https" : "http");
   lua_setfield(L, -2, "scheme");
-  lua_pushlstring(L, s + u.host_at, u.host_len);
-  lua_setfield(L, -2, "host");
-  lua_pushinteger(L, (lua_Integer)u.port);
-  lua_setfield(L, -2, "port");
-  lua_pushlstring(L, s + u.host_at, u.auth_len);
-  lua_setfield(L, -2, "authority");
+  set_str(L, "host", s + u.host_at, u.host_len);
+  set_int(L, "port", (lua_Integer)u.port);
+  set_str(L, "authority", s + u.host_at, u.auth_len);
   if (q > u.path_at) lua_pushlstring(L, s + u.path_at, q - u.path_at);
   else lua_pushliteral(L, "/");
   lua_setfield(L, -2, "path");
@@ -292,13 +300,10 @@ static int l_check_proxy(lua_State *L) {
   }
   if (sv_proxy_parse(s, len, &p, &err) != 0) return lsv_fail(L, &err);
   lua_createtable(L, 0, 3);
-  lua_pushlstring(L, p.url.data, p.url.len);
-  lua_setfield(L, -2, "url");
+  set_str(L, "url", p.url.data, p.url.len);
   if (p.has_user) {
-    lua_pushlstring(L, sv_buf_cstr(&p.user), p.user.len);
-    lua_setfield(L, -2, "user");
-    lua_pushlstring(L, sv_buf_cstr(&p.password), p.password.len);
-    lua_setfield(L, -2, "password");
+    set_str(L, "user", sv_buf_cstr(&p.user), p.user.len);
+    set_str(L, "password", sv_buf_cstr(&p.password), p.password.len);
   }
   sv_proxy_free(&p);
   return 1;
@@ -336,24 +341,15 @@ static int l_store_url(lua_State *L) {
   }
   br = s[u.host_at] == '[';
   lua_createtable(L, 0, 6);
-  lua_pushlstring(L, s + u.host_at + br, u.host_len - 2 * br);
-  lua_setfield(L, -2, "host");
-  lua_pushinteger(L, (lua_Integer)u.port);
-  lua_setfield(L, -2, "port");
-  lua_pushinteger(L, (lua_Integer)u.db);
-  lua_setfield(L, -2, "db");
+  set_str(L, "host", s + u.host_at + br, u.host_len - 2 * br);
+  set_int(L, "port", (lua_Integer)u.port);
+  set_int(L, "db", (lua_Integer)u.db);
   lua_pushlstring(L, s + u.host_at, u.host_len);
   lua_pushfstring(L, "redis://%s:%d/%d", lua_tostring(L, -1), (int)u.port, u.db);
   lua_setfield(L, -3, "where");
   lua_pop(L, 1);
-  if (u.user_len) {
-    lua_pushlstring(L, s + 8, u.user_len);
-    lua_setfield(L, -2, "user");
-  }
-  if (u.pass_at) {
-    lua_pushlstring(L, s + u.pass_at, u.pass_len);
-    lua_setfield(L, -2, "password");
-  }
+  if (u.user_len) set_str(L, "user", s + 8, u.user_len);
+  if (u.pass_at) set_str(L, "password", s + u.pass_at, u.pass_len);
   return 1;
 }
 
@@ -364,11 +360,6 @@ static void push_list(lua_State *L, const char *const *words) {
     lua_pushstring(L, words[i]);
     lua_rawseti(L, -2, i + 1);
   }
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
 }
 
 static void push_models(lua_State *L) {
