@@ -13,11 +13,9 @@
    error (#pragma GCC poison below).
 
    User values.  5.4 gives a userdata any number; the older VMs get exactly one
-   (more raises an error): 5.3 the userdata's own user value; 5.2 and 5.1/JIT a
-   tagged one-slot table, its user value (5.2) or its environment (5.1), so that
-   a userdata made without one (5.1: its environment is the globals) answers
-   LUA_TNONE and is never written through.  On 5.3 such a userdata has one all
-   the same (nil at first).
+   (more raises an error), in a tagged one-slot table, so that a userdata made
+   without one (5.1: its environment is the globals) answers LUA_TNONE and is
+   never written through.
 
    Integers.  Without an integer subtype (5.1, 5.2, LuaJIT) lua_isinteger is
    true for a number whose value is integral and fits a lua_Integer.  Not
@@ -45,27 +43,9 @@
 
 #define luaL_pushfail(L) lua_pushnil(L)
 
-#if LUA_VERSION_NUM == 503
-
-static inline void *sv_compat_newuserdatauv(lua_State *L, size_t size, int nuv) {
-  if (nuv > 1) luaL_error(L, "compat.h: at most one user value before Lua 5.4");
-  return lua_newuserdata(L, size);
-}
-
-static inline int sv_compat_getiuservalue(lua_State *L, int idx, int n) {
-  if (n != 1) { lua_pushnil(L); return LUA_TNONE; }
-  return lua_getuservalue(L, idx);
-}
-
-static inline int sv_compat_setiuservalue(lua_State *L, int idx, int n) {
-  if (n != 1) { lua_pop(L, 1); return 0; }
-  lua_setuservalue(L, idx);
-  return 1;
-}
-
-#else /* 5.2, 5.1, LuaJIT: the value lives in slot 1 of a table */
-
-#if LUA_VERSION_NUM == 502
+/* The value lives in slot 1 of a table, the userdata's user value (5.2, 5.3)
+   or its environment (5.1, LuaJIT). */
+#if LUA_VERSION_NUM >= 502
 #define sv_compat_getuvtable(L, i) lua_getuservalue((L), (i))
 #define sv_compat_setuvtable(L, i) lua_setuservalue((L), (i))
 #else
@@ -121,8 +101,6 @@ static inline int sv_compat_setiuservalue(lua_State *L, int idx, int n) {
   lua_pop(L, 1);
   return 1;
 }
-
-#endif /* user values */
 
 #define lua_newuserdatauv(L, size, nuv) sv_compat_newuserdatauv((L), (size), (nuv))
 #define lua_getiuservalue(L, idx, n) sv_compat_getiuservalue((L), (idx), (n))
