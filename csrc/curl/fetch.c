@@ -69,10 +69,6 @@ void sv_fetch_share(sv_http *h) {
   curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, n);
 }
 
-/* Download threads at once: one connection is left to API requests, unless
-   max_connections is 1 (then a download and an API request may both be open). */
-static int fetch_slots(const sv_http *h) { return h->max_conns > 1 ? (int)h->max_conns - 1 : 1; }
-
 /* A download's bytes so far and its size (-1: unknown), set by its thread. */
 static void set_progress(sv_xfer *x, double have, double total) {
   pthread_mutex_lock(&x->lock);
@@ -359,15 +355,6 @@ static sv_xfer *fetching_drop(sv_http *h, sv_xfer **p) {
   return x;
 }
 
-static void fetch_queue_push(sv_http *h, sv_xfer *x) {
-  x->waiting = 1;
-  x->fnext = NULL;
-  if (h->fetch_queue_tail) h->fetch_queue_tail->fnext = x;
-  else h->fetch_queue = x;
-  h->fetch_queue_tail = x;
-  h->n_waiting++;
-}
-
 /* Takes x off h's download lists (its thread, if any, runs on). */
 void sv_fetch_unlist(sv_http *h, sv_xfer *x) {
   sv_xfer **p, *prev = NULL;
@@ -392,10 +379,12 @@ void sv_fetch_unlist(sv_http *h, sv_xfer *x) {
   x->fnext = NULL;
 }
 
-/* Downloads waiting for a slot get a thread while there are slots.  One whose
-   thread cannot start ends at once, not sent. */
+/* Downloads waiting for a slot get a thread while there are slots: one
+   connection is left to API requests, unless max_connections is 1 (then a
+   download and an API request may both be open).  One whose thread cannot
+   start ends at once, not sent. */
 static void fetch_start(sv_http *h) {
-  while (h->fetch_queue && h->n_fetching < fetch_slots(h)) {
+  while (h->fetch_queue && h->n_fetching < (h->max_conns > 1 ? h->max_conns - 1 : 1)) {
     sv_xfer *x = h->fetch_queue;
     pthread_t t;
     int rc;
@@ -434,7 +423,12 @@ static void fetch_start(sv_http *h) {
 }
 
 void sv_fetch_queue(sv_http *h, sv_xfer *x) {
-  fetch_queue_push(h, x);
+  x->waiting = 1;
+  x->fnext = NULL;
+  if (h->fetch_queue_tail) h->fetch_queue_tail->fnext = x;
+  else h->fetch_queue = x;
+  h->fetch_queue_tail = x;
+  h->n_waiting++;
   fetch_start(h);
 }
 
