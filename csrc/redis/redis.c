@@ -35,7 +35,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -170,12 +169,8 @@ static int r_connect(lua_State *L) {
   k->timeout = timeout;
   k->last = now();
   k->c = redisConnectNonBlock(host, (int)port);
-  if (!k->c) {
-    fail(k, "connect", "out of memory");
-    return push_err(L, k);
-  }
-  if (k->c->err) {
-    fail(k, "connect", k->c->errstr);
+  if (!k->c || k->c->err) {
+    fail(k, "connect", k->c ? k->c->errstr : "out of memory");
     return push_err(L, k);
   }
   k->connecting = 1;
@@ -202,18 +197,10 @@ static int r_send(lua_State *L) {
       return push_err(L, k);
     }
   }
-  argv = malloc((size_t)argc * sizeof *argv);
-  lens = malloc((size_t)argc * sizeof *lens);
-  if (!argv || !lens) {
-    free(argv);
-    free(lens);
-    return luaL_error(L, "redis: out of memory");
-  }
+  argv = lua_newuserdatauv(L, (size_t)argc * sizeof *argv, 0); /* scratch, above the arguments */
+  lens = lua_newuserdatauv(L, (size_t)argc * sizeof *lens, 0);
   for (i = 0; i < argc; i++) argv[i] = lua_tolstring(L, i + 2, &lens[i]);
-  i = redisAppendCommandArgv(k->c, argc, argv, lens);
-  free(argv);
-  free(lens);
-  if (i != REDIS_OK) {
+  if (redisAppendCommandArgv(k->c, argc, argv, lens) != REDIS_OK) {
     fail(k, "send", k->c->errstr);
     return push_err(L, k);
   }
