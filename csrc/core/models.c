@@ -84,11 +84,6 @@ static int bad(sv_error *err, const char *field, const char *expected, const sv_
   return -1;
 }
 
-static void list_words(sv_buf *b, const char *const *words) {
-  size_t i;
-  for (i = 0; words[i]; i++) sv_buf_addf(b, "%s%s", i ? ", " : "", words[i]);
-}
-
 static int one_of(const char *const *words, const char *s, size_t len) {
   size_t i;
   for (i = 0; words[i]; i++)
@@ -128,10 +123,9 @@ static int unknown_field(const sv_model *m, const char *name, size_t len, sv_err
         sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_field_names[i]);
     sv_buf_adds(&b, "; pass API additions in `extra`)");
   }
-  /* the field is the name itself, unquoted, when it is printable */
+  sv_error_set(err, SV_E_INVALID, NULL, "%s", sv_buf_cstr(&b));
+  /* the field is the name itself, unquoted */
   snprintf(err->field, sizeof err->field, "%.*s", (int)(len < sizeof err->field ? len : sizeof err->field - 1), name);
-  err->kind = SV_E_INVALID;
-  snprintf(err->message, sizeof err->message, "%s", sv_buf_cstr(&b));
   sv_buf_free(&b);
   sv_buf_free(&q);
   return -1;
@@ -234,10 +228,11 @@ static int check_choice(const sv_model *m, const char *field, const char *const 
                         const sv_value *v, sv_error *err) {
   sv_buf b;
   int rc;
+  size_t i;
   if (!v || (v->type == SV_V_STRING && one_of(words, v->str, v->len))) return 0;
   sv_buf_init(&b);
   sv_buf_addf(&b, "one of ");
-  list_words(&b, words);
+  for (i = 0; words[i]; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", words[i]);
   sv_buf_addf(&b, " on %s", m->name);
   rc = bad(err, field, sv_buf_cstr(&b), v);
   sv_buf_free(&b);

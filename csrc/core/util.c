@@ -160,9 +160,6 @@ int sv_task_id_ok(const char *id, size_t len) {
 
 /* ------------------------------------------------------------------ URLs */
 
-/* The one URL check of the project: options (base_url), the job (video_url),
-   both transports and the command line call it (core.check_url). */
-
 #define URL_FORM_BASE "http(s)://host[:port][/path]"
 #define URL_FORM_ANY "http(s)://host[:port][/path][?query]"
 #define URL_MAX 8192
@@ -427,11 +424,9 @@ int sv_proxy_parse(const char *s, size_t len, sv_proxy *out, sv_error *err) {
   return rc;
 }
 
-/* The URL a redirect's Location leads to, read against the URL that answered
-   it: an absolute URL as it is, "//host/..." with the answering URL's scheme,
-   "/path" on its origin, anything else beside the last '/' of its path (query
-   and fragment dropped).  No check here: the caller hands the result to
-   sv_url_check.  0, or -1 out of memory. */
+/* An absolute Location as it is, "//host/..." with base's scheme, "/path" on
+   its origin, anything else beside the last '/' of base's path (query and
+   fragment dropped). */
 int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out) {
   size_t k, scheme_end, origin_end, path_end, dir_end;
   for (k = 0; k < llen && (is_alnum((unsigned char)loc[k]) || (k > 0 && loc[k] && strchr("+.-", loc[k]))); k++) {}
