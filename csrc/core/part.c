@@ -189,15 +189,10 @@ int sv_part_same(const sv_part *p) {
 
 int sv_sync_folder(const char *path, sv_buf *why) {
   const char *slash = strrchr(path, '/');
-  size_t n = slash ? (size_t)(slash - path) : 1;
-  char *dir;
+  /* the folder: "." for a bare name, "/" for "/name" */
+  char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
   int dfd;
-  if (slash && n == 0) n = 1; /* "/name": the root */
-  dir = malloc(n + 1);
   if (!dir) { sv_buf_adds(why, "out of memory"); return -1; }
-  if (slash) memcpy(dir, path, n);
-  else dir[0] = '.';
-  dir[n] = '\0';
   dfd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
   /* some file systems cannot sync a folder (EINVAL): the file itself is safe */
   if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)) {
@@ -262,7 +257,6 @@ void sv_helper_pin_module(void) {
   pthread_once(&once, pin_once);
 }
 
-/* A helper takes no signal meant for the host: it starts with all blocked. */
 int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg) {
   sigset_t all, old;
   int rc;

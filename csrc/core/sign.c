@@ -79,8 +79,8 @@ int sv_webhook_sign(const char *secret, size_t slen, const char *id, size_t idle
   OPENSSL_cleanse(key, klen);
   free(key);
   sv_buf_free(&msg);
-  if (!ok)
-    return sv_error_set(err, SV_E_IO, NULL, "webhook: %s", oom ? "out of memory" : "HMAC-SHA256 failed (libcrypto)");
+  if (!ok) return sv_error_set(err, SV_E_IO, NULL, "webhook: %s",
+                               oom ? "out of memory" : "HMAC-SHA256 failed (libcrypto)");
   memcpy(out, "v1,", 3);
   EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)maclen); /* 44 characters and a NUL */
   OPENSSL_cleanse(mac, sizeof mac);

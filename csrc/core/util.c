@@ -48,13 +48,10 @@ void sv_buf_adds(sv_buf *b, const char *s) { sv_buf_add(b, s, strlen(s)); }
 void sv_buf_addf(sv_buf *b, const char *fmt, ...) {
   va_list ap;
   int n;
-  char small[256];
   va_start(ap, fmt);
-  n = vsnprintf(small, sizeof small, fmt, ap);
+  n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n < sizeof small) { sv_buf_add(b, small, (size_t)n); return; }
-  if (grow(b, (size_t)n)) return;
+  if (n < 0 || grow(b, (size_t)n)) return;
   va_start(ap, fmt);
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
   va_end(ap);

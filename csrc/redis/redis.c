@@ -343,8 +343,8 @@ static int r_close(lua_State *L) {
 }
 
 static const luaL_Reg conn_methods[] = {
-  { "send", r_send }, { "poll", r_poll }, { "reply", r_reply }, { "pending", r_pending }, { "close", r_close },
-  { NULL, NULL }
+  { "send", r_send }, { "poll", r_poll }, { "reply", r_reply }, { "pending", r_pending },
+  { "close", r_close }, { NULL, NULL }
 };
 
 /* One close for close, __gc and __close (idempotent). */
