@@ -46,10 +46,11 @@ static const sv_model *model_find(const char *name, size_t len) {
   return NULL;
 }
 
-static int field_index(const char *name, size_t len) {
+/* The index of s[0, len) in the NULL-terminated words, or -1. */
+static int word_index(const char *const *words, const char *s, size_t len) {
   int i;
-  for (i = 0; i < F_COUNT; i++)
-    if (strlen(sv_field_names[i]) == len && memcmp(sv_field_names[i], name, len) == 0) return i;
+  for (i = 0; words[i]; i++)
+    if (strlen(words[i]) == len && memcmp(words[i], s, len) == 0) return i;
   return -1;
 }
 
@@ -82,13 +83,6 @@ static int bad(sv_error *err, const char *field, const char *expected, const sv_
   sv_error_set(err, SV_E_INVALID, field, "%s: expected %s, got %s", field, expected, sv_buf_cstr(&b));
   sv_buf_free(&b);
   return -1;
-}
-
-static int one_of(const char *const *words, const char *s, size_t len) {
-  size_t i;
-  for (i = 0; words[i]; i++)
-    if (strlen(words[i]) == len && memcmp(words[i], s, len) == 0) return 1;
-  return 0;
 }
 
 /* Lower-case letters and digits only: "reference_images" ~ "referenceImages". */
@@ -229,7 +223,7 @@ static int check_choice(const sv_model *m, const char *field, const char *const 
   sv_buf b;
   int rc;
   size_t i;
-  if (!v || (v->type == SV_V_STRING && one_of(words, v->str, v->len))) return 0;
+  if (!v || (v->type == SV_V_STRING && word_index(words, v->str, v->len) >= 0)) return 0;
   sv_buf_init(&b);
   sv_buf_addf(&b, "one of ");
   for (i = 0; words[i]; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", words[i]);
@@ -381,7 +375,7 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
   memset(seen, 0, sizeof seen);
   for (i = 0; i < p->n; i++) {
     const sv_field *f = &p->fields[i];
-    int idx = field_index(f->name, f->name_len);
+    int idx = word_index(sv_field_names, f->name, f->name_len);
     if (idx >= 0) {
       /* a C host may name a field twice (a Lua table cannot): which one would count? */
       if (seen[idx])

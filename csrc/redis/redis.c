@@ -79,10 +79,6 @@ static int push_err(lua_State *L, const lconn *k) {
   return 2;
 }
 
-static lconn *check_conn(lua_State *L) {
-  return luaL_checkudata(L, 1, CONN_MT);
-}
-
 static void push_reply(lua_State *L, const redisReply *r, int depth) {
   size_t i;
   luaL_checkstack(L, 4, "redis: reply nested too deep");
@@ -178,7 +174,7 @@ static int r_connect(lua_State *L) {
 }
 
 static int r_send(lua_State *L) {
-  lconn *k = check_conn(L);
+  lconn *k = luaL_checkudata(L, 1, CONN_MT);
   int i, argc = lua_gettop(L) - 1;
   const char **argv;
   size_t *lens;
@@ -268,7 +264,7 @@ static int step(lua_State *L, lconn *k, int ms) {
 }
 
 static int r_poll(lua_State *L) {
-  lconn *k = check_conn(L);
+  lconn *k = luaL_checkudata(L, 1, CONN_MT);
   double wait = luaL_optnumber(L, 2, 0), deadline;
   int n = 0;
   if (!(wait >= 0)) return luaL_argerror(L, 2, "seconds >= 0 expected");
@@ -301,7 +297,7 @@ static int r_poll(lua_State *L) {
 }
 
 static int r_reply(lua_State *L) {
-  lconn *k = check_conn(L);
+  lconn *k = luaL_checkudata(L, 1, CONN_MT);
   lua_Integer n = luaL_checkinteger(L, 2);
   if (n < 1 || n > k->sent) return luaL_argerror(L, 2, "not the number of a command sent");
   if (n > k->got) {
@@ -331,13 +327,13 @@ static int r_reply(lua_State *L) {
 }
 
 static int r_pending(lua_State *L) {
-  lconn *k = check_conn(L);
+  lconn *k = luaL_checkudata(L, 1, CONN_MT);
   lua_pushinteger(L, k->sent - k->got);
   return 1;
 }
 
 static int r_close(lua_State *L) {
-  lconn *k = check_conn(L);
+  lconn *k = luaL_checkudata(L, 1, CONN_MT);
   if (k->c) { redisFree(k->c); k->c = NULL; }
   return 0;
 }
