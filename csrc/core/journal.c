@@ -169,7 +169,6 @@ int sv_file_try_lock(const char *path, int create, sv_buf *why) {
   return fd;
 }
 
-/* tmp replaces path, under the lock taken by sv_file_lock (still held after). */
 int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why) {
   struct stat lst, pst, tst;
   int fd, e = 0;

@@ -199,12 +199,6 @@ static int check_prompt(const sv_model *m, const sv_value *p, sv_error *err) {
   return 0;
 }
 
-/* An integer field: finite, whole and within [lo, hi] (an int range), checked on
-   the double before anything converts it (a cast of 1e308 to int is undefined). */
-static int whole_in(double x, int lo, int hi) {
-  return isfinite(x) && x >= (double)lo && x <= (double)hi && floor(x) == x;
-}
-
 static int check_duration(const sv_model *m, const sv_value *d, sv_error *err) {
   char expected[64];
   snprintf(expected, sizeof expected, "a whole number of seconds from %d to %d", m->duration_min, m->duration_max);
@@ -213,7 +207,10 @@ static int check_duration(const sv_model *m, const sv_value *d, sv_error *err) {
       return sv_error_set(err, SV_E_INVALID, "duration", "duration: required on %s, expected %s", m->name, expected);
     return 0;
   }
-  if (d->type != SV_V_NUMBER || !whole_in(d->num, m->duration_min, m->duration_max))
+  /* finite, whole and within an int range, checked on the double before anything converts
+     it (a cast of 1e308 to int is undefined) */
+  if (d->type != SV_V_NUMBER || !isfinite(d->num) || d->num < m->duration_min || d->num > m->duration_max ||
+      floor(d->num) != d->num)
     return bad(err, "duration", expected, d);
   return 0;
 }
@@ -234,29 +231,28 @@ static int check_choice(const sv_model *m, const char *field, const char *const 
 }
 
 static int check_frames(const view *w, sv_error *err) {
-  const sv_value *first = w->v[F_FIRST], *last = w->v[F_LAST];
+  static const int frame[2] = { F_FIRST, F_LAST }, alias[2] = { F_IMAGE, F_LASTFRAME };
   static const int refs[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
+  const sv_value *v[2];
   size_t i;
-  if (w->v[F_IMAGE]) {
-    if (first && !same_string(first, w->v[F_IMAGE]))
-      return sv_error_set(err, SV_E_INVALID, "image", "image: conflicts with first_image (the legacy alias and the field differ)");
-    if (!first) first = w->v[F_IMAGE];
+  for (i = 0; i < 2; i++) {
+    const sv_value *a = w->v[alias[i]];
+    v[i] = w->v[frame[i]];
+    if (a && v[i] && !same_string(v[i], a))
+      return sv_error_set(err, SV_E_INVALID, sv_field_names[alias[i]], "%s: conflicts with %s (the legacy alias and "
+                          "the field differ)", sv_field_names[alias[i]], sv_field_names[frame[i]]);
+    if (!v[i]) v[i] = a;
   }
-  if (w->v[F_LASTFRAME]) {
-    if (last && !same_string(last, w->v[F_LASTFRAME]))
-      return sv_error_set(err, SV_E_INVALID, "lastFrameImage", "lastFrameImage: conflicts with last_image (the legacy alias and the field differ)");
-    if (!last) last = w->v[F_LASTFRAME];
-  }
-  if (!first && !last) return 0;
+  if (!v[0] && !v[1]) return 0;
   for (i = 0; i < sizeof refs / sizeof refs[0]; i++)
     if (list_len(w->v[refs[i]]) > 0)
       return sv_error_set(err, SV_E_INVALID, sv_field_names[refs[i]],
                           "%s: cannot be combined with first_image/last_image (frame mode and reference mode are exclusive)",
                           sv_field_names[refs[i]]);
-  if (first && !last)
-    return sv_error_set(err, SV_E_INVALID, "last_image", "last_image: required together with first_image");
-  if (last && !first)
-    return sv_error_set(err, SV_E_INVALID, "first_image", "first_image: required together with last_image");
+  i = v[0] ? 1 : 0; /* the one missing, if any */
+  if (!v[i])
+    return sv_error_set(err, SV_E_INVALID, sv_field_names[frame[i]], "%s: required together with %s",
+                        sv_field_names[frame[i]], sv_field_names[frame[1 - i]]);
   return 0;
 }
 

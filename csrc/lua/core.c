@@ -1,12 +1,9 @@
 /* starvideos.core: the module functions of the Lua binding of the C core,
-   and its open (luaopen_starvideos_core), which adds those of its objects: the
-   .part handle (part.c), the commit (commit.c), the journal's lock (lock.c).
-   The binding never calls a Lua function (no require, no lua_call).  Lua
-   encodes `extra` with lua-cjson (that text is the one form the core checks
-   and sends); an answer is read once, in C: the core's verdict, with the task
-   table built from its scan (error.c).  The libcurl transport's binding is a
-   module of its own (curl.c, starvideos.curl), and so are the webhook
-   signatures (sign.c, starvideos.sign: the one module linking libcrypto). */
+   and its open, which adds those of its objects (lsv.h).  The binding never
+   calls a Lua function (no require, no lua_call).  Lua encodes `extra` with
+   lua-cjson (that text is the one form the core checks and sends); an answer
+   is read once, in C: the core's verdict, with the task table built from its
+   scan (error.c). */
 #include "lsv.h"
 
 #include "compat.h"
