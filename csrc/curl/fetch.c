@@ -249,10 +249,6 @@ int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err) {
   return x->part ? 0 : -1;
 }
 
-static int is_redirect(long status) {
-  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
 /* A download's transfer, its redirects followed by hand (at most 5): each
    Location is resolved against the URL that answered it (sv_url_resolve) and
    followed only when sv_url_check takes it, the same rule as the nginx
@@ -269,7 +265,8 @@ static CURLcode fetch(sv_xfer *x) {
     rc = curl_easy_perform(x->easy);
     if (rc != CURLE_OK || !x->follow) return rc;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (!is_redirect(status) || x->location.len == 0) return rc;
+    if (!(status == 301 || status == 302 || status == 303 || status == 307 || status == 308) || !x->location.len)
+      return rc;
     x->refused = 1;
     if (hops == 5) {
       snprintf(x->message, sizeof x->message, "more than 5 redirects");

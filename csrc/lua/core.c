@@ -65,12 +65,6 @@ static void scalar(lua_State *L, int idx, sv_value *v) {
   }
 }
 
-/* Keep the value on top of the stack alive in the anchors table, and pop it.
-   The stack depth stays the same however many fields and lists there are. */
-static void anchor(lua_State *L, int anchors) {
-  lua_rawseti(L, anchors, (int)lua_rawlen(L, anchors) + 1);
-}
-
 /* Fill v from the value at idx.  Lists get their items in a new userdata kept
    in the anchors table. */
 static void value(lua_State *L, int idx, sv_value *v, int anchors) {
@@ -80,7 +74,7 @@ static void value(lua_State *L, int idx, sv_value *v, int anchors) {
   idx = lua_absindex(L, idx);
   if (table_is_list(L, idx, &n)) {
     sv_value *items = lua_newuserdatauv(L, sizeof(sv_value) * (n ? n : 1), 0);
-    anchor(L, anchors);
+    lua_rawseti(L, anchors, (int)lua_rawlen(L, anchors) + 1);
     for (i = 0; i < n; i++) {
       lua_rawgeti(L, idx, (int)i + 1);
       scalar(L, -1, &items[i]); /* the table keeps the string alive */
@@ -112,7 +106,7 @@ static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_erro
   memset(p, 0, sizeof *p);
   luaL_checkstack(L, 8, "starvideos: converting params");
   if (!lua_isnoneornil(L, extra_idx)) p->extra_json = luaL_checklstring(L, extra_idx, &p->extra_len);
-  lua_newtable(L);
+  lua_newtable(L); /* keeps the userdata made here alive: the stack depth stays the same */
   anchors = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
@@ -127,7 +121,7 @@ static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_erro
     if (!is_extra(L, -1)) count++;
   }
   fields = lua_newuserdatauv(L, sizeof(sv_field) * (count ? count : 1), 0);
-  anchor(L, anchors);
+  lua_rawseti(L, anchors, 1);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     sv_field *f;
