@@ -29,23 +29,15 @@ static int fail(sv_buf *why, const char *what, const char *path, int e) {
    rather than waited on (opening a FIFO for writing waits for a reader); it is
    cleared again before any write to the regular file. */
 static int open_checked(const char *path, int flags, sv_buf *why) {
-  int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK, 0644);
+  int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK, 0644), e = fd >= 0 ? 0 : errno == ENXIO ? -1 : errno;
   struct stat st;
-  if (fd < 0) {
-    if (errno == ENXIO) { sv_buf_addf(why, "cannot use the journal %s: it is not a regular file", path); return -1; }
-    return fail(why, "open", path, errno);
-  }
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, flags & O_APPEND) != 0) {
-    int e = errno ? errno : EINVAL;
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, flags & O_APPEND) != 0)) {
+    e = errno && errno != EINVAL ? errno : -1; /* -1: not a regular file */
     close(fd);
-    if (e == EINVAL) { sv_buf_addf(why, "cannot use the journal %s: it is not a regular file", path); return -1; }
-    return fail(why, "open", path, e);
   }
-  return fd;
-}
-
-static int open_append(const char *path, sv_buf *why) {
-  return open_checked(path, O_WRONLY | O_APPEND | O_CREAT, why);
+  if (e > 0) return fail(why, "open", path, e);
+  if (e < 0) sv_buf_addf(why, "cannot use the journal %s: it is not a regular file", path);
+  return e ? -1 : fd;
 }
 
 /* The journal at path, opened and under an exclusive flock, as the file that is
@@ -81,7 +73,7 @@ const char *sv_file_kind(const char *path, int *err) {
 }
 
 int sv_file_writable(const char *path, sv_buf *why) {
-  int fd = open_append(path, why);
+  int fd = open_checked(path, O_WRONLY | O_APPEND | O_CREAT, why);
   if (fd < 0) return -1;
   close(fd);
   return 0;
@@ -90,7 +82,7 @@ int sv_file_writable(const char *path, sv_buf *why) {
 /* One record through fd (the journal at path, under its flock): after a crash
    mid-write the last line is torn, so it is ended first and this record starts
    a line of its own (read under the lock: no other writer is midway). */
-static int write_record(int fd, const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
+int sv_file_append_held(int fd, const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
   struct stat st;
   sv_buf out;
   size_t done = 0;
@@ -125,7 +117,7 @@ static int write_record(int fd, const char *path, const char *rec, size_t len, i
 int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
   int fd = open_locked(path, O_WRONLY | O_APPEND | O_CREAT, why), rc;
   if (fd < 0) return -1;
-  rc = write_record(fd, path, rec, len, sync, why);
+  rc = sv_file_append_held(fd, path, rec, len, sync, why);
   flock(fd, LOCK_UN);
   if (close(fd) != 0 && !rc) rc = fail(why, "write", path, errno);
   return rc;
@@ -134,10 +126,6 @@ int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_b
 /* (one hold can read the file and then append to it: no other writer in between) */
 int sv_file_lock(const char *path, int create, sv_buf *why) {
   return open_locked(path, create ? O_RDWR | O_APPEND | O_CREAT : O_RDONLY, why);
-}
-
-int sv_file_append_held(int lockfd, const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
-  return write_record(lockfd, path, rec, len, sync, why);
 }
 
 int sv_file_try_lock(const char *path, int create, sv_buf *why) {
@@ -181,7 +169,6 @@ int sv_file_try_lock(const char *path, int create, sv_buf *why) {
   return fd;
 }
 
-/* tmp replaces path, under the lock taken by sv_file_lock (still held after). */
 int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why) {
   struct stat lst, pst, tst;
   int fd, e = 0;

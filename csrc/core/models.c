@@ -46,10 +46,11 @@ static const sv_model *model_find(const char *name, size_t len) {
   return NULL;
 }
 
-static int field_index(const char *name, size_t len) {
+/* The index of s[0, len) in the NULL-terminated words, or -1. */
+static int word_index(const char *const *words, const char *s, size_t len) {
   int i;
-  for (i = 0; i < F_COUNT; i++)
-    if (strlen(sv_field_names[i]) == len && memcmp(sv_field_names[i], name, len) == 0) return i;
+  for (i = 0; words[i]; i++)
+    if (strlen(words[i]) == len && memcmp(words[i], s, len) == 0) return i;
   return -1;
 }
 
@@ -84,18 +85,6 @@ static int bad(sv_error *err, const char *field, const char *expected, const sv_
   return -1;
 }
 
-static void list_words(sv_buf *b, const char *const *words) {
-  size_t i;
-  for (i = 0; words[i]; i++) sv_buf_addf(b, "%s%s", i ? ", " : "", words[i]);
-}
-
-static int one_of(const char *const *words, const char *s, size_t len) {
-  size_t i;
-  for (i = 0; words[i]; i++)
-    if (strlen(words[i]) == len && memcmp(words[i], s, len) == 0) return 1;
-  return 0;
-}
-
 /* Lower-case letters and digits only: "reference_images" ~ "referenceImages". */
 static void fold(const char *s, size_t len, char *out, size_t outlen) {
   size_t i, j = 0;
@@ -128,10 +117,9 @@ static int unknown_field(const sv_model *m, const char *name, size_t len, sv_err
         sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_field_names[i]);
     sv_buf_adds(&b, "; pass API additions in `extra`)");
   }
-  /* the field is the name itself, unquoted, when it is printable */
+  sv_error_set(err, SV_E_INVALID, NULL, "%s", sv_buf_cstr(&b));
+  /* the field is the name itself, unquoted */
   snprintf(err->field, sizeof err->field, "%.*s", (int)(len < sizeof err->field ? len : sizeof err->field - 1), name);
-  err->kind = SV_E_INVALID;
-  snprintf(err->message, sizeof err->message, "%s", sv_buf_cstr(&b));
   sv_buf_free(&b);
   sv_buf_free(&q);
   return -1;
@@ -211,12 +199,6 @@ static int check_prompt(const sv_model *m, const sv_value *p, sv_error *err) {
   return 0;
 }
 
-/* An integer field: finite, whole and within [lo, hi] (an int range), checked on
-   the double before anything converts it (a cast of 1e308 to int is undefined). */
-static int whole_in(double x, int lo, int hi) {
-  return isfinite(x) && x >= (double)lo && x <= (double)hi && floor(x) == x;
-}
-
 static int check_duration(const sv_model *m, const sv_value *d, sv_error *err) {
   char expected[64];
   snprintf(expected, sizeof expected, "a whole number of seconds from %d to %d", m->duration_min, m->duration_max);
@@ -225,7 +207,10 @@ static int check_duration(const sv_model *m, const sv_value *d, sv_error *err) {
       return sv_error_set(err, SV_E_INVALID, "duration", "duration: required on %s, expected %s", m->name, expected);
     return 0;
   }
-  if (d->type != SV_V_NUMBER || !whole_in(d->num, m->duration_min, m->duration_max))
+  /* finite, whole and within an int range, checked on the double before anything converts
+     it (a cast of 1e308 to int is undefined) */
+  if (d->type != SV_V_NUMBER || !isfinite(d->num) || d->num < m->duration_min || d->num > m->duration_max ||
+      floor(d->num) != d->num)
     return bad(err, "duration", expected, d);
   return 0;
 }
@@ -234,41 +219,40 @@ static int check_choice(const sv_model *m, const char *field, const char *const 
                         const sv_value *v, sv_error *err) {
   sv_buf b;
   int rc;
-  if (!v || (v->type == SV_V_STRING && one_of(words, v->str, v->len))) return 0;
+  size_t i;
+  if (!v || (v->type == SV_V_STRING && word_index(words, v->str, v->len) >= 0)) return 0;
   sv_buf_init(&b);
   sv_buf_addf(&b, "one of ");
-  list_words(&b, words);
+  for (i = 0; words[i]; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", words[i]);
   sv_buf_addf(&b, " on %s", m->name);
   rc = bad(err, field, sv_buf_cstr(&b), v);
   sv_buf_free(&b);
   return rc;
 }
 
-static int check_frames(const sv_model *m, const view *w, sv_error *err) {
-  const sv_value *first = w->v[F_FIRST], *last = w->v[F_LAST];
+static int check_frames(const view *w, sv_error *err) {
+  static const int frame[2] = { F_FIRST, F_LAST }, alias[2] = { F_IMAGE, F_LASTFRAME };
   static const int refs[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
+  const sv_value *v[2];
   size_t i;
-  (void)m;
-  if (w->v[F_IMAGE]) {
-    if (first && !same_string(first, w->v[F_IMAGE]))
-      return sv_error_set(err, SV_E_INVALID, "image", "image: conflicts with first_image (the legacy alias and the field differ)");
-    if (!first) first = w->v[F_IMAGE];
+  for (i = 0; i < 2; i++) {
+    const sv_value *a = w->v[alias[i]];
+    v[i] = w->v[frame[i]];
+    if (a && v[i] && !same_string(v[i], a))
+      return sv_error_set(err, SV_E_INVALID, sv_field_names[alias[i]], "%s: conflicts with %s (the legacy alias and "
+                          "the field differ)", sv_field_names[alias[i]], sv_field_names[frame[i]]);
+    if (!v[i]) v[i] = a;
   }
-  if (w->v[F_LASTFRAME]) {
-    if (last && !same_string(last, w->v[F_LASTFRAME]))
-      return sv_error_set(err, SV_E_INVALID, "lastFrameImage", "lastFrameImage: conflicts with last_image (the legacy alias and the field differ)");
-    if (!last) last = w->v[F_LASTFRAME];
-  }
-  if (!first && !last) return 0;
+  if (!v[0] && !v[1]) return 0;
   for (i = 0; i < sizeof refs / sizeof refs[0]; i++)
     if (list_len(w->v[refs[i]]) > 0)
       return sv_error_set(err, SV_E_INVALID, sv_field_names[refs[i]],
                           "%s: cannot be combined with first_image/last_image (frame mode and reference mode are exclusive)",
                           sv_field_names[refs[i]]);
-  if (first && !last)
-    return sv_error_set(err, SV_E_INVALID, "last_image", "last_image: required together with first_image");
-  if (last && !first)
-    return sv_error_set(err, SV_E_INVALID, "first_image", "first_image: required together with last_image");
+  i = v[0] ? 1 : 0; /* the one missing, if any */
+  if (!v[i])
+    return sv_error_set(err, SV_E_INVALID, sv_field_names[frame[i]], "%s: required together with %s",
+                        sv_field_names[frame[i]], sv_field_names[frame[1 - i]]);
   return 0;
 }
 
@@ -387,7 +371,7 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
   memset(seen, 0, sizeof seen);
   for (i = 0; i < p->n; i++) {
     const sv_field *f = &p->fields[i];
-    int idx = field_index(f->name, f->name_len);
+    int idx = word_index(sv_field_names, f->name, f->name_len);
     if (idx >= 0) {
       /* a C host may name a field twice (a Lua table cannot): which one would count? */
       if (seen[idx])
@@ -408,24 +392,17 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
     w->v[idx] = &f->value;
   }
 
-  if (!w->v[F_MODEL]) {
-    sv_buf b;
-    sv_buf_init(&b);
-    for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
-    sv_error_set(err, SV_E_INVALID, "model", "model: required, expected one of %s", sv_buf_cstr(&b));
-    sv_buf_free(&b);
-    return -1;
-  }
-  m = w->v[F_MODEL]->type == SV_V_STRING ? model_find(w->v[F_MODEL]->str, w->v[F_MODEL]->len) : NULL;
+  m = w->v[F_MODEL] && w->v[F_MODEL]->type == SV_V_STRING ? model_find(w->v[F_MODEL]->str, w->v[F_MODEL]->len)
+                                                            : NULL;
   if (!m) {
     sv_buf b;
-    int rc;
     sv_buf_init(&b);
     sv_buf_adds(&b, "one of ");
     for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
-    rc = bad(err, "model", sv_buf_cstr(&b), w->v[F_MODEL]);
+    if (w->v[F_MODEL]) bad(err, "model", sv_buf_cstr(&b), w->v[F_MODEL]);
+    else sv_error_set(err, SV_E_INVALID, "model", "model: required, expected %s", sv_buf_cstr(&b));
     sv_buf_free(&b);
-    return rc;
+    return -1;
   }
   if (unknown) return unknown_field(m, unknown->name, unknown->name_len, err);
   for (i = 0; i < F_COUNT; i++)
@@ -439,7 +416,7 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
     if (w->v[urls[i]] && check_url(sv_field_names[urls[i]], w->v[urls[i]], err)) return -1;
   for (i = 0; i < sizeof lists / sizeof lists[0]; i++)
     if (w->v[lists[i]] && check_list(sv_field_names[lists[i]], w->v[lists[i]], err)) return -1;
-  if (check_frames(m, w, err)) return -1;
+  if (check_frames(w, err)) return -1;
   if (check_counts(m, w, err)) return -1;
   /* extra has one form, its JSON text (p->extra_json), checked below */
   if (w->v[F_EXTRA])
@@ -479,34 +456,20 @@ int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_erro
   view w;
   int first = 1;
   size_t i;
-  static const int strings[] = { F_MODEL, F_PROMPT };
-  static const int choices[] = { F_RATIO, F_RESOLUTION };
+  static const int order[] = { F_MODEL, F_PROMPT, F_DURATION, F_RATIO, F_RESOLUTION, F_FIRST, F_LAST };
   static const int lists[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
 
   if (validate(p, &m, &w, err)) return -1;
   sv_buf_add(body, "{", 1);
-  for (i = 0; i < 2; i++) {
-    v = w.v[strings[i]];
-    member(body, &first, sv_field_names[strings[i]]);
-    sv_json_string(body, v->str, v->len);
-  }
-  if ((v = w.v[F_DURATION]) != NULL) {
-    member(body, &first, "duration");
-    sv_buf_addf(body, "%d", (int)v->num); /* validated: whole and within an int range */
-  }
-  for (i = 0; i < 2; i++)
-    if ((v = w.v[choices[i]]) != NULL) {
-      member(body, &first, sv_field_names[choices[i]]);
-      sv_json_string(body, v->str, v->len);
-    }
-  /* legacy aliases travel under their current names */
-  if ((v = w.v[F_FIRST]) != NULL || (v = w.v[F_IMAGE]) != NULL) {
-    member(body, &first, "first_image");
-    sv_json_string(body, v->str, v->len);
-  }
-  if ((v = w.v[F_LAST]) != NULL || (v = w.v[F_LASTFRAME]) != NULL) {
-    member(body, &first, "last_image");
-    sv_json_string(body, v->str, v->len);
+  for (i = 0; i < sizeof order / sizeof order[0]; i++) {
+    int f = order[i];
+    v = w.v[f];
+    /* legacy aliases travel under their current names */
+    if (!v && (f == F_FIRST || f == F_LAST)) v = w.v[f == F_FIRST ? F_IMAGE : F_LASTFRAME];
+    if (!v) continue;
+    member(body, &first, sv_field_names[f]);
+    if (f == F_DURATION) sv_buf_addf(body, "%d", (int)v->num); /* validated: whole and within an int range */
+    else sv_json_string(body, v->str, v->len);
   }
   for (i = 0; i < 3; i++) {
     size_t k;

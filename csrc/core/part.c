@@ -77,15 +77,13 @@ sv_part *sv_part_open(const char *path, double offset, int *short_, sv_buf *why)
     if (fd < 0) { part_fail(why, path, errno); return NULL; }
     offset = 0;
   }
-  p = malloc(sizeof *p);
-  if (p) p->path = malloc(strlen(path) + 1);
-  if (!p || !p->path) {
-    free(p);
+  p = malloc(sizeof *p + strlen(path) + 1);
+  if (!p) {
     close(fd);
     sv_buf_adds(why, "out of memory");
     return NULL;
   }
-  strcpy(p->path, path);
+  p->path = strcpy((char *)(p + 1), path); /* the name lives past the struct */
   p->fd = fd;
   p->base = offset;
   p->written = 0;
@@ -180,7 +178,6 @@ int sv_part_close(sv_part *p, sv_buf *why) {
 void sv_part_free(sv_part *p) {
   if (!p) return;
   if (p->fd >= 0) close(p->fd);
-  free(p->path);
   free(p);
 }
 
@@ -192,15 +189,10 @@ int sv_part_same(const sv_part *p) {
 
 int sv_sync_folder(const char *path, sv_buf *why) {
   const char *slash = strrchr(path, '/');
-  size_t n = slash ? (size_t)(slash - path) : 1;
-  char *dir;
+  /* the folder: "." for a bare name, "/" for "/name" */
+  char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
   int dfd;
-  if (slash && n == 0) n = 1; /* "/name": the root */
-  dir = malloc(n + 1);
   if (!dir) { sv_buf_adds(why, "out of memory"); return -1; }
-  if (slash) memcpy(dir, path, n);
-  else dir[0] = '.';
-  dir[n] = '\0';
   dfd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
   /* some file systems cannot sync a folder (EINVAL): the file itself is safe */
   if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)) {
@@ -265,7 +257,6 @@ void sv_helper_pin_module(void) {
   pthread_once(&once, pin_once);
 }
 
-/* A helper takes no signal meant for the host: it starts with all blocked. */
 int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg) {
   sigset_t all, old;
   int rc;
@@ -306,15 +297,14 @@ static void *commit_thread(void *arg) {
 }
 
 sv_commit *sv_commit_start(sv_part *p, const char *dest, char *why, size_t whylen) {
-  sv_commit *c = calloc(1, sizeof *c);
-  if (!c || !(c->dest = malloc(strlen(dest) + 1)) || pthread_mutex_init(&c->lock, NULL) != 0) {
-    if (c) free(c->dest);
+  sv_commit *c = calloc(1, sizeof *c + strlen(dest) + 1);
+  if (!c || pthread_mutex_init(&c->lock, NULL) != 0) {
     free(c);
     sv_part_free(p);
     snprintf(why, whylen, "out of memory");
     return NULL;
   }
-  strcpy(c->dest, dest);
+  c->dest = strcpy((char *)(c + 1), dest); /* the name lives past the struct */
   c->part = p;
   c->threaded = 1; /* set before the thread starts: it reads it */
   if (sv_helper_start(&c->thread, commit_thread, c) != 0) {
@@ -340,6 +330,5 @@ void sv_commit_free(sv_commit *c) {
   if (!c) return;
   if (c->threaded && !c->joined) pthread_join(c->thread, NULL);
   pthread_mutex_destroy(&c->lock);
-  free(c->dest);
   free(c);
 }

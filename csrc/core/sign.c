@@ -59,30 +59,28 @@ int sv_webhook_sign(const char *secret, size_t slen, const char *id, size_t idle
                     const char *body, size_t blen, char out[SV_SIGN_MAX], sv_error *err) {
   unsigned char *key, mac[EVP_MAX_MD_SIZE];
   unsigned int maclen = 0;
-  char *msg;
-  size_t klen = 0, mlen;
-  int ok;
+  sv_buf msg;
+  size_t klen = 0;
+  int ok, oom;
   if (secret_key(secret, slen, &key, &klen, err) < 0) return -1;
-  if (klen > 0x7fffffff || idlen > (size_t)-1 / 4 || tslen > (size_t)-1 / 4 || blen > (size_t)-1 / 4) {
+  if (klen > 0x7fffffff) {
     free(key);
-    return sv_error_set(err, SV_E_INVALID, NULL, "webhook: secret, id, timestamp or body too large");
+    return sv_error_set(err, SV_E_INVALID, NULL, "webhook: secret too large");
   }
-  mlen = idlen + 1 + tslen + 1 + blen;
-  msg = malloc(mlen + 1);
-  if (!msg) {
-    free(key);
-    return sv_error_set(err, SV_E_IO, NULL, "webhook: out of memory");
-  }
-  memcpy(msg, id, idlen);
-  msg[idlen] = '.';
-  memcpy(msg + idlen + 1, ts, tslen);
-  msg[idlen + 1 + tslen] = '.';
-  memcpy(msg + idlen + tslen + 2, body, blen);
-  ok = HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, mlen, mac, &maclen) != NULL && maclen == 32;
+  sv_buf_init(&msg);
+  sv_buf_add(&msg, id, idlen);
+  sv_buf_add(&msg, ".", 1);
+  sv_buf_add(&msg, ts, tslen);
+  sv_buf_add(&msg, ".", 1);
+  sv_buf_add(&msg, body, blen);
+  oom = msg.oom;
+  ok = !oom && HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg.data, msg.len, mac, &maclen) &&
+       maclen == 32;
   OPENSSL_cleanse(key, klen);
   free(key);
-  free(msg);
-  if (!ok) return sv_error_set(err, SV_E_IO, NULL, "webhook: HMAC-SHA256 failed (libcrypto)");
+  sv_buf_free(&msg);
+  if (!ok) return sv_error_set(err, SV_E_IO, NULL, "webhook: %s",
+                               oom ? "out of memory" : "HMAC-SHA256 failed (libcrypto)");
   memcpy(out, "v1,", 3);
   EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)maclen); /* 44 characters and a NUL */
   OPENSSL_cleanse(mac, sizeof mac);

@@ -48,13 +48,10 @@ void sv_buf_adds(sv_buf *b, const char *s) { sv_buf_add(b, s, strlen(s)); }
 void sv_buf_addf(sv_buf *b, const char *fmt, ...) {
   va_list ap;
   int n;
-  char small[256];
   va_start(ap, fmt);
-  n = vsnprintf(small, sizeof small, fmt, ap);
+  n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n < sizeof small) { sv_buf_add(b, small, (size_t)n); return; }
-  if (grow(b, (size_t)n)) return;
+  if (n < 0 || grow(b, (size_t)n)) return;
   va_start(ap, fmt);
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
   va_end(ap);
@@ -128,9 +125,7 @@ void sv_quote(sv_buf *out, const char *s, size_t len, size_t max) {
   while (i < len) {
     size_t n = utf8_seq(p + i, len - i);
     if (i >= max) { sv_buf_adds(out, "..."); break; }
-    if (n == 1 && p[i] >= 0x20 && p[i] != 0x7F && p[i] != '"' && p[i] != '\\') {
-      sv_buf_add(out, p + i, 1);
-    } else if (n > 1) {
+    if (n > 1 || (n == 1 && p[i] >= 0x20 && p[i] != 0x7F && p[i] != '"' && p[i] != '\\')) {
       sv_buf_add(out, p + i, n);
     } else if (p[i] == '"' || p[i] == '\\') {
       sv_buf_addf(out, "\\%c", p[i]);
@@ -161,9 +156,6 @@ int sv_task_id_ok(const char *id, size_t len) {
 }
 
 /* ------------------------------------------------------------------ URLs */
-
-/* The one URL check of the project: options (base_url), the job (video_url),
-   both transports and the command line call it (core.check_url). */
 
 #define URL_FORM_BASE "http(s)://host[:port][/path]"
 #define URL_FORM_ANY "http(s)://host[:port][/path][?query]"
@@ -232,22 +224,6 @@ static size_t host_end(const char *s, size_t len, size_t i) {
   }
   while (i < len && (url_class[(unsigned char)s[i]] & URL_HOST)) i++;
   return i;
-}
-
-int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err) {
-  return sv_url_parse(s, len, field, kind, NULL, err);
-}
-
-static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out);
-
-int sv_url_parse(const char *s, size_t len, const char *field, int kind, sv_url *out, sv_error *err) {
-  url_ctx u;
-  u.field = field && *field ? field : "url";
-  u.kind = kind == SV_URL_BASE ? SV_URL_BASE : SV_URL_ANY;
-  u.form = u.kind == SV_URL_BASE ? URL_FORM_BASE : URL_FORM_ANY;
-  u.shift = 0;
-  u.err = err;
-  return url_parse(u, s, len, out);
 }
 
 static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out) {
@@ -333,6 +309,16 @@ static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out) {
   return 0;
 }
 
+int sv_url_parse(const char *s, size_t len, const char *field, int kind, sv_url *out, sv_error *err) {
+  url_ctx u = { field && *field ? field : "url", kind == SV_URL_BASE ? URL_FORM_BASE : URL_FORM_ANY,
+                kind == SV_URL_BASE ? SV_URL_BASE : SV_URL_ANY, 0, err };
+  return url_parse(u, s, len, out);
+}
+
+int sv_url_check(const char *s, size_t len, const char *field, int kind, sv_error *err) {
+  return sv_url_parse(s, len, field, kind, NULL, err);
+}
+
 /* ---------------------------------------------------------------- proxies */
 
 #define PROXY_FORM "http://[user:password@]host:port"
@@ -352,7 +338,7 @@ static int userinfo_decode(const char *s, size_t len, sv_buf *out) {
       c = (unsigned char)(hex_value((unsigned char)s[i + 1]) * 16 + hex_value((unsigned char)s[i + 2]));
       if (is_ctl(c)) return -1;
       i += 2;
-    } else if (c == 0 || !(is_alnum(c) || strchr("-._~!$&'()*+,;=:", c))) {
+    } else if (c == '/' || !path_byte(c)) { /* a path's bytes but '/' */
       return -1;
     }
     if (out) sv_buf_add(out, &c, 1);
@@ -404,16 +390,11 @@ static int proxy_credentials(const char *s, size_t start, size_t at, sv_proxy *o
 }
 
 int sv_proxy_parse(const char *s, size_t len, sv_proxy *out, sv_error *err) {
-  url_ctx u;
+  url_ctx u = { "proxy", PROXY_FORM, SV_URL_BASE, 0, err };
   size_t start = 0, at = 0, k;
   sv_buf rest, cred;
   sv_url p;
   int rc = -1;
-  u.field = "proxy";
-  u.form = PROXY_FORM;
-  u.kind = SV_URL_BASE;
-  u.shift = 0;
-  u.err = err;
   if (out) memset(out, 0, sizeof *out);
   for (k = 0; s && k < 32 && k + 3 <= len; k++)
     if (memcmp(s + k, "://", 3) == 0) { start = k + 3; break; }
@@ -440,11 +421,9 @@ int sv_proxy_parse(const char *s, size_t len, sv_proxy *out, sv_error *err) {
   return rc;
 }
 
-/* The URL a redirect's Location leads to, read against the URL that answered
-   it: an absolute URL as it is, "//host/..." with the answering URL's scheme,
-   "/path" on its origin, anything else beside the last '/' of its path (query
-   and fragment dropped).  No check here: the caller hands the result to
-   sv_url_check.  0, or -1 out of memory. */
+/* An absolute Location as it is, "//host/..." with base's scheme, "/path" on
+   its origin, anything else beside the last '/' of base's path (query and
+   fragment dropped). */
 int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out) {
   size_t k, scheme_end, origin_end, path_end, dir_end;
   for (k = 0; k < llen && (is_alnum((unsigned char)loc[k]) || (k > 0 && loc[k] && strchr("+.-", loc[k]))); k++) {}
@@ -512,11 +491,15 @@ int sv_store_url_parse(const char *s, size_t len, sv_store_url *out, const char 
   return 0;
 }
 
-double sv_monotonic(void) {
+static double clock_s(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+double sv_monotonic(void) { return clock_s(CLOCK_MONOTONIC); }
+
+double sv_wallclock(void) { return clock_s(CLOCK_REALTIME); }
 
 void sv_sleep(double s) {
   struct timespec ts, rem;
@@ -524,12 +507,6 @@ void sv_sleep(double s) {
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
   while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
-}
-
-double sv_wallclock(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* FNV-1a, 64 bits, as 16 hex digits: a stable short name for a prompt. */

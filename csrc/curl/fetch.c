@@ -69,10 +69,6 @@ void sv_fetch_share(sv_http *h) {
   curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, n);
 }
 
-/* Download threads at once: one connection is left to API requests, unless
-   max_connections is 1 (then a download and an API request may both be open). */
-static int fetch_slots(const sv_http *h) { return h->max_conns > 1 ? (int)h->max_conns - 1 : 1; }
-
 /* A download's bytes so far and its size (-1: unknown), set by its thread. */
 static void set_progress(sv_xfer *x, double have, double total) {
   pthread_mutex_lock(&x->lock);
@@ -253,10 +249,6 @@ int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err) {
   return x->part ? 0 : -1;
 }
 
-static int is_redirect(long status) {
-  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
 /* A download's transfer, its redirects followed by hand (at most 5): each
    Location is resolved against the URL that answered it (sv_url_resolve) and
    followed only when sv_url_check takes it, the same rule as the nginx
@@ -273,7 +265,8 @@ static CURLcode fetch(sv_xfer *x) {
     rc = curl_easy_perform(x->easy);
     if (rc != CURLE_OK || !x->follow) return rc;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (!is_redirect(status) || x->location.len == 0) return rc;
+    if (!(status == 301 || status == 302 || status == 303 || status == 307 || status == 308) || !x->location.len)
+      return rc;
     x->refused = 1;
     if (hops == 5) {
       snprintf(x->message, sizeof x->message, "more than 5 redirects");
@@ -359,15 +352,6 @@ static sv_xfer *fetching_drop(sv_http *h, sv_xfer **p) {
   return x;
 }
 
-static void fetch_queue_push(sv_http *h, sv_xfer *x) {
-  x->waiting = 1;
-  x->fnext = NULL;
-  if (h->fetch_queue_tail) h->fetch_queue_tail->fnext = x;
-  else h->fetch_queue = x;
-  h->fetch_queue_tail = x;
-  h->n_waiting++;
-}
-
 /* Takes x off h's download lists (its thread, if any, runs on). */
 void sv_fetch_unlist(sv_http *h, sv_xfer *x) {
   sv_xfer **p, *prev = NULL;
@@ -392,10 +376,12 @@ void sv_fetch_unlist(sv_http *h, sv_xfer *x) {
   x->fnext = NULL;
 }
 
-/* Downloads waiting for a slot get a thread while there are slots.  One whose
-   thread cannot start ends at once, not sent. */
+/* Downloads waiting for a slot get a thread while there are slots: one
+   connection is left to API requests, unless max_connections is 1 (then a
+   download and an API request may both be open).  One whose thread cannot
+   start ends at once, not sent. */
 static void fetch_start(sv_http *h) {
-  while (h->fetch_queue && h->n_fetching < fetch_slots(h)) {
+  while (h->fetch_queue && h->n_fetching < (h->max_conns > 1 ? h->max_conns - 1 : 1)) {
     sv_xfer *x = h->fetch_queue;
     pthread_t t;
     int rc;
@@ -434,7 +420,12 @@ static void fetch_start(sv_http *h) {
 }
 
 void sv_fetch_queue(sv_http *h, sv_xfer *x) {
-  fetch_queue_push(h, x);
+  x->waiting = 1;
+  x->fnext = NULL;
+  if (h->fetch_queue_tail) h->fetch_queue_tail->fnext = x;
+  else h->fetch_queue = x;
+  h->fetch_queue_tail = x;
+  h->n_waiting++;
   fetch_start(h);
 }
 

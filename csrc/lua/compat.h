@@ -1,60 +1,29 @@
 /* compat.h: the Lua 5.4 C API on Lua 5.1, 5.2, 5.3 and LuaJIT 2.1.
 
    The binding is written against Lua 5.4.  Include this header right after
-   <lua.h> and <lauxlib.h>: it gives an older VM what it lacks and nothing
-   else, so that no name clashes with what the VM's own headers declare.
+   <lua.h> and <lauxlib.h>: it gives an older VM what the binding uses and the
+   VM lacks (each section below names the VMs it serves), and nothing else.
 
-   What each VM gets (nothing on 5.4):
-
-                                  5.3  5.2  5.1 and LuaJIT
-     lua_newuserdatauv             x    x     x   at most one user value
-     lua_getiuservalue             x    x     x
-     lua_setiuservalue             x    x     x
-     luaL_pushfail                 x    x     x
-     lua_isinteger                      x     x   see below
-     lua_getfield, lua_rawget,          x     x   return the value's type
-       lua_rawgeti                                (void before 5.3)
-     lua_absindex                             x
-     lua_rawlen                               x
-     luaL_tolstring                           x
-     lua_tonumberx                            x
-     luaL_setfuncs                            x
-     luaL_setmetatable                        x
-     luaL_newlibtable, luaL_newlib            x
-
-   One 5.1 ABI for PUC Lua 5.1 and LuaJIT.  LuaJIT says it is 5.1
-   (LUA_VERSION_NUM 501), and a module built for 5.1 is loaded by both: a
+   One 5.1 ABI for PUC Lua 5.1 and LuaJIT: LuaJIT says it is 5.1, and a
    LuaRocks tree for 5.1 serves lua5.1 and luajit alike, whichever headers
-   built its modules.  LuaJIT 2.1's headers also declare part of the 5.2 API
-   (luaL_setfuncs, luaL_setmetatable, luaL_testudata, lua_tonumberx, ...),
-   which PUC 5.1 does not have: a module calling them loads in LuaJIT only
-   ("undefined symbol: luaL_setfuncs" in lua5.1).  So with either VM's
-   headers this header gives the 5.1 column above from its own functions (the
-   macros replace LuaJIT's names, LuaJIT's luaL_newlib included), and makes
-   every other LuaJIT-only function a build error (#pragma GCC poison below):
-   the module then needs only what both VMs export.
+   built its modules.  LuaJIT's headers also declare part of the 5.2 API, which
+   PUC 5.1 does not export ("undefined symbol: luaL_setfuncs" in lua5.1).  So
+   with either VM's headers the 5.1 section gives its own functions (its macros
+   replace LuaJIT's names), and every other LuaJIT-only function is a build
+   error (#pragma GCC poison below).
 
-   User values.  5.4 gives a userdata any number of user values; the older VMs
-   get exactly one, and asking lua_newuserdatauv for more raises an error:
-     5.3      the userdata's own user value (any Lua value);
-     5.2      a one-slot table set with lua_setuservalue (5.2 takes tables only);
-     5.1/JIT  a one-slot table set as the userdata's environment, tagged so that
-              a userdata made without a user value (whose environment is then
-              the globals table) answers LUA_TNONE as on 5.4.
-   On 5.3 a userdata made with no user value has one all the same (nil at
-   first): it reads as nil, not LUA_TNONE, and setting it succeeds.
+   User values.  5.4 gives a userdata any number; the older VMs get exactly one
+   (more raises an error), in a tagged one-slot table, so that a userdata made
+   without one (5.1: its environment is the globals) answers LUA_TNONE and is
+   never written through.
 
-   Integers.  5.1, 5.2 and LuaJIT have no integer subtype: there lua_isinteger
-   is true for a number (not a string) whose value is integral and fits a
-   lua_Integer.
+   Integers.  Without an integer subtype (5.1, 5.2, LuaJIT) lua_isinteger is
+   true for a number whose value is integral and fits a lua_Integer.  Not
+   given: lua_tointegerx (5.2's and LuaJIT's truncate a float where 5.3+ fail).
+   5.2's own luaL_tolstring is left as it is (it ignores __name).
 
-   Left as the VM has them: 5.2's luaL_tolstring (ignores __name, does not check
-   what __tostring returns).  Not given: lua_tointegerx (PUC 5.1 lacks it;
-   5.2's and LuaJIT's truncate a float where 5.3+ fail): use lua_isinteger.
-
-   Anything the binding uses that a VM lacks and this header does not give must
-   stop the build, not the require: implicit declarations are made errors below
-   (gcc and clang), whatever CFLAGS the build tool passes. */
+   Anything used that a VM lacks must stop the build, not the require: implicit
+   declarations are made errors below, whatever CFLAGS the build tool passes. */
 #ifndef STARVIDEOS_COMPAT_H
 #define STARVIDEOS_COMPAT_H
 
@@ -74,27 +43,9 @@
 
 #define luaL_pushfail(L) lua_pushnil(L)
 
-#if LUA_VERSION_NUM == 503
-
-static inline void *sv_compat_newuserdatauv(lua_State *L, size_t size, int nuv) {
-  if (nuv > 1) luaL_error(L, "compat.h: at most one user value before Lua 5.4");
-  return lua_newuserdata(L, size);
-}
-
-static inline int sv_compat_getiuservalue(lua_State *L, int idx, int n) {
-  if (n != 1) { lua_pushnil(L); return LUA_TNONE; }
-  return lua_getuservalue(L, idx);
-}
-
-static inline int sv_compat_setiuservalue(lua_State *L, int idx, int n) {
-  if (n != 1) { lua_pop(L, 1); return 0; }
-  lua_setuservalue(L, idx);
-  return 1;
-}
-
-#else /* 5.2, 5.1, LuaJIT: the value lives in slot 1 of a table */
-
-#if LUA_VERSION_NUM == 502
+/* The value lives in slot 1 of a table, the userdata's user value (5.2, 5.3)
+   or its environment (5.1, LuaJIT). */
+#if LUA_VERSION_NUM >= 502
 #define sv_compat_getuvtable(L, i) lua_getuservalue((L), (i))
 #define sv_compat_setuvtable(L, i) lua_setuservalue((L), (i))
 #else
@@ -150,8 +101,6 @@ static inline int sv_compat_setiuservalue(lua_State *L, int idx, int n) {
   lua_pop(L, 1);
   return 1;
 }
-
-#endif /* user values */
 
 #define lua_newuserdatauv(L, size, nuv) sv_compat_newuserdatauv((L), (size), (nuv))
 #define lua_getiuservalue(L, idx, n) sv_compat_getiuservalue((L), (idx), (n))
@@ -228,18 +177,12 @@ static inline lua_Number sv_compat_tonumberx(lua_State *L, int idx, int *isnum) 
 }
 #define lua_tonumberx(L, idx, isnum) sv_compat_tonumberx((L), (idx), (isnum))
 
-/* As 5.4's: a NULL function registers false (a placeholder; 5.2 and 5.3
-   have none, so do not rely on it). */
 static inline void sv_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   int i;
   luaL_checkstack(L, nup, "too many upvalues");
   for (; l->name != NULL; l++) {
-    if (l->func == NULL) {
-      lua_pushboolean(L, 0);
-    } else {
-      for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
-      lua_pushcclosure(L, l->func, nup);
-    }
+    for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
     lua_setfield(L, -(nup + 2), l->name);
   }
   lua_pop(L, nup);

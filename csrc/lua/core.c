@@ -1,12 +1,9 @@
 /* starvideos.core: the module functions of the Lua binding of the C core,
-   and its open (luaopen_starvideos_core), which adds those of its objects: the
-   .part handle (part.c), the commit (commit.c), the journal's lock (lock.c).
-   The binding never calls a Lua function (no require, no lua_call).  Lua
-   encodes `extra` with lua-cjson (that text is the one form the core checks
-   and sends); an answer is read once, in C: the core's verdict, with the task
-   table built from its scan (error.c).  The libcurl transport's binding is a
-   module of its own (curl.c, starvideos.curl), and so are the webhook
-   signatures (sign.c, starvideos.sign: the one module linking libcrypto). */
+   and its open, which adds those of its objects (lsv.h).  The binding never
+   calls a Lua function (no require, no lua_call).  Lua encodes `extra` with
+   lua-cjson (that text is the one form the core checks and sends); an answer
+   is read once, in C: the core's verdict, with the task table built from its
+   scan (error.c). */
 #include "lsv.h"
 
 #include "compat.h"
@@ -68,12 +65,6 @@ static void scalar(lua_State *L, int idx, sv_value *v) {
   }
 }
 
-/* Keep the value on top of the stack alive in the anchors table, and pop it.
-   The stack depth stays the same however many fields and lists there are. */
-static void anchor(lua_State *L, int anchors) {
-  lua_rawseti(L, anchors, (int)lua_rawlen(L, anchors) + 1);
-}
-
 /* Fill v from the value at idx.  Lists get their items in a new userdata kept
    in the anchors table. */
 static void value(lua_State *L, int idx, sv_value *v, int anchors) {
@@ -83,7 +74,7 @@ static void value(lua_State *L, int idx, sv_value *v, int anchors) {
   idx = lua_absindex(L, idx);
   if (table_is_list(L, idx, &n)) {
     sv_value *items = lua_newuserdatauv(L, sizeof(sv_value) * (n ? n : 1), 0);
-    anchor(L, anchors);
+    lua_rawseti(L, anchors, (int)lua_rawlen(L, anchors) + 1);
     for (i = 0; i < n; i++) {
       lua_rawgeti(L, idx, (int)i + 1);
       scalar(L, -1, &items[i]); /* the table keeps the string alive */
@@ -115,7 +106,7 @@ static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_erro
   memset(p, 0, sizeof *p);
   luaL_checkstack(L, 8, "starvideos: converting params");
   if (!lua_isnoneornil(L, extra_idx)) p->extra_json = luaL_checklstring(L, extra_idx, &p->extra_len);
-  lua_newtable(L);
+  lua_newtable(L); /* keeps the userdata made here alive: the stack depth stays the same */
   anchors = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
@@ -130,7 +121,7 @@ static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_erro
     if (!is_extra(L, -1)) count++;
   }
   fields = lua_newuserdatauv(L, sizeof(sv_field) * (count ? count : 1), 0);
-  anchor(L, anchors);
+  lua_rawseti(L, anchors, 1);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     sv_field *f;
@@ -235,6 +226,17 @@ static int l_retry(lua_State *L) {
   return 1;
 }
 
+/* t[k] = v, t the table on top */
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *s, size_t len) {
+  lua_pushlstring(L, s, len);
+  lua_setfield(L, -2, k);
+}
+
 /* check_url(url, field, base) -> parts | nil, err: the one URL check and
    parser (sv_url_parse).  base true: a base URL (no query, fragment or '@');
    else any http(s) URL a download may be given.  err names field (default
@@ -260,12 +262,9 @@ static int l_check_url(lua_State *L) {
   lua_createtable(L, 0, 6);
   lua_pushstring(L, u.https ? "https" : "http");
   lua_setfield(L, -2, "scheme");
-  lua_pushlstring(L, s + u.host_at, u.host_len);
-  lua_setfield(L, -2, "host");
-  lua_pushinteger(L, (lua_Integer)u.port);
-  lua_setfield(L, -2, "port");
-  lua_pushlstring(L, s + u.host_at, u.auth_len);
-  lua_setfield(L, -2, "authority");
+  set_str(L, "host", s + u.host_at, u.host_len);
+  set_int(L, "port", (lua_Integer)u.port);
+  set_str(L, "authority", s + u.host_at, u.auth_len);
   if (q > u.path_at) lua_pushlstring(L, s + u.path_at, q - u.path_at);
   else lua_pushliteral(L, "/");
   lua_setfield(L, -2, "path");
@@ -292,13 +291,10 @@ static int l_check_proxy(lua_State *L) {
   }
   if (sv_proxy_parse(s, len, &p, &err) != 0) return lsv_fail(L, &err);
   lua_createtable(L, 0, 3);
-  lua_pushlstring(L, p.url.data, p.url.len);
-  lua_setfield(L, -2, "url");
+  set_str(L, "url", p.url.data, p.url.len);
   if (p.has_user) {
-    lua_pushlstring(L, sv_buf_cstr(&p.user), p.user.len);
-    lua_setfield(L, -2, "user");
-    lua_pushlstring(L, sv_buf_cstr(&p.password), p.password.len);
-    lua_setfield(L, -2, "password");
+    set_str(L, "user", sv_buf_cstr(&p.user), p.user.len);
+    set_str(L, "password", sv_buf_cstr(&p.password), p.password.len);
   }
   sv_proxy_free(&p);
   return 1;
@@ -336,24 +332,15 @@ static int l_store_url(lua_State *L) {
   }
   br = s[u.host_at] == '[';
   lua_createtable(L, 0, 6);
-  lua_pushlstring(L, s + u.host_at + br, u.host_len - 2 * br);
-  lua_setfield(L, -2, "host");
-  lua_pushinteger(L, (lua_Integer)u.port);
-  lua_setfield(L, -2, "port");
-  lua_pushinteger(L, (lua_Integer)u.db);
-  lua_setfield(L, -2, "db");
+  set_str(L, "host", s + u.host_at + br, u.host_len - 2 * br);
+  set_int(L, "port", (lua_Integer)u.port);
+  set_int(L, "db", (lua_Integer)u.db);
   lua_pushlstring(L, s + u.host_at, u.host_len);
   lua_pushfstring(L, "redis://%s:%d/%d", lua_tostring(L, -1), (int)u.port, u.db);
   lua_setfield(L, -3, "where");
   lua_pop(L, 1);
-  if (u.user_len) {
-    lua_pushlstring(L, s + 8, u.user_len);
-    lua_setfield(L, -2, "user");
-  }
-  if (u.pass_at) {
-    lua_pushlstring(L, s + u.pass_at, u.pass_len);
-    lua_setfield(L, -2, "password");
-  }
+  if (u.user_len) set_str(L, "user", s + 8, u.user_len);
+  if (u.pass_at) set_str(L, "password", s + u.pass_at, u.pass_len);
   return 1;
 }
 
@@ -364,11 +351,6 @@ static void push_list(lua_State *L, const char *const *words) {
     lua_pushstring(L, words[i]);
     lua_rawseti(L, -2, i + 1);
   }
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
 }
 
 static void push_models(lua_State *L) {

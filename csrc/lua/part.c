@@ -2,7 +2,7 @@
    part.c), the one both transports write through: core.part_open makes one
    for a transport written in Lua, t:result hands a whole libcurl download's
    over, core.commit_start takes it.  Its methods:
-     write(s[, i[, j]]) -> true | nil, message   s's bytes i..j, buffered
+     write(s) -> true | nil, message              buffered
      chunks(s, i) -> i', bytes | nil, message     the whole chunks of a chunked
                                                   body in s from i (sv_part_chunks)
      flush() -> true | nil, message
@@ -32,12 +32,9 @@ static int p_write(lua_State *L) {
   sv_part *p = check_part(L);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
-  lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, (lua_Integer)len);
   sv_buf why;
-  if (i < 1) i = 1;
-  if (j > (lua_Integer)len) j = (lua_Integer)len;
   sv_buf_init(&why);
-  return lsv_answer(L, i > j ? 0 : sv_part_write(p, s + i - 1, (size_t)(j - i + 1), &why), &why);
+  return lsv_answer(L, sv_part_write(p, s, len, &why), &why);
 }
 
 static int p_chunks(lua_State *L) {

@@ -39,13 +39,6 @@ static void push_loaded(lua_State *L) {
 #endif
 }
 
-static const sv_lua_module *find_embedded(const char *name) {
-  const sv_lua_module *m;
-  for (m = sv_lua_modules; m->name; m++)
-    if (strcmp(m->name, name) == 0) return m;
-  return NULL;
-}
-
 /* Pushes the loader of an embedded Lua module: its chunk, run in env. */
 static void load_embedded(lua_State *L, const sv_lua_module *m, int env) {
   if (luaL_loadbuffer(L, m->src, m->len, m->chunkname) != 0) lua_error(L);
@@ -123,8 +116,8 @@ static int private_require(lua_State *L) {
   if (lua_getfield(L, lua_upvalueindex(2), name) != LUA_TNIL)
     return luaL_error(L, "loop or previous error loading module '%s'", name);
   lua_pop(L, 1);
-  m = find_embedded(name);
-  if (m) {
+  for (m = sv_lua_modules; m->name && strcmp(m->name, name) != 0; m++) {}
+  if (m->name) {
     load_embedded(L, m, lua_upvalueindex(1));
     lua_pushstring(L, name);
     lua_pushstring(L, m->chunkname + 1);

@@ -25,7 +25,6 @@
          yet; nil, err: it never will be (the connection broke).  A reply is
          given once.
      conn:pending() -> the commands sent whose reply has not arrived
-     conn:fd() -> the socket's descriptor (-1 once closed)
      conn:close()                            idempotent, also __gc and __close
      redis.null                              the nil reply (a NULL light
                                              userdata, equal to ngx.null)
@@ -36,7 +35,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -79,15 +77,6 @@ static int push_err(lua_State *L, const lconn *k) {
   luaL_pushfail(L);
   lua_pushstring(L, k->err);
   return 2;
-}
-
-static lconn *check_conn(lua_State *L) {
-  return luaL_checkudata(L, 1, CONN_MT);
-}
-
-/* The replies read, by number, live in the userdata's user value. */
-static void push_replies(lua_State *L) {
-  lua_getiuservalue(L, 1, 1);
 }
 
 static void push_reply(lua_State *L, const redisReply *r, int depth) {
@@ -170,18 +159,14 @@ static int r_connect(lua_State *L) {
   k = lua_newuserdatauv(L, sizeof *k, 1);
   memset(k, 0, sizeof *k);
   luaL_setmetatable(L, CONN_MT);
-  lua_newtable(L);
+  lua_newtable(L); /* the replies read, by number */
   lua_setiuservalue(L, -2, 1);
   snprintf(k->where, sizeof k->where, "%s:%d", host, (int)port);
   k->timeout = timeout;
   k->last = now();
   k->c = redisConnectNonBlock(host, (int)port);
-  if (!k->c) {
-    fail(k, "connect", "out of memory");
-    return push_err(L, k);
-  }
-  if (k->c->err) {
-    fail(k, "connect", k->c->errstr);
+  if (!k->c || k->c->err) {
+    fail(k, "connect", k->c ? k->c->errstr : "out of memory");
     return push_err(L, k);
   }
   k->connecting = 1;
@@ -189,7 +174,7 @@ static int r_connect(lua_State *L) {
 }
 
 static int r_send(lua_State *L) {
-  lconn *k = check_conn(L);
+  lconn *k = luaL_checkudata(L, 1, CONN_MT);
   int i, argc = lua_gettop(L) - 1;
   const char **argv;
   size_t *lens;
@@ -208,18 +193,10 @@ static int r_send(lua_State *L) {
       return push_err(L, k);
     }
   }
-  argv = malloc((size_t)argc * sizeof *argv);
-  lens = malloc((size_t)argc * sizeof *lens);
-  if (!argv || !lens) {
-    free(argv);
-    free(lens);
-    return luaL_error(L, "redis: out of memory");
-  }
+  argv = lua_newuserdatauv(L, (size_t)argc * sizeof *argv, 0); /* scratch, above the arguments */
+  lens = lua_newuserdatauv(L, (size_t)argc * sizeof *lens, 0);
   for (i = 0; i < argc; i++) argv[i] = lua_tolstring(L, i + 2, &lens[i]);
-  i = redisAppendCommandArgv(k->c, argc, argv, lens);
-  free(argv);
-  free(lens);
-  if (i != REDIS_OK) {
+  if (redisAppendCommandArgv(k->c, argc, argv, lens) != REDIS_OK) {
     fail(k, "send", k->c->errstr);
     return push_err(L, k);
   }
@@ -287,14 +264,14 @@ static int step(lua_State *L, lconn *k, int ms) {
 }
 
 static int r_poll(lua_State *L) {
-  lconn *k = check_conn(L);
+  lconn *k = luaL_checkudata(L, 1, CONN_MT);
   double wait = luaL_optnumber(L, 2, 0), deadline;
   int n = 0;
   if (!(wait >= 0)) return luaL_argerror(L, 2, "seconds >= 0 expected");
   if (k->err[0]) return push_err(L, k);
   if (!k->c) return luaL_error(L, "redis %s: the connection is closed", k->where);
   deadline = now() + wait;
-  push_replies(L);
+  lua_getiuservalue(L, 1, 1); /* the replies read */
   for (;;) {
     double left = deadline - now(), t = now();
     int ms;
@@ -320,7 +297,7 @@ static int r_poll(lua_State *L) {
 }
 
 static int r_reply(lua_State *L) {
-  lconn *k = check_conn(L);
+  lconn *k = luaL_checkudata(L, 1, CONN_MT);
   lua_Integer n = luaL_checkinteger(L, 2);
   if (n < 1 || n > k->sent) return luaL_argerror(L, 2, "not the number of a command sent");
   if (n > k->got) {
@@ -332,7 +309,7 @@ static int r_reply(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  push_replies(L);
+  lua_getiuservalue(L, 1, 1); /* the replies read */
   lua_pushinteger(L, n);
   if (lua_rawget(L, -2) == LUA_TNIL) return luaL_argerror(L, 2, "that reply was already taken");
   lua_pushinteger(L, n);
@@ -350,26 +327,20 @@ static int r_reply(lua_State *L) {
 }
 
 static int r_pending(lua_State *L) {
-  lconn *k = check_conn(L);
+  lconn *k = luaL_checkudata(L, 1, CONN_MT);
   lua_pushinteger(L, k->sent - k->got);
   return 1;
 }
 
-static int r_fd(lua_State *L) {
-  lconn *k = check_conn(L);
-  lua_pushinteger(L, k->c ? k->c->fd : -1);
-  return 1;
-}
-
 static int r_close(lua_State *L) {
-  lconn *k = check_conn(L);
+  lconn *k = luaL_checkudata(L, 1, CONN_MT);
   if (k->c) { redisFree(k->c); k->c = NULL; }
   return 0;
 }
 
 static const luaL_Reg conn_methods[] = {
   { "send", r_send }, { "poll", r_poll }, { "reply", r_reply }, { "pending", r_pending },
-  { "fd", r_fd }, { "close", r_close }, { NULL, NULL }
+  { "close", r_close }, { NULL, NULL }
 };
 
 /* One close for close, __gc and __close (idempotent). */
@@ -386,12 +357,10 @@ LUAOPEN_API int luaopen_starvideos_redis(lua_State *L) {
     lua_setfield(L, -2, "__metatable");
   }
   lua_pop(L, 1);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 2);
   lua_pushcfunction(L, r_connect);
   lua_setfield(L, -2, "connect");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
-  lua_pushfstring(L, "hiredis %d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
-  lua_setfield(L, -2, "hiredis");
   return 1;
 }
