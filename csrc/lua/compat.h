@@ -20,7 +20,6 @@
    Integers.  Without an integer subtype (5.1, 5.2, LuaJIT) lua_isinteger is
    true for a number whose value is integral and fits a lua_Integer.  Not
    given: lua_tointegerx (5.2's and LuaJIT's truncate a float where 5.3+ fail).
-   5.2's own luaL_tolstring is left as it is (it ignores __name).
 
    Anything used that a VM lacks must stop the build, not the require: implicit
    declarations are made errors below, whatever CFLAGS the build tool passes. */
@@ -141,30 +140,6 @@ static inline int sv_compat_absindex(lua_State *L, int idx) {
 
 #define lua_rawlen(L, idx) lua_objlen((L), (idx))
 
-/* As 5.4's: __tostring (which must give a string), else the value itself for
-   strings and numbers, else "TYPENAME: 0x..." with __name when it is set. */
-static inline const char *sv_compat_tolstring(lua_State *L, int idx, size_t *len) {
-  idx = sv_compat_absindex(L, idx);
-  if (luaL_callmeta(L, idx, "__tostring")) {
-    if (!lua_isstring(L, -1)) luaL_error(L, "'__tostring' must return a string");
-  } else {
-    switch (lua_type(L, idx)) {
-    case LUA_TNUMBER:
-    case LUA_TSTRING: lua_pushvalue(L, idx); break;
-    case LUA_TBOOLEAN: lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false"); break;
-    case LUA_TNIL: lua_pushliteral(L, "nil"); break;
-    default: {
-      const char *kind = luaL_typename(L, idx);
-      int named = luaL_getmetafield(L, idx, "__name");
-      if (named && lua_type(L, -1) == LUA_TSTRING) kind = lua_tostring(L, -1);
-      lua_pushfstring(L, "%s: %p", kind, lua_topointer(L, idx));
-      if (named) lua_remove(L, -2);
-    }
-    }
-  }
-  return lua_tolstring(L, -1, len); /* converts the copy of a number, not the original */
-}
-#define luaL_tolstring(L, idx, len) sv_compat_tolstring((L), (idx), (len))
 
 /* LuaJIT's own: not in PUC 5.1 (the names are compat.h's from here on) */
 #undef luaL_newlibtable

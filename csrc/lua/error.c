@@ -46,9 +46,15 @@ static int error_tostring(lua_State *L) {
   return 1;
 }
 
+/* "text" .. err and err .. "text": an operand with __tostring as that, a
+   string or a number as it is; anything else cannot be joined, as in Lua. */
 static int error_concat(lua_State *L) {
-  luaL_tolstring(L, 1, NULL); /* __tostring for the error, as-is for strings */
-  luaL_tolstring(L, 2, NULL);
+  int i;
+  for (i = 1; i <= 2; i++) {
+    if (luaL_callmeta(L, i, "__tostring")) continue;
+    if (!lua_isstring(L, i)) return luaL_error(L, "attempt to concatenate a %s value", luaL_typename(L, i));
+    lua_pushvalue(L, i);
+  }
   lua_concat(L, 2);
   return 1;
 }

@@ -74,22 +74,6 @@ static int t_rawlen(lua_State *L) {
   return 1;
 }
 
-/* tolstring(v) -> the string and its length as returned, and the stack growth */
-static int t_tolstring(lua_State *L) {
-  size_t len = 0;
-  const char *s;
-  int top;
-  luaL_checkany(L, 1);
-  lua_settop(L, 1);
-  top = lua_gettop(L);
-  s = luaL_tolstring(L, 1, &len);
-  lua_pushlstring(L, s, len);
-  lua_pushinteger(L, (lua_Integer)len);
-  lua_pushinteger(L, lua_gettop(L) - 2 - top);
-  lua_pushvalue(L, 1); /* the argument, unchanged (5.1 converts numbers in place) */
-  return 4;
-}
-
 static int up_get(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(2));
@@ -170,7 +154,7 @@ static int t_tonumberx(lua_State *L) {
 static const luaL_Reg funcs[] = {
   { "uv_new", t_uv_new }, { "uv_get", t_uv_get }, { "uv_set", t_uv_set },
   { "isinteger", t_isinteger }, { "absindex", t_absindex }, { "rawlen", t_rawlen },
-  { "tolstring", t_tolstring }, { "setfuncs", t_setfuncs }, { "box", t_box },
+  { "setfuncs", t_setfuncs }, { "box", t_box },
   { "newlib", t_newlib },
   { "gettypes", t_gettypes }, { "pushfail", t_pushfail }, { "tonumberx", t_tonumberx },
   { NULL, NULL }

@@ -126,50 +126,6 @@ describe("compat.h on " .. VM, function()
     assert.equal(4, t.rawlen(t.box(5))) -- sizeof(int)
   end)
 
-  describe("luaL_tolstring", function()
-    local function check(v, expected)
-      local s, len, grew, arg = t.tolstring(v)
-      assert.equal(expected, s)
-      assert.equal(#expected, len)
-      assert.equal(1, grew)
-      assert.equal(v, arg) -- the argument itself is left alone (5.1 converts numbers in place)
-    end
-
-    it("gives numbers, strings, booleans and nil as tostring does", function()
-      check(42, "42")
-      check(-1.5, "-1.5")
-      check(INTEGERS and 2 ^ 3 or 8, INTEGERS and "8.0" or "8")
-      check("text\0with a zero", "text\0with a zero")
-      check(true, "true")
-      check(false, "false")
-      check(nil, "nil")
-    end)
-
-    it("calls __tostring", function()
-      check(setmetatable({}, { __tostring = function() return "a thing" end }), "a thing")
-    end)
-
-    -- 5.2's own luaL_tolstring (compat.h leaves it be) checks nothing and
-    -- returns NULL; 5.1 gets 5.4's from compat.h
-    if VM ~= "lua5.2" then
-      it("refuses a __tostring that gives no string", function()
-        local bad = setmetatable({}, { __tostring = function() return {} end })
-        assert.has_error(function() t.tolstring(bad) end, "'__tostring' must return a string")
-      end)
-    end
-
-    it("names other values by type (or __name) and address", function()
-      local f, tab = function() end, {}
-      assert.matches("^function: 0x%x+$", (t.tolstring(f)))
-      assert.equal(tostring(f), (t.tolstring(f)))
-      assert.matches("^table: 0x%x+$", (t.tolstring(tab)))
-      assert.equal(tostring(tab), (t.tolstring(tab)))
-      local named = setmetatable({}, { __name = "thing" })
-      -- 5.2's own luaL_tolstring does not read __name
-      assert.matches("^" .. (VM == "lua5.2" and "table" or "thing") .. ": 0x%x+$", (t.tolstring(named)))
-    end)
-  end)
-
   it("luaL_setfuncs registers closures sharing the upvalues", function()
     local lib, grew = t.setfuncs({}, "up1", "up2")
     assert.equal(0, grew) -- the upvalues are popped, the table stays

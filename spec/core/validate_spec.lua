@@ -380,6 +380,11 @@ describe("starvideos.validate", function()
     assert.is_true(ok, "\"text\" .. err should work: " .. tostring(joined))
     assert.is_truthy(joined:find("duration", 1, true))
     assert.is_nil(joined:find("\n"))
+    assert.are.equal(line .. " (2)", err .. " (2)")
+    assert.are.equal(line .. 7, err .. 7)
+    assert.are.equal(line .. line, err .. err)
+    assert.has_error(function() return err .. true end, "attempt to concatenate a boolean value")
+    assert.has_error(function() return {} .. err end, "attempt to concatenate a table value")
   end)
 
   --------------------------------------------------------------------------- model
