@@ -70,9 +70,12 @@ const char *sv_kind_name(sv_kind k) {
   return kind_names[k];
 }
 
-void sv_error_clear(sv_error *e) {
-  memset(e, 0, sizeof *e);
+void sv_error_clear(sv_error *e) { /* its strings emptied, not their whole buffers */
+  e->kind = SV_OK;
+  e->field[0] = e->message[0] = e->id[0] = '\0';
+  e->status = 0;
   e->retry_after = -1;
+  e->maybe_created = e->transient = 0;
 }
 
 int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *fmt, ...) {

@@ -30,14 +30,17 @@ local listening = require("spec.support.nginx_run").listening
 
 -- { port =, pid =, url =, stop = fn, signal = fn(name) }.  opts.password: requirepass;
 -- opts.port: that port (a restart), else a free one; opts.dir: that folder (a
--- restart: a dump.rdb a SAVE left there is loaded), else a new one.
+-- restart: a dump.rdb a SAVE left there is loaded), else a new one; opts.aof:
+-- appendonly with appendfsync always, as docs/keep-and-fleet.md asks (a restart
+-- in that folder loads the AOF).
 function M.start(opts)
   opts = opts or {}
   local q = helper.shell_quote
   local dir = opts.dir or helper.tmpdir()
   local port = opts.port or helper.free_ports(1)[1]
   local args = { "redis-server", "--port", tostring(port), "--bind", "127.0.0.1", "--save", "''",
-    "--appendonly", "no", "--dir", q(dir), "--logfile", q(dir .. "/redis.log"), "--daemonize", "no" }
+    "--appendonly", opts.aof and "yes --appendfsync always" or "no", "--dir", q(dir),
+    "--logfile", q(dir .. "/redis.log"), "--daemonize", "no" }
   if opts.password then args[#args + 1] = "--requirepass " .. q(opts.password) end
   local proc = helper.spawn(helper.UNINSTRUMENTED .. table.concat(args, " ") .. " >/dev/null 2>&1")
   local self = { port = port, pid = proc.pid, dir = dir }
