@@ -10,8 +10,8 @@ local FleetBudget = require "starvideos.fleet.budget"
 local leases = require "starvideos.fleet.leases"
 local journal = require "starvideos.records.journal" -- (head)
 
-local type, ipairs, pairs, tostring, setmetatable, string_format, os_time, math_floor, table_insert =
-  type, ipairs, pairs, tostring, setmetatable, string.format, os.time, math.floor, table.insert
+local type, ipairs, pairs, tostring, setmetatable, string_format, os_time, math_floor =
+  type, ipairs, pairs, tostring, setmetatable, string.format, os.time, math.floor
 local new_error = errors.new_error
 
 local A = {}
@@ -19,9 +19,9 @@ A.__index = A
 
 local fsync_asked = {} -- where -> true: asked once per store in a process
 
--- A record's fields as the scripts take them: field, value, ...
-function A.pairs_of(rec)
-  local list = {}
+-- The scripts' ARGV: ..., then rec's fields as field, value, ...
+function A.pairs_of(rec, ...)
+  local list = { ... }
   for k, v in pairs(rec) do
     list[#list + 1] = k
     list[#list + 1] = type(v) == "number" and string_format("%.17g", v) or tostring(v)
@@ -95,17 +95,14 @@ local function send_pending(self)
     end
   end
   local p, want = self.params, self.want or {}
-  local args = A.pairs_of { ["local"] = self.lid, model = p.model, owner = self.lease_obj.id, out = self.out,
+  local args = A.pairs_of({ ["local"] = self.lid, model = p.model, owner = self.lease_obj.id, out = self.out,
     time = os_time(), prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil,
-    prompt = journal.head(p.prompt), key = want.key, fp = want.fp, body = want.body }
-  local keys = { l.prefix .. "pend:" .. self.lid, l.prefix .. "pending", l.prefix .. "gone:" .. self.lid }
-  table_insert(args, 1, self.lid)
-  if self.want then -- the key asked in the same script that writes the record
-    table_insert(args, 2, want.fresh and "1" or "")
-    table_insert(args, 3, l.prefix)
-    keys[4] = l.prefix .. "key:" .. core.hash(want.key)
-  end
-  self.pend, err = st:send_script(self.want and "ledger_keyed" or "ledger_pending", keys, args)
+    prompt = journal.head(p.prompt), key = want.key, fp = want.fp, body = want.body },
+    self.lid, want.fresh and "1" or "", l.prefix)
+  -- a keyed create's key asked in the same script that writes the record
+  local pre, lid = l.prefix, self.lid
+  self.pend, err = st:send_script(self.want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
+    pre .. "pending", pre .. "gone:" .. lid, want.key and pre .. "key:" .. core.hash(want.key) }, args)
   if not self.pend then return nil, err end
   self.pend_sent = true -- Redis may run it, late, whatever happens next
   st:step(0)

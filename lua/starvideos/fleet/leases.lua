@@ -99,10 +99,13 @@ end
 
 local function nonempty(v) if v ~= "" then return v end end
 
--- A pending create as the scripts list it.
-function M.pending_entry(r)
-  return { ["local"] = r[1], model = nonempty(r[2]), time = tonumber(r[3]), prompt_hash = nonempty(r[4]),
-    owner = nonempty(r[5]), out = nonempty(r[6]) }
+-- A record (a task or a pending create) as the scripts list it, flat: a
+-- table, its time a number.
+function M.record(r)
+  local h = {}
+  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
+  h.time = tonumber(h.time)
+  return h
 end
 
 -- Claims for keeper k every unfinished task whose owner's lease is gone, and
@@ -126,9 +129,10 @@ function M.orphans(ledger, k)
       from = nonempty(r[5]) }
   end
   for _, r in ipairs(v[2]) do
-    if not k.told[r[1]] then
-      k.told[r[1]] = true
-      pendings[#pendings + 1] = M.pending_entry(r)
+    local p = M.record(r)
+    if not k.told[p["local"]] then
+      k.told[p["local"]] = true
+      pendings[#pendings + 1] = p
     end
   end
   return tasks, pendings, false
