@@ -17,7 +17,7 @@ local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
 local journal = require "starvideos.records.journal" -- (part_of, size)
-local Records = require "starvideos.records.ledger" -- (key_answer: one rule for a key, journal or store)
+local Records = require "starvideos.records.ledger" -- (key_answer, create_failed: one rule, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
@@ -253,9 +253,7 @@ end
 function R:created(task, params, lid)
   local e = self.held[task.id]
   if not e then
-    local p = lid and self.outs[lid]
-    if lid then self.outs[lid] = nil end
-    e = self:_created(task.id, params, lid, p)
+    e = self:_created(task.id, params, lid, Records.taken(self, lid))
     if not self.loop then return true end
     self.held[task.id] = e
   end
@@ -263,17 +261,7 @@ function R:created(task, params, lid)
   return false
 end
 
-function R:create_failed(err, params, lid)
-  local p = lid and self.outs[lid]
-  if lid then self.outs[lid] = nil end
-  if err.created and err.id then
-    self:_created(err.id, params, lid, p, true)
-  elseif not err.maybe_created then
-    if lid then self:_abandoned(lid) end
-  else
-    err.pending = lid
-  end
-end
+R.create_failed = Records.create_failed
 
 local function num(v)
   if v == nil then return "" end

@@ -111,33 +111,18 @@ local function open_pending(st)
   return open
 end
 
--- read(path) -> tasks (in the order they were created), the count of
--- unreadable lines, the creates whose answer never came; or nil, message.
-function J.read(path)
-  local kind = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
-  if kind == "folder" or kind == "other" then
-    return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
-  end
-  local f, err = io_open(path, "r")
-  if not f then return nil, "cannot read the journal: " .. tostring(err) end
-  local st = new_state()
-  for line in f:lines() do take(st, line) end
-  f:close()
-  return st.list, st.bad, open_pending(st)
-end
-
 -- st (made when nil) brought up to date with the lines appended since (a torn
 -- last line waits), at most max bytes a call (st.behind: there is more).  A
 -- compaction (the first line changed, or the file shrank) starts st over.
 function J.follow(path, st, max)
-  local kind, _, errno = core.file_kind(path)
+  local kind, _, errno = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
   if kind == "folder" or kind == "other" then
     return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
   end
   local f, err = io_open(path, "rb")
   if not f and errno == 2 then -- none yet (a keeper may start before the first create)
     st = new_state()
-    st.head, st.pos, st.open = "", 0, {}
+    st.head, st.pos, st.open, st.missing = "", 0, {}, err
     return st
   end
   if not f then return nil, "cannot read the journal: " .. tostring(err) end
@@ -164,6 +149,15 @@ function J.follow(path, st, max)
   st.behind = upto < size
   st.open = open_pending(st)
   return st
+end
+
+-- read(path) -> tasks (in the order they were created), the count of
+-- unreadable lines, the creates whose answer never came; or nil, message.
+function J.read(path)
+  local st, err = J.follow(path)
+  if st and st.missing then st, err = nil, "cannot read the journal: " .. tostring(st.missing) end
+  if not st then return nil, err end
+  return st.list, st.bad, st.open
 end
 
 -- The journal read backwards (samples.lua; create_limit's count, ledger.lua):
