@@ -65,7 +65,7 @@ end
 function R:eval(name, keys, args)
   local st, err = self:_store()
   if not st then return nil, err end
-  return st:script("ledger_" .. name, keys, Queue.strings(args))
+  return st:script("ledger_" .. name, keys, args)
 end
 
 local function warn(self)
@@ -158,8 +158,7 @@ function R:forget_pending(lid)
     if p["local"] == lid then
       self:_abandoned(lid)
       local ok, ferr = self:flush()
-      if not ok then return nil, leases.message(ferr) end
-      return true
+      return ok, ferr and leases.message(ferr)
     end
   end
   return nil, string_format("no pending create %s in the store %s (`starvideos pending --store %s` lists them)",

@@ -124,12 +124,6 @@ function Q:flush(eval, warn)
   return true
 end
 
-function Q.strings(args)
-  local out = {}
-  for i, a in ipairs(args) do out[i] = tostring(a) end
-  return out
-end
-
 -- One turn: every record not sent yet sent on st (in order, on one
 -- connection: written in order), the answers there taken.  Whether none is left.
 function Q:pump(st, warn)
@@ -137,7 +131,7 @@ function Q:pump(st, warn)
   if self[1] and not self:down_now(core.now()) then
     for _, e in ipairs(self) do
       if not e.n then
-        local n, err = st:send_script("ledger_" .. e[1], e[2], Q.strings(e[3]))
+        local n, err = st:send_script("ledger_" .. e[1], e[2], e[3])
         if not n then self:failed(err); break end
         e.n, e.st = n, st
       end

@@ -58,7 +58,7 @@ local function hiredis_connect(cfg, timeout)
   end
   local conn, err = redis.connect(cfg.host, cfg.port, { timeout = timeout })
   if not conn then return nil, err end
-  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {} }, Hiredis)
+  local b = setmetatable({ name = "starvideos.redis", conn = conn, hello = {} }, Hiredis)
   for i, cmd in ipairs(hello(cfg)) do b.hello[i] = { cmd[1], assert(conn:send(unpack(cmd))) } end
   return b
 end
@@ -67,9 +67,7 @@ function Hiredis:send(args)
   return self.conn:send(unpack(args, 1, args.n))
 end
 
-function Hiredis:poll(wait)
-  return self.conn:poll(wait)
-end
+function Hiredis:poll(wait) return self.conn:poll(wait) end
 
 function Hiredis:waiting()
   return self.conn:pending() > 0
@@ -92,9 +90,7 @@ function Hiredis:reply(cn)
   return "ok", v
 end
 
-function Hiredis:close()
-  self.conn:close()
-end
+function Hiredis:close() self.conn:close() end
 
 -- resty.redis: one cosocket per command from nginx's keepalive pool (named by
 -- the database and a hash of the password, so that connections are not mixed);
@@ -108,7 +104,7 @@ local function cosocket_connect(cfg, timeout, ngx)
     if ok then
       return setmetatable({ name = name, redis = redis, cfg = cfg, timeout = timeout,
         pool = string_format("starvideos:%s:%d:%d:%s", cfg.host, cfg.port, cfg.db, ngx.md5(cfg.password or "")),
-        ms = math_floor(timeout * 1000 + 0.5), null = ngx.null }, Cosocket)
+        ms = math_floor(timeout * 1000 + 0.5) }, Cosocket)
     end
   end
   return nil, "neither resty.redis nor nginx.redis is installed (OpenResty has resty.redis; "
@@ -146,13 +142,9 @@ function Cosocket:send(args)
   return { "ok", res }
 end
 
-function Cosocket.poll()
-  return true
-end
+function Cosocket.poll() return true end
 
-function Cosocket.reply(_, answer)
-  return answer[1], answer[2]
-end
+function Cosocket.reply(_, answer) return answer[1], answer[2] end
 
 function Cosocket.close() end
 
@@ -207,33 +199,27 @@ function S:_backend()
   if self.ngx then b, err = cosocket_connect(self.cfg, self.timeout, self.ngx)
   else b, err = hiredis_connect(self.cfg, self.timeout) end
   self.b = b
-  if b then M.null, self.client = b.null, b.name end
+  if b then self.client = b.name end
   return b, err
 end
 
--- job.args sent (job.b, job.cn): true, or nil, msg.  A connection found broken
--- at send (Redis restarted while it was idle) is made again once: the command
--- was not sent.
-function S:_send(job)
-  local b, cn, err
+-- job.args sent to the backend (job.b, job.cn: what result(n) needs): n, or
+-- nil, err.  A connection found broken at send (Redis restarted while it was
+-- idle) is made again once: the command was not sent.
+function S:_queue(job)
+  local b, err
   for _ = 1, 2 do
     b, err = self:_backend()
-    if not b then return nil, err end
-    cn, err = b:send(job.args)
-    job.b, job.cn = b, cn
-    if cn then return true end
+    if not b then break end
+    job.b, job.cn, err = b, b:send(job.args)
+    if job.cn then
+      self.seq = self.seq + 1
+      self.jobs[self.seq] = job
+      return self.seq
+    end
     b.broken = true
   end
-  return nil, err
-end
-
--- A command to the backend: n, or nil, err.  job: what result(n) needs.
-function S:_queue(job)
-  local ok, err = self:_send(job)
-  if not ok then return nil, self:error(err) end
-  self.seq = self.seq + 1
-  self.jobs[self.seq] = job
-  return self.seq
+  return nil, self:error(err)
 end
 
 function S:send(...)
@@ -245,7 +231,7 @@ function S:send_script(name, keys, args)
   if not body then error("store:send_script: no script " .. tostring(name), 2) end
   local list = { "EVAL", body, tostring(#keys) }
   for _, k in ipairs(keys) do list[#list + 1] = k end
-  for _, a in ipairs(args) do list[#list + 1] = a end
+  for _, a in ipairs(args) do list[#list + 1] = tostring(a) end
   list.n = #list
   return self:_queue({ args = list })
 end

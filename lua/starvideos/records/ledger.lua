@@ -152,7 +152,7 @@ local function locked(self, rec, want)
   local lock, err = core.lock_journal(self.path, true)
   if not lock then return nil, err end
   local ok, done, werr = pcall(function()
-    local st = assert(follow(self))
+    local st = (want or limit) and assert(follow(self))
     if want then
       local task, kerr = ask_key(self, st, want)
       if task or kerr then return task, kerr end
@@ -185,13 +185,8 @@ function L:before_create(params, lid, out, want)
     ok, err = core.writable(self.path)
     if ok then rec.owner, rec.lease = self:owner(); ok, err = rec.owner ~= nil, rec.lease end
   end
-  if ok and (self.cfg.create_limit or want) then
-    ok, err = locked(self, rec, want)
-    if not ok and type(err) == "table" then return nil, err end
-    if type(ok) == "table" then return ok end
-  elseif ok then
-    ok, err = journal.append(self.path, rec, true)
-  end
+  if ok then ok, err = locked(self, rec, want) end
+  if type(ok) == "table" or type(err) == "table" then return ok, err end -- a task of the key, or a refusal
   if not ok then return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" }) end
   if lid then self.outs[lid] = rec end -- for the created record
   return true
