@@ -290,7 +290,7 @@ function R:owe(wid, task_id, body)
     self:_renewing()
   end
   return self:_record("owe", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" },
-    Ask.pairs_of({ wid = wid, task = task_id, body = body, owner = owner or "" }, wid, "", self.prefix))
+    Ask.pairs_of({ wid = wid, task = task_id, body = body, owner = owner or "" }, wid, "", self.prefix, "", "", ""))
 end
 
 function R:delivered(wid)
@@ -347,18 +347,8 @@ function R:pending()
   return v[1]
 end
 
--- The store's samples ({kind, model, {"took within", ...}} per kind) into s.
-local function teach(s, v)
-  for _, r in ipairs(type(v) == "table" and v or {}) do
-    local list = r[3]
-    for i = #list, 1, -1 do -- oldest first
-      local took, within = list[i]:match("^(%S+) ?(%S*)$")
-      if tonumber(took) then s:learn(r[1], r[2] ~= "" and r[2] or nil, tonumber(took), tonumber(within)) end
-    end
-  end
-end
-
--- Sent at the first turn, taken when there (without a loop: waited for).
+-- Sent at the first turn, taken when there (without a loop: waited for): the
+-- store's samples ({kind, model, {"took within", ...}} per kind) taught.
 function Reader:turn()
   local l = self.ledger
   local st = l:_store()
@@ -369,7 +359,13 @@ function Reader:turn()
   end
   st:step(0)
   if l.loop and not st:ready(self.n) then return false end
-  teach(l.schedule, (st:wait(self.n)))
+  local v = st:wait(self.n)
+  for _, r in ipairs(type(v) == "table" and v or {}) do
+    for i = #r[3], 1, -1 do -- oldest first
+      local took, within = r[3][i]:match("^(%S+) ?(%S*)$")
+      l.schedule:learn(r[1], r[2] ~= "" and r[2] or nil, tonumber(took), tonumber(within))
+    end
+  end
   return true
 end
 

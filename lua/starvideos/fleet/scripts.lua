@@ -31,15 +31,23 @@
 -- unfinished(), pending() and orphans() read the two sets, never every task.
 
 local Store = require "starvideos.fleet.store"
+local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)
 
 local SCRIPTS = {
-  -- KEYS a record, the set of its ids[, gone:<local>[, key:<hash>]]; ARGV its id, fresh ('1' or ''), P,
-  -- field, value, ...: the record written and its id added, unless its local was abandoned (0: a pending
-  -- script run late) or, with a key, the key names a create still pending ({'pending', local, time}) or
-  -- a task not failed ({'task', id, fp, body, bytes, model}).  pending and owe: the same, keyless
-  keyed = [[
+  -- KEYS a record, the set of its ids[, gone:<local>, owner:<id>, creates[, key:<hash>]]; ARGV its id,
+  -- fresh ('1' or ''), P, lease ms, count and per ('' none), field, value, ...  A create's asking
+  -- (fleet/ask.lua) in one round trip: its owner's lease renewed; nothing written (0) when the create
+  -- was abandoned (its script run late); create_limit's count ({'limited', seconds} when full); with
+  -- a key, what it names: a create still pending ({'pending', local, time}) or a task not failed
+  -- ({'task', id, fp, body, bytes, model}); else the record written.  pending and owe: the same, keyless
+  keyed = FleetBudget.CREATE .. [[
+if KEYS[4] then redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[4])) end
 if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-local ref = KEYS[4] and ARGV[2] ~= '1' and redis.call('GET', KEYS[4])
+if ARGV[5] ~= '' then
+  local wait = count_create(KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]))
+  if wait > 0 then return { 'limited', string.format('%.6f', wait) } end
+end
+local ref = KEYS[6] and ARGV[2] ~= '1' and redis.call('GET', KEYS[6])
 if ref and ref:sub(1, 1) == 'L' then
   local p = redis.call('HMGET', ARGV[3] .. 'pend:' .. ref:sub(2), 'local', 'time')
   if p[1] then return { 'pending', p[1], p[2] or '' } end
@@ -49,9 +57,9 @@ elseif ref then
     return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '' }
   end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('SADD', KEYS[2], ARGV[1])
-if KEYS[4] then redis.call('SET', KEYS[4], 'L' .. ARGV[1]) end
+if KEYS[6] then redis.call('SET', KEYS[6], 'L' .. ARGV[1]) end
 return 1
 ]],
   -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), field,

@@ -58,7 +58,7 @@ local function hiredis_connect(cfg, timeout)
   end
   local conn, err = redis.connect(cfg.host, cfg.port, { timeout = timeout })
   if not conn then return nil, err end
-  local b = setmetatable({ name = "starvideos.redis", conn = conn, hello = {} }, Hiredis)
+  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {} }, Hiredis)
   for i, cmd in ipairs(hello(cfg)) do b.hello[i] = { cmd[1], assert(conn:send(unpack(cmd))) } end
   return b
 end
@@ -104,7 +104,7 @@ local function cosocket_connect(cfg, timeout, ngx)
     if ok then
       return setmetatable({ name = name, redis = redis, cfg = cfg, timeout = timeout,
         pool = string_format("starvideos:%s:%d:%d:%s", cfg.host, cfg.port, cfg.db, ngx.md5(cfg.password or "")),
-        ms = math_floor(timeout * 1000 + 0.5) }, Cosocket)
+        ms = math_floor(timeout * 1000 + 0.5), null = ngx.null }, Cosocket)
     end
   end
   return nil, "neither resty.redis nor nginx.redis is installed (OpenResty has resty.redis; "
@@ -199,7 +199,7 @@ function S:_backend()
   if self.ngx then b, err = cosocket_connect(self.cfg, self.timeout, self.ngx)
   else b, err = hiredis_connect(self.cfg, self.timeout) end
   self.b = b
-  if b then self.client = b.name end
+  if b then M.null, self.client = b.null, b.name end
   return b, err
 end
 

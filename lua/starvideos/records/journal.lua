@@ -160,7 +160,7 @@ function J.read(path)
   return st.list, st.bad, st.open
 end
 
--- The journal read backwards (samples.lua; create_limit's count, ledger.lua):
+-- The journal read backwards (samples.lua):
 -- the lines of f's n bytes before pos, oldest first, the last ended by carry
 -- (the slice after's beginning); and, unless they start the file, what comes
 -- before their first newline (a line begun further back), the next carry.
