@@ -1,9 +1,7 @@
--- The key's budget in Redis, for every process and host of a store:
--- budget.lua's rules (the bucket, create_limit's count) run as scripts on the
--- server, on its clock (TIME), atomically.  A token is never waited for: the
--- asker is told to come back (loop:await_store) until the answer is there.
--- Redis failing: the host's dict, else the process's own bucket, stands in,
--- said once, Redis asked again AGAIN seconds later.
+-- The key's budget in Redis: budget.lua's rules run as scripts on the server's
+-- clock, atomically.  A token is never waited for: the asker comes back
+-- (loop:await_store) until the answer is there.  Redis failing: the host's
+-- dict, else the process's own bucket, stands in, said once, for AGAIN s.
 
 local Budget = require "starvideos.budget"
 local Store = require "starvideos.fleet.store"

@@ -1,9 +1,7 @@
--- Leases and claims on a store.  One owner id per process and store key,
--- shared by its ledgers of that key (let go when the last closes: its key
--- deleted), one per keeper; each a key `owner:<id>` with a PX expiry of the
--- lease, renewed every third of it.  A task whose owner's key is gone is an
--- orphan, claimed by a keeper in one script (fleet/scripts.lua).  The
--- functions are handed the ledger (fleet/ledger.lua) whose store and key they use.
+-- Leases and claims on a store: an owner id per process and key (its ledgers'
+-- until the last closes) and per keeper, each a key `owner:<id>` expiring
+-- after the lease, renewed every third of it.  A task whose owner's key is
+-- gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua).
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (part_of)
@@ -28,12 +26,14 @@ function M.hold(key) return records_leases.hold(key, new) end
 -- One user fewer: whether it was the last (its key is then the caller's to delete).
 Lease.release = records_leases.release
 
-local function set(ledger, id)
-  return ledger:eval("lease", { ledger.prefix .. "owner:" .. id }, { ledger.lease_ms })
+function M.send(st, ledger, id)
+  return st:send("SET", ledger.prefix .. "owner:" .. id, "1", "PX", tostring(ledger.lease_ms))
 end
 
-function M.send(st, ledger, id)
-  return st:send_script("ledger_lease", { ledger.prefix .. "owner:" .. id }, { tostring(ledger.lease_ms) })
+local function set(ledger, id)
+  local st, err = ledger:_store()
+  if not st then return nil, err end
+  return st:wait(M.send(st, ledger, id))
 end
 
 -- Renewed now (force), or when a third of it passed: true, or nil, err.

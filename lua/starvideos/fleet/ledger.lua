@@ -1,12 +1,9 @@
--- The ledger on a store (fleet/store.lua: Redis), for a fleet: the interface
--- of records/ledger.lua (docs/architecture.md lists it; docs/keep-and-fleet.md
--- says what Redis failing does).  Its records are fleet/scripts.lua's, written
--- in order through fleet/queue.lua; its leases and claims fleet/leases.lua's.
---
---   R.new(store_or_url, cfg[, loop[, budget]]) -> ledger: a store (store.new:
---   not connected yet) or its URL (opened at the first need).  With a loop,
---   nothing a job calls waits, so no frame is blocked outside nginx; without
---   (the CLI, a keep's reads), every call waits.
+-- The ledger on a store (Redis), records/ledger.lua's interface: its records
+-- fleet/scripts.lua's, written in order through fleet/queue.lua; its leases
+-- and claims fleet/leases.lua's (docs/keep-and-fleet.md).
+--   R.new(store_or_url, cfg[, loop[, budget]]): a store not connected yet, or
+--   its URL.  With a loop nothing a job calls waits; without (the CLI, a
+--   keep's reads), every call waits.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -165,7 +162,6 @@ function R:forget_pending(lid)
     tostring(lid), self.where, self.where)
 end
 
--- The records queued stay queued (written).
 function R:forget(lid, id)
   local ask = lid and self.asks[lid]
   if ask then ask:drop(); self.asks[lid] = nil end

@@ -1,9 +1,7 @@
--- The records of a ledger on a store (fleet/ledger.lua) that wait to be
--- written, in order, kept in memory while Redis fails.  Outside nginx the
--- queue is the process's, one per store and key, shared by its ledgers; inside
--- nginx each client's ledger has its own (its store's commands run on its
--- request's cosockets), and what a closed one left goes to the worker's.
--- Whether the store is down is the process's for the store and key (q.link).
+-- The records of a store's ledger waiting to be written, in order, kept in
+-- memory while Redis fails: the process's queue per store and key; inside
+-- nginx a client's own (its commands run on its request's cosockets), left to
+-- the worker's when it closes.  Whether the store is down: q.link, the process's.
 
 local core = require "starvideos.core"
 

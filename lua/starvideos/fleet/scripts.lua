@@ -176,9 +176,6 @@ for i = 1, #kinds, 2 do
 end
 return out
 ]],
-  lease = [[
-return redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))
-]],
   -- KEYS owed; ARGV P, keeper id: every owed event whose owner's lease is gone,
   -- claimed for the keeper in the same script (two keepers never take one).
   owed_orphans = [[
