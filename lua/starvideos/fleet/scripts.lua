@@ -1,34 +1,24 @@
 -- The scripts of the ledger on a store (fleet/ledger.lua), so each change is
 -- atomic.  `P` (an ARGV) is the key's prefix, for the keys named by a task or a kind.
 --
--- Keys (KEY: a hash of base_url and of a hash of the API key, budget.lua's
--- b.hash; every key in one hash slot, "starvideos:{KEY}:"):
---   task:<id>       hash: id, model, duration, resolution, kind, out, owner,
---                   prompt_hash, prompt (its first 80 characters), time (of the
---                   create), uncertain, status, error (a failed one's), path and
---                   bytes (downloaded), part and part_dest (a .part left for
---                   part_dest); settled (downloaded or failed) ones expire after
---                   RETAIN seconds
---   unfinished      set of the ids created and neither downloaded nor failed
---   tasks           sorted set of every id created, in the order of their created
---                   records (scored by tasks:seq, a counter; client:tasks: an id
---                   whose record expired leaves it when listed)
---   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt: a
---                   create sent whose answer did not come yet
---   pending         set of those locals
---   gone:<local>    a create abandoned (never sent): its pending script, run
---                   late (sent before a timeout), writes nothing; RETAIN s
+-- Keys, all under "starvideos:{KEY}:" (KEY: budget.lua's b.hash; one hash slot):
+--   task:<id>       hash: id, model, duration, resolution, kind, out, owner, prompt_hash,
+--                   prompt (its head), time, uncertain, status, error, path and bytes
+--                   (downloaded), part and part_dest; a settled one expires after RETAIN s
+--   unfinished      set of the ids neither downloaded nor failed
+--   tasks           sorted set of every id created, by tasks:seq (an expired one leaves
+--                   it when listed)
+--   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt, key, fp,
+--                   body: a create sent whose answer did not come yet; pending: their set
+--   gone:<local>    a create abandoned: its pending script, run late, writes nothing
 --   owner:<id>      a lease: present while its owner renews it (PX lease)
---   samples:<kind>  list of "took within", newest first, at most SAMPLES
---   kinds           hash kind -> model: the kinds with samples
+--   samples:<kind>  list of "took within", newest first, at most SAMPLES; kinds: kind -> model
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
---   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent,
---                   "T<id>" its task (which holds key, fp, body, bytes)
+--   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
--- A created record moves the local from pending to the task and the
--- unfinished set at once; a claim (orphans) checks the owner's lease is gone
--- and sets the claimer in one script, so two keepers never take one task.
--- unfinished(), pending() and orphans() read the two sets, never every task.
+-- A created record moves the local from pending to the task at once; a claim
+-- checks the owner's lease is gone and sets the claimer in one script, so two
+-- keepers never take one task.  Reads go through the sets, never every task.
 
 local Store = require "starvideos.fleet.store"
 local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)

@@ -76,28 +76,26 @@ local function take(st, line)
       st.by_id[rec.id] = t
       st.list[#st.list + 1] = t
     end
-    if rec.event == "created" then
+    local ev = rec.event
+    local sample = ev == "sample" -- a settled task, compacted: its created, status and downloaded in one
+    if ev == "created" or sample then
       t.model, t.prompt, t.created = rec.model, rec.prompt, rec.time
       t.duration, t.resolution = rec.duration, rec.resolution
+      keyed(st, rec, t)
+    end
+    if ev == "created" then
       t.status = t.status or "queued"
       t.owner, t.lease = owner, lease
       if type(rec.out) == "string" then t.out = rec.out end
-      keyed(st, rec, t)
-    elseif rec.event == "claim" then -- a keeper carries it from here
+    elseif ev == "claim" then -- a keeper carries it from here
       t.owner, t.lease = owner, lease
-    elseif rec.event == "status" and type(rec.status) == "string" then
+    elseif (ev == "status" or sample) and type(rec.status) == "string" then
       t.status, t.error = rec.status, rec.error
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
-    elseif rec.event == "downloaded" and type(rec.path) == "string" then
-      t.path, t.bytes = rec.path, rec.bytes
-    elseif rec.event == "part" and type(rec.path) == "string" then
+    elseif ev == "part" and type(rec.path) == "string" then
       t.part = rec.path
-    elseif rec.event == "sample" then -- a settled task, compacted
-      t.model, t.created, t.duration, t.resolution = rec.model, rec.time, rec.duration, rec.resolution
-      t.status, t.took, t.within = rec.status, rec.took, rec.within
-      if type(rec.path) == "string" then t.path, t.bytes = rec.path, rec.bytes end
-      keyed(st, rec, t)
     end
+    if (ev == "downloaded" or sample) and type(rec.path) == "string" then t.path, t.bytes = rec.path, rec.bytes end
   end
   return rec
 end
