@@ -27,7 +27,6 @@ function A.pairs_of(rec, ...)
   return list
 end
 
--- want: a keyed create's (job.lua): key, fp, body, out, fresh.
 function A.new(ledger, params, lid, out, want)
   return setmetatable({ ledger = ledger, params = params, lid = lid, out = out, want = want, st = false }, A)
 end

@@ -217,8 +217,7 @@ function R:_ask(params, lid, out, want)
   return true
 end
 
--- want (a keyed job's): key, fp, body, out, fresh.  true (send it), a task of
--- the key to follow instead, or nil, err.
+-- As records/ledger.lua's (without a loop: waited for).
 function R:before_create(params, lid, out, want)
   lid = lid or core.random_id()
   while true do
