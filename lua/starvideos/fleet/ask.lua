@@ -79,9 +79,10 @@ end
 -- turn), or nil, err (err.kind: the refusal is whole, no suffix to add);
 -- sent on st under lease when not sent yet.
 function A:step(st, lease)
-  if not self.st then
+  if not self.st then -- answered at a later step at the earliest: the ask is in flight until then
     local err = send(self, st, lease)
     if err then return nil, err end
+    return false
   end
   st = self.st
   st:step(0)
