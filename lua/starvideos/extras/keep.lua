@@ -33,12 +33,6 @@ local function result(j, saved_to)
   return { task = j.task, err = j.err, path = j.path, saved_to = saved_to }
 end
 
--- dir checked as generate checks out, before anything is asked: nil, or the error.
-local function bad_dir(opts)
-  local ok, err = Download.check_dir(opts.dir or ".", "dir")
-  if not ok then return err end
-end
-
 local function orphan_pending(p, ledger)
   local records = ledger.where and "--store " .. ledger.where or "--journal " .. tostring(ledger.path)
   return { err = new_error("io", string_format("create %s (%s, sent at %s UTC) may have been paid for: its answer "
@@ -49,8 +43,8 @@ end
 
 function K.resume(ctx, opts)
   local ledger, cfg = ctx.ledger, ctx.cfg
-  local derr = bad_dir(opts)
-  if derr then return nil, derr end
+  local dir_ok, derr = Download.check_dir(opts.dir or ".", "dir") -- as generate checks out, before anything is asked
+  if not dir_ok then return nil, derr end
   local list, err = ledger:unfinished()
   if not list then return nil, new_error("io", err, { field = ledger.field }) end
   local dir, jobs, saved_to = opts.dir or ".", {}, {}
@@ -116,8 +110,8 @@ end
 -- with once, until what the first whole look claimed is done.
 function K.run(ctx, opts, alive)
   local ledger, cfg, loop = ctx.ledger, ctx.cfg, ctx.loop
-  local derr = bad_dir(opts)
-  if derr then return nil, derr end
+  local dir_ok, derr = Download.check_dir(opts.dir or ".", "dir")
+  if not dir_ok then return nil, derr end
   if opts.notify then -- keep's own webhook: its jobs and the owed events it sends go there
     cfg = setmetatable({ notify = config.notify_copy(opts.notify) }, { __index = cfg })
     ctx = { loop = loop, budget = ctx.budget, ledger = ledger, cfg = cfg }

@@ -39,6 +39,7 @@ function D:headers()
 end
 
 local function tell(self, outcome, err)
+  self.outcome = outcome
   local on_event = self.ctx.cfg.on_event
   if on_event then
     on_event { type = "delivery", id = self.task, webhook_id = self.wid, outcome = outcome, url = self.where,
@@ -54,14 +55,12 @@ function D:advance()
   local err = req.err
   self.ended = now()
   if not err then
-    self.outcome, self.status = "delivered", req.task -- (a webhook's task: the receiver's status)
+    self.status = req.task -- (a webhook's task: the receiver's status)
     self.ctx.ledger:delivered(self.wid)
     return tell(self, "delivered")
   end
-  if err.transient then self.outcome = "owed"; return tell(self, "owed", err) end -- keep sends it again
-  self.outcome = "refused"
-  self.ctx.ledger:delivered(self.wid, err.status or 0)
-  tell(self, "refused", err)
+  if not err.transient then self.ctx.ledger:delivered(self.wid, err.status or 0) end -- (owed: keep sends it again)
+  tell(self, err.transient and "owed" or "refused", err)
 end
 
 function D:cancel()

@@ -241,7 +241,6 @@ function S:plan(kind, model)
       return p.plan
     end
   end
-  return nil
 end
 
 -- Seconds until the next poll of a task `age` seconds old polled just now.

@@ -1,17 +1,15 @@
 -- One create's asking of the store before it is sent (fleet/ledger.lua's
--- before_create): the lease and create_limit's count in one round trip (and,
--- once per store in a process, whether Redis syncs every write), then the
--- pending record.  Never waited for: ask:step() answers false until Redis
--- has, and the job asks again on a later turn.
+-- before_create): the lease, create_limit's count and the pending record in
+-- one round trip (and, once per store in a process, whether Redis syncs every
+-- write).  Never waited for: ask:step() answers false until Redis has, and the
+-- job asks again on a later turn.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
-local FleetBudget = require "starvideos.fleet.budget"
-local leases = require "starvideos.fleet.leases"
 local journal = require "starvideos.records.journal" -- (head)
 
-local type, ipairs, pairs, tostring, setmetatable, string_format, os_time, math_floor, table_insert =
-  type, ipairs, pairs, tostring, setmetatable, string.format, os.time, math.floor, table.insert
+local type, ipairs, pairs, tostring, tonumber, setmetatable, string_format, os_time, math_floor =
+  type, ipairs, pairs, tostring, tonumber, setmetatable, string.format, os.time, math.floor
 local new_error = errors.new_error
 
 local A = {}
@@ -19,9 +17,9 @@ A.__index = A
 
 local fsync_asked = {} -- where -> true: asked once per store in a process
 
--- A record's fields as the scripts take them: field, value, ...
-function A.pairs_of(rec)
-  local list = {}
+-- The scripts' ARGV: ..., then rec's fields as field, value, ...
+function A.pairs_of(rec, ...)
+  local list = { ... }
   for k, v in pairs(rec) do
     list[#list + 1] = k
     list[#list + 1] = type(v) == "number" and string_format("%.17g", v) or tostring(v)
@@ -29,14 +27,13 @@ function A.pairs_of(rec)
   return list
 end
 
--- want: a keyed create's (job.lua): key, fp, body, out, fresh.
 function A.new(ledger, params, lid, out, want)
   return setmetatable({ ledger = ledger, params = params, lid = lid, out = out, want = want, st = false }, A)
 end
 
 -- The answers nobody will read dropped (refused, or its job cancelled).
 function A:drop()
-  for _, k in ipairs { "lease", "limit", "fsync", "pend" } do
+  for _, k in ipairs { "fsync", "pend" } do
     if self[k] then self.st:forget(self[k]); self[k] = nil end
   end
 end
@@ -55,80 +52,52 @@ local function fsync_answer(self)
     mode and tostring(mode) or "unknown (CONFIG GET refused: " .. tostring(err and err.message or v) .. ")") })
 end
 
--- The first round trip sent: nil, or what refused it.
-local function send_first(self, st, lease)
-  local l, lim = self.ledger, self.ledger.cfg.create_limit
-  local err
+-- The ask sent (fleet/scripts.lua's keyed): nil, or what refused it.
+local function send(self, st, lease)
+  local l, lim, p, want = self.ledger, self.ledger.cfg.create_limit, self.params, self.want or {}
+  local pre, lid = l.prefix, self.lid
   self.st, self.lease_obj = st, lease
-  self.lease, err = leases.send(st, l, lease.id)
-  if not self.lease then return err end
-  if lim then
-    self.limit, err = FleetBudget.send_create(st, l.hash, lim)
-    if not self.limit then return err end
-  end
   if not fsync_asked[l.where] then
     fsync_asked[l.where] = true
     self.fsync = st:send("CONFIG", "GET", "appendfsync")
   end
-end
-
--- The first answers taken, the pending record sent: false (not yet), true,
--- or nil, err (err.kind: the refusal is whole, no suffix to add).
-local function send_pending(self)
-  local l, st, lim = self.ledger, self.st, self.ledger.cfg.create_limit
-  for _, k in ipairs { "lease", "limit", "fsync" } do
-    if self[k] and not st:ready(self[k]) then return false end
-  end
-  if self.fsync then fsync_answer(self) end
-  local leased, err = st:result(self.lease)
-  self.lease = nil
-  if leased == nil then return nil, err end
-  self.lease_obj.renewed = core.now() -- Redis set it: this round trip took it along
-  if self.limit then
-    local wait, werr = FleetBudget.seconds(st, self.limit)
-    self.limit = nil
-    if wait == nil then return nil, werr end
-    if wait > 0 then
-      return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s "
-        .. "(at most %d, counted in the store %s): the next create is allowed in %d s", lim.count, lim.per,
-        lim.count, l.where, math_floor(wait + 0.999)), { field = "create_limit", retry_after = wait })
-    end
-  end
-  local p, want = self.params, self.want or {}
-  local args = A.pairs_of { ["local"] = self.lid, model = p.model, owner = self.lease_obj.id, out = self.out,
-    time = os_time(), prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil,
-    prompt = journal.head(p.prompt), key = want.key, fp = want.fp, body = want.body }
-  local keys = { l.prefix .. "pend:" .. self.lid, l.prefix .. "pending", l.prefix .. "gone:" .. self.lid }
-  table_insert(args, 1, self.lid)
-  if self.want then -- the key asked in the same script that writes the record
-    table_insert(args, 2, want.fresh and "1" or "")
-    table_insert(args, 3, l.prefix)
-    keys[4] = l.prefix .. "key:" .. core.hash(want.key)
-  end
-  self.pend, err = st:send_script(self.want and "ledger_keyed" or "ledger_pending", keys, args)
-  if not self.pend then return nil, err end
+  local args = A.pairs_of({ ["local"] = lid, model = p.model, owner = lease.id, out = self.out, time = os_time(),
+    prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil, prompt = journal.head(p.prompt),
+    key = want.key, fp = want.fp, body = want.body }, lid, want.fresh and "1" or "", pre, l.lease_ms,
+    lim and math_floor(lim.count) or "", lim and string_format("%.17g", lim.per) or "")
+  local err
+  self.pend, err = st:send_script(self.want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
+    pre .. "pending", pre .. "gone:" .. lid, pre .. "owner:" .. lease.id, pre .. "creates",
+    want.key and pre .. "key:" .. core.hash(want.key) }, args)
+  if not self.pend then return err end
   self.pend_sent = true -- Redis may run it, late, whatever happens next
   st:step(0)
-  return true
 end
 
 -- One step: true (the pending record is written, or for a keyed create the
 -- store's word on its key in self.verdict), false (ask again on a later
--- turn), or nil, err; start(st, lease) when not started yet.
+-- turn), or nil, err (err.kind: the refusal is whole, no suffix to add);
+-- sent on st under lease when not sent yet.
 function A:step(st, lease)
-  if not self.st then
-    local err = send_first(self, st, lease)
+  if not self.st then -- answered at a later step at the earliest: the ask is in flight until then
+    local err = send(self, st, lease)
     if err then return nil, err end
+    return false
   end
-  self.st:step(0)
-  if not self.pend then
-    local ok, err = send_pending(self)
-    if not ok then return ok, err end
-  end
-  if not self.st:ready(self.pend) then return false end
-  local done, err = self.st:result(self.pend)
+  st = self.st
+  st:step(0)
+  if self.fsync and st:ready(self.fsync) then fsync_answer(self) end
+  if self.fsync or not st:ready(self.pend) then return false end
+  local done, err = st:result(self.pend)
   self.pend = nil
   if done == nil then return nil, err end
+  self.lease_obj.renewed = core.now() -- Redis set it: this round trip took it along
+  if type(done) == "table" and done[1] == "limited" then
+    local l, lim, wait = self.ledger, self.ledger.cfg.create_limit, tonumber(done[2])
+    return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s "
+      .. "(at most %d, counted in the store %s): the next create is allowed in %d s", lim.count, lim.per,
+      lim.count, l.where, math_floor(wait + 0.999)), { field = "create_limit", retry_after = wait })
+  end
   if type(done) == "table" then self.verdict = done end
   return true
 end

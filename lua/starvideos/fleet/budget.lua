@@ -1,15 +1,13 @@
--- The key's budget in Redis, for every process and host of a store:
--- budget.lua's rules (the bucket, create_limit's count) run as scripts on the
--- server, on its clock (TIME), atomically.  A token is never waited for: the
--- asker is told to come back (loop:await_store) until the answer is there.
--- Redis failing: the host's dict, else the process's own bucket, stands in,
--- said once, Redis asked again AGAIN seconds later.
+-- The key's budget in Redis: budget.lua's rules run as scripts on the server's
+-- clock, atomically.  A token is never waited for: the asker comes back
+-- (loop:await_store) until the answer is there.  Redis failing: the host's
+-- dict, else the process's own bucket, stands in, said once, for AGAIN s.
 
 local Budget = require "starvideos.budget"
 local Store = require "starvideos.fleet.store"
 
-local setmetatable, pairs, type, tostring, tonumber, string_format, math_floor =
-  setmetatable, pairs, type, tostring, tonumber, string.format, math.floor
+local setmetatable, pairs, type, tostring, tonumber, string_format =
+  setmetatable, pairs, type, tostring, tonumber, string.format
 
 local F = {}
 F.__index = F
@@ -31,22 +29,27 @@ if wait == 0 then
 end
 return string.format('%.6f', wait)
 ]],
-  -- KEYS[1] the key's creates (a sorted set of times); ARGV[1] count, ARGV[2] per
-  create = HEAD .. [[
-local count, per = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.6f', now - per))
-local times = {}
-for i, v in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '-inf', 'WITHSCORES', 'LIMIT', 0, count)) do
-  if i % 2 == 0 then times[#times + 1] = tonumber(v) end
-end
-local wait = limit(times, now, count, per)
-if wait == 0 then
-  redis.call('ZADD', KEYS[1], string.format('%.6f', now), string.format('%.6f-%d', now, #times))
-  redis.call('PEXPIRE', KEYS[1], math.ceil(per * 1000) + 1000)
-end
-return string.format('%.6f', wait)
-]],
 }
+-- create_limit's count on `key` (the key's creates, a sorted set of times): 0
+-- (the create counted) or the seconds to wait; fleet/scripts.lua's keyed too.
+F.CREATE = HEAD .. [[
+local function count_create(key, count, per)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.6f', now - per))
+  local times = {}
+  for i, v in ipairs(redis.call('ZREVRANGEBYSCORE', key, '+inf', '-inf', 'WITHSCORES', 'LIMIT', 0, count)) do
+    if i % 2 == 0 then times[#times + 1] = tonumber(v) end
+  end
+  local wait = limit(times, now, count, per)
+  if wait == 0 then
+    redis.call('ZADD', key, string.format('%.6f', now), string.format('%.6f-%d', now, #times))
+    redis.call('PEXPIRE', key, math.ceil(per * 1000) + 1000)
+  end
+  return wait
+end
+]]
+-- KEYS[1] the key's creates; ARGV[1] count, ARGV[2] per
+F.SCRIPTS.create = F.CREATE
+  .. "return string.format('%.6f', count_create(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])))"
 
 for name, body in pairs(F.SCRIPTS) do Store.define("budget_" .. name, body) end
 
@@ -104,12 +107,6 @@ function F:take(t, obj)
   if not sent then return failed(self, t, err) end
   self.n = sent
   return self.loop:await_store(obj, t)
-end
-
--- create_limit's count, sent: n (F.seconds(store, n) once ready), or nil, err.
-function F.send_create(store, key_hash, lim)
-  return store:send_script("budget_create", { F.key(key_hash, "creates") },
-    { string_format("%d", math_floor(lim.count)), string_format("%.17g", lim.per) })
 end
 
 return F

@@ -1,9 +1,7 @@
--- Leases and claims on a store.  One owner id per process and store key,
--- shared by its ledgers of that key (let go when the last closes: its key
--- deleted), one per keeper; each a key `owner:<id>` with a PX expiry of the
--- lease, renewed every third of it.  A task whose owner's key is gone is an
--- orphan, claimed by a keeper in one script (fleet/scripts.lua).  The
--- functions are handed the ledger (fleet/ledger.lua) whose store and key they use.
+-- Leases and claims on a store: an owner id per process and key (its ledgers'
+-- until the last closes) and per keeper, each a key `owner:<id>` expiring
+-- after the lease, renewed every third of it.  A task whose owner's key is
+-- gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua).
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (part_of)
@@ -28,12 +26,14 @@ function M.hold(key) return records_leases.hold(key, new) end
 -- One user fewer: whether it was the last (its key is then the caller's to delete).
 Lease.release = records_leases.release
 
-local function set(ledger, id)
-  return ledger:eval("lease", { ledger.prefix .. "owner:" .. id }, { ledger.lease_ms })
+function M.send(st, ledger, id)
+  return st:send("SET", ledger.prefix .. "owner:" .. id, "1", "PX", tostring(ledger.lease_ms))
 end
 
-function M.send(st, ledger, id)
-  return st:send_script("ledger_lease", { ledger.prefix .. "owner:" .. id }, { tostring(ledger.lease_ms) })
+local function set(ledger, id)
+  local st, err = ledger:_store()
+  if not st then return nil, err end
+  return st:wait(M.send(st, ledger, id))
 end
 
 -- Renewed now (force), or when a third of it passed: true, or nil, err.
@@ -99,10 +99,13 @@ end
 
 local function nonempty(v) if v ~= "" then return v end end
 
--- A pending create as the scripts list it.
-function M.pending_entry(r)
-  return { ["local"] = r[1], model = nonempty(r[2]), time = tonumber(r[3]), prompt_hash = nonempty(r[4]),
-    owner = nonempty(r[5]), out = nonempty(r[6]) }
+-- A record (a task or a pending create) as the scripts list it, flat: a
+-- table, its time a number.
+function M.record(r)
+  local h = {}
+  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
+  h.time = tonumber(h.time)
+  return h
 end
 
 -- Claims for keeper k every unfinished task whose owner's lease is gone, and
@@ -126,9 +129,10 @@ function M.orphans(ledger, k)
       from = nonempty(r[5]) }
   end
   for _, r in ipairs(v[2]) do
-    if not k.told[r[1]] then
-      k.told[r[1]] = true
-      pendings[#pendings + 1] = M.pending_entry(r)
+    local p = M.record(r)
+    if not k.told[p["local"]] then
+      k.told[p["local"]] = true
+      pendings[#pendings + 1] = p
     end
   end
   return tasks, pendings, false

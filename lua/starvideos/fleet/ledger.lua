@@ -1,12 +1,9 @@
--- The ledger on a store (fleet/store.lua: Redis), for a fleet: the interface
--- of records/ledger.lua (docs/architecture.md lists it; docs/keep-and-fleet.md
--- says what Redis failing does).  Its records are fleet/scripts.lua's, written
--- in order through fleet/queue.lua; its leases and claims fleet/leases.lua's.
---
---   R.new(store_or_url, cfg[, loop[, budget]]) -> ledger: a store (store.new:
---   not connected yet) or its URL (opened at the first need).  With a loop,
---   nothing a job calls waits, so no frame is blocked outside nginx; without
---   (the CLI, a keep's reads), every call waits.
+-- The ledger on a store (Redis), records/ledger.lua's interface: its records
+-- fleet/scripts.lua's, written in order through fleet/queue.lua; its leases
+-- and claims fleet/leases.lua's (docs/keep-and-fleet.md).
+--   R.new(store_or_url, cfg[, loop[, budget]]): a store not connected yet, or
+--   its URL.  With a loop nothing a job calls waits; without (the CLI, a
+--   keep's reads), every call waits.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -17,12 +14,12 @@ local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
 local journal = require "starvideos.records.journal" -- (part_of, size)
-local Records = require "starvideos.records.ledger" -- (key_answer: one rule for a key, journal or store)
+local Records = require "starvideos.records.ledger" -- (key_answer, create_failed: one rule, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
   type, ipairs, tonumber, setmetatable, require, string.format, math.floor, os.time
-local table_insert, table_sort = table.insert, table.sort
+local table_sort = table.sort
 local new_error = errors.new_error
 
 local R = {}
@@ -65,7 +62,7 @@ end
 function R:eval(name, keys, args)
   local st, err = self:_store()
   if not st then return nil, err end
-  return st:script("ledger_" .. name, keys, Queue.strings(args))
+  return st:script("ledger_" .. name, keys, args)
 end
 
 local function warn(self)
@@ -158,15 +155,13 @@ function R:forget_pending(lid)
     if p["local"] == lid then
       self:_abandoned(lid)
       local ok, ferr = self:flush()
-      if not ok then return nil, leases.message(ferr) end
-      return true
+      return ok, ferr and leases.message(ferr)
     end
   end
   return nil, string_format("no pending create %s in the store %s (`starvideos pending --store %s` lists them)",
     tostring(lid), self.where, self.where)
 end
 
--- The records queued stay queued (written).
 function R:forget(lid, id)
   local ask = lid and self.asks[lid]
   if ask then ask:drop(); self.asks[lid] = nil end
@@ -222,8 +217,7 @@ function R:_ask(params, lid, out, want)
   return true
 end
 
--- want (a keyed job's): key, fp, body, out, fresh.  true (send it), a task of
--- the key to follow instead, or nil, err.
+-- As records/ledger.lua's (without a loop: waited for).
 function R:before_create(params, lid, out, want)
   lid = lid or core.random_id()
   while true do
@@ -238,13 +232,12 @@ function R:_created(id, params, lid, p, uncertain)
   local owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
   local want = p and p.want or {}
   local key_hash = want.key and core.hash(want.key)
-  local args = Ask.pairs_of { id = id, model = params.model, duration = params.duration,
+  local args = Ask.pairs_of({ id = id, model = params.model, duration = params.duration,
     resolution = params.resolution, kind = Job.kind_of(params.model, params.duration, params.resolution),
     out = p and p.out or nil, owner = owner, uncertain = uncertain and "1" or nil, time = os_time(),
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
-    prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body }
-  table_insert(args, 1, lid or "")
-  table_insert(args, 1, id)
+    prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body },
+    id, lid or "")
   return self:_record("created", { self.prefix .. "task:" .. id, self.prefix .. "unfinished",
     self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending", self.prefix .. "tasks",
     key_hash and self.prefix .. "key:" .. key_hash }, args)
@@ -254,9 +247,7 @@ end
 function R:created(task, params, lid)
   local e = self.held[task.id]
   if not e then
-    local p = lid and self.outs[lid]
-    if lid then self.outs[lid] = nil end
-    e = self:_created(task.id, params, lid, p)
+    e = self:_created(task.id, params, lid, Records.taken(self, lid))
     if not self.loop then return true end
     self.held[task.id] = e
   end
@@ -264,17 +255,7 @@ function R:created(task, params, lid)
   return false
 end
 
-function R:create_failed(err, params, lid)
-  local p = lid and self.outs[lid]
-  if lid then self.outs[lid] = nil end
-  if err.created and err.id then
-    self:_created(err.id, params, lid, p, true)
-  elseif not err.maybe_created then
-    if lid then self:_abandoned(lid) end
-  else
-    err.pending = lid
-  end
-end
+R.create_failed = Records.create_failed
 
 local function num(v)
   if v == nil then return "" end
@@ -304,75 +285,65 @@ function R:owe(wid, task_id, body)
     self:_renewing()
   end
   return self:_record("owe", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" },
-    { wid, task_id, body, owner or "" })
+    Ask.pairs_of({ wid = wid, task = task_id, body = body, owner = owner or "" }, wid, "", self.prefix, "", "", ""))
 end
 
 function R:delivered(wid)
   self:_record("delivered", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" }, { wid })
 end
 
--- A read of one of the key's sets (after the queued records): its rows mapped by f.
-function R:_read(name, set, f)
+-- The key's sets read (after the queued records): per set, its records
+-- (leases.record), or nil, err.
+function R:_records(...)
   self:flush()
-  local v, err = self:eval(name, { self.prefix .. set }, { self.prefix })
+  local keys, args = {}, { self.prefix }
+  for i, set in ipairs { ... } do
+    keys[i], args[i + 1] = self.prefix .. set, set == "pending" and "pend:" or "task:"
+  end
+  local v, err = self:eval("records", keys, args)
   if v == nil then return nil, leases.message(err) end
-  local out = {}
-  for i, r in ipairs(v) do out[i] = f(r) end
-  return out
+  for _, rows in ipairs(v) do
+    for i, r in ipairs(rows) do rows[i] = leases.record(r) end
+  end
+  return v
 end
 
 function R:unfinished()
-  return self:_read("unfinished", "unfinished", function(r)
-    return { id = r[1], model = r[2] ~= "" and r[2] or nil, out = r[4] ~= "" and r[4] or nil,
-      part = journal.part_of(r[3]) }
-  end)
-end
-
--- A flat HGETALL answer as a table.
-local function fields(r)
-  local h = {}
-  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
-  return h
+  local v, err = self:_records("unfinished")
+  if not v then return nil, err end
+  local out = {}
+  for i, h in ipairs(v[1]) do
+    out[i] = { id = h.id, model = h.model, out = h.out, part = journal.part_of(h.part_dest) }
+  end
+  return out
 end
 
 -- Every task of the store's list (its settled ones for RETAIN seconds) and
 -- its pending creates, as journal.tasks lists a journal's; or nil, err.
 function R:tasks()
-  self:flush()
-  local v, err = self:eval("tasks", { self.prefix .. "tasks", self.prefix .. "pending" }, { self.prefix })
-  if v == nil then return nil, leases.message(err) end
+  local v, err = self:_records("tasks", "pending")
+  if not v then return nil, err end
   local list = {}
-  for _, r in ipairs(v[1]) do
-    local h = fields(r)
-    h.created, h.bytes, h.status = tonumber(h.time), tonumber(h.bytes), h.status or "queued"
+  for _, h in ipairs(v[1]) do
+    h.created, h.bytes, h.status = h.time, tonumber(h.bytes), h.status or "queued"
     list[#list + 1] = journal.entry(h)
   end
-  for _, r in ipairs(v[2]) do
-    local h = fields(r)
-    list[#list + 1] = { ["local"] = h["local"], key = h.key, out = h.out, model = h.model,
-      created_at = tonumber(h.time), prompt = h.prompt, state = "pending" }
+  for _, h in ipairs(v[2]) do
+    list[#list + 1] = { ["local"] = h["local"], key = h.key, out = h.out, model = h.model, created_at = h.time,
+      prompt = h.prompt, state = "pending" }
   end
   return journal.sorted(list)
 end
 
 function R:pending()
-  local out, err = self:_read("pending_list", "pending", leases.pending_entry)
-  if out then table_sort(out, function(a, b) return (a.time or 0) < (b.time or 0) end) end
-  return out, err
+  local v, err = self:_records("pending")
+  if not v then return nil, err end
+  table_sort(v[1], function(a, b) return (a.time or 0) < (b.time or 0) end)
+  return v[1]
 end
 
--- The store's samples ({kind, model, {"took within", ...}} per kind) into s.
-local function teach(s, v)
-  for _, r in ipairs(type(v) == "table" and v or {}) do
-    local list = r[3]
-    for i = #list, 1, -1 do -- oldest first
-      local took, within = list[i]:match("^(%S+) ?(%S*)$")
-      if tonumber(took) then s:learn(r[1], r[2] ~= "" and r[2] or nil, tonumber(took), tonumber(within)) end
-    end
-  end
-end
-
--- Sent at the first turn, taken when there (without a loop: waited for).
+-- Sent at the first turn, taken when there (without a loop: waited for): the
+-- store's samples ({kind, model, {"took within", ...}} per kind) taught.
 function Reader:turn()
   local l = self.ledger
   local st = l:_store()
@@ -383,7 +354,13 @@ function Reader:turn()
   end
   st:step(0)
   if l.loop and not st:ready(self.n) then return false end
-  teach(l.schedule, (st:wait(self.n)))
+  local v = st:wait(self.n)
+  for _, r in ipairs(type(v) == "table" and v or {}) do
+    for i = #r[3], 1, -1 do -- oldest first
+      local took, within = r[3][i]:match("^(%S+) ?(%S*)$")
+      l.schedule:learn(r[1], r[2] ~= "" and r[2] or nil, tonumber(took), tonumber(within))
+    end
+  end
   return true
 end
 

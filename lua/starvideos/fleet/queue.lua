@@ -1,9 +1,7 @@
--- The records of a ledger on a store (fleet/ledger.lua) that wait to be
--- written, in order, kept in memory while Redis fails.  Outside nginx the
--- queue is the process's, one per store and key, shared by its ledgers; inside
--- nginx each client's ledger has its own (its store's commands run on its
--- request's cosockets), and what a closed one left goes to the worker's.
--- Whether the store is down is the process's for the store and key (q.link).
+-- The records of a store's ledger waiting to be written, in order, kept in
+-- memory while Redis fails: the process's queue per store and key; inside
+-- nginx a client's own (its commands run on its request's cosockets), left to
+-- the worker's when it closes.  Whether the store is down: q.link, the process's.
 
 local core = require "starvideos.core"
 
@@ -124,12 +122,6 @@ function Q:flush(eval, warn)
   return true
 end
 
-function Q.strings(args)
-  local out = {}
-  for i, a in ipairs(args) do out[i] = tostring(a) end
-  return out
-end
-
 -- One turn: every record not sent yet sent on st (in order, on one
 -- connection: written in order), the answers there taken.  Whether none is left.
 function Q:pump(st, warn)
@@ -137,7 +129,7 @@ function Q:pump(st, warn)
   if self[1] and not self:down_now(core.now()) then
     for _, e in ipairs(self) do
       if not e.n then
-        local n, err = st:send_script("ledger_" .. e[1], e[2], Q.strings(e[3]))
+        local n, err = st:send_script("ledger_" .. e[1], e[2], e[3])
         if not n then self:failed(err); break end
         e.n, e.st = n, st
       end

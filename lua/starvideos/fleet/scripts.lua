@@ -1,54 +1,43 @@
--- The scripts of the ledger on a store (fleet/ledger.lua), each run by EVALSHA
--- (fleet/store.lua loads each once a connection), so each change is atomic.  `P`
--- (an ARGV) is the key's prefix, for the keys named by a task or a kind.
+-- The scripts of the ledger on a store (fleet/ledger.lua), so each change is
+-- atomic.  `P` (an ARGV) is the key's prefix, for the keys named by a task or a kind.
 --
--- Keys (KEY: a hash of base_url and of a hash of the API key, budget.lua's
--- b.hash; every key in one hash slot, "starvideos:{KEY}:"):
---   task:<id>       hash: id, model, duration, resolution, kind, out, owner,
---                   prompt_hash, prompt (its first 80 characters), time (of the
---                   create), uncertain, status, error (a failed one's), path and
---                   bytes (downloaded), part and part_dest (a .part left for
---                   part_dest); settled (downloaded or failed) ones expire after
---                   RETAIN seconds
---   unfinished      set of the ids created and neither downloaded nor failed
---   tasks           sorted set of every id created, in the order of their created
---                   records (scored by tasks:seq, a counter; client:tasks: an id
---                   whose record expired leaves it when listed)
---   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt: a
---                   create sent whose answer did not come yet
---   pending         set of those locals
---   gone:<local>    a create abandoned (never sent): its pending script, run
---                   late (sent before a timeout), writes nothing; RETAIN s
+-- Keys, all under "starvideos:{KEY}:" (KEY: budget.lua's b.hash; one hash slot):
+--   task:<id>       hash: id, model, duration, resolution, kind, out, owner, prompt_hash,
+--                   prompt (its head), time, uncertain, status, error, path and bytes
+--                   (downloaded), part and part_dest; a settled one expires after RETAIN s
+--   unfinished      set of the ids neither downloaded nor failed
+--   tasks           sorted set of every id created, by tasks:seq (an expired one leaves
+--                   it when listed)
+--   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt, key, fp,
+--                   body: a create sent whose answer did not come yet; pending: their set
+--   gone:<local>    a create abandoned: its pending script, run late, writes nothing
 --   owner:<id>      a lease: present while its owner renews it (PX lease)
---   samples:<kind>  list of "took within", newest first, at most SAMPLES
---   kinds           hash kind -> model: the kinds with samples
+--   samples:<kind>  list of "took within", newest first, at most SAMPLES; kinds: kind -> model
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
---   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent,
---                   "T<id>" its task (which holds key, fp, body, bytes)
+--   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
--- A created record moves the local from pending to the task and the
--- unfinished set at once; a claim (orphans) checks the owner's lease is gone
--- and sets the claimer in one script, so two keepers never take one task.
--- unfinished(), pending() and orphans() read the two sets, never every task.
+-- A created record moves the local from pending to the task at once; a claim
+-- checks the owner's lease is gone and sets the claimer in one script, so two
+-- keepers never take one task.  Reads go through the sets, never every task.
 
 local Store = require "starvideos.fleet.store"
+local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)
 
 local SCRIPTS = {
-  -- KEYS pend:<local>, pending, gone:<local>; ARGV local, field, value, ...
-  -- (a local already abandoned: nothing written, 0)
-  pending = [[
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('SADD', KEYS[2], ARGV[1])
-return 1
-]],
-  -- KEYS pend:<local>, pending, gone:<local>, key:<hash>; ARGV local, fresh ('1' or ''), P,
-  -- field, value, ...: a keyed create's pending record, written unless the key
-  -- names a create still pending ({'pending', local, time}) or a task not
-  -- failed ({'task', id, fp, body, bytes, model})
-  keyed = [[
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-local ref = ARGV[2] ~= '1' and redis.call('GET', KEYS[4])
+  -- KEYS a record, the set of its ids[, gone:<local>, owner:<id>, creates[, key:<hash>]]; ARGV its id,
+  -- fresh ('1' or ''), P, lease ms, count and per ('' none), field, value, ...  A create's asking
+  -- (fleet/ask.lua) in one round trip: its owner's lease renewed; nothing written (0) when the create
+  -- was abandoned (its script run late); create_limit's count ({'limited', seconds} when full); with
+  -- a key, what it names: a create still pending ({'pending', local, time}) or a task not failed
+  -- ({'task', id, fp, body, bytes, model}); else the record written.  pending and owe: the same, keyless
+  keyed = FleetBudget.CREATE .. [[
+if KEYS[4] then redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[4])) end
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if ARGV[5] ~= '' then
+  local wait = count_create(KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]))
+  if wait > 0 then return { 'limited', string.format('%.6f', wait) } end
+end
+local ref = KEYS[6] and ARGV[2] ~= '1' and redis.call('GET', KEYS[6])
 if ref and ref:sub(1, 1) == 'L' then
   local p = redis.call('HMGET', ARGV[3] .. 'pend:' .. ref:sub(2), 'local', 'time')
   if p[1] then return { 'pending', p[1], p[2] or '' } end
@@ -58,9 +47,9 @@ elseif ref then
     return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '' }
   end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('SET', KEYS[4], 'L' .. ARGV[1])
+if KEYS[6] then redis.call('SET', KEYS[6], 'L' .. ARGV[1]) end
 return 1
 ]],
   -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), field,
@@ -126,50 +115,49 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'part', ARGV[1], 'part_dest', ARGV[2])
 return 1
 ]],
-  -- KEYS unfinished; ARGV P
-  unfinished = [[
+  -- KEYS sets of ids (tasks: the sorted one); ARGV P, then each set's records ('task:' or 'pend:'):
+  -- per set, its members' records, flat (an id whose record expired leaves tasks)
+  records = [[
 local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local r = redis.call('HMGET', ARGV[1] .. 'task:' .. id, 'model', 'part_dest', 'out')
-  out[#out + 1] = { id, r[1] or '', r[2] or '', r[3] or '' }
+for i, set in ipairs(KEYS) do
+  local sorted, rows = redis.call('TYPE', set).ok == 'zset', {}
+  for _, id in ipairs(sorted and redis.call('ZRANGE', set, 0, -1) or redis.call('SMEMBERS', set)) do
+    local r = redis.call('HGETALL', ARGV[1] .. ARGV[i + 1] .. id)
+    if r[1] then rows[#rows + 1] = r elseif sorted then redis.call('ZREM', set, id) end
+  end
+  out[i] = rows
 end
 return out
 ]],
   -- KEYS unfinished, pending; ARGV P, keeper id, lease ms, ids due again...
   -- The keeper's lease renewed, then every unfinished task whose owner's
-  -- lease is gone claimed for it, its own due again, and the pendings whose
-  -- owner is gone.
-  orphans = [[
+  -- lease is gone claimed for it, its own due again, and the pendings
+  -- (flat records) whose owner is gone.
+  orphans = [=[
 local P, me = ARGV[1], ARGV[2]
 redis.call('SET', P .. 'owner:' .. me, '1', 'PX', tonumber(ARGV[3]))
-local alive = {}
+local alive, due, tasks, pend = {}, {}, {}, {}
 local function gone(owner)
   if not owner or owner == '' then return true end
   if alive[owner] == nil then alive[owner] = redis.call('EXISTS', P .. 'owner:' .. owner) == 1 end
   return not alive[owner]
 end
-local tasks, pend = {}, {}
+for i = 4, #ARGV do due[ARGV[i]] = true end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = P .. 'task:' .. id
   local r = redis.call('HMGET', key, 'owner', 'model', 'out', 'part_dest')
-  if r[1] ~= me and gone(r[1]) then
-    redis.call('HSET', key, 'owner', me)
+  local mine = r[1] == me
+  if (mine and due[id]) or (not mine and gone(r[1])) then
+    if not mine then redis.call('HSET', key, 'owner', me) end
     tasks[#tasks + 1] = { id, r[2] or '', r[3] or '', r[4] or '', r[1] or '' }
   end
 end
-for i = 4, #ARGV do
-  local id = ARGV[i]
-  if redis.call('SISMEMBER', KEYS[1], id) == 1 then
-    local r = redis.call('HMGET', P .. 'task:' .. id, 'owner', 'model', 'out', 'part_dest')
-    if r[1] == me then tasks[#tasks + 1] = { id, r[2] or '', r[3] or '', r[4] or '', me } end
-  end
-end
 for _, lid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local r = redis.call('HMGET', P .. 'pend:' .. lid, 'owner', 'model', 'time', 'prompt_hash', 'out')
-  if gone(r[1]) then pend[#pend + 1] = { lid, r[2] or '', r[3] or '', r[4] or '', r[1] or '', r[5] or '' } end
+  local key = P .. 'pend:' .. lid
+  if gone(redis.call('HGET', key, 'owner')) then pend[#pend + 1] = redis.call('HGETALL', key) end
 end
 return { tasks, pend }
-]],
+]=],
   -- KEYS kinds; ARGV P
   samples = [[
 local out, kinds = {}, redis.call('HGETALL', KEYS[1])
@@ -177,36 +165,6 @@ for i = 1, #kinds, 2 do
   out[#out + 1] = { kinds[i], kinds[i + 1], redis.call('LRANGE', ARGV[1] .. 'samples:' .. kinds[i], 0, -1) }
 end
 return out
-]],
-  -- KEYS pending; ARGV P
-  pending_list = [[
-local out = {}
-for _, lid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local r = redis.call('HMGET', ARGV[1] .. 'pend:' .. lid, 'owner', 'model', 'time', 'prompt_hash', 'out')
-  out[#out + 1] = { lid, r[2] or '', r[3] or '', r[4] or '', r[1] or '', r[5] or '' }
-end
-return out
-]],
-  -- KEYS tasks, pending; ARGV P: each task's fields (an id whose record
-  -- expired leaves the set), then each pending create's
-  tasks = [[
-local out, pend = {}, {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local r = redis.call('HGETALL', ARGV[1] .. 'task:' .. id)
-  if #r == 0 then redis.call('ZREM', KEYS[1], id) else out[#out + 1] = r end
-end
-for _, lid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  pend[#pend + 1] = redis.call('HGETALL', ARGV[1] .. 'pend:' .. lid)
-end
-return { out, pend }
-]],
-  lease = [[
-return redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))
-]],
-  owe = [[
-redis.call('HSET', KEYS[1], 'wid', ARGV[1], 'task', ARGV[2], 'body', ARGV[3], 'owner', ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[1])
-return 1
 ]],
   -- KEYS owed; ARGV P, keeper id: every owed event whose owner's lease is gone,
   -- claimed for the keeper in the same script (two keepers never take one).
@@ -225,6 +183,7 @@ return out
 }
 
 SCRIPTS.delivered = SCRIPTS.abandoned -- (its two keys and one id: no gone:<local> to mark)
+SCRIPTS.pending, SCRIPTS.owe = SCRIPTS.keyed, SCRIPTS.keyed
 for name, body in pairs(SCRIPTS) do Store.define("ledger_" .. name, body) end
 
 return SCRIPTS

@@ -7,7 +7,7 @@
 --   store.new(url[, opts]) -> store   nothing sent yet: it connects at the first send
 --   store.for_key(url, budget, timeout) -> the key's store of that URL (outside
 --       nginx one per key and URL in the process; inside, one per client)
---   store.define(name, body): a script the store runs by EVALSHA
+--   store.define(name, body): a script the store runs (EVAL)
 --   async: store:send(cmd, ...), store:send_script(name, keys, args) -> n;
 --       store:step(wait); store:ready(n); store:result(n) -> value | nil, err
 --   blocking (the CLI, keep's reads): store:call(cmd, ...), store:script(name, keys, args)
@@ -19,8 +19,8 @@
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 
-local type, tostring, select, setmetatable, rawget, pcall, error, string_format, math_floor =
-  type, tostring, select, setmetatable, rawget, pcall, error, string.format, math.floor
+local type, tostring, select, setmetatable, rawget, pcall, error, string_format, math_floor, table_remove =
+  type, tostring, select, setmetatable, rawget, pcall, error, string.format, math.floor, table.remove
 local new_error = errors.new_error
 
 local M = {}
@@ -67,23 +67,21 @@ function Hiredis:send(args)
   return self.conn:send(unpack(args, 1, args.n))
 end
 
-function Hiredis:poll(wait)
-  return self.conn:poll(wait)
-end
+function Hiredis:poll(wait) return self.conn:poll(wait) end
 
 function Hiredis:waiting()
   return self.conn:pending() > 0
 end
 
 function Hiredis:reply(cn)
-  for i, h in ipairs(self.hello) do -- AUTH and SELECT answered first, in order
-    local v, msg = self.conn:reply(h[2])
+  while self.hello[1] and not self.failed do -- AUTH and SELECT answered first, in order (each reply once)
+    local name, v, msg = self.hello[1][1], self.conn:reply(self.hello[1][2])
     if v == nil then return msg and "broken" or "wait", msg end
     if v == false then
-      self.failed = h[1] .. " failed: " .. tostring(msg)
+      self.failed = name .. " failed: " .. tostring(msg)
       self.conn:close()
     end
-    self.hello[i] = nil
+    table_remove(self.hello, 1)
   end
   if self.failed then return "broken", self.failed end
   local v, msg = self.conn:reply(cn)
@@ -92,9 +90,7 @@ function Hiredis:reply(cn)
   return "ok", v
 end
 
-function Hiredis:close()
-  self.conn:close()
-end
+function Hiredis:close() self.conn:close() end
 
 -- resty.redis: one cosocket per command from nginx's keepalive pool (named by
 -- the database and a hash of the password, so that connections are not mixed);
@@ -146,13 +142,9 @@ function Cosocket:send(args)
   return { "ok", res }
 end
 
-function Cosocket.poll()
-  return true
-end
+function Cosocket.poll() return true end
 
-function Cosocket.reply(_, answer)
-  return answer[1], answer[2]
-end
+function Cosocket.reply(_, answer) return answer[1], answer[2] end
 
 function Cosocket.close() end
 
@@ -168,7 +160,7 @@ local function make(url, opts, where)
   end
   -- got: answers read so far (S:step), for a loop that waits on them (loop:await_store)
   return setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0, jobs = {},
-    shas = {}, got = 0 }, S)
+    got = 0 }, S)
 end
 
 -- Nothing sent yet: a client's store, Redis down is not an error until a
@@ -211,29 +203,23 @@ function S:_backend()
   return b, err
 end
 
--- job.args sent (job.b, job.cn): true, or nil, msg.  A connection found broken
--- at send (Redis restarted while it was idle) is made again once: the command
--- was not sent.
-function S:_send(job)
-  local b, cn, err
+-- job.args sent to the backend (job.b, job.cn: what result(n) needs): n, or
+-- nil, err.  A connection found broken at send (Redis restarted while it was
+-- idle) is made again once: the command was not sent.
+function S:_queue(job)
+  local b, err
   for _ = 1, 2 do
     b, err = self:_backend()
-    if not b then return nil, err end
-    cn, err = b:send(job.args)
-    job.b, job.cn = b, cn
-    if cn then return true end
+    if not b then break end
+    job.b, job.cn, err = b, b:send(job.args)
+    if job.cn then
+      self.seq = self.seq + 1
+      self.jobs[self.seq] = job
+      return self.seq
+    end
     b.broken = true
   end
-  return nil, err
-end
-
--- A command to the backend: n, or nil, err.  job: what result(n) needs.
-function S:_queue(job)
-  local ok, err = self:_send(job)
-  if not ok then return nil, self:error(err) end
-  self.seq = self.seq + 1
-  self.jobs[self.seq] = job
-  return self.seq
+  return nil, self:error(err)
 end
 
 function S:send(...)
@@ -243,12 +229,11 @@ end
 function S:send_script(name, keys, args)
   local body = SCRIPTS[name]
   if not body then error("store:send_script: no script " .. tostring(name), 2) end
-  local sha = self.shas[name]
-  local list = { sha and "EVALSHA" or "EVAL", sha or body, tostring(#keys) }
+  local list = { "EVAL", body, tostring(#keys) }
   for _, k in ipairs(keys) do list[#list + 1] = k end
-  for _, a in ipairs(args) do list[#list + 1] = a end
+  for _, a in ipairs(args) do list[#list + 1] = tostring(a) end
   list.n = #list
-  return self:_queue({ args = list, script = name })
+  return self:_queue({ args = list })
 end
 
 function S:step(wait)
@@ -279,14 +264,6 @@ function S:_answer(n)
   local status, value = job.b:reply(job.cn)
   if status == "wait" then return nil end
   if status == "broken" then job.b.broken = true end
-  if status == "error" and job.script and job.args[1] == "EVALSHA" and tostring(value):match("^NOSCRIPT") then
-    -- the server lost the script (restarted, flushed): EVAL sends its body, which
-    -- caches it (the SHA1 stays: the same body); once, as an EVAL never says NOSCRIPT
-    job.args[1], job.args[2] = "EVAL", SCRIPTS[job.script]
-    local ok, err = self:_send(job)
-    if ok then return self:_answer(n) end
-    status, value = "broken", err
-  end
   job.answer = { status, value }
   return job.answer
 end
@@ -327,13 +304,9 @@ function S:call(...)
   return self:wait(self:send(...))
 end
 
--- A script, waited for.  Its SHA1 is learned once a connection (SCRIPT LOAD),
--- so that its body is sent once; it runs by EVAL until then.
+-- A script, waited for.  (EVAL, never EVALSHA: a few short scripts a second,
+-- and a Redis restarted or flushed never answers NOSCRIPT.)
 function S:script(name, keys, args)
-  if not self.shas[name] then
-    local sha = self:call("SCRIPT", "LOAD", SCRIPTS[name])
-    if type(sha) == "string" then self.shas[name] = sha end
-  end
   return self:wait(self:send_script(name, keys, args))
 end
 

@@ -76,28 +76,26 @@ local function take(st, line)
       st.by_id[rec.id] = t
       st.list[#st.list + 1] = t
     end
-    if rec.event == "created" then
+    local ev = rec.event
+    local sample = ev == "sample" -- a settled task, compacted: its created, status and downloaded in one
+    if ev == "created" or sample then
       t.model, t.prompt, t.created = rec.model, rec.prompt, rec.time
       t.duration, t.resolution = rec.duration, rec.resolution
+      keyed(st, rec, t)
+    end
+    if ev == "created" then
       t.status = t.status or "queued"
       t.owner, t.lease = owner, lease
       if type(rec.out) == "string" then t.out = rec.out end
-      keyed(st, rec, t)
-    elseif rec.event == "claim" then -- a keeper carries it from here
+    elseif ev == "claim" then -- a keeper carries it from here
       t.owner, t.lease = owner, lease
-    elseif rec.event == "status" and type(rec.status) == "string" then
+    elseif (ev == "status" or sample) and type(rec.status) == "string" then
       t.status, t.error = rec.status, rec.error
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
-    elseif rec.event == "downloaded" and type(rec.path) == "string" then
-      t.path, t.bytes = rec.path, rec.bytes
-    elseif rec.event == "part" and type(rec.path) == "string" then
+    elseif ev == "part" and type(rec.path) == "string" then
       t.part = rec.path
-    elseif rec.event == "sample" then -- a settled task, compacted
-      t.model, t.created, t.duration, t.resolution = rec.model, rec.time, rec.duration, rec.resolution
-      t.status, t.took, t.within = rec.status, rec.took, rec.within
-      if type(rec.path) == "string" then t.path, t.bytes = rec.path, rec.bytes end
-      keyed(st, rec, t)
     end
+    if (ev == "downloaded" or sample) and type(rec.path) == "string" then t.path, t.bytes = rec.path, rec.bytes end
   end
   return rec
 end
@@ -111,33 +109,18 @@ local function open_pending(st)
   return open
 end
 
--- read(path) -> tasks (in the order they were created), the count of
--- unreadable lines, the creates whose answer never came; or nil, message.
-function J.read(path)
-  local kind = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
-  if kind == "folder" or kind == "other" then
-    return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
-  end
-  local f, err = io_open(path, "r")
-  if not f then return nil, "cannot read the journal: " .. tostring(err) end
-  local st = new_state()
-  for line in f:lines() do take(st, line) end
-  f:close()
-  return st.list, st.bad, open_pending(st)
-end
-
 -- st (made when nil) brought up to date with the lines appended since (a torn
 -- last line waits), at most max bytes a call (st.behind: there is more).  A
 -- compaction (the first line changed, or the file shrank) starts st over.
 function J.follow(path, st, max)
-  local kind, _, errno = core.file_kind(path)
+  local kind, _, errno = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
   if kind == "folder" or kind == "other" then
     return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
   end
   local f, err = io_open(path, "rb")
   if not f and errno == 2 then -- none yet (a keeper may start before the first create)
     st = new_state()
-    st.head, st.pos, st.open = "", 0, {}
+    st.head, st.pos, st.open, st.missing = "", 0, {}, err
     return st
   end
   if not f then return nil, "cannot read the journal: " .. tostring(err) end
@@ -166,7 +149,16 @@ function J.follow(path, st, max)
   return st
 end
 
--- The journal read backwards (samples.lua; create_limit's count, ledger.lua):
+-- read(path) -> tasks (in the order they were created), the count of
+-- unreadable lines, the creates whose answer never came; or nil, message.
+function J.read(path)
+  local st, err = J.follow(path)
+  if st and st.missing then st, err = nil, "cannot read the journal: " .. tostring(st.missing) end
+  if not st then return nil, err end
+  return st.list, st.bad, st.open
+end
+
+-- The journal read backwards (samples.lua):
 -- the lines of f's n bytes before pos, oldest first, the last ended by carry
 -- (the slice after's beginning); and, unless they start the file, what comes
 -- before their first newline (a line begun further back), the next carry.

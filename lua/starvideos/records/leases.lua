@@ -113,9 +113,8 @@ end
 local function follow(k)
   if not k.lock then return nil, "the keeper is closed" end
   local st, err = journal.follow(k.path, k.state, not k.whole and M.FOLLOW or nil)
-  if not st then return nil, err end
-  k.state = st
-  return st
+  k.state = st or k.state
+  return st, err
 end
 
 -- Claims for k every unfinished task whose owner let go, and k's own due

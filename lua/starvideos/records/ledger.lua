@@ -11,8 +11,7 @@ local leases = require "starvideos.records.leases"
 
 local type, ipairs, tostring, tonumber, setmetatable, require, pcall = type, ipairs, tostring, tonumber, setmetatable,
   require, pcall
-local string_format, io_open, os_time, os_date = string.format, io.open, os.time, os.date
-local math_floor, math_min = math.floor, math.min
+local string_format, os_time, os_date, math_floor = string.format, os.time, os.date, math.floor
 local new_error = errors.new_error
 
 local L = {}
@@ -84,27 +83,15 @@ local function refused(limit, n, oldest, t)
     { field = "create_limit", retry_after = wait })
 end
 
--- The times of the pending records of the last `per` seconds, newest first,
--- at most count of them, read from the journal's end backwards.
-local function recent_creates(path, limit, t)
-  local f, times = io_open(path, "rb"), {}
-  if not f then return times end
-  local pos, carry, cutoff = f:seek("end") or 0, nil, t - limit.per
-  while pos > 0 do
-    local n = math_min(L.SLICE, pos)
-    local lines
-    lines, carry = journal.lines_before(f, pos, n, carry)
-    pos = pos - n
-    for i = #lines, 1, -1 do
-      local when = tonumber(lines[i]:match('"time":(%d+)'))
-      if when and when < cutoff - 5 then f:close(); return times end -- past the window (5 s: writers' clocks)
-      if when and when >= cutoff and lines[i]:find('"event":"pending"', 1, true) then
-        times[#times + 1] = when
-        if #times >= limit.count then f:close(); return times end
-      end
-    end
+-- The times of the journal's (st) pending records of the last `per`
+-- seconds, newest first, at most count of them.
+local function recent_creates(st, limit, t)
+  local times = {}
+  for i = #st.pending, 1, -1 do
+    local when = tonumber(st.pending[i].time)
+    if #times >= limit.count or (when and when < t - limit.per - 5) then break end -- (5 s: writers' clocks)
+    if when and when >= t - limit.per then times[#times + 1] = when end
   end
-  f:close()
   return times
 end
 
@@ -130,12 +117,16 @@ function L.key_answer(e, want, at)
     and journal.size(want.out) == e.bytes }
 end
 
--- A keyed create asks the journal (followed into self.st) about its key:
--- nil (create), the task to follow instead, or nil, err (nothing is sent).
-local function ask_key(self, want)
+-- The journal followed into self.st: st, or nil, err.
+local function follow(self)
   local st, err = journal.follow(self.path, self.st)
-  if not st then return nil, err end
-  self.st = st
+  self.st = st or self.st
+  return st, err
+end
+
+-- What the journal (st) says of a keyed create's key: nil (create), the task
+-- to follow instead, or nil, err (nothing is sent).
+local function ask_key(self, st, want)
   local e = st.keys[want.key]
   if not e or want.fresh or (e.id == nil and st.settled[e["local"]]) or e.status == "failed" then return nil end
   return L.key_answer(e, want, "--journal " .. self.path)
@@ -144,9 +135,8 @@ end
 -- The task a keyed job follows instead of creating, read without the lock
 -- (a create asks again under it): the key's created task, or nil.
 function L:peek(want)
-  if not self.path then return nil end
-  local task = ask_key(self, want)
-  return task
+  local st = self.path and follow(self)
+  if st then return (ask_key(self, st, want)) end
 end
 
 -- The pending record written under one hold of the journal's lock with what
@@ -162,12 +152,13 @@ local function locked(self, rec, want)
   local lock, err = core.lock_journal(self.path, true)
   if not lock then return nil, err end
   local ok, done, werr = pcall(function()
+    local st = (want or limit) and assert(follow(self))
     if want then
-      local task, kerr = ask_key(self, want)
+      local task, kerr = ask_key(self, st, want)
       if task or kerr then return task, kerr end
     end
     if limit then
-      local times = recent_creates(self.path, limit, t)
+      local times = recent_creates(st, limit, t)
       if Budget.limit_rule(times, t, limit.count, limit.per) > 0 then
         return refused(limit, #times, times[limit.count], t)
       end
@@ -194,37 +185,47 @@ function L:before_create(params, lid, out, want)
     ok, err = core.writable(self.path)
     if ok then rec.owner, rec.lease = self:owner(); ok, err = rec.owner ~= nil, rec.lease end
   end
-  if ok and (self.cfg.create_limit or want) then
-    ok, err = locked(self, rec, want)
-    if not ok and type(err) == "table" then return nil, err end
-    if type(ok) == "table" then return ok end
-  elseif ok then
-    ok, err = journal.append(self.path, rec, true)
-  end
+  if ok then ok, err = locked(self, rec, want) end
+  if type(ok) == "table" or type(err) == "table" then return ok, err end -- a task of the key, or a refusal
   if not ok then return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" }) end
   if lid then self.outs[lid] = rec end -- for the created record
   return true
 end
 
-function L:created(task, params, lid)
-  local p = lid and self.outs[lid] or {}
+-- What before_create kept of the create lid (self.outs), taken.
+function L.taken(self, lid)
+  local p = lid and self.outs[lid]
   if lid then self.outs[lid] = nil end
-  local ok, err = append(self, { event = "created", id = task.id, ["local"] = lid, model = params.model,
-    duration = params.duration, resolution = params.resolution, prompt = params.prompt, out = p.out, key = p.key,
+  return p
+end
+
+-- p: before_create's record (out, key, fp, body).
+function L:_created(id, params, lid, p, uncertain)
+  p = p or {}
+  return append(self, { event = "created", id = id, ["local"] = lid, model = params.model, duration = params.duration,
+    resolution = params.resolution, prompt = params.prompt, uncertain = uncertain, out = p.out, key = p.key,
     fp = p.fp, body = p.body }, true, true)
+end
+
+function L:_abandoned(lid)
+  append(self, { event = "abandoned", ["local"] = lid })
+end
+
+function L:created(task, params, lid)
+  local ok, err = self:_created(task.id, params, lid, L.taken(self, lid))
   if ok then return true end
   return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
     { task = task, id = task.id, field = "journal", created = true })
 end
 
+-- The ledger on a store's too: the task recorded (uncertain) when the answer
+-- named one, the create settled when it surely made nothing, else left pending.
 function L:create_failed(err, params, lid)
-  local p = lid and self.outs[lid] or {}
-  if lid then self.outs[lid] = nil end
-  if err.created then
-    append(self, { event = "created", id = err.id, ["local"] = lid, model = params.model, prompt = params.prompt,
-      uncertain = true, out = p.out, key = p.key, fp = p.fp, body = p.body }, true, true)
+  local p = L.taken(self, lid)
+  if err.created and err.id then
+    self:_created(err.id, params, lid, p, true)
   elseif not err.maybe_created then
-    append(self, { event = "abandoned", ["local"] = lid })
+    if lid then self:_abandoned(lid) end
   else
     err.pending = lid
   end
