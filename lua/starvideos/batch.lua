@@ -49,7 +49,7 @@ Feeder.__index = Feeder
 function Feeder:advance(t)
   while self.next <= self.n and not self.done do
     local i = self.next
-    local job = self.job or self.make(i)
+    local job = self.job or self.make(i, t)
     self.job = job
     if job and not job:known() then
       if not self.queued then -- behind the callers waiting now, even those due this very turn
@@ -111,25 +111,21 @@ function B.run(ctx, list, opts)
   local n, loop = #list, ctx.loop
   local paths = outs(list, n, opts.out)
   local c = counter(n, opts.on_progress)
-  local results, group = {}, { left = 0 }
-  -- every entry checked first (params, out), each job made again when it starts,
-  -- so that its timeout counts from then
-  for i = 1, n do
+  local results, jobs, group = {}, {}, { left = 0 }
+  for i = 1, n do -- every entry checked first (params, out)
     local job, err = Job.new(ctx, nil, nil, spec_of(i, list[i], paths[i], opts, c))
-    if job then group.left = group.left + 1 else results[i], c.failed = { err = err }, c.failed + 1 end
+    if job then jobs[i], group.left = job, group.left + 1 else results[i], c.failed = { err = err }, c.failed + 1 end
   end
+  local timeout = opts.timeout or ctx.cfg.wait_timeout
   local feeder = setmetatable({ loop = loop, budget = ctx.budget, cfg = ctx.cfg, n = n, next = 1, done = false,
     started = {}, left = group, job = nil, queued = false }, Feeder)
-  function feeder.make(i)
-    if results[i] then return nil end
-    local job, err = Job.new(ctx, nil, nil, spec_of(i, list[i], paths[i], opts, c))
-    if not job then -- its folder went meanwhile
-      results[i], group.left, c.failed = { err = err }, group.left - 1, c.failed + 1
-      c.tell()
-      return nil
-    end
-    job:join(group)
-    return job
+  function feeder.make(i, t)
+    local job = jobs[i]
+    if not job then return nil end
+    local ok, err = job:join(group, t + timeout)
+    if ok then return job end
+    results[i], group.left, c.failed = { err = err }, group.left - 1, c.failed + 1 -- its folder went meanwhile
+    c.tell()
   end
   c.tell()
   loop:at(now(), feeder)

@@ -91,23 +91,20 @@ end
 -- is a whole message, no "got" to add)
 local C = {}
 
-function C.seconds(v)
-  if type(v) ~= "number" or not (v > 0 and v <= DAY) then return "a number of seconds in (0, 86400]" end
+-- a number in [lo, hi] (above lo when `above`); whole numbers only when `whole`
+local function number_in(lo, hi, want, above, whole)
+  return function(v)
+    if type(v) ~= "number" or not ((above and v > lo or not above and v >= lo) and v <= hi)
+        or whole and not is_integer(v) then return want end
+  end
 end
-function C.lease(v) -- renewed every third of it: a second at least
-  if type(v) ~= "number" or not (v >= 1 and v <= DAY) then return "a number of seconds in [1, 86400]" end
-end
-function C.interval(v)
-  if type(v) ~= "number" or not (v >= 0 and v <= DAY) then return "a number of seconds in [0, 86400]" end
-end
-local function whole_in(lo, hi)
-  local want = string_format("a whole number from %d to %d", lo, hi)
-  return function(v) if not is_integer(v) or v < lo or v > hi then return want end end
-end
-C.retries, C.connections, C.resumes = whole_in(0, 10), whole_in(1, 1024), whole_in(0, 100)
-function C.rate(v)
-  if type(v) ~= "number" or not (v > 0 and v <= 1e6) then return "a number of requests per second in (0, 1e6]" end
-end
+C.seconds = number_in(0, DAY, "a number of seconds in (0, 86400]", true)
+C.lease = number_in(1, DAY, "a number of seconds in [1, 86400]") -- renewed every third of it: a second at least
+C.interval = number_in(0, DAY, "a number of seconds in [0, 86400]")
+C.rate = number_in(0, 1e6, "a number of requests per second in (0, 1e6]", true)
+C.retries = number_in(0, 10, "a whole number from 0 to 10", false, true)
+C.connections = number_in(1, 1024, "a whole number from 1 to 1024", false, true)
+C.resumes = number_in(0, 100, "a whole number from 0 to 100", false, true)
 function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" end end
 function C.fn(v) if type(v) ~= "function" then return "a function" end end
 function C.key(v) if type(v) ~= "string" or v == "" then return "a non-empty string" end end

@@ -22,8 +22,7 @@ Job.__index = Job
 -- A video URL that expired answers with one of these; it is refreshed once.
 local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
--- The learned schedule of the job's key (extras/schedule.lua: loaded by the
--- first job that learns or asks it).
+-- The learned schedule of the job's key (extras/schedule.lua, loaded on first use).
 local function schedule(self)
   return require("starvideos.extras.schedule").of(self.budget, self.cfg)
 end
@@ -78,8 +77,8 @@ function Job.kind_of(model, duration, resolution)
 end
 
 -- When a task was created on our monotonic clock: exact for this process's
--- creates (the budget's births), else from its `created` (whole seconds, which
--- widens what is learned from it); and its model, for the schedule.
+-- creates (the budget's births), else from its `created` (whole seconds); and
+-- its model, for the schedule.
 function Job:origin(task, t)
   if self.origin_at then return end
   if type(task.model) == "string" then self.model = self.model or task.model end
@@ -91,8 +90,15 @@ function Job:origin(task, t)
   end
 end
 
--- A group the job counts down when it ends (loop:run).
-function Job:join(group) self.group = group end
+-- A group the job counts down when it ends (loop:run).  A batch's job joins
+-- when it starts: its timeout counts from then, and its out is checked again
+-- (before its create): true, or nil, err.
+function Job:join(group, deadline)
+  self.group = group
+  if not deadline then return true end
+  self.deadline = deadline
+  return not self.out or Download.check_out(self.out)
+end
 
 -- The time of the next poll after one answered at t.
 local function next_poll(self, t)
@@ -139,8 +145,7 @@ local function finish(self, err)
   if self.on_status then self.on_status(self) end
 end
 
--- A task answer arrived (create or poll): events, and each status change
--- recorded (a completion with how long it took).
+-- A task answer arrived (create or poll): events, and each status change recorded.
 local function seen(self, task, created, secs, within)
   self.task, self.id = task, task.id
   local changed = task.status ~= self.status
@@ -167,15 +172,11 @@ local function poll(self, t)
     local later = self.budget:token(t, false, self)
     if later then return self.loop:at(math_min(later, self.deadline), self) end
   end
-  if not self.poll_path then
-    local path, err = core.result_path(self.id)
-    if not path then return finish(self, err) end
-    self.poll_path = path
-  end
+  local path, err = core.result_path(self.id)
+  if not path then return finish(self, err) end
   if not self.cfg.api_key_set then return finish(self, new_error("auth", errors.NO_KEY)) end
   -- a lone query (client:query) has no deadline
-  send(self, t, "query", self.cfg.base_url .. self.poll_path, self.poll_path, true, nil,
-    self.goal ~= "queried" and self.deadline)
+  send(self, t, "query", self.cfg.base_url .. path, path, true, nil, self.goal ~= "queried" and self.deadline)
 end
 
 local function download(self, t)
@@ -271,8 +272,7 @@ local function create_answered(self, req, t)
   return created(self, req.task, t)
 end
 
--- The job's request is done, by the job's state: what it ended with (req.task:
--- the task table, or a download's ""; or req.err).
+-- The job's request is done (req.task, or req.err): what follows, by state.
 local ANSWERED = { creating = create_answered, polling = polled, downloading = downloaded }
 
 -- Download progress, reported when it grew (the loop calls it each turn).

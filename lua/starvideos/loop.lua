@@ -5,8 +5,9 @@
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 
-local setmetatable, next, pairs, ipairs, error, math_min, math_max, string_format =
-  setmetatable, next, pairs, ipairs, error, math.min, math.max, string.format
+local setmetatable, next, pairs, ipairs, error, math_min, math_max, math_floor, string_format, table_insert,
+  table_remove = setmetatable, next, pairs, ipairs, error, math.min, math.max, math.floor, string.format,
+  table.insert, table.remove
 local now = core.now
 
 local L = {}
@@ -48,7 +49,7 @@ function L.for_client(cfg, budget)
   end
   -- own: a client's own loop (inside nginx), not the key's
   self = setmetatable({ budget = budget, clients = 1, own = not shared, transport = new_transport(cfg, budget),
-    inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
+    inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, queued = {},
     timers = {}, due = {},
     downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
     waiters = setmetatable({}, { __mode = "k" }) }, L)
@@ -78,35 +79,17 @@ end
 
 -- ------------------------------------------------------------ timers
 
--- obj:advance(t) at `at` (its timer: a later call moves it).
+-- obj:advance(t) at `at` (its timer: a later call moves it).  The timers are
+-- a list in the order they fall due (those due at one time in the order set).
 function L:at(at, obj)
   self.due[obj] = at
   local h = self.timers
-  local i = #h + 1
-  h[i] = { at, obj }
-  while i > 1 do
-    local p = (i - i % 2) / 2
-    if h[p][1] <= at then break end
-    h[p], h[i] = h[i], h[p]
-    i = p
+  local lo, hi = 1, #h + 1
+  while lo < hi do
+    local mid = math_floor((lo + hi) / 2)
+    if h[mid][1] <= at then lo = mid + 1 else hi = mid end
   end
-end
-
-local function pop(h)
-  local top, n = h[1], #h
-  h[1] = h[n]
-  h[n] = nil
-  n = n - 1
-  local i = 1
-  while true do
-    local l, small = i * 2, i
-    if l <= n and h[l][1] < h[small][1] then small = l end
-    if l + 1 <= n and h[l + 1][1] < h[small][1] then small = l + 1 end
-    if small == i then break end
-    h[i], h[small] = h[small], h[i]
-    i = small
-  end
-  return top
+  table_insert(h, lo, { at, obj })
 end
 
 -- ------------------------------------------------------------ the store
@@ -154,8 +137,7 @@ function L:admit(req)
   if self.sending < self.max_sending then return true end
   if not self.queued[req] then
     self.queued[req] = true
-    local tail = self.qtail + 1
-    self.queue[tail], self.qtail = req, tail
+    self.queue[#self.queue + 1] = req
     if req.deadline then self:at(req.deadline, req) end
   end
   return false
@@ -180,14 +162,12 @@ function L:committing(req) self.commits[req] = true end
 function L:turning(obj) self.busy[obj] = true end
 
 local function unqueue(self)
-  local q, i = self.queue, self.qhead
-  while i <= self.qtail and self.sending < self.max_sending do
-    local req = q[i]
-    q[i], i = nil, i + 1
-    self.qhead, self.queued[req] = i, nil
+  local q = self.queue
+  while q[1] and self.sending < self.max_sending do
+    local req = table_remove(q, 1)
+    self.queued[req] = nil
     if not req.done and not req.handle then req:send(now()) end
   end
-  if i > self.qtail then self.qhead, self.qtail = 1, 0 end
 end
 
 -- ------------------------------------------------------------ the drive loop
@@ -219,7 +199,7 @@ function L:tick(polled)
   if st and next(self.waiters) then st:step(0) end -- what the store answered meanwhile (a frame loop has no pause)
   local h, t = self.timers, now()
   while h[1] and h[1][1] <= t do
-    local e = pop(h)
+    local e = table_remove(h, 1)
     local obj = e[2]
     if self.due[obj] == e[1] then -- fired: let go (a timer set later is due anew)
       self.due[obj] = nil
@@ -234,7 +214,7 @@ function L:tick(polled)
     if req then req:finished(now()) else tr:result(x) end
     x = self.sending > 0 and tr:finished()
   end
-  if self.qtail >= self.qhead then unqueue(self) end
+  if self.queue[1] then unqueue(self) end
   self.budget:turn()
   side_work(self, tr)
   -- after the pumps took the store's answers (waiters of this very tick too)
@@ -298,7 +278,7 @@ function L:jobs_of(cfg)
   end
   for _, e in ipairs(self.timers) do if self.due[e[2]] == e[1] then add(e[2]) end end
   for _, req in pairs(self.inflight) do add(req) end
-  for i = self.qhead, self.qtail do if self.queue[i] then add(self.queue[i]) end end
+  for _, req in ipairs(self.queue) do add(req) end
   for req in pairs(self.commits) do add(req) end
   return out
 end
