@@ -9,8 +9,8 @@ local Budget = require "starvideos.budget"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
 
-local type, ipairs, tostring, setmetatable, rawset, require, error, string_format =
-  type, ipairs, tostring, setmetatable, rawset, require, error, string.format
+local type, pairs, ipairs, tostring, setmetatable, rawset, require, error, string_format =
+  type, pairs, ipairs, tostring, setmetatable, rawset, require, error, string.format
 local now = core.now
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
 local S = config.CALLS
@@ -24,6 +24,12 @@ end
 
 local function need_table(v, n, where)
   if type(v) ~= "table" then argerror(n, where, "table", type(v), 4) end
+end
+
+-- A job's spec: `more` and a call's checked options (Job.new takes those it knows).
+local function spec_of(opts, more)
+  for k, v in pairs(opts) do more[k] = v end
+  return more
 end
 
 local Client = {}
@@ -107,7 +113,7 @@ function Client:create(params, opts)
   need_table(params, 1, "create")
   opts = check(opts, "create", S.create)
   live(self)
-  return run(self, "created", nil, { params = params, key = opts.key, fresh = opts.fresh })
+  return run(self, "created", nil, spec_of(opts, { params = params }))
 end
 
 -- The task as the service sees it now.
@@ -122,8 +128,7 @@ function Client:wait(id_or_task, opts)
   local id = task_id(id_or_task, "wait")
   opts = check(opts, "wait", S.wait)
   live(self)
-  return run(self, nil, id, { task = type(id_or_task) == "table" and id_or_task or nil,
-    interval = opts.interval, timeout = opts.timeout, on_progress = opts.on_progress }, opts.sleep)
+  return run(self, nil, id, spec_of(opts, { task = type(id_or_task) == "table" and id_or_task or nil }), opts.sleep)
 end
 
 -- Download a task's video to a file, through `path .. ".part"`: from a URL,
@@ -159,8 +164,7 @@ function Client:generate(params, opts)
   need_table(params, 1, "generate")
   opts = check(opts, "generate", S.generate)
   live(self)
-  return run(self, nil, nil, { params = params, out = opts.out, interval = opts.interval, timeout = opts.timeout,
-    on_progress = opts.on_progress, key = opts.key, fresh = opts.fresh }, opts.sleep)
+  return run(self, nil, nil, spec_of(opts, { params = params }), opts.sleep)
 end
 
 -- Wait for many tasks at once; one failure does not stop the others.
@@ -248,31 +252,23 @@ end
 -- ------------------------------------------------------------ jobs
 
 -- A job of start or watch, its first step due now (taken by the next step).
-local function register(self, j)
-  self.loop:at(now(), j)
-  return j
+local function start(self, opts, params, id, task)
+  live(self)
+  local j, err = Job.new(self.ctx, nil, id, spec_of(opts, { params = params, task = task, finished = self.finished }))
+  if j then self.loop:at(now(), j) end
+  return j, err
 end
 
 -- Start a task as a non-blocking job, moved by `step`.
 function Client:start(params, opts)
   need_table(params, 1, "start")
-  opts = check(opts, "start", S.job)
-  live(self)
-  local j, err = Job.new(self.ctx, nil, nil, { params = params, out = opts.out, interval = opts.interval,
-    finished = self.finished, timeout = opts.timeout, on_status = opts.on_status, on_progress = opts.on_progress,
-    key = opts.key, fresh = opts.fresh })
-  if not j then return nil, err end
-  return register(self, j)
+  return start(self, check(opts, "start", S.job), params)
 end
 
 -- Follow an existing task as a non-blocking job (see `start`).
 function Client:watch(id_or_task, opts)
   local id = task_id(id_or_task, "watch")
-  opts = check(opts, "watch", S.job)
-  live(self)
-  return register(self, assert(Job.new(self.ctx, nil, id, { task = type(id_or_task) == "table" and id_or_task or nil,
-    finished = self.finished, out = opts.out, interval = opts.interval, timeout = opts.timeout,
-    on_status = opts.on_status, on_progress = opts.on_progress })))
+  return start(self, check(opts, "watch", S.job), nil, id, type(id_or_task) == "table" and id_or_task or nil)
 end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })

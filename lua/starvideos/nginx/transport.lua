@@ -41,13 +41,6 @@ local function clamp(conns) -- as libcurl's
   return math.min(math.max(math.floor(conns), 1), 1024)
 end
 
--- A value config.lua always passes: none is defaulted here.
-local function need(cfg, k, kind)
-  if type(cfg[k]) == kind then return cfg[k] end
-  error(string.format("starvideos transport: %s is %s, a %s expected (every value comes from config.lua: "
-    .. "DEFAULTS)", k, cfg[k] == nil and "missing" or type(cfg[k]), kind), 3)
-end
-
 local function refuse(field, message)
   return nil, new_error("invalid_request", message, { field = field })
 end
@@ -66,8 +59,7 @@ function N.new(cfg, budget)
   local conns = clamp(budget.conns)
   local ks = key_slots[budget]
   if not ks then ks = { sem = semaphore.new(conns), n = conns, debt = 0 }; key_slots[budget] = ks end
-  local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
-    pool_size = conns, slots = ks.sem }
+  local c = { ua = cfg.user_agent, connect_timeout = cfg.connect_timeout, pool_size = conns, slots = ks.sem }
   return setmetatable({ c = c, ks = ks, key = cfg.api_key or "", -- none: downloads only
     wake = semaphore.new(0), running = {}, done = {}, whole = {}, left = {}, n_left = 0 }, N)
 end
