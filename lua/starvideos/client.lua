@@ -1,6 +1,5 @@
--- The client: the public API (docs/reference.md), a light handle on its key's
--- loop and budget and its own ledger.  A wrong argument raises; what the
--- network or the service did is nil, err.
+-- The client (docs/reference.md): a handle on its key's loop and budget and its own
+-- ledger.  A wrong argument raises; what the network or the service did is nil, err.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -107,8 +106,7 @@ local function run(self, goal, id, spec, sleep)
   return task, jerr -- not a tail call: a client used once (new():generate()) lives until its job ends
 end
 
--- Create a task: an invalid one never reaches the network.  With opts.key
--- (and a ledger) the key's task, when the ledger holds one, instead.
+-- Create a task (an invalid one never reaches the network), or find the key's.
 function Client:create(params, opts)
   need_table(params, 1, "create")
   opts = check(opts, "create", S.create)
@@ -131,15 +129,13 @@ function Client:wait(id_or_task, opts)
   return run(self, nil, id, spec_of(opts, { task = type(id_or_task) == "table" and id_or_task or nil }), opts.sleep)
 end
 
--- Download a task's video to a file, through `path .. ".part"`: from a URL,
--- a task with its video_url, or a task id (a task without its URL is an id:
--- one query first).
+-- Download to a file from a URL, a task with its video_url, or a task id (a
+-- task without its URL is an id: one query first).
 function Client:download(target, path, opts)
   if type(path) ~= "string" or path == "" then argerror(2, "download", "file path", type(path)) end
   opts = check(opts, "download", S.download)
   live(self)
-  local spec = { out = path, timeout = opts.timeout or self.cfg.download_timeout, on_progress = opts.on_progress,
-    resume_limit = opts.resume_limit }
+  local spec = spec_of(opts, { out = path, timeout = self.cfg.download_timeout })
   local kind = type(target)
   local id = kind == "table" and target.id or target
   if kind == "string" and target:find("^%a[%w+.-]*://") then spec.url = target
@@ -179,9 +175,8 @@ function Client:wait_all(list, opts)
   local jobs, file_name = {}, require("starvideos.records.journal").file_name
   for i, v in ipairs(list) do
     local id = task_id(v, "wait_all")
-    jobs[i] = assert(Job.new(self.ctx, nil, id, { task = type(v) == "table" and v or nil, interval = opts.interval,
-      timeout = opts.timeout, index = i, on_progress = opts.on_progress,
-      out = opts.out_dir and (opts.out_dir .. "/" .. file_name(id) .. ".mp4") }))
+    jobs[i] = assert(Job.new(self.ctx, nil, id, spec_of(opts, { task = type(v) == "table" and v or nil, index = i,
+      out = opts.out_dir and (opts.out_dir .. "/" .. file_name(id) .. ".mp4") })))
   end
   local results = self.loop:run(jobs, opts.sleep)
   return results -- not a tail call, as in run
@@ -196,8 +191,7 @@ function Client:generate_all(list, opts)
   return results -- not a tail call, as in run
 end
 
--- The ctx of a call on the ledger of opts.journal, else the client's (its
--- journal or store): ctx, or nil, err.
+-- The ctx of a call on the ledger of opts.journal, else the client's: ctx, or nil, err.
 local function ledger_ctx(self, opts, where)
   live(self)
   local path = opts.journal or self.journal
@@ -273,8 +267,7 @@ end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })
 
--- Move the jobs: step(0) does what is ready; a longer step returns early
--- once a job finishes.
+-- Move the jobs: step(0) does what is ready; a longer step ends once a job finishes.
 function Client:step(seconds)
   if seconds ~= nil and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then
     argerror(1, "step", "seconds >= 0", tostring(seconds))

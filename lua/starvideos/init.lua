@@ -1,6 +1,4 @@
--- starvideos: the module's face (new, validate, models, pending, file_name,
--- verify_webhook, the default client).  The client is client.lua;
--- docs/reference.md has every call, docs/architecture.md the layers.
+-- starvideos: the module's face; the client is client.lua, every call in docs/reference.md.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -29,9 +27,8 @@ function M.validate(params)
   return core.validate(params, text)
 end
 
--- The capability table, read-only.  Where the VM honours __pairs (5.2 and later)
--- it is a proxy that refuses every write; on 5.1 and LuaJIT, where a proxy could
--- not be iterated, a copy whose fields are read-only.
+-- The capability table, read-only: a proxy refusing every write where the VM honours
+-- __pairs (5.2 and later), else (5.1, LuaJIT) the table with its fields read-only.
 local pairs_honoured = false
 for _ in pairs(setmetatable({}, { __pairs = function() return next, { true }, nil end })) do
   pairs_honoured = true
@@ -71,11 +68,11 @@ local function header(headers, name)
   local values = {}
   for k, v in pairs(headers) do
     if type(k) == "string" and k:lower() == name then
-      for _, x in ipairs(type(v) == "table" and v or { v }) do values[#values + 1] = x end
+      for _, x in ipairs(type(v) == "table" and v or { v }) do
+        if type(x) ~= "string" then return nil, "not a string" end
+        values[#values + 1] = x
+      end
     end
-  end
-  for _, x in ipairs(values) do
-    if type(x) ~= "string" then return nil, "not a string" end
   end
   if #values > 1 and name ~= "webhook-signature" then return nil, "sent more than once" end
   return values[1] and table.concat(values, " ")
