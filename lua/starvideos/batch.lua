@@ -1,9 +1,7 @@
--- client:generate_all (docs/batch.md): a list of params tables run as jobs on
--- the client's loop, each keyed by its file.  The creates take the key's
--- tokens in turn with the polls: a feeder asks for one token at a time, as a
--- poll does, and starts the next job with it, so that tasks are polled and
--- files arrive while creates still go out (a job the ledger knows already
--- takes no create token: it follows its task).
+-- client:generate_all (docs/batch.md): a list of params tables run as jobs on the
+-- client's loop, each keyed by its file.  A feeder asks for one token at a time, as a
+-- poll does, and starts the next job with it, so that files arrive while creates still
+-- go out (a job the ledger knows already takes no create token: it follows its task).
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -42,10 +40,9 @@ end
 local Feeder = {}
 Feeder.__index = Feeder
 
--- Start the next jobs: the ledger's known ones at once, each other once the
--- key's token is taken for it, its turn behind the callers waiting when it
--- first asks (the polls of the jobs started before), so that creates and
--- polls take turns.
+-- Start the next jobs: the ledger's known ones at once, each other once the key's
+-- token is taken for it, behind the callers waiting when it first asks (the polls of
+-- the jobs started before), so that creates and polls take turns.
 function Feeder:advance(t)
   while self.next <= self.n and not self.done do
     local i = self.next
@@ -105,8 +102,7 @@ local function spec_of(i, params, path, opts, c)
     end }
 end
 
--- ctx: the client's (loop, budget, ledger, cfg).  The list of {task=, err=,
--- path=}, in the order of list.
+-- The list of {task=, err=, path=}, in the order of list.
 function B.run(ctx, list, opts)
   local n, loop = #list, ctx.loop
   local paths = outs(list, n, opts.out)

@@ -1,6 +1,5 @@
 -- Every default (DEFAULTS), the checks of every option, and a client's whole
--- configuration.  Wrong values raise before the network;
--- lower layers only clamp what they are handed.
+-- configuration.  Wrong values raise here; lower layers only clamp what they are handed.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -15,8 +14,7 @@ local M = {}
 M.VERSION = "0.3.0"
 M.DEFAULT_BASE_URL = "https://zcbservice.aizfw.cn/kyyReactApiServer"
 
--- The one answer to "are we inside nginx, with its sockets?": the ngx table,
--- else nil.  Every module that behaves otherwise inside nginx asks this.
+-- The one answer to "are we inside nginx, with its sockets?": the ngx table, else nil.
 function M.nginx()
   local ngx = rawget(_G, "ngx")
   if type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
@@ -40,8 +38,7 @@ function M.user_agent()
   return string_format("starvideos/%s (%s; %s)", M.VERSION, type(jit) == "table" and jit.version or _VERSION, http)
 end
 
--- Every default, and nowhere else (spec/config_spec.lua checks that the docs
--- name each key).
+-- Every default, and nowhere else (spec/docs_spec.lua checks that the docs name each key).
 M.DEFAULTS = {
   timeout = 30,              -- seconds, one HTTP exchange
   connect_timeout = 10,
@@ -146,16 +143,14 @@ function C.limit(v)
   end
 end
 
--- The one URL check is the core's (core.check_url, fuzzed): nil when v is a
--- base URL (http(s)://host[:port][/path], nothing else), else what is wrong.
+-- A base URL, http(s)://host[:port][/path]: the core's one URL check (core.check_url).
 function C.url(v, field)
   local ok, err = core.check_url(v, field or "base_url", true)
   if not ok then return err.message, true end
 end
 
--- proxy = "http://[user:password@]host:port": an http proxy with its port and
--- nothing after it (both transports speak plain HTTP to it); the core's check
--- (core.check_proxy), whose message never holds the credentials.
+-- proxy = "http://[user:password@]host:port" (both transports speak plain HTTP to
+-- it): the core's check, whose message never holds the credentials.
 function C.proxy(v)
   local ok, err = core.check_proxy(v)
   if not ok then return err.message, true end
@@ -167,8 +162,7 @@ function C.log(v)
   end
 end
 
--- The webhook signatures' C module (sign.so, on libcrypto): loaded by the
--- first secret checked, signature made or checked (require keeps it).
+-- The webhook signatures' C module (sign.so, on libcrypto), loaded on first use.
 function M.sign()
   local ok, m = pcall(require, "starvideos.sign")
   if not ok then
@@ -211,9 +205,8 @@ local function unescape(s)
   return s and (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
--- store = "redis://[[user]:password@]host[:port][/db]" -> {host, port, db,
--- user, password, where}, read by the core (core.store_url); a bad URL
--- raises, naming `store`, never the password.
+-- store = "redis://[[user]:password@]host[:port][/db]" -> core.store_url's table; a
+-- bad URL raises, naming `store`, never the password.
 function M.store_url(url)
   local cfg, why = nil, "a string expected, got " .. type(url)
   if type(url) == "string" then cfg, why = core.store_url(url) end
@@ -294,8 +287,7 @@ function M.env_store(journal)
   return journal == nil and env("STARVIDEOS_STORE") or nil
 end
 
--- The environment's values, where the options give none (raises on bad ones;
--- a bad option raised before).
+-- The environment's values, where the options give none (raises on bad ones).
 local function from_env(cfg)
   if cfg.api_key == nil then cfg.api_key = env("STARVIDEOS_API_KEY") end
   if cfg.api_key == "" then cfg.api_key = nil end
@@ -328,8 +320,7 @@ local function from_env(cfg)
   if level then cfg.log = level:lower() end
 end
 
--- A client's whole configuration: the options given, else the environment,
--- else the defaults; checked once.
+-- A client's whole configuration: the options, else the environment, else the defaults.
 function M.client(opts)
   opts = M.check(opts, "new", M.CLIENT, 4)
   local cfg = {}

@@ -21,8 +21,7 @@ local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a fold
 -- nothing is opened, so a FIFO never waits).
 local NOT_A_FILE = { folder = "a folder", other = "not a regular file (a FIFO, a device or a socket)" }
 
--- Why the folder dir takes no new file (a probe of a name of its own is made
--- there and removed at once), or nil when it does.
+-- Why the folder dir takes no new file (a probe file is made there and removed), or nil.
 local function refuses(dir)
   local probe = dir:gsub("/$", "") .. "/.starvideos-probe-" .. core.random_id()
   local f, msg, code = io_open(probe, "wb")
@@ -56,9 +55,8 @@ function D.check_out(out)
     { field = "out" })
 end
 
--- The same rule for a folder the downloads go into (wait_all's out_dir,
--- resume's and keep's dir), before anything is asked: true, or nil and an
--- error (kind "io", field: the option).
+-- The same rule for a folder the downloads go into (wait_all's out_dir, resume's and
+-- keep's dir), before anything is asked: true, or nil, err (field: the option).
 function D.check_dir(dir, field)
   local why = refuses(dir)
   if not why then return true end
@@ -95,9 +93,8 @@ local function continues(req)
   return same
 end
 
--- The .part an earlier call left cannot be gone on from (the transport would
--- not open it, or it is longer than the video, or of another): from byte 0.
--- Whether it was restarted.
+-- The .part an earlier call left cannot be gone on from (not opened, longer than the
+-- video, or of another): from byte 0.  Whether it was restarted.
 function D.restart(req, t)
   if not req.tail then return false end
   req.offset, req.kept, req.tail, req.attempt = 0, nil, nil, 0
@@ -117,8 +114,7 @@ function D.done(req, file, t)
   req.loop:committing(req)
 end
 
--- The commit thread is done: the download counts once its bytes are on the
--- disk under their final name.
+-- The commit is done: the download counts once its bytes are on disk under their name.
 function D.committed(req, ok, cerr)
   req.commit, req.committing = nil, nil
   if req.done then -- cancelled meanwhile: a whole file stays, a failed commit's .part goes

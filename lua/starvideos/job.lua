@@ -1,7 +1,6 @@
--- A job carries one task from create (or an id, or a bare URL) through polling
--- to a file: a state machine that never blocks, moved by job:advance(now) when
--- its request finished or its timer fell due.  It is handed ctx: the loop, the
--- key's budget, the ledger and the client's cfg.
+-- A job carries one task from create (or an id, or a bare URL) through polling to a
+-- file: a state machine that never blocks, moved by job:advance(now).  It is handed
+-- ctx: the loop, the key's budget, the ledger and the client's cfg.
 --   job.state: "creating" | "polling" | "downloading" | "done" | "cancelled";
 --   job.status (the task's), job.task, job.id, job.err, job.path, job.done
 
@@ -76,9 +75,8 @@ function Job.kind_of(model, duration, resolution)
   return model .. "|" .. tostring(duration or "") .. "|" .. tostring(resolution or "")
 end
 
--- When a task was created on our monotonic clock: exact for this process's
--- creates (the budget's births), else from its `created` (whole seconds); and
--- its model, for the schedule.
+-- When a task was created on our monotonic clock (the budget's births, else its
+-- whole-second `created`), and its model, for the schedule.
 function Job:origin(task, t)
   if self.origin_at then return end
   if type(task.model) == "string" then self.model = self.model or task.model end
@@ -90,9 +88,8 @@ function Job:origin(task, t)
   end
 end
 
--- A group the job counts down when it ends (loop:run).  A batch's job joins
--- when it starts: its timeout counts from then, and its out is checked again
--- (before its create): true, or nil, err.
+-- A group the job counts down when it ends (loop:run); a batch's job joins when it
+-- starts: its timeout from then, its out checked again: true, or nil, err.
 function Job:join(group, deadline)
   self.group = group
   if not deadline then return true end
@@ -282,9 +279,8 @@ function Job:progress(bytes, total)
   emit(self, event(self, "progress", { bytes = bytes, total = total, path = self.out }))
 end
 
--- The ledger knows a task of the job's key (rec: its record): the job follows
--- it and creates nothing; a task already downloaded whole to out (rec.whole)
--- ends it now.
+-- The ledger knows a task of the job's key (rec): the job follows it, creating
+-- nothing; one already downloaded whole to out (rec.whole) ends it now.
 local function attach(self, rec, t)
   self.id, self.state = rec.id, "polling"
   emit(self, event(self, "attached", { key = self.want.key }))
@@ -297,9 +293,8 @@ local function attach(self, rec, t)
   return poll(self, t)
 end
 
--- The task the ledger holds already for the job's key, read without the
--- ledger's lock (following a created task needs none; a create still asks
--- under it), or nil.  Asked once, before any token is taken.
+-- The ledger's task for the job's key, or nil: read once, before any token, without
+-- the ledger's lock (following a task needs none; a create still asks under it).
 function Job:known()
   if self.seen_key == nil then
     self.seen_key = self.want and self.ledger.peek and self.ledger:peek(self.want) or false
@@ -333,8 +328,7 @@ local function create(self, t)
   return send(self, t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)
 end
 
--- Do what can be done now: the loop calls this when the job's request
--- finished or its timer fell due.
+-- Do what can be done now (the job's request finished or its timer fell due).
 function Job:advance(t)
   if self.done then return end
   local req = self.req

@@ -18,9 +18,8 @@ local loops = setmetatable({}, { __mode = "v" }) -- key -> loop (outside nginx)
 -- The nginx phases whose handlers may use cosockets, light threads and semaphores.
 local NGX_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
 
--- The transport for a client: nginx's sockets inside nginx, else libcurl's
--- (its own C module, loaded with the first client; core.curl in the static
--- library).  The key's budget shares nginx's connection slots among its loops.
+-- The transport for a client: nginx's sockets inside nginx, else libcurl's (core.curl
+-- in the static library); the key's budget shares nginx's slots among its loops.
 local function new_transport(cfg, budget)
   if cfg.transport then return cfg.transport end
   local ngx = config.nginx()
@@ -58,8 +57,7 @@ function L.for_client(cfg, budget)
   return self
 end
 
--- The key's max_connections changed (budget.lua): the admission queue and
--- the transport follow.
+-- The key's max_connections changed (budget.lua): admission and the transport follow.
 function L:limit(conns, joining)
   self.max_sending = 4 * conns
   local t = self.transport
@@ -130,9 +128,8 @@ end
 
 -- ------------------------------------------------------------ admission
 
--- True when req may be handed to the transport now; else it waits in order
--- (req:send again once an exchange finishes; one with a deadline is looked at
--- again then, so waiting never outlasts it).
+-- True when req may go to the transport now; else it waits in order (sent once an
+-- exchange finishes; one with a deadline is looked at then, so waiting never outlasts it).
 function L:admit(req)
   if self.sending < self.max_sending then return true end
   if not self.queued[req] then
@@ -221,11 +218,10 @@ function L:tick(polled)
   if st and next(self.waiters) then wake_waiters(self) end
 end
 
--- The one drive loop: until done(arg) or the time `stop`.  `acted`: the
--- caller just sent, so it begins with the pause.  The pause waits in the
--- transport (it returns as soon as an exchange finishes), on the store's
--- socket when only the store is awaited, or through a caller's `sleep` (a
--- coroutine scheduler's), coming back often.
+-- The one drive loop: until done(arg) or the time `stop` (`acted`: the caller just
+-- sent, so it begins with the pause).  The pause waits in the transport (until an
+-- exchange finishes), on the store's socket when only the store is awaited, or
+-- through a caller's `sleep` (a coroutine scheduler's), coming back often.
 function L:drive(done, arg, stop, sleep, acted)
   local polled = false
   while true do

@@ -1,7 +1,6 @@
--- One HTTP request with its retries, over the loop's transport.  The policy
--- (core.retry, deadlines, download.lua's rules) lives here and in the core,
--- never in a transport.  Done, it calls owner:advance(now), and the owner
--- reads req.task (the verdict's task table, a download's "") or req.err.
+-- One HTTP request with its retries, over the loop's transport; the policy lives here
+-- and in the core, never in a transport.  Done, it calls owner:advance(now), and the
+-- owner reads req.task (the verdict's task table, a download's "") or req.err.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -27,9 +26,8 @@ local function id_of(req)
   return req.id
 end
 
--- The client's options that go with each of its exchanges (the clients of a
--- key share its transport, not these), held once per client: its requests'
--- class, under Request.
+-- The client's options that go with each of its exchanges (the clients of a key share
+-- its transport, not these): its requests' class, under Request.
 local classes = setmetatable({}, { __mode = "k" })
 
 local function class_of(cfg)
@@ -64,9 +62,8 @@ local function finish(self, task, err, t)
 end
 Request.finish = finish
 
--- The retry policy core.retry is handed, from the client's options: a
--- download's attempts are its resume_limit, a webhook's as many as its
--- deadline allows, an API call's max_retries.
+-- core.retry's policy: a download's attempts are its resume_limit, a webhook's as many
+-- as its deadline allows, an API call's max_retries.
 local function policy(self)
   local cfg, retries = self.cfg, self.cfg.max_retries
   if self.op == "download" then retries = self.resume_limit or cfg.resume_limit
@@ -110,8 +107,7 @@ function Request:send(t)
   tell(self, "request")
 end
 
--- The transport says our exchange finished: its verdict ends the request, or
--- it is tried again after a delay.
+-- The exchange finished: its verdict ends the request, or it is tried again later.
 function Request:finished(t)
   local loop = self.loop
   loop:untrack(self)
@@ -128,8 +124,7 @@ function Request:finished(t)
   end
   -- 416: the .part left over is longer than the video, the download starts again
   if self.op == "download" and err.status == 416 and Download.restart(self, t) then return end
-  -- whether and when to try again: the core's one policy, for a download too
-  -- (which then goes on from the bytes it has)
+  -- the core's one retry policy, for a download too (which goes on from the bytes it has)
   local delay = core.retry(self.op, wire, err, self.attempt, policy(self), math_random())
   if delay and self.op == "download" then self.offset = bytes or 0 end
   if not delay or (self.deadline and t + delay >= self.deadline) then

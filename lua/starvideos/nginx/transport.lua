@@ -1,6 +1,5 @@
--- The transport on nginx's own sockets (docs/architecture.md: the interface).  One light
--- thread per exchange moves its bytes (nginx/wire.lua), and poll waits on a semaphore
--- those threads post: a client that waits yields the worker instead of blocking it.
+-- The transport on nginx's own sockets: a light thread per exchange (nginx/wire.lua);
+-- poll waits on a semaphore they post, so a waiting client yields the worker.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -45,6 +44,13 @@ local function refuse(field, message)
   return nil, new_error("invalid_request", message, { field = field })
 end
 
+-- A value config.lua always passes: none is defaulted here.
+local function need(cfg, k, kind)
+  if type(cfg[k]) == kind then return cfg[k] end
+  error(string.format("starvideos transport: %s is %s, a %s expected (every value comes from config.lua: "
+    .. "DEFAULTS)", k, cfg[k] == nil and "missing" or type(cfg[k]), kind), 3)
+end
+
 local N = {}
 N.__index = N
 
@@ -59,7 +65,8 @@ function N.new(cfg, budget)
   local conns = clamp(budget.conns)
   local ks = key_slots[budget]
   if not ks then ks = { sem = semaphore.new(conns), n = conns, debt = 0 }; key_slots[budget] = ks end
-  local c = { ua = cfg.user_agent, connect_timeout = cfg.connect_timeout, pool_size = conns, slots = ks.sem }
+  local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
+    pool_size = conns, slots = ks.sem }
   return setmetatable({ c = c, ks = ks, key = cfg.api_key or "", -- none: downloads only
     wake = semaphore.new(0), running = {}, done = {}, whole = {}, left = {}, n_left = 0 }, N)
 end
