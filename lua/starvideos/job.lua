@@ -349,38 +349,25 @@ function Job:advance(t)
   return download(self, t)
 end
 
--- A create cancelled before it was sent, or sent again after an answer that
--- made nothing: surely nothing was created, and nothing will be.
-local function unsent(self, creq)
-  creq:cancel()
-  self.req = false
-  self.ledger:create_failed({}, self.params, self.local_id)
-  self.state = "cancelled"
-  return finish(self, new_error("io", creq.attempt > 0
-    and "the job was cancelled (its create made nothing and was not sent again)"
-    or "the job was cancelled (its create was never sent)"))
-end
-
 -- Cancelling stops a job's transfers, but a create already sent (it may be
 -- paid for): the job ends once its answer is in, the task recorded.  With
 -- `keep` (a client's close) a download's recorded .part stays for the next.
 function Job:cancel(keep)
   if self.done then return end
-  local creq = self.state == "creating" and self.req
-  if creq then
-    if not self.loop.queued[creq] and (creq.handle or creq.done) then self.cancelled = true; return end -- awaited
-    return unsent(self, creq)
-  end
-  if self.state == "creating" and self.held then -- answered, its record not yet known written
+  local req, creating, msg, fields = self.req, self.state == "creating", "the job was cancelled", nil
+  if creating and req then
+    if not self.loop.queued[req] and (req.handle or req.done) then self.cancelled = true; return end -- awaited
+    -- not sent yet, or not sent again after an answer that made nothing: surely nothing was created
+    self.ledger:create_failed({}, self.params, self.local_id)
+    msg = msg .. (req.attempt > 0 and " (its create made nothing and was not sent again)"
+      or " (its create was never sent)")
+  elseif creating and self.held then -- answered, its record not yet known written
     self.ledger:forget(nil, self.held.id)
-    self.task, self.state, self.held = self.held, "cancelled", nil
-    return finish(self, new_error("io", "the job was cancelled", { created = true }))
-  end
-  if self.state == "creating" and self.asked then -- a pending record asked for, the create never sent
+    self.task, self.held, fields = self.held, nil, { created = true }
+  elseif creating and self.asked then -- a pending record asked for, the create never sent
     self.ledger:forget(self.local_id)
     self.ledger:create_failed({}, self.params, self.local_id)
   end
-  local req = self.req
   if req then
     keep = keep and req.op == "download" and self.id and self.ledger.records and req.started
     req:cancel(keep)
@@ -388,7 +375,7 @@ function Job:cancel(keep)
     if keep and core.file_kind(req.part) == "file" then self.ledger:part(self.id, req.part, req.dest) end
   end
   self.state = "cancelled"
-  finish(self, new_error("io", "the job was cancelled"))
+  finish(self, new_error("io", msg, fields))
 end
 
 return Job

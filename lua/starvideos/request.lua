@@ -139,7 +139,7 @@ function Request:finished(t)
 end
 
 -- The commit thread is done (the loop polls it).
-function Request:committed(ok, cerr) return Download.committed(self, ok, cerr) end
+Request.committed = Download.committed
 
 -- A timer fell due: the next attempt; an API retry's once it has the key's
 -- token (a create's before the polls waiting), unless its deadline came.
