@@ -161,18 +161,15 @@ end
 
 -- Work any loop of the key may do a slice of each turn (obj:turn() -> done),
 -- so that it goes on when the client that began it closes.
-function B:share(obj)
-  self.shared[obj] = true
-end
+function B:share(obj) self.shared[obj] = true end
 
 function B:sharing() return next(self.shared) ~= nil end
 
--- One turn of the shared work: whether any is left.
+-- One turn of the shared work.
 function B:turn()
   for obj in pairs(self.shared) do
     if obj:turn() then self.shared[obj] = nil end
   end
-  return next(self.shared) ~= nil
 end
 
 return B

@@ -44,13 +44,11 @@ function D.check_out(out)
   local why
   for _, p in ipairs { out, out .. ".part" } do
     local kind = NOT_A_FILE[core.file_kind(p)]
-    if not why and kind then why = p .. " is " .. kind end
+    why = why or kind and p .. " is " .. kind
   end
-  if not why then
-    local dir = out:match("^(.*)/[^/]*$")
-    why = refuses(dir == nil and "." or dir == "" and "/" or dir)
-    if not why then return true end
-  end
+  local dir = out:match("^(.*)/[^/]*$")
+  why = why or refuses(dir == nil and "." or dir == "" and "/" or dir)
+  if not why then return true end
   return nil, new_error("io", string_format("out: cannot write %s: %s; nothing was sent", out, why),
     { field = "out" })
 end
