@@ -29,12 +29,13 @@ end
 -- A spec's fields a job keeps (spec name -> job field).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
+local NO_SPEC = {} -- a query's
 
 -- goal: "created" | "queried" (nil: completed); id: the task's (nil for a
 -- create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
 function Job.new(ctx, goal, id, spec)
-  spec = spec or {}
+  spec = spec or NO_SPEC
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, budget = ctx.budget, ledger = ctx.ledger, cfg = cfg, id = id,
     goal = goal, task = task, status = task and task.status, done = false, state = "polling", req = false,
