@@ -67,8 +67,7 @@ function B.for_client(cfg)
   return b
 end
 
--- A client joins (its cfg counts until leave): the key's limits worked out
--- again, and every listener (a loop: listener:limit(conns)) told.
+-- A client joins (until leave): the key's limits worked out again, each loop told.
 function B:join(cfg)
   self.members[cfg] = true
   self:rejoin(true)

@@ -300,10 +300,9 @@ local function from_env(cfg)
     if bad then error("bad STARVIDEOS_STORE (" .. bad .. ")", 4) end
     cfg.store = store
   end
-  -- HTTP_PROXY, which libcurl does not read (a CGI request's "Proxy:" header
-  -- arrives as HTTP_PROXY: httpoxy), is read here as other clients do, for http
-  -- URLs, unless in a CGI request or http_proxy is set.  Inside nginx only the
-  -- proxy option counts (cosockets read no environment).
+  -- HTTP_PROXY, which libcurl does not read (a CGI request's "Proxy:" header arrives as
+  -- HTTP_PROXY: httpoxy), is read for http URLs unless in a CGI request or http_proxy is
+  -- set.  Inside nginx only the proxy option counts (cosockets read no environment).
   if cfg.proxy == nil and not M.nginx() and not os_getenv("http_proxy") and not os_getenv("REQUEST_METHOD") then
     cfg.http_proxy = env("HTTP_PROXY")
   end

@@ -1,6 +1,5 @@
--- A download's rules, for its request: the out check before a create, the
--- .part gone on from (its last OVERLAP bytes compared: never another video's),
--- the commit (fsync, rename, the folder synced) on a helper thread.
+-- A download's rules, for its request: the out check before a create, the .part gone on
+-- from (its last OVERLAP bytes compared: never another video's), the commit on a thread.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -37,9 +36,8 @@ local function refuses(dir)
   return string_format("cannot make a file in %s: %s", dir, said)
 end
 
--- Before a create (which costs money): can a download be written at out?
--- Neither out nor its .part may be a folder, and out's folder must take a new
--- file.  true, or nil and an error (kind "io", field "out").
+-- Before a create (which costs money): can a download be written at out (neither out nor
+-- its .part a folder, its folder taking a new file)?  true, or nil, err (io, field out).
 function D.check_out(out)
   local why
   for _, p in ipairs { out, out .. ".part" } do
@@ -100,8 +98,7 @@ function D.restart(req, t)
   return true
 end
 
--- The bytes are all there: committed on a helper thread (the request is
--- "committing" until the loop sees it done), or by the transport itself.
+-- The bytes are all there: committed on a helper thread, or by the transport itself.
 function D.done(req, file, t)
   if req.tail and not continues(req) then return D.restart(req, t) end
   local transport = req.loop.transport
@@ -123,9 +120,8 @@ function D.committed(req, ok, cerr)
   return req:finish("")
 end
 
--- It failed or was cancelled: its .part goes (a new attempt starts it
--- again), but with `keep` (its job records it) or when already committing
--- (then it is whole).
+-- It failed or was cancelled: its .part goes, but with `keep` (its job records it) or
+-- when already committing (then it is whole).
 function D.ended(req, keep)
   if req.started and not req.committing and not keep then os_remove(req.part) end
 end

@@ -18,8 +18,7 @@ function M.new_error(kind, message, fields)
   return setmetatable(e, core.error_mt)
 end
 
--- Raise "bad argument #n to 'fname' (expected expected, got ...)" at the caller's
--- caller (level 3 from the public function that calls this).
+-- Raise "bad argument #n to 'fname' (... expected, got ...)" at `level` (default 3).
 function M.argerror(n, fname, expected, got, level)
   error(string_format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected, got), level or 3)
 end

@@ -61,9 +61,8 @@ function M.pending(path)
   return pending
 end
 
--- A webhook header's value, named in any case: a string, nil when absent; a
--- header sent more than once (ngx.req.get_headers gives a list) joined by
--- spaces, which only webhook-signature may be.
+-- A webhook header's value, named in any case (nil when absent); one sent more than
+-- once (a list, from ngx.req.get_headers) joined by spaces: only webhook-signature may be.
 local function header(headers, name)
   local values = {}
   for k, v in pairs(headers) do
@@ -82,8 +81,7 @@ local function refused(name, what)
   return nil, new_error("invalid_request", name .. ": " .. what, { field = name })
 end
 
--- Check a webhook signed as Standard Webhooks (the signature compared in
--- constant time in C, starvideos.sign).
+-- Check a webhook signed as Standard Webhooks (compared in constant time, starvideos.sign).
 function M.verify_webhook(secret, headers, body, opts)
   if type(secret) ~= "string" then argerror(1, "verify_webhook", "string", type(secret)) end
   if type(headers) ~= "table" then argerror(2, "verify_webhook", "table", type(headers)) end

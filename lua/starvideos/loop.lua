@@ -1,6 +1,5 @@
--- The loop: one transport, the timers, admission and the one drive loop
--- (docs/architecture.md, "The drive loop").  The clients of a key share one;
--- inside nginx, where a cosocket belongs to its request, each client has its own.
+-- The loop: one transport, the timers, admission and the drive loop; the clients of a
+-- key share one, but inside nginx (a cosocket belongs to its request) each has its own.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -309,8 +308,7 @@ function L:run(jobs, sleep)
   return out
 end
 
--- One job (or nil, err: one that could not be made), its first step taken at
--- once, then driven to its end: its task, or nil, err.
+-- One job (or nil, err), its first step taken now, driven to its end: task, or nil, err.
 function L:run_one(job, err, sleep)
   if not job then return nil, err end
   sleep = sleep or job.cfg.sleep

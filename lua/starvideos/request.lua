@@ -41,10 +41,9 @@ local function class_of(cfg)
   return class
 end
 
--- op ("create" | "query" | "download" | "notify"), url, path (for events),
--- auth, body (a POST's), deadline (monotonic; nil: none); a download's
--- `download`: {part =, dest =, resume_limit =}.  A create goes on a new
--- connection (`fresh`); an http URL through http_proxy when there is no proxy.
+-- op (create | query | download | notify), url, path (for events), auth, body (a POST's),
+-- deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =}.  A create
+-- goes on a new connection; an http URL through http_proxy when there is no proxy.
 function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadline, download)
   local self = setmetatable({ loop = loop, budget = budget, cfg = cfg, owner = owner, op = op, url = url, path = path,
     auth = auth, body = body, deadline = deadline, attempt = 0 }, class_of(cfg))
