@@ -4,9 +4,8 @@
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 
-local setmetatable, next, pairs, ipairs, error, math_min, math_max, math_floor, string_format, table_insert,
-  table_remove = setmetatable, next, pairs, ipairs, error, math.min, math.max, math.floor, string.format,
-  table.insert, table.remove
+local setmetatable, next, pairs, ipairs, error, math_min, math_max, string_format, table_remove =
+  setmetatable, next, pairs, ipairs, error, math.min, math.max, string.format, table.remove
 local now = core.now
 
 local L = {}
@@ -76,17 +75,35 @@ end
 
 -- ------------------------------------------------------------ timers
 
--- obj:advance(t) at `at` (its timer: a later call moves it).  The timers are
--- a list in the order they fall due (those due at one time in the order set).
+-- obj:advance(t) at `at` (its timer: a later call moves it); the timers are a heap.
 function L:at(at, obj)
   self.due[obj] = at
   local h = self.timers
-  local lo, hi = 1, #h + 1
-  while lo < hi do
-    local mid = math_floor((lo + hi) / 2)
-    if h[mid][1] <= at then lo = mid + 1 else hi = mid end
+  local i = #h + 1
+  h[i] = { at, obj }
+  while i > 1 do
+    local p = (i - i % 2) / 2
+    if h[p][1] <= at then break end
+    h[p], h[i] = h[i], h[p]
+    i = p
   end
-  table_insert(h, lo, { at, obj })
+end
+
+local function pop(h)
+  local top, n = h[1], #h
+  h[1] = h[n]
+  h[n] = nil
+  n = n - 1
+  local i = 1
+  while true do
+    local l, small = i * 2, i
+    if l <= n and h[l][1] < h[small][1] then small = l end
+    if l + 1 <= n and h[l + 1][1] < h[small][1] then small = l + 1 end
+    if small == i then break end
+    h[i], h[small] = h[small], h[i]
+    i = small
+  end
+  return top
 end
 
 -- ------------------------------------------------------------ the store
@@ -195,7 +212,7 @@ function L:tick(polled)
   if st and next(self.waiters) then st:step(0) end -- what the store answered meanwhile (a frame loop has no pause)
   local h, t = self.timers, now()
   while h[1] and h[1][1] <= t do
-    local e = table_remove(h, 1)
+    local e = pop(h)
     local obj = e[2]
     if self.due[obj] == e[1] then -- fired: let go (a timer set later is due anew)
       self.due[obj] = nil
