@@ -1,9 +1,7 @@
--- client:generate_all (docs/batch.md): a list of params tables run as jobs on
--- the client's loop, each keyed by its file.  The creates take the key's
--- tokens in turn with the polls: a feeder asks for one token at a time, as a
--- poll does, and starts the next job with it, so that tasks are polled and
--- files arrive while creates still go out (a job the ledger knows already
--- takes no create token: it follows its task).
+-- client:generate_all (docs/batch.md): a list of params tables run as jobs on the
+-- client's loop, each keyed by its file.  A feeder asks for one token at a time, as a
+-- poll does, and starts the next job with it, so that files arrive while creates still
+-- go out (a job the ledger knows already takes no create token: it follows its task).
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -42,14 +40,13 @@ end
 local Feeder = {}
 Feeder.__index = Feeder
 
--- Start the next jobs: the ledger's known ones at once, each other once the
--- key's token is taken for it, its turn behind the callers waiting when it
--- first asks (the polls of the jobs started before), so that creates and
--- polls take turns.
+-- Start the next jobs: the ledger's known ones at once, each other once the key's
+-- token is taken for it, behind the callers waiting when it first asks (the polls of
+-- the jobs started before), so that creates and polls take turns.
 function Feeder:advance(t)
   while self.next <= self.n and not self.done do
     local i = self.next
-    local job = self.job or self.make(i)
+    local job = self.job or self.make(i, t)
     self.job = job
     if job and not job:known() then
       if not self.queued then -- behind the callers waiting now, even those due this very turn
@@ -105,31 +102,26 @@ local function spec_of(i, params, path, opts, c)
     end }
 end
 
--- ctx: the client's (loop, budget, ledger, cfg).  The list of {task=, err=,
--- path=}, in the order of list.
+-- The list of {task=, err=, path=}, in the order of list.
 function B.run(ctx, list, opts)
   local n, loop = #list, ctx.loop
   local paths = outs(list, n, opts.out)
   local c = counter(n, opts.on_progress)
-  local results, group = {}, { left = 0 }
-  -- every entry checked first (params, out), each job made again when it starts,
-  -- so that its timeout counts from then
-  for i = 1, n do
+  local results, jobs, group = {}, {}, { left = 0 }
+  for i = 1, n do -- every entry checked first (params, out)
     local job, err = Job.new(ctx, nil, nil, spec_of(i, list[i], paths[i], opts, c))
-    if job then group.left = group.left + 1 else results[i], c.failed = { err = err }, c.failed + 1 end
+    if job then jobs[i], group.left = job, group.left + 1 else results[i], c.failed = { err = err }, c.failed + 1 end
   end
+  local timeout = opts.timeout or ctx.cfg.wait_timeout
   local feeder = setmetatable({ loop = loop, budget = ctx.budget, cfg = ctx.cfg, n = n, next = 1, done = false,
     started = {}, left = group, job = nil, queued = false }, Feeder)
-  function feeder.make(i)
-    if results[i] then return nil end
-    local job, err = Job.new(ctx, nil, nil, spec_of(i, list[i], paths[i], opts, c))
-    if not job then -- its folder went meanwhile
-      results[i], group.left, c.failed = { err = err }, group.left - 1, c.failed + 1
-      c.tell()
-      return nil
-    end
-    job:join(group)
-    return job
+  function feeder.make(i, t)
+    local job = jobs[i]
+    if not job then return nil end
+    local ok, err = job:join(group, t + timeout)
+    if ok then return job end
+    results[i], group.left, c.failed = { err = err }, group.left - 1, c.failed + 1 -- its folder went meanwhile
+    c.tell()
   end
   c.tell()
   loop:at(now(), feeder)

@@ -1,7 +1,6 @@
--- The key's budget, shared by the clients of one (base URL, API key) in a
--- process: its limits, its bucket, create_limit's rule, births and shared work
--- (docs/architecture.md).  A remote backend (b:use) is asked first; when it
--- cannot answer, the process's own bucket stands in.
+-- The key's budget, shared by the clients of one (base URL, API key) in a process: its
+-- limits, its bucket, create_limit's rule, births and shared work.  A remote backend
+-- (b:use) is asked first; when it cannot answer, the process's own bucket stands in.
 
 local core = require "starvideos.core"
 
@@ -52,8 +51,8 @@ function B.hash_of(base_url, api_key)
   return core.hash(tostring(base_url) .. "\0" .. core.hash(api_key or ""))
 end
 
--- The budget of a client's key (cfg with its api_key still in it), made by
--- its first client.  The store's name of the key (no key in it) is b.hash.
+-- The budget of a client's key (cfg with its api_key still in it), made by its first
+-- client; b.hash is the store's name of the key.
 function B.for_client(cfg)
   local key = key_of(cfg)
   local registry = cfg.transport and seam_budgets or budgets
@@ -68,8 +67,7 @@ function B.for_client(cfg)
   return b
 end
 
--- A client joins (its cfg counts until leave): the key's limits worked out
--- again, and every listener (a loop: listener:limit(conns)) told.
+-- A client joins (until leave): the key's limits worked out again, each loop told.
 function B:join(cfg)
   self.members[cfg] = true
   self:rejoin(true)
@@ -162,18 +160,15 @@ end
 
 -- Work any loop of the key may do a slice of each turn (obj:turn() -> done),
 -- so that it goes on when the client that began it closes.
-function B:share(obj)
-  self.shared[obj] = true
-end
+function B:share(obj) self.shared[obj] = true end
 
 function B:sharing() return next(self.shared) ~= nil end
 
--- One turn of the shared work: whether any is left.
+-- One turn of the shared work.
 function B:turn()
   for obj in pairs(self.shared) do
     if obj:turn() then self.shared[obj] = nil end
   end
-  return next(self.shared) ~= nil
 end
 
 return B

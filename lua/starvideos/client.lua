@@ -1,6 +1,5 @@
--- The client: the public API (docs/reference.md), a light handle on its key's
--- loop and budget and its own ledger.  A wrong argument raises; what the
--- network or the service did is nil, err.
+-- The client (docs/reference.md): a handle on its key's loop and budget and its own
+-- ledger.  A wrong argument raises; what the network or the service did is nil, err.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -9,8 +8,8 @@ local Budget = require "starvideos.budget"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
 
-local type, ipairs, tostring, setmetatable, rawset, require, error, string_format =
-  type, ipairs, tostring, setmetatable, rawset, require, error, string.format
+local type, pairs, ipairs, tostring, setmetatable, rawset, require, error, string_format =
+  type, pairs, ipairs, tostring, setmetatable, rawset, require, error, string.format
 local now = core.now
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
 local S = config.CALLS
@@ -24,6 +23,12 @@ end
 
 local function need_table(v, n, where)
   if type(v) ~= "table" then argerror(n, where, "table", type(v), 4) end
+end
+
+-- A job's spec: `more` and a call's checked options (Job.new takes those it knows).
+local function spec_of(opts, more)
+  for k, v in pairs(opts) do more[k] = v end
+  return more
 end
 
 local Client = {}
@@ -101,13 +106,12 @@ local function run(self, goal, id, spec, sleep)
   return task, jerr -- not a tail call: a client used once (new():generate()) lives until its job ends
 end
 
--- Create a task: an invalid one never reaches the network.  With opts.key
--- (and a ledger) the key's task, when the ledger holds one, instead.
+-- Create a task (an invalid one never reaches the network), or find the key's.
 function Client:create(params, opts)
   need_table(params, 1, "create")
   opts = check(opts, "create", S.create)
   live(self)
-  return run(self, "created", nil, { params = params, key = opts.key, fresh = opts.fresh })
+  return run(self, "created", nil, spec_of(opts, { params = params }))
 end
 
 -- The task as the service sees it now.
@@ -122,19 +126,16 @@ function Client:wait(id_or_task, opts)
   local id = task_id(id_or_task, "wait")
   opts = check(opts, "wait", S.wait)
   live(self)
-  return run(self, nil, id, { task = type(id_or_task) == "table" and id_or_task or nil,
-    interval = opts.interval, timeout = opts.timeout, on_progress = opts.on_progress }, opts.sleep)
+  return run(self, nil, id, spec_of(opts, { task = type(id_or_task) == "table" and id_or_task or nil }), opts.sleep)
 end
 
--- Download a task's video to a file, through `path .. ".part"`: from a URL,
--- a task with its video_url, or a task id (a task without its URL is an id:
--- one query first).
+-- Download to a file from a URL, a task with its video_url, or a task id (a
+-- task without its URL is an id: one query first).
 function Client:download(target, path, opts)
   if type(path) ~= "string" or path == "" then argerror(2, "download", "file path", type(path)) end
   opts = check(opts, "download", S.download)
   live(self)
-  local spec = { out = path, timeout = opts.timeout or self.cfg.download_timeout, on_progress = opts.on_progress,
-    resume_limit = opts.resume_limit }
+  local spec = spec_of(opts, { out = path, timeout = self.cfg.download_timeout })
   local kind = type(target)
   local id = kind == "table" and target.id or target
   if kind == "string" and target:find("^%a[%w+.-]*://") then spec.url = target
@@ -159,8 +160,7 @@ function Client:generate(params, opts)
   need_table(params, 1, "generate")
   opts = check(opts, "generate", S.generate)
   live(self)
-  return run(self, nil, nil, { params = params, out = opts.out, interval = opts.interval, timeout = opts.timeout,
-    on_progress = opts.on_progress, key = opts.key, fresh = opts.fresh }, opts.sleep)
+  return run(self, nil, nil, spec_of(opts, { params = params }), opts.sleep)
 end
 
 -- Wait for many tasks at once; one failure does not stop the others.
@@ -175,9 +175,8 @@ function Client:wait_all(list, opts)
   local jobs, file_name = {}, require("starvideos.records.journal").file_name
   for i, v in ipairs(list) do
     local id = task_id(v, "wait_all")
-    jobs[i] = assert(Job.new(self.ctx, nil, id, { task = type(v) == "table" and v or nil, interval = opts.interval,
-      timeout = opts.timeout, index = i, on_progress = opts.on_progress,
-      out = opts.out_dir and (opts.out_dir .. "/" .. file_name(id) .. ".mp4") }))
+    jobs[i] = assert(Job.new(self.ctx, nil, id, spec_of(opts, { task = type(v) == "table" and v or nil, index = i,
+      out = opts.out_dir and (opts.out_dir .. "/" .. file_name(id) .. ".mp4") })))
   end
   local results = self.loop:run(jobs, opts.sleep)
   return results -- not a tail call, as in run
@@ -192,8 +191,7 @@ function Client:generate_all(list, opts)
   return results -- not a tail call, as in run
 end
 
--- The ctx of a call on the ledger of opts.journal, else the client's (its
--- journal or store): ctx, or nil, err.
+-- The ctx of a call on the ledger of opts.journal, else the client's: ctx, or nil, err.
 local function ledger_ctx(self, opts, where)
   live(self)
   local path = opts.journal or self.journal
@@ -248,37 +246,28 @@ end
 -- ------------------------------------------------------------ jobs
 
 -- A job of start or watch, its first step due now (taken by the next step).
-local function register(self, j)
-  self.loop:at(now(), j)
-  return j
+local function start(self, opts, params, id, task)
+  live(self)
+  local j, err = Job.new(self.ctx, nil, id, spec_of(opts, { params = params, task = task, finished = self.finished }))
+  if j then self.loop:at(now(), j) end
+  return j, err
 end
 
 -- Start a task as a non-blocking job, moved by `step`.
 function Client:start(params, opts)
   need_table(params, 1, "start")
-  opts = check(opts, "start", S.job)
-  live(self)
-  local j, err = Job.new(self.ctx, nil, nil, { params = params, out = opts.out, interval = opts.interval,
-    finished = self.finished, timeout = opts.timeout, on_status = opts.on_status, on_progress = opts.on_progress,
-    key = opts.key, fresh = opts.fresh })
-  if not j then return nil, err end
-  return register(self, j)
+  return start(self, check(opts, "start", S.job), params)
 end
 
 -- Follow an existing task as a non-blocking job (see `start`).
 function Client:watch(id_or_task, opts)
   local id = task_id(id_or_task, "watch")
-  opts = check(opts, "watch", S.job)
-  live(self)
-  return register(self, assert(Job.new(self.ctx, nil, id, { task = type(id_or_task) == "table" and id_or_task or nil,
-    finished = self.finished, out = opts.out, interval = opts.interval, timeout = opts.timeout,
-    on_status = opts.on_status, on_progress = opts.on_progress })))
+  return start(self, check(opts, "watch", S.job), nil, id, type(id_or_task) == "table" and id_or_task or nil)
 end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })
 
--- Move the jobs: step(0) does what is ready; a longer step returns early
--- once a job finishes.
+-- Move the jobs: step(0) does what is ready; a longer step ends once a job finishes.
 function Client:step(seconds)
   if seconds ~= nil and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then
     argerror(1, "step", "seconds >= 0", tostring(seconds))

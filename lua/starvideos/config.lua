@@ -1,6 +1,5 @@
 -- Every default (DEFAULTS), the checks of every option, and a client's whole
--- configuration.  Wrong values raise before the network;
--- lower layers only clamp what they are handed.
+-- configuration.  Wrong values raise here; lower layers only clamp what they are handed.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -15,8 +14,7 @@ local M = {}
 M.VERSION = "0.3.0"
 M.DEFAULT_BASE_URL = "https://zcbservice.aizfw.cn/kyyReactApiServer"
 
--- The one answer to "are we inside nginx, with its sockets?": the ngx table,
--- else nil.  Every module that behaves otherwise inside nginx asks this.
+-- The one answer to "are we inside nginx, with its sockets?": the ngx table, else nil.
 function M.nginx()
   local ngx = rawget(_G, "ngx")
   if type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
@@ -40,8 +38,7 @@ function M.user_agent()
   return string_format("starvideos/%s (%s; %s)", M.VERSION, type(jit) == "table" and jit.version or _VERSION, http)
 end
 
--- Every default, and nowhere else (spec/config_spec.lua checks that the docs
--- name each key).
+-- Every default, and nowhere else (spec/docs_spec.lua checks that the docs name each key).
 M.DEFAULTS = {
   timeout = 30,              -- seconds, one HTTP exchange
   connect_timeout = 10,
@@ -91,23 +88,20 @@ end
 -- is a whole message, no "got" to add)
 local C = {}
 
-function C.seconds(v)
-  if type(v) ~= "number" or not (v > 0 and v <= DAY) then return "a number of seconds in (0, 86400]" end
+-- a number in [lo, hi] (above lo when `above`); whole numbers only when `whole`
+local function number_in(lo, hi, want, above, whole)
+  return function(v)
+    if type(v) ~= "number" or not ((above and v > lo or not above and v >= lo) and v <= hi)
+        or whole and not is_integer(v) then return want end
+  end
 end
-function C.lease(v) -- renewed every third of it: a second at least
-  if type(v) ~= "number" or not (v >= 1 and v <= DAY) then return "a number of seconds in [1, 86400]" end
-end
-function C.interval(v)
-  if type(v) ~= "number" or not (v >= 0 and v <= DAY) then return "a number of seconds in [0, 86400]" end
-end
-local function whole_in(lo, hi)
-  local want = string_format("a whole number from %d to %d", lo, hi)
-  return function(v) if not is_integer(v) or v < lo or v > hi then return want end end
-end
-C.retries, C.connections, C.resumes = whole_in(0, 10), whole_in(1, 1024), whole_in(0, 100)
-function C.rate(v)
-  if type(v) ~= "number" or not (v > 0 and v <= 1e6) then return "a number of requests per second in (0, 1e6]" end
-end
+C.seconds = number_in(0, DAY, "a number of seconds in (0, 86400]", true)
+C.lease = number_in(1, DAY, "a number of seconds in [1, 86400]") -- renewed every third of it: a second at least
+C.interval = number_in(0, DAY, "a number of seconds in [0, 86400]")
+C.rate = number_in(0, 1e6, "a number of requests per second in (0, 1e6]", true)
+C.retries = number_in(0, 10, "a whole number from 0 to 10", false, true)
+C.connections = number_in(1, 1024, "a whole number from 1 to 1024", false, true)
+C.resumes = number_in(0, 100, "a whole number from 0 to 100", false, true)
 function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" end end
 function C.fn(v) if type(v) ~= "function" then return "a function" end end
 function C.key(v) if type(v) ~= "string" or v == "" then return "a non-empty string" end end
@@ -149,16 +143,14 @@ function C.limit(v)
   end
 end
 
--- The one URL check is the core's (core.check_url, fuzzed): nil when v is a
--- base URL (http(s)://host[:port][/path], nothing else), else what is wrong.
+-- A base URL, http(s)://host[:port][/path]: the core's one URL check (core.check_url).
 function C.url(v, field)
   local ok, err = core.check_url(v, field or "base_url", true)
   if not ok then return err.message, true end
 end
 
--- proxy = "http://[user:password@]host:port": an http proxy with its port and
--- nothing after it (both transports speak plain HTTP to it); the core's check
--- (core.check_proxy), whose message never holds the credentials.
+-- proxy = "http://[user:password@]host:port" (both transports speak plain HTTP to
+-- it): the core's check, whose message never holds the credentials.
 function C.proxy(v)
   local ok, err = core.check_proxy(v)
   if not ok then return err.message, true end
@@ -170,8 +162,7 @@ function C.log(v)
   end
 end
 
--- The webhook signatures' C module (sign.so, on libcrypto): loaded by the
--- first secret checked, signature made or checked (require keeps it).
+-- The webhook signatures' C module (sign.so, on libcrypto), loaded on first use.
 function M.sign()
   local ok, m = pcall(require, "starvideos.sign")
   if not ok then
@@ -214,9 +205,8 @@ local function unescape(s)
   return s and (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
--- store = "redis://[[user]:password@]host[:port][/db]" -> {host, port, db,
--- user, password, where}, read by the core (core.store_url); a bad URL
--- raises, naming `store`, never the password.
+-- store = "redis://[[user]:password@]host[:port][/db]" -> core.store_url's table; a
+-- bad URL raises, naming `store`, never the password.
 function M.store_url(url)
   local cfg, why = nil, "a string expected, got " .. type(url)
   if type(url) == "string" then cfg, why = core.store_url(url) end
@@ -297,8 +287,7 @@ function M.env_store(journal)
   return journal == nil and env("STARVIDEOS_STORE") or nil
 end
 
--- The environment's values, where the options give none (raises on bad ones;
--- a bad option raised before).
+-- The environment's values, where the options give none (raises on bad ones).
 local function from_env(cfg)
   if cfg.api_key == nil then cfg.api_key = env("STARVIDEOS_API_KEY") end
   if cfg.api_key == "" then cfg.api_key = nil end
@@ -311,10 +300,9 @@ local function from_env(cfg)
     if bad then error("bad STARVIDEOS_STORE (" .. bad .. ")", 4) end
     cfg.store = store
   end
-  -- HTTP_PROXY, which libcurl does not read (a CGI request's "Proxy:" header
-  -- arrives as HTTP_PROXY: httpoxy), is read here as other clients do, for http
-  -- URLs, unless in a CGI request or http_proxy is set.  Inside nginx only the
-  -- proxy option counts (cosockets read no environment).
+  -- HTTP_PROXY, which libcurl does not read (a CGI request's "Proxy:" header arrives as
+  -- HTTP_PROXY: httpoxy), is read for http URLs unless in a CGI request or http_proxy is
+  -- set.  Inside nginx only the proxy option counts (cosockets read no environment).
   if cfg.proxy == nil and not M.nginx() and not os_getenv("http_proxy") and not os_getenv("REQUEST_METHOD") then
     cfg.http_proxy = env("HTTP_PROXY")
   end
@@ -331,8 +319,7 @@ local function from_env(cfg)
   if level then cfg.log = level:lower() end
 end
 
--- A client's whole configuration: the options given, else the environment,
--- else the defaults; checked once.
+-- A client's whole configuration: the options, else the environment, else the defaults.
 function M.client(opts)
   opts = M.check(opts, "new", M.CLIENT, 4)
   local cfg = {}

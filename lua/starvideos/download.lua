@@ -1,6 +1,5 @@
--- A download's rules, for its request: the out check before a create, the
--- .part gone on from (its last OVERLAP bytes compared: never another video's),
--- the commit (fsync, rename, the folder synced) on a helper thread.
+-- A download's rules, for its request: the out check before a create, the .part gone on
+-- from (its last OVERLAP bytes compared: never another video's), the commit on a thread.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -21,8 +20,7 @@ local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a fold
 -- nothing is opened, so a FIFO never waits).
 local NOT_A_FILE = { folder = "a folder", other = "not a regular file (a FIFO, a device or a socket)" }
 
--- Why the folder dir takes no new file (a probe of a name of its own is made
--- there and removed at once), or nil when it does.
+-- Why the folder dir takes no new file (a probe file is made there and removed), or nil.
 local function refuses(dir)
   local probe = dir:gsub("/$", "") .. "/.starvideos-probe-" .. core.random_id()
   local f, msg, code = io_open(probe, "wb")
@@ -38,27 +36,23 @@ local function refuses(dir)
   return string_format("cannot make a file in %s: %s", dir, said)
 end
 
--- Before a create (which costs money): can a download be written at out?
--- Neither out nor its .part may be a folder, and out's folder must take a new
--- file.  true, or nil and an error (kind "io", field "out").
+-- Before a create (which costs money): can a download be written at out (neither out nor
+-- its .part a folder, its folder taking a new file)?  true, or nil, err (io, field out).
 function D.check_out(out)
   local why
   for _, p in ipairs { out, out .. ".part" } do
     local kind = NOT_A_FILE[core.file_kind(p)]
-    if not why and kind then why = p .. " is " .. kind end
+    why = why or kind and p .. " is " .. kind
   end
-  if not why then
-    local dir = out:match("^(.*)/[^/]*$")
-    why = refuses(dir == nil and "." or dir == "" and "/" or dir)
-    if not why then return true end
-  end
+  local dir = out:match("^(.*)/[^/]*$")
+  why = why or refuses(dir == nil and "." or dir == "" and "/" or dir)
+  if not why then return true end
   return nil, new_error("io", string_format("out: cannot write %s: %s; nothing was sent", out, why),
     { field = "out" })
 end
 
--- The same rule for a folder the downloads go into (wait_all's out_dir,
--- resume's and keep's dir), before anything is asked: true, or nil and an
--- error (kind "io", field: the option).
+-- The same rule for a folder the downloads go into (wait_all's out_dir, resume's and
+-- keep's dir), before anything is asked: true, or nil, err (field: the option).
 function D.check_dir(dir, field)
   local why = refuses(dir)
   if not why then return true end
@@ -95,9 +89,8 @@ local function continues(req)
   return same
 end
 
--- The .part an earlier call left cannot be gone on from (the transport would
--- not open it, or it is longer than the video, or of another): from byte 0.
--- Whether it was restarted.
+-- The .part an earlier call left cannot be gone on from (not opened, longer than the
+-- video, or of another): from byte 0.  Whether it was restarted.
 function D.restart(req, t)
   if not req.tail then return false end
   req.offset, req.kept, req.tail, req.attempt = 0, nil, nil, 0
@@ -105,8 +98,7 @@ function D.restart(req, t)
   return true
 end
 
--- The bytes are all there: committed on a helper thread (the request is
--- "committing" until the loop sees it done), or by the transport itself.
+-- The bytes are all there: committed on a helper thread, or by the transport itself.
 function D.done(req, file, t)
   if req.tail and not continues(req) then return D.restart(req, t) end
   local transport = req.loop.transport
@@ -117,8 +109,7 @@ function D.done(req, file, t)
   req.loop:committing(req)
 end
 
--- The commit thread is done: the download counts once its bytes are on the
--- disk under their final name.
+-- The commit is done: the download counts once its bytes are on disk under their name.
 function D.committed(req, ok, cerr)
   req.commit, req.committing = nil, nil
   if req.done then -- cancelled meanwhile: a whole file stays, a failed commit's .part goes
@@ -129,9 +120,8 @@ function D.committed(req, ok, cerr)
   return req:finish("")
 end
 
--- It failed or was cancelled: its .part goes (a new attempt starts it
--- again), but with `keep` (its job records it) or when already committing
--- (then it is whole).
+-- It failed or was cancelled: its .part goes, but with `keep` (its job records it) or
+-- when already committing (then it is whole).
 function D.ended(req, keep)
   if req.started and not req.committing and not keep then os_remove(req.part) end
 end

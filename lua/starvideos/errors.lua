@@ -1,7 +1,5 @@
--- Errors: the one shape (a table with kind and message whose tostring is one
--- line, core.error_mt), whether trying again later can succeed (`transient`,
--- decided by the core's table of kinds), and the one way a wrong argument
--- raises.
+-- Errors: the one shape (core.error_mt), `transient` from the core's table of kinds,
+-- and the one way a wrong argument raises.
 
 local core = require "starvideos.core"
 
@@ -20,19 +18,17 @@ function M.new_error(kind, message, fields)
   return setmetatable(e, core.error_mt)
 end
 
--- Raise "bad argument #n to 'fname' (expected expected, got ...)" at the caller's
--- caller (level 3 from the public function that calls this).
+-- Raise "bad argument #n to 'fname' (... expected, got ...)" at `level` (default 3).
 function M.argerror(n, fname, expected, got, level)
   error(string_format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected, got), level or 3)
 end
 
--- The kinds of error a request to the provider's host may end with because it
--- was not the host the user meant (the local emulator, say).
+-- The kinds of error a request to the provider's host may end with because it was
+-- not the host the user meant (the local emulator, say).
 local NOTE_KINDS = { network = true, timeout = true, auth = true, not_found = true, protocol = true }
 
--- err (of a request to the base URL), its message ending with where the
--- request went when the base URL was nobody's choice: a newcomer who meant the
--- emulator learns why the request went to the service.
+-- err (of a request to the base URL), its message saying where the request went when
+-- the base URL was nobody's choice.
 function M.note_default_host(cfg, err)
   if cfg.base_url_unset and type(err) == "table" and NOTE_KINDS[err.kind] and type(err.message) == "string"
       and not err.message:find("STARVIDEOS_BASE_URL is not set", 1, true) then

@@ -1,6 +1,4 @@
--- starvideos: the module's face (new, validate, models, pending, file_name,
--- verify_webhook, the default client).  The client is client.lua;
--- docs/reference.md has every call, docs/architecture.md the layers.
+-- starvideos: the module's face; the client is client.lua, every call in docs/reference.md.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -29,9 +27,8 @@ function M.validate(params)
   return core.validate(params, text)
 end
 
--- The capability table, read-only.  Where the VM honours __pairs (5.2 and later)
--- it is a proxy that refuses every write; on 5.1 and LuaJIT, where a proxy could
--- not be iterated, a copy whose fields are read-only.
+-- The capability table, read-only: a proxy refusing every write where the VM honours
+-- __pairs (5.2 and later), else (5.1, LuaJIT) the table with its fields read-only.
 local pairs_honoured = false
 for _ in pairs(setmetatable({}, { __pairs = function() return next, { true }, nil end })) do
   pairs_honoured = true
@@ -64,18 +61,17 @@ function M.pending(path)
   return pending
 end
 
--- A webhook header's value, named in any case: a string, nil when absent; a
--- header sent more than once (ngx.req.get_headers gives a list) joined by
--- spaces, which only webhook-signature may be.
+-- A webhook header's value, named in any case (nil when absent); one sent more than
+-- once (a list, from ngx.req.get_headers) joined by spaces: only webhook-signature may be.
 local function header(headers, name)
   local values = {}
   for k, v in pairs(headers) do
     if type(k) == "string" and k:lower() == name then
-      for _, x in ipairs(type(v) == "table" and v or { v }) do values[#values + 1] = x end
+      for _, x in ipairs(type(v) == "table" and v or { v }) do
+        if type(x) ~= "string" then return nil, "not a string" end
+        values[#values + 1] = x
+      end
     end
-  end
-  for _, x in ipairs(values) do
-    if type(x) ~= "string" then return nil, "not a string" end
   end
   if #values > 1 and name ~= "webhook-signature" then return nil, "sent more than once" end
   return values[1] and table.concat(values, " ")
@@ -85,8 +81,7 @@ local function refused(name, what)
   return nil, new_error("invalid_request", name .. ": " .. what, { field = name })
 end
 
--- Check a webhook signed as Standard Webhooks (the signature compared in
--- constant time in C, starvideos.sign).
+-- Check a webhook signed as Standard Webhooks (compared in constant time, starvideos.sign).
 function M.verify_webhook(secret, headers, body, opts)
   if type(secret) ~= "string" then argerror(1, "verify_webhook", "string", type(secret)) end
   if type(headers) ~= "table" then argerror(2, "verify_webhook", "table", type(headers)) end

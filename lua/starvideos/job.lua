@@ -1,7 +1,6 @@
--- A job carries one task from create (or an id, or a bare URL) through polling
--- to a file: a state machine that never blocks, moved by job:advance(now) when
--- its request finished or its timer fell due.  It is handed ctx: the loop, the
--- key's budget, the ledger and the client's cfg.
+-- A job carries one task from create (or an id, or a bare URL) through polling to a
+-- file: a state machine that never blocks, moved by job:advance(now).  It is handed
+-- ctx: the loop, the key's budget, the ledger and the client's cfg.
 --   job.state: "creating" | "polling" | "downloading" | "done" | "cancelled";
 --   job.status (the task's), job.task, job.id, job.err, job.path, job.done
 
@@ -22,8 +21,7 @@ Job.__index = Job
 -- A video URL that expired answers with one of these; it is refreshed once.
 local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
--- The learned schedule of the job's key (extras/schedule.lua: loaded by the
--- first job that learns or asks it).
+-- The learned schedule of the job's key (extras/schedule.lua, loaded on first use).
 local function schedule(self)
   return require("starvideos.extras.schedule").of(self.budget, self.cfg)
 end
@@ -31,12 +29,13 @@ end
 -- A spec's fields a job keeps (spec name -> job field).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
+local NO_SPEC = {} -- a query's
 
 -- goal: "created" | "queried" (nil: completed); id: the task's (nil for a
 -- create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
 function Job.new(ctx, goal, id, spec)
-  spec = spec or {}
+  spec = spec or NO_SPEC
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, budget = ctx.budget, ledger = ctx.ledger, cfg = cfg, id = id,
     goal = goal, task = task, status = task and task.status, done = false, state = "polling", req = false,
@@ -77,9 +76,8 @@ function Job.kind_of(model, duration, resolution)
   return model .. "|" .. tostring(duration or "") .. "|" .. tostring(resolution or "")
 end
 
--- When a task was created on our monotonic clock: exact for this process's
--- creates (the budget's births), else from its `created` (whole seconds, which
--- widens what is learned from it); and its model, for the schedule.
+-- When a task was created on our monotonic clock (the budget's births, else its
+-- whole-second `created`), and its model, for the schedule.
 function Job:origin(task, t)
   if self.origin_at then return end
   if type(task.model) == "string" then self.model = self.model or task.model end
@@ -91,8 +89,14 @@ function Job:origin(task, t)
   end
 end
 
--- A group the job counts down when it ends (loop:run).
-function Job:join(group) self.group = group end
+-- A group the job counts down when it ends (loop:run); a batch's job joins when it
+-- starts: its timeout from then, its out checked again: true, or nil, err.
+function Job:join(group, deadline)
+  self.group = group
+  if not deadline then return true end
+  self.deadline = deadline
+  return not self.out or Download.check_out(self.out)
+end
 
 -- The time of the next poll after one answered at t.
 local function next_poll(self, t)
@@ -139,8 +143,7 @@ local function finish(self, err)
   if self.on_status then self.on_status(self) end
 end
 
--- A task answer arrived (create or poll): events, and each status change
--- recorded (a completion with how long it took).
+-- A task answer arrived (create or poll): events, and each status change recorded.
 local function seen(self, task, created, secs, within)
   self.task, self.id = task, task.id
   local changed = task.status ~= self.status
@@ -167,15 +170,11 @@ local function poll(self, t)
     local later = self.budget:token(t, false, self)
     if later then return self.loop:at(math_min(later, self.deadline), self) end
   end
-  if not self.poll_path then
-    local path, err = core.result_path(self.id)
-    if not path then return finish(self, err) end
-    self.poll_path = path
-  end
+  local path, err = core.result_path(self.id)
+  if not path then return finish(self, err) end
   if not self.cfg.api_key_set then return finish(self, new_error("auth", errors.NO_KEY)) end
   -- a lone query (client:query) has no deadline
-  send(self, t, "query", self.cfg.base_url .. self.poll_path, self.poll_path, true, nil,
-    self.goal ~= "queried" and self.deadline)
+  send(self, t, "query", self.cfg.base_url .. path, path, true, nil, self.goal ~= "queried" and self.deadline)
 end
 
 local function download(self, t)
@@ -271,8 +270,7 @@ local function create_answered(self, req, t)
   return created(self, req.task, t)
 end
 
--- The job's request is done, by the job's state: what it ended with (req.task:
--- the task table, or a download's ""; or req.err).
+-- The job's request is done (req.task, or req.err): what follows, by state.
 local ANSWERED = { creating = create_answered, polling = polled, downloading = downloaded }
 
 -- Download progress, reported when it grew (the loop calls it each turn).
@@ -282,9 +280,8 @@ function Job:progress(bytes, total)
   emit(self, event(self, "progress", { bytes = bytes, total = total, path = self.out }))
 end
 
--- The ledger knows a task of the job's key (rec: its record): the job follows
--- it and creates nothing; a task already downloaded whole to out (rec.whole)
--- ends it now.
+-- The ledger knows a task of the job's key (rec): the job follows it, creating
+-- nothing; one already downloaded whole to out (rec.whole) ends it now.
 local function attach(self, rec, t)
   self.id, self.state = rec.id, "polling"
   emit(self, event(self, "attached", { key = self.want.key }))
@@ -297,9 +294,8 @@ local function attach(self, rec, t)
   return poll(self, t)
 end
 
--- The task the ledger holds already for the job's key, read without the
--- ledger's lock (following a created task needs none; a create still asks
--- under it), or nil.  Asked once, before any token is taken.
+-- The ledger's task for the job's key, or nil: read once, before any token, without
+-- the ledger's lock (following a task needs none; a create still asks under it).
 function Job:known()
   if self.seen_key == nil then
     self.seen_key = self.want and self.ledger.peek and self.ledger:peek(self.want) or false
@@ -333,8 +329,7 @@ local function create(self, t)
   return send(self, t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)
 end
 
--- Do what can be done now: the loop calls this when the job's request
--- finished or its timer fell due.
+-- Do what can be done now (the job's request finished or its timer fell due).
 function Job:advance(t)
   if self.done then return end
   local req = self.req
@@ -355,38 +350,25 @@ function Job:advance(t)
   return download(self, t)
 end
 
--- A create cancelled before it was sent, or sent again after an answer that
--- made nothing: surely nothing was created, and nothing will be.
-local function unsent(self, creq)
-  creq:cancel()
-  self.req = false
-  self.ledger:create_failed({}, self.params, self.local_id)
-  self.state = "cancelled"
-  return finish(self, new_error("io", creq.attempt > 0
-    and "the job was cancelled (its create made nothing and was not sent again)"
-    or "the job was cancelled (its create was never sent)"))
-end
-
 -- Cancelling stops a job's transfers, but a create already sent (it may be
 -- paid for): the job ends once its answer is in, the task recorded.  With
 -- `keep` (a client's close) a download's recorded .part stays for the next.
 function Job:cancel(keep)
   if self.done then return end
-  local creq = self.state == "creating" and self.req
-  if creq then
-    if not self.loop.queued[creq] and (creq.handle or creq.done) then self.cancelled = true; return end -- awaited
-    return unsent(self, creq)
-  end
-  if self.state == "creating" and self.held then -- answered, its record not yet known written
+  local req, creating, msg, fields = self.req, self.state == "creating", "the job was cancelled", nil
+  if creating and req then
+    if not self.loop.queued[req] and (req.handle or req.done) then self.cancelled = true; return end -- awaited
+    -- not sent yet, or not sent again after an answer that made nothing: surely nothing was created
+    self.ledger:create_failed({}, self.params, self.local_id)
+    msg = msg .. (req.attempt > 0 and " (its create made nothing and was not sent again)"
+      or " (its create was never sent)")
+  elseif creating and self.held then -- answered, its record not yet known written
     self.ledger:forget(nil, self.held.id)
-    self.task, self.state, self.held = self.held, "cancelled", nil
-    return finish(self, new_error("io", "the job was cancelled", { created = true }))
-  end
-  if self.state == "creating" and self.asked then -- a pending record asked for, the create never sent
+    self.task, self.held, fields = self.held, nil, { created = true }
+  elseif creating and self.asked then -- a pending record asked for, the create never sent
     self.ledger:forget(self.local_id)
     self.ledger:create_failed({}, self.params, self.local_id)
   end
-  local req = self.req
   if req then
     keep = keep and req.op == "download" and self.id and self.ledger.records and req.started
     req:cancel(keep)
@@ -394,7 +376,7 @@ function Job:cancel(keep)
     if keep and core.file_kind(req.part) == "file" then self.ledger:part(self.id, req.part, req.dest) end
   end
   self.state = "cancelled"
-  finish(self, new_error("io", "the job was cancelled"))
+  finish(self, new_error("io", msg, fields))
 end
 
 return Job

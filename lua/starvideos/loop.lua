@@ -1,12 +1,11 @@
--- The loop: one transport, the timers, admission and the one drive loop
--- (docs/architecture.md, "The drive loop").  The clients of a key share one;
--- inside nginx, where a cosocket belongs to its request, each client has its own.
+-- The loop: one transport, the timers, admission and the drive loop; the clients of a
+-- key share one, but inside nginx (a cosocket belongs to its request) each has its own.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 
-local setmetatable, next, pairs, ipairs, error, math_min, math_max, string_format =
-  setmetatable, next, pairs, ipairs, error, math.min, math.max, string.format
+local setmetatable, next, pairs, ipairs, error, math_min, math_max, string_format, table_remove =
+  setmetatable, next, pairs, ipairs, error, math.min, math.max, string.format, table.remove
 local now = core.now
 
 local L = {}
@@ -17,9 +16,8 @@ local loops = setmetatable({}, { __mode = "v" }) -- key -> loop (outside nginx)
 -- The nginx phases whose handlers may use cosockets, light threads and semaphores.
 local NGX_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
 
--- The transport for a client: nginx's sockets inside nginx, else libcurl's
--- (its own C module, loaded with the first client; core.curl in the static
--- library).  The key's budget shares nginx's connection slots among its loops.
+-- The transport for a client: nginx's sockets inside nginx, else libcurl's (core.curl
+-- in the static library); the key's budget shares nginx's slots among its loops.
 local function new_transport(cfg, budget)
   if cfg.transport then return cfg.transport end
   local ngx = config.nginx()
@@ -48,7 +46,7 @@ function L.for_client(cfg, budget)
   end
   -- own: a client's own loop (inside nginx), not the key's
   self = setmetatable({ budget = budget, clients = 1, own = not shared, transport = new_transport(cfg, budget),
-    inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
+    inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, queued = {},
     timers = {}, due = {},
     downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
     waiters = setmetatable({}, { __mode = "k" }) }, L)
@@ -57,8 +55,7 @@ function L.for_client(cfg, budget)
   return self
 end
 
--- The key's max_connections changed (budget.lua): the admission queue and
--- the transport follow.
+-- The key's max_connections changed (budget.lua): admission and the transport follow.
 function L:limit(conns, joining)
   self.max_sending = 4 * conns
   local t = self.transport
@@ -78,7 +75,7 @@ end
 
 -- ------------------------------------------------------------ timers
 
--- obj:advance(t) at `at` (its timer: a later call moves it).
+-- obj:advance(t) at `at` (its timer: a later call moves it); the timers are a heap.
 function L:at(at, obj)
   self.due[obj] = at
   local h = self.timers
@@ -147,15 +144,13 @@ end
 
 -- ------------------------------------------------------------ admission
 
--- True when req may be handed to the transport now; else it waits in order
--- (req:send again once an exchange finishes; one with a deadline is looked at
--- again then, so waiting never outlasts it).
+-- True when req may go to the transport now; else it waits in order (sent once an
+-- exchange finishes; one with a deadline is looked at then, so waiting never outlasts it).
 function L:admit(req)
   if self.sending < self.max_sending then return true end
   if not self.queued[req] then
     self.queued[req] = true
-    local tail = self.qtail + 1
-    self.queue[tail], self.qtail = req, tail
+    self.queue[#self.queue + 1] = req
     if req.deadline then self:at(req.deadline, req) end
   end
   return false
@@ -180,14 +175,12 @@ function L:committing(req) self.commits[req] = true end
 function L:turning(obj) self.busy[obj] = true end
 
 local function unqueue(self)
-  local q, i = self.queue, self.qhead
-  while i <= self.qtail and self.sending < self.max_sending do
-    local req = q[i]
-    q[i], i = nil, i + 1
-    self.qhead, self.queued[req] = i, nil
+  local q = self.queue
+  while q[1] and self.sending < self.max_sending do
+    local req = table_remove(q, 1)
+    self.queued[req] = nil
     if not req.done and not req.handle then req:send(now()) end
   end
-  if i > self.qtail then self.qhead, self.qtail = 1, 0 end
 end
 
 -- ------------------------------------------------------------ the drive loop
@@ -234,18 +227,17 @@ function L:tick(polled)
     if req then req:finished(now()) else tr:result(x) end
     x = self.sending > 0 and tr:finished()
   end
-  if self.qtail >= self.qhead then unqueue(self) end
+  if self.queue[1] then unqueue(self) end
   self.budget:turn()
   side_work(self, tr)
   -- after the pumps took the store's answers (waiters of this very tick too)
   if st and next(self.waiters) then wake_waiters(self) end
 end
 
--- The one drive loop: until done(arg) or the time `stop`.  `acted`: the
--- caller just sent, so it begins with the pause.  The pause waits in the
--- transport (it returns as soon as an exchange finishes), on the store's
--- socket when only the store is awaited, or through a caller's `sleep` (a
--- coroutine scheduler's), coming back often.
+-- The one drive loop: until done(arg) or the time `stop` (`acted`: the caller just
+-- sent, so it begins with the pause).  The pause waits in the transport (until an
+-- exchange finishes), on the store's socket when only the store is awaited, or
+-- through a caller's `sleep` (a coroutine scheduler's), coming back often.
 function L:drive(done, arg, stop, sleep, acted)
   local polled = false
   while true do
@@ -298,7 +290,7 @@ function L:jobs_of(cfg)
   end
   for _, e in ipairs(self.timers) do if self.due[e[2]] == e[1] then add(e[2]) end end
   for _, req in pairs(self.inflight) do add(req) end
-  for i = self.qhead, self.qtail do if self.queue[i] then add(self.queue[i]) end end
+  for _, req in ipairs(self.queue) do add(req) end
   for req in pairs(self.commits) do add(req) end
   return out
 end
@@ -333,8 +325,7 @@ function L:run(jobs, sleep)
   return out
 end
 
--- One job (or nil, err: one that could not be made), its first step taken at
--- once, then driven to its end: its task, or nil, err.
+-- One job (or nil, err), its first step taken now, driven to its end: task, or nil, err.
 function L:run_one(job, err, sleep)
   if not job then return nil, err end
   sleep = sleep or job.cfg.sleep

@@ -1,7 +1,6 @@
--- One HTTP request with its retries, over the loop's transport.  The policy
--- (core.retry, deadlines, download.lua's rules) lives here and in the core,
--- never in a transport.  Done, it calls owner:advance(now), and the owner
--- reads req.task (the verdict's task table, a download's "") or req.err.
+-- One HTTP request with its retries, over the loop's transport; the policy lives here
+-- and in the core, never in a transport.  Done, it calls owner:advance(now), and the
+-- owner reads req.task (the verdict's task table, a download's "") or req.err.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -27,9 +26,8 @@ local function id_of(req)
   return req.id
 end
 
--- The client's options that go with each of its exchanges (the clients of a
--- key share its transport, not these), held once per client: its requests'
--- class, under Request.
+-- The client's options that go with each of its exchanges (the clients of a key share
+-- its transport, not these): its requests' class, under Request.
 local classes = setmetatable({}, { __mode = "k" })
 
 local function class_of(cfg)
@@ -43,10 +41,9 @@ local function class_of(cfg)
   return class
 end
 
--- op ("create" | "query" | "download" | "notify"), url, path (for events),
--- auth, body (a POST's), deadline (monotonic; nil: none); a download's
--- `download`: {part =, dest =, resume_limit =}.  A create goes on a new
--- connection (`fresh`); an http URL through http_proxy when there is no proxy.
+-- op (create | query | download | notify), url, path (for events), auth, body (a POST's),
+-- deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =}.  A create
+-- goes on a new connection; an http URL through http_proxy when there is no proxy.
 function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadline, download)
   local self = setmetatable({ loop = loop, budget = budget, cfg = cfg, owner = owner, op = op, url = url, path = path,
     auth = auth, body = body, deadline = deadline, attempt = 0 }, class_of(cfg))
@@ -64,9 +61,8 @@ local function finish(self, task, err, t)
 end
 Request.finish = finish
 
--- The retry policy core.retry is handed, from the client's options: a
--- download's attempts are its resume_limit, a webhook's as many as its
--- deadline allows, an API call's max_retries.
+-- core.retry's policy: a download's attempts are its resume_limit, a webhook's as many
+-- as its deadline allows, an API call's max_retries.
 local function policy(self)
   local cfg, retries = self.cfg, self.cfg.max_retries
   if self.op == "download" then retries = self.resume_limit or cfg.resume_limit
@@ -110,8 +106,7 @@ function Request:send(t)
   tell(self, "request")
 end
 
--- The transport says our exchange finished: its verdict ends the request, or
--- it is tried again after a delay.
+-- The exchange finished: its verdict ends the request, or it is tried again later.
 function Request:finished(t)
   local loop = self.loop
   loop:untrack(self)
@@ -128,8 +123,7 @@ function Request:finished(t)
   end
   -- 416: the .part left over is longer than the video, the download starts again
   if self.op == "download" and err.status == 416 and Download.restart(self, t) then return end
-  -- whether and when to try again: the core's one policy, for a download too
-  -- (which then goes on from the bytes it has)
+  -- the core's one retry policy, for a download too (which goes on from the bytes it has)
   local delay = core.retry(self.op, wire, err, self.attempt, policy(self), math_random())
   if delay and self.op == "download" then self.offset = bytes or 0 end
   if not delay or (self.deadline and t + delay >= self.deadline) then
@@ -144,7 +138,7 @@ function Request:finished(t)
 end
 
 -- The commit thread is done (the loop polls it).
-function Request:committed(ok, cerr) return Download.committed(self, ok, cerr) end
+Request.committed = Download.committed
 
 -- A timer fell due: the next attempt; an API retry's once it has the key's
 -- token (a create's before the polls waiting), unless its deadline came.

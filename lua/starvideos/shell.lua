@@ -1,7 +1,5 @@
--- starvideos.shell: a string as one word of a POSIX shell command line, for the
--- commands that the library (job.lua), the command line (cli/) and the emulator
--- print for a person to copy.  It needs nothing: the emulator loads it without
--- the C core.
+-- A string as one word of a POSIX shell command line, in the commands printed for a
+-- person to copy.  It needs nothing: the emulator loads it without the C core.
 
 local M = {}
 

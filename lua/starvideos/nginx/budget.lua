@@ -1,8 +1,6 @@
--- The key's bucket in nginx's `lua_shared_dict starvideos`, for every worker of the host:
--- budget.lua's rule over the dict.  The dict has no compare-and-set, so the step holds a
--- lock (`add` fails when the key is there), for microseconds: get and set never yield.
--- Its 10 ms expiry frees it should a worker die in between; a worker that finds it
--- taken comes back 2 ms later: a token is never waited for here.
+-- The key's bucket in nginx's `lua_shared_dict starvideos`, for every worker: budget.lua's
+-- rule under a lock (`add`; the dict has no compare-and-set) held for microseconds, whose
+-- 10 ms expiry frees it should a worker die; a worker finding it taken comes back 2 ms later.
 
 local core = require "starvideos.core"
 local Budget = require "starvideos.budget"

@@ -1,6 +1,5 @@
--- The transport on nginx's own sockets (docs/architecture.md: the interface).  One light
--- thread per exchange moves its bytes (nginx/wire.lua), and poll waits on a semaphore
--- those threads post: a client that waits yields the worker instead of blocking it.
+-- The transport on nginx's own sockets: a light thread per exchange (nginx/wire.lua);
+-- poll waits on a semaphore they post, so a waiting client yields the worker.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -41,15 +40,15 @@ local function clamp(conns) -- as libcurl's
   return math.min(math.max(math.floor(conns), 1), 1024)
 end
 
+local function refuse(field, message)
+  return nil, new_error("invalid_request", message, { field = field })
+end
+
 -- A value config.lua always passes: none is defaulted here.
 local function need(cfg, k, kind)
   if type(cfg[k]) == kind then return cfg[k] end
   error(string.format("starvideos transport: %s is %s, a %s expected (every value comes from config.lua: "
     .. "DEFAULTS)", k, cfg[k] == nil and "missing" or type(cfg[k]), kind), 3)
-end
-
-local function refuse(field, message)
-  return nil, new_error("invalid_request", message, { field = field })
 end
 
 local N = {}

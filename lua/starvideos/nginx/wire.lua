@@ -1,9 +1,7 @@
--- One HTTP/1.1 exchange on nginx's own socket, run by nginx/transport.lua in a light
--- thread: W.exchange(c, x, key) -> nil on a whole answer, else wire, message.  c: ua,
--- connect_timeout, pool_size, slots (max_connections' semaphore); x: the exchange
--- transport.lua's send makes, which it fills (status, retry_after, parts, have, total).
--- Linear in the answer's bytes: what was read ahead is one string and a position in it
--- (x.buf, x.pos), never copied to drop what was used.
+-- One HTTP/1.1 exchange on nginx's own socket, in a light thread of nginx/transport.lua:
+-- W.exchange(c, x, key) -> nil on a whole answer, else wire, message; it fills x (status,
+-- retry_after, parts, have, total).  Linear in the answer's bytes: what was read ahead is
+-- one string and a position in it (x.buf, x.pos), never copied to drop what was used.
 
 local core = require "starvideos.core"
 
@@ -197,10 +195,8 @@ local function start_file(x, h)
   return ok, "io", err
 end
 
--- The proxy of an exchange, from its URL (nil: none): false, or its parts
--- (core.check_url's), with `auth`, the Proxy-Authorization line when the URL
--- names a user (Basic), and `pool`, what tells its connections apart | nil, err
--- (never holding the credentials).
+-- The proxy of an exchange (nil: none): false, or core.check_url's parts with `auth`
+-- (a Basic Proxy-Authorization line) and `pool`, what tells its connections apart | nil, err.
 function W.proxy(url)
   if not url then return false end
   local cred, err = core.check_proxy(url)
