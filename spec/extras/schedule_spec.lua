@@ -37,6 +37,14 @@ describe("schedule arithmetic", function()
     assert.is_true(p.ages[1] > 30, "no poll early: the first at " .. p.ages[1])
   end)
 
+  it("makes a plan for a client with min_interval = 0 (no gap under Schedule.FLOOR)", function()
+    for _, sigma in ipairs { 0.1, 0.5 } do
+      local p = Schedule.make_plan(log(6), sigma, 30, 0)
+      assert.is_true(#p.ages >= 1 and p.lag < p.fixed_lag)
+      for i = 2, #p.ages do assert.is_true(p.ages[i] - p.ages[i - 1] >= Schedule.FLOOR - 1e-9) end
+    end
+  end)
+
   it("still beats the fixed interval for a wide spread (sigma 0.5), with no more polls", function()
     local p = Schedule.make_plan(log(120), 0.5, 30, 5)
     assert.is_true(p.polls <= p.fixed_polls)

@@ -17,6 +17,7 @@ S.MARGIN = 0.96     -- a plan's expected polls, as a share of the fixed interval
 S.HORIZON = 7 * 86400 -- a plan reaches no further (seconds)
 S.SHORT_GAPS = 5    -- short-task plans try gaps m * (interval / m)^(k / 5), k = 0..5
 S.RUN = 40          -- and keep such a gap for this many polls, then `interval`
+S.FLOOR = 0.01      -- the shortest gap between polls a plan makes (seconds), min_interval 0 too
 local SQRT2PI = math_sqrt(2 * math.pi)
 local MIN_SIGMA = 0.02
 
@@ -128,6 +129,7 @@ end
 
 function S.make_plan(mu, sigma, interval, m)
   local d = S.lognormal(mu, sigma)
+  m = math_max(m, S.FLOOR) -- (min_interval = 0: the walks below would take steps of no length)
   -- to where almost every task has finished (no poll comes before the floor m),
   -- and never past a week (the fixed schedule is written out up to there)
   local tmax = math_min(math_max(math_exp(mu + 3.5 * sigma), m), math_max(S.HORIZON, 4 * interval))
