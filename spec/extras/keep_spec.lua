@@ -427,6 +427,39 @@ describe("resume and keep --once keep the user's names (one process, the emulato
     c:close()
   end)
 
+  it("keep goes on past a journal it cannot read for a moment: a warning, another look, then the tasks", function()
+    local a, b = orphaned()
+    local fallback = helper.tmpdir()
+    assert(os.rename(journal, journal .. ".away"))
+    assert(helper.execute("mkdir " .. q(journal))) -- a folder where the journal was: no look can read it
+    local warnings = {}
+    local c = client { on_event = function(ev)
+      if ev.type ~= "warning" then return end
+      warnings[#warnings + 1] = ev.message
+      if #warnings == 2 then -- the journal back after the second failed look
+        assert(helper.execute("rmdir " .. q(journal)))
+        assert(os.rename(journal .. ".away", journal))
+      end
+    end }
+    check(assert(c:keep { dir = fallback, once = true, interval = 0.1, lease = 0.6 }), a, b, fallback)
+    assert.equal(2, #warnings, table.concat(warnings, "\n"))
+    assert.matches("^keep: the look at the ledger failed: .+; looking again in 0%.1 s$", warnings[1])
+    assert.matches("; looking again in 0%.2 s$", warnings[2]) -- the backoff doubles
+    c:close()
+  end)
+
+  it("keep that could make no look before its timeout returns nil and the last failure", function()
+    assert(helper.execute("mkdir " .. q(journal)))
+    local n = 0
+    local c = client { on_event = function(ev) if ev.type == "warning" then n = n + 1 end end }
+    local res, err = c:keep { dir = helper.tmpdir(), timeout = 0.5, lease = 0.6 }
+    assert.is_nil(res)
+    assert.equal("io", err.kind)
+    assert.matches("^keep: the look at the ledger failed: .*not a regular file", err.message)
+    assert.is_true(n >= 2, "a warning at each failed look: " .. n)
+    c:close()
+  end)
+
   it("keep --once on the command line: the list, and each claim logged at info", function()
     local a, b = orphaned()
     local fallback = helper.tmpdir()

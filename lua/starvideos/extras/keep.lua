@@ -92,18 +92,37 @@ local function carry(ctx, st, opts, tasks, t)
   end
 end
 
--- One look at the ledger: its orphans claimed, the pendings of dead processes
--- reported, owed webhooks swept.  nil, or the error that ends keep.
+-- One look at the ledger (the keeper made at the first): its orphans claimed,
+-- the pendings of dead processes reported, owed webhooks swept.  nil, or why
+-- it failed (the store unreachable, a journal unreadable for a moment).
 local function look_at(ctx, st, opts, t)
-  local ledger, keeper = ctx.ledger, st.keeper
-  local tasks, pendings, behind = ledger:orphans(keeper)
-  if not tasks then return new_error("io", pendings, { field = ledger.field }) end
+  local ledger = ctx.ledger
+  if not st.keeper then
+    local keeper, kerr = ledger:keeper()
+    if not keeper then return kerr end
+    st.keeper = keeper
+  end
+  local tasks, pendings, behind = ledger:orphans(st.keeper)
+  if not tasks then return pendings end
+  st.backoff, st.seen = nil, true
   for _, p in ipairs(pendings) do st.results[#st.results + 1] = orphan_pending(p, ledger) end
   -- webhooks a dead process owed (once orphans caught up: a slice a look)
-  if not behind and ctx.cfg.notify then Notify().sweep(ctx, keeper) end
+  if not behind and ctx.cfg.notify then Notify().sweep(ctx, st.keeper) end
   carry(ctx, st, opts, tasks, t)
   st.look = behind and t or t + st.every -- a long journal is read a slice per turn of the drive loop
   st.looked = st.looked or not behind
+end
+
+-- A look that failed is a warning (a line of the log), and another look
+-- later: the backoff doubles from `every` to 30 s.  keep never ends on it.
+local function failed_look(cfg, st, why, t)
+  st.failure = new_error("io", "keep: the look at the ledger failed: " .. tostring(why))
+  st.backoff = math_min(30, st.backoff and st.backoff * 2 or st.every)
+  st.look = t + st.backoff
+  if cfg.on_event then
+    cfg.on_event { type = "warning", message = string_format("%s; looking again in %.3g s", st.failure.message,
+      st.backoff) }
+  end
 end
 
 -- Keep until the deadline, the client's end (alive() false) or the worker's;
@@ -116,29 +135,26 @@ function K.run(ctx, opts, alive)
     cfg = setmetatable({ notify = config.notify_copy(opts.notify) }, { __index = cfg })
     ctx = { loop = loop, budget = ctx.budget, ledger = ledger, cfg = cfg }
   end
-  local keeper, kerr = ledger:keeper()
-  if not keeper then return nil, new_error("io", kerr, { field = ledger.field }) end
   local ngx = config.nginx()
   local exiting = ngx and type(ngx.worker) == "table" and ngx.worker.exiting
   local sleep = opts.sleep or cfg.sleep
   local stop = opts.timeout and now() + opts.timeout
-  local st = { keeper = keeper, dir = opts.dir or ".", results = {}, running = {}, saved_to = {}, fin = {},
+  local st = { keeper = false, dir = opts.dir or ".", results = {}, running = {}, saved_to = {}, fin = {},
     look = now(), every = math_max(0.1, math_min(5, (opts.lease or cfg.lease) / 6)) }
-  local failure
   while alive() and not (exiting and exiting()) do
     local t = now()
     if stop and t >= stop then break end
     if t >= st.look and not (opts.once and st.looked) then
-      failure = look_at(ctx, st, opts, t)
-      if failure then break end
+      local why = look_at(ctx, st, opts, t)
+      if why then failed_look(cfg, st, why, t) end
     end
     if opts.once and st.looked and not next(st.running) then break end
     loop:drive(has_finished, st.fin, math_min(st.look, stop or st.look, exiting and t + 1 or st.look), sleep)
     for k = #st.fin, 1, -1 do
       local j = st.fin[k]
-      st.fin[k], st.running[j], keeper.carrying[j.id] = nil, nil, nil
+      st.fin[k], st.running[j], st.keeper.carrying[j.id] = nil, nil, nil
       st.results[j.index] = result(j, st.saved_to[j])
-      if j.err and j.err.transient then keeper.again[j.id] = now() + cfg.keep_again end
+      if j.err and j.err.transient then st.keeper.again[j.id] = now() + cfg.keep_again end
     end
   end
   for j in pairs(st.running) do -- the deadline: what was left goes on from its .part next time
@@ -146,8 +162,8 @@ function K.run(ctx, opts, alive)
     st.results[j.index] = result(j, st.saved_to[j])
   end
   if cfg.notify then Notify().settle(loop, cfg) end -- a few seconds in flight; the rest stays owed
-  keeper:close()
-  if failure and not st.results[1] then return nil, failure end
+  if st.keeper then st.keeper:close() end
+  if not st.seen and st.failure then return nil, st.failure end -- no look could be made: the last failure says why
   return st.results
 end
 
