@@ -62,7 +62,7 @@ describe("step(0) with tasks waiting and nothing due", function()
       local n = 0
       for _ in pairs(client.loop.inflight) do n = n + 1 end
       if n > most then most = n end
-      if n == 0 and not client.loop.queue[1] then break end
+      if n == 0 and client.loop.qtail < client.loop.qhead then break end
       client:step(0.01)
     end
     assert.is_true(most <= 8, "at most 4 * max_connections handed to the transport, saw " .. most)

@@ -4,8 +4,8 @@
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 
-local setmetatable, next, pairs, ipairs, error, math_min, math_max, string_format, table_remove =
-  setmetatable, next, pairs, ipairs, error, math.min, math.max, string.format, table.remove
+local setmetatable, next, pairs, ipairs, error, math_min, math_max, string_format =
+  setmetatable, next, pairs, ipairs, error, math.min, math.max, string.format
 local now = core.now
 
 local L = {}
@@ -46,7 +46,7 @@ function L.for_client(cfg, budget)
   end
   -- own: a client's own loop (inside nginx), not the key's
   self = setmetatable({ budget = budget, clients = 1, own = not shared, transport = new_transport(cfg, budget),
-    inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, queued = {},
+    inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
     timers = {}, due = {},
     downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
     waiters = setmetatable({}, { __mode = "k" }) }, L)
@@ -150,7 +150,8 @@ function L:admit(req)
   if self.sending < self.max_sending then return true end
   if not self.queued[req] then
     self.queued[req] = true
-    self.queue[#self.queue + 1] = req
+    local tail = self.qtail + 1
+    self.queue[tail], self.qtail = req, tail
     if req.deadline then self:at(req.deadline, req) end
   end
   return false
@@ -175,12 +176,14 @@ function L:committing(req) self.commits[req] = true end
 function L:turning(obj) self.busy[obj] = true end
 
 local function unqueue(self)
-  local q = self.queue
-  while q[1] and self.sending < self.max_sending do
-    local req = table_remove(q, 1)
-    self.queued[req] = nil
+  local q, i = self.queue, self.qhead -- a head and a tail: taking from the front shifts nothing
+  while i <= self.qtail and self.sending < self.max_sending do
+    local req = q[i]
+    q[i], i = nil, i + 1
+    self.qhead, self.queued[req] = i, nil
     if not req.done and not req.handle then req:send(now()) end
   end
+  if i > self.qtail then self.qhead, self.qtail = 1, 0 end
 end
 
 -- ------------------------------------------------------------ the drive loop
@@ -227,7 +230,7 @@ function L:tick(polled)
     if req then req:finished(now()) else tr:result(x) end
     x = self.sending > 0 and tr:finished()
   end
-  if self.queue[1] then unqueue(self) end
+  if self.qtail >= self.qhead then unqueue(self) end
   self.budget:turn()
   side_work(self, tr)
   -- after the pumps took the store's answers (waiters of this very tick too)
@@ -290,7 +293,7 @@ function L:jobs_of(cfg)
   end
   for _, e in ipairs(self.timers) do if self.due[e[2]] == e[1] then add(e[2]) end end
   for _, req in pairs(self.inflight) do add(req) end
-  for _, req in ipairs(self.queue) do add(req) end
+  for i = self.qhead, self.qtail do if self.queue[i] then add(self.queue[i]) end end
   for req in pairs(self.commits) do add(req) end
   return out
 end
