@@ -18,6 +18,7 @@ struct sv_xfer {
   sv_xfer *prev, *next;
   int list;
   sv_op op;
+  long profile; /* sv_send's */
   CURL *easy;
   struct curl_slist *headers;
   char *url;
@@ -61,7 +62,9 @@ struct sv_http {
   double connect_timeout;
   sv_xfer *running, *done, *done_tail;
   int n_running, n_done;
-  CURL *spare; /* an API exchange's easy handle, reset, for the next one (multi.c) */
+  CURL *spare; /* an API exchange's easy handle for the next one (multi.c): reset, or */
+  long spare_profile; /* > 0: as a query of that profile left it, with its header list */
+  struct curl_slist *spare_headers;
   /* downloads: those with a thread, those waiting for a slot (first in, first
      out).  A download's connection counts against max_connections: the multi
      handle gets what the download threads leave (at least 1). */

@@ -81,17 +81,30 @@ static void free_secret_list(struct curl_slist *l) {
   curl_slist_free_all(l);
 }
 
+/* The spare handle reset, its header list gone: as good as a new one. */
+static void reset_spare(sv_http *h) {
+  curl_easy_reset(h->spare);
+  if (h->spare_headers) free_secret_list(h->spare_headers);
+  h->spare_headers = NULL;
+  h->spare_profile = 0;
+}
+
 /* The exchange's easy handle and header list go (its connection stays in the
-   multi handle's cache).  An API exchange's handle, reset, is the next one's
-   (as libcurl advises: a handle made anew costs more than the exchange's own
-   work on a kept connection). */
+   multi handle's cache).  An API exchange's handle is the next one's (as
+   libcurl advises: a handle made anew costs more than the exchange's own work
+   on a kept connection): a query's as it is, with its header list, for the next
+   query of its profile, any other reset. */
 static void release_easy(sv_xfer *x) {
   if (x->easy) {
-    int api = x->h && x->op != SV_OP_DOWNLOAD; /* a download's is never on the multi handle */
-    if (api && x->list == L_RUNNING) curl_multi_remove_handle(x->h->multi, x->easy);
-    if (api && !x->h->spare) {
-      curl_easy_reset(x->easy);
-      x->h->spare = x->easy;
+    sv_http *h = x->h;
+    int api = h && x->op != SV_OP_DOWNLOAD; /* a download's is never on the multi handle */
+    if (api && x->list == L_RUNNING) curl_multi_remove_handle(h->multi, x->easy);
+    if (api && !h->spare) {
+      h->spare = x->easy;
+      h->spare_headers = x->headers;
+      h->spare_profile = x->op == SV_OP_QUERY ? x->profile : 0;
+      x->headers = NULL;
+      if (!h->spare_profile) reset_spare(h);
     } else {
       curl_easy_cleanup(x->easy);
     }
@@ -167,6 +180,7 @@ void sv_http_free(sv_http *h) {
   pthread_mutex_destroy(&h->threads_lock);
   sv_fetch_free_left(h);
   if (h->spare) curl_easy_cleanup(h->spare);
+  if (h->spare_headers) free_secret_list(h->spare_headers);
   if (h->multi) curl_multi_cleanup(h->multi);
   if (h->api_key) {
     memset(h->api_key, 0, strlen(h->api_key));
@@ -344,6 +358,7 @@ static int set_proxy(CURL *e, const char *proxy) {
 sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   sv_xfer *x;
   CURL *e;
+  int ready;
   if (s->user_agent && (!sv_header_value_ok(s->user_agent, strlen(s->user_agent)) || !(s->connect_timeout > 0)))
     return sv_error_set(err, SV_E_INVALID, "user_agent",
                         "user_agent: control characters, or connect_timeout: not above 0"), NULL;
@@ -388,13 +403,21 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
     }
     x->have = x->offset;
   }
+  x->profile = s->op == SV_OP_QUERY ? s->profile : 0;
+  ready = h->spare && h->spare_profile && h->spare_profile == x->profile; /* a query's, for this one */
+  if (h->spare && h->spare_profile && !ready) reset_spare(h);
   e = x->easy = s->op != SV_OP_DOWNLOAD && h->spare ? h->spare : curl_easy_init();
-  if (e == h->spare) h->spare = NULL;
-  if (!x->url || x->send.oom || !e || set_headers(h, x, s)) {
+  if (e == h->spare) { /* its options and header list stand when ready */
+    x->headers = h->spare_headers;
+    h->spare_headers = NULL;
+    h->spare_profile = 0;
+    h->spare = NULL;
+  }
+  if (!x->url || x->send.oom || !e || (!ready && set_headers(h, x, s))) {
     sv_xfer_free(x);
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   }
-  setup_easy(h, x, s);
+  if (!ready) setup_easy(h, x, s);
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_URL, x->url);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_msg);

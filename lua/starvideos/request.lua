@@ -27,13 +27,15 @@ local function id_of(req)
 end
 
 -- The client's options that go with each of its exchanges (the clients of a key share
--- its transport, not these): its requests' class, under Request.
-local classes = setmetatable({}, { __mode = "k" })
+-- its transport, not these): its requests' class, under Request.  Its number (profile)
+-- tells the transport that its queries' options are the same (curl.c reuses them).
+local classes, profiles = setmetatable({}, { __mode = "k" }), 0
 
 local function class_of(cfg)
   local class = classes[cfg]
   if not class then
-    class = setmetatable({ max_body = cfg.max_answer, user_agent = cfg.user_agent,
+    profiles = profiles + 1
+    class = setmetatable({ max_body = cfg.max_answer, user_agent = cfg.user_agent, profile = profiles,
       connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file, proxy = cfg.proxy }, Request)
     class.__index, class.__tostring = class, Request.__tostring
     classes[cfg] = class
