@@ -86,7 +86,7 @@ static void value(lua_State *L, int idx, sv_value *v, int anchors) {
   }
 }
 
-/* The params' `extra` key: its one form is the JSON text (extra_idx), so the
+/* The params' `extra` key: its one form is the JSON text (argument 2), so the
    table's value is not converted. */
 static int is_extra(lua_State *L, int idx) {
   size_t len;
@@ -94,22 +94,22 @@ static int is_extra(lua_State *L, int idx) {
   return len == 5 && memcmp(k, "extra", 5) == 0;
 }
 
-/* Convert the params table at idx (but its `extra`) and the JSON text of
-   `extra` at extra_idx, when given.  Pushes one table that keeps every converted piece alive while p is in
+/* Convert the params table at argument 1 (but its `extra`) and the JSON text of
+   `extra` at 2, when given.  Pushes one table that keeps every converted piece alive while p is in
    use.  Returns 0 or -1 with err set. */
-static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_error *err) {
+static int to_params(lua_State *L, sv_params *p, sv_error *err) {
   size_t count = 0, i = 0;
   sv_field *fields;
   int anchors;
-  idx = lua_absindex(L, idx);
+  luaL_checktype(L, 1, LUA_TTABLE);
   sv_error_clear(err);
   memset(p, 0, sizeof *p);
   luaL_checkstack(L, 8, "starvideos: converting params");
-  if (!lua_isnoneornil(L, extra_idx)) p->extra_json = luaL_checklstring(L, extra_idx, &p->extra_len);
+  if (!lua_isnoneornil(L, 2)) p->extra_json = luaL_checklstring(L, 2, &p->extra_len);
   lua_newtable(L); /* keeps the userdata made here alive: the stack depth stays the same */
   anchors = lua_gettop(L);
   lua_pushnil(L);
-  while (lua_next(L, idx)) {
+  while (lua_next(L, 1)) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING) {
       char key[64];
@@ -123,7 +123,7 @@ static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_erro
   fields = lua_newuserdatauv(L, sizeof(sv_field) * (count ? count : 1), 0);
   lua_rawseti(L, anchors, 1);
   lua_pushnil(L);
-  while (lua_next(L, idx)) {
+  while (lua_next(L, 1)) {
     sv_field *f;
     if (is_extra(L, -2)) { lua_pop(L, 1); continue; }
     f = &fields[i++];
@@ -142,8 +142,7 @@ static int to_params(lua_State *L, int idx, int extra_idx, sv_params *p, sv_erro
 static int l_validate(lua_State *L) {
   sv_params p;
   sv_error err;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  if (to_params(L, 1, 2, &p, &err) || sv_validate(&p, NULL, &err)) return lsv_fail(L, &err);
+  if (to_params(L, &p, &err) || sv_validate(&p, NULL, &err)) return lsv_fail(L, &err);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -154,8 +153,7 @@ static int l_build_create(lua_State *L) {
   sv_error err;
   sv_buf body;
   const char *path;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  if (to_params(L, 1, 2, &p, &err)) return lsv_fail(L, &err);
+  if (to_params(L, &p, &err)) return lsv_fail(L, &err);
   sv_buf_init(&body);
   if (sv_build_create(&p, &body, &path, &err)) { sv_buf_free(&body); return lsv_fail(L, &err); }
   lua_pushstring(L, path);

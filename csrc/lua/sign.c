@@ -26,33 +26,25 @@ static const char *webhook_arg(lua_State *L, int i, size_t *len) {
   return luaL_checklstring(L, i, len);
 }
 
-/* sign(secret, id, timestamp, body) -> "v1,<base64>" | nil, err (a bad secret) */
-static int l_webhook_sign(lua_State *L) {
-  size_t sl, il, tl, bl;
+/* sign(secret, id, timestamp, body) -> "v1,<base64>" | nil, err (a bad secret)
+   match(secret, id, timestamp, body, signatures) -> true | false | nil, err:
+   whether one of the space-separated values of signatures is the signature,
+   compared in constant time (the core's sign.c) */
+static int webhook(lua_State *L, int match) {
+  size_t sl, il, tl, bl, hl;
   const char *secret = luaL_checklstring(L, 1, &sl), *id = webhook_arg(L, 2, &il), *ts = webhook_arg(L, 3, &tl),
-             *body = webhook_arg(L, 4, &bl);
+             *body = webhook_arg(L, 4, &bl), *header = match ? luaL_checklstring(L, 5, &hl) : NULL;
   char out[SV_SIGN_MAX];
   sv_error err;
   sv_error_clear(&err);
   if (sv_webhook_sign(secret, sl, id, il, ts, tl, body, bl, out, &err) < 0) return lsv_fail(L, &err);
-  lua_pushstring(L, out);
+  if (match) lua_pushboolean(L, sv_webhook_match(out, header, hl));
+  else lua_pushstring(L, out);
   return 1;
 }
 
-/* match(secret, id, timestamp, body, signatures) -> true | false | nil, err:
-   whether one of the space-separated values of signatures is the signature,
-   compared in constant time (the core's sign.c) */
-static int l_webhook_match(lua_State *L) {
-  size_t sl, il, tl, bl, hl;
-  const char *secret = luaL_checklstring(L, 1, &sl), *id = webhook_arg(L, 2, &il), *ts = webhook_arg(L, 3, &tl),
-             *body = webhook_arg(L, 4, &bl), *header = luaL_checklstring(L, 5, &hl);
-  char out[SV_SIGN_MAX];
-  sv_error err;
-  sv_error_clear(&err);
-  if (sv_webhook_sign(secret, sl, id, il, ts, tl, body, bl, out, &err) < 0) return lsv_fail(L, &err);
-  lua_pushboolean(L, sv_webhook_match(out, header, hl));
-  return 1;
-}
+static int l_webhook_sign(lua_State *L) { return webhook(L, 0); }
+static int l_webhook_match(lua_State *L) { return webhook(L, 1); }
 
 static const luaL_Reg funcs[] = { { "sign", l_webhook_sign }, { "match", l_webhook_match }, { NULL, NULL } };
 
