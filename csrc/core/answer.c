@@ -144,8 +144,7 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   err->retry_after = sv_parse_retry_after(a->retry_after, now);
 
   if (a->status < 200 || a->status > 299) {
-    sv_buf words;
-    sv_buf_init(&words);
+    sv_buf words = {0};
     if (a->status == 407) sv_buf_adds(&words, SV_PROXY_AUTH); /* the proxy's page says no more */
     else server_words(body, len, &words);
     if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
@@ -177,8 +176,7 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   sv_buf_init(&b);
   dup = members.oom ? -2 : sv_json_duplicate_in(ms, (size_t)n, &b);
   if (dup != 0) {
-    sv_buf q;
-    sv_buf_init(&q);
+    sv_buf q = {0};
     sv_quote(&q, b.data ? b.data : "", b.len, 60);
     if (dup == 1)
       sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with duplicate key %s in the answer", what, a->status,
@@ -203,8 +201,7 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id has %zu bytes (at most %d)", what,
                  a->status, b.len, SV_ID_MAX);
   } else if (!sv_task_id_ok(b.data, b.len)) {
-    sv_buf q;
-    sv_buf_init(&q);
+    sv_buf q = {0};
     sv_quote(&q, b.data, b.len, 60);
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id has a control character: %s", what,
                  a->status, sv_buf_cstr(&q));

@@ -84,10 +84,9 @@ int sv_file_writable(const char *path, sv_buf *why) {
    a line of its own (read under the lock: no other writer is midway). */
 int sv_file_append_held(int fd, const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
   struct stat st;
-  sv_buf out;
+  sv_buf out = {0};
   size_t done = 0;
   int rc = 0;
-  sv_buf_init(&out);
   if (fstat(fd, &st) == 0 && st.st_size > 0) {
     char last = '\n';
     int rfd = open(path, O_RDONLY | O_CLOEXEC);

@@ -374,11 +374,10 @@ int sv_json_unescape(const char *val, size_t len, sv_buf *out) {
 /* ------------------------------------------------ keys, duplicates, ids */
 
 int sv_json_key_eq(const sv_json_member *m, const char *key, size_t len) {
-  sv_buf b;
+  sv_buf b = {0};
   int eq;
   if (!memchr(m->key, '\\', m->key_len)) return m->key_len == len && memcmp(m->key, key, len) == 0;
   if (m->key_len < len) return 0; /* an escape never makes a key longer */
-  sv_buf_init(&b);
   /* the key's quotes are just outside key .. key + key_len */
   eq = sv_json_unescape(m->key - 1, m->key_len + 2, &b) == 0 && b.len == len &&
        (len == 0 || memcmp(b.data, key, len) == 0);
@@ -463,13 +462,12 @@ static long first_duplicate(key_ref *refs, size_t n) {
 }
 
 int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup) {
-  sv_buf keys;
+  sv_buf keys = {0};
   key_ref few[FEW_KEYS], *refs;
   size_t i;
   long at;
   int rc = 0;
   if (n < 2) return 0;
-  sv_buf_init(&keys);
   refs = n <= FEW_KEYS ? few : malloc(n * sizeof *refs);
   if (!refs) return -2;
   /* a key with an escape is compared unescaped (into keys), the others as they are */
@@ -521,7 +519,7 @@ static void find_id(void *ctx, const sv_json_member *m) {
 
 int sv_json_prefix_id(const char *body, size_t len, char *out, size_t outlen) {
   id_search s;
-  sv_buf b;
+  sv_buf b = {0};
   int rc = -1;
   if (outlen) out[0] = '\0';
   if (!body) return -1;
@@ -529,7 +527,6 @@ int sv_json_prefix_id(const char *body, size_t len, char *out, size_t outlen) {
   memset(&s, 0, sizeof s);
   sv_json_each(body, len, find_id, &s, NULL, 0); /* the members before any error count */
   if (!s.found) return -1;
-  sv_buf_init(&b);
   if (sv_json_unescape(s.m.val, s.m.val_len, &b) == 0 && sv_task_id_ok(b.data, b.len) &&
       b.len < outlen) {
     memcpy(out, b.data, b.len + 1);

@@ -77,8 +77,7 @@ static void describe(sv_buf *b, const sv_value *v) {
 }
 
 static int bad(sv_error *err, const char *field, const char *expected, const sv_value *v) {
-  sv_buf b;
-  sv_buf_init(&b);
+  sv_buf b = {0};
   describe(&b, v);
   sv_error_set(err, SV_E_INVALID, field, "%s: expected %s, got %s", field, expected, sv_buf_cstr(&b));
   sv_buf_free(&b);
@@ -140,8 +139,7 @@ static int check_url(const char *field, const sv_value *v, sv_error *err) {
   if (v->type != SV_V_STRING) return bad(err, field, "an http(s) URL", v);
   scheme = sv_url_scheme(v->str, v->len);
   if (scheme == 0) {
-    sv_buf b;
-    sv_buf_init(&b);
+    sv_buf b = {0};
     sv_quote(&b, v->str, v->len, QUOTE_MAX);
     sv_error_set(err, SV_E_INVALID, field, "%s: expected an http(s) URL, got %s", field, sv_buf_cstr(&b));
     sv_buf_free(&b);
@@ -217,11 +215,10 @@ static int check_duration(const sv_model *m, const sv_value *d, sv_error *err) {
 
 static int check_choice(const sv_model *m, const char *field, const char *const *words,
                         const sv_value *v, sv_error *err) {
-  sv_buf b;
+  sv_buf b = {0};
   int rc;
   size_t i;
   if (!v || (v->type == SV_V_STRING && word_index(words, v->str, v->len) >= 0)) return 0;
-  sv_buf_init(&b);
   sv_buf_addf(&b, "one of ");
   for (i = 0; words[i]; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", words[i]);
   sv_buf_addf(&b, " on %s", m->name);
@@ -395,8 +392,7 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
   m = w->v[F_MODEL] && w->v[F_MODEL]->type == SV_V_STRING ? model_find(w->v[F_MODEL]->str, w->v[F_MODEL]->len)
                                                             : NULL;
   if (!m) {
-    sv_buf b;
-    sv_buf_init(&b);
+    sv_buf b = {0};
     sv_buf_adds(&b, "one of ");
     for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
     if (w->v[F_MODEL]) bad(err, "model", sv_buf_cstr(&b), w->v[F_MODEL]);

@@ -279,10 +279,9 @@ struct sv_commit {
 
 static void *commit_thread(void *arg) {
   sv_commit *c = arg;
-  sv_buf why;
+  sv_buf why = {0};
   int rc;
   if (c->threaded) background(); /* not when run in the caller's thread */
-  sv_buf_init(&why);
   rc = sv_part_flush(c->part, &why);
   if (rc == 0) rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, &why);
   sv_part_free(c->part);

@@ -231,8 +231,7 @@ void sv_fetch_abandon(sv_xfer *x) {
 int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err) {
   sv_part *was = left_take(h, x->file);
   int short_ = 0, restart = was != NULL || x->offset <= 0;
-  sv_buf why;
-  sv_buf_init(&why);
+  sv_buf why = {0};
   if (was && x->offset > 0 && x->offset <= sv_part_at(was) && sv_part_same(was) &&
       sv_part_truncate(was, x->offset, &why) == 0)
     x->part = was, was = NULL;
@@ -306,12 +305,11 @@ static void *fetch_thread(void *arg) {
   sv_http *home;
   CURLcode rc;
   int last;
-  sv_buf why;
+  sv_buf why = {0};
   rc = fetch(x);
   if (rc == CURLE_OK && !x->body_started) start_body(x); /* an empty 200: from byte 0, nothing written */
   /* what was received is in the file before anyone looks (the owner's commit
      checks that the file holds what went through the .part) */
-  sv_buf_init(&why);
   if (x->part && sv_part_flush(x->part, &why) != 0 && rc == CURLE_OK && !x->io_failed) io_failed(x, &why);
   sv_buf_free(&why);
   pthread_mutex_lock(&x->lock);

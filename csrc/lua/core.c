@@ -151,10 +151,9 @@ static int l_validate(lua_State *L) {
 static int l_build_create(lua_State *L) {
   sv_params p;
   sv_error err;
-  sv_buf body;
+  sv_buf body = {0};
   const char *path;
   if (to_params(L, &p, &err)) return lsv_fail(L, &err);
-  sv_buf_init(&body);
   if (sv_build_create(&p, &body, &path, &err)) { sv_buf_free(&body); return lsv_fail(L, &err); }
   lua_pushstring(L, path);
   lua_pushlstring(L, sv_buf_cstr(&body), body.len);
@@ -166,9 +165,8 @@ static int l_build_create(lua_State *L) {
 static int l_result_path(lua_State *L) {
   size_t len;
   const char *id = luaL_checklstring(L, 1, &len);
-  sv_buf out;
+  sv_buf out = {0};
   sv_error err;
-  sv_buf_init(&out);
   sv_error_clear(&err);
   if (sv_result_path(id, len, &out, &err)) { sv_buf_free(&out); return lsv_fail(L, &err); }
   lua_pushlstring(L, sv_buf_cstr(&out), out.len);
@@ -304,8 +302,7 @@ static int l_resolve_url(lua_State *L) {
   size_t blen, llen;
   const char *base = luaL_checklstring(L, 1, &blen);
   const char *loc = luaL_checklstring(L, 2, &llen);
-  sv_buf out;
-  sv_buf_init(&out);
+  sv_buf out = {0};
   if (sv_url_resolve(base, blen, loc, llen, &out)) {
     sv_buf_free(&out);
     return luaL_error(L, "out of memory");
@@ -405,15 +402,13 @@ static int l_isatty(lua_State *L) {
 static int l_append(lua_State *L) {
   size_t len;
   const char *path = luaL_checkstring(L, 1), *line = luaL_checklstring(L, 2, &len);
-  sv_buf why;
-  sv_buf_init(&why);
+  sv_buf why = {0};
   return lsv_answer(L, sv_file_append(path, line, len, lua_toboolean(L, 3), &why), &why);
 }
 
 /* writable(path) -> true | nil, message */
 static int l_writable(lua_State *L) {
-  sv_buf why;
-  sv_buf_init(&why);
+  sv_buf why = {0};
   return lsv_answer(L, sv_file_writable(luaL_checkstring(L, 1), &why), &why);
 }
 

@@ -28,9 +28,8 @@ static int push_lock(lua_State *L, int fd, sv_buf *why) {
 
 static int l_lock_journal(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  sv_buf why;
+  sv_buf why = {0};
   int n;
-  sv_buf_init(&why);
   n = push_lock(L, sv_file_lock(path, lua_toboolean(L, 2), &why), &why);
   sv_buf_free(&why);
   return n;
@@ -41,9 +40,8 @@ static int l_lock_journal(lua_State *L) {
    until lock:unlock(), close or collection, or the process's end */
 static int l_try_lock(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  sv_buf why;
+  sv_buf why = {0};
   int n, fd;
-  sv_buf_init(&why);
   fd = sv_file_try_lock(path, lua_toboolean(L, 2), &why);
   if (fd == SV_LOCK_BUSY) { lua_pushboolean(L, 0); n = 1; }
   else if (fd == SV_LOCK_MISSING) { lua_pushnil(L); lua_pushfstring(L, "no lease at %s", path);
@@ -57,18 +55,16 @@ static int k_append(lua_State *L) {
   llock *lk = luaL_checkudata(L, 1, LOCK_MT);
   size_t len;
   const char *path = luaL_checkstring(L, 2), *line = luaL_checklstring(L, 3, &len);
-  sv_buf why;
+  sv_buf why = {0};
   if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
-  sv_buf_init(&why);
   return lsv_answer(L, sv_file_append_held(lk->fd, path, line, len, lua_toboolean(L, 4), &why), &why);
 }
 
 static int k_replace(lua_State *L) {
   llock *lk = luaL_checkudata(L, 1, LOCK_MT);
   const char *tmp = luaL_checkstring(L, 2), *path = luaL_checkstring(L, 3);
-  sv_buf why;
+  sv_buf why = {0};
   if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
-  sv_buf_init(&why);
   return lsv_answer(L, sv_file_replace(lk->fd, tmp, path, &why), &why);
 }
 

@@ -32,8 +32,7 @@ static int p_write(lua_State *L) {
   sv_part *p = check_part(L);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
-  sv_buf why;
-  sv_buf_init(&why);
+  sv_buf why = {0};
   return lsv_answer(L, sv_part_write(p, s, len, &why), &why);
 }
 
@@ -43,11 +42,10 @@ static int p_chunks(lua_State *L) {
   const char *s = luaL_checklstring(L, 2, &len);
   lua_Integer from = luaL_checkinteger(L, 3);
   double bytes;
-  sv_buf why;
+  sv_buf why = {0};
   if (from < 1) from = 1;
   pos = (size_t)from - 1;
   if (pos > len) pos = len;
-  sv_buf_init(&why);
   bytes = sv_part_chunks(p, s, len, &pos, &why);
   if (bytes < 0) return lsv_answer(L, -1, &why);
   sv_buf_free(&why);
@@ -58,8 +56,7 @@ static int p_chunks(lua_State *L) {
 
 static int p_flush(lua_State *L) {
   sv_part *p = check_part(L);
-  sv_buf why;
-  sv_buf_init(&why);
+  sv_buf why = {0};
   return lsv_answer(L, sv_part_flush(p, &why), &why);
 }
 
@@ -70,15 +67,13 @@ static int p_at(lua_State *L) {
 
 static int p_truncate(lua_State *L) {
   sv_part *p = check_part(L);
-  sv_buf why;
-  sv_buf_init(&why);
+  sv_buf why = {0};
   return lsv_answer(L, sv_part_truncate(p, (double)luaL_checknumber(L, 2), &why), &why);
 }
 
 static int p_prepare(lua_State *L) {
   sv_part *p = check_part(L);
-  sv_buf why;
-  sv_buf_init(&why);
+  sv_buf why = {0};
   if (sv_part_flush(p, &why) != 0) return lsv_answer(L, -1, &why);
   sv_buf_free(&why);
   lua_pushinteger(L, (lua_Integer)sv_part_fd(p));
@@ -94,9 +89,8 @@ static int p_same(lua_State *L) {
 
 static int p_close(lua_State *L) {
   lpart *lp = luaL_checkudata(L, 1, PART_MT);
-  sv_buf why;
+  sv_buf why = {0};
   int rc = 0;
-  sv_buf_init(&why);
   if (lp->p) {
     rc = sv_part_close(lp->p, &why);
     sv_part_free(lp->p);
@@ -134,10 +128,9 @@ sv_part *lsv_take_part(lua_State *L, int idx) {
 static int l_part_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lua_Number offset = luaL_checknumber(L, 2);
-  sv_buf why;
+  sv_buf why = {0};
   int short_ = 0;
   sv_part **slot = lsv_push_part(L);
-  sv_buf_init(&why);
   *slot = sv_part_open(path, (double)offset, &short_, &why);
   if (*slot) { sv_buf_free(&why); return 1; }
   lua_pushnil(L);
@@ -157,8 +150,7 @@ static int l_part_commit(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
   lua_Number size = luaL_checknumber(L, 2);
   const char *part = luaL_checkstring(L, 3), *dest = luaL_checkstring(L, 4);
-  sv_buf why;
-  sv_buf_init(&why);
+  sv_buf why = {0};
   return lsv_answer(L, sv_part_commit(fd, (double)size, part, dest, &why), &why);
 }
 
