@@ -105,7 +105,6 @@ const char *lsv_need_string(lua_State *L, int t, const char *key, const char *wh
   return v;
 }
 
-
 int lsv_answer(lua_State *L, int rc, sv_buf *why) {
   if (rc == 0) lua_pushboolean(L, 1);
   else { lua_pushnil(L); lua_pushstring(L, sv_buf_cstr(why)); }
