@@ -24,11 +24,12 @@ static double days_from_civil(int y, int m, int d) {
 /* An HTTP date (RFC 9110 5.6.7) in seconds since the epoch: IMF-fixdate ("Sun,
    06 Nov 1994 08:49:37 GMT"), the obsolete RFC 850 form ("Sunday, 06-Nov-94
    08:49:37 GMT") or asctime's ("Sun Nov  6 08:49:37 1994"); -1 for anything else. */
-static double http_date(const char *v) {
+double sv_http_date(const char *v) {
   static const char *const months = "JanFebMarAprMayJunJulAugSepOctNovDec";
   char wday[12], mon[4];
   int d = 0, y = 0, h = 0, mi = 0, sec = 0, end = -1, m;
   const char *at;
+  while (*v == ' ' || *v == '\t') v++;
   if (sscanf(v, "%11[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", wday, &d, mon, &y, &h, &mi, &sec, &end) == 7
       && end > 0) {
   } else if (end = -1, sscanf(v, "%11[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d GMT%n", wday, &d, mon, &y, &h, &mi,
@@ -64,7 +65,7 @@ double sv_parse_retry_after(const char *v, double now) {
   }
   for (p = v; *p; p++)
     if (p - v >= RETRY_AFTER_LEN) return -1;
-  when = http_date(v);
+  when = sv_http_date(v);
   if (when < 0) return -1;
   d = when - now;
   if (!(d > 0)) return 0; /* a past date, or a clock that is not a number */

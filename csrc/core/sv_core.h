@@ -281,6 +281,7 @@ typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY } s
 
 /* Seconds from a Retry-After value (delta-seconds or an HTTP date); < 0 if unreadable. */
 SV_API double sv_parse_retry_after(const char *v, double now);
+SV_API double sv_http_date(const char *v); /* an HTTP date's seconds since the epoch, or -1 */
 
 /* How an exchange ended, as far as the wire could tell. */
 typedef enum sv_wire {

@@ -25,6 +25,7 @@ struct sv_xfer {
   sv_buf send, recv;
   size_t max_body;
   char retry_after[64];
+  char date[40]; /* an API answer's Date header, as it came */
   long status;
   sv_wire wire;
   char message[512];   /* as an sv_error's */
@@ -65,6 +66,8 @@ struct sv_http {
   CURL *spare; /* an API exchange's easy handle for the next one (multi.c): reset, or */
   long spare_profile; /* > 0: as a query of that profile left it, with its header list */
   struct curl_slist *spare_headers;
+  char date[40]; /* the last API answer's Date, and our wall clock when it came (sv_http_clock) */
+  double date_at;
   /* downloads: those with a thread, those waiting for a slot (first in, first
      out).  A download's connection counts against max_connections: the multi
      handle gets what the download threads leave (at least 1). */

@@ -214,6 +214,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
     if (z - a >= sizeof x->retry_after) z = a + sizeof x->retry_after - 1;
     memcpy(x->retry_after, buf + a, z - a);
     x->retry_after[z - a] = '\0';
+  } else if ((x->op == SV_OP_QUERY || x->op == SV_OP_CREATE) && len > 5 && strncasecmp(buf, "Date:", 5) == 0) {
+    size_t k = len - 5 < sizeof x->date - 1 ? len - 5 : sizeof x->date - 1; /* read when asked (sv_http_clock) */
+    memcpy(x->date, buf + 5, k);
+    x->date[k] = '\0';
   } else if (x->op == SV_OP_DOWNLOAD && len > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
     long long a = -1, b = -1, t = -1;
     char tmp[128];
@@ -489,6 +493,10 @@ static void classify(sv_xfer *x, CURLcode rc) {
 
 void sv_curl_end(sv_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+  if (x->date[0] && x->h) {
+    memcpy(x->h->date, x->date, sizeof x->date);
+    x->h->date_at = sv_wallclock();
+  }
   if (x->too_big) {
     x->wire = SV_WIRE_GARBLED;
     snprintf(x->message, sizeof x->message, "the answer is larger than %lu bytes", (unsigned long)x->max_body);
@@ -545,6 +553,11 @@ int sv_http_poll(sv_http *h, double max_wait) {
     pass = 1;
   }
   return h->n_done;
+}
+
+double sv_http_clock(const sv_http *h) {
+  double d = h->date[0] ? sv_http_date(h->date) : -1;
+  return d < 0 ? NAN : d - h->date_at;
 }
 
 sv_xfer *sv_http_finished(sv_http *h) {

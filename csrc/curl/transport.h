@@ -58,6 +58,7 @@ SV_API sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err);
    to finish (0: never wait).  Returns how many are finished and not yet taken. */
 SV_API int sv_http_poll(sv_http *h, double max_wait);
 SV_API sv_xfer *sv_http_finished(sv_http *h); /* the next finished exchange, or NULL */
+SV_API double sv_http_clock(const sv_http *h); /* the last API answer's Date minus our clock then: s, or NaN */
 SV_API const char *sv_http_secret(const sv_http *h);
 SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finished */
 SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);

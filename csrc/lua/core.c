@@ -437,6 +437,14 @@ static int l_absolute(lua_State *L) {
 }
 
 /* hash(s) -> 16 hex digits; random_id() -> 16 random hex digits */
+/* http_date(s) -> seconds since the epoch, or nil (nginx's transport reads Date with it) */
+static int l_http_date(lua_State *L) {
+  double t = sv_http_date(luaL_checkstring(L, 1));
+  if (t < 0) return 0;
+  lua_pushnumber(L, t);
+  return 1;
+}
+
 static int l_hash(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
@@ -466,6 +474,7 @@ static const luaL_Reg funcs[] = {
   { "resolve_url", l_resolve_url },
   { "store_url", l_store_url },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
+  { "http_date", l_http_date },
   { "absolute", l_absolute },
   { "random_id", l_random_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },

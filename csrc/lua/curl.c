@@ -216,6 +216,15 @@ static int t_progress(lua_State *L) {
   return 2;
 }
 
+/* t:clock() -> the service's clock minus ours (s, from the last API answer's
+   Date: whole seconds), or nil before one came */
+static int t_clock(lua_State *L) {
+  double skew = sv_http_clock(check_http(L)->h);
+  if (skew != skew) return 0;
+  lua_pushnumber(L, skew);
+  return 1;
+}
+
 /* t:cancel(h): the exchange ends now; its handle is spent */
 static int t_cancel(lua_State *L) {
   sv_xfer *x;
@@ -254,7 +263,7 @@ static int t_close(lua_State *L) {
 
 static const luaL_Reg curl_methods[] = {
   { "send", t_send }, { "poll", t_poll }, { "finished", t_finished }, { "result", t_result },
-  { "progress", t_progress }, { "cancel", t_cancel }, { "close", t_close },
+  { "progress", t_progress }, { "cancel", t_cancel }, { "close", t_close }, { "clock", t_clock },
   { "set_max_connections", t_set_max_connections },
   { NULL, NULL }
 };

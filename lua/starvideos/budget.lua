@@ -4,7 +4,8 @@
 
 local core = require "starvideos.core"
 
-local setmetatable, pairs, next, tostring, load, math_min = setmetatable, pairs, next, tostring, load, math.min
+local setmetatable, pairs, next, tostring, load, math_min, string_format =
+  setmetatable, pairs, next, tostring, load, math.min, string.format
 
 local B = {}
 B.__index = B
@@ -61,7 +62,8 @@ function B.for_client(cfg)
     b = setmetatable({ key = key, hash = B.hash_of(cfg.base_url, cfg.api_key),
       rate = cfg.requests_per_second, conns = cfg.max_connections, tat = 0, told = 0, claim = 0,
       members = setmetatable({}, { __mode = "k" }), listeners = setmetatable({}, { __mode = "k" }),
-      born_at = {}, born_ring = {}, born_next = 1, creates = {}, shared = {}, remote = false }, B)
+      born_at = {}, born_ring = {}, born_next = 1, creates = {}, shared = {}, remote = false, clock_at = 0,
+      skew = false }, B)
     registry[key] = b
   end
   return b
@@ -98,6 +100,22 @@ function B:warn(message)
   for cfg in pairs(self.members) do
     local on_event = cfg.on_event
     if on_event then on_event { type = "warning", message = message } end
+  end
+end
+
+B.SKEW = 60 -- seconds between our clock and the service's worth a warning
+
+-- The service's clock against ours from its answers' Date (tr:clock()), looked at once
+-- a minute: `skew`, its time minus ours, dates webhooks (notify.lua); over SKEW a warning, once.
+function B:clock(tr, t)
+  self.clock_at = t + 60
+  local skew = tr.clock and tr:clock()
+  if not skew then return end
+  self.skew = skew
+  if (skew > B.SKEW or -skew > B.SKEW) and not self.skew_told then
+    self.skew_told = true
+    self:warn(string_format("this clock is %.0f s %s the service's (the Date of its answers): webhook timestamps "
+      .. "use the service's time", skew < 0 and -skew or skew, skew < 0 and "ahead of" or "behind"))
   end
 end
 

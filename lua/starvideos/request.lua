@@ -115,6 +115,8 @@ function Request:finished(t)
   local h = self.handle
   self.handle = false
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
+  local budget, op = self.budget, self.op
+  if t >= budget.clock_at and (op == "query" or op == "create") then budget:clock(loop.transport, t) end
   if self.op == "download" then self.bytes, self.total = bytes, total end
   if wire == "none" or task then
     tell(self, "response", err and err.status or tonumber(task) or 200, t - self.started)

@@ -6,8 +6,8 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 local Request = require "starvideos.request"
 
-local type, pairs, ipairs, tostring, setmetatable, os_time =
-  type, pairs, ipairs, tostring, setmetatable, os.time
+local type, pairs, ipairs, tostring, setmetatable, os_time, string_format =
+  type, pairs, ipairs, tostring, setmetatable, os.time, string.format
 local now = core.now
 local cjson = require("cjson.safe").new()
 
@@ -33,7 +33,7 @@ D.__index = D
 
 -- request.lua asks at each attempt.
 function D:headers()
-  local ts = tostring(os_time())
+  local ts = string_format("%.0f", os_time() + (self.ctx.budget.skew or 0)) -- the service's time when known
   local sig = config.sign().sign(self.notify.secret, self.wid, ts, self.body)
   return "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig .. "\n"
 end

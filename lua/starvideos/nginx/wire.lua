@@ -306,7 +306,7 @@ function W.exchange(c, x, key)
   for hops = 0, 5 do
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
-    x.status, x.retry_after = status, h["retry-after"]
+    x.status, x.retry_after, x.date = status, h["retry-after"], (x.op == "query" or x.op == "create") and h.date or nil
     local follow, ok, wire, msg = x.r.follow and REDIRECT[status] and h.location
     if x.op == "download" and (status == 200 or status == 206) and not follow then
       ok, wire, msg = start_file(x, h)
