@@ -783,6 +783,26 @@ describe("client:wait", function()
 
   local RANK = { queued = 1, processing = 2, completed = 3, failed = 3 }
 
+  it("ends with the job cancelled when a callback closes the key's last client inside a poll's turn", function()
+    collectgarbage(); collectgarbage() -- the other clients of this key closed: this one is its loop's last
+    local client = new_client(emu)
+    local loop = client.loop
+    assert.equal(1, loop.clients)
+    local t = assert(client:create(cat()))
+    local polls = 0
+    client.on_event = function(ev)
+      if ev.type ~= "request" or ev.method ~= "GET" then return end
+      polls = polls + 1
+      if polls == 2 then client:close() end -- the second poll is sent from its timer, in the loop's turn
+    end
+    local task, err = client:wait(t.id, { interval = 0.05, timeout = 10 })
+    assert.is_nil(task)
+    assert.equal("io", err.kind)
+    assert.matches("cancelled", err.message)
+    assert.equal(2, polls)
+    assert.is_true(loop.closed)
+  end)
+
   it("returns the completed task with its video_url, calling on_progress for each poll in order", function()
     local client = new_client(emu)
     local t = assert(client:create(cat()))

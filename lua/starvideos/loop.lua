@@ -223,6 +223,7 @@ function L:tick(polled)
     end
   end
   local tr = self.transport
+  if not tr then return end -- a timer's work closed the last client (a callback's close): nothing more to do
   if not polled then tr:poll(0) end
   local x = tr:finished()
   while x do -- (an exchange nobody tracks any more, cancelled, is taken too: one a turn at least)
@@ -248,7 +249,7 @@ function L:drive(done, arg, stop, sleep, acted)
       acted = false
     else
       self:tick(polled)
-      if done(arg) then return end
+      if done(arg) or self.closed then return end
     end
     local t, wake, wait = now(), self.timers[1], 1
     if stop and t >= stop then return end
