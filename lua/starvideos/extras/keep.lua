@@ -115,8 +115,8 @@ end
 
 -- A look that failed is a warning (a line of the log), and another look
 -- later: the backoff doubles from `every` to 30 s.  keep never ends on it.
-local function failed_look(cfg, st, why, t)
-  st.failure = new_error("io", "keep: the look at the ledger failed: " .. tostring(why))
+local function failed_look(cfg, st, why, t, field)
+  st.failure = new_error("io", "keep: the look at the ledger failed: " .. tostring(why), { field = field })
   st.backoff = math_min(30, st.backoff and st.backoff * 2 or st.every)
   st.look = t + st.backoff
   if cfg.on_event then
@@ -146,7 +146,7 @@ function K.run(ctx, opts, alive)
     if stop and t >= stop then break end
     if t >= st.look and not (opts.once and st.looked) then
       local why = look_at(ctx, st, opts, t)
-      if why then failed_look(cfg, st, why, t) end
+      if why then failed_look(cfg, st, why, t, ledger.field) end
     end
     if opts.once and st.looked and not next(st.running) then break end
     loop:drive(has_finished, st.fin, math_min(st.look, stop or st.look, exiting and t + 1 or st.look), sleep)
