@@ -137,7 +137,7 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   size_t len = a->body ? a->body_len : 0;
   sv_json_member id, st;
   const sv_json_member *ms;
-  sv_buf b, members;
+  sv_buf b = {0}, members = {0};
   int dup, n, rc = -1;
 
   sv_error_clear(err);
@@ -161,11 +161,9 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   /* a 2xx we cannot use is a protocol error (whether a create's made a task
      anyway is sv_verdict's to say).  The one pass that checks the JSON hands the
      whole value to the sink and lists the top-level members */
-  sv_buf_init(&members);
   n = sv_json_read(body, len, a->sink, &members, why, sizeof why);
   if (n < 0) {
     sv_buf_free(&members);
-    sv_buf_init(&b);
     excerpt(body, len, &b);
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with a body that is not a JSON object (%s): %s", what,
                  a->status, why, len ? sv_buf_cstr(&b) : "empty");
@@ -174,22 +172,16 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   }
   ms = (const sv_json_member *)(void *)members.data;
   /* one key twice: decoders disagree on which one wins, so trust neither */
-  sv_buf_init(&b);
   dup = members.oom ? -2 : sv_json_duplicate_in(ms, (size_t)n, &b);
-  if (dup != 0) {
+  if (dup == 1) {
     sv_buf q = {0};
     sv_quote(&q, b.data ? b.data : "", b.len, 60);
-    if (dup == 1)
-      sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with duplicate key %s in the answer", what, a->status,
-                   sv_buf_cstr(&q));
-    else
-      sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with duplicate key %s in the answer", what, a->status,
+                 sv_buf_cstr(&q));
     sv_buf_free(&q);
-    sv_buf_free(&b);
-    sv_buf_free(&members);
-    return -1;
-  }
-  if (sv_json_find(ms, (size_t)n, "id", &id) <= 0) {
+  } else if (dup != 0) {
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld: out of memory reading the answer", what, a->status);
+  } else if (sv_json_find(ms, (size_t)n, "id", &id) <= 0) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task id", what, a->status);
   } else if (id.type != 's') {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id is not a string (got %s)", what, a->status,

@@ -400,7 +400,7 @@ int sv_json_find(const sv_json_member *ms, size_t n, const char *key, sv_json_me
    well-formed object, -2 out of memory. */
 static int members_of(const char *text, size_t len, sv_buf *ms) {
   int n;
-  sv_buf_init(ms);
+  memset(ms, 0, sizeof *ms);
   n = sv_json_read(text, len, NULL, ms, NULL, 0);
   if (n >= 0 && ms->oom) n = -2;
   if (n < 0) sv_buf_free(ms);

@@ -96,14 +96,12 @@ static int unknown_field(const sv_model *m, const char *name, size_t len, sv_err
   char folded[64], known[64];
   const char *hint = NULL;
   int i;
-  sv_buf b, q;
+  sv_buf b = {0}, q = {0};
   fold(name, len, folded, sizeof folded);
   for (i = 0; i < F_COUNT; i++) {
     fold(sv_field_names[i], strlen(sv_field_names[i]), known, sizeof known);
     if (strcmp(folded, known) == 0 && model_takes(m, i)) { hint = sv_field_names[i]; break; }
   }
-  sv_buf_init(&b);
-  sv_buf_init(&q);
   for (i = 0; (size_t)i < len && name[i] > 0x20 && name[i] < 0x7F; i++) {}
   if ((size_t)i == len && len <= QUOTE_MAX) sv_buf_add(&q, name, len); /* a plain name as it is */
   else sv_quote(&q, name, len, QUOTE_MAX);
@@ -289,7 +287,7 @@ static void check_key(void *ctx, const sv_json_member *m) {
 static int check_extra_json(const sv_params *p, sv_error *err) {
   static const char expected[] = "extra: expected a table of field names to values";
   char why[128];
-  sv_buf dup, q;
+  sv_buf dup = {0}, q = {0};
   key_check keys;
   size_t at = 0;
   int i, rc;
@@ -308,7 +306,6 @@ static int check_extra_json(const sv_params *p, sv_error *err) {
     if (at == len || s[at] == '{')
       return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected one JSON object, got text that is not (%s)", why);
     /* a JSON value of another kind: say which, with its text (as it is when plain) */
-    sv_buf_init(&q);
     for (i = 0; (size_t)i < len - at && s[at + i] >= 0x20 && s[at + i] < 0x7F; i++) {}
     if ((size_t)i == len - at && len - at <= QUOTE_MAX) sv_buf_add(&q, s + at, len - at);
     else sv_quote(&q, s + at, len - at, QUOTE_MAX);
@@ -319,16 +316,13 @@ static int check_extra_json(const sv_params *p, sv_error *err) {
     return -1;
   }
   if (keys.bad) {
-    sv_buf_init(&q);
     sv_quote(&q, keys.bad->key, keys.bad->key_len, QUOTE_MAX);
     sv_error_set(err, SV_E_INVALID, "extra", "%s, got a key that is not a name (%s)", expected, sv_buf_cstr(&q));
     sv_buf_free(&q);
     return -1;
   }
-  sv_buf_init(&dup);
   rc = sv_json_duplicate_key(p->extra_json, p->extra_len, &dup);
   if (rc == 1) {
-    sv_buf_init(&q);
     sv_quote(&q, sv_buf_cstr(&dup), dup.len, QUOTE_MAX);
     sv_error_set(err, SV_E_INVALID, "extra", "extra: the key %s is given twice", sv_buf_cstr(&q));
     sv_buf_free(&q);

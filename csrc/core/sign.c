@@ -59,7 +59,7 @@ int sv_webhook_sign(const char *secret, size_t slen, const char *id, size_t idle
                     const char *body, size_t blen, char out[SV_SIGN_MAX], sv_error *err) {
   unsigned char *key, mac[EVP_MAX_MD_SIZE];
   unsigned int maclen = 0;
-  sv_buf msg;
+  sv_buf msg = {0};
   size_t klen = 0;
   int ok, oom;
   if (secret_key(secret, slen, &key, &klen, err) < 0) return -1;
@@ -67,7 +67,6 @@ int sv_webhook_sign(const char *secret, size_t slen, const char *id, size_t idle
     free(key);
     return sv_error_set(err, SV_E_INVALID, NULL, "webhook: secret too large");
   }
-  sv_buf_init(&msg);
   sv_buf_add(&msg, id, idlen);
   sv_buf_add(&msg, ".", 1);
   sv_buf_add(&msg, ts, tslen);

@@ -31,7 +31,6 @@ typedef struct sv_buf {
   int oom; /* set once an allocation failed; further appends are ignored */
 } sv_buf;
 
-SV_API void sv_buf_init(sv_buf *b); /* empty, as an sv_buf = {0} is */
 SV_API void sv_buf_free(sv_buf *b);
 SV_API void sv_buf_add(sv_buf *b, const void *p, size_t n);
 SV_API void sv_buf_adds(sv_buf *b, const char *s);

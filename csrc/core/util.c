@@ -13,11 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-void sv_buf_init(sv_buf *b) { memset(b, 0, sizeof *b); }
-
 void sv_buf_free(sv_buf *b) {
   free(b->data);
-  sv_buf_init(b);
+  memset(b, 0, sizeof *b);
 }
 
 static int grow(sv_buf *b, size_t extra) {
@@ -243,10 +241,9 @@ static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out) {
   else {
     /* name the scheme only: what follows may hold a secret */
     size_t k;
-    sv_buf b;
+    sv_buf b = {0};
     for (k = 0; k < len && k < 32 && s[k] != ':' && s[k] != '/' && s[k] != '@'; k++) {}
     if (k > 0 && k < len && k < 32 && len - k >= 3 && memcmp(s + k, "://", 3) == 0) {
-      sv_buf_init(&b);
       sv_buf_adds(&b, "the scheme ");
       sv_quote(&b, s, k, 16);
       url_bad(&u, sv_buf_cstr(&b), 0, " (only http and https)");
@@ -354,16 +351,14 @@ static int userinfo_decode(const char *s, size_t len, sv_buf *out) {
    what stands for them in a message ("user:***@", "***@" or ""). */
 static int proxy_form(const url_ctx *u, const char *r, size_t rlen, size_t start, const sv_url *p, sv_buf *cred) {
   const char *why = NULL;
-  sv_buf shown, q;
+  sv_buf shown = {0}, q = {0};
   if (p->https) why = "an https URL (a proxy is spoken to in http; an https target goes through its CONNECT tunnel)";
   else if (p->auth_len == p->host_len) why = "no port";
   else if (p->path_at < rlen && !(p->path_at + 1 == rlen && r[p->path_at] == '/')) why = "a path";
   if (!why) return 0;
-  sv_buf_init(&shown);
   sv_buf_add(&shown, r, start);
   sv_buf_add(&shown, cred->data, cred->len);
   sv_buf_add(&shown, r + start, rlen - start);
-  sv_buf_init(&q);
   sv_quote(&q, shown.data, shown.len, 200);
   sv_error_set(u->err, SV_E_INVALID, u->field, "%s: expected %s, found %s in %s", u->field, u->form, why,
                sv_buf_cstr(&q));
@@ -395,7 +390,7 @@ static int proxy_credentials(const char *s, size_t start, size_t at, sv_proxy *o
 int sv_proxy_parse(const char *s, size_t len, sv_proxy *out, sv_error *err) {
   url_ctx u = { "proxy", PROXY_FORM, SV_URL_BASE, 0, err };
   size_t start = 0, at = 0, k;
-  sv_buf rest, cred;
+  sv_buf rest = {0}, cred = {0};
   sv_url p;
   int rc = -1;
   if (out) memset(out, 0, sizeof *out);
@@ -403,8 +398,6 @@ int sv_proxy_parse(const char *s, size_t len, sv_proxy *out, sv_error *err) {
     if (memcmp(s + k, "://", 3) == 0) { start = k + 3; break; }
   for (k = len; s && k > start && !at; k--)
     if (s[k - 1] == '@') at = k;
-  sv_buf_init(&rest);
-  sv_buf_init(&cred);
   if (at && proxy_credentials(s, start, at, out, &cred) != 0) {
     sv_error_set(err, SV_E_INVALID, u.field, "%s: expected %s, found credentials (before the last '@') with a byte "
                  "to percent-encode as %%XX, or a %%XX of a control character (not shown)", u.field, u.form);

@@ -103,7 +103,7 @@ static int io_failed(sv_xfer *x, sv_buf *why) {
 static int start_body(sv_xfer *x) {
   long status = 0;
   curl_off_t cl = -1;
-  sv_buf why;
+  sv_buf why = {0};
   int short_;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   x->body_started = 1;
@@ -116,7 +116,6 @@ static int start_body(sv_xfer *x) {
   curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
   if (status == 206) set_progress(x, x->range_start, x->range_total);
   else set_progress(x, 0, cl >= 0 ? (double)cl : -1); /* the server sent everything: start again */
-  sv_buf_init(&why);
   if (x->have > 0 && sv_part_truncate(x->part, x->have, &why) != 0) return io_failed(x, &why);
   if (x->have == 0 && sv_part_at(x->part) > 0) {
     sv_part_free(x->part);
@@ -129,13 +128,12 @@ static int start_body(sv_xfer *x) {
 static size_t on_video_body(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
   size_t len = size * n;
-  sv_buf why;
+  sv_buf why = {0};
   if (!x->body_started && start_body(x)) return 0;
   if (!x->body_to_file) {
     if (x->recv.len < ERROR_PAGE_MAX) sv_buf_add(&x->recv, buf, len);
     return len;
   }
-  sv_buf_init(&why);
   if (sv_part_write(x->part, buf, len, &why) != 0) {
     io_failed(x, &why);
     return 0;
@@ -259,7 +257,7 @@ static CURLcode fetch(sv_xfer *x) {
   x->t0 = sv_monotonic();
   for (hops = 0;; hops++) {
     long status = 0;
-    sv_buf to;
+    sv_buf to = {0};
     sv_error err;
     rc = curl_easy_perform(x->easy);
     if (rc != CURLE_OK || !x->follow) return rc;
@@ -271,7 +269,6 @@ static CURLcode fetch(sv_xfer *x) {
       snprintf(x->message, sizeof x->message, "more than 5 redirects");
       return rc;
     }
-    sv_buf_init(&to);
     sv_error_clear(&err);
     if (x->location.oom || sv_url_resolve(x->url, strlen(x->url), x->location.data, x->location.len, &to))
       sv_error_set(&err, SV_E_IO, NULL, "out of memory following a redirect");

@@ -255,10 +255,9 @@ static int add_header(struct curl_slist **list, const char *line) {
    webhook-* lines).  0, or -1 out of memory. */
 static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   const char *p = s->headers ? s->headers : "", *nl;
-  sv_buf ua;
+  sv_buf ua = {0};
   int bad;
   /* a line of the list (CURLOPT_USERAGENT's is formatted anew for each request) */
-  sv_buf_init(&ua);
   sv_buf_adds(&ua, "User-Agent: ");
   sv_buf_adds(&ua, s->user_agent ? s->user_agent : h->user_agent);
   bad = ua.oom || add_header(&x->headers, sv_buf_cstr(&ua));
@@ -271,9 +270,8 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
            ? -1 : 0;
   }
   if (s->auth && x->op != SV_OP_NOTIFY) {
-    sv_buf b;
+    sv_buf b = {0};
     int rc;
-    sv_buf_init(&b);
     sv_buf_adds(&b, "Authorization: Bearer ");
     sv_buf_adds(&b, h->api_key);
     rc = b.oom ? -1 : add_header(&x->headers, sv_buf_cstr(&b));
@@ -388,11 +386,8 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   x->offset = s->offset > 0 ? s->offset : 0;
   x->follow = s->op == SV_OP_DOWNLOAD && s->follow; /* only downloads follow (fetch) */
   x->timeout = s->timeout > 0 ? s->timeout : 0;
-  sv_buf_init(&x->location);
   x->have = x->offset;
   x->max_body = s->max_body;
-  sv_buf_init(&x->send);
-  sv_buf_init(&x->recv);
   x->url = strdup(s->url);
   if (s->body) sv_buf_add(&x->send, s->body, s->body_len);
   if (s->op == SV_OP_DOWNLOAD) { /* first: whether the .part can be resumed decides the Range */

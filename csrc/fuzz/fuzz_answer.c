@@ -30,7 +30,7 @@ static void unescaped(const char *val, size_t len, sv_buf *out) {
   PROPERTY(len >= 2 && val[0] == '"' && val[len - 1] == '"', "sink: a string comes whole, with its quotes");
   n = sv_json_unescape_into(val, len, into);
   PROPERTY(n != (size_t)-1 && n <= len - 2, "sink: a string unescaped is never longer");
-  sv_buf_init(&ref);
+  memset(&ref, 0, sizeof ref);
   PROPERTY(sv_json_unescape(val, len, &ref) == 0 && ref.len == n && (n == 0 || memcmp(ref.data, into, n) == 0),
            "sink: unescape_into gives what sv_json_unescape gives");
   sv_buf_free(&ref);
@@ -58,7 +58,7 @@ static void c_key(void *ctx, const char *val, size_t len, int escaped) {
   sv_buf k;
   PROPERTY(c->depth > 0, "sink: a key is inside an object");
   PROPERTY(escaped || !memchr(val, '\\', len), "sink: a key without escapes says so");
-  sv_buf_init(&k);
+  memset(&k, 0, sizeof k);
   unescaped(val, len, &k);
   if (c->depth == 1) {
     c->top_keys++;
@@ -120,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   a.body = take_bytes(&r, r.left, &a.body_len);
 
   memset(&chk, 0, sizeof chk);
-  sv_buf_init(&chk.id);
+  memset(&chk.id, 0, sizeof chk.id);
   sink.ctx = &chk;
   a.sink = &sink;
   rc = sv_read_answer(&a, 1.7e9, &err);
@@ -150,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     PROPERTY(sv_json_duplicate_key(a.body, a.body_len, NULL) == 0, "a success has no duplicate key");
     PROPERTY(sv_json_get(a.body, a.body_len, "id", &id) == 1 && id.type == 's', "a success has one string id");
     PROPERTY(sv_json_get(a.body, a.body_len, "status", &st) == 1 && st.type == 's', "a success has one string status");
-    sv_buf_init(&b);
+    memset(&b, 0, sizeof b);
     PROPERTY(sv_json_unescape(id.val, id.val_len, &b) == 0 && sv_task_id_ok(b.data, b.len), "its id can be polled");
     PROPERTY(sv_json_prefix_id(a.body, a.body_len, pid, sizeof pid) == 0 && strlen(pid) == b.len &&
                  memcmp(pid, b.data, b.len) == 0,

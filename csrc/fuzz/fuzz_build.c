@@ -158,7 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   v1 = sv_validate(&p, &m, &e1);
-  sv_buf_init(&body);
+  memset(&body, 0, sizeof body);
   v2 = sv_build_create(&p, &body, &path, &e2);
   PROPERTY(v1 == v2, "validation and building agree");
   if (v2 == 0) {

@@ -22,9 +22,9 @@ static void collect(void *ctx, const sv_json_member *m) {
 static void round_trip(const char *val, size_t len) {
   sv_buf a, enc, b;
   char why[128];
-  sv_buf_init(&a);
-  sv_buf_init(&enc);
-  sv_buf_init(&b);
+  memset(&a, 0, sizeof a);
+  memset(&enc, 0, sizeof enc);
+  memset(&b, 0, sizeof b);
   PROPERTY(sv_json_unescape(val, len, &a) == 0, "a string the scanner accepted unescapes");
   sv_buf_adds(&enc, "{\"k\":");
   sv_json_string(&enc, a.data ? a.data : "", a.len);
@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   PROPERTY(n < 0 || (size_t)n == l.n, "every member of an accepted object is visited");
   PROPERTY(n >= 0 || why[0] != '\0', "a refusal says why");
 
-  sv_buf_init(&dup);
+  memset(&dup, 0, sizeof dup);
   d = sv_json_duplicate_key(text, size, &dup);
   PROPERTY((d == -1) == (n < 0), "the duplicate check refuses exactly what the scanner refuses");
 
@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (i = 0; i < l.n; i++) {
     const sv_json_member *m = &l.m[i];
     sv_buf k;
-    sv_buf_init(&k);
+    memset(&k, 0, sizeof k);
     round_trip(m->key - 1, m->key_len + 2);
     if (m->type == 's') round_trip(m->val, m->val_len);
     if (m->type == 'o') PROPERTY(sv_json_scan(m->val, m->val_len, why, sizeof why) >= 0, "a member object scans alone");
@@ -83,8 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (n >= 0) {
     sv_buf again;
     sv_buf dup2;
-    sv_buf_init(&again);
-    sv_buf_init(&dup2);
+    memset(&again, 0, sizeof again);
+    memset(&dup2, 0, sizeof dup2);
     sv_buf_add(&again, "{", 1);
     for (i = 0; i < l.n; i++) {
       if (i) sv_buf_add(&again, ",", 1);
@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (has_id) {
     sv_buf enc;
     PROPERTY(sv_task_id_ok(id, strlen(id)), "an id read is one that can be polled");
-    sv_buf_init(&enc);
+    memset(&enc, 0, sizeof enc);
     sv_buf_adds(&enc, "{\"id\":");
     sv_json_string(&enc, id, strlen(id));
     sv_buf_adds(&enc, "}");

@@ -157,13 +157,13 @@ static void building(void) {
   memset(&p, 0, sizeof p);
   p.fields = f;
   p.n = 5;
-  sv_buf_init(&body);
+  memset(&body, 0, sizeof body);
   ok(sv_build_create(&p, &body, &ep, &err) == 0 && strcmp(ep, "/v1/videos/videos") == 0, "a create is built for its endpoint", err.message);
   ok(strcmp(sv_buf_cstr(&body), "{\"model\":\"videos\",\"prompt\":\"say \\\"hi\\\"\\n\",\"duration\":5,"
                                   "\"first_image\":\"https://e.com/1.png\",\"last_image\":\"https://e.com/2.png\"}") == 0,
      "the body escapes the prompt and sends legacy aliases under their current names", sv_buf_cstr(&body));
   sv_buf_free(&body);
-  sv_buf_init(&path);
+  memset(&path, 0, sizeof path);
   sv_result_path("../a/b?c=1", 10, &path, &err);
   ok(strcmp(sv_buf_cstr(&path), "/v1/result/%2E%2E%2Fa%2Fb%3Fc%3D1") == 0, "a task id cannot leave the result path",
      sv_buf_cstr(&path));
@@ -278,7 +278,7 @@ static int build(const sv_field *f, size_t n, const char *extra, size_t extra_le
   p.n = n;
   p.extra_json = extra;
   p.extra_len = extra_len;
-  sv_buf_init(body);
+  memset(body, 0, sizeof *body);
   return sv_build_create(&p, body, &ep, err);
 }
 
@@ -424,7 +424,7 @@ static void duplicate_keys(void) {
   char many[4096];
   size_t n = 0;
   int i;
-  sv_buf_init(&key);
+  memset(&key, 0, sizeof key);
   ok(dupk("{\"a\":1,\"b\":2,\"a\":3}", &key) == 1 && strcmp(sv_buf_cstr(&key), "a") == 0,
      "a duplicate top-level key is found and named", sv_buf_cstr(&key));
   sv_buf_free(&key);
@@ -643,7 +643,7 @@ static void result_paths(void) {
   sv_buf out;
   sv_error err;
   memset(id, 'x', sizeof id);
-  sv_buf_init(&out);
+  memset(&out, 0, sizeof out);
   ok(sv_result_path(id, 512, &out, &err) == 0 && out.len == 11 + 512, "a 512-byte id can be polled", err.message);
   sv_buf_free(&out);
   ok(sv_result_path(id, 513, &out, &err) == -1 && err.kind == SV_E_INVALID && strcmp(err.field, "id") == 0,
@@ -803,7 +803,7 @@ static void headers_and_urls(void) {
     for (k = 0; k < sizeof hops / sizeof hops[0]; k++) {
       sv_buf out;
       char name[300];
-      sv_buf_init(&out);
+      memset(&out, 0, sizeof out);
       snprintf(name, sizeof name, "a redirect to %s from %s leads to %s", hops[k].loc, hops[k].base, hops[k].want);
       ok(sv_url_resolve(hops[k].base, strlen(hops[k].base), hops[k].loc, strlen(hops[k].loc), &out) == 0 &&
              strcmp(sv_buf_cstr(&out), hops[k].want) == 0,
@@ -1014,8 +1014,8 @@ static void file_appends(void) {
   sv_buf why, got;
   FILE *f;
   char line[256];
-  sv_buf_init(&why);
-  sv_buf_init(&got);
+  memset(&why, 0, sizeof why);
+  memset(&got, 0, sizeof got);
   if (fd >= 0) close(fd);
   ok(fd >= 0 && sv_file_append(path, "{\"a\":1}", 7, 1, &why) == 0, "append: a record", sv_buf_cstr(&why));
   f = fopen(path, "a");
@@ -1043,7 +1043,7 @@ static void file_leases(void) {
   int a, b, held;
   sv_buf why;
   FILE *f;
-  sv_buf_init(&why);
+  memset(&why, 0, sizeof why);
   if (!mkdtemp(dir)) { ok(0, "lease: a folder", strerror(errno)); return; }
   snprintf(lease, sizeof lease, "%s/j.owners/x", dir);
   snprintf(journal, sizeof journal, "%s/j.jsonl", dir);
