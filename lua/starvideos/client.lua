@@ -243,8 +243,6 @@ function Client:tasks(opts)
   return only
 end
 
--- ------------------------------------------------------------ jobs
-
 -- A job of start or watch, its first step due now (taken by the next step).
 local function start(self, opts, params, id, task)
   live(self)

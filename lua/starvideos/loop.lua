@@ -73,8 +73,6 @@ function L:release()
   if t then t:close() end
 end
 
--- ------------------------------------------------------------ timers
-
 -- obj:advance(t) at `at` (its timer: a later call moves it); the timers are a heap.
 function L:at(at, obj)
   self.due[obj] = at
@@ -105,8 +103,6 @@ local function pop(h)
   end
   return top
 end
-
--- ------------------------------------------------------------ the store
 
 -- The Redis store whose answers the loop waits on (fleet/store.lua): a tick
 -- reads it, the pause waits on its socket when nothing else is in flight.
@@ -141,8 +137,6 @@ local function wake_waiters(self)
     if news and not stale then self:at(t, obj) end
   end
 end
-
--- ------------------------------------------------------------ admission
 
 -- True when req may go to the transport now; else it waits in order (sent once an
 -- exchange finishes; one with a deadline is looked at then, so waiting never outlasts it).
@@ -185,8 +179,6 @@ local function unqueue(self)
   end
   if i > self.qtail then self.qhead, self.qtail = 1, 0 end
 end
-
--- ------------------------------------------------------------ the drive loop
 
 local function side_work(self, tr)
   for obj in pairs(self.busy) do
