@@ -15,16 +15,7 @@ Request.__index = Request
 
 local METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST" }
 
-local next_id = 0
-
--- The number that names a request in its events (given when first asked for).
-local function id_of(req)
-  if not req.id then
-    next_id = next_id + 1
-    req.id = next_id
-  end
-  return req.id
-end
+local next_id = 0 -- the number that names a request in its events
 
 -- The client's options that go with each of its exchanges (the clients of a key share
 -- its transport, not these): its requests' class, under Request.  Its number (profile)
@@ -48,7 +39,8 @@ end
 -- goes on a new connection; an http URL through http_proxy when there is no proxy.
 function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadline, download)
   local self = setmetatable({ loop = loop, budget = budget, cfg = cfg, owner = owner, op = op, url = url, path = path,
-    auth = auth, body = body, deadline = deadline, attempt = 0 }, class_of(cfg))
+    auth = auth, body = body, deadline = deadline, attempt = 0, id = next_id + 1 }, class_of(cfg))
+  next_id = self.id
   if op == "create" then self.fresh = true end
   if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end
   if op == "download" then Download.prepare(self, download) end
@@ -78,7 +70,7 @@ end
 local function tell(self, kind, status, elapsed, delay, reason)
   local on_event = self.cfg.on_event
   if not on_event then return end
-  on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = id_of(self),
+  on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = self.id,
     attempt = self.attempt, method = METHOD[self.op], path = self.path }
 end
 
@@ -167,7 +159,7 @@ function Request:cancel(keep)
 end
 
 function Request:__tostring()
-  return "starvideos request " .. tostring(id_of(self))
+  return "starvideos request " .. tostring(self.id)
 end
 
 return Request
