@@ -5,8 +5,8 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local cjson = require("cjson.safe").new()
 
-local type, pairs, tostring, error, rawget, floor, string_format, os_getenv =
-  type, pairs, tostring, error, rawget, math.floor, string.format, os.getenv
+local type, pairs, ipairs, tostring, error, rawget, floor, string_format, os_getenv =
+  type, pairs, ipairs, tostring, error, rawget, math.floor, string.format, os.getenv
 local new_error = errors.new_error
 
 local M = {}
@@ -126,20 +126,18 @@ function C.header(v)
 end
 
 -- create_limit = {count = N, per = seconds}
+local LIMIT = { count = number_in(1, 1e9, "a whole number of creates from 1 to 1e9", false, true),
+  per = number_in(1, 366 * DAY, "a number of seconds from 1 to 31622400") }
 function C.limit(v)
   if type(v) ~= "table" then
     return "create_limit: a table {count = N, per = seconds} expected, got " .. show(v), true
   end
   for k in pairs(v) do
-    if k ~= "count" and k ~= "per" then
-      return "create_limit." .. tostring(k) .. ": unknown field (count, per)", true
-    end
+    if not LIMIT[k] then return "create_limit." .. tostring(k) .. ": unknown field (count, per)", true end
   end
-  if not is_integer(v.count) or v.count < 1 or v.count > 1e9 then
-    return "create_limit.count: a whole number of creates from 1 to 1e9 expected, got " .. show(v.count), true
-  end
-  if type(v.per) ~= "number" or not (v.per >= 1 and v.per <= 366 * DAY) then
-    return "create_limit.per: a number of seconds from 1 to 31622400 expected, got " .. show(v.per), true
+  for _, k in ipairs { "count", "per" } do
+    local want = LIMIT[k](v[k])
+    if want then return string_format("create_limit.%s: %s expected, got %s", k, want, show(v[k])), true end
   end
 end
 
