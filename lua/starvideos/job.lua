@@ -147,11 +147,9 @@ local function seen(self, task, created, secs, within)
   self.task, self.id = task, task.id
   local changed = task.status ~= self.status
   self.status = task.status
-  if changed then
-    if self.cfg.on_event then self.cfg.on_event(event(self, "status")) end
-    if not created and self.ledger.records then
-      self.ledger:status(self.id, task.status, secs, within, errors.reason(task))
-    end
+  if changed and self.cfg.on_event then self.cfg.on_event(event(self, "status")) end
+  if changed and not created and self.ledger.records then
+    self.ledger:status(self.id, task.status, secs, within, errors.reason(task))
   end
   if self.on_progress then self.on_progress(event(self, "status")) end
   if changed and self.on_status then self.on_status(self) end
