@@ -27,13 +27,9 @@ end
 -- nginx inside nginx, else the libcurl starvideos.curl is built with.
 function M.user_agent()
   local ngx = M.nginx()
-  local http
   local v = ngx and type(ngx.config) == "table" and ngx.config.nginx_version
-  if type(v) == "number" then
-    http = string_format("nginx/%d.%d.%d", floor(v / 1000000), floor(v / 1000) % 1000, v % 1000)
-  else
-    http = "libcurl/" .. core.libcurl_version
-  end
+  local http = type(v) == "number" and string_format("nginx/%d.%d.%d", floor(v / 1000000), floor(v / 1000) % 1000,
+    v % 1000) or "libcurl/" .. core.libcurl_version
   local jit = rawget(_G, "jit")
   return string_format("starvideos/%s (%s; %s)", M.VERSION, type(jit) == "table" and jit.version or _VERSION, http)
 end
@@ -323,9 +319,8 @@ function M.client(opts)
   local cfg = {}
   for k, v in pairs(M.DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
-  if opts.create_limit then -- copies: the caller's tables may change later
-    cfg.create_limit = { count = opts.create_limit.count, per = opts.create_limit.per }
-  end
+  local limit = opts.create_limit -- copies: the caller's tables may change later
+  cfg.create_limit = limit and { count = limit.count, per = limit.per }
   cfg.notify = M.notify_copy(opts.notify)
   from_env(cfg)
   if cfg.store ~= nil and cfg.journal ~= nil then
