@@ -94,8 +94,7 @@ function M.verify_webhook(secret, headers, body, opts)
   local values = {}
   for _, name in ipairs { "webhook-id", "webhook-timestamp", "webhook-signature" } do
     local v, bad = header(headers, name)
-    if bad then return refused(name, bad) end
-    if not v or v == "" then return refused(name, "missing") end
+    if bad or not v or v == "" then return refused(name, bad or "missing") end
     values[#values + 1] = v
   end
   local id, ts, signatures = values[1], values[2], values[3]
