@@ -6,8 +6,8 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Download = require "starvideos.download"
 
-local setmetatable, tostring, tonumber, math_min, math_random, string_format =
-  setmetatable, tostring, tonumber, math.min, math.random, string.format
+local setmetatable, tonumber, math_min, math_random, string_format =
+  setmetatable, tonumber, math.min, math.random, string.format
 local new_error, now = errors.new_error, core.now
 
 local Request = {}
@@ -28,7 +28,7 @@ local function class_of(cfg)
     profiles = profiles + 1
     class = setmetatable({ max_body = cfg.max_answer, user_agent = cfg.user_agent, profile = profiles,
       connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file, proxy = cfg.proxy }, Request)
-    class.__index, class.__tostring = class, Request.__tostring
+    class.__index = class
     classes[cfg] = class
   end
   return class
@@ -156,10 +156,6 @@ function Request:cancel(keep)
   if self.handle then self.loop.transport:cancel(self.handle); self.handle = false end
   self.done, self.err = true, new_error("io", "the request was cancelled")
   if self.op == "download" then Download.ended(self, keep) end
-end
-
-function Request:__tostring()
-  return "starvideos request " .. tostring(self.id)
 end
 
 return Request
