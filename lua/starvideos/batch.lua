@@ -1,7 +1,5 @@
--- client:generate_all (docs/batch.md): a list of params tables run as jobs on the
--- client's loop, each keyed by its file.  A feeder asks for one token at a time, as a
--- poll does, and starts the next job with it, so that files arrive while creates still
--- go out (a job the ledger knows already takes no create token: it follows its task).
+-- client:generate_all (docs/batch.md): a list of params tables run as jobs on the client's
+-- loop, each keyed by its file, started one at a time by a feeder (Feeder:advance).
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -40,9 +38,10 @@ end
 local Feeder = {}
 Feeder.__index = Feeder
 
--- Start the next jobs: the ledger's known ones at once, each other once the key's
--- token is taken for it, behind the callers waiting when it first asks (the polls of
--- the jobs started before), so that creates and polls take turns.
+-- Start the next jobs: the ledger's known ones at once (they follow their task, creating
+-- nothing), each other once the key's token is taken for it, behind the callers waiting
+-- when it first asks (the polls of the jobs started before): files arrive while creates
+-- still go out, creates and polls taking turns.
 function Feeder:advance(t)
   while self.next <= self.n and not self.done do
     local i = self.next
