@@ -66,10 +66,6 @@ local function show(v)
   return tostring(v)
 end
 
-local function is_integer(v)
-  return type(v) == "number" and v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53
-end
-
 -- The JSON text of params.extra (the core checks it and splices it into the
 -- body): text, nil when there is none, or nil, err when it cannot be JSON.
 function M.extra_json(params)
@@ -88,7 +84,7 @@ local C = {}
 local function number_in(lo, hi, want, above, whole)
   return function(v)
     if type(v) ~= "number" or not ((above and v > lo or not above and v >= lo) and v <= hi)
-        or whole and not is_integer(v) then return want end
+        or whole and v ~= floor(v) then return want end
   end
 end
 C.seconds = number_in(0, DAY, "a number of seconds in (0, 86400]", true)
