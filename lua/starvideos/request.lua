@@ -83,11 +83,8 @@ function Request:send(t)
       "%s: the deadline passed before the request could be sent", self.op)))
   end
   if not loop:admit(self) then return end -- sent from the loop's queue when there is room
-  if self.op == "download" then
-    self.timeout = left -- its offset is the request's own
-  else
-    self.timeout = left and math_min(cfg.timeout, left) or cfg.timeout
-  end
+  -- a download may take until its deadline (a stall ends it sooner), an API call its timeout
+  self.timeout = self.op == "download" and left or left and math_min(cfg.timeout, left) or cfg.timeout
   self.attempt = self.attempt + 1
   if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
   local h, err = loop.transport:send(self)
