@@ -191,7 +191,7 @@ local function created(self, task, t)
   local ok, jerr = self.ledger:created(task, self.params, self.local_id)
   if ok == false then
     if not self.held then self.held, self.held_at = task, t end
-    return self.loop:at_store(self, now())
+    return self.loop:at(self.loop:await_store(self, now()), self)
   end
   t = self.held_at or t -- when the answer came
   self.held = nil
@@ -319,7 +319,7 @@ local function create(self, t)
   if type(ok) == "table" then return attach(self, ok, t) end
   if ok == false then
     self.asked = true
-    return self.loop:at_store(self, t)
+    return self.loop:at(self.loop:await_store(self, t), self)
   end
   if not ok then return finish(self, err) end
   return send(self, t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)

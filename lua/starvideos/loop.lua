@@ -113,16 +113,12 @@ end
 L.STORE_RETRY = 0.002
 
 -- obj waits, from t, for an answer of the store (a token, a record): it looks
--- again STORE_RETRY later (the time returned), or as soon as the store has read
--- an answer, whichever is first.  at_store sets obj's timer to that time too.
+-- again STORE_RETRY later (the time returned: obj's timer), or as soon as the
+-- store has read an answer, whichever is first.
 function L:await_store(obj, t)
   local at = t + L.STORE_RETRY
   if obj then self.waiters[obj] = at end
   return at
-end
-
-function L:at_store(obj, t)
-  return self:at(self:await_store(obj, t), obj)
 end
 
 -- The waiters look again now when the store read an answer since the last
@@ -293,8 +289,7 @@ end
 
 local function has_finished(fin) return fin[1] ~= nil end
 
--- A step of `seconds` (0: one tick), returning early once `fin` (the list
--- jobs add themselves to when they end) holds one: the jobs taken, or nil.
+-- A step of `seconds` (0: one tick), ending once a job ends (into `fin`): the jobs taken, or nil.
 function L:step(fin, seconds)
   if seconds and seconds > 0 then self:drive(has_finished, fin, now() + seconds) else self:tick() end
   if not fin[1] then return nil end
