@@ -10,8 +10,7 @@ local now, argerror = core.now, errors.argerror
 
 local B = {}
 
--- The file of each entry: out is a pattern with one %d or fn(i, params);
--- two entries writing one file raise.
+-- The file of each entry (out: a pattern with one %d, or fn(i, params)); two writing one file raise.
 local function outs(list, n, out)
   local paths, seen = {}, {}
   if out == nil then return paths end

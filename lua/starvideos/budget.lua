@@ -36,8 +36,7 @@ local CLAIM = 0.05     -- a waiting create's hold on the token due, past it
 local budgets = {}                                       -- key -> budget, for the process's life
 local seam_budgets = setmetatable({}, { __mode = "v" }) -- a custom transport's, while in use
 
--- The store's name of a key: a hash of the base URL and of a hash of the API
--- key (never the key itself), the same in every process.
+-- The store's name of a key: a hash of the base URL and the API key's hash, the same in every process.
 function B.hash_of(base_url, api_key)
   return core.hash(tostring(base_url) .. "\0" .. core.hash(api_key or ""))
 end
@@ -139,8 +138,7 @@ function B:token(t, create, obj)
   return at
 end
 
--- When the last caller told to wait for a token comes back: a patient caller
--- (a batch's feeder) asks after that, behind every caller waiting now.
+-- When the last caller told to wait comes back: a patient caller (a batch's feeder) asks after it.
 function B:queue_end() return self.told end
 
 -- create_limit in this process (no ledger counts it): true, or the seconds
@@ -155,8 +153,7 @@ function B:count_create(lim, t)
   return true
 end
 
--- When this process's creates were answered, by task id: born(id) -> time | nil;
--- born(id, t) records it (the newest BORN_KEEP).
+-- born(id) -> when this process's create of task id was answered, or nil; born(id, t) records it.
 function B:born(id, t)
   if t == nil then return self.born_at[id] end
   local old = self.born_ring[self.born_next]

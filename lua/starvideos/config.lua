@@ -23,13 +23,13 @@ function M.nginx()
   end
 end
 
--- "starvideos/<version> (<Lua or LuaJIT version>; <HTTP library>/<version>)":
--- nginx inside nginx, else the libcurl starvideos.curl is built with.
+-- "starvideos/<version> (<Lua or LuaJIT version>; nginx/<version> inside nginx, else libcurl/<version>)"
 function M.user_agent()
   local ngx = M.nginx()
   local v = ngx and type(ngx.config) == "table" and ngx.config.nginx_version
-  local http = type(v) == "number" and string_format("nginx/%d.%d.%d", floor(v / 1000000), floor(v / 1000) % 1000,
-    v % 1000) or "libcurl/" .. core.libcurl_version
+  local http = type(v) == "number"
+    and string_format("nginx/%d.%d.%d", floor(v / 1000000), floor(v / 1000) % 1000, v % 1000)
+    or "libcurl/" .. core.libcurl_version
   local jit = rawget(_G, "jit")
   return string_format("starvideos/%s (%s; %s)", M.VERSION, type(jit) == "table" and jit.version or _VERSION, http)
 end
@@ -76,8 +76,7 @@ function M.extra_json(params)
   return nil, new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })
 end
 
--- checker(value) -> nil when fine, else what was expected (and true when that
--- is a whole message, no "got" to add)
+-- checker(value) -> nil when fine, else what was expected (and true when that is a whole message)
 local C = {}
 
 -- a number in [lo, hi] (above lo when `above`); whole numbers only when `whole`
@@ -162,8 +161,7 @@ function M.sign()
   return m
 end
 
--- notify = {url =, secret =[, retry_for =]}: its message names notify.url or
--- notify.secret, never the secret.
+-- notify = {url =, secret =[, retry_for =]}: its messages never hold the secret.
 function C.notify(v)
   if type(v) ~= "table" then return "notify: expected a table {url =, secret =}, got " .. type(v), true end
   for k in pairs(v) do
@@ -214,8 +212,7 @@ function C.store(v)
   if not ok then return tostring(err), true end
 end
 
--- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a
--- typo or a bad value, at `level` (default: the caller of the caller)
+-- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a typo or a bad value
 function M.check(opts, where, schema, level)
   level = level or 3
   if opts == nil then return {} end

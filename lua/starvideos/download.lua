@@ -16,8 +16,7 @@ local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a fold
   [13] = "the folder %s is not writable", [1] = "the folder %s is not writable",
   [30] = "the folder %s is on a read-only file system" }
 
--- What stands at a download's path that no download may replace (by lstat:
--- nothing is opened, so a FIFO never waits).
+-- What no download may replace at its path (by lstat: nothing is opened, so a FIFO never waits).
 local NOT_A_FILE = { folder = "a folder", other = "not a regular file (a FIFO, a device or a socket)" }
 
 -- Why the folder dir takes no new file (a probe file is made there and removed), or nil.

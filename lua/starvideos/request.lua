@@ -55,8 +55,7 @@ local function finish(self, task, err, t)
 end
 Request.finish = finish
 
--- core.retry's policy: a download's attempts are its resume_limit, a webhook's as many
--- as its deadline allows, an API call's max_retries.
+-- core.retry's policy: a download's resume_limit, a webhook's until its deadline, else max_retries.
 local function policy(self)
   local cfg, retries = self.cfg, self.cfg.max_retries
   if self.op == "download" then retries = self.resume_limit or cfg.resume_limit
@@ -65,8 +64,7 @@ local function policy(self)
     max_wait = cfg.max_retry_wait }
 end
 
--- An event of kind, made only when somebody listens: status, elapsed, delay
--- and reason as the kind has them.
+-- An event of kind (status, elapsed, delay, reason as it has them), made only when somebody listens.
 local function tell(self, kind, status, elapsed, delay, reason)
   local on_event = self.cfg.on_event
   if not on_event then return end
