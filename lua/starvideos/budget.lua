@@ -119,12 +119,8 @@ end
 -- token due for it (CLAIM past it, should its job be cancelled) before the polls waiting;
 -- callers told to wait get times a microsecond apart, so they come back in turn.
 function B:token(t, create, obj)
-  local remote = self.remote
-  if remote then
-    local at = remote:take(t, obj)
-    if at ~= false then return at end
-  end
-  local at
+  local at = self.remote and self.remote:take(t, obj) -- false: no remote, or one that cannot answer
+  if at ~= false then return at end
   if create or t >= self.claim then
     local tat, wait = take(self.tat, t, self.rate)
     if wait == 0 then self.tat = tat; return nil end
