@@ -80,10 +80,9 @@ local function counter(total, on_progress)
   return c
 end
 
--- A job's spec: its events counted (a task it made or found; its end).
+-- A job's spec: its events counted (a task it made or found; its end, which finish reports once).
 local function spec_of(i, params, path, opts, c)
-  local has_task, ended = false, false
-  local user = opts.on_progress
+  local has_task, user = false, opts.on_progress
   return { params = params, out = path, index = i, interval = opts.interval, timeout = opts.timeout,
     on_progress = function(ev)
       if user then user(ev) end
@@ -93,8 +92,7 @@ local function spec_of(i, params, path, opts, c)
       end
     end,
     on_status = function(job)
-      if not job.done or ended then return end
-      ended = true
+      if not job.done then return end
       if job.err then c.failed = c.failed + 1 else c.done = c.done + 1 end
       c.tell()
     end }
