@@ -62,8 +62,7 @@ M.LOG_LEVELS = { debug = true, info = true }
 local DAY = 86400
 
 local function show(v)
-  if type(v) == "string" then return string_format("%q", v) end
-  return tostring(v)
+  return type(v) == "string" and string_format("%q", v) or tostring(v)
 end
 
 -- The JSON text of params.extra (the core checks it and splices it into the
