@@ -1,7 +1,5 @@
--- client:generate_all (docs/batch.md): a list of params tables run as jobs on the
--- client's loop, each keyed by its file.  A feeder asks for one token at a time, as a
--- poll does, and starts the next job with it, so that files arrive while creates still
--- go out (a job the ledger knows already takes no create token: it follows its task).
+-- client:generate_all (docs/batch.md): a list of params tables run as jobs on the client's
+-- loop, each keyed by its file, started one at a time by a feeder (Feeder:advance).
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -12,8 +10,7 @@ local now, argerror = core.now, errors.argerror
 
 local B = {}
 
--- The file of each entry: out is a pattern with one %d or fn(i, params);
--- two entries writing one file raise.
+-- The file of each entry (out: a pattern with one %d, or fn(i, params)); two writing one file raise.
 local function outs(list, n, out)
   local paths, seen = {}, {}
   if out == nil then return paths end
@@ -40,9 +37,10 @@ end
 local Feeder = {}
 Feeder.__index = Feeder
 
--- Start the next jobs: the ledger's known ones at once, each other once the key's
--- token is taken for it, behind the callers waiting when it first asks (the polls of
--- the jobs started before), so that creates and polls take turns.
+-- Start the next jobs: the ledger's known ones at once (they follow their task, creating
+-- nothing), each other once the key's token is taken for it, behind the callers waiting
+-- when it first asks (the polls of the jobs started before): files arrive while creates
+-- still go out, creates and polls taking turns.
 function Feeder:advance(t)
   while self.next <= self.n and not self.done do
     local i = self.next
@@ -82,10 +80,9 @@ local function counter(total, on_progress)
   return c
 end
 
--- A job's spec: its events counted (a task it made or found; its end).
+-- A job's spec: its events counted (a task it made or found; its end, which finish reports once).
 local function spec_of(i, params, path, opts, c)
-  local has_task, ended = false, false
-  local user = opts.on_progress
+  local has_task, user = false, opts.on_progress
   return { params = params, out = path, index = i, interval = opts.interval, timeout = opts.timeout,
     on_progress = function(ev)
       if user then user(ev) end
@@ -95,8 +92,7 @@ local function spec_of(i, params, path, opts, c)
       end
     end,
     on_status = function(job)
-      if not job.done or ended then return end
-      ended = true
+      if not job.done then return end
       if job.err then c.failed = c.failed + 1 else c.done = c.done + 1 end
       c.tell()
     end }

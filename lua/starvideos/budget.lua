@@ -10,13 +10,9 @@ local setmetatable, pairs, next, tostring, load, math_min, string_format =
 local B = {}
 B.__index = B
 
--- The bucket: one number, the time the next token is due in full (GCRA, the
--- token bucket's exact twin); a burst of one second's worth, at least one.
--- take(tat, now, rate) -> the new tat and 0 (a token taken), or tat and the
--- seconds until one is there.  The count: at most `count` creates in any `per`
--- seconds; limit(times, now, count, per), times being the creates of the
--- window newest first (at most count of them) -> 0 (allowed), or the seconds
--- until the next is.  Plain Lua 5.1, as Redis runs it.
+-- Plain Lua 5.1, as Redis runs it.  take: the bucket as one number, the time the next token is due
+-- in full (GCRA), a burst of a second's worth (one at least) -> the new tat and 0, or tat and the wait.
+-- limit: at most count creates in any per seconds (times: the window's, newest first) -> 0, or the wait.
 B.RULES = [[
 local function take(tat, now, rate)
   local gap = 1 / rate
@@ -40,26 +36,20 @@ local CLAIM = 0.05     -- a waiting create's hold on the token due, past it
 local budgets = {}                                       -- key -> budget, for the process's life
 local seam_budgets = setmetatable({}, { __mode = "v" }) -- a custom transport's, while in use
 
-local function key_of(cfg)
-  local key = cfg.base_url .. "\0" .. core.hash(cfg.api_key or "")
-  if cfg.transport then key = key .. "\0" .. tostring(cfg.transport) end
-  return key
-end
-
--- The store's name of a key: a hash of the base URL and of a hash of the API
--- key (never the key itself), the same in every process.
+-- The store's name of a key: a hash of the base URL and the API key's hash, the same in every process.
 function B.hash_of(base_url, api_key)
   return core.hash(tostring(base_url) .. "\0" .. core.hash(api_key or ""))
 end
 
 -- The budget of a client's key (cfg with its api_key still in it), made by its first
--- client; b.hash is the store's name of the key.
+-- client; b.hash is the store's name of the key, b.key the process's (a custom transport's apart).
 function B.for_client(cfg)
-  local key = key_of(cfg)
+  local hash = B.hash_of(cfg.base_url, cfg.api_key)
+  local key = cfg.transport and hash .. "\0" .. tostring(cfg.transport) or hash
   local registry = cfg.transport and seam_budgets or budgets
   local b = registry[key]
   if not b then
-    b = setmetatable({ key = key, hash = B.hash_of(cfg.base_url, cfg.api_key),
+    b = setmetatable({ key = key, hash = hash,
       rate = cfg.requests_per_second, conns = cfg.max_connections, tat = 0, told = 0, claim = 0,
       members = setmetatable({}, { __mode = "k" }), listeners = setmetatable({}, { __mode = "k" }),
       born_at = {}, born_ring = {}, born_next = 1, creates = {}, shared = {}, remote = false, clock_at = 0,
@@ -103,16 +93,16 @@ function B:warn(message)
   end
 end
 
-B.SKEW = 60 -- seconds between our clock and the service's worth a warning
+local SKEW = 60 -- seconds: how often the service's clock is looked at, and a skew worth a warning
 
--- The service's clock against ours from its answers' Date (tr:clock()), looked at once
--- a minute: `skew`, its time minus ours, dates webhooks (notify.lua); over SKEW a warning, once.
+-- The service's clock against ours from its answers' Date (tr:clock()): `skew`, its
+-- time minus ours, dates webhooks (notify.lua); over SKEW a warning, once.
 function B:clock(tr, t)
-  self.clock_at = t + 60
+  self.clock_at = t + SKEW
   local skew = tr.clock and tr:clock()
   if not skew then return end
   self.skew = skew
-  if (skew > B.SKEW or -skew > B.SKEW) and not self.skew_told then
+  if (skew > SKEW or -skew > SKEW) and not self.skew_told then
     self.skew_told = true
     self:warn(string_format("this clock is %.0f s %s the service's (the Date of its answers): webhook timestamps "
       .. "use the service's time", skew < 0 and -skew or skew, skew < 0 and "ahead of" or "behind"))
@@ -125,18 +115,12 @@ function B:use(remote)
   if not self.remote then self.remote = remote end
 end
 
--- A token of the key at t: nil when taken, else when one will be there.  A
--- create (`create`) goes before the polls waiting: it holds the token due for
--- it (CLAIM past it, should its job be cancelled meanwhile).  Callers told to
--- wait are told times a microsecond apart, in the order they asked, so they
--- come back in that order and take turns.
+-- A token of the key at t: nil when taken, else when one will be there.  A create holds the
+-- token due for it (CLAIM past it, should its job be cancelled) before the polls waiting;
+-- callers told to wait get times a microsecond apart, so they come back in turn.
 function B:token(t, create, obj)
-  local remote = self.remote
-  if remote then
-    local at = remote:take(t, obj)
-    if at ~= false then return at end
-  end
-  local at
+  local at = self.remote and self.remote:take(t, obj) -- false: no remote, or one that cannot answer
+  if at ~= false then return at end
   if create or t >= self.claim then
     local tat, wait = take(self.tat, t, self.rate)
     if wait == 0 then self.tat = tat; return nil end
@@ -150,8 +134,7 @@ function B:token(t, create, obj)
   return at
 end
 
--- When the last caller told to wait for a token comes back: a patient caller
--- (a batch's feeder) asks after that, behind every caller waiting now.
+-- When the last caller told to wait comes back: a patient caller (a batch's feeder) asks after it.
 function B:queue_end() return self.told end
 
 -- create_limit in this process (no ledger counts it): true, or the seconds
@@ -166,8 +149,7 @@ function B:count_create(lim, t)
   return true
 end
 
--- When this process's creates were answered, by task id: born(id) -> time | nil;
--- born(id, t) records it (the newest BORN_KEEP).
+-- born(id) -> when this process's create of task id was answered, or nil; born(id, t) records it.
 function B:born(id, t)
   if t == nil then return self.born_at[id] end
   local old = self.born_ring[self.born_next]

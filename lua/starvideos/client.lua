@@ -129,8 +129,7 @@ function Client:wait(id_or_task, opts)
   return run(self, nil, id, spec_of(opts, { task = type(id_or_task) == "table" and id_or_task or nil }), opts.sleep)
 end
 
--- Download to a file from a URL, a task with its video_url, or a task id (a
--- task without its URL is an id: one query first).
+-- Download to a file from a URL, a task with its video_url, or a task id (queried first).
 function Client:download(target, path, opts)
   if type(path) ~= "string" or path == "" then argerror(2, "download", "file path", type(path)) end
   opts = check(opts, "download", S.download)
@@ -242,8 +241,6 @@ function Client:tasks(opts)
   end
   return only
 end
-
--- ------------------------------------------------------------ jobs
 
 -- A job of start or watch, its first step due now (taken by the next step).
 local function start(self, opts, params, id, task)

@@ -5,8 +5,8 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local cjson = require("cjson.safe").new()
 
-local type, pairs, tostring, error, rawget, floor, string_format, os_getenv =
-  type, pairs, tostring, error, rawget, math.floor, string.format, os.getenv
+local type, pairs, ipairs, tostring, error, rawget, floor, string_format, os_getenv =
+  type, pairs, ipairs, tostring, error, rawget, math.floor, string.format, os.getenv
 local new_error = errors.new_error
 
 local M = {}
@@ -23,17 +23,13 @@ function M.nginx()
   end
 end
 
--- "starvideos/<version> (<Lua or LuaJIT version>; <HTTP library>/<version>)":
--- nginx inside nginx, else the libcurl starvideos.curl is built with.
+-- "starvideos/<version> (<Lua or LuaJIT version>; nginx/<version> inside nginx, else libcurl/<version>)"
 function M.user_agent()
   local ngx = M.nginx()
-  local http
   local v = ngx and type(ngx.config) == "table" and ngx.config.nginx_version
-  if type(v) == "number" then
-    http = string_format("nginx/%d.%d.%d", floor(v / 1000000), floor(v / 1000) % 1000, v % 1000)
-  else
-    http = "libcurl/" .. core.libcurl_version
-  end
+  local http = type(v) == "number"
+    and string_format("nginx/%d.%d.%d", floor(v / 1000000), floor(v / 1000) % 1000, v % 1000)
+    or "libcurl/" .. core.libcurl_version
   local jit = rawget(_G, "jit")
   return string_format("starvideos/%s (%s; %s)", M.VERSION, type(jit) == "table" and jit.version or _VERSION, http)
 end
@@ -66,12 +62,7 @@ M.LOG_LEVELS = { debug = true, info = true }
 local DAY = 86400
 
 local function show(v)
-  if type(v) == "string" then return string_format("%q", v) end
-  return tostring(v)
-end
-
-local function is_integer(v)
-  return type(v) == "number" and v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+  return type(v) == "string" and string_format("%q", v) or tostring(v)
 end
 
 -- The JSON text of params.extra (the core checks it and splices it into the
@@ -84,15 +75,14 @@ function M.extra_json(params)
   return nil, new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })
 end
 
--- checker(value) -> nil when fine, else what was expected (and true when that
--- is a whole message, no "got" to add)
+-- checker(value) -> nil when fine, else what was expected (and true when that is a whole message)
 local C = {}
 
 -- a number in [lo, hi] (above lo when `above`); whole numbers only when `whole`
 local function number_in(lo, hi, want, above, whole)
   return function(v)
     if type(v) ~= "number" or not ((above and v > lo or not above and v >= lo) and v <= hi)
-        or whole and not is_integer(v) then return want end
+        or whole and v ~= floor(v) then return want end
   end
 end
 C.seconds = number_in(0, DAY, "a number of seconds in (0, 86400]", true)
@@ -126,20 +116,18 @@ function C.header(v)
 end
 
 -- create_limit = {count = N, per = seconds}
+local LIMIT = { count = number_in(1, 1e9, "a whole number of creates from 1 to 1e9", false, true),
+  per = number_in(1, 366 * DAY, "a number of seconds from 1 to 31622400") }
 function C.limit(v)
   if type(v) ~= "table" then
     return "create_limit: a table {count = N, per = seconds} expected, got " .. show(v), true
   end
   for k in pairs(v) do
-    if k ~= "count" and k ~= "per" then
-      return "create_limit." .. tostring(k) .. ": unknown field (count, per)", true
-    end
+    if not LIMIT[k] then return "create_limit." .. tostring(k) .. ": unknown field (count, per)", true end
   end
-  if not is_integer(v.count) or v.count < 1 or v.count > 1e9 then
-    return "create_limit.count: a whole number of creates from 1 to 1e9 expected, got " .. show(v.count), true
-  end
-  if type(v.per) ~= "number" or not (v.per >= 1 and v.per <= 366 * DAY) then
-    return "create_limit.per: a number of seconds from 1 to 31622400 expected, got " .. show(v.per), true
+  for _, k in ipairs { "count", "per" } do
+    local want = LIMIT[k](v[k])
+    if want then return string_format("create_limit.%s: %s expected, got %s", k, want, show(v[k])), true end
   end
 end
 
@@ -172,8 +160,7 @@ function M.sign()
   return m
 end
 
--- notify = {url =, secret =[, retry_for =]}: its message names notify.url or
--- notify.secret, never the secret.
+-- notify = {url =, secret =[, retry_for =]}: its messages never hold the secret.
 function C.notify(v)
   if type(v) ~= "table" then return "notify: expected a table {url =, secret =}, got " .. type(v), true end
   for k in pairs(v) do
@@ -224,8 +211,7 @@ function C.store(v)
   if not ok then return tostring(err), true end
 end
 
--- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a
--- typo or a bad value, at `level` (default: the caller of the caller)
+-- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a typo or a bad value
 function M.check(opts, where, schema, level)
   level = level or 3
   if opts == nil then return {} end
@@ -325,9 +311,8 @@ function M.client(opts)
   local cfg = {}
   for k, v in pairs(M.DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
-  if opts.create_limit then -- copies: the caller's tables may change later
-    cfg.create_limit = { count = opts.create_limit.count, per = opts.create_limit.per }
-  end
+  local limit = opts.create_limit -- copies: the caller's tables may change later
+  cfg.create_limit = limit and { count = limit.count, per = limit.per }
   cfg.notify = M.notify_copy(opts.notify)
   from_env(cfg)
   if cfg.store ~= nil and cfg.journal ~= nil then

@@ -16,8 +16,7 @@ local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a fold
   [13] = "the folder %s is not writable", [1] = "the folder %s is not writable",
   [30] = "the folder %s is on a read-only file system" }
 
--- What stands at a download's path that no download may replace (by lstat:
--- nothing is opened, so a FIFO never waits).
+-- What no download may replace at its path (by lstat: nothing is opened, so a FIFO never waits).
 local NOT_A_FILE = { folder = "a folder", other = "not a regular file (a FIFO, a device or a socket)" }
 
 -- Why the folder dir takes no new file (a probe file is made there and removed), or nil.
@@ -60,33 +59,26 @@ function D.check_dir(dir, field)
     { field = field })
 end
 
--- The size and last OVERLAP bytes of the .part at part, when there is one worth
--- going on from; else nil (none, a folder, OVERLAP bytes or fewer).
-local function left_over(part)
-  if core.file_kind(part) ~= "file" then return nil end -- a FIFO is never opened (it would wait)
-  local f = io_open(part, "rb")
+-- The OVERLAP bytes of the file at path from byte `at` (nil: its last ones), and its size.
+local function overlap(path, at)
+  local f = io_open(path, "rb")
   if not f then return nil end
-  local size, tail = f:seek("end"), nil
-  if size and size > OVERLAP and f:seek("set", size - OVERLAP) then tail = f:read(OVERLAP) end
+  local size = f:seek("end")
+  at = at or size and size - OVERLAP
+  local tail = at and at >= 0 and f:seek("set", at) and f:read(OVERLAP)
   f:close()
-  if tail and #tail == OVERLAP then return size, tail end
+  return tail, size
 end
 
 -- The request's download fields: the .part, where it goes, how many resumes.
 function D.prepare(req, d)
   req.part, req.dest, req.resume_limit = d.part, d.dest, d.resume_limit
   req.file, req.follow, req.stall, req.offset = d.part, true, req.cfg.timeout, 0
-  local size, tail = left_over(d.part)
-  if size then req.offset, req.kept, req.tail = size - OVERLAP, size, tail end
-end
-
--- Whether the bytes sent again over the end of the .part an earlier call left
--- are the ones it held there: then it was this video's.
-local function continues(req)
-  local f = io_open(req.part, "rb")
-  local same = f and f:seek("set", req.kept - OVERLAP) and f:read(OVERLAP) == req.tail
-  if f then f:close() end
-  return same
+  if core.file_kind(d.part) ~= "file" then return end -- a FIFO is never opened (it would wait)
+  local tail, size = overlap(d.part)
+  if tail and size > OVERLAP and #tail == OVERLAP then -- a .part left over worth going on from
+    req.offset, req.kept, req.tail = size - OVERLAP, size, tail
+  end
 end
 
 -- The .part an earlier call left cannot be gone on from (not opened, longer than the
@@ -100,7 +92,8 @@ end
 
 -- The bytes are all there: committed on a helper thread, or by the transport itself.
 function D.done(req, file, t)
-  if req.tail and not continues(req) then return D.restart(req, t) end
+  -- the bytes sent again over the end of a .part left over must be the ones it held: this video's
+  if req.tail and overlap(req.part, req.kept - OVERLAP) ~= req.tail then return D.restart(req, t) end
   local transport = req.loop.transport
   if transport.commit then return D.committed(req, transport:commit(req.part, req.dest)) end
   local c, cerr = core.commit_start(file, req.dest)

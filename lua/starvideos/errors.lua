@@ -23,12 +23,10 @@ function M.argerror(n, fname, expected, got, level)
   error(string_format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected, got), level or 3)
 end
 
--- The kinds of error a request to the provider's host may end with because it was
--- not the host the user meant (the local emulator, say).
+-- The errors a request may end with because its host was not the one meant (the emulator's, say).
 local NOTE_KINDS = { network = true, timeout = true, auth = true, not_found = true, protocol = true }
 
--- err (of a request to the base URL), its message saying where the request went when
--- the base URL was nobody's choice.
+-- err, its message saying where the request went when the base URL was nobody's choice.
 function M.note_default_host(cfg, err)
   if cfg.base_url_unset and type(err) == "table" and NOTE_KINDS[err.kind] and type(err.message) == "string"
       and not err.message:find("STARVIDEOS_BASE_URL is not set", 1, true) then

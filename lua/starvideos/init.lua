@@ -14,10 +14,10 @@ local M = {
   _VERSION = "starvideos " .. config.VERSION,
   DEFAULT_BASE_URL = config.DEFAULT_BASE_URL,
   Client = Client,
+  new = Client.new,
   new_error = new_error,
+  file_name = journal.file_name,
 }
-
-M.new = Client.new
 
 -- Check a request against its model's rules, with no network.
 function M.validate(params)
@@ -50,8 +50,6 @@ local function readonly(t, name)
 end
 
 M.models = readonly(core.models, "starvideos.models")
-
-M.file_name = journal.file_name
 
 -- The creates of a journal whose answer never came, with no network.
 function M.pending(path)
@@ -94,8 +92,7 @@ function M.verify_webhook(secret, headers, body, opts)
   local values = {}
   for _, name in ipairs { "webhook-id", "webhook-timestamp", "webhook-signature" } do
     local v, bad = header(headers, name)
-    if bad then return refused(name, bad) end
-    if not v or v == "" then return refused(name, "missing") end
+    if bad or not v or v == "" then return refused(name, bad or "missing") end
     values[#values + 1] = v
   end
   local id, ts, signatures = values[1], values[2], values[3]

@@ -29,17 +29,16 @@ end
 -- A spec's fields a job keeps (spec name -> job field).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
-local NO_SPEC = {} -- a query's
 
 -- goal: "created" | "queried" (nil: completed); id: the task's (nil for a
 -- create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
 function Job.new(ctx, goal, id, spec)
-  spec = spec or NO_SPEC
+  spec = spec or {}
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, budget = ctx.budget, ledger = ctx.ledger, cfg = cfg, id = id,
     goal = goal, task = task, status = task and task.status, done = false, state = "polling", req = false,
-    deadline = t + (spec.timeout or (spec.url and cfg.download_timeout or cfg.wait_timeout)) }, Job)
+    deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do
     if KEPT[k] then job[KEPT[k]] = v end
   end
@@ -148,12 +147,9 @@ local function seen(self, task, created, secs, within)
   self.task, self.id = task, task.id
   local changed = task.status ~= self.status
   self.status = task.status
-  if changed then
-    local on_event = self.cfg.on_event
-    if on_event then on_event(event(self, "status")) end
-    if not created and self.ledger.records then
-      self.ledger:status(self.id, task.status, secs, within, errors.reason(task))
-    end
+  if changed and self.cfg.on_event then self.cfg.on_event(event(self, "status")) end
+  if changed and not created and self.ledger.records then
+    self.ledger:status(self.id, task.status, secs, within, errors.reason(task))
   end
   if self.on_progress then self.on_progress(event(self, "status")) end
   if changed and self.on_status then self.on_status(self) end
@@ -195,7 +191,7 @@ local function created(self, task, t)
   local ok, jerr = self.ledger:created(task, self.params, self.local_id)
   if ok == false then
     if not self.held then self.held, self.held_at = task, t end
-    return self.loop:at_store(self, now())
+    return self.loop:at(self.loop:await_store(self, now()), self)
   end
   t = self.held_at or t -- when the answer came
   self.held = nil
@@ -323,7 +319,7 @@ local function create(self, t)
   if type(ok) == "table" then return attach(self, ok, t) end
   if ok == false then
     self.asked = true
-    return self.loop:at_store(self, t)
+    return self.loop:at(self.loop:await_store(self, t), self)
   end
   if not ok then return finish(self, err) end
   return send(self, t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)

@@ -73,8 +73,6 @@ function L:release()
   if t then t:close() end
 end
 
--- ------------------------------------------------------------ timers
-
 -- obj:advance(t) at `at` (its timer: a later call moves it); the timers are a heap.
 function L:at(at, obj)
   self.due[obj] = at
@@ -106,8 +104,6 @@ local function pop(h)
   return top
 end
 
--- ------------------------------------------------------------ the store
-
 -- The Redis store whose answers the loop waits on (fleet/store.lua): a tick
 -- reads it, the pause waits on its socket when nothing else is in flight.
 function L:watch(store)
@@ -117,16 +113,12 @@ end
 L.STORE_RETRY = 0.002
 
 -- obj waits, from t, for an answer of the store (a token, a record): it looks
--- again STORE_RETRY later (the time returned), or as soon as the store has read
--- an answer, whichever is first.  at_store sets obj's timer to that time too.
+-- again STORE_RETRY later (the time returned: obj's timer), or as soon as the
+-- store has read an answer, whichever is first.
 function L:await_store(obj, t)
   local at = t + L.STORE_RETRY
   if obj then self.waiters[obj] = at end
   return at
-end
-
-function L:at_store(obj, t)
-  return self:at(self:await_store(obj, t), obj)
 end
 
 -- The waiters look again now when the store read an answer since the last
@@ -141,8 +133,6 @@ local function wake_waiters(self)
     if news and not stale then self:at(t, obj) end
   end
 end
-
--- ------------------------------------------------------------ admission
 
 -- True when req may go to the transport now; else it waits in order (sent once an
 -- exchange finishes; one with a deadline is looked at then, so waiting never outlasts it).
@@ -185,8 +175,6 @@ local function unqueue(self)
   end
   if i > self.qtail then self.qhead, self.qtail = 1, 0 end
 end
-
--- ------------------------------------------------------------ the drive loop
 
 local function side_work(self, tr)
   for obj in pairs(self.busy) do
@@ -301,8 +289,7 @@ end
 
 local function has_finished(fin) return fin[1] ~= nil end
 
--- A step of `seconds` (0: one tick), returning early once `fin` (the list
--- jobs add themselves to when they end) holds one: the jobs taken, or nil.
+-- A step of `seconds` (0: one tick), ending once a job ends (into `fin`): the jobs taken, or nil.
 function L:step(fin, seconds)
   if seconds and seconds > 0 then self:drive(has_finished, fin, now() + seconds) else self:tick() end
   if not fin[1] then return nil end

@@ -6,8 +6,8 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Download = require "starvideos.download"
 
-local setmetatable, tostring, tonumber, math_min, math_random, string_format =
-  setmetatable, tostring, tonumber, math.min, math.random, string.format
+local setmetatable, tonumber, math_min, math_random, string_format =
+  setmetatable, tonumber, math.min, math.random, string.format
 local new_error, now = errors.new_error, core.now
 
 local Request = {}
@@ -15,16 +15,7 @@ Request.__index = Request
 
 local METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST" }
 
-local next_id = 0
-
--- The number that names a request in its events (given when first asked for).
-local function id_of(req)
-  if not req.id then
-    next_id = next_id + 1
-    req.id = next_id
-  end
-  return req.id
-end
+local next_id = 0 -- the number that names a request in its events
 
 -- The client's options that go with each of its exchanges (the clients of a key share
 -- its transport, not these): its requests' class, under Request.  Its number (profile)
@@ -37,7 +28,7 @@ local function class_of(cfg)
     profiles = profiles + 1
     class = setmetatable({ max_body = cfg.max_answer, user_agent = cfg.user_agent, profile = profiles,
       connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file, proxy = cfg.proxy }, Request)
-    class.__index, class.__tostring = class, Request.__tostring
+    class.__index = class
     classes[cfg] = class
   end
   return class
@@ -48,7 +39,8 @@ end
 -- goes on a new connection; an http URL through http_proxy when there is no proxy.
 function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadline, download)
   local self = setmetatable({ loop = loop, budget = budget, cfg = cfg, owner = owner, op = op, url = url, path = path,
-    auth = auth, body = body, deadline = deadline, attempt = 0 }, class_of(cfg))
+    auth = auth, body = body, deadline = deadline, attempt = 0, id = next_id + 1 }, class_of(cfg))
+  next_id = self.id
   if op == "create" then self.fresh = true end
   if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end
   if op == "download" then Download.prepare(self, download) end
@@ -63,8 +55,7 @@ local function finish(self, task, err, t)
 end
 Request.finish = finish
 
--- core.retry's policy: a download's attempts are its resume_limit, a webhook's as many
--- as its deadline allows, an API call's max_retries.
+-- core.retry's policy: a download's resume_limit, a webhook's until its deadline, else max_retries.
 local function policy(self)
   local cfg, retries = self.cfg, self.cfg.max_retries
   if self.op == "download" then retries = self.resume_limit or cfg.resume_limit
@@ -73,12 +64,11 @@ local function policy(self)
     max_wait = cfg.max_retry_wait }
 end
 
--- An event of kind, made only when somebody listens: status, elapsed, delay
--- and reason as the kind has them.
+-- An event of kind (status, elapsed, delay, reason as it has them), made only when somebody listens.
 local function tell(self, kind, status, elapsed, delay, reason)
   local on_event = self.cfg.on_event
   if not on_event then return end
-  on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = id_of(self),
+  on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = self.id,
     attempt = self.attempt, method = METHOD[self.op], path = self.path }
 end
 
@@ -91,11 +81,8 @@ function Request:send(t)
       "%s: the deadline passed before the request could be sent", self.op)))
   end
   if not loop:admit(self) then return end -- sent from the loop's queue when there is room
-  if self.op == "download" then
-    self.timeout = left -- its offset is the request's own
-  else
-    self.timeout = left and math_min(cfg.timeout, left) or cfg.timeout
-  end
+  -- a download may take until its deadline (a stall ends it sooner), an API call its timeout
+  self.timeout = self.op == "download" and left or left and math_min(cfg.timeout, left) or cfg.timeout
   self.attempt = self.attempt + 1
   if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
   local h, err = loop.transport:send(self)
@@ -164,10 +151,6 @@ function Request:cancel(keep)
   if self.handle then self.loop.transport:cancel(self.handle); self.handle = false end
   self.done, self.err = true, new_error("io", "the request was cancelled")
   if self.op == "download" then Download.ended(self, keep) end
-end
-
-function Request:__tostring()
-  return "starvideos request " .. tostring(id_of(self))
 end
 
 return Request
