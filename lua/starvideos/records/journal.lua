@@ -1,7 +1,6 @@
--- The journal (docs/batch.md): one JSON record a line, each written whole in
--- one write() under a lock (core.append).  Records that carry a task name the
--- lease of their writer ("owner"; "lease": its file, when not under
--- <journal>.owners/).  Reading skips a torn line and unknown events.
+-- The journal (docs/batch.md): one JSON record a line, each written whole in one write() under
+-- a lock (core.append).  A task's records name their writer's lease ("owner"; "lease": its file,
+-- when not under <journal>.owners/).  Reading skips a torn line and unknown events.
 
 local core = require "starvideos.core"
 local cjson = require("cjson.safe").new()
@@ -24,14 +23,9 @@ function J.append(path, rec, sync)
   return core.append(path, line, sync)
 end
 
--- What the records say so far, taken one line at a time (take: the line's
--- record, or nil; compact.lua folds with them too).  owed: webhook id ->
--- {task=, body=, owner=, lease=} while owed, false once delivered (a later
--- owed record of it, a late claim, changes nothing).  A task's part: the path
--- its last recorded .part is for.
--- keys: a job's key (the file it makes, or its opts.key) -> its latest pending
--- create or task (docs/batch.md); key, fp (the request's hash) and body come
--- with the pending and created records.
+-- What the records say so far, taken a line at a time (take: the line's record, or nil).
+-- owed: webhook id -> {task, body, owner, lease} while owed, false once delivered (for good).
+-- keys: a job's key -> its latest pending create or task, with key, fp and body (docs/batch.md).
 local function new_state()
   return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {}, keys = {},
     abandoned = {} }
@@ -101,31 +95,17 @@ local function take(st, line)
 end
 J.new_state, J.take = new_state, take
 
-local function open_pending(st)
-  local open = {}
-  for _, p in ipairs(st.pending) do
-    if not st.settled[p["local"]] then open[#open + 1] = p end
-  end
-  return open
-end
-
--- st (made when nil) brought up to date with the lines appended since (a torn
--- last line waits), at most max bytes a call (st.behind: there is more).  A
--- compaction (the first line changed, or the file shrank) starts st over.
+-- st (made when nil) brought up to date with the lines appended since (a torn last line
+-- waits), at most max bytes a call (st.behind: there is more).  A compaction starts st over.
 function J.follow(path, st, max)
   local kind, _, errno = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
   if kind == "folder" or kind == "other" then
     return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
   end
-  local f, err = io_open(path, "rb")
-  if not f and errno == 2 then -- none yet (a keeper may start before the first create)
-    st = new_state()
-    st.head, st.pos, st.open, st.missing = "", 0, {}, err
-    return st
-  end
-  if not f then return nil, "cannot read the journal: " .. tostring(err) end
-  local head = f:read("*l") or ""
-  local size = f:seek("end") or 0
+  local f, err = io_open(path, "rb") -- none yet (errno 2) is empty: a keeper may come before the first create
+  if not f and errno ~= 2 then return nil, "cannot read the journal: " .. tostring(err) end
+  local head = f and f:read("*l") or ""
+  local size = f and f:seek("end") or 0
   if not st or st.head ~= head or size < st.pos then
     st = new_state()
     st.head, st.pos = head, 0
@@ -143,14 +123,15 @@ function J.follow(path, st, max)
     end
     st.pos = st.pos + at - 1
   end
-  f:close()
-  st.behind = upto < size
-  st.open = open_pending(st)
+  if f then f:close() end
+  st.behind, st.open, st.missing = upto < size, {}, not f and err or nil
+  for _, p in ipairs(st.pending) do
+    if not st.settled[p["local"]] then st.open[#st.open + 1] = p end
+  end
   return st
 end
 
--- read(path) -> tasks (in the order they were created), the count of
--- unreadable lines, the creates whose answer never came; or nil, message.
+-- read(path) -> tasks (oldest first), the count of unreadable lines, the open pending creates.
 function J.read(path)
   local st, err = J.follow(path)
   if st and st.missing then st, err = nil, "cannot read the journal: " .. tostring(st.missing) end
@@ -158,34 +139,23 @@ function J.read(path)
   return st.list, st.bad, st.open
 end
 
--- The journal read backwards (samples.lua):
--- the lines of f's n bytes before pos, oldest first, the last ended by carry
--- (the slice after's beginning); and, unless they start the file, what comes
--- before their first newline (a line begun further back), the next carry.
-function J.lines_before(f, pos, n, carry)
-  local text = (n > 0 and f:seek("set", pos - n) and f:read(n) or "") .. (carry or "")
-  local nl = pos > n and (text:find("\n", 1, true) or #text + 1) or 0
-  local lines = {}
-  for line in text:sub(nl + 1):gmatch("[^\n]+") do lines[#lines + 1] = line end
-  return lines, pos > n and text:sub(1, nl - 1) or nil
-end
-
--- Where a .part of a task still is (dest: the path its download is for, ""
--- or nil when none was recorded), or nil: removed since, a fresh start.
+-- dest (a task's recorded .part is for it) when its .part is still there, else nil: a fresh start.
 function J.part_of(dest)
   if dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" then return dest end
 end
 
+-- The tasks of list neither downloaded nor failed, as resume carries them.
 function J.unfinished(list)
   local out = {}
   for _, t in ipairs(list) do
-    if not t.path and t.status ~= "failed" then out[#out + 1] = t end
+    if not t.path and t.status ~= "failed" then
+      out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = J.part_of(t.part) }
+    end
   end
   return out
 end
 
--- The first HEAD characters (UTF-8) of a prompt, as records and lists keep
--- it (docs/batch.md); nil for no prompt.
+-- The first HEAD characters (UTF-8) of a prompt, as records and lists keep it (docs/batch.md).
 local HEAD = 80
 
 function J.head(prompt)
@@ -209,15 +179,13 @@ local function state_of(t)
   return "created"
 end
 
--- A task as client:tasks lists it, from what a ledger folded of its records
--- (id, key, out, status, error, created, path, bytes, model, prompt).
+-- A task as client:tasks lists it, from what a ledger folded of its records.
 function J.entry(t)
   return { id = t.id, key = t.key, out = t.out, state = state_of(t), status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), model = t.model, prompt = J.head(t.prompt) }
 end
 
--- tasks(path) -> every task and create of the journal (client:tasks; none
--- when there is no journal yet), oldest first; or nil, message.
+-- Every task and create of the journal (client:tasks; none without a journal yet), oldest first.
 function J.tasks(path)
   local st, err = J.follow(path)
   if not st then return nil, err end
@@ -245,8 +213,7 @@ function J.sorted(list)
   return list
 end
 
--- forget(path, lid): the pending create lid settled by hand (`starvideos
--- pending --forget`): true, or nil, why.
+-- The pending create lid settled by hand (`starvideos pending --forget`): true, or nil, why.
 function J.forget(path, lid)
   local list, err, pending = J.read(path)
   if not list then return nil, err end
@@ -266,8 +233,7 @@ function J.size(path)
   return size
 end
 
--- What differs between two create bodies (JSON texts), as "duration 5 there,
--- 10 here; ...", for a key's refusal.
+-- What differs between two create bodies (JSON texts), "duration 5 there, 10 here; ...".
 function J.differ(there, here)
   local a, b = cjson.decode(there or "") or {}, cjson.decode(here or "") or {}
   local names, seen = {}, {}
