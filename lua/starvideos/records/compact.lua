@@ -7,8 +7,8 @@ local config = require "starvideos.config"
 local journal = require "starvideos.records.journal"
 local cjson = require("cjson.safe").new()
 
-local io_open, os_time, os_remove, ipairs, pairs, type, tostring, pcall =
-  io.open, os.time, os.remove, ipairs, pairs, type, tostring, pcall
+local io_open, os_time, os_remove, ipairs, pairs, type, tostring =
+  io.open, os.time, os.remove, ipairs, pairs, type, tostring
 local table_concat, table_sort = table.concat, table.sort
 
 local C = {}
@@ -77,11 +77,11 @@ local function rewrite(path, tmp, lines, settled_lids, stats)
   end
   local body = table_concat(out, "\n") .. (out[1] and "\n" or "")
   local f, err = io_open(tmp, "wb")
-  if not f then return nil, "cannot compact the journal: " .. tostring(err) end
+  if not f then return nil, err end
   local head = cjson.encode { event = "compacted", bytes = #body, records = #out, time = os_time() }
   local ok, werr = f:write(head, "\n", body)
   local closed, cerr = f:close()
-  if not ok or not closed then return nil, "cannot compact the journal: " .. tostring(werr or cerr) end
+  if not ok or not closed then return nil, werr or cerr end
   stats.after_records, stats.after_bytes = #out + 1, #head + 1 + #body
   return true
 end
@@ -96,22 +96,18 @@ function C.compact(path)
     return nil, "cannot compact the journal " .. tostring(path) .. ": "
       .. (kind and "it is not a regular file" or "no such file")
   end
-  local lock, lerr = core.lock_journal(path)
-  if not lock then return nil, lerr end
   local tmp = path .. ".compact-" .. core.random_id()
-  local ok, stats, err = pcall(function()
+  local stats, err = journal.locked(path, function(lock)
     local lines, tasks, settled_lids, st = survey(path)
     keep_samples(tasks, st)
     local done, werr = rewrite(path, tmp, lines, settled_lids, st)
-    if not done then return nil, werr end
-    done, werr = lock:replace(tmp, path)
+    if done then done, werr = lock:replace(tmp, path) end
     if not done then return nil, werr end
     return st
-  end)
-  lock:unlock()
-  if not ok then stats, err = nil, "cannot compact the journal " .. tostring(path) .. ": " .. tostring(stats) end
-  if not stats then os_remove(tmp) end
-  return stats, err
+  end, true)
+  if stats then return stats end
+  os_remove(tmp)
+  return nil, "cannot compact the journal " .. tostring(path) .. ": " .. tostring(err)
 end
 
 -- Only over limit_bytes and twice what the last compaction left (so a journal

@@ -131,6 +131,17 @@ function J.follow(path, st, max)
   return st
 end
 
+-- fn(lock) run under the journal's lock (made when missing, unless `existing`): what it
+-- returns, or nil, message for an error it raised.
+function J.locked(path, fn, existing)
+  local lock, err = core.lock_journal(path, not existing)
+  if not lock then return nil, err end
+  local ok, a, b = pcall(fn, lock)
+  lock:unlock()
+  if not ok then return nil, tostring(a) end
+  return a, b
+end
+
 -- read(path) -> tasks (oldest first), the count of unreadable lines, the open pending creates.
 function J.read(path)
   local st, err = J.follow(path)

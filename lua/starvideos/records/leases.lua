@@ -4,8 +4,8 @@
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal"
 
-local ipairs, pairs, tostring, setmetatable, pcall, assert, error, os_remove, os_getenv, string_format =
-  ipairs, pairs, tostring, setmetatable, pcall, assert, error, os.remove, os.getenv, string.format
+local ipairs, pairs, tostring, setmetatable, assert, os_remove, os_getenv, string_format =
+  ipairs, pairs, tostring, setmetatable, assert, os.remove, os.getenv, string.format
 local table_concat = table.concat
 
 local M = {}
@@ -99,9 +99,7 @@ end
 local function claim(k, candidates, record)
   local path, won = k.path, {}
   if not candidates[1] then return won end
-  local lock, lerr = core.lock_journal(path, true)
-  if not lock then return nil, lerr end
-  local ok, perr = pcall(function()
+  local ok, err = journal.locked(path, function(lock)
     local st = assert(journal.follow(path, k.state))
     k.state = st
     local lines = {}
@@ -112,12 +110,10 @@ local function claim(k, candidates, record)
         won[#won + 1] = c
       end
     end
-    if not lines[1] then return end
-    local done, werr = lock:append(path, table_concat(lines), true) -- one write, one fsync
-    if not done then error(werr or "cannot append to the journal", 0) end
+    if not lines[1] then return true end
+    return lock:append(path, table_concat(lines), true) -- one write, one fsync
   end)
-  lock:unlock()
-  if not ok then return nil, tostring(perr) end
+  if not ok then return nil, err or "cannot append to the journal" end
   return won
 end
 

@@ -8,8 +8,7 @@ local Job = require "starvideos.job"
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
 
-local type, ipairs, tostring, tonumber, setmetatable, require, pcall = type, ipairs, tostring, tonumber, setmetatable,
-  require, pcall
+local type, ipairs, tostring, tonumber, setmetatable, require = type, ipairs, tostring, tonumber, setmetatable, require
 local string_format, os_time, os_date, math_floor = string.format, os.time, os.date, math.floor
 local new_error = errors.new_error
 
@@ -142,9 +141,7 @@ local function locked(self, rec, want)
     if ok then return true end
     return refused(limit, n, oldest, t)
   end
-  local lock, err = core.lock_journal(self.path, true)
-  if not lock then return nil, err end
-  local ok, done, werr = pcall(function()
+  return journal.locked(self.path, function(lock)
     local st = (want or limit) and assert(follow(self))
     if want then
       local task, kerr = ask_key(self, st, want)
@@ -159,9 +156,6 @@ local function locked(self, rec, want)
     rec.time = t
     return lock:append(self.path, assert(journal.line(rec)), true)
   end)
-  lock:unlock()
-  if not ok then return nil, tostring(done) end
-  return done, werr
 end
 
 -- want (a keyed job's): key, fp, body, out, fresh.  true (send it), a task to follow, or nil, err.
