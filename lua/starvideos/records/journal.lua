@@ -172,12 +172,9 @@ local HEAD = 80
 function J.head(prompt)
   if type(prompt) ~= "string" then return nil end
   local n = 0
-  for i = 1, #prompt do
-    local b = prompt:byte(i)
-    if b < 128 or b >= 192 then -- a character starts here
-      n = n + 1
-      if n > HEAD then return prompt:sub(1, i - 1) end
-    end
+  for i in prompt:gmatch("()[^\128-\191]") do -- where a character starts
+    n = n + 1
+    if n > HEAD then return prompt:sub(1, i - 1) end
   end
   return prompt
 end
