@@ -1,6 +1,5 @@
--- Compaction of a journal (docs/batch.md).  Its first line is
--- {"event":"compacted","bytes":N,...} (N: the size of what follows), which
--- C.maybe_compact reads.
+-- Compaction of a journal (docs/batch.md).  Its first line is {"event":"compacted","bytes":N,...}
+-- (N: the size of what follows), which C.maybe_compact reads.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -13,8 +12,8 @@ local table_concat, table_sort = table.concat, table.sort
 
 local C = {}
 
--- Pass 1: what each line is, and what each task became (the journal's fold:
--- journal.lua), with the line of its first record that names its kind (at).
+-- Pass 1: what each line is, and what each task became (journal.take), with the line of its
+-- first record that names its kind (at).
 local function survey(path)
   local lines, st, stats = {}, journal.new_state(), { before_records = 0, unsettled = 0 }
   local i, f = 0, assert(io_open(path, "rb"))
@@ -90,12 +89,9 @@ end
 -- and those that opened the old file before the rename reopen the new one).
 function C.compact(path)
   local kind = core.file_kind(path)
-  if kind == "link" then
-    return nil, "cannot compact the journal " .. tostring(path) .. ": it is a symbolic link (compact the file it names)"
-  elseif kind ~= "file" then
-    return nil, "cannot compact the journal " .. tostring(path) .. ": "
-      .. (kind and "it is not a regular file" or "no such file")
-  end
+  local why = kind == "link" and "it is a symbolic link (compact the file it names)"
+    or kind ~= "file" and (kind and "it is not a regular file" or "no such file")
+  if why then return nil, "cannot compact the journal " .. tostring(path) .. ": " .. why end
   local tmp = path .. ".compact-" .. core.random_id()
   local stats, err = journal.locked(path, function(lock)
     local lines, tasks, settled_lids, st = survey(path)
@@ -110,8 +106,8 @@ function C.compact(path)
   return nil, "cannot compact the journal " .. tostring(path) .. ": " .. tostring(err)
 end
 
--- Only over limit_bytes and twice what the last compaction left (so a journal
--- of unsettled tasks alone is not rewritten on every open); else false.
+-- Only over limit_bytes and twice what the last compaction left (so a journal of unsettled
+-- tasks alone is not rewritten on every open); else false.
 function C.maybe_compact(path, limit_bytes)
   if core.file_kind(path) ~= "file" then return false end
   local f = io_open(path, "rb")
