@@ -1,6 +1,5 @@
--- Carrying the ledger's tasks to files: `client:resume` and the loop behind
--- `client:keep` (docs/keep-and-fleet.md).  It is handed a ctx: the loop, the
--- budget, the ledger and the client's cfg.
+-- Carrying the ledger's tasks to files: `client:resume` and the loop behind `client:keep`
+-- (docs/keep-and-fleet.md).  It is handed a ctx: the loop, the budget, the ledger and the cfg.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -17,9 +16,8 @@ local function Notify() return require "starvideos.extras.notify" end
 
 local K = {}
 
--- Where a task's video goes, and which place that is ("out": the out recorded
--- at its create; "dir": dir/<name>.mp4): the .part it left, else its out when
--- a file can be written there, else into dir (docs/batch.md#resume).
+-- Where a task's video goes, and which place that is ("out" | "dir"): the .part it left, else
+-- the out recorded at its create when writable, else dir/<name>.mp4 (docs/batch.md#resume).
 local function keep_dest(t, dir)
   if t.part then return t.part, t.part == t.out and "out" or "dir" end
   if t.out and Download.check_out(t.out) then return t.out, "out" end
@@ -28,7 +26,6 @@ end
 
 local function has_finished(fin) return fin[1] ~= nil end
 
--- A job's entry in the results list: its task, err, path and saved_to.
 local function result(j, saved_to)
   return { task = j.task, err = j.err, path = j.path, saved_to = saved_to }
 end
@@ -55,11 +52,9 @@ function K.resume(ctx, opts)
     jobs[i] = assert(Job.new(ctx, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
       index = i, refresh = true, on_progress = opts.on_progress, out = out }))
   end
-  ctx.loop:run(jobs, opts.sleep)
-  local results = {}
-  for i, j in ipairs(jobs) do results[i] = result(j, saved_to[i]) end
-  -- then the webhooks a dead process owed, under a keeper's lease held only a
-  -- few seconds: what is left stays owed (the client's own events go on)
+  local results = ctx.loop:run(jobs, opts.sleep) -- {task, err, path}s
+  for i, r in ipairs(results) do r.saved_to = saved_to[i] end
+  -- then the webhooks a dead process owed, under a keeper's lease held a few seconds: the rest stays owed
   if cfg.notify then
     local keeper, kerr = ledger:keeper()
     if keeper then
@@ -75,8 +70,7 @@ function K.resume(ctx, opts)
   return results
 end
 
--- The tasks a look claimed (keep's state st), each a job started now, its
--- claim said through on_event and on_progress (the log's info line).
+-- The tasks a look claimed, each a job started now, its claim an event (the log's info line).
 local function carry(ctx, st, opts, tasks, t)
   local on_event, on_progress = ctx.cfg.on_event, opts.on_progress
   for _, task in ipairs(tasks) do
@@ -92,9 +86,8 @@ local function carry(ctx, st, opts, tasks, t)
   end
 end
 
--- One look at the ledger (the keeper made at the first): its orphans claimed,
--- the pendings of dead processes reported, owed webhooks swept.  nil, or why
--- it failed (the store unreachable, a journal unreadable for a moment).
+-- One look at the ledger (the keeper made at the first): its orphans claimed, the pendings of dead
+-- processes reported, owed webhooks swept.  nil, or why it failed (the store unreachable...).
 local function look_at(ctx, st, opts, t)
   local ledger = ctx.ledger
   if not st.keeper then
@@ -113,8 +106,7 @@ local function look_at(ctx, st, opts, t)
   st.looked = st.looked or not behind
 end
 
--- A look that failed is a warning (a line of the log), and another look
--- later: the backoff doubles from `every` to 30 s.  keep never ends on it.
+-- A look that failed is a warning, and another look later (from `every` doubling to 30 s).
 local function failed_look(cfg, st, why, t, field)
   st.failure = new_error("io", "keep: the look at the ledger failed: " .. tostring(why), { field = field })
   st.backoff = math_min(30, st.backoff and st.backoff * 2 or st.every)
@@ -125,8 +117,8 @@ local function failed_look(cfg, st, why, t, field)
   end
 end
 
--- Keep until the deadline, the client's end (alive() false) or the worker's;
--- with once, until what the first whole look claimed is done.
+-- Keep until the deadline, the client's end (alive() false) or the worker's; with once, until
+-- what the first whole look claimed is done.
 function K.run(ctx, opts, alive)
   local ledger, cfg, loop = ctx.ledger, ctx.cfg, ctx.loop
   local dir_ok, derr = Download.check_dir(opts.dir or ".", "dir")
