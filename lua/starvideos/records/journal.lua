@@ -214,8 +214,7 @@ function J.sorted(list)
   for i, t in ipairs(list) do t.seq = i end
   table.sort(list, function(a, b)
     local x, y = a.created_at or 0, b.created_at or 0
-    if x ~= y then return x < y end
-    return a.seq < b.seq
+    return x < y or (x == y and a.seq < b.seq)
   end)
   for _, t in ipairs(list) do t.seq = nil end
   return list

@@ -20,13 +20,9 @@ Reader.__index = Reader
 -- reader:next(max_bytes) -> list, done.  No file, or not a regular one: none.
 function S.reader(path)
   local r = setmetatable({ pos = 0, read = 0, count = 0, done = true, per_kind = {}, waiting = {} }, Reader)
-  local kind = core.file_kind(path)
-  if kind ~= "file" and kind ~= "link" then return r end
-  local f = io_open(path, "rb")
-  if not f then return r end
-  local size = f:seek("end")
-  if not size then f:close(); return r end
-  r.f, r.pos, r.done = f, size, false
+  local kind = core.file_kind(path) -- (a FIFO is not opened: that may wait)
+  local f = (kind == "file" or kind == "link") and io_open(path, "rb")
+  if f then r.f, r.pos, r.done = f, f:seek("end") or 0, false end -- (at 0, next closes it)
   return r
 end
 
