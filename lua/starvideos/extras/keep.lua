@@ -113,8 +113,7 @@ local function look_at(ctx, st, opts, t)
   st.looked = st.looked or not behind
 end
 
--- Keep until the deadline, the client's end (alive() false) or the worker's; with once, until
--- what the first whole look claimed is done.
+-- Keep until the deadline or the client's (alive() false) or worker's end; once: the first look's tasks.
 function K.run(ctx, opts, alive)
   local cfg, loop = ctx.cfg, ctx.loop
   local dir_ok, derr = Download.check_dir(opts.dir or ".", "dir")

@@ -12,8 +12,7 @@ local table_concat, table_sort = table.concat, table.sort
 
 local C = {}
 
--- Pass 1: what each line is, and what each task became (journal.take), with the line of its
--- first record that names its kind (at).
+-- Pass 1: what each line is, what each task became (journal.take), at: its first line naming its kind.
 local function survey(path)
   local lines, st, stats = {}, journal.new_state(), { before_records = 0, unsettled = 0 }
   local i, f = 0, assert(io_open(path, "rb"))
@@ -109,18 +108,15 @@ end
 -- Only over limit_bytes and twice what the last compaction left (so a journal of unsettled
 -- tasks alone is not rewritten on every open); else false.
 function C.maybe_compact(path, limit_bytes)
-  if core.file_kind(path) ~= "file" then return false end
-  local f = io_open(path, "rb")
+  local f = core.file_kind(path) == "file" and io_open(path, "rb")
   if not f then return false end
   local size = f:seek("end") or 0
   local first = size > limit_bytes and f:seek("set", 0) and f:read(512)
   f:close()
   if not first then return false end
   local head = cjson.decode(first:match("^[^\n]*"))
-  if type(head) == "table" and head.event == "compacted" and type(head.bytes) == "number"
-    and size < 2 * head.bytes then
-    return false
-  end
+  local last = type(head) == "table" and head.event == "compacted" and tonumber(head.bytes)
+  if last and size < 2 * last then return false end
   return C.compact(path)
 end
 

@@ -131,8 +131,7 @@ function J.follow(path, st, max)
   return st
 end
 
--- fn(lock) run under the journal's lock (made when missing, unless `existing`): what it
--- returns, or nil, message for an error it raised.
+-- fn(lock) under the journal's lock (made when missing, unless `existing`): its returns, or nil, why.
 function J.locked(path, fn, existing)
   local lock, err = core.lock_journal(path, not existing)
   if not lock then return nil, err end
@@ -231,7 +230,6 @@ function J.forget(path, lid)
     tostring(lid), path, path)
 end
 
--- The size of the file at path, or nil.
 function J.size(path)
   local f = io_open(path, "rb")
   if not f then return nil end

@@ -35,8 +35,7 @@ local function let_go_of(lease)
   lease.lock:unlock()
 end
 
--- The process's lease of key (made by new(key) at the first hold: by default
--- the journal's at that path), one more user of it; or nil, err.
+-- The process's lease of key (new(key) at the first hold, else the journal's), one more user; or nil, err.
 function M.hold(key, new)
   local lease = held[key]
   if not lease then
@@ -117,9 +116,8 @@ local function claim(k, candidates, record)
   return won
 end
 
--- Claims for k every unfinished task whose owner let go, and k's own due
--- again: tasks, the orphaned pending creates (each once), and whether k is
--- still behind (nothing is claimed until the whole journal was read).
+-- Claims for k every unfinished task whose owner let go, and k's own due again: tasks, the orphaned
+-- pending creates (each once), and whether k is still behind (then nothing is claimed).
 function M.orphans(_, k)
   local st, err = follow(k)
   if not st then return nil, err end

@@ -17,7 +17,6 @@ L.__index = L
 
 L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
--- (A client's loop turns the budget's shared work: the journal's samples are read there.)
 function L.new(path, cfg, _, budget)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, budget = budget or false,
     field = "journal" }, L)
@@ -53,12 +52,11 @@ end
 -- The lease's id and where it is when not under <journal>.owners/, or nil, err.
 function L:owner()
   if not self.path then return nil, "no journal" end
-  if self.lease then return self.lease.id, self.lease.elsewhere end
   if self.closed then return nil, "the ledger is closed" end
-  local lease, err = leases.hold(self.path)
-  if not lease then return nil, err end
-  self.lease = lease
-  return lease.id, lease.elsewhere
+  local err
+  if not self.lease then self.lease, err = leases.hold(self.path) end
+  if not self.lease then return nil, err end
+  return self.lease.id, self.lease.elsewhere
 end
 
 function L:close()
@@ -91,9 +89,8 @@ local function recent_creates(st, limit, t)
   return times
 end
 
--- What a keyed create does, given e, the live record of its key (a create sent and unanswered,
--- or a task not failed: {local, time, id, fp, body, bytes, model}) and `at`, the ledger's CLI
--- flag ("--journal PATH", "--store URL"): nil, err (nothing is sent) or the task to follow instead.
+-- What a keyed create does, given e, its key's live record (a create unanswered, or a task not failed)
+-- and `at` ("--journal PATH", "--store URL"): nil, err (nothing is sent) or the task to follow.
 function L.key_answer(e, want, at)
   local what = want.out and "out" or "key"
   if e.id == nil then
@@ -112,7 +109,6 @@ function L.key_answer(e, want, at)
     and journal.size(want.out) == e.bytes }
 end
 
--- The journal followed into self.st: st, or nil, err.
 local function follow(self)
   local st, err = journal.follow(self.path, self.st)
   self.st = st or self.st
@@ -244,7 +240,6 @@ function L:unfinished()
   return journal.unfinished(list)
 end
 
--- Every task and create of the journal (journal.tasks), or nil, err.
 function L:tasks()
   if not self.path then return nil, "no journal" end
   return journal.tasks(self.path)

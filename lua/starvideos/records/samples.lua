@@ -29,16 +29,14 @@ end
 local function add_sample(r, out, model, duration, resolution, took, within)
   if type(took) ~= "number" or type(model) ~= "string" then return end
   local key = model .. "|" .. tostring(duration) .. "|" .. tostring(resolution)
-  local n = (r.per_kind[key] or 0) + 1
-  if n > config.DEFAULTS.samples then return end
-  r.per_kind[key] = n
+  r.per_kind[key] = (r.per_kind[key] or 0) + 1
+  if r.per_kind[key] > config.DEFAULTS.samples then return end
   r.count = r.count + 1
   out[#out + 1] = { model = model, duration = duration, resolution = resolution, took = took,
     within = type(within) == "number" and within or nil }
 end
 
--- One line, newest first: a completion record (status with took) waits for its
--- task's created record (further back) to name the kind, unless it names it.
+-- One line, newest first: a completion (status with took) waits for its task's created record (its kind).
 local function sample_line(r, line, out)
   local waiting = r.waiting
   if not (line:find('"took"', 1, true) or (next(waiting) and line:find('"created"', 1, true))) then return end
