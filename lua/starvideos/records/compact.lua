@@ -66,10 +66,9 @@ local function rewrite(path, tmp, lines, settled_lids, stats)
     if what == true or (type(what) == "string" and not settled_lids[what]) or (t and not t.settled) then
       out[#out + 1] = line
     elseif t and t.at == i and (t.sample or (t.key and t.path)) then -- a keyed file stays known: never made twice
-      local sample = t.sample or nil
       out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
-        resolution = t.resolution, status = t.status, took = sample and t.took, within = sample and t.within,
-        path = t.path, bytes = t.bytes, key = t.key, fp = t.fp, body = t.body, time = t.created }
+        resolution = t.resolution, took = t.sample and t.took, within = t.sample and t.within, time = t.created,
+        status = t.status, path = t.path, bytes = t.bytes, key = t.key, fp = t.fp, body = t.body }
       stats.samples = stats.samples + 1
     end
   end

@@ -26,9 +26,9 @@ end
 -- What the records say so far, taken a line at a time (take: the line's record, or nil).
 -- owed: webhook id -> {task, body, owner, lease} while owed, false once delivered (for good).
 -- keys: a job's key -> its latest pending create or task, with key, fp and body (docs/batch.md).
-local function new_state()
+local function new_state(head)
   return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {}, keys = {},
-    abandoned = {} }
+    abandoned = {}, head = head, pos = 0 }
 end
 
 local function keyed(st, rec, entry)
@@ -106,10 +106,7 @@ function J.follow(path, st, max)
   if not f and errno ~= 2 then return nil, "cannot read the journal: " .. tostring(err) end
   local head = f and f:read("*l") or ""
   local size = f and f:seek("end") or 0
-  if not st or st.head ~= head or size < st.pos then
-    st = new_state()
-    st.head, st.pos = head, 0
-  end
+  if not st or st.head ~= head or size < st.pos then st = new_state(head) end
   local upto = max and math_min(size, st.pos + max) or size
   if upto > st.pos and f:seek("set", st.pos) then
     local chunk = f:read(upto - st.pos) or ""
@@ -180,15 +177,11 @@ end
 
 local function whole(n) return type(n) == "number" and math_floor(n) or nil end -- (cjson reads 5 as 5.0)
 
-local function state_of(t)
-  if t.path then return "downloaded" end
-  if t.status == "failed" or t.status == "completed" then return t.status end
-  return "created"
-end
-
 -- A task as client:tasks lists it, from what a ledger folded of its records.
 function J.entry(t)
-  return { id = t.id, key = t.key, out = t.out, state = state_of(t), status = t.status, error = t.error,
+  local ended = t.status == "failed" or t.status == "completed"
+  local state = t.path and "downloaded" or ended and t.status or "created"
+  return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), model = t.model, prompt = J.head(t.prompt) }
 end
 
@@ -244,14 +237,13 @@ function J.differ(there, here)
   local names, seen = {}, {}
   for _, t in ipairs { a, b } do
     for k in pairs(t) do
-      if not seen[k] and cjson.encode(a[k]) ~= cjson.encode(b[k]) then names[#names + 1] = k end
+      if not seen[k] and cjson.encode(a[k]) ~= cjson.encode(b[k]) then
+        names[#names + 1] = string_format("%s %s there, %s here", k, cjson.encode(a[k]), cjson.encode(b[k]))
+      end
       seen[k] = true
     end
   end
-  table.sort(names)
-  for i, k in ipairs(names) do
-    names[i] = string_format("%s %s there, %s here", k, cjson.encode(a[k]), cjson.encode(b[k]))
-  end
+  table.sort(names) -- (by name: each begins with its name and a space)
   return names[1] and table.concat(names, "; ") or "the request was not recorded"
 end
 

@@ -76,14 +76,12 @@ end
 -- Is the owner's lease let go?  Taken for a moment to see; one let go is removed (its holder is gone).
 local function let_go(k, owner, elsewhere, cache)
   if not owner then return true end
-  local seen = cache[owner]
-  if seen ~= nil then return seen end
+  if cache[owner] ~= nil then return cache[owner] end
   local file = elsewhere or k.path .. ".owners/" .. owner
   local lock, _, missing = core.try_lock(file)
   if lock then os_remove(file); lock:unlock() end
-  seen = lock and true or missing == "missing"
-  cache[owner] = seen
-  return seen
+  cache[owner] = lock and true or missing == "missing"
+  return cache[owner]
 end
 
 local function follow(k)
@@ -123,7 +121,6 @@ function M.orphans(_, k)
   if not st then return nil, err end
   if st.behind then return {}, {}, true end
   local cache, candidates, pendings, out = {}, {}, {}, {}
-  local t_now = core.now()
   local function carry(t, from)
     out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = journal.part_of(t.part), from = from }
   end
@@ -134,7 +131,7 @@ function M.orphans(_, k)
     elseif not t.path and t.status ~= "failed" then
       if t.owner ~= k.id then
         if let_go(k, t.owner, t.lease, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
-      elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= t_now then -- its own, again
+      elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= core.now() then -- its own, again
         k.again[t.id] = nil
         carry(t, k.id)
       end

@@ -60,9 +60,8 @@ function L:owner()
 end
 
 function L:close()
-  local lease = self.lease
+  if self.lease then leases.release(self.lease) end
   self.lease, self.closed = nil, true
-  if lease then leases.release(lease) end
 end
 
 -- Nothing held for a cancelled job here: every record is written at once.
