@@ -1,6 +1,5 @@
--- Carrying the ledger's tasks to files: `client:resume` and the loop behind
--- `client:keep` (docs/keep-and-fleet.md).  It is handed a ctx: the loop, the
--- budget, the ledger and the client's cfg.
+-- Carrying the ledger's tasks to files: `client:resume` and the loop behind `client:keep`
+-- (docs/keep-and-fleet.md).  It is handed a ctx: the loop, the budget, the ledger and the cfg.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -17,9 +16,8 @@ local function Notify() return require "starvideos.extras.notify" end
 
 local K = {}
 
--- Where a task's video goes, and which place that is ("out": the out recorded
--- at its create; "dir": dir/<name>.mp4): the .part it left, else its out when
--- a file can be written there, else into dir (docs/batch.md#resume).
+-- Where a task's video goes, and which place that is ("out" | "dir"): the .part it left, else
+-- the out recorded at its create when writable, else dir/<name>.mp4 (docs/batch.md#resume).
 local function keep_dest(t, dir)
   if t.part then return t.part, t.part == t.out and "out" or "dir" end
   if t.out and Download.check_out(t.out) then return t.out, "out" end
@@ -28,7 +26,6 @@ end
 
 local function has_finished(fin) return fin[1] ~= nil end
 
--- A job's entry in the results list: its task, err, path and saved_to.
 local function result(j, saved_to)
   return { task = j.task, err = j.err, path = j.path, saved_to = saved_to }
 end
@@ -55,11 +52,9 @@ function K.resume(ctx, opts)
     jobs[i] = assert(Job.new(ctx, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
       index = i, refresh = true, on_progress = opts.on_progress, out = out }))
   end
-  ctx.loop:run(jobs, opts.sleep)
-  local results = {}
-  for i, j in ipairs(jobs) do results[i] = result(j, saved_to[i]) end
-  -- then the webhooks a dead process owed, under a keeper's lease held only a
-  -- few seconds: what is left stays owed (the client's own events go on)
+  local results = ctx.loop:run(jobs, opts.sleep) -- {task, err, path}s
+  for i, r in ipairs(results) do r.saved_to = saved_to[i] end
+  -- then the webhooks a dead process owed, under a keeper's lease held a few seconds: the rest stays owed
   if cfg.notify then
     local keeper, kerr = ledger:keeper()
     if keeper then
@@ -75,8 +70,7 @@ function K.resume(ctx, opts)
   return results
 end
 
--- The tasks a look claimed (keep's state st), each a job started now, its
--- claim said through on_event and on_progress (the log's info line).
+-- The tasks a look claimed, each a job started now, its claim an event (the log's info line).
 local function carry(ctx, st, opts, tasks, t)
   local on_event, on_progress = ctx.cfg.on_event, opts.on_progress
   for _, task in ipairs(tasks) do
@@ -92,48 +86,41 @@ local function carry(ctx, st, opts, tasks, t)
   end
 end
 
--- One look at the ledger (the keeper made at the first): its orphans claimed,
--- the pendings of dead processes reported, owed webhooks swept.  nil, or why
--- it failed (the store unreachable, a journal unreadable for a moment).
+-- One look at the ledger (the keeper made at the first): its orphans claimed, the pendings of dead
+-- processes reported, owed webhooks swept.  One that failed (the store unreachable...) is a
+-- warning, and another look later (from `every` doubling to 30 s): keep never ends on it.
 local function look_at(ctx, st, opts, t)
-  local ledger = ctx.ledger
-  if not st.keeper then
-    local keeper, kerr = ledger:keeper()
-    if not keeper then return kerr end
-    st.keeper = keeper
+  local ledger, cfg, tasks, pendings, behind = ctx.ledger, ctx.cfg, nil, nil, nil
+  if not st.keeper then st.keeper, pendings = ledger:keeper() end -- (pendings: why, on a failure)
+  if st.keeper then tasks, pendings, behind = ledger:orphans(st.keeper) end
+  if not tasks then
+    st.failure = new_error("io", "keep: the look at the ledger failed: " .. tostring(pendings),
+      { field = ledger.field })
+    st.backoff = math_min(30, st.backoff and st.backoff * 2 or st.every)
+    st.look = t + st.backoff
+    if cfg.on_event then
+      cfg.on_event { type = "warning", message = string_format("%s; looking again in %.3g s", st.failure.message,
+        st.backoff) }
+    end
+    return
   end
-  local tasks, pendings, behind = ledger:orphans(st.keeper)
-  if not tasks then return pendings end
   st.backoff, st.seen = nil, true
   for _, p in ipairs(pendings) do st.results[#st.results + 1] = orphan_pending(p, ledger) end
   -- webhooks a dead process owed (once orphans caught up: a slice a look)
-  if not behind and ctx.cfg.notify then Notify().sweep(ctx, st.keeper) end
+  if not behind and cfg.notify then Notify().sweep(ctx, st.keeper) end
   carry(ctx, st, opts, tasks, t)
   st.look = behind and t or t + st.every -- a long journal is read a slice per turn of the drive loop
   st.looked = st.looked or not behind
 end
 
--- A look that failed is a warning (a line of the log), and another look
--- later: the backoff doubles from `every` to 30 s.  keep never ends on it.
-local function failed_look(cfg, st, why, t, field)
-  st.failure = new_error("io", "keep: the look at the ledger failed: " .. tostring(why), { field = field })
-  st.backoff = math_min(30, st.backoff and st.backoff * 2 or st.every)
-  st.look = t + st.backoff
-  if cfg.on_event then
-    cfg.on_event { type = "warning", message = string_format("%s; looking again in %.3g s", st.failure.message,
-      st.backoff) }
-  end
-end
-
--- Keep until the deadline, the client's end (alive() false) or the worker's;
--- with once, until what the first whole look claimed is done.
+-- Keep until the deadline or the client's (alive() false) or worker's end; once: the first look's tasks.
 function K.run(ctx, opts, alive)
-  local ledger, cfg, loop = ctx.ledger, ctx.cfg, ctx.loop
+  local cfg, loop = ctx.cfg, ctx.loop
   local dir_ok, derr = Download.check_dir(opts.dir or ".", "dir")
   if not dir_ok then return nil, derr end
   if opts.notify then -- keep's own webhook: its jobs and the owed events it sends go there
     cfg = setmetatable({ notify = config.notify_copy(opts.notify) }, { __index = cfg })
-    ctx = { loop = loop, budget = ctx.budget, ledger = ledger, cfg = cfg }
+    ctx = { loop = loop, budget = ctx.budget, ledger = ctx.ledger, cfg = cfg }
   end
   local ngx = config.nginx()
   local exiting = ngx and type(ngx.worker) == "table" and ngx.worker.exiting
@@ -144,10 +131,7 @@ function K.run(ctx, opts, alive)
   while alive() and not (exiting and exiting()) do
     local t = now()
     if stop and t >= stop then break end
-    if t >= st.look and not (opts.once and st.looked) then
-      local why = look_at(ctx, st, opts, t)
-      if why then failed_look(cfg, st, why, t, ledger.field) end
-    end
+    if t >= st.look and not (opts.once and st.looked) then look_at(ctx, st, opts, t) end
     if opts.once and st.looked and not next(st.running) then break end
     loop:drive(has_finished, st.fin, math_min(st.look, stop or st.look, exiting and t + 1 or st.look), sleep)
     for k = #st.fin, 1, -1 do

@@ -1,20 +1,18 @@
--- Compaction of a journal (docs/batch.md).  Its first line is
--- {"event":"compacted","bytes":N,...} (N: the size of what follows), which
--- C.maybe_compact reads.
+-- Compaction of a journal (docs/batch.md).  Its first line is {"event":"compacted","bytes":N,...}
+-- (N: the size of what follows), which C.maybe_compact reads.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local journal = require "starvideos.records.journal"
 local cjson = require("cjson.safe").new()
 
-local io_open, os_time, os_remove, ipairs, pairs, type, tostring, pcall =
-  io.open, os.time, os.remove, ipairs, pairs, type, tostring, pcall
+local io_open, os_time, os_remove, ipairs, pairs, type, tostring =
+  io.open, os.time, os.remove, ipairs, pairs, type, tostring
 local table_concat, table_sort = table.concat, table.sort
 
 local C = {}
 
--- Pass 1: what each line is, and what each task became (the journal's fold:
--- journal.lua), with the line of its first record that names its kind (at).
+-- Pass 1: what each line is, what each task became (journal.take), at: its first line naming its kind.
 local function survey(path)
   local lines, st, stats = {}, journal.new_state(), { before_records = 0, unsettled = 0 }
   local i, f = 0, assert(io_open(path, "rb"))
@@ -68,20 +66,19 @@ local function rewrite(path, tmp, lines, settled_lids, stats)
     if what == true or (type(what) == "string" and not settled_lids[what]) or (t and not t.settled) then
       out[#out + 1] = line
     elseif t and t.at == i and (t.sample or (t.key and t.path)) then -- a keyed file stays known: never made twice
-      local sample = t.sample or nil
       out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
-        resolution = t.resolution, status = t.status, took = sample and t.took, within = sample and t.within,
-        path = t.path, bytes = t.bytes, key = t.key, fp = t.fp, body = t.body, time = t.created }
+        resolution = t.resolution, took = t.sample and t.took, within = t.sample and t.within, time = t.created,
+        status = t.status, path = t.path, bytes = t.bytes, key = t.key, fp = t.fp, body = t.body }
       stats.samples = stats.samples + 1
     end
   end
   local body = table_concat(out, "\n") .. (out[1] and "\n" or "")
   local f, err = io_open(tmp, "wb")
-  if not f then return nil, "cannot compact the journal: " .. tostring(err) end
+  if not f then return nil, err end
   local head = cjson.encode { event = "compacted", bytes = #body, records = #out, time = os_time() }
   local ok, werr = f:write(head, "\n", body)
   local closed, cerr = f:close()
-  if not ok or not closed then return nil, "cannot compact the journal: " .. tostring(werr or cerr) end
+  if not ok or not closed then return nil, werr or cerr end
   stats.after_records, stats.after_bytes = #out + 1, #head + 1 + #body
   return true
 end
@@ -90,45 +87,35 @@ end
 -- and those that opened the old file before the rename reopen the new one).
 function C.compact(path)
   local kind = core.file_kind(path)
-  if kind == "link" then
-    return nil, "cannot compact the journal " .. tostring(path) .. ": it is a symbolic link (compact the file it names)"
-  elseif kind ~= "file" then
-    return nil, "cannot compact the journal " .. tostring(path) .. ": "
-      .. (kind and "it is not a regular file" or "no such file")
-  end
-  local lock, lerr = core.lock_journal(path)
-  if not lock then return nil, lerr end
+  local why = kind == "link" and "it is a symbolic link (compact the file it names)"
+    or kind ~= "file" and (kind and "it is not a regular file" or "no such file")
+  if why then return nil, "cannot compact the journal " .. tostring(path) .. ": " .. why end
   local tmp = path .. ".compact-" .. core.random_id()
-  local ok, stats, err = pcall(function()
+  local stats, err = journal.locked(path, function(lock)
     local lines, tasks, settled_lids, st = survey(path)
     keep_samples(tasks, st)
     local done, werr = rewrite(path, tmp, lines, settled_lids, st)
-    if not done then return nil, werr end
-    done, werr = lock:replace(tmp, path)
+    if done then done, werr = lock:replace(tmp, path) end
     if not done then return nil, werr end
     return st
-  end)
-  lock:unlock()
-  if not ok then stats, err = nil, "cannot compact the journal " .. tostring(path) .. ": " .. tostring(stats) end
-  if not stats then os_remove(tmp) end
-  return stats, err
+  end, true)
+  if stats then return stats end
+  os_remove(tmp)
+  return nil, "cannot compact the journal " .. tostring(path) .. ": " .. tostring(err)
 end
 
--- Only over limit_bytes and twice what the last compaction left (so a journal
--- of unsettled tasks alone is not rewritten on every open); else false.
+-- Only over limit_bytes and twice what the last compaction left (so a journal of unsettled
+-- tasks alone is not rewritten on every open); else false.
 function C.maybe_compact(path, limit_bytes)
-  if core.file_kind(path) ~= "file" then return false end
-  local f = io_open(path, "rb")
+  local f = core.file_kind(path) == "file" and io_open(path, "rb")
   if not f then return false end
   local size = f:seek("end") or 0
   local first = size > limit_bytes and f:seek("set", 0) and f:read(512)
   f:close()
   if not first then return false end
   local head = cjson.decode(first:match("^[^\n]*"))
-  if type(head) == "table" and head.event == "compacted" and type(head.bytes) == "number"
-    and size < 2 * head.bytes then
-    return false
-  end
+  local last = type(head) == "table" and head.event == "compacted" and tonumber(head.bytes)
+  if last and size < 2 * last then return false end
   return C.compact(path)
 end
 

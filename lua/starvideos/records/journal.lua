@@ -1,7 +1,6 @@
--- The journal (docs/batch.md): one JSON record a line, each written whole in
--- one write() under a lock (core.append).  Records that carry a task name the
--- lease of their writer ("owner"; "lease": its file, when not under
--- <journal>.owners/).  Reading skips a torn line and unknown events.
+-- The journal (docs/batch.md): one JSON record a line, each written whole in one write() under
+-- a lock (core.append).  A task's records name their writer's lease ("owner"; "lease": its file,
+-- when not under <journal>.owners/).  Reading skips a torn line and unknown events.
 
 local core = require "starvideos.core"
 local cjson = require("cjson.safe").new()
@@ -24,17 +23,12 @@ function J.append(path, rec, sync)
   return core.append(path, line, sync)
 end
 
--- What the records say so far, taken one line at a time (take: the line's
--- record, or nil; compact.lua folds with them too).  owed: webhook id ->
--- {task=, body=, owner=, lease=} while owed, false once delivered (a later
--- owed record of it, a late claim, changes nothing).  A task's part: the path
--- its last recorded .part is for.
--- keys: a job's key (the file it makes, or its opts.key) -> its latest pending
--- create or task (docs/batch.md); key, fp (the request's hash) and body come
--- with the pending and created records.
-local function new_state()
+-- What the records say so far, taken a line at a time (take: the line's record, or nil).
+-- owed: webhook id -> {task, body, owner, lease} while owed, false once delivered (for good).
+-- keys: a job's key -> its latest pending create or task, with key, fp and body (docs/batch.md).
+local function new_state(head)
   return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {}, keys = {},
-    abandoned = {} }
+    abandoned = {}, head = head, pos = 0 }
 end
 
 local function keyed(st, rec, entry)
@@ -101,35 +95,18 @@ local function take(st, line)
 end
 J.new_state, J.take = new_state, take
 
-local function open_pending(st)
-  local open = {}
-  for _, p in ipairs(st.pending) do
-    if not st.settled[p["local"]] then open[#open + 1] = p end
-  end
-  return open
-end
-
--- st (made when nil) brought up to date with the lines appended since (a torn
--- last line waits), at most max bytes a call (st.behind: there is more).  A
--- compaction (the first line changed, or the file shrank) starts st over.
+-- st (made when nil) brought up to date with the lines appended since (a torn last line
+-- waits), at most max bytes a call (st.behind: there is more).  A compaction starts st over.
 function J.follow(path, st, max)
   local kind, _, errno = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
   if kind == "folder" or kind == "other" then
     return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
   end
-  local f, err = io_open(path, "rb")
-  if not f and errno == 2 then -- none yet (a keeper may start before the first create)
-    st = new_state()
-    st.head, st.pos, st.open, st.missing = "", 0, {}, err
-    return st
-  end
-  if not f then return nil, "cannot read the journal: " .. tostring(err) end
-  local head = f:read("*l") or ""
-  local size = f:seek("end") or 0
-  if not st or st.head ~= head or size < st.pos then
-    st = new_state()
-    st.head, st.pos = head, 0
-  end
+  local f, err = io_open(path, "rb") -- none yet (errno 2) is empty: a keeper may come before the first create
+  if not f and errno ~= 2 then return nil, "cannot read the journal: " .. tostring(err) end
+  local head = f and f:read("*l") or ""
+  local size = f and f:seek("end") or 0
+  if not st or st.head ~= head or size < st.pos then st = new_state(head) end
   local upto = max and math_min(size, st.pos + max) or size
   if upto > st.pos and f:seek("set", st.pos) then
     local chunk = f:read(upto - st.pos) or ""
@@ -143,14 +120,25 @@ function J.follow(path, st, max)
     end
     st.pos = st.pos + at - 1
   end
-  f:close()
-  st.behind = upto < size
-  st.open = open_pending(st)
+  if f then f:close() end
+  st.behind, st.open, st.missing = upto < size, {}, not f and err or nil
+  for _, p in ipairs(st.pending) do
+    if not st.settled[p["local"]] then st.open[#st.open + 1] = p end
+  end
   return st
 end
 
--- read(path) -> tasks (in the order they were created), the count of
--- unreadable lines, the creates whose answer never came; or nil, message.
+-- fn(lock) under the journal's lock (made when missing, unless `existing`): its returns, or nil, why.
+function J.locked(path, fn, existing)
+  local lock, err = core.lock_journal(path, not existing)
+  if not lock then return nil, err end
+  local ok, a, b = pcall(fn, lock)
+  lock:unlock()
+  if not ok then return nil, tostring(a) end
+  return a, b
+end
+
+-- read(path) -> tasks (oldest first), the count of unreadable lines, the open pending creates.
 function J.read(path)
   local st, err = J.follow(path)
   if st and st.missing then st, err = nil, "cannot read the journal: " .. tostring(st.missing) end
@@ -158,66 +146,46 @@ function J.read(path)
   return st.list, st.bad, st.open
 end
 
--- The journal read backwards (samples.lua):
--- the lines of f's n bytes before pos, oldest first, the last ended by carry
--- (the slice after's beginning); and, unless they start the file, what comes
--- before their first newline (a line begun further back), the next carry.
-function J.lines_before(f, pos, n, carry)
-  local text = (n > 0 and f:seek("set", pos - n) and f:read(n) or "") .. (carry or "")
-  local nl = pos > n and (text:find("\n", 1, true) or #text + 1) or 0
-  local lines = {}
-  for line in text:sub(nl + 1):gmatch("[^\n]+") do lines[#lines + 1] = line end
-  return lines, pos > n and text:sub(1, nl - 1) or nil
-end
-
--- Where a .part of a task still is (dest: the path its download is for, ""
--- or nil when none was recorded), or nil: removed since, a fresh start.
+-- dest (a task's recorded .part is for it) when its .part is still there, else nil: a fresh start.
 function J.part_of(dest)
   if dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" then return dest end
 end
 
+-- The tasks of list neither downloaded nor failed, as resume carries them.
 function J.unfinished(list)
   local out = {}
   for _, t in ipairs(list) do
-    if not t.path and t.status ~= "failed" then out[#out + 1] = t end
+    if not t.path and t.status ~= "failed" then
+      out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = J.part_of(t.part) }
+    end
   end
   return out
 end
 
--- The first HEAD characters (UTF-8) of a prompt, as records and lists keep
--- it (docs/batch.md); nil for no prompt.
+-- The first HEAD characters (UTF-8) of a prompt, as records and lists keep it (docs/batch.md).
 local HEAD = 80
 
 function J.head(prompt)
   if type(prompt) ~= "string" then return nil end
   local n = 0
-  for i = 1, #prompt do
-    local b = prompt:byte(i)
-    if b < 128 or b >= 192 then -- a character starts here
-      n = n + 1
-      if n > HEAD then return prompt:sub(1, i - 1) end
-    end
+  for i in prompt:gmatch("()[^\128-\191]") do -- where a character starts
+    n = n + 1
+    if n > HEAD then return prompt:sub(1, i - 1) end
   end
   return prompt
 end
 
 local function whole(n) return type(n) == "number" and math_floor(n) or nil end -- (cjson reads 5 as 5.0)
 
-local function state_of(t)
-  if t.path then return "downloaded" end
-  if t.status == "failed" or t.status == "completed" then return t.status end
-  return "created"
-end
-
--- A task as client:tasks lists it, from what a ledger folded of its records
--- (id, key, out, status, error, created, path, bytes, model, prompt).
+-- A task as client:tasks lists it, from what a ledger folded of its records.
 function J.entry(t)
-  return { id = t.id, key = t.key, out = t.out, state = state_of(t), status = t.status, error = t.error,
+  local ended = t.status == "failed" or t.status == "completed"
+  local state = t.path and "downloaded" or ended and t.status or "created"
+  return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), model = t.model, prompt = J.head(t.prompt) }
 end
 
--- tasks(path) -> every task and create of the journal (client:tasks; none
--- when there is no journal yet), oldest first; or nil, message.
+-- Every task and create of the journal (client:tasks; none without a journal yet), oldest first.
 function J.tasks(path)
   local st, err = J.follow(path)
   if not st then return nil, err end
@@ -238,15 +206,13 @@ function J.sorted(list)
   for i, t in ipairs(list) do t.seq = i end
   table.sort(list, function(a, b)
     local x, y = a.created_at or 0, b.created_at or 0
-    if x ~= y then return x < y end
-    return a.seq < b.seq
+    return x < y or (x == y and a.seq < b.seq)
   end)
   for _, t in ipairs(list) do t.seq = nil end
   return list
 end
 
--- forget(path, lid): the pending create lid settled by hand (`starvideos
--- pending --forget`): true, or nil, why.
+-- The pending create lid settled by hand (`starvideos pending --forget`): true, or nil, why.
 function J.forget(path, lid)
   local list, err, pending = J.read(path)
   if not list then return nil, err end
@@ -257,7 +223,6 @@ function J.forget(path, lid)
     tostring(lid), path, path)
 end
 
--- The size of the file at path, or nil.
 function J.size(path)
   local f = io_open(path, "rb")
   if not f then return nil end
@@ -266,21 +231,19 @@ function J.size(path)
   return size
 end
 
--- What differs between two create bodies (JSON texts), as "duration 5 there,
--- 10 here; ...", for a key's refusal.
+-- What differs between two create bodies (JSON texts), "duration 5 there, 10 here; ...".
 function J.differ(there, here)
   local a, b = cjson.decode(there or "") or {}, cjson.decode(here or "") or {}
   local names, seen = {}, {}
   for _, t in ipairs { a, b } do
     for k in pairs(t) do
-      if not seen[k] and cjson.encode(a[k]) ~= cjson.encode(b[k]) then names[#names + 1] = k end
+      if not seen[k] and cjson.encode(a[k]) ~= cjson.encode(b[k]) then
+        names[#names + 1] = string_format("%s %s there, %s here", k, cjson.encode(a[k]), cjson.encode(b[k]))
+      end
       seen[k] = true
     end
   end
-  table.sort(names)
-  for i, k in ipairs(names) do
-    names[i] = string_format("%s %s there, %s here", k, cjson.encode(a[k]), cjson.encode(b[k]))
-  end
+  table.sort(names) -- (by name: each begins with its name and a space)
   return names[1] and table.concat(names, "; ") or "the request was not recorded"
 end
 

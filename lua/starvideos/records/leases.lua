@@ -1,13 +1,11 @@
--- Leases and claims on a journal (docs/keep-and-fleet.md): a lease per process
--- and journal, let go when the last of its ledgers closes (what a closed
--- client left unfinished is nobody's), and one per keep.  The functions a
--- ledger offers (keeper, orphans, owed_orphans) are handed it (ledger.lua).
+-- Leases and claims on a journal (docs/keep-and-fleet.md): a lease per process and journal,
+-- let go when the last of its ledgers closes (what a closed client left is nobody's), and one per keep.
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal"
 
-local ipairs, pairs, next, tostring, setmetatable, pcall, assert, error, os_remove, os_getenv, string_format =
-  ipairs, pairs, next, tostring, setmetatable, pcall, assert, error, os.remove, os.getenv, string.format
+local ipairs, pairs, tostring, setmetatable, assert, os_remove, os_getenv, string_format =
+  ipairs, pairs, tostring, setmetatable, assert, os.remove, os.getenv, string.format
 local table_concat = table.concat
 
 local M = {}
@@ -16,8 +14,8 @@ M.FOLLOW = 1024 * 1024 -- bytes of the journal a keeper reads per look
 
 local held = {} -- journal path (a store's "where prefix": fleet/leases.lua) -> this process's lease
 
--- <journal>.owners/<id>, else (a folder the process may not write in, a
--- journal given to nginx's `nobody`) under /tmp, a path the records then carry.
+-- <journal>.owners/<id>, else (a folder the process may not write in, a journal given to
+-- nginx's `nobody`) under /tmp, a path the records then carry.
 local function new_lease(path)
   local id = core.random_id()
   local file = path .. ".owners/" .. id
@@ -37,8 +35,7 @@ local function let_go_of(lease)
   lease.lock:unlock()
 end
 
--- The process's lease of key (made by new(key) at the first hold: by default
--- the journal's at that path), one more user of it; or nil, err.
+-- The process's lease of key (new(key) at the first hold, else the journal's), one more user; or nil, err.
 function M.hold(key, new)
   local lease = held[key]
   if not lease then
@@ -68,8 +65,7 @@ function Keeper:close()
   self.lock = nil
 end
 
--- carrying[id]: being carried; again[id] = t: one it failed to carry, offered
--- again from t on.
+-- carrying[id]: being carried; again[id] = t: one it failed to carry, offered again from t on.
 function M.keeper(ledger)
   local k, err = new_lease(ledger.path)
   if not k then return nil, err end
@@ -77,37 +73,15 @@ function M.keeper(ledger)
   return setmetatable(k, Keeper)
 end
 
--- Is the owner's lease let go?  Taken for a moment to see; one found let go is
--- removed (its holder is gone).
+-- Is the owner's lease let go?  Taken for a moment to see; one let go is removed (its holder is gone).
 local function let_go(k, owner, elsewhere, cache)
   if not owner then return true end
-  local seen = cache[owner]
-  if seen ~= nil then return seen end
+  if cache[owner] ~= nil then return cache[owner] end
   local file = elsewhere or k.path .. ".owners/" .. owner
   local lock, _, missing = core.try_lock(file)
   if lock then os_remove(file); lock:unlock() end
-  seen = lock and true or missing == "missing"
-  cache[owner] = seen
-  return seen
-end
-
--- Under the journal's lock: the lines fn(st, lines) puts, appended in one write.
-local function claim(k, fn)
-  local path = k.path
-  local lock, lerr = core.lock_journal(path, true)
-  if not lock then return nil, lerr end
-  local ok, perr = pcall(function()
-    local st = assert(journal.follow(path, k.state))
-    k.state = st
-    local lines = {}
-    fn(st, lines)
-    if not lines[1] then return end
-    local done, werr = lock:append(path, table_concat(lines), true) -- one write, one fsync
-    if not done then error(werr or "cannot append to the journal", 0) end
-  end)
-  lock:unlock()
-  if not ok then return nil, tostring(perr) end
-  return true
+  cache[owner] = lock and true or missing == "missing"
+  return cache[owner]
 end
 
 local function follow(k)
@@ -117,15 +91,36 @@ local function follow(k)
   return st, err
 end
 
--- Claims for k every unfinished task whose owner let go, and k's own due
--- again: tasks, the orphaned pending creates (each once), and whether k is
--- still behind (nothing is claimed until the whole journal was read).
+-- Claims for k, in one write under the journal's lock, each candidate c for which record(st, c)
+-- (st: the journal now) gives a claim record: those claimed, or nil, err.
+local function claim(k, candidates, record)
+  local path, won = k.path, {}
+  if not candidates[1] then return won end
+  local ok, err = journal.locked(path, function(lock)
+    local st = assert(journal.follow(path, k.state))
+    k.state = st
+    local lines = {}
+    for _, c in ipairs(candidates) do
+      local rec = record(st, c)
+      if rec then
+        lines[#lines + 1] = assert(journal.line(rec))
+        won[#won + 1] = c
+      end
+    end
+    if not lines[1] then return true end
+    return lock:append(path, table_concat(lines), true) -- one write, one fsync
+  end)
+  if not ok then return nil, err or "cannot append to the journal" end
+  return won
+end
+
+-- Claims for k every unfinished task whose owner let go, and k's own due again: tasks, the orphaned
+-- pending creates (each once), and whether k is still behind (then nothing is claimed).
 function M.orphans(_, k)
   local st, err = follow(k)
   if not st then return nil, err end
   if st.behind then return {}, {}, true end
   local cache, candidates, pendings, out = {}, {}, {}, {}
-  local t_now = core.now()
   local function carry(t, from)
     out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = journal.part_of(t.part), from = from }
   end
@@ -136,7 +131,7 @@ function M.orphans(_, k)
     elseif not t.path and t.status ~= "failed" then
       if t.owner ~= k.id then
         if let_go(k, t.owner, t.lease, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
-      elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= t_now then -- its own, again
+      elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= core.now() then -- its own, again
         k.again[t.id] = nil
         carry(t, k.id)
       end
@@ -148,48 +143,37 @@ function M.orphans(_, k)
       pendings[#pendings + 1] = p
     end
   end
-  if not candidates[1] then return out, pendings end
-  local claimed = {}
-  local ok, cerr = claim(k, function(now_st, lines)
-    for _, c in ipairs(candidates) do
-      local t = now_st.by_id[c.id]
-      if t and not t.path and t.status ~= "failed" and t.owner == c.owner then
-        lines[#lines + 1] = assert(journal.line { event = "claim", id = t.id, owner = k.id, lease = k.elsewhere })
-        claimed[#claimed + 1] = t
-      end
+  local claimed, cerr = claim(k, candidates, function(now_st, c)
+    c.t = now_st.by_id[c.id] -- still unfinished, and its owner's
+    if c.t and not c.t.path and c.t.status ~= "failed" and c.t.owner == c.owner then
+      return { event = "claim", id = c.id, owner = k.id, lease = k.elsewhere }
     end
   end)
-  if not ok then return nil, cerr end
-  for _, t in ipairs(claimed) do
-    local from = t.owner
-    t.owner, t.lease = k.id, k.elsewhere
-    carry(t, from)
+  if not claimed then return nil, cerr end
+  for _, c in ipairs(claimed) do
+    c.t.owner, c.t.lease = k.id, k.elsewhere
+    carry(c.t, c.owner)
   end
   return out, pendings
 end
 
+-- The webhooks owed whose owner let go, claimed for k: {wid, task, body}s.
 function M.owed_orphans(_, k)
   local st, err = follow(k)
   if not st then return nil, err end
   if st.behind then return {} end
-  local cache, candidates = {}, {}
+  local cache, candidates, from = {}, {}, {}
   for wid, rec in pairs(st.owed) do
-    if rec and rec.owner ~= k.id and let_go(k, rec.owner, rec.lease, cache) then candidates[wid] = rec end
+    if rec and rec.owner ~= k.id and let_go(k, rec.owner, rec.lease, cache) then
+      candidates[#candidates + 1], from[wid] = { wid = wid, task = rec.task, body = rec.body }, rec.owner
+    end
   end
-  if not next(candidates) then return {} end
-  local out = {}
-  local ok, cerr = claim(k, function(now_st, lines)
-    for wid, rec in pairs(candidates) do
-      local cur = now_st.owed[wid]
-      if cur and cur.owner == rec.owner then
-        lines[#lines + 1] = assert(journal.line { event = "owed", wid = wid, task = rec.task, body = rec.body,
-          owner = k.id, lease = k.elsewhere })
-        out[#out + 1] = { wid = wid, task = rec.task, body = rec.body }
-      end
+  return claim(k, candidates, function(now_st, c)
+    local cur = now_st.owed[c.wid] -- still owed, and by the owner seen
+    if cur and cur.owner == from[c.wid] then
+      return { event = "owed", wid = c.wid, task = c.task, body = c.body, owner = k.id, lease = k.elsewhere }
     end
   end)
-  if not ok then return nil, cerr end
-  return out
 end
 
 return M

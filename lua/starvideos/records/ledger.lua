@@ -1,6 +1,5 @@
--- The ledger on a journal file (the interface: docs/architecture.md).  With no
--- journal it records nothing (create_limit is then counted by the key's budget
--- in this process).
+-- The ledger on a journal file (the interface: docs/architecture.md).  With no journal it
+-- records nothing (create_limit is then counted by the key's budget in this process).
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -9,26 +8,24 @@ local Job = require "starvideos.job"
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
 
-local type, ipairs, tostring, tonumber, setmetatable, require, pcall = type, ipairs, tostring, tonumber, setmetatable,
-  require, pcall
+local type, ipairs, tostring, tonumber, setmetatable, require = type, ipairs, tostring, tonumber, setmetatable, require
 local string_format, os_time, os_date, math_floor = string.format, os.time, os.date, math.floor
 local new_error = errors.new_error
 
 local L = {}
 L.__index = L
 
-L.COMPACT_LIMIT = 64 * 1024 * 1024 -- bytes: a larger journal is compacted on open
-L.SLICE = 65536                    -- bytes of samples read per turn of a loop
+L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
-function L.new(path, cfg, loop, budget)
+function L.new(path, cfg, _, budget)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, budget = budget or false,
     field = "journal" }, L)
   if path then
-    require("starvideos.records.compact").maybe_compact(path, L.COMPACT_LIMIT)
+    require("starvideos.records.compact").maybe_compact(path, 64 * 1024 * 1024) -- (docs/batch.md)
     local Schedule = require "starvideos.extras.schedule"
     if budget and Schedule.first_read(budget, path) then
       self.schedule, self.reader = Schedule.of(budget, cfg), require("starvideos.records.samples").reader(path)
-      if loop then budget:share(self) else repeat until self:turn() end
+      budget:share(self)
     end
   end
   return self
@@ -42,8 +39,7 @@ function L:turn()
   return done
 end
 
--- sign: the record names this process's lease (none when it cannot be had:
--- the record is written all the same).
+-- sign: the record names this process's lease (when it can be had; written all the same).
 local function append(self, rec, sync, sign)
   if not self.path then return true end
   if sign then
@@ -56,18 +52,16 @@ end
 -- The lease's id and where it is when not under <journal>.owners/, or nil, err.
 function L:owner()
   if not self.path then return nil, "no journal" end
-  if self.lease then return self.lease.id, self.lease.elsewhere end
   if self.closed then return nil, "the ledger is closed" end
-  local lease, err = leases.hold(self.path)
-  if not lease then return nil, err end
-  self.lease = lease
-  return lease.id, lease.elsewhere
+  local err
+  if not self.lease then self.lease, err = leases.hold(self.path) end
+  if not self.lease then return nil, err end
+  return self.lease.id, self.lease.elsewhere
 end
 
 function L:close()
-  local lease = self.lease
+  if self.lease then leases.release(self.lease) end
   self.lease, self.closed = nil, true
-  if lease then leases.release(lease) end
 end
 
 -- Nothing held for a cancelled job here: every record is written at once.
@@ -83,8 +77,7 @@ local function refused(limit, n, oldest, t)
     { field = "create_limit", retry_after = wait })
 end
 
--- The times of the journal's (st) pending records of the last `per`
--- seconds, newest first, at most count of them.
+-- The times of the journal's (st) pending records of the last `per` s, newest first, at most count.
 local function recent_creates(st, limit, t)
   local times = {}
   for i = #st.pending, 1, -1 do
@@ -95,10 +88,8 @@ local function recent_creates(st, limit, t)
   return times
 end
 
--- What a keyed create does, given e, the live record of its key (a create
--- sent and unanswered, or a task not failed: {local, time, id, fp, body,
--- bytes, model}) and `at`, the ledger's CLI flag ("--journal PATH", "--store
--- URL"): nil, err (nothing is sent) or the task to follow instead.
+-- What a keyed create does, given e, its key's live record (a create unanswered, or a task not failed)
+-- and `at` ("--journal PATH", "--store URL"): nil, err (nothing is sent) or the task to follow.
 function L.key_answer(e, want, at)
   local what = want.out and "out" or "key"
   if e.id == nil then
@@ -117,31 +108,27 @@ function L.key_answer(e, want, at)
     and journal.size(want.out) == e.bytes }
 end
 
--- The journal followed into self.st: st, or nil, err.
 local function follow(self)
   local st, err = journal.follow(self.path, self.st)
   self.st = st or self.st
   return st, err
 end
 
--- What the journal (st) says of a keyed create's key: nil (create), the task
--- to follow instead, or nil, err (nothing is sent).
+-- What the journal (st) says of a keyed create's key: nil (create), the task to follow, or nil, err.
 local function ask_key(self, st, want)
   local e = st.keys[want.key]
   if not e or want.fresh or (e.id == nil and st.settled[e["local"]]) or e.status == "failed" then return nil end
   return L.key_answer(e, want, "--journal " .. self.path)
 end
 
--- The task a keyed job follows instead of creating, read without the lock
--- (a create asks again under it): the key's created task, or nil.
+-- The task a keyed job follows instead of creating, read without the lock (a create asks again).
 function L:peek(want)
   local st = self.path and follow(self)
   if st then return (ask_key(self, st, want)) end
 end
 
--- The pending record written under one hold of the journal's lock with what
--- decides it: the key's task (then returned, nothing written) and budget.lua's
--- rule over the journal's records.  true, a task, or nil, err.
+-- The pending record written under one hold of the journal's lock with what decides it: the
+-- key's task (then returned, nothing written) and budget.lua's rule.  true, a task, or nil, err.
 local function locked(self, rec, want)
   local limit, t = self.cfg.create_limit, os_time()
   if not self.path then
@@ -149,9 +136,7 @@ local function locked(self, rec, want)
     if ok then return true end
     return refused(limit, n, oldest, t)
   end
-  local lock, err = core.lock_journal(self.path, true)
-  if not lock then return nil, err end
-  local ok, done, werr = pcall(function()
+  return journal.locked(self.path, function(lock)
     local st = (want or limit) and assert(follow(self))
     if want then
       local task, kerr = ask_key(self, st, want)
@@ -166,13 +151,9 @@ local function locked(self, rec, want)
     rec.time = t
     return lock:append(self.path, assert(journal.line(rec)), true)
   end)
-  lock:unlock()
-  if not ok then return nil, tostring(done) end
-  return done, werr
 end
 
--- want (a keyed job's): key, fp, body, out, fresh.  true (send it), a task of
--- the key to follow instead, or nil, err.
+-- want (a keyed job's): key, fp, body, out, fresh.  true (send it), a task to follow, or nil, err.
 function L:before_create(params, lid, out, want)
   if not self.path and not self.cfg.create_limit then return true end
   want = self.path and want or nil
@@ -218,8 +199,8 @@ function L:created(task, params, lid)
     { task = task, id = task.id, field = "journal", created = true })
 end
 
--- The ledger on a store's too: the task recorded (uncertain) when the answer
--- named one, the create settled when it surely made nothing, else left pending.
+-- (The store's too.)  The task recorded (uncertain) when the answer named one, the create
+-- settled when it surely made nothing, else left pending.
 function L:create_failed(err, params, lid)
   local p = L.taken(self, lid)
   if err.created and err.id then
@@ -255,14 +236,9 @@ function L:unfinished()
   if not self.path then return nil, "no journal" end
   local list, err = journal.read(self.path)
   if not list then return nil, err end
-  local out = {}
-  for i, t in ipairs(journal.unfinished(list)) do
-    out[i] = { id = t.id, model = t.model, out = t.out, part = journal.part_of(t.part) }
-  end
-  return out
+  return journal.unfinished(list)
 end
 
--- Every task and create of the journal (journal.tasks), or nil, err.
 function L:tasks()
   if not self.path then return nil, "no journal" end
   return journal.tasks(self.path)
