@@ -7,7 +7,7 @@ local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (part_of)
 local records_leases = require "starvideos.records.leases" -- (its hold and release: the process's leases)
 
-local type, ipairs, pairs, tostring, tonumber, setmetatable = type, ipairs, pairs, tostring, tonumber, setmetatable
+local type, ipairs, pairs, tostring, setmetatable = type, ipairs, pairs, tostring, setmetatable
 
 local M = {}
 
@@ -97,39 +97,26 @@ function M.keeper(ledger)
   return k
 end
 
-local function nonempty(v) if v ~= "" then return v end end
-
--- A record (a task or a pending create) as the scripts list it, flat: a
--- table, its time a number.
-function M.record(r)
-  local h = {}
-  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
-  h.time = tonumber(h.time)
-  return h
-end
-
 -- Claims for keeper k every unfinished task whose owner's lease is gone, and
--- k's own due again: tasks {id=, model=, out=, part=}, the orphaned creates
--- whose answer never came (each once), false (never behind); or nil, err.
+-- k's own due again: tasks {id=, model=, out=, part=, from=}, the orphaned
+-- creates whose answer never came (each once), false (never behind); or nil, err.
 function M.orphans(ledger, k)
-  ledger:flush()
   if k.closed then return nil, "the keeper is closed" end
-  local args, t = { ledger.prefix, k.id, ledger.lease_ms }, core.now()
+  local due, t = {}, core.now()
   for id, when in pairs(k.again) do
     if when <= t and not k.carrying[id] then
-      args[#args + 1] = id
+      due[#due + 1] = id
       k.again[id] = nil
     end
   end
-  local v, err = ledger:eval("orphans", { ledger.prefix .. "unfinished", ledger.prefix .. "pending" }, args)
-  if v == nil then return nil, M.message(err) end
+  local v, err = ledger:_records({ "unfinished", "pending" }, k, due)
+  if not v then return nil, err end
   local tasks, pendings = {}, {}
-  for _, r in ipairs(v[1]) do
-    tasks[#tasks + 1] = { id = r[1], model = nonempty(r[2]), out = nonempty(r[3]), part = journal.part_of(r[4]),
-      from = nonempty(r[5]) }
+  for i, h in ipairs(v[1]) do
+    tasks[i] = { id = h.id, model = h.model, out = h.out, part = journal.part_of(h.part_dest),
+      from = h.owner ~= "" and h.owner or nil }
   end
-  for _, r in ipairs(v[2]) do
-    local p = M.record(r)
+  for _, p in ipairs(v[2]) do
     if not k.told[p["local"]] then
       k.told[p["local"]] = true
       pendings[#pendings + 1] = p
@@ -141,13 +128,11 @@ end
 -- Claims for keeper k every owed webhook whose owner's lease is gone:
 -- {wid=, task=, body=}; or nil, err.
 function M.owed_orphans(ledger, k)
-  ledger:flush()
   if k.closed then return nil, "the keeper is closed" end
-  local v, err = ledger:eval("owed_orphans", { ledger.prefix .. "owed" }, { ledger.prefix, k.id })
-  if v == nil then return nil, M.message(err) end
-  local out = {}
-  for i, r in ipairs(type(v) == "table" and v or {}) do out[i] = { wid = r[1], task = r[2], body = r[3] } end
-  return out
+  local v, err = ledger:_records({ "owed" }, k)
+  if not v then return nil, err end
+  for i, r in ipairs(v[1]) do v[1][i] = { wid = r.wid, task = r.task, body = r.body } end
+  return v[1]
 end
 
 return M

@@ -292,24 +292,32 @@ function R:delivered(wid)
   self:_record("delivered", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" }, { wid })
 end
 
--- The key's sets read (after the queued records): per set, its records
--- (leases.record), or nil, err.
-function R:_records(...)
+-- A record (a task, a pending create, an owed event) as the scripts list it,
+-- flat: a table, its time a number.
+local function record(r)
+  local h = {}
+  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
+  h.time = tonumber(h.time)
+  return h
+end
+
+-- The key's sets read (after the queued records): per set, its records, or
+-- nil, err.  With keeper k, those it claims (fleet/scripts.lua's records).
+function R:_records(sets, k, due)
   self:flush()
-  local keys, args = {}, { self.prefix }
-  for i, set in ipairs { ... } do
-    keys[i], args[i + 1] = self.prefix .. set, set == "pending" and "pend:" or "task:"
-  end
+  local keys, args = {}, { self.prefix, k and k.id or "", self.lease_ms }
+  for i, set in ipairs(sets) do keys[i] = self.prefix .. set end
+  for _, id in ipairs(due or {}) do args[#args + 1] = id end
   local v, err = self:eval("records", keys, args)
   if v == nil then return nil, leases.message(err) end
   for _, rows in ipairs(v) do
-    for i, r in ipairs(rows) do rows[i] = leases.record(r) end
+    for i, r in ipairs(rows) do rows[i] = record(r) end
   end
   return v
 end
 
 function R:unfinished()
-  local v, err = self:_records("unfinished")
+  local v, err = self:_records { "unfinished" }
   if not v then return nil, err end
   local out = {}
   for i, h in ipairs(v[1]) do
@@ -321,7 +329,7 @@ end
 -- Every task of the store's list (its settled ones for RETAIN seconds) and
 -- its pending creates, as journal.tasks lists a journal's; or nil, err.
 function R:tasks()
-  local v, err = self:_records("tasks", "pending")
+  local v, err = self:_records { "tasks", "pending" }
   if not v then return nil, err end
   local list = {}
   for _, h in ipairs(v[1]) do
@@ -336,7 +344,7 @@ function R:tasks()
 end
 
 function R:pending()
-  local v, err = self:_records("pending")
+  local v, err = self:_records { "pending" }
   if not v then return nil, err end
   table_sort(v[1], function(a, b) return (a.time or 0) < (b.time or 0) end)
   return v[1]
