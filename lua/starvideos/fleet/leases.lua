@@ -26,21 +26,15 @@ function M.hold(key) return records_leases.hold(key, new) end
 -- One user fewer: whether it was the last (its key is then the caller's to delete).
 Lease.release = records_leases.release
 
-function M.send(st, ledger, id)
-  return st:send("SET", ledger.prefix .. "owner:" .. id, "1", "PX", tostring(ledger.lease_ms))
-end
-
-local function set(ledger, id)
-  local st, err = ledger:_store()
-  if not st then return nil, err end
-  return st:wait(M.send(st, ledger, id))
+local function send(ledger, id)
+  return ledger.store:send("SET", ledger.prefix .. "owner:" .. id, "1", "PX", tostring(ledger.lease_ms))
 end
 
 -- Renewed now (force), or when a third of it passed: true, or nil, err.
 function Lease:renew(ledger, force)
   local t = core.now()
   if not force and t - self.renewed < ledger.lease_ms / 3000 then return true end
-  local ok, err = set(ledger, self.id)
+  local ok, err = ledger.store:wait(send(ledger, self.id))
   if ok == nil then return nil, err end
   self.renewed = t
   return true
@@ -57,7 +51,7 @@ function Lease:renew_async(ledger, t)
     return true
   end
   if t - self.renewed < ledger.lease_ms / 3000 or ledger.queue:down_now(t) then return true end
-  n = M.send(ledger.store, ledger, self.id)
+  n = send(ledger, self.id)
   if not n then return true end
   self.n, self.st, self.sent_at = n, ledger.store, t
   return false
@@ -87,12 +81,12 @@ Keeper.__index = Keeper
 function Keeper:close()
   if self.closed then return end
   self.closed = true
-  if self.ledger.store then self.ledger.store:call("DEL", self.ledger.prefix .. "owner:" .. self.id) end
+  self.ledger.store:call("DEL", self.ledger.prefix .. "owner:" .. self.id)
 end
 
 function M.keeper(ledger)
   local k = setmetatable({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {} }, Keeper)
-  local ok, err = set(ledger, k.id)
+  local ok, err = ledger.store:wait(send(ledger, k.id))
   if ok == nil then return nil, M.message(err) end
   return k
 end

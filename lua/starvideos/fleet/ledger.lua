@@ -1,9 +1,8 @@
 -- The ledger on a store (Redis), records/ledger.lua's interface: its records
 -- fleet/scripts.lua's, written in order through fleet/queue.lua; its leases
 -- and claims fleet/leases.lua's (docs/keep-and-fleet.md).
---   R.new(store_or_url, cfg[, loop[, budget]]): a store not connected yet, or
---   its URL.  With a loop nothing a job calls waits; without (the CLI, a
---   keep's reads), every call waits.
+--   R.new(store_or_url, cfg[, loop[, budget]]): with a loop nothing a job calls
+--   waits; without (the CLI, a keep's reads), every call waits.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -31,13 +30,12 @@ local Reader = {} -- the samples read across a loop's turns (R.new)
 Reader.__index = Reader
 
 function R.new(store, cfg, loop, budget)
-  local url = type(store) == "string" and store or nil
-  local where = url and config.store_url(url).where or store.where -- a bad URL raises here, naming `store`
+  if type(store) == "string" then store = Store.new(store, { timeout = cfg.connect_timeout }) end
   local hash = budget and budget.hash or require("starvideos.budget").hash_of(cfg.base_url, cfg.api_key)
-  local prefix = "starvideos:{" .. hash .. "}:"
+  local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   -- inside nginx a client's records are its own (a store per client, whose
   -- commands yield its light thread: no other request's turn may send them)
-  local self = setmetatable({ url = url, store = not url and store or nil, cfg = cfg, hash = hash, prefix = prefix,
+  local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
     outs = {}, records = true, asks = {}, held = {}, loop = loop or false,
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
@@ -50,19 +48,9 @@ function R.new(store, cfg, loop, budget)
   return self
 end
 
-function R:_store()
-  if self.store then return self.store end
-  local st, err = Store.open(self.url, { timeout = self.cfg.connect_timeout })
-  if not st then return nil, err end
-  self.store = st
-  return st
-end
-
 -- One script, waited for: its answer, or nil, err (kind io, field store).
 function R:eval(name, keys, args)
-  local st, err = self:_store()
-  if not st then return nil, err end
-  return st:script("ledger_" .. name, keys, args)
+  return self.store:script("ledger_" .. name, keys, args)
 end
 
 local function warn(self)
@@ -92,9 +80,7 @@ end
 -- A loop's turn while anything is in flight: the records sent and their
 -- answers taken, the lease renewed when due.  Whether done.
 function R:turn()
-  local st = self.store
-  if not st then return true end
-  local empty = self.queue:pump(st, warn(self))
+  local empty = self.queue:pump(self.store, warn(self))
   local renewed = not self.lease or self.lease:renew_async(self, core.now())
   return empty and renewed
 end
@@ -132,7 +118,7 @@ function R:close(collected)
   self.lease, self.closed = nil, true
   if not collected then self:flush() end
   self.queue:hand_over()
-  if lease and lease:release() and self.store and not collected then
+  if lease and lease:release() and not collected then
     self.store:call("DEL", self.prefix .. "owner:" .. lease.id)
   end
 end
@@ -190,11 +176,8 @@ function R:_ask(params, lid, out, want)
     if ask and ask.pend_sent then self:_abandoned(lid) end
     return nil, new_error("io", leases.message(err) .. " (nothing was sent)", { field = "store" })
   end
-  local st
-  if not ask then
-    local err
-    st, err = self:_store()
-    if not st then return refuse(err) end
+  local fresh = not ask
+  if fresh then
     self.queue:adopt()
     if self.queue[1] then -- the records of earlier tasks first: Redis failing, no create
       local down = self.queue:down_now(core.now())
@@ -206,7 +189,7 @@ function R:_ask(params, lid, out, want)
     ask = Ask.new(self, params, lid, out, want)
     self.asks[lid] = ask
   end
-  local ok, aerr = ask:step(st, st and self:_hold())
+  local ok, aerr = ask:step(self.store, fresh and self:_hold())
   if ok == nil then return refuse(aerr) end
   if not ok then return false end
   self.asks[lid] = nil
@@ -354,8 +337,7 @@ end
 -- store's samples ({kind, model, {"took within", ...}} per kind) taught.
 function Reader:turn()
   local l = self.ledger
-  local st = l:_store()
-  if not st then return true end
+  local st = l.store
   if not self.n then
     self.n = st:send_script("ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
     if l.loop or not self.n then return not self.n end
