@@ -63,14 +63,6 @@ function F.new(store, b, loop, fallback)
   return setmetatable({ store = store, budget = b, loop = loop, fallback = fallback }, F)
 end
 
-function F.seconds(store, n)
-  local v, err = store:result(n)
-  if v == nil then return nil, err end
-  local seconds = tonumber(v)
-  if not seconds then return nil, store:error("the budget's script answered " .. tostring(v)) end
-  return seconds
-end
-
 local function failed(self, t, err)
   if err ~= true and not self.down then
     self.budget:warn(string_format("%s: the key's budget is this process's own until it answers",
@@ -88,7 +80,9 @@ function F:take(t, obj)
     st:step(0)
     if not st:ready(n) then return self.loop:await_store(obj, t) end
     self.n = false
-    local wait, err = F.seconds(st, n)
+    local v, err = st:result(n)
+    local wait = tonumber(v)
+    if not wait and v ~= nil then err = st:error("the budget's script answered " .. tostring(v)) end
     if not wait then return failed(self, t, err) end
     if self.down then
       self.down = false
