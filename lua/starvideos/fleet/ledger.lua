@@ -48,20 +48,8 @@ function R.new(store, cfg, loop, budget)
   return self
 end
 
--- One script, waited for: its answer, or nil, err (kind io, field store).
-function R:eval(name, keys, args)
-  return self.store:script("ledger_" .. name, keys, args)
-end
-
-local function warn(self)
-  return function(message)
-    local on_event = self.cfg.on_event
-    if on_event then on_event { type = "warning", message = message } end
-  end
-end
-
 function R:flush()
-  return self.queue:flush(function(...) return self:eval(...) end, warn(self))
+  return self.queue:flush(self.store, self.cfg.on_event)
 end
 
 -- A record after a create: queued, then sent a turn at a time (with a loop),
@@ -80,7 +68,7 @@ end
 -- A loop's turn while anything is in flight: the records sent and their
 -- answers taken, the lease renewed when due.  Whether done.
 function R:turn()
-  local empty = self.queue:pump(self.store, warn(self))
+  local empty = self.queue:pump(self.store, self.cfg.on_event)
   local renewed = not self.lease or self.lease:renew_async(self, core.now())
   return empty and renewed
 end
@@ -291,7 +279,7 @@ function R:_records(sets, k, due)
   local keys, args = {}, { self.prefix, k and k.id or "", self.lease_ms }
   for i, set in ipairs(sets) do keys[i] = self.prefix .. set end
   for _, id in ipairs(due or {}) do args[#args + 1] = id end
-  local v, err = self:eval("records", keys, args)
+  local v, err = self.store:script("ledger_records", keys, args)
   if v == nil then return nil, leases.message(err) end
   for _, rows in ipairs(v) do
     for i, r in ipairs(rows) do rows[i] = record(r) end

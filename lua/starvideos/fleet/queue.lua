@@ -79,24 +79,26 @@ local PASSING = { OOM = true, LOADING = true, BUSY = true, READONLY = true, MAST
   CLUSTERDOWN = true, NOREPLICAS = true, MISCONF = true }
 
 -- Whether Redis refused entry e for good (its script ran and failed, which
--- sending it again cannot change): said to warn, and true, so that the
--- records behind it are written.
-function Q:refused(e, err, warn)
+-- sending it again cannot change): said through on_event, and true, so that
+-- the records behind it are written.
+function Q:refused(e, err, on_event)
   local reply = type(err) == "table" and err.reply
   if type(reply) ~= "string" or not reply:find("@user_script", 1, true) then return false end
   for word in reply:gmatch("%u%u+") do -- Redis 6 wraps a script's error: a passing code anywhere passes
     if PASSING[word] then return false end
   end
-  warn(string_format("store %s: Redis refused the %s record of %s (%s): it is dropped, the records after it are "
-    .. "written", self.where, tostring(e[1]), tostring(e[3][1]), reply))
+  if on_event then
+    on_event { type = "warning", message = string_format("store %s: Redis refused the %s record of %s (%s): it is "
+      .. "dropped, the records after it are written", self.where, tostring(e[1]), tostring(e[3][1]), reply) }
+  end
   e.refused = true
   return true
 end
 
 -- The first entry answered v, err: taken off the queue (true), or left first
 -- when the store failed (false).
-local function answered(self, e, v, err, warn)
-  if v == nil and not self:refused(e, err, warn) then
+local function answered(self, e, v, err, on_event)
+  if v == nil and not self:refused(e, err, on_event) then
     self:failed(err)
     return false
   end
@@ -106,7 +108,7 @@ local function answered(self, e, v, err, warn)
 end
 
 -- Every queued record written, waiting for each: true, or nil, err at the first that fails.
-function Q:flush(eval, warn)
+function Q:flush(st, on_event)
   self:adopt()
   while self[1] do
     local e = self[1]
@@ -115,16 +117,16 @@ function Q:flush(eval, warn)
       v, err = e.st:wait(e.n)
       e.n = nil
     else
-      v, err = eval(e[1], e[2], e[3])
+      v, err = st:script("ledger_" .. e[1], e[2], e[3])
     end
-    if not answered(self, e, v, err, warn) then return nil, err end
+    if not answered(self, e, v, err, on_event) then return nil, err end
   end
   return true
 end
 
 -- One turn: every record not sent yet sent on st (in order, on one
 -- connection: written in order), the answers there taken.  Whether none is left.
-function Q:pump(st, warn)
+function Q:pump(st, on_event)
   self:adopt()
   if self[1] and not self:down_now(core.now()) then
     for _, e in ipairs(self) do
@@ -140,7 +142,7 @@ function Q:pump(st, warn)
     local e = self[1]
     local v, err = e.st:result(e.n)
     e.n = nil
-    if not answered(self, e, v, err, warn) then
+    if not answered(self, e, v, err, on_event) then
       for i = 2, #self do -- those behind it are sent again (a record's script may run twice: the same record)
         local o = self[i]
         if o.n then o.st:forget(o.n); o.n = nil end
