@@ -161,11 +161,10 @@ function R:_ask(params, lid, out, want)
     self.asks[lid] = nil
     if type(err) == "table" and err.kind == "rate_limited" then return nil, err end
     -- its pending script sent, Redis may still run it: abandoned after it
-    if ask and ask.pend_sent then self:_abandoned(lid) end
+    if ask then self:_abandoned(lid) end
     return nil, new_error("io", leases.message(err) .. " (nothing was sent)", { field = "store" })
   end
-  local fresh = not ask
-  if fresh then
+  if not ask then
     self.queue:adopt()
     if self.queue[1] then -- the records of earlier tasks first: Redis failing, no create
       local down = self.queue:down_now(core.now())
@@ -174,10 +173,13 @@ function R:_ask(params, lid, out, want)
       local ok, ferr = self:flush()
       if not ok then return refuse(ferr) end
     end
-    ask = Ask.new(self, params, lid, out, want)
+    local err
+    ask, err = Ask.new(self, params, lid, out, want, self:_hold())
+    if not ask then return refuse(err) end
     self.asks[lid] = ask
+    return false
   end
-  local ok, aerr = ask:step(self.store, fresh and self:_hold())
+  local ok, aerr = ask:step()
   if ok == nil then return refuse(aerr) end
   if not ok then return false end
   self.asks[lid] = nil
