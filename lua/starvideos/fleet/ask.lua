@@ -8,8 +8,8 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local journal = require "starvideos.records.journal" -- (head)
 
-local type, ipairs, pairs, tostring, tonumber, setmetatable, string_format, os_time, math_floor =
-  type, ipairs, pairs, tostring, tonumber, setmetatable, string.format, os.time, math.floor
+local type, pairs, tostring, tonumber, setmetatable, string_format, os_time, math_floor =
+  type, pairs, tostring, tonumber, setmetatable, string.format, os.time, math.floor
 local new_error = errors.new_error
 
 local A = {}
@@ -29,9 +29,8 @@ end
 
 -- The answers nobody will read dropped (refused, or its job cancelled).
 function A:drop()
-  for _, k in ipairs { "fsync", "pend" } do
-    if self[k] then self.st:forget(self[k]); self[k] = nil end
-  end
+  if self.fsync then self.st:forget(self.fsync) end
+  if self.pend then self.st:forget(self.pend) end
 end
 
 -- Whether the store keeps every write (appendfsync always): said once

@@ -26,8 +26,25 @@ R.__index = R
 
 local RETAIN = 7 * 86400 -- seconds a settled task's record stays
 
-local Reader = {} -- the samples read across a loop's turns (R.new)
-Reader.__index = Reader
+-- Sent at the first turn, taken when there (without a loop: waited for): the
+-- store's samples ({kind, model, {"took within", ...}} per kind) taught.
+local function read_samples(self)
+  local l, st = self.ledger, self.ledger.store
+  if not self.n then
+    self.n = st:send_script("ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
+    if l.loop or not self.n then return not self.n end
+  end
+  st:step(0)
+  if l.loop and not st:ready(self.n) then return false end
+  local v = st:wait(self.n)
+  for _, r in ipairs(type(v) == "table" and v or {}) do
+    for i = #r[3], 1, -1 do -- oldest first
+      local took, within = r[3][i]:match("^(%S+) ?(%S*)$")
+      l.schedule:learn(r[1], r[2] ~= "" and r[2] or nil, tonumber(took), tonumber(within))
+    end
+  end
+  return true
+end
 
 function R.new(store, cfg, loop, budget)
   if type(store) == "string" then store = Store.new(store, { timeout = cfg.connect_timeout }) end
@@ -42,7 +59,7 @@ function R.new(store, cfg, loop, budget)
   local Schedule = require "starvideos.extras.schedule"
   if budget and Schedule.first_read(budget, where .. " " .. prefix) then
     self.schedule = Schedule.of(budget, cfg)
-    local reader = setmetatable({ ledger = self }, Reader)
+    local reader = { ledger = self, turn = read_samples }
     if loop then budget:share(reader) else reader:turn() end
   end
   return self
@@ -246,8 +263,7 @@ function R:downloaded(id, path)
 end
 
 function R:part(id, part, path)
-  self:_record("part", { self.prefix .. "task:" .. id }, { part, path })
-  return true
+  return self:_record("part", { self.prefix .. "task:" .. id }, { part, path })
 end
 
 -- Its owner the process's lease (with a loop, taken without waiting).
@@ -321,27 +337,6 @@ function R:pending()
   if not v then return nil, err end
   table_sort(v[1], function(a, b) return (a.time or 0) < (b.time or 0) end)
   return v[1]
-end
-
--- Sent at the first turn, taken when there (without a loop: waited for): the
--- store's samples ({kind, model, {"took within", ...}} per kind) taught.
-function Reader:turn()
-  local l = self.ledger
-  local st = l.store
-  if not self.n then
-    self.n = st:send_script("ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
-    if l.loop or not self.n then return not self.n end
-  end
-  st:step(0)
-  if l.loop and not st:ready(self.n) then return false end
-  local v = st:wait(self.n)
-  for _, r in ipairs(type(v) == "table" and v or {}) do
-    for i = #r[3], 1, -1 do -- oldest first
-      local took, within = r[3][i]:match("^(%S+) ?(%S*)$")
-      l.schedule:learn(r[1], r[2] ~= "" and r[2] or nil, tonumber(took), tonumber(within))
-    end
-  end
-  return true
 end
 
 return R

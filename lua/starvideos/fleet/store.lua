@@ -69,10 +69,6 @@ end
 
 function Hiredis:poll(wait) return self.conn:poll(wait) end
 
-function Hiredis:waiting()
-  return self.conn:pending() > 0
-end
-
 function Hiredis:reply(cn)
   while self.hello[1] and not self.failed do -- AUTH and SELECT answered first, in order (each reply once)
     local name, v, msg = self.hello[1][1], self.conn:reply(self.hello[1][2])
@@ -253,7 +249,7 @@ end
 -- (inside nginx) cannot be waited on with the transport's: false.
 function S:waiting()
   local b = self.b
-  return b and not b.broken and b.waiting and b:waiting() or false
+  return b and not b.broken and b.conn and b.conn:pending() > 0 or false
 end
 
 -- The answer of job n, once it is there: {status, value}.
