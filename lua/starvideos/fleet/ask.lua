@@ -1,8 +1,6 @@
--- One create's asking of the store before it is sent (fleet/ledger.lua's
--- before_create): the lease, create_limit's count and the pending record in
--- one round trip (and, once per store in a process, whether Redis syncs every
--- write).  Never waited for: ask:step() answers false until Redis has, and the
--- job asks again on a later turn.
+-- One create's asking of the store before it is sent (the ledger's before_create): the lease,
+-- create_limit's count and the pending record in one round trip, never waited for (step() answers false
+-- until Redis has); once per store in a process, whether Redis syncs every write.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
@@ -33,8 +31,7 @@ function A:drop()
   if self.pend then self.st:forget(self.pend) end
 end
 
--- Whether the store keeps every write (appendfsync always): said once
--- through on_event {type = "warning"} when it does not, or cannot say.
+-- Whether the store keeps every write (appendfsync always): warned of once when not, or it cannot say.
 local function fsync_answer(self)
   local l = self.ledger
   local v, err = self.st:result(self.fsync)
@@ -72,9 +69,8 @@ function A.new(l, p, lid, out, want, lease)
   return self
 end
 
--- One step: true (the pending record is written, or for a keyed create the
--- store's word on its key in self.verdict), false (ask again on a later
--- turn), or nil, err (err.kind: the refusal is whole, no suffix to add).
+-- One step: true (the pending record written, or a keyed create's word from the store in self.verdict),
+-- false (not yet), or nil, err (err.kind: a whole refusal, no suffix to add).
 function A:step()
   local st = self.st
   st:step(0)

@@ -1,7 +1,6 @@
--- Leases and claims on a store: an owner id per process and key (its ledgers'
--- until the last closes) and per keeper, each a key `owner:<id>` expiring
--- after the lease, renewed every third of it.  A task whose owner's key is
--- gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua).
+-- Leases and claims on a store: an owner id per process and key (until its last ledger closes) and per
+-- keeper, each a key `owner:<id>` expiring after the lease, renewed every third of it.  A task whose
+-- owner's key is gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua).
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (part_of)
@@ -40,8 +39,7 @@ function Lease:renew(ledger, force)
   return true
 end
 
--- The async renewal (a loop's turn): sent when a third of it passed, its answer
--- taken when there.  Whether nothing is in flight.
+-- The async renewal (a loop's turn): sent when due, its answer taken when there.  Whether none in flight.
 function Lease:renew_async(ledger, t)
   local n = self.n
   if n then
@@ -57,8 +55,7 @@ function Lease:renew_async(ledger, t)
   return false
 end
 
--- A timer on the loop that has the ledger take a turn when its lease is due,
--- every third of it, while the ledger holds one.
+-- A timer that has the ledger take a turn every third of its lease, while it holds one.
 local Renewer = {}
 Renewer.__index = Renewer
 
@@ -91,9 +88,8 @@ function M.keeper(ledger)
   return k
 end
 
--- Claims for keeper k every unfinished task whose owner's lease is gone, and
--- k's own due again: tasks {id=, model=, out=, part=, from=}, the orphaned
--- creates whose answer never came (each once), false (never behind); or nil, err.
+-- Claims for keeper k the unfinished tasks whose owner's lease is gone and its own due again ({id=, model=,
+-- out=, part=, from=}), the orphaned creates (each once), false (never behind); or nil, err.
 function M.orphans(ledger, k)
   if k.closed then return nil, "the keeper is closed" end
   local due, t = {}, core.now()
@@ -119,8 +115,7 @@ function M.orphans(ledger, k)
   return tasks, pendings, false
 end
 
--- Claims for keeper k every owed webhook whose owner's lease is gone:
--- {wid=, task=, body=}; or nil, err.
+-- Claims for keeper k the owed webhooks whose owner's lease is gone: {wid=, task=, body=}; or nil, err.
 function M.owed_orphans(ledger, k)
   if k.closed then return nil, "the keeper is closed" end
   local v, err = ledger:_records({ "owed" }, k)

@@ -1,8 +1,5 @@
--- The ledger on a store (Redis), records/ledger.lua's interface: its records
--- fleet/scripts.lua's, written in order through fleet/queue.lua; its leases
--- and claims fleet/leases.lua's (docs/keep-and-fleet.md).
---   R.new(store_or_url, cfg[, loop[, budget]]): with a loop nothing a job calls
---   waits; without (the CLI, a keep's reads), every call waits.
+-- The ledger on a store (Redis), records/ledger.lua's interface (docs/keep-and-fleet.md).
+--   R.new(store_or_url, cfg[, loop[, budget]]): with a loop nothing a job calls waits; without, all do.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -26,8 +23,7 @@ R.__index = R
 
 local RETAIN = 7 * 86400 -- seconds a settled task's record stays
 
--- Sent at the first turn, taken when there (without a loop: waited for): the
--- store's samples ({kind, model, {"took within", ...}} per kind) taught.
+-- The store's samples taught: sent at the first turn, taken when there (without a loop: waited for).
 local function read_samples(self)
   local l, st = self.ledger, self.ledger.store
   if not self.n then
@@ -50,8 +46,6 @@ function R.new(store, cfg, loop, budget)
   if type(store) == "string" then store = Store.new(store, { timeout = cfg.connect_timeout }) end
   local hash = budget and budget.hash or require("starvideos.budget").hash_of(cfg.base_url, cfg.api_key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
-  -- inside nginx a client's records are its own (a store per client, whose
-  -- commands yield its light thread: no other request's turn may send them)
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
     outs = {}, records = true, asks = {}, held = {}, loop = loop or false,
@@ -69,8 +63,7 @@ function R:flush()
   return self.queue:flush(self.store, self.cfg.on_event)
 end
 
--- A record after a create: queued, then sent a turn at a time (with a loop),
--- or everything queued written while Redis answers (without).  Its entry.
+-- A record after a create, queued: sent a turn at a time (with a loop), else written now.  Its entry.
 function R:_record(name, keys, args)
   local e = self.queue:push(name, keys, args)
   if self.loop then
@@ -82,8 +75,7 @@ function R:_record(name, keys, args)
   return e
 end
 
--- A loop's turn while anything is in flight: the records sent and their
--- answers taken, the lease renewed when due.  Whether done.
+-- A loop's turn: the records sent and their answers taken, the lease renewed when due.  Whether done.
 function R:turn()
   local empty = self.queue:pump(self.store, self.cfg.on_event)
   local renewed = not self.lease or self.lease:renew_async(self, core.now())
@@ -115,9 +107,8 @@ function R:_renewing()
   if self.loop and not self.renewer then self.renewer = leases.renewer(self, self.loop) end
 end
 
--- The client closed (collected: in a GC step, where nothing may wait).  Its
--- records are written first; those left stay queued for the process.  The
--- last share of the lease deletes its key (collected: it just expires).
+-- The client closed (collected: in a GC step, where nothing may wait): its records written first, those
+-- left queued for the process; the lease's last share deletes its key (collected: it just expires).
 function R:close(collected)
   local lease = self.lease
   self.lease, self.closed = nil, true
@@ -130,15 +121,13 @@ end
 
 R.keeper, R.orphans, R.owed_orphans = leases.keeper, leases.orphans, leases.owed_orphans
 
--- A create surely never sent (lid): its pending record removed, and its
--- pending script made a no-op should Redis run it later (gone:<local>).
+-- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 function R:_abandoned(lid)
   self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
     { lid, RETAIN })
 end
 
--- The pending create lid settled by hand (`starvideos pending --forget`):
--- its key creates again.  true, or nil, why.
+-- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
 function R:forget_pending(lid)
   local list, err = self:pending()
   if not list then return nil, err end
@@ -159,8 +148,7 @@ function R:forget(lid, id)
   if id then self.held[id] = nil end
 end
 
--- The store's word on a keyed create's key (fleet/scripts.lua's keyed):
--- the task to follow, or nil, err.
+-- The keyed script's word on a create's key: the task to follow, or nil, err.
 local function key_answer(self, v, want)
   local e = { ["local"] = v[2], time = tonumber(v[3]) }
   if v[1] == "task" then
@@ -169,8 +157,7 @@ local function key_answer(self, v, want)
   return Records.key_answer(e, want, "--store " .. self.where)
 end
 
--- One step of a create's ask: true (or the task its key names), false (not
--- yet), or nil, err.
+-- One step of a create's ask: true (or the task its key names), false (not yet), or nil, err.
 function R:_ask(params, lid, out, want)
   local ask = self.asks[lid]
   local function refuse(err)
@@ -281,8 +268,7 @@ function R:delivered(wid)
   self:_record("delivered", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" }, { wid })
 end
 
--- A record (a task, a pending create, an owed event) as the scripts list it,
--- flat: a table, its time a number.
+-- A record as the scripts list it (flat): a table, its time a number.
 local function record(r)
   local h = {}
   for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
@@ -315,8 +301,7 @@ function R:unfinished()
   return out
 end
 
--- Every task of the store's list (its settled ones for RETAIN seconds) and
--- its pending creates, as journal.tasks lists a journal's; or nil, err.
+-- The store's tasks (settled ones for RETAIN s) and pending creates, as journal.tasks lists; or nil, err.
 function R:tasks()
   local v, err = self:_records { "tasks", "pending" }
   if not v then return nil, err end

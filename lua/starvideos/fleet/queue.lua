@@ -52,16 +52,14 @@ function Q:push(name, keys, args)
   return e
 end
 
--- Inside nginx, the records a closed client left, taken after this one's own
--- (never by a closed one: its store is its finished request's).
+-- Inside nginx, the records closed clients left, taken after this one's own (never by a closed one).
 function Q:adopt()
   local from = self.link.queue
   if not self.own or self.handed or not from[1] then return end
   for i = 1, #from do self[#self + 1], from[i] = from[i], nil end
 end
 
--- A closed client's records go to the worker's queue (their answers in flight
--- dropped: each is sent again, the same record).
+-- A closed client's records go to the worker's queue, answers in flight dropped (each is sent again).
 function Q:hand_over()
   if not self.own then return end
   self.handed = true
@@ -73,14 +71,12 @@ function Q:hand_over()
   end
 end
 
--- Redis errors that pass (OOM, a replica loading or read-only, a busy
--- script...): a record refused for one is sent again later.
+-- Redis errors that pass: a record refused for one is sent again later.
 local PASSING = { OOM = true, LOADING = true, BUSY = true, READONLY = true, MASTERDOWN = true, TRYAGAIN = true,
   CLUSTERDOWN = true, NOREPLICAS = true, MISCONF = true }
 
--- Whether Redis refused entry e for good (its script ran and failed, which
--- sending it again cannot change): said through on_event, and true, so that
--- the records behind it are written.
+-- Whether Redis refused entry e for good (its script ran and failed): warned of, and true, so that the
+-- records behind it are written.
 function Q:refused(e, err, on_event)
   local reply = type(err) == "table" and err.reply
   if type(reply) ~= "string" or not reply:find("@user_script", 1, true) then return false end
@@ -95,8 +91,7 @@ function Q:refused(e, err, on_event)
   return true
 end
 
--- The first entry answered v, err: taken off the queue (true), or left first
--- when the store failed (false).
+-- The first entry answered: taken off the queue (true), or left first when the store failed (false).
 local function answered(self, e, v, err, on_event)
   if v == nil and not self:refused(e, err, on_event) then
     self:failed(err)
@@ -124,8 +119,7 @@ function Q:flush(st, on_event)
   return true
 end
 
--- One turn: every record not sent yet sent on st (in order, on one
--- connection: written in order), the answers there taken.  Whether none is left.
+-- One turn: unsent records sent on st (one connection: written in order), answers taken.  Whether none left.
 function Q:pump(st, on_event)
   self:adopt()
   if self[1] and not self:down_now(core.now()) then
@@ -153,8 +147,7 @@ function Q:pump(st, on_event)
   return self[1] == nil
 end
 
--- Whether every queued record is written, or the store failing since the last
--- was queued (a blocking call returns then).
+-- Whether every record is written, or the store failed since the last was queued (a blocking call returns).
 function Q:settled()
   return not self[1] or self:failed_since(self[#self])
 end

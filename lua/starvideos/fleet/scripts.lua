@@ -1,13 +1,11 @@
 -- The scripts of the ledger on a store (fleet/ledger.lua), so each change is
 -- atomic.  `P` (an ARGV) is the key's prefix, for the keys named by a task or a kind.
---
 -- Keys, all under "starvideos:{KEY}:" (KEY: budget.lua's b.hash; one hash slot):
 --   task:<id>       hash: id, model, duration, resolution, kind, out, owner, prompt_hash,
 --                   prompt (its head), time, uncertain, status, error, path and bytes
 --                   (downloaded), part and part_dest; a settled one expires after RETAIN s
 --   unfinished      set of the ids neither downloaded nor failed
---   tasks           sorted set of every id created, by tasks:seq (an expired one leaves
---                   it when listed)
+--   tasks           sorted set of the ids created, by tasks:seq (an expired one leaves when listed)
 --   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt, key, fp,
 --                   body: a create sent whose answer did not come yet; pending: their set
 --   gone:<local>    a create abandoned: its pending script, run late, writes nothing
@@ -16,9 +14,8 @@
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
 --   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
--- A created record moves the local from pending to the task at once; a claim
--- checks the owner's lease is gone and sets the claimer in one script, so two
--- keepers never take one task.  Reads go through the sets, never every task.
+-- A created record moves the local from pending to the task at once; a claim is one script (two keepers
+-- never take one task).  Reads go through the sets, never every task.
 
 local Store = require "starvideos.fleet.store"
 local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)
@@ -52,8 +49,7 @@ redis.call('SADD', KEYS[2], ARGV[1])
 if KEYS[6] then redis.call('SET', KEYS[6], 'L' .. ARGV[1]) end
 return 1
 ]],
-  -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), field,
-  -- value, ...
+  -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), fields
   created = [[
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 if not redis.call('ZSCORE', KEYS[5], ARGV[1]) then
@@ -116,9 +112,8 @@ redis.call('HSET', KEYS[1], 'part', ARGV[1], 'part_dest', ARGV[2])
 return 1
 ]],
   -- KEYS sets of ids (tasks: the sorted one); ARGV P, keeper id ('' none), lease ms, ids due again...: per
-  -- set, its members' records, flat (an id whose record expired leaves tasks).  With a keeper: its lease
-  -- renewed, and only the records whose owner's lease is gone (or its own tasks due again), a task's or an
-  -- owed event's claimed for it in this one script, so two keepers never take one.
+  -- set its records, flat (an id whose record expired leaves tasks).  With a keeper (its lease renewed):
+  -- only those whose owner's lease is gone or its own tasks due again, claimed for it (not pendings).
   records = [=[
 local P, me, alive, due, out = ARGV[1], ARGV[2], {}, {}, {}
 local RECORD = { tasks = 'task:', unfinished = 'task:', pending = 'pend:', owed = 'owed:' }
