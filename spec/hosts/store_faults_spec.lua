@@ -273,7 +273,7 @@ io.write(string.format("collected %%s %%.3f\n", tostring(ledger.closed), core.no
         "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. script: "
           .. "4437, on @user_script:2.",
         "NOSCRIPT No matching script. Please use EVAL." } do
-        assert.is_false(l.queue:refused({ "created", {}, { "t-x" } }, { reply = reply }, warn), reply)
+        assert.is_false(l.queue:refused({ "created", {}, { "t-x" } }, { reply = reply }, cfg.on_event), reply)
       end
       assert.equal(1, #warnings)
       check:close()

@@ -1,15 +1,13 @@
--- One create's asking of the store before it is sent (fleet/ledger.lua's
--- before_create): the lease, create_limit's count and the pending record in
--- one round trip (and, once per store in a process, whether Redis syncs every
--- write).  Never waited for: ask:step() answers false until Redis has, and the
--- job asks again on a later turn.
+-- One create's asking of the store before it is sent (the ledger's before_create): the lease,
+-- create_limit's count and the pending record in one round trip, never waited for (step() answers false
+-- until Redis has); once per store in a process, whether Redis syncs every write.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local journal = require "starvideos.records.journal" -- (head)
 
-local type, ipairs, pairs, tostring, tonumber, setmetatable, string_format, os_time, math_floor =
-  type, ipairs, pairs, tostring, tonumber, setmetatable, string.format, os.time, math.floor
+local type, pairs, tostring, tonumber, setmetatable, string_format, os_time, math_floor =
+  type, pairs, tostring, tonumber, setmetatable, string.format, os.time, math.floor
 local new_error = errors.new_error
 
 local A = {}
@@ -27,19 +25,13 @@ function A.pairs_of(rec, ...)
   return list
 end
 
-function A.new(ledger, params, lid, out, want)
-  return setmetatable({ ledger = ledger, params = params, lid = lid, out = out, want = want, st = false }, A)
-end
-
 -- The answers nobody will read dropped (refused, or its job cancelled).
 function A:drop()
-  for _, k in ipairs { "fsync", "pend" } do
-    if self[k] then self.st:forget(self[k]); self[k] = nil end
-  end
+  if self.fsync then self.st:forget(self.fsync) end
+  if self.pend then self.st:forget(self.pend) end
 end
 
--- Whether the store keeps every write (appendfsync always): said once
--- through on_event {type = "warning"} when it does not, or cannot say.
+-- Whether the store keeps every write (appendfsync always): warned of once when not, or it cannot say.
 local function fsync_answer(self)
   local l = self.ledger
   local v, err = self.st:result(self.fsync)
@@ -52,46 +44,42 @@ local function fsync_answer(self)
     mode and tostring(mode) or "unknown (CONFIG GET refused: " .. tostring(err and err.message or v) .. ")") })
 end
 
--- The ask sent (fleet/scripts.lua's keyed): nil, or what refused it.
-local function send(self, st, lease)
-  local l, lim, p, want = self.ledger, self.ledger.cfg.create_limit, self.params, self.want or {}
-  local pre, lid = l.prefix, self.lid
-  self.st, self.lease_obj = st, lease
+-- The ask of create lid, sent on the ledger's store under lease (fleet/scripts.lua's keyed),
+-- answered at a later step at the earliest: the ask, or nil, what refused it.
+function A.new(l, p, lid, out, want, lease)
+  local st, lim, pre, w = l.store, l.cfg.create_limit, l.prefix, want or {}
+  local self = setmetatable({ ledger = l, st = st, lease = lease }, A)
   if not fsync_asked[l.where] then
     fsync_asked[l.where] = true
     self.fsync = st:send("CONFIG", "GET", "appendfsync")
   end
-  local args = A.pairs_of({ ["local"] = lid, model = p.model, owner = lease.id, out = self.out, time = os_time(),
+  local args = A.pairs_of({ ["local"] = lid, model = p.model, owner = lease.id, out = out, time = os_time(),
     prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil, prompt = journal.head(p.prompt),
-    key = want.key, fp = want.fp, body = want.body }, lid, want.fresh and "1" or "", pre, l.lease_ms,
+    key = w.key, fp = w.fp, body = w.body }, lid, w.fresh and "1" or "", pre, l.lease_ms,
     lim and math_floor(lim.count) or "", lim and string_format("%.17g", lim.per) or "")
   local err
-  self.pend, err = st:send_script(self.want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
+  self.pend, err = st:send_script(want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
     pre .. "pending", pre .. "gone:" .. lid, pre .. "owner:" .. lease.id, pre .. "creates",
-    want.key and pre .. "key:" .. core.hash(want.key) }, args)
-  if not self.pend then return err end
-  self.pend_sent = true -- Redis may run it, late, whatever happens next
+    w.key and pre .. "key:" .. core.hash(w.key) }, args)
+  if not self.pend then
+    self:drop()
+    return nil, err
+  end
   st:step(0)
+  return self
 end
 
--- One step: true (the pending record is written, or for a keyed create the
--- store's word on its key in self.verdict), false (ask again on a later
--- turn), or nil, err (err.kind: the refusal is whole, no suffix to add);
--- sent on st under lease when not sent yet.
-function A:step(st, lease)
-  if not self.st then -- answered at a later step at the earliest: the ask is in flight until then
-    local err = send(self, st, lease)
-    if err then return nil, err end
-    return false
-  end
-  st = self.st
+-- One step: true (the pending record written, or a keyed create's word from the store in self.verdict),
+-- false (not yet), or nil, err (err.kind: a whole refusal, no suffix to add).
+function A:step()
+  local st = self.st
   st:step(0)
   if self.fsync and st:ready(self.fsync) then fsync_answer(self) end
   if self.fsync or not st:ready(self.pend) then return false end
   local done, err = st:result(self.pend)
   self.pend = nil
   if done == nil then return nil, err end
-  self.lease_obj.renewed = core.now() -- Redis set it: this round trip took it along
+  self.lease.renewed = core.now() -- Redis set it: this round trip took it along
   if type(done) == "table" and done[1] == "limited" then
     local l, lim, wait = self.ledger, self.ledger.cfg.create_limit, tonumber(done[2])
     return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s "

@@ -1,7 +1,6 @@
--- The key's budget in Redis: budget.lua's rules run as scripts on the server's
--- clock, atomically.  A token is never waited for: the asker comes back
--- (loop:await_store) until the answer is there.  Redis failing: the host's
--- dict, else the process's own bucket, stands in, said once, for AGAIN s.
+-- The key's budget in Redis: budget.lua's rules as scripts on the server's clock.  Never waited for: the
+-- asker comes back (loop:await_store).  Redis failing: the host's dict, else the process's own bucket,
+-- stands in, said once, for AGAIN s.
 
 local Budget = require "starvideos.budget"
 local Store = require "starvideos.fleet.store"
@@ -14,9 +13,8 @@ F.__index = F
 
 local AGAIN = 1 -- seconds
 
--- Each answers a string (Redis truncates a Lua number to an integer): "0..."
--- allowed, else the seconds to wait.  redis.replicate_commands lets a script
--- write after TIME on Redis 3.2 to 4.
+-- Each answers a string (Redis truncates a Lua number): "0..." allowed, else the seconds to wait.
+-- redis.replicate_commands lets a script write after TIME on Redis 3.2 to 4.
 local HEAD = "if redis.replicate_commands then redis.replicate_commands() end\n"
   .. "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n" .. Budget.RULES
 F.SCRIPTS = {
@@ -30,8 +28,7 @@ end
 return string.format('%.6f', wait)
 ]],
 }
--- create_limit's count on `key` (the key's creates, a sorted set of times): 0
--- (the create counted) or the seconds to wait; fleet/scripts.lua's keyed too.
+-- create_limit's count on `key` (a sorted set of times): 0 (counted) or the seconds to wait; keyed's too.
 F.CREATE = HEAD .. [[
 local function count_create(key, count, per)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.6f', now - per))
@@ -63,14 +60,6 @@ function F.new(store, b, loop, fallback)
   return setmetatable({ store = store, budget = b, loop = loop, fallback = fallback }, F)
 end
 
-function F.seconds(store, n)
-  local v, err = store:result(n)
-  if v == nil then return nil, err end
-  local seconds = tonumber(v)
-  if not seconds then return nil, store:error("the budget's script answered " .. tostring(v)) end
-  return seconds
-end
-
 local function failed(self, t, err)
   if err ~= true and not self.down then
     self.budget:warn(string_format("%s: the key's budget is this process's own until it answers",
@@ -88,7 +77,9 @@ function F:take(t, obj)
     st:step(0)
     if not st:ready(n) then return self.loop:await_store(obj, t) end
     self.n = false
-    local wait, err = F.seconds(st, n)
+    local v, err = st:result(n)
+    local wait = tonumber(v)
+    if not wait and v ~= nil then err = st:error("the budget's script answered " .. tostring(v)) end
     if not wait then return failed(self, t, err) end
     if self.down then
       self.down = false

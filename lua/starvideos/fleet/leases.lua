@@ -1,13 +1,12 @@
--- Leases and claims on a store: an owner id per process and key (its ledgers'
--- until the last closes) and per keeper, each a key `owner:<id>` expiring
--- after the lease, renewed every third of it.  A task whose owner's key is
--- gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua).
+-- Leases and claims on a store: an owner id per process and key (until its last ledger closes) and per
+-- keeper, each a key `owner:<id>` expiring after the lease, renewed every third of it.  A task whose
+-- owner's key is gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua).
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (part_of)
 local records_leases = require "starvideos.records.leases" -- (its hold and release: the process's leases)
 
-local type, ipairs, pairs, tostring, tonumber, setmetatable = type, ipairs, pairs, tostring, tonumber, setmetatable
+local type, ipairs, pairs, tostring, setmetatable = type, ipairs, pairs, tostring, setmetatable
 
 local M = {}
 
@@ -26,28 +25,21 @@ function M.hold(key) return records_leases.hold(key, new) end
 -- One user fewer: whether it was the last (its key is then the caller's to delete).
 Lease.release = records_leases.release
 
-function M.send(st, ledger, id)
-  return st:send("SET", ledger.prefix .. "owner:" .. id, "1", "PX", tostring(ledger.lease_ms))
-end
-
-local function set(ledger, id)
-  local st, err = ledger:_store()
-  if not st then return nil, err end
-  return st:wait(M.send(st, ledger, id))
+local function send(ledger, id)
+  return ledger.store:send("SET", ledger.prefix .. "owner:" .. id, "1", "PX", tostring(ledger.lease_ms))
 end
 
 -- Renewed now (force), or when a third of it passed: true, or nil, err.
 function Lease:renew(ledger, force)
   local t = core.now()
   if not force and t - self.renewed < ledger.lease_ms / 3000 then return true end
-  local ok, err = set(ledger, self.id)
+  local ok, err = ledger.store:wait(send(ledger, self.id))
   if ok == nil then return nil, err end
   self.renewed = t
   return true
 end
 
--- The async renewal (a loop's turn): sent when a third of it passed, its answer
--- taken when there.  Whether nothing is in flight.
+-- The async renewal (a loop's turn): sent when due, its answer taken when there.  Whether none in flight.
 function Lease:renew_async(ledger, t)
   local n = self.n
   if n then
@@ -57,14 +49,13 @@ function Lease:renew_async(ledger, t)
     return true
   end
   if t - self.renewed < ledger.lease_ms / 3000 or ledger.queue:down_now(t) then return true end
-  n = M.send(ledger.store, ledger, self.id)
+  n = send(ledger, self.id)
   if not n then return true end
   self.n, self.st, self.sent_at = n, ledger.store, t
   return false
 end
 
--- A timer on the loop that has the ledger take a turn when its lease is due,
--- every third of it, while the ledger holds one.
+-- A timer that has the ledger take a turn every third of its lease, while it holds one.
 local Renewer = {}
 Renewer.__index = Renewer
 
@@ -87,49 +78,35 @@ Keeper.__index = Keeper
 function Keeper:close()
   if self.closed then return end
   self.closed = true
-  if self.ledger.store then self.ledger.store:call("DEL", self.ledger.prefix .. "owner:" .. self.id) end
+  self.ledger.store:call("DEL", self.ledger.prefix .. "owner:" .. self.id)
 end
 
 function M.keeper(ledger)
   local k = setmetatable({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {} }, Keeper)
-  local ok, err = set(ledger, k.id)
+  local ok, err = ledger.store:wait(send(ledger, k.id))
   if ok == nil then return nil, M.message(err) end
   return k
 end
 
-local function nonempty(v) if v ~= "" then return v end end
-
--- A record (a task or a pending create) as the scripts list it, flat: a
--- table, its time a number.
-function M.record(r)
-  local h = {}
-  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
-  h.time = tonumber(h.time)
-  return h
-end
-
--- Claims for keeper k every unfinished task whose owner's lease is gone, and
--- k's own due again: tasks {id=, model=, out=, part=}, the orphaned creates
--- whose answer never came (each once), false (never behind); or nil, err.
+-- Claims for keeper k the unfinished tasks whose owner's lease is gone and its own due again ({id=, model=,
+-- out=, part=, from=}), the orphaned creates (each once), false (never behind); or nil, err.
 function M.orphans(ledger, k)
-  ledger:flush()
   if k.closed then return nil, "the keeper is closed" end
-  local args, t = { ledger.prefix, k.id, ledger.lease_ms }, core.now()
+  local due, t = {}, core.now()
   for id, when in pairs(k.again) do
     if when <= t and not k.carrying[id] then
-      args[#args + 1] = id
+      due[#due + 1] = id
       k.again[id] = nil
     end
   end
-  local v, err = ledger:eval("orphans", { ledger.prefix .. "unfinished", ledger.prefix .. "pending" }, args)
-  if v == nil then return nil, M.message(err) end
+  local v, err = ledger:_records({ "unfinished", "pending" }, k, due)
+  if not v then return nil, err end
   local tasks, pendings = {}, {}
-  for _, r in ipairs(v[1]) do
-    tasks[#tasks + 1] = { id = r[1], model = nonempty(r[2]), out = nonempty(r[3]), part = journal.part_of(r[4]),
-      from = nonempty(r[5]) }
+  for i, h in ipairs(v[1]) do
+    tasks[i] = { id = h.id, model = h.model, out = h.out, part = journal.part_of(h.part_dest),
+      from = h.owner ~= "" and h.owner or nil }
   end
-  for _, r in ipairs(v[2]) do
-    local p = M.record(r)
+  for _, p in ipairs(v[2]) do
     if not k.told[p["local"]] then
       k.told[p["local"]] = true
       pendings[#pendings + 1] = p
@@ -138,16 +115,13 @@ function M.orphans(ledger, k)
   return tasks, pendings, false
 end
 
--- Claims for keeper k every owed webhook whose owner's lease is gone:
--- {wid=, task=, body=}; or nil, err.
+-- Claims for keeper k the owed webhooks whose owner's lease is gone: {wid=, task=, body=}; or nil, err.
 function M.owed_orphans(ledger, k)
-  ledger:flush()
   if k.closed then return nil, "the keeper is closed" end
-  local v, err = ledger:eval("owed_orphans", { ledger.prefix .. "owed" }, { ledger.prefix, k.id })
-  if v == nil then return nil, M.message(err) end
-  local out = {}
-  for i, r in ipairs(type(v) == "table" and v or {}) do out[i] = { wid = r[1], task = r[2], body = r[3] } end
-  return out
+  local v, err = ledger:_records({ "owed" }, k)
+  if not v then return nil, err end
+  for i, r in ipairs(v[1]) do v[1][i] = { wid = r.wid, task = r.task, body = r.body } end
+  return v[1]
 end
 
 return M

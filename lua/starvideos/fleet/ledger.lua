@@ -1,9 +1,5 @@
--- The ledger on a store (Redis), records/ledger.lua's interface: its records
--- fleet/scripts.lua's, written in order through fleet/queue.lua; its leases
--- and claims fleet/leases.lua's (docs/keep-and-fleet.md).
---   R.new(store_or_url, cfg[, loop[, budget]]): a store not connected yet, or
---   its URL.  With a loop nothing a job calls waits; without (the CLI, a
---   keep's reads), every call waits.
+-- The ledger on a store (Redis), records/ledger.lua's interface (docs/keep-and-fleet.md).
+--   R.new(store_or_url, cfg[, loop[, budget]]): with a loop nothing a job calls waits; without, all do.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -27,57 +23,47 @@ R.__index = R
 
 local RETAIN = 7 * 86400 -- seconds a settled task's record stays
 
-local Reader = {} -- the samples read across a loop's turns (R.new)
-Reader.__index = Reader
+-- The store's samples taught: sent at the first turn, taken when there (without a loop: waited for).
+local function read_samples(self)
+  local l, st = self.ledger, self.ledger.store
+  if not self.n then
+    self.n = st:send_script("ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
+    if l.loop or not self.n then return not self.n end
+  end
+  st:step(0)
+  if l.loop and not st:ready(self.n) then return false end
+  local v = st:wait(self.n)
+  for _, r in ipairs(type(v) == "table" and v or {}) do
+    for i = #r[3], 1, -1 do -- oldest first
+      local took, within = r[3][i]:match("^(%S+) ?(%S*)$")
+      l.schedule:learn(r[1], r[2] ~= "" and r[2] or nil, tonumber(took), tonumber(within))
+    end
+  end
+  return true
+end
 
 function R.new(store, cfg, loop, budget)
-  local url = type(store) == "string" and store or nil
-  local where = url and config.store_url(url).where or store.where -- a bad URL raises here, naming `store`
+  if type(store) == "string" then store = Store.new(store, { timeout = cfg.connect_timeout }) end
   local hash = budget and budget.hash or require("starvideos.budget").hash_of(cfg.base_url, cfg.api_key)
-  local prefix = "starvideos:{" .. hash .. "}:"
-  -- inside nginx a client's records are its own (a store per client, whose
-  -- commands yield its light thread: no other request's turn may send them)
-  local self = setmetatable({ url = url, store = not url and store or nil, cfg = cfg, hash = hash, prefix = prefix,
+  local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
+  local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
     outs = {}, records = true, asks = {}, held = {}, loop = loop or false,
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
   local Schedule = require "starvideos.extras.schedule"
   if budget and Schedule.first_read(budget, where .. " " .. prefix) then
     self.schedule = Schedule.of(budget, cfg)
-    local reader = setmetatable({ ledger = self }, Reader)
+    local reader = { ledger = self, turn = read_samples }
     if loop then budget:share(reader) else reader:turn() end
   end
   return self
 end
 
-function R:_store()
-  if self.store then return self.store end
-  local st, err = Store.open(self.url, { timeout = self.cfg.connect_timeout })
-  if not st then return nil, err end
-  self.store = st
-  return st
-end
-
--- One script, waited for: its answer, or nil, err (kind io, field store).
-function R:eval(name, keys, args)
-  local st, err = self:_store()
-  if not st then return nil, err end
-  return st:script("ledger_" .. name, keys, args)
-end
-
-local function warn(self)
-  return function(message)
-    local on_event = self.cfg.on_event
-    if on_event then on_event { type = "warning", message = message } end
-  end
-end
-
 function R:flush()
-  return self.queue:flush(function(...) return self:eval(...) end, warn(self))
+  return self.queue:flush(self.store, self.cfg.on_event)
 end
 
--- A record after a create: queued, then sent a turn at a time (with a loop),
--- or everything queued written while Redis answers (without).  Its entry.
+-- A record after a create, queued: sent a turn at a time (with a loop), else written now.  Its entry.
 function R:_record(name, keys, args)
   local e = self.queue:push(name, keys, args)
   if self.loop then
@@ -89,12 +75,9 @@ function R:_record(name, keys, args)
   return e
 end
 
--- A loop's turn while anything is in flight: the records sent and their
--- answers taken, the lease renewed when due.  Whether done.
+-- A loop's turn: the records sent and their answers taken, the lease renewed when due.  Whether done.
 function R:turn()
-  local st = self.store
-  if not st then return true end
-  local empty = self.queue:pump(st, warn(self))
+  local empty = self.queue:pump(self.store, self.cfg.on_event)
   local renewed = not self.lease or self.lease:renew_async(self, core.now())
   return empty and renewed
 end
@@ -124,30 +107,27 @@ function R:_renewing()
   if self.loop and not self.renewer then self.renewer = leases.renewer(self, self.loop) end
 end
 
--- The client closed (collected: in a GC step, where nothing may wait).  Its
--- records are written first; those left stay queued for the process.  The
--- last share of the lease deletes its key (collected: it just expires).
+-- The client closed (collected: in a GC step, where nothing may wait): its records written first, those
+-- left queued for the process; the lease's last share deletes its key (collected: it just expires).
 function R:close(collected)
   local lease = self.lease
   self.lease, self.closed = nil, true
   if not collected then self:flush() end
   self.queue:hand_over()
-  if lease and lease:release() and self.store and not collected then
+  if lease and lease:release() and not collected then
     self.store:call("DEL", self.prefix .. "owner:" .. lease.id)
   end
 end
 
 R.keeper, R.orphans, R.owed_orphans = leases.keeper, leases.orphans, leases.owed_orphans
 
--- A create surely never sent (lid): its pending record removed, and its
--- pending script made a no-op should Redis run it later (gone:<local>).
+-- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 function R:_abandoned(lid)
   self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
     { lid, RETAIN })
 end
 
--- The pending create lid settled by hand (`starvideos pending --forget`):
--- its key creates again.  true, or nil, why.
+-- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
 function R:forget_pending(lid)
   local list, err = self:pending()
   if not list then return nil, err end
@@ -168,8 +148,7 @@ function R:forget(lid, id)
   if id then self.held[id] = nil end
 end
 
--- The store's word on a keyed create's key (fleet/scripts.lua's keyed):
--- the task to follow, or nil, err.
+-- The keyed script's word on a create's key: the task to follow, or nil, err.
 local function key_answer(self, v, want)
   local e = { ["local"] = v[2], time = tonumber(v[3]) }
   if v[1] == "task" then
@@ -178,8 +157,7 @@ local function key_answer(self, v, want)
   return Records.key_answer(e, want, "--store " .. self.where)
 end
 
--- One step of a create's ask: true (or the task its key names), false (not
--- yet), or nil, err.
+-- One step of a create's ask: true (or the task its key names), false (not yet), or nil, err.
 function R:_ask(params, lid, out, want)
   local ask = self.asks[lid]
   local function refuse(err)
@@ -187,14 +165,10 @@ function R:_ask(params, lid, out, want)
     self.asks[lid] = nil
     if type(err) == "table" and err.kind == "rate_limited" then return nil, err end
     -- its pending script sent, Redis may still run it: abandoned after it
-    if ask and ask.pend_sent then self:_abandoned(lid) end
+    if ask then self:_abandoned(lid) end
     return nil, new_error("io", leases.message(err) .. " (nothing was sent)", { field = "store" })
   end
-  local st
   if not ask then
-    local err
-    st, err = self:_store()
-    if not st then return refuse(err) end
     self.queue:adopt()
     if self.queue[1] then -- the records of earlier tasks first: Redis failing, no create
       local down = self.queue:down_now(core.now())
@@ -203,10 +177,13 @@ function R:_ask(params, lid, out, want)
       local ok, ferr = self:flush()
       if not ok then return refuse(ferr) end
     end
-    ask = Ask.new(self, params, lid, out, want)
+    local err
+    ask, err = Ask.new(self, params, lid, out, want, self:_hold())
+    if not ask then return refuse(err) end
     self.asks[lid] = ask
+    return false
   end
-  local ok, aerr = ask:step(st, st and self:_hold())
+  local ok, aerr = ask:step()
   if ok == nil then return refuse(aerr) end
   if not ok then return false end
   self.asks[lid] = nil
@@ -273,8 +250,7 @@ function R:downloaded(id, path)
 end
 
 function R:part(id, part, path)
-  self:_record("part", { self.prefix .. "task:" .. id }, { part, path })
-  return true
+  return self:_record("part", { self.prefix .. "task:" .. id }, { part, path })
 end
 
 -- Its owner the process's lease (with a loop, taken without waiting).
@@ -292,24 +268,31 @@ function R:delivered(wid)
   self:_record("delivered", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" }, { wid })
 end
 
--- The key's sets read (after the queued records): per set, its records
--- (leases.record), or nil, err.
-function R:_records(...)
+-- A record as the scripts list it (flat): a table, its time a number.
+local function record(r)
+  local h = {}
+  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
+  h.time = tonumber(h.time)
+  return h
+end
+
+-- The key's sets read (after the queued records): per set, its records, or
+-- nil, err.  With keeper k, those it claims (fleet/scripts.lua's records).
+function R:_records(sets, k, due)
   self:flush()
-  local keys, args = {}, { self.prefix }
-  for i, set in ipairs { ... } do
-    keys[i], args[i + 1] = self.prefix .. set, set == "pending" and "pend:" or "task:"
-  end
-  local v, err = self:eval("records", keys, args)
+  local keys, args = {}, { self.prefix, k and k.id or "", self.lease_ms }
+  for i, set in ipairs(sets) do keys[i] = self.prefix .. set end
+  for _, id in ipairs(due or {}) do args[#args + 1] = id end
+  local v, err = self.store:script("ledger_records", keys, args)
   if v == nil then return nil, leases.message(err) end
   for _, rows in ipairs(v) do
-    for i, r in ipairs(rows) do rows[i] = leases.record(r) end
+    for i, r in ipairs(rows) do rows[i] = record(r) end
   end
   return v
 end
 
 function R:unfinished()
-  local v, err = self:_records("unfinished")
+  local v, err = self:_records { "unfinished" }
   if not v then return nil, err end
   local out = {}
   for i, h in ipairs(v[1]) do
@@ -318,10 +301,9 @@ function R:unfinished()
   return out
 end
 
--- Every task of the store's list (its settled ones for RETAIN seconds) and
--- its pending creates, as journal.tasks lists a journal's; or nil, err.
+-- The store's tasks (settled ones for RETAIN s) and pending creates, as journal.tasks lists; or nil, err.
 function R:tasks()
-  local v, err = self:_records("tasks", "pending")
+  local v, err = self:_records { "tasks", "pending" }
   if not v then return nil, err end
   local list = {}
   for _, h in ipairs(v[1]) do
@@ -336,32 +318,10 @@ function R:tasks()
 end
 
 function R:pending()
-  local v, err = self:_records("pending")
+  local v, err = self:_records { "pending" }
   if not v then return nil, err end
   table_sort(v[1], function(a, b) return (a.time or 0) < (b.time or 0) end)
   return v[1]
-end
-
--- Sent at the first turn, taken when there (without a loop: waited for): the
--- store's samples ({kind, model, {"took within", ...}} per kind) taught.
-function Reader:turn()
-  local l = self.ledger
-  local st = l:_store()
-  if not st then return true end
-  if not self.n then
-    self.n = st:send_script("ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
-    if l.loop or not self.n then return not self.n end
-  end
-  st:step(0)
-  if l.loop and not st:ready(self.n) then return false end
-  local v = st:wait(self.n)
-  for _, r in ipairs(type(v) == "table" and v or {}) do
-    for i = #r[3], 1, -1 do -- oldest first
-      local took, within = r[3][i]:match("^(%S+) ?(%S*)$")
-      l.schedule:learn(r[1], r[2] ~= "" and r[2] or nil, tonumber(took), tonumber(within))
-    end
-  end
-  return true
 end
 
 return R

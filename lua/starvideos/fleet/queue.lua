@@ -52,16 +52,14 @@ function Q:push(name, keys, args)
   return e
 end
 
--- Inside nginx, the records a closed client left, taken after this one's own
--- (never by a closed one: its store is its finished request's).
+-- Inside nginx, the records closed clients left, taken after this one's own (never by a closed one).
 function Q:adopt()
   local from = self.link.queue
   if not self.own or self.handed or not from[1] then return end
   for i = 1, #from do self[#self + 1], from[i] = from[i], nil end
 end
 
--- A closed client's records go to the worker's queue (their answers in flight
--- dropped: each is sent again, the same record).
+-- A closed client's records go to the worker's queue, answers in flight dropped (each is sent again).
 function Q:hand_over()
   if not self.own then return end
   self.handed = true
@@ -73,30 +71,29 @@ function Q:hand_over()
   end
 end
 
--- Redis errors that pass (OOM, a replica loading or read-only, a busy
--- script...): a record refused for one is sent again later.
+-- Redis errors that pass: a record refused for one is sent again later.
 local PASSING = { OOM = true, LOADING = true, BUSY = true, READONLY = true, MASTERDOWN = true, TRYAGAIN = true,
   CLUSTERDOWN = true, NOREPLICAS = true, MISCONF = true }
 
--- Whether Redis refused entry e for good (its script ran and failed, which
--- sending it again cannot change): said to warn, and true, so that the
+-- Whether Redis refused entry e for good (its script ran and failed): warned of, and true, so that the
 -- records behind it are written.
-function Q:refused(e, err, warn)
+function Q:refused(e, err, on_event)
   local reply = type(err) == "table" and err.reply
   if type(reply) ~= "string" or not reply:find("@user_script", 1, true) then return false end
   for word in reply:gmatch("%u%u+") do -- Redis 6 wraps a script's error: a passing code anywhere passes
     if PASSING[word] then return false end
   end
-  warn(string_format("store %s: Redis refused the %s record of %s (%s): it is dropped, the records after it are "
-    .. "written", self.where, tostring(e[1]), tostring(e[3][1]), reply))
+  if on_event then
+    on_event { type = "warning", message = string_format("store %s: Redis refused the %s record of %s (%s): it is "
+      .. "dropped, the records after it are written", self.where, tostring(e[1]), tostring(e[3][1]), reply) }
+  end
   e.refused = true
   return true
 end
 
--- The first entry answered v, err: taken off the queue (true), or left first
--- when the store failed (false).
-local function answered(self, e, v, err, warn)
-  if v == nil and not self:refused(e, err, warn) then
+-- The first entry answered: taken off the queue (true), or left first when the store failed (false).
+local function answered(self, e, v, err, on_event)
+  if v == nil and not self:refused(e, err, on_event) then
     self:failed(err)
     return false
   end
@@ -106,7 +103,7 @@ local function answered(self, e, v, err, warn)
 end
 
 -- Every queued record written, waiting for each: true, or nil, err at the first that fails.
-function Q:flush(eval, warn)
+function Q:flush(st, on_event)
   self:adopt()
   while self[1] do
     local e = self[1]
@@ -115,16 +112,15 @@ function Q:flush(eval, warn)
       v, err = e.st:wait(e.n)
       e.n = nil
     else
-      v, err = eval(e[1], e[2], e[3])
+      v, err = st:script("ledger_" .. e[1], e[2], e[3])
     end
-    if not answered(self, e, v, err, warn) then return nil, err end
+    if not answered(self, e, v, err, on_event) then return nil, err end
   end
   return true
 end
 
--- One turn: every record not sent yet sent on st (in order, on one
--- connection: written in order), the answers there taken.  Whether none is left.
-function Q:pump(st, warn)
+-- One turn: unsent records sent on st (one connection: written in order), answers taken.  Whether none left.
+function Q:pump(st, on_event)
   self:adopt()
   if self[1] and not self:down_now(core.now()) then
     for _, e in ipairs(self) do
@@ -140,7 +136,7 @@ function Q:pump(st, warn)
     local e = self[1]
     local v, err = e.st:result(e.n)
     e.n = nil
-    if not answered(self, e, v, err, warn) then
+    if not answered(self, e, v, err, on_event) then
       for i = 2, #self do -- those behind it are sent again (a record's script may run twice: the same record)
         local o = self[i]
         if o.n then o.st:forget(o.n); o.n = nil end
@@ -151,8 +147,7 @@ function Q:pump(st, warn)
   return self[1] == nil
 end
 
--- Whether every queued record is written, or the store failing since the last
--- was queued (a blocking call returns then).
+-- Whether every record is written, or the store failed since the last was queued (a blocking call returns).
 function Q:settled()
   return not self[1] or self:failed_since(self[#self])
 end

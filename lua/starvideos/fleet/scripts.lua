@@ -1,13 +1,11 @@
 -- The scripts of the ledger on a store (fleet/ledger.lua), so each change is
 -- atomic.  `P` (an ARGV) is the key's prefix, for the keys named by a task or a kind.
---
 -- Keys, all under "starvideos:{KEY}:" (KEY: budget.lua's b.hash; one hash slot):
 --   task:<id>       hash: id, model, duration, resolution, kind, out, owner, prompt_hash,
 --                   prompt (its head), time, uncertain, status, error, path and bytes
 --                   (downloaded), part and part_dest; a settled one expires after RETAIN s
 --   unfinished      set of the ids neither downloaded nor failed
---   tasks           sorted set of every id created, by tasks:seq (an expired one leaves
---                   it when listed)
+--   tasks           sorted set of the ids created, by tasks:seq (an expired one leaves when listed)
 --   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt, key, fp,
 --                   body: a create sent whose answer did not come yet; pending: their set
 --   gone:<local>    a create abandoned: its pending script, run late, writes nothing
@@ -16,9 +14,8 @@
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
 --   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
--- A created record moves the local from pending to the task at once; a claim
--- checks the owner's lease is gone and sets the claimer in one script, so two
--- keepers never take one task.  Reads go through the sets, never every task.
+-- A created record moves the local from pending to the task at once; a claim is one script (two keepers
+-- never take one task).  Reads go through the sets, never every task.
 
 local Store = require "starvideos.fleet.store"
 local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)
@@ -52,8 +49,7 @@ redis.call('SADD', KEYS[2], ARGV[1])
 if KEYS[6] then redis.call('SET', KEYS[6], 'L' .. ARGV[1]) end
 return 1
 ]],
-  -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), field,
-  -- value, ...
+  -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), fields
   created = [[
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 if not redis.call('ZSCORE', KEYS[5], ARGV[1]) then
@@ -115,68 +111,42 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'part', ARGV[1], 'part_dest', ARGV[2])
 return 1
 ]],
-  -- KEYS sets of ids (tasks: the sorted one); ARGV P, then each set's records ('task:' or 'pend:'):
-  -- per set, its members' records, flat (an id whose record expired leaves tasks)
-  records = [[
-local out = {}
-for i, set in ipairs(KEYS) do
-  local sorted, rows = redis.call('TYPE', set).ok == 'zset', {}
-  for _, id in ipairs(sorted and redis.call('ZRANGE', set, 0, -1) or redis.call('SMEMBERS', set)) do
-    local r = redis.call('HGETALL', ARGV[1] .. ARGV[i + 1] .. id)
-    if r[1] then rows[#rows + 1] = r elseif sorted then redis.call('ZREM', set, id) end
-  end
-  out[i] = rows
-end
-return out
-]],
-  -- KEYS unfinished, pending; ARGV P, keeper id, lease ms, ids due again...
-  -- The keeper's lease renewed, then every unfinished task whose owner's
-  -- lease is gone claimed for it, its own due again, and the pendings
-  -- (flat records) whose owner is gone.
-  orphans = [=[
-local P, me = ARGV[1], ARGV[2]
-redis.call('SET', P .. 'owner:' .. me, '1', 'PX', tonumber(ARGV[3]))
-local alive, due, tasks, pend = {}, {}, {}, {}
-local function gone(owner)
+  -- KEYS sets of ids (tasks: the sorted one); ARGV P, keeper id ('' none), lease ms, ids due again...: per
+  -- set its records, flat (an id whose record expired leaves tasks).  With a keeper (its lease renewed):
+  -- only those whose owner's lease is gone or its own tasks due again, claimed for it (not pendings).
+  records = [=[
+local P, me, alive, due, out = ARGV[1], ARGV[2], {}, {}, {}
+local RECORD = { tasks = 'task:', unfinished = 'task:', pending = 'pend:', owed = 'owed:' }
+if me ~= '' then redis.call('SET', P .. 'owner:' .. me, '1', 'PX', tonumber(ARGV[3])) end
+for i = 4, #ARGV do due[ARGV[i]] = true end
+local function orphan(owner, id)
+  if me == '' then return true end
+  if owner == me then return due[id] end
   if not owner or owner == '' then return true end
   if alive[owner] == nil then alive[owner] = redis.call('EXISTS', P .. 'owner:' .. owner) == 1 end
   return not alive[owner]
 end
-for i = 4, #ARGV do due[ARGV[i]] = true end
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = P .. 'task:' .. id
-  local r = redis.call('HMGET', key, 'owner', 'model', 'out', 'part_dest')
-  local mine = r[1] == me
-  if (mine and due[id]) or (not mine and gone(r[1])) then
-    if not mine then redis.call('HSET', key, 'owner', me) end
-    tasks[#tasks + 1] = { id, r[2] or '', r[3] or '', r[4] or '', r[1] or '' }
+for i, set in ipairs(KEYS) do
+  local name, sorted, rows = set:sub(#P + 1), redis.call('TYPE', set).ok == 'zset', {}
+  for _, id in ipairs(sorted and redis.call('ZRANGE', set, 0, -1) or redis.call('SMEMBERS', set)) do
+    local key = P .. RECORD[name] .. id
+    local r = orphan(redis.call('HGET', key, 'owner'), id) and redis.call('HGETALL', key)
+    if r and r[1] then
+      rows[#rows + 1] = r
+      if me ~= '' and name ~= 'pending' then redis.call('HSET', key, 'owner', me) end
+    elseif r and sorted then
+      redis.call('ZREM', set, id)
+    end
   end
+  out[i] = rows
 end
-for _, lid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local key = P .. 'pend:' .. lid
-  if gone(redis.call('HGET', key, 'owner')) then pend[#pend + 1] = redis.call('HGETALL', key) end
-end
-return { tasks, pend }
+return out
 ]=],
   -- KEYS kinds; ARGV P
   samples = [[
 local out, kinds = {}, redis.call('HGETALL', KEYS[1])
 for i = 1, #kinds, 2 do
   out[#out + 1] = { kinds[i], kinds[i + 1], redis.call('LRANGE', ARGV[1] .. 'samples:' .. kinds[i], 0, -1) }
-end
-return out
-]],
-  -- KEYS owed; ARGV P, keeper id: every owed event whose owner's lease is gone,
-  -- claimed for the keeper in the same script (two keepers never take one).
-  owed_orphans = [[
-local P, me, out = ARGV[1], ARGV[2], {}
-for _, wid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = P .. 'owed:' .. wid
-  local r = redis.call('HMGET', key, 'owner', 'task', 'body')
-  if r[3] and r[1] ~= me and (not r[1] or r[1] == '' or redis.call('EXISTS', P .. 'owner:' .. r[1]) == 0) then
-    redis.call('HSET', key, 'owner', me)
-    out[#out + 1] = { wid, r[2] or '', r[3] }
-  end
 end
 return out
 ]],

@@ -69,10 +69,6 @@ end
 
 function Hiredis:poll(wait) return self.conn:poll(wait) end
 
-function Hiredis:waiting()
-  return self.conn:pending() > 0
-end
-
 function Hiredis:reply(cn)
   while self.hello[1] and not self.failed do -- AUTH and SELECT answered first, in order (each reply once)
     local name, v, msg = self.hello[1][1], self.conn:reply(self.hello[1][2])
@@ -92,9 +88,8 @@ end
 
 function Hiredis:close() self.conn:close() end
 
--- resty.redis: one cosocket per command from nginx's keepalive pool (named by
--- the database and a hash of the password, so that connections are not mixed);
--- AUTH and SELECT when the pool's connection is new.
+-- resty.redis: a cosocket per command from nginx's keepalive pool (named by the database and a hash of
+-- the password: connections are never mixed); AUTH and SELECT when the pool's connection is new.
 local Cosocket = {}
 Cosocket.__index = Cosocket
 
@@ -163,8 +158,7 @@ local function make(url, opts, where)
     got = 0 }, S)
 end
 
--- Nothing sent yet: a client's store, Redis down is not an error until a
--- record must be written; inside nginx, no PING per request on top of the pool.
+-- Nothing sent yet: Redis down is no error until a record must be written (nginx: no PING a request).
 function M.new(url, opts)
   return make(url, opts, "store.new")
 end
@@ -203,9 +197,8 @@ function S:_backend()
   return b, err
 end
 
--- job.args sent to the backend (job.b, job.cn: what result(n) needs): n, or
--- nil, err.  A connection found broken at send (Redis restarted while it was
--- idle) is made again once: the command was not sent.
+-- job.args sent (job.b, job.cn: what result(n) needs): n, or nil, err.  A connection found broken at send
+-- (Redis restarted while it was idle) is made again once: the command was not sent.
 function S:_queue(job)
   local b, err
   for _ = 1, 2 do
@@ -248,12 +241,11 @@ function S:step(wait)
   return true
 end
 
--- Whether a pause can wait on this store's socket (step(wait) returns at
--- the first answer): commands in flight on the C backend.  A cosocket's
--- (inside nginx) cannot be waited on with the transport's: false.
+-- Whether a pause can wait on this store's socket (step(wait) returns at the first answer): commands in
+-- flight on the C backend (a cosocket's cannot be waited on with the transport's).
 function S:waiting()
   local b = self.b
-  return b and not b.broken and b.waiting and b:waiting() or false
+  return b and not b.broken and b.conn and b.conn:pending() > 0 or false
 end
 
 -- The answer of job n, once it is there: {status, value}.
