@@ -17,18 +17,18 @@ local NO_CA = "ca_file has no effect inside nginx: name the CA file with lua_ssl
 -- Making a pool thread's Lua VM costs the worker ~10 ms: one is made, in a
 -- timer, when the worker's first client is.  The pool's commits go one at a time.
 local disk_slot, no_pool
-local function in_pool(fn, ...) -- true, core[fn](...) | false
-  if no_pool or not run_thread then return false end
+local function in_pool(fn, ...) -- core[fn](...), in the pool when there is one
+  if no_pool or not run_thread then return core[fn](...) end
   disk_slot:wait(86400)
   local ok, a, b = run_thread("starvideos", "starvideos.core", fn, ...)
   disk_slot:post(1)
-  if ok then return true, a, b end
+  if ok then return a, b end
   if tostring(a):find("not found", 1, true) then
     no_pool = true
     ngx.log(ngx.WARN, "starvideos: downloads are synced to disk in the worker: add ",
       "`thread_pool starvideos threads=4;` to the main context of nginx.conf")
   end
-  return false
+  return core[fn](...)
 end
 
 -- The worker's connection slots of each key (its budget), shared by its clients' transports.
@@ -208,9 +208,8 @@ function N:commit(part, path)
   if not fh then return nil, "cannot commit " .. tostring(part) .. ": no whole download was written there" end
   self.whole[part] = nil
   local fd, size, name = fh:prepare()
-  local pooled, ok, err = false, fd, size
-  if fd then pooled, ok, err = in_pool("part_commit", fd, size, name, path) end
-  if fd and not pooled then ok, err = core.part_commit(fd, size, name, path) end
+  local ok, err = fd, size
+  if fd then ok, err = in_pool("part_commit", fd, size, name, path) end
   fh:close()
   return ok, err
 end

@@ -1,12 +1,11 @@
 -- One HTTP/1.1 exchange on nginx's own socket, in a light thread of nginx/transport.lua:
 -- W.exchange(c, x, key) -> nil on a whole answer, else wire, message; it fills x (status,
--- retry_after, parts, have, total).  Linear in the answer's bytes: what was read ahead is
--- one string and a position in it (x.buf, x.pos), never copied to drop what was used.
+-- retry_after, parts, have, total).  What was read ahead is x.buf from x.pos.
 
 local core = require "starvideos.core"
 
 local ngx = rawget(_G, "ngx")
-local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
+local find, sub, byte = string.find, string.sub, string.byte
 local now, part_open, sleep = core.now, core.part_open, ngx.sleep
 
 local HEAD_MAX = 64 * 1024 -- an answer's status line and headers, together
@@ -54,33 +53,20 @@ local function take(x, n, fresh)
   return data, err
 end
 
--- A line's text without its CR LF (or LF) ending at e.
-local function cut(s, from, e)
-  return sub(s, from, (e > from and byte(s, e - 1) == 13) and e - 2 or e - 1)
-end
-
--- One line without its end, from at most `room` bytes: line, bytes used | nil, wire, message.
+-- A line without its end, read on to at most `room` bytes: line, bytes used | nil, wire, message.
 local function line(x, room)
-  local b, pos = x.buf, x.pos
-  local e = find(b, "\n", pos, true)
-  if e and e - pos < room then
-    x.pos = e + 1
-    return cut(b, pos, e), e - pos + 1
-  end
-  local parts, have = { sub(b, pos) }, #b - pos + 1
-  while not e and have < room do -- the line goes on past what was read: gather it piece by piece
+  while true do
+    local b, pos = x.buf, x.pos
+    local e = find(b, "\n", pos, true)
+    if e and e - pos < room then
+      x.pos = e + 1
+      return sub(b, pos, (e > pos and byte(b, e - 1) == 13) and e - 2 or e - 1), e - pos + 1
+    end
+    if e or #b - pos + 1 >= room then return nil, "garbled", "the answer's headers are too large" end
     local data, err = take(x, CHUNK, true)
     if not data then return nil, wire_of(x, err) end
-    e = find(data, "\n", 1, true)
-    if e and have + e <= room then
-      parts[#parts + 1] = sub(data, 1, e)
-      x.buf, x.pos = data, e + 1
-      local l = concat(parts)
-      return cut(l, 1, #l), have + e
-    end
-    parts[#parts + 1], have = data, have + #data
+    x.buf, x.pos = sub(b, pos) .. data, 1
   end
-  return nil, "garbled", "the answer's headers are too large"
 end
 
 -- Status and headers (lowercased), past any 1xx: status, headers, reusable | nil, wire, message.
