@@ -6,8 +6,6 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 local Request = require "starvideos.request"
 
-local type, pairs, ipairs, tostring, setmetatable, os_time, string_format =
-  type, pairs, ipairs, tostring, setmetatable, os.time, string.format
 local now = core.now
 local cjson = require("cjson.safe").new()
 
@@ -16,13 +14,11 @@ local N = {}
 N.RETRY_FOR = 600 -- seconds a delivery is retried by the process that sends it
 N.SETTLE = 5      -- seconds close() waits for the deliveries in flight
 
-local flying = setmetatable({}, { __mode = "k" })
-
-local function set_of(loop)
-  local s = flying[loop]
-  if not s then s = {}; flying[loop] = s end
-  return s
-end
+-- By loop: the deliveries in flight.
+local flying = setmetatable({}, { __mode = "k", __index = function(t, loop)
+  t[loop] = {}
+  return t[loop]
+end })
 
 function N.id(task_id, kind)
   return "msg_" .. core.hash(kind .. "\0" .. tostring(task_id))
@@ -33,7 +29,7 @@ D.__index = D
 
 -- request.lua asks at each attempt.
 function D:headers()
-  local ts = string_format("%.0f", os_time() + (self.ctx.budget.skew or 0)) -- the service's time when known
+  local ts = string.format("%.0f", os.time() + (self.ctx.budget.skew or 0)) -- the service's time when known
   local sig = config.sign().sign(self.notify.secret, self.wid, ts, self.body)
   return "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig .. "\n"
 end
@@ -51,7 +47,7 @@ function D:advance()
   local req = self.req
   if self.done or not req or not req.done then return end
   self.done, self.req = true, false
-  set_of(self.ctx.loop)[self] = nil
+  flying[self.ctx.loop][self] = nil
   local err = req.err
   self.ended = now()
   if not err then
@@ -66,7 +62,7 @@ end
 function D:cancel()
   if self.done then return end
   self.done, self.outcome, self.ended = true, "cancelled", now()
-  set_of(self.ctx.loop)[self] = nil
+  flying[self.ctx.loop][self] = nil
   if self.req then self.req:cancel(); self.req = false end
 end
 
@@ -77,7 +73,7 @@ function N.send(ctx, notify, wid, task_id, body)
   local where = u.scheme .. "://" .. u.authority .. u.path
   local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body,
     where = where }, D)
-  set_of(ctx.loop)[d] = true
+  flying[ctx.loop][d] = true
   d.req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, where, nil, body,
     now() + (notify.retry_for or N.RETRY_FOR))
   d.req:send(now())
@@ -130,7 +126,7 @@ end
 -- The deliveries of cfg driven for up to `seconds` (default N.SETTLE; 0: not
 -- at all) and left going: the loop's set.
 function N.drain(loop, cfg, seconds)
-  local arg = { set = set_of(loop), cfg = cfg }
+  local arg = { set = flying[loop], cfg = cfg }
   if seconds ~= 0 and not quiet(arg) then loop:drive(quiet, arg, now() + (seconds or N.SETTLE)) end
   return arg.set
 end
