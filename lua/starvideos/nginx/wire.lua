@@ -48,9 +48,7 @@ local function take(x, n, fresh)
     sleep(0.001)
     x.since = now()
   end
-  local data, err = x.sock:receiveany(n)
-  if data then x.got = x.got + #data end
-  return data, err
+  return x.sock:receiveany(n)
 end
 
 -- A line without its end, read on to at most `room` bytes: line, bytes used | nil, wire, message.
@@ -205,7 +203,7 @@ local function tunnel(c, x, u, p)
     .. "\r\n" .. (p.auth or "") .. "\r\n")
   local status, h, msg = nil, err, nil
   if sent then status, h, msg = head(x) end
-  x.buf, x.pos, x.got = "", 1, 0
+  x.buf, x.pos = "", 1
   if status == 200 then return true end
   local why = status and "answered " .. status .. ((status == 401 or status == 407) and ": " .. core.PROXY_AUTH or "")
     or msg or tostring(h)
@@ -268,7 +266,7 @@ end
 local function ask(c, x, u, key)
   local fresh = x.r.fresh
   while true do
-    x.buf, x.pos, x.got = "", 1, 0 -- what this connection reads (a tunnel's answer read, it starts again)
+    x.buf, x.pos = "", 1 -- what this connection reads (a tunnel's answer read, it starts again)
     local ok, wire, msg = connect(c, x, u, fresh)
     if not ok then return nil, wire, msg end
     local reused = x.sock:getreusedtimes() > 0
@@ -277,7 +275,7 @@ local function ask(c, x, u, key)
     local status, h, keep
     if sent then status, h, keep = head(x) else h, keep = wire_of(x, err) end
     if status then return status, h, keep end
-    if not (reused and x.got == 0 and h == "broken") then return nil, h, keep end
+    if not (reused and x.buf == "" and h == "broken") then return nil, h, keep end -- (nothing was read)
     x.sock:close()
     fresh = true
   end
