@@ -128,7 +128,8 @@ function S.make_plan(mu, sigma, interval, m)
   local budget = math.max(fixed_polls * S.MARGIN, 1 + d.F(interval))
   local short = budget > fixed_polls * S.MARGIN -- tasks that mostly finish within `interval`
   -- the smallest lambda (densest polls) whose expected polls stay within the budget
-  local lo, hi, best = 1e-6 * interval, 1e3 * interval, nil
+  local lo, hi = 1e-6 * interval, 1e3 * interval
+  local best
   for _ = 1, 40 do
     local mid = math.sqrt(lo * hi)
     local ts = density_plan(d, mid, m, tmax)
@@ -142,7 +143,8 @@ function S.make_plan(mu, sigma, interval, m)
     if ts and l < lag then best, polls, lag = ts, p, l end
   end
   if lag > fixed_lag then -- a spread the plan cannot use: the fixed schedule
-    best, polls, lag = S.fixed_plan(interval, tmax), fixed_polls, fixed_lag
+    best = S.fixed_plan(interval, tmax)
+    polls, lag = fixed_polls, fixed_lag
   end
   return { ages = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag }
 end
