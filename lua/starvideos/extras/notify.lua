@@ -50,13 +50,10 @@ function D:advance()
   flying[self.ctx.loop][self] = nil
   local err = req.err
   self.ended = now()
-  if not err then
-    self.status = req.task -- (a webhook's task: the receiver's status)
-    self.ctx.ledger:delivered(self.wid)
-    return tell(self, "delivered")
-  end
-  if not err.transient then self.ctx.ledger:delivered(self.wid, err.status or 0) end -- (owed: keep sends it again)
-  tell(self, err.transient and "owed" or "refused", err)
+  if not err then self.status = req.task end -- (a webhook's task: the receiver's status)
+  -- delivered, or refused for good; what failed for now stays owed: keep sends it again
+  if not (err and err.transient) then self.ctx.ledger:delivered(self.wid, err and (err.status or 0)) end
+  tell(self, not err and "delivered" or err.transient and "owed" or "refused", err)
 end
 
 function D:cancel()
@@ -83,10 +80,9 @@ end
 function N.job_done(job, err)
   local task = job.task
   if type(task) ~= "table" or job.id == nil then return end
-  local kind
-  if not err and task.status == "completed" then kind = "task.completed"
-  elseif task.status == "failed" and err and err.kind == "task_failed" then kind = "task.failed"
-  else return end
+  local kind = not err and task.status == "completed" and "task.completed"
+    or task.status == "failed" and err and err.kind == "task_failed" and "task.failed"
+  if not kind then return end
   local body = cjson.encode { type = kind, task = task, path = job.path, bytes = job.path and job.bytes or nil }
   if not body then return end
   local wid = N.id(job.id, kind)
