@@ -237,12 +237,8 @@ function S:delay(kind, model, age)
   local m = self.min_interval
   local plan = age and self:plan(kind, model)
   if not plan then return math.max(self.interval, m) end
-  local ages = plan.ages
-  local lo, hi = 1, #ages + 1
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if ages[mid] <= age then lo = mid + 1 else hi = mid end
-  end
+  local ages, lo = plan.ages, 1
+  while ages[lo] and ages[lo] <= age do lo = lo + 1 end -- (a few polls a second: a walk will do)
   -- a poll nearer to the next planned age than to the one before stands for it
   -- (the plan moved a little since this poll was timed): no extra poll just after
   if lo <= #ages and ages[lo] - age < 0.5 * (ages[lo] - (ages[lo - 1] or 0)) then lo = lo + 1 end
