@@ -5,8 +5,7 @@
 local core = require "starvideos.core"
 
 local ngx = rawget(_G, "ngx")
-local find, sub, byte = string.find, string.sub, string.byte
-local now, part_open, sleep = core.now, core.part_open, ngx.sleep
+local now = core.now
 
 local HEAD_MAX = 64 * 1024 -- an answer's status line and headers, together
 local CHUNK = 64 * 1024    -- the most asked of a socket at once
@@ -39,13 +38,13 @@ local function take(x, n, fresh)
   local b, pos = x.buf, x.pos
   local left = #b - pos + 1
   if left > 0 and not fresh then
-    local data = (pos == 1 and left <= n) and b or sub(b, pos, pos + n - 1)
+    local data = (pos == 1 and left <= n) and b or b:sub(pos, pos + n - 1)
     x.pos = pos + #data
     return data
   end
   if not arm(x, x.stall) then return nil, "timeout" end
   if now() - x.since >= BREATHE then -- 1 ms: nginx without OpenResty's patch warns at each ngx.sleep(0)
-    sleep(0.001)
+    ngx.sleep(0.001)
     x.since = now()
   end
   return x.sock:receiveany(n)
@@ -55,15 +54,15 @@ end
 local function line(x, room)
   while true do
     local b, pos = x.buf, x.pos
-    local e = find(b, "\n", pos, true)
+    local e = b:find("\n", pos, true)
     if e and e - pos < room then
       x.pos = e + 1
-      return sub(b, pos, (e > pos and byte(b, e - 1) == 13) and e - 2 or e - 1), e - pos + 1
+      return b:sub(pos, (e > pos and b:byte(e - 1) == 13) and e - 2 or e - 1), e - pos + 1
     end
     if e or #b - pos + 1 >= room then return nil, "garbled", "the answer's headers are too large" end
     local data, err = take(x, CHUNK, true)
     if not data then return nil, wire_of(x, err) end
-    x.buf, x.pos = sub(b, pos) .. data, 1
+    x.buf, x.pos = b:sub(pos) .. data, 1
   end
 end
 
@@ -173,7 +172,7 @@ local function start_file(x, h)
     ok, err = x.fh:truncate(a)
   elseif x.fh:at() > 0 then -- from byte 0 after all: a new file, as any download from 0
     x.fh:close()
-    ok, err = part_open(x.r.file, 0)
+    ok, err = core.part_open(x.r.file, 0)
     x.fh = ok
   end
   return ok, "io", err
