@@ -111,20 +111,18 @@ function N.sweep(ctx, keeper)
   return due
 end
 
--- Whether none of cfg's deliveries is in flight (arg: {set =, cfg =}).
-local function quiet(arg)
-  for d in pairs(arg.set) do
-    if d.cfg == arg.cfg then return false end
-  end
-  return true
-end
-
--- The deliveries of cfg driven for up to `seconds` (default N.SETTLE; 0: not
--- at all) and left going: the loop's set.
+-- The deliveries of cfg driven for up to `seconds` (default N.SETTLE; 0: not at all) and left
+-- going: the loop's set.
 function N.drain(loop, cfg, seconds)
-  local arg = { set = flying[loop], cfg = cfg }
-  if seconds ~= 0 and not quiet(arg) then loop:drive(quiet, arg, now() + (seconds or N.SETTLE)) end
-  return arg.set
+  local set = flying[loop]
+  local function quiet()
+    for d in pairs(set) do
+      if d.cfg == cfg then return false end
+    end
+    return true
+  end
+  if seconds ~= 0 and not quiet() then loop:drive(quiet, nil, now() + (seconds or N.SETTLE)) end
+  return set
 end
 
 -- A client closes (or keep ends): drain, then what is left stays owed.

@@ -35,11 +35,9 @@ end
 
 -- Up to n bytes of the answer, those read ahead first (not with `fresh`) | nil, socket error.
 local function take(x, n, fresh)
-  local b, pos = x.buf, x.pos
-  local left = #b - pos + 1
-  if left > 0 and not fresh then
-    local data = (pos == 1 and left <= n) and b or b:sub(pos, pos + n - 1)
-    x.pos = pos + #data
+  if x.pos <= #x.buf and not fresh then
+    local data = x.buf:sub(x.pos, x.pos + n - 1)
+    x.pos = x.pos + #data
     return data
   end
   if not arm(x, x.stall) then return nil, "timeout" end
