@@ -49,8 +49,7 @@ end
 -- slower than the last age counts no lag: plans must reach past the likely end.
 function S.evaluate(d, ts)
   local polls, lag, prev, Fprev = 0, 0, 0, 0
-  for i = 1, #ts do
-    local t = ts[i]
+  for _, t in ipairs(ts) do
     local Ft = d.F(t)
     polls = polls + (1 - Fprev)
     lag = lag + t * (Ft - Fprev) - d.partial_mean(prev, t)
