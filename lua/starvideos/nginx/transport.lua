@@ -53,7 +53,6 @@ N.__index = N
 -- N.new(cfg, budget): cfg as config.lua gives it; budget.conns, the key's max_connections.
 -- `whole` and `left` hold the .part handles of downloads that ended whole (for t:commit) or short.
 function N.new(cfg, budget)
-  if cfg.ca_file then error("starvideos: " .. NO_CA, 4) end
   if not disk_slot then
     disk_slot = semaphore.new(1)
     ngx.timer.at(0, function(premature) if not premature then in_pool("now") end end)
