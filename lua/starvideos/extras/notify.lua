@@ -68,8 +68,7 @@ function N.send(ctx, notify, wid, task_id, body)
   -- the webhook's name in events and log lines: scheme, host and path (no query: it may hold a token)
   local u = core.check_url(notify.url, "notify.url")
   local where = u.scheme .. "://" .. u.authority .. u.path
-  local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body,
-    where = where }, D)
+  local d = setmetatable({ ctx = ctx, notify = notify, wid = wid, task = task_id, body = body, where = where }, D)
   flying[ctx.loop][d] = true
   d.req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, where, nil, body,
     now() + (notify.retry_for or N.RETRY_FOR))
@@ -117,7 +116,7 @@ function N.drain(loop, cfg, seconds)
   local set = flying[loop]
   local function quiet()
     for d in pairs(set) do
-      if d.cfg == cfg then return false end
+      if d.ctx.cfg == cfg then return false end
     end
     return true
   end
@@ -128,7 +127,7 @@ end
 -- A client closes (or keep ends): drain, then what is left stays owed.
 function N.settle(loop, cfg, seconds)
   for d in pairs(N.drain(loop, cfg, seconds)) do -- (cancel clears d from the set: allowed within pairs)
-    if d.cfg == cfg then d:cancel() end
+    if d.ctx.cfg == cfg then d:cancel() end
   end
 end
 
