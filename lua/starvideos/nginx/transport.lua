@@ -158,10 +158,7 @@ function N:finished()
 end
 
 -- The service's clock minus ours (s, from the last API answer's Date), or nil (curl.c's t:clock).
-function N:clock()
-  local d = self.date and core.http_date(self.date)
-  return d and d - self.date_at
-end
+function N:clock() return self.skew end
 
 function N:result(x)
   live(self)
@@ -169,7 +166,8 @@ function N:result(x)
     error("bad argument #1 to 'result' (an exchange that finished and was not taken)", 2)
   end
   x.spent = true
-  if x.date then self.date, self.date_at = x.date, core.wall() end
+  local date = x.date and core.http_date(x.date)
+  if x.date then self.skew = date and date - core.wall() end
   local task, err, wire, bytes, total = core.verdict(x.op, x.status, table.concat(x.parts), x.retry_after,
     x.wire, x.message, x.have, x.total, self.key)
   if x.fh then
