@@ -88,7 +88,7 @@ local FORMAT = {
   end,
 }
 
--- Any other event (a delivery, say): its type, then its plain fields by name.
+-- Any other event: its type, then its plain fields by name.
 local function generic(ev)
   local names = {}
   for k, v in pairs(ev) do
@@ -110,13 +110,11 @@ end
 
 local function writer()
   local ngx = require("starvideos.config").nginx()
-  if ngx and type(ngx.log) == "function" then
+  if ngx then
     return function(line, kind) ngx.log(kind == "warning" and ngx.WARN or ngx.NOTICE, line) end
   end
   local wall = require("starvideos.core").wall -- (here: the command line's parsing loads this module, not the core)
-  return function(line)
-    io.stderr:write(Log.stamp(wall()) .. " " .. line .. "\n")
-  end
+  return function(line) io.stderr:write(Log.stamp(wall()) .. " " .. line .. "\n") end
 end
 
 --- The time t (seconds since the epoch) as a stderr line opens with: RFC 3339,
