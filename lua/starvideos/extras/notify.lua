@@ -14,10 +14,10 @@ local N = {}
 N.RETRY_FOR = 600 -- seconds a delivery is retried by the process that sends it
 N.SETTLE = 5      -- seconds close() waits for the deliveries in flight
 
--- By loop: the deliveries in flight.
-local flying = setmetatable({}, { __mode = "k", __index = function(t, loop)
-  t[loop] = {}
-  return t[loop]
+-- By client (its cfg): the deliveries in flight, all on the client's loop.
+local flying = setmetatable({}, { __mode = "k", __index = function(t, cfg)
+  t[cfg] = {}
+  return t[cfg]
 end })
 
 function N.id(task_id, kind)
@@ -47,7 +47,7 @@ function D:advance()
   local req = self.req
   if self.done or not req or not req.done then return end
   self.done, self.req = true, false
-  flying[self.ctx.loop][self] = nil
+  flying[self.ctx.cfg][self] = nil
   local err = req.err
   self.ended = now()
   if not err then self.status = req.task end -- (a webhook's task: the receiver's status)
@@ -59,7 +59,7 @@ end
 function D:cancel()
   if self.done then return end
   self.done, self.outcome, self.ended = true, "cancelled", now()
-  flying[self.ctx.loop][self] = nil
+  flying[self.ctx.cfg][self] = nil
   if self.req then self.req:cancel(); self.req = false end
 end
 
@@ -69,7 +69,7 @@ function N.send(ctx, notify, wid, task_id, body)
   local u = core.check_url(notify.url, "notify.url")
   local where = u.scheme .. "://" .. u.authority .. u.path
   local d = setmetatable({ ctx = ctx, notify = notify, wid = wid, task = task_id, body = body, where = where }, D)
-  flying[ctx.loop][d] = true
+  flying[ctx.cfg][d] = true
   d.req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, where, nil, body,
     now() + (notify.retry_for or N.RETRY_FOR))
   d.req:send(now())
@@ -110,25 +110,18 @@ function N.sweep(ctx, keeper)
   return due
 end
 
--- The deliveries of cfg driven for up to `seconds` (default N.SETTLE; 0: not at all) and left
--- going: the loop's set.
+-- The deliveries of cfg driven on its loop for up to `seconds` (default N.SETTLE; 0: not at all)
+-- and left going: their set.
 function N.drain(loop, cfg, seconds)
-  local set = flying[loop]
-  local function quiet()
-    for d in pairs(set) do
-      if d.ctx.cfg == cfg then return false end
-    end
-    return true
-  end
+  local set = flying[cfg]
+  local function quiet() return next(set) == nil end
   if seconds ~= 0 and not quiet() then loop:drive(quiet, nil, now() + (seconds or N.SETTLE)) end
   return set
 end
 
 -- A client closes (or keep ends): drain, then what is left stays owed.
 function N.settle(loop, cfg, seconds)
-  for d in pairs(N.drain(loop, cfg, seconds)) do -- (cancel clears d from the set: allowed within pairs)
-    if d.ctx.cfg == cfg then d:cancel() end
-  end
+  for d in pairs(N.drain(loop, cfg, seconds)) do d:cancel() end -- (cancel clears d from the set: allowed in pairs)
 end
 
 return N

@@ -129,7 +129,6 @@ function N:send(r)
     end
     own = setmetatable({ ua = r.user_agent, connect_timeout = r.connect_timeout }, { __index = c })
   end
-  -- http URLs are sent to it whole, https ones through a CONNECT tunnel
   local proxy, bad_proxy = W.proxy(r.proxy)
   if proxy == nil then return nil, bad_proxy end
   local fh, offset = open_part(self, r)
