@@ -1,6 +1,5 @@
---- The debug log (docs/logs-and-proxies.md): a listener of the client's own
--- events (Log.chain).  Every line goes through Log.redact, the one redaction.
--- @module starvideos.extras.log
+-- The debug log (docs/logs-and-proxies.md): a listener of the client's own events (Log.chain).
+-- Every line goes through Log.redact, the one redaction.
 
 local Log = {}
 
@@ -117,15 +116,13 @@ local function writer()
   return function(line) io.stderr:write(Log.stamp(wall()) .. " " .. line .. "\n") end
 end
 
---- The time t (seconds since the epoch) as a stderr line opens with: RFC 3339,
--- UTC, to the millisecond ("2026-11-24T10:03:07.123Z").
+--- t (s since the epoch) as a stderr line opens with: RFC 3339, UTC, in ms ("2026-11-24T10:03:07.123Z").
 function Log.stamp(t)
   local s = math.floor(t)
   return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", math.floor((t - s) * 1000))
 end
 
---- The listener that writes the log.  log: a function(line) (every "debug"
--- line), or "debug" / "info"; secrets: the plain values to hide.
+--- The listener writing the log.  log: a function(line) (at "debug"), "debug" or "info"; the secrets hidden.
 function Log.logger(log, secrets)
   local level, write = "debug", log
   if type(log) ~= "function" then level, write = log, writer() end
