@@ -1,6 +1,5 @@
--- Webhooks from the library (docs/webhooks.md): a job's end recorded owed in
--- the ledger, then POSTed as a request of its own (request.lua, op "notify").
--- One that runs out of time or is closed stays owed, for a keeper (N.sweep).
+-- Webhooks (docs/webhooks.md): a job's end recorded owed in the ledger, then POSTed as a request of its
+-- own (request.lua, op "notify"); one that runs out of time or is closed stays owed, for a keeper (N.sweep).
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -110,8 +109,7 @@ function N.sweep(ctx, keeper)
   return due
 end
 
--- The deliveries of cfg driven on its loop for up to `seconds` (default N.SETTLE; 0: not at all)
--- and left going: their set.
+-- cfg's deliveries driven on its loop up to `seconds` (default N.SETTLE; 0: none), left going: their set.
 function N.drain(loop, cfg, seconds)
   local set = flying[cfg]
   local function quiet() return next(set) == nil end
@@ -121,7 +119,7 @@ end
 
 -- A client closes (or keep ends): drain, then what is left stays owed.
 function N.settle(loop, cfg, seconds)
-  for d in pairs(N.drain(loop, cfg, seconds)) do d:cancel() end -- (cancel clears d from the set: allowed in pairs)
+  for d in pairs(N.drain(loop, cfg, seconds)) do d:cancel() end -- (d:cancel clears d from the set)
 end
 
 return N

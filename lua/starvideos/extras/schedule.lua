@@ -91,9 +91,8 @@ function S.fixed_plan(interval, tmax)
   return first_poll_plan(interval, interval, interval, tmax)
 end
 
--- Where the floor `m` binds (a spread narrow beside it), a first poll at t1, then every g, can
--- beat the density walk: for each g, the t1 of least lag within the budget (a coarse grid on the
--- estimate's quantiles, then a finer one around the best).
+-- Where the floor `m` binds (a narrow spread), a first poll at t1 then every g can beat the density walk:
+-- for each g, the t1 of least lag within the budget (a coarse grid on the quantiles, then a finer one).
 local function short_plan(d, interval, m, tmax, budget)
   local best, best_polls, best_lag
   local function try(t1, g)
@@ -205,8 +204,7 @@ function S:estimate(key)
     mu, sigma = new_mu, new_sigma
     if moved < 1e-6 then break end
   end
-  -- samples that all fell in alike coarse gaps cannot tell a narrow spread: never
-  -- below the typical gap's own width; and widened by mu's own error
+  -- never below the typical gap's width (alike coarse gaps hide a narrow spread); widened by mu's error
   local widths = {}
   for i = 1, n do widths[i] = hi[i] - (lo[i] or hi[i] - 1) end
   table.sort(widths)
@@ -238,8 +236,7 @@ function S:delay(kind, model, age)
   if not plan then return math.max(self.interval, m) end
   local ages, lo = plan.ages, 1
   while ages[lo] and ages[lo] <= age do lo = lo + 1 end -- (a few polls a second: a walk will do)
-  -- a poll nearer to the next planned age than to the one before stands for it
-  -- (the plan moved a little since this poll was timed): no extra poll just after
+  -- a poll nearer the next planned age than the one before stands for it (the plan moved): no extra poll
   if lo <= #ages and ages[lo] - age < 0.5 * (ages[lo] - (ages[lo - 1] or 0)) then lo = lo + 1 end
   if lo > #ages then -- slower than the plan foresaw: gaps growing from the floor to `interval`
     return math.max(m, math.min(self.interval, age - ages[#ages]))
