@@ -17,8 +17,7 @@ function D.new(ngx, b)
   return setmetatable({ dict = dict, key = key, lock = key .. ":lock", budget = b }, D)
 end
 
--- nil (a token taken), the time to come back, or false: the dict cannot be
--- used (full beyond what it may evict): the worker's own bucket stands in.
+-- nil (a token taken), the time to come back, or false: the dict is full, the worker's own bucket stands in.
 function D:take(t)
   local dict = self.dict
   local locked, err = dict:add(self.lock, true, LOCK_TTL)
