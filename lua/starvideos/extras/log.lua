@@ -1,10 +1,5 @@
---- The debug log (docs/logs-and-proxies.md): a listener of the client's own
--- events (Log.chain).  Every line goes through Log.redact, the one redaction.
--- @module starvideos.extras.log
-
-local type, pairs, ipairs, tostring, tonumber, table_sort, table_concat, string_format, string_byte, io_stderr =
-  type, pairs, ipairs, tostring, tonumber, table.sort, table.concat, string.format, string.byte, io.stderr
-local os_date, math_floor = os.date, math.floor
+-- The debug log (docs/logs-and-proxies.md): a listener of the client's own events (Log.chain).
+-- Every line goes through Log.redact, the one redaction.
 
 local Log = {}
 
@@ -26,9 +21,8 @@ local function anycase(word)
   return (word:gsub("%a", function(c) return "[" .. c:upper() .. c:lower() .. "]" end))
 end
 
--- A word (no spaces) with its query string redacted: from the first "?" that
--- follows a "/" or is followed by a "=" (a URL, a path, "name?token=...").
--- (An "=" after a later "?" is after the first one too: no "=" after the first, the first after a "/".)
+-- A word (no spaces) with its query string redacted: from the first "?" that follows a "/" or
+-- is followed by a "=" (a URL, a path, "name?token=...").
 local function query(word)
   local q, slash = word:find("?", 1, true), word:find("/", 1, true)
   if q and not word:find("=", q, true) then q = slash and word:find("?", slash + 1, true) end
@@ -45,7 +39,7 @@ function Log.redact(text, secrets)
   for _, v in pairs(secrets or {}) do -- (a list with holes too: a client without a key)
     if type(v) == "string" and v ~= "" then
       s = Log.hide(s, v)
-      local p = v:gsub("[^%w%-%._~]", function(c) return string_format("%%%02X", string_byte(c)) end) -- in a URL
+      local p = v:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", string.byte(c)) end) -- in a URL
       if p ~= v then s = Log.hide(s, p) end
     end
   end
@@ -57,52 +51,52 @@ function Log.redact(text, secrets)
   s = s:gsub("(" .. APIKEY .. ")[^%s,;&\"']+", "%1" .. MARK)
   s = s:gsub("whsec_[%w+/=_%-\\]*", "whsec_" .. MARK)
   -- control characters as \ddd, so that a line stays one line
-  s = s:gsub("[%c\127]", function(c) return string_format("\\%03d", string_byte(c)) end)
+  s = s:gsub("[%c\127]", function(c) return string.format("\\%03d", string.byte(c)) end)
   if #s > Log.MAX_LINE then s = s:sub(1, Log.MAX_LINE - 3) .. "..." end
   return s
 end
 
 local FORMAT = {
   request = function(ev)
-    return string_format("request #%s %s %s attempt %s", tostring(ev.request), tostring(ev.method),
+    return string.format("request #%s %s %s attempt %s", tostring(ev.request), tostring(ev.method),
       tostring(ev.path), tostring(ev.attempt))
   end,
   response = function(ev)
-    return string_format("response #%s %s %s %s attempt %s %.0f ms", tostring(ev.request), tostring(ev.method),
+    return string.format("response #%s %s %s %s attempt %s %.0f ms", tostring(ev.request), tostring(ev.method),
       tostring(ev.path), tostring(ev.status), tostring(ev.attempt), (tonumber(ev.elapsed) or 0) * 1000)
   end,
   retry = function(ev)
-    return string_format("retry #%s %s %s attempt %s status %s in %.2f s: %s", tostring(ev.request),
+    return string.format("retry #%s %s %s attempt %s status %s in %.2f s: %s", tostring(ev.request),
       tostring(ev.method), tostring(ev.path), tostring(ev.attempt), tostring(ev.status), tonumber(ev.delay) or 0,
       tostring(ev.reason))
   end,
   status = function(ev)
-    return string_format("status %s %s%s", tostring(ev.id), tostring(ev.status),
+    return string.format("status %s %s%s", tostring(ev.id), tostring(ev.status),
       ev.index and " (index " .. tostring(ev.index) .. ")" or "")
   end,
   warning = function(ev) return "warning: " .. tostring(ev.message) end,
   -- a webhook's: where it went (notify.lua's url: scheme, host and path, no query), how it ended
   delivery = function(ev)
-    return string_format("delivery POST %s %s%s task %s webhook %s%s", tostring(ev.url), tostring(ev.outcome),
+    return string.format("delivery POST %s %s%s task %s webhook %s%s", tostring(ev.url), tostring(ev.outcome),
       ev.status and " status " .. tostring(ev.status) or "", tostring(ev.id), tostring(ev.webhook_id),
       ev.reason and ": " .. tostring(ev.reason) or "")
   end,
   claim = function(ev) -- keep took a task (extras/keep.lua)
-    return string_format("claim %s from owner %s, to be saved at %s (%s)", tostring(ev.id), tostring(ev.from),
+    return string.format("claim %s from owner %s, to be saved at %s (%s)", tostring(ev.id), tostring(ev.from),
       tostring(ev.path), ev.saved_to == "out" and "the out recorded at its create" or "in dir")
   end,
 }
 
--- Any other event (a delivery, say): its type, then its plain fields by name.
+-- Any other event: its type, then its plain fields by name.
 local function generic(ev)
   local names = {}
   for k, v in pairs(ev) do
     if k ~= "type" and type(k) == "string" and PLAIN[type(v)] then names[#names + 1] = k end
   end
-  table_sort(names)
+  table.sort(names)
   local parts = { tostring(ev.type) }
   for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. tostring(ev[k]) end
-  return table_concat(parts, " ")
+  return table.concat(parts, " ")
 end
 
 --- The line of an event at a level, redacted; nil when that level does not write it.
@@ -115,25 +109,20 @@ end
 
 local function writer()
   local ngx = require("starvideos.config").nginx()
-  if ngx and type(ngx.log) == "function" then
-    local log, NOTICE, WARN = ngx.log, ngx.NOTICE, ngx.WARN
-    return function(line, kind) log(kind == "warning" and WARN or NOTICE, line) end
+  if ngx then
+    return function(line, kind) ngx.log(kind == "warning" and ngx.WARN or ngx.NOTICE, line) end
   end
   local wall = require("starvideos.core").wall -- (here: the command line's parsing loads this module, not the core)
-  return function(line)
-    io_stderr:write(Log.stamp(wall()) .. " " .. line .. "\n")
-  end
+  return function(line) io.stderr:write(Log.stamp(wall()) .. " " .. line .. "\n") end
 end
 
---- The time t (seconds since the epoch) as a stderr line opens with: RFC 3339,
--- UTC, to the millisecond ("2026-11-24T10:03:07.123Z").
+--- t (s since the epoch) as a stderr line opens with: RFC 3339, UTC, in ms ("2026-11-24T10:03:07.123Z").
 function Log.stamp(t)
-  local s = math_floor(t)
-  return os_date("!%Y-%m-%dT%H:%M:%S", s) .. string_format(".%03dZ", math_floor((t - s) * 1000))
+  local s = math.floor(t)
+  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", math.floor((t - s) * 1000))
 end
 
---- The listener that writes the log.  log: a function(line) (every "debug"
--- line), or "debug" / "info"; secrets: the plain values to hide.
+--- The listener writing the log.  log: a function(line) (at "debug"), "debug" or "info"; the secrets hidden.
 function Log.logger(log, secrets)
   local level, write = "debug", log
   if type(log) ~= "function" then level, write = log, writer() end
@@ -145,8 +134,7 @@ end
 
 --- The on_event of a client: the logger first, then the user's (either may be nil).
 function Log.chain(logger, on_event)
-  if not logger then return on_event end
-  if not on_event then return logger end
+  if not (logger and on_event) then return logger or on_event end
   return function(ev)
     logger(ev)
     return on_event(ev)

@@ -1,13 +1,10 @@
--- Webhooks from the library (docs/webhooks.md): a job's end recorded owed in
--- the ledger, then POSTed as a request of its own (request.lua, op "notify").
--- One that runs out of time or is closed stays owed, for a keeper (N.sweep).
+-- Webhooks (docs/webhooks.md): a job's end recorded owed in the ledger, then POSTed as a request of its
+-- own (request.lua, op "notify"); one that runs out of time or is closed stays owed, for a keeper (N.sweep).
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local Request = require "starvideos.request"
 
-local type, pairs, ipairs, tostring, setmetatable, os_time, string_format =
-  type, pairs, ipairs, tostring, setmetatable, os.time, string.format
 local now = core.now
 local cjson = require("cjson.safe").new()
 
@@ -16,13 +13,11 @@ local N = {}
 N.RETRY_FOR = 600 -- seconds a delivery is retried by the process that sends it
 N.SETTLE = 5      -- seconds close() waits for the deliveries in flight
 
-local flying = setmetatable({}, { __mode = "k" })
-
-local function set_of(loop)
-  local s = flying[loop]
-  if not s then s = {}; flying[loop] = s end
-  return s
-end
+-- By client (its cfg): the deliveries in flight, all on the client's loop.
+local flying = setmetatable({}, { __mode = "k", __index = function(t, cfg)
+  t[cfg] = {}
+  return t[cfg]
+end })
 
 function N.id(task_id, kind)
   return "msg_" .. core.hash(kind .. "\0" .. tostring(task_id))
@@ -33,7 +28,7 @@ D.__index = D
 
 -- request.lua asks at each attempt.
 function D:headers()
-  local ts = string_format("%.0f", os_time() + (self.ctx.budget.skew or 0)) -- the service's time when known
+  local ts = string.format("%.0f", os.time() + (self.ctx.budget.skew or 0)) -- the service's time when known
   local sig = config.sign().sign(self.notify.secret, self.wid, ts, self.body)
   return "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig .. "\n"
 end
@@ -51,22 +46,19 @@ function D:advance()
   local req = self.req
   if self.done or not req or not req.done then return end
   self.done, self.req = true, false
-  set_of(self.ctx.loop)[self] = nil
+  flying[self.ctx.cfg][self] = nil
   local err = req.err
   self.ended = now()
-  if not err then
-    self.status = req.task -- (a webhook's task: the receiver's status)
-    self.ctx.ledger:delivered(self.wid)
-    return tell(self, "delivered")
-  end
-  if not err.transient then self.ctx.ledger:delivered(self.wid, err.status or 0) end -- (owed: keep sends it again)
-  tell(self, err.transient and "owed" or "refused", err)
+  if not err then self.status = req.task end -- (a webhook's task: the receiver's status)
+  -- delivered, or refused for good; what failed for now stays owed: keep sends it again
+  if not (err and err.transient) then self.ctx.ledger:delivered(self.wid, err and (err.status or 0)) end
+  tell(self, not err and "delivered" or err.transient and "owed" or "refused", err)
 end
 
 function D:cancel()
   if self.done then return end
   self.done, self.outcome, self.ended = true, "cancelled", now()
-  set_of(self.ctx.loop)[self] = nil
+  flying[self.ctx.cfg][self] = nil
   if self.req then self.req:cancel(); self.req = false end
 end
 
@@ -75,9 +67,8 @@ function N.send(ctx, notify, wid, task_id, body)
   -- the webhook's name in events and log lines: scheme, host and path (no query: it may hold a token)
   local u = core.check_url(notify.url, "notify.url")
   local where = u.scheme .. "://" .. u.authority .. u.path
-  local d = setmetatable({ ctx = ctx, cfg = ctx.cfg, notify = notify, wid = wid, task = task_id, body = body,
-    where = where }, D)
-  set_of(ctx.loop)[d] = true
+  local d = setmetatable({ ctx = ctx, notify = notify, wid = wid, task = task_id, body = body, where = where }, D)
+  flying[ctx.cfg][d] = true
   d.req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, where, nil, body,
     now() + (notify.retry_for or N.RETRY_FOR))
   d.req:send(now())
@@ -87,10 +78,9 @@ end
 function N.job_done(job, err)
   local task = job.task
   if type(task) ~= "table" or job.id == nil then return end
-  local kind
-  if not err and task.status == "completed" then kind = "task.completed"
-  elseif task.status == "failed" and err and err.kind == "task_failed" then kind = "task.failed"
-  else return end
+  local kind = not err and task.status == "completed" and "task.completed"
+    or task.status == "failed" and err and err.kind == "task_failed" and "task.failed"
+  if not kind then return end
   local body = cjson.encode { type = kind, task = task, path = job.path, bytes = job.path and job.bytes or nil }
   if not body then return end
   local wid = N.id(job.id, kind)
@@ -119,27 +109,17 @@ function N.sweep(ctx, keeper)
   return due
 end
 
--- Whether none of cfg's deliveries is in flight (arg: {set =, cfg =}).
-local function quiet(arg)
-  for d in pairs(arg.set) do
-    if d.cfg == arg.cfg then return false end
-  end
-  return true
-end
-
--- The deliveries of cfg driven for up to `seconds` (default N.SETTLE; 0: not
--- at all) and left going: the loop's set.
+-- cfg's deliveries driven on its loop up to `seconds` (default N.SETTLE; 0: none), left going: their set.
 function N.drain(loop, cfg, seconds)
-  local arg = { set = set_of(loop), cfg = cfg }
-  if seconds ~= 0 and not quiet(arg) then loop:drive(quiet, arg, now() + (seconds or N.SETTLE)) end
-  return arg.set
+  local set = flying[cfg]
+  local function quiet() return next(set) == nil end
+  if seconds ~= 0 and not quiet() then loop:drive(quiet, nil, now() + (seconds or N.SETTLE)) end
+  return set
 end
 
 -- A client closes (or keep ends): drain, then what is left stays owed.
 function N.settle(loop, cfg, seconds)
-  for d in pairs(N.drain(loop, cfg, seconds)) do -- (cancel clears d from the set: allowed within pairs)
-    if d.cfg == cfg then d:cancel() end
-  end
+  for d in pairs(N.drain(loop, cfg, seconds)) do d:cancel() end -- (d:cancel clears d from the set)
 end
 
 return N

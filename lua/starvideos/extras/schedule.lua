@@ -1,11 +1,7 @@
--- The learned schedule (docs/polling.md).  A plan's gap around age t is
--- proportional to sqrt((1 - F(t)) / f(t)), which minimises the mean time from
--- completion to notice for a number of polls.  A schedule is a view of the
--- key's samples for one `interval` and `min_interval`, with its plans.
+-- The learned schedule (docs/polling.md): a view of the key's samples for one `interval` and
+-- `min_interval`, with its plans.  A plan's gap around age t is proportional to sqrt((1 - F(t)) / f(t)),
+-- which minimises the mean time from completion to notice for a number of polls.
 
-local math_log, math_exp, math_sqrt, math_abs, math_max, math_min, math_floor =
-  math.log, math.exp, math.sqrt, math.abs, math.max, math.min, math.floor
-local setmetatable, type, tostring, pairs = setmetatable, type, tostring, pairs
 local config = require "starvideos.config"
 
 local S = {}
@@ -18,47 +14,42 @@ S.HORIZON = 7 * 86400 -- a plan reaches no further (seconds)
 S.SHORT_GAPS = 5    -- short-task plans try gaps m * (interval / m)^(k / 5), k = 0..5
 S.RUN = 40          -- and keep such a gap for this many polls, then `interval`
 S.FLOOR = 0.01      -- the shortest gap between polls a plan makes (seconds), min_interval 0 too
-local SQRT2PI = math_sqrt(2 * math.pi)
+local SQRT2PI = math.sqrt(2 * math.pi)
 local MIN_SIGMA = 0.02
 
 -- Abramowitz & Stegun 7.1.26: absolute error under 1.5e-7.
 local function Phi(x)
-  local z = math_abs(x) / 1.4142135623730951
+  local z = math.abs(x) / 1.4142135623730951
   local t = 1 / (1 + 0.3275911 * z)
   local y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592)
-    * t * math_exp(-z * z)
-  if x >= 0 then return 0.5 * (1 + y) end
-  return 0.5 * (1 - y)
+    * t * math.exp(-z * z)
+  return 0.5 * (1 + (x >= 0 and y or -y))
 end
 S.Phi = Phi
 
-local function phi(z) return math_exp(-0.5 * z * z) / SQRT2PI end
+local function phi(z) return math.exp(-0.5 * z * z) / SQRT2PI end
 
 -- The log-normal (mu, sigma): F(t), f(t), and the partial mean int_a^b x f(x) dx.
 function S.lognormal(mu, sigma)
   local d = { mu = mu, sigma = sigma }
   function d.F(t, m) -- (m: the logarithms' mean, mu unless given)
-    if t <= 0 then return 0 end
-    return Phi((math_log(t) - (m or mu)) / sigma)
+    return t > 0 and Phi((math.log(t) - (m or mu)) / sigma) or 0
   end
   function d.f(t)
-    if t <= 0 then return 0 end
-    return phi((math_log(t) - mu) / sigma) / (t * sigma)
+    return t > 0 and phi((math.log(t) - mu) / sigma) / (t * sigma) or 0
   end
-  local mean = math_exp(mu + 0.5 * sigma * sigma)
+  local mean = math.exp(mu + 0.5 * sigma * sigma)
   function d.partial_mean(a, b) -- x f(x) is mean times the density of (mu + sigma^2, sigma)
     return mean * (d.F(b, mu + sigma * sigma) - d.F(a, mu + sigma * sigma))
   end
   return d
 end
 
--- Expected polls per task and lag (completion to notice) of polls at the ages
--- ts.  A task slower than the last age counts no lag: plans must reach past
--- the likely end.
+-- Expected polls per task and lag (completion to notice) of polls at the ages ts.  A task
+-- slower than the last age counts no lag: plans must reach past the likely end.
 function S.evaluate(d, ts)
   local polls, lag, prev, Fprev = 0, 0, 0, 0
-  for i = 1, #ts do
-    local t = ts[i]
+  for _, t in ipairs(ts) do
     local Ft = d.F(t)
     polls = polls + (1 - Fprev)
     lag = lag + t * (Ft - Fprev) - d.partial_mean(prev, t)
@@ -70,10 +61,10 @@ end
 local function density_plan(d, lambda, m, tmax)
   local ts, t, acc, last = {}, 0, 0, 0
   while t < tmax do
-    local dt = math_max(m / 4, t / 50) -- finer early, coarser late: the density is smooth in log-time
+    local dt = math.max(m / 4, t / 50) -- finer early, coarser late: the density is smooth in log-time
     local mid = t + dt / 2
     local f = d.f(mid)
-    local gap = math_max(m, f > 0 and math_sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax)
+    local gap = math.max(m, f > 0 and math.sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax)
     acc = acc + dt / gap
     t = t + dt
     if acc >= 1 and t - last >= m then
@@ -82,7 +73,7 @@ local function density_plan(d, lambda, m, tmax)
     end
   end
   -- the last at tmax or past it: a plan must not end early (S.evaluate)
-  if #ts == 0 or last < tmax then ts[#ts + 1] = math_max(t, last + m) end
+  if #ts == 0 or last < tmax then ts[#ts + 1] = math.max(t, last + m) end
   return ts
 end
 
@@ -100,10 +91,8 @@ function S.fixed_plan(interval, tmax)
   return first_poll_plan(interval, interval, interval, tmax)
 end
 
--- Where the floor `m` binds (a spread narrow beside it), the density walk
--- places its few polls badly: a first poll at t1, then every g, can do better.
--- For each g, the t1 of least lag within the budget (a coarse grid on the
--- estimate's quantiles, then a finer one around the best).
+-- Where the floor `m` binds (a narrow spread), a first poll at t1 then every g can beat the density walk:
+-- for each g, the t1 of least lag within the budget (a coarse grid on the quantiles, then a finer one).
 local function short_plan(d, interval, m, tmax, budget)
   local best, best_polls, best_lag
   local function try(t1, g)
@@ -117,11 +106,11 @@ local function short_plan(d, interval, m, tmax, budget)
     local g = m * (interval / m) ^ (k / S.SHORT_GAPS)
     local z0, lag0
     for z = -3, 3.5, 0.1 do
-      local lag = try(math_exp(d.mu + z * d.sigma), g)
+      local lag = try(math.exp(d.mu + z * d.sigma), g)
       if lag and (not lag0 or lag < lag0) then z0, lag0 = z, lag end
     end
     if z0 then
-      for z = z0 - 0.1, z0 + 0.1, 0.01 do try(math_exp(d.mu + z * d.sigma), g) end
+      for z = z0 - 0.1, z0 + 0.1, 0.01 do try(math.exp(d.mu + z * d.sigma), g) end
     end
   end
   return best, best_polls, best_lag
@@ -129,20 +118,18 @@ end
 
 function S.make_plan(mu, sigma, interval, m)
   local d = S.lognormal(mu, sigma)
-  m = math_max(m, S.FLOOR) -- (min_interval = 0: the walks below would take steps of no length)
-  -- to where almost every task has finished (no poll comes before the floor m),
-  -- and never past a week (the fixed schedule is written out up to there)
-  local tmax = math_min(math_max(math_exp(mu + 3.5 * sigma), m), math_max(S.HORIZON, 4 * interval))
+  m = math.max(m, S.FLOOR) -- (min_interval = 0: the walks below would take steps of no length)
+  -- to where almost every task has finished (not before the floor m), never past a week (or 4 intervals)
+  local tmax = math.min(math.max(math.exp(mu + 3.5 * sigma), m), math.max(S.HORIZON, 4 * interval))
   local fixed_polls, fixed_lag = S.evaluate(d, S.fixed_plan(interval, tmax))
-  -- less MARGIN for the estimate's own error; but the tasks done before fixed
-  -- polling's first poll, which gets them with one, may have one more each
-  local budget = math_max(fixed_polls * S.MARGIN, 1 + d.F(interval))
+  -- MARGIN less for the estimate's error; but a task done by the fixed first poll (one poll) may have two
+  local budget = math.max(fixed_polls * S.MARGIN, 1 + d.F(interval))
   local short = budget > fixed_polls * S.MARGIN -- tasks that mostly finish within `interval`
   -- the smallest lambda (densest polls) whose expected polls stay within the budget
   local lo, hi = 1e-6 * interval, 1e3 * interval
   local best
   for _ = 1, 40 do
-    local mid = math_sqrt(lo * hi)
+    local mid = math.sqrt(lo * hi)
     local ts = density_plan(d, mid, m, tmax)
     if S.evaluate(d, ts) > budget then lo = mid else hi, best = mid, ts end
     if hi / lo < 1.01 then break end
@@ -174,14 +161,13 @@ function S:learn(kind, model, seconds, half)
     if not k then k = { seen = 0, lo = {}, hi = {} }; self.kinds[key] = k end
     -- the interval, in logarithms (lo nil: it may have been done at once), over the oldest once KEEP are seen
     local low, at = seconds - half, k.seen % S.KEEP + 1
-    k.lo[at], k.hi[at] = low > 0 and math_log(low) or nil, math_log(seconds + half)
+    k.lo[at], k.hi[at] = low > 0 and math.log(low) or nil, math.log(seconds + half)
     k.seen = k.seen + 1
   end
 end
 
--- A maximum-likelihood fit to the samples' intervals (EM on the logarithms, a
--- truncated normal per sample), so that a task first polled long after it
--- finished does not pass for a quick one: mu, sigma, or nil.
+-- mu, sigma | nil: a maximum-likelihood fit to the samples' intervals (EM on the logarithms, a truncated
+-- normal per sample), so that a task first polled long after it finished does not pass for a quick one.
 function S:estimate(key)
   local k = key and self.kinds[key]
   if not k or k.seen < S.MIN_SAMPLES then return nil end
@@ -190,7 +176,7 @@ function S:estimate(key)
   for i = 1, n do mu = mu + (hi[i] + (lo[i] or hi[i])) / 2 end
   mu = mu / n
   for i = 1, n do local d = (hi[i] + (lo[i] or hi[i])) / 2 - mu; sq = sq + d * d end
-  local sigma = math_max(math_sqrt(sq / n), 0.1)
+  local sigma = math.max(math.sqrt(sq / n), 0.1)
   for _ = 1, 50 do
     local s1, s2 = 0, 0
     for i = 1, n do
@@ -201,7 +187,7 @@ function S:estimate(key)
         local a, b = l and (l - mu) / sigma, (h - mu) / sigma
         local z = Phi(b) - (a and Phi(a) or 0)
         if z < 1e-6 then -- far in a tail: the nearest end of the interval
-          x = math_min(math_max(mu, l or h), h)
+          x = math.min(math.max(mu, l or h), h)
           x2 = x * x
         else
           local pa, pb = a and phi(a) or 0, phi(b)
@@ -213,29 +199,27 @@ function S:estimate(key)
       s1, s2 = s1 + x, s2 + x2
     end
     local new_mu = s1 / n
-    local new_sigma = math_sqrt(math_max(s2 / n - new_mu * new_mu, MIN_SIGMA * MIN_SIGMA))
-    local moved = math_abs(new_mu - mu) + math_abs(new_sigma - sigma)
+    local new_sigma = math.sqrt(math.max(s2 / n - new_mu * new_mu, MIN_SIGMA * MIN_SIGMA))
+    local moved = math.abs(new_mu - mu) + math.abs(new_sigma - sigma)
     mu, sigma = new_mu, new_sigma
     if moved < 1e-6 then break end
   end
-  -- samples that all fell in alike coarse gaps cannot tell a narrow spread: never
-  -- below the typical gap's own width; and widened by mu's own error
+  -- never below the typical gap's width (alike coarse gaps hide a narrow spread); widened by mu's error
   local widths = {}
   for i = 1, n do widths[i] = hi[i] - (lo[i] or hi[i] - 1) end
   table.sort(widths)
-  local floor = widths[math_floor((n + 1) / 2)] / 2 / math_sqrt(3)
-  sigma = math_max(sigma, floor, MIN_SIGMA) * math_sqrt(1 + 1 / n)
+  local floor = widths[math.floor((n + 1) / 2)] / 2 / math.sqrt(3)
+  sigma = math.max(sigma, floor, MIN_SIGMA) * math.sqrt(1 + 1 / n)
   return mu, sigma
 end
 
 function S:plan(kind, model)
-  for i = 1, 2 do
-    local key = i == 1 and kind or model
-    local k = key and self.kinds[key]
+  for _, key in ipairs { kind or model, model } do -- (the model's samples stand in for a new kind)
+    local k = self.kinds[key]
     if k and k.seen >= S.MIN_SAMPLES then
       -- a new plan with each early sample, then with each eighth more
       local p = self.plans[key]
-      if not p or k.seen >= p.seen + math_max(1, math_floor(p.seen / 8)) then
+      if not p or k.seen >= p.seen + math.max(1, math.floor(p.seen / 8)) then
         local mu, sigma = self:estimate(key)
         p = { plan = S.make_plan(mu, sigma, self.interval, self.min_interval), seen = k.seen }
         self.plans[key] = p
@@ -249,33 +233,25 @@ end
 function S:delay(kind, model, age)
   local m = self.min_interval
   local plan = age and self:plan(kind, model)
-  if not plan then return math_max(self.interval, m) end
-  local ages = plan.ages
-  local lo, hi = 1, #ages + 1
-  while lo < hi do
-    local mid = math_floor((lo + hi) / 2)
-    if ages[mid] <= age then lo = mid + 1 else hi = mid end
-  end
-  -- a poll nearer to the next planned age than to the one before stands for it
-  -- (the plan moved a little since this poll was timed): no extra poll just after
+  if not plan then return math.max(self.interval, m) end
+  local ages, lo = plan.ages, 1
+  while ages[lo] and ages[lo] <= age do lo = lo + 1 end -- (a few polls a second: a walk will do)
+  -- a poll nearer the next planned age than the one before stands for it (the plan moved): no extra poll
   if lo <= #ages and ages[lo] - age < 0.5 * (ages[lo] - (ages[lo - 1] or 0)) then lo = lo + 1 end
   if lo > #ages then -- slower than the plan foresaw: gaps growing from the floor to `interval`
-    return math_max(m, math_min(self.interval, age - ages[#ages]))
+    return math.max(m, math.min(self.interval, age - ages[#ages]))
   end
-  return math_max(ages[lo] - age, m)
+  return math.max(ages[lo] - age, m)
 end
 
 -- By budget: the samples of each kind, the views of them, the records read.
-local keys = setmetatable({}, { __mode = "k" })
-
-local function key_of(budget)
-  local k = keys[budget]
-  if not k then k = { kinds = {}, views = {}, read = {} }; keys[budget] = k end
-  return k
-end
+local keys = setmetatable({}, { __mode = "k", __index = function(t, budget)
+  t[budget] = { kinds = {}, views = {}, read = {} }
+  return t[budget]
+end })
 
 function S.of(budget, cfg)
-  local k = key_of(budget)
+  local k = keys[budget]
   local vk = tostring(cfg.interval) .. "/" .. tostring(cfg.min_interval)
   local s = k.views[vk]
   if not s then s = S.new(cfg, k.kinds); k.views[vk] = s end
@@ -284,7 +260,7 @@ end
 
 -- True the first time only: the caller reads the samples of the records `name`.
 function S.first_read(budget, name)
-  local k = key_of(budget)
+  local k = keys[budget]
   if k.read[name] then return false end
   k.read[name] = true
   return true

@@ -1,6 +1,5 @@
--- The key's bucket in nginx's `lua_shared_dict starvideos`, for every worker: budget.lua's
--- rule under a lock (`add`; the dict has no compare-and-set) held for microseconds, whose
--- 10 ms expiry frees it should a worker die; a worker finding it taken comes back 2 ms later.
+-- The key's bucket in nginx's `lua_shared_dict starvideos`, for every worker: budget.lua's rule under
+-- a lock (`add`: the dict has no compare-and-set) held for microseconds, which expires should a worker die.
 
 local core = require "starvideos.core"
 local Budget = require "starvideos.budget"
@@ -8,7 +7,7 @@ local Budget = require "starvideos.budget"
 local D = {}
 D.__index = D
 
-local LOCK_TTL, LOCK_RETRY = 0.01, 0.002
+local LOCK_TTL, LOCK_RETRY = 0.01, 0.002 -- the lock's expiry, and a worker's wait when it is taken
 
 -- The dict's budget of the key whose budget is b, or nil without the dict.
 function D.new(ngx, b)
@@ -18,8 +17,7 @@ function D.new(ngx, b)
   return setmetatable({ dict = dict, key = key, lock = key .. ":lock", budget = b }, D)
 end
 
--- nil (a token taken), the time to come back, or false: the dict cannot be
--- used (full beyond what it may evict): the worker's own bucket stands in.
+-- nil (a token taken), the time to come back, or false: the dict is full, the worker's own bucket stands in.
 function D:take(t)
   local dict = self.dict
   local locked, err = dict:add(self.lock, true, LOCK_TTL)

@@ -7,33 +7,29 @@ local semaphore = require "ngx.semaphore"
 local W = require "starvideos.nginx.wire"
 
 local ngx = rawget(_G, "ngx")
-local spawn, kill, wait, run_thread = ngx.thread.spawn, ngx.thread.kill, ngx.thread.wait, ngx.run_worker_thread
-local part_open, verdict, new_error, now, check_url =
-  core.part_open, core.verdict, errors.new_error, core.now, core.check_url
+local now, new_error = core.now, errors.new_error
 
 local PAGE_MAX = 64 * 1024 -- a download's error page, kept for the message
 local NO_CA = "ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate"
 
--- Making a pool thread's Lua VM costs the worker ~10 ms: one is made, in a
--- timer, when the worker's first client is.  The pool's commits go one at a time.
+-- A pool thread's Lua VM costs the worker ~10 ms: made in a timer at its first client; commits one at a time.
 local disk_slot, no_pool
-local function in_pool(fn, ...) -- true, core[fn](...) | false
-  if no_pool or not run_thread then return false end
+local function in_pool(fn, ...) -- core[fn](...), in the pool when there is one
+  if no_pool or not ngx.run_worker_thread then return core[fn](...) end
   disk_slot:wait(86400)
-  local ok, a, b = run_thread("starvideos", "starvideos.core", fn, ...)
+  local ok, a, b = ngx.run_worker_thread("starvideos", "starvideos.core", fn, ...)
   disk_slot:post(1)
-  if ok then return true, a, b end
+  if ok then return a, b end
   if tostring(a):find("not found", 1, true) then
     no_pool = true
     ngx.log(ngx.WARN, "starvideos: downloads are synced to disk in the worker: add ",
       "`thread_pool starvideos threads=4;` to the main context of nginx.conf")
   end
-  return false
+  return core[fn](...)
 end
 
--- The worker's connection slots of each key (its budget), shared by its clients' transports.
--- Fewer are taken back as they come free (a slot in use cannot be taken): what is owed is
--- taken at this and the next clients' joins (in a request, where a semaphore may be waited on).
+-- The worker's connection slots of each key (its budget), shared by its clients' transports.  Fewer are
+-- taken back as they come free, at this and the next clients' joins (in a request: a semaphore may wait).
 local key_slots = setmetatable({}, { __mode = "k" })
 
 local function clamp(conns) -- as libcurl's
@@ -57,7 +53,6 @@ N.__index = N
 -- N.new(cfg, budget): cfg as config.lua gives it; budget.conns, the key's max_connections.
 -- `whole` and `left` hold the .part handles of downloads that ended whole (for t:commit) or short.
 function N.new(cfg, budget)
-  if cfg.ca_file then error("starvideos: " .. NO_CA, 4) end
   if not disk_slot then
     disk_slot = semaphore.new(1)
     ngx.timer.at(0, function(premature) if not premature then in_pool("now") end end)
@@ -109,11 +104,11 @@ local function open_part(self, r)
     was:close()
     short = true
   elseif offset > 0 then
-    fh, err, short = part_open(file, offset) -- left by an earlier call: request.lua compares its end
+    fh, err, short = core.part_open(file, offset) -- left by an earlier call: request.lua compares its end
   end
   if short or offset <= 0 then -- the .part we had is gone or cut: from byte 0, in a new file
     offset = 0
-    fh, err = part_open(file, 0)
+    fh, err = core.part_open(file, 0)
   end
   if not fh then return nil, new_error("io", err, { field = "path" }) end
   return fh, offset
@@ -121,7 +116,7 @@ end
 
 function N:send(r)
   live(self)
-  local u, bad = check_url(r.url, "url")
+  local u, bad = core.check_url(r.url, "url")
   if not u then return nil, bad end
   if r.op ~= "download" and type(r.max_body) ~= "number" then
     return refuse("max_body", "max_body: no cap on the answer's size was given")
@@ -134,7 +129,6 @@ function N:send(r)
     end
     own = setmetatable({ ua = r.user_agent, connect_timeout = r.connect_timeout }, { __index = c })
   end
-  -- http URLs are sent to it whole, https ones through a CONNECT tunnel
   local proxy, bad_proxy = W.proxy(r.proxy)
   if proxy == nil then return nil, bad_proxy end
   local fh, offset = open_part(self, r)
@@ -143,7 +137,7 @@ function N:send(r)
     fh = fh, parts = {}, kept = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
   self.running[x] = true
-  x.thread = spawn(run, self, x)
+  x.thread = ngx.thread.spawn(run, self, x)
   return x
 end
 
@@ -157,16 +151,13 @@ function N:finished()
   live(self)
   while self.done[1] do
     local x = table.remove(self.done, 1)
-    pcall(wait, x.thread) -- an ended thread stays until its parent reaps it
+    pcall(ngx.thread.wait, x.thread) -- an ended thread stays until its parent reaps it
     if not x.spent then return x end
   end
 end
 
 -- The service's clock minus ours (s, from the last API answer's Date), or nil (curl.c's t:clock).
-function N:clock()
-  local d = self.date and core.http_date(self.date)
-  return d and d - self.date_at
-end
+function N:clock() return self.skew end
 
 function N:result(x)
   live(self)
@@ -174,9 +165,10 @@ function N:result(x)
     error("bad argument #1 to 'result' (an exchange that finished and was not taken)", 2)
   end
   x.spent = true
-  if x.date then self.date, self.date_at = x.date, core.wall() end
-  local task, err, wire, bytes, total = verdict(x.op, x.status, table.concat(x.parts), x.retry_after, x.wire,
-    x.message, x.have, x.total, self.key)
+  local date = x.date and core.http_date(x.date)
+  if x.date then self.skew = date and date - core.wall() end
+  local task, err, wire, bytes, total = core.verdict(x.op, x.status, table.concat(x.parts), x.retry_after,
+    x.wire, x.message, x.have, x.total, self.key)
   if x.fh then
     if task then
       self.whole[x.r.file] = x.fh
@@ -197,7 +189,7 @@ function N:cancel(x)
   if type(x) ~= "table" or x.spent then return end
   x.spent, self.running[x] = true, nil
   if x.ended then return end
-  local ok, killed = pcall(kill, x.thread)
+  local ok, killed = pcall(ngx.thread.kill, x.thread)
   if ok and killed then release(self, x) end -- else the thread ends by itself, writing nothing more
   if x.fh then x.fh:close(); x.fh = nil end
 end
@@ -208,9 +200,8 @@ function N:commit(part, path)
   if not fh then return nil, "cannot commit " .. tostring(part) .. ": no whole download was written there" end
   self.whole[part] = nil
   local fd, size, name = fh:prepare()
-  local pooled, ok, err = false, fd, size
-  if fd then pooled, ok, err = in_pool("part_commit", fd, size, name, path) end
-  if fd and not pooled then ok, err = core.part_commit(fd, size, name, path) end
+  local ok, err = fd, size
+  if fd then ok, err = in_pool("part_commit", fd, size, name, path) end
   fh:close()
   return ok, err
 end

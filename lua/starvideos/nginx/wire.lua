@@ -1,13 +1,11 @@
 -- One HTTP/1.1 exchange on nginx's own socket, in a light thread of nginx/transport.lua:
 -- W.exchange(c, x, key) -> nil on a whole answer, else wire, message; it fills x (status,
--- retry_after, parts, have, total).  Linear in the answer's bytes: what was read ahead is
--- one string and a position in it (x.buf, x.pos), never copied to drop what was used.
+-- retry_after, parts, have, total).  What was read ahead is x.buf from x.pos.
 
 local core = require "starvideos.core"
 
 local ngx = rawget(_G, "ngx")
-local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
-local now, part_open, sleep = core.now, core.part_open, ngx.sleep
+local now = core.now
 
 local HEAD_MAX = 64 * 1024 -- an answer's status line and headers, together
 local CHUNK = 64 * 1024    -- the most asked of a socket at once
@@ -37,50 +35,33 @@ end
 
 -- Up to n bytes of the answer, those read ahead first (not with `fresh`) | nil, socket error.
 local function take(x, n, fresh)
-  local b, pos = x.buf, x.pos
-  local left = #b - pos + 1
-  if left > 0 and not fresh then
-    local data = (pos == 1 and left <= n) and b or sub(b, pos, pos + n - 1)
-    x.pos = pos + #data
+  if x.pos <= #x.buf and not fresh then
+    local data = x.buf:sub(x.pos, x.pos + n - 1)
+    x.pos = x.pos + #data
     return data
   end
   if not arm(x, x.stall) then return nil, "timeout" end
   if now() - x.since >= BREATHE then -- 1 ms: nginx without OpenResty's patch warns at each ngx.sleep(0)
-    sleep(0.001)
+    ngx.sleep(0.001)
     x.since = now()
   end
-  local data, err = x.sock:receiveany(n)
-  if data then x.got = x.got + #data end
-  return data, err
+  return x.sock:receiveany(n)
 end
 
--- A line's text without its CR LF (or LF) ending at e.
-local function cut(s, from, e)
-  return sub(s, from, (e > from and byte(s, e - 1) == 13) and e - 2 or e - 1)
-end
-
--- One line without its end, from at most `room` bytes: line, bytes used | nil, wire, message.
+-- A line without its end, read on to at most `room` bytes: line, bytes used | nil, wire, message.
 local function line(x, room)
-  local b, pos = x.buf, x.pos
-  local e = find(b, "\n", pos, true)
-  if e and e - pos < room then
-    x.pos = e + 1
-    return cut(b, pos, e), e - pos + 1
-  end
-  local parts, have = { sub(b, pos) }, #b - pos + 1
-  while not e and have < room do -- the line goes on past what was read: gather it piece by piece
+  while true do
+    local b, pos = x.buf, x.pos
+    local e = b:find("\n", pos, true)
+    if e and e - pos < room then
+      x.pos = e + 1
+      return b:sub(pos, (e > pos and b:byte(e - 1) == 13) and e - 2 or e - 1), e - pos + 1
+    end
+    if e or #b - pos + 1 >= room then return nil, "garbled", "the answer's headers are too large" end
     local data, err = take(x, CHUNK, true)
     if not data then return nil, wire_of(x, err) end
-    e = find(data, "\n", 1, true)
-    if e and have + e <= room then
-      parts[#parts + 1] = sub(data, 1, e)
-      x.buf, x.pos = data, e + 1
-      local l = concat(parts)
-      return cut(l, 1, #l), have + e
-    end
-    parts[#parts + 1], have = data, have + #data
+    x.buf, x.pos = b:sub(pos) .. data, 1
   end
-  return nil, "garbled", "the answer's headers are too large"
 end
 
 -- Status and headers (lowercased), past any 1xx: status, headers, reusable | nil, wire, message.
@@ -189,7 +170,7 @@ local function start_file(x, h)
     ok, err = x.fh:truncate(a)
   elseif x.fh:at() > 0 then -- from byte 0 after all: a new file, as any download from 0
     x.fh:close()
-    ok, err = part_open(x.r.file, 0)
+    ok, err = core.part_open(x.r.file, 0)
     x.fh = ok
   end
   return ok, "io", err
@@ -219,7 +200,7 @@ local function tunnel(c, x, u, p)
     .. "\r\n" .. (p.auth or "") .. "\r\n")
   local status, h, msg = nil, err, nil
   if sent then status, h, msg = head(x) end
-  x.buf, x.pos, x.got = "", 1, 0
+  x.buf, x.pos = "", 1
   if status == 200 then return true end
   local why = status and "answered " .. status .. ((status == 401 or status == 407) and ": " .. core.PROXY_AUTH or "")
     or msg or tostring(h)
@@ -282,7 +263,7 @@ end
 local function ask(c, x, u, key)
   local fresh = x.r.fresh
   while true do
-    x.buf, x.pos, x.got = "", 1, 0 -- what this connection reads (a tunnel's answer read, it starts again)
+    x.buf, x.pos = "", 1 -- what this connection reads (a tunnel's answer read, it starts again)
     local ok, wire, msg = connect(c, x, u, fresh)
     if not ok then return nil, wire, msg end
     local reused = x.sock:getreusedtimes() > 0
@@ -291,7 +272,7 @@ local function ask(c, x, u, key)
     local status, h, keep
     if sent then status, h, keep = head(x) else h, keep = wire_of(x, err) end
     if status then return status, h, keep end
-    if not (reused and x.got == 0 and h == "broken") then return nil, h, keep end
+    if not (reused and x.buf == "" and h == "broken") then return nil, h, keep end -- (nothing was read)
     x.sock:close()
     fresh = true
   end
