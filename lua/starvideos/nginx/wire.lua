@@ -1,6 +1,7 @@
 -- One HTTP/1.1 exchange on nginx's own socket, in a light thread of nginx/transport.lua:
 -- W.exchange(c, x, key) -> nil on a whole answer, else wire, message; it fills x (status,
--- retry_after, parts, have, total).  What was read ahead is x.buf from x.pos.
+-- retry_after, parts, have, total).  Linear in the answer's bytes: what was read ahead is
+-- one string and a position in it (x.buf, x.pos), never copied to drop what was used.
 
 local core = require "starvideos.core"
 
@@ -48,20 +49,34 @@ local function take(x, n, fresh)
   return x.sock:receiveany(n)
 end
 
--- A line without its end, read on to at most `room` bytes: line, bytes used | nil, wire, message.
+-- A line's text without its CR LF (or LF) ending at e.
+local function cut(s, from, e)
+  return s:sub(from, (e > from and s:byte(e - 1) == 13) and e - 2 or e - 1)
+end
+
+-- One line without its end, from at most `room` bytes: line, bytes used | nil, wire, message.
+-- Linear in the bytes read: a line past what was read ahead is gathered piece by piece.
 local function line(x, room)
-  while true do
-    local b, pos = x.buf, x.pos
-    local e = b:find("\n", pos, true)
-    if e and e - pos < room then
-      x.pos = e + 1
-      return b:sub(pos, (e > pos and b:byte(e - 1) == 13) and e - 2 or e - 1), e - pos + 1
-    end
-    if e or #b - pos + 1 >= room then return nil, "garbled", "the answer's headers are too large" end
+  local b, pos = x.buf, x.pos
+  local e = b:find("\n", pos, true)
+  if e and e - pos < room then
+    x.pos = e + 1
+    return cut(b, pos, e), e - pos + 1
+  end
+  local parts, have = { b:sub(pos) }, #b - pos + 1
+  while not e and have < room do
     local data, err = take(x, CHUNK, true)
     if not data then return nil, wire_of(x, err) end
-    x.buf, x.pos = b:sub(pos) .. data, 1
+    e = data:find("\n", 1, true)
+    if e and have + e <= room then
+      parts[#parts + 1] = data:sub(1, e)
+      x.buf, x.pos = data, e + 1
+      local l = table.concat(parts)
+      return cut(l, 1, #l), have + e
+    end
+    parts[#parts + 1], have = data, have + #data
   end
+  return nil, "garbled", "the answer's headers are too large"
 end
 
 -- Status and headers (lowercased), past any 1xx: status, headers, reusable | nil, wire, message.
