@@ -88,6 +88,9 @@ end
 -- | nil, err; create_allowed(s, key_hash, count, per) -> true | false, seconds.
 local function seconds(s, name, what, key_hash, args)
   local F = require "starvideos.fleet.budget"
+  -- create_limit's count alone (the library runs it only inside the ledger's keyed script)
+  require("starvideos.fleet.store").define("budget_create", F.CREATE
+    .. "return string.format('%.6f', count_create(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])))")
   local v, err = s:script(name, { F.key(key_hash, what) }, args)
   if v == nil then return nil, err end
   return (assert(tonumber(v), v))

@@ -5,8 +5,8 @@
 local Budget = require "starvideos.budget"
 local Store = require "starvideos.fleet.store"
 
-local setmetatable, pairs, type, tostring, tonumber, string_format =
-  setmetatable, pairs, type, tostring, tonumber, string.format
+local setmetatable, type, tostring, tonumber, string_format =
+  setmetatable, type, tostring, tonumber, string.format
 
 local F = {}
 F.__index = F
@@ -17,18 +17,16 @@ local AGAIN = 1 -- seconds
 -- redis.replicate_commands lets a script write after TIME on Redis 3.2 to 4.
 local HEAD = "if redis.replicate_commands then redis.replicate_commands() end\n"
   .. "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n" .. Budget.RULES
-F.SCRIPTS = {
-  -- KEYS[1] the key's bucket: its tat (Redis' clock); ARGV[1] the rate
-  token = HEAD .. [[
+-- KEYS[1] the key's bucket: its tat (Redis' clock); ARGV[1] the rate
+Store.define("budget_token", HEAD .. [[
 local rate = tonumber(ARGV[1])
 local tat, wait = take(tonumber(redis.call('GET', KEYS[1])) or 0, now, rate)
 if wait == 0 then
   redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil(1000 * (tat - now)) + 1000)
 end
 return string.format('%.6f', wait)
-]],
-}
--- create_limit's count on `key` (a sorted set of times): 0 (counted) or the seconds to wait; keyed's too.
+]])
+-- create_limit's count on `key` (a sorted set of times): 0 (counted) or the seconds to wait; keyed's.
 F.CREATE = HEAD .. [[
 local function count_create(key, count, per)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.6f', now - per))
@@ -44,11 +42,6 @@ local function count_create(key, count, per)
   return wait
 end
 ]]
--- KEYS[1] the key's creates; ARGV[1] count, ARGV[2] per
-F.SCRIPTS.create = F.CREATE
-  .. "return string.format('%.6f', count_create(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])))"
-
-for name, body in pairs(F.SCRIPTS) do Store.define("budget_" .. name, body) end
 
 -- (key_hash: never the key itself; in one hash slot)
 function F.key(key_hash, what)
