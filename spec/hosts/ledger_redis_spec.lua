@@ -17,7 +17,7 @@ local kind_of = require("starvideos.job").kind_of
 
 -- The samples of a kind as the store keeps them: {took, within}, newest first.
 local function stored_samples(url, key, kind)
-  local st = assert(require("starvideos.fleet.store").open(url))
+  local st = require("starvideos.fleet.store").new(url)
   local prefix = "starvideos:{" .. redis_run.key_hash("http://fleet", key) .. "}:"
   local out = {}
   for i, v in ipairs(assert(st:call("LRANGE", prefix .. "samples:" .. kind, 0, -1))) do
@@ -317,7 +317,7 @@ describe("the Redis ledger", function()
       local fresh = R.new(r2.url, cfg_of(l.cfg.api_key))
       assert.same({ { id = "t-down", model = "videos" } }, fresh:unfinished())
       assert.same({ { 90, 1 } }, stored_samples(r2.url, l.cfg.api_key, kind_of("videos", 5, "720p")))
-      local st = assert(require("starvideos.fleet.store").open(r2.url))
+      local st = require("starvideos.fleet.store").new(r2.url)
       assert.equal("completed", st:call("HGET", l.prefix .. "task:t-down", "status"))
       assert.equal(l:owner(), st:call("HGET", l.prefix .. "task:t-down", "owner"))
       st:close()

@@ -18,8 +18,8 @@ describe("a store where starvideos.redis is missing", function()
     helper.write_file(dir .. "/t.lua", [[
 assert(not pcall(require, "starvideos.redis"))
 assert(require("starvideos").validate { model = "videos", prompt = "kitten", duration = 5 })
-local s, err = require("starvideos.fleet.store").open("redis://:pw@127.0.0.1:1")
-print(s, err.kind, err.field, err.message)
+local v, err = require("starvideos.fleet.store").new("redis://:pw@127.0.0.1:1"):call("PING")
+print(v, err.kind, err.field, err.message)
 ]])
     local out, ok = helper.capture("cd " .. q(helper.root) .. " && LUA_CPATH=" .. q(dir .. "/?.so;;") .. " "
       .. q(helper.lua) .. " " .. q(dir .. "/t.lua") .. " 2>&1")
@@ -186,7 +186,7 @@ describe("starvideos.redis", function()
   end)
 end)
 
-describe("store.open", function()
+describe("store.new", function()
   it("raises on bad URLs, naming the store and what is wrong, never the password", function()
     local cases = {
       { "http://h:1", "the scheme is not redis://" },
@@ -200,13 +200,13 @@ describe("store.open", function()
       { "redis://u:s3cret@h:1@x", "after host:port only /db" },
     }
     for _, case in ipairs(cases) do
-      local ok, err = pcall(store.open, case[1])
+      local ok, err = pcall(store.new, case[1])
       assert.is_false(ok, case[1])
       assert.matches("^store ", err)
       assert.truthy(err:find(case[2], 1, true), err)
       assert.is_nil(err:find("s3cret", 1, true), err)
     end
-    assert.has_error(function() store.open(42) end)
+    assert.has_error(function() store.new(42) end)
     local store_url = require("starvideos.config").store_url
     local p = store_url("redis://user:p%40ss@[::1]:7000/3")
     assert.same({ "user", "p@ss", "::1", 7000, 3 }, { p.user, p.password, p.host, p.port, p.db })
@@ -216,7 +216,7 @@ describe("store.open", function()
 
   it("gives kind io naming host:port when Redis is unreachable", function()
     local port = helper.free_ports(1)[1]
-    local s, err = store.open("redis://:hidden@127.0.0.1:" .. port, { timeout = 2 })
+    local s, err = store.new("redis://:hidden@127.0.0.1:" .. port, { timeout = 2 }):call("PING")
     assert.is_nil(s)
     assert.equal("io", err.kind)
     assert.equal("store", err.field)
@@ -236,8 +236,8 @@ describe("the store", function()
   it("authenticates (requirepass) and selects its database", function()
     srv = redis_run.start { password = "p4ss word" }
     local url = "redis://:p4ss%20word@127.0.0.1:" .. srv.port
-    local s3 = assert(store.open(url .. "/3"))
-    local s0 = assert(store.open(url))
+    local s3 = store.new(url .. "/3")
+    local s0 = store.new(url)
     finally(function() s3:close(); s0:close() end)
     assert.equal("OK", s3:call("SET", "where", "three"))
     assert.equal("three", s3:call("GET", "where"))
@@ -248,18 +248,18 @@ describe("the store", function()
 
   it("refuses a bad password with kind io, without saying it", function()
     srv = redis_run.start { password = "right" }
-    local s, err = store.open("redis://:wrong-one@127.0.0.1:" .. srv.port)
+    local s, err = store.new("redis://:wrong-one@127.0.0.1:" .. srv.port):call("PING")
     assert.is_nil(s)
     assert.equal("io", err.kind)
     assert.matches("^store redis://127%.0%.0%.1:" .. srv.port .. "/0: AUTH failed: WRONGPASS", err.message)
     assert.is_nil(err.message:find("wrong-one", 1, true))
-    local _, err2 = store.open("redis://127.0.0.1:" .. srv.port) -- no password at all
+    local _, err2 = store.new("redis://127.0.0.1:" .. srv.port):call("PING") -- no password at all
     assert.matches("NOAUTH", err2.message)
   end)
 
   it("has an async form: send, step(0), ready, result", function()
     srv = redis_run.start()
-    local s = assert(store.open(srv.url))
+    local s = store.new(srv.url)
     finally(function() s:close() end)
     local a, b = assert(s:send("SET", "x", "1")), assert(s:send("HGET", "x", "f"))
     assert.is_false(s:ready(a))
@@ -278,7 +278,7 @@ describe("the store", function()
 
   it("times out a blocking call on a stopped Redis, with a clear error", function()
     srv = redis_run.start()
-    local s = assert(store.open(srv.url, { timeout = 0.3 }))
+    local s = store.new(srv.url, { timeout = 0.3 })
     finally(function() s:close(); srv.signal("CONT") end)
     srv.signal("STOP")
     local t0 = gettime()
@@ -294,7 +294,7 @@ describe("the store", function()
 
   it("connects again when Redis restarted while it was idle, losing no command", function()
     srv = redis_run.start()
-    local s = assert(store.open(srv.url))
+    local s = store.new(srv.url)
     finally(function() s:close() end)
     assert.equal("OK", s:call("SET", "a", "1"))
     local port = srv.port
@@ -312,7 +312,7 @@ describe("the store", function()
 
   it("takes tokens and counts creates; runs its scripts again after SCRIPT FLUSH", function()
     srv = redis_run.start()
-    local s = assert(store.open(srv.url))
+    local s = store.new(srv.url)
     finally(function() s:close() end)
     local token, create_allowed = redis_run.token, redis_run.create_allowed
     for _ = 1, 5 do assert.is_nil(token(s, "k1", 5)) end -- the burst
@@ -345,7 +345,7 @@ describe("the store", function()
     srv = redis_run.start()
     local out = children([[
 local socket = require "socket"
-local s = assert(require("starvideos.fleet.store").open(arg[1]))
+local s = require("starvideos.fleet.store").new(arg[1])
 local token = require("spec.support.redis_run").token
 local t0, taken = socket.gettime(), 0
 while socket.gettime() - t0 < 3 do
@@ -365,7 +365,7 @@ print("taken " .. taken)
   it("allows exactly count creates across two processes", function()
     srv = redis_run.start()
     local out = children([[
-local s = assert(require("starvideos.fleet.store").open(arg[1]))
+local s = require("starvideos.fleet.store").new(arg[1])
 local create_allowed = require("spec.support.redis_run").create_allowed
 for _ = 1, 5 do
   local ok, secs = create_allowed(s, "shared", 3, 30)
@@ -448,7 +448,7 @@ describe("luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec (lua5.4)"
     assert.is_true(helper.exists(tree .. "/lib/lua/5.4/starvideos/redis.so"))
     assert.is_true(helper.exists(tree .. "/share/lua/5.4/starvideos/fleet/store.lua"))
     helper.write_file(tmp .. "/t.lua", [[
-local s = assert(require("starvideos.fleet.store").open(arg[1]))
+local s = require("starvideos.fleet.store").new(arg[1])
 local F = require "starvideos.fleet.budget"
 assert(s:call("SET", "rock", "yes") == "OK")
 local function token() return tonumber(s:script("budget_token", { F.key("k", "tat") }, { "1" })) end

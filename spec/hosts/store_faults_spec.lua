@@ -80,7 +80,7 @@ describe_redis("the Redis ledger's faults", function()
     local a = R.new(Store.new(redis.url, { timeout = 1 }), cfg, ea)
     local lid = "l-a-" .. core.random_id()
     assert.is_true(ask(a, ea, lid)) -- its pending record written
-    local st = assert(Store.open(redis.url))
+    local st = Store.new(redis.url)
     assert.equal("OK", st:call("SAVE"))
     st:close()
     redis.stop() -- killed before the created record
@@ -93,7 +93,7 @@ describe_redis("the Redis ledger's faults", function()
     while core.now() < a.queue.link.again do core.sleep(0.05) end -- (refused RETRY after a failure)
     local b = R.new(Store.new(redis.url, { timeout = 1 }), cfg, eb) -- a later request's client
     assert.is_true(ask(b, eb, "l-b-" .. core.random_id()))
-    local check = assert(Store.open(redis.url))
+    local check = Store.new(redis.url)
     local prefix = prefix_of(cfg)
     assert.equal(1, check:call("SISMEMBER", prefix .. "unfinished", "t-nginx"))
     assert.equal(0, check:call("SISMEMBER", prefix .. "pending", lid))
@@ -189,7 +189,7 @@ io.write(string.format("collected %%s %%.3f\n", tostring(ledger.closed), core.no
     end
     redis.signal("CONT")
     assert.is_true(took < 0.5, tostring(took))
-    local check = assert(Store.open(redis.url))
+    local check = Store.new(redis.url)
     local prefix = ledger.prefix
     assert(helper.wait_until(function()
       client:step(0.01)
@@ -217,7 +217,7 @@ io.write(string.format("collected %%s %%.3f\n", tostring(ledger.closed), core.no
     redis = redis_run.start { port = port, dir = dir }
     local lid = "l-b-" .. core.random_id()
     assert.is_true(ask(b, eb, lid))
-    local check = assert(Store.open(redis.url))
+    local check = Store.new(redis.url)
     local key = prefix_of(cfg) .. "task:t-stale"
     local ok
     assert(helper.wait_until(function()
@@ -243,7 +243,7 @@ io.write(string.format("collected %%s %%.3f\n", tostring(ledger.closed), core.no
       cfg.on_event = function(ev) if ev.type == "warning" then warn(ev.message) end end
       local engine = on_engine and ngx_loop() or nil
       local l = R.new(Store.new(redis.url, { timeout = 1 }), cfg, engine)
-      local check = assert(Store.open(redis.url))
+      local check = Store.new(redis.url)
       local bad, good = prefix_of(cfg) .. "task:t-bad", prefix_of(cfg) .. "task:t-good"
       assert(check:call("RPUSH", bad, "not a hash")) -- the status script's HSET fails: WRONGTYPE
       for _, id in ipairs { "t-good", "t-good2" } do -- (a status is recorded for a task the store has)
@@ -303,7 +303,7 @@ io.write(string.format("collected %%s %%.3f\n", tostring(ledger.closed), core.no
       redis.signal("CONT")
       assert.is_nil(ledger.held[id])
       assert.equal("cancelled", job2.state)
-      local check = assert(Store.open(redis.url))
+      local check = Store.new(redis.url)
       assert(helper.wait_until(function()
         client:step(0.01)
         return check:call("SISMEMBER", ledger.prefix .. "unfinished", id) == 1

@@ -59,7 +59,7 @@ describe("a client with a store inside nginx", function()
   end)
 
   it("generates with a store per request: records and budget in Redis, no PING", function()
-    local st = assert(Store.open(redis.url))
+    local st = Store.new(redis.url)
     assert.equal("OK", st:call("CONFIG", "RESETSTAT"))
     nginx_run.get_all(srv.port, N, dir, function(i) return "gen?i=" .. i end)
     local ids = {}

@@ -77,7 +77,7 @@ io.write(tostring(a.ledger.path), " ", tostring(b.cfg.store))
     local task = assert(client:generate({ model = "videos", prompt = "recorded", duration = 5 },
       { out = out, interval = 0.2 }))
     assert.equal(out, task.path)
-    local st = assert(Store.open(redis.url))
+    local st = Store.new(redis.url)
     local prefix = "starvideos:{" .. redis_run.key_hash(emu.url, KEY) .. "}:"
     assert.equal(out, st:call("HGET", prefix .. "task:" .. task.id, "path"))
     assert.equal(1, st:call("EXISTS", prefix .. "tat")) -- the token script ran for the polls
@@ -94,7 +94,7 @@ io.write(tostring(a.ledger.path), " ", tostring(b.cfg.store))
     local client = starvideos.new { api_key = KEY, base_url = emu.url, store = url, requests_per_second = 0.5 }
     local task = assert(client:create { model = "videos", prompt = "budget", duration = 5 })
     -- another process takes the key's tokens from the store (as the token script does for any of them)
-    local st = assert(Store.open(url))
+    local st = Store.new(url)
     local hash = redis_run.key_hash(emu.url, KEY)
     while not redis_run.token(st, hash, 0.5) do end
     local t0 = core.now()
@@ -122,7 +122,7 @@ io.write(tostring(a.ledger.path), " ", tostring(b.cfg.store))
 
   it("has a new process poll on the schedule learned from the samples other processes recorded", function()
     local key_url = redis.url .. "/3" -- a database of its own: no samples but this test's
-    local st = assert(Store.open(redis.url))
+    local st = Store.new(redis.url)
     assert.equal("OK", st:call("CONFIG", "SET", "appendfsync", "always"))
     local a = child("tasks " .. q(emu.url) .. " " .. KEY .. " " .. q(key_url) .. " 6")
     local said = a.pipe:read("*a")
@@ -206,7 +206,7 @@ describe_redis("a client whose store goes down mid-run", function()
       client:step(0.01)
       return jobs[1].state == "polling" and jobs[2].state == "polling"
     end, 10), "both tasks created")
-    local st = assert(Store.open(url))
+    local st = Store.new(url)
     assert.equal("OK", st:call("SAVE")) -- what Redis holds now outlives it (the restart loads it)
     st:close()
     s.redis.stop()
@@ -241,7 +241,7 @@ describe_redis("a client whose store goes down mid-run", function()
     end, 10), "the downloaded records written once Redis answered again")
     assert.same({}, assert(view:pending()))
     assert.same({}, assert(client:pending()))
-    local check = assert(Store.open(url))
+    local check = Store.new(url)
     local prefix = "starvideos:{" .. redis_run.key_hash(emu.url, KEY) .. "}:"
     for i = 1, 2 do
       assert.equal(out_dir .. "/v" .. i .. ".mp4", check:call("HGET", prefix .. "task:" .. jobs[i].task.id, "path"))

@@ -3,8 +3,7 @@
 -- starvideos.redis (hiredis, non-blocking), loaded only here, so that a
 -- library without hiredis loads and works: only a store says what is missing.
 --
---   store.open(url[, {timeout = s}]) -> store | nil, err   connected (a PING)
---   store.new(url[, opts]) -> store   nothing sent yet: it connects at the first send
+--   store.new(url[, {timeout = s}]) -> store   nothing sent yet: it connects at the first send
 --   store.for_key(url, budget, timeout) -> the key's store of that URL (outside
 --       nginx one per key and URL in the process; inside, one per client)
 --   store.define(name, body): a script the store runs (EVAL)
@@ -146,21 +145,17 @@ function Cosocket.close() end
 local S = {}
 S.__index = S
 
-local function make(url, opts, where)
+-- Nothing sent yet: Redis down is no error until a record must be written (nginx: no PING a request).
+function M.new(url, opts)
   local cfg = config.store_url(url)
-  if opts ~= nil and type(opts) ~= "table" then errors.argerror(2, where, "table", type(opts), 4) end
+  if opts ~= nil and type(opts) ~= "table" then errors.argerror(2, "store.new", "table", type(opts)) end
   local timeout = opts and opts.timeout or config.DEFAULTS.connect_timeout
   if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 then
-    error(where .. ": timeout must be a number of seconds > 0, got " .. tostring(timeout), 3)
+    error("store.new: timeout must be a number of seconds > 0, got " .. tostring(timeout), 2)
   end
   -- got: answers read so far (S:step), for a loop that waits on them (loop:await_store)
   return setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0, jobs = {},
     got = 0 }, S)
-end
-
--- Nothing sent yet: Redis down is no error until a record must be written (nginx: no PING a request).
-function M.new(url, opts)
-  return make(url, opts, "store.new")
 end
 
 local stores = setmetatable({}, { __mode = "k" }) -- budget -> url -> store (outside nginx)
@@ -171,13 +166,6 @@ function M.for_key(url, budget, timeout)
   stores[budget] = of_key
   of_key[url] = of_key[url] or M.new(url, { timeout = timeout })
   return of_key[url]
-end
-
-function M.open(url, opts)
-  local self = make(url, opts, "store.open")
-  local _, err = self:call("PING")
-  if err then return nil, err end
-  return self
 end
 
 -- (starvideos.redis' messages start with "redis host:port: ", which the store's name says)
