@@ -91,7 +91,7 @@ Client.__newindex = function(self, k, v)
 end
 
 function Client:__tostring()
-  return string_format("starvideos client (%s)", (self.base_url:gsub("//[^/@]*@", "//")))
+  return string_format("starvideos client (%s)", self.base_url) -- (core.check_url refuses credentials in it)
 end
 
 local function live(self)

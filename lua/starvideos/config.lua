@@ -56,7 +56,7 @@ M.DEFAULTS = {
   user_agent = M.user_agent(),
 }
 
--- The levels of the `log` option and $STARVIDEOS_LOG (extras/log.lua).
+-- The levels of the `log` option and $STARVIDEOS_LOG.
 M.LOG_LEVELS = { debug = true, info = true }
 
 local DAY = 86400

@@ -4,7 +4,7 @@
 local core = require "starvideos.core"
 
 local type, tostring, setmetatable, error, string_format = type, tostring, setmetatable, error, string.format
-local TRANSIENT = core.transient or {}
+local TRANSIENT = core.transient
 
 local M = {}
 
