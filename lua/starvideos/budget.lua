@@ -137,14 +137,14 @@ end
 -- When the last caller told to wait comes back: a patient caller (a batch's feeder) asks after it.
 function B:queue_end() return self.told end
 
--- create_limit in this process (no ledger counts it): true, or the seconds
+-- create_limit in this process (no ledger counts it): true, or false, the seconds
 -- until the next create is allowed and the count in the window.
 function B:count_create(lim, t)
   local creates, kept = self.creates, {}
   while creates[1] and creates[1] < t - lim.per do table.remove(creates, 1) end -- out of the window
   for i = #creates, math.max(1, #creates - lim.count + 1), -1 do kept[#kept + 1] = creates[i] end
   local wait = limit(kept, t, lim.count, lim.per)
-  if wait > 0 then return false, wait, #kept, kept[lim.count] end
+  if wait > 0 then return false, wait, #kept end
   creates[#creates + 1] = t
   return true
 end

@@ -3,12 +3,11 @@
 -- until Redis has); once per store in a process, whether Redis syncs every write.
 
 local core = require "starvideos.core"
-local errors = require "starvideos.errors"
 local journal = require "starvideos.records.journal" -- (head)
+local Records = require "starvideos.records.ledger" -- (limited: create_limit's refusal)
 
 local type, pairs, tostring, tonumber, setmetatable, string_format, os_time, math_floor =
   type, pairs, tostring, tonumber, setmetatable, string.format, os.time, math.floor
-local new_error = errors.new_error
 
 local A = {}
 A.__index = A
@@ -81,10 +80,8 @@ function A:step()
   if done == nil then return nil, err end
   self.lease.renewed = core.now() -- Redis set it: this round trip took it along
   if type(done) == "table" and done[1] == "limited" then
-    local l, lim, wait = self.ledger, self.ledger.cfg.create_limit, tonumber(done[2])
-    return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s "
-      .. "(at most %d, counted in the store %s): the next create is allowed in %d s", lim.count, lim.per,
-      lim.count, l.where, math_floor(wait + 0.999)), { field = "create_limit", retry_after = wait })
+    local lim = self.ledger.cfg.create_limit
+    return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where)
   end
   if type(done) == "table" then self.verdict = done end
   return true

@@ -69,11 +69,12 @@ function L.forget() end
 
 L.keeper, L.orphans, L.owed_orphans = leases.keeper, leases.orphans, leases.owed_orphans
 
-local function refused(limit, n, oldest, t)
-  local wait = oldest + limit.per - t
-  return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s (at most %d):"
+-- create_limit's refusal, whoever counted (store: its name, when a store did).
+function L.limited(limit, n, wait, store)
+  return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s (at most %d%s):"
     .. " the next create is allowed in %d s (at %s)", n, limit.per, limit.count,
-    math_floor(wait + 0.999), os_date("!%Y-%m-%d %H:%M:%S UTC", math_floor(oldest + limit.per + 0.999))),
+    store and ", counted in the store " .. store or "", math_floor(wait + 0.999),
+    os_date("!%Y-%m-%d %H:%M:%S UTC", math_floor(os_time() + wait + 0.999))),
     { field = "create_limit", retry_after = wait })
 end
 
@@ -132,9 +133,9 @@ end
 local function locked(self, rec, want)
   local limit, t = self.cfg.create_limit, os_time()
   if not self.path then
-    local ok, _, n, oldest = self.budget:count_create(limit, t)
+    local ok, wait, n = self.budget:count_create(limit, t)
     if ok then return true end
-    return refused(limit, n, oldest, t)
+    return L.limited(limit, n, wait)
   end
   return journal.locked(self.path, function(lock)
     local st = (want or limit) and assert(follow(self))
@@ -144,9 +145,8 @@ local function locked(self, rec, want)
     end
     if limit then
       local times = recent_creates(st, limit, t)
-      if Budget.limit_rule(times, t, limit.count, limit.per) > 0 then
-        return refused(limit, #times, times[limit.count], t)
-      end
+      local wait = Budget.limit_rule(times, t, limit.count, limit.per)
+      if wait > 0 then return L.limited(limit, #times, wait) end
     end
     rec.time = t
     return lock:append(self.path, assert(journal.line(rec)), true)
