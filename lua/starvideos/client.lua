@@ -21,10 +21,6 @@ local function task_id(v, where)
   argerror(1, where, "task id or task table", type(v) == "table" and "a table without an id" or type(v), 4)
 end
 
-local function need_table(v, n, where)
-  if type(v) ~= "table" then argerror(n, where, "table", type(v), 4) end
-end
-
 -- A job's spec: `more` and a call's checked options (Job.new takes those it knows).
 local function spec_of(opts, more)
   for k, v in pairs(opts) do more[k] = v end
@@ -108,7 +104,7 @@ end
 
 -- Create a task (an invalid one never reaches the network), or find the key's.
 function Client:create(params, opts)
-  need_table(params, 1, "create")
+  if type(params) ~= "table" then argerror(1, "create", "table", type(params)) end
   opts = check(opts, "create", S.create)
   live(self)
   return run(self, "created", nil, spec_of(opts, { params = params }))
@@ -156,7 +152,7 @@ end
 
 -- Create, wait and (with `out`) download, in one call.
 function Client:generate(params, opts)
-  need_table(params, 1, "generate")
+  if type(params) ~= "table" then argerror(1, "generate", "table", type(params)) end
   opts = check(opts, "generate", S.generate)
   live(self)
   return run(self, nil, nil, spec_of(opts, { params = params }), opts.sleep)
@@ -252,7 +248,7 @@ end
 
 -- Start a task as a non-blocking job, moved by `step`.
 function Client:start(params, opts)
-  need_table(params, 1, "start")
+  if type(params) ~= "table" then argerror(1, "start", "table", type(params)) end
   return start(self, check(opts, "start", S.job), params)
 end
 
