@@ -33,15 +33,6 @@ function D:headers()
   return "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig .. "\n"
 end
 
-local function tell(self, outcome, err)
-  self.outcome = outcome
-  local on_event = self.ctx.cfg.on_event
-  if on_event then
-    on_event { type = "delivery", id = self.task, webhook_id = self.wid, outcome = outcome, url = self.where,
-      status = err and err.status or self.status, reason = err and err.message }
-  end
-end
-
 function D:advance()
   local req = self.req
   if self.done or not req or not req.done then return end
@@ -52,7 +43,12 @@ function D:advance()
   if not err then self.status = req.task end -- (a webhook's task: the receiver's status)
   -- delivered, or refused for good; what failed for now stays owed: keep sends it again
   if not (err and err.transient) then self.ctx.ledger:delivered(self.wid, err and (err.status or 0)) end
-  tell(self, not err and "delivered" or err.transient and "owed" or "refused", err)
+  self.outcome = not err and "delivered" or err.transient and "owed" or "refused"
+  local on_event = self.ctx.cfg.on_event
+  if on_event then
+    on_event { type = "delivery", id = self.task, webhook_id = self.wid, outcome = self.outcome, url = self.where,
+      status = err and err.status or self.status, reason = err and err.message }
+  end
 end
 
 function D:cancel()
