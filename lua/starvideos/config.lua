@@ -188,10 +188,6 @@ function M.notify_copy(v)
   return v and { url = v.url, secret = v.secret, retry_for = v.retry_for }
 end
 
-local function unescape(s)
-  return s and (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
 -- store = "redis://[[user]:password@]host[:port][/db]" -> core.store_url's table; a
 -- bad URL raises, naming `store`, never the password.
 function M.store_url(url)
@@ -202,7 +198,9 @@ function M.store_url(url)
     local shown = at and (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at) or tostring(url)
     error(string_format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, why), 0)
   end
-  cfg.user, cfg.password = unescape(cfg.user), unescape(cfg.password)
+  for _, k in ipairs { "user", "password" } do -- their %XX escapes
+    cfg[k] = cfg[k] and cfg[k]:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  end
   return cfg
 end
 
