@@ -7,7 +7,6 @@ local MARK = "[redacted]"
 Log.MAX_LINE = 2048 -- bytes of one line, after redaction (a server's long message is cut)
 
 local DEBUG_ONLY = { request = true, response = true }
-local NEVER = { progress = true }
 local PLAIN = { string = true, number = true, boolean = true } -- the types of the fields an unknown event shows
 
 -- Every occurrence of the plain text lit (not empty) in s as MARK (a pattern: "\0" as %z for 5.1).
@@ -102,7 +101,7 @@ end
 --- The line of an event at a level, redacted; nil when that level does not write it.
 function Log.line(ev, level, secrets)
   local kind = ev.type
-  if NEVER[kind] or (DEBUG_ONLY[kind] and level ~= "debug") then return nil end
+  if kind == "progress" or (DEBUG_ONLY[kind] and level ~= "debug") then return nil end
   local f = FORMAT[kind] or generic
   return Log.redact("starvideos: " .. f(ev), secrets)
 end
