@@ -68,8 +68,8 @@ function A.new(l, p, lid, out, want, lease)
   return self
 end
 
--- One step: true (the pending record written, or a keyed create's word from the store in self.verdict),
--- false (not yet), or nil, err (err.kind: a whole refusal, no suffix to add).
+-- One step: true (the pending record written, or in self.verdict the create or task a keyed create's key
+-- names, as L.key_answer takes it), false (not yet), or nil, err (err.kind: a whole refusal, no suffix).
 function A:step()
   local st = self.st
   st:step(0)
@@ -83,7 +83,12 @@ function A:step()
     local lim = self.ledger.cfg.create_limit
     return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where)
   end
-  if type(done) == "table" then self.verdict = done end
+  if type(done) == "table" and done[1] == "task" then
+    self.verdict = { id = done[2], fp = done[3], body = done[4], bytes = tonumber(done[5]),
+      model = done[6] ~= "" and done[6] or nil }
+  elseif type(done) == "table" then
+    self.verdict = { ["local"] = done[2], time = tonumber(done[3]) }
+  end
   return true
 end
 

@@ -3,7 +3,7 @@
 -- owner's key is gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua).
 
 local core = require "starvideos.core"
-local journal = require "starvideos.records.journal" -- (part_of)
+local journal = require "starvideos.records.journal" -- (carried)
 local records_leases = require "starvideos.records.leases" -- (its hold and release: the process's leases)
 
 local type, ipairs, pairs, tostring, setmetatable = type, ipairs, pairs, tostring, setmetatable
@@ -103,8 +103,7 @@ function M.orphans(ledger, k)
   if not v then return nil, err end
   local tasks, pendings = {}, {}
   for i, h in ipairs(v[1]) do
-    tasks[i] = { id = h.id, model = h.model, out = h.out, part = journal.part_of(h.part_dest),
-      from = h.owner ~= "" and h.owner or nil }
+    tasks[i] = journal.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil)
   end
   for _, p in ipairs(v[2]) do
     if not k.told[p["local"]] then

@@ -9,7 +9,7 @@ local Store = require "starvideos.fleet.store"
 local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
-local journal = require "starvideos.records.journal" -- (part_of, size)
+local journal = require "starvideos.records.journal" -- (carried, size, tasks)
 local Records = require "starvideos.records.ledger" -- (key_answer, create_failed: one rule, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
@@ -148,15 +148,6 @@ function R:forget(lid, id)
   if id then self.held[id] = nil end
 end
 
--- The keyed script's word on a create's key: the task to follow, or nil, err.
-local function key_answer(self, v, want)
-  local e = { ["local"] = v[2], time = tonumber(v[3]) }
-  if v[1] == "task" then
-    e = { id = v[2], fp = v[3], body = v[4], bytes = tonumber(v[5]), model = v[6] ~= "" and v[6] or nil }
-  end
-  return Records.key_answer(e, want, "--store " .. self.where)
-end
-
 -- One step of a create's ask: true (or the task its key names), false (not yet), or nil, err.
 function R:_ask(params, lid, out, want)
   local ask = self.asks[lid]
@@ -189,7 +180,7 @@ function R:_ask(params, lid, out, want)
   self.asks[lid] = nil
   self.queue:answered()
   self:_renewing()
-  if ask.verdict then return key_answer(self, ask.verdict, want) end
+  if ask.verdict then return Records.key_answer(ask.verdict, want, "--store " .. self.where) end
   self.outs[lid] = { out = out, want = want }
   return true
 end
@@ -234,14 +225,10 @@ end
 
 R.create_failed = Records.create_failed
 
-local function num(v)
-  if v == nil then return "" end
-  return string_format("%.17g", v)
-end
-
 function R:status(id, status, took, within, why)
   self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
-    { id, status, num(took), num(within), self.prefix, config.DEFAULTS.samples, RETAIN, why or "" })
+    { id, status, took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
+      self.prefix, config.DEFAULTS.samples, RETAIN, why or "" })
 end
 
 function R:downloaded(id, path)
@@ -294,27 +281,18 @@ end
 function R:unfinished()
   local v, err = self:_records { "unfinished" }
   if not v then return nil, err end
-  local out = {}
-  for i, h in ipairs(v[1]) do
-    out[i] = { id = h.id, model = h.model, out = h.out, part = journal.part_of(h.part_dest) }
-  end
-  return out
+  for i, h in ipairs(v[1]) do v[1][i] = journal.carried(h, h.part_dest) end
+  return v[1]
 end
 
 -- The store's tasks (settled ones for RETAIN s) and pending creates, as journal.tasks lists; or nil, err.
 function R:tasks()
   local v, err = self:_records { "tasks", "pending" }
   if not v then return nil, err end
-  local list = {}
   for _, h in ipairs(v[1]) do
     h.created, h.bytes, h.status = h.time, tonumber(h.bytes), h.status or "queued"
-    list[#list + 1] = journal.entry(h)
   end
-  for _, h in ipairs(v[2]) do
-    list[#list + 1] = { ["local"] = h["local"], key = h.key, out = h.out, model = h.model, created_at = h.time,
-      prompt = h.prompt, state = "pending" }
-  end
-  return journal.sorted(list)
+  return journal.tasks { list = v[1], pending = v[2], settled = {}, abandoned = {} }
 end
 
 function R:pending()

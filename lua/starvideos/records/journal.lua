@@ -26,7 +26,7 @@ end
 -- What the records say so far, taken a line at a time (take: the line's record, or nil).
 -- owed: webhook id -> {task, body, owner, lease} while owed, false once delivered (for good).
 -- keys: a job's key -> its latest pending create or task, with key, fp and body (docs/batch.md).
-local function new_state(head)
+function J.new_state(head)
   return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {}, keys = {},
     abandoned = {}, head = head, pos = 0 }
 end
@@ -37,7 +37,7 @@ local function keyed(st, rec, entry)
   st.keys[rec.key] = entry
 end
 
-local function take(st, line)
+function J.take(st, line)
   local rec = line ~= "" and cjson.decode(line)
   if type(rec) ~= "table" then
     if line ~= "" then st.bad = st.bad + 1 end -- a torn or foreign line: skip it, keep the rest
@@ -93,7 +93,6 @@ local function take(st, line)
   end
   return rec
 end
-J.new_state, J.take = new_state, take
 
 -- st (made when nil) brought up to date with the lines appended since (a torn last line
 -- waits), at most max bytes a call (st.behind: there is more).  A compaction starts st over.
@@ -106,7 +105,7 @@ function J.follow(path, st, max)
   if not f and errno ~= 2 then return nil, "cannot read the journal: " .. tostring(err) end
   local head = f and f:read("*l") or ""
   local size = f and f:seek("end") or 0
-  if not st or st.head ~= head or size < st.pos then st = new_state(head) end
+  if not st or st.head ~= head or size < st.pos then st = J.new_state(head) end
   local upto = max and math_min(size, st.pos + max) or size
   if upto > st.pos and f:seek("set", st.pos) then
     local chunk = f:read(upto - st.pos) or ""
@@ -115,7 +114,7 @@ function J.follow(path, st, max)
     end
     local at = 1
     for line, after in chunk:gmatch("([^\n]*)\n()") do
-      take(st, line)
+      J.take(st, line)
       at = after
     end
     st.pos = st.pos + at - 1
@@ -151,12 +150,17 @@ function J.part_of(dest)
   if dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" then return dest end
 end
 
+-- A task as resume and keep carry it: part, the .part recorded for dest when still there; from, its owner.
+function J.carried(t, dest, from)
+  return { id = t.id, model = t.model, out = t.out, part = J.part_of(dest), from = from }
+end
+
 -- The tasks of list neither downloaded nor failed, as resume carries them.
 function J.unfinished(list)
   local out = {}
   for _, t in ipairs(list) do
     if not t.path and t.status ~= "failed" then
-      out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = J.part_of(t.part) }
+      out[#out + 1] = J.carried(t, t.part)
     end
   end
   return out
@@ -178,19 +182,18 @@ end
 local function whole(n) return type(n) == "number" and math_floor(n) or nil end -- (cjson reads 5 as 5.0)
 
 -- A task as client:tasks lists it, from what a ledger folded of its records.
-function J.entry(t)
+local function entry(t)
   local ended = t.status == "failed" or t.status == "completed"
   local state = t.path and "downloaded" or ended and t.status or "created"
   return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), model = t.model, prompt = J.head(t.prompt) }
 end
 
--- Every task and create of the journal (client:tasks; none without a journal yet), oldest first.
-function J.tasks(path)
-  local st, err = J.follow(path)
-  if not st then return nil, err end
+-- Every task and create of st (what a ledger folded: list, pending, settled, abandoned) as client:tasks
+-- lists them, oldest first (stable: in st's order among equals).
+function J.tasks(st)
   local list = {}
-  for _, t in ipairs(st.list) do list[#list + 1] = J.entry(t) end
+  for _, t in ipairs(st.list) do list[#list + 1] = entry(t) end
   for _, p in ipairs(st.pending) do
     local lid = p["local"]
     if st.abandoned[lid] or not st.settled[lid] then -- (else its task is listed)
@@ -198,11 +201,6 @@ function J.tasks(path)
         prompt = p.prompt, state = st.abandoned[lid] and "abandoned" or "pending" }
     end
   end
-  return J.sorted(list)
-end
-
--- A list of tasks by created_at (stable: the order given among equals).
-function J.sorted(list)
   for i, t in ipairs(list) do t.seq = i end
   table.sort(list, function(a, b)
     local x, y = a.created_at or 0, b.created_at or 0

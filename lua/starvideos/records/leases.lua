@@ -121,9 +121,6 @@ function M.orphans(_, k)
   if not st then return nil, err end
   if st.behind then return {}, {}, true end
   local cache, candidates, pendings, out = {}, {}, {}, {}
-  local function carry(t, from)
-    out[#out + 1] = { id = t.id, model = t.model, out = t.out, part = journal.part_of(t.part), from = from }
-  end
   for _, t in ipairs(st.list) do
     if (t.path or t.status == "failed") and t.owner and not k.swept[t.owner] then
       k.swept[t.owner] = true -- settled: its owner's lease is looked at once, removed if let go
@@ -133,7 +130,7 @@ function M.orphans(_, k)
         if let_go(k, t.owner, t.lease, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
       elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= core.now() then -- its own, again
         k.again[t.id] = nil
-        carry(t, k.id)
+        out[#out + 1] = journal.carried(t, t.part, k.id)
       end
     end
   end
@@ -152,7 +149,7 @@ function M.orphans(_, k)
   if not claimed then return nil, cerr end
   for _, c in ipairs(claimed) do
     c.t.owner, c.t.lease = k.id, k.elsewhere
-    carry(c.t, c.owner)
+    out[#out + 1] = journal.carried(c.t, c.t.part, c.owner)
   end
   return out, pendings
 end

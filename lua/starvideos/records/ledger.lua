@@ -49,9 +49,8 @@ local function append(self, rec, sync, sign)
   return journal.append(self.path, rec, sync)
 end
 
--- The lease's id and where it is when not under <journal>.owners/, or nil, err.
+-- The lease's id and where it is when not under <journal>.owners/, or nil, err (asked only with a journal).
 function L:owner()
-  if not self.path then return nil, "no journal" end
   if self.closed then return nil, "the ledger is closed" end
   local err
   if not self.lease then self.lease, err = leases.hold(self.path) end
@@ -241,7 +240,9 @@ end
 
 function L:tasks()
   if not self.path then return nil, "no journal" end
-  return journal.tasks(self.path)
+  local st, err = journal.follow(self.path) -- (none without a journal yet)
+  if not st then return nil, err end
+  return journal.tasks(st)
 end
 
 function L:pending()
