@@ -27,6 +27,8 @@ local function schedule(self)
 end
 
 -- A spec's fields a job keeps (spec name -> job field).
+local NONE = {} -- the spec of a call that gives none (never written)
+
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
 
@@ -34,7 +36,7 @@ local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", r
 -- create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
 function Job.new(ctx, goal, id, spec)
-  spec = spec or {}
+  spec = spec or NONE
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, budget = ctx.budget, ledger = ctx.ledger, cfg = cfg, id = id,
     goal = goal, task = task, status = task and task.status, done = false, state = "polling", req = false,
