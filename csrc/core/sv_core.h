@@ -275,8 +275,13 @@ SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t out
 /* ---------------------------------------------------------------- answers */
 
 /* SV_OP_NOTIFY: a webhook event POSTed to the user's own host (notify.lua):
-   never the key, any 2xx is success, no redirect followed */
-typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY } sv_op;
+   never the key, any 2xx is success, no redirect followed.
+   SV_OP_MEDIA: a HEAD, or a ranged GET of at most max_body bytes, of a
+   reference media URL (extras/preflight.lua): never the key, redirects
+   followed as a download's, any 2xx is success and its body (cut at max_body,
+   whatever the server sends) is the result; bytes and total: the body's
+   length and the file's size (Content-Range's total, else Content-Length) */
+typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY, SV_OP_MEDIA } sv_op;
 
 /* Seconds from a Retry-After value (delta-seconds or an HTTP date); < 0 if unreadable. */
 SV_API double sv_parse_retry_after(const char *v, double now);

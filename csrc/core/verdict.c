@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const sv_op_names[] = { "create", "query", "download", "notify", NULL };
+const char *const sv_op_names[] = { "create", "query", "download", "notify", "media", NULL };
 const char *const sv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
 /* The key never appears in a message, whatever a server echoes back. */
@@ -54,11 +54,11 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
     } else {
       rc = 0;
     }
-  } else if (x->op == SV_OP_NOTIFY && x->status >= 200 && x->status <= 299) {
-    rc = 0; /* a webhook's receiver took the event: its body is not ours to read */
+  } else if ((x->op == SV_OP_NOTIFY || x->op == SV_OP_MEDIA) && x->status >= 200 && x->status <= 299) {
+    rc = 0; /* a webhook's receiver took the event, the media's bytes are the caller's to read */
   } else {
     sv_exchange a = *x;
-    if (x->op == SV_OP_DOWNLOAD) a.sink = NULL; /* a download's body is an error page */
+    if (x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) a.sink = NULL; /* the body is an error page */
     rc = sv_read_answer(&a, now, err);
   }
   if (rc && x->op == SV_OP_CREATE) {

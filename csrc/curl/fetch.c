@@ -246,52 +246,58 @@ int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err) {
   return x->part ? 0 : -1;
 }
 
-/* A download's transfer, its redirects followed by hand (at most 5): each
-   Location is resolved against the URL that answered it (sv_url_resolve) and
-   followed only when sv_url_check takes it, the same rule as the nginx
-   transport's; a refused one ends the exchange as SV_WIRE_FATAL (x->refused,
-   the checker's message).  The exchange's timeout covers every hop. */
+/* After an answer of x on its easy handle: 1 when it was a redirect and
+   x->follow (a download's, a media request's), its target now x's URL and
+   the handle's, to be performed next; else 0, x done.  Each Location is
+   resolved against the URL that answered it (sv_url_resolve) and followed
+   only when sv_url_check takes it, at most 5 times, the same rule as the
+   nginx transport's; a refused one ends the exchange as SV_WIRE_FATAL
+   (x->refused, the checker's message).  The exchange's timeout covers every hop. */
+int sv_curl_redirect(sv_xfer *x) {
+  long status = 0;
+  sv_buf to = {0};
+  sv_error err;
+  if (!x->follow) return 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (!(status == 301 || status == 302 || status == 303 || status == 307 || status == 308) || !x->location.len)
+    return 0;
+  x->refused = 1;
+  if (x->hops++ == 5) {
+    snprintf(x->message, sizeof x->message, "more than 5 redirects");
+    return 0;
+  }
+  sv_error_clear(&err);
+  if (x->location.oom || sv_url_resolve(x->url, strlen(x->url), x->location.data, x->location.len, &to))
+    sv_error_set(&err, SV_E_IO, NULL, "out of memory following a redirect");
+  else
+    sv_url_check(to.data, to.len, "redirect", SV_URL_ANY, &err); /* checked: no NUL inside */
+  free(x->url);
+  x->url = err.message[0] ? NULL : strdup(to.data);
+  sv_buf_free(&to);
+  sv_buf_free(&x->location);
+  if (!x->url) {
+    snprintf(x->message, sizeof x->message, "%s", err.message[0] ? err.message : "out of memory following a redirect");
+    return 0;
+  }
+  x->refused = 0;
+  /* the next answer starts afresh: the redirect's page is not the video's */
+  x->body_started = x->body_to_file = x->too_big = 0;
+  x->recv.len = 0;
+  curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
+  if (x->timeout > 0) {
+    double left = x->timeout - (sv_monotonic() - x->t0);
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, left > 0.001 ? sv_curl_ms(left) : 1L);
+  }
+  return 1;
+}
+
+/* A download's transfer, its redirects followed by hand (sv_curl_redirect). */
 static CURLcode fetch(sv_xfer *x) {
   CURLcode rc;
-  int hops;
   x->t0 = sv_monotonic();
-  for (hops = 0;; hops++) {
-    long status = 0;
-    sv_buf to = {0};
-    sv_error err;
-    rc = curl_easy_perform(x->easy);
-    if (rc != CURLE_OK || !x->follow) return rc;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (!(status == 301 || status == 302 || status == 303 || status == 307 || status == 308) || !x->location.len)
-      return rc;
-    x->refused = 1;
-    if (hops == 5) {
-      snprintf(x->message, sizeof x->message, "more than 5 redirects");
-      return rc;
-    }
-    sv_error_clear(&err);
-    if (x->location.oom || sv_url_resolve(x->url, strlen(x->url), x->location.data, x->location.len, &to))
-      sv_error_set(&err, SV_E_IO, NULL, "out of memory following a redirect");
-    else
-      sv_url_check(to.data, to.len, "redirect", SV_URL_ANY, &err); /* checked: no NUL inside */
-    free(x->url);
-    x->url = err.message[0] ? NULL : strdup(to.data);
-    sv_buf_free(&to);
-    sv_buf_free(&x->location);
-    if (!x->url) {
-      snprintf(x->message, sizeof x->message, "%s", err.message[0] ? err.message : "out of memory following a redirect");
-      return rc;
-    }
-    x->refused = 0;
-    /* the next answer starts afresh: the redirect's page is not the video's */
-    x->body_started = x->body_to_file = 0;
-    x->recv.len = 0;
-    curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
-    if (x->timeout > 0) {
-      double left = x->timeout - (sv_monotonic() - x->t0);
-      curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, left > 0.001 ? sv_curl_ms(left) : 1L);
-    }
-  }
+  do rc = curl_easy_perform(x->easy);
+  while (rc == CURLE_OK && sv_curl_redirect(x));
+  return rc;
 }
 
 /* A download's thread: the whole transfer, the writes and their flush.  It runs

@@ -37,7 +37,7 @@ struct sv_xfer {
   int io_failed, body_started, body_to_file, bad_range; /* io_failed: x->message says why */
   double offset, range_start, range_total;
   /* redirects, followed by hand (fetch): each target goes through sv_url_check */
-  int follow, refused; /* refused: a redirect was not followed (x->message says why) */
+  int follow, refused, hops; /* refused: a redirect was not followed (x->message says why) */
   sv_buf location;     /* the current answer's Location */
   double timeout, t0;  /* the exchange's seconds (0: none) from t0, across its hops */
   /* A download's thread.  Until `fetched`, the thread alone touches the handle,
@@ -88,6 +88,9 @@ SV_API long sv_curl_ms(double s);               /* seconds to libcurl's millisec
 SV_API void sv_curl_done(sv_xfer *x);            /* x is finished: its easy handle goes, it is on h->done */
 SV_API void sv_curl_end(sv_xfer *x, CURLcode rc); /* the same, after what the wire said is read */
 SV_API void sv_curl_destroy(sv_xfer *x);         /* frees x, off every list */
+
+/* fetch.c, for downloads and media requests alike */
+SV_API int sv_curl_redirect(sv_xfer *x);         /* 1: a redirect followed (its target next), 0: x is done */
 
 /* fetch.c */
 SV_API void sv_fetch_share(sv_http *h);          /* the multi handle's connections: what downloads leave */

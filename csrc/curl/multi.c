@@ -218,7 +218,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
     size_t k = len - 5 < sizeof x->date - 1 ? len - 5 : sizeof x->date - 1; /* read when asked (sv_http_clock) */
     memcpy(x->date, buf + 5, k);
     x->date[k] = '\0';
-  } else if (x->op == SV_OP_DOWNLOAD && len > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
+  } else if ((x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) && len > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
     long long a = -1, b = -1, t = -1;
     char tmp[128];
     snprintf(tmp, sizeof tmp, "%.*s", (int)(len - 14 < 120 ? len - 14 : 120), buf + 14);
@@ -269,6 +269,11 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
     return add_header(&x->headers, "Accept: video/mp4, */*") || (x->offset > 0 && add_header(&x->headers, range))
            ? -1 : 0;
   }
+  if (x->op == SV_OP_MEDIA) { /* never the key: the media lives on another host */
+    char range[64];
+    snprintf(range, sizeof range, "Range: bytes=%.0f-%.0f", x->offset, x->offset + (double)x->max_body - 1);
+    return add_header(&x->headers, "Accept: */*") || (!s->head && add_header(&x->headers, range)) ? -1 : 0;
+  }
   if (s->auth && x->op != SV_OP_NOTIFY) {
     sv_buf b = {0};
     int rc;
@@ -316,6 +321,7 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   if (s->fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
   if (s->op == SV_OP_DOWNLOAD) sv_fetch_setup(h, x);
   else curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
+  if (s->op == SV_OP_MEDIA && s->head) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   if (s->body) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&x->send));
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)x->send.len);
@@ -384,8 +390,9 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   x->op = s->op;
   x->total = x->range_start = x->range_total = -1;
   x->offset = s->offset > 0 ? s->offset : 0;
-  x->follow = s->op == SV_OP_DOWNLOAD && s->follow; /* only downloads follow (fetch) */
+  x->follow = (s->op == SV_OP_DOWNLOAD || s->op == SV_OP_MEDIA) && s->follow; /* (sv_curl_redirect) */
   x->timeout = s->timeout > 0 ? s->timeout : 0;
+  x->t0 = sv_monotonic();
   x->have = x->offset;
   x->max_body = s->max_body;
   x->url = strdup(s->url);
@@ -488,11 +495,18 @@ static void classify(sv_xfer *x, CURLcode rc) {
 
 void sv_curl_end(sv_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+  if (x->op == SV_OP_MEDIA) { /* the file's size: a 206's Content-Range total, else the Content-Length */
+    curl_off_t cl = -1;
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    x->total = x->status == 206 ? x->range_total : cl >= 0 ? (double)cl : -1;
+  }
   if (x->date[0] && x->h) {
     memcpy(x->h->date, x->date, sizeof x->date);
     x->h->date_at = sv_wallclock();
   }
-  if (x->too_big) {
+  if (x->too_big && x->op == SV_OP_MEDIA) {
+    x->wire = SV_WIRE_NONE; /* all that was asked for: the rest of the file is not read */
+  } else if (x->too_big) {
     x->wire = SV_WIRE_GARBLED;
     snprintf(x->message, sizeof x->message, "the answer is larger than %lu bytes", (unsigned long)x->max_body);
   } else if (x->io_failed) {
@@ -512,12 +526,21 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
 
 static void collect(sv_http *h) {
   CURLMsg *m;
+  CURLcode rc;
   int left;
   while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
     sv_xfer *x = NULL;
     if (m->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-    if (x && x->list == L_RUNNING) sv_curl_end(x, m->data.result);
+    if (!x || x->list != L_RUNNING) continue;
+    rc = m->data.result;
+    if (rc == CURLE_OK && x->op == SV_OP_MEDIA && sv_curl_redirect(x)) { /* the next hop, on the multi handle */
+      curl_multi_remove_handle(h->multi, x->easy);
+      if (curl_multi_add_handle(h->multi, x->easy) == CURLM_OK) continue;
+      snprintf(x->message, sizeof x->message, "libcurl refused the redirect's transfer");
+      x->refused = 1;
+    }
+    sv_curl_end(x, rc);
   }
 }
 
@@ -573,7 +596,7 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
   out->retry_after = x->retry_after[0] ? x->retry_after : NULL;
   out->wire = x->wire;
   out->message = x->message;
-  out->bytes = x->have;
+  out->bytes = x->op == SV_OP_MEDIA ? (double)x->recv.len : x->have;
   out->total = x->total;
 }
 

@@ -30,7 +30,11 @@ typedef struct sv_send {
   /* downloads */
   const char *file;        /* a 2xx body goes here (never through a symlink) */
   double offset;           /* bytes already in file: the rest is asked for with Range */
-  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 */
+  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (media too) */
+  /* SV_OP_MEDIA: a HEAD, else a GET of bytes offset to offset + max_body - 1
+     (Range); a body longer than max_body is cut there, and the exchange ends
+     whole (a server that ignores Range sends the whole file) */
+  int head;
   /* The options that stay each client's own (the clients of a key share one
      transport): the exchange's client's.  user_agent NULL: all three are the
      transport's (sv_http_config). */

@@ -78,7 +78,7 @@ static int getbool(lua_State *L, int t, const char *k) {
 }
 
 /* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
-   offset=, follow=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=, profile=} -> handle | nil, err
+   offset=, follow=, head=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=, profile=} -> handle | nil, err
    (no user_agent: the transport's user agent, CA file and connect timeout; no
    proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
@@ -104,11 +104,13 @@ static int t_send(lua_State *L) {
   s.auth = getbool(L, 2, "auth");
   s.fresh = getbool(L, 2, "fresh");
   s.timeout = opt_number(L, 2, "timeout", 0);
-  if (s.op == SV_OP_DOWNLOAD) { /* the fields only a download has */
+  if (s.op == SV_OP_DOWNLOAD || s.op == SV_OP_MEDIA) { /* the fields only a download and a media request have */
     s.follow = getbool(L, 2, "follow");
+    s.offset = opt_number(L, 2, "offset", 0);
+  }
+  if (s.op == SV_OP_DOWNLOAD) {
     s.stall = opt_number(L, 2, "stall", 0);
     s.file = opt_string(L, 2, "file");
-    s.offset = opt_number(L, 2, "offset", 0);
   } else {
     s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e9, "send");
   }
@@ -120,6 +122,7 @@ static int t_send(lua_State *L) {
   s.proxy = opt_string(L, 2, "proxy");
   s.profile = (long)opt_number(L, 2, "profile", 0);
   if (s.op == SV_OP_NOTIFY) s.headers = opt_string(L, 2, "headers"), s.auth = 0; /* never the key there */
+  if (s.op == SV_OP_MEDIA) s.head = getbool(L, 2, "head"), s.auth = 0;
   sv_error_clear(&err);
   /* The handle's key is made in the table before the exchange exists: making
      it may raise (memory), and nothing may raise between the exchange and its

@@ -202,7 +202,8 @@ static void b_literal(void *ctx, char type) {
 }
 
 /* body, err, wire, bytes, total: body is the task table (a download's: "", a
-   webhook's: the receiver's status) on success, err the error table otherwise. */
+   webhook's: the receiver's status, a media request's: the bytes it read) on
+   success, err the error table otherwise. */
 int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_error err;
   sv_wire wire;
@@ -215,19 +216,20 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sink.ctx = &b;
   with.sink = &sink;
   rc = sv_verdict(&with, sv_wallclock(), secret, &err, &wire);
-  if (rc == 0 && x->op != SV_OP_DOWNLOAD && x->op != SV_OP_NOTIFY) { /* the task, whole: the one value the scan left */
+  if (rc == 0 && x->op != SV_OP_DOWNLOAD && x->op != SV_OP_NOTIFY && x->op != SV_OP_MEDIA) { /* the task, whole: the one value the scan left */
     lua_settop(L, top + 1);
     lua_pushnil(L);
   } else {
     lua_settop(L, top); /* what a refused answer had built */
     if (rc == 0 && x->op == SV_OP_NOTIFY) lua_pushinteger(L, (lua_Integer)x->status);
+    else if (rc == 0 && x->op == SV_OP_MEDIA) lua_pushlstring(L, x->body ? x->body : "", x->body ? x->body_len : 0);
     else if (rc == 0) lua_pushliteral(L, "");
     else lua_pushnil(L);
     if (rc == 0) lua_pushnil(L);
     else push_error(L, &err);
   }
   lua_pushstring(L, sv_wire_names[wire]);
-  if (x->op != SV_OP_DOWNLOAD) return 3;
+  if (x->op != SV_OP_DOWNLOAD && x->op != SV_OP_MEDIA) return 3;
   lua_pushinteger(L, (lua_Integer)x->bytes);
   if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);
   else lua_pushnil(L);

@@ -13,7 +13,7 @@ local new_error, now = errors.new_error, core.now
 local Request = {}
 Request.__index = Request
 
-local METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST" }
+local METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST", media = "GET" }
 
 local next_id = 0 -- the number that names a request in its events
 
@@ -34,9 +34,10 @@ local function class_of(cfg)
   return class
 end
 
--- op (create | query | download | notify), url, path (for events), auth, body (a POST's),
--- deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =}.  A create
--- goes on a new connection; an http URL through http_proxy when there is no proxy.
+-- op (create | query | download | notify | media), url, path (for events), auth, body (a POST's),
+-- deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =}, a media
+-- request's {head = true} or {offset =, max_body =} (the bytes asked for; redirects followed).
+-- A create goes on a new connection; an http URL through http_proxy when there is no proxy.
 function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadline, download)
   local self = setmetatable({ loop = loop, budget = budget, cfg = cfg, owner = owner, op = op, url = url, path = path,
     auth = auth, body = body, deadline = deadline, attempt = 0, id = next_id + 1 }, class_of(cfg))
@@ -44,11 +45,14 @@ function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadli
   if op == "create" then self.fresh = true end
   if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end
   if op == "download" then Download.prepare(self, download) end
+  if op == "media" then
+    self.head, self.offset, self.max_body, self.follow = download.head, download.offset, download.max_body, true
+  end
   return self
 end
 
 local function finish(self, task, err, t)
-  if err and self.op ~= "download" and self.op ~= "notify" then errors.note_default_host(self.cfg, err) end
+  if err and (self.op == "create" or self.op == "query") then errors.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
   if err and self.op == "download" then Download.ended(self) end
   self.owner:advance(t or now())
@@ -69,7 +73,7 @@ local function tell(self, kind, status, elapsed, delay, reason)
   local on_event = self.cfg.on_event
   if not on_event then return end
   on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = self.id,
-    attempt = self.attempt, method = METHOD[self.op], path = self.path }
+    attempt = self.attempt, method = self.head and "HEAD" or METHOD[self.op], path = self.path }
 end
 
 -- One attempt, now.
@@ -104,7 +108,7 @@ function Request:finished(t)
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   local budget, op = self.budget, self.op
   if t >= budget.clock_at and (op == "query" or op == "create") then budget:clock(loop.transport, t) end
-  if self.op == "download" then self.bytes, self.total = bytes, total end
+  if self.op == "download" or self.op == "media" then self.bytes, self.total = bytes, total end
   if wire == "none" or task then
     tell(self, "response", err and err.status or tonumber(task) or 200, t - self.started)
   end

@@ -634,6 +634,59 @@ add {
   end,
 }
 
+add {
+  name = "a media request (op media): HEAD, a Range GET read to its cap even when the server sends all, a tail, "
+    .. "a 404, a redirect followed; never the key",
+  prepare = function(env)
+    return { video = env.hs:url("video"), norange = env.hs:url("norange"), redir = env.hs:url("redir_n"),
+      missing = env.hs:url("nope") }
+  end,
+  run = function(x, a)
+    local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
+    local out = {}
+    local asks = { -- auth asked for: a media request never sends the key all the same
+      { url = a.video .. "/v.mp4", head = true }, { url = a.video .. "/v.mp4" },
+      { url = a.video .. "/v.mp4", offset = 190000 }, { url = a.norange .. "/v.mp4" },
+      { url = a.norange .. "/v.mp4" }, { url = a.missing .. "/v.mp4" }, { url = a.redir .. "/2/v.mp4" } }
+    for i, ask in ipairs(asks) do
+      local h = assert(t:send { op = "media", url = ask.url, head = ask.head, offset = ask.offset, auth = true,
+        follow = true, timeout = 10, max_body = 65536 })
+      repeat t:poll(0.05) until t:finished() == h
+      local body, err, wire, bytes, total = t:result(h)
+      local from, read = ask.offset or 0, type(body) == "string" and body
+      out[i] = { body = read and body:sub(1, 40) or nil, n = read and #body or nil, wire = wire, bytes = bytes,
+        same = read and body == M.video(VIDEO_SIZE):sub(from + 1, from + 65536), total = total,
+        status = err and err.status, kind = err and err.kind }
+    end
+    t:close()
+    return out
+  end,
+  check = function(o, a, env)
+    local A, text = env.assert, env.encode(o)
+    A.same({ n = 0, wire = "none", bytes = 0, total = VIDEO_SIZE, same = false, body = "" }, o[1], text)
+    for _, i in ipairs { 2, 4, 5, 7 } do -- the first 64 KiB, and the file's size
+      A.equal(65536, o[i].n, text)
+      A.is_true(o[i].same, text)
+      A.equal(VIDEO_SIZE, o[i].total, text)
+    end
+    A.equal(VIDEO_SIZE - 190000, o[3].n, text) -- the tail, to the end of the file
+    A.is_true(o[3].same, text)
+    A.equal(404, o[6].status, text)
+    A.equal("not_found", o[6].kind, text)
+    local heads, ranges = 0, {}
+    for _, host in ipairs { a.video, a.norange, a.redir, a.missing } do
+      for _, r in ipairs(env.hs:requests(host)) do
+        if r.method == "HEAD" then heads = heads + 1 else ranges[#ranges + 1] = r.headers.range end
+        A.is_nil(r.headers.authorization, "the key went with a media request")
+        A.is_nil(r.raw:find(KEY, 1, true), "the key went with a media request")
+      end
+    end
+    A.equal(1, heads, text)
+    A.same({ "bytes=0-65535", "bytes=190000-255535", "bytes=0-65535", "bytes=0-65535", "bytes=0-65535",
+      "bytes=0-65535", "bytes=0-65535", "bytes=0-65535" }, ranges)
+  end,
+}
+
 M.by_name = {}
 for _, c in ipairs(cases) do
   assert(not M.by_name[c.name], "two cases named " .. c.name)

@@ -133,7 +133,8 @@ function N:send(r)
   if proxy == nil then return nil, bad_proxy end
   local fh, offset = open_part(self, r)
   if fh == nil then return nil, offset end
-  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, auth = r.auth, offset = offset, have = offset,
+  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, auth = r.op ~= "media" and r.auth,
+    offset = offset, have = offset, from = r.op == "media" and (r.offset or 0),
     fh = fh, parts = {}, kept = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
   self.running[x] = true

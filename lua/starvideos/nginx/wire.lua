@@ -101,7 +101,8 @@ local function head(x)
   return status, h, minor == "1" and not (h.connection or ""):lower():find("close", 1, true)
 end
 
--- Where the answer's bytes go: the file, else memory up to x.cap (past it: garbled, or an error page cut).
+-- Where the answer's bytes go: the file, else memory up to x.cap (past it: garbled, or an error page cut,
+-- or a media request's read ended there: "capped").
 local function sink(x, data)
   if x.spent then return nil, "broken", "the exchange was cancelled" end
   if x.to_file then
@@ -113,6 +114,7 @@ local function sink(x, data)
   if over then data = data:sub(1, x.cap - x.kept) end
   x.parts[#x.parts + 1], x.kept = data, x.kept + #data
   if not over or x.op == "download" then return true end
+  if x.op == "media" then return nil, "capped" end
   return nil, "garbled", string.format("the answer is larger than %.0f bytes", x.cap)
 end
 
@@ -134,7 +136,7 @@ end
 
 -- The body as its headers frame it: true | nil, wire, message.
 local function body(x, h)
-  if x.status == 204 or x.status == 304 then return true end
+  if x.status == 204 or x.status == 304 or x.r.head then return true end
   if not (h["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
     local cl = h["content-length"]
     if cl and not cl:find("^%d+$") then return nil, "garbled", "a bad Content-Length" end
@@ -189,6 +191,17 @@ local function start_file(x, h)
     x.fh = ok
   end
   return ok, "io", err
+end
+
+-- A media file's size from an answer's headers: a 206's Content-Range total, else the
+-- Content-Length (of a 200, or a HEAD's), else nil.
+function W.size(status, h)
+  if status == 206 then
+    local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
+    return a and tonumber(t) > tonumber(b) and tonumber(a) <= tonumber(b) and tonumber(t) or nil
+  end
+  local cl = not h["transfer-encoding"] and h["content-length"]
+  return cl and cl:find("^%d+$") and tonumber(cl) or nil
 end
 
 -- The proxy of an exchange (nil: none): false, or core.check_url's parts with `auth`
@@ -257,12 +270,17 @@ local function request(c, x, u, key)
   local r = x.r
   -- to a proxy, an http URL whole (absolute form); https goes through a tunnel
   local target = x.proxy and u.scheme == "http" and "http://" .. u.authority .. u.target or u.target
-  local t = { r.body and "POST " or "GET ", target, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua,
-    "\r\n" }
+  local t = { r.head and "HEAD " or r.body and "POST " or "GET ", target, " HTTP/1.1\r\nHost: ", u.authority,
+    "\r\nUser-Agent: ", c.ua, "\r\n" }
   if target ~= u.target and x.proxy.auth then t[#t + 1] = x.proxy.auth end -- an http URL through a proxy
   if x.op == "download" then -- never the key: the video lives on another host
     t[#t + 1] = "Accept: video/mp4, */*\r\n"
     if x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset) end
+  elseif x.op == "media" then -- never the key: the media lives on another host
+    t[#t + 1] = "Accept: */*\r\n"
+    if not r.head then
+      t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1)
+    end
   else -- a notify goes to the user's own host: never the key, and the event's webhook-* lines
     if x.auth and x.op ~= "notify" then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
     t[#t + 1] = "Accept: application/json\r\n"
@@ -309,12 +327,14 @@ function W.exchange(c, x, key)
       if not ok then return wire, msg end
     end
     ok, wire, msg = body(x, h)
+    if wire == "capped" then ok, x.to_close = true, true end -- the rest of the file is not read
     if not ok then return wire, msg end
     local sock = x.sock
     x.sock = nil
     if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(IDLE_MS, c.pool_size) else sock:close() end
     if not follow then
       if x.to_file and not x.total then x.total = x.have end
+      if x.op == "media" then x.have, x.total = x.kept, W.size(status, h) end
       return nil
     end
     if hops == 5 then return "fatal", "more than 5 redirects" end
