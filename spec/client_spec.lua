@@ -115,7 +115,7 @@ describe("client:create", function()
   end
 
   it("sends the references as JSON lists", function()
-    local client = new_client(emu)
+    local client = new_client(emu, { preflight = false }) -- (their URLs are not served: spec/extras/preflight_spec.lua)
     local params = {
       model = "videos", prompt = "a cat", duration = 6,
       referenceImages = { "https://example.com/a.png", "https://example.com/b.png" },
@@ -128,7 +128,7 @@ describe("client:create", function()
   end)
 
   it("sends the legacy image and lastFrameImage as first_image and last_image", function()
-    local client = new_client(emu)
+    local client = new_client(emu, { preflight = false })
     assert(client:create {
       model = "videos", prompt = "a cat", duration = 5,
       image = "https://example.com/first.png", lastFrameImage = "https://example.com/last.png",

@@ -220,8 +220,10 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
     /* whether it may have been created is the verdict's word (sv_verdict), not this */
   } else {
     /* a download goes on from the bytes it has; an answer that is not HTTP
-       (garbled) is not worth another attempt there */
-    retryable = sv_transient(err->kind, wire, err->status) && !(op == SV_OP_DOWNLOAD && wire == SV_WIRE_GARBLED);
+       (garbled), or a media request's bytes not from where it asked, is not
+       worth another attempt there */
+    retryable = sv_transient(err->kind, wire, err->status) &&
+                !((op == SV_OP_DOWNLOAD || op == SV_OP_MEDIA) && wire == SV_WIRE_GARBLED);
   }
   if (!retryable || attempt > p->max_retries) return 0;
   if (err->retry_after >= 0) {

@@ -504,7 +504,11 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
     memcpy(x->h->date, x->date, sizeof x->date);
     x->h->date_at = sv_wallclock();
   }
-  if (x->too_big && x->op == SV_OP_MEDIA) {
+  if (x->op == SV_OP_MEDIA && x->offset > 0 && (x->status == 200 || (x->status == 206 && x->range_start != x->offset))) {
+    x->wire = SV_WIRE_GARBLED; /* bytes from elsewhere in the file than asked: not the tail */
+    snprintf(x->message, sizeof x->message, "the server did not send the bytes from %.0f that were asked for",
+             x->offset);
+  } else if (x->too_big && x->op == SV_OP_MEDIA) {
     x->wire = SV_WIRE_NONE; /* all that was asked for: the rest of the file is not read */
   } else if (x->too_big) {
     x->wire = SV_WIRE_GARBLED;

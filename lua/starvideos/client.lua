@@ -110,6 +110,17 @@ function Client:create(params, opts)
   return run(self, "created", nil, spec_of(opts, { params = params }))
 end
 
+-- Validate params and check their reference media (extras/preflight.lua), creating nothing:
+-- the notes on what could not be checked (a list, empty when all was), or nil, err.
+function Client:check(params)
+  if type(params) ~= "table" then argerror(1, "check", "table", type(params)) end
+  live(self)
+  local job, err = Job.new(self.ctx, "checked", nil, { params = params })
+  local _, jerr = self.loop:run_one(job, err)
+  if jerr then return nil, jerr end
+  return job.notes or {}
+end
+
 -- The task as the service sees it now.
 function Client:query(id)
   id = task_id(id, "query")

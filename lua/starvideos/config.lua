@@ -53,8 +53,21 @@ M.DEFAULTS = {
   keep_again = 60,           -- keep: a task it failed to carry is taken again after this
   max_answer = 1024 * 1024,  -- an API answer larger than this is not ours
   samples = 200,             -- the learned samples kept per kind of task (schedule, journal, store)
+  preflight = true,          -- check reference media before a create: true, "strict", false (docs/media.md)
   user_agent = M.user_agent(),
 }
+
+-- The params that name reference media (a URL, or a list of URLs): what preflight reads.
+M.MEDIA_FIELDS = { "referenceImages", "referenceVideos", "referenceAudios", "first_image", "last_image", "image",
+  "lastFrameImage" }
+
+-- Whether a create's params name reference media.
+function M.names_media(params)
+  for _, k in ipairs(M.MEDIA_FIELDS) do
+    if params[k] ~= nil then return true end
+  end
+  return false
+end
 
 -- The levels of the `log` option and $STARVIDEOS_LOG.
 M.LOG_LEVELS = { debug = true, info = true }
@@ -96,6 +109,7 @@ function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" e
 function C.fn(v) if type(v) ~= "function" then return "a function" end end
 function C.key(v) if type(v) ~= "string" or v == "" then return "a non-empty string" end end
 function C.bool(v) if type(v) ~= "boolean" then return "true or false" end end
+function C.preflight(v) if type(v) ~= "boolean" and v ~= "strict" then return 'true, false or "strict"' end end
 -- a task's state in client:tasks (docs/batch.md)
 local STATES = { pending = true, created = true, completed = true, failed = true, downloaded = true, abandoned = true }
 function C.state(v)
@@ -257,6 +271,7 @@ M.CLIENT = {
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
   create_limit = C.limit, store = C.store, proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease,
+  preflight = C.preflight,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 

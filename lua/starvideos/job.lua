@@ -10,8 +10,8 @@ local errors = require "starvideos.errors"
 local Request = require "starvideos.request"
 local Download = require "starvideos.download"
 
-local type, pairs, tostring, setmetatable, require, math_min, math_max, string_format, os_time =
-  type, pairs, tostring, setmetatable, require, math.min, math.max, string.format, os.time
+local type, pairs, ipairs, tostring, setmetatable, require, math_min, math_max, string_format, os_time =
+  type, pairs, ipairs, tostring, setmetatable, require, math.min, math.max, string.format, os.time
 local new_error, now = errors.new_error, core.now
 local shell_word = require("starvideos.shell").word
 
@@ -32,8 +32,8 @@ local NONE = {} -- the spec of a call that gives none (never written)
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
 
--- goal: "created" | "queried" (nil: completed); id: the task's (nil for a
--- create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
+-- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed);
+-- id: the task's (nil for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
 function Job.new(ctx, goal, id, spec)
   spec = spec or NONE
@@ -50,12 +50,13 @@ function Job.new(ctx, goal, id, spec)
     if err then return nil, err end
     local path, body = core.build_create(params, text)
     if not path then return nil, body end
-    if not cfg.api_key_set then return nil, new_error("auth", errors.NO_KEY) end
+    if not cfg.api_key_set and goal ~= "checked" then return nil, new_error("auth", errors.NO_KEY) end
     if spec.out then -- a file that cannot be written is found before the task is paid for
       local ok, why = Download.check_out(spec.out)
       if not ok then return nil, why end
     end
     job.state, job.create_path, job.create_body = "creating", path, body
+    job.preflight = (cfg.preflight or goal == "checked") and config.names_media(params) -- (extras/preflight.lua)
     job.local_id = ctx.ledger.records and core.random_id() or nil
     local key = spec.out and core.absolute(spec.out) or spec.key -- what the job makes (docs/batch.md)
     if key and job.local_id then
@@ -311,6 +312,12 @@ local function create(self, t)
   if self.held then return created(self, self.held, t) end
   local known = self:known()
   if known then return attach(self, known, t) end
+  if self.preflight or self.goal == "checked" then -- the references first: nothing is paid for before
+    self.preflight, self.checking = false, true -- (the preflight may end before start returns)
+    self.checking = require("starvideos.extras.preflight").start(self.loop, self.budget, self.cfg, self,
+      self.params, t)
+    return self:advance(t)
+  end
   if self.granted then
     self.granted = nil
   elseif not self.asked then
@@ -330,6 +337,14 @@ end
 -- Do what can be done now (the job's request finished or its timer fell due).
 function Job:advance(t)
   if self.done then return end
+  local pf = self.checking
+  if pf then -- the references checked: the create refused, or what could not be checked told, and on
+    if pf == true or not pf.done then return end
+    self.checking, self.notes = false, pf.notes
+    if pf.err then return finish(self, pf.err) end
+    for _, n in ipairs(pf.notes) do emit(self, event(self, "preflight", n)) end
+    if self.goal == "checked" then return finish(self) end
+  end
   local req = self.req
   if req then
     if not req.done then return end
@@ -367,6 +382,7 @@ function Job:cancel(keep)
     self.ledger:forget(self.local_id)
     self.ledger:create_failed({}, self.params, self.local_id)
   end
+  if type(self.checking) == "table" then self.checking:cancel() end
   if req then
     keep = keep and req.op == "download" and self.id and self.ledger.records and req.started
     req:cancel(keep)

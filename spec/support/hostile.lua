@@ -410,6 +410,54 @@ function scenarios.video(c, req)
   serve_video(c, req)
 end
 
+-- Bytes a..b (0-based, inclusive) of a file given as parts (strings, and numbers of
+-- zero bytes: starvideos.emulator.media's).
+local function parts_slice(parts, a, b)
+  local out, at = {}, 0
+  for _, p in ipairs(parts) do
+    local n = type(p) == "number" and p or #p
+    local from, to = math_max(a, at), math_min(b, at + n - 1)
+    if from <= to then
+      out[#out + 1] = type(p) == "number" and str_rep("\0", to - from + 1) or p:sub(from - at + 1, to - at + 1)
+    end
+    at = at + n
+  end
+  return tbl_concat(out)
+end
+
+-- A media file that starvideos.emulator.media writes: /s/media/<tag>/<type>/<k=v,...>/<name>
+-- (v: a number, else a word), e.g. /s/media/t1/mp4/seconds=5,width=1280,height=720,moov=end/v.mp4;
+-- HEAD and Range honoured (a GET without Range gets the whole file).
+function scenarios.media(c, req)
+  local kind, spec = req.rest:match("^/(%w+)/([^/]*)/")
+  local M = require "starvideos.emulator.media"
+  if not (kind and M.CONTENT_TYPES[kind]) then return answer(c, "404 Not Found") end
+  local o = {}
+  for k, v in spec:gmatch("([%w_]+)=([^,]+)") do o[k] = tonumber(v) or (v == "true" or v) end
+  local parts, size = M.parts(kind, o)
+  local a, b = range_of(req)
+  local head = { "Content-Type: " .. M.CONTENT_TYPES[kind], "Accept-Ranges: bytes" }
+  local status, body = "200 OK", nil
+  if a and a >= size then return answer(c, "416 Range Not Satisfiable", { "Content-Range: bytes */" .. size }) end
+  if a then
+    b = math_min(b or size - 1, size - 1)
+    status, body = "206 Partial Content", parts_slice(parts, a, b)
+    head[#head + 1] = str_format("Content-Range: bytes %d-%d/%d", a, b, size)
+  end
+  if req.method == "HEAD" then
+    head[#head + 1] = "Content-Length: " .. size
+    return send(c, "HTTP/1.1 " .. status .. "\r\n" .. tbl_concat(head, "\r\n") .. "\r\nConnection: close\r\n\r\n")
+  end
+  answer(c, status, head, body or parts_slice(parts, 0, size - 1))
+end
+
+-- /s/status/<tag>/<code>/<name>: that status, and a page saying so.
+function scenarios.status(c, req)
+  local code = tonumber(req.rest:match("^/(%d%d%d)/"))
+  if not code then return answer(c, "404 Not Found") end
+  answer(c, code .. " Status " .. code, { "Content-Type: text/html" }, "<html>status " .. code .. "</html>")
+end
+
 -- A 200 with the video's full Content-Length and half its body, then a close.
 local function half_video(c)
   send(c, "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: " .. VIDEO_SIZE

@@ -382,7 +382,7 @@ describe("the starvideos command line", function()
   describe("create", function()
     it("--json returns a task the server knows, after sending the right body", function()
       local task = create { "--ratio", "9:16", "--ref-image", "https://x/3.png", "--ref-image=https://x/1.png",
-        "--ref-image", "https://x/2.png", "--ref-video", "https://x/v.mp4" }
+        "--ref-image", "https://x/2.png", "--ref-video", "https://x/v.mp4", "--preflight", "off" } -- (not served)
       assert.equals("queued", task.status)
       local known = {}
       for _, t in ipairs(emu:tasks()) do known[t.id] = t end
@@ -398,7 +398,7 @@ describe("the starvideos command line", function()
 
     it("sends frame mode to the O3 endpoint", function()
       run({ "create", "--model", "starvideos_o3", "--prompt", "a dog", "--first-image", "https://x/a.png",
-        "--last-image", "https://x/b.png" }, env())
+        "--last-image", "https://x/b.png", "--preflight", "off" }, env())
       local sent = posts()
       assert.equals(1, #sent)
       assert.equals("/v1/starvideos/videos", sent[1].path)

@@ -67,6 +67,9 @@ local FLAG = {
   ["create-limit"] = { kind = "str", meta = "N/SECONDS",
     text = "at most N creates in any SECONDS, counted in the journal or store (e.g. 150/86400)" },
   journal = { kind = "str", meta = "PATH", text = "append every created task to this JSON-lines journal" },
+  preflight = { kind = "choice", meta = "strict|off", choices = { "strict", "off" },
+    text = "the reference media check before a create: strict refuses what cannot be checked, off skips it "
+      .. "(default: what cannot be checked is a note on stderr)" },
   store = { kind = "str", meta = "URL",
     text = "the fleet's ledger on Redis, redis://[:password@]host:port[/db] (default: $STARVIDEOS_STORE)" },
   out = { kind = "str", meta = "PATH", text = "download the finished video to PATH" },
@@ -128,7 +131,7 @@ M.FIELD_FLAG.extra = "--extra"
 local COMMANDS = {
   create = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "key", "journal", "store", "create-limit", CLIENT),
+    flags = flags(REQUEST, "key", "journal", "store", "create-limit", "preflight", CLIENT),
     summary = "create a task and print its id (the video is made asynchronously)",
     flag_text = { key = "the task's name in the ledger (--journal or --store): a rerun with the same KEY prints "
       .. "its task, creating none" },
@@ -150,14 +153,16 @@ local COMMANDS = {
   },
   generate = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "out", "key", "interval", "timeout", "journal", "store", "create-limit", CLIENT, NOTIFY),
+    flags = flags(REQUEST, "out", "key", "interval", "timeout", "journal", "store", "create-limit", "preflight", CLIENT,
+      NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
     flag_text = { key = "the job's name in the ledger when it has no --out (a job with --out is keyed by its file): "
       .. "a rerun with the same KEY follows its task instead of paying again" },
   },
   batch = {
     args = {}, needs_key = true,
-    flags = flags("prompts-file", "out-dir", BATCH, "journal", "interval", "timeout", "create-limit", CLIENT, NOTIFY),
+    flags = flags("prompts-file", "out-dir", BATCH, "journal", "interval", "timeout", "create-limit", "preflight",
+      CLIENT, NOTIFY),
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
@@ -170,6 +175,11 @@ local COMMANDS = {
   validate = {
     args = {}, flags = flags(REQUEST),
     summary = "check a request locally, as create would (no key, no network)",
+  },
+  check = {
+    args = {}, flags = flags(REQUEST, "preflight", CLIENT),
+    summary = "check a request and its reference media, as create would, creating nothing (no key needed)",
+    flag_text = { preflight = "strict: what cannot be checked fails too (exit 2)" },
   },
   resume = {
     args = {}, needs_key = true, flags = flags("journal", "store", "dir", "interval", "timeout", CLIENT, NOTIFY),
@@ -212,8 +222,8 @@ local COMMANDS = {
   },
 }
 M.COMMANDS = COMMANDS
-local ORDER = { "create", "status", "wait", "download", "generate", "batch", "models", "validate", "resume", "keep",
-  "pending", "list", "compact", "emulator" }
+local ORDER = { "create", "status", "wait", "download", "generate", "batch", "models", "validate", "check", "resume",
+  "keep", "pending", "list", "compact", "emulator" }
 
 -- --------------------------------------------------------------- help
 
@@ -256,6 +266,7 @@ local EXAMPLES = {
   batch = "starvideos batch --prompts-file prompts.txt --out-dir videos/ --model videos --duration 5",
   models = "starvideos models --json",
   validate = "starvideos validate --model videos --prompt 'a cat' --duration 5 --ref-image https://x/1.png",
+  check = "starvideos check --model videos --prompt 'a cat' --duration 5 --ref-video https://example.com/v.mp4",
   resume = "starvideos resume --journal tasks.jsonl --dir videos/",
   keep = "starvideos keep --store redis://127.0.0.1:6379 --dir videos/ --timeout 3600",
   pending = "starvideos pending --journal tasks.jsonl --json",

@@ -92,6 +92,7 @@ local function flag_options(opts, o)
     o.proxy = opts.proxy
   end
   o.log = opts.log
+  if opts.preflight then o.preflight = opts.preflight == "strict" and "strict" or false end
   if opts.key then -- a job's name in the ledger (generate, create)
     if opts.out then usage_error("--key and --out: a job with --out is keyed by its file already; give one") end
     if not (o.journal or o.store) then
@@ -128,9 +129,10 @@ local function refused(message)
   return flag .. ": " .. inner:gsub("^" .. option .. ": ", "")
 end
 
--- M.new(ctx, opts, extra) -> client, core. extra: more options for starvideos.new.
--- While the client waits, ctx.display (when there is one) ticks its live line.
-function M.new(ctx, opts, extra)
+-- M.new(ctx, opts, extra[, keyless]) -> client, core. extra: more options for starvideos.new;
+-- keyless: no key is needed (check).  While the client waits, ctx.display (when there is
+-- one) ticks its live line; what a preflight could not check is a note on stderr.
+function M.new(ctx, opts, extra, keyless)
   local key
   if opts["api-key-file"] then
     key = read_secret_file(opts["api-key-file"], "API key", "key")
@@ -138,10 +140,10 @@ function M.new(ctx, opts, extra)
     key = os_getenv("STARVIDEOS_API_KEY")
     if key == "" then key = nil end
   end
-  if not key then
+  if not (key or keyless) then
     usage_error("no API key: set STARVIDEOS_API_KEY or use --api-key-file PATH")
   end
-  output.set_secret(key)
+  if key then output.set_secret(key) end
   local base = opts["base-url"]
   if base then
     check_base_url(base, "--base-url")
@@ -161,7 +163,9 @@ function M.new(ctx, opts, extra)
       core.sleep(math_min(0.2, stop - t))
     end
   end
-  local o = { api_key = key, base_url = base, sleep = sleep, notify = notify_of(opts) }
+  local o = { api_key = key, base_url = base, sleep = sleep, notify = notify_of(opts), on_event = function(ev)
+    if ev.type == "preflight" then output.err(args.PROG, " ", tostring(ctx.name), ": note: ", ev.message, "\n") end
+  end }
   for k, v in pairs(extra or {}) do o[k] = v end
   flag_options(opts, o)
   local ok, client = pcall(starvideos.new, o)

@@ -138,6 +138,24 @@ function M.validate(ctx, opts)
   return 0
 end
 
+-- The request and its reference media checked, nothing created: what could not be checked
+-- is noted (stderr; notes under --json); a refusal exits 2 as an invalid request does.
+function M.check(ctx, opts)
+  local params, ok, verr = validated(opts)
+  if not ok then return fail(ctx, verr) end
+  if opts.preflight == "off" then usage_error("check --preflight off: nothing is left to check; use validate") end
+  local client = client_for.new(ctx, opts, nil, true)
+  local notes, err = client:check(params)
+  if not notes then return fail(ctx, err) end
+  if ctx.json then
+    print_json { ok = true, notes = json.array(notes) }
+  else
+    out("ok: the request and its reference media are valid for ", tostring(params.model),
+      #notes > 0 and string_format(" (%d not checked: see the notes)", #notes) or "", "\n")
+  end
+  return 0
+end
+
 function M.create(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end

@@ -334,7 +334,13 @@ function W.exchange(c, x, key)
     if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(IDLE_MS, c.pool_size) else sock:close() end
     if not follow then
       if x.to_file and not x.total then x.total = x.have end
-      if x.op == "media" then x.have, x.total = x.kept, W.size(status, h) end
+      if x.op == "media" then
+        x.have, x.total = x.kept, W.size(status, h)
+        local from = tonumber((h["content-range"] or ""):match("^bytes%s+(%d+)%-"))
+        if x.from > 0 and (status == 200 or (status == 206 and from ~= x.from)) then -- not the bytes asked for
+          return "garbled", string.format("the server did not send the bytes from %.0f that were asked for", x.from)
+        end
+      end
       return nil
     end
     if hops == 5 then return "fatal", "more than 5 redirects" end

@@ -1,0 +1,132 @@
+-- Preflight: a create's reference media checked before the create is sent (docs/media.md).
+-- Each URL is read only as far as needed: a HEAD, a Range GET of its first 64 KiB, and the
+-- tail when the core's sniffer asks for it (an MP4 whose moov is last, an OGG's last page),
+-- as media requests on the loop (request.lua: the transport's proxy, TLS and timeout rules,
+-- never the key), the references of one create at once.  Then the model's rules
+-- (core.media_check): a definite finding refuses the create; what could not be checked is
+-- a `preflight` event, or with preflight = "strict" a refusal too.  Loaded by a job whose
+-- create names reference media while the preflight option is not false.
+
+local core = require "starvideos.core"
+local config = require "starvideos.config"
+local errors = require "starvideos.errors"
+local Request = require "starvideos.request"
+
+local type, ipairs, tostring, setmetatable, string_format = type, ipairs, tostring, setmetatable, string.format
+local new_error = errors.new_error
+
+local P = {}
+P.__index = P
+
+local CHUNK = 65536 -- the bytes one GET asks for: the file's first, or its tail
+local GONE = { [401] = true, [403] = true, [404] = true, [410] = true } -- the HEAD said enough
+
+-- The references of params, in MEDIA_FIELDS' order: { field =, name =, url = }.
+local function references(params)
+  local refs = {}
+  for _, name in ipairs(config.MEDIA_FIELDS) do
+    local v = params[name]
+    if type(v) == "string" then
+      refs[#refs + 1] = { field = name, name = name, url = v }
+    elseif type(v) == "table" then
+      for i, url in ipairs(v) do
+        refs[#refs + 1] = { field = string_format("%s[%d]", name, i), name = name, url = url }
+      end
+    end
+  end
+  return refs
+end
+
+local Ref = {}
+Ref.__index = Ref
+
+-- The reference's next media request, now: {head = true} or {offset =, max_body =}.
+local function ask(self, t, media)
+  local pf = self.pf
+  self.req = Request.new(pf.loop, pf.budget, pf.cfg, self, "media", self.url, self.path, false, nil, nil, media)
+  self.req:send(t)
+end
+
+-- The reference is read as far as it will be (why: what stopped it, when something did).
+local function settle(self, t, why)
+  self.why, self.req = why or nil, false
+  local pf = self.pf
+  pf.left = pf.left - 1
+  if pf.left == 0 then pf:judge(t) end
+end
+
+-- Its request answered: the next step (head -> first bytes -> tail), or the end.
+function Ref:advance(t)
+  local req = self.req
+  if not (req and req.done) then return end
+  local err, step = req.err, self.step
+  if step == "head" then
+    if err and not err.status then return settle(self, t, err.message) end -- unreachable: no GET either
+    if err and GONE[err.status] then self.status = err.status; return settle(self, t) end
+    self.size, self.step = not err and req.total or nil, "first" -- (a HEAD refused otherwise: the GET tells)
+    return ask(self, t, { offset = 0, max_body = CHUNK })
+  end
+  if err and step == "tail" then return settle(self, t, err.message) end -- the head's findings stand
+  if err then
+    self.status = err.status
+    return settle(self, t, not err.status and err.message)
+  end
+  if step == "first" then
+    local info, why = core.media_sniff(req.task, req.total or self.size)
+    if not info or not info.tail then self.info = info; return settle(self, t, why) end
+    self.info, self.step = info, "tail"
+    return ask(self, t, { offset = info.tail, max_body = CHUNK })
+  end
+  local info, why = core.media_tail(self.info, req.task, req.offset)
+  if info then self.info = info end
+  return settle(self, t, why)
+end
+
+-- Start checking params' references at t on the loop; owner:advance(t) once done (pf.done:
+-- maybe before start returns), with pf.err (the create refused) and pf.notes (what could
+-- not be checked: {field =, message =}).
+function P.start(loop, budget, cfg, owner, params, t)
+  local pf = setmetatable({ loop = loop, budget = budget, cfg = cfg, owner = owner, model = params.model,
+    refs = references(params), notes = {}, done = false }, P)
+  pf.left = #pf.refs
+  if pf.left == 0 then pf:judge(t); return pf end
+  for _, ref in ipairs(pf.refs) do
+    local parts = core.check_url(ref.url, ref.field)
+    setmetatable(ref, Ref)
+    ref.pf, ref.step, ref.path = pf, "head", parts and parts.path
+  end
+  for _, ref in ipairs(pf.refs) do ask(ref, t, { head = true }) end
+  return pf
+end
+
+-- Every reference read: the model's rules over what was found.
+function P:judge(t)
+  local items = {}
+  for i, ref in ipairs(self.refs) do
+    items[i] = { field = ref.field, name = ref.name, info = ref.info, status = ref.status }
+  end
+  local findings, err = core.media_check(self.model, items)
+  local strict, why = self.cfg.preflight == "strict", {}
+  for _, ref in ipairs(self.refs) do why[ref.field] = ref.why end
+  for _, f in ipairs(findings or {}) do
+    local message = why[f.field] and string_format("%s (%s)", f.message, tostring(why[f.field])) or f.message
+    if f.definite or strict then
+      err = err or new_error("invalid_request", message .. (f.definite and "" or
+        '; preflight = "strict" refuses what it cannot check'), { field = f.field })
+    else
+      self.notes[#self.notes + 1] = { field = f.field, message = message }
+    end
+  end
+  self.err, self.done = err, true
+  self.owner:advance(t)
+end
+
+-- Stop every request still running (the job was cancelled).
+function P:cancel()
+  self.done = true
+  for _, ref in ipairs(self.refs) do
+    if ref.req then ref.req:cancel() end
+  end
+end
+
+return P
