@@ -427,15 +427,20 @@ end
 
 -- A media file that starvideos.emulator.media writes: /s/media/<tag>/<type>/<k=v,...>/<name>
 -- (v: a number, else a word), e.g. /s/media/t1/mp4/seconds=5,width=1280,height=720,moov=end/v.mp4;
--- HEAD and Range honoured (a GET without Range gets the whole file).
+-- HEAD and Range honoured (a GET without Range gets the whole file); two more keys:
+-- norange=true answers every GET 200 with the whole file, delay=S waits S s first.
 function scenarios.media(c, req)
   local kind, spec = req.rest:match("^/(%w+)/([^/]*)/")
   local M = require "starvideos.emulator.media"
   if not (kind and M.CONTENT_TYPES[kind]) then return answer(c, "404 Not Found") end
   local o = {}
   for k, v in spec:gmatch("([%w_]+)=([^,]+)") do o[k] = tonumber(v) or (v == "true" or v) end
+  if o.delay then sleep(o.delay) end
+  local norange = o.norange
+  o.norange, o.delay = nil, nil
   local parts, size = M.parts(kind, o)
   local a, b = range_of(req)
+  if norange then a, b = nil, nil end
   local head = { "Content-Type: " .. M.CONTENT_TYPES[kind], "Accept-Ranges: bytes" }
   local status, body = "200 OK", nil
   if a and a >= size then return answer(c, "416 Range Not Satisfiable", { "Content-Range: bytes */" .. size }) end
@@ -449,6 +454,11 @@ function scenarios.media(c, req)
     return send(c, "HTTP/1.1 " .. status .. "\r\n" .. tbl_concat(head, "\r\n") .. "\r\nConnection: close\r\n\r\n")
   end
   answer(c, status, head, body or parts_slice(parts, 0, size - 1))
+end
+
+-- /s/moved/<tag>/<rest>: a 302 to /s/media/<tag>/<rest>.
+function scenarios.moved(c, req)
+  answer(c, "302 Found", { "Location: /s/media/" .. req.tag .. req.rest })
 end
 
 -- /s/status/<tag>/<code>/<name>: that status, and a page saying so.
