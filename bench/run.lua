@@ -17,8 +17,10 @@
 --   GET /v1/result/<id>        a completed task (JSON, about 250 bytes), at once
 --   GET /slow/v1/result/<id>   the same after 20 ms (ngx.sleep)
 --   GET /video.bin             a file of BENCH_VIDEO_BYTES (200 MB; 20 MB when quick)
+--   GET|HEAD /media/<file>     the files a script wrote into BENCH_TMP (Range honoured), each
+--                              request logged to BENCH_MEDIA_LOG as "METHOD STATUS BYTES_SENT"
 -- Each script gets: BENCH_NGINX (http base URL), BENCH_TLS (https base URL),
--- BENCH_CA (the CA's PEM), BENCH_TMP (scratch folder), BENCH_VIDEO,
+-- BENCH_CA (the CA's PEM), BENCH_TMP (scratch folder), BENCH_MEDIA_LOG, BENCH_VIDEO,
 -- BENCH_VIDEO_BYTES, BENCH_QUICK, BENCH_LUA; LUA_PATH and LUA_CPATH as the
 -- Makefile exports them.  A script prints its rows as
 --   BENCH {"scenario":..,"baseline":..,"ours":..,"theirs":..,"unit":..,"ratio":..,"target":..,"ok":..,"note":..}
@@ -160,6 +162,7 @@ local function nginx_conf(dir, port, tls_port, json)
     "events { worker_connections 4096; }",
     "http {",
     "    access_log off;",
+    "    log_format media '$request_method $status $body_bytes_sent';",
     tmp("client_body"), tmp("proxy"), tmp("fastcgi"), tmp("uwsgi"), tmp("scgi"),
     "    keepalive_requests 100000000;",
     "    keepalive_timeout 300s;",
@@ -179,6 +182,7 @@ local function nginx_conf(dir, port, tls_port, json)
     "            ngx.print(body)",
     "        } }",
     "        location = /video.bin { default_type application/octet-stream; }",
+    str_format("        location /media/ { alias %s/scratch/; access_log %s/media.log media; }", dir, dir),
     "    }",
     "}",
   } do lines[#lines + 1] = l end
@@ -252,6 +256,7 @@ end
 local function env_prefix()
   local vars = {
     BENCH_NGINX = nginx.http, BENCH_TLS = nginx.tls, BENCH_CA = nginx.ca, BENCH_TMP = nginx.dir .. "/scratch",
+    BENCH_MEDIA_LOG = nginx.dir .. "/media.log",
     BENCH_VIDEO = "/video.bin", BENCH_VIDEO_BYTES = tostring(VIDEO_BYTES), BENCH_QUICK = quick and "1" or "0",
     BENCH_LUA = LUA, LUA_PATH = LUA_PATH, LUA_CPATH = LUA_CPATH,
   }

@@ -36,6 +36,7 @@ local ROWS = {
   { "batch of 20 prompts (generate_all, emulator), budget 10/s: time to the last file", "the budget's floor" },
   { "batch of 20 prompts: peak resident memory of the process", false },
   { "journal of 16 MB: slowest read of the schedule's samples, 64 KiB a call", "f:seek + f:read(65536)" },
+  { "preflight of a create's 4 references", "LuaSocket GET of each file whole" },
 }
 
 -- What the bench needs that `make` does not build, or nil.
