@@ -139,7 +139,9 @@ static int top(const unsigned char *p, size_t n, double base, int last, sv_media
         sv_buf_addf(why, " at byte %.0f", base + (double)off);
         return -1;
       }
-      m->tail = base + (double)off;
+      /* a header cut short: read on from it, if the file goes on past these bytes
+         and these are not already from there */
+      if (room > (double)(n - off) && !(last && off == 0)) m->tail = base + (double)off;
       return 0;
     }
     if (strcmp(b.type, "moov") == 0) {

@@ -1339,6 +1339,22 @@ static void media_mp4(void) {
   b = o.n;
   moov(&o, 0, 0, 5000, 100, 100, NULL, 0, 0);
   media_is("mp4: a timescale of 0 gives no duration", sniff(&o, (double)o.n, &m, &why), &m, "mp4", 100, 100, -1);
+  /* found by fuzzing: a header cut by the file's end, or a tail cut where it begins,
+     asks for no tail (never the same offset again) */
+  o.n = 0;
+  ftyp(&o, "isom");
+  zeros(&o, 7);
+  ok(sniff(&o, (double)o.n, &m, &why) == 0 && m.tail == -1, "mp4: a box header cut by the file's end: no tail",
+     NULL);
+  o.n = 0;
+  be32(&o, 1);
+  put(&o, "ftyp", 4);
+  zeros(&o, 4);
+  m.tail = 0;
+  ok(sniff(&o, -1, &m, &why) == 0 && m.tail == 0 && sv_media_tail(&m, o.b, o.n, 0, &why) == 0 && m.tail == -1,
+     "mp4: a 64-bit header cut short is read again once, then no more", sv_buf_cstr(&why));
+  o.n = 0;
+  ftyp(&o, "isom");
   o.n = 12;
   ok(sniff(&o, 24, &m, &why) == 0 && m.tail == 20,
      "mp4: a head cut inside ftyp reads on after it", NULL);
