@@ -139,7 +139,9 @@ static int top(const unsigned char *p, size_t n, double base, int last, sv_media
         sv_buf_addf(why, " at byte %.0f", base + (double)off);
         return -1;
       }
-      m->tail = base + (double)off;
+      /* a header cut short: read on from it, if the file goes on past these bytes
+         and these are not already from there */
+      if (room > (double)(n - off) && !(last && off == 0)) m->tail = base + (double)off;
       return 0;
     }
     if (strcmp(b.type, "moov") == 0) {
@@ -375,7 +377,10 @@ static int check_boxes(int fd, double size, sv_media *m, sv_buf *why) {
   sv_box b;
   while (off < size) {
     long got = read_at(fd, h, sizeof h, off);
-    if (got < 0) return sv_buf_addf(why, "read error at byte %.0f: %s", off, strerror(errno)), -1;
+    if (got < 0) {
+      sv_buf_addf(why, "read error at byte %.0f: %s", off, strerror(errno));
+      return -1;
+    }
     if (off == 0 && (got < 8 || memcmp(h + 4, "ftyp", 4) != 0)) {
       sv_buf_adds(why, "not an MP4: it does not begin with an ftyp box but with ");
       sv_quote(why, (const char *)h, (size_t)got, 16);
@@ -386,21 +391,29 @@ static int check_boxes(int fd, double size, sv_media *m, sv_buf *why) {
       else sv_buf_addf(why, " at byte %.0f", off);
       return -1;
     }
-    if (b.size > size - off)
-      return sv_buf_addf(why, "box '%s' at byte %.0f runs past the end (%.0f bytes of a file of %.0f)", b.type, off,
-                         b.size, size), -1;
+    if (b.size > size - off) {
+      sv_buf_addf(why, "box '%s' at byte %.0f runs past the end (%.0f bytes of a file of %.0f)", b.type, off, b.size,
+                  size);
+      return -1;
+    }
     if (strcmp(b.type, "mdat") == 0) seen_mdat = 1;
     if (strcmp(b.type, "moov") == 0 && !seen_moov) {
       size_t want = b.size - b.hdr < MOOV_READ ? (size_t)(b.size - b.hdr) : MOOV_READ;
       seen_moov = 1;
-      if (!(moov = malloc(want ? want : 1))) return sv_buf_adds(why, "out of memory"), -1;
+      if (!(moov = malloc(want ? want : 1))) {
+        sv_buf_adds(why, "out of memory");
+        return -1;
+      }
       got = read_at(fd, moov, want, off + b.hdr);
       if (got > 0) walk(moov, (size_t)got, m, 0);
       free(moov);
     }
     off += b.size;
   }
-  if (!seen_moov || !seen_mdat) return sv_buf_addf(why, "no %s box", seen_moov ? "mdat" : "moov"), -1;
+  if (!seen_moov || !seen_mdat) {
+    sv_buf_addf(why, "no %s box", seen_moov ? "mdat" : "moov");
+    return -1;
+  }
   return 0;
 }
 
