@@ -1,49 +1,51 @@
 -- Preflight (extras/preflight.lua): a create's reference media read over the loopback
--- from a server that writes real media files (spec/support/hostile.lua's /s/media/, with
--- starvideos.emulator.media), checked against each model's rules before the create is
--- sent.  The server's log tells what was sent: no create for a refused request, one for
--- an accepted one, never the key at the media host.
+-- from the emulator's /media/ route (real media files made to order: docs/emulator.md),
+-- checked against each model's rules before the create is sent.  The emulator's log
+-- tells what was sent: no create for a refused request, one for an accepted one, never
+-- the key at /media/.  One case needs what the emulator does not do (a server answering
+-- a Range with the whole file): spec/support/hostile.lua's /s/media/ serves it.
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
+local shared_emulator = require "spec.support.shared_emulator"
 local starvideos = require "starvideos"
 
 local KEY = "sk-preflight-spec-5d1e"
 local MB = 1024 * 1024
 
-local hs
-setup(function() hs = helper.hostile() end)
-teardown(function() if hs then hs:stop() end end)
+local emu
+shared_emulator({ key = KEY, queued = 0.05, processing = 0.05 }, function(e) emu = e end)
 
--- A media file's URL under base (an /s/media/ or /s/moved/ URL): kind and the writer's options.
-local function media(base, kind, o)
+-- A query string of o's keys, sorted.
+local function query(o)
   local keys = {}
   for k, v in pairs(o or {}) do keys[#keys + 1] = k .. "=" .. tostring(v) end
   table.sort(keys)
-  return string.format("%s/%s/%s/f.%s", base, kind, table.concat(keys, ","), kind)
+  return table.concat(keys, "&")
 end
 
--- One call's world: a fresh tag for the API (create) and one for the media.
+-- One call's world on the emulator (reset before each test): a client, its preflight
+-- events, the media URLs, the creates and media requests it logged.
 local function world(opts)
-  local w = { api = hs:url("ok"), events = {} }
-  w.tag = w.api:match("/(t%d+)$")
-  w.media = w.api:gsub("/s/ok/", "/s/media/")
-  local o = { api_key = KEY, base_url = w.api, max_retries = 0, timeout = 5,
+  local w = { api = emu.url, events = {} }
+  local o = { api_key = KEY, base_url = emu.url, max_retries = 0, timeout = 5,
     on_event = function(ev) if ev.type == "preflight" then w.events[#w.events + 1] = ev end end }
   for k, v in pairs(opts or {}) do o[k] = v end
   w.client = starvideos.new(o)
-  function w.file(kind, mo) return media(w.media, kind, mo) end
-  function w.creates() -- the POSTs that reached the API
-    local n = 0
-    for _, r in ipairs(hs:requests(w.api)) do n = n + (r.method == "POST" and 1 or 0) end
-    return n
+  -- a media file of type kind: o's keys are the emulator's (seconds, w, h, bytes, moov, status, redirect)
+  function w.file(kind, mo)
+    local q = { type = kind }
+    for k, v in pairs(mo or {}) do q[k] = v end
+    return string.format("%s/media/f.%s?%s", emu.url, kind, query(q))
   end
-  function w.fetches() -- the media requests: method and path, none with the key
+  function w.status(code) return w.file("png", { status = code }) end
+  function w.creates() return emu:creates() end
+  function w.fetches() -- the media requests, none with the key
     local list = {}
-    for _, r in ipairs(hs:requests("/s/")) do
-      if r.path:find("/" .. w.tag .. "/", 1, true) and not r.path:find("^/s/ok/") then
+    for _, r in ipairs(emu:requests()) do
+      if r.path:find("^/media/") then
+        assert.is_falsy(r.authorization, "the key went to the media host: " .. r.path)
         assert.is_nil(r.headers.authorization, "the key went to the media host: " .. r.path)
-        assert.is_nil(r.raw:find(KEY, 1, true), "the key went to the media host: " .. r.path)
         list[#list + 1] = r
       end
     end
@@ -52,7 +54,7 @@ local function world(opts)
   return w
 end
 
-local GOOD_VIDEO = { seconds = 5, width = 1280, height = 720 }
+local GOOD_VIDEO = { seconds = 5, w = 1280, h = 720 }
 local BASE = {
   starvideos_o3 = { model = "starvideos_o3", prompt = "a cat" },
   videos = { model = "videos", prompt = "a cat", duration = 5 },
@@ -72,7 +74,7 @@ end
 
 -- The references of a lone video of this length and frame size.
 local function one_video(w, seconds, width, height)
-  return { referenceVideos = { w.file("mp4", { seconds = seconds, width = width, height = height }) } }
+  return { referenceVideos = { w.file("mp4", { seconds = seconds, w = width, h = height }) } }
 end
 
 -- A create refused before it was sent: the error names field and says match.
@@ -99,7 +101,7 @@ describe("preflight on each model", function()
     describe(model, function()
       it("sends a create whose references suit it, each read with a HEAD and one Range GET of 64 KiB", function()
         local w = world()
-        local refs = { referenceImages = { w.file("png", { width = 800, height = 600 }), w.file("jpeg", {}) },
+        local refs = { referenceImages = { w.file("png", { w = 800, h = 600 }), w.file("jpeg", {}) },
           referenceVideos = { w.file("mp4", GOOD_VIDEO) } }
         if AUDIOS[model] then refs.referenceAudios = { w.file("mp3", { seconds = 5 }) } end
         assert.same({}, accepted(w, model, refs))
@@ -114,7 +116,7 @@ describe("preflight on each model", function()
 
       it("sends a create with first and last frames that are images", function()
         local w = world()
-        local last = w.file("webp", { width = 64, height = 64 })
+        local last = w.file("webp", { w = 64, h = 64 })
         accepted(w, model, { first_image = w.file("png", {}), last_image = last })
       end)
 
@@ -144,7 +146,7 @@ describe("preflight on each model", function()
 
       it("reads an MP4 whose moov is at its end from its tail: a third request", function()
         local w = world()
-        local mo = { seconds = 5, width = 720, height = 1280, moov = "end", bytes = 3 * MB }
+        local mo = { seconds = 5, w = 720, h = 1280, moov = "end", bytes = 3 * MB }
         accepted(w, model, { referenceVideos = { w.file("mp4", mo) } })
         local ranges = {}
         for _, r in ipairs(w.fetches()) do ranges[#ranges + 1] = r.method .. " " .. tostring(r.headers.range) end
@@ -164,8 +166,8 @@ describe("preflight on each model", function()
 
         it("refuses a reference video over 200 MB", function()
           local w = world()
-          refused(w, model, { referenceVideos = { w.file("mp4", { seconds = 5, width = 1280, height = 720,
-            bytes = 201 * MB }) } }, "referenceVideos[1]", "the limit is 200 MB")
+          refused(w, model, { referenceVideos = { w.file("mp4", { seconds = 5, bytes = 201 * MB }) } },
+            "referenceVideos[1]", "the limit is 200 MB")
         end)
       else
         it("takes a lone reference video of 11 s (O3's 3 to 10 s is O3's own)", function()
@@ -175,9 +177,9 @@ describe("preflight on each model", function()
 
         it("refuses reference videos of more than 15 s or 200 MB in total, naming the one that passes it", function()
           local w = world()
-          local v8 = w.file("mp4", { seconds = 8, width = 1280, height = 720 })
+          local v8 = w.file("mp4", { seconds = 8, w = 1280, h = 720 })
           refused(w, model, { referenceVideos = { v8, v8 } }, "referenceVideos[2]", "come to 16 s in total")
-          local big = w.file("mp4", { seconds = 5, width = 1280, height = 720, bytes = 110 * MB })
+          local big = w.file("mp4", { seconds = 5, w = 1280, h = 720, bytes = 110 * MB })
           refused(w, model, { referenceVideos = { big, big } }, "referenceVideos[2]", "the limit is 200 MB")
         end)
 
@@ -208,18 +210,20 @@ describe("preflight", function()
   for _, status in ipairs { 401, 403, 404, 410 } do
     it("refuses a reference whose URL answers " .. status .. ", without a GET after the HEAD", function()
       local w = world()
-      local url = w.api:gsub("/s/ok/", "/s/status/") .. "/" .. status .. "/a.png"
-      refused(w, "videos", { referenceImages = { w.file("png", {}), url } }, "referenceImages[2]",
+      refused(w, "videos", { referenceImages = { w.file("png", {}), w.status(status) } }, "referenceImages[2]",
         "the URL answered HTTP " .. status)
-      assert.equal(1, #hs:requests(url))
-      assert.equal("HEAD", hs:requests(url)[1].method)
+      local methods = {}
+      for _, r in ipairs(w.fetches()) do
+        if r.path:find("status=", 1, true) then methods[#methods + 1] = r.method end
+      end
+      assert.same({ "HEAD" }, methods)
     end)
   end
 
   it("tells what it cannot check as an event and creates: a 500, bytes of no known type, a host not there", function()
     local w = world()
-    local status = w.api:gsub("/s/ok/", "/s/status/")
-    local refs = { referenceImages = { status .. "/500/a.png", status .. "/200/b.png",
+    emu:fault { path = "/media/page", body = "<html>a proxy's page</html>", count = 2 } -- a 200 with HTML
+    local refs = { referenceImages = { w.status(500), emu.url .. "/media/page.png",
       "http://127.0.0.1:" .. helper.free_ports(1)[1] .. "/c.png" } }
     local notes = accepted(w, "videos", refs)
     assert.equal(3, #notes)
@@ -244,30 +248,38 @@ describe("preflight", function()
 
   it("with preflight = false reads nothing and creates", function()
     local w = world { preflight = false }
-    accepted(w, "videos", { referenceImages = { w.api:gsub("/s/ok/", "/s/status/") .. "/404/a.png" } })
+    accepted(w, "videos", { referenceImages = { w.status(404) } })
     assert.same({}, w.fetches())
   end)
 
   it("follows a redirect to the media", function()
     local w = world()
-    local moved = w.api:gsub("/s/ok/", "/s/moved/")
-    local url = media(moved, "mp4", { seconds = 5, width = 640, height = 360 })
+    local url = w.file("mp4", { seconds = 5, w = 640, h = 360, redirect = 1 })
     refused(w, "videos", { referenceVideos = { url } }, "referenceVideos[1]", "640x360 px")
-    local n = 0
-    for _, r in ipairs(w.fetches()) do if r.path:find("^/s/media/") then n = n + 1 end end
-    assert.equal(2, n) -- the HEAD and the GET, each after its 302
+    local seen = {}
+    for _, r in ipairs(w.fetches()) do
+      seen[#seen + 1] = r.method .. (r.path:find("redirect=1", 1, true) and " 302" or "")
+    end
+    assert.same({ "HEAD 302", "HEAD", "GET 302", "GET" }, seen)
   end)
 
   it("reads at most 64 KiB of a server that answers a Range with the whole file", function()
+    local hs = helper.hostile() -- the emulator honours Range: hostile.lua's /s/media/ with norange does not
     local w = world()
-    accepted(w, "videos", { referenceVideos = { w.file("mp4", { seconds = 5, width = 1280, height = 720,
-      bytes = 50 * MB, norange = true }) } })
+    local url = hs:url("media") .. "/mp4/bytes=" .. 50 * MB .. ",norange=true,seconds=5/v.mp4"
+    local ok, err = pcall(accepted, w, "videos", { referenceVideos = { url } })
+    local got = hs:requests(url)
+    hs:stop()
+    assert(ok, err)
+    assert.same({ "HEAD", "GET" }, { got[1].method, got[2].method })
+    assert.equal("bytes=0-65535", got[2].headers.range)
   end)
 
   it("reads the references of one create at once: every HEAD arrives before the first GET", function()
     local w = world()
     local refs = {}
-    for i = 1, 4 do refs[i] = w.file("png", { width = 100 + i, delay = 0.2 }) end
+    for i = 1, 4 do refs[i] = w.file("png", { w = 100 + i }) end
+    emu:fault { path = "/media/", delay = 0.2, count = 8 }
     accepted(w, "videos", { referenceImages = refs })
     local order = {}
     for _, r in ipairs(w.fetches()) do order[#order + 1] = r.method end
@@ -321,7 +333,7 @@ describe("the command line", function()
     r = run(w, with(REQ, "check", "--preflight", "strict", "--ref-image", "http://127.0.0.1:" .. helper.free_ports(1)[1]
       .. "/a.png"))
     assert.equal(2, r.code, r.err)
-    r = run(w, with(REQ, "check", "--ref-video", w.file("mp4", { seconds = 5, width = 320, height = 240 })))
+    r = run(w, with(REQ, "check", "--ref-video", w.file("mp4", { seconds = 5, w = 320, h = 240 })))
     assert.equal(2, r.code)
     assert.truthy(r.err:find("^starvideos check: %-%-ref%-video #1: "), r.err)
     assert.equal(0, w.creates())
@@ -329,7 +341,7 @@ describe("the command line", function()
 
   it("create refuses a 404 reference (exit 2, nothing sent), and sends it with --preflight off", function()
     local w = world()
-    local url = w.api:gsub("/s/ok/", "/s/status/") .. "/404/a.png"
+    local url = w.status(404)
     local r = run(w, with(REQ, "create", "--ref-image", url), true)
     assert.equal(2, r.code, r.err)
     assert.truthy(r.err:find("HTTP 404", 1, true), r.err)

@@ -484,18 +484,6 @@ function scenarios.media(c, req)
   answer(c, status, head, body or parts_slice(parts, 0, size - 1))
 end
 
--- /s/moved/<tag>/<rest>: a 302 to /s/media/<tag>/<rest>.
-function scenarios.moved(c, req)
-  answer(c, "302 Found", { "Location: /s/media/" .. req.tag .. req.rest })
-end
-
--- /s/status/<tag>/<code>/<name>: that status, and a page saying so.
-function scenarios.status(c, req)
-  local code = tonumber(req.rest:match("^/(%d%d%d)/"))
-  if not code then return answer(c, "404 Not Found") end
-  answer(c, code .. " Status " .. code, { "Content-Type: text/html" }, "<html>status " .. code .. "</html>")
-end
-
 -- A 200 with the video's full Content-Length and half its body, then a close.
 local function half_video(c)
   send(c, "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: " .. VIDEO_SIZE
