@@ -286,6 +286,27 @@ describe("preflight", function()
     assert.same({ "HEAD", "HEAD", "HEAD", "HEAD", "GET", "GET", "GET", "GET" }, order)
   end)
 
+  it("in a job: step(0) returns while the references are read; the create follows; a cancel creates nothing",
+    function()
+      local w = world()
+      emu:fault { path = "/media/", delay = 0.3, count = 4 }
+      local params = params_of("videos", { referenceImages = { w.file("png", {}) } })
+      local job = assert(w.client:start(params, { interval = 0.05 }))
+      w.client:step(0)
+      assert.same({ "creating", false }, { job.state, job.done })
+      assert.equal(0, w.creates())
+      while not (job.id or job.done) do w.client:step(0.05) end
+      assert.is_string(job.id, tostring(job.err))
+      assert.equal(1, w.creates())
+      local other = assert(w.client:start(params))
+      w.client:step(0)
+      other:cancel()
+      assert.same({ "cancelled", "io" }, { other.state, other.err.kind })
+      w.client:step(0.5)
+      assert.equal(1, w.creates())
+      job:cancel()
+    end)
+
   it("guards generate and generate_all too; check creates nothing", function()
     local w = world()
     local bad = { referenceImages = { w.file("mp4", GOOD_VIDEO) } }
