@@ -104,6 +104,11 @@ static void stsd(const unsigned char *q, size_t n, sv_media *m) {
     }
 }
 
+/* The bytes of b's body that p[0, avail) holds (avail: from the box's start). */
+static size_t body(const sv_box *b, size_t avail) {
+  return b->size - b->hdr < (double)(avail - b->hdr) ? (size_t)(b->size - b->hdr) : avail - b->hdr;
+}
+
 /* The boxes of p[0, n) (a moov's body, maybe cut short), into the ones we read. */
 static void walk(const unsigned char *p, size_t n, sv_media *m, int depth) {
   static const char *const containers[] = { "trak", "mdia", "minf", "stbl", NULL };
@@ -112,8 +117,7 @@ static void walk(const unsigned char *p, size_t n, sv_media *m, int depth) {
   int i;
   while (sv_box_read(p + off, n - off, (double)(n - off), &b, NULL) == 0) {
     const unsigned char *q = p + off + b.hdr;
-    have = n - off - b.hdr;
-    if (b.size - b.hdr < have) have = (size_t)(b.size - b.hdr);
+    have = body(&b, n - off);
     if (strcmp(b.type, "mvhd") == 0) mvhd(q, have, m);
     else if (strcmp(b.type, "tkhd") == 0) tkhd(q, have, m);
     else if (strcmp(b.type, "stsd") == 0) stsd(q, have, m);
@@ -145,7 +149,7 @@ static int top(const unsigned char *p, size_t n, double base, int last, sv_media
       return 0;
     }
     if (strcmp(b.type, "moov") == 0) {
-      if (b.size <= (double)(n - off) || last) walk(p + off + b.hdr, n - off - b.hdr, m, 0);
+      if (b.size <= (double)(n - off) || last) walk(p + off + b.hdr, body(&b, n - off), m, 0);
       else m->tail = base + (double)off;
       return 0;
     }

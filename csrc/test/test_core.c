@@ -1339,6 +1339,20 @@ static void media_mp4(void) {
   b = o.n;
   moov(&o, 0, 0, 5000, 100, 100, NULL, 0, 0);
   media_is("mp4: a timescale of 0 gives no duration", sniff(&o, (double)o.n, &m, &why), &m, "mp4", 100, 100, -1);
+  /* a moov is read to its end, not into the box after it */
+  o.n = 0;
+  ftyp(&o, "isom");
+  moov(&o, 0, 1000, 5000, 0, 0, NULL, 0, 0);
+  b = box(&o, "trak"); /* a top-level trak after the moov (no place for one) */
+  t.n = box(&o, "tkhd");
+  be32(&o, 0);
+  zeros(&o, 72);
+  be32(&o, 1920UL << 16);
+  be32(&o, 1080UL << 16);
+  box_end(&o, t.n);
+  box_end(&o, b);
+  media_is("mp4: the moov's children only, not the next box's", sniff(&o, (double)o.n, &m, &why), &m, "mp4", 0, 0,
+           5);
   /* found by fuzzing: a header cut by the file's end, or a tail cut where it begins,
      asks for no tail (never the same offset again) */
   o.n = 0;
