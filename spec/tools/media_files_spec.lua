@@ -124,12 +124,16 @@ describe("the media writers", function()
       assert.are.equal(size - #head, parts[2])
     end)
 
-    it("writes a broken MP4 with box_overrun: its mdat says 64 bytes more than the file has", function()
+    it("writes a broken MP4 with box_overrun: its last box says 64 bytes more than the file has", function()
       local s = media.mp4 { seconds = 5, bytes = 3000, box_overrun = true }
       assert.are.equal(3000, #s)
       local boxes, cut = read.boxes(s)
       assert.are.same({ "ftyp", "moov" }, { boxes[1].type, boxes[2].type })
       assert.are.same({ "mdat", 3064 }, { cut.type, cut.at - 1 + cut.size })
+      s = media.mp4 { seconds = 5, bytes = 3000, box_overrun = true, moov = "end" }
+      boxes, cut = read.boxes(s)
+      assert.are.same({ "ftyp", "mdat" }, { boxes[1].type, boxes[2].type })
+      assert.are.same({ "moov", 3064 }, { cut.type, cut.at - 1 + cut.size })
     end)
 
     it("refuses options it cannot honour, naming them", function()
