@@ -169,6 +169,16 @@ function helper.spawn(cmd)
   return proc
 end
 
+-- A Lua program src, written as dir/name.lua and run by the specs' interpreter with args: its process
+-- (stdout and stderr in .pipe).
+function helper.run_lua(dir, name, src, args)
+  local path = dir .. "/" .. name .. ".lua"
+  helper.write_file(path, src)
+  local cmd = { shell_quote(helper.lua), shell_quote(path) }
+  for _, a in ipairs(args or {}) do cmd[#cmd + 1] = shell_quote(a) end
+  return helper.spawn(tbl_concat(cmd, " ") .. " 2>&1")
+end
+
 function Process:close()
   if not self.status_file then return self.pipe:close() end
   self.pipe:close()

@@ -170,6 +170,12 @@ describe("the log's redaction", function()
       url = "http://127.0.0.1:9/hook", status = 204 }, "info"))
   end)
 
+  it("writes a store's reset as an error, at info too", function()
+    assert.equal("starvideos: error: store redis://127.0.0.1:1/0 lost its data", Log.line({ type = "store_reset",
+      where = "redis://127.0.0.1:1/0", tasks = 2, creates = 0, message = "store redis://127.0.0.1:1/0 lost its data" },
+      "info"))
+  end)
+
   it("stamps a time as RFC 3339 UTC with milliseconds", function()
     assert.equal("1970-01-01T00:00:00.000Z", Log.stamp(0))
     assert.equal("2026-11-24T10:03:07.123Z", Log.stamp(1795514587.1234))

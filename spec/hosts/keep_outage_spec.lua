@@ -14,14 +14,6 @@ local describe_redis = missing and pending or describe
 local KEY = "k-keep-outage"
 local N = 3
 
--- A Lua program in a file of dir, run by the specs' interpreter: its process.
-local function run_script(dir, name, src, args)
-  local path = dir .. "/" .. name .. ".lua"
-  helper.write_file(path, src)
-  local cmd = { q(helper.lua), q(path) }
-  for _, a in ipairs(args) do cmd[#cmd + 1] = q(a) end
-  return helper.spawn(table.concat(cmd, " ") .. " 2>&1")
-end
 
 -- The owner: creates N tasks with a 2 s lease, says so, then waits to be killed.
 local OWNER = [[
@@ -35,23 +27,6 @@ io.write("created\n"); io.stdout:flush()
 os.execute("sleep 60")
 ]]
 
--- The keeper: keep for `timeout` seconds, every event on a line of its own.
-local KEEPER = [[
-local starvideos = require "starvideos"
-local url, store, dir, timeout = arg[1], arg[2], arg[3], tonumber(arg[4])
-local function say(ev)
-  io.write(ev.type, " ", tostring(ev.id or ""), " ", tostring(ev.message or ""), "\n"); io.stdout:flush()
-end
-local client = starvideos.new { api_key = "]] .. KEY .. [[", base_url = url, store = store, lease = 2,
-  on_event = function(ev) if ev.type == "warning" then say(ev) end end }
-io.write("keeping\n"); io.stdout:flush()
-local results, err = client:keep { dir = dir, lease = 2, interval = 0.2, timeout = timeout,
-  on_progress = function(ev) if ev.type == "claim" then say(ev) end end }
-if not results then io.write("ended: ", tostring(err), "\n") return end
-local saved = 0
-for _, r in ipairs(results) do if r.path and not r.err then saved = saved + 1 end end
-io.write("ended: ", #results, " results, ", saved, " saved\n")
-]]
 
 describe_redis("keep under a store outage", function()
   local srv, emu
@@ -72,14 +47,14 @@ describe_redis("keep under a store outage", function()
       local port = srv.port
       emu = helper.emulator { key = KEY, queued = 0.2, processing = 0.4 }
 
-      local owner = run_script(dir, "owner", OWNER, { emu.url, srv.url, tostring(N) })
+      local owner = helper.run_lua(dir, "owner", OWNER, { emu.url, srv.url, tostring(N) })
       assert.are.equal("created", owner.pipe:read("*l"))
       assert(helper.execute("kill -9 " .. owner.pid))
       owner:close()
 
       local videos = dir .. "/videos"
       assert(helper.execute("mkdir " .. q(videos)))
-      local keeper = run_script(dir, "keeper", KEEPER, { emu.url, srv.url, videos, "16" })
+      local keeper = helper.run_lua(dir, "keeper", redis_run.keeper(KEY), { emu.url, srv.url, videos, "16" })
       assert.are.equal("keeping", keeper.pipe:read("*l"))
       -- Redis goes away before the owner's 2 s lease is over: no look can claim before it is back
       helper.sleep(0.5)

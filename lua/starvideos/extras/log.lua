@@ -74,6 +74,7 @@ local FORMAT = {
       ev.index and " (index " .. tostring(ev.index) .. ")" or "")
   end,
   warning = function(ev) return "warning: " .. tostring(ev.message) end,
+  store_reset = function(ev) return "error: " .. tostring(ev.message) end, -- (fleet/ledger.lua)
   -- a webhook's: where it went (notify.lua's url: scheme, host and path, no query), how it ended
   delivery = function(ev)
     return string.format("delivery POST %s %s%s task %s webhook %s%s", tostring(ev.url), tostring(ev.outcome),
@@ -109,7 +110,8 @@ end
 local function writer()
   local ngx = require("starvideos.config").nginx()
   if ngx then
-    return function(line, kind) ngx.log(kind == "warning" and ngx.WARN or ngx.NOTICE, line) end
+    local LEVEL = { warning = ngx.WARN, store_reset = ngx.ERR }
+    return function(line, kind) ngx.log(LEVEL[kind] or ngx.NOTICE, line) end
   end
   local wall = require("starvideos.core").wall -- (here: the command line's parsing loads this module, not the core)
   return function(line) io.stderr:write(Log.stamp(wall()) .. " " .. line .. "\n") end

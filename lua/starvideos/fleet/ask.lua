@@ -78,7 +78,9 @@ function A:step()
   local done, err = st:result(self.pend)
   self.pend = nil
   if done == nil then return nil, err end
-  self.lease.renewed = core.now() -- Redis set it: this round trip took it along
+  -- Redis set it: this round trip took it along (but for the first: the lease's own renewal learns the
+  -- store's identity, fleet/leases.lua)
+  if self.lease.identity then self.lease.renewed = core.now() end
   if type(done) == "table" and done[1] == "limited" then
     local lim = self.ledger.cfg.create_limit
     return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where)

@@ -17,7 +17,9 @@ function M.message(err)
   return type(err) == "table" and err.message or tostring(err)
 end
 
-local function new() return setmetatable({ id = core.random_id(), renewed = -1e9, n = false }, Lease) end
+local function new()
+  return setmetatable({ id = core.random_id(), renewed = -1e9, n = false, identity = false, resets = 0 }, Lease)
+end
 
 -- The process's lease of the key ("where prefix"), one more user of it (nothing sent yet).
 function M.hold(key) return records_leases.hold(key, new) end
@@ -25,17 +27,28 @@ function M.hold(key) return records_leases.hold(key, new) end
 -- One user fewer: whether it was the last (its key is then the caller's to delete).
 Lease.release = records_leases.release
 
+-- The lease renewed, the store's identity answered (fleet/scripts.lua's lease).
 local function send(ledger, id)
-  return ledger.store:send("SET", ledger.prefix .. "owner:" .. id, "1", "PX", tostring(ledger.lease_ms))
+  return ledger.store:send_script("ledger_lease", { ledger.prefix .. "owner:" .. id, ledger.prefix .. "identity" },
+    { tostring(ledger.lease_ms), core.random_id() })
+end
+
+-- The store's identity, as a renewal answered it: another than the one seen before is a store that lost its
+-- data (a reset more: each ledger of the lease notices it at its next turn, fleet/ledger.lua).
+function Lease:seen(identity)
+  if type(identity) ~= "string" then return end
+  if self.identity and self.identity ~= identity then self.resets = self.resets + 1 end
+  self.identity = identity
 end
 
 -- Renewed now (force), or when a third of it passed: true, or nil, err.
 function Lease:renew(ledger, force)
   local t = core.now()
   if not force and t - self.renewed < ledger.lease_ms / 3000 then return true end
-  local ok, err = ledger.store:wait(send(ledger, self.id))
-  if ok == nil then return nil, err end
+  local v, err = ledger.store:wait(send(ledger, self.id))
+  if v == nil then return nil, err end
   self.renewed = t
+  self:seen(v)
   return true
 end
 
@@ -45,7 +58,12 @@ function Lease:renew_async(ledger, t)
   if n then
     if not self.st:ready(n) then return false end
     self.n = false
-    if self.st:result(n) ~= nil then self.renewed = self.sent_at; ledger.queue:answered() end
+    local v = self.st:result(n)
+    if v ~= nil then
+      self.renewed = self.sent_at
+      ledger.queue:answered()
+      self:seen(v)
+    end
     return true
   end
   if t - self.renewed < ledger.lease_ms / 3000 or ledger.queue:down_now(t) then return true end

@@ -48,7 +48,7 @@ function R.new(store, cfg, loop, budget)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
-    outs = {}, records = true, asks = {}, held = {}, loop = loop or false,
+    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {},
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
   local Schedule = require "starvideos.extras.schedule"
   if budget and Schedule.first_read(budget, where .. " " .. prefix) then
@@ -77,15 +77,59 @@ end
 
 -- A loop's turn: the records sent and their answers taken, the lease renewed when due.  Whether done.
 function R:turn()
-  local empty = self.queue:pump(self.store, self.cfg.on_event)
   local renewed = not self.lease or self.lease:renew_async(self, core.now())
+  self:_noticed()
+  local empty = self.queue:pump(self.store, self.cfg.on_event)
   return empty and renewed
+end
+
+-- A store that lost its data (a lease's renewal found its identity new): said at error level, then every task
+-- of this ledger not yet settled recorded again (a keep finds them) and its creates within create_limit's
+-- window counted again.  What other processes wrote is lost (docs/keep-and-fleet.md).
+function R:_noticed()
+  local lease = self.lease
+  if not lease or lease.resets == self.resets then return end
+  self.resets = lease.resets
+  local n, lim = 0, self.cfg.create_limit
+  for _, rec in pairs(self.mine) do
+    n = n + 1
+    self.queue:push("created", rec.keys, rec.args)
+    if rec.part then self.queue:push("part", { rec.keys[1] }, rec.part) end
+  end
+  local t = core.now()
+  local counted = self:_counted(t)
+  if counted[1] then -- (the recount script's ARGV: the window, then each create's age)
+    local args = { string_format("%.17g", lim.per) }
+    for i, at in ipairs(counted) do args[i + 1] = string_format("%.6f", t - at) end
+    self.queue:push("recount", { self.prefix .. "creates" }, args)
+  end
+  local on_event = self.cfg.on_event
+  if on_event then
+    on_event { type = "store_reset", where = self.where, tasks = n, creates = #counted,
+      message = string_format("store %s lost its data (its identity is new: a FLUSHALL, a restart without its files "
+        .. "or a failover to a replica that lagged): %d unsettled tasks of this client recorded again, %d of its "
+        .. "creates counted again for create_limit; what other processes wrote before is lost", self.where, n,
+        #counted) }
+  end
 end
 
 function R:settled() return self.queue:settled() end
 
+-- The times (core.now) of this client's creates within create_limit's window, the older ones let go.
+function R:_counted(t)
+  local lim, kept = self.cfg.create_limit, {}
+  for _, at in ipairs(self.counted) do
+    if lim and t - at < lim.per then kept[#kept + 1] = at end
+  end
+  self.counted = kept
+  return kept
+end
+
 function R:_hold()
-  if not self.lease then self.lease = leases.hold(self.where .. " " .. self.prefix) end
+  if not self.lease then
+    self.lease = leases.hold(self.where .. " " .. self.prefix)
+    self.resets = self.lease.resets
+  end
   return self.lease
 end
 
@@ -100,7 +144,9 @@ end
 
 function R:renew()
   if not self.lease then return true end
-  return self.lease:renew(self)
+  local ok, err = self.lease:renew(self)
+  if ok then self:_noticed() end
+  return ok, err
 end
 
 function R:_renewing()
@@ -180,6 +226,11 @@ function R:_ask(params, lid, out, want)
   self.asks[lid] = nil
   self.queue:answered()
   self:_renewing()
+  if self.cfg.create_limit and not ask.verdict then
+    local t = core.now()
+    local counted = self:_counted(t)
+    counted[#counted + 1] = t
+  end
   if ask.verdict then return Records.key_answer(ask.verdict, want, "--store " .. self.where) end
   self.outs[lid] = { out = out, want = want }
   return true
@@ -206,9 +257,10 @@ function R:_created(id, params, lid, p, uncertain)
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
     prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body },
     id, lid or "")
-  return self:_record("created", { self.prefix .. "task:" .. id, self.prefix .. "unfinished",
-    self.prefix .. "pend:" .. (lid or ""), self.prefix .. "pending", self.prefix .. "tasks",
-    key_hash and self.prefix .. "key:" .. key_hash }, args)
+  local keys = { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "pend:" .. (lid or ""),
+    self.prefix .. "pending", self.prefix .. "tasks", key_hash and self.prefix .. "key:" .. key_hash }
+  self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
+  return self:_record("created", keys, args)
 end
 
 -- True once its record is written, or queued while Redis fails.
@@ -226,17 +278,20 @@ end
 R.create_failed = Records.create_failed
 
 function R:status(id, status, took, within, why)
+  if status == "failed" then self.mine[id] = nil end
   self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
     { id, status, took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
       self.prefix, config.DEFAULTS.samples, RETAIN, why or "" })
 end
 
 function R:downloaded(id, path)
+  self.mine[id] = nil
   self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
     { id, path, RETAIN, journal.size(path) or "", self.prefix })
 end
 
 function R:part(id, part, path)
+  if self.mine[id] then self.mine[id].part = { part, path } end
   return self:_record("part", { self.prefix .. "task:" .. id }, { part, path })
 end
 

@@ -10,6 +10,8 @@
 --                   body: a create sent whose answer did not come yet; pending: their set
 --   gone:<local>    a create abandoned: its pending script, run late, writes nothing
 --   owner:<id>      a lease: present while its owner renews it (PX lease)
+--   identity        the store's: a random id written at its first use; a store that lost its
+--                   data (FLUSHALL, an empty restart) has none, then a new one (fleet/leases.lua)
 --   samples:<kind>  list of "took within", newest first, at most SAMPLES; kinds: kind -> model
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
 --   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
@@ -142,6 +144,27 @@ for i, set in ipairs(KEYS) do
 end
 return out
 ]=],
+  -- KEYS owner:<id>, identity; ARGV lease ms, an identity for a store that has none: the lease
+  -- renewed; the store's identity (written at its first use)
+  lease = [[
+redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))
+local id = redis.call('GET', KEYS[2])
+if not id then
+  id = ARGV[2]
+  redis.call('SET', KEYS[2], id)
+end
+return id
+]],
+  -- KEYS creates; ARGV per, then the age (s) of each of the process's creates within it: create_limit's
+  -- count of a store that lost its data made again of what this process knows (fleet/ledger.lua)
+  recount = FleetBudget.CREATE .. [[
+for i = 2, #ARGV do
+  local t = now - tonumber(ARGV[i])
+  redis.call('ZADD', KEYS[1], string.format('%.6f', t), string.format('%.6f-again%d', t, i))
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+return 1
+]],
   -- KEYS kinds; ARGV P
   samples = [[
 local out, kinds = {}, redis.call('HGETALL', KEYS[1])
