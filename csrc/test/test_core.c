@@ -1005,6 +1005,21 @@ static void verdicts(void) {
   x = exch(SV_OP_DOWNLOAD, 0, NULL, SV_WIRE_IO, "cannot write the file: No space left on device");
   ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_IO && strcmp(e.field, "path") == 0,
      "verdict: a file that cannot be written is kind io", e.message);
+  x = exch(SV_OP_MEDIA, 206, "\x89PNG", SV_WIRE_NONE, NULL);
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == 0, "verdict: a media request's 206 is its bytes, not an answer to read",
+     e.message);
+  x = exch(SV_OP_MEDIA, 404, "<html>gone</html>", SV_WIRE_NONE, NULL);
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_NOT_FOUND && e.status == 404 && !e.maybe_created &&
+         strncmp(e.message, "media: HTTP 404", 15) == 0,
+     "verdict: a media URL's 404 is not_found, naming the op", e.message);
+  x = exch(SV_OP_MEDIA, 200, "", SV_WIRE_GARBLED, "the server did not send the bytes from 190000 that were asked for");
+  {
+    sv_retry_policy pol = { 3, 0.5, 30, 60 };
+    double d = 0;
+    ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_PROTOCOL &&
+           !sv_retry_decide(SV_OP_MEDIA, wire, &e, 1, &pol, 0.5, &d),
+       "retry: a media request's bytes from elsewhere than asked are not asked again", e.message);
+  }
 }
 
 /* Journal appends: whole records, a torn last line ended first. */
