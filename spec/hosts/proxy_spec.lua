@@ -242,6 +242,23 @@ describe("proxies", function()
       went_through(tp_log(from))
     end)
 
+    it("reads a create's reference media through the proxy option (a HEAD and a Range GET), never with the key",
+      function()
+      local _, from = tp_log()
+      local before = #read(dir .. "/relay.bytes")
+      local c = starvideos.new { api_key = KEY, base_url = emu.url, proxy = "http://127.0.0.1:" .. relay_port }
+      local media = emu.url .. "/media/ref.png?w=800&h=600"
+      local notes, err = c:check { model = "videos", prompt = "a cat", duration = 4, referenceImages = { media } }
+      c:close()
+      assert.same({}, notes, tostring(err))
+      local log = tp_log(from)
+      assert.equal(1, count(log, "HEAD " .. media .. " HTTP/1.1"), log)
+      assert.equal(1, count(log, "GET " .. media .. " HTTP/1.1"), log)
+      local bytes = read(dir .. "/relay.bytes"):sub(before + 1)
+      assert.equal(1, count(bytes, "\r\nRange: bytes=0-65535\r\n"), bytes)
+      assert.equal(0, count(bytes, KEY))
+    end)
+
     it("honours http_proxy and HTTP_PROXY (a download's thread too), and no_proxy; not HTTP_PROXY in a CGI request",
       function()
       local _, from = tp_log()
