@@ -67,7 +67,10 @@ describe("client:generate_all", function()
     local stop = function(ev) if ev.type == "batch" and ev.created == 3 then c:close() end end
     local cut = c:generate_all(prompts(6), { out = dir .. "/%d.mp4", interval = 0.1, on_progress = stop })
     assert.equal("io", cut[6].err.kind) -- not started: cancelled with its client
-    assert.equal(3, emu:creates())
+    -- the third answer closed it; a slow machine may have sent the 4th and 5th creates by then (paid, and
+    -- journaled: the run below follows them too)
+    local made = emu:creates()
+    assert.is_true(made >= 3 and made <= 5, made .. " creates before the stop")
     emu:config { queued = 0.2 }
     local results = client():generate_all(prompts(6), { out = dir .. "/%d.mp4", interval = 0.1 })
     for i = 1, 6 do assert.equal(SAMPLE, helper.read_file(results[i].path)) end
