@@ -44,7 +44,7 @@ build = {
     -- are mk/sources.mk's CORE_MOD_SRC, CURL_MOD_SRC and SIGN_MOD_SRC (spec/build_spec.lua)
     ["starvideos.core"] = {
       sources = { "csrc/core/util.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/lua/error.c", "csrc/lua/part.c",
+        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/lua/error.c", "csrc/lua/part.c",
         "csrc/lua/core.c", "csrc/lua/commit.c", "csrc/lua/lock.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "pthread", "dl", "m" },
@@ -53,7 +53,7 @@ build = {
     },
     ["starvideos.sign"] = {
       sources = { "csrc/core/util.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/sign.c", "csrc/lua/error.c",
+        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/sign.c", "csrc/lua/error.c",
         "csrc/lua/part.c", "csrc/lua/sign.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "crypto", "pthread", "dl", "m" },
@@ -62,7 +62,7 @@ build = {
     },
     ["starvideos.curl"] = {
       sources = { "csrc/core/util.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/curl/multi.c", "csrc/curl/fetch.c",
+        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/curl/multi.c", "csrc/curl/fetch.c",
         "csrc/lua/error.c", "csrc/lua/part.c", "csrc/lua/curl.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "curl", "pthread", "dl", "m" },

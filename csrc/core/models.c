@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -14,13 +15,14 @@ static const char *const ratios_three[] = { "16:9", "9:16", "1:1", NULL };
 static const char *const res_720[] = { "720p", NULL };
 
 /* name, endpoint, duration (required, min, max, default), ratios, default ratio,
-   resolutions, prompt max chars, images, images with a video, videos, audios, legacy */
+   resolutions, prompt max chars, images, images with a video, videos, audios, legacy,
+   the seconds of a lone reference video (min, max) */
 const sv_model sv_models[] = {
-  { "starvideos_o3", "/v1/starvideos/videos", 0, 3, 15, 3, ratios_o3, "9:16", NULL, 0, 7, 4, 1, 0, 0 },
-  { "videos", "/v1/videos/videos", 1, 4, 15, 0, ratios_videos, "16:9", res_720, 0, 9, 9, 3, 3, 1 },
-  { "videos_fast", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 1500, 4, 4, 3, 0, 1 },
-  { "videos_stable", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 5000, 4, 4, 3, 1, 1 },
-  { "videos_stable_fast", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 5000, 4, 4, 3, 1, 1 },
+  { "starvideos_o3", "/v1/starvideos/videos", 0, 3, 15, 3, ratios_o3, "9:16", NULL, 0, 7, 4, 1, 0, 0, 3, 10 },
+  { "videos", "/v1/videos/videos", 1, 4, 15, 0, ratios_videos, "16:9", res_720, 0, 9, 9, 3, 3, 1, 0, 0 },
+  { "videos_fast", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 1500, 4, 4, 3, 0, 1, 0, 0 },
+  { "videos_stable", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 5000, 4, 4, 3, 1, 1, 0, 0 },
+  { "videos_stable_fast", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 5000, 4, 4, 3, 1, 1, 0, 0 },
 };
 const size_t sv_model_count = sizeof sv_models / sizeof sv_models[0];
 
@@ -498,5 +500,123 @@ int sv_result_path(const char *id, size_t len, sv_buf *out, sv_error *err) {
       sv_buf_add(out, e, 3);
     }
   }
+  return 0;
+}
+
+/* ------------------------------------------------------------ media rules */
+
+/* The documents' media limits (shared/api/README.md), the same for every model
+   but a lone video's seconds (the table's last column).  "MB" read as MiB. */
+#define MB (1024.0 * 1024.0)
+#define IMAGE_BYTES (20 * MB)
+#define VIDEOS_BYTES (200 * MB)
+#define VIDEOS_SECONDS 15.0
+#define AUDIOS_SECONDS 15.0
+#define SIDE_MIN 720.0
+#define SIDE_MAX 2160.0
+
+static const struct { const char *name; sv_media_kind kind; } media_fields[] = {
+  { "referenceImages", SV_MEDIA_IMAGE }, { "first_image", SV_MEDIA_IMAGE }, { "last_image", SV_MEDIA_IMAGE },
+  { "image", SV_MEDIA_IMAGE }, { "lastFrameImage", SV_MEDIA_IMAGE }, { "referenceVideos", SV_MEDIA_VIDEO },
+  { "referenceAudios", SV_MEDIA_AUDIO },
+};
+
+static void finding(sv_buf *out, const char *field, int definite, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void finding(sv_buf *out, const char *field, int definite, const char *fmt, ...) {
+  sv_media_finding f;
+  va_list ap;
+  int used;
+  memset(&f, 0, sizeof f);
+  snprintf(f.field, sizeof f.field, "%s", field);
+  used = snprintf(f.message, sizeof f.message, "%s: ", field);
+  va_start(ap, fmt);
+  if (used > 0 && (size_t)used < sizeof f.message) vsnprintf(f.message + used, sizeof f.message - (size_t)used, fmt, ap);
+  va_end(ap);
+  f.definite = definite;
+  sv_buf_add(out, &f, sizeof f);
+}
+
+/* seconds for a message: at most two decimals, no trailing zeros */
+static const char *secs(char *b, size_t n, double s) {
+  size_t len;
+  snprintf(b, n, "%.2f", s);
+  len = strlen(b);
+  while (len > 0 && b[len - 1] == '0') b[--len] = '\0';
+  if (len > 0 && b[len - 1] == '.') b[--len] = '\0';
+  return b;
+}
+
+/* a reference video's own rules: its frame size and, on a model with one, its seconds */
+static void video_rules(const sv_model *md, const char *field, const sv_media *v, sv_buf *out) {
+  double side = v->width < v->height ? v->width : v->height;
+  char s[32];
+  if (v->width <= 0 || v->height <= 0)
+    finding(out, field, 0, "the video's width and height could not be read; each reference video's shorter side "
+                           "must be 720 to 2160 px");
+  else if (side < SIDE_MIN || side > SIDE_MAX)
+    finding(out, field, 1, "the video is %.0fx%.0f px; each reference video's shorter side must be 720 to 2160 px",
+            v->width, v->height);
+  if (v->duration < 0)
+    finding(out, field, 0, "the video's duration could not be read; reference videos may last 15 s in total");
+  else if (md->video_max && (v->duration < md->video_min || v->duration > md->video_max))
+    finding(out, field, 1, "the video is %s s long; %s takes one reference video of %d to %d s",
+            secs(s, sizeof s, v->duration), md->name, md->video_min, md->video_max);
+}
+
+/* the running total of a kind (bytes when max is in MB, else seconds): a definite
+   finding at the item that takes it past max, and none after */
+static void total(sv_buf *out, const char *field, double *sum, double add, double max, const char *what,
+                  const char *rule) {
+  char s[32], n[24];
+  if (*sum > max) return;
+  *sum += add;
+  if (*sum <= max) return;
+  if (max >= MB) snprintf(s, sizeof s, "%.1f MB", *sum / MB);
+  else snprintf(s, sizeof s, "%s s", secs(n, sizeof n, *sum));
+  finding(out, field, 1, "with it the reference %s come to %s in total; %s", what, s, rule);
+}
+
+int sv_media_check(const char *model, const sv_media_item *items, size_t n, sv_buf *out, sv_error *err) {
+  const sv_model *md = model_find(model, strlen(model));
+  double vsec = 0, vbytes = 0, asec = 0;
+  size_t i, k;
+  char rule[96];
+  if (!md) return sv_error_set(err, SV_E_INVALID, "model", "model: unknown model \"%.60s\"", model);
+  for (i = 0; i < n; i++) {
+    const sv_media_item *it = &items[i];
+    const sv_media *v = it->info;
+    sv_media_kind want = 0;
+    for (k = 0; k < sizeof media_fields / sizeof media_fields[0]; k++)
+      if (strcmp(it->name, media_fields[k].name) == 0) want = media_fields[k].kind;
+    if (!want) return sv_error_set(err, SV_E_INVALID, it->field, "%.60s: not a media field", it->name);
+    if (it->status && (it->status < 200 || it->status > 299)) {
+      int gone = it->status == 401 || it->status == 403 || it->status == 404 || it->status == 410;
+      finding(out, it->field, gone, "the URL answered HTTP %ld", it->status);
+    } else if (!v) {
+      finding(out, it->field, 0, "the media could not be read; %s takes %s media", it->name, sv_media_kind_name(want));
+    } else if (v->kind != want) {
+      finding(out, it->field, 1, "the URL holds %s media (%s); %s takes %s media", sv_media_kind_name(v->kind),
+              v->type ? v->type : "?", it->name, sv_media_kind_name(want));
+    } else if (want == SV_MEDIA_IMAGE) {
+      if (v->size < 0) finding(out, it->field, 0, "the image's size is unknown; each image must be under 20 MB");
+      else if (v->size >= IMAGE_BYTES)
+        finding(out, it->field, 1, "the image is %.1f MB; each image must be under 20 MB", v->size / MB);
+    } else if (want == SV_MEDIA_VIDEO) {
+      video_rules(md, it->field, v, out);
+      snprintf(rule, sizeof rule, "%s takes at most 15 s of reference video", md->name);
+      if (v->duration >= 0) total(out, it->field, &vsec, v->duration, VIDEOS_SECONDS, "videos", rule);
+      if (v->size < 0) finding(out, it->field, 0, "the video's size is unknown; reference videos may be 200 MB in total");
+      else total(out, it->field, &vbytes, v->size, VIDEOS_BYTES, "videos", "the limit is 200 MB");
+    } else if (v->duration < 0) {
+      finding(out, it->field, 0, "the audio's duration could not be read; reference audios may last 15 s in total");
+    } else {
+      total(out, it->field, &asec, v->duration, AUDIOS_SECONDS, "audios", "the limit is 15 s");
+    }
+  }
+  if (out->oom) return sv_error_set(err, SV_E_IO, NULL, "out of memory checking the media");
   return 0;
 }

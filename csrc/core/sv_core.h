@@ -123,6 +123,7 @@ typedef struct sv_model {
   long prompt_max; /* characters; 0: no stated limit */
   int max_images, max_images_with_video, max_videos, max_audios;
   int legacy_aliases; /* image / lastFrameImage accepted */
+  int video_min, video_max; /* seconds of its one reference video; 0: the shared limits alone */
 } sv_model;
 
 SV_API const sv_model sv_models[];
@@ -443,6 +444,61 @@ SV_API int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Keeps the module loaded for good (a thread that may end after the module's
    user let go of it runs this module's code to its end): once per process. */
 SV_API void sv_helper_pin_module(void);
+
+/* ------------------------------------------------------------------ media */
+
+/* What the first bytes of a media file say (media.c).  sv_media_sniff reads
+   head[0, n) (the file's first bytes; total its size, < 0 unknown): 0 with *m
+   filled, or -1 with why (an unknown or broken format).  When more bytes are
+   needed, m->tail is the byte offset to read from (an MP4 whose moov is not in
+   head; an OGG's last 64 KiB); sv_media_tail reads bytes[0, n) from that offset
+   and fills what it finds (tail < 0 once nothing more is wanted).  Unknown
+   numbers are < 0 (size, duration, tail) or 0 (width, height, rate). */
+typedef enum sv_media_kind { SV_MEDIA_IMAGE = 1, SV_MEDIA_VIDEO, SV_MEDIA_AUDIO } sv_media_kind;
+typedef struct sv_media {
+  sv_media_kind kind;
+  const char *type; /* "png" "jpeg" "webp" "gif" "mp4" "mov" "wav" "mp3" "m4a" "aac" "ogg" */
+  double size, duration, tail;
+  double width, height;
+  double rate, pre_skip; /* an OGG's granule rate and Opus pre-skip, for its tail */
+} sv_media;
+SV_API void sv_media_init(sv_media *m);
+SV_API int sv_media_sniff(const unsigned char *head, size_t n, double total, sv_media *m, sv_buf *why);
+SV_API int sv_media_tail(sv_media *m, const unsigned char *bytes, size_t n, double offset, sv_buf *why);
+SV_API const char *sv_media_kind_name(sv_media_kind k);
+
+/* An ISO-BMFF box header at p[0, avail), room the bytes left in its container
+   (from p): 0 with *b (size 0 means "to the end": room), -1 with why (size
+   below its header, or 8/16 header bytes not there: why empty). */
+typedef struct sv_box {
+  char type[5];
+  double size; /* the box's bytes, header included */
+  unsigned hdr; /* 8, or 16 with a 64-bit size */
+} sv_box;
+SV_API int sv_box_read(const unsigned char *p, size_t avail, double room, sv_box *b, sv_buf *why);
+
+/* The file at path is a whole MP4: ftyp first, top-level boxes that run exactly
+   to its end, moov and mdat (or moof and mdat) present, and a duration within 1 s
+   of expected (< 0: none expected).  1 with *duration (< 0 when the file states
+   none), or -1 with why naming the check. */
+SV_API int sv_mp4_check(const char *path, double expected, double *duration, sv_buf *why);
+
+/* The media rules of a model (models.c) over the references of one create.
+   Each item: its field ("referenceVideos[2]"), its name ("referenceVideos"),
+   what sniffing found (NULL: nothing read) and the HTTP status of its URL (0:
+   none).  Appends sv_media_finding structs to *out: 0, or -1 with err (an
+   unknown model, no memory). */
+typedef struct sv_media_item {
+  const char *field, *name;
+  const sv_media *info;
+  long status;
+} sv_media_item;
+typedef struct sv_media_finding {
+  char field[96];
+  char message[400];
+  int definite; /* 1: a rule broken for sure; 0: a check that could not be made */
+} sv_media_finding;
+SV_API int sv_media_check(const char *model, const sv_media_item *items, size_t n, sv_buf *out, sv_error *err);
 
 /* Standard Webhooks signatures (sign.c, on libcrypto).  sv_webhook_sign:
    "v1,<base64 HMAC-SHA256(key, id.ts.body)>" into out, the key being the

@@ -1073,6 +1073,576 @@ static void file_leases(void) {
   sv_buf_free(&why);
 }
 
+/* ------------------------------------------------------------------ media */
+
+typedef struct bytes { unsigned char b[4096]; size_t n; } bytes;
+
+static void put(bytes *o, const void *p, size_t n) {
+  memcpy(o->b + o->n, p, n);
+  o->n += n;
+}
+static void be32(bytes *o, unsigned long v) {
+  unsigned char c[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v };
+  put(o, c, 4);
+}
+static void be16(bytes *o, unsigned v) {
+  unsigned char c[2] = { (unsigned char)(v >> 8), (unsigned char)v };
+  put(o, c, 2);
+}
+static void le32(bytes *o, unsigned long v) {
+  unsigned char c[4] = { (unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24) };
+  put(o, c, 4);
+}
+static void le16(bytes *o, unsigned v) {
+  unsigned char c[2] = { (unsigned char)v, (unsigned char)(v >> 8) };
+  put(o, c, 2);
+}
+static void zeros(bytes *o, size_t n) {
+  memset(o->b + o->n, 0, n);
+  o->n += n;
+}
+/* a box header whose size is patched by box_end */
+static size_t box(bytes *o, const char *type) {
+  size_t at = o->n;
+  be32(o, 0);
+  put(o, type, 4);
+  return at;
+}
+static void box_end(bytes *o, size_t at) {
+  size_t n = o->n - at;
+  o->b[at] = (unsigned char)(n >> 24), o->b[at + 1] = (unsigned char)(n >> 16);
+  o->b[at + 2] = (unsigned char)(n >> 8), o->b[at + 3] = (unsigned char)n;
+}
+
+static void ftyp(bytes *o, const char *brand) {
+  size_t b = box(o, "ftyp");
+  put(o, brand, 4);
+  be32(o, 0);
+  put(o, "isom", 4);
+  box_end(o, b);
+}
+
+/* moov: mvhd (version v: timescale, duration), one trak with tkhd w x h (16.16)
+   and, when entry is given, an stsd sample entry of that type and size */
+static void moov(bytes *o, int v, unsigned long scale, unsigned long dur, unsigned w, unsigned h, const char *entry,
+                 unsigned ew, unsigned eh) {
+  size_t m = box(o, "moov"), b, t, x;
+  b = box(o, "mvhd");
+  be32(o, (unsigned long)v << 24);
+  if (v == 1) {
+    zeros(o, 16);
+    be32(o, scale);
+    be32(o, 0);
+    be32(o, dur);
+  } else {
+    zeros(o, 8);
+    be32(o, scale);
+    be32(o, dur);
+  }
+  zeros(o, 80);
+  box_end(o, b);
+  t = box(o, "trak");
+  b = box(o, "tkhd");
+  be32(o, 0);
+  zeros(o, 72);
+  be32(o, (unsigned long)w << 16);
+  be32(o, (unsigned long)h << 16);
+  box_end(o, b);
+  if (entry) {
+    size_t md = box(o, "mdia"), mi = box(o, "minf"), st = box(o, "stbl"), sd = box(o, "stsd");
+    be32(o, 0);
+    be32(o, 1);
+    x = box(o, entry);
+    zeros(o, 6 + 2 + 16);
+    be16(o, ew);
+    be16(o, eh);
+    zeros(o, 50);
+    box_end(o, x);
+    box_end(o, sd);
+    box_end(o, st);
+    box_end(o, mi);
+    box_end(o, md);
+  }
+  box_end(o, t);
+  box_end(o, m);
+}
+
+static int sniff(const bytes *o, double total, sv_media *m, sv_buf *why) {
+  why->len = 0;
+  return sv_media_sniff(o->b, o->n, total, m, why);
+}
+
+static void media_is(const char *name, int rc, const sv_media *m, const char *type, double w, double h, double d) {
+  char detail[300];
+  snprintf(detail, sizeof detail, "rc %d type %s %gx%g duration %g tail %g", rc, m->type ? m->type : "-", m->width,
+           m->height, m->duration, m->tail);
+  ok(rc == 0 && m->type && strcmp(m->type, type) == 0 && m->width == w && m->height == h &&
+         fabs(m->duration - d) < 1e-9,
+     name, detail);
+}
+
+static void media_images(void) {
+  bytes o = { { 0 }, 0 };
+  sv_media m;
+  sv_buf why = { 0 };
+  put(&o, "\x89PNG\r\n\x1a\n", 8);
+  be32(&o, 13);
+  put(&o, "IHDR", 4);
+  be32(&o, 640);
+  be32(&o, 480);
+  media_is("png: width and height from IHDR", sniff(&o, 1000, &m, &why), &m, "png", 640, 480, -1);
+  ok(m.kind == SV_MEDIA_IMAGE && m.size == 1000 && m.tail == -1, "png: an image of the size given", NULL);
+  o.n = 16;
+  be32(&o, 0xffffffffUL);
+  be32(&o, 0xffffffffUL);
+  media_is("png: huge dimensions read as they are", sniff(&o, -1, &m, &why), &m, "png", 4294967295.0,
+           4294967295.0, -1);
+  o.n = 0;
+  put(&o, "\xff\xd8\xff\xe0", 4);
+  be16(&o, 16);
+  put(&o, "JFIF", 5);
+  zeros(&o, 9);
+  put(&o, "\xff\xff\xc2", 3); /* a fill byte, then a progressive frame header */
+  be16(&o, 17);
+  put(&o, "\x08", 1);
+  be16(&o, 1080);
+  be16(&o, 1920);
+  media_is("jpeg: width and height from SOF2 after APP0", sniff(&o, -1, &m, &why), &m, "jpeg", 1920, 1080, -1);
+  o.n -= 3;
+  media_is("jpeg: a frame header cut short gives no size", sniff(&o, -1, &m, &why), &m, "jpeg", 0, 0, -1);
+  o.n = 0;
+  put(&o, "GIF89a", 6);
+  le16(&o, 320);
+  le16(&o, 200);
+  media_is("gif: the screen's width and height", sniff(&o, -1, &m, &why), &m, "gif", 320, 200, -1);
+  o.n = 0;
+  put(&o, "RIFF\0\0\0\0WEBPVP8 \0\0\0\0\0\0\0\x9d\x01\x2a", 26);
+  le16(&o, 1024 | 0x4000); /* the scale bits are not the width */
+  le16(&o, 768);
+  media_is("webp VP8: 14-bit width and height", sniff(&o, -1, &m, &why), &m, "webp", 1024, 768, -1);
+  o.n = 0;
+  put(&o, "RIFF\0\0\0\0WEBPVP8L\0\0\0\0\x2f", 21);
+  le32(&o, (99UL) | (49UL << 14));
+  media_is("webp VP8L: width-1 and height-1 in 14 bits", sniff(&o, -1, &m, &why), &m, "webp", 100, 50, -1);
+  o.n = 0;
+  put(&o, "RIFF\0\0\0\0WEBPVP8X\0\0\0\0\0\0\0\0", 24);
+  put(&o, "\x7f\x07\x00\x37\x04\x00", 6);
+  media_is("webp VP8X: the canvas's 24-bit width-1 and height-1", sniff(&o, -1, &m, &why), &m, "webp", 1920, 1080, -1);
+  o.n = 0;
+  put(&o, "<!DOCTYPE html><html>", 21);
+  ok(sniff(&o, 21, &m, &why) == -1 && strstr(sv_buf_cstr(&why), "not an image, video or audio") &&
+         strstr(sv_buf_cstr(&why), "<!DOCTYPE"),
+     "an HTML page is no media, and the message quotes its first bytes", sv_buf_cstr(&why));
+  ok(sv_media_sniff(o.b, 0, 0, &m, &why) == -1, "no bytes at all: not a media file", NULL);
+  sv_buf_free(&why);
+}
+
+static void media_mp4(void) {
+  bytes o = { { 0 }, 0 }, t = { { 0 }, 0 };
+  sv_media m;
+  sv_buf why = { 0 };
+  size_t b;
+  ftyp(&o, "isom");
+  moov(&o, 0, 1000, 6500, 1280, 720, NULL, 0, 0);
+  b = box(&o, "mdat");
+  zeros(&o, 100);
+  box_end(&o, b);
+  media_is("mp4: mvhd version 0 duration, tkhd width and height", sniff(&o, (double)o.n, &m, &why), &m, "mp4", 1280,
+           720, 6.5);
+  ok(m.kind == SV_MEDIA_VIDEO && m.tail == -1, "mp4: a video, with nothing more to read", NULL);
+  o.n = 0;
+  ftyp(&o, "qt  ");
+  moov(&o, 1, 600, 9000, 0, 0, "avc1", 1920, 1080);
+  media_is("mov: brand 'qt  ', mvhd version 1, the avc1 sample entry's size", sniff(&o, -1, &m, &why), &m, "mov",
+           1920, 1080, 15);
+  o.n = 0;
+  ftyp(&o, "M4A ");
+  moov(&o, 0, 44100, 441000, 0, 0, NULL, 0, 0);
+  media_is("m4a: brand 'M4A ', an audio of mvhd's 10 s", sniff(&o, -1, &m, &why), &m, "m4a", 0, 0, 10);
+  ok(m.kind == SV_MEDIA_AUDIO, "m4a: an audio", NULL);
+  /* moov at the end: the head holds ftyp and mdat's header */
+  o.n = 0;
+  ftyp(&o, "mp42");
+  be32(&o, 1000000);
+  put(&o, "mdat", 4);
+  zeros(&o, 64);
+  media_is("mp4 with moov at the end: no duration from the head", sniff(&o, 1000000 + 20 + 400, &m, &why), &m, "mp4",
+           0, 0, -1);
+  ok(m.tail == 1000020, "mp4 with moov at the end: tail is where mdat ends", NULL);
+  moov(&t, 0, 90000, 900000, 720, 1280, NULL, 0, 0);
+  ok(sv_media_tail(&m, t.b, t.n, 1000020, &why) == 0 && m.duration == 10 && m.width == 720 && m.height == 1280 &&
+         m.tail == -1,
+     "mp4 tail: the moov read at the offset asked", sv_buf_cstr(&why));
+  /* a 64-bit mdat size, then the moov's header in the head but not all of it */
+  o.n = 0;
+  ftyp(&o, "isom");
+  be32(&o, 1);
+  put(&o, "mdat", 4);
+  be32(&o, 0);
+  be32(&o, 40);
+  zeros(&o, 24);
+  t.n = 0;
+  moov(&t, 0, 1000, 4000, 1080, 1920, NULL, 0, 0);
+  put(&o, t.b, 40);
+  ok(sniff(&o, (double)(20 + 40 + t.n), &m, &why) == 0 && m.tail == 60 && m.duration == -1,
+     "mp4: a 64-bit mdat size read, and a moov cut by the head read from its start", NULL);
+  ok(sv_media_tail(&m, t.b, t.n, 60, &why) == 0 && m.duration == 4 && m.width == 1080,
+     "mp4 tail: the whole moov from its offset", sv_buf_cstr(&why));
+  /* size 0: the box runs to the end of the file */
+  o.n = 0;
+  ftyp(&o, "isom");
+  moov(&o, 0, 1000, 3000, 640, 640, NULL, 0, 0);
+  be32(&o, 0);
+  put(&o, "mdat", 4);
+  media_is("mp4: a last box of size 0 runs to the end", sniff(&o, 5000, &m, &why), &m, "mp4", 640, 640, 3);
+  o.n = 0;
+  ftyp(&o, "isom");
+  be32(&o, 0);
+  put(&o, "mdat", 4);
+  sniff(&o, 5000, &m, &why);
+  ok(m.tail == -1 && m.duration == -1, "mp4: mdat to the end and no moov: nothing more to read", NULL);
+  /* hostile sizes */
+  o.n = 0;
+  ftyp(&o, "isom");
+  be32(&o, 7);
+  put(&o, "free", 4);
+  ok(sniff(&o, -1, &m, &why) == -1 && strstr(sv_buf_cstr(&why), "box 'free'") &&
+         strstr(sv_buf_cstr(&why), "at byte 20"),
+     "mp4: a box of 7 bytes is refused, named with its offset", sv_buf_cstr(&why));
+  o.n = 0;
+  ftyp(&o, "isom");
+  be32(&o, 1);
+  put(&o, "mdat", 4);
+  be32(&o, 0);
+  be32(&o, 3);
+  ok(sniff(&o, -1, &m, &why) == -1, "mp4: a 64-bit size below 16 is refused", sv_buf_cstr(&why));
+  o.n = 0;
+  ftyp(&o, "isom");
+  be32(&o, 1);
+  put(&o, "mdat", 4);
+  be32(&o, 0xffffffffUL);
+  be32(&o, 0xffffffffUL);
+  ok(sniff(&o, -1, &m, &why) == 0 && m.tail > 1.8e19 && isfinite(m.tail),
+     "mp4: a 64-bit size of 2^64-1 does not overflow", NULL);
+  o.n = 0;
+  ftyp(&o, "isom");
+  b = box(&o, "moov");
+  be32(&o, 0x7fffffff); /* a child running far past its moov */
+  put(&o, "trak", 4);
+  be32(&o, 4);
+  put(&o, "tkhd", 4);
+  box_end(&o, b);
+  media_is("mp4: children running past their box are not read past the bytes", sniff(&o, (double)o.n, &m, &why), &m,
+           "mp4", 0, 0, -1);
+  o.n = 0;
+  ftyp(&o, "isom");
+  b = o.n;
+  moov(&o, 0, 0, 5000, 100, 100, NULL, 0, 0);
+  media_is("mp4: a timescale of 0 gives no duration", sniff(&o, (double)o.n, &m, &why), &m, "mp4", 100, 100, -1);
+  o.n = 12;
+  ok(sniff(&o, 24, &m, &why) == 0 && m.tail == 20,
+     "mp4: a head cut inside ftyp reads on after it", NULL);
+  sv_buf_free(&why);
+}
+
+/* an OGG page header: granule (split in two 32-bit halves), one segment of len */
+static void ogg_page(bytes *o, unsigned long glo, unsigned long ghi, unsigned char len) {
+  put(o, "OggS\0\0", 6);
+  le32(o, glo);
+  le32(o, ghi);
+  zeros(o, 12);
+  put(o, "\x01", 1);
+  put(o, &len, 1);
+}
+
+static void media_audio(void) {
+  bytes o = { { 0 }, 0 }, t = { { 0 }, 0 };
+  sv_media m;
+  sv_buf why = { 0 };
+  put(&o, "RIFF\0\0\0\0WAVE", 12);
+  put(&o, "LIST", 4);
+  le32(&o, 3); /* an odd chunk, padded to even */
+  zeros(&o, 4);
+  put(&o, "fmt ", 4);
+  le32(&o, 16);
+  le16(&o, 1);
+  le16(&o, 2);
+  le32(&o, 44100);
+  le32(&o, 176400);
+  le16(&o, 4);
+  le16(&o, 16);
+  put(&o, "data", 4);
+  le32(&o, 352800);
+  media_is("wav: data size over the byte rate, after an odd chunk", sniff(&o, -1, &m, &why), &m, "wav", 0, 0, 2);
+  ok(m.kind == SV_MEDIA_AUDIO, "wav: an audio", NULL);
+  o.n -= 4;
+  le32(&o, 0xffffffffUL);
+  media_is("wav: a streamed data size is the rest of the file", sniff(&o, 176400.0 * 3 + (double)o.n, &m, &why), &m,
+           "wav", 0, 0, 3);
+  /* MP3: an ID3v2 tag of 100 + 10 bytes, padding, a 128 kbit/s MPEG-1 frame */
+  o.n = 0;
+  put(&o, "ID3\x04\0\0\0\0\0\x64", 10);
+  zeros(&o, 100 + 3);
+  put(&o, "\xff\xfb\x90\x00", 4);
+  zeros(&o, 60);
+  media_is("mp3: constant bit rate over the size after the ID3 tag", sniff(&o, 113 + 16000.0 * 5, &m, &why), &m, "mp3",
+           0, 0, 5);
+  media_is("mp3: no size, no duration", sniff(&o, -1, &m, &why), &m, "mp3", 0, 0, -1);
+  o.n = 0;
+  put(&o, "\xff\xfb\x90\xc0", 4); /* mono: the Xing header 17 bytes on */
+  zeros(&o, 17);
+  put(&o, "Xing\0\0\0\x03", 8);
+  be32(&o, 383); /* frames */
+  zeros(&o, 40);
+  media_is("mp3: Xing frame count (mono MPEG-1)", sniff(&o, 1e9, &m, &why), &m, "mp3", 0, 0, 383 * 1152 / 44100.0);
+  o.n = 0;
+  put(&o, "\xff\xf3\x90\x00", 4); /* MPEG-2 Layer III, 22050 Hz: 576 samples a frame */
+  zeros(&o, 32);
+  put(&o, "VBRI\0\x01\0\0\0\0\0\0\0\0", 14);
+  be32(&o, 1000);
+  zeros(&o, 20);
+  media_is("mp3: VBRI frame count (MPEG-2)", sniff(&o, 1e9, &m, &why), &m, "mp3", 0, 0, 576000 / 22050.0);
+  o.n = 0;
+  put(&o, "\xff\xf1\x50\x80\x02\x1f\xfc", 7);
+  media_is("aac: an ADTS frame, no duration", sniff(&o, 5000, &m, &why), &m, "aac", 0, 0, -1);
+  o.n = 0;
+  put(&o, "\xff\xfb\xf0\x00", 4); /* bit rate index 15: no frame */
+  ok(sniff(&o, 5000, &m, &why) == -1, "mp3: a bad bit rate index is no frame", NULL);
+  o.n = 0;
+  put(&o, "ID3\x04\0\0\x7f\x7f\x7f\x7f", 10);
+  media_is("mp3: an ID3 tag longer than the head says mp3, no duration", sniff(&o, 1e9, &m, &why), &m, "mp3", 0, 0,
+           -1);
+  /* OGG Vorbis: the rate from the identification header; the last page's granule */
+  o.n = 0;
+  ogg_page(&o, 0, 0, 30);
+  put(&o, "\x01vorbis\0\0\0\0\x02", 12);
+  le32(&o, 44100);
+  zeros(&o, 14);
+  media_is("ogg vorbis: no duration from the head of a long file", sniff(&o, 200000, &m, &why), &m, "ogg", 0, 0, -1);
+  ok(m.rate == 44100 && m.tail == 200000 - 65536, "ogg: the tail is the last 64 KiB", NULL);
+  zeros(&t, 100);
+  ogg_page(&t, 44100 * 7, 0, 10);
+  zeros(&t, 10);
+  ogg_page(&t, 0xffffffffUL, 0xffffffffUL, 0); /* a page without a granule is skipped */
+  ok(sv_media_tail(&m, t.b, t.n, 200000 - (double)t.n, &why) == 0 && m.duration == 7 && m.tail == -1,
+     "ogg tail: the last page's granule over the rate", sv_buf_cstr(&why));
+  ok(sv_media_tail(&m, t.b, t.n, 200000 - 10, &why) == -1 && strstr(sv_buf_cstr(&why), "run past"),
+     "ogg tail: bytes past the file's end are refused", sv_buf_cstr(&why));
+  o.n = 0;
+  ogg_page(&o, 0, 0, 19);
+  put(&o, "OpusHead\x01\x02", 10);
+  le16(&o, 312);
+  le32(&o, 44100);
+  zeros(&o, 3);
+  ogg_page(&o, 48000 * 2 + 312, 0, 0);
+  media_is("ogg opus: 48 kHz granules less the pre-skip, the whole file in the head",
+           sniff(&o, (double)o.n, &m, &why), &m, "ogg", 0, 0, 2);
+  o.n = 0;
+  put(&o, "OggS\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\xff", 27);
+  media_is("ogg: a segment table past the bytes", sniff(&o, 27, &m, &why), &m, "ogg", 0, 0, -1);
+  sv_buf_free(&why);
+}
+
+static sv_media media(sv_media_kind kind, const char *type, double size, double w, double h, double d) {
+  sv_media m;
+  sv_media_init(&m);
+  m.kind = kind;
+  m.type = type;
+  m.size = size;
+  m.width = w;
+  m.height = h;
+  m.duration = d;
+  return m;
+}
+
+/* sv_media_check over items; expect the findings "field|definite|message part" in order */
+static void rules(const char *name, const char *model, const sv_media_item *it, size_t n, const char *const *want) {
+  sv_buf out = { 0 };
+  sv_error err;
+  size_t i, got;
+  const sv_media_finding *f;
+  char detail[900] = "";
+  int good;
+  sv_error_clear(&err);
+  good = sv_media_check(model, it, n, &out, &err) == 0;
+  got = out.len / sizeof *f;
+  f = (const sv_media_finding *)(void *)out.data;
+  for (i = 0; want[i]; i++) {
+    char field[96], part[300];
+    int definite;
+    if (sscanf(want[i], "%95[^|]|%d|%299[^\n]", field, &definite, part) != 3) abort();
+    if (i >= got || strcmp(f[i].field, field) != 0 || f[i].definite != definite || !strstr(f[i].message, part) ||
+        strncmp(f[i].message, field, strlen(field)) != 0)
+      good = 0;
+  }
+  good = good && i == got;
+  for (i = 0; i < got; i++)
+    snprintf(detail + strlen(detail), sizeof detail - strlen(detail), "[%s %d %s] ", f[i].field, f[i].definite,
+             f[i].message);
+  ok(good, name, detail);
+  sv_buf_free(&out);
+}
+
+static void media_rules(void) {
+  sv_media img = media(SV_MEDIA_IMAGE, "png", 1000, 640, 480, -1),
+           big = media(SV_MEDIA_IMAGE, "jpeg", 25 * 1048576.0, 0, 0, -1),
+           v16 = media(SV_MEDIA_VIDEO, "mp4", 5e6, 1280, 720, 16.5), v6 = media(SV_MEDIA_VIDEO, "mp4", 5e6, 1920, 1080, 6),
+           v2 = media(SV_MEDIA_VIDEO, "mov", 5e6, 1280, 720, 2), small = media(SV_MEDIA_VIDEO, "mp4", 5e6, 640, 480, 5),
+           huge = media(SV_MEDIA_VIDEO, "mp4", 150 * 1048576.0, 3840, 2160, 4),
+           nodur = media(SV_MEDIA_VIDEO, "mp4", -1, 0, 0, -1), a9 = media(SV_MEDIA_AUDIO, "mp3", 1e5, 0, 0, 9),
+           aq = media(SV_MEDIA_AUDIO, "aac", 1e5, 0, 0, -1);
+  sv_media_item it[4];
+  sv_error err;
+  sv_buf out = { 0 };
+  static const char *const none[] = { NULL };
+  memset(it, 0, sizeof it);
+  it[0].field = "referenceVideos[1]", it[0].name = "referenceVideos", it[0].info = &v16;
+  {
+    static const char *const w[] = {
+      "referenceVideos[1]|1|: the video is 16.5 s long; starvideos_o3 takes one reference video of 3 to 10 s",
+      "referenceVideos[1]|1|come to 16.5 s in total; starvideos_o3 takes at most 15 s", NULL };
+    rules("media rules: O3 takes one video of 3 to 10 s; 16.5 s breaks both rules", "starvideos_o3", it, 1, w);
+  }
+  it[0].info = &v2;
+  {
+    static const char *const w[] = { "referenceVideos[1]|1|the video is 2 s long; starvideos_o3 takes one", NULL };
+    rules("media rules: O3 refuses a 2 s video", "starvideos_o3", it, 1, w);
+    rules("media rules: videos takes a 2 s video", "videos", it, 1, none);
+  }
+  it[0].info = &v6, it[1] = it[0], it[2] = it[0];
+  it[1].field = "referenceVideos[2]", it[2].field = "referenceVideos[3]";
+  {
+    static const char *const w[] = { "referenceVideos[3]|1|the reference videos come to 18 s in total; videos_fast "
+                                     "takes at most 15 s of reference video",
+                                     NULL };
+    rules("media rules: three videos of 6 s are 18 s, named at the third", "videos_fast", it, 3, w);
+    it[0].info = &huge, it[1].info = &huge, it[2].info = &v2;
+    static const char *const w2[] = { "referenceVideos[2]|1|come to 300.0 MB in total; the limit is 200 MB", NULL };
+    rules("media rules: 300 MB of reference videos (3840x2160 is within 720 to 2160)", "videos", it, 3, w2);
+  }
+  it[0].info = &small;
+  {
+    static const char *const w[] = { "referenceVideos[1]|1|the video is 640x480 px; each reference video's shorter "
+                                     "side must be 720 to 2160 px",
+                                     NULL };
+    rules("media rules: a shorter side of 480 px", "videos_stable", it, 1, w);
+  }
+  it[0].info = &nodur;
+  {
+    static const char *const w[] = { "referenceVideos[1]|0|width and height could not be read",
+                                     "referenceVideos[1]|0|duration could not be read",
+                                     "referenceVideos[1]|0|size is unknown", NULL };
+    rules("media rules: what could not be read is not definite", "videos", it, 1, w);
+  }
+  it[0].field = "referenceImages[1]", it[0].name = "referenceImages", it[0].info = &img;
+  it[1].field = "first_image", it[1].name = "first_image", it[1].info = &big;
+  it[2].field = "lastFrameImage", it[2].name = "lastFrameImage", it[2].info = &v6;
+  it[3].field = "image", it[3].name = "image", it[3].info = NULL;
+  {
+    static const char *const w[] = { "first_image|1|the image is 25.0 MB; each image must be under 20 MB",
+                                     "lastFrameImage|1|the URL holds video media (mp4); lastFrameImage takes image media",
+                                     "image|0|could not be read", NULL };
+    rules("media rules: image size, kind and an unread item", "videos", it, 4, w);
+  }
+  it[0].info = &img, it[0].status = 404;
+  it[1].info = &img, it[1].status = 500;
+  it[2].info = &img, it[2].status = 206;
+  it[3].info = &img, it[3].status = 410;
+  {
+    static const char *const w[] = { "referenceImages[1]|1|HTTP 404", "first_image|0|HTTP 500", "image|1|HTTP 410",
+                                     NULL };
+    rules("media rules: 404 and 410 are definite, 500 is not, 206 is fine", "videos", it, 4, w);
+  }
+  memset(it, 0, sizeof it);
+  it[0].field = "referenceAudios[1]", it[0].name = "referenceAudios", it[0].info = &a9;
+  it[1] = it[0], it[1].field = "referenceAudios[2]";
+  it[2] = it[0], it[2].field = "referenceAudios[3]", it[2].info = &aq;
+  {
+    static const char *const w[] = { "referenceAudios[2]|1|the reference audios come to 18 s in total; the limit is 15 s",
+                                     "referenceAudios[3]|0|the audio's duration could not be read", NULL };
+    rules("media rules: 18 s of audio, and an AAC of unknown length", "videos", it, 3, w);
+  }
+  it[0].name = "prompt";
+  ok(sv_media_check("videos", it, 1, &out, &err) == -1 && strcmp(err.field, "referenceAudios[1]") == 0,
+     "media rules: an item of no media field is an error", err.message);
+  ok(sv_media_check("sora", it, 1, &out, &err) == -1 && strcmp(err.field, "model") == 0,
+     "media rules: an unknown model is an error", err.message);
+  sv_buf_free(&out);
+}
+
+static void write_file(const char *path, const bytes *o) {
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(o->b, 1, o->n, f) != o->n || fclose(f) != 0) abort();
+}
+
+static void mp4_checks(void) {
+  char path[] = "/tmp/sv_mp4_XXXXXX";
+  bytes o = { { 0 }, 0 };
+  sv_buf why = { 0 };
+  double d;
+  size_t b;
+  int fd = mkstemp(path);
+  if (fd < 0) abort();
+  close(fd);
+  ftyp(&o, "isom");
+  moov(&o, 0, 1000, 6000, 1280, 720, NULL, 0, 0);
+  b = box(&o, "mdat");
+  zeros(&o, 500);
+  box_end(&o, b);
+  write_file(path, &o);
+  ok(sv_mp4_check(path, 6, &d, &why) == 1 && d == 6, "mp4_check: a whole file of 6 s", sv_buf_cstr(&why));
+  why.len = 0;
+  ok(sv_mp4_check(path, 5.2, &d, &why) == 1, "mp4_check: 6 s is within 1 s of 5.2", sv_buf_cstr(&why));
+  why.len = 0;
+  ok(sv_mp4_check(path, 4, &d, &why) == -1 && strcmp(sv_buf_cstr(&why), "duration 6.0 s, the task says 4 s") == 0,
+     "mp4_check: a duration 2 s off", sv_buf_cstr(&why));
+  why.len = 0;
+  o.n -= 100;
+  write_file(path, &o);
+  ok(sv_mp4_check(path, -1, &d, &why) == -1 && strstr(sv_buf_cstr(&why), "box 'mdat' at byte ") &&
+         strstr(sv_buf_cstr(&why), "runs past the end"),
+     "mp4_check: a file cut short", sv_buf_cstr(&why));
+  why.len = 0;
+  o.n += 100;
+  zeros(&o, 3);
+  write_file(path, &o);
+  ok(sv_mp4_check(path, -1, &d, &why) == -1 && strstr(sv_buf_cstr(&why), "runs past the end"),
+     "mp4_check: 3 stray bytes after the last box", sv_buf_cstr(&why));
+  why.len = 0;
+  o.n = 0;
+  ftyp(&o, "isom");
+  b = box(&o, "mdat");
+  box_end(&o, b);
+  write_file(path, &o);
+  ok(sv_mp4_check(path, -1, &d, &why) == -1 && strcmp(sv_buf_cstr(&why), "no moov box") == 0,
+     "mp4_check: no moov", sv_buf_cstr(&why));
+  why.len = 0;
+  o.n = 0;
+  put(&o, "<html>gone</html>", 17);
+  write_file(path, &o);
+  ok(sv_mp4_check(path, -1, &d, &why) == -1 && strstr(sv_buf_cstr(&why), "not an MP4") &&
+         strstr(sv_buf_cstr(&why), "<html>"),
+     "mp4_check: an HTML page", sv_buf_cstr(&why));
+  why.len = 0;
+  o.n = 0;
+  ftyp(&o, "isom");
+  be32(&o, 1);
+  put(&o, "mdat", 4);
+  be32(&o, 0);
+  be32(&o, 16);
+  moov(&o, 0, 1000, 0, 1280, 720, NULL, 0, 0);
+  be32(&o, 0);
+  put(&o, "free", 4);
+  write_file(path, &o);
+  ok(sv_mp4_check(path, 10, &d, &why) == 1 && d == -1,
+     "mp4_check: a 64-bit mdat, a moov stating no duration, a size-0 box to the end", sv_buf_cstr(&why));
+  why.len = 0;
+  unlink(path);
+  ok(sv_mp4_check(path, -1, &d, &why) == -1 && strstr(sv_buf_cstr(&why), path), "mp4_check: a missing file is named",
+     sv_buf_cstr(&why));
+  sv_buf_free(&why);
+}
+
 int main(void) {
   file_leases();
   validator();
@@ -1090,6 +1660,11 @@ int main(void) {
   proxy_urls();
   retry_after();
   found_by_fuzzing();
+  media_images();
+  media_mp4();
+  media_audio();
+  media_rules();
+  mp4_checks();
   verdicts();
   file_appends();
   printf("1..%d\n# %d passed, %d failed\n", n_test, n_test - n_fail, n_fail);

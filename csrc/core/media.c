@@ -1,0 +1,428 @@
+/* Media files read from their first bytes (and a tail when needed): the type,
+   an image's width and height, a video's duration and frame size, an audio's
+   duration; and the check that a downloaded MP4 is whole.  Every read is
+   checked against the bytes given, and every loop moves forward through them. */
+#include "sv_core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OGG_TAIL 65536.0
+#define MOOV_READ (1024 * 1024) /* the bytes of a moov sv_mp4_check reads (mvhd comes first) */
+#define DEPTH_MAX 8
+
+static double be(const unsigned char *p, int n) {
+  double v = 0;
+  int i;
+  for (i = 0; i < n; i++) v = v * 256 + p[i];
+  return v;
+}
+
+static double le(const unsigned char *p, int n) {
+  double v = 0;
+  while (n--) v = v * 256 + p[n];
+  return v;
+}
+
+static int all_ones(const unsigned char *p, int n) {
+  while (n--)
+    if (p[n] != 0xff) return 0;
+  return 1;
+}
+
+void sv_media_init(sv_media *m) {
+  memset(m, 0, sizeof *m);
+  m->size = m->duration = m->tail = -1;
+}
+
+const char *sv_media_kind_name(sv_media_kind k) {
+  return k == SV_MEDIA_IMAGE ? "image" : k == SV_MEDIA_VIDEO ? "video" : k == SV_MEDIA_AUDIO ? "audio" : "unknown";
+}
+
+static void set(sv_media *m, sv_media_kind kind, const char *type) {
+  m->kind = kind;
+  m->type = type;
+}
+
+/* ------------------------------------------------------------------ boxes */
+
+int sv_box_read(const unsigned char *p, size_t avail, double room, sv_box *b, sv_buf *why) {
+  int i;
+  if (avail < 8) return -1;
+  for (i = 0; i < 4; i++) b->type[i] = p[4 + i] >= 0x20 && p[4 + i] < 0x7f ? (char)p[4 + i] : '?';
+  b->type[4] = '\0';
+  b->size = be(p, 4);
+  b->hdr = 8;
+  if (b->size == 1) {
+    if (avail < 16) return -1;
+    b->size = be(p + 8, 8);
+    b->hdr = 16;
+  } else if (b->size == 0) {
+    b->size = room;
+  }
+  if (b->size < b->hdr) {
+    if (why) sv_buf_addf(why, "box '%s' has a size of %.0f bytes, less than its header", b->type, b->size);
+    return -1;
+  }
+  return 0;
+}
+
+static void mvhd(const unsigned char *q, size_t n, sv_media *m) {
+  int v1 = n > 0 && q[0] == 1, dlen = v1 ? 8 : 4;
+  size_t at = v1 ? 20 : 12; /* the timescale, after version, flags and two times */
+  double scale, d;
+  if (n < at + 4 + dlen) return;
+  scale = be(q + at, 4);
+  d = be(q + at + 4, dlen);
+  if (scale > 0 && d > 0 && !all_ones(q + at + 4, dlen)) m->duration = d / scale;
+}
+
+/* tkhd: width and height (16.16) after the matrix; the first track with both */
+static void tkhd(const unsigned char *q, size_t n, sv_media *m) {
+  size_t at = n > 0 && q[0] == 1 ? 88 : 76;
+  if (n < at + 8 || m->width > 0) return;
+  if (be(q + at, 2) > 0 && be(q + at + 4, 2) > 0) {
+    m->width = be(q + at, 2);
+    m->height = be(q + at + 4, 2);
+  }
+}
+
+/* stsd: the first sample entry; a visual one has width and height at 32 */
+static void stsd(const unsigned char *q, size_t n, sv_media *m) {
+  static const char visual[] = "avc1avc3hvc1hev1mp4vvp08vp09av01dvh1dvhe";
+  size_t i;
+  if (n < 8 + 36 || m->width > 0) return;
+  for (i = 0; i + 4 < sizeof visual; i += 4)
+    if (memcmp(q + 12, visual + i, 4) == 0) {
+      m->width = be(q + 8 + 32, 2);
+      m->height = be(q + 8 + 34, 2);
+    }
+}
+
+/* The boxes of p[0, n) (a moov's body, maybe cut short), into the ones we read. */
+static void walk(const unsigned char *p, size_t n, sv_media *m, int depth) {
+  static const char *const containers[] = { "trak", "mdia", "minf", "stbl", NULL };
+  size_t off = 0, have;
+  sv_box b;
+  int i;
+  while (sv_box_read(p + off, n - off, (double)(n - off), &b, NULL) == 0) {
+    const unsigned char *q = p + off + b.hdr;
+    have = n - off - b.hdr;
+    if (b.size - b.hdr < have) have = (size_t)(b.size - b.hdr);
+    if (strcmp(b.type, "mvhd") == 0) mvhd(q, have, m);
+    else if (strcmp(b.type, "tkhd") == 0) tkhd(q, have, m);
+    else if (strcmp(b.type, "stsd") == 0) stsd(q, have, m);
+    for (i = 0; containers[i] && depth < DEPTH_MAX; i++)
+      if (strcmp(b.type, containers[i]) == 0) walk(q, have, m, depth + 1);
+    if (b.size >= n - off) return;
+    off += (size_t)b.size;
+  }
+}
+
+/* The top-level boxes of p[0, n), read at the file's byte base.  The moov is read
+   when it is whole here, or when last (the caller reads no more); else m->tail is
+   where to read on from.  0, or -1 with why (a box smaller than its header). */
+static int top(const unsigned char *p, size_t n, double base, int last, sv_media *m, sv_buf *why) {
+  size_t off = 0;
+  sv_box b;
+  m->tail = -1;
+  for (;;) {
+    double room = m->size >= 0 ? m->size - base - (double)off : HUGE_VAL;
+    if (room <= 0) return 0; /* the end of the file, and no moov */
+    if (sv_box_read(p + off, n - off, room, &b, why) < 0) {
+      if (why->len) {
+        sv_buf_addf(why, " at byte %.0f", base + (double)off);
+        return -1;
+      }
+      m->tail = base + (double)off;
+      return 0;
+    }
+    if (strcmp(b.type, "moov") == 0) {
+      if (b.size <= (double)(n - off) || last) walk(p + off + b.hdr, n - off - b.hdr, m, 0);
+      else m->tail = base + (double)off;
+      return 0;
+    }
+    if (b.size >= (double)(n - off)) {
+      if (b.size < room) m->tail = base + (double)off + b.size;
+      return 0;
+    }
+    off += (size_t)b.size;
+  }
+}
+
+static int mp4(const unsigned char *p, size_t n, sv_media *m, sv_buf *why) {
+  if (memcmp(p + 8, "qt  ", 4) == 0) set(m, SV_MEDIA_VIDEO, "mov");
+  else if (memcmp(p + 8, "M4A ", 4) == 0 || memcmp(p + 8, "M4B ", 4) == 0) set(m, SV_MEDIA_AUDIO, "m4a");
+  else set(m, SV_MEDIA_VIDEO, "mp4");
+  return top(p, n, 0, 0, m, why);
+}
+
+/* ----------------------------------------------------------------- images */
+
+static void jpeg(const unsigned char *p, size_t n, sv_media *m) {
+  size_t off = 2;
+  set(m, SV_MEDIA_IMAGE, "jpeg");
+  while (off + 4 <= n && p[off] == 0xff) {
+    unsigned c = p[off + 1];
+    double len;
+    if (c == 0xff) { /* a fill byte */
+      off++;
+      continue;
+    }
+    if (c == 0x01 || (c >= 0xd0 && c <= 0xd8)) { /* markers without a length */
+      off += 2;
+      continue;
+    }
+    if (c == 0xd9 || c == 0xda) return; /* the image ends, or its data begins */
+    len = be(p + off + 2, 2);
+    if (len < 2) return;
+    if (c >= 0xc0 && c <= 0xcf && c != 0xc4 && c != 0xc8 && c != 0xcc) { /* a frame header */
+      if (off + 9 <= n) {
+        m->height = be(p + off + 5, 2);
+        m->width = be(p + off + 7, 2);
+      }
+      return;
+    }
+    off += 2 + (size_t)len;
+  }
+}
+
+static void webp(const unsigned char *p, size_t n, sv_media *m) {
+  set(m, SV_MEDIA_IMAGE, "webp");
+  if (n >= 30 && memcmp(p + 12, "VP8 ", 4) == 0 && memcmp(p + 23, "\x9d\x01\x2a", 3) == 0) {
+    m->width = (double)((unsigned)le(p + 26, 2) & 0x3fff);
+    m->height = (double)((unsigned)le(p + 28, 2) & 0x3fff);
+  } else if (n >= 25 && memcmp(p + 12, "VP8L", 4) == 0 && p[20] == 0x2f) {
+    unsigned long b = (unsigned long)le(p + 21, 4);
+    m->width = (double)(b & 0x3fff) + 1;
+    m->height = (double)((b >> 14) & 0x3fff) + 1;
+  } else if (n >= 30 && memcmp(p + 12, "VP8X", 4) == 0) {
+    m->width = le(p + 24, 3) + 1;
+    m->height = le(p + 27, 3) + 1;
+  }
+}
+
+/* ------------------------------------------------------------------ audio */
+
+/* WAV: the data chunk's size over the fmt chunk's byte rate */
+static void wav(const unsigned char *p, size_t n, sv_media *m) {
+  size_t off = 12;
+  double rate = 0;
+  set(m, SV_MEDIA_AUDIO, "wav");
+  while (n - off >= 8) {
+    double size = le(p + off + 4, 4), step = 8 + size + ((unsigned long)size & 1);
+    if (memcmp(p + off, "fmt ", 4) == 0 && size >= 16 && n - off >= 24) rate = le(p + off + 16, 4);
+    if (memcmp(p + off, "data", 4) == 0) {
+      double at = (double)off + 8;
+      if (m->size >= 0 && (size == 0 || size == 4294967295.0 || at + size > m->size)) size = m->size - at;
+      if (rate > 0 && size >= 0) m->duration = size / rate;
+      return;
+    }
+    if (step > (double)(n - off)) return;
+    off += (size_t)step;
+  }
+}
+
+typedef struct frame { double rate, samples, bitrate; size_t side; } frame;
+
+/* An MPEG audio Layer III frame header at h[0, 4): 0, or -1 when it is not one. */
+static int mp3_frame(const unsigned char *h, frame *f) {
+  static const short kbps1[] = { 0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320 };
+  static const short kbps2[] = { 0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160 };
+  static const double rates[] = { 44100, 48000, 32000 };
+  int ver = (h[1] >> 3) & 3, layer = (h[1] >> 1) & 3, bi = h[2] >> 4, ri = (h[2] >> 2) & 3, mono = (h[3] >> 6) == 3;
+  if (h[0] != 0xff || (h[1] & 0xe0) != 0xe0 || ver == 1 || layer != 1 || bi == 0 || bi == 15 || ri == 3) return -1;
+  f->rate = rates[ri] / (ver == 3 ? 1 : ver == 2 ? 2 : 4);
+  f->samples = ver == 3 ? 1152 : 576;
+  f->bitrate = (ver == 3 ? kbps1 : kbps2)[bi] * 1000.0;
+  f->side = ver == 3 ? (mono ? 17 : 32) : (mono ? 9 : 17);
+  return 0;
+}
+
+/* MP3 (or ADTS AAC) after an ID3v2 tag: the frame count of a Xing/Info or VBRI
+   header, else a constant bit rate over the bytes after the tag.  0 when it is
+   one, -1 when it is not. */
+static int mpeg_audio(const unsigned char *p, size_t n, sv_media *m) {
+  size_t at = 0, x;
+  int id3 = n >= 10 && memcmp(p, "ID3", 3) == 0;
+  frame f;
+  if (id3) {
+    at = 10 + (size_t)((p[6] & 0x7f) << 21 | (p[7] & 0x7f) << 14 | (p[8] & 0x7f) << 7 | (p[9] & 0x7f));
+    if (p[5] & 0x10) at += 10;
+    while (at < n && p[at] == 0) at++;
+  }
+  if (at > n || n - at < 4) {
+    if (!id3) return -1;
+    set(m, SV_MEDIA_AUDIO, "mp3"); /* the frames lie past the head */
+    return 0;
+  }
+  if (p[at] == 0xff && (p[at + 1] & 0xf6) == 0xf0) {
+    set(m, SV_MEDIA_AUDIO, "aac");
+    return 0;
+  }
+  if (mp3_frame(p + at, &f) < 0) return -1;
+  set(m, SV_MEDIA_AUDIO, "mp3");
+  x = at + 4 + f.side;
+  if (n - at >= 4 + f.side + 12 && (memcmp(p + x, "Xing", 4) == 0 || memcmp(p + x, "Info", 4) == 0)) {
+    if (p[x + 7] & 1) m->duration = be(p + x + 8, 4) * f.samples / f.rate;
+  } else if (n - at >= 36 + 18 && memcmp(p + at + 36, "VBRI", 4) == 0) {
+    m->duration = be(p + at + 36 + 14, 4) * f.samples / f.rate;
+  } else if (m->size >= (double)at) {
+    m->duration = (m->size - (double)at) * 8 / f.bitrate;
+  }
+  return 0;
+}
+
+/* OGG: the granule position of the last page in p[0, n) over the stream's rate */
+static void ogg_last(const unsigned char *p, size_t n, sv_media *m) {
+  size_t i = n;
+  m->tail = -1;
+  if (m->rate <= 0 || n < 27) return;
+  for (i = n - 27 + 1; i-- > 0;) {
+    if (memcmp(p + i, "OggS", 4) != 0 || p[i + 4] != 0 || all_ones(p + i + 6, 8) || (p[i + 13] & 0x80)) continue;
+    if (le(p + i + 6, 8) >= m->pre_skip) m->duration = (le(p + i + 6, 8) - m->pre_skip) / m->rate;
+    return;
+  }
+}
+
+static void ogg(const unsigned char *p, size_t n, sv_media *m) {
+  size_t body = n >= 27 ? 27 + (size_t)p[26] : n, left = body < n ? n - body : 0;
+  const unsigned char *q = p + (left ? body : 0);
+  set(m, SV_MEDIA_AUDIO, "ogg");
+  if (left >= 16 && memcmp(q, "\x01vorbis", 7) == 0) {
+    m->rate = le(q + 12, 4);
+  } else if (left >= 19 && memcmp(q, "OpusHead", 8) == 0) {
+    m->rate = 48000;
+    m->pre_skip = le(q + 10, 2);
+  }
+  if (m->rate <= 0 || m->size < 0) return;
+  if (m->size <= (double)n) ogg_last(p, n, m);
+  else m->tail = m->size > OGG_TAIL ? m->size - OGG_TAIL : 0;
+}
+
+/* ------------------------------------------------------------ the readers */
+
+int sv_media_sniff(const unsigned char *p, size_t n, double total, sv_media *m, sv_buf *why) {
+  sv_media_init(m);
+  m->size = total >= 0 ? total : -1;
+  if (n >= 8 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) {
+    set(m, SV_MEDIA_IMAGE, "png");
+    if (n >= 24 && memcmp(p + 12, "IHDR", 4) == 0) {
+      m->width = be(p + 16, 4);
+      m->height = be(p + 20, 4);
+    }
+  } else if (n >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff) {
+    jpeg(p, n, m);
+  } else if (n >= 10 && (memcmp(p, "GIF87a", 6) == 0 || memcmp(p, "GIF89a", 6) == 0)) {
+    set(m, SV_MEDIA_IMAGE, "gif");
+    m->width = le(p + 6, 2);
+    m->height = le(p + 8, 2);
+  } else if (n >= 12 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WEBP", 4) == 0) {
+    webp(p, n, m);
+  } else if (n >= 12 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WAVE", 4) == 0) {
+    wav(p, n, m);
+  } else if (n >= 12 && memcmp(p + 4, "ftyp", 4) == 0) {
+    return mp4(p, n, m, why);
+  } else if (n >= 4 && memcmp(p, "OggS", 4) == 0) {
+    ogg(p, n, m);
+  } else if (mpeg_audio(p, n, m) < 0) {
+    sv_buf_adds(why, "not an image, video or audio file this client reads: it begins ");
+    sv_quote(why, (const char *)p, n, 24);
+    return -1;
+  }
+  return 0;
+}
+
+int sv_media_tail(sv_media *m, const unsigned char *bytes, size_t n, double offset, sv_buf *why) {
+  if (offset < 0 || (m->size >= 0 && offset + (double)n > m->size)) {
+    sv_buf_addf(why, "%.0f bytes at byte %.0f run past the file's %.0f bytes", (double)n, offset, m->size);
+    return -1;
+  }
+  if (m->type && (strcmp(m->type, "mp4") == 0 || strcmp(m->type, "mov") == 0 || strcmp(m->type, "m4a") == 0))
+    return top(bytes, n, offset, 1, m, why);
+  if (m->type && strcmp(m->type, "ogg") == 0) {
+    ogg_last(bytes, n, m);
+    return 0;
+  }
+  sv_buf_addf(why, "a %s file has no tail to read", m->type ? m->type : "media");
+  return -1;
+}
+
+/* ------------------------------------------------------- a downloaded MP4 */
+
+/* Up to n bytes of fd at off: the count read (short at the end), or -1. */
+static long read_at(int fd, unsigned char *buf, size_t n, double off) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = pread(fd, buf + got, n - got, (off_t)off + (off_t)got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (long)got;
+}
+
+static int check_boxes(int fd, double size, sv_media *m, sv_buf *why) {
+  unsigned char h[16], *moov;
+  double off = 0;
+  int seen_moov = 0, seen_mdat = 0;
+  sv_box b;
+  while (off < size) {
+    long got = read_at(fd, h, sizeof h, off);
+    if (got < 0) return sv_buf_addf(why, "read error at byte %.0f: %s", off, strerror(errno)), -1;
+    if (off == 0 && (got < 8 || memcmp(h + 4, "ftyp", 4) != 0)) {
+      sv_buf_adds(why, "not an MP4: it does not begin with an ftyp box but with ");
+      sv_quote(why, (const char *)h, (size_t)got, 16);
+      return -1;
+    }
+    if (sv_box_read(h, (size_t)got, size - off, &b, why) < 0) {
+      if (!why->len) sv_buf_addf(why, "the box header at byte %.0f runs past the end (%.0f bytes)", off, size);
+      else sv_buf_addf(why, " at byte %.0f", off);
+      return -1;
+    }
+    if (b.size > size - off)
+      return sv_buf_addf(why, "box '%s' at byte %.0f runs past the end (%.0f bytes of a file of %.0f)", b.type, off,
+                         b.size, size), -1;
+    if (strcmp(b.type, "mdat") == 0) seen_mdat = 1;
+    if (strcmp(b.type, "moov") == 0 && !seen_moov) {
+      size_t want = b.size - b.hdr < MOOV_READ ? (size_t)(b.size - b.hdr) : MOOV_READ;
+      seen_moov = 1;
+      if (!(moov = malloc(want ? want : 1))) return sv_buf_adds(why, "out of memory"), -1;
+      got = read_at(fd, moov, want, off + b.hdr);
+      if (got > 0) walk(moov, (size_t)got, m, 0);
+      free(moov);
+    }
+    off += b.size;
+  }
+  if (!seen_moov || !seen_mdat) return sv_buf_addf(why, "no %s box", seen_moov ? "mdat" : "moov"), -1;
+  return 0;
+}
+
+int sv_mp4_check(const char *path, double expected, double *duration, sv_buf *why) {
+  struct stat st;
+  sv_media m;
+  int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+  sv_media_init(&m);
+  *duration = -1;
+  if (fd < 0 || fstat(fd, &st) < 0) {
+    sv_buf_addf(why, "%s: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  if (st.st_size == 0) sv_buf_adds(why, "not an MP4: the file is empty");
+  rc = st.st_size == 0 ? -1 : check_boxes(fd, (double)st.st_size, &m, why);
+  close(fd);
+  if (rc < 0) return -1;
+  *duration = m.duration;
+  if (expected >= 0 && m.duration >= 0 && fabs(m.duration - expected) > 1) {
+    sv_buf_addf(why, "duration %.1f s, the task says %g s", m.duration, expected);
+    return -1;
+  }
+  return 1;
+}
