@@ -273,9 +273,31 @@ struct sv_commit {
   int threaded, joined;
   int done, rc;  /* under lock: set once by the thread, read by the owner */
   sv_part *part; /* the thread's until done: it frees it */
+  const sv_hasher *hash;
   char *dest;
   char why[512];
+  char hex[SV_HASH_HEX];
 };
+
+/* The .part's hash (c->hash) into c->hex, read through a descriptor of its own
+   (the .part's is write-only) that must be the file written: 0, or -1 with why.
+   Read before the fsync, while the kernel writes the pages back. */
+static int commit_hash(sv_commit *c, sv_buf *why) {
+  struct stat mine, named;
+  const char *path = sv_part_path(c->part);
+  int rc, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return part_fail(why, path, errno);
+  if (fstat(fd, &named) != 0 || fstat(sv_part_fd(c->part), &mine) != 0) {
+    rc = part_fail(why, path, errno);
+  } else if (named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
+    sv_buf_addf(why, "cannot commit %s: another file took its name during the download", path);
+    rc = -1;
+  } else {
+    rc = c->hash->fn(fd, c->hex, why);
+  }
+  close(fd);
+  return rc;
+}
 
 static void *commit_thread(void *arg) {
   sv_commit *c = arg;
@@ -283,6 +305,7 @@ static void *commit_thread(void *arg) {
   int rc;
   if (c->threaded) background(); /* not when run in the caller's thread */
   rc = sv_part_flush(c->part, &why);
+  if (rc == 0 && c->hash) rc = commit_hash(c, &why);
   if (rc == 0) rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, &why);
   sv_part_free(c->part);
   c->part = NULL;
@@ -295,7 +318,7 @@ static void *commit_thread(void *arg) {
   return NULL;
 }
 
-sv_commit *sv_commit_start(sv_part *p, const char *dest, char *why, size_t whylen) {
+sv_commit *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, char *why, size_t whylen) {
   sv_commit *c = calloc(1, sizeof *c + strlen(dest) + 1);
   if (!c || pthread_mutex_init(&c->lock, NULL) != 0) {
     free(c);
@@ -305,6 +328,7 @@ sv_commit *sv_commit_start(sv_part *p, const char *dest, char *why, size_t whyle
   }
   c->dest = strcpy((char *)(c + 1), dest); /* the name lives past the struct */
   c->part = p;
+  c->hash = hash;
   c->threaded = 1; /* set before the thread starts: it reads it */
   if (sv_helper_start(&c->thread, commit_thread, c) != 0) {
     c->threaded = 0;
@@ -313,7 +337,7 @@ sv_commit *sv_commit_start(sv_part *p, const char *dest, char *why, size_t whyle
   return c;
 }
 
-int sv_commit_poll(sv_commit *c, const char **why) {
+int sv_commit_poll(sv_commit *c, const char **why, const char **hex) {
   int done, rc;
   if (pthread_mutex_trylock(&c->lock) != 0) return 1; /* the thread is finishing: look again later */
   done = c->done;
@@ -322,6 +346,7 @@ int sv_commit_poll(sv_commit *c, const char **why) {
   if (!done) return 1;
   if (c->threaded && !c->joined) { pthread_join(c->thread, NULL); c->joined = 1; }
   if (why) *why = c->why;
+  if (hex) *hex = c->hex;
   return rc == 0 ? 0 : -1;
 }
 

@@ -117,24 +117,26 @@ function D.done(req, file, t)
       req.dest, why), { check = why }))
   end
   if transport.commit then return D.committed(req, transport:commit(req.part, req.dest)) end
-  local c, cerr = core.commit_start(file, req.dest)
+  local c, cerr = core.commit_start(file, req.dest, require("starvideos.sign").SHA256) -- hashed on its thread
   if not c then return D.committed(req, nil, cerr) end
   req.commit, req.committing = c, true
   req.loop:committing(req)
 end
 
--- The commit is done: the download counts once its bytes are on disk under their name,
--- with their SHA-256 (req.sha256; read back once: the file is in the page cache).
-function D.committed(req, ok, cerr)
+-- The commit is done (ok, and the file's SHA-256 when its thread read it; else why not): the
+-- download counts once its bytes are on disk under their name, with their SHA-256 (req.sha256).
+function D.committed(req, ok, said)
   req.commit, req.committing = nil, nil
   if req.done then -- cancelled meanwhile: a whole file stays, a failed commit's .part goes
     if not ok then os_remove(req.part) end
     return
   end
-  if not ok then return req:finish(nil, new_error("io", "download: " .. tostring(cerr), { field = "path" })) end
-  local transport, sum, herr = req.loop.transport
-  if transport.sha256_file then sum, herr = transport:sha256_file(req.dest)
-  else sum, herr = require("starvideos.sign").sha256_file(req.dest) end
+  if not ok then return req:finish(nil, new_error("io", "download: " .. tostring(said), { field = "path" })) end
+  local transport, sum, herr = req.loop.transport, said, nil
+  if not sum then -- a transport that commits by itself: the file read once more (from the page cache)
+    if transport.sha256_file then sum, herr = transport:sha256_file(req.dest)
+    else sum, herr = require("starvideos.sign").sha256_file(req.dest) end
+  end
   if not sum then return req:finish(nil, new_error("io", "download: " .. tostring(herr), { field = "path" })) end
   req.sha256 = sum
   return req:finish("")
