@@ -16,8 +16,9 @@ SV_HTTP_SRC  := csrc/curl/multi.c csrc/curl/fetch.c
 SIGN_SRC     := csrc/core/sign.c
 # what the Lua modules share (the error table, the verdict, the .part handle)
 LSV_SRC      := csrc/lua/error.c csrc/lua/part.c
-# starvideos.core's own objects: its module functions, the commit, the journal's lock
-CORE_LUA_SRC := csrc/lua/core.c csrc/lua/commit.c csrc/lua/lock.c
+# starvideos.core's own objects: its module functions, the commit, the journal's lock,
+# the media readers
+CORE_LUA_SRC := csrc/lua/core.c csrc/lua/commit.c csrc/lua/lock.c csrc/lua/media.c
 # starvideos.core (core.so: neither libcurl nor libcrypto, so `require "starvideos"`
 # is quick), starvideos.curl (curl.so: the transport, loaded with the first client)
 # and starvideos.sign (sign.so: the webhook signatures, the one module linking

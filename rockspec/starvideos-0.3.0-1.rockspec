@@ -45,7 +45,7 @@ build = {
     ["starvideos.core"] = {
       sources = { "csrc/core/util.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
         "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/lua/error.c", "csrc/lua/part.c",
-        "csrc/lua/core.c", "csrc/lua/commit.c", "csrc/lua/lock.c" },
+        "csrc/lua/core.c", "csrc/lua/commit.c", "csrc/lua/lock.c", "csrc/lua/media.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "pthread", "dl", "m" },
       -- curl/curlver.h only (the version for the User-Agent): no libcurl linked

@@ -488,6 +488,7 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lsv_open_part(L);
   lsv_open_commit(L);
   lsv_open_lock(L);
+  lsv_open_media(L);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "error_mt");
   lua_remove(L, -2);

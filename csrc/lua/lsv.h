@@ -50,5 +50,7 @@ SV_API sv_part *lsv_take_part(lua_State *L, int idx);
 SV_API void lsv_open_part(lua_State *L);
 SV_API void lsv_open_commit(lua_State *L);
 SV_API void lsv_open_lock(lua_State *L);
+/* media_sniff, media_tail, media_check and mp4_check (media.c) */
+SV_API void lsv_open_media(lua_State *L);
 
 #endif

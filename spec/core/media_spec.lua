@@ -1,0 +1,218 @@
+-- The media readers of starvideos.core (media_sniff, media_tail, media_check,
+-- mp4_check) and sign.sha256 / sign.sha256_file, through the binding.  The files
+-- are built here byte by byte; the limits below are copied from
+-- shared/api/README.md ("Media limits"): images under 20 MB each; reference
+-- videos 15 s and 200 MB in total, 720-2160 px each (O3: one video, 3-10 s);
+-- reference audios 15 s in total.
+
+local core = require "starvideos.core"
+
+local function be32(n)
+  return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+end
+local function be16(n) return string.char(math.floor(n / 256) % 256, n % 256) end
+local function le32(n)
+  return string.char(n % 256, math.floor(n / 256) % 256, math.floor(n / 65536) % 256, math.floor(n / 16777216) % 256)
+end
+local function box(kind, body) return be32(8 + #body) .. kind .. body end
+local function zeros(n) return string.rep("\0", n) end
+
+-- ftyp, then moov: mvhd (version 0: timescale, duration) and a trak whose tkhd
+-- gives width x height in 16.16
+local function ftyp(brand) return box("ftyp", brand .. be32(0) .. "isom") end
+local function moov(scale, duration, w, h)
+  local mvhd = box("mvhd", be32(0) .. zeros(8) .. be32(scale) .. be32(duration) .. zeros(80))
+  local tkhd = box("tkhd", be32(0) .. zeros(72) .. be16(w) .. be16(0) .. be16(h) .. be16(0))
+  return box("moov", mvhd .. box("trak", tkhd))
+end
+
+local function video(over)
+  local info = { kind = "video", type = "mp4", width = 1280, height = 720, duration = 5, size = 1000000 }
+  for k, v in pairs(over or {}) do info[k] = v end
+  return info
+end
+local function item(name, i, info, status)
+  return { field = i and (name .. "[" .. i .. "]") or name, name = name, info = info, status = status }
+end
+
+describe("core.media_sniff", function()
+  it("reads a PNG's width and height and keeps the size given", function()
+    local png = "\137PNG\r\n\26\n" .. be32(13) .. "IHDR" .. be32(640) .. be32(480)
+    local info = assert(core.media_sniff(png, 5000))
+    assert.same({ kind = "image", type = "png", width = 640, height = 480, size = 5000 }, info)
+  end)
+
+  it("reads a GIF and a JPEG", function()
+    assert.same({ kind = "image", type = "gif", width = 320, height = 200 },
+      core.media_sniff("GIF89a\64\1\200\0"))
+    local jpeg = "\255\216\255\224" .. be16(16) .. "JFIF\0" .. zeros(9) .. "\255\192" .. be16(17) .. "\8"
+      .. be16(1080) .. be16(1920)
+    assert.same({ kind = "image", type = "jpeg", width = 1920, height = 1080 }, core.media_sniff(jpeg))
+  end)
+
+  it("reads an MP4's duration from mvhd and its frame size from tkhd", function()
+    local mp4 = ftyp("isom") .. moov(1000, 6500, 1280, 720) .. box("mdat", zeros(10))
+    local info = assert(core.media_sniff(mp4, #mp4))
+    assert.same({ kind = "video", type = "mp4", width = 1280, height = 720, duration = 6.5, size = #mp4 }, info)
+    assert.equal("mov", core.media_sniff(ftyp("qt  ") .. moov(600, 600, 1920, 1080)).type)
+    local m4a = assert(core.media_sniff(ftyp("M4A ") .. moov(44100, 441000, 0, 0)))
+    assert.same({ kind = "audio", type = "m4a", duration = 10 }, m4a)
+  end)
+
+  it("asks for the tail of an MP4 whose moov is at the end, and media_tail reads it", function()
+    local head = ftyp("mp42") .. be32(1000000) .. "mdat" .. zeros(64)
+    local tail = moov(90000, 900000, 720, 1280)
+    local info = assert(core.media_sniff(head, 20 + 1000000 + #tail))
+    assert.equal(20 + 1000000, info.tail)
+    assert.is_nil(info.duration)
+    local full = assert(core.media_tail(info, tail, info.tail))
+    assert.equal(10, full.duration)
+    assert.equal(720, full.width)
+    assert.equal(1280, full.height)
+    assert.is_nil(full.tail)
+  end)
+
+  it("reads an OGG Vorbis file's duration from its last page", function()
+    local page = function(granule, len)
+      return "OggS\0\0" .. le32(granule) .. le32(0) .. zeros(12) .. "\1" .. string.char(len)
+    end
+    local head = page(0, 30) .. "\1vorbis" .. zeros(5) .. le32(44100) .. zeros(14)
+    local info = assert(core.media_sniff(head, 200000))
+    assert.equal("ogg", info.type)
+    assert.equal(200000 - 65536, info.tail)
+    local last = zeros(50) .. page(44100 * 12, 0)
+    local full = assert(core.media_tail(info, last, 200000 - #last))
+    assert.equal(12, full.duration)
+  end)
+
+  it("reads a WAV's and a constant bit rate MP3's duration", function()
+    local wav = "RIFF" .. le32(0) .. "WAVEfmt " .. le32(16) .. "\1\0\2\0" .. le32(44100) .. le32(176400)
+      .. "\4\0\16\0data" .. le32(176400 * 4)
+    assert.equal(4, core.media_sniff(wav).duration)
+    local mp3 = "\255\251\144\0" .. zeros(100) -- MPEG-1 Layer III, 128 kbit/s, 44.1 kHz
+    assert.same({ kind = "audio", type = "mp3", duration = 8, size = 128000 }, core.media_sniff(mp3, 128000))
+  end)
+
+  it("gives nil and why for bytes that are no media, and refuses a box below its header", function()
+    local info, why = core.media_sniff("<!DOCTYPE html><html>")
+    assert.is_nil(info)
+    assert.matches("not an image, video or audio file", why, 1, true)
+    info, why = core.media_sniff(ftyp("isom") .. be32(7) .. "free")
+    assert.is_nil(info)
+    assert.matches("box 'free'", why, 1, true)
+  end)
+
+  it("raises on bad arguments, naming them", function()
+    assert.error_matches(function() core.media_sniff(nil) end, "#1")
+    assert.error_matches(function() core.media_sniff("x", -1) end, "total")
+    assert.error_matches(function() core.media_tail({ kind = "video" }, "", 0) end, "info.type")
+    assert.error_matches(function() core.media_tail(video(), "", -5) end, "offset")
+  end)
+end)
+
+describe("core.media_check", function()
+  it("takes media within the documents' limits", function()
+    assert.same({}, core.media_check("videos", {
+      item("referenceImages", 1, { kind = "image", type = "png", size = 20 * 1024 * 1024 - 1 }),
+      item("referenceVideos", 1, video({ duration = 7.5 })),
+      item("referenceVideos", 2, video({ duration = 7.5, width = 2160, height = 3840 })),
+      item("referenceAudios", 1, { kind = "audio", type = "wav", duration = 15 }),
+    }))
+  end)
+
+  it("refuses a 16.5 s video on starvideos_o3 (one video of 3 to 10 s)", function()
+    local f = core.media_check("starvideos_o3", { item("referenceVideos", 1, video({ duration = 16.5 })) })
+    assert.equal("referenceVideos[1]", f[1].field)
+    assert.is_true(f[1].definite)
+    assert.equal("referenceVideos[1]: the video is 16.5 s long; starvideos_o3 takes one reference video of 3 to 10 s",
+      f[1].message)
+  end)
+
+  it("names the video that takes the total past 15 s", function()
+    local f = core.media_check("videos", {
+      item("referenceVideos", 1, video({ duration = 6 })),
+      item("referenceVideos", 2, video({ duration = 6 })),
+      item("referenceVideos", 3, video({ duration = 4 })),
+    })
+    assert.equal(1, #f)
+    assert.equal("referenceVideos[3]", f[1].field)
+    assert.is_true(f[1].definite)
+    assert.matches("16 s in total", f[1].message, 1, true)
+  end)
+
+  it("refuses a shorter side outside 720-2160 px, an image of 20 MB and media of the wrong kind", function()
+    local f = core.media_check("videos_fast", {
+      item("referenceVideos", 1, video({ width = 640, height = 480 })),
+      item("first_image", nil, { kind = "image", type = "jpeg", size = 20 * 1024 * 1024 }),
+      item("last_image", nil, video()),
+    })
+    assert.equal(3, #f)
+    assert.same({ "referenceVideos[1]", "first_image", "last_image" }, { f[1].field, f[2].field, f[3].field })
+    assert.is_true(f[1].definite and f[2].definite and f[3].definite)
+    assert.matches("640x480", f[1].message, 1, true)
+    assert.matches("under 20 MB", f[2].message, 1, true)
+    assert.matches("takes image media", f[3].message, 1, true)
+  end)
+
+  it("says what could not be checked without refusing (unknown duration, 5xx), and refuses a 404", function()
+    local f = core.media_check("videos", {
+      item("referenceAudios", 1, { kind = "audio", type = "aac", size = 100 }),
+      item("referenceImages", 1, nil, 503),
+      item("referenceImages", 2, nil, 404),
+    })
+    assert.equal(3, #f)
+    assert.is_false(f[1].definite)
+    assert.matches("duration could not be read", f[1].message, 1, true)
+    assert.is_false(f[2].definite)
+    assert.is_true(f[3].definite)
+    assert.equal("referenceImages[2]: the URL answered HTTP 404", f[3].message)
+  end)
+
+  it("raises on an unknown model or a bad item, naming it", function()
+    assert.error_matches(function() core.media_check("sora", {}) end, "model")
+    assert.error_matches(function() core.media_check("videos", { { field = "x" } }) end, "items%[1%]%.name")
+    assert.error_matches(function() core.media_check("videos", { item("prompt", nil, video()) }) end, "media field")
+    assert.error_matches(function()
+      core.media_check("videos", { item("referenceVideos", 1, { kind = "film", type = "mp4" }) })
+    end, "items%[1%]%.info%.kind")
+  end)
+end)
+
+describe("core.mp4_check", function()
+  local path = os.tmpname()
+  local function write(s)
+    local f = assert(io.open(path, "wb"))
+    f:write(s)
+    f:close()
+  end
+  after_each(function() os.remove(path) end)
+
+  it("gives the duration of a whole file, within 1 s of the task's", function()
+    write(ftyp("isom") .. moov(1000, 6000, 1280, 720) .. box("mdat", zeros(500)))
+    assert.equal(6, core.mp4_check(path))
+    assert.equal(6, core.mp4_check(path, 6.8))
+    local ok, why = core.mp4_check(path, 4)
+    assert.is_nil(ok)
+    assert.equal("duration 6.0 s, the task says 4 s", why)
+  end)
+
+  it("refuses a file cut short, one without moov, and an HTML page", function()
+    local whole = ftyp("isom") .. moov(1000, 6000, 1280, 720) .. box("mdat", zeros(500))
+    write(whole:sub(1, #whole - 100))
+    local ok, why = core.mp4_check(path)
+    assert.is_nil(ok)
+    assert.matches("box 'mdat' at byte %d+ runs past the end", why)
+    write(ftyp("isom") .. box("mdat", ""))
+    assert.same({ nil, "no moov box" }, { core.mp4_check(path) })
+    write("<html>expired</html>")
+    ok, why = core.mp4_check(path)
+    assert.is_nil(ok)
+    assert.matches("not an MP4", why, 1, true)
+  end)
+
+  it("names a missing file", function()
+    local ok, why = core.mp4_check(path .. ".none")
+    assert.is_nil(ok)
+    assert.matches(path .. ".none", why, 1, true)
+  end)
+end)
