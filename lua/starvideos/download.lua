@@ -92,25 +92,14 @@ function D.restart(req, t)
   return true
 end
 
--- Why the .part the transfer ended with is not a whole video, or nil: its byte count is the
--- one announced (Content-Length, or the Content-Range total), its boxes an MP4's, whole, of
--- the task's duration (within 1 s, when both say one).
-local function not_whole(req)
-  local bytes, total = req.bytes, req.total
-  if total and bytes ~= total then
-    return string_format("the download holds %.0f bytes where the server announced %.0f", bytes or 0, total)
-  end
-  local ok, why = core.mp4_check(req.part, req.duration)
-  if not ok then return why end
-end
-
--- The bytes are all there: checked, then committed on a helper thread, or by the transport itself.
+-- The bytes are all there (as many as announced: core.verdict): the .part checked to be a
+-- whole MP4 of the task's duration, then committed on a helper thread, or by the transport.
 function D.done(req, file, t)
   -- the bytes sent again over the end of a .part left over must be the ones it held: this video's
   if req.tail and overlap(req.part, req.kept - OVERLAP) ~= req.tail then return D.restart(req, t) end
   local transport = req.loop.transport
-  local why = not_whole(req)
-  if why then -- nothing is kept: a request for it from byte 0 starts a new .part
+  local whole, why = core.mp4_check(req.part, req.duration)
+  if not whole then -- nothing is kept: a request for it from byte 0 starts a new .part
     if file then file:close() elseif transport.discard then transport:discard(req.part) end
     os_remove(req.part)
     return req:finish(nil, new_error("protocol", string_format("download: %s is not a whole video: %s",
