@@ -4,8 +4,11 @@
    content is id "." timestamp "." body. */
 #include "sv_core.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -98,4 +101,35 @@ int sv_webhook_match(const char *expected, const char *header, size_t hlen) {
     i = j + 1;
   }
   return found;
+}
+
+int sv_sha256(const char *s, size_t len, const char *path, char out[SV_SHA256_HEX + 1], sv_buf *why) {
+  static const char hex[] = "0123456789abcdef";
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  unsigned char md[EVP_MAX_MD_SIZE], block[16384];
+  unsigned int n = 0, i;
+  int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1, fd = -1, e = 0;
+  if (ok && path && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) e = errno;
+  while (ok && fd >= 0) { /* the file, a block at a time */
+    ssize_t r = read(fd, block, sizeof block);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) e = errno;
+    if (r <= 0) break;
+    ok = EVP_DigestUpdate(ctx, block, (size_t)r) == 1;
+  }
+  if (fd >= 0) close(fd);
+  if (ok && !path) ok = EVP_DigestUpdate(ctx, s, len) == 1;
+  ok = ok && !e && EVP_DigestFinal_ex(ctx, md, &n) == 1 && n == 32;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) {
+    if (e) sv_buf_addf(why, "%s: %s", path, strerror(e));
+    else sv_buf_adds(why, "SHA-256 failed (libcrypto)");
+    return -1;
+  }
+  for (i = 0; i < n; i++) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+  out[2 * n] = '\0';
+  return 0;
 }
