@@ -524,6 +524,11 @@ SV_API int sv_media_check(const char *model, const sv_media_item *items, size_t 
 SV_API int sv_webhook_sign(const char *secret, size_t slen, const char *id, size_t idlen, const char *ts, size_t tslen,
                            const char *body, size_t blen, char out[SV_SIGN_MAX], sv_error *err);
 SV_API int sv_webhook_match(const char *expected, const char *header, size_t hlen);
+/* SHA-256 (sign.c) as 64 lowercase hex digits and a NUL into out: of s[0, len)
+   when path is NULL, else of the file at path, read a block at a time.  0, or -1
+   with why ("<path>: <reason>" for a file that cannot be read). */
+#define SV_SHA256_HEX 64
+SV_API int sv_sha256(const char *s, size_t len, const char *path, char out[SV_SHA256_HEX + 1], sv_buf *why);
 
 /* SHA-256 (sign.c, on libcrypto), for the commit (sv_commit_start): the bytes of
    fd from its position to its end, as 64 lowercase hex digits and a NUL. */

@@ -1,4 +1,4 @@
-/* starvideos.sign: Standard Webhooks signatures (the core's sign.c, on libcrypto), a
+/* starvideos.sign: Standard Webhooks signatures and SHA-256 (the core's sign.c, on libcrypto), a
    module of its own so that libcrypto is loaded only where a signature is made
    or checked: notify (notify.lua) and starvideos.verify_webhook load it on
    first use (options.lazy), `require "starvideos"` never does.  Like
@@ -46,7 +46,30 @@ static int webhook(lua_State *L, int match) {
 static int l_webhook_sign(lua_State *L) { return webhook(L, 0); }
 static int l_webhook_match(lua_State *L) { return webhook(L, 1); }
 
-static const luaL_Reg funcs[] = { { "sign", l_webhook_sign }, { "match", l_webhook_match }, { NULL, NULL } };
+/* sha256(s) -> 64 lowercase hex digits; sha256_file(path) -> hex | nil, why */
+static int sha256(lua_State *L, int file) {
+  size_t len = 0;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char out[SV_SHA256_HEX + 1];
+  sv_buf why = { 0 };
+  if (sv_sha256(s, len, file ? s : NULL, out, &why) < 0) {
+    if (!file) {
+      lua_pushstring(L, sv_buf_cstr(&why));
+      sv_buf_free(&why);
+      return lua_error(L);
+    }
+    return lsv_answer(L, -1, &why);
+  }
+  lua_pushstring(L, out);
+  return 1;
+}
+
+static int l_sha256(lua_State *L) { return sha256(L, 0); }
+static int l_sha256_file(lua_State *L) { return sha256(L, 1); }
+
+static const luaL_Reg funcs[] = { { "sign", l_webhook_sign },     { "match", l_webhook_match },
+                                  { "sha256", l_sha256 },         { "sha256_file", l_sha256_file },
+                                  { NULL, NULL } };
 
 LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
   lsv_error_metatable(L); /* the error tables of a bad secret */

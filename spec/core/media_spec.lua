@@ -216,3 +216,28 @@ describe("core.mp4_check", function()
     assert.matches(path .. ".none", why, 1, true)
   end)
 end)
+
+describe("sign.sha256 and sign.sha256_file", function()
+  local sign = require "starvideos.sign"
+  local path = os.tmpname()
+  after_each(function() os.remove(path) end)
+
+  it("gives FIPS 180-2's digests in lowercase hex", function()
+    assert.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", sign.sha256("abc"))
+    assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", sign.sha256(""))
+  end)
+
+  it("reads a file of a million bytes through, block by block", function()
+    local f = assert(io.open(path, "wb"))
+    f:write(string.rep("a", 1000000))
+    f:close()
+    assert.equal("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", sign.sha256_file(path))
+  end)
+
+  it("names the path it cannot read, and raises on a value that is no string", function()
+    local hex, why = sign.sha256_file(path .. ".none")
+    assert.is_nil(hex)
+    assert.matches(path .. ".none: ", why, 1, true)
+    assert.error_matches(function() sign.sha256({}) end, "#1")
+  end)
+end)
