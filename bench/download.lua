@@ -78,7 +78,8 @@ B.row { scenario = string.format("verified download %.0f MB: wall", mb), baselin
   ours = o, theirs = c, ratio = ratio, unit = "s", target = "<= 1.1x", ok = ratio <= 1.1,
   note = string.format("ours = client:download(url, path) in a fresh lua5.4 (MP4 check, SHA-256, fsync + rename "
     .. "included), the baseline curl in a fresh sh; wall around each child, %d rounds taking turns, the file "
-    .. "removed and `sync` run between runs; medians, the ratio the median of the rounds'; files on %s; each round (s): "
+    .. "removed and `sync` run between runs; medians, the ratio the median of the rounds'; files on %s; each round "
+    .. "(s): "
     .. "ours %s; curl %s; ratios %s", rounds, fs, B.list(res.ours, "%.2f"), B.list(res.curl, "%.2f"),
     B.list(ratios, "%.2f")) }
 B.row { scenario = string.format("download %.0f MB: peak memory growth", mb),
