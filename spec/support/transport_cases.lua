@@ -121,15 +121,16 @@ local function call(x, a)
   local used = loop and loop.transport -- nginx's is a Lua table, libcurl's a userdata
   used = used ~= nil and (type(used) == "table" and "ngx" or "curl") or nil
   local t0 = x.now()
-  local res, err
+  local res, err, sha256
   if a.op == "create" then
     res, err = client:create { model = "videos", prompt = "a cat", duration = 5 }
   elseif a.op == "query" then
     res, err = client:query(a.id or "task_q")
   elseif a.op == "download" then
-    res, err = client:download(a.url, a.path)
+    res, err, sha256 = client:download(a.url, a.path)
   elseif a.op == "generate" then
     res, err = client:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = a.path, interval = 0.05 })
+    sha256 = type(res) == "table" and res.sha256 or nil
   end
   local elapsed = x.now() - t0
   local mem = (peak and status_kb("VmHWM") or status_kb("VmRSS")) - rss
@@ -140,7 +141,7 @@ local function call(x, a)
   if type(res) == "table" then
     res = { id = res.id, status = res.status, video_url = res.video_url, path = res.path }
   end
-  return { res = res, err = plain_err(err), elapsed = elapsed, mem_kb = mem, fds_before = fds,
+  return { res = res, err = plain_err(err), sha256 = sha256, elapsed = elapsed, mem_kb = mem, fds_before = fds,
     fds_after = fd_count(), retries = retries, transport = used }
 end
 
@@ -188,7 +189,7 @@ local function journal_has(env, path, id)
   return false
 end
 
--- The file at path is the video, and no .part is left.
+-- The file at path is the video, no .part is left, and the call gave its SHA-256 (as sha256sum says).
 local function whole(A, env, o, path)
   A.equal(path, o.res, show(o))
   local got = env.helper.read_file(path) or ""
@@ -196,6 +197,7 @@ local function whole(A, env, o, path)
   A.is_nil(got:find("\0", 1, true), "the file holds zero bytes")
   A.is_true(got == M.video(VIDEO_SIZE), "the file is not byte-identical to the video")
   A.is_false(env.helper.exists(path .. ".part"), "the .part is left")
+  A.equal(env.helper.capture("sha256sum " .. env.q(path)):match("^(%x+)"), o.sha256, show(o))
 end
 
 ---------------------------------------------------------------------------
