@@ -84,6 +84,8 @@ build = {
     ["starvideos.batch"] = "lua/starvideos/batch.lua",
     ["starvideos.download"] = "lua/starvideos/download.lua",
     ["starvideos.emulator"] = "lua/starvideos/emulator/init.lua",
+    ["starvideos.emulator.files"] = "lua/starvideos/emulator/files.lua",
+    ["starvideos.emulator.media"] = "lua/starvideos/emulator/media.lua",
     ["starvideos.errors"] = "lua/starvideos/errors.lua",
     ["starvideos.extras.keep"] = "lua/starvideos/extras/keep.lua",
     ["starvideos.extras.log"] = "lua/starvideos/extras/log.lua",
@@ -112,7 +114,6 @@ build = {
   copy_directories = {},
   install = {
     bin = { starvideos = "bin/starvideos" },
-    lua = { ["starvideos.emulator.sample"] = "lua/starvideos/emulator/sample.mp4" },
   },
 }
 test = {

@@ -5,7 +5,7 @@ local helper = require "spec.helper"
 local shared_emulator = require "spec.support.shared_emulator"
 local starvideos = require "starvideos"
 
-local SAMPLE = helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4")
+local SAMPLE = require("starvideos.emulator.files").video(5)
 
 local function prompts(n)
   local list = {}

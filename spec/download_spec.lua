@@ -11,7 +11,7 @@ local starvideos = require "starvideos"
 
 local q = helper.shell_quote
 local BIN = helper.root .. "/bin/starvideos"
-local SAMPLE = assert(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"))
+local SAMPLE = assert(require("starvideos.emulator.files").video(5))
 local KEY = "sk-out-check-5d1e"
 
 local listing = helper.listing

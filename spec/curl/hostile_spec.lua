@@ -5,6 +5,7 @@
 -- alike: spec/support/transport_cases.lua, run by spec/curl/transport_cases_spec.lua.
 
 local socket = require "socket"
+local cjson = require "cjson.safe"
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
 local cases = require "spec.support.transport_cases"
@@ -61,6 +62,86 @@ describe("a client facing hostile HTTP servers", function()
       assert.equal("POST", reqs[1].method)
       assert.equal(base:gsub("^http://[^/]+", "") .. "/v1/videos/videos", reqs[1].path)
       assert.equal("Bearer " .. KEY, reqs[1].headers.authorization)
+    end)
+  end)
+
+  describe("the hostile server's download cases", function()
+    local read = require "spec.support.media_read"
+    local GOOD = require("starvideos.emulator.media").mp4 { seconds = 5, bytes = 100000 }
+
+    -- One raw request: status, headers (lowercased), body (all the server sent after the head).
+    local function get(url, method, headers)
+      local path = url:gsub("^http://[^/]+", "")
+      local c = assert(socket.tcp())
+      c:settimeout(5)
+      assert(c:connect("127.0.0.1", hs.port))
+      local lines = { (method or "GET") .. " " .. path .. " HTTP/1.1", "Host: x" }
+      for _, h in ipairs(headers or {}) do lines[#lines + 1] = h end
+      assert(c:send(table.concat(lines, "\r\n") .. "\r\n\r\n"))
+      local text = c:receive("*a")
+      c:close()
+      local head, body = text:match("^(.-)\r\n\r\n(.*)$")
+      local res = { status = tonumber(head:match("^HTTP/1%.1 (%d+)")), headers = {}, body = body }
+      for name, value in head:gmatch("\n([^:\r]+):%s*([^\r]*)") do res.headers[name:lower()] = value end
+      return res
+    end
+
+    it("answers create and result as a service whose task is 5 s, its video at <base>/v.mp4", function()
+      local base = hs:url("dl_duration")
+      assert.matches('"id":"task_dl"', get(base .. "/v1/videos/videos", "POST", { "Content-Length: 0" }).body)
+      local task = cjson.decode(get(base .. "/v1/result/task_dl").body)
+      assert.equal(5, task.actualDuration)
+      assert.equal(base .. "/v.mp4", task.video_url)
+      local res = get(task.video_url)
+      assert.equal(200, res.status)
+      assert.equal(9, read.mp4(res.body).duration)
+      assert.equal(5, read.mp4(GOOD).duration)
+    end)
+
+    it("dl_html: 200 and an HTML page", function()
+      local res = get(hs:url("dl_html") .. "/v.mp4")
+      assert.equal(200, res.status)
+      assert.matches("^text/html", res.headers["content-type"])
+      assert.matches("^<!DOCTYPE html>", res.body)
+    end)
+
+    it("dl_short: half the MP4 with a Content-Length that matches it", function()
+      local res = get(hs:url("dl_short") .. "/v.mp4")
+      assert.equal(200, res.status)
+      assert.equal("50000", res.headers["content-length"])
+      assert.is_true(res.body == GOOD:sub(1, 50000))
+    end)
+
+    it("dl_range200: a cut first answer, then 200 and the whole file to a Range request", function()
+      local url = hs:url("dl_range200") .. "/v.mp4"
+      local res = get(url)
+      assert.equal("100000", res.headers["content-length"])
+      assert.equal(50000, #res.body)
+      res = get(url, "GET", { "Range: bytes=50000-" })
+      assert.equal(200, res.status)
+      assert.is_nil(res.headers["content-range"])
+      assert.is_true(res.body == GOOD)
+    end)
+
+    it("dl_overrun: an MP4 whose mdat runs past the end", function()
+      local res = get(hs:url("dl_overrun") .. "/v.mp4")
+      assert.equal(100000, #res.body)
+      local boxes, cut = read.boxes(res.body)
+      assert.equal("ftyp", boxes[1].type)
+      assert.equal("mdat", cut.type)
+      assert.equal(100000 + 64, cut.at - 1 + cut.size)
+    end)
+
+    it("dl_*_once: only the first video GET is bad, later ones get the good MP4 with Range", function()
+      local url = hs:url("dl_short_once") .. "/v.mp4"
+      assert.equal(50000, #get(url).body)
+      assert.is_true(get(url).body == GOOD)
+      local res = get(url, "GET", { "Range: bytes=99990-" })
+      assert.equal(206, res.status)
+      assert.equal("bytes 99990-99999/100000", res.headers["content-range"])
+      res = get(url, "HEAD")
+      assert.equal("100000", res.headers["content-length"])
+      assert.equal("", res.body)
     end)
   end)
 

@@ -9,7 +9,7 @@ local helper = require "spec.helper"
 
 local q = helper.shell_quote
 local BIN = helper.root .. "/bin/starvideos"
-local SAMPLE = helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4")
+local SAMPLE = require("starvideos.emulator.files").video(5)
 local KEY = "sk-batch-kill-0d15ea5e"
 local N = 50
 

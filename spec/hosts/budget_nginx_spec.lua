@@ -13,7 +13,6 @@ local str_format = string.format
 local KEY = "k-budget-ngx"
 local RATE = 5
 local CLIENTS = 20
-local ROOT = nginx_run.ROOT
 
 if nginx_run.pending_unless_ready("one budget per key inside nginx", { "nginx", "curl" }) then return end
 
@@ -60,7 +59,7 @@ describe("one budget per key inside nginx", function()
     for i = 1, CLIENTS do
       local said = helper.read_file(dir .. "/out." .. i) or ""
       assert.truthy(said:find("^ok "), "request " .. i .. ": " .. said .. (helper.read_file(dir .. "/error.log") or ""))
-      assert.equal(helper.file_size(ROOT .. "/lua/starvideos/emulator/sample.mp4"), helper.file_size(dir .. "/" .. i
+      assert.equal(#require("starvideos.emulator.files").video(5), helper.file_size(dir .. "/" .. i
         .. ".mp4"))
     end
     local polls, most = nginx_run.polls(emu)

@@ -11,7 +11,7 @@ local redis_run = require "spec.support.redis_run"
 local q = helper.shell_quote
 local BIN = helper.root .. "/bin/starvideos"
 local KEY = "sk-cli-store-5d1e"
-local SAMPLE = helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4")
+local SAMPLE = require("starvideos.emulator.files").video(5)
 
 -- The command line with env (STARVIDEOS_* cleared first): { out, err, code }.
 local function cli(argv, env)

@@ -171,7 +171,7 @@ describe("embedding: make static and a C host", function()
     assert.equal("ok " .. path, r.result, out)
     assert.equal("no", r.package_library, out)
     assert.equal(0, r.globals_added, out)
-    local sample = assert(helper.read_file(root .. "/lua/starvideos/emulator/sample.mp4"))
+    local sample = assert(require("starvideos.emulator.files").video(5))
     assert.is_true(helper.read_file(path) == sample, "the video is not the emulator's sample")
   end)
 
@@ -338,7 +338,7 @@ int main(int argc, char **argv) {
     os.remove(root .. "/build/host")
     assert.is_true(ok, line .. ":\n" .. out)
     assert.equal("ok " .. file, parse(out).result, out)
-    assert.is_true(got == helper.read_file(root .. "/lua/starvideos/emulator/sample.mp4"), "not the emulator's video")
+    assert.is_true(got == require("starvideos.emulator.files").video(5), "not the emulator's video")
   end)
 
   -- Wall-clock time on a shared machine includes the time the scheduler gave
@@ -386,7 +386,7 @@ int main(int argc, char **argv) {
     end
     assert.is_true(best <= FRAME_LIMIT_MS, "a step(0) took over 4 ms in every run:\n" .. table.concat(lines, "\n"))
     -- whole: the sample, a `free` box header, then zeros (the emulator's padding)
-    local sample = assert(helper.read_file(root .. "/lua/starvideos/emulator/sample.mp4"))
+    local sample = assert(require("starvideos.emulator.files").video(5))
     local f = assert(io.open(path, "rb"))
     local head = f:read(#sample + 8)
     f:close()

@@ -38,7 +38,7 @@ local q, str_format = helper.shell_quote, string.format
 
 local KEY, RATE, LEASE = "k-fleet", 5, 2
 local ROOT = nginx_run.ROOT
-local SAMPLE = helper.read_file(ROOT .. "/lua/starvideos/emulator/sample.mp4")
+local SAMPLE = require("starvideos.emulator.files").video(5)
 
 -- pred() every 0.2 s until it holds or `seconds` pass (the emulator is asked
 -- each time: no tighter loop).

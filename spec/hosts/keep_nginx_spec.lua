@@ -21,7 +21,7 @@ local str_format = string.format
 
 local KEY = "k-keep-ngx"
 local ROOT = nginx_run.ROOT
-local SAMPLE = helper.read_file(ROOT .. "/lua/starvideos/emulator/sample.mp4")
+local SAMPLE = require("starvideos.emulator.files").video(5)
 
 local why = nginx_run.missing { "nginx", "curl" }
 if why then

@@ -181,7 +181,7 @@ describe("examples/love in LÖVE under Xvfb", function()
     os.remove(root .. "/" .. file)
     assert.equal("ok", report.result, out)
     assert.equal(file, report.path)
-    local sample = assert(helper.read_file(root .. "/lua/starvideos/emulator/sample.mp4"))
+    local sample = assert(require("starvideos.emulator.files").video(5))
     assert.equal(#sample, bytes)
   end)
 

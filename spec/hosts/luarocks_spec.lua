@@ -17,7 +17,7 @@ local root = assert(helper.capture("cd " .. q(helper.root) .. " && pwd")):match(
 local vm = helper.vm
 -- make as a user runs it, not as the make running this suite (no MAKEFLAGS, MAKELEVEL)
 local MAKE = "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES make"
-local SAMPLE = assert(helper.read_file(root .. "/lua/starvideos/emulator/sample.mp4"))
+local SAMPLE = assert(require("starvideos.emulator.files").video(5))
 
 -- Lua's version directory name (5.1 for LuaJIT)
 local LUAV = vm == "luajit" and "5.1" or vm:match("^lua(%d%.%d)$")

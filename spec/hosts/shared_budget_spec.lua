@@ -135,7 +135,7 @@ describe("the host's shared budget inside nginx", function()
       local pid = said:match("^ok %S+ (%d+)")
       assert.truthy(pid, "request " .. i .. ": " .. said .. (helper.read_file(dir .. "/error.log") or ""))
       if not pids[pid] then pids[pid], n_pids = true, n_pids + 1 end
-      assert.equal(helper.file_size(nginx_run.ROOT .. "/lua/starvideos/emulator/sample.mp4"),
+      assert.equal(#require("starvideos.emulator.files").video(5),
         helper.file_size(dir .. "/" .. i .. ".mp4"))
     end
     assert.equal(2, n_pids, "both workers served some of the requests")

@@ -14,8 +14,36 @@
 -- segment the spec picks to tell its requests apart; a client's base_url is
 -- http://127.0.0.1:PORT/s/<scenario>/<tag>.  Every answer closes the connection.
 -- Runs on Lua 5.1 to 5.4 and LuaJIT.
+--
+-- Download cases (issue 27): each scenario below is a whole service under its
+-- base URL (hs:url("dl_html") and so on): a POST creates task "task_dl"
+-- (queued); GET <base>/v1/result/<id> answers it completed, with
+-- "actualDuration": 5 and "video_url": "<base>/v.mp4"; any other GET (or
+-- HEAD) under the base is the video, which each case makes bad its own way:
+--   dl_html      200, Content-Type text/html: a proxy's HTML page, not the video
+--   dl_short     200 with the first half of a good MP4 and a matching short
+--                Content-Length (the file's true size is nowhere)
+--   dl_range200  the first GET: the good MP4's full Content-Length, half its
+--                body, then a close (so the client resumes); every later GET,
+--                Range or not: 200 and the whole file from byte 0.  A client
+--                that appends that body to its .part holds 150000 bytes; one
+--                that starts again from byte 0 with it holds the good MP4
+--                (HEAD: the good MP4's head, honouring Range)
+--   dl_overrun   an MP4 whose mdat box says it runs 64 bytes past the end
+--   dl_duration  a well-formed MP4 of 9 s, for the task's 5 s
+-- Add "_once" (dl_html_once, dl_short_once, dl_overrun_once, dl_duration_once)
+-- and only the first video GET under the tag is bad; every later one gets the
+-- good MP4 (honouring Range):
+-- a client that asks the task again and downloads once more from byte 0
+-- ends with the good file.  The good MP4 (DL_GOOD below) is
+-- require("starvideos.emulator.media").mp4{seconds = 5, bytes = 100000}:
+-- 5 s, 1280x720, 100000 bytes.
 
 local socket = require "socket"
+-- the checkout's lua/ (for starvideos.emulator.media), wherever the spec runs from
+local root = (arg and arg[0] or ""):match("^(.-)/?spec/support/hostile%.lua$")
+if root then package.path = (root == "" and "." or root) .. "/lua/?.lua;" .. package.path end
+local media = require "starvideos.emulator.media"
 
 local tostring, tonumber, ipairs, pairs = tostring, tonumber, ipairs, pairs
 local co_create, co_resume, co_yield, co_status =
@@ -463,6 +491,80 @@ function scenarios.partial206(c, req)
   if req.headers.range then return serve_video(c, req) end
   answer(c, "206 Partial Content", { "Content-Type: video/mp4",
     str_format("Content-Range: bytes 0-%d/%d", VIDEO_SIZE - 1, VIDEO_SIZE) }, VIDEO)
+end
+
+---------------------------------------------------------------------------
+-- download cases (see the head of this file)
+
+local DL_SECONDS, DL_BYTES = 5, 100000
+local DL_GOOD = media.mp4 { seconds = DL_SECONDS, bytes = DL_BYTES }
+
+-- The file as a 200, or its Range as a 206 (416 past the end); HEAD: the head alone.
+local function serve_file(c, req, data, ctype)
+  local a, b = range_of(req)
+  local head, body = { "Content-Type: " .. ctype, "Accept-Ranges: bytes" }, data
+  local status = "200 OK"
+  if a and a >= #data then
+    return answer(c, "416 Range Not Satisfiable", { "Content-Range: bytes */" .. #data })
+  elseif a then
+    b = math_min(b or #data - 1, #data - 1)
+    status, body = "206 Partial Content", data:sub(a + 1, b + 1)
+    head[#head + 1] = str_format("Content-Range: bytes %d-%d/%d", a, b, #data)
+  end
+  if req.method == "HEAD" then
+    head[#head + 1] = "Content-Length: " .. #body
+    return send(c, "HTTP/1.1 " .. status .. "\r\n" .. tbl_concat(head, "\r\n") .. "\r\nConnection: close\r\n\r\n")
+  end
+  return answer(c, status, head, body)
+end
+
+local DL_BAD = {
+  dl_html = function(c, req)
+    local page = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body>"
+      .. "<h1>Bad Gateway</h1><p>The proxy could not reach the origin.</p></body></html>\n"
+    serve_file(c, req, page, "text/html; charset=utf-8")
+  end,
+  dl_short = function(c, req)
+    serve_file(c, req, DL_GOOD:sub(1, math_floor(#DL_GOOD / 2)), "video/mp4")
+  end,
+  dl_range200 = function(c, req, n)
+    if req.method == "HEAD" then return serve_file(c, req, DL_GOOD, "video/mp4") end
+    if n == 1 then
+      return send(c, "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: " .. #DL_GOOD
+        .. "\r\nConnection: close\r\n\r\n" .. DL_GOOD:sub(1, math_floor(#DL_GOOD / 2)))
+    end
+    answer(c, "200 OK", { "Content-Type: video/mp4" }, DL_GOOD)
+  end,
+  dl_overrun = function(c, req)
+    serve_file(c, req, media.mp4 { seconds = DL_SECONDS, bytes = DL_BYTES, box_overrun = true }, "video/mp4")
+  end,
+  dl_duration = function(c, req)
+    serve_file(c, req, media.mp4 { seconds = 9, bytes = DL_BYTES }, "video/mp4")
+  end,
+}
+
+-- One download case as a service: create, result, then the video, bad
+-- always, or (once) for the first video GET of the tag only.
+local function download_case(bad, once)
+  return function(c, req)
+    if req.method == "POST" then return answer(c, "200 OK", { JSON }, queued("task_dl")) end
+    local id = req.rest:match("^/v1/result/([^/?]+)")
+    if id then
+      local _, port = c.sock:getsockname()
+      return answer(c, "200 OK", { JSON }, str_format('{"id":"%s","status":"completed","actualDuration":%d,'
+        .. '"video_url":"http://127.0.0.1:%s/s/%s/%s/v.mp4"}', id, DL_SECONDS, tostring(port), req.scenario, req.tag))
+    end
+    -- the video GET's number under the tag (a HEAD: the next GET's, counting none)
+    local key = "/dl/" .. req.scenario .. "/" .. req.tag
+    local n = req.method == "HEAD" and (hits[key] or 0) + 1 or hit({ path = key })
+    if once and n > 1 then return serve_file(c, req, DL_GOOD, "video/mp4") end
+    return bad(c, req, n)
+  end
+end
+
+for name, bad in pairs(DL_BAD) do
+  scenarios[name] = download_case(bad, false)
+  if name ~= "dl_range200" then scenarios[name .. "_once"] = download_case(bad, true) end
 end
 
 ---------------------------------------------------------------------------

@@ -77,7 +77,7 @@ return function(on, store_url, b)
       for i = 1, 3 do
         assert.truthy(c2:generate({ model = "videos", prompt = "cat " .. i, duration = 5 },
           { out = outs[i], interval = 0.1 }))
-        assert.equal(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"),
+        assert.equal(require("starvideos.emulator.files").video(5),
           helper.read_file(outs[i]))
       end
       assert.equal(3, emu:creates())
@@ -174,7 +174,7 @@ return function(on, store_url, b)
       helper.write_file(out, "cut")
       assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
       assert.equal(1, emu:creates())
-      assert.equal(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"), helper.read_file(out))
+      assert.equal(require("starvideos.emulator.files").video(5), helper.read_file(out))
     end)
 
     it("two processes on one " .. on .. " and one out create once", function()
@@ -195,7 +195,7 @@ return function(on, store_url, b)
       -- one made it; the other attached to it or found it pending, never created
       local one, two = helper.read_file(dir .. "/1"), helper.read_file(dir .. "/2")
       assert.truthy(one:match("^video") or two:match("^video"), one .. " / " .. two)
-      assert.equal(helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4"), helper.read_file(out))
+      assert.equal(require("starvideos.emulator.files").video(5), helper.read_file(out))
     end)
   end)
 end

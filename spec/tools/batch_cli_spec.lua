@@ -7,7 +7,7 @@ local cjson = require "cjson.safe"
 
 local q = helper.shell_quote
 local BIN = helper.root .. "/bin/starvideos"
-local SAMPLE = helper.read_file(helper.root .. "/lua/starvideos/emulator/sample.mp4")
+local SAMPLE = require("starvideos.emulator.files").video(5)
 local KEY = "sk-batch-spec-51c0ffee"
 
 describe("starvideos batch and --key", function()

@@ -6,7 +6,7 @@ local helper = require "spec.helper"
 local shared_emulator = require "spec.support.shared_emulator"
 
 local BIN = helper.root .. "/bin/starvideos"
-local SAMPLE = helper.root .. "/lua/starvideos/emulator/sample.mp4"
+local SAMPLE = require("starvideos.emulator.files").video(5)
 local KEY = "sk-cli-spec-7f3a9c2e" -- distinctive: no output may ever contain it
 
 local q = helper.shell_quote
@@ -508,9 +508,9 @@ describe("the starvideos command line", function()
       local path = helper.tmpdir() .. "/cat.mp4"
       local r = run({ "download", task.id, path }, env())
       assert.equals(0, r.code, r.err)
-      assert.equals(helper.read_file(SAMPLE), helper.read_file(path))
+      assert.equals(SAMPLE, helper.read_file(path))
       assert.is_nil(helper.read_file(path .. ".part"))
-      assert.equals("saved " .. path .. " (18.8 KiB, " .. #helper.read_file(SAMPLE) .. " bytes)\n", r.out)
+      assert.equals("saved " .. path .. " (18.8 KiB, " .. #SAMPLE .. " bytes)\n", r.out)
     end)
 
     it("names the file <id>.mp4 in a directory, and --json says where", function()
@@ -520,8 +520,8 @@ describe("the starvideos command line", function()
       assert.equals(0, r.code, r.err)
       local res = assert(cjson.decode(r.out))
       assert.equals(dir .. "/" .. task.id .. ".mp4", res.path)
-      assert.equals(#helper.read_file(SAMPLE), res.bytes)
-      assert.equals(helper.read_file(SAMPLE), helper.read_file(res.path))
+      assert.equals(#SAMPLE, res.bytes)
+      assert.equals(SAMPLE, helper.read_file(res.path))
     end)
 
     it("exits 1 for a task that is not completed", function()
@@ -542,7 +542,7 @@ describe("the starvideos command line", function()
       assert.equals(0, r.code, r.err)
       local data = assert(helper.read_file(path))
       assert.equals("ftyp", data:sub(5, 8))
-      assert.equals(helper.read_file(SAMPLE), data)
+      assert.equals(require("starvideos.emulator.files").video(4), data) -- the task's 4 s
       assert.matches("^id: video_", r.out)
       assert.matches("\nstatus: completed\n", r.out, 1, true)
       assert.matches("\nsaved " .. path .. " (", r.out, 1, true)
@@ -683,7 +683,7 @@ describe("the starvideos command line", function()
       local r = run({ "wait", task.id, "--interval", "0.1", "--out", path }, env())
       assert.equals(0, r.code, r.err)
       assert.equals("", r.err)
-      assert.equals(helper.read_file(SAMPLE), helper.read_file(path))
+      assert.equals(SAMPLE, helper.read_file(path))
       assert.matches("\nstatus: +completed\n", r.out)
       assert.matches("\nsaved " .. path .. " (18.8 KiB, ", r.out, 1, true)
       -- --json: the task with its path; a directory gets <id>.mp4, as download's PATH
@@ -693,7 +693,7 @@ describe("the starvideos command line", function()
       local t = assert(cjson.decode(r.out), r.out)
       assert.equals("completed", t.status)
       assert.equals(dir .. "/" .. task.id .. ".mp4", t.path)
-      assert.equals(helper.read_file(SAMPLE), helper.read_file(t.path))
+      assert.equals(SAMPLE, helper.read_file(t.path))
       assert.equals(1, #posts())
     end)
 
@@ -738,7 +738,7 @@ describe("the starvideos command line", function()
       local creates = #posts()
       local r = run_printed(command, env_vars)
       assert.equals(0, r.code, command .. "\n" .. r.err)
-      assert.equals(helper.read_file(SAMPLE), helper.read_file(path))
+      assert.equals(SAMPLE, helper.read_file(path))
       assert.equals(creates, #posts())
       if journal then assert.matches('"event":"downloaded"', helper.read_file(journal), 1, true) end
     end
@@ -1231,7 +1231,7 @@ describe("the starvideos command line", function()
         assert.equals(t.id, results[i].id)
         assert.equals(out .. "/" .. t.id .. ".mp4", results[i].path)
         assert.equals("dir", results[i].saved_to) -- (created with no --out)
-        assert.equals(helper.read_file(SAMPLE), helper.read_file(results[i].path))
+        assert.equals(SAMPLE, helper.read_file(results[i].path))
       end
       -- all done: a second resume has nothing left, and says so
       r = run({ "resume", "--journal", journal, "--dir", out, "--json" }, env())
@@ -1304,7 +1304,7 @@ describe("the starvideos command line", function()
       assert.matches("\r" .. ("video_%S+  processing  0:0%d"), r.out)
       assert.matches("\r[########################] 100%  18.8 KiB / 18.8 KiB", r.out, 1, true)
       assert.matches("saved " .. path, r.out, 1, true)
-      assert.equals(helper.read_file(SAMPLE), helper.read_file(path))
+      assert.equals(SAMPLE, helper.read_file(path))
     end)
 
     it_tty("counts resume's tasks by status on the live line, then shows each download's bar", function()
@@ -1317,7 +1317,7 @@ describe("the starvideos command line", function()
       assert.matches("\r2 tasks: [%w ,]*%d processing[%w ,]*  0:0%d", r.out)
       for _, t in ipairs { a, b } do
         assert.matches("\r" .. t.id .. "  [", r.out, 1, true)
-        assert.equals(helper.read_file(SAMPLE), helper.read_file(dir .. "/" .. t.id .. ".mp4"))
+        assert.equals(SAMPLE, helper.read_file(dir .. "/" .. t.id .. ".mp4"))
       end
       assert.matches("2 tasks: 2 downloaded, 0 not", r.out, 1, true)
     end)

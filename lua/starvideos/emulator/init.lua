@@ -9,17 +9,18 @@
 
 local cjson = require "cjson.safe"
 local shell_word = require("starvideos.shell").word
+local files = require "starvideos.emulator.files"
 
 local error, ipairs, pairs, pcall, xpcall, next, select = error, ipairs, pairs, pcall, xpcall, next, select
 local setmetatable, tonumber, tostring, type = setmetatable, tonumber, tostring, type
 local co_create, co_resume, co_status, co_yield =
   coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
-local str_format, str_rep, str_char = string.format, string.rep, string.char
+local str_format, str_char = string.format, string.char
 local tbl_concat, tbl_remove = table.concat, table.remove
 local math_min, math_max, math_random, math_floor, math_tointeger =
   math.min, math.max, math.random, math.floor, math.tointeger -- luacheck: ignore 143 (5.3+; nil checked)
 local os_time, os_date, os_getenv = os.time, os.date, os.getenv
-local io_open, io_stderr, io_stdout = io.open, io.stderr, io.stdout
+local io_stderr, io_stdout = io.stderr, io.stdout
 local traceback = debug.traceback
 local unpack = table.unpack or unpack -- luacheck: ignore 113 143 (unpack: 5.1, LuaJIT)
 local socket, gettime, sselect -- LuaSocket, set by load_socket()
@@ -73,7 +74,6 @@ end
 local CHUNK = 64 * 1024            -- bytes per send and per receive
 local MAX_BODY = 1024 * 1024       -- request bodies above this get 413
 local MAX_HEAD = 64 * 1024         -- request line + headers above this get 431
-local ZEROS = str_rep("\0", CHUNK) -- filler of the padding box
 
 -- Errors raised inside a connection's coroutine to end it quietly.
 local CLOSED = setmetatable({}, { __tostring = function() return "connection closed by peer" end })
@@ -85,7 +85,7 @@ M.DEFAULTS = {
   outcome = "completed",    -- or "failed"
   fail_rate = 0,            -- the share of the other tasks that fail anyway (drawn from seed)
   error = "Reference image resolution is too low.",
-  video_size = nil,         -- bytes: pad the sample MP4 up to this size
+  video_size = nil,         -- bytes of each video, padded in mdat (nil: files.VIDEO_BYTES)
   expired_status = 410,     -- answer for an invalid or expired video token
   url_ttl = nil,            -- seconds a video URL stays valid (nil: until /_emulator/expire)
   spread = 0,               -- sigma of a log-normal spread of each task's processing time
@@ -114,7 +114,7 @@ local REASONS = {
   [504] = "Gateway Timeout",
 }
 
-M.MAX_VIDEO_SIZE = 2 ^ 40 -- bytes: --video-size above this is a typo, not a test
+M.MAX_VIDEO_SIZE = files.MAX_BYTES -- bytes: --video-size above this is a typo, not a test
 
 -- The usage text's head; its tail, every field of the config and of a fault,
 -- is written from the fields' rows (M.USAGE, below them).
@@ -122,7 +122,8 @@ local USAGE_HEAD = [[
 usage: starvideos emulator [options]
 
 A local stand-in for the video API: both create endpoints, GET /v1/result/{id},
-the queued -> processing -> completed/failed lifecycle, a real MP4 at video_url,
+the queued -> processing -> completed/failed lifecycle, a real MP4 of the task's
+duration at video_url, reference media at /media/NAME?type=... (see docs/emulator.md),
 and injectable faults. When ready it prints "starvideos emulator listening on URL",
 then the key it accepts and the two lines that point a shell at it:
   export STARVIDEOS_BASE_URL=URL
@@ -138,8 +139,9 @@ options:
   --fail-rate P       the share (0 to 1) of the other tasks that end failed too, with
                       the config's error; drawn from --seed: the same seed, the same tasks
   --seed N            the generator of --fail-rate and of the config's spread (default 1)
-  --video-size N      bytes of each video: the sample MP4 padded with a free box
-                      (default: the sample alone, about 19 KiB; at most 1 TiB)
+  --video-size N      bytes of each video: an MP4 of the task's duration padded in its
+                      mdat (default 19239; at most 1 TiB; below its boxes' size, the
+                      smallest well-formed MP4, about 700 bytes)
   --max-lifetime S    exit on its own after S seconds
   -h, --help          show this help
 The options set the config's first values (below), which POST /_emulator/reset restores.
@@ -195,30 +197,6 @@ local function parse_query(q)
   return t
 end
 
--- package.searchpath("starvideos.emulator", package.path), which 5.1 lacks.
-local function sample_path()
-  for template in package.path:gmatch("[^;]+") do
-    local path = template:gsub("%?", "starvideos/emulator")
-    local f = io_open(path, "rb")
-    if f then
-      f:close()
-      -- starvideos/emulator/init.lua, or an emulator.lua beside the folder
-      return (path:match("^(.*)/init%.lua$") or path:gsub("%.lua$", "")) .. "/sample.mp4"
-    end
-  end
-  return nil, "starvideos.emulator not found on package.path"
-end
-
-local function read_sample()
-  local path, err = sample_path()
-  if not path then return nil, err end
-  local f, ferr = io_open(path, "rb")
-  if not f then return nil, ferr end
-  local data = f:read("*a")
-  f:close()
-  return data
-end
-
 -- v as an integer when it is a number with an integral value, else nil.  On
 -- 5.1 and LuaJIT, which have no integer subtype, the number itself.
 local function int(v)
@@ -230,12 +208,6 @@ end
 -- JSON numbers arrive as floats; integral ones become integers.
 local function integral(v)
   return int(v) or v
-end
-
--- n (an integer >= 0 below 2^32) as 4 bytes, big-endian (string.pack is 5.3+).
-local function u32be(n)
-  return str_char(math_floor(n / 0x1000000) % 256, math_floor(n / 0x10000) % 256,
-    math_floor(n / 0x100) % 256, n % 256)
 end
 
 ---------------------------------------------------------------------------
@@ -502,9 +474,6 @@ end
 function Server:listen()
   local have_socket, why = load_socket()
   if not have_socket then return nil, why end
-  local sample, err = read_sample()
-  if not sample then return nil, "cannot read the sample MP4: " .. tostring(err) end
-  self.sample = sample
   local sock, serr = socket.bind(self.host, self.port)
   if not sock then return nil, str_format("cannot listen on %s:%s: %s", self.host, self.port, serr) end
   sock:settimeout(0)
@@ -663,60 +632,7 @@ function Server:result(req)
   return json_response(200, self:task_view(task))
 end
 
--- The video file as segments: the sample, then an optional `free` box.
-function Server:video_segments()
-  local sample = self.sample
-  local segs = { { data = sample, len = #sample } }
-  local pad = (self.config.video_size or 0) - #sample
-  if pad >= 8 then
-    local head = pad < 0x100000000 and u32be(pad) .. "free"
-      or u32be(1) .. "free" .. u32be(math_floor(pad / 0x100000000)) .. u32be(pad % 0x100000000)
-    segs[2] = { data = head, len = #head }
-    segs[3] = { zeros = true, len = pad - #head }
-  end
-  local total = 0
-  for _, s in ipairs(segs) do total = total + s.len end
-  return segs, total
-end
-
-local function stream_range(segs, first, last)
-  return function(emit)
-    local pos = 0
-    for _, seg in ipairs(segs) do
-      local a, b = math_max(first, pos), math_min(last, pos + seg.len - 1)
-      if a <= b then
-        if seg.data then
-          emit(seg.data:sub(a - pos + 1, b - pos + 1))
-        else
-          local left = b - a + 1
-          while left > 0 do
-            local k = math_min(left, CHUNK)
-            emit(k == CHUNK and ZEROS or ZEROS:sub(1, k))
-            left = left - k
-          end
-        end
-      end
-      pos = pos + seg.len
-    end
-  end
-end
-
--- Parse a single byte range. Returns first, last; or false when unsatisfiable;
--- or nil when the header is to be ignored.
-local function parse_range(header, total)
-  local a, b = header:match("^%s*bytes%s*=%s*(%d*)%s*%-%s*(%d*)%s*$")
-  if not a or (a == "" and b == "") then return nil end
-  if a == "" then
-    local n = tonumber(b)
-    if n == 0 then return false end
-    return math_max(0, total - n), total - 1
-  end
-  local first, last = tonumber(a), b ~= "" and tonumber(b) or total - 1
-  if b ~= "" and last < first then return nil end
-  if first >= total then return false end
-  return first, math_min(last, total - 1)
-end
-
+-- A task's video: an MP4 of its duration, padded to video_size.
 function Server:video(req)
   local raw = req.path:match("^/videos/([^/]+)%.mp4$")
   local id = raw and unescape(raw)
@@ -727,25 +643,8 @@ function Server:video(req)
     return json_response(self.config.expired_status,
       { error = { message = "video URL is invalid or has expired", type = "url_expired" } })
   end
-  local segs, total = self:video_segments()
-  local res = response(200, nil, "video/mp4")
-  set_header(res, "Accept-Ranges", "bytes")
-  local range = req.headers.range
-  local first, last = 0, total - 1
-  if range then
-    local a, b = parse_range(range, total)
-    if a == false then
-      res = json_response(416, { error = { message = "range not satisfiable", type = "invalid_range" } })
-      set_header(res, "Content-Range", "bytes */" .. total)
-      return res
-    elseif a then
-      first, last = a, b
-      res.status = 206
-      set_header(res, "Content-Range", str_format("bytes %d-%d/%d", first, last, total))
-    end
-  end
-  res.stream, res.length = stream_range(segs, first, last), last - first + 1
-  return res
+  local parts, total = files.video_parts(self.tasks[id].duration, self.config.video_size)
+  return files.answer(req, parts, total, "video/mp4")
 end
 
 function Server:route(req)
@@ -769,6 +668,9 @@ function Server:route(req)
   elseif path:match("^/videos/") then
     if method ~= "GET" and method ~= "HEAD" then return response(405, nil), "GET, HEAD" end
     return self:video(req)
+  elseif path:match("^/media/") then
+    if method ~= "GET" and method ~= "HEAD" then return response(405, nil), "GET, HEAD" end
+    return files.media(req, parse_query(req.query))
   end
   return json_response(404, { error = "not found" })
 end
@@ -789,7 +691,7 @@ local CONFIG_FIELDS = {
     function(v) return type(v) == "number" and v >= 0 and v <= 1, "a number from 0 to 1" end },
   { "error", 'a failed task\'s error (default "Reference image resolution is too low.")',
     function(v) return type(v) == "string", "a string" end },
-  { "video_size", "bytes of each video, the sample padded; null: the sample alone (--video-size)",
+  { "video_size", "bytes of each video, its mdat padded; null: 19239 (--video-size)",
     function(v) return v == NULL or (int(v) and v >= 0), "a number of bytes >= 0, or null" end },
   { "expired_status", "403, 404 or 410: the answer to an invalid or expired video URL (default 410)",
     function(v) return v == 403 or v == 404 or v == 410, "403, 404 or 410" end },
@@ -1035,7 +937,7 @@ function Server:serve(conn, req)
   -- `at`, the emulator's clock when it was read (seconds), how often requests came
   self.requests[#self.requests + 1] = {
     method = req.method, path = req.target, headers = req.headers, body = req.body, connection = conn.id,
-    at = gettime() }
+    at = gettime(), range = req.headers.range, authorization = req.headers.authorization ~= nil }
   local t0 = gettime()
   local f = self:take_fault(req)
   local res
