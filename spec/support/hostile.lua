@@ -59,13 +59,15 @@ if not (port_file and log_file) then
 end
 if not lifetime or lifetime <= 0 or lifetime > 120 then lifetime = 120 end
 
--- The size of every video this server serves, and its bytes: 16-byte blocks,
--- each naming its own position, so that a byte out of place shows.
+-- The size of every video this server serves (but the download cases'), and its
+-- bytes: a 5 s MP4 whose mdat holds 16-byte blocks, each naming its own position
+-- in the file, so that a byte out of place shows (transport_cases.lua's M.video).
 local VIDEO_SIZE = 200003
 local function video_bytes(n)
+  local head = media.parts("mp4", { seconds = 5, bytes = n })[1]
   local blocks = {}
   for i = 0, math_floor(n / 16) do blocks[#blocks + 1] = str_format("%08d|video|\n", i) end
-  return tbl_concat(blocks):sub(1, n)
+  return head .. tbl_concat(blocks):sub(#head + 1, n)
 end
 local VIDEO = video_bytes(VIDEO_SIZE)
 
