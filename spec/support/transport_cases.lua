@@ -28,8 +28,9 @@ local media = require "starvideos.emulator.media"
 
 local str_format, concat, floor = string.format, table.concat, math.floor
 
--- The MP4 boxes before the video's mdat payload (5 s, n bytes in all).
+-- The MP4 boxes before the video's mdat payload (5 s, n bytes in all): zeros there are theirs.
 local function mp4_head(n) return media.parts("mp4", { seconds = 5, bytes = n })[1] end
+M.mp4_head = mp4_head
 
 -- The video hostile.lua serves: a 5 s MP4 whose mdat holds 16-byte blocks naming their
 -- own position in the file.
