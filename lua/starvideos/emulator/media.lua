@@ -7,7 +7,8 @@
 --
 -- Each writer takes an options table and returns the file as a string:
 --   mp4{seconds=, width=, height=, bytes=, moov="start"|"end", fragmented=, brand="isom"|"qt  ",
---       box_overrun=}       bytes: the total size, padded in mdat (at least the boxes' own size)
+--       box_overrun=}       bytes: the total size, padded in mdat (at least the boxes' own size);
+--                           box_overrun: the last box says 64 bytes more than the file has
 --   m4a{seconds=, bytes=}   png{width=, height=, bytes=}   jpeg{...}   gif{...}   webp{...}
 --   wav{seconds=, rate=}    mp3{seconds=, bitrate=, xing=}   ogg{seconds=, rate=}
 -- M.parts(type, opts) returns the same file as a list of strings and numbers
@@ -142,7 +143,7 @@ local function join(parts)
   return tbl_concat(out)
 end
 
--- The zero bytes to add so that parts of `size` bytes plus `extra` reach `bytes`.
+-- The zero bytes to add so that a file of `size` bytes reaches `bytes` (none when it is past them).
 local function pad_of(bytes, size)
   return math_max(0, (bytes or 0) - size)
 end
@@ -263,8 +264,9 @@ local function moof(t, ms, size, data_offset)
     box("traf", fullbox("tfhd", 0, 0x20000, be(1, 4)), fullbox("tfdt", 0, 0, be(0, 4)), trun))
 end
 
-local function mdat_head(payload, overrun)
-  if payload + 8 + overrun > 0xFFFFFFFF then return be(1, 4) .. "mdat" .. be(payload + 16 + overrun, 8) end
+-- An mdat's head for `payload` bytes, saying `overrun` more; large: of 64-bit size.
+local function mdat_head(payload, overrun, large)
+  if large then return be(1, 4) .. "mdat" .. be(payload + 16 + overrun, 8) end
   return be(payload + 8 + overrun, 4) .. "mdat"
 end
 
@@ -282,19 +284,23 @@ local function mp4_parts(o, sound)
   end
   local ms = math_floor(t.seconds * 1000 + 0.5)
   local ftyp = box("ftyp", b[1], be(0x200, 4), b[2])
-  local overrun = o.box_overrun and 64 or 0
+  -- box_overrun: the last box (mdat, or moov when at the end) says 64 bytes more than there are
+  local overrun = o.box_overrun and o.moov ~= "end" and 64 or 0
   -- the boxes' sizes do not depend on the offsets and sizes written in them
   local fixed = #ftyp + #moov(t, ms, { 0, 0 }) + (t.fragmented and #moof(t, ms, 0, 0) or 0)
   local payload = pad_of(o.bytes, fixed + 8)
-  if payload + 8 > 0xFFFFFFFF then payload = pad_of(o.bytes, fixed + 16) end
-  local mhead = mdat_head(payload, overrun)
+  local large = payload + 8 + overrun > 0xFFFFFFFF
+  if large then payload = pad_of(o.bytes, fixed + 16) end
+  local mhead = mdat_head(payload, overrun, large)
   if t.fragmented then
     local frag = moof(t, ms, payload, 0)
     frag = moof(t, ms, payload, #frag + #mhead)
     return { ftyp .. moov(t, ms) .. frag .. mhead, payload }
   end
   if o.moov == "end" then
-    return { ftyp .. mhead, payload, moov(t, ms, { payload, #ftyp + #mhead }) }
+    local mv = moov(t, ms, { payload, #ftyp + #mhead })
+    if o.box_overrun then mv = be(#mv + 64, 4) .. mv:sub(5) end
+    return { ftyp .. mhead, payload, mv }
   end
   local mv = moov(t, ms, { payload, 0 })
   return { ftyp .. moov(t, ms, { payload, #ftyp + #mv + #mhead }) .. mhead, payload }
