@@ -460,6 +460,15 @@ function scenarios.cut_once(c, req)
   serve_video(c, req)
 end
 
+-- The first GET of a path gets half_video; every later one with Range (bytes=A-)
+-- a 206 of the bytes from A - 1000 on, well framed but not where it was asked.
+function scenarios.range_early(c, req)
+  local a = range_of(req)
+  if hit(req) == 1 or not a or a < 1000 then return half_video(c) end
+  answer(c, "206 Partial Content", { "Content-Type: video/mp4",
+    str_format("Content-Range: bytes %d-%d/%d", a - 1000, VIDEO_SIZE - 1, VIDEO_SIZE) }, VIDEO:sub(a - 1000 + 1))
+end
+
 -- The video (honouring Range) in 20 slices, 0.1 s apart: a download of it
 -- takes about 2 s, long enough for another process to meddle with its .part.
 function scenarios.slow_video(c, req)

@@ -443,6 +443,15 @@ local DOWNLOADS = {
     ends = "whole",
     more = function(A, env, _, a) A.is_true(#env.hs:requests(a.base) >= 2, "the drop was not followed by a GET") end },
   { "a 206 with the whole range to a request without Range is the complete file", "partial206", ends = "whole" },
+  { "a 206 that does not start at the byte the resume asked for is a broken answer, never written: a failure",
+    "range_early", ends = "nothing", retries = 0, kinds = { "network" },
+    more = function(A, env, o, a)
+      local gets = env.hs:requests(a.base)
+      A.equal(6, #gets, show(o)) -- the cut answer, then resume_limit (5) answers from the wrong byte
+      A.equal("bytes=", (gets[2].headers.range or ""):sub(1, 6), show(o))
+      A.truthy(o.err.message:find("the server's 206 does not start at byte " .. gets[3].headers.range:match("%d+")
+        .. ", where the download asked to go on", 1, true), show(o))
+    end },
   { "a download goes on from the .part an earlier call left, 64 KiB back to compare", "video", ends = "whole",
     plant = function(env, a) env.helper.write_file(a.path .. ".part", M.video(VIDEO_SIZE):sub(1, 150000)) end,
     more = function(A, env, o, a)
