@@ -280,8 +280,7 @@ struct sv_commit {
 };
 
 /* The .part's hash (c->hash) into c->hex, read through a descriptor of its own
-   (the .part's is write-only) that must be the file written: 0, or -1 with why.
-   Read before the fsync, while the kernel writes the pages back. */
+   (the .part's is write-only) that must be the file written: 0, or -1 with why. */
 static int commit_hash(sv_commit *c, sv_buf *why) {
   struct stat mine, named;
   const char *path = sv_part_path(c->part);
@@ -299,13 +298,41 @@ static int commit_hash(sv_commit *c, sv_buf *why) {
   return rc;
 }
 
+typedef struct hash_job {
+  sv_commit *c;
+  sv_buf why;
+  int rc;
+} hash_job;
+
+static void *hash_thread(void *arg) {
+  hash_job *j = arg;
+  j->rc = commit_hash(j->c, &j->why);
+  return NULL;
+}
+
+/* The hash read (from the page cache: CPU) on a thread of its own while this one
+   waits for the disk (the fsync sv_part_commit then finds done): the commit takes
+   the longer of the two, not both.  Without a second thread, one after the other. */
+static int hash_beside_fsync(sv_commit *c, sv_buf *why) {
+  hash_job j;
+  pthread_t t;
+  memset(&j, 0, sizeof j);
+  j.c = c;
+  if (sv_helper_start(&t, hash_thread, &j) != 0) return commit_hash(c, why);
+  (void)fsync(sv_part_fd(c->part)); /* its error, if any, is sv_part_commit's to say */
+  pthread_join(t, NULL);
+  if (j.rc != 0) sv_buf_adds(why, sv_buf_cstr(&j.why));
+  sv_buf_free(&j.why);
+  return j.rc;
+}
+
 static void *commit_thread(void *arg) {
   sv_commit *c = arg;
   sv_buf why = {0};
   int rc;
   if (c->threaded) background(); /* not when run in the caller's thread */
   rc = sv_part_flush(c->part, &why);
-  if (rc == 0 && c->hash) rc = commit_hash(c, &why);
+  if (rc == 0 && c->hash) rc = hash_beside_fsync(c, &why);
   if (rc == 0) rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, &why);
   sv_part_free(c->part);
   c->part = NULL;
