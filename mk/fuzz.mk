@@ -7,13 +7,13 @@
 
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
-FUZZ_TARGETS := json answer build retry_after base_url
+FUZZ_TARGETS := json answer build retry_after base_url image mp4 audio
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
 # each target links the core of mk/sources.mk (no Lua, no libcurl)
-build/fuzz/fuzz_%: csrc/fuzz/fuzz_%.c csrc/fuzz/fuzz.h $(SV_SRC) csrc/core/sv_core.h
+build/fuzz/fuzz_%: csrc/fuzz/fuzz_%.c csrc/fuzz/fuzz.h csrc/fuzz/media.h $(SV_SRC) csrc/core/sv_core.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(WARN) $(DEFS) -o $@ $< $(SV_SRC) -lm -ldl -pthread
 

@@ -104,6 +104,11 @@ static void stsd(const unsigned char *q, size_t n, sv_media *m) {
     }
 }
 
+/* The bytes of b's body that p[0, avail) holds (avail: from the box's start). */
+static size_t body(const sv_box *b, size_t avail) {
+  return b->size - b->hdr < (double)(avail - b->hdr) ? (size_t)(b->size - b->hdr) : avail - b->hdr;
+}
+
 /* The boxes of p[0, n) (a moov's body, maybe cut short), into the ones we read. */
 static void walk(const unsigned char *p, size_t n, sv_media *m, int depth) {
   static const char *const containers[] = { "trak", "mdia", "minf", "stbl", NULL };
@@ -112,8 +117,7 @@ static void walk(const unsigned char *p, size_t n, sv_media *m, int depth) {
   int i;
   while (sv_box_read(p + off, n - off, (double)(n - off), &b, NULL) == 0) {
     const unsigned char *q = p + off + b.hdr;
-    have = n - off - b.hdr;
-    if (b.size - b.hdr < have) have = (size_t)(b.size - b.hdr);
+    have = body(&b, n - off);
     if (strcmp(b.type, "mvhd") == 0) mvhd(q, have, m);
     else if (strcmp(b.type, "tkhd") == 0) tkhd(q, have, m);
     else if (strcmp(b.type, "stsd") == 0) stsd(q, have, m);
@@ -139,11 +143,13 @@ static int top(const unsigned char *p, size_t n, double base, int last, sv_media
         sv_buf_addf(why, " at byte %.0f", base + (double)off);
         return -1;
       }
-      m->tail = base + (double)off;
+      /* a header cut short: read on from it, if the file goes on past these bytes
+         and these are not already from there */
+      if (room > (double)(n - off) && !(last && off == 0)) m->tail = base + (double)off;
       return 0;
     }
     if (strcmp(b.type, "moov") == 0) {
-      if (b.size <= (double)(n - off) || last) walk(p + off + b.hdr, n - off - b.hdr, m, 0);
+      if (b.size <= (double)(n - off) || last) walk(p + off + b.hdr, body(&b, n - off), m, 0);
       else m->tail = base + (double)off;
       return 0;
     }
@@ -375,7 +381,10 @@ static int check_boxes(int fd, double size, sv_media *m, sv_buf *why) {
   sv_box b;
   while (off < size) {
     long got = read_at(fd, h, sizeof h, off);
-    if (got < 0) return sv_buf_addf(why, "read error at byte %.0f: %s", off, strerror(errno)), -1;
+    if (got < 0) {
+      sv_buf_addf(why, "read error at byte %.0f: %s", off, strerror(errno));
+      return -1;
+    }
     if (off == 0 && (got < 8 || memcmp(h + 4, "ftyp", 4) != 0)) {
       sv_buf_adds(why, "not an MP4: it does not begin with an ftyp box but with ");
       sv_quote(why, (const char *)h, (size_t)got, 16);
@@ -386,21 +395,29 @@ static int check_boxes(int fd, double size, sv_media *m, sv_buf *why) {
       else sv_buf_addf(why, " at byte %.0f", off);
       return -1;
     }
-    if (b.size > size - off)
-      return sv_buf_addf(why, "box '%s' at byte %.0f runs past the end (%.0f bytes of a file of %.0f)", b.type, off,
-                         b.size, size), -1;
+    if (b.size > size - off) {
+      sv_buf_addf(why, "box '%s' at byte %.0f runs past the end (%.0f bytes of a file of %.0f)", b.type, off, b.size,
+                  size);
+      return -1;
+    }
     if (strcmp(b.type, "mdat") == 0) seen_mdat = 1;
     if (strcmp(b.type, "moov") == 0 && !seen_moov) {
       size_t want = b.size - b.hdr < MOOV_READ ? (size_t)(b.size - b.hdr) : MOOV_READ;
       seen_moov = 1;
-      if (!(moov = malloc(want ? want : 1))) return sv_buf_adds(why, "out of memory"), -1;
+      if (!(moov = malloc(want ? want : 1))) {
+        sv_buf_adds(why, "out of memory");
+        return -1;
+      }
       got = read_at(fd, moov, want, off + b.hdr);
       if (got > 0) walk(moov, (size_t)got, m, 0);
       free(moov);
     }
     off += b.size;
   }
-  if (!seen_moov || !seen_mdat) return sv_buf_addf(why, "no %s box", seen_moov ? "mdat" : "moov"), -1;
+  if (!seen_moov || !seen_mdat) {
+    sv_buf_addf(why, "no %s box", seen_moov ? "mdat" : "moov");
+    return -1;
+  }
   return 0;
 }
 

@@ -13,16 +13,16 @@
 static const char *const types[] = { "png", "jpeg", "webp", "gif", "mp4", "mov", "wav", "mp3", "m4a", "aac", "ogg", NULL };
 static const char *const kinds[] = { "image", "video", "audio", NULL };
 
-/* t[key] = v when v is at least lo: an integer when it is one */
+/* t[key] = v when v is at least lo (an integer when it is one), else nil */
 static void set_num(lua_State *L, const char *key, double v, double lo) {
-  if (!(v >= lo)) return;
-  if (v == floor(v) && v <= 9007199254740991.0) lua_pushinteger(L, (lua_Integer)v);
+  if (!(v >= lo)) lua_pushnil(L);
+  else if (v == floor(v) && v <= 9007199254740991.0) lua_pushinteger(L, (lua_Integer)v);
   else lua_pushnumber(L, v);
   lua_setfield(L, -2, key);
 }
 
-static void push_info(lua_State *L, const sv_media *m) {
-  lua_newtable(L);
+/* *m into the info table on top */
+static void fill_info(lua_State *L, const sv_media *m) {
   lua_pushstring(L, sv_media_kind_name(m->kind));
   lua_setfield(L, -2, "kind");
   lua_pushstring(L, m->type);
@@ -73,10 +73,13 @@ static void to_info(lua_State *L, int idx, sv_media *m, int arg, const char *whe
   m->pre_skip = info_num(L, idx, "pre_skip", 0, arg, where);
 }
 
-static int answer(lua_State *L, int rc, const sv_media *m, sv_buf *why) {
+/* the info table at idx (0: a new one) filled from *m, or nil and why */
+static int answer(lua_State *L, int rc, const sv_media *m, sv_buf *why, int idx) {
   if (rc < 0) return lsv_answer(L, rc, why);
   sv_buf_free(why);
-  push_info(L, m);
+  if (idx) lua_pushvalue(L, idx);
+  else lua_newtable(L);
+  fill_info(L, m);
   return 1;
 }
 
@@ -88,10 +91,10 @@ static int l_media_sniff(lua_State *L) {
   sv_media m;
   sv_buf why = { 0 };
   if (!lua_isnoneornil(L, 2) && !(total >= 0 && !isinf(total))) luaL_argerror(L, 2, "total: a size of 0 or more");
-  return answer(L, sv_media_sniff((const unsigned char *)head, n, total, &m, &why), &m, &why);
+  return answer(L, sv_media_sniff((const unsigned char *)head, n, total, &m, &why), &m, &why, 0);
 }
 
-/* media_tail(info, bytes, offset) -> info (a new table, filled) | nil, why */
+/* media_tail(info, bytes, offset) -> info (the same table, filled) | nil, why */
 static int l_media_tail(lua_State *L) {
   size_t n;
   const char *bytes = luaL_checklstring(L, 2, &n);
@@ -101,7 +104,7 @@ static int l_media_tail(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   if (!(offset >= 0 && !isinf(offset))) luaL_argerror(L, 3, "offset: a byte offset of 0 or more");
   to_info(L, 1, &m, 1, "info");
-  return answer(L, sv_media_tail(&m, (const unsigned char *)bytes, n, offset, &why), &m, &why);
+  return answer(L, sv_media_tail(&m, (const unsigned char *)bytes, n, offset, &why), &m, &why, 1);
 }
 
 /* items[i].key: a string; raises naming it */

@@ -1339,6 +1339,36 @@ static void media_mp4(void) {
   b = o.n;
   moov(&o, 0, 0, 5000, 100, 100, NULL, 0, 0);
   media_is("mp4: a timescale of 0 gives no duration", sniff(&o, (double)o.n, &m, &why), &m, "mp4", 100, 100, -1);
+  /* a moov is read to its end, not into the box after it */
+  o.n = 0;
+  ftyp(&o, "isom");
+  moov(&o, 0, 1000, 5000, 0, 0, NULL, 0, 0);
+  b = box(&o, "trak"); /* a top-level trak after the moov (no place for one) */
+  t.n = box(&o, "tkhd");
+  be32(&o, 0);
+  zeros(&o, 72);
+  be32(&o, 1920UL << 16);
+  be32(&o, 1080UL << 16);
+  box_end(&o, t.n);
+  box_end(&o, b);
+  media_is("mp4: the moov's children only, not the next box's", sniff(&o, (double)o.n, &m, &why), &m, "mp4", 0, 0,
+           5);
+  /* found by fuzzing: a header cut by the file's end, or a tail cut where it begins,
+     asks for no tail (never the same offset again) */
+  o.n = 0;
+  ftyp(&o, "isom");
+  zeros(&o, 7);
+  ok(sniff(&o, (double)o.n, &m, &why) == 0 && m.tail == -1, "mp4: a box header cut by the file's end: no tail",
+     NULL);
+  o.n = 0;
+  be32(&o, 1);
+  put(&o, "ftyp", 4);
+  zeros(&o, 4);
+  m.tail = 0;
+  ok(sniff(&o, -1, &m, &why) == 0 && m.tail == 0 && sv_media_tail(&m, o.b, o.n, 0, &why) == 0 && m.tail == -1,
+     "mp4: a 64-bit header cut short is read again once, then no more", sv_buf_cstr(&why));
+  o.n = 0;
+  ftyp(&o, "isom");
   o.n = 12;
   ok(sniff(&o, 24, &m, &why) == 0 && m.tail == 20,
      "mp4: a head cut inside ftyp reads on after it", NULL);
@@ -1562,7 +1592,23 @@ static void media_rules(void) {
                                      "referenceAudios[3]|0|the audio's duration could not be read", NULL };
     rules("media rules: 18 s of audio, and an AAC of unknown length", "videos", it, 3, w);
   }
-  it[0].name = "prompt";
+  {
+    /* every model's row: a 12 s video of 1280x720 and 5 MB; O3 alone refuses it */
+    sv_media v12 = media(SV_MEDIA_VIDEO, "mp4", 5e6, 1280, 720, 12);
+    static const char *const o3[] = { "referenceVideos[1]|1|the video is 12 s long; starvideos_o3 takes one "
+                                      "reference video of 3 to 10 s",
+                                      NULL };
+    size_t k;
+    memset(it, 0, sizeof it);
+    it[0].field = "referenceVideos[1]", it[0].name = "referenceVideos", it[0].info = &v12;
+    for (k = 0; k < sv_model_count; k++) {
+      char name[96];
+      snprintf(name, sizeof name, "media rules: %s and a 12 s video", sv_models[k].name);
+      rules(name, sv_models[k].name, it, 1, strcmp(sv_models[k].name, "starvideos_o3") == 0 ? o3 : none);
+    }
+  }
+  memset(it, 0, sizeof it);
+  it[0].field = "referenceAudios[1]", it[0].name = "prompt", it[0].info = &a9;
   ok(sv_media_check("videos", it, 1, &out, &err) == -1 && strcmp(err.field, "referenceAudios[1]") == 0,
      "media rules: an item of no media field is an error", err.message);
   ok(sv_media_check("sora", it, 1, &out, &err) == -1 && strcmp(err.field, "model") == 0,

@@ -7,24 +7,9 @@
 
 local core = require "starvideos.core"
 
-local function be32(n)
-  return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
-end
-local function be16(n) return string.char(math.floor(n / 256) % 256, n % 256) end
-local function le32(n)
-  return string.char(n % 256, math.floor(n / 256) % 256, math.floor(n / 65536) % 256, math.floor(n / 16777216) % 256)
-end
-local function box(kind, body) return be32(8 + #body) .. kind .. body end
-local function zeros(n) return string.rep("\0", n) end
-
--- ftyp, then moov: mvhd (version 0: timescale, duration) and a trak whose tkhd
--- gives width x height in 16.16
-local function ftyp(brand) return box("ftyp", brand .. be32(0) .. "isom") end
-local function moov(scale, duration, w, h)
-  local mvhd = box("mvhd", be32(0) .. zeros(8) .. be32(scale) .. be32(duration) .. zeros(80))
-  local tkhd = box("tkhd", be32(0) .. zeros(72) .. be16(w) .. be16(0) .. be16(h) .. be16(0))
-  return box("moov", mvhd .. box("trak", tkhd))
-end
+local bytes = require "spec.support.media_bytes"
+local be32, be16, le32, box, zeros, ftyp = bytes.be32, bytes.be16, bytes.le32, bytes.box, bytes.zeros, bytes.ftyp
+local function moov(scale, duration, w, h) return bytes.moov(0, scale, duration, w, h) end
 
 local function video(over)
   local info = { kind = "video", type = "mp4", width = 1280, height = 720, duration = 5, size = 1000000 }
@@ -66,6 +51,7 @@ describe("core.media_sniff", function()
     assert.equal(20 + 1000000, info.tail)
     assert.is_nil(info.duration)
     local full = assert(core.media_tail(info, tail, info.tail))
+    assert.equal(info, full)
     assert.equal(10, full.duration)
     assert.equal(720, full.width)
     assert.equal(1280, full.height)
@@ -73,9 +59,7 @@ describe("core.media_sniff", function()
   end)
 
   it("reads an OGG Vorbis file's duration from its last page", function()
-    local page = function(granule, len)
-      return "OggS\0\0" .. le32(granule) .. le32(0) .. zeros(12) .. "\1" .. string.char(len)
-    end
+    local page = bytes.ogg_page
     local head = page(0, 30) .. "\1vorbis" .. zeros(5) .. le32(44100) .. zeros(14)
     local info = assert(core.media_sniff(head, 200000))
     assert.equal("ogg", info.type)
