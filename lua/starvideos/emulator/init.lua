@@ -141,7 +141,7 @@ options:
   --seed N            the generator of --fail-rate and of the config's spread (default 1)
   --video-size N      bytes of each video: an MP4 of the task's duration padded in its
                       mdat (default 19239; at most 1 TiB; below its boxes' size, the
-                      smallest well-formed MP4, about 700 bytes)
+                      smallest well-formed MP4, 643 bytes)
   --max-lifetime S    exit on its own after S seconds
   -h, --help          show this help
 The options set the config's first values (below), which POST /_emulator/reset restores.
