@@ -156,6 +156,16 @@ local CASES = {
   { "a video of 5 s where the task says 9 s, twice: protocol, naming both durations",
     spec = { id = "task_1", out = true }, svc = fresh_urls({ { video = VIDEO } }, 9), kind = "protocol",
     message = "the task says 9 s", sent = { query = 2, download = 2 }, more = nothing_kept },
+  { "a bare URL whose answer is an HTML page is asked again once from byte 0, then protocol, nothing kept",
+    spec = { url = "http://video.test/bare.mp4", out = true }, svc = fresh_urls({ HTML }), kind = "protocol",
+    message = "not an MP4", sent = { download = 2 },
+    more = function(job, fake, spec)
+      assert.is_false(helper.exists(spec.out) or helper.exists(spec.out .. ".part"), "a file was kept")
+      assert.is_nil(job.path)
+      for _, x in ipairs(fake.sent) do
+        assert.same({ "http://video.test/bare.mp4", 0 }, { x.r.url, x.r.offset })
+      end
+    end },
   { "a video of 5 s where the task says 5.8 s is whole (within 1 s)", spec = { id = "task_1", out = true },
     svc = fresh_urls({ { video = VIDEO } }, 5.8), ok = "completed", sent = { query = 1, download = 1 } },
   { "a task that does not finish before the timeout ends with kind timeout and its last status",
