@@ -398,7 +398,7 @@ SV_API const char *sv_file_kind(const char *path, int *err);
    that reached the file through the descriptor.  sv_part_truncate cuts the
    file to `at` (at most sv_part_size) and writes on from there.  sv_part_close
    flushes and closes (0, or -1 with why); sv_part_free releases it.
-   sv_part_commit(fd, size, part, dest): fsync fd, check its size is size and
+   sv_part_commit(fd, size, part, dest, hash, hex): fsync fd, check its size is size and
    that part still names it, rename part to dest, fsync dest's folder: the one
    commit of a download, whichever transport wrote it.  sv_sync_folder: fsync
    the folder that holds path, so that a rename into it reaches the disk (a
@@ -422,7 +422,7 @@ SV_API int sv_part_truncate(sv_part *p, double at, sv_buf *why);
 SV_API int sv_part_same(const sv_part *p);
 SV_API int sv_part_close(sv_part *p, sv_buf *why);
 SV_API void sv_part_free(sv_part *p);
-SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why);
+
 SV_API int sv_sync_folder(const char *path, sv_buf *why);
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
@@ -438,6 +438,10 @@ typedef struct sv_hasher {
   unsigned magic;
   int (*fn)(int fd, char *hex, sv_buf *why);
 } sv_hasher;
+/* The commit of a .part (part.c, sv_part's comment above): with hash, the file
+   is hashed into hex (SV_HASH_HEX bytes) first, beside its fsync. */
+SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, const sv_hasher *hash, char *hex,
+                          sv_buf *why);
 
 /* A download's commit off the caller's thread: sv_commit_start takes the
    .part p (the caller's no more) and, on a helper thread of its own, flushes

@@ -17,11 +17,9 @@ typedef struct lcommit { sv_commit *c; } lcommit;
    handle:poll() says when it is done. */
 static int l_commit_start(lua_State *L) {
   const char *dest = luaL_checkstring(L, 2);
-  const sv_hasher *hash = lua_isnoneornil(L, 3) ? NULL : lua_touserdata(L, 3);
+  const sv_hasher *hash = lsv_opt_hasher(L, 3);
   char why[256];
   lcommit *lc;
-  if (!lua_isnoneornil(L, 3) && !(lua_type(L, 3) == LUA_TLIGHTUSERDATA && hash && hash->magic == SV_HASHER_MAGIC))
-    return luaL_argerror(L, 3, "a hasher (starvideos.sign's SHA256) expected");
   lua_settop(L, 2);
   lc = lua_newuserdatauv(L, sizeof *lc, 0); /* made before the .part is taken from its handle */
   lc->c = NULL;

@@ -236,14 +236,15 @@ function F.scripted(script)
     end
   end
 
-  -- the .part handle the download wrote through, committed (and hashed) as download.lua
-  -- commits a libcurl download's (core.commit_start), polled here until done
+  -- the .part handle the download wrote through, committed as download.lua commits a
+  -- libcurl download's (core.commit_start, but unhashed: download.lua then reads the
+  -- file's SHA-256 itself), polled here until done
   function t.commit(_, part, path)
     t.commits[#t.commits + 1] = { part = part, path = path }
     local fh = whole[part]
     whole[part] = nil
     if not fh then return nil, "cannot commit " .. part .. ": no whole download was written there" end
-    local c, err = core.commit_start(fh, path, require("starvideos.sign").SHA256)
+    local c, err = core.commit_start(fh, path)
     if not c then return nil, err end
     local ok, why = c:poll()
     while ok == nil do core.sleep(0.001); ok, why = c:poll() end

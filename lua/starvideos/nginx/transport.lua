@@ -195,14 +195,15 @@ function N:cancel(x)
   if x.fh then x.fh:close(); x.fh = nil end
 end
 
--- On the descriptor the download wrote: renamed only while its name is still that file.
+-- On the descriptor the download wrote, hashed beside its fsync: renamed only while its name is still
+-- that file.  true, its SHA-256 | nil, why.
 function N:commit(part, path)
   local fh = self.whole[part]
   if not fh then return nil, "cannot commit " .. tostring(part) .. ": no whole download was written there" end
   self.whole[part] = nil
   local fd, size, name = fh:prepare()
   local ok, err = fd, size
-  if fd then ok, err = in_pool("starvideos.core", "part_commit", fd, size, name, path) end
+  if fd then ok, err = in_pool("starvideos.sign", "part_commit", fd, size, name, path) end -- err: its SHA-256
   fh:close()
   return ok, err
 end
@@ -211,9 +212,6 @@ end
 function N:discard(part)
   if self.whole[part] then self.whole[part]:close(); self.whole[part] = nil end
 end
-
--- The SHA-256 of a committed file, read in the pool (a 200 MB file takes about a second).
-function N.sha256_file(_, path) return in_pool("starvideos.sign", "sha256_file", path) end
 
 -- The key's max_connections changed (its clients came or went): see key_slots.
 function N:set_max_connections(n, joining)
