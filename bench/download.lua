@@ -1,8 +1,9 @@
--- Row 5 of make bench: the 200 MB file of the runner's nginx (20 MB when quick),
+-- Row 5 of make bench: the 200 MB MP4 of the runner's nginx (20 MB when quick),
 -- downloaded into the run's scratch folder under /tmp (the note names its file
 -- system: tmpfs would make the sync free).
 --   ours      a child `lua5.4 bench/lib/download_child.lua get ...`: require, new,
---             client:download(url, path) (a .part, fsync, rename, folder fsync)
+--             client:download(url, path): verified (a .part, core.mp4_check, the
+--             SHA-256 read on the commit's thread, fsync, rename, folder fsync)
 --   baseline  `sh -c 'curl -s -o FILE URL && sync FILE'` (sync FILE is an fsync)
 -- Both run under /usr/bin/time (their wall measured here, around the child:
 -- process start included for both), taking turns; every file is checked for
@@ -73,11 +74,12 @@ local worst = growth[1]
 for _, g in ipairs(growth) do worst = math.max(worst, g) end
 print(string.format("download of %.0f MB: ours %.2f s, curl -o + sync %.2f s; peak RSS ours %s kB, idle VM %s kB, "
   .. "curl %s kB", mb, o, c, B.list(ours_peaks), B.list(idle_peaks), B.list(curl_peaks)))
-B.row { scenario = string.format("download %.0f MB: wall", mb), baseline = "curl -o FILE URL, then sync FILE",
+B.row { scenario = string.format("verified download %.0f MB: wall", mb), baseline = "curl -o FILE URL, then sync FILE",
   ours = o, theirs = c, ratio = ratio, unit = "s", target = "<= 1.1x", ok = ratio <= 1.1,
-  note = string.format("ours = client:download(url, path) in a fresh lua5.4 (fsync + rename included), the "
-    .. "baseline curl in a fresh sh; wall around each child, %d rounds taking turns, the file removed and "
-    .. "`sync` run between runs; medians, the ratio the median of the rounds'; files on %s; each round (s): "
+  note = string.format("ours = client:download(url, path) in a fresh lua5.4 (MP4 check, SHA-256, fsync + rename "
+    .. "included), the baseline curl in a fresh sh; wall around each child, %d rounds taking turns, the file "
+    .. "removed and `sync` run between runs; medians, the ratio the median of the rounds'; files on %s; each round "
+    .. "(s): "
     .. "ours %s; curl %s; ratios %s", rounds, fs, B.list(res.ours, "%.2f"), B.list(res.curl, "%.2f"),
     B.list(ratios, "%.2f")) }
 B.row { scenario = string.format("download %.0f MB: peak memory growth", mb),

@@ -212,9 +212,13 @@ local function start_nginx()
     .. "-keyout server.key -out server.csr && printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n"
     .. "extendedKeyUsage=serverAuth\\n' >server.ext && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
     .. "-CAcreateserial -days 2 -extfile server.ext -out server.pem", q(dir)), "openssl")
-  -- the video: allocated, not written (no dirty pages to flush during the download rows)
+  -- the video: a 5 s MP4 (the task's actualDuration), its boxes written and its mdat's zeros
+  -- allocated, not written (no dirty pages to flush during the download rows)
   local video = dir .. "/www/video.bin"
-  local _, ok = sh(str_format("fallocate -l %d %s 2>&1", VIDEO_BYTES, q(video)))
+  local parts = require("starvideos.emulator.media").parts("mp4", { seconds = 5, bytes = VIDEO_BYTES })
+  assert(#parts == 2 and type(parts[2]) == "number", "the MP4's zeros are not last")
+  write_file(video, parts[1])
+  local _, ok = sh(str_format("fallocate -o %d -l %d %s 2>&1", #parts[1], parts[2], q(video)))
   if not ok then run_ok(str_format("truncate -s %d %s", VIDEO_BYTES, q(video)), "truncate") end
   local ports = free_ports(2)
   nginx.http = "http://127.0.0.1:" .. ports[1]

@@ -11,7 +11,7 @@ local Job = require "starvideos.job"
 local helper = require "spec.helper"
 
 local SIZE = 120000
-local VIDEO = Fake.video(0, SIZE)
+local VIDEO = Fake.mp4(SIZE)
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
 
 -- A service the case scripts: svc.create(r) and svc.query(id, n) (n: the
@@ -41,6 +41,32 @@ local function task(id, status, extra)
 end
 
 local function completed(url) return task("task_1", "completed", { video_url = url or "http://video.test/1.mp4" }) end
+
+-- The service of a task completed at each poll with a fresh URL (/1.mp4, /2.mp4, ...; its
+-- actualDuration `seconds`, when given), whose downloads get answers[n] (the last one again).
+local function fresh_urls(answers, seconds)
+  return { query = function(id, n)
+    return task(id, "completed", { video_url = "http://video.test/" .. n .. ".mp4", actualDuration = seconds })
+  end, download = function(_, n) return answers[math.min(n, #answers)] end }
+end
+
+local HTML = { video = "<!DOCTYPE html><html><body>Please sign in to the proxy</body></html>\n" }
+
+-- The file's SHA-256 as sha256sum(1) says it.
+local function sha256sum(path)
+  return (helper.capture("sha256sum " .. helper.shell_quote(path)):match("^(%x+)"))
+end
+
+-- What a download that failed its checks twice leaves: nothing at out, no .part, a
+-- fresh URL asked for and fetched from byte 0.
+local function nothing_kept(job, fake, spec)
+  assert.is_false(helper.exists(spec.out), "a file was kept at out")
+  assert.is_false(helper.exists(spec.out .. ".part"), "the .part was kept")
+  assert.is_nil(job.path)
+  local last = fake.sent[#fake.sent].r
+  assert.equal("http://video.test/2.mp4", last.url)
+  assert.equal(0, last.offset)
+end
 
 -- The journal's records, as {event, id, status} lines.
 local function records(path)
@@ -101,6 +127,47 @@ local CASES = {
     more = function(_, fake)
       assert.equal("http://video.test/2.mp4", fake.sent[#fake.sent].r.url)
     end },
+  { "an HTML page with 200 for a video keeps nothing, asks the task for a fresh URL, and that one is saved from "
+    .. "byte 0 with its SHA-256 in the result and the journal", spec = { id = "task_1", out = true },
+    svc = fresh_urls({ HTML, { video = VIDEO } }), ok = "completed", sent = { query = 2, download = 2 },
+    journal = { "status:completed", "downloaded" },
+    more = function(job, fake, spec)
+      assert.is_true(helper.read_file(spec.out) == VIDEO, "the file is not the video")
+      assert.equal("http://video.test/2.mp4", fake.sent[#fake.sent].r.url)
+      assert.equal(0, fake.sent[#fake.sent].r.offset)
+      local sum = sha256sum(spec.out)
+      assert.equal(64, #sum)
+      assert.equal(sum, job.sha256)
+      assert.equal(sum, job.task.sha256)
+      local last = cjson.decode(helper.read_file(job.cfg.journal):match("([^\n]+)\n$"))
+      assert.same({ event = "downloaded", id = "task_1", path = spec.out, bytes = SIZE, sha256 = sum },
+        { event = last.event, id = last.id, path = last.path, bytes = last.bytes, sha256 = last.sha256 })
+    end },
+  { "an HTML page twice: protocol, naming the check, and nothing under out", spec = { id = "task_1", out = true },
+    svc = fresh_urls({ HTML }), kind = "protocol", message = "is not a whole video: not an MP4",
+    sent = { query = 2, download = 2 }, journal = { "status:completed" }, more = nothing_kept },
+  { "a body cut short with a Content-Length to match (its mdat runs past the end), twice: protocol",
+    spec = { id = "task_1", out = true }, svc = fresh_urls({ { video = VIDEO:sub(1, 50000) } }), kind = "protocol",
+    message = "runs past the end", sent = { query = 2, download = 2 }, more = nothing_kept },
+  { "an MP4 with a box that runs past the end, twice: protocol", spec = { id = "task_1", out = true },
+    svc = fresh_urls({ { video = require("starvideos.emulator.media").mp4 { seconds = 5, bytes = SIZE,
+      box_overrun = true } } }), kind = "protocol", message = "runs past the end", sent = { query = 2, download = 2 },
+    more = nothing_kept },
+  { "a video of 5 s where the task says 9 s, twice: protocol, naming both durations",
+    spec = { id = "task_1", out = true }, svc = fresh_urls({ { video = VIDEO } }, 9), kind = "protocol",
+    message = "the task says 9 s", sent = { query = 2, download = 2 }, more = nothing_kept },
+  { "a bare URL whose answer is an HTML page is asked again once from byte 0, then protocol, nothing kept",
+    spec = { url = "http://video.test/bare.mp4", out = true }, svc = fresh_urls({ HTML }), kind = "protocol",
+    message = "not an MP4", sent = { download = 2 },
+    more = function(job, fake, spec)
+      assert.is_false(helper.exists(spec.out) or helper.exists(spec.out .. ".part"), "a file was kept")
+      assert.is_nil(job.path)
+      for _, x in ipairs(fake.sent) do
+        assert.same({ "http://video.test/bare.mp4", 0 }, { x.r.url, x.r.offset })
+      end
+    end },
+  { "a video of 5 s where the task says 5.8 s is whole (within 1 s)", spec = { id = "task_1", out = true },
+    svc = fresh_urls({ { video = VIDEO } }, 5.8), ok = "completed", sent = { query = 1, download = 1 } },
   { "a task that does not finish before the timeout ends with kind timeout and its last status",
     spec = { id = "task_1", timeout = 0.3 },
     svc = { query = function(id) return task(id, "processing") end }, kind = "timeout",

@@ -12,7 +12,7 @@ local helper = require "spec.helper"
 
 local now = core.now
 local SIZE = 200000
-local VIDEO = Fake.video(0, SIZE)
+local VIDEO = Fake.mp4(SIZE)
 local TASK = '{"id":"task_1","status":"queued"}'
 
 -- A loop over a scripted transport: attempt k of the request meets answers[k].

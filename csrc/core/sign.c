@@ -103,29 +103,26 @@ int sv_webhook_match(const char *expected, const char *header, size_t hlen) {
   return found;
 }
 
-int sv_sha256(const char *s, size_t len, const char *path, char out[SV_SHA256_HEX + 1], sv_buf *why) {
+/* The SHA-256 of s (len bytes), or with fd >= 0 of fd's bytes from its position
+   to its end, into out: 0, or -1 with *e (a read's errno; 0: libcrypto failed). */
+static int sha256_of(const char *s, size_t len, int fd, char out[SV_SHA256_HEX + 1], int *e) {
   static const char hex[] = "0123456789abcdef";
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   unsigned char md[EVP_MAX_MD_SIZE], block[16384];
   unsigned int n = 0, i;
-  int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1, fd = -1, e = 0;
-  if (ok && path && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) e = errno;
+  int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+  *e = 0;
   while (ok && fd >= 0) { /* the file, a block at a time */
     ssize_t r = read(fd, block, sizeof block);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) e = errno;
+    if (r < 0) *e = errno;
     if (r <= 0) break;
     ok = EVP_DigestUpdate(ctx, block, (size_t)r) == 1;
   }
-  if (fd >= 0) close(fd);
-  if (ok && !path) ok = EVP_DigestUpdate(ctx, s, len) == 1;
-  ok = ok && !e && EVP_DigestFinal_ex(ctx, md, &n) == 1 && n == 32;
+  if (ok && fd < 0) ok = EVP_DigestUpdate(ctx, s, len) == 1;
+  ok = ok && !*e && EVP_DigestFinal_ex(ctx, md, &n) == 1 && n == 32;
   EVP_MD_CTX_free(ctx);
-  if (!ok) {
-    if (e) sv_buf_addf(why, "%s: %s", path, strerror(e));
-    else sv_buf_adds(why, "SHA-256 failed (libcrypto)");
-    return -1;
-  }
+  if (!ok) return -1;
   for (i = 0; i < n; i++) {
     out[2 * i] = hex[md[i] >> 4];
     out[2 * i + 1] = hex[md[i] & 15];
@@ -133,3 +130,25 @@ int sv_sha256(const char *s, size_t len, const char *path, char out[SV_SHA256_HE
   out[2 * n] = '\0';
   return 0;
 }
+
+int sv_sha256(const char *s, size_t len, const char *path, char out[SV_SHA256_HEX + 1], sv_buf *why) {
+  int fd = -1, e = 0, rc = -1;
+  if (path && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) e = errno;
+  if (!e) rc = sha256_of(s, len, fd, out, &e);
+  if (fd >= 0) close(fd);
+  if (rc == 0) return 0;
+  if (e) sv_buf_addf(why, "%s: %s", path, strerror(e));
+  else sv_buf_adds(why, "SHA-256 failed (libcrypto)");
+  return -1;
+}
+
+/* The commit's hasher (sv_commit_start): the .part's bytes, read on its thread. */
+static int sha256_fd(int fd, char *hex, sv_buf *why) {
+  int e;
+  if (sha256_of(NULL, 0, fd, hex, &e) == 0) return 0;
+  if (e) sv_buf_addf(why, "cannot read the download to hash it: %s", strerror(e));
+  else sv_buf_adds(why, "SHA-256 failed (libcrypto)");
+  return -1;
+}
+
+const sv_hasher sv_sha256_hasher = { SV_HASHER_MAGIC, sha256_fd };

@@ -403,7 +403,7 @@ SV_API const char *sv_file_kind(const char *path, int *err);
    that reached the file through the descriptor.  sv_part_truncate cuts the
    file to `at` (at most sv_part_size) and writes on from there.  sv_part_close
    flushes and closes (0, or -1 with why); sv_part_free releases it.
-   sv_part_commit(fd, size, part, dest): fsync fd, check its size is size and
+   sv_part_commit(fd, size, part, dest, hash, hex): fsync fd, check its size is size and
    that part still names it, rename part to dest, fsync dest's folder: the one
    commit of a download, whichever transport wrote it.  sv_sync_folder: fsync
    the folder that holds path, so that a rename into it reaches the disk (a
@@ -427,20 +427,38 @@ SV_API int sv_part_truncate(sv_part *p, double at, sv_buf *why);
 SV_API int sv_part_same(const sv_part *p);
 SV_API int sv_part_close(sv_part *p, sv_buf *why);
 SV_API void sv_part_free(sv_part *p);
-SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, sv_buf *why);
+
 SV_API int sv_sync_folder(const char *path, sv_buf *why);
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
 
+/* A file's hash, lent to the commit by a module that has one (starvideos.sign:
+   SHA-256 on libcrypto; the core links no hash library): fn reads fd from its
+   current position to its end and writes the hash as hex digits and a NUL to hex
+   (at most SV_HASH_HEX bytes): 0, or -1 with why.  magic tells one from any other
+   pointer a Lua caller may hand over. */
+#define SV_HASH_HEX 129
+#define SV_HASHER_MAGIC 0x5376486eu
+typedef struct sv_hasher {
+  unsigned magic;
+  int (*fn)(int fd, char *hex, sv_buf *why);
+} sv_hasher;
+/* The commit of a .part (part.c, sv_part's comment above): with hash, the file
+   is hashed into hex (SV_HASH_HEX bytes) first, beside its fsync. */
+SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, const sv_hasher *hash, char *hex,
+                          sv_buf *why);
+
 /* A download's commit off the caller's thread: sv_commit_start takes the
    .part p (the caller's no more) and, on a helper thread of its own, flushes
-   it and commits it to dest (sv_part_commit), then frees it; it returns at once
-   (NULL with why only when out of memory; without a thread it is done before
-   returning).  sv_commit_poll: 1 while the thread works, then 0 or -1 with
-   *why (owned by c).  sv_commit_free waits for the thread when it still runs. */
+   it, hashes it (with hash, when not NULL: the .part opened again for reading,
+   the same file as the one written), commits it to dest (sv_part_commit), then
+   frees it; it returns at once (NULL with why only when out of memory; without
+   a thread it is done before returning).  sv_commit_poll: 1 while the thread
+   works, then 0 with *hex (the hash, "" without one) or -1 with *why (both
+   owned by c).  sv_commit_free waits for the thread when it still runs. */
 typedef struct sv_commit sv_commit;
-SV_API sv_commit *sv_commit_start(sv_part *p, const char *dest, char *why, size_t whylen);
-SV_API int sv_commit_poll(sv_commit *c, const char **why);
+SV_API sv_commit *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, char *why, size_t whylen);
+SV_API int sv_commit_poll(sv_commit *c, const char **why, const char **hex);
 SV_API void sv_commit_free(sv_commit *c);
 
 /* A helper thread (part.c): fn(arg) started with every signal blocked
@@ -520,5 +538,9 @@ SV_API int sv_webhook_match(const char *expected, const char *header, size_t hle
    with why ("<path>: <reason>" for a file that cannot be read). */
 #define SV_SHA256_HEX 64
 SV_API int sv_sha256(const char *s, size_t len, const char *path, char out[SV_SHA256_HEX + 1], sv_buf *why);
+
+/* SHA-256 (sign.c, on libcrypto), for the commit (sv_commit_start): the bytes of
+   fd from its position to its end, as 64 lowercase hex digits and a NUL. */
+SV_API const sv_hasher sv_sha256_hasher;
 
 #endif

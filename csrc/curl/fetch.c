@@ -96,10 +96,10 @@ static int io_failed(sv_xfer *x, sv_buf *why) {
 }
 
 /* The first bytes of a download's answer decide where its body goes: a 200 to
-   the .part from byte 0 (a new file when it holds bytes), a 206 from the byte
-   its Content-Range names, which must be one we have (the .part cut there),
-   anything else to memory (an error page).  The nginx transport does the same
-   (ngx_wire.lua, start_file). */
+   the .part from byte 0 (a new file when it holds bytes: never appended), a
+   206 from the byte its Content-Range names, which must be the one asked (the
+   .part cut there), anything else to memory (an error page).  The nginx
+   transport does the same (nginx/wire.lua, start_file). */
 static int start_body(sv_xfer *x) {
   long status = 0;
   curl_off_t cl = -1;
@@ -109,7 +109,7 @@ static int start_body(sv_xfer *x) {
   x->body_started = 1;
   x->body_to_file = 0;
   if (status != 200 && status != 206) return 0;
-  if (status == 206 && !(x->range_start >= 0 && x->range_start <= x->offset)) { /* a gap we cannot fill */
+  if (status == 206 && x->range_start != x->offset) { /* not where it was asked to go on (or no range) */
     x->bad_range = 1;
     return -1;
   }

@@ -519,8 +519,8 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
     x->wire = SV_WIRE_FATAL; /* x->message: why the redirect was not followed */
   } else if (x->bad_range) {
     x->wire = SV_WIRE_BROKEN;
-    snprintf(x->message, sizeof x->message, "the server sent a byte range that does not follow the %.0f bytes we have",
-             x->offset);
+    snprintf(x->message, sizeof x->message,
+             "the server's 206 does not start at byte %.0f, where the download asked to go on", x->offset);
   } else {
     classify(x, rc);
   }

@@ -8,21 +8,23 @@
 
 typedef struct lcommit { sv_commit *c; } lcommit;
 
-/* commit_start(part, dest) -> handle | nil, message: the .part handle (of
-   core.part_open, or a whole download's from t:result) flushed, synced,
+/* commit_start(part, dest [, hasher]) -> handle | nil, message: the .part
+   handle (of core.part_open, or a whole download's from t:result) flushed,
+   hashed with hasher (a module's sv_hasher: starvideos.sign's SHA256), synced,
    checked (its size, its name still that file), renamed to dest and the
    folder synced, on a helper thread (sv_commit_start), so that the caller
-   does not wait for the disk; the .part handle is spent.  handle:poll() says
-   when it is done. */
+   does not wait for the disk nor for the hash; the .part handle is spent.
+   handle:poll() says when it is done. */
 static int l_commit_start(lua_State *L) {
   const char *dest = luaL_checkstring(L, 2);
+  const sv_hasher *hash = lsv_opt_hasher(L, 3);
   char why[256];
   lcommit *lc;
   lua_settop(L, 2);
   lc = lua_newuserdatauv(L, sizeof *lc, 0); /* made before the .part is taken from its handle */
   lc->c = NULL;
   luaL_setmetatable(L, COMMIT_MT);
-  lc->c = sv_commit_start(lsv_take_part(L, 1), dest, why, sizeof why);
+  lc->c = sv_commit_start(lsv_take_part(L, 1), dest, hash, why, sizeof why);
   if (!lc->c) {
     lua_pushnil(L);
     lua_pushstring(L, why);
@@ -31,17 +33,18 @@ static int l_commit_start(lua_State *L) {
   return 1;
 }
 
-/* handle:poll() -> nil while the thread works, then true | false, message */
+/* handle:poll() -> nil while the thread works, then true [, hash] | false,
+   message (the hash in hex, when a hasher was given) */
 static int c_poll(lua_State *L) {
   lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
-  const char *why = "";
+  const char *why = "", *hex = "";
   int rc;
   if (!lc->c) return luaL_error(L, "the commit handle was closed");
-  rc = sv_commit_poll(lc->c, &why); /* before why is read */
+  rc = sv_commit_poll(lc->c, &why, &hex); /* before why is read */
   if (rc > 0) return 0;
   lua_pushboolean(L, rc == 0);
-  if (rc == 0) return 1;
-  lua_pushstring(L, why);
+  if (rc == 0 && !*hex) return 1;
+  lua_pushstring(L, rc == 0 ? hex : why);
   return 2;
 }
 

@@ -43,6 +43,11 @@ SV_API int lsv_answer(lua_State *L, int rc, sv_buf *why);
 SV_API void lsv_part_class(lua_State *L);
 SV_API sv_part **lsv_push_part(lua_State *L);
 SV_API sv_part *lsv_take_part(lua_State *L, int idx);
+/* The part_commit function (part.c) hashing with hash (NULL: none), pushed.
+   lsv_opt_hasher: the hasher at idx (a module's sv_hasher, as a light
+   userdata: starvideos.sign's SHA256), NULL when none; raises on another value. */
+SV_API void lsv_push_part_commit(lua_State *L, const sv_hasher *hash);
+SV_API const sv_hasher *lsv_opt_hasher(lua_State *L, int idx);
 
 /* The objects of starvideos.core: each registers its class and sets its
    functions into the table on top (part_open and part_commit; commit_start;

@@ -143,19 +143,41 @@ static int l_part_open(lua_State *L) {
   return 3;
 }
 
-/* part_commit(fd, size, part, dest) -> true | nil, message: sv_part_commit, for
-   a thread of nginx's pool given a handle's prepare() values (the handle stays
-   open in the worker until it answers). */
+/* part_commit(fd, size, part, dest) -> true [, hash] | nil, message:
+   sv_part_commit, for a thread of nginx's pool given a handle's prepare()
+   values (the handle stays open in the worker until it answers); the hash of
+   its upvalue's hasher (starvideos.sign's part_commit: SHA-256), if any. */
 static int l_part_commit(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
+  const sv_hasher *hash = lua_touserdata(L, lua_upvalueindex(1));
+  int fd = (int)luaL_checkinteger(L, 1), rc;
   lua_Number size = luaL_checknumber(L, 2);
   const char *part = luaL_checkstring(L, 3), *dest = luaL_checkstring(L, 4);
+  char hex[SV_HASH_HEX] = "";
   sv_buf why = {0};
-  return lsv_answer(L, sv_part_commit(fd, (double)size, part, dest, &why), &why);
+  rc = sv_part_commit(fd, (double)size, part, dest, hash, hex, &why);
+  if (rc != 0 || !hash) return lsv_answer(L, rc, &why);
+  lua_pushboolean(L, 1);
+  lua_pushstring(L, hex);
+  return 2;
+}
+
+void lsv_push_part_commit(lua_State *L, const sv_hasher *hash) {
+  lua_pushlightuserdata(L, (void *)hash);
+  lua_pushcclosure(L, l_part_commit, 1);
+}
+
+const sv_hasher *lsv_opt_hasher(lua_State *L, int idx) {
+  const sv_hasher *hash = lua_touserdata(L, idx);
+  if (lua_isnoneornil(L, idx)) return NULL;
+  if (lua_type(L, idx) != LUA_TLIGHTUSERDATA || !hash || hash->magic != SV_HASHER_MAGIC)
+    luaL_argerror(L, idx, "a hasher (starvideos.sign's SHA256) expected");
+  return hash;
 }
 
 void lsv_open_part(lua_State *L) {
-  static const luaL_Reg funcs[] = { { "part_open", l_part_open }, { "part_commit", l_part_commit }, { NULL, NULL } };
+  static const luaL_Reg funcs[] = { { "part_open", l_part_open }, { NULL, NULL } };
   lsv_part_class(L);
   luaL_setfuncs(L, funcs, 0);
+  lsv_push_part_commit(L, NULL);
+  lua_setfield(L, -2, "part_commit");
 }

@@ -77,5 +77,14 @@ LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
   luaL_newlib(L, funcs);
   lua_pushliteral(L, "starvideos.sign 0.3.0");
   lua_setfield(L, -2, "_VERSION");
+  /* SHA256: the hasher core.commit_start takes, run on its commit thread: this
+     module then stays loaded for good (a thread may outlive the state) */
+  sv_helper_pin_module();
+  lua_pushlightuserdata(L, (void *)&sv_sha256_hasher);
+  lua_setfield(L, -2, "SHA256");
+  /* part_commit(fd, size, part, dest) -> true, sha256 | nil, message: core's, hashing
+     (nginx's thread pool commits a download with it) */
+  lsv_push_part_commit(L, &sv_sha256_hasher);
+  lua_setfield(L, -2, "part_commit");
   return 1;
 }

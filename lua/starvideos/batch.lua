@@ -127,7 +127,7 @@ function B.run(ctx, list, opts)
   for i = 1, n do
     local job = feeder.started[i]
     if job then
-      results[i] = { task = job.task, err = job.err, path = job.path }
+      results[i] = { task = job.task, err = job.err, path = job.path, sha256 = job.sha256 }
     elseif not results[i] then
       results[i] = { err = errors.new_error("io", "the batch was cancelled before this entry was started") }
     end

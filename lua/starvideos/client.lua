@@ -156,9 +156,10 @@ function Client:download(target, path, opts)
       { task = task, id = id, field = "task" }) end
     spec.task, spec.id = task, id
   end
-  local _, err = run(self, nil, spec.id, spec, opts.sleep)
+  local job, jerr = Job.new(self.ctx, nil, spec.id, spec)
+  local _, err = self.loop:run_one(job, jerr, opts.sleep)
   if err then return nil, err end
-  return path
+  return path, nil, job.sha256 -- (its third value: the second is a failure's)
 end
 
 -- Create, wait and (with `out`) download, in one call.
@@ -241,10 +242,10 @@ function Client:tasks(opts)
   if not ctx then return nil, err end
   local list, lerr = ctx.ledger:tasks()
   if not list then return nil, new_error("io", lerr, { field = ctx.ledger.field }) end
-  if not opts.state then return list end
-  local only = {}
+  local only, check_file = {}, opts.check and require("starvideos.records.journal").check_file
   for _, t in ipairs(list) do
-    if t.state == opts.state then only[#only + 1] = t end
+    if not opts.state or t.state == opts.state then only[#only + 1] = t end
+    if check_file and t.path then t.check, t.check_error = check_file(t) end
   end
   return only
 end

@@ -261,7 +261,7 @@ M.CALLS = {
   pending = { journal = C.path },
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
     journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool },
-  tasks = { state = C.state, journal = C.path },
+  tasks = { state = C.state, journal = C.path, check = C.bool },
 }
 
 -- The options of starvideos.new.

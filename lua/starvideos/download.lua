@@ -1,10 +1,12 @@
 -- A download's rules, for its request: the out check before a create, the .part gone on
--- from (its last OVERLAP bytes compared: never another video's), the commit on a thread.
+-- from (its last OVERLAP bytes compared: never another video's), the checks that only a
+-- whole video passes (its byte count, core.mp4_check), the commit on a thread, the SHA-256.
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 
-local ipairs, tostring, io_open, os_remove, string_format = ipairs, tostring, io.open, os.remove, string.format
+local ipairs, tostring, require, io_open, os_remove, string_format =
+  ipairs, tostring, require, io.open, os.remove, string.format
 local new_error = errors.new_error
 
 local D = {}
@@ -72,7 +74,7 @@ end
 
 -- The request's download fields: the .part, where it goes, how many resumes.
 function D.prepare(req, d)
-  req.part, req.dest, req.resume_limit = d.part, d.dest, d.resume_limit
+  req.part, req.dest, req.resume_limit, req.duration = d.part, d.dest, d.resume_limit, d.duration
   req.file, req.follow, req.stall, req.offset = d.part, true, req.cfg.timeout, 0
   if core.file_kind(d.part) ~= "file" then return end -- a FIFO is never opened (it would wait)
   local tail, size = overlap(d.part)
@@ -90,26 +92,41 @@ function D.restart(req, t)
   return true
 end
 
--- The bytes are all there: committed on a helper thread, or by the transport itself.
+-- The bytes are all there (as many as announced: core.verdict): the .part checked to be a
+-- whole MP4 of the task's duration, then committed on a helper thread, or by the transport.
 function D.done(req, file, t)
   -- the bytes sent again over the end of a .part left over must be the ones it held: this video's
   if req.tail and overlap(req.part, req.kept - OVERLAP) ~= req.tail then return D.restart(req, t) end
   local transport = req.loop.transport
+  local whole, why = core.mp4_check(req.part, req.duration)
+  if not whole then -- nothing is kept: a request for it from byte 0 starts a new .part
+    if file then file:close() elseif transport.discard then transport:discard(req.part) end
+    os_remove(req.part)
+    return req:finish(nil, new_error("protocol", string_format("download: %s is not a whole video: %s",
+      req.dest, why), { check = why }))
+  end
   if transport.commit then return D.committed(req, transport:commit(req.part, req.dest)) end
-  local c, cerr = core.commit_start(file, req.dest)
+  local c, cerr = core.commit_start(file, req.dest, require("starvideos.sign").SHA256) -- hashed on its thread
   if not c then return D.committed(req, nil, cerr) end
   req.commit, req.committing = c, true
   req.loop:committing(req)
 end
 
--- The commit is done: the download counts once its bytes are on disk under their name.
-function D.committed(req, ok, cerr)
+-- The commit is done (ok, and the file's SHA-256 when its thread read it; else why not): the
+-- download counts once its bytes are on disk under their name, with their SHA-256 (req.sha256).
+function D.committed(req, ok, said)
   req.commit, req.committing = nil, nil
   if req.done then -- cancelled meanwhile: a whole file stays, a failed commit's .part goes
     if not ok then os_remove(req.part) end
     return
   end
-  if not ok then return req:finish(nil, new_error("io", "download: " .. tostring(cerr), { field = "path" })) end
+  if not ok then return req:finish(nil, new_error("io", "download: " .. tostring(said), { field = "path" })) end
+  local sum, herr = said, nil
+  if not sum then -- a transport that commits without hashing: the file read once more (from the page cache)
+    sum, herr = require("starvideos.sign").sha256_file(req.dest)
+  end
+  if not sum then return req:finish(nil, new_error("io", "download: " .. tostring(herr), { field = "path" })) end
+  req.sha256 = sum
   return req:finish("")
 end
 

@@ -184,8 +184,10 @@ local function download(self, t)
   end
   local parts, bad = core.check_url(url, "video_url")
   if not parts then return finish(self, bad) end
+  local task = self.task
   send(self, t, "download", url, parts.path, nil, nil, self.deadline,
-    { part = self.out .. ".part", dest = self.out, resume_limit = self.resume_limit or self.cfg.resume_limit })
+    { part = self.out .. ".part", dest = self.out, resume_limit = self.resume_limit or self.cfg.resume_limit,
+      duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
 end
 
 -- The create answered task at t: its record written first (a ledger on a
@@ -244,10 +246,16 @@ local function downloaded(self, req, t)
   self:progress(req.bytes, req.total)
   local err = req.err
   if not err then
-    self.path = self.out
-    if self.task then self.task.path = self.out end
-    if self.id then self.ledger:downloaded(self.id, self.out) end
+    self.path, self.sha256 = self.out, req.sha256
+    if self.task then self.task.path, self.task.sha256 = self.out, req.sha256 end
+    if self.id then self.ledger:downloaded(self.id, self.out, req.sha256) end
     return finish(self)
+  end
+  if err.check and not self.rechecked then -- not a whole video, nothing kept: once more from byte 0
+    self.rechecked = true
+    if self.url or not self.id then return download(self, t) end -- a bare URL: the same one
+    self.refreshing, self.state = true, "polling" -- else a fresh URL first
+    return poll(self, t)
   end
   if EXPIRED[err.status] and self.id and not self.refreshed and not self.url then
     self.refreshed, self.refreshing, self.state = true, true, "polling" -- ask for a fresh URL

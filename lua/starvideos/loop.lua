@@ -312,7 +312,7 @@ function L:run(jobs, sleep)
   self:drive(group_done, group, nil, sleep)
   self:settle(sleep)
   local out = {}
-  for i, job in ipairs(jobs) do out[i] = { task = job.task, err = job.err, path = job.path } end
+  for i, job in ipairs(jobs) do out[i] = { task = job.task, err = job.err, path = job.path, sha256 = job.sha256 } end
   return out
 end
 

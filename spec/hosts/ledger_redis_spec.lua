@@ -406,6 +406,10 @@ describe("the Redis ledger", function()
       assert.same({ done.id, dir .. "/done.mp4", dir .. "/done.mp4", helper.file_size(dir .. "/done.mp4"), "videos",
         string.rep("ü", 80) }, { by.downloaded.id, by.downloaded.out, by.downloaded.path, by.downloaded.bytes,
         by.downloaded.model, by.downloaded.prompt })
+      -- the file's SHA-256, in generate's task and in the store's record (as sha256sum reads it)
+      local sum = helper.capture("sha256sum " .. helper.shell_quote(dir .. "/done.mp4")):match("^(%x+)")
+      assert.same({ sum, sum }, { done.sha256, by.downloaded.sha256 })
+      assert.equal("ok", assert(c2:tasks { check = true })[1].check)
       assert.same({ "videos_fast", "no file" }, { by.completed.model, by.completed.prompt })
       assert.matches("Reference image resolution is too low", by.failed.error, 1, true)
       assert.same({ job.id, dir .. "/q.mp4", "queued" }, { by.created.id, by.created.out, by.created.status })

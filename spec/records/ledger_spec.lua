@@ -77,6 +77,81 @@ describe("the ledger", function()
     assert.same({}, Ledger.new(j, {}):unfinished())
   end)
 
+  -- The SHA-256 sha256sum(1) gives the file at path.
+  local function sha256sum(path)
+    return (helper.capture("sha256sum " .. helper.shell_quote(path)):match("^(%x+)"))
+  end
+
+  it("records each file's bytes and SHA-256 in downloaded, gives it in the results, and lists it", function()
+    local j = dir .. "/j.jsonl"
+    local c = client(Fake.new(), { journal = j })
+    local task = assert(c:generate(PARAMS, { out = dir .. "/v.mp4", interval = 0.01 }))
+    local path, none, sum = c:download({ id = "task_9", status = "completed", video_url = "http://fake/v/9.mp4" },
+      dir .. "/w.mp4")
+    local all = assert(c:wait_all({ "task_7" }, { out_dir = dir, interval = 0.01 }))
+    local listed = assert(c:tasks())
+    c:close()
+    local want = sha256sum(dir .. "/v.mp4")
+    assert.equal(64, #want)
+    assert.equal(want, task.sha256)
+    assert.same({ dir .. "/w.mp4", nil, want }, { path, none, sum }) -- the same video
+    assert.equal(want, all[1].sha256)
+    local downloaded = {}
+    for _, r in ipairs(records(j)) do
+      if r.event == "downloaded" then downloaded[#downloaded + 1] = { r.path, r.bytes, r.sha256 } end
+    end
+    assert.same({ { dir .. "/v.mp4", Fake.VIDEO_SIZE, want }, { dir .. "/w.mp4", Fake.VIDEO_SIZE, want },
+      { dir .. "/task_7.mp4", Fake.VIDEO_SIZE, want } }, downloaded)
+    for _, t in ipairs(listed) do assert.equal(want, t.sha256, t.id) end
+    assert.equal(3, #listed)
+  end)
+
+  it("tasks{check = true} and list --check find a file missing, one cut and one changed in place", function()
+    local j = dir .. "/j.jsonl"
+    local c = client(Fake.new(), { journal = j })
+    assert(c:wait_all({ "task_1", "task_2", "task_3", "task_4" }, { out_dir = dir, interval = 0.01 }))
+    os.remove(dir .. "/task_2.mp4")
+    assert(helper.execute("truncate -s 1000 " .. helper.shell_quote(dir .. "/task_3.mp4")))
+    local f = assert(io.open(dir .. "/task_4.mp4", "r+b")) -- one byte of its mdat, the size unchanged
+    f:seek("set", 200000)
+    f:write("X")
+    f:close()
+    local found = {}
+    for _, t in ipairs(assert(c:tasks { check = true })) do found[t.id] = { t.check, t.check_error } end
+    c:close()
+    local sum = sha256sum(dir .. "/task_4.mp4")
+    assert.same({
+      task_1 = { "ok" },
+      task_2 = { "missing", dir .. "/task_2.mp4 is missing (or cannot be read)" },
+      task_3 = { "changed", dir .. "/task_3.mp4 holds 1000 bytes; " .. Fake.VIDEO_SIZE .. " were saved" },
+      task_4 = { "changed", dir .. "/task_4.mp4 has SHA-256 " .. sum .. "; " .. sha256sum(dir .. "/task_1.mp4")
+        .. " was saved" },
+    }, found)
+    local cli = helper.shell_quote(helper.lua) .. " " .. helper.shell_quote(helper.root .. "/bin/starvideos")
+      .. " list --journal " .. helper.shell_quote(j) .. " --check"
+    local out, _, code = helper.capture(cli .. " 2>&1")
+    assert.equal(1, code, out)
+    assert.equal(table.concat({ "ok       task_1  " .. dir .. "/task_1.mp4",
+      "missing  task_2  " .. found.task_2[2], "changed  task_3  " .. found.task_3[2],
+      "changed  task_4  " .. found.task_4[2], "4 files checked: 1 as saved, 1 missing, 2 changed", "" }, "\n"), out)
+    out, _, code = helper.capture(cli .. " --json 2>&1")
+    assert.equal(1, code, out)
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do
+      local t = cjson.decode(line)
+      lines[#lines + 1] = t.id .. " " .. t.check
+    end
+    assert.same({ "task_1 ok", "task_2 missing", "task_3 changed", "task_4 changed" }, lines)
+    -- all as saved again: exit 0
+    os.remove(j)
+    c = client(Fake.new(), { journal = j })
+    assert(c:wait_all({ "task_1" }, { out_dir = dir, interval = 0.01 }))
+    c:close()
+    out, _, code = helper.capture(cli .. " 2>&1")
+    assert.equal(0, code, out)
+    assert.equal("ok       task_1  " .. dir .. "/task_1.mp4\n1 file checked: 1 as saved, 0 missing, 0 changed\n", out)
+  end)
+
   it("keeps a .part a close stopped, records it, and resume continues it with Range", function()
     local j = dir .. "/j.jsonl"
     local job, out = stopped_download(dir, j)

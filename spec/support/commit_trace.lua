@@ -4,8 +4,11 @@
 -- with its thread's id.
 --
 --   M.read(log, part, path) -> {
---     opens       how many times part was opened (each with O_EXCL, else
---                 bad_open is the first line without it)
+--     opens       how many times part was opened to be written (each with
+--                 O_EXCL, else bad_open is the first line without it)
+--     reads       how many times it was opened read-only (the MP4 check and
+--                 the hash read it back before the commit; the commit checks
+--                 that the name is still the file written)
 --     synced      part was fsync'd on the descriptor it was opened as, before
 --                 the rename; sync_thread: the thread that did it
 --     renamed     part was renamed to path after that sync
@@ -16,11 +19,13 @@ local M = {}
 
 function M.read(log, part, path)
   local folder = path:match("^(.*)/")
-  local r = { opens = 0 }
+  local r = { opens = 0, reads = 0 }
   local fd, dir_fd
   for l in log:gmatch("[^\n]+") do
     local name, flags, ret = l:match('open[at]*%([^"]*"([^"]*)", ([^,%)]*).-= (%-?%d+)')
-    if name == part then
+    if name == part and not flags:find("O_WRONLY", 1, true) and not flags:find("O_RDWR", 1, true) then
+      r.reads = r.reads + 1
+    elseif name == part then
       r.opens = r.opens + 1
       if not flags:find("O_EXCL", 1, true) then r.bad_open = r.bad_open or l end
       fd = ret
@@ -43,7 +48,7 @@ end
 -- in every message.
 function M.check(A, log, part, path)
   local r = M.read(log, part, path)
-  A.equal(1, r.opens, "the .part was opened other than once:\n" .. log)
+  A.equal(1, r.opens, "the .part was opened to be written other than once:\n" .. log)
   A.is_nil(r.bad_open, "the .part was opened without O_EXCL:\n" .. log)
   A.is_true(r.synced, "the .part was not synced on the descriptor it was written through:\n" .. log)
   A.is_true(r.renamed, "no rename after the sync:\n" .. log)

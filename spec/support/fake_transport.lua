@@ -2,7 +2,7 @@
 -- loop's and the ledger's specs: no server, no socket.  It plays the service:
 -- a create answers a queued task at once, a query answers the task as
 -- `tasks[id]` says (a status, or a function of the number of polls), a download
--- writes the video's bytes (VIDEO, deterministic) from the offset asked for,
+-- writes the video's bytes (an MP4 of VIDEO_SIZE, deterministic) from the offset asked for,
 -- through a .part handle (core.part_open) that its result hands over, as the
 -- libcurl transport's does.
 -- Every exchange is logged with the time it was sent (core.now).
@@ -34,6 +34,7 @@
 
 local core = require "starvideos.core"
 local cjson = require "cjson"
+local media = require "starvideos.emulator.media"
 
 local now, verdict = core.now, core.verdict
 
@@ -41,11 +42,25 @@ local F = {}
 F.__index = F
 
 F.VIDEO_SIZE = 300000
--- the video: byte i (0-based) is (i * 7 + i // 256) % 251, so every slice differs from its neighbours
-local function video(from, to)
+-- byte i (0-based) of a video's mdat is (i * 7 + i // 256) % 251, so every slice differs from its neighbours
+local function pattern(from, to)
   local t = {}
   for i = from, to - 1 do t[#t + 1] = string.char((i * 7 + (i - i % 256) / 256) % 251) end
   return table.concat(t)
+end
+
+-- A whole MP4 of `size` bytes and `seconds` (5) seconds (emulator/media.lua's boxes), its mdat the pattern.
+function F.mp4(size, seconds)
+  local parts = media.parts("mp4", { seconds = seconds or 5, bytes = size })
+  assert(#parts == 2 and type(parts[2]) == "number", "the MP4's mdat is not last")
+  return parts[1] .. pattern(#parts[1], size)
+end
+
+-- The bytes [from, to) of the video a download gets: an MP4 of VIDEO_SIZE.
+local whole_video
+local function video(from, to)
+  whole_video = whole_video or F.mp4(F.VIDEO_SIZE)
+  return whole_video:sub(from + 1, to)
 end
 F.video = video
 
@@ -221,8 +236,9 @@ function F.scripted(script)
     end
   end
 
-  -- the .part handle the download wrote through, committed as request.lua
-  -- commits a libcurl download's (core.commit_start), polled here until done
+  -- the .part handle the download wrote through, committed as download.lua commits a
+  -- libcurl download's (core.commit_start, but unhashed: download.lua then reads the
+  -- file's SHA-256 itself), polled here until done
   function t.commit(_, part, path)
     t.commits[#t.commits + 1] = { part = part, path = path }
     local fh = whole[part]

@@ -59,13 +59,15 @@ if not (port_file and log_file) then
 end
 if not lifetime or lifetime <= 0 or lifetime > 120 then lifetime = 120 end
 
--- The size of every video this server serves, and its bytes: 16-byte blocks,
--- each naming its own position, so that a byte out of place shows.
+-- The size of every video this server serves (but the download cases'), and its
+-- bytes: a 5 s MP4 whose mdat holds 16-byte blocks, each naming its own position
+-- in the file, so that a byte out of place shows (transport_cases.lua's M.video).
 local VIDEO_SIZE = 200003
 local function video_bytes(n)
+  local head = media.parts("mp4", { seconds = 5, bytes = n })[1]
   local blocks = {}
   for i = 0, math_floor(n / 16) do blocks[#blocks + 1] = str_format("%08d|video|\n", i) end
-  return tbl_concat(blocks):sub(1, n)
+  return head .. tbl_concat(blocks):sub(#head + 1, n)
 end
 local VIDEO = video_bytes(VIDEO_SIZE)
 
@@ -502,6 +504,15 @@ end
 function scenarios.cut_once(c, req)
   if hit(req) == 1 then return half_video(c) end
   serve_video(c, req)
+end
+
+-- The first GET of a path gets half_video; every later one with Range (bytes=A-)
+-- a 206 of the bytes from A - 1000 on, well framed but not where it was asked.
+function scenarios.range_early(c, req)
+  local a = range_of(req)
+  if hit(req) == 1 or not a or a < 1000 then return half_video(c) end
+  answer(c, "206 Partial Content", { "Content-Type: video/mp4",
+    str_format("Content-Range: bytes %d-%d/%d", a - 1000, VIDEO_SIZE - 1, VIDEO_SIZE) }, VIDEO:sub(a - 1000 + 1))
 end
 
 -- The video (honouring Range) in 20 slices, 0.1 s apart: a download of it

@@ -24,13 +24,21 @@ local UA = "starvideos/" -- every User-Agent starts so (config.DEFAULTS.user_age
 
 local M = { KEY = KEY, VIDEO_SIZE = VIDEO_SIZE }
 
+local media = require "starvideos.emulator.media"
+
 local str_format, concat, floor = string.format, table.concat, math.floor
 
--- The video hostile.lua serves: 16-byte blocks naming their own position.
+-- The MP4 boxes before the video's mdat payload (5 s, n bytes in all): zeros there are theirs.
+local function mp4_head(n) return media.parts("mp4", { seconds = 5, bytes = n })[1] end
+M.mp4_head = mp4_head
+
+-- The video hostile.lua serves: a 5 s MP4 whose mdat holds 16-byte blocks naming their
+-- own position in the file.
 function M.video(n)
+  local head = mp4_head(n)
   local blocks = {}
   for i = 0, floor(n / 16) do blocks[#blocks + 1] = str_format("%08d|video|\n", i) end
-  return concat(blocks):sub(1, n)
+  return head .. concat(blocks):sub(#head + 1, n)
 end
 
 ---------------------------------------------------------------------------
@@ -121,15 +129,16 @@ local function call(x, a)
   local used = loop and loop.transport -- nginx's is a Lua table, libcurl's a userdata
   used = used ~= nil and (type(used) == "table" and "ngx" or "curl") or nil
   local t0 = x.now()
-  local res, err
+  local res, err, sha256
   if a.op == "create" then
     res, err = client:create { model = "videos", prompt = "a cat", duration = 5 }
   elseif a.op == "query" then
     res, err = client:query(a.id or "task_q")
   elseif a.op == "download" then
-    res, err = client:download(a.url, a.path)
+    res, err, sha256 = client:download(a.url, a.path)
   elseif a.op == "generate" then
     res, err = client:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = a.path, interval = 0.05 })
+    sha256 = type(res) == "table" and res.sha256 or nil
   end
   local elapsed = x.now() - t0
   local mem = (peak and status_kb("VmHWM") or status_kb("VmRSS")) - rss
@@ -140,7 +149,7 @@ local function call(x, a)
   if type(res) == "table" then
     res = { id = res.id, status = res.status, video_url = res.video_url, path = res.path }
   end
-  return { res = res, err = plain_err(err), elapsed = elapsed, mem_kb = mem, fds_before = fds,
+  return { res = res, err = plain_err(err), sha256 = sha256, elapsed = elapsed, mem_kb = mem, fds_before = fds,
     fds_after = fd_count(), retries = retries, transport = used }
 end
 
@@ -188,14 +197,15 @@ local function journal_has(env, path, id)
   return false
 end
 
--- The file at path is the video, and no .part is left.
+-- The file at path is the video, no .part is left, and the call gave its SHA-256 (as sha256sum says).
 local function whole(A, env, o, path)
   A.equal(path, o.res, show(o))
   local got = env.helper.read_file(path) or ""
   A.equal(VIDEO_SIZE, #got, "size: " .. show(o))
-  A.is_nil(got:find("\0", 1, true), "the file holds zero bytes")
+  A.is_nil(got:find("\0", #mp4_head(VIDEO_SIZE) + 1, true), "the file's mdat holds zero bytes")
   A.is_true(got == M.video(VIDEO_SIZE), "the file is not byte-identical to the video")
   A.is_false(env.helper.exists(path .. ".part"), "the .part is left")
+  A.equal(env.helper.capture("sha256sum " .. env.q(path)):match("^(%x+)"), o.sha256, show(o))
 end
 
 ---------------------------------------------------------------------------
@@ -433,6 +443,15 @@ local DOWNLOADS = {
     ends = "whole",
     more = function(A, env, _, a) A.is_true(#env.hs:requests(a.base) >= 2, "the drop was not followed by a GET") end },
   { "a 206 with the whole range to a request without Range is the complete file", "partial206", ends = "whole" },
+  { "a 206 that does not start at the byte the resume asked for is a broken answer, never written: a failure",
+    "range_early", ends = "nothing", retries = 0, kinds = { "network" },
+    more = function(A, env, o, a)
+      local gets = env.hs:requests(a.base)
+      A.equal(6, #gets, show(o)) -- the cut answer, then resume_limit (5) answers from the wrong byte
+      A.equal("bytes=", (gets[2].headers.range or ""):sub(1, 6), show(o))
+      A.truthy(o.err.message:find("the server's 206 does not start at byte " .. gets[3].headers.range:match("%d+")
+        .. ", where the download asked to go on", 1, true), show(o))
+    end },
   { "a download goes on from the .part an earlier call left, 64 KiB back to compare", "video", ends = "whole",
     plant = function(env, a) env.helper.write_file(a.path .. ".part", M.video(VIDEO_SIZE):sub(1, 150000)) end,
     more = function(A, env, o, a)
@@ -507,6 +526,92 @@ for _, d in ipairs(DOWNLOADS) do
     end,
   }
 end
+
+-- Only whole videos are kept (hostile.lua's dl_* services: a task of 5 s whose video is
+-- bad, always or only the first time): generate with out, each download followed in the
+-- server's log (the task's result queries, the video GETs and their Range).
+local DL_GOOD = media.mp4 { seconds = 5, bytes = 100000 } -- hostile.lua's good MP4
+
+local function dl_log(env, base)
+  local queries, gets = 0, {}
+  for _, r in ipairs(env.hs:requests(base)) do
+    if r.path:find("/v1/result/", 1, true) then queries = queries + 1
+    elseif r.method == "GET" and r.path:find("/v%.mp4$") then gets[#gets + 1] = r.headers.range or "none" end
+  end
+  return queries, gets
+end
+
+local WHOLE = {
+  { "dl_html", "an HTML page with 200", "not an MP4: it does not begin with an ftyp box" },
+  { "dl_short", "half an MP4 with a matching short Content-Length", "box 'mdat' at byte " },
+  { "dl_overrun", "an MP4 whose mdat runs past the end", "runs past the end (99429 bytes of a file of 100000)" },
+  { "dl_duration", "a 9 s MP4 for a 5 s task", "duration 9.0 s, the task says 5 s" },
+}
+for _, w in ipairs(WHOLE) do
+  add {
+    name = w[2] .. ", twice: nothing kept, the task asked again, protocol naming the check",
+    prepare = function(env)
+      local base = env.hs:url(w[1])
+      return { op = "generate", base = base, path = env.name(w[1]) .. ".mp4", client = { base_url = base } }
+    end,
+    check = function(o, a, env)
+      local A = env.assert
+      failed(A, o, { "protocol" })
+      A.truthy(o.err.message:find("is not a whole video: ", 1, true), show(o))
+      A.truthy(o.err.message:find(w[3], 1, true), "the check is not named (" .. w[3] .. "): " .. show(o))
+      nothing(A, env, o, a)
+      local queries, gets = dl_log(env, a.base)
+      A.equal(2, queries, "result queries: " .. show(o))
+      A.same({ "none", "none" }, gets, "video GETs (their Range): " .. show(o))
+      bounded(A, o, 4)
+    end,
+  }
+  add {
+    name = w[2] .. " the first time: nothing kept, a fresh URL, the good file from byte 0, its SHA-256 journalled",
+    prepare = function(env)
+      local base = env.hs:url(w[1] .. "_once")
+      return { op = "generate", base = base, path = env.name(w[1]) .. "-once.mp4",
+        client = { base_url = base, journal = env.name("journal") .. ".jsonl" } }
+    end,
+    check = function(o, a, env)
+      local A = env.assert
+      A.is_nil(o.err, show(o))
+      A.is_true(env.helper.read_file(a.path) == DL_GOOD, "the file is not the good MP4: " .. show(o))
+      A.is_false(env.helper.exists(a.path .. ".part"), "the .part is left")
+      local sum = env.helper.capture("sha256sum " .. env.q(a.path)):match("^(%x+)")
+      A.equal(sum, o.sha256, show(o))
+      local rec
+      for line in (env.helper.read_file(a.client.journal) or ""):gmatch("[^\n]+") do
+        local r = env.json(line)
+        if type(r) == "table" and r.event == "downloaded" then rec = r end
+      end
+      A.same({ a.path, #DL_GOOD, sum }, { rec and rec.path, rec and rec.bytes, rec and rec.sha256 })
+      local queries, gets = dl_log(env, a.base)
+      A.equal(2, queries, "result queries: " .. show(o))
+      A.same({ "none", "none" }, gets, "video GETs (their Range): " .. show(o))
+      bounded(A, o, 4)
+    end,
+  }
+end
+
+add {
+  name = "a 200 to a Range request starts the file again from byte 0, never appended: the good file",
+  prepare = function(env)
+    local base = env.hs:url("dl_range200")
+    return { op = "generate", base = base, path = env.name("range200") .. ".mp4", client = { base_url = base } }
+  end,
+  check = function(o, a, env)
+    local A = env.assert
+    A.is_nil(o.err, show(o))
+    A.is_true(env.helper.read_file(a.path) == DL_GOOD, "the file is not the good MP4 (appended?): " .. show(o))
+    local queries, gets = dl_log(env, a.base)
+    A.equal(1, queries, show(o))
+    A.equal(2, #gets, show(o))
+    A.equal("none", gets[1])
+    A.truthy(gets[2]:find("^bytes=%d+%-$"), "the retry asked for no Range: " .. gets[2])
+    bounded(A, o, 4)
+  end,
+}
 
 add {
   name = "the commit opens the .part once, fresh (O_EXCL), syncs it, renames it, then syncs the folder",

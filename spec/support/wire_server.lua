@@ -15,18 +15,14 @@
 --                            some sizes in capitals or with an extension, a trailer
 --   /badchunk/<n>            the video in 1-byte chunks, but one ends "XX", not CRLF
 --   /quit                    exits
--- The video: 16-byte blocks, each naming its own position.  Exits after 120 s.
+-- The video: transport_cases.lua's (a 5 s MP4 whose mdat holds 16-byte blocks, each
+-- naming its own position).  Exits after 120 s.
 
 local socket = require "socket"
+local video = require("spec.support.transport_cases").video
 
 local log_file = assert(arg[1], "usage: wire_server.lua LOG_FILE")
 local str_format, concat, floor = string.format, table.concat, math.floor
-
-local function video(n)
-  local blocks = {}
-  for i = 0, floor(n / 16) do blocks[#blocks + 1] = str_format("%08d|video|\n", i) end
-  return concat(blocks):sub(1, n)
-end
 
 local function unescape(s)
   return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))

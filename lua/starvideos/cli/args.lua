@@ -87,6 +87,9 @@ local FLAG = {
     choices = { "pending", "created", "completed", "failed", "downloaded", "abandoned" },
     text = "only the tasks in STATE: pending, created, completed, failed, downloaded or abandoned" },
   once = { kind = "bool", text = "carry what is orphaned now, then exit (printing what resume prints)" },
+  check = { kind = "bool",
+    text = "compare each downloaded file with the size and SHA-256 recorded when it was saved; exit 1 when one "
+      .. "is missing or changed" },
   lease = { kind = "pos", meta = "S",
     text = "seconds a task's owner has to renew its lease (default 30); keep looks every S/6 s, at most 5" },
   notify = { kind = "str", meta = "URL",
@@ -203,13 +206,13 @@ local COMMANDS = {
     flag_text = { store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
   },
   list = {
-    args = {}, flags = flags("journal", "store", "state", CLIENT),
+    args = {}, flags = flags("journal", "store", "state", "check", CLIENT),
     summary = "list the ledger's tasks: state, file and prompt of each (a journal needs no key)",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal to list (read only: no key, no network)",
       store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)",
       json = "one JSON object per task and line: id (or local), key, out, state, status, error, created_at, "
-        .. "path, bytes, model, prompt" },
+        .. "path, bytes, sha256, model, prompt (with --check: check, check_error)" },
   },
   compact = {
     args = {}, flags = flags("journal"),

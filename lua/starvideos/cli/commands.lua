@@ -371,8 +371,9 @@ function M.list(ctx, opts)
   else
     client = client_for.new(ctx, opts, { store = store })
   end
-  local tasks, err = client:tasks { state = opts.state }
+  local tasks, err = client:tasks { state = opts.state, check = opts.check }
   if not tasks then return fail(ctx, err) end
+  if opts.check then return display.print_checks(tasks, ctx.json) end
   if ctx.json then
     for _, t in ipairs(tasks) do output.out(json.encode(t), "\n") end
     return 0

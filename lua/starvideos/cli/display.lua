@@ -153,6 +153,25 @@ function M.print_tasks(list, tty)
   out(string_format("%d task%s: %s\n", #list, #list == 1 and "" or "s", table_concat(parts, ", ")))
 end
 
+-- What `list --check` found of each downloaded file (as_json: a JSON object a line), then how
+-- many were as saved: the exit status, 1 when one is missing or changed.
+function M.print_checks(list, as_json)
+  local count, bad = { ok = 0, missing = 0, changed = 0 }, 0
+  for _, t in ipairs(list) do
+    if t.check then
+      count[t.check] = count[t.check] + 1
+      if t.check ~= "ok" then bad = bad + 1 end
+      if as_json then out(json.encode(t), "\n")
+      else out(string_format("%-8s %s  %s\n", t.check, t.id, t.check_error or t.path)) end
+    end
+  end
+  if not as_json then
+    out(string_format("%d file%s checked: %d as saved, %d missing, %d changed\n", count.ok + bad,
+      count.ok + bad == 1 and "" or "s", count.ok, count.missing, count.changed))
+  end
+  return bad > 0 and 1 or 0
+end
+
 -- A download's bar in at most n columns: "[####....] 42%  1.0 MiB / 2.4 MiB  3.1 MiB/s".
 -- The bar narrows first (24 marks at most, 6 at least), then the rate goes, then the bar.
 function M.bar_text(bytes, total, rate, n)

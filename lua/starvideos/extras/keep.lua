@@ -27,7 +27,7 @@ end
 local function has_finished(fin) return fin[1] ~= nil end
 
 local function result(j, saved_to)
-  return { task = j.task, err = j.err, path = j.path, saved_to = saved_to }
+  return { task = j.task, err = j.err, path = j.path, sha256 = j.sha256, saved_to = saved_to }
 end
 
 local function orphan_pending(p, ledger)

@@ -284,10 +284,10 @@ function R:status(id, status, took, within, why)
       self.prefix, config.DEFAULTS.samples, RETAIN, why or "" })
 end
 
-function R:downloaded(id, path)
+function R:downloaded(id, path, sha256)
   self.mine[id] = nil
   self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
-    { id, path, RETAIN, journal.size(path) or "", self.prefix })
+    { id, path, RETAIN, journal.size(path) or "", self.prefix, sha256 or "" })
 end
 
 function R:part(id, part, path)

@@ -95,11 +95,12 @@ if ARGV[3] ~= '' then
 end
 return 1
 ]],
-  -- KEYS task:<id>, unfinished; ARGV id, path, retain, bytes ('' unknown), P
+  -- KEYS task:<id>, unfinished; ARGV id, path, retain, bytes ('' unknown), P, sha256 ('' unknown)
   downloaded = [[
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'path', ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'bytes', ARGV[4]) end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'sha256', ARGV[6]) end
 local key = redis.call('HGET', KEYS[1], 'key_hash')
 if key then redis.call('EXPIRE', ARGV[5] .. 'key:' .. key, tonumber(ARGV[3])) end
 redis.call('HDEL', KEYS[1], 'part', 'part_dest')

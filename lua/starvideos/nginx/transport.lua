@@ -12,12 +12,13 @@ local now, new_error = core.now, errors.new_error
 local PAGE_MAX = 64 * 1024 -- a download's error page, kept for the message
 local NO_CA = "ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate"
 
--- A pool thread's Lua VM costs the worker ~10 ms: made in a timer at its first client; commits one at a time.
+-- A pool thread's Lua VM costs the worker ~10 ms: made in a timer at its first client; commits
+-- (and hashes) one at a time.
 local disk_slot, no_pool
-local function in_pool(fn, ...) -- core[fn](...), in the pool when there is one
-  if no_pool or not ngx.run_worker_thread then return core[fn](...) end
+local function in_pool(module, fn, ...) -- require(module)[fn](...), in the pool when there is one
+  if no_pool or not ngx.run_worker_thread then return require(module)[fn](...) end
   disk_slot:wait(86400)
-  local ok, a, b = ngx.run_worker_thread("starvideos", "starvideos.core", fn, ...)
+  local ok, a, b = ngx.run_worker_thread("starvideos", module, fn, ...)
   disk_slot:post(1)
   if ok then return a, b end
   if tostring(a):find("not found", 1, true) then
@@ -25,7 +26,7 @@ local function in_pool(fn, ...) -- core[fn](...), in the pool when there is one
     ngx.log(ngx.WARN, "starvideos: downloads are synced to disk in the worker: add ",
       "`thread_pool starvideos threads=4;` to the main context of nginx.conf")
   end
-  return core[fn](...)
+  return require(module)[fn](...)
 end
 
 -- The worker's connection slots of each key (its budget), shared by its clients' transports.  Fewer are
@@ -55,7 +56,7 @@ N.__index = N
 function N.new(cfg, budget)
   if not disk_slot then
     disk_slot = semaphore.new(1)
-    ngx.timer.at(0, function(premature) if not premature then in_pool("now") end end)
+    ngx.timer.at(0, function(premature) if not premature then in_pool("starvideos.core", "now") end end)
   end
   local conns = clamp(budget.conns)
   local ks = key_slots[budget]
@@ -195,16 +196,22 @@ function N:cancel(x)
   if x.fh then x.fh:close(); x.fh = nil end
 end
 
--- On the descriptor the download wrote: renamed only while its name is still that file.
+-- On the descriptor the download wrote, hashed beside its fsync: renamed only while its name is still
+-- that file.  true, its SHA-256 | nil, why.
 function N:commit(part, path)
   local fh = self.whole[part]
   if not fh then return nil, "cannot commit " .. tostring(part) .. ": no whole download was written there" end
   self.whole[part] = nil
   local fd, size, name = fh:prepare()
   local ok, err = fd, size
-  if fd then ok, err = in_pool("part_commit", fd, size, name, path) end
+  if fd then ok, err = in_pool("starvideos.sign", "part_commit", fd, size, name, path) end -- err: its SHA-256
   fh:close()
   return ok, err
+end
+
+-- A whole download that failed its checks (download.lua): its handle closed, nothing committed.
+function N:discard(part)
+  if self.whole[part] then self.whole[part]:close(); self.whole[part] = nil end
 end
 
 -- The key's max_connections changed (its clients came or went): see key_slots.

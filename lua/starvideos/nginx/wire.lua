@@ -169,16 +169,16 @@ local function body(x, h)
   return true
 end
 
--- A download's 200 is written from byte 0, a 206 from its Content-Range's, one we have.
+-- A download's 200 is written from byte 0 (never appended), a 206 from its Content-Range's: the one asked.
 local function start_file(x, h)
   local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
   a, b, t = tonumber(a), tonumber(b), tonumber(t)
   if x.status == 200 then
     local cl = not h["transfer-encoding"] and h["content-length"]
     a, t = 0, cl and cl:find("^%d+$") and tonumber(cl) or nil
-  elseif not (a and b >= a and t > b and a <= x.offset) then
-    return nil, "broken", string.format("the server sent a byte range that does not follow the %.0f bytes we have",
-      x.offset)
+  elseif not (a and b >= a and t > b and a == x.offset) then
+    return nil, "broken", string.format(
+      "the server's 206 does not start at byte %.0f, where the download asked to go on", x.offset)
   end
   if x.spent then return nil, "broken", "the exchange was cancelled" end
   x.have, x.total, x.to_file = a, t, true

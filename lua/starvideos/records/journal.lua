@@ -89,7 +89,9 @@ function J.take(st, line)
     elseif ev == "part" and type(rec.path) == "string" then
       t.part = rec.path
     end
-    if (ev == "downloaded" or sample) and type(rec.path) == "string" then t.path, t.bytes = rec.path, rec.bytes end
+    if (ev == "downloaded" or sample) and type(rec.path) == "string" then
+      t.path, t.bytes, t.sha256 = rec.path, rec.bytes, rec.sha256
+    end
   end
   return rec
 end
@@ -186,7 +188,8 @@ local function entry(t)
   local ended = t.status == "failed" or t.status == "completed"
   local state = t.path and "downloaded" or ended and t.status or "created"
   return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
-    created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), model = t.model, prompt = J.head(t.prompt) }
+    created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), sha256 = t.sha256, model = t.model,
+    prompt = J.head(t.prompt) }
 end
 
 -- Every task and create of st (what a ledger folded: list, pending, settled, abandoned) as client:tasks
@@ -227,6 +230,23 @@ function J.size(path)
   local size = f:seek("end")
   f:close()
   return size
+end
+
+-- A downloaded task's file (an entry of J.tasks) against what was recorded when it was saved:
+-- "ok", or "missing" or "changed" and why.  Its size first; its SHA-256, when recorded, then.
+function J.check_file(t)
+  local size = J.size(t.path)
+  if not size then return "missing", string_format("%s is missing (or cannot be read)", t.path) end
+  if t.bytes and size ~= t.bytes then
+    return "changed", string_format("%s holds %d bytes; %d were saved", t.path, size, t.bytes)
+  end
+  if not t.sha256 then return "ok" end
+  local sum, err = require("starvideos.sign").sha256_file(t.path)
+  if not sum then return "missing", string_format("%s cannot be read: %s", t.path, tostring(err)) end
+  if sum ~= t.sha256 then
+    return "changed", string_format("%s has SHA-256 %s; %s was saved", t.path, sum, t.sha256)
+  end
+  return "ok"
 end
 
 -- What differs between two create bodies (JSON texts), "duration 5 there, 10 here; ...".

@@ -215,8 +215,8 @@ function L:status(id, status, took, within, why)
   append(self, { event = "status", id = id, status = status, took = took, within = within, error = why })
 end
 
-function L:downloaded(id, path)
-  append(self, { event = "downloaded", id = id, path = path, bytes = journal.size(path) })
+function L:downloaded(id, path, sha256)
+  append(self, { event = "downloaded", id = id, path = path, bytes = journal.size(path), sha256 = sha256 })
 end
 
 function L:part(id, part, path)
