@@ -1,6 +1,6 @@
 -- The learned schedule (docs/polling.md): a view of the key's samples for one `interval` and
--- `min_interval`, with its plans.  A plan's gap around age t is proportional to sqrt((1 - F(t)) / f(t)),
--- which minimises the mean time from completion to notice for a number of polls.
+-- `min_interval`, with its plans and its estimates of the time left.  A kind's learned distribution is
+-- its samples, each spread evenly over its interval; a plan places polls on it (plan_for).
 
 local config = require "starvideos.config"
 
@@ -14,33 +14,59 @@ S.HORIZON = 7 * 86400 -- a plan reaches no further (seconds)
 S.SHORT_GAPS = 5    -- short-task plans try gaps m * (interval / m)^(k / 5), k = 0..5
 S.RUN = 40          -- and keep such a gap for this many polls, then `interval`
 S.FLOOR = 0.01      -- the shortest gap between polls a plan makes (seconds), min_interval 0 too
-local SQRT2PI = math.sqrt(2 * math.pi)
-local MIN_SIGMA = 0.02
+S.MIN_WIDTH = 0.02  -- a sample spreads over its duration +- this share at least
 
--- Abramowitz & Stegun 7.1.26: absolute error under 1.5e-7.
-local function Phi(x)
-  local z = math.abs(x) / 1.4142135623730951
-  local t = 1 / (1 + 0.3275911 * z)
-  local y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592)
-    * t * math.exp(-z * z)
-  return 0.5 * (1 + (x >= 0 and y or -y))
+-- The largest j with x[j] <= v (0 when v < x[1]).
+local function below(x, v)
+  local a, b = 0, #x
+  while a < b do
+    local mid = a + math.floor((b - a + 1) / 2)
+    if x[mid] <= v then a = mid else b = mid - 1 end
+  end
+  return a
 end
-S.Phi = Phi
 
-local function phi(z) return math.exp(-0.5 * z * z) / SQRT2PI end
-
--- The log-normal (mu, sigma): F(t), f(t), and the partial mean int_a^b x f(x) dx.
-function S.lognormal(mu, sigma)
-  local d = { mu = mu, sigma = sigma }
-  function d.F(t, m) -- (m: the logarithms' mean, mu unless given)
-    return t > 0 and Phi((math.log(t) - (m or mu)) / sigma) or 0
+-- The distribution of durations uniform over [lo[i], hi[i]] for sample i, each as likely: F(t), the
+-- density f(t), the partial mean int_a^b x f(x) dx, the quantile q(p), and its ends first and last.
+-- Piecewise: between the breakpoints x[j] and x[j + 1] the density is dens[j].
+function S.distribution(lo, hi)
+  local n, ends = #hi, {}
+  for i = 1, n do
+    local w = 1 / (n * (hi[i] - lo[i]))
+    ends[2 * i - 1], ends[2 * i] = { lo[i], w }, { hi[i], -w }
+  end
+  table.sort(ends, function(a, b) return a[1] < b[1] end)
+  local x, Fx, Mx, dens, rate = { ends[1][1] }, { 0 }, { 0 }, {}, 0
+  for _, e in ipairs(ends) do
+    local j = #x
+    if e[1] > x[j] then
+      dens[j], x[j + 1] = rate, e[1]
+      Fx[j + 1] = Fx[j] + rate * (e[1] - x[j])
+      Mx[j + 1] = Mx[j] + rate * (e[1] * e[1] - x[j] * x[j]) / 2
+    end
+    rate = rate + e[2]
+  end
+  local K = #x
+  local d = { first = x[1], last = x[K] }
+  function d.F(t)
+    local j = below(x, t)
+    if j == 0 then return 0 elseif j == K then return 1 end
+    return math.min(1, Fx[j] + dens[j] * (t - x[j]))
   end
   function d.f(t)
-    return t > 0 and phi((math.log(t) - mu) / sigma) / (t * sigma) or 0
+    local j = below(x, t)
+    return (j == 0 or j == K) and 0 or dens[j]
   end
-  local mean = math.exp(mu + 0.5 * sigma * sigma)
-  function d.partial_mean(a, b) -- x f(x) is mean times the density of (mu + sigma^2, sigma)
-    return mean * (d.F(b, mu + sigma * sigma) - d.F(a, mu + sigma * sigma))
+  local function M(t)
+    local j = below(x, t)
+    if j == 0 or j == K then return Mx[math.max(j, 1)] end
+    return Mx[j] + dens[j] * (t * t - x[j] * x[j]) / 2
+  end
+  function d.partial_mean(a, b) return M(b) - M(a) end
+  function d.q(p)
+    local j = below(Fx, p)
+    if j == 0 then return x[1] elseif j == K then return x[K] end
+    return dens[j] > 0 and x[j] + (p - Fx[j]) / dens[j] or x[j] -- (the largest such j: its segment has mass)
   end
   return d
 end
@@ -59,12 +85,12 @@ function S.evaluate(d, ts)
 end
 
 local function density_plan(d, lambda, m, tmax)
-  local ts, t, acc, last = {}, 0, 0, 0
+  local ts, t, acc, last, gap = {}, 0, 0, 0, tmax
   while t < tmax do
-    local dt = math.max(m / 4, t / 50) -- finer early, coarser late: the density is smooth in log-time
+    local dt = math.max(m / 4, math.min(t / 50, gap / 4)) -- coarser late, but a few steps to a gap
     local mid = t + dt / 2
     local f = d.f(mid)
-    local gap = math.max(m, f > 0 and math.sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax)
+    gap = math.max(m, f > 0 and math.sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax)
     acc = acc + dt / gap
     t = t + dt
     if acc >= 1 and t - last >= m then
@@ -95,7 +121,8 @@ end
 -- for each g, the t1 of least lag within the budget (a coarse grid on the quantiles, then a finer one).
 local function short_plan(d, interval, m, tmax, budget)
   local best, best_polls, best_lag
-  local function try(t1, g)
+  local function try(p, g)
+    local t1 = d.q(p)
     if t1 < m or t1 > tmax then return end
     local ts = first_poll_plan(t1, g, interval, tmax)
     local polls, lag = S.evaluate(d, ts)
@@ -104,27 +131,39 @@ local function short_plan(d, interval, m, tmax, budget)
   end
   for k = 0, S.SHORT_GAPS do
     local g = m * (interval / m) ^ (k / S.SHORT_GAPS)
-    local z0, lag0
-    for z = -3, 3.5, 0.1 do
-      local lag = try(math.exp(d.mu + z * d.sigma), g)
-      if lag and (not lag0 or lag < lag0) then z0, lag0 = z, lag end
+    local p0, lag0
+    for p = 0, 1, 0.02 do
+      local lag = try(p, g)
+      if lag and (not lag0 or lag < lag0) then p0, lag0 = p, lag end
     end
-    if z0 then
-      for z = z0 - 0.1, z0 + 0.1, 0.01 do try(math.exp(d.mu + z * d.sigma), g) end
+    if p0 then
+      for p = math.max(0, p0 - 0.02), math.min(1, p0 + 0.02), 0.002 do try(p, g) end
     end
   end
   return best, best_polls, best_lag
 end
 
-function S.make_plan(mu, sigma, interval, m)
-  local d = S.lognormal(mu, sigma)
+-- The plan spending at most `polls` per task that polls every g, g the shortest such (not under m).
+local function every_plan(d, polls, m, tmax)
+  local lo, hi = m, math.max(tmax, m)
+  for _ = 1, 40 do
+    local mid = (lo + hi) / 2
+    if S.evaluate(d, first_poll_plan(mid, mid, mid, tmax)) > polls then lo = mid else hi = mid end
+  end
+  return first_poll_plan(hi, hi, hi, tmax)
+end
+
+-- The plan on the learned distribution d: the polls per task of the fixed interval (less MARGIN; for
+-- tasks mostly done within `interval`, up to 1 + the share done within it), placed where tasks end:
+-- the density walk, gaps proportional to sqrt((1 - F(t)) / f(t)), which minimises the mean lag for a
+-- number of polls, or a first poll at a quantile then even gaps, whichever notices sooner.  Never one
+-- that notices later than the fixed interval, or than even gaps spending as many polls.
+function S.make_plan(d, interval, m)
   m = math.max(m, S.FLOOR) -- (min_interval = 0: the walks below would take steps of no length)
-  -- to where almost every task has finished (not before the floor m), never past a week (or 4 intervals)
-  local tmax = math.min(math.max(math.exp(mu + 3.5 * sigma), m), math.max(S.HORIZON, 4 * interval))
+  -- to where every learned task has finished (not before the floor m), never past a week (or 4 intervals)
+  local tmax = math.min(math.max(d.last, m), math.max(S.HORIZON, 4 * interval))
   local fixed_polls, fixed_lag = S.evaluate(d, S.fixed_plan(interval, tmax))
-  -- MARGIN less for the estimate's error; but a task done by the fixed first poll (one poll) may have two
   local budget = math.max(fixed_polls * S.MARGIN, 1 + d.F(interval))
-  local short = budget > fixed_polls * S.MARGIN -- tasks that mostly finish within `interval`
   -- the smallest lambda (densest polls) whose expected polls stay within the budget
   local lo, hi = 1e-6 * interval, 1e3 * interval
   local best
@@ -136,13 +175,15 @@ function S.make_plan(mu, sigma, interval, m)
   end
   best = best or S.fixed_plan(interval, tmax)
   local polls, lag = S.evaluate(d, best)
-  if short then
+  if budget > fixed_polls * S.MARGIN then -- tasks that mostly finish within `interval`
     local ts, p, l = short_plan(d, interval, m, tmax, budget)
     if ts and l < lag then best, polls, lag = ts, p, l end
   end
+  local even = every_plan(d, polls, m, tmax)
+  local even_polls, even_lag = S.evaluate(d, even)
+  if even_lag < lag then best, polls, lag = even, even_polls, even_lag end
   if lag > fixed_lag then -- a spread the plan cannot use: the fixed schedule
-    best = S.fixed_plan(interval, tmax)
-    polls, lag = fixed_polls, fixed_lag
+    best, polls, lag = S.fixed_plan(interval, tmax), fixed_polls, fixed_lag
   end
   return { ages = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag }
 end
@@ -158,75 +199,68 @@ function S:learn(kind, model, seconds, half)
   if half > seconds then half = seconds end -- it may have been done at once
   for _, key in pairs { kind, model } do
     local k = self.kinds[key]
-    if not k then k = { seen = 0, lo = {}, hi = {} }; self.kinds[key] = k end
-    -- the interval, in logarithms (lo nil: it may have been done at once), over the oldest once KEEP are seen
-    local low, at = seconds - half, k.seen % S.KEEP + 1
-    k.lo[at], k.hi[at] = low > 0 and math.log(low) or nil, math.log(seconds + half)
+    if not k then k = { seen = 0, mid = {}, half = {} }; self.kinds[key] = k end
+    local at = k.seen % S.KEEP + 1 -- over the oldest once KEEP are seen
+    k.mid[at], k.half[at] = seconds, half
     k.seen = k.seen + 1
   end
 end
 
--- mu, sigma | nil: a maximum-likelihood fit to the samples' intervals (EM on the logarithms, a truncated
--- normal per sample), so that a task first polled long after it finished does not pass for a quick one.
+-- The learned distribution of the key's tasks (S.distribution), or nil before MIN_SAMPLES: each sample
+-- over its interval (a task first polled long after it finished is not taken for a quick one), widened
+-- to a bandwidth (Silverman's rule on the logarithms) so that a few samples stand for the tasks between.
 function S:estimate(key)
   local k = key and self.kinds[key]
   if not k or k.seen < S.MIN_SAMPLES then return nil end
-  local n, lo, hi = #k.hi, k.lo, k.hi
-  local mu, sq = 0, 0
-  for i = 1, n do mu = mu + (hi[i] + (lo[i] or hi[i])) / 2 end
-  mu = mu / n
-  for i = 1, n do local d = (hi[i] + (lo[i] or hi[i])) / 2 - mu; sq = sq + d * d end
-  local sigma = math.max(math.sqrt(sq / n), 0.1)
-  for _ = 1, 50 do
-    local s1, s2 = 0, 0
-    for i = 1, n do
-      local l, h, x, x2 = lo[i], hi[i]
-      if l == h then
-        x, x2 = h, h * h
-      else
-        local a, b = l and (l - mu) / sigma, (h - mu) / sigma
-        local z = Phi(b) - (a and Phi(a) or 0)
-        if z < 1e-6 then -- far in a tail: the nearest end of the interval
-          x = math.min(math.max(mu, l or h), h)
-          x2 = x * x
-        else
-          local pa, pb = a and phi(a) or 0, phi(b)
-          local m1 = (pa - pb) / z
-          x = mu + sigma * m1
-          x2 = sigma * sigma * (1 + ((a and a * pa or 0) - b * pb) / z - m1 * m1) + x * x
-        end
-      end
-      s1, s2 = s1 + x, s2 + x2
-    end
-    local new_mu = s1 / n
-    local new_sigma = math.sqrt(math.max(s2 / n - new_mu * new_mu, MIN_SIGMA * MIN_SIGMA))
-    local moved = math.abs(new_mu - mu) + math.abs(new_sigma - sigma)
-    mu, sigma = new_mu, new_sigma
-    if moved < 1e-6 then break end
+  local mid, half, n = k.mid, k.half, #k.mid
+  local logs, mean, sq = {}, 0, 0
+  for i = 1, n do logs[i] = math.log(mid[i]); mean = mean + logs[i] / n end
+  for i = 1, n do sq = sq + (logs[i] - mean) ^ 2 / n end
+  table.sort(logs)
+  local iqr = (logs[math.ceil(0.75 * n)] - logs[math.ceil(0.25 * n)]) / 1.34
+  local spread = math.sqrt(sq)
+  if iqr > 0 then spread = math.min(spread, iqr) end
+  local h = math.max(0.9 * spread * n ^ -0.2, S.MIN_WIDTH)
+  local lo, hi = {}, {}
+  for i = 1, n do
+    local w = math.max(half[i], h * mid[i])
+    lo[i], hi[i] = math.max(0, mid[i] - w), mid[i] + w
   end
-  -- never below the typical gap's width (alike coarse gaps hide a narrow spread); widened by mu's error
-  local widths = {}
-  for i = 1, n do widths[i] = hi[i] - (lo[i] or hi[i] - 1) end
-  table.sort(widths)
-  local floor = widths[math.floor((n + 1) / 2)] / 2 / math.sqrt(3)
-  sigma = math.max(sigma, floor, MIN_SIGMA) * math.sqrt(1 + 1 / n)
-  return mu, sigma
+  return S.distribution(lo, hi)
+end
+
+-- The key's learned distribution and plan (the model's samples stand in for a new kind): a new one with
+-- each early sample, then with each eighth more.
+function S:learned(kind, model)
+  for _, key in ipairs { kind or model, model } do
+    local k = self.kinds[key]
+    if k and k.seen >= S.MIN_SAMPLES then
+      local p = self.plans[key]
+      if not p or k.seen >= p.seen + math.max(1, math.floor(p.seen / 8)) then
+        p = { d = self:estimate(key), seen = k.seen }
+        self.plans[key] = p
+      end
+      return p
+    end
+  end
 end
 
 function S:plan(kind, model)
-  for _, key in ipairs { kind or model, model } do -- (the model's samples stand in for a new kind)
-    local k = self.kinds[key]
-    if k and k.seen >= S.MIN_SAMPLES then
-      -- a new plan with each early sample, then with each eighth more
-      local p = self.plans[key]
-      if not p or k.seen >= p.seen + math.max(1, math.floor(p.seen / 8)) then
-        local mu, sigma = self:estimate(key)
-        p = { plan = S.make_plan(mu, sigma, self.interval, self.min_interval), seen = k.seen }
-        self.plans[key] = p
-      end
-      return p.plan
-    end
-  end
+  local p = self:learned(kind, model)
+  if not p then return nil end
+  p.plan = p.plan or S.make_plan(p.d, self.interval, self.min_interval)
+  return p.plan
+end
+
+-- The seconds left for a task `age` seconds old: { p50 =, p90 = } among the learned tasks that ran at
+-- least as long (0 past the last), and the 99th percentile of all; nil until a kind has its samples.
+function S:eta(kind, model, age)
+  local p = self:learned(kind, model)
+  if not p then return nil end
+  local d = p.d
+  local done = d.F(age)
+  local function left(share) return math.max(0, d.q(done + share * (1 - done)) - age) end
+  return { p50 = left(0.5), p90 = left(0.9) }, d.q(0.99)
 end
 
 -- Seconds until the next poll of a task `age` seconds old polled just now.
