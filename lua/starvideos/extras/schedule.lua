@@ -146,8 +146,8 @@ end
 -- The plan spending at most `polls` per task that polls every g, g the shortest such (not under m).
 local function every_plan(d, polls, m, tmax)
   local lo, hi = m, math.max(tmax, m)
-  for _ = 1, 40 do
-    local mid = (lo + hi) / 2
+  while hi / lo > 1.0001 do
+    local mid = math.sqrt(lo * hi)
     if S.evaluate(d, first_poll_plan(mid, mid, mid, tmax)) > polls then lo = mid else hi = mid end
   end
   return first_poll_plan(hi, hi, hi, tmax)
