@@ -1,6 +1,6 @@
 -- The learned schedule (docs/polling.md): a view of the key's samples for one `interval` and
 -- `min_interval`, with its plans and its estimates of the time left.  A kind's learned distribution is
--- its samples, each spread evenly over its interval; a plan places polls on it (plan_for).
+-- its samples, each spread evenly over its interval (S:estimate); a plan places polls on it (S.make_plan).
 
 local config = require "starvideos.config"
 
