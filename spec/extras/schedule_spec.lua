@@ -22,17 +22,20 @@ end
 describe("schedule arithmetic", function()
   it("has the learned distribution right: samples spread evenly over their intervals", function()
     -- two samples, U(0, 2) and U(2, 6), half the mass each: F(1) = 0.5 * 1/2, F(4) = 0.5 + 0.5 * 2/4;
-    -- f = 0.5 / 2 on (0, 2), 0.5 / 4 on (2, 6); int_0^2 x f = 0.5 * 1 (U(0, 2)'s mean), int_2^6 = 0.5 * 4
+    -- int_0^2 x f = 0.5 * 1 (U(0, 2)'s mean), int_2^6 = 0.5 * 4
     local d = Schedule.distribution({ 0, 2 }, { 2, 6 })
     local function near(want, got) assert.is_true(math.abs(want - got) < 1e-12, got .. " against " .. want) end
     near(0.25, d.F(1)); near(0.5, d.F(2)); near(0.75, d.F(4)); near(0, d.F(-1)); near(1, d.F(7))
-    near(0.25, d.f(1)); near(0.125, d.f(3)); near(0, d.f(9))
     near(0.5, d.partial_mean(0, 2)); near(2, d.partial_mean(2, 6)); near(2.5, d.partial_mean(-5, 50))
     near(2, d.q(0.5)); near(4, d.q(0.75)); near(1, d.q(0.25)); near(0, d.first); near(6, d.last)
-    -- polls at 2 and 6: one for every task, a second for the half still running at 2; the lag of the
-    -- first half 2 - 1, of the second 6 - 4: (1 + 2) / 2
-    local polls, lag = Schedule.evaluate(d, { 2, 6 })
+    -- polls at 2 and 6 (a piece: from 2, every 4 s, twice): one for every task, a second for the half
+    -- still running at 2; the lag of the first half 2 - 1, of the second 6 - 4: (1 + 2) / 2
+    local polls, lag = Schedule.evaluate(d, { { 2, 4, 2 } })
     near(1.5, polls); near(1.5, lag)
+    -- every 3 s, never ending: the first half seen at 3 (lag 3 - 1), the eighth in (2, 3] at 3 too
+    -- (3 - 2.5), the rest in (3, 6] at 6 with a second poll (6 - 4.5): 0.5 * 2 + 0.125 * 0.5 + 0.375 * 1.5
+    polls, lag = Schedule.evaluate(d, { { 3, 3, math.huge } })
+    near(0.625 + 0.375 * 2, polls); near(1.625, lag)
   end)
 
   -- A view with the samples (seconds, half) learned for kind "k" of model "m".
@@ -98,19 +101,17 @@ describe("schedule arithmetic", function()
         local lo, hi = math.max(m, 0.01), 1e5
         for _ = 1, 60 do
           local g = (lo + hi) / 2
-          local ts = {}
-          repeat ts[#ts + 1] = g * (#ts + 1) until ts[#ts] >= d.last
-          if Schedule.evaluate(d, ts) > p.polls then lo = g else hi = g end
+          if Schedule.evaluate(d, { { g, g, math.huge } }) > p.polls then lo = g else hi = g end
         end
-        local ts = {}
-        repeat ts[#ts + 1] = hi * (#ts + 1) until ts[#ts] >= d.last
-        local _, even_lag = Schedule.evaluate(d, ts)
+        local _, even_lag = Schedule.evaluate(d, { { hi, hi, math.huge } })
         assert.is_true(p.lag <= even_lag + 1e-6, what .. string.format("; every %.3f s: %.3f s", hi, even_lag))
-        for i = 2, #p.ages do
-          assert.is_true(p.ages[i] - p.ages[i - 1] >= math.max(m, 0.01) - 1e-9, what)
+        -- polls never closer than the floor, within a piece or from one to the next
+        local last = -math.huge
+        for _, piece in ipairs(p.pieces) do
+          assert.is_true(piece[2] >= math.max(m, 0.01) - 1e-9 and piece[1] - last >= math.max(m, 0.01) - 1e-9, what)
+          last = piece[1] + (piece[3] - 1) * piece[2]
         end
-        -- it reaches where the learned tasks end (within a week)
-        assert.is_true(p.ages[#p.ages] >= math.min(d.last, Schedule.HORIZON) - 1e-9, what)
+        assert.are.equal(math.huge, last, what) -- a plan never ends: past the learned tasks, every `interval`
       end
     end
   end)
@@ -123,32 +124,63 @@ describe("schedule arithmetic", function()
     end
     s:learn("videos|5|", "videos", 100, 2)
     assert.is_true(s:delay("videos|5|", "videos", 0) > 60, "few polls early")
-    assert.is_true(s:delay("videos|5|", "videos", 96) <= 10, "dense near 100 s")
+    -- dense near 100 s (a poll at 100 s stands for the plan's at 103 s: the next at 108 s)
+    assert.is_true(s:delay("videos|5|", "videos", 100) <= 10, "dense near 100 s")
     for age = 0, 300, 0.7 do assert.is_true(s:delay("videos|5|", "videos", age) >= 5) end -- the floor
     -- a poll made a moment before a planned age stands for it: the next is the one after
     local wide = Schedule.new { interval = 30, min_interval = 5 }
     for _, d in ipairs { 60, 80, 100, 125, 160 } do wide:learn("k", "m", d, 1) end
-    local ages = wide:plan("k", "m").ages
+    local ages, pieces = { 0 }, wide:plan("k", "m").pieces
+    for i = 2, 5 do ages[i] = Schedule.next_age(pieces, ages[i - 1]) end
+    table.remove(ages, 1)
     assert.is_true(ages[4] - ages[3] > 6)
     assert.is_true(math.abs(wide:delay("k", "m", ages[3] - 0.01) - (ages[4] - ages[3] + 0.01)) < 1e-9)
     assert.is_true(math.abs(wide:delay("k", "m", ages[3] + 0.01) - (ages[4] - ages[3] - 0.01)) < 1e-9)
-    assert.are.equal(30, s:delay("videos|5|", "videos", 1e5)) -- far slower than any plan: fixed
+    -- far slower than any plan: every `interval`
+    local slow = 1e5 + s:delay("videos|5|", "videos", 1e5)
+    assert.is_true(math.abs(s:delay("videos|5|", "videos", slow) - 30) < 1e-6)
     assert.are.equal(30, s:delay("videos|5|", "videos", nil)) -- age unknown: fixed
     -- another kind of the same model borrows the model's plan; another model has none
     assert.is_true(s:delay("videos|10|", "videos", 0) > 60)
     assert.are.equal(30, s:delay("videos_fast|5|", "videos_fast", 0))
   end)
 
-  it("falls back to the fixed interval where the spread is too wide to use, and plans in bounded time", function()
+  it("falls back to the fixed interval where the spread is too wide to use", function()
     for _, pair in ipairs { { 20, 600 }, { 10, 10000 }, { 2, 9e6 } } do
       local s = Schedule.new { interval = 30, min_interval = 5 }
       for _ = 1, 3 do s:learn("k", "m", pair[1], 1); s:learn("k", "m", pair[2], 1) end
       local p = s:plan("k", "m")
       assert.is_true(p.lag <= p.fixed_lag + 1e-9, "never worse than the fixed interval on its own estimate")
-      assert.is_true(#p.ages <= 7 * 86400 / 5 + 1, "a week's horizon at most")
       local d = s:delay("k", "m", 0)
       assert.is_true(d >= 5 and d <= 600, "a first poll within reason: " .. d)
     end
+  end)
+
+  it("plans in bounded work: a grid of a fixed size, as many steps whatever the tail and the floor", function()
+    -- 200 samples with tails to a day and to 100 days, a week's tasks alike, and 6 s tasks, on floors of
+    -- 0, 0.15 and 5 s: the steps of a plan's evaluations stay under a bound set by the grid alone (some
+    -- 170 candidate plans at most, each one pass over the grid's cells and its pieces, fewer than 100)
+    local normal = normals(99)
+    print("seed 99")
+    local shapes = {
+      { "tail to a day", function() return math.min(40 * exp(math.abs(normal()) ^ 2), 86400) end },
+      { "tail to 100 days", function() return math.min(10 * exp(3 * math.abs(normal())), 8.64e6) end },
+      { "a week, sigma 0.3", function() return 7 * 86400 * exp(0.3 * normal()) end },
+      { "6 s, sigma 0.1", function() return 6 * exp(0.1 * normal()) end },
+    }
+    local cells, most = Schedule.QUANTILES + Schedule.LOG_POINTS + 1, 0
+    for _, shape in ipairs(shapes) do
+      for _, m in ipairs { 0, 0.15, 5 } do
+        local s = learned(samples_of(shape[2], 200, 0.01), 10, m)
+        local p, d = s:plan("k", "m"), s:estimate("k")
+        local what = string.format("%s, min_interval %g: %d cells, %d pieces, %d steps", shape[1], m, #d.x - 1,
+          #p.pieces, p.work)
+        assert.is_true(#d.x - 1 <= cells and #p.pieces <= cells + 1, what)
+        assert.is_true(p.work <= 20000, what)
+        most = math.max(most, p.work)
+      end
+    end
+    print(string.format("the most steps of a plan: %d", most))
   end)
 
   it("keeps an interval reaching down to 0 as an interval", function()

@@ -1,8 +1,11 @@
 -- The learned schedule (docs/polling.md): a view of the key's samples for one `interval` and
 -- `min_interval`, with its plans and its estimates of the time left.  A kind's learned distribution is
--- its samples, each spread evenly over its interval (S:estimate); a plan places polls on it (S.make_plan).
+-- its samples, each spread evenly over its interval (S:estimate), on a bounded grid; a plan places polls
+-- on it (S.make_plan) in bounded work, whatever the spread, the tail or the floor.
 
 local config = require "starvideos.config"
+
+local floor, max, min, sqrt = math.floor, math.max, math.min, math.sqrt
 
 local S = {}
 S.__index = S
@@ -10,9 +13,11 @@ S.__index = S
 S.MIN_SAMPLES = 5   -- until a kind has this many, the fixed interval
 S.KEEP = config.DEFAULTS.samples -- samples kept per kind (the newest)
 S.MARGIN = 0.96     -- a plan's expected polls, as a share of the fixed interval's
-S.HORIZON = 7 * 86400 -- a plan reaches no further (seconds)
+S.QUANTILES = 32    -- the grid: the distribution at S.QUANTILES + 1 quantiles (evenly apart in p),
+S.LOG_POINTS = 16   -- and at S.LOG_POINTS + 1 times evenly apart in log time (the tails)
 S.SHORT_GAPS = 5    -- short-task plans try gaps m * (interval / m)^(k / 5), k = 0..5
 S.RUN = 40          -- and keep such a gap for this many polls, then `interval`
+S.STEPS = 10        -- their first poll at the quantiles k / 10, then 0.01 apart around the best
 S.FLOOR = 0.01      -- the shortest gap between polls a plan makes (seconds), min_interval 0 too
 S.MIN_WIDTH = 0.02  -- a sample spreads over its duration +- this share at least
 
@@ -20,46 +25,30 @@ S.MIN_WIDTH = 0.02  -- a sample spreads over its duration +- this share at least
 local function below(x, v)
   local a, b = 0, #x
   while a < b do
-    local mid = a + math.floor((b - a + 1) / 2)
+    local mid = a + floor((b - a + 1) / 2)
     if x[mid] <= v then a = mid else b = mid - 1 end
   end
   return a
 end
 
--- The distribution of durations uniform over [lo[i], hi[i]] for sample i, each as likely: F(t), the
--- density f(t), the partial mean int_a^b x f(x) dx, the quantile q(p), and its ends first and last.
--- Piecewise: between the breakpoints x[j] and x[j + 1] the density is dens[j].
-function S.distribution(lo, hi)
-  local n, ends = #hi, {}
-  for i = 1, n do
-    local w = 1 / (n * (hi[i] - lo[i]))
-    ends[2 * i - 1], ends[2 * i] = { lo[i], w }, { hi[i], -w }
+-- The distribution F(x[j]) = Fx[j] (x ascending), linear between: F(t), the partial mean
+-- int_a^b x f(x) dx, the quantile q(p), its ends first and last, and its cells (between x[j] and x[j + 1]
+-- the density is dens[j]; Mx[j] = int x f(x) dx up to x[j]).
+local function piecewise(x, Fx)
+  local K, dens, Mx = #x, {}, { 0 }
+  for j = 1, K - 1 do
+    dens[j] = (Fx[j + 1] - Fx[j]) / (x[j + 1] - x[j])
+    Mx[j + 1] = Mx[j] + dens[j] * (x[j + 1] * x[j + 1] - x[j] * x[j]) / 2
   end
-  table.sort(ends, function(a, b) return a[1] < b[1] end)
-  local x, Fx, Mx, dens, rate = { ends[1][1] }, { 0 }, { 0 }, {}, 0
-  for _, e in ipairs(ends) do
-    local j = #x
-    if e[1] > x[j] then
-      dens[j], x[j + 1] = rate, e[1]
-      Fx[j + 1] = Fx[j] + rate * (e[1] - x[j])
-      Mx[j + 1] = Mx[j] + rate * (e[1] * e[1] - x[j] * x[j]) / 2
-    end
-    rate = rate + e[2]
-  end
-  local K = #x
-  local d = { first = x[1], last = x[K] }
+  local d = { first = x[1], last = x[K], x = x, Fx = Fx, Mx = Mx, dens = dens }
   function d.F(t)
     local j = below(x, t)
     if j == 0 then return 0 elseif j == K then return 1 end
-    return math.min(1, Fx[j] + dens[j] * (t - x[j]))
-  end
-  function d.f(t)
-    local j = below(x, t)
-    return (j == 0 or j == K) and 0 or dens[j]
+    return min(1, Fx[j] + dens[j] * (t - x[j]))
   end
   local function M(t)
     local j = below(x, t)
-    if j == 0 or j == K then return Mx[math.max(j, 1)] end
+    if j == 0 or j == K then return Mx[max(j, 1)] end
     return Mx[j] + dens[j] * (t * t - x[j] * x[j]) / 2
   end
   function d.partial_mean(a, b) return M(b) - M(a) end
@@ -71,121 +60,187 @@ function S.distribution(lo, hi)
   return d
 end
 
--- Expected polls per task and lag (completion to notice) of polls at the ages ts.  A task
--- slower than the last age counts no lag: plans must reach past the likely end.
-function S.evaluate(d, ts)
-  local polls, lag, prev, Fprev = 0, 0, 0, 0
-  for _, t in ipairs(ts) do
-    local Ft = d.F(t)
-    polls = polls + (1 - Fprev)
-    lag = lag + t * (Ft - Fprev) - d.partial_mean(prev, t)
-    prev, Fprev = t, Ft
+-- The distribution of durations uniform over [lo[i], hi[i]] for sample i, each as likely (S.evaluate's
+-- d), on the grid: its quantiles and points evenly apart in log time, F exact there and linear between.
+function S.distribution(lo, hi)
+  local n, at, step = #hi, {}, {} -- the ends of the samples' intervals, where the density steps by step[t]
+  local function add(t, by)
+    if not step[t] then at[#at + 1], step[t] = t, 0 end
+    step[t] = step[t] + by
   end
-  return polls, lag
-end
-
-local function density_plan(d, lambda, m, tmax)
-  local ts, t, acc, last, gap = {}, 0, 0, 0, tmax
-  while t < tmax do
-    local dt = math.max(m / 4, math.min(t / 50, gap / 4)) -- coarser late, but a few steps to a gap
-    local mid = t + dt / 2
-    local f = d.f(mid)
-    gap = math.max(m, f > 0 and math.sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax)
-    acc = acc + dt / gap
-    t = t + dt
-    if acc >= 1 and t - last >= m then
-      ts[#ts + 1] = t
-      last, acc = t, acc - 1
+  for i = 1, n do
+    local w = 1 / (n * (hi[i] - lo[i]))
+    add(lo[i], w)
+    add(hi[i], -w)
+  end
+  table.sort(at)
+  local Fx, rate = { 0 }, 0
+  for j = 2, #at do
+    rate = rate + step[at[j - 1]]
+    Fx[j] = Fx[j - 1] + rate * (at[j] - at[j - 1])
+  end
+  local exact, points = piecewise(at, Fx), {}
+  for i = 0, S.QUANTILES do points[#points + 1] = exact.q(i / S.QUANTILES) end
+  local a, b = exact.q(1 / S.QUANTILES), exact.last
+  for i = 0, a > 0 and S.LOG_POINTS or -1 do points[#points + 1] = a * (b / a) ^ (i / S.LOG_POINTS) end
+  table.sort(points)
+  local gx, gF = {}, {}
+  for _, t in ipairs(points) do
+    if not gx[1] or t > gx[#gx] then
+      gx[#gx + 1] = t
+      gF[#gx] = exact.F(t)
     end
   end
-  -- the last at tmax or past it: a plan must not end early (S.evaluate)
-  if #ts == 0 or last < tmax then ts[#ts + 1] = math.max(t, last + m) end
-  return ts
+  return piecewise(gx, gF)
+end
+
+-- int_0^u ceil(s) ds
+local function C(u)
+  local k = floor(u)
+  return k * (k + 1) / 2 + (u - k) * (k + 1)
+end
+
+-- A plan is pieces { first, gap, count }: polls at the ages first, first + gap, ... (count of them;
+-- math.huge: forever), each piece after the one before.  Its expected polls per task and lag (completion
+-- to notice) on the distribution d, in closed form, and the steps taken: one pass over the pieces and
+-- d's cells together.
+function S.evaluate(d, plan)
+  local x, Fx, Mx, dens, K = d.x, d.Fx, d.Mx, d.dens, #d.x
+  local polls, lag, steps, before, prev, j = 0, 0, 0, 0, 0, 1
+  for _, p in ipairs(plan) do
+    if prev >= d.last then break end
+    local first, gap = p[1], p[2]
+    local hi = min(first + (p[3] - 1) * gap, d.last)
+    -- tasks done in (prev, hi]: seen at `first` if done by then, else at the piece's next poll,
+    -- first + gap * ceil((t - first) / gap): their mass, mean duration and of that ceil (I / gap)
+    local mass, mean, I, lo, Ca = 0, 0, 0, prev, nil
+    if j < K and first >= x[j + 1] then -- the cells from prev's to first's, all seen at `first`: at once
+      local k, a = min(below(x, first), K - 1), max(prev, x[j])
+      mass = Fx[k] - Fx[j] - dens[j] * (a - x[j])
+      mean = Mx[k] - Mx[j] - dens[j] * (a * a - x[j] * x[j]) / 2
+      j, lo = k, x[k]
+    end
+    while j < K and x[j] < hi do
+      local a, b, c = max(lo, x[j]), min(x[j + 1], hi), dens[j]
+      if b > a then
+        mass, mean = mass + c * (b - a), mean + c * (b * b - a * a) / 2
+        local Cb = C(max(b - first, 0) / gap)
+        I, Ca = I + c * (Cb - (Ca or C(max(a - first, 0) / gap))), Cb
+      end
+      steps = steps + 1
+      if x[j + 1] > hi then break end -- (the cell goes on past the piece)
+      j = j + 1
+    end
+    polls = polls + (before + 1) * mass + I * gap
+    lag = lag + first * mass + I * gap * gap - mean
+    before, prev, steps = before + p[3], first + (p[3] - 1) * gap, steps + 1
+  end
+  return polls, lag, steps
+end
+
+-- The density walk: on each cell of d's grid, a gap proportional to sqrt((1 - F) / f) at its middle
+-- (not under m), carried from cell to cell; after the last learned end, every `interval`.
+local function density_plan(d, lambda, m, interval)
+  local x, Fx, dens = d.x, d.Fx, d.dens
+  local plan, acc, last = {}, 0, 0 -- acc: the share of a gap gone since the last poll
+  for j = 1, #x - 1 do
+    local a, b = x[j], x[j + 1]
+    local gap = math.huge
+    if dens[j] > 0 then gap = max(m, sqrt(2 * lambda * (1 - Fx[j] - dens[j] * (b - a) / 2) / dens[j])) end
+    local first = a + (1 - acc) * gap
+    if first <= b then
+      local n = floor((b - first) / gap) + 1
+      plan[#plan + 1] = { first, gap, n }
+      last = first + (n - 1) * gap
+      acc = (b - last) / gap
+    else
+      acc = acc + (b - a) / gap
+    end
+  end
+  plan[#plan + 1] = { max(d.last, last + m), interval, math.huge }
+  return plan
 end
 
 -- A first poll at t1, then every g for S.RUN polls, then every `interval`.
-local function first_poll_plan(t1, g, interval, tmax)
-  local ts, t = {}, t1
-  while true do
-    ts[#ts + 1] = t
-    if t >= tmax then return ts end
-    t = t + (#ts <= S.RUN and g or interval)
-  end
-end
-
-function S.fixed_plan(interval, tmax)
-  return first_poll_plan(interval, interval, interval, tmax)
+local function first_poll_plan(t1, g, interval)
+  return { { t1, g, S.RUN + 1 }, { t1 + S.RUN * g + interval, interval, math.huge } }
 end
 
 -- Where the floor `m` binds (a narrow spread), a first poll at t1 then every g can beat the density walk:
--- for each g, the t1 of least lag within the budget (a coarse grid on the quantiles, then a finer one).
-local function short_plan(d, interval, m, tmax, budget)
+-- for each g, the t1 of least lag within the budget, on a coarse grid of quantiles from the last down as
+-- long as within the budget (a later first poll spends fewer polls); then 0.01 apart around the best.
+local function short_plan(d, interval, m, budget, evaluate)
   local best, best_polls, best_lag
-  local function try(p, g)
+  local function try(p, g) -- the lag of the plan, nil if it is over the budget or starts under the floor
     local t1 = d.q(p)
-    if t1 < m or t1 > tmax then return end
-    local ts = first_poll_plan(t1, g, interval, tmax)
-    local polls, lag = S.evaluate(d, ts)
-    if polls <= budget and (not best or lag < best_lag) then best, best_polls, best_lag = ts, polls, lag end
+    if t1 < m then return end
+    local plan = first_poll_plan(t1, g, interval)
+    local polls, lag = evaluate(plan)
+    if polls > budget then return end
+    if not best or lag < best_lag then best, best_polls, best_lag = plan, polls, lag end
     return lag
   end
+  local p0, g0, lag0
   for k = 0, S.SHORT_GAPS do
     local g = m * (interval / m) ^ (k / S.SHORT_GAPS)
-    local p0, lag0
-    for p = 0, 1, 0.02 do
-      local lag = try(p, g)
-      if lag and (not lag0 or lag < lag0) then p0, lag0 = p, lag end
+    for i = S.STEPS, 0, -1 do
+      local lag = try(i / S.STEPS, g)
+      if not lag then break end
+      if not lag0 or lag < lag0 then p0, g0, lag0 = i / S.STEPS, g, lag end
     end
-    if p0 then
-      for p = math.max(0, p0 - 0.02), math.min(1, p0 + 0.02), 0.002 do try(p, g) end
-    end
+  end
+  for i = -10, 10 do
+    if p0 and i ~= 0 then try(min(1, max(0, p0 + i / 100)), g0) end
   end
   return best, best_polls, best_lag
 end
 
 -- The plan spending at most `polls` per task that polls every g, g the shortest such (not under m).
-local function every_plan(d, polls, m, tmax)
-  local lo, hi = m, math.max(tmax, m)
+local function every_plan(polls, m, tmax, evaluate)
+  local lo, hi = m, max(tmax, m)
   while hi / lo > 1.0001 do
-    local mid = math.sqrt(lo * hi)
-    if S.evaluate(d, first_poll_plan(mid, mid, mid, tmax)) > polls then lo = mid else hi = mid end
+    local mid = sqrt(lo * hi)
+    if evaluate { { mid, mid, math.huge } } > polls then lo = mid else hi = mid end
   end
-  return first_poll_plan(hi, hi, hi, tmax)
+  return { { hi, hi, math.huge } }
 end
 
 -- The plan on the learned distribution d: the polls per task of the fixed interval (less MARGIN; for
 -- tasks mostly done within `interval`, up to 1 + the share done within it), placed where tasks end:
 -- the density walk, gaps proportional to sqrt((1 - F(t)) / f(t)), which minimises the mean lag for a
 -- number of polls, or a first poll at a quantile then even gaps, whichever notices sooner.  Never one
--- that notices later than the fixed interval, or than even gaps spending as many polls.
+-- that notices later than the fixed interval, or than even gaps spending as many polls.  Its work (the
+-- steps of its evaluations) is bounded by the grid, neither by the tail's length nor by the floor.
 function S.make_plan(d, interval, m)
-  m = math.max(m, S.FLOOR) -- (min_interval = 0: the walks below would take steps of no length)
-  -- to where every learned task has finished (not before the floor m), never past a week (or 4 intervals)
-  local tmax = math.min(math.max(d.last, m), math.max(S.HORIZON, 4 * interval))
-  local fixed_polls, fixed_lag = S.evaluate(d, S.fixed_plan(interval, tmax))
-  local budget = math.max(fixed_polls * S.MARGIN, 1 + d.F(interval))
+  m = max(m, S.FLOOR) -- (min_interval = 0: no gap of no length)
+  local work = 0
+  local function evaluate(plan)
+    local polls, lag, steps = S.evaluate(d, plan)
+    work = work + steps
+    return polls, lag
+  end
+  local fixed = { { interval, interval, math.huge } }
+  local fixed_polls, fixed_lag = evaluate(fixed)
+  local budget = max(fixed_polls * S.MARGIN, 1 + d.F(interval))
   -- the smallest lambda (densest polls) whose expected polls stay within the budget
   local lo, hi = 1e-6 * interval, 1e3 * interval
-  local best
-  for _ = 1, 40 do
-    local mid = math.sqrt(lo * hi)
-    local ts = density_plan(d, mid, m, tmax)
-    if S.evaluate(d, ts) > budget then lo = mid else hi, best = mid, ts end
-    if hi / lo < 1.01 then break end
+  local best, polls, lag = fixed, fixed_polls, fixed_lag
+  while hi / lo > 1.01 do
+    local mid = sqrt(lo * hi)
+    local plan = density_plan(d, mid, m, interval)
+    local p, l = evaluate(plan)
+    work = work + #d.x
+    if p > budget then lo = mid else hi, best, polls, lag = mid, plan, p, l end
   end
-  best = best or S.fixed_plan(interval, tmax)
-  local polls, lag = S.evaluate(d, best)
   if budget > fixed_polls * S.MARGIN then -- tasks that mostly finish within `interval`
-    local ts, p, l = short_plan(d, interval, m, tmax, budget)
-    if ts and l < lag then best, polls, lag = ts, p, l end
+    local plan, p, l = short_plan(d, interval, m, budget, evaluate)
+    if plan and l < lag then best, polls, lag = plan, p, l end
   end
-  local even = every_plan(d, polls, m, tmax)
-  local even_polls, even_lag = S.evaluate(d, even)
+  local even = every_plan(polls, m, d.last, evaluate)
+  local even_polls, even_lag = evaluate(even)
   if even_lag < lag then best, polls, lag = even, even_polls, even_lag end
-  if lag > fixed_lag then -- a spread the plan cannot use: the fixed schedule
-    best, polls, lag = S.fixed_plan(interval, tmax), fixed_polls, fixed_lag
-  end
-  return { ages = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag }
+  if lag > fixed_lag then best, polls, lag = fixed, fixed_polls, fixed_lag end -- a spread no plan can use
+  return { pieces = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag, work = work }
 end
 
 -- kinds: the samples (shared with the other schedules of a key; nil: a new set).
@@ -218,13 +273,13 @@ function S:estimate(key)
   for i = 1, n do sq = sq + (logs[i] - mean) ^ 2 / n end
   table.sort(logs)
   local iqr = (logs[math.ceil(0.75 * n)] - logs[math.ceil(0.25 * n)]) / 1.34
-  local spread = math.sqrt(sq)
-  if iqr > 0 then spread = math.min(spread, iqr) end
-  local h = math.max(0.9 * spread * n ^ -0.2, S.MIN_WIDTH)
+  local spread = sqrt(sq)
+  if iqr > 0 then spread = min(spread, iqr) end
+  local h = max(0.9 * spread * n ^ -0.2, S.MIN_WIDTH)
   local lo, hi = {}, {}
   for i = 1, n do
-    local w = math.max(half[i], h * mid[i])
-    lo[i], hi[i] = math.max(0, mid[i] - w), mid[i] + w
+    local w = max(half[i], h * mid[i])
+    lo[i], hi[i] = max(0, mid[i] - w), mid[i] + w
   end
   return S.distribution(lo, hi)
 end
@@ -236,7 +291,7 @@ function S:learned(kind, model)
     local k = self.kinds[key]
     if k and k.seen >= S.MIN_SAMPLES then
       local p = self.plans[key]
-      if not p or k.seen >= p.seen + math.max(1, math.floor(p.seen / 8)) then
+      if not p or k.seen >= p.seen + max(1, floor(p.seen / 8)) then
         p = { d = self:estimate(key), seen = k.seen }
         self.plans[key] = p
       end
@@ -259,23 +314,31 @@ function S:eta(kind, model, age)
   if not p then return nil end
   local d = p.d
   local done = d.F(age)
-  local function left(share) return math.max(0, d.q(done + share * (1 - done)) - age) end
+  local function left(share) return max(0, d.q(done + share * (1 - done)) - age) end
   return { p50 = left(0.5), p90 = left(0.9) }, d.q(0.99)
+end
+
+-- The first age of the plan's pieces after t, and the one before it (0: none).
+function S.next_age(pieces, t)
+  local prev = 0
+  for _, p in ipairs(pieces) do -- (the last never ends)
+    local first, gap = p[1], p[2]
+    if t < first then return first, prev end
+    local k = floor((t - first) / gap + 1e-9) + 1 -- (t may be an age of the piece, rounded down)
+    if k < p[3] then return first + k * gap, first + (k - 1) * gap end
+    prev = first + (p[3] - 1) * gap
+  end
 end
 
 -- Seconds until the next poll of a task `age` seconds old polled just now.
 function S:delay(kind, model, age)
   local m = self.min_interval
   local plan = age and self:plan(kind, model)
-  if not plan then return math.max(self.interval, m) end
-  local ages, lo = plan.ages, 1
-  while ages[lo] and ages[lo] <= age do lo = lo + 1 end -- (a few polls a second: a walk will do)
+  if not plan then return max(self.interval, m) end
+  local next_age, prev = S.next_age(plan.pieces, age)
   -- a poll nearer the next planned age than the one before stands for it (the plan moved): no extra poll
-  if lo <= #ages and ages[lo] - age < 0.5 * (ages[lo] - (ages[lo - 1] or 0)) then lo = lo + 1 end
-  if lo > #ages then -- slower than the plan foresaw: gaps growing from the floor to `interval`
-    return math.max(m, math.min(self.interval, age - ages[#ages]))
-  end
-  return math.max(ages[lo] - age, m)
+  if next_age - age < 0.5 * (next_age - prev) then next_age = S.next_age(plan.pieces, next_age) end
+  return max(next_age - age, m)
 end
 
 -- By budget: the samples of each kind, the views of them, the records read.
