@@ -121,11 +121,14 @@ function S.evaluate(d, plan)
       j, lo = k, x[k]
     end
     while j < K and x[j] < hi do
-      local a, b, c = max(lo, x[j]), min(x[j + 1], hi), dens[j]
+      local a, b, c = x[j], x[j + 1], dens[j]
+      if a < lo then a = lo end
+      if b > hi then b = hi end
       if b > a then
         mass, mean = mass + c * (b - a), mean + c * (b * b - a * a) / 2
-        local Cb = C(max(b - first, 0) / gap)
-        I, Ca = I + c * (Cb - (Ca or C(max(a - first, 0) / gap))), Cb
+        local Cb = b > first and C((b - first) / gap) or 0
+        Ca = Ca or (a > first and C((a - first) / gap) or 0)
+        I, Ca = I + c * (Cb - Ca), Cb
       end
       steps = steps + 1
       if x[j + 1] > hi then break end -- (the cell goes on past the piece)
