@@ -257,3 +257,85 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
       c:release()
     end)
 end)
+
+-- job.eta and the `late` event on a fake clock: the job is handed each answer with the time it came
+-- (its advance(t), as the loop calls it), times this spec chooses; no transport, no waiting.
+describe("a job's time left (job.eta) and late event, on a fake clock", function()
+  local Schedule = require "starvideos.extras.schedule"
+  local Log = require "starvideos.extras.log"
+
+  -- A job following task_1 (created at t = 1000 on the fake clock), and its events.
+  local function follow()
+    local c = Ctx.new { api_key = "k", base_url = "http://eta.test", transport = Fake.scripted(function() end) }
+    local events, lines = {}, {}
+    c.cfg.on_event = Log.logger(function(line) lines[#lines + 1] = line end)
+    c.budget:born("task_1", 1000)
+    local job = assert(Job.new(c, nil, "task_1", { on_progress = function(ev) events[#events + 1] = ev end }))
+    -- the answer of a poll at t: the task with this status
+    local function answer(t, status)
+      job.req = { done = true, task = { id = "task_1", status = status, model = "videos" } }
+      job:advance(t)
+      return events[#events]
+    end
+    return c, job, events, lines, answer
+  end
+
+  local function near(want, got, what)
+    assert.is_true(type(got) == "number" and math.abs(got - want) < 1e-9, what .. ": " .. tostring(got))
+  end
+
+  it("is nil before the kind has samples, then the seconds left among tasks that ran as long", function()
+    local c, job, events, _, answer = follow()
+    local ev = answer(1005, "processing")
+    assert.is_nil(job.eta)
+    assert.equal("status", ev.type)
+    assert.is_nil(ev.eta)
+    -- five tasks of the model, each seen done between 0 and 20 s: learned as U(0, 20) (schedule_spec)
+    local s = Schedule.of(c.budget, c.cfg)
+    for _ = 1, 5 do s:learn("videos|5|", "videos", 10, 10) end
+    -- at 5 s (F = 0.25): the rest U(5, 20); p50 = 12.5 - 5, p90 = 18.5 - 5
+    ev = answer(1005, "processing")
+    near(7.5, job.eta.p50, "p50 at 5 s")
+    near(13.5, job.eta.p90, "p90 at 5 s")
+    assert.equal(job.eta, ev.eta) -- the status event carries it
+    -- at 19 s: the rest U(19, 20): 0.5 and 0.9 s left
+    ev = answer(1019, "processing")
+    near(0.5, ev.eta.p50, "p50 at 19 s")
+    near(0.9, ev.eta.p90, "p90 at 19 s")
+    -- done: no time left to tell
+    ev = answer(1021, "completed")
+    assert.is_nil(job.eta)
+    assert.is_nil(ev.eta)
+    assert.equal("completed", ev.status)
+    for _, e in ipairs(events) do assert.are_not.equal("late", e.type) end
+    c:release()
+  end)
+
+  it("fires late once, past the 99th percentile (19.8 s of U(0, 20)), never before", function()
+    local c, job, events, lines, answer = follow()
+    local s = Schedule.of(c.budget, c.cfg)
+    for _ = 1, 5 do s:learn("videos|5|", "videos", 10, 10) end
+    local function lates()
+      local out = {}
+      for _, e in ipairs(events) do if e.type == "late" then out[#out + 1] = e end end
+      return out
+    end
+    answer(1019.7, "processing") -- 19.7 s: under p99
+    assert.equal(0, #lates())
+    answer(1019.9, "processing") -- 19.9 s: past it
+    local late = lates()
+    assert.equal(1, #late)
+    assert.equal("task_1", late[1].id)
+    near(19.9, late[1].elapsed, "elapsed")
+    near(19.8, late[1].p99, "p99")
+    -- past the learned end: no time left, and no negative one
+    answer(1025, "processing")
+    assert.same({ p50 = 0, p90 = 0 }, job.eta)
+    answer(1040, "queued")
+    assert.equal(1, #lates(), "late fires once per job")
+    local logged = {}
+    for _, l in ipairs(lines) do if l:find("late", 1, true) then logged[#logged + 1] = l end end
+    assert.same({ "starvideos: late task_1: running 20 s, longer than 99% of its kind (20 s)" }, logged)
+    c:release()
+  end)
+end)

@@ -2,7 +2,7 @@
 -- file: a state machine that never blocks, moved by job:advance(now).  It is handed
 -- ctx: the loop, the key's budget, the ledger and the client's cfg.
 --   job.state: "creating" | "polling" | "downloading" | "done" | "cancelled";
---   job.status (the task's), job.task, job.id, job.err, job.path, job.done
+--   job.status (the task's), job.task, job.id, job.err, job.path, job.done, job.eta (the seconds left)
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -118,7 +118,7 @@ end
 
 local function event(self, kind, extra)
   local ev = { type = kind, id = self.id, task = self.task, status = self.task and self.task.status,
-    index = self.index }
+    index = self.index, eta = self.eta }
   if extra then for k, v in pairs(extra) do ev[k] = v end end
   return ev
 end
@@ -145,11 +145,25 @@ local function finish(self, err)
   if self.on_status then self.on_status(self) end
 end
 
--- A task answer arrived (create or poll): events, and each status change recorded.
-local function seen(self, task, created, secs, within)
+-- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an
+-- answer at t, and once a task runs past the 99th percentile of its kind, a `late` event.
+local function expect(self, t)
+  local status, age = self.task.status, self.origin_at and t - self.origin_at
+  if not age or status == "completed" or status == "failed" then self.eta = nil; return end
+  local eta, p99 = schedule(self):eta(self.kind, self.model, age)
+  self.eta = eta
+  if p99 and age > p99 and not self.late then
+    self.late = true
+    emit(self, event(self, "late", { elapsed = age, p99 = p99 }))
+  end
+end
+
+-- A task answer arrived at t (create or poll): events, and each status change recorded.
+local function seen(self, task, t, created, secs, within)
   self.task, self.id = task, task.id
   local changed = task.status ~= self.status
   self.status = task.status
+  expect(self, t)
   if changed and self.cfg.on_event then self.cfg.on_event(event(self, "status")) end
   if changed and not created and self.ledger.records then
     self.ledger:status(self.id, task.status, secs, within, errors.reason(task))
@@ -207,7 +221,7 @@ local function created(self, task, t)
   end
   self.state, self.origin_at, self.unfinished_at = "polling", t, t
   self.budget:born(task.id, t)
-  seen(self, task, true)
+  seen(self, task, t, true)
   if self.goal == "created" then return finish(self) end
   return self.loop:at(next_poll(self, t), self)
 end
@@ -215,7 +229,7 @@ end
 local function polled(self, req, t)
   local task, err = req.task, req.err
   if self.goal == "queried" then -- one answer is all it asks for
-    if task then seen(self, task) end
+    if task then self:origin(task, t); seen(self, task, t) end
     return finish(self, err)
   end
   if not task then
@@ -230,7 +244,7 @@ local function polled(self, req, t)
   elseif task.status ~= "completed" and task.status ~= "failed" then
     self.unfinished_at = t
   end
-  seen(self, task, nil, secs, within)
+  seen(self, task, t, nil, secs, within)
   if task.status == "completed" then
     if not self.out then return finish(self) end
     self.state, self.refreshing, self.waited = "downloading", nil, true

@@ -176,6 +176,12 @@ describe("the log's redaction", function()
       "info"))
   end)
 
+  it("writes a late task at info: how long it has run and its kind's 99th percentile", function()
+    local late = { type = "late", id = "t1", elapsed = 131.6, p99 = 126.2, eta = { p50 = 0, p90 = 0 } }
+    assert.equal("starvideos: late t1: running 132 s, longer than 99% of its kind (126 s)", Log.line(late, "info"))
+    assert.equal(Log.line(late, "info"), Log.line(late, "debug"))
+  end)
+
   it("stamps a time as RFC 3339 UTC with milliseconds", function()
     assert.equal("1970-01-01T00:00:00.000Z", Log.stamp(0))
     assert.equal("2026-11-24T10:03:07.123Z", Log.stamp(1795514587.1234))

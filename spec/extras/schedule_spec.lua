@@ -20,117 +20,98 @@ local function normals(seed)
 end
 
 describe("schedule arithmetic", function()
-  it("has the normal distribution function right", function()
-    assert.is_true(math.abs(Schedule.Phi(0) - 0.5) < 1e-7)
-    assert.is_true(math.abs(Schedule.Phi(1.959964) - 0.975) < 1e-6)
-    assert.is_true(math.abs(Schedule.Phi(-1) - 0.158655) < 1e-6)
-    local d = Schedule.lognormal(log(120), 0.3)
-    assert.is_true(math.abs(d.F(120) - 0.5) < 1e-7) -- the median
+  it("has the learned distribution right: samples spread evenly over their intervals", function()
+    -- two samples, U(0, 2) and U(2, 6), half the mass each: F(1) = 0.5 * 1/2, F(4) = 0.5 + 0.5 * 2/4;
+    -- int_0^2 x f = 0.5 * 1 (U(0, 2)'s mean), int_2^6 = 0.5 * 4
+    local d = Schedule.distribution({ 0, 2 }, { 2, 6 })
+    local function near(want, got) assert.is_true(math.abs(want - got) < 1e-12, got .. " against " .. want) end
+    near(0.25, d.F(1)); near(0.5, d.F(2)); near(0.75, d.F(4)); near(0, d.F(-1)); near(1, d.F(7))
+    near(0.5, d.partial_mean(0, 2)); near(2, d.partial_mean(2, 6)); near(2.5, d.partial_mean(-5, 50))
+    near(2, d.q(0.5)); near(4, d.q(0.75)); near(1, d.q(0.25)); near(0, d.first); near(6, d.last)
+    -- polls at 2 and 6 (a piece: from 2, every 4 s, twice): one for every task, a second for the half
+    -- still running at 2; the lag of the first half 2 - 1, of the second 6 - 4: (1 + 2) / 2
+    local polls, lag = Schedule.evaluate(d, { { 2, 4, 2 } })
+    near(1.5, polls); near(1.5, lag)
+    -- every 3 s, never ending: the first half seen at 3 (lag 3 - 1), the eighth in (2, 3] at 3 too
+    -- (3 - 2.5), the rest in (3, 6] at 6 with a second poll (6 - 4.5): 0.5 * 2 + 0.125 * 0.5 + 0.375 * 1.5
+    polls, lag = Schedule.evaluate(d, { { 3, 3, math.huge } })
+    near(0.625 + 0.375 * 2, polls); near(1.625, lag)
   end)
 
-  it("spends no more polls than the fixed interval and notices within a third of its lag (sigma 0.15)", function()
-    local p = Schedule.make_plan(log(120), 0.15, 30, 5)
-    assert.is_true(p.polls <= p.fixed_polls, p.polls .. " polls against " .. p.fixed_polls)
-    assert.is_true(p.lag <= p.fixed_lag / 3, p.lag .. " s against " .. p.fixed_lag)
-    assert.is_true(math.abs(p.fixed_lag - 15) < 0.1) -- half the interval
-    for i = 2, #p.ages do assert.is_true(p.ages[i] - p.ages[i - 1] >= 5 - 1e-9) end
-    assert.is_true(p.ages[1] > 30, "no poll early: the first at " .. p.ages[1])
-  end)
-
-  it("makes a plan for a client with min_interval = 0 (no gap under Schedule.FLOOR)", function()
-    for _, sigma in ipairs { 0.1, 0.5 } do
-      local p = Schedule.make_plan(log(6), sigma, 30, 0)
-      assert.is_true(#p.ages >= 1 and p.lag < p.fixed_lag)
-      for i = 2, #p.ages do assert.is_true(p.ages[i] - p.ages[i - 1] >= Schedule.FLOOR - 1e-9) end
-    end
-  end)
-
-  it("still beats the fixed interval for a wide spread (sigma 0.5), with no more polls", function()
-    local p = Schedule.make_plan(log(120), 0.5, 30, 5)
-    assert.is_true(p.polls <= p.fixed_polls)
-    assert.is_true(p.lag < 0.8 * p.fixed_lag)
-  end)
-
-  -- The fixed interval whose expected polls per task equal `polls` (the
-  -- densest one that spends no more), and its lag, on the distribution d.
-  local function fixed_at(d, polls)
-    local lo, hi = 0.01, 1e4
-    for _ = 1, 80 do
-      local mid = sqrt(lo * hi)
-      if Schedule.evaluate(d, Schedule.fixed_plan(mid, 1e5)) > polls then lo = mid else hi = mid end
-    end
-    local p, lag = Schedule.evaluate(d, Schedule.fixed_plan(hi, 1e5))
-    return hi, lag, p
+  -- A view with the samples (seconds, half) learned for kind "k" of model "m".
+  local function learned(samples, interval, min_interval)
+    local s = Schedule.new { interval = interval or 30, min_interval = min_interval or 5 }
+    for _, x in ipairs(samples) do s:learn("k", "m", x[1], x[2]) end
+    return s
   end
 
-  it("gives tasks shorter than the interval a well-placed first poll (6 s, sigma 0.1)", function()
-    local p = Schedule.make_plan(log(6), 0.1, 30, 5)
-    local d = Schedule.lognormal(log(6), 0.1)
-    assert.is_true(math.abs(p.fixed_lag - 23.97) < 0.01) -- every 30 s: 24 s late
-    assert.is_true(p.lag <= 0.06 * p.fixed_lag, p.lag .. " s against " .. p.fixed_lag)
-    -- within the rule's budget: 1 + F(30) = 2 polls, and in fact little over one
-    assert.is_true(p.polls <= 1 + d.F(30) and p.polls <= 1.1, p.polls .. " polls")
-    -- below the lag of the fixed interval that spends as many polls (6.9 s here)
-    local interval, fixed_lag, fixed_polls = fixed_at(d, p.polls)
-    assert.is_true(math.abs(fixed_polls - p.polls) < 1e-3)
-    assert.is_true(interval > 6 and interval < 8, interval)
-    assert.is_true(p.lag <= 0.92 * fixed_lag, p.lag .. " s against " .. fixed_lag .. " s every " .. interval .. " s")
-    -- and within 2% of the best plan spaced by the floor: a first poll at t1, then every g >= 5 s
-    local best = math.huge
-    for t1 = 5, 9, 0.005 do
-      for g = 5, 30, 1 do
-        local ts, t = {}, t1
-        repeat ts[#ts + 1] = t; t = t + g until ts[#ts] >= 60
-        local polls, lag = Schedule.evaluate(d, ts)
-        if polls <= 2 and lag < best then best = lag end
-      end
+  it("estimates the time left from the learned distribution, among tasks that ran as long", function()
+    local s = learned { { 10, 10 }, { 10, 10 }, { 10, 10 }, { 10, 10 } }
+    assert.is_nil(s:eta("k", "m", 0)) -- four samples: none yet
+    s:learn("k", "m", 10, 10)
+    -- five alike: each over [0, 20] (their spread is 0: the bandwidth is MIN_WIDTH, 0.2 s here, under
+    -- the half of 10 s): U(0, 20); at age 0, p50 = 10, p90 = 18; p99 = 19.8
+    local eta, p99 = s:eta("k", "m", 0)
+    assert.same({ p50 = 10, p90 = 18 }, eta)
+    assert.is_true(math.abs(p99 - 19.8) < 1e-9, p99)
+    -- five more over [20, 40] (the bandwidth 0.9 * 0.549 * 10^-0.2 = 0.312 of 30 s, 9.4 s, is under
+    -- the half): U(0, 40).  At age 10, a quarter done: the rest U(10, 40): p50 = 25 - 10, p90 = 37 - 10
+    for _ = 1, 5 do s:learn("k", "m", 30, 10) end
+    eta, p99 = s:eta("k", "m", 10)
+    assert.is_true(math.abs(eta.p50 - 15) < 1e-9 and math.abs(eta.p90 - 27) < 1e-9, eta.p50 .. " " .. eta.p90)
+    assert.is_true(math.abs(p99 - 39.6) < 1e-9, p99)
+    -- at 39 s, the rest U(39, 40): 0.5 and 0.9 s left; past the last sample, none (never negative)
+    eta = s:eta("k", "m", 39)
+    assert.is_true(math.abs(eta.p50 - 0.5) < 1e-9 and math.abs(eta.p90 - 0.9) < 1e-9, eta.p50 .. " " .. eta.p90)
+    assert.same({ p50 = 0, p90 = 0 }, (s:eta("k", "m", 50)))
+    -- another kind of the model borrows the model's samples; another model has none
+    assert.same({ p50 = 15, p90 = 27 }, (s:eta(nil, "m", 10)))
+    assert.is_nil(s:eta("j", "other", 10))
+  end)
+
+  -- Samples of n tasks drawn by draw(), each seen within +- half (a share of it).
+  local function samples_of(draw, n, half)
+    local out = {}
+    for i = 1, n do
+      local d = draw()
+      out[i] = { d, d * half }
     end
-    assert.is_true(p.lag <= 1.02 * best, p.lag .. " s against the best " .. best .. " s")
-    assert.is_true(p.ages[1] >= 5)
-    for i = 2, #p.ages do assert.is_true(p.ages[i] - p.ages[i - 1] >= 5 - 1e-9) end
-  end)
+    return out
+  end
 
-  it("notices 20 s tasks within 3 s under the default interval, within 0.4x an equal-polls fixed lag", function()
-    local p = Schedule.make_plan(log(20), 0.1, 30, 5)
-    local d = Schedule.lognormal(log(20), 0.1)
-    assert.is_true(p.lag <= 3, p.lag .. " s")
-    assert.is_true(p.polls <= 1 + d.F(30) and p.polls <= 1.6, p.polls .. " polls")
-    local interval, fixed_lag = fixed_at(d, p.polls)
-    assert.is_true(p.lag <= 0.4 * fixed_lag, p.lag .. " s against " .. fixed_lag .. " s every " .. interval .. " s")
-  end)
-
-  it("spends at most max(0.96 x the fixed interval's polls, 1 + the share done within it), never worse", function()
-    for _, median in ipairs { 1, 3, 6, 10, 15, 20, 25, 30, 40, 60, 120, 600 } do
-      for _, sigma in ipairs { 0.03, 0.1, 0.2, 0.4, 0.7, 1.2 } do
-        local p = Schedule.make_plan(log(median), sigma, 30, 5)
-        local d = Schedule.lognormal(log(median), sigma)
-        local bound = math.max(0.96 * p.fixed_polls, 1 + d.F(30))
-        local what = string.format("median %g s, sigma %g: %.4f polls against %.4f (fixed %.4f)", median, sigma,
-          p.polls, bound, p.fixed_polls)
-        -- (or the fixed schedule itself, where no plan within the budget does better)
-        local fixed = p.polls == p.fixed_polls and p.ages[1] == 30 and p.ages[2] == 60
-        assert.is_true(p.polls <= bound + 1e-9 or fixed, what)
-        assert.is_true(p.polls <= 2 or p.polls <= p.fixed_polls, what) -- the extra is at most one poll per task
+  it("never plans worse than the fixed interval, nor than even gaps spending as many polls", function()
+    local normal = normals(777)
+    print("seed 777")
+    local shapes = {
+      { "tight", function() return 120 * exp(0.1 * normal()) end },
+      { "wide", function() return 120 * exp(0.7 * normal()) end },
+      { "short", function() return 6 * exp(0.2 * normal()) end },
+      { "two-peaked", function() return (normal() < 0 and 60 or 400) * exp(0.05 * normal()) end },
+      { "heavy-tailed", function() return math.min(40 * exp(math.abs(normal()) ^ 2), 86400) end },
+    }
+    for _, shape in ipairs(shapes) do
+      local name, draw = shape[1], shape[2]
+      for _, m in ipairs { 0, 0.15, 5 } do
+        local s = learned(samples_of(draw, 60, 0.01), 30, m)
+        local p, d = s:plan("k", "m"), s:estimate("k")
+        local what = string.format("%s, min_interval %g: %.3f polls, %.3f s lag (fixed: %.3f, %.3f s)", name, m,
+          p.polls, p.lag, p.fixed_polls, p.fixed_lag)
         assert.is_true(p.lag <= p.fixed_lag + 1e-9, what)
-        for i = 2, #p.ages do assert.is_true(p.ages[i] - p.ages[i - 1] >= 5 - 1e-9, what) end
-        assert.is_true(p.ages[1] >= 5 - 1e-9, what)
-        -- it reaches where almost every task has finished: a plan that ended
-        -- sooner would count the tasks after its end as noticed at once
-        assert.is_true(p.ages[#p.ages] >= math.min(median * exp(3.5 * sigma), 7 * 86400) - 1e-9, what)
-      end
-    end
-  end)
-
-  it("plans long tasks (120 s, the bench's rows 10 and 11) as before the short-task rule", function()
-    -- the figures of the plan before that rule (commit 98a4afa)
-    for _, want in ipairs {
-      { 0.15, 16, 4.3385470226, 4.1150458067, 98.5562040120, 205.0644242728 },
-      { 0.5, 33, 4.8255641685, 10.8715192646, 67.6520100000, 700.0047262990 },
-    } do
-      local p = Schedule.make_plan(log(120), want[1], 30, 5)
-      assert.are.equal(want[2], #p.ages)
-      for i, v in ipairs { p.polls, p.lag, p.ages[1], p.ages[#p.ages] } do
-        assert.is_true(math.abs(v - want[i + 2]) < 1e-8, want[1] .. ": " .. v .. " against " .. want[i + 2])
+        -- even gaps g: the densest spending no more polls lags no less
+        local lo, hi = math.max(m, 0.01), 1e5
+        for _ = 1, 60 do
+          local g = (lo + hi) / 2
+          if Schedule.evaluate(d, { { g, g, math.huge } }) > p.polls then lo = g else hi = g end
+        end
+        local _, even_lag = Schedule.evaluate(d, { { hi, hi, math.huge } })
+        assert.is_true(p.lag <= even_lag + 1e-6, what .. string.format("; every %.3f s: %.3f s", hi, even_lag))
+        -- polls never closer than the floor, within a piece or from one to the next
+        local last = -math.huge
+        for _, piece in ipairs(p.pieces) do
+          assert.is_true(piece[2] >= math.max(m, 0.01) - 1e-9 and piece[1] - last >= math.max(m, 0.01) - 1e-9, what)
+          last = piece[1] + (piece[3] - 1) * piece[2]
+        end
+        assert.are.equal(math.huge, last, what) -- a plan never ends: past the learned tasks, every `interval`
       end
     end
   end)
@@ -143,38 +124,69 @@ describe("schedule arithmetic", function()
     end
     s:learn("videos|5|", "videos", 100, 2)
     assert.is_true(s:delay("videos|5|", "videos", 0) > 60, "few polls early")
-    assert.is_true(s:delay("videos|5|", "videos", 96) <= 10, "dense near 100 s")
+    -- dense near 100 s (a poll at 100 s stands for the plan's at 103 s: the next at 108 s)
+    assert.is_true(s:delay("videos|5|", "videos", 100) <= 10, "dense near 100 s")
     for age = 0, 300, 0.7 do assert.is_true(s:delay("videos|5|", "videos", age) >= 5) end -- the floor
     -- a poll made a moment before a planned age stands for it: the next is the one after
     local wide = Schedule.new { interval = 30, min_interval = 5 }
     for _, d in ipairs { 60, 80, 100, 125, 160 } do wide:learn("k", "m", d, 1) end
-    local ages = wide:plan("k", "m").ages
+    local ages, pieces = { 0 }, wide:plan("k", "m").pieces
+    for i = 2, 5 do ages[i] = Schedule.next_age(pieces, ages[i - 1]) end
+    table.remove(ages, 1)
     assert.is_true(ages[4] - ages[3] > 6)
     assert.is_true(math.abs(wide:delay("k", "m", ages[3] - 0.01) - (ages[4] - ages[3] + 0.01)) < 1e-9)
     assert.is_true(math.abs(wide:delay("k", "m", ages[3] + 0.01) - (ages[4] - ages[3] - 0.01)) < 1e-9)
-    assert.are.equal(30, s:delay("videos|5|", "videos", 1e5)) -- far slower than any plan: fixed
+    -- far slower than any plan: every `interval`
+    local slow = 1e5 + s:delay("videos|5|", "videos", 1e5)
+    assert.is_true(math.abs(s:delay("videos|5|", "videos", slow) - 30) < 1e-6)
     assert.are.equal(30, s:delay("videos|5|", "videos", nil)) -- age unknown: fixed
     -- another kind of the same model borrows the model's plan; another model has none
     assert.is_true(s:delay("videos|10|", "videos", 0) > 60)
     assert.are.equal(30, s:delay("videos_fast|5|", "videos_fast", 0))
   end)
 
-  it("falls back to the fixed interval where the spread is too wide to use, and plans in bounded time", function()
+  it("falls back to the fixed interval where the spread is too wide to use", function()
     for _, pair in ipairs { { 20, 600 }, { 10, 10000 }, { 2, 9e6 } } do
       local s = Schedule.new { interval = 30, min_interval = 5 }
       for _ = 1, 3 do s:learn("k", "m", pair[1], 1); s:learn("k", "m", pair[2], 1) end
       local p = s:plan("k", "m")
       assert.is_true(p.lag <= p.fixed_lag + 1e-9, "never worse than the fixed interval on its own estimate")
-      assert.is_true(#p.ages <= 7 * 86400 / 5 + 1, "a week's horizon at most")
       local d = s:delay("k", "m", 0)
       assert.is_true(d >= 5 and d <= 600, "a first poll within reason: " .. d)
     end
   end)
 
+  it("plans in bounded work: a grid of a fixed size, as many steps whatever the tail and the floor", function()
+    -- 200 samples with tails to a day and to 100 days, a week's tasks alike, and 6 s tasks, on floors of
+    -- 0, 0.15 and 5 s: the steps of a plan's evaluations stay under a bound set by the grid alone (some
+    -- 170 candidate plans at most, each one pass over the grid's cells and its pieces, fewer than 100)
+    local normal = normals(99)
+    print("seed 99")
+    local shapes = {
+      { "tail to a day", function() return math.min(40 * exp(math.abs(normal()) ^ 2), 86400) end },
+      { "tail to 100 days", function() return math.min(10 * exp(3 * math.abs(normal())), 8.64e6) end },
+      { "a week, sigma 0.3", function() return 7 * 86400 * exp(0.3 * normal()) end },
+      { "6 s, sigma 0.1", function() return 6 * exp(0.1 * normal()) end },
+    }
+    local cells, most = Schedule.QUANTILES + Schedule.LOG_POINTS + 1, 0
+    for _, shape in ipairs(shapes) do
+      for _, m in ipairs { 0, 0.15, 5 } do
+        local s = learned(samples_of(shape[2], 200, 0.01), 10, m)
+        local p, d = s:plan("k", "m"), s:estimate("k")
+        local what = string.format("%s, min_interval %g: %d cells, %d pieces, %d steps", shape[1], m, #d.x - 1,
+          #p.pieces, p.work)
+        assert.is_true(#d.x - 1 <= cells and #p.pieces <= cells + 1, what)
+        assert.is_true(p.work <= 20000, what)
+        most = math.max(most, p.work)
+      end
+    end
+    print(string.format("the most steps of a plan: %d", most))
+  end)
+
   it("keeps an interval reaching down to 0 as an interval", function()
     local s = Schedule.new { interval = 30, min_interval = 5 }
     s:learn("k", "m", 15.000000000000002, 15.000000000000004) -- rounding made half > seconds
-    assert.is_nil(s.kinds.k.lo[1]) -- open below: it may have been done at once
+    assert.are.equal(15.000000000000002, s.kinds.k.half[1]) -- down to 0: it may have been done at once
   end)
 
   it("ignores samples that are not durations", function()
@@ -223,9 +235,9 @@ describe("schedule simulation (no clock)", function()
   -- tasks waited every 0.1 s, then n tasks on the learned schedule (interval 30,
   -- min_interval 5).  Per task: the learned polls and lag, and those of the fixed
   -- interval that spends as many polls on these same tasks.
-  local function short_tasks(median, n)
+  local function short_tasks(median, n, min_interval)
     local normal = normals(4242)
-    local s = Schedule.new { interval = 30, min_interval = 5 }
+    local s = Schedule.new { interval = 30, min_interval = min_interval or 5 }
     for _ = 1, 30 do
       local d = median * exp(0.1 * normal())
       s:learn("kind", "model", (math.floor(d / 0.1) + 0.5) * 0.1, 0.05)
@@ -253,21 +265,31 @@ describe("schedule simulation (no clock)", function()
     return polls / n, lag / n, fp, fl, select(2, fixed(30))
   end
 
-  it("6 s tasks: noticed after about 1.3 s instead of 24 s, below an equal-polls fixed interval", function()
+  it("6 s tasks: noticed after about 2.5 s instead of 24 s, below an equal-polls fixed interval", function()
     local ap, al, fp, fl, f30 = short_tasks(6, 400)
     local what = string.format("learned %.3f polls, %.2f s; fixed %.3f polls, %.2f s; every 30 s %.2f s",
       ap, al, fp, fl, f30)
+    print("6 s tasks, min_interval 5, seed 4242: " .. what)
     assert.is_true(f30 > 23, what)
-    assert.is_true(al <= 1.5 and ap <= 1.15, what)
+    assert.is_true(al <= 2.6 and ap <= 1.6, what)
     assert.is_true(fp <= ap + 1e-9 and fp >= ap - 0.01, what)
-    assert.is_true(al <= 0.95 * fl, what)
+    assert.is_true(al <= 0.85 * fl, what)
   end)
 
-  it("20 s tasks: noticed within 3 s under the default interval, for under two polls", function()
+  it("20 s tasks: noticed within 3 s under the default interval, for about two polls", function()
     local ap, al, fp, fl = short_tasks(20, 400)
     local what = string.format("learned %.3f polls, %.2f s; fixed %.3f polls, %.2f s", ap, al, fp, fl)
-    assert.is_true(al <= 3 and ap <= 2, what)
-    assert.is_true(al <= 0.4 * fl, what)
+    print("20 s tasks, min_interval 5, seed 4242: " .. what)
+    assert.is_true(al <= 3 and ap <= 2.05, what)
+    assert.is_true(al <= 0.5 * fl, what)
+  end)
+
+  it("issue 27's case: 6 s tasks, min_interval 0.15, within 0.4x an equal-polls fixed interval", function()
+    local ap, al, fp, fl = short_tasks(6, 100, 0.15)
+    local what = string.format("learned %.3f polls, %.2f s; fixed %.3f polls, %.2f s", ap, al, fp, fl)
+    print("6 s tasks, min_interval 0.15, seed 4242: " .. what)
+    assert.is_true(al <= 0.4 * fl and al <= 0.5, what)
+    assert.is_true(ap <= 2.2, what)
   end)
 
   it("at sigma 0.15: no more polls per task, a third of the lag or less", function()

@@ -475,6 +475,23 @@ describe("the starvideos command line", function()
       assert.equals("completed", cjson.decode(r.out).status)
     end)
 
+    it("says the time left, from the samples of its journal", function()
+      -- five tasks of the model that took 100 s (each within 1 s): about 100 s left (2 min) at first
+      local journal = helper.tmpdir() .. "/eta.jsonl"
+      local f = assert(io.open(journal, "w"))
+      for i = 1, 5 do
+        f:write(string.format('{"event":"created","id":"t%d","model":"videos","duration":5,"time":1}\n'
+          .. '{"event":"status","id":"t%d","status":"completed","took":100,"within":1,"time":2}\n', i, i))
+      end
+      f:close()
+      emu:config { queued = 1.5 } -- processing from 1.5 s: the journal was read by then
+      local task = create()
+      local r = run({ "wait", task.id, "--interval", "0.1", "--journal", journal }, env())
+      assert.equals(0, r.code, r.err)
+      assert.matches("status: processing (about 2 min left)\n", r.out, 1, true)
+      assert.matches("\nstatus: completed\n", r.out, 1, true) -- done: no time left to tell
+    end)
+
     it("exits 1 on a failed task, and --json still prints the task (in the error document)", function()
       emu:config { outcome = "failed" }
       local task = create()

@@ -7,7 +7,7 @@
 --
 -- It is fed the library's progress events, one shape for every on_progress:
 --   { type = "status" | "progress", id =, task =, status =, bytes =, total =,
---     index = (wait_all/resume), path = (downloads) }
+--     index = (wait_all/resume), path = (downloads), eta = (status: the seconds left) }
 
 local output = require "starvideos.cli.output"
 local json = require "starvideos.cli.json"
@@ -188,6 +188,17 @@ function M.bar_text(bytes, total, rate, n)
   return clip(numbers, n)
 end
 
+-- The time left of a status event's eta ({ p50 =, p90 = } seconds, `since` seconds ago): "about 40 s
+-- left", "about 3 min left", "any moment now", or "longer than usual" once the learned tasks of its
+-- kind had all ended; nil without an eta.
+function M.eta_text(eta, since)
+  if type(eta) ~= "table" or type(eta.p50) ~= "number" or type(eta.p90) ~= "number" then return nil end
+  local left = eta.p50 - (since or 0)
+  if left >= 90 then return string_format("about %d min left", math_floor(left / 60 + 0.5)) end
+  if left >= 1 then return string_format("about %d s left", math_floor(left + 0.5)) end
+  return eta.p90 - (since or 0) >= 1 and "any moment now" or "longer than usual"
+end
+
 -- ------------------------------------------------------------ the live line
 
 local Display = {}
@@ -263,7 +274,7 @@ local function summary(states)
   return string_format("%d task%s: %s", n, n == 1 and "" or "s", table_concat(parts, ", "))
 end
 
--- The status line, "video_123  processing  0:12 |" (resume: "2 tasks: 1 queued,
+-- The status line, "video_123  processing  about 40 s left  0:12 |" (resume: "2 tasks: 1 queued,
 -- 1 processing  0:12 |"), redrawn at most every 0.1 s unless forced; a
 -- download's bar keeps the line while it runs.
 function Display:status_line(now, force)
@@ -274,7 +285,8 @@ function Display:status_line(now, force)
   if self.many then
     head, tail = next(self.states) and summary(self.states) or self.title, ""
   else
-    head, tail = self.id, string_format("  %s", self.status or "...")
+    local left = M.eta_text(self.eta, self.eta_at and now - self.eta_at)
+    head, tail = self.id, string_format("  %s%s", self.status or "...", left and "  " .. left or "")
   end
   if not head then return end
   self.last_draw = now
@@ -297,9 +309,11 @@ function Display:status_event(ev, now)
     self.id = id
     self:plain("id: " .. tostring(id))
   end
+  self.eta, self.eta_at = ev.eta, now
   if status ~= self.status then
     self.status = status
-    self:plain("status: " .. tostring(status))
+    local left = M.eta_text(ev.eta)
+    self:plain("status: " .. tostring(status) .. (left and " (" .. left .. ")" or ""))
   end
   self:status_line(now, true)
 end

@@ -75,6 +75,10 @@ local FORMAT = {
   end,
   warning = function(ev) return "warning: " .. tostring(ev.message) end,
   store_reset = function(ev) return "error: " .. tostring(ev.message) end, -- (fleet/ledger.lua)
+  late = function(ev) -- a task past the 99th percentile of its kind (job.lua)
+    return string.format("late %s: running %.0f s, longer than 99%% of its kind (%.0f s)", tostring(ev.id),
+      tonumber(ev.elapsed) or 0, tonumber(ev.p99) or 0)
+  end,
   -- a webhook's: where it went (notify.lua's url: scheme, host and path, no query), how it ended
   delivery = function(ev)
     return string.format("delivery POST %s %s%s task %s webhook %s%s", tostring(ev.url), tostring(ev.outcome),

@@ -1,8 +1,11 @@
 -- The learned schedule (docs/polling.md): a view of the key's samples for one `interval` and
--- `min_interval`, with its plans.  A plan's gap around age t is proportional to sqrt((1 - F(t)) / f(t)),
--- which minimises the mean time from completion to notice for a number of polls.
+-- `min_interval`, with its plans and its estimates of the time left.  A kind's learned distribution is
+-- its samples, each spread evenly over its interval (S:estimate), on a bounded grid; a plan places polls
+-- on it (S.make_plan) in bounded work, whatever the spread, the tail or the floor.
 
 local config = require "starvideos.config"
+
+local floor, max, min, sqrt = math.floor, math.max, math.min, math.sqrt
 
 local S = {}
 S.__index = S
@@ -10,141 +13,237 @@ S.__index = S
 S.MIN_SAMPLES = 5   -- until a kind has this many, the fixed interval
 S.KEEP = config.DEFAULTS.samples -- samples kept per kind (the newest)
 S.MARGIN = 0.96     -- a plan's expected polls, as a share of the fixed interval's
-S.HORIZON = 7 * 86400 -- a plan reaches no further (seconds)
+S.QUANTILES = 32    -- the grid: the distribution at S.QUANTILES + 1 quantiles (evenly apart in p),
+S.LOG_POINTS = 16   -- and at S.LOG_POINTS + 1 times evenly apart in log time (the tails)
 S.SHORT_GAPS = 5    -- short-task plans try gaps m * (interval / m)^(k / 5), k = 0..5
 S.RUN = 40          -- and keep such a gap for this many polls, then `interval`
+S.STEPS = 10        -- their first poll at the quantiles k / 10, then 0.01 apart around the best
 S.FLOOR = 0.01      -- the shortest gap between polls a plan makes (seconds), min_interval 0 too
-local SQRT2PI = math.sqrt(2 * math.pi)
-local MIN_SIGMA = 0.02
+S.MIN_WIDTH = 0.02  -- a sample spreads over its duration +- this share at least
 
--- Abramowitz & Stegun 7.1.26: absolute error under 1.5e-7.
-local function Phi(x)
-  local z = math.abs(x) / 1.4142135623730951
-  local t = 1 / (1 + 0.3275911 * z)
-  local y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592)
-    * t * math.exp(-z * z)
-  return 0.5 * (1 + (x >= 0 and y or -y))
+-- The largest j with x[j] <= v (0 when v < x[1]).
+local function below(x, v)
+  local a, b = 0, #x
+  while a < b do
+    local mid = a + floor((b - a + 1) / 2)
+    if x[mid] <= v then a = mid else b = mid - 1 end
+  end
+  return a
 end
-S.Phi = Phi
 
-local function phi(z) return math.exp(-0.5 * z * z) / SQRT2PI end
-
--- The log-normal (mu, sigma): F(t), f(t), and the partial mean int_a^b x f(x) dx.
-function S.lognormal(mu, sigma)
-  local d = { mu = mu, sigma = sigma }
-  function d.F(t, m) -- (m: the logarithms' mean, mu unless given)
-    return t > 0 and Phi((math.log(t) - (m or mu)) / sigma) or 0
+-- The distribution F(x[j]) = Fx[j] (x ascending), linear between: F(t), the partial mean
+-- int_a^b x f(x) dx, the quantile q(p), its ends first and last, and its cells (between x[j] and x[j + 1]
+-- the density is dens[j]; Mx[j] = int x f(x) dx up to x[j]).
+local function piecewise(x, Fx)
+  local K, dens, Mx = #x, {}, { 0 }
+  for j = 1, K - 1 do
+    dens[j] = (Fx[j + 1] - Fx[j]) / (x[j + 1] - x[j])
+    Mx[j + 1] = Mx[j] + dens[j] * (x[j + 1] * x[j + 1] - x[j] * x[j]) / 2
   end
-  function d.f(t)
-    return t > 0 and phi((math.log(t) - mu) / sigma) / (t * sigma) or 0
+  local d = { first = x[1], last = x[K], x = x, Fx = Fx, Mx = Mx, dens = dens }
+  function d.F(t)
+    local j = below(x, t)
+    if j == 0 then return 0 elseif j == K then return 1 end
+    return min(1, Fx[j] + dens[j] * (t - x[j]))
   end
-  local mean = math.exp(mu + 0.5 * sigma * sigma)
-  function d.partial_mean(a, b) -- x f(x) is mean times the density of (mu + sigma^2, sigma)
-    return mean * (d.F(b, mu + sigma * sigma) - d.F(a, mu + sigma * sigma))
+  local function M(t)
+    local j = below(x, t)
+    if j == 0 or j == K then return Mx[max(j, 1)] end
+    return Mx[j] + dens[j] * (t * t - x[j] * x[j]) / 2
+  end
+  function d.partial_mean(a, b) return M(b) - M(a) end
+  function d.q(p)
+    local j = below(Fx, p)
+    if j == 0 then return x[1] elseif j == K then return x[K] end
+    return dens[j] > 0 and x[j] + (p - Fx[j]) / dens[j] or x[j] -- (the largest such j: its segment has mass)
   end
   return d
 end
 
--- Expected polls per task and lag (completion to notice) of polls at the ages ts.  A task
--- slower than the last age counts no lag: plans must reach past the likely end.
-function S.evaluate(d, ts)
-  local polls, lag, prev, Fprev = 0, 0, 0, 0
-  for _, t in ipairs(ts) do
-    local Ft = d.F(t)
-    polls = polls + (1 - Fprev)
-    lag = lag + t * (Ft - Fprev) - d.partial_mean(prev, t)
-    prev, Fprev = t, Ft
+-- The distribution of durations uniform over [lo[i], hi[i]] for sample i, each as likely (S.evaluate's
+-- d), on the grid: its quantiles and points evenly apart in log time, F exact there and linear between.
+function S.distribution(lo, hi)
+  local n, at, step = #hi, {}, {} -- the ends of the samples' intervals, where the density steps by step[t]
+  local function add(t, by)
+    if not step[t] then at[#at + 1], step[t] = t, 0 end
+    step[t] = step[t] + by
   end
-  return polls, lag
-end
-
-local function density_plan(d, lambda, m, tmax)
-  local ts, t, acc, last = {}, 0, 0, 0
-  while t < tmax do
-    local dt = math.max(m / 4, t / 50) -- finer early, coarser late: the density is smooth in log-time
-    local mid = t + dt / 2
-    local f = d.f(mid)
-    local gap = math.max(m, f > 0 and math.sqrt(2 * lambda * (1 - d.F(mid)) / f) or tmax)
-    acc = acc + dt / gap
-    t = t + dt
-    if acc >= 1 and t - last >= m then
-      ts[#ts + 1] = t
-      last, acc = t, acc - 1
+  for i = 1, n do
+    local w = 1 / (n * (hi[i] - lo[i]))
+    add(lo[i], w)
+    add(hi[i], -w)
+  end
+  table.sort(at)
+  local Fx, rate = { 0 }, 0
+  for j = 2, #at do
+    rate = rate + step[at[j - 1]]
+    Fx[j] = Fx[j - 1] + rate * (at[j] - at[j - 1])
+  end
+  local exact, points = piecewise(at, Fx), {}
+  for i = 0, S.QUANTILES do points[#points + 1] = exact.q(i / S.QUANTILES) end
+  local a, b = exact.q(1 / S.QUANTILES), exact.last
+  for i = 0, a > 0 and S.LOG_POINTS or -1 do points[#points + 1] = a * (b / a) ^ (i / S.LOG_POINTS) end
+  table.sort(points)
+  local gx, gF = {}, {}
+  for _, t in ipairs(points) do
+    if not gx[1] or t > gx[#gx] then
+      gx[#gx + 1] = t
+      gF[#gx] = exact.F(t)
     end
   end
-  -- the last at tmax or past it: a plan must not end early (S.evaluate)
-  if #ts == 0 or last < tmax then ts[#ts + 1] = math.max(t, last + m) end
-  return ts
+  return piecewise(gx, gF)
+end
+
+-- int_0^u ceil(s) ds
+local function C(u)
+  local k = floor(u)
+  return k * (k + 1) / 2 + (u - k) * (k + 1)
+end
+
+-- A plan is pieces { first, gap, count }: polls at the ages first, first + gap, ... (count of them;
+-- math.huge: forever), each piece after the one before.  Its expected polls per task and lag (completion
+-- to notice) on the distribution d, in closed form, and the steps taken: one pass over the pieces and
+-- d's cells together.
+function S.evaluate(d, plan)
+  local x, Fx, Mx, dens, K = d.x, d.Fx, d.Mx, d.dens, #d.x
+  local polls, lag, steps, before, prev, j = 0, 0, 0, 0, 0, 1
+  for _, p in ipairs(plan) do
+    if prev >= d.last then break end
+    local first, gap = p[1], p[2]
+    local hi = min(first + (p[3] - 1) * gap, d.last)
+    -- tasks done in (prev, hi]: seen at `first` if done by then, else at the piece's next poll,
+    -- first + gap * ceil((t - first) / gap): their mass, mean duration and of that ceil (I / gap)
+    local mass, mean, I, lo, Ca = 0, 0, 0, prev, nil
+    if j < K and first >= x[j + 1] then -- the cells from prev's to first's, all seen at `first`: at once
+      local k, a = min(below(x, first), K - 1), max(prev, x[j])
+      mass = Fx[k] - Fx[j] - dens[j] * (a - x[j])
+      mean = Mx[k] - Mx[j] - dens[j] * (a * a - x[j] * x[j]) / 2
+      j, lo = k, x[k]
+    end
+    while j < K and x[j] < hi do
+      local a, b, c = x[j], x[j + 1], dens[j]
+      if a < lo then a = lo end
+      if b > hi then b = hi end
+      if b > a then
+        mass, mean = mass + c * (b - a), mean + c * (b * b - a * a) / 2
+        local Cb = b > first and C((b - first) / gap) or 0
+        Ca = Ca or (a > first and C((a - first) / gap) or 0)
+        I, Ca = I + c * (Cb - Ca), Cb
+      end
+      steps = steps + 1
+      if x[j + 1] > hi then break end -- (the cell goes on past the piece)
+      j = j + 1
+    end
+    polls = polls + (before + 1) * mass + I * gap
+    lag = lag + first * mass + I * gap * gap - mean
+    before, prev, steps = before + p[3], first + (p[3] - 1) * gap, steps + 1
+  end
+  return polls, lag, steps
+end
+
+-- The density walk: on each cell of d's grid, a gap proportional to sqrt((1 - F) / f) at its middle
+-- (not under m), carried from cell to cell; after the last learned end, every `interval`.
+local function density_plan(d, lambda, m, interval)
+  local x, Fx, dens = d.x, d.Fx, d.dens
+  local plan, acc, last = {}, 0, 0 -- acc: the share of a gap gone since the last poll
+  for j = 1, #x - 1 do
+    local a, b = x[j], x[j + 1]
+    local gap = math.huge
+    if dens[j] > 0 then gap = max(m, sqrt(2 * lambda * (1 - Fx[j] - dens[j] * (b - a) / 2) / dens[j])) end
+    local first = a + (1 - acc) * gap
+    if first <= b then
+      local n = floor((b - first) / gap) + 1
+      plan[#plan + 1] = { first, gap, n }
+      last = first + (n - 1) * gap
+      acc = (b - last) / gap
+    else
+      acc = acc + (b - a) / gap
+    end
+  end
+  plan[#plan + 1] = { max(d.last, last + m), interval, math.huge }
+  return plan
 end
 
 -- A first poll at t1, then every g for S.RUN polls, then every `interval`.
-local function first_poll_plan(t1, g, interval, tmax)
-  local ts, t = {}, t1
-  while true do
-    ts[#ts + 1] = t
-    if t >= tmax then return ts end
-    t = t + (#ts <= S.RUN and g or interval)
-  end
-end
-
-function S.fixed_plan(interval, tmax)
-  return first_poll_plan(interval, interval, interval, tmax)
+local function first_poll_plan(t1, g, interval)
+  return { { t1, g, S.RUN + 1 }, { t1 + S.RUN * g + interval, interval, math.huge } }
 end
 
 -- Where the floor `m` binds (a narrow spread), a first poll at t1 then every g can beat the density walk:
--- for each g, the t1 of least lag within the budget (a coarse grid on the quantiles, then a finer one).
-local function short_plan(d, interval, m, tmax, budget)
+-- for each g, the t1 of least lag within the budget, on a coarse grid of quantiles from the last down as
+-- long as within the budget (a later first poll spends fewer polls); then 0.01 apart around the best.
+local function short_plan(d, interval, m, budget, evaluate)
   local best, best_polls, best_lag
-  local function try(t1, g)
-    if t1 < m or t1 > tmax then return end
-    local ts = first_poll_plan(t1, g, interval, tmax)
-    local polls, lag = S.evaluate(d, ts)
-    if polls <= budget and (not best or lag < best_lag) then best, best_polls, best_lag = ts, polls, lag end
+  local function try(p, g) -- the lag of the plan, nil if it is over the budget or starts under the floor
+    local t1 = d.q(p)
+    if t1 < m then return end
+    local plan = first_poll_plan(t1, g, interval)
+    local polls, lag = evaluate(plan)
+    if polls > budget then return end
+    if not best or lag < best_lag then best, best_polls, best_lag = plan, polls, lag end
     return lag
   end
+  local p0, g0, lag0
   for k = 0, S.SHORT_GAPS do
     local g = m * (interval / m) ^ (k / S.SHORT_GAPS)
-    local z0, lag0
-    for z = -3, 3.5, 0.1 do
-      local lag = try(math.exp(d.mu + z * d.sigma), g)
-      if lag and (not lag0 or lag < lag0) then z0, lag0 = z, lag end
+    for i = S.STEPS, 0, -1 do
+      local lag = try(i / S.STEPS, g)
+      if not lag then break end
+      if not lag0 or lag < lag0 then p0, g0, lag0 = i / S.STEPS, g, lag end
     end
-    if z0 then
-      for z = z0 - 0.1, z0 + 0.1, 0.01 do try(math.exp(d.mu + z * d.sigma), g) end
-    end
+  end
+  for i = -10, 10 do
+    if p0 and i ~= 0 then try(min(1, max(0, p0 + i / 100)), g0) end
   end
   return best, best_polls, best_lag
 end
 
-function S.make_plan(mu, sigma, interval, m)
-  local d = S.lognormal(mu, sigma)
-  m = math.max(m, S.FLOOR) -- (min_interval = 0: the walks below would take steps of no length)
-  -- to where almost every task has finished (not before the floor m), never past a week (or 4 intervals)
-  local tmax = math.min(math.max(math.exp(mu + 3.5 * sigma), m), math.max(S.HORIZON, 4 * interval))
-  local fixed_polls, fixed_lag = S.evaluate(d, S.fixed_plan(interval, tmax))
-  -- MARGIN less for the estimate's error; but a task done by the fixed first poll (one poll) may have two
-  local budget = math.max(fixed_polls * S.MARGIN, 1 + d.F(interval))
-  local short = budget > fixed_polls * S.MARGIN -- tasks that mostly finish within `interval`
+-- The plan spending at most `polls` per task that polls every g, g the shortest such (not under m).
+local function every_plan(polls, m, tmax, evaluate)
+  local lo, hi = m, max(tmax, m)
+  while hi / lo > 1.0001 do
+    local mid = sqrt(lo * hi)
+    if evaluate { { mid, mid, math.huge } } > polls then lo = mid else hi = mid end
+  end
+  return { { hi, hi, math.huge } }
+end
+
+-- The plan on the learned distribution d: the polls per task of the fixed interval (less MARGIN; for
+-- tasks mostly done within `interval`, up to 1 + the share done within it), placed where tasks end:
+-- the density walk, gaps proportional to sqrt((1 - F(t)) / f(t)), which minimises the mean lag for a
+-- number of polls, or a first poll at a quantile then even gaps, whichever notices sooner.  Never one
+-- that notices later than the fixed interval, or than even gaps spending as many polls.  Its work (the
+-- steps of its evaluations) is bounded by the grid, neither by the tail's length nor by the floor.
+function S.make_plan(d, interval, m)
+  m = max(m, S.FLOOR) -- (min_interval = 0: no gap of no length)
+  local work = 0
+  local function evaluate(plan)
+    local polls, lag, steps = S.evaluate(d, plan)
+    work = work + steps
+    return polls, lag
+  end
+  local fixed = { { interval, interval, math.huge } }
+  local fixed_polls, fixed_lag = evaluate(fixed)
+  local budget = max(fixed_polls * S.MARGIN, 1 + d.F(interval))
   -- the smallest lambda (densest polls) whose expected polls stay within the budget
   local lo, hi = 1e-6 * interval, 1e3 * interval
-  local best
-  for _ = 1, 40 do
-    local mid = math.sqrt(lo * hi)
-    local ts = density_plan(d, mid, m, tmax)
-    if S.evaluate(d, ts) > budget then lo = mid else hi, best = mid, ts end
-    if hi / lo < 1.01 then break end
+  local best, polls, lag = fixed, fixed_polls, fixed_lag
+  while hi / lo > 1.01 do
+    local mid = sqrt(lo * hi)
+    local plan = density_plan(d, mid, m, interval)
+    local p, l = evaluate(plan)
+    work = work + #d.x
+    if p > budget then lo = mid else hi, best, polls, lag = mid, plan, p, l end
   end
-  best = best or S.fixed_plan(interval, tmax)
-  local polls, lag = S.evaluate(d, best)
-  if short then
-    local ts, p, l = short_plan(d, interval, m, tmax, budget)
-    if ts and l < lag then best, polls, lag = ts, p, l end
+  if budget > fixed_polls * S.MARGIN then -- tasks that mostly finish within `interval`
+    local plan, p, l = short_plan(d, interval, m, budget, evaluate)
+    if plan and l < lag then best, polls, lag = plan, p, l end
   end
-  if lag > fixed_lag then -- a spread the plan cannot use: the fixed schedule
-    best = S.fixed_plan(interval, tmax)
-    polls, lag = fixed_polls, fixed_lag
-  end
-  return { ages = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag }
+  local even = every_plan(polls, m, d.last, evaluate)
+  local even_polls, even_lag = evaluate(even)
+  if even_lag < lag then best, polls, lag = even, even_polls, even_lag end
+  if lag > fixed_lag then best, polls, lag = fixed, fixed_polls, fixed_lag end -- a spread no plan can use
+  return { pieces = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag, work = work }
 end
 
 -- kinds: the samples (shared with the other schedules of a key; nil: a new set).
@@ -158,74 +257,79 @@ function S:learn(kind, model, seconds, half)
   if half > seconds then half = seconds end -- it may have been done at once
   for _, key in pairs { kind, model } do
     local k = self.kinds[key]
-    if not k then k = { seen = 0, lo = {}, hi = {} }; self.kinds[key] = k end
-    -- the interval, in logarithms (lo nil: it may have been done at once), over the oldest once KEEP are seen
-    local low, at = seconds - half, k.seen % S.KEEP + 1
-    k.lo[at], k.hi[at] = low > 0 and math.log(low) or nil, math.log(seconds + half)
+    if not k then k = { seen = 0, mid = {}, half = {} }; self.kinds[key] = k end
+    local at = k.seen % S.KEEP + 1 -- over the oldest once KEEP are seen
+    k.mid[at], k.half[at] = seconds, half
     k.seen = k.seen + 1
   end
 end
 
--- mu, sigma | nil: a maximum-likelihood fit to the samples' intervals (EM on the logarithms, a truncated
--- normal per sample), so that a task first polled long after it finished does not pass for a quick one.
+-- The learned distribution of the key's tasks (S.distribution), or nil before MIN_SAMPLES: each sample
+-- over its interval (a task first polled long after it finished is not taken for a quick one), widened
+-- to a bandwidth (Silverman's rule on the logarithms) so that a few samples stand for the tasks between.
 function S:estimate(key)
   local k = key and self.kinds[key]
   if not k or k.seen < S.MIN_SAMPLES then return nil end
-  local n, lo, hi = #k.hi, k.lo, k.hi
-  local mu, sq = 0, 0
-  for i = 1, n do mu = mu + (hi[i] + (lo[i] or hi[i])) / 2 end
-  mu = mu / n
-  for i = 1, n do local d = (hi[i] + (lo[i] or hi[i])) / 2 - mu; sq = sq + d * d end
-  local sigma = math.max(math.sqrt(sq / n), 0.1)
-  for _ = 1, 50 do
-    local s1, s2 = 0, 0
-    for i = 1, n do
-      local l, h, x, x2 = lo[i], hi[i]
-      if l == h then
-        x, x2 = h, h * h
-      else
-        local a, b = l and (l - mu) / sigma, (h - mu) / sigma
-        local z = Phi(b) - (a and Phi(a) or 0)
-        if z < 1e-6 then -- far in a tail: the nearest end of the interval
-          x = math.min(math.max(mu, l or h), h)
-          x2 = x * x
-        else
-          local pa, pb = a and phi(a) or 0, phi(b)
-          local m1 = (pa - pb) / z
-          x = mu + sigma * m1
-          x2 = sigma * sigma * (1 + ((a and a * pa or 0) - b * pb) / z - m1 * m1) + x * x
-        end
-      end
-      s1, s2 = s1 + x, s2 + x2
-    end
-    local new_mu = s1 / n
-    local new_sigma = math.sqrt(math.max(s2 / n - new_mu * new_mu, MIN_SIGMA * MIN_SIGMA))
-    local moved = math.abs(new_mu - mu) + math.abs(new_sigma - sigma)
-    mu, sigma = new_mu, new_sigma
-    if moved < 1e-6 then break end
+  local mid, half, n = k.mid, k.half, #k.mid
+  local logs, mean, sq = {}, 0, 0
+  for i = 1, n do logs[i] = math.log(mid[i]); mean = mean + logs[i] / n end
+  for i = 1, n do sq = sq + (logs[i] - mean) ^ 2 / n end
+  table.sort(logs)
+  local iqr = (logs[math.ceil(0.75 * n)] - logs[math.ceil(0.25 * n)]) / 1.34
+  local spread = sqrt(sq)
+  if iqr > 0 then spread = min(spread, iqr) end
+  local h = max(0.9 * spread * n ^ -0.2, S.MIN_WIDTH)
+  local lo, hi = {}, {}
+  for i = 1, n do
+    local w = max(half[i], h * mid[i])
+    lo[i], hi[i] = max(0, mid[i] - w), mid[i] + w
   end
-  -- never below the typical gap's width (alike coarse gaps hide a narrow spread); widened by mu's error
-  local widths = {}
-  for i = 1, n do widths[i] = hi[i] - (lo[i] or hi[i] - 1) end
-  table.sort(widths)
-  local floor = widths[math.floor((n + 1) / 2)] / 2 / math.sqrt(3)
-  sigma = math.max(sigma, floor, MIN_SIGMA) * math.sqrt(1 + 1 / n)
-  return mu, sigma
+  return S.distribution(lo, hi)
+end
+
+-- The key's learned distribution and plan (the model's samples stand in for a new kind): a new one with
+-- each early sample, then with each eighth more.
+function S:learned(kind, model)
+  for _, key in ipairs { kind or model, model } do
+    local k = self.kinds[key]
+    if k and k.seen >= S.MIN_SAMPLES then
+      local p = self.plans[key]
+      if not p or k.seen >= p.seen + max(1, floor(p.seen / 8)) then
+        p = { d = self:estimate(key), seen = k.seen }
+        self.plans[key] = p
+      end
+      return p
+    end
+  end
 end
 
 function S:plan(kind, model)
-  for _, key in ipairs { kind or model, model } do -- (the model's samples stand in for a new kind)
-    local k = self.kinds[key]
-    if k and k.seen >= S.MIN_SAMPLES then
-      -- a new plan with each early sample, then with each eighth more
-      local p = self.plans[key]
-      if not p or k.seen >= p.seen + math.max(1, math.floor(p.seen / 8)) then
-        local mu, sigma = self:estimate(key)
-        p = { plan = S.make_plan(mu, sigma, self.interval, self.min_interval), seen = k.seen }
-        self.plans[key] = p
-      end
-      return p.plan
-    end
+  local p = self:learned(kind, model)
+  if not p then return nil end
+  p.plan = p.plan or S.make_plan(p.d, self.interval, self.min_interval)
+  return p.plan
+end
+
+-- The seconds left for a task `age` seconds old: { p50 =, p90 = } among the learned tasks that ran at
+-- least as long (0 past the last), and the 99th percentile of all; nil until a kind has its samples.
+function S:eta(kind, model, age)
+  local p = self:learned(kind, model)
+  if not p then return nil end
+  local d = p.d
+  local done = d.F(age)
+  local function left(share) return max(0, d.q(done + share * (1 - done)) - age) end
+  return { p50 = left(0.5), p90 = left(0.9) }, d.q(0.99)
+end
+
+-- The first age of the plan's pieces after t, and the one before it (0: none).
+function S.next_age(pieces, t)
+  local prev = 0
+  for _, p in ipairs(pieces) do -- (the last never ends)
+    local first, gap = p[1], p[2]
+    if t < first then return first, prev end
+    local k = floor((t - first) / gap + 1e-9) + 1 -- (t may be an age of the piece, rounded down)
+    if k < p[3] then return first + k * gap, first + (k - 1) * gap end
+    prev = first + (p[3] - 1) * gap
   end
 end
 
@@ -233,15 +337,11 @@ end
 function S:delay(kind, model, age)
   local m = self.min_interval
   local plan = age and self:plan(kind, model)
-  if not plan then return math.max(self.interval, m) end
-  local ages, lo = plan.ages, 1
-  while ages[lo] and ages[lo] <= age do lo = lo + 1 end -- (a few polls a second: a walk will do)
+  if not plan then return max(self.interval, m) end
+  local next_age, prev = S.next_age(plan.pieces, age)
   -- a poll nearer the next planned age than the one before stands for it (the plan moved): no extra poll
-  if lo <= #ages and ages[lo] - age < 0.5 * (ages[lo] - (ages[lo - 1] or 0)) then lo = lo + 1 end
-  if lo > #ages then -- slower than the plan foresaw: gaps growing from the floor to `interval`
-    return math.max(m, math.min(self.interval, age - ages[#ages]))
-  end
-  return math.max(ages[lo] - age, m)
+  if next_age - age < 0.5 * (next_age - prev) then next_age = S.next_age(plan.pieces, next_age) end
+  return max(next_age - age, m)
 end
 
 -- By budget: the samples of each kind, the views of them, the records read.
