@@ -165,8 +165,8 @@ lint:
 
 # The suite in tiers.  `make test`: the specs of spec/ but spec/hosts/ (each
 # module through its seam, the transport cases on libcurl, the emulator
-# workflows), on Lua 5.4, each file in a process of its own, as many at once as
-# there are cores (tools/run-specs.sh).  `make test-hosts`: spec/hosts/ once,
+# workflows), on Lua 5.4, each file in a process of its own, twice as many at
+# once as there are cores (they mostly wait on their servers: tools/run-specs.sh).  `make test-hosts`: spec/hosts/ once,
 # each spec on the VM its host needs (nginx's LuaJIT, LuaRocks trees, a C
 # host, LÖVE, Redis fleets, the README's own lines).  `make test-all`: lint,
 # `make test` on every VM, then `make test-hosts`; one line per part, then
@@ -176,7 +176,7 @@ HOST_SPECS  = $(sort $(wildcard spec/hosts/*_spec.lua))
 HOST_BUILDS = $(NGX_SO)
 
 test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) lint
-	@sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
+	@JOBS=$${JOBS:-$$(($$(nproc) * 2))} sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
 
 test-hosts: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
 	@sh tools/run-specs.sh $(LUA) $(HOST_SPECS)

@@ -30,7 +30,7 @@ part() {
   env -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 \
     LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua;;' LUA_CPATH="$cpath;;" STARVIDEOS_CPATH="$cpath" \
     STARVIDEOS_LUA="$vm" BUSTED_ARGS="--cpath=$cpath $BUSTED_ARGS" \
-    sh tools/run-specs.sh "$vm" "$@" | tee "$logdir/$name.log"
+    JOBS=$part_jobs sh tools/run-specs.sh "$vm" "$@" | tee "$logdir/$name.log"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$name.log" | tail -n 1)
   [ -n "$line" ] || line="0 passed, 1 failed"
   passed=$(echo "$line" | awk '{ print $1 }')
@@ -42,12 +42,16 @@ part() {
 "
 }
 
+# twice as many spec files at once as there are cores (they mostly wait on their servers); the hosts'
+# specs, which time frames and pings, as many as there are cores
+part_jobs=${JOBS:-$(($(nproc) * 2))}
 for vm in "$@"; do
   cpath="build/$vm/?.so"
   [ "$vm" = lua5.4 ] && cpath="build/?.so"
   # shellcheck disable=SC2086
   part "$vm" "$vm" "$cpath" $specs
 done
+part_jobs=${JOBS:-$(nproc)}
 # shellcheck disable=SC2086
 part hosts lua5.4 "build/?.so" $hosts
 

@@ -9,9 +9,10 @@ local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Request = require "starvideos.request"
 local Download = require "starvideos.download"
+local journal = require "starvideos.records.journal" -- (kind_of)
 
-local type, pairs, ipairs, tostring, setmetatable, require, math_min, math_max, string_format, os_time =
-  type, pairs, ipairs, tostring, setmetatable, require, math.min, math.max, string.format, os.time
+local type, pairs, tostring, setmetatable, require, math_min, math_max, string_format, os_time =
+  type, pairs, tostring, setmetatable, require, math.min, math.max, string.format, os.time
 local new_error, now = errors.new_error, core.now
 local shell_word = require("starvideos.shell").word
 
@@ -62,20 +63,13 @@ function Job.new(ctx, goal, id, spec)
     if key and job.local_id then
       job.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
     end
-    job.model, job.kind = params.model, Job.kind_of(params.model, params.duration, params.resolution)
+    job.model, job.kind = params.model, journal.kind_of(params.model, params.duration, params.resolution)
   elseif spec.url or (spec.out and not spec.refresh and task and type(task.video_url) == "string"
       and (task.status == nil or task.status == "completed")) then
     job.state = "downloading"
   end
   if task then job:origin(task, t) end
   return job
-end
-
--- The key of a kind of task in the learned schedule and the records.
-function Job.kind_of(model, duration, resolution)
-  if type(model) ~= "string" then return nil end
-  if type(duration) == "number" then duration = string_format("%.14g", duration) end
-  return model .. "|" .. tostring(duration or "") .. "|" .. tostring(resolution or "")
 end
 
 -- When a task was created on our monotonic clock (the budget's births, else its
@@ -106,16 +100,6 @@ local function next_poll(self, t)
   return t + schedule(self):delay(self.kind, self.model, self.origin_at and t - self.origin_at)
 end
 
--- A poll at t saw the task completed: how long it took, to within half the
--- gap since the last poll that saw it unfinished (nothing learned without one).
-local function took(self, t)
-  local before = self.unfinished_at
-  if not (before and self.origin_at) then return nil end
-  local secs, half = (before + t) / 2 - self.origin_at, (t - before) / 2 + (self.coarse or 0)
-  schedule(self):learn(self.kind, self.model, secs, half)
-  return secs, half
-end
-
 local function event(self, kind, extra)
   local ev = { type = kind, id = self.id, task = self.task, status = self.task and self.task.status,
     index = self.index, eta = self.eta }
@@ -123,8 +107,9 @@ local function event(self, kind, extra)
   return ev
 end
 
--- An event to the client's on_event and the job's on_progress.
-local function emit(self, ev)
+-- An event of the job (extra: its fields but the job's) to the client's on_event and the job's on_progress.
+function Job:emit(kind, extra)
+  local ev = event(self, kind, extra)
   if self.cfg.on_event then self.cfg.on_event(ev) end
   if self.on_progress then self.on_progress(ev) end
 end
@@ -154,7 +139,7 @@ local function expect(self, t)
   self.eta = eta
   if p99 and age > p99 and not self.late then
     self.late = true
-    emit(self, event(self, "late", { elapsed = age, p99 = p99 }))
+    self:emit("late", { elapsed = age, p99 = p99 })
   end
 end
 
@@ -240,7 +225,7 @@ local function polled(self, req, t)
   self:origin(task, t)
   local secs, within
   if task.status == "completed" and self.status ~= "completed" then
-    secs, within = took(self, t)
+    secs, within = schedule(self):took(self.kind, self.model, t, self.unfinished_at, self.origin_at, self.coarse)
   elseif task.status ~= "completed" and task.status ~= "failed" then
     self.unfinished_at = t
   end
@@ -298,14 +283,14 @@ local ANSWERED = { creating = create_answered, polling = polled, downloading = d
 function Job:progress(bytes, total)
   if not (bytes and bytes > (self.bytes or 0)) then return end
   self.bytes, self.total = bytes, total
-  emit(self, event(self, "progress", { bytes = bytes, total = total, path = self.out }))
+  self:emit("progress", { bytes = bytes, total = total, path = self.out })
 end
 
 -- The ledger knows a task of the job's key (rec): the job follows it, creating
 -- nothing; one already downloaded whole to out (rec.whole) ends it now.
 local function attach(self, rec, t)
   self.id, self.state = rec.id, "polling"
-  emit(self, event(self, "attached", { key = self.want.key }))
+  self:emit("attached", { key = self.want.key })
   if rec.whole then
     self.path, self.status = self.out, "completed"
     self.task = { id = rec.id, status = "completed", path = self.out, model = rec.model }
@@ -336,8 +321,7 @@ local function create(self, t)
   if known then return attach(self, known, t) end
   if self.preflight or self.goal == "checked" then -- the references first: nothing is paid for before
     self.preflight, self.checking = false, true -- (the preflight may end before start returns)
-    self.checking = require("starvideos.extras.preflight").start(self.loop, self.budget, self.cfg, self,
-      self.params, t)
+    self.checking = require("starvideos.extras.preflight").start(self, t)
     return self:advance(t)
   end
   if self.granted then
@@ -360,12 +344,10 @@ end
 function Job:advance(t)
   if self.done then return end
   local pf = self.checking
-  if pf then -- the references checked: the create refused, or what could not be checked told, and on
+  if pf then -- the references checked (what could not be was told): the create refused, or on
     if pf == true or not pf.done then return end
     self.checking, self.notes = false, pf.notes
-    if pf.err then return finish(self, pf.err) end
-    for _, n in ipairs(pf.notes) do emit(self, event(self, "preflight", n)) end
-    if self.goal == "checked" then return finish(self) end
+    if pf.err or self.goal == "checked" then return finish(self, pf.err) end
   end
   local req = self.req
   if req then

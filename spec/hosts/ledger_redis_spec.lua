@@ -13,7 +13,7 @@ local core = require "starvideos.core"
 local R = require "starvideos.fleet.ledger"
 local Schedule = require "starvideos.extras.schedule"
 local config = require "starvideos.config"
-local kind_of = require("starvideos.job").kind_of
+local kind_of = require("starvideos.records.journal").kind_of
 
 -- The samples of a kind as the store keeps them: {took, within}, newest first.
 local function stored_samples(url, key, kind)

@@ -206,7 +206,7 @@ describe("the ledger", function()
       local c = client(fake, { journal = j })
       c:watch("task_x") -- no interval: the learned schedule, which starts reading
       c:step(0)
-      local kind = require("starvideos.job").kind_of("videos", 5, "720p")
+      local kind = require("starvideos.records.journal").kind_of("videos", 5, "720p")
       assert.is_true(calls <= 2, calls .. " slices in one step")
       for _ = 1, 10 do c:step(0) end
       assert.equal(6, calls, "the reader was not read to its end, or past it")

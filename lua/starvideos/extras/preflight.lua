@@ -82,11 +82,12 @@ function Ref:advance(t)
   return settle(self, t, why)
 end
 
--- Start checking params' references at t on the loop; owner:advance(t) once done (pf.done:
--- maybe before start returns), with pf.err (the create refused) and pf.notes (what could
--- not be checked: {field =, message =}).
-function P.start(loop, budget, cfg, owner, params, t)
-  local pf = setmetatable({ loop = loop, budget = budget, cfg = cfg, owner = owner, model = params.model,
+-- Start checking the references of job's params at t on its loop; job:advance(t) once done
+-- (pf.done: maybe before start returns), with pf.err (the create refused) and pf.notes (what
+-- could not be checked: {field =, message =}, each a `preflight` event of the job's).
+function P.start(job, t)
+  local params = job.params
+  local pf = setmetatable({ loop = job.loop, budget = job.budget, cfg = job.cfg, owner = job, model = params.model,
     refs = references(params), notes = {}, done = false }, P)
   pf.left = #pf.refs
   if pf.left == 0 then pf:judge(t); return pf end
@@ -118,6 +119,9 @@ function P:judge(t)
     end
   end
   self.err, self.done = err, true
+  if not err then
+    for _, n in ipairs(self.notes) do self.owner:emit("preflight", n) end
+  end
   self.owner:advance(t)
 end
 

@@ -264,6 +264,16 @@ function S:learn(kind, model, seconds, half)
   end
 end
 
+-- A poll at t saw a task of the kind completed: how long it took (from origin, on a clock off by up to
+-- coarse s), to within half the gap since `before`, the last poll that saw it unfinished; learned.  Nothing
+-- without such a poll.
+function S:took(kind, model, t, before, origin, coarse)
+  if not (before and origin) then return nil end
+  local secs, half = (before + t) / 2 - origin, (t - before) / 2 + (coarse or 0)
+  self:learn(kind, model, secs, half)
+  return secs, half
+end
+
 -- The learned distribution of the key's tasks (S.distribution), or nil before MIN_SAMPLES: each sample
 -- over its interval (a task first polled long after it finished is not taken for a quick one), widened
 -- to a bandwidth (Silverman's rule on the logarithms) so that a few samples stand for the tasks between.

@@ -4,12 +4,11 @@
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
-local Job = require "starvideos.job"
 local Store = require "starvideos.fleet.store"
 local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
-local journal = require "starvideos.records.journal" -- (carried, size, tasks)
+local journal = require "starvideos.records.journal" -- (carried, size, tasks, kind_of)
 local Records = require "starvideos.records.ledger" -- (key_answer, create_failed: one rule, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
@@ -252,7 +251,7 @@ function R:_created(id, params, lid, p, uncertain)
   local want = p and p.want or {}
   local key_hash = want.key and core.hash(want.key)
   local args = Ask.pairs_of({ id = id, model = params.model, duration = params.duration,
-    resolution = params.resolution, kind = Job.kind_of(params.model, params.duration, params.resolution),
+    resolution = params.resolution, kind = journal.kind_of(params.model, params.duration, params.resolution),
     out = p and p.out or nil, owner = owner, uncertain = uncertain and "1" or nil, time = os_time(),
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
     prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body },

@@ -4,7 +4,6 @@
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Budget = require "starvideos.budget"
-local Job = require "starvideos.job"
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
 
@@ -34,7 +33,7 @@ end
 function L:turn()
   local list, done = self.reader:next(L.SLICE)
   for _, t in ipairs(list) do
-    self.schedule:learn(Job.kind_of(t.model, t.duration, t.resolution), t.model, t.took, t.within)
+    self.schedule:learn(journal.kind_of(t.model, t.duration, t.resolution), t.model, t.took, t.within)
   end
   return done
 end
