@@ -91,6 +91,7 @@ build = {
     ["starvideos.extras.keep"] = "lua/starvideos/extras/keep.lua",
     ["starvideos.extras.log"] = "lua/starvideos/extras/log.lua",
     ["starvideos.extras.notify"] = "lua/starvideos/extras/notify.lua",
+    ["starvideos.extras.preflight"] = "lua/starvideos/extras/preflight.lua",
     ["starvideos.extras.schedule"] = "lua/starvideos/extras/schedule.lua",
     ["starvideos.fleet.ask"] = "lua/starvideos/fleet/ask.lua",
     ["starvideos.fleet.budget"] = "lua/starvideos/fleet/budget.lua",

@@ -11,22 +11,25 @@ local q, root = helper.shell_quote, helper.root
 
 -- Every row a quick run must print: the scenario and the baseline the table
 -- shows (the start of each), false for rows without a baseline.
+local LAG_BASE = "fixed interval, same polls per task"
 local ROWS = {
   { "sequential client:query(id), HTTP", "C: one reused libcurl easy handle" },
   { "sequential client:query(id), HTTP", "LuaSocket socket.http.request + cjson.decode" },
   { "sequential client:query(id), HTTPS", "C: one reused libcurl easy handle (CURLOPT_CAINFO)" },
   { "sequential client:query(id), HTTPS", "LuaSec ssl.https.request" },
   { "1000 tasks polled once, 20 ms server delay, 16 connections", "C: curl_multi" },
-  { "download 20 MB: wall", "curl -o FILE URL, then sync FILE" },
+  { "verified download 20 MB: wall", "curl -o FILE URL, then sync FILE" },
   { "download 20 MB: peak memory growth", false },
   { "step(0), 2000 waiting tasks, nothing due", false },
   { "memory per waiting task, 2000 tasks", false },
-  { "notice lag, learned vs fixed polling (log-normal sigma 0.15)", "fixed 30 s interval, same tasks" },
-  { "notice lag, learned vs fixed polling (log-normal sigma 0.50)", "fixed 30 s interval, same tasks" },
-  { "notice lag, learned vs fixed polling (6 s tasks, sigma 0.10)", "fixed interval at equal polls/task, same tasks" },
-  { "notice lag, learned vs fixed polling (20 s tasks, sigma 0.10)", "fixed interval at equal polls/task, same tasks" },
-  { "notice lag, learned vs fixed polling (6 s tasks, sigma 0.10), default interval",
-    "fixed 30 s interval (the default), same tasks" },
+  { "notice lag, learned schedule: 6 s tasks, sigma 0.1, min_interval 0.15 (issue 27)", LAG_BASE },
+  { "notice lag, learned schedule: 6 s tasks, sigma 0.1 (short, tight; issue 16)", LAG_BASE },
+  { "notice lag, learned schedule: 20 s tasks, sigma 0.5 (short, wide)", LAG_BASE },
+  { "notice lag, learned schedule: 120 s tasks, sigma 0.15 (long, tight)", LAG_BASE },
+  { "notice lag, learned schedule: 120 s tasks, sigma 0.5 (long, wide)", LAG_BASE },
+  { "notice lag, learned schedule: 60 s or 300 s, half each, sigma 0.1 (two-peaked)", LAG_BASE },
+  { "notice lag, learned schedule: Pareto, 40 s and up, alpha 1.5 (heavy-tailed)", LAG_BASE },
+  { "notice lag, learned schedule: 30 min tasks, sigma 0.3 (long)", LAG_BASE },
   { "5000 sequential queries: RSS growth after warm-up", false },
   { "5000 sequential queries: descriptors left after close", false },
   { "require \"starvideos\" in a fresh process", "require \"cjson\" in a fresh process" },

@@ -252,10 +252,15 @@ describe("proxies", function()
       c:close()
       assert.same({}, notes, tostring(err))
       local log = tp_log(from)
-      assert.equal(1, count(log, "HEAD " .. media .. " HTTP/1.1"), log)
-      assert.equal(1, count(log, "GET " .. media .. " HTTP/1.1"), log)
-      local bytes = read(dir .. "/relay.bytes"):sub(before + 1)
-      assert.equal(1, count(bytes, "\r\nRange: bytes=0-65535\r\n"), bytes)
+      -- one HEAD and one GET asked; libcurl sends a request again, once, on a fresh connection when the
+      -- kept-alive one it chose was closed by the proxy meanwhile (seen in .ci/run: two GETs through the
+      -- relay, one at tinyproxy)
+      local heads, gets = count(log, "HEAD " .. media .. " HTTP/1.1"), count(log, "GET " .. media .. " HTTP/1.1")
+      assert.is_true(heads == 1 and gets == 1, log) -- what reached the proxy
+      local bytes = read(dir .. "/relay.bytes"):sub(before + 1) -- what the client sent to it
+      local sent = count(bytes, "GET " .. media .. " HTTP/1.1")
+      assert.is_true(sent == 1 or sent == 2, bytes)
+      assert.equal(sent, count(bytes, "\r\nRange: bytes=0-65535\r\n"), bytes)
       assert.equal(0, count(bytes, KEY))
     end)
 
