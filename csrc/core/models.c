@@ -515,11 +515,13 @@ int sv_result_path(const char *id, size_t len, sv_buf *out, sv_error *err) {
 #define SIDE_MIN 720.0
 #define SIDE_MAX 2160.0
 
-static const struct { const char *name; sv_media_kind kind; } media_fields[] = {
-  { "referenceImages", SV_MEDIA_IMAGE }, { "first_image", SV_MEDIA_IMAGE }, { "last_image", SV_MEDIA_IMAGE },
-  { "image", SV_MEDIA_IMAGE }, { "lastFrameImage", SV_MEDIA_IMAGE }, { "referenceVideos", SV_MEDIA_VIDEO },
-  { "referenceAudios", SV_MEDIA_AUDIO },
-};
+/* The media a field of sv_field_names takes (F_FIRST to F_REFIMAGES: images), or 0. */
+static sv_media_kind media_kind(const char *name) {
+  int f = word_index(sv_field_names, name, strlen(name));
+  if (f == F_REFVIDEOS) return SV_MEDIA_VIDEO;
+  if (f == F_REFAUDIOS) return SV_MEDIA_AUDIO;
+  return f >= F_FIRST && f <= F_REFIMAGES ? SV_MEDIA_IMAGE : 0;
+}
 
 static void finding(sv_buf *out, const char *field, int definite, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -583,15 +585,13 @@ static void total(sv_buf *out, const char *field, double *sum, double add, doubl
 int sv_media_check(const char *model, const sv_media_item *items, size_t n, sv_buf *out, sv_error *err) {
   const sv_model *md = model_find(model, strlen(model));
   double vsec = 0, vbytes = 0, asec = 0;
-  size_t i, k;
+  size_t i;
   char rule[96];
   if (!md) return sv_error_set(err, SV_E_INVALID, "model", "model: unknown model \"%.60s\"", model);
   for (i = 0; i < n; i++) {
     const sv_media_item *it = &items[i];
     const sv_media *v = it->info;
-    sv_media_kind want = 0;
-    for (k = 0; k < sizeof media_fields / sizeof media_fields[0]; k++)
-      if (strcmp(it->name, media_fields[k].name) == 0) want = media_fields[k].kind;
+    sv_media_kind want = media_kind(it->name);
     if (!want) return sv_error_set(err, SV_E_INVALID, it->field, "%.60s: not a media field", it->name);
     if (it->status && (it->status < 200 || it->status > 299)) {
       int gone = it->status == 401 || it->status == 403 || it->status == 404 || it->status == 410;

@@ -538,7 +538,7 @@ static void collect(sv_http *h) {
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
     if (!x || x->list != L_RUNNING) continue;
     rc = m->data.result;
-    if (rc == CURLE_OK && x->op == SV_OP_MEDIA && sv_curl_redirect(x)) { /* the next hop, on the multi handle */
+    if (rc == CURLE_OK && sv_curl_redirect(x)) { /* a media request's next hop, on the multi handle */
       curl_multi_remove_handle(h->multi, x->easy);
       if (curl_multi_add_handle(h->multi, x->easy) == CURLM_OK) continue;
       snprintf(x->message, sizeof x->message, "libcurl refused the redirect's transfer");

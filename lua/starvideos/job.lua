@@ -57,7 +57,7 @@ function Job.new(ctx, goal, id, spec)
       if not ok then return nil, why end
     end
     job.state, job.create_path, job.create_body = "creating", path, body
-    job.preflight = (cfg.preflight or goal == "checked") and config.names_media(params) -- (extras/preflight.lua)
+    job.preflight = goal == "checked" or cfg.preflight and config.names_media(params) -- (extras/preflight.lua)
     job.local_id = ctx.ledger.records and core.random_id() or nil
     local key = spec.out and core.absolute(spec.out) or spec.key -- what the job makes (docs/batch.md)
     if key and job.local_id then
@@ -319,7 +319,7 @@ local function create(self, t)
   if self.held then return created(self, self.held, t) end
   local known = self:known()
   if known then return attach(self, known, t) end
-  if self.preflight or self.goal == "checked" then -- the references first: nothing is paid for before
+  if self.preflight then -- the references first: nothing is paid for before
     self.preflight, self.checking = false, true -- (the preflight may end before start returns)
     self.checking = require("starvideos.extras.preflight").start(self, t)
     return self:advance(t)

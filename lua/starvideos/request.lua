@@ -86,7 +86,11 @@ function Request:send(t)
   end
   if not loop:admit(self) then return end -- sent from the loop's queue when there is room
   -- a download may take until its deadline (a stall ends it sooner), an API call its timeout
-  self.timeout = self.op == "download" and left or left and math_min(cfg.timeout, left) or cfg.timeout
+  if self.op == "download" then
+    self.timeout = left -- (none without a deadline)
+  else
+    self.timeout = left and math_min(cfg.timeout, left) or cfg.timeout
+  end
   self.attempt = self.attempt + 1
   if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
   local h, err = loop.transport:send(self)

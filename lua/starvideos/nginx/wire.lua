@@ -169,13 +169,23 @@ local function body(x, h)
   return true
 end
 
+-- An answer's Content-Range (first and last byte, total: numbers, or nil), and its Content-Length (nil when
+-- chunked or not a number).
+local function range_of(h)
+  local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
+  return tonumber(a), tonumber(b), tonumber(t)
+end
+
+local function length_of(h)
+  local cl = not h["transfer-encoding"] and h["content-length"]
+  return cl and cl:find("^%d+$") and tonumber(cl) or nil
+end
+
 -- A download's 200 is written from byte 0 (never appended), a 206 from its Content-Range's: the one asked.
 local function start_file(x, h)
-  local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
-  a, b, t = tonumber(a), tonumber(b), tonumber(t)
+  local a, b, t = range_of(h)
   if x.status == 200 then
-    local cl = not h["transfer-encoding"] and h["content-length"]
-    a, t = 0, cl and cl:find("^%d+$") and tonumber(cl) or nil
+    a, t = 0, length_of(h)
   elseif not (a and b >= a and t > b and a == x.offset) then
     return nil, "broken", string.format(
       "the server's 206 does not start at byte %.0f, where the download asked to go on", x.offset)
@@ -197,11 +207,10 @@ end
 -- Content-Length (of a 200, or a HEAD's), else nil.
 function W.size(status, h)
   if status == 206 then
-    local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
-    return a and tonumber(t) > tonumber(b) and tonumber(a) <= tonumber(b) and tonumber(t) or nil
+    local a, b, t = range_of(h)
+    return a and t > b and a <= b and t or nil
   end
-  local cl = not h["transfer-encoding"] and h["content-length"]
-  return cl and cl:find("^%d+$") and tonumber(cl) or nil
+  return length_of(h)
 end
 
 -- The proxy of an exchange (nil: none): false, or core.check_url's parts with `auth`
