@@ -1,13 +1,19 @@
 -- A download's rules, for its request: the out check before a create, the .part gone on
 -- from (its last OVERLAP bytes compared: never another video's), the checks that only a
--- whole video passes (its byte count, core.mp4_check), the commit on a thread, the SHA-256.
+-- whole video passes (its byte count, core.mp4_check), the commit on a thread, the SHA-256;
+-- and a job's downloading (D.start, D.answered): a task the process may no longer hold is
+-- asked of the store before its download starts and before its commit (docs/keep-and-fleet.md).
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 
-local ipairs, tostring, require, io_open, os_remove, string_format =
-  ipairs, tostring, require, io.open, os.remove, string.format
+local type, ipairs, tostring, require, io_open, os_remove, string_format, math_min =
+  type, ipairs, tostring, require, io.open, os.remove, string.format, math.min
 local new_error = errors.new_error
+local shell_word = require("starvideos.shell").word
+
+-- A video URL that expired answers with one of these; it is refreshed once.
+local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
 local D = {}
 
@@ -74,7 +80,7 @@ end
 
 -- The request's download fields: the .part, where it goes, how many resumes.
 function D.prepare(req, d)
-  req.part, req.dest, req.resume_limit, req.duration = d.part, d.dest, d.resume_limit, d.duration
+  req.part, req.dest, req.resume_limit, req.duration, req.held = d.part, d.dest, d.resume_limit, d.duration, d.held
   req.file, req.follow, req.stall, req.offset = d.part, true, req.cfg.timeout, 0
   if core.file_kind(d.part) ~= "file" then return end -- a FIFO is never opened (it would wait)
   local tail, size = overlap(d.part)
@@ -105,6 +111,17 @@ function D.done(req, file, t)
     return req:finish(nil, new_error("protocol", string_format("download: %s is not a whole video: %s",
       req.dest, why), { check = why }))
   end
+  -- a task the process may no longer hold (req.held: a job's {ledger, id}): the store asked first (polled as a commit)
+  local hold = req.held and req.held[1]:confirm(req.held[2], req.deadline)
+  if hold then
+    req.commit, req.committing, req.gated = hold, true, file or false
+    return req.loop:committing(req)
+  end
+  return D.commit(req, file)
+end
+
+function D.commit(req, file)
+  local transport = req.loop.transport
   if transport.commit then return D.committed(req, transport:commit(req.part, req.dest)) end
   local c, cerr = core.commit_start(file, req.dest, require("starvideos.sign").SHA256) -- hashed on its thread
   if not c then return D.committed(req, nil, cerr) end
@@ -112,9 +129,27 @@ function D.done(req, file, t)
   req.loop:committing(req)
 end
 
+-- The store answered whether the task is still the process's (req.gated: the .part's handle): committed,
+-- or (another holds it) nothing done to the .part, which may be the holder's now; its name kept (the
+-- deadline passed: a whole video stays there).
+local function gated(req, file, held, why)
+  req.gated, req.commit, req.committing = nil, nil, nil
+  if held and not req.done then return D.commit(req, file) end
+  local transport = req.loop.transport
+  if file then file:close() elseif transport.discard then transport:discard(req.part) end
+  if req.done then return end
+  if why.timeout then
+    return req:finish(nil, new_error("timeout", string_format("download: the store did not confirm in time that "
+      .. "this process still holds task %s; its whole video stays at %s", tostring(req.held[2]), req.part)))
+  end
+  return req:finish(nil, new_error("io", "download: task " .. tostring(req.held[2]) .. " was taken by "
+    .. tostring(why.by), { taken = why }))
+end
+
 -- The commit is done (ok, and the file's SHA-256 when its thread read it; else why not): the
 -- download counts once its bytes are on disk under their name, with their SHA-256 (req.sha256).
 function D.committed(req, ok, said)
+  if req.gated ~= nil then return gated(req, req.gated, ok, said) end
   req.commit, req.committing = nil, nil
   if req.done then -- cancelled meanwhile: a whole file stays, a failed commit's .part goes
     if not ok then os_remove(req.part) end
@@ -134,6 +169,71 @@ end
 -- when already committing (then it is whole).
 function D.ended(req, keep)
   if req.started and not req.committing and not keep then os_remove(req.part) end
+end
+
+-- Another holds the job's task (a keeper claimed it while this process's lease lapsed): told once; the job
+-- ends when the holder saved its file (then named: job.path), looking every third of a lease.
+local function taken(job, why, t)
+  if job.state ~= "taken" then
+    job.state = "taken"
+    job:emit("taken", { by = why.by })
+  end
+  if not why.path then return job.loop:at(math_min(t + job.cfg.lease / 3, job.deadline), job) end
+  job.path = why.path
+  if job.task then job.task.path = why.path end
+  return job:_finish()
+end
+
+-- The job's task completed (or its URL given): its video downloaded to job.out, the store asked first when
+-- the process may no longer hold the task.
+function D.start(job, t)
+  if job.state == "taken" or job.id and job.ledger:lapsed(job.id) then -- the store asked first
+    job.hold = job.hold or job.ledger:confirm(job.id)
+    local held, why = job.hold:poll()
+    if held == nil then return job.loop:at(job.loop:await_store(job, t, 0.05), job) end
+    job.hold = nil
+    if not held then return taken(job, why, t) end
+  end
+  local url = job.url or (job.task and job.task.video_url)
+  if type(url) ~= "string" then
+    return job:_finish(new_error("protocol", string_format("task %s is completed but has no video_url",
+      tostring(job.id))))
+  end
+  local parts, bad = core.check_url(url, "video_url")
+  if not parts then return job:_finish(bad) end
+  local task = job.task
+  job:_send(t, "download", url, parts.path, nil, nil, job.deadline,
+    { part = job.out .. ".part", dest = job.out, resume_limit = job.resume_limit or job.cfg.resume_limit,
+      held = job.id and { job.ledger, job.id },
+      duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
+end
+
+-- The job's download ended (req.err, or done): what follows.
+function D.answered(job, req, t)
+  job:progress(req.bytes, req.total)
+  local err = req.err
+  if not err then
+    job.path, job.sha256 = job.out, req.sha256
+    if job.task then job.task.path, job.task.sha256 = job.out, req.sha256 end
+    if job.id then job.ledger:downloaded(job.id, job.out, req.sha256) end
+    return job:_finish()
+  end
+  if err.taken then return taken(job, err.taken, t) end
+  if err.check and not job.rechecked then -- not a whole video, nothing kept: once more from byte 0
+    job.rechecked = true
+    if job.url or not job.id then return D.start(job, t) end -- a bare URL: the same one
+    job.refreshing, job.state = true, "polling" -- else a fresh URL first
+    return job:_poll(t)
+  end
+  if EXPIRED[err.status] and job.id and not job.refreshed and not job.url then
+    job.refreshed, job.refreshing, job.state = true, true, "polling" -- ask for a fresh URL
+    return job:_poll(t)
+  end
+  if job.waited and job.id then -- the task is done and paid for: its video can still be had
+    err.message = string_format("%s; task %s is completed: `starvideos download %s %s` fetches its video",
+      err.message, job.id, job.id, shell_word(job.out))
+  end
+  return job:_finish(err)
 end
 
 return D

@@ -1,7 +1,7 @@
 -- A job carries one task from create (or an id, or a bare URL) through polling to a
 -- file: a state machine that never blocks, moved by job:advance(now).  It is handed
 -- ctx: the loop, the key's budget, the ledger and the client's cfg.
---   job.state: "creating" | "polling" | "downloading" | "done" | "cancelled";
+--   job.state: "creating" | "polling" | "downloading" | "done" | "cancelled" | "taken" (a keeper holds its task);
 --   job.status (the task's), job.task, job.id, job.err, job.path, job.done, job.eta (the seconds left)
 
 local core = require "starvideos.core"
@@ -14,13 +14,9 @@ local journal = require "starvideos.records.journal" -- (kind_of)
 local type, pairs, tostring, setmetatable, require, math_min, math_max, string_format, os_time =
   type, pairs, tostring, setmetatable, require, math.min, math.max, string.format, os.time
 local new_error, now = errors.new_error, core.now
-local shell_word = require("starvideos.shell").word
 
 local Job = {}
 Job.__index = Job
-
--- A video URL that expired answers with one of these; it is refreshed once.
-local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
 -- The learned schedule of the job's key (extras/schedule.lua, loaded on first use).
 local function schedule(self)
@@ -115,7 +111,7 @@ function Job:emit(kind, extra)
 end
 
 local function finish(self, err)
-  self.done, self.state = true, self.state == "cancelled" and "cancelled" or "done"
+  self.done, self.state = true, (self.state == "cancelled" or self.state == "taken") and self.state or "done"
   if err then
     if err.id == nil then err.id = self.id end
     if err.task == nil then err.task = self.task end
@@ -129,6 +125,7 @@ local function finish(self, err)
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
 end
+Job._finish = finish
 
 -- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an
 -- answer at t, and once a task runs past the 99th percentile of its kind, a `late` event.
@@ -161,6 +158,7 @@ local function send(self, t, op, url, path, auth, body, deadline, download)
   self.req = Request.new(self.loop, self.budget, self.cfg, self, op, url, path, auth, body, deadline, download)
   self.req:send(t)
 end
+Job._send = send
 
 local function poll(self, t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
@@ -174,20 +172,7 @@ local function poll(self, t)
   -- a lone query (client:query) has no deadline
   send(self, t, "query", self.cfg.base_url .. path, path, true, nil, self.goal ~= "queried" and self.deadline)
 end
-
-local function download(self, t)
-  local url = self.url or (self.task and self.task.video_url)
-  if type(url) ~= "string" then
-    return finish(self, new_error("protocol", string_format("task %s is completed but has no video_url",
-      tostring(self.id))))
-  end
-  local parts, bad = core.check_url(url, "video_url")
-  if not parts then return finish(self, bad) end
-  local task = self.task
-  send(self, t, "download", url, parts.path, nil, nil, self.deadline,
-    { part = self.out .. ".part", dest = self.out, resume_limit = self.resume_limit or self.cfg.resume_limit,
-      duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
-end
+Job._poll = poll
 
 -- The create answered task at t: its record written first (a ledger on a
 -- store may say "not yet": the job holds the task and asks again later).
@@ -233,38 +218,12 @@ local function polled(self, req, t)
   if task.status == "completed" then
     if not self.out then return finish(self) end
     self.state, self.refreshing, self.waited = "downloading", nil, true
-    return download(self, t)
+    return Download.start(self, t)
   elseif task.status == "failed" then
     return finish(self, new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
       errors.reason(task)), { task = task }))
   end
   return self.loop:at(math_min(next_poll(self, t), self.deadline), self)
-end
-
-local function downloaded(self, req, t)
-  self:progress(req.bytes, req.total)
-  local err = req.err
-  if not err then
-    self.path, self.sha256 = self.out, req.sha256
-    if self.task then self.task.path, self.task.sha256 = self.out, req.sha256 end
-    if self.id then self.ledger:downloaded(self.id, self.out, req.sha256) end
-    return finish(self)
-  end
-  if err.check and not self.rechecked then -- not a whole video, nothing kept: once more from byte 0
-    self.rechecked = true
-    if self.url or not self.id then return download(self, t) end -- a bare URL: the same one
-    self.refreshing, self.state = true, "polling" -- else a fresh URL first
-    return poll(self, t)
-  end
-  if EXPIRED[err.status] and self.id and not self.refreshed and not self.url then
-    self.refreshed, self.refreshing, self.state = true, true, "polling" -- ask for a fresh URL
-    return poll(self, t)
-  end
-  if self.waited and self.id then -- the task is done and paid for: its video can still be had
-    err.message = string_format("%s; task %s is completed: `starvideos download %s %s` fetches its video",
-      err.message, self.id, self.id, shell_word(self.out))
-  end
-  return finish(self, err)
 end
 
 local function create_answered(self, req, t)
@@ -277,7 +236,7 @@ local function create_answered(self, req, t)
 end
 
 -- The job's request is done (req.task, or req.err): what follows, by state.
-local ANSWERED = { creating = create_answered, polling = polled, downloading = downloaded }
+local ANSWERED = { creating = create_answered, polling = polled, downloading = Download.answered }
 
 -- Download progress, reported when it grew (the loop calls it each turn).
 function Job:progress(bytes, total)
@@ -360,11 +319,12 @@ function Job:advance(t)
   if t >= self.deadline then
     local msg = string_format("task %s not finished before the deadline (last status: %s)", tostring(self.id),
       self.task and tostring(self.task.status) or "unknown")
+    if self.state == "taken" then msg = "task " .. tostring(self.id) .. " was taken; not saved before the deadline" end
     if self.last_err and not self.task then msg = msg .. "; last error: " .. self.last_err.message end
     return finish(self, new_error("timeout", msg))
   end
   if self.state == "polling" then return poll(self, t) end
-  return download(self, t)
+  return Download.start(self, t)
 end
 
 -- Cancelling stops a job's transfers, but a create already sent (it may be

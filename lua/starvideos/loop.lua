@@ -113,10 +113,10 @@ end
 L.STORE_RETRY = 0.002
 
 -- obj waits, from t, for an answer of the store (a token, a record): it looks
--- again STORE_RETRY later (the time returned: obj's timer), or as soon as the
--- store has read an answer, whichever is first.
-function L:await_store(obj, t)
-  local at = t + L.STORE_RETRY
+-- again STORE_RETRY (or `later`) s later (the time returned: obj's timer), or as
+-- soon as the store has read an answer, whichever is first.
+function L:await_store(obj, t, later)
+  local at = t + (later or L.STORE_RETRY)
   if obj then self.waiters[obj] = at end
   return at
 end

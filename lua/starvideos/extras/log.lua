@@ -85,6 +85,10 @@ local FORMAT = {
       ev.status and " status " .. tostring(ev.status) or "", tostring(ev.id), tostring(ev.webhook_id),
       ev.reason and ": " .. tostring(ev.reason) or "")
   end,
+  taken = function(ev) -- a keeper holds a task this process had (download.lua): it saves the video, not this one
+    return string.format("taken %s by keeper %s: this process's lease lapsed; the keeper saves its video",
+      tostring(ev.id), tostring(ev.by))
+  end,
   claim = function(ev) -- keep took a task (extras/keep.lua)
     return string.format("claim %s from owner %s, to be saved at %s (%s)", tostring(ev.id), tostring(ev.from),
       tostring(ev.path), ev.saved_to == "out" and "the out recorded at its create" or "in dir")
@@ -114,7 +118,7 @@ end
 local function writer()
   local ngx = require("starvideos.config").nginx()
   if ngx then
-    local LEVEL = { warning = ngx.WARN, store_reset = ngx.ERR }
+    local LEVEL = { warning = ngx.WARN, taken = ngx.WARN, store_reset = ngx.ERR }
     return function(line, kind) ngx.log(LEVEL[kind] or ngx.NOTICE, line) end
   end
   local wall = require("starvideos.core").wall -- (here: the command line's parsing loads this module, not the core)

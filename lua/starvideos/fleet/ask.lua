@@ -47,7 +47,7 @@ end
 -- answered at a later step at the earliest: the ask, or nil, what refused it.
 function A.new(l, p, lid, out, want, lease)
   local st, lim, pre, w = l.store, l.cfg.create_limit, l.prefix, want or {}
-  local self = setmetatable({ ledger = l, st = st, lease = lease }, A)
+  local self = setmetatable({ ledger = l, st = st, lease = lease, sent = core.now() }, A)
   if not fsync_asked[l.where] then
     fsync_asked[l.where] = true
     self.fsync = st:send("CONFIG", "GET", "appendfsync")
@@ -80,7 +80,7 @@ function A:step()
   if done == nil then return nil, err end
   -- Redis set it: this round trip took it along (but for the first: the lease's own renewal learns the
   -- store's identity, fleet/leases.lua)
-  if self.lease.identity then self.lease.renewed = core.now() end
+  if self.lease.identity then self.lease:answered(self.sent, core.now(), self.ledger.lease_ms) end
   if type(done) == "table" and done[1] == "limited" then
     local lim = self.ledger.cfg.create_limit
     return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where)

@@ -1,6 +1,8 @@
 -- Leases and claims on a store: an owner id per process and key (until its last ledger closes) and per
 -- keeper, each a key `owner:<id>` expiring after the lease, renewed every third of it.  A task whose
--- owner's key is gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua).
+-- owner's key is gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua), its number (fence)
+-- one more.  A holder (a process's lease, a keeper) counts its lapses: renewals that came a lease or more
+-- after the one before (what it held may have been claimed meanwhile: a hold asks the store, M.confirm).
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (carried)
@@ -18,7 +20,20 @@ function M.message(err)
 end
 
 local function new()
-  return setmetatable({ id = core.random_id(), renewed = -1e9, n = false, identity = false, resets = 0 }, Lease)
+  return setmetatable({ id = core.random_id(), renewed = -1e9, n = false, identity = false, resets = 0, lapses = 0 },
+    Lease)
+end
+
+-- A renewal of the holder's lease (ms) sent at `sent` answered at t: a lapse when its lease may have run out
+-- in between (a process stopped, a store out of reach; a tenth spared for the two clocks' rates).
+function Lease:answered(sent, t, ms)
+  if self.renewed > -1e9 and t - self.renewed >= ms / 1000 * 0.9 then self.lapses = self.lapses + 1 end
+  self.renewed = sent
+end
+
+-- Whether what the holder took when it had made `lapses` lapses may have been claimed since.
+function Lease:lapsed(lapses, ms)
+  return self.lapses ~= lapses or core.now() - self.renewed >= ms / 1000 * 0.9
 end
 
 -- The process's lease of the key ("where prefix"), one more user of it (nothing sent yet).
@@ -47,7 +62,7 @@ function Lease:renew(ledger, force)
   if not force and t - self.renewed < ledger.lease_ms / 3000 then return true end
   local v, err = ledger.store:wait(send(ledger, self.id))
   if v == nil then return nil, err end
-  self.renewed = t
+  self:answered(t, core.now(), ledger.lease_ms)
   self:seen(v)
   return true
 end
@@ -60,7 +75,7 @@ function Lease:renew_async(ledger, t)
     self.n = false
     local v = self.st:result(n)
     if v ~= nil then
-      self.renewed = self.sent_at
+      self:answered(self.sent_at, t, ledger.lease_ms)
       ledger.queue:answered()
       self:seen(v)
     end
@@ -90,7 +105,7 @@ function M.renewer(ledger, loop)
   return r
 end
 
-local Keeper = {}
+local Keeper = { answered = Lease.answered, lapsed = Lease.lapsed }
 Keeper.__index = Keeper
 
 function Keeper:close()
@@ -100,10 +115,53 @@ function Keeper:close()
 end
 
 function M.keeper(ledger)
-  local k = setmetatable({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {} }, Keeper)
+  local k = setmetatable({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {},
+    renewed = core.now(), lapses = 0 }, Keeper)
   local ok, err = ledger.store:wait(send(ledger, k.id))
   if ok == nil then return nil, M.message(err) end
   return k
+end
+
+-- A task the holder (a lease, a keeper) holds at number n: it may download it while not lapsed since.
+function M.held(ledger, id, n, by)
+  ledger.fences[id] = { n = n, by = by, lapses = by.lapses }
+end
+
+-- The store asked whether the process still holds task id (e: its fences entry), polled (a job's turn, a
+-- download's commit): nil (not answered yet), true (its holder's lease renewed with it), or false and
+-- {by = the holder now, path = its file once saved} (or {timeout = true} once past the deadline).
+local Hold = {}
+Hold.__index = Hold
+
+function M.confirm(ledger, id, deadline)
+  local e = ledger.fences[id]
+  return e and setmetatable({ ledger = ledger, id = id, e = e, deadline = deadline, retry = 0 }, Hold)
+end
+
+function Hold:poll()
+  local l, t, e = self.ledger, core.now(), self.e
+  local st = l.store
+  if self.n then
+    st:step(0)
+    if not st:ready(self.n) then return nil end
+    local v = st:result(self.n)
+    self.n = nil
+    if type(v) == "table" and v[1] == 1 and t - self.sent < l.lease_ms / 2000 then -- (a late yes: asked again)
+      e.by:answered(self.sent, t, l.lease_ms)
+      e.lapses = e.by.lapses
+      return true
+    elseif type(v) == "table" and v[1] == 0 then
+      return false, { by = v[2], path = v[3] ~= "" and v[3] or nil }
+    end
+    self.retry = t + (v == nil and 0.5 or 0) -- the store failing: asked again in a while
+  end
+  if self.deadline and t >= self.deadline then return false, { timeout = true } end
+  if t >= self.retry then
+    local keys = { l.prefix .. "task:" .. self.id, l.prefix .. "owner:" .. e.by.id }
+    self.n, self.sent = st:send_script("ledger_hold", keys, { tostring(e.n), tostring(l.lease_ms) }), t
+    if not self.n then self.retry = t + 0.5 end
+  end
+  return nil
 end
 
 -- Claims for keeper k the unfinished tasks whose owner's lease is gone and its own due again ({id=, model=,
@@ -119,9 +177,11 @@ function M.orphans(ledger, k)
   end
   local v, err = ledger:_records({ "unfinished", "pending" }, k, due)
   if not v then return nil, err end
+  k:answered(t, core.now(), ledger.lease_ms) -- (the script renewed its lease)
   local tasks, pendings = {}, {}
   for i, h in ipairs(v[1]) do
     tasks[i] = journal.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil)
+    M.held(ledger, h.id, tonumber(h.claimed), k)
   end
   for _, p in ipairs(v[2]) do
     if not k.told[p["local"]] then

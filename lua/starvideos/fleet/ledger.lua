@@ -47,7 +47,7 @@ function R.new(store, cfg, loop, budget)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
-    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {},
+    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {}, fences = {},
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
   local Schedule = require "starvideos.extras.schedule"
   if budget and Schedule.first_read(budget, where .. " " .. prefix) then
@@ -259,6 +259,7 @@ function R:_created(id, params, lid, p, uncertain)
   local keys = { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "pend:" .. (lid or ""),
     self.prefix .. "pending", self.prefix .. "tasks", key_hash and self.prefix .. "key:" .. key_hash }
   self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
+  if self.lease then leases.held(self, id, 1, self.lease) end
   return self:_record("created", keys, args)
 end
 
@@ -277,17 +278,27 @@ end
 R.create_failed = Records.create_failed
 
 function R:status(id, status, took, within, why)
-  if status == "failed" then self.mine[id] = nil end
+  if status == "failed" then self.mine[id], self.fences[id] = nil, nil end
   self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
     { id, status, took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
       self.prefix, config.DEFAULTS.samples, RETAIN, why or "" })
 end
 
 function R:downloaded(id, path, sha256)
-  self.mine[id] = nil
+  local e = self.fences[id]
+  self.mine[id], self.fences[id] = nil, nil
   self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
-    { id, path, RETAIN, journal.size(path) or "", self.prefix, sha256 or "" })
+    { id, path, RETAIN, journal.size(path) or "", self.prefix, sha256 or "", e and tostring(e.n) or "" })
 end
+
+-- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since: its
+-- holder's lease not renewed for a lease, or renewed after a lapse (then it asks the store first: R:confirm).
+function R:lapsed(id)
+  local e = self.fences[id]
+  return e ~= nil and e.by:lapsed(e.lapses, self.lease_ms)
+end
+
+R.confirm = leases.confirm
 
 function R:part(id, part, path)
   if self.mine[id] then self.mine[id].part = { part, path } end

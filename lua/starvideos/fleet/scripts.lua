@@ -1,7 +1,8 @@
 -- The scripts of the ledger on a store (fleet/ledger.lua), so each change is
 -- atomic.  `P` (an ARGV) is the key's prefix, for the keys named by a task or a kind.
 -- Keys, all under "starvideos:{KEY}:" (KEY: budget.lua's b.hash; one hash slot):
---   task:<id>       hash: id, model, duration, resolution, kind, out, owner, prompt_hash,
+--   task:<id>       hash: id, model, duration, resolution, kind, out, owner, fence (1 at its
+--                   create, one more at each claim: the holder's number), prompt_hash,
 --                   prompt (its head), time, uncertain, status, error, path and bytes
 --                   (downloaded), part and part_dest; a settled one expires after RETAIN s
 --   unfinished      set of the ids neither downloaded nor failed
@@ -53,7 +54,10 @@ return 1
 ]],
   -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), fields
   created = [[
+local held = redis.call('HMGET', KEYS[1], 'owner', 'fence') -- (written again: a claim since stays)
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if held[2] then redis.call('HSET', KEYS[1], 'owner', held[1] or '', 'fence', held[2])
+else redis.call('HSET', KEYS[1], 'fence', '1') end
 if not redis.call('ZSCORE', KEYS[5], ARGV[1]) then
   redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[5] .. ':seq'), ARGV[1])
 end
@@ -95,9 +99,11 @@ if ARGV[3] ~= '' then
 end
 return 1
 ]],
-  -- KEYS task:<id>, unfinished; ARGV id, path, retain, bytes ('' unknown), P, sha256 ('' unknown)
+  -- KEYS task:<id>, unfinished; ARGV id, path, retain, bytes ('' unknown), P, sha256 ('' unknown), fence ('' any):
+  -- written only by the task's holder at that number (0: another holds it, or no record)
   downloaded = [[
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local fence = redis.call('HGET', KEYS[1], 'fence')
+if redis.call('EXISTS', KEYS[1]) == 0 or (ARGV[7] ~= '' and (fence or '1') ~= ARGV[7]) then return 0 end
 redis.call('HSET', KEYS[1], 'path', ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'bytes', ARGV[4]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'sha256', ARGV[6]) end
@@ -137,6 +143,9 @@ for i, set in ipairs(KEYS) do
     if r and r[1] then
       rows[#rows + 1] = r
       if me ~= '' and name ~= 'pending' then redis.call('HSET', key, 'owner', me) end
+      if me ~= '' and RECORD[name] == 'task:' then -- a claim: the task's number one more, the claim's
+        r[#r + 1], r[#r + 2] = 'claimed', tostring(redis.call('HINCRBY', key, 'fence', 1))
+      end
     elseif r and sorted then
       redis.call('ZREM', set, id)
     end
@@ -145,6 +154,15 @@ for i, set in ipairs(KEYS) do
 end
 return out
 ]=],
+  -- KEYS task:<id>, owner:<holder>; ARGV its number (fence), lease ms: {1} while the task is held at that
+  -- number (the holder's lease renewed with it: no claim for a lease more), else {0, its holder, its path
+  -- ('' not downloaded yet)}.  No record: held (nobody claims a task the store has no record of)
+  hold = [[
+local r = redis.call('HMGET', KEYS[1], 'fence', 'owner', 'path')
+if r[2] and (r[1] or '1') ~= ARGV[1] then return { 0, r[2], r[3] or '' } end
+redis.call('SET', KEYS[2], '1', 'PX', tonumber(ARGV[2]))
+return { 1 }
+]],
   -- KEYS owner:<id>, identity; ARGV lease ms, an identity for a store that has none: the lease
   -- renewed; the store's identity (written at its first use)
   lease = [[

@@ -88,8 +88,8 @@ function J.take(st, line)
       t.status = t.status or "queued"
       t.owner, t.lease = owner, lease
       if type(rec.out) == "string" then t.out = rec.out end
-    elseif ev == "claim" then -- a keeper carries it from here
-      t.owner, t.lease = owner, lease
+    elseif ev == "claim" then -- a keeper carries it from here, at the task's next number
+      t.owner, t.lease, t.fence = owner, lease, tonumber(rec.fence) or (t.fence or 1) + 1
     elseif (ev == "status" or sample) and type(rec.status) == "string" then
       t.status, t.error = rec.status, rec.error
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end

@@ -116,7 +116,7 @@ end
 
 -- Claims for k every unfinished task whose owner let go, and k's own due again: tasks, the orphaned
 -- pending creates (each once), and whether k is still behind (then nothing is claimed).
-function M.orphans(_, k)
+function M.orphans(ledger, k)
   local st, err = follow(k)
   if not st then return nil, err end
   if st.behind then return {}, {}, true end
@@ -143,15 +143,34 @@ function M.orphans(_, k)
   local claimed, cerr = claim(k, candidates, function(now_st, c)
     c.t = now_st.by_id[c.id] -- still unfinished, and its owner's
     if c.t and not c.t.path and c.t.status ~= "failed" and c.t.owner == c.owner then
-      return { event = "claim", id = c.id, owner = k.id, lease = k.elsewhere }
+      c.fence = (c.t.fence or 1) + 1
+      return { event = "claim", id = c.id, owner = k.id, lease = k.elsewhere, fence = c.fence }
     end
   end)
   if not claimed then return nil, cerr end
   for _, c in ipairs(claimed) do
     c.t.owner, c.t.lease = k.id, k.elsewhere
+    ledger.fences[c.id] = { n = c.fence, by = k }
     out[#out + 1] = journal.carried(c.t, c.t.part, c.owner)
   end
   return out, pendings
+end
+
+-- Whether the process still holds task id at its number (ledger.fences), asked under the journal's lock: an
+-- object whose poll() answers at once, true or false and {by = its holder now, path = its file once saved}
+-- (fleet/leases.lua's, on a store, answers later).  nil: nothing held to ask about.
+function M.confirm(ledger, id)
+  local e = ledger.path and ledger.fences[id]
+  if not e then return nil end
+  return { poll = function()
+    local st = journal.locked(ledger.path, function()
+      ledger.st = assert(journal.follow(ledger.path, ledger.st))
+      return ledger.st
+    end)
+    local t = st and st.by_id[id] -- (a journal it cannot read: its lease, a lock, held all the same)
+    if not t or (t.fence or 1) == e.n then return true end
+    return false, { by = t.owner, path = t.path }
+  end }
 end
 
 -- The webhooks owed whose owner let go, claimed for k: {wid, task, body}s.

@@ -18,7 +18,7 @@ L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
 function L.new(path, cfg, _, budget)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, budget = budget or false,
-    field = "journal" }, L)
+    field = "journal", fences = {} }, L)
   if path then
     require("starvideos.records.compact").maybe_compact(path, 64 * 1024 * 1024) -- (docs/batch.md)
     local Schedule = require "starvideos.extras.schedule"
@@ -65,7 +65,14 @@ end
 -- Nothing held for a cancelled job here: every record is written at once.
 function L.forget() end
 
-L.keeper, L.orphans, L.owed_orphans = leases.keeper, leases.orphans, leases.owed_orphans
+L.keeper, L.orphans, L.owed_orphans, L.confirm = leases.keeper, leases.orphans, leases.owed_orphans, leases.confirm
+
+-- A lease on a journal is a lock this process holds while it lives: lapsed only when its file is gone (removed
+-- by hand, or a cleaner of /tmp): a keeper may have claimed the task (then it asks the journal first: L:confirm).
+function L:lapsed(id)
+  local e = self.fences[id]
+  return e ~= nil and e.by ~= nil and core.file_kind(e.by.file) ~= "file"
+end
 
 -- create_limit's refusal, whoever counted (store: its name, when a store did).
 function L.limited(limit, n, wait, store)
@@ -181,6 +188,7 @@ end
 -- p: before_create's record (out, key, fp, body).
 function L:_created(id, params, lid, p, uncertain)
   p = p or {}
+  if self.path then self.fences[id] = { n = 1, by = self.lease } end
   return append(self, { event = "created", id = id, ["local"] = lid, model = params.model, duration = params.duration,
     resolution = params.resolution, prompt = params.prompt, uncertain = uncertain, out = p.out, key = p.key,
     fp = p.fp, body = p.body }, true, true)
@@ -211,10 +219,12 @@ function L:create_failed(err, params, lid)
 end
 
 function L:status(id, status, took, within, why)
+  if status == "failed" then self.fences[id] = nil end
   append(self, { event = "status", id = id, status = status, took = took, within = within, error = why })
 end
 
 function L:downloaded(id, path, sha256)
+  self.fences[id] = nil
   append(self, { event = "downloaded", id = id, path = path, bytes = journal.size(path), sha256 = sha256 })
 end
 
