@@ -181,6 +181,41 @@ describe("keep (journal, flock leases, real processes)", function()
     assert.equal(SAMPLE, helper.read_file(dir .. "/alive.mp4"))
   end)
 
+  it("an owner whose lease file is gone while it lives (a cleaner of /tmp): keep claims its task at number 2; "
+    .. "the owner asks under the journal's lock, starts no download and ends 'taken', naming the keeper's file",
+    function()
+      local dir = helper.tmpdir()
+      local journal = dir .. "/tasks.jsonl"
+      emu:config { processing = 1.5 }
+      local taken = {}
+      local owner = require("starvideos").new { api_key = KEY, base_url = emu.url, journal = journal,
+        on_event = function(ev) if ev.type == "taken" then taken[#taken + 1] = ev end end }
+      local out = dir .. "/gone.mp4"
+      local job = assert(owner:start({ model = "videos", prompt = "gone " .. os.time(), duration = 5 },
+        { out = out, interval = 0.1 }))
+      assert(helper.wait_until(function() owner:step(0.01); return job.id ~= nil end, 10), "no create")
+      local owners = journal .. ".owners"
+      for name in io.popen("ls " .. q(owners)):lines() do assert(os.remove(owners .. "/" .. name)) end
+      local code, list = finish(keeper(emu, journal, dir, 4)) -- (the owner not stepped meanwhile: as if stopped)
+      assert.equal(0, code)
+      assert.equal(1, #list)
+      assert.equal(out, list[1].path)
+      local claims = of(journal, "claim", "id", job.id)
+      assert.equal(1, #claims)
+      assert.equal(2, claims[1].fence)
+      assert(helper.wait_until(function() owner:step(0.01); return job.done end, 10), "the owner's job never ended")
+      assert.equal("taken", job.state)
+      assert.is_nil(job.err)
+      assert.equal(out, job.path)
+      assert.equal(1, #taken)
+      assert.equal(job.id, taken[1].id)
+      assert.equal(claims[1].owner, taken[1].by)
+      assert.equal(1, video_gets(emu, job.id))
+      assert.equal(1, #of(journal, "downloaded", "id", job.id))
+      assert.equal(SAMPLE, helper.read_file(out))
+      owner:close()
+    end)
+
   it("never re-sends a create whose answer never came: says so, and pending lists it", function()
     local dir = helper.tmpdir()
     local journal = dir .. "/tasks.jsonl"

@@ -176,6 +176,11 @@ describe("the log's redaction", function()
       "info"))
   end)
 
+  it("writes a task a keeper took: the task, the keeper, what happens next", function()
+    assert.equal("starvideos: taken t1 by keeper k9: this process's lease lapsed; the keeper saves its video",
+      Log.line({ type = "taken", id = "t1", by = "k9" }, "info"))
+  end)
+
   it("writes a late task at info: how long it has run and its kind's 99th percentile", function()
     local late = { type = "late", id = "t1", elapsed = 131.6, p99 = 126.2, eta = { p50 = 0, p90 = 0 } }
     assert.equal("starvideos: late t1: running 132 s, longer than 99% of its kind (126 s)", Log.line(late, "info"))
