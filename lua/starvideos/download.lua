@@ -187,8 +187,8 @@ end
 -- The job's task completed (or its URL given): its video downloaded to job.out, the store asked first when
 -- the process may no longer hold the task.
 function D.start(job, t)
-  if job.state == "taken" or job.id and job.ledger:lapsed(job.id) then -- the store asked first
-    job.hold = job.hold or job.ledger:confirm(job.id)
+  job.hold = job.hold or (job.state == "taken" or job.id and job.ledger:lapsed(job.id)) and job.ledger:confirm(job.id)
+  if job.hold then -- the store asked first
     local held, why = job.hold:poll()
     if held == nil then return job.loop:at(job.loop:await_store(job, t, 0.05), job) end
     job.hold = nil
