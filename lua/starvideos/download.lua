@@ -203,7 +203,7 @@ function D.start(job, t)
   if not parts then return job:_finish(bad) end
   local task = job.task
   job:_send(t, "download", url, parts.path, nil, nil, job.deadline,
-    { part = job.out .. ".part", dest = job.out, resume_limit = job.resume_limit or job.cfg.resume_limit,
+    { part = job.part or job.out .. ".part", dest = job.out, resume_limit = job.resume_limit or job.cfg.resume_limit,
       held = job.id and { job.ledger, job.id },
       duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
 end

@@ -256,6 +256,8 @@ local function attach(self, rec, t)
     return finish(self)
   end
   if self.goal == "created" then self.goal = "queried" end -- a keyed create answers with the task as it is now
+  -- a live process holds it and may be writing out's .part now: this job's own .part (never gone on from)
+  if rec.alive and self.out then self.part = self.out .. ".part-" .. core.random_id() end
   return poll(self, t)
 end
 
@@ -348,7 +350,7 @@ function Job:cancel(keep)
   end
   if type(self.checking) == "table" then self.checking:cancel() end
   if req then
-    keep = keep and req.op == "download" and self.id and self.ledger.records and req.started
+    keep = keep and req.op == "download" and self.id and self.ledger.records and req.started and not self.part
     req:cancel(keep)
     self.req = false
     if keep and core.file_kind(req.part) == "file" then self.ledger:part(self.id, req.part, req.dest) end

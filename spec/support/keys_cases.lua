@@ -177,6 +177,41 @@ return function(on, store_url, b)
       assert.equal(require("starvideos.emulator.files").video(5), helper.read_file(out))
     end)
 
+    it("a task of the key that a live process holds is downloaded to a .part of the job's own; a dead "
+      .. "process's, to out's .part (a keep's or a resume's to go on from)", function()
+      local out = dir .. "/g.mp4"
+      emu:config { processing = 2 }
+      helper.write_file(dir .. "/hold.lua", [=[
+        local c = require("starvideos").new { api_key = arg[1], base_url = arg[2], [arg[5]] = arg[3], lease = 1 }
+        assert(c:start({ model = "videos", prompt = "a cat", duration = 5 }, { out = arg[4], interval = 0.05 }))
+        local stop = os.time() + 20 -- (a failed case ends it too)
+        while not io.open(arg[6]) and os.time() < stop do c:step(0.05) end -- (its lease renewed; its job runs)
+        c:close()]=])
+      local stop_file = dir .. "/stop"
+      local child = helper.spawn(CHILD .. q(helper.lua) .. " " .. q(dir .. "/hold.lua") .. " " .. q(emu.key) .. " "
+        .. q(emu.url) .. " " .. q(ledger()) .. " " .. q(out) .. " " .. on .. " " .. q(stop_file))
+      local function follow()
+        local c = client()
+        local job = assert(c:start(PARAMS, { out = out, interval = 0.05 }))
+        local stop = os.time() + 10
+        while not job.done and os.time() < stop do c:step(0.01) end
+        c:close()
+        return job
+      end
+      assert(helper.wait_until(function() return emu:creates() == 1 end, 10), "the child made no task")
+      local job = follow()
+      assert.is_nil(job.err)
+      assert.truthy(job.part and job.part:find(out .. ".part-", 1, true), tostring(job.part))
+      assert.equal(out, job.path)
+      helper.write_file(stop_file, "")
+      child:close()
+      os.remove(out)
+      job = follow() -- the holder gone: the key's task fetched again, its .part out's
+      assert.is_nil(job.err)
+      assert.is_nil(job.part)
+      assert.equal(1, emu:creates())
+    end)
+
     it("two processes on one " .. on .. " and one out create once", function()
       emu:config { queued = 0.5 }
       local out = dir .. "/f.mp4"
@@ -196,6 +231,8 @@ return function(on, store_url, b)
       local one, two = helper.read_file(dir .. "/1"), helper.read_file(dir .. "/2")
       assert.truthy(one:match("^video") or two:match("^video"), one .. " / " .. two)
       assert.equal(require("starvideos.emulator.files").video(5), helper.read_file(out))
+      -- the one that followed a live process's task wrote a .part of its own, gone once committed
+      for name in io.popen("ls -a " .. q(dir)):lines() do assert.falsy(name:find(".part", 1, true), name) end
     end)
   end)
 end

@@ -87,7 +87,7 @@ function A:step()
   end
   if type(done) == "table" and done[1] == "task" then
     self.verdict = { id = done[2], fp = done[3], body = done[4], bytes = tonumber(done[5]),
-      model = done[6] ~= "" and done[6] or nil }
+      model = done[6] ~= "" and done[6] or nil, alive = done[7] == "1" }
   elseif type(done) == "table" then
     self.verdict = { ["local"] = done[2], time = tonumber(done[3]) }
   end

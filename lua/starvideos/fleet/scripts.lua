@@ -29,7 +29,8 @@ local SCRIPTS = {
   -- (fleet/ask.lua) in one round trip: its owner's lease renewed; nothing written (0) when the create
   -- was abandoned (its script run late); create_limit's count ({'limited', seconds} when full); with
   -- a key, what it names: a create still pending ({'pending', local, time}) or a task not failed
-  -- ({'task', id, fp, body, bytes, model}); else the record written.  pending and owe: the same, keyless
+  -- ({'task', id, fp, body, bytes, model, '1' when another live process holds it}); else the record
+  -- written.  pending and owe: the same, keyless
   keyed = FleetBudget.CREATE .. [[
 if KEYS[4] then redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[4])) end
 if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
@@ -42,9 +43,11 @@ if ref and ref:sub(1, 1) == 'L' then
   local p = redis.call('HMGET', ARGV[3] .. 'pend:' .. ref:sub(2), 'local', 'time')
   if p[1] then return { 'pending', p[1], p[2] or '' } end
 elseif ref then
-  local t = redis.call('HMGET', ARGV[3] .. 'task:' .. ref:sub(2), 'status', 'fp', 'body', 'bytes', 'model')
+  local t = redis.call('HMGET', ARGV[3] .. 'task:' .. ref:sub(2), 'status', 'fp', 'body', 'bytes', 'model', 'owner')
   if t[2] and t[1] ~= 'failed' then
-    return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '' }
+    local holder = t[6] and ARGV[3] .. 'owner:' .. t[6]
+    local alive = holder and holder ~= KEYS[4] and redis.call('EXISTS', holder) == 1
+    return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '', alive and '1' or '' }
   end
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))

@@ -84,6 +84,12 @@ local function let_go(k, owner, elsewhere, cache)
   return cache[owner]
 end
 
+-- Whether another process lives that holds the lease `owner` of the journal at path (then it may be writing
+-- its task's .part right now).
+function M.alive(path, owner, lease)
+  return not let_go({ path = path }, owner, lease, {})
+end
+
 local function follow(k)
   if not k.lock then return nil, "the keeper is closed" end
   local st, err = journal.follow(k.path, k.state, not k.whole and M.FOLLOW or nil)

@@ -111,7 +111,7 @@ function L.key_answer(e, want, at)
       { field = what, id = e.id })
   end
   return { id = e.id, model = e.model, whole = e.bytes ~= nil and want.out ~= nil
-    and journal.size(want.out) == e.bytes }
+    and journal.size(want.out) == e.bytes, alive = e.alive }
 end
 
 local function follow(self)
@@ -124,7 +124,9 @@ end
 local function ask_key(self, st, want)
   local e = st.keys[want.key]
   if not e or want.fresh or (e.id == nil and st.settled[e["local"]]) or e.status == "failed" then return nil end
-  return L.key_answer(e, want, "--journal " .. self.path)
+  local task, err = L.key_answer(e, want, "--journal " .. self.path)
+  if task and e.owner ~= (self.lease and self.lease.id) then task.alive = leases.alive(self.path, e.owner, e.lease) end
+  return task, err
 end
 
 -- The task a keyed job follows instead of creating, read without the lock (a create asks again).
