@@ -106,7 +106,7 @@ function M.twenty(client, dir, each_step)
 end
 
 -- The events of the 20 jobs (by_id, n: M.events_of's): one task.completed
--- each, with its file's path and bytes.
+-- each, with its file's path, bytes and SHA-256 (sha256sum's).
 function M.check_twenty(jobs, by_id, n)
   assert.are.equal(20, n)
   local seen = {}
@@ -117,6 +117,7 @@ function M.check_twenty(jobs, by_id, n)
     seen[ev.task.id] = id
     assert.are.equal(ev.path, ev.task.path)
     assert.are.equal(helper.file_size(ev.path), ev.bytes)
+    assert.are.equal(io.popen("sha256sum " .. helper.shell_quote(ev.path)):read("*a"):match("^%x+"), ev.sha256)
   end
   for _, j in ipairs(jobs) do assert.are.equal(Notify.id(j.id, "task.completed"), seen[j.id]) end
 end

@@ -77,7 +77,8 @@ function N.job_done(job, err)
   local kind = not err and task.status == "completed" and "task.completed"
     or task.status == "failed" and err and err.kind == "task_failed" and "task.failed"
   if not kind then return end
-  local body = cjson.encode { type = kind, task = task, path = job.path, bytes = job.path and job.bytes or nil }
+  local body = cjson.encode { type = kind, task = task, path = job.path, bytes = job.path and job.bytes or nil,
+    sha256 = job.path and job.sha256 or nil }
   if not body then return end
   local wid = N.id(job.id, kind)
   job.ledger:owe(wid, job.id, body) -- a ledger that cannot be written: sent all the same
