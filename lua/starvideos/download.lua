@@ -184,8 +184,8 @@ local function taken(job, why, t)
   return job:_finish()
 end
 
--- The job's task completed (or its URL given): its video downloaded to job.out, the store asked first when
--- the process may no longer hold the task.
+-- The job's task completed (or its URL given): its video downloaded to job.out (without out: the job done), the
+-- store asked first when the process may no longer hold the task (no webhook for a task another holds).
 function D.start(job, t)
   job.hold = job.hold or (job.state == "taken" or job.id and job.ledger:lapsed(job.id)) and job.ledger:confirm(job.id)
   if job.hold then -- the store asked first
@@ -194,6 +194,7 @@ function D.start(job, t)
     job.hold = nil
     if not held then return taken(job, why, t) end
   end
+  if not job.out then return job:_finish() end
   local url = job.url or (job.task and job.task.video_url)
   if type(url) ~= "string" then
     return job:_finish(new_error("protocol", string_format("task %s is completed but has no video_url",

@@ -215,8 +215,7 @@ local function polled(self, req, t)
     self.unfinished_at = t
   end
   seen(self, task, t, nil, secs, within)
-  if task.status == "completed" then
-    if not self.out then return finish(self) end
+  if task.status == "completed" then -- (without out: done, once the store confirms a lapsed holder's hold)
     self.state, self.refreshing, self.waited = "downloading", nil, true
     return Download.start(self, t)
   elseif task.status == "failed" then

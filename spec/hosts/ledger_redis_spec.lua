@@ -495,5 +495,33 @@ describe("the Redis ledger", function()
       assert.equal(5, emu:creates())
       c2:close()
     end)
+
+    it("a job without out whose process lapsed while a keep took its task ends 'taken', naming the keeper's file, "
+      .. "and sends no webhook", function()
+      local key = emu.key
+      local st = require("starvideos.fleet.store").new(redis.url)
+      assert(st:call("FLUSHALL")) -- (the emulator's key: nothing of the cases before for the keep to carry)
+      local taken = {}
+      local owner = client(key, { lease = 1, notify = { url = "http://127.0.0.1:9/hook", secret = "s" },
+        on_event = function(ev) if ev.type == "taken" then taken[#taken + 1] = ev end end })
+      local job = assert(owner:start({ model = "videos", prompt = "no out", duration = 5 }, { interval = 0.1 }))
+      assert(helper.wait_until(function() owner:step(0.01); return job.id ~= nil end, 10), "no create")
+      helper.sleep(1.5) -- its lease runs out (a process stopped)
+      local keeper = client(key, { lease = 1 })
+      local res = assert(keeper:keep { dir = dir, once = true, interval = 0.1 })
+      assert.equal(1, #res)
+      local saved = dir .. "/" .. job.id .. ".mp4"
+      assert.equal(saved, res[1].path)
+      keeper:close() -- (its records written)
+      assert(helper.wait_until(function() owner:step(0.01); return job.done end, 10), "the owner's job never ended")
+      assert.same({ "taken", nil, saved }, { job.state, job.err, job.path })
+      assert.equal(1, #taken)
+      assert.same({ job.id, true }, { taken[1].id, type(taken[1].by) == "string" })
+      local prefix = "starvideos:{" .. redis_run.key_hash(emu.url, key) .. "}:"
+      assert.equal(0, st:call("SCARD", prefix .. "owed"), "an event owed: the owner's webhook")
+      st:close()
+      assert.equal(1, #emu:video_ranges())
+      owner:close()
+    end)
   end)
 end)
