@@ -111,8 +111,11 @@ function D.done(req, file, t)
     return req:finish(nil, new_error("protocol", string_format("download: %s is not a whole video: %s",
       req.dest, why), { check = why }))
   end
-  -- a task the process may no longer hold (req.held: a job's {ledger, id}): the store asked first (polled as a commit)
-  local hold = req.held and req.held[1]:confirm(req.held[2], req.deadline)
+  -- a task the process may no longer hold, or may not for long (req.held: a job's {ledger, id}; its lease not
+  -- renewed for half of it, or lapsed since): the store asked first, polled as a commit.  Else no claim can
+  -- have come (it needs the lease gone): the commit goes on, Redis answering or not
+  local l, id = req.held and req.held[1], req.held and req.held[2]
+  local hold = l and l:lapsed(id, 0.5) and l:confirm(id, req.deadline)
   if hold then
     req.commit, req.committing, req.gated = hold, true, file or false
     return req.loop:committing(req)

@@ -31,9 +31,10 @@ function Lease:answered(sent, t, ms)
   self.renewed = sent
 end
 
--- Whether what the holder took when it had made `lapses` lapses may have been claimed since.
-function Lease:lapsed(lapses, ms)
-  return self.lapses ~= lapses or core.now() - self.renewed >= ms / 1000 * 0.9
+-- Whether what the holder took when it had made `lapses` lapses may have been claimed since, or may be within
+-- `part` of its lease (default 0.9: its lease may have run out).
+function Lease:lapsed(lapses, ms, part)
+  return self.lapses ~= lapses or core.now() - self.renewed >= ms / 1000 * (part or 0.9)
 end
 
 -- The process's lease of the key ("where prefix"), one more user of it (nothing sent yet).

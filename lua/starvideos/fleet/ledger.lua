@@ -292,10 +292,11 @@ function R:downloaded(id, path, sha256)
 end
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since: its
--- holder's lease not renewed for a lease, or renewed after a lapse (then it asks the store first: R:confirm).
-function R:lapsed(id)
+-- holder's lease not renewed for a lease (`part` of it), or renewed after a lapse (then it asks the store
+-- first: R:confirm).
+function R:lapsed(id, part)
   local e = self.fences[id]
-  return e ~= nil and e.by:lapsed(e.lapses, self.lease_ms)
+  return e ~= nil and e.by:lapsed(e.lapses, self.lease_ms, part)
 end
 
 R.confirm = leases.confirm
