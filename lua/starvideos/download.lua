@@ -133,19 +133,24 @@ function D.commit(req, file)
 end
 
 -- The store answered whether the task is still the process's (req.gated: the .part's handle): committed,
--- or (another holds it) nothing done to the .part, which may be the holder's now; its name kept (the
--- deadline passed: a whole video stays there).
+-- or nothing done to the .part (req.committing stays: D.ended leaves it), which may be the holder's now; the
+-- deadline passed: a whole video stays there, recorded for a resume or a keep to go on from.
 local function gated(req, file, held, why)
-  req.gated, req.commit, req.committing = nil, nil, nil
-  if held and not req.done then return D.commit(req, file) end
+  req.gated, req.commit = nil, nil
+  if held and not req.done then
+    req.committing = nil
+    return D.commit(req, file)
+  end
   local transport = req.loop.transport
   if file then file:close() elseif transport.discard then transport:discard(req.part) end
   if req.done then return end
+  local l, id = req.held[1], req.held[2]
   if why.timeout then
+    l:part(id, req.part, req.dest)
     return req:finish(nil, new_error("timeout", string_format("download: the store did not confirm in time that "
-      .. "this process still holds task %s; its whole video stays at %s", tostring(req.held[2]), req.part)))
+      .. "this process still holds task %s; its whole video stays at %s", tostring(id), req.part)))
   end
-  return req:finish(nil, new_error("io", "download: task " .. tostring(req.held[2]) .. " was taken by "
+  return req:finish(nil, new_error("io", "download: task " .. tostring(id) .. " was taken by "
     .. tostring(why.by), { taken = why }))
 end
 
@@ -179,11 +184,12 @@ end
 local function taken(job, why, t)
   if job.state ~= "taken" then
     job.state = "taken"
+    job.ledger:let_go(job.id)
     job:emit("taken", { by = why.by })
   end
   if not why.path then return job.loop:at(math_min(t + job.cfg.lease / 3, job.deadline), job) end
-  job.path = why.path
-  if job.task then job.task.path = why.path end
+  job.path, job.sha256 = why.path, why.sha256
+  if job.task then job.task.path, job.task.sha256 = why.path, why.sha256 end
   return job:_finish()
 end
 
@@ -195,7 +201,7 @@ function D.start(job, t)
     local held, why = job.hold:poll()
     if held == nil then return job.loop:at(job.loop:await_store(job, t, 0.05), job) end
     job.hold = nil
-    if not held then return taken(job, why, t) end
+    if not held or job.state == "taken" then return taken(job, why or {}, t) end -- (taken: only ever waits)
   end
   if not job.out then return job:_finish() end
   local url = job.url or (job.task and job.task.video_url)

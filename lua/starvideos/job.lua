@@ -121,6 +121,7 @@ local function finish(self, err)
   if not self.goal and self.cfg.notify and self.state == "done" then
     require("starvideos.extras.notify").job_done(self, self.err)
   end
+  if self.state == "taken" then self.ledger:let_go(self.id, true) end
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
@@ -348,6 +349,7 @@ function Job:cancel(keep)
     self.ledger:create_failed({}, self.params, self.local_id)
   end
   if type(self.checking) == "table" then self.checking:cancel() end
+  if self.hold then self.hold:drop(); self.hold = nil end
   if req then
     keep = keep and req.op == "download" and self.id and self.ledger.records and req.started and not self.part
     req:cancel(keep)

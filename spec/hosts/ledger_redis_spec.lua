@@ -496,6 +496,23 @@ describe("the Redis ledger", function()
       c2:close()
     end)
 
+    it("keep never claims its own process's tasks, even once its lease ran out: that process's jobs carry them",
+      function()
+      local st = require("starvideos.fleet.store").new(redis.url)
+      assert(st:call("FLUSHALL"))
+      st:close()
+      local c = client(emu.key, { lease = 1 })
+      local out = dir .. "/own.mp4"
+      local job = assert(c:start({ model = "videos", prompt = "own", duration = 5 }, { out = out, interval = 0.1 }))
+      assert(helper.wait_until(function() c:step(0.01); return job.id ~= nil end, 10), "no create")
+      helper.sleep(1.5) -- its lease runs out (nothing stepped)
+      assert.same({}, assert(c:keep { dir = dir, once = true, interval = 0.1 }))
+      assert(helper.wait_until(function() c:step(0.01); return job.done end, 10), "the job never ended")
+      assert.same({ "done", nil, out }, { job.state, job.err, job.path })
+      assert.equal(1, #emu:video_ranges())
+      c:close()
+    end)
+
     it("a job without out whose process lapsed while a keep took its task ends 'taken', naming the keeper's file, "
       .. "and sends no webhook", function()
       local key = emu.key

@@ -219,6 +219,30 @@ describe("the ledger", function()
     assert(ok, err)
   end)
 
+  it("a download whose commit finds the task claimed meanwhile (its lease file gone) leaves the .part, records "
+    .. "nothing, and ends 'taken' once the holder's file is recorded", function()
+    local j, out = dir .. "/tasks.jsonl", dir .. "/t.mp4"
+    local fake = Fake.new { hold_downloads = true }
+    local taken = {}
+    local c = client(fake, { journal = j, lease = 1,
+      on_event = function(ev) if ev.type == "taken" then taken[#taken + 1] = ev end end })
+    local job = assert(c:start(PARAMS, { out = out, interval = 0.01 }))
+    step_until(c, function() return fake.held[1] ~= nil end) -- its video's bytes coming
+    for name in io.popen("ls " .. helper.shell_quote(j .. ".owners")):lines() do os.remove(j .. ".owners/" .. name) end
+    journal.append(j, { event = "claim", id = job.id, owner = "keeper-1", fence = 2 }, true) -- a keeper took it
+    fake:release()
+    step_until(c, function() return job.state == "taken" end)
+    assert.truthy(helper.file_size(out .. ".part"), "the .part left to the holder")
+    assert.is_nil(helper.file_size(out))
+    assert.equal("keeper-1", taken[1].by)
+    assert.is_false(job.done)
+    journal.append(j, { event = "downloaded", id = job.id, path = out, bytes = 5, sha256 = "ab" }, true)
+    step_until(c, function() return job.done end)
+    assert.same({ "taken", nil, out, "ab" }, { job.state, job.err, job.path, job.sha256 })
+    assert.equal("created claim downloaded", events(j):gsub("^pending ", ""):gsub(" status", ""))
+    c:close()
+  end)
+
   it("maps task ids to file names that differ when the ids differ", function()
     local names = {}
     for _, id in ipairs { "clip/1", "clip:1", "clip_1", "é1", "ö1" } do

@@ -139,6 +139,11 @@ function M.confirm(ledger, id, deadline)
   return e and setmetatable({ ledger = ledger, id = id, e = e, deadline = deadline, retry = 0 }, Hold)
 end
 
+function Hold:drop()
+  if self.n then self.ledger.store:forget(self.n) end
+  self.n = nil
+end
+
 function Hold:poll()
   local l, t, e = self.ledger, core.now(), self.e
   local st = l.store
@@ -152,7 +157,7 @@ function Hold:poll()
       e.lapses = e.by.lapses
       return true
     elseif type(v) == "table" and v[1] == 0 then
-      return false, { by = v[2], path = v[3] ~= "" and v[3] or nil }
+      return false, { by = v[2], path = v[3] ~= "" and v[3] or nil, sha256 = v[4] ~= "" and v[4] or nil }
     end
     self.retry = t + (v == nil and 0.5 or 0) -- the store failing: asked again in a while
   end

@@ -301,6 +301,13 @@ end
 
 R.confirm = leases.confirm
 
+-- A task another holds now (a keeper's claim): no longer recorded again after a reset; its number forgotten
+-- once its job ended.
+function R:let_go(id, ended)
+  self.mine[id] = nil
+  if ended then self.fences[id] = nil end
+end
+
 function R:part(id, part, path)
   if self.mine[id] then self.mine[id].part = { part, path } end
   return self:_record("part", { self.prefix .. "task:" .. id }, { part, path })
@@ -333,7 +340,7 @@ end
 -- nil, err.  With keeper k, those it claims (fleet/scripts.lua's records).
 function R:_records(sets, k, due)
   self:flush()
-  local keys, args = {}, { self.prefix, k and k.id or "", self.lease_ms }
+  local keys, args = {}, { self.prefix, k and k.id or "", self.lease_ms, self.lease and self.lease.id or "" }
   for i, set in ipairs(sets) do keys[i] = self.prefix .. set end
   for _, id in ipairs(due or {}) do args[#args + 1] = id end
   local v, err = self.store:script("ledger_records", keys, args)

@@ -123,17 +123,19 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'part', ARGV[1], 'part_dest', ARGV[2])
 return 1
 ]],
-  -- KEYS sets of ids (tasks: the sorted one); ARGV P, keeper id ('' none), lease ms, ids due again...: per
-  -- set its records, flat (an id whose record expired leaves tasks).  With a keeper (its lease renewed):
-  -- only those whose owner's lease is gone or its own tasks due again, claimed for it (not pendings).
+  -- KEYS sets of ids (tasks: the sorted one); ARGV P, keeper id ('' none), lease ms, the keeper's process's
+  -- lease ('' none), ids due again...: per set its records, flat (an id whose record expired leaves tasks).
+  -- With a keeper (its lease renewed): only those whose owner's lease is gone (never its own process's) or
+  -- its own tasks due again, claimed for it (not pendings).
   records = [=[
 local P, me, alive, due, out = ARGV[1], ARGV[2], {}, {}, {}
 local RECORD = { tasks = 'task:', unfinished = 'task:', pending = 'pend:', owed = 'owed:' }
 if me ~= '' then redis.call('SET', P .. 'owner:' .. me, '1', 'PX', tonumber(ARGV[3])) end
-for i = 4, #ARGV do due[ARGV[i]] = true end
+for i = 5, #ARGV do due[ARGV[i]] = true end
 local function orphan(owner, id)
   if me == '' then return true end
   if owner == me then return due[id] end
+  if owner == ARGV[4] then return false end -- (this process lives: its jobs carry its tasks)
   if not owner or owner == '' then return true end
   if alive[owner] == nil then alive[owner] = redis.call('EXISTS', P .. 'owner:' .. owner) == 1 end
   return not alive[owner]
@@ -147,6 +149,7 @@ for i, set in ipairs(KEYS) do
       rows[#rows + 1] = r
       if me ~= '' and name ~= 'pending' then redis.call('HSET', key, 'owner', me) end
       if me ~= '' and RECORD[name] == 'task:' then -- a claim: the task's number one more, the claim's
+        redis.call('HSETNX', key, 'fence', '1') -- (a record of an older version: 1 all the same)
         r[#r + 1], r[#r + 2] = 'claimed', tostring(redis.call('HINCRBY', key, 'fence', 1))
       end
     elseif r and sorted then
@@ -158,11 +161,11 @@ end
 return out
 ]=],
   -- KEYS task:<id>, owner:<holder>; ARGV its number (fence), lease ms: {1} while the task is held at that
-  -- number (the holder's lease renewed with it: no claim for a lease more), else {0, its holder, its path
-  -- ('' not downloaded yet)}.  No record: held (nobody claims a task the store has no record of)
+  -- number (the holder's lease renewed with it: no claim for a lease more), else {0, its holder, its path and
+  -- sha256 ('' not downloaded yet)}.  No record: held (nobody claims a task the store has no record of)
   hold = [[
-local r = redis.call('HMGET', KEYS[1], 'fence', 'owner', 'path')
-if r[2] and (r[1] or '1') ~= ARGV[1] then return { 0, r[2], r[3] or '' } end
+local r = redis.call('HMGET', KEYS[1], 'fence', 'owner', 'path', 'sha256')
+if r[2] and (r[1] or '1') ~= ARGV[1] then return { 0, r[2], r[3] or '', r[4] or '' } end
 redis.call('SET', KEYS[2], '1', 'PX', tonumber(ARGV[2]))
 return { 1 }
 ]],

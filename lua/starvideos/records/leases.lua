@@ -165,17 +165,31 @@ end
 -- Whether the process still holds task id at its number (ledger.fences), asked under the journal's lock: an
 -- object whose poll() answers at once, true or false and {by = its holder now, path = its file once saved}
 -- (fleet/leases.lua's, on a store, answers later).  nil: nothing held to ask about.
+-- Under the journal's lock: whether the process still holds task id at e.n (then `also(lock)` done, and a lease
+-- whose file was removed locked again: keepers see it live from now on): true, false and {by, path, sha256},
+-- or nil (the journal cannot be locked or read).
+function M.holds(ledger, id, e, also)
+  local ok, why = journal.locked(ledger.path, function(lock)
+    ledger.st = assert(journal.follow(ledger.path, ledger.st))
+    local t = ledger.st.by_id[id]
+    if t and (t.fence or 1) ~= e.n then return false, { by = t.owner, path = t.path, sha256 = t.sha256 } end
+    local lease = e.by
+    if lease and lease.lock and core.file_kind(lease.file) ~= "file" then
+      local again = core.try_lock(lease.file, true)
+      if again then lease.lock:unlock(); lease.lock = again end
+    end
+    return not also or also(lock)
+  end)
+  if ok == false then return false, why end
+  return ok and true or nil
+end
+
 function M.confirm(ledger, id)
   local e = ledger.path and ledger.fences[id]
   if not e then return nil end
-  return { poll = function()
-    local st = journal.locked(ledger.path, function()
-      ledger.st = assert(journal.follow(ledger.path, ledger.st))
-      return ledger.st
-    end)
-    local t = st and st.by_id[id] -- (a journal it cannot read: its lease, a lock, held all the same)
-    if not t or (t.fence or 1) == e.n then return true end
-    return false, { by = t.owner, path = t.path }
+  return { drop = function() end, poll = function()
+    local yes, why = M.holds(ledger, id, e)
+    return yes ~= false, why -- (a journal it cannot read: its lease, a lock, held all the same)
   end }
 end
 

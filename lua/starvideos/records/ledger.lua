@@ -67,6 +67,10 @@ function L.forget() end
 
 L.keeper, L.orphans, L.owed_orphans, L.confirm = leases.keeper, leases.orphans, leases.owed_orphans, leases.confirm
 
+function L:let_go(id, ended)
+  if ended then self.fences[id] = nil end
+end
+
 -- A lease on a journal is a lock this process holds while it lives: lapsed only when its file is gone (removed
 -- by hand, or a cleaner of /tmp): a keeper may have claimed the task (then it asks the journal first: L:confirm).
 function L:lapsed(id)
@@ -225,9 +229,16 @@ function L:status(id, status, took, within, why)
   append(self, { event = "status", id = id, status = status, took = took, within = within, error = why })
 end
 
+-- Written under the journal's lock, only at the holder's number, when its lease lapsed (else no claim came).
 function L:downloaded(id, path, sha256)
+  local rec = { event = "downloaded", id = id, path = path, bytes = journal.size(path), sha256 = sha256 }
+  local e = self:lapsed(id) and self.fences[id]
   self.fences[id] = nil
-  append(self, { event = "downloaded", id = id, path = path, bytes = journal.size(path), sha256 = sha256 })
+  if e then -- (nil: the journal could not be locked; written all the same)
+    local wrote = leases.holds(self, id, e, function(lock) return lock:append(self.path, assert(journal.line(rec))) end)
+    if wrote ~= nil then return end
+  end
+  append(self, rec)
 end
 
 function L:part(id, part, path)
