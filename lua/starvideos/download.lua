@@ -98,15 +98,20 @@ function D.restart(req, t)
   return true
 end
 
+-- The .part's handle let go of, nothing committed (the libcurl transport's, or the transport's own).
+local function release(req, file)
+  local transport = req.loop.transport
+  if file then file:close() elseif transport.discard then transport:discard(req.part) end
+end
+
 -- The bytes are all there (as many as announced: core.verdict): the .part checked to be a
 -- whole MP4 of the task's duration, then committed on a helper thread, or by the transport.
 function D.done(req, file, t)
   -- the bytes sent again over the end of a .part left over must be the ones it held: this video's
   if req.tail and overlap(req.part, req.kept - OVERLAP) ~= req.tail then return D.restart(req, t) end
-  local transport = req.loop.transport
   local whole, why = core.mp4_check(req.part, req.duration)
   if not whole then -- nothing is kept: a request for it from byte 0 starts a new .part
-    if file then file:close() elseif transport.discard then transport:discard(req.part) end
+    release(req, file)
     os_remove(req.part)
     return req:finish(nil, new_error("protocol", string_format("download: %s is not a whole video: %s",
       req.dest, why), { check = why }))
@@ -141,8 +146,7 @@ local function gated(req, file, held, why)
     req.committing = nil
     return D.commit(req, file)
   end
-  local transport = req.loop.transport
-  if file then file:close() elseif transport.discard then transport:discard(req.part) end
+  release(req, file)
   if req.done then return end
   local l, id = req.held[1], req.held[2]
   if why.timeout then
@@ -181,6 +185,12 @@ end
 
 -- Another holds the job's task (a keeper claimed it while this process's lease lapsed): told once; the job
 -- ends when the holder saved its file (then named: job.path), looking every third of a lease.
+-- The job's video is at path (its SHA-256 sha256): the job and its task name it.
+local function saved(job, path, sha256)
+  job.path, job.sha256 = path, sha256
+  if job.task then job.task.path, job.task.sha256 = path, sha256 end
+end
+
 local function taken(job, why, t)
   if job.state ~= "taken" then
     job.state = "taken"
@@ -188,8 +198,7 @@ local function taken(job, why, t)
     job:emit("taken", { by = why.by })
   end
   if not why.path then return job.loop:at(math_min(t + job.cfg.lease / 3, job.deadline), job) end
-  job.path, job.sha256 = why.path, why.sha256
-  if job.task then job.task.path, job.task.sha256 = why.path, why.sha256 end
+  saved(job, why.path, why.sha256)
   return job:_finish()
 end
 
@@ -223,8 +232,7 @@ function D.answered(job, req, t)
   job:progress(req.bytes, req.total)
   local err = req.err
   if not err then
-    job.path, job.sha256 = job.out, req.sha256
-    if job.task then job.task.path, job.task.sha256 = job.out, req.sha256 end
+    saved(job, job.out, req.sha256)
     if job.id then job.ledger:downloaded(job.id, job.out, req.sha256) end
     return job:_finish()
   end

@@ -83,30 +83,6 @@ client:close()
 say("end")
 ]]
 
--- The keeper (args: emulator URL, store URL, folder, timeout, receiver URL, secret): keep with a 2 s lease
--- and its own webhook; "keeping"; each claim "claim ID FROM PATH"; at its timeout a line per result
--- "result ID ERRKIND PATH", then "ended: N".
-local KEEPER = [[
-local starvideos = require "starvideos"
-local url, store, dir, timeout, hook, secret = arg[1], arg[2], arg[3], tonumber(arg[4]), arg[5], arg[6]
-local function say(...) io.write(table.concat({ ... }, " "), "\n"); io.stdout:flush() end
-local client = starvideos.new { api_key = "]] .. KEY .. [[", base_url = url, store = store, lease = 2 }
-say("keeping")
-local results, err = client:keep { dir = dir, lease = 2, interval = 0.2, timeout = timeout,
-  notify = { url = hook, secret = secret },
-  on_progress = function(ev)
-    if ev.type == "claim" then say("claim", tostring(ev.id), tostring(ev.from), tostring(ev.path)) end
-  end }
-if not results then say("ended:", tostring(err)) else
-  for _, r in ipairs(results) do
-    say("result", tostring(r.task and r.task.id), r.err and tostring(r.err.kind) or "-", tostring(r.path))
-  end
-  say("ended:", tostring(#results))
-end
-client:close()
-]]
-
-
 -- A process killed -9 after `seconds` unless it ended before: a spec never hangs on a stopped owner.
 local function watchdog(pid, seconds)
   return helper.spawn("sh -c " .. q("sleep " .. seconds .. " >/dev/null 2>&1 && kill -9 " .. pid .. " 2>/dev/null"))
@@ -210,7 +186,7 @@ describe_redis("an owner that lost its lease (" .. N .. " tasks, lease 2 s, " ..
     procs = {}
     if opts.get_delay then emu:fault { path = "/videos/", delay = opts.get_delay, count = N } end
 
-    local keeper = helper.run_lua(dir, "keeper", KEEPER,
+    local keeper = helper.run_lua(dir, "keeper", redis_run.keeper(KEY),
       { emu.url, srv.url, videos, tostring(KEEP_FOR), rcv.url, SECRET })
     procs[#procs + 1] = keeper
     procs[#procs + 1] = watchdog(keeper.pid, KEEP_FOR + 15)
@@ -240,7 +216,7 @@ describe_redis("an owner that lost its lease (" .. N .. " tasks, lease 2 s, " ..
     io.stderr:write(t.counts, "\n")
 
     assert.truthy(owner_out:find("\nend\n?$"), why)
-    assert.truthy(keeper_out:find("ended: %d+\n?$"), why)
+    assert.truthy(keeper_out:find("ended: %d+ results"), why)
     assert.are.equal(N, t.claims_n, why) -- (the fault outlasts the lease: the keeper takes every task)
     assert.are.equal(N, t.creates, why)
     assert.are.equal(opts.gets or N, t.gets, why)

@@ -114,25 +114,31 @@ function M.key_hash(base_url, api_key)
   return require("starvideos.budget").hash_of(base_url, api_key)
 end
 
--- A keeper's program (helper.run_lua; args: the emulator's URL, the store's, the folder, the timeout):
--- keep with a 2 s lease, its warnings and claims each a line ("warning ...", "claim ID ..."), then
--- "ended: N results, M saved" (or "ended: " and the error).
+-- A keeper's program (helper.run_lua; args: the emulator's URL, the store's, the folder, the timeout[, a
+-- webhook's URL and secret: keep's own notify]): keep with a 2 s lease, "keeping", its warnings and claims
+-- each a line ("warning  MESSAGE", "claim ID FROM PATH"), at its end a line per result "result ID ERRKIND
+-- PATH" ("-" for no error), then "ended: N results, M saved" (or "ended: " and the error).
 function M.keeper(key)
   return [=[
 local starvideos = require "starvideos"
-local url, store, dir, timeout = arg[1], arg[2], arg[3], tonumber(arg[4])
-local function say(ev)
-  io.write(ev.type, " ", tostring(ev.id or ""), " ", tostring(ev.message or ""), "\n"); io.stdout:flush()
-end
+local url, store, dir, timeout, hook, secret = arg[1], arg[2], arg[3], tonumber(arg[4]), arg[5], arg[6]
+local function say(...) io.write(table.concat({ ... }, " "), "\n"); io.stdout:flush() end
 local client = starvideos.new { api_key = "]=] .. key .. [=[", base_url = url, store = store, lease = 2,
-  on_event = function(ev) if ev.type == "warning" then say(ev) end end }
-io.write("keeping\n"); io.stdout:flush()
+  on_event = function(ev) if ev.type == "warning" then say("warning", "", tostring(ev.message)) end end }
+say("keeping")
 local results, err = client:keep { dir = dir, lease = 2, interval = 0.2, timeout = timeout,
-  on_progress = function(ev) if ev.type == "claim" then say(ev) end end }
-if not results then io.write("ended: ", tostring(err), "\n") return end
+  notify = hook and { url = hook, secret = secret } or nil,
+  on_progress = function(ev)
+    if ev.type == "claim" then say("claim", tostring(ev.id), tostring(ev.from), tostring(ev.path)) end
+  end }
+if not results then say("ended:", tostring(err)) return end
 local saved = 0
-for _, r in ipairs(results) do if r.path and not r.err then saved = saved + 1 end end
-io.write("ended: ", #results, " results, ", saved, " saved\n")
+for _, r in ipairs(results) do
+  if r.path and not r.err then saved = saved + 1 end
+  say("result", tostring(r.task and r.task.id), r.err and tostring(r.err.kind) or "-", tostring(r.path))
+end
+say("ended:", #results, "results,", saved, "saved")
+client:close()
 ]=]
 end
 

@@ -123,10 +123,7 @@ function M.keeper(ledger)
   return k
 end
 
--- A task the holder (a lease, a keeper) holds at number n: it may download it while not lapsed since.
-function M.held(ledger, id, n, by)
-  ledger.fences[id] = { n = n, by = by, lapses = by.lapses }
-end
+M.held = records_leases.held
 
 -- The store asked whether the process still holds task id (e: its fences entry), polled (a job's turn, a
 -- download's commit): nil (not answered yet), true (its holder's lease renewed with it), or false and

@@ -84,6 +84,12 @@ local function let_go(k, owner, elsewhere, cache)
   return cache[owner]
 end
 
+-- A task the holder (a process's lease, a keeper; on a store or a journal) holds at number n (ledger.fences):
+-- it may download it while not lapsed since (the holder's lapses then).
+function M.held(ledger, id, n, by)
+  ledger.fences[id] = { n = n, by = by, lapses = by and by.lapses }
+end
+
 -- Whether another process lives that holds the lease `owner` of the journal at path (then it may be writing
 -- its task's .part right now).
 function M.alive(path, owner, lease)
@@ -156,7 +162,7 @@ function M.orphans(ledger, k)
   if not claimed then return nil, cerr end
   for _, c in ipairs(claimed) do
     c.t.owner, c.t.lease = k.id, k.elsewhere
-    ledger.fences[c.id] = { n = c.fence, by = k }
+    M.held(ledger, c.id, c.fence, k)
     out[#out + 1] = journal.carried(c.t, c.t.part, c.owner)
   end
   return out, pendings

@@ -194,7 +194,7 @@ end
 -- p: before_create's record (out, key, fp, body).
 function L:_created(id, params, lid, p, uncertain)
   p = p or {}
-  if self.path then self.fences[id] = { n = 1, by = self.lease } end
+  if self.path then leases.held(self, id, 1, self.lease) end
   return append(self, { event = "created", id = id, ["local"] = lid, model = params.model, duration = params.duration,
     resolution = params.resolution, prompt = params.prompt, uncertain = uncertain, out = p.out, key = p.key,
     fp = p.fp, body = p.body }, true, true)
