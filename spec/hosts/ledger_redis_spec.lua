@@ -496,6 +496,26 @@ describe("the Redis ledger", function()
       c2:close()
     end)
 
+    it("a download that ends after its lease lapsed with the store gone: its commit waits for the store, then "
+      .. "ends with timeout, naming the .part where the whole video stays", function()
+      local own = redis_run.start()
+      finally(function() own.stop() end)
+      local c = client(emu.key, { store = own.url, lease = 1 })
+      local out = dir .. "/late.mp4"
+      emu:fault { path = "/videos/", delay = 2.5, count = 1 } -- its bytes come after the lease ran out
+      local job = assert(c:start({ model = "videos", prompt = "late", duration = 5 },
+        { out = out, interval = 0.1, timeout = 6 }))
+      assert(helper.wait_until(function() c:step(0.01); return job.state == "downloading" end, 10), "no download")
+      own.stop()
+      assert(helper.wait_until(function() c:step(0.01); return job.done end, 15), "the job never ended")
+      assert.equal("timeout", job.err and job.err.kind)
+      assert.matches("did not confirm in time", job.err.message, 1, true)
+      assert.matches(out .. ".part", job.err.message, 1, true)
+      assert.is_nil(helper.file_size(out))
+      assert.truthy(require("starvideos.core").mp4_check(out .. ".part", 5))
+      c:close()
+    end)
+
     it("keep never claims its own process's tasks, even once its lease ran out: that process's jobs carry them",
       function()
       local st = require("starvideos.fleet.store").new(redis.url)
