@@ -43,7 +43,8 @@ build = {
     -- and the webhook signatures (libcrypto, loaded on first use) apart; the sources
     -- are mk/sources.mk's CORE_MOD_SRC, CURL_MOD_SRC and SIGN_MOD_SRC (spec/build_spec.lua)
     ["starvideos.core"] = {
-      sources = { "csrc/core/util.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
+      sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
+        "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
         "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/lua/error.c", "csrc/lua/part.c",
         "csrc/lua/core.c", "csrc/lua/commit.c", "csrc/lua/lock.c", "csrc/lua/media.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
@@ -52,7 +53,8 @@ build = {
       incdirs = { "$(CURL_INCDIR)" },
     },
     ["starvideos.sign"] = {
-      sources = { "csrc/core/util.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
+      sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
+        "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
         "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/sign.c", "csrc/lua/error.c",
         "csrc/lua/part.c", "csrc/lua/sign.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
@@ -61,7 +63,8 @@ build = {
       libdirs = { "$(CRYPTO_LIBDIR)" },
     },
     ["starvideos.curl"] = {
-      sources = { "csrc/core/util.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
+      sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
+        "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
         "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/curl/multi.c", "csrc/curl/fetch.c",
         "csrc/lua/error.c", "csrc/lua/part.c", "csrc/lua/curl.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },

@@ -1,6 +1,6 @@
 -- One policy (issue 13, item 4): every default sits in options.lua's table and
 -- is handed down (C clamps, never defaults); one retry function in the core
--- serves API calls and downloads; one URL checker (csrc/core/util.c, fuzzed)
+-- serves API calls and downloads; one URL checker (csrc/core/url.c, fuzzed)
 -- decides for options, the job, both transports and the command line.
 local helper = require "spec.helper"
 local starvideos = require "starvideos"

@@ -1,20 +1,40 @@
 -- The shape of the library's Lua (make lint runs it): every module of
 -- lua/starvideos/ but the tools (cli/, emulator/), its lines, its longest
--- function, the layer it sits in, and the require graph.  Fails (exit 1),
--- naming the culprit, on a module over MAX_LINES lines, a function over
+-- function, the layer it sits in, and the require graph; and of its C: every
+-- function of csrc/ but test/, fuzz/ and bench/.  Fails (exit 1), naming the
+-- culprit, on a module over MAX_LINES lines, a function (Lua or C) over
 -- MAX_FUNCTION lines, or a require cycle.  Runs on any Lua.
 --
 --   lua tools/shape.lua [ROOT]        (ROOT: the checkout, default .)
 local root = (arg[1] or "."):gsub("/+$", "")
 local MAX_LINES, MAX_FUNCTION = 400, 60
 
-local function files()
-  local p = assert(io.popen("cd '" .. root .. "' && find lua/starvideos -name '*.lua' -not -path '*/cli/*' "
-    .. "-not -path '*/emulator/*' | sort"))
+-- The files a find command (run in root) lists, sorted.
+local function listing(find)
+  local p = assert(io.popen("cd '" .. root .. "' && " .. find .. " 2>/dev/null | sort"))
   local list = {}
   for f in p:lines() do list[#list + 1] = f end
   p:close()
   return list
+end
+
+local function blank(s) return (s:gsub("[^\n]", " ")) end
+
+-- src[i, e] blanked onto out: the index after it.
+local function blanked(out, src, i, e)
+  out[#out + 1] = blank(src:sub(i, e))
+  return e + 1
+end
+
+-- The string the quote src[i] opens, to its closing quote (or its line's end), onto
+-- out, its inside blanked unless keep: the index after it.
+local function quoted(out, src, i, keep)
+  local c, j, n = src:sub(i, i), i + 1, #src
+  while j <= n and src:sub(j, j) ~= c and src:sub(j, j) ~= "\n" do
+    j = j + (src:sub(j, j) == "\\" and 2 or 1)
+  end
+  out[#out + 1] = keep and src:sub(i, j) or c .. blank(src:sub(i + 1, j - 1)) .. c
+  return j + 1
 end
 
 local function module_of(file)
@@ -25,7 +45,6 @@ end
 -- newlines kept, so that words and lines can be read off it.
 local function code_of(src, keep_strings)
   local out, i, n = {}, 1, #src
-  local function blank(s) return (s:gsub("[^\n]", " ")) end
   while i <= n do
     local c = src:sub(i, i)
     local long = src:match("^%-%-%[(=*)%[", i) or src:match("^%[(=*)%[", i)
@@ -37,16 +56,9 @@ local function code_of(src, keep_strings)
       out[#out + 1] = (keep_strings and open == 0) and text or blank(text)
       i = e + #close
     elseif src:sub(i, i + 1) == "--" then
-      local e = src:find("\n", i, true) or n + 1
-      out[#out + 1] = blank(src:sub(i, e - 1))
-      i = e
+      i = blanked(out, src, i, (src:find("\n", i, true) or n + 1) - 1)
     elseif c == '"' or c == "'" then
-      local j = i + 1
-      while j <= n and src:sub(j, j) ~= c and src:sub(j, j) ~= "\n" do
-        j = j + (src:sub(j, j) == "\\" and 2 or 1)
-      end
-      out[#out + 1] = keep_strings and src:sub(i, j) or c .. blank(src:sub(i + 1, j - 1)) .. c
-      i = j + 1
+      i = quoted(out, src, i, keep_strings)
     else
       out[#out + 1] = c
       i = i + 1
@@ -85,7 +97,7 @@ local function requires(src)
 end
 
 local bad, modules, graph = {}, {}, {}
-for _, file in ipairs(files()) do
+for _, file in ipairs(listing("find lua/starvideos -name '*.lua' -not -path '*/cli/*' -not -path '*/emulator/*'")) do
   local f = assert(io.open(root .. "/" .. file, "rb"))
   local src = f:read("*a")
   f:close()
@@ -156,6 +168,76 @@ local function visit(name, path)
   state[name] = "done"
 end
 for _, name in ipairs(sorted) do visit(name, {}) end
+
+-- C: every function of csrc/ but the C tests, fuzz targets and bench baselines
+-- (test/, fuzz/, bench/) within MAX_FUNCTION lines, from the line of its name
+-- to its closing brace.
+-- C source with comments, the insides of strings and characters, and
+-- preprocessor lines blanked, newlines kept.
+local function c_code_of(src)
+  local out, i, n, line_start = {}, 1, #src, true
+  while i <= n do
+    local c = src:sub(i, i)
+    if line_start and src:match("^[ \t]*#", i) then -- a directive, with its continuation lines
+      local e = i
+      repeat e = (src:find("\n", e, true) or n + 1) + 1 until src:sub(e - 2, e - 2) ~= "\\" or e > n
+      out[#out + 1] = blank(src:sub(i, e - 2)) .. (e - 1 <= n and "\n" or "")
+      i = e
+    elseif src:sub(i, i + 1) == "/*" then
+      i = blanked(out, src, i, select(2, src:find("*/", i + 2, true)) or n)
+    elseif src:sub(i, i + 1) == "//" then
+      i = blanked(out, src, i, (src:find("\n", i, true) or n + 1) - 1)
+    elseif c == '"' or c == "'" then
+      i = quoted(out, src, i)
+    else
+      out[#out + 1] = c
+      i = i + 1
+    end
+    line_start = c == "\n" or (line_start and (c == " " or c == "\t"))
+  end
+  return table.concat(out)
+end
+
+-- Each function of code (from `from`, line `line0`): {name =, line =, lines =};
+-- the blocks of an extern "C" { ... } are looked into.
+local function c_functions(code, found, from, to, line0)
+  local pos, line = from, line0
+  while true do
+    local s, e = code:find("%b{}", pos)
+    if not s or s > to then break end
+    local seg = code:sub(pos, s - 1)
+    local _, nl = seg:gsub("\n", "")
+    local name = seg:match("([%a_][%w_]*)%s*%b()%s*$")
+    local _, inner = code:sub(s, e):gsub("\n", "")
+    if name then
+      local _, after = seg:sub(seg:find("[%a_][%w_]*%s*%b()%s*$")):gsub("\n", "")
+      found[#found + 1] = { name = name, line = line + nl - after, lines = after + inner + 1 }
+    elseif seg:match('extern%s*"%s*"%s*$') then
+      c_functions(code, found, s + 1, e - 1, line + nl)
+    end
+    line, pos = line + nl + inner, e + 1
+  end
+  return found
+end
+
+local c_longest = { lines = 0 }
+for _, file in ipairs(listing("find csrc \\( -name '*.c' -o -name '*.h' \\) -not -path 'csrc/test/*' "
+  .. "-not -path 'csrc/fuzz/*' -not -path 'csrc/bench/*'")) do
+  local f = assert(io.open(root .. "/" .. file, "rb"))
+  local code = c_code_of(f:read("*a"))
+  f:close()
+  for _, fn in ipairs(c_functions(code, {}, 1, #code, 1)) do
+    if fn.lines > c_longest.lines then c_longest = { file = file, name = fn.name, line = fn.line, lines = fn.lines } end
+    if fn.lines > MAX_FUNCTION then
+      bad[#bad + 1] = string.format("%s:%d:%s: a C function of %d lines (at most %d)", file, fn.line, fn.name, fn.lines,
+        MAX_FUNCTION)
+    end
+  end
+end
+if c_longest.file then
+  print(string.format("C: the longest function %s (%s:%d), %d lines", c_longest.name, c_longest.file, c_longest.line,
+    c_longest.lines))
+end
 
 if bad[1] then
   for _, b in ipairs(bad) do io.stderr:write("shape: ", b, "\n") end

@@ -122,11 +122,12 @@ return function(spec)
     .. "per query: ours %.1f us, C %.1f us, %s %.1f us", proto, ours, 1e6 / ours, c, 1e6 / c,
     tls and "LuaSec" or "LuaSocket", lua, 1e6 / lua, ours_cpu, c_cpu, tls and "LuaSec" or "LuaSocket", lua_cpu))
   local scenario = "sequential client:query(id), " .. proto
-  -- the query path is not written to save instructions: the API allows a few
-  -- queries a second; 0.8x the bare C loop is the floor (issue 25)
-  local c_target, lua_target = 0.8, tls and 5 or 1.2
+  -- a guard, not a target: the API allows about 10 queries a second, so nothing on
+  -- the query path is written to save instructions; under 0.5x the bare C loop,
+  -- something is wrong (issue 36)
+  local c_target, lua_target = 0.5, tls and 5 or 1.2
   B.row { scenario = scenario, baseline = "C: one reused libcurl easy handle" .. (tls and " (CURLOPT_CAINFO)" or ""),
-    ours = ours, theirs = c, ratio = c_ratio, unit = "queries/s", target = str_format(">= %.2gx", c_target),
+    ours = ours, theirs = c, ratio = c_ratio, unit = "queries/s", target = str_format(">= %.2gx (a guard)", c_target),
     ok = c_ratio >= c_target,
     note = str_format("per query: ours %.1f us, C %.1f us (the client process's CPU per query, user + system, "
       .. "medians: ours %.1f us, C %.1f us); %s; each round (q/s): ours %s; C %s; ratios %s", 1e6 / ours, 1e6 / c,

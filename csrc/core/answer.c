@@ -130,49 +130,31 @@ static const char *type_name(char t) {
   }
 }
 
-int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
+/* An answer other than 2xx: the error its status says, in the server's words. */
+static int answer_refused(const sv_exchange *a, const char *body, size_t len, sv_error *err) {
   char why[160];
+  sv_buf words = {0};
+  if (a->status == 407) sv_buf_adds(&words, SV_PROXY_AUTH); /* the proxy's page says no more */
+  else server_words(body, len, &words);
+  if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
+    sv_buf_adds(&words, "non-JSON body: ");
+    excerpt(body, len, &words);
+  }
+  if (words.len == 0) sv_buf_adds(&words, "no explanation in the body");
+  sv_error_set(err, kind_of_status(a->status), NULL, "%s: HTTP %ld: %s", sv_op_names[a->op], a->status,
+               sv_buf_cstr(&words));
+  sv_buf_free(&words);
+  return -1;
+}
+
+/* A 2xx answer's n top-level members (oom: they could not all be listed) make
+   a task: no key twice (decoders disagree on which one wins, so trust neither),
+   a string id that is a task id, a string status.  0, or -1 with err. */
+static int answer_task(const sv_exchange *a, const sv_json_member *ms, int n, int oom, sv_error *err) {
   const char *what = sv_op_names[a->op];
-  const char *body = a->body ? a->body : "";
-  size_t len = a->body ? a->body_len : 0;
   sv_json_member id, st;
-  const sv_json_member *ms;
-  sv_buf b = {0}, members = {0};
-  int dup, n, rc = -1;
-
-  sv_error_clear(err);
-  err->status = a->status;
-  err->retry_after = sv_parse_retry_after(a->retry_after, now);
-
-  if (a->status < 200 || a->status > 299) {
-    sv_buf words = {0};
-    if (a->status == 407) sv_buf_adds(&words, SV_PROXY_AUTH); /* the proxy's page says no more */
-    else server_words(body, len, &words);
-    if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
-      sv_buf_adds(&words, "non-JSON body: ");
-      excerpt(body, len, &words);
-    }
-    if (words.len == 0) sv_buf_adds(&words, "no explanation in the body");
-    sv_error_set(err, kind_of_status(a->status), NULL, "%s: HTTP %ld: %s", what, a->status, sv_buf_cstr(&words));
-    sv_buf_free(&words);
-    return -1;
-  }
-
-  /* a 2xx we cannot use is a protocol error (whether a create's made a task
-     anyway is sv_verdict's to say).  The one pass that checks the JSON hands the
-     whole value to the sink and lists the top-level members */
-  n = sv_json_read(body, len, a->sink, &members, why, sizeof why);
-  if (n < 0) {
-    sv_buf_free(&members);
-    excerpt(body, len, &b);
-    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with a body that is not a JSON object (%s): %s", what,
-                 a->status, why, len ? sv_buf_cstr(&b) : "empty");
-    sv_buf_free(&b);
-    return -1;
-  }
-  ms = (const sv_json_member *)(void *)members.data;
-  /* one key twice: decoders disagree on which one wins, so trust neither */
-  dup = members.oom ? -2 : sv_json_duplicate_in(ms, (size_t)n, &b);
+  sv_buf b = {0};
+  int dup = oom ? -2 : sv_json_duplicate_in(ms, (size_t)n, &b), rc = -1;
   if (dup == 1) {
     sv_buf q = {0};
     sv_quote(&q, b.data ? b.data : "", b.len, 60);
@@ -205,6 +187,32 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
     rc = 0;
   }
   sv_buf_free(&b);
+  return rc;
+}
+
+int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
+  char why[160];
+  const char *body = a->body ? a->body : "";
+  size_t len = a->body ? a->body_len : 0;
+  sv_buf b = {0}, members = {0};
+  int n, rc = -1;
+
+  sv_error_clear(err);
+  err->status = a->status;
+  err->retry_after = sv_parse_retry_after(a->retry_after, now);
+  if (a->status < 200 || a->status > 299) return answer_refused(a, body, len, err);
+  /* a 2xx we cannot use is a protocol error (whether a create's made a task
+     anyway is sv_verdict's to say).  The one pass that checks the JSON hands the
+     whole value to the sink and lists the top-level members */
+  n = sv_json_read(body, len, a->sink, &members, why, sizeof why);
+  if (n < 0) {
+    excerpt(body, len, &b);
+    sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with a body that is not a JSON object (%s): %s",
+                 sv_op_names[a->op], a->status, why, len ? sv_buf_cstr(&b) : "empty");
+    sv_buf_free(&b);
+  } else {
+    rc = answer_task(a, (const sv_json_member *)(void *)members.data, n, members.oom, err);
+  }
   sv_buf_free(&members);
   return rc;
 }

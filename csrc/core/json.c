@@ -140,20 +140,15 @@ static int scan_escape(scanner *sc) {
 /* The string whose opening quote is at the position (a key or a value): the
    position moves past its closing quote, sc->escaped set. */
 static int scan_string(scanner *sc) {
-  const unsigned char *s = (const unsigned char *)sc->s;
-  size_t pos = sc->pos + 1;
   sc->escaped = 0;
-  for (; pos < sc->len && s[pos] != '"'; pos++) {
-    if (s[pos] < 0x20) break;
-    if (s[pos] == '\\') {
-      sc->pos = pos;
-      if (scan_escape(sc)) return -1;
-      pos = sc->pos;
-    }
+  for (sc->pos++;; sc->pos++) {
+    unsigned char c;
+    if (sc->pos >= sc->len) return fail(sc, "unterminated string");
+    c = (unsigned char)sc->s[sc->pos];
+    if (c == '"') break;
+    if (c < 0x20) return fail(sc, "control character in a string");
+    if (c == '\\' && scan_escape(sc)) return -1;
   }
-  sc->pos = pos;
-  if (pos >= sc->len) return fail(sc, "unterminated string");
-  if (s[pos] != '"') return fail(sc, "control character in a string");
   sc->pos++;
   return 0;
 }
@@ -416,15 +411,12 @@ int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *o
   return n;
 }
 
-/* The duplicate check: every top-level key, unescaped, compared.  A few keys
-   (an answer has about 8) pair by pair; more sorted, equal neighbours then
-   being duplicates: O(n log n), so a 1 MB answer of tiny members stays cheap.
+/* The duplicate check: every top-level key, unescaped, sorted; equal neighbours
+   are duplicates.  O(n log n), so a 1 MB answer of tiny members stays cheap.
    The key reported is the one whose second appearance comes first in the text. */
-#define FEW_KEYS 16
-
 typedef struct key_ref {
   const char *k;
-  size_t len, index, off; /* off: where its unescaped text is in keys, or -1 */
+  size_t len, index, off; /* off: where its unescaped text is in keys */
 } key_ref;
 
 static int key_cmp(const void *a, const void *b) {
@@ -444,12 +436,6 @@ static int same_key(const key_ref *x, const key_ref *y) {
 static long first_duplicate(key_ref *refs, size_t n) {
   size_t i, j, best = (size_t)-1;
   long at = -1;
-  if (n <= FEW_KEYS) {
-    for (j = 1; j < n; j++)
-      for (i = 0; i < j; i++)
-        if (same_key(&refs[i], &refs[j])) return (long)j;
-    return -1;
-  }
   qsort(refs, n, sizeof *refs, key_cmp);
   for (i = 0; i < n; i = j) {
     for (j = i + 1; j < n && same_key(&refs[i], &refs[j]); j++) {}
@@ -463,34 +449,28 @@ static long first_duplicate(key_ref *refs, size_t n) {
 
 int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup) {
   sv_buf keys = {0};
-  key_ref few[FEW_KEYS], *refs;
+  key_ref *refs;
   size_t i;
   long at;
   int rc = 0;
   if (n < 2) return 0;
-  refs = n <= FEW_KEYS ? few : malloc(n * sizeof *refs);
+  refs = malloc(n * sizeof *refs);
   if (!refs) return -2;
-  /* a key with an escape is compared unescaped (into keys), the others as they are */
-  for (i = 0; i < n; i++) {
+  for (i = 0; i < n; i++) { /* each key unescaped into keys */
     refs[i].index = i;
-    refs[i].k = ms[i].key;
-    refs[i].len = ms[i].key_len;
-    refs[i].off = (size_t)-1;
-    if (!memchr(ms[i].key, '\\', ms[i].key_len)) continue;
     refs[i].off = keys.len;
     if (sv_json_unescape(ms[i].key - 1, ms[i].key_len + 2, &keys)) { rc = -2; goto done; }
     refs[i].len = keys.len - refs[i].off;
   }
   if (keys.oom) { rc = -2; goto done; }
-  for (i = 0; i < n; i++)
-    if (refs[i].off != (size_t)-1) refs[i].k = keys.data + refs[i].off;
+  for (i = 0; i < n; i++) refs[i].k = sv_buf_cstr(&keys) + refs[i].off;
   at = first_duplicate(refs, n);
   if (at >= 0) {
     rc = 1;
     if (dup) sv_buf_add(dup, refs[at].k, refs[at].len);
   }
 done:
-  if (refs != few) free(refs);
+  free(refs);
   sv_buf_free(&keys);
   return rc;
 }

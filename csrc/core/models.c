@@ -349,17 +349,12 @@ static int name_less(const sv_field *a, const sv_field *b) {
   return c < 0 || (c == 0 && a->name_len < b->name_len);
 }
 
-/* Validation proper.  w gets the values checked, which are the values the builder
-   sends: one source for both, so that nothing unchecked can reach a body. */
-static int validate(const sv_params *p, const sv_model **model, view *w, sv_error *err) {
+/* The fields given into w by name (nil, and an empty list, count as absent),
+   the first unknown name in byte order into *unknown: 0, or -1 with err for a
+   field named twice. */
+static int gather(const sv_params *p, view *w, const sv_field **unknown, sv_error *err) {
   size_t i;
-  const sv_model *m;
-  const sv_field *unknown = NULL;
   const sv_field *seen[F_COUNT];
-  static const int urls[] = { F_FIRST, F_LAST, F_IMAGE, F_LASTFRAME };
-  static const int lists[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
-
-  sv_error_clear(err);
   memset(w, 0, sizeof *w);
   memset(seen, 0, sizeof seen);
   for (i = 0; i < p->n; i++) {
@@ -375,27 +370,43 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
     if (f->value.type == SV_V_NIL) continue;
     if (idx < 0) {
       /* report the first unknown name in byte order, whatever the host's order */
-      if (!unknown || name_less(f, unknown)) unknown = f;
+      if (!*unknown || name_less(f, *unknown)) *unknown = f;
       continue;
     }
-    /* an empty list counts as absent */
     if ((idx == F_REFIMAGES || idx == F_REFVIDEOS || idx == F_REFAUDIOS) &&
         f->value.type == SV_V_LIST && f->value.n == 0)
       continue;
     w->v[idx] = &f->value;
   }
+  return 0;
+}
 
-  m = w->v[F_MODEL] && w->v[F_MODEL]->type == SV_V_STRING ? model_find(w->v[F_MODEL]->str, w->v[F_MODEL]->len)
-                                                            : NULL;
-  if (!m) {
-    sv_buf b = {0};
-    sv_buf_adds(&b, "one of ");
-    for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
-    if (w->v[F_MODEL]) bad(err, "model", sv_buf_cstr(&b), w->v[F_MODEL]);
-    else sv_error_set(err, SV_E_INVALID, "model", "model: required, expected %s", sv_buf_cstr(&b));
-    sv_buf_free(&b);
-    return -1;
-  }
+/* The model w names, or NULL with err (none, or one of no known name). */
+static const sv_model *model_of(const view *w, sv_error *err) {
+  size_t i;
+  sv_buf b = {0};
+  const sv_value *v = w->v[F_MODEL];
+  const sv_model *m = v && v->type == SV_V_STRING ? model_find(v->str, v->len) : NULL;
+  if (m) return m;
+  sv_buf_adds(&b, "one of ");
+  for (i = 0; i < sv_model_count; i++) sv_buf_addf(&b, "%s%s", i ? ", " : "", sv_models[i].name);
+  if (v) bad(err, "model", sv_buf_cstr(&b), v);
+  else sv_error_set(err, SV_E_INVALID, "model", "model: required, expected %s", sv_buf_cstr(&b));
+  sv_buf_free(&b);
+  return NULL;
+}
+
+/* Validation proper.  w gets the values checked, which are the values the builder
+   sends: one source for both, so that nothing unchecked can reach a body. */
+static int validate(const sv_params *p, const sv_model **model, view *w, sv_error *err) {
+  size_t i;
+  const sv_model *m;
+  const sv_field *unknown = NULL;
+  static const int urls[] = { F_FIRST, F_LAST, F_IMAGE, F_LASTFRAME };
+  static const int lists[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
+
+  sv_error_clear(err);
+  if (gather(p, w, &unknown, err) || !(m = model_of(w, err))) return -1;
   if (unknown) return unknown_field(m, unknown->name, unknown->name_len, err);
   for (i = 0; i < F_COUNT; i++)
     if (w->v[i] && !model_takes(m, (int)i)) return unknown_field(m, sv_field_names[i], strlen(sv_field_names[i]), err);

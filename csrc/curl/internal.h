@@ -18,7 +18,6 @@ struct sv_xfer {
   sv_xfer *prev, *next;
   int list;
   sv_op op;
-  long profile; /* sv_send's */
   CURL *easy;
   struct curl_slist *headers;
   char *url;
@@ -63,9 +62,6 @@ struct sv_http {
   double connect_timeout;
   sv_xfer *running, *done, *done_tail;
   int n_running, n_done;
-  CURL *spare; /* an API exchange's easy handle for the next one (multi.c): reset, or */
-  long spare_profile; /* > 0: as a query of that profile left it, with its header list */
-  struct curl_slist *spare_headers;
   char date[40]; /* the last API answer's Date, and our wall clock when it came (sv_http_clock) */
   double date_at;
   /* downloads: those with a thread, those waiting for a slot (first in, first

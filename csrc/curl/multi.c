@@ -81,33 +81,13 @@ static void free_secret_list(struct curl_slist *l) {
   curl_slist_free_all(l);
 }
 
-/* The spare handle reset, its header list gone: as good as a new one. */
-static void reset_spare(sv_http *h) {
-  curl_easy_reset(h->spare);
-  if (h->spare_headers) free_secret_list(h->spare_headers);
-  h->spare_headers = NULL;
-  h->spare_profile = 0;
-}
-
 /* The exchange's easy handle and header list go (its connection stays in the
-   multi handle's cache).  An API exchange's handle is the next one's (as
-   libcurl advises: a handle made anew costs more than the exchange's own work
-   on a kept connection): a query's as it is, with its header list, for the next
-   query of its profile, any other reset. */
+   multi handle's cache). */
 static void release_easy(sv_xfer *x) {
   if (x->easy) {
-    sv_http *h = x->h;
-    int api = h && x->op != SV_OP_DOWNLOAD; /* a download's is never on the multi handle */
-    if (api && x->list == L_RUNNING) curl_multi_remove_handle(h->multi, x->easy);
-    if (api && !h->spare) {
-      h->spare = x->easy;
-      h->spare_headers = x->headers;
-      h->spare_profile = x->op == SV_OP_QUERY ? x->profile : 0;
-      x->headers = NULL;
-      if (!h->spare_profile) reset_spare(h);
-    } else {
-      curl_easy_cleanup(x->easy);
-    }
+    if (x->h && x->list == L_RUNNING && x->op != SV_OP_DOWNLOAD) /* a download's is never on the multi handle */
+      curl_multi_remove_handle(x->h->multi, x->easy);
+    curl_easy_cleanup(x->easy);
     x->easy = NULL;
   }
   if (x->headers) { free_secret_list(x->headers); x->headers = NULL; }
@@ -179,8 +159,6 @@ void sv_http_free(sv_http *h) {
   pthread_cond_destroy(&h->threads_gone);
   pthread_mutex_destroy(&h->threads_lock);
   sv_fetch_free_left(h);
-  if (h->spare) curl_easy_cleanup(h->spare);
-  if (h->spare_headers) free_secret_list(h->spare_headers);
   if (h->multi) curl_multi_cleanup(h->multi);
   if (h->api_key) {
     memset(h->api_key, 0, strlen(h->api_key));
@@ -255,14 +233,6 @@ static int add_header(struct curl_slist **list, const char *line) {
    webhook-* lines).  0, or -1 out of memory. */
 static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   const char *p = s->headers ? s->headers : "", *nl;
-  sv_buf ua = {0};
-  int bad;
-  /* a line of the list (CURLOPT_USERAGENT's is formatted anew for each request) */
-  sv_buf_adds(&ua, "User-Agent: ");
-  sv_buf_adds(&ua, s->user_agent ? s->user_agent : h->user_agent);
-  bad = ua.oom || add_header(&x->headers, sv_buf_cstr(&ua));
-  sv_buf_free(&ua);
-  if (bad) return -1;
   if (x->op == SV_OP_DOWNLOAD) {
     char range[64];
     snprintf(range, sizeof range, "Range: bytes=%.0f-", x->offset);
@@ -277,8 +247,7 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   if (s->auth && x->op != SV_OP_NOTIFY) {
     sv_buf b = {0};
     int rc;
-    sv_buf_adds(&b, "Authorization: Bearer ");
-    sv_buf_adds(&b, h->api_key);
+    sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
     rc = b.oom ? -1 : add_header(&x->headers, sv_buf_cstr(&b));
     memset(b.data ? b.data : (char *)"", 0, b.len);
     sv_buf_free(&b);
@@ -300,12 +269,14 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
 }
 
 /* The options of the exchange's easy handle: its client's (sv_send's
-   user_agent, ca_file and connect_timeout), else the transport's. */
+   user_agent, ca_file and connect_timeout), else the transport's; then the
+   exchange's own (URL, header list, timeout, where libcurl writes). */
 static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   CURL *e = x->easy;
   const char *ca_file = s->user_agent ? s->ca_file : h->ca_file;
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   SV_LIMIT_PROTOCOLS(e);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, s->user_agent ? s->user_agent : h->user_agent);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, sv_curl_ms(s->user_agent ? s->connect_timeout : h->connect_timeout));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -326,6 +297,13 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&x->send));
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)x->send.len);
   }
+  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+  curl_easy_setopt(e, CURLOPT_URL, x->url);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_msg);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? sv_curl_ms(s->timeout) : 0L);
 }
 
 /* A notify's extra header lines: "Name: value\n" each, shorter than 512
@@ -363,24 +341,34 @@ static int set_proxy(CURL *e, const char *proxy) {
   return 0;
 }
 
-sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
-  sv_xfer *x;
-  CURL *e;
-  int ready;
+/* What sv_http_send refuses before it makes anything: 0, or -1 with err. */
+static int send_invalid(const sv_send *s, sv_error *err) {
   if (s->user_agent && (!sv_header_value_ok(s->user_agent, strlen(s->user_agent)) || !(s->connect_timeout > 0)))
     return sv_error_set(err, SV_E_INVALID, "user_agent",
-                        "user_agent: control characters, or connect_timeout: not above 0"), NULL;
-  if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing"), NULL;
-  if (s->proxy && sv_proxy_parse(s->proxy, strlen(s->proxy), NULL, err) != 0) return NULL;
-  if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return NULL;
+                        "user_agent: control characters, or connect_timeout: not above 0");
+  if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing");
+  if (s->proxy && sv_proxy_parse(s->proxy, strlen(s->proxy), NULL, err) != 0) return -1;
+  if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return -1;
   if (s->op != SV_OP_DOWNLOAD && s->max_body == 0) /* the options table gives the cap: no default here */
-    return sv_error_set(err, SV_E_INVALID, "max_body", "max_body: no cap on the answer's size was given"), NULL;
+    return sv_error_set(err, SV_E_INVALID, "max_body", "max_body: no cap on the answer's size was given");
   if (s->headers && !notify_headers_ok(s->headers))
     return sv_error_set(err, SV_E_INVALID, "headers",
-                        "headers: expected \"Name: value\\n\" lines without control characters"), NULL;
+                        "headers: expected \"Name: value\\n\" lines without control characters");
   if (s->op == SV_OP_DOWNLOAD && (!s->file || !*s->file))
-    return sv_error_set(err, SV_E_INVALID, "path", "path: expected a file path"), NULL;
-  x = calloc(1, sizeof *x);
+    return sv_error_set(err, SV_E_INVALID, "path", "path: expected a file path");
+  return 0;
+}
+
+/* x freed: NULL, with err (SV_E_IO). */
+static sv_xfer *xfer_fail(sv_xfer *x, sv_error *err, const char *why) {
+  sv_xfer_free(x);
+  return sv_error_set(err, SV_E_IO, NULL, "%s", why), NULL;
+}
+
+/* The exchange sv_http_send asks for, without its easy handle (a download's
+   .part opened: whether it can be resumed decides the Range), or NULL with err. */
+static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
+  sv_xfer *x = calloc(1, sizeof *x);
   if (!x) return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   if (s->op == SV_OP_DOWNLOAD && pthread_mutex_init(&x->lock, NULL) != 0) {
     free(x);
@@ -397,53 +385,31 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   x->max_body = s->max_body;
   x->url = strdup(s->url);
   if (s->body) sv_buf_add(&x->send, s->body, s->body_len);
-  if (s->op == SV_OP_DOWNLOAD) { /* first: whether the .part can be resumed decides the Range */
+  if (s->op == SV_OP_DOWNLOAD) {
     x->file = strdup(s->file);
-    if (!x->file) {
-      sv_xfer_free(x);
-      return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
-    }
+    if (!x->file) return xfer_fail(x, err, "out of memory");
     if (sv_fetch_open(h, x, err)) {
       sv_xfer_free(x);
       return NULL;
     }
     x->have = x->offset;
   }
-  x->profile = s->op == SV_OP_QUERY ? s->profile : 0;
-  ready = h->spare && h->spare_profile && h->spare_profile == x->profile; /* a query's, for this one */
-  if (h->spare && h->spare_profile && !ready) reset_spare(h);
-  e = x->easy = s->op != SV_OP_DOWNLOAD && h->spare ? h->spare : curl_easy_init();
-  if (e == h->spare) { /* its options and header list stand when ready */
-    x->headers = h->spare_headers;
-    h->spare_headers = NULL;
-    h->spare_profile = 0;
-    h->spare = NULL;
-  }
-  if (!x->url || x->send.oom || !e || (!ready && set_headers(h, x, s))) {
-    sv_xfer_free(x);
-    return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
-  }
-  if (!ready) setup_easy(h, x, s);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-  curl_easy_setopt(e, CURLOPT_URL, x->url);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_msg);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? sv_curl_ms(s->timeout) : 0L);
-  if (set_proxy(e, s->proxy)) {
-    sv_xfer_free(x);
-    return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
-  }
+  return x;
+}
+
+sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
+  sv_xfer *x;
+  if (send_invalid(s, err) || !(x = xfer_new(h, s, err))) return NULL;
+  x->easy = curl_easy_init();
+  if (!x->url || x->send.oom || !x->easy || set_headers(h, x, s)) return xfer_fail(x, err, "out of memory");
+  setup_easy(h, x, s);
+  if (set_proxy(x->easy, s->proxy)) return xfer_fail(x, err, "out of memory");
   if (s->op == SV_OP_DOWNLOAD) { /* on a thread of its own, never on the multi handle */
     push_running(h, x);
     sv_fetch_queue(h, x);
     return x;
   }
-  if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
-    sv_xfer_free(x);
-    return sv_error_set(err, SV_E_IO, NULL, "libcurl refused the transfer"), NULL;
-  }
+  if (curl_multi_add_handle(h->multi, x->easy) != CURLM_OK) return xfer_fail(x, err, "libcurl refused the transfer");
   push_running(h, x);
   return x;
 }

@@ -46,7 +46,6 @@ typedef struct sv_send {
      NULL: libcurl's own choice, from https_proxy / http_proxy / all_proxy /
      no_proxy in the environment. */
   const char *proxy;
-  long profile;            /* > 0: the options above are those of every query sent with this number */
 } sv_send;
 
 typedef struct sv_http sv_http;

@@ -750,7 +750,7 @@ static void headers_and_urls(void) {
   }
   {
     /* every byte, in a host and in a path, against the rule written out here
-       (csrc/core/util.c reads it from a table): a host takes letters, digits and
+       (csrc/core/url.c reads it from a table): a host takes letters, digits and
        "-._"; a path RFC 3986's pchar and '/', '@' '?' '#' in a video's URL */
     int c, host_bad = 0, path_bad = 0, base_bad = 0;
     for (c = 1; c < 256; c++) {

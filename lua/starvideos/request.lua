@@ -17,30 +17,16 @@ local METHOD = { create = "POST", query = "GET", download = "GET", notify = "POS
 
 local next_id = 0 -- the number that names a request in its events
 
--- The client's options that go with each of its exchanges (the clients of a key share
--- its transport, not these): its requests' class, under Request.  Its number (profile)
--- tells the transport that its queries' options are the same (curl.c reuses them).
-local classes, profiles = setmetatable({}, { __mode = "k" }), 0
-
-local function class_of(cfg)
-  local class = classes[cfg]
-  if not class then
-    profiles = profiles + 1
-    class = setmetatable({ max_body = cfg.max_answer, user_agent = cfg.user_agent, profile = profiles,
-      connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file, proxy = cfg.proxy }, Request)
-    class.__index = class
-    classes[cfg] = class
-  end
-  return class
-end
-
 -- op (create | query | download | notify | media), url, path (for events), auth, body (a POST's),
 -- deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =}, a media
 -- request's {head = true} or {offset =, max_body =} (the bytes asked for; redirects followed).
 -- A create goes on a new connection; an http URL through http_proxy when there is no proxy.
+-- The client's own options go with each exchange (the clients of a key share its transport).
 function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadline, download)
   local self = setmetatable({ loop = loop, budget = budget, cfg = cfg, owner = owner, op = op, url = url, path = path,
-    auth = auth, body = body, deadline = deadline, attempt = 0, id = next_id + 1 }, class_of(cfg))
+    auth = auth, body = body, deadline = deadline, attempt = 0, id = next_id + 1, max_body = cfg.max_answer,
+    user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file, proxy = cfg.proxy },
+    Request)
   next_id = self.id
   if op == "create" then self.fresh = true end
   if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end

@@ -136,6 +136,17 @@ describe("make bench's runner, quick", function()
     end
   end)
 
+  it("holds the query rows against the bare libcurl loop to a guard of 0.5x, not a target (issue 36)", function()
+    local seen = 0
+    for _, cells in ipairs(table_rows(out)) do
+      if starts(cells[2], "sequential client:query(id)") and starts(cells[3], "C: one reused libcurl easy handle") then
+        seen = seen + 1
+        assert.equal(">= 0.5x (a guard)", cells[7], table.concat(cells, " | "))
+      end
+    end
+    assert.equal(2, seen, out)
+  end)
+
   it("writes the table and the machine to BENCH_RESULTS, not over bench/RESULTS.md", function()
     local text = helper.read_file(results)
     assert(text, results .. " was not written")

@@ -1,5 +1,5 @@
 -- tools/shape.lua, which make lint runs: it passes this tree, and fails on a
--- module over 400 lines, a function over 60 or a require cycle, naming each.
+-- module over 400 lines, a function over 60 (Lua or C) or a require cycle, naming each.
 local helper = require "spec.helper"
 
 local q = helper.shell_quote
@@ -10,6 +10,21 @@ local function tree(files)
   local dir = helper.tmpdir()
   assert(helper.execute("mkdir -p " .. q(dir .. "/lua/starvideos/cli")))
   for name, src in pairs(files) do helper.write_file(dir .. "/lua/starvideos/" .. name .. ".lua", src) end
+  return dir
+end
+
+-- A C function of n lines (its name's line to its closing brace), its
+-- signature on two lines, braces in a string, a comment and a directive.
+local function c_function(name, n)
+  return "/* { not a block */\n#define OPEN {\nint " .. name .. "(int a,\n    int b) {\n  const char *s = \"}{\";\n"
+    .. string.rep("  a += b;\n", n - 5) .. "  return a + (int)s[0];\n}\n"
+end
+
+local function c_tree(dir, files)
+  for name, src in pairs(files) do
+    assert(helper.execute("mkdir -p " .. q(dir .. "/csrc/" .. name:match("^(.*)/"))))
+    helper.write_file(dir .. "/csrc/" .. name, src)
+  end
   return dir
 end
 
@@ -50,7 +65,25 @@ describe("tools/shape.lua", function()
   it("passes a module of 400 lines and a function of 60", function()
     local dir = tree { edge = lines(400), fn = "local M = {}\nfunction M.f()\n" .. lines(58, "  local y = 1")
       .. "end\nreturn M\n" }
+    c_tree(dir, { ["core/edge.c"] = "static int lone(void) { return 1; }\n\n" .. c_function("edge", 60) })
     local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
     assert.is_true(ok, out)
+    assert.matches("C: the longest function edge (csrc/core/edge.c:5), 60 lines", out, 1, true)
+  end)
+
+  it("fails naming a C function over 60 lines as file:line:function; test/, fuzz/ and bench/ not counted", function()
+    local dir = c_tree(tree {}, {
+      ["core/long.c"] = "static int lone(void) { return 1; }\n" .. c_function("too_long", 61),
+      ["lua/ok.c"] = c_function("short_one", 20),
+      ["test/t.c"] = c_function("test_main", 200),
+      ["fuzz/f.c"] = c_function("fuzz_main", 200),
+      ["bench/b.c"] = c_function("bench_main", 200),
+    })
+    local out, ok, code = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok)
+    assert.equal(1, code)
+    assert.matches("csrc/core/long.c:4:too_long: a C function of 61 lines (at most 60)", out, 1, true)
+    assert.is_nil(out:find("short_one", 1, true), out)
+    assert.is_nil(out:find("_main", 1, true), out)
   end)
 end)

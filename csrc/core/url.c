@@ -1,166 +1,17 @@
-/* Buffers, errors, quoting, UTF-8, the URL check, clocks and short ids for the
-   starvideos core. */
+/* URLs: the API's and media URLs checked and parsed, a proxy's URL with its
+   credentials, a redirect's Location resolved, the store's redis:// URL. */
 #include "sv_core.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-#include <unistd.h>
-
-void sv_buf_free(sv_buf *b) {
-  free(b->data);
-  memset(b, 0, sizeof *b);
-}
-
-static int grow(sv_buf *b, size_t extra) {
-  size_t need, cap;
-  char *p;
-  if (b->oom) return -1;
-  if (extra > (size_t)-1 / 2 - b->len) { b->oom = 1; return -1; }
-  need = b->len + extra + 1;
-  if (need <= b->cap) return 0;
-  cap = b->cap ? b->cap : 64;
-  while (cap < need) cap *= 2;
-  p = realloc(b->data, cap);
-  if (!p) { b->oom = 1; return -1; }
-  b->data = p;
-  b->cap = cap;
-  return 0;
-}
-
-void sv_buf_add(sv_buf *b, const void *p, size_t n) {
-  if (n == 0 || grow(b, n)) return;
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-}
-
-void sv_buf_adds(sv_buf *b, const char *s) { sv_buf_add(b, s, strlen(s)); }
-
-void sv_buf_addf(sv_buf *b, const char *fmt, ...) {
-  va_list ap;
-  int n;
-  va_start(ap, fmt);
-  n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (n < 0 || grow(b, (size_t)n)) return;
-  va_start(ap, fmt);
-  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-}
-
-const char *sv_buf_cstr(sv_buf *b) { return b->data ? b->data : ""; }
-
-static const char *const kind_names[] = {
-  "ok", "invalid_request", "auth", "not_found", "rate_limited", "server",
-  "network", "timeout", "task_failed", "protocol", "io"
-};
-
-const char *sv_kind_name(sv_kind k) {
-  if ((unsigned)k >= sizeof kind_names / sizeof kind_names[0]) return "protocol";
-  return kind_names[k];
-}
-
-void sv_error_clear(sv_error *e) { /* its strings emptied, not their whole buffers */
-  e->kind = SV_OK;
-  e->field[0] = e->message[0] = e->id[0] = '\0';
-  e->status = 0;
-  e->retry_after = -1;
-  e->maybe_created = e->transient = 0;
-}
-
-int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *fmt, ...) {
-  va_list ap;
-  e->kind = k;
-  snprintf(e->field, sizeof e->field, "%s", field ? field : "");
-  va_start(ap, fmt);
-  vsnprintf(e->message, sizeof e->message, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t left) {
-  unsigned c = s[0];
-  size_t n, i;
-  unsigned long cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
-  else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
-  else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
-  else return 0;
-  if (left < n) return 0;
-  for (i = 1; i < n; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-  return n;
-}
-
-long sv_utf8_count(const char *s, size_t len) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0;
-  long count = 0;
-  while (i < len) {
-    size_t n = utf8_seq(p + i, len - i);
-    if (!n) return -1;
-    i += n;
-    count++;
-  }
-  return count;
-}
-
-void sv_quote(sv_buf *out, const char *s, size_t len, size_t max) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0;
-  sv_buf_add(out, "\"", 1);
-  while (i < len) {
-    size_t n = utf8_seq(p + i, len - i);
-    if (i >= max) { sv_buf_adds(out, "..."); break; }
-    if (n > 1 || (n == 1 && p[i] >= 0x20 && p[i] != 0x7F && p[i] != '"' && p[i] != '\\')) {
-      sv_buf_add(out, p + i, n);
-    } else if (p[i] == '"' || p[i] == '\\') {
-      sv_buf_addf(out, "\\%c", p[i]);
-      n = 1;
-    } else {
-      sv_buf_addf(out, "\\x%02X", p[i]);
-      n = 1;
-    }
-    i += n;
-  }
-  sv_buf_add(out, "\"", 1);
-}
-
-/* ------------------------------------------------- values sent as headers */
-
-static int is_ctl(unsigned char c) { return c < 0x20 || c == 0x7F; }
-
-int sv_header_value_ok(const char *s, size_t len) {
-  size_t i;
-  if (!s) return len == 0;
-  for (i = 0; i < len; i++)
-    if (is_ctl((unsigned char)s[i])) return 0;
-  return 1;
-}
-
-int sv_task_id_ok(const char *id, size_t len) {
-  return id && len > 0 && len <= SV_ID_MAX && sv_header_value_ok(id, len);
-}
-
-/* ------------------------------------------------------------------ URLs */
 
 #define URL_FORM_BASE "http(s)://host[:port][/path]"
 #define URL_FORM_ANY "http(s)://host[:port][/path][?query]"
 #define URL_MAX 8192
+
+static int is_ctl(unsigned char c) { return c < 0x20 || c == 0x7F; }
 
 /* shift: bytes the URL checked lost before the place a message names (a
    proxy's credentials, taken out), so that "at byte n" counts as written */
@@ -227,84 +78,106 @@ static size_t host_end(const char *s, size_t len, size_t i) {
   return i;
 }
 
-static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out) {
-  size_t i, host, digits, auth_end, scheme;
-  unsigned long port = 0;
-  if (!s || len == 0) return url_bad(&u, "nothing", 0, "");
+/* The length of s's scheme with its "://" (7 or 8), or -1 with err, naming
+   the scheme only (what follows may hold a secret). */
+static int url_scheme(const url_ctx *u, const char *s, size_t len) {
+  size_t k;
+  sv_buf b = {0};
+  if (!s || len == 0) return url_bad(u, "nothing", 0, "");
   if (len > URL_MAX) {
     char what[64];
     snprintf(what, sizeof what, "%zu bytes (at most %d)", len, URL_MAX);
-    return url_bad(&u, what, 0, "");
+    return url_bad(u, what, 0, "");
   }
-  if (len >= 7 && strncasecmp(s, "http://", 7) == 0) i = 7;
-  else if (len >= 8 && strncasecmp(s, "https://", 8) == 0) i = 8;
-  else {
-    /* name the scheme only: what follows may hold a secret */
-    size_t k;
-    sv_buf b = {0};
-    for (k = 0; k < len && k < 32 && s[k] != ':' && s[k] != '/' && s[k] != '@'; k++) {}
-    if (k > 0 && k < len && k < 32 && len - k >= 3 && memcmp(s + k, "://", 3) == 0) {
-      sv_buf_adds(&b, "the scheme ");
-      sv_quote(&b, s, k, 16);
-      url_bad(&u, sv_buf_cstr(&b), 0, " (only http and https)");
-      sv_buf_free(&b);
-      return -1;
-    }
-    return url_bad(&u, "no scheme", 0, " (it must start with http:// or https://)");
+  if (len >= 7 && strncasecmp(s, "http://", 7) == 0) return 7;
+  if (len >= 8 && strncasecmp(s, "https://", 8) == 0) return 8;
+  for (k = 0; k < len && k < 32 && s[k] != ':' && s[k] != '/' && s[k] != '@'; k++) {}
+  if (!(k > 0 && k < len && k < 32 && len - k >= 3 && memcmp(s + k, "://", 3) == 0))
+    return url_bad(u, "no scheme", 0, " (it must start with http:// or https://)");
+  sv_buf_adds(&b, "the scheme ");
+  sv_quote(&b, s, k, 16);
+  url_bad(u, sv_buf_cstr(&b), 0, " (only http and https)");
+  sv_buf_free(&b);
+  return -1;
+}
+
+/* Bytes never allowed, wherever they are past the scheme (at `from`); a base
+   URL has paths appended to it, so it takes no query or fragment, and no '@'
+   anywhere.  0, or -1 with err. */
+static int url_bytes(const url_ctx *u, const char *s, size_t len, size_t from, size_t auth_end) {
+  size_t i;
+  for (i = from; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '@' && (u->kind == SV_URL_BASE || i < auth_end))
+      return bad_byte(u, s, i, " (user credentials do not belong in a URL)");
+    if (c == '?' && u->kind == SV_URL_BASE) return bad_byte(u, s, i, " (a base URL takes no query)");
+    if (c == '#' && u->kind == SV_URL_BASE) return bad_byte(u, s, i, " (a base URL takes no fragment)");
+    if (c <= 0x20 || c >= 0x7F) return bad_byte(u, s, i, "");
   }
-  /* bytes never allowed, wherever they are; a base URL has paths appended to it,
-     so it takes no query or fragment, and no '@' anywhere */
-  for (auth_end = i; auth_end < len && s[auth_end] != '/' && s[auth_end] != '?' && s[auth_end] != '#'; auth_end++) {}
-  for (host = i; host < len; host++) {
-    unsigned char c = (unsigned char)s[host];
-    if (c == '@' && (u.kind == SV_URL_BASE || host < auth_end))
-      return bad_byte(&u, s, host, " (user credentials do not belong in a URL)");
-    if (c == '?' && u.kind == SV_URL_BASE) return bad_byte(&u, s, host, " (a base URL takes no query)");
-    if (c == '#' && u.kind == SV_URL_BASE) return bad_byte(&u, s, host, " (a base URL takes no fragment)");
-    if (c <= 0x20 || c >= 0x7F) return bad_byte(&u, s, host, "");
-  }
-  host = i;
-  i = host_end(s, len, host);
-  if (i == host && i < len && s[i] == '[')
-    return bad_byte(&u, s, host, " (an IPv6 address without its closing ']')");
+  return 0;
+}
+
+/* The host at s[host] and its port, which must end at auth_end: the port (0
+   when none is written), or -1 with err. */
+static long url_host_port(const url_ctx *u, const char *s, size_t len, size_t host, size_t auth_end) {
+  size_t i = host_end(s, len, host), at, digits;
+  unsigned long port = 0;
+  if (i == host && i < len && s[i] == '[') return bad_byte(u, s, host, " (an IPv6 address without its closing ']')");
   if (i == host) {
     if (i == len || s[i] == '/' || s[i] == ':' || s[i] == '?' || s[i] == '#')
-      return url_bad(&u, "no host", 0, " after the scheme");
-    return bad_byte(&u, s, i, " (in the host)");
+      return url_bad(u, "no host", 0, " after the scheme");
+    return bad_byte(u, s, i, " (in the host)");
   }
   if (i < len && s[i] == ':') {
-    size_t at = ++i;
+    at = ++i;
     for (digits = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
       if (port <= 65535) port = port * 10 + (unsigned long)(s[i] - '0');
-    if (i < len && i < auth_end) return bad_byte(&u, s, i, " (in the port)");
-    if (digits == 0) return url_bad(&u, "an empty port", at, "");
+    if (i < len && i < auth_end) return bad_byte(u, s, i, " (in the port)");
+    if (digits == 0) return url_bad(u, "an empty port", at, "");
     if (port == 0 || port > 65535) {
       char what[64];
       if (digits <= 5) snprintf(what, sizeof what, "port %lu", port);
       else snprintf(what, sizeof what, "a port of %zu digits", digits);
-      return url_bad(&u, what, at + 1, " (ports are 1 to 65535)");
+      return url_bad(u, what, at + 1, " (ports are 1 to 65535)");
     }
   }
-  if (i < auth_end) return bad_byte(&u, s, i, " (after the host)");
-  /* the path, then (not in a base URL) a query and a fragment: the same bytes and '?' */
+  if (i < auth_end) return bad_byte(u, s, i, " (after the host)");
+  return (long)port;
+}
+
+/* The path from s[i], then (not in a base URL) a query and a fragment: the
+   same bytes and '?'.  0, or -1 with err. */
+static int url_path(const url_ctx *u, const char *s, size_t len, size_t i) {
   for (; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c == '%') {
       if (len - i < 3 || !is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2]))
-        return bad_byte(&u, s, i, " not followed by two hex digits");
+        return bad_byte(u, s, i, " not followed by two hex digits");
       i += 2;
-    } else if (!path_byte(c) && !(u.kind == SV_URL_ANY && (c == '@' || c == '?' || c == '#'))) {
-      return bad_byte(&u, s, i, " (in the path)");
+    } else if (!path_byte(c) && !(u->kind == SV_URL_ANY && (c == '@' || c == '?' || c == '#'))) {
+      return bad_byte(u, s, i, " (in the path)");
     }
   }
+  return 0;
+}
+
+static int url_parse(url_ctx u, const char *s, size_t len, sv_url *out) {
+  size_t auth_end;
+  long port;
+  int scheme = url_scheme(&u, s, len);
+  if (scheme < 0) return -1;
+  for (auth_end = (size_t)scheme; auth_end < len && s[auth_end] != '/' && s[auth_end] != '?' && s[auth_end] != '#';
+       auth_end++) {}
+  if (url_bytes(&u, s, len, (size_t)scheme, auth_end)) return -1;
+  port = url_host_port(&u, s, len, (size_t)scheme, auth_end);
+  if (port < 0 || url_path(&u, s, len, auth_end)) return -1;
   if (out) {
-    scheme = s[4] == ':' ? 4 : 5; /* http or https */
-    out->https = scheme == 5;
-    out->host_at = scheme + 3;
+    out->https = scheme == 8;
+    out->host_at = (size_t)scheme;
     out->host_len = host_end(s, len, out->host_at) - out->host_at;
     out->auth_len = auth_end - out->host_at;
     out->path_at = auth_end;
-    out->port = port ? (unsigned)port : scheme == 5 ? 443u : 80u;
+    out->port = port ? (unsigned)port : scheme == 8 ? 443u : 80u;
   }
   return 0;
 }
@@ -485,53 +358,4 @@ int sv_store_url_parse(const char *s, size_t len, sv_store_url *out, const char 
   if (i < len) return store_bad(why, after);
   out->db = (int)n;
   return 0;
-}
-
-static double clock_s(clockid_t id) {
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-double sv_monotonic(void) { return clock_s(CLOCK_MONOTONIC); }
-
-double sv_wallclock(void) { return clock_s(CLOCK_REALTIME); }
-
-void sv_sleep(double s) {
-  struct timespec ts, rem;
-  if (!(s > 0)) return;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
-}
-
-/* FNV-1a, 64 bits, as 16 hex digits: a stable short name for a prompt. */
-void sv_hash_hex(const char *s, size_t len, char out[17]) {
-  unsigned long long h = 14695981039346656037ULL;
-  size_t i;
-  for (i = 0; i < len; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 1099511628211ULL;
-  }
-  snprintf(out, 17, "%016llx", h);
-}
-
-/* 16 random hex digits for a record that must be told apart from every other
-   process's: the kernel's randomness, else the clock and the process id. */
-void sv_random_hex(char out[17]) {
-  unsigned char b[8];
-  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC), i, ok = 0;
-  if (fd >= 0) {
-    ok = read(fd, b, sizeof b) == (ssize_t)sizeof b;
-    close(fd);
-  }
-  if (!ok) {
-    struct timespec ts;
-    unsigned long long v;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    v = ((unsigned long long)ts.tv_sec * 1000000007ULL) ^ (unsigned long long)ts.tv_nsec ^
-        ((unsigned long long)getpid() << 40);
-    for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (i * 8));
-  }
-  for (i = 0; i < 8; i++) snprintf(out + i * 2, 3, "%02x", b[i]);
 }

@@ -1,0 +1,38 @@
+/* Short ids: a stable hash of a text, random ones for records. */
+#include "sv_core.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* FNV-1a, 64 bits, as 16 hex digits: a stable short name for a prompt. */
+void sv_hash_hex(const char *s, size_t len, char out[17]) {
+  unsigned long long h = 14695981039346656037ULL;
+  size_t i;
+  for (i = 0; i < len; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ULL;
+  }
+  snprintf(out, 17, "%016llx", h);
+}
+
+/* 16 random hex digits for a record that must be told apart from every other
+   process's: the kernel's randomness, else the clock and the process id. */
+void sv_random_hex(char out[17]) {
+  unsigned char b[8];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC), i, ok = 0;
+  if (fd >= 0) {
+    ok = read(fd, b, sizeof b) == (ssize_t)sizeof b;
+    close(fd);
+  }
+  if (!ok) {
+    struct timespec ts;
+    unsigned long long v;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    v = ((unsigned long long)ts.tv_sec * 1000000007ULL) ^ (unsigned long long)ts.tv_nsec ^
+        ((unsigned long long)getpid() << 40);
+    for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (i * 8));
+  }
+  for (i = 0; i < 8; i++) snprintf(out + i * 2, 3, "%02x", b[i]);
+}
