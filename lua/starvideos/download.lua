@@ -130,19 +130,12 @@ function D.commit(got, owner)
     return c
   end
   local h, cerr = core.commit_start(file, got.dest, require("starvideos.sign").SHA256, mp4)
-  if not h then
-    c:committed(nil, cerr)
-    return c
-  end
-  c.commit = h
-  loop:committing(c)
+  if h then c.commit = h; loop:committing(c) else c:committed(nil, cerr) end
   return c
 end
 
 -- Cancelled: a commit under way goes on (a whole file stays; a failed one's .part goes), nobody told.
-function Commit:cancel()
-  self.done = true
-end
+function Commit:cancel() self.done = true end
 
 -- The commit ended (ok, and the file's SHA-256 when its thread read it; else why not, and notwhole when the
 -- check refused it): the download counts once its bytes are on disk under their name, with their SHA-256.
