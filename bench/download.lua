@@ -2,8 +2,8 @@
 -- downloaded into the run's scratch folder under /tmp (the note names its file
 -- system: tmpfs would make the sync free).
 --   ours      a child `lua5.4 bench/lib/download_child.lua get ...`: require, new,
---             client:download(url, path): verified (a .part, core.mp4_check, the
---             SHA-256 read on the commit's thread, fsync, rename, folder fsync)
+--             client:download(url, path): verified (a .part; its MP4 check and
+--             SHA-256 in one read on the commit's thread, fsync, rename, folder fsync)
 --   baseline  `sh -c 'curl -s -o FILE URL && sync FILE'` (sync FILE is an fsync)
 -- Both run under /usr/bin/time (their wall measured here, around the child:
 -- process start included for both), taking turns; every file is checked for

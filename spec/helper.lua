@@ -487,11 +487,12 @@ helper.Hostile = Hostile
 
 
 -- What a commit handle (core.commit_start) says once its thread is done: true,
--- or false and why (polled, as the engine polls it).
+-- or false, why and (when its MP4 check refused it) true (polled, as the engine polls it).
 function helper.committed(c)
-  local ok, why
-  assert(helper.wait_until(function() ok, why = c:poll() return ok ~= nil end, 30), "the commit did not finish")
-  return ok, why
+  local ok, why, notwhole
+  assert(helper.wait_until(function() ok, why, notwhole = c:poll() return ok ~= nil end, 30),
+    "the commit did not finish")
+  return ok, why, notwhole
 end
 
 -- Decode JSON text, turning it into a Lua value (nil on bad JSON).

@@ -339,3 +339,101 @@ describe("a job's time left (job.eta) and late event, on a fake clock", function
     c:release()
   end)
 end)
+
+describe("a job's download (video.lua: downloading, confirming, taken) over a scripted transport", function()
+  local dir
+  setup(function() dir = helper.tmpdir() end)
+  teardown(function() helper.cleanup() end)
+
+  it("a .part that is not a whole video is refused by the commit's thread, never read on the loop's "
+    .. "(core.mp4_check): nothing at out, err.check", function()
+    local core = require "starvideos.core"
+    local real, calls = core.mp4_check, 0
+    core.mp4_check = function(...) calls = calls + 1; return real(...) end
+    finally(function() core.mp4_check = real end)
+    local fake = service(fresh_urls({ HTML }))
+    local c = Ctx.new { api_key = "k", base_url = "http://api.test", transport = fake, journal = dir .. "/h.jsonl" }
+    local out = dir .. "/h.mp4"
+    local job = assert(Job.new(c, nil, nil, { url = "http://video.test/bare.mp4", out = out }))
+    local res, err = c.loop:run_one(job)
+    assert.is_nil(res)
+    assert.equal("protocol", err.kind)
+    assert.truthy(err.check and err.check:find("not an MP4", 1, true), err.message)
+    assert.equal(0, calls, "the loop's thread read the .part")
+    assert.is_false(helper.exists(out) or helper.exists(out .. ".part"), "a file was kept")
+    c:release()
+  end)
+
+  -- A job whose holder's lease was not renewed for half a lease (its ledger says so) at the end of its
+  -- download: seen confirming while the store's question (q, answered when q.answer is set) is pending.
+  local function confirming(name)
+    local q = { asked = 0 }
+    function q.confirm(_, _, deadline) q.asked, q.deadline = q.asked + 1, deadline; return q end
+    function q.poll() if q.answer then return q.answer[1], q.answer[2] end end
+    function q.drop() q.dropped = true end
+    local c = Ctx.new { api_key = "k", base_url = "http://api.test", transport = service { query = function()
+      return completed() end }, interval = 0.02, requests_per_second = 1000, lease = 1,
+      journal = dir .. "/" .. name .. ".jsonl" }
+    c.ledger.lapsed = function(_, _, part) return part == 0.5 end -- (not before the download starts)
+    c.ledger.confirm = q.confirm
+    local out = dir .. "/" .. name .. ".mp4"
+    local job = assert(Job.new(c, nil, "task_1", { out = out, timeout = 10 }))
+    c.loop:at(0, job)
+    c.loop:drive(function() return job.state ~= "polling" and job.state ~= "downloading" end, nil,
+      require("starvideos.core").now() + 5)
+    assert.same({ "confirming", false, 1, job.deadline }, { job.state, job.done, q.asked, q.deadline })
+    assert.equal(SIZE, helper.file_size(out .. ".part"))
+    assert.is_false(helper.exists(out), "committed before the store confirmed")
+    c.loop:drive(function() return false end, nil, require("starvideos.core").now() + 0.2)
+    assert.same({ "confirming", false }, { job.state, job.done }, "the question's wait")
+    return c, job, q, out
+  end
+
+  -- The store answers the question of a confirming job: held, why; the job's end and its journal's last record.
+  local function answered(name, held, why)
+    local c, job, q, out = confirming(name)
+    q.answer = { held, why }
+    c.loop:drive(function() return job.done end, nil, require("starvideos.core").now() + 5)
+    local recs = records(c.cfg.journal)
+    c:release()
+    return job, out, recs[#recs]
+  end
+
+  it("confirming: the store's yes commits the whole .part", function()
+    local job, out, last = answered("yes", true)
+    assert.same({ "done", nil, out, "downloaded" }, { job.state, job.err, job.path, last })
+    assert.is_true(helper.read_file(out) == VIDEO, "the file is not the video")
+    assert.equal(sha256sum(out), job.sha256)
+    assert.is_false(helper.exists(out .. ".part"))
+  end)
+
+  it("confirming: a refusal leaves the .part and the job taken, until the holder's file is there", function()
+    local c, job, q, out = confirming("no")
+    q.answer = { false, { by = "keeper-1" } }
+    c.loop:drive(function() return job.state == "taken" end, nil, require("starvideos.core").now() + 5)
+    assert.equal(SIZE, helper.file_size(out .. ".part"))
+    assert.is_false(helper.exists(out))
+    assert.is_false(job.done)
+    q.answer = { false, { by = "keeper-1", path = out, sha256 = "ab" } }
+    c.loop:drive(function() return job.done end, nil, require("starvideos.core").now() + 5)
+    assert.same({ "taken", nil, out, "ab" }, { job.state, job.err, job.path, job.sha256 })
+    c:release()
+  end)
+
+  it("confirming: past the deadline the whole .part stays, recorded, with a timeout naming it", function()
+    local job, out, last = answered("late", false, { timeout = true })
+    assert.same({ "timeout", "part" }, { job.err.kind, last })
+    assert.truthy(job.err.message:find("its whole video stays at " .. out .. ".part", 1, true), job.err.message)
+    assert.equal(SIZE, helper.file_size(out .. ".part"))
+  end)
+
+  it("confirming: a cancelled job drops its question; the whole .part stays", function()
+    local c, job, q, out = confirming("cancel")
+    job:cancel()
+    assert.same({ true, "cancelled", true }, { job.done, job.state, q.dropped })
+    assert.equal(SIZE, helper.file_size(out .. ".part"))
+    assert.is_false(helper.exists(out))
+    c:release()
+  end)
+end)
+

@@ -7,6 +7,7 @@
 local Fake = require "spec.support.fake_transport"
 local Ctx = require "spec.support.ctx"
 local Request = require "starvideos.request"
+local Download = require "starvideos.download"
 local core = require "starvideos.core"
 local helper = require "spec.helper"
 
@@ -42,14 +43,21 @@ local function new_request(c, who, spec)
     spec.op == "download" and spec or nil)
 end
 
--- Send a request and drive the loop until it is done (at most `limit` s).
+-- Send a request and drive the loop until it is done (at most `limit` s); a download that ended whole
+-- (req.whole) is then committed as its job commits it (download.lua), and that commit is done too.
 local function run(c, spec, limit)
   local who = owner()
   local req = new_request(c, who, spec)
   local t0 = now()
   req:send(t0)
   c.loop:drive(function() return req.done end, nil, t0 + (limit or 10))
-  return req, who, now() - t0
+  local took = now() - t0
+  if req.done and req.whole ~= nil then
+    local commit = Download.commit(req, who)
+    c.loop:drive(function() return commit.done end, nil, t0 + (limit or 10))
+    assert.is_nil(commit.err, commit.err and commit.err.message)
+  end
+  return req, who, took
 end
 
 local API = "http://api.test/v1/result/task_1"

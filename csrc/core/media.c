@@ -421,25 +421,33 @@ static int check_boxes(int fd, double size, sv_media *m, sv_buf *why) {
   return 0;
 }
 
-int sv_mp4_check(const char *path, double expected, double *duration, sv_buf *why) {
+int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why) {
   struct stat st;
   sv_media m;
-  int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
   sv_media_init(&m);
   *duration = -1;
-  if (fd < 0 || fstat(fd, &st) < 0) {
-    sv_buf_addf(why, "%s: %s", path, strerror(errno));
-    if (fd >= 0) close(fd);
+  if (fstat(fd, &st) < 0) {
+    sv_buf_adds(why, strerror(errno));
     return -1;
   }
   if (st.st_size == 0) sv_buf_adds(why, "not an MP4: the file is empty");
-  rc = st.st_size == 0 ? -1 : check_boxes(fd, (double)st.st_size, &m, why);
-  close(fd);
-  if (rc < 0) return -1;
+  if (st.st_size == 0 || check_boxes(fd, (double)st.st_size, &m, why) < 0) return -1;
   *duration = m.duration;
   if (expected >= 0 && m.duration >= 0 && fabs(m.duration - expected) > 1) {
     sv_buf_addf(why, "duration %.1f s, the task says %g s", m.duration, expected);
     return -1;
   }
   return 1;
+}
+
+int sv_mp4_check(const char *path, double expected, double *duration, sv_buf *why) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+  *duration = -1;
+  if (fd < 0) {
+    sv_buf_addf(why, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  rc = sv_mp4_check_fd(fd, expected, duration, why);
+  close(fd);
+  return rc;
 }

@@ -206,11 +206,14 @@ int sv_sync_folder(const char *path, sv_buf *why) {
   return 0;
 }
 
-/* The hash (h) of the .part at path, into hex, read through a descriptor of its
-   own (the .part's, wfd, is write-only) that must be the file written: 0, or -1
-   with why. */
-static int part_hash(int wfd, const char *path, const sv_hasher *h, char *hex, sv_buf *why) {
+/* The .part at path read through a descriptor of its own (the .part's, wfd, is
+   write-only) that must be the file written: checked to be a whole MP4 (mp4, when
+   not NULL: sv_mp4_check_fd, its box headers and moov read by pread), then hashed
+   (h, when not NULL) into hex, the one read of its bytes: 0, -1 with why, or -2
+   with the check's words. */
+static int part_read(int wfd, const char *path, const sv_hasher *h, const double *mp4, char *hex, sv_buf *why) {
   struct stat mine, named;
+  double seconds;
   int rc, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return part_fail(why, path, errno);
   if (fstat(fd, &named) != 0 || fstat(wfd, &mine) != 0) {
@@ -218,37 +221,41 @@ static int part_hash(int wfd, const char *path, const sv_hasher *h, char *hex, s
   } else if (named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
     sv_buf_addf(why, "cannot commit %s: another file took its name during the download", path);
     rc = -1;
+  } else if (mp4 && sv_mp4_check_fd(fd, *mp4, &seconds, why) < 0) {
+    rc = -2;
   } else {
-    rc = h->fn(fd, hex, why);
+    rc = h ? h->fn(fd, hex, why) : 0;
   }
   close(fd);
   return rc;
 }
 
-typedef struct hash_job {
+typedef struct read_job {
   int wfd;
   const char *path;
   const sv_hasher *h;
+  const double *mp4;
   char *hex;
   sv_buf why;
   int rc;
-} hash_job;
+} read_job;
 
-static void *hash_thread(void *arg) {
-  hash_job *j = arg;
-  j->rc = part_hash(j->wfd, j->path, j->h, j->hex, &j->why);
+static void *read_thread(void *arg) {
+  read_job *j = arg;
+  j->rc = part_read(j->wfd, j->path, j->h, j->mp4, j->hex, &j->why);
   return NULL;
 }
 
-/* The hash read (from the page cache: CPU) on a thread of its own while this one
+/* The read (from the page cache: CPU) on a thread of its own while this one
    waits for the disk (the fsync sv_part_commit then finds done): the commit takes
    the longer of the two, not both.  Without a second thread, one after the other. */
-static int hash_beside_fsync(int wfd, const char *path, const sv_hasher *h, char *hex, sv_buf *why) {
-  hash_job j;
+static int read_beside_fsync(int wfd, const char *path, const sv_hasher *h, const double *mp4, char *hex,
+                             sv_buf *why) {
+  read_job j;
   pthread_t t;
   memset(&j, 0, sizeof j);
-  j.wfd = wfd, j.path = path, j.h = h, j.hex = hex;
-  if (sv_helper_start(&t, hash_thread, &j) != 0) return part_hash(wfd, path, h, hex, why);
+  j.wfd = wfd, j.path = path, j.h = h, j.mp4 = mp4, j.hex = hex;
+  if (sv_helper_start(&t, read_thread, &j) != 0) return part_read(wfd, path, h, mp4, hex, why);
   (void)fsync(wfd); /* its error, if any, is the commit's fsync's to say */
   pthread_join(t, NULL);
   if (j.rc != 0) sv_buf_adds(why, sv_buf_cstr(&j.why));
@@ -256,16 +263,16 @@ static int hash_beside_fsync(int wfd, const char *path, const sv_hasher *h, char
   return j.rc;
 }
 
-/* The commit, on the descriptor the download wrote: hashed first with hash (when
-   not NULL); fsync it; its size (fstat, the same descriptor) must be the bytes it
+/* The commit, on the descriptor the download wrote: checked first (mp4) and
+   hashed (hash), when not NULL; fsync it; its size (fstat, the same descriptor) must be the bytes it
    was given; the name part must still be that file (stat vs fstat: nobody
    replaced it meanwhile); then rename to dest and fsync the folder so the rename
    reaches the disk too. */
-int sv_part_commit(int fd, double size, const char *part, const char *dest, const sv_hasher *hash, char *hex,
-                   sv_buf *why) {
+int sv_part_commit(int fd, double size, const char *part, const char *dest, const sv_hasher *hash, const double *mp4,
+                   char *hex, sv_buf *why) {
   struct stat mine, named;
-  int gone;
-  if (hash && hash_beside_fsync(fd, part, hash, hex, why) != 0) return -1;
+  int gone, rc;
+  if ((hash || mp4) && (rc = read_beside_fsync(fd, part, hash, mp4, hex, why)) != 0) return rc;
   if (fsync(fd) != 0 || fstat(fd, &mine) != 0) return part_fail(why, part, errno);
   if ((double)mine.st_size != size) {
     sv_buf_addf(why, "cannot commit %s: it holds %.0f bytes where %.0f were written", part,
@@ -327,6 +334,8 @@ struct sv_commit {
   int done, rc;  /* under lock: set once by the thread, read by the owner */
   sv_part *part; /* the thread's until done: it frees it */
   const sv_hasher *hash;
+  int has_mp4;
+  double mp4; /* with has_mp4: the seconds of the whole MP4 expected (< 0: any) */
   char *dest;
   char why[512];
   char hex[SV_HASH_HEX];
@@ -339,8 +348,8 @@ static void *commit_thread(void *arg) {
   if (c->threaded) background(); /* not when run in the caller's thread */
   rc = sv_part_flush(c->part, &why);
   if (rc == 0)
-    rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, c->hash, c->hex,
-                        &why);
+    rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, c->hash,
+                        c->has_mp4 ? &c->mp4 : NULL, c->hex, &why);
   sv_part_free(c->part);
   c->part = NULL;
   pthread_mutex_lock(&c->lock);
@@ -352,7 +361,8 @@ static void *commit_thread(void *arg) {
   return NULL;
 }
 
-sv_commit *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, char *why, size_t whylen) {
+sv_commit *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, const double *mp4, char *why,
+                           size_t whylen) {
   sv_commit *c = calloc(1, sizeof *c + strlen(dest) + 1);
   if (!c || pthread_mutex_init(&c->lock, NULL) != 0) {
     free(c);
@@ -363,6 +373,8 @@ sv_commit *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, 
   c->dest = strcpy((char *)(c + 1), dest); /* the name lives past the struct */
   c->part = p;
   c->hash = hash;
+  c->has_mp4 = mp4 != NULL;
+  c->mp4 = mp4 ? *mp4 : -1;
   c->threaded = 1; /* set before the thread starts: it reads it */
   if (sv_helper_start(&c->thread, commit_thread, c) != 0) {
     c->threaded = 0;
@@ -381,7 +393,7 @@ int sv_commit_poll(sv_commit *c, const char **why, const char **hex) {
   if (c->threaded && !c->joined) { pthread_join(c->thread, NULL); c->joined = 1; }
   if (why) *why = c->why;
   if (hex) *hex = c->hex;
-  return rc == 0 ? 0 : -1;
+  return rc == 0 || rc == -2 ? rc : -1;
 }
 
 void sv_commit_free(sv_commit *c) {

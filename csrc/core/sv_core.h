@@ -443,21 +443,26 @@ typedef struct sv_hasher {
   unsigned magic;
   int (*fn)(int fd, char *hex, sv_buf *why);
 } sv_hasher;
-/* The commit of a .part (part.c, sv_part's comment above): with hash, the file
-   is hashed into hex (SV_HASH_HEX bytes) first, beside its fsync. */
-SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, const sv_hasher *hash, char *hex,
-                          sv_buf *why);
+/* The commit of a .part (part.c, sv_part's comment above): with mp4 (not NULL),
+   the file must first be a whole MP4 (sv_mp4_check_fd: of *mp4 seconds, < 0 any),
+   else nothing is renamed and -2 comes back with the check's words in why; with
+   hash, it is hashed into hex (SV_HASH_HEX bytes); both in one read of the file
+   (the check's box headers by pread), beside its fsync. */
+SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, const sv_hasher *hash,
+                          const double *mp4, char *hex, sv_buf *why);
 
 /* A download's commit off the caller's thread: sv_commit_start takes the
    .part p (the caller's no more) and, on a helper thread of its own, flushes
    it, hashes it (with hash, when not NULL: the .part opened again for reading,
-   the same file as the one written), commits it to dest (sv_part_commit), then
-   frees it; it returns at once (NULL with why only when out of memory; without
-   a thread it is done before returning).  sv_commit_poll: 1 while the thread
-   works, then 0 with *hex (the hash, "" without one) or -1 with *why (both
-   owned by c).  sv_commit_free waits for the thread when it still runs. */
+   the same file as the one written) and checks it (with mp4), commits it to dest
+   (sv_part_commit), then frees it; it returns at once (NULL with why only when out
+   of memory; without a thread it is done before returning).  sv_commit_poll: 1
+   while the thread works, then 0 with *hex (the hash, "" without one), or -1 (or
+   -2: not a whole MP4) with *why (both owned by c).  sv_commit_free waits for
+   the thread when it still runs. */
 typedef struct sv_commit sv_commit;
-SV_API sv_commit *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, char *why, size_t whylen);
+SV_API sv_commit *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, const double *mp4, char *why,
+                                  size_t whylen);
 SV_API int sv_commit_poll(sv_commit *c, const char **why, const char **hex);
 SV_API void sv_commit_free(sv_commit *c);
 
@@ -503,8 +508,10 @@ SV_API int sv_box_read(const unsigned char *p, size_t avail, double room, sv_box
 /* The file at path is a whole MP4: ftyp first, top-level boxes that run exactly
    to its end, moov and mdat (or moof and mdat) present, and a duration within 1 s
    of expected (< 0: none expected).  1 with *duration (< 0 when the file states
-   none), or -1 with why naming the check. */
+   none), or -1 with why naming the check.  sv_mp4_check_fd: the same of the file fd reads
+   (with pread: its position is not moved). */
 SV_API int sv_mp4_check(const char *path, double expected, double *duration, sv_buf *why);
+SV_API int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why);
 
 /* The media rules of a model (models.c) over the references of one create.
    Each item: its field ("referenceVideos[2]"), its name ("referenceVideos"),

@@ -8,9 +8,11 @@
 
 typedef struct lcommit { sv_commit *c; } lcommit;
 
-/* commit_start(part, dest [, hasher]) -> handle | nil, message: the .part
-   handle (of core.part_open, or a whole download's from t:result) flushed,
-   hashed with hasher (a module's sv_hasher: starvideos.sign's SHA256), synced,
+/* commit_start(part, dest [, hasher [, mp4]]) -> handle | nil, message: the
+   .part handle (of core.part_open, or a whole download's from t:result) flushed,
+   checked to be a whole MP4 (mp4: true, or the seconds expected: lsv_opt_mp4)
+   and hashed with hasher (a module's sv_hasher: starvideos.sign's SHA256) in
+   one read, synced,
    checked (its size, its name still that file), renamed to dest and the
    folder synced, on a helper thread (sv_commit_start), so that the caller
    does not wait for the disk nor for the hash; the .part handle is spent.
@@ -18,13 +20,15 @@ typedef struct lcommit { sv_commit *c; } lcommit;
 static int l_commit_start(lua_State *L) {
   const char *dest = luaL_checkstring(L, 2);
   const sv_hasher *hash = lsv_opt_hasher(L, 3);
+  double seconds;
+  const double *mp4 = lsv_opt_mp4(L, 4, &seconds);
   char why[256];
   lcommit *lc;
   lua_settop(L, 2);
   lc = lua_newuserdatauv(L, sizeof *lc, 0); /* made before the .part is taken from its handle */
   lc->c = NULL;
   luaL_setmetatable(L, COMMIT_MT);
-  lc->c = sv_commit_start(lsv_take_part(L, 1), dest, hash, why, sizeof why);
+  lc->c = sv_commit_start(lsv_take_part(L, 1), dest, hash, mp4, why, sizeof why);
   if (!lc->c) {
     lua_pushnil(L);
     lua_pushstring(L, why);
@@ -34,7 +38,7 @@ static int l_commit_start(lua_State *L) {
 }
 
 /* handle:poll() -> nil while the thread works, then true [, hash] | false,
-   message (the hash in hex, when a hasher was given) */
+   message [, true: not a whole MP4] (the hash in hex, when a hasher was given) */
 static int c_poll(lua_State *L) {
   lcommit *lc = luaL_checkudata(L, 1, COMMIT_MT);
   const char *why = "", *hex = "";
@@ -45,7 +49,9 @@ static int c_poll(lua_State *L) {
   lua_pushboolean(L, rc == 0);
   if (rc == 0 && !*hex) return 1;
   lua_pushstring(L, rc == 0 ? hex : why);
-  return 2;
+  if (rc != -2) return 2;
+  lua_pushboolean(L, 1);
+  return 3;
 }
 
 /* collected or closed: waits for the thread when it still runs */

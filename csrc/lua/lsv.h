@@ -48,6 +48,9 @@ SV_API sv_part *lsv_take_part(lua_State *L, int idx);
    userdata: starvideos.sign's SHA256), NULL when none; raises on another value. */
 SV_API void lsv_push_part_commit(lua_State *L, const sv_hasher *hash);
 SV_API const sv_hasher *lsv_opt_hasher(lua_State *L, int idx);
+/* lsv_opt_mp4: the whole-MP4 check asked at idx (nil or false: none, NULL; true:
+   any duration, -1; a number: the seconds expected) into *seconds. */
+SV_API const double *lsv_opt_mp4(lua_State *L, int idx, double *seconds);
 
 /* The objects of starvideos.core: each registers its class and sets its
    functions into the table on top (part_open and part_commit; commit_start;

@@ -143,18 +143,26 @@ static int l_part_open(lua_State *L) {
   return 3;
 }
 
-/* part_commit(fd, size, part, dest) -> true [, hash] | nil, message:
-   sv_part_commit, for a thread of nginx's pool given a handle's prepare()
-   values (the handle stays open in the worker until it answers); the hash of
-   its upvalue's hasher (starvideos.sign's part_commit: SHA-256), if any. */
+/* part_commit(fd, size, part, dest [, mp4]) -> true [, hash] | nil, message
+   [, true: not a whole MP4]: sv_part_commit, for a thread of nginx's pool given
+   a handle's prepare() values (the handle stays open in the worker until it
+   answers); the hash of its upvalue's hasher (starvideos.sign's part_commit:
+   SHA-256), if any, and the check of mp4 (lsv_opt_mp4) in the same read. */
 static int l_part_commit(lua_State *L) {
   const sv_hasher *hash = lua_touserdata(L, lua_upvalueindex(1));
   int fd = (int)luaL_checkinteger(L, 1), rc;
   lua_Number size = luaL_checknumber(L, 2);
   const char *part = luaL_checkstring(L, 3), *dest = luaL_checkstring(L, 4);
+  double seconds;
+  const double *mp4 = lsv_opt_mp4(L, 5, &seconds);
   char hex[SV_HASH_HEX] = "";
   sv_buf why = {0};
-  rc = sv_part_commit(fd, (double)size, part, dest, hash, hex, &why);
+  rc = sv_part_commit(fd, (double)size, part, dest, hash, mp4, hex, &why);
+  if (rc == -2) {
+    lsv_answer(L, rc, &why);
+    lua_pushboolean(L, 1);
+    return 3;
+  }
   if (rc != 0 || !hash) return lsv_answer(L, rc, &why);
   lua_pushboolean(L, 1);
   lua_pushstring(L, hex);
@@ -172,6 +180,13 @@ const sv_hasher *lsv_opt_hasher(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TLIGHTUSERDATA || !hash || hash->magic != SV_HASHER_MAGIC)
     luaL_argerror(L, idx, "a hasher (starvideos.sign's SHA256) expected");
   return hash;
+}
+
+const double *lsv_opt_mp4(lua_State *L, int idx, double *seconds) {
+  if (!lua_toboolean(L, idx)) return NULL;
+  *seconds = lua_isboolean(L, idx) ? -1 : luaL_checknumber(L, idx);
+  if (!(*seconds >= -1 && *seconds < 1e9)) luaL_argerror(L, idx, "mp4: true, or the seconds expected (0 or more)");
+  return seconds;
 }
 
 void lsv_open_part(lua_State *L) {

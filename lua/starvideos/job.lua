@@ -1,7 +1,7 @@
 -- A job carries one task from create (or an id, or a bare URL) through polling to a
 -- file: a state machine that never blocks, moved by job:advance(now).  It is handed
 -- ctx: the loop, the key's budget, the ledger and the client's cfg.
---   job.state: "creating" | "polling" | "downloading" | "done" | "cancelled" | "taken" (a keeper holds its task);
+--   job.state: one of STATES (below); its download's states are video.lua's;
 --   job.status (the task's), job.task, job.id, job.err, job.path, job.done, job.eta (the seconds left)
 
 local core = require "starvideos.core"
@@ -9,6 +9,7 @@ local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Request = require "starvideos.request"
 local Download = require "starvideos.download"
+local Video = require "starvideos.video"
 local journal = require "starvideos.records.journal" -- (kind_of)
 
 local type, pairs, tostring, setmetatable, require, math_min, math_max, string_format, os_time =
@@ -37,7 +38,7 @@ function Job.new(ctx, goal, id, spec)
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, budget = ctx.budget, ledger = ctx.ledger, cfg = cfg, id = id,
     goal = goal, task = task, status = task and task.status, done = false, state = "polling", req = false,
-    deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
+    video = Video.new(), deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do
     if KEPT[k] then job[KEPT[k]] = v end
   end
@@ -126,7 +127,7 @@ local function finish(self, err)
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
 end
-Job._finish = finish
+Job.finish = finish -- (err): the job ends
 
 -- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an
 -- answer at t, and once a task runs past the 99th percentile of its kind, a `late` event.
@@ -155,11 +156,14 @@ local function seen(self, task, t, created, secs, within)
   if changed and self.on_status then self.on_status(self) end
 end
 
-local function send(self, t, op, url, path, auth, body, deadline, download)
+-- The job's request (Request.new's arguments), sent at t: the job advances when it is done.
+function Job:send(t, op, url, path, auth, body, deadline, download)
   self.req = Request.new(self.loop, self.budget, self.cfg, self, op, url, path, auth, body, deadline, download)
   self.req:send(t)
 end
-Job._send = send
+
+-- What the job awaits instead of a request (a download's commit: done, err; it advances the job when it ends later).
+function Job:await(c, t) self.req = c; if c.done then return self:advance(t) end end
 
 local function poll(self, t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
@@ -171,9 +175,32 @@ local function poll(self, t)
   if not path then return finish(self, err) end
   if not self.cfg.api_key_set then return finish(self, new_error("auth", errors.NO_KEY)) end
   -- a lone query (client:query) has no deadline
-  send(self, t, "query", self.cfg.base_url .. path, path, true, nil, self.goal ~= "queried" and self.deadline)
+  self:send(t, "query", self.cfg.base_url .. path, path, true, nil, self.goal ~= "queried" and self.deadline)
 end
-Job._poll = poll
+
+-- A fresh URL of the task asked for (its video's expired, or was not whole): polled now, outside the schedule.
+function Job:refresh(t)
+  self.refreshing, self.state = true, "polling"
+  return poll(self, t)
+end
+
+-- Another holds the job's task (a keeper claimed it): taken, told once; its file awaited (video.lua).
+function Job:taken(by)
+  if self.state == "taken" then return end
+  self.state = "taken"
+  self.ledger:let_go(self.id)
+  self:emit("taken", { by = by })
+end
+
+-- The job's video is at path (its SHA-256 sha256): the job and its task name it, and the job ends.
+function Job:saved(path, sha256)
+  self.path, self.sha256 = path, sha256
+  if self.task then self.task.path, self.task.sha256 = path, sha256 end
+  return finish(self)
+end
+
+-- A state of the job's download (video.lua: downloading, confirming).
+function Job:enter(state) self.state = state end
 
 -- The create answered task at t: its record written first (a ledger on a
 -- store may say "not yet": the job holds the task and asks again later).
@@ -218,7 +245,7 @@ local function polled(self, req, t)
   seen(self, task, t, nil, secs, within)
   if task.status == "completed" then -- (without out: done, once the store confirms a lapsed holder's hold)
     self.state, self.refreshing, self.waited = "downloading", nil, true
-    return Download.start(self, t)
+    return Video.start(self, t)
   elseif task.status == "failed" then
     return finish(self, new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
       errors.reason(task)), { task = task }))
@@ -234,9 +261,6 @@ local function create_answered(self, req, t)
   self.id = req.task.id
   return created(self, req.task, t)
 end
-
--- The job's request is done (req.task, or req.err): what follows, by state.
-local ANSWERED = { creating = create_answered, polling = polled, downloading = Download.answered }
 
 -- Download progress, reported when it grew (the loop calls it each turn).
 function Job:progress(bytes, total)
@@ -298,8 +322,19 @@ local function create(self, t)
     return self.loop:at(self.loop:await_store(self, t), self)
   end
   if not ok then return finish(self, err) end
-  return send(self, t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)
+  return self:send(t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)
 end
+
+-- Every state of a job: what it does when its timer falls due (due; past the deadline but creating and confirming:
+-- a timeout) and when what it awaits ends (answered: its request's req.task or req.err, or a download's commit).
+local STATES = {
+  creating = { due = create, answered = create_answered }, -- the key's token, the ledger's record, the create
+  polling = { due = poll, answered = polled },                -- polled until completed (or failed)
+  downloading = { due = Video.start, answered = Video.answered }, -- the video downloaded and committed
+  confirming = { due = Video.confirm },                       -- a whole .part, the store asked before its commit
+  taken = { due = Video.look },                               -- another holds the task: its file awaited
+  done = {}, cancelled = {},                                  -- ended
+}
 
 -- Do what can be done now (the job's request finished or its timer fell due).
 function Job:advance(t)
@@ -314,19 +349,17 @@ function Job:advance(t)
   if req then
     if not req.done then return end
     self.req = false
-    return ANSWERED[self.state](self, req, t)
+    return STATES[self.state].answered(self, req, t)
   end
   if t < (self.loop.due[self] or 0) then return end
-  if self.state == "creating" then return create(self, t) end
-  if t >= self.deadline then
+  if t >= self.deadline and self.state ~= "creating" and self.state ~= "confirming" then
     local msg = string_format("task %s not finished before the deadline (last status: %s)", tostring(self.id),
       self.task and tostring(self.task.status) or "unknown")
     if self.state == "taken" then msg = "task " .. tostring(self.id) .. " was taken; not saved before the deadline" end
     if self.last_err and not self.task then msg = msg .. "; last error: " .. self.last_err.message end
     return finish(self, new_error("timeout", msg))
   end
-  if self.state == "polling" then return poll(self, t) end
-  return Download.start(self, t)
+  return STATES[self.state].due(self, t)
 end
 
 -- Cancelling stops a job's transfers, but a create already sent (it may be
@@ -349,9 +382,10 @@ function Job:cancel(keep)
     self.ledger:create_failed({}, self.params, self.local_id)
   end
   if type(self.checking) == "table" then self.checking:cancel() end
-  if self.hold then self.hold:drop(); self.hold = nil end
+  keep = keep and self.id and self.ledger.records and not self.part
+  Video.cancel(self, keep)
   if req then
-    keep = keep and req.op == "download" and self.id and self.ledger.records and req.started and not self.part
+    keep = keep and req.op == "download" and req.started
     req:cancel(keep)
     self.req = false
     if keep and core.file_kind(req.part) == "file" then self.ledger:part(self.id, req.part, req.dest) end

@@ -159,7 +159,7 @@ function L:untrack(req)
   self.downloads[req] = nil
 end
 
--- A finished download whose commit thread runs (request.lua): polled each turn.
+-- A download's commit whose thread runs (download.lua's: req.commit, then req:committed): polled each turn.
 function L:committing(req) self.commits[req] = true end
 
 -- obj:turn() once a turn until it says it is done (a ledger's store commands).
@@ -186,12 +186,12 @@ local function side_work(self, tr)
   if next(self.commits) then
     local done = {}
     for req in pairs(self.commits) do
-      local ok, cerr = req.commit:poll()
-      if ok ~= nil then done[#done + 1] = { req, ok, cerr } end
+      local ok, cerr, notwhole = req.commit:poll()
+      if ok ~= nil then done[#done + 1] = { req, ok, cerr, notwhole } end
     end
     for _, d in ipairs(done) do
       self.commits[d[1]] = nil
-      d[1]:committed(d[2], d[3])
+      d[1]:committed(d[2], d[3], d[4])
     end
   end
 end

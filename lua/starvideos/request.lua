@@ -18,7 +18,7 @@ local METHOD = { create = "POST", query = "GET", download = "GET", notify = "POS
 local next_id = 0 -- the number that names a request in its events
 
 -- op (create | query | download | notify | media), url, path (for events), auth, body (a POST's),
--- deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =}, a media
+-- deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =, duration =}, a media
 -- request's {head = true} or {offset =, max_body =} (the bytes asked for; redirects followed).
 -- A create goes on a new connection; an http URL through http_proxy when there is no proxy.
 -- The client's own options go with each exchange (the clients of a key share its transport).
@@ -122,13 +122,10 @@ function Request:finished(t)
   loop:at(t + delay, self)
 end
 
--- The commit thread is done (the loop polls it).
-Request.committed = Download.committed
-
 -- A timer fell due: the next attempt; an API retry's once it has the key's
 -- token (a create's before the polls waiting), unless its deadline came.
 function Request:advance(t)
-  if self.done or self.handle or self.committing then return end
+  if self.done or self.handle then return end
   if self.retry and not (self.deadline and t >= self.deadline) then
     local later = self.budget:token(t, self.op == "create", self)
     if later then return self.loop:at(self.deadline and math_min(later, self.deadline) or later, self) end
@@ -138,7 +135,8 @@ function Request:advance(t)
 end
 
 -- Abandon it (never a create in flight: it may already be paid for).  A
--- download's .part is removed, unless `keep` (its job records it).
+-- download's .part is removed, unless `keep` (its job records it).  (A download
+-- that ended whole, req.whole, is its owner's to commit: download.lua's D.commit.)
 function Request:cancel(keep)
   if self.done then return end
   self.loop:untrack(self)

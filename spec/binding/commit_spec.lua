@@ -1,10 +1,12 @@
 -- core.commit_start with starvideos.sign's hasher (download.lua's commit of a libcurl
--- download): the .part hashed on the commit's helper thread, read back through a
--- descriptor of its own that must be the file written, before its fsync and rename.
+-- download): the .part checked (a whole MP4) and hashed on the commit's helper thread,
+-- read back through a descriptor of its own that must be the file written, before its
+-- fsync and rename.
 
 local helper = require "spec.helper"
 local core = require "starvideos.core"
 local sign = require "starvideos.sign"
+local Fake = require "spec.support.fake_transport"
 
 local function sha256sum(path)
   return (helper.capture("sha256sum " .. helper.shell_quote(path)):match("^(%x+)"))
@@ -68,5 +70,49 @@ describe("core.commit_start(part, dest, sign.SHA256)", function()
       assert.truthy(tostring(err):find("bad argument #3", 1, true), tostring(err))
     end
     assert.same({ true }, { helper.committed(assert(core.commit_start(fh, dir .. "/p.mp4"))) })
+  end)
+
+  -- A .part of `bytes` through a handle.
+  local function part(name, bytes)
+    local fh = assert(core.part_open(dir .. "/" .. name .. ".part", 0))
+    assert(fh:write(bytes))
+    return fh, dir .. "/" .. name .. ".part", dir .. "/" .. name
+  end
+
+  it("with mp4 checks the .part in the read that hashes it: a whole MP4 of its seconds is committed, anything "
+    .. "else stays unrenamed with the check's words and a third value, true", function()
+    local video = Fake.mp4(150000, 5)
+    local fh, _, dest = part("w.mp4", video)
+    local ok, sum, notwhole = helper.committed(assert(core.commit_start(fh, dest, sign.SHA256, 5)))
+    assert.same({ true, sha256sum(dest) }, { ok, sum })
+    assert.is_nil(notwhole)
+    local cases = { { video, 9, "duration 5.0 s, the task says 9 s" }, { video:sub(1, 100000), true, "runs past" },
+      { "<!DOCTYPE html><html></html>", true, "not an MP4" } }
+    for i, case in ipairs(cases) do
+      local p, path
+      fh, path, dest = part("bad" .. i .. ".mp4", case[1])
+      ok, p, notwhole = helper.committed(assert(core.commit_start(fh, dest, sign.SHA256, case[2])))
+      assert.same({ false, true }, { ok, notwhole })
+      assert.truthy(p:find(case[3], 1, true), p)
+      assert.is_false(helper.exists(dest))
+      assert.equal(#case[1], helper.file_size(path))
+    end
+    -- nginx's pool: the same check in sign.part_commit and core.part_commit
+    for _, commit in ipairs { sign.part_commit, core.part_commit } do
+      local path
+      fh, path, dest = part("pool.mp4", "<!DOCTYPE html><html></html>")
+      local fd, size, name = fh:prepare()
+      local a, why, c = commit(fd, size, name, dest, true)
+      fh:close()
+      assert.same({ nil, true }, { a, c })
+      assert.truthy(why:find("not an MP4", 1, true), why)
+      assert.is_false(helper.exists(dest))
+      assert.truthy(helper.exists(path))
+    end
+    fh = part("arg.mp4", video)
+    local raised, err = pcall(core.commit_start, fh, dir .. "/arg.mp4", nil, -5)
+    assert.is_false(raised)
+    assert.truthy(tostring(err):find("bad argument #4", 1, true), tostring(err))
+    fh:close()
   end)
 end)

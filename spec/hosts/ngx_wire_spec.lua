@@ -317,6 +317,8 @@ describe("the nginx wire", function()
       return pending("strace may not trace nginx here: " .. read_file(dir .. "/strace.err"))
     end
     local r = commit_trace.check(assert, log, path .. ".part", path)
+    assert.is_true(r.read_thread ~= nil and r.read_thread ~= pid, "the .part was checked and hashed in the worker's "
+      .. "own thread, not in nginx's thread pool:\n" .. log)
     assert.is_true(r.sync_thread ~= nil and r.sync_thread ~= pid, "the commit ran in the worker's own thread, not in "
       .. "nginx's thread pool:\n" .. log)
   end)

@@ -6,9 +6,10 @@
 --   M.read(log, part, path) -> {
 --     opens       how many times part was opened to be written (each with
 --                 O_EXCL, else bad_open is the first line without it)
---     reads       how many times it was opened read-only (the MP4 check and
---                 the hash read it back before the commit; the commit checks
---                 that the name is still the file written)
+--     reads       how many times it was opened read-only (once: the commit's
+--                 MP4 check and hash read it back in one read, which checks
+--                 that the name is still the file written); read_thread: the
+--                 thread of the first
 --     synced      part was fsync'd on the descriptor it was opened as, before
 --                 the rename; sync_thread: the thread that did it
 --     renamed     part was renamed to path after that sync
@@ -24,7 +25,7 @@ function M.read(log, part, path)
   for l in log:gmatch("[^\n]+") do
     local name, flags, ret = l:match('open[at]*%([^"]*"([^"]*)", ([^,%)]*).-= (%-?%d+)')
     if name == part and not flags:find("O_WRONLY", 1, true) and not flags:find("O_RDWR", 1, true) then
-      r.reads = r.reads + 1
+      r.reads, r.read_thread = r.reads + 1, r.read_thread or tonumber(l:match("^(%d+)"))
     elseif name == part then
       r.opens = r.opens + 1
       if not flags:find("O_EXCL", 1, true) then r.bad_open = r.bad_open or l end
@@ -50,6 +51,7 @@ function M.check(A, log, part, path)
   local r = M.read(log, part, path)
   A.equal(1, r.opens, "the .part was opened to be written other than once:\n" .. log)
   A.is_nil(r.bad_open, "the .part was opened without O_EXCL:\n" .. log)
+  A.equal(1, r.reads, "the .part was read back other than once (its MP4 check and its hash: one read):\n" .. log)
   A.is_true(r.synced, "the .part was not synced on the descriptor it was written through:\n" .. log)
   A.is_true(r.renamed, "no rename after the sync:\n" .. log)
   A.is_true(r.dir_synced, "the folder was not synced after the rename:\n" .. log)

@@ -237,18 +237,18 @@ function F.scripted(script)
   end
 
   -- the .part handle the download wrote through, committed as download.lua commits a
-  -- libcurl download's (core.commit_start, but unhashed: download.lua then reads the
-  -- file's SHA-256 itself), polled here until done
-  function t.commit(_, part, path)
+  -- libcurl download's (core.commit_start with its MP4 check, but unhashed: download.lua then
+  -- reads the file's SHA-256 itself), polled here until done
+  function t.commit(_, part, path, mp4)
     t.commits[#t.commits + 1] = { part = part, path = path }
     local fh = whole[part]
     whole[part] = nil
     if not fh then return nil, "cannot commit " .. part .. ": no whole download was written there" end
-    local c, err = core.commit_start(fh, path)
+    local c, err = core.commit_start(fh, path, nil, mp4)
     if not c then return nil, err end
-    local ok, why = c:poll()
-    while ok == nil do core.sleep(0.001); ok, why = c:poll() end
-    return ok, why
+    local ok, why, notwhole = c:poll()
+    while ok == nil do core.sleep(0.001); ok, why, notwhole = c:poll() end
+    return ok, why, notwhole
   end
 
   function t.close()

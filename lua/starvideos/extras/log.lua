@@ -85,7 +85,7 @@ local FORMAT = {
       ev.status and " status " .. tostring(ev.status) or "", tostring(ev.id), tostring(ev.webhook_id),
       ev.reason and ": " .. tostring(ev.reason) or "")
   end,
-  taken = function(ev) -- a keeper holds a task this process had (download.lua): it saves the video, not this one
+  taken = function(ev) -- a keeper holds a task this process had (video.lua): it saves the video, not this one
     return string.format("taken %s by keeper %s: this process's lease lapsed; the keeper saves its video",
       tostring(ev.id), tostring(ev.by))
   end,

@@ -18,9 +18,9 @@ local disk_slot, no_pool
 local function in_pool(module, fn, ...) -- require(module)[fn](...), in the pool when there is one
   if no_pool or not ngx.run_worker_thread then return require(module)[fn](...) end
   disk_slot:wait(86400)
-  local ok, a, b = ngx.run_worker_thread("starvideos", module, fn, ...)
+  local ok, a, b, c = ngx.run_worker_thread("starvideos", module, fn, ...)
   disk_slot:post(1)
-  if ok then return a, b end
+  if ok then return a, b, c end
   if tostring(a):find("not found", 1, true) then
     no_pool = true
     ngx.log(ngx.WARN, "starvideos: downloads are synced to disk in the worker: add ",
@@ -196,20 +196,21 @@ function N:cancel(x)
   if x.fh then x.fh:close(); x.fh = nil end
 end
 
--- On the descriptor the download wrote, hashed beside its fsync: renamed only while its name is still
--- that file.  true, its SHA-256 | nil, why.
-function N:commit(part, path)
+-- On the descriptor the download wrote, checked to be a whole MP4 (mp4: true, or its seconds) and hashed in
+-- one read beside its fsync, in the pool: renamed only while its name is still that file.  true, its SHA-256 |
+-- nil, why [, true: not a whole MP4].
+function N:commit(part, path, mp4)
   local fh = self.whole[part]
   if not fh then return nil, "cannot commit " .. tostring(part) .. ": no whole download was written there" end
   self.whole[part] = nil
   local fd, size, name = fh:prepare()
-  local ok, err = fd, size
-  if fd then ok, err = in_pool("starvideos.sign", "part_commit", fd, size, name, path) end -- err: its SHA-256
+  local ok, err, notwhole = fd, size, nil
+  if fd then ok, err, notwhole = in_pool("starvideos.sign", "part_commit", fd, size, name, path, mp4) end
   fh:close()
-  return ok, err
+  return ok, err, notwhole
 end
 
--- A whole download that failed its checks (download.lua): its handle closed, nothing committed.
+-- A whole download let go of uncommitted (download.lua: the store refused it): its handle closed.
 function N:discard(part)
   if self.whole[part] then self.whole[part]:close(); self.whole[part] = nil end
 end

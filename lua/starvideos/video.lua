@@ -1,0 +1,144 @@
+-- A job's video: the states job.lua's STATES names for it.  downloading: the store asked first when the
+-- process may no longer hold the task, then the video fetched into out's .part (a request of op download)
+-- and committed (download.lua); confirming: a whole .part held while the store is asked before its commit;
+-- taken: another holds the task, its file awaited.  A Video per job keeps the store's pending question (hold),
+-- the whole download awaiting it (got) and what was tried again; it moves its job only through the job's
+-- methods (docs/keep-and-fleet.md, "An owner that lost its lease").
+
+local core = require "starvideos.core"
+local errors = require "starvideos.errors"
+local Download = require "starvideos.download"
+
+local type, tostring, math_min, string_format = type, tostring, math.min, string.format
+local new_error = errors.new_error
+local shell_word = require("starvideos.shell").word
+
+-- A video URL that expired answers with one of these; it is refreshed once.
+local EXPIRED = { [403] = true, [404] = true, [410] = true }
+
+local V = {}
+
+-- A job's Video, its own: hold, got, rechecked, refreshed (written here only).
+function V.new() return {} end
+
+-- The store's answer to the job's question (v.hold, asked): nil while none came (the job looks again when the
+-- store answers), else held (true) or false and why.
+local function answer(job, v, t)
+  local held, why = v.hold:poll()
+  if held == nil then
+    job.loop:at(job.loop:await_store(job, t, 0.05), job)
+    return nil
+  end
+  v.hold = nil
+  return held, why or {}
+end
+
+-- Another holds the task (a keeper claimed it while this process's lease lapsed): the job, told once, ends when
+-- the holder saved its file (then named), looked for every third of a lease.
+local function taken(job, why, t)
+  job:taken(why.by)
+  if why.path then return job:saved(why.path, why.sha256) end
+  job.loop:at(math_min(t + job.cfg.lease / 3, job.deadline), job)
+end
+
+-- taken (due): the store asked whether the holder saved the video (a later "held" answer starts nothing).
+function V.look(job, t)
+  local v = job.video
+  v.hold = v.hold or job.ledger:confirm(job.id)
+  if not v.hold then return taken(job, {}, t) end
+  local held, why = answer(job, v, t)
+  if held ~= nil then return taken(job, held and {} or why, t) end
+end
+
+-- downloading (due): the task completed (or its URL given): the store asked first when the process may no
+-- longer hold it (no webhook for a task another holds), then its video downloaded to job.out (without out: done).
+function V.start(job, t)
+  local v, l = job.video, job.ledger
+  v.hold = v.hold or job.id and l:lapsed(job.id) and l:confirm(job.id) or nil
+  if v.hold then
+    local held, why = answer(job, v, t)
+    if held == nil then return end
+    if not held then return taken(job, why, t) end
+  end
+  if not job.out then return job:finish() end
+  local url = job.url or (job.task and job.task.video_url)
+  if type(url) ~= "string" then
+    return job:finish(new_error("protocol", string_format("task %s is completed but has no video_url",
+      tostring(job.id))))
+  end
+  local parts, bad = core.check_url(url, "video_url")
+  if not parts then return job:finish(bad) end
+  local task = job.task
+  job:send(t, "download", url, parts.path, nil, nil, job.deadline,
+    { part = job.part or job.out .. ".part", dest = job.out, resume_limit = job.resume_limit or job.cfg.resume_limit,
+      duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
+end
+
+-- The whole download got committed (checked, hashed and renamed off the loop's thread): its end advances the job.
+local function commit(job, got, t)
+  job:enter("downloading")
+  return job:await(Download.commit(got, job), t)
+end
+
+-- confirming (due): the whole download (v.got) committed once the store confirms that the process still holds
+-- the task; refused, its .part stays (it may be the holder's now); past the deadline it stays too, recorded for
+-- a resume or a keep to go on from.
+function V.confirm(job, t)
+  local v = job.video
+  local held, why = answer(job, v, t)
+  if held == nil then return end
+  local got = v.got
+  v.got = nil
+  if held then return commit(job, got, t) end
+  Download.release(got)
+  if not why.timeout then return taken(job, why, t) end
+  job.ledger:part(job.id, got.part, got.dest)
+  return job:finish(new_error("timeout", string_format("download: the store did not confirm in time that "
+    .. "this process still holds task %s; its whole video stays at %s", tostring(job.id), got.part)))
+end
+
+-- downloading (answered): the download ended (whole: committed now, or confirming first), or its commit.
+function V.answered(job, r, t)
+  job:progress(r.bytes, r.total)
+  local err, v, l = r.err, job.video, job.ledger
+  if not err and r.whole ~= nil then -- the store asked first when the holder's lease was not renewed for half a
+    -- lease or lapsed since; else no claim can have come (it needs the lease gone): committed, Redis answering or not
+    v.hold = job.id and l:lapsed(job.id, 0.5) and l:confirm(job.id, job.deadline) or nil
+    if not v.hold then return commit(job, r, t) end
+    v.got = r
+    job:enter("confirming")
+    return V.confirm(job, t)
+  end
+  if not err then
+    if job.id then l:downloaded(job.id, job.out, r.sha256) end
+    return job:saved(job.out, r.sha256)
+  end
+  if err.check and not v.rechecked then -- not a whole video, nothing kept: once more from byte 0
+    v.rechecked = true
+    if job.url or not job.id then return V.start(job, t) end -- a bare URL: the same one
+    return job:refresh(t) -- else a fresh URL first
+  end
+  if EXPIRED[err.status] and job.id and not v.refreshed and not job.url then
+    v.refreshed = true
+    return job:refresh(t)
+  end
+  if job.waited and job.id then -- the task is done and paid for: its video can still be had
+    err.message = string_format("%s; task %s is completed: `starvideos download %s %s` fetches its video",
+      err.message, job.id, job.id, shell_word(job.out))
+  end
+  return job:finish(err)
+end
+
+-- The job cancelled: its question dropped; a whole download awaiting the store let go of, its .part kept
+-- (recorded for the next with `keep`).
+function V.cancel(job, keep)
+  local v = job.video
+  if v.hold then v.hold:drop(); v.hold = nil end
+  local got = v.got
+  if not got then return end
+  v.got = nil
+  Download.release(got)
+  if keep then job.ledger:part(job.id, got.part, got.dest) end
+end
+
+return V
