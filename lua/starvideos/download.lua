@@ -6,6 +6,7 @@
 
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
+local rule = require "starvideos.lease"
 
 local type, ipairs, tostring, require, io_open, os_remove, string_format, math_min =
   type, ipairs, tostring, require, io.open, os.remove, string.format, math.min
@@ -120,7 +121,7 @@ function D.done(req, file, t)
   -- renewed for half of it, or lapsed since): the store asked first, polled as a commit.  Else no claim can
   -- have come (it needs the lease gone): the commit goes on, Redis answering or not
   local l, id = req.held and req.held[1], req.held and req.held[2]
-  local hold = l and l:lapsed(id, 0.5) and l:confirm(id, req.deadline)
+  local hold = l and l:lapsed(id, rule.ASK) and l:confirm(id, req.deadline)
   if hold then
     req.commit, req.committing, req.gated = hold, true, file or false
     return req.loop:committing(req)
@@ -197,7 +198,7 @@ local function taken(job, why, t)
     job.ledger:let_go(job.id)
     job:emit("taken", { by = why.by })
   end
-  if not why.path then return job.loop:at(math_min(t + job.cfg.lease / 3, job.deadline), job) end
+  if not why.path then return job.loop:at(math_min(t + job.cfg.lease * rule.RENEW, job.deadline), job) end
   saved(job, why.path, why.sha256)
   return job:_finish()
 end
