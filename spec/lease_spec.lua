@@ -158,6 +158,35 @@ describe("the lease's rule (fences, lapses, periods) with a fake clock", functio
     assert.is_false(f:lapsed("a", rule.ASK))
   end)
 
+  it("a store's lease (fleet/leases.lua) through the rule: renewed when due, a late renewal a lapse, a new "
+    .. "identity a reset, its ledger turned every third of a lease", function()
+    local leases = require "starvideos.fleet.leases"
+    local core = require "starvideos.core"
+    local ids, sent = { "A", "A", "B" }, 0
+    local store = { send_script = function() sent = sent + 1; return sent end, wait = function(_, n) return ids[n] end }
+    local ledger = { store = store, prefix = "p:", lease_ms = 3000 }
+    local lease = leases.hold("spec " .. tostring(ids))
+    assert.is_true(lease:renew(ledger, true))
+    assert.is_true(lease:renew(ledger)) -- not due for a second
+    assert.same({ 1, 0 }, { sent, lease.lapses })
+    ledger.lease_ms = 30
+    helper.sleep(0.05) -- past a lease of 30 ms
+    assert.is_true(lease:renew(ledger))
+    assert.same({ 2, 1, 0 }, { sent, lease.lapses, lease.resets })
+    assert.is_true(lease:renew(ledger, true))
+    assert.same({ 3, 1, "B" }, { sent, lease.resets, lease.identity })
+    lease:release()
+    local timers, turns = {}, 0
+    local loop = { at = function(_, t, obj) timers[#timers + 1] = { t, obj } end,
+      turning = function() turns = turns + 1 end }
+    ledger.lease_ms, ledger.lease = 3000, lease
+    local t0 = core.now()
+    local r = leases.renewer(ledger, loop)
+    assert.near(t0 + 1, timers[1][1], 0.01)
+    r:advance(10)
+    assert.same({ 1, 11, r }, { turns, timers[2][1], timers[2][2] })
+  end)
+
   it("a task let go forgets its number and is never lapsed", function()
     local clock = fake_clock()
     local f = rule.fences(1000, clock.now)

@@ -66,14 +66,11 @@ function F:lapsed(id, part)
 end
 
 -- The store said yes to a hold of task id asked at `sent` (its script renewed the holder's lease): taken when
--- answered within half a lease (nothing it holds lapsed till then), else false (to be asked again).
+-- answered within half a lease (then held as if taken now), else false (to be asked again).
 function F:renewed(id, sent)
-  local t, e = self.clock(), self.held[id]
+  local t, n, by = self.clock(), self:holder(id)
   if t - sent >= M.part(self.ms, M.ASK) then return false end
-  if e then
-    M.answered(e.by, sent, t, self.ms)
-    e.lapses = e.by.lapses
-  end
+  if n then M.answered(by, sent, t, self.ms); self:take(id, n, by) end
   return true
 end
 

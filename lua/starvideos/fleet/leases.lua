@@ -36,9 +36,10 @@ local function send(ledger, id)
     { tostring(ledger.lease_ms), core.random_id() })
 end
 
--- The store's identity, as a renewal answered it: another than the one seen before is a store that lost its
--- data (a reset more: each ledger of the lease notices it at its next turn, fleet/ledger.lua).
-function Lease:seen(identity)
+-- A renewal sent at `sent` answered at t (its lapse counted), with the store's identity: another than the one
+-- seen before is a store that lost its data (a reset more: each ledger of the lease notices it, fleet/ledger.lua).
+function Lease:heard(identity, sent, t, ms)
+  rule.answered(self, sent, t, ms)
   if type(identity) ~= "string" then return end
   if self.identity and self.identity ~= identity then self.resets = self.resets + 1 end
   self.identity = identity
@@ -50,8 +51,7 @@ function Lease:renew(ledger, force)
   if not force and not rule.due(self, t, ledger.lease_ms) then return true end
   local v, err = ledger.store:wait(send(ledger, self.id))
   if v == nil then return nil, err end
-  rule.answered(self, t, core.now(), ledger.lease_ms)
-  self:seen(v)
+  self:heard(v, t, core.now(), ledger.lease_ms)
   return true
 end
 
@@ -63,9 +63,8 @@ function Lease:renew_async(ledger, t)
     self.n = false
     local v = self.st:result(n)
     if v ~= nil then
-      rule.answered(self, self.sent_at, t, ledger.lease_ms)
+      self:heard(v, self.sent_at, t, ledger.lease_ms)
       ledger.queue:answered()
-      self:seen(v)
     end
     return true
   end
@@ -77,19 +76,14 @@ function Lease:renew_async(ledger, t)
 end
 
 -- A timer that has the ledger take a turn every third of its lease, while it holds one.
-local Renewer = {}
-Renewer.__index = Renewer
-
-function Renewer:advance(t)
-  local l = self.ledger
-  if l.closed or not l.lease then return end
-  self.loop:turning(l)
-  self.loop:at(t + rule.part(l.lease_ms, rule.RENEW), self)
-end
-
 function M.renewer(ledger, loop)
-  local r = setmetatable({ ledger = ledger, loop = loop }, Renewer)
-  loop:at(core.now() + rule.part(ledger.lease_ms, rule.RENEW), r)
+  local every = rule.part(ledger.lease_ms, rule.RENEW)
+  local r = { advance = function(self, t)
+    if ledger.closed or not ledger.lease then return end
+    loop:turning(ledger)
+    loop:at(t + every, self)
+  end }
+  loop:at(core.now() + every, r)
   return r
 end
 

@@ -287,8 +287,7 @@ function R:status(id, status, took, within, why)
 end
 
 function R:downloaded(id, path, sha256)
-  self.mine[id] = nil
-  local n = self.fences:let_go(id)
+  local n = self:let_go(id, true)
   self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
     { id, path, RETAIN, journal.size(path) or "", self.prefix, sha256 or "", n and tostring(n) or "" })
 end
@@ -298,10 +297,10 @@ end
 R.confirm, R.lapsed = leases.confirm, Records.lapsed
 
 -- A task another holds now (a keeper's claim): no longer recorded again after a reset; its number forgotten
--- once its job ended.
+-- (and returned) once its job ended.
 function R:let_go(id, ended)
   self.mine[id] = nil
-  if ended then self.fences:let_go(id) end
+  if ended then return self.fences:let_go(id) end
 end
 
 function R:part(id, part, path)

@@ -22,7 +22,6 @@
 
 local Store = require "starvideos.fleet.store"
 local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)
-
 local FIRST = string.format("local FIRST = '%d'\n", require("starvideos.lease").FIRST) -- (a task's first number)
 
 local SCRIPTS = {
