@@ -8,6 +8,7 @@
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Download = require "starvideos.download"
+local rule = require "starvideos.lease"
 
 local type, tostring, math_min, string_format = type, tostring, math.min, string.format
 local new_error = errors.new_error
@@ -38,7 +39,7 @@ end
 local function taken(job, why, t)
   job:taken(why.by)
   if why.path then return job:saved(why.path, why.sha256) end
-  job.loop:at(math_min(t + job.cfg.lease / 3, job.deadline), job)
+  job.loop:at(math_min(t + job.cfg.lease * rule.RENEW, job.deadline), job)
 end
 
 -- taken (due): the store asked whether the holder saved the video (a later "held" answer starts nothing).
@@ -103,7 +104,7 @@ function V.answered(job, r, t)
   local err, v, l = r.err, job.video, job.ledger
   if not err and r.whole ~= nil then -- the store asked first when the holder's lease was not renewed for half a
     -- lease or lapsed since; else no claim can have come (it needs the lease gone): committed, Redis answering or not
-    v.hold = job.id and l:lapsed(job.id, 0.5) and l:confirm(job.id, job.deadline) or nil
+    v.hold = job.id and l:lapsed(job.id, rule.ASK) and l:confirm(job.id, job.deadline) or nil
     if not v.hold then return commit(job, r, t) end
     v.got = r
     job:enter("confirming")

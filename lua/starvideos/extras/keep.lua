@@ -7,9 +7,10 @@ local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
 local Download = require "starvideos.download"
 local journal = require "starvideos.records.journal"
+local rule = require "starvideos.lease"
 
-local type, ipairs, pairs, next, tostring, setmetatable, require, string_format, os_date, math_min, math_max =
-  type, ipairs, pairs, next, tostring, setmetatable, require, string.format, os.date, math.min, math.max
+local type, ipairs, pairs, next, tostring, setmetatable, require, string_format, os_date, math_min =
+  type, ipairs, pairs, next, tostring, setmetatable, require, string.format, os.date, math.min
 local new_error, now = errors.new_error, core.now
 
 local function Notify() return require "starvideos.extras.notify" end
@@ -127,7 +128,7 @@ function K.run(ctx, opts, alive)
   local sleep = opts.sleep or cfg.sleep
   local stop = opts.timeout and now() + opts.timeout
   local st = { keeper = false, dir = opts.dir or ".", results = {}, running = {}, saved_to = {}, fin = {},
-    look = now(), every = math_max(0.1, math_min(5, (opts.lease or cfg.lease) / 6)) }
+    look = now(), every = rule.look(opts.lease or cfg.lease) }
   while alive() and not (exiting and exiting()) do
     local t = now()
     if stop and t >= stop then break end

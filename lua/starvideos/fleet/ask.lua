@@ -5,6 +5,7 @@
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (head)
 local Records = require "starvideos.records.ledger" -- (limited: create_limit's refusal)
+local rule = require "starvideos.lease"
 
 local type, pairs, tostring, tonumber, setmetatable, string_format, os_time, math_floor =
   type, pairs, tostring, tonumber, setmetatable, string.format, os.time, math.floor
@@ -80,7 +81,7 @@ function A:step()
   if done == nil then return nil, err end
   -- Redis set it: this round trip took it along (but for the first: the lease's own renewal learns the
   -- store's identity, fleet/leases.lua)
-  if self.lease.identity then self.lease:answered(self.sent, core.now(), self.ledger.lease_ms) end
+  if self.lease.identity then rule.answered(self.lease, self.sent, core.now(), self.ledger.lease_ms) end
   if type(done) == "table" and done[1] == "limited" then
     local lim = self.ledger.cfg.create_limit
     return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where)

@@ -1,12 +1,13 @@
 -- Leases and claims on a store: an owner id per process and key (until its last ledger closes) and per
 -- keeper, each a key `owner:<id>` expiring after the lease, renewed every third of it.  A task whose
 -- owner's key is gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua), its number (fence)
--- one more.  A holder (a process's lease, a keeper) counts its lapses: renewals that came a lease or more
--- after the one before (what it held may have been claimed meanwhile: a hold asks the store, M.confirm).
+-- one more.  A holder counts its lapses (starvideos.lease): what it held may have been claimed meanwhile (a
+-- hold asks the store, M.confirm).
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (carried)
 local records_leases = require "starvideos.records.leases" -- (its hold and release: the process's leases)
+local rule = require "starvideos.lease"
 
 local type, ipairs, pairs, tostring, setmetatable = type, ipairs, pairs, tostring, setmetatable
 
@@ -20,21 +21,7 @@ function M.message(err)
 end
 
 local function new()
-  return setmetatable({ id = core.random_id(), renewed = -1e9, n = false, identity = false, resets = 0, lapses = 0 },
-    Lease)
-end
-
--- A renewal of the holder's lease (ms) sent at `sent` answered at t: a lapse when its lease may have run out
--- in between (a process stopped, a store out of reach; a tenth spared for the two clocks' rates).
-function Lease:answered(sent, t, ms)
-  if self.renewed > -1e9 and t - self.renewed >= ms / 1000 * 0.9 then self.lapses = self.lapses + 1 end
-  self.renewed = sent
-end
-
--- Whether what the holder took when it had made `lapses` lapses may have been claimed since, or may be within
--- `part` of its lease (default 0.9: its lease may have run out).
-function Lease:lapsed(lapses, ms, part)
-  return self.lapses ~= lapses or core.now() - self.renewed >= ms / 1000 * (part or 0.9)
+  return setmetatable(rule.holder { id = core.random_id(), n = false, identity = false, resets = 0 }, Lease)
 end
 
 -- The process's lease of the key ("where prefix"), one more user of it (nothing sent yet).
@@ -49,9 +36,10 @@ local function send(ledger, id)
     { tostring(ledger.lease_ms), core.random_id() })
 end
 
--- The store's identity, as a renewal answered it: another than the one seen before is a store that lost its
--- data (a reset more: each ledger of the lease notices it at its next turn, fleet/ledger.lua).
-function Lease:seen(identity)
+-- A renewal sent at `sent` answered at t (its lapse counted), with the store's identity: another than the one
+-- seen before is a store that lost its data (a reset more: each ledger of the lease notices it, fleet/ledger.lua).
+function Lease:heard(identity, sent, t, ms)
+  rule.answered(self, sent, t, ms)
   if type(identity) ~= "string" then return end
   if self.identity and self.identity ~= identity then self.resets = self.resets + 1 end
   self.identity = identity
@@ -60,11 +48,10 @@ end
 -- Renewed now (force), or when a third of it passed: true, or nil, err.
 function Lease:renew(ledger, force)
   local t = core.now()
-  if not force and t - self.renewed < ledger.lease_ms / 3000 then return true end
+  if not force and not rule.due(self, t, ledger.lease_ms) then return true end
   local v, err = ledger.store:wait(send(ledger, self.id))
   if v == nil then return nil, err end
-  self:answered(t, core.now(), ledger.lease_ms)
-  self:seen(v)
+  self:heard(v, t, core.now(), ledger.lease_ms)
   return true
 end
 
@@ -76,13 +63,12 @@ function Lease:renew_async(ledger, t)
     self.n = false
     local v = self.st:result(n)
     if v ~= nil then
-      self:answered(self.sent_at, t, ledger.lease_ms)
+      self:heard(v, self.sent_at, t, ledger.lease_ms)
       ledger.queue:answered()
-      self:seen(v)
     end
     return true
   end
-  if t - self.renewed < ledger.lease_ms / 3000 or ledger.queue:down_now(t) then return true end
+  if not rule.due(self, t, ledger.lease_ms) or ledger.queue:down_now(t) then return true end
   n = send(ledger, self.id)
   if not n then return true end
   self.n, self.st, self.sent_at = n, ledger.store, t
@@ -90,23 +76,18 @@ function Lease:renew_async(ledger, t)
 end
 
 -- A timer that has the ledger take a turn every third of its lease, while it holds one.
-local Renewer = {}
-Renewer.__index = Renewer
-
-function Renewer:advance(t)
-  local l = self.ledger
-  if l.closed or not l.lease then return end
-  self.loop:turning(l)
-  self.loop:at(t + l.lease_ms / 3000, self)
-end
-
 function M.renewer(ledger, loop)
-  local r = setmetatable({ ledger = ledger, loop = loop }, Renewer)
-  loop:at(core.now() + ledger.lease_ms / 3000, r)
+  local every = rule.part(ledger.lease_ms, rule.RENEW)
+  local r = { advance = function(self, t)
+    if ledger.closed or not ledger.lease then return end
+    loop:turning(ledger)
+    loop:at(t + every, self)
+  end }
+  loop:at(core.now() + every, r)
   return r
 end
 
-local Keeper = { answered = Lease.answered, lapsed = Lease.lapsed }
+local Keeper = {}
 Keeper.__index = Keeper
 
 function Keeper:close()
@@ -116,24 +97,22 @@ function Keeper:close()
 end
 
 function M.keeper(ledger)
-  local k = setmetatable({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {},
-    renewed = core.now(), lapses = 0 }, Keeper)
+  local k = setmetatable(rule.holder({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {} },
+    core.now()), Keeper)
   local ok, err = ledger.store:wait(send(ledger, k.id))
   if ok == nil then return nil, M.message(err) end
   return k
 end
 
-M.held = records_leases.held
-
--- The store asked whether the process still holds task id (e: its fences entry), polled (a job's turn, a
--- download's commit): nil (not answered yet), true (its holder's lease renewed with it), or false and
+-- The store asked whether the process still holds task id at its number (ledger.fences), polled (a job's turn,
+-- a download's commit): nil (not answered yet), true (its holder's lease renewed with it), or false and
 -- {by = the holder now, path = its file once saved} (or {timeout = true} once past the deadline).
 local Hold = {}
 Hold.__index = Hold
 
 function M.confirm(ledger, id, deadline)
-  local e = ledger.fences[id]
-  return e and setmetatable({ ledger = ledger, id = id, e = e, deadline = deadline, retry = 0 }, Hold)
+  local n, by = ledger.fences:holder(id)
+  return n and setmetatable({ ledger = ledger, id = id, fence = n, by = by, deadline = deadline, retry = 0 }, Hold)
 end
 
 function Hold:drop()
@@ -142,16 +121,14 @@ function Hold:drop()
 end
 
 function Hold:poll()
-  local l, t, e = self.ledger, core.now(), self.e
+  local l, t = self.ledger, core.now()
   local st = l.store
   if self.n then
     st:step(0)
     if not st:ready(self.n) then return nil end
     local v = st:result(self.n)
     self.n = nil
-    if type(v) == "table" and v[1] == 1 and t - self.sent < l.lease_ms / 2000 then -- (a late yes: asked again)
-      e.by:answered(self.sent, t, l.lease_ms)
-      e.lapses = e.by.lapses
+    if type(v) == "table" and v[1] == 1 and l.fences:renewed(self.id, self.sent) then -- (a late yes: asked again)
       return true
     elseif type(v) == "table" and v[1] == 0 then
       return false, { by = v[2], path = v[3] ~= "" and v[3] or nil, sha256 = v[4] ~= "" and v[4] or nil }
@@ -160,8 +137,8 @@ function Hold:poll()
   end
   if self.deadline and t >= self.deadline then return false, { timeout = true } end
   if t >= self.retry then
-    local keys = { l.prefix .. "task:" .. self.id, l.prefix .. "owner:" .. e.by.id }
-    self.n, self.sent = st:send_script("ledger_hold", keys, { tostring(e.n), tostring(l.lease_ms) }), t
+    local keys = { l.prefix .. "task:" .. self.id, l.prefix .. "owner:" .. self.by.id }
+    self.n, self.sent = st:send_script("ledger_hold", keys, { tostring(self.fence), tostring(l.lease_ms) }), t
     if not self.n then self.retry = t + 0.5 end
   end
   return nil
@@ -180,11 +157,11 @@ function M.orphans(ledger, k)
   end
   local v, err = ledger:_records({ "unfinished", "pending" }, k, due)
   if not v then return nil, err end
-  k:answered(t, core.now(), ledger.lease_ms) -- (the script renewed its lease)
+  rule.answered(k, t, core.now(), ledger.lease_ms) -- (the script renewed its lease)
   local tasks, pendings = {}, {}
   for i, h in ipairs(v[1]) do
     tasks[i] = journal.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil)
-    M.held(ledger, h.id, tonumber(h.claimed), k)
+    ledger.fences:take(h.id, tonumber(h.claimed), k)
   end
   for _, p in ipairs(v[2]) do
     if not k.told[p["local"]] then

@@ -8,6 +8,7 @@ local Store = require "starvideos.fleet.store"
 local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
+local rule = require "starvideos.lease"
 local journal = require "starvideos.records.journal" -- (carried, size, tasks, kind_of)
 local Records = require "starvideos.records.ledger" -- (key_answer, create_failed: one rule, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
@@ -47,8 +48,9 @@ function R.new(store, cfg, loop, budget)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
-    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {}, fences = {},
+    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {},
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
+  self.fences = rule.fences(self.lease_ms)
   local Schedule = require "starvideos.extras.schedule"
   if budget and Schedule.first_read(budget, where .. " " .. prefix) then
     self.schedule = Schedule.of(budget, cfg)
@@ -259,7 +261,7 @@ function R:_created(id, params, lid, p, uncertain)
   local keys = { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "pend:" .. (lid or ""),
     self.prefix .. "pending", self.prefix .. "tasks", key_hash and self.prefix .. "key:" .. key_hash }
   self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
-  if self.lease then leases.held(self, id, 1, self.lease) end
+  if self.lease then self.fences:take(id, rule.FIRST, self.lease) end
   return self:_record("created", keys, args)
 end
 
@@ -278,34 +280,27 @@ end
 R.create_failed = Records.create_failed
 
 function R:status(id, status, took, within, why)
-  if status == "failed" then self.mine[id], self.fences[id] = nil, nil end
+  if status == "failed" then self:let_go(id, true) end
   self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
     { id, status, took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
       self.prefix, config.DEFAULTS.samples, RETAIN, why or "" })
 end
 
 function R:downloaded(id, path, sha256)
-  local e = self.fences[id]
-  self.mine[id], self.fences[id] = nil, nil
+  local n = self:let_go(id, true)
   self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
-    { id, path, RETAIN, journal.size(path) or "", self.prefix, sha256 or "", e and tostring(e.n) or "" })
+    { id, path, RETAIN, journal.size(path) or "", self.prefix, sha256 or "", n and tostring(n) or "" })
 end
 
--- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since: its
--- holder's lease not renewed for a lease (`part` of it), or renewed after a lapse (then it asks the store
--- first: R:confirm).
-function R:lapsed(id, part)
-  local e = self.fences[id]
-  return e ~= nil and e.by:lapsed(e.lapses, self.lease_ms, part)
-end
-
-R.confirm = leases.confirm
+-- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
+-- asks the store first: R:confirm): records/ledger.lua's, the fences' rule of a store.
+R.confirm, R.lapsed = leases.confirm, Records.lapsed
 
 -- A task another holds now (a keeper's claim): no longer recorded again after a reset; its number forgotten
--- once its job ended.
+-- (and returned) once its job ended.
 function R:let_go(id, ended)
   self.mine[id] = nil
-  if ended then self.fences[id] = nil end
+  if ended then return self.fences:let_go(id) end
 end
 
 function R:part(id, part, path)

@@ -22,6 +22,7 @@
 
 local Store = require "starvideos.fleet.store"
 local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)
+local FIRST = string.format("local FIRST = '%d'\n", require("starvideos.lease").FIRST) -- (a task's first number)
 
 local SCRIPTS = {
   -- KEYS a record, the set of its ids[, gone:<local>, owner:<id>, creates[, key:<hash>]]; ARGV its id,
@@ -56,11 +57,11 @@ if KEYS[6] then redis.call('SET', KEYS[6], 'L' .. ARGV[1]) end
 return 1
 ]],
   -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), fields
-  created = [[
+  created = FIRST .. [[
 local held = redis.call('HMGET', KEYS[1], 'owner', 'fence') -- (written again: a claim since stays)
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 if held[2] then redis.call('HSET', KEYS[1], 'owner', held[1] or '', 'fence', held[2])
-else redis.call('HSET', KEYS[1], 'fence', '1') end
+else redis.call('HSET', KEYS[1], 'fence', FIRST) end
 if not redis.call('ZSCORE', KEYS[5], ARGV[1]) then
   redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[5] .. ':seq'), ARGV[1])
 end
@@ -104,9 +105,9 @@ return 1
 ]],
   -- KEYS task:<id>, unfinished; ARGV id, path, retain, bytes ('' unknown), P, sha256 ('' unknown), fence ('' any):
   -- written only by the task's holder at that number (0: another holds it, or no record)
-  downloaded = [[
+  downloaded = FIRST .. [[
 local fence = redis.call('HGET', KEYS[1], 'fence')
-if redis.call('EXISTS', KEYS[1]) == 0 or (ARGV[7] ~= '' and (fence or '1') ~= ARGV[7]) then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 or (ARGV[7] ~= '' and (fence or FIRST) ~= ARGV[7]) then return 0 end
 redis.call('HSET', KEYS[1], 'path', ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'bytes', ARGV[4]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'sha256', ARGV[6]) end
@@ -127,7 +128,7 @@ return 1
   -- lease ('' none), ids due again...: per set its records, flat (an id whose record expired leaves tasks).
   -- With a keeper (its lease renewed): only those whose owner's lease is gone (never its own process's) or
   -- its own tasks due again, claimed for it (not pendings).
-  records = [=[
+  records = FIRST .. [=[
 local P, me, alive, due, out = ARGV[1], ARGV[2], {}, {}, {}
 local RECORD = { tasks = 'task:', unfinished = 'task:', pending = 'pend:', owed = 'owed:' }
 if me ~= '' then redis.call('SET', P .. 'owner:' .. me, '1', 'PX', tonumber(ARGV[3])) end
@@ -149,7 +150,7 @@ for i, set in ipairs(KEYS) do
       rows[#rows + 1] = r
       if me ~= '' and name ~= 'pending' then redis.call('HSET', key, 'owner', me) end
       if me ~= '' and RECORD[name] == 'task:' then -- a claim: the task's number one more, the claim's
-        redis.call('HSETNX', key, 'fence', '1') -- (a record of an older version: 1 all the same)
+        redis.call('HSETNX', key, 'fence', FIRST) -- (a record of an older version: FIRST all the same)
         r[#r + 1], r[#r + 2] = 'claimed', tostring(redis.call('HINCRBY', key, 'fence', 1))
       end
     elseif r and sorted then
@@ -163,9 +164,9 @@ return out
   -- KEYS task:<id>, owner:<holder>; ARGV its number (fence), lease ms: {1} while the task is held at that
   -- number (the holder's lease renewed with it: no claim for a lease more), else {0, its holder, its path and
   -- sha256 ('' not downloaded yet)}.  No record: held (nobody claims a task the store has no record of)
-  hold = [[
+  hold = FIRST .. [[
 local r = redis.call('HMGET', KEYS[1], 'fence', 'owner', 'path', 'sha256')
-if r[2] and (r[1] or '1') ~= ARGV[1] then return { 0, r[2], r[3] or '', r[4] or '' } end
+if r[2] and (r[1] or FIRST) ~= ARGV[1] then return { 0, r[2], r[3] or '', r[4] or '' } end
 redis.call('SET', KEYS[2], '1', 'PX', tonumber(ARGV[2]))
 return { 1 }
 ]],

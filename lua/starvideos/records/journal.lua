@@ -3,6 +3,7 @@
 -- when not under <journal>.owners/).  Reading skips a torn line and unknown events.
 
 local core = require "starvideos.core"
+local rule = require "starvideos.lease"
 local cjson = require("cjson.safe").new()
 
 local io_open, os_time, ipairs, pairs, type, tostring, math_min, math_floor, string_format, error =
@@ -86,10 +87,10 @@ function J.take(st, line)
     end
     if ev == "created" then
       t.status = t.status or "queued"
-      t.owner, t.lease = owner, lease
+      if not t.fence then t.owner, t.lease = owner, lease end -- (written again: a claim since stays)
       if type(rec.out) == "string" then t.out = rec.out end
     elseif ev == "claim" then -- a keeper carries it from here, at the task's next number
-      t.owner, t.lease, t.fence = owner, lease, tonumber(rec.fence) or (t.fence or 1) + 1
+      t.owner, t.lease, t.fence = owner, lease, tonumber(rec.fence) or rule.claimed(t.fence)
     elseif (ev == "status" or sample) and type(rec.status) == "string" then
       t.status, t.error = rec.status, rec.error
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end

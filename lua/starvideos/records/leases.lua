@@ -3,6 +3,7 @@
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal"
+local rule = require "starvideos.lease"
 
 local ipairs, pairs, tostring, setmetatable, assert, os_remove, os_getenv, string_format =
   ipairs, pairs, tostring, setmetatable, assert, os.remove, os.getenv, string.format
@@ -84,12 +85,6 @@ local function let_go(k, owner, elsewhere, cache)
   return cache[owner]
 end
 
--- A task the holder (a process's lease, a keeper; on a store or a journal) holds at number n (ledger.fences):
--- it may download it while not lapsed since (the holder's lapses then).
-function M.held(ledger, id, n, by)
-  ledger.fences[id] = { n = n, by = by, lapses = by and by.lapses }
-end
-
 -- Whether another process lives that holds the lease `owner` of the journal at path (then it may be writing
 -- its task's .part right now).
 function M.alive(path, owner, lease)
@@ -155,34 +150,30 @@ function M.orphans(ledger, k)
   local claimed, cerr = claim(k, candidates, function(now_st, c)
     c.t = now_st.by_id[c.id] -- still unfinished, and its owner's
     if c.t and not c.t.path and c.t.status ~= "failed" and c.t.owner == c.owner then
-      c.fence = (c.t.fence or 1) + 1
+      c.fence = rule.claimed(c.t.fence)
       return { event = "claim", id = c.id, owner = k.id, lease = k.elsewhere, fence = c.fence }
     end
   end)
   if not claimed then return nil, cerr end
   for _, c in ipairs(claimed) do
     c.t.owner, c.t.lease = k.id, k.elsewhere
-    M.held(ledger, c.id, c.fence, k)
+    ledger.fences:take(c.id, c.fence, k)
     out[#out + 1] = journal.carried(c.t, c.t.part, c.owner)
   end
   return out, pendings
 end
 
--- Whether the process still holds task id at its number (ledger.fences), asked under the journal's lock: an
--- object whose poll() answers at once, true or false and {by = its holder now, path = its file once saved}
--- (fleet/leases.lua's, on a store, answers later).  nil: nothing held to ask about.
--- Under the journal's lock: whether the process still holds task id at e.n (then `also(lock)` done, and a lease
--- whose file was removed locked again: keepers see it live from now on): true, false and {by, path, sha256},
--- or nil (the journal cannot be locked or read).
-function M.holds(ledger, id, e, also)
+-- Under the journal's lock: whether the process still holds task id at number n (then `also(lock)` done, and its
+-- lease `by`, its file removed, locked again: keepers see it live from now on): true, false and {by, path,
+-- sha256}, or nil (the journal cannot be locked or read).
+function M.holds(ledger, id, n, by, also)
   local ok, why = journal.locked(ledger.path, function(lock)
     ledger.st = assert(journal.follow(ledger.path, ledger.st))
     local t = ledger.st.by_id[id]
-    if t and (t.fence or 1) ~= e.n then return false, { by = t.owner, path = t.path, sha256 = t.sha256 } end
-    local lease = e.by
-    if lease and lease.lock and core.file_kind(lease.file) ~= "file" then
-      local again = core.try_lock(lease.file, true)
-      if again then lease.lock:unlock(); lease.lock = again end
+    if t and rule.number(t.fence) ~= n then return false, { by = t.owner, path = t.path, sha256 = t.sha256 } end
+    if by and by.lock and core.file_kind(by.file) ~= "file" then
+      local again = core.try_lock(by.file, true)
+      if again then by.lock:unlock(); by.lock = again end
     end
     return not also or also(lock)
   end)
@@ -190,11 +181,14 @@ function M.holds(ledger, id, e, also)
   return ok and true or nil
 end
 
+-- Whether the process still holds task id at its number (ledger.fences), asked under the journal's lock: an
+-- object whose poll() answers at once, true or false and {by = its holder now, path = its file once saved}
+-- (fleet/leases.lua's, on a store, answers later).  nil: nothing held to ask about.
 function M.confirm(ledger, id)
-  local e = ledger.path and ledger.fences[id]
-  if not e then return nil end
+  local n, by = ledger.fences:holder(id)
+  if not (ledger.path and n) then return nil end
   return { drop = function() end, poll = function()
-    local yes, why = M.holds(ledger, id, e)
+    local yes, why = M.holds(ledger, id, n, by)
     return yes ~= false, why -- (a journal it cannot read: its lease, a lock, held all the same)
   end }
 end

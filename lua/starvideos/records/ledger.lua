@@ -6,6 +6,7 @@ local errors = require "starvideos.errors"
 local Budget = require "starvideos.budget"
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
+local rule = require "starvideos.lease"
 
 local type, ipairs, tostring, tonumber, setmetatable, require = type, ipairs, tostring, tonumber, setmetatable, require
 local string_format, os_time, os_date, math_floor = string.format, os.time, os.date, math.floor
@@ -18,7 +19,7 @@ L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
 function L.new(path, cfg, _, budget)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, budget = budget or false,
-    field = "journal", fences = {} }, L)
+    field = "journal", fences = rule.fences() }, L)
   if path then
     require("starvideos.records.compact").maybe_compact(path, 64 * 1024 * 1024) -- (docs/batch.md)
     local Schedule = require "starvideos.extras.schedule"
@@ -68,15 +69,11 @@ function L.forget() end
 L.keeper, L.orphans, L.owed_orphans, L.confirm = leases.keeper, leases.orphans, leases.owed_orphans, leases.confirm
 
 function L:let_go(id, ended)
-  if ended then self.fences[id] = nil end
+  if ended then self.fences:let_go(id) end
 end
 
--- A lease on a journal is a lock this process holds while it lives: lapsed only when its file is gone (removed
--- by hand, or a cleaner of /tmp): a keeper may have claimed the task (then it asks the journal first: L:confirm).
-function L:lapsed(id)
-  local e = self.fences[id]
-  return e ~= nil and e.by ~= nil and core.file_kind(e.by.file) ~= "file"
-end
+-- (The store's too.)  Whether a keeper may have claimed task id since (then it asks first: L:confirm).
+function L:lapsed(id, part) return self.fences:lapsed(id, part) end
 
 -- create_limit's refusal, whoever counted (store: its name, when a store did).
 function L.limited(limit, n, wait, store)
@@ -194,7 +191,7 @@ end
 -- p: before_create's record (out, key, fp, body).
 function L:_created(id, params, lid, p, uncertain)
   p = p or {}
-  if self.path then leases.held(self, id, 1, self.lease) end
+  if self.path then self.fences:take(id, rule.FIRST, self.lease) end
   return append(self, { event = "created", id = id, ["local"] = lid, model = params.model, duration = params.duration,
     resolution = params.resolution, prompt = params.prompt, uncertain = uncertain, out = p.out, key = p.key,
     fp = p.fp, body = p.body }, true, true)
@@ -225,18 +222,18 @@ function L:create_failed(err, params, lid)
 end
 
 function L:status(id, status, took, within, why)
-  if status == "failed" then self.fences[id] = nil end
+  if status == "failed" then self.fences:let_go(id) end
   append(self, { event = "status", id = id, status = status, took = took, within = within, error = why })
 end
 
 -- Written under the journal's lock, only at the holder's number, when its lease lapsed (else no claim came).
 function L:downloaded(id, path, sha256)
   local rec = { event = "downloaded", id = id, path = path, bytes = journal.size(path), sha256 = sha256 }
-  local e = self:lapsed(id) and self.fences[id]
-  self.fences[id] = nil
-  if e then -- (nil: the journal could not be locked; written all the same)
-    local wrote = leases.holds(self, id, e, function(lock) return lock:append(self.path, assert(journal.line(rec))) end)
-    if wrote ~= nil then return end
+  local lapsed = self:lapsed(id)
+  local n, by = self.fences:let_go(id)
+  if lapsed then -- (nil: the journal could not be locked; written all the same)
+    local line = assert(journal.line(rec))
+    if leases.holds(self, id, n, by, function(lock) return lock:append(self.path, line) end) ~= nil then return end
   end
   append(self, rec)
 end
