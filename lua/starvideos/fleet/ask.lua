@@ -86,13 +86,18 @@ function A:step()
     local lim = self.ledger.cfg.create_limit
     return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where)
   end
-  if type(done) == "table" and done[1] == "task" then
-    self.verdict = { id = done[2], fp = done[3], body = done[4], bytes = tonumber(done[5]),
-      model = done[6] ~= "" and done[6] or nil, alive = done[7] == "1" }
-  elseif type(done) == "table" then
-    self.verdict = { ["local"] = done[2], time = tonumber(done[3]) }
-  end
+  self.verdict = A.named(done)
   return true
+end
+
+-- What a key names as the scripts answer it (fleet/scripts.lua's KEY_NAMES), as L.key_answer takes it, or nil.
+function A.named(v)
+  if type(v) ~= "table" then return nil end
+  if v[1] == "task" then
+    return { id = v[2], fp = v[3], body = v[4], bytes = tonumber(v[5]), model = v[6] ~= "" and v[6] or nil,
+      alive = v[7] == "1" }
+  end
+  return { ["local"] = v[2], time = tonumber(v[3]) }
 end
 
 return A
