@@ -238,22 +238,6 @@ function R:_ask(params, lid, out, want)
   return true
 end
 
--- The task a keyed job's key names, as records/ledger.lua's: with a loop false until the store answered (a
--- store failing: nil, and the create asks again under the keyed script); nothing written.
-function R:peek(want)
-  if want.fresh then return nil end
-  local st = self.store
-  local n = self.peeks[want] or st:send_script("ledger_peek", { self.prefix .. "key:" .. core.hash(want.key) },
-    { self.prefix, self.lease and self.prefix .. "owner:" .. self.lease.id or "" })
-  if not n then return nil end
-  self.peeks[want] = n
-  st:step(0)
-  if self.loop and not st:ready(n) then return false end
-  self.peeks[want] = nil
-  local e = Ask.named((st:wait(n)))
-  return e and (Records.key_answer(e, want, "--store " .. self.where)) or nil
-end
-
 -- As records/ledger.lua's (without a loop: waited for).
 function R:before_create(params, lid, out, want)
   lid = lid or core.random_id()
@@ -294,7 +278,7 @@ function R:created(task, params, lid)
   return false
 end
 
-R.create_failed = Records.settler(record_created, abandoned)
+R.create_failed, R.peek = Records.settler(record_created, abandoned), Ask.peek
 
 function R:status(id, status, took, within, why)
   if status == "failed" then self:let_go(id, true) end
