@@ -46,7 +46,9 @@ function Feeder:advance(t)
     local i = self.next
     local job = self.job or self.make(i, t)
     self.job = job
-    if job and not job:known() then
+    local known = job and job:known()
+    if known == false then return self.loop:at(self.loop:await_store(self, t), self) end -- (a store asked)
+    if job and not known then
       if not self.queued then -- behind the callers waiting now, even those due this very turn
         self.queued = true
         return self.loop:at(math_max(self.budget:queue_end(), t) + 1e-6, self)

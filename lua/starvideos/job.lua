@@ -285,11 +285,13 @@ local function attach(self, rec, t)
   return poll(self, t)
 end
 
--- The ledger's task for the job's key, or nil: read once, before any token, without
--- the ledger's lock (following a task needs none; a create still asks under it).
+-- The ledger's task for the job's key, nil, or false (a store not answered yet: ask again): read once, before
+-- any token, without the ledger's lock (following a task needs none; a create still asks under it).
 function Job:known()
   if self.seen_key == nil then
-    self.seen_key = self.want and self.ledger.peek and self.ledger:peek(self.want) or false
+    local task = self.want and self.ledger:peek(self.want)
+    if task == false then return false end
+    self.seen_key = task or false
   end
   return self.seen_key or nil
 end
@@ -303,6 +305,7 @@ function Job:grant() self.granted = true end
 local function create(self, t)
   if self.held then return created(self, self.held, t) end
   local known = self:known()
+  if known == false then return self.loop:at(self.loop:await_store(self, t), self) end
   if known then return attach(self, known, t) end
   if self.preflight then -- the references first: nothing is paid for before
     self.preflight, self.checking = false, true -- (the preflight may end before start returns)

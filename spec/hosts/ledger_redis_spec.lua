@@ -1,6 +1,6 @@
 -- The Redis ledger (lua/starvideos/fleet/ledger.lua) against a real
--- redis-server (spec/support/redis_run.lua), through the ledger's interface:
--- records round trip, unfinished and pending, the samples, leases with time
+-- redis-server (spec/support/redis_run.lua), beyond the ledger cases every ledger passes
+-- (spec/hosts/ledger_cases_redis_spec.lua): the samples, leases with time
 -- (a live owner's task never taken, one that stops renewing orphaned after its
 -- lease), two processes claiming orphans at once never take one task twice,
 -- create_limit across two processes allows exactly N, and Redis stopped:
@@ -90,60 +90,6 @@ describe("the Redis ledger", function()
   end)
   before_each(function() dir = helper.tmpdir() end)
 
-  it("records a task from pending to downloaded: pending, unfinished, part, samples", function()
-    local key = fresh_key()
-    local l = R.new(redis.url, cfg_of(key))
-    assert.is_true(l.records)
-    assert.same({}, l:pending())
-    assert.is_true(l:before_create(PARAMS, "l1", dir .. "/v.mp4"))
-    local p = l:pending()
-    assert.equal(1, #p)
-    assert.same({ "l1", "videos", dir .. "/v.mp4", (l:owner()) }, { p[1]["local"], p[1].model, p[1].out, p[1].owner })
-    assert.equal(core.hash("a cat"), p[1].prompt_hash)
-    assert.is_true(l:created({ id = "t1" }, PARAMS, "l1"))
-    assert.same({}, l:pending())
-    local t1 = { id = "t1", model = "videos", out = dir .. "/v.mp4" } -- the out of its create
-    assert.same({ t1 }, l:unfinished())
-    -- another ledger of the key (another process's view) sees the same
-    local other = R.new(redis.url, cfg_of(key))
-    assert.same({ t1 }, other:unfinished())
-    -- and another key sees nothing of it
-    assert.same({}, R.new(redis.url, cfg_of(fresh_key())):unfinished())
-    l:status("t1", "processing")
-    l:part("t1", dir .. "/v.mp4.part", dir .. "/v.mp4")
-    assert.same({ t1 }, l:unfinished(), "no .part on disk: a fresh start")
-    helper.write_file(dir .. "/v.mp4.part", "x")
-    assert.same({ { id = "t1", model = "videos", out = dir .. "/v.mp4", part = dir .. "/v.mp4" } }, l:unfinished())
-    l:status("t1", "completed", 120, 2)
-    assert.same({ { 120, 2 } }, stored_samples(redis.url, key, kind_of("videos", 5, "720p")))
-    l:downloaded("t1", dir .. "/v.mp4")
-    assert.same({}, other:unfinished())
-    -- a failed task leaves unfinished too
-    assert.is_true(l:before_create(PARAMS, "l2"))
-    l:created({ id = "t2" }, PARAMS, "l2")
-    assert.same({ "t2" }, ids(other:unfinished()))
-    l:status("t2", "failed")
-    assert.same({}, other:unfinished())
-    l:close()
-  end)
-
-  it("settles failed creates as the journal does: abandoned, uncertain, or left pending", function()
-    local l = R.new(redis.url, cfg_of(fresh_key()))
-    assert.is_true(l:before_create(PARAMS, "gone"))
-    l:create_failed({ kind = "invalid_request" }, PARAMS, "gone") -- surely nothing created
-    assert.same({}, l:pending())
-    assert.is_true(l:before_create(PARAMS, "maybe"))
-    local err = { kind = "network", maybe_created = true }
-    l:create_failed(err, PARAMS, "maybe")
-    assert.equal("maybe", err.pending)
-    assert.equal("maybe", l:pending()[1]["local"])
-    assert.is_true(l:before_create(PARAMS, "read"))
-    l:create_failed({ kind = "protocol", created = true, id = "t-uncertain" }, PARAMS, "read")
-    assert.same({ { id = "t-uncertain", model = "videos" } }, l:unfinished())
-    assert.same({ "maybe" }, { l:pending()[1]["local"], l:pending()[2] })
-    l:close()
-  end)
-
   it("keeps at most `samples` per kind and teaches the schedule, a read across a loop's turns", function()
     local key, keep = fresh_key(), config.DEFAULTS.samples
     local l = R.new(redis.url, cfg_of(key))
@@ -152,6 +98,7 @@ describe("the Redis ledger", function()
       l:created({ id = "s" .. i }, PARAMS, "s" .. i)
       l:status("s" .. i, "completed", 100 + i, 1)
     end
+    assert.same({}, R.new(redis.url, cfg_of(fresh_key())):unfinished(), "another key's records are its own")
     local kind = kind_of("videos", 5, "720p")
     local got = stored_samples(redis.url, key, kind)
     assert.equal(keep, #got)
@@ -219,20 +166,9 @@ describe("the Redis ledger", function()
     keep:close()
   end)
 
-  -- A hold asked of the store, polled to its answer.
-  local function confirm(l, id)
-    local h = assert(l:confirm(id))
-    local stop = core.now() + 5
-    while core.now() < stop do
-      local held, why = h:poll()
-      if held ~= nil then return held, why end
-      helper.sleep(0.01)
-    end
-    error("the store did not answer a hold of " .. id)
-  end
-
-  it("fences: a claim takes the task's next number; the owner, lapsed, hears it taken (by, then the keeper's "
-    .. "file); only the holder's downloaded record is written", function()
+  it("fences (beyond the ledger cases): a claim takes the task's next number in the store; renewed after a lapse, "
+    .. "the owner asks first all the same; a create's record written again keeps the claim's holder and number",
+    function()
     local key = fresh_key()
     local prefix = "starvideos:{" .. redis_run.key_hash("http://fleet", key) .. "}:"
     local st = require("starvideos.fleet.store").new(redis.url)
@@ -240,11 +176,7 @@ describe("the Redis ledger", function()
     assert.is_true(owner:before_create(PARAMS, "a"))
     owner:created({ id = "f1" }, PARAMS, "a")
     assert.are.equal("1", st:call("HGET", prefix .. "task:f1", "fence"))
-    assert.is_false(owner:lapsed("f1"))
-    assert.is_true((confirm(owner, "f1")))
-    assert.is_nil(owner:confirm("someone-else's"), "a task the process never held: nothing to ask")
     helper.sleep(1.2) -- not renewed for a lease (a process stopped, a store out of reach)
-    assert.is_true(owner:lapsed("f1"))
     local keep = R.new(redis.url, cfg_of(key))
     local k = assert(keep:keeper())
     assert.same({ "f1" }, ids(assert(keep:orphans(k))))
@@ -252,25 +184,7 @@ describe("the Redis ledger", function()
     assert.is_true(owner:lapsed("f1"), "renewed after a lapse: it asks first all the same")
     assert.are.equal("2", st:call("HGET", prefix .. "task:f1", "fence"))
     assert.are.equal(2, (keep.fences:holder("f1")))
-    assert.is_false(keep:lapsed("f1"))
-    local held, why = confirm(owner, "f1")
-    assert.is_false(held)
-    assert.are.equal(k.id, why.by)
-    assert.is_nil(why.path)
-    assert.is_true((confirm(keep, "f1")))
-    -- the keeper saves it: the owner now hears where; the owner's own downloaded record is refused
-    local saved = dir .. "/kept.mp4"
-    helper.write_file(saved, "video")
-    keep:downloaded("f1", saved)
-    keep:flush()
-    held, why = confirm(owner, "f1")
-    assert.is_false(held)
-    assert.are.equal(saved, why.path)
-    helper.write_file(dir .. "/owner.mp4", "video too")
-    owner:downloaded("f1", dir .. "/owner.mp4")
-    owner:flush()
-    assert.are.equal(saved, st:call("HGET", prefix .. "task:f1", "path"))
-    -- a create's record written again (a queued replay, a store reset) keeps the claim's holder and number
+    -- (a queued replay, a store reset)
     owner:created({ id = "f1" }, PARAMS, "a")
     owner:flush()
     assert.same({ k.id, "2" }, st:call("HMGET", prefix .. "task:f1", "owner", "fence"))
@@ -278,25 +192,6 @@ describe("the Redis ledger", function()
     k:close()
     keep:close()
     owner:close()
-  end)
-
-  it("lists an orphaned create whose answer never came once, never as a task", function()
-    local key = fresh_key()
-    local owner = R.new(redis.url, cfg_of(key))
-    assert.is_true(owner:before_create(PARAMS, "lost", dir .. "/lost.mp4"))
-    local keep = R.new(redis.url, cfg_of(key))
-    local k = assert(keep:keeper())
-    local tasks, pendings = keep:orphans(k)
-    assert.same({}, tasks)
-    assert.same({}, pendings, "its owner is alive")
-    owner:close()
-    tasks, pendings = keep:orphans(k)
-    assert.same({}, tasks)
-    assert.equal(1, #pendings)
-    assert.same({ "lost", "videos", dir .. "/lost.mp4" }, { pendings[1]["local"], pendings[1].model, pendings[1].out })
-    assert.same({}, select(2, keep:orphans(k)), "told once")
-    assert.equal(1, #keep:pending())
-    k:close()
   end)
 
   it("two processes claiming orphans at once never take one task twice", function()

@@ -84,6 +84,23 @@ return function(on, store_url, b)
       assert.equal(3, #attached(events))
     end)
 
+    it("a batch run again over its files made takes no token of the key's budget and sends nothing", function()
+      local list = {}
+      for i = 1, 6 do list[i] = { model = "videos", prompt = "batch " .. i, duration = 5 } end
+      local out = dir .. "/b%d.mp4"
+      for _, r in ipairs(client():generate_all(list, { out = out, interval = 0.1 })) do assert.is_nil(r.err) end
+      local requests, c, tokens = #emu:requests(), client(), 0
+      local budget = c.budget
+      function budget.token(...) tokens = tokens + 1; return getmetatable(budget).token(...) end
+      local ok, results = pcall(c.generate_all, c, list, { out = out, interval = 0.1 })
+      budget.token = nil -- (the key's budget: its method again)
+      for i, r in ipairs(assert(ok and results, results)) do
+        assert.same({ nil, string.format(out, i) }, { r.err, r.path })
+      end
+      assert.equal(0, tokens) -- (a store asked per key: none taken while it answers)
+      assert.equal(requests, #emu:requests())
+    end)
+
     it("a relative out is the same key as its absolute path", function()
       local out = dir .. "/rel.mp4"
       assert(client():generate(PARAMS, { out = out, interval = 0.1 }))

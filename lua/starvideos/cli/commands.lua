@@ -394,7 +394,7 @@ function M.pending(ctx, opts)
   if opts.forget then -- the record settled: the user decided the create made nothing worth keeping
     local ok, ferr
     if journal then
-      ok, ferr = require("starvideos.records.journal").forget(journal, opts.forget)
+      ok, ferr = require("starvideos.records.ledger").new(journal, {}):forget_pending(opts.forget)
     else -- the store's records are the key's: its client's ledger settles it
       local client = client_for.new(ctx, opts, { store = store })
       ok, ferr = client.ctx.ledger:forget_pending(opts.forget)

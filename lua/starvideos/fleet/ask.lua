@@ -1,10 +1,10 @@
 -- One create's asking of the store before it is sent (the ledger's before_create): the lease,
 -- create_limit's count and the pending record in one round trip, never waited for (step() answers false
--- until Redis has); once per store in a process, whether Redis syncs every write.
+-- until Redis has); once per store in a process, whether Redis syncs every write.  And a key's (peek).
 
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (head)
-local Records = require "starvideos.records.ledger" -- (limited: create_limit's refusal)
+local Records = require "starvideos.records.ledger" -- (limited, key_answer: one rule, journal or store)
 local rule = require "starvideos.lease"
 
 local type, pairs, tostring, tonumber, setmetatable, string_format, os_time, math_floor =
@@ -86,13 +86,35 @@ function A:step()
     local lim = self.ledger.cfg.create_limit
     return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where)
   end
-  if type(done) == "table" and done[1] == "task" then
-    self.verdict = { id = done[2], fp = done[3], body = done[4], bytes = tonumber(done[5]),
-      model = done[6] ~= "" and done[6] or nil, alive = done[7] == "1" }
-  elseif type(done) == "table" then
-    self.verdict = { ["local"] = done[2], time = tonumber(done[3]) }
-  end
+  self.verdict = A.named(done)
   return true
+end
+
+-- What a key names as the scripts answer it (fleet/scripts.lua's KEY_NAMES), as L.key_answer takes it, or nil.
+function A.named(v)
+  if type(v) ~= "table" then return nil end
+  if v[1] == "task" then
+    return { id = v[2], fp = v[3], body = v[4], bytes = tonumber(v[5]), model = v[6] ~= "" and v[6] or nil,
+      alive = v[7] == "1" }
+  end
+  return { ["local"] = v[2], time = tonumber(v[3]) }
+end
+
+-- The ledger's peek (records/ledger.lua's, on a store): the task a keyed job's key names, asked in a round trip
+-- of its own, nothing written: with a loop false until the store answered; nil for none (or a store failing: the
+-- create asks again under the keyed script).
+function A.peek(l, want)
+  if want.fresh then return nil end
+  local st = l.store
+  local n = l.peeks[want] or st:send_script("ledger_peek", { l.prefix .. "key:" .. core.hash(want.key) },
+    { l.prefix, l.lease and l.prefix .. "owner:" .. l.lease.id or "" })
+  if not n then return nil end
+  l.peeks[want] = n
+  st:step(0)
+  if l.loop and not st:ready(n) then return false end
+  l.peeks[want] = nil
+  local e = A.named((st:wait(n)))
+  return e and (Records.key_answer(e, want, "--store " .. l.where)) or nil
 end
 
 return A

@@ -10,7 +10,7 @@ local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
 local rule = require "starvideos.lease"
 local journal = require "starvideos.records.journal" -- (carried, size, tasks, kind_of)
-local Records = require "starvideos.records.ledger" -- (key_answer, create_failed: one rule, journal or store)
+local Records = require "starvideos.records.ledger" -- (key_answer, settler, taken: one rule, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
@@ -49,6 +49,7 @@ function R.new(store, cfg, loop, budget)
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
     outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {},
+    peeks = setmetatable({}, { __mode = "k" }),
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
   self.fences = rule.fences(self.lease_ms)
   local Schedule = require "starvideos.extras.schedule"
@@ -169,7 +170,7 @@ end
 R.keeper, R.orphans, R.owed_orphans = leases.keeper, leases.orphans, leases.owed_orphans
 
 -- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
-function R:_abandoned(lid)
+local function abandoned(self, lid)
   self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
     { lid, RETAIN })
 end
@@ -180,7 +181,7 @@ function R:forget_pending(lid)
   if not list then return nil, err end
   for _, p in ipairs(list) do
     if p["local"] == lid then
-      self:_abandoned(lid)
+      abandoned(self, lid)
       local ok, ferr = self:flush()
       return ok, ferr and leases.message(ferr)
     end
@@ -203,7 +204,7 @@ function R:_ask(params, lid, out, want)
     self.asks[lid] = nil
     if type(err) == "table" and err.kind == "rate_limited" then return nil, err end
     -- its pending script sent, Redis may still run it: abandoned after it
-    if ask then self:_abandoned(lid) end
+    if ask then abandoned(self, lid) end
     return nil, new_error("io", leases.message(err) .. " (nothing was sent)", { field = "store" })
   end
   if not ask then
@@ -248,7 +249,7 @@ function R:before_create(params, lid, out, want)
 end
 
 -- p: what before_create kept of the create ({out, want}).
-function R:_created(id, params, lid, p, uncertain)
+local function record_created(self, id, params, lid, p, uncertain)
   local owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
   local want = p and p.want or {}
   local key_hash = want.key and core.hash(want.key)
@@ -269,7 +270,7 @@ end
 function R:created(task, params, lid)
   local e = self.held[task.id]
   if not e then
-    e = self:_created(task.id, params, lid, Records.taken(self, lid))
+    e = record_created(self, task.id, params, lid, Records.taken(self, lid))
     if not self.loop then return true end
     self.held[task.id] = e
   end
@@ -277,7 +278,7 @@ function R:created(task, params, lid)
   return false
 end
 
-R.create_failed = Records.create_failed
+R.create_failed, R.peek = Records.settler(record_created, abandoned), Ask.peek
 
 function R:status(id, status, took, within, why)
   if status == "failed" then self:let_go(id, true) end

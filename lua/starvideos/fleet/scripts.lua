@@ -24,38 +24,47 @@ local Store = require "starvideos.fleet.store"
 local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)
 local FIRST = string.format("local FIRST = '%d'\n", require("starvideos.lease").FIRST) -- (a task's first number)
 
+-- What key:<hash> (at key) names, asked by the owner key me (P: the prefix): a create still pending ({'pending',
+-- local, time}), a task not failed ({'task', id, fp, body, bytes, model, '1' when another live process holds it}).
+local KEY_NAMES = [[
+local function key_names(key, P, me)
+  local ref = redis.call('GET', key)
+  if ref and ref:sub(1, 1) == 'L' then
+    local p = redis.call('HMGET', P .. 'pend:' .. ref:sub(2), 'local', 'time')
+    if p[1] then return { 'pending', p[1], p[2] or '' } end
+  elseif ref then
+    local t = redis.call('HMGET', P .. 'task:' .. ref:sub(2), 'status', 'fp', 'body', 'bytes', 'model', 'owner')
+    if t[2] and t[1] ~= 'failed' then
+      local holder = t[6] and P .. 'owner:' .. t[6]
+      local alive = holder and holder ~= me and redis.call('EXISTS', holder) == 1
+      return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '', alive and '1' or '' }
+    end
+  end
+end
+]]
+
 local SCRIPTS = {
   -- KEYS a record, the set of its ids[, gone:<local>, owner:<id>, creates[, key:<hash>]]; ARGV its id,
   -- fresh ('1' or ''), P, lease ms, count and per ('' none), field, value, ...  A create's asking
   -- (fleet/ask.lua) in one round trip: its owner's lease renewed; nothing written (0) when the create
   -- was abandoned (its script run late); create_limit's count ({'limited', seconds} when full); with
-  -- a key, what it names: a create still pending ({'pending', local, time}) or a task not failed
-  -- ({'task', id, fp, body, bytes, model, '1' when another live process holds it}); else the record
-  -- written.  pending and owe: the same, keyless
-  keyed = FleetBudget.CREATE .. [[
+  -- a key, what it names (KEY_NAMES); else the record written.  pending and owe: the same, keyless
+  keyed = FleetBudget.CREATE .. KEY_NAMES .. [[
 if KEYS[4] then redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[4])) end
 if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if ARGV[5] ~= '' then
   local wait = count_create(KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]))
   if wait > 0 then return { 'limited', string.format('%.6f', wait) } end
 end
-local ref = KEYS[6] and ARGV[2] ~= '1' and redis.call('GET', KEYS[6])
-if ref and ref:sub(1, 1) == 'L' then
-  local p = redis.call('HMGET', ARGV[3] .. 'pend:' .. ref:sub(2), 'local', 'time')
-  if p[1] then return { 'pending', p[1], p[2] or '' } end
-elseif ref then
-  local t = redis.call('HMGET', ARGV[3] .. 'task:' .. ref:sub(2), 'status', 'fp', 'body', 'bytes', 'model', 'owner')
-  if t[2] and t[1] ~= 'failed' then
-    local holder = t[6] and ARGV[3] .. 'owner:' .. t[6]
-    local alive = holder and holder ~= KEYS[4] and redis.call('EXISTS', holder) == 1
-    return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '', alive and '1' or '' }
-  end
-end
+local named = KEYS[6] and ARGV[2] ~= '1' and key_names(KEYS[6], ARGV[3], KEYS[4])
+if named then return named end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('SADD', KEYS[2], ARGV[1])
 if KEYS[6] then redis.call('SET', KEYS[6], 'L' .. ARGV[1]) end
 return 1
 ]],
+  -- KEYS key:<hash>; ARGV P, the asker's owner key ('' none): what the key names (KEY_NAMES), or 0; nothing written
+  peek = KEY_NAMES .. "return key_names(KEYS[1], ARGV[1], ARGV[2]) or 0",
   -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), fields
   created = FIRST .. [[
 local held = redis.call('HMGET', KEYS[1], 'owner', 'fence') -- (written again: a claim since stays)

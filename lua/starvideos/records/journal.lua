@@ -221,17 +221,6 @@ function J.tasks(st)
   return list
 end
 
--- The pending create lid settled by hand (`starvideos pending --forget`): true, or nil, why.
-function J.forget(path, lid)
-  local list, err, pending = J.read(path)
-  if not list then return nil, err end
-  for _, p in ipairs(pending) do
-    if p["local"] == lid then return J.append(path, { event = "abandoned", ["local"] = lid, forgot = true }, true) end
-  end
-  return nil, string_format("no pending create %s in %s (`starvideos pending --journal %s` lists them)",
-    tostring(lid), path, path)
-end
-
 function J.size(path)
   local f = io_open(path, "rb")
   if not f then return nil end

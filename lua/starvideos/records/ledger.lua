@@ -189,7 +189,7 @@ function L.taken(self, lid)
 end
 
 -- p: before_create's record (out, key, fp, body).
-function L:_created(id, params, lid, p, uncertain)
+local function record_created(self, id, params, lid, p, uncertain)
   p = p or {}
   if self.path then self.fences:take(id, rule.FIRST, self.lease) end
   return append(self, { event = "created", id = id, ["local"] = lid, model = params.model, duration = params.duration,
@@ -197,29 +197,33 @@ function L:_created(id, params, lid, p, uncertain)
     fp = p.fp, body = p.body }, true, true)
 end
 
-function L:_abandoned(lid)
+local function abandoned(self, lid)
   append(self, { event = "abandoned", ["local"] = lid })
 end
 
 function L:created(task, params, lid)
-  local ok, err = self:_created(task.id, params, lid, L.taken(self, lid))
+  local ok, err = record_created(self, task.id, params, lid, L.taken(self, lid))
   if ok then return true end
   return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
     { task = task, id = task.id, field = "journal", created = true })
 end
 
--- (The store's too.)  The task recorded (uncertain) when the answer named one, the create
--- settled when it surely made nothing, else left pending.
-function L:create_failed(err, params, lid)
-  local p = L.taken(self, lid)
-  if err.created and err.id then
-    self:_created(err.id, params, lid, p, true)
-  elseif not err.maybe_created then
-    if lid then self:_abandoned(lid) end
-  else
-    err.pending = lid
+-- A failed create settled by the one rule of both ledgers (a ledger's create_failed; `record` and `abandon`: its
+-- own writes): the task recorded (uncertain) when the answer named one, the create settled when it surely
+-- made nothing, else left pending.
+function L.settler(record, abandon)
+  return function(self, err, params, lid)
+    local p = L.taken(self, lid)
+    if err.created and err.id then
+      record(self, err.id, params, lid, p, true)
+    elseif not err.maybe_created then
+      if lid then abandon(self, lid) end
+    else
+      err.pending = lid
+    end
   end
 end
+L.create_failed = L.settler(record_created, abandoned)
 
 function L:status(id, status, took, within, why)
   if status == "failed" then self.fences:let_go(id) end
@@ -262,6 +266,17 @@ function L:tasks()
   local st, err = journal.follow(self.path) -- (none without a journal yet)
   if not st then return nil, err end
   return journal.tasks(st)
+end
+
+-- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
+function L:forget_pending(lid)
+  local list, err = self:pending()
+  if not list then return nil, err end
+  for _, p in ipairs(list) do
+    if p["local"] == lid then return append(self, { event = "abandoned", ["local"] = lid, forgot = true }, true) end
+  end
+  return nil, string_format("no pending create %s in %s (`starvideos pending --journal %s` lists them)",
+    tostring(lid), self.path, self.path)
 end
 
 function L:pending()

@@ -1,0 +1,64 @@
+-- The ledger cases (spec/support/ledger_cases.lua) on a journal and on no ledger (a client without journal
+-- or store); spec/hosts/ledger_cases_redis_spec.lua runs them on a store.  And the interface they hold,
+-- docs/architecture.md's table: it names every use of a ledger by the library, both ledgers give it, and
+-- the list covers each of its names.
+local cases = require "spec.support.ledger_cases"
+local helper = require "spec.helper"
+
+local b = { describe = describe, it = it, after_each = after_each, assert = assert }
+
+cases.run("a journal", true, cases.env(function(dir) return { journal = dir .. "/tasks.jsonl" } end,
+  function(dir) -- its lease files removed (by hand, or a cleaner of /tmp)
+    for name in io.popen("ls " .. helper.shell_quote(dir .. "/tasks.jsonl.owners")):lines() do
+      os.remove(dir .. "/tasks.jsonl.owners/" .. name)
+    end
+  end), b)
+
+cases.run("no ledger", false, cases.env(function() return {} end), b)
+
+describe("the ledger interface (docs/architecture.md)", function()
+  local names = cases.interface()
+  local listed = {}
+  for _, n in ipairs(names) do listed[n.name] = n end
+
+  it("names every use of a ledger by the library outside the ledgers", function()
+    assert.truthy(#names > 20, #names .. " names read")
+    for name, path in pairs(cases.uses()) do
+      assert.truthy(listed[name], "ledger." .. name .. " (" .. path .. ") is not in the table")
+    end
+  end)
+
+  it("is given by both ledgers and no ledger: each method a function, each field set", function()
+    local cfg = { base_url = "http://fake", api_key = "k-interface", lease = 1 }
+    local dir = helper.tmpdir()
+    local ledgers = { journal = require("starvideos.records.ledger").new(dir .. "/j.jsonl", cfg),
+      none = require("starvideos.records.ledger").new(nil, cfg),
+      store = require("starvideos.fleet.ledger").new("redis://127.0.0.1:1", cfg) }
+    local only = { path = "journal", where = "store" } -- (the fields of one ledger)
+    for on, l in pairs(ledgers) do
+      for _, n in ipairs(names) do
+        if n.method then
+          assert.equal("function", type(l[n.name]), on .. "'s " .. n.name)
+        elseif not only[n.name] or only[n.name] == on then
+          assert.is_not_nil(l[n.name], on .. "'s " .. n.name)
+        end
+      end
+    end
+    helper.cleanup()
+  end)
+
+  it("is held by the case list: each of its names covered by a case", function()
+    local covered = {}
+    for _, case in ipairs(cases.cases) do
+      for _, name in ipairs(case.covers) do
+        assert.truthy(listed[name], case.name .. " covers " .. name .. ", not in the table")
+        covered[name] = true
+      end
+    end
+    for _, n in ipairs(names) do
+      if n.name ~= "path" and n.name ~= "where" then -- (read by keep, the CLI: what the messages name)
+        assert.truthy(covered[n.name], n.name .. " is covered by no case")
+      end
+    end
+  end)
+end)

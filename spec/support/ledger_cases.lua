@@ -1,0 +1,338 @@
+-- One list of cases that every ledger passes (docs/architecture.md "The ledger interface"): the journal's
+-- and no ledger's (spec/records/ledger_cases_spec.lua, fast) and the store's on a real redis-server
+-- (spec/hosts/ledger_cases_redis_spec.lua).  Each case drives a client's ledger on its loop, so that an
+-- answer may be false ("not yet", a store's; a journal written off the caller's thread too): env.answer
+-- asks again, the loop stepped between, until it is given.
+--
+-- A case: name; covers, the interface's names it holds (every name of the table is covered by one);
+-- records, true when it needs a ledger that records (not the one of a client without journal or store);
+-- run(env, assert) with
+--   env.open(opts)       a client's ledger, of the case's own key (opts: more options of starvideos.new)
+--   env.answer(fn, ...)  fn(...)'s values once they are not false
+--   env.held(h)          a confirm's h:poll() once it is not nil
+--   env.settle()         the records written (a store's queued ones sent and answered)
+--   env.lapse()          the process's lease of the key lapsed (a journal: its file removed; a store: a
+--                        lease, 1 s, not renewed)
+--   env.dir              a folder of the case's own
+
+local helper = require "spec.helper"
+local core = require "starvideos.core"
+
+local M = {}
+
+local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
+local BODY = '{"model":"videos","prompt":"a cat","duration":5}'
+
+-- A keyed job's want (job.lua's) for the file out; fp and body: other params than PARAMS'.
+local function want(out, fp, body)
+  return { key = out, fp = fp or core.hash(BODY), body = body or BODY, out = out }
+end
+
+local function ids(list)
+  local out = {}
+  for i, t in ipairs(list) do out[i] = t.id or t.wid or t["local"] end
+  table.sort(out)
+  return out
+end
+
+M.cases = {
+  { name = "records a task from its pending create to its file: pending, unfinished, part, tasks",
+    covers = { "before_create", "created", "status", "part", "downloaded", "unfinished", "tasks", "pending",
+      "records", "field", "confirm" },
+    records = true,
+    run = function(env, assert)
+      local l, out = env.open(), env.dir .. "/v.mp4"
+      assert.is_true(l.records)
+      assert.truthy(l.field == "journal" or l.field == "store", tostring(l.field))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "l1", out))
+      local p = assert(l:pending())
+      assert.same({ 1, "l1", "videos", out }, { #p, p[1]["local"], p[1].model, p[1].out })
+      assert.is_true(env.answer(l.created, l, { id = "t1" }, PARAMS, "l1"))
+      assert.same({}, l:pending())
+      assert.same({ { id = "t1", model = "videos", out = out } }, l:unfinished())
+      l:status("t1", "processing")
+      l:part("t1", out .. ".part", out)
+      assert.same({ { id = "t1", model = "videos", out = out } }, l:unfinished(), "no .part on disk: afresh")
+      helper.write_file(out .. ".part", "x")
+      assert.same({ { id = "t1", model = "videos", out = out, part = out } }, l:unfinished())
+      l:status("t1", "completed", 120, 2)
+      helper.write_file(out, "video")
+      l:downloaded("t1", out, "ab12")
+      assert.same({}, l:unfinished())
+      assert.is_nil(l:confirm("t1"), "settled: held no more")
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "l2"))
+      assert.is_true(env.answer(l.created, l, { id = "t2" }, PARAMS, "l2"))
+      l:status("t2", "failed", nil, nil, "refused")
+      assert.same({}, l:unfinished(), "a failed task is finished")
+      assert.is_nil(l:confirm("t2"))
+      local other = env.open() -- another client's view of the same records
+      local by = {}
+      for _, t in ipairs(assert(other:tasks())) do by[t.id] = t end
+      assert.same({ "downloaded", out, 5, "ab12" }, { by.t1.state, by.t1.path, by.t1.bytes, by.t1.sha256 })
+      assert.equal("failed", by.t2.state)
+    end },
+
+  { name = "settles a failed create: abandoned (nothing made), left pending (maybe made), uncertain (an id read)",
+    covers = { "create_failed" },
+    records = true,
+    run = function(env, assert)
+      local l = env.open()
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "gone"))
+      l:create_failed({ kind = "invalid_request" }, PARAMS, "gone")
+      assert.same({}, l:pending())
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "maybe"))
+      local err = { kind = "network", maybe_created = true }
+      l:create_failed(err, PARAMS, "maybe")
+      assert.equal("maybe", err.pending)
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "read"))
+      l:create_failed({ kind = "protocol", created = true, id = "t-uncertain" }, PARAMS, "read")
+      assert.same({ { id = "t-uncertain", model = "videos" } }, l:unfinished())
+      assert.same({ "maybe" }, ids(l:pending()))
+    end },
+
+  { name = "a create forgotten while asked, then failed, leaves no pending record, at once or later",
+    covers = { "forget" },
+    records = true,
+    run = function(env, assert)
+      local l = env.open()
+      l:before_create(PARAMS, "cancelled") -- (a store's first answer: not yet)
+      l:forget("cancelled")
+      l:create_failed({}, PARAMS, "cancelled")
+      assert.same({}, l:pending())
+      assert.same({}, env.open():pending())
+    end },
+
+  { name = "a key: none peeked, its pending create refused, its task followed, other params refused, fresh creates",
+    covers = { "peek", "before_create" },
+    records = true,
+    run = function(env, assert)
+      local l, out = env.open(), env.dir .. "/k.mp4"
+      assert.is_nil(env.answer(l.peek, l, want(out)))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "k1", out, want(out)))
+      local ok, err = env.answer(l.before_create, l, PARAMS, "k2", out, want(out))
+      assert.is_nil(ok)
+      assert.same({ "invalid_request", "out", "k1" }, { err.kind, err.field, err.pending })
+      assert.is_nil(env.answer(l.peek, l, want(out)), "a pending create: nothing to follow")
+      assert.is_true(env.answer(l.created, l, { id = "tk" }, PARAMS, "k1"))
+      helper.write_file(out, "12345")
+      l:downloaded("tk", out, "cd34")
+      env.settle()
+      local task = env.answer(l.peek, l, want(out))
+      assert.same({ "tk", "videos", true }, { task.id, task.model, task.whole })
+      local other = env.open()
+      task = env.answer(other.peek, other, want(out)) -- another client's
+      assert.same({ "tk", true }, { task.id, task.whole })
+      task = env.answer(l.before_create, l, PARAMS, "k3", out, want(out))
+      assert.same({ "tk", true }, { task.id, task.whole })
+      helper.write_file(out, "cut")
+      assert.is_false(env.answer(l.peek, l, want(out)).whole, "a file cut since: fetched again")
+      local body = '{"model":"videos","prompt":"a cat","duration":10}'
+      other = want(out, core.hash(body), body)
+      assert.is_nil(env.answer(l.peek, l, other))
+      ok, err = env.answer(l.before_create, l, PARAMS, "k4", out, other)
+      assert.is_nil(ok)
+      assert.same({ "invalid_request", "out", "tk" }, { err.kind, err.field, err.id })
+      assert.matches("duration 5 there, 10 here", err.message, 1, true)
+      other = want(out, core.hash(body), body)
+      other.fresh = true
+      assert.is_nil(env.answer(l.peek, l, other))
+      l:status("tk", "failed")
+      env.settle()
+      assert.is_nil(env.answer(l.peek, l, want(out)), "a failed task's key creates anew")
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "k5", out, want(out, core.hash(body), body)))
+    end },
+
+  { name = "create_limit: the creates past its count are refused, rate_limited, with when the next may go",
+    covers = { "before_create" },
+    run = function(env, assert)
+      local l = env.open { create_limit = { count = 2, per = 60 } }
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "c1"))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "c2"))
+      local ok, err = env.answer(l.before_create, l, PARAMS, "c3")
+      assert.is_nil(ok)
+      assert.same({ "rate_limited", "create_limit" }, { err.kind, err.field })
+      assert.truthy(err.retry_after > 50 and err.retry_after <= 60, tostring(err.retry_after))
+    end },
+
+  { name = "a task never held: not lapsed, nothing to confirm, let go and forgotten without error",
+    covers = { "lapsed", "confirm", "let_go", "forget", "before_create", "created", "create_failed" },
+    run = function(env, assert)
+      local l = env.open()
+      assert.is_false(l:lapsed("nosuch"))
+      assert.is_nil(l:confirm("nosuch"))
+      l:let_go("nosuch", true)
+      l:forget(nil, "nosuch")
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "n1"))
+      l:create_failed({}, PARAMS, "n1")
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "n2"))
+      assert.is_true(env.answer(l.created, l, { id = "n2" }, PARAMS, "n2"))
+      if not l.records then
+        assert.same({ false, nil }, { l:lapsed("n2"), l:confirm("n2") })
+        for _, read in ipairs { "unfinished", "tasks", "pending" } do
+          local list, why = l[read](l)
+          assert.same({ nil, "string" }, { list, type(why) }, read)
+        end
+      end
+    end },
+
+  { name = "a task it made is held (let go once ended: forgotten); claimed by a keeper while its lease lapsed: "
+    .. "lapsed, confirm names the keeper, only the keeper's file is recorded",
+    covers = { "lapsed", "confirm", "let_go", "keeper", "orphans", "downloaded", "owner" },
+    records = true,
+    run = function(env, assert)
+      local l = env.open()
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "h1"))
+      assert.is_true(env.answer(l.created, l, { id = "h1" }, PARAMS, "h1"))
+      assert.is_string((l:owner()))
+      assert.is_false(l:lapsed("h1"))
+      assert.is_true((env.held(l:confirm("h1"))))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "h2"))
+      assert.is_true(env.answer(l.created, l, { id = "h2" }, PARAMS, "h2"))
+      l:let_go("h2", true) -- (its job ended 'taken')
+      assert.is_nil(l:confirm("h2"))
+      env.lapse()
+      assert.is_true(l:lapsed("h1"))
+      local keep = env.open()
+      local k = assert(keep:keeper())
+      assert.same({ "h1", "h2" }, ids(assert(keep:orphans(k))))
+      assert.same({}, (keep:orphans(k)), "claimed once")
+      local held, why = env.held(l:confirm("h1"))
+      assert.same({ false, k.id }, { held, why.by })
+      assert.is_true((env.held(keep:confirm("h1"))))
+      local saved = env.dir .. "/kept.mp4"
+      helper.write_file(saved, "video")
+      keep:downloaded("h1", saved, "ef56")
+      env.settle()
+      held, why = env.held(l:confirm("h1"))
+      assert.same({ false, saved, "ef56" }, { held, why.path, why.sha256 })
+      helper.write_file(env.dir .. "/mine.mp4", "video too")
+      l:downloaded("h1", env.dir .. "/mine.mp4", "0000")
+      local t = assert(env.open():tasks())[1]
+      assert.same({ "h1", "downloaded", saved, "ef56" }, { t.id, t.state, t.path, t.sha256 })
+      k:close()
+    end },
+
+  { name = "a closed owner's unfinished task, pending create and owed webhook are a keeper's, each once",
+    covers = { "keeper", "orphans", "owe", "owed_orphans", "delivered", "close", "owner" },
+    records = true,
+    run = function(env, assert)
+      local owner, keep = env.open(), env.open()
+      assert.is_true(env.answer(owner.before_create, owner, PARAMS, "o1"))
+      assert.is_true(env.answer(owner.created, owner, { id = "o1" }, PARAMS, "o1"))
+      assert.is_true(env.answer(owner.before_create, owner, PARAMS, "lost", env.dir .. "/lost.mp4"))
+      owner:owe("w1", "o1", '{"id":"o1"}')
+      owner:owe("w2", "o1", '{"id":"o1","again":1}')
+      owner:delivered("w2", 200)
+      local k = assert(keep:keeper())
+      local tasks, pendings = keep:orphans(k)
+      assert.same({ {}, {} }, { tasks, pendings }, "its owner is alive")
+      assert.same({}, keep:owed_orphans(k))
+      owner:close()
+      assert.same({ nil, "string" }, { owner:owner(), type(select(2, owner:owner())) })
+      tasks, pendings = keep:orphans(k)
+      assert.same({ { "o1" }, { "lost" } }, { ids(tasks), ids(pendings) })
+      assert.equal(env.dir .. "/lost.mp4", pendings[1].out)
+      tasks, pendings = keep:orphans(k)
+      assert.same({ {}, {} }, { tasks, pendings }, "each once")
+      local owed = keep:owed_orphans(k)
+      assert.same({ { wid = "w1", task = "o1", body = '{"id":"o1"}' } }, owed)
+      keep:delivered("w1", 200)
+      k:close() -- (w1 its keeper's no more: delivered, nobody's to claim)
+      local third = env.open()
+      local k2 = assert(third:keeper())
+      assert.same({}, third:owed_orphans(k2))
+      k2:close()
+    end },
+
+  { name = "a pending create settled by hand: no longer pending; one unknown refused, naming it",
+    covers = { "forget_pending", "pending" },
+    records = true,
+    run = function(env, assert)
+      local l = env.open()
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "p1"))
+      assert.is_true(l:forget_pending("p1"))
+      assert.same({}, l:pending())
+      local ok, why = l:forget_pending("nosuch")
+      assert.is_nil(ok)
+      assert.matches("no pending create nosuch", why, 1, true)
+    end },
+}
+
+-- The interface's names, read from docs/architecture.md's table (first cells, each name backticked):
+-- {name =, method = true when called}.
+function M.interface()
+  local text = assert(helper.read_file(helper.root .. "/docs/architecture.md"))
+  local body = assert(text:match("\n## The ledger interface\n(.-)\n## "), "no ledger interface section")
+  local names = {}
+  for cell in body:gmatch("\n| ([^|]+) |") do
+    for name, after in cell:gmatch("`([%w_]+)([%(`])") do names[#names + 1] = { name = name, method = after == "(" } end
+  end
+  return names
+end
+
+-- The names the library's callers use of a ledger (ledger:NAME, ledger.NAME), outside the ledgers' folders.
+function M.uses()
+  local used = {}
+  local files = io.popen("cd " .. helper.shell_quote(helper.root) .. " && ls lua/starvideos/*.lua "
+    .. "lua/starvideos/extras/*.lua lua/starvideos/cli/*.lua lua/starvideos/nginx/*.lua")
+  for path in files:lines() do
+    local src = assert(helper.read_file(helper.root .. "/" .. path)):gsub("%-%-[^\n]*", "") -- (code, no comment)
+    for name in src:gmatch("ledger[:.]([%a_][%w_]*)") do used[name] = used[name] or path end
+  end
+  files:close()
+  return used
+end
+
+-- The env of a case (M.run's make) of a client's options on dir (a journal, a store, or neither) and how the
+-- process's lease lapses there.
+function M.env(options, lapse)
+  return function(dir, opened)
+    local key, env = "k-ledger-cases-" .. core.random_id(), { lapse = function() lapse(dir) end }
+    function env.open(opts)
+      local o = options(dir)
+      o.api_key, o.base_url, o.transport = key, "http://fake", require("spec.support.fake_transport").new()
+      for k, v in pairs(opts or {}) do o[k] = v end
+      local c = require("starvideos").new(o)
+      opened[#opened + 1] = c
+      return c.ledger
+    end
+    return env
+  end
+end
+
+-- The list run with busted's functions (b: describe, it, after_each, assert) on `on`, a name, by
+-- make(case_dir, opened) -> env (open, lapse; the rest added); records: whether its ledger records (else the
+-- cases that need one are left out).
+function M.run(on, records, make, b)
+  b.describe("the ledger cases on " .. on, function()
+    local opened
+    b.after_each(function()
+      for _, c in ipairs(opened or {}) do c:close() end
+      helper.cleanup()
+    end)
+    for _, case in ipairs(M.cases) do
+      if records or not case.records then b.it(case.name, function()
+        opened = {}
+        local env = make(helper.tmpdir(), opened)
+        env.dir = env.dir or helper.tmpdir()
+        local function until_not(no, fn, ...)
+          local stop = core.now() + 5
+          while true do
+            local v, why = fn(...) -- (every answer of the interface: at most two values)
+            if v ~= no then return v, why end
+            b.assert(core.now() < stop, "no answer in 5 s")
+            for _, c in ipairs(opened) do c:step(0.01) end
+          end
+        end
+        function env.answer(fn, ...) return until_not(false, fn, ...) end
+        function env.held(h) return until_not(nil, b.assert(h, "nothing to confirm").poll, h) end
+        function env.settle()
+          for _, c in ipairs(opened) do if c.loop then c.loop:settle() end end
+        end
+        case.run(env, b.assert)
+      end) end
+    end
+  end)
+end
+
+return M
