@@ -185,7 +185,8 @@ const sv_hasher *lsv_opt_hasher(lua_State *L, int idx) {
 const double *lsv_opt_mp4(lua_State *L, int idx, double *seconds) {
   if (!lua_toboolean(L, idx)) return NULL;
   *seconds = lua_isboolean(L, idx) ? -1 : luaL_checknumber(L, idx);
-  if (!(*seconds >= -1 && *seconds < 1e9)) luaL_argerror(L, idx, "mp4: true, or the seconds expected (0 or more)");
+  if (!lua_isboolean(L, idx) && !(*seconds >= 0 && *seconds < 1e9))
+    luaL_argerror(L, idx, "mp4: true, or the seconds expected (0 or more)");
   return seconds;
 }
 
