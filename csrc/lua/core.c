@@ -11,6 +11,8 @@
 #include <curl/curlver.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -424,15 +426,26 @@ static int l_file_kind(lua_State *L) {
   return 3;
 }
 
-/* absolute(path) -> path joined to the working directory when relative (a
-   job's key: the file it makes, the same from any directory), or nil, msg */
-static int l_absolute(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  char cwd[4096];
+/* file_key(path) -> the key of the file at path (docs/batch.md "Keys"): its folder's
+   real path (., .., repeated slashes and symlinks resolved) and its name; a folder not
+   there: path joined to the working directory; or nil, msg */
+static int l_file_key(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1), *name = strrchr(path, '/');
+  char buf[PATH_MAX], *dir = buf;
+  name = name ? name + 1 : path;
+  if (name - path >= PATH_MAX) return luaL_error(L, "path too long");
+  memcpy(buf, path, (size_t)(name - path));
+  buf[name - path] = '\0';
+  if (!buf[0]) dir = ".";
+  if ((dir = realpath(dir, NULL)) != NULL) {
+    lua_pushfstring(L, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", name);
+    free(dir);
+    return 1;
+  }
   if (path[0] == '/') { lua_settop(L, 1); return 1; }
-  if (!getcwd(cwd, sizeof cwd)) { lua_pushnil(L); lua_pushstring(L, strerror(errno)); return 2; }
+  if (!getcwd(buf, sizeof buf)) { lua_pushnil(L); lua_pushstring(L, strerror(errno)); return 2; }
   while (path[0] == '.' && path[1] == '/') path += 2;
-  lua_pushfstring(L, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", path);
+  lua_pushfstring(L, "%s%s%s", buf, strcmp(buf, "/") ? "/" : "", path);
   return 1;
 }
 
@@ -475,7 +488,7 @@ static const luaL_Reg funcs[] = {
   { "store_url", l_store_url },
   { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
   { "http_date", l_http_date },
-  { "absolute", l_absolute },
+  { "file_key", l_file_key },
   { "random_id", l_random_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
   { NULL, NULL }
