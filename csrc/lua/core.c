@@ -11,7 +11,6 @@
 #include <curl/curlver.h>
 
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -426,26 +425,16 @@ static int l_file_kind(lua_State *L) {
   return 3;
 }
 
-/* file_key(path) -> the key of the file at path (docs/batch.md "Keys"): its folder's
-   real path (., .., repeated slashes and symlinks resolved) and its name; a folder not
-   there: path joined to the working directory; or nil, msg */
+/* file_key(path) -> the key of the file at path (docs/batch.md "Keys"): its folder's real
+   path (., .., repeated slashes and symlinks resolved) and its name; nothing: no folder there */
 static int l_file_key(lua_State *L) {
   const char *path = luaL_checkstring(L, 1), *name = strrchr(path, '/');
-  char buf[PATH_MAX], *dir = buf;
+  char *real;
   name = name ? name + 1 : path;
-  if (name - path >= PATH_MAX) return luaL_error(L, "path too long");
-  memcpy(buf, path, (size_t)(name - path));
-  buf[name - path] = '\0';
-  if (!buf[0]) dir = ".";
-  if ((dir = realpath(dir, NULL)) != NULL) {
-    lua_pushfstring(L, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", name);
-    free(dir);
-    return 1;
-  }
-  if (path[0] == '/') { lua_settop(L, 1); return 1; }
-  if (!getcwd(buf, sizeof buf)) { lua_pushnil(L); lua_pushstring(L, strerror(errno)); return 2; }
-  while (path[0] == '.' && path[1] == '/') path += 2;
-  lua_pushfstring(L, "%s%s%s", buf, strcmp(buf, "/") ? "/" : "", path);
+  lua_pushlstring(L, path, (size_t)(name - path)); /* the folder, its slash kept ("/" stays "/") */
+  if (!(real = realpath(name > path ? lua_tostring(L, -1) : ".", NULL))) return 0;
+  lua_pushfstring(L, "%s%s%s", real, strcmp(real, "/") ? "/" : "", name);
+  free(real);
   return 1;
 }
 
@@ -484,11 +473,8 @@ extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidd
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
-  { "resolve_url", l_resolve_url },
-  { "store_url", l_store_url },
-  { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
-  { "http_date", l_http_date },
-  { "file_key", l_file_key },
+  { "resolve_url", l_resolve_url }, { "store_url", l_store_url }, { "http_date", l_http_date }, { "hash", l_hash },
+  { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "file_key", l_file_key },
   { "random_id", l_random_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
   { NULL, NULL }
