@@ -14,7 +14,7 @@ local format, tostring, type = string.format, tostring, type
 -- `starvideos` itself prints when stopped): `download ID PATH` once its download began, else
 -- `wait ID --out PATH`, which waits and then downloads.
 function messages.fetch_command(id, out, downloading)
-  local words = { "starvideos", downloading and "download" or "wait", id, not downloading and "--out" or nil, out }
+  local words = downloading and { "starvideos", "download", id, out } or { "starvideos", "wait", id, "--out", out }
   for i, w in ipairs(words) do
     words[i] = w:match("^[%w%-_./:=@]+$") and w or "'" .. w:gsub("'", "'\\''") .. "'"
   end

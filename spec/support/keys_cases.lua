@@ -199,13 +199,18 @@ return function(on, store_url, b)
       assert.equal(requests, #emu:requests())
     end)
 
-    it("a file gone or cut since its download is fetched again, not created", function()
+    it("a file gone, cut or changed since its download is fetched again, not created", function()
       local out = dir .. "/e.mp4"
       assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
       helper.write_file(out, "cut")
       assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
       assert.equal(1, emu:creates())
       assert.equal(require("starvideos.emulator.files").video(5), helper.read_file(out))
+      local video = helper.read_file(out) -- changed in place, its size kept: its SHA-256 tells
+      helper.write_file(out, video:sub(1, -2) .. (video:sub(-1) == "x" and "y" or "x"))
+      assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
+      assert.equal(1, emu:creates())
+      assert.equal(video, helper.read_file(out))
     end)
 
     it("a task of the key that a live process holds is downloaded to a .part of the job's own; a dead "

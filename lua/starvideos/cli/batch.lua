@@ -181,7 +181,7 @@ function M.run(ctx, opts)
   for i = 1, #entries do paths[i] = string_format("%s/%04d.mp4", dir, i) end
   local skip = failed_before(opts, client, entries, paths, core)
   for i, e in ipairs(entries) do
-    if not skip[i] then list[#list + 1], index[#list + 1] = e.params, i end
+    if not skip[i] then index[#index + 1] = i; list[#index] = e.params end
   end
   counts_hint(ctx, opts, { created = 0, done = 0, failed = 0, total = #list })
   local d = display.for_command(ctx.json, core.isatty)

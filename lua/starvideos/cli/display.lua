@@ -131,9 +131,10 @@ local STATES = { "pending", "created", "completed", "downloaded", "failed", "aba
 function M.print_tasks(list, tty)
   local rows, width = { { "ID", "STATE", "CREATED (UTC)", "MODEL", "FILE", "PROMPT" } }, {}
   for _, t in ipairs(list) do
+    local later = t.superseded_by and " (superseded: task " .. t.superseded_by .. " saved its file)" or ""
     rows[#rows + 1] = { t.id or t["local"], t.state, t.created_at and os_date("!%Y-%m-%d %H:%M:%S", t.created_at)
-      or "-", t.model or "-", t.path or t.out or "-", ((t.prompt or ""):gsub("%c", " ")), error = t.error and
-      tostring(t.error) .. (t.superseded_by and " (superseded: task " .. t.superseded_by .. " saved its file)" or "") }
+      or "-", t.model or "-", t.path or t.out or "-", ((t.prompt or ""):gsub("%c", " ")),
+      error = (t.error or t.superseded_by) and tostring(t.error or "-") .. later }
   end
   for _, r in ipairs(rows) do
     for i = 1, 5 do width[i] = math_max(width[i] or 0, columns(tostring(r[i]))) end
