@@ -428,9 +428,8 @@ static int l_file_kind(lua_State *L) {
 /* file_key(path) -> the key of the file at path (docs/batch.md "Keys"): its folder's real
    path (., .., repeated slashes and symlinks resolved) and its name; nothing: no folder there */
 static int l_file_key(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1), *name = strrchr(path, '/');
+  const char *path = luaL_checkstring(L, 1), *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
   char *real;
-  name = name ? name + 1 : path;
   lua_pushlstring(L, path, (size_t)(name - path)); /* the folder, its slash kept ("/" stays "/") */
   if (!(real = realpath(name > path ? lua_tostring(L, -1) : ".", NULL))) return 0;
   lua_pushfstring(L, "%s%s%s", real, strcmp(real, "/") ? "/" : "", name);

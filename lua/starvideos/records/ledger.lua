@@ -100,8 +100,7 @@ end
 function L.key_answer(e, want, at)
   local what = want.out and "out" or "key"
   if e.id == nil and e.alive then return nil, new_error("invalid_request", string_format("%s %s: another live process"
-    .. " sent a create of it (pending record %s) and waits for its answer; nothing was sent: run this again once that"
-    .. " process has ended", what, want.key, e["local"]), { field = what })
+    .. " sent a create of it (pending record %s): rerun once it ends", what, want.key, e["local"]), { field = what })
   elseif e.id == nil then
     return nil, new_error("invalid_request", string_format("%s %s: a create of it was sent and its answer never came"
       .. " (pending record %s of %s): it may have been made and paid for; `starvideos pending %s` lists"
