@@ -26,6 +26,9 @@ SO        := build/starvideos/core.so build/starvideos/curl.so build/starvideos/
 # the core and the signatures as nginx's LuaJIT loads them (spec/hosts/nginx_spec.lua,
 # the webhook and notify specs, examples/openresty/)
 NGX_SO    := build/luajit/starvideos/core.so build/luajit/starvideos/sign.so
+# `make luajit`: every C module a LuaJIT host loads (LÖVE, nginx, OpenResty: docs/game-engines.md,
+# docs/openresty.md), libcurl's transport too
+LUAJIT_SO := $(NGX_SO) build/luajit/starvideos/curl.so
 COMPAT_SO := build/compat_test.so
 
 # Every VM `make test-all` runs the suite on, and where its headers are
@@ -68,8 +71,9 @@ REDIS_OBJ    := $(patsubst csrc/%.c,build/obj/%.o,$(REDIS_MOD_SRC))
 REDIS_SO     := $(if $(filter yes,$(HIREDIS)),build/starvideos/redis.so,redis-skipped)
 SO           += $(REDIS_SO)
 
-.PHONY: all deps test test-hosts test-all check lint demo clean
+.PHONY: all deps test test-hosts test-all check lint demo clean luajit
 all: $(SO) $(TEST_BIN) $(COMPAT_SO)
+luajit: $(LUAJIT_SO)
 
 # The core alone, without Lua: its C tests link only libcurl.
 $(TEST_BIN): csrc/test/test_core.c $(patsubst csrc/%.c,build/obj/%.o,$(SV_SRC) $(SV_HTTP_SRC))

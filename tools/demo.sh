@@ -8,6 +8,9 @@ out_dir=demo-out
 mkdir -p "$out_dir"
 log=$(mktemp -d /tmp/starvideos-demo.XXXXXX)
 unset STARVIDEOS_API_KEY STARVIDEOS_BASE_URL
+# (made here: the emulator's shell opens them after the loop below may first look)
+: >"$log/emulator.out"
+: >"$log/emulator.err"
 
 "$LUA" bin/starvideos emulator --port 0 --key demo-key --queued 1 --processing 2 --max-lifetime 600 \
   >"$log/emulator.out" 2>"$log/emulator.err" &

@@ -11,6 +11,7 @@
 #include <curl/curlver.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -424,15 +425,15 @@ static int l_file_kind(lua_State *L) {
   return 3;
 }
 
-/* absolute(path) -> path joined to the working directory when relative (a
-   job's key: the file it makes, the same from any directory), or nil, msg */
-static int l_absolute(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  char cwd[4096];
-  if (path[0] == '/') { lua_settop(L, 1); return 1; }
-  if (!getcwd(cwd, sizeof cwd)) { lua_pushnil(L); lua_pushstring(L, strerror(errno)); return 2; }
-  while (path[0] == '.' && path[1] == '/') path += 2;
-  lua_pushfstring(L, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", path);
+/* file_key(path) -> the key of the file at path (docs/batch.md "Keys"): its folder's real
+   path (., .., repeated slashes and symlinks resolved) and its name; nothing: no folder there */
+static int l_file_key(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1), *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+  char *real;
+  lua_pushlstring(L, path, (size_t)(name - path)); /* the folder, its slash kept ("/" stays "/") */
+  if (!(real = realpath(name > path ? lua_tostring(L, -1) : ".", NULL))) return 0;
+  lua_pushfstring(L, "%s%s%s", real, strcmp(real, "/") ? "/" : "", name);
+  free(real);
   return 1;
 }
 
@@ -471,11 +472,8 @@ extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidd
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
-  { "resolve_url", l_resolve_url },
-  { "store_url", l_store_url },
-  { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "hash", l_hash },
-  { "http_date", l_http_date },
-  { "absolute", l_absolute },
+  { "resolve_url", l_resolve_url }, { "store_url", l_store_url }, { "http_date", l_http_date }, { "hash", l_hash },
+  { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "file_key", l_file_key },
   { "random_id", l_random_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
   { NULL, NULL }

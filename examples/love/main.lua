@@ -6,7 +6,7 @@
 -- created, polled and its video downloaded.  It draws the job's status and the
 -- download's progress, and a message for each kind of error (messages.lua).
 --
---   make build/luajit/starvideos/core.so build/luajit/starvideos/curl.so
+--   make luajit
 --   STARVIDEOS_BASE_URL=http://127.0.0.1:PORT STARVIDEOS_API_KEY=KEY \
 --     love examples/love [--interval S] [OUT.mp4] [PROMPT]
 --
@@ -90,7 +90,7 @@ local function load_library()
   local ok, lib = pcall(require, "starvideos")
   if not ok then
     return nil, tostring(lib) .. "\n\nBuild the LuaJIT modules at the top of the checkout: "
-      .. "make build/luajit/starvideos/core.so build/luajit/starvideos/curl.so"
+      .. "make luajit"
   end
   return lib
 end
@@ -368,9 +368,8 @@ end
 -- down stops the download, but the task is paid for: say how to fetch it.
 function love.quit()
   if job and job.id and not job.done then
-    local wait = job.state == "downloading" and "" or string.format("`starvideos wait %s` and then ", job.id)
-    io.stderr:write(string.format("task %s is not downloaded: fetch it with %s`starvideos download %s %s`\n",
-      job.id, wait, job.id, opts.out))
+    io.stderr:write(string.format("task %s is not downloaded: fetch it with `%s`\n", job.id,
+      messages.fetch_command(job.id, opts.out, job.state == "downloading")))
   end
   if opts and opts.report then write_report(failure and "failed" or (saved and "ok" or "quit")) end
   if client then client:close() end

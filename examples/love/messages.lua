@@ -10,6 +10,17 @@ local messages = {}
 
 local format, tostring, type = string.format, tostring, type
 
+-- The command line's way to fetch task id's video into out, as one line for a shell (what
+-- `starvideos` itself prints when stopped): `download ID PATH` once its download began, else
+-- `wait ID --out PATH`, which waits and then downloads.
+function messages.fetch_command(id, out, downloading)
+  local words = downloading and { "starvideos", "download", id, out } or { "starvideos", "wait", id, "--out", out }
+  for i, w in ipairs(words) do
+    words[i] = w:match("^[%w%-_./:=@]+$") and w or "'" .. w:gsub("'", "'\\''") .. "'"
+  end
+  return table.concat(words, " ")
+end
+
 -- kind -> function(err, ctx) returning the headline
 local HEADLINES = {
   invalid_request = function(err)
@@ -40,9 +51,10 @@ local HEADLINES = {
     return format("Cannot reach the service at %s: check STARVIDEOS_BASE_URL and the network.",
       tostring(ctx.base_url or "?"))
   end,
-  timeout = function(err)
+  timeout = function(err, ctx)
     if err.id then
-      return format("Task %s was not ready in time; `starvideos wait %s` picks it up.", err.id, err.id)
+      return format("Task %s was not ready in time; `%s` picks it up.", err.id,
+        ctx.out and messages.fetch_command(err.id, ctx.out) or "starvideos wait " .. err.id)
     end
     return "The service did not answer in time."
   end,

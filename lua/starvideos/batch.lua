@@ -23,7 +23,7 @@ local function outs(list, n, out)
       error(string_format("bad option 'out' to 'generate_all' (out(%d, params) returned %s: a file path expected)",
         i, type(path) == "string" and "an empty string" or tostring(path)), 5)
     end
-    local abs = core.absolute(path) or path
+    local abs = core.file_key(path) or path
     if seen[abs] then
       error(string_format("bad option 'out' to 'generate_all' (entries %d and %d both write %s)", seen[abs], i,
         path), 5)

@@ -56,7 +56,7 @@ function Job.new(ctx, goal, id, spec)
     job.state, job.create_path, job.create_body = "creating", path, body
     job.preflight = goal == "checked" or cfg.preflight and config.names_media(params) -- (extras/preflight.lua)
     job.local_id = ctx.ledger.records and core.random_id() or nil
-    local key = spec.out and core.absolute(spec.out) or spec.key -- what the job makes (docs/batch.md)
+    local key = spec.out and core.file_key(spec.out) or spec.key -- what the job makes (docs/batch.md "Keys")
     if key and job.local_id then
       job.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
     end

@@ -163,6 +163,27 @@ describe("the command line on a store", function()
     assert.equal(SAMPLE, helper.read_file(out .. "/" .. id .. ".mp4"))
   end)
 
+  it("batch --store pays once per entry: a rerun sends no create; no journal is written beside the videos", function()
+    if why then return pending(why) end
+    emu:reset()
+    local file, out = dir .. "/prompts.txt", helper.tmpdir()
+    helper.write_file(file, "a stored cat\na stored dog\n")
+    local argv = { "batch", "--store", srv.url, "--prompts-file", file, "--out-dir", out, "--model", "videos",
+      "--duration", "5", "--interval", "0.1" }
+    local r = cli(argv, env)
+    assert.equal(0, r.code, r.err)
+    assert.matches("2 videos: 2 saved in " .. out .. ", 0 not", r.out, 1, true)
+    assert.equal(SAMPLE, helper.read_file(out .. "/0002.mp4"))
+    assert.is_falsy(helper.exists(out .. "/starvideos.jsonl"))
+    r = cli(argv, env)
+    assert.equal(0, r.code, r.err)
+    assert.equal(2, emu:creates())
+    argv[#argv + 1], argv[#argv + 2] = "--journal", dir .. "/j.jsonl"
+    r = cli(argv, env)
+    assert.equal(2, r.code)
+    assert.matches("--journal and --store: give one ledger, not both", r.err, 1, true)
+  end)
+
   it("generate --key with --store pays once: a rerun follows the key's task; list names the key", function()
     if why then return pending(why) end
     emu:reset()

@@ -75,6 +75,9 @@ describe("examples/love/messages.lua", function()
     assert.truthy(headline({ kind = "network" }, { base_url = "http://h:1" }):find("http://h:1", 1, true))
     assert.truthy(headline({ kind = "io" }, { out = "/x/y.mp4" }):find("/x/y.mp4", 1, true))
     assert.truthy(headline({ kind = "timeout", id = "t1" }):find("starvideos wait t1", 1, true))
+    assert.truthy(headline({ kind = "timeout", id = "t1" }, { out = "my cat.mp4" })
+      :find("`starvideos wait t1 --out 'my cat.mp4'`", 1, true))
+    assert.equal("starvideos download t1 q.mp4", messages.fetch_command("t1", "q.mp4", true))
     assert.truthy(headline({ kind = "server", status = 503 }):find("HTTP 503", 1, true))
     assert.truthy(headline({ kind = "rate_limited", retry_after = 7 }):find("wait 7 s", 1, true))
     assert.truthy(headline({ kind = "not_found", id = "t2" }):find("t2", 1, true))
@@ -100,8 +103,7 @@ describe("examples/love in LÖVE under Xvfb", function()
   setup(function()
     if skip then return end
     dir = helper.tmpdir()
-    local out, ok = sh("make --no-print-directory -C " .. shell_quote(root)
-      .. " build/luajit/starvideos/core.so build/luajit/starvideos/curl.so")
+    local out, ok = sh("make --no-print-directory -C " .. shell_quote(root) .. " luajit")
     built, build_log = ok, out
     -- Xvfb picks a free display itself and writes its number to fd 1
     local log = dir .. "/xvfb.log"
@@ -126,7 +128,7 @@ describe("examples/love in LÖVE under Xvfb", function()
 
   before_each(function()
     if skip then return end
-    assert(built, "make build/luajit/starvideos/core.so build/luajit/starvideos/curl.so failed:\n"
+    assert(built, "make luajit failed:\n"
       .. tostring(build_log))
     emu:reset()
   end)
@@ -160,7 +162,7 @@ describe("examples/love in LÖVE under Xvfb", function()
     local lines = readme.sh_lines(block)
     assert.equal(4, #lines, block)
     assert.equal("make", lines[1])
-    assert.equal("make build/luajit/starvideos/core.so build/luajit/starvideos/curl.so", lines[2])
+    assert.equal("make luajit", lines[2]) -- core.so, curl.so and sign.so (a download's commit needs sign.so)
     for i = 1, 2 do
       local out, ok = sh("cd " .. shell_quote(root) .. " && " .. lines[i])
       assert.is_true(ok, lines[i] .. ":\n" .. out)
@@ -265,7 +267,7 @@ describe("examples/love in LÖVE under Xvfb", function()
     assert.is_true(r.status == "queued" or r.status == "processing", r.status)
     local id = r.task_id
     assert.truthy(out:find("task " .. id .. " is not downloaded: fetch it with `starvideos wait " .. id
-      .. "` and then `starvideos download " .. id .. " q.mp4`", 1, true), out)
+      .. " --out q.mp4`\n", 1, true), out) -- one command, as the command line gives it
   end)
 
   it("shows each error's message (the report records the message shown)", function()

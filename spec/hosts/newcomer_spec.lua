@@ -347,6 +347,41 @@ print(task.status, task.path)
     end)
   end)
 
+  describe("the LuaJIT hosts' build line and the snippets' polls", function()
+    it("`make luajit`, which the pages name, builds every C module a LuaJIT host loads", function()
+      for _, page in ipairs { { "Every VM", "docs/install.md" }, { "LÖVE", "docs/game-engines.md" },
+        { "Run it", "docs/openresty.md" } } do
+        assert.truthy(section(page[1], page[2]):find("make luajit", 1, true), page[2] .. " does not name make luajit")
+      end
+      local plan = helper.capture("make --no-print-directory -B -n -C " .. q(root) .. " luajit 2>&1")
+      for _, so in ipairs { "core", "curl", "sign" } do -- (the game's download needs sign.so)
+        assert.truthy(plan:find("-o build/luajit/starvideos/" .. so .. ".so", 1, true), so .. ".so:\n" .. plan)
+      end
+    end)
+
+    it("docs/batch.md's and docs/keep-and-fleet.md's snippets poll at an interval they set", function()
+      local batch = section("A batch in one call", "docs/batch.md"):match("\n```lua\n(.-)```")
+      assert.truthy(batch and batch:find("\n  interval = %d+,"), batch)
+      assert.truthy(section("Waiting for many tasks", "docs/batch.md"):find("interval = %d+ }"))
+      local keep = helper.read_file(root .. "/docs/keep-and-fleet.md"):match("client:keep {(.-)}")
+      assert.truthy(keep and keep:find("interval = %d+"), keep)
+    end)
+
+    it("docs/batch.md says where the batch's leases go", function()
+      assert.truthy(section("The batch command", "docs/batch.md"):find("`videos/starvideos.jsonl.owners/`", 1, true))
+    end)
+
+    it("make demo ends with the video and no stray line on stderr", function()
+      local errfile = helper.tmpdir() .. "/demo.err"
+      local out, ok = helper.capture("make --no-print-directory -C " .. q(root) .. " demo 2>" .. q(errfile))
+      assert.is_true(ok, out)
+      local err = helper.read_file(errfile) or ""
+      for line in err:gmatch("[^\n]+") do -- (set -x's lines of the generate command only)
+        assert.truthy(line:find("^%+ "), "make demo wrote on stderr: " .. err)
+      end
+    end)
+  end)
+
   describe("docs/emulator.md's 'Start it'", function()
     it("runs as written, and the generate it shows ends well before the default 30 s interval", function()
       local blocks = sh_blocks(section("Start it", "docs/emulator.md"))

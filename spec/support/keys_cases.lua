@@ -8,10 +8,10 @@ local starvideos = require "starvideos"
 local compact = require "starvideos.records.compact"
 
 local q = helper.shell_quote
-local ROOT = require("starvideos.core").absolute(helper.root)
+local ROOT = helper.capture("cd " .. q(helper.root) .. " && pwd"):match("^([^\n]+)")
 -- the library of this checkout for a child run from any directory
 local CHILD = "env LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;") .. " LUA_CPATH="
-  .. q(require("starvideos.core").absolute(helper.cpath) .. ";;") .. " "
+  .. q(require("starvideos.core").file_key(helper.cpath) .. ";;") .. " "
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
 
 -- on: "journal", or "store" with store_url (a redis-server's, one per run: each
@@ -114,6 +114,20 @@ return function(on, store_url, b)
       assert.equal(1, emu:creates())
     end)
 
+    it("one file under six spellings is one key: ., .., repeated slashes and a symlinked folder resolved", function()
+      assert(os.execute("mkdir " .. q(dir .. "/out") .. " " .. q(dir .. "/x") .. " && ln -s out " .. q(dir .. "/link")))
+      local events = {}
+      for _, out in ipairs { "out/0001.mp4", "out/./0001.mp4", "out//0001.mp4", "x/../out/0001.mp4",
+          "link/0001.mp4", "./link//./0001.mp4" } do
+        local task, err = client(events):generate(PARAMS, { out = dir .. "/" .. out, interval = 0.1 })
+        assert.truthy(task, out .. ": " .. tostring(err))
+      end
+      assert.equal(1, emu:creates())
+      for _, ev in ipairs(events) do
+        if ev.type == "attached" then assert.equal(dir .. "/out/0001.mp4", ev.key) end
+      end
+    end)
+
     it("the same out with other params is refused, naming the task and what differs; fresh = true creates", function()
       local out = dir .. "/b.mp4"
       local task = assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
@@ -185,13 +199,18 @@ return function(on, store_url, b)
       assert.equal(requests, #emu:requests())
     end)
 
-    it("a file gone or cut since its download is fetched again, not created", function()
+    it("a file gone, cut or changed since its download is fetched again, not created", function()
       local out = dir .. "/e.mp4"
       assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
       helper.write_file(out, "cut")
       assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
       assert.equal(1, emu:creates())
       assert.equal(require("starvideos.emulator.files").video(5), helper.read_file(out))
+      local video = helper.read_file(out) -- changed in place, its size kept: its SHA-256 tells
+      helper.write_file(out, video:sub(1, -2) .. (video:sub(-1) == "x" and "y" or "x"))
+      assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
+      assert.equal(1, emu:creates())
+      assert.equal(video, helper.read_file(out))
     end)
 
     it("a task of the key that a live process holds is downloaded to a .part of the job's own; a dead "

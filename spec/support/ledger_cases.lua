@@ -115,7 +115,7 @@ M.cases = {
       assert.is_nil(env.answer(l.peek, l, want(out)), "a pending create: nothing to follow")
       assert.is_true(env.answer(l.created, l, { id = "tk" }, PARAMS, "k1"))
       helper.write_file(out, "12345")
-      l:downloaded("tk", out, "cd34")
+      l:downloaded("tk", out, (require("starvideos.sign").sha256_file(out)))
       env.settle()
       local task = env.answer(l.peek, l, want(out))
       assert.same({ "tk", "videos", true }, { task.id, task.model, task.whole })
@@ -124,6 +124,8 @@ M.cases = {
       assert.same({ "tk", true }, { task.id, task.whole })
       task = env.answer(l.before_create, l, PARAMS, "k3", out, want(out))
       assert.same({ "tk", true }, { task.id, task.whole })
+      helper.write_file(out, "12346")
+      assert.is_false(env.answer(l.peek, l, want(out)).whole, "a file changed in place since: fetched again")
       helper.write_file(out, "cut")
       assert.is_false(env.answer(l.peek, l, want(out)).whole, "a file cut since: fetched again")
       local body = '{"model":"videos","prompt":"a cat","duration":10}'

@@ -27,11 +27,32 @@ describe("starvideos batch and --key", function()
     return r
   end
 
-  local function batch(file, outdir, more)
+  local function batch_args(file, outdir, more)
     local list = { "batch", "--prompts-file", file, "--out-dir", outdir, "--model", "videos", "--duration", "5",
       "--interval", "0.1" }
     for _, a in ipairs(more or {}) do list[#list + 1] = a end
-    return run(list)
+    return list
+  end
+  local function batch(file, outdir, more) return run(batch_args(file, outdir, more)) end
+
+  -- A batch in the background, off a terminal: :stop(signal) sends it (none: nil) and returns what run()
+  -- does once the command ended (a killed one's watcher line included).
+  local function background(list)
+    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url), q(helper.lua),
+      q(BIN) }
+    for _, a in ipairs(list) do words[#words + 1] = q(a) end
+    local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(words, " ")
+    assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/bg.out") .. " 2>" .. q(dir .. "/bg.err")
+      .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
+    assert(helper.wait_until(function() return (helper.read_file(dir .. "/pid") or ""):match("%d+\n") end, 10))
+    local pid = helper.read_file(dir .. "/pid"):match("%d+")
+    return { stop = function(_, signal)
+      if signal then os.execute("kill -" .. signal .. " " .. pid) end
+      assert(helper.wait_until(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end, 10))
+      helper.wait_until(function() return (helper.read_file(dir .. "/bg.err") or ""):find("created", 1, true) end, 3)
+      return { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/bg.out"),
+        err = helper.read_file(dir .. "/bg.err") }
+    end }
   end
 
   it("makes OUT-DIR/0001.mp4 and on from a prompts file, and a rerun sends nothing", function()
@@ -117,6 +138,111 @@ describe("starvideos batch and --key", function()
     assert.equal(0, r.code, r.out .. r.err)
     assert.equal(5, emu:creates())
     assert.equal(SAMPLE, helper.read_file(dir .. "/w/0001.mp4"))
+  end)
+
+  it("input errors exit 2 naming the input: a folder as --prompts-file, a NUL byte naming FILE:LINE; a BOM is "
+    .. "dropped and a link to a folder taken as --out-dir", function()
+    local r = batch(dir, dir .. "/v")
+    assert.equal(2, r.code)
+    assert.matches('--prompts-file "' .. dir .. '": cannot read it: Is a directory', r.err, 1, true)
+    assert.is_nil(r.err:find("internal error", 1, true))
+    helper.write_file(dir .. "/p.txt", "a cat\na d\0og\n")
+    r = batch(dir .. "/p.txt", dir .. "/v")
+    assert.equal(2, r.code)
+    assert.matches(dir .. "/p.txt:2: a NUL byte in the line", r.err, 1, true)
+    assert.equal(0, #emu:requests())
+    helper.write_file(dir .. "/p.txt", "\239\187\191a cat\n")
+    assert(os.execute("mkdir " .. q(dir .. "/real") .. " && ln -s real " .. q(dir .. "/link")))
+    r = batch(dir .. "/p.txt", dir .. "/link")
+    assert.equal(0, r.code, r.err)
+    assert.equal("a cat", emu:tasks()[1].params.prompt)
+    assert.equal(SAMPLE, helper.read_file(dir .. "/real/0001.mp4"))
+  end)
+
+  for _, case in ipairs { { "INT", 130, "interrupted" }, { "TERM", 143, "stopped by a signal" } } do
+    it("SIG" .. case[1] .. " off a terminal before any task ends: the counts say what was created and paid",
+    function()
+      emu:config { queued = 30 }
+      helper.write_file(dir .. "/p.txt", "a cat\na dog\na fish\n")
+      local proc = background(batch_args(dir .. "/p.txt", dir .. "/v"))
+      assert(helper.wait_until(function() -- (the three answers read: each create recorded)
+        local _, n = (helper.read_file(dir .. "/v/starvideos.jsonl") or ""):gsub('"event":"created"', "")
+        return n == 3
+      end, 10))
+      local r = proc:stop(case[1])
+      assert.equal(case[2], r.code, r.err)
+      assert.matches("3 videos: 0 created, 0 done, 0 failed\n", r.out, 1, true) -- (the first line: before any create)
+      assert.matches("starvideos batch: " .. case[3] .. "; 3 created (each a paid task), 0 done, 0 failed of 3 "
+        .. "videos; `starvideos batch --prompts-file", r.err, 1, true)
+    end)
+  end
+
+  it("a rerun announces the failed entries it creates again; --skip-failed leaves them; list tells the superseded",
+  function()
+    helper.write_file(dir .. "/p.txt", "a cat\na dog\n")
+    emu:config { outcome = "failed" }
+    assert.equal(1, batch(dir .. "/p.txt", dir .. "/v").code)
+    emu:config { outcome = "completed" }
+    local r = batch(dir .. "/p.txt", dir .. "/v", { "--skip-failed" })
+    assert.equal(1, r.code)
+    assert.matches("starvideos batch: 2 entries whose task failed left out (--skip-failed): 0001.mp4 (line 1), "
+      .. "0002.mp4 (line 2)", r.err, 1, true)
+    assert.matches("0001.mp4 (line 1)  skipped: its task failed before (--skip-failed)", r.out, 1, true)
+    assert.equal(2, emu:creates())
+    r = batch(dir .. "/p.txt", dir .. "/v")
+    assert.equal(0, r.code, r.err)
+    assert.matches("starvideos batch: 2 entries whose task failed created again, each a new paid create: 0001.mp4 "
+      .. "(line 1), 0002.mp4 (line 2); --skip-failed leaves them", r.err, 1, true)
+    assert.equal(4, emu:creates())
+    r = run { "list", "--journal", dir .. "/v/starvideos.jsonl" }
+    assert.equal(0, r.code, r.err)
+    assert.matches("4 tasks: 2 downloaded, 2 failed, of the failed, 2 superseded by a later task that saved the file",
+      r.out, 1, true)
+    assert.matches("(superseded: task video_", r.out, 1, true)
+    r = batch(dir .. "/p.txt", dir .. "/v") -- nothing failed is left to announce
+    assert.equal(0, r.code, r.err)
+    assert.is_nil(r.err:find("failed", 1, true))
+  end)
+
+  it("list --check names the repair, and a rerun fetches again a changed file of the recorded size", function()
+    helper.write_file(dir .. "/p.txt", "a cat\n")
+    assert.equal(0, batch(dir .. "/p.txt", dir .. "/v").code)
+    local path = dir .. "/v/0001.mp4"
+    helper.write_file(path, SAMPLE:sub(1, -2) .. (SAMPLE:sub(-1) == "x" and "y" or "x"))
+    local r = run { "list", "--journal", dir .. "/v/starvideos.jsonl", "--check" }
+    assert.equal(1, r.code)
+    assert.matches("changed  video_", r.out, 1, true)
+    assert.matches("to repair: run the command that saved them again, with the same ledger", r.out, 1, true)
+    local requests = #emu:requests()
+    r = batch(dir .. "/p.txt", dir .. "/v")
+    assert.equal(0, r.code, r.err)
+    assert.equal(SAMPLE, helper.read_file(path))
+    assert.equal(1, emu:creates())
+    assert.is_true(#emu:requests() > requests) -- (before: nothing sent, the changed file kept)
+    assert.equal(0, run({ "list", "--journal", dir .. "/v/starvideos.jsonl", "--check" }).code)
+  end)
+
+  it("hints name what the command line has: a changed entry, and a create another live batch has in flight",
+  function()
+    helper.write_file(dir .. "/p.jsonl", '{"prompt": "a cat"}\n')
+    assert.equal(0, batch(dir .. "/p.jsonl", dir .. "/v").code)
+    helper.write_file(dir .. "/p.jsonl", '{"prompt": "a cat", "duration": 10}\n')
+    local r = batch(dir .. "/p.jsonl", dir .. "/v")
+    assert.equal(1, r.code)
+    assert.matches("duration 5 there, 10 here): give the line its params back, or another --out-dir", r.out, 1, true)
+    assert.is_nil((r.out .. r.err):find("fresh", 1, true))
+    -- two batches at once on one folder: the second meets the first's create in flight
+    emu:fault { method = "POST", delay = 3 }
+    local proc = background(batch_args(dir .. "/p.jsonl", dir .. "/w"))
+    assert(helper.wait_until(function()
+      return (helper.read_file(dir .. "/w/starvideos.jsonl") or ""):find('"event":"pending"', 1, true) end, 10),
+      helper.read_file(dir .. "/bg.err"))
+    r = batch(dir .. "/p.jsonl", dir .. "/w")
+    assert.equal(1, r.code)
+    assert.matches("another live process sent a create of it", r.out, 1, true)
+    assert.is_nil((r.out .. r.err):find("--forget", 1, true))
+    assert.equal(0, proc:stop().code)
+    assert.equal(2, emu:creates())
   end)
 
   it("--key: generate and create with one key pay once; refused without a ledger, with --out, elsewhere", function()

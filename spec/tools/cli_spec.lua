@@ -205,6 +205,14 @@ describe("the starvideos command line", function()
       local r = run { "help", "wait" }
       assert.equals(0, r.code)
       assert.matches("usage: starvideos wait ID", r.out, 1, true)
+      -- a command that reads a journal does not say it appends to it
+      for _, cmd in ipairs { "resume", "pending", "list", "keep" } do
+        local line = run({ cmd, "--help" }).out:match("\n  %-%-journal PATH +([^\n]+)")
+        assert.truthy(line, cmd)
+        assert.is_nil(line:find("append", 1, true), cmd .. ": " .. line)
+      end
+      assert.matches("--journal PATH +the JSON%-lines journal whose tasks to wait for and download",
+        run({ "resume", "--help" }).out)
     end)
 
     it("shows help even with other, wrong arguments around it", function()

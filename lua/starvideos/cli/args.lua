@@ -81,6 +81,9 @@ local FLAG = {
     text = "one prompt a line (blank and # lines skipped), or one JSON params object a line in a .jsonl file" },
   ["out-dir"] = { kind = "str", meta = "DIR",
     text = "the videos go to DIR/0001.mp4 and on (DIR is made when its parent exists)" },
+  ["skip-failed"] = { kind = "bool",
+    text = "leave out the entries whose task failed in an earlier run (else each is created again: a new paid "
+      .. "create)" },
   forget = { kind = "str", meta = "ID",
     text = "settle the pending create ID (its answer never came): its key may create again" },
   state = { kind = "choice", meta = "STATE",
@@ -164,11 +167,13 @@ local COMMANDS = {
   },
   batch = {
     args = {}, needs_key = true,
-    flags = flags("prompts-file", "out-dir", BATCH, "journal", "interval", "timeout", "create-limit", "preflight",
-      CLIENT, NOTIFY),
+    flags = flags("prompts-file", "out-dir", BATCH, "journal", "store", "skip-failed", "interval", "timeout",
+      "create-limit", "preflight", CLIENT, NOTIFY),
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
+      store = "the fleet's Redis ledger, redis://[:password@]host:port[/db], instead of a journal (only when given: "
+        .. "not $STARVIDEOS_STORE); a rerun must name the same one",
       model = "the model of every line that does not name one" },
   },
   models = {
@@ -188,6 +193,8 @@ local COMMANDS = {
     args = {}, needs_key = true, flags = flags("journal", "store", "dir", "interval", "timeout", CLIENT, NOTIFY),
     summary = "wait for and download every task of the ledger (journal or store) not downloaded yet",
     ledger = true,
+    flag_text = { journal = "the JSON-lines journal whose tasks to wait for and download (each download is recorded "
+      .. "there)" },
   },
   keep = {
     args = {}, needs_key = true,
@@ -203,7 +210,8 @@ local COMMANDS = {
     args = {}, flags = flags("journal", "store", "forget", CLIENT),
     summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
     ledger = true,
-    flag_text = { store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
+    flag_text = { journal = "the JSON-lines journal to read (with --forget: the create is settled there)",
+      store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
   },
   list = {
     args = {}, flags = flags("journal", "store", "state", "check", CLIENT),

@@ -20,15 +20,20 @@ local M = {}
 
 -- The entries of the prompts file, each {params =, line =}: a prompt a line
 -- (spaces around it dropped), or in a .jsonl file a JSON object a line, over
--- the flags' fields; blank lines and lines starting with # skipped.  Every
--- entry is checked before anything is sent: a usage error names its line.
+-- the flags' fields; blank lines and lines starting with # skipped; a byte-order
+-- mark before the first line dropped.  Every entry is checked before anything is
+-- sent: a usage error names its line (a NUL byte too: it would go into a paid prompt).
 local function read_entries(path, defaults)
   local f, err = io_open(path, "r")
   if not f then usage_error("--prompts-file: cannot read %s", tostring(err)) end
+  local _, rerr = f:read(0) -- (a folder opens, and reads "Is a directory")
+  if rerr then f:close(); usage_error("--prompts-file %s: cannot read it: %s", quote(path), tostring(rerr)) end
   local starvideos, cjson = client_for.load(), require "cjson.safe"
   local entries, n, jsonl = {}, 0, path:find("%.jsonl$") ~= nil
   for raw in f:lines() do
     n = n + 1
+    if n == 1 then raw = raw:gsub("^\239\187\191", "") end
+    if raw:find("\0", 1, true) then f:close(); usage_error("%s:%d: a NUL byte in the line", path, n) end
     local text = raw:match("^%s*(.-)%s*$")
     if text ~= "" and text:sub(1, 1) ~= "#" then
       local params = {}
@@ -55,11 +60,11 @@ local function read_entries(path, defaults)
   return entries
 end
 
--- --out-dir: an existing folder, or made when its parent is one.
+-- --out-dir: an existing folder (or a link to one), or made when its parent is one.
 local function out_dir(dir, core)
   dir = dir:gsub("(.)/+$", "%1")
   local kind = core.file_kind(dir)
-  if kind == "folder" then return dir end
+  if kind == "folder" or core.file_kind(dir .. "/.") == "folder" then return dir end
   if kind then usage_error("--out-dir %s is not a directory", quote(dir)) end
   local parent = dir:match("^(.*)/[^/]*$") or "."
   if parent == "" then parent = "/" end
@@ -81,23 +86,31 @@ local function again(opts)
       for _, item in ipairs(v) do words[#words + 1] = "--" .. name .. " " .. shell_word(item) end
     elseif v ~= nil and v ~= true then
       words[#words + 1] = "--" .. name .. " " .. shell_word(tostring(v))
-    elseif v == true and name == "json" then
-      words[#words + 1] = "--json"
+    elseif v == true and name ~= "help" then
+      words[#words + 1] = "--" .. name
     end
   end
   return table_concat(words, " ")
 end
 
+-- An entry's file name and line, as the messages name it: "0003.mp4 (line 4)".
+local function entry_name(entries, i) return string_format("%04d.mp4 (line %d)", i, entries[i].line) end
+
+-- An entry's error for a person: a key refused names the batch's way to create anew.
+local function describe(err)
+  return (output.describe(err):gsub("give another %-%-out$", "give the line its params back, or another --out-dir"))
+end
+
 -- The results for a person: each entry not saved (a pending create with the
 -- command that settles it), then the counts; or one JSON array.
-local function report(ctx, entries, results, dir, journal)
+local function report(ctx, entries, results, dir, at)
   local failed = 0
   if ctx.json then
     local list = json.array()
     for i, r in ipairs(results) do
       list[i] = { index = i, line = entries[i].line, path = r.path, id = r.task and r.task.id or (r.err and r.err.id),
         status = r.task and r.task.status, error = r.err and output.error_object(r.err),
-        pending = r.err and r.err.pending }
+        pending = r.err and r.err.pending, skipped = r.skipped }
     end
     output.print_json(list)
   end
@@ -105,12 +118,12 @@ local function report(ctx, entries, results, dir, journal)
   for i, r in ipairs(results) do
     if not r.path then
       failed = failed + 1
-      local name = string_format("%04d.mp4 (line %d)", i, entries[i].line)
       if r.err and r.err.pending then
-        pending[#pending + 1] = string_format("  %s: `%s pending --journal %s --forget %s`", name, args.PROG,
-          shell_word(journal), r.err.pending)
+        pending[#pending + 1] = string_format("  %s: `%s pending %s --forget %s`", entry_name(entries, i), args.PROG,
+          at, r.err.pending)
       elseif not ctx.json then
-        out(string_format("%s  %s\n", name, r.err and output.describe(r.err) or "no file"))
+        out(string_format("%s  %s\n", entry_name(entries, i), r.skipped and "skipped: its task failed before"
+          .. " (--skip-failed)" or r.err and describe(r.err) or "no file"))
       end
     end
   end
@@ -125,35 +138,73 @@ local function report(ctx, entries, results, dir, journal)
   return failed > 0 and 1 or 0
 end
 
+-- The entries whose file's key the ledger knows only by failed tasks: a run creates each again (a
+-- new paid create); announced on stderr, or with --skip-failed left out.  The set of their indexes.
+local function failed_before(opts, client, entries, paths, core)
+  local tasks = client:tasks {}
+  local state = {}
+  for _, t in ipairs(tasks or {}) do
+    if t.key then state[t.key] = (state[t.key] == nil or state[t.key] == "failed") and t.state or state[t.key] end
+  end
+  local names, skip = {}, {}
+  for i, path in ipairs(paths) do
+    if state[core.file_key(path)] == "failed" then names[#names + 1], skip[i] = entry_name(entries, i), true end
+  end
+  if #names == 0 then return {} end
+  output.err(string_format("%s batch: %d entr%s whose task failed %s: %s%s\n", args.PROG, #names,
+    #names == 1 and "y" or "ies", opts["skip-failed"] and "left out (--skip-failed)"
+    or "created again, each a new paid create", table_concat(names, ", "),
+    opts["skip-failed"] and "" or "; --skip-failed leaves them"))
+  return opts["skip-failed"] and skip or {}
+end
+
+-- The batch's counts, which an interrupt or a kill prints with the command that goes on.
+local function counts_hint(ctx, opts, ev)
+  ctx.hint = string_format("%d created (each a paid task), %d done, %d failed of %d videos; `%s` goes on: it creates"
+    .. " no video it created before", ev.created, ev.done, ev.failed, ev.total, again(opts))
+  output.watch(ctx)
+end
+
 function M.run(ctx, opts)
   local defaults = args.request_params(opts)
   if opts.extra then defaults.extra = require("starvideos.cli.commands").extra_of(opts.extra) end
   local entries = read_entries(opts["prompts-file"], defaults)
   local _, core = client_for.load()
   local dir = out_dir(opts["out-dir"], core)
-  local journal = opts.journal or dir .. "/starvideos.jsonl"
-  local client = client_for.new(ctx, opts, { journal = journal })
-  ctx.hint = string_format("`%s` goes on: it creates no video it created before", again(opts))
-  output.watch(ctx)
+  if opts.store and opts.journal then usage_error("--journal and --store: give one ledger, not both") end
+  local store = opts.store and client_for.store(opts)
+  local journal = not store and (opts.journal or dir .. "/starvideos.jsonl") or nil
+  local at = journal and "--journal " .. shell_word(journal)
+    or "--store " .. shell_word(require("starvideos.config").store_url(store).where)
+  local client = client_for.new(ctx, opts, { journal = journal, store = store })
+  local paths, list, index = {}, {}, {}
+  for i = 1, #entries do paths[i] = string_format("%s/%04d.mp4", dir, i) end
+  local skip = failed_before(opts, client, entries, paths, core)
+  for i, e in ipairs(entries) do
+    if not skip[i] then index[#index + 1] = i; list[#index] = e.params end
+  end
+  counts_hint(ctx, opts, { created = 0, done = 0, failed = 0, total = #list })
   local d = display.for_command(ctx.json, core.isatty)
   ctx.display = d
   d:many_tasks()
-  d.started, d.title = core.now(), string_format("%d videos", #entries)
+  d.started, d.title = core.now(), string_format("%d videos", #list)
   d:status_line(core.now(), true)
   local shown
-  local list = {}
-  for i, e in ipairs(entries) do list[i] = e.params end
-  local results = client:generate_all(list, { interval = opts.interval, timeout = opts.timeout,
-    out = function(i) return string_format("%s/%04d.mp4", dir, i) end,
+  local ran = client:generate_all(list, { interval = opts.interval, timeout = opts.timeout,
+    out = function(i) return paths[index[i]] end,
     on_progress = function(ev)
       if ev.type ~= "batch" then return end
+      counts_hint(ctx, opts, ev)
       d.title = string_format("%d videos: %d created, %d done, %d failed", ev.total, ev.created, ev.done, ev.failed)
       d:status_line(core.now(), true)
       local ends = ev.done + ev.failed
       if ends ~= shown then shown = ends; d:plain(d.title) end -- off a terminal, a line per file done or failed
     end })
   d:finish(false)
-  return report(ctx, entries, results, dir, journal)
+  local results = {}
+  for i = 1, #entries do results[i] = { skipped = true } end
+  for j, r in ipairs(ran) do results[index[j]] = r end
+  return report(ctx, entries, results, dir, at)
 end
 
 return M

@@ -371,8 +371,14 @@ function M.list(ctx, opts)
   else
     client = client_for.new(ctx, opts, { store = store })
   end
-  local tasks, err = client:tasks { state = opts.state, check = opts.check }
-  if not tasks then return fail(ctx, err) end
+  local all, err = client:tasks { check = opts.check }
+  if not all then return fail(ctx, err) end
+  local saved, tasks = {}, {}
+  for _, t in ipairs(all) do if t.key and t.state == "downloaded" then saved[t.key] = t.id end end
+  for _, t in ipairs(all) do -- a failed task whose file a later task of its key saved: superseded, not missing
+    if t.state == "failed" and t.key then t.superseded_by = saved[t.key] end
+    if not opts.state or t.state == opts.state then tasks[#tasks + 1] = t end
+  end
   if opts.check then return display.print_checks(tasks, ctx.json) end
   if ctx.json then
     for _, t in ipairs(tasks) do output.out(json.encode(t), "\n") end

@@ -131,8 +131,10 @@ local STATES = { "pending", "created", "completed", "downloaded", "failed", "aba
 function M.print_tasks(list, tty)
   local rows, width = { { "ID", "STATE", "CREATED (UTC)", "MODEL", "FILE", "PROMPT" } }, {}
   for _, t in ipairs(list) do
+    local later = t.superseded_by and " (superseded: task " .. t.superseded_by .. " saved its file)" or ""
     rows[#rows + 1] = { t.id or t["local"], t.state, t.created_at and os_date("!%Y-%m-%d %H:%M:%S", t.created_at)
-      or "-", t.model or "-", t.path or t.out or "-", ((t.prompt or ""):gsub("%c", " ")), error = t.error }
+      or "-", t.model or "-", t.path or t.out or "-", ((t.prompt or ""):gsub("%c", " ")),
+      error = (t.error or t.superseded_by) and tostring(t.error or "-") .. later }
   end
   for _, r in ipairs(rows) do
     for i = 1, 5 do width[i] = math_max(width[i] or 0, columns(tostring(r[i]))) end
@@ -145,10 +147,16 @@ function M.print_tasks(list, tty)
     out(clip(table_concat(cells, "  "), room), "\n")
     if r.error then out(clip("  error: " .. tostring(r.error), room), "\n") end
   end
-  local count, parts = {}, {}
-  for _, t in ipairs(list) do count[t.state] = (count[t.state] or 0) + 1 end
+  local count, parts, superseded = {}, {}, 0
+  for _, t in ipairs(list) do
+    count[t.state] = (count[t.state] or 0) + 1
+    if t.superseded_by then superseded = superseded + 1 end
+  end
   for _, state in ipairs(STATES) do
     if count[state] then parts[#parts + 1] = count[state] .. " " .. state end
+  end
+  if superseded > 0 then -- (a later task of their file saved it: no video is missing for them)
+    parts[#parts + 1] = string_format("of the failed, %d superseded by a later task that saved the file", superseded)
   end
   out(string_format("%d task%s: %s\n", #list, #list == 1 and "" or "s", table_concat(parts, ", ")))
 end
@@ -168,6 +176,11 @@ function M.print_checks(list, as_json)
   if not as_json then
     out(string_format("%d file%s checked: %d as saved, %d missing, %d changed\n", count.ok + bad,
       count.ok + bad == 1 and "" or "s", count.ok, count.missing, count.changed))
+    if bad > 0 then
+      out("to repair: run the command that saved them again, with the same ledger (the same `starvideos batch`, or "
+        .. "`starvideos generate` with the same --out): each missing or changed file is fetched again from its task, "
+        .. "creating nothing, while the service keeps the video (docs/batch.md)\n")
+    end
   end
   return bad > 0 and 1 or 0
 end

@@ -195,7 +195,7 @@ end
 
 -- One line for a person. A local validation error names the flag that carries
 -- the field: "duration: expected ..." -> "--duration: expected ..."; a create
--- over --create-limit names it.
+-- over --create-limit names it; a key refused, the flag to change.
 function M.describe(err)
   local field, message = err.field, err.message
   if type(field) ~= "string" or type(message) ~= "string" then return tostring(err) end
@@ -203,6 +203,10 @@ function M.describe(err)
     return err.kind .. ": " .. message:gsub("^create_limit:", "--create-limit:")
   end
   if err.kind ~= "invalid_request" or err.status then return tostring(err) end
+  if field == "out" or field == "key" then -- a key refused: the command line has no fresh = true
+    return err.kind .. ": " .. message:gsub(" %(or fresh = true%)", ""):gsub("give another (%a+), or fresh = true",
+      "give another --%1")
+  end
   message = extra_words(field, message)
   if message:sub(1, 8) == "--extra:" then return message end
   local base, index = field:match("^([%w_]+)%[(%d+)%]$")
@@ -219,13 +223,14 @@ end
 
 -- Report err for ctx (ctx.name: the command, ctx.json: --json) and return the
 -- exit status. stderr: "starvideos <command>: <what went wrong>", then a hint
--- for bad usage or how to pick a timed-out task up again.
+-- for bad usage (or a request refused before the client was made: its flags) or how to pick a
+-- timed-out task up again.
 function M.report(ctx, err)
   if ctx.json then M.print_json(M.error_document(err)) end
   local who = args.PROG .. (ctx.name and (" " .. ctx.name) or "")
   write(io_stderr, who, ": ", M.describe(err), "\n")
   local code = M.exit_code(err)
-  if code == 2 then
+  if code == 2 and (err.kind == "usage" or not ctx.client) then
     write(io_stderr, args.hint(ctx.name), "\n")
   elseif err.kind == "timeout" and err.id then
     write(io_stderr, M.next_step(ctx, err.id), "\n")

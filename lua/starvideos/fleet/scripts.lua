@@ -33,11 +33,12 @@ local function key_names(key, P, me)
     local p = redis.call('HMGET', P .. 'pend:' .. ref:sub(2), 'local', 'time')
     if p[1] then return { 'pending', p[1], p[2] or '' } end
   elseif ref then
-    local t = redis.call('HMGET', P .. 'task:' .. ref:sub(2), 'status', 'fp', 'body', 'bytes', 'model', 'owner')
+    local t = redis.call('HMGET', P .. 'task:' .. ref:sub(2), 'status', 'fp', 'body', 'bytes', 'model', 'owner',
+      'sha256')
     if t[2] and t[1] ~= 'failed' then
       local holder = t[6] and P .. 'owner:' .. t[6]
       local alive = holder and holder ~= me and redis.call('EXISTS', holder) == 1
-      return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '', alive and '1' or '' }
+      return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '', alive and '1' or '', t[7] or '' }
     end
   end
 end

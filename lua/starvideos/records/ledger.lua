@@ -95,11 +95,13 @@ local function recent_creates(st, limit, t)
   return times
 end
 
--- What a keyed create does, given e, its key's live record (a create unanswered, or a task not failed)
--- and `at` ("--journal PATH", "--store URL"): nil, err (nothing is sent) or the task to follow.
+-- What a keyed create does, given e, its key's live record (a create unanswered, or a task not failed; e.alive:
+-- a live process holds it) and `at` ("--journal PATH", "--store URL"): nil, err (nothing is sent) or the task.
 function L.key_answer(e, want, at)
   local what = want.out and "out" or "key"
-  if e.id == nil then
+  if e.id == nil and e.alive then return nil, new_error("invalid_request", string_format("%s %s: another live process"
+    .. " sent a create of it (pending record %s): rerun once it ends", what, want.key, e["local"]), { field = what })
+  elseif e.id == nil then
     return nil, new_error("invalid_request", string_format("%s %s: a create of it was sent and its answer never came"
       .. " (pending record %s of %s): it may have been made and paid for; `starvideos pending %s` lists"
       .. " it, `starvideos pending %s --forget %s` (or fresh = true) creates again", what, want.key,
@@ -111,8 +113,8 @@ function L.key_answer(e, want, at)
       .. " give another %s, or fresh = true", what, want.key, e.id, journal.differ(e.body, want.body), what),
       { field = what, id = e.id })
   end
-  return { id = e.id, model = e.model, whole = e.bytes ~= nil and want.out ~= nil
-    and journal.size(want.out) == e.bytes, alive = e.alive }
+  return { id = e.id, model = e.model, alive = e.alive, whole = e.bytes ~= nil and want.out ~= nil
+    and journal.check_file { path = want.out, bytes = e.bytes, sha256 = e.sha256 } == "ok" }
 end
 
 local function follow(self)
@@ -125,9 +127,8 @@ end
 local function ask_key(self, st, want)
   local e = st.keys[want.key]
   if not e or want.fresh or (e.id == nil and st.settled[e["local"]]) or e.status == "failed" then return nil end
-  local task, err = L.key_answer(e, want, "--journal " .. self.path)
-  if task and e.owner ~= (self.lease and self.lease.id) then task.alive = leases.alive(self.path, e.owner, e.lease) end
-  return task, err
+  e.alive = e.owner ~= (self.lease and self.lease.id) and leases.alive(self.path, e.owner, e.lease) or nil
+  return L.key_answer(e, want, "--journal " .. self.path)
 end
 
 -- The task a keyed job follows instead of creating, read without the lock (a create asks again).
