@@ -32,7 +32,8 @@ function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadli
   if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end
   if op == "download" then Download.prepare(self, download) end
   if op == "media" then
-    self.head, self.offset, self.max_body, self.follow = download.head, download.offset, download.max_body, true
+    self.head, self.offset, self.follow = download.head, download.offset, true
+    self.max_body = download.max_body or self.max_body
   end
   return self
 end
