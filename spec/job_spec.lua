@@ -222,6 +222,7 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
       journal = dir .. "/cancel.jsonl" }
     local job = assert(Job.new(c, nil, nil, { params = PARAMS }))
     job:advance(require("starvideos.core").now())
+    c.loop:drive(function() return job.req end) -- (its pending record written first, off the loop's thread)
     job:cancel()
     assert.is_false(job.done, "a create already sent was abandoned")
     c.loop:drive(function() return job.done end)

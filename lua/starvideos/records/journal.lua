@@ -130,7 +130,7 @@ function J.follow(path, st, max)
     st.pos = st.pos + at - 1
   end
   if f then f:close() end
-  st.behind, st.open, st.missing = upto < size, {}, not f and err or nil
+  st.behind, st.open, st.missing, st.size = upto < size, {}, not f and err or nil, size
   for _, p in ipairs(st.pending) do
     if not st.settled[p["local"]] then st.open[#st.open + 1] = p end
   end
