@@ -200,8 +200,6 @@ typedef struct jitem {
   char data[];
 } jitem;
 
-#define JW_RANGES 64
-
 /* The caller never waits for the thread's lock (the thread runs at the lowest
    priority: a busy machine may hold it back while it has the lock): its items
    wait in its own list (mine) until a put or a poll gets the lock. */
@@ -218,37 +216,20 @@ struct sv_jwriter {
   jitem *mine, *mine_tail;
   size_t mine_bytes;
   long long last, seen;
-  /* the thread's alone: where its own writes went in the file dev/ino */
+  /* the thread's alone: in the file dev/ino, every byte from clean to end is its own */
   dev_t dev;
   ino_t ino;
-  off_t ranges[JW_RANGES][2];
-  int nranges, rnext;
+  off_t clean, end;
   char path[];
 };
 
-/* Whether every byte of the file (st) from expect on is one the writer wrote. */
-static int own_since(const sv_jwriter *w, const struct stat *st, double expect) {
-  off_t at = (off_t)expect;
-  int i, moved = 1;
-  if (at != st->st_size && (w->dev != st->st_dev || w->ino != st->st_ino)) return 0;
-  while (at < st->st_size && moved) {
-    moved = 0;
-    for (i = 0; i < w->nranges && !moved; i++)
-      if (w->ranges[i][0] == at) { at = w->ranges[i][1]; moved = 1; }
-  }
-  return at == st->st_size;
-}
-
-static void own_range(sv_jwriter *w, int fd, const struct stat *before) {
-  struct stat now;
-  if (fstat(fd, &now) != 0) return;
-  if (w->dev != now.st_dev || w->ino != now.st_ino) w->nranges = 0; /* a new file (a compaction) */
-  w->dev = now.st_dev;
-  w->ino = now.st_ino;
-  w->ranges[w->rnext][0] = before->st_size;
-  w->ranges[w->rnext][1] = now.st_size;
-  w->rnext = (w->rnext + 1) % JW_RANGES;
-  if (w->nranges < JW_RANGES) w->nranges++;
+/* The file (st) seen under the lock: when another wrote since the writer's
+   last write (or it is a new file: a compaction), its own bytes start at its end. */
+static void seen_file(sv_jwriter *w, const struct stat *st) {
+  if (w->dev == st->st_dev && w->ino == st->st_ino && w->end == st->st_size) return;
+  w->dev = st->st_dev;
+  w->ino = st->st_ino;
+  w->clean = w->end = st->st_size;
 }
 
 static void failed(sv_jwriter *w, long long ticket, int conflict, const char *why) {
@@ -272,14 +253,15 @@ static void write_batch(sv_jwriter *w, jitem *list) {
   int fd = sv_file_lock(w->path, 1, &why), sync = 0, rc = fd < 0 ? -1 : 0;
   jitem *it, *next;
   if (!rc && fstat(fd, &st) != 0) rc = fail(&why, "write", w->path, errno);
-  for (it = list; !rc && it; it = it->next) {
-    if (it->expect >= 0 && !own_since(w, &st, it->expect)) { it->expect = -2; continue; }
+  if (!rc) seen_file(w, &st);
+  for (it = list; !rc && it; it = it->next) { /* a conditional item: every byte after what its caller read, ours */
+    if (it->expect >= 0 && (off_t)it->expect < w->clean) { it->expect = -2; continue; }
     sv_buf_add(&out, it->data, it->len);
     sync |= it->sync;
   }
   if (!rc && out.len) {
     rc = sv_file_append_held(fd, w->path, out.data, out.len, sync, &why);
-    if (!rc) own_range(w, fd, &st);
+    if (!rc && fstat(fd, &st) == 0) w->end = st.st_size;
   }
   if (fd >= 0) close(fd); /* (the lock goes with it) */
   pthread_mutex_lock(&w->mu);

@@ -35,8 +35,8 @@ end
 -- owed: webhook id -> {task, body, owner, lease} while owed, false once delivered (for good).
 -- keys: a job's key -> its latest pending create or task, with key, fp and body (docs/batch.md).
 function J.new_state(head)
-  return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {}, keys = {},
-    abandoned = {}, head = head, pos = 0 }
+  return { list = {}, by_id = {}, bad = 0, bad_at = {}, line = 0, pending = {}, by_local = {}, settled = {},
+    owed = {}, keys = {}, abandoned = {}, head = head, pos = 0 }
 end
 
 local function keyed(st, rec, entry)
@@ -47,8 +47,9 @@ end
 
 function J.take(st, line)
   local rec = line ~= "" and cjson.decode(line)
-  if type(rec) ~= "table" then
-    if line ~= "" then st.bad = st.bad + 1 end -- a torn or foreign line: skip it, keep the rest
+  st.line = st.line + 1
+  if type(rec) ~= "table" then -- a torn or foreign line: skipped, counted (the first ten named: bad_at)
+    if line ~= "" then st.bad, st.bad_at[#st.bad_at + 1] = st.bad + 1, #st.bad_at < 10 and st.line or nil end
     return nil
   end
   local lid = type(rec["local"]) == "string" and rec["local"] or nil

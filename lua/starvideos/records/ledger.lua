@@ -96,13 +96,17 @@ local function append(self, rec, sync, sign, await)
     local owner, elsewhere = self:owner()
     rec.owner, rec.lease = owner, owner and elsewhere or nil
   end
-  if not self.writer then return journal.append(self.path, rec, sync) end
+  if not self.writer then
+    local ok, err = journal.append(self.path, rec, sync)
+    if not ok and not await then self:_lost(err) end
+    return ok, err
+  end
   local line, err = journal.line(rec)
   if not line then return nil, err end
   return true, self.writer:put(line, sync, nil, self, await)
 end
 
--- A record the writer could not write, that nobody waited for: an error (event journal_error).
+-- A record that could not be written, that nobody waited for: an error (event journal_error).
 function L:_lost(why)
   local on_event = self.cfg.on_event
   if on_event then on_event { type = "journal_error", path = self.path, message = "a record was not written: "
