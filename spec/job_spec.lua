@@ -395,6 +395,7 @@ describe("a job's download (video.lua: downloading, confirming, taken) over a sc
     local c, job, q, out = confirming(name)
     q.answer = { held, why }
     c.loop:drive(function() return job.done end, nil, require("starvideos.core").now() + 5)
+    c.loop:settle() -- (its records written: the journal's writer thread)
     local recs = records(c.cfg.journal)
     c:release()
     return job, out, recs[#recs]
