@@ -208,7 +208,7 @@ struct sv_jwriter {
   pthread_cond_t work, moved; /* moved: room made or tickets done */
   pthread_t thread;
   int threaded, closing;
-  jitem *head, *tail;
+  jitem *head, *tail, *spent; /* spent: written, freed by the caller (its allocator's lock is never the thread's) */
   size_t queued, nfails, capfails;
   long long done;
   sv_jfail *fails;
@@ -251,7 +251,7 @@ static void write_batch(sv_jwriter *w, jitem *list) {
   sv_buf out = {0}, why = {0};
   struct stat st;
   int fd = sv_file_lock(w->path, 1, &why), sync = 0, rc = fd < 0 ? -1 : 0;
-  jitem *it, *next;
+  jitem *it;
   if (!rc && fstat(fd, &st) != 0) rc = fail(&why, "write", w->path, errno);
   if (!rc) seen_file(w, &st);
   for (it = list; !rc && it; it = it->next) { /* a conditional item: every byte after what its caller read, ours */
@@ -269,13 +269,10 @@ static void write_batch(sv_jwriter *w, jitem *list) {
     if (it->expect == -2) failed(w, it->ticket, 1, "");
     else if (rc) failed(w, it->ticket, 0, sv_buf_cstr(&why));
     w->done = it->ticket;
+    if (!it->next) { it->next = w->spent; w->spent = list; break; }
   }
   pthread_cond_broadcast(&w->moved);
   pthread_mutex_unlock(&w->mu);
-  for (it = list; it; it = next) {
-    next = it->next;
-    free(it);
-  }
   sv_buf_free(&out);
   sv_buf_free(&why);
 }
@@ -311,19 +308,30 @@ sv_jwriter *sv_jwriter_new(const char *path) {
   return w;
 }
 
-/* The caller's items handed to the thread (under w->mu). */
-static void hand_over(sv_jwriter *w) {
-  if (!w->mine) return;
+static void free_items(jitem *it) {
+  jitem *next;
+  for (; it; it = next) {
+    next = it->next;
+    free(it);
+  }
+}
+
+/* The caller's items handed to the thread (under w->mu); the spent ones taken back, to free. */
+static jitem *hand_over(sv_jwriter *w) {
+  jitem *spent = w->spent;
+  w->spent = NULL;
+  if (!w->mine) return spent;
   if (w->tail) w->tail->next = w->mine; else w->head = w->mine;
   w->tail = w->mine_tail;
   w->queued += w->mine_bytes;
   w->mine = w->mine_tail = NULL;
   w->mine_bytes = 0;
   pthread_cond_signal(&w->work);
+  return spent;
 }
 
 long long sv_jwriter_put(sv_jwriter *w, const char *data, size_t len, int sync, double expect) {
-  jitem *it = malloc(sizeof *it + len);
+  jitem *it = malloc(sizeof *it + len), *spent;
   if (!it) return 0;
   memcpy(it->data, data, len);
   it->next = NULL;
@@ -331,7 +339,7 @@ long long sv_jwriter_put(sv_jwriter *w, const char *data, size_t len, int sync, 
   it->sync = sync;
   it->expect = expect;
   it->ticket = ++w->last;
-  if (!w->threaded) { write_batch(w, it); return w->last; }
+  if (!w->threaded) { write_batch(w, it); free_items(hand_over(w)); return w->last; }
   if (w->mine_tail) w->mine_tail->next = it; else w->mine = it;
   w->mine_tail = it;
   w->mine_bytes += len;
@@ -341,37 +349,42 @@ long long sv_jwriter_put(sv_jwriter *w, const char *data, size_t len, int sync, 
   } else if (pthread_mutex_trylock(&w->mu) != 0) {
     return it->ticket; /* handed over at a later put or poll */
   }
-  hand_over(w);
+  spent = hand_over(w);
   pthread_mutex_unlock(&w->mu);
+  free_items(spent);
   return w->last;
 }
 
 long long sv_jwriter_poll(sv_jwriter *w, sv_jfail **fails, size_t *n) {
+  jitem *spent;
   *fails = NULL;
   *n = 0;
   if (pthread_mutex_trylock(&w->mu) != 0) return w->seen; /* the thread has it: look again later */
-  hand_over(w);
+  spent = hand_over(w);
   w->seen = w->done;
   *fails = w->fails;
   *n = w->nfails;
   w->fails = NULL;
   w->nfails = w->capfails = 0;
   pthread_mutex_unlock(&w->mu);
+  free_items(spent);
   return w->seen;
 }
 
 void sv_jwriter_wait(sv_jwriter *w, long long ticket) {
+  jitem *spent;
   pthread_mutex_lock(&w->mu);
-  hand_over(w);
+  spent = hand_over(w);
   while (w->done < ticket && w->threaded) pthread_cond_wait(&w->moved, &w->mu);
   pthread_mutex_unlock(&w->mu);
+  free_items(spent);
 }
 
 void sv_jwriter_free(sv_jwriter *w) {
   if (!w) return;
   if (w->threaded) {
     pthread_mutex_lock(&w->mu);
-    hand_over(w);
+    free_items(hand_over(w)); /* (the thread waits for the lock meanwhile: none of its allocations) */
     w->closing = 1;
     pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->mu);
@@ -380,6 +393,7 @@ void sv_jwriter_free(sv_jwriter *w) {
   pthread_cond_destroy(&w->work);
   pthread_cond_destroy(&w->moved);
   pthread_mutex_destroy(&w->mu);
+  free_items(w->spent);
   free(w->fails);
   free(w);
 }
