@@ -8,8 +8,7 @@ local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
 local rule = require "starvideos.lease"
 
-local type, ipairs, pairs, tostring, tonumber, setmetatable, require =
-  type, ipairs, pairs, tostring, tonumber, setmetatable, require
+local type, ipairs, tostring, tonumber, setmetatable, require = type, ipairs, tostring, tonumber, setmetatable, require
 local string_format, os_time, os_date, math_floor = string.format, os.time, os.date, math.floor
 local new_error = errors.new_error
 
@@ -18,56 +17,11 @@ L.__index = L
 
 L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
--- The journal's writer thread (core.journal_writer), one per journal file in the process: its ledgers' records
--- queued in order, a loop's turn takes what it wrote (failures of records nobody waits for: their ledger's
--- journal_error), a blocking call waits until it is settled.
-local W = {}
-W.__index = W
-local writers = setmetatable({}, { __mode = "v" })
-
--- A record's lines queued for ledger (expect: written only if nobody else wrote after that offset; await:
--- its failure is told to the one who asks for its ticket, else to ledger).  Its ticket.
-function W:put(lines, sync, expect, ledger, await)
-  local t = self.c:put(lines, sync, expect)
-  self.sent, self.by[t] = t, not await and ledger or nil
-  ledger.loop:turning(self)
-  return t
-end
-
-function W:turn()
-  local done, failed = self.c:poll()
-  for t, why in pairs(failed or {}) do
-    local by = self.by[t]
-    if by then by:_lost(why) else self.failed[t] = why end
-  end
-  for t = self.done + 1, done do self.by[t] = nil end
-  self.done = done
-  return done >= self.sent
-end
-
-function W:settled() return self.done >= self.sent end
-
--- Ticket t's outcome: nil (not yet), true, or false and why (true: written by another after it was decided).
-function W:result(t)
-  if t > self.done then self:turn() end
-  if t > self.done then return nil end
-  local why = self.failed[t]
-  self.failed[t] = nil
-  return why == nil, why
-end
-
--- Everything queued written (a read, a close, or a record whose ordering asks for it).
-function W:flush()
-  if self.sent > self.done then self.c:wait(self.sent); self:turn() end
-end
-
 function L.new(path, cfg, loop, budget)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, budget = budget or false,
     field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop }, L)
   if path and loop and not loop.own then -- (inside nginx the worker's own thread writes)
-    self.writer = writers[path] or setmetatable({ c = core.journal_writer(path), sent = 0, done = 0, failed = {},
-      by = {} }, W)
-    writers[path] = self.writer
+    self.writer = journal.writer(path)
   end
   if path then
     require("starvideos.records.compact").maybe_compact(path, 64 * 1024 * 1024) -- (docs/batch.md)
