@@ -222,6 +222,7 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
       journal = dir .. "/cancel.jsonl" }
     local job = assert(Job.new(c, nil, nil, { params = PARAMS }))
     job:advance(require("starvideos.core").now())
+    c.loop:drive(function() return job.req end) -- (its pending record written first, off the loop's thread)
     job:cancel()
     assert.is_false(job.done, "a create already sent was abandoned")
     c.loop:drive(function() return job.done end)
@@ -394,6 +395,7 @@ describe("a job's download (video.lua: downloading, confirming, taken) over a sc
     local c, job, q, out = confirming(name)
     q.answer = { held, why }
     c.loop:drive(function() return job.done end, nil, require("starvideos.core").now() + 5)
+    c.loop:settle() -- (its records written: the journal's writer thread)
     local recs = records(c.cfg.journal)
     c:release()
     return job, out, recs[#recs]

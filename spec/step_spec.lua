@@ -125,7 +125,7 @@ describe("the client's queue of requests waiting for a connection", function()
     for _ = 1, 4 do c:watch(task.id, { interval = 3600 }) end
     c:step(0)
     local job = assert(c:start { model = "videos", prompt = "never sent", duration = 5 })
-    c:step(0)
+    repeat c:step(0.005) until job.req -- (its pending record written off the loop's thread, then queued)
     job:cancel()
     assert.is_true(job.done)
     assert.are.equal("cancelled", job.state)

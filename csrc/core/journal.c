@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +88,8 @@ int sv_file_append_held(int fd, const char *path, const char *rec, size_t len, i
   sv_buf out = {0};
   size_t done = 0;
   int rc = 0;
-  if (fstat(fd, &st) == 0 && st.st_size > 0) {
+  if (fstat(fd, &st) != 0) st.st_size = -1;
+  if (st.st_size > 0) {
     char last = '\n';
     int rfd = open(path, O_RDONLY | O_CLOEXEC);
     if (rfd >= 0) {
@@ -109,6 +111,8 @@ int sv_file_append_held(int fd, const char *path, const char *rec, size_t len, i
     }
   }
   if (!rc && sync && fsync(fd) != 0) rc = fail(why, "write", path, errno);
+  /* a record not written whole leaves no part of itself: the file cut back (under the lock) */
+  if (rc && st.st_size >= 0 && ftruncate(fd, st.st_size) == 0 && sync) (void)fsync(fd);
   sv_buf_free(&out);
   return rc;
 }
@@ -183,4 +187,213 @@ int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why) 
   if (!e && rename(tmp, path) != 0) e = errno;
   if (e) return fail(why, "compact", path, e);
   return sv_sync_folder(path, why); /* the rename itself must survive a crash */
+}
+
+/* ------------------------------------------------ the journal's writer thread */
+
+typedef struct jitem {
+  struct jitem *next;
+  long long ticket;
+  double expect; /* < 0: appended as it is; -2 once refused (a conflict) */
+  int sync;
+  size_t len;
+  char data[];
+} jitem;
+
+/* The caller never waits for the thread's lock (the thread runs at the lowest
+   priority: a busy machine may hold it back while it has the lock): its items
+   wait in its own list (mine) until a put or a poll gets the lock. */
+struct sv_jwriter {
+  pthread_mutex_t mu;
+  pthread_cond_t work, moved; /* moved: room made or tickets done */
+  pthread_t thread;
+  int threaded, closing;
+  jitem *head, *tail, *spent; /* spent: written, freed by the caller (its allocator's lock is never the thread's) */
+  size_t queued, nfails, capfails;
+  long long done;
+  sv_jfail *fails;
+  /* the caller's alone */
+  jitem *mine, *mine_tail;
+  size_t mine_bytes;
+  long long last, seen;
+  /* the thread's alone: in the file dev/ino, every byte from clean to end is its own */
+  dev_t dev;
+  ino_t ino;
+  off_t clean, end;
+  char path[];
+};
+
+/* The file (st) seen under the lock: when another wrote since the writer's
+   last write (or it is a new file: a compaction), its own bytes start at its end. */
+static void seen_file(sv_jwriter *w, const struct stat *st) {
+  if (w->dev == st->st_dev && w->ino == st->st_ino && w->end == st->st_size) return;
+  w->dev = st->st_dev;
+  w->ino = st->st_ino;
+  w->clean = w->end = st->st_size;
+}
+
+static void failed(sv_jwriter *w, long long ticket, int conflict, const char *why) {
+  if (w->nfails == w->capfails) {
+    size_t cap = w->capfails ? w->capfails * 2 : 8;
+    sv_jfail *f = realloc(w->fails, cap * sizeof *f);
+    if (!f) return; /* (out of memory: the record is then told written) */
+    w->fails = f;
+    w->capfails = cap;
+  }
+  w->fails[w->nfails].ticket = ticket;
+  w->fails[w->nfails].conflict = conflict;
+  snprintf(w->fails[w->nfails].why, sizeof w->fails[0].why, "%s", why);
+  w->nfails++;
+}
+
+/* The items of list in one write (one fsync when one asks) under one hold of the lock, then told done. */
+static void write_batch(sv_jwriter *w, jitem *list) {
+  sv_buf out = {0}, why = {0};
+  struct stat st;
+  int fd = sv_file_lock(w->path, 1, &why), sync = 0, rc = fd < 0 ? -1 : 0;
+  jitem *it;
+  if (!rc && fstat(fd, &st) != 0) rc = fail(&why, "write", w->path, errno);
+  if (!rc) seen_file(w, &st);
+  for (it = list; !rc && it; it = it->next) { /* a conditional item: every byte after what its caller read, ours */
+    if (it->expect >= 0 && (off_t)it->expect < w->clean) { it->expect = -2; continue; }
+    sv_buf_add(&out, it->data, it->len);
+    sync |= it->sync;
+  }
+  if (!rc && out.len) {
+    rc = sv_file_append_held(fd, w->path, out.data, out.len, sync, &why);
+    if (!rc && fstat(fd, &st) == 0) w->end = st.st_size;
+  }
+  if (fd >= 0) close(fd); /* (the lock goes with it) */
+  pthread_mutex_lock(&w->mu);
+  for (it = list; it; it = it->next) {
+    if (it->expect == -2) failed(w, it->ticket, 1, "");
+    else if (rc) failed(w, it->ticket, 0, sv_buf_cstr(&why));
+    w->done = it->ticket;
+    if (!it->next) { it->next = w->spent; w->spent = list; break; }
+  }
+  pthread_cond_broadcast(&w->moved);
+  pthread_mutex_unlock(&w->mu);
+  sv_buf_free(&out);
+  sv_buf_free(&why);
+}
+
+static void *jw_thread(void *arg) {
+  sv_jwriter *w = arg;
+  jitem *list;
+  sv_helper_background();
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    while (!w->head && !w->closing) pthread_cond_wait(&w->work, &w->mu);
+    if (!w->head) break;
+    list = w->head;
+    w->head = w->tail = NULL;
+    w->queued = 0;
+    pthread_mutex_unlock(&w->mu);
+    write_batch(w, list);
+    pthread_mutex_lock(&w->mu);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+sv_jwriter *sv_jwriter_new(const char *path) {
+  sv_jwriter *w = calloc(1, sizeof *w + strlen(path) + 1);
+  if (!w) return NULL;
+  strcpy(w->path, path);
+  if (pthread_mutex_init(&w->mu, NULL) != 0) { free(w); return NULL; }
+  pthread_cond_init(&w->work, NULL);
+  pthread_cond_init(&w->moved, NULL);
+  sv_helper_pin_module();
+  w->threaded = sv_helper_start(&w->thread, jw_thread, w) == 0; /* else each put writes at once */
+  return w;
+}
+
+static void free_items(jitem *it) {
+  jitem *next;
+  for (; it; it = next) {
+    next = it->next;
+    free(it);
+  }
+}
+
+/* The caller's items handed to the thread (under w->mu); the spent ones taken back, to free. */
+static jitem *hand_over(sv_jwriter *w) {
+  jitem *spent = w->spent;
+  w->spent = NULL;
+  if (!w->mine) return spent;
+  if (w->tail) w->tail->next = w->mine; else w->head = w->mine;
+  w->tail = w->mine_tail;
+  w->queued += w->mine_bytes;
+  w->mine = w->mine_tail = NULL;
+  w->mine_bytes = 0;
+  pthread_cond_signal(&w->work);
+  return spent;
+}
+
+long long sv_jwriter_put(sv_jwriter *w, const char *data, size_t len, int sync, double expect) {
+  jitem *it = malloc(sizeof *it + len), *spent;
+  if (!it) return 0;
+  memcpy(it->data, data, len);
+  it->next = NULL;
+  it->len = len;
+  it->sync = sync;
+  it->expect = expect;
+  it->ticket = ++w->last;
+  if (!w->threaded) { write_batch(w, it); free_items(hand_over(w)); return w->last; }
+  if (w->mine_tail) w->mine_tail->next = it; else w->mine = it;
+  w->mine_tail = it;
+  w->mine_bytes += len;
+  if (w->mine_bytes >= SV_JW_QUEUED) { /* bounded: then it waits for room */
+    pthread_mutex_lock(&w->mu);
+    while (w->queued >= SV_JW_QUEUED) pthread_cond_wait(&w->moved, &w->mu);
+  } else if (pthread_mutex_trylock(&w->mu) != 0) {
+    return it->ticket; /* handed over at a later put or poll */
+  }
+  spent = hand_over(w);
+  pthread_mutex_unlock(&w->mu);
+  free_items(spent);
+  return w->last;
+}
+
+long long sv_jwriter_poll(sv_jwriter *w, sv_jfail **fails, size_t *n) {
+  jitem *spent;
+  *fails = NULL;
+  *n = 0;
+  if (pthread_mutex_trylock(&w->mu) != 0) return w->seen; /* the thread has it: look again later */
+  spent = hand_over(w);
+  w->seen = w->done;
+  *fails = w->fails;
+  *n = w->nfails;
+  w->fails = NULL;
+  w->nfails = w->capfails = 0;
+  pthread_mutex_unlock(&w->mu);
+  free_items(spent);
+  return w->seen;
+}
+
+void sv_jwriter_wait(sv_jwriter *w, long long ticket) {
+  jitem *spent;
+  pthread_mutex_lock(&w->mu);
+  spent = hand_over(w);
+  while (w->done < ticket && w->threaded) pthread_cond_wait(&w->moved, &w->mu);
+  pthread_mutex_unlock(&w->mu);
+  free_items(spent);
+}
+
+void sv_jwriter_free(sv_jwriter *w) {
+  if (!w) return;
+  if (w->threaded) {
+    pthread_mutex_lock(&w->mu);
+    free_items(hand_over(w)); /* (the thread waits for the lock meanwhile: none of its allocations) */
+    w->closing = 1;
+    pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+  }
+  pthread_cond_destroy(&w->work);
+  pthread_cond_destroy(&w->moved);
+  pthread_mutex_destroy(&w->mu);
+  free_items(w->spent);
+  free(w->fails);
+  free(w);
 }

@@ -295,7 +295,7 @@ int sv_part_commit(int fd, double size, const char *part, const char *dest, cons
 /* Called first in each helper: the lowest priority (Linux sets it per thread),
    so that waking a helper never takes the CPU from the caller's thread (a
    game's frame); the helper runs when the caller sleeps or on another CPU. */
-static void background(void) {
+void sv_helper_background(void) {
 #if defined(__linux__) && defined(SYS_gettid)
   (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 #endif
@@ -345,7 +345,7 @@ static void *commit_thread(void *arg) {
   sv_commit *c = arg;
   sv_buf why = {0};
   int rc;
-  if (c->threaded) background(); /* not when run in the caller's thread */
+  if (c->threaded) sv_helper_background(); /* not when run in the caller's thread */
   rc = sv_part_flush(c->part, &why);
   if (rc == 0)
     rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, c->hash,

@@ -394,6 +394,30 @@ SV_API int sv_file_writable(const char *path, sv_buf *why);
    "file", "folder", "link" or "other" (a FIFO, a device, a socket); NULL with
    *err = errno when nothing is there or it cannot be looked at. */
 SV_API const char *sv_file_kind(const char *path, int *err);
+/* The journal's writer: a thread per journal (journal.c) that appends records
+   in the order given, each batch in one write and one fsync under the journal's
+   flock, so that its caller never waits for the lock or the disk.
+   sv_jwriter_put queues data (whole lines) and returns its ticket (0: out of
+   memory); expect >= 0 makes it conditional: written only when every byte of
+   the file after offset expect is this writer's own (else it fails as a
+   conflict: the reader's view is stale, another process wrote).  The caller
+   waits only when SV_JW_QUEUED bytes are queued already.  sv_jwriter_poll: the
+   last ticket written or failed (and every one before it), and the failed ones
+   since the last poll (*fails, the caller's to free; conflict, else why).
+   sv_jwriter_wait waits for ticket; sv_jwriter_free writes what is queued,
+   then ends the thread. */
+#define SV_JW_QUEUED (4u << 20)
+typedef struct sv_jwriter sv_jwriter;
+typedef struct sv_jfail {
+  long long ticket;
+  int conflict;
+  char why[240];
+} sv_jfail;
+SV_API sv_jwriter *sv_jwriter_new(const char *path);
+SV_API long long sv_jwriter_put(sv_jwriter *w, const char *data, size_t len, int sync, double expect);
+SV_API long long sv_jwriter_poll(sv_jwriter *w, sv_jfail **fails, size_t *n);
+SV_API void sv_jwriter_wait(sv_jwriter *w, long long ticket);
+SV_API void sv_jwriter_free(sv_jwriter *w);
 /* A download's .part written through one descriptor (part.c), by both
    transports, from its open to its commit.  sv_part_open: offset 0 makes a new file (the name
    unlinked, then O_EXCL|O_NOFOLLOW); offset > 0 goes on from a regular file of
@@ -469,6 +493,8 @@ SV_API void sv_commit_free(sv_commit *c);
 /* A helper thread (part.c): fn(arg) started with every signal blocked
    (the host's signals are not its own): 0 or pthread_create's error. */
 SV_API int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Called first in a helper: the lowest priority, so that it never takes the CPU from the caller's thread. */
+SV_API void sv_helper_background(void);
 /* Keeps the module loaded for good (a thread that may end after the module's
    user let go of it runs this module's code to its end): once per process. */
 SV_API void sv_helper_pin_module(void);

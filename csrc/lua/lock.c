@@ -4,6 +4,7 @@
 
 #include "compat.h"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #define LOCK_MT "starvideos.lock"
@@ -74,10 +75,79 @@ static int k_unlock(lua_State *L) {
   return 0;
 }
 
+/* journal_writer(path) -> writer: the journal's writer thread (sv_jwriter).
+   writer:put(lines, sync[, expect]) -> ticket: queued (expect: written only
+   when the file's bytes after offset expect are all the writer's own);
+   writer:poll() -> the last ticket done, and {ticket = why | true (a
+   conflict)} for those that failed since the last poll, or nil;
+   writer:wait(ticket) waits for it; writer:close() (also on collection)
+   writes what is queued, then ends the thread. */
+#define WRITER_MT "starvideos.writer"
+
+typedef struct lwriter { sv_jwriter *w; } lwriter;
+
+static sv_jwriter *checked_writer(lua_State *L) {
+  lwriter *lw = luaL_checkudata(L, 1, WRITER_MT);
+  if (!lw->w) luaL_error(L, "the journal's writer is closed");
+  return lw->w;
+}
+
+static int l_journal_writer(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lwriter *lw = lua_newuserdatauv(L, sizeof *lw, 0);
+  lw->w = NULL;
+  luaL_setmetatable(L, WRITER_MT);
+  lw->w = sv_jwriter_new(path);
+  if (!lw->w) return luaL_error(L, "out of memory");
+  return 1;
+}
+
+static int w_put(lua_State *L) {
+  sv_jwriter *w = checked_writer(L);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  long long ticket = sv_jwriter_put(w, data, len, lua_toboolean(L, 3), luaL_optnumber(L, 4, -1));
+  if (!ticket) return luaL_error(L, "out of memory");
+  lua_pushnumber(L, (lua_Number)ticket);
+  return 1;
+}
+
+static int w_poll(lua_State *L) {
+  sv_jfail *fails;
+  size_t n, i;
+  long long done = sv_jwriter_poll(checked_writer(L), &fails, &n);
+  lua_pushnumber(L, (lua_Number)done);
+  if (!n) return 1;
+  lua_createtable(L, 0, (int)n);
+  for (i = 0; i < n; i++) {
+    if (fails[i].conflict) lua_pushboolean(L, 1);
+    else lua_pushstring(L, fails[i].why);
+    lua_rawseti(L, -2, (lua_Integer)fails[i].ticket);
+  }
+  free(fails);
+  return 2;
+}
+
+static int w_wait(lua_State *L) {
+  sv_jwriter_wait(checked_writer(L), (long long)luaL_checknumber(L, 2));
+  return 0;
+}
+
+static int w_close(lua_State *L) {
+  lwriter *lw = luaL_checkudata(L, 1, WRITER_MT);
+  sv_jwriter_free(lw->w);
+  lw->w = NULL;
+  return 0;
+}
+
 void lsv_open_lock(lua_State *L) {
   static const luaL_Reg methods[] = { { "replace", k_replace }, { "append", k_append }, { "unlock", k_unlock },
                                       { NULL, NULL } };
-  static const luaL_Reg funcs[] = { { "lock_journal", l_lock_journal }, { "try_lock", l_try_lock }, { NULL, NULL } };
+  static const luaL_Reg wmethods[] = { { "put", w_put }, { "poll", w_poll }, { "wait", w_wait },
+                                       { "close", w_close }, { NULL, NULL } };
+  static const luaL_Reg funcs[] = { { "lock_journal", l_lock_journal }, { "try_lock", l_try_lock },
+                                    { "journal_writer", l_journal_writer }, { NULL, NULL } };
   lsv_new_class(L, LOCK_MT, methods, k_unlock);
+  lsv_new_class(L, WRITER_MT, wmethods, w_close);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int n_test = 0, n_fail = 0;
@@ -1088,6 +1089,82 @@ static void file_leases(void) {
   sv_buf_free(&why);
 }
 
+/* The journal's writer thread (sv_jwriter): records in order, each whole; a
+   conditional record written only when nobody else wrote after what its
+   caller read; a failure told by ticket; what is queued written at the end. */
+static long file_bytes(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static void journal_writer(void) {
+  char dir[] = "/tmp/starvideos-test-XXXXXX", journal[128], line[64], missing[160];
+  sv_jwriter *w;
+  sv_jfail *fails;
+  size_t nf;
+  long long t = 0, cond, stale;
+  long before;
+  int i, in_order = 1;
+  sv_buf why;
+  FILE *f;
+  memset(&why, 0, sizeof why);
+  if (!mkdtemp(dir)) { ok(0, "writer: a folder", strerror(errno)); return; }
+  snprintf(journal, sizeof journal, "%s/w.jsonl", dir);
+  w = sv_jwriter_new(journal);
+  ok(w != NULL, "writer: made", NULL);
+  if (!w) return;
+  for (i = 0; i < 200; i++) {
+    snprintf(line, sizeof line, "{\"n\":%d}\n", i);
+    t = sv_jwriter_put(w, line, strlen(line), i % 50 == 0, -1);
+  }
+  sv_jwriter_wait(w, t);
+  ok(sv_jwriter_poll(w, &fails, &nf) == t && nf == 0, "writer: 200 records written, none failed", NULL);
+  free(fails);
+  f = fopen(journal, "r");
+  for (i = 0; f && fgets(line, sizeof line, f); i++) {
+    char want[64];
+    snprintf(want, sizeof want, "{\"n\":%d}\n", i);
+    if (strcmp(line, want) != 0) in_order = 0;
+  }
+  if (f) fclose(f);
+  ok(in_order && i == 200, "writer: each record whole, in the order given", line);
+  /* a conditional record after this writer's own records: written */
+  before = file_bytes(journal);
+  sv_jwriter_put(w, "{\"own\":1}\n", 10, 0, -1);
+  cond = sv_jwriter_put(w, "{\"c\":1}\n", 8, 1, (double)before);
+  sv_jwriter_wait(w, cond);
+  ok(sv_jwriter_poll(w, &fails, &nf) == cond && nf == 0, "writer: a conditional record after its own is written",
+     nf ? fails[0].why : NULL);
+  free(fails);
+  /* another process wrote after what the caller read: refused as a conflict, nothing of it written */
+  before = file_bytes(journal);
+  ok(sv_file_append(journal, "{\"other\":1}\n", 12, 0, &why) == 0, "writer: another writer appends", sv_buf_cstr(&why));
+  stale = sv_jwriter_put(w, "{\"c\":2}\n", 8, 1, (double)before);
+  sv_jwriter_wait(w, stale);
+  ok(sv_jwriter_poll(w, &fails, &nf) == stale && nf == 1 && fails[0].ticket == stale && fails[0].conflict,
+     "writer: a conditional record read before another's write is refused", NULL);
+  free(fails);
+  ok(file_bytes(journal) == before + 12, "writer: nothing of the refused record is in the file", NULL);
+  /* closed with records queued: they are written first */
+  for (i = 0; i < 50; i++) sv_jwriter_put(w, "{\"late\":1}\n", 11, 0, -1);
+  before = file_bytes(journal);
+  sv_jwriter_free(w);
+  ok(file_bytes(journal) == before + 50 * 11, "writer: closed, what was queued is written", NULL);
+  /* a journal that cannot be opened: the record's ticket fails with why */
+  snprintf(missing, sizeof missing, "%s/no/such/folder/w.jsonl", dir);
+  w = sv_jwriter_new(missing);
+  t = w ? sv_jwriter_put(w, "{}\n", 3, 1, -1) : 0;
+  if (w) sv_jwriter_wait(w, t);
+  ok(w && sv_jwriter_poll(w, &fails, &nf) == t && nf == 1 && !fails[0].conflict &&
+       strstr(fails[0].why, "cannot open the journal") != NULL,
+     "writer: a record it cannot write fails with the reason", nf ? fails[0].why : NULL);
+  if (w) free(fails);
+  sv_jwriter_free(w);
+  unlink(journal);
+  rmdir(dir);
+  sv_buf_free(&why);
+}
+
 /* ------------------------------------------------------------------ media */
 
 typedef struct bytes { unsigned char b[4096]; size_t n; } bytes;
@@ -1706,6 +1783,7 @@ static void mp4_checks(void) {
 
 int main(void) {
   file_leases();
+  journal_writer();
   validator();
   building();
   answers();

@@ -12,10 +12,14 @@
             --prompt TEXT  the prompt (default "a host frame loop")
             --slow-ms MS   print each frame whose step took longer (wall or
                            CPU) to stderr, with the job's state
+            --journal PATH the client's journal (docs/batch.md)
+            --tasks N      N jobs at once (default 1): the first to OUT.mp4,
+                           the others to OUT-2.mp4 ... OUT-N.mp4
 
-   It prints one "key value" line per result, then exits 0 only when the video
-   was downloaded:
-     result ok PATH | result failed MESSAGE
+   It prints one "key value" line per result, then exits 0 only when every
+   video was downloaded:
+     result ok PATH | result failed MESSAGE (the first job's, or the first
+                   failed job's)
                    MESSAGE: the error as tostring gives it (the library's
                    errors are tables: "auth: create: HTTP 401: ...");
      frames N, step_max_ms, step_p99_ms, step_p50_ms, step_mean_ms, frames_over_4ms
@@ -65,20 +69,30 @@
 int luaopen_cjson(lua_State *L); /* lua-cjson declares them in no header */
 int luaopen_cjson_safe(lua_State *L);
 
-/* The game's script: make a client and start one job.  Run with the module,
-   the base URL, the output path and the prompt; returns the client and the job. */
+/* The game's script: make a client and start its jobs.  Run with the module,
+   the base URL, the output path, the prompt, the journal (or nil) and the
+   count; returns the client, the first job and a function that gives the
+   first failed job, or the first once all are done (nil before). */
 static const char setup_lua[] =
-  "local starvideos, base_url, out, prompt = ...\n"
-  "local client = starvideos.new { base_url = base_url }\n"
-  "local job = assert(client:start({ model = 'videos', prompt = prompt, duration = 5 },\n"
-  "  { out = out, interval = 0.05 }))\n"
-  "return client, job\n";
+  "local starvideos, base_url, out, prompt, journal, n = ...\n"
+  "local client = starvideos.new { base_url = base_url, journal = journal }\n"
+  "local jobs = {}\n"
+  "for i = 1, n do\n"
+  "  jobs[i] = assert(client:start({ model = 'videos', prompt = prompt .. (i > 1 and ' ' .. i or ''), duration = 5 },\n"
+  "    { out = i == 1 and out or out:gsub('%.mp4$', '') .. '-' .. i .. '.mp4', interval = 0.05 }))\n"
+  "end\n"
+  "local function ended()\n"
+  "  for _, job in ipairs(jobs) do if not job.done then return nil end end\n"
+  "  for _, job in ipairs(jobs) do if job.err then return job end end\n"
+  "  return jobs[1]\n"
+  "end\n"
+  "return client, jobs[1], ended\n";
 
 enum { WALL, OWN, CPU, WORK, MEASURES };
 
 typedef struct run {
-  const char *base_url, *out, *prompt;
-  int no_package;
+  const char *base_url, *out, *prompt, *journal;
+  int no_package, tasks;
   double timeout, frame, slow;
   double *t[MEASURES]; /* seconds, one per frame */
   size_t n, cap;
@@ -181,7 +195,7 @@ static const char *error_text(lua_State *L) {
 /* Everything that touches Lua, under lua_pcall: a Lua error ends up as a message. */
 static int pmain(lua_State *L) {
   run *r = lua_touserdata(L, 1);
-  int client, job, before;
+  int client, job, ended, before;
   double start, next;
   lua_settop(L, 0);
   open_libs(L, r->no_package);
@@ -201,9 +215,12 @@ static int pmain(lua_State *L) {
   lua_pushstring(L, r->base_url);
   lua_pushstring(L, r->out);
   lua_pushstring(L, r->prompt);
-  lua_call(L, 4, 2);
+  lua_pushstring(L, r->journal); /* (nil when NULL) */
+  lua_pushinteger(L, r->tasks);
+  lua_call(L, 6, 3);
   client = 2;
   job = 3;
+  ended = 4;
 
   start = next = now(CLOCK_MONOTONIC);
   for (;;) {
@@ -237,25 +254,26 @@ static int pmain(lua_State *L) {
               v[WORK] * 1000, blocked ? " (blocked)" : "");
       lua_pop(L, 1);
     }
-    lua_getfield(L, job, "done");
-    done = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    lua_pushvalue(L, ended);
+    lua_call(L, 0, 1);
+    done = !lua_isnil(L, -1);
     if (done) break;
+    lua_pop(L, 1);
     if (t1 - start > r->timeout) return luaL_error(L, "the job was not done after %f seconds", r->timeout);
     next += r->frame;
     if (next < t1) next = t1; /* a late frame does not make the next ones short */
     sleep_until(next);
   }
 
-  lua_getfield(L, job, "err");
+  lua_getfield(L, -1, "err"); /* (the job ended() gave) */
   if (!lua_isnil(L, -1)) {
     printf("result failed %s\n", error_text(L));
   } else {
-    lua_getfield(L, job, "path");
+    lua_getfield(L, -2, "path");
     printf("result ok %s\n", lua_tostring(L, -1));
     r->ok = 1;
   }
-  lua_settop(L, 3);
+  lua_settop(L, 4);
   lua_getfield(L, client, "close");
   lua_pushvalue(L, client);
   lua_call(L, 1, 0);
@@ -287,7 +305,7 @@ static void report(const char *name, double *t, size_t n, int more) {
 
 static int usage(void) {
   fprintf(stderr, "usage: STARVIDEOS_API_KEY=... host [--no-package] [--timeout S] [--frame-ms MS] "
-                  "[--prompt TEXT] [--slow-ms MS] BASE_URL OUT.mp4\n");
+                  "[--prompt TEXT] [--slow-ms MS] [--journal PATH] [--tasks N] BASE_URL OUT.mp4\n");
   return 2;
 }
 
@@ -299,15 +317,18 @@ int main(int argc, char **argv) {
   r.timeout = 600;
   r.frame = 0.016;
   r.prompt = "a host frame loop";
+  r.tasks = 1;
   for (i = 1; i < argc && argv[i][0] == '-'; i++) {
     if (strcmp(argv[i], "--no-package") == 0) r.no_package = 1;
     else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) r.timeout = atof(argv[++i]);
     else if (strcmp(argv[i], "--frame-ms") == 0 && i + 1 < argc) r.frame = atof(argv[++i]) / 1000;
     else if (strcmp(argv[i], "--prompt") == 0 && i + 1 < argc) r.prompt = argv[++i];
     else if (strcmp(argv[i], "--slow-ms") == 0 && i + 1 < argc) r.slow = atof(argv[++i]) / 1000;
+    else if (strcmp(argv[i], "--journal") == 0 && i + 1 < argc) r.journal = argv[++i];
+    else if (strcmp(argv[i], "--tasks") == 0 && i + 1 < argc) r.tasks = atoi(argv[++i]);
     else return usage();
   }
-  if (argc - i != 2 || !(r.timeout > 0) || !(r.frame > 0)) return usage();
+  if (argc - i != 2 || !(r.timeout > 0) || !(r.frame > 0) || r.tasks < 1) return usage();
   r.base_url = argv[i];
   r.out = argv[i + 1];
   r.schedstat = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);

@@ -8,7 +8,7 @@
 --
 --   make luajit
 --   STARVIDEOS_BASE_URL=http://127.0.0.1:PORT STARVIDEOS_API_KEY=KEY \
---     love examples/love [--interval S] [OUT.mp4] [PROMPT]
+--     love examples/love [--interval S] [--journal PATH] [--tasks N] [OUT.mp4] [PROMPT]
 --
 -- The arguments:
 --   OUT.mp4            where the video goes (default starvideos-love.mp4, in
@@ -17,6 +17,9 @@
 --   --interval S       seconds between polls (default: the library's learned
 --                      schedule, 30 s until it has learned; the emulator's tasks
 --                      take 3 s, so give 0.5 against it)
+--   --journal PATH     the client's journal (docs/batch.md)
+--   --tasks N          N jobs at once (default 1): the others to OUT-2.mp4 ...
+--                      OUT-N.mp4; the game shows the first, ends when all are done
 --
 -- The environment:
 --   STARVIDEOS_API_KEY, STARVIDEOS_BASE_URL  read by starvideos.new, as everywhere
@@ -39,6 +42,8 @@ local FRAME = 1 / 60 -- the frame cap (vsync does it on a real display; Xvfb has
 local STEP_LIMIT = 0.004
 
 local starvideos, client, job, opts
+local others = {} -- the jobs after the first (--tasks)
+local job_ended
 local base_url
 local failure -- { kind, headline, detail } once something went wrong
 local saved -- the path, once the video is on the disk
@@ -48,6 +53,7 @@ local report_written, quit_next
 local frames, frames_downloading, last_frame = 0, 0, nil
 local gap_max, gap_max_downloading = 0, 0
 local steps = {}
+local works = {} -- each step(0)'s own work: its CPU time, or its wall time when it blocked (Linux, LuaJIT's FFI)
 local download_started, download_ended
 local next_frame
 local shot_downloading
@@ -110,6 +116,9 @@ local function parse_args(args)
         return nil, "--interval: expected seconds > 0, got " .. tostring(v)
       end
       i = i + 2
+    elseif a == "--journal" or a == "--tasks" then
+      o[a:sub(3)] = args[i + 1]
+      i = i + 2
     elseif a:sub(1, 2) == "--" then
       return nil, "unknown option " .. a
     else
@@ -126,6 +135,27 @@ local function parse_args(args)
   end
   o.report, o.screenshot = env("STARVIDEOS_LOVE_REPORT"), env("STARVIDEOS_LOVE_SCREENSHOT")
   return o
+end
+
+-- The thread's CPU seconds, the times it gave up the CPU (blocked) and its seconds on a run queue, or nil: a
+-- busy machine's scheduler holds a frame back without the step doing anything; a step that waits on the disk
+-- blocks.  (As examples/embed/host.c's "work".)
+local thread_usage
+do
+  local schedstat = io.open("/proc/thread-self/schedstat", "rb")
+  local ok, ffi = pcall(require, "ffi")
+  if ok and ffi.os == "Linux" and pcall(ffi.cdef, [[
+    typedef struct { long sec, nsec; } sv_ts;
+    typedef struct { long t[4]; long l[14]; } sv_rusage;
+    int clock_gettime(int clock, sv_ts *ts);
+    int getrusage(int who, sv_rusage *ru);]]) then
+    local ts, ru = ffi.new("sv_ts"), ffi.new("sv_rusage")
+    thread_usage = function() -- CLOCK_THREAD_CPUTIME_ID, RUSAGE_THREAD's ru_nvcsw
+      if ffi.C.clock_gettime(3, ts) ~= 0 or ffi.C.getrusage(1, ru) ~= 0 then return nil end
+      local waited = schedstat and schedstat:seek("set", 0) and (schedstat:read("*l") or ""):match("^%d+ (%d+)")
+      return tonumber(ts.sec) + tonumber(ts.nsec) / 1e9, tonumber(ru.l[12]), (tonumber(waited) or 0) / 1e9
+    end
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -163,6 +193,7 @@ local function write_report(result)
     { "step_p99_ms", ms(sorted[math.max(1, math.ceil(n * 0.99))]) },
     { "step_p50_ms", ms(sorted[math.max(1, math.ceil(n * 0.5))]) },
     { "steps_over_4ms", over },
+    { "step_work_max_ms", ms(works.max) },
     { "gap_max_ms", ms(gap_max) },
     { "gap_max_downloading_ms", ms(gap_max_downloading) },
     { "renderer", table.concat({ love.graphics.getRendererInfo() }, " ") },
@@ -220,7 +251,7 @@ function love.load(args)
     failure = { kind = "load", headline = "The starvideos library did not load.", detail = why }
     return
   end
-  local ok, c = pcall(starvideos.new, {})
+  local ok, c = pcall(starvideos.new, { journal = opts.journal })
   if not ok then
     failure = { kind = "options", headline = "The client could not be made.", detail = tostring(c) }
     return
@@ -229,12 +260,25 @@ function love.load(args)
   local err
   job, err = client:start({ model = "videos", prompt = opts.prompt, duration = 5 },
     { out = opts.out, interval = opts.interval })
-  if not job then fail(err.kind, err) end
+  if not job then return fail(err.kind, err) end
+  for i = 2, tonumber(opts.tasks) or 1 do
+    others[#others + 1] = assert(client:start({ model = "videos", prompt = opts.prompt .. " " .. i, duration = 5 },
+      { out = opts.out:gsub("%.mp4$", "") .. "-" .. i .. ".mp4", interval = opts.interval }))
+  end
+end
+
+-- Whether the first job and the others are done (the first of the others that failed: its error shown).
+local function all_done()
+  for _, other in ipairs(others) do
+    if not other.done then return false end
+    if other.err and not failure then fail(other.err.kind, other.err) end
+  end
+  return job.done
 end
 
 function love.update()
   local t = love.timer.getTime()
-  if job and not job.done then
+  if job and not all_done() then
     local downloading = job.state == "downloading"
     if last_frame then
       local gap = t - last_frame
@@ -247,19 +291,26 @@ function love.update()
       frames_downloading = frames_downloading + 1
       download_started = download_started or t
     end
+    local c0, s0, q0
+    if thread_usage then c0, s0, q0 = thread_usage() end
     local t0 = love.timer.getTime()
     client:step(0)
     steps[#steps + 1] = love.timer.getTime() - t0
+    if c0 then
+      local c1, s1, q1 = thread_usage()
+      local work = s1 ~= s0 and math.max(steps[#steps] - (q1 - q0), c1 - c0) or c1 - c0
+      works.max = math.max(works.max or 0, work)
+    end
     if job.state == "downloading" and not shot_downloading and job.total and (job.bytes or 0) > job.total / 3 then
       shot_downloading = true
       screenshot("downloading")
     end
-    if job.done then
-      download_ended = download_started and love.timer.getTime()
+    if job.done and not job_ended then
+      job_ended, download_ended = true, download_started and love.timer.getTime()
       if job.err then fail(job.err.kind, job.err) else saved = job.path end
     end
   end
-  if opts and opts.report and (not job or job.done) then
+  if opts and opts.report and (not job or all_done()) then
     -- done: this frame draws the end (and takes its screenshot), the next quits
     if quit_next then
       write_report(failure and "failed" or "ok")

@@ -176,6 +176,12 @@ describe("the log's redaction", function()
       "info"))
   end)
 
+  it("writes a journal record that could not be written as an error, at info too", function()
+    assert.equal("starvideos: error: journal /j/t.jsonl: a record was not written: No space left on device",
+      Log.line({ type = "journal_error", path = "/j/t.jsonl",
+        message = "a record was not written: No space left on device" }, "info"))
+  end)
+
   it("writes a task a keeper took: the task, the keeper, what happens next", function()
     assert.equal("starvideos: taken t1 by keeper k9: this process's lease lapsed; the keeper saves its video",
       Log.line({ type = "taken", id = "t1", by = "k9" }, "info"))

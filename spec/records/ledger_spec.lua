@@ -77,6 +77,33 @@ describe("the ledger", function()
     assert.same({}, Ledger.new(j, {}):unfinished())
   end)
 
+  -- The journal's writer thread holds the lock and waits for the disk, not the loop's thread.  Fails when a
+  -- step appends under a blocking flock: the first step(0) waits the whole second.
+  it("never waits in step(0) for the journal's lock: while another process holds it, the create waits", function()
+    local j = dir .. "/j.jsonl"
+    helper.write_file(j, "")
+    local holder = io.popen("flock " .. helper.shell_quote(j) .. " -c 'echo held; sleep 1'")
+    assert.equal("held", holder:read("*l"))
+    local fake = Fake.new { status = function() return "completed" end }
+    local c = client(fake, { journal = j })
+    local job = assert(c:start(PARAMS, { out = dir .. "/v.mp4", interval = 0.01 }))
+    local t0, worst = core.now(), 0
+    while core.now() - t0 < 0.5 do
+      local s = core.now()
+      c:step(0)
+      worst = math.max(worst, core.now() - s)
+      core.sleep(0.01)
+    end
+    assert.is_true(worst < 0.25, string.format("a step(0) took %.3f s", worst))
+    assert.equal(0, #fake.sent, "a create was sent before its pending record was written")
+    assert.equal("creating", job.state)
+    holder:close() -- (once the other process let go)
+    step_until(c, function() return job.done end)
+    assert.is_nil(job.err)
+    c:close()
+    assert.equal("pending created status downloaded", events(j))
+  end)
+
   -- The SHA-256 sha256sum(1) gives the file at path.
   local function sha256sum(path)
     return (helper.capture("sha256sum " .. helper.shell_quote(path)):match("^(%x+)"))

@@ -1225,6 +1225,18 @@ describe("the starvideos command line", function()
       assert.matches("no failed tasks in " .. journal, r.out, 1, true)
     end)
 
+    it("counts and names the lines of the journal it cannot read (list and pending)", function()
+      local journal = helper.tmpdir() .. "/tasks.jsonl"
+      helper.write_file(journal, '{"event":"created","id":"t1","time":1}\n{"event":"crea\nnot json\n'
+        .. '{"event":"status","id":"t1","status":"queued"}\n')
+      for _, cmd in ipairs { "list", "pending" } do
+        local r = run({ cmd, "--journal", journal }, {})
+        assert.equals(0, r.code, r.err)
+        assert.matches("starvideos " .. cmd .. ": 2 unreadable lines in " .. journal .. " (line 2, 3): skipped", r.err,
+          1, true)
+      end
+    end)
+
     it("refuses a state that is not one, naming them, and a missing ledger (exit 2)", function()
       local journal = helper.tmpdir() .. "/tasks.jsonl"
       helper.write_file(journal, "")

@@ -358,6 +358,14 @@ end
 
 -- The ledger's tasks: a table, or under --json one object a line.  A journal
 -- is read with no key and no network; a store's records are the key's.
+-- The lines of the journal that cannot be read, counted and named (stderr).
+local function unreadable(ctx, journal)
+  local st = journal and require("starvideos.records.journal").follow(journal)
+  if not (st and st.bad > 0) then return end
+  output.err(args.PROG, " ", tostring(ctx.name), ": ", st.bad, " unreadable line", st.bad == 1 and "" or "s", " in ",
+    journal, " (line ", table_concat(st.bad_at, ", "), st.bad > #st.bad_at and ", ..." or "", "): skipped\n")
+end
+
 function M.list(ctx, opts)
   local journal, store = client_for.ledger(opts)
   local client
@@ -373,6 +381,7 @@ function M.list(ctx, opts)
   end
   local all, err = client:tasks { check = opts.check }
   if not all then return fail(ctx, err) end
+  unreadable(ctx, journal)
   local saved, tasks = {}, {}
   for _, t in ipairs(all) do if t.key and t.state == "downloaded" then saved[t.key] = t.id end end
   for _, t in ipairs(all) do -- a failed task whose file a later task of its key saved: superseded, not missing
@@ -418,6 +427,7 @@ function M.pending(ctx, opts)
     client:close()
   end
   if not pending then return fail(ctx, err) end
+  unreadable(ctx, journal)
   if ctx.json then
     local l = json.array()
     for i, p in ipairs(pending) do

@@ -106,6 +106,7 @@ function M.main(argv)
     code = output.report(ctx, raised(ctx, code))
   end
   output.unwatch() -- the command returns: no kill to speak for
+  if ctx.journal_error and (code or 0) == 0 then code = 1 end -- a record was lost: said, and not a success
   return code or 0
 end
 

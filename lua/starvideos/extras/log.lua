@@ -75,6 +75,7 @@ local FORMAT = {
   end,
   warning = function(ev) return "warning: " .. tostring(ev.message) end,
   store_reset = function(ev) return "error: " .. tostring(ev.message) end, -- (fleet/ledger.lua)
+  journal_error = function(ev) return "error: journal " .. tostring(ev.path) .. ": " .. tostring(ev.message) end,
   late = function(ev) -- a task past the 99th percentile of its kind (job.lua)
     return string.format("late %s: running %.0f s, longer than 99%% of its kind (%.0f s)", tostring(ev.id),
       tonumber(ev.elapsed) or 0, tonumber(ev.p99) or 0)
@@ -118,7 +119,7 @@ end
 local function writer()
   local ngx = require("starvideos.config").nginx()
   if ngx then
-    local LEVEL = { warning = ngx.WARN, taken = ngx.WARN, store_reset = ngx.ERR }
+    local LEVEL = { warning = ngx.WARN, taken = ngx.WARN, store_reset = ngx.ERR, journal_error = ngx.ERR }
     return function(line, kind) ngx.log(LEVEL[kind] or ngx.NOTICE, line) end
   end
   local wall = require("starvideos.core").wall -- (here: the command line's parsing loads this module, not the core)

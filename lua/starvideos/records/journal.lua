@@ -31,12 +31,62 @@ function J.append(path, rec, sync)
   return core.append(path, line, sync)
 end
 
+-- The journal's writer thread (core.journal_writer), one per journal file in the process: its ledgers' records
+-- queued in order, a loop's turn takes what it wrote (failures of records nobody waits for: their ledger's
+-- journal_error), a blocking call waits until it is settled.
+local W = {}
+W.__index = W
+local writers = setmetatable({}, { __mode = "v" })
+
+function J.writer(path)
+  local w = writers[path] or setmetatable({ c = core.journal_writer(path), sent = 0, done = 0, failed = {}, by = {} },
+    W)
+  writers[path] = w
+  return w
+end
+
+-- A record's lines queued for ledger (expect: written only if nobody else wrote after that offset; await:
+-- its failure is told to the one who asks for its ticket, else to ledger).  Its ticket.
+function W:put(lines, sync, expect, ledger, await)
+  local t = self.c:put(lines, sync, expect)
+  self.sent, self.by[t] = t, not await and ledger or nil
+  ledger.loop:turning(self)
+  return t
+end
+
+function W:turn()
+  local done, failed = self.c:poll()
+  for t, why in pairs(failed or {}) do
+    local by = self.by[t]
+    if by then by:_lost(why) else self.failed[t] = why end
+  end
+  for t = self.done + 1, done do self.by[t] = nil end
+  self.done = done
+  return done >= self.sent
+end
+
+function W:settled() return self.done >= self.sent end
+
+-- Ticket t's outcome: nil (not yet), true, or false and why (true: written by another after it was decided).
+function W:result(t)
+  if t > self.done then self:turn() end
+  if t > self.done then return nil end
+  local why = self.failed[t]
+  self.failed[t] = nil
+  return why == nil, why
+end
+
+-- Everything queued written (a read, a close, or a record whose ordering asks for it).
+function W:flush()
+  if self.sent > self.done then self.c:wait(self.sent); self:turn() end
+end
+
 -- What the records say so far, taken a line at a time (take: the line's record, or nil).
 -- owed: webhook id -> {task, body, owner, lease} while owed, false once delivered (for good).
 -- keys: a job's key -> its latest pending create or task, with key, fp and body (docs/batch.md).
 function J.new_state(head)
-  return { list = {}, by_id = {}, bad = 0, pending = {}, by_local = {}, settled = {}, owed = {}, keys = {},
-    abandoned = {}, head = head, pos = 0 }
+  return { list = {}, by_id = {}, bad = 0, bad_at = {}, line = 0, pending = {}, by_local = {}, settled = {},
+    owed = {}, keys = {}, abandoned = {}, head = head, pos = 0 }
 end
 
 local function keyed(st, rec, entry)
@@ -47,8 +97,9 @@ end
 
 function J.take(st, line)
   local rec = line ~= "" and cjson.decode(line)
-  if type(rec) ~= "table" then
-    if line ~= "" then st.bad = st.bad + 1 end -- a torn or foreign line: skip it, keep the rest
+  st.line = st.line + 1
+  if type(rec) ~= "table" then -- a torn or foreign line: skipped, counted (the first ten named: bad_at)
+    if line ~= "" then st.bad, st.bad_at[#st.bad_at + 1] = st.bad + 1, #st.bad_at < 10 and st.line or nil end
     return nil
   end
   local lid = type(rec["local"]) == "string" and rec["local"] or nil
@@ -130,7 +181,7 @@ function J.follow(path, st, max)
     st.pos = st.pos + at - 1
   end
   if f then f:close() end
-  st.behind, st.open, st.missing = upto < size, {}, not f and err or nil
+  st.behind, st.open, st.missing, st.size = upto < size, {}, not f and err or nil, size
   for _, p in ipairs(st.pending) do
     if not st.settled[p["local"]] then st.open[#st.open + 1] = p end
   end

@@ -17,9 +17,12 @@ L.__index = L
 
 L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
-function L.new(path, cfg, _, budget)
+function L.new(path, cfg, loop, budget)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, budget = budget or false,
-    field = "journal", fences = rule.fences() }, L)
+    field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop }, L)
+  if path and loop and not loop.own then -- (inside nginx the worker's own thread writes)
+    self.writer = journal.writer(path)
+  end
   if path then
     require("starvideos.records.compact").maybe_compact(path, 64 * 1024 * 1024) -- (docs/batch.md)
     local Schedule = require "starvideos.extras.schedule"
@@ -39,14 +42,29 @@ function L:turn()
   return done
 end
 
--- sign: the record names this process's lease (when it can be had; written all the same).
-local function append(self, rec, sync, sign)
+-- A record written, or queued (with a writer: then true and its ticket; await: nobody is told of its failure
+-- but the one that asks for its ticket).  sign: it names this process's lease (when it can be had).
+local function append(self, rec, sync, sign, await)
   if not self.path then return true end
   if sign then
     local owner, elsewhere = self:owner()
     rec.owner, rec.lease = owner, owner and elsewhere or nil
   end
-  return journal.append(self.path, rec, sync)
+  if not self.writer then
+    local ok, err = journal.append(self.path, rec, sync)
+    if not ok and not await then self:_lost(err) end
+    return ok, err
+  end
+  local line, err = journal.line(rec)
+  if not line then return nil, err end
+  return true, self.writer:put(line, sync, nil, self, await)
+end
+
+-- A record that could not be written, that nobody waited for: an error (event journal_error).
+function L:_lost(why)
+  local on_event = self.cfg.on_event
+  if on_event then on_event { type = "journal_error", path = self.path, message = "a record was not written: "
+    .. tostring(why) } end
 end
 
 -- The lease's id and where it is when not under <journal>.owners/, or nil, err (asked only with a journal).
@@ -58,13 +76,17 @@ function L:owner()
   return self.lease.id, self.lease.elsewhere
 end
 
-function L:close()
+function L:close(collected)
+  if self.writer and not collected then self.writer:flush() end
   if self.lease then leases.release(self.lease) end
   self.lease, self.closed = nil, true
 end
 
--- Nothing held for a cancelled job here: every record is written at once.
-function L.forget() end
+-- A cancelled job's question let go (its record is written all the same).
+function L:forget(lid, id)
+  if lid then self.asks[lid] = nil end
+  if id then self.waits[id] = nil end
+end
 
 L.keeper, L.orphans, L.owed_orphans, L.confirm = leases.keeper, leases.orphans, leases.owed_orphans, leases.confirm
 
@@ -137,17 +159,17 @@ function L:peek(want)
   if st then return (ask_key(self, st, want)) end
 end
 
--- The pending record written under one hold of the journal's lock with what decides it: the
--- key's task (then returned, nothing written) and budget.lua's rule.  true, a task, or nil, err.
-local function locked(self, rec, want)
+-- The pending record written under one hold of the journal's lock with what decides it: the key's task (then
+-- returned, nothing written) and budget.lua's rule.  true, a task, or nil, err; with a writer, false and the
+-- ticket of the record, written only if the journal did not change since it was decided.
+local function locked(self, rec, want, lid)
   local limit, t = self.cfg.create_limit, os_time()
   if not self.path then
     local ok, wait, n = self.budget:count_create(limit, t)
     if ok then return true end
     return L.limited(limit, n, wait)
   end
-  return journal.locked(self.path, function(lock)
-    local st = (want or limit) and assert(follow(self))
+  local function decide(st)
     if want then
       local task, kerr = ask_key(self, st, want)
       if task or kerr then return task, kerr end
@@ -158,13 +180,42 @@ local function locked(self, rec, want)
       if wait > 0 then return L.limited(limit, #times, wait) end
     end
     rec.time = t
-    return lock:append(self.path, assert(journal.line(rec)), true)
+    return assert(journal.line(rec))
+  end
+  if self.writer and lid then
+    local st, err
+    if want or limit then st, err = follow(self); if not st then return nil, err end end
+    local line, derr = decide(st or {})
+    if type(line) ~= "string" then return line, derr end
+    if st then journal.take(st, line:sub(1, -2)) end -- (read again from the file: taken once)
+    return false, self.writer:put(line, true, st and st.size, self, true)
+  end
+  return journal.locked(self.path, function(lock)
+    local line, derr = decide((want or limit) and assert(follow(self)))
+    if type(line) ~= "string" then return line, derr end
+    return lock:append(self.path, line, true)
   end)
 end
 
--- want (a keyed job's): key, fp, body, out, fresh.  true (send it), a task to follow, or nil, err.
+-- A create's pending record asked for (self.asks[lid]): nil (ask it), false (not written yet), true (written),
+-- or nil, err.  A record another process's decided against is asked again (the journal read again).
+local function asked(self, lid)
+  local ask = lid and self.asks[lid]
+  if not ask then return nil end
+  local ok, why = self.writer:result(ask.ticket)
+  if ok == nil then return false end
+  self.asks[lid] = nil
+  if ok then self.outs[lid] = ask.rec; return true end
+  self.st = nil -- (it took the record that was not written)
+  if why ~= true then return nil, new_error("io", tostring(why) .. " (nothing was sent)", { field = "journal" }) end
+end
+
+-- want (a keyed job's): key, fp, body, out, fresh.  true (send it), a task to follow, false (asked: ask again
+-- later), or nil, err.
 function L:before_create(params, lid, out, want)
   if not self.path and not self.cfg.create_limit then return true end
+  local answer, aerr = asked(self, lid)
+  if answer ~= nil or aerr then return answer, aerr end
   want = self.path and want or nil
   local rec = { event = "pending", ["local"] = lid, model = params.model, out = out,
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
@@ -172,10 +223,11 @@ function L:before_create(params, lid, out, want)
   if want then rec.key, rec.fp, rec.body = want.key, want.fp, want.body end
   local ok, err = true, nil
   if self.path then
-    ok, err = core.writable(self.path)
+    if not self.writer then ok, err = core.writable(self.path) end -- (a writer's tells when it cannot)
     if ok then rec.owner, rec.lease = self:owner(); ok, err = rec.owner ~= nil, rec.lease end
   end
-  if ok then ok, err = locked(self, rec, want) end
+  if ok then ok, err = locked(self, rec, want, lid) end
+  if ok == false then self.asks[lid] = { ticket = err, rec = rec }; return false end
   if type(ok) == "table" or type(err) == "table" then return ok, err end -- a task of the key, or a refusal
   if not ok then return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" }) end
   if lid then self.outs[lid] = rec end -- for the created record
@@ -189,21 +241,30 @@ function L.taken(self, lid)
   return p
 end
 
--- p: before_create's record (out, key, fp, body).
-local function record_created(self, id, params, lid, p, uncertain)
+-- p: before_create's record (out, key, fp, body); await: its failure is the caller's (a writer's ticket).
+local function record_created(self, id, params, lid, p, uncertain, await)
   p = p or {}
   if self.path then self.fences:take(id, rule.FIRST, self.lease) end
   return append(self, { event = "created", id = id, ["local"] = lid, model = params.model, duration = params.duration,
     resolution = params.resolution, prompt = params.prompt, uncertain = uncertain, out = p.out, key = p.key,
-    fp = p.fp, body = p.body }, true, true)
+    fp = p.fp, body = p.body }, true, true, await)
 end
 
 local function abandoned(self, lid)
   append(self, { event = "abandoned", ["local"] = lid })
 end
 
+-- (with a writer: false until the record is written)
 function L:created(task, params, lid)
-  local ok, err = record_created(self, task.id, params, lid, L.taken(self, lid))
+  local ticket, ok, err = self.waits[task.id]
+  if ticket then
+    ok, err = self.writer:result(ticket)
+    if ok == nil then return false end
+    self.waits[task.id] = nil
+  else
+    ok, err = record_created(self, task.id, params, lid, L.taken(self, lid), nil, true)
+    if ok and err then self.waits[task.id] = err; return false end
+  end
   if ok then return true end
   return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
     { task = task, id = task.id, field = "journal", created = true })
@@ -237,6 +298,7 @@ function L:downloaded(id, path, sha256)
   local lapsed = self:lapsed(id)
   local n, by = self.fences:let_go(id)
   if lapsed then -- (nil: the journal could not be locked; written all the same)
+    if self.writer then self.writer:flush() end -- (the records before it first)
     local line = assert(journal.line(rec))
     if leases.holds(self, id, n, by, function(lock) return lock:append(self.path, line) end) ~= nil then return end
   end
@@ -247,23 +309,33 @@ function L:part(id, part, path)
   return append(self, { event = "part", id = id, part = part, path = path }, true)
 end
 
+-- (written before the webhook is sent: a writer's waited for)
 function L:owe(wid, task_id, body)
-  return append(self, { event = "owed", wid = wid, task = task_id, body = body }, true, true)
+  local ok, ticket = append(self, { event = "owed", wid = wid, task = task_id, body = body }, true, true, true)
+  if not (ok and ticket) then return ok, ticket end
+  self.writer.c:wait(ticket)
+  return self.writer:result(ticket)
 end
 
 function L:delivered(wid, status)
   append(self, { event = "delivered", wid = wid, status = status })
 end
 
+-- Everything this process queued written first.
+local function read_all(self)
+  if self.writer then self.writer:flush() end
+  return self.path ~= nil
+end
+
 function L:unfinished()
-  if not self.path then return nil, "no journal" end
+  if not read_all(self) then return nil, "no journal" end
   local list, err = journal.read(self.path)
   if not list then return nil, err end
   return journal.unfinished(list)
 end
 
 function L:tasks()
-  if not self.path then return nil, "no journal" end
+  if not read_all(self) then return nil, "no journal" end
   local st, err = journal.follow(self.path) -- (none without a journal yet)
   if not st then return nil, err end
   return journal.tasks(st)
@@ -281,7 +353,7 @@ function L:forget_pending(lid)
 end
 
 function L:pending()
-  if not self.path then return nil, "no journal" end
+  if not read_all(self) then return nil, "no journal" end
   local list, err, pending = journal.read(self.path)
   if not list then return nil, err end
   return pending
