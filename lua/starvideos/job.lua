@@ -202,26 +202,25 @@ end
 -- A state of the job's download (video.lua: downloading, confirming).
 function Job:enter(state) self.state = state end
 
--- The create answered task at t: its record written first (a ledger on a
--- store may say "not yet": the job holds the task and asks again later).
+-- The create answered task at t: told at once (it is paid for), then its record written (a ledger may say
+-- "not yet": the job holds the task and asks again later).
 local function created(self, task, t)
-  local ok, jerr = self.ledger:created(task, self.params, self.local_id)
-  if ok == false then
-    if not self.held then self.held, self.held_at = task, t end
-    return self.loop:at(self.loop:await_store(self, now()), self)
+  if not self.held then -- (a batch counts it created)
+    self.held, self.origin_at, self.unfinished_at = task, t, t
+    self.budget:born(task.id, t)
+    seen(self, task, t, true)
   end
-  t = self.held_at or t -- when the answer came
+  local ok, jerr = self.ledger:created(task, self.params, self.local_id)
+  if ok == false then return self.loop:at(self.loop:await_store(self, now()), self) end
   self.held = nil
-  if not ok then self.task = task; return finish(self, jerr) end
+  if not ok then return finish(self, jerr) end
   if self.cancelled then
-    self.task, self.state = task, "cancelled"
+    self.state = "cancelled"
     return finish(self, new_error("io", "the job was cancelled", { created = true }))
   end
-  self.state, self.origin_at, self.unfinished_at = "polling", t, t
-  self.budget:born(task.id, t)
-  seen(self, task, t, true)
+  self.state = "polling"
   if self.goal == "created" then return finish(self) end
-  return self.loop:at(next_poll(self, t), self)
+  return self.loop:at(next_poll(self, self.origin_at), self)
 end
 
 local function polled(self, req, t)
