@@ -104,6 +104,7 @@ build = {
     ["starvideos.fleet.scripts"] = "lua/starvideos/fleet/scripts.lua",
     ["starvideos.fleet.store"] = "lua/starvideos/fleet/store.lua",
     ["starvideos.job"] = "lua/starvideos/job.lua",
+    ["starvideos.lease"] = "lua/starvideos/lease.lua",
     ["starvideos.loop"] = "lua/starvideos/loop.lua",
     ["starvideos.nginx.budget"] = "lua/starvideos/nginx/budget.lua",
     ["starvideos.nginx.transport"] = "lua/starvideos/nginx/transport.lua",
@@ -115,6 +116,7 @@ build = {
     ["starvideos.records.samples"] = "lua/starvideos/records/samples.lua",
     ["starvideos.request"] = "lua/starvideos/request.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
+    ["starvideos.video"] = "lua/starvideos/video.lua",
   },
   copy_directories = {},
   install = {

@@ -23,7 +23,7 @@
 #define SV_API extern
 #endif
 
-/* ---------------------------------------------------------------- buffers */
+/* ------------------------------------------------------- buffers (buf.c) */
 
 typedef struct sv_buf {
   char *data;
@@ -41,7 +41,7 @@ SV_API void sv_buf_addf(sv_buf *b, const char *fmt, ...)
     ;
 SV_API const char *sv_buf_cstr(sv_buf *b); /* NUL-terminated view ("" when empty) */
 
-/* ----------------------------------------------------------------- errors */
+/* ----------------------------------------------------- errors (error.c) */
 
 typedef enum sv_kind {
   SV_OK = 0,
@@ -75,7 +75,7 @@ SV_API int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *f
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-/* Quote a user value for a message: at most `max` bytes shown, control bytes and
+/* (text.c) Quote a user value for a message: at most `max` bytes shown, control bytes and
    invalid UTF-8 escaped, "..." when cut. */
 SV_API void sv_quote(sv_buf *out, const char *s, size_t len, size_t max);
 
@@ -144,6 +144,7 @@ SV_API int sv_result_path(const char *id, size_t len, sv_buf *out, sv_error *err
    0 when s is not http(s), -1 when no host follows the scheme. */
 SV_API int sv_url_scheme(const char *s, size_t len);
 
+/* ------------------------------------------- text and URLs (text.c, url.c) */
 /* UTF-8: number of code points, or -1 when the bytes are not valid UTF-8. */
 SV_API long sv_utf8_count(const char *s, size_t len);
 
@@ -357,11 +358,13 @@ SV_API int sv_read_answer(const sv_exchange *a, double now, sv_error *err);
 SV_API int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err,
                       sv_wire *wire);
 
-/* ----------------------------------------------------------------- clocks */
+/* ------------------------------------------ clocks and ids (clock.c, id.c) */
 
 SV_API double sv_monotonic(void);
 SV_API double sv_wallclock(void);
 SV_API void sv_sleep(double seconds); /* nothing for NaN or <= 0; EINTR slept through */
+SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
+SV_API void sv_random_hex(char out[17]);
 
 /* ------------------------------------------------------------------ files */
 
@@ -453,8 +456,6 @@ SV_API int sv_part_close(sv_part *p, sv_buf *why);
 SV_API void sv_part_free(sv_part *p);
 
 SV_API int sv_sync_folder(const char *path, sv_buf *why);
-SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
-SV_API void sv_random_hex(char out[17]);
 
 /* A file's hash, lent to the commit by a module that has one (starvideos.sign:
    SHA-256 on libcrypto; the core links no hash library): fn reads fd from its
