@@ -308,8 +308,8 @@ describe("one policy", function()
       package.loaded["starvideos.nginx.wire"] = nil
     end)
 
-    -- the key's budget, as far as the transport reads it
-    local function key(cfg) return { conns = cfg.max_connections } end
+    -- the key's object (key.lua), as far as the transport reads it
+    local function key(cfg) return require("starvideos.key").for_client(cfg) end
 
     local function slots_of(cfg)
       local before = #made

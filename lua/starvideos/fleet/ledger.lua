@@ -1,5 +1,5 @@
 -- The ledger on a store (Redis), records/ledger.lua's interface (docs/keep-and-fleet.md).
---   R.new(store_or_url, cfg[, loop[, budget]]): with a loop nothing a job calls waits; without, all do.
+--   R.new(store_or_url, cfg[, loop[, key]]): with a loop nothing a job calls waits; without, all do.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -42,9 +42,9 @@ local function read_samples(self)
   return true
 end
 
-function R.new(store, cfg, loop, budget)
+function R.new(store, cfg, loop, key)
   if type(store) == "string" then store = Store.new(store, { timeout = cfg.connect_timeout }) end
-  local hash = budget and budget.hash or require("starvideos.budget").hash_of(cfg.base_url, cfg.api_key)
+  local hash = key and key.hash or require("starvideos.key").hash_of(cfg.base_url, cfg.api_key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
@@ -53,10 +53,10 @@ function R.new(store, cfg, loop, budget)
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
   self.fences = rule.fences(self.lease_ms)
   local Schedule = require "starvideos.extras.schedule"
-  if budget and Schedule.first_read(budget, where .. " " .. prefix) then
-    self.schedule = Schedule.of(budget, cfg)
+  if key and Schedule.first_read(key, where .. " " .. prefix) then
+    self.schedule = Schedule.of(key, cfg)
     local reader = { ledger = self, turn = read_samples }
-    if loop then budget:share(reader) else reader:turn() end
+    if loop then key:share(reader) else reader:turn() end
   end
   return self
 end

@@ -1,6 +1,6 @@
 -- The scripts of the ledger on a store (fleet/ledger.lua), so each change is
 -- atomic.  `P` (an ARGV) is the key's prefix, for the keys named by a task or a kind.
--- Keys, all under "starvideos:{KEY}:" (KEY: budget.lua's b.hash; one hash slot):
+-- Keys, all under "starvideos:{KEY}:" (KEY: key.lua's k.hash; one hash slot):
 --   task:<id>       hash: id, model, duration, resolution, kind, out, owner, fence (1 at its
 --                   create, one more at each claim: the holder's number), prompt_hash,
 --                   prompt (its head), time, uncertain, status, error, path and bytes
