@@ -53,6 +53,14 @@ M.DEFAULTS = {
   keep_again = 60,           -- keep: a task it failed to carry is taken again after this
   max_answer = 1024 * 1024,  -- an API answer larger than this is not ours
   samples = 200,             -- the learned samples kept per kind of task (schedule, journal, store)
+  retry_for = 600,           -- seconds a webhook is retried by the process that sends it (notify.retry_for's)
+  settle = 5,                -- seconds close() and keep's end wait for the webhooks in flight (the rest stays owed)
+  retain = 7 * 86400,        -- seconds a store keeps a settled task's record, and an abandoned create's mark
+  compact_at = 64 * 1024 * 1024, -- bytes: a journal larger than this is compacted when a client opens it
+  log_line = 2048,           -- bytes of one log line, after redaction (a longer one is cut)
+  clock_skew = 60,           -- seconds: the service's clock looked at this often, a skew over it a warning
+  tolerance = 300,           -- seconds: verify_webhook's opts.tolerance, how far a timestamp may be from now
+  prompt_head = 80,          -- characters of a prompt that records and task lists keep (docs/batch.md)
   preflight = true,          -- check reference media before a create: true, "strict", false (docs/media.md)
   user_agent = M.user_agent(),
 }

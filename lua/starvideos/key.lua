@@ -1,10 +1,10 @@
--- A key's object: the state the clients of one (base URL, API key) in a process share, made by
--- its first client and let go with its last (close, or collected): its limits (the smallest
--- requests_per_second and max_connections a live client asked for), its bucket and create window
--- (bucket.lua), its members (the live clients), births, the service's clock, the work any of its
--- loops may do, and the parts other modules keep per key (k:part: the loop, the schedule, stores).
+-- A key's object: what the clients of one (base URL, API key) in a process share, made by its first
+-- client, let go with its last (inside nginx, the worker's: docs/openresty.md): its limits, bucket
+-- (bucket.lua), members (the live clients), births, the service's clock, the work any of its loops
+-- may do, and the parts other modules keep per key (k:part: the loop, the schedule, stores, slots).
 
 local core = require "starvideos.core"
+local config = require "starvideos.config"
 local Bucket = require "starvideos.bucket"
 
 local setmetatable, pairs, next, tostring, math_min, string_format =
@@ -14,10 +14,10 @@ local K = {}
 K.__index = K
 
 local BORN_KEEP = 4096 -- births remembered per key
-local SKEW = 60        -- seconds: how often the service's clock is looked at, and a skew worth a warning
 
--- name -> the key's object while a client of it lives (weak: a VM that collects no client lets go too).
-local keys = setmetatable({}, { __mode = "v" })
+-- name -> the key's object while a client of it lives (weak: a VM that collects no client lets go too);
+-- worker: inside nginx, the worker's keys, kept.
+local keys, worker = setmetatable({}, { __mode = "v" }), {}
 
 -- The store's name of a key: a hash of the base URL and the API key's hash, the same in every process.
 function K.hash_of(base_url, api_key)
@@ -38,6 +38,7 @@ end
 -- each loop told; the last to leave lets the key go (the next client makes a new one).
 function K:join(member)
   keys[self.name] = self
+  if config.nginx() then worker[self.name] = self end
   self.members[member] = true
   self:rejoin(true)
 end
@@ -45,11 +46,8 @@ end
 function K:leave(member)
   if not self.members[member] then return end
   self.members[member] = nil
-  if next(self.members) == nil then
-    if keys[self.name] == self then keys[self.name] = nil end
-    return
-  end
-  self:rejoin(false)
+  if next(self.members) ~= nil then return self:rejoin(false) end
+  if keys[self.name] == self and worker[self.name] ~= self then keys[self.name] = nil end
 end
 
 function K:rejoin(joining)
@@ -82,13 +80,14 @@ function K:warn(message)
 end
 
 -- The service's clock against ours from its answers' Date (tr:clock()): `skew`, its
--- time minus ours, dates webhooks (notify.lua); over SKEW a warning, once.
+-- time minus ours, dates webhooks (notify.lua); over DEFAULTS.clock_skew a warning, once.
 function K:clock(tr, t)
-  self.clock_at = t + SKEW
+  local most = config.DEFAULTS.clock_skew
+  self.clock_at = t + most
   local skew = tr.clock and tr:clock()
   if not skew then return end
   self.skew = skew
-  if (skew > SKEW or -skew > SKEW) and not self.skew_told then
+  if (skew > most or -skew > most) and not self.skew_told then
     self.skew_told = true
     self:warn(string_format("this clock is %.0f s %s the service's (the Date of its answers): webhook timestamps "
       .. "use the service's time", skew < 0 and -skew or skew, skew < 0 and "ahead of" or "behind"))
@@ -110,8 +109,7 @@ function K:share(obj) self.shared[obj] = true end
 
 function K:sharing() return next(self.shared) ~= nil end
 
--- One turn of the shared work.
-function K:turn()
+function K:turn() -- one turn of the shared work
   for obj in pairs(self.shared) do
     if obj:turn() then self.shared[obj] = nil end
   end

@@ -37,8 +37,7 @@ end
 local function new(cfg, key, own)
   return setmetatable({ key = key, clients = 0, own = own, transport = new_transport(cfg, key),
     inflight = {}, sending = 0, max_sending = 4 * key.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
-    timers = {}, due = {},
-    downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
+    timers = {}, due = {}, downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
     waiters = setmetatable({}, { __mode = "k" }) }, L)
 end
 

@@ -1,10 +1,11 @@
 -- The debug log (docs/logs-and-proxies.md): a listener of the client's own events (Log.chain).
 -- Every line goes through Log.redact, the one redaction.
 
+local DEFAULTS = require("starvideos.config").DEFAULTS
+
 local Log = {}
 
 local MARK = "[redacted]"
-Log.MAX_LINE = 2048 -- bytes of one line, after redaction (a server's long message is cut)
 
 local DEBUG_ONLY = { request = true, response = true }
 local PLAIN = { string = true, number = true, boolean = true } -- the types of the fields an unknown event shows
@@ -51,7 +52,8 @@ function Log.redact(text, secrets)
   s = s:gsub("whsec_[%w+/=_%-\\]*", "whsec_" .. MARK)
   -- control characters as \ddd, so that a line stays one line
   s = s:gsub("[%c\127]", function(c) return string.format("\\%03d", string.byte(c)) end)
-  if #s > Log.MAX_LINE then s = s:sub(1, Log.MAX_LINE - 3) .. "..." end
+  local max = DEFAULTS.log_line -- (a server's long message is cut)
+  if #s > max then s = s:sub(1, max - 3) .. "..." end
   return s
 end
 

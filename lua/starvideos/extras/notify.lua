@@ -10,9 +10,6 @@ local cjson = require("cjson.safe").new()
 
 local N = {}
 
-N.RETRY_FOR = 600 -- seconds a delivery is retried by the process that sends it
-N.SETTLE = 5      -- seconds close() waits for the deliveries in flight
-
 function N.id(task_id, kind)
   return "msg_" .. core.hash(kind .. "\0" .. tostring(task_id))
 end
@@ -52,8 +49,7 @@ function D:cancel()
   if self.req then self.req:cancel(); self.req = false end
 end
 
--- An owed event (its record already written) sent on ctx's loop: the delivery, in ctx.deliveries (the
--- sender's: a client's, or keep's with its own notify) until it ends.
+-- An owed event (its record already written) sent on ctx's loop: the delivery, in ctx.deliveries until it ends.
 function N.send(ctx, notify, wid, task_id, body)
   -- the webhook's name in events and log lines: scheme, host and path (no query: it may hold a token)
   local u = core.check_url(notify.url, "notify.url")
@@ -61,7 +57,7 @@ function N.send(ctx, notify, wid, task_id, body)
   local d = setmetatable({ ctx = ctx, notify = notify, wid = wid, task = task_id, body = body, where = where }, D)
   ctx.deliveries[d] = true
   d.req = Request.new(ctx.loop, ctx.key, ctx.cfg, d, "notify", notify.url, where, nil, body,
-    now() + (notify.retry_for or N.RETRY_FOR))
+    now() + (notify.retry_for or ctx.cfg.retry_for))
   d.req:send(now())
   return d
 end
@@ -101,11 +97,11 @@ function N.sweep(ctx, keeper)
   return due
 end
 
--- ctx's deliveries driven on its loop up to `seconds` (default N.SETTLE; 0: none), left going: their set.
+-- ctx's deliveries driven on its loop up to `seconds` (default cfg.settle; 0: none), left going: their set.
 function N.drain(ctx, seconds)
   local set = ctx.deliveries
   local function quiet() return next(set) == nil end
-  if seconds ~= 0 and not quiet() then ctx.loop:drive(quiet, nil, now() + (seconds or N.SETTLE)) end
+  if seconds ~= 0 and not quiet() then ctx.loop:drive(quiet, nil, now() + (seconds or ctx.cfg.settle)) end
   return set
 end
 

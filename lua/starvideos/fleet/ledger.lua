@@ -21,7 +21,6 @@ local new_error = errors.new_error
 local R = {}
 R.__index = R
 
-local RETAIN = 7 * 86400 -- seconds a settled task's record stays
 
 -- The store's samples taught: sent at the first turn, taken when there (without a loop: waited for).
 local function read_samples(self)
@@ -172,7 +171,7 @@ R.keeper, R.orphans, R.owed_orphans = leases.keeper, leases.orphans, leases.owed
 -- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 local function abandoned(self, lid)
   self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
-    { lid, RETAIN })
+    { lid, config.DEFAULTS.retain })
 end
 
 -- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
@@ -284,13 +283,13 @@ function R:status(id, status, took, within, why)
   if status == "failed" then self:let_go(id, true) end
   self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
     { id, status, took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
-      self.prefix, config.DEFAULTS.samples, RETAIN, why or "" })
+      self.prefix, config.DEFAULTS.samples, config.DEFAULTS.retain, why or "" })
 end
 
 function R:downloaded(id, path, sha256)
   local n = self:let_go(id, true)
   self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
-    { id, path, RETAIN, journal.size(path) or "", self.prefix, sha256 or "", n and tostring(n) or "" })
+    { id, path, config.DEFAULTS.retain, journal.size(path) or "", self.prefix, sha256 or "", n and tostring(n) or "" })
 end
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
@@ -354,7 +353,7 @@ function R:unfinished()
   return v[1]
 end
 
--- The store's tasks (settled ones for RETAIN s) and pending creates, as journal.tasks lists; or nil, err.
+-- The store's tasks (settled ones for DEFAULTS.retain s) and pending creates, as journal.tasks lists; or nil, err.
 function R:tasks()
   local v, err = self:_records { "tasks", "pending" }
   if not v then return nil, err end

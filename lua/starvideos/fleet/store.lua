@@ -161,8 +161,7 @@ end
 -- The key's store of url (its part, key.lua), outside nginx.
 function M.for_key(url, key, timeout)
   local function make() return M.new(url, { timeout = timeout }) end
-  if config.nginx() then return make() end
-  return key:part("store " .. url, make)
+  return config.nginx() and make() or key:part("store " .. url, make)
 end
 
 -- (starvideos.redis' messages start with "redis host:port: ", which the store's name says)

@@ -2,6 +2,7 @@
 -- records nothing (create_limit is then counted by the key's bucket in this process).
 
 local core = require "starvideos.core"
+local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 local journal = require "starvideos.records.journal"
@@ -24,7 +25,7 @@ function L.new(path, cfg, loop, key)
     self.writer = journal.writer(path)
   end
   if path then
-    require("starvideos.records.compact").maybe_compact(path, 64 * 1024 * 1024) -- (docs/batch.md)
+    require("starvideos.records.compact").maybe_compact(path, config.DEFAULTS.compact_at) -- (docs/batch.md)
     local Schedule = require "starvideos.extras.schedule"
     if key and Schedule.first_read(key, path) then
       self.schedule, self.reader = Schedule.of(key, cfg), require("starvideos.records.samples").reader(path)
