@@ -1,8 +1,6 @@
 -- The debug log (docs/logs-and-proxies.md): a listener of the client's own events (Log.chain).
 -- Every line goes through Log.redact, the one redaction.
 
-local DEFAULTS = require("starvideos.config").DEFAULTS
-
 local Log = {}
 
 local MARK = "[redacted]"
@@ -52,7 +50,7 @@ function Log.redact(text, secrets)
   s = s:gsub("whsec_[%w+/=_%-\\]*", "whsec_" .. MARK)
   -- control characters as \ddd, so that a line stays one line
   s = s:gsub("[%c\127]", function(c) return string.format("\\%03d", string.byte(c)) end)
-  local max = DEFAULTS.log_line -- (a server's long message is cut)
+  local max = require("starvideos.config").DEFAULTS.log_line -- (config at use: the CLI's parsing runs without the core)
   if #s > max then s = s:sub(1, max - 3) .. "..." end
   return s
 end
