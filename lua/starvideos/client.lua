@@ -58,9 +58,8 @@ function Client.new(opts)
   end
   cfg.api_key, cfg.transport = nil, nil -- the key lives in the transport only
   local self = setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, loop = loop, key = key,
-    finished = {} }, Client)
+    ledger = open_ledger(cfg, loop, key), finished = {} }, Client)
   key:join(self)
-  self.ledger = open_ledger(cfg, loop, key)
   self.ctx = { loop = loop, key = key, ledger = self.ledger, cfg = cfg, deliveries = {} } -- (notify.lua's)
   return self
 end
