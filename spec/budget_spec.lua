@@ -1,4 +1,4 @@
--- The options of the clients of one key (lua/starvideos/budget.lua's rule):
+-- The options of the clients of one key (lua/starvideos/key.lua's rule):
 -- the key's requests_per_second and max_connections are the smallest a live
 -- client asked for, worked out again as clients come and go; user_agent,
 -- connect_timeout and ca_file stay each client's own and go with each of its

@@ -10,14 +10,7 @@ local core = require "starvideos.core"
 local DEFAULTS = options.DEFAULTS
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
 
--- Run fn with DEFAULTS[k] = v for each pair of `over`, restored after.
-local function with_defaults(over, fn)
-  local saved = {}
-  for k, v in pairs(over) do saved[k], DEFAULTS[k] = DEFAULTS[k], v end
-  local ok, err = pcall(fn)
-  for k, v in pairs(saved) do DEFAULTS[k] = v end
-  if not ok then error(err, 0) end
-end
+local with_defaults = helper.with_defaults
 
 -- The requests the emulator logged under a path prefix.
 local function under(emu, prefix)
@@ -308,8 +301,8 @@ describe("one policy", function()
       package.loaded["starvideos.nginx.wire"] = nil
     end)
 
-    -- the key's budget, as far as the transport reads it
-    local function key(cfg) return { conns = cfg.max_connections } end
+    -- the key's object (key.lua), as far as the transport reads it
+    local function key(cfg) return require("starvideos.key").for_client(cfg) end
 
     local function slots_of(cfg)
       local before = #made

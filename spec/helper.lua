@@ -506,4 +506,14 @@ end
 helper.CHILD_ENV = "env LUA_PATH=" .. shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
   .. " LUA_CPATH=" .. shell_quote(helper.cpath .. ";;") .. " "
 
+-- fn() with config.DEFAULTS[k] = v for each pair of `over`, restored after (a client made
+-- meanwhile takes them).
+function helper.with_defaults(over, fn)
+  local defaults, saved = require("starvideos.config").DEFAULTS, {}
+  for k, v in pairs(over) do saved[k], defaults[k] = defaults[k], v end
+  local ok, err = pcall(fn)
+  for k, v in pairs(saved) do defaults[k] = v end
+  if not ok then error(err, 0) end
+end
+
 return helper

@@ -270,7 +270,7 @@ describe("a job's time left (job.eta) and late event, on a fake clock", function
     local c = Ctx.new { api_key = "k", base_url = "http://eta.test", transport = Fake.scripted(function() end) }
     local events, lines = {}, {}
     c.cfg.on_event = Log.logger(function(line) lines[#lines + 1] = line end)
-    c.budget:born("task_1", 1000)
+    c.key:born("task_1", 1000)
     local job = assert(Job.new(c, nil, "task_1", { on_progress = function(ev) events[#events + 1] = ev end }))
     -- the answer of a poll at t: the task with this status
     local function answer(t, status)
@@ -292,7 +292,7 @@ describe("a job's time left (job.eta) and late event, on a fake clock", function
     assert.equal("status", ev.type)
     assert.is_nil(ev.eta)
     -- five tasks of the model, each seen done between 0 and 20 s: learned as U(0, 20) (schedule_spec)
-    local s = Schedule.of(c.budget, c.cfg)
+    local s = Schedule.of(c.key, c.cfg)
     for _ = 1, 5 do s:learn("videos|5|", "videos", 10, 10) end
     -- at 5 s (F = 0.25): the rest U(5, 20); p50 = 12.5 - 5, p90 = 18.5 - 5
     ev = answer(1005, "processing")
@@ -314,7 +314,7 @@ describe("a job's time left (job.eta) and late event, on a fake clock", function
 
   it("fires late once, past the 99th percentile (19.8 s of U(0, 20)), never before", function()
     local c, job, events, lines, answer = follow()
-    local s = Schedule.of(c.budget, c.cfg)
+    local s = Schedule.of(c.key, c.cfg)
     for _ = 1, 5 do s:learn("videos|5|", "videos", 10, 10) end
     local function lates()
       local out = {}

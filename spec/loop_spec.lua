@@ -1,9 +1,10 @@
--- The loop (lua/starvideos/loop.lua) and the key's budget (budget.lua)
+-- The loop (lua/starvideos/loop.lua) and the key's object (key.lua, its bucket: bucket.lua)
 -- through a fake transport (spec/support/fake_transport.lua), no server: one
--- loop per key, one budget its clients share, close cancelling only a client's
--- own jobs, the transport closed with the last client, the key kept out of it.
+-- loop per key, one bucket its clients share, close cancelling only a client's
+-- own jobs, the transport closed with the last client, the key's object let go
+-- with its last client, the API key kept out of them.
 local Fake = require "spec.support.fake_transport"
-local Budget = require "starvideos.budget"
+local Key = require "starvideos.key"
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
 
@@ -108,7 +109,52 @@ describe("the loop and the budget of a key", function()
     assert.is_nil(weak.loop)
   end)
 
-  it("keeps the API key out of the loop, the budget and its registry", function()
+  it("makes a key's object with its first client and lets it go with its last, closed or collected", function()
+    local registry
+    for i = 1, math.huge do -- key.lua's registry of the live keys: name -> object
+      local name, v = debug.getupvalue(Key.for_client, i)
+      if name == "keys" then registry = v; break end
+    end
+    local function left(to) -- the keys made here still in the registry
+      local n = 0
+      for i = 1, to do if registry[Key.hash_of("http://127.0.0.1:9", "key-many-" .. i)] then n = n + 1 end end
+      return n
+    end
+    local function open_close(from, to, collected) -- clients of libcurl's transport, a key each
+      for i = from, to do
+        local c = starvideos.new { api_key = "key-many-" .. i, base_url = "http://127.0.0.1:9" }
+        c:watch("task_" .. i, { interval = 60 })
+        if not collected then c:close() end
+      end
+    end
+    collectgarbage(); collectgarbage()
+    open_close(1, 1000)
+    assert.equal(0, left(1000), "closed clients' keys stayed in the registry")
+    collectgarbage(); collectgarbage()
+    local before = collectgarbage("count")
+    open_close(1001, 2000)
+    open_close(2001, 3000, true) -- never closed: collected
+    collectgarbage(); collectgarbage(); collectgarbage()
+    local grew = collectgarbage("count") - before
+    assert.equal(0, left(3000), "collected clients' keys stayed in the registry")
+    assert.is_true(grew < 256, string.format("2,000 keys opened and let go left %.0f KB", grew))
+  end)
+
+  it("gives two clients of one key one object while either lives", function()
+    local fake = Fake.new()
+    local a, b = client(fake, "key-shared"), client(fake, "key-shared")
+    assert.equal(a.key, b.key)
+    assert.equal(a.key.parts.loop, a.loop)
+    a:close()
+    local c = client(fake, "key-shared")
+    assert.equal(b.key, c.key, "the key's object went while a client of it lived")
+    b:close(); c:close()
+    local d = client(fake, "key-shared")
+    assert.are_not.equal(b.key, d.key, "the key's object outlived its last client")
+    d:close()
+  end)
+
+  it("keeps the API key out of the loop, the key's object and its registry", function()
     local fake = Fake.new()
     local secret = "sk-loop-secret-1234"
     local a = client(fake, secret)
@@ -123,10 +169,10 @@ describe("the loop and the budget of a key", function()
     end
     walk(a, "client")
     walk(a.loop, "loop")
-    walk(a.budget, "budget")
+    walk(a.key, "key")
     local i = 1
-    while debug.getupvalue(Budget.for_client, i) do
-      local name, v = debug.getupvalue(Budget.for_client, i)
+    while debug.getupvalue(Key.for_client, i) do
+      local name, v = debug.getupvalue(Key.for_client, i)
       walk(v, "upvalue " .. name)
       i = i + 1
     end

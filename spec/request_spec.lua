@@ -39,7 +39,7 @@ end
 -- A request from a spec {op, url, path, auth, body, deadline; a download's part,
 -- dest, resume_limit}, as a job makes them.
 local function new_request(c, who, spec)
-  return Request.new(c.loop, c.budget, c.cfg, who, spec.op, spec.url, spec.path, spec.auth, spec.body, spec.deadline,
+  return Request.new(c.loop, c.key, c.cfg, who, spec.op, spec.url, spec.path, spec.auth, spec.body, spec.deadline,
     spec.op == "download" and spec or nil)
 end
 

@@ -111,7 +111,7 @@ function B.run(ctx, list, opts)
     if job then jobs[i], group.left = job, group.left + 1 else results[i], c.failed = { err = err }, c.failed + 1 end
   end
   local timeout = opts.timeout or ctx.cfg.wait_timeout
-  local feeder = setmetatable({ loop = loop, budget = ctx.budget, cfg = ctx.cfg, n = n, next = 1, done = false,
+  local feeder = setmetatable({ loop = loop, budget = ctx.key.bucket, cfg = ctx.cfg, n = n, next = 1, done = false,
     started = {}, left = group, job = nil, queued = false }, Feeder)
   function feeder.make(i, t)
     local job = jobs[i]

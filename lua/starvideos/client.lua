@@ -1,10 +1,10 @@
--- The client (docs/reference.md): a handle on its key's loop and budget and its own
+-- The client (docs/reference.md): a handle on its key (key.lua: the loop, the bucket) and its own
 -- ledger.  A wrong argument raises; what the network or the service did is nil, err.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
-local Budget = require "starvideos.budget"
+local Key = require "starvideos.key"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
 
@@ -33,34 +33,34 @@ local GC = {} -- close's argument when the client is collected
 
 -- The client's ledger (a store's, else a journal's or the process's memory),
 -- and where the key's tokens come from first (Redis, else nginx's dict).
-local function open_ledger(cfg, loop, budget)
+local function open_ledger(cfg, loop, key)
   local ngx = config.nginx()
-  local dict = ngx and not cfg.transport and require("starvideos.nginx.budget").new(ngx, budget)
+  local dict = ngx and not cfg.transport and require("starvideos.nginx.budget").new(ngx, key)
   if cfg.store then
-    local st = require("starvideos.fleet.store").for_key(cfg.store, budget, cfg.connect_timeout)
+    local st = require("starvideos.fleet.store").for_key(cfg.store, key, cfg.connect_timeout)
     loop:watch(st)
-    budget:use(require("starvideos.fleet.budget").new(st, budget, loop, dict))
-    return require("starvideos.fleet.ledger").new(st, cfg, loop, budget)
+    key.bucket:use(require("starvideos.fleet.budget").new(st, key, loop, dict))
+    return require("starvideos.fleet.ledger").new(st, cfg, loop, key)
   end
-  if dict then budget:use(dict) end
-  return require("starvideos.records.ledger").new(cfg.journal, cfg, loop, budget)
+  if dict then key.bucket:use(dict) end
+  return require("starvideos.records.ledger").new(cfg.journal, cfg, loop, key)
 end
 
 function Client.new(opts)
   local cfg = config.client(opts)
   cfg.api_key_set = cfg.api_key ~= nil
-  local budget = Budget.for_client(cfg)
-  local loop = Loop.for_client(cfg, budget)
-  budget:join(cfg) -- once its loop is there (making a transport may raise)
+  local key = Key.for_client(cfg)
+  local loop = Loop.for_client(cfg, key) -- (making a transport may raise: the key is not joined yet)
   if cfg.log then -- the log: a listener of the client's events, before the user's on_event
     local Log = require "starvideos.extras.log"
     cfg.logger = Log.logger(cfg.log, { cfg.api_key, cfg.notify and cfg.notify.secret or nil })
     cfg.on_event = Log.chain(cfg.logger, cfg.on_event)
   end
   cfg.api_key, cfg.transport = nil, nil -- the key lives in the transport only
-  local self = setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, loop = loop,
-    budget = budget, ledger = open_ledger(cfg, loop, budget), finished = {} }, Client)
-  self.ctx = { loop = loop, budget = budget, ledger = self.ledger, cfg = cfg }
+  local self = setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, loop = loop, key = key,
+    ledger = open_ledger(cfg, loop, key), finished = {} }, Client)
+  key:join(self)
+  self.ctx = { loop = loop, key = key, ledger = self.ledger, cfg = cfg, deliveries = {} } -- (notify.lua's)
   return self
 end
 
@@ -69,11 +69,11 @@ end
 function Client:close(collected)
   local loop = self.loop
   if not loop then return end
-  if self.cfg.notify then require("starvideos.extras.notify").settle(loop, self.cfg, collected == GC and 0 or nil) end
+  if self.cfg.notify then require("starvideos.extras.notify").settle(self.ctx, collected == GC and 0 or nil) end
   self.loop = nil
   for _, job in ipairs(loop:jobs_of(self.cfg)) do job:cancel(true) end
   self.ledger:close(collected == GC)
-  self.budget:leave(self.cfg)
+  self.key:leave(self)
   loop:release()
 end
 Client.__close = Client.close
@@ -205,8 +205,8 @@ local function ledger_ctx(self, opts, where)
   if not (path or self.cfg.store) then return nil, new_error("invalid_request", where .. " needs a journal or a "
     .. "store: starvideos.new{journal=path} or starvideos.new{store=\"redis://...\"}", { field = "journal" }) end
   if path == self.journal then return self.ctx end
-  local ledger = require("starvideos.records.ledger").new(path, self.cfg, self.loop, self.budget)
-  return { loop = self.loop, budget = self.budget, ledger = ledger, cfg = self.cfg }
+  local ledger = require("starvideos.records.ledger").new(path, self.cfg, self.loop, self.key)
+  return { loop = self.loop, key = self.key, ledger = ledger, cfg = self.cfg, deliveries = self.ctx.deliveries }
 end
 
 -- Carry every unfinished task of the ledger to a file.

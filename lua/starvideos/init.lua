@@ -85,7 +85,7 @@ function M.verify_webhook(secret, headers, body, opts)
   if type(headers) ~= "table" then argerror(2, "verify_webhook", "table", type(headers)) end
   if type(body) ~= "string" then argerror(3, "verify_webhook", "string", type(body)) end
   if opts ~= nil and type(opts) ~= "table" then argerror(4, "verify_webhook", "table or nil", type(opts)) end
-  local tolerance = opts and opts.tolerance or 300
+  local tolerance = opts and opts.tolerance or config.DEFAULTS.tolerance
   if type(tolerance) ~= "number" or tolerance ~= tolerance or tolerance < 0 then
     argerror(4, "verify_webhook", "tolerance: seconds, not below 0", tostring(tolerance))
   end

@@ -1,6 +1,6 @@
 -- A job carries one task from create (or an id, or a bare URL) through polling to a
 -- file: a state machine that never blocks, moved by job:advance(now).  It is handed
--- ctx: the loop, the key's budget, the ledger and the client's cfg.
+-- ctx: the loop, the key (key.lua), the ledger and the client's cfg.
 --   job.state: one of STATES (below); its download's states are video.lua's;
 --   job.status (the task's), job.task, job.id, job.err, job.path, job.done, job.eta (the seconds left)
 
@@ -21,7 +21,7 @@ Job.__index = Job
 
 -- The learned schedule of the job's key (extras/schedule.lua, loaded on first use).
 local function schedule(self)
-  return require("starvideos.extras.schedule").of(self.budget, self.cfg)
+  return require("starvideos.extras.schedule").of(self.key, self.cfg)
 end
 
 -- A spec's fields a job keeps (spec name -> job field).
@@ -36,9 +36,9 @@ local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", r
 function Job.new(ctx, goal, id, spec)
   spec = spec or NONE
   local t, cfg, task = now(), ctx.cfg, spec.task
-  local job = setmetatable({ loop = ctx.loop, budget = ctx.budget, ledger = ctx.ledger, cfg = cfg, id = id,
-    goal = goal, task = task, status = task and task.status, done = false, state = "polling", req = false,
-    video = Video.new(), deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
+  local job = setmetatable({ loop = ctx.loop, key = ctx.key, budget = ctx.key.bucket, ledger = ctx.ledger, cfg = cfg,
+    deliveries = ctx.deliveries, id = id, goal = goal, task = task, status = task and task.status, done = false,
+    state = "polling", req = false, video = Video.new(), deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do
     if KEPT[k] then job[KEPT[k]] = v end
   end
@@ -69,12 +69,12 @@ function Job.new(ctx, goal, id, spec)
   return job
 end
 
--- When a task was created on our monotonic clock (the budget's births, else its
+-- When a task was created on our monotonic clock (the key's births, else its
 -- whole-second `created`), and its model, for the schedule.
 function Job:origin(task, t)
   if self.origin_at then return end
   if type(task.model) == "string" then self.model = self.model or task.model end
-  local born = self.budget:born(task.id)
+  local born = self.key:born(task.id)
   if born then self.origin_at = born; return end
   local created = task.created
   if type(created) == "number" and created > 0 then
@@ -158,7 +158,7 @@ end
 
 -- The job's request (Request.new's arguments), sent at t: the job advances when it is done.
 function Job:send(t, op, url, path, auth, body, deadline, download)
-  self.req = Request.new(self.loop, self.budget, self.cfg, self, op, url, path, auth, body, deadline, download)
+  self.req = Request.new(self.loop, self.key, self.cfg, self, op, url, path, auth, body, deadline, download)
   self.req:send(t)
 end
 
@@ -207,7 +207,7 @@ function Job:enter(state) self.state = state end
 local function created(self, task, t)
   if not self.held then -- (a batch counts it created)
     self.held, self.origin_at, self.unfinished_at = task, t, t
-    self.budget:born(task.id, t)
+    self.key:born(task.id, t)
     seen(self, task, t, true)
   end
   local ok, jerr = self.ledger:created(task, self.params, self.local_id)

@@ -1,5 +1,5 @@
 -- The loop: one transport, the timers, admission and the drive loop; the clients of a
--- key share one, but inside nginx (a cosocket belongs to its request) each has its own.
+-- key share one (its key's part), but inside nginx (a cosocket belongs to its request) each has its own.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -11,14 +11,12 @@ local now = core.now
 local L = {}
 L.__index = L
 
-local loops = setmetatable({}, { __mode = "v" }) -- key -> loop (outside nginx)
-
 -- The nginx phases whose handlers may use cosockets, light threads and semaphores.
 local NGX_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
 
 -- The transport for a client: nginx's sockets inside nginx, else libcurl's (core.curl
--- in the static library); the key's budget shares nginx's slots among its loops.
-local function new_transport(cfg, budget)
+-- in the static library); the key's object shares nginx's slots among its loops.
+local function new_transport(cfg, key)
   if cfg.transport then return cfg.transport end
   local ngx = config.nginx()
   if ngx then
@@ -28,34 +26,31 @@ local function new_transport(cfg, budget)
         .. "create and use the client in a content, access or rewrite handler, or in a timer (ngx.timer.at)",
         phase, phase), 4)
     end
-    return require("starvideos.nginx.transport").new(cfg, budget)
+    return require("starvideos.nginx.transport").new(cfg, key)
   end
   local curl = core.curl or require("starvideos.curl").new
   return curl { api_key = cfg.api_key, ca_file = cfg.ca_file, user_agent = cfg.user_agent,
-    connect_timeout = cfg.connect_timeout, max_connections = budget.conns }
+    connect_timeout = cfg.connect_timeout, max_connections = key.conns }
 end
 
--- The loop of a client (cfg with its api_key and transport still in it) on its
--- key's budget: the key's, made by its first client, outside nginx.
-function L.for_client(cfg, budget)
-  local shared = not config.nginx()
-  local self = shared and loops[budget.key]
-  if self and not self.closed then
-    self.clients = self.clients + 1
-    return self
-  end
-  -- own: a client's own loop (inside nginx), not the key's
-  self = setmetatable({ budget = budget, clients = 1, own = not shared, transport = new_transport(cfg, budget),
-    inflight = {}, sending = 0, max_sending = 4 * budget.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
-    timers = {}, due = {},
-    downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
+-- own: a client's own loop (inside nginx), not the key's
+local function new(cfg, key, own)
+  return setmetatable({ key = key, clients = 0, own = own, transport = new_transport(cfg, key),
+    inflight = {}, sending = 0, max_sending = 4 * key.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
+    timers = {}, due = {}, downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
     waiters = setmetatable({}, { __mode = "k" }) }, L)
-  budget:listen(self)
-  if shared then loops[budget.key] = self end
+end
+
+-- The loop of a client (cfg with its api_key and transport still in it) of its
+-- key (key.lua): the key's, made by its first client, outside nginx.
+function L.for_client(cfg, key)
+  local own = config.nginx() ~= nil
+  local self = own and new(cfg, key, true) or key:part("loop", function() return new(cfg, key, false) end)
+  self.clients = self.clients + 1
   return self
 end
 
--- The key's max_connections changed (budget.lua): admission and the transport follow.
+-- The key's max_connections changed (key.lua): admission and the transport follow.
 function L:limit(conns, joining)
   self.max_sending = 4 * conns
   local t = self.transport
@@ -67,7 +62,6 @@ function L:release()
   self.clients = self.clients - 1
   if self.clients > 0 or self.closed then return end
   self.closed = true
-  self.budget:unlisten(self)
   local t = self.transport
   self.transport = nil
   if t then t:close() end
@@ -220,7 +214,7 @@ function L:tick(polled)
     x = self.sending > 0 and tr:finished()
   end
   if self.qtail >= self.qhead then unqueue(self) end
-  self.budget:turn()
+  self.key:turn()
   side_work(self, tr)
   -- after the pumps took the store's answers (waiters of this very tick too)
   if st and next(self.waiters) then wake_waiters(self) end
@@ -244,7 +238,7 @@ function L:drive(done, arg, stop, sleep, acted)
     if wake then wait = math_max(0, wake[1] - t) end
     if stop then wait = math_min(wait, stop - t) end
     if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
-    if next(self.commits) or next(self.busy) or self.budget:sharing() then wait = math_min(wait, 0.005) end
+    if next(self.commits) or next(self.busy) or self.key:sharing() then wait = math_min(wait, 0.005) end
     polled = false
     if wait > 0 then
       if sleep then

@@ -22,8 +22,8 @@ local next_id = 0 -- the number that names a request in its events
 -- request's {head = true} or {offset =, max_body =} (the bytes asked for; redirects followed).
 -- A create goes on a new connection; an http URL through http_proxy when there is no proxy.
 -- The client's own options go with each exchange (the clients of a key share its transport).
-function Request.new(loop, budget, cfg, owner, op, url, path, auth, body, deadline, download)
-  local self = setmetatable({ loop = loop, budget = budget, cfg = cfg, owner = owner, op = op, url = url, path = path,
+function Request.new(loop, key, cfg, owner, op, url, path, auth, body, deadline, download)
+  local self = setmetatable({ loop = loop, key = key, cfg = cfg, owner = owner, op = op, url = url, path = path,
     auth = auth, body = body, deadline = deadline, attempt = 0, id = next_id + 1, max_body = cfg.max_answer,
     user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file, proxy = cfg.proxy },
     Request)
@@ -97,8 +97,8 @@ function Request:finished(t)
   local h = self.handle
   self.handle = false
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
-  local budget, op = self.budget, self.op
-  if t >= budget.clock_at and (op == "query" or op == "create") then budget:clock(loop.transport, t) end
+  local key, op = self.key, self.op
+  if t >= key.clock_at and (op == "query" or op == "create") then key:clock(loop.transport, t) end
   if self.op == "download" or self.op == "media" then self.bytes, self.total = bytes, total end
   if wire == "none" or task then
     tell(self, "response", err and err.status or tonumber(task) or 200, t - self.started)
@@ -128,7 +128,7 @@ end
 function Request:advance(t)
   if self.done or self.handle then return end
   if self.retry and not (self.deadline and t >= self.deadline) then
-    local later = self.budget:token(t, self.op == "create", self)
+    local later = self.key.bucket:token(t, self.op == "create", self)
     if later then return self.loop:at(self.deadline and math_min(later, self.deadline) or later, self) end
     self.retry = false
   end

@@ -412,7 +412,7 @@ describe("the client's learned schedule", function()
     for _ = 1, 5 do c:step(0) end -- the journal's samples are read a slice a turn
     local kind = require("starvideos.records.journal").kind_of("videos", 5, "720p")
     assert.are.equal("videos|5|720p", kind)
-    assert.is_truthy(Schedule.of(c.budget, c.cfg):estimate(kind))
+    assert.is_truthy(Schedule.of(c.key, c.cfg):estimate(kind))
     c:close()
   end)
 

@@ -107,8 +107,9 @@ describe("the Redis ledger", function()
     -- a new process's ledger on a loop: sent at the first turn, read when ready
     local cfg = cfg_of(key)
     local learner
-    local budget = { hash = redis_run.key_hash(cfg.base_url, cfg.api_key),
-      share = function(_, reader) learner = reader end }
+    local Key = require "starvideos.key"
+    local budget = Key.for_client(cfg) -- the key's object, its shared work seen here
+    budget.share = function(_, reader) learner = reader end
     local loop = { own = false, turning = function() end, at = function() end }
     R.new(redis.url, cfg, loop, budget)
     assert.truthy(learner, "the samples' read was not handed to the key's loops")
@@ -118,7 +119,7 @@ describe("the Redis ledger", function()
     while not learner:turn() do turns = turns + 1; assert(turns < 100000, "never read") end
     assert.is_truthy(Schedule.of(budget, cfg):estimate(kind), "nothing learned from the store's samples")
     -- without a loop, at once
-    local other = { hash = budget.hash }
+    local other = Key.for_client(cfg_of(key)) -- another process's key: a new object
     R.new(redis.url, cfg_of(key), nil, other)
     assert.is_truthy(Schedule.of(other, cfg):estimate(kind))
   end)

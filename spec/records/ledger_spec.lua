@@ -241,7 +241,7 @@ describe("the ledger", function()
       for _ = 1, 10 do c:step(0) end
       assert.equal(6, calls, "the reader was not read to its end, or past it")
       for _, n in ipairs(sizes) do assert.equal(65536, n) end
-      local schedule = require("starvideos.extras.schedule").of(c.budget, c.cfg)
+      local schedule = require("starvideos.extras.schedule").of(c.key, c.cfg)
       assert.is_truthy(schedule:estimate(kind), "nothing learned from the journal's samples")
       c:close()
     end)

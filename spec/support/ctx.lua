@@ -3,7 +3,7 @@
 --   local c = require("spec.support.ctx").new { api_key =, base_url =, transport = fake, ... }
 --   Job.new(c, goal, id, spec); c.loop:run_one(job); c:release()
 local config = require "starvideos.config"
-local Budget = require "starvideos.budget"
+local Key = require "starvideos.key"
 local Loop = require "starvideos.loop"
 local Ledger = require "starvideos.records.ledger"
 
@@ -15,17 +15,17 @@ Ctx.__index = Ctx
 function M.new(opts)
   local cfg = config.client(opts)
   cfg.api_key_set = cfg.api_key ~= nil
-  local budget = Budget.for_client(cfg)
-  local loop = Loop.for_client(cfg, budget)
-  budget:join(cfg)
-  local c = setmetatable({ cfg = cfg, budget = budget, loop = loop }, Ctx)
-  c.ledger = Ledger.new(cfg.journal, cfg, loop, budget)
+  local key = Key.for_client(cfg)
+  local loop = Loop.for_client(cfg, key)
+  local c = setmetatable({ cfg = cfg, key = key, loop = loop, deliveries = {} }, Ctx)
+  key:join(c) -- a member: its cfg and loop, as a client
+  c.ledger = Ledger.new(cfg.journal, cfg, loop, key)
   return c
 end
 
 function Ctx:release()
   self.ledger:close()
-  self.budget:leave(self.cfg)
+  self.key:leave(self)
   self.loop:release()
 end
 

@@ -90,10 +90,10 @@ return function(on, store_url, b)
       local out = dir .. "/b%d.mp4"
       for _, r in ipairs(client():generate_all(list, { out = out, interval = 0.1 })) do assert.is_nil(r.err) end
       local requests, c, tokens = #emu:requests(), client(), 0
-      local budget = c.budget
+      local budget = c.key.bucket
       function budget.token(...) tokens = tokens + 1; return getmetatable(budget).token(...) end
       local ok, results = pcall(c.generate_all, c, list, { out = out, interval = 0.1 })
-      budget.token = nil -- (the key's budget: its method again)
+      budget.token = nil -- (the key's bucket: its method again)
       for i, r in ipairs(assert(ok and results, results)) do
         assert.same({ nil, string.format(out, i) }, { r.err, r.path })
       end

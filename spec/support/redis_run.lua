@@ -109,9 +109,9 @@ function M.create_allowed(s, key_hash, count, per)
   return true
 end
 
--- The store's name of a key (budget.lua's b.hash): no API key in it.
+-- The store's name of a key (key.lua's k.hash): no API key in it.
 function M.key_hash(base_url, api_key)
-  return require("starvideos.budget").hash_of(base_url, api_key)
+  return require("starvideos.key").hash_of(base_url, api_key)
 end
 
 -- A keeper's program (helper.run_lua; args: the emulator's URL, the store's, the folder, the timeout[, a

@@ -1,5 +1,5 @@
 -- Carrying the ledger's tasks to files: `client:resume` and the loop behind `client:keep`
--- (docs/keep-and-fleet.md).  It is handed a ctx: the loop, the budget, the ledger and the cfg.
+-- (docs/keep-and-fleet.md).  It is handed a ctx: the loop, the key, the ledger and the cfg.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -61,7 +61,7 @@ function K.resume(ctx, opts)
     if keeper then
       keeper.whole = true -- one look: the whole journal (keep's looks read a slice each)
       local made = Notify().sweep(ctx, keeper)
-      Notify().drain(ctx.loop, cfg)
+      Notify().drain(ctx)
       for _, d in ipairs(made) do d:cancel() end
       keeper:close()
     elseif cfg.on_event then
@@ -121,7 +121,7 @@ function K.run(ctx, opts, alive)
   if not dir_ok then return nil, derr end
   if opts.notify then -- keep's own webhook: its jobs and the owed events it sends go there
     cfg = setmetatable({ notify = config.notify_copy(opts.notify) }, { __index = cfg })
-    ctx = { loop = loop, budget = ctx.budget, ledger = ctx.ledger, cfg = cfg }
+    ctx = { loop = loop, key = ctx.key, ledger = ctx.ledger, cfg = cfg, deliveries = {} }
   end
   local ngx = config.nginx()
   local exiting = ngx and type(ngx.worker) == "table" and ngx.worker.exiting
@@ -146,7 +146,7 @@ function K.run(ctx, opts, alive)
     j:cancel(true)
     st.results[j.index] = result(j, st.saved_to[j])
   end
-  if cfg.notify then Notify().settle(loop, cfg) end -- a few seconds in flight; the rest stays owed
+  if cfg.notify then Notify().settle(ctx) end -- a few seconds in flight; the rest stays owed
   if st.keeper then st.keeper:close() end
   if not st.seen and st.failure then return nil, st.failure end -- no look could be made: the last failure says why
   return st.results

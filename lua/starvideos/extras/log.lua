@@ -4,7 +4,6 @@
 local Log = {}
 
 local MARK = "[redacted]"
-Log.MAX_LINE = 2048 -- bytes of one line, after redaction (a server's long message is cut)
 
 local DEBUG_ONLY = { request = true, response = true }
 local PLAIN = { string = true, number = true, boolean = true } -- the types of the fields an unknown event shows
@@ -51,7 +50,8 @@ function Log.redact(text, secrets)
   s = s:gsub("whsec_[%w+/=_%-\\]*", "whsec_" .. MARK)
   -- control characters as \ddd, so that a line stays one line
   s = s:gsub("[%c\127]", function(c) return string.format("\\%03d", string.byte(c)) end)
-  if #s > Log.MAX_LINE then s = s:sub(1, Log.MAX_LINE - 3) .. "..." end
+  local max = require("starvideos.config").DEFAULTS.log_line -- (config at use: the CLI's parsing runs without the core)
+  if #s > max then s = s:sub(1, max - 3) .. "..." end
   return s
 end
 

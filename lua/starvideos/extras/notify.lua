@@ -10,15 +10,6 @@ local cjson = require("cjson.safe").new()
 
 local N = {}
 
-N.RETRY_FOR = 600 -- seconds a delivery is retried by the process that sends it
-N.SETTLE = 5      -- seconds close() waits for the deliveries in flight
-
--- By client (its cfg): the deliveries in flight, all on the client's loop.
-local flying = setmetatable({}, { __mode = "k", __index = function(t, cfg)
-  t[cfg] = {}
-  return t[cfg]
-end })
-
 function N.id(task_id, kind)
   return "msg_" .. core.hash(kind .. "\0" .. tostring(task_id))
 end
@@ -28,7 +19,7 @@ D.__index = D
 
 -- request.lua asks at each attempt.
 function D:headers()
-  local ts = string.format("%.0f", os.time() + (self.ctx.budget.skew or 0)) -- the service's time when known
+  local ts = string.format("%.0f", os.time() + (self.ctx.key.skew or 0)) -- the service's time when known
   local sig = config.sign().sign(self.notify.secret, self.wid, ts, self.body)
   return "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig .. "\n"
 end
@@ -37,7 +28,7 @@ function D:advance()
   local req = self.req
   if self.done or not req or not req.done then return end
   self.done, self.req = true, false
-  flying[self.ctx.cfg][self] = nil
+  self.ctx.deliveries[self] = nil
   local err = req.err
   self.ended = now()
   if not err then self.status = req.task end -- (a webhook's task: the receiver's status)
@@ -54,19 +45,19 @@ end
 function D:cancel()
   if self.done then return end
   self.done, self.outcome, self.ended = true, "cancelled", now()
-  flying[self.ctx.cfg][self] = nil
+  self.ctx.deliveries[self] = nil
   if self.req then self.req:cancel(); self.req = false end
 end
 
--- An owed event (its record already written) sent on ctx's loop: the delivery.
+-- An owed event (its record already written) sent on ctx's loop: the delivery, in ctx.deliveries until it ends.
 function N.send(ctx, notify, wid, task_id, body)
   -- the webhook's name in events and log lines: scheme, host and path (no query: it may hold a token)
   local u = core.check_url(notify.url, "notify.url")
   local where = u.scheme .. "://" .. u.authority .. u.path
   local d = setmetatable({ ctx = ctx, notify = notify, wid = wid, task = task_id, body = body, where = where }, D)
-  flying[ctx.cfg][d] = true
-  d.req = Request.new(ctx.loop, ctx.budget, ctx.cfg, d, "notify", notify.url, where, nil, body,
-    now() + (notify.retry_for or N.RETRY_FOR))
+  ctx.deliveries[d] = true
+  d.req = Request.new(ctx.loop, ctx.key, ctx.cfg, d, "notify", notify.url, where, nil, body,
+    now() + (notify.retry_for or ctx.cfg.retry_for))
   d.req:send(now())
   return d
 end
@@ -82,7 +73,7 @@ function N.job_done(job, err)
   if not body then return end
   local wid = N.id(job.id, kind)
   job.ledger:owe(wid, job.id, body) -- a ledger that cannot be written: sent all the same
-  N.send(job, job.cfg.notify, wid, job.id, body) -- (the job has a ctx's loop, budget, ledger and cfg)
+  N.send(job, job.cfg.notify, wid, job.id, body) -- (the job has a ctx's loop, key, ledger and cfg)
 end
 
 -- keep's turn (with cfg.notify): the owed events whose owner let go, claimed and
@@ -106,17 +97,17 @@ function N.sweep(ctx, keeper)
   return due
 end
 
--- cfg's deliveries driven on its loop up to `seconds` (default N.SETTLE; 0: none), left going: their set.
-function N.drain(loop, cfg, seconds)
-  local set = flying[cfg]
+-- ctx's deliveries driven on its loop up to `seconds` (default cfg.settle; 0: none), left going: their set.
+function N.drain(ctx, seconds)
+  local set = ctx.deliveries
   local function quiet() return next(set) == nil end
-  if seconds ~= 0 and not quiet() then loop:drive(quiet, nil, now() + (seconds or N.SETTLE)) end
+  if seconds ~= 0 and not quiet() then ctx.loop:drive(quiet, nil, now() + (seconds or ctx.cfg.settle)) end
   return set
 end
 
 -- A client closes (or keep ends): drain, then what is left stays owed.
-function N.settle(loop, cfg, seconds)
-  for d in pairs(N.drain(loop, cfg, seconds)) do d:cancel() end -- (d:cancel clears d from the set)
+function N.settle(ctx, seconds)
+  for d in pairs(N.drain(ctx, seconds)) do d:cancel() end -- (d:cancel clears d from the set)
 end
 
 return N

@@ -43,7 +43,7 @@ Ref.__index = Ref
 -- The reference's next media request, now: {head = true} or {offset =, max_body =}.
 local function ask(self, t, media)
   local pf = self.pf
-  self.req = Request.new(pf.loop, pf.budget, pf.cfg, self, "media", self.url, self.path, false, nil, nil, media)
+  self.req = Request.new(pf.loop, pf.key, pf.cfg, self, "media", self.url, self.path, false, nil, nil, media)
   self.req:send(t)
 end
 
@@ -87,7 +87,7 @@ end
 -- could not be checked: {field =, message =}, each a `preflight` event of the job's).
 function P.start(job, t)
   local params = job.params
-  local pf = setmetatable({ loop = job.loop, budget = job.budget, cfg = job.cfg, owner = job, model = params.model,
+  local pf = setmetatable({ loop = job.loop, key = job.key, cfg = job.cfg, owner = job, model = params.model,
     refs = references(params), notes = {}, done = false }, P)
   pf.left = #pf.refs
   if pf.left == 0 then pf:judge(t); return pf end

@@ -354,14 +354,11 @@ function S:delay(kind, model, age)
   return max(next_age - age, m)
 end
 
--- By budget: the samples of each kind, the views of them, the records read.
-local keys = setmetatable({}, { __mode = "k", __index = function(t, budget)
-  t[budget] = { kinds = {}, views = {}, read = {} }
-  return t[budget]
-end })
+-- The key's part (key.lua): the samples of each kind, the views of them, the records read.
+local function part() return { kinds = {}, views = {}, read = {} } end
 
-function S.of(budget, cfg)
-  local k = keys[budget]
+function S.of(key, cfg)
+  local k = key:part("schedule", part)
   local vk = tostring(cfg.interval) .. "/" .. tostring(cfg.min_interval)
   local s = k.views[vk]
   if not s then s = S.new(cfg, k.kinds); k.views[vk] = s end
@@ -369,8 +366,8 @@ function S.of(budget, cfg)
 end
 
 -- True the first time only: the caller reads the samples of the records `name`.
-function S.first_read(budget, name)
-  local k = keys[budget]
+function S.first_read(key, name)
+  local k = key:part("schedule", part)
   if k.read[name] then return false end
   k.read[name] = true
   return true

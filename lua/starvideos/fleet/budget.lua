@@ -1,8 +1,8 @@
--- The key's budget in Redis: budget.lua's rules as scripts on the server's clock.  Never waited for: the
+-- The key's budget in Redis: bucket.lua's rules as scripts on the server's clock.  Never waited for: the
 -- asker comes back (loop:await_store).  Redis failing: the host's dict, else the process's own bucket,
 -- stands in, said once, for AGAIN s.
 
-local Budget = require "starvideos.budget"
+local Bucket = require "starvideos.bucket"
 local Store = require "starvideos.fleet.store"
 
 local setmetatable, type, tostring, tonumber, string_format =
@@ -16,7 +16,7 @@ local AGAIN = 1 -- seconds
 -- Each answers a string (Redis truncates a Lua number): "0..." allowed, else the seconds to wait.
 -- redis.replicate_commands lets a script write after TIME on Redis 3.2 to 4.
 local HEAD = "if redis.replicate_commands then redis.replicate_commands() end\n"
-  .. "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n" .. Budget.RULES
+  .. "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n" .. Bucket.RULES
 -- KEYS[1] the key's bucket: its tat (Redis' clock); ARGV[1] the rate
 Store.define("budget_token", HEAD .. [[
 local rate = tonumber(ARGV[1])
@@ -49,13 +49,13 @@ function F.key(key_hash, what)
 end
 
 -- fallback: nginx's dict, or nil.
-function F.new(store, b, loop, fallback)
-  return setmetatable({ store = store, budget = b, loop = loop, fallback = fallback }, F)
+function F.new(store, key, loop, fallback)
+  return setmetatable({ store = store, key = key, loop = loop, fallback = fallback }, F)
 end
 
 local function failed(self, t, err)
   if err ~= true and not self.down then
-    self.budget:warn(string_format("%s: the key's budget is this process's own until it answers",
+    self.key:warn(string_format("%s: the key's budget is this process's own until it answers",
       type(err) == "table" and err.message or tostring(err)))
   end
   if err ~= true then self.down = t + AGAIN end
@@ -76,7 +76,7 @@ function F:take(t, obj)
     if not wait then return failed(self, t, err) end
     if self.down then
       self.down = false
-      self.budget:warn("store " .. st.where .. " answers again: the key's budget is taken from it again")
+      self.key:warn("store " .. st.where .. " answers again: the key's budget is taken from it again")
     end
     if wait <= 0 then return nil end
     self.at = t + wait -- no token before then: nobody asks again until then
@@ -86,8 +86,8 @@ function F:take(t, obj)
   elseif self.at and t < self.at then
     return self.at
   end
-  local sent, err = st:send_script("budget_token", { F.key(self.budget.hash, "tat") },
-    { string_format("%.17g", self.budget.rate) })
+  local sent, err = st:send_script("budget_token", { F.key(self.key.hash, "tat") },
+    { string_format("%.17g", self.key.bucket.rate) })
   if not sent then return failed(self, t, err) end
   self.n = sent
   return self.loop:await_store(obj, t)

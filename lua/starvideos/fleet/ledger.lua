@@ -1,5 +1,5 @@
 -- The ledger on a store (Redis), records/ledger.lua's interface (docs/keep-and-fleet.md).
---   R.new(store_or_url, cfg[, loop[, budget]]): with a loop nothing a job calls waits; without, all do.
+--   R.new(store_or_url, cfg[, loop[, key]]): with a loop nothing a job calls waits; without, all do.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -21,7 +21,6 @@ local new_error = errors.new_error
 local R = {}
 R.__index = R
 
-local RETAIN = 7 * 86400 -- seconds a settled task's record stays
 
 -- The store's samples taught: sent at the first turn, taken when there (without a loop: waited for).
 local function read_samples(self)
@@ -42,9 +41,9 @@ local function read_samples(self)
   return true
 end
 
-function R.new(store, cfg, loop, budget)
+function R.new(store, cfg, loop, key)
   if type(store) == "string" then store = Store.new(store, { timeout = cfg.connect_timeout }) end
-  local hash = budget and budget.hash or require("starvideos.budget").hash_of(cfg.base_url, cfg.api_key)
+  local hash = key and key.hash or require("starvideos.key").hash_of(cfg.base_url, cfg.api_key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
@@ -53,10 +52,10 @@ function R.new(store, cfg, loop, budget)
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
   self.fences = rule.fences(self.lease_ms)
   local Schedule = require "starvideos.extras.schedule"
-  if budget and Schedule.first_read(budget, where .. " " .. prefix) then
-    self.schedule = Schedule.of(budget, cfg)
+  if key and Schedule.first_read(key, where .. " " .. prefix) then
+    self.schedule = Schedule.of(key, cfg)
     local reader = { ledger = self, turn = read_samples }
-    if loop then budget:share(reader) else reader:turn() end
+    if loop then key:share(reader) else reader:turn() end
   end
   return self
 end
@@ -172,7 +171,7 @@ R.keeper, R.orphans, R.owed_orphans = leases.keeper, leases.orphans, leases.owed
 -- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 local function abandoned(self, lid)
   self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
-    { lid, RETAIN })
+    { lid, config.DEFAULTS.retain })
 end
 
 -- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
@@ -284,13 +283,13 @@ function R:status(id, status, took, within, why)
   if status == "failed" then self:let_go(id, true) end
   self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
     { id, status, took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
-      self.prefix, config.DEFAULTS.samples, RETAIN, why or "" })
+      self.prefix, config.DEFAULTS.samples, config.DEFAULTS.retain, why or "" })
 end
 
 function R:downloaded(id, path, sha256)
   local n = self:let_go(id, true)
   self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
-    { id, path, RETAIN, journal.size(path) or "", self.prefix, sha256 or "", n and tostring(n) or "" })
+    { id, path, config.DEFAULTS.retain, journal.size(path) or "", self.prefix, sha256 or "", n and tostring(n) or "" })
 end
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
@@ -354,7 +353,7 @@ function R:unfinished()
   return v[1]
 end
 
--- The store's tasks (settled ones for RETAIN s) and pending creates, as journal.tasks lists; or nil, err.
+-- The store's tasks (settled ones for DEFAULTS.retain s) and pending creates, as journal.tasks lists; or nil, err.
 function R:tasks()
   local v, err = self:_records { "tasks", "pending" }
   if not v then return nil, err end

@@ -1,10 +1,10 @@
 -- The scripts of the ledger on a store (fleet/ledger.lua), so each change is
 -- atomic.  `P` (an ARGV) is the key's prefix, for the keys named by a task or a kind.
--- Keys, all under "starvideos:{KEY}:" (KEY: budget.lua's b.hash; one hash slot):
+-- Keys, all under "starvideos:{KEY}:" (KEY: key.lua's k.hash; one hash slot):
 --   task:<id>       hash: id, model, duration, resolution, kind, out, owner, fence (1 at its
 --                   create, one more at each claim: the holder's number), prompt_hash,
 --                   prompt (its head), time, uncertain, status, error, path and bytes
---                   (downloaded), part and part_dest; a settled one expires after RETAIN s
+--                   (downloaded), part and part_dest; a settled one expires after DEFAULTS.retain s
 --   unfinished      set of the ids neither downloaded nor failed
 --   tasks           sorted set of the ids created, by tasks:seq (an expired one leaves when listed)
 --   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt, key, fp,
@@ -85,7 +85,7 @@ end
 return 1
 ]],
   -- KEYS a record, the set of its ids[, gone:<local>]; ARGV its id[, retain]: the record
-  -- gone.  abandoned: pend:<local>, pending, gone:<local> (RETAIN s); delivered: owed:<wid>, owed
+  -- gone.  abandoned: pend:<local>, pending, gone:<local> (DEFAULTS.retain s); delivered: owed:<wid>, owed
   abandoned = [[
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])

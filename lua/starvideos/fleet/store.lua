@@ -4,7 +4,7 @@
 -- library without hiredis loads and works: only a store says what is missing.
 --
 --   store.new(url[, {timeout = s}]) -> store   nothing sent yet: it connects at the first send
---   store.for_key(url, budget, timeout) -> the key's store of that URL (outside
+--   store.for_key(url, key, timeout) -> the key's store of that URL (outside
 --       nginx one per key and URL in the process; inside, one per client)
 --   store.define(name, body): a script the store runs (EVAL)
 --   async: store:send(cmd, ...), store:send_script(name, keys, args) -> n;
@@ -158,14 +158,10 @@ function M.new(url, opts)
     got = 0 }, S)
 end
 
-local stores = setmetatable({}, { __mode = "k" }) -- budget -> url -> store (outside nginx)
-
-function M.for_key(url, budget, timeout)
-  if config.nginx() then return M.new(url, { timeout = timeout }) end
-  local of_key = stores[budget] or {}
-  stores[budget] = of_key
-  of_key[url] = of_key[url] or M.new(url, { timeout = timeout })
-  return of_key[url]
+-- The key's store of url (its part, key.lua), outside nginx.
+function M.for_key(url, key, timeout)
+  local function make() return M.new(url, { timeout = timeout }) end
+  return config.nginx() and make() or key:part("store " .. url, make)
 end
 
 -- (starvideos.redis' messages start with "redis host:port: ", which the store's name says)

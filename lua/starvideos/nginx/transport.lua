@@ -29,9 +29,8 @@ local function in_pool(module, fn, ...) -- require(module)[fn](...), in the pool
   return require(module)[fn](...)
 end
 
--- The worker's connection slots of each key (its budget), shared by its clients' transports.  Fewer are
--- taken back as they come free, at this and the next clients' joins (in a request: a semaphore may wait).
-local key_slots = setmetatable({}, { __mode = "k" })
+-- The worker's connection slots of each key (its part, key.lua), shared by its clients' transports.  Fewer
+-- are taken back as they come free, at this and the next clients' joins (in a request: a semaphore may wait).
 
 local function clamp(conns) -- as libcurl's
   return math.min(math.max(math.floor(conns), 1), 1024)
@@ -51,16 +50,15 @@ end
 local N = {}
 N.__index = N
 
--- N.new(cfg, budget): cfg as config.lua gives it; budget.conns, the key's max_connections.
+-- N.new(cfg, key): cfg as config.lua gives it; key.conns, the key's max_connections.
 -- `whole` and `left` hold the .part handles of downloads that ended whole (for t:commit) or short.
-function N.new(cfg, budget)
+function N.new(cfg, key)
   if not disk_slot then
     disk_slot = semaphore.new(1)
     ngx.timer.at(0, function(premature) if not premature then in_pool("starvideos.core", "now") end end)
   end
-  local conns = clamp(budget.conns)
-  local ks = key_slots[budget]
-  if not ks then ks = { sem = semaphore.new(conns), n = conns, debt = 0 }; key_slots[budget] = ks end
+  local conns = clamp(key.conns)
+  local ks = key:part("slots", function() return { sem = semaphore.new(conns), n = conns, debt = 0 } end)
   local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
     pool_size = conns, slots = ks.sem }
   return setmetatable({ c = c, ks = ks, key = cfg.api_key or "", -- none: downloads only

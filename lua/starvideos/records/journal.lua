@@ -3,6 +3,7 @@
 -- when not under <journal>.owners/).  Reading skips a torn line and unknown events.
 
 local core = require "starvideos.core"
+local config = require "starvideos.config"
 local rule = require "starvideos.lease"
 local cjson = require("cjson.safe").new()
 
@@ -227,15 +228,13 @@ function J.unfinished(list)
   return out
 end
 
--- The first HEAD characters (UTF-8) of a prompt, as records and lists keep it (docs/batch.md).
-local HEAD = 80
-
+-- The first DEFAULTS.prompt_head characters (UTF-8) of a prompt, as records and lists keep it.
 function J.head(prompt)
   if type(prompt) ~= "string" then return nil end
-  local n = 0
+  local n, head = 0, config.DEFAULTS.prompt_head
   for i in prompt:gmatch("()[^\128-\191]") do -- where a character starts
     n = n + 1
-    if n > HEAD then return prompt:sub(1, i - 1) end
+    if n > head then return prompt:sub(1, i - 1) end
   end
   return prompt
 end

@@ -1,9 +1,10 @@
 -- The ledger on a journal file (the interface: docs/architecture.md).  With no journal it
--- records nothing (create_limit is then counted by the key's budget in this process).
+-- records nothing (create_limit is then counted by the key's bucket in this process).
 
 local core = require "starvideos.core"
+local config = require "starvideos.config"
 local errors = require "starvideos.errors"
-local Budget = require "starvideos.budget"
+local Bucket = require "starvideos.bucket"
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
 local rule = require "starvideos.lease"
@@ -17,18 +18,18 @@ L.__index = L
 
 L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
-function L.new(path, cfg, loop, budget)
-  local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, budget = budget or false,
+function L.new(path, cfg, loop, key)
+  local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, key = key or false,
     field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop }, L)
   if path and loop and not loop.own then -- (inside nginx the worker's own thread writes)
     self.writer = journal.writer(path)
   end
   if path then
-    require("starvideos.records.compact").maybe_compact(path, 64 * 1024 * 1024) -- (docs/batch.md)
+    require("starvideos.records.compact").maybe_compact(path, config.DEFAULTS.compact_at) -- (docs/batch.md)
     local Schedule = require "starvideos.extras.schedule"
-    if budget and Schedule.first_read(budget, path) then
-      self.schedule, self.reader = Schedule.of(budget, cfg), require("starvideos.records.samples").reader(path)
-      budget:share(self)
+    if key and Schedule.first_read(key, path) then
+      self.schedule, self.reader = Schedule.of(key, cfg), require("starvideos.records.samples").reader(path)
+      key:share(self)
     end
   end
   return self
@@ -160,12 +161,12 @@ function L:peek(want)
 end
 
 -- The pending record written under one hold of the journal's lock with what decides it: the key's task (then
--- returned, nothing written) and budget.lua's rule.  true, a task, or nil, err; with a writer, false and the
+-- returned, nothing written) and bucket.lua's rule.  true, a task, or nil, err; with a writer, false and the
 -- ticket of the record, written only if the journal did not change since it was decided.
 local function locked(self, rec, want, lid)
   local limit, t = self.cfg.create_limit, os_time()
   if not self.path then
-    local ok, wait, n = self.budget:count_create(limit, t)
+    local ok, wait, n = self.key.bucket:count_create(limit, t)
     if ok then return true end
     return L.limited(limit, n, wait)
   end
@@ -176,7 +177,7 @@ local function locked(self, rec, want, lid)
     end
     if limit then
       local times = recent_creates(st, limit, t)
-      local wait = Budget.limit_rule(times, t, limit.count, limit.per)
+      local wait = Bucket.limit_rule(times, t, limit.count, limit.per)
       if wait > 0 then return L.limited(limit, #times, wait) end
     end
     rec.time = t
