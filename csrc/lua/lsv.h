@@ -58,7 +58,7 @@ SV_API const double *lsv_opt_mp4(lua_State *L, int idx, double *seconds);
 SV_API void lsv_open_part(lua_State *L);
 SV_API void lsv_open_commit(lua_State *L);
 SV_API void lsv_open_lock(lua_State *L);
-/* media_sniff, media_tail, media_check and mp4_check (media.c) */
+/* media_sniff, media_tail and media_check (media.c) */
 SV_API void lsv_open_media(lua_State *L);
 
 #endif
