@@ -495,6 +495,21 @@ function helper.committed(c)
   return ok, why, notwhole
 end
 
+-- The file at path is a whole MP4 (of seconds, within 1 s, when given): true, or false and why, as the
+-- commit's check finds a copy of it (core.commit_start).
+function helper.whole_mp4(path, seconds)
+  local core = require "starvideos.core"
+  local dir = helper.tmpdir()
+  local copy = dir .. "/whole.mp4"
+  local fh = assert(core.part_open(copy .. ".part", 0))
+  assert(fh:write(assert(helper.read_file(path))))
+  local ok, why = helper.committed(assert(core.commit_start(fh, copy, nil, seconds or true)))
+  os_remove(copy)
+  os_remove(copy .. ".part")
+  os_remove(dir)
+  return ok, why
+end
+
 -- Decode JSON text, turning it into a Lua value (nil on bad JSON).
 function helper.json(text)
   if type(text) ~= "string" then return nil end

@@ -5,7 +5,6 @@
 #include "sv_core.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +12,7 @@
 #include <unistd.h>
 
 #define OGG_TAIL 65536.0
-#define MOOV_READ (1024 * 1024) /* the bytes of a moov sv_mp4_check reads (mvhd comes first) */
+#define MOOV_READ (1024 * 1024) /* the bytes of a moov sv_mp4_check_fd reads (mvhd comes first) */
 #define DEPTH_MAX 8
 
 static double be(const unsigned char *p, int n) {
@@ -438,16 +437,4 @@ int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why) {
     return -1;
   }
   return 1;
-}
-
-int sv_mp4_check(const char *path, double expected, double *duration, sv_buf *why) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
-  *duration = -1;
-  if (fd < 0) {
-    sv_buf_addf(why, "%s: %s", path, strerror(errno));
-    return -1;
-  }
-  rc = sv_mp4_check_fd(fd, expected, duration, why);
-  close(fd);
-  return rc;
 }

@@ -532,12 +532,10 @@ typedef struct sv_box {
 } sv_box;
 SV_API int sv_box_read(const unsigned char *p, size_t avail, double room, sv_box *b, sv_buf *why);
 
-/* The file at path is a whole MP4: ftyp first, top-level boxes that run exactly
-   to its end, moov and mdat (or moof and mdat) present, and a duration within 1 s
-   of expected (< 0: none expected).  1 with *duration (< 0 when the file states
-   none), or -1 with why naming the check.  sv_mp4_check_fd: the same of the file fd reads
-   (with pread: its position is not moved). */
-SV_API int sv_mp4_check(const char *path, double expected, double *duration, sv_buf *why);
+/* The file fd reads (with pread: its position is not moved) is a whole MP4: ftyp
+   first, top-level boxes that run exactly to its end, moov and mdat (or moof and
+   mdat) present, and a duration within 1 s of expected (< 0: none expected).  1
+   with *duration (< 0 when the file states none), or -1 with why naming the check. */
 SV_API int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why);
 
 /* The media rules of a model (models.c) over the references of one create.

@@ -1,5 +1,5 @@
 /* MP4 boxes: the sniffer over a head of the file (moov at the end read through
-   media_tail, as a caller would), and sv_mp4_check over the same bytes on disk:
+   media_tail, as a caller would), and sv_mp4_check_fd over the same bytes on disk:
    it answers 1 only for boxes that run exactly to the end, ftyp first. */
 #include "media.h"
 
@@ -15,16 +15,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   sv_buf why = { 0 };
   double d;
   FILE *f;
+  int rc;
   media_run(r.p, r.left, head, (double)r.left);
   if (!path[0]) {
     snprintf(path, sizeof path, "/tmp/fuzz_mp4.%ld", (long)getpid());
     atexit(remove_file);
   }
-  f = fopen(path, "wb");
+  f = fopen(path, "w+b");
   if (!f) abort();
-  if (r.left && fwrite(r.p, 1, r.left, f) != r.left) abort();
+  if ((r.left && fwrite(r.p, 1, r.left, f) != r.left) || fflush(f) != 0) abort();
+  rc = sv_mp4_check_fd(fileno(f), pick & 0x40 ? 5 : -1, &d, &why);
   fclose(f);
-  if (sv_mp4_check(path, pick & 0x40 ? 5 : -1, &d, &why) == 1) {
+  if (rc == 1) {
     PROPERTY(r.left >= 16 && memcmp(r.p + 4, "ftyp", 4) == 0, "ftyp first");
     PROPERTY(d == -1 || (d >= 0 && isfinite(d)), "-1 or a finite duration");
   } else {

@@ -53,12 +53,12 @@ SV_API const sv_hasher *lsv_opt_hasher(lua_State *L, int idx);
 SV_API const double *lsv_opt_mp4(lua_State *L, int idx, double *seconds);
 
 /* The objects of starvideos.core: each registers its class and sets its
-   functions into the table on top (part_open and part_commit; commit_start;
-   lock_journal and try_lock). */
+   functions into the table on top (part_open; commit_start; lock_journal,
+   try_lock and journal_writer). */
 SV_API void lsv_open_part(lua_State *L);
 SV_API void lsv_open_commit(lua_State *L);
 SV_API void lsv_open_lock(lua_State *L);
-/* media_sniff, media_tail, media_check and mp4_check (media.c) */
+/* media_sniff, media_tail and media_check (media.c) */
 SV_API void lsv_open_media(lua_State *L);
 
 #endif

@@ -1,7 +1,7 @@
 /* The media functions of starvideos.core (the core's media.c and the media
-   rules of models.c): media_sniff, media_tail, media_check and mp4_check.  An
-   info table is the Lua face of an sv_media: what was found, and nothing for
-   what was not. */
+   rules of models.c): media_sniff, media_tail and media_check (a download's
+   whole-MP4 check is its commit's: commit.c, part.c).  An info table is the Lua
+   face of an sv_media: what was found, and nothing for what was not. */
 #include "lsv.h"
 
 #include "compat.h"
@@ -170,23 +170,9 @@ static int l_media_check(lua_State *L) {
   return 1;
 }
 
-/* mp4_check(path [, expected_seconds]) -> duration | true | nil, why */
-static int l_mp4_check(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  double expected = luaL_optnumber(L, 2, -1), duration;
-  sv_buf why = { 0 };
-  if (!lua_isnoneornil(L, 2) && !(expected >= 0 && !isinf(expected)))
-    luaL_argerror(L, 2, "expected_seconds: a duration of 0 or more");
-  if (sv_mp4_check(path, expected, &duration, &why) < 0) return lsv_answer(L, -1, &why);
-  sv_buf_free(&why);
-  if (duration >= 0) lua_pushnumber(L, duration);
-  else lua_pushboolean(L, 1);
-  return 1;
-}
-
 static const luaL_Reg funcs[] = {
   { "media_sniff", l_media_sniff }, { "media_tail", l_media_tail }, { "media_check", l_media_check },
-  { "mp4_check", l_mp4_check },     { NULL, NULL }
+  { NULL, NULL }
 };
 
 void lsv_open_media(lua_State *L) { luaL_setfuncs(L, funcs, 0); }

@@ -13,7 +13,7 @@
      same() -> boolean                            the name is still this file, as
                                                   written (sv_part_same)
      close() -> true | nil, message               flush and close (also __gc)
-   core.part_commit(fd, size, part, dest) commits prepare()'s values. */
+   starvideos.sign's part_commit(fd, size, part, dest) commits prepare()'s values. */
 #include "lsv.h"
 
 #include "compat.h"
@@ -194,6 +194,4 @@ void lsv_open_part(lua_State *L) {
   static const luaL_Reg funcs[] = { { "part_open", l_part_open }, { NULL, NULL } };
   lsv_part_class(L);
   luaL_setfuncs(L, funcs, 0);
-  lsv_push_part_commit(L, NULL);
-  lua_setfield(L, -2, "part_commit");
 }

@@ -82,7 +82,7 @@ LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
   sv_helper_pin_module();
   lua_pushlightuserdata(L, (void *)&sv_sha256_hasher);
   lua_setfield(L, -2, "SHA256");
-  /* part_commit(fd, size, part, dest) -> true, sha256 | nil, message: core's, hashing
+  /* part_commit(fd, size, part, dest) -> true, sha256 | nil, message: part.c's, hashing
      (nginx's thread pool commits a download with it) */
   lsv_push_part_commit(L, &sv_sha256_hasher);
   lua_setfield(L, -2, "part_commit");

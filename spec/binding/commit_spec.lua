@@ -46,7 +46,7 @@ describe("core.commit_start(part, dest, sign.SHA256)", function()
     assert.equal("another file", helper.read_file(dir .. "/r.mp4.part"))
   end)
 
-  it("sign.part_commit (nginx's pool) commits prepare()'s values and gives the SHA-256; core's alone", function()
+  it("sign.part_commit (nginx's pool) commits prepare()'s values and gives the SHA-256", function()
     local fh = assert(core.part_open(dir .. "/n.mp4.part", 0))
     assert(fh:write(string.rep("n", 70000)))
     local fd, size, name = fh:prepare()
@@ -54,12 +54,6 @@ describe("core.commit_start(part, dest, sign.SHA256)", function()
     fh:close()
     assert.same({ true, sha256sum(dir .. "/n.mp4") }, { ok, sum })
     assert.equal(64, #sum)
-    fh = assert(core.part_open(dir .. "/m.mp4.part", 0))
-    assert(fh:write(string.rep("n", 70000)))
-    fd, size, name = fh:prepare()
-    assert.same({ true }, { core.part_commit(fd, size, name, dir .. "/m.mp4") })
-    fh:close()
-    assert.equal(sum, sha256sum(dir .. "/m.mp4"))
   end)
 
   it("without a hasher polls true alone; anything but the hasher is refused before the .part is taken", function()
@@ -97,12 +91,12 @@ describe("core.commit_start(part, dest, sign.SHA256)", function()
       assert.is_false(helper.exists(dest))
       assert.equal(#case[1], helper.file_size(path))
     end
-    -- nginx's pool: the same check in sign.part_commit and core.part_commit
-    for _, commit in ipairs { sign.part_commit, core.part_commit } do
+    -- nginx's pool: the same check in sign.part_commit
+    do
       local path
       fh, path, dest = part("pool.mp4", "<!DOCTYPE html><html></html>")
       local fd, size, name = fh:prepare()
-      local a, why, c = commit(fd, size, name, dest, true)
+      local a, why, c = sign.part_commit(fd, size, name, dest, true)
       fh:close()
       assert.same({ nil, true }, { a, c })
       assert.truthy(why:find("not an MP4", 1, true), why)

@@ -1,5 +1,5 @@
 -- The media readers of starvideos.core (media_sniff, media_tail, media_check,
--- mp4_check) and sign.sha256 / sign.sha256_file, through the binding.  The files
+-- the commit's whole-MP4 check) and sign.sha256 / sign.sha256_file, through the binding.  The files
 -- are built here byte by byte; the limits below are copied from
 -- shared/api/README.md ("Media limits"): images under 20 MB each; reference
 -- videos 15 s and 200 MB in total, 720-2160 px each (O3: one video, 3-10 s);
@@ -162,42 +162,35 @@ describe("core.media_check", function()
   end)
 end)
 
-describe("core.mp4_check", function()
+describe("the commit's whole-MP4 check (core.commit_start(part, dest, nil, seconds))", function()
+  local helper = require "spec.helper"
   local path = os.tmpname()
-  local function write(s)
-    local f = assert(io.open(path, "wb"))
-    f:write(s)
-    f:close()
+  -- s committed from a .part to path with the check (seconds: true, or the task's): true, or false and why
+  local function commit(s, seconds)
+    local fh = assert(core.part_open(path .. ".part", 0))
+    assert(fh:write(s))
+    local ok, why, notwhole = helper.committed(assert(core.commit_start(fh, path, nil, seconds or true)))
+    assert.equal(not ok or nil, notwhole)
+    return ok, why
   end
-  after_each(function() os.remove(path) end)
+  after_each(function() os.remove(path); os.remove(path .. ".part") end)
 
-  it("gives the duration of a whole file, within 1 s of the task's", function()
-    write(ftyp("isom") .. moov(1000, 6000, 1280, 720) .. box("mdat", zeros(500)))
-    assert.equal(6, core.mp4_check(path))
-    assert.equal(6, core.mp4_check(path, 6.8))
-    local ok, why = core.mp4_check(path, 4)
-    assert.is_nil(ok)
-    assert.equal("duration 6.0 s, the task says 4 s", why)
+  it("commits a whole file within 1 s of the task's duration", function()
+    local whole = ftyp("isom") .. moov(1000, 6000, 1280, 720) .. box("mdat", zeros(500))
+    assert.is_true(commit(whole))
+    assert.is_true(commit(whole, 6.8))
+    assert.same({ false, "duration 6.0 s, the task says 4 s" }, { commit(whole, 4) })
   end)
 
   it("refuses a file cut short, one without moov, and an HTML page", function()
     local whole = ftyp("isom") .. moov(1000, 6000, 1280, 720) .. box("mdat", zeros(500))
-    write(whole:sub(1, #whole - 100))
-    local ok, why = core.mp4_check(path)
-    assert.is_nil(ok)
+    local ok, why = commit(whole:sub(1, #whole - 100))
+    assert.is_false(ok)
     assert.matches("box 'mdat' at byte %d+ runs past the end", why)
-    write(ftyp("isom") .. box("mdat", ""))
-    assert.same({ nil, "no moov box" }, { core.mp4_check(path) })
-    write("<html>expired</html>")
-    ok, why = core.mp4_check(path)
-    assert.is_nil(ok)
+    assert.same({ false, "no moov box" }, { commit(ftyp("isom") .. box("mdat", "")) })
+    ok, why = commit("<html>expired</html>")
+    assert.is_false(ok)
     assert.matches("not an MP4", why, 1, true)
-  end)
-
-  it("names a missing file", function()
-    local ok, why = core.mp4_check(path .. ".none")
-    assert.is_nil(ok)
-    assert.matches(path .. ".none", why, 1, true)
   end)
 end)
 

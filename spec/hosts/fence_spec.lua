@@ -223,7 +223,6 @@ describe_redis("an owner that lost its lease (" .. N .. " tasks, lease 2 s, " ..
     assert.are.equal((opts.gets or N) - N, t.owner_gets, why) -- none started once its lease had lapsed
     assert.are.equal(N, t.posts, why)
     for id, k in pairs(t.per_task) do assert.are.equal(1, k, "webhooks of " .. id .. "\n" .. why) end
-    local core = require "starvideos.core"
     for i = 1, N do
       local j, out = jobs[i], outs .. "/" .. i .. ".mp4"
       assert.truthy(j, why)
@@ -237,7 +236,7 @@ describe_redis("an owner that lost its lease (" .. N .. " tasks, lease 2 s, " ..
         assert.are.equal("done", j.state, why)
       end
       assert.are.equal(out, j.path, why)
-      assert.truthy(core.mp4_check(out, 5), out .. " is not a whole MP4\n" .. why)
+      assert.truthy(helper.whole_mp4(out, 5), out .. " is not a whole MP4\n" .. why)
     end
   end
 

@@ -408,7 +408,7 @@ describe("the Redis ledger", function()
       assert.matches("did not confirm in time", job.err.message, 1, true)
       assert.matches(out .. ".part", job.err.message, 1, true)
       assert.is_nil(helper.file_size(out))
-      assert.truthy(require("starvideos.core").mp4_check(out .. ".part", 5))
+      assert.truthy(helper.whole_mp4(out .. ".part", 5))
       c:close()
     end)
 
