@@ -46,8 +46,6 @@ local function open_ledger(cfg, loop, key)
   return require("starvideos.records.ledger").new(cfg.journal, cfg, loop, key)
 end
 
-local function preflight(job, t) return require("starvideos.extras.preflight").start(job, t) end
-
 -- The optional layers hooked into the cfg the jobs call (docs/architecture.md#the-layers): the
 -- log's on_event, notify's on_done, preflight's on_media (at its first call: client:check needs it).
 local function hook(cfg)
@@ -57,7 +55,7 @@ local function hook(cfg)
     cfg.on_event = Log.chain(cfg.logger, cfg.on_event)
   end
   cfg.on_done = cfg.notify and require("starvideos.extras.notify").job_done or nil
-  cfg.on_media = preflight
+  cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
 end
 
 function Client.new(opts)
