@@ -2,7 +2,7 @@
 -- the learned schedule (no `interval`) against a fixed interval spending as
 -- many polls per task, for distributions of several shapes.  On simulated
 -- time: a clock this script moves drives the schedule's code
--- (extras/schedule.lua: delay and learn, as job.lua calls them), no sleeping.
+-- (schedule.lua: delay and learn, as job.lua calls them), no sleeping.
 --
 -- Each shape, as a user meets it: tasks created and waited on one after
 -- another (the wait polls once at once, as client:wait does, then when the
@@ -16,7 +16,7 @@
 package.path = "lua/?.lua;lua/?/init.lua;bench/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local B = require "common"
-local Schedule = require "starvideos.extras.schedule"
+local Schedule = require "starvideos.schedule"
 
 local SEED = 20261125
 print(string.format("notice lag on simulated time, seed %d", SEED))

@@ -279,12 +279,13 @@ describe("one policy", function()
   -- nginx/transport.lua outside nginx: the ngx API it calls, faked just enough to
   -- see what it is given and what it decides before any socket.
   describe("the nginx transport, unit", function()
-    local N, made
+    local N, made, fake
     setup(function()
       made = {}
-      local fake = {
+      fake = {
         thread = { spawn = function() return {} end, kill = function() return true end, wait = function() end },
         timer = { at = function() return true end }, log = function() end, WARN = 4,
+        get_phase = function() return "content" end,
         socket = { tcp = function() error("no socket in this unit spec") end }, sleep = function() end,
       }
       _G.ngx = fake
@@ -324,6 +325,16 @@ describe("one policy", function()
         assert.is_false(ok, k)
         assert.matches(k .. " is missing", msg, 1, true)
       end
+    end)
+
+    it("raises in a phase without sockets, naming it (client.lua makes it in starvideos.new)", function()
+      local cfg = options.client { api_key = "k", base_url = emu.url }
+      fake.get_phase = function() return "init_worker" end
+      local ok, msg = pcall(N.new, cfg, key(cfg))
+      fake.get_phase = function() return "content" end
+      assert.is_false(ok)
+      assert.matches("starvideos.new: nginx allows no network calls in its init_worker phase (init_worker_by_lua*)",
+        msg, 1, true)
     end)
 
     it("refuses a bad URL with the core's check, naming the field", function()

@@ -262,7 +262,7 @@ end)
 -- job.eta and the `late` event on a fake clock: the job is handed each answer with the time it came
 -- (its advance(t), as the loop calls it), times this spec chooses; no transport, no waiting.
 describe("a job's time left (job.eta) and late event, on a fake clock", function()
-  local Schedule = require "starvideos.extras.schedule"
+  local Schedule = require "starvideos.schedule"
   local Log = require "starvideos.extras.log"
 
   -- A job following task_1 (created at t = 1000 on the fake clock), and its events.

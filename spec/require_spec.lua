@@ -47,7 +47,7 @@ end
 
 -- Loaded by no plain `require "starvideos"` (the ledger: by the first client).
 local LAZY = { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.extras.notify",
-  "starvideos.extras.schedule", "starvideos.fleet.store", "starvideos.fleet.ledger", "starvideos.fleet.budget",
+  "starvideos.schedule", "starvideos.fleet.store", "starvideos.fleet.ledger", "starvideos.fleet.budget",
   "starvideos.nginx.transport", "starvideos.nginx.budget", "starvideos.sign", "starvideos.curl", "starvideos.redis",
   "starvideos.cli", "starvideos.emulator", "starvideos.records.ledger", "starvideos.records.compact" }
 
@@ -72,7 +72,7 @@ c:close()
     for _, m in ipairs(LAZY) do assert.is_nil(s.loaded[m], m .. " loaded by require \"starvideos\"") end
     s = assert(st.client, out)
     for _, m in ipairs { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.sign",
-      "starvideos.fleet.ledger", "starvideos.extras.notify", "starvideos.extras.schedule" } do
+      "starvideos.fleet.ledger", "starvideos.extras.notify", "starvideos.schedule" } do
       assert.is_nil(s.loaded[m], m .. " loaded by a plain client")
     end
   end)

@@ -1,9 +1,10 @@
 -- The shape of the library's Lua (make lint runs it): every module of
 -- lua/starvideos/ but the tools (cli/, emulator/), its lines, its longest
--- function, the layer it sits in, and the require graph; and of its C: every
--- function of csrc/ but test/, fuzz/ and bench/.  Fails (exit 1), naming the
--- culprit, on a module over MAX_LINES lines, a function (Lua or C) over
--- MAX_FUNCTION lines, or a require cycle.  Runs on any Lua.
+-- function, the layer it sits in, the files and lines of each layer, and the
+-- require graph; and of its C: every function of csrc/ but test/, fuzz/ and
+-- bench/.  Fails (exit 1), naming the culprit, on a module over MAX_LINES
+-- lines, a function (Lua or C) over MAX_FUNCTION lines, a require cycle, or a
+-- require against the layers' order (LAYERS).  Runs on any Lua.
 --
 --   lua tools/shape.lua [ROOT]        (ROOT: the checkout, default .)
 local root = (arg[1] or "."):gsub("/+$", "")
@@ -90,10 +91,54 @@ local function functions(code)
   return found
 end
 
+-- The starvideos modules a source requires, at its top or inside a function
+-- (require "x", require("x"), pcall(require, "x")): name -> the line of the first.
 local function requires(src)
   local out = {}
-  for name in src:gmatch("require%s*%(?%s*[\"'](starvideos[%w_.]*)[\"']") do out[name] = true end
+  for _, pattern in ipairs { "()require%s*%(?%s*[\"'](starvideos[%w_.]*)[\"']",
+      "()pcall%s*%(%s*require%s*,%s*[\"'](starvideos[%w_.]*)[\"']" } do
+    for at, name in src:gmatch(pattern) do
+      local _, nl = src:sub(1, at):gsub("\n", "")
+      if not out[name] or out[name] > nl + 1 then out[name] = nl + 1 end
+    end
+  end
   return out
+end
+
+-- The layers' order (docs/architecture.md#the-layers): a module's layer is its folder; the
+-- modules at the top are the core's but the entry modules, which wire options to layers and
+-- may load any.  A layer requires its own modules and those of the layers it lists: core ->
+-- records -> fleet; extras and nginx beside each other, above the core (keep, of extras, names
+-- its files as a journal does); none requires an entry module.
+local ENTRY = { ["starvideos"] = true, ["starvideos.client"] = true }
+local LAYERS = { core = {}, records = { "core" }, fleet = { "core", "records" }, extras = { "core", "records" },
+  nginx = { "core" } }
+
+local function layer_of(file, name)
+  if ENTRY[name] then return "entry" end
+  return file:match("^lua/starvideos/([%w_]+)/") or "core"
+end
+
+-- Each require against LAYERS, as a line of bad: the module, its layer, the require and its line.
+local function check_layers(modules, graph, bad)
+  local layer, file = {}, {}
+  for _, m in ipairs(modules) do layer[m.name], file[m.name] = layer_of(m.file, m.name), m.file end
+  for _, m in ipairs(modules) do
+    local from, may = layer[m.name], { layer[m.name] }
+    for _, l in ipairs(LAYERS[from] or {}) do may[#may + 1], may[l] = l, true end
+    local why = LAYERS[from] and "against the layers' order: " .. from .. " may require " .. table.concat(may, ", ")
+      or "a layer tools/shape.lua does not declare"
+    local to = {}
+    for t in pairs(graph[m.name]) do if layer[t] then to[#to + 1] = t end end
+    table.sort(to)
+    for _, t in ipairs(to) do
+      if from ~= "entry" and layer[t] ~= from and not may[layer[t]] then
+        bad[#bad + 1] = string.format("%s:%d: %s (%s) requires %s (%s), %s", file[m.name], graph[m.name][t], m.name,
+          from, t, layer[t], why)
+      end
+    end
+  end
+  return layer
 end
 
 local bad, modules, graph = {}, {}, {}
@@ -115,25 +160,26 @@ for _, file in ipairs(listing("find lua/starvideos -name '*.lua' -not -path '*/c
   graph[name] = requires(code_of(src, true))
 end
 
--- the layer of a module: its folder (the client's layer for those at the top)
-local layers, total = {}, 0
+local layer_of_module = check_layers(modules, graph, bad)
+local layers, total = {}, { files = 0, lines = 0 }
 for _, m in ipairs(modules) do
-  local layer = m.file:match("^lua/starvideos/([%w_]+)/") or "client"
-  layers[layer] = (layers[layer] or 0) + m.lines
-  total = total + m.lines
+  local l = layer_of_module[m.name]
+  layers[l] = layers[l] or { files = 0, lines = 0 }
+  for _, count in ipairs { layers[l], total } do count.files, count.lines = count.files + 1, count.lines + m.lines end
 end
 
 table.sort(modules, function(a, b) return a.lines > b.lines end)
-print("modules (lines, longest function):")
+print("modules (lines, longest function, layer):")
 for _, m in ipairs(modules) do
-  print(string.format("  %5d  %-30s %3d lines at line %s", m.lines, m.name, m.longest.lines, m.longest.line or "-"))
+  print(string.format("  %5d  %-30s %3d lines at line %-4s %s", m.lines, m.name, m.longest.lines,
+    m.longest.line or "-", layer_of_module[m.name]))
 end
-print("layers:")
+print("layers (files, lines):")
 local names = {}
 for k in pairs(layers) do names[#names + 1] = k end
 table.sort(names)
-for _, k in ipairs(names) do print(string.format("  %5d  %s", layers[k], k)) end
-print(string.format("  %5d  in all", total))
+for _, k in ipairs(names) do print(string.format("  %3d  %5d  %s", layers[k].files, layers[k].lines, k)) end
+print(string.format("  %3d  %5d  in all", total.files, total.lines))
 
 -- the require graph, and any cycle in it
 print("requires:")
@@ -144,7 +190,7 @@ for _, name in ipairs(sorted) do
   local to = {}
   for t in pairs(graph[name]) do if graph[t] then to[#to + 1] = t end end
   table.sort(to)
-  print(string.format("  %-30s -> %s", name, #to > 0 and table.concat(to, ", ") or "-"))
+  print(string.format("  %-30s %-8s -> %s", name, layer_of_module[name], #to > 0 and table.concat(to, ", ") or "-"))
 end
 local state = {}
 local function visit(name, path)
@@ -244,4 +290,4 @@ if bad[1] then
   os.exit(1)
 end
 print("shape: every module within " .. MAX_LINES .. " lines, every function within " .. MAX_FUNCTION
-  .. ", no require cycle")
+  .. ", no require cycle, every require within the layers' order")

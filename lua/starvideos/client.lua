@@ -46,16 +46,26 @@ local function open_ledger(cfg, loop, key)
   return require("starvideos.records.ledger").new(cfg.journal, cfg, loop, key)
 end
 
-function Client.new(opts)
-  local cfg = config.client(opts)
-  cfg.api_key_set = cfg.api_key ~= nil
-  local key = Key.for_client(cfg)
-  local loop = Loop.for_client(cfg, key) -- (making a transport may raise: the key is not joined yet)
-  if cfg.log then -- the log: a listener of the client's events, before the user's on_event
+-- The optional layers hooked into the cfg the jobs call (docs/architecture.md#the-layers): the
+-- log's on_event, notify's on_done, preflight's on_media (at its first call: client:check needs it).
+local function hook(cfg)
+  if cfg.log then
     local Log = require "starvideos.extras.log"
     cfg.logger = Log.logger(cfg.log, { cfg.api_key, cfg.notify and cfg.notify.secret or nil })
     cfg.on_event = Log.chain(cfg.logger, cfg.on_event)
   end
+  cfg.on_done = cfg.notify and require("starvideos.extras.notify").job_done or nil
+  cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
+end
+
+function Client.new(opts)
+  local cfg = config.client(opts)
+  cfg.api_key_set = cfg.api_key ~= nil
+  local key = Key.for_client(cfg)
+  -- the transport: the client's own, else nginx's sockets inside nginx (else the loop makes libcurl's)
+  local transport = cfg.transport or config.nginx() and require("starvideos.nginx.transport").new(cfg, key)
+  local loop = Loop.for_client(cfg, key, transport) -- (making a transport may raise: the key is not joined yet)
+  hook(cfg)
   cfg.api_key, cfg.transport = nil, nil -- the key lives in the transport only
   local self = setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, loop = loop, key = key,
     ledger = open_ledger(cfg, loop, key), finished = {} }, Client)

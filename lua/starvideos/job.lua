@@ -10,7 +10,6 @@ local errors = require "starvideos.errors"
 local Request = require "starvideos.request"
 local Download = require "starvideos.download"
 local Video = require "starvideos.video"
-local journal = require "starvideos.records.journal" -- (kind_of)
 
 local type, pairs, tostring, setmetatable, require, math_min, math_max, string_format, os_time =
   type, pairs, tostring, setmetatable, require, math.min, math.max, string.format, os.time
@@ -19,9 +18,9 @@ local new_error, now = errors.new_error, core.now
 local Job = {}
 Job.__index = Job
 
--- The learned schedule of the job's key (extras/schedule.lua, loaded on first use).
+-- The learned schedule of the job's key (schedule.lua, loaded on first use).
 local function schedule(self)
-  return require("starvideos.extras.schedule").of(self.key, self.cfg)
+  return require("starvideos.schedule").of(self.key, self.cfg)
 end
 
 -- A spec's fields a job keeps (spec name -> job field).
@@ -54,13 +53,14 @@ function Job.new(ctx, goal, id, spec)
       if not ok then return nil, why end
     end
     job.state, job.create_path, job.create_body = "creating", path, body
-    job.preflight = goal == "checked" or cfg.preflight and config.names_media(params) -- (extras/preflight.lua)
+    job.preflight = goal == "checked" or cfg.preflight and config.names_media(params) -- (cfg.on_media)
     job.local_id = ctx.ledger.records and core.random_id() or nil
     local key = spec.out and core.file_key(spec.out) or spec.key -- what the job makes (docs/batch.md "Keys")
     if key and job.local_id then
       job.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
     end
-    job.model, job.kind = params.model, journal.kind_of(params.model, params.duration, params.resolution)
+    job.model, job.kind = params.model, require("starvideos.schedule").kind_of(params.model, params.duration,
+      params.resolution)
   elseif spec.url or (spec.out and not spec.refresh and task and type(task.video_url) == "string"
       and (task.status == nil or task.status == "completed")) then
     job.state = "downloading"
@@ -118,10 +118,8 @@ local function finish(self, err)
     if err.task == nil then err.task = self.task end
     self.err = err
   end
-  -- a webhook of a task followed to its end (extras/notify.lua)
-  if not self.goal and self.cfg.notify and self.state == "done" then
-    require("starvideos.extras.notify").job_done(self, self.err)
-  end
+  -- a webhook of a task followed to its end (the notify option's hook: client.lua)
+  if not self.goal and self.cfg.on_done and self.state == "done" then self.cfg.on_done(self, self.err) end
   if self.state == "taken" then self.ledger:let_go(self.id, true) end
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
@@ -308,7 +306,7 @@ local function create(self, t)
   if known then return attach(self, known, t) end
   if self.preflight then -- the references first: nothing is paid for before
     self.preflight, self.checking = false, true -- (the preflight may end before start returns)
-    self.checking = require("starvideos.extras.preflight").start(self, t)
+    self.checking = self.cfg.on_media(self, t) -- (the preflight's hook: client.lua)
     return self:advance(t)
   end
   if self.granted then

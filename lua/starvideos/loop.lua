@@ -4,48 +4,30 @@
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 
-local setmetatable, next, pairs, ipairs, error, math_min, math_max, string_format =
-  setmetatable, next, pairs, ipairs, error, math.min, math.max, string.format
+local setmetatable, next, pairs, ipairs, math_min, math_max = setmetatable, next, pairs, ipairs, math.min, math.max
 local now = core.now
 
 local L = {}
 L.__index = L
 
--- The nginx phases whose handlers may use cosockets, light threads and semaphores.
-local NGX_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
-
--- The transport for a client: nginx's sockets inside nginx, else libcurl's (core.curl
--- in the static library); the key's object shares nginx's slots among its loops.
-local function new_transport(cfg, key)
-  if cfg.transport then return cfg.transport end
-  local ngx = config.nginx()
-  if ngx then
-    local phase = ngx.get_phase()
-    if not NGX_PHASES[phase] then
-      error(string_format("starvideos.new: nginx allows no network calls in its %s phase (%s_by_lua*): "
-        .. "create and use the client in a content, access or rewrite handler, or in a timer (ngx.timer.at)",
-        phase, phase), 4)
-    end
-    return require("starvideos.nginx.transport").new(cfg, key)
-  end
-  local curl = core.curl or require("starvideos.curl").new
-  return curl { api_key = cfg.api_key, ca_file = cfg.ca_file, user_agent = cfg.user_agent,
-    connect_timeout = cfg.connect_timeout, max_connections = key.conns }
-end
-
--- own: a client's own loop (inside nginx), not the key's
-local function new(cfg, key, own)
-  return setmetatable({ key = key, clients = 0, own = own, transport = new_transport(cfg, key),
+-- own: a client's own loop (inside nginx), not the key's; transport: the one the client
+-- chose (client.lua), else libcurl's (core.curl in the static library).
+local function new(cfg, key, own, transport)
+  transport = transport or (core.curl or require("starvideos.curl").new) { api_key = cfg.api_key,
+    ca_file = cfg.ca_file, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,
+    max_connections = key.conns }
+  return setmetatable({ key = key, clients = 0, own = own, transport = transport,
     inflight = {}, sending = 0, max_sending = 4 * key.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
     timers = {}, due = {}, downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
     waiters = setmetatable({}, { __mode = "k" }) }, L)
 end
 
--- The loop of a client (cfg with its api_key and transport still in it) of its
--- key (key.lua): the key's, made by its first client, outside nginx.
-function L.for_client(cfg, key)
+-- The loop of a client (cfg with its api_key still in it) of its key (key.lua), on the
+-- transport the client chose: the key's, made by its first client, outside nginx.
+function L.for_client(cfg, key, transport)
   local own = config.nginx() ~= nil
-  local self = own and new(cfg, key, true) or key:part("loop", function() return new(cfg, key, false) end)
+  local self = own and new(cfg, key, true, transport)
+    or key:part("loop", function() return new(cfg, key, false, transport) end)
   self.clients = self.clients + 1
   return self
 end

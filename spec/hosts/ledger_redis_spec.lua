@@ -11,9 +11,9 @@ local helper = require "spec.helper"
 local redis_run = require "spec.support.redis_run"
 local core = require "starvideos.core"
 local R = require "starvideos.fleet.ledger"
-local Schedule = require "starvideos.extras.schedule"
+local Schedule = require "starvideos.schedule"
 local config = require "starvideos.config"
-local kind_of = require("starvideos.records.journal").kind_of
+local kind_of = require("starvideos.schedule").kind_of
 
 -- The samples of a kind as the store keeps them: {took, within}, newest first.
 local function stored_samples(url, key, kind)

@@ -94,8 +94,8 @@ local function nginx_conf(dir, port, emu_url, emu2_url)
     location("learned", {
       "local starvideos = require \"starvideos\"",
       "local client = " .. str_format(new, KEY, emu2_url, 1000, ""),
-      "local kind = require(\"starvideos.records.journal\").kind_of(\"videos\", 5, nil)",
-      "local s = require(\"starvideos.extras.schedule\").of(client.key, client.cfg)",
+      "local kind = require(\"starvideos.schedule\").kind_of(\"videos\", 5, nil)",
+      "local s = require(\"starvideos.schedule\").of(client.key, client.cfg)",
       "ngx.say(ngx.worker.pid(), \" \", s:plan(kind, \"videos\") and \"plan\" or \"none\", \" \",",
       "  s:delay(kind, \"videos\", 0.1), \" \", client.cfg.interval)",
       "client:close()",

@@ -236,12 +236,12 @@ describe("the ledger", function()
       local c = client(fake, { journal = j })
       c:watch("task_x") -- no interval: the learned schedule, which starts reading
       c:step(0)
-      local kind = require("starvideos.records.journal").kind_of("videos", 5, "720p")
+      local kind = require("starvideos.schedule").kind_of("videos", 5, "720p")
       assert.is_true(calls <= 2, calls .. " slices in one step")
       for _ = 1, 10 do c:step(0) end
       assert.equal(6, calls, "the reader was not read to its end, or past it")
       for _, n in ipairs(sizes) do assert.equal(65536, n) end
-      local schedule = require("starvideos.extras.schedule").of(c.key, c.cfg)
+      local schedule = require("starvideos.schedule").of(c.key, c.cfg)
       assert.is_truthy(schedule:estimate(kind), "nothing learned from the journal's samples")
       c:close()
     end)

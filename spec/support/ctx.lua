@@ -16,7 +16,7 @@ function M.new(opts)
   local cfg = config.client(opts)
   cfg.api_key_set = cfg.api_key ~= nil
   local key = Key.for_client(cfg)
-  local loop = Loop.for_client(cfg, key)
+  local loop = Loop.for_client(cfg, key, cfg.transport)
   local c = setmetatable({ cfg = cfg, key = key, loop = loop, deliveries = {} }, Ctx)
   key:join(c) -- a member: its cfg and loop, as a client
   c.ledger = Ledger.new(cfg.journal, cfg, loop, key)

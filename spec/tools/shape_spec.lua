@@ -1,5 +1,6 @@
 -- tools/shape.lua, which make lint runs: it passes this tree, and fails on a
--- module over 400 lines, a function over 60 (Lua or C) or a require cycle, naming each.
+-- module over 400 lines, a function over 60 (Lua or C), a require cycle or a
+-- require against the layers' order, naming each.
 local helper = require "spec.helper"
 
 local q = helper.shell_quote
@@ -42,7 +43,44 @@ describe("tools/shape.lua", function()
     assert.is_true(ok, out)
     assert.matches("starvideos.client", out, 1, true)
     assert.matches("in all", out, 1, true)
-    assert.matches("shape: every module within 400 lines, every function within 60, no require cycle", out, 1, true)
+    assert.matches("shape: every module within 400 lines, every function within 60, no require cycle, every "
+      .. "require within the layers' order", out, 1, true)
+    -- the files of each layer, and each module's layer in the graph
+    for _, layer in ipairs { "core", "entry", "records", "fleet", "extras", "nginx" } do
+      assert.matches("\n +%d+ +%d+  " .. layer .. "\n", out)
+    end
+    assert.matches("starvideos.job +core +%->", out)
+  end)
+
+  -- A copy of the library with requires against the order added: a core module's lazy
+  -- require of extras/ (inside a function), records/ requiring fleet/, nginx/ requiring
+  -- extras/ (beside each other); the entry module (client) and a require in a comment pass.
+  it("fails naming each module and its require against the layers' order, a lazy one too", function()
+    local dir = helper.tmpdir()
+    assert(helper.execute("cp -R " .. q(helper.root .. "/lua") .. " " .. q(dir .. "/lua")))
+    local function append(name, text)
+      local path = dir .. "/lua/starvideos/" .. name .. ".lua"
+      local src = assert(helper.read_file(path))
+      local _, n = src:gsub("\n", "")
+      helper.write_file(path, src .. text)
+      return n + 1 -- the line of text's first line
+    end
+    local at = append("request", 'local function later() return require("starvideos.extras.notify") end\n')
+    append("records/journal", 'local Store = require "starvideos.fleet.store"\n')
+    append("nginx/wire", 'local Log = require "starvideos.extras.log"\n-- require "starvideos.fleet.ledger"\n')
+    append("client", 'local Ledger = require "starvideos.fleet.ledger"\n')
+    append("loop", '-- require("starvideos.nginx.transport")\n')
+    local out, ok, code = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    assert.equal(1, code)
+    assert.matches("lua/starvideos/request.lua:" .. at .. ": starvideos.request (core) requires "
+      .. "starvideos.extras.notify (extras), against the layers' order: core may require core", out, 1, true)
+    assert.matches("starvideos.records.journal (records) requires starvideos.fleet.store (fleet)", out, 1, true)
+    assert.matches("starvideos.nginx.wire (nginx) requires starvideos.extras.log (extras)", out, 1, true)
+    assert.is_nil(out:find("requires starvideos.fleet.ledger", 1, true), out)
+    assert.is_nil(out:find("starvideos.loop (core) requires", 1, true), out)
+    local _, n = out:gsub("against the layers' order", "")
+    assert.equal(3, n, out)
   end)
 
   it("fails naming a module over 400 lines, a function over 60 and a cycle; cli/ is not counted", function()

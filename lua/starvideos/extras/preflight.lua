@@ -4,8 +4,8 @@
 -- as media requests on the loop (request.lua: the transport's proxy, TLS and timeout rules,
 -- never the key), the references of one create at once.  Then the model's rules
 -- (core.media_check): a definite finding refuses the create; what could not be checked is
--- a `preflight` event, or with preflight = "strict" a refusal too.  Loaded by a job whose
--- create names reference media while the preflight option is not false.
+-- a `preflight` event, or with preflight = "strict" a refusal too.  Loaded by the client's hook
+-- (cfg.on_media) at a create that names reference media while the preflight option is not false.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"

@@ -4,12 +4,13 @@
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
+local Schedule = require "starvideos.schedule"
 local Store = require "starvideos.fleet.store"
 local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
 local rule = require "starvideos.lease"
-local journal = require "starvideos.records.journal" -- (carried, size, tasks, kind_of)
+local journal = require "starvideos.records.journal" -- (carried, size, tasks)
 local Records = require "starvideos.records.ledger" -- (key_answer, settler, taken: one rule, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
@@ -51,7 +52,6 @@ function R.new(store, cfg, loop, key)
     peeks = setmetatable({}, { __mode = "k" }),
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
   self.fences = rule.fences(self.lease_ms)
-  local Schedule = require "starvideos.extras.schedule"
   if key and Schedule.first_read(key, where .. " " .. prefix) then
     self.schedule = Schedule.of(key, cfg)
     local reader = { ledger = self, turn = read_samples }
@@ -253,7 +253,7 @@ local function record_created(self, id, params, lid, p, uncertain)
   local want = p and p.want or {}
   local key_hash = want.key and core.hash(want.key)
   local args = Ask.pairs_of({ id = id, model = params.model, duration = params.duration,
-    resolution = params.resolution, kind = journal.kind_of(params.model, params.duration, params.resolution),
+    resolution = params.resolution, kind = Schedule.kind_of(params.model, params.duration, params.resolution),
     out = p and p.out or nil, owner = owner, uncertain = uncertain and "1" or nil, time = os_time(),
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
     prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body },

@@ -50,9 +50,18 @@ end
 local N = {}
 N.__index = N
 
--- N.new(cfg, key): cfg as config.lua gives it; key.conns, the key's max_connections.
+local PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true } -- (sockets)
+
+-- N.new(cfg, key): cfg as config.lua gives it; key.conns, the key's max_connections.  Raises
+-- (for starvideos.new's caller) in a phase without sockets, light threads and semaphores.
 -- `whole` and `left` hold the .part handles of downloads that ended whole (for t:commit) or short.
 function N.new(cfg, key)
+  local phase = ngx.get_phase()
+  if not PHASES[phase] then
+    error(string.format("starvideos.new: nginx allows no network calls in its %s phase (%s_by_lua*): "
+      .. "create and use the client in a content, access or rewrite handler, or in a timer (ngx.timer.at)",
+      phase, phase), 3)
+  end
   if not disk_slot then
     disk_slot = semaphore.new(1)
     ngx.timer.at(0, function(premature) if not premature then in_pool("starvideos.core", "now") end end)

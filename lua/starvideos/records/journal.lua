@@ -12,13 +12,6 @@ local io_open, os_time, ipairs, pairs, type, tostring, math_min, math_floor, str
 
 local J = {}
 
--- The key of a kind of task in the learned schedule and the records.
-function J.kind_of(model, duration, resolution)
-  if type(model) ~= "string" then return nil end
-  if type(duration) == "number" then duration = string_format("%.14g", duration) end
-  return model .. "|" .. tostring(duration or "") .. "|" .. tostring(resolution or "")
-end
-
 function J.line(rec)
   rec.time = rec.time or os_time()
   local line, jerr = cjson.encode(rec)

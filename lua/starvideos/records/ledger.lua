@@ -26,7 +26,7 @@ function L.new(path, cfg, loop, key)
   end
   if path then
     require("starvideos.records.compact").maybe_compact(path, config.DEFAULTS.compact_at) -- (docs/batch.md)
-    local Schedule = require "starvideos.extras.schedule"
+    local Schedule = require "starvideos.schedule"
     if key and Schedule.first_read(key, path) then
       self.schedule, self.reader = Schedule.of(key, cfg), require("starvideos.records.samples").reader(path)
       key:share(self)
@@ -38,7 +38,7 @@ end
 function L:turn()
   local list, done = self.reader:next(L.SLICE)
   for _, t in ipairs(list) do
-    self.schedule:learn(journal.kind_of(t.model, t.duration, t.resolution), t.model, t.took, t.within)
+    self.schedule:learn(self.schedule.kind_of(t.model, t.duration, t.resolution), t.model, t.took, t.within)
   end
   return done
 end

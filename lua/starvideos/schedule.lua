@@ -21,6 +21,13 @@ S.STEPS = 10        -- their first poll at the quantiles k / 10, then 0.01 apart
 S.FLOOR = 0.01      -- the shortest gap between polls a plan makes (seconds), min_interval 0 too
 S.MIN_WIDTH = 0.02  -- a sample spreads over its duration +- this share at least
 
+-- The key of a kind of task in the learned schedule and the records.
+function S.kind_of(model, duration, resolution)
+  if type(model) ~= "string" then return nil end
+  if type(duration) == "number" then duration = string.format("%.14g", duration) end
+  return model .. "|" .. tostring(duration or "") .. "|" .. tostring(resolution or "")
+end
+
 -- The largest j with x[j] <= v (0 when v < x[1]).
 local function below(x, v)
   local a, b = 0, #x

@@ -4,7 +4,7 @@
 
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
-local Schedule = require "starvideos.extras.schedule"
+local Schedule = require "starvideos.schedule"
 local core = require "starvideos.core"
 
 local log, exp, sqrt, cos, pi = math.log, math.exp, math.sqrt, math.cos, math.pi
@@ -410,7 +410,7 @@ describe("the client's learned schedule", function()
     f:close()
     local c = client { journal = j }
     for _ = 1, 5 do c:step(0) end -- the journal's samples are read a slice a turn
-    local kind = require("starvideos.records.journal").kind_of("videos", 5, "720p")
+    local kind = require("starvideos.schedule").kind_of("videos", 5, "720p")
     assert.are.equal("videos|5|720p", kind)
     assert.is_truthy(Schedule.of(c.key, c.cfg):estimate(kind))
     c:close()
