@@ -212,16 +212,6 @@ local function start_file(x, h)
   return ok, "io", err
 end
 
--- A media file's size from an answer's headers: a 206's Content-Range total, else the
--- Content-Length (of a 200, or a HEAD's), else nil.
-function W.size(status, h)
-  if status == 206 then
-    local a, b, t = range_of(h)
-    return a and t > b and a <= b and t or nil
-  end
-  return length_of(h)
-end
-
 -- The proxy of an exchange (nil: none): false, or core.check_url's parts with `auth`
 -- (a Basic Proxy-Authorization line) and `pool`, what tells its connections apart | nil, err.
 function W.proxy(url)
@@ -354,7 +344,9 @@ function W.exchange(c, x, key)
     if not follow then
       if x.to_file and not x.total then x.total = x.have end
       if x.op == "media" then
-        x.have, x.total = x.kept, W.size(status, h)
+        local a, b, t = range_of(h) -- the file's size: a 206's Content-Range total, else the Content-Length
+        if status ~= 206 then t = length_of(h) elseif not (a and a <= b and t > b) then t = nil end
+        x.have, x.total = x.kept, t
         local from = tonumber((h["content-range"] or ""):match("^bytes%s+(%d+)%-"))
         if x.from > 0 and (status == 200 or (status == 206 and from ~= x.from)) then -- not the bytes asked for
           return "garbled", string.format("the server did not send the bytes from %.0f that were asked for", x.from)
