@@ -134,6 +134,9 @@ static size_t on_video_body(char *buf, size_t size, size_t n, void *ud) {
     if (x->recv.len < ERROR_PAGE_MAX) sv_buf_add(&x->recv, buf, len);
     return len;
   }
+  /* never past the video's length (a 200's Content-Length, a 206's total), else max_body: refused there */
+  if (x->have + (double)len > (x->total >= 0 ? x->total : (double)x->max_body))
+    return x->too_big = 1, 0;
   if (sv_part_write(x->part, buf, len, &why) != 0) {
     io_failed(x, &why);
     return 0;

@@ -349,7 +349,7 @@ static int send_invalid(const sv_send *s, sv_error *err) {
   if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing");
   if (s->proxy && sv_proxy_parse(s->proxy, strlen(s->proxy), NULL, err) != 0) return -1;
   if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return -1;
-  if (s->op != SV_OP_DOWNLOAD && s->max_body == 0) /* the options table gives the cap: no default here */
+  if (s->max_body == 0) /* the options table gives the cap: no default here */
     return sv_error_set(err, SV_E_INVALID, "max_body", "max_body: no cap on the answer's size was given");
   if (s->headers && !notify_headers_ok(s->headers))
     return sv_error_set(err, SV_E_INVALID, "headers",
@@ -474,6 +474,13 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
     x->wire = SV_WIRE_GARBLED; /* bytes from elsewhere in the file than asked: not the tail */
     snprintf(x->message, sizeof x->message, "the server did not send the bytes from %.0f that were asked for",
              x->offset);
+  } else if (x->too_big && x->op == SV_OP_DOWNLOAD) { /* the path alone: a query may hold a token */
+    const char *p = strstr(x->url, "://"), *at = p ? p + 3 + strcspn(p + 3, "/?#") : x->url;
+    at += *at == '/';
+    x->wire = SV_WIRE_GARBLED;
+    snprintf(x->message, sizeof x->message, "the body is longer than the video can be: past %.0f bytes (%s) at /%.*s",
+             x->total >= 0 ? x->total : (double)x->max_body, x->total >= 0 ? "its length" : "max_video_bytes",
+             (int)strcspn(at, "?#"), at);
   } else if (x->too_big && x->op == SV_OP_MEDIA) {
     x->wire = SV_WIRE_NONE; /* all that was asked for: the rest of the file is not read */
   } else if (x->too_big) {

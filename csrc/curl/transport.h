@@ -26,7 +26,8 @@ typedef struct sv_send {
   int fresh;               /* never on a reused connection (a create: see multi.c) */
   double timeout;          /* seconds for the whole exchange; 0: none */
   double stall;            /* seconds without a byte before giving up; 0: none */
-  size_t max_body;         /* API answers: a longer one ends as SV_WIRE_GARBLED */
+  size_t max_body;         /* API answers: a longer one ends as SV_WIRE_GARBLED; a download's body
+                              without a length: the most bytes its file may hold */
   /* downloads */
   const char *file;        /* a 2xx body goes here (never through a symlink) */
   double offset;           /* bytes already in file: the rest is asked for with Range */

@@ -111,9 +111,8 @@ static int t_send(lua_State *L) {
   if (s.op == SV_OP_DOWNLOAD) {
     s.stall = opt_number(L, 2, "stall", 0);
     s.file = opt_string(L, 2, "file");
-  } else {
-    s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e9, "send");
   }
+  s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e15, "send"); /* a download's: max_video_bytes */
   s.user_agent = opt_string(L, 2, "user_agent");
   if (s.user_agent) { /* the client's own options, with every exchange of it (engine.lua) */
     s.ca_file = opt_string(L, 2, "ca_file");

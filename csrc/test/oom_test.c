@@ -75,7 +75,7 @@ static const char script[] =
   /* t:result of a whole download, the last value its .part handle */
   "local function downloaded(name)\n"
   "  local t = new(cfg)\n"
-  "  local h = assert(t:send { op = 'download', url = url, file = dir .. '/' .. name .. '.part', stall = 30 })\n"
+  "  local h = assert(t:send { op = 'download', url = url, file = dir .. '/' .. name .. '.part', stall = 30, max_body = 1e9 })\n"
   "  local tries = 0\n"
   "  while t:finished() ~= h do\n"
   "    tries = tries + 1\n"

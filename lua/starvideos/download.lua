@@ -77,6 +77,7 @@ end
 function D.prepare(req, d)
   req.part, req.dest, req.resume_limit, req.duration = d.part, d.dest, d.resume_limit, d.duration
   req.file, req.follow, req.stall, req.offset = d.part, true, req.cfg.timeout, 0
+  req.max_body = req.cfg.max_video_bytes -- a body without a length is refused past it (one with: past that)
   if core.file_kind(d.part) ~= "file" then return end -- a FIFO is never opened (it would wait)
   local tail, size = overlap(d.part)
   if tail and size > OVERLAP and #tail == OVERLAP then -- a .part left over worth going on from

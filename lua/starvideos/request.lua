@@ -99,7 +99,7 @@ function Request:finished(t)
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   local key, op = self.key, self.op
   if t >= key.clock_at and (op == "query" or op == "create") then key:clock(loop.transport, t) end
-  if self.op == "download" or self.op == "media" then self.bytes, self.total = bytes, total end
+  if self.op == "download" or self.op == "media" then self.bytes, self.total, self.wire = bytes, total, wire end
   if wire == "none" or task then
     tell(self, "response", err and err.status or tonumber(task) or 200, t - self.started)
   end

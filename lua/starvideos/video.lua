@@ -114,7 +114,8 @@ function V.answered(job, r, t)
     if job.id then l:downloaded(job.id, job.out, r.sha256) end
     return job:saved(job.out, r.sha256)
   end
-  if err.check and not v.rechecked then -- not a whole video, nothing kept: once more from byte 0
+  -- not a whole video, or not a video's answer (a body longer than it can be), nothing kept: once more from byte 0
+  if (err.check or r.wire == "garbled") and not v.rechecked then
     v.rechecked = true
     if job.url or not job.id then return V.start(job, t) end -- a bare URL: the same one
     return job:refresh(t) -- else a fresh URL first

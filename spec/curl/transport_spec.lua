@@ -195,7 +195,7 @@ describe("the transport", function()
     end
 
     local function download(t, url, file)
-      return assert(t:send { op = "download", url = url, file = file, stall = 30 })
+      return assert(t:send { op = "download", url = url, file = file, stall = 30, max_body = 1e9 })
     end
 
     -- polls until h is among the finished ones (kept for later calls); its

@@ -15,6 +15,10 @@
 -- http://127.0.0.1:PORT/s/<scenario>/<tag>.  Every answer closes the connection.
 -- Runs on Lua 5.1 to 5.4 and LuaJIT.
 --
+-- Bodies longer than a video can be (issue 37; each stops at 64 MiB): endless (200, no length),
+-- endless_chunked (the same, chunked), over_range (a 206 of the whole video, its
+-- Content-Length 1 TB, its bytes never ending).
+--
 -- Download cases (issue 27): each scenario below is a whole service under its
 -- base URL (hs:url("dl_html") and so on): a POST creates task "task_dl"
 -- (queued); GET <base>/v1/result/<id> answers it completed, with
@@ -549,6 +553,34 @@ function scenarios.partial206(c, req)
   answer(c, "206 Partial Content", { "Content-Type: video/mp4",
     str_format("Content-Range: bytes 0-%d/%d", VIDEO_SIZE - 1, VIDEO_SIZE) }, VIDEO)
 end
+
+-- A body "without end": `head`, then the video's bytes over and over (each piece through
+-- `frame`) until the client goes, or 64 MiB went (a client that does not stop fills no disk).
+local function endless(head, frame)
+  return function(c)
+    if not send(c, head) then return end
+    for _ = 1, 64 * 1048576 / VIDEO_SIZE do
+      if not send(c, frame and frame(VIDEO) or VIDEO) then return end
+      sleep(0) -- the other connections' turn
+    end
+  end
+end
+local VIDEO_HEAD = "Content-Type: video/mp4\r\nConnection: close\r\n"
+-- 200 without a Content-Length (the body ends at the close: never)
+scenarios.endless = endless("HTTP/1.1 200 OK\r\n" .. VIDEO_HEAD .. "\r\n")
+-- 200 chunked, 4 KiB chunks (each read whole, as a transport writes whole chunks at once)
+scenarios.endless_chunked = endless("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" .. VIDEO_HEAD .. "\r\n",
+  function(data)
+    local t = {}
+    for i = 1, #data, 4096 do
+      local piece = data:sub(i, i + 4095)
+      t[#t + 1] = str_format("%x\r\n%s\r\n", #piece, piece)
+    end
+    return tbl_concat(t)
+  end)
+-- a 206 of the whole video (bytes 0-/VIDEO_SIZE) whose Content-Length says 1 TB: more than the video can be
+scenarios.over_range = endless("HTTP/1.1 206 Partial Content\r\n" .. VIDEO_HEAD .. str_format(
+  "Content-Range: bytes 0-%d/%d\r\nContent-Length: 1000000000000\r\n\r\n", VIDEO_SIZE - 1, VIDEO_SIZE))
 
 ---------------------------------------------------------------------------
 -- download cases (see the head of this file)

@@ -527,6 +527,52 @@ for _, d in ipairs(DOWNLOADS) do
   }
 end
 
+-- A body longer than the video can be (hostile.lua's endless*, over_range): refused past its length, else
+-- past max_video_bytes (small here), as protocol naming the bound and the path; tried once more from byte 0,
+-- then failed; nothing kept; written at most the bound and one read.
+local ENDLESS = {
+  { "endless", "200 without a length, never ending", "past 1000000 bytes (max_video_bytes)" },
+  { "endless_chunked", "200 chunked, never ending", "past 1000000 bytes (max_video_bytes)" },
+  { "over_range", "a 206 of the whole video whose Content-Length is 1 TB",
+    "past " .. VIDEO_SIZE .. " bytes (its length)" },
+}
+for _, e in ipairs(ENDLESS) do
+  add {
+    name = e[2] .. ": refused at its bound, protocol, tried once more, nothing kept",
+    prepare = function(env)
+      local base = env.hs:url(e[1])
+      return { url = base .. "/v.mp4?token=s3cr3t", base = base, path = env.name(e[1]) .. ".mp4", most = 1000000 }
+    end,
+    run = function(x, a)
+      local D = require("starvideos.config").DEFAULTS
+      local was, most = D.max_video_bytes, 0
+      D.max_video_bytes = a.most
+      local c = x.new { api_key = KEY, timeout = 2, connect_timeout = 1 }
+      D.max_video_bytes = was
+      local t0 = x.now()
+      local res, err = c:download(a.url, a.path, { on_progress = function(ev)
+        if (ev.bytes or 0) > most then most = ev.bytes end
+      end })
+      local out = { res = res, err = plain_err(err), elapsed = x.now() - t0, most = most,
+        part = size_of(a.path .. ".part"), file = size_of(a.path) }
+      c:close()
+      return out
+    end,
+    check = function(o, a, env)
+      local A = env.assert
+      failed(A, o, { "protocol" })
+      A.equal("download: unusable answer: the body is longer than the video can be: " .. e[3] .. " at "
+        .. a.base:match("^http://[^/]+(.*)$") .. "/v.mp4", o.err.message, show(o))
+      A.is_true(o.most > 0 and o.most <= (e[1] == "over_range" and VIDEO_SIZE or a.most) + 131072,
+        "written past the bound and a read: " .. tostring(o.most))
+      A.is_nil(o.part, ".part left: " .. tostring(o.part))
+      A.is_nil(o.file, "a video saved")
+      A.equal(2, M.count(env.hs:requests(a.base), "GET"), "once more from byte 0, then failed: " .. show(o))
+      A.is_true(o.elapsed < 10, show(o))
+    end,
+  }
+end
+
 -- Only whole videos are kept (hostile.lua's dl_* services: a task of 5 s whose video is
 -- bad, always or only the first time): generate with out, each download followed in the
 -- server's log (the task's result queries, the video GETs and their Range).
@@ -659,7 +705,7 @@ add {
     local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
     local t0 = x.now()
     local h = assert(t:send { op = "download", url = a.url, file = a.part, offset = 0, follow = true, timeout = 30,
-      stall = 10 })
+      stall = 10, max_body = 1e9 })
     local got = drain(x, t, h, 1)
     t:cancel(h)
     local cancelled = x.now() - t0
@@ -690,7 +736,8 @@ add {
     local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
     local hs = {}
     for i, part in ipairs(a.parts) do
-      hs[i] = assert(t:send { op = "download", url = a.url, file = part, offset = 0, follow = true, timeout = 30 })
+      hs[i] = assert(t:send { op = "download", url = a.url, file = part, offset = 0, follow = true, timeout = 30,
+        max_body = 1e9 })
     end
     assert(t:send { op = "query", url = a.query, auth = true, timeout = 30, max_body = 1048576 })
     drain(x, t, hs[1], 1)

@@ -126,7 +126,7 @@ function N:send(r)
   live(self)
   local u, bad = core.check_url(r.url, "url")
   if not u then return nil, bad end
-  if r.op ~= "download" and type(r.max_body) ~= "number" then
+  if type(r.max_body) ~= "number" then
     return refuse("max_body", "max_body: no cap on the answer's size was given")
   end
   if r.ca_file then return refuse("ca_file", NO_CA) end

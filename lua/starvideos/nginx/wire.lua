@@ -101,10 +101,18 @@ local function head(x)
   return status, h, minor == "1" and not (h.connection or ""):lower():find("close", 1, true)
 end
 
+-- A download's body past x.most, its length (else max_video_bytes): garbled, named by its URL's path (as
+-- libcurl's transport says it, fetch.c).
+local function too_long(x)
+  return nil, "garbled", string.format("the body is longer than the video can be: past %.0f bytes (%s) at %s",
+    x.most, x.total and "its length" or "max_video_bytes", x.at)
+end
+
 -- Where the answer's bytes go: the file, else memory up to x.cap (past it: garbled, or an error page cut,
 -- or a media request's read ended there: "capped").
 local function sink(x, data)
   if x.spent then return nil, "broken", "the exchange was cancelled" end
+  if x.to_file and x.have + #data > x.most then return too_long(x) end
   if x.to_file then
     local ok, err = x.fh:write(data)
     x.have = x.have + (ok and #data or 0)
@@ -148,6 +156,7 @@ local function body(x, h)
       -- chunks wholly read go to the file in C, up to one not plain or whole: read below
       local pos, n = x.fh:chunks(x.buf, x.pos)
       if pos then x.pos, x.have = pos, x.have + n end
+      if x.have > x.most then return too_long(x) end
     end
     local l, wire, msg = line(x, 1024)
     if not l then return nil, wire, msg end
@@ -191,7 +200,7 @@ local function start_file(x, h)
       "the server's 206 does not start at byte %.0f, where the download asked to go on", x.offset)
   end
   if x.spent then return nil, "broken", "the exchange was cancelled" end
-  x.have, x.total, x.to_file = a, t, true
+  x.have, x.total, x.to_file, x.most = a, t, true, t or x.r.max_body
   local ok, err = true, nil
   if a > 0 then -- what lies past a in the .part is not this answer's
     ok, err = x.fh:truncate(a)
@@ -201,16 +210,6 @@ local function start_file(x, h)
     x.fh = ok
   end
   return ok, "io", err
-end
-
--- A media file's size from an answer's headers: a 206's Content-Range total, else the
--- Content-Length (of a 200, or a HEAD's), else nil.
-function W.size(status, h)
-  if status == 206 then
-    local a, b, t = range_of(h)
-    return a and t > b and a <= b and t or nil
-  end
-  return length_of(h)
 end
 
 -- The proxy of an exchange (nil: none): false, or core.check_url's parts with `auth`
@@ -331,6 +330,7 @@ function W.exchange(c, x, key)
     if not status then return h, reusable end
     x.status, x.retry_after, x.date = status, h["retry-after"], (x.op == "query" or x.op == "create") and h.date or nil
     local follow, ok, wire, msg = x.r.follow and REDIRECT[status] and h.location
+    x.at = u.path
     if x.op == "download" and (status == 200 or status == 206) and not follow then
       ok, wire, msg = start_file(x, h)
       if not ok then return wire, msg end
@@ -344,7 +344,9 @@ function W.exchange(c, x, key)
     if not follow then
       if x.to_file and not x.total then x.total = x.have end
       if x.op == "media" then
-        x.have, x.total = x.kept, W.size(status, h)
+        local a, b, t = range_of(h) -- the file's size: a 206's Content-Range total, else the Content-Length
+        if status ~= 206 then t = length_of(h) elseif not (a and a <= b and t > b) then t = nil end
+        x.have, x.total = x.kept, t
         local from = tonumber((h["content-range"] or ""):match("^bytes%s+(%d+)%-"))
         if x.from > 0 and (status == 200 or (status == 206 and from ~= x.from)) then -- not the bytes asked for
           return "garbled", string.format("the server did not send the bytes from %.0f that were asked for", x.from)
