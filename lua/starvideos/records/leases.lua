@@ -61,7 +61,8 @@ end
 local Keeper = {}
 Keeper.__index = Keeper
 
-function Keeper:close()
+function Keeper:close() -- (what its ledger queued, deliveries and claims, written before its lease goes)
+  if self.writer then self.writer:flush() end
   if self.lock then let_go_of(self) end
   self.lock = nil
 end
@@ -70,7 +71,7 @@ end
 function M.keeper(ledger)
   local k, err = new_lease(ledger.path)
   if not k then return nil, err end
-  k.told, k.carrying, k.again, k.swept = {}, {}, {}, {}
+  k.told, k.carrying, k.again, k.swept, k.writer = {}, {}, {}, {}, ledger.writer
   return setmetatable(k, Keeper)
 end
 
