@@ -443,6 +443,7 @@ describe("the starvideos command line", function()
 
   describe("status", function()
     it("prints id, status and, once completed, video_url", function()
+      emu:config { queued = 3 } -- (queued still when the next child asks, under load too)
       local task = create()
       local r = run({ "status", task.id }, env())
       assert.equals(0, r.code, r.err)
@@ -471,6 +472,7 @@ describe("the starvideos command line", function()
 
   describe("wait", function()
     it("waits to completion with quiet plain lines off a terminal", function()
+      emu:config { queued = 3, processing = 1.5 } -- (each state seen, under load too)
       local task = create()
       local r = run({ "wait", task.id, "--interval", "0.1", "--timeout", "20" }, env())
       assert.equals(0, r.code, r.err)
@@ -1347,6 +1349,7 @@ describe("the starvideos command line", function()
     it_tty("counts resume's tasks by status on the live line, then shows each download's bar", function()
       local dir = helper.tmpdir()
       local journal = dir .. "/tasks.jsonl"
+      emu:config { processing = 3 } -- (both unfinished when resume looks, under load too)
       local a = create { "--journal", journal }
       local b = create { "--journal", journal }
       local r = run({ "resume", "--journal", journal, "--dir", dir, "--interval", "0.1" }, env(), { tty = true })
