@@ -8,11 +8,7 @@ local q = helper.shell_quote
 
 describe("the transport's errors of memory", function()
   local emu
-  setup(function() emu = helper.emulator { queued = 0.1, processing = 0.1 } end)
-  teardown(function()
-    emu:stop()
-    helper.cleanup()
-  end)
+  require "spec.support.shared_emulator"({ queued = 0.1, processing = 0.1 }, function(e) emu = e end)
 
   -- a finished task's video URL
   local function video_url()

@@ -552,6 +552,7 @@ describe("the starvideos command line", function()
     end)
 
     it("exits 1 for a task that is not completed", function()
+      emu:config { queued = 5 } -- (unfinished when the next child asks, under load too)
       local task = create()
       local path = helper.tmpdir() .. "/cat.mp4"
       local r = run({ "download", task.id, path }, env())
@@ -1053,6 +1054,7 @@ describe("the starvideos command line", function()
     end)
 
     it("download: a task that is not completed, and an unknown task", function()
+      emu:config { queued = 5 } -- (unfinished when the next child asks, under load too)
       local task = create()
       local path = helper.tmpdir() .. "/cat.mp4"
       local doc = failed(run({ "download", task.id, path, "--json" }, env()), "download", 1, "invalid_request")
