@@ -63,8 +63,7 @@ Keeper.__index = Keeper
 
 function Keeper:close() -- (what its ledger queued, deliveries and claims, written before its lease goes)
   if self.writer then self.writer:flush() end
-  if self.lock then let_go_of(self) end
-  self.lock = nil
+  if self.lock then let_go_of(self); self.lock = nil end
 end
 
 -- carrying[id]: being carried; again[id] = t: one it failed to carry, offered again from t on.
