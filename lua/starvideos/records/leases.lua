@@ -93,6 +93,7 @@ end
 
 local function follow(k)
   if not k.lock then return nil, "the keeper is closed" end
+  if k.writer then k.writer:flush() end -- (what this process queued read too, as the ledger's reads do)
   local st, err = journal.follow(k.path, k.state, not k.whole and M.FOLLOW or nil)
   k.state = st or k.state
   return st, err
