@@ -193,7 +193,7 @@ function L:tick(polled)
   while x do -- (an exchange nobody tracks any more, cancelled, is taken too: one a turn at least)
     local req = self.inflight[x]
     if req then req:finished(now()) else tr:result(x) end
-    x = self.sending > 0 and tr:finished()
+    x = not self.closed and self.sending > 0 and tr:finished() -- (an answer's callback may close the transport)
   end
   if self.qtail >= self.qhead then unqueue(self) end
   self.key:turn()

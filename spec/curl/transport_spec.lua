@@ -458,30 +458,5 @@ describe("the transport", function()
         assert.equal("ok\n", out)
       end
     end)
-
-    -- csrc/test/oom_test.c: its Lua allocator refuses the n-th allocation of a
-    -- t:send, a t:result, for n = 0, 1, 2...; valgrind counts what was lost
-    it("an error of memory in send or result loses no exchange and no file (valgrind)", function()
-      local host = lua54_host("oom_test")
-      if not host then return end
-      local run = host .. " " .. q(video_url()) .. " " .. q(helper.tmpdir()) .. " 2>&1"
-      local out, ok = helper.capture(helper.UNINSTRUMENTED .. run)
-      assert.is_true(ok, out)
-      local sends, s_refused, results, r_refused = out:match("^ok (%d+) sends %((%d+) refused for "
-        .. "memory%), (%d+) results %((%d+) refused for memory%)")
-      assert.truthy(sends, out)
-      print("\n  " .. out:gsub("\n$", ""))
-      -- the sweep reached the points where memory is asked for
-      assert.is_true(tonumber(s_refused) > 0 and tonumber(s_refused) < tonumber(sends), out)
-      assert.is_true(tonumber(r_refused) > 0 and tonumber(r_refused) < tonumber(results), out)
-      local _, has_valgrind = helper.capture("command -v valgrind")
-      if not has_valgrind then
-        print("\n  valgrind is not installed: the lost exchanges are not counted (make check installs it)")
-        return
-      end
-      out, ok = helper.capture(helper.UNINSTRUMENTED .. "valgrind -q --error-exitcode=3 --leak-check=full"
-        .. " --errors-for-leak-kinds=definite --show-leak-kinds=definite " .. run)
-      assert.is_true(ok, out)
-    end)
   end)
 end)

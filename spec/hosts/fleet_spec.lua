@@ -61,10 +61,10 @@ local function fleet_block(new, videos)
   local n1, n2
   block, n1 = block:gsub('require%("starvideos"%)%.new { store = "redis://127%.0%.0%.1:6379" }',
     (new:gsub("%%", "%%%%")))
-  block, n2 = block:gsub('client:keep { dir = "/path/to/videos" }', (str_format("client:keep { lease = %d, interval = "
-    .. "0.5, dir = %q }", LEASE, videos):gsub("%%", "%%%%")))
+  block, n2 = block:gsub('client:keep { dir = "/path/to/videos",[^\n]*\n%s*interval = %d+ }',
+    (str_format("client:keep { lease = %d, interval = 0.5, dir = %q }", LEASE, videos):gsub("%%", "%%%%")))
   assert(n1 == 1 and n2 == 1, "docs/keep-and-fleet.md's fleet block has no require(\"starvideos\").new { store = "
-    .. "\"redis://127.0.0.1:6379\" } or client:keep { dir = \"/path/to/videos\" }")
+    .. "\"redis://127.0.0.1:6379\" } or client:keep { dir = \"/path/to/videos\", ... interval = N }")
   return block
 end
 

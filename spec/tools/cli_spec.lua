@@ -443,6 +443,7 @@ describe("the starvideos command line", function()
 
   describe("status", function()
     it("prints id, status and, once completed, video_url", function()
+      emu:config { queued = 3 } -- (queued still when the next child asks, under load too)
       local task = create()
       local r = run({ "status", task.id }, env())
       assert.equals(0, r.code, r.err)
@@ -471,6 +472,7 @@ describe("the starvideos command line", function()
 
   describe("wait", function()
     it("waits to completion with quiet plain lines off a terminal", function()
+      emu:config { queued = 3, processing = 1.5 } -- (each state seen, under load too)
       local task = create()
       local r = run({ "wait", task.id, "--interval", "0.1", "--timeout", "20" }, env())
       assert.equals(0, r.code, r.err)
@@ -550,6 +552,7 @@ describe("the starvideos command line", function()
     end)
 
     it("exits 1 for a task that is not completed", function()
+      emu:config { queued = 5 } -- (unfinished when the next child asks, under load too)
       local task = create()
       local path = helper.tmpdir() .. "/cat.mp4"
       local r = run({ "download", task.id, path }, env())
@@ -1051,6 +1054,7 @@ describe("the starvideos command line", function()
     end)
 
     it("download: a task that is not completed, and an unknown task", function()
+      emu:config { queued = 5 } -- (unfinished when the next child asks, under load too)
       local task = create()
       local path = helper.tmpdir() .. "/cat.mp4"
       local doc = failed(run({ "download", task.id, path, "--json" }, env()), "download", 1, "invalid_request")
@@ -1334,6 +1338,7 @@ describe("the starvideos command line", function()
     local it_tty = has_script() and it or pending
 
     it_tty("shows a live status line and a \\r progress bar", function()
+      emu:config { processing = 1 } -- (a poll sees it processing, under load too)
       local path = helper.tmpdir() .. "/tty.mp4"
       local r = run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--interval", "0.1",
         "--out", path }, env(), { tty = true })
@@ -1347,6 +1352,7 @@ describe("the starvideos command line", function()
     it_tty("counts resume's tasks by status on the live line, then shows each download's bar", function()
       local dir = helper.tmpdir()
       local journal = dir .. "/tasks.jsonl"
+      emu:config { processing = 3 } -- (both unfinished when resume looks, under load too)
       local a = create { "--journal", journal }
       local b = create { "--journal", journal }
       local r = run({ "resume", "--journal", journal, "--dir", dir, "--interval", "0.1" }, env(), { tty = true })

@@ -61,16 +61,16 @@ end
 local Keeper = {}
 Keeper.__index = Keeper
 
-function Keeper:close()
-  if self.lock then let_go_of(self) end
-  self.lock = nil
+function Keeper:close() -- (what its ledger queued, deliveries and claims, written before its lease goes)
+  if self.writer then self.writer:flush() end
+  if self.lock then let_go_of(self); self.lock = nil end
 end
 
 -- carrying[id]: being carried; again[id] = t: one it failed to carry, offered again from t on.
 function M.keeper(ledger)
   local k, err = new_lease(ledger.path)
   if not k then return nil, err end
-  k.told, k.carrying, k.again, k.swept = {}, {}, {}, {}
+  k.told, k.carrying, k.again, k.swept, k.writer = {}, {}, {}, {}, ledger.writer
   return setmetatable(k, Keeper)
 end
 
@@ -93,6 +93,7 @@ end
 
 local function follow(k)
   if not k.lock then return nil, "the keeper is closed" end
+  if k.writer then k.writer:flush() end -- (what this process queued read too, as the ledger's reads do)
   local st, err = journal.follow(k.path, k.state, not k.whole and M.FOLLOW or nil)
   k.state = st or k.state
   return st, err
