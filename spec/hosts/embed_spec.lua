@@ -196,6 +196,7 @@ describe("embedding: make static and a C host", function()
       .. "$(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -lcurl -lcrypto -lm -ldl -pthread"
     local STRICT = "-std=c99 -pedantic -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes "
       .. "-Werror=implicit-function-declaration"
+    local DEFS = "-D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE" -- (the Makefile's DEFS: realpath, flock)
 
     it("is what make static puts beside the archive", function()
       local header = assert(helper.read_file(root .. "/csrc/lua/starvideos.h"))
@@ -295,9 +296,10 @@ int main(int argc, char **argv) {
 
     it("declares them as the library defines them (a different prototype would not compile)", function()
       local function compile(header)
-        local out1, ok1 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "
+        local cc = "cd " .. shell_quote(root) .. " && cc " .. STRICT .. " " .. DEFS .. " "
+        local out1, ok1 = sh(cc
           .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lua/static.c")
-        local out2, ok2 = sh("cd " .. shell_quote(root) .. " && cc " .. STRICT .. " -D_POSIX_C_SOURCE=200809L "
+        local out2, ok2 = sh(cc
           .. LUA .. " -fsyntax-only -include " .. shell_quote(header) .. " csrc/lua/core.c")
         return ok1 and ok2, out1 .. out2
       end
