@@ -1024,3 +1024,33 @@ describe("the default client", function()
     assert.same({}, emu:requests())
   end)
 end)
+
+---------------------------------------------------------------------------
+
+describe("a key's last client collected while a new client of the key is made", function()
+  local emu
+
+  shared_emulator({ key = "test-key", queued = 0.1, processing = 0.1 }, function(e) emu = e end)
+
+  -- Client.new looks the key up, then its loop: a collection in between (any allocation may run one)
+  -- finalizes the key's last client, whose close closes the key's loop (preflight_spec under load).
+  it("gives the new client a loop of its own that works, never the closed one", function()
+    local Key = require "starvideos.key"
+    local for_client = Key.for_client
+    collectgarbage("stop") -- the old client stays in the key's registry until the collection below
+    new_client(emu) -- a client nothing holds
+    Key.for_client = function(cfg)
+      local key = for_client(cfg)
+      collectgarbage(); collectgarbage()
+      return key
+    end
+    local ok, client = pcall(new_client, emu)
+    Key.for_client = for_client
+    collectgarbage("restart")
+    assert(ok, client)
+    assert.is_nil(client.loop.closed, "the new client was handed the loop its key's collected client closed")
+    local task = assert(client:query(assert(client:create(cat())).id))
+    assert.equal("queued", task.status)
+    client:close()
+  end)
+end)

@@ -64,10 +64,10 @@ function K:rejoin(joining)
   end
 end
 
--- A module's state of this key (name: its own), made by make() at its first use.
+-- A module's state of this key (name: its own), made by make() at its first use and anew once closed (a loop).
 function K:part(name, make)
   local v = self.parts[name]
-  if v == nil then v = make(); self.parts[name] = v end
+  if v == nil or v.closed then v = make(); self.parts[name] = v end
   return v
 end
 
