@@ -203,12 +203,13 @@ function Job:enter(state) self.state = state end
 -- The create answered task at t: told at once (it is paid for), then its record written (a ledger may say
 -- "not yet": the job holds the task and asks again later).
 local function created(self, task, t)
+  local ok, jerr = self.ledger:created(task, self.params, self.local_id) -- (asked first: a listener may close)
   if not self.held then -- (a batch counts it created)
     self.held, self.origin_at, self.unfinished_at = task, t, t
     self.key:born(task.id, t)
     seen(self, task, t, true)
+    if self.done then return end -- cancelled by a listener (its client closed): its record is written all the same
   end
-  local ok, jerr = self.ledger:created(task, self.params, self.local_id)
   if ok == false then return self.loop:at(self.loop:await_store(self, now()), self) end
   self.held = nil
   if not ok then return finish(self, jerr) end
