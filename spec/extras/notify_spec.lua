@@ -187,6 +187,26 @@ describe("notify", function()
     assert(ok, err)
   end)
 
+  it("keep's own notify: a task keep downloads for a closed owner without notify sends its event there", function()
+    local rx = receiver(dir)
+    local ok, err = pcall(function()
+      local owner = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j" }
+      local task = assert(owner:create { model = "videos", prompt = "kept", duration = 5 })
+      owner:close() -- its unfinished task is a keeper's
+      local c2 = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j" }
+      assert(c2:keep { lease = 1, timeout = 10, dir = dir, interval = 0.2,
+        notify = { url = rx.url, secret = SECRET } })
+      c2:close()
+      local list = received(dir)
+      assert.are.equal(1, #list, "webhooks received") -- (0 when keep's jobs did not take its notify)
+      local ev = cjson.decode(list[1].body)
+      assert.are.equal("task.completed", ev.type)
+      assert.are.equal(task.id, ev.task.id)
+    end)
+    rx.stop()
+    assert(ok, err)
+  end)
+
   it("CLI: generate --notify URL --notify-secret-file PATH sends the event; a bad secret file: usage error", function()
     local rx = receiver(dir)
     local function cli(extra)
