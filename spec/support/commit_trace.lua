@@ -22,8 +22,16 @@ function M.read(log, part, path)
   local folder = path:match("^(.*)/")
   local r = { opens = 0, reads = 0 }
   local fd, dir_fd
+  local waiting = {} -- an open strace split (<unfinished ...>): its name and flags by thread, till it resumed
   for l in log:gmatch("[^\n]+") do
-    local name, flags, ret = l:match('open[at]*%([^"]*"([^"]*)", ([^,%)]*).-= (%-?%d+)')
+    local pid = l:match("^(%d+)")
+    local name, flags = l:match('open[at]*%([^"]*"([^"]*)", ([^,%)]*)')
+    local ret = l:match("= (%-?%d+)")
+    if name and not ret then waiting[pid or ""] = { name, flags } end
+    if not name and l:find("open[at]* resumed>") and waiting[pid or ""] then
+      name, flags = waiting[pid or ""][1], waiting[pid or ""][2]
+    end
+    if not ret then name = nil end -- (counted once it resumed with its descriptor)
     if name == part and not flags:find("O_WRONLY", 1, true) and not flags:find("O_RDWR", 1, true) then
       r.reads, r.read_thread = r.reads + 1, r.read_thread or tonumber(l:match("^(%d+)"))
     elseif name == part then
