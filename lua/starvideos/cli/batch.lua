@@ -30,10 +30,12 @@ local function read_entries(path, defaults)
   if rerr then f:close(); usage_error("--prompts-file %s: cannot read it: %s", quote(path), tostring(rerr)) end
   local starvideos, cjson = client_for.load(), require "cjson.safe"
   local entries, n, jsonl = {}, 0, path:find("%.jsonl$") ~= nil
-  for raw in f:lines() do
+  local all = f:read("*a") or "" -- (whole: Lua 5.1's line reader ends a line at a NUL byte, and drops it)
+  f:close()
+  for raw in (all .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
     if n == 1 then raw = raw:gsub("^\239\187\191", "") end
-    if raw:find("\0", 1, true) then f:close(); usage_error("%s:%d: a NUL byte in the line", path, n) end
+    if raw:find("\0", 1, true) then usage_error("%s:%d: a NUL byte in the line", path, n) end
     local text = raw:match("^%s*(.-)%s*$")
     if text ~= "" and text:sub(1, 1) ~= "#" then
       local params = {}
@@ -41,7 +43,6 @@ local function read_entries(path, defaults)
       if jsonl then
         local obj = cjson.decode(text)
         if type(obj) ~= "table" or text:sub(1, 1) ~= "{" then
-          f:close()
           usage_error("%s:%d: expected one JSON object of request params, got %s", path, n, quote(text:sub(1, 40)))
         end
         for k, v in pairs(obj) do if v ~= cjson.null then params[k] = v end end
@@ -49,11 +50,10 @@ local function read_entries(path, defaults)
         params.prompt = text
       end
       local ok, verr = starvideos.validate(params)
-      if not ok then f:close(); usage_error("%s:%d: %s", path, n, verr.message) end
+      if not ok then usage_error("%s:%d: %s", path, n, verr.message) end
       entries[#entries + 1] = { params = params, line = n }
     end
   end
-  f:close()
   if #entries == 0 then
     usage_error("--prompts-file %s holds no prompt (blank and # lines are skipped)", quote(path))
   end
