@@ -185,7 +185,39 @@ static int scan_literal(scanner *sc, const char *word, char type) {
   return 0;
 }
 
+static int scan_value(scanner *sc, int depth, char *type);
 static int scan_container(scanner *sc, int depth);
+
+/* An object member's key and its ':' (m->key, m->key_len). */
+static int scan_key(scanner *sc, sv_json_member *m) {
+  const sv_json_sink *sink = sc->sink;
+  if (!next_is(sc, '"')) return fail(sc, "expected a key string");
+  m->key = sc->s + sc->pos + 1;
+  if (scan_string(sc)) return -1;
+  m->key_len = (size_t)(sc->s + sc->pos - 1 - m->key);
+  if (sink) sink->key(sink->ctx, m->key - 1, m->key_len + 2, sc->escaped);
+  if (!next_is(sc, ':')) return fail(sc, "expected ':'");
+  sc->pos++;
+  return 0;
+}
+
+/* One member of an object or array (an object's with its key); at depth 0 an
+   object's member is handed to the visitor as soon as its value is complete. */
+static int scan_member(scanner *sc, int depth, int is_obj) {
+  sv_json_member m;
+  memset(&m, 0, sizeof m);
+  if (is_obj && scan_key(sc, &m)) return -1;
+  skip_ws(sc);
+  m.val = sc->s + sc->pos;
+  if (scan_value(sc, depth + 1, &m.type)) return -1;
+  m.val_len = (size_t)(sc->s + sc->pos - m.val);
+  if (depth == 0 && is_obj) {
+    if (sc->count == INT_MAX) return fail(sc, "too many members");
+    sc->count++;
+    if (sc->visit) sc->visit(sc->ctx, &m);
+  }
+  return 0;
+}
 
 /* The value at the position (whitespace skipped already); its type in *type. */
 static int scan_value(scanner *sc, int depth, char *type) {
@@ -209,9 +241,8 @@ static int scan_value(scanner *sc, int depth, char *type) {
   }
 }
 
-/* Objects and arrays.  At depth 0 (the top-level object) each member is handed
-   to the visitor as soon as its value is complete, before what follows is read:
-   a prefix of a cut answer still gives the members it holds whole. */
+/* Objects and arrays, member by member (scan_member): a prefix of a cut answer
+   still gives the top-level members it holds whole. */
 static int scan_container(scanner *sc, int depth) {
   const sv_json_sink *sink = sc->sink;
   const char close = sc->s[sc->pos] == '{' ? '}' : ']';
@@ -225,26 +256,7 @@ static int scan_container(scanner *sc, int depth) {
     return 0;
   }
   for (;;) {
-    sv_json_member m;
-    memset(&m, 0, sizeof m);
-    if (is_obj) {
-      if (!next_is(sc, '"')) return fail(sc, "expected a key string");
-      m.key = sc->s + sc->pos + 1;
-      if (scan_string(sc)) return -1;
-      m.key_len = (size_t)(sc->s + sc->pos - 1 - m.key);
-      if (sink) sink->key(sink->ctx, m.key - 1, m.key_len + 2, sc->escaped);
-      if (!next_is(sc, ':')) return fail(sc, "expected ':'");
-      sc->pos++;
-    }
-    skip_ws(sc);
-    m.val = sc->s + sc->pos;
-    if (scan_value(sc, depth + 1, &m.type)) return -1;
-    m.val_len = (size_t)(sc->s + sc->pos - m.val);
-    if (depth == 0 && is_obj) {
-      if (sc->count == INT_MAX) return fail(sc, "too many members");
-      sc->count++;
-      if (sc->visit) sc->visit(sc->ctx, &m);
-    }
+    if (scan_member(sc, depth, is_obj)) return -1;
     if (next_is(sc, ',')) {
       sc->pos++;
       continue;
