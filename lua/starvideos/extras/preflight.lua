@@ -65,7 +65,7 @@ function Ref:advance(t)
   local req = self.req
   if not (req and req.done) then return end
   local err, step = req.err, self.step
-  if err and not err.status and err.message:find(core.CANNOT_FETCH, 1, true) then
+  if err and req.wire == "fatal" and err.message:find(core.CANNOT_FETCH, 1, true) then
     self.refused = "connecting to it: " .. err.message:gsub("^media: network error: ", "")
     return settle(self, t)
   end
