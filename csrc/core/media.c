@@ -354,7 +354,8 @@ static const block v6[] = {
 };
 
 const char *sv_addr_private(const unsigned char *a, int is_v6) {
-  static const unsigned char zero[12], mapped[12] = { [10] = 0xff, [11] = 0xff }, nat64[12] = { 0, 0x64, 0xff, 0x9b };
+  static const unsigned char zero[12], mapped[12] = { [10] = 0xff, [11] = 0xff },
+                             nat64[12] = { 0, 0x64, 0xff, 0x9b };
   const block *b = is_v6 ? v6 : v4;
   unsigned long x;
   if (is_v6 && memcmp(a, zero, 12) == 0) return be(a + 12, 4) == 1 ? "a loopback address" : "a reserved address";

@@ -58,7 +58,8 @@ static void to_info(lua_State *L, int idx, sv_media *m, int arg, const char *whe
   sv_media_init(m);
   lua_getfield(L, idx, "kind");
   for (i = 0; kinds[i] && !(lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), kinds[i]) == 0); i++) {}
-  if (!kinds[i]) luaL_argerror(L, arg, lua_pushfstring(L, "%s.kind: expected \"image\", \"video\", \"audio\" or \"text\"", where));
+  if (!kinds[i])
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s.kind: expected \"image\", \"video\", \"audio\" or \"text\"", where));
   m->kind = (sv_media_kind)(i + 1);
   lua_getfield(L, idx, "type");
   for (i = 0; types[i] && !(lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), types[i]) == 0); i++) {}
