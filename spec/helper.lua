@@ -367,6 +367,7 @@ function helper.emulator(opts)
   }
   if opts.queued then args[#args + 1] = "--queued " .. tonumber(opts.queued) end
   if opts.processing then args[#args + 1] = "--processing " .. tonumber(opts.processing) end
+  if opts.host then args[#args + 1] = "--host " .. shell_quote(opts.host) end -- (its URL's: 127.0.0.1 still)
   args[#args + 1] = "2>>" .. shell_quote(log_path)
   local pipe = assert(io_popen(tbl_concat(args, " "), "r"))
   local pid = tonumber(pipe:read("*l"))

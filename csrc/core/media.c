@@ -4,10 +4,13 @@
    checked against the bytes given, and every loop moves forward through them. */
 #include "sv_core.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,7 +43,8 @@ void sv_media_init(sv_media *m) {
 }
 
 const char *sv_media_kind_name(sv_media_kind k) {
-  return k == SV_MEDIA_IMAGE ? "image" : k == SV_MEDIA_VIDEO ? "video" : k == SV_MEDIA_AUDIO ? "audio" : "unknown";
+  static const char *const names[] = { "unknown", "image", "video", "audio", "text" };
+  return names[k <= SV_MEDIA_TEXT ? k : 0];
 }
 
 static void set(sv_media *m, sv_media_kind kind, const char *type) {
@@ -310,6 +314,77 @@ static void ogg(const unsigned char *p, size_t n, sv_media *m) {
   else m->tail = m->size > OGG_TAIL ? m->size - OGG_TAIL : 0;
 }
 
+/* ------------------------------------------------------------------- text */
+
+/* Text, recognisably not media: UTF-8 (a sequence the head cuts short at its end
+   aside; a BOM skipped) with no control character but whitespace, named by its
+   first character: an HTML page, JSON, XML (an SVG too) or text.  0 when it is not. */
+static int text(const unsigned char *p, size_t n, sv_media *m) {
+  size_t i = n >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0 ? 3 : 0, end = n;
+  while (end > i && n - end < 3 && (p[end - 1] & 0xc0) == 0x80) end--;
+  if (end > i && p[end - 1] >= 0xc0) end--; /* its lead byte */
+  if (i == n || sv_utf8_count((const char *)p + i, end - i) < 0) return 0;
+  for (; i < n; i++) {
+    if (p[i] == 0x7f || (p[i] < 0x20 && (p[i] < '\t' || p[i] > '\r'))) return 0;
+  }
+  for (i = 0; i < n && (isspace(p[i]) || p[i] >= 0x80); i++) {}
+  set(m, SV_MEDIA_TEXT, i == n ? "text" : p[i] == '{' || p[i] == '[' ? "json" : p[i] != '<' ? "text"
+                        : n - i >= 5 && memcmp(p + i, "<?xml", 5) == 0 ? "xml" : "html");
+  return 1;
+}
+
+/* ----------------------------------------------- addresses not on the internet */
+
+/* Blocks of addresses the public internet does not route (RFC 6890 and its
+   kin): an IPv4 address, or an IPv6 address's first 32 bits, as a number. */
+typedef struct block { unsigned long net; int bits; const char *what; } block;
+static const block v4[] = {
+  { 0x00000000UL, 8, "a \"this network\" address" }, { 0x0a000000UL, 8, "a private address" },
+  { 0x64400000UL, 10, "a shared (carrier-grade NAT) address" }, { 0x7f000000UL, 8, "a loopback address" },
+  { 0xa9fe0000UL, 16, "a link-local address" }, { 0xac100000UL, 12, "a private address" },
+  { 0xc0000000UL, 24, "a reserved address" }, { 0xc0000200UL, 24, "a documentation address" },
+  { 0xc0a80000UL, 16, "a private address" }, { 0xc6120000UL, 15, "a benchmarking address" },
+  { 0xc6336400UL, 24, "a documentation address" }, { 0xcb007100UL, 24, "a documentation address" },
+  { 0xe0000000UL, 4, "a multicast address" }, { 0xf0000000UL, 4, "a reserved address" }, { 0, 0, NULL }
+};
+static const block v6[] = {
+  { 0xfc000000UL, 7, "a unique local address" }, { 0xfe800000UL, 10, "a link-local address" },
+  { 0xfec00000UL, 10, "a site-local address" }, { 0xff000000UL, 8, "a multicast address" },
+  { 0x20010db8UL, 32, "a documentation address" }, { 0, 0, NULL }
+};
+
+const char *sv_addr_private(const unsigned char *a, int is_v6) {
+  static const unsigned char zero[12], mapped[12] = { [10] = 0xff, [11] = 0xff },
+                             nat64[12] = { 0, 0x64, 0xff, 0x9b };
+  const block *b = is_v6 ? v6 : v4;
+  unsigned long x;
+  if (is_v6 && memcmp(a, zero, 12) == 0) return be(a + 12, 4) == 1 ? "a loopback address" : "a reserved address";
+  if (is_v6 && (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)) a += 12, b = v4; /* an IPv4 address inside */
+  x = (unsigned long)be(a, 4);
+  for (; b->what; b++)
+    if ((x ^ b->net) >> (32 - b->bits) == 0) return b->what;
+  return NULL;
+}
+
+const char *sv_host_private(const char *host, size_t len) {
+  char h[256];
+  unsigned char a[16];
+  struct in_addr in;
+  if (len && host[len - 1] == '.') len--; /* "localhost." is "localhost" */
+  if (len < 2 || len >= sizeof h) return NULL;
+  if (host[0] == '[') { /* an IPv6 address; with a zone, a link-local one */
+    memcpy(h, host + 1, len - 2);
+    h[len - 2] = '\0';
+    if (strchr(h, '%')) return "a link-local address";
+    return inet_pton(AF_INET6, h, a) == 1 ? sv_addr_private(a, 1) : NULL;
+  }
+  memcpy(h, host, len);
+  h[len] = '\0';
+  if (strcasecmp(h, "localhost") == 0 || (len > 10 && strcasecmp(h + len - 10, ".localhost") == 0)) return "a loopback name";
+  if (inet_aton(h, &in) == 0) return NULL; /* a name (also 127.1, 0x7f.1, 2130706433: the resolver's forms) */
+  return sv_addr_private((const unsigned char *)&in.s_addr, 0);
+}
+
 /* ------------------------------------------------------------ the readers */
 
 int sv_media_sniff(const unsigned char *p, size_t n, double total, sv_media *m, sv_buf *why) {
@@ -335,7 +410,7 @@ int sv_media_sniff(const unsigned char *p, size_t n, double total, sv_media *m, 
     return mp4(p, n, m, why);
   } else if (n >= 4 && memcmp(p, "OggS", 4) == 0) {
     ogg(p, n, m);
-  } else if (mpeg_audio(p, n, m) < 0) {
+  } else if (mpeg_audio(p, n, m) < 0 && !text(p, n, m)) {
     sv_buf_adds(why, "not an image, video or audio file this client reads: it begins ");
     sv_quote(why, (const char *)p, n, 24);
     return -1;

@@ -593,7 +593,26 @@ static void total(sv_buf *out, const char *field, double *sum, double add, doubl
   finding(out, field, 1, "with it the reference %s come to %s in total; %s", what, s, rule);
 }
 
-int sv_media_check(const char *model, const sv_media_item *items, size_t n, sv_buf *out, sv_error *err) {
+/* an image's own rules: its bytes, and its shorter side against min_side (the user's: a
+   refusal) and note_side (a note) */
+static void image_rules(const sv_media_item *it, double min_side, double note_side, sv_buf *out) {
+  const sv_media *v = it->info;
+  double side = v->width < v->height ? v->width : v->height;
+  if (v->size < 0) finding(out, it->field, 0, "the image's size is unknown; each image must be under 20 MB");
+  else if (v->size >= IMAGE_BYTES)
+    finding(out, it->field, 1, "the image is %.1f MB; each image must be under 20 MB", v->size / MB);
+  if (side <= 0 && min_side > 0)
+    finding(out, it->field, 0, "the image's width and height could not be read; min_image_side is %g px", min_side);
+  else if (side > 0 && side < min_side)
+    finding(out, it->field, 1, "the image is %.0fx%.0f px; min_image_side refuses a shorter side under %g px",
+            v->width, v->height, min_side);
+  else if (side > 0 && side < note_side)
+    finding(out, it->field, 0, "the image is %.0fx%.0f px, a shorter side under %g px: the service may refuse it as "
+            "too low a resolution (min_image_side = N refuses such an image here)", v->width, v->height, note_side);
+}
+
+int sv_media_check(const char *model, const sv_media_item *items, size_t n, double min_side, double note_side,
+                   sv_buf *out, sv_error *err) {
   const sv_model *md = model_find(model, strlen(model));
   double vsec = 0, vbytes = 0, asec = 0;
   size_t i;
@@ -610,12 +629,11 @@ int sv_media_check(const char *model, const sv_media_item *items, size_t n, sv_b
     } else if (!v) {
       finding(out, it->field, 0, "the media could not be read; %s takes %s media", it->name, sv_media_kind_name(want));
     } else if (v->kind != want) {
-      finding(out, it->field, 1, "the URL holds %s media (%s); %s takes %s media", sv_media_kind_name(v->kind),
-              v->type ? v->type : "?", it->name, sv_media_kind_name(want));
+      finding(out, it->field, 1, "the URL holds %s%s (%s)%s; %s takes %s media", sv_media_kind_name(v->kind),
+              v->kind == SV_MEDIA_TEXT ? "" : " media", v->type ? v->type : "?",
+              v->kind == SV_MEDIA_TEXT ? ", not media" : "", it->name, sv_media_kind_name(want));
     } else if (want == SV_MEDIA_IMAGE) {
-      if (v->size < 0) finding(out, it->field, 0, "the image's size is unknown; each image must be under 20 MB");
-      else if (v->size >= IMAGE_BYTES)
-        finding(out, it->field, 1, "the image is %.1f MB; each image must be under 20 MB", v->size / MB);
+      image_rules(it, min_side, note_side, out);
     } else if (want == SV_MEDIA_VIDEO) {
       video_rules(md, it->field, v, out);
       snprintf(rule, sizeof rule, "%s takes at most 15 s of reference video", md->name);

@@ -509,10 +509,11 @@ SV_API void sv_helper_pin_module(void);
    head; an OGG's last 64 KiB); sv_media_tail reads bytes[0, n) from that offset
    and fills what it finds (tail < 0 once nothing more is wanted).  Unknown
    numbers are < 0 (size, duration, tail) or 0 (width, height, rate). */
-typedef enum sv_media_kind { SV_MEDIA_IMAGE = 1, SV_MEDIA_VIDEO, SV_MEDIA_AUDIO } sv_media_kind;
+typedef enum sv_media_kind { SV_MEDIA_IMAGE = 1, SV_MEDIA_VIDEO, SV_MEDIA_AUDIO, SV_MEDIA_TEXT } sv_media_kind;
 typedef struct sv_media {
   sv_media_kind kind;
-  const char *type; /* "png" "jpeg" "webp" "gif" "mp4" "mov" "wav" "mp3" "m4a" "aac" "ogg" */
+  const char *type; /* "png" "jpeg" "webp" "gif" "mp4" "mov" "wav" "mp3" "m4a" "aac" "ogg"; text (not
+                       media): "html" "json" "xml" "text" */
   double size, duration, tail;
   double width, height;
   double rate, pre_skip; /* an OGG's granule rate and Opus pre-skip, for its tail */
@@ -521,6 +522,17 @@ SV_API void sv_media_init(sv_media *m);
 SV_API int sv_media_sniff(const unsigned char *head, size_t n, double total, sv_media *m, sv_buf *why);
 SV_API int sv_media_tail(sv_media *m, const unsigned char *bytes, size_t n, double offset, sv_buf *why);
 SV_API const char *sv_media_kind_name(sv_media_kind k);
+
+/* What a reference's address is when the public internet does not route it
+   (a[0, 4) IPv4, a[0, 16) IPv6, network order): "a private address",
+   "a loopback address"...; NULL when it is public.  sv_host_private: the same of
+   a URL's host as written (an IPv4 address in any form the resolver reads,
+   [IPv6], localhost and *.localhost); NULL for any other name.  A refusal of
+   one reads SV_NOT_PUBLIC(name, what) (core.CANNOT_FETCH: its fixed part). */
+SV_API const char *sv_addr_private(const unsigned char *a, int is_v6);
+SV_API const char *sv_host_private(const char *host, size_t len);
+#define SV_CANNOT_FETCH "which the service cannot fetch"
+#define SV_NOT_PUBLIC "%s is %s, " SV_CANNOT_FETCH " (allow_private_media = true allows it)"
 
 /* An ISO-BMFF box header at p[0, avail), room the bytes left in its container
    (from p): 0 with *b (size 0 means "to the end": room), -1 with why (size
@@ -541,8 +553,9 @@ SV_API int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *wh
 /* The media rules of a model (models.c) over the references of one create.
    Each item: its field ("referenceVideos[2]"), its name ("referenceVideos"),
    what sniffing found (NULL: nothing read) and the HTTP status of its URL (0:
-   none).  Appends sv_media_finding structs to *out: 0, or -1 with err (an
-   unknown model, no memory). */
+   none).  An image's shorter side under min_side px is a definite finding (the
+   user's min_image_side; 0: none), under note_side one that is not.  Appends
+   sv_media_finding structs to *out: 0, or -1 with err (an unknown model, no memory). */
 typedef struct sv_media_item {
   const char *field, *name;
   const sv_media *info;
@@ -553,7 +566,8 @@ typedef struct sv_media_finding {
   char message[400];
   int definite; /* 1: a rule broken for sure; 0: a check that could not be made */
 } sv_media_finding;
-SV_API int sv_media_check(const char *model, const sv_media_item *items, size_t n, sv_buf *out, sv_error *err);
+SV_API int sv_media_check(const char *model, const sv_media_item *items, size_t n, double min_side, double note_side,
+                          sv_buf *out, sv_error *err);
 
 /* Standard Webhooks signatures (sign.c, on libcrypto).  sv_webhook_sign:
    "v1,<base64 HMAC-SHA256(key, id.ts.body)>" into out, the key being the

@@ -8,7 +8,9 @@
    (multi.c) gets what the download threads leave. */
 #include "internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +214,42 @@ void sv_fetch_setup(sv_http *h, sv_xfer *x) {
   x->sock[0] = x->sock[1] = CURL_SOCKET_BAD;
 }
 
+/* A media request's connection: refused (no socket: nothing reaches the
+   address) when its address is not public, whatever name or redirect led
+   there; libcurl may try the name's next address, but x->refused stands. */
+static curl_socket_t on_media_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+  sv_xfer *x = ud;
+  const void *in = &a->addr;
+  const unsigned char *ip = a->family == AF_INET ? (const unsigned char *)&((const struct sockaddr_in *)in)->sin_addr
+                          : (const unsigned char *)&((const struct sockaddr_in6 *)in)->sin6_addr;
+  const char *what = a->family == AF_INET || a->family == AF_INET6 ? sv_addr_private(ip, a->family == AF_INET6) : NULL;
+  char name[INET6_ADDRSTRLEN] = "?";
+  (void)purpose;
+  if (!what) return socket(a->family, a->socktype, a->protocol);
+  inet_ntop(a->family, ip, name, sizeof name);
+  snprintf(x->message, sizeof x->message, SV_NOT_PUBLIC, name, what);
+  x->refused = 1;
+  return CURL_SOCKET_BAD;
+}
+
+/* A media request that must reach only public addresses.  Direct, each address
+   it connects to is checked (on a connection of its own: a kept one was made
+   unchecked); through a proxy (the exchange's, or one libcurl reads from the
+   environment, no_proxy aside), which resolves the names, each hop's host as
+   written is (sv_curl_redirect; the first one: the caller's). */
+void sv_media_setup(sv_xfer *x, const sv_send *s) {
+  static const char *const vars[] = { "all_proxy", "ALL_PROXY", "https_proxy", "HTTPS_PROXY", "http_proxy" };
+  int i, https = sv_url_scheme(s->url, strlen(s->url)) == 8;
+  x->public_only = 1;
+  for (i = 0; i < 5 && x->public_only == 1; i++) /* http_proxy for http, the https ones for https */
+    if ((i < 2 || (i < 4) == https) && getenv(vars[i]) && *getenv(vars[i])) x->public_only = 2;
+  if (s->proxy) x->public_only = 2;
+  if (x->public_only == 2) return;
+  curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, on_media_socket);
+  curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETDATA, x);
+  curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
+}
+
 /* The owner lets go of a running download: its thread stops at its next
    callback, or at once when it waits for bytes (its socket is shut down). */
 void sv_fetch_abandon(sv_xfer *x) {
@@ -260,6 +298,8 @@ int sv_curl_redirect(sv_xfer *x) {
   long status = 0;
   sv_buf to = {0};
   sv_error err;
+  sv_url u;
+  const char *what;
   if (!x->follow) return 0;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   if (!(status == 301 || status == 302 || status == 303 || status == 307 || status == 308) || !x->location.len)
@@ -274,6 +314,12 @@ int sv_curl_redirect(sv_xfer *x) {
     sv_error_set(&err, SV_E_IO, NULL, "out of memory following a redirect");
   else
     sv_url_check(to.data, to.len, "redirect", SV_URL_ANY, &err); /* checked: no NUL inside */
+  if (!err.message[0] && x->public_only == 2 && sv_url_parse(to.data, to.len, "redirect", SV_URL_ANY, &u, &err) == 0 &&
+      (what = sv_host_private(to.data + u.host_at, u.host_len)) != NULL) {
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)u.host_len, to.data + u.host_at);
+    sv_error_set(&err, SV_E_INVALID, "redirect", SV_NOT_PUBLIC, host, what);
+  }
   free(x->url);
   x->url = err.message[0] ? NULL : strdup(to.data);
   sv_buf_free(&to);

@@ -37,6 +37,8 @@ struct sv_xfer {
   double offset, range_start, range_total;
   /* redirects, followed by hand (fetch): each target goes through sv_url_check */
   int follow, refused, hops; /* refused: a redirect was not followed (x->message says why) */
+  int public_only;     /* a media request's: 1 each address connected to, 2 (through a proxy) each hop's host,
+                          refused when not public (x->refused, x->message) */
   sv_buf location;     /* the current answer's Location */
   double timeout, t0;  /* the exchange's seconds (0: none) from t0, across its hops */
   /* A download's thread.  Until `fetched`, the thread alone touches the handle,
@@ -91,6 +93,7 @@ SV_API int sv_curl_redirect(sv_xfer *x);         /* 1: a redirect followed (its 
 /* fetch.c */
 SV_API void sv_fetch_share(sv_http *h);          /* the multi handle's connections: what downloads leave */
 SV_API void sv_fetch_setup(sv_http *h, sv_xfer *x); /* a download's easy handle options */
+SV_API void sv_media_setup(sv_xfer *x, const sv_send *s); /* a media request's public_only, when asked */
 SV_API int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err); /* its .part: 0, or -1 with err */
 SV_API void sv_fetch_queue(sv_http *h, sv_xfer *x); /* it waits for a thread, started when there is a slot */
 SV_API int sv_fetch_reap(sv_http *h);            /* downloads whose thread is done are finished */

@@ -293,6 +293,7 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   if (s->op == SV_OP_DOWNLOAD) sv_fetch_setup(h, x);
   else curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
   if (s->op == SV_OP_MEDIA && s->head) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  if (s->op == SV_OP_MEDIA && s->public_only) sv_media_setup(x, s);
   if (s->body) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&x->send));
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)x->send.len);
@@ -470,7 +471,10 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
     memcpy(x->h->date, x->date, sizeof x->date);
     x->h->date_at = sv_wallclock();
   }
-  if (x->op == SV_OP_MEDIA && x->offset > 0 && (x->status == 200 || (x->status == 206 && x->range_start != x->offset))) {
+  if (x->op == SV_OP_MEDIA && x->refused) {
+    x->wire = SV_WIRE_FATAL; /* x->message: an address refused (also after another one answered), or a redirect */
+  } else if (x->op == SV_OP_MEDIA && x->offset > 0 &&
+             (x->status == 200 || (x->status == 206 && x->range_start != x->offset))) {
     x->wire = SV_WIRE_GARBLED; /* bytes from elsewhere in the file than asked: not the tail */
     snprintf(x->message, sizeof x->message, "the server did not send the bytes from %.0f that were asked for",
              x->offset);

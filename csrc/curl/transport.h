@@ -36,6 +36,7 @@ typedef struct sv_send {
      (Range); a body longer than max_body is cut there, and the exchange ends
      whole (a server that ignores Range sends the whole file) */
   int head;
+  int public_only;         /* refused, never connected to, when not a public address (sv_addr_private) */
   /* The options that stay each client's own (the clients of a key share one
      transport): the exchange's client's.  user_agent NULL: all three are the
      transport's (sv_http_config). */

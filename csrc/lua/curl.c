@@ -78,7 +78,7 @@ static int getbool(lua_State *L, int t, const char *k) {
 }
 
 /* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
-   offset=, follow=, head=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=} -> handle | nil, err
+   offset=, follow=, head=, public=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=} -> handle | nil, err
    (no user_agent: the transport's user agent, CA file and connect timeout; no
    proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
@@ -120,7 +120,7 @@ static int t_send(lua_State *L) {
   }
   s.proxy = opt_string(L, 2, "proxy");
   if (s.op == SV_OP_NOTIFY) s.headers = opt_string(L, 2, "headers"), s.auth = 0; /* never the key there */
-  if (s.op == SV_OP_MEDIA) s.head = getbool(L, 2, "head"), s.auth = 0;
+  if (s.op == SV_OP_MEDIA) s.head = getbool(L, 2, "head"), s.public_only = getbool(L, 2, "public"), s.auth = 0;
   sv_error_clear(&err);
   /* The handle's key is made in the table before the exchange exists: making
      it may raise (memory), and nothing may raise between the exchange and its

@@ -10,8 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const types[] = { "png", "jpeg", "webp", "gif", "mp4", "mov", "wav", "mp3", "m4a", "aac", "ogg", NULL };
-static const char *const kinds[] = { "image", "video", "audio", NULL };
+static const char *const types[] = { "png", "jpeg", "webp", "gif", "mp4", "mov", "wav", "mp3", "m4a", "aac", "ogg",
+                                     "html", "json", "xml", "text", NULL };
+static const char *const kinds[] = { "image", "video", "audio", "text", NULL };
 
 /* t[key] = v when v is at least lo (an integer when it is one), else nil */
 static void set_num(lua_State *L, const char *key, double v, double lo) {
@@ -57,7 +58,8 @@ static void to_info(lua_State *L, int idx, sv_media *m, int arg, const char *whe
   sv_media_init(m);
   lua_getfield(L, idx, "kind");
   for (i = 0; kinds[i] && !(lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), kinds[i]) == 0); i++) {}
-  if (!kinds[i]) luaL_argerror(L, arg, lua_pushfstring(L, "%s.kind: expected \"image\", \"video\" or \"audio\"", where));
+  if (!kinds[i])
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s.kind: expected \"image\", \"video\", \"audio\" or \"text\"", where));
   m->kind = (sv_media_kind)(i + 1);
   lua_getfield(L, idx, "type");
   for (i = 0; types[i] && !(lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), types[i]) == 0); i++) {}
@@ -117,9 +119,11 @@ static const char *item_string(lua_State *L, size_t i, const char *key) {
   return s;
 }
 
-/* media_check(model, items) -> findings: { field =, message =, definite = }... */
+/* media_check(model, items [, min_side [, note_side]]) -> findings: { field =, message =, definite = }...
+   (sides in px: an image's shorter side under min_side refused, under note_side a note; 0: none) */
 static int l_media_check(lua_State *L) {
   const char *model = luaL_checkstring(L, 1);
+  double min_side = luaL_optnumber(L, 3, 0), note_side = luaL_optnumber(L, 4, 0);
   size_t n, i;
   sv_media *infos;
   sv_media_item *items;
@@ -150,7 +154,7 @@ static int l_media_check(lua_State *L) {
     lua_pop(L, 3);
   }
   sv_error_clear(&err);
-  if (sv_media_check(model, items, n, &out, &err) < 0) {
+  if (sv_media_check(model, items, n, min_side, note_side, &out, &err) < 0) {
     sv_buf_free(&out);
     if (err.kind == SV_E_INVALID) return luaL_argerror(L, strcmp(err.field, "model") == 0 ? 1 : 2, err.message);
     return luaL_error(L, "%s", err.message);
@@ -170,9 +174,23 @@ static int l_media_check(lua_State *L) {
   return 1;
 }
 
+/* private_host(host) -> why | nil: the refusal of a reference URL's host (as
+   check_url gives it) that is a non-public address (sv_host_private), or nil */
+static int l_private_host(lua_State *L) {
+  size_t len;
+  const char *host = luaL_checklstring(L, 1, &len), *what = sv_host_private(host, len);
+  if (!what) return 0;
+  lua_pushfstring(L, SV_NOT_PUBLIC, host, what);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
   { "media_sniff", l_media_sniff }, { "media_tail", l_media_tail }, { "media_check", l_media_check },
-  { NULL, NULL }
+  { "private_host", l_private_host }, { NULL, NULL }
 };
 
-void lsv_open_media(lua_State *L) { luaL_setfuncs(L, funcs, 0); }
+void lsv_open_media(lua_State *L) {
+  luaL_setfuncs(L, funcs, 0);
+  lua_pushliteral(L, SV_CANNOT_FETCH); /* in every refusal of a non-public reference address */
+  lua_setfield(L, -2, "CANNOT_FETCH");
+}

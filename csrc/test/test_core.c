@@ -1322,9 +1322,13 @@ static void media_images(void) {
   media_is("webp VP8X: the canvas's 24-bit width-1 and height-1", sniff(&o, -1, &m, &why), &m, "webp", 1920, 1080, -1);
   o.n = 0;
   put(&o, "<!DOCTYPE html><html>", 21);
-  ok(sniff(&o, 21, &m, &why) == -1 && strstr(sv_buf_cstr(&why), "not an image, video or audio") &&
+  ok(sniff(&o, 21, &m, &why) == 0 && m.kind == SV_MEDIA_TEXT && strcmp(m.type, "html") == 0,
+     "an HTML page is text (html), not media", sv_buf_cstr(&why));
+  o.n = 0;
+  put(&o, "\x01\x02<!DOCTYPE", 11);
+  ok(sniff(&o, 11, &m, &why) == -1 && strstr(sv_buf_cstr(&why), "not an image, video or audio") &&
          strstr(sv_buf_cstr(&why), "<!DOCTYPE"),
-     "an HTML page is no media, and the message quotes its first bytes", sv_buf_cstr(&why));
+     "bytes of no known kind: the message quotes the first ones", sv_buf_cstr(&why));
   ok(sv_media_sniff(o.b, 0, 0, &m, &why) == -1, "no bytes at all: not a media file", NULL);
   sv_buf_free(&why);
 }
@@ -1586,7 +1590,7 @@ static void rules(const char *name, const char *model, const sv_media_item *it, 
   char detail[900] = "";
   int good;
   sv_error_clear(&err);
-  good = sv_media_check(model, it, n, &out, &err) == 0;
+  good = sv_media_check(model, it, n, 0, 0, &out, &err) == 0;
   got = out.len / sizeof *f;
   f = (const sv_media_finding *)(void *)out.data;
   for (i = 0; want[i]; i++) {
@@ -1701,9 +1705,9 @@ static void media_rules(void) {
   }
   memset(it, 0, sizeof it);
   it[0].field = "referenceAudios[1]", it[0].name = "prompt", it[0].info = &a9;
-  ok(sv_media_check("videos", it, 1, &out, &err) == -1 && strcmp(err.field, "referenceAudios[1]") == 0,
+  ok(sv_media_check("videos", it, 1, 0, 0, &out, &err) == -1 && strcmp(err.field, "referenceAudios[1]") == 0,
      "media rules: an item of no media field is an error", err.message);
-  ok(sv_media_check("sora", it, 1, &out, &err) == -1 && strcmp(err.field, "model") == 0,
+  ok(sv_media_check("sora", it, 1, 0, 0, &out, &err) == -1 && strcmp(err.field, "model") == 0,
      "media rules: an unknown model is an error", err.message);
   sv_buf_free(&out);
 }

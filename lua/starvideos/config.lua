@@ -63,6 +63,8 @@ M.DEFAULTS = {
   tolerance = 300,           -- seconds: verify_webhook's opts.tolerance, how far a timestamp may be from now
   prompt_head = 80,          -- characters of a prompt that records and task lists keep (docs/batch.md)
   preflight = true,          -- check reference media before a create: true, "strict", false (docs/media.md)
+  image_side_note = 64,      -- px: a reference image's shorter side under it is a preflight note
+  -- allow_private_media: none; reference URLs on non-public addresses pass only when base_url's host is one
   user_agent = M.user_agent(),
 }
 
@@ -114,6 +116,7 @@ C.rate = number_in(0, 1e6, "a number of requests per second in (0, 1e6]", true)
 C.retries = number_in(0, 10, "a whole number from 0 to 10", false, true)
 C.connections = number_in(1, 1024, "a whole number from 1 to 1024", false, true)
 C.resumes = number_in(0, 100, "a whole number from 0 to 100", false, true)
+C.pixels = number_in(0, 1e5, "a number of pixels in [0, 100000]")
 function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" end end
 function C.fn(v) if type(v) ~= "function" then return "a function" end end
 function C.key(v) if type(v) ~= "string" or v == "" then return "a non-empty string" end end
@@ -280,7 +283,7 @@ M.CLIENT = {
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
   create_limit = C.limit, store = C.store, proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease,
-  preflight = C.preflight,
+  preflight = C.preflight, allow_private_media = C.bool, min_image_side = C.pixels,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 

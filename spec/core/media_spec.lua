@@ -78,13 +78,25 @@ describe("core.media_sniff", function()
   end)
 
   it("gives nil and why for bytes that are no media, and refuses a box below its header", function()
-    local info, why = core.media_sniff("<!DOCTYPE html><html>")
+    local info, why = core.media_sniff("\0\1\2\3 no known format")
     assert.is_nil(info)
     assert.matches("not an image, video or audio file", why, 1, true)
     info, why = core.media_sniff(ftyp("isom") .. be32(7) .. "free")
     assert.is_nil(info)
     assert.matches("box 'free'", why, 1, true)
   end)
+
+  it("says text is text: an HTML page, JSON, XML or plain text (a BOM, and a character cut at the end, allowed)",
+    function()
+      local cases = { ["<!DOCTYPE html><html><body>Not found</body></html>"] = "html", ["  <h1>502</h1>"] = "html",
+        ['{"error": "no such file"}'] = "json", ["\n[1, 2]"] = "json", ['<?xml version="1.0"?><Error/>'] = "xml",
+        ["\239\187\191plain text, caf\195\169"] = "text", ["cut in the middle of \226\130"] = "text" }
+      for bytes_, kind in pairs(cases) do assert.same({ kind = "text", type = kind }, core.media_sniff(bytes_)) end
+      assert.equal("html", core.media_sniff("<svg xmlns='http://www.w3.org/2000/svg'/>").type) -- no image here either
+      for _, s in ipairs { "text\0with a NUL", "bad \255 UTF-8", "" } do
+        assert.is_nil((core.media_sniff(s)), s) -- unknown: a note, not a refusal
+      end
+    end)
 
   it("raises on bad arguments, naming them", function()
     assert.error_matches(function() core.media_sniff(nil) end, "#1")
@@ -152,6 +164,33 @@ describe("core.media_check", function()
     assert.equal("referenceImages[2]: the URL answered HTTP 404", f[3].message)
   end)
 
+  it("refuses text in any media field, naming what it is", function()
+    local f = core.media_check("videos", { item("referenceImages", 1, { kind = "text", type = "html", size = 20 }),
+      item("referenceVideos", 1, { kind = "text", type = "json" }) })
+    assert.same({ true, true }, { f[1].definite, f[2].definite })
+    assert.equal("referenceImages[1]: the URL holds text (html), not media; referenceImages takes image media",
+      f[1].message)
+    assert.matches("(json), not media", f[2].message, 1, true)
+  end)
+
+  it("refuses an image whose shorter side is under min_side, and notes one under note_side", function()
+    local function png(w, h) return { kind = "image", type = "png", width = w, height = h, size = 100 } end
+    local items = { item("referenceImages", 1, png(1, 1)), item("referenceImages", 2, png(800, 63)),
+      item("referenceImages", 3, png(64, 64)), item("referenceImages", 4, { kind = "image", type = "jpeg", size = 9 }) }
+    assert.same({}, core.media_check("videos", items)) -- no rule given: nothing said
+    local f = core.media_check("videos", items, 0, 64)
+    assert.equal(2, #f)
+    assert.same({ false, false }, { f[1].definite, f[2].definite })
+    assert.matches("the image is 1x1 px, a shorter side under 64 px", f[1].message, 1, true)
+    assert.equal("referenceImages[2]", f[2].field)
+    f = core.media_check("videos", items, 64, 64)
+    assert.same({ "referenceImages[1]", "referenceImages[2]", "referenceImages[4]" },
+      { f[1].field, f[2].field, f[3].field })
+    assert.same({ true, true, false }, { f[1].definite, f[2].definite, f[3].definite })
+    assert.matches("800x63 px; min_image_side refuses a shorter side under 64 px", f[2].message, 1, true)
+    assert.matches("width and height could not be read", f[3].message, 1, true)
+  end)
+
   it("raises on an unknown model or a bad item, naming it", function()
     assert.error_matches(function() core.media_check("sora", {}) end, "model")
     assert.error_matches(function() core.media_check("videos", { { field = "x" } }) end, "items%[1%]%.name")
@@ -159,6 +198,30 @@ describe("core.media_check", function()
     assert.error_matches(function()
       core.media_check("videos", { item("referenceVideos", 1, { kind = "film", type = "mp4" }) })
     end, "items%[1%]%.info%.kind")
+  end)
+end)
+
+describe("core.private_host", function()
+  it("names a host the public internet does not route, as written or in a form the resolver reads", function()
+    local cases = { ["127.0.0.1"] = "loopback", ["127.1"] = "loopback", ["2130706433"] = "loopback",
+      ["0x7f.0.0.1"] = "loopback", ["localhost"] = "loopback name", ["LocalHost."] = "loopback name",
+      ["a.localhost"] = "loopback name", ["10.0.0.1"] = "private", ["172.31.255.255"] = "private",
+      ["192.168.1.1"] = "private", ["169.254.169.254"] = "link-local", ["100.64.0.1"] = "shared (carrier-grade NAT)",
+      ["0.0.0.0"] = '"this network"', ["224.0.0.1"] = "multicast", ["255.255.255.255"] = "reserved",
+      ["192.0.2.2"] = "documentation", ["[::1]"] = "loopback", ["[::]"] = "reserved",
+      ["[fe80::1%25eth0]"] = "link-local",
+      ["[fd00::1]"] = "unique local", ["[::ffff:10.1.2.3]"] = "private", ["[64:ff9b::a9fe:a9fe]"] = "link-local" }
+    for host, what in pairs(cases) do
+      local why = core.private_host(host)
+      local said = why and (why:find(" " .. what .. " address, which", 1, true)
+        or why:find(" " .. what .. ", which", 1, true))
+      assert.truthy(said and why:sub(1, #host + 4) == host .. " is ", host .. ": " .. tostring(why))
+      assert.truthy(why:find(core.CANNOT_FETCH, 1, true))
+    end
+    for _, host in ipairs { "8.8.8.8", "172.32.0.1", "100.128.0.1", "example.com", "10.0.0.1.example", "[2606:4700::1]",
+      "[::ffff:8.8.8.8]", "localhost.example" } do
+      assert.is_nil(core.private_host(host), host)
+    end
   end)
 end)
 

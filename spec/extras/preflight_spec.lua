@@ -222,7 +222,7 @@ describe("preflight", function()
 
   it("tells what it cannot check as an event and creates: a 500, bytes of no known type, a host not there", function()
     local w = world()
-    emu:fault { path = "/media/page", body = "<html>a proxy's page</html>", count = 2 } -- a 200 with HTML
+    emu:fault { path = "/media/page", body = "\1\2\3 no known format", count = 2 } -- (text is refused: refs_spec)
     local refs = { referenceImages = { w.status(500), emu.url .. "/media/page.png",
       "http://127.0.0.1:" .. helper.free_ports(1)[1] .. "/c.png" } }
     local notes = accepted(w, "videos", refs)

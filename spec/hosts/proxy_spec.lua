@@ -240,6 +240,28 @@ describe("proxies", function()
       went_through(tp_log(from))
     end)
 
+    it("with allow_private_media = false refuses a reference's redirect to 169.254.169.254 by its host as written",
+      function()
+      local name = require("socket").dns.gethostname() -- a name: the proxy resolves it (here, to the emulator)
+      if not name or require("starvideos.core").private_host(name) then return pending("no usable host name") end
+      local _, from = tp_log()
+      local before = emu:creates()
+      emu:fault { path = "/media/meta.png", status = 302,
+        headers = { Location = "http://169.254.169.254/latest/meta-data/" } }
+      local c = starvideos.new { api_key = KEY, base_url = emu.url, proxy = "http://127.0.0.1:" .. tp_port,
+        allow_private_media = false }
+      local task, err = c:create { model = "videos", prompt = "a cat", duration = 4,
+        referenceImages = { "http://" .. name .. ":" .. emu.url:match(":(%d+)$") .. "/media/meta.png" } }
+      c:close()
+      assert.is_nil(task, "created")
+      assert.same({ "invalid_request", "referenceImages[1]" }, { err.kind, err.field }, tostring(err))
+      assert.truthy(err.message:find("169.254.169.254 is a link-local address", 1, true), err.message)
+      local log = tp_log(from)
+      assert.equal(1, count(log, "/media/meta.png HTTP/1.1"), log) -- the HEAD that was answered 302; then nothing
+      assert.equal(0, count(log, "169.254.169.254"), log)
+      assert.equal(before, emu:creates())
+    end)
+
     it("reads a create's reference media through the proxy option (a HEAD and a Range GET), never with the key",
       function()
       local _, from = tp_log()

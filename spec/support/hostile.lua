@@ -385,8 +385,10 @@ function scenarios.redir_file(c)
 end
 
 -- /s/redir_bad/<tag>/<how>/<name>: a redirect to a URL the one URL check
--- (core.check_url) refuses, though libcurl on its own would follow it.
+-- (core.check_url) refuses, though libcurl on its own would follow it; `meta`: to the
+-- cloud metadata address, which a media request that may reach only public addresses refuses.
 local BAD_TARGETS = {
+  meta = function() return "http://169.254.169.254/latest/meta-data/" end,
   space = function(port, tag, name) return str_format("http://127.0.0.1:%s/s/video/%s/a %s", port, tag, name) end,
   ctl = function(_, tag, name) return str_format("/s/video/%s/a\1%s", tag, name) end,
   userinfo = function(port, tag, name)

@@ -842,6 +842,30 @@ add {
   end,
 }
 
+add {
+  name = "a media request that may reach only public addresses (public = true) is refused, not sent, where a "
+    .. "redirect leads to 169.254.169.254",
+  prepare = function(env) return { url = env.hs:url("redir_bad") .. "/meta/v.png" } end,
+  run = function(x, a)
+    local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
+    local h = assert(t:send { op = "media", url = a.url, head = true, follow = true, public = true, timeout = 10,
+      max_body = 65536 })
+    repeat t:poll(0.05) until t:finished() == h
+    local body, err, wire = t:result(h)
+    t:close()
+    return { body = body, wire = wire, message = err and err.message, transport = x.which }
+  end,
+  check = function(o, a, env)
+    local A, text = env.assert, env.encode(o)
+    A.same({ "fatal", true }, { o.wire, (o.message or ""):find(env.core.CANNOT_FETCH, 1, true) ~= nil }, text)
+    -- libcurl checks every address it connects to, the hostile server's 127.0.0.1 first; nginx (which
+    -- resolves names itself) each redirect's host, the first URL's being the preflight's to check
+    A.equal(o.transport == "curl" and 0 or 1, #env.hs:requests(a.url), text)
+    A.truthy(o.message:find(o.transport == "curl" and "127.0.0.1 is a loopback" or "169.254.169.254 is a link-local",
+      1, true), text)
+  end,
+}
+
 M.by_name = {}
 for _, c in ipairs(cases) do
   assert(not M.by_name[c.name], "two cases named " .. c.name)

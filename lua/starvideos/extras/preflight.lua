@@ -2,10 +2,14 @@
 -- Each URL is read only as far as needed: a HEAD, a Range GET of its first 64 KiB, and the
 -- tail when the core's sniffer asks for it (an MP4 whose moov is last, an OGG's last page),
 -- as media requests on the loop (request.lua: the transport's proxy, TLS and timeout rules,
--- never the key), the references of one create at once.  Then the model's rules
--- (core.media_check): a definite finding refuses the create; what could not be checked is
--- a `preflight` event, or with preflight = "strict" a refusal too.  Loaded by the client's hook
--- (cfg.on_media) at a create that names reference media while the preflight option is not false.
+-- never the key), the references of one create at once, each within one `timeout` from the
+-- start.  Then the model's rules (core.media_check, with min_image_side): a definite finding
+-- refuses the create; what could not be checked is a `preflight` event, or with preflight =
+-- "strict" a refusal too.  A reference on a non-public address is refused unless
+-- allow_private_media (by default: when base_url's host is one): its URL's host before any
+-- request, each address connected to (redirects too) by the transport.  Loaded by the
+-- client's hook (cfg.on_media) at a create that names reference media while the preflight
+-- option is not false.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -43,7 +47,8 @@ Ref.__index = Ref
 -- The reference's next media request, now: {head = true} or {offset =, max_body =}.
 local function ask(self, t, media)
   local pf = self.pf
-  self.req = Request.new(pf.loop, pf.key, pf.cfg, self, "media", self.url, self.path, false, nil, nil, media)
+  self.req = Request.new(pf.loop, pf.key, pf.cfg, self, "media", self.url, self.path, false, nil, pf.deadline, media)
+  self.req.public = pf.public -- (the transport refuses what is not)
   self.req:send(t)
 end
 
@@ -60,6 +65,10 @@ function Ref:advance(t)
   local req = self.req
   if not (req and req.done) then return end
   local err, step = req.err, self.step
+  if err and req.wire == "fatal" and err.message:find(core.CANNOT_FETCH, 1, true) then
+    self.refused = "connecting to it: " .. err.message:gsub("^media: network error: ", "")
+    return settle(self, t)
+  end
   if step == "head" then
     if err and not err.status then return settle(self, t, err.message) end -- unreachable: no GET either
     if err and GONE[err.status] then self.status = err.status; return settle(self, t) end
@@ -86,17 +95,22 @@ end
 -- (pf.done: maybe before start returns), with pf.err (the create refused) and pf.notes (what
 -- could not be checked: {field =, message =}, each a `preflight` event of the job's).
 function P.start(job, t)
-  local params = job.params
-  local pf = setmetatable({ loop = job.loop, key = job.key, cfg = job.cfg, owner = job, model = params.model,
-    refs = references(params), notes = {}, done = false }, P)
+  local params, cfg = job.params, job.cfg
+  local allow = cfg.allow_private_media
+  if allow == nil then allow = core.private_host(core.check_url(cfg.base_url, "base_url", true).host) ~= nil end
+  local pf = setmetatable({ loop = job.loop, key = job.key, cfg = cfg, owner = job, model = params.model,
+    refs = references(params), notes = {}, done = false, deadline = t + cfg.timeout, public = not allow }, P)
   pf.left = #pf.refs
   if pf.left == 0 then pf:judge(t); return pf end
   for _, ref in ipairs(pf.refs) do
     local parts = core.check_url(ref.url, ref.field)
     setmetatable(ref, Ref)
     ref.pf, ref.step, ref.path = pf, "head", parts and parts.path
+    ref.refused = pf.public and parts and core.private_host(parts.host) or nil -- no request at all
   end
-  for _, ref in ipairs(pf.refs) do ask(ref, t, { head = true }) end
+  for _, ref in ipairs(pf.refs) do
+    if ref.refused then settle(ref, t) else ask(ref, t, { head = true }) end
+  end
   return pf
 end
 
@@ -106,9 +120,15 @@ function P:judge(t)
   for i, ref in ipairs(self.refs) do
     items[i] = { field = ref.field, name = ref.name, info = ref.info, status = ref.status }
   end
-  local findings, err = core.media_check(self.model, items)
-  local strict, why = self.cfg.preflight == "strict", {}
-  for _, ref in ipairs(self.refs) do why[ref.field] = ref.why end
+  local cfg, err = self.cfg, nil
+  local findings = core.media_check(self.model, items, cfg.min_image_side, cfg.image_side_note)
+  local strict, why = cfg.preflight == "strict", {}
+  for _, ref in ipairs(self.refs) do
+    why[ref.field] = ref.why
+    if ref.refused and not err then
+      err = new_error("invalid_request", ref.field .. ": " .. ref.refused, { field = ref.field })
+    end
+  end
   for _, f in ipairs(findings or {}) do
     local message = why[f.field] and string_format("%s (%s)", f.message, tostring(why[f.field])) or f.message
     if f.definite or strict then

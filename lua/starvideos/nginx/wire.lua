@@ -359,6 +359,8 @@ function W.exchange(c, x, key)
     url = core.resolve_url(url, follow)
     u, bad = core.check_url(url, "redirect")
     if not u then return "fatal", bad.message end
+    bad = x.r.public and core.private_host(u.host) -- a media request's hop (names: nginx's resolver, unchecked)
+    if bad then return "fatal", bad end
     x.auth, x.parts, x.kept, x.status, x.retry_after, x.to_close = false, {}, 0, nil, nil, nil -- no key elsewhere
   end
 end
