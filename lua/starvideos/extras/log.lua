@@ -55,9 +55,12 @@ function Log.redact(text, secrets)
   return s
 end
 
--- A template's {field}s as the event's, each through tostring.
+-- A template's {field}s as the event's through tostring, its {field:%.2f}s as numbers in that format.
 local function fill(template, ev)
-  return (template:gsub("{([%w_]+)}", function(k) return tostring(ev[k]) end))
+  return (template:gsub("{([%w_]+):?([^}]*)}", function(k, fmt)
+    if fmt == "" then return tostring(ev[k]) end
+    return string.format(fmt, tonumber(ev[k]) or 0)
+  end))
 end
 
 local FORMAT = {
@@ -66,20 +69,15 @@ local FORMAT = {
     return fill("response #{request} {method} {path} {status} attempt {attempt} ", ev)
       .. string.format("%.0f ms", (tonumber(ev.elapsed) or 0) * 1000)
   end,
-  retry = function(ev)
-    return fill("retry #{request} {method} {path} attempt {attempt} status {status} in ", ev)
-      .. string.format("%.2f s: %s", tonumber(ev.delay) or 0, tostring(ev.reason))
-  end,
+  retry = "retry #{request} {method} {path} attempt {attempt} status {status} in {delay:%.2f} s: {reason}",
   status = function(ev)
     return fill("status {id} {status}", ev) .. (ev.index and fill(" (index {index})", ev) or "")
   end,
   warning = "warning: {message}",
   store_reset = "error: {message}", -- (fleet/ledger.lua)
   journal_error = "error: journal {path}: {message}",
-  late = function(ev) -- a task past the 99th percentile of its kind (job.lua)
-    return string.format("late %s: running %.0f s, longer than 99%% of its kind (%.0f s)", tostring(ev.id),
-      tonumber(ev.elapsed) or 0, tonumber(ev.p99) or 0)
-  end,
+  -- a task past the 99th percentile of its kind (job.lua)
+  late = "late {id}: running {elapsed:%.0f} s, longer than 99% of its kind ({p99:%.0f} s)",
   -- a webhook's: where it went (notify.lua's url: scheme, host and path, no query), how it ended
   delivery = function(ev)
     return fill("delivery POST {url} {outcome}", ev) .. (ev.status and fill(" status {status}", ev) or "")
