@@ -521,6 +521,15 @@ function scenarios.range_early(c, req)
     str_format("Content-Range: bytes %d-%d/%d", a - 1000, VIDEO_SIZE - 1, VIDEO_SIZE) }, VIDEO:sub(a - 1000 + 1))
 end
 
+-- The bytes asked for (bytes=A-B), in a 206 whose Content-Range gives no total ("bytes A-B/*"): not a whole
+-- range, so its bytes cannot be known to start at A.
+function scenarios.no_total(c, req)
+  local a, b = range_of(req)
+  a, b = a or 0, math_min(b or VIDEO_SIZE - 1, VIDEO_SIZE - 1)
+  answer(c, "206 Partial Content", { "Content-Type: video/mp4", str_format("Content-Range: bytes %d-%d/*", a, b) },
+    VIDEO:sub(a + 1, b + 1))
+end
+
 -- The video (honouring Range) in 20 slices, 0.1 s apart: a download of it
 -- takes about 2 s, long enough for another process to meddle with its .part.
 function scenarios.slow_video(c, req)

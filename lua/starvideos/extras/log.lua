@@ -55,44 +55,39 @@ function Log.redact(text, secrets)
   return s
 end
 
+-- A template's {field}s as the event's through tostring, its {field:%.2f}s as numbers in that format.
+local function fill(template, ev)
+  return (template:gsub("{([%w_]+):?([^}]*)}", function(k, fmt)
+    if fmt == "" then return tostring(ev[k]) end
+    return string.format(fmt, tonumber(ev[k]) or 0)
+  end))
+end
+
 local FORMAT = {
-  request = function(ev)
-    return string.format("request #%s %s %s attempt %s", tostring(ev.request), tostring(ev.method),
-      tostring(ev.path), tostring(ev.attempt))
-  end,
+  request = "request #{request} {method} {path} attempt {attempt}",
   response = function(ev)
-    return string.format("response #%s %s %s %s attempt %s %.0f ms", tostring(ev.request), tostring(ev.method),
-      tostring(ev.path), tostring(ev.status), tostring(ev.attempt), (tonumber(ev.elapsed) or 0) * 1000)
+    return fill("response #{request} {method} {path} {status} attempt {attempt} ", ev)
+      .. string.format("%.0f ms", (tonumber(ev.elapsed) or 0) * 1000)
   end,
-  retry = function(ev)
-    return string.format("retry #%s %s %s attempt %s status %s in %.2f s: %s", tostring(ev.request),
-      tostring(ev.method), tostring(ev.path), tostring(ev.attempt), tostring(ev.status), tonumber(ev.delay) or 0,
-      tostring(ev.reason))
-  end,
+  retry = "retry #{request} {method} {path} attempt {attempt} status {status} in {delay:%.2f} s: {reason}",
   status = function(ev)
-    return string.format("status %s %s%s", tostring(ev.id), tostring(ev.status),
-      ev.index and " (index " .. tostring(ev.index) .. ")" or "")
+    return fill("status {id} {status}", ev) .. (ev.index and fill(" (index {index})", ev) or "")
   end,
-  warning = function(ev) return "warning: " .. tostring(ev.message) end,
-  store_reset = function(ev) return "error: " .. tostring(ev.message) end, -- (fleet/ledger.lua)
-  journal_error = function(ev) return "error: journal " .. tostring(ev.path) .. ": " .. tostring(ev.message) end,
-  late = function(ev) -- a task past the 99th percentile of its kind (job.lua)
-    return string.format("late %s: running %.0f s, longer than 99%% of its kind (%.0f s)", tostring(ev.id),
-      tonumber(ev.elapsed) or 0, tonumber(ev.p99) or 0)
-  end,
+  warning = "warning: {message}",
+  store_reset = "error: {message}", -- (fleet/ledger.lua)
+  journal_error = "error: journal {path}: {message}",
+  -- a task past the 99th percentile of its kind (job.lua)
+  late = "late {id}: running {elapsed:%.0f} s, longer than 99% of its kind ({p99:%.0f} s)",
   -- a webhook's: where it went (notify.lua's url: scheme, host and path, no query), how it ended
   delivery = function(ev)
-    return string.format("delivery POST %s %s%s task %s webhook %s%s", tostring(ev.url), tostring(ev.outcome),
-      ev.status and " status " .. tostring(ev.status) or "", tostring(ev.id), tostring(ev.webhook_id),
-      ev.reason and ": " .. tostring(ev.reason) or "")
+    return fill("delivery POST {url} {outcome}", ev) .. (ev.status and fill(" status {status}", ev) or "")
+      .. fill(" task {id} webhook {webhook_id}", ev) .. (ev.reason and fill(": {reason}", ev) or "")
   end,
-  taken = function(ev) -- a keeper holds a task this process had (video.lua): it saves the video, not this one
-    return string.format("taken %s by keeper %s: this process's lease lapsed; the keeper saves its video",
-      tostring(ev.id), tostring(ev.by))
-  end,
+  -- a keeper holds a task this process had (video.lua): it saves the video, not this one
+  taken = "taken {id} by keeper {by}: this process's lease lapsed; the keeper saves its video",
   claim = function(ev) -- keep took a task (extras/keep.lua)
-    return string.format("claim %s from owner %s, to be saved at %s (%s)", tostring(ev.id), tostring(ev.from),
-      tostring(ev.path), ev.saved_to == "out" and "the out recorded at its create" or "in dir")
+    return fill("claim {id} from owner {from}, to be saved at {path} (", ev)
+      .. (ev.saved_to == "out" and "the out recorded at its create" or "in dir") .. ")"
   end,
 }
 
@@ -113,7 +108,7 @@ function Log.line(ev, level, secrets)
   local kind = ev.type
   if kind == "progress" or (DEBUG_ONLY[kind] and level ~= "debug") then return nil end
   local f = FORMAT[kind] or generic
-  return Log.redact("starvideos: " .. f(ev), secrets)
+  return Log.redact("starvideos: " .. (type(f) == "string" and fill(f, ev) or f(ev)), secrets)
 end
 
 local function writer()

@@ -7,9 +7,6 @@ local journal = require "starvideos.records.journal" -- (head)
 local Records = require "starvideos.records.ledger" -- (limited, key_answer: one rule, journal or store)
 local rule = require "starvideos.lease"
 
-local type, pairs, tostring, tonumber, setmetatable, string_format, os_time, math_floor =
-  type, pairs, tostring, tonumber, setmetatable, string.format, os.time, math.floor
-
 local A = {}
 A.__index = A
 
@@ -20,7 +17,7 @@ function A.pairs_of(rec, ...)
   local list = { ... }
   for k, v in pairs(rec) do
     list[#list + 1] = k
-    list[#list + 1] = type(v) == "number" and string_format("%.17g", v) or tostring(v)
+    list[#list + 1] = type(v) == "number" and string.format("%.17g", v) or tostring(v)
   end
   return list
 end
@@ -39,7 +36,7 @@ local function fsync_answer(self)
   local mode = type(v) == "table" and v[2]
   local on_event = l.cfg.on_event
   if mode == "always" or not on_event then return end
-  on_event({ type = "warning", message = string_format("store %s: appendfsync is %s, not always: the last records "
+  on_event({ type = "warning", message = string.format("store %s: appendfsync is %s, not always: the last records "
     .. "written before a crash of Redis (or of its host) can be lost", l.where,
     mode and tostring(mode) or "unknown (CONFIG GET refused: " .. tostring(err and err.message or v) .. ")") })
 end
@@ -53,10 +50,10 @@ function A.new(l, p, lid, out, want, lease)
     fsync_asked[l.where] = true
     self.fsync = st:send("CONFIG", "GET", "appendfsync")
   end
-  local args = A.pairs_of({ ["local"] = lid, model = p.model, owner = lease.id, out = out, time = os_time(),
+  local args = A.pairs_of({ ["local"] = lid, model = p.model, owner = lease.id, out = out, time = os.time(),
     prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil, prompt = journal.head(p.prompt),
     key = w.key, fp = w.fp, body = w.body }, lid, w.fresh and "1" or "", pre, l.lease_ms,
-    lim and math_floor(lim.count) or "", lim and string_format("%.17g", lim.per) or "")
+    lim and math.floor(lim.count) or "", lim and string.format("%.17g", lim.per) or "")
   local err
   self.pend, err = st:send_script(want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
     pre .. "pending", pre .. "gone:" .. lid, pre .. "owner:" .. lease.id, pre .. "creates",

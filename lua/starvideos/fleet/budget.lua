@@ -5,9 +5,6 @@
 local Bucket = require "starvideos.bucket"
 local Store = require "starvideos.fleet.store"
 
-local setmetatable, type, tostring, tonumber, string_format =
-  setmetatable, type, tostring, tonumber, string.format
-
 local F = {}
 F.__index = F
 
@@ -55,7 +52,7 @@ end
 
 local function failed(self, t, err)
   if err ~= true and not self.down then
-    self.key:warn(string_format("%s: the key's budget is this process's own until it answers",
+    self.key:warn(string.format("%s: the key's budget is this process's own until it answers",
       type(err) == "table" and err.message or tostring(err)))
   end
   if err ~= true then self.down = t + AGAIN end
@@ -87,7 +84,7 @@ function F:take(t, obj)
     return self.at
   end
   local sent, err = st:send_script("budget_token", { F.key(self.key.hash, "tat") },
-    { string_format("%.17g", self.key.bucket.rate) })
+    { string.format("%.17g", self.key.bucket.rate) })
   if not sent then return failed(self, t, err) end
   self.n = sent
   return self.loop:await_store(obj, t)

@@ -5,9 +5,6 @@
 
 local core = require "starvideos.core"
 
-local type, tostring, ipairs, setmetatable, string_format, table_remove =
-  type, tostring, ipairs, setmetatable, string.format, table.remove
-
 local Q = {}
 Q.__index = Q
 
@@ -20,11 +17,9 @@ function Q.for_key(where, prefix, own)
   local link = links[key]
   if not link then
     link = { down = false, down_at = 0, again = 0 }
-    link.queue = setmetatable({ link = link, where = where }, Q)
-    links[key] = link
+    link.queue, links[key] = setmetatable({ link = link, where = where }, Q), link
   end
-  if not own then return link.queue end
-  return setmetatable({ link = link, where = where, own = true }, Q)
+  return own and setmetatable({ link = link, where = where, own = true }, Q) or link.queue
 end
 
 function Q:failed(err)
@@ -41,8 +36,7 @@ function Q:down_now(t)
 end
 
 function Q:failed_since(e)
-  local link = self.link
-  return link.down and link.down_at >= e.at or false
+  return self.link.down and self.link.down_at >= e.at or false
 end
 
 -- e.written once it is, e.refused if Redis refused it for good.
@@ -59,15 +53,19 @@ function Q:adopt()
   for i = 1, #from do self[#self + 1], from[i] = from[i], nil end
 end
 
--- A closed client's records go to the worker's queue, answers in flight dropped (each is sent again).
+-- An entry's answer in flight dropped: it is sent again.
+local function forget(e)
+  if e.n then e.st:forget(e.n); e.n, e.st = nil, nil end
+end
+
+-- A closed client's records go to the worker's queue, answers in flight dropped.
 function Q:hand_over()
   if not self.own then return end
   self.handed = true
   local to = self.link.queue
   for i = 1, #self do
-    local e = self[i]
-    if e.n then e.st:forget(e.n); e.n, e.st = nil, nil end
-    to[#to + 1], self[i] = e, nil
+    forget(self[i])
+    to[#to + 1], self[i] = self[i], nil
   end
 end
 
@@ -84,7 +82,7 @@ function Q:refused(e, err, on_event)
     if PASSING[word] then return false end
   end
   if on_event then
-    on_event { type = "warning", message = string_format("store %s: Redis refused the %s record of %s (%s): it is "
+    on_event { type = "warning", message = string.format("store %s: Redis refused the %s record of %s (%s): it is "
       .. "dropped, the records after it are written", self.where, tostring(e[1]), tostring(e[3][1]), reply) }
   end
   e.refused = true
@@ -92,13 +90,14 @@ function Q:refused(e, err, on_event)
 end
 
 -- The first entry answered: taken off the queue (true), or left first when the store failed (false).
-local function answered(self, e, v, err, on_event)
+local function answered(self, on_event, e, v, err)
+  e.n = nil
   if v == nil and not self:refused(e, err, on_event) then
     self:failed(err)
     return false
   end
   self.link.down, e.written = false, v ~= nil
-  table_remove(self, 1)
+  table.remove(self, 1)
   return true
 end
 
@@ -106,15 +105,9 @@ end
 function Q:flush(st, on_event)
   self:adopt()
   while self[1] do
-    local e = self[1]
-    local v, err
-    if e.n then
-      v, err = e.st:wait(e.n)
-      e.n = nil
-    else
-      v, err = st:script("ledger_" .. e[1], e[2], e[3])
-    end
-    if not answered(self, e, v, err, on_event) then return nil, err end
+    local e, v, err = self[1]
+    if e.n then v, err = e.st:wait(e.n) else v, err = st:script("ledger_" .. e[1], e[2], e[3]) end
+    if not answered(self, on_event, e, v, err) then return nil, err end
   end
   return true
 end
@@ -134,13 +127,8 @@ function Q:pump(st, on_event)
   st:step(0)
   while self[1] and self[1].n and self[1].st:ready(self[1].n) do
     local e = self[1]
-    local v, err = e.st:result(e.n)
-    e.n = nil
-    if not answered(self, e, v, err, on_event) then
-      for i = 2, #self do -- those behind it are sent again (a record's script may run twice: the same record)
-        local o = self[i]
-        if o.n then o.st:forget(o.n); o.n = nil end
-      end
+    if not answered(self, on_event, e, e.st:result(e.n)) then
+      for i = 2, #self do forget(self[i]) end -- sent again (a record's script may run twice: the same record)
       break
     end
   end

@@ -29,9 +29,6 @@ local function in_pool(module, fn, ...) -- require(module)[fn](...), in the pool
   return require(module)[fn](...)
 end
 
--- The worker's connection slots of each key (its part, key.lua), shared by its clients' transports.  Fewer
--- are taken back as they come free, at this and the next clients' joins (in a request: a semaphore may wait).
-
 local function clamp(conns) -- as libcurl's
   return math.min(math.max(math.floor(conns), 1), 1024)
 end
@@ -103,7 +100,7 @@ local function open_part(self, r)
   if r.op ~= "download" then return false, 0 end
   local file, offset = r.file, r.offset or 0
   if type(file) ~= "string" or file == "" then return refuse("path", "path: expected a file path") end
-  if self.whole[file] then self.whole[file]:close(); self.whole[file] = nil end
+  self:discard(file)
   local was, fh, err, short = self.left[file]
   if was then self.left[file], self.n_left = nil, self.n_left - 1 end
   if was and offset > 0 and offset <= was:at() and was:same() and (offset == was:at() or was:truncate(offset)) then
@@ -126,9 +123,7 @@ function N:send(r)
   live(self)
   local u, bad = core.check_url(r.url, "url")
   if not u then return nil, bad end
-  if type(r.max_body) ~= "number" then
-    return refuse("max_body", "max_body: no cap on the answer's size was given")
-  end
+  if type(r.max_body) ~= "number" then return refuse("max_body", "max_body: no cap on the answer's size was given") end
   if r.ca_file then return refuse("ca_file", NO_CA) end
   local c, own = self.c, nil
   if r.user_agent and (r.user_agent ~= c.ua or r.connect_timeout ~= c.connect_timeout) then
@@ -222,7 +217,9 @@ function N:discard(part)
   if self.whole[part] then self.whole[part]:close(); self.whole[part] = nil end
 end
 
--- The key's max_connections changed (its clients came or went): see key_slots.
+-- The key's max_connections changed (its clients came or went): the worker's slots of the key (its part,
+-- key.lua), shared by its clients' transports.  Fewer are taken back as they come free, at this and the next
+-- clients' joins (in a request: a semaphore may wait).
 function N:set_max_connections(n, joining)
   local ks, conns = self.ks, clamp(n)
   ks.debt, ks.n = ks.debt + ks.n - conns, conns

@@ -101,8 +101,7 @@ local function head(x)
   return status, h, minor == "1" and not (h.connection or ""):lower():find("close", 1, true)
 end
 
--- A download's body past x.most, its length (else max_video_bytes): garbled, named by its URL's path (as
--- libcurl's transport says it, fetch.c).
+-- A download's body past x.most: garbled, named by its URL's path (as libcurl's transport says it, fetch.c).
 local function too_long(x)
   return nil, "garbled", string.format("the body is longer than the video can be: past %.0f bytes (%s) at %s",
     x.most, x.total and "its length" or "max_video_bytes", x.at)
@@ -178,24 +177,22 @@ local function body(x, h)
   return true
 end
 
--- An answer's Content-Range (first and last byte, total: numbers, or nil), and its Content-Length (nil when
--- chunked or not a number).
-local function range_of(h)
+-- Where the answer's bytes start in the file, and the file's size: a 206's Content-Range (nil when it is
+-- not a whole one, as libcurl's transport reads it), else 0 and the Content-Length (nil: chunked, not a number).
+local function span(status, h)
+  if status ~= 206 then
+    local cl = not h["transfer-encoding"] and h["content-length"]
+    return 0, cl and cl:find("^%d+$") and tonumber(cl) or nil
+  end
   local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
-  return tonumber(a), tonumber(b), tonumber(t)
-end
-
-local function length_of(h)
-  local cl = not h["transfer-encoding"] and h["content-length"]
-  return cl and cl:find("^%d+$") and tonumber(cl) or nil
+  a, b, t = tonumber(a), tonumber(b), tonumber(t)
+  if a and b >= a and t > b then return a, t end
 end
 
 -- A download's 200 is written from byte 0 (never appended), a 206 from its Content-Range's: the one asked.
 local function start_file(x, h)
-  local a, b, t = range_of(h)
-  if x.status == 200 then
-    a, t = 0, length_of(h)
-  elseif not (a and b >= a and t > b and a == x.offset) then
+  local a, t = span(x.status, h)
+  if x.status == 206 and a ~= x.offset then
     return nil, "broken", string.format(
       "the server's 206 does not start at byte %.0f, where the download asked to go on", x.offset)
   end
@@ -286,9 +283,7 @@ local function request(c, x, u, key)
     if x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset) end
   elseif x.op == "media" then -- never the key: the media lives on another host
     t[#t + 1] = "Accept: */*\r\n"
-    if not r.head then
-      t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1)
-    end
+    if not r.head then t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1) end
   else -- a notify goes to the user's own host: never the key, and the event's webhook-* lines
     if x.auth and x.op ~= "notify" then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
     t[#t + 1] = "Accept: application/json\r\n"
@@ -344,10 +339,8 @@ function W.exchange(c, x, key)
     if not follow then
       if x.to_file and not x.total then x.total = x.have end
       if x.op == "media" then
-        local a, b, t = range_of(h) -- the file's size: a 206's Content-Range total, else the Content-Length
-        if status ~= 206 then t = length_of(h) elseif not (a and a <= b and t > b) then t = nil end
-        x.have, x.total = x.kept, t
-        local from = tonumber((h["content-range"] or ""):match("^bytes%s+(%d+)%-"))
+        local from, total = span(status, h)
+        x.have, x.total = x.kept, total
         if x.from > 0 and (status == 200 or (status == 206 and from ~= x.from)) then -- not the bytes asked for
           return "garbled", string.format("the server did not send the bytes from %.0f that were asked for", x.from)
         end
