@@ -38,26 +38,22 @@ void sv_json_string(sv_buf *out, const char *s, size_t len) {
 /* The double a JSON number token means, as strtod reads it in the "C" locale
    (whatever the process's locale): 1e400 is HUGE_VAL, -0 is -0.0. */
 static double number(const char *s, size_t len) {
-  const char *point, *dot;
+  const char *point = localeconv()->decimal_point, *dot;
   char small[64], *copy;
-  size_t plen;
+  size_t plen, at;
   double v;
   /* strtod reads the locale's decimal point: give it that one in place of '.' */
-  point = localeconv()->decimal_point;
   plen = point && *point && strcmp(point, ".") != 0 ? strlen(point) : 0;
   copy = len + plen < sizeof small ? small : malloc(len + plen + 1);
   if (!copy) return strtod("nan", NULL); /* out of memory: not a number rather than a wrong one */
   dot = plen ? memchr(s, '.', len) : NULL;
+  at = dot ? (size_t)(dot - s) : len;
+  memcpy(copy, s, at);
   if (dot) {
-    size_t at = (size_t)(dot - s);
-    memcpy(copy, s, at);
     memcpy(copy + at, point, plen);
     memcpy(copy + at + plen, dot + 1, len - at - 1);
-    copy[len - 1 + plen] = '\0';
-  } else {
-    memcpy(copy, s, len);
-    copy[len] = '\0';
   }
+  copy[dot ? len - 1 + plen : len] = '\0';
   v = strtod(copy, NULL);
   if (copy != small) free(copy);
   return v;
@@ -86,9 +82,12 @@ static int fail(scanner *sc, const char *what) {
 }
 
 static void skip_ws(scanner *sc) {
-  while (sc->pos < sc->len && (sc->s[sc->pos] == ' ' || sc->s[sc->pos] == '\t' || sc->s[sc->pos] == '\n' ||
-                               sc->s[sc->pos] == '\r'))
-    sc->pos++;
+  while (sc->pos < sc->len && memchr(" \t\n\r", sc->s[sc->pos], 4)) sc->pos++;
+}
+
+/* Whether the byte at the position is one of the bytes of set. */
+static int at(const scanner *sc, const char *set) {
+  return sc->pos < sc->len && sc->s[sc->pos] != '\0' && strchr(set, sc->s[sc->pos]);
 }
 
 /* Whether the byte past any whitespace is c (the position is left on it). */
@@ -97,14 +96,19 @@ static int next_is(scanner *sc, char c) {
   return sc->pos < sc->len && sc->s[sc->pos] == c;
 }
 
-static int is_digit(scanner *sc) { return sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9'; }
+/* One digit or more, the position moved past them. */
+static int digits(scanner *sc) {
+  if (!at(sc, "0123456789")) return fail(sc, "bad number");
+  while (at(sc, "0123456789")) sc->pos++;
+  return 0;
+}
 
-/* The four hex digits at pos, into *cp; 0 when they are not there. */
-static int hex4(const scanner *sc, size_t pos, unsigned *cp) {
+/* The four hex digits at p (avail bytes there), into *cp; 0 when they are not there. */
+static int hex4(const char *p, size_t avail, unsigned *cp) {
   size_t i;
   *cp = 0;
   for (i = 0; i < 4; i++) {
-    char c = pos + i < sc->len ? sc->s[pos + i] : 0;
+    char c = i < avail ? p[i] : 0;
     if (c >= '0' && c <= '9') *cp = *cp * 16 + (unsigned)(c - '0');
     else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') *cp = *cp * 16 + (unsigned)((c | 0x20) - 'a' + 10);
     else return 0;
@@ -121,13 +125,13 @@ static int scan_escape(scanner *sc) {
   e = sc->s[sc->pos];
   if (e == 'u') {
     unsigned cp, lo;
-    if (!hex4(sc, sc->pos + 1, &cp)) return fail(sc, "bad \\u escape");
+    if (!hex4(sc->s + sc->pos + 1, sc->len - sc->pos - 1, &cp)) return fail(sc, "bad \\u escape");
     sc->pos += 4;
     /* surrogates come in pairs, as lua-cjson demands */
     if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(sc, "lone low surrogate in a \\u escape");
     if (cp >= 0xD800 && cp <= 0xDBFF) {
       if (sc->pos + 2 >= sc->len || sc->s[sc->pos + 1] != '\\' || sc->s[sc->pos + 2] != 'u' ||
-          !hex4(sc, sc->pos + 3, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+          !hex4(sc->s + sc->pos + 3, sc->len - sc->pos - 3, &lo) || lo < 0xDC00 || lo > 0xDFFF)
         return fail(sc, "lone high surrogate in a \\u escape");
       sc->pos += 6;
     }
@@ -155,23 +159,17 @@ static int scan_string(scanner *sc) {
 
 static int scan_number(scanner *sc) {
   size_t start = sc->pos;
-  if (sc->s[sc->pos] == '-') sc->pos++;
-  if (sc->pos < sc->len && sc->s[sc->pos] == '0') {
+  if (at(sc, "-")) sc->pos++;
+  if (at(sc, "0")) sc->pos++;
+  else if (digits(sc)) return -1;
+  if (at(sc, ".")) {
     sc->pos++;
-  } else {
-    if (!is_digit(sc)) return fail(sc, "bad number");
-    while (is_digit(sc)) sc->pos++;
+    if (digits(sc)) return -1;
   }
-  if (sc->pos < sc->len && sc->s[sc->pos] == '.') {
+  if (at(sc, "eE")) {
     sc->pos++;
-    if (!is_digit(sc)) return fail(sc, "bad number");
-    while (is_digit(sc)) sc->pos++;
-  }
-  if (sc->pos < sc->len && (sc->s[sc->pos] == 'e' || sc->s[sc->pos] == 'E')) {
-    sc->pos++;
-    if (sc->pos < sc->len && (sc->s[sc->pos] == '+' || sc->s[sc->pos] == '-')) sc->pos++;
-    if (!is_digit(sc)) return fail(sc, "bad number");
-    while (is_digit(sc)) sc->pos++;
+    if (at(sc, "+-")) sc->pos++;
+    if (digits(sc)) return -1;
   }
   if (sc->sink) sc->sink->number(sc->sink->ctx, number(sc->s + start, sc->pos - start));
   return 0;
@@ -306,29 +304,12 @@ int sv_json_scan(const char *text, size_t len, char *why, size_t whylen) {
   return each(text, len, NULL, NULL, NULL, why, whylen);
 }
 
-static unsigned hexval(const char *p) {
-  unsigned v = 0;
-  int i;
-  for (i = 0; i < 4; i++) {
-    char c = p[i];
-    v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-  }
-  return v;
-}
-
-/* cp as UTF-8 at u (room for 4 bytes): the bytes written. */
+/* cp as UTF-8 at out (room for 4 bytes): the bytes written. */
 static size_t put_utf8(char *out, unsigned long cp) {
-  unsigned char *u = (unsigned char *)out;
-  size_t n;
-  if (cp < 0x80) { u[0] = (unsigned char)cp; n = 1; }
-  else if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | (cp >> 6)); u[1] = (unsigned char)(0x80 | (cp & 0x3F)); n = 2; }
-  else if (cp < 0x10000) {
-    u[0] = (unsigned char)(0xE0 | (cp >> 12)); u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    u[2] = (unsigned char)(0x80 | (cp & 0x3F)); n = 3;
-  } else {
-    u[0] = (unsigned char)(0xF0 | (cp >> 18)); u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (unsigned char)(0x80 | (cp & 0x3F)); n = 4;
-  }
+  static const unsigned char lead[] = { 0, 0, 0xC0, 0xE0, 0xF0 };
+  size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4, i;
+  for (i = n - 1; i > 0; i--, cp >>= 6) out[i] = (char)(0x80 | (cp & 0x3F));
+  out[0] = (char)(lead[n] | cp);
   return n;
 }
 
@@ -347,16 +328,13 @@ size_t sv_json_unescape_into(const char *val, size_t len, char *out) {
     case 'r': out[n++] = '\r'; break;
     case 't': out[n++] = '\t'; break;
     case 'u': {
-      unsigned long cp;
-      if (i + 5 > len - 1) return (size_t)-1;
-      cp = hexval(val + i + 1);
+      unsigned cp, lo;
+      if (!hex4(val + i + 1, len - 2 - i, &cp)) return (size_t)-1;
       i += 4;
-      if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < len - 1 && val[i + 1] == '\\' && val[i + 2] == 'u') {
-        unsigned long lo = hexval(val + i + 3);
-        if (lo >= 0xDC00 && lo <= 0xDFFF) {
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          i += 6;
-        }
+      if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < len - 1 && val[i + 1] == '\\' && val[i + 2] == 'u' &&
+          hex4(val + i + 3, 4, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        i += 6;
       }
       if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
       n += put_utf8(out + n, cp);
@@ -431,17 +409,13 @@ typedef struct key_ref {
   size_t len, index, off; /* off: where its unescaped text is in keys */
 } key_ref;
 
+/* By key, then by place in the text. */
 static int key_cmp(const void *a, const void *b) {
   const key_ref *x = a, *y = b;
-  size_t n = x->len < y->len ? x->len : y->len;
-  int c = n ? memcmp(x->k, y->k, n) : 0;
+  int c = memcmp(x->k, y->k, x->len < y->len ? x->len : y->len);
   if (c) return c;
   if (x->len != y->len) return x->len < y->len ? -1 : 1;
   return x->index < y->index ? -1 : x->index > y->index;
-}
-
-static int same_key(const key_ref *x, const key_ref *y) {
-  return x->len == y->len && (x->len == 0 || memcmp(x->k, y->k, x->len) == 0);
 }
 
 /* refs[0..n) in text order: the index in refs of the duplicate to report, or -1. */
@@ -450,7 +424,7 @@ static long first_duplicate(key_ref *refs, size_t n) {
   long at = -1;
   qsort(refs, n, sizeof *refs, key_cmp);
   for (i = 0; i < n; i = j) {
-    for (j = i + 1; j < n && same_key(&refs[i], &refs[j]); j++) {}
+    for (j = i + 1; j < n && refs[j].len == refs[i].len && memcmp(refs[j].k, refs[i].k, refs[i].len) == 0; j++) {}
     if (j - i >= 2 && refs[i + 1].index < best) {
       best = refs[i + 1].index;
       at = (long)i + 1;

@@ -23,6 +23,12 @@
 #define SV_API extern
 #endif
 
+#if defined(__GNUC__)
+#define SV_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define SV_PRINTF(fmt, args)
+#endif
+
 /* ------------------------------------------------------- buffers (buf.c) */
 
 typedef struct sv_buf {
@@ -34,11 +40,7 @@ typedef struct sv_buf {
 SV_API void sv_buf_free(sv_buf *b);
 SV_API void sv_buf_add(sv_buf *b, const void *p, size_t n);
 SV_API void sv_buf_adds(sv_buf *b, const char *s);
-SV_API void sv_buf_addf(sv_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+SV_API void sv_buf_addf(sv_buf *b, const char *fmt, ...) SV_PRINTF(2, 3);
 SV_API const char *sv_buf_cstr(sv_buf *b); /* NUL-terminated view ("" when empty) */
 
 /* ----------------------------------------------------- errors (error.c) */
@@ -70,11 +72,7 @@ typedef struct sv_error {
 
 SV_API const char *sv_kind_name(sv_kind k);
 SV_API void sv_error_clear(sv_error *e);
-SV_API int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
+SV_API int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *fmt, ...) SV_PRINTF(4, 5);
 /* (text.c) Quote a user value for a message: at most `max` bytes shown, control bytes and
    invalid UTF-8 escaped, "..." when cut. */
 SV_API void sv_quote(sv_buf *out, const char *s, size_t len, size_t max);

@@ -12,7 +12,7 @@
         cjson and cjson.safe that way is enough),
      2. the embedded modules, and starvideos.core and starvideos.sign (the C
         parts, this archive: the signatures too are opened on first use only),
-     3. package.preload, then package.searchers (5.1: package.loaders), when
+     3. package.searchers (5.1: package.loaders; package.preload's first), when
         the state has a package library,
    and records what a module returns in the loaded table, like require. */
 #include "lsv.h"
@@ -60,7 +60,7 @@ static void add_message(lua_State *L, int acc) {
 
 /* Through the host's package library, when there is one: pushes a loader and
    its extra argument and returns 1, or returns 0 with the searchers' messages
-   added to acc. */
+   added to acc.  The first searcher is package.preload's, in every VM. */
 static int package_loader(lua_State *L, const char *name, int loaded, int acc) {
   int base = lua_gettop(L), pkg, list, i;
   if (lua_getfield(L, loaded, "package") != LUA_TTABLE) {
@@ -70,15 +70,6 @@ static int package_loader(lua_State *L, const char *name, int loaded, int acc) {
     return 0;
   }
   pkg = lua_gettop(L);
-  if (lua_getfield(L, pkg, "preload") == LUA_TTABLE && lua_getfield(L, -1, name) != LUA_TNIL) {
-    lua_pushliteral(L, ":preload:");
-    lua_replace(L, base + 1);
-    lua_replace(L, base + 2);
-    lua_settop(L, base + 2);
-    lua_insert(L, base + 1); /* loader, ":preload:" */
-    return 1;
-  }
-  lua_settop(L, pkg);
   if (lua_getfield(L, pkg, "searchers") != LUA_TTABLE) {
     lua_pop(L, 1);
     if (lua_getfield(L, pkg, "loaders") != LUA_TTABLE) { lua_settop(L, base); return 0; }

@@ -79,7 +79,8 @@ static int push_err(lua_State *L, const lconn *k) {
   return 2;
 }
 
-static void push_reply(lua_State *L, const redisReply *r, int depth) {
+/* An error reply becomes {err = msg} (an array's table has no such key). */
+static void push_reply(lua_State *L, const redisReply *r) {
   size_t i;
   luaL_checkstack(L, 4, "redis: reply nested too deep");
   switch (r->type) {
@@ -93,18 +94,14 @@ static void push_reply(lua_State *L, const redisReply *r, int depth) {
   case REDIS_REPLY_ARRAY:
     lua_createtable(L, (int)r->elements, 0);
     for (i = 0; i < r->elements; i++) {
-      push_reply(L, r->element[i], depth + 1);
+      push_reply(L, r->element[i]);
       lua_rawseti(L, -2, (int)i + 1);
     }
     break;
   case REDIS_REPLY_ERROR:
-    if (depth == 0) { /* the caller stores it as false, msg */
-      lua_pushlstring(L, r->str, r->len);
-    } else {
-      lua_createtable(L, 0, 1);
-      lua_pushlstring(L, r->str, r->len);
-      lua_setfield(L, -2, "err");
-    }
+    lua_createtable(L, 0, 1);
+    lua_pushlstring(L, r->str, r->len);
+    lua_setfield(L, -2, "err");
     break;
   default: /* REDIS_REPLY_NIL */
     lua_pushlightuserdata(L, NULL);
@@ -112,8 +109,7 @@ static void push_reply(lua_State *L, const redisReply *r, int depth) {
   }
 }
 
-/* Every whole reply in hiredis' reader into the replies table (at -1): an
-   error reply is kept as {false, msg}. */
+/* Every whole reply in hiredis' reader into the replies table (at -1). */
 static int drain(lua_State *L, lconn *k) {
   int n = 0;
   for (;;) {
@@ -124,15 +120,7 @@ static int drain(lua_State *L, lconn *k) {
     r = p;
     k->got++;
     n++;
-    if (r->type == REDIS_REPLY_ERROR) {
-      lua_createtable(L, 2, 0);
-      lua_pushboolean(L, 0);
-      lua_rawseti(L, -2, 1);
-      push_reply(L, r, 0);
-      lua_rawseti(L, -2, 2);
-    } else {
-      push_reply(L, r, 0);
-    }
+    push_reply(L, r);
     freeReplyObject(r);
     lua_pushinteger(L, k->got);
     lua_insert(L, -2);
@@ -315,15 +303,11 @@ static int r_reply(lua_State *L) {
   lua_pushinteger(L, n);
   lua_pushnil(L);
   lua_rawset(L, -4);
-  if (lua_type(L, -1) == LUA_TTABLE && lua_rawlen(L, -1) == 2) { /* an error reply: {false, msg} */
-    lua_rawgeti(L, -1, 1);
-    if (lua_isboolean(L, -1)) {
-      lua_rawgeti(L, -2, 2);
-      return 2;
-    }
-    lua_pop(L, 1);
-  }
-  return 1;
+  if (lua_type(L, -1) != LUA_TTABLE) return 1;
+  if (lua_getfield(L, -1, "err") != LUA_TSTRING) { lua_pop(L, 1); return 1; }
+  lua_pushboolean(L, 0); /* an error reply: false, msg */
+  lua_replace(L, -3);
+  return 2;
 }
 
 static int r_pending(lua_State *L) {
