@@ -11,7 +11,6 @@
 #include <string.h>
 
 void sv_json_string(sv_buf *out, const char *s, size_t len) {
-  static const char hex[] = "0123456789abcdef";
   size_t i, run = 0;
   sv_buf_add(out, "\"", 1);
   for (i = 0; i < len; i++) {
@@ -25,10 +24,7 @@ void sv_json_string(sv_buf *out, const char *s, size_t len) {
     case '\n': sv_buf_adds(out, "\\n"); break;
     case '\r': sv_buf_adds(out, "\\r"); break;
     case '\t': sv_buf_adds(out, "\\t"); break;
-    default: {
-      char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-      sv_buf_add(out, u, 6);
-    }
+    default: sv_buf_addf(out, "\\u%04x", c);
     }
   }
   sv_buf_add(out, s + run, len - run);

@@ -322,7 +322,8 @@ static int check_extra_json(const sv_params *p, sv_error *err) {
     rc = not_an_object(p->extra_json, p->extra_len, why, err);
   } else if (!ms.oom && i < n) {
     sv_quote(&q, m[i].key, m[i].key_len, QUOTE_MAX);
-    rc = sv_error_set(err, SV_E_INVALID, "extra", "%s, got a key that is not a name (%s)", EXTRA_EXPECTED, sv_buf_cstr(&q));
+    rc = sv_error_set(err, SV_E_INVALID, "extra", "%s, got a key that is not a name (%s)", EXTRA_EXPECTED,
+                      sv_buf_cstr(&q));
   } else if (ms.oom || (rc = sv_json_duplicate_in(m, (size_t)n, &dup)) < 0) {
     rc = sv_error_set(err, SV_E_IO, "extra", "extra: out of memory checking the JSON text");
   } else if (rc == 1) {
@@ -483,21 +484,19 @@ int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_erro
 }
 
 int sv_result_path(const char *id, size_t len, sv_buf *out, sv_error *err) {
-  static const char hex[] = "0123456789ABCDEF";
   size_t i;
   if (len == 0) return sv_error_set(err, SV_E_INVALID, "id", "id: expected a non-empty task id");
-  if (len > SV_ID_MAX) return sv_error_set(err, SV_E_INVALID, "id", "id: expected at most %d bytes, got %zu", SV_ID_MAX, len);
+  if (len > SV_ID_MAX)
+    return sv_error_set(err, SV_E_INVALID, "id", "id: expected at most %d bytes, got %zu", SV_ID_MAX, len);
   sv_buf_adds(out, "/v1/result/");
   for (i = 0; i < len; i++) {
     unsigned char c = (unsigned char)id[i];
     /* unreserved characters but '.', so that "." and ".." are never path segments */
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-        c == '-' || c == '_' || c == '~') {
+        c == '-' || c == '_' || c == '~')
       sv_buf_add(out, &id[i], 1);
-    } else {
-      char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-      sv_buf_add(out, e, 3);
-    }
+    else
+      sv_buf_addf(out, "%%%02X", c);
   }
   return 0;
 }

@@ -205,7 +205,6 @@ static int l_retry(lua_State *L) {
   sv_retry_policy p;
   double delay = 0, rnd;
   lua_Integer attempt;
-  int again;
   luaL_checktype(L, 3, LUA_TTABLE);
   attempt = luaL_checkinteger(L, 4);
   luaL_checktype(L, 5, LUA_TTABLE);
@@ -217,8 +216,7 @@ static int l_retry(lua_State *L) {
   to_error(L, 3, &e);
   if (!(rnd >= 0)) rnd = 0; /* and NaN */
   if (rnd >= 1) rnd = 0.9999999;
-  again = sv_retry_decide(op, wire, &e, attempt > 1000 ? 1000 : attempt < 1 ? 1 : (int)attempt, &p, rnd, &delay);
-  if (!again) return 0;
+  if (!sv_retry_decide(op, wire, &e, attempt > 1000 ? 1000 : attempt < 1 ? 1 : (int)attempt, &p, rnd, &delay)) return 0;
   lua_pushnumber(L, delay);
   return 1;
 }

@@ -73,7 +73,9 @@ static void fail(lconn *k, const char *what, const char *detail) {
   snprintf(k->err, sizeof k->err, "redis %s: %s%s%s", k->where, what, detail ? ": " : "", detail ? detail : "");
 }
 
-static int push_err(lua_State *L, const lconn *k) {
+/* nil, the connection's error (what and detail set it first, unless one is set already). */
+static int push_err(lua_State *L, lconn *k, const char *what, const char *detail) {
+  if (what) fail(k, what, detail);
   luaL_pushfail(L);
   lua_pushstring(L, k->err);
   return 2;
@@ -136,11 +138,9 @@ static int r_connect(lua_State *L) {
   if (port < 1 || port > 65535) return luaL_argerror(L, 2, "a TCP port (1 to 65535) expected");
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_getfield(L, 3, "timeout");
-    if (!lua_isnil(L, -1)) {
-      if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) > 0))
-        return luaL_argerror(L, 3, "timeout: a number of seconds > 0 expected");
+    if (lua_getfield(L, 3, "timeout") != LUA_TNIL) {
       timeout = (double)lua_tonumber(L, -1);
+      if (!(timeout > 0)) return luaL_argerror(L, 3, "timeout: a number of seconds > 0 expected");
     }
     lua_pop(L, 1);
   }
@@ -153,10 +153,7 @@ static int r_connect(lua_State *L) {
   k->timeout = timeout;
   k->last = now();
   k->c = redisConnectNonBlock(host, (int)port);
-  if (!k->c || k->c->err) {
-    fail(k, "connect", k->c ? k->c->errstr : "out of memory");
-    return push_err(L, k);
-  }
+  if (!k->c || k->c->err) return push_err(L, k, "connect", k->c ? k->c->errstr : "out of memory");
   k->connecting = 1;
   return 1;
 }
@@ -172,22 +169,17 @@ static int r_send(lua_State *L) {
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
       return luaL_argerror(L, i + 2, lua_pushfstring(L, "a string expected, got %s", luaL_typename(L, i + 2)));
   }
-  if (k->err[0]) return push_err(L, k);
+  if (k->err[0]) return push_err(L, k, NULL, NULL);
   if (!k->c) return luaL_error(L, "redis %s: the connection is closed", k->where);
   if (!k->connecting && k->got == k->sent) { /* idle: did the server close it meanwhile? */
     char b;
-    if (recv(k->c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
-      fail(k, "the server closed the connection", NULL);
-      return push_err(L, k);
-    }
+    if (recv(k->c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+      return push_err(L, k, "the server closed the connection", NULL);
   }
   argv = lua_newuserdatauv(L, (size_t)argc * sizeof *argv, 0); /* scratch, above the arguments */
   lens = lua_newuserdatauv(L, (size_t)argc * sizeof *lens, 0);
   for (i = 0; i < argc; i++) argv[i] = lua_tolstring(L, i + 2, &lens[i]);
-  if (redisAppendCommandArgv(k->c, argc, argv, lens) != REDIS_OK) {
-    fail(k, "send", k->c->errstr);
-    return push_err(L, k);
-  }
+  if (redisAppendCommandArgv(k->c, argc, argv, lens) != REDIS_OK) return push_err(L, k, "send", k->c->errstr);
   if (k->sent == k->got && !k->connecting) k->last = now(); /* the silence counts from here */
   lua_pushinteger(L, ++k->sent);
   return 1;
@@ -256,7 +248,7 @@ static int r_poll(lua_State *L) {
   double wait = luaL_optnumber(L, 2, 0), deadline;
   int n = 0;
   if (!(wait >= 0)) return luaL_argerror(L, 2, "seconds >= 0 expected");
-  if (k->err[0]) return push_err(L, k);
+  if (k->err[0]) return push_err(L, k, NULL, NULL);
   if (!k->c) return luaL_error(L, "redis %s: the connection is closed", k->where);
   deadline = now() + wait;
   lua_getiuservalue(L, 1, 1); /* the replies read */
@@ -279,7 +271,7 @@ static int r_poll(lua_State *L) {
     if (!k->connecting && k->got == k->sent && sdslen(k->c->obuf) == 0) break; /* nothing pending */
   }
   lua_pop(L, 1);
-  if (k->err[0] && n == 0) return push_err(L, k);
+  if (k->err[0] && n == 0) return push_err(L, k, NULL, NULL);
   lua_pushinteger(L, n);
   return 1;
 }
