@@ -198,8 +198,7 @@ static int scan_key(scanner *sc, sv_json_member *m) {
 /* One member of an object or array (an object's with its key); at depth 0 an
    object's member is handed to the visitor as soon as its value is complete. */
 static int scan_member(scanner *sc, int depth, int is_obj) {
-  sv_json_member m;
-  memset(&m, 0, sizeof m);
+  sv_json_member m = {0};
   if (is_obj && scan_key(sc, &m)) return -1;
   skip_ws(sc);
   m.val = sc->s + sc->pos;
@@ -267,15 +266,8 @@ static int scan_container(scanner *sc, int depth) {
    sink (may be NULL). */
 static int each(const char *text, size_t len, sv_json_visit visit, void *ctx, const sv_json_sink *sink, char *why,
                 size_t whylen) {
-  scanner sc;
-  memset(&sc, 0, sizeof sc);
-  sc.s = text;
-  sc.len = text ? len : 0;
-  sc.why = why;
-  sc.whylen = whylen;
-  sc.visit = visit;
-  sc.ctx = ctx;
-  sc.sink = sink;
+  scanner sc = { .s = text, .len = text ? len : 0, .why = why, .whylen = whylen,
+                 .visit = visit, .ctx = ctx, .sink = sink };
   if (why && whylen) why[0] = '\0';
   if (!next_is(&sc, '{')) return fail(&sc, sc.pos >= sc.len ? "empty body" : "expected a JSON object");
   if (scan_container(&sc, 0)) return -1;
@@ -433,25 +425,23 @@ int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup) {
   sv_buf keys = {0};
   key_ref *refs;
   size_t i;
-  long at;
+  long at = -1;
   int rc = 0;
   if (n < 2) return 0;
   refs = malloc(n * sizeof *refs);
   if (!refs) return -2;
-  for (i = 0; i < n; i++) { /* each key unescaped into keys */
+  for (i = 0; i < n && rc == 0; i++) { /* each key unescaped into keys (-1: out of memory) */
     refs[i].index = i;
     refs[i].off = keys.len;
-    if (sv_json_unescape(ms[i].key - 1, ms[i].key_len + 2, &keys)) { rc = -2; goto done; }
+    if (sv_json_unescape(ms[i].key - 1, ms[i].key_len + 2, &keys)) rc = -2;
     refs[i].len = keys.len - refs[i].off;
   }
-  if (keys.oom) { rc = -2; goto done; }
-  for (i = 0; i < n; i++) refs[i].k = sv_buf_cstr(&keys) + refs[i].off;
-  at = first_duplicate(refs, n);
+  for (i = 0; rc == 0 && i < n; i++) refs[i].k = sv_buf_cstr(&keys) + refs[i].off;
+  if (rc == 0) at = first_duplicate(refs, n);
   if (at >= 0) {
     rc = 1;
     if (dup) sv_buf_add(dup, refs[at].k, refs[at].len);
   }
-done:
   free(refs);
   sv_buf_free(&keys);
   return rc;
@@ -480,13 +470,12 @@ static void find_id(void *ctx, const sv_json_member *m) {
 }
 
 int sv_json_prefix_id(const char *body, size_t len, char *out, size_t outlen) {
-  id_search s;
+  id_search s = {0};
   sv_buf b = {0};
   int rc = -1;
   if (outlen) out[0] = '\0';
   if (!body) return -1;
   if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) { body += 3; len -= 3; } /* a BOM */
-  memset(&s, 0, sizeof s);
   sv_json_each(body, len, find_id, &s, NULL, 0); /* the members before any error count */
   if (!s.found) return -1;
   if (sv_json_unescape(s.m.val, s.m.val_len, &b) == 0 && sv_task_id_ok(b.data, b.len) &&

@@ -353,9 +353,8 @@ static int name_less(const sv_field *a, const sv_field *b) {
    field named twice. */
 static int gather(const sv_params *p, view *w, const sv_field **unknown, sv_error *err) {
   size_t i;
-  const sv_field *seen[F_COUNT];
+  const sv_field *seen[F_COUNT] = {0};
   memset(w, 0, sizeof *w);
-  memset(seen, 0, sizeof seen);
   for (i = 0; i < p->n; i++) {
     const sv_field *f = &p->fields[i];
     int idx = word_index(sv_field_names, f->name, f->name_len);
@@ -522,10 +521,9 @@ static sv_media_kind media_kind(const char *name) {
 }
 
 SV_PRINTF(4, 5) static void finding(sv_buf *out, const char *field, int definite, const char *fmt, ...) {
-  sv_media_finding f;
+  sv_media_finding f = {0};
   va_list ap;
   int used;
-  memset(&f, 0, sizeof f);
   snprintf(f.field, sizeof f.field, "%s", field);
   used = snprintf(f.message, sizeof f.message, "%s: ", field);
   va_start(ap, fmt);

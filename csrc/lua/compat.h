@@ -140,7 +140,6 @@ static inline int sv_compat_absindex(lua_State *L, int idx) {
 
 #define lua_rawlen(L, idx) lua_objlen((L), (idx))
 
-
 /* LuaJIT's own: not in PUC 5.1 (the names are compat.h's from here on) */
 #undef luaL_newlibtable
 #undef luaL_newlib
