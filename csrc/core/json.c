@@ -243,23 +243,18 @@ static int scan_container(scanner *sc, int depth) {
   if (depth >= MAX_DEPTH) return fail(sc, "nesting too deep");
   if (sink) sink->open(sink->ctx, !is_obj);
   sc->pos++;
-  if (next_is(sc, close)) {
-    if (sink) sink->close(sink->ctx);
-    sc->pos++;
-    return 0;
-  }
-  for (;;) {
-    if (scan_member(sc, depth, is_obj)) return -1;
-    if (next_is(sc, ',')) {
+  if (!next_is(sc, close)) {
+    for (;;) {
+      if (scan_member(sc, depth, is_obj)) return -1;
+      if (!next_is(sc, ',')) break;
       sc->pos++;
-      continue;
     }
     if (sc->pos >= sc->len) return fail(sc, "unterminated object or array");
     if (sc->s[sc->pos] != close) return fail(sc, is_obj ? "expected ',' or '}'" : "expected ',' or ']'");
-    if (sink) sink->close(sink->ctx);
-    sc->pos++;
-    return 0;
   }
+  if (sink) sink->close(sink->ctx);
+  sc->pos++;
+  return 0;
 }
 
 /* The scan behind the others: members handed to visit (may be NULL), parts to

@@ -209,14 +209,11 @@ static int write_out(lconn *k) {
 /* One pass: what poll(2) says is ready moves; replies go to the table at -1.
    ms: how long poll(2) may wait. */
 static int step(lua_State *L, lconn *k, int ms) {
-  struct pollfd p;
   int r, n = 0;
   int want_write = k->connecting || sdslen(k->c->obuf) > 0;
   int want_read = !k->connecting && k->got < k->sent;
+  struct pollfd p = { .fd = k->c->fd, .events = (short)((want_write ? POLLOUT : 0) | (want_read ? POLLIN : 0)) };
   if (!want_write && !want_read) return 0;
-  p.fd = k->c->fd;
-  p.events = (short)((want_write ? POLLOUT : 0) | (want_read ? POLLIN : 0));
-  p.revents = 0;
   r = poll(&p, 1, ms);
   if (r < 0 && errno != EINTR) { fail(k, "poll", strerror(errno)); return 0; }
   if (r <= 0) return 0;
@@ -232,13 +229,10 @@ static int step(lua_State *L, lconn *k, int ms) {
     if (write_out(k) != REDIS_OK) { fail(k, "write", k->c->errstr); return 0; }
   }
   if (want_read && (p.revents & (POLLIN | POLLERR | POLLHUP))) {
-    if (redisBufferRead(k->c) != REDIS_OK) {
-      n = drain(L, k); /* whole replies before the end still count */
-      fail(k, "read", k->c->errstr);
-      return n;
-    }
-    k->last = now();
-    n = drain(L, k);
+    r = redisBufferRead(k->c);
+    if (r == REDIS_OK) k->last = now();
+    n = drain(L, k); /* on a failed read too: whole replies before the end still count */
+    if (r != REDIS_OK) fail(k, "read", k->c->errstr);
   }
   return n;
 }
