@@ -83,8 +83,6 @@ typedef enum sv_vtype {
   SV_V_NIL, SV_V_BOOL, SV_V_NUMBER, SV_V_STRING, SV_V_LIST, SV_V_TABLE, SV_V_OTHER
 } sv_vtype;
 
-struct sv_field;
-
 typedef struct sv_value {
   sv_vtype type;
   const char *str; /* STRING: the bytes; OTHER: the host's type name */
@@ -92,8 +90,7 @@ typedef struct sv_value {
   double num;      /* NUMBER */
   int boolean;     /* BOOL */
   const struct sv_value *items; /* LIST: the elements, 1-based for messages */
-  size_t n;                     /* LIST: items; TABLE: fields */
-  const struct sv_field *fields; /* TABLE: its keys (values may be OTHER) */
+  size_t n;                     /* LIST: items */
 } sv_value;
 
 typedef struct sv_field {
