@@ -3,7 +3,6 @@
    error, or success.  Transport-free, so every transport reads answers alike. */
 #include "sv_core.h"
 
-#include <stdio.h>
 #include <string.h>
 
 const char *const sv_op_names[] = { "create", "query", "download", "notify", "media", NULL };

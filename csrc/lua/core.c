@@ -10,7 +10,6 @@
 
 #include <curl/curlver.h>
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -6,8 +6,6 @@
 #include "compat.h"
 
 #include <math.h>
-#include <string.h>
-#include <unistd.h>
 
 static void push_error(lua_State *L, const sv_error *e) {
   lua_createtable(L, 0, 6);

@@ -41,10 +41,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include <lauxlib.h>
-#include <lua.h>
-
-#include "../lua/compat.h"
+#include "../lua/compat.h" /* and lua.h, lauxlib.h */
 
 #ifndef LUAOPEN_API
 #define LUAOPEN_API __attribute__((visibility("default")))
