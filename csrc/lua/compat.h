@@ -139,6 +139,7 @@ static inline int sv_compat_absindex(lua_State *L, int idx) {
 #define lua_absindex(L, idx) sv_compat_absindex((L), (idx))
 
 #define lua_rawlen(L, idx) lua_objlen((L), (idx))
+#define lua_pushglobaltable(L) lua_pushvalue((L), LUA_GLOBALSINDEX)
 
 /* LuaJIT's own: not in PUC 5.1 (the names are compat.h's from here on) */
 #undef luaL_newlibtable

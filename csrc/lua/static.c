@@ -155,11 +155,7 @@ LUAOPEN_API int luaopen_starvideos(lua_State *L) {
   lua_newtable(L);
   env = lua_gettop(L);
   lua_createtable(L, 0, 1);
-#if LUA_VERSION_NUM >= 502
   lua_pushglobaltable(L);
-#else
-  lua_pushvalue(L, LUA_GLOBALSINDEX);
-#endif
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, env);
   lua_pushvalue(L, env);
