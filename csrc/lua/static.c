@@ -30,15 +30,6 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L); /* core.c */
 LUAOPEN_API int luaopen_starvideos_sign(lua_State *L); /* sign.c */
 LUAOPEN_API int luaopen_starvideos(lua_State *L);
 
-/* Pushes registry._LOADED, made when missing. */
-static void push_loaded(lua_State *L) {
-#if LUA_VERSION_NUM >= 502
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-#else
-  luaL_findtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE, 8);
-#endif
-}
-
 /* Pushes the loader of an embedded Lua module: its chunk, run in env. */
 static void load_embedded(lua_State *L, const sv_lua_module *m, int env) {
   if (luaL_loadbuffer(L, m->src, m->len, m->chunkname) != 0) lua_error(L);
@@ -97,10 +88,13 @@ static int package_loader(lua_State *L, const char *name, int loaded, int acc) {
 static int private_require(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   const sv_lua_module *m;
-  int loaded, status;
+  int loaded = 2, status; /* registry._LOADED, made when missing */
   lua_settop(L, 1);
-  push_loaded(L);
-  loaded = 2;
+#if LUA_VERSION_NUM >= 502
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+#else
+  luaL_findtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE, 8);
+#endif
   lua_getfield(L, loaded, name);
   if (lua_toboolean(L, -1)) return 1;
   lua_pop(L, 1);
@@ -121,13 +115,12 @@ static int private_require(lua_State *L) {
     lua_pushfstring(L, "module '%s' not found:\n\tnot in the loaded table nor in the static library", name);
     acc = lua_gettop(L);
     if (!package_loader(L, name, loaded, acc)) {
-      if (strncmp(name, "cjson", 5) == 0)
+      if (strncmp(name, "cjson", 5) == 0) {
         lua_pushliteral(L, "\n\t(the host must load lua-cjson first, e.g. luaL_requiref(L, \"cjson\", "
                            "luaopen_cjson, 0) and luaL_requiref(L, \"cjson.safe\", luaopen_cjson_safe, 0))");
-      else
-        lua_pushliteral(L, "");
-      add_message(L, acc);
-      return lua_error(L);
+        add_message(L, acc);
+      }
+      return lua_error(L); /* the message at acc, on top */
     }
     lua_remove(L, acc);
     lua_pushstring(L, name);
