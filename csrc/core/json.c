@@ -451,29 +451,23 @@ int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup) {
   return n;
 }
 
-typedef struct id_search {
-  int found;
-  sv_json_member m;
-} id_search;
-
+/* The first member named "id" with a string value, into ctx (a member whose key
+   is NULL until then). */
 static void find_id(void *ctx, const sv_json_member *m) {
-  id_search *s = ctx;
-  if (!s->found && m->type == 's' && sv_json_key_eq(m, "id", 2)) {
-    s->found = 1;
-    s->m = *m;
-  }
+  sv_json_member *id = ctx;
+  if (!id->key && m->type == 's' && sv_json_key_eq(m, "id", 2)) *id = *m;
 }
 
 int sv_json_prefix_id(const char *body, size_t len, char *out, size_t outlen) {
-  id_search s = {0};
+  sv_json_member id = {0};
   sv_buf b = {0};
   int rc = -1;
   if (outlen) out[0] = '\0';
   if (!body) return -1;
   if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) { body += 3; len -= 3; } /* a BOM */
-  sv_json_each(body, len, find_id, &s, NULL, 0); /* the members before any error count */
-  if (!s.found) return -1;
-  if (sv_json_unescape(s.m.val, s.m.val_len, &b) == 0 && sv_task_id_ok(b.data, b.len) &&
+  sv_json_each(body, len, find_id, &id, NULL, 0); /* the members before any error count */
+  if (!id.key) return -1;
+  if (sv_json_unescape(id.val, id.val_len, &b) == 0 && sv_task_id_ok(b.data, b.len) &&
       b.len < outlen) {
     memcpy(out, b.data, b.len + 1);
     rc = 0;
