@@ -175,10 +175,6 @@ static int check_list(const char *field, const sv_value *v, sv_error *err) {
   return 0;
 }
 
-static int same_string(const sv_value *a, const sv_value *b) {
-  return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
-}
-
 static size_t list_len(const sv_value *v) { return v && v->type == SV_V_LIST ? v->n : 0; }
 
 static int too_many(sv_error *err, const char *field, const sv_model *m, size_t got, int max,
@@ -243,7 +239,7 @@ static int check_frames(const view *w, sv_error *err) {
   for (i = 0; i < 2; i++) {
     const sv_value *a = w->v[alias[i]];
     v[i] = w->v[frame[i]];
-    if (a && v[i] && !same_string(v[i], a))
+    if (a && v[i] && (a->len != v[i]->len || memcmp(a->str, v[i]->str, a->len) != 0))
       return sv_error_set(err, SV_E_INVALID, sv_field_names[alias[i]], "%s: conflicts with %s (the legacy alias and "
                           "the field differ)", sv_field_names[alias[i]], sv_field_names[frame[i]]);
     if (!v[i]) v[i] = a;

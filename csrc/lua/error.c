@@ -152,8 +152,9 @@ static void b_close(void *ctx) {
   put(b);
 }
 
-/* A JSON string's text (with its quotes) pushed, unescaped when it holds escapes. */
-static void push_string(lua_State *L, const char *val, size_t len, int escaped) {
+/* A key (and a string's value): its text (with its quotes) pushed, unescaped when it holds escapes. */
+static void b_key(void *ctx, const char *val, size_t len, int escaped) {
+  lua_State *L = ((builder *)ctx)->L;
   char small[256], *out;
   size_t n;
   if (!escaped) {
@@ -164,11 +165,6 @@ static void push_string(lua_State *L, const char *val, size_t len, int escaped) 
   n = sv_json_unescape_into(val, len, out);
   lua_pushlstring(L, out, n == (size_t)-1 ? 0 : n);
   if (out != small) lua_remove(L, -2);
-}
-
-static void b_key(void *ctx, const char *val, size_t len, int escaped) {
-  builder *b = ctx;
-  push_string(b->L, val, len, escaped);
 }
 
 static void b_string(void *ctx, const char *val, size_t len, int escaped) {
