@@ -364,19 +364,17 @@ int sv_json_find(const sv_json_member *ms, size_t n, const char *key, sv_json_me
   return found;
 }
 
-/* A text's top-level members (the caller frees them), or -1 when it is not one
-   well-formed object, -2 out of memory. */
+/* A text's top-level members into ms (zeroed; the caller frees them), or -1 when
+   it is not one well-formed object, -2 out of memory. */
 static int members_of(const char *text, size_t len, sv_buf *ms) {
-  int n;
-  memset(ms, 0, sizeof *ms);
-  n = sv_json_read(text, len, NULL, ms, NULL, 0);
+  int n = sv_json_read(text, len, NULL, ms, NULL, 0);
   if (n >= 0 && ms->oom) n = -2;
   if (n < 0) sv_buf_free(ms);
   return n;
 }
 
 int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *out) {
-  sv_buf ms;
+  sv_buf ms = {0};
   int n = members_of(text, len, &ms);
   if (n < 0) return n == -2 ? -1 : n;
   n = sv_json_find((const sv_json_member *)(void *)ms.data, (size_t)n, key, out);
@@ -443,7 +441,7 @@ int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup) {
 }
 
 int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup) {
-  sv_buf ms;
+  sv_buf ms = {0};
   int n = members_of(text, len, &ms);
   if (n < 0) return n;
   n = sv_json_duplicate_in((const sv_json_member *)(void *)ms.data, (size_t)n, dup);
