@@ -367,7 +367,8 @@ static int gather(const sv_params *p, view *w, const sv_field **unknown, sv_erro
       if (!*unknown || name_less(f, *unknown)) *unknown = f;
       continue;
     }
-    if (idx < F_REFIMAGES || idx > F_REFAUDIOS || f->value.type != SV_V_LIST || f->value.n > 0) w->v[idx] = &f->value;
+    if (idx < F_REFIMAGES || idx > F_REFAUDIOS || f->value.type != SV_V_LIST || f->value.n > 0)
+      w->v[idx] = &f->value; /* (an empty list counts as absent) */
   }
   return 0;
 }
