@@ -11,7 +11,6 @@
 #include <string.h>
 
 void sv_json_string(sv_buf *out, const char *s, size_t len) {
-  static const char hex[] = "0123456789abcdef";
   size_t i, run = 0;
   sv_buf_add(out, "\"", 1);
   for (i = 0; i < len; i++) {
@@ -25,10 +24,7 @@ void sv_json_string(sv_buf *out, const char *s, size_t len) {
     case '\n': sv_buf_adds(out, "\\n"); break;
     case '\r': sv_buf_adds(out, "\\r"); break;
     case '\t': sv_buf_adds(out, "\\t"); break;
-    default: {
-      char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-      sv_buf_add(out, u, 6);
-    }
+    default: sv_buf_addf(out, "\\u%04x", c);
     }
   }
   sv_buf_add(out, s + run, len - run);
@@ -38,26 +34,22 @@ void sv_json_string(sv_buf *out, const char *s, size_t len) {
 /* The double a JSON number token means, as strtod reads it in the "C" locale
    (whatever the process's locale): 1e400 is HUGE_VAL, -0 is -0.0. */
 static double number(const char *s, size_t len) {
-  const char *point, *dot;
+  const char *point = localeconv()->decimal_point, *dot;
   char small[64], *copy;
-  size_t plen;
+  size_t plen, at;
   double v;
   /* strtod reads the locale's decimal point: give it that one in place of '.' */
-  point = localeconv()->decimal_point;
   plen = point && *point && strcmp(point, ".") != 0 ? strlen(point) : 0;
   copy = len + plen < sizeof small ? small : malloc(len + plen + 1);
   if (!copy) return strtod("nan", NULL); /* out of memory: not a number rather than a wrong one */
   dot = plen ? memchr(s, '.', len) : NULL;
+  at = dot ? (size_t)(dot - s) : len;
+  memcpy(copy, s, at);
   if (dot) {
-    size_t at = (size_t)(dot - s);
-    memcpy(copy, s, at);
     memcpy(copy + at, point, plen);
     memcpy(copy + at + plen, dot + 1, len - at - 1);
-    copy[len - 1 + plen] = '\0';
-  } else {
-    memcpy(copy, s, len);
-    copy[len] = '\0';
   }
+  copy[dot ? len - 1 + plen : len] = '\0';
   v = strtod(copy, NULL);
   if (copy != small) free(copy);
   return v;
@@ -86,9 +78,12 @@ static int fail(scanner *sc, const char *what) {
 }
 
 static void skip_ws(scanner *sc) {
-  while (sc->pos < sc->len && (sc->s[sc->pos] == ' ' || sc->s[sc->pos] == '\t' || sc->s[sc->pos] == '\n' ||
-                               sc->s[sc->pos] == '\r'))
-    sc->pos++;
+  while (sc->pos < sc->len && memchr(" \t\n\r", sc->s[sc->pos], 4)) sc->pos++;
+}
+
+/* Whether the byte at the position is one of the bytes of set. */
+static int at(const scanner *sc, const char *set) {
+  return sc->pos < sc->len && sc->s[sc->pos] != '\0' && strchr(set, sc->s[sc->pos]);
 }
 
 /* Whether the byte past any whitespace is c (the position is left on it). */
@@ -97,14 +92,19 @@ static int next_is(scanner *sc, char c) {
   return sc->pos < sc->len && sc->s[sc->pos] == c;
 }
 
-static int is_digit(scanner *sc) { return sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9'; }
+/* One digit or more, the position moved past them. */
+static int digits(scanner *sc) {
+  if (!at(sc, "0123456789")) return fail(sc, "bad number");
+  while (at(sc, "0123456789")) sc->pos++;
+  return 0;
+}
 
-/* The four hex digits at pos, into *cp; 0 when they are not there. */
-static int hex4(const scanner *sc, size_t pos, unsigned *cp) {
+/* The four hex digits at p (avail bytes there), into *cp; 0 when they are not there. */
+static int hex4(const char *p, size_t avail, unsigned *cp) {
   size_t i;
   *cp = 0;
   for (i = 0; i < 4; i++) {
-    char c = pos + i < sc->len ? sc->s[pos + i] : 0;
+    char c = i < avail ? p[i] : 0;
     if (c >= '0' && c <= '9') *cp = *cp * 16 + (unsigned)(c - '0');
     else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') *cp = *cp * 16 + (unsigned)((c | 0x20) - 'a' + 10);
     else return 0;
@@ -121,13 +121,13 @@ static int scan_escape(scanner *sc) {
   e = sc->s[sc->pos];
   if (e == 'u') {
     unsigned cp, lo;
-    if (!hex4(sc, sc->pos + 1, &cp)) return fail(sc, "bad \\u escape");
+    if (!hex4(sc->s + sc->pos + 1, sc->len - sc->pos - 1, &cp)) return fail(sc, "bad \\u escape");
     sc->pos += 4;
     /* surrogates come in pairs, as lua-cjson demands */
     if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(sc, "lone low surrogate in a \\u escape");
     if (cp >= 0xD800 && cp <= 0xDBFF) {
       if (sc->pos + 2 >= sc->len || sc->s[sc->pos + 1] != '\\' || sc->s[sc->pos + 2] != 'u' ||
-          !hex4(sc, sc->pos + 3, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+          !hex4(sc->s + sc->pos + 3, sc->len - sc->pos - 3, &lo) || lo < 0xDC00 || lo > 0xDFFF)
         return fail(sc, "lone high surrogate in a \\u escape");
       sc->pos += 6;
     }
@@ -155,23 +155,17 @@ static int scan_string(scanner *sc) {
 
 static int scan_number(scanner *sc) {
   size_t start = sc->pos;
-  if (sc->s[sc->pos] == '-') sc->pos++;
-  if (sc->pos < sc->len && sc->s[sc->pos] == '0') {
+  if (at(sc, "-")) sc->pos++;
+  if (at(sc, "0")) sc->pos++;
+  else if (digits(sc)) return -1;
+  if (at(sc, ".")) {
     sc->pos++;
-  } else {
-    if (!is_digit(sc)) return fail(sc, "bad number");
-    while (is_digit(sc)) sc->pos++;
+    if (digits(sc)) return -1;
   }
-  if (sc->pos < sc->len && sc->s[sc->pos] == '.') {
+  if (at(sc, "eE")) {
     sc->pos++;
-    if (!is_digit(sc)) return fail(sc, "bad number");
-    while (is_digit(sc)) sc->pos++;
-  }
-  if (sc->pos < sc->len && (sc->s[sc->pos] == 'e' || sc->s[sc->pos] == 'E')) {
-    sc->pos++;
-    if (sc->pos < sc->len && (sc->s[sc->pos] == '+' || sc->s[sc->pos] == '-')) sc->pos++;
-    if (!is_digit(sc)) return fail(sc, "bad number");
-    while (is_digit(sc)) sc->pos++;
+    if (at(sc, "+-")) sc->pos++;
+    if (digits(sc)) return -1;
   }
   if (sc->sink) sc->sink->number(sc->sink->ctx, number(sc->s + start, sc->pos - start));
   return 0;
@@ -204,8 +198,7 @@ static int scan_key(scanner *sc, sv_json_member *m) {
 /* One member of an object or array (an object's with its key); at depth 0 an
    object's member is handed to the visitor as soon as its value is complete. */
 static int scan_member(scanner *sc, int depth, int is_obj) {
-  sv_json_member m;
-  memset(&m, 0, sizeof m);
+  sv_json_member m = {0};
   if (is_obj && scan_key(sc, &m)) return -1;
   skip_ws(sc);
   m.val = sc->s + sc->pos;
@@ -250,38 +243,26 @@ static int scan_container(scanner *sc, int depth) {
   if (depth >= MAX_DEPTH) return fail(sc, "nesting too deep");
   if (sink) sink->open(sink->ctx, !is_obj);
   sc->pos++;
-  if (next_is(sc, close)) {
-    if (sink) sink->close(sink->ctx);
-    sc->pos++;
-    return 0;
-  }
-  for (;;) {
-    if (scan_member(sc, depth, is_obj)) return -1;
-    if (next_is(sc, ',')) {
+  if (!next_is(sc, close)) {
+    for (;;) {
+      if (scan_member(sc, depth, is_obj)) return -1;
+      if (!next_is(sc, ',')) break;
       sc->pos++;
-      continue;
     }
     if (sc->pos >= sc->len) return fail(sc, "unterminated object or array");
     if (sc->s[sc->pos] != close) return fail(sc, is_obj ? "expected ',' or '}'" : "expected ',' or ']'");
-    if (sink) sink->close(sink->ctx);
-    sc->pos++;
-    return 0;
   }
+  if (sink) sink->close(sink->ctx);
+  sc->pos++;
+  return 0;
 }
 
 /* The scan behind the others: members handed to visit (may be NULL), parts to
    sink (may be NULL). */
 static int each(const char *text, size_t len, sv_json_visit visit, void *ctx, const sv_json_sink *sink, char *why,
                 size_t whylen) {
-  scanner sc;
-  memset(&sc, 0, sizeof sc);
-  sc.s = text;
-  sc.len = text ? len : 0;
-  sc.why = why;
-  sc.whylen = whylen;
-  sc.visit = visit;
-  sc.ctx = ctx;
-  sc.sink = sink;
+  scanner sc = { .s = text, .len = text ? len : 0, .why = why, .whylen = whylen,
+                 .visit = visit, .ctx = ctx, .sink = sink };
   if (why && whylen) why[0] = '\0';
   if (!next_is(&sc, '{')) return fail(&sc, sc.pos >= sc.len ? "empty body" : "expected a JSON object");
   if (scan_container(&sc, 0)) return -1;
@@ -306,29 +287,12 @@ int sv_json_scan(const char *text, size_t len, char *why, size_t whylen) {
   return each(text, len, NULL, NULL, NULL, why, whylen);
 }
 
-static unsigned hexval(const char *p) {
-  unsigned v = 0;
-  int i;
-  for (i = 0; i < 4; i++) {
-    char c = p[i];
-    v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-  }
-  return v;
-}
-
-/* cp as UTF-8 at u (room for 4 bytes): the bytes written. */
+/* cp as UTF-8 at out (room for 4 bytes): the bytes written. */
 static size_t put_utf8(char *out, unsigned long cp) {
-  unsigned char *u = (unsigned char *)out;
-  size_t n;
-  if (cp < 0x80) { u[0] = (unsigned char)cp; n = 1; }
-  else if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | (cp >> 6)); u[1] = (unsigned char)(0x80 | (cp & 0x3F)); n = 2; }
-  else if (cp < 0x10000) {
-    u[0] = (unsigned char)(0xE0 | (cp >> 12)); u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    u[2] = (unsigned char)(0x80 | (cp & 0x3F)); n = 3;
-  } else {
-    u[0] = (unsigned char)(0xF0 | (cp >> 18)); u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (unsigned char)(0x80 | (cp & 0x3F)); n = 4;
-  }
+  static const unsigned char lead[] = { 0, 0, 0xC0, 0xE0, 0xF0 };
+  size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4, i;
+  for (i = n - 1; i > 0; i--, cp >>= 6) out[i] = (char)(0x80 | (cp & 0x3F));
+  out[0] = (char)(lead[n] | cp);
   return n;
 }
 
@@ -347,16 +311,13 @@ size_t sv_json_unescape_into(const char *val, size_t len, char *out) {
     case 'r': out[n++] = '\r'; break;
     case 't': out[n++] = '\t'; break;
     case 'u': {
-      unsigned long cp;
-      if (i + 5 > len - 1) return (size_t)-1;
-      cp = hexval(val + i + 1);
+      unsigned cp, lo;
+      if (!hex4(val + i + 1, len - 2 - i, &cp)) return (size_t)-1;
       i += 4;
-      if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < len - 1 && val[i + 1] == '\\' && val[i + 2] == 'u') {
-        unsigned long lo = hexval(val + i + 3);
-        if (lo >= 0xDC00 && lo <= 0xDFFF) {
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          i += 6;
-        }
+      if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < len - 1 && val[i + 1] == '\\' && val[i + 2] == 'u' &&
+          hex4(val + i + 3, 4, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        i += 6;
       }
       if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
       n += put_utf8(out + n, cp);
@@ -403,19 +364,17 @@ int sv_json_find(const sv_json_member *ms, size_t n, const char *key, sv_json_me
   return found;
 }
 
-/* A text's top-level members (the caller frees them), or -1 when it is not one
-   well-formed object, -2 out of memory. */
+/* A text's top-level members into ms (zeroed; the caller frees them), or -1 when
+   it is not one well-formed object, -2 out of memory. */
 static int members_of(const char *text, size_t len, sv_buf *ms) {
-  int n;
-  memset(ms, 0, sizeof *ms);
-  n = sv_json_read(text, len, NULL, ms, NULL, 0);
+  int n = sv_json_read(text, len, NULL, ms, NULL, 0);
   if (n >= 0 && ms->oom) n = -2;
   if (n < 0) sv_buf_free(ms);
   return n;
 }
 
 int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *out) {
-  sv_buf ms;
+  sv_buf ms = {0};
   int n = members_of(text, len, &ms);
   if (n < 0) return n == -2 ? -1 : n;
   n = sv_json_find((const sv_json_member *)(void *)ms.data, (size_t)n, key, out);
@@ -431,17 +390,13 @@ typedef struct key_ref {
   size_t len, index, off; /* off: where its unescaped text is in keys */
 } key_ref;
 
+/* By key, then by place in the text. */
 static int key_cmp(const void *a, const void *b) {
   const key_ref *x = a, *y = b;
-  size_t n = x->len < y->len ? x->len : y->len;
-  int c = n ? memcmp(x->k, y->k, n) : 0;
+  int c = memcmp(x->k, y->k, x->len < y->len ? x->len : y->len);
   if (c) return c;
   if (x->len != y->len) return x->len < y->len ? -1 : 1;
   return x->index < y->index ? -1 : x->index > y->index;
-}
-
-static int same_key(const key_ref *x, const key_ref *y) {
-  return x->len == y->len && (x->len == 0 || memcmp(x->k, y->k, x->len) == 0);
 }
 
 /* refs[0..n) in text order: the index in refs of the duplicate to report, or -1. */
@@ -450,7 +405,7 @@ static long first_duplicate(key_ref *refs, size_t n) {
   long at = -1;
   qsort(refs, n, sizeof *refs, key_cmp);
   for (i = 0; i < n; i = j) {
-    for (j = i + 1; j < n && same_key(&refs[i], &refs[j]); j++) {}
+    for (j = i + 1; j < n && refs[j].len == refs[i].len && memcmp(refs[j].k, refs[i].k, refs[i].len) == 0; j++) {}
     if (j - i >= 2 && refs[i + 1].index < best) {
       best = refs[i + 1].index;
       at = (long)i + 1;
@@ -463,32 +418,30 @@ int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup) {
   sv_buf keys = {0};
   key_ref *refs;
   size_t i;
-  long at;
+  long at = -1;
   int rc = 0;
   if (n < 2) return 0;
   refs = malloc(n * sizeof *refs);
   if (!refs) return -2;
-  for (i = 0; i < n; i++) { /* each key unescaped into keys */
+  for (i = 0; i < n && rc == 0; i++) { /* each key unescaped into keys (-1: out of memory) */
     refs[i].index = i;
     refs[i].off = keys.len;
-    if (sv_json_unescape(ms[i].key - 1, ms[i].key_len + 2, &keys)) { rc = -2; goto done; }
+    if (sv_json_unescape(ms[i].key - 1, ms[i].key_len + 2, &keys)) rc = -2;
     refs[i].len = keys.len - refs[i].off;
   }
-  if (keys.oom) { rc = -2; goto done; }
-  for (i = 0; i < n; i++) refs[i].k = sv_buf_cstr(&keys) + refs[i].off;
-  at = first_duplicate(refs, n);
+  for (i = 0; rc == 0 && i < n; i++) refs[i].k = sv_buf_cstr(&keys) + refs[i].off;
+  if (rc == 0) at = first_duplicate(refs, n);
   if (at >= 0) {
     rc = 1;
     if (dup) sv_buf_add(dup, refs[at].k, refs[at].len);
   }
-done:
   free(refs);
   sv_buf_free(&keys);
   return rc;
 }
 
 int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup) {
-  sv_buf ms;
+  sv_buf ms = {0};
   int n = members_of(text, len, &ms);
   if (n < 0) return n;
   n = sv_json_duplicate_in((const sv_json_member *)(void *)ms.data, (size_t)n, dup);
@@ -496,30 +449,23 @@ int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup) {
   return n;
 }
 
-typedef struct id_search {
-  int found;
-  sv_json_member m;
-} id_search;
-
+/* The first member named "id" with a string value, into ctx (a member whose key
+   is NULL until then). */
 static void find_id(void *ctx, const sv_json_member *m) {
-  id_search *s = ctx;
-  if (!s->found && m->type == 's' && sv_json_key_eq(m, "id", 2)) {
-    s->found = 1;
-    s->m = *m;
-  }
+  sv_json_member *id = ctx;
+  if (!id->key && m->type == 's' && sv_json_key_eq(m, "id", 2)) *id = *m;
 }
 
 int sv_json_prefix_id(const char *body, size_t len, char *out, size_t outlen) {
-  id_search s;
+  sv_json_member id = {0};
   sv_buf b = {0};
   int rc = -1;
   if (outlen) out[0] = '\0';
   if (!body) return -1;
   if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) { body += 3; len -= 3; } /* a BOM */
-  memset(&s, 0, sizeof s);
-  sv_json_each(body, len, find_id, &s, NULL, 0); /* the members before any error count */
-  if (!s.found) return -1;
-  if (sv_json_unescape(s.m.val, s.m.val_len, &b) == 0 && sv_task_id_ok(b.data, b.len) &&
+  sv_json_each(body, len, find_id, &id, NULL, 0); /* the members before any error count */
+  if (!id.key) return -1;
+  if (sv_json_unescape(id.val, id.val_len, &b) == 0 && sv_task_id_ok(b.data, b.len) &&
       b.len < outlen) {
     memcpy(out, b.data, b.len + 1);
     rc = 0;

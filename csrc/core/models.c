@@ -26,6 +26,8 @@ const sv_model sv_models[] = {
 };
 const size_t sv_model_count = sizeof sv_models / sizeof sv_models[0];
 
+/* In the order a body is written; F_FIRST to F_LASTFRAME are URLs, F_REFIMAGES to
+   F_REFAUDIOS lists of URLs (the loops below take these runs). */
 enum {
   F_MODEL, F_PROMPT, F_DURATION, F_RATIO, F_RESOLUTION, F_FIRST, F_LAST, F_IMAGE,
   F_LASTFRAME, F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS, F_EXTRA, F_COUNT
@@ -94,6 +96,15 @@ static void fold(const char *s, size_t len, char *out, size_t outlen) {
   out[j] = '\0';
 }
 
+/* s for a message: as it is when it is short and plain (printable ASCII, no space
+   when !spaces), else quoted. */
+static void show(sv_buf *q, const char *s, size_t len, int spaces) {
+  size_t i;
+  for (i = 0; i < len && s[i] >= (spaces ? 0x20 : 0x21) && s[i] < 0x7F; i++) {}
+  if (i == len && len <= QUOTE_MAX) sv_buf_add(q, s, len);
+  else sv_quote(q, s, len, QUOTE_MAX);
+}
+
 static int unknown_field(const sv_model *m, const char *name, size_t len, sv_error *err) {
   char folded[64], known[64];
   const char *hint = NULL;
@@ -104,9 +115,7 @@ static int unknown_field(const sv_model *m, const char *name, size_t len, sv_err
     fold(sv_field_names[i], strlen(sv_field_names[i]), known, sizeof known);
     if (strcmp(folded, known) == 0 && model_takes(m, i)) { hint = sv_field_names[i]; break; }
   }
-  for (i = 0; (size_t)i < len && name[i] > 0x20 && name[i] < 0x7F; i++) {}
-  if ((size_t)i == len && len <= QUOTE_MAX) sv_buf_add(&q, name, len); /* a plain name as it is */
-  else sv_quote(&q, name, len, QUOTE_MAX);
+  show(&q, name, len, 0);
   if (hint) {
     sv_buf_addf(&b, "%s: unknown field (did you mean \"%s\"?)", sv_buf_cstr(&q), hint);
   } else {
@@ -164,10 +173,6 @@ static int check_list(const char *field, const sv_value *v, sv_error *err) {
     if (check_url(name, &v->items[i], err)) return -1;
   }
   return 0;
-}
-
-static int same_string(const sv_value *a, const sv_value *b) {
-  return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
 }
 
 static size_t list_len(const sv_value *v) { return v && v->type == SV_V_LIST ? v->n : 0; }
@@ -229,23 +234,22 @@ static int check_choice(const sv_model *m, const char *field, const char *const 
 
 static int check_frames(const view *w, sv_error *err) {
   static const int frame[2] = { F_FIRST, F_LAST }, alias[2] = { F_IMAGE, F_LASTFRAME };
-  static const int refs[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
   const sv_value *v[2];
-  size_t i;
+  int i;
   for (i = 0; i < 2; i++) {
     const sv_value *a = w->v[alias[i]];
     v[i] = w->v[frame[i]];
-    if (a && v[i] && !same_string(v[i], a))
+    if (a && v[i] && (a->len != v[i]->len || memcmp(a->str, v[i]->str, a->len) != 0))
       return sv_error_set(err, SV_E_INVALID, sv_field_names[alias[i]], "%s: conflicts with %s (the legacy alias and "
                           "the field differ)", sv_field_names[alias[i]], sv_field_names[frame[i]]);
     if (!v[i]) v[i] = a;
   }
   if (!v[0] && !v[1]) return 0;
-  for (i = 0; i < sizeof refs / sizeof refs[0]; i++)
-    if (list_len(w->v[refs[i]]) > 0)
-      return sv_error_set(err, SV_E_INVALID, sv_field_names[refs[i]],
+  for (i = F_REFIMAGES; i <= F_REFAUDIOS; i++)
+    if (list_len(w->v[i]) > 0)
+      return sv_error_set(err, SV_E_INVALID, sv_field_names[i],
                           "%s: cannot be combined with first_image/last_image (frame mode and reference mode are exclusive)",
-                          sv_field_names[refs[i]]);
+                          sv_field_names[i]);
   i = v[0] ? 1 : 0; /* the one missing, if any */
   if (!v[i])
     return sv_error_set(err, SV_E_INVALID, sv_field_names[frame[i]], "%s: required together with %s",
@@ -275,72 +279,63 @@ static int not_a_name(const sv_json_member *m) {
   return i == m->key_len;
 }
 
-typedef struct key_check { const sv_json_member *bad; sv_json_member first; } key_check;
+#define EXTRA_EXPECTED "extra: expected a table of field names to values"
 
-static void check_key(void *ctx, const sv_json_member *m) {
-  key_check *k = ctx;
-  if (!k->bad && not_a_name(m)) { k->first = *m; k->bad = &k->first; }
+/* extra's text s[0, len) when it is not one JSON object (why): -1 with err
+   saying why, or which value it is instead, with its text. */
+static int not_an_object(const char *s, size_t len, const char *why, sv_error *err) {
+  size_t at = 0;
+  sv_buf q = {0};
+  while (at < len && memchr(" \t\n\r", s[at], 4)) at++;
+  while (len > at && memchr(" \t\n\r", s[len - 1], 4)) len--;
+  if (at == len || s[at] == '{')
+    return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected one JSON object, got text that is not (%s)", why);
+  show(&q, s + at, len - at, 1);
+  sv_error_set(err, SV_E_INVALID, "extra", "%s, got %s%s", EXTRA_EXPECTED,
+               s[at] == '"' ? "a string " : s[at] == '[' ? "a list " : s[at] == 't' || s[at] == 'f' || s[at] == 'n' ? "" : "the number ",
+               sv_buf_cstr(&q));
+  sv_buf_free(&q);
+  return -1;
 }
 
 /* The one check of `extra`, on the one form it has: the JSON text that is sent
-   (p->extra_json; the Lua side encodes the table with lua-cjson).  Exactly one
-   JSON object, every key a name, no key twice, no key that is a field of our own
-   (the builder writes those), whatever bytes a C host hands over. */
+   (p->extra_json; the Lua side encodes the table with lua-cjson), read once.
+   Exactly one JSON object, every key a name, no key twice, no key that is a
+   field of our own (the builder writes those), whatever bytes a C host hands over. */
 static int check_extra_json(const sv_params *p, sv_error *err) {
-  static const char expected[] = "extra: expected a table of field names to values";
-  char why[128];
-  sv_buf dup = {0}, q = {0};
-  key_check keys;
-  size_t at = 0;
-  int i, rc;
-  if (!p->extra_json) {
-    if (p->extra_len)
-      return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected the text of a JSON object, got no text with a length of %zu",
-                          p->extra_len);
-    return 0;
-  }
-  memset(&keys, 0, sizeof keys);
-  if (sv_json_each(p->extra_json, p->extra_len, check_key, &keys, why, sizeof why) < 0) {
-    const char *s = p->extra_json;
-    size_t len = p->extra_len;
-    while (at < len && (s[at] == ' ' || s[at] == '\t' || s[at] == '\n' || s[at] == '\r')) at++;
-    while (len > at && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' || s[len - 1] == '\r')) len--;
-    if (at == len || s[at] == '{')
-      return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected one JSON object, got text that is not (%s)", why);
-    /* a JSON value of another kind: say which, with its text (as it is when plain) */
-    for (i = 0; (size_t)i < len - at && s[at + i] >= 0x20 && s[at + i] < 0x7F; i++) {}
-    if ((size_t)i == len - at && len - at <= QUOTE_MAX) sv_buf_add(&q, s + at, len - at);
-    else sv_quote(&q, s + at, len - at, QUOTE_MAX);
-    sv_error_set(err, SV_E_INVALID, "extra", "%s, got %s%s", expected,
-                 s[at] == '"' ? "a string " : s[at] == '[' ? "a list " : s[at] == 't' || s[at] == 'f' || s[at] == 'n' ? "" : "the number ",
-                 sv_buf_cstr(&q));
-    sv_buf_free(&q);
-    return -1;
-  }
-  if (keys.bad) {
-    sv_quote(&q, keys.bad->key, keys.bad->key_len, QUOTE_MAX);
-    sv_error_set(err, SV_E_INVALID, "extra", "%s, got a key that is not a name (%s)", expected, sv_buf_cstr(&q));
-    sv_buf_free(&q);
-    return -1;
-  }
-  rc = sv_json_duplicate_key(p->extra_json, p->extra_len, &dup);
-  if (rc == 1) {
+  char why[128], name[96];
+  sv_buf ms = {0}, dup = {0}, q = {0};
+  const sv_json_member *m;
+  int n, i, rc = 0;
+  if (!p->extra_json && p->extra_len)
+    return sv_error_set(err, SV_E_INVALID, "extra", "extra: expected the text of a JSON object, got no text with a length of %zu",
+                        p->extra_len);
+  if (!p->extra_json) return 0;
+  n = sv_json_read(p->extra_json, p->extra_len, NULL, &ms, why, sizeof why);
+  m = (const sv_json_member *)(void *)ms.data;
+  for (i = 0; !ms.oom && i < n && !not_a_name(&m[i]); i++) {}
+  if (n < 0) {
+    rc = not_an_object(p->extra_json, p->extra_len, why, err);
+  } else if (!ms.oom && i < n) {
+    sv_quote(&q, m[i].key, m[i].key_len, QUOTE_MAX);
+    rc = sv_error_set(err, SV_E_INVALID, "extra", "%s, got a key that is not a name (%s)", EXTRA_EXPECTED,
+                      sv_buf_cstr(&q));
+  } else if (ms.oom || (rc = sv_json_duplicate_in(m, (size_t)n, &dup)) < 0) {
+    rc = sv_error_set(err, SV_E_IO, "extra", "extra: out of memory checking the JSON text");
+  } else if (rc == 1) {
     sv_quote(&q, sv_buf_cstr(&dup), dup.len, QUOTE_MAX);
-    sv_error_set(err, SV_E_INVALID, "extra", "extra: the key %s is given twice", sv_buf_cstr(&q));
-    sv_buf_free(&q);
-  } else if (rc < 0) {
-    sv_error_set(err, SV_E_IO, "extra", "extra: out of memory checking the JSON text");
+    rc = sv_error_set(err, SV_E_INVALID, "extra", "extra: the key %s is given twice", sv_buf_cstr(&q));
   }
-  sv_buf_free(&dup);
-  if (rc) return -1;
-  for (i = 0; i < F_COUNT; i++)
-    if (sv_json_get(p->extra_json, p->extra_len, sv_field_names[i], NULL) > 0) {
-      char name[96];
+  for (i = 0; rc == 0 && i < F_COUNT; i++)
+    if (sv_json_find(m, (size_t)n, sv_field_names[i], NULL) > 0) {
       snprintf(name, sizeof name, "extra.%s", sv_field_names[i]);
-      return sv_error_set(err, SV_E_INVALID, name, "%s: %s is a checked field; set it at the top level, not in extra",
-                          name, sv_field_names[i]);
+      rc = sv_error_set(err, SV_E_INVALID, name, "%s: %s is a checked field; set it at the top level, not in extra",
+                        name, sv_field_names[i]);
     }
-  return 0;
+  sv_buf_free(&ms);
+  sv_buf_free(&dup);
+  sv_buf_free(&q);
+  return rc;
 }
 
 static int name_less(const sv_field *a, const sv_field *b) {
@@ -354,9 +349,8 @@ static int name_less(const sv_field *a, const sv_field *b) {
    field named twice. */
 static int gather(const sv_params *p, view *w, const sv_field **unknown, sv_error *err) {
   size_t i;
-  const sv_field *seen[F_COUNT];
+  const sv_field *seen[F_COUNT] = {0};
   memset(w, 0, sizeof *w);
-  memset(seen, 0, sizeof seen);
   for (i = 0; i < p->n; i++) {
     const sv_field *f = &p->fields[i];
     int idx = word_index(sv_field_names, f->name, f->name_len);
@@ -373,10 +367,8 @@ static int gather(const sv_params *p, view *w, const sv_field **unknown, sv_erro
       if (!*unknown || name_less(f, *unknown)) *unknown = f;
       continue;
     }
-    if ((idx == F_REFIMAGES || idx == F_REFVIDEOS || idx == F_REFAUDIOS) &&
-        f->value.type == SV_V_LIST && f->value.n == 0)
-      continue;
-    w->v[idx] = &f->value;
+    if (idx < F_REFIMAGES || idx > F_REFAUDIOS || f->value.type != SV_V_LIST || f->value.n > 0)
+      w->v[idx] = &f->value; /* (an empty list counts as absent) */
   }
   return 0;
 }
@@ -402,8 +394,6 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
   size_t i;
   const sv_model *m;
   const sv_field *unknown = NULL;
-  static const int urls[] = { F_FIRST, F_LAST, F_IMAGE, F_LASTFRAME };
-  static const int lists[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
 
   sv_error_clear(err);
   if (gather(p, w, &unknown, err) || !(m = model_of(w, err))) return -1;
@@ -415,10 +405,10 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
   if (check_duration(m, w->v[F_DURATION], err)) return -1;
   if (check_choice(m, "ratio", m->ratios, w->v[F_RATIO], err)) return -1;
   if (m->resolutions && check_choice(m, "resolution", m->resolutions, w->v[F_RESOLUTION], err)) return -1;
-  for (i = 0; i < sizeof urls / sizeof urls[0]; i++)
-    if (w->v[urls[i]] && check_url(sv_field_names[urls[i]], w->v[urls[i]], err)) return -1;
-  for (i = 0; i < sizeof lists / sizeof lists[0]; i++)
-    if (w->v[lists[i]] && check_list(sv_field_names[lists[i]], w->v[lists[i]], err)) return -1;
+  for (i = F_FIRST; i <= F_LASTFRAME; i++)
+    if (w->v[i] && check_url(sv_field_names[i], w->v[i], err)) return -1;
+  for (i = F_REFIMAGES; i <= F_REFAUDIOS; i++)
+    if (w->v[i] && check_list(sv_field_names[i], w->v[i], err)) return -1;
   if (check_frames(w, err)) return -1;
   if (check_counts(m, w, err)) return -1;
   /* extra has one form, its JSON text (p->extra_json), checked below */
@@ -457,15 +447,11 @@ int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_erro
   const sv_model *m;
   const sv_value *v;
   view w;
-  int first = 1;
-  size_t i;
-  static const int order[] = { F_MODEL, F_PROMPT, F_DURATION, F_RATIO, F_RESOLUTION, F_FIRST, F_LAST };
-  static const int lists[] = { F_REFIMAGES, F_REFVIDEOS, F_REFAUDIOS };
+  int first = 1, f;
 
   if (validate(p, &m, &w, err)) return -1;
   sv_buf_add(body, "{", 1);
-  for (i = 0; i < sizeof order / sizeof order[0]; i++) {
-    int f = order[i];
+  for (f = F_MODEL; f <= F_LAST; f++) {
     v = w.v[f];
     /* legacy aliases travel under their current names */
     if (!v && (f == F_FIRST || f == F_LAST)) v = w.v[f == F_FIRST ? F_IMAGE : F_LASTFRAME];
@@ -474,11 +460,10 @@ int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_erro
     if (f == F_DURATION) sv_buf_addf(body, "%d", (int)v->num); /* validated: whole and within an int range */
     else sv_json_string(body, v->str, v->len);
   }
-  for (i = 0; i < 3; i++) {
+  for (f = F_REFIMAGES; f <= F_REFAUDIOS; f++) {
     size_t k;
-    v = w.v[lists[i]];
-    if (!v || v->type != SV_V_LIST || v->n == 0) continue;
-    member(body, &first, sv_field_names[lists[i]]);
+    if (!(v = w.v[f])) continue; /* validated: a list of one URL or more */
+    member(body, &first, sv_field_names[f]);
     sv_buf_add(body, "[", 1);
     for (k = 0; k < v->n; k++) {
       if (k) sv_buf_add(body, ",", 1);
@@ -495,21 +480,19 @@ int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_erro
 }
 
 int sv_result_path(const char *id, size_t len, sv_buf *out, sv_error *err) {
-  static const char hex[] = "0123456789ABCDEF";
   size_t i;
   if (len == 0) return sv_error_set(err, SV_E_INVALID, "id", "id: expected a non-empty task id");
-  if (len > 512) return sv_error_set(err, SV_E_INVALID, "id", "id: expected at most 512 bytes, got %zu", len);
+  if (len > SV_ID_MAX)
+    return sv_error_set(err, SV_E_INVALID, "id", "id: expected at most %d bytes, got %zu", SV_ID_MAX, len);
   sv_buf_adds(out, "/v1/result/");
   for (i = 0; i < len; i++) {
     unsigned char c = (unsigned char)id[i];
     /* unreserved characters but '.', so that "." and ".." are never path segments */
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-        c == '-' || c == '_' || c == '~') {
+        c == '-' || c == '_' || c == '~')
       sv_buf_add(out, &id[i], 1);
-    } else {
-      char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-      sv_buf_add(out, e, 3);
-    }
+    else
+      sv_buf_addf(out, "%%%02X", c);
   }
   return 0;
 }
@@ -534,16 +517,10 @@ static sv_media_kind media_kind(const char *name) {
   return f >= F_FIRST && f <= F_REFIMAGES ? SV_MEDIA_IMAGE : 0;
 }
 
-static void finding(sv_buf *out, const char *field, int definite, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static void finding(sv_buf *out, const char *field, int definite, const char *fmt, ...) {
-  sv_media_finding f;
+SV_PRINTF(4, 5) static void finding(sv_buf *out, const char *field, int definite, const char *fmt, ...) {
+  sv_media_finding f = {0};
   va_list ap;
   int used;
-  memset(&f, 0, sizeof f);
   snprintf(f.field, sizeof f.field, "%s", field);
   used = snprintf(f.message, sizeof f.message, "%s: ", field);
   va_start(ap, fmt);

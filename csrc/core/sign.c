@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -106,7 +107,6 @@ int sv_webhook_match(const char *expected, const char *header, size_t hlen) {
 /* The SHA-256 of s (len bytes), or with fd >= 0 of fd's bytes from its position
    to its end, into out: 0, or -1 with *e (a read's errno; 0: libcrypto failed). */
 static int sha256_of(const char *s, size_t len, int fd, char out[SV_SHA256_HEX + 1], int *e) {
-  static const char hex[] = "0123456789abcdef";
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   unsigned char md[EVP_MAX_MD_SIZE], block[16384];
   unsigned int n = 0, i;
@@ -123,11 +123,7 @@ static int sha256_of(const char *s, size_t len, int fd, char out[SV_SHA256_HEX +
   ok = ok && !*e && EVP_DigestFinal_ex(ctx, md, &n) == 1 && n == 32;
   EVP_MD_CTX_free(ctx);
   if (!ok) return -1;
-  for (i = 0; i < n; i++) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
-  out[2 * n] = '\0';
+  for (i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", md[i]); /* and the NUL */
   return 0;
 }
 

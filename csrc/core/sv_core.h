@@ -23,6 +23,12 @@
 #define SV_API extern
 #endif
 
+#if defined(__GNUC__)
+#define SV_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define SV_PRINTF(fmt, args)
+#endif
+
 /* ------------------------------------------------------- buffers (buf.c) */
 
 typedef struct sv_buf {
@@ -34,11 +40,7 @@ typedef struct sv_buf {
 SV_API void sv_buf_free(sv_buf *b);
 SV_API void sv_buf_add(sv_buf *b, const void *p, size_t n);
 SV_API void sv_buf_adds(sv_buf *b, const char *s);
-SV_API void sv_buf_addf(sv_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+SV_API void sv_buf_addf(sv_buf *b, const char *fmt, ...) SV_PRINTF(2, 3);
 SV_API const char *sv_buf_cstr(sv_buf *b); /* NUL-terminated view ("" when empty) */
 
 /* ----------------------------------------------------- errors (error.c) */
@@ -70,11 +72,7 @@ typedef struct sv_error {
 
 SV_API const char *sv_kind_name(sv_kind k);
 SV_API void sv_error_clear(sv_error *e);
-SV_API int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
+SV_API int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *fmt, ...) SV_PRINTF(4, 5);
 /* (text.c) Quote a user value for a message: at most `max` bytes shown, control bytes and
    invalid UTF-8 escaped, "..." when cut. */
 SV_API void sv_quote(sv_buf *out, const char *s, size_t len, size_t max);
@@ -85,8 +83,6 @@ typedef enum sv_vtype {
   SV_V_NIL, SV_V_BOOL, SV_V_NUMBER, SV_V_STRING, SV_V_LIST, SV_V_TABLE, SV_V_OTHER
 } sv_vtype;
 
-struct sv_field;
-
 typedef struct sv_value {
   sv_vtype type;
   const char *str; /* STRING: the bytes; OTHER: the host's type name */
@@ -94,8 +90,7 @@ typedef struct sv_value {
   double num;      /* NUMBER */
   int boolean;     /* BOOL */
   const struct sv_value *items; /* LIST: the elements, 1-based for messages */
-  size_t n;                     /* LIST: items; TABLE: fields */
-  const struct sv_field *fields; /* TABLE: its keys (values may be OTHER) */
+  size_t n;                     /* LIST: items */
 } sv_value;
 
 typedef struct sv_field {
@@ -217,10 +212,6 @@ typedef struct sv_json_member {
   char type; /* 's' string, 'n' number, 'o' object, 'a' array, 't' 'f' 'z'(null) */
 } sv_json_member;
 
-/* Check that text is one well-formed JSON object (depth <= 64).  Returns its
-   member count, or -1 with a reason ("truncated", "expected ':' at byte 12",
-   ...) in why. */
-SV_API int sv_json_scan(const char *text, size_t len, char *why, size_t whylen);
 /* Decode a JSON string value (with its quotes) into out; 0 or -1. */
 SV_API int sv_json_unescape(const char *val, size_t len, sv_buf *out);
 /* The same into out, which has room for len bytes (a string never grows when
@@ -230,8 +221,7 @@ SV_API size_t sv_json_unescape_into(const char *val, size_t len, char *out);
 /* A JSON value handed over part by part as the scan checks it, in text order:
    how a reader builds the whole value somewhere else (the binding: a Lua table)
    without a second pass.  Strings and keys come raw, with their quotes (unescape
-   them with sv_json_unescape_into when `escaped`); a number comes read.  On a scan
-   that fails, the parts up to the failure have been handed over. */
+   them with sv_json_unescape_into when `escaped`); a number comes read. */
 typedef struct sv_json_sink {
   void (*open)(void *ctx, int array);  /* an object (0) or an array (1) begins */
   void (*close)(void *ctx);            /* the innermost open one ends */
@@ -241,19 +231,19 @@ typedef struct sv_json_sink {
   void (*literal)(void *ctx, char type); /* 't', 'f', 'z' (null) */
   void *ctx;
 } sv_json_sink;
+typedef void (*sv_json_visit)(void *ctx, const sv_json_member *m);
 
-/* sv_json_scan that hands the whole object to sink (may be NULL) and appends
-   its top-level members (sv_json_member, below) to members (may be NULL). */
+/* The one scan: text must be one well-formed JSON object (depth <= 64).  Each
+   returns its member count, or -1 with a reason ("truncated", "expected ':' at
+   byte 12", ...) in why.  sv_json_each visits each complete top-level member in
+   text order; sv_json_read hands the whole object to sink (may be NULL) and
+   appends its top-level members to members (may be NULL).  On a failure, what
+   came before it has been handed over (a cut answer's prefix: a string only
+   whole, but a number at the cut may come shortened). */
+SV_API int sv_json_scan(const char *text, size_t len, char *why, size_t whylen);
+SV_API int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx, char *why, size_t whylen);
 SV_API int sv_json_read(const char *text, size_t len, const sv_json_sink *sink, sv_buf *members, char *why,
                         size_t whylen);
-
-/* Visit each complete top-level member of a JSON object, in text order.  Returns
-   the member count when text is one well-formed object, else -1 with why; the
-   members before the error have been visited (a cut answer's prefix: a string is
-   visited only whole, but a number at the cut may be visited shortened). */
-typedef void (*sv_json_visit)(void *ctx, const sv_json_member *m);
-SV_API int sv_json_each(const char *text, size_t len, sv_json_visit visit, void *ctx,
-                        char *why, size_t whylen);
 /* 1 when the member's key, unescaped, is exactly key[0..len). */
 SV_API int sv_json_key_eq(const sv_json_member *m, const char *key, size_t len);
 /* The number of top-level members named key (keys unescaped), the first in *out
@@ -355,8 +345,7 @@ SV_API int sv_read_answer(const sv_exchange *a, double now, sv_error *err);
    reached the server (maybe_created) and which task it made (id: whenever one
    can be read, even from an answer cut short; only with maybe_created).
    `secret` (the API key, or NULL) never appears in the message. */
-SV_API int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err,
-                      sv_wire *wire);
+SV_API int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err, sv_wire *wire);
 
 /* ------------------------------------------ clocks and ids (clock.c, id.c) */
 

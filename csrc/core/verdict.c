@@ -3,7 +3,6 @@
    error, or success.  Transport-free, so every transport reads answers alike. */
 #include "sv_core.h"
 
-#include <stdio.h>
 #include <string.h>
 
 const char *const sv_op_names[] = { "create", "query", "download", "notify", "media", NULL };
@@ -38,25 +37,21 @@ static int wire_error(const sv_exchange *x, sv_error *err) {
 }
 
 int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err, sv_wire *wire) {
-  int rc;
+  int rc = 0;
   *wire = x->wire;
   sv_error_clear(err);
   if (x->wire != SV_WIRE_NONE) {
-    wire_error(x, err);
+    rc = wire_error(x, err);
     if (x->status > 0) err->status = x->status;
-    rc = -1;
   } else if (x->op == SV_OP_DOWNLOAD && (x->status == 200 || x->status == 206)) {
     if (x->total >= 0 && x->bytes != x->total) {
       *wire = SV_WIRE_BROKEN;
-      sv_error_set(err, SV_E_NETWORK, NULL, "download: the transfer ended at byte %.0f of %.0f", x->bytes, x->total);
+      rc = sv_error_set(err, SV_E_NETWORK, NULL, "download: the transfer ended at byte %.0f of %.0f", x->bytes,
+                        x->total);
       err->status = x->status;
-      rc = -1;
-    } else {
-      rc = 0;
     }
-  } else if ((x->op == SV_OP_NOTIFY || x->op == SV_OP_MEDIA) && x->status >= 200 && x->status <= 299) {
-    rc = 0; /* a webhook's receiver took the event, the media's bytes are the caller's to read */
-  } else {
+  } else if (!((x->op == SV_OP_NOTIFY || x->op == SV_OP_MEDIA) && x->status >= 200 && x->status <= 299)) {
+    /* (a webhook's receiver that took the event, and the media's bytes, are a success as they are) */
     sv_exchange a = *x;
     if (x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) a.sink = NULL; /* the body is an error page */
     rc = sv_read_answer(&a, now, err);

@@ -9,7 +9,6 @@
 
 #define MAX_FIELDS 12
 #define MAX_ITEMS 10
-#define MAX_KEYS 4
 
 static const char *const strings[] = {
   "videos", "starvideos_o3", "videos_fast", "videos_stable", "videos_stable_fast", "a cat", "", " \t",
@@ -29,7 +28,6 @@ static const char *const extras[] = {
 typedef struct pool {
   sv_field fields[MAX_FIELDS];
   sv_value items[MAX_FIELDS][MAX_ITEMS];
-  sv_field keys[MAX_FIELDS][MAX_KEYS];
 } pool;
 
 static void decode_name(reader *r, const char **name, size_t *len) {
@@ -83,15 +81,8 @@ static void decode_value(reader *r, pool *pl, size_t slot, sv_value *v) {
     v->items = pl->items[slot];
     v->n = n;
   } else if (t == 6) { /* a table that is not a list */
-    n = take_byte(r) % (MAX_KEYS + 1);
-    for (k = 0; k < n; k++) {
-      decode_name(r, &pl->keys[slot][k].name, &pl->keys[slot][k].name_len);
-      decode_scalar(r, &pl->keys[slot][k].value, take_byte(r) % 8);
-    }
     memset(v, 0, sizeof *v);
     v->type = SV_V_TABLE;
-    v->fields = pl->keys[slot];
-    v->n = n;
   } else {
     decode_scalar(r, v, t);
   }

@@ -139,7 +139,7 @@ static inline int sv_compat_absindex(lua_State *L, int idx) {
 #define lua_absindex(L, idx) sv_compat_absindex((L), (idx))
 
 #define lua_rawlen(L, idx) lua_objlen((L), (idx))
-
+#define lua_pushglobaltable(L) lua_pushvalue((L), LUA_GLOBALSINDEX)
 
 /* LuaJIT's own: not in PUC 5.1 (the names are compat.h's from here on) */
 #undef luaL_newlibtable
@@ -164,11 +164,7 @@ static inline void sv_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) 
 }
 #define luaL_setfuncs(L, l, nup) sv_compat_setfuncs((L), (l), (nup))
 
-static inline void sv_compat_setmetatable(lua_State *L, const char *tname) {
-  luaL_getmetatable(L, tname);
-  lua_setmetatable(L, -2);
-}
-#define luaL_setmetatable(L, tname) sv_compat_setmetatable((L), (tname))
+#define luaL_setmetatable(L, tname) (luaL_getmetatable((L), (tname)), (void)lua_setmetatable((L), -2))
 
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
 #define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))

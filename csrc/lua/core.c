@@ -10,7 +10,6 @@
 
 #include <curl/curlver.h>
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,11 +32,10 @@ static void to_error(lua_State *L, int idx, sv_error *e) {
 
 /* ------------------------------------------------- Lua table -> params */
 
-/* A table that is a sequence of 1..n (n may be 0) becomes LIST, others TABLE. */
+/* A table (at idx, absolute) that is a sequence of 1..n (n may be 0) becomes LIST, others TABLE. */
 static int table_is_list(lua_State *L, int idx, size_t *n) {
   size_t count = 0;
   lua_Integer len = (lua_Integer)lua_rawlen(L, idx);
-  idx = lua_absindex(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
@@ -70,21 +68,20 @@ static void scalar(lua_State *L, int idx, sv_value *v) {
    in the anchors table. */
 static void value(lua_State *L, int idx, sv_value *v, int anchors) {
   size_t n, i;
-  scalar(L, idx, v);
-  if (v->type != SV_V_TABLE) return;
+  sv_value *items;
   idx = lua_absindex(L, idx);
-  if (table_is_list(L, idx, &n)) {
-    sv_value *items = lua_newuserdatauv(L, sizeof(sv_value) * (n ? n : 1), 0);
-    lua_rawseti(L, anchors, (int)lua_rawlen(L, anchors) + 1);
-    for (i = 0; i < n; i++) {
-      lua_rawgeti(L, idx, (int)i + 1);
-      scalar(L, -1, &items[i]); /* the table keeps the string alive */
-      lua_pop(L, 1);
-    }
-    v->type = SV_V_LIST;
-    v->items = items;
-    v->n = n;
+  scalar(L, idx, v);
+  if (v->type != SV_V_TABLE || !table_is_list(L, idx, &n)) return;
+  items = lua_newuserdatauv(L, sizeof(sv_value) * (n ? n : 1), 0);
+  lua_rawseti(L, anchors, (int)lua_rawlen(L, anchors) + 1);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, (int)i + 1);
+    scalar(L, -1, &items[i]); /* the table keeps the string alive */
+    lua_pop(L, 1);
   }
+  v->type = SV_V_LIST;
+  v->items = items;
+  v->n = n;
 }
 
 /* The params' `extra` key: its one form is the JSON text (argument 2), so the
@@ -116,7 +113,6 @@ static int to_params(lua_State *L, sv_params *p, sv_error *err) {
       char key[64];
       if (lua_type(L, -1) == LUA_TNUMBER) snprintf(key, sizeof key, "[%.14g]", (double)lua_tonumber(L, -1));
       else snprintf(key, sizeof key, "[%s]", luaL_typename(L, -1));
-      lua_pop(L, 1);
       return sv_error_set(err, SV_E_INVALID, key, "%s: unknown field (params take named fields such as model and prompt)", key);
     }
     if (!is_extra(L, -1)) count++;
@@ -205,7 +201,6 @@ static int l_retry(lua_State *L) {
   sv_retry_policy p;
   double delay = 0, rnd;
   lua_Integer attempt;
-  int again;
   luaL_checktype(L, 3, LUA_TTABLE);
   attempt = luaL_checkinteger(L, 4);
   luaL_checktype(L, 5, LUA_TTABLE);
@@ -217,8 +212,7 @@ static int l_retry(lua_State *L) {
   to_error(L, 3, &e);
   if (!(rnd >= 0)) rnd = 0; /* and NaN */
   if (rnd >= 1) rnd = 0.9999999;
-  again = sv_retry_decide(op, wire, &e, attempt > 1000 ? 1000 : attempt < 1 ? 1 : (int)attempt, &p, rnd, &delay);
-  if (!again) return 0;
+  if (!sv_retry_decide(op, wire, &e, attempt > 1000 ? 1000 : attempt < 1 ? 1 : (int)attempt, &p, rnd, &delay)) return 0;
   lua_pushnumber(L, delay);
   return 1;
 }

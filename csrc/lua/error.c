@@ -6,8 +6,6 @@
 #include "compat.h"
 
 #include <math.h>
-#include <string.h>
-#include <unistd.h>
 
 static void push_error(lua_State *L, const sv_error *e) {
   lua_createtable(L, 0, 6);
@@ -154,8 +152,9 @@ static void b_close(void *ctx) {
   put(b);
 }
 
-/* A JSON string's text (with its quotes) pushed, unescaped when it holds escapes. */
-static void push_string(lua_State *L, const char *val, size_t len, int escaped) {
+/* A key (and a string's value): its text (with its quotes) pushed, unescaped when it holds escapes. */
+static void b_key(void *ctx, const char *val, size_t len, int escaped) {
+  lua_State *L = ((builder *)ctx)->L;
   char small[256], *out;
   size_t n;
   if (!escaped) {
@@ -168,15 +167,9 @@ static void push_string(lua_State *L, const char *val, size_t len, int escaped) 
   if (out != small) lua_remove(L, -2);
 }
 
-static void b_key(void *ctx, const char *val, size_t len, int escaped) {
-  builder *b = ctx;
-  push_string(b->L, val, len, escaped);
-}
-
 static void b_string(void *ctx, const char *val, size_t len, int escaped) {
-  builder *b = ctx;
-  push_string(b->L, val, len, escaped);
-  put(b);
+  b_key(ctx, val, len, escaped);
+  put(ctx);
 }
 
 static void b_number(void *ctx, double v) {
@@ -208,26 +201,18 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_error err;
   sv_wire wire;
   sv_exchange with = *x;
-  builder b;
-  sv_json_sink sink = { b_open, b_close, b_key, b_string, b_number, b_literal, NULL };
-  int rc, top = lua_gettop(L);
-  b.L = L;
-  b.depth = 0;
-  sink.ctx = &b;
+  builder b = { L, 0, { 0 }, { 0 } };
+  sv_json_sink sink = { b_open, b_close, b_key, b_string, b_number, b_literal, &b };
+  int rc, top = lua_gettop(L), api = x->op == SV_OP_CREATE || x->op == SV_OP_QUERY;
   with.sink = &sink;
   rc = sv_verdict(&with, sv_wallclock(), secret, &err, &wire);
-  if (rc == 0 && x->op != SV_OP_DOWNLOAD && x->op != SV_OP_NOTIFY && x->op != SV_OP_MEDIA) { /* the task, whole: the one value the scan left */
-    lua_settop(L, top + 1);
-    lua_pushnil(L);
-  } else {
-    lua_settop(L, top); /* what a refused answer had built */
-    if (rc == 0 && x->op == SV_OP_NOTIFY) lua_pushinteger(L, (lua_Integer)x->status);
-    else if (rc == 0 && x->op == SV_OP_MEDIA) lua_pushlstring(L, x->body ? x->body : "", x->body ? x->body_len : 0);
-    else if (rc == 0) lua_pushliteral(L, "");
-    else lua_pushnil(L);
-    if (rc == 0) lua_pushnil(L);
-    else push_error(L, &err);
-  }
+  lua_settop(L, rc == 0 && api ? top + 1 : top); /* the task, whole: the one value the scan left; else none */
+  if (rc) lua_pushnil(L);
+  else if (x->op == SV_OP_NOTIFY) lua_pushinteger(L, (lua_Integer)x->status);
+  else if (x->op == SV_OP_MEDIA) lua_pushlstring(L, x->body ? x->body : "", x->body ? x->body_len : 0);
+  else if (x->op == SV_OP_DOWNLOAD) lua_pushliteral(L, "");
+  if (rc) push_error(L, &err);
+  else lua_pushnil(L);
   lua_pushstring(L, sv_wire_names[wire]);
   if (x->op != SV_OP_DOWNLOAD && x->op != SV_OP_MEDIA) return 3;
   lua_pushinteger(L, (lua_Integer)x->bytes);

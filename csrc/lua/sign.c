@@ -15,13 +15,11 @@
 static const char *webhook_arg(lua_State *L, int i, size_t *len) {
   if (i == 3 && lua_type(L, i) == LUA_TNUMBER) {
     lua_Number n = lua_tonumber(L, i);
+    char b[32]; /* "%.0f": lua_pushfstring has no 64-bit integer on 5.1 */
     if (n != floor(n) || n < 0 || n > 9007199254740991.0) luaL_argerror(L, i, "timestamp: a whole number of seconds");
-    { /* "%.0f": lua_pushfstring has no 64-bit integer on 5.1 */
-      char b[32];
-      snprintf(b, sizeof b, "%.0f", (double)n);
-      lua_pushstring(L, b);
-      lua_replace(L, i);
-    }
+    snprintf(b, sizeof b, "%.0f", (double)n);
+    lua_pushstring(L, b);
+    lua_replace(L, i);
   }
   return luaL_checklstring(L, i, len);
 }
@@ -53,12 +51,8 @@ static int sha256(lua_State *L, int file) {
   char out[SV_SHA256_HEX + 1];
   sv_buf why = { 0 };
   if (sv_sha256(s, len, file ? s : NULL, out, &why) < 0) {
-    if (!file) {
-      lua_pushstring(L, sv_buf_cstr(&why));
-      sv_buf_free(&why);
-      return lua_error(L);
-    }
-    return lsv_answer(L, -1, &why);
+    lsv_answer(L, -1, &why); /* nil, why: raised for a string (libcrypto failed) */
+    return file ? 2 : lua_error(L);
   }
   lua_pushstring(L, out);
   return 1;

@@ -12,7 +12,7 @@
         cjson and cjson.safe that way is enough),
      2. the embedded modules, and starvideos.core and starvideos.sign (the C
         parts, this archive: the signatures too are opened on first use only),
-     3. package.preload, then package.searchers (5.1: package.loaders), when
+     3. package.searchers (5.1: package.loaders; package.preload's first), when
         the state has a package library,
    and records what a module returns in the loaded table, like require. */
 #include "lsv.h"
@@ -29,15 +29,6 @@
 LUAOPEN_API int luaopen_starvideos_core(lua_State *L); /* core.c */
 LUAOPEN_API int luaopen_starvideos_sign(lua_State *L); /* sign.c */
 LUAOPEN_API int luaopen_starvideos(lua_State *L);
-
-/* Pushes registry._LOADED, made when missing. */
-static void push_loaded(lua_State *L) {
-#if LUA_VERSION_NUM >= 502
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-#else
-  luaL_findtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE, 8);
-#endif
-}
 
 /* Pushes the loader of an embedded Lua module: its chunk, run in env. */
 static void load_embedded(lua_State *L, const sv_lua_module *m, int env) {
@@ -60,7 +51,7 @@ static void add_message(lua_State *L, int acc) {
 
 /* Through the host's package library, when there is one: pushes a loader and
    its extra argument and returns 1, or returns 0 with the searchers' messages
-   added to acc. */
+   added to acc.  The first searcher is package.preload's, in every VM. */
 static int package_loader(lua_State *L, const char *name, int loaded, int acc) {
   int base = lua_gettop(L), pkg, list, i;
   if (lua_getfield(L, loaded, "package") != LUA_TTABLE) {
@@ -70,15 +61,6 @@ static int package_loader(lua_State *L, const char *name, int loaded, int acc) {
     return 0;
   }
   pkg = lua_gettop(L);
-  if (lua_getfield(L, pkg, "preload") == LUA_TTABLE && lua_getfield(L, -1, name) != LUA_TNIL) {
-    lua_pushliteral(L, ":preload:");
-    lua_replace(L, base + 1);
-    lua_replace(L, base + 2);
-    lua_settop(L, base + 2);
-    lua_insert(L, base + 1); /* loader, ":preload:" */
-    return 1;
-  }
-  lua_settop(L, pkg);
   if (lua_getfield(L, pkg, "searchers") != LUA_TTABLE) {
     lua_pop(L, 1);
     if (lua_getfield(L, pkg, "loaders") != LUA_TTABLE) { lua_settop(L, base); return 0; }
@@ -106,10 +88,13 @@ static int package_loader(lua_State *L, const char *name, int loaded, int acc) {
 static int private_require(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   const sv_lua_module *m;
-  int loaded, status;
+  int loaded = 2, status; /* registry._LOADED, made when missing */
   lua_settop(L, 1);
-  push_loaded(L);
-  loaded = 2;
+#if LUA_VERSION_NUM >= 502
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+#else
+  luaL_findtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE, 8);
+#endif
   lua_getfield(L, loaded, name);
   if (lua_toboolean(L, -1)) return 1;
   lua_pop(L, 1);
@@ -130,13 +115,12 @@ static int private_require(lua_State *L) {
     lua_pushfstring(L, "module '%s' not found:\n\tnot in the loaded table nor in the static library", name);
     acc = lua_gettop(L);
     if (!package_loader(L, name, loaded, acc)) {
-      if (strncmp(name, "cjson", 5) == 0)
+      if (strncmp(name, "cjson", 5) == 0) {
         lua_pushliteral(L, "\n\t(the host must load lua-cjson first, e.g. luaL_requiref(L, \"cjson\", "
                            "luaopen_cjson, 0) and luaL_requiref(L, \"cjson.safe\", luaopen_cjson_safe, 0))");
-      else
-        lua_pushliteral(L, "");
-      add_message(L, acc);
-      return lua_error(L);
+        add_message(L, acc);
+      }
+      return lua_error(L); /* the message at acc, on top */
     }
     lua_remove(L, acc);
     lua_pushstring(L, name);
@@ -164,11 +148,7 @@ LUAOPEN_API int luaopen_starvideos(lua_State *L) {
   lua_newtable(L);
   env = lua_gettop(L);
   lua_createtable(L, 0, 1);
-#if LUA_VERSION_NUM >= 502
   lua_pushglobaltable(L);
-#else
-  lua_pushvalue(L, LUA_GLOBALSINDEX);
-#endif
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, env);
   lua_pushvalue(L, env);

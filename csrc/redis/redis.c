@@ -41,10 +41,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include <lauxlib.h>
-#include <lua.h>
-
-#include "../lua/compat.h"
+#include "../lua/compat.h" /* and lua.h, lauxlib.h */
 
 #ifndef LUAOPEN_API
 #define LUAOPEN_API __attribute__((visibility("default")))
@@ -73,13 +70,16 @@ static void fail(lconn *k, const char *what, const char *detail) {
   snprintf(k->err, sizeof k->err, "redis %s: %s%s%s", k->where, what, detail ? ": " : "", detail ? detail : "");
 }
 
-static int push_err(lua_State *L, const lconn *k) {
+/* nil, the connection's error (what and detail set it first, unless one is set already). */
+static int push_err(lua_State *L, lconn *k, const char *what, const char *detail) {
+  if (what) fail(k, what, detail);
   luaL_pushfail(L);
   lua_pushstring(L, k->err);
   return 2;
 }
 
-static void push_reply(lua_State *L, const redisReply *r, int depth) {
+/* An error reply becomes {err = msg} (an array's table has no such key). */
+static void push_reply(lua_State *L, const redisReply *r) {
   size_t i;
   luaL_checkstack(L, 4, "redis: reply nested too deep");
   switch (r->type) {
@@ -93,18 +93,14 @@ static void push_reply(lua_State *L, const redisReply *r, int depth) {
   case REDIS_REPLY_ARRAY:
     lua_createtable(L, (int)r->elements, 0);
     for (i = 0; i < r->elements; i++) {
-      push_reply(L, r->element[i], depth + 1);
+      push_reply(L, r->element[i]);
       lua_rawseti(L, -2, (int)i + 1);
     }
     break;
   case REDIS_REPLY_ERROR:
-    if (depth == 0) { /* the caller stores it as false, msg */
-      lua_pushlstring(L, r->str, r->len);
-    } else {
-      lua_createtable(L, 0, 1);
-      lua_pushlstring(L, r->str, r->len);
-      lua_setfield(L, -2, "err");
-    }
+    lua_createtable(L, 0, 1);
+    lua_pushlstring(L, r->str, r->len);
+    lua_setfield(L, -2, "err");
     break;
   default: /* REDIS_REPLY_NIL */
     lua_pushlightuserdata(L, NULL);
@@ -112,8 +108,7 @@ static void push_reply(lua_State *L, const redisReply *r, int depth) {
   }
 }
 
-/* Every whole reply in hiredis' reader into the replies table (at -1): an
-   error reply is kept as {false, msg}. */
+/* Every whole reply in hiredis' reader into the replies table (at -1). */
 static int drain(lua_State *L, lconn *k) {
   int n = 0;
   for (;;) {
@@ -124,15 +119,7 @@ static int drain(lua_State *L, lconn *k) {
     r = p;
     k->got++;
     n++;
-    if (r->type == REDIS_REPLY_ERROR) {
-      lua_createtable(L, 2, 0);
-      lua_pushboolean(L, 0);
-      lua_rawseti(L, -2, 1);
-      push_reply(L, r, 0);
-      lua_rawseti(L, -2, 2);
-    } else {
-      push_reply(L, r, 0);
-    }
+    push_reply(L, r);
     freeReplyObject(r);
     lua_pushinteger(L, k->got);
     lua_insert(L, -2);
@@ -148,11 +135,9 @@ static int r_connect(lua_State *L) {
   if (port < 1 || port > 65535) return luaL_argerror(L, 2, "a TCP port (1 to 65535) expected");
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_getfield(L, 3, "timeout");
-    if (!lua_isnil(L, -1)) {
-      if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) > 0))
-        return luaL_argerror(L, 3, "timeout: a number of seconds > 0 expected");
+    if (lua_getfield(L, 3, "timeout") != LUA_TNIL) {
       timeout = (double)lua_tonumber(L, -1);
+      if (!(timeout > 0)) return luaL_argerror(L, 3, "timeout: a number of seconds > 0 expected");
     }
     lua_pop(L, 1);
   }
@@ -165,10 +150,7 @@ static int r_connect(lua_State *L) {
   k->timeout = timeout;
   k->last = now();
   k->c = redisConnectNonBlock(host, (int)port);
-  if (!k->c || k->c->err) {
-    fail(k, "connect", k->c ? k->c->errstr : "out of memory");
-    return push_err(L, k);
-  }
+  if (!k->c || k->c->err) return push_err(L, k, "connect", k->c ? k->c->errstr : "out of memory");
   k->connecting = 1;
   return 1;
 }
@@ -184,22 +166,17 @@ static int r_send(lua_State *L) {
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
       return luaL_argerror(L, i + 2, lua_pushfstring(L, "a string expected, got %s", luaL_typename(L, i + 2)));
   }
-  if (k->err[0]) return push_err(L, k);
+  if (k->err[0]) return push_err(L, k, NULL, NULL);
   if (!k->c) return luaL_error(L, "redis %s: the connection is closed", k->where);
   if (!k->connecting && k->got == k->sent) { /* idle: did the server close it meanwhile? */
     char b;
-    if (recv(k->c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
-      fail(k, "the server closed the connection", NULL);
-      return push_err(L, k);
-    }
+    if (recv(k->c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+      return push_err(L, k, "the server closed the connection", NULL);
   }
   argv = lua_newuserdatauv(L, (size_t)argc * sizeof *argv, 0); /* scratch, above the arguments */
   lens = lua_newuserdatauv(L, (size_t)argc * sizeof *lens, 0);
   for (i = 0; i < argc; i++) argv[i] = lua_tolstring(L, i + 2, &lens[i]);
-  if (redisAppendCommandArgv(k->c, argc, argv, lens) != REDIS_OK) {
-    fail(k, "send", k->c->errstr);
-    return push_err(L, k);
-  }
+  if (redisAppendCommandArgv(k->c, argc, argv, lens) != REDIS_OK) return push_err(L, k, "send", k->c->errstr);
   if (k->sent == k->got && !k->connecting) k->last = now(); /* the silence counts from here */
   lua_pushinteger(L, ++k->sent);
   return 1;
@@ -229,14 +206,11 @@ static int write_out(lconn *k) {
 /* One pass: what poll(2) says is ready moves; replies go to the table at -1.
    ms: how long poll(2) may wait. */
 static int step(lua_State *L, lconn *k, int ms) {
-  struct pollfd p;
   int r, n = 0;
   int want_write = k->connecting || sdslen(k->c->obuf) > 0;
   int want_read = !k->connecting && k->got < k->sent;
+  struct pollfd p = { .fd = k->c->fd, .events = (short)((want_write ? POLLOUT : 0) | (want_read ? POLLIN : 0)) };
   if (!want_write && !want_read) return 0;
-  p.fd = k->c->fd;
-  p.events = (short)((want_write ? POLLOUT : 0) | (want_read ? POLLIN : 0));
-  p.revents = 0;
   r = poll(&p, 1, ms);
   if (r < 0 && errno != EINTR) { fail(k, "poll", strerror(errno)); return 0; }
   if (r <= 0) return 0;
@@ -252,13 +226,10 @@ static int step(lua_State *L, lconn *k, int ms) {
     if (write_out(k) != REDIS_OK) { fail(k, "write", k->c->errstr); return 0; }
   }
   if (want_read && (p.revents & (POLLIN | POLLERR | POLLHUP))) {
-    if (redisBufferRead(k->c) != REDIS_OK) {
-      n = drain(L, k); /* whole replies before the end still count */
-      fail(k, "read", k->c->errstr);
-      return n;
-    }
-    k->last = now();
-    n = drain(L, k);
+    r = redisBufferRead(k->c);
+    if (r == REDIS_OK) k->last = now();
+    n = drain(L, k); /* on a failed read too: whole replies before the end still count */
+    if (r != REDIS_OK) fail(k, "read", k->c->errstr);
   }
   return n;
 }
@@ -268,7 +239,7 @@ static int r_poll(lua_State *L) {
   double wait = luaL_optnumber(L, 2, 0), deadline;
   int n = 0;
   if (!(wait >= 0)) return luaL_argerror(L, 2, "seconds >= 0 expected");
-  if (k->err[0]) return push_err(L, k);
+  if (k->err[0]) return push_err(L, k, NULL, NULL);
   if (!k->c) return luaL_error(L, "redis %s: the connection is closed", k->where);
   deadline = now() + wait;
   lua_getiuservalue(L, 1, 1); /* the replies read */
@@ -291,7 +262,7 @@ static int r_poll(lua_State *L) {
     if (!k->connecting && k->got == k->sent && sdslen(k->c->obuf) == 0) break; /* nothing pending */
   }
   lua_pop(L, 1);
-  if (k->err[0] && n == 0) return push_err(L, k);
+  if (k->err[0] && n == 0) return push_err(L, k, NULL, NULL);
   lua_pushinteger(L, n);
   return 1;
 }
@@ -315,15 +286,11 @@ static int r_reply(lua_State *L) {
   lua_pushinteger(L, n);
   lua_pushnil(L);
   lua_rawset(L, -4);
-  if (lua_type(L, -1) == LUA_TTABLE && lua_rawlen(L, -1) == 2) { /* an error reply: {false, msg} */
-    lua_rawgeti(L, -1, 1);
-    if (lua_isboolean(L, -1)) {
-      lua_rawgeti(L, -2, 2);
-      return 2;
-    }
-    lua_pop(L, 1);
-  }
-  return 1;
+  if (lua_type(L, -1) != LUA_TTABLE) return 1;
+  if (lua_getfield(L, -1, "err") != LUA_TSTRING) { lua_pop(L, 1); return 1; }
+  lua_pushboolean(L, 0); /* an error reply: false, msg */
+  lua_replace(L, -3);
+  return 2;
 }
 
 static int r_pending(lua_State *L) {

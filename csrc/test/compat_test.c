@@ -134,6 +134,11 @@ static int t_gettypes(lua_State *L) {
   return 1;
 }
 
+static int t_globaltable(lua_State *L) {
+  lua_pushglobaltable(L);
+  return 1;
+}
+
 static int t_pushfail(lua_State *L) {
   luaL_pushfail(L);
   lua_pushliteral(L, "reason");
@@ -157,7 +162,7 @@ static const luaL_Reg funcs[] = {
   { "setfuncs", t_setfuncs }, { "box", t_box },
   { "newlib", t_newlib },
   { "gettypes", t_gettypes }, { "pushfail", t_pushfail }, { "tonumberx", t_tonumberx },
-  { NULL, NULL }
+  { "globaltable", t_globaltable }, { NULL, NULL }
 };
 
 LUAOPEN_API int luaopen_compat_test(lua_State *L);

@@ -144,6 +144,10 @@ describe("compat.h on " .. VM, function()
     assert.same({ "number", "string", "table", "table" }, t.gettypes { field = 1, raw = "x", {} })
   end)
 
+  it("lua_pushglobaltable pushes the globals table", function()
+    assert.equal(_G, t.globaltable())
+  end)
+
   it("luaL_pushfail pushes nil", function()
     local r, why = t.pushfail()
     assert.is_nil(r)
