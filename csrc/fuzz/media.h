@@ -8,7 +8,7 @@
 #include <math.h>
 
 static inline void media_sane(const sv_media *m) {
-  PROPERTY(m->kind >= SV_MEDIA_IMAGE && m->kind <= SV_MEDIA_AUDIO && m->type, "a kind and a type");
+  PROPERTY(m->kind >= SV_MEDIA_IMAGE && m->kind <= SV_MEDIA_TEXT && m->type, "a kind and a type");
   PROPERTY(m->width >= 0 && m->height >= 0 && isfinite(m->width) && isfinite(m->height), "a finite frame size");
   PROPERTY(m->duration == -1 || (m->duration >= 0 && isfinite(m->duration)), "-1 or a finite duration");
   PROPERTY(m->tail == -1 || (m->tail >= 0 && isfinite(m->tail)), "-1 or a finite tail");
