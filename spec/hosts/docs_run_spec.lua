@@ -28,6 +28,7 @@
 -- shown: an output sample or a diagram: its fixed words are in the code, the
 --        files it names exist.
 
+local socket = require "socket"
 local helper = require "spec.helper"
 local D = require "spec.support.docs_blocks"
 
@@ -84,28 +85,45 @@ local function script(dir, lines, before)
   return table.concat(s, "\n") .. "\n"
 end
 
--- Runs a script now: its output, whether it succeeded.
-local function run(dir, lines, before)
+-- Starts a script in bash (a user's shell: `kill %1` knows its jobs), in a
+-- session of its own, its output and status in dir's .out and .rc: the job.
+local function launch(dir, lines, before)
   local path = dir .. "/.session.sh"
   helper.write_file(path, script(dir, lines, before))
-  return sh("sh " .. q(path))
+  os.remove(dir .. "/.rc")
+  local sid = tonumber(helper.capture(AS_TYPED .. "setsid sh -c " .. q("bash " .. q(path) .. " >" .. q(dir .. "/.out")
+    .. " 2>&1 </dev/null; echo $? >" .. q(dir .. "/.rc")) .. " </dev/null >/dev/null 2>&1 & echo $!"):match("%d+"))
+  return { dir = dir, sid = sid }
 end
 
--- Starts a script in the background (a session of its own): a job to wait for.
-local function start(name, dir, lines, before)
-  local path = dir .. "/.session.sh"
-  helper.write_file(path, script(dir, lines, before))
-  local pid = tonumber(helper.capture(AS_TYPED .. "setsid sh -c " .. q("sh " .. q(path) .. " >" .. q(dir .. "/.out")
-    .. " 2>&1; echo $? >" .. q(dir .. "/.rc")) .. " </dev/null >/dev/null 2>&1 & echo $!"):match("%d+"))
-  jobs[name] = { dir = dir, pid = pid }
+-- Ends what a job's session left running (a background line the page never stopped).
+local function reap(job)
+  for pid in helper.capture("ps -o pid= -s " .. job.sid .. " 2>/dev/null"):gmatch("%d+") do
+    helper.execute("kill " .. pid .. " 2>/dev/null")
+  end
 end
 
--- Waits for a job: its output, whether it succeeded.
-local function wait(name)
-  local job = assert(jobs[name], "no job " .. name)
+-- Waits for a job (150 s at most): its output, whether it succeeded, its status.
+local function finish(job)
   helper.wait_until(function() return helper.exists(job.dir .. "/.rc") end, 150)
+  reap(job)
   local rc = (helper.read_file(job.dir .. "/.rc") or "none"):match("%S+")
   return helper.read_file(job.dir .. "/.out") or "", rc == "0", rc
+end
+
+-- Runs a script now: its output, whether it succeeded.
+local function run(dir, lines, before)
+  return finish(launch(dir, lines, before))
+end
+
+-- Starts a script in the background, a job to wait for by name.
+local function start(name, dir, lines, before)
+  jobs[name] = launch(dir, lines, before)
+end
+
+-- Waits for a job started by name.
+local function wait(name)
+  return finish(assert(jobs[name], "no job " .. name))
 end
 
 -- The emulator a page's line starts, from the clone: { url, port, key, exports, stop }.
@@ -206,6 +224,20 @@ local function video(path)
   assert(not helper.exists(path .. ".part"), path .. ".part is left")
 end
 
+-- Our line between a page's lines, for the pause a user makes: until `test` holds (10 s at most).
+local function until_line(test)
+  return { "(the reader waits)", "i=0; until " .. test .. "; do i=$((i + 1)); [ $i -lt 100 ] || exit 1; "
+    .. "sleep 0.1; done" }
+end
+local function listens(port) return until_line("curl -s -o /dev/null http://127.0.0.1:" .. port .. "/") end
+
+-- Started as root, nginx's workers are nobody: the clone readable, `dir` theirs to write.
+local AS_ROOT = helper.capture("id -u"):match("^0%s*$") ~= nil
+local function nobody_writes(dir)
+  assert(helper.execute("chmod 755 " .. q(TOP) .. " " .. q(CLONE)))
+  if AS_ROOT then assert(helper.execute("chown nobody " .. q(dir))) end
+end
+
 local ENV = 'eval "$(make -s env)"'
 local ENV_JIT = 'eval "$(make -s env VM=luajit)"'
 
@@ -287,12 +319,18 @@ local BLOCKS = {
     local out, ok = run(CLONE, { { "README.md#2", first[1] } })
     assert_ok(out, ok, "README.md#2's " .. first[1])
     local e = emulator(first[2])
-    lua_file(CLONE, "kitten.lua", "README.md#4")
-    out, ok = run(CLONE, lines_of("README.md#3", { ["http://127.0.0.1:40123"] = e.url }))
-    assert_ok(out, ok, "README.md#3")
+    local five = lua_file(CLONE, "kitten.lua", "README.md#4")
+    assert(select(2, helper.read_file(CLONE .. "/" .. five):gsub("\n", "")) == 5, "README.md#4 is not five lines")
+    local shown = lines_of("README.md#3", { ["http://127.0.0.1:40123"] = e.url })
+    assert(shown[1][2] == e.exports[1] and shown[2][2] == e.exports[2], "README.md#3's exports are not the emulator's")
+    local t0 = socket.gettime()
+    out, ok = run(CLONE, shown)
+    local took = socket.gettime() - t0
     e.stop()
+    assert_ok(out, ok, "README.md#3")
     assert(out:find("\nvideo_videos_%d+\tkitten%.mp4\n$"), out)
     video(CLONE .. "/kitten.mp4")
+    assert(took < 12, str_format("README.md#3 took %.1f s (\"a few seconds\")", took))
   end },
   ["README.md#4"] = { "lua", "run as kitten.lua by README.md#3" },
   ["docs/architecture.md#1"] = { "-", "shown: every module it names exists", function()
@@ -369,9 +407,12 @@ local BLOCKS = {
     assert(shown[1][2] == E.exports[1] and shown[2][2] == E.exports[2], "the export lines are not the emulator's")
     local dir = folder("emulator2")
     assert(helper.execute("ln -s " .. q(CLONE .. "/bin") .. " " .. q(dir .. "/bin")))
+    local t0 = socket.gettime()
     local out, ok = run(dir, shown)
+    local took = socket.gettime() - t0
     assert_ok(out, ok, "docs/emulator.md#2")
     video(dir .. "/kitten.mp4")
+    assert(took < 12, str_format("docs/emulator.md#2 took %.1f s: its interval is the 30 s default?", took))
   end },
   ["docs/emulator.md#3"] = { "sh", "run against an emulator of its own: each fault is taken", function()
     local e = emulator(D.sh_lines(block("docs/emulator.md#1").body)[1])
@@ -388,16 +429,31 @@ local BLOCKS = {
     video(TOP .. "/game/rain.mp4")
     assert(out:find("\ncompleted\n"), out)
   end },
-  ["docs/game-engines.md#2"] = { "sh", "run: the builds and the emulator; check: the love line (run by "
-    .. "spec/hosts/love_spec.lua, under Xvfb)", function()
+  ["docs/game-engines.md#2"] = { "sh", "run: the builds, the emulator, the game on an Xvfb display of ours, "
+    .. "ended once its video is saved", function()
     local lines = D.sh_lines(block("docs/game-engines.md#2").body)
-    local out, ok = run(CLONE, { { "docs/game-engines.md#2", lines[1] }, { "docs/game-engines.md#2", lines[2] } })
+    local key = "docs/game-engines.md#2"
+    local out, ok = run(CLONE, { { key, lines[1] }, { key, lines[2] } })
     assert_ok(out, ok, "docs/game-engines.md#2's builds")
     for _, so in ipairs { "core", "curl", "sign" } do
       assert(helper.exists(CLONE .. "/build/luajit/starvideos/" .. so .. ".so"), "make luajit built no " .. so .. ".so")
     end
-    emulator(lines[3]).stop()
-    check_sh("docs/game-engines.md#2", nil, { false, false, false, true })
+    local e = emulator(lines[3])
+    check_sh(key, nil, { false, false, false, true })
+    if not helper.execute("command -v love >/dev/null && command -v Xvfb >/dev/null") then
+      return pending("love or Xvfb is not installed: the game's line checked only")
+    end
+    local xvfb = helper.spawn(helper.UNINSTRUMENTED
+      .. "Xvfb -displayfd 1 -screen 0 640x360x24 -nolisten tcp 2>/dev/null")
+    finally(function() helper.execute("kill " .. xvfb.pid .. " 2>/dev/null") xvfb.pipe:close() end)
+    local display = assert(tonumber(xvfb.pipe:read("*l")), "Xvfb did not start")
+    local game = with_url(lines[4], e.url)
+    local file = assert(game:match("(%S+%.mp4)$"), game)
+    out, ok = run(CLONE, { { key, game .. " &" }, until_line("[ -f " .. file .. " ]"),
+      { "(the reader quits)", "kill $!" } }, { "export DISPLAY=:" .. display })
+    e.stop()
+    assert_ok(out, ok, "docs/game-engines.md#2's game")
+    video(CLONE .. "/" .. file)
   end },
   ["docs/game-engines.md#3"] = { "c", "check: compiles in a host's function", function()
     check_c("docs/game-engines.md#3")
@@ -449,11 +505,16 @@ local BLOCKS = {
     local out, ok = run(CLONE, lines_of("docs/openresty.md#1", nil, { false, true, true }))
     assert_ok(out, ok, "docs/openresty.md#1")
   end },
-  ["docs/openresty.md#2"] = { "sh", "check (spec/hosts/openresty_readme_spec.lua runs it: 30 s to its first poll)",
-    function() check_sh("docs/openresty.md#2") end },
-  ["docs/openresty.md#3"] = { "nginx", "check: nginx -t on the whole file, its Lua", function()
-    check_nginx("docs/openresty.md#3", "main")
+  ["docs/openresty.md#2"] = { "sh", "run with #3 (in the background: its first poll after 30 s), nginx in one "
+    .. "terminal, curl in another", function()
+    local out, ok = wait("openresty")
+    assert_ok(out, ok, "docs/openresty.md#2 with #3")
+    local path = assert(out:match("\n(/[^\n]+%.mp4)\n"), "curl printed no path: " .. out)
+    assert(path:find(TOP .. "/openresty/out/", 1, true) == 1, path)
+    video(path)
   end },
+  ["docs/openresty.md#3"] = { "nginx", "run by #2 as nginx.conf, its /path/to/ and port filled in; nginx -t",
+    function() check_nginx("docs/openresty.md#3", "main") end },
   ["docs/openresty.md#4"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
     check_nginx("docs/openresty.md#4", "http")
   end },
@@ -498,16 +559,34 @@ local BLOCKS = {
   ["examples/openresty/README.md#1"] = { "sh", "check: every package installed here", function()
     check_sh("examples/openresty/README.md#1")
   end },
-  ["examples/openresty/README.md#2"] = { "sh", "check, and nginx -t on its nginx.conf (spec/hosts/"
-    .. "openresty_readme_spec.lua runs it)", function()
-    check_sh("examples/openresty/README.md#2")
-    local dir = folder("openresty-example")
-    local out, ok = sh("cd " .. q(CLONE) .. " && mkdir -p build/openresty/videos && /usr/sbin/nginx -q -t -p \"$PWD/\""
-      .. " -c examples/openresty/nginx.conf")
-    assert_ok(out, ok, "nginx -t on examples/openresty/nginx.conf (" .. dir .. ")")
+  ["examples/openresty/README.md#2"] = { "sh", "run line by line (#3 after its mkdir as root), its ports the "
+    .. "system's (nginx.conf's listen too)", function()
+    local key = "examples/openresty/README.md#2"
+    local ports = helper.free_ports(2)
+    local conf = CLONE .. "/examples/openresty/nginx.conf"
+    local text, n = assert(helper.read_file(conf)):gsub("listen 127%.0%.0%.1:8080;",
+      "listen 127.0.0.1:" .. ports[2] .. ";")
+    assert(n == 1, "examples/openresty/nginx.conf does not listen on 127.0.0.1:8080")
+    helper.write_file(conf, text)
+    local lines = {}
+    for _, l in ipairs(lines_of(key, { ["8090"] = tostring(ports[1]), ["8080"] = tostring(ports[2]) })) do
+      lines[#lines + 1] = l
+      if l[2]:find("^bin/starvideos emulator") then lines[#lines + 1] = listens(ports[1]) end
+      if l[2]:find("/usr/sbin/nginx") then lines[#lines + 1] = listens(ports[2]) end
+      if l[2]:find("^mkdir") and AS_ROOT then
+        for _, r in ipairs(lines_of("examples/openresty/README.md#3")) do lines[#lines + 1] = r end
+      end
+    end
+    nobody_writes(CLONE)
+    local out, ok = run(CLONE, lines)
+    assert_ok(out, ok, key)
+    local path = assert(out:match('"path":"([^"]+)"'), "curl printed no path: " .. out):gsub("\\/", "/")
+    assert(path:find(CLONE .. "/build/openresty/videos/", 1, true) == 1, path)
+    video(path)
   end },
-  ["examples/openresty/README.md#3"] = { "sh", "check (spec/hosts/openresty_readme_spec.lua runs it as root)",
-    function() check_sh("examples/openresty/README.md#3") end },
+  ["examples/openresty/README.md#3"] = { "sh", "run by #2 when root", function()
+    check_sh("examples/openresty/README.md#3")
+  end },
   ["examples/openresty/README.md#4"] = { "sh", "check (spec/hosts/openresty_readme_spec.lua runs it as root)",
     function() check_sh("examples/openresty/README.md#4") end },
   ["examples/openresty/README.md#5"] = { "-", "shown: a log line", function()
@@ -553,6 +632,21 @@ local function start_jobs()
   start("game", dir, { { "docs/game-engines.md#1", "luajit -e " .. q(FRAME) .. " game.lua" } },
     { ENV_JIT, E.exports[1], E.exports[2] })
 
+  dir = folder("openresty")
+  local port = helper.free_ports(1)[1]
+  local conf = block("docs/openresty.md#3").body:gsub("/path/to/starvideos", CLONE):gsub("/path/to/out", dir .. "/out")
+  local n
+  conf, n = conf:gsub("127%.0%.0%.1:8080", "127.0.0.1:" .. port)
+  assert(n == 1, "docs/openresty.md#3 does not listen on 127.0.0.1:8080")
+  helper.write_file(dir .. "/nginx.conf", conf)
+  assert(helper.execute("mkdir " .. q(dir .. "/out")))
+  nobody_writes(dir .. "/out")
+  local nginx = lines_of("docs/openresty.md#2", { ["STARVIDEOS_API_KEY=..."] = "STARVIDEOS_API_KEY=" .. E.key,
+    ["127.0.0.1:8080"] = "127.0.0.1:" .. port })
+  nginx[1][2] = nginx[1][2] .. " &"
+  start("openresty", dir, { nginx[1], listens(port), nginx[2], { "(the reader stops nginx)", "kill $!" } },
+    { E.exports[1] })
+
   dir = user_dir("cli")
   start("cli", dir, lines_of("docs/cli.md#1", key, { true, true }), { E.exports[1] })
 end
@@ -568,7 +662,7 @@ describe("the docs' fenced blocks, in a fresh clone", function()
   end)
 
   teardown(function()
-    for _, job in pairs(jobs) do helper.execute("kill -- -" .. job.pid .. " 2>/dev/null") end
+    for _, job in pairs(jobs) do reap(job) end
     for _, e in ipairs(emulators) do pcall(e.stop) end
     helper.cleanup()
   end)
