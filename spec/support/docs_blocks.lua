@@ -147,7 +147,9 @@ checkers.luarocks = function(ctx, w)
   for j = i + 1, #w do
     local flag = w[j]:match("^(%-%-[%w-]+)")
     local var, dir = w[j]:match("^([A-Z_]+)=(%S+)$")
-    if flag and not help:find(flag, 1, true) then return "`luarocks help " .. sub .. "` lists no " .. flag end
+    if flag and not help:find(flag:gsub("%p", "%%%0") .. "%f[^%w-]") then
+      return "`luarocks help " .. sub .. "` lists no " .. flag
+    end
     if var and not helper.execute("test -d " .. q(dir)) then return w[j] .. ": no such folder" end
   end
   if sub == "make" and not helper.exists(ctx.root .. "/rockspec/starvideos-scm-1.rockspec") then
