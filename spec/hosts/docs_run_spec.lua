@@ -258,7 +258,17 @@ local function nginx_wrap(where)
   end
 end
 
+-- Pends the test and says so when a program a block runs is not installed here
+-- (`make deps` installs each): whether it is missing.
+local function missing(program)
+  if helper.execute("command -v " .. q(program) .. " >/dev/null 2>&1") then return false end
+  pending(program .. " is not installed (make deps)")
+  return true
+end
+local NGINX = "/usr/sbin/nginx"
+
 local function check_nginx(key, where)
+  if missing(NGINX) then return end
   local dir = folder("nginx-" .. key:gsub("%W", "-"))
   local why = D.check_nginx(block(key).body, nginx_wrap(where), dir)
   assert(not why, key .. ": " .. tostring(why))
@@ -467,6 +477,7 @@ local BLOCKS = {
     assert_ok(out, ok, "docs/install.md#2")
   end },
   ["docs/install.md#3"] = { "sh", "check (spec/hosts/luarocks_spec.lua builds these rocks)", function()
+    if missing("luarocks") then return end
     check_sh("docs/install.md#3")
   end },
   ["docs/install.md#4"] = { "sh", "run, the command line the rock installs being the clone's", function()
@@ -484,9 +495,11 @@ local BLOCKS = {
     assert(rockspec:find('"' .. dep .. '"', 1, true), "the rockspec does not depend on " .. dep)
   end },
   ["docs/install.md#6"] = { "sh", "check (spec/hosts/luarocks_spec.lua runs it)", function()
+    if missing("luarocks") then return end
     check_sh("docs/install.md#6")
   end },
   ["docs/install.md#7"] = { "sh", "check (spec/hosts/luarocks_spec.lua runs it)", function()
+    if missing("luarocks") then return end
     check_sh("docs/install.md#7")
   end },
   ["docs/keep-and-fleet.md#1"] = { "sh", "check: the first line (it runs an hour); run: --once, after "
@@ -507,6 +520,7 @@ local BLOCKS = {
   end },
   ["docs/openresty.md#2"] = { "sh", "run with #3 (in the background: its first poll after 30 s), nginx in one "
     .. "terminal, curl in another", function()
+    if missing(NGINX) then return end
     local out, ok = wait("openresty")
     assert_ok(out, ok, "docs/openresty.md#2 with #3")
     local path = assert(out:match("\n(/[^\n]+%.mp4)\n"), "curl printed no path: " .. out)
@@ -537,6 +551,7 @@ local BLOCKS = {
   ["docs/webhooks.md#4"] = { "python", "check: compiles (spec/extras/webhook_spec.lua runs it)", function()
     local path = folder("python") .. "/hook.py"
     helper.write_file(path, block("docs/webhooks.md#4").body)
+    if missing("python3") then return end
     local out, ok = sh("python3 -c " .. q("import sys; compile(open(sys.argv[1]).read(), 'hook.py', 'exec')") .. " "
       .. q(path))
     assert_ok(out, ok, "docs/webhooks.md#4")
@@ -562,6 +577,7 @@ local BLOCKS = {
   ["examples/openresty/README.md#2"] = { "sh", "run line by line (#3 after its mkdir as root), its ports the "
     .. "system's (nginx.conf's listen too)", function()
     local key = "examples/openresty/README.md#2"
+    if missing(NGINX) then return end
     local ports = helper.free_ports(2)
     local conf = CLONE .. "/examples/openresty/nginx.conf"
     local text, n = assert(helper.read_file(conf)):gsub("listen 127%.0%.0%.1:8080;",
@@ -632,20 +648,23 @@ local function start_jobs()
   start("game", dir, { { "docs/game-engines.md#1", "luajit -e " .. q(FRAME) .. " game.lua" } },
     { ENV_JIT, E.exports[1], E.exports[2] })
 
-  dir = folder("openresty")
-  local port = helper.free_ports(1)[1]
-  local conf = block("docs/openresty.md#3").body:gsub("/path/to/starvideos", CLONE):gsub("/path/to/out", dir .. "/out")
-  local n
-  conf, n = conf:gsub("127%.0%.0%.1:8080", "127.0.0.1:" .. port)
-  assert(n == 1, "docs/openresty.md#3 does not listen on 127.0.0.1:8080")
-  helper.write_file(dir .. "/nginx.conf", conf)
-  assert(helper.execute("mkdir " .. q(dir .. "/out")))
-  nobody_writes(dir .. "/out")
-  local nginx = lines_of("docs/openresty.md#2", { ["STARVIDEOS_API_KEY=..."] = "STARVIDEOS_API_KEY=" .. E.key,
-    ["127.0.0.1:8080"] = "127.0.0.1:" .. port })
-  nginx[1][2] = nginx[1][2] .. " &"
-  start("openresty", dir, { nginx[1], listens(port), nginx[2], { "(the reader stops nginx)", "kill $!" } },
-    { E.exports[1] })
+  if helper.execute("command -v " .. NGINX .. " >/dev/null 2>&1") then
+    dir = folder("openresty")
+    local port = helper.free_ports(1)[1]
+    local conf = block("docs/openresty.md#3").body:gsub("/path/to/starvideos", CLONE)
+      :gsub("/path/to/out", dir .. "/out")
+    local n
+    conf, n = conf:gsub("127%.0%.0%.1:8080", "127.0.0.1:" .. port)
+    assert(n == 1, "docs/openresty.md#3 does not listen on 127.0.0.1:8080")
+    helper.write_file(dir .. "/nginx.conf", conf)
+    assert(helper.execute("mkdir " .. q(dir .. "/out")))
+    nobody_writes(dir .. "/out")
+    local nginx = lines_of("docs/openresty.md#2", { ["STARVIDEOS_API_KEY=..."] = "STARVIDEOS_API_KEY=" .. E.key,
+      ["127.0.0.1:8080"] = "127.0.0.1:" .. port })
+    nginx[1][2] = nginx[1][2] .. " &"
+    start("openresty", dir, { nginx[1], listens(port), nginx[2], { "(the reader stops nginx)", "kill $!" } },
+      { E.exports[1] })
+  end
 
   dir = user_dir("cli")
   start("cli", dir, lines_of("docs/cli.md#1", key, { true, true }), { E.exports[1] })
