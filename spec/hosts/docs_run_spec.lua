@@ -384,18 +384,21 @@ local BLOCKS = {
     assert_ok(out, ok, "docs/batch.md#2")
     video(TOP .. "/batch2/videos/0001.mp4")
   end },
-  ["docs/batch.md#3"] = { "lua", "run (in the background, with #5, #4 and keep --once after it)", function()
+  ["docs/batch.md#3"] = { "lua", "run (in the background; then #5, #4, keep --once and docs/cli.md#1's "
+    .. "pending, list and compact)", function()
     local out, ok = wait("batch3")
-    assert_ok(out, ok, "docs/batch.md#3, #5, #4 and docs/keep-and-fleet.md#1")
+    assert_ok(out, ok, "docs/batch.md#3, #5, #4, docs/keep-and-fleet.md#1 and docs/cli.md#1")
     local dir = TOP .. "/batch3/videos/"
-    for id in out:gmatch("\n(video_videos_%d+)\t") do video(dir .. id .. ".mp4") end
-    assert(select(2, out:gsub("\nvideo_videos_%d+\t", "")) == 2, out)
+    local own = assert(out:match(">>> docs/batch%.md#3: [^\n]*(\n.-)\n>>> "), out) -- what #3 printed
+    for id in own:gmatch("\n(video_videos_%d+)\t") do video(dir .. id .. ".mp4") end
+    assert(select(2, own:gsub("\nvideo_videos_%d+\t", "")) == 2, out)
   end },
   ["docs/batch.md#4"] = { "sh", "run after #3 (see docs/batch.md#3)", function() check_sh("docs/batch.md#4") end },
   ["docs/batch.md#5"] = { "lua", "run after #3, client its journal's (see docs/batch.md#3)", function()
     check_lua("docs/batch.md#5")
   end },
-  ["docs/cli.md#1"] = { "sh", "run: the generate line (in the background); check: every other line", function()
+  ["docs/cli.md#1"] = { "sh", "run: the generate line (in the background), pending, list and compact on "
+    .. "docs/batch.md#3's journal; check: every line", function()
     check_sh("docs/cli.md#1")
     local out, ok = wait("cli")
     assert_ok(out, ok, "docs/cli.md#1's generate")
@@ -641,6 +644,10 @@ local function start_jobs()
       .. " failed.lua" } }
   for _, l in ipairs(lines_of("docs/batch.md#4")) do lines[#lines + 1] = l end
   lines[#lines + 1] = lines_of("docs/keep-and-fleet.md#1", nil, { false, true })[1]
+  -- docs/cli.md#1's pending, list and compact, on this journal
+  for _, l in ipairs(lines_of("docs/cli.md#1", nil, { [7] = true, [8] = true, [9] = true })) do
+    lines[#lines + 1] = l
+  end
   start("batch3", dir, lines, { ENV, E.exports[1], E.exports[2] })
 
   dir = folder("game")
