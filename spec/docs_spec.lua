@@ -7,8 +7,8 @@
 -- README.md, CHANGELOG.md and docs/*.md to a file of the repository, and every
 -- #anchor to a heading of that file (GitHub's slugs); one version in
 -- config.lua, the release rockspec and the CHANGELOG.  The lines the docs
--- tell a user to run are run in the hosts' tier (spec/hosts/newcomer_spec.lua
--- and the specs it names).
+-- tell a user to run are run, or checked, in the hosts tier: every fenced block
+-- in a fresh clone (spec/hosts/docs_run_spec.lua).
 
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
