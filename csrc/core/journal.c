@@ -32,10 +32,10 @@ static int fail(sv_buf *why, const char *what, const char *path, int e) {
 static int open_checked(const char *path, int flags, sv_buf *why) {
   int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK, 0644), e = fd >= 0 ? 0 : errno == ENXIO ? -1 : errno;
   struct stat st;
-  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, flags & O_APPEND) != 0)) {
-    e = errno && errno != EINVAL ? errno : -1; /* -1: not a regular file */
-    close(fd);
-  }
+  if (fd >= 0 && fstat(fd, &st) != 0) e = errno;
+  else if (fd >= 0 && !S_ISREG(st.st_mode)) e = -1;
+  else if (fd >= 0 && fcntl(fd, F_SETFL, flags & O_APPEND) != 0) e = errno;
+  if (e && fd >= 0) close(fd);
   if (e > 0) return fail(why, "open", path, e);
   if (e < 0) sv_buf_addf(why, "cannot use the journal %s: it is not a regular file", path);
   return e ? -1 : fd;
@@ -73,13 +73,6 @@ const char *sv_file_kind(const char *path, int *err) {
   return "other";
 }
 
-int sv_file_writable(const char *path, sv_buf *why) {
-  int fd = open_checked(path, O_WRONLY | O_APPEND | O_CREAT, why);
-  if (fd < 0) return -1;
-  close(fd);
-  return 0;
-}
-
 /* One record through fd (the journal at path, under its flock): after a crash
    mid-write the last line is torn, so it is ended first and this record starts
    a line of its own (read under the lock: no other writer is midway). */
@@ -114,15 +107,6 @@ int sv_file_append_held(int fd, const char *path, const char *rec, size_t len, i
   /* a record not written whole leaves no part of itself: the file cut back (under the lock) */
   if (rc && st.st_size >= 0 && ftruncate(fd, st.st_size) == 0 && sync) (void)fsync(fd);
   sv_buf_free(&out);
-  return rc;
-}
-
-int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
-  int fd = open_locked(path, O_WRONLY | O_APPEND | O_CREAT, why), rc;
-  if (fd < 0) return -1;
-  rc = sv_file_append_held(fd, path, rec, len, sync, why);
-  flock(fd, LOCK_UN);
-  if (close(fd) != 0 && !rc) rc = fail(why, "write", path, errno);
   return rc;
 }
 
@@ -296,7 +280,7 @@ static void *jw_thread(void *arg) {
   return NULL;
 }
 
-sv_jwriter *sv_jwriter_new(const char *path) {
+sv_jwriter *sv_jwriter_new(const char *path, int inline_) {
   sv_jwriter *w = calloc(1, sizeof *w + strlen(path) + 1);
   if (!w) return NULL;
   strcpy(w->path, path);
@@ -304,7 +288,7 @@ sv_jwriter *sv_jwriter_new(const char *path) {
   pthread_cond_init(&w->work, NULL);
   pthread_cond_init(&w->moved, NULL);
   sv_helper_pin_module();
-  w->threaded = sv_helper_start(&w->thread, jw_thread, w) == 0; /* else each put writes at once */
+  w->threaded = !inline_ && sv_helper_start(&w->thread, jw_thread, w) == 0; /* else each put writes at once */
   return w;
 }
 

@@ -75,7 +75,8 @@ static int k_unlock(lua_State *L) {
   return 0;
 }
 
-/* journal_writer(path) -> writer: the journal's writer thread (sv_jwriter).
+/* journal_writer(path[, inline]) -> writer: the journal's writer thread
+   (sv_jwriter), or with inline none: each put written before it returns.
    writer:put(lines, sync[, expect]) -> ticket: queued (expect: written only
    when the file's bytes after offset expect are all the writer's own);
    writer:poll() -> the last ticket done, and {ticket = why | true (a
@@ -97,7 +98,7 @@ static int l_journal_writer(lua_State *L) {
   lwriter *lw = lua_newuserdatauv(L, sizeof *lw, 0);
   lw->w = NULL;
   luaL_setmetatable(L, WRITER_MT);
-  lw->w = sv_jwriter_new(path);
+  lw->w = sv_jwriter_new(path, lua_toboolean(L, 2));
   if (!lw->w) return luaL_error(L, "out of memory");
   return 1;
 }
