@@ -193,9 +193,9 @@ struct sv_jwriter {
   pthread_t thread;
   int threaded, closing;
   jitem *head, *tail, *spent; /* spent: written, freed by the caller (its allocator's lock is never the thread's) */
-  size_t queued, nfails, capfails;
+  size_t queued;
   long long done;
-  sv_jfail *fails;
+  sv_buf fails; /* sv_jfail's (out of memory: a record is then told written) */
   /* the caller's alone */
   jitem *mine, *mine_tail;
   size_t mine_bytes;
@@ -217,17 +217,11 @@ static void seen_file(sv_jwriter *w, const struct stat *st) {
 }
 
 static void failed(sv_jwriter *w, long long ticket, int conflict, const char *why) {
-  if (w->nfails == w->capfails) {
-    size_t cap = w->capfails ? w->capfails * 2 : 8;
-    sv_jfail *f = realloc(w->fails, cap * sizeof *f);
-    if (!f) return; /* (out of memory: the record is then told written) */
-    w->fails = f;
-    w->capfails = cap;
-  }
-  w->fails[w->nfails].ticket = ticket;
-  w->fails[w->nfails].conflict = conflict;
-  snprintf(w->fails[w->nfails].why, sizeof w->fails[0].why, "%s", why);
-  w->nfails++;
+  sv_jfail f;
+  f.ticket = ticket;
+  f.conflict = conflict;
+  snprintf(f.why, sizeof f.why, "%s", why);
+  sv_buf_add(&w->fails, &f, sizeof f);
 }
 
 /* The items of list in one write (one fsync when one asks) under one hold of the lock, then told done. */
@@ -346,10 +340,9 @@ long long sv_jwriter_poll(sv_jwriter *w, sv_jfail **fails, size_t *n) {
   if (pthread_mutex_trylock(&w->mu) != 0) return w->seen; /* the thread has it: look again later */
   spent = hand_over(w);
   w->seen = w->done;
-  *fails = w->fails;
-  *n = w->nfails;
-  w->fails = NULL;
-  w->nfails = w->capfails = 0;
+  *fails = (sv_jfail *)(void *)w->fails.data;
+  *n = w->fails.len / sizeof **fails;
+  memset(&w->fails, 0, sizeof w->fails);
   pthread_mutex_unlock(&w->mu);
   free_items(spent);
   return w->seen;
@@ -378,6 +371,6 @@ void sv_jwriter_free(sv_jwriter *w) {
   pthread_cond_destroy(&w->moved);
   pthread_mutex_destroy(&w->mu);
   free_items(w->spent);
-  free(w->fails);
+  sv_buf_free(&w->fails);
   free(w);
 }

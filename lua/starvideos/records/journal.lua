@@ -217,23 +217,18 @@ function J.read(path)
   return st.list, st.bad, st.open
 end
 
--- dest (a task's recorded .part is for it) when its .part is still there, else nil: a fresh start.
-function J.part_of(dest)
-  if dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" then return dest end
-end
-
--- A task as resume and keep carry it: part, the .part recorded for dest when still there; from, its owner.
+-- A task as resume and keep carry it: part, the .part recorded for dest when still there (else nil: a fresh
+-- start); from, its owner.
 function J.carried(t, dest, from)
-  return { id = t.id, model = t.model, out = t.out, part = J.part_of(dest), from = from }
+  local part = dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" and dest or nil
+  return { id = t.id, model = t.model, out = t.out, part = part, from = from }
 end
 
 -- The tasks of list neither downloaded nor failed, as resume carries them.
 function J.unfinished(list)
   local out = {}
   for _, t in ipairs(list) do
-    if not t.path and t.status ~= "failed" then
-      out[#out + 1] = J.carried(t, t.part)
-    end
+    if not t.path and t.status ~= "failed" then out[#out + 1] = J.carried(t, t.part) end
   end
   return out
 end
