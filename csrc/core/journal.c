@@ -115,23 +115,23 @@ int sv_file_lock(const char *path, int create, sv_buf *why) {
   return open_locked(path, create ? O_RDWR | O_APPEND | O_CREAT : O_RDONLY, why);
 }
 
+/* The folder of path (one level up) made when missing: whether it is there. */
+static int make_folder(const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 0;
+  if (n == 0 || n >= sizeof dir) return 0;
+  memcpy(dir, path, n);
+  dir[n] = '\0';
+  return mkdir(dir, 0755) == 0 || errno == EEXIST;
+}
+
 int sv_file_try_lock(const char *path, int create, sv_buf *why) {
-  int fd, tries;
-  for (tries = 0; tries < 2; tries++) {
-    /* a look at another's lease needs no write access: flock takes a read-only descriptor */
-    fd = open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
-    if (fd >= 0 || errno != ENOENT) break;
-    if (!create) return SV_LOCK_MISSING;
-    if (tries == 0) { /* the folder first */
-      char *dir = strdup(path), *slash;
-      int made;
-      if (!dir) { sv_buf_adds(why, "out of memory"); return -1; }
-      slash = strrchr(dir, '/');
-      made = slash && slash != dir && (*slash = '\0', mkdir(dir, 0755) == 0 || errno == EEXIST);
-      free(dir);
-      if (!made) break;
-    }
-  }
+  /* a look at another's lease needs no write access: flock takes a read-only descriptor */
+  int flags = (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  int fd = open(path, flags, 0644);
+  if (fd < 0 && errno == ENOENT && !create) return SV_LOCK_MISSING;
+  if (fd < 0 && errno == ENOENT && make_folder(path)) fd = open(path, flags, 0644);
   if (fd < 0) {
     sv_buf_addf(why, "cannot open the lease %s: %s", path, strerror(errno));
     return -1;
@@ -165,7 +165,8 @@ int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why) 
   }
   fd = open(tmp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return fail(why, "compact", path, errno);
-  if (fstat(fd, &tst) != 0 || !S_ISREG(tst.st_mode)) e = errno ? errno : EINVAL;
+  if (fstat(fd, &tst) != 0) e = errno;
+  else if (!S_ISREG(tst.st_mode)) e = EINVAL;
   else if (fchmod(fd, lst.st_mode & 07777) != 0 || fsync(fd) != 0) e = errno;
   close(fd);
   if (!e && rename(tmp, path) != 0) e = errno;
