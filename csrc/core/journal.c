@@ -32,10 +32,10 @@ static int fail(sv_buf *why, const char *what, const char *path, int e) {
 static int open_checked(const char *path, int flags, sv_buf *why) {
   int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK, 0644), e = fd >= 0 ? 0 : errno == ENXIO ? -1 : errno;
   struct stat st;
-  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, flags & O_APPEND) != 0)) {
-    e = errno && errno != EINVAL ? errno : -1; /* -1: not a regular file */
-    close(fd);
-  }
+  if (fd >= 0 && fstat(fd, &st) != 0) e = errno;
+  else if (fd >= 0 && !S_ISREG(st.st_mode)) e = -1;
+  else if (fd >= 0 && fcntl(fd, F_SETFL, flags & O_APPEND) != 0) e = errno;
+  if (e && fd >= 0) close(fd);
   if (e > 0) return fail(why, "open", path, e);
   if (e < 0) sv_buf_addf(why, "cannot use the journal %s: it is not a regular file", path);
   return e ? -1 : fd;
@@ -71,13 +71,6 @@ const char *sv_file_kind(const char *path, int *err) {
   if (S_ISDIR(st.st_mode)) return "folder";
   if (S_ISLNK(st.st_mode)) return "link";
   return "other";
-}
-
-int sv_file_writable(const char *path, sv_buf *why) {
-  int fd = open_checked(path, O_WRONLY | O_APPEND | O_CREAT, why);
-  if (fd < 0) return -1;
-  close(fd);
-  return 0;
 }
 
 /* One record through fd (the journal at path, under its flock): after a crash
@@ -117,37 +110,28 @@ int sv_file_append_held(int fd, const char *path, const char *rec, size_t len, i
   return rc;
 }
 
-int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why) {
-  int fd = open_locked(path, O_WRONLY | O_APPEND | O_CREAT, why), rc;
-  if (fd < 0) return -1;
-  rc = sv_file_append_held(fd, path, rec, len, sync, why);
-  flock(fd, LOCK_UN);
-  if (close(fd) != 0 && !rc) rc = fail(why, "write", path, errno);
-  return rc;
-}
-
 /* (one hold can read the file and then append to it: no other writer in between) */
 int sv_file_lock(const char *path, int create, sv_buf *why) {
   return open_locked(path, create ? O_RDWR | O_APPEND | O_CREAT : O_RDONLY, why);
 }
 
+/* The folder of path (one level up) made when missing: whether it is there. */
+static int make_folder(const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 0;
+  if (n == 0 || n >= sizeof dir) return 0;
+  memcpy(dir, path, n);
+  dir[n] = '\0';
+  return mkdir(dir, 0755) == 0 || errno == EEXIST;
+}
+
 int sv_file_try_lock(const char *path, int create, sv_buf *why) {
-  int fd, tries;
-  for (tries = 0; tries < 2; tries++) {
-    /* a look at another's lease needs no write access: flock takes a read-only descriptor */
-    fd = open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
-    if (fd >= 0 || errno != ENOENT) break;
-    if (!create) return SV_LOCK_MISSING;
-    if (tries == 0) { /* the folder first */
-      char *dir = strdup(path), *slash;
-      int made;
-      if (!dir) { sv_buf_adds(why, "out of memory"); return -1; }
-      slash = strrchr(dir, '/');
-      made = slash && slash != dir && (*slash = '\0', mkdir(dir, 0755) == 0 || errno == EEXIST);
-      free(dir);
-      if (!made) break;
-    }
-  }
+  /* a look at another's lease needs no write access: flock takes a read-only descriptor */
+  int flags = (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  int fd = open(path, flags, 0644);
+  if (fd < 0 && errno == ENOENT && !create) return SV_LOCK_MISSING;
+  if (fd < 0 && errno == ENOENT && make_folder(path)) fd = open(path, flags, 0644);
   if (fd < 0) {
     sv_buf_addf(why, "cannot open the lease %s: %s", path, strerror(errno));
     return -1;
@@ -181,7 +165,8 @@ int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf *why) 
   }
   fd = open(tmp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return fail(why, "compact", path, errno);
-  if (fstat(fd, &tst) != 0 || !S_ISREG(tst.st_mode)) e = errno ? errno : EINVAL;
+  if (fstat(fd, &tst) != 0) e = errno;
+  else if (!S_ISREG(tst.st_mode)) e = EINVAL;
   else if (fchmod(fd, lst.st_mode & 07777) != 0 || fsync(fd) != 0) e = errno;
   close(fd);
   if (!e && rename(tmp, path) != 0) e = errno;
@@ -209,9 +194,9 @@ struct sv_jwriter {
   pthread_t thread;
   int threaded, closing;
   jitem *head, *tail, *spent; /* spent: written, freed by the caller (its allocator's lock is never the thread's) */
-  size_t queued, nfails, capfails;
+  size_t queued;
   long long done;
-  sv_jfail *fails;
+  sv_buf fails; /* sv_jfail's (out of memory: a record is then told written) */
   /* the caller's alone */
   jitem *mine, *mine_tail;
   size_t mine_bytes;
@@ -233,17 +218,11 @@ static void seen_file(sv_jwriter *w, const struct stat *st) {
 }
 
 static void failed(sv_jwriter *w, long long ticket, int conflict, const char *why) {
-  if (w->nfails == w->capfails) {
-    size_t cap = w->capfails ? w->capfails * 2 : 8;
-    sv_jfail *f = realloc(w->fails, cap * sizeof *f);
-    if (!f) return; /* (out of memory: the record is then told written) */
-    w->fails = f;
-    w->capfails = cap;
-  }
-  w->fails[w->nfails].ticket = ticket;
-  w->fails[w->nfails].conflict = conflict;
-  snprintf(w->fails[w->nfails].why, sizeof w->fails[0].why, "%s", why);
-  w->nfails++;
+  sv_jfail f;
+  f.ticket = ticket;
+  f.conflict = conflict;
+  snprintf(f.why, sizeof f.why, "%s", why);
+  sv_buf_add(&w->fails, &f, sizeof f);
 }
 
 /* The items of list in one write (one fsync when one asks) under one hold of the lock, then told done. */
@@ -296,7 +275,7 @@ static void *jw_thread(void *arg) {
   return NULL;
 }
 
-sv_jwriter *sv_jwriter_new(const char *path) {
+sv_jwriter *sv_jwriter_new(const char *path, int inline_) {
   sv_jwriter *w = calloc(1, sizeof *w + strlen(path) + 1);
   if (!w) return NULL;
   strcpy(w->path, path);
@@ -304,7 +283,7 @@ sv_jwriter *sv_jwriter_new(const char *path) {
   pthread_cond_init(&w->work, NULL);
   pthread_cond_init(&w->moved, NULL);
   sv_helper_pin_module();
-  w->threaded = sv_helper_start(&w->thread, jw_thread, w) == 0; /* else each put writes at once */
+  w->threaded = !inline_ && sv_helper_start(&w->thread, jw_thread, w) == 0; /* else each put writes at once */
   return w;
 }
 
@@ -362,10 +341,9 @@ long long sv_jwriter_poll(sv_jwriter *w, sv_jfail **fails, size_t *n) {
   if (pthread_mutex_trylock(&w->mu) != 0) return w->seen; /* the thread has it: look again later */
   spent = hand_over(w);
   w->seen = w->done;
-  *fails = w->fails;
-  *n = w->nfails;
-  w->fails = NULL;
-  w->nfails = w->capfails = 0;
+  *fails = (sv_jfail *)(void *)w->fails.data;
+  *n = w->fails.len / sizeof **fails;
+  memset(&w->fails, 0, sizeof w->fails);
   pthread_mutex_unlock(&w->mu);
   free_items(spent);
   return w->seen;
@@ -394,6 +372,6 @@ void sv_jwriter_free(sv_jwriter *w) {
   pthread_cond_destroy(&w->moved);
   pthread_mutex_destroy(&w->mu);
   free_items(w->spent);
-  free(w->fails);
+  sv_buf_free(&w->fails);
   free(w);
 }

@@ -357,15 +357,13 @@ SV_API void sv_random_hex(char out[17]);
 
 /* ------------------------------------------------------------------ files */
 
-/* Append one record (a line) to a file other processes may append to: one
-   write() on an O_APPEND descriptor under an exclusive flock, a torn last line
-   ended first, fsync when sync.  0, or -1 with the reason in why. */
-SV_API int sv_file_append(const char *path, const char *rec, size_t len, int sync, sv_buf *why);
 /* Lock the journal at path (the exclusive flock appenders take, on the file at
    path once locked): a descriptor holding the lock until closed, or -1 with
    why; read-only for a rewrite (create 0), or for appending, the file created
-   when missing (create 1).  sv_file_append_held appends one record as
-   sv_file_append does, through such a descriptor (create 1) whose lock is held.
+   when missing (create 1).  sv_file_append_held appends one record (a line)
+   through such a descriptor (create 1) whose lock is held: one write() on an
+   O_APPEND descriptor, a torn last line ended first, fsync when sync; a record
+   not written whole leaves no part of itself (the file cut back).
    sv_file_replace renames the finished file tmp over path (fsynced, with path's
    mode, the folder synced after) while lockfd is held; 0, or -1 with why. */
 SV_API int sv_file_lock(const char *path, int create, sv_buf *why);
@@ -380,8 +378,6 @@ SV_API int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf
 #define SV_LOCK_BUSY (-2)
 #define SV_LOCK_MISSING (-3)
 SV_API int sv_file_try_lock(const char *path, int create, sv_buf *why);
-/* Whether path can be appended to (it is created when missing). */
-SV_API int sv_file_writable(const char *path, sv_buf *why);
 /* What lstat finds at path, without opening it (a FIFO is never waited on):
    "file", "folder", "link" or "other" (a FIFO, a device, a socket); NULL with
    *err = errno when nothing is there or it cannot be looked at. */
@@ -405,7 +401,7 @@ typedef struct sv_jfail {
   int conflict;
   char why[240];
 } sv_jfail;
-SV_API sv_jwriter *sv_jwriter_new(const char *path);
+SV_API sv_jwriter *sv_jwriter_new(const char *path, int inline_);
 SV_API long long sv_jwriter_put(sv_jwriter *w, const char *data, size_t len, int sync, double expect);
 SV_API long long sv_jwriter_poll(sv_jwriter *w, sv_jfail **fails, size_t *n);
 SV_API void sv_jwriter_wait(sv_jwriter *w, long long ticket);

@@ -392,21 +392,6 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-/* append(path, line, sync) -> true | nil, message: one record, whole, whatever
-   other processes append at the same time */
-static int l_append(lua_State *L) {
-  size_t len;
-  const char *path = luaL_checkstring(L, 1), *line = luaL_checklstring(L, 2, &len);
-  sv_buf why = {0};
-  return lsv_answer(L, sv_file_append(path, line, len, lua_toboolean(L, 3), &why), &why);
-}
-
-/* writable(path) -> true | nil, message */
-static int l_writable(lua_State *L) {
-  sv_buf why = {0};
-  return lsv_answer(L, sv_file_writable(luaL_checkstring(L, 1), &why), &why);
-}
-
 /* file_kind(path) -> "file" | "folder" | "link" | "other" | nil, message, errno:
    what is at path, by lstat (nothing is opened: a FIFO never blocks) */
 static int l_file_kind(lua_State *L) {
@@ -467,7 +452,7 @@ static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
   { "resolve_url", l_resolve_url }, { "store_url", l_store_url }, { "http_date", l_http_date }, { "hash", l_hash },
-  { "append", l_append }, { "writable", l_writable }, { "file_kind", l_file_kind }, { "file_key", l_file_key },
+  { "file_kind", l_file_kind }, { "file_key", l_file_key },
   { "random_id", l_random_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
   { NULL, NULL }

@@ -17,23 +17,18 @@ typedef struct llock { int fd; } llock;
    that one hold.  lock:replace(tmp) -> true | nil, message renames tmp over
    it; lock:unlock() (also on close and collection) lets appenders go on */
 static int push_lock(lua_State *L, int fd, sv_buf *why) {
-  llock *lk = lua_newuserdata(L, sizeof *lk);
+  llock *lk;
+  if (fd < 0) return lsv_answer(L, -1, why);
+  sv_buf_free(why);
+  lk = lua_newuserdatauv(L, sizeof *lk, 0);
   lk->fd = fd;
   luaL_setmetatable(L, LOCK_MT);
-  if (fd >= 0) return 1;
-  lua_pop(L, 1);
-  lua_pushnil(L);
-  lua_pushstring(L, sv_buf_cstr(why));
-  return 2;
+  return 1;
 }
 
 static int l_lock_journal(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
   sv_buf why = {0};
-  int n;
-  n = push_lock(L, sv_file_lock(path, lua_toboolean(L, 2), &why), &why);
-  sv_buf_free(&why);
-  return n;
+  return push_lock(L, sv_file_lock(luaL_checkstring(L, 1), lua_toboolean(L, 2), &why), &why);
 }
 
 /* try_lock(path[, create]) -> lock | false (another holds it) | nil, message,
@@ -42,31 +37,33 @@ static int l_lock_journal(lua_State *L) {
 static int l_try_lock(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   sv_buf why = {0};
-  int n, fd;
-  fd = sv_file_try_lock(path, lua_toboolean(L, 2), &why);
-  if (fd == SV_LOCK_BUSY) { lua_pushboolean(L, 0); n = 1; }
-  else if (fd == SV_LOCK_MISSING) { lua_pushnil(L); lua_pushfstring(L, "no lease at %s", path);
-                                    lua_pushliteral(L, "missing"); n = 3; }
-  else n = push_lock(L, fd, &why);
+  int fd = sv_file_try_lock(path, lua_toboolean(L, 2), &why);
+  if (fd != SV_LOCK_BUSY && fd != SV_LOCK_MISSING) return push_lock(L, fd, &why);
   sv_buf_free(&why);
-  return n;
+  if (fd == SV_LOCK_BUSY) { lua_pushboolean(L, 0); return 1; }
+  lua_pushnil(L);
+  lua_pushfstring(L, "no lease at %s", path);
+  lua_pushliteral(L, "missing");
+  return 3;
+}
+
+static int held_fd(lua_State *L) {
+  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
+  if (lk->fd < 0) luaL_error(L, "the journal lock is released");
+  return lk->fd;
 }
 
 static int k_append(lua_State *L) {
-  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
   size_t len;
   const char *path = luaL_checkstring(L, 2), *line = luaL_checklstring(L, 3, &len);
   sv_buf why = {0};
-  if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
-  return lsv_answer(L, sv_file_append_held(lk->fd, path, line, len, lua_toboolean(L, 4), &why), &why);
+  return lsv_answer(L, sv_file_append_held(held_fd(L), path, line, len, lua_toboolean(L, 4), &why), &why);
 }
 
 static int k_replace(lua_State *L) {
-  llock *lk = luaL_checkudata(L, 1, LOCK_MT);
   const char *tmp = luaL_checkstring(L, 2), *path = luaL_checkstring(L, 3);
   sv_buf why = {0};
-  if (lk->fd < 0) return luaL_error(L, "the journal lock is released");
-  return lsv_answer(L, sv_file_replace(lk->fd, tmp, path, &why), &why);
+  return lsv_answer(L, sv_file_replace(held_fd(L), tmp, path, &why), &why);
 }
 
 static int k_unlock(lua_State *L) {
@@ -75,7 +72,8 @@ static int k_unlock(lua_State *L) {
   return 0;
 }
 
-/* journal_writer(path) -> writer: the journal's writer thread (sv_jwriter).
+/* journal_writer(path[, inline]) -> writer: the journal's writer thread
+   (sv_jwriter), or with inline none: each put written before it returns.
    writer:put(lines, sync[, expect]) -> ticket: queued (expect: written only
    when the file's bytes after offset expect are all the writer's own);
    writer:poll() -> the last ticket done, and {ticket = why | true (a
@@ -97,7 +95,7 @@ static int l_journal_writer(lua_State *L) {
   lwriter *lw = lua_newuserdatauv(L, sizeof *lw, 0);
   lw->w = NULL;
   luaL_setmetatable(L, WRITER_MT);
-  lw->w = sv_jwriter_new(path);
+  lw->w = sv_jwriter_new(path, lua_toboolean(L, 2));
   if (!lw->w) return luaL_error(L, "out of memory");
   return 1;
 }

@@ -283,6 +283,30 @@ describe("the ledger", function()
     end
   end)
 
+  it("without a loop (as inside nginx) writes on the caller's thread, and decides a pending record again when"
+    .. " another process wrote between its reading and its write", function()
+    local j = dir .. "/inline.jsonl"
+    local l = Ledger.new(j, { create_limit = { count = 5, per = 60 } })
+    local follow, other = journal.follow, true
+    finally(function() journal.follow = follow; l:close() end)
+    journal.follow = function(...) -- another process appends once, while this one decides
+      local st, err = follow(...)
+      if other then
+        other = false
+        local f = assert(io.open(j, "a"))
+        f:write('{"event":"note"}\n')
+        f:close()
+      end
+      return st, err
+    end
+    assert.is_false(l:before_create(PARAMS, "l1"))
+    assert.equal("note", events(j))
+    assert.is_true(l:before_create(PARAMS, "l1"))
+    assert.equal("note pending", events(j))
+    assert.is_true(l:created({ id = "t1" }, PARAMS, "l1"))
+    assert.equal("note pending created", events(j))
+  end)
+
   it("counts create_limit's creates whole when a slice of its backward read starts at a newline", function()
     local j = dir .. "/j.jsonl"
     local t = os.time()

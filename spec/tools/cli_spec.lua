@@ -735,6 +735,17 @@ describe("the starvideos command line", function()
       r = run({ "resume", "--journal", journal, "--dir", dir, "--json" }, env())
       assert.equals(0, r.code, r.err)
       assert.equals("[]", r.out:match("^%s*(.-)%s*$"))
+      assert.is_nil(r.err:find("unreadable", 1, true), r.err)
+      -- a line it cannot read: counted and named as FILE:LINE, as list and pending name it
+      local n = select(2, helper.read_file(journal):gsub("\n", "")) + 1
+      local f = assert(io.open(journal, "a"))
+      f:write('{"event":"crea\n')
+      f:close()
+      r = run({ "resume", "--journal", journal, "--dir", dir, "--json" }, env())
+      assert.equals(0, r.code, r.err)
+      assert.equals("[]", r.out:match("^%s*(.-)%s*$"))
+      assert.matches(string.format("starvideos resume: warning: 1 unreadable line in %s (%s:%d): skipped\n", journal,
+        journal, n), r.err, 1, true)
     end)
 
     it("refuses a PATH whose folder does not exist (exit 2) before asking the service anything", function()
@@ -1236,8 +1247,8 @@ describe("the starvideos command line", function()
       for _, cmd in ipairs { "list", "pending" } do
         local r = run({ cmd, "--journal", journal }, {})
         assert.equals(0, r.code, r.err)
-        assert.matches("starvideos " .. cmd .. ": 2 unreadable lines in " .. journal .. " (line 2, 3): skipped", r.err,
-          1, true)
+        assert.matches(string.format("starvideos %s: warning: 2 unreadable lines in %s (%s:2, %s:3): skipped", cmd,
+          journal, journal, journal), r.err, 1, true)
       end
     end)
 

@@ -358,12 +358,10 @@ end
 
 -- The ledger's tasks: a table, or under --json one object a line.  A journal
 -- is read with no key and no network; a store's records are the key's.
--- The lines of the journal that cannot be read, counted and named (stderr).
+-- The lines of the journal that cannot be read, counted and named (stderr), as a ledger's warning says it.
 local function unreadable(ctx, journal)
   local st = journal and require("starvideos.records.journal").follow(journal)
-  if not (st and st.bad > 0) then return end
-  output.err(args.PROG, " ", tostring(ctx.name), ": ", st.bad, " unreadable line", st.bad == 1 and "" or "s", " in ",
-    journal, " (line ", table_concat(st.bad_at, ", "), st.bad > #st.bad_at and ", ..." or "", "): skipped\n")
+  if st and st.unreadable then output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", st.unreadable, "\n") end
 end
 
 function M.list(ctx, opts)

@@ -1,5 +1,5 @@
 -- The journal (docs/batch.md): one JSON record a line, each written whole in one write() under
--- a lock (core.append).  A task's records name their writer's lease ("owner"; "lease": its file,
+-- a lock (J.writer).  A task's records name their writer's lease ("owner"; "lease": its file,
 -- when not under <journal>.owners/).  Reading skips a torn line and unknown events.
 
 local core = require "starvideos.core"
@@ -19,23 +19,19 @@ function J.line(rec)
   return line .. "\n"
 end
 
-function J.append(path, rec, sync)
-  local line, err = J.line(rec)
-  if not line then return nil, err end
-  return core.append(path, line, sync)
-end
-
--- The journal's writer thread (core.journal_writer), one per journal file in the process: its ledgers' records
--- queued in order, a loop's turn takes what it wrote (failures of records nobody waits for: their ledger's
--- journal_error), a blocking call waits until it is settled.
+-- The journal's writer (core.journal_writer), one per journal file and kind in the process: what every record
+-- goes through, in order.  Threaded (a ledger with a loop), a loop's turn takes what it wrote (failures of records
+-- nobody waits for: their ledger's journal_error); inline (nginx's worker, no loop, J.append), each put is
+-- written before it returns.  A blocking call waits until its ticket is settled.
 local W = {}
 W.__index = W
-local writers = setmetatable({}, { __mode = "v" })
+local writers = { [true] = setmetatable({}, { __mode = "v" }), [false] = setmetatable({}, { __mode = "v" }) }
 
-function J.writer(path)
-  local w = writers[path] or setmetatable({ c = core.journal_writer(path), sent = 0, done = 0, failed = {}, by = {} },
-    W)
-  writers[path] = w
+function J.writer(path, inline)
+  inline = inline == true
+  local w = writers[inline][path] or setmetatable({ c = core.journal_writer(path, inline), inline = inline,
+    sent = 0, done = 0, failed = {}, by = {} }, W)
+  writers[inline][path] = w
   return w
 end
 
@@ -44,8 +40,18 @@ end
 function W:put(lines, sync, expect, ledger, await)
   local t = self.c:put(lines, sync, expect)
   self.sent, self.by[t] = t, not await and ledger or nil
-  ledger.loop:turning(self)
+  if self.inline then self:turn() else ledger.loop:turning(self) end
   return t
+end
+
+-- One record appended, as a ledger's are (the inline writer): true, or nil, why.
+function J.append(path, rec, sync)
+  local line, err = J.line(rec)
+  if not line then return nil, err end
+  local w = J.writer(path, true)
+  local ok, why = w:result(w:put(line, sync, nil, nil, true))
+  if ok then return true end
+  return nil, why
 end
 
 function W:turn()
@@ -149,8 +155,18 @@ function J.take(st, line)
   return rec
 end
 
+-- st's lines that could not be read, as every reader names them (the first ten as FILE:LINE), or nil.
+local function unreadable(st, path)
+  if st.bad == 0 then return nil end
+  local at = {}
+  for i, n in ipairs(st.bad_at) do at[i] = path .. ":" .. n end
+  return string_format("%d unreadable line%s in %s (%s%s): skipped", st.bad, st.bad == 1 and "" or "s", path,
+    table.concat(at, ", "), st.bad > #st.bad_at and ", ..." or "")
+end
+
 -- st (made when nil) brought up to date with the lines appended since (a torn last line
--- waits), at most max bytes a call (st.behind: there is more).  A compaction starts st over.
+-- waits), at most max bytes a call (st.behind: there is more; st.unreadable: what its lines it
+-- could not read say).  A compaction starts st over.
 function J.follow(path, st, max)
   local kind, _, errno = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
   if kind == "folder" or kind == "other" then
@@ -176,6 +192,7 @@ function J.follow(path, st, max)
   end
   if f then f:close() end
   st.behind, st.open, st.missing, st.size = upto < size, {}, not f and err or nil, size
+  st.unreadable = unreadable(st, path)
   for _, p in ipairs(st.pending) do
     if not st.settled[p["local"]] then st.open[#st.open + 1] = p end
   end
@@ -200,23 +217,18 @@ function J.read(path)
   return st.list, st.bad, st.open
 end
 
--- dest (a task's recorded .part is for it) when its .part is still there, else nil: a fresh start.
-function J.part_of(dest)
-  if dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" then return dest end
-end
-
--- A task as resume and keep carry it: part, the .part recorded for dest when still there; from, its owner.
+-- A task as resume and keep carry it: part, the .part recorded for dest when still there (else nil: a fresh
+-- start); from, its owner.
 function J.carried(t, dest, from)
-  return { id = t.id, model = t.model, out = t.out, part = J.part_of(dest), from = from }
+  local part = dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" and dest or nil
+  return { id = t.id, model = t.model, out = t.out, part = part, from = from }
 end
 
 -- The tasks of list neither downloaded nor failed, as resume carries them.
 function J.unfinished(list)
   local out = {}
   for _, t in ipairs(list) do
-    if not t.path and t.status ~= "failed" then
-      out[#out + 1] = J.carried(t, t.part)
-    end
+    if not t.path and t.status ~= "failed" then out[#out + 1] = J.carried(t, t.part) end
   end
   return out
 end

@@ -62,7 +62,7 @@ local Keeper = {}
 Keeper.__index = Keeper
 
 function Keeper:close() -- (what its ledger queued, deliveries and claims, written before its lease goes)
-  if self.writer then self.writer:flush() end
+  self.writer:flush()
   if self.lock then let_go_of(self); self.lock = nil end
 end
 
@@ -91,11 +91,12 @@ function M.alive(path, owner, lease)
   return not let_go({ path = path }, owner, lease, {})
 end
 
-local function follow(k)
+local function follow(ledger, k)
   if not k.lock then return nil, "the keeper is closed" end
-  if k.writer then k.writer:flush() end -- (what this process queued read too, as the ledger's reads do)
+  k.writer:flush() -- (what this process queued read too, as the ledger's reads do)
   local st, err = journal.follow(k.path, k.state, not k.whole and M.FOLLOW or nil)
   k.state = st or k.state
+  if st then ledger:saw(st) end
   return st, err
 end
 
@@ -125,7 +126,7 @@ end
 -- Claims for k every unfinished task whose owner let go, and k's own due again: tasks, the orphaned
 -- pending creates (each once), and whether k is still behind (then nothing is claimed).
 function M.orphans(ledger, k)
-  local st, err = follow(k)
+  local st, err = follow(ledger, k)
   if not st then return nil, err end
   if st.behind then return {}, {}, true end
   local cache, candidates, pendings, out = {}, {}, {}, {}
@@ -195,8 +196,8 @@ function M.confirm(ledger, id)
 end
 
 -- The webhooks owed whose owner let go, claimed for k: {wid, task, body}s.
-function M.owed_orphans(_, k)
-  local st, err = follow(k)
+function M.owed_orphans(ledger, k)
+  local st, err = follow(ledger, k)
   if not st then return nil, err end
   if st.behind then return {} end
   local cache, candidates, from = {}, {}, {}

@@ -21,10 +21,8 @@ L.SLICE = 65536 -- bytes of samples read per turn of a loop
 function L.new(path, cfg, loop, key)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, key = key or false,
     field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop }, L)
-  if path and loop and not loop.own then -- (inside nginx the worker's own thread writes)
-    self.writer = journal.writer(path)
-  end
-  if path then
+  if path then -- (inside nginx, or with no loop, the caller's own thread writes)
+    self.writer = journal.writer(path, not loop or loop.own)
     require("starvideos.records.compact").maybe_compact(path, config.DEFAULTS.compact_at) -- (docs/batch.md)
     local Schedule = require "starvideos.schedule"
     if key and Schedule.first_read(key, path) then
@@ -43,18 +41,13 @@ function L:turn()
   return done
 end
 
--- A record written, or queued (with a writer: then true and its ticket; await: nobody is told of its failure
--- but the one that asks for its ticket).  sign: it names this process's lease (when it can be had).
+-- A record given to the writer: true and its ticket (await: nobody is told of its failure but the one that asks
+-- for its ticket), or nil, err.  sign: it names this process's lease (when it can be had).
 local function append(self, rec, sync, sign, await)
   if not self.path then return true end
   if sign then
     local owner, elsewhere = self:owner()
     rec.owner, rec.lease = owner, owner and elsewhere or nil
-  end
-  if not self.writer then
-    local ok, err = journal.append(self.path, rec, sync)
-    if not ok and not await then self:_lost(err) end
-    return ok, err
   end
   local line, err = journal.line(rec)
   if not line then return nil, err end
@@ -78,7 +71,7 @@ function L:owner()
 end
 
 function L:close(collected)
-  if self.writer and not collected then self.writer:flush() end
+  if self.path and not collected then self.writer:flush() end
   if self.lease then leases.release(self.lease) end
   self.lease, self.closed = nil, true
 end
@@ -160,42 +153,31 @@ function L:peek(want)
   if st then return (ask_key(self, st, want)) end
 end
 
--- The pending record written under one hold of the journal's lock with what decides it: the key's task (then
--- returned, nothing written) and bucket.lua's rule.  true, a task, or nil, err; with a writer, false and the
--- ticket of the record, written only if the journal did not change since it was decided.
-local function locked(self, rec, want, lid)
+-- The pending record decided by what the journal says (the key's task: then returned, nothing written; bucket.lua's
+-- rule) and given to the writer, written only if the journal did not change since: true, a task, false and the
+-- record's ticket, or nil, err.
+local function decided(self, rec, want)
   local limit, t = self.cfg.create_limit, os_time()
   if not self.path then
     local ok, wait, n = self.key.bucket:count_create(limit, t)
     if ok then return true end
     return L.limited(limit, n, wait)
   end
-  local function decide(st)
-    if want then
-      local task, kerr = ask_key(self, st, want)
-      if task or kerr then return task, kerr end
-    end
-    if limit then
-      local times = recent_creates(st, limit, t)
-      local wait = Bucket.limit_rule(times, t, limit.count, limit.per)
-      if wait > 0 then return L.limited(limit, #times, wait) end
-    end
-    rec.time = t
-    return assert(journal.line(rec))
+  local st, err
+  if want or limit then st, err = follow(self); if not st then return nil, err end end
+  if want then
+    local task, kerr = ask_key(self, st, want)
+    if task or kerr then return task, kerr end
   end
-  if self.writer and lid then
-    local st, err
-    if want or limit then st, err = follow(self); if not st then return nil, err end end
-    local line, derr = decide(st or {})
-    if type(line) ~= "string" then return line, derr end
-    if st then journal.take(st, line:sub(1, -2)) end -- (read again from the file: taken once)
-    return false, self.writer:put(line, true, st and st.size, self, true)
+  if limit then
+    local times = recent_creates(st, limit, t)
+    local wait = Bucket.limit_rule(times, t, limit.count, limit.per)
+    if wait > 0 then return L.limited(limit, #times, wait) end
   end
-  return journal.locked(self.path, function(lock)
-    local line, derr = decide((want or limit) and assert(follow(self)))
-    if type(line) ~= "string" then return line, derr end
-    return lock:append(self.path, line, true)
-  end)
+  rec.time = t
+  local line = assert(journal.line(rec))
+  if st then journal.take(st, line:sub(1, -2)) end -- (read again from the file: taken once)
+  return false, self.writer:put(line, true, st and st.size, self, true)
 end
 
 -- A create's pending record asked for (self.asks[lid]): nil (ask it), false (not written yet), true (written),
@@ -223,12 +205,14 @@ function L:before_create(params, lid, out, want)
     prompt = journal.head(params.prompt) }
   if want then rec.key, rec.fp, rec.body = want.key, want.fp, want.body end
   local ok, err = true, nil
-  if self.path then
-    if not self.writer then ok, err = core.writable(self.path) end -- (a writer's tells when it cannot)
-    if ok then rec.owner, rec.lease = self:owner(); ok, err = rec.owner ~= nil, rec.lease end
+  if self.path then rec.owner, rec.lease = self:owner(); ok, err = rec.owner ~= nil, rec.lease end
+  if ok then ok, err = decided(self, rec, want) end
+  if ok == false then -- (an inline writer's is settled already; one another process decided against: asked again)
+    self.asks[lid] = { ticket = err, rec = rec }
+    answer, aerr = asked(self, lid)
+    if answer == nil and not aerr then return false end
+    return answer, aerr
   end
-  if ok then ok, err = locked(self, rec, want, lid) end
-  if ok == false then self.asks[lid] = { ticket = err, rec = rec }; return false end
   if type(ok) == "table" or type(err) == "table" then return ok, err end -- a task of the key, or a refusal
   if not ok then return nil, new_error("io", tostring(err) .. " (nothing was sent)", { field = "journal" }) end
   if lid then self.outs[lid] = rec end -- for the created record
@@ -255,16 +239,15 @@ local function abandoned(self, lid)
   append(self, { event = "abandoned", ["local"] = lid })
 end
 
--- (with a writer: false until the record is written)
+-- (false until the record is written)
 function L:created(task, params, lid)
-  local ticket, ok, err = self.waits[task.id]
-  if ticket then
-    ok, err = self.writer:result(ticket)
+  local ok, err = true, self.waits[task.id]
+  if not err then ok, err = record_created(self, task.id, params, lid, L.taken(self, lid), nil, true) end
+  if ok and err then -- (its ticket)
+    self.waits[task.id] = err
+    ok, err = self.writer:result(err)
     if ok == nil then return false end
     self.waits[task.id] = nil
-  else
-    ok, err = record_created(self, task.id, params, lid, L.taken(self, lid), nil, true)
-    if ok and err then self.waits[task.id] = err; return false end
   end
   if ok then return true end
   return nil, new_error("io", string_format("task %s was created but %s", task.id, err),
@@ -299,7 +282,7 @@ function L:downloaded(id, path, sha256)
   local lapsed = self:lapsed(id)
   local n, by = self.fences:let_go(id)
   if lapsed then -- (nil: the journal could not be locked; written all the same)
-    if self.writer then self.writer:flush() end -- (the records before it first)
+    self.writer:flush() -- (the records before it first)
     local line = assert(journal.line(rec))
     if leases.holds(self, id, n, by, function(lock) return lock:append(self.path, line) end) ~= nil then return end
   end
@@ -322,22 +305,32 @@ function L:delivered(wid, status)
   append(self, { event = "delivered", wid = wid, status = status })
 end
 
--- Everything this process queued written first.
-local function read_all(self)
-  if self.writer then self.writer:flush() end
-  return self.path ~= nil
+-- The journal read whole (what this process queued written first; missing_ok: none yet reads as empty): st, or
+-- nil, err.  Its unreadable lines are told, once each: an event warning (path, message: st.unreadable).
+local function read(self, missing_ok)
+  if not self.path then return nil, "no journal" end
+  self.writer:flush()
+  local st, err = journal.follow(self.path)
+  if st and st.missing and not missing_ok then return nil, "cannot read the journal: " .. tostring(st.missing) end
+  if st then self:saw(st) end
+  return st, err
+end
+
+function L:saw(st)
+  local on_event = self.cfg.on_event
+  if st.bad <= (self.told_bad or 0) then return end
+  self.told_bad = st.bad
+  if on_event then on_event { type = "warning", path = self.path, message = st.unreadable } end
 end
 
 function L:unfinished()
-  if not read_all(self) then return nil, "no journal" end
-  local list, err = journal.read(self.path)
-  if not list then return nil, err end
-  return journal.unfinished(list)
+  local st, err = read(self)
+  if not st then return nil, err end
+  return journal.unfinished(st.list)
 end
 
 function L:tasks()
-  if not read_all(self) then return nil, "no journal" end
-  local st, err = journal.follow(self.path) -- (none without a journal yet)
+  local st, err = read(self, true)
   if not st then return nil, err end
   return journal.tasks(st)
 end
@@ -354,10 +347,9 @@ function L:forget_pending(lid)
 end
 
 function L:pending()
-  if not read_all(self) then return nil, "no journal" end
-  local list, err, pending = journal.read(self.path)
-  if not list then return nil, err end
-  return pending
+  local st, err = read(self)
+  if not st then return nil, err end
+  return st.open
 end
 
 return L
