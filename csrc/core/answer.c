@@ -63,8 +63,7 @@ double sv_parse_retry_after(const char *v, double now) {
     while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
     if (*p == '\0') return d > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : d;
   }
-  for (p = v; *p; p++)
-    if (p - v >= RETRY_AFTER_LEN) return -1;
+  if (strnlen(v, RETRY_AFTER_LEN + 1) > RETRY_AFTER_LEN) return -1;
   when = sv_http_date(v);
   if (when < 0) return -1;
   d = when - now;
@@ -120,14 +119,10 @@ int sv_transient(sv_kind kind, sv_wire wire, long status) {
 }
 
 static const char *type_name(char t) {
-  switch (t) {
-  case 's': return "a string";
-  case 'n': return "a number";
-  case 'o': return "an object";
-  case 'a': return "an array";
-  case 't': case 'f': return "a boolean";
-  default: return "null";
-  }
+  static const char types[] = "snoatf";
+  static const char *const names[] = { "a string", "a number", "an object", "an array", "a boolean", "a boolean" };
+  const char *at = t ? strchr(types, t) : NULL;
+  return at ? names[at - types] : "null";
 }
 
 /* An answer other than 2xx: the error its status says, in the server's words. */
