@@ -49,8 +49,6 @@ double sv_http_date(const char *v) {
   return days_from_civil(y, m, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
 }
 
-/* delta-seconds (digits only, saturating: no overflow, no strtod of 1e400) or an
-   HTTP date; always finite, from 0 to a year, or -1 when unreadable. */
 double sv_parse_retry_after(const char *v, double now) {
   const char *p;
   double when, d = 0;

@@ -275,7 +275,8 @@ SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t out
    length and the file's size (Content-Range's total, else Content-Length) */
 typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY, SV_OP_MEDIA } sv_op;
 
-/* Seconds from a Retry-After value (delta-seconds or an HTTP date); < 0 if unreadable. */
+/* Seconds from a Retry-After value: delta-seconds (digits only, saturating: no overflow, no strtod
+   of 1e400) or an HTTP date; always finite, from 0 to a year, or -1 when unreadable. */
 SV_API double sv_parse_retry_after(const char *v, double now);
 SV_API double sv_http_date(const char *v); /* an HTTP date's seconds since the epoch, or -1 */
 

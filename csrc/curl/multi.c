@@ -128,16 +128,15 @@ void sv_http_free(sv_http *h) {
   while (h->threads_alive > 0) pthread_cond_wait(&h->threads_gone, &h->threads_lock);
   pthread_mutex_unlock(&h->threads_lock);
   while ((x = h->running.head) != NULL || (x = h->done.head) != NULL) {
-    int unfinished = x->list == L_RUNNING;
-    unlink_xfer(x);
-    x->waiting = 0;
-    x->reaped = 1;   /* its thread, if it had one, is over */
-    release_easy(x);
-    x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
-    if (unfinished) {
+    if (x->list == L_RUNNING) {
       x->wire = SV_WIRE_BROKEN;
       snprintf(x->message, sizeof x->message, "the transport was closed before the exchange finished");
     }
+    release_easy(x); /* (while x is on h->running: its handle leaves the multi handle) */
+    unlink_xfer(x);
+    x->waiting = 0;
+    x->reaped = 1;   /* its thread, if it had one, is over */
+    x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
   }
   pthread_cond_destroy(&h->threads_gone);
   pthread_mutex_destroy(&h->threads_lock);
