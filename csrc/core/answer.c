@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define RETRY_AFTER_MAX (86400.0 * 365) /* a year: longer is a server's mistake */

@@ -303,7 +303,7 @@ SV_API const char *const sv_wire_names[];
    answer was not garbled. */
 SV_API int sv_transient(sv_kind kind, sv_wire wire, long status);
 
-/* The retry policy's values, all from the options table (options.lua), clamped by
+/* The retry policy's values, all from the options table (config.lua), clamped by
    the binding: nothing here has a default of its own. */
 typedef struct sv_retry_policy {
   int max_retries;     /* attempts after the first (a download's: its resume_limit) */

@@ -284,7 +284,7 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? sv_curl_ms(s->timeout) : 0L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, sv_curl_ms(s->timeout)); /* 0: none */
 }
 
 /* A notify's extra header lines: "Name: value\n" each, shorter than 512
@@ -545,23 +545,18 @@ long long sv_xfer_user(const sv_xfer *x) { return x->user; }
 
 /* The owner lets go of x (or a download's thread, when it is the last). */
 void sv_xfer_free(sv_xfer *x) {
+  int last = 1;
   if (!x) return;
+  sv_fetch_unlist(x->h, x); /* the owner's side (its thread, if any, runs on) */
+  unlink_xfer(x);
   if (x->threaded) {
-    int last;
-    if (x->list != L_NONE || !x->reaped) { /* the owner's side, its thread maybe running */
-      sv_fetch_unlist(x->h, x);
-      unlink_xfer(x);
-    }
     sv_fetch_abandon(x);
     pthread_mutex_lock(&x->lock);
     x->h = NULL; /* its thread wakes no poll of h now */
     last = --x->refs == 0;
     pthread_mutex_unlock(&x->lock);
-    if (!last) return; /* the thread frees it */
-  } else {
-    sv_fetch_unlist(x->h, x);
   }
-  sv_curl_destroy(x);
+  if (last) sv_curl_destroy(x); /* else the thread frees it */
 }
 
 /* Frees x, off every list; the last reference's holder calls it. */

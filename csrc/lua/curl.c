@@ -1,6 +1,6 @@
 /* starvideos.curl: the Lua binding of the libcurl transport (csrc/curl/), a
    module of its own so that `require "starvideos"` does not load libcurl and
-   the libraries it brings (about 30, 7-11 ms): transport.lua loads it with the
+   the libraries it brings (about 30, 7-11 ms): loop.lua loads it with the
    first client that needs it.  One class, the transport (starvideos.curl); an
    exchange's handle is a number, the transport's for it (counted from 1, never
    given twice), so that an exchange costs no userdata, no metatable and no
@@ -13,7 +13,6 @@
 #include "compat.h"
 
 #include <string.h>
-#include <unistd.h>
 
 #define CURL_MT "starvideos.curl"
 
@@ -45,7 +44,7 @@ static const char *opt_string(lua_State *L, int t, const char *k, size_t *len) {
 }
 
 /* curl{api_key=, ca_file=, user_agent=, connect_timeout=, max_connections=}: the
-   values come from the options table (options.lua), checked there; here they are
+   values come from the options table (config.lua), checked there; here they are
    clamped, and one missing is an error, never a default.  api_key and ca_file
    may be absent (no key: downloads only; no CA file: the system's). */
 static int l_curl(lua_State *L) {
