@@ -188,14 +188,11 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   size_t len = a->body ? a->body_len : 0;
   sv_buf b = {0}, members = {0};
   int n, rc = -1;
-
   sv_error_clear(err);
   err->status = a->status;
   err->retry_after = sv_parse_retry_after(a->retry_after, now);
   if (a->status < 200 || a->status > 299) return answer_refused(a, body, len, err);
-  /* a 2xx we cannot use is a protocol error (whether a create's made a task
-     anyway is sv_verdict's to say).  The one pass that checks the JSON hands the
-     whole value to the sink and lists the top-level members */
+  /* a 2xx we cannot use is a protocol error; the one pass that checks the JSON lists the top-level members */
   n = sv_json_read(body, len, a->sink, &members, why, sizeof why);
   if (n < 0) {
     excerpt(body, len, &b);
@@ -217,7 +214,6 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
     /* money: resend only when nothing can have been created */
     retryable = wire == SV_WIRE_NOT_SENT || err->status == 429 ||
                 (err->status == 503 && err->retry_after >= 0);
-    /* whether it may have been created is the verdict's word (sv_verdict), not this */
   } else {
     /* a download goes on from the bytes it has; an answer that is not HTTP
        (garbled), or a media request's bytes not from where it asked, is not
@@ -231,7 +227,6 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
     *delay = err->retry_after;
     return 1;
   }
-  /* backoff doubled each attempt, capped, then "equal jitter": from half to all of it */
   d = p->backoff * pow(2.0, attempt > 1 ? attempt - 1 : 0);
   if (!(d <= p->max_backoff)) d = p->max_backoff;
   *delay = d * (0.5 + 0.5 * rnd);

@@ -316,7 +316,7 @@ typedef struct sv_retry_policy {
    retry, 0 to give up (whether a create may have happened is sv_verdict's word,
    already in err).  Retry-After is honoured as sent (up to max_wait); else the delay is
    min(backoff * 2^(attempt-1), max_backoff) * (0.5 + 0.5 * rnd), rnd being a
-   uniform number in [0,1) for the jitter. */
+   uniform number in [0,1) for the jitter ("equal jitter": half to all of it). */
 SV_API int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv_retry_policy *p,
                            double rnd, double *delay);
 

@@ -86,10 +86,8 @@ SV_API void sv_curl_done(sv_xfer *x);            /* x is finished: its easy hand
 SV_API void sv_curl_end(sv_xfer *x, CURLcode rc); /* the same, after what the wire said is read */
 SV_API void sv_curl_destroy(sv_xfer *x);         /* frees x, off every list */
 
-/* fetch.c, for downloads and media requests alike */
+/* fetch.c (sv_curl_redirect: for downloads and media requests alike) */
 SV_API int sv_curl_redirect(sv_xfer *x);         /* 1: a redirect followed (its target next), 0: x is done */
-
-/* fetch.c */
 SV_API void sv_fetch_share(sv_http *h);          /* the multi handle's connections: what downloads leave */
 SV_API void sv_fetch_setup(sv_http *h, sv_xfer *x); /* a download's easy handle options */
 SV_API void sv_media_setup(sv_xfer *x, const sv_send *s); /* a media request's public_only, when asked */

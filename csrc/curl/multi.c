@@ -211,9 +211,8 @@ static int add_header(struct curl_slist **list, const char *line) {
   return 0;
 }
 
-/* The exchange's header lines: a download's (never the key: the video lives
-   on another host), an API request's (the key when asked), a notify's (its
-   webhook-* lines).  0, or -1 out of memory. */
+/* The exchange's header lines: a download's or a media request's, an API
+   request's (the key when asked), a notify's (its webhook-* lines).  0, or -1 out of memory. */
 static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   const char *p = s->headers ? s->headers : "", *nl;
   if (x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) { /* never the key: the file lives on another host */
@@ -248,9 +247,8 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   return 0;
 }
 
-/* The options of the exchange's easy handle: its client's (sv_send's
-   user_agent, ca_file and connect_timeout), else the transport's; then the
-   exchange's own (URL, header list, timeout, where libcurl writes). */
+/* The options of the exchange's easy handle: its client's, else the transport's
+   (sv_send's user_agent), then its own (URL, header list, timeout, where libcurl writes). */
 static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   CURL *e = x->easy;
   const char *ca_file = s->user_agent ? s->ca_file : h->ca_file;
@@ -301,10 +299,9 @@ static int notify_headers_ok(const char *p) {
   return 1;
 }
 
-/* The exchange's proxy (checked by sv_http_send), its credentials apart and
-   decoded (Basic auth: on the CONNECT of an https URL, on each request of an
-   http one).  NULL lets libcurl read the environment (https_proxy, no_proxy,
-   ...), credentials included.  An https URL goes through a CONNECT tunnel, so
+/* The exchange's proxy (checked by sv_http_send; NULL: the environment's), its
+   credentials apart and decoded (Basic auth: on the CONNECT of an https URL, on
+   each request of an http one).  An https URL goes through a CONNECT tunnel, so
    the proxy never sees the key; an http one is sent to the proxy whole, key
    included.  0, or -1 out of memory. */
 static int set_proxy(CURL *e, const char *proxy) {
