@@ -545,8 +545,8 @@ void sv_xfer_free(sv_xfer *x) {
   int last = 1;
   if (!x) return;
   sv_fetch_unlist(x->h, x); /* the owner's side (its thread, if any, runs on) */
-  unlink_xfer(x);
   if (x->threaded) {
+    unlink_xfer(x); /* (a plain one's is sv_curl_destroy's: its handle leaves the multi handle first) */
     sv_fetch_abandon(x);
     pthread_mutex_lock(&x->lock);
     x->h = NULL; /* its thread wakes no poll of h now */
