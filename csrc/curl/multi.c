@@ -14,19 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* libcurl before 7.85 has no *_PROTOCOLS_STR: the bitmask options do the same.
-   Every other libcurl name used here is in 7.68 (the oldest supported):
-   csrc/curl/curl_versions.txt lists each with its version, tools/curl-compat.sh checks. */
-#if LIBCURL_VERSION_NUM >= 0x075500
-#define SV_LIMIT_PROTOCOLS(e)                                                     \
-  (curl_easy_setopt((e), CURLOPT_PROTOCOLS_STR, "http,https"),                    \
-   curl_easy_setopt((e), CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
-#else
-#define SV_LIMIT_PROTOCOLS(e)                                                     \
-  (curl_easy_setopt((e), CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)), \
-   curl_easy_setopt((e), CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)))
-#endif
-
 /* Seconds to libcurl's milliseconds, without overflow whatever the caller passed. */
 long sv_curl_ms(double s) {
   if (!(s > 0)) return 0;
@@ -253,7 +240,16 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   CURL *e = x->easy;
   const char *ca_file = s->user_agent ? s->ca_file : h->ca_file;
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  SV_LIMIT_PROTOCOLS(e);
+  /* libcurl before 7.85 has no *_PROTOCOLS_STR: the bitmask options do the same.
+     Every other libcurl name used here is in 7.68 (the oldest supported):
+     csrc/curl/curl_versions.txt lists each with its version, tools/curl-compat.sh checks. */
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
   curl_easy_setopt(e, CURLOPT_USERAGENT, s->user_agent ? s->user_agent : h->user_agent);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, sv_curl_ms(s->user_agent ? s->connect_timeout : h->connect_timeout));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
