@@ -11,7 +11,8 @@
 #      there: the interpreter and busted keep memory until exit;
 #   3. valgrind memcheck over the plain build/test_core, and over a Lua run of
 #      create / wait / download / resumed download / resume / a job against the
-#      emulator (spec/fixtures/memcheck.lua); errors and definite leaks fail.
+#      emulator, and of a media request past 5 redirects on the transport alone
+#      (spec/fixtures/memcheck.lua); errors and definite leaks fail.
 # All three run; the target fails when any of them found something.
 
 # the specs of 2.: `make test`'s, but those whose cases are mostly child

@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define RETRY_AFTER_MAX (86400.0 * 365) /* a year: longer is a server's mistake */
@@ -49,8 +48,6 @@ double sv_http_date(const char *v) {
   return days_from_civil(y, m, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
 }
 
-/* delta-seconds (digits only, saturating: no overflow, no strtod of 1e400) or an
-   HTTP date; always finite, from 0 to a year, or -1 when unreadable. */
 double sv_parse_retry_after(const char *v, double now) {
   const char *p;
   double when, d = 0;
@@ -63,8 +60,7 @@ double sv_parse_retry_after(const char *v, double now) {
     while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
     if (*p == '\0') return d > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : d;
   }
-  for (p = v; *p; p++)
-    if (p - v >= RETRY_AFTER_LEN) return -1;
+  if (strnlen(v, RETRY_AFTER_LEN + 1) > RETRY_AFTER_LEN) return -1;
   when = sv_http_date(v);
   if (when < 0) return -1;
   d = when - now;
@@ -120,14 +116,10 @@ int sv_transient(sv_kind kind, sv_wire wire, long status) {
 }
 
 static const char *type_name(char t) {
-  switch (t) {
-  case 's': return "a string";
-  case 'n': return "a number";
-  case 'o': return "an object";
-  case 'a': return "an array";
-  case 't': case 'f': return "a boolean";
-  default: return "null";
-  }
+  static const char types[] = "snoatf";
+  static const char *const names[] = { "a string", "a number", "an object", "an array", "a boolean", "a boolean" };
+  const char *at = t ? strchr(types, t) : NULL;
+  return at ? names[at - types] : "null";
 }
 
 /* An answer other than 2xx: the error its status says, in the server's words. */
@@ -196,14 +188,11 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   size_t len = a->body ? a->body_len : 0;
   sv_buf b = {0}, members = {0};
   int n, rc = -1;
-
   sv_error_clear(err);
   err->status = a->status;
   err->retry_after = sv_parse_retry_after(a->retry_after, now);
   if (a->status < 200 || a->status > 299) return answer_refused(a, body, len, err);
-  /* a 2xx we cannot use is a protocol error (whether a create's made a task
-     anyway is sv_verdict's to say).  The one pass that checks the JSON hands the
-     whole value to the sink and lists the top-level members */
+  /* a 2xx we cannot use is a protocol error; the one pass that checks the JSON lists the top-level members */
   n = sv_json_read(body, len, a->sink, &members, why, sizeof why);
   if (n < 0) {
     excerpt(body, len, &b);
@@ -225,7 +214,6 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
     /* money: resend only when nothing can have been created */
     retryable = wire == SV_WIRE_NOT_SENT || err->status == 429 ||
                 (err->status == 503 && err->retry_after >= 0);
-    /* whether it may have been created is the verdict's word (sv_verdict), not this */
   } else {
     /* a download goes on from the bytes it has; an answer that is not HTTP
        (garbled), or a media request's bytes not from where it asked, is not
@@ -239,7 +227,6 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
     *delay = err->retry_after;
     return 1;
   }
-  /* backoff doubled each attempt, capped, then "equal jitter": from half to all of it */
   d = p->backoff * pow(2.0, attempt > 1 ? attempt - 1 : 0);
   if (!(d <= p->max_backoff)) d = p->max_backoff;
   *delay = d * (0.5 + 0.5 * rnd);

@@ -275,7 +275,8 @@ SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t out
    length and the file's size (Content-Range's total, else Content-Length) */
 typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY, SV_OP_MEDIA } sv_op;
 
-/* Seconds from a Retry-After value (delta-seconds or an HTTP date); < 0 if unreadable. */
+/* Seconds from a Retry-After value: delta-seconds (digits only, saturating: no overflow, no strtod
+   of 1e400) or an HTTP date; always finite, from 0 to a year, or -1 when unreadable. */
 SV_API double sv_parse_retry_after(const char *v, double now);
 SV_API double sv_http_date(const char *v); /* an HTTP date's seconds since the epoch, or -1 */
 
@@ -302,7 +303,7 @@ SV_API const char *const sv_wire_names[];
    answer was not garbled. */
 SV_API int sv_transient(sv_kind kind, sv_wire wire, long status);
 
-/* The retry policy's values, all from the options table (options.lua), clamped by
+/* The retry policy's values, all from the options table (config.lua), clamped by
    the binding: nothing here has a default of its own. */
 typedef struct sv_retry_policy {
   int max_retries;     /* attempts after the first (a download's: its resume_limit) */
@@ -315,7 +316,7 @@ typedef struct sv_retry_policy {
    retry, 0 to give up (whether a create may have happened is sv_verdict's word,
    already in err).  Retry-After is honoured as sent (up to max_wait); else the delay is
    min(backoff * 2^(attempt-1), max_backoff) * (0.5 + 0.5 * rnd), rnd being a
-   uniform number in [0,1) for the jitter. */
+   uniform number in [0,1) for the jitter ("equal jitter": half to all of it). */
 SV_API int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv_retry_policy *p,
                            double rnd, double *delay);
 

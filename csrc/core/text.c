@@ -56,7 +56,6 @@ void sv_quote(sv_buf *out, const char *s, size_t len, size_t max) {
   sv_buf_add(out, "\"", 1);
 }
 
-/* A value sent as a header (a task id is one): no control character. */
 int sv_header_value_ok(const char *s, size_t len) {
   size_t i;
   if (!s) return len == 0;

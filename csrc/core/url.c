@@ -29,17 +29,14 @@ static int url_bad(const url_ctx *u, const char *found, size_t at, const char *w
   return sv_error_set(u->err, SV_E_INVALID, u->field, "%s: expected %s, found %s%s", u->field, u->form, found, why);
 }
 
-/* "a space", "'?'", "a control character (\x0A)" ... for the byte c */
-static void name_byte(char *out, size_t n, unsigned char c) {
-  if (c == ' ') snprintf(out, n, "a space");
-  else if (is_ctl(c)) snprintf(out, n, "a control character (\\x%02X)", c);
-  else if (c >= 0x80) snprintf(out, n, "a non-ASCII byte (\\x%02X)", c);
-  else snprintf(out, n, "'%c'", c);
-}
-
+/* The byte s[at] named ("a space", "'?'", "a control character (\x0A)" ...) in the message. */
 static int bad_byte(const url_ctx *u, const char *s, size_t at, const char *why) {
   char what[64];
-  name_byte(what, sizeof what, (unsigned char)s[at]);
+  unsigned char c = (unsigned char)s[at];
+  if (c == ' ') snprintf(what, sizeof what, "a space");
+  else if (is_ctl(c)) snprintf(what, sizeof what, "a control character (\\x%02X)", c);
+  else if (c >= 0x80) snprintf(what, sizeof what, "a non-ASCII byte (\\x%02X)", c);
+  else snprintf(what, sizeof what, "'%c'", c);
   return url_bad(u, what, at + 1, why);
 }
 
@@ -318,23 +315,18 @@ int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, 
   return out->oom ? -1 : 0;
 }
 
-static int store_bad(const char **why, const char *what) {
-  *why = what;
-  return -1;
-}
-
 int sv_store_url_parse(const char *s, size_t len, sv_store_url *out, const char **why) {
   static const char after[] = "after host:port only /db (a number) may follow";
   size_t i = 8, at, colon;
   unsigned long n = 0;
   memset(out, 0, sizeof *out);
   out->port = 6379;
-  if (len < 8 || memcmp(s, "redis://", 8) != 0) return store_bad(why, "the scheme is not redis://");
+  if (len < 8 || memcmp(s, "redis://", 8) != 0) return *why = "the scheme is not redis://", -1;
   for (at = i; at < len && s[at] != '@' && s[at] != '/'; at++) {}
   if (at < len && s[at] == '@') { /* [user]:password@ */
     for (colon = i; colon < at && s[colon] != ':'; colon++) {}
-    if (colon == at) return store_bad(why, "the part before @ is not [user]:password");
-    if (colon + 1 == at) return store_bad(why, "the password is empty");
+    if (colon == at) return *why = "the part before @ is not [user]:password", -1;
+    if (colon + 1 == at) return *why = "the password is empty", -1;
     out->user_len = colon - i;
     out->pass_at = colon + 1;
     out->pass_len = at - colon - 1;
@@ -342,20 +334,20 @@ int sv_store_url_parse(const char *s, size_t len, sv_store_url *out, const char 
   }
   out->host_at = i;
   i = host_end(s, len, i);
-  if (i == out->host_at) return store_bad(why, "no host");
+  if (i == out->host_at) return *why = "no host", -1;
   out->host_len = i - out->host_at;
   if (i < len && s[i] == ':') {
     for (at = ++i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
       if (n <= 65535) n = n * 10 + (unsigned long)(s[i] - '0');
-    if (i == at) return store_bad(why, "the port is not a number");
-    if (n < 1 || n > 65535) return store_bad(why, "the port is not 1 to 65535");
+    if (i == at) return *why = "the port is not a number", -1;
+    if (n < 1 || n > 65535) return *why = "the port is not 1 to 65535", -1;
     out->port = (unsigned)n;
   }
   if (i == len) return 0;
-  if (s[i++] != '/') return store_bad(why, after);
+  if (s[i++] != '/') return *why = after, -1;
   for (n = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++)
     n = n < 100000000 ? n * 10 + (unsigned long)(s[i] - '0') : INT_MAX;
-  if (i < len) return store_bad(why, after);
+  if (i < len) return *why = after, -1;
   out->db = (int)n;
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 enum { L_NONE, L_RUNNING, L_DONE }; /* the list an exchange is on */
+typedef struct sv_list { sv_xfer *head, *tail; int n; } sv_list; /* first in, first out */
 
 struct sv_xfer {
   sv_http *h;
@@ -24,7 +25,6 @@ struct sv_xfer {
   sv_buf send, recv;
   size_t max_body;
   char retry_after[64];
-  char date[40]; /* an API answer's Date header, as it came */
   long status;
   sv_wire wire;
   char message[512];   /* as an sv_error's */
@@ -62,8 +62,7 @@ struct sv_http {
   CURLM *multi;
   char *api_key, *ca_file, *user_agent;
   double connect_timeout;
-  sv_xfer *running, *done, *done_tail;
-  int n_running, n_done;
+  sv_list running, done;
   char date[40]; /* the last API answer's Date, and our wall clock when it came (sv_http_clock) */
   double date_at;
   /* downloads: those with a thread, those waiting for a slot (first in, first
@@ -87,10 +86,8 @@ SV_API void sv_curl_done(sv_xfer *x);            /* x is finished: its easy hand
 SV_API void sv_curl_end(sv_xfer *x, CURLcode rc); /* the same, after what the wire said is read */
 SV_API void sv_curl_destroy(sv_xfer *x);         /* frees x, off every list */
 
-/* fetch.c, for downloads and media requests alike */
+/* fetch.c (sv_curl_redirect: for downloads and media requests alike) */
 SV_API int sv_curl_redirect(sv_xfer *x);         /* 1: a redirect followed (its target next), 0: x is done */
-
-/* fetch.c */
 SV_API void sv_fetch_share(sv_http *h);          /* the multi handle's connections: what downloads leave */
 SV_API void sv_fetch_setup(sv_http *h, sv_xfer *x); /* a download's easy handle options */
 SV_API void sv_media_setup(sv_xfer *x, const sv_send *s); /* a media request's public_only, when asked */

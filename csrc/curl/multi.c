@@ -14,19 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* libcurl before 7.85 has no *_PROTOCOLS_STR: the bitmask options do the same.
-   Every other libcurl name used here is in 7.68 (the oldest supported):
-   csrc/curl/curl_versions.txt lists each with its version, tools/curl-compat.sh checks. */
-#if LIBCURL_VERSION_NUM >= 0x075500
-#define SV_LIMIT_PROTOCOLS(e)                                                     \
-  (curl_easy_setopt((e), CURLOPT_PROTOCOLS_STR, "http,https"),                    \
-   curl_easy_setopt((e), CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
-#else
-#define SV_LIMIT_PROTOCOLS(e)                                                     \
-  (curl_easy_setopt((e), CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)), \
-   curl_easy_setopt((e), CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)))
-#endif
-
 /* Seconds to libcurl's milliseconds, without overflow whatever the caller passed. */
 long sv_curl_ms(double s) {
   if (!(s > 0)) return 0;
@@ -34,43 +21,29 @@ long sv_curl_ms(double s) {
   return (long)(s * 1000) + 1;
 }
 
-static long to_s(double s) {
-  if (!(s >= 1)) return 1;
-  if (s > 86400.0 * 30) s = 86400.0 * 30;
-  return (long)s;
-}
-
 static void unlink_xfer(sv_xfer *x) {
-  sv_http *h = x->h;
-  if (!h || x->list == L_NONE) return;
+  sv_list *l;
+  if (!x->h || x->list == L_NONE) return;
+  l = x->list == L_RUNNING ? &x->h->running : &x->h->done;
   if (x->prev) x->prev->next = x->next;
-  else if (x->list == L_RUNNING) h->running = x->next;
-  else h->done = x->next;
+  else l->head = x->next;
   if (x->next) x->next->prev = x->prev;
-  else if (x->list == L_DONE) h->done_tail = x->prev;
-  if (x->list == L_RUNNING) h->n_running--;
-  else h->n_done--;
+  else l->tail = x->prev;
+  l->n--;
   x->prev = x->next = NULL;
   x->list = L_NONE;
 }
 
-static void push_running(sv_http *h, sv_xfer *x) {
-  x->list = L_RUNNING;
-  x->prev = NULL;
-  x->next = h->running;
-  if (h->running) h->running->prev = x;
-  h->running = x;
-  h->n_running++;
-}
-
-static void push_done(sv_http *h, sv_xfer *x) {
-  x->list = L_DONE;
+/* x last on h's list `which` (L_RUNNING, L_DONE). */
+static void push(sv_http *h, sv_xfer *x, int which) {
+  sv_list *l = which == L_RUNNING ? &h->running : &h->done;
+  x->list = which;
   x->next = NULL;
-  x->prev = h->done_tail;
-  if (h->done_tail) h->done_tail->next = x;
-  else h->done = x;
-  h->done_tail = x;
-  h->n_done++;
+  x->prev = l->tail;
+  if (l->tail) l->tail->next = x;
+  else l->head = x;
+  l->tail = x;
+  l->n++;
 }
 
 /* A header list that may hold the key: wiped before it is freed. */
@@ -96,13 +69,11 @@ static void release_easy(sv_xfer *x) {
 void sv_curl_done(sv_xfer *x) {
   release_easy(x);
   unlink_xfer(x);
-  push_done(x->h, x);
+  push(x->h, x, L_DONE);
 }
 
 sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
   sv_http *h;
-  if (!cfg->user_agent) /* the options table gives one: no default here */
-    return snprintf(errbuf, errlen, "no user agent was given"), NULL;
   if ((cfg->api_key && !sv_header_value_ok(cfg->api_key, strlen(cfg->api_key))) ||
       !sv_header_value_ok(cfg->user_agent, strlen(cfg->user_agent)))
     return snprintf(errbuf, errlen, "the API key and the user agent may not hold control characters"), NULL;
@@ -128,8 +99,7 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
     sv_http_free(h);
     return NULL;
   }
-  h->max_conns = cfg->max_connections < 1 ? 1 : cfg->max_connections > 1024 ? 1024 : cfg->max_connections;
-  sv_fetch_share(h);
+  sv_http_set_max_connections(h, cfg->max_connections);
   return h;
 }
 
@@ -144,26 +114,23 @@ void sv_http_free(sv_http *h) {
   pthread_mutex_lock(&h->threads_lock);
   while (h->threads_alive > 0) pthread_cond_wait(&h->threads_gone, &h->threads_lock);
   pthread_mutex_unlock(&h->threads_lock);
-  while ((x = h->running) != NULL || (x = h->done) != NULL) {
-    int unfinished = x->list == L_RUNNING;
-    unlink_xfer(x);
-    x->waiting = 0;
-    x->reaped = 1;   /* its thread, if it had one, is over */
-    release_easy(x);
-    x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
-    if (unfinished) {
+  while ((x = h->running.head) != NULL || (x = h->done.head) != NULL) {
+    if (x->list == L_RUNNING) {
       x->wire = SV_WIRE_BROKEN;
       snprintf(x->message, sizeof x->message, "the transport was closed before the exchange finished");
     }
+    release_easy(x); /* (while x is on h->running: its handle leaves the multi handle) */
+    unlink_xfer(x);
+    x->waiting = 0;
+    x->reaped = 1;   /* its thread, if it had one, is over */
+    x->h = NULL; /* the owner frees it; it is finished as far as anyone can tell */
   }
   pthread_cond_destroy(&h->threads_gone);
   pthread_mutex_destroy(&h->threads_lock);
   sv_fetch_free_left(h);
   if (h->multi) curl_multi_cleanup(h->multi);
-  if (h->api_key) {
-    memset(h->api_key, 0, strlen(h->api_key));
-    free(h->api_key);
-  }
+  if (h->api_key) memset(h->api_key, 0, strlen(h->api_key));
+  free(h->api_key);
   free(h->ca_file);
   free(h->user_agent);
   free(h);
@@ -172,35 +139,38 @@ void sv_http_free(sv_http *h) {
 
 const char *sv_http_secret(const sv_http *h) { return h->api_key; }
 
+/* The value of the header line buf[0, len) when it is name's ("Name:"),
+   without the blanks around it and the line's end (*n bytes); else NULL. */
+static const char *value_of(const char *buf, size_t len, const char *name, size_t *n) {
+  size_t a = strlen(name), z = len;
+  if (len <= a || strncasecmp(buf, name, a) != 0) return NULL;
+  while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
+  while (z > a && (buf[z - 1] == '\r' || buf[z - 1] == '\n' || buf[z - 1] == ' ' || buf[z - 1] == '\t')) z--;
+  *n = z - a;
+  return buf + a;
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
-  size_t len = size * n;
+  size_t len = size * n, vn;
+  const char *v;
   if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
     x->retry_after[0] = '\0';
     x->range_start = x->range_total = -1;
     x->location.len = 0;
-  } else if (x->follow && len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
-    size_t a = 9, z = len;
-    while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
-    while (z > a && (buf[z - 1] == '\r' || buf[z - 1] == '\n' || buf[z - 1] == ' ' || buf[z - 1] == '\t')) z--;
+  } else if (x->follow && (v = value_of(buf, len, "Location:", &vn)) != NULL) {
     x->location.len = 0;
-    sv_buf_add(&x->location, buf + a, z - a);
-  } else if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
-    size_t a = 12, z = len;
-    while (a < z && (buf[a] == ' ' || buf[a] == '\t')) a++;
-    while (z > a && (buf[z - 1] == '\r' || buf[z - 1] == '\n' || buf[z - 1] == ' ')) z--;
-    if (z - a >= sizeof x->retry_after) z = a + sizeof x->retry_after - 1;
-    memcpy(x->retry_after, buf + a, z - a);
-    x->retry_after[z - a] = '\0';
-  } else if ((x->op == SV_OP_QUERY || x->op == SV_OP_CREATE) && len > 5 && strncasecmp(buf, "Date:", 5) == 0) {
-    size_t k = len - 5 < sizeof x->date - 1 ? len - 5 : sizeof x->date - 1; /* read when asked (sv_http_clock) */
-    memcpy(x->date, buf + 5, k);
-    x->date[k] = '\0';
-  } else if ((x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) && len > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
+    sv_buf_add(&x->location, v, vn);
+  } else if ((v = value_of(buf, len, "Retry-After:", &vn)) != NULL) {
+    snprintf(x->retry_after, sizeof x->retry_after, "%.*s", (int)vn, v);
+  } else if ((x->op == SV_OP_QUERY || x->op == SV_OP_CREATE) && (v = value_of(buf, len, "Date:", &vn)) != NULL) {
+    snprintf(x->h->date, sizeof x->h->date, "%.*s", (int)vn, v); /* read when asked (sv_http_clock) */
+    x->h->date_at = sv_wallclock();
+  } else if ((x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) && (v = value_of(buf, len, "Content-Range:", &vn))) {
     long long a = -1, b = -1, t = -1;
     char tmp[128];
-    snprintf(tmp, sizeof tmp, "%.*s", (int)(len - 14 < 120 ? len - 14 : 120), buf + 14);
-    if (sscanf(tmp, " bytes %lld-%lld/%lld", &a, &b, &t) == 3 && a >= 0 && b >= a && t > b) {
+    snprintf(tmp, sizeof tmp, "%.*s", (int)vn, v);
+    if (sscanf(tmp, "bytes %lld-%lld/%lld", &a, &b, &t) == 3 && a >= 0 && b >= a && t > b) {
       x->range_start = (double)a;
       x->range_total = (double)t;
     }
@@ -228,21 +198,17 @@ static int add_header(struct curl_slist **list, const char *line) {
   return 0;
 }
 
-/* The exchange's header lines: a download's (never the key: the video lives
-   on another host), an API request's (the key when asked), a notify's (its
-   webhook-* lines).  0, or -1 out of memory. */
+/* The exchange's header lines: a download's or a media request's, an API
+   request's (the key when asked), a notify's (its webhook-* lines).  0, or -1 out of memory. */
 static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   const char *p = s->headers ? s->headers : "", *nl;
-  if (x->op == SV_OP_DOWNLOAD) {
+  if (x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) { /* never the key: the file lives on another host */
     char range[64];
-    snprintf(range, sizeof range, "Range: bytes=%.0f-", x->offset);
-    return add_header(&x->headers, "Accept: video/mp4, */*") || (x->offset > 0 && add_header(&x->headers, range))
-           ? -1 : 0;
-  }
-  if (x->op == SV_OP_MEDIA) { /* never the key: the media lives on another host */
-    char range[64];
-    snprintf(range, sizeof range, "Range: bytes=%.0f-%.0f", x->offset, x->offset + (double)x->max_body - 1);
-    return add_header(&x->headers, "Accept: */*") || (!s->head && add_header(&x->headers, range)) ? -1 : 0;
+    int media = x->op == SV_OP_MEDIA;
+    snprintf(range, sizeof range, media ? "Range: bytes=%.0f-%.0f" : "Range: bytes=%.0f-", x->offset,
+             x->offset + (double)x->max_body - 1);
+    return add_header(&x->headers, media ? "Accept: */*" : "Accept: video/mp4, */*") ||
+           ((media ? !s->head : x->offset > 0) && add_header(&x->headers, range)) ? -1 : 0;
   }
   if (s->auth && x->op != SV_OP_NOTIFY) {
     sv_buf b = {0};
@@ -268,14 +234,22 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   return 0;
 }
 
-/* The options of the exchange's easy handle: its client's (sv_send's
-   user_agent, ca_file and connect_timeout), else the transport's; then the
-   exchange's own (URL, header list, timeout, where libcurl writes). */
+/* The options of the exchange's easy handle: its client's, else the transport's
+   (sv_send's user_agent), then its own (URL, header list, timeout, where libcurl writes). */
 static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   CURL *e = x->easy;
   const char *ca_file = s->user_agent ? s->ca_file : h->ca_file;
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  SV_LIMIT_PROTOCOLS(e);
+  /* libcurl before 7.85 has no *_PROTOCOLS_STR: the bitmask options do the same.
+     Every other libcurl name used here is in 7.68 (the oldest supported):
+     csrc/curl/curl_versions.txt lists each with its version, tools/curl-compat.sh checks. */
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
   curl_easy_setopt(e, CURLOPT_USERAGENT, s->user_agent ? s->user_agent : h->user_agent);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, sv_curl_ms(s->user_agent ? s->connect_timeout : h->connect_timeout));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -283,7 +257,7 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
   if (s->stall > 0) {
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, to_s(s->stall));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, s->stall >= 1 ? (long)fmin(s->stall, 86400.0 * 30) : 1L);
   }
   /* A request that must not ride a reused connection: when a kept-alive connection
      dies under a request, libcurl silently sends it again on a new one, and a
@@ -304,7 +278,7 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout > 0 ? sv_curl_ms(s->timeout) : 0L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, sv_curl_ms(s->timeout)); /* 0: none */
 }
 
 /* A notify's extra header lines: "Name: value\n" each, shorter than 512
@@ -321,10 +295,9 @@ static int notify_headers_ok(const char *p) {
   return 1;
 }
 
-/* The exchange's proxy (checked by sv_http_send), its credentials apart and
-   decoded (Basic auth: on the CONNECT of an https URL, on each request of an
-   http one).  NULL lets libcurl read the environment (https_proxy, no_proxy,
-   ...), credentials included.  An https URL goes through a CONNECT tunnel, so
+/* The exchange's proxy (checked by sv_http_send; NULL: the environment's), its
+   credentials apart and decoded (Basic auth: on the CONNECT of an https URL, on
+   each request of an http one).  An https URL goes through a CONNECT tunnel, so
    the proxy never sees the key; an http one is sent to the proxy whole, key
    included.  0, or -1 out of memory. */
 static int set_proxy(CURL *e, const char *proxy) {
@@ -350,8 +323,6 @@ static int send_invalid(const sv_send *s, sv_error *err) {
   if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing");
   if (s->proxy && sv_proxy_parse(s->proxy, strlen(s->proxy), NULL, err) != 0) return -1;
   if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return -1;
-  if (s->max_body == 0) /* the options table gives the cap: no default here */
-    return sv_error_set(err, SV_E_INVALID, "max_body", "max_body: no cap on the answer's size was given");
   if (s->headers && !notify_headers_ok(s->headers))
     return sv_error_set(err, SV_E_INVALID, "headers",
                         "headers: expected \"Name: value\\n\" lines without control characters");
@@ -370,8 +341,7 @@ static sv_xfer *xfer_fail(sv_xfer *x, sv_error *err, const char *why) {
    .part opened: whether it can be resumed decides the Range), or NULL with err. */
 static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   sv_xfer *x = calloc(1, sizeof *x);
-  if (!x) return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
-  if (s->op == SV_OP_DOWNLOAD && pthread_mutex_init(&x->lock, NULL) != 0) {
+  if (!x || (s->op == SV_OP_DOWNLOAD && pthread_mutex_init(&x->lock, NULL) != 0)) {
     free(x);
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   }
@@ -382,19 +352,15 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->follow = (s->op == SV_OP_DOWNLOAD || s->op == SV_OP_MEDIA) && s->follow; /* (sv_curl_redirect) */
   x->timeout = s->timeout > 0 ? s->timeout : 0;
   x->t0 = sv_monotonic();
-  x->have = x->offset;
   x->max_body = s->max_body;
   x->url = strdup(s->url);
   if (s->body) sv_buf_add(&x->send, s->body, s->body_len);
   if (s->op == SV_OP_DOWNLOAD) {
     x->file = strdup(s->file);
     if (!x->file) return xfer_fail(x, err, "out of memory");
-    if (sv_fetch_open(h, x, err)) {
-      sv_xfer_free(x);
-      return NULL;
-    }
-    x->have = x->offset;
+    if (sv_fetch_open(h, x, err)) return sv_xfer_free(x), NULL;
   }
+  x->have = x->offset; /* a download's after its .part is opened: it may start again from 0 */
   return x;
 }
 
@@ -405,13 +371,10 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   if (!x->url || x->send.oom || !x->easy || set_headers(h, x, s)) return xfer_fail(x, err, "out of memory");
   setup_easy(h, x, s);
   if (set_proxy(x->easy, s->proxy)) return xfer_fail(x, err, "out of memory");
-  if (s->op == SV_OP_DOWNLOAD) { /* on a thread of its own, never on the multi handle */
-    push_running(h, x);
-    sv_fetch_queue(h, x);
-    return x;
-  }
-  if (curl_multi_add_handle(h->multi, x->easy) != CURLM_OK) return xfer_fail(x, err, "libcurl refused the transfer");
-  push_running(h, x);
+  if (s->op != SV_OP_DOWNLOAD && curl_multi_add_handle(h->multi, x->easy) != CURLM_OK)
+    return xfer_fail(x, err, "libcurl refused the transfer");
+  push(h, x, L_RUNNING);
+  if (s->op == SV_OP_DOWNLOAD) sv_fetch_queue(h, x); /* on a thread of its own, never on the multi handle */
   return x;
 }
 
@@ -466,10 +429,6 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
     curl_off_t cl = -1;
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     x->total = x->status == 206 ? x->range_total : cl >= 0 ? (double)cl : -1;
-  }
-  if (x->date[0] && x->h) {
-    memcpy(x->h->date, x->date, sizeof x->date);
-    x->h->date_at = sv_wallclock();
   }
   if (x->op == SV_OP_MEDIA && x->refused) {
     x->wire = SV_WIRE_FATAL; /* x->message: an address refused (also after another one answered), or a redirect */
@@ -537,21 +496,21 @@ int sv_http_poll(sv_http *h, double max_wait) {
   for (;;) {
     double left;
     int busy = h->fetching || h->fetch_queue ? sv_fetch_reap(h) : 0;
-    if (h->n_running > h->n_fetching + h->n_waiting && pass) {
+    if (h->running.n > h->n_fetching + h->n_waiting && pass) {
       curl_multi_perform(h->multi, &running);
       collect(h);
     }
-    if (h->n_done || !(max_wait > 0)) break;
+    if (h->done.n || !(max_wait > 0)) break;
     left = start + max_wait - sv_monotonic();
     if (left <= 0 && pass) break;
-    if (!h->n_running) { sv_sleep(left > 3600 ? 3600 : left); break; }
+    if (!h->running.n) { sv_sleep(left > 3600 ? 3600 : left); break; }
     if (left > 3600) left = 3600;
     if (left > 0.001 && busy) left = 0.001; /* a lock to look at again soon */
     /* with downloads only, this waits for a thread's wake-up (or the time) */
     curl_multi_poll(h->multi, NULL, 0, left > 0 ? (int)ceil(left * 1000) : 0, NULL);
     pass = 1;
   }
-  return h->n_done;
+  return h->done.n;
 }
 
 double sv_http_clock(const sv_http *h) {
@@ -560,25 +519,17 @@ double sv_http_clock(const sv_http *h) {
 }
 
 sv_xfer *sv_http_finished(sv_http *h) {
-  sv_xfer *x = h->done;
-  if (x) {
-    unlink_xfer(x);
-    x->list = L_NONE;
-  }
+  sv_xfer *x = h->done.head;
+  if (x) unlink_xfer(x);
   return x;
 }
 
 void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
-  memset(out, 0, sizeof *out);
-  out->op = x->op;
-  out->status = x->status;
-  out->body = x->recv.data ? x->recv.data : "";
-  out->body_len = x->recv.len;
-  out->retry_after = x->retry_after[0] ? x->retry_after : NULL;
-  out->wire = x->wire;
-  out->message = x->message;
-  out->bytes = x->op == SV_OP_MEDIA ? (double)x->recv.len : x->have;
-  out->total = x->total;
+  sv_exchange e = { .op = x->op, .status = x->status, .body = x->recv.data ? x->recv.data : "",
+                    .body_len = x->recv.len, .retry_after = x->retry_after[0] ? x->retry_after : NULL,
+                    .wire = x->wire, .message = x->message, .total = x->total,
+                    .bytes = x->op == SV_OP_MEDIA ? (double)x->recv.len : x->have };
+  *out = e;
 }
 
 void sv_xfer_set_user(sv_xfer *x, long long user) { x->user = user; }
@@ -587,23 +538,18 @@ long long sv_xfer_user(const sv_xfer *x) { return x->user; }
 
 /* The owner lets go of x (or a download's thread, when it is the last). */
 void sv_xfer_free(sv_xfer *x) {
+  int last = 1;
   if (!x) return;
+  sv_fetch_unlist(x->h, x); /* the owner's side (its thread, if any, runs on) */
   if (x->threaded) {
-    int last;
-    if (x->list != L_NONE || !x->reaped) { /* the owner's side, its thread maybe running */
-      sv_fetch_unlist(x->h, x);
-      unlink_xfer(x);
-    }
+    unlink_xfer(x); /* (a plain one's is sv_curl_destroy's: its handle leaves the multi handle first) */
     sv_fetch_abandon(x);
     pthread_mutex_lock(&x->lock);
     x->h = NULL; /* its thread wakes no poll of h now */
     last = --x->refs == 0;
     pthread_mutex_unlock(&x->lock);
-    if (!last) return; /* the thread frees it */
-  } else {
-    sv_fetch_unlist(x->h, x);
   }
-  sv_curl_destroy(x);
+  if (last) sv_curl_destroy(x); /* else the thread frees it */
 }
 
 /* Frees x, off every list; the last reference's holder calls it. */
@@ -615,6 +561,7 @@ void sv_curl_destroy(sv_xfer *x) {
   unlink_xfer(x);
   sv_buf_free(&x->send);
   sv_buf_free(&x->recv);
+  sv_buf_free(&x->location); /* a Location not followed (not a redirect's, or refused) */
   free(x->url);
   free(x->file);
   free(x);

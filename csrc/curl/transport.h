@@ -12,7 +12,7 @@
 typedef struct sv_http_config {
   const char *api_key;     /* sent only on exchanges that ask for it */
   const char *ca_file;     /* or NULL */
-  const char *user_agent;
+  const char *user_agent;  /* required (the options table gives it: no default here) */
   double connect_timeout;  /* seconds */
   int max_connections;
 } sv_http_config;
@@ -26,7 +26,7 @@ typedef struct sv_send {
   int fresh;               /* never on a reused connection (a create: see multi.c) */
   double timeout;          /* seconds for the whole exchange; 0: none */
   double stall;            /* seconds without a byte before giving up; 0: none */
-  size_t max_body;         /* API answers: a longer one ends as SV_WIRE_GARBLED; a download's body
+  size_t max_body;         /* > 0.  API answers: a longer one ends as SV_WIRE_GARBLED; a download's body
                               without a length: the most bytes its file may hold */
   /* downloads */
   const char *file;        /* a 2xx body goes here (never through a symlink) */

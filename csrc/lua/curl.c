@@ -1,6 +1,6 @@
 /* starvideos.curl: the Lua binding of the libcurl transport (csrc/curl/), a
    module of its own so that `require "starvideos"` does not load libcurl and
-   the libraries it brings (about 30, 7-11 ms): transport.lua loads it with the
+   the libraries it brings (about 30, 7-11 ms): loop.lua loads it with the
    first client that needs it.  One class, the transport (starvideos.curl); an
    exchange's handle is a number, the transport's for it (counted from 1, never
    given twice), so that an exchange costs no userdata, no metatable and no
@@ -13,7 +13,6 @@
 #include "compat.h"
 
 #include <string.h>
-#include <unistd.h>
 
 #define CURL_MT "starvideos.curl"
 
@@ -35,16 +34,17 @@ static double opt_number(lua_State *L, int t, const char *k, double def) {
   return isnum ? v : def;
 }
 
-static const char *opt_string(lua_State *L, int t, const char *k) {
+/* t[k] when a string (the table keeps it alive), its length in *len (may be NULL); else NULL */
+static const char *opt_string(lua_State *L, int t, const char *k, size_t *len) {
   const char *v;
   lua_getfield(L, t, k);
-  v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL; /* the table keeps it alive */
+  v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, len) : NULL;
   lua_pop(L, 1);
   return v;
 }
 
 /* curl{api_key=, ca_file=, user_agent=, connect_timeout=, max_connections=}: the
-   values come from the options table (options.lua), checked there; here they are
+   values come from the options table (config.lua), checked there; here they are
    clamped, and one missing is an error, never a default.  api_key and ca_file
    may be absent (no key: downloads only; no CA file: the system's). */
 static int l_curl(lua_State *L) {
@@ -52,9 +52,8 @@ static int l_curl(lua_State *L) {
   char errbuf[128];
   lhttp *lh;
   luaL_checktype(L, 1, LUA_TTABLE);
-  memset(&cfg, 0, sizeof cfg);
-  cfg.api_key = opt_string(L, 1, "api_key");
-  cfg.ca_file = opt_string(L, 1, "ca_file");
+  cfg.api_key = opt_string(L, 1, "api_key", NULL);
+  cfg.ca_file = opt_string(L, 1, "ca_file", NULL);
   cfg.user_agent = lsv_need_string(L, 1, "user_agent", "starvideos.curl");
   cfg.connect_timeout = lsv_need_number(L, 1, "connect_timeout", 0.001, 86400, "starvideos.curl");
   cfg.max_connections = (int)lsv_need_number(L, 1, "max_connections", 1, 1024, "starvideos.curl");
@@ -83,24 +82,18 @@ static int getbool(lua_State *L, int t, const char *k) {
    proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
   lhttp *lh = check_http(L);
-  sv_send s;
+  sv_send s = {0};
   sv_error err;
   sv_xfer *x;
-  memset(&s, 0, sizeof s);
+  size_t len = 0;
+  sv_error_clear(&err);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "op");
   s.op = (sv_op)luaL_checkoption(L, -1, NULL, sv_op_names);
   lua_pop(L, 1);
-  if (lua_getfield(L, 2, "url") == LUA_TSTRING) { /* a NUL inside would cut the URL short for C: the check sees all of it */
-    size_t len;
-    s.url = lua_tolstring(L, -1, &len); /* (the table keeps it alive) */
-    sv_error_clear(&err);
-    if (strlen(s.url) != len && sv_url_check(s.url, len, "url", SV_URL_ANY, &err) != 0) return lsv_fail(L, &err);
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, 2, "body");
-  if (lua_type(L, -1) == LUA_TSTRING) s.body = lua_tolstring(L, -1, &s.body_len);
-  lua_pop(L, 1);
+  s.url = opt_string(L, 2, "url", &len); /* a NUL inside would cut the URL short for C: the check sees all of it */
+  if (s.url && strlen(s.url) != len && sv_url_check(s.url, len, "url", SV_URL_ANY, &err) != 0) return lsv_fail(L, &err);
+  s.body = opt_string(L, 2, "body", &s.body_len);
   s.auth = getbool(L, 2, "auth");
   s.fresh = getbool(L, 2, "fresh");
   s.timeout = opt_number(L, 2, "timeout", 0);
@@ -110,18 +103,17 @@ static int t_send(lua_State *L) {
   }
   if (s.op == SV_OP_DOWNLOAD) {
     s.stall = opt_number(L, 2, "stall", 0);
-    s.file = opt_string(L, 2, "file");
+    s.file = opt_string(L, 2, "file", NULL);
   }
   s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e15, "send"); /* a download's: max_video_bytes */
-  s.user_agent = opt_string(L, 2, "user_agent");
-  if (s.user_agent) { /* the client's own options, with every exchange of it (engine.lua) */
-    s.ca_file = opt_string(L, 2, "ca_file");
+  s.user_agent = opt_string(L, 2, "user_agent", NULL);
+  if (s.user_agent) { /* the client's own options, with every exchange of it (request.lua) */
+    s.ca_file = opt_string(L, 2, "ca_file", NULL);
     s.connect_timeout = lsv_need_number(L, 2, "connect_timeout", 0.001, 86400, "send");
   }
-  s.proxy = opt_string(L, 2, "proxy");
-  if (s.op == SV_OP_NOTIFY) s.headers = opt_string(L, 2, "headers"), s.auth = 0; /* never the key there */
+  s.proxy = opt_string(L, 2, "proxy", NULL);
+  if (s.op == SV_OP_NOTIFY) s.headers = opt_string(L, 2, "headers", NULL), s.auth = 0; /* never the key there */
   if (s.op == SV_OP_MEDIA) s.head = getbool(L, 2, "head"), s.public_only = getbool(L, 2, "public"), s.auth = 0;
-  sv_error_clear(&err);
   /* The handle's key is made in the table before the exchange exists: making
      it may raise (memory), and nothing may raise between the exchange and its
      place in the table.  Setting a key that is there never allocates. */
@@ -142,8 +134,7 @@ static int t_send(lua_State *L) {
 /* t:poll(max_wait) -> number of finished exchanges not yet taken */
 static int t_poll(lua_State *L) {
   lhttp *lh = check_http(L);
-  lua_Number wait = luaL_optnumber(L, 2, 0);
-  lua_pushinteger(L, sv_http_poll(lh->h, wait > 0 ? (double)wait : 0));
+  lua_pushinteger(L, sv_http_poll(lh->h, (double)luaL_optnumber(L, 2, 0))); /* (0 and below: no wait) */
   return 1;
 }
 
@@ -260,7 +251,6 @@ static int t_close(lua_State *L) {
   lua_setiuservalue(L, 1, 1);
   return 0;
 }
-
 
 static const luaL_Reg curl_methods[] = {
   { "send", t_send }, { "poll", t_poll }, { "finished", t_finished }, { "result", t_result },

@@ -374,6 +374,29 @@ add {
 }
 
 add {
+  name = "an exchange cancelled while its answer comes: its connection is not the next exchange's",
+  prepare = function(env)
+    return { slow = env.hs:url("dribble") .. "/v1/result/task_d", ok = env.hs:url("ok") .. "/v1/result/task_next" }
+  end,
+  run = function(x, a)
+    local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 1 }
+    local h = assert(t:send { op = "query", url = a.slow, auth = true, timeout = 30, max_body = 1048576 })
+    local t0 = x.now()
+    repeat t:poll(0.1) until x.now() - t0 > 1.5 -- (dribble: a byte a second) its first bytes came
+    t:cancel(h)
+    h = assert(t:send { op = "query", url = a.ok, auth = true, timeout = 10, max_body = 1048576 })
+    repeat t:poll(0.05) until t:finished() == h
+    local task, err = t:result(h)
+    t:close()
+    return { id = task and task.id, err = err and tostring(err) }
+  end,
+  check = function(o, _, env)
+    env.assert.is_nil(o.err)
+    env.assert.equal("task_next", o.id)
+  end,
+}
+
+add {
   name = "a webhook (op notify): its header lines and JSON body, never the key; any 2xx taken; a 302 not followed",
   prepare = function(env)
     local ok, redir = env.hs:url("empty"), env.hs:url("redir_n")
