@@ -37,9 +37,7 @@ function B:set_rate(rate) self.rate = rate end
 
 -- Where the tokens come from first: remote:take(t, obj) -> nil (taken),
 -- a time to come back, or false (it cannot answer: the process's own bucket).
-function B:use(remote)
-  if not self.remote then self.remote = remote end
-end
+function B:use(remote) self.remote = self.remote or remote end
 
 -- A token at t: nil when taken, else when one will be there.  A create holds the
 -- token due for it (CLAIM past it, should its job be cancelled) before the polls waiting;

@@ -151,11 +151,9 @@ function Commit:committed(ok, said, notwhole)
       { check = said })
   elseif not ok then
     self.err = new_error("io", "download: " .. tostring(said), { field = "path" })
-  else
+  else -- (a transport that commits without hashing: the file read once more, from the page cache)
     local sum, herr = said, nil
-    if not sum then -- a transport that commits without hashing: the file read once more (from the page cache)
-      sum, herr = require("starvideos.sign").sha256_file(self.dest)
-    end
+    if not sum then sum, herr = require("starvideos.sign").sha256_file(self.dest) end
     self.sha256 = sum
     if not sum then self.err = new_error("io", "download: " .. tostring(herr), { field = "path" }) end
   end

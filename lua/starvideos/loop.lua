@@ -82,9 +82,7 @@ end
 
 -- The Redis store whose answers the loop waits on (fleet/store.lua): a tick
 -- reads it, the pause waits on its socket when nothing else is in flight.
-function L:watch(store)
-  if not self.store then self.store = store end
-end
+function L:watch(store) self.store = self.store or store end
 
 L.STORE_RETRY = 0.002
 

@@ -19,9 +19,6 @@ local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
 local V = {}
 
--- A job's Video, its own: hold, got, rechecked, refreshed (written here only).
-function V.new() return {} end
-
 -- The store's answer to the job's question (v.hold, asked): nil while none came (the job looks again when the
 -- store answers), else held (true) or false and why.
 local function answer(job, v, t)
@@ -75,12 +72,6 @@ function V.start(job, t)
       duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
 end
 
--- The whole download got committed (checked, hashed and renamed off the loop's thread): its end advances the job.
-local function commit(job, got, t)
-  job:enter("downloading")
-  return job:await(Download.commit(got, job), t)
-end
-
 -- confirming (due): the whole download (v.got) committed once the store confirms that the process still holds
 -- the task; refused, its .part stays (it may be the holder's now); past the deadline it stays too, recorded for
 -- a resume or a keep to go on from.
@@ -90,7 +81,7 @@ function V.confirm(job, t)
   if held == nil then return end
   local got = v.got
   v.got = nil
-  if held then return commit(job, got, t) end
+  if held then return job:await(Download.commit(got, job), t) end
   Download.release(got)
   if not why.timeout then return taken(job, why, t) end
   job.ledger:part(job.id, got.part, got.dest)
@@ -105,10 +96,9 @@ function V.answered(job, r, t)
   if not err and r.whole ~= nil then -- the store asked first when the holder's lease was not renewed for half a
     -- lease or lapsed since; else no claim can have come (it needs the lease gone): committed, Redis answering or not
     v.hold = job.id and l:lapsed(job.id, rule.ASK) and l:confirm(job.id, job.deadline) or nil
-    if not v.hold then return commit(job, r, t) end
+    if not v.hold then return job:await(Download.commit(r, job), t) end
     v.got = r
-    job:enter("confirming")
-    return V.confirm(job, t)
+    return job:confirm(t)
   end
   if not err then
     if job.id then l:downloaded(job.id, job.out, r.sha256) end
