@@ -13,6 +13,7 @@ local new_error, now = errors.new_error, core.now
 local D = {}
 
 local OVERLAP = 65536
+local POLL = 0.005 -- seconds between two looks at a commit's thread
 
 -- Why a folder takes no new file, by errno (else strerror's words).
 local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a folder",
@@ -120,8 +121,8 @@ local Commit = {}
 Commit.__index = Commit
 
 -- The whole download got (D.done) committed for owner: checked to be a whole MP4 of its duration and hashed in
--- one read of the .part, synced and renamed to its dest, on a helper thread that the loop polls (then
--- owner:advance(now) at its end), or by the transport (done when this returns).
+-- one read of the .part, synced and renamed to its dest, on a helper thread looked at every POLL s (a timer of
+-- the loop; owner:advance(now) at its end), or by the transport (done when this returns).
 function D.commit(got, owner)
   local c = setmetatable({ owner = owner, part = got.part, dest = got.dest, done = false }, Commit)
   local loop, file, mp4 = got.loop, got.whole, got.duration or true
@@ -131,8 +132,16 @@ function D.commit(got, owner)
     return c
   end
   local h, cerr = core.commit_start(file, got.dest, require("starvideos.sign").SHA256, mp4)
-  if h then c.commit = h; loop:committing(c) else c:committed(nil, cerr) end
+  c.commit, c.loop = h, loop
+  if h then loop:at(now() + POLL, c) else c:committed(nil, cerr) end
   return c
+end
+
+-- The loop's timer: the commit's thread looked at, again POLL s later until it ends.
+function Commit:advance(t)
+  local ok, cerr, notwhole = self.commit:poll()
+  if ok == nil then return self.loop:at(t + POLL, self) end
+  self:committed(ok, cerr, notwhole)
 end
 
 -- Cancelled: a commit under way goes on (a whole file stays; a failed one's .part goes), nobody told.
