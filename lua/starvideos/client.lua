@@ -8,8 +8,6 @@ local Key = require "starvideos.key"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
 
-local type, pairs, ipairs, tostring, setmetatable, rawset, require, error, string_format =
-  type, pairs, ipairs, tostring, setmetatable, rawset, require, error, string.format
 local now = core.now
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
 local S = config.CALLS
@@ -98,7 +96,7 @@ Client.__newindex = function(self, k, v)
 end
 
 function Client:__tostring()
-  return string_format("starvideos client (%s)", self.base_url) -- (core.check_url refuses credentials in it)
+  return string.format("starvideos client (%s)", self.base_url) -- (core.check_url refuses credentials in it)
 end
 
 local function live(self, level)
@@ -162,7 +160,7 @@ function Client:download(target, path, opts)
   else
     local task, err = self:query(id)
     if not task then return nil, err end
-    if task.status ~= "completed" then return nil, new_error("invalid_request", string_format(
+    if task.status ~= "completed" then return nil, new_error("invalid_request", string.format(
       "task %s is %s, not completed: nothing to download yet", id, tostring(task.status)),
       { task = task, id = id, field = "task" }) end
     spec.task, spec.id = task, id

@@ -6,8 +6,6 @@
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 
-local ipairs, tostring, setmetatable, require, io_open, os_remove, string_format =
-  ipairs, tostring, setmetatable, require, io.open, os.remove, string.format
 local new_error, now = errors.new_error, core.now
 
 local D = {}
@@ -26,17 +24,17 @@ local NOT_A_FILE = { folder = "a folder", other = "not a regular file (a FIFO, a
 -- Why the folder dir takes no new file (a probe file is made there and removed), or nil.
 local function refuses(dir)
   local probe = dir:gsub("/$", "") .. "/.starvideos-probe-" .. core.random_id()
-  local f, msg, code = io_open(probe, "wb")
+  local f, msg, code = io.open(probe, "wb")
   if f then
     f:close()
-    os_remove(probe)
+    os.remove(probe)
     return nil
   end
   local said = tostring(msg):match(": ([^:]*)$") or tostring(msg)
   if NO_FILE[code] and not (code == 2 and core.file_kind(dir) == "folder") then -- /proc's folders say ENOENT
-    return string_format(NO_FILE[code], dir) .. ((code == 13 or code == 1) and " (" .. said .. ")" or "")
+    return string.format(NO_FILE[code], dir) .. ((code == 13 or code == 1) and " (" .. said .. ")" or "")
   end
-  return string_format("cannot make a file in %s: %s", dir, said)
+  return string.format("cannot make a file in %s: %s", dir, said)
 end
 
 -- Before a create (which costs money): can a download be written at out (neither out nor
@@ -50,7 +48,7 @@ function D.check_out(out)
   local dir = out:match("^(.*)/[^/]*$")
   why = why or refuses(dir == nil and "." or dir == "" and "/" or dir)
   if not why then return true end
-  return nil, new_error("io", string_format("out: cannot write %s: %s; nothing was sent", out, why),
+  return nil, new_error("io", string.format("out: cannot write %s: %s; nothing was sent", out, why),
     { field = "out" })
 end
 
@@ -59,13 +57,13 @@ end
 function D.check_dir(dir, field)
   local why = refuses(dir)
   if not why then return true end
-  return nil, new_error("io", string_format("%s: cannot write into %s: %s; nothing was sent", field, dir, why),
+  return nil, new_error("io", string.format("%s: cannot write into %s: %s; nothing was sent", field, dir, why),
     { field = field })
 end
 
 -- The OVERLAP bytes of the file at path from byte `at` (nil: its last ones), and its size.
 local function overlap(path, at)
-  local f = io_open(path, "rb")
+  local f = io.open(path, "rb")
   if not f then return nil end
   local size = f:seek("end")
   at = at or size and size - OVERLAP
@@ -113,7 +111,7 @@ end
 
 -- It failed or was cancelled: its .part goes, but with `keep` (its job records it).
 function D.ended(req, keep)
-  if req.started and not keep then os_remove(req.part) end
+  if req.started and not keep then os.remove(req.part) end
 end
 
 -- A download's commit, for its owner: done, then err (err.check: not a whole video, its .part gone) or sha256.
@@ -152,11 +150,11 @@ function Commit:cancel() self.done = true end
 function Commit:committed(ok, said, notwhole)
   local polled = self.commit ~= nil
   self.commit = nil
-  if not ok then os_remove(self.part) end -- nothing kept: a request from byte 0 starts a new .part
+  if not ok then os.remove(self.part) end -- nothing kept: a request from byte 0 starts a new .part
   if self.done then return end
   self.done = true
   if notwhole then
-    self.err = new_error("protocol", string_format("download: %s is not a whole video: %s", self.dest, said),
+    self.err = new_error("protocol", string.format("download: %s is not a whole video: %s", self.dest, said),
       { check = said })
   elseif not ok then
     self.err = new_error("io", "download: " .. tostring(said), { field = "path" })

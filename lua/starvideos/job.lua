@@ -11,8 +11,6 @@ local Request = require "starvideos.request"
 local Download = require "starvideos.download"
 local Video = require "starvideos.video"
 
-local type, pairs, tostring, setmetatable, require, math_min, math_max, string_format, os_time =
-  type, pairs, tostring, setmetatable, require, math.min, math.max, string.format, os.time
 local new_error, now = errors.new_error, core.now
 
 local Job = {}
@@ -74,7 +72,7 @@ function Job:origin(task, t)
   if born then self.origin_at = born; return end
   local created = task.created
   if type(created) == "number" and created > 0 then
-    self.origin_at, self.coarse = t - math_max(0, os_time() - created), 1 -- two whole-second clocks
+    self.origin_at, self.coarse = t - math.max(0, os.time() - created), 1 -- two whole-second clocks
   end
 end
 
@@ -166,7 +164,7 @@ local function poll(self, t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
   if not self.refreshing then
     local later = self.budget:token(t, false, self)
-    if later then return self.loop:at(math_min(later, self.deadline), self) end
+    if later then return self.loop:at(math.min(later, self.deadline), self) end
   end
   local path, err = core.result_path(self.id)
   if not path then return self:finish(err) end
@@ -233,7 +231,7 @@ local function polled(self, req, t)
   if not task then
     if not err.transient then return self:finish(err) end
     self.last_err = err -- it may go better: poll again
-    return self.loop:at(math_min(next_poll(self, t), self.deadline), self)
+    return self.loop:at(math.min(next_poll(self, t), self.deadline), self)
   end
   self:origin(task, t)
   local secs, within
@@ -247,10 +245,10 @@ local function polled(self, req, t)
     self.state, self.refreshing, self.waited = "downloading", nil, true
     return Video.start(self, t)
   elseif task.status == "failed" then
-    return self:finish(new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
+    return self:finish(new_error("task_failed", string.format("task %s failed: %s", tostring(self.id),
       errors.reason(task)), { task = task }))
   end
-  return self.loop:at(math_min(next_poll(self, t), self.deadline), self)
+  return self.loop:at(math.min(next_poll(self, t), self.deadline), self)
 end
 
 local function create_answered(self, req, t)
@@ -356,7 +354,7 @@ function Job:advance(t)
   end
   if t < (self.loop.due[self] or 0) then return end
   if t >= self.deadline and self.state ~= "creating" and self.state ~= "confirming" then
-    local msg = string_format("task %s not finished before the deadline (last status: %s)", tostring(self.id),
+    local msg = string.format("task %s not finished before the deadline (last status: %s)", tostring(self.id),
       self.task and tostring(self.task.status) or "unknown")
     if self.state == "taken" then msg = "task " .. tostring(self.id) .. " was taken; not saved before the deadline" end
     if self.last_err and not self.task then msg = msg .. "; last error: " .. self.last_err.message end

@@ -6,8 +6,6 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Download = require "starvideos.download"
 
-local setmetatable, tonumber, math_min, math_random, string_format =
-  setmetatable, tonumber, math.min, math.random, string.format
 local new_error, now = errors.new_error, core.now
 
 local Request = {}
@@ -66,12 +64,12 @@ function Request:send(t)
   local loop, cfg = self.loop, self.cfg
   local left = self.deadline and self.deadline - t
   if left and left <= 0 then
-    return self:finish(nil, self.err or new_error("timeout", string_format(
+    return self:finish(nil, self.err or new_error("timeout", string.format(
       "%s: the deadline passed before the request could be sent", self.op)))
   end
   if not loop:admit(self) then return end -- sent from the loop's queue when there is room
   -- an API call may take its timeout, a download until its deadline (none without one; a stall ends it sooner)
-  self.timeout = math_min(cfg.timeout, left or cfg.timeout)
+  self.timeout = math.min(cfg.timeout, left or cfg.timeout)
   if self.op == "download" then self.timeout = left end
   self.attempt = self.attempt + 1
   if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
@@ -105,14 +103,14 @@ function Request:finished(t)
   -- 416: the .part left over is longer than the video, the download starts again
   if self.op == "download" and err.status == 416 and Download.restart(self, t) then return end
   -- the core's one retry policy, for a download too (which goes on from the bytes it has)
-  local delay = core.retry(self.op, wire, err, self.attempt, policy(self), math_random())
+  local delay = core.retry(self.op, wire, err, self.attempt, policy(self), math.random())
   if delay and self.op == "download" then self.offset = bytes or 0 end
   if not delay or (self.deadline and t + delay >= self.deadline) then
     return self:finish(nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
   tell(self, "retry", err.status, nil, delay, self.cfg.on_event and err.message
-    .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or ""))
+    .. (self.op == "download" and string.format("; resuming at byte %d", self.offset) or ""))
   -- a retry of an API request is an API request too: it draws the key's token when due
   self.retry = self.op == "create" or self.op == "query"
   loop:at(t + delay, self)
@@ -124,7 +122,7 @@ function Request:advance(t)
   if self.done or self.handle then return end
   if self.retry and not (self.deadline and t >= self.deadline) then
     local later = self.key.bucket:token(t, self.op == "create", self)
-    if later then return self.loop:at(self.deadline and math_min(later, self.deadline) or later, self) end
+    if later then return self.loop:at(self.deadline and math.min(later, self.deadline) or later, self) end
     self.retry = false
   end
   self:send(t)

@@ -10,7 +10,6 @@ local errors = require "starvideos.errors"
 local Download = require "starvideos.download"
 local rule = require "starvideos.lease"
 
-local type, tostring, math_min, string_format = type, tostring, math.min, string.format
 local new_error = errors.new_error
 local shell_word = require("starvideos.shell").word
 
@@ -36,7 +35,7 @@ end
 local function taken(job, why, t)
   job:taken(why.by)
   if why.path then return job:saved(why.path, why.sha256) end
-  job.loop:at(math_min(t + job.cfg.lease * rule.RENEW, job.deadline), job)
+  job.loop:at(math.min(t + job.cfg.lease * rule.RENEW, job.deadline), job)
 end
 
 -- taken (due): the store asked whether the holder saved the video (a later "held" answer starts nothing).
@@ -61,7 +60,7 @@ function V.start(job, t)
   if not job.out then return job:finish() end
   local url = job.url or (job.task and job.task.video_url)
   if type(url) ~= "string" then
-    return job:finish(new_error("protocol", string_format("task %s is completed but has no video_url",
+    return job:finish(new_error("protocol", string.format("task %s is completed but has no video_url",
       tostring(job.id))))
   end
   local parts, bad = core.check_url(url, "video_url")
@@ -85,7 +84,7 @@ function V.confirm(job, t)
   Download.release(got)
   if not why.timeout then return taken(job, why, t) end
   job.ledger:part(job.id, got.part, got.dest)
-  return job:finish(new_error("timeout", string_format("download: the store did not confirm in time that "
+  return job:finish(new_error("timeout", string.format("download: the store did not confirm in time that "
     .. "this process still holds task %s; its whole video stays at %s", tostring(job.id), got.part)))
 end
 
@@ -115,7 +114,7 @@ function V.answered(job, r, t)
     return job:refresh(t)
   end
   if job.waited and job.id then -- the task is done and paid for: its video can still be had
-    err.message = string_format("%s; task %s is completed: `starvideos download %s %s` fetches its video",
+    err.message = string.format("%s; task %s is completed: `starvideos download %s %s` fetches its video",
       err.message, job.id, job.id, shell_word(job.out))
   end
   return job:finish(err)
