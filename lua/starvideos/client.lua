@@ -136,9 +136,7 @@ function Client:check(params)
 end
 
 -- The task as the service sees it now.
-function Client:query(id)
-  return run(self, "queried", task_id(id, "query"), begin(self, "query"), {})
-end
+function Client:query(id) return run(self, "queried", task_id(id, "query"), begin(self, "query"), {}) end
 
 -- Poll a task until it is completed or failed.
 function Client:wait(id_or_task, opts)
@@ -237,9 +235,7 @@ local function listed(self, where, opts)
 end
 
 -- The creates whose answer never came (the task may exist).
-function Client:pending(opts)
-  return listed(self, "pending", begin(self, "pending", opts))
-end
+function Client:pending(opts) return listed(self, "pending", begin(self, "pending", opts)) end
 
 -- The ledger's tasks and creates, oldest first; opts.state: those of one state.
 function Client:tasks(opts)

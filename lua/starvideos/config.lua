@@ -83,9 +83,7 @@ M.LOG_LEVELS = { debug = true, info = true }
 
 local DAY = 86400
 
-local function show(v)
-  return type(v) == "string" and string.format("%q", v) or tostring(v)
-end
+local function show(v) return type(v) == "string" and string.format("%q", v) or tostring(v) end
 
 -- The JSON text of params.extra (the core checks it and splices it into the
 -- body): text, nil when there is none, or nil, err when it cannot be JSON.
@@ -208,9 +206,7 @@ function C.notify(v)
 end
 
 -- A copy of a checked notify option (the caller's table may change later).
-function M.notify_copy(v)
-  return v and { url = v.url, secret = v.secret, retry_for = v.retry_for }
-end
+function M.notify_copy(v) return v and { url = v.url, secret = v.secret, retry_for = v.retry_for } end
 
 -- store = "redis://[[user]:password@]host[:port][/db]" -> core.store_url's table; a
 -- bad URL raises, naming `store`, never the password.
@@ -292,9 +288,7 @@ local function env(name)
 end
 
 -- The store $STARVIDEOS_STORE names, the ledger when no journal is given, or nil.
-function M.env_store(journal)
-  return journal == nil and env("STARVIDEOS_STORE") or nil
-end
+function M.env_store(journal) return journal == nil and env("STARVIDEOS_STORE") or nil end
 
 -- The environment's values, where the options give none (raises on bad ones).
 local function from_env(cfg)

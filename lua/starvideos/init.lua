@@ -73,9 +73,7 @@ local function header(headers, name)
   return values[1] and table.concat(values, " ")
 end
 
-local function refused(name, what)
-  return nil, new_error("invalid_request", name .. ": " .. what, { field = name })
-end
+local function refused(name, what) return nil, new_error("invalid_request", name .. ": " .. what, { field = name }) end
 
 -- Check a webhook signed as Standard Webhooks (compared in constant time, starvideos.sign).
 function M.verify_webhook(secret, headers, body, opts)

@@ -17,9 +17,7 @@ local BORN_KEEP = 4096 -- births remembered per key
 local keys, worker = setmetatable({}, { __mode = "v" }), {}
 
 -- The store's name of a key: a hash of the base URL and the API key's hash, the same in every process.
-function K.hash_of(base_url, api_key)
-  return core.hash(tostring(base_url) .. "\0" .. core.hash(api_key or ""))
-end
+function K.hash_of(base_url, api_key) return core.hash(tostring(base_url) .. "\0" .. core.hash(api_key or "")) end
 
 -- The object of a client's key (cfg with its api_key still in it), shared while a member lives;
 -- k.hash is the store's name of the key, k.name the process's (a custom transport's apart).
