@@ -5,7 +5,6 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
 
-local type, tostring, setmetatable, string_format, math_max = type, tostring, setmetatable, string.format, math.max
 local now, argerror = core.now, errors.argerror
 
 local B = {}
@@ -18,14 +17,14 @@ local function outs(list, n, out)
     local params = list[i]
     if type(params) ~= "table" then argerror(1, "generate_all", "list of params tables", "a " .. type(params)
       .. " at [" .. i .. "]", 5) end
-    local path = type(out) == "string" and string_format(out, i) or out(i, params)
+    local path = type(out) == "string" and string.format(out, i) or out(i, params)
     if type(path) ~= "string" or path == "" then
-      error(string_format("bad option 'out' to 'generate_all' (out(%d, params) returned %s: a file path expected)",
+      error(string.format("bad option 'out' to 'generate_all' (out(%d, params) returned %s: a file path expected)",
         i, type(path) == "string" and "an empty string" or tostring(path)), 5)
     end
     local abs = core.file_key(path) or path
     if seen[abs] then
-      error(string_format("bad option 'out' to 'generate_all' (entries %d and %d both write %s)", seen[abs], i,
+      error(string.format("bad option 'out' to 'generate_all' (entries %d and %d both write %s)", seen[abs], i,
         path), 5)
     end
     seen[abs], paths[i] = i, path
@@ -51,7 +50,7 @@ function Feeder:advance(t)
     if job and not known then
       if not self.queued then -- behind the callers waiting now, even those due this very turn
         self.queued = true
-        return self.loop:at(math_max(self.budget:queue_end(), t) + 1e-6, self)
+        return self.loop:at(math.max(self.budget:queue_end(), t) + 1e-6, self)
       end
       local later = self.budget:token(t, false, self)
       if later then return self.loop:at(later, self) end

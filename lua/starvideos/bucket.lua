@@ -1,8 +1,6 @@
 -- The key's token bucket and create_limit's rule: a key's object (key.lua) has one.  A remote backend
 -- (b:use: Redis, nginx's dict) is asked first; when it cannot answer, the process's own bucket stands in.
 
-local setmetatable, load, table_remove, math_max = setmetatable, load, table.remove, math.max
-
 local B = {}
 B.__index = B
 
@@ -37,9 +35,7 @@ function B:set_rate(rate) self.rate = rate end
 
 -- Where the tokens come from first: remote:take(t, obj) -> nil (taken),
 -- a time to come back, or false (it cannot answer: the process's own bucket).
-function B:use(remote)
-  if not self.remote then self.remote = remote end
-end
+function B:use(remote) self.remote = self.remote or remote end
 
 -- A token at t: nil when taken, else when one will be there.  A create holds the
 -- token due for it (CLAIM past it, should its job be cancelled) before the polls waiting;
@@ -67,8 +63,8 @@ function B:queue_end() return self.told end
 -- until the next create is allowed and the count in the window.
 function B:count_create(lim, t)
   local creates, kept = self.creates, {}
-  while creates[1] and creates[1] < t - lim.per do table_remove(creates, 1) end -- out of the window
-  for i = #creates, math_max(1, #creates - lim.count + 1), -1 do kept[#kept + 1] = creates[i] end
+  while creates[1] and creates[1] < t - lim.per do table.remove(creates, 1) end -- out of the window
+  for i = #creates, math.max(1, #creates - lim.count + 1), -1 do kept[#kept + 1] = creates[i] end
   local wait = limit(kept, t, lim.count, lim.per)
   if wait > 0 then return false, wait, #kept end
   creates[#creates + 1] = t

@@ -8,8 +8,6 @@ local Key = require "starvideos.key"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
 
-local type, pairs, ipairs, tostring, setmetatable, rawset, require, error, string_format =
-  type, pairs, ipairs, tostring, setmetatable, rawset, require, error, string.format
 local now = core.now
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
 local S = config.CALLS
@@ -47,14 +45,15 @@ local function open_ledger(cfg, loop, key)
 end
 
 -- The optional layers hooked into the cfg the jobs call (docs/architecture.md#the-layers): the
--- log's on_event, notify's on_done, preflight's on_media (at its first call: client:check needs it).
+-- log's on_event; notify's on_done and preflight's on_media loaded at their first call (a job calls
+-- on_done when its cfg has a notify: the client's, or keep's own, whose cfg inherits this one).
 local function hook(cfg)
   if cfg.log then
     local Log = require "starvideos.extras.log"
     cfg.logger = Log.logger(cfg.log, { cfg.api_key, cfg.notify and cfg.notify.secret or nil })
     cfg.on_event = Log.chain(cfg.logger, cfg.on_event)
   end
-  cfg.on_done = cfg.notify and require("starvideos.extras.notify").job_done or nil
+  cfg.on_done = function(job, err) return require("starvideos.extras.notify").job_done(job, err) end
   cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
 end
 
@@ -97,60 +96,58 @@ Client.__newindex = function(self, k, v)
 end
 
 function Client:__tostring()
-  return string_format("starvideos client (%s)", self.base_url) -- (core.check_url refuses credentials in it)
+  return string.format("starvideos client (%s)", self.base_url) -- (core.check_url refuses credentials in it)
 end
 
-local function live(self)
-  if not self.loop then error("the starvideos client is closed", 3) end
+local function live(self, level)
+  if not self.loop then error("the starvideos client is closed", level or 3) end
   return self.loop
 end
 
--- A job of this client, driven on its loop to its end: its task, or nil, err.
-local function run(self, goal, id, spec, sleep)
-  local job, err = Job.new(self.ctx, goal, id, spec)
-  local task, jerr = self.loop:run_one(job, err, sleep)
+-- A call's options (schema: else the call's own) checked, a bad one raising, as on a closed client.
+local function begin(self, where, opts, schema)
+  opts = check(opts, where, schema or S[where], 4)
+  live(self, 4)
+  return opts
+end
+
+-- A job of this client (spec: its own fields, then the call's opts), driven on its loop to its end: its task,
+-- or nil, err.
+local function run(self, goal, id, opts, spec)
+  local job, err = Job.new(self.ctx, goal, id, spec_of(opts, spec))
+  local task, jerr = self.loop:run_one(job, err, opts.sleep)
   return task, jerr -- not a tail call: a client used once (new():generate()) lives until its job ends
 end
 
 -- Create a task (an invalid one never reaches the network), or find the key's.
 function Client:create(params, opts)
   if type(params) ~= "table" then argerror(1, "create", "table", type(params)) end
-  opts = check(opts, "create", S.create)
-  live(self)
-  return run(self, "created", nil, spec_of(opts, { params = params }))
+  return run(self, "created", nil, begin(self, "create", opts), { params = params })
 end
 
 -- Validate params and check their reference media (extras/preflight.lua), creating nothing:
 -- the notes on what could not be checked (a list, empty when all was), or nil, err.
 function Client:check(params)
   if type(params) ~= "table" then argerror(1, "check", "table", type(params)) end
-  live(self)
-  local job, err = Job.new(self.ctx, "checked", nil, { params = params })
+  local job, err = Job.new(self.ctx, "checked", nil, spec_of(begin(self, "check"), { params = params }))
   local _, jerr = self.loop:run_one(job, err)
   if jerr then return nil, jerr end
   return job.notes or {}
 end
 
 -- The task as the service sees it now.
-function Client:query(id)
-  id = task_id(id, "query")
-  live(self)
-  return run(self, "queried", id)
-end
+function Client:query(id) return run(self, "queried", task_id(id, "query"), begin(self, "query"), {}) end
 
 -- Poll a task until it is completed or failed.
 function Client:wait(id_or_task, opts)
   local id = task_id(id_or_task, "wait")
-  opts = check(opts, "wait", S.wait)
-  live(self)
-  return run(self, nil, id, spec_of(opts, { task = type(id_or_task) == "table" and id_or_task or nil }), opts.sleep)
+  return run(self, nil, id, begin(self, "wait", opts), { task = type(id_or_task) == "table" and id_or_task or nil })
 end
 
 -- Download to a file from a URL, a task with its video_url, or a task id (queried first).
 function Client:download(target, path, opts)
   if type(path) ~= "string" or path == "" then argerror(2, "download", "file path", type(path)) end
-  opts = check(opts, "download", S.download)
-  live(self)
+  opts = begin(self, "download", opts)
   local spec = spec_of(opts, { out = path, timeout = self.cfg.download_timeout })
   local kind = type(target)
   local id = kind == "table" and target.id or target
@@ -161,7 +158,7 @@ function Client:download(target, path, opts)
   else
     local task, err = self:query(id)
     if not task then return nil, err end
-    if task.status ~= "completed" then return nil, new_error("invalid_request", string_format(
+    if task.status ~= "completed" then return nil, new_error("invalid_request", string.format(
       "task %s is %s, not completed: nothing to download yet", id, tostring(task.status)),
       { task = task, id = id, field = "task" }) end
     spec.task, spec.id = task, id
@@ -175,16 +172,13 @@ end
 -- Create, wait and (with `out`) download, in one call.
 function Client:generate(params, opts)
   if type(params) ~= "table" then argerror(1, "generate", "table", type(params)) end
-  opts = check(opts, "generate", S.generate)
-  live(self)
-  return run(self, nil, nil, spec_of(opts, { params = params }), opts.sleep)
+  return run(self, nil, nil, begin(self, "generate", opts), { params = params })
 end
 
 -- Wait for many tasks at once; one failure does not stop the others.
 function Client:wait_all(list, opts)
   if type(list) ~= "table" then argerror(1, "wait_all", "list of ids or tasks", type(list)) end
-  opts = check(opts, "wait_all", S.wait_all)
-  live(self)
+  opts = begin(self, "wait_all", opts)
   if opts.out_dir then -- as generate's out: before anything is polled
     local ok, err = require("starvideos.download").check_dir(opts.out_dir, "out_dir")
     if not ok then return nil, err end
@@ -195,22 +189,17 @@ function Client:wait_all(list, opts)
     jobs[i] = assert(Job.new(self.ctx, nil, id, spec_of(opts, { task = type(v) == "table" and v or nil, index = i,
       out = opts.out_dir and (opts.out_dir .. "/" .. file_name(id) .. ".mp4") })))
   end
-  local results = self.loop:run(jobs, opts.sleep)
-  return results -- not a tail call, as in run
+  return (self.loop:run(jobs, opts.sleep)) -- (in parentheses: not a tail call, as in run)
 end
 
 -- Many generates at once, each keyed by its file (batch.lua).
 function Client:generate_all(list, opts)
   if type(list) ~= "table" then argerror(1, "generate_all", "list of params tables", type(list)) end
-  opts = check(opts, "generate_all", S.generate_all)
-  live(self)
-  local results = require("starvideos.batch").run(self.ctx, list, opts)
-  return results -- not a tail call, as in run
+  return (require("starvideos.batch").run(self.ctx, list, begin(self, "generate_all", opts))) -- (as in wait_all)
 end
 
 -- The ctx of a call on the ledger of opts.journal, else the client's: ctx, or nil, err.
 local function ledger_ctx(self, opts, where)
-  live(self)
   local path = opts.journal or self.journal
   if not (path or self.cfg.store) then return nil, new_error("invalid_request", where .. " needs a journal or a "
     .. "store: starvideos.new{journal=path} or starvideos.new{store=\"redis://...\"}", { field = "journal" }) end
@@ -221,7 +210,7 @@ end
 
 -- Carry every unfinished task of the ledger to a file.
 function Client:resume(opts)
-  opts = check(opts, "resume", S.resume)
+  opts = begin(self, "resume", opts)
   local ctx, err = ledger_ctx(self, opts, "resume")
   if not ctx then return nil, err end
   local results, rerr = require("starvideos.extras.keep").resume(ctx, opts)
@@ -230,28 +219,29 @@ end
 
 -- Carry to a file every unfinished task whose owner let go of its lease.
 function Client:keep(opts)
-  opts = check(opts, "keep", S.keep)
+  opts = begin(self, "keep", opts)
   local ctx, err = ledger_ctx(self, opts, "keep")
   if not ctx then return nil, err end
   return require("starvideos.extras.keep").run(ctx, opts, function() return self.loop ~= nil end)
 end
 
--- The creates whose answer never came (the task may exist).
-function Client:pending(opts)
-  local ctx, err = ledger_ctx(self, check(opts, "pending", S.pending), "pending")
+-- What the ledger of the call (where: pending or tasks, its method too) lists: the list, or nil, err.
+local function listed(self, where, opts)
+  local ctx, err = ledger_ctx(self, opts, where)
   if not ctx then return nil, err end
-  local list, rerr = ctx.ledger:pending()
-  if not list then return nil, new_error("io", rerr, { field = ctx.ledger.field }) end
+  local list, lerr = ctx.ledger[where](ctx.ledger)
+  if not list then return nil, new_error("io", lerr, { field = ctx.ledger.field }) end
   return list
 end
 
+-- The creates whose answer never came (the task may exist).
+function Client:pending(opts) return listed(self, "pending", begin(self, "pending", opts)) end
+
 -- The ledger's tasks and creates, oldest first; opts.state: those of one state.
 function Client:tasks(opts)
-  opts = check(opts, "tasks", S.tasks)
-  local ctx, err = ledger_ctx(self, opts, "tasks")
-  if not ctx then return nil, err end
-  local list, lerr = ctx.ledger:tasks()
-  if not list then return nil, new_error("io", lerr, { field = ctx.ledger.field }) end
+  opts = begin(self, "tasks", opts)
+  local list, err = listed(self, "tasks", opts)
+  if not list then return nil, err end
   local only, check_file = {}, opts.check and require("starvideos.records.journal").check_file
   for _, t in ipairs(list) do
     if not opts.state or t.state == opts.state then only[#only + 1] = t end
@@ -262,7 +252,6 @@ end
 
 -- A job of start or watch, its first step due now (taken by the next step).
 local function start(self, opts, params, id, task)
-  live(self)
   local j, err = Job.new(self.ctx, nil, id, spec_of(opts, { params = params, task = task, finished = self.finished }))
   if j then self.loop:at(now(), j) end
   return j, err
@@ -271,13 +260,13 @@ end
 -- Start a task as a non-blocking job, moved by `step`.
 function Client:start(params, opts)
   if type(params) ~= "table" then argerror(1, "start", "table", type(params)) end
-  return start(self, check(opts, "start", S.job), params)
+  return start(self, begin(self, "start", opts, S.job), params)
 end
 
 -- Follow an existing task as a non-blocking job (see `start`).
 function Client:watch(id_or_task, opts)
   local id = task_id(id_or_task, "watch")
-  return start(self, check(opts, "watch", S.job), nil, id, type(id_or_task) == "table" and id_or_task or nil)
+  return start(self, begin(self, "watch", opts, S.job), nil, id, type(id_or_task) == "table" and id_or_task or nil)
 end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })

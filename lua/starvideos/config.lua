@@ -5,8 +5,6 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local cjson = require("cjson.safe").new()
 
-local type, pairs, ipairs, tostring, error, rawget, floor, string_format, os_getenv =
-  type, pairs, ipairs, tostring, error, rawget, math.floor, string.format, os.getenv
 local new_error = errors.new_error
 
 local M = {}
@@ -28,10 +26,10 @@ function M.user_agent()
   local ngx = M.nginx()
   local v = ngx and type(ngx.config) == "table" and ngx.config.nginx_version
   local http = type(v) == "number"
-    and string_format("nginx/%d.%d.%d", floor(v / 1000000), floor(v / 1000) % 1000, v % 1000)
+    and string.format("nginx/%d.%d.%d", math.floor(v / 1000000), math.floor(v / 1000) % 1000, v % 1000)
     or "libcurl/" .. core.libcurl_version
   local jit = rawget(_G, "jit")
-  return string_format("starvideos/%s (%s; %s)", M.VERSION, type(jit) == "table" and jit.version or _VERSION, http)
+  return string.format("starvideos/%s (%s; %s)", M.VERSION, type(jit) == "table" and jit.version or _VERSION, http)
 end
 
 -- Every default, and nowhere else (spec/docs_spec.lua checks that the docs name each key).
@@ -85,9 +83,7 @@ M.LOG_LEVELS = { debug = true, info = true }
 
 local DAY = 86400
 
-local function show(v)
-  return type(v) == "string" and string_format("%q", v) or tostring(v)
-end
+local function show(v) return type(v) == "string" and string.format("%q", v) or tostring(v) end
 
 -- The JSON text of params.extra (the core checks it and splices it into the
 -- body): text, nil when there is none, or nil, err when it cannot be JSON.
@@ -106,7 +102,7 @@ local C = {}
 local function number_in(lo, hi, want, above, whole)
   return function(v)
     if type(v) ~= "number" or not ((above and v > lo or not above and v >= lo) and v <= hi)
-        or whole and v ~= floor(v) then return want end
+        or whole and v ~= math.floor(v) then return want end
   end
 end
 C.seconds = number_in(0, DAY, "a number of seconds in (0, 86400]", true)
@@ -153,7 +149,7 @@ function C.limit(v)
   end
   for _, k in ipairs { "count", "per" } do
     local want = LIMIT[k](v[k])
-    if want then return string_format("create_limit.%s: %s expected, got %s", k, want, show(v[k])), true end
+    if want then return string.format("create_limit.%s: %s expected, got %s", k, want, show(v[k])), true end
   end
 end
 
@@ -210,9 +206,7 @@ function C.notify(v)
 end
 
 -- A copy of a checked notify option (the caller's table may change later).
-function M.notify_copy(v)
-  return v and { url = v.url, secret = v.secret, retry_for = v.retry_for }
-end
+function M.notify_copy(v) return v and { url = v.url, secret = v.secret, retry_for = v.retry_for } end
 
 -- store = "redis://[[user]:password@]host[:port][/db]" -> core.store_url's table; a
 -- bad URL raises, naming `store`, never the password.
@@ -222,7 +216,7 @@ function M.store_url(url)
   if not cfg then
     local at = type(url) == "string" and url:match(".*()@")
     local shown = at and (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at) or tostring(url)
-    error(string_format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, why), 0)
+    error(string.format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, why), 0)
   end
   for _, k in ipairs { "user", "password" } do -- their %XX escapes
     cfg[k] = cfg[k] and cfg[k]:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
@@ -240,19 +234,19 @@ function M.check(opts, where, schema, level)
   level = level or 3
   if opts == nil then return {} end
   if type(opts) ~= "table" then
-    error(string_format("bad argument to '%s' (options table expected, got %s)", where, type(opts)), level)
+    error(string.format("bad argument to '%s' (options table expected, got %s)", where, type(opts)), level)
   end
   for k, v in pairs(opts) do
     local check = schema[k]
     if not check then
-      error(string_format("bad option to '%s': unknown option '%s'", where, tostring(k)), level)
+      error(string.format("bad option to '%s': unknown option '%s'", where, tostring(k)), level)
     end
     local want, whole = check(v)
     if want and not whole then
-      want = string_format("%s expected, got %s", want, k == "api_key" and "a key with a control character"
+      want = string.format("%s expected, got %s", want, k == "api_key" and "a key with a control character"
         or show(type(v) == "string" and v:gsub("//[^/@]*@", "//***@") or v))
     end
-    if want then error(string_format("bad option '%s' to '%s' (%s)", tostring(k), where, want), level) end
+    if want then error(string.format("bad option '%s' to '%s' (%s)", tostring(k), where, want), level) end
   end
   return opts
 end
@@ -289,14 +283,12 @@ M.CLIENT = {
 
 -- $name, or nil when it is unset or empty.
 local function env(name)
-  local v = os_getenv(name)
+  local v = os.getenv(name)
   if v ~= "" then return v end
 end
 
 -- The store $STARVIDEOS_STORE names, the ledger when no journal is given, or nil.
-function M.env_store(journal)
-  return journal == nil and env("STARVIDEOS_STORE") or nil
-end
+function M.env_store(journal) return journal == nil and env("STARVIDEOS_STORE") or nil end
 
 -- The environment's values, where the options give none (raises on bad ones).
 local function from_env(cfg)
@@ -314,14 +306,14 @@ local function from_env(cfg)
   -- HTTP_PROXY, which libcurl does not read (a CGI request's "Proxy:" header arrives as
   -- HTTP_PROXY: httpoxy), is read for http URLs unless in a CGI request or http_proxy is
   -- set.  Inside nginx only the proxy option counts (cosockets read no environment).
-  if cfg.proxy == nil and not M.nginx() and not os_getenv("http_proxy") and not os_getenv("REQUEST_METHOD") then
+  if cfg.proxy == nil and not M.nginx() and not os.getenv("http_proxy") and not os.getenv("REQUEST_METHOD") then
     cfg.http_proxy = env("HTTP_PROXY")
   end
   if cfg.base_url == nil then
     local url = env("STARVIDEOS_BASE_URL")
     cfg.base_url, cfg.base_url_unset = url or M.DEFAULT_BASE_URL, url == nil -- errors.note_default_host says so
     local bad = C.url(cfg.base_url, "STARVIDEOS_BASE_URL")
-    if bad then error(string_format("bad base URL (%s)", bad), 4) end
+    if bad then error(string.format("bad base URL (%s)", bad), 4) end
   end
   local level = cfg.log == nil and env("STARVIDEOS_LOG")
   if level and not M.LOG_LEVELS[level:lower()] then
@@ -341,7 +333,7 @@ function M.client(opts)
   cfg.notify = M.notify_copy(opts.notify)
   from_env(cfg)
   if cfg.store ~= nil and cfg.journal ~= nil then
-    error(string_format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "
+    error(string.format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "
       .. "other: journal for one host, store for a fleet)", tostring(cfg.journal),
       opts.store ~= nil and "option" or "STARVIDEOS_STORE"), 3)
   end
@@ -349,7 +341,7 @@ function M.client(opts)
   -- follows a shorter interval, a floor given with it must fit
   if cfg.min_interval > cfg.interval then
     if opts.min_interval ~= nil then
-      error(string_format("bad options to 'new' (min_interval %s is longer than interval %s: the floor between "
+      error(string.format("bad options to 'new' (min_interval %s is longer than interval %s: the floor between "
         .. "two polls cannot be above the usual gap)", show(cfg.min_interval), show(cfg.interval)), 3)
     end
     cfg.min_interval = cfg.interval

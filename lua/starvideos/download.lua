@@ -6,13 +6,12 @@
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 
-local ipairs, tostring, setmetatable, require, io_open, os_remove, string_format =
-  ipairs, tostring, setmetatable, require, io.open, os.remove, string.format
 local new_error, now = errors.new_error, core.now
 
 local D = {}
 
 local OVERLAP = 65536
+local POLL = 0.005 -- seconds between two looks at a commit's thread
 
 -- Why a folder takes no new file, by errno (else strerror's words).
 local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a folder",
@@ -25,17 +24,17 @@ local NOT_A_FILE = { folder = "a folder", other = "not a regular file (a FIFO, a
 -- Why the folder dir takes no new file (a probe file is made there and removed), or nil.
 local function refuses(dir)
   local probe = dir:gsub("/$", "") .. "/.starvideos-probe-" .. core.random_id()
-  local f, msg, code = io_open(probe, "wb")
+  local f, msg, code = io.open(probe, "wb")
   if f then
     f:close()
-    os_remove(probe)
+    os.remove(probe)
     return nil
   end
   local said = tostring(msg):match(": ([^:]*)$") or tostring(msg)
   if NO_FILE[code] and not (code == 2 and core.file_kind(dir) == "folder") then -- /proc's folders say ENOENT
-    return string_format(NO_FILE[code], dir) .. ((code == 13 or code == 1) and " (" .. said .. ")" or "")
+    return string.format(NO_FILE[code], dir) .. ((code == 13 or code == 1) and " (" .. said .. ")" or "")
   end
-  return string_format("cannot make a file in %s: %s", dir, said)
+  return string.format("cannot make a file in %s: %s", dir, said)
 end
 
 -- Before a create (which costs money): can a download be written at out (neither out nor
@@ -49,7 +48,7 @@ function D.check_out(out)
   local dir = out:match("^(.*)/[^/]*$")
   why = why or refuses(dir == nil and "." or dir == "" and "/" or dir)
   if not why then return true end
-  return nil, new_error("io", string_format("out: cannot write %s: %s; nothing was sent", out, why),
+  return nil, new_error("io", string.format("out: cannot write %s: %s; nothing was sent", out, why),
     { field = "out" })
 end
 
@@ -58,13 +57,13 @@ end
 function D.check_dir(dir, field)
   local why = refuses(dir)
   if not why then return true end
-  return nil, new_error("io", string_format("%s: cannot write into %s: %s; nothing was sent", field, dir, why),
+  return nil, new_error("io", string.format("%s: cannot write into %s: %s; nothing was sent", field, dir, why),
     { field = field })
 end
 
 -- The OVERLAP bytes of the file at path from byte `at` (nil: its last ones), and its size.
 local function overlap(path, at)
-  local f = io_open(path, "rb")
+  local f = io.open(path, "rb")
   if not f then return nil end
   local size = f:seek("end")
   at = at or size and size - OVERLAP
@@ -112,7 +111,7 @@ end
 
 -- It failed or was cancelled: its .part goes, but with `keep` (its job records it).
 function D.ended(req, keep)
-  if req.started and not keep then os_remove(req.part) end
+  if req.started and not keep then os.remove(req.part) end
 end
 
 -- A download's commit, for its owner: done, then err (err.check: not a whole video, its .part gone) or sha256.
@@ -120,8 +119,8 @@ local Commit = {}
 Commit.__index = Commit
 
 -- The whole download got (D.done) committed for owner: checked to be a whole MP4 of its duration and hashed in
--- one read of the .part, synced and renamed to its dest, on a helper thread that the loop polls (then
--- owner:advance(now) at its end), or by the transport (done when this returns).
+-- one read of the .part, synced and renamed to its dest, on a helper thread looked at every POLL s (a timer of
+-- the loop; owner:advance(now) at its end), or by the transport (done when this returns).
 function D.commit(got, owner)
   local c = setmetatable({ owner = owner, part = got.part, dest = got.dest, done = false }, Commit)
   local loop, file, mp4 = got.loop, got.whole, got.duration or true
@@ -131,8 +130,16 @@ function D.commit(got, owner)
     return c
   end
   local h, cerr = core.commit_start(file, got.dest, require("starvideos.sign").SHA256, mp4)
-  if h then c.commit = h; loop:committing(c) else c:committed(nil, cerr) end
+  c.commit, c.loop = h, loop
+  if h then loop:at(now() + POLL, c) else c:committed(nil, cerr) end
   return c
+end
+
+-- The loop's timer: the commit's thread looked at, again POLL s later until it ends.
+function Commit:advance(t)
+  local ok, cerr, notwhole = self.commit:poll()
+  if ok == nil then return self.loop:at(t + POLL, self) end
+  self:committed(ok, cerr, notwhole)
 end
 
 -- Cancelled: a commit under way goes on (a whole file stays; a failed one's .part goes), nobody told.
@@ -143,19 +150,17 @@ function Commit:cancel() self.done = true end
 function Commit:committed(ok, said, notwhole)
   local polled = self.commit ~= nil
   self.commit = nil
-  if not ok then os_remove(self.part) end -- nothing kept: a request from byte 0 starts a new .part
+  if not ok then os.remove(self.part) end -- nothing kept: a request from byte 0 starts a new .part
   if self.done then return end
   self.done = true
   if notwhole then
-    self.err = new_error("protocol", string_format("download: %s is not a whole video: %s", self.dest, said),
+    self.err = new_error("protocol", string.format("download: %s is not a whole video: %s", self.dest, said),
       { check = said })
   elseif not ok then
     self.err = new_error("io", "download: " .. tostring(said), { field = "path" })
-  else
+  else -- (a transport that commits without hashing: the file read once more, from the page cache)
     local sum, herr = said, nil
-    if not sum then -- a transport that commits without hashing: the file read once more (from the page cache)
-      sum, herr = require("starvideos.sign").sha256_file(self.dest)
-    end
+    if not sum then sum, herr = require("starvideos.sign").sha256_file(self.dest) end
     self.sha256 = sum
     if not sum then self.err = new_error("io", "download: " .. tostring(herr), { field = "path" }) end
   end

@@ -3,7 +3,6 @@
 
 local core = require "starvideos.core"
 
-local type, tostring, setmetatable, error, string_format = type, tostring, setmetatable, error, string.format
 local TRANSIENT = core.transient
 
 local M = {}
@@ -20,7 +19,7 @@ end
 
 -- Raise "bad argument #n to 'fname' (... expected, got ...)" at `level` (default 3).
 function M.argerror(n, fname, expected, got, level)
-  error(string_format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected, got), level or 3)
+  error(string.format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected, got), level or 3)
 end
 
 -- The errors a request may end with because its host was not the one meant (the emulator's, say).

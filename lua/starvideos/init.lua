@@ -6,8 +6,6 @@ local errors = require "starvideos.errors"
 local Client = require "starvideos.client"
 local journal = require "starvideos.records.journal"
 
-local type, pairs, ipairs, next, tostring, tonumber, setmetatable, error, string_format =
-  type, pairs, ipairs, next, tostring, tonumber, setmetatable, error, string.format
 local argerror, new_error = errors.argerror, errors.new_error
 
 local M = {
@@ -39,7 +37,7 @@ local function readonly(t, name)
     if type(v) == "table" then t[k] = readonly(v, name .. "." .. tostring(k)) end
   end
   local function refuse(_, k)
-    error(string_format("%s is read-only (tried to set %s)", name, tostring(k)), 2)
+    error(string.format("%s is read-only (tried to set %s)", name, tostring(k)), 2)
   end
   if not pairs_honoured then return setmetatable(t, { __newindex = refuse, __metatable = false }) end
   return setmetatable({}, {
@@ -75,9 +73,7 @@ local function header(headers, name)
   return values[1] and table.concat(values, " ")
 end
 
-local function refused(name, what)
-  return nil, new_error("invalid_request", name .. ": " .. what, { field = name })
-end
+local function refused(name, what) return nil, new_error("invalid_request", name .. ": " .. what, { field = name }) end
 
 -- Check a webhook signed as Standard Webhooks (compared in constant time, starvideos.sign).
 function M.verify_webhook(secret, headers, body, opts)
@@ -99,7 +95,7 @@ function M.verify_webhook(secret, headers, body, opts)
   if not ts:find("^%d+$") or #ts > 15 then return refused("webhook-timestamp", "not a whole number of seconds") end
   local off = tonumber(ts) - os.time()
   if off > tolerance or -off > tolerance then
-    return refused("webhook-timestamp", string_format("%d s %s now, outside the tolerance of %g s",
+    return refused("webhook-timestamp", string.format("%d s %s now, outside the tolerance of %g s",
       off < 0 and -off or off, off < 0 and "before" or "after", tolerance))
   end
   local ok, err = config.sign().match(secret, id, ts, body, signatures)

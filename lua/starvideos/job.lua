@@ -11,21 +11,15 @@ local Request = require "starvideos.request"
 local Download = require "starvideos.download"
 local Video = require "starvideos.video"
 
-local type, pairs, tostring, setmetatable, require, math_min, math_max, string_format, os_time =
-  type, pairs, tostring, setmetatable, require, math.min, math.max, string.format, os.time
 local new_error, now = errors.new_error, core.now
 
 local Job = {}
 Job.__index = Job
 
 -- The learned schedule of the job's key (schedule.lua, loaded on first use).
-local function schedule(self)
-  return require("starvideos.schedule").of(self.key, self.cfg)
-end
+local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end
 
 -- A spec's fields a job keeps (spec name -> job field).
-local NONE = {} -- the spec of a call that gives none (never written)
-
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
 
@@ -33,11 +27,11 @@ local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", r
 -- id: the task's (nil for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
 function Job.new(ctx, goal, id, spec)
-  spec = spec or NONE
+  spec = spec or {}
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, key = ctx.key, budget = ctx.key.bucket, ledger = ctx.ledger, cfg = cfg,
     deliveries = ctx.deliveries, id = id, goal = goal, task = task, status = task and task.status, done = false,
-    state = "polling", req = false, video = Video.new(), deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
+    state = "polling", req = false, video = {}, deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do
     if KEPT[k] then job[KEPT[k]] = v end
   end
@@ -78,7 +72,7 @@ function Job:origin(task, t)
   if born then self.origin_at = born; return end
   local created = task.created
   if type(created) == "number" and created > 0 then
-    self.origin_at, self.coarse = t - math_max(0, os_time() - created), 1 -- two whole-second clocks
+    self.origin_at, self.coarse = t - math.max(0, os.time() - created), 1 -- two whole-second clocks
   end
 end
 
@@ -111,7 +105,7 @@ function Job:emit(kind, extra)
   if self.on_progress then self.on_progress(ev) end
 end
 
-local function finish(self, err)
+function Job:finish(err) -- the job ends (err: why it failed)
   self.done, self.state = true, (self.state == "cancelled" or self.state == "taken") and self.state or "done"
   if err then
     if err.id == nil then err.id = self.id end
@@ -119,13 +113,12 @@ local function finish(self, err)
     self.err = err
   end
   -- a webhook of a task followed to its end (the notify option's hook: client.lua)
-  if not self.goal and self.cfg.on_done and self.state == "done" then self.cfg.on_done(self, self.err) end
+  if not self.goal and self.cfg.notify and self.state == "done" then self.cfg.on_done(self, self.err) end
   if self.state == "taken" then self.ledger:let_go(self.id, true) end
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
 end
-Job.finish = finish -- (err): the job ends
 
 -- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an
 -- answer at t, and once a task runs past the 99th percentile of its kind, a `late` event.
@@ -160,18 +153,22 @@ function Job:send(t, op, url, path, auth, body, deadline, download)
   self.req:send(t)
 end
 
--- What the job awaits instead of a request (a download's commit: done, err; it advances the job when it ends later).
-function Job:await(c, t) self.req = c; if c.done then return self:advance(t) end end
+-- downloading: the job awaits its download's commit instead of a request (c: done, err; checked, hashed and
+-- renamed off the loop's thread, it advances the job when it ends later).
+function Job:await(c, t)
+  self.state, self.req = "downloading", c
+  if c.done then return self:advance(t) end
+end
 
 local function poll(self, t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
   if not self.refreshing then
     local later = self.budget:token(t, false, self)
-    if later then return self.loop:at(math_min(later, self.deadline), self) end
+    if later then return self.loop:at(math.min(later, self.deadline), self) end
   end
   local path, err = core.result_path(self.id)
-  if not path then return finish(self, err) end
-  if not self.cfg.api_key_set then return finish(self, new_error("auth", errors.NO_KEY)) end
+  if not path then return self:finish(err) end
+  if not self.cfg.api_key_set then return self:finish(new_error("auth", errors.NO_KEY)) end
   -- a lone query (client:query) has no deadline
   self:send(t, "query", self.cfg.base_url .. path, path, true, nil, self.goal ~= "queried" and self.deadline)
 end
@@ -194,11 +191,14 @@ end
 function Job:saved(path, sha256)
   self.path, self.sha256 = path, sha256
   if self.task then self.task.path, self.task.sha256 = path, sha256 end
-  return finish(self)
+  return self:finish()
 end
 
--- A state of the job's download (video.lua: downloading, confirming).
-function Job:enter(state) self.state = state end
+-- confirming: a whole download held while the store is asked before its commit (video.lua).
+function Job:confirm(t)
+  self.state = "confirming"
+  return Video.confirm(self, t)
+end
 
 -- The create answered task at t: told at once (it is paid for), then its record written (a ledger may say
 -- "not yet": the job holds the task and asks again later).
@@ -212,13 +212,13 @@ local function created(self, task, t)
   end
   if ok == false then return self.loop:at(self.loop:await_store(self, now()), self) end
   self.held = nil
-  if not ok then return finish(self, jerr) end
+  if not ok then return self:finish(jerr) end
   if self.cancelled then
     self.state = "cancelled"
-    return finish(self, new_error("io", "the job was cancelled", { created = true }))
+    return self:finish(new_error("io", "the job was cancelled", { created = true }))
   end
   self.state = "polling"
-  if self.goal == "created" then return finish(self) end
+  if self.goal == "created" then return self:finish() end
   return self.loop:at(next_poll(self, self.origin_at), self)
 end
 
@@ -226,12 +226,12 @@ local function polled(self, req, t)
   local task, err = req.task, req.err
   if self.goal == "queried" then -- one answer is all it asks for
     if task then self:origin(task, t); seen(self, task, t) end
-    return finish(self, err)
+    return self:finish(err)
   end
   if not task then
-    if not err.transient then return finish(self, err) end
+    if not err.transient then return self:finish(err) end
     self.last_err = err -- it may go better: poll again
-    return self.loop:at(math_min(next_poll(self, t), self.deadline), self)
+    return self.loop:at(math.min(next_poll(self, t), self.deadline), self)
   end
   self:origin(task, t)
   local secs, within
@@ -245,19 +245,19 @@ local function polled(self, req, t)
     self.state, self.refreshing, self.waited = "downloading", nil, true
     return Video.start(self, t)
   elseif task.status == "failed" then
-    return finish(self, new_error("task_failed", string_format("task %s failed: %s", tostring(self.id),
+    return self:finish(new_error("task_failed", string.format("task %s failed: %s", tostring(self.id),
       errors.reason(task)), { task = task }))
   end
-  return self.loop:at(math_min(next_poll(self, t), self.deadline), self)
+  return self.loop:at(math.min(next_poll(self, t), self.deadline), self)
 end
 
 local function create_answered(self, req, t)
-  if not req.task then
-    self.ledger:create_failed(req.err, self.params, self.local_id)
-    return finish(self, req.err)
+  if req.task then
+    self.id = req.task.id
+    return created(self, req.task, t)
   end
-  self.id = req.task.id
-  return created(self, req.task, t)
+  self.ledger:create_failed(req.err, self.params, self.local_id)
+  return self:finish(req.err)
 end
 
 -- Download progress, reported when it grew (the loop calls it each turn).
@@ -275,7 +275,7 @@ local function attach(self, rec, t)
   if rec.whole then
     self.path, self.status = self.out, "completed"
     self.task = { id = rec.id, status = "completed", path = self.out, model = rec.model }
-    return finish(self)
+    return self:finish()
   end
   if self.goal == "created" then self.goal = "queried" end -- a keyed create answers with the task as it is now
   -- a live process holds it and may be writing out's .part now: this job's own .part (never gone on from)
@@ -322,7 +322,7 @@ local function create(self, t)
     self.asked = true
     return self.loop:at(self.loop:await_store(self, t), self)
   end
-  if not ok then return finish(self, err) end
+  if not ok then return self:finish(err) end
   return self:send(t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)
 end
 
@@ -344,7 +344,7 @@ function Job:advance(t)
   if pf then -- the references checked (what could not be was told): the create refused, or on
     if pf == true or not pf.done then return end
     self.checking, self.notes = false, pf.notes
-    if pf.err or self.goal == "checked" then return finish(self, pf.err) end
+    if pf.err or self.goal == "checked" then return self:finish(pf.err) end
   end
   local req = self.req
   if req then
@@ -354,11 +354,11 @@ function Job:advance(t)
   end
   if t < (self.loop.due[self] or 0) then return end
   if t >= self.deadline and self.state ~= "creating" and self.state ~= "confirming" then
-    local msg = string_format("task %s not finished before the deadline (last status: %s)", tostring(self.id),
+    local msg = string.format("task %s not finished before the deadline (last status: %s)", tostring(self.id),
       self.task and tostring(self.task.status) or "unknown")
     if self.state == "taken" then msg = "task " .. tostring(self.id) .. " was taken; not saved before the deadline" end
     if self.last_err and not self.task then msg = msg .. "; last error: " .. self.last_err.message end
-    return finish(self, new_error("timeout", msg))
+    return self:finish(new_error("timeout", msg))
   end
   return STATES[self.state].due(self, t)
 end
@@ -392,7 +392,7 @@ function Job:cancel(keep)
     if keep and core.file_kind(req.part) == "file" then self.ledger:part(self.id, req.part, req.dest) end
   end
   self.state = "cancelled"
-  finish(self, new_error("io", msg, fields))
+  self:finish(new_error("io", msg, fields))
 end
 
 return Job

@@ -7,9 +7,6 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 local Bucket = require "starvideos.bucket"
 
-local setmetatable, pairs, next, tostring, math_min, string_format =
-  setmetatable, pairs, next, tostring, math.min, string.format
-
 local K = {}
 K.__index = K
 
@@ -20,9 +17,7 @@ local BORN_KEEP = 4096 -- births remembered per key
 local keys, worker = setmetatable({}, { __mode = "v" }), {}
 
 -- The store's name of a key: a hash of the base URL and the API key's hash, the same in every process.
-function K.hash_of(base_url, api_key)
-  return core.hash(tostring(base_url) .. "\0" .. core.hash(api_key or ""))
-end
+function K.hash_of(base_url, api_key) return core.hash(tostring(base_url) .. "\0" .. core.hash(api_key or "")) end
 
 -- The object of a client's key (cfg with its api_key still in it), shared while a member lives;
 -- k.hash is the store's name of the key, k.name the process's (a custom transport's apart).
@@ -53,8 +48,8 @@ end
 function K:rejoin(joining)
   local rate, conns, told = nil, nil, {}
   for m in pairs(self.members) do
-    rate = math_min(rate or m.cfg.requests_per_second, m.cfg.requests_per_second)
-    conns = math_min(conns or m.cfg.max_connections, m.cfg.max_connections)
+    rate = math.min(rate or m.cfg.requests_per_second, m.cfg.requests_per_second)
+    conns = math.min(conns or m.cfg.max_connections, m.cfg.max_connections)
   end
   self.conns = conns
   self.bucket:set_rate(rate)
@@ -89,7 +84,7 @@ function K:clock(tr, t)
   self.skew = skew
   if (skew > most or -skew > most) and not self.skew_told then
     self.skew_told = true
-    self:warn(string_format("this clock is %.0f s %s the service's (the Date of its answers): webhook timestamps "
+    self:warn(string.format("this clock is %.0f s %s the service's (the Date of its answers): webhook timestamps "
       .. "use the service's time", skew < 0 and -skew or skew, skew < 0 and "ahead of" or "behind"))
   end
 end

@@ -4,8 +4,6 @@
 
 local core = require "starvideos.core"
 
-local tonumber, setmetatable, math_min, math_max = tonumber, setmetatable, math.min, math.max
-
 local M = {}
 
 M.FIRST = 1    -- a task's number at its create (a record without one has it); a claim makes it one more
@@ -20,7 +18,7 @@ function M.claimed(fence) return M.number(fence) + 1 end
 
 -- Seconds in `part` of a lease of ms milliseconds; keep's look interval for a lease of s seconds.
 function M.part(ms, part) return ms * part / 1000 end
-function M.look(s) return math_max(0.1, math_min(5, s * M.LOOK)) end
+function M.look(s) return math.max(0.1, math.min(5, s * M.LOOK)) end
 
 -- h (a process's lease, a keeper) made a holder, renewed at t (nil: never yet); whether due at t (lease ms).
 function M.holder(h, t)

@@ -18,7 +18,7 @@ local function new(cfg, key, own, transport)
     max_connections = key.conns }
   return setmetatable({ key = key, clients = 0, own = own, transport = transport,
     inflight = {}, sending = 0, max_sending = 4 * key.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
-    timers = {}, due = {}, downloads = {}, commits = {}, busy = {}, store = false, store_got = 0,
+    timers = {}, due = {}, downloads = {}, busy = {}, store = false, store_got = 0,
     waiters = setmetatable({}, { __mode = "k" }) }, L)
 end
 
@@ -82,9 +82,7 @@ end
 
 -- The Redis store whose answers the loop waits on (fleet/store.lua): a tick
 -- reads it, the pause waits on its socket when nothing else is in flight.
-function L:watch(store)
-  if not self.store then self.store = store end
-end
+function L:watch(store) self.store = self.store or store end
 
 L.STORE_RETRY = 0.002
 
@@ -135,9 +133,6 @@ function L:untrack(req)
   self.downloads[req] = nil
 end
 
--- A download's commit whose thread runs (download.lua's: req.commit, then req:committed): polled each turn.
-function L:committing(req) self.commits[req] = true end
-
 -- obj:turn() once a turn until it says it is done (a ledger's store commands).
 function L:turning(obj) self.busy[obj] = true end
 
@@ -158,17 +153,6 @@ local function side_work(self, tr)
   end
   for req in pairs(self.downloads) do
     if req.handle then req.owner:progress(tr:progress(req.handle)) end
-  end
-  if next(self.commits) then
-    local done = {}
-    for req in pairs(self.commits) do
-      local ok, cerr, notwhole = req.commit:poll()
-      if ok ~= nil then done[#done + 1] = { req, ok, cerr, notwhole } end
-    end
-    for _, d in ipairs(done) do
-      self.commits[d[1]] = nil
-      d[1]:committed(d[2], d[3], d[4])
-    end
   end
 end
 
@@ -220,7 +204,7 @@ function L:drive(done, arg, stop, sleep, acted)
     if wake then wait = math_max(0, wake[1] - t) end
     if stop then wait = math_min(wait, stop - t) end
     if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
-    if next(self.commits) or next(self.busy) or self.key:sharing() then wait = math_min(wait, 0.005) end
+    if next(self.busy) or self.key:sharing() then wait = math_min(wait, 0.005) end
     polled = false
     if wait > 0 then
       if sleep then
@@ -259,7 +243,6 @@ function L:jobs_of(cfg)
   for _, e in ipairs(self.timers) do if self.due[e[2]] == e[1] then add(e[2]) end end
   for _, req in pairs(self.inflight) do add(req) end
   for i = self.qhead, self.qtail do if self.queue[i] then add(self.queue[i]) end end
-  for req in pairs(self.commits) do add(req) end
   return out
 end
 

@@ -6,8 +6,6 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Download = require "starvideos.download"
 
-local setmetatable, tonumber, math_min, math_random, string_format =
-  setmetatable, tonumber, math.min, math.random, string.format
 local new_error, now = errors.new_error, core.now
 
 local Request = {}
@@ -25,10 +23,9 @@ local next_id = 0 -- the number that names a request in its events
 function Request.new(loop, key, cfg, owner, op, url, path, auth, body, deadline, download)
   local self = setmetatable({ loop = loop, key = key, cfg = cfg, owner = owner, op = op, url = url, path = path,
     auth = auth, body = body, deadline = deadline, attempt = 0, id = next_id + 1, max_body = cfg.max_answer,
-    user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file, proxy = cfg.proxy },
-    Request)
+    user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file, proxy = cfg.proxy,
+    fresh = op == "create" or nil }, Request)
   next_id = self.id
-  if op == "create" then self.fresh = true end
   if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end
   if op == "download" then Download.prepare(self, download) end
   if op == "media" then
@@ -38,13 +35,12 @@ function Request.new(loop, key, cfg, owner, op, url, path, auth, body, deadline,
   return self
 end
 
-local function finish(self, task, err, t)
+function Request:finish(task, err, t)
   if err and (self.op == "create" or self.op == "query") then errors.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
   if err and self.op == "download" then Download.ended(self) end
   self.owner:advance(t or now())
 end
-Request.finish = finish
 
 -- core.retry's policy: a download's resume_limit, a webhook's until its deadline, else max_retries.
 local function policy(self)
@@ -68,22 +64,19 @@ function Request:send(t)
   local loop, cfg = self.loop, self.cfg
   local left = self.deadline and self.deadline - t
   if left and left <= 0 then
-    return finish(self, nil, self.err or new_error("timeout", string_format(
+    return self:finish(nil, self.err or new_error("timeout", string.format(
       "%s: the deadline passed before the request could be sent", self.op)))
   end
   if not loop:admit(self) then return end -- sent from the loop's queue when there is room
-  -- a download may take until its deadline (a stall ends it sooner), an API call its timeout
-  if self.op == "download" then
-    self.timeout = left -- (none without a deadline)
-  else
-    self.timeout = left and math_min(cfg.timeout, left) or cfg.timeout
-  end
+  -- an API call may take its timeout, a download until its deadline (none without one; a stall ends it sooner)
+  self.timeout = math.min(cfg.timeout, left or cfg.timeout)
+  if self.op == "download" then self.timeout = left end
   self.attempt = self.attempt + 1
   if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
   local h, err = loop.transport:send(self)
   if not h then
     if Download.restart(self, t) then return end -- the transport would not open the .part left over
-    return finish(self, nil, err)
+    return self:finish(nil, err)
   end
   self.handle, self.started = h, t
   loop:track(self)
@@ -105,19 +98,19 @@ function Request:finished(t)
   end
   if task then
     if self.op == "download" then return Download.done(self, file, t) end
-    return finish(self, task, nil, t)
+    return self:finish(task, nil, t)
   end
   -- 416: the .part left over is longer than the video, the download starts again
   if self.op == "download" and err.status == 416 and Download.restart(self, t) then return end
   -- the core's one retry policy, for a download too (which goes on from the bytes it has)
-  local delay = core.retry(self.op, wire, err, self.attempt, policy(self), math_random())
+  local delay = core.retry(self.op, wire, err, self.attempt, policy(self), math.random())
   if delay and self.op == "download" then self.offset = bytes or 0 end
   if not delay or (self.deadline and t + delay >= self.deadline) then
-    return finish(self, nil, err, t)
+    return self:finish(nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
   tell(self, "retry", err.status, nil, delay, self.cfg.on_event and err.message
-    .. (self.op == "download" and string_format("; resuming at byte %d", self.offset) or ""))
+    .. (self.op == "download" and string.format("; resuming at byte %d", self.offset) or ""))
   -- a retry of an API request is an API request too: it draws the key's token when due
   self.retry = self.op == "create" or self.op == "query"
   loop:at(t + delay, self)
@@ -129,7 +122,7 @@ function Request:advance(t)
   if self.done or self.handle then return end
   if self.retry and not (self.deadline and t >= self.deadline) then
     local later = self.key.bucket:token(t, self.op == "create", self)
-    if later then return self.loop:at(self.deadline and math_min(later, self.deadline) or later, self) end
+    if later then return self.loop:at(self.deadline and math.min(later, self.deadline) or later, self) end
     self.retry = false
   end
   self:send(t)

@@ -10,7 +10,6 @@ local errors = require "starvideos.errors"
 local Download = require "starvideos.download"
 local rule = require "starvideos.lease"
 
-local type, tostring, math_min, string_format = type, tostring, math.min, string.format
 local new_error = errors.new_error
 local shell_word = require("starvideos.shell").word
 
@@ -18,9 +17,6 @@ local shell_word = require("starvideos.shell").word
 local EXPIRED = { [403] = true, [404] = true, [410] = true }
 
 local V = {}
-
--- A job's Video, its own: hold, got, rechecked, refreshed (written here only).
-function V.new() return {} end
 
 -- The store's answer to the job's question (v.hold, asked): nil while none came (the job looks again when the
 -- store answers), else held (true) or false and why.
@@ -39,7 +35,7 @@ end
 local function taken(job, why, t)
   job:taken(why.by)
   if why.path then return job:saved(why.path, why.sha256) end
-  job.loop:at(math_min(t + job.cfg.lease * rule.RENEW, job.deadline), job)
+  job.loop:at(math.min(t + job.cfg.lease * rule.RENEW, job.deadline), job)
 end
 
 -- taken (due): the store asked whether the holder saved the video (a later "held" answer starts nothing).
@@ -64,7 +60,7 @@ function V.start(job, t)
   if not job.out then return job:finish() end
   local url = job.url or (job.task and job.task.video_url)
   if type(url) ~= "string" then
-    return job:finish(new_error("protocol", string_format("task %s is completed but has no video_url",
+    return job:finish(new_error("protocol", string.format("task %s is completed but has no video_url",
       tostring(job.id))))
   end
   local parts, bad = core.check_url(url, "video_url")
@@ -73,12 +69,6 @@ function V.start(job, t)
   job:send(t, "download", url, parts.path, nil, nil, job.deadline,
     { part = job.part or job.out .. ".part", dest = job.out, resume_limit = job.resume_limit or job.cfg.resume_limit,
       duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
-end
-
--- The whole download got committed (checked, hashed and renamed off the loop's thread): its end advances the job.
-local function commit(job, got, t)
-  job:enter("downloading")
-  return job:await(Download.commit(got, job), t)
 end
 
 -- confirming (due): the whole download (v.got) committed once the store confirms that the process still holds
@@ -90,11 +80,11 @@ function V.confirm(job, t)
   if held == nil then return end
   local got = v.got
   v.got = nil
-  if held then return commit(job, got, t) end
+  if held then return job:await(Download.commit(got, job), t) end
   Download.release(got)
   if not why.timeout then return taken(job, why, t) end
   job.ledger:part(job.id, got.part, got.dest)
-  return job:finish(new_error("timeout", string_format("download: the store did not confirm in time that "
+  return job:finish(new_error("timeout", string.format("download: the store did not confirm in time that "
     .. "this process still holds task %s; its whole video stays at %s", tostring(job.id), got.part)))
 end
 
@@ -105,10 +95,9 @@ function V.answered(job, r, t)
   if not err and r.whole ~= nil then -- the store asked first when the holder's lease was not renewed for half a
     -- lease or lapsed since; else no claim can have come (it needs the lease gone): committed, Redis answering or not
     v.hold = job.id and l:lapsed(job.id, rule.ASK) and l:confirm(job.id, job.deadline) or nil
-    if not v.hold then return commit(job, r, t) end
+    if not v.hold then return job:await(Download.commit(r, job), t) end
     v.got = r
-    job:enter("confirming")
-    return V.confirm(job, t)
+    return job:confirm(t)
   end
   if not err then
     if job.id then l:downloaded(job.id, job.out, r.sha256) end
@@ -125,7 +114,7 @@ function V.answered(job, r, t)
     return job:refresh(t)
   end
   if job.waited and job.id then -- the task is done and paid for: its video can still be had
-    err.message = string_format("%s; task %s is completed: `starvideos download %s %s` fetches its video",
+    err.message = string.format("%s; task %s is completed: `starvideos download %s %s` fetches its video",
       err.message, job.id, job.id, shell_word(job.out))
   end
   return job:finish(err)
