@@ -50,8 +50,7 @@ function J.append(path, rec, sync)
   if not line then return nil, err end
   local w = J.writer(path, true)
   local ok, why = w:result(w:put(line, sync, nil, nil, true))
-  if ok then return true end
-  return nil, why
+  return ok or nil, why
 end
 
 function W:turn()

@@ -325,14 +325,12 @@ end
 
 function L:unfinished()
   local st, err = read(self)
-  if not st then return nil, err end
-  return journal.unfinished(st.list)
+  return st and journal.unfinished(st.list), err
 end
 
 function L:tasks()
   local st, err = read(self, true)
-  if not st then return nil, err end
-  return journal.tasks(st)
+  return st and journal.tasks(st), err
 end
 
 -- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
@@ -348,8 +346,7 @@ end
 
 function L:pending()
   local st, err = read(self)
-  if not st then return nil, err end
-  return st.open
+  return st and st.open, err
 end
 
 return L
