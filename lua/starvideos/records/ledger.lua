@@ -310,8 +310,7 @@ end
 local function read(self, missing_ok)
   if not self.path then return nil, "no journal" end
   self.writer:flush()
-  local st, err = journal.follow(self.path)
-  if st and st.missing and not missing_ok then return nil, "cannot read the journal: " .. tostring(st.missing) end
+  local st, err = journal.follow(self.path, nil, nil, not missing_ok)
   if st then self:saw(st) end
   return st, err
 end
