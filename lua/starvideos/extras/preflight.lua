@@ -1,15 +1,7 @@
--- Preflight: a create's reference media checked before the create is sent (docs/media.md).
--- Each URL is read only as far as needed: a HEAD, a Range GET of its first 64 KiB, and the
--- tail when the core's sniffer asks for it (an MP4 whose moov is last, an OGG's last page),
--- as media requests on the loop (request.lua: the transport's proxy, TLS and timeout rules,
--- never the key), the references of one create at once, each within one `timeout` from the
--- start.  Then the model's rules (core.media_check, with min_image_side): a definite finding
--- refuses the create; what could not be checked is a `preflight` event, or with preflight =
--- "strict" a refusal too.  A reference on a non-public address is refused unless
--- allow_private_media (by default: when base_url's host is one): its URL's host before any
--- request, each address connected to (redirects too) by the transport.  Loaded by the
--- client's hook (cfg.on_media) at a create that names reference media while the preflight
--- option is not false.
+-- Preflight (docs/media.md): a create's reference media read as far as needed (a HEAD, the first
+-- 64 KiB, the tail when the core's sniffer asks) as media requests on the loop, the references of one
+-- create at once within one `timeout`, then judged by the model's rules (core.media_check).  Loaded by
+-- the client's hook (cfg.on_media) at a create that names reference media while preflight is not false.
 
 local core = require "starvideos.core"
 local config = require "starvideos.config"
@@ -107,8 +99,6 @@ function P.start(job, t)
     setmetatable(ref, Ref)
     ref.pf, ref.step, ref.path = pf, "head", parts and parts.path
     ref.refused = pf.public and parts and core.private_host(parts.host) or nil -- no request at all
-  end
-  for _, ref in ipairs(pf.refs) do
     if ref.refused then settle(ref, t) else ask(ref, t, { head = true }) end
   end
   return pf
@@ -116,12 +106,8 @@ end
 
 -- Every reference read: the model's rules over what was found.
 function P:judge(t)
-  local items = {}
-  for i, ref in ipairs(self.refs) do
-    items[i] = { field = ref.field, name = ref.name, info = ref.info, status = ref.status }
-  end
-  local cfg, err = self.cfg, nil
-  local findings = core.media_check(self.model, items, cfg.min_image_side, cfg.image_side_note)
+  local cfg, err = self.cfg, nil -- (each ref's field, name, info and status: what media_check reads)
+  local findings = core.media_check(self.model, self.refs, cfg.min_image_side, cfg.image_side_note)
   local strict, why = cfg.preflight == "strict", {}
   for _, ref in ipairs(self.refs) do
     why[ref.field] = ref.why

@@ -2,8 +2,8 @@
 -- (N: the size of what follows), which C.maybe_compact reads.
 
 local core = require "starvideos.core"
-local config = require "starvideos.config"
 local journal = require "starvideos.records.journal"
+local samples = require "starvideos.records.samples"
 local cjson = require("cjson.safe").new()
 
 local io_open, os_time, os_remove, ipairs, pairs, type, tostring =
@@ -49,11 +49,7 @@ local function keep_samples(tasks, stats)
   end
   table_sort(order, function(a, b) return a.at > b.at end)
   local per_kind = {}
-  for _, t in ipairs(order) do
-    local key = t.model .. "|" .. tostring(t.duration) .. "|" .. tostring(t.resolution)
-    per_kind[key] = (per_kind[key] or 0) + 1
-    if per_kind[key] <= config.DEFAULTS.samples then t.sample = true end
-  end
+  for _, t in ipairs(order) do t.sample = samples.kept(per_kind, t.model, t.duration, t.resolution) end
 end
 
 local function rewrite(path, tmp, lines, settled_lids, stats)

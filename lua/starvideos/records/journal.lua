@@ -50,8 +50,7 @@ function J.append(path, rec, sync)
   if not line then return nil, err end
   local w = J.writer(path, true)
   local ok, why = w:result(w:put(line, sync, nil, nil, true))
-  if ok then return true end
-  return nil, why
+  return ok or nil, why
 end
 
 function W:turn()
@@ -166,14 +165,14 @@ end
 
 -- st (made when nil) brought up to date with the lines appended since (a torn last line
 -- waits), at most max bytes a call (st.behind: there is more; st.unreadable: what its lines it
--- could not read say).  A compaction starts st over.
-function J.follow(path, st, max)
+-- could not read say).  A compaction starts st over.  None yet reads as empty, unless `existing`.
+function J.follow(path, st, max, existing)
   local kind, _, errno = core.file_kind(path) -- a FIFO or a device is refused unopened (opening one may wait)
   if kind == "folder" or kind == "other" then
     return nil, "cannot read the journal: " .. tostring(path) .. " is not a regular file"
   end
   local f, err = io_open(path, "rb") -- none yet (errno 2) is empty: a keeper may come before the first create
-  if not f and errno ~= 2 then return nil, "cannot read the journal: " .. tostring(err) end
+  if not f and (errno ~= 2 or existing) then return nil, "cannot read the journal: " .. tostring(err) end
   local head = f and f:read("*l") or ""
   local size = f and f:seek("end") or 0
   if not st or st.head ~= head or size < st.pos then st = J.new_state(head) end
@@ -191,7 +190,7 @@ function J.follow(path, st, max)
     st.pos = st.pos + at - 1
   end
   if f then f:close() end
-  st.behind, st.open, st.missing, st.size = upto < size, {}, not f and err or nil, size
+  st.behind, st.open, st.size = upto < size, {}, size
   st.unreadable = unreadable(st, path)
   for _, p in ipairs(st.pending) do
     if not st.settled[p["local"]] then st.open[#st.open + 1] = p end
@@ -211,8 +210,7 @@ end
 
 -- read(path) -> tasks (oldest first), the count of unreadable lines, the open pending creates.
 function J.read(path)
-  local st, err = J.follow(path)
-  if st and st.missing then st, err = nil, "cannot read the journal: " .. tostring(st.missing) end
+  local st, err = J.follow(path, nil, nil, true)
   if not st then return nil, err end
   return st.list, st.bad, st.open
 end

@@ -310,8 +310,7 @@ end
 local function read(self, missing_ok)
   if not self.path then return nil, "no journal" end
   self.writer:flush()
-  local st, err = journal.follow(self.path)
-  if st and st.missing and not missing_ok then return nil, "cannot read the journal: " .. tostring(st.missing) end
+  local st, err = journal.follow(self.path, nil, nil, not missing_ok)
   if st then self:saw(st) end
   return st, err
 end
@@ -325,14 +324,12 @@ end
 
 function L:unfinished()
   local st, err = read(self)
-  if not st then return nil, err end
-  return journal.unfinished(st.list)
+  return st and journal.unfinished(st.list), err
 end
 
 function L:tasks()
   local st, err = read(self, true)
-  if not st then return nil, err end
-  return journal.tasks(st)
+  return st and journal.tasks(st), err
 end
 
 -- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
@@ -348,8 +345,7 @@ end
 
 function L:pending()
   local st, err = read(self)
-  if not st then return nil, err end
-  return st.open
+  return st and st.open, err
 end
 
 return L

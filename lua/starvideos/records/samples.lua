@@ -26,14 +26,19 @@ function S.reader(path)
   return r
 end
 
-local function add_sample(r, out, model, duration, resolution, took, within)
-  if type(took) ~= "number" or type(model) ~= "string" then return end
+-- Whether one more sample of its kind is kept (newest first; per_kind: the counts so far): compaction's too.
+function S.kept(per_kind, model, duration, resolution)
   local key = model .. "|" .. tostring(duration) .. "|" .. tostring(resolution)
-  r.per_kind[key] = (r.per_kind[key] or 0) + 1
-  if r.per_kind[key] > config.DEFAULTS.samples then return end
-  r.count = r.count + 1
-  out[#out + 1] = { model = model, duration = duration, resolution = resolution, took = took,
-    within = type(within) == "number" and within or nil }
+  per_kind[key] = (per_kind[key] or 0) + 1
+  return per_kind[key] <= config.DEFAULTS.samples
+end
+
+local function add_sample(r, out, model, duration, resolution, took, within)
+  if type(took) == "number" and type(model) == "string" and S.kept(r.per_kind, model, duration, resolution) then
+    r.count = r.count + 1
+    out[#out + 1] = { model = model, duration = duration, resolution = resolution, took = took,
+      within = type(within) == "number" and within or nil }
+  end
 end
 
 -- One line, newest first: a completion (status with took) waits for its task's created record (its kind).
@@ -48,9 +53,8 @@ local function sample_line(r, line, out)
   elseif ev == "status" and type(rec.took) == "number" and not waiting[rec.id] then
     waiting[rec.id] = rec
   elseif ev == "created" and waiting[rec.id] then
-    local w = waiting[rec.id]
+    add_sample(r, out, rec.model, rec.duration, rec.resolution, waiting[rec.id].took, waiting[rec.id].within)
     waiting[rec.id] = nil
-    add_sample(r, out, rec.model, rec.duration, rec.resolution, w.took, w.within)
   end
 end
 
