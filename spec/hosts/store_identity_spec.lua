@@ -102,3 +102,51 @@ describe_redis("a store's identity", function()
       assert.same({ 2, 2 }, { w.calls, w.told })
     end)
 end)
+
+-- The same inside nginx (the store on cosockets: resty.redis or nginx.redis): GET /reset?port= answers the
+-- first script's answer, the one after a FLUSHALL, and how many resets its watcher was told.
+local HANDLER = [[
+local store = require "starvideos.fleet.store"
+store.define("spec_seen", "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('EXISTS', KEYS[2])")
+local P = "]] .. P .. [["
+local s = store.new("redis://127.0.0.1:" .. ngx.var.arg_port, { timeout = 2 })
+local w = { told = 0 }
+function w.records_again(_, told)
+  w.told = w.told + (told and 1 or 0)
+  return { { "spec_seen", { P .. "kept", P .. "kept" }, { "again" } } }
+end
+s:watch(P, w, true)
+local a = s:script("spec_seen", { P .. "x", P .. "kept" }, { "1" })
+assert(s:call("FLUSHALL"))
+local b, err = s:script("spec_seen", { P .. "x", P .. "kept" }, { "2" })
+ngx.say(tostring(a), " ", tostring(b or err and err.message), " ", w.told)
+]]
+
+local ngx_why = require("spec.support.nginx_run").missing { "nginx" } or redis_run.missing_in_nginx()
+local describe_nginx = ngx_why and pending or describe
+
+describe_nginx("a store's identity inside nginx", function()
+  it("a FLUSHALL found by the next script on cosockets: the watcher's record written first, told once", function()
+    local nginx_run = require "spec.support.nginx_run"
+    local dir = helper.tmpdir()
+    local srv, run = redis_run.start(), nil
+    finally(function() -- (one finally: busted keeps the last)
+      if run then run.stop() end
+      srv.stop()
+      helper.cleanup()
+    end)
+    helper.write_file(dir .. "/reset.lua", HANDLER)
+    run = nginx_run.serve(dir, function(port)
+      local lines = nginx_run.conf_head(dir, 1)
+      for _, l in ipairs { string.format("    server { listen 127.0.0.1:%d;", port),
+        string.format("        location = /reset { content_by_lua_file %s/reset.lua; }", dir), "    }", "}", "" } do
+        lines[#lines + 1] = l
+      end
+      return table.concat(lines, "\n")
+    end)
+    local body = require("socket.http").request(string.format("http://127.0.0.1:%d/reset?port=%d", run.port,
+      srv.port))
+    assert.equal("0 1 1\n", body, helper.read_file(dir .. "/error.log"))
+  end)
+end)
+
