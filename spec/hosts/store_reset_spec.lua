@@ -7,6 +7,7 @@
 
 local helper = require "spec.helper"
 local redis_run = require "spec.support.redis_run"
+local socket = require "socket"
 
 local q = helper.shell_quote
 local missing = redis_run.missing()
@@ -51,6 +52,41 @@ io.write("done\n"); io.stdout:flush()
 os.execute("sleep 60")
 ]]
 
+
+-- An owner that creates BEFORE tasks, then, once `go` exists (the store flushed meanwhile: between two creates),
+-- AFTER more, each "created after I" (its record written), then waits to be killed; its lease 15 s, renewed by its
+-- creates' asks: its lease script is not due for 5 s after its first create (a third of the lease), so only the
+-- scripts its creates run can see the reset.
+local CREATOR = [[
+local starvideos = require "starvideos"
+local socket = require "socket"
+local url, store, before, after, go, lease = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4]), arg[5], arg[6]
+local function say(line) io.write(line, "\n"); io.stdout:flush() end
+local client = starvideos.new { api_key = "]] .. KEY .. [[", base_url = url, store = store,
+  lease = tonumber(lease) or 15,
+  on_event = function(ev) if ev.type == "store_reset" then say("store_reset " .. ev.tasks) end end }
+local function create(name)
+  local task = assert(client:create { model = "videos", prompt = name, duration = 5 })
+  client:watch(task.id)
+  say("created " .. name)
+end
+for i = 1, before do create("before " .. i) end
+while not io.open(go) do client:step(0); socket.sleep(0.01) end
+for i = 1, after do create("after " .. i) end
+os.execute("sleep 60")
+]]
+
+-- A keep that says when it claims a task ("claim ID") and when it finds the store reset ("store_reset TASKS"),
+-- into the file arg[4].
+local KEEPER = [[
+local starvideos = require "starvideos"
+local url, store, dir, log = arg[1], arg[2], arg[3], arg[4]
+local function say(line) local f = assert(io.open(log, "a")); f:write(line, "\n"); f:close() end
+local client = starvideos.new { api_key = "]] .. KEY .. [[", base_url = url, store = store, lease = 2,
+  on_event = function(ev) if ev.type == "store_reset" then say("store_reset " .. ev.tasks) end end }
+client:keep { dir = dir, lease = 2, interval = 0.2, timeout = 60,
+  on_progress = function(ev) if ev.type == "claim" then say("claim " .. ev.id) end end }
+]]
 
 describe_redis("a store that lost its data", function()
   local srv, emu
@@ -119,4 +155,75 @@ describe_redis("a store that lost its data", function()
       return redis_run.start { dir = empty, port = port, aof = true }
     end)
   end)
+
+  it("FLUSHALL between two creates, the owner killed -9 within a second (before any lease renewal): the next "
+    .. "create's script finds the reset, the owner records its tasks again before that create is sent, and a "
+    .. "keep saves every task paid for", function()
+      local BEFORE, AFTER = 3, 3
+      local dir = helper.tmpdir()
+      srv = redis_run.start { dir = dir, aof = true }
+      emu = helper.emulator { key = KEY, queued = 1, processing = 2 }
+      local go = dir .. "/go"
+      local owner = helper.run_lua(dir, "owner", CREATOR, { emu.url, srv.url, tostring(BEFORE), tostring(AFTER), go })
+      local lines = {}
+      local function line()
+        lines[#lines + 1] = owner.pipe:read("*l")
+        return lines[#lines]
+      end
+      local t0
+      for i = 1, BEFORE do
+        assert.are.equal("created before " .. i, line(), table.concat(lines, "\n"))
+        t0 = t0 or socket.gettime()
+      end
+      assert(helper.execute(helper.UNINSTRUMENTED .. "redis-cli -p " .. srv.port .. " FLUSHALL >/dev/null"))
+      local flushed = socket.gettime()
+      helper.write_file(go, "")
+      repeat until line() == "created after " .. AFTER or lines[#lines] == nil
+      assert(helper.execute("kill -9 " .. owner.pid))
+      local killed = socket.gettime()
+      owner:close()
+      local said = table.concat(lines, "\n")
+      assert.is_true(killed - flushed < 1, said)
+      assert.is_true(killed - t0 < 4.5, said) -- (within a third of its lease: its lease script never ran)
+      local keeper = helper.run_lua(dir, "keeper", redis_run.keeper(KEY), { emu.url, srv.url, dir, "24" })
+      local out = keeper.pipe:read("*a")
+      keeper:close()
+      local paid, saved = emu:creates(), tonumber(out:match("ended: %d+ results, (%d+) saved"))
+      said = string.format("%s\npaid %d, saved %s, downloads %d\n%s", said, paid, saved, #emu:video_ranges(), out)
+      assert.are.equal(BEFORE + AFTER, paid, said)
+      assert.are.equal(paid, saved, said) -- 0 lost: every task paid for saved, its video downloaded whole
+      assert.are.equal(paid, #emu:video_ranges(), said)
+      assert.are.equal("store_reset " .. BEFORE, lines[BEFORE + 1], said)
+    end)
+
+  it("FLUSHALL under a keep that carries a dead owner's tasks, the keep then killed -9: it recorded them again at "
+    .. "its next look (at their claim's numbers), and another keep saves every one", function()
+
+      local dir = helper.tmpdir()
+      srv = redis_run.start { dir = dir, aof = true }
+      emu = helper.emulator { key = KEY, queued = 1, processing = 8 }
+      local owner = helper.run_lua(dir, "owner", CREATOR, { emu.url, srv.url, tostring(N), "0", dir .. "/never",
+        "2" })
+      for i = 1, N do assert.are.equal("created before " .. i, owner.pipe:read("*l")) end
+      assert(helper.execute("kill -9 " .. owner.pid))
+      owner:close()
+      local log = dir .. "/keep1.log"
+      local keep1 = helper.run_lua(dir, "keep1", KEEPER, { emu.url, srv.url, dir, log })
+      local function said() return helper.read_file(log) or "" end
+      assert.is_true(helper.wait_until(function() return select(2, said():gsub("claim ", "")) == N end, 10), said())
+      assert(helper.execute(helper.UNINSTRUMENTED .. "redis-cli -p " .. srv.port .. " FLUSHALL >/dev/null"))
+      helper.wait_until(function() return said():find("store_reset", 1, true) end, 3)
+      assert(helper.execute("kill -9 " .. keep1.pid))
+      keep1:close()
+      local keep2 = helper.run_lua(dir, "keep2", redis_run.keeper(KEY), { emu.url, srv.url, dir, "16" })
+      local out = keep2.pipe:read("*a")
+      keep2:close()
+      local saved = tonumber(out:match("ended: %d+ results, (%d+) saved"))
+      local all = string.format("%s\npaid %d, saved %s, downloads %d\n%s", said(), emu:creates(), saved,
+        #emu:video_ranges(), out)
+      assert.are.equal(N, emu:creates(), all)
+      assert.are.equal(N, saved, all) -- 0 lost
+      assert.are.equal(N, #emu:video_ranges(), all)
+      assert.truthy(said():find("store_reset " .. N, 1, true), all)
+    end)
 end)

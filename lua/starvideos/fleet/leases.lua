@@ -21,7 +21,7 @@ function M.message(err)
 end
 
 local function new()
-  return setmetatable(rule.holder { id = core.random_id(), n = false, identity = false, resets = 0 }, Lease)
+  return setmetatable(rule.holder { id = core.random_id(), n = false, identity = false }, Lease)
 end
 
 -- The process's lease of the key ("where prefix"), one more user of it (nothing sent yet).
@@ -32,17 +32,16 @@ Lease.release = records_leases.release
 
 -- The lease renewed, the store's identity answered (fleet/scripts.lua's lease).
 local function send(ledger, id)
-  return ledger.store:send_script("ledger_lease", { ledger.prefix .. "owner:" .. id, ledger.prefix .. "identity" },
-    { tostring(ledger.lease_ms), core.random_id() })
+  return ledger.store:send_script("ledger_lease", M.lease_keys(ledger, id), { tostring(ledger.lease_ms) })
 end
 
--- A renewal sent at `sent` answered at t (its lapse counted), with the store's identity: another than the one
--- seen before is a store that lost its data (a reset more: each ledger of the lease notices it, fleet/ledger.lua).
+function M.lease_keys(ledger, id) return { ledger.prefix .. "owner:" .. id, ledger.prefix .. "identity" } end
+
+-- A renewal sent at `sent` answered at t (its lapse counted), with the store's identity (a reset the store's to
+-- notice: every script checks it, fleet/store.lua).
 function Lease:heard(identity, sent, t, ms)
   rule.answered(self, sent, t, ms)
-  if type(identity) ~= "string" then return end
-  if self.identity and self.identity ~= identity then self.resets = self.resets + 1 end
-  self.identity = identity
+  if type(identity) == "string" then self.identity = identity end
 end
 
 -- Renewed now (force), or when a third of it passed: true, or nil, err.
@@ -93,12 +92,15 @@ Keeper.__index = Keeper
 function Keeper:close()
   if self.closed then return end
   self.closed = true
+  self.ledger.keepers[self] = nil
   self.ledger.store:call("DEL", self.ledger.prefix .. "owner:" .. self.id)
 end
 
+-- claims[id]: the record of a task claimed (as the store answered it), recorded again after a reset while carried.
 function M.keeper(ledger)
-  local k = setmetatable(rule.holder({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {} },
-    core.now()), Keeper)
+  local k = setmetatable(rule.holder({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {},
+    claims = {} }, core.now()), Keeper)
+  ledger.keepers[k] = true
   local ok, err = ledger.store:wait(send(ledger, k.id))
   if ok == nil then return nil, M.message(err) end
   return k
@@ -149,6 +151,9 @@ end
 function M.orphans(ledger, k)
   if k.closed then return nil, "the keeper is closed" end
   local due, t = {}, core.now()
+  for id in pairs(k.claims) do
+    if not k.carrying[id] then k.claims[id] = nil end
+  end
   for id, when in pairs(k.again) do
     if when <= t and not k.carrying[id] then
       due[#due + 1] = id
@@ -162,6 +167,7 @@ function M.orphans(ledger, k)
   for i, h in ipairs(v[1]) do
     tasks[i] = journal.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil)
     ledger.fences:take(h.id, tonumber(h.claimed), k)
+    k.claims[h.id] = h
   end
   for _, p in ipairs(v[2]) do
     if not k.told[p["local"]] then

@@ -49,9 +49,10 @@ function R.new(store, cfg, loop, key)
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
     outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {},
-    peeks = setmetatable({}, { __mode = "k" }),
+    peeks = setmetatable({}, { __mode = "k" }), keepers = setmetatable({}, { __mode = "k" }),
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
   self.fences = rule.fences(self.lease_ms)
+  store:watch(prefix, self, true)
   if key and Schedule.first_read(key, where .. " " .. prefix) then
     self.schedule = Schedule.of(key, cfg)
     local reader = { ledger = self, turn = read_samples }
@@ -79,39 +80,58 @@ end
 -- A loop's turn: the records sent and their answers taken, the lease renewed when due.  Whether done.
 function R:turn()
   local renewed = not self.lease or self.lease:renew_async(self, core.now())
-  self:_noticed()
   local empty = self.queue:pump(self.store, self.cfg.on_event)
   return empty and renewed
 end
 
--- A store that lost its data (a lease's renewal found its identity new): said at error level, then every task
--- of this ledger not yet settled recorded again (a keep finds them) and its creates within create_limit's
--- window counted again.  What other processes wrote is lost (docs/keep-and-fleet.md).
-function R:_noticed()
-  local lease = self.lease
-  if not lease or lease.resets == self.resets then return end
-  self.resets = lease.resets
-  local n, lim = 0, self.cfg.create_limit
+-- The keys of the created script (fleet/scripts.lua) of task id, created under lid ("" none).
+local function task_keys(self, id, lid, key_hash)
+  return { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "pend:" .. lid,
+    self.prefix .. "pending", self.prefix .. "tasks", key_hash and self.prefix .. "key:" .. key_hash }
+end
+
+-- The store lost its data (fleet/store.lua: a script found its identity gone or new): said at error level
+-- (told), and the records the store sends before anything else: this ledger's leases, every task it holds not
+-- yet settled (its creates, its keepers' claims at their numbers: a keep finds them) and its creates within
+-- create_limit's window, counted again.  What other processes wrote is lost (docs/keep-and-fleet.md).
+function R:records_again(told)
+  local list, n, lim = {}, 0, self.cfg.create_limit
+  local function add(name, keys, args) list[#list + 1] = { "ledger_" .. name, keys, args } end
+  if self.lease then add("lease", leases.lease_keys(self, self.lease.id), { self.lease_ms }) end
   for _, rec in pairs(self.mine) do
     n = n + 1
-    self.queue:push("created", rec.keys, rec.args)
-    if rec.part then self.queue:push("part", { rec.keys[1] }, rec.part) end
+    add("created", rec.keys, rec.args)
+    if rec.part then add("part", { rec.keys[1] }, rec.part) end
+  end
+  for k in pairs(self.keepers) do
+    add("lease", leases.lease_keys(self, k.id), { self.lease_ms })
+    for id in pairs(k.carrying) do
+      local h = k.claims[id]
+      if h then
+        n = n + 1
+        local rec = {}
+        for f, v in pairs(h) do rec[f] = v end
+        rec.claimed, rec.owner, rec.fence = nil, k.id, h.claimed
+        add("created", task_keys(self, id, "", h.key_hash), Ask.pairs_of(rec, id, ""))
+      end
+    end
   end
   local t = core.now()
   local counted = self:_counted(t)
   if counted[1] then -- (the recount script's ARGV: the window, then each create's age)
     local args = { string_format("%.17g", lim.per) }
     for i, at in ipairs(counted) do args[i + 1] = string_format("%.6f", t - at) end
-    self.queue:push("recount", { self.prefix .. "creates" }, args)
+    add("recount", { self.prefix .. "creates" }, args)
   end
-  local on_event = self.cfg.on_event
+  local on_event = told and self.cfg.on_event
   if on_event then
     on_event { type = "store_reset", where = self.where, tasks = n, creates = #counted,
-      message = string_format("store %s lost its data (its identity is new: a FLUSHALL, a restart without its files "
-        .. "or a failover to a replica that lagged): %d unsettled tasks of this client recorded again, %d of its "
-        .. "creates counted again for create_limit; what other processes wrote before is lost", self.where, n,
-        #counted) }
+      message = string_format("store %s lost its data (its identity is gone or new: a FLUSHALL, a restart without "
+        .. "its files or a failover to a replica that lagged): %d unsettled tasks of this client recorded again, %d "
+        .. "of its creates counted again for create_limit; what other processes wrote before is lost", self.where,
+        n, #counted) }
   end
+  return list
 end
 
 function R:settled() return self.queue:settled() end
@@ -127,10 +147,7 @@ function R:_counted(t)
 end
 
 function R:_hold()
-  if not self.lease then
-    self.lease = leases.hold(self.where .. " " .. self.prefix)
-    self.resets = self.lease.resets
-  end
+  if not self.lease then self.lease = leases.hold(self.where .. " " .. self.prefix) end
   return self.lease
 end
 
@@ -145,9 +162,7 @@ end
 
 function R:renew()
   if not self.lease then return true end
-  local ok, err = self.lease:renew(self)
-  if ok then self:_noticed() end
-  return ok, err
+  return self.lease:renew(self)
 end
 
 function R:_renewing()
@@ -159,6 +174,7 @@ end
 function R:close(collected)
   local lease = self.lease
   self.lease, self.closed = nil, true
+  self.store:watch(self.prefix, self, false)
   if not collected then self:flush() end
   self.queue:hand_over()
   if lease and lease:release() and not collected then
@@ -258,8 +274,7 @@ local function record_created(self, id, params, lid, p, uncertain)
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
     prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body },
     id, lid or "")
-  local keys = { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "pend:" .. (lid or ""),
-    self.prefix .. "pending", self.prefix .. "tasks", key_hash and self.prefix .. "key:" .. key_hash }
+  local keys = task_keys(self, id, lid or "", key_hash)
   self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
   if self.lease then self.fences:take(id, rule.FIRST, self.lease) end
   return self:_record("created", keys, args)

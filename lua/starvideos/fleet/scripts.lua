@@ -11,8 +11,9 @@
 --                   body: a create sent whose answer did not come yet; pending: their set
 --   gone:<local>    a create abandoned: its pending script, run late, writes nothing
 --   owner:<id>      a lease: present while its owner renews it (PX lease)
---   identity        the store's: a random id written at its first use; a store that lost its
---                   data (FLUSHALL, an empty restart) has none, then a new one (fleet/leases.lua)
+--   identity        the store's: a random id written at its first use, checked by every script as it runs
+--                   (fleet/store.lua's GUARD, before the KEYS and ARGV below); a store that lost its data
+--                   (FLUSHALL, an empty restart) has none, then a new one
 --   samples:<kind>  list of "took within", newest first, at most SAMPLES; kinds: kind -> model
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
 --   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
@@ -67,11 +68,12 @@ return 1
   -- KEYS key:<hash>; ARGV P, the asker's owner key ('' none): what the key names (KEY_NAMES), or 0; nothing written
   peek = KEY_NAMES .. "return key_names(KEYS[1], ARGV[1], ARGV[2]) or 0",
   -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), fields
+  -- (with fence: a keeper's claim, recorded again after a reset)
   created = FIRST .. [[
 local held = redis.call('HMGET', KEYS[1], 'owner', 'fence') -- (written again: a claim since stays)
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 if held[2] then redis.call('HSET', KEYS[1], 'owner', held[1] or '', 'fence', held[2])
-else redis.call('HSET', KEYS[1], 'fence', FIRST) end
+else redis.call('HSETNX', KEYS[1], 'fence', FIRST) end -- (a keeper's, recorded again: its claim's number)
 if not redis.call('ZSCORE', KEYS[5], ARGV[1]) then
   redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[5] .. ':seq'), ARGV[1])
 end
@@ -180,16 +182,10 @@ if r[2] and (r[1] or FIRST) ~= ARGV[1] then return { 0, r[2], r[3] or '', r[4] o
 redis.call('SET', KEYS[2], '1', 'PX', tonumber(ARGV[2]))
 return { 1 }
 ]],
-  -- KEYS owner:<id>, identity; ARGV lease ms, an identity for a store that has none: the lease
-  -- renewed; the store's identity (written at its first use)
+  -- KEYS owner:<id>, identity; ARGV lease ms: the lease renewed; the store's identity
   lease = [[
 redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))
-local id = redis.call('GET', KEYS[2])
-if not id then
-  id = ARGV[2]
-  redis.call('SET', KEYS[2], id)
-end
-return id
+return redis.call('GET', KEYS[2])
 ]],
   -- KEYS creates; ARGV per, then the age (s) of each of the process's creates within it: create_limit's
   -- count of a store that lost its data made again of what this process knows (fleet/ledger.lua)
