@@ -4,11 +4,13 @@
 -- require graph; and of its C: every function of csrc/ but test/, fuzz/ and
 -- bench/.  Fails (exit 1), naming the culprit, on a module over MAX_LINES
 -- lines, a function (Lua or C) over MAX_FUNCTION lines, a require cycle, or a
--- require against the layers' order (LAYERS).  Runs on any Lua.
+-- require against the layers' order (LAYERS), or a module without INTERPRETED
+-- (docs/architecture.md's other rules).  Runs on any Lua.
 --
 --   lua tools/shape.lua [ROOT]        (ROOT: the checkout, default .)
 local root = (arg[1] or "."):gsub("/+$", "")
 local MAX_LINES, MAX_FUNCTION = 400, 60
+local INTERPRETED = 'local jit = rawget(_G, "jit") if jit then jit.off(true, true) end'
 
 -- The files a find command (run in root) lists, sorted.
 local function listing(find)
@@ -155,6 +157,7 @@ for _, file in ipairs(listing("find lua/starvideos -name '*.lua' -not -path '*/c
     end
   end
   if lines > MAX_LINES then bad[#bad + 1] = string.format("%s: %d lines (at most %d)", file, lines, MAX_LINES) end
+  if not src:find("\n" .. INTERPRETED, 1, true) then bad[#bad + 1] = file .. ": no line " .. INTERPRETED end
   local name = module_of(file)
   modules[#modules + 1] = { name = name, file = file, lines = lines, longest = longest }
   graph[name] = requires(code_of(src, true))

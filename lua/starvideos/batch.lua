@@ -1,6 +1,7 @@
 -- client:generate_all (docs/batch.md): a list of params tables run as jobs on the client's
 -- loop, each keyed by its file, started one at a time by a feeder (Feeder:advance).
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Job = require "starvideos.job"

@@ -1,6 +1,7 @@
 -- The key's token bucket and create_limit's rule: a key's object (key.lua) has one.  A remote backend
 -- (b:use: Redis, nginx's dict) is asked first; when it cannot answer, the process's own bucket stands in.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local B = {}
 B.__index = B
 

@@ -1,6 +1,7 @@
 -- The client (docs/reference.md): a handle on its key (key.lua: the loop, the bucket) and its own
 -- ledger.  A wrong argument raises; what the network or the service did is nil, err.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"

@@ -1,6 +1,7 @@
 -- Every default (DEFAULTS), the checks of every option, and a client's whole
 -- configuration.  Wrong values raise here; lower layers only clamp what they are handed.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local cjson = require("cjson.safe").new()
@@ -28,8 +29,7 @@ function M.user_agent()
   local http = type(v) == "number"
     and string.format("nginx/%d.%d.%d", math.floor(v / 1000000), math.floor(v / 1000) % 1000, v % 1000)
     or "libcurl/" .. core.libcurl_version
-  local jit = rawget(_G, "jit")
-  return string.format("starvideos/%s (%s; %s)", M.VERSION, type(jit) == "table" and jit.version or _VERSION, http)
+  return string.format("starvideos/%s (%s; %s)", M.VERSION, jit and jit.version or _VERSION, http)
 end
 
 -- Every default, and nowhere else (spec/docs_spec.lua checks that the docs name each key).

@@ -3,6 +3,7 @@
 -- commit on a thread (or the transport's): the check that only a whole video passes (core's MP4 check) and
 -- the SHA-256 in one read of the .part, then the rename.  It knows nothing of jobs or ledgers.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 

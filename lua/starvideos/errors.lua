@@ -1,6 +1,7 @@
 -- Errors: the one shape (core.error_mt), `transient` from the core's table of kinds,
 -- and the one way a wrong argument raises.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 
 local TRANSIENT = core.transient

@@ -1,5 +1,6 @@
 -- starvideos: the module's face; the client is client.lua, every call in docs/reference.md.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"

@@ -3,6 +3,7 @@
 -- (bucket.lua), members (the live clients), births, the service's clock, the work any of its loops
 -- may do, and the parts other modules keep per key (k:part: the loop, the schedule, stores, slots).
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local Bucket = require "starvideos.bucket"

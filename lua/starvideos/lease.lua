@@ -2,6 +2,7 @@
 -- download: a task's number (its fence), the parts of a lease that time a holder, a holder's lapses, and the
 -- numbers a process holds (M.fences).  Times are core.now()'s: given (t), or the fences' clock.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 
 local M = {}

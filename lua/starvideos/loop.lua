@@ -1,6 +1,7 @@
 -- The loop: one transport, the timers, admission and the drive loop; the clients of a
 -- key share one (its key's part), but inside nginx (a cosocket belongs to its request) each has its own.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 

@@ -2,6 +2,7 @@
 -- and in the core, never in a transport.  Done, it calls owner:advance(now), and the
 -- owner reads req.task (the verdict's task table, a download's "") or req.err.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Download = require "starvideos.download"

@@ -3,6 +3,7 @@
 -- its samples, each spread evenly over its interval (S:estimate), on a bounded grid; a plan places polls
 -- on it (S.make_plan) in bounded work, whatever the spread, the tail or the floor.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local config = require "starvideos.config"
 
 local floor, max, min, sqrt = math.floor, math.max, math.min, math.sqrt

@@ -5,6 +5,7 @@
 -- the whole download awaiting it (got) and what was tried again; it moves its job only through the job's
 -- methods (docs/keep-and-fleet.md, "An owner that lost its lease").
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Download = require "starvideos.download"

@@ -183,7 +183,7 @@ describe("a client facing hostile HTTP servers", function()
       assert.is_true(helper.wait_until(function()
         local i = inode()
         return i and i ~= a_inode and (helper.file_size(part) or 0) > 0
-      end, 10), "B never replaced the .part")
+      end, 30), "B never replaced the .part")
       assert(sh("kill -9 " .. b.pid))
       b:close()
       local out = a.pipe:read("*a")

@@ -6,11 +6,16 @@ local helper = require "spec.helper"
 local q = helper.shell_quote
 local shape = q(helper.lua) .. " " .. q(helper.root .. "/tools/shape.lua")
 
--- A tree of lua/starvideos/<name>.lua files with the given sources.
-local function tree(files)
+local INTERPRETED = 'local jit = rawget(_G, "jit") if jit then jit.off(true, true) end\n'
+
+-- A tree of lua/starvideos/<name>.lua files with the given sources, each ending with the line that turns
+-- LuaJIT's compiler off, unless bare.
+local function tree(files, bare)
   local dir = helper.tmpdir()
   assert(helper.execute("mkdir -p " .. q(dir .. "/lua/starvideos/cli")))
-  for name, src in pairs(files) do helper.write_file(dir .. "/lua/starvideos/" .. name .. ".lua", src) end
+  for name, src in pairs(files) do
+    helper.write_file(dir .. "/lua/starvideos/" .. name .. ".lua", src .. (bare and "" or INTERPRETED))
+  end
   return dir
 end
 
@@ -85,7 +90,7 @@ describe("tools/shape.lua", function()
 
   it("fails naming a module over 400 lines, a function over 60 and a cycle; cli/ is not counted", function()
     local dir = tree {
-      big = lines(401),
+      big = lines(400),
       long = "local M = {}\nfunction M.f()\n" .. lines(60, "  local y = 1") .. "end\nreturn M\n",
       a = 'local b = require "starvideos.b"\nreturn {}\n',
       b = 'local a = require("starvideos.a")\nreturn {}\n',
@@ -101,12 +106,20 @@ describe("tools/shape.lua", function()
   end)
 
   it("passes a module of 400 lines and a function of 60", function()
-    local dir = tree { edge = lines(400), fn = "local M = {}\nfunction M.f()\n" .. lines(58, "  local y = 1")
+    local dir = tree { edge = lines(399), fn = "local M = {}\nfunction M.f()\n" .. lines(58, "  local y = 1")
       .. "end\nreturn M\n" }
     c_tree(dir, { ["core/edge.c"] = "static int lone(void) { return 1; }\n\n" .. c_function("edge", 60) })
     local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
     assert.is_true(ok, out)
     assert.matches("C: the longest function edge (csrc/core/edge.c:5), 60 lines", out, 1, true)
+  end)
+
+  it("fails naming a module that leaves LuaJIT's compiler on (docs/architecture.md's other rules)", function()
+    local dir = tree({ bare = "return {}\n", commented = "-- " .. INTERPRETED .. "return {}\n" }, true)
+    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    assert.matches("lua/starvideos/bare.lua: no line " .. INTERPRETED, out, 1, true)
+    assert.matches("lua/starvideos/commented.lua: no line", out, 1, true)
   end)
 
   it("fails naming a C function over 60 lines as file:line:function; test/, fuzz/ and bench/ not counted", function()

@@ -1,6 +1,7 @@
 -- Carrying the ledger's tasks to files: `client:resume` and the loop behind `client:keep`
 -- (docs/keep-and-fleet.md).  It is handed a ctx: the loop, the key, the ledger and the cfg.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"

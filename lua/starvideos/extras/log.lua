@@ -1,6 +1,7 @@
 -- The debug log (docs/logs-and-proxies.md): a listener of the client's own events (Log.chain).
 -- Every line goes through Log.redact, the one redaction.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local Log = {}
 
 local MARK = "[redacted]"

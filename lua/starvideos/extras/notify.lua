@@ -1,6 +1,7 @@
 -- Webhooks (docs/webhooks.md): a job's end recorded owed in the ledger, then POSTed as a request of its
 -- own (request.lua, op "notify"); one that runs out of time or is closed stays owed, for a keeper (N.sweep).
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local Request = require "starvideos.request"

@@ -3,6 +3,7 @@
 -- create at once within one `timeout`, then judged by the model's rules (core.media_check).  Loaded by
 -- the client's hook (cfg.on_media) at a create that names reference media while preflight is not false.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"

@@ -2,6 +2,7 @@
 -- create_limit's count and the pending record in one round trip, never waited for (step() answers false
 -- until Redis has); once per store in a process, whether Redis syncs every write.  And a key's (peek).
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (head)
 local Records = require "starvideos.records.ledger" -- (limited, key_answer: one rule, journal or store)

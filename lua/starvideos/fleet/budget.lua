@@ -2,6 +2,7 @@
 -- asker comes back (loop:await_store).  Redis failing: the host's dict, else the process's own bucket,
 -- stands in, said once, for AGAIN s.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local Bucket = require "starvideos.bucket"
 local Store = require "starvideos.fleet.store"
 

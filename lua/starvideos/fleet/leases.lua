@@ -4,6 +4,7 @@
 -- one more.  A holder counts its lapses (starvideos.lease): what it held may have been claimed meanwhile (a
 -- hold asks the store, M.confirm).
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal" -- (carried)
 local records_leases = require "starvideos.records.leases" -- (its hold and release: the process's leases)

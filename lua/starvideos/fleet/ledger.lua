@@ -1,6 +1,7 @@
 -- The ledger on a store (Redis), records/ledger.lua's interface (docs/keep-and-fleet.md).
 --   R.new(store_or_url, cfg[, loop[, key]]): with a loop nothing a job calls waits; without, all do.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"

@@ -3,6 +3,7 @@
 -- nginx a client's own (its commands run on its request's cosockets), left to
 -- the worker's when it closes.  Whether the store is down: q.link, the process's.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 
 local Q = {}

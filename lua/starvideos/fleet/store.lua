@@ -17,6 +17,7 @@
 -- with err (kind "io", field "store", naming redis://host:port/db); the next
 -- send connects again.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"

@@ -1,6 +1,7 @@
 -- The key's bucket in nginx's `lua_shared_dict starvideos`, for every worker: bucket.lua's rule under
 -- a lock (`add`: the dict has no compare-and-set) held for microseconds, which expires should a worker die.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local Bucket = require "starvideos.bucket"
 

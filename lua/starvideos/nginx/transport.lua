@@ -1,6 +1,7 @@
 -- The transport on nginx's own sockets: a light thread per exchange (nginx/wire.lua);
 -- poll waits on a semaphore they post, so a waiting client yields the worker.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local semaphore = require "ngx.semaphore"

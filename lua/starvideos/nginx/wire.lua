@@ -3,6 +3,7 @@
 -- retry_after, parts, have, total).  Linear in the answer's bytes: what was read ahead is
 -- one string and a position in it (x.buf, x.pos), never copied to drop what was used.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 
 local ngx = rawget(_G, "ngx")

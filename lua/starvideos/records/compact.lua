@@ -1,6 +1,7 @@
 -- Compaction of a journal (docs/batch.md).  Its first line is {"event":"compacted","bytes":N,...}
 -- (N: the size of what follows), which C.maybe_compact reads.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal"
 local samples = require "starvideos.records.samples"

@@ -2,6 +2,7 @@
 -- a lock (J.writer).  A task's records name their writer's lease ("owner"; "lease": its file,
 -- when not under <journal>.owners/).  Reading skips a torn line and unknown events.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local rule = require "starvideos.lease"

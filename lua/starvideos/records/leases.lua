@@ -1,6 +1,7 @@
 -- Leases and claims on a journal (docs/keep-and-fleet.md): a lease per process and journal,
 -- let go when the last of its ledgers closes (what a closed client left is nobody's), and one per keep.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal"
 local rule = require "starvideos.lease"

@@ -1,6 +1,7 @@
 -- The ledger on a journal file (the interface: docs/architecture.md).  With no journal it
 -- records nothing (create_limit is then counted by the key's bucket in this process).
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"

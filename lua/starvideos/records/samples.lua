@@ -1,6 +1,7 @@
 -- The samples a journal holds for the learned schedule (each completed task's kind and how long
 -- it took), read from its end backwards a bounded slice per call: never all of it inside a step.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local cjson = require("cjson.safe").new()
