@@ -190,15 +190,30 @@ SV_API void sv_proxy_free(sv_proxy *p);
    answered it (base), appended to out, unchecked (both transports then call
    sv_url_check on it).  0, or -1 out of memory. */
 SV_API int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out);
-/* A store's URL, redis://[[user]:password@]host[:port][/db] (core.store_url): 0
-   with s[8, +user_len) the user, s[pass_at, +pass_len) the password (pass_at 0:
-   none), s[host_at, +host_len) the host, all as written; the port (6379 when none
-   is written) and the db (0; past 999999999 INT_MAX, which Redis refuses).  Else
-   -1, *why what is wrong. */
-typedef struct sv_store_url {
-  size_t user_len, pass_at, pass_len, host_at, host_len;
+/* A store's URL (core.store_url; docs/keep-and-fleet.md), one of
+     redis://[[user]:password@]host[:port][/db]      one server ('r'); rediss:// TLS
+     unix://[[user]:password@]/path[?db=N]            a local socket ('u')
+     redis+sentinel://[[user]:password@]h1[:p1][,h2[:p2]...]/service[/db]   Sentinel ('s'); rediss+sentinel://
+     redis+cluster://[[user]:password@]h1[:p1][,h2[:p2]...]                 Cluster ('c'); rediss+cluster://
+   0 with the parts as written: s[user_at, +user_len) the user, s[pass_at,
+   +pass_len) the password (pass_at 0: none), each host's s[at, +len) (with an
+   IPv6 literal's brackets; 'u': the socket's path) and port (6379, Sentinel's
+   26379 when none is written), Sentinel's service, the db (0; past 999999999
+   INT_MAX, which Redis refuses); scheme the form's name ("rediss://").  Else -1,
+   *why what is wrong (never naming the password). */
+#define SV_STORE_HOSTS 16
+#define SV_STORE_SCHEMES "redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, redis+cluster:// " \
+  "or rediss+cluster://"
+typedef struct sv_store_host {
+  size_t at, len;
   unsigned port;
-  int db;
+} sv_store_host;
+typedef struct sv_store_url {
+  const char *scheme;
+  char kind;
+  int tls, db;
+  size_t user_at, user_len, pass_at, pass_len, service_at, service_len, nhosts;
+  sv_store_host hosts[SV_STORE_HOSTS];
 } sv_store_url;
 SV_API int sv_store_url_parse(const char *s, size_t len, sv_store_url *out, const char **why);
 

@@ -307,30 +307,79 @@ static int l_resolve_url(lua_State *L) {
   return 1;
 }
 
-/* store_url(url) -> {host =, port =, db =, where =[, user =][, password =]} |
-   nil, why: a store's URL read (sv_store_url_parse): user and password as
-   written, host without an IPv6 literal's brackets, where
-   "redis://host:port/db" (never the password). */
+/* The store's hosts {{host =, port =}...} (a host without an IPv6 literal's brackets) pushed, and appended
+   to where as written: "h1:p1,h2:p2". */
+static void store_hosts(lua_State *L, const char *s, const sv_store_url *u, sv_buf *where) {
+  size_t k;
+  lua_createtable(L, (int)u->nhosts, 0);
+  for (k = 0; k < u->nhosts; k++) {
+    const sv_store_host *h = &u->hosts[k];
+    size_t br = s[h->at] == '[';
+    char port[16];
+    lua_createtable(L, 0, 2);
+    set_str(L, "host", s + h->at + br, h->len - 2 * br);
+    set_int(L, "port", (lua_Integer)h->port);
+    lua_rawseti(L, -2, (int)k + 1);
+    snprintf(port, sizeof port, ":%u", h->port);
+    if (k) sv_buf_adds(where, ",");
+    sv_buf_add(where, s + h->at, h->len);
+    sv_buf_adds(where, port);
+  }
+}
+
+/* store_url(url) -> {kind =, tls =, db =, where =, hosts = {{host =, port =}...}, host =, port =[, path =]
+   [, service =][, user =][, password =]} | nil, why: a store's URL read (sv_store_url_parse).  kind "one",
+   "unix", "sentinel" or "cluster"; host and port the first host's; path a socket's; user and password as
+   written; where the URL without them, each port and db written ("rediss://host:6379/0",
+   "unix:///path?db=0", "redis+sentinel://h1:26379,h2:26379/mymaster/0", "redis+cluster://h1:6379"). */
 static int l_store_url(lua_State *L) {
-  size_t len, br;
+  static const char *const kinds[] = { "one", "unix", "sentinel", "cluster" };
+  size_t len;
   const char *s = luaL_checklstring(L, 1, &len), *why;
+  char tail[32];
   sv_store_url u;
+  sv_buf where = {0};
   if (sv_store_url_parse(s, len, &u, &why) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, why);
     return 2;
   }
-  br = s[u.host_at] == '[';
-  lua_createtable(L, 0, 6);
-  set_str(L, "host", s + u.host_at + br, u.host_len - 2 * br);
-  set_int(L, "port", (lua_Integer)u.port);
+  lua_createtable(L, 0, 12);
+  lua_pushstring(L, kinds[strchr("rusc", u.kind) - "rusc"]);
+  lua_setfield(L, -2, "kind");
+  lua_pushboolean(L, u.tls);
+  lua_setfield(L, -2, "tls");
   set_int(L, "db", (lua_Integer)u.db);
-  lua_pushlstring(L, s + u.host_at, u.host_len);
-  lua_pushfstring(L, "redis://%s:%d/%d", lua_tostring(L, -1), (int)u.port, u.db);
-  lua_setfield(L, -3, "where");
-  lua_pop(L, 1);
-  if (u.user_len) set_str(L, "user", s + 8, u.user_len);
+  if (u.user_len) set_str(L, "user", s + u.user_at, u.user_len);
   if (u.pass_at) set_str(L, "password", s + u.pass_at, u.pass_len);
+  sv_buf_adds(&where, u.scheme);
+  if (u.kind == 'u') {
+    set_str(L, "path", s + u.hosts[0].at, u.hosts[0].len);
+    sv_buf_add(&where, s + u.hosts[0].at, u.hosts[0].len);
+    snprintf(tail, sizeof tail, "?db=%d", u.db);
+  } else {
+    store_hosts(L, s, &u, &where);
+    lua_rawgeti(L, -1, 1);
+    lua_getfield(L, -1, "host");
+    lua_setfield(L, -4, "host");
+    lua_getfield(L, -1, "port");
+    lua_setfield(L, -4, "port");
+    lua_pop(L, 1);
+    lua_setfield(L, -2, "hosts");
+    snprintf(tail, sizeof tail, u.kind == 'c' ? "" : "/%d", u.db);
+  }
+  if (u.service_len) {
+    set_str(L, "service", s + u.service_at, u.service_len);
+    sv_buf_adds(&where, "/");
+    sv_buf_add(&where, s + u.service_at, u.service_len);
+  }
+  sv_buf_adds(&where, tail);
+  if (where.oom) {
+    sv_buf_free(&where);
+    return luaL_error(L, "out of memory");
+  }
+  set_str(L, "where", where.data, where.len);
+  sv_buf_free(&where);
   return 1;
 }
 

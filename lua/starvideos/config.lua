@@ -59,6 +59,8 @@ M.DEFAULTS = {
   log_line = 2048,           -- bytes of one log line, after redaction (a longer one is cut)
   clock_skew = 60,           -- seconds: the service's clock looked at this often, a skew over it a warning
   tolerance = 300,           -- seconds: verify_webhook's opts.tolerance, how far a timestamp may be from now
+  replicas = 0,              -- store = {replicas = N}: the replicas a record naming a paid task waits for (WAIT)
+  replica_timeout = 1,       -- store = {replica_timeout = s}: the longest one WAIT waits
   prompt_head = 80,          -- characters of a prompt that records and task lists keep (docs/batch.md)
   preflight = true,          -- check reference media before a create: true, "strict", false (docs/media.md)
   image_side_note = 64,      -- px: a reference image's shorter side under it is a preflight note
@@ -208,20 +210,16 @@ end
 -- A copy of a checked notify option (the caller's table may change later).
 function M.notify_copy(v) return v and { url = v.url, secret = v.secret, retry_for = v.retry_for } end
 
--- store = "redis://[[user]:password@]host[:port][/db]" -> core.store_url's table; a
--- bad URL raises, naming `store`, never the password.
-function M.store_url(url)
-  local cfg, why = nil, "a string expected, got " .. type(url)
-  if type(url) == "string" then cfg, why = core.store_url(url) end
-  if not cfg then
-    local at = type(url) == "string" and url:match(".*()@")
-    local shown = at and (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at) or tostring(url)
-    error(string.format("store %q: %s (expected redis://[:password@]host:port[/db])", shown, why), 0)
-  end
-  for _, k in ipairs { "user", "password" } do -- their %XX escapes
-    cfg[k] = cfg[k] and cfg[k]:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
-  end
-  return cfg
+-- store = a URL or a table {url = ...} -> its parts (lua/starvideos/store_url.lua, the one parse); a bad
+-- one raises, naming `store`, never a password.
+function M.store_url(v) return require("starvideos.store_url").parse(v, M) end
+
+-- A copy of a checked store option (a table may change later).
+function M.store_copy(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, val in pairs(v) do c[k] = val end
+  return c
 end
 
 function C.store(v)
@@ -331,6 +329,7 @@ function M.client(opts)
   local limit = opts.create_limit -- copies: the caller's tables may change later
   cfg.create_limit = limit and { count = limit.count, per = limit.per }
   cfg.notify = M.notify_copy(opts.notify)
+  cfg.store = M.store_copy(opts.store)
   from_env(cfg)
   if cfg.store ~= nil and cfg.journal ~= nil then
     error(string.format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "

@@ -180,10 +180,10 @@ function M.new(url, opts)
     got = 0, ids = {}, watchers = {}, relays = {} }, S)
 end
 
--- The key's store of url (its part, key.lua), outside nginx.
+-- The key's store of url (its part, key.lua, named by what a connection may be shared by), outside nginx.
 function M.for_key(url, key, timeout)
   local function make() return M.new(url, { timeout = timeout }) end
-  return config.nginx() and make() or key:part("store " .. url, make)
+  return config.nginx() and make() or key:part("store " .. config.store_url(url).id, make)
 end
 
 -- (starvideos.redis' messages start with "redis host:port: ", which the store's name says)
@@ -196,7 +196,9 @@ function S:_backend()
   if self.b and not self.b.broken then return self.b end
   if self.b then self.b:close() end
   local b, err
-  if self.ngx then b, err = cosocket_connect(self.cfg, self.timeout, self.ngx)
+  if self.cfg.kind ~= "one" or self.cfg.tls then
+    err = "this version connects to redis:// only"
+  elseif self.ngx then b, err = cosocket_connect(self.cfg, self.timeout, self.ngx)
   else b, err = hiredis_connect(self.cfg, self.timeout) end
   self.b = b
   if b then M.null, self.client = b.null, b.name end
