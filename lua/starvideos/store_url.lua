@@ -1,6 +1,7 @@
 -- A store's URL or table form read (CONTRACT.md's "Redis as operators run it"; docs/keep-and-fleet.md): the
 -- URL by core.store_url (csrc/core/url.c, fuzzed), the table's fields here, for config.store_url alone.
 
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 
 local M = {}
