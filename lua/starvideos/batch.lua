@@ -86,6 +86,7 @@ end
 local function spec_of(i, params, path, opts, c)
   local has_task, user = false, opts.on_progress
   return { params = params, out = path, index = i, interval = opts.interval, timeout = opts.timeout,
+    tenant = opts.tenant,
     on_progress = function(ev)
       if user then user(ev) end
       if not has_task and ev.id and (ev.type == "status" or ev.type == "attached") then

@@ -238,14 +238,16 @@ end
 -- The creates whose answer never came (the task may exist).
 function Client:pending(opts) return listed(self, "pending", begin(self, "pending", opts)) end
 
--- The ledger's tasks and creates, oldest first; opts.state: those of one state.
+-- The ledger's tasks and creates, oldest first; opts.state, opts.tenant: those of one state, of one tenant.
 function Client:tasks(opts)
   opts = begin(self, "tasks", opts)
   local list, err = listed(self, "tasks", opts)
   if not list then return nil, err end
   local only, check_file = {}, opts.check and require("starvideos.records.journal").check_file
   for _, t in ipairs(list) do
-    if not opts.state or t.state == opts.state then only[#only + 1] = t end
+    if (not opts.state or t.state == opts.state) and (not opts.tenant or t.tenant == opts.tenant) then
+      only[#only + 1] = t
+    end
     if check_file and t.path then t.check, t.check_error = check_file(t) end
   end
   return only

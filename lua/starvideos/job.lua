@@ -22,7 +22,7 @@ local function schedule(self) return require("starvideos.schedule").of(self.key,
 
 -- A spec's fields a job keeps (spec name -> job field).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
-  on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
+  on_progress = "on_progress", on_status = "on_status", index = "index", params = "params", tenant = "tenant" }
 
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed);
 -- id: the task's (nil for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
@@ -317,7 +317,7 @@ local function create(self, t)
     local later = self.budget:token(t, true, self)
     if later then return self.loop:at(later, self) end
   end
-  local ok, err = self.ledger:before_create(self.params, self.local_id, self.out, self.want)
+  local ok, err = self.ledger:before_create(self.params, self.local_id, self.out, self.want, self.tenant)
   if type(ok) == "table" then return attach(self, ok, t) end
   if ok == false then
     self.asked = true

@@ -535,6 +535,9 @@ local BLOCKS = {
   ["docs/openresty.md#4"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
     check_nginx("docs/openresty.md#4", "http")
   end },
+  ["docs/tenants-and-costs.md#1"] = { "lua", "check: compiles, the names it uses exist", function()
+    check_lua("docs/tenants-and-costs.md#1")
+  end },
   ["docs/webhooks.md#1"] = { "lua", "run: the client it makes (starvideos the module, whsec_... a secret)", function()
     local dir = folder("webhooks")
     lua_file(dir, "notify.lua", "docs/webhooks.md#1", { ['"whsec_..."'] = '"whsec_c2VjcmV0LXNlY3JldA=="' })

@@ -190,7 +190,7 @@ function M.run(ctx, opts)
   d.started, d.title = core.now(), string_format("%d videos", #list)
   d:status_line(core.now(), true)
   local shown
-  local ran = client:generate_all(list, { interval = opts.interval, timeout = opts.timeout,
+  local ran = client:generate_all(list, { interval = opts.interval, timeout = opts.timeout, tenant = opts.tenant,
     out = function(i) return paths[index[i]] end,
     on_progress = function(ev)
       if ev.type ~= "batch" then return end

@@ -4,11 +4,11 @@
 --   task:<id>       hash: id, model, duration, resolution, kind, out, owner, fence (1 at its
 --                   create, one more at each claim: the holder's number), prompt_hash,
 --                   prompt (its head), time, uncertain, status, error, path and bytes
---                   (downloaded), part and part_dest; a settled one expires after DEFAULTS.retain s
+--                   (downloaded), part and part_dest, tenant, cost; a settled one expires after DEFAULTS.retain s
 --   unfinished      set of the ids neither downloaded nor failed
 --   tasks           sorted set of the ids created, by tasks:seq (an expired one leaves when listed)
---   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt, key, fp,
---                   body: a create sent whose answer did not come yet; pending: their set
+--   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt, key, fp, body,
+--                   tenant: a create sent whose answer did not come yet; pending: their set
 --   gone:<local>    a create abandoned: its pending script, run late, writes nothing
 --   owner:<id>      a lease: present while its owner renews it (PX lease)
 --   identity        the store's: a random id written at its first use, checked by every script as it runs
@@ -18,6 +18,7 @@
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
 --   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
+--   tcreates:<hash> tenant_limit's count of the tenant whose hash it is
 -- A created record moves the local from pending to the task at once; a claim is one script (two keepers
 -- never take one task).  Reads go through the sets, never every task.
 
@@ -47,23 +48,28 @@ end
 ]]
 
 local SCRIPTS = {
-  -- KEYS a record, the set of its ids[, gone:<local>, owner:<id>, creates[, key:<hash>]]; ARGV its id,
-  -- fresh ('1' or ''), P, lease ms, count and per ('' none), field, value, ...  A create's asking
-  -- (fleet/ask.lua) in one round trip: its owner's lease renewed; nothing written (0) when the create
-  -- was abandoned (its script run late); create_limit's count ({'limited', seconds} when full); with
-  -- a key, what it names (KEY_NAMES); else the record written.  pending and owe: the same, keyless
+  -- KEYS a record, the set of its ids[, gone:<local>, owner:<id>, creates, tcreates:<tenant's hash>[, key:<hash>]];
+  -- ARGV its id, fresh ('1' or ''), P, lease ms, create_limit's count and per, tenant_limit's count and per
+  -- ('' none), field, value, ...  A create's asking (fleet/ask.lua) in one round trip: its owner's lease renewed;
+  -- nothing written (0) when the create was abandoned (its script run late); with a key, what it names
+  -- (KEY_NAMES), counted in no limit; create_limit's and tenant_limit's counts ({'limited', seconds, '' or 't'}
+  -- when one is full: counted in neither); else the record written.  pending and owe: the same, keyless
   keyed = FleetBudget.CREATE .. KEY_NAMES .. [[
 if KEYS[4] then redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[4])) end
 if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-if ARGV[5] ~= '' then
-  local wait = count_create(KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]))
-  if wait > 0 then return { 'limited', string.format('%.6f', wait) } end
+local counts = {}
+if ARGV[5] ~= '' then counts[1] = { KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]), '' } end
+if ARGV[7] ~= '' then counts[#counts + 1] = { KEYS[6], tonumber(ARGV[7]), tonumber(ARGV[8]), 't' } end
+for _, c in ipairs(counts) do
+  local wait = creates_wait(c[1], c[2], c[3])
+  if wait > 0 then return { 'limited', string.format('%.6f', wait), c[4] } end
 end
-local named = KEYS[6] and ARGV[2] ~= '1' and key_names(KEYS[6], ARGV[3], KEYS[4])
+local named = KEYS[7] and ARGV[2] ~= '1' and key_names(KEYS[7], ARGV[3], KEYS[4])
 if named then return named end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+for _, c in ipairs(counts) do creates_add(c[1], c[3]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('SADD', KEYS[2], ARGV[1])
-if KEYS[6] then redis.call('SET', KEYS[6], 'L' .. ARGV[1]) end
+if KEYS[7] then redis.call('SET', KEYS[7], 'L' .. ARGV[1]) end
 return 1
 ]],
   -- KEYS key:<hash>; ARGV P, the asker's owner key ('' none): what the key names (KEY_NAMES), or 0; nothing written
