@@ -285,15 +285,15 @@ M.CALLS = {
     key = C.key, fresh = C.bool, tenant = C.tenant },
   create = { key = C.key, fresh = C.bool, tenant = C.tenant },
   generate_all = { out = C.pattern, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    tenant = C.tenant },
+    tenant = C.tenant, key = C.fn, fresh = C.bool },
   wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
   resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
-    on_progress = C.fn },
+    on_progress = C.fn, dry_run = C.bool },
   job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn,
     key = C.key, fresh = C.bool, tenant = C.tenant },
   pending = { journal = C.path },
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
-    journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool },
+    journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool, dry_run = C.bool },
   tasks = { state = C.state, journal = C.path, check = C.bool, tenant = C.tenant },
 }
 

@@ -285,12 +285,13 @@ local function attach(self, rec, t)
 end
 
 -- The ledger's task for the job's key, nil, or false (a store not answered yet: ask again): read once, before
--- any token, without the ledger's lock (following a task needs none; a create still asks under it).
+-- any token, without the ledger's lock (following a task needs none; a create still asks under it).  Why it
+-- creates, or the error it will be refused with (the peek's): job.seen_why (a plan's, batch.lua).
 function Job:known()
-  if self.seen_key == nil then
-    local task = self.want and self.ledger:peek(self.want)
+  if self.seen_key == nil and self.want then
+    local task, why, id = self.ledger:peek(self.want)
     if task == false then return false end
-    self.seen_key = task or false
+    self.seen_key, self.seen_why, self.seen_id = task or false, why, id
   end
   return self.seen_key or nil
 end

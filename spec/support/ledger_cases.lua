@@ -289,6 +289,28 @@ M.cases = {
       k2:close()
     end },
 
+  { name = "orphaned: what a keeper's orphans would claim now, claimed by none (keep's dry run)",
+    covers = { "orphaned", "orphans" },
+    records = true,
+    run = function(env, assert)
+      local owner, keep = env.open(), env.open()
+      assert.is_true(env.answer(owner.before_create, owner, PARAMS, "o1"))
+      assert.is_true(env.answer(owner.created, owner, { id = "o1" }, PARAMS, "o1"))
+      assert.is_true(env.answer(owner.before_create, owner, PARAMS, "lost"))
+      env.settle()
+      local tasks, pendings = keep:orphaned()
+      assert.same({ {}, {} }, { tasks, pendings }, "its owner is alive")
+      owner:close()
+      for _ = 1, 2 do -- (twice: the first claimed nothing)
+        tasks, pendings = keep:orphaned()
+        assert.same({ { "o1" }, { "lost" } }, { ids(tasks), ids(pendings) })
+      end
+      local k = assert(keep:keeper())
+      assert.same({ "o1" }, ids((keep:orphans(k))))
+      assert.same({}, (keep:orphaned()), "claimed by the keeper, whose lease lives")
+      k:close()
+    end },
+
   { name = "a pending create settled by hand: no longer pending; one unknown refused, naming it",
     covers = { "forget_pending", "pending" },
     records = true,

@@ -239,10 +239,21 @@ function M.download(ctx, opts, pos)
   return 0
 end
 
+-- What the library's plan says a run would do (--dry-run), printed: name(e) names each entry.
+local function print_plan(ctx, plan, err, name)
+  if not plan then return fail(ctx, err) end
+  return require("starvideos.cli.plan").print(plan, name, ctx.json)
+end
+
 function M.generate(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
   local client, core = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
+  if opts["dry-run"] then
+    local function given(v) return v and function() return v end end
+    return print_plan(ctx, client:plan({ params }, { out = given(opts.out), key = given(opts.key),
+      tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
+  end
   ctx.out = opts.out
   local d = new_display(ctx, core)
   d.started = core.now()
@@ -332,6 +343,10 @@ end
 -- with the live display, then the list printed.
 local function carry(ctx, opts, method, title, none, extra)
   local client, core, dir = ledger_client(ctx, opts)
+  if opts["dry-run"] then
+    local plan, err = client[method](client, { dir = dir, dry_run = true })
+    return print_plan(ctx, plan, err, function(e) return e.id or e["local"] end)
+  end
   local d = new_display(ctx, core)
   d:many_tasks()
   d.started, d.title = core.now(), title

@@ -106,6 +106,8 @@ end
 -- What a key names as the scripts answer it (fleet/scripts.lua's KEY_NAMES), as L.key_answer takes it, or nil.
 function A.named(v)
   if type(v) ~= "table" then return nil end
+  if v[1] == "gone" then return { gone = true } end
+  if v[1] == "failed" then return { failed = v[2] } end
   if v[1] == "task" then
     return { id = v[2], fp = v[3], body = v[4], bytes = tonumber(v[5]), model = v[6] ~= "" and v[6] or nil,
       alive = v[7] == "1", sha256 = v[8] ~= "" and v[8] or nil }
@@ -114,20 +116,24 @@ function A.named(v)
 end
 
 -- The ledger's peek (records/ledger.lua's, on a store): the task a keyed job's key names, asked in a round trip
--- of its own, nothing written: with a loop false until the store answered; nil for none (or a store failing: the
--- create asks again under the keyed script).
+-- of its own, nothing written: with a loop false until the store answered; else L.key_answer's (a store failing:
+-- nil and the store's error, the create asking again under the keyed script).
 function A.peek(l, want)
-  if want.fresh then return nil end
+  if want.fresh then return Records.key_answer(nil, want) end
   local st = l.store
-  local n = l.peeks[want] or st:send_script("ledger_peek", { l.prefix .. "key:" .. core.hash(want.key) },
-    { l.prefix, l.lease and l.prefix .. "owner:" .. l.lease.id or "" })
-  if not n then return nil end
+  local n, err = l.peeks[want], nil
+  if not n then
+    n, err = st:send_script("ledger_peek", { l.prefix .. "key:" .. core.hash(want.key) },
+      { l.prefix, l.lease and l.prefix .. "owner:" .. l.lease.id or "" })
+  end
+  if not n then return nil, err end
   l.peeks[want] = n
   st:step(0)
   if l.loop and not st:ready(n) then return false end
   l.peeks[want] = nil
-  local e = A.named((st:wait(n)))
-  return e and (Records.key_answer(e, want, "--store " .. l.where)) or nil
+  local v, werr = st:wait(n)
+  if v == nil and werr then return nil, werr end
+  return Records.key_answer(A.named(v), want, "--store " .. l.where)
 end
 
 return A

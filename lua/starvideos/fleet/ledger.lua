@@ -192,7 +192,7 @@ function R:close(collected)
   end
 end
 
-R.keeper, R.orphans, R.owed_orphans = leases.keeper, leases.orphans, leases.owed_orphans
+R.keeper, R.orphans, R.owed_orphans, R.orphaned = leases.keeper, leases.orphans, leases.owed_orphans, leases.orphaned
 
 -- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 local function abandoned(self, lid)

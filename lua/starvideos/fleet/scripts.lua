@@ -28,16 +28,19 @@ local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's
 local FIRST = string.format("local FIRST = '%d'\n", require("starvideos.lease").FIRST) -- (a task's first number)
 
 -- What key:<hash> (at key) names, asked by the owner key me (P: the prefix): a create still pending ({'pending',
--- local, time}), a task not failed ({'task', id, fp, body, bytes, model, '1' when another live process holds it}).
+-- local, time}), a task not failed ({'task', id, fp, body, bytes, model, '1' when another live process holds it});
+-- and when `all` (a peek), a create abandoned ({'gone'}) or a task failed ({'failed', id}).
 local KEY_NAMES = [[
-local function key_names(key, P, me)
+local function key_names(key, P, me, all)
   local ref = redis.call('GET', key)
   if ref and ref:sub(1, 1) == 'L' then
     local p = redis.call('HMGET', P .. 'pend:' .. ref:sub(2), 'local', 'time')
     if p[1] then return { 'pending', p[1], p[2] or '' } end
+    if all then return { 'gone' } end
   elseif ref then
     local t = redis.call('HMGET', P .. 'task:' .. ref:sub(2), 'status', 'fp', 'body', 'bytes', 'model', 'owner',
       'sha256')
+    if all and t[1] == 'failed' then return { 'failed', ref:sub(2) } end
     if t[2] and t[1] ~= 'failed' then
       local holder = t[6] and P .. 'owner:' .. t[6]
       local alive = holder and holder ~= me and redis.call('EXISTS', holder) == 1
@@ -72,8 +75,9 @@ redis.call('SADD', KEYS[2], ARGV[1])
 if KEYS[7] then redis.call('SET', KEYS[7], 'L' .. ARGV[1]) end
 return 1
 ]],
-  -- KEYS key:<hash>; ARGV P, the asker's owner key ('' none): what the key names (KEY_NAMES), or 0; nothing written
-  peek = KEY_NAMES .. "return key_names(KEYS[1], ARGV[1], ARGV[2]) or 0",
+  -- KEYS key:<hash>; ARGV P, the asker's owner key ('' none): what the key names (KEY_NAMES, all), or 0; nothing
+  -- written
+  peek = KEY_NAMES .. "return key_names(KEYS[1], ARGV[1], ARGV[2], true) or 0",
   -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), fields
   -- (with fence: a keeper's claim, recorded again after a reset)
   created = FIRST .. [[
@@ -143,14 +147,15 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'part', ARGV[1], 'part_dest', ARGV[2])
 return 1
 ]],
-  -- KEYS sets of ids (tasks: the sorted one); ARGV P, keeper id ('' none), lease ms, the keeper's process's
-  -- lease ('' none), ids due again...: per set its records, flat (an id whose record expired leaves tasks).
-  -- With a keeper (its lease renewed): only those whose owner's lease is gone (never its own process's) or
-  -- its own tasks due again, claimed for it (not pendings).
+  -- KEYS sets of ids (tasks: the sorted one); ARGV P, keeper id ('' none; '?' a look: no keeper), lease ms, the
+  -- keeper's process's lease ('' none), ids due again...: per set its records, flat (an id whose record expired
+  -- leaves tasks).  With a keeper (its lease renewed) or a look: only those whose owner's lease is gone (never its
+  -- own process's) or its own tasks due again, claimed for the keeper (not pendings; a look claims nothing).
   records = FIRST .. [=[
 local P, me, alive, due, out = ARGV[1], ARGV[2], {}, {}, {}
+local claim = me ~= '' and me ~= '?'
 local RECORD = { tasks = 'task:', unfinished = 'task:', pending = 'pend:', owed = 'owed:' }
-if me ~= '' then redis.call('SET', P .. 'owner:' .. me, '1', 'PX', tonumber(ARGV[3])) end
+if claim then redis.call('SET', P .. 'owner:' .. me, '1', 'PX', tonumber(ARGV[3])) end
 for i = 5, #ARGV do due[ARGV[i]] = true end
 local function orphan(owner, id)
   if me == '' then return true end
@@ -167,8 +172,8 @@ for i, set in ipairs(KEYS) do
     local r = orphan(redis.call('HGET', key, 'owner'), id) and redis.call('HGETALL', key)
     if r and r[1] then
       rows[#rows + 1] = r
-      if me ~= '' and name ~= 'pending' then redis.call('HSET', key, 'owner', me) end
-      if me ~= '' and RECORD[name] == 'task:' then -- a claim: the task's number one more, the claim's
+      if claim and name ~= 'pending' then redis.call('HSET', key, 'owner', me) end
+      if claim and RECORD[name] == 'task:' then -- a claim: the task's number one more, the claim's
         redis.call('HSETNX', key, 'fence', FIRST) -- (a record of an older version: FIRST all the same)
         r[#r + 1], r[#r + 2] = 'claimed', tostring(redis.call('HINCRBY', key, 'fence', 1))
       end

@@ -83,7 +83,8 @@ function L:forget(lid, id)
   if id then self.waits[id] = nil end
 end
 
-L.keeper, L.orphans, L.owed_orphans, L.confirm = leases.keeper, leases.orphans, leases.owed_orphans, leases.confirm
+L.keeper, L.orphans, L.owed_orphans, L.confirm, L.orphaned = leases.keeper, leases.orphans, leases.owed_orphans,
+  leases.confirm, leases.orphaned
 
 function L:let_go(id, ended)
   if ended then self.fences:let_go(id) end
@@ -126,9 +127,16 @@ local function recent_creates(st, limit, t, tenant)
   return times
 end
 
--- What a keyed create does, given e, its key's live record (a create unanswered, or a task not failed; e.alive:
--- a live process holds it) and `at` ("--journal PATH", "--store URL"): nil, err (nothing is sent) or the task.
+-- What a keyed create does, given e, what the ledger holds of its key (nil: nothing; {gone = true}: its create
+-- surely made nothing; {failed = id}: its task failed; else a create unanswered or a task, e.alive: a live process
+-- holds it) and `at` ("--journal PATH", "--store URL"): the task to follow, nil and why it creates ("new",
+-- "fresh", "abandoned before", "failed before" and that task's id), or nil, err (refused: nothing is sent).  The one
+-- rule of both ledgers, of a create and of a plan (batch.lua).
 function L.key_answer(e, want, at)
+  if want.fresh then return nil, "fresh" end
+  if not e then return nil, "new" end
+  if e.gone then return nil, "abandoned before" end
+  if e.failed then return nil, "failed before", e.failed end
   local what = want.out and "out" or "key"
   if e.id == nil and e.alive then return nil, new_error("invalid_request", string_format("%s %s: another live process"
     .. " sent a create of it (pending record %s): rerun once it ends", what, want.key, e["local"]), { field = what })
@@ -154,18 +162,25 @@ local function follow(self)
   return st, err
 end
 
--- What the journal (st) says of a keyed create's key: nil (create), the task to follow, or nil, err.
+-- What the journal (st) says of a keyed create's key: L.key_answer's.
 local function ask_key(self, st, want)
   local e = st.keys[want.key]
-  if not e or want.fresh or (e.id == nil and st.settled[e["local"]]) or e.status == "failed" then return nil end
-  e.alive = e.owner ~= (self.lease and self.lease.id) and leases.alive(self.path, e.owner, e.lease) or nil
+  if e and e.id == nil and st.settled[e["local"]] then
+    e = { gone = true }
+  elseif e and e.status == "failed" then
+    e = { failed = e.id }
+  elseif e and not want.fresh then
+    e.alive = e.owner ~= (self.lease and self.lease.id) and leases.alive(self.path, e.owner, e.lease) or nil
+  end
   return L.key_answer(e, want, "--journal " .. self.path)
 end
 
--- The task a keyed job follows instead of creating, read without the lock (a create asks again).
+-- The task a keyed job follows instead of creating, read without the lock (a create asks again); else nil and
+-- why it creates, or nil and the error a create will be refused with.
 function L:peek(want)
   local st = self.path and follow(self)
-  if st then return (ask_key(self, st, want)) end
+  if st then return ask_key(self, st, want) end
+  return nil, "no ledger"
 end
 
 -- The pending record decided by what the journal says (the key's task: then returned, nothing written; bucket.lua's
@@ -183,7 +198,7 @@ local function decided(self, rec, want)
   if want or limits[1] then st, err = follow(self); if not st then return nil, err end end
   if want then
     local task, kerr = ask_key(self, st, want)
-    if task or kerr then return task, kerr end
+    if task or type(kerr) == "table" then return task, kerr end
   end
   for _, c in ipairs(limits) do
     local times = recent_creates(st, c.lim, t, c.tenant)
