@@ -84,6 +84,7 @@ build = {
     ["starvideos.cli.display"] = "lua/starvideos/cli/display.lua",
     ["starvideos.cli.json"] = "lua/starvideos/cli/json.lua",
     ["starvideos.cli.output"] = "lua/starvideos/cli/output.lua",
+    ["starvideos.cli.plan"] = "lua/starvideos/cli/plan.lua",
     ["starvideos.client"] = "lua/starvideos/client.lua",
     ["starvideos.config"] = "lua/starvideos/config.lua",
     ["starvideos.batch"] = "lua/starvideos/batch.lua",

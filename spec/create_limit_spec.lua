@@ -88,6 +88,30 @@ describe("create_limit", function()
     } do
       assert.error_matches(function() starvideos.new { api_key = KEY, base_url = emu.url, create_limit = case[1] } end,
         "bad option 'create_limit' to 'new' (" .. case[2], 1, true)
+      local tenant = case[2]:gsub("create_limit", "tenant_limit")
+      assert.error_matches(function() starvideos.new { api_key = KEY, base_url = emu.url, tenant_limit = case[1] } end,
+        "bad option 'tenant_limit' to 'new' (" .. tenant, 1, true)
     end
+  end)
+
+  it("raises on prices that are not {model = price >= 0}, and on a tenant that is no name", function()
+    for _, case in ipairs {
+      { 0.4, "prices: a table {model = price, ...} expected, got 0.4" },
+      { { video = 0.4 }, 'prices["video"]: not a model (starvideos_o3, videos, videos_fast, videos_stable, ' },
+      { { videos = -1 }, "prices.videos: a price >= 0 expected, got -1" },
+      { { videos = 0 / 0 }, "prices.videos: a price >= 0 expected" },
+      { { videos = "0.4" }, 'prices.videos: a price >= 0 expected, got "0.4"' },
+    } do
+      assert.error_matches(function() starvideos.new { api_key = KEY, base_url = emu.url, prices = case[1] } end,
+        "bad option 'prices' to 'new' (" .. case[2], 1, true)
+    end
+    local c = starvideos.new { api_key = KEY, base_url = emu.url }
+    for _, bad in ipairs { "", string.rep("x", 201), "a\nb", 7 } do
+      assert.error_matches(function() c:create({ model = "videos", prompt = "p", duration = 5 }, { tenant = bad }) end,
+        "bad option 'tenant' to 'create' (a tenant name: a string of 1 to 200 bytes without control characters", 1,
+        true)
+    end
+    assert.equal(0, creates(emu))
+    c:close()
   end)
 end)

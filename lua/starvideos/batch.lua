@@ -1,8 +1,10 @@
 -- client:generate_all (docs/batch.md): a list of params tables run as jobs on the client's
--- loop, each keyed by its file, started one at a time by a feeder (Feeder:advance).
+-- loop, each keyed by its file, started one at a time by a feeder (Feeder:advance); and client:plan, what
+-- a run of the list would do, decided as the run decides (its jobs' peek at the ledger), sending nothing.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
+local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
 
@@ -10,27 +12,34 @@ local now, argerror = core.now, errors.argerror
 
 local B = {}
 
--- The file of each entry (out: a pattern with one %d, or fn(i, params)); two writing one file raise.
-local function outs(list, n, out)
-  local paths, seen = {}, {}
-  if out == nil then return paths end
+-- The name option `name` (a function) of `where` gave entry i, checked: a non-empty string, else it raises.
+local function named(where, name, i, v, want)
+  if type(v) ~= "string" or v == "" then
+    error(string.format("bad option '%s' to '%s' (%s(%d, params) returned %s: %s expected)", name, where, name, i,
+      type(v) == "string" and "an empty string" or tostring(v), want), 6)
+  end
+  return v
+end
+
+-- The file and the key of each entry (out: a pattern with one %d, or fn(i, params); key: fn(i, params), for the
+-- entries without a file); two writing one file raise.
+local function outs(where, list, n, out, key)
+  local paths, keys, seen = {}, {}, {}
   for i = 1, n do
     local params = list[i]
-    if type(params) ~= "table" then argerror(1, "generate_all", "list of params tables", "a " .. type(params)
+    if type(params) ~= "table" then argerror(1, where, "list of params tables", "a " .. type(params)
       .. " at [" .. i .. "]", 5) end
-    local path = type(out) == "string" and string.format(out, i) or out(i, params)
-    if type(path) ~= "string" or path == "" then
-      error(string.format("bad option 'out' to 'generate_all' (out(%d, params) returned %s: a file path expected)",
-        i, type(path) == "string" and "an empty string" or tostring(path)), 5)
-    end
-    local abs = core.file_key(path) or path
-    if seen[abs] then
-      error(string.format("bad option 'out' to 'generate_all' (entries %d and %d both write %s)", seen[abs], i,
+    if key then keys[i] = named(where, "key", i, key(i, params), "a key") end
+    local path = out and (type(out) == "string" and string.format(out, i) or named(where, "out", i, out(i, params),
+      "a file path"))
+    local abs = path and (core.file_key(path) or path)
+    if abs and seen[abs] then
+      error(string.format("bad option 'out' to '%s' (entries %d and %d both write %s)", where, seen[abs], i,
         path), 5)
     end
-    seen[abs], paths[i] = i, path
+    if abs then seen[abs], paths[i] = i, path end
   end
-  return paths
+  return paths, keys
 end
 
 -- The feeder: a timer object of the loop (advance), cancelled with its client.
@@ -83,9 +92,10 @@ local function counter(total, on_progress)
 end
 
 -- A job's spec: its events counted (a task it made or found; its end, which finish reports once).
-local function spec_of(i, params, path, opts, c)
+local function spec_of(i, params, path, key, opts, c)
   local has_task, user = false, opts.on_progress
-  return { params = params, out = path, index = i, interval = opts.interval, timeout = opts.timeout,
+  return { params = params, out = path, key = key, fresh = opts.fresh, index = i, interval = opts.interval,
+    timeout = opts.timeout, tenant = opts.tenant,
     on_progress = function(ev)
       if user then user(ev) end
       if not has_task and ev.id and (ev.type == "status" or ev.type == "attached") then
@@ -103,11 +113,11 @@ end
 -- The list of {task=, err=, path=}, in the order of list.
 function B.run(ctx, list, opts)
   local n, loop = #list, ctx.loop
-  local paths = outs(list, n, opts.out)
+  local paths, keys = outs("generate_all", list, n, opts.out, opts.key)
   local c = counter(n, opts.on_progress)
   local results, jobs, group = {}, {}, { left = 0 }
   for i = 1, n do -- every entry checked first (params, out)
-    local job, err = Job.new(ctx, nil, nil, spec_of(i, list[i], paths[i], opts, c))
+    local job, err = Job.new(ctx, nil, nil, spec_of(i, list[i], paths[i], keys[i], opts, c))
     if job then jobs[i], group.left = job, group.left + 1 else results[i], c.failed = { err = err }, c.failed + 1 end
   end
   local timeout = opts.timeout or ctx.cfg.wait_timeout
@@ -135,6 +145,66 @@ function B.run(ctx, list, opts)
     end
   end
   return results
+end
+
+-- A plan's totals (plan.entries each with its action, model and price): creates, downloads, and by_model[model] =
+-- {creates =, cost =} and cost, each cost nil unless every price it adds up is known.
+function B.totals(plan)
+  local by, cost, creates, downloads = {}, 0, 0, 0
+  for _, e in ipairs(plan.entries) do
+    if e.action == "create" then
+      local m = by[e.model] or { creates = 0, cost = 0 }
+      by[e.model], m.creates, m.cost = m, m.creates + 1, e.price and m.cost and m.cost + e.price or nil
+      creates, cost = creates + 1, e.price and cost and cost + e.price or nil
+    elseif e.action == "download" then
+      downloads = downloads + 1
+    end
+  end
+  plan.creates, plan.downloads, plan.by_model, plan.cost = creates, downloads, by, cost
+  return plan
+end
+
+-- Entry i's plan (job: its job, else err: why it was refused): its action (create, download, none), why, and
+-- its model, key, file and task id, a create's price (nil: unknown).
+local function planned(ctx, i, job, err)
+  local e = { index = i, action = "none", reason = "refused", err = err }
+  if not job then return e end
+  local task, why = job.seen_key, job.seen_why
+  e.model, e.out, e.key = job.model, job.out, job.want and job.want.key
+  if task then
+    e.id, e.model, e.err = task.id, task.model or job.model, nil
+    e.action, e.reason = task.whole and "none" or "download", task.whole and "saved" or "created before"
+  elseif type(why) ~= "table" then
+    e.action, e.id, e.err = "create", job.seen_id, nil
+    e.reason = why or (ctx.ledger.records and "no key" or "no ledger")
+    e.price = config.price(ctx.cfg.prices, job.model)
+  else
+    e.err = why
+  end
+  return e
+end
+
+-- What generate_all(list, opts) would do now, sending nothing: each entry's job made as the run makes it, the
+-- ledger asked for its key as the run asks it (job:known, the peek; a store's answers awaited on the loop), no
+-- token taken, no create, no poll.  {entries = {...}, creates =, downloads =, by_model =, cost =}.
+function B.plan(ctx, list, opts)
+  local n = #list
+  local paths, keys = outs("plan", list, n, opts.out, opts.key)
+  local c, jobs, errs, left = counter(n), {}, {}, {}
+  for i = 1, n do
+    jobs[i], errs[i] = Job.new(ctx, nil, nil, spec_of(i, list[i], paths[i], keys[i], opts, c))
+    left[#left + 1] = jobs[i]
+  end
+  local function known() -- every peek sent at once, then those not answered asked again
+    local still = {}
+    for _, job in ipairs(left) do if job:known() == false then still[#still + 1] = job end end
+    left = still
+    return still[1] == nil
+  end
+  ctx.loop:drive(known, nil, nil, opts.sleep or ctx.cfg.sleep)
+  local plan = { entries = {} }
+  for i = 1, n do plan.entries[i] = planned(ctx, i, jobs[i], errs[i]) end
+  return B.totals(plan)
 end
 
 return B

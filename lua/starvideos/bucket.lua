@@ -60,15 +60,28 @@ end
 -- When the last caller told to wait comes back: a patient caller (a batch's feeder) asks after it.
 function B:queue_end() return self.told end
 
--- create_limit in this process (no ledger counts it): true, or false, the seconds
--- until the next create is allowed and the count in the window.
-function B:count_create(lim, t)
-  local creates, kept = self.creates, {}
-  while creates[1] and creates[1] < t - lim.per do table.remove(creates, 1) end -- out of the window
-  for i = #creates, math.max(1, #creates - lim.count + 1), -1 do kept[#kept + 1] = creates[i] end
-  local wait = limit(kept, t, lim.count, lim.per)
-  if wait > 0 then return false, wait, #kept end
-  creates[#creates + 1] = t
+-- The times of list (oldest first) in lim's window at t, newest first, at most lim.count (those out of it dropped).
+function B.window(list, lim, t)
+  local kept = {}
+  while list[1] and list[1] < t - lim.per do table.remove(list, 1) end
+  for i = #list, math.max(1, #list - lim.count + 1), -1 do kept[#kept + 1] = list[i] end
+  return kept
+end
+
+-- create_limit and tenant_limit with no ledger to count them (ledger.lua's limits: {lim, name}s): in the remote's
+-- count when it keeps one (nginx's dict: every worker), else in this process.  true (counted in each), or false, the
+-- seconds until the next create is allowed, the count in the window and the limit that holds.
+function B:count_creates(checks, t)
+  if self.remote and self.remote.count_creates then return self.remote:count_creates(checks, t) end
+  for _, c in ipairs(checks) do
+    local kept = B.window(self.creates[c.name] or {}, c.lim, t)
+    local wait = limit(kept, t, c.lim.count, c.lim.per)
+    if wait > 0 then return false, wait, #kept, c end
+  end
+  for _, c in ipairs(checks) do
+    local list = self.creates[c.name] or {}
+    self.creates[c.name], list[#list + 1] = list, t
+  end
   return true
 end
 

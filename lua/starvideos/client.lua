@@ -199,6 +199,12 @@ function Client:generate_all(list, opts)
   return (require("starvideos.batch").run(self.ctx, list, begin(self, "generate_all", opts))) -- (as in wait_all)
 end
 
+-- What generate_all(list, opts) would create, download or leave, sending nothing (batch.lua).
+function Client:plan(list, opts)
+  if type(list) ~= "table" then argerror(1, "plan", "list of params tables", type(list)) end
+  return (require("starvideos.batch").plan(self.ctx, list, begin(self, "plan", opts, S.generate_all)))
+end
+
 -- The ctx of a call on the ledger of opts.journal, else the client's: ctx, or nil, err.
 local function ledger_ctx(self, opts, where)
   local path = opts.journal or self.journal
@@ -214,7 +220,7 @@ function Client:resume(opts)
   opts = begin(self, "resume", opts)
   local ctx, err = ledger_ctx(self, opts, "resume")
   if not ctx then return nil, err end
-  local results, rerr = require("starvideos.extras.keep").resume(ctx, opts)
+  local results, rerr = require("starvideos.extras.keep")[opts.dry_run and "plan" or "resume"](ctx, opts)
   return results, rerr -- not a tail call, as in run
 end
 
@@ -223,6 +229,7 @@ function Client:keep(opts)
   opts = begin(self, "keep", opts)
   local ctx, err = ledger_ctx(self, opts, "keep")
   if not ctx then return nil, err end
+  if opts.dry_run then return require("starvideos.extras.keep").plan(ctx, opts, true) end
   return require("starvideos.extras.keep").run(ctx, opts, function() return self.loop ~= nil end)
 end
 
@@ -238,14 +245,16 @@ end
 -- The creates whose answer never came (the task may exist).
 function Client:pending(opts) return listed(self, "pending", begin(self, "pending", opts)) end
 
--- The ledger's tasks and creates, oldest first; opts.state: those of one state.
+-- The ledger's tasks and creates, oldest first; opts.state, opts.tenant: those of one state, of one tenant.
 function Client:tasks(opts)
   opts = begin(self, "tasks", opts)
   local list, err = listed(self, "tasks", opts)
   if not list then return nil, err end
   local only, check_file = {}, opts.check and require("starvideos.records.journal").check_file
   for _, t in ipairs(list) do
-    if not opts.state or t.state == opts.state then only[#only + 1] = t end
+    if (not opts.state or t.state == opts.state) and (not opts.tenant or t.tenant == opts.tenant) then
+      only[#only + 1] = t
+    end
     if check_file and t.path then t.check, t.check_error = check_file(t) end
   end
   return only

@@ -139,21 +139,49 @@ function C.header(v)
   if type(v) ~= "string" or v:find("[%c\127]") then return "a string without control characters" end
 end
 
--- create_limit = {count = N, per = seconds}
+-- create_limit and tenant_limit (name) = {count = N, per = seconds}
 local LIMIT = { count = number_in(1, 1e9, "a whole number of creates from 1 to 1e9", false, true),
   per = number_in(1, 366 * DAY, "a number of seconds from 1 to 31622400") }
-function C.limit(v)
-  if type(v) ~= "table" then
-    return "create_limit: a table {count = N, per = seconds} expected, got " .. show(v), true
-  end
-  for k in pairs(v) do
-    if not LIMIT[k] then return "create_limit." .. tostring(k) .. ": unknown field (count, per)", true end
-  end
-  for _, k in ipairs { "count", "per" } do
-    local want = LIMIT[k](v[k])
-    if want then return string.format("create_limit.%s: %s expected, got %s", k, want, show(v[k])), true end
+local function limit(name)
+  return function(v)
+    if type(v) ~= "table" then
+      return name .. ": a table {count = N, per = seconds} expected, got " .. show(v), true
+    end
+    for k in pairs(v) do
+      if not LIMIT[k] then return name .. "." .. tostring(k) .. ": unknown field (count, per)", true end
+    end
+    for _, k in ipairs { "count", "per" } do
+      local want = LIMIT[k](v[k])
+      if want then return string.format("%s.%s: %s expected, got %s", name, k, want, show(v[k])), true end
+    end
   end
 end
+
+-- a tenant (the end user a create is made for): a name of 1 to 200 bytes without control characters
+function C.tenant(v)
+  if type(v) ~= "string" or v == "" or #v > 200 or v:find("[%c\127]") then
+    return "a tenant name: a string of 1 to 200 bytes without control characters"
+  end
+end
+
+-- prices = {model = price of one create, ...}: the models' names (core.models), numbers >= 0
+function C.prices(v)
+  if type(v) ~= "table" then return "prices: a table {model = price, ...} expected, got " .. show(v), true end
+  for k, price in pairs(v) do
+    if type(k) ~= "string" or not core.models[k] then
+      local names = {}
+      for name in pairs(core.models) do names[#names + 1] = name end
+      table.sort(names)
+      return string.format("prices[%s]: not a model (%s)", show(k), table.concat(names, ", ")), true
+    end
+    if type(price) ~= "number" or price ~= price or price < 0 or price == math.huge then
+      return string.format("prices.%s: a price >= 0 expected, got %s", k, show(price)), true
+    end
+  end
+end
+
+-- The price of one create of model (prices: the client's checked copy), or nil: unknown, never 0.
+function M.price(prices, model) return prices and prices[model] end
 
 -- A base URL, http(s)://host[:port][/path]: the core's one URL check (core.check_url).
 function C.url(v, field)
@@ -254,18 +282,19 @@ M.CALLS = {
   wait = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
   download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
   generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    key = C.key, fresh = C.bool },
-  create = { key = C.key, fresh = C.bool },
-  generate_all = { out = C.pattern, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
+    key = C.key, fresh = C.bool, tenant = C.tenant },
+  create = { key = C.key, fresh = C.bool, tenant = C.tenant },
+  generate_all = { out = C.pattern, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
+    tenant = C.tenant, key = C.fn, fresh = C.bool },
   wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
   resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
-    on_progress = C.fn },
+    on_progress = C.fn, dry_run = C.bool },
   job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn,
-    key = C.key, fresh = C.bool },
+    key = C.key, fresh = C.bool, tenant = C.tenant },
   pending = { journal = C.path },
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
-    journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool },
-  tasks = { state = C.state, journal = C.path, check = C.bool },
+    journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool, dry_run = C.bool },
+  tasks = { state = C.state, journal = C.path, check = C.bool, tenant = C.tenant },
 }
 
 -- The options of starvideos.new.
@@ -274,7 +303,8 @@ M.CLIENT = {
   max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
-  create_limit = C.limit, store = C.store, proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease,
+  create_limit = limit("create_limit"), tenant_limit = limit("tenant_limit"), prices = C.prices, store = C.store,
+  proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease,
   preflight = C.preflight, allow_private_media = C.bool, min_image_side = C.pixels,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
@@ -326,8 +356,14 @@ function M.client(opts)
   local cfg = {}
   for k, v in pairs(M.DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
-  local limit = opts.create_limit -- copies: the caller's tables may change later
-  cfg.create_limit = limit and { count = limit.count, per = limit.per }
+  for _, name in ipairs { "create_limit", "tenant_limit" } do -- copies: the caller's tables may change later
+    local lim = opts[name]
+    cfg[name] = lim and { count = lim.count, per = lim.per }
+  end
+  if opts.prices then
+    cfg.prices = {}
+    for model, price in pairs(opts.prices) do cfg.prices[model] = price end
+  end
   cfg.notify = M.notify_copy(opts.notify)
   cfg.store = M.store_copy(opts.store)
   from_env(cfg)

@@ -22,7 +22,7 @@ local function schedule(self) return require("starvideos.schedule").of(self.key,
 
 -- A spec's fields a job keeps (spec name -> job field).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
-  on_progress = "on_progress", on_status = "on_status", index = "index", params = "params" }
+  on_progress = "on_progress", on_status = "on_status", index = "index", params = "params", tenant = "tenant" }
 
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed);
 -- id: the task's (nil for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
@@ -285,12 +285,13 @@ local function attach(self, rec, t)
 end
 
 -- The ledger's task for the job's key, nil, or false (a store not answered yet: ask again): read once, before
--- any token, without the ledger's lock (following a task needs none; a create still asks under it).
+-- any token, without the ledger's lock (following a task needs none; a create still asks under it).  Why it
+-- creates, or the error it will be refused with (the peek's): job.seen_why (a plan's, batch.lua).
 function Job:known()
-  if self.seen_key == nil then
-    local task = self.want and self.ledger:peek(self.want)
+  if self.seen_key == nil and self.want then
+    local task, why, id = self.ledger:peek(self.want)
     if task == false then return false end
-    self.seen_key = task or false
+    self.seen_key, self.seen_why, self.seen_id = task or false, why, id
   end
   return self.seen_key or nil
 end
@@ -317,7 +318,7 @@ local function create(self, t)
     local later = self.budget:token(t, true, self)
     if later then return self.loop:at(later, self) end
   end
-  local ok, err = self.ledger:before_create(self.params, self.local_id, self.out, self.want)
+  local ok, err = self.ledger:before_create(self.params, self.local_id, self.out, self.want, self.tenant)
   if type(ok) == "table" then return attach(self, ok, t) end
   if ok == false then
     self.asked = true

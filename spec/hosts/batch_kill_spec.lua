@@ -102,6 +102,55 @@ describe("batch killed with kill -9 and run again", function()
     end
   end)
 
+  it("killed half way, then --dry-run: the creates it lists (by model, with their cost) are exactly those the rerun "
+    .. "sends", function()
+    dir = helper.tmpdir()
+    emu:reset()
+    emu:config { fail_rate = 0.2, seed = 40 } -- (failed tasks: their entries are created again, and listed so)
+    local lines, prompt_of = {}, {}
+    for i = 1, 30 do
+      lines[i] = string.format('{"prompt": "entry %d", "model": "%s"}', i, i % 3 == 0 and "videos_fast" or "videos")
+      prompt_of[i] = "entry " .. i
+    end
+    local file, outdir, log = dir .. "/p.jsonl", dir .. "/v", dir .. "/log"
+    helper.write_file(file, table.concat(lines, "\n") .. "\n")
+    local proc = start(file, outdir, log)
+    helper.sleep(1 + math.random() * 1.5)
+    helper.execute("kill -KILL " .. proc.pid) -- anywhere: a create may be open (its entry is then refused)
+    local _, how = proc:close()
+    assert.equal("signal", how)
+    local before, tasks = emu:creates(), #emu:tasks()
+    assert.truthy(before > 0 and before < 30, before .. " creates before the kill")
+    local function cli(more)
+      local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url), q(helper.lua),
+        q(BIN), "batch", "--prompts-file", q(file), "--out-dir", q(outdir), "--duration", "5", "--interval", "0.3",
+        "--prices", q('{"videos": 0.4, "videos_fast": 0.25}') }
+      return helper.capture(table.concat(words, " ") .. " " .. more .. " 2>>" .. q(log) .. " </dev/null")
+    end
+    local out = cli("--dry-run")
+    assert.equal(before, emu:creates(), "the dry run sent nothing")
+    local listed, by_model, cost = {}, {}, 0
+    for line, model, price in ("\n" .. out):gmatch("\ncreate +%d+%.mp4 %(line (%d+)%) +(%S+) +([%d.]+) ") do
+      listed[#listed + 1] = prompt_of[tonumber(line)]
+      by_model[model] = (by_model[model] or 0) + 1
+      cost = cost + tonumber(price)
+    end
+    table.sort(listed)
+    local totals = out:match("\n(%d+ creates? .-; nothing was sent)\n$")
+    assert.truthy(totals, out)
+    assert.equal(#listed, tonumber(totals:match("^%d+")), totals)
+    for model, n in pairs(by_model) do assert.matches(model .. " " .. n .. ": ", totals, 1, true) end
+    assert.matches(string.format(", cost %.14g;", cost), totals, 1, true)
+    local _, _, code = cli("")
+    assert.truthy(code == 0 or code == 1, helper.read_file(log))
+    local sent = {}
+    for i, t in ipairs(emu:tasks()) do if i > tasks then sent[#sent + 1] = t.params.prompt end end
+    table.sort(sent)
+    io.stderr:write(string.format("batch_kill_spec: %d creates before the kill, %d listed by --dry-run, %d sent by "
+      .. "the rerun (%s)\n", before, #listed, #sent, totals))
+    assert.same(listed, sent)
+  end)
+
   it("killed between a create sent and its answer: the rerun refuses that key with the command, then creates it once",
     function()
       dir = helper.tmpdir()

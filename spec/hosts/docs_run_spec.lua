@@ -535,6 +535,20 @@ local BLOCKS = {
   ["docs/openresty.md#4"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
     check_nginx("docs/openresty.md#4", "http")
   end },
+  ["docs/tenants-and-costs.md#1"] = { "lua", "run with #2 (list: two prompts): the plan printed", function()
+    local dir = folder("plan")
+    helper.write_file(dir .. "/plan.lua", block("docs/tenants-and-costs.md#1").body .. "\nlocal list = { { model = "
+      .. '"videos", prompt = "a cat", duration = 5 }, { model = "videos_fast", prompt = "a dog", duration = 5 } }\n'
+      .. "os.execute('mkdir -p videos')\n" .. block("docs/tenants-and-costs.md#2").body)
+    local out, ok = run(dir, { { "docs/tenants-and-costs.md#1", "lua5.4 -e 'starvideos = require \"starvideos\"' "
+      .. "plan.lua" } }, { ENV, E.exports[1], E.exports[2] })
+    assert_ok(out, ok, "docs/tenants-and-costs.md#1 and #2")
+    assert(out:find("\n1\tcreate\tnew\tvideos\t0.4\n2\tcreate\tnew\tvideos_fast\tunknown\n2\tunknown\n", 1, true), out)
+  end },
+  ["docs/tenants-and-costs.md#2"] = { "lua", "run by #1", function() check_lua("docs/tenants-and-costs.md#2") end },
+  ["docs/tenants-and-costs.md#3"] = { "-", "shown: a dry run's lines", function()
+    check_sample("docs/tenants-and-costs.md#3")
+  end },
   ["docs/webhooks.md#1"] = { "lua", "run: the client it makes (starvideos the module, whsec_... a secret)", function()
     local dir = folder("webhooks")
     lua_file(dir, "notify.lua", "docs/webhooks.md#1", { ['"whsec_..."'] = '"whsec_c2VjcmV0LXNlY3JldA=="' })

@@ -156,6 +156,49 @@ M.cases = {
       assert.truthy(err.retry_after > 50 and err.retry_after <= 60, tostring(err.retry_after))
     end },
 
+  { name = "tenant_limit: each tenant's creates counted apart, past its count refused (counted in no limit); "
+    .. "none named: not counted",
+    covers = { "before_create" },
+    run = function(env, assert)
+      local l = env.open { create_limit = { count = 4, per = 60 }, tenant_limit = { count = 1, per = 60 } }
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "a1", nil, nil, "alice"))
+      local ok, err = env.answer(l.before_create, l, PARAMS, "a2", nil, nil, "alice")
+      assert.is_nil(ok)
+      assert.same({ "rate_limited", "tenant_limit", "alice" }, { err.kind, err.field, err.tenant })
+      assert.matches('^tenant_limit: 1 creates of tenant "alice" in the last 60 s %(at most 1', err.message)
+      assert.truthy(err.retry_after > 50 and err.retry_after <= 60, tostring(err.retry_after))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "b1", nil, nil, "bob"))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "n1")) -- (no tenant: tenant_limit is not its)
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "n2")) -- the 4th of create_limit: alice's refusal
+      ok, err = env.answer(l.before_create, l, PARAMS, "c1", nil, nil, "carol") -- was not counted there
+      assert.same({ nil, "rate_limited", "create_limit", nil }, { ok, err.kind, err.field, err.tenant })
+      ok, err = env.answer(l.before_create, l, PARAMS, "b2", nil, nil, "bob")
+      assert.same({ nil, "rate_limited", "create_limit" }, { ok, err.kind, err.field }, "the key's limit first")
+    end },
+
+  { name = "a create's tenant and cost (its model's price, else unknown: none) are recorded with its task",
+    covers = { "before_create", "created", "tasks" },
+    records = true,
+    run = function(env, assert)
+      local l = env.open { prices = { videos = 0.4, starvideos_o3 = 0 } }
+      local fast = { model = "videos_fast", prompt = "a dog", duration = 5 }
+      local o3 = { model = "starvideos_o3", prompt = "a fox", duration = 5 }
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "a1", nil, nil, "alice"))
+      assert.is_true(env.answer(l.created, l, { id = "ta1" }, PARAMS, "a1"))
+      assert.is_true(env.answer(l.before_create, l, fast, "b1", nil, nil, "bob"))
+      assert.is_true(env.answer(l.created, l, { id = "tb1" }, fast, "b1"))
+      assert.is_true(env.answer(l.before_create, l, o3, "n1"))
+      assert.is_true(env.answer(l.created, l, { id = "tn1" }, o3, "n1"))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "a2", nil, nil, "alice"))
+      env.settle()
+      local by = {}
+      for _, t in ipairs(assert(env.open():tasks())) do by[t.id or t["local"]] = t end
+      assert.same({ "alice", 0.4 }, { by.ta1.tenant, by.ta1.cost })
+      assert.same({ "bob" }, { by.tb1.tenant, by.tb1.cost }, "no price: unknown (nil), never 0")
+      assert.same({ nil, 0 }, { by.tn1.tenant, by.tn1.cost }, "a price of 0 is a price")
+      assert.same({ "pending", "alice" }, { by.a2.state, by.a2.tenant })
+    end },
+
   { name = "a task never held: not lapsed, nothing to confirm, let go and forgotten without error",
     covers = { "lapsed", "confirm", "let_go", "forget", "before_create", "created", "create_failed" },
     run = function(env, assert)
@@ -244,6 +287,28 @@ M.cases = {
       local k2 = assert(third:keeper())
       assert.same({}, third:owed_orphans(k2))
       k2:close()
+    end },
+
+  { name = "orphaned: what a keeper's orphans would claim now, claimed by none (keep's dry run)",
+    covers = { "orphaned", "orphans" },
+    records = true,
+    run = function(env, assert)
+      local owner, keep = env.open(), env.open()
+      assert.is_true(env.answer(owner.before_create, owner, PARAMS, "o1"))
+      assert.is_true(env.answer(owner.created, owner, { id = "o1" }, PARAMS, "o1"))
+      assert.is_true(env.answer(owner.before_create, owner, PARAMS, "lost"))
+      env.settle()
+      local tasks, pendings = keep:orphaned()
+      assert.same({ {}, {} }, { tasks, pendings }, "its owner is alive")
+      owner:close()
+      for _ = 1, 2 do -- (twice: the first claimed nothing)
+        tasks, pendings = keep:orphaned()
+        assert.same({ { "o1" }, { "lost" } }, { ids(tasks), ids(pendings) })
+      end
+      local k = assert(keep:keeper())
+      assert.same({ "o1" }, ids((keep:orphans(k))))
+      assert.same({}, (keep:orphaned()), "claimed by the keeper, whose lease lives")
+      k:close()
     end },
 
   { name = "a pending create settled by hand: no longer pending; one unknown refused, naming it",

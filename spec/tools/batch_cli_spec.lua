@@ -207,6 +207,78 @@ describe("starvideos batch and --key", function()
     assert.is_nil(r.err:find("failed", 1, true))
   end)
 
+  it("--dry-run prints each entry's create (and why), download or none, model and price, the totals, sending "
+    .. "nothing; the run then sends exactly those creates", function()
+    helper.write_file(dir .. "/p.jsonl", '{"prompt": "a cat"}\n{"prompt": "a dog", "model": "videos_fast"}\n'
+      .. '{"prompt": "a fox"}\n{"prompt": "an owl"}\n')
+    helper.write_file(dir .. "/first.jsonl", '{"prompt": "a cat"}\n{"prompt": "a dog", "model": "videos_fast"}\n')
+    local prices = { "--prices", '{"videos": 0.4, "videos_fast": 0.25}' }
+    assert.equal(0, batch(dir .. "/first.jsonl", dir .. "/v").code)
+    emu:config { outcome = "failed" }
+    os.remove(dir .. "/v/0002.mp4")
+    local r = run { "generate", "--model", "videos", "--prompt", "a fox", "--duration", "5", "--out",
+      dir .. "/v/0003.mp4", "--interval", "0.1", "--journal", dir .. "/v/starvideos.jsonl" }
+    assert.equal(1, r.code, r.err)
+    emu:config { outcome = "completed" }
+    local requests, made, tasks = #emu:requests(), emu:creates(), #emu:tasks()
+    r = run(batch_args(dir .. "/p.jsonl", dir .. "/v", { prices[1], prices[2], "--dry-run" }))
+    assert.equal(0, r.code, r.err)
+    assert.equal(requests, #emu:requests(), "the dry run sent nothing")
+    local l = {}
+    for line in r.out:gmatch("[^\n]+") do l[#l + 1] = line end
+    assert.matches("^none +0001%.mp4 %(line 1%) +videos +%- +task video_%S+, saved: its file is whole$", l[1])
+    assert.matches("^download +0002%.mp4 %(line 2%) +videos_fast +%- +task video_%S+, created before", l[2])
+    assert.matches("^create +0003%.mp4 %(line 3%) +videos +0%.4 +its task video_%S+ failed before: a new paid create$",
+      l[3])
+    assert.matches("^create +0004%.mp4 %(line 4%) +videos +0%.4 +new: the ledger knows no task of its key$", l[4])
+    assert.equal("2 creates (videos 2: 0.8), cost 0.8; 1 download; 1 left as it is; nothing was sent", l[5])
+    assert.matches("1 entry whose task failed created again", r.err, 1, true)
+    r = run(batch_args(dir .. "/p.jsonl", dir .. "/v", { "--dry-run", "--json", "--skip-failed" }))
+    assert.equal(0, r.code, r.err)
+    local doc = assert(cjson.decode(r.out), r.out)
+    assert.same({ 1, 1, true }, { doc.creates, doc.downloads, doc.dry_run })
+    assert.is_nil(doc.cost, "no --prices: unknown")
+    assert.same({ "0001.mp4 (line 1)", "0002.mp4 (line 2)", "0004.mp4 (line 4)" }, { doc.entries[1].name,
+      doc.entries[2].name, doc.entries[3].name }, "--skip-failed: the run's own list")
+    assert.equal(requests, #emu:requests())
+    r = batch(dir .. "/p.jsonl", dir .. "/v", prices)
+    assert.equal(0, r.code, r.err)
+    assert.equal(made + 2, emu:creates())
+    local prompts = {}
+    for i, t in ipairs(emu:tasks()) do if i > tasks then prompts[#prompts + 1] = t.params.prompt end end
+    table.sort(prompts)
+    assert.same({ "a fox", "an owl" }, prompts)
+    r = run { "list", "--journal", dir .. "/v/starvideos.jsonl" }
+    assert.matches("; cost 0.8 %(3 tasks of unknown price not counted%)\n$", r.out)
+  end)
+
+  it("generate, resume and keep --dry-run: what each would create or download, sending nothing", function()
+    local journal = dir .. "/j.jsonl"
+    local r = run { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal", journal,
+      "--key", "cat", "--dry-run", "--prices", '{"videos": 0.4}' }
+    assert.equal(0, r.code, r.err)
+    assert.equal("create  cat  videos  0.4  new: the ledger knows no task of its key\n1 create (videos 1: 0.4), "
+      .. "cost 0.4; 0 downloads; 0 left as they are; nothing was sent\n", r.out)
+    assert.same({}, emu:requests())
+    r = run { "create", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal", journal, "--key",
+      "cat", "--json" }
+    local id = assert(cjson.decode(r.out), r.out).id
+    r = run { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal", journal,
+      "--key", "cat", "--dry-run" }
+    assert.matches("^download  cat  videos  %-  task " .. id .. ", created before", r.out)
+    local requests = #emu:requests()
+    r = run { "resume", "--journal", journal, "--dir", dir, "--dry-run" }
+    assert.equal(0, r.code, r.err)
+    assert.equal(string.format("download  %s  videos  -  task %s, unfinished: to %s/%s.mp4 (no writable out "
+      .. "recorded)\n0 creates, cost 0; 1 download; 0 left as they are; nothing was sent\n", id, id, dir, id), r.out)
+    r = run { "keep", "--journal", journal, "--dir", dir, "--dry-run", "--json" }
+    assert.equal(0, r.code, r.err)
+    local doc = assert(cjson.decode(r.out), r.out)
+    assert.same({ id, "orphaned", 0, 1 }, { doc.entries[1].id, doc.entries[1].reason, doc.creates, doc.downloads })
+    assert.equal(requests, #emu:requests())
+    assert.falsy(helper.exists(dir .. "/" .. id .. ".mp4"))
+  end)
+
   it("list --check names the repair, and a rerun fetches again a changed file of the recorded size", function()
     helper.write_file(dir .. "/p.txt", "a cat\n")
     assert.equal(0, batch(dir .. "/p.txt", dir .. "/v").code)

@@ -1240,6 +1240,45 @@ describe("the starvideos command line", function()
       assert.matches("no failed tasks in " .. journal, r.out, 1, true)
     end)
 
+    it("--tenant and --prices: each task's tenant and cost recorded; list --tenant T keeps T's, the costs added up",
+      function()
+        local journal = helper.tmpdir() .. "/tasks.jsonl"
+        local a = create { "--journal", journal, "--prices", '{"videos": 0.4}', "--tenant", "alice" }
+        local b = create { "--journal", journal, "--prices", '{"videos": 0.4}', "--tenant", "bob" }
+        local c = create { "--journal", journal, "--tenant", "alice" } -- (no price given: unknown)
+        local r = run({ "list", "--journal", journal, "--tenant", "alice", "--json" }, {})
+        assert.equals(0, r.code, r.err)
+        local l = lines(r.out)
+        assert.equals(2, #l, r.out)
+        local first, second = cjson.decode(l[1]), cjson.decode(l[2])
+        assert.same({ a.id, "alice", 0.4 }, { first.id, first.tenant, first.cost })
+        assert.same({ c.id, "alice" }, { second.id, second.tenant })
+        assert.is_nil(second.cost)
+        r = run({ "list", "--journal", journal }, {})
+        assert.equals(0, r.code, r.err)
+        l = lines(r.out)
+        assert.matches("^ID +STATE +CREATED %(UTC%) +MODEL +TENANT +COST +FILE +PROMPT$", l[1])
+        assert.matches("^" .. b.id .. " +created +.* +videos +bob +0%.4 +%- +a cat surfing$", l[3])
+        assert.matches("^" .. c.id .. " +created +.* +videos +alice +unknown +%-", l[4])
+        assert.equals("3 tasks: 3 created; cost 0.8 (1 task of unknown price not counted)", l[5])
+        r = run({ "list", "--journal", journal, "--tenant", "carol" }, {})
+        assert.matches('no tasks of tenant "carol" in ' .. journal, r.out, 1, true)
+        for _, case in ipairs {
+          { { "--prices", "[1]" }, "--prices expects a JSON object of prices by model" },
+          { { "--prices", '{"video": 1}' }, '--prices: prices["video"]: not a model' },
+          { { "--prices", '{"videos": -1}' }, "--prices: prices.videos: a price >= 0 expected, got -1" },
+          { { "--tenant", "" }, "--tenant expects a name of 1 to 200 bytes without control characters" },
+          { { "--tenant-limit", "2/60", "--journal", journal }, "--tenant-limit counts the creates of one --tenant" },
+        } do
+          local args = { "create", "--model", "videos", "--prompt", "a cat", "--duration", "5" }
+          for _, v in ipairs(case[1]) do args[#args + 1] = v end
+          r = run(args, env())
+          assert.equals(2, r.code, case[2])
+          assert.equals(1, lines(r.err)[1]:find("starvideos create: " .. case[2], 1, true), r.err)
+        end
+        assert.equals(3, #posts())
+      end)
+
     it("counts and names the lines of the journal it cannot read (list and pending)", function()
       local journal = helper.tmpdir() .. "/tasks.jsonl"
       helper.write_file(journal, '{"event":"created","id":"t1","time":1}\n{"event":"crea\nnot json\n'

@@ -66,6 +66,17 @@ local FLAG = {
     text = "log each event on stderr: info, or debug with every request (default: $STARVIDEOS_LOG)" },
   ["create-limit"] = { kind = "str", meta = "N/SECONDS",
     text = "at most N creates in any SECONDS, counted in the journal or store (e.g. 150/86400)" },
+  ["tenant-limit"] = { kind = "str", meta = "N/SECONDS",
+    text = "at most N creates of one --tenant in any SECONDS, counted in the journal or store (e.g. 20/3600)" },
+  tenant = { kind = "str", meta = "T",
+    text = "the tenant (an end user of your app) the task is made for: recorded with it, counted by "
+      .. "--tenant-limit, and given its fair share of the key's budget" },
+  prices = { kind = "str", meta = "JSON",
+    text = "the price of one create per model, a JSON object (e.g. '{\"videos\": 0.4}'): each task's cost is "
+      .. "recorded, and --dry-run adds them up" },
+  ["dry-run"] = { kind = "bool",
+    text = "send nothing: print every create the command would send (and why), its model and price, and what it "
+      .. "would only download (the ledger is read, nothing else)" },
   journal = { kind = "str", meta = "PATH", text = "append every created task to this JSON-lines journal" },
   preflight = { kind = "choice", meta = "strict|off", choices = { "strict", "off" },
     text = "the reference media check before a create: strict refuses what cannot be checked, off skips it "
@@ -137,7 +148,8 @@ M.FIELD_FLAG.extra = "--extra"
 local COMMANDS = {
   create = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "key", "journal", "store", "create-limit", "preflight", CLIENT),
+    flags = flags(REQUEST, "key", "tenant", "journal", "store", "create-limit", "tenant-limit", "prices", "preflight",
+      CLIENT),
     summary = "create a task and print its id (the video is made asynchronously)",
     flag_text = { key = "the task's name in the ledger (--journal or --store): a rerun with the same KEY prints "
       .. "its task, creating none" },
@@ -159,16 +171,16 @@ local COMMANDS = {
   },
   generate = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "out", "key", "interval", "timeout", "journal", "store", "create-limit", "preflight", CLIENT,
-      NOTIFY),
+    flags = flags(REQUEST, "out", "key", "tenant", "interval", "timeout", "journal", "store", "create-limit",
+      "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
     flag_text = { key = "the job's name in the ledger when it has no --out (a job with --out is keyed by its file): "
       .. "a rerun with the same KEY follows its task instead of paying again" },
   },
   batch = {
     args = {}, needs_key = true,
-    flags = flags("prompts-file", "out-dir", BATCH, "journal", "store", "skip-failed", "interval", "timeout",
-      "create-limit", "preflight", CLIENT, NOTIFY),
+    flags = flags("prompts-file", "out-dir", BATCH, "tenant", "journal", "store", "skip-failed", "interval", "timeout",
+      "create-limit", "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
@@ -190,7 +202,8 @@ local COMMANDS = {
     flag_text = { preflight = "strict: what cannot be checked fails too (exit 2)" },
   },
   resume = {
-    args = {}, needs_key = true, flags = flags("journal", "store", "dir", "interval", "timeout", CLIENT, NOTIFY),
+    args = {}, needs_key = true, flags = flags("journal", "store", "dir", "interval", "timeout", "dry-run", CLIENT,
+      NOTIFY),
     summary = "wait for and download every task of the ledger (journal or store) not downloaded yet",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal whose tasks to wait for and download (each download is recorded "
@@ -198,7 +211,7 @@ local COMMANDS = {
   },
   keep = {
     args = {}, needs_key = true,
-    flags = flags("journal", "store", "dir", "once", "lease", "interval", "timeout", CLIENT, NOTIFY),
+    flags = flags("journal", "store", "dir", "once", "lease", "interval", "timeout", "dry-run", CLIENT, NOTIFY),
     summary = "carry the ledger's tasks whose process died to their files, until --timeout, stopped or --once",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",
@@ -214,13 +227,14 @@ local COMMANDS = {
       store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
   },
   list = {
-    args = {}, flags = flags("journal", "store", "state", "check", CLIENT),
+    args = {}, flags = flags("journal", "store", "state", "tenant", "check", CLIENT),
     summary = "list the ledger's tasks: state, file and prompt of each (a journal needs no key)",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal to list (read only: no key, no network)",
       store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)",
+      tenant = "only the tasks of tenant T",
       json = "one JSON object per task and line: id (or local), key, out, state, status, error, created_at, "
-        .. "path, bytes, sha256, model, prompt (with --check: check, check_error)" },
+        .. "path, bytes, sha256, model, prompt, tenant, cost (with --check: check, check_error)" },
   },
   compact = {
     args = {}, flags = flags("journal"),
@@ -429,6 +443,10 @@ function M.parse(name, argv)
     if opts[r] == nil then usage_error("--%s %s is required", r, FLAG[r].meta) end
   end
   if c.ledger and opts.journal and opts.store then usage_error("--journal and --store: give one ledger, not both") end
+  local tenant = opts.tenant
+  if tenant and (tenant == "" or #tenant > 200 or tenant:find("[%c\127]")) then
+    usage_error("--tenant expects a name of 1 to 200 bytes without control characters")
+  end
   return opts, pos
 end
 

@@ -138,17 +138,12 @@ local function report(ctx, entries, results, dir, at)
   return failed > 0 and 1 or 0
 end
 
--- The entries whose file's key the ledger knows only by failed tasks: a run creates each again (a
--- new paid create); announced on stderr, or with --skip-failed left out.  The set of their indexes.
-local function failed_before(opts, client, entries, paths, core)
-  local tasks = client:tasks {}
-  local state = {}
-  for _, t in ipairs(tasks or {}) do
-    if t.key then state[t.key] = (state[t.key] == nil or state[t.key] == "failed") and t.state or state[t.key] end
-  end
+-- The entries whose file's task failed before (the plan's): a run creates each again (a new paid create);
+-- announced on stderr, or with --skip-failed left out.  The set of their indexes.
+local function failed_before(opts, plan, entries)
   local names, skip = {}, {}
-  for i, path in ipairs(paths) do
-    if state[core.file_key(path)] == "failed" then names[#names + 1], skip[i] = entry_name(entries, i), true end
+  for i, e in ipairs(plan.entries) do
+    if e.reason == "failed before" then names[#names + 1], skip[i] = entry_name(entries, i), true end
   end
   if #names == 0 then return {} end
   output.err(string_format("%s batch: %d entr%s whose task failed %s: %s%s\n", args.PROG, #names,
@@ -177,11 +172,19 @@ function M.run(ctx, opts)
   local at = journal and "--journal " .. shell_word(journal)
     or "--store " .. shell_word(require("starvideos.config").store_url(store).where)
   local client = client_for.new(ctx, opts, { journal = journal, store = store })
-  local paths, list, index = {}, {}, {}
-  for i = 1, #entries do paths[i] = string_format("%s/%04d.mp4", dir, i) end
-  local skip = failed_before(opts, client, entries, paths, core)
+  local paths, all, list, index = {}, {}, {}, {}
+  for i = 1, #entries do paths[i], all[i] = string_format("%s/%04d.mp4", dir, i), entries[i].params end
+  local how = { interval = opts.interval, timeout = opts.timeout, tenant = opts.tenant,
+    out = function(i) return paths[index[i]] end }
+  local plan = client:plan(all, { tenant = opts.tenant, out = function(i) return paths[i] end })
+  local skip = failed_before(opts, plan, entries)
   for i, e in ipairs(entries) do
     if not skip[i] then index[#index + 1] = i; list[#index] = e.params end
+  end
+  if opts["dry-run"] then -- the run's own list and options: what it would send
+    if #list < #all then plan = client:plan(list, how) end
+    return require("starvideos.cli.plan").print(plan, function(e) return entry_name(entries, index[e.index]) end,
+      ctx.json)
   end
   counts_hint(ctx, opts, { created = 0, done = 0, failed = 0, total = #list })
   local d = display.for_command(ctx.json, core.isatty)
@@ -190,16 +193,15 @@ function M.run(ctx, opts)
   d.started, d.title = core.now(), string_format("%d videos", #list)
   d:status_line(core.now(), true)
   local shown
-  local ran = client:generate_all(list, { interval = opts.interval, timeout = opts.timeout,
-    out = function(i) return paths[index[i]] end,
-    on_progress = function(ev)
-      if ev.type ~= "batch" then return end
-      counts_hint(ctx, opts, ev)
-      d.title = string_format("%d videos: %d created, %d done, %d failed", ev.total, ev.created, ev.done, ev.failed)
-      d:status_line(core.now(), true)
-      local ends = ev.done + ev.failed
-      if ends ~= shown then shown = ends; d:plain(d.title) end -- off a terminal, a line per file done or failed
-    end })
+  how.on_progress = function(ev)
+    if ev.type ~= "batch" then return end
+    counts_hint(ctx, opts, ev)
+    d.title = string_format("%d videos: %d created, %d done, %d failed", ev.total, ev.created, ev.done, ev.failed)
+    d:status_line(core.now(), true)
+    local ends = ev.done + ev.failed
+    if ends ~= shown then shown = ends; d:plain(d.title) end -- off a terminal, a line per file done or failed
+  end
+  local ran = client:generate_all(list, how)
   d:finish(false)
   local results = {}
   for i = 1, #entries do results[i] = { skipped = true } end

@@ -5,7 +5,7 @@
 local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
 
-local pairs, pcall, tostring, tonumber = pairs, pcall, tostring, tonumber
+local type, pairs, pcall, tostring, tonumber = type, pairs, pcall, tostring, tonumber
 local io_open, io_stdin, os_getenv = io.open, io.stdin, os.getenv
 local math_min = math.min
 local usage_error, quote = args.usage_error, args.quote
@@ -102,30 +102,44 @@ local function flag_options(opts, o)
       usage_error("--key names the job, and this is the API key: set STARVIDEOS_API_KEY or use --api-key-file PATH")
     end
   end
-  local limit = opts["create-limit"]
-  if limit then
-    local count, per = limit:match("^(%d+)/(%d+%.?%d*)$")
-    if not count then
-      usage_error("--create-limit expects N/SECONDS (at most N creates in any SECONDS, e.g. 150/86400), got %s",
-        quote(limit))
+  for flag, option in pairs { ["create-limit"] = "create_limit", ["tenant-limit"] = "tenant_limit" } do
+    local limit = opts[flag]
+    if limit then
+      local count, per = limit:match("^(%d+)/(%d+%.?%d*)$")
+      if not count then
+        usage_error("--%s expects N/SECONDS (at most N creates in any SECONDS, e.g. 150/86400), got %s", flag,
+          quote(limit))
+      end
+      if not (o.journal or o.store) then
+        usage_error("--%s needs --journal PATH or --store URL: the creates are counted there, across runs", flag)
+      end
+      o[option] = { count = tonumber(count), per = tonumber(per) }
     end
-    if not (o.journal or o.store) then
-      usage_error("--create-limit needs --journal PATH or --store URL: the creates are counted there, across runs")
+  end
+  if opts["tenant-limit"] and not opts.tenant then
+    usage_error("--tenant-limit counts the creates of one --tenant T: give --tenant")
+  end
+  if opts.prices then
+    local v = require("cjson.safe").decode(opts.prices)
+    if type(v) ~= "table" or not opts.prices:match("^%s*{") then
+      usage_error("--prices expects a JSON object of prices by model, e.g. '{\"videos\": 0.4}', got %s",
+        quote(opts.prices))
     end
-    o.create_limit = { count = tonumber(count), per = tonumber(per) }
+    o.prices = v
   end
 end
 
 -- The flag behind a client option the library refused: its message, as the
 -- command line's ("bad option 'proxy' to 'new' (proxy: ...)" -> "--proxy: ...").
-local OPTION_FLAG = { proxy = "--proxy", log = "--log", create_limit = "--create-limit" }
+local OPTION_FLAG = { proxy = "--proxy", log = "--log", create_limit = "--create-limit",
+  tenant_limit = "--tenant-limit", prices = "--prices" }
 
 local function refused(message)
   message = message:gsub("^[^:]*:%d+: ", "")
   local option, inner = message:match("^bad option '([%w_]+)' to 'new' %((.*)%)$")
   local flag = OPTION_FLAG[option]
   if not flag then return message end
-  inner = inner:gsub("^create_limit%.count: ", "N: "):gsub("^create_limit%.per: ", "SECONDS: ")
+  inner = inner:gsub("^%a+_limit%.count: ", "N: "):gsub("^%a+_limit%.per: ", "SECONDS: ")
   return flag .. ": " .. inner:gsub("^" .. option .. ": ", "")
 end
 

@@ -160,7 +160,7 @@ function M.create(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
   local client = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
-  local task, err = client:create(params, { key = opts.key })
+  local task, err = client:create(params, { key = opts.key, tenant = opts.tenant })
   if not task then return fail(ctx, err) end
   if ctx.json then print_json(task) else display.print_task(task) end
   return 0
@@ -239,16 +239,27 @@ function M.download(ctx, opts, pos)
   return 0
 end
 
+-- What the library's plan says a run would do (--dry-run), printed: name(e) names each entry.
+local function print_plan(ctx, plan, err, name)
+  if not plan then return fail(ctx, err) end
+  return require("starvideos.cli.plan").print(plan, name, ctx.json)
+end
+
 function M.generate(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
   local client, core = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
+  if opts["dry-run"] then
+    local function given(v) return v and function() return v end end
+    return print_plan(ctx, client:plan({ params }, { out = given(opts.out), key = given(opts.key),
+      tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
+  end
   ctx.out = opts.out
   local d = new_display(ctx, core)
   d.started = core.now()
   d:live("creating the task...")
-  local task, err = client:generate(params, { out = opts.out, key = opts.key, interval = opts.interval,
-    timeout = opts.timeout,
+  local task, err = client:generate(params, { out = opts.out, key = opts.key, tenant = opts.tenant,
+    interval = opts.interval, timeout = opts.timeout,
     on_progress = function(ev)
       if type(ev) == "table" and ev.type == "status" and ev.id then
         local completed = ev.status == "completed"
@@ -332,6 +343,10 @@ end
 -- with the live display, then the list printed.
 local function carry(ctx, opts, method, title, none, extra)
   local client, core, dir = ledger_client(ctx, opts)
+  if opts["dry-run"] then
+    local plan, err = client[method](client, { dir = dir, dry_run = true })
+    return print_plan(ctx, plan, err, function(e) return e.id or e["local"] end)
+  end
   local d = new_display(ctx, core)
   d:many_tasks()
   d.started, d.title = core.now(), title
@@ -377,7 +392,7 @@ function M.list(ctx, opts)
   else
     client = client_for.new(ctx, opts, { store = store })
   end
-  local all, err = client:tasks { check = opts.check }
+  local all, err = client:tasks { check = opts.check, tenant = opts.tenant }
   if not all then return fail(ctx, err) end
   unreadable(ctx, journal)
   local saved, tasks = {}, {}
@@ -392,7 +407,8 @@ function M.list(ctx, opts)
     return 0
   end
   if not tasks[1] then
-    out("no ", opts.state and opts.state .. " " or "", "tasks in ", ledger_name(opts), "\n")
+    out("no ", opts.state and opts.state .. " " or "", "tasks",
+      opts.tenant and " of tenant " .. quote(opts.tenant) or "", " in ", ledger_name(opts), "\n")
     return 0
   end
   local _, core = client_for.load()

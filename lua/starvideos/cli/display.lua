@@ -129,21 +129,29 @@ local STATES = { "pending", "created", "completed", "downloaded", "failed", "aba
 -- The ledger's tasks (client:tasks) as a table, one line each (clipped to the
 -- terminal on one), a failed one's error under it, then the count by state.
 function M.print_tasks(list, tty)
-  local rows, width = { { "ID", "STATE", "CREATED (UTC)", "MODEL", "FILE", "PROMPT" } }, {}
+  local head, tenants, costs = { "ID", "STATE", "CREATED (UTC)", "MODEL" }, false, false
+  for _, t in ipairs(list) do tenants, costs = tenants or t.tenant ~= nil, costs or t.cost ~= nil end
+  if tenants then head[#head + 1] = "TENANT" end -- (columns of their own only when a task has one)
+  if costs then head[#head + 1] = "COST" end
+  head[#head + 1], head[#head + 2] = "FILE", "PROMPT"
+  local rows, width, n = { head }, {}, #head - 1
   for _, t in ipairs(list) do
     local later = t.superseded_by and " (superseded: task " .. t.superseded_by .. " saved its file)" or ""
-    rows[#rows + 1] = { t.id or t["local"], t.state, t.created_at and os_date("!%Y-%m-%d %H:%M:%S", t.created_at)
-      or "-", t.model or "-", t.path or t.out or "-", ((t.prompt or ""):gsub("%c", " ")),
-      error = (t.error or t.superseded_by) and tostring(t.error or "-") .. later }
+    local r = { t.id or t["local"], t.state, t.created_at and os_date("!%Y-%m-%d %H:%M:%S", t.created_at)
+      or "-", t.model or "-", error = (t.error or t.superseded_by) and tostring(t.error or "-") .. later }
+    if tenants then r[#r + 1] = t.tenant and t.tenant:gsub("%c", " ") or "-" end
+    if costs then r[#r + 1] = t.cost and string_format("%.14g", t.cost) or "unknown" end
+    r[#r + 1], r[#r + 2] = t.path or t.out or "-", ((t.prompt or ""):gsub("%c", " "))
+    rows[#rows + 1] = r
   end
   for _, r in ipairs(rows) do
-    for i = 1, 5 do width[i] = math_max(width[i] or 0, columns(tostring(r[i]))) end
+    for i = 1, n do width[i] = math_max(width[i] or 0, columns(tostring(r[i]))) end
   end
   local room = tty and M.terminal_width() - 1 or math_huge
   for _, r in ipairs(rows) do
     local cells = {}
-    for i = 1, 5 do cells[i] = tostring(r[i]) .. string_rep(" ", width[i] - columns(tostring(r[i]))) end
-    cells[6] = r[6]
+    for i = 1, n do cells[i] = tostring(r[i]) .. string_rep(" ", width[i] - columns(tostring(r[i]))) end
+    cells[n + 1] = r[n + 1]
     out(clip(table_concat(cells, "  "), room), "\n")
     if r.error then out(clip("  error: " .. tostring(r.error), room), "\n") end
   end
@@ -158,7 +166,20 @@ function M.print_tasks(list, tty)
   if superseded > 0 then -- (a later task of their file saved it: no video is missing for them)
     parts[#parts + 1] = string_format("of the failed, %d superseded by a later task that saved the file", superseded)
   end
-  out(string_format("%d task%s: %s\n", #list, #list == 1 and "" or "s", table_concat(parts, ", ")))
+  local cost = M.cost_line(list)
+  out(string_format("%d task%s: %s%s\n", #list, #list == 1 and "" or "s", table_concat(parts, ", "), cost))
+end
+
+-- ", cost 1.2 (3 tasks priced, 1 unknown)": the recorded costs of the tasks that have an id added up ("" when
+-- none is priced).
+function M.cost_line(list)
+  local sum, priced, unknown = 0, 0, 0
+  for _, t in ipairs(list) do
+    if t.cost then sum, priced = sum + t.cost, priced + 1 elseif t.id then unknown = unknown + 1 end
+  end
+  if priced == 0 then return "" end
+  return string_format("; cost %.14g%s", sum, unknown > 0 and string_format(" (%d task%s of unknown price "
+    .. "not counted)", unknown, unknown == 1 and "" or "s") or "")
 end
 
 -- What `list --check` found of each downloaded file (as_json: a JSON object a line), then how

@@ -199,8 +199,8 @@ end
 function M.describe(err)
   local field, message = err.field, err.message
   if type(field) ~= "string" or type(message) ~= "string" then return tostring(err) end
-  if err.kind == "rate_limited" and field == "create_limit" then
-    return err.kind .. ": " .. message:gsub("^create_limit:", "--create-limit:")
+  if err.kind == "rate_limited" and (field == "create_limit" or field == "tenant_limit") then
+    return err.kind .. ": " .. message:gsub("^(%a+)_limit:", "--%1-limit:")
   end
   if err.kind ~= "invalid_request" or err.status then return tostring(err) end
   if field == "out" or field == "key" then -- a key refused: the command line has no fresh = true

@@ -72,6 +72,27 @@ function K.resume(ctx, opts)
   return results
 end
 
+-- What resume (keep: what keep would carry now) would do, sending nothing, claiming nothing: a plan as
+-- batch.lua's, of no create: each task a download to where it would go; keep's orphaned pending creates, none.
+function K.plan(ctx, opts, keep)
+  local ledger, dir = ctx.ledger, opts.dir or "."
+  local dir_ok, derr = Download.check_dir(dir, "dir")
+  if not dir_ok then return nil, derr end
+  local list, pendings = ledger[keep and "orphaned" or "unfinished"](ledger)
+  if not list then return nil, new_error("io", pendings, { field = ledger.field }) end
+  local entries = {}
+  for i, t in ipairs(list) do
+    local out, saved_to = keep_dest(t, dir)
+    entries[i] = { index = i, action = "download", reason = keep and "orphaned" or "unfinished", id = t.id,
+      model = t.model, out = out, saved_to = saved_to, from = t.from }
+  end
+  for _, p in ipairs(keep and pendings or {}) do
+    entries[#entries + 1] = { index = #entries + 1, action = "none", reason = "pending", model = p.model,
+      ["local"] = p["local"], err = orphan_pending(p, ledger).err }
+  end
+  return require("starvideos.batch").totals { entries = entries }
+end
+
 -- The tasks a look claimed, each a job started now, its claim an event (the log's info line).
 local function carry(ctx, st, opts, tasks, t)
   local on_event, on_progress = ctx.cfg.on_event, opts.on_progress

@@ -23,6 +23,12 @@ function A.pairs_of(rec, ...)
   return list
 end
 
+-- tenant_limit's count of tenant in the store (fleet/scripts.lua's tcreates:<hash>; without a tenant, a name the
+-- scripts never write, in the key's hash slot).
+function A.tenant_key(l, tenant)
+  return l.prefix .. "tcreates:" .. (tenant and core.hash(tenant) or "")
+end
+
 -- The answers nobody will read dropped (refused, or its job cancelled).
 function A:drop()
   if self.fsync then self.st:forget(self.fsync) end
@@ -42,23 +48,31 @@ local function fsync_answer(self)
     mode and tostring(mode) or "unknown (CONFIG GET refused: " .. tostring(err and err.message or v) .. ")") })
 end
 
--- The ask of create lid, sent on the ledger's store under lease (fleet/scripts.lua's keyed),
--- answered at a later step at the earliest: the ask, or nil, what refused it.
-function A.new(l, p, lid, out, want, lease)
-  local st, lim, pre, w = l.store, l.cfg.create_limit, l.prefix, want or {}
-  local self = setmetatable({ ledger = l, st = st, lease = lease, sent = core.now() }, A)
+-- A limit's count and per as the scripts' ARGV take them ('' '': none).
+local function limit_args(lim)
+  if not lim then return "", "" end
+  return math.floor(lim.count), string.format("%.17g", lim.per)
+end
+
+-- The ask of create lid (for tenant, nil: nobody named), sent on the ledger's store under lease
+-- (fleet/scripts.lua's keyed), answered at a later step at the earliest: the ask, or nil, what refused it.
+function A.new(l, p, lid, out, want, lease, tenant)
+  local st, pre, w = l.store, l.prefix, want or {}
+  local self = setmetatable({ ledger = l, st = st, lease = lease, sent = core.now(), tenant = tenant }, A)
   if not fsync_asked[l.where] then
     fsync_asked[l.where] = true
     self.fsync = st:send("CONFIG", "GET", "appendfsync")
   end
+  local count, per = limit_args(l.cfg.create_limit)
+  local tcount, tper = limit_args(tenant and l.cfg.tenant_limit)
   local args = A.pairs_of({ ["local"] = lid, model = p.model, owner = lease.id, out = out, time = os.time(),
     prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil, prompt = journal.head(p.prompt),
-    key = w.key, fp = w.fp, body = w.body }, lid, w.fresh and "1" or "", pre, l.lease_ms,
-    lim and math.floor(lim.count) or "", lim and string.format("%.17g", lim.per) or "")
+    key = w.key, fp = w.fp, body = w.body, tenant = tenant }, lid, w.fresh and "1" or "", pre, l.lease_ms, count,
+    per, tcount, tper)
   local err
   self.pend, err = st:send_script(want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
     pre .. "pending", pre .. "gone:" .. lid, pre .. "owner:" .. lease.id, pre .. "creates",
-    w.key and pre .. "key:" .. core.hash(w.key) }, args)
+    A.tenant_key(l, tenant), w.key and pre .. "key:" .. core.hash(w.key) }, args)
   if not self.pend then
     self:drop()
     return nil, err
@@ -81,8 +95,9 @@ function A:step()
   -- store's identity, fleet/leases.lua)
   if self.lease.identity then rule.answered(self.lease, self.sent, core.now(), self.ledger.lease_ms) end
   if type(done) == "table" and done[1] == "limited" then
-    local lim = self.ledger.cfg.create_limit
-    return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where)
+    local tenant = done[3] == "t" and self.tenant or nil
+    local lim = self.ledger.cfg[tenant and "tenant_limit" or "create_limit"]
+    return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where, tenant)
   end
   self.verdict = A.named(done)
   return true
@@ -91,6 +106,8 @@ end
 -- What a key names as the scripts answer it (fleet/scripts.lua's KEY_NAMES), as L.key_answer takes it, or nil.
 function A.named(v)
   if type(v) ~= "table" then return nil end
+  if v[1] == "gone" then return { gone = true } end
+  if v[1] == "failed" then return { failed = v[2] } end
   if v[1] == "task" then
     return { id = v[2], fp = v[3], body = v[4], bytes = tonumber(v[5]), model = v[6] ~= "" and v[6] or nil,
       alive = v[7] == "1", sha256 = v[8] ~= "" and v[8] or nil }
@@ -99,20 +116,24 @@ function A.named(v)
 end
 
 -- The ledger's peek (records/ledger.lua's, on a store): the task a keyed job's key names, asked in a round trip
--- of its own, nothing written: with a loop false until the store answered; nil for none (or a store failing: the
--- create asks again under the keyed script).
+-- of its own, nothing written: with a loop false until the store answered; else L.key_answer's (a store failing:
+-- nil and the store's error, the create asking again under the keyed script).
 function A.peek(l, want)
-  if want.fresh then return nil end
+  if want.fresh then return Records.key_answer(nil, want) end
   local st = l.store
-  local n = l.peeks[want] or st:send_script("ledger_peek", { l.prefix .. "key:" .. core.hash(want.key) },
-    { l.prefix, l.lease and l.prefix .. "owner:" .. l.lease.id or "" })
-  if not n then return nil end
+  local n, err = l.peeks[want], nil
+  if not n then
+    n, err = st:send_script("ledger_peek", { l.prefix .. "key:" .. core.hash(want.key) },
+      { l.prefix, l.lease and l.prefix .. "owner:" .. l.lease.id or "" })
+  end
+  if not n then return nil, err end
   l.peeks[want] = n
   st:step(0)
   if l.loop and not st:ready(n) then return false end
   l.peeks[want] = nil
-  local e = A.named((st:wait(n)))
-  return e and (Records.key_answer(e, want, "--store " .. l.where)) or nil
+  local v, werr = st:wait(n)
+  if v == nil and werr then return nil, werr end
+  return Records.key_answer(A.named(v), want, "--store " .. l.where)
 end
 
 return A

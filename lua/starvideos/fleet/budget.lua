@@ -24,19 +24,24 @@ if wait == 0 then
 end
 return string.format('%.6f', wait)
 ]])
--- create_limit's count on `key` (a sorted set of times): 0 (counted) or the seconds to wait; keyed's.
+-- create_limit's and tenant_limit's count on `key` (a sorted set of times): creates_wait, 0 (room for one) or
+-- the seconds to wait; creates_add counts one now; count_create both (0: counted).  keyed's (fleet/scripts.lua).
 F.CREATE = HEAD .. [[
-local function count_create(key, count, per)
+local function creates_wait(key, count, per)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.6f', now - per))
   local times = {}
   for i, v in ipairs(redis.call('ZREVRANGEBYSCORE', key, '+inf', '-inf', 'WITHSCORES', 'LIMIT', 0, count)) do
     if i % 2 == 0 then times[#times + 1] = tonumber(v) end
   end
-  local wait = limit(times, now, count, per)
-  if wait == 0 then
-    redis.call('ZADD', key, string.format('%.6f', now), string.format('%.6f-%d', now, #times))
-    redis.call('PEXPIRE', key, math.ceil(per * 1000) + 1000)
-  end
+  return limit(times, now, count, per)
+end
+local function creates_add(key, per)
+  redis.call('ZADD', key, string.format('%.6f', now), string.format('%.6f-%d', now, redis.call('ZCARD', key)))
+  redis.call('PEXPIRE', key, math.ceil(per * 1000) + 1000)
+end
+local function count_create(key, count, per)
+  local wait = creates_wait(key, count, per)
+  if wait == 0 then creates_add(key, per) end
   return wait
 end
 ]]

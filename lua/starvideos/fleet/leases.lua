@@ -179,6 +179,15 @@ function M.orphans(ledger, k)
   return tasks, pendings, false
 end
 
+-- The unfinished tasks and pending creates whose owner's lease is gone, as orphans would claim them now, claimed
+-- by none (keep's dry run): tasks, pendings; or nil, err.
+function M.orphaned(ledger)
+  local v, err = ledger:_records({ "unfinished", "pending" }, { id = "?" })
+  if not v then return nil, err end
+  for i, h in ipairs(v[1]) do v[1][i] = journal.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil) end
+  return v[1], v[2]
+end
+
 -- Claims for keeper k the owed webhooks whose owner's lease is gone: {wid=, task=, body=}; or nil, err.
 function M.owed_orphans(ledger, k)
   if k.closed then return nil, "the keeper is closed" end

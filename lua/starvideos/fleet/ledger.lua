@@ -119,10 +119,17 @@ function R:records_again(told)
   end
   local t = core.now()
   local counted = self:_counted(t)
-  if counted[1] then -- (the recount script's ARGV: the window, then each create's age)
-    local args = { string_format("%.17g", lim.per) }
-    for i, at in ipairs(counted) do args[i + 1] = string_format("%.6f", t - at) end
-    add("recount", { self.prefix .. "creates" }, args)
+  local recount = {} -- (each count's script ARGV: the window, then each create's age)
+  local function again(on, c, per)
+    local args = recount[on] or { string_format("%.17g", per) }
+    recount[on], args[#args + 1] = args, string_format("%.6f", t - c.at)
+  end
+  for _, c in ipairs(counted) do
+    if lim and t - c.at < lim.per then again("", c, lim.per) end
+    if c.tenant then again(c.tenant, c, self.cfg.tenant_limit.per) end
+  end
+  for on, args in pairs(recount) do
+    add("recount", { on == "" and self.prefix .. "creates" or Ask.tenant_key(self, on) }, args)
   end
   local on_event = told and self.cfg.on_event
   if on_event then
@@ -137,11 +144,13 @@ end
 
 function R:settled() return self.queue:settled() end
 
--- The times (core.now) of this client's creates within create_limit's window, the older ones let go.
+-- This client's creates ({at (core.now), tenant}) within create_limit's or their tenant_limit's window, the older
+-- ones let go (a tenant's forgotten once out of its window).
 function R:_counted(t)
-  local lim, kept = self.cfg.create_limit, {}
-  for _, at in ipairs(self.counted) do
-    if lim and t - at < lim.per then kept[#kept + 1] = at end
+  local lim, tlim, kept = self.cfg.create_limit, self.cfg.tenant_limit, {}
+  for _, c in ipairs(self.counted) do
+    if c.tenant and not (tlim and t - c.at < tlim.per) then c.tenant = nil end
+    if c.tenant or (lim and t - c.at < lim.per) then kept[#kept + 1] = c end
   end
   self.counted = kept
   return kept
@@ -183,7 +192,7 @@ function R:close(collected)
   end
 end
 
-R.keeper, R.orphans, R.owed_orphans = leases.keeper, leases.orphans, leases.owed_orphans
+R.keeper, R.orphans, R.owed_orphans, R.orphaned = leases.keeper, leases.orphans, leases.owed_orphans, leases.orphaned
 
 -- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 local function abandoned(self, lid)
@@ -213,7 +222,7 @@ function R:forget(lid, id)
 end
 
 -- One step of a create's ask: true (or the task its key names), false (not yet), or nil, err.
-function R:_ask(params, lid, out, want)
+function R:_ask(params, lid, out, want, tenant)
   local ask = self.asks[lid]
   local function refuse(err)
     if ask then ask:drop() end
@@ -233,7 +242,7 @@ function R:_ask(params, lid, out, want)
       if not ok then return refuse(ferr) end
     end
     local err
-    ask, err = Ask.new(self, params, lid, out, want, self:_hold())
+    ask, err = Ask.new(self, params, lid, out, want, self:_hold(), tenant)
     if not ask then return refuse(err) end
     self.asks[lid] = ask
     return false
@@ -244,27 +253,26 @@ function R:_ask(params, lid, out, want)
   self.asks[lid] = nil
   self.queue:answered()
   self:_renewing()
-  if self.cfg.create_limit and not ask.verdict then
-    local t = core.now()
-    local counted = self:_counted(t)
-    counted[#counted + 1] = t
+  if (self.cfg.create_limit or tenant and self.cfg.tenant_limit) and not ask.verdict then
+    local counted = self:_counted(core.now())
+    counted[#counted + 1] = { at = core.now(), tenant = self.cfg.tenant_limit and tenant }
   end
   if ask.verdict then return Records.key_answer(ask.verdict, want, "--store " .. self.where) end
-  self.outs[lid] = { out = out, want = want }
+  self.outs[lid] = { out = out, want = want, tenant = tenant }
   return true
 end
 
 -- As records/ledger.lua's (without a loop: waited for).
-function R:before_create(params, lid, out, want)
+function R:before_create(params, lid, out, want, tenant)
   lid = lid or core.random_id()
   while true do
-    local ok, err = self:_ask(params, lid, out, want)
+    local ok, err = self:_ask(params, lid, out, want, tenant)
     if ok ~= false or self.loop then return ok, err end
     self.store:step(self.store.timeout)
   end
 end
 
--- p: what before_create kept of the create ({out, want}).
+-- p: what before_create kept of the create ({out, want, tenant}).
 local function record_created(self, id, params, lid, p, uncertain)
   local owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
   local want = p and p.want or {}
@@ -273,8 +281,8 @@ local function record_created(self, id, params, lid, p, uncertain)
     resolution = params.resolution, kind = Schedule.kind_of(params.model, params.duration, params.resolution),
     out = p and p.out or nil, owner = owner, uncertain = uncertain and "1" or nil, time = os_time(),
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
-    prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body },
-    id, lid or "")
+    prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body,
+    tenant = p and p.tenant, cost = config.price(self.cfg.prices, params.model) }, id, lid or "")
   local keys = task_keys(self, id, lid or "", key_hash)
   self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
   if self.lease then self.fences:take(id, rule.FIRST, self.lease) end
@@ -332,7 +340,8 @@ function R:owe(wid, task_id, body)
     self:_renewing()
   end
   return self:_record("owe", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" },
-    Ask.pairs_of({ wid = wid, task = task_id, body = body, owner = owner or "" }, wid, "", self.prefix, "", "", ""))
+    Ask.pairs_of({ wid = wid, task = task_id, body = body, owner = owner or "" }, wid, "", self.prefix, "", "", "", "",
+      ""))
 end
 
 function R:delivered(wid)
@@ -374,7 +383,7 @@ function R:tasks()
   local v, err = self:_records { "tasks", "pending" }
   if not v then return nil, err end
   for _, h in ipairs(v[1]) do
-    h.created, h.bytes, h.status = h.time, tonumber(h.bytes), h.status or "queued"
+    h.created, h.bytes, h.status, h.cost = h.time, tonumber(h.bytes), h.status or "queued", tonumber(h.cost)
   end
   return journal.tasks { list = v[1], pending = v[2], settled = {}, abandoned = {} }
 end

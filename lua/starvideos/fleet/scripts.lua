@@ -4,11 +4,11 @@
 --   task:<id>       hash: id, model, duration, resolution, kind, out, owner, fence (1 at its
 --                   create, one more at each claim: the holder's number), prompt_hash,
 --                   prompt (its head), time, uncertain, status, error, path and bytes
---                   (downloaded), part and part_dest; a settled one expires after DEFAULTS.retain s
+--                   (downloaded), part and part_dest, tenant, cost; a settled one expires after DEFAULTS.retain s
 --   unfinished      set of the ids neither downloaded nor failed
 --   tasks           sorted set of the ids created, by tasks:seq (an expired one leaves when listed)
---   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt, key, fp,
---                   body: a create sent whose answer did not come yet; pending: their set
+--   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt, key, fp, body,
+--                   tenant: a create sent whose answer did not come yet; pending: their set
 --   gone:<local>    a create abandoned: its pending script, run late, writes nothing
 --   owner:<id>      a lease: present while its owner renews it (PX lease)
 --   identity        the store's: a random id written at its first use, checked by every script as it runs
@@ -18,6 +18,7 @@
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
 --   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
+--   tcreates:<hash> tenant_limit's count of the tenant whose hash it is
 -- A created record moves the local from pending to the task at once; a claim is one script (two keepers
 -- never take one task).  Reads go through the sets, never every task.
 
@@ -27,16 +28,19 @@ local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's
 local FIRST = string.format("local FIRST = '%d'\n", require("starvideos.lease").FIRST) -- (a task's first number)
 
 -- What key:<hash> (at key) names, asked by the owner key me (P: the prefix): a create still pending ({'pending',
--- local, time}), a task not failed ({'task', id, fp, body, bytes, model, '1' when another live process holds it}).
+-- local, time}), a task not failed ({'task', id, fp, body, bytes, model, '1' when another live process holds it});
+-- and when `all` (a peek), a create abandoned ({'gone'}) or a task failed ({'failed', id}).
 local KEY_NAMES = [[
-local function key_names(key, P, me)
+local function key_names(key, P, me, all)
   local ref = redis.call('GET', key)
   if ref and ref:sub(1, 1) == 'L' then
     local p = redis.call('HMGET', P .. 'pend:' .. ref:sub(2), 'local', 'time')
     if p[1] then return { 'pending', p[1], p[2] or '' } end
+    if all then return { 'gone' } end
   elseif ref then
     local t = redis.call('HMGET', P .. 'task:' .. ref:sub(2), 'status', 'fp', 'body', 'bytes', 'model', 'owner',
       'sha256')
+    if all and t[1] == 'failed' then return { 'failed', ref:sub(2) } end
     if t[2] and t[1] ~= 'failed' then
       local holder = t[6] and P .. 'owner:' .. t[6]
       local alive = holder and holder ~= me and redis.call('EXISTS', holder) == 1
@@ -47,27 +51,33 @@ end
 ]]
 
 local SCRIPTS = {
-  -- KEYS a record, the set of its ids[, gone:<local>, owner:<id>, creates[, key:<hash>]]; ARGV its id,
-  -- fresh ('1' or ''), P, lease ms, count and per ('' none), field, value, ...  A create's asking
-  -- (fleet/ask.lua) in one round trip: its owner's lease renewed; nothing written (0) when the create
-  -- was abandoned (its script run late); create_limit's count ({'limited', seconds} when full); with
-  -- a key, what it names (KEY_NAMES); else the record written.  pending and owe: the same, keyless
+  -- KEYS a record, the set of its ids[, gone:<local>, owner:<id>, creates, tcreates:<tenant's hash>[, key:<hash>]];
+  -- ARGV its id, fresh ('1' or ''), P, lease ms, create_limit's count and per, tenant_limit's count and per
+  -- ('' none), field, value, ...  A create's asking (fleet/ask.lua) in one round trip: its owner's lease renewed;
+  -- nothing written (0) when the create was abandoned (its script run late); with a key, what it names
+  -- (KEY_NAMES), counted in no limit; create_limit's and tenant_limit's counts ({'limited', seconds, '' or 't'}
+  -- when one is full: counted in neither); else the record written.  pending and owe: the same, keyless
   keyed = FleetBudget.CREATE .. KEY_NAMES .. [[
 if KEYS[4] then redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[4])) end
 if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-if ARGV[5] ~= '' then
-  local wait = count_create(KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]))
-  if wait > 0 then return { 'limited', string.format('%.6f', wait) } end
+local counts = {}
+if ARGV[5] ~= '' then counts[1] = { KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]), '' } end
+if ARGV[7] ~= '' then counts[#counts + 1] = { KEYS[6], tonumber(ARGV[7]), tonumber(ARGV[8]), 't' } end
+for _, c in ipairs(counts) do
+  local wait = creates_wait(c[1], c[2], c[3])
+  if wait > 0 then return { 'limited', string.format('%.6f', wait), c[4] } end
 end
-local named = KEYS[6] and ARGV[2] ~= '1' and key_names(KEYS[6], ARGV[3], KEYS[4])
+local named = KEYS[7] and ARGV[2] ~= '1' and key_names(KEYS[7], ARGV[3], KEYS[4])
 if named then return named end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+for _, c in ipairs(counts) do creates_add(c[1], c[3]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('SADD', KEYS[2], ARGV[1])
-if KEYS[6] then redis.call('SET', KEYS[6], 'L' .. ARGV[1]) end
+if KEYS[7] then redis.call('SET', KEYS[7], 'L' .. ARGV[1]) end
 return 1
 ]],
-  -- KEYS key:<hash>; ARGV P, the asker's owner key ('' none): what the key names (KEY_NAMES), or 0; nothing written
-  peek = KEY_NAMES .. "return key_names(KEYS[1], ARGV[1], ARGV[2]) or 0",
+  -- KEYS key:<hash>; ARGV P, the asker's owner key ('' none): what the key names (KEY_NAMES, all), or 0; nothing
+  -- written
+  peek = KEY_NAMES .. "return key_names(KEYS[1], ARGV[1], ARGV[2], true) or 0",
   -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), fields
   -- (with fence: a keeper's claim, recorded again after a reset)
   created = FIRST .. [[
@@ -137,14 +147,15 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'part', ARGV[1], 'part_dest', ARGV[2])
 return 1
 ]],
-  -- KEYS sets of ids (tasks: the sorted one); ARGV P, keeper id ('' none), lease ms, the keeper's process's
-  -- lease ('' none), ids due again...: per set its records, flat (an id whose record expired leaves tasks).
-  -- With a keeper (its lease renewed): only those whose owner's lease is gone (never its own process's) or
-  -- its own tasks due again, claimed for it (not pendings).
+  -- KEYS sets of ids (tasks: the sorted one); ARGV P, keeper id ('' none; '?' a look: no keeper), lease ms, the
+  -- keeper's process's lease ('' none), ids due again...: per set its records, flat (an id whose record expired
+  -- leaves tasks).  With a keeper (its lease renewed) or a look: only those whose owner's lease is gone (never its
+  -- own process's) or its own tasks due again, claimed for the keeper (not pendings; a look claims nothing).
   records = FIRST .. [=[
 local P, me, alive, due, out = ARGV[1], ARGV[2], {}, {}, {}
+local claim = me ~= '' and me ~= '?'
 local RECORD = { tasks = 'task:', unfinished = 'task:', pending = 'pend:', owed = 'owed:' }
-if me ~= '' then redis.call('SET', P .. 'owner:' .. me, '1', 'PX', tonumber(ARGV[3])) end
+if claim then redis.call('SET', P .. 'owner:' .. me, '1', 'PX', tonumber(ARGV[3])) end
 for i = 5, #ARGV do due[ARGV[i]] = true end
 local function orphan(owner, id)
   if me == '' then return true end
@@ -161,8 +172,8 @@ for i, set in ipairs(KEYS) do
     local r = orphan(redis.call('HGET', key, 'owner'), id) and redis.call('HGETALL', key)
     if r and r[1] then
       rows[#rows + 1] = r
-      if me ~= '' and name ~= 'pending' then redis.call('HSET', key, 'owner', me) end
-      if me ~= '' and RECORD[name] == 'task:' then -- a claim: the task's number one more, the claim's
+      if claim and name ~= 'pending' then redis.call('HSET', key, 'owner', me) end
+      if claim and RECORD[name] == 'task:' then -- a claim: the task's number one more, the claim's
         redis.call('HSETNX', key, 'fence', FIRST) -- (a record of an older version: FIRST all the same)
         r[#r + 1], r[#r + 2] = 'claimed', tostring(redis.call('HINCRBY', key, 'fence', 1))
       end

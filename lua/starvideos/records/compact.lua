@@ -65,7 +65,8 @@ local function rewrite(path, tmp, lines, settled_lids, stats)
     elseif t and t.at == i and (t.sample or (t.key and t.path)) then -- a keyed file stays known: never made twice
       out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
         resolution = t.resolution, took = t.sample and t.took, within = t.sample and t.within, time = t.created,
-        status = t.status, path = t.path, bytes = t.bytes, sha256 = t.sha256, key = t.key, fp = t.fp, body = t.body }
+        status = t.status, path = t.path, bytes = t.bytes, sha256 = t.sha256, key = t.key, fp = t.fp, body = t.body,
+        tenant = t.tenant, cost = t.cost }
       stats.samples = stats.samples + 1
     end
   end

@@ -108,7 +108,7 @@ function J.take(st, line)
   if rec.event == "pending" and lid then
     if not st.by_local[lid] then
       local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
-        lease = lease, out = rec.out, prompt = rec.prompt }
+        lease = lease, out = rec.out, prompt = rec.prompt, tenant = rec.tenant }
       st.by_local[lid] = p
       st.pending[#st.pending + 1] = p
       keyed(st, rec, p)
@@ -133,7 +133,7 @@ function J.take(st, line)
     local sample = ev == "sample" -- a settled task, compacted: its created, status and downloaded in one
     if ev == "created" or sample then
       t.model, t.prompt, t.created = rec.model, rec.prompt, rec.time
-      t.duration, t.resolution = rec.duration, rec.resolution
+      t.duration, t.resolution, t.tenant, t.cost = rec.duration, rec.resolution, rec.tenant, rec.cost
       keyed(st, rec, t)
     end
     if ev == "created" then
@@ -251,7 +251,7 @@ local function entry(t)
   local state = t.path and "downloaded" or ended and t.status or "created"
   return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), sha256 = t.sha256, model = t.model,
-    prompt = J.head(t.prompt) }
+    prompt = J.head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost) }
 end
 
 -- Every task and create of st (what a ledger folded: list, pending, settled, abandoned) as client:tasks
@@ -263,7 +263,7 @@ function J.tasks(st)
     local lid = p["local"]
     if st.abandoned[lid] or not st.settled[lid] then -- (else its task is listed)
       list[#list + 1] = { ["local"] = lid, key = p.key, out = p.out, model = p.model, created_at = whole(p.time),
-        prompt = p.prompt, state = st.abandoned[lid] and "abandoned" or "pending" }
+        prompt = p.prompt, tenant = p.tenant, state = st.abandoned[lid] and "abandoned" or "pending" }
     end
   end
   for i, t in ipairs(list) do t.seq = i end

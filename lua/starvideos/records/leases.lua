@@ -166,6 +166,26 @@ function M.orphans(ledger, k)
   return out, pendings
 end
 
+-- The unfinished tasks and pending creates whose owner let go, as orphans would claim them now, claimed by none
+-- (keep's dry run; a lease let go is removed, as a look does): tasks, pendings; or nil, err.
+function M.orphaned(ledger)
+  if not ledger.path then return nil, "no journal" end
+  ledger.writer:flush()
+  local st, err = journal.follow(ledger.path)
+  if not st then return nil, err end
+  ledger:saw(st)
+  local k, cache, tasks, pendings = { path = ledger.path }, {}, {}, {}
+  for _, t in ipairs(st.list) do
+    if not t.path and t.status ~= "failed" and let_go(k, t.owner, t.lease, cache) then
+      tasks[#tasks + 1] = journal.carried(t, t.part, t.owner)
+    end
+  end
+  for _, p in ipairs(st.open) do
+    if let_go(k, p.owner, p.lease, cache) then pendings[#pendings + 1] = p end
+  end
+  return tasks, pendings
+end
+
 -- Under the journal's lock: whether the process still holds task id at number n (then `also(lock)` done, and its
 -- lease `by`, its file removed, locked again: keepers see it live from now on): true, false and {by, path,
 -- sha256}, or nil (the journal cannot be locked or read).

@@ -83,7 +83,8 @@ function L:forget(lid, id)
   if id then self.waits[id] = nil end
 end
 
-L.keeper, L.orphans, L.owed_orphans, L.confirm = leases.keeper, leases.orphans, leases.owed_orphans, leases.confirm
+L.keeper, L.orphans, L.owed_orphans, L.confirm, L.orphaned = leases.keeper, leases.orphans, leases.owed_orphans,
+  leases.confirm, leases.orphaned
 
 function L:let_go(id, ended)
   if ended then self.fences:let_go(id) end
@@ -92,29 +93,50 @@ end
 -- (The store's too.)  Whether a keeper may have claimed task id since (then it asks first: L:confirm).
 function L:lapsed(id, part) return self.fences:lapsed(id, part) end
 
--- create_limit's refusal, whoever counted (store: its name, when a store did).
-function L.limited(limit, n, wait, store)
-  return nil, new_error("rate_limited", string_format("create_limit: %d creates in the last %.14g s (at most %d%s):"
-    .. " the next create is allowed in %d s (at %s)", n, limit.per, limit.count,
-    store and ", counted in the store " .. store or "", math_floor(wait + 0.999),
+-- create_limit's refusal (tenant: tenant_limit's, for that tenant), whoever counted (store: its name, when a
+-- store did).
+function L.limited(limit, n, wait, store, tenant)
+  local field = tenant and "tenant_limit" or "create_limit"
+  return nil, new_error("rate_limited", string_format("%s: %d creates%s in the last %.14g s (at most %d%s):"
+    .. " the next create is allowed in %d s (at %s)", field, n, tenant and string_format(" of tenant %q", tenant)
+    or "", limit.per, limit.count, store and ", counted in the store " .. store or "", math_floor(wait + 0.999),
     os_date("!%Y-%m-%d %H:%M:%S UTC", math_floor(os_time() + wait + 0.999))),
-    { field = "create_limit", retry_after = wait })
+    { field = field, retry_after = wait, tenant = tenant })
 end
 
--- The times of the journal's (st) pending records of the last `per` s, newest first, at most count.
-local function recent_creates(st, limit, t)
+-- The limits a create of tenant (nil: none) is counted against: {lim, name ("" the key's, else the tenant)}s.
+function L.limits(cfg, tenant)
+  local list = {}
+  if cfg.create_limit then list[1] = { lim = cfg.create_limit, name = "", field = "create_limit" } end
+  if tenant and cfg.tenant_limit then
+    list[#list + 1] = { lim = cfg.tenant_limit, name = tenant, tenant = tenant, field = "tenant_limit" }
+  end
+  return list
+end
+
+-- The times of the journal's (st) pending records of the last `per` s (of tenant, when given), newest first, at
+-- most count.
+local function recent_creates(st, limit, t, tenant)
   local times = {}
   for i = #st.pending, 1, -1 do
-    local when = tonumber(st.pending[i].time)
+    local p = st.pending[i]
+    local when = tonumber(p.time)
     if #times >= limit.count or (when and when < t - limit.per - 5) then break end -- (5 s: writers' clocks)
-    if when and when >= t - limit.per then times[#times + 1] = when end
+    if when and when >= t - limit.per and (not tenant or p.tenant == tenant) then times[#times + 1] = when end
   end
   return times
 end
 
--- What a keyed create does, given e, its key's live record (a create unanswered, or a task not failed; e.alive:
--- a live process holds it) and `at` ("--journal PATH", "--store URL"): nil, err (nothing is sent) or the task.
+-- What a keyed create does, given e, what the ledger holds of its key (nil: nothing; {gone = true}: its create
+-- surely made nothing; {failed = id}: its task failed; else a create unanswered or a task, e.alive: a live process
+-- holds it) and `at` ("--journal PATH", "--store URL"): the task to follow, nil and why it creates ("new",
+-- "fresh", "abandoned before", "failed before" and that task's id), or nil, err (refused: nothing is sent).  The one
+-- rule of both ledgers, of a create and of a plan (batch.lua).
 function L.key_answer(e, want, at)
+  if want.fresh then return nil, "fresh" end
+  if not e then return nil, "new" end
+  if e.gone then return nil, "abandoned before" end
+  if e.failed then return nil, "failed before", e.failed end
   local what = want.out and "out" or "key"
   if e.id == nil and e.alive then return nil, new_error("invalid_request", string_format("%s %s: another live process"
     .. " sent a create of it (pending record %s): rerun once it ends", what, want.key, e["local"]), { field = what })
@@ -140,40 +162,48 @@ local function follow(self)
   return st, err
 end
 
--- What the journal (st) says of a keyed create's key: nil (create), the task to follow, or nil, err.
+-- What the journal (st) says of a keyed create's key: L.key_answer's.
 local function ask_key(self, st, want)
   local e = st.keys[want.key]
-  if not e or want.fresh or (e.id == nil and st.settled[e["local"]]) or e.status == "failed" then return nil end
-  e.alive = e.owner ~= (self.lease and self.lease.id) and leases.alive(self.path, e.owner, e.lease) or nil
+  if e and e.id == nil and st.settled[e["local"]] then
+    e = { gone = true }
+  elseif e and e.status == "failed" then
+    e = { failed = e.id }
+  elseif e and not want.fresh then
+    e.alive = e.owner ~= (self.lease and self.lease.id) and leases.alive(self.path, e.owner, e.lease) or nil
+  end
   return L.key_answer(e, want, "--journal " .. self.path)
 end
 
--- The task a keyed job follows instead of creating, read without the lock (a create asks again).
+-- The task a keyed job follows instead of creating, read without the lock (a create asks again); else nil and
+-- why it creates, or nil and the error a create will be refused with.
 function L:peek(want)
   local st = self.path and follow(self)
-  if st then return (ask_key(self, st, want)) end
+  if st then return ask_key(self, st, want) end
+  return nil, "no ledger"
 end
 
 -- The pending record decided by what the journal says (the key's task: then returned, nothing written; bucket.lua's
 -- rule) and given to the writer, written only if the journal did not change since: true, a task, false and the
 -- record's ticket, or nil, err.
 local function decided(self, rec, want)
-  local limit, t = self.cfg.create_limit, os_time()
+  local limits, t = L.limits(self.cfg, rec.tenant), os_time()
   if not self.path then
-    local ok, wait, n = self.key.bucket:count_create(limit, t)
+    local ok, wait, n, c = self.key.bucket:count_creates(limits, t)
     if ok then return true end
-    return L.limited(limit, n, wait)
+    if ok == nil then return nil, new_error("io", wait .. " (nothing was sent)", { field = limits[1].field }) end
+    return L.limited(c.lim, n, wait, nil, c.tenant)
   end
   local st, err
-  if want or limit then st, err = follow(self); if not st then return nil, err end end
+  if want or limits[1] then st, err = follow(self); if not st then return nil, err end end
   if want then
     local task, kerr = ask_key(self, st, want)
-    if task or kerr then return task, kerr end
+    if task or type(kerr) == "table" then return task, kerr end
   end
-  if limit then
-    local times = recent_creates(st, limit, t)
-    local wait = Bucket.limit_rule(times, t, limit.count, limit.per)
-    if wait > 0 then return L.limited(limit, #times, wait) end
+  for _, c in ipairs(limits) do
+    local times = recent_creates(st, c.lim, t, c.tenant)
+    local wait = Bucket.limit_rule(times, t, c.lim.count, c.lim.per)
+    if wait > 0 then return L.limited(c.lim, #times, wait, nil, c.tenant) end
   end
   rec.time = t
   local line = assert(journal.line(rec))
@@ -194,14 +224,14 @@ local function asked(self, lid)
   if why ~= true then return nil, new_error("io", tostring(why) .. " (nothing was sent)", { field = "journal" }) end
 end
 
--- want (a keyed job's): key, fp, body, out, fresh.  true (send it), a task to follow, false (asked: ask again
--- later), or nil, err.
-function L:before_create(params, lid, out, want)
-  if not self.path and not self.cfg.create_limit then return true end
+-- want (a keyed job's): key, fp, body, out, fresh; tenant: whom the create is for (nil: nobody named).  true
+-- (send it), a task to follow, false (asked: ask again later), or nil, err.
+function L:before_create(params, lid, out, want, tenant)
+  if not self.path and not self.cfg.create_limit and not (tenant and self.cfg.tenant_limit) then return true end
   local answer, aerr = asked(self, lid)
   if answer ~= nil or aerr then return answer, aerr end
   want = self.path and want or nil
-  local rec = { event = "pending", ["local"] = lid, model = params.model, out = out,
+  local rec = { event = "pending", ["local"] = lid, model = params.model, out = out, tenant = tenant,
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
     prompt = journal.head(params.prompt) }
   if want then rec.key, rec.fp, rec.body = want.key, want.fp, want.body end
@@ -227,13 +257,14 @@ function L.taken(self, lid)
   return p
 end
 
--- p: before_create's record (out, key, fp, body); await: its failure is the caller's (a writer's ticket).
+-- p: before_create's record (out, key, fp, body, tenant); await: its failure is the caller's (a writer's ticket).
 local function record_created(self, id, params, lid, p, uncertain, await)
   p = p or {}
   if self.path then self.fences:take(id, rule.FIRST, self.lease) end
   return append(self, { event = "created", id = id, ["local"] = lid, model = params.model, duration = params.duration,
     resolution = params.resolution, prompt = params.prompt, uncertain = uncertain, out = p.out, key = p.key,
-    fp = p.fp, body = p.body }, true, true, await)
+    fp = p.fp, body = p.body, tenant = p.tenant, cost = config.price(self.cfg.prices, params.model) }, true, true,
+    await)
 end
 
 local function abandoned(self, lid)
