@@ -117,6 +117,8 @@ build = {
     ["starvideos.request"] = "lua/starvideos/request.lua",
     ["starvideos.schedule"] = "lua/starvideos/schedule.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
+    ["starvideos.sink"] = "lua/starvideos/sink.lua",
+    ["starvideos.storage.object"] = "lua/starvideos/storage/object.lua",
     ["starvideos.storage.s3"] = "lua/starvideos/storage/s3.lua",
     ["starvideos.video"] = "lua/starvideos/video.lua",
   },

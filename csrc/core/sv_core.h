@@ -287,8 +287,12 @@ SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t out
    reference media URL (extras/preflight.lua): never the key, redirects
    followed as a download's, any 2xx is success and its body (cut at max_body,
    whatever the server sends) is the result; bytes and total: the body's
-   length and the file's size (Content-Range's total, else Content-Length) */
-typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY, SV_OP_MEDIA } sv_op;
+   length and the file's size (Content-Range's total, else Content-Length)
+   SV_OP_STORAGE: a request to the user's S3-compatible store (storage/s3.lua):
+   signed header lines and a method of its own, never the key, no redirect
+   followed; any 2xx is success (its status, body and header lines the result),
+   an error's words its XML's Code and Message */
+typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY, SV_OP_MEDIA, SV_OP_STORAGE } sv_op;
 
 /* Seconds from a Retry-After value: delta-seconds (digits only, saturating: no overflow, no strtod
    of 1e400) or an HTTP date; always finite, from 0 to a year, or -1 when unreadable. */
@@ -345,6 +349,7 @@ typedef struct sv_exchange {
   const char *message;      /* why the wire failed, when wire != SV_WIRE_NONE */
   double bytes, total;      /* downloads: bytes now in the file; total, < 0 when unknown */
   const sv_json_sink *sink; /* or NULL: handed a 2xx API answer's body (sv_read_answer) */
+  const char *heads; size_t heads_len; /* SV_OP_STORAGE: the answer's header lines ("Name: value\n") */
 } sv_exchange;
 
 /* The answer of an exchange (op, status, body, retry_after and sink read; the
@@ -551,6 +556,35 @@ SV_API int sv_box_read(const unsigned char *p, size_t avail, double room, sv_box
    with *duration (< 0 when the file states none), or -1 with why naming the check. */
 SV_API int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why);
 
+/* The same check on an MP4 given in order, a piece at a time (an upload's
+   stream, media.c), holding no more than a moov's first MiB: sv_mp4s_feed
+   takes the next n bytes (-1 with why as soon as they cannot be a whole MP4:
+   no ftyp first, a box smaller than its header); sv_mp4s_end says whether
+   what was fed is a whole MP4 of `expected` seconds (< 0: any), the file
+   check's words; 1, or -1 with why.  sv_mp4s_save writes its state as text,
+   for a resume (sv_mp4s_load): at a box half read, the state at that box's
+   start, whose offset (the text's first number) is where the bytes given
+   next must start; returns 1 then, else 0.  sv_mp4s_free lets go of the moov
+   kept (also done by end). */
+typedef struct sv_mp4s {
+  double at, next;               /* bytes fed; where the next top-level box starts (HUGE_VAL: to the end) */
+  unsigned char hdr[16];         /* the header being read */
+  unsigned hdr_len;
+  int boxes, seen_moov, seen_mdat, failed;
+  double duration;               /* mvhd's, < 0: none read */
+  unsigned char *moov;           /* the moov's first bytes, kept until all came */
+  size_t moov_len, moov_want;
+  char last_type[5];             /* the last box's, for a box past the end */
+  double last_size, last_at;
+  struct { double at, duration; int boxes, moov, mdat; } snap; /* at the start of the last header */
+} sv_mp4s;
+SV_API void sv_mp4s_init(sv_mp4s *s);
+SV_API int sv_mp4s_feed(sv_mp4s *s, const unsigned char *p, size_t n, sv_buf *why);
+SV_API int sv_mp4s_end(sv_mp4s *s, double expected, sv_buf *why);
+SV_API int sv_mp4s_save(const sv_mp4s *s, sv_buf *out);
+SV_API int sv_mp4s_load(sv_mp4s *s, const char *text);
+SV_API void sv_mp4s_free(sv_mp4s *s);
+
 /* The media rules of a model (models.c) over the references of one create.
    Each item: its field ("referenceVideos[2]"), its name ("referenceVideos"),
    what sniffing found (NULL: nothing read) and the HTTP status of its URL (0:
@@ -630,5 +664,27 @@ SV_API void sv_sigv4_free(sv_sigv4_out *out);
    3986 (A-Z a-z 0-9 - _ . ~) as they are, '/' too with keep_slash, every
    other byte %XX (capitals), UTF-8 as its bytes. */
 SV_API void sv_uri_encode(sv_buf *out, const char *s, size_t len, int keep_slash);
+
+/* An upload's check of a video's bytes as they pass in order (stream.c, on
+   libcrypto): the whole SHA-256, each part's SHA-256 and (md5) MD5, and the
+   whole-MP4 check (sv_mp4s) of `expected` seconds (< 0: any).  saved: the text
+   sv_stream_save wrote at a part's end (NULL: from byte 0).  sv_stream_from:
+   where the bytes fed next must start (before sv_stream_at after a resume
+   whose MP4 check must read a box again: those bytes are checked, not hashed);
+   sv_stream_at: the bytes hashed.  sv_stream_feed: -1 with why once they
+   cannot be a whole MP4.  sv_stream_part: the part since the last one's sums,
+   then a new part.  sv_stream_save: -1 unless at a multiple of 64 bytes.
+   sv_stream_end: 0 with the whole SHA-256 in hex, -2 with the check's words
+   (not a whole MP4 of its duration), -1 with why. */
+typedef struct sv_stream sv_stream;
+typedef struct sv_stream_sums { char sha256_hex[65], sha256_b64[45], md5_b64[25]; } sv_stream_sums;
+SV_API sv_stream *sv_stream_new(double expected, int md5, const char *saved, sv_buf *why);
+SV_API void sv_stream_free(sv_stream *s);
+SV_API double sv_stream_from(const sv_stream *s);
+SV_API double sv_stream_at(const sv_stream *s);
+SV_API int sv_stream_feed(sv_stream *s, const char *p, size_t n, sv_buf *why);
+SV_API int sv_stream_part(sv_stream *s, sv_stream_sums *out);
+SV_API int sv_stream_save(const sv_stream *s, sv_buf *out);
+SV_API int sv_stream_end(sv_stream *s, char hex[SV_SHA256_HEX + 1], sv_buf *why);
 
 #endif

@@ -163,5 +163,6 @@ LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
      (nginx's thread pool commits a download with it) */
   lsv_push_part_commit(L, &sv_sha256_hasher);
   lua_setfield(L, -2, "part_commit");
+  lsv_open_stream(L); /* stream(): an upload's check of a video's bytes (csrc/lua/stream.c) */
   return 1;
 }

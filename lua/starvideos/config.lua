@@ -207,6 +207,22 @@ function C.notify(v)
   end
 end
 
+-- storage = {endpoint =, region =, access_key =, secret_key =, session_token =, path_style =, refs =, keep_refs =}
+-- (docs/storage.md): each field's type; its values are read when an s3:// out is first used (storage/s3.lua).
+-- A message names a field and a type, never a value (a secret's).
+local STORAGE = { endpoint = "string", region = "string", access_key = "string", secret_key = "string",
+  session_token = "string", path_style = "boolean", refs = "string", keep_refs = "boolean" }
+function C.storage(v)
+  if type(v) ~= "table" then return "storage: a table {endpoint =, access_key =, secret_key =, ...} expected, got "
+    .. type(v), true end
+  for k, x in pairs(v) do
+    if not STORAGE[k] then return "storage." .. tostring(k) .. ": unknown field (endpoint, region, access_key, "
+      .. "secret_key, session_token, path_style, refs, keep_refs)", true end
+    if type(x) ~= STORAGE[k] then return string.format("storage.%s: a %s expected, got a %s", k, STORAGE[k], type(x)),
+      true end
+  end
+end
+
 -- A copy of a checked notify option (the caller's table may change later).
 function M.notify_copy(v) return v and { url = v.url, secret = v.secret, retry_for = v.retry_for } end
 
@@ -275,6 +291,7 @@ M.CLIENT = {
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
   create_limit = C.limit, store = C.store, proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease,
+  storage = C.storage,
   preflight = C.preflight, allow_private_media = C.bool, min_image_side = C.pixels,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
@@ -330,6 +347,7 @@ function M.client(opts)
   cfg.create_limit = limit and { count = limit.count, per = limit.per }
   cfg.notify = M.notify_copy(opts.notify)
   cfg.store = M.store_copy(opts.store)
+  if opts.storage then cfg.storage = {} for k, v in pairs(opts.storage) do cfg.storage[k] = v end end
   from_env(cfg)
   if cfg.store ~= nil and cfg.journal ~= nil then
     error(string.format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "

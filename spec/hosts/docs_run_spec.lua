@@ -535,6 +535,8 @@ local BLOCKS = {
   ["docs/openresty.md#4"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
     check_nginx("docs/openresty.md#4", "http")
   end },
+  ["docs/storage.md#1"] = { "lua", "check: compiles (spec/hosts/s3_spec.lua runs the same generate to s3://)",
+    function() check_lua("docs/storage.md#1") end },
   ["docs/webhooks.md#1"] = { "lua", "run: the client it makes (starvideos the module, whsec_... a secret)", function()
     local dir = folder("webhooks")
     lua_file(dir, "notify.lua", "docs/webhooks.md#1", { ['"whsec_..."'] = '"whsec_c2VjcmV0LXNlY3JldA=="' })

@@ -11,7 +11,8 @@ local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
 local rule = require "starvideos.lease"
-local journal = require "starvideos.records.journal" -- (carried, size, tasks)
+local journal = require "starvideos.records.journal" -- (carried, tasks)
+local Download = require "starvideos.download" -- (size)
 local Records = require "starvideos.records.ledger" -- (key_answer, settler, taken: one rule, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
@@ -302,10 +303,16 @@ function R:status(id, status, took, within, why)
       self.prefix, config.DEFAULTS.samples, config.DEFAULTS.retain, why or "" })
 end
 
-function R:downloaded(id, path, sha256)
+function R:downloaded(id, path, sha256, bytes, etag)
   local n = self:let_go(id, true)
   self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
-    { id, path, config.DEFAULTS.retain, journal.size(path) or "", self.prefix, sha256 or "", n and tostring(n) or "" })
+    { id, path, config.DEFAULTS.retain, bytes or Download.size(path) or "", self.prefix, sha256 or "",
+      n and tostring(n) or "", etag or "" })
+end
+
+-- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil).
+function R:upload(id, _, state)
+  return self:_record("upload", { self.prefix .. "task:" .. id }, { state or "" })
 end
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it

@@ -117,7 +117,7 @@ S.OPS = {
   end,
   part = function(a) -- UploadPart, its checksum as the store takes it
     local h = a.checksum == "sha256" and { ["x-amz-checksum-sha256"] = a.sum } or { ["Content-MD5"] = a.sum }
-    return "PUT", { partNumber = tostring(a.n), uploadId = a.upload }, h, nil, a.payload
+    return "PUT", { partNumber = tostring(a.n), uploadId = a.upload }, h, a.body, a.payload
   end,
   complete = function(a) -- CompleteMultipartUpload
     return "POST", { uploadId = a.upload }, { ["Content-Type"] = "application/xml" }, a.body
