@@ -39,7 +39,7 @@ $(ASAN_TEST): csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) csrc/core/sv_core.h
 $(ASAN_SO): $(ALL_SRC) csrc/core/sv_core.h csrc/curl/internal.h csrc/lua/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
-	  -o $@ $(filter-out $(SIGN_SRC) csrc/lua/sign.c,$(ALL_SRC)) $(CURL_LIBS) -lm
+	  -o $@ $(filter-out $(SIGN_SRC) csrc/lua/sign.c csrc/lua/stream.c,$(ALL_SRC)) $(CURL_LIBS) -lm
 $(ASAN_SIGN): $(SIGN_MOD_SRC) csrc/core/sv_core.h csrc/lua/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \

@@ -14,7 +14,7 @@ SV_SRC       := csrc/core/buf.c csrc/core/error.c csrc/core/text.c csrc/core/url
 SV_HTTP_SRC  := csrc/curl/multi.c csrc/curl/fetch.c
 # webhook signatures on libcrypto (HMAC-SHA256, base64): sign.so only, linked with
 # the Makefile's CRYPTO_LIBS (the C tests and the fuzz targets do without it)
-SIGN_SRC     := csrc/core/sign.c
+SIGN_SRC     := csrc/core/sign.c csrc/core/sigv4.c csrc/core/stream.c
 # what the Lua modules share (the error table, the verdict, the .part handle)
 LSV_SRC      := csrc/lua/error.c csrc/lua/part.c
 # starvideos.core's own objects: its module functions, the commit, the journal's lock,
@@ -26,9 +26,10 @@ CORE_LUA_SRC := csrc/lua/core.c csrc/lua/commit.c csrc/lua/lock.c csrc/lua/media
 # libcrypto, loaded on first use by notify and verify_webhook)
 CORE_MOD_SRC := $(SV_SRC) $(LSV_SRC) $(CORE_LUA_SRC)
 CURL_MOD_SRC := $(SV_SRC) $(SV_HTTP_SRC) $(LSV_SRC) csrc/lua/curl.c
-SIGN_MOD_SRC := $(SV_SRC) $(SIGN_SRC) $(LSV_SRC) csrc/lua/sign.c
+SIGN_MOD_SRC := $(SV_SRC) $(SIGN_SRC) $(LSV_SRC) csrc/lua/sign.c csrc/lua/stream.c
 # every C file of the three modules, each compiled once
-ALL_SRC      := $(SV_SRC) $(SV_HTTP_SRC) $(SIGN_SRC) $(LSV_SRC) $(CORE_LUA_SRC) csrc/lua/curl.c csrc/lua/sign.c
+ALL_SRC      := $(SV_SRC) $(SV_HTTP_SRC) $(SIGN_SRC) $(LSV_SRC) $(CORE_LUA_SRC) csrc/lua/curl.c csrc/lua/sign.c \
+                csrc/lua/stream.c
 # starvideos.redis (redis.so: the store's connection on hiredis, loaded only when a
 # store is used; built only where hiredis is found, see the Makefile's HIREDIS).
 # Alone: it needs neither the core nor Lua but the binding's API.

@@ -56,7 +56,7 @@ build = {
     ["starvideos.sign"] = {
       sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
         "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/sign.c", "csrc/lua/error.c",
+        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/sign.c", "csrc/core/sigv4.c", "csrc/lua/error.c",
         "csrc/lua/part.c", "csrc/lua/sign.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "crypto", "pthread", "dl", "m" },
@@ -118,6 +118,9 @@ build = {
     ["starvideos.request"] = "lua/starvideos/request.lua",
     ["starvideos.schedule"] = "lua/starvideos/schedule.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
+    ["starvideos.sink"] = "lua/starvideos/sink.lua",
+    ["starvideos.storage.object"] = "lua/starvideos/storage/object.lua",
+    ["starvideos.storage.s3"] = "lua/starvideos/storage/s3.lua",
     ["starvideos.video"] = "lua/starvideos/video.lua",
   },
   copy_directories = {},

@@ -114,6 +114,7 @@ end
 -- its files as a journal does); none requires an entry module.
 local ENTRY = { ["starvideos"] = true, ["starvideos.client"] = true }
 local LAYERS = { core = {}, records = { "core" }, fleet = { "core", "records" }, extras = { "core", "records" },
+  storage = { "core" },
   nginx = { "core" } }
 
 local function layer_of(file, name)

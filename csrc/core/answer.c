@@ -83,6 +83,33 @@ static void server_words(const char *body, size_t len, sv_buf *out) {
   }
 }
 
+/* Where needle is in s[0, len), or NULL. */
+static const char *find(const char *s, size_t len, const char *needle) {
+  size_t n = strlen(needle), i;
+  for (i = 0; n <= len && i <= len - n; i++)
+    if (memcmp(s + i, needle, n) == 0) return s + i;
+  return NULL;
+}
+
+/* An S3 error's words: "<Code>: <Message>" of its XML, each on one line (the rest of it may quote the request). */
+static void xml_words(const char *body, size_t len, sv_buf *out) {
+  static const char *const open[] = { "<Code>", "<Message>" }, *const close[] = { "</Code>", "</Message>" };
+  int t;
+  for (t = 0; t < 2; t++) {
+    const char *a = find(body, len, open[t]), *z;
+    size_t i;
+    if (!a) continue;
+    a += strlen(open[t]);
+    z = find(a, len - (size_t)(a - body), close[t]);
+    if (!z) continue;
+    if (out->len) sv_buf_adds(out, ": ");
+    for (i = 0; i < (size_t)(z - a) && i < 300; i++) {
+      unsigned char c = (unsigned char)a[i];
+      sv_buf_add(out, c < 0x20 || c == 0x7f ? " " : a + i, 1);
+    }
+  }
+}
+
 /* A short printable excerpt of a body that is not JSON (a proxy's HTML page, say). */
 static void excerpt(const char *body, size_t len, sv_buf *out) {
   size_t i, shown = 0;
@@ -127,6 +154,7 @@ static int answer_refused(const sv_exchange *a, const char *body, size_t len, sv
   char why[160];
   sv_buf words = {0};
   if (a->status == 407) sv_buf_adds(&words, SV_PROXY_AUTH); /* the proxy's page says no more */
+  else if (a->op == SV_OP_STORAGE) xml_words(body, len, &words);
   else server_words(body, len, &words);
   if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
     sv_buf_adds(&words, "non-JSON body: ");

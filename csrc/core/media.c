@@ -12,10 +12,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #define OGG_TAIL 65536.0
-#define MOOV_READ (1024 * 1024) /* the bytes of a moov sv_mp4_check_fd reads (mvhd comes first) */
+#define MOOV_READ (1024 * 1024) /* the bytes of a moov a whole-MP4 check reads (mvhd comes first) */
+/* what the two whole-MP4 checks (a file's, a stream's) say */
+#define NO_FTYP "not an MP4: it does not begin with an ftyp box but with "
+#define HEADER_PAST_END "the box header at byte %.0f runs past the end (%.0f bytes)"
+#define BOX_PAST_END "box '%s' at byte %.0f runs past the end (%.0f bytes of a file of %.0f)"
 #define DEPTH_MAX 8
 
 static double be(const unsigned char *p, int n) {
@@ -460,18 +465,17 @@ static int check_boxes(int fd, double size, sv_media *m, sv_buf *why) {
       return -1;
     }
     if (off == 0 && (got < 8 || memcmp(h + 4, "ftyp", 4) != 0)) {
-      sv_buf_adds(why, "not an MP4: it does not begin with an ftyp box but with ");
+      sv_buf_adds(why, NO_FTYP);
       sv_quote(why, (const char *)h, (size_t)got, 16);
       return -1;
     }
     if (sv_box_read(h, (size_t)got, size - off, &b, why) < 0) {
-      if (!why->len) sv_buf_addf(why, "the box header at byte %.0f runs past the end (%.0f bytes)", off, size);
+      if (!why->len) sv_buf_addf(why, HEADER_PAST_END, off, size);
       else sv_buf_addf(why, " at byte %.0f", off);
       return -1;
     }
     if (b.size > size - off) {
-      sv_buf_addf(why, "box '%s' at byte %.0f runs past the end (%.0f bytes of a file of %.0f)", b.type, off, b.size,
-                  size);
+      sv_buf_addf(why, BOX_PAST_END, b.type, off, b.size, size);
       return -1;
     }
     if (strcmp(b.type, "mdat") == 0) seen_mdat = 1;
@@ -495,6 +499,15 @@ static int check_boxes(int fd, double size, sv_media *m, sv_buf *why) {
   return 0;
 }
 
+/* The duration check both whole-MP4 checks end with: 1, or -1 with why. */
+static int duration_ok(double duration, double expected, sv_buf *why) {
+  if (expected >= 0 && duration >= 0 && fabs(duration - expected) > 1) {
+    sv_buf_addf(why, "duration %.1f s, the task says %g s", duration, expected);
+    return -1;
+  }
+  return 1;
+}
+
 int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why) {
   struct stat st;
   sv_media m;
@@ -507,9 +520,131 @@ int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why) {
   if (st.st_size == 0) sv_buf_adds(why, "not an MP4: the file is empty");
   if (st.st_size == 0 || check_boxes(fd, (double)st.st_size, &m, why) < 0) return -1;
   *duration = m.duration;
-  if (expected >= 0 && m.duration >= 0 && fabs(m.duration - expected) > 1) {
-    sv_buf_addf(why, "duration %.1f s, the task says %g s", m.duration, expected);
-    return -1;
+  return duration_ok(m.duration, expected, why);
+}
+
+/* ------------------------------------------------- an MP4 given in order */
+
+void sv_mp4s_init(sv_mp4s *s) {
+  memset(s, 0, sizeof *s);
+  s->duration = -1;
+  s->snap.duration = -1;
+}
+
+void sv_mp4s_free(sv_mp4s *s) {
+  free(s->moov);
+  s->moov = NULL;
+}
+
+static int mp4s_fail(sv_mp4s *s) {
+  s->failed = 1;
+  return -1;
+}
+
+/* The bytes of the header being read: 8, or 16 once its first 8 say its size is 64 bits. */
+static unsigned hdr_need(const sv_mp4s *s) {
+  return s->hdr_len >= 8 && be(s->hdr, 4) == 1 ? 16 : 8;
+}
+
+/* The moov's first bytes are all here: read for its duration, then let go. */
+static void mp4s_moov_read(sv_mp4s *s) {
+  sv_media m;
+  sv_media_init(&m);
+  if (s->moov && s->moov_len) walk(s->moov, s->moov_len, &m, 0);
+  if (m.duration >= 0) s->duration = m.duration;
+  sv_mp4s_free(s);
+  s->moov_want = s->moov_len = 0;
+}
+
+/* A top-level box header whole in s->hdr: the box taken (its end, moov kept to read).  0, or -1 with why. */
+static int mp4s_box(sv_mp4s *s, sv_buf *why) {
+  sv_box b;
+  if (sv_box_read(s->hdr, s->hdr_len, HUGE_VAL, &b, why) < 0) {
+    sv_buf_addf(why, " at byte %.0f", s->next);
+    return mp4s_fail(s);
   }
-  return 1;
+  if (s->boxes++ == 0 && strcmp(b.type, "ftyp") != 0) {
+    sv_buf_adds(why, NO_FTYP);
+    sv_quote(why, (const char *)s->hdr, s->hdr_len, 16);
+    return mp4s_fail(s);
+  }
+  memcpy(s->last_type, b.type, 5);
+  s->last_size = b.size;
+  s->last_at = s->next;
+  s->next = b.size >= HUGE_VAL ? HUGE_VAL : s->next + b.size; /* (a size of 0: to the end) */
+  s->hdr_len = 0;
+  if (strcmp(b.type, "mdat") == 0) s->seen_mdat = 1;
+  if (strcmp(b.type, "moov") == 0 && !s->seen_moov) {
+    double body_len = b.size - b.hdr;
+    s->seen_moov = 1;
+    s->moov_want = body_len < MOOV_READ ? (size_t)body_len : MOOV_READ;
+    s->moov_len = 0;
+    if (s->moov_want && !(s->moov = malloc(s->moov_want))) {
+      sv_buf_adds(why, "out of memory");
+      return mp4s_fail(s);
+    }
+    if (!s->moov_want) mp4s_moov_read(s);
+  }
+  return 0;
+}
+
+int sv_mp4s_feed(sv_mp4s *s, const unsigned char *p, size_t n, sv_buf *why) {
+  if (s->failed) return -1;
+  while (n > 0) {
+    size_t k;
+    if (s->at < s->next) { /* in a box's body: the moov's first bytes kept */
+      k = (double)n < s->next - s->at ? n : (size_t)(s->next - s->at);
+      if (s->moov_want > s->moov_len) {
+        size_t c = k < s->moov_want - s->moov_len ? k : s->moov_want - s->moov_len;
+        memcpy(s->moov + s->moov_len, p, c);
+        s->moov_len += c;
+        if (s->moov_len == s->moov_want) mp4s_moov_read(s);
+      }
+    } else { /* a header: 8 bytes, 16 with a 64-bit size */
+      if (s->hdr_len == 0) { /* a box starts: where a resume reads it again from */
+        s->snap.at = s->at, s->snap.boxes = s->boxes, s->snap.moov = s->seen_moov, s->snap.mdat = s->seen_mdat;
+        s->snap.duration = s->duration;
+      }
+      k = n < hdr_need(s) - s->hdr_len ? n : hdr_need(s) - s->hdr_len;
+      memcpy(s->hdr + s->hdr_len, p, k);
+      s->hdr_len += (unsigned)k;
+      if (s->hdr_len == hdr_need(s) && mp4s_box(s, why) < 0) return -1;
+    }
+    s->at += (double)k;
+    p += k, n -= k;
+  }
+  return 0;
+}
+
+int sv_mp4s_end(sv_mp4s *s, double expected, sv_buf *why) {
+  if (s->failed) return -1;
+  if (s->at == 0) sv_buf_adds(why, "not an MP4: the file is empty");
+  else if (s->hdr_len > 0) sv_buf_addf(why, HEADER_PAST_END, s->next, s->at);
+  else if (s->next < HUGE_VAL && s->next > s->at) sv_buf_addf(why, BOX_PAST_END, s->last_type, s->last_at,
+                                                              s->last_size, s->at);
+  else if (!s->seen_moov || !s->seen_mdat) sv_buf_addf(why, "no %s box", s->seen_moov ? "mdat" : "moov");
+  if (why->len) return mp4s_fail(s);
+  if (s->moov_want) mp4s_moov_read(s); /* a moov cut by the end: what came is read */
+  return duration_ok(s->duration, expected, why) < 0 ? mp4s_fail(s) : 1;
+}
+
+int sv_mp4s_save(const sv_mp4s *s, sv_buf *out) {
+  int busy = s->hdr_len > 0 || s->moov_want > 0; /* a box half read: read again from its start */
+  double at = busy ? s->snap.at : s->at, next = busy ? s->snap.at : s->next;
+  double d = busy ? s->snap.duration : s->duration; /* in microseconds: whole numbers read alike in any locale */
+  sv_buf_addf(out, "%.0f %.0f %d %d %d %.0f", at, next >= HUGE_VAL ? -1.0 : next, busy ? s->snap.boxes : s->boxes,
+              busy ? s->snap.moov : s->seen_moov, busy ? s->snap.mdat : s->seen_mdat, d < 0 ? -1.0 : floor(d * 1e6));
+  return busy;
+}
+
+int sv_mp4s_load(sv_mp4s *s, const char *text) {
+  double at, next, duration;
+  int boxes, moov, mdat;
+  sv_mp4s_init(s);
+  if (sscanf(text, "%lf %lf %d %d %d %lf", &at, &next, &boxes, &moov, &mdat, &duration) != 6 || at < 0 ||
+      next < -1 || boxes < 0 || (next >= 0 && next < at))
+    return -1;
+  s->at = at, s->next = next < 0 ? HUGE_VAL : next, s->boxes = boxes, s->seen_moov = moov != 0;
+  s->seen_mdat = mdat != 0, s->duration = duration < 0 ? -1 : duration / 1e6;
+  return 0;
 }

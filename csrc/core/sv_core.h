@@ -287,8 +287,12 @@ SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t out
    reference media URL (extras/preflight.lua): never the key, redirects
    followed as a download's, any 2xx is success and its body (cut at max_body,
    whatever the server sends) is the result; bytes and total: the body's
-   length and the file's size (Content-Range's total, else Content-Length) */
-typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY, SV_OP_MEDIA } sv_op;
+   length and the file's size (Content-Range's total, else Content-Length)
+   SV_OP_STORAGE: a request to the user's S3-compatible store (storage/s3.lua):
+   signed header lines and a method of its own, never the key, no redirect
+   followed; any 2xx is success (its status, body and header lines the result),
+   an error's words its XML's Code and Message */
+typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY, SV_OP_MEDIA, SV_OP_STORAGE } sv_op;
 
 /* Seconds from a Retry-After value: delta-seconds (digits only, saturating: no overflow, no strtod
    of 1e400) or an HTTP date; always finite, from 0 to a year, or -1 when unreadable. */
@@ -345,6 +349,7 @@ typedef struct sv_exchange {
   const char *message;      /* why the wire failed, when wire != SV_WIRE_NONE */
   double bytes, total;      /* downloads: bytes now in the file; total, < 0 when unknown */
   const sv_json_sink *sink; /* or NULL: handed a 2xx API answer's body (sv_read_answer) */
+  const char *heads; size_t heads_len; /* SV_OP_STORAGE: the answer's header lines ("Name: value\n") */
 } sv_exchange;
 
 /* The answer of an exchange (op, status, body, retry_after and sink read; the
@@ -551,6 +556,35 @@ SV_API int sv_box_read(const unsigned char *p, size_t avail, double room, sv_box
    with *duration (< 0 when the file states none), or -1 with why naming the check. */
 SV_API int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why);
 
+/* The same check on an MP4 given in order, a piece at a time (an upload's
+   stream, media.c), holding no more than a moov's first MiB: sv_mp4s_feed
+   takes the next n bytes (-1 with why as soon as they cannot be a whole MP4:
+   no ftyp first, a box smaller than its header); sv_mp4s_end says whether
+   what was fed is a whole MP4 of `expected` seconds (< 0: any), the file
+   check's words; 1, or -1 with why.  sv_mp4s_save writes its state as text,
+   for a resume (sv_mp4s_load): at a box half read, the state at that box's
+   start, whose offset (the text's first number) is where the bytes given
+   next must start; returns 1 then, else 0.  sv_mp4s_free lets go of the moov
+   kept (also done by end). */
+typedef struct sv_mp4s {
+  double at, next;               /* bytes fed; where the next top-level box starts (HUGE_VAL: to the end) */
+  unsigned char hdr[16];         /* the header being read */
+  unsigned hdr_len;
+  int boxes, seen_moov, seen_mdat, failed;
+  double duration;               /* mvhd's, < 0: none read */
+  unsigned char *moov;           /* the moov's first bytes, kept until all came */
+  size_t moov_len, moov_want;
+  char last_type[5];             /* the last box's, for a box past the end */
+  double last_size, last_at;
+  struct { double at, duration; int boxes, moov, mdat; } snap; /* at the start of the last header */
+} sv_mp4s;
+SV_API void sv_mp4s_init(sv_mp4s *s);
+SV_API int sv_mp4s_feed(sv_mp4s *s, const unsigned char *p, size_t n, sv_buf *why);
+SV_API int sv_mp4s_end(sv_mp4s *s, double expected, sv_buf *why);
+SV_API int sv_mp4s_save(const sv_mp4s *s, sv_buf *out);
+SV_API int sv_mp4s_load(sv_mp4s *s, const char *text);
+SV_API void sv_mp4s_free(sv_mp4s *s);
+
 /* The media rules of a model (models.c) over the references of one create.
    Each item: its field ("referenceVideos[2]"), its name ("referenceVideos"),
    what sniffing found (NULL: nothing read) and the HTTP status of its URL (0:
@@ -589,5 +623,68 @@ SV_API int sv_sha256(const char *s, size_t len, const char *path, char out[SV_SH
 /* SHA-256 (sign.c, on libcrypto), for the commit (sv_commit_start): the bytes of
    fd from its position to its end, as 64 lowercase hex digits and a NUL. */
 SV_API const sv_hasher sv_sha256_hasher;
+
+/* AWS Signature Version 4 (sigv4.c, on libcrypto), as S3 and the stores that
+   speak its API check it.  The canonical URI is path as given: S3 encodes a
+   key's bytes once, '/' kept (sv_uri_encode(.., 1)), and never normalises it.
+   query: nquery pairs (name, value), decoded: encoded here and sorted by name,
+   then value.  headers: nheaders pairs (at most 32) signed besides host and
+   the signer's own: names lowercased, values with the blanks around them gone
+   and each run of them one space, sorted; a name given twice is refused.
+   payload: the body's SHA-256 in lowercase hex, or "UNSIGNED-PAYLOAD".  token:
+   a session token, or NULL.  time: seconds since the epoch (UTC).
+   expires 0: header auth, the signer's headers x-amz-date, x-amz-content-sha256
+   (payload) and x-amz-security-token (with a token) signed and to be sent,
+   out->authorization the Authorization value, out->query the query to send.
+   expires 1..604800: a presigned URL (query auth, as the SDK's S3 presigner
+   makes it: X-Amz-Algorithm, -Credential, -Date, -Expires, -Security-Token,
+   x-amz-content-sha256 = payload, -SignedHeaders and -Signature), out->query the
+   whole query to send.  out->canonical and out->to_sign: the canonical request
+   and the string to sign, for checks.  0, or -1 with err (invalid_request, the
+   field named, never a secret's value), out freed; else sv_sigv4_free(out). */
+typedef struct sv_sigv4 {
+  const char *method, *host, *path;
+  const char *const *query;
+  size_t nquery;
+  const char *const *headers;
+  size_t nheaders;
+  const char *payload, *region, *service, *access_key, *secret_key, *token;
+  double time;
+  long expires;
+} sv_sigv4;
+typedef struct sv_sigv4_out {
+  char date[17];      /* YYYYMMDDTHHMMSSZ: x-amz-date */
+  char signature[65]; /* lowercase hex */
+  sv_buf canonical, to_sign, signed_headers, authorization, query;
+  sv_buf credential, expires; /* (the query's values, kept while it is built) */
+} sv_sigv4_out;
+SV_API int sv_sigv4_sign(const sv_sigv4 *r, sv_sigv4_out *out, sv_error *err);
+SV_API void sv_sigv4_free(sv_sigv4_out *out);
+/* s[0, len) percent-encoded as SigV4 and S3 do: the unreserved bytes of RFC
+   3986 (A-Z a-z 0-9 - _ . ~) as they are, '/' too with keep_slash, every
+   other byte %XX (capitals), UTF-8 as its bytes. */
+SV_API void sv_uri_encode(sv_buf *out, const char *s, size_t len, int keep_slash);
+
+/* An upload's check of a video's bytes as they pass in order (stream.c, on
+   libcrypto): the whole SHA-256, each part's SHA-256 and (md5) MD5, and the
+   whole-MP4 check (sv_mp4s) of `expected` seconds (< 0: any).  saved: the text
+   sv_stream_save wrote at a part's end (NULL: from byte 0).  sv_stream_from:
+   where the bytes fed next must start (before sv_stream_at after a resume
+   whose MP4 check must read a box again: those bytes are checked, not hashed);
+   sv_stream_at: the bytes hashed.  sv_stream_feed: -1 with why once they
+   cannot be a whole MP4.  sv_stream_part: the part since the last one's sums,
+   then a new part.  sv_stream_save: -1 unless at a multiple of 64 bytes.
+   sv_stream_end: 0 with the whole SHA-256 in hex, -2 with the check's words
+   (not a whole MP4 of its duration), -1 with why. */
+typedef struct sv_stream sv_stream;
+typedef struct sv_stream_sums { char sha256_hex[65], sha256_b64[45], md5_b64[25]; } sv_stream_sums;
+SV_API sv_stream *sv_stream_new(double expected, int md5, const char *saved, sv_buf *why);
+SV_API void sv_stream_free(sv_stream *s);
+SV_API double sv_stream_from(const sv_stream *s);
+SV_API double sv_stream_at(const sv_stream *s);
+SV_API int sv_stream_feed(sv_stream *s, const char *p, size_t n, sv_buf *why);
+SV_API int sv_stream_part(sv_stream *s, sv_stream_sums *out);
+SV_API int sv_stream_save(const sv_stream *s, sv_buf *out);
+SV_API int sv_stream_end(sv_stream *s, char hex[SV_SHA256_HEX + 1], sv_buf *why);
 
 #endif

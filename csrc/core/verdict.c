@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-const char *const sv_op_names[] = { "create", "query", "download", "notify", "media", NULL };
+const char *const sv_op_names[] = { "create", "query", "download", "notify", "media", "storage", NULL };
 const char *const sv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
 /* The key never appears in a message, whatever a server echoes back. */
@@ -50,8 +50,9 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
                         x->total);
       err->status = x->status;
     }
-  } else if (!((x->op == SV_OP_NOTIFY || x->op == SV_OP_MEDIA) && x->status >= 200 && x->status <= 299)) {
-    /* (a webhook's receiver that took the event, and the media's bytes, are a success as they are) */
+  } else if (!((x->op == SV_OP_NOTIFY || x->op == SV_OP_MEDIA || x->op == SV_OP_STORAGE) && x->status >= 200 &&
+               x->status <= 299)) {
+    /* (a webhook's receiver that took the event, the media's bytes and a store's answer are a success as they are) */
     sv_exchange a = *x;
     if (x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) a.sink = NULL; /* the body is an error page */
     rc = sv_read_answer(&a, now, err);

@@ -23,6 +23,9 @@ struct sv_xfer {
   struct curl_slist *headers;
   char *url;
   sv_buf send, recv;
+  sv_buf heads;        /* SV_OP_STORAGE: the answer's header lines */
+  const char *body;    /* what is sent: send's bytes, or the caller's (body_kept) */
+  size_t body_len;
   size_t max_body;
   char retry_after[64];
   long status;

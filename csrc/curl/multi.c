@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#define HEADER_LINE_MAX 4096 /* a request's own header line (a session token may be long) */
+
 /* Seconds to libcurl's milliseconds, without overflow whatever the caller passed. */
 long sv_curl_ms(double s) {
   if (!(s > 0)) return 0;
@@ -154,6 +156,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
   size_t len = size * n, vn;
   const char *v;
+  if (x->op == SV_OP_STORAGE && x->heads.len < 16384 && len > 2) { /* (the blank line that ends them: not kept) */
+    if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) x->heads.len = 0;
+    else sv_buf_add(&x->heads, buf, len - (buf[len - 2] == '\r' ? 2 : 1)), sv_buf_add(&x->heads, "\n", 1);
+  }
   if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
     x->retry_after[0] = '\0';
     x->range_start = x->range_total = -1;
@@ -219,12 +225,16 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
     sv_buf_free(&b);
     if (rc) return -1;
   }
-  /* "Expect:" keeps libcurl from waiting for a 100-continue before a body */
-  if (add_header(&x->headers, "Accept: application/json") ||
-      (s->body && (add_header(&x->headers, "Content-Type: application/json") || add_header(&x->headers, "Expect:"))))
+  /* "Expect:" keeps libcurl from waiting for a 100-continue before a body; a store's request names its
+     Content-Type among its signed lines, or sends none (libcurl would add a form's) */
+  if (x->op == SV_OP_STORAGE ? add_header(&x->headers, "Expect:") ||
+                                   (!strstr(p, "Content-Type:") && add_header(&x->headers, "Content-Type:"))
+                             : add_header(&x->headers, "Accept: application/json") ||
+                                   (s->body && (add_header(&x->headers, "Content-Type: application/json") ||
+                                                add_header(&x->headers, "Expect:"))))
     return -1;
-  while ((nl = strchr(p, '\n')) != NULL) { /* a notify's lines (notify_headers_ok checked them) */
-    char line[512];
+  while ((nl = strchr(p, '\n')) != NULL) { /* the request's lines (headers_ok checked them) */
+    char line[HEADER_LINE_MAX];
     size_t n = (size_t)(nl - p);
     memcpy(line, p, n);
     line[n] = '\0';
@@ -268,10 +278,13 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   else curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
   if (s->op == SV_OP_MEDIA && s->head) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   if (s->op == SV_OP_MEDIA && s->public_only) sv_media_setup(x, s);
-  if (s->body) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, sv_buf_cstr(&x->send));
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)x->send.len);
+  if (s->body || (s->method && (strcmp(s->method, "PUT") == 0 || strcmp(s->method, "POST") == 0))) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
   }
+  if (s->method && strcmp(s->method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  else if (s->method && (strcmp(s->method, "PUT") == 0 || strcmp(s->method, "DELETE") == 0))
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, s->method);
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_URL, x->url);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_msg);
@@ -281,13 +294,13 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, sv_curl_ms(s->timeout)); /* 0: none */
 }
 
-/* A notify's extra header lines: "Name: value\n" each, shorter than 512
-   bytes, with no control character but their ending. */
-static int notify_headers_ok(const char *p) {
+/* A request's extra header lines (a notify's, a store's): "Name: value\n" each,
+   shorter than HEADER_LINE_MAX bytes, with no control character but their ending. */
+static int headers_ok(const char *p) {
   const char *nl;
   while (*p) {
     nl = strchr(p, '\n');
-    if (!nl || nl == p || (size_t)(nl - p) >= 512 || !memchr(p, ':', (size_t)(nl - p)) ||
+    if (!nl || nl == p || (size_t)(nl - p) >= HEADER_LINE_MAX || !memchr(p, ':', (size_t)(nl - p)) ||
         !sv_header_value_ok(p, (size_t)(nl - p)))
       return 0;
     p = nl + 1;
@@ -315,6 +328,14 @@ static int set_proxy(CURL *e, const char *proxy) {
   return 0;
 }
 
+static int method_ok(const char *m) {
+  static const char *const ok[] = { "GET", "HEAD", "PUT", "POST", "DELETE" };
+  size_t i;
+  for (i = 0; m && i < sizeof ok / sizeof *ok; i++)
+    if (strcmp(m, ok[i]) == 0) return 1;
+  return 0;
+}
+
 /* What sv_http_send refuses before it makes anything: 0, or -1 with err. */
 static int send_invalid(const sv_send *s, sv_error *err) {
   if (s->user_agent && (!sv_header_value_ok(s->user_agent, strlen(s->user_agent)) || !(s->connect_timeout > 0)))
@@ -323,9 +344,11 @@ static int send_invalid(const sv_send *s, sv_error *err) {
   if (!s->url) return sv_error_set(err, SV_E_INVALID, "url", "url: expected an http(s) URL, got nothing");
   if (s->proxy && sv_proxy_parse(s->proxy, strlen(s->proxy), NULL, err) != 0) return -1;
   if (sv_url_check(s->url, strlen(s->url), "url", SV_URL_ANY, err) != 0) return -1;
-  if (s->headers && !notify_headers_ok(s->headers))
+  if (s->headers && !headers_ok(s->headers))
     return sv_error_set(err, SV_E_INVALID, "headers",
                         "headers: expected \"Name: value\\n\" lines without control characters");
+  if (s->op == SV_OP_STORAGE && !method_ok(s->method))
+    return sv_error_set(err, SV_E_INVALID, "method", "method: expected GET, HEAD, PUT, POST or DELETE");
   if (s->op == SV_OP_DOWNLOAD && (!s->file || !*s->file))
     return sv_error_set(err, SV_E_INVALID, "path", "path: expected a file path");
   return 0;
@@ -354,7 +377,8 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->t0 = sv_monotonic();
   x->max_body = s->max_body;
   x->url = strdup(s->url);
-  if (s->body) sv_buf_add(&x->send, s->body, s->body_len);
+  if (s->body && !s->body_kept) sv_buf_add(&x->send, s->body, s->body_len);
+  x->body = s->body_kept ? s->body : x->send.data, x->body_len = s->body_kept ? s->body_len : x->send.len;
   if (s->op == SV_OP_DOWNLOAD) {
     x->file = strdup(s->file);
     if (!x->file) return xfer_fail(x, err, "out of memory");
@@ -528,7 +552,8 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
   sv_exchange e = { .op = x->op, .status = x->status, .body = x->recv.data ? x->recv.data : "",
                     .body_len = x->recv.len, .retry_after = x->retry_after[0] ? x->retry_after : NULL,
                     .wire = x->wire, .message = x->message, .total = x->total,
-                    .bytes = x->op == SV_OP_MEDIA ? (double)x->recv.len : x->have };
+                    .bytes = x->op == SV_OP_MEDIA ? (double)x->recv.len : x->have,
+                    .heads = x->heads.data, .heads_len = x->heads.len };
   *out = e;
 }
 
@@ -561,6 +586,7 @@ void sv_curl_destroy(sv_xfer *x) {
   unlink_xfer(x);
   sv_buf_free(&x->send);
   sv_buf_free(&x->recv);
+  sv_buf_free(&x->heads);
   sv_buf_free(&x->location); /* a Location not followed (not a redirect's, or refused) */
   free(x->url);
   free(x->file);

@@ -21,8 +21,10 @@ typedef struct sv_send {
   sv_op op;
   const char *url;
   int auth;                /* add "Authorization: Bearer <api_key>" (never for SV_OP_NOTIFY) */
-  const char *headers;     /* SV_OP_NOTIFY: more header lines, each ending in "\n" (no CR) */
+  const char *headers;     /* SV_OP_NOTIFY, SV_OP_STORAGE: more header lines, each ending in "\n" (no CR) */
+  const char *method;      /* SV_OP_STORAGE: GET, HEAD, PUT, POST or DELETE (a body goes with PUT and POST) */
   const char *body; size_t body_len; /* a POST when body is not NULL */
+  int body_kept;           /* the caller keeps body alive and unchanged until the exchange ends: not copied */
   int fresh;               /* never on a reused connection (a create: see multi.c) */
   double timeout;          /* seconds for the whole exchange; 0: none */
   double stall;            /* seconds without a byte before giving up; 0: none */

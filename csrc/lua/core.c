@@ -186,6 +186,7 @@ static int l_verdict(lua_State *L) {
   x.message = luaL_optstring(L, 6, "");
   x.bytes = (double)luaL_optnumber(L, 7, 0);
   x.total = (double)luaL_optnumber(L, 8, -1);
+  x.heads = luaL_optlstring(L, 10, NULL, &x.heads_len);
   return lsv_push_verdict(L, &x, luaL_optstring(L, 9, NULL));
 }
 

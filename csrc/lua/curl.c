@@ -61,7 +61,9 @@ static int l_curl(lua_State *L) {
   lh->h = NULL;
   lh->last = 0;
   luaL_setmetatable(L, CURL_MT);
-  lua_newtable(L); /* the exchanges not taken: handle -> lightuserdata(xfer) */
+  /* the exchanges not taken: handle -> lightuserdata(xfer); and -handle -> the body it sends as it is (a
+     part's megabytes, not copied: body_kept), until the handle is spent */
+  lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
   lh->h = sv_http_new(&cfg, errbuf, sizeof errbuf);
   if (!lh->h) return luaL_error(L, "starvideos: %s", errbuf);
@@ -101,10 +103,8 @@ static int t_send(lua_State *L) {
     s.follow = getbool(L, 2, "follow");
     s.offset = opt_number(L, 2, "offset", 0);
   }
-  if (s.op == SV_OP_DOWNLOAD) {
-    s.stall = opt_number(L, 2, "stall", 0);
-    s.file = opt_string(L, 2, "file", NULL);
-  }
+  s.stall = opt_number(L, 2, "stall", 0); /* a download's, and a long media or store exchange's */
+  if (s.op == SV_OP_DOWNLOAD) s.file = opt_string(L, 2, "file", NULL);
   s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e15, "send"); /* a download's: max_video_bytes */
   s.user_agent = opt_string(L, 2, "user_agent", NULL);
   if (s.user_agent) { /* the client's own options, with every exchange of it (request.lua) */
@@ -112,7 +112,9 @@ static int t_send(lua_State *L) {
     s.connect_timeout = lsv_need_number(L, 2, "connect_timeout", 0.001, 86400, "send");
   }
   s.proxy = opt_string(L, 2, "proxy", NULL);
-  if (s.op == SV_OP_NOTIFY) s.headers = opt_string(L, 2, "headers", NULL), s.auth = 0; /* never the key there */
+  if (s.op == SV_OP_NOTIFY || s.op == SV_OP_STORAGE) s.headers = opt_string(L, 2, "headers", NULL), s.auth = 0;
+  if (s.op == SV_OP_STORAGE) s.method = opt_string(L, 2, "method", NULL); /* (never the key to either) */
+  s.body_kept = s.body && s.body_len >= 65536; /* kept below (bodies): not copied */
   if (s.op == SV_OP_MEDIA) s.head = getbool(L, 2, "head"), s.public_only = getbool(L, 2, "public"), s.auth = 0;
   /* The handle's key is made in the table before the exchange exists: making
      it may raise (memory), and nothing may raise between the exchange and its
@@ -121,10 +123,20 @@ static int t_send(lua_State *L) {
   lua_pushinteger(L, lh->last + 1);
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);
+  if (s.body_kept) { /* the string stays the exchange's until its handle is spent (forget) */
+    lua_pushinteger(L, -(lh->last + 1));
+    lua_getfield(L, 2, "body");
+    lua_rawset(L, -3);
+  }
   x = sv_http_send(lh->h, &s, &err);
   lua_pushinteger(L, lh->last + 1);
   if (x) lua_pushlightuserdata(L, x); else lua_pushnil(L);
   lua_rawset(L, -3);
+  if (!x && s.body_kept) {
+    lua_pushinteger(L, -(lh->last + 1));
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
   if (!x) return lsv_fail(L, &err);
   sv_xfer_set_user(x, (long long)++lh->last);
   lua_pushinteger(L, lh->last);
@@ -172,6 +184,9 @@ static void forget(lua_State *L, int table, sv_xfer *x) {
   lua_pushnil(L);
   lua_rawset(L, table);
   sv_xfer_free(x);
+  lua_pushinteger(L, -lua_tointeger(L, 2)); /* (its body, when kept: the exchange is over) */
+  lua_pushnil(L);
+  lua_rawset(L, table);
 }
 
 /* t:result(h) -> task, err, wire[, bytes, total, part]; the handle is spent.

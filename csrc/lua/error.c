@@ -211,6 +211,15 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   else if (x->op == SV_OP_NOTIFY) lua_pushinteger(L, (lua_Integer)x->status);
   else if (x->op == SV_OP_MEDIA) lua_pushlstring(L, x->body ? x->body : "", x->body ? x->body_len : 0);
   else if (x->op == SV_OP_DOWNLOAD) lua_pushliteral(L, "");
+  else if (x->op == SV_OP_STORAGE) { /* {status =, body =, headers = "Name: value\n" lines} */
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)x->status);
+    lua_setfield(L, -2, "status");
+    lua_pushlstring(L, x->body ? x->body : "", x->body ? x->body_len : 0);
+    lua_setfield(L, -2, "body");
+    lua_pushlstring(L, x->heads ? x->heads : "", x->heads ? x->heads_len : 0);
+    lua_setfield(L, -2, "headers");
+  }
   if (rc) push_error(L, &err);
   else lua_pushnil(L);
   lua_pushstring(L, sv_wire_names[wire]);

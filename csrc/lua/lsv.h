@@ -60,5 +60,7 @@ SV_API void lsv_open_commit(lua_State *L);
 SV_API void lsv_open_lock(lua_State *L);
 /* media_sniff, media_tail and media_check (media.c) */
 SV_API void lsv_open_media(lua_State *L);
+/* starvideos.sign's stream (stream.c): an upload's check of a video's bytes */
+SV_API void lsv_open_stream(lua_State *L);
 
 #endif

@@ -56,6 +56,7 @@ local function hook(cfg)
   end
   cfg.on_done = function(job, err) return require("starvideos.extras.notify").job_done(job, err) end
   cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
+  cfg.on_object = function() return require "starvideos.storage.object" end
 end
 
 function Client.new(opts)
@@ -181,14 +182,14 @@ function Client:wait_all(list, opts)
   if type(list) ~= "table" then argerror(1, "wait_all", "list of ids or tasks", type(list)) end
   opts = begin(self, "wait_all", opts)
   if opts.out_dir then -- as generate's out: before anything is polled
-    local ok, err = require("starvideos.download").check_dir(opts.out_dir, "out_dir")
+    local ok, err = require("starvideos.sink").of(self.cfg, opts.out_dir).check_dir(opts.out_dir, "out_dir", self.cfg)
     if not ok then return nil, err end
   end
   local jobs, file_name = {}, require("starvideos.records.journal").file_name
   for i, v in ipairs(list) do
     local id = task_id(v, "wait_all")
     jobs[i] = assert(Job.new(self.ctx, nil, id, spec_of(opts, { task = type(v) == "table" and v or nil, index = i,
-      out = opts.out_dir and (opts.out_dir .. "/" .. file_name(id) .. ".mp4") })))
+      out = opts.out_dir and (opts.out_dir:gsub("/$", "") .. "/" .. file_name(id) .. ".mp4") })))
   end
   return (self.loop:run(jobs, opts.sleep)) -- (in parentheses: not a tail call, as in run)
 end
@@ -250,12 +251,12 @@ function Client:tasks(opts)
   opts = begin(self, "tasks", opts)
   local list, err = listed(self, "tasks", opts)
   if not list then return nil, err end
-  local only, check_file = {}, opts.check and require("starvideos.records.journal").check_file
+  local only, sink = {}, require "starvideos.sink"
   for _, t in ipairs(list) do
     if (not opts.state or t.state == opts.state) and (not opts.tenant or t.tenant == opts.tenant) then
       only[#only + 1] = t
     end
-    if check_file and t.path then t.check, t.check_error = check_file(t) end
+    if opts.check and t.path then t.check, t.check_error = sink.of(self.cfg, t.path).check(t, self.ctx) end
   end
   return only
 end

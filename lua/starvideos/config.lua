@@ -235,6 +235,21 @@ function C.notify(v)
   end
 end
 
+-- storage = {endpoint =, region =, access_key =, secret_key =, session_token =, path_style =, refs =, keep_refs =}
+-- (docs/storage.md): each field's type, its values read at the first s3:// out (storage/s3.lua); never a value shown
+local STORAGE = { endpoint = "string", region = "string", access_key = "string", secret_key = "string",
+  session_token = "string", path_style = "boolean", refs = "string", keep_refs = "boolean" }
+function C.storage(v)
+  local want = type(v) ~= "table" and "storage: a table {endpoint =, access_key =, secret_key =, ...} expected, got "
+  if want then return want .. type(v), true end
+  for k, x in pairs(v) do
+    if not STORAGE[k] then return "storage." .. tostring(k) .. ": unknown field (endpoint, region, access_key, "
+      .. "secret_key, session_token, path_style, refs, keep_refs)", true end
+    local want = STORAGE[k]
+    if type(x) ~= want then return ("storage.%s: a %s expected, got a %s"):format(k, want, type(x)), true end
+  end
+end
+
 -- A copy of a checked notify option (the caller's table may change later).
 function M.notify_copy(v) return v and { url = v.url, secret = v.secret, retry_for = v.retry_for } end
 
@@ -242,8 +257,8 @@ function M.notify_copy(v) return v and { url = v.url, secret = v.secret, retry_f
 -- one raises, naming `store`, never a password.
 function M.store_url(v) return require("starvideos.store_url").parse(v, M) end
 
--- A copy of a checked store option (a table may change later).
-function M.store_copy(v)
+-- A copy of a checked option's table (the caller's may change later); any other value as it is.
+local function copy(v)
   if type(v) ~= "table" then return v end
   local c = {}
   for k, val in pairs(v) do c[k] = val end
@@ -304,7 +319,7 @@ M.CLIENT = {
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
   create_limit = limit("create_limit"), tenant_limit = limit("tenant_limit"), prices = C.prices, store = C.store,
-  proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease,
+  proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease, storage = C.storage,
   preflight = C.preflight, allow_private_media = C.bool, min_image_side = C.pixels,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
@@ -356,16 +371,8 @@ function M.client(opts)
   local cfg = {}
   for k, v in pairs(M.DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
-  for _, name in ipairs { "create_limit", "tenant_limit" } do -- copies: the caller's tables may change later
-    local lim = opts[name]
-    cfg[name] = lim and { count = lim.count, per = lim.per }
-  end
-  if opts.prices then
-    cfg.prices = {}
-    for model, price in pairs(opts.prices) do cfg.prices[model] = price end
-  end
+  for _, k in ipairs { "create_limit", "tenant_limit", "prices", "store", "storage" } do cfg[k] = copy(opts[k]) end
   cfg.notify = M.notify_copy(opts.notify)
-  cfg.store = M.store_copy(opts.store)
   from_env(cfg)
   if cfg.store ~= nil and cfg.journal ~= nil then
     error(string.format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "

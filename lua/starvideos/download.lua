@@ -1,7 +1,9 @@
--- A download's file, for its request (request.lua) and the commit that follows (its owner's): the out check
--- before a create, the .part gone on from (its last OVERLAP bytes compared: never another video's), and the
--- commit on a thread (or the transport's): the check that only a whole video passes (core's MP4 check) and
--- the SHA-256 in one read of the .part, then the rename.  It knows nothing of jobs or ledgers.
+-- The file sink (sink.lua's interface; the other is storage/object.lua's bucket): a download's file, for its
+-- request (request.lua) and the commit that follows (its owner's): the out check before a create, the .part
+-- gone on from (its last OVERLAP bytes compared: never another video's), and the commit on a thread (or the
+-- transport's): the check that only a whole video passes (core's MP4 check) and the SHA-256 in one read of
+-- the .part, then the rename; a saved file checked against what was recorded.  It knows nothing of jobs'
+-- states or ledgers.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -73,6 +75,15 @@ local function overlap(path, at)
   return tail, size
 end
 
+-- The transfer of a job's video (url: its parts checked, d: where it goes, prepare's fields): a request of op
+-- download, sent at t (the job advances when it ends).
+function D.fetch(job, t, url, path, d)
+  job:send(t, "download", url, path, nil, nil, job.deadline, d)
+end
+
+-- What a stopped transfer (req, its request) leaves for the next to go on from, for the ledger: its .part.
+function D.left(req) return core.file_kind(req.part) == "file" and req.part or nil end
+
 -- The request's download fields: the .part, where it goes, how many resumes, the seconds its video lasts.
 function D.prepare(req, d)
   req.part, req.dest, req.resume_limit, req.duration = d.part, d.dest, d.resume_limit, d.duration
@@ -119,11 +130,12 @@ end
 local Commit = {}
 Commit.__index = Commit
 
--- The whole download got (D.done) committed for owner: checked to be a whole MP4 of its duration and hashed in
--- one read of the .part, synced and renamed to its dest, on a helper thread looked at every POLL s (a timer of
--- the loop; owner:advance(now) at its end), or by the transport (done when this returns).
+-- The whole download got (D.done) committed for owner (c.bytes: its size): checked to be a whole MP4 of its
+-- duration and hashed in one read of the .part, synced and renamed to its dest, on a helper thread looked at
+-- every POLL s (a timer of the loop; owner:advance(now) at its end), or by the transport (done when this returns).
 function D.commit(got, owner)
-  local c = setmetatable({ owner = owner, part = got.part, dest = got.dest, done = false }, Commit)
+  local c = setmetatable({ owner = owner, part = got.part, dest = got.dest, done = false, bytes = got.bytes },
+    Commit)
   local loop, file, mp4 = got.loop, got.whole, got.duration or true
   got.whole = nil
   if loop.transport.commit then
@@ -166,6 +178,32 @@ function Commit:committed(ok, said, notwhole)
     if not sum then self.err = new_error("io", "download: " .. tostring(herr), { field = "path" }) end
   end
   if polled then self.owner:advance(now()) end
+end
+
+-- The size of the file at path, or nil when it cannot be read.
+function D.size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+-- A saved video (a task as client:tasks lists it: path, bytes, sha256) against what was recorded: "ok", or
+-- "missing" or "changed" and why.  Its size first; its SHA-256, when recorded, then.
+function D.check(t)
+  local size = D.size(t.path)
+  if not size then return "missing", string.format("%s is missing (or cannot be read)", t.path) end
+  if t.bytes and size ~= t.bytes then
+    return "changed", string.format("%s holds %d bytes; %d were saved", t.path, size, t.bytes)
+  end
+  if not t.sha256 then return "ok" end
+  local sum, err = require("starvideos.sign").sha256_file(t.path)
+  if not sum then return "missing", string.format("%s cannot be read: %s", t.path, tostring(err)) end
+  if sum ~= t.sha256 then
+    return "changed", string.format("%s has SHA-256 %s; %s was saved", t.path, sum, t.sha256)
+  end
+  return "ok"
 end
 
 return D

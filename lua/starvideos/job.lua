@@ -1,6 +1,6 @@
--- A job carries one task from create (or an id, or a bare URL) through polling to a
--- file: a state machine that never blocks, moved by job:advance(now).  It is handed
--- ctx: the loop, the key (key.lua), the ledger and the client's cfg.
+-- A job carries one task from create (or an id, or a bare URL) through polling to its sink (a file, an object):
+-- a state machine that never blocks, moved by job:advance(now).  It is handed ctx: the loop, the key (key.lua),
+-- the ledger and the client's cfg.
 --   job.state: one of STATES (below); its download's states are video.lua's;
 --   job.status (the task's), job.task, job.id, job.err, job.path, job.done, job.eta (the seconds left)
 
@@ -9,23 +9,23 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Request = require "starvideos.request"
-local Download = require "starvideos.download"
+local Sink = require "starvideos.sink"
 local Video = require "starvideos.video"
 
 local new_error, now = errors.new_error, core.now
-
 local Job = {}
 Job.__index = Job
 
 -- The learned schedule of the job's key (schedule.lua, loaded on first use).
 local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end
 
--- A spec's fields a job keeps (spec name -> job field).
+-- A spec's fields a job keeps (spec name -> job field; upload: one a dead process left, storage/object.lua).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
-  on_progress = "on_progress", on_status = "on_status", index = "index", params = "params", tenant = "tenant" }
+  index = "index", on_progress = "on_progress", on_status = "on_status", params = "params", tenant = "tenant",
+  upload = "upload" }
 
--- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed);
--- id: the task's (nil for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
+-- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed); id: the task's (nil
+-- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
 function Job.new(ctx, goal, id, spec)
   spec = spec or {}
@@ -33,9 +33,8 @@ function Job.new(ctx, goal, id, spec)
   local job = setmetatable({ loop = ctx.loop, key = ctx.key, budget = ctx.key.bucket, ledger = ctx.ledger, cfg = cfg,
     deliveries = ctx.deliveries, id = id, goal = goal, task = task, status = task and task.status, done = false,
     state = "polling", req = false, video = {}, deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
-  for k, v in pairs(spec) do
-    if KEPT[k] then job[KEPT[k]] = v end
-  end
+  for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k]] = v end end
+  job.sink = Sink.of(cfg, spec.out) -- (a file, or an object in the user's bucket)
   local params = spec.params
   if params then -- the create built: validation first, then the key
     local text, err = config.extra_json(params)
@@ -43,10 +42,9 @@ function Job.new(ctx, goal, id, spec)
     local path, body = core.build_create(params, text)
     if not path then return nil, body end
     if not cfg.api_key_set and goal ~= "checked" then return nil, new_error("auth", errors.NO_KEY) end
-    if spec.out then -- a file that cannot be written is found before the task is paid for
-      local ok, why = Download.check_out(spec.out)
-      if not ok then return nil, why end
-    end
+    local ok, why = true, nil
+    if spec.out then ok, why = job.sink.check_out(spec.out, cfg) end -- (found before the task is paid for)
+    if not ok then return nil, why end
     job.state, job.create_path, job.create_body = "creating", path, body
     job.preflight = goal == "checked" or cfg.preflight and config.names_media(params) -- (cfg.on_media)
     job.local_id = ctx.ledger.records and core.random_id() or nil
@@ -83,7 +81,7 @@ function Job:join(group, deadline)
   self.group = group
   if not deadline then return true end
   self.deadline = deadline
-  return not self.out or Download.check_out(self.out)
+  return not self.out or self.sink.check_out(self.out, self.cfg)
 end
 
 -- The time of the next poll after one answered at t.
@@ -281,6 +279,7 @@ local function attach(self, rec, t)
   if self.goal == "created" then self.goal = "queried" end -- a keyed create answers with the task as it is now
   -- a live process holds it and may be writing out's .part now: this job's own .part (never gone on from)
   if rec.alive and self.out then self.part = self.out .. ".part-" .. core.random_id() end
+  self.upload = rec.upload
   return poll(self, t)
 end
 
@@ -391,7 +390,8 @@ function Job:cancel(keep)
     keep = keep and req.op == "download" and req.started
     req:cancel(keep)
     self.req = false
-    if keep and core.file_kind(req.part) == "file" then self.ledger:part(self.id, req.part, req.dest) end
+    local left = keep and self.sink.left(req)
+    if left then self.ledger:part(self.id, left, req.dest) end
   end
   self.state = "cancelled"
   self:finish(new_error("io", msg, fields))

@@ -238,7 +238,8 @@ end
 function L:jobs_of(cfg)
   local seen, out = {}, {}
   local function add(obj)
-    local job = obj.owner or obj -- a request's owner is its job
+    local job = obj
+    while job.owner do job = job.owner end -- a request's owner is its job (or its job's upload, whose is the job)
     if job.cfg == cfg and not job.done and not seen[job] then seen[job] = true; out[#out + 1] = job end
   end
   for _, e in ipairs(self.timers) do if self.due[e[2]] == e[1] then add(e[2]) end end

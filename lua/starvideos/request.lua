@@ -12,13 +12,16 @@ local new_error, now = errors.new_error, core.now
 local Request = {}
 Request.__index = Request
 
+-- (a store's request names its own)
 local METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST", media = "GET" }
 
 local next_id = 0 -- the number that names a request in its events
 
--- op (create | query | download | notify | media), url, path (for events), auth, body (a POST's),
--- deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =, duration =}, a media
--- request's {head = true} or {offset =, max_body =} (the bytes asked for; redirects followed).
+-- op (create | query | download | notify | media | storage), url, path (for events), auth, body (a POST's or a
+-- PUT's), deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =, duration =}, a media
+-- request's {head = true} or {offset =, max_body =} (the bytes asked for; redirects followed), a store's
+-- {method =, headers =} (storage/s3.lua's signed lines); `long` with a media or store request: its exchange
+-- may take until the deadline, ended sooner by `timeout` s without a byte (a part's megabytes).
 -- A create goes on a new connection; an http URL through http_proxy when there is no proxy.
 -- The client's own options go with each exchange (the clients of a key share its transport).
 function Request.new(loop, key, cfg, owner, op, url, path, auth, body, deadline, download)
@@ -33,6 +36,8 @@ function Request.new(loop, key, cfg, owner, op, url, path, auth, body, deadline,
     self.head, self.offset, self.follow = download.head, download.offset, true
     self.max_body = download.max_body or self.max_body
   end
+  if op == "storage" then self.method, self.headers, self.head = download.method, download.headers, nil end
+  if download and download.long then self.stall = cfg.timeout end
   return self
 end
 
@@ -57,7 +62,7 @@ local function tell(self, kind, status, elapsed, delay, reason)
   local on_event = self.cfg.on_event
   if not on_event then return end
   on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = self.id,
-    attempt = self.attempt, method = self.head and "HEAD" or METHOD[self.op], path = self.path }
+    attempt = self.attempt, method = self.method or self.head and "HEAD" or METHOD[self.op], path = self.path }
 end
 
 -- One attempt, now.
@@ -71,7 +76,7 @@ function Request:send(t)
   if not loop:admit(self) then return end -- sent from the loop's queue when there is room
   -- an API call may take its timeout, a download until its deadline (none without one; a stall ends it sooner)
   self.timeout = math.min(cfg.timeout, left or cfg.timeout)
-  if self.op == "download" then self.timeout = left end
+  if self.op == "download" or self.stall then self.timeout = left end
   self.attempt = self.attempt + 1
   if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
   local h, err = loop.transport:send(self)

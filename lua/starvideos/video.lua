@@ -8,7 +8,6 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
-local Download = require "starvideos.download"
 local rule = require "starvideos.lease"
 
 local new_error = errors.new_error
@@ -66,10 +65,11 @@ function V.start(job, t)
   end
   local parts, bad = core.check_url(url, "video_url")
   if not parts then return job:finish(bad) end
-  local task = job.task
-  job:send(t, "download", url, parts.path, nil, nil, job.deadline,
-    { part = job.part or job.out .. ".part", dest = job.out, resume_limit = job.resume_limit or job.cfg.resume_limit,
-      duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
+  local task, upload = job.task, job.upload -- (an upload a dead process left: gone on from once)
+  job.upload = nil
+  job.sink.fetch(job, t, url, parts.path, { part = job.part or job.out .. ".part", dest = job.out,
+    resume_limit = job.resume_limit or job.cfg.resume_limit, upload = upload,
+    duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
 end
 
 -- confirming (due): the whole download (v.got) committed once the store confirms that the process still holds
@@ -81,8 +81,8 @@ function V.confirm(job, t)
   if held == nil then return end
   local got = v.got
   v.got = nil
-  if held then return job:await(Download.commit(got, job), t) end
-  Download.release(got)
+  if held then return job:await(job.sink.commit(got, job), t) end
+  job.sink.release(got)
   if not why.timeout then return taken(job, why, t) end
   job.ledger:part(job.id, got.part, got.dest)
   return job:finish(new_error("timeout", string.format("download: the store did not confirm in time that "
@@ -96,12 +96,12 @@ function V.answered(job, r, t)
   if not err and r.whole ~= nil then -- the store asked first when the holder's lease was not renewed for half a
     -- lease or lapsed since; else no claim can have come (it needs the lease gone): committed, Redis answering or not
     v.hold = job.id and l:lapsed(job.id, rule.ASK) and l:confirm(job.id, job.deadline) or nil
-    if not v.hold then return job:await(Download.commit(r, job), t) end
+    if not v.hold then return job:await(job.sink.commit(r, job), t) end
     v.got = r
     return job:confirm(t)
   end
   if not err then
-    if job.id then l:downloaded(job.id, job.out, r.sha256) end
+    if job.id then l:downloaded(job.id, job.out, r.sha256, r.bytes, r.etag) end
     return job:saved(job.out, r.sha256)
   end
   -- not a whole video, or not a video's answer (a body longer than it can be), nothing kept: once more from byte 0
@@ -129,7 +129,7 @@ function V.cancel(job, keep)
   local got = v.got
   if not got then return end
   v.got = nil
-  Download.release(got)
+  job.sink.release(got)
   if keep then job.ledger:part(job.id, got.part, got.dest) end
 end
 

@@ -72,6 +72,40 @@ M.cases = {
       assert.equal("failed", by.t2.state)
     end },
 
+  { name = "records an upload to an object as its parts are taken: unfinished and tasks carry it, it ends with the "
+    .. "object or without (aborted)",
+    covers = { "upload" },
+    records = true,
+    run = function(env, assert)
+      local l, out = env.open(), "s3://bucket/v.mp4"
+      local one, two = '{"upload":"up1","parts":[["e1","s1"]]}', '{"upload":"up1","parts":[["e1","s1"],["e2","s2"]]}'
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "u1", out))
+      assert.is_true(env.answer(l.created, l, { id = "ut1" }, PARAMS, "u1"))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "u2", out .. "2"))
+      assert.is_true(env.answer(l.created, l, { id = "ut2" }, PARAMS, "u2"))
+      l:upload("ut1", out, one)
+      l:upload("ut1", out, two)
+      l:upload("ut2", out .. "2", one)
+      env.settle()
+      local by = {}
+      for _, t in ipairs(assert(l:unfinished())) do by[t.id] = t end
+      assert.same({ two, one }, { by.ut1.upload, by.ut2.upload })
+      for _, t in ipairs(assert(l:tasks())) do by[t.id] = t end
+      assert.same({ parts = 2, id = "up1" }, by.ut1.uploading)
+      l:downloaded("ut1", out, "cd34", 1234, '"etag-1"')
+      l:upload("ut2", out .. "2", nil) -- aborted
+      env.settle()
+      by = {}
+      for _, t in ipairs(assert(l:unfinished())) do by[t.id] = t end
+      assert.same({ "ut2" }, ids(l:unfinished()))
+      assert.is_nil(by.ut2.upload)
+      for _, t in ipairs(assert(l:tasks())) do by[t.id] = t end
+      assert.same({ "downloaded", out, 1234, "cd34", '"etag-1"' },
+        { by.ut1.state, by.ut1.path, by.ut1.bytes, by.ut1.sha256, by.ut1.etag })
+      assert.is_nil(by.ut1.uploading)
+      assert.is_nil(by.ut2.uploading)
+    end },
+
   { name = "settles a failed create: abandoned (nothing made), left pending (maybe made), uncertain (an id read)",
     covers = { "create_failed" },
     records = true,

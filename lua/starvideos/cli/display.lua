@@ -43,7 +43,7 @@ end
 local clock = M.clock
 
 -- (loaded when asked: the journal needs the C core, which parsing arguments does not)
-function M.file_size(path) return require("starvideos.records.journal").size(path) end
+function M.file_size(path) return require("starvideos.download").size(path) end
 
 -- ------------------------------------------------------------ results
 

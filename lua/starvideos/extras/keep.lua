@@ -6,7 +6,7 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
-local Download = require "starvideos.download"
+local Sink = require "starvideos.sink"
 local journal = require "starvideos.records.journal"
 local rule = require "starvideos.lease"
 
@@ -20,10 +20,10 @@ local K = {}
 
 -- Where a task's video goes, and which place that is ("out" | "dir"): the .part it left, else
 -- the out recorded at its create when writable, else dir/<name>.mp4 (docs/batch.md#resume).
-local function keep_dest(t, dir)
+local function keep_dest(t, dir, cfg)
   if t.part then return t.part, t.part == t.out and "out" or "dir" end
-  if t.out and Download.check_out(t.out) then return t.out, "out" end
-  return dir .. "/" .. journal.file_name(t.id) .. ".mp4", "dir"
+  if t.out and Sink.of(cfg, t.out).check_out(t.out, cfg) then return t.out, "out" end
+  return dir:gsub("/$", "") .. "/" .. journal.file_name(t.id) .. ".mp4", "dir"
 end
 
 local function has_finished(fin) return fin[1] ~= nil end
@@ -42,17 +42,17 @@ end
 
 function K.resume(ctx, opts)
   local ledger, cfg = ctx.ledger, ctx.cfg
-  local dir_ok, derr = Download.check_dir(opts.dir or ".", "dir") -- as generate checks out, before anything is asked
+  local dir_ok, derr = Sink.of(cfg, opts.dir).check_dir(opts.dir or ".", "dir", cfg) -- (as generate checks out)
   if not dir_ok then return nil, derr end
   local list, err = ledger:unfinished()
   if not list then return nil, new_error("io", err, { field = ledger.field }) end
   local dir, jobs, saved_to = opts.dir or ".", {}, {}
   for i, t in ipairs(list) do
     local out
-    out, saved_to[i] = keep_dest(t, dir)
+    out, saved_to[i] = keep_dest(t, dir, cfg)
     -- a completed task's URL may have expired: ask for it again first
     jobs[i] = assert(Job.new(ctx, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
-      index = i, refresh = true, on_progress = opts.on_progress, out = out }))
+      index = i, refresh = true, on_progress = opts.on_progress, out = out, upload = t.upload }))
   end
   local results = ctx.loop:run(jobs, opts.sleep) -- {task, err, path}s
   for i, r in ipairs(results) do r.saved_to = saved_to[i] end
@@ -75,14 +75,14 @@ end
 -- What resume (keep: what keep would carry now) would do, sending nothing, claiming nothing: a plan as
 -- batch.lua's, of no create: each task a download to where it would go; keep's orphaned pending creates, none.
 function K.plan(ctx, opts, keep)
-  local ledger, dir = ctx.ledger, opts.dir or "."
-  local dir_ok, derr = Download.check_dir(dir, "dir")
+  local ledger, dir, cfg = ctx.ledger, opts.dir or ".", ctx.cfg
+  local dir_ok, derr = Sink.of(cfg, dir).check_dir(dir, "dir", cfg)
   if not dir_ok then return nil, derr end
   local list, pendings = ledger[keep and "orphaned" or "unfinished"](ledger)
   if not list then return nil, new_error("io", pendings, { field = ledger.field }) end
   local entries = {}
   for i, t in ipairs(list) do
-    local out, saved_to = keep_dest(t, dir)
+    local out, saved_to = keep_dest(t, dir, cfg)
     entries[i] = { index = i, action = "download", reason = keep and "orphaned" or "unfinished", id = t.id,
       model = t.model, out = out, saved_to = saved_to, from = t.from }
   end
@@ -98,9 +98,9 @@ local function carry(ctx, st, opts, tasks, t)
   local on_event, on_progress = ctx.cfg.on_event, opts.on_progress
   for _, task in ipairs(tasks) do
     local i = #st.results + 1
-    local out, saved_to = keep_dest(task, st.dir)
+    local out, saved_to = keep_dest(task, st.dir, ctx.cfg)
     local j = assert(Job.new(ctx, nil, task.id, { refresh = true, index = i, interval = opts.interval,
-      on_progress = on_progress, finished = st.fin, out = out }))
+      on_progress = on_progress, finished = st.fin, out = out, upload = task.upload }))
     st.results[i], st.running[j], st.saved_to[j], st.keeper.carrying[task.id] = false, true, saved_to, true
     local ev = { type = "claim", id = task.id, from = task.from, path = out, saved_to = saved_to }
     if on_event then on_event(ev) end
@@ -139,7 +139,7 @@ end
 -- Keep until the deadline or the client's (alive() false) or worker's end; once: the first look's tasks.
 function K.run(ctx, opts, alive)
   local cfg, loop = ctx.cfg, ctx.loop
-  local dir_ok, derr = Download.check_dir(opts.dir or ".", "dir")
+  local dir_ok, derr = Sink.of(cfg, opts.dir).check_dir(opts.dir or ".", "dir", cfg)
   if not dir_ok then return nil, derr end
   if opts.notify then -- keep's own webhook: its jobs and the owed events it sends go there
     cfg = setmetatable({ notify = config.notify_copy(opts.notify) }, { __index = cfg })

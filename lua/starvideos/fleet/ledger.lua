@@ -11,7 +11,8 @@ local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local leases = require "starvideos.fleet.leases"
 local rule = require "starvideos.lease"
-local journal = require "starvideos.records.journal" -- (carried, size, tasks)
+local journal = require "starvideos.records.journal" -- (carried, tasks)
+local Download = require "starvideos.download" -- (size)
 local Records = require "starvideos.records.ledger" -- (key_answer, settler, taken: one rule, journal or store)
 require "starvideos.fleet.scripts" -- (they join the store's)
 
@@ -22,7 +23,6 @@ local new_error = errors.new_error
 
 local R = {}
 R.__index = R
-
 
 -- The store's samples taught: sent at the first turn, taken when there (without a loop: waited for).
 local function read_samples(self)
@@ -62,9 +62,7 @@ function R.new(store, cfg, loop, key)
   return self
 end
 
-function R:flush()
-  return self.queue:flush(self.store, self.cfg.on_event)
-end
+function R:flush() return self.queue:flush(self.store, self.cfg.on_event) end
 
 -- A record after a create, queued: sent a turn at a time (with a loop), else written now.  Its entry.
 function R:_record(name, keys, args)
@@ -310,11 +308,15 @@ function R:status(id, status, took, within, why)
       self.prefix, config.DEFAULTS.samples, config.DEFAULTS.retain, why or "" })
 end
 
-function R:downloaded(id, path, sha256)
+function R:downloaded(id, path, sha256, bytes, etag)
   local n = self:let_go(id, true)
   self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
-    { id, path, config.DEFAULTS.retain, journal.size(path) or "", self.prefix, sha256 or "", n and tostring(n) or "" })
+    { id, path, config.DEFAULTS.retain, bytes or Download.size(path) or "", self.prefix, sha256 or "",
+      n and tostring(n) or "", etag or "" })
 end
+
+-- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil).
+function R:upload(id, _, state) return self:_record("upload", { self.prefix .. "task:" .. id }, { state or "" }) end
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
 -- asks the store first: R:confirm): records/ledger.lua's, the fences' rule of a store.

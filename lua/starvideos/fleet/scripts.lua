@@ -126,7 +126,8 @@ if ARGV[3] ~= '' then
 end
 return 1
 ]],
-  -- KEYS task:<id>, unfinished; ARGV id, path, retain, bytes ('' unknown), P, sha256 ('' unknown), fence ('' any):
+  -- KEYS task:<id>, unfinished; ARGV id, path, retain, bytes ('' unknown), P, sha256 ('' unknown), fence ('' any),
+  -- etag ('' none):
   -- written only by the task's holder at that number (0: another holds it, or no record)
   downloaded = FIRST .. [[
 local fence = redis.call('HGET', KEYS[1], 'fence')
@@ -134,11 +135,18 @@ if redis.call('EXISTS', KEYS[1]) == 0 or (ARGV[7] ~= '' and (fence or FIRST) ~= 
 redis.call('HSET', KEYS[1], 'path', ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'bytes', ARGV[4]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'sha256', ARGV[6]) end
+if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'etag', ARGV[8]) end
 local key = redis.call('HGET', KEYS[1], 'key_hash')
 if key then redis.call('EXPIRE', ARGV[5] .. 'key:' .. key, tonumber(ARGV[3])) end
-redis.call('HDEL', KEYS[1], 'part', 'part_dest')
+redis.call('HDEL', KEYS[1], 'part', 'part_dest', 'upload')
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+]],
+  -- KEYS task:<id>; ARGV an upload's record ('' : it ended) (storage/object.lua)
+  upload = [[
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'upload') else redis.call('HSET', KEYS[1], 'upload', ARGV[1]) end
 return 1
 ]],
   -- KEYS task:<id>; ARGV part, part_dest

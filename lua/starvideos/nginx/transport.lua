@@ -137,7 +137,8 @@ function N:send(r)
   if proxy == nil then return nil, bad_proxy end
   local fh, offset = open_part(self, r)
   if fh == nil then return nil, offset end
-  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, auth = r.op ~= "media" and r.auth,
+  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op,
+    auth = r.op ~= "media" and r.op ~= "storage" and r.auth,
     offset = offset, have = offset, from = r.op == "media" and (r.offset or 0),
     fh = fh, parts = {}, kept = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
@@ -173,7 +174,7 @@ function N:result(x)
   local date = x.date and core.http_date(x.date)
   if x.date then self.skew = date and date - core.wall() end
   local task, err, wire, bytes, total = core.verdict(x.op, x.status, table.concat(x.parts), x.retry_after,
-    x.wire, x.message, x.have, x.total, self.key)
+    x.wire, x.message, x.have, x.total, self.key, x.heads)
   if x.fh then
     if task then
       self.whole[x.r.file] = x.fh

@@ -144,7 +144,7 @@ end
 
 -- The body as its headers frame it: true | nil, wire, message.
 local function body(x, h)
-  if x.status == 204 or x.status == 304 or x.r.head then return true end
+  if x.status == 204 or x.status == 304 or x.r.head or x.r.method == "HEAD" then return true end
   if not (h["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
     local cl = h["content-length"]
     if cl and not cl:find("^%d+$") then return nil, "garbled", "a bad Content-Length" end
@@ -276,8 +276,8 @@ local function request(c, x, u, key)
   local r = x.r
   -- to a proxy, an http URL whole (absolute form); https goes through a tunnel
   local target = x.proxy and u.scheme == "http" and "http://" .. u.authority .. u.target or u.target
-  local t = { r.head and "HEAD " or r.body and "POST " or "GET ", target, " HTTP/1.1\r\nHost: ", u.authority,
-    "\r\nUser-Agent: ", c.ua, "\r\n" }
+  local method = r.method or (r.head and "HEAD" or r.body and "POST" or "GET")
+  local t = { method, " ", target, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua, "\r\n" }
   if target ~= u.target and x.proxy.auth then t[#t + 1] = x.proxy.auth end -- an http URL through a proxy
   if x.op == "download" then -- never the key: the video lives on another host
     t[#t + 1] = "Accept: video/mp4, */*\r\n"
@@ -285,13 +285,19 @@ local function request(c, x, u, key)
   elseif x.op == "media" then -- never the key: the media lives on another host
     t[#t + 1] = "Accept: */*\r\n"
     if not r.head then t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1) end
+  elseif x.op == "storage" then -- the user's store: its signed lines, never the key
+    t[#t + 1] = (r.headers or ""):gsub("\n", "\r\n")
+    if r.body or method == "PUT" or method == "POST" then
+      t[#t + 1] = "Content-Length: " .. #(r.body or "") .. "\r\n"
+    end
   else -- a notify goes to the user's own host: never the key, and the event's webhook-* lines
     if x.auth and x.op ~= "notify" then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
     t[#t + 1] = "Accept: application/json\r\n"
     if r.headers then t[#t + 1] = r.headers:gsub("\n", "\r\n") end
     if r.body then t[#t + 1] = "Content-Type: application/json\r\nContent-Length: " .. #r.body .. "\r\n" end
   end
-  t[#t + 1] = "\r\n" .. (r.body or "")
+  t[#t + 1] = "\r\n"
+  t[#t + 1] = r.body or "" -- (a part's megabytes: not copied into another string)
   return t
 end
 
@@ -325,6 +331,11 @@ function W.exchange(c, x, key)
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
     x.status, x.retry_after, x.date = status, h["retry-after"], (x.op == "query" or x.op == "create") and h.date or nil
+    if x.op == "storage" then -- the answer's header lines, as libcurl's transport gives them
+      local lines = {}
+      for k, v in pairs(h) do lines[#lines + 1] = k .. ": " .. v .. "\n" end
+      x.heads = table.concat(lines)
+    end
     local follow, ok, wire, msg = x.r.follow and REDIRECT[status] and h.location
     x.at = u.path
     if x.op == "download" and (status == 200 or status == 206) and not follow then

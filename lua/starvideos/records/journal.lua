@@ -147,9 +147,10 @@ function J.take(st, line)
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
     elseif ev == "part" and type(rec.path) == "string" then
       t.part = rec.path
+    elseif ev == "upload" then t.upload = type(rec.upload) == "string" and rec.upload or nil -- (false: ended)
     end
     if (ev == "downloaded" or sample) and type(rec.path) == "string" then
-      t.path, t.bytes, t.sha256 = rec.path, rec.bytes, rec.sha256
+      t.path, t.bytes, t.sha256, t.etag, t.upload = rec.path, rec.bytes, rec.sha256, rec.etag, nil
     end
   end
   return rec
@@ -220,7 +221,8 @@ end
 -- start); from, its owner.
 function J.carried(t, dest, from)
   local part = dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" and dest or nil
-  return { id = t.id, model = t.model, out = t.out, part = part, from = from }
+  local upload = type(t.upload) == "string" and t.upload ~= "" and t.upload or nil
+  return { id = t.id, model = t.model, out = t.out, part = part, from = from, upload = upload }
 end
 
 -- The tasks of list neither downloaded nor failed, as resume carries them.
@@ -249,9 +251,11 @@ local function whole(n) return type(n) == "number" and math_floor(n) or nil end 
 local function entry(t)
   local ended = t.status == "failed" or t.status == "completed"
   local state = t.path and "downloaded" or ended and t.status or "created"
+  local up = type(t.upload) == "string" and t.upload ~= "" and cjson.decode(t.upload) -- (storage/object.lua's)
   return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), sha256 = t.sha256, model = t.model,
-    prompt = J.head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost) }
+    prompt = J.head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost), etag = t.etag,
+    uploading = type(up) == "table" and type(up.parts) == "table" and { parts = #up.parts, id = up.upload } or nil }
 end
 
 -- Every task and create of st (what a ledger folded: list, pending, settled, abandoned) as client:tasks
@@ -273,31 +277,6 @@ function J.tasks(st)
   end)
   for _, t in ipairs(list) do t.seq = nil end
   return list
-end
-
-function J.size(path)
-  local f = io_open(path, "rb")
-  if not f then return nil end
-  local size = f:seek("end")
-  f:close()
-  return size
-end
-
--- A downloaded task's file (an entry of J.tasks) against what was recorded when it was saved:
--- "ok", or "missing" or "changed" and why.  Its size first; its SHA-256, when recorded, then.
-function J.check_file(t)
-  local size = J.size(t.path)
-  if not size then return "missing", string_format("%s is missing (or cannot be read)", t.path) end
-  if t.bytes and size ~= t.bytes then
-    return "changed", string_format("%s holds %d bytes; %d were saved", t.path, size, t.bytes)
-  end
-  if not t.sha256 then return "ok" end
-  local sum, err = require("starvideos.sign").sha256_file(t.path)
-  if not sum then return "missing", string_format("%s cannot be read: %s", t.path, tostring(err)) end
-  if sum ~= t.sha256 then
-    return "changed", string_format("%s has SHA-256 %s; %s was saved", t.path, sum, t.sha256)
-  end
-  return "ok"
 end
 
 -- What differs between two create bodies (JSON texts), "duration 5 there, 10 here; ...".

@@ -6,6 +6,8 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
+local Download = require "starvideos.download"
+local Sink = require "starvideos.sink"
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
 local rule = require "starvideos.lease"
@@ -152,8 +154,10 @@ function L.key_answer(e, want, at)
       .. " give another %s, or fresh = true", what, want.key, e.id, journal.differ(e.body, want.body), what),
       { field = what, id = e.id })
   end
-  return { id = e.id, model = e.model, alive = e.alive, whole = e.bytes ~= nil and want.out ~= nil
-    and journal.check_file { path = want.out, bytes = e.bytes, sha256 = e.sha256 } == "ok" }
+  -- (an object is taken as whole once recorded: looking would take a request)
+  return { id = e.id, model = e.model, alive = e.alive, upload = e.upload, whole = e.bytes ~= nil and want.out ~= nil
+    and (Sink.object(want.out) and e.path == want.out
+      or Download.check { path = want.out, bytes = e.bytes, sha256 = e.sha256 } == "ok") }
 end
 
 local function follow(self)
@@ -309,8 +313,9 @@ function L:status(id, status, took, within, why)
 end
 
 -- Written under the journal's lock, only at the holder's number, when its lease lapsed (else no claim came).
-function L:downloaded(id, path, sha256)
-  local rec = { event = "downloaded", id = id, path = path, bytes = journal.size(path), sha256 = sha256 }
+function L:downloaded(id, path, sha256, bytes, etag)
+  local rec = { event = "downloaded", id = id, path = path, bytes = bytes or Download.size(path), sha256 = sha256,
+    etag = etag }
   local lapsed = self:lapsed(id)
   local n, by = self.fences:let_go(id)
   if lapsed then -- (nil: the journal could not be locked; written all the same)
@@ -319,6 +324,11 @@ function L:downloaded(id, path, sha256)
     if leases.holds(self, id, n, by, function(lock) return lock:append(self.path, line) end) ~= nil then return end
   end
   append(self, rec)
+end
+
+-- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil).
+function L:upload(id, out, state)
+  return append(self, { event = "upload", id = id, path = out, upload = state or false }, true)
 end
 
 function L:part(id, part, path)

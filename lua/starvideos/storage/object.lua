@@ -1,0 +1,372 @@
+-- The bucket sink (sink.lua's interface, for an s3://bucket/key out): the video read from its URL a part at a
+-- time (a Range GET of PART bytes, op media) into a multipart upload (op storage, storage/s3.lua), one part in
+-- the store's hands while the next is read, never more.  Each part passes starvideos.sign's stream on the way
+-- (the video's SHA-256, the part's checksum, the whole-MP4 check) and is recorded in the ledger once the store
+-- took it (ledger:upload: the upload id, the parts, the stream's state), so that a later process goes on
+-- from the next part.  The upload is completed (commit) only when the video is whole and right, then copied
+-- onto itself with its x-amz-meta-sha256 (S3 takes metadata only at an upload's start); a failed check or
+-- transfer aborts it: the object is there whole, or not at all, and no upload of ours is left.
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
+local errors = require "starvideos.errors"
+local Request = require "starvideos.request"
+local S3 = require "starvideos.storage.s3"
+local cjson = require("cjson.safe").new()
+
+local setmetatable, type, tostring, ipairs, string_format, table_concat = setmetatable, type, tostring, ipairs,
+  string.format, table.concat
+local new_error, now = errors.new_error, core.now
+
+local O = {}
+
+O.PART = 5 * 1024 * 1024 -- bytes of a part (S3's least but for the last; a multiple of 64: the stream's state)
+
+local stores = setmetatable({}, { __mode = "k" }) -- a client's cfg -> its store
+local learned = {} -- store (where) -> "md5" once it refused x-amz-checksum-* (said once)
+
+local function sign() return require "starvideos.sign" end
+
+-- The store of a client's cfg (its storage option, else AWS_*): st, or nil, err.
+local function store_of(cfg)
+  local st = stores[cfg]
+  if st then return st end
+  local err
+  st, err = S3.store_of(cfg.storage)
+  stores[cfg] = st
+  return st, err
+end
+
+function O.check_out(out, cfg)
+  local bucket, err = S3.parse(out, "out")
+  if not bucket then return nil, err end
+  local st, serr = store_of(cfg)
+  if not st then return nil, serr end
+  return true
+end
+
+function O.check_dir(dir, field, cfg)
+  local bucket, err = S3.parse(dir, field, true)
+  if not bucket then return nil, err end
+  local st, serr = store_of(cfg)
+  if not st then return nil, serr end
+  return true
+end
+
+function O.left() return nil end -- (each part is recorded as the store takes it)
+
+-- A request of shape op (S3.OPS) on the object for owner: sent now, it advances owner when done.
+local function call(owner, op, a, t, long)
+  local r, err = S3.request(owner.st, op, owner.bucket, owner.key_name, a)
+  local req = Request.new(owner.loop, owner.key, owner.cfg, owner, "storage", r and r.url or owner.out, owner.path,
+    nil, r and r.body, owner.deadline, { method = r and r.method, headers = r and r.headers, long = long })
+  if not r then
+    req.done, req.err = true, err
+    return req
+  end
+  req:send(t)
+  return req
+end
+
+-- The ETag an answer gives (its header, else its XML's), quotes kept.
+local function etag_of(answer)
+  return answer.headers:match("[Ee][Tt][Aa][Gg]:%s*([^\r\n]*)") or S3.xml(answer.body, "ETag")
+end
+
+------------------------------------------------------------------ the upload (the transfer)
+
+local U = {}
+U.__index = U
+
+-- The state text the ledger keeps of an upload (self.rec), decoded: a table, or nil.
+local function recorded(text)
+  local rec = type(text) == "string" and cjson.decode(text)
+  if type(rec) == "table" and type(rec.upload) == "string" and type(rec.parts) == "table" then return rec end
+end
+
+function O.fetch(job, t, url, path, d)
+  local bucket, key_name = S3.parse(job.out, "out")
+  local st, serr = store_of(job.cfg)
+  local u = setmetatable({ job = job, loop = job.loop, key = job.key, cfg = job.cfg, st = st, bucket = bucket,
+    key_name = key_name, out = job.out, url = url, video_path = path, path = "/" .. tostring(bucket) .. "/" ..
+    tostring(key_name), deadline = job.deadline, duration = d.duration, done = false, bytes = 0,
+    owner = job, op = "download", started = true }, U) -- (to the job, a download: kept when a close cancels it)
+  if not (bucket and st) then
+    return job:await(u:finish(serr or new_error("invalid_request", "out: not an object URL")), t)
+  end
+  local rec = recorded(d.upload)
+  u.rec = rec or { parts = {}, checksum = learned[st.where] or "sha256" }
+  u.stream = u:stream_of(rec and rec.state)
+  if rec and not u.stream and not rec.sha256 then -- a record we cannot go on from: its upload goes, a new one
+    u.stale = rec.upload
+    u.rec = { parts = {}, checksum = u.rec.checksum }
+    u.stream = u:stream_of(nil)
+  end
+  u.total = rec and rec.total
+  job:await(u, t)
+  if not u.done then u:go(t) end
+end
+
+function U:stream_of(state)
+  return (sign().stream(type(self.duration) == "number" and self.duration or -1, self.rec.checksum == "md5", state))
+end
+
+-- The upload ends (err: why, and then its upload was aborted): the job is told.
+function U:finish(err)
+  self.done, self.err = true, err
+  if err and err.check == nil and self.checked then err.check = self.checked end
+  if self.job.req == self then self.job:advance(now()) end
+  return self
+end
+
+-- The ledger's record of the upload now (nil: it ended).
+function U:record(text)
+  if self.job.id then self.job.ledger:upload(self.job.id, self.out, text) end
+end
+
+-- It failed (err): its upload aborted first (nothing of ours left at the key), then the job told.
+function U:fail(err, t)
+  self.failed = err
+  self.get, self.put = nil, nil
+  if not self.rec.upload then return self:finish(err) end
+  self.aborting = call(self, "abort", { upload = self.rec.upload }, t)
+end
+
+-- The next thing to send: the upload made, a part read, a part put; the end once all are in.
+function U:go(t)
+  if self.done or self.aborting or self.failed then return end
+  if self.stale and not self.call then
+    self.call = call(self, "abort", { upload = self.stale }, t) -- (its answer: NoSuchUpload is as good)
+    self.stale = nil
+    return
+  end
+  if not self.rec.upload then
+    if not self.call then
+      self.call = call(self, "create", { checksum = self.rec.checksum }, t)
+    end
+    return
+  end
+  if self.ready and not self.put then
+    local p = self.ready
+    self.ready = nil
+    self.put = call(self, "part", { n = p.n, upload = self.rec.upload, checksum = self.rec.checksum,
+      sum = self.rec.checksum == "md5" and p.md5 or p.sha_b64, payload = p.sha_hex, body = p.body }, t, true)
+    self.put.part = p
+  end
+  if not self.get and not self.ready and not self.eof and not self.rec.sha256 then self:read(t) end
+  if self.eof and not self.ready and not self.put then
+    self.whole, self.sha256, self.bytes = true, self.rec.sha256, self.total
+    self:finish()
+  end
+end
+
+-- The next part's bytes asked for: from where the stream goes on to the end of the part it is in.
+function U:read(t)
+  local from, at = self.stream:from(), self.stream:at()
+  local upto = at + O.PART
+  if self.total and upto > self.total then upto = self.total end
+  if self.total and from >= self.total then self.eof = true; return end
+  self.get = Request.new(self.loop, self.key, self.cfg, self, "media", self.url, self.video_path, nil, nil,
+    self.deadline, { offset = from, max_body = upto - from, long = true })
+  self.get.from, self.get.at = from, at
+  self.get:send(t)
+end
+
+-- A part's bytes came (req: the GET): checked and hashed, and queued to be put.
+function U:got(req, t)
+  if req.err then self.wire = req.wire; return self:fail(req.err, t) end
+  local bytes = req.task
+  req.task = nil -- (a part's megabytes: the put's alone from now on)
+  self.total = self.total or req.total
+  if #bytes == 0 then
+    return self:fail(new_error("protocol", string_format("download: no bytes at %.0f of %s", req.from,
+      tostring(self.total))), t)
+  end
+  local ok, why = self.stream:feed(bytes)
+  if not ok then
+    self.checked = why
+    return self:fail(new_error("protocol", string_format("download: %s is not a whole video: %s", self.out, why),
+      { check = why }), t)
+  end
+  local at = self.stream:at()
+  local sha_hex, sha_b64, md5 = self.stream:part()
+  self.n = (self.n or #self.rec.parts) + 1
+  local p = { n = self.n, body = req.from < req.at and bytes:sub(req.at - req.from + 1) or bytes,
+    sha_hex = sha_hex, sha_b64 = sha_b64, md5 = md5, at = at }
+  self.eof = self.total ~= nil and at >= self.total
+  if self.eof then -- the whole video: checked before its last part is put (a wrong one is never completed)
+    local sum, cwhy, notwhole = self.stream:finish()
+    if not sum then
+      self.checked = notwhole and cwhy or nil
+      return self:fail(new_error(notwhole and "protocol" or "io", string_format("download: %s is not a whole "
+        .. "video: %s", self.out, tostring(cwhy)), { check = notwhole and cwhy or nil }), t)
+    end
+    p.sha256 = sum
+  else
+    p.state = self.stream:save()
+  end
+  self.ready = p
+end
+
+-- The store took part p (req: its PUT): recorded, then the next.
+function U:taken(req, t)
+  local p = req.part
+  if req.err then return self:fail(req.err, t) end
+  local etag = etag_of(req.task)
+  if not etag then return self:fail(new_error("protocol", "storage: the store named no ETag for part " .. p.n), t) end
+  local rec = self.rec
+  rec.parts[p.n] = { etag, self.rec.checksum == "md5" and p.md5 or p.sha_b64 }
+  rec.state, rec.total, rec.sha256 = p.state, self.total, p.sha256
+  self.bytes, p.body, req.body = p.at, nil, nil
+  self:record(cjson.encode(rec))
+  self.job:progress(p.at, self.total)
+  collectgarbage() -- (the part's megabytes let go of now, not when the heap has doubled)
+end
+
+-- The store refused x-amz-checksum-* (err, to the create that asked for them): parts carry Content-MD5 from now on,
+-- said once per store.
+local function refused_checksums(self, err)
+  if self.rec.checksum ~= "sha256" or not (err.status == 400 or err.status == 501) then return false end
+  learned[self.st.where] = "md5"
+  self.rec.checksum = "md5"
+  self.stream = self:stream_of(nil)
+  local on_event = self.cfg.on_event
+  if on_event then
+    on_event { type = "warning", message = string_format("storage %s refused x-amz-checksum-* (%s): parts carry "
+      .. "Content-MD5 instead", self.st.where, tostring(err.message)) }
+  end
+  return true
+end
+
+-- A create or an abort answered (req).
+function U:called(req, t)
+  if self.aborting == req then
+    self.aborting = nil
+    if not req.err or req.err.status == 404 then self:record(nil) end -- (an upload gone already: none left)
+    return self:finish(self.failed)
+  end
+  if req.err and req.err.kind ~= "not_found" and req.task == nil and not self.rec.upload and
+      refused_checksums(self, req.err) then
+    return
+  end
+  if self.rec.upload then return end -- (a stale upload's abort)
+  if req.err then return self:fail(req.err, t) end
+  local id = S3.xml(req.task.body, "UploadId")
+  if not id then return self:fail(new_error("protocol", "storage: the store's answer named no UploadId"), t) end
+  self.rec.upload = id
+  self:record(cjson.encode(self.rec))
+end
+
+function U:advance(t)
+  if self.done then return end
+  for _, k in ipairs { "call", "aborting", "get", "put" } do
+    local req = self[k]
+    if req and req.done then
+      if k ~= "aborting" then self[k] = nil end
+      if k == "get" then self:got(req, t) elseif k == "put" then self:taken(req, t) else self:called(req, t) end
+      if self.done then return end
+    end
+  end
+  self:go(t)
+end
+
+-- Cancelled (a close, keep: its parts stay recorded for the next; else aborted, as best it can be).
+function U:cancel(keep)
+  if self.done then return end
+  for _, k in ipairs { "call", "get", "put" } do
+    if self[k] then self[k]:cancel(); self[k] = nil end
+  end
+  self.done = true
+  if not keep and self.rec.upload and not self.aborting then
+    self.aborting = call(self, "abort", { upload = self.rec.upload }, now())
+  end
+end
+
+function O.release() end -- (a whole upload let go of uncommitted: its parts stay, recorded)
+
+------------------------------------------------------------------ the commit: complete, then the metadata
+
+local C = {}
+C.__index = C
+
+function O.commit(got, owner)
+  local c = setmetatable({ owner = owner, got = got, loop = got.loop, key = got.key, cfg = got.cfg, st = got.st,
+    bucket = got.bucket, key_name = got.key_name, out = got.out, path = got.path, deadline = got.deadline,
+    done = false, sha256 = got.sha256, bytes = got.bytes }, C)
+  local parts = {}
+  for n, p in ipairs(got.rec.parts) do
+    parts[n] = string_format("<Part><PartNumber>%d</PartNumber><ETag>%s</ETag>%s</Part>", n,
+      p[1]:gsub("&", "&amp;"):gsub("<", "&lt;"), got.rec.checksum == "sha256" and "<ChecksumSHA256>" .. p[2]
+      .. "</ChecksumSHA256>" or "")
+  end
+  c.req = call(c, "complete", { upload = got.rec.upload,
+    body = "<CompleteMultipartUpload>" .. table_concat(parts) .. "</CompleteMultipartUpload>" }, now())
+  return c
+end
+
+-- An answer that is an error though its status is 200 (S3's way for complete and copy).
+local function error_in(answer)
+  local code = S3.xml(answer.body, "Code")
+  if answer.body:find("<Error>", 1, true) and code then
+    return new_error("server", "storage: " .. code .. ": " .. tostring(S3.xml(answer.body, "Message")),
+      { transient = true })
+  end
+end
+
+function C:advance(t)
+  local req = self.req
+  if self.done or not req.done then return end
+  local err = req.err or error_in(req.task)
+  if err then return self:committed(err) end
+  if not self.copied then
+    self.copied = true
+    self.req = call(self, "copy", { source = "/" .. self.bucket .. "/" .. sign().uri_encode(self.key_name, true),
+      sha256 = self.sha256 }, t)
+    return
+  end
+  self.etag = S3.xml(req.task.body, "ETag")
+  self:committed()
+end
+
+function C:committed(err)
+  self.done, self.err = true, err
+  if err then err.message = "storage: " .. self.out .. ": " .. err.message end
+  self.owner:advance(now())
+end
+
+function C:cancel() self.done = true end
+
+------------------------------------------------------------------ list --check
+
+-- One request of shape op on bucket's key, driven on ctx's loop to its end: its answer, or nil, err.
+function O.ask(ctx, out, op, a)
+  local bucket, key_name = S3.parse(out, "path")
+  local st, err = store_of(ctx.cfg)
+  if not (bucket and st) then return nil, err or key_name end
+  local owner = { loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, st = st, bucket = bucket, key_name = key_name,
+    out = out, path = "/" .. bucket .. "/" .. key_name, advance = function() end }
+  local req = call(owner, op, a, now())
+  ctx.loop:drive(function() return req.done end)
+  if req.err then return nil, req.err end
+  return req.task
+end
+
+-- A saved object against what was recorded (t: path, bytes, sha256), by HEAD: "ok", or "missing" or "changed"
+-- and why.
+function O.check(t, ctx)
+  local answer, err = O.ask(ctx, t.path, "head")
+  if not answer then
+    return "missing", string_format("%s: %s", t.path, err.status == 404 and "no object" or tostring(err.message))
+  end
+  local h = answer.headers:lower()
+  local size, sum = tonumber(h:match("content%-length:%s*(%d+)")), h:match("x%-amz%-meta%-sha256:%s*(%x+)")
+  if t.bytes and size ~= t.bytes then
+    return "changed", string_format("%s holds %s bytes; %d were saved", t.path, tostring(size), t.bytes)
+  end
+  if t.sha256 and sum ~= t.sha256 then
+    return "changed", string_format("%s has x-amz-meta-sha256 %s; %s was saved", t.path, tostring(sum), t.sha256)
+  end
+  return "ok"
+end
+
+return O

@@ -1,0 +1,194 @@
+-- S3 and the stores that speak its API (docs/storage.md): where an object is (s3://bucket/key), the store a
+-- client's `storage` option and the AWS_* environment name, the requests the library sends (OPS: a row per
+-- request shape), each signed with SigV4 by starvideos.sign, and the few fields read from their answers.
+-- It sends nothing itself: a request's parts go to request.lua (op "storage") over the loop's transport.
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
+local errors = require "starvideos.errors"
+
+local type, tostring, pairs, ipairs, string_format, table_concat, os_time, os_getenv =
+  type, tostring, pairs, ipairs, string.format, table.concat, os.time, os.getenv
+local new_error = errors.new_error
+
+local S = {}
+
+S.EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" -- the SHA-256 of no bytes
+S.UNSIGNED = "UNSIGNED-PAYLOAD"
+
+local function sign() return require "starvideos.sign" end
+
+-- Whether s is UTF-8 without control characters (a key's bytes go into the path and the XML of a request).
+local function key_text_ok(s)
+  if s:find("[%z\1-\31\127]") then return false end
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len = c < 0x80 and 1 or c >= 0xC2 and c < 0xE0 and 2 or c >= 0xE0 and c < 0xF0 and 3
+      or c >= 0xF0 and c < 0xF5 and 4 or nil
+    if not len or i + len - 1 > n then return false end
+    for j = i + 1, i + len - 1 do
+      local b = s:byte(j)
+      if b < 0x80 or b > 0xBF then return false end
+    end
+    i = i + len
+  end
+  return true
+end
+
+local function bad(field, url, why)
+  return nil, new_error("invalid_request", string_format("%s: %s is not an object URL: %s (expected "
+    .. "s3://bucket/key)", field, url, why), { field = field })
+end
+
+-- "s3://bucket/key" (prefix: a folder's, "s3://bucket[/prefix/]", its key "" or ending in /) -> bucket, key
+-- | nil, err (invalid_request, field).  A bucket as S3 names them; a key of 1 to 1024 bytes of UTF-8 without
+-- control characters, neither starting with / nor holding a . or .. part.
+function S.parse(url, field, prefix)
+  if type(url) ~= "string" then return bad(field, tostring(url), "not a string") end
+  local bucket, key = url:match("^[sS]3://([^/]*)/?(.*)$")
+  if not bucket then return bad(field, url, "it does not start with s3://") end
+  if #bucket < 3 or #bucket > 63 or not bucket:find("^[a-z0-9][a-z0-9.-]*[a-z0-9]$") or bucket:find("..", 1, true)
+      or bucket:find("^%d+%.%d+%.%d+%.%d+$") then
+    return bad(field, url, "the bucket must be 3 to 63 characters of a-z 0-9 . -, starting and ending with a "
+      .. "letter or digit")
+  end
+  if not prefix and key == "" then return bad(field, url, "no key after the bucket") end
+  if not prefix and key:sub(-1) == "/" then return bad(field, url, "a key ending in / names a folder") end
+  if #key > 1024 or not key_text_ok(key) then
+    return bad(field, url, "the key must be at most 1024 bytes of UTF-8 without control characters")
+  end
+  if key:find("^/") or ("/" .. key .. "/"):find("/%.%.?/") then
+    return bad(field, url, "the key may not start with / nor hold a . or .. part")
+  end
+  if prefix and key ~= "" and key:sub(-1) ~= "/" then key = key .. "/" end
+  return bucket, key
+end
+
+-- What a store needs, from the storage option (t), else the environment; nil, err (field storage.*) when a
+-- value is wrong or the credentials are missing.  Never a secret in a message.
+local ENV = { endpoint = "AWS_ENDPOINT_URL", region = "AWS_REGION", access_key = "AWS_ACCESS_KEY_ID",
+  secret_key = "AWS_SECRET_ACCESS_KEY", session_token = "AWS_SESSION_TOKEN" }
+
+local function env(name)
+  local v = os_getenv(name)
+  if v ~= "" then return v end
+end
+
+local function refuse(field, why)
+  return nil, new_error("invalid_request", "storage." .. field .. ": " .. why, { field = "storage." .. field })
+end
+
+function S.store_of(t)
+  t = t or {}
+  local v = {}
+  for k, name in pairs(ENV) do v[k] = t[k] or env(name) end
+  v.region = v.region or env("AWS_DEFAULT_REGION") or "us-east-1"
+  if not v.region:find("^[a-z0-9-]+$") then return refuse("region", "expected a region such as us-east-1") end
+  local endpoint = v.endpoint or string_format("https://s3.%s.amazonaws.com", v.region)
+  local u, uerr = core.check_url(endpoint, "storage.endpoint", true)
+  if not u then return refuse("endpoint", uerr.message) end
+  if u.path ~= "/" then return refuse("endpoint", "expected http(s)://host[:port], without a path") end
+  if not (v.access_key and v.secret_key) then
+    return refuse("access_key", "no credentials: give storage = {access_key =, secret_key =} or set "
+      .. "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+  end
+  local aws = u.host:find("%.amazonaws%.com$") ~= nil
+  return { scheme = u.scheme, host = u.host, port = u.port, authority = u.authority, region = v.region,
+    access_key = v.access_key, secret_key = v.secret_key, session_token = v.session_token,
+    path_style = t.path_style, aws = aws, where = u.scheme .. "://" .. u.authority }
+end
+
+-- Where bucket's key is on the store: host (as Host sends it), the path (the key's bytes encoded once, / kept),
+-- and the URL's start.  Virtual-host style for AWS's own endpoints (a bucket without dots), else path style,
+-- unless path_style says.
+function S.target(st, bucket, key)
+  local virtual = st.path_style == false or (st.path_style == nil and st.aws and not bucket:find(".", 1, true))
+  local host = virtual and bucket .. "." .. st.authority or st.authority
+  local path = (virtual and "/" or "/" .. bucket .. "/") .. sign().uri_encode(key or "", true)
+  return host, path, st.scheme .. "://" .. host
+end
+
+-- The request shapes the library sends (a: the call's values): method, query, headers, body (payload: its
+-- SHA-256, hex; a part's comes with it).  spec/core/sigv4_spec.lua signs each against the AWS SDK's signer.
+S.OPS = {
+  create = function(a) -- CreateMultipartUpload (checksum: "sha256" asks for per-part SHA-256 checksums)
+    return "POST", { uploads = "" }, { ["Content-Type"] = "video/mp4",
+      ["x-amz-checksum-algorithm"] = a.checksum == "sha256" and "SHA256" or nil }
+  end,
+  part = function(a) -- UploadPart, its checksum as the store takes it
+    local h = a.checksum == "sha256" and { ["x-amz-checksum-sha256"] = a.sum } or { ["Content-MD5"] = a.sum }
+    return "PUT", { partNumber = tostring(a.n), uploadId = a.upload }, h, a.body, a.payload
+  end,
+  complete = function(a) -- CompleteMultipartUpload
+    return "POST", { uploadId = a.upload }, { ["Content-Type"] = "application/xml" }, a.body
+  end,
+  abort = function(a) return "DELETE", { uploadId = a.upload }, {} end,
+  copy = function(a) -- the object copied onto itself with its metadata (S3 takes metadata only at an upload's start)
+    return "PUT", nil, { ["x-amz-copy-source"] = a.source, ["x-amz-metadata-directive"] = "REPLACE",
+      ["Content-Type"] = a.type or "video/mp4", ["x-amz-meta-sha256"] = a.sha256 }
+  end,
+  head = function() return "HEAD", nil, {} end,
+  uploads = function(a) return "GET", { uploads = "", prefix = a.prefix }, {} end, -- ListMultipartUploads
+  put = function(a) return "PUT", nil, { ["Content-Type"] = a.type, ["x-amz-meta-sha256"] = a.sha256 }, a.body end,
+  delete = function() return "DELETE", nil, {} end,
+}
+
+-- Request op of S.OPS on bucket's key (a: its values), signed now (time: seconds, else os.time()): {method =,
+-- url =, headers = "Name: value\n" lines, body =, payload =}, or nil, err.
+function S.request(st, op, bucket, key, a, time)
+  a = a or {}
+  local method, query, headers, body, payload = S.OPS[op](a)
+  payload = payload or (body and sign().sha256(body)) or S.EMPTY
+  local host, path, base = S.target(st, bucket, key)
+  local r, err = sign().sigv4 { method = method, host = host, path = path, query = query, headers = headers,
+    payload = payload, region = st.region, service = "s3", access_key = st.access_key, secret_key = st.secret_key,
+    session_token = st.session_token, time = time or os_time() }
+  if not r then return nil, err end
+  local lines = {}
+  for name, value in pairs(headers) do lines[#lines + 1] = name .. ": " .. value .. "\n" end
+  lines[#lines + 1] = "x-amz-date: " .. r.date .. "\nx-amz-content-sha256: " .. payload .. "\n"
+  if st.session_token then lines[#lines + 1] = "x-amz-security-token: " .. st.session_token .. "\n" end
+  lines[#lines + 1] = "Authorization: " .. r.authorization .. "\n"
+  return { method = method, url = base .. path .. (r.query ~= "" and "?" .. r.query or ""), body = body,
+    headers = table_concat(lines), payload = payload, signed = r }
+end
+
+-- A presigned GET of bucket's key for `seconds` (1 s to a week): its URL, or nil, err.
+function S.presign(st, bucket, key, seconds, time)
+  local host, path, base = S.target(st, bucket, key)
+  local r, err = sign().sigv4 { method = "GET", host = host, path = path, payload = S.UNSIGNED, region = st.region,
+    service = "s3", access_key = st.access_key, secret_key = st.secret_key, session_token = st.session_token,
+    time = time or os_time(), expires = seconds }
+  if not r then return nil, err end
+  return base .. path .. "?" .. r.query, r
+end
+
+-- The text of the first <name> element of an XML answer, its entities read; nil when there is none.
+local ENTITY = { amp = "&", lt = "<", gt = ">", quot = '"', apos = "'" }
+function S.xml(body, name)
+  local v = type(body) == "string" and body:match("<" .. name .. ">([^<]*)</" .. name .. ">")
+  return v and (v:gsub("&(#?%w+);", function(e)
+    local n = e:match("^#(%d+)$")
+    return ENTITY[e] or n and tonumber(n) < 128 and string.char(tonumber(n)) or nil
+  end))
+end
+
+-- The elements <name> of an XML answer, each a table of the fields named in `fields`.
+function S.xml_list(body, name, fields)
+  local out = {}
+  for inner in (body or ""):gmatch("<" .. name .. ">(.-)</" .. name .. ">") do
+    local e = {}
+    for _, f in ipairs(fields) do e[f] = S.xml(inner, f) end
+    out[#out + 1] = e
+  end
+  return out
+end
+
+-- text escaped for an XML element.
+function S.escape(text)
+  return (text:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
+    ["'"] = "&apos;" }))
+end
+
+return S

@@ -1,0 +1,227 @@
+-- Videos streamed into a bucket (docs/storage.md), against a real S3-compatible server: s3rver 3.7.1 behind the
+-- specs' own proxy that checks every request's SigV4 with the AWS SDK's signer (spec/npm/s3_server.js), the
+-- objects read back by the AWS SDK's own S3 client (spec/npm/s3_read.js), the videos served by the emulator.
+-- The 200 MB cases are here, in one file (the slow ones).
+local helper = require "spec.helper"
+local cjson = require "cjson"
+local socket = require "socket"
+
+local NPM = helper.root .. "/spec/npm"
+local MB = 1000 * 1000
+
+local function missing()
+  if not helper.execute("command -v node >/dev/null 2>&1") then return "node (Debian: nodejs) is not installed" end
+  for _, m in ipairs { "s3rver", "@aws-sdk/client-s3", "@smithy/signature-v4" } do
+    if not helper.exists(NPM .. "/node_modules/" .. m .. "/package.json") then
+      return m .. " is not installed in spec/npm (make installs it with npm ci; npm is needed)"
+    end
+  end
+end
+
+-- The store: s3rver and the checking proxy (refuse: x-amz-checksum-* refused), bucket "vids".
+local function start_store(refuse)
+  local dir = helper.tmpdir()
+  local st = { dir = dir .. "/data", log_file = dir .. "/log" }
+  os.execute("mkdir -p " .. helper.shell_quote(st.dir))
+  st.proc = helper.spawn("node " .. helper.shell_quote(NPM .. "/s3_server.js") .. " --dir "
+    .. helper.shell_quote(st.dir) .. " --log " .. helper.shell_quote(st.log_file) .. " --bucket vids"
+    .. (refuse and " --refuse-checksums" or ""))
+  local line = st.proc.pipe:read("*l")
+  st.port = assert(tonumber((line or ""):match('"port":(%d+)')), "the store did not start: " .. tostring(line))
+  st.url = "http://127.0.0.1:" .. st.port
+  function st.stop() os.execute("kill " .. st.proc.pid .. " 2>/dev/null"); st.proc:close() end
+  function st.log()
+    local out = {}
+    for l in (helper.read_file(st.log_file) or ""):gmatch("[^\n]+") do out[#out + 1] = cjson.decode(l) end
+    return out
+  end
+  function st.read(key) -- the object as the AWS SDK's client reads it
+    local out = helper.capture("cd " .. helper.shell_quote(NPM) .. " && node s3_read.js " .. st.url .. " vids "
+      .. helper.shell_quote(key))
+    return cjson.decode(out)
+  end
+  function st.uploads_left() -- s3rver's own folder of the uploads in progress
+    local up = st.dir .. "/vids/._S3rver_uploads"
+    return helper.exists(up) and #helper.listing(up) or 0
+  end
+  return st
+end
+
+-- A child process that generates to out and prints its result and its peak RSS (kB) as JSON.
+local GEN = [[
+local starvideos = require "starvideos"
+local base, key, port, out, journal, mode = arg[1], arg[2], arg[3], arg[4], arg[5], arg[6]
+local c = starvideos.new { base_url = base, api_key = key, journal = journal ~= "-" and journal or nil,
+  storage = { endpoint = "http://127.0.0.1:" .. port, access_key = "S3RVER", secret_key = "S3RVER" },
+  on_event = function(ev) if ev.type == "warning" then io.stderr:write("warning: ", ev.message, "\n") end end }
+local r
+if mode == "resume" then
+  local list = assert(c:resume { interval = 0.2, dir = "s3://vids/" })
+  r = list[1] or {}
+else
+  local task, err = c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = out, interval = 0.2 })
+  r = { task = task, err = err, path = task and task.path }
+end
+local hwm = io.open("/proc/self/status"):read("*a"):match("VmHWM:%s*(%d+)")
+io.stdout:write(require("cjson").encode { path = r.path or (r.task and r.task.path), sha256 = r.task and r.task.sha256,
+  err = r.err and tostring(r.err), check = r.err and r.err.check, hwm = tonumber(hwm) }, "\n")
+]]
+
+local function gen(dir, emu, st, out, journal, mode)
+  local p = helper.run_lua(dir, "gen", GEN, { emu.url, emu.key, tostring(st.port), out, journal or "-",
+    mode or "generate" })
+  return p
+end
+
+-- (the SDK's warning that node 22 will be needed from 2027 is not ours to show)
+local function result_of(p)
+  local text = p.pipe:read("*a")
+  p:close()
+  local line = text:match("(%b{})%s*$")
+  return line and cjson.decode(line) or { err = text }, text
+end
+
+describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)", function()
+  local why = missing()
+  local emu, st
+  setup(function()
+    if why then return end
+    emu = helper.emulator { queued = 0, processing = 0.3 }
+    st = start_store()
+  end)
+  teardown(function()
+    if st then st.stop() end
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  it("a 200 MB video generated to s3://: the SDK reads back the SHA-256 the journal recorded, the process's RSS "
+    .. "stays under 40 MB, no object at the key until the upload completes, every request's signature checked",
+    function()
+    if why then pending(why) return end
+    local dir = helper.tmpdir()
+    emu:config { video_size = 200 * MB }
+    local journal = dir .. "/j.jsonl"
+    local p = gen(dir, emu, st, "s3://vids/big/cat 200.mp4", journal)
+    local seen_before -- the object's file in s3rver's folder, looked at while the upload runs
+    local object = st.dir .. "/vids/big/cat 200.mp4._S3rver_object"
+    helper.wait_until(function()
+      local done = (helper.read_file(journal) or ""):find('"event":"downloaded"', 1, true)
+      if not done and helper.exists(object) then -- (every part taken first: then the upload is completed)
+        local taken = 0
+        for _, e in ipairs(st.log()) do
+          taken = taken + (e.method == "PUT" and e.part and e.status == 200 and 1 or 0)
+        end
+        seen_before = seen_before or taken < math.ceil(200 * MB / (5 * 1024 * 1024))
+      end
+      return done
+    end, 240)
+    local r, text = result_of(p)
+    assert.are.equal("s3://vids/big/cat 200.mp4", r.path, text)
+    local back = st.read("big/cat 200.mp4")
+    assert.are.equal(200 * MB, back.bytes)
+    assert.are.equal(r.sha256, back.sha256)
+    assert.are.equal(r.sha256, back.meta, "x-amz-meta-sha256")
+    assert.are.equal("video/mp4", back.type)
+    local rec
+    for l in helper.read_file(journal):gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.event == "downloaded" then rec = e end
+    end
+    assert.are.same({ "s3://vids/big/cat 200.mp4", 200 * MB, back.sha256 }, { rec.path, rec.bytes, rec.sha256 })
+    assert.truthy(rec.etag)
+    assert.is_true(r.hwm < 40 * 1024, "peak RSS " .. tostring(r.hwm) .. " kB")
+    local log, complete_at, parts = st.log(), nil, 0
+    for _, e in ipairs(log) do
+      assert.are.equal("ok", e.signature, cjson.encode(e))
+      if e.method == "PUT" and e.part then parts = parts + 1 end
+      if e.method == "POST" and e.query.uploadId then complete_at = e.at end
+    end
+    assert.are.equal(math.ceil(200 * MB / (5 * 1024 * 1024)), parts)
+    assert.truthy(complete_at)
+    assert.is_falsy(seen_before, "the object was at its key before every part was taken")
+    assert.truthy(helper.exists(object))
+    assert.are.equal(0, st.uploads_left())
+  end)
+
+  it("an HTML page at the video's URL: no object at the key, no upload left, protocol naming the check", function()
+    if why then pending(why) return end
+    local dir = helper.tmpdir()
+    emu:config { video_size = 12 * MB }
+    emu:fault { path = "/videos/", body = "<!DOCTYPE html><html><body>expired</body></html>", count = 10 }
+    local r, text = result_of(gen(dir, emu, st, "s3://vids/html.mp4", dir .. "/j.jsonl"))
+    emu:clear_faults()
+    assert.truthy(r.err, text)
+    assert.matches("not an MP4", r.err)
+    assert.is_true(st.read("html.mp4").missing)
+    assert.are.equal(0, st.uploads_left())
+  end)
+
+  it("kill -9 at a random part, 5 times, then resume: the object whole, no part the journal recorded sent again",
+    function()
+    if why then pending(why) return end
+    helper.seed("s3 kill")
+    local dir = helper.tmpdir()
+    emu:config { video_size = 200 * MB }
+    local journal, key = dir .. "/j.jsonl", "killed.mp4"
+    local function recorded() -- the parts the journal holds for the upload now
+      local n = 0
+      for l in (helper.read_file(journal) or ""):gmatch("[^\n]+") do
+        local e = cjson.decode(l)
+        if e.event == "upload" then n = type(e.upload) == "string" and #cjson.decode(e.upload).parts or 0 end
+      end
+      return n
+    end
+    local function puts_after(at) -- the part numbers PUT (answered 200) since `at` in the proxy's log
+      local out = {}
+      for _, e in ipairs(st.log()) do
+        if e.method == "PUT" and e.part and e.at > at and e.status == 200 and e.path == "/vids/" .. key then
+          out[#out + 1] = e.part
+        end
+      end
+      return out
+    end
+    for i = 1, 6 do -- five runs killed at a random part, then one to the end
+      local kept, t0 = recorded(), socket.gettime()
+      local p = gen(dir, emu, st, "s3://vids/" .. key, journal, i == 1 and "generate" or "resume")
+      if i <= 5 then
+        local stop_at = kept + math.random(1, 3)
+        assert.is_true(helper.wait_until(function() return recorded() >= stop_at end, 120), "no part recorded")
+        os.execute("kill -9 " .. p.pid)
+        p:close()
+      else
+        local r, text = result_of(p)
+        assert.are.equal("s3://vids/" .. key, r.path, text)
+      end
+      for _, n in ipairs(puts_after(t0)) do
+        assert.is_true(n > kept, string.format("run %d sent part %d again (%d were recorded)", i, n, kept))
+      end
+    end
+    local back = st.read(key)
+    assert.are.equal(200 * MB, back.bytes)
+    assert.are.equal(back.meta, back.sha256)
+    assert.are.equal(0, st.uploads_left())
+  end)
+
+  it("a store that refuses x-amz-checksum-*: the parts carry Content-MD5, said once", function()
+    if why then pending(why) return end
+    local md5 = start_store(true)
+    local dir = helper.tmpdir()
+    emu:config { video_size = 12 * MB }
+    local p = helper.run_lua(dir, "gen", GEN, { emu.url, emu.key, tostring(md5.port), "s3://vids/md5.mp4", "-",
+      "generate" })
+    local r, text = result_of(p)
+    md5.stop()
+    assert.are.equal("s3://vids/md5.mp4", r.path, text)
+    local _, warnings = text:gsub("refused x%-amz%-checksum", "")
+    assert.are.equal(1, warnings, text)
+    local puts = 0
+    for _, e in ipairs(md5.log()) do
+      if e.method == "PUT" and e.part then
+        puts = puts + 1
+        assert.are.equal(200, e.status)
+      end
+    end
+    assert.are.equal(3, puts)
+  end)
+end)

@@ -1,0 +1,138 @@
+// An S3-compatible server for the storage specs: s3rver 3.7.1 (which checks only that an access key exists),
+// behind a proxy of the specs' own that checks every request's SigV4 with the AWS SDK's own signer
+// (@smithy/signature-v4), its payload against x-amz-content-sha256, Content-MD5 and x-amz-checksum-sha256,
+// and logs each (a JSON line: method, path, query, status, bytes, part, signature).  s3rver 3.7.1 has no
+// AbortMultipartUpload nor ListMultipartUploads: the proxy answers them from s3rver's own folder of uploads.
+// With --refuse-checksums it refuses any x-amz-checksum-* header, as R2 and B2 did in 2025.
+//   node s3_server.js --dir DIR --log FILE [--bucket NAME]... [--refuse-checksums]
+// prints {"port": <the proxy's>, "s3rver": <s3rver's>} once both listen (ports chosen by the system).
+"use strict";
+const http = require("http");
+const fs = require("fs");
+const path = require("path");
+const crypto = require("crypto");
+const S3rver = require("s3rver");
+const { SignatureV4 } = require("@smithy/signature-v4");
+const { HttpRequest } = require("@smithy/core/protocols");
+const { Sha256 } = require("@aws-crypto/sha256-js");
+
+const args = process.argv.slice(2);
+const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const dir = opt("--dir"), logFile = opt("--log"), refuse = args.includes("--refuse-checksums");
+const buckets = args.filter((a, i) => args[i - 1] === "--bucket");
+const SECRETS = { S3RVER: "S3RVER" }; // s3rver's own default key
+
+const log = (e) => fs.appendFileSync(logFile, JSON.stringify(e) + "\n");
+const xmlError = (res, status, code, message) => {
+  res.writeHead(status, { "Content-Type": "application/xml" });
+  res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`);
+  return status;
+};
+
+function queryOf(raw) {
+  const q = {};
+  for (const pair of (raw || "").split("&")) {
+    if (!pair) continue;
+    const i = pair.indexOf("=");
+    q[decodeURIComponent(i < 0 ? pair : pair.slice(0, i))] = i < 0 ? "" : decodeURIComponent(pair.slice(i + 1));
+  }
+  return q;
+}
+
+// Whether the request's SigV4 is the one the SDK's signer makes of what arrived.
+async function signatureOk(req, rawPath, query) {
+  const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/
+    .exec(req.headers.authorization || "");
+  if (!m || !SECRETS[m[1]]) return false;
+  const headers = {};
+  for (const name of m[4].split(";")) headers[name] = req.headers[name];
+  if (!headers.host || !headers["x-amz-date"]) return false;
+  const d = headers["x-amz-date"];
+  const date = new Date(`${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}T${d.slice(9, 11)}:${d.slice(11, 13)}:${d.slice(13, 15)}Z`);
+  const signer = new SignatureV4({ credentials: { accessKeyId: m[1], secretAccessKey: SECRETS[m[1]],
+    sessionToken: headers["x-amz-security-token"] }, region: m[3], service: "s3", sha256: Sha256, uriEscapePath: false });
+  const signed = await signer.sign(new HttpRequest({ method: req.method, hostname: headers.host, path: rawPath, query,
+    headers }), { signingDate: date });
+  return signed.headers.authorization === req.headers.authorization;
+}
+
+// What the body must be by the headers that name its digest: null when it is, else why not.
+function payloadWrong(req, body) {
+  const h = req.headers, sha = crypto.createHash("sha256").update(body);
+  const sum = h["x-amz-content-sha256"];
+  if (sum && sum !== "UNSIGNED-PAYLOAD" && sum !== sha.copy().digest("hex")) return "XAmzContentSHA256Mismatch";
+  if (h["content-md5"] && h["content-md5"] !== crypto.createHash("md5").update(body).digest("base64")) return "BadDigest";
+  if (h["x-amz-checksum-sha256"] && h["x-amz-checksum-sha256"] !== sha.digest("base64")) return "BadDigest";
+  return null;
+}
+
+// s3rver's folder of a bucket's uploads (its FilesystemStore's layout).
+const uploadsOf = (bucket) => path.join(dir, bucket, "._S3rver_uploads");
+
+function abort(res, bucket, uploadId) {
+  const p = path.join(uploadsOf(bucket), uploadId);
+  if (!/^[0-9a-f]+$/.test(uploadId) || !fs.existsSync(p)) return xmlError(res, 404, "NoSuchUpload", "no such upload");
+  fs.rmSync(p, { recursive: true, force: true });
+  res.writeHead(204);
+  res.end();
+  return 204;
+}
+
+function listUploads(res, bucket, prefix) {
+  const items = [];
+  for (const id of fs.existsSync(uploadsOf(bucket)) ? fs.readdirSync(uploadsOf(bucket)) : []) {
+    const key = fs.readFileSync(path.join(uploadsOf(bucket), id, "key"), "utf8");
+    if (key.startsWith(prefix || "")) items.push(`<Upload><Key>${key}</Key><UploadId>${id}</UploadId></Upload>`);
+  }
+  res.writeHead(200, { "Content-Type": "application/xml" });
+  res.end(`<ListMultipartUploadsResult><Bucket>${bucket}</Bucket>${items.join("")}</ListMultipartUploadsResult>`);
+  return 200;
+}
+
+function forward(req, res, body, target) {
+  return new Promise((resolve) => {
+    const up = http.request({ host: "127.0.0.1", port: target, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(res);
+        answer.on("end", () => resolve(answer.statusCode));
+      });
+    up.on("error", () => resolve(xmlError(res, 502, "BadGateway", "s3rver did not answer")));
+    up.end(body);
+  });
+}
+
+async function handle(req, res, body, target) {
+  const [rawPath, rawQuery] = req.url.split("?");
+  const query = queryOf(rawQuery);
+  const bucket = decodeURIComponent(rawPath.split("/")[1] || "");
+  const e = { method: req.method, path: decodeURIComponent(rawPath), query, bytes: body.length,
+    part: query.partNumber ? Number(query.partNumber) : undefined, at: Date.now() / 1000 };
+  e.signature = await signatureOk(req, rawPath, query) ? "ok" : "bad";
+  const checksums = Object.keys(req.headers).filter((n) => n.startsWith("x-amz-checksum-"));
+  const wrong = payloadWrong(req, body);
+  if (e.signature !== "ok") e.status = xmlError(res, 403, "SignatureDoesNotMatch", "the SigV4 signature does not match");
+  else if (refuse && checksums.length) e.status = xmlError(res, 400, "InvalidArgument", `${checksums[0]} is not supported`);
+  else if (wrong) e.status = xmlError(res, 400, wrong, "the body does not match its digest");
+  else if (req.method === "DELETE" && query.uploadId !== undefined) e.status = abort(res, bucket, query.uploadId);
+  else if (req.method === "GET" && query.uploads !== undefined) e.status = listUploads(res, bucket, query.prefix);
+  else e.status = await forward(req, res, body, target);
+  log(e);
+}
+
+(async () => {
+  const server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: dir,
+    configureBuckets: buckets.map((name) => ({ name })) });
+  const { port: target } = await server.run();
+  const proxy = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => handle(req, res, Buffer.concat(chunks), target).catch((err) => {
+      log({ method: req.method, path: req.url, error: String(err) });
+      if (!res.headersSent) xmlError(res, 500, "InternalError", "the specs' proxy failed");
+    }));
+  });
+  proxy.listen(0, "127.0.0.1", () => {
+    process.stdout.write(JSON.stringify({ port: proxy.address().port, s3rver: target }) + "\n");
+  });
+})();
