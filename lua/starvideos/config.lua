@@ -240,8 +240,8 @@ end
 local STORAGE = { endpoint = "string", region = "string", access_key = "string", secret_key = "string",
   session_token = "string", path_style = "boolean", refs = "string", keep_refs = "boolean" }
 function C.storage(v)
-  local want = type(v) ~= "table" and "storage: a table {endpoint =, access_key =, secret_key =, ...} expected, got "
-  if want then return want .. type(v), true end
+  local bad = type(v) ~= "table" and "storage: a table {endpoint =, access_key =, secret_key =, ...} expected, got "
+  if bad then return bad .. type(v), true end
   for k, x in pairs(v) do
     if not STORAGE[k] then return "storage." .. tostring(k) .. ": unknown field (endpoint, region, access_key, "
       .. "secret_key, session_token, path_style, refs, keep_refs)", true end
