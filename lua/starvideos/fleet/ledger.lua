@@ -42,12 +42,20 @@ local function read_samples(self)
   return true
 end
 
+local unchecked = {} -- the stores of verify = false said, once in a process (by what a connection is shared by)
+
 function R.new(store, cfg, loop, key)
-  if type(store) == "string" then store = Store.new(store, { timeout = cfg.connect_timeout }) end
+  if type(store) ~= "table" or not store.cfg then store = Store.new(store, { timeout = cfg.connect_timeout }) end
+  local sc = store.cfg
+  if sc.tls and not sc.verify and not unchecked[sc.id] and cfg.on_event then
+    unchecked[sc.id] = true
+    cfg.on_event { type = "warning", message = string_format("store %s: verify = false: the server's certificate and "
+      .. "name are not checked (whoever is on the path can read and change the records)", sc.where) }
+  end
   local hash = key and key.hash or require("starvideos.key").hash_of(cfg.base_url, cfg.api_key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
-    where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
+    where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own, sc.id),
     outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {},
     peeks = setmetatable({}, { __mode = "k" }), keepers = setmetatable({}, { __mode = "k" }),
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
