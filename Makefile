@@ -9,6 +9,7 @@ CURL_LIBS ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 # libcrypto (OpenSSL) for the webhook signatures of sign.so (csrc/core/sign.c), the
 # one module linking it
 CRYPTO_LIBS ?= $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
+SSL_LIBS    ?= $(shell pkg-config --libs libssl 2>/dev/null || echo -lssl)
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 WARN      := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -43,13 +44,13 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # Debian packages the build, the tests and the demo need (test-all: every VM;
 # luarocks for spec/hosts/luarocks_spec.lua;
 # spec/hosts/nginx_spec.lua: nginx with its lua module, curl, openssl; the fleet specs:
-# redis-server, hiredis for starvideos.redis, lua-nginx-redis for nginx.redis;
+# redis-server, hiredis (and libssl-dev: TLS) for starvideos.redis;
 # spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; the storage specs: nodejs,
 # its npm packages from spec/npm by mk/npm.mk).
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
-             redis-server libhiredis-dev lua-nginx-redis tinyproxy faketime nodejs
+             redis-server libhiredis-dev tinyproxy faketime nodejs
 # The goals that install what is missing first (when apt-get exists); no other
 # goal depends on deps-checked, so a plain `make` calls no package manager.
 INSTALL_GOALS := test test-hosts test-all demo bench
@@ -100,9 +101,9 @@ build/starvideos/curl.so: $(CURL_OBJ)
 
 build/starvideos/redis.so: $(REDIS_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ $(HIREDIS_LIBS) -pthread
+	$(CC) -shared -o $@ $^ $(HIREDIS_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) -pthread
 $(REDIS_OBJ): LUA_INC += $(HIREDIS_INC)
-$(REDIS_OBJ): csrc/lua/compat.h
+$(REDIS_OBJ): csrc/lua/compat.h csrc/redis/sock.h
 redis-skipped:
 	@echo "starvideos.redis not built: hiredis not found (pkg-config hiredis; Debian: libhiredis-dev)"
 .PHONY: redis-skipped
@@ -140,9 +141,9 @@ build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/lua/compat.h | $$(DEPS_F
 
 build/$(1)/starvideos/redis.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ))
 	@mkdir -p $$(dir $$@)
-	$$(CC) -shared -o $$@ $$^ $$(HIREDIS_LIBS) -pthread
+	$$(CC) -shared -o $$@ $$^ $$(HIREDIS_LIBS) $$(SSL_LIBS) $$(CRYPTO_LIBS) -pthread
 $$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): INC_$(1) += $$(HIREDIS_INC)
-$$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): csrc/lua/compat.h
+$$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): csrc/lua/compat.h csrc/redis/sock.h
 endef
 $(foreach vm,$(VMS),$(eval $(call VM_RULES,$(vm))))
 

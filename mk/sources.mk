@@ -30,7 +30,8 @@ SIGN_MOD_SRC := $(SV_SRC) $(SIGN_SRC) $(LSV_SRC) csrc/lua/sign.c csrc/lua/stream
 # every C file of the three modules, each compiled once
 ALL_SRC      := $(SV_SRC) $(SV_HTTP_SRC) $(SIGN_SRC) $(LSV_SRC) $(CORE_LUA_SRC) csrc/lua/curl.c csrc/lua/sign.c \
                 csrc/lua/stream.c
-# starvideos.redis (redis.so: the store's connection on hiredis, loaded only when a
-# store is used; built only where hiredis is found, see the Makefile's HIREDIS).
-# Alone: it needs neither the core nor Lua but the binding's API.
-REDIS_MOD_SRC := csrc/redis/redis.c
+# starvideos.redis (redis.so: the store's connection, hiredis' protocol reader and
+# writer over its own socket, TLS on OpenSSL; loaded only when a store is used;
+# built only where hiredis is found, see the Makefile's HIREDIS).  Alone: it needs
+# neither the core nor Lua but the binding's API.
+REDIS_MOD_SRC := csrc/redis/redis.c csrc/redis/sock.c

@@ -100,6 +100,7 @@ build = {
     ["starvideos.extras.preflight"] = "lua/starvideos/extras/preflight.lua",
     ["starvideos.fleet.ask"] = "lua/starvideos/fleet/ask.lua",
     ["starvideos.fleet.budget"] = "lua/starvideos/fleet/budget.lua",
+    ["starvideos.fleet.conn"] = "lua/starvideos/fleet/conn.lua",
     ["starvideos.fleet.leases"] = "lua/starvideos/fleet/leases.lua",
     ["starvideos.fleet.ledger"] = "lua/starvideos/fleet/ledger.lua",
     ["starvideos.fleet.queue"] = "lua/starvideos/fleet/queue.lua",

@@ -280,17 +280,18 @@ describe("the Makefile's rules", function()
     expect_once("build/static/libstarvideos.a", files)
   end)
 
-  it("compile starvideos.redis once per VM and link it with hiredis alone, where hiredis is", function()
+  it("compile starvideos.redis once per VM and link it with hiredis and OpenSSL alone, where hiredis is", function()
     for _, vm in ipairs { "", "luajit/", "lua5.1/" } do
       local so = "build/" .. vm .. "starvideos/redis.so"
       local cmds = dry_run("HIREDIS=yes " .. so)
       local count, defines = compiles(cmds)
-      assert.same({ ["csrc/redis/redis.c"] = 1 }, count, so)
+      assert.same({ ["csrc/redis/redis.c"] = 1, ["csrc/redis/sock.c"] = 1 }, count, so)
       local allowed = {}
       for _, d in ipairs(DEFS) do allowed[d:sub(3)] = true end
       for d in pairs(defines) do assert.is_true(allowed[d], "-D" .. d .. " for " .. so) end
       local line = assert(cmds:match("[^\n]*%-shared %-o " .. so:gsub("%p", "%%%0") .. "[^\n]*"), so)
       assert.matches("%-lhiredis", line)
+      assert.matches("%-lssl", line)
       assert.is_nil(line:find("-lcurl", 1, true))
     end
   end)

@@ -1,6 +1,5 @@
--- The store inside nginx (lua/starvideos/store.lua over cosockets): a real nginx
--- (2 workers) started here, with resty.redis when installed, else Debian's
--- lua-nginx-redis (nginx.redis), against a real redis-server; both stopped after.
+-- The store inside nginx (lua/starvideos/fleet/store.lua over cosockets, fleet/conn.lua speaking RESP): a
+-- real nginx (2 workers) started here, against a real redis-server; both stopped after.
 
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
@@ -10,7 +9,7 @@ local socket = require "socket"
 
 local q = helper.shell_quote
 
-local why = nginx_run.missing { "/usr/sbin/nginx" } or redis_run.missing_in_nginx()
+local why = nginx_run.missing { "/usr/sbin/nginx" } or redis_run.missing()
 if why then
   describe("the store inside nginx", function() pending(why) end)
   return
@@ -27,7 +26,7 @@ store.define("budget_create", F.CREATE
   .. "return string.format('%.6f', count_create(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])))")
 local function seconds(s, name, what, args) return tonumber((s:script(name, { F.key("ngxkey", what) }, args))) end
 function M.run()
-  local out = { resty = (pcall(require, "resty.redis")) }
+  local out = {}
   local s = store.new(ngx.unescape_uri(ngx.var.arg_url), { timeout = 0.5 })
   local _, err = s:call("PING")
   if err then
@@ -131,7 +130,7 @@ describe("the store inside nginx", function()
 
   it("works on cosockets: AUTH, SELECT, commands, the async form, the token bucket, the create limit", function()
     local out = get(url(2))
-    assert.equal(out.resty and "resty.redis" or "nginx.redis", out.client)
+    assert.equal("cosocket", out.client)
     assert.equal("OK", out.set)
     assert.matches("^worker %d+$", out.get)
     assert.is_true(out.null)
@@ -178,14 +177,5 @@ describe("the store inside nginx", function()
     assert.equal("store redis://127.0.0.1:" .. srv.port .. "/4: no answer within 0.5 s", out.stopped.message)
     assert.is_true(out.stopped.took >= 0.4 and out.stopped.took < 2, tostring(out.stopped.took))
     assert.is_true(socket.gettime() - t0 < 5)
-  end)
-
-  it("uses resty.redis when it is installed", function()
-    local out = get(url(5))
-    if not out.resty then
-      pending("resty.redis is not installed here (OpenResty has it); nginx.redis was used")
-      return
-    end
-    assert.equal("resty.redis", out.client)
   end)
 end)

@@ -103,7 +103,7 @@ describe_redis("a store's identity", function()
     end)
 end)
 
--- The same inside nginx (the store on cosockets: resty.redis or nginx.redis): GET /reset?port= answers the
+-- The same inside nginx (the store on cosockets): GET /reset?port= answers the
 -- first script's answer, the one after a FLUSHALL, and how many resets its watcher was told.
 local HANDLER = [[
 local store = require "starvideos.fleet.store"
@@ -122,7 +122,7 @@ local b, err = s:script("spec_seen", { P .. "x", P .. "kept" }, { "2" })
 ngx.say(tostring(a), " ", tostring(b or err and err.message), " ", w.told)
 ]]
 
-local ngx_why = require("spec.support.nginx_run").missing { "nginx" } or redis_run.missing_in_nginx()
+local ngx_why = require("spec.support.nginx_run").missing { "nginx" } or redis_run.missing()
 local describe_nginx = ngx_why and pending or describe
 
 describe_nginx("a store's identity inside nginx", function()

@@ -1,5 +1,5 @@
 -- A client with a store inside nginx (2 workers): a client per request, each
--- with a store of its own on cosockets (nginx.redis or resty.redis) from the
+-- with a store of its own on cosockets from the
 -- keepalive pool, no PING per request; its records and the key's budget in
 -- Redis, as outside.  Pending where nginx, its lua module, a Lua Redis client
 -- for nginx or redis-server is missing.
@@ -13,7 +13,7 @@ local Store = require "starvideos.fleet.store"
 local R = require "starvideos.fleet.ledger"
 local str_format = string.format
 
-local why = redis_run.missing_in_nginx()
+local why = redis_run.missing()
 if why then
   describe("a client with a store inside nginx", function() pending(why) end)
   return

@@ -8,31 +8,41 @@ local helper = require "spec.helper"
 
 local M = {}
 
--- Why the specs cannot run here, or nil.
-function M.missing()
+-- Why the specs cannot run here, or nil (with `module`: starvideos.redis built too).
+function M.missing(module)
   if not helper.execute("command -v redis-server >/dev/null 2>&1") then
     return "redis-server is not installed (apt-get install redis-server, or make deps)"
   end
-end
-
--- Why a store cannot run inside nginx here (no redis-server, or no Lua Redis
--- client for nginx), or nil.
-function M.missing_in_nginx()
-  local why = M.missing()
-  if not why and not helper.exists("/usr/share/lua/5.1/nginx/redis.lua")
-      and not helper.exists("/usr/share/lua/5.1/resty/redis.lua") then
-    why = "neither nginx.redis nor resty.redis is installed (apt-get install lua-nginx-redis)"
-  end
-  return why
+  if module and not pcall(require, "starvideos.redis") then return "starvideos.redis is not built (hiredis?)" end
 end
 
 local listening = require("spec.support.nginx_run").listening
+
+-- The arguments of start's opts beyond the basics: TLS (the plain port then 0: every client speaks TLS), ACL
+-- users, a unix socket.
+local function extra_args(opts, port, q)
+  local args = {}
+  if opts.password then args[#args + 1] = "--requirepass " .. q(opts.password) end
+  for _, u in ipairs(opts.users or {}) do -- {name, password[, rules]}: on, every key and command but its rules
+    args[#args + 1] = "--user " .. q(u[1]) .. " on " .. q(">" .. u[2]) .. " " .. (u[3] or "'~*' '&*' '+@all'")
+  end
+  if opts.unix then args[#args + 1] = "--unixsocket " .. q(opts.unix) .. " --unixsocketperm 700" end
+  local tls = opts.tls
+  if tls then
+    args[#args + 1] = string.format("--port 0 --tls-port %d --tls-cert-file %s --tls-key-file %s "
+      .. "--tls-ca-cert-file %s --tls-auth-clients %s", port, q(tls.cert), q(tls.key), q(tls.ca),
+      tls.clients and "yes" or "no")
+  end
+  return table.concat(args, " ")
+end
 
 -- { port =, pid =, url =, stop = fn, signal = fn(name) }.  opts.password: requirepass;
 -- opts.port: that port (a restart), else a free one; opts.dir: that folder (a
 -- restart: a dump.rdb a SAVE left there is loaded), else a new one; opts.aof:
 -- appendonly with appendfsync always, as docs/keep-and-fleet.md asks (a restart
--- in that folder loads the AOF).
+-- in that folder loads the AOF); opts.users {{name, password[, rules]}...}: ACL users;
+-- opts.unix: a unix socket's path too; opts.tls {cert =, key =, ca =, clients = true (a client
+-- certificate asked)}: TLS only, on the port (url then rediss://localhost:port).
 function M.start(opts)
   opts = opts or {}
   local q = helper.shell_quote
@@ -40,12 +50,11 @@ function M.start(opts)
   local port = opts.port or helper.free_ports(1)[1]
   local args = { "redis-server", "--port", tostring(port), "--bind", "127.0.0.1", "--save", "''",
     "--appendonly", opts.aof and "yes --appendfsync always" or "no", "--dir", q(dir),
-    "--logfile", q(dir .. "/redis.log"), "--daemonize", "no" }
-  if opts.password then args[#args + 1] = "--requirepass " .. q(opts.password) end
+    "--logfile", q(dir .. "/redis.log"), "--daemonize", "no", extra_args(opts, port, q) }
   local proc = helper.spawn(helper.UNINSTRUMENTED .. table.concat(args, " ") .. " >/dev/null 2>&1")
   local self = { port = port, pid = proc.pid, dir = dir }
-  self.url = opts.password and ("redis://:" .. opts.password .. "@127.0.0.1:" .. port)
-    or ("redis://127.0.0.1:" .. port)
+  self.url = (opts.tls and "rediss://" or "redis://") .. (opts.password and ":" .. opts.password .. "@" or "")
+    .. (opts.tls and "localhost:" or "127.0.0.1:") .. port
   function self.signal(name)
     helper.execute(string.format("kill -%s %d 2>/dev/null", name, proc.pid))
   end

@@ -44,11 +44,12 @@ local function read_samples(self)
 end
 
 function R.new(store, cfg, loop, key)
-  if type(store) == "string" then store = Store.new(store, { timeout = cfg.connect_timeout }) end
+  if type(store) ~= "table" or not store.cfg then store = Store.new(store, { timeout = cfg.connect_timeout }) end
+  local sc = store:unverified(cfg.on_event).cfg
   local hash = key and key.hash or require("starvideos.key").hash_of(cfg.base_url, cfg.api_key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
-    where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own),
+    where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own, sc.id),
     outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {},
     peeks = setmetatable({}, { __mode = "k" }), keepers = setmetatable({}, { __mode = "k" }),
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
@@ -168,10 +169,7 @@ function R:owner()
   return lease.id
 end
 
-function R:renew()
-  if not self.lease then return true end
-  return self.lease:renew(self)
-end
+function R:renew() return not self.lease or self.lease:renew(self) end
 
 function R:_renewing()
   if self.loop and not self.renewer then self.renewer = leases.renewer(self, self.loop) end

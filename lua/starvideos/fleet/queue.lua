@@ -11,10 +11,10 @@ Q.__index = Q
 
 Q.RETRY = 0.5 -- seconds: a store that failed is tried again this much later
 
-local links = {} -- "where prefix" -> { queue = (the process's), down =, down_at =, again = }
+local links = {} -- "store's id prefix" -> { queue = (the process's), down =, down_at =, again = }
 
-function Q.for_key(where, prefix, own)
-  local key = where .. " " .. prefix
+function Q.for_key(where, prefix, own, id) -- (id: the store's config.store_url id: what a connection is shared by)
+  local key = id .. " " .. prefix
   local link = links[key]
   if not link then
     link = { down = false, down_at = 0, again = 0 }

@@ -1,7 +1,7 @@
--- The store: a Redis server that the processes and hosts of one key share.
--- Inside nginx resty.redis on cosockets (or Debian's nginx.redis); outside,
--- starvideos.redis (hiredis, non-blocking), loaded only here, so that a
--- library without hiredis loads and works: only a store says what is missing.
+-- The store: a Redis server that the processes and hosts of one key share, reached by its URL or table
+-- (config.store_url; docs/keep-and-fleet.md#connecting) over a connection of fleet/conn.lua (inside nginx
+-- its cosockets; outside, starvideos.redis, non-blocking), loaded only when a store is used, so that a
+-- library without it loads and works: only a store says what is missing.
 --
 --   store.new(url[, {timeout = s}]) -> store   nothing sent yet: it connects at the first send
 --   store.for_key(url, key, timeout) -> the key's store of that URL (outside
@@ -21,9 +21,10 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
+local Conn = require "starvideos.fleet.conn"
 
-local type, tostring, select, pairs, next, setmetatable, rawget, pcall, error, string_format, math_floor, table_remove =
-  type, tostring, select, pairs, next, setmetatable, rawget, pcall, error, string.format, math.floor, table.remove
+local type, tostring, select, pairs, next, setmetatable, error, string_format =
+  type, tostring, select, pairs, next, setmetatable, error, string.format
 local new_error = errors.new_error
 
 local M = {}
@@ -51,118 +52,6 @@ function M.define(name, body)
   SCRIPTS[name], GUARDED[name] = body, GUARD .. body
 end
 
--- The two clients under one face: connect(cfg, timeout) -> b | nil, msg;
--- b:send(args) -> cn | nil, msg; b:poll(wait) -> true | answers read | nil, msg;
--- b:reply(cn) -> "wait" | "ok", value | "error", msg | "broken", msg; b:close()
-
-local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
-
-local function hello(cfg)
-  local list = {}
-  if cfg.password then
-    list[#list + 1] = cfg.user and { "AUTH", cfg.user, cfg.password } or { "AUTH", cfg.password }
-  end
-  if cfg.db ~= 0 then list[#list + 1] = { "SELECT", tostring(cfg.db) } end
-  return list
-end
-
-local Hiredis = {}
-Hiredis.__index = Hiredis
-
-local function hiredis_connect(cfg, timeout)
-  local ok, redis = pcall(require, "starvideos.redis")
-  if not ok then
-    if not tostring(redis):find("module 'starvideos.redis' not found", 1, true) then return nil, tostring(redis) end
-    return nil, "starvideos.redis is not installed (it needs hiredis: Debian libhiredis-dev, then make; "
-      .. "LuaRocks: luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec)"
-  end
-  local conn, err = redis.connect(cfg.host, cfg.port, { timeout = timeout })
-  if not conn then return nil, err end
-  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {} }, Hiredis)
-  for i, cmd in ipairs(hello(cfg)) do b.hello[i] = { cmd[1], assert(conn:send(unpack(cmd))) } end
-  return b
-end
-
-function Hiredis:send(args)
-  return self.conn:send(unpack(args, 1, args.n))
-end
-
-function Hiredis:poll(wait) return self.conn:poll(wait) end
-
-function Hiredis:reply(cn)
-  while self.hello[1] and not self.failed do -- AUTH and SELECT answered first, in order (each reply once)
-    local name, v, msg = self.hello[1][1], self.conn:reply(self.hello[1][2])
-    if v == nil then return msg and "broken" or "wait", msg end
-    if v == false then
-      self.failed = name .. " failed: " .. tostring(msg)
-      self.conn:close()
-    end
-    table_remove(self.hello, 1)
-  end
-  if self.failed then return "broken", self.failed end
-  local v, msg = self.conn:reply(cn)
-  if v == nil then return msg and "broken" or "wait", msg end
-  if v == false then return "error", msg end
-  return "ok", v
-end
-
-function Hiredis:close() self.conn:close() end
-
--- resty.redis: a cosocket per command from nginx's keepalive pool (named by the database and a hash of
--- the password: connections are never mixed); AUTH and SELECT when the pool's connection is new.
-local Cosocket = {}
-Cosocket.__index = Cosocket
-
-local function cosocket_connect(cfg, timeout, ngx)
-  for _, name in ipairs { "resty.redis", "nginx.redis" } do
-    local ok, redis = pcall(require, name)
-    if ok then
-      return setmetatable({ name = name, redis = redis, cfg = cfg, timeout = timeout,
-        pool = string_format("starvideos:%s:%d:%d:%s", cfg.host, cfg.port, cfg.db, ngx.md5(cfg.password or "")),
-        ms = math_floor(timeout * 1000 + 0.5), null = ngx.null }, Cosocket)
-    end
-  end
-  return nil, "neither resty.redis nor nginx.redis is installed (OpenResty has resty.redis; "
-    .. "Debian: apt-get install lua-nginx-redis)"
-end
-
--- The cosocket's words, in starvideos.redis' where they differ.
-function Cosocket:said(err)
-  if err == "timeout" then return string_format("no answer within %g s", self.timeout) end
-  return tostring(err)
-end
-
--- The command's handle is its answer: {status, value}, there before send returns.
-function Cosocket:send(args)
-  local red = self.redis:new()
-  red:set_timeout(self.ms)
-  local ok, err = red:connect(self.cfg.host, self.cfg.port, { pool = self.pool })
-  if not ok then return { "broken", "connect: " .. self:said(err) } end
-  if red:get_reused_times() == 0 then
-    for _, cmd in ipairs(hello(self.cfg)) do
-      local res, herr = red[cmd[1]:lower()](red, unpack(cmd, 2))
-      if not res then
-        red:close()
-        return { "broken", res == false and cmd[1] .. " failed: " .. tostring(herr) or self:said(herr) }
-      end
-    end
-  end
-  local res, rerr = red[args[1]:lower()](red, unpack(args, 2, args.n))
-  if res == nil then
-    red:close()
-    return { "broken", self:said(rerr) }
-  end
-  red:set_keepalive(60000, 64)
-  if res == false then return { "error", rerr } end
-  return { "ok", res }
-end
-
-function Cosocket.poll() return true end
-
-function Cosocket.reply(_, answer) return answer[1], answer[2] end
-
-function Cosocket.close() end
-
 local S = {}
 S.__index = S
 
@@ -186,6 +75,19 @@ function M.for_key(url, key, timeout)
   return config.nginx() and make() or key:part("store " .. config.store_url(url).id, make)
 end
 
+local unchecked = {} -- the stores of verify = false said, once in a process (by what a connection is shared by)
+
+-- A store of verify = false said to on_event at warning level, once in a process.  The store.
+function S:unverified(on_event)
+  local sc = self.cfg
+  if sc.tls and not sc.verify and not unchecked[sc.id] and on_event then
+    unchecked[sc.id] = true
+    on_event { type = "warning", message = string_format("store %s: verify = false: the server's certificate and "
+      .. "name are not checked (whoever is on the path can read and change the records)", sc.where) }
+  end
+  return self
+end
+
 -- (starvideos.redis' messages start with "redis host:port: ", which the store's name says)
 function S:error(msg, reply)
   msg = tostring(msg):gsub("^redis %S+: ", "")
@@ -196,10 +98,13 @@ function S:_backend()
   if self.b and not self.b.broken then return self.b end
   if self.b then self.b:close() end
   local b, err
-  if self.cfg.kind ~= "one" or self.cfg.tls then
-    err = "this version connects to redis:// only"
-  elseif self.ngx then b, err = cosocket_connect(self.cfg, self.timeout, self.ngx)
-  else b, err = hiredis_connect(self.cfg, self.timeout) end
+  local cfg = self.cfg
+  if cfg.kind ~= "one" and cfg.kind ~= "unix" then
+    err = "this version connects to redis://, rediss:// and unix:// only"
+  else
+    b, err = Conn.open(cfg.path and { path = cfg.path } or { host = cfg.host, port = cfg.port },
+      Conn.options(cfg, Conn.hello(cfg.user, cfg.password, cfg.db)), self.timeout, self.ngx)
+  end
   self.b = b
   if b then M.null, self.client = b.null, b.name end
   return b, err
@@ -326,7 +231,7 @@ end
 -- flight on the C backend (a cosocket's cannot be waited on with the transport's).
 function S:waiting()
   local b = self.b
-  return b and not b.broken and b.conn and b.conn:pending() > 0 or false
+  return b and not b.broken and b:pending() > 0 or false
 end
 
 -- The answer of job n, once it is there: {status, value}.
