@@ -60,9 +60,9 @@ function Feeder:advance(t)
     if job and not known then
       if not self.queued then -- behind the callers waiting now, even those due this very turn
         self.queued = true
-        return self.loop:at(math.max(self.budget:queue_end(), t) + 1e-6, self)
+        return self.loop:at(math.max(self.budget:queue_end(self.tenant), t) + 1e-6, self)
       end
-      local later = self.budget:token(t, false, self)
+      local later = self.budget:token(t, false, self, self.tenant)
       if later then return self.loop:at(later, self) end
       job:grant()
     end
@@ -122,7 +122,7 @@ function B.run(ctx, list, opts)
   end
   local timeout = opts.timeout or ctx.cfg.wait_timeout
   local feeder = setmetatable({ loop = loop, budget = ctx.key.bucket, cfg = ctx.cfg, n = n, next = 1, done = false,
-    started = {}, left = group, job = nil, queued = false }, Feeder)
+    started = {}, left = group, job = nil, queued = false, tenant = opts.tenant }, Feeder)
   function feeder.make(i, t)
     local job = jobs[i]
     if not job then return nil end

@@ -2,12 +2,19 @@
 -- (b:use: Redis, nginx's dict) is asked first; when it cannot answer, the process's own bucket stands in.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
+
 local B = {}
 B.__index = B
 
 -- Plain Lua 5.1, as Redis runs it.  take: the bucket as one number, the time the next token is due
 -- in full (GCRA), a burst of a second's worth (one at least) -> the new tat and 0, or tat and the wait.
 -- limit: at most count creates in any per seconds (times: the window's, newest first) -> 0, or the wait.
+-- share: a token of the key's bucket (kv's 'tat') for a tenant (an id; "" none), fairly shared between the
+-- tenants waiting: n, those that asked in this window (a second; more below 2 tokens a second) or the last, each
+-- held to rate / n by a bucket of its own ('fair:t:<tenant>'), so that one that asks for thousands leaves the
+-- others their share -> 0 (taken) or the wait.  kv: get(k), set(k, v, ttl), add(k, ttl) (whether it was new),
+-- incr(k, ttl), the key's store (this process's table, nginx's dict, Redis).
 B.RULES = [[
 local function take(tat, now, rate)
   local gap = 1 / rate
@@ -21,44 +28,91 @@ local function limit(times, now, count, per)
   local wait = times[count] + per - now
   return wait > 0 and wait or 0.000001
 end
+local function share(kv, tenant, now, rate)
+  local window = 2 / rate
+  local w = math.floor(now / window)
+  if kv.add('fair:seen:' .. w .. ':' .. tenant, 2 * window) then kv.incr('fair:n:' .. w, 2 * window) end
+  local n = math.max(tonumber(kv.get('fair:n:' .. w)) or 1, tonumber(kv.get('fair:n:' .. (w - 1))) or 1)
+  local mine, wait = take(tonumber(kv.get('fair:t:' .. tenant)) or 0, now, rate / n)
+  if wait > 0 then return wait end
+  local tat
+  tat, wait = take(tonumber(kv.get('tat')) or 0, now, rate)
+  if wait > 0 then return wait end
+  kv.set('tat', tat, tat - now + 1)
+  kv.set('fair:t:' .. tenant, mine, mine - now + 1)
+  return 0
+end
 ]]
-local take, limit = (rawget(_G, "loadstring") or load)(B.RULES .. "return take, limit")()
-B.take_rule, B.limit_rule = take, limit
+local take, limit, share = (rawget(_G, "loadstring") or load)(B.RULES .. "return take, limit, share")()
+B.take_rule, B.limit_rule, B.share_rule = take, limit, share
 
 local CLAIM = 0.05 -- a waiting create's hold on the token due, past it
+local SWEEP = 1024 -- values set in a process's store between two sweeps of those expired
+
+-- A store of values that expire, as the rules read one (kv), on the clock kv.now.
+function B.store()
+  local kv, values, sets = { now = 0 }, {}, 0
+  function kv.get(k)
+    local e = values[k]
+    if e and e[2] > kv.now then return e[1] end
+    return nil -- (a value: tonumber takes it)
+  end
+  function kv.set(k, v, ttl)
+    sets = sets + 1
+    if sets % SWEEP == 0 then
+      for name, e in pairs(values) do if e[2] <= kv.now then values[name] = nil end end
+    end
+    values[k] = { v, kv.now + ttl }
+  end
+  function kv.add(k, ttl)
+    if kv.get(k) ~= nil then return false end
+    kv.set(k, true, ttl)
+    return true
+  end
+  function kv.incr(k, ttl) kv.set(k, (tonumber(kv.get(k)) or 0) + 1, ttl) end
+  return kv
+end
 
 -- A bucket of `rate` tokens a second (b:set_rate changes it).
 function B.new(rate)
-  return setmetatable({ rate = rate, tat = 0, told = 0, claim = 0, creates = {}, remote = false }, B)
+  return setmetatable({ rate = rate, kv = B.store(), creates = {}, remote = false }, B)
 end
 
 function B:set_rate(rate) self.rate = rate end
 
--- Where the tokens come from first: remote:take(t, obj) -> nil (taken),
+-- Where the tokens come from first: remote:take(t, obj, tenant) -> nil (taken),
 -- a time to come back, or false (it cannot answer: the process's own bucket).
 function B:use(remote) self.remote = self.remote or remote end
 
--- A token at t: nil when taken, else when one will be there.  A create holds the
--- token due for it (CLAIM past it, should its job be cancelled) before the polls waiting;
--- callers told to wait get times a microsecond apart, so they come back in turn.
-function B:token(t, create, obj)
-  local at = self.remote and self.remote:take(t, obj) -- false: no remote, or one that cannot answer
+-- The id of a tenant in the rules' keys (nil: "", no tenant).
+function B.tenant_id(tenant) return tenant and core.hash(tenant) or "" end
+
+-- A token at t for tenant (nil: none named; share's fair share): nil when taken, else when one will be there.
+-- A create holds the token due for it (CLAIM past it, should its job be cancelled) before the polls of its
+-- tenant waiting; a tenant's callers told to wait get times a microsecond apart, so they come back in turn.
+function B:token(t, create, obj, tenant)
+  local id = B.tenant_id(tenant)
+  local at = self.remote and self.remote:take(t, obj, id) -- false: no remote, or one that cannot answer
   if at ~= false then return at end
-  if create or t >= self.claim then
-    local tat, wait = take(self.tat, t, self.rate)
-    if wait == 0 then self.tat = tat; return nil end
+  local kv = self.kv
+  kv.now = t
+  local claim = kv.get("claim:" .. id) or 0
+  if create or t >= claim then
+    local wait = share(kv, id, t, self.rate)
+    if wait == 0 then return nil end
     at = t + wait
   else
-    at = self.claim -- a poll while a create holds the next token
+    at = claim -- a poll while a create of its tenant holds the next token
   end
-  if at <= self.told then at = self.told + 1e-6 end
-  self.told = at
-  if create then self.claim = at + CLAIM end
+  local told = kv.get("told:" .. id) or 0
+  if at <= told then at = told + 1e-6 end
+  kv.set("told:" .. id, at, at - t + 1)
+  if create then kv.set("claim:" .. id, at + CLAIM, at - t + 1) end
   return at
 end
 
--- When the last caller told to wait comes back: a patient caller (a batch's feeder) asks after it.
-function B:queue_end() return self.told end
+-- When the last caller of tenant told to wait comes back: a patient caller (a batch's feeder) asks after it.
+function B:queue_end(tenant) return self.kv.get("told:" .. B.tenant_id(tenant)) or 0 end
 
 -- The times of list (oldest first) in lim's window at t, newest first, at most lim.count (those out of it dropped).
 function B.window(list, lim, t)

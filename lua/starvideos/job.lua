@@ -162,7 +162,7 @@ end
 local function poll(self, t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
   if not self.refreshing then
-    local later = self.budget:token(t, false, self)
+    local later = self.budget:token(t, false, self, self.tenant)
     if later then return self.loop:at(math.min(later, self.deadline), self) end
   end
   local path, err = core.result_path(self.id)
@@ -314,7 +314,7 @@ local function create(self, t)
   if self.granted then
     self.granted = nil
   elseif not self.asked then
-    local later = self.budget:token(t, true, self)
+    local later = self.budget:token(t, true, self, self.tenant)
     if later then return self.loop:at(later, self) end
   end
   local ok, err = self.ledger:before_create(self.params, self.local_id, self.out, self.want, self.tenant)

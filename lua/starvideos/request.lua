@@ -127,7 +127,7 @@ end
 function Request:advance(t)
   if self.done or self.handle then return end
   if self.retry and not (self.deadline and t >= self.deadline) then
-    local later = self.key.bucket:token(t, self.op == "create", self)
+    local later = self.key.bucket:token(t, self.op == "create", self, self.owner.tenant)
     if later then return self.loop:at(self.deadline and math.min(later, self.deadline) or later, self) end
     self.retry = false
   end

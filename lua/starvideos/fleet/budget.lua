@@ -15,14 +15,18 @@ local AGAIN = 1 -- seconds
 -- redis.replicate_commands lets a script write after TIME on Redis 3.2 to 4.
 local HEAD = "if redis.replicate_commands then redis.replicate_commands() end\n"
   .. "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n" .. Bucket.RULES
--- KEYS[1] the key's bucket: its tat (Redis' clock); ARGV[1] the rate
+-- KEYS[1] the key's bucket: its tat (Redis' clock), beside which share keeps the tenants'; ARGV[1] the rate,
+-- ARGV[2] the tenant's id ('' none)
 Store.define("budget_token", HEAD .. [[
-local rate = tonumber(ARGV[1])
-local tat, wait = take(tonumber(redis.call('GET', KEYS[1])) or 0, now, rate)
-if wait == 0 then
-  redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil(1000 * (tat - now)) + 1000)
-end
-return string.format('%.6f', wait)
+local P = string.sub(KEYS[1], 1, -4)
+local function ms(ttl) return math.ceil(ttl * 1000) end
+local kv = {
+  get = function(k) return redis.call('GET', P .. k) end,
+  set = function(k, v, ttl) redis.call('SET', P .. k, string.format('%.17g', v), 'PX', ms(ttl)) end,
+  add = function(k, ttl) return redis.call('SET', P .. k, '1', 'NX', 'PX', ms(ttl)) ~= false end,
+  incr = function(k, ttl) redis.call('INCR', P .. k); redis.call('PEXPIRE', P .. k, ms(ttl)) end,
+}
+return string.format('%.6f', share(kv, ARGV[2] or '', now, tonumber(ARGV[1])))
 ]])
 -- create_limit's and tenant_limit's count on `key` (a sorted set of times): creates_wait, 0 (room for one) or
 -- the seconds to wait; creates_add counts one now; count_create both (0: counted).  keyed's (fleet/scripts.lua).
@@ -51,48 +55,50 @@ function F.key(key_hash, what)
   return "starvideos:{" .. key_hash .. "}:" .. what
 end
 
--- fallback: nginx's dict, or nil.
+-- fallback: nginx's dict, or nil.  asks[tenant]: {n = its script in flight, at = no token before then}.
 function F.new(store, key, loop, fallback)
-  return setmetatable({ store = store, key = key, loop = loop, fallback = fallback }, F)
+  return setmetatable({ store = store, key = key, loop = loop, fallback = fallback, asks = {} }, F)
 end
 
-local function failed(self, t, err)
+local function failed(self, t, err, tenant)
   if err ~= true and not self.down then
     self.key:warn(string.format("%s: the key's budget is this process's own until it answers",
       type(err) == "table" and err.message or tostring(err)))
   end
   if err ~= true then self.down = t + AGAIN end
-  if self.fallback then return self.fallback:take(t) end
+  if self.fallback then return self.fallback:take(t, nil, tenant) end
   return false
 end
 
--- nil (a token taken), the time to come back, or false (the process's own bucket).
-function F:take(t, obj)
-  local st, n = self.store, self.n
-  if n then
+-- nil (a token taken for tenant, an id: bucket.lua's share), the time to come back, or false (the process's own
+-- bucket).  One script in flight per tenant; the others of that tenant wait for its answer.
+function F:take(t, obj, tenant)
+  tenant = tenant or ""
+  local st, a = self.store, self.asks[tenant]
+  if a and a.n then
     st:step(0)
-    if not st:ready(n) then return self.loop:await_store(obj, t) end
-    self.n = false
-    local v, err = st:result(n)
+    if not st:ready(a.n) then return self.loop:await_store(obj, t) end
+    local v, err = st:result(a.n)
+    self.asks[tenant] = nil
     local wait = tonumber(v)
     if not wait and v ~= nil then err = st:error("the budget's script answered " .. tostring(v)) end
-    if not wait then return failed(self, t, err) end
+    if not wait then return failed(self, t, err, tenant) end
     if self.down then
       self.down = false
       self.key:warn("store " .. st.where .. " answers again: the key's budget is taken from it again")
     end
     if wait <= 0 then return nil end
-    self.at = t + wait -- no token before then: nobody asks again until then
-    return self.at
+    self.asks[tenant] = { at = t + wait } -- no token before then: none of the tenant asks again until then
+    return t + wait
   elseif self.down and t < self.down then
-    return failed(self, t, true)
-  elseif self.at and t < self.at then
-    return self.at
+    return failed(self, t, true, tenant)
+  elseif a and t < a.at then
+    return a.at
   end
   local sent, err = st:send_script("budget_token", { F.key(self.key.hash, "tat") },
-    { string.format("%.17g", self.key.bucket.rate) })
-  if not sent then return failed(self, t, err) end
-  self.n = sent
+    { string.format("%.17g", self.key.bucket.rate), tenant })
+  if not sent then return failed(self, t, err, tenant) end
+  self.asks[tenant] = { n = sent }
   return self.loop:await_store(obj, t)
 end
 

@@ -20,14 +20,34 @@ function D.new(ngx, k)
   return setmetatable({ ngx = ngx, dict = dict, key = key, lock = key .. ":lock", bucket = k.bucket }, D)
 end
 
--- nil (a token taken), the time to come back, or false: the dict is full, the worker's own bucket stands in.
-function D:take(t)
+-- The rules' store (bucket.lua's kv) on the dict, under the key's names; full: it refuses (self.full).
+local function store(self)
+  local dict, pre, kv = self.dict, self.key .. ":", {}
+  local function put(k, v, ttl)
+    local ok = dict:set(pre .. k, v, ttl)
+    if not ok then self.full = true end
+  end
+  function kv.get(k) return dict:get(pre .. k) end
+  kv.set = put
+  function kv.add(k, ttl)
+    local ok, err = dict:add(pre .. k, true, ttl)
+    if not ok and err ~= "exists" then self.full = true end
+    return ok
+  end
+  function kv.incr(k, ttl) put(k, (tonumber(dict:get(pre .. k)) or 0) + 1, ttl) end
+  return kv
+end
+
+-- nil (a token taken for tenant, an id: bucket.lua's share), the time to come back, or false: the dict is full,
+-- the worker's own bucket stands in.
+function D:take(t, _, tenant)
   local dict = self.dict
   local locked, err = dict:add(self.lock, true, LOCK_TTL)
   if not locked then return err == "exists" and t + LOCK_RETRY end
-  local tat, wait = Bucket.take_rule(dict:get(self.key) or 0, t, self.bucket.rate)
-  if wait == 0 then dict:set(self.key, tat) end
+  self.kv, self.full = self.kv or store(self), false
+  local wait = Bucket.share_rule(self.kv, tenant or "", t, self.bucket.rate)
   dict:delete(self.lock)
+  if self.full then return false end
   return wait > 0 and t + wait or nil
 end
 
