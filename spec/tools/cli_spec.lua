@@ -804,7 +804,8 @@ describe("the starvideos command line", function()
     end
 
     it("SIGTERM in wait ID --out PATH: the same command, which works as printed", function()
-      emu:config { queued = 1.5 }
+      -- (made before the command starts: queued long enough for a loaded machine to start it)
+      emu:config { queued = 4 }
       local task = create()
       local path = helper.tmpdir() .. "/w.mp4"
       local proc = background({ "wait", task.id, "--interval", "0.1", "--out", path }, env())
@@ -817,7 +818,8 @@ describe("the starvideos command line", function()
     end)
 
     it("a wait --out that timed out names the command with its --out, which works as printed", function()
-      emu:config { queued = 1.5 }
+      -- (made before the command starts: queued long enough for a loaded machine to start it)
+      emu:config { queued = 4 }
       local task = create()
       local path = helper.tmpdir() .. "/t.mp4"
       local r = run({ "wait", task.id, "--interval", "0.1", "--timeout", "0.3", "--out", path }, env())
