@@ -10,8 +10,8 @@
 -- held back by C's count.  One host without Redis (the shared dict counts it): 12 creates of tenant E at once
 -- over its 2 workers, tenant_limit 5: exactly 5 sent.
 --
--- Prints how long B's creates took and A's creates meanwhile.  Pending where nginx, its lua module,
--- redis-server or a Redis client for nginx is missing, and under any VM but lua5.4 (nginx's LuaJIT runs it).
+-- Prints how long B's creates took and A's creates meanwhile.  Pending where nginx, its lua module or
+-- redis-server is missing, and under any VM but lua5.4 (nginx's LuaJIT runs it).
 
 local nginx_run = require "spec.support.nginx_run"
 if nginx_run.pending_unless_ready("tenants inside nginx", { "nginx", "curl" }) then return end

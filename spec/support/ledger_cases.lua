@@ -215,6 +215,8 @@ M.cases = {
     records = true,
     run = function(env, assert)
       local l = env.open { prices = { videos = 0.4, starvideos_o3 = 0 } }
+      local paid = {} -- (the cost counter's hook, as extras/observe.lua gives it to a client that measures)
+      l.cfg.observe = { cost = function(_, model, amount) paid[#paid + 1] = model .. " " .. amount end }
       local fast = { model = "videos_fast", prompt = "a dog", duration = 5 }
       local o3 = { model = "starvideos_o3", prompt = "a fox", duration = 5 }
       assert.is_true(env.answer(l.before_create, l, PARAMS, "a1", nil, nil, "alice"))
@@ -231,6 +233,7 @@ M.cases = {
       assert.same({ "bob" }, { by.tb1.tenant, by.tb1.cost }, "no price: unknown (nil), never 0")
       assert.same({ nil, 0 }, { by.tn1.tenant, by.tn1.cost }, "a price of 0 is a price")
       assert.same({ "pending", "alice" }, { by.a2.state, by.a2.tenant })
+      assert.same({ "videos 0.4", "starvideos_o3 0" }, paid, "each task's cost counted once; unknown: not at all")
     end },
 
   { name = "a task never held: not lapsed, nothing to confirm, let go and forgotten without error",

@@ -278,7 +278,7 @@ local function record_created(self, id, params, lid, p, uncertain)
     out = p and p.out or nil, owner = owner, uncertain = uncertain and "1" or nil, time = os_time(),
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
     prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body,
-    tenant = p and p.tenant, cost = config.price(self.cfg.prices, params.model) }, id, lid or "")
+    tenant = p and p.tenant, cost = Records.cost(self.cfg, params.model) }, id, lid or "")
   local keys = task_keys(self, id, lid or "", key_hash)
   self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
   if self.lease then self.fences:take(id, rule.FIRST, self.lease) end

@@ -4,6 +4,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
+local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 
 local D = {}
@@ -59,12 +60,15 @@ local function times_of(text)
 end
 
 -- bucket.lua's count_creates in the dict, under the bucket's lock (waited for: a create is no hot path): true
--- (counted in each), false, the wait, the count and the limit that holds; or nil, why (the lock not had: the
--- create is refused, nothing is sent).
+-- (counted in each), false, the wait, the count and the limit that holds; or nil, err (io: the lock not had, the
+-- create refused, nothing sent).
 function D:count_creates(checks)
   local dict, stop = self.dict, core.now() + LOCK_WAIT
   while not dict:add(self.lock, true, LOCK_TTL) do
-    if core.now() > stop then return nil, "nginx's lua_shared_dict starvideos: its lock was not had in 1 s" end
+    if core.now() > stop then
+      return nil, errors.new_error("io", "nginx's lua_shared_dict starvideos: its lock was not had in 1 s (nothing "
+        .. "was sent)", { field = checks[1].tenant and "tenant_limit" or "create_limit" })
+    end
     self.ngx.sleep(0.001)
   end
   local t = os.time()

@@ -109,10 +109,8 @@ end
 -- The limits a create of tenant (nil: none) is counted against: {lim, name ("" the key's, else the tenant)}s.
 function L.limits(cfg, tenant)
   local list = {}
-  if cfg.create_limit then list[1] = { lim = cfg.create_limit, name = "", field = "create_limit" } end
-  if tenant and cfg.tenant_limit then
-    list[#list + 1] = { lim = cfg.tenant_limit, name = tenant, tenant = tenant, field = "tenant_limit" }
-  end
+  if cfg.create_limit then list[1] = { lim = cfg.create_limit, name = "" } end
+  if tenant and cfg.tenant_limit then list[#list + 1] = { lim = cfg.tenant_limit, name = tenant, tenant = tenant } end
   return list
 end
 
@@ -195,7 +193,7 @@ local function decided(self, rec, want)
   if not self.path then
     local ok, wait, n, c = self.key.bucket:count_creates(limits, t)
     if ok then return true end
-    if ok == nil then return nil, new_error("io", wait .. " (nothing was sent)", { field = limits[1].field }) end
+    if ok == nil then return nil, wait end -- (nginx's dict could not be locked: an io error)
     return L.limited(c.lim, n, wait, nil, c.tenant)
   end
   local st, err
@@ -261,13 +259,21 @@ function L.taken(self, lid)
   return p
 end
 
+-- The price of a create of model (prices), counted in the cost counter of a client that measures (its hook
+-- cfg.observe, extras/observe.lua): the cost recorded with its task, or nil (unknown).  Both ledgers'.
+function L.cost(cfg, model)
+  local price = config.price(cfg.prices, model)
+  if price and cfg.observe then cfg.observe:cost(model, price) end
+  return price
+end
+
 -- p: before_create's record (out, key, fp, body, tenant); await: its failure is the caller's (a writer's ticket).
 local function record_created(self, id, params, lid, p, uncertain, await)
   p = p or {}
   if self.path then self.fences:take(id, rule.FIRST, self.lease) end
   return append(self, { event = "created", id = id, ["local"] = lid, model = params.model, duration = params.duration,
     resolution = params.resolution, prompt = params.prompt, uncertain = uncertain, out = p.out, key = p.key,
-    fp = p.fp, body = p.body, tenant = p.tenant, cost = config.price(self.cfg.prices, params.model) }, true, true,
+    fp = p.fp, body = p.body, tenant = p.tenant, cost = L.cost(self.cfg, params.model) }, true, true,
     await)
 end
 
