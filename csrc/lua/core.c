@@ -484,6 +484,14 @@ static int l_hash(lua_State *L) {
   return 1;
 }
 
+/* redis_slot(key) -> Redis Cluster's hash slot of key (fleet/route.lua). */
+static int l_redis_slot(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lua_pushinteger(L, (lua_Integer)sv_redis_slot(s, len));
+  return 1;
+}
+
 static int l_random_id(lua_State *L) {
   char out[17];
   sv_random_hex(out);
@@ -503,7 +511,7 @@ static const luaL_Reg funcs[] = {
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
   { "resolve_url", l_resolve_url }, { "store_url", l_store_url }, { "http_date", l_http_date }, { "hash", l_hash },
   { "file_kind", l_file_kind }, { "file_key", l_file_key },
-  { "random_id", l_random_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
+  { "random_id", l_random_id }, { "redis_slot", l_redis_slot }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
   { NULL, NULL }
 };

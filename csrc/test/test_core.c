@@ -700,6 +700,12 @@ static void store_urls(void) {
   ok(sv_store_url_parse("unix://:pw@/run/r.sock?db=4", 27, &u, &why) == 0 && u.kind == 'u' && u.db == 4 &&
          u.pass_len == 2 && u.hosts[0].len == 11,
      "a unix URL gives its password, its path and its db", why);
+  ok(sv_redis_slot("foo", 3) == 12182 && sv_redis_slot("123456789", 9) == 12739 && sv_redis_slot("", 0) == 0,
+     "a key's hash slot is its CRC16 (XMODEM) modulo 16384", NULL);
+  ok(sv_redis_slot("{user1000}.following", 20) == sv_redis_slot("user1000", 8) &&
+         sv_redis_slot("a{}b", 4) != sv_redis_slot("", 0) && sv_redis_slot("{}b{x}", 6) == sv_redis_slot("{}b{x}", 6) &&
+         sv_redis_slot("x{y}{z}", 7) == sv_redis_slot("y", 1) && sv_redis_slot("{{a}}", 5) == sv_redis_slot("{a", 2),
+     "a key's {hash tag} (the first '{' to the next '}', not empty) gives its slot", NULL);
   ok(sv_store_url_parse("REDISS+CLUSTER://a:7000,b/", 26, &u, &why) == 0 && u.kind == 'c' && u.tls && u.nhosts == 2 &&
          u.hosts[1].port == 6379 && strcmp(u.scheme, "rediss+cluster://") == 0,
      "a Cluster URL gives its hosts; the scheme in any case", why);

@@ -122,14 +122,7 @@ describe("a store's connections inside nginx", function()
     dir = helper.tmpdir()
     srv = redis_run.start { users = USERS, password = "root pw" }
     local code = HANDLER:gsub("OP_SOURCE", function() return string.format("%q", OP) end)
-    ngx_srv = nginx_run.serve(dir, function(port)
-      local lines = nginx_run.conf_head(dir, 2)
-      for _, l in ipairs { "    server { listen 127.0.0.1:" .. port .. ";",
-        "      location = /ops { content_by_lua_block { " .. code .. " } }", "    }", "}" } do
-        lines[#lines + 1] = l
-      end
-      return table.concat(lines, "\n") .. "\n"
-    end)
+    ngx_srv = nginx_run.serve_lua(dir, { { "/ops", code } }, 2)
   end)
   teardown(function()
     if ngx_srv then ngx_srv.stop() end
@@ -141,9 +134,8 @@ describe("a store's connections inside nginx", function()
     local function esc(s) return (s:gsub("[^%w]", function(c) return string.format("%%%02X", c:byte()) end)) end
     for _, pair in ipairs(PAIRS) do
       for from = 1, 5000, 250 do
-        local body = helper.capture(string.format("curl -s 'http://127.0.0.1:%d/ops?a=%s&b=%s&ua=%s&ub=%s&from=%d'",
-          ngx_srv.port, esc(url_of(srv, pair[1])), esc(url_of(srv, pair[2])), pair[1][1], pair[2][1], from))
-        assert.equal("ok\n", body)
+        assert.equal("ok", ngx_srv.get(string.format("/ops?a=%s&b=%s&ua=%s&ub=%s&from=%d",
+          esc(url_of(srv, pair[1])), esc(url_of(srv, pair[2])), pair[1][1], pair[2][1], from)))
       end
     end
     local root = "redis://:root%20pw@127.0.0.1:" .. srv.port

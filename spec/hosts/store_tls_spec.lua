@@ -165,17 +165,8 @@ describe("the store over TLS inside nginx", function()
     ca = tls_ca.make(dir)
     srv, csrv = start_servers(dir, ca)
     local code = HANDLER:gsub("DIR", string.format("%q", dir))
-    ngx_srv = nginx_run.serve(dir, function(port)
-      local lines = nginx_run.conf_head(dir, 1)
-      for _, l in ipairs {
-        "    server { listen 127.0.0.1:" .. port .. ";",
-        "      location = /store { lua_ssl_trusted_certificate " .. ca.ca .. ";",
-        "        content_by_lua_block { " .. code .. " } }",
-        "      location = /other { lua_ssl_trusted_certificate " .. ca.other_ca .. ";",
-        "        content_by_lua_block { " .. code .. " } }",
-        "    }", "}" } do lines[#lines + 1] = l end
-      return table.concat(lines, "\n") .. "\n"
-    end)
+    ngx_srv = nginx_run.serve_lua(dir, { { "/store", code, "lua_ssl_trusted_certificate " .. ca.ca .. ";" },
+      { "/other", code, "lua_ssl_trusted_certificate " .. ca.other_ca .. ";" } })
   end)
   teardown(function()
     if ngx_srv then ngx_srv.stop() end
@@ -185,10 +176,10 @@ describe("the store over TLS inside nginx", function()
   end)
 
   local function ping(where, url, extra)
-    local body = helper.capture(string.format("curl -s 'http://127.0.0.1:%d/%s?url=%s%s'", ngx_srv.port, where,
+    local body = ngx_srv.get(string.format("/%s?url=%s%s", where,
       (url:gsub("[^%w]", function(c) return string.format("%%%02X", c:byte()) end)), extra or ""))
     if body:find("500 Internal", 1, true) then body = body .. tostring(helper.read_file(dir .. "/error.log")) end
-    return (body:gsub("\n$", ""))
+    return body
   end
   local function url(host, pw) return string.format("rediss://app:%s@%s:%d", pw or ESC, host, srv.port) end
 

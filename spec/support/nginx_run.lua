@@ -193,6 +193,26 @@ function M.serve(dir, conf, port, env)
   return { port = port, pid = n.pid, stop = n.stop }
 end
 
+-- nginx (serve) with one server of Lua locations: each of `list` {path, code[, directives]} as `location =
+-- path { directives content_by_lua_block { code } }`; `workers` (1) of them.  The body of a GET of
+-- path-and-query is then get(what), without its last newline.
+function M.serve_lua(dir, list, workers)
+  local n = M.serve(dir, function(port)
+    local lines = M.conf_head(dir, workers or 1)
+    lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. ";"
+    for _, l in ipairs(list) do
+      lines[#lines + 1] = string.format("      location = %s { %s content_by_lua_block { %s } }", l[1], l[3] or "",
+        l[2])
+    end
+    lines[#lines + 1] = "    }\n}\n"
+    return table.concat(lines, "\n")
+  end)
+  function n.get(what)
+    return (helper.capture(string.format("curl -s 'http://127.0.0.1:%d%s'", n.port, what)):gsub("\n$", ""))
+  end
+  return n
+end
+
 -- GET http://127.0.0.1:port/<path(i)> for i = 1..n, all at once (a curl each),
 -- each answer's body in dir/out.<i>; returns when all have answered.
 function M.get_all(port, n, dir, path)

@@ -2,7 +2,8 @@
 -- spec/hosts/cli_store_spec.lua): on 127.0.0.1, a port found free by binding first
 -- (redis-server takes no port 0), no persistence, in a temporary directory.  The
 -- caller stops it (finally), or start_pair and stop_pair start and stop it with
--- an emulator.
+-- an emulator.  start_sentinel: a primary, its replicas and sentinels (redis-server
+-- --sentinel: no system service); start_cluster: a Cluster made by redis-cli --cluster create.
 
 local helper = require "spec.helper"
 
@@ -17,6 +18,7 @@ function M.missing(module)
 end
 
 local listening = require("spec.support.nginx_run").listening
+local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 -- The arguments of start's opts beyond the basics: TLS (the plain port then 0: every client speaks TLS), ACL
 -- users, a unix socket.
@@ -27,6 +29,10 @@ local function extra_args(opts, port, q)
     args[#args + 1] = "--user " .. q(u[1]) .. " on " .. q(">" .. u[2]) .. " " .. (u[3] or "'~*' '&*' '+@all'")
   end
   if opts.unix then args[#args + 1] = "--unixsocket " .. q(opts.unix) .. " --unixsocketperm 700" end
+  if opts.replicaof then args[#args + 1] = "--replicaof 127.0.0.1 " .. opts.replicaof end
+  if opts.cluster then
+    args[#args + 1] = "--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000"
+  end
   local tls = opts.tls
   if tls then
     args[#args + 1] = string.format("--port 0 --tls-port %d --tls-cert-file %s --tls-key-file %s "
@@ -40,7 +46,8 @@ end
 -- opts.port: that port (a restart), else a free one; opts.dir: that folder (a
 -- restart: a dump.rdb a SAVE left there is loaded), else a new one; opts.aof:
 -- appendonly with appendfsync always, as docs/keep-and-fleet.md asks (a restart
--- in that folder loads the AOF); opts.users {{name, password[, rules]}...}: ACL users;
+-- in that folder loads the AOF); opts.users {{name, password[, rules]}...}: ACL users; opts.replicaof: the
+-- port of its primary; opts.cluster: a Cluster node (its nodes.conf in dir);
 -- opts.unix: a unix socket's path too; opts.tls {cert =, key =, ca =, clients = true (a client
 -- certificate asked)}: TLS only, on the port (url then rediss://localhost:port).
 function M.start(opts)
@@ -149,6 +156,153 @@ end
 say("ended:", #results, "results,", saved, "saved")
 client:close()
 ]=]
+end
+
+-- redis-cli on port with args (words, each quoted): its output's lines (a failure raises).
+function M.cli(port, ...)
+  local q, words = helper.shell_quote, {}
+  for i, w in ipairs { ... } do words[i] = q(tostring(w)) end
+  local out, ok = helper.capture(string.format("redis-cli -h 127.0.0.1 -p %d %s 2>&1", port, table.concat(words, " ")))
+  assert(ok, out)
+  local lines = {}
+  for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+  return lines
+end
+
+-- The fields of a sentinel's SENTINEL MASTER answer (name -> value).
+local function fields(lines)
+  local t = {}
+  for i = 1, #lines - 1, 2 do t[lines[i]] = lines[i + 1] end
+  return t
+end
+
+-- A Sentinel set on loopback: a primary, `replicas` replicas (2) and `sentinels` sentinels (3, quorum 2)
+-- watching service "mymaster" with down-after-milliseconds `down_after` (1000).  Returns {primary =,
+-- replicas = {...}, sentinels = {{port =, pid =, stop =}...}, service =, url = "redis+sentinel://...",
+-- master() -> the port the sentinels name, stop()}, once every sentinel sees every replica and the others.
+function M.start_sentinel(opts)
+  opts = opts or {}
+  local down = opts.down_after or 1000
+  local set = { service = "mymaster", replicas = {}, sentinels = {} }
+  local ok, err = pcall(function()
+    set.primary = M.start()
+    for i = 1, opts.replicas or 2 do set.replicas[i] = M.start { replicaof = set.primary.port } end
+    local hosts = {}
+    for i = 1, opts.sentinels or 3 do
+      local dir, port = helper.tmpdir(), helper.free_ports(1)[1]
+      helper.write_file(dir .. "/sentinel.conf", table.concat({ "port " .. port, "bind 127.0.0.1", "dir " .. dir,
+        "logfile " .. dir .. "/sentinel.log", "sentinel monitor mymaster 127.0.0.1 " .. set.primary.port .. " 2",
+        "sentinel down-after-milliseconds mymaster " .. down, "sentinel failover-timeout mymaster 10000",
+        "sentinel parallel-syncs mymaster 2", "" }, "\n"))
+      local proc = helper.spawn(helper.UNINSTRUMENTED .. "redis-server " .. helper.shell_quote(dir .. "/sentinel.conf")
+        .. " --sentinel >/dev/null 2>&1")
+      local sentinel = { port = port, pid = proc.pid, dir = dir }
+      function sentinel.stop()
+        if not proc then return end
+        helper.execute("kill -TERM " .. proc.pid .. " 2>/dev/null")
+        proc:close()
+        proc = nil
+      end
+      set.sentinels[i] = sentinel
+      assert(helper.wait_until(function() return listening(port) end, 10), "a sentinel did not start")
+      hosts[i] = "127.0.0.1:" .. port
+    end
+    set.url = "redis+sentinel://" .. table.concat(hosts, ",") .. "/mymaster"
+    assert(helper.wait_until(function()
+      for _, sn in ipairs(set.sentinels) do
+        local f = fields(M.cli(sn.port, "SENTINEL", "MASTER", "mymaster"))
+        if tonumber(f["num-slaves"]) ~= #set.replicas or tonumber(f["num-other-sentinels"]) ~= #set.sentinels - 1 then
+          return false
+        end
+      end
+      return true
+    end, 30), "the sentinels did not see every replica and each other within 30 s")
+  end)
+  function set.master()
+    for _, sn in ipairs(set.sentinels) do
+      local ok2, lines = pcall(M.cli, sn.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+      if ok2 and lines[2] then return tonumber(lines[2]) end
+    end
+  end
+  function set.stop()
+    for _, sn in ipairs(set.sentinels) do sn.stop() end
+    for _, r in ipairs(set.replicas) do r.stop() end
+    if set.primary then set.primary.stop() end
+  end
+  if not ok then set.stop(); error(err, 0) end
+  return set
+end
+
+-- A Cluster on loopback: `primaries` (3) nodes made one by redis-cli --cluster create (no replicas), each
+-- serving a third of the slots.  Returns {nodes = {...}, url = "redis+cluster://...", stop()}, once every
+-- node says cluster_state:ok.
+function M.start_cluster(opts)
+  opts = opts or {}
+  local set = { nodes = {} }
+  local ok, err = pcall(function()
+    local addrs = {}
+    for i = 1, opts.primaries or 3 do
+      set.nodes[i] = M.start { cluster = true }
+      addrs[i] = "127.0.0.1:" .. set.nodes[i].port
+    end
+    local out, created = helper.capture("redis-cli --cluster create " .. table.concat(addrs, " ")
+      .. " --cluster-replicas 0 --cluster-yes 2>&1")
+    assert(created, out)
+    set.url = "redis+cluster://" .. table.concat(addrs, ",")
+    assert(helper.wait_until(function()
+      for _, n in ipairs(set.nodes) do
+        local info = table.concat(M.cli(n.port, "CLUSTER", "INFO"), "\n")
+        if not info:find("cluster_state:ok", 1, true) then return false end
+      end
+      return true
+    end, 30), "the cluster did not come up within 30 s")
+  end)
+  function set.stop()
+    for _, n in ipairs(set.nodes) do n.stop() end
+  end
+  if not ok then set.stop(); error(err, 0) end
+  return set
+end
+
+-- The node of set (start_cluster's) serving slot, as node 1's CLUSTER NODES says: its index.
+function M.slot_node(set, slot)
+  for _, line in ipairs(M.cli(set.nodes[1].port, "CLUSTER", "NODES")) do
+    local f = {}
+    for w in line:gmatch("%S+") do f[#f + 1] = w end
+    local port = tonumber(f[2]:match(":(%d+)"))
+    for k = 9, #f do
+      local first, last = f[k]:match("^(%d+)%-?(%d*)$")
+      if first and slot >= tonumber(first) and slot <= tonumber(last ~= "" and last or first) then
+        for i, n in ipairs(set.nodes) do if n.port == port then return i end end
+      end
+    end
+  end
+end
+
+-- Slot moved from its node to node `to` of set as an operator does it (CLUSTER SETSLOT IMPORTING and
+-- MIGRATING, MIGRATE `batch` keys at a time (10, redis-cli's pipeline) with `pause` s between, then SETSLOT
+-- NODE on the new node, the old, the others): the keys moved.  Commands meanwhile get ASK (their keys moved),
+-- TRYAGAIN (some moved, some not) and, after, MOVED.
+function M.migrate_slot(set, slot, to, pause, batch)
+  local from = M.slot_node(set, slot)
+  local src, dst = set.nodes[from], set.nodes[to]
+  local src_id, dst_id = M.cli(src.port, "CLUSTER", "MYID")[1], M.cli(dst.port, "CLUSTER", "MYID")[1]
+  M.cli(dst.port, "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+  M.cli(src.port, "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+  local moved = 0
+  while true do
+    local keys = M.cli(src.port, "CLUSTER", "GETKEYSINSLOT", slot, batch or 10)
+    if not keys[1] then break end
+    M.cli(src.port, "MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", unpack(keys))
+    moved = moved + #keys
+    if pause then helper.sleep(pause) end
+  end
+  M.cli(dst.port, "CLUSTER", "SETSLOT", slot, "NODE", dst_id) -- (the new node first, then the old: as redis-cli)
+  M.cli(src.port, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+  for _, n in ipairs(set.nodes) do
+    if n ~= src and n ~= dst then M.cli(n.port, "CLUSTER", "SETSLOT", slot, "NODE", dst_id) end
+  end
+  return moved
 end
 
 return M

@@ -21,7 +21,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
-local Conn = require "starvideos.fleet.conn"
+local Route = require "starvideos.fleet.route"
 
 local type, tostring, select, pairs, next, setmetatable, error, string_format =
   type, tostring, select, pairs, next, setmetatable, error, string.format
@@ -97,14 +97,7 @@ end
 function S:_backend()
   if self.b and not self.b.broken then return self.b end
   if self.b then self.b:close() end
-  local b, err
-  local cfg = self.cfg
-  if cfg.kind ~= "one" and cfg.kind ~= "unix" then
-    err = "this version connects to redis://, rediss:// and unix:// only"
-  else
-    b, err = Conn.open(cfg.path and { path = cfg.path } or { host = cfg.host, port = cfg.port },
-      Conn.options(cfg, Conn.hello(cfg.user, cfg.password, cfg.db)), self.timeout, self.ngx)
-  end
+  local b, err = Route.open(self.cfg, self.timeout, self.ngx)
   self.b = b
   if b then M.null, self.client = b.null, b.name end
   return b, err
@@ -267,7 +260,10 @@ function S:result(n)
   self.jobs[n] = nil
   local status, value = a[1], a[2]
   if status == "ok" then return value end
-  if status == "error" then return nil, self:error("Redis answered: " .. tostring(value), value) end
+  if status == "error" then
+    local told = Route.told(value)
+    return nil, self:error("Redis answered: " .. tostring(value) .. (told and " (" .. told .. ")" or ""), value)
+  end
   return nil, self:error(value)
 end
 

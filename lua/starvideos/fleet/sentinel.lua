@@ -1,0 +1,160 @@
+-- Sentinel's master as fleet/route.lua's way (redis+sentinel://s1,s2,.../service[/db]): the sentinels asked in
+-- turn (SENTINEL get-master-addr-by-name service, with sentinel_user/sentinel_password), the address named
+-- confirmed by ROLE on every new connection before any command goes there.  A master that says it is not one,
+-- refuses, or stops answering sends the way back to the sentinels (never to the old address unasked), each
+-- round of them after a pause, until the store's timeout.  The master last confirmed is remembered per store
+-- settings (a process's, inside nginx a worker's), forgotten when it fails.
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
+local Conn = require "starvideos.fleet.conn"
+
+local type, tostring, tonumber, setmetatable, string_format, math_min =
+  type, tostring, tonumber, setmetatable, string.format, math.min
+local now = core.now
+
+local S = {}
+S.__index = S
+S.PAUSE = 0.1 -- seconds between two rounds of the sentinels
+
+local masters = {} -- the store's config id -> {host =, port =}: the master last confirmed
+
+-- ROLE's answer of a master, else why not.
+local function master_role(v)
+  local role = type(v) == "table" and v[1]
+  if role ~= "master" then return string_format("the server is a %s, not the master", tostring(role)) end
+end
+
+function S.new(cfg, timeout, ngx)
+  local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = ngx, i = 0, state = "ask",
+    sleep = ngx and ngx.sleep or core.sleep, deadline = now() + timeout }, S)
+  local m = masters[cfg.id]
+  if m then self:_master(m) else self:_next() end
+  local c = self.mc or self.sc
+  if not c then return nil, self.failed end
+  self.name, self.null = c.name, c.null
+  return self
+end
+
+-- The connection to the master named (its hello: AUTH, SELECT, ROLE checked).
+function S:_master(m)
+  local cfg = self.cfg
+  self.m, self.state = m, "master"
+  local c, err = Conn.open({ host = m.host, port = m.port }, Conn.options(cfg,
+    Conn.hello(cfg.user, cfg.password, cfg.db, { "ROLE", n = 1, check = master_role })), self.timeout, self.ngx)
+  if not c then return self:_lost(string_format("master %s:%d: %s", m.host, m.port, tostring(err))) end
+  self.mc = c
+end
+
+-- The next sentinel asked (after the last, a pause, then the first again); past the deadline: failed.
+function S:_next()
+  local hosts, cfg = self.cfg.hosts, self.cfg
+  if now() >= self.deadline then
+    self.failed = string_format("no master for %s from the sentinels within %g s: %s", cfg.service, self.timeout,
+      tostring(self.why))
+    return
+  end
+  self.state, self.i = "ask", self.i + 1
+  if self.i > #hosts then
+    self.i, self.due = 0, now() + S.PAUSE
+    return
+  end
+  local h = hosts[self.i]
+  local c, err = Conn.open(h, Conn.options(cfg, Conn.hello(cfg.sentinel_user, cfg.sentinel_password)),
+    self.timeout, self.ngx)
+  if not c then
+    self.why = string_format("sentinel %s:%d: %s", h.host, h.port, tostring(err))
+    return self:_next()
+  end
+  self.sc, self.sn = c, c:send { "SENTINEL", "get-master-addr-by-name", cfg.service, n = 3 }
+end
+
+-- The master found failing (why): forgotten, the sentinels asked again.
+function S:_lost(why)
+  masters[self.cfg.id] = nil
+  if self.mc then self.mc:close() end
+  self.mc, self.m, self.why, self.i = nil, nil, why, #self.cfg.hosts -- (a pause, then the sentinels again)
+  return self:_next()
+end
+
+-- The sentinel's answer: the master's address, or the next sentinel.
+function S:_heard()
+  local status, v = self.sc:reply(self.sn)
+  if status == "wait" then return false end
+  local h = self.cfg.hosts[self.i]
+  self.sc:close()
+  self.sc = nil
+  if status == "ok" and type(v) == "table" and v[1] and tonumber(v[2]) then
+    return self:_master { host = v[1], port = tonumber(v[2]) }
+  end
+  self.why = string_format("sentinel %s:%d: %s", h.host, h.port, status == "ok"
+    and "it knows no master " .. self.cfg.service or tostring(v))
+  return self:_next()
+end
+
+-- As far as the answers there allow: the master's connection, false (not yet), or nil, why.
+function S:_advance()
+  while true do
+    if self.failed then return nil, self.failed end
+    if self.due then
+      if now() < self.due then return false end
+      self.due = nil
+      self:_next()
+    elseif self.state == "up" then
+      return self.mc
+    elseif self.state == "ask" then
+      if self:_heard() == false then return false end
+    else
+      local ok, why = self.mc:ready()
+      if ok == false then return false end
+      if ok then
+        self.state, masters[self.cfg.id] = "up", self.m
+      else
+        self:_lost(string_format("master %s:%d: %s", self.m.host, self.m.port, tostring(why)))
+      end
+    end
+  end
+end
+
+function S:conn_for() return self:_advance() end
+S.conn_at = S.conn_for
+
+function S:poll(wait)
+  self:_advance()
+  local c = self.state == "ask" and self.sc or self.mc
+  if not c then -- a pause between two rounds
+    if self.due then self.sleep(math_min(wait, math.max(0, self.due - now()))) end
+    self:_advance()
+    return 0
+  end
+  local n, err = c:poll(wait)
+  if not n and c ~= self.mc or not n and self.state ~= "up" then n = 0 end -- (its reply says it: the next one)
+  self:_advance()
+  return n, err
+end
+
+function S.moved() end
+
+-- A READONLY or MASTERDOWN from the master: the sentinels asked again.
+function S:find(c)
+  if c ~= self.mc then return true end -- (an old master's: the way is being found already)
+  self.deadline = now() + self.timeout
+  self:_lost("the master answered as a replica")
+  return true
+end
+
+function S:broke(c)
+  if c == self.mc then masters[self.cfg.id] = nil end
+end
+
+function S:pending()
+  local c = self.state == "ask" and self.sc or self.mc
+  return c and c:pending() or 0
+end
+
+function S:close()
+  if self.sc then self.sc:close() end
+  if self.mc then self.mc:close() end
+end
+
+return S
