@@ -87,6 +87,7 @@ build = {
     ["starvideos.cli.plan"] = "lua/starvideos/cli/plan.lua",
     ["starvideos.client"] = "lua/starvideos/client.lua",
     ["starvideos.config"] = "lua/starvideos/config.lua",
+    ["starvideos.create"] = "lua/starvideos/create.lua",
     ["starvideos.batch"] = "lua/starvideos/batch.lua",
     ["starvideos.download"] = "lua/starvideos/download.lua",
     ["starvideos.emulator"] = "lua/starvideos/emulator/init.lua",

@@ -3,10 +3,6 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
-local errors = require "starvideos.errors"
-local cjson = require("cjson.safe").new()
-
-local new_error = errors.new_error
 
 local M = {}
 
@@ -68,34 +64,12 @@ M.DEFAULTS = {
   user_agent = M.user_agent(),
 }
 
--- The params that name reference media (a URL, or a list of URLs): what preflight reads.
-M.MEDIA_FIELDS = { "referenceImages", "referenceVideos", "referenceAudios", "first_image", "last_image", "image",
-  "lastFrameImage" }
-
--- Whether a create's params name reference media.
-function M.names_media(params)
-  for _, k in ipairs(M.MEDIA_FIELDS) do
-    if params[k] ~= nil then return true end
-  end
-  return false
-end
-
 -- The levels of the `log` option and $STARVIDEOS_LOG.
 M.LOG_LEVELS = { debug = true, info = true }
 
 local DAY = 86400
 
 local function show(v) return type(v) == "string" and string.format("%q", v) or tostring(v) end
-
--- The JSON text of params.extra (the core checks it and splices it into the
--- body): text, nil when there is none, or nil, err when it cannot be JSON.
-function M.extra_json(params)
-  local extra = params.extra
-  if extra == nil then return nil end
-  local text, why = cjson.encode(extra)
-  if text then return text end
-  return nil, new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })
-end
 
 -- checker(value) -> nil when fine, else what was expected (and true when that is a whole message)
 local C = {}
