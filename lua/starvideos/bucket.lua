@@ -41,7 +41,7 @@ function B:use(remote) self.remote = self.remote or remote end
 -- A token at t: nil when taken, else when one will be there.  A create holds the
 -- token due for it (CLAIM past it, should its job be cancelled) before the polls waiting;
 -- callers told to wait get times a microsecond apart, so they come back in turn.
-function B:token(t, create, obj)
+local function token(self, t, create, obj)
   local at = self.remote and self.remote:take(t, obj) -- false: no remote, or one that cannot answer
   if at ~= false then return at end
   if create or t >= self.claim then
@@ -54,6 +54,12 @@ function B:token(t, create, obj)
   if at <= self.told then at = self.told + 1e-6 end
   self.told = at
   if create then self.claim = at + CLAIM end
+  return at
+end
+function B:token(t, create, obj)
+  local at = token(self, t, create, obj)
+  local o = obj and obj.cfg and obj.cfg.observe -- (the time waited, in metrics: extras/observe.lua)
+  if o then o:budget(obj, t, at) end
   return at
 end
 

@@ -22,7 +22,7 @@ local function schedule(self) return require("starvideos.schedule").of(self.key,
 -- A spec's fields a job keeps (spec name -> job field; upload: one a dead process left, storage/object.lua).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   index = "index", on_progress = "on_progress", on_status = "on_status", params = "params", tenant = "tenant",
-  upload = "upload" }
+  upload = "upload", traceparent = "traceparent" }
 
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed); id: the task's (nil
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
@@ -101,6 +101,7 @@ function Job:finish(err) -- the job ends (err: why it failed)
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
+  if self.cfg.observe then self.cfg.observe:state(self, now()) end -- (the metrics and spans: extras/observe.lua)
 end
 
 -- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an
@@ -199,6 +200,7 @@ local function polled(self, req, t)
   local secs, within
   if task.status == "completed" and self.status ~= "completed" then
     secs, within = schedule(self):took(self.kind, self.model, t, self.unfinished_at, self.origin_at, self.coarse)
+    if self.cfg.observe then self.cfg.observe:noticed(self, t) end
   elseif task.status ~= "completed" and task.status ~= "failed" then
     self.unfinished_at = t
   end
@@ -235,8 +237,7 @@ local STATES = {
   done = {}, cancelled = {},                                      -- ended
 }
 
--- Do what can be done now (the job's request finished or its timer fell due).
-function Job:advance(t)
+local function advance(self, t)
   if self.done then return end
   local pf = self.checking
   if pf then -- the references checked (what could not be was told): the create refused, or on
@@ -259,6 +260,12 @@ function Job:advance(t)
     return self:finish(new_error("timeout", msg))
   end
   return STATES[self.state].due(self, t)
+end
+
+-- Do what can be done now (the job's request finished or its timer fell due); a state it changed is observed.
+function Job:advance(t)
+  advance(self, t)
+  if self.cfg.observe then self.cfg.observe:state(self, t) end -- (the metrics and spans: extras/observe.lua)
 end
 
 -- Cancelling stops a job's transfers, but a create already sent (it may be
