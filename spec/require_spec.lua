@@ -49,7 +49,8 @@ end
 local LAZY = { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.extras.notify",
   "starvideos.schedule", "starvideos.fleet.store", "starvideos.fleet.ledger", "starvideos.fleet.budget",
   "starvideos.nginx.transport", "starvideos.nginx.budget", "starvideos.sign", "starvideos.curl", "starvideos.redis",
-  "starvideos.cli", "starvideos.emulator", "starvideos.records.ledger", "starvideos.records.compact" }
+  "starvideos.cli", "starvideos.emulator", "starvideos.records.ledger", "starvideos.records.compact",
+  "starvideos.extras.metrics", "starvideos.extras.trace", "starvideos.extras.observe" }
 
 describe("require \"starvideos\"", function()
   teardown(helper.cleanup)
@@ -64,7 +65,8 @@ state("required")
 local c = starvideos.new { base_url = BASE, api_key = "k" }
 state("client")
 c:close()
-]], "env -u STARVIDEOS_LOG -u STARVIDEOS_STORE " .. helper.CHILD_ENV)
+]], "env -u STARVIDEOS_LOG -u STARVIDEOS_STORE -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT "
+      .. helper.CHILD_ENV)
     local s = assert(st.required, out)
     assert.is_false(s.crypto, "libcrypto is mapped after require \"starvideos\"")
     assert.is_true(s.loaded["starvideos"] and s.loaded["starvideos.core"] and s.loaded["starvideos.client"] or false,
@@ -72,9 +74,26 @@ c:close()
     for _, m in ipairs(LAZY) do assert.is_nil(s.loaded[m], m .. " loaded by require \"starvideos\"") end
     s = assert(st.client, out)
     for _, m in ipairs { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.sign",
-      "starvideos.fleet.ledger", "starvideos.extras.notify", "starvideos.schedule" } do
+      "starvideos.fleet.ledger", "starvideos.extras.notify", "starvideos.schedule", "starvideos.extras.metrics",
+      "starvideos.extras.trace", "starvideos.extras.observe", "starvideos.otel" } do
       assert.is_nil(s.loaded[m], m .. " loaded by a plain client")
     end
+  end)
+
+  it("loads the metrics with the metrics option, the traces with an endpoint ($OTEL_*), and not before", function()
+    local out, st = child([[
+local starvideos = require "starvideos"
+local c = starvideos.new { base_url = BASE, api_key = "k", metrics = true, trace = false }
+state("metrics")
+local c2 = starvideos.new { base_url = BASE, api_key = "k" }
+state("traced")
+c:close()
+c2:close()
+]], "env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9 " .. helper.CHILD_ENV)
+    local s = assert(st.metrics, out)
+    assert.is_true(s.loaded["starvideos.extras.metrics"] and s.loaded["starvideos.extras.observe"] or false, out)
+    assert.is_nil(s.loaded["starvideos.extras.trace"], out) -- (trace = false: off whatever $OTEL_* say)
+    assert.is_true(assert(st.traced, out).loaded["starvideos.extras.trace"], out)
   end)
 
   it("loads the log with the log option or $STARVIDEOS_LOG, and not before", function()

@@ -7,6 +7,7 @@
 --       create, wait, download into $starvideos_dir; answers the task as JSON
 --   GET /start?prompt=...   answers 202 at once; a timer (ngx.timer.at) generates
 --   GET /jobs?id=N          how that background job is doing
+--   GET /metrics            every worker's metrics, in Prometheus's text format
 --
 -- With $starvideos_journal set, every create is recorded there first: a task
 -- paid for is never lost, even when nginx stops while it waits.
@@ -128,6 +129,14 @@ function M.start()
   local ok, err = ngx.timer.at(0, background, n, p, interval, out_path(), in_prefix(ngx.var.starvideos_journal))
   if not ok then return reply(503, { error = "cannot start the job: " .. tostring(err) }) end
   return reply(202, { job = n, status = "/jobs?id=" .. n })
+end
+
+-- GET /metrics: what every worker counted (lua_shared_dict starvideos_metrics); a client that sends nothing.
+function M.metrics()
+  ngx.header.content_type = "text/plain; version=0.0.4"
+  local c = starvideos.new()
+  ngx.print(c:metrics())
+  c:close()
 end
 
 -- GET /jobs?id=N

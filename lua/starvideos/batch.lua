@@ -95,7 +95,7 @@ end
 local function spec_of(i, params, path, key, opts, c)
   local has_task, user = false, opts.on_progress
   return { params = params, out = path, key = key, fresh = opts.fresh, index = i, interval = opts.interval,
-    timeout = opts.timeout, tenant = opts.tenant,
+    timeout = opts.timeout, tenant = opts.tenant, traceparent = opts.traceparent,
     on_progress = function(ev)
       if user then user(ev) end
       if not has_task and ev.id and (ev.type == "status" or ev.type == "attached") then

@@ -90,7 +90,7 @@ function B.tenant_id(tenant) return tenant and core.hash(tenant) or "" end
 -- A token at t for tenant (nil: none named; share's fair share): nil when taken, else when one will be there.
 -- A create holds the token due for it (CLAIM past it, should its job be cancelled) before the polls of its
 -- tenant waiting; a tenant's callers told to wait get times a microsecond apart, so they come back in turn.
-function B:token(t, create, obj, tenant)
+local function token(self, t, create, obj, tenant)
   local id = B.tenant_id(tenant)
   local at = self.remote and self.remote:take(t, obj, id) -- false: no remote, or one that cannot answer
   if at ~= false then return at end
@@ -108,6 +108,12 @@ function B:token(t, create, obj, tenant)
   if at <= told then at = told + 1e-6 end
   kv.set("told:" .. id, at, at - t + 1)
   if create then kv.set("claim:" .. id, at + CLAIM, at - t + 1) end
+  return at
+end
+function B:token(t, create, obj, tenant)
+  local at = token(self, t, create, obj, tenant)
+  local o = obj and obj.cfg and obj.cfg.observe -- (the time waited, in metrics: extras/observe.lua)
+  if o then o:budget(obj, t, at) end
   return at
 end
 

@@ -37,6 +37,7 @@ local function open_ledger(cfg, loop, key)
   local dict = ngx and not cfg.transport and require("starvideos.nginx.budget").new(ngx, key)
   if cfg.store then
     local st = require("starvideos.fleet.store").for_key(cfg.store, key, cfg.connect_timeout)
+    st.observe = st.observe or cfg.observe and cfg.observe.m and cfg.observe -- (its commands' metrics)
     loop:watch(st)
     key.bucket:use(require("starvideos.fleet.budget").new(st, key, loop, dict))
     return require("starvideos.fleet.ledger").new(st, cfg, loop, key)
@@ -47,8 +48,9 @@ end
 
 -- The optional layers hooked into the cfg the jobs call (docs/architecture.md#the-layers): the
 -- log's on_event; notify's on_done and preflight's on_media loaded at their first call (a job calls
--- on_done when its cfg has a notify: the client's, or keep's own, whose cfg inherits this one).
-local function hook(cfg)
+-- on_done when its cfg has a notify: the client's, or keep's own, whose cfg inherits this one);
+-- metrics' and trace's observe.  Returns the tracer (trace on), which close flushes.
+local function hook(cfg, key, loop)
   if cfg.log then
     local Log = require "starvideos.extras.log"
     cfg.logger = Log.logger(cfg.log, { cfg.api_key, cfg.notify and cfg.notify.secret or nil })
@@ -57,6 +59,19 @@ local function hook(cfg)
   cfg.on_done = function(job, err) return require("starvideos.extras.notify").job_done(job, err) end
   cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
   cfg.on_object = function() return require "starvideos.storage.object" end
+  -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe (extras/observe.lua)
+  local ngx, metrics, tracer = config.nginx(), cfg.metrics, nil
+  if metrics == nil then metrics = ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] ~= nil end
+  local s = cfg.trace and require("starvideos.otel").settings(cfg.trace) -- (OTEL_* where trace gives none)
+  if s then
+    tracer = require("starvideos.extras.trace").of(key, cfg, s, loop, ngx and not cfg.transport
+      and function(xcfg, xkey) return require("starvideos.nginx.transport").new(xcfg, xkey) end)
+  end
+  if metrics or tracer then
+    cfg.observe = require("starvideos.extras.observe").new(metrics and require("starvideos.extras.metrics").registry(),
+      tracer)
+  end
+  return tracer
 end
 
 function Client.new(opts)
@@ -66,10 +81,10 @@ function Client.new(opts)
   -- the transport: the client's own, else nginx's sockets inside nginx (else the loop makes libcurl's)
   local transport = cfg.transport or config.nginx() and require("starvideos.nginx.transport").new(cfg, key)
   local loop = Loop.for_client(cfg, key, transport) -- (making a transport may raise: the key is not joined yet)
-  hook(cfg)
+  local tracer = hook(cfg, key, loop)
   cfg.api_key, cfg.transport = nil, nil -- the key lives in the transport only
   local self = setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, loop = loop, key = key,
-    ledger = open_ledger(cfg, loop, key), finished = {} }, Client)
+    ledger = open_ledger(cfg, loop, key), finished = {}, tracer = tracer }, Client)
   key:join(self)
   self.ctx = { loop = loop, key = key, ledger = self.ledger, cfg = cfg, deliveries = {} } -- (notify.lua's)
   return self
@@ -83,6 +98,7 @@ function Client:close(collected)
   if self.cfg.notify then require("starvideos.extras.notify").settle(self.ctx, collected == GC and 0 or nil) end
   self.loop = nil
   for _, job in ipairs(loop:jobs_of(self.cfg)) do job:cancel(true) end
+  if self.tracer and collected ~= GC then self.tracer:flush() end -- (their spans ended: cancelled)
   self.ledger:close(collected == GC)
   self.key:leave(self)
   loop:release()
@@ -281,6 +297,12 @@ function Client:watch(id_or_task, opts)
 end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })
+
+-- The metrics in Prometheus's text format: the process's (inside nginx, with the dict, the host's).
+function Client:metrics()
+  live(self)
+  return require("starvideos.extras.metrics").registry():text()
+end
 
 -- Move the jobs: step(0) does what is ready; a longer step ends once a job finishes.
 function Client:step(seconds)

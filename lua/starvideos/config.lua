@@ -3,10 +3,6 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
-local errors = require "starvideos.errors"
-local cjson = require("cjson.safe").new()
-
-local new_error = errors.new_error
 
 local M = {}
 
@@ -65,20 +61,14 @@ M.DEFAULTS = {
   preflight = true,          -- check reference media before a create: true, "strict", false (docs/media.md)
   image_side_note = 64,      -- px: a reference image's shorter side under it is a preflight note
   -- allow_private_media: none; reference URLs on non-public addresses pass only when base_url's host is one
+  metrics_dict = "starvideos_metrics", -- inside nginx: the lua_shared_dict of the host's metrics
+  trace_queue = 2048,        -- spans waiting for export at most (more are dropped, counted)
+  trace_batch = 512,         -- spans in one export
+  trace_delay = 1,           -- seconds a finished span may wait for its export
+  trace_timeout = 10,        -- seconds one export may take (its retries within)
+  trace_flush = 1,           -- seconds close() waits for the spans still queued to go
   user_agent = M.user_agent(),
 }
-
--- The params that name reference media (a URL, or a list of URLs): what preflight reads.
-M.MEDIA_FIELDS = { "referenceImages", "referenceVideos", "referenceAudios", "first_image", "last_image", "image",
-  "lastFrameImage" }
-
--- Whether a create's params name reference media.
-function M.names_media(params)
-  for _, k in ipairs(M.MEDIA_FIELDS) do
-    if params[k] ~= nil then return true end
-  end
-  return false
-end
 
 -- The levels of the `log` option and $STARVIDEOS_LOG.
 M.LOG_LEVELS = { debug = true, info = true }
@@ -86,16 +76,6 @@ M.LOG_LEVELS = { debug = true, info = true }
 local DAY = 86400
 
 local function show(v) return type(v) == "string" and string.format("%q", v) or tostring(v) end
-
--- The JSON text of params.extra (the core checks it and splices it into the
--- body): text, nil when there is none, or nil, err when it cannot be JSON.
-function M.extra_json(params)
-  local extra = params.extra
-  if extra == nil then return nil end
-  local text, why = cjson.encode(extra)
-  if text then return text end
-  return nil, new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })
-end
 
 -- checker(value) -> nil when fine, else what was expected (and true when that is a whole message)
 local C = {}
@@ -138,6 +118,9 @@ end
 function C.header(v)
   if type(v) ~= "string" or v:find("[%c\127]") then return "a string without control characters" end
 end
+
+-- a W3C traceparent, and the trace option: otel.lua, where OpenTelemetry's settings are read
+function C.traceparent(v) return require("starvideos.otel").check_traceparent(v) end
 
 -- create_limit and tenant_limit (name) = {count = N, per = seconds}
 local LIMIT = { count = number_in(1, 1e9, "a whole number of creates from 1 to 1e9", false, true),
@@ -297,15 +280,15 @@ M.CALLS = {
   wait = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
   download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
   generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    key = C.key, fresh = C.bool, tenant = C.tenant },
-  create = { key = C.key, fresh = C.bool, tenant = C.tenant },
+    key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent },
+  create = { key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent },
   generate_all = { out = C.pattern, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    tenant = C.tenant, key = C.fn, fresh = C.bool },
+    tenant = C.tenant, key = C.fn, fresh = C.bool, traceparent = C.traceparent },
   wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
   resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
     on_progress = C.fn, dry_run = C.bool },
   job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn,
-    key = C.key, fresh = C.bool, tenant = C.tenant },
+    key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent },
   pending = { journal = C.path },
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
     journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool, dry_run = C.bool },
@@ -320,7 +303,8 @@ M.CLIENT = {
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
   create_limit = limit("create_limit"), tenant_limit = limit("tenant_limit"), prices = C.prices, store = C.store,
   proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease, storage = C.storage,
-  preflight = C.preflight, allow_private_media = C.bool, min_image_side = C.pixels,
+  preflight = C.preflight, allow_private_media = C.bool, min_image_side = C.pixels, metrics = C.bool,
+  trace = function(v) return require("starvideos.otel").check(v, C.url) end,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
 }
 
@@ -357,6 +341,9 @@ local function from_env(cfg)
     cfg.base_url, cfg.base_url_unset = url or M.DEFAULT_BASE_URL, url == nil -- errors.note_default_host says so
     local bad = C.url(cfg.base_url, "STARVIDEOS_BASE_URL")
     if bad then error(string.format("bad base URL (%s)", bad), 4) end
+  end
+  if cfg.trace == nil and (env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env("OTEL_EXPORTER_OTLP_ENDPOINT")) then
+    cfg.trace = {} -- (otel.lua reads the rest of OTEL_*)
   end
   local level = cfg.log == nil and env("STARVIDEOS_LOG")
   if level and not M.LOG_LEVELS[level:lower()] then

@@ -3,6 +3,7 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
+local Create = require "starvideos.create"
 local errors = require "starvideos.errors"
 local Client = require "starvideos.client"
 local journal = require "starvideos.records.journal"
@@ -21,7 +22,7 @@ local M = {
 -- Check a request against its model's rules, with no network.
 function M.validate(params)
   if type(params) ~= "table" then argerror(1, "validate", "table", type(params)) end
-  local text, err = config.extra_json(params)
+  local text, err = Create.extra_json(params)
   if err then return nil, err end
   return core.validate(params, text)
 end

@@ -6,8 +6,8 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
-local config = require "starvideos.config"
 local errors = require "starvideos.errors"
+local Create = require "starvideos.create"
 local Request = require "starvideos.request"
 local Sink = require "starvideos.sink"
 local Video = require "starvideos.video"
@@ -22,7 +22,7 @@ local function schedule(self) return require("starvideos.schedule").of(self.key,
 -- A spec's fields a job keeps (spec name -> job field; upload: one a dead process left, storage/object.lua).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   index = "index", on_progress = "on_progress", on_status = "on_status", params = "params", tenant = "tenant",
-  upload = "upload" }
+  upload = "upload", traceparent = "traceparent" }
 
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed); id: the task's (nil
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
@@ -35,25 +35,9 @@ function Job.new(ctx, goal, id, spec)
     state = "polling", req = false, video = {}, deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k]] = v end end
   job.sink = Sink.of(cfg, spec.out) -- (a file, or an object in the user's bucket)
-  local params = spec.params
-  if params then -- the create built: validation first, then the key
-    local text, err = config.extra_json(params)
-    if err then return nil, err end
-    local path, body = core.build_create(params, text)
-    if not path then return nil, body end
-    if not cfg.api_key_set and goal ~= "checked" then return nil, new_error("auth", errors.NO_KEY) end
-    local ok, why = true, nil
-    if spec.out then ok, why = job.sink.check_out(spec.out, cfg) end -- (found before the task is paid for)
-    if not ok then return nil, why end
-    job.state, job.create_path, job.create_body = "creating", path, body
-    job.preflight = goal == "checked" or cfg.preflight and config.names_media(params) -- (cfg.on_media)
-    job.local_id = ctx.ledger.records and core.random_id() or nil
-    local key = spec.out and core.file_key(spec.out) or spec.key -- what the job makes (docs/batch.md "Keys")
-    if key and job.local_id then
-      job.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
-    end
-    job.model, job.kind = params.model, require("starvideos.schedule").kind_of(params.model, params.duration,
-      params.resolution)
+  if spec.params then -- the create built (create.lua): nothing is sent yet
+    local ok, err = Create.build(job, goal, spec)
+    if not ok then return nil, err end
   elseif spec.url or (spec.out and not spec.refresh and task and type(task.video_url) == "string"
       and (task.status == nil or task.status == "completed")) then
     job.state = "downloading"
@@ -85,7 +69,7 @@ function Job:join(group, deadline)
 end
 
 -- The time of the next poll after one answered at t.
-local function next_poll(self, t)
+function Job:next_poll(t)
   if self.fixed then return t + self.fixed end
   return t + schedule(self):delay(self.kind, self.model, self.origin_at and t - self.origin_at)
 end
@@ -117,6 +101,7 @@ function Job:finish(err) -- the job ends (err: why it failed)
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
+  if self.cfg.observe then self.cfg.observe:state(self, now()) end -- (the metrics and spans: extras/observe.lua)
 end
 
 -- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an
@@ -133,7 +118,7 @@ local function expect(self, t)
 end
 
 -- A task answer arrived at t (create or poll): events, and each status change recorded.
-local function seen(self, task, t, created, secs, within)
+function Job:seen(task, t, created, secs, within)
   self.task, self.id = task, task.id
   local changed = task.status ~= self.status
   self.status = task.status
@@ -159,7 +144,8 @@ function Job:await(c, t)
   if c.done then return self:advance(t) end
 end
 
-local function poll(self, t)
+-- polling: the task asked for now (the key's budget first).
+function Job:poll(t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
   if not self.refreshing then
     local later = self.budget:token(t, false, self, self.tenant)
@@ -175,7 +161,7 @@ end
 -- A fresh URL of the task asked for (its video's expired, or was not whole): polled now, outside the schedule.
 function Job:refresh(t)
   self.refreshing, self.state = true, "polling"
-  return poll(self, t)
+  return self:poll(t)
 end
 
 -- Another holds the job's task (a keeper claimed it): taken, told once; its file awaited (video.lua).
@@ -199,47 +185,26 @@ function Job:confirm(t)
   return Video.confirm(self, t)
 end
 
--- The create answered task at t: told at once (it is paid for), then its record written (a ledger may say
--- "not yet": the job holds the task and asks again later).
-local function created(self, task, t)
-  local ok, jerr = self.ledger:created(task, self.params, self.local_id) -- (asked first: a listener may close)
-  if not self.held then -- (a batch counts it created)
-    self.held, self.origin_at, self.unfinished_at = task, t, t
-    self.key:born(task.id, t)
-    seen(self, task, t, true)
-    if self.done then return end -- cancelled by a listener (its client closed): its record is written all the same
-  end
-  if ok == false then return self.loop:at(self.loop:await_store(self, now()), self) end
-  self.held = nil
-  if not ok then return self:finish(jerr) end
-  if self.cancelled then
-    self.state = "cancelled"
-    return self:finish(new_error("io", "the job was cancelled", { created = true }))
-  end
-  self.state = "polling"
-  if self.goal == "created" then return self:finish() end
-  return self.loop:at(next_poll(self, self.origin_at), self)
-end
-
 local function polled(self, req, t)
   local task, err = req.task, req.err
   if self.goal == "queried" then -- one answer is all it asks for
-    if task then self:origin(task, t); seen(self, task, t) end
+    if task then self:origin(task, t); self:seen(task, t) end
     return self:finish(err)
   end
   if not task then
     if not err.transient then return self:finish(err) end
     self.last_err = err -- it may go better: poll again
-    return self.loop:at(math.min(next_poll(self, t), self.deadline), self)
+    return self.loop:at(math.min(self:next_poll(t), self.deadline), self)
   end
   self:origin(task, t)
   local secs, within
   if task.status == "completed" and self.status ~= "completed" then
     secs, within = schedule(self):took(self.kind, self.model, t, self.unfinished_at, self.origin_at, self.coarse)
+    if self.cfg.observe then self.cfg.observe:noticed(self, t) end
   elseif task.status ~= "completed" and task.status ~= "failed" then
     self.unfinished_at = t
   end
-  seen(self, task, t, nil, secs, within)
+  self:seen(task, t, nil, secs, within)
   if task.status == "completed" then -- (without out: done, once the store confirms a lapsed holder's hold)
     self.state, self.refreshing, self.waited = "downloading", nil, true
     return Video.start(self, t)
@@ -247,16 +212,7 @@ local function polled(self, req, t)
     return self:finish(new_error("task_failed", string.format("task %s failed: %s", tostring(self.id),
       errors.reason(task)), { task = task }))
   end
-  return self.loop:at(math.min(next_poll(self, t), self.deadline), self)
-end
-
-local function create_answered(self, req, t)
-  if req.task then
-    self.id = req.task.id
-    return created(self, req.task, t)
-  end
-  self.ledger:create_failed(req.err, self.params, self.local_id)
-  return self:finish(req.err)
+  return self.loop:at(math.min(self:next_poll(t), self.deadline), self)
 end
 
 -- Download progress, reported when it grew (the loop calls it each turn).
@@ -266,80 +222,22 @@ function Job:progress(bytes, total)
   self:emit("progress", { bytes = bytes, total = total, path = self.out })
 end
 
--- The ledger knows a task of the job's key (rec): the job follows it, creating
--- nothing; one already downloaded whole to out (rec.whole) ends it now.
-local function attach(self, rec, t)
-  self.id, self.state = rec.id, "polling"
-  self:emit("attached", { key = self.want.key })
-  if rec.whole then
-    self.path, self.status = self.out, "completed"
-    self.task = { id = rec.id, status = "completed", path = self.out, model = rec.model }
-    return self:finish()
-  end
-  if self.goal == "created" then self.goal = "queried" end -- a keyed create answers with the task as it is now
-  -- a live process holds it and may be writing out's .part now: this job's own .part (never gone on from)
-  if rec.alive and self.out then self.part = self.out .. ".part-" .. core.random_id() end
-  self.upload = rec.upload
-  return poll(self, t)
-end
-
--- The ledger's task for the job's key, nil, or false (a store not answered yet: ask again): read once, before
--- any token, without the ledger's lock (following a task needs none; a create still asks under it).  Why it
--- creates, or the error it will be refused with (the peek's): job.seen_why (a plan's, batch.lua).
-function Job:known()
-  if self.seen_key == nil and self.want then
-    local task, why, id = self.ledger:peek(self.want)
-    if task == false then return false end
-    self.seen_key, self.seen_why, self.seen_id = task or false, why, id
-  end
-  return self.seen_key or nil
-end
-
--- The key's token for the job's create, taken for it by its batch (batch.lua).
+-- The ledger's task for the job's key (create.lua); the token its batch took for its create (batch.lua).
+Job.known = Create.known
 function Job:grant() self.granted = true end
-
--- A create is an API request too: it waits for the key's token, then for its
--- pending record (a ledger on a store answers later), then goes; it has no
--- deadline: once sent it is never abandoned, it may be paid for.
-local function create(self, t)
-  if self.held then return created(self, self.held, t) end
-  local known = self:known()
-  if known == false then return self.loop:at(self.loop:await_store(self, t), self) end
-  if known then return attach(self, known, t) end
-  if self.preflight then -- the references first: nothing is paid for before
-    self.preflight, self.checking = false, true -- (the preflight may end before start returns)
-    self.checking = self.cfg.on_media(self, t) -- (the preflight's hook: client.lua)
-    return self:advance(t)
-  end
-  if self.granted then
-    self.granted = nil
-  elseif not self.asked then
-    local later = self.budget:token(t, true, self, self.tenant)
-    if later then return self.loop:at(later, self) end
-  end
-  local ok, err = self.ledger:before_create(self.params, self.local_id, self.out, self.want, self.tenant)
-  if type(ok) == "table" then return attach(self, ok, t) end
-  if ok == false then
-    self.asked = true
-    return self.loop:at(self.loop:await_store(self, t), self)
-  end
-  if not ok then return self:finish(err) end
-  return self:send(t, "create", self.cfg.base_url .. self.create_path, self.create_path, true, self.create_body)
-end
 
 -- Every state of a job: what it does when its timer falls due (due; past the deadline but creating and confirming:
 -- a timeout) and when what it awaits ends (answered: its request's req.task or req.err, or a download's commit).
 local STATES = {
-  creating = { due = create, answered = create_answered }, -- the key's token, the ledger's record, the create
-  polling = { due = poll, answered = polled },                -- polled until completed (or failed)
+  creating = { due = Create.due, answered = Create.answered },    -- the key's token, the ledger's record, the create
+  polling = { due = Job.poll, answered = polled },                -- polled until completed (or failed)
   downloading = { due = Video.start, answered = Video.answered }, -- the video downloaded and committed
-  confirming = { due = Video.confirm },                       -- a whole .part, the store asked before its commit
-  taken = { due = Video.look },                               -- another holds the task: its file awaited
-  done = {}, cancelled = {},                                  -- ended
+  confirming = { due = Video.confirm },                           -- a whole .part, the store asked before its commit
+  taken = { due = Video.look },                                   -- another holds the task: its file awaited
+  done = {}, cancelled = {},                                      -- ended
 }
 
--- Do what can be done now (the job's request finished or its timer fell due).
-function Job:advance(t)
+local function advance(self, t)
   if self.done then return end
   local pf = self.checking
   if pf then -- the references checked (what could not be was told): the create refused, or on
@@ -364,24 +262,21 @@ function Job:advance(t)
   return STATES[self.state].due(self, t)
 end
 
+-- Do what can be done now (the job's request finished or its timer fell due); a state it changed is observed.
+function Job:advance(t)
+  advance(self, t)
+  if self.cfg.observe then self.cfg.observe:state(self, t) end -- (the metrics and spans: extras/observe.lua)
+end
+
 -- Cancelling stops a job's transfers, but a create already sent (it may be
 -- paid for): the job ends once its answer is in, the task recorded.  With
 -- `keep` (a client's close) a download's recorded .part stays for the next.
 function Job:cancel(keep)
   if self.done then return end
-  local req, creating, msg, fields = self.req, self.state == "creating", "the job was cancelled", nil
-  if creating and req then
-    if not self.loop.queued[req] and (req.handle or req.done) then self.cancelled = true; return end -- awaited
-    -- not sent yet, or not sent again after an answer that made nothing: surely nothing was created
-    self.ledger:create_failed({}, self.params, self.local_id)
-    msg = msg .. (req.attempt > 0 and " (its create made nothing and was not sent again)"
-      or " (its create was never sent)")
-  elseif creating and self.held then -- answered, its record not yet known written
-    self.ledger:forget(nil, self.held.id)
-    self.task, self.held, fields = self.held, nil, { created = true }
-  elseif creating and self.asked then -- a pending record asked for, the create never sent
-    self.ledger:forget(self.local_id)
-    self.ledger:create_failed({}, self.params, self.local_id)
+  local req, why, fields = self.req, "", nil
+  if self.state == "creating" then
+    why, fields = Create.cancel(self, req) -- (the ledger told what will never be created)
+    if not why then return end -- its create sent: awaited
   end
   if type(self.checking) == "table" then self.checking:cancel() end
   keep = keep and self.id and self.ledger.records and not self.part
@@ -394,7 +289,7 @@ function Job:cancel(keep)
     if left then self.ledger:part(self.id, left, req.dest) end
   end
   self.state = "cancelled"
-  self:finish(new_error("io", msg, fields))
+  self:finish(new_error("io", "the job was cancelled" .. why, fields))
 end
 
 return Job

@@ -14,6 +14,7 @@ Request.__index = Request
 
 -- (a store's request names its own)
 local METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST", media = "GET" }
+Request.METHOD = METHOD
 
 local next_id = 0 -- the number that names a request in its events
 
@@ -44,6 +45,8 @@ end
 function Request:finish(task, err, t)
   if err and (self.op == "create" or self.op == "query") then errors.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
+  local o = self.cfg.observe -- (the metrics and spans: extras/observe.lua, wired by client.lua)
+  if o and self.op == "create" then o:created(self) end
   if err and self.op == "download" then Download.ended(self) end
   self.owner:advance(t or now())
 end
@@ -81,6 +84,7 @@ function Request:send(t)
   if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
   local h, err = loop.transport:send(self)
   if not h then
+    if cfg.observe then cfg.observe:exchange(self, t, nil, err, "not_sent") end
     if Download.restart(self, t) then return end -- the transport would not open the .part left over
     return self:finish(nil, err)
   end
@@ -99,9 +103,9 @@ function Request:finished(t)
   local key, op = self.key, self.op
   if t >= key.clock_at and (op == "query" or op == "create") then key:clock(loop.transport, t) end
   if self.op == "download" or self.op == "media" then self.bytes, self.total, self.wire = bytes, total, wire end
-  if wire == "none" or task then
-    tell(self, "response", err and err.status or tonumber(task) or 200, t - self.started)
-  end
+  local status = (wire == "none" or task) and (err and err.status or tonumber(task) or 200)
+  if status then tell(self, "response", status, t - self.started) end
+  if self.cfg.observe then self.cfg.observe:exchange(self, t, status, err, wire, bytes) end
   if task then
     if self.op == "download" then return Download.done(self, file, t) end
     return self:finish(task, nil, t)
@@ -115,6 +119,7 @@ function Request:finished(t)
     return self:finish(nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
+  if self.cfg.observe then self.cfg.observe:retry(self, err) end
   tell(self, "retry", err.status, nil, delay, self.cfg.on_event and err.message
     .. (self.op == "download" and string.format("; resuming at byte %d", self.offset) or ""))
   -- a retry of an API request is an API request too: it draws the key's token when due
@@ -140,7 +145,11 @@ end
 function Request:cancel(keep)
   if self.done then return end
   self.loop:untrack(self)
-  if self.handle then self.loop.transport:cancel(self.handle); self.handle = false end
+  if self.handle then
+    self.loop.transport:cancel(self.handle)
+    self.handle = false
+    if self.cfg.observe then self.cfg.observe:exchange(self, now(), nil, { kind = "cancelled" }, "cancelled") end
+  end
   self.done, self.err = true, new_error("io", "the request was cancelled")
   if self.op == "download" then Download.ended(self, keep) end
 end

@@ -102,6 +102,7 @@ function V.answered(job, r, t)
   end
   if not err then
     if job.id then l:downloaded(job.id, job.out, r.sha256, r.bytes, r.etag) end
+    if job.cfg.observe then job.cfg.observe:saved(job) end -- (a video's metrics: extras/observe.lua)
     return job:saved(job.out, r.sha256)
   end
   -- not a whole video, or not a video's answer (a body longer than it can be), nothing kept: once more from byte 0

@@ -7,7 +7,7 @@
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
 local cjson = require "cjson"
-local options = require "starvideos.config"
+local Create = require "starvideos.create"
 
 local MODEL_NAMES = { "starvideos_o3", "videos", "videos_fast", "videos_stable", "videos_stable_fast" }
 
@@ -1082,7 +1082,7 @@ describe("starvideos.validate", function()
 
     it("sends extra's members as they are, beside the checked fields", function()
       local p = params("videos", { extra = { seed = 7, tags = { "a" } } })
-      local path, body = core.build_create(p, assert(options.extra_json(p)))
+      local path, body = core.build_create(p, assert(Create.extra_json(p)))
       assert.is_string(path)
       local sent = cjson.decode(body)
       assert.are.equal(7, sent.seed)

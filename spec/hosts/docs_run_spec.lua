@@ -516,6 +516,26 @@ local BLOCKS = {
     check_sample("docs/logs-and-proxies.md#1", 1)
   end },
   ["docs/media.md#1"] = { "sh", "check: a real URL", function() check_sh("docs/media.md#1") end },
+  ["docs/observability.md#1"] = { "lua", "check: compiles, its names exist (spec/extras/observe_spec.lua runs "
+    .. "the same)", function() check_lua("docs/observability.md#1") end },
+  ["docs/observability.md#2"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/observe_nginx_spec.lua serves "
+    .. "it)", function() check_nginx("docs/observability.md#2", "http") end },
+  ["docs/observability.md#3"] = { "promql", "check: promtool check rules, each query a recording rule", function()
+    if missing("promtool") then return end
+    local rules = { "groups:", "  - name: docs", "    rules:" }
+    for l in block("docs/observability.md#3").body:gmatch("[^\n]+") do
+      if not l:find("^#") then
+        rules[#rules + 1] = "      - record: docs:query:" .. #rules
+        rules[#rules + 1] = "        expr: " .. string.format("%q", l)
+      end
+    end
+    local dir = folder("promql")
+    helper.write_file(dir .. "/rules.yml", table.concat(rules, "\n") .. "\n")
+    local out, ok = sh("promtool check rules " .. q(dir .. "/rules.yml"))
+    assert(ok and out:find("SUCCESS"), "docs/observability.md#3: " .. out)
+  end },
+  ["docs/observability.md#4"] = { "lua", "check: compiles, its names exist (spec/extras/observe_spec.lua runs "
+    .. "the same)", function() check_lua("docs/observability.md#4") end },
   ["docs/openresty.md#1"] = { "sh", "check: apt-get; run: the builds", function()
     check_sh("docs/openresty.md#1", nil, { true })
     local out, ok = run(CLONE, lines_of("docs/openresty.md#1", nil, { false, true, true }))

@@ -149,8 +149,9 @@ The options set the config's first values (below), which POST /_emulator/reset r
 control API (no auth, JSON): GET|DELETE /_emulator/requests, GET|POST /_emulator/config,
 GET|POST|DELETE /_emulator/faults, POST /_emulator/expire, GET /_emulator/tasks,
 POST /_emulator/reset. Each logged request carries `connection`, the number of its TCP
-connection (keep-alive reuse shows as repeated numbers), and `at`, the emulator's clock
-(seconds) when it arrived; each listed task carries `ends_at` (the emulator's clock).
+connection (keep-alive reuse shows as repeated numbers), `at`, the emulator's clock
+(seconds) when it arrived, `status` and `bytes` (its answer's status and body bytes);
+each listed task carries `ends_at` (the emulator's clock).
 ]]
 
 ---------------------------------------------------------------------------
@@ -935,9 +936,10 @@ function Server:serve(conn, req)
 
   -- `connection` numbers the TCP connection, so tests can see keep-alive reuse;
   -- `at`, the emulator's clock when it was read (seconds), how often requests came
-  self.requests[#self.requests + 1] = {
+  local entry = {
     method = req.method, path = req.target, headers = req.headers, body = req.body, connection = conn.id,
     at = gettime(), range = req.headers.range, authorization = req.headers.authorization ~= nil }
+  self.requests[#self.requests + 1] = entry
   local t0 = gettime()
   local f = self:take_fault(req)
   local res
@@ -964,6 +966,8 @@ function Server:serve(conn, req)
   end
   self.log("%s %s -> %d%s (%.1f ms)", req.method, req.target, res.status,
     f and " (fault)" or "", (gettime() - t0) * 1000)
+  -- the answer's status and the bytes of its body (as sent unless a fault cuts it)
+  entry.status, entry.bytes = res.status, req.method == "HEAD" and 0 or res.stream and res.length or #res.body
   write_response(conn, req, res, keep)
   if conn.budget then error(DROPPED, 0) end
   return keep

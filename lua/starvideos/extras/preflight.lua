@@ -5,7 +5,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
-local config = require "starvideos.config"
+local MEDIA_FIELDS = require("starvideos.create").MEDIA_FIELDS
 local errors = require "starvideos.errors"
 local Request = require "starvideos.request"
 
@@ -21,7 +21,7 @@ local GONE = { [401] = true, [403] = true, [404] = true, [410] = true } -- the H
 -- The references of params, in MEDIA_FIELDS' order: { field =, name =, url = }.
 local function references(params)
   local refs = {}
-  for _, name in ipairs(config.MEDIA_FIELDS) do
+  for _, name in ipairs(MEDIA_FIELDS) do
     local v = params[name]
     if type(v) == "string" then
       refs[#refs + 1] = { field = name, name = name, url = v }

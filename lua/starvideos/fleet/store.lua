@@ -107,6 +107,7 @@ end
 -- (Redis restarted while it was idle) is made again once: the command was not sent.
 function S:_queue(job)
   local b, err
+  job.sent = self.observe and core.now() -- (st.observe: the metrics of the client's, client.lua)
   for _ = 1, 2 do
     b, err = self:_backend()
     if not b then break end
@@ -237,6 +238,7 @@ function S:_answer(n)
   local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
   if cur then return self:_again(job, cur) end
   if status == "broken" then job.b.broken = true end
+  if job.sent then self.observe:store(core.now() - job.sent, status == "ok") end
   local i, sent = job.pre and self.ids[job.pre], job.pre and job.args[job.at]
   if status == "ok" and i and not i.heard and sent == "+" .. tostring(i.fresh) then -- (its first use, or after)
     i.heard, i.plus = i.fresh, false

@@ -1,0 +1,172 @@
+-- A job's create: the state job.lua's STATES names creating.  Built from its params when the job is made (extra's
+-- JSON text, the media they name, the key of what the job makes: docs/batch.md "Keys"), nothing sent yet; then
+-- the key's token, the ledger's pending record (a store answers later), the create and its answer, recorded; a
+-- key the ledger already knows is followed instead (attach), nothing created.  Like video.lua, it moves its job
+-- only through the job's methods.
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
+local errors = require "starvideos.errors"
+local cjson = require("cjson.safe").new()
+
+local new_error, now = errors.new_error, core.now
+
+local C = {}
+
+-- The params that name reference media (a URL, or a list of URLs): what preflight reads.
+C.MEDIA_FIELDS = { "referenceImages", "referenceVideos", "referenceAudios", "first_image", "last_image", "image",
+  "lastFrameImage" }
+
+-- Whether a create's params name reference media.
+function C.names_media(params)
+  for _, k in ipairs(C.MEDIA_FIELDS) do
+    if params[k] ~= nil then return true end
+  end
+  return false
+end
+
+-- The JSON text of params.extra (the core checks it and splices it into the
+-- body): text, nil when there is none, or nil, err when it cannot be JSON.
+function C.extra_json(params)
+  local extra = params.extra
+  if extra == nil then return nil end
+  local text, why = cjson.encode(extra)
+  if text then return text end
+  return nil, new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })
+end
+
+-- The create of job (made with goal and spec: its params, out, key, fresh) built: validation first, then the
+-- key; true, or nil, err for an invalid request or an out that cannot be written.
+function C.build(job, goal, spec)
+  local params, cfg = spec.params, job.cfg
+  local text, err = C.extra_json(params)
+  if err then return nil, err end
+  local path, body = core.build_create(params, text)
+  if not path then return nil, body end
+  if not cfg.api_key_set and goal ~= "checked" then return nil, new_error("auth", errors.NO_KEY) end
+  local ok, why = true, nil
+  if spec.out then ok, why = job.sink.check_out(spec.out, cfg) end -- (found before the task is paid for)
+  if not ok then return nil, why end
+  job.state, job.create_path, job.create_body = "creating", path, body
+  job.preflight = goal == "checked" or cfg.preflight and C.names_media(params) -- (cfg.on_media)
+  job.local_id = job.ledger.records and core.random_id() or nil
+  local key = spec.out and core.file_key(spec.out) or spec.key -- what the job makes (docs/batch.md "Keys")
+  if key and job.local_id then
+    job.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
+  end
+  job.model, job.kind = params.model, require("starvideos.schedule").kind_of(params.model, params.duration,
+    params.resolution)
+  return true
+end
+
+-- The create answered task at t: told at once (it is paid for), then its record written (a ledger may say
+-- "not yet": the job holds the task and asks again later).
+local function created(job, task, t)
+  local ok, jerr = job.ledger:created(task, job.params, job.local_id) -- (asked first: a listener may close)
+  if not job.held then -- (a batch counts it created)
+    job.held, job.origin_at, job.unfinished_at = task, t, t
+    job.key:born(task.id, t)
+    job:seen(task, t, true)
+    if job.done then return end -- cancelled by a listener (its client closed): its record is written all the same
+  end
+  if ok == false then return job.loop:at(job.loop:await_store(job, now()), job) end
+  job.held = nil
+  if not ok then return job:finish(jerr) end
+  if job.cancelled then
+    job.state = "cancelled"
+    return job:finish(new_error("io", "the job was cancelled", { created = true }))
+  end
+  job.state = "polling"
+  if job.goal == "created" then return job:finish() end
+  return job.loop:at(job:next_poll(job.origin_at), job)
+end
+
+-- The create's request req ended at t: its task recorded, or its failure.
+function C.answered(job, req, t)
+  if req.task then
+    job.id = req.task.id
+    return created(job, req.task, t)
+  end
+  job.ledger:create_failed(req.err, job.params, job.local_id)
+  return job:finish(req.err)
+end
+
+-- The ledger knows a task of the job's key (rec): the job follows it, creating
+-- nothing; one already downloaded whole to out (rec.whole) ends it now.
+local function attach(job, rec, t)
+  job.id, job.state = rec.id, "polling"
+  job:emit("attached", { key = job.want.key })
+  if rec.whole then
+    job.path, job.status = job.out, "completed"
+    job.task = { id = rec.id, status = "completed", path = job.out, model = rec.model }
+    return job:finish()
+  end
+  if job.goal == "created" then job.goal = "queried" end -- a keyed create answers with the task as it is now
+  -- a live process holds it and may be writing out's .part now: this job's own .part (never gone on from)
+  if rec.alive and job.out then job.part = job.out .. ".part-" .. core.random_id() end
+  job.upload = rec.upload
+  return job:poll(t)
+end
+
+-- The ledger's task for the job's key, nil, or false (a store not answered yet: ask again): read once, before
+-- any token, without the ledger's lock (following a task needs none; a create still asks under it).  Why it
+-- creates, or the error it will be refused with (the peek's): job.seen_why (a plan's, batch.lua).  Job:known.
+function C.known(job)
+  if job.seen_key == nil and job.want then
+    local task, why, id = job.ledger:peek(job.want)
+    if task == false then return false end
+    job.seen_key, job.seen_why, job.seen_id = task or false, why, id
+  end
+  return job.seen_key or nil
+end
+
+-- A create is an API request too: it waits for the key's token, then for its
+-- pending record (a ledger on a store answers later), then goes; it has no
+-- deadline: once sent it is never abandoned, it may be paid for.
+function C.due(job, t)
+  if job.held then return created(job, job.held, t) end
+  local known = job:known()
+  if known == false then return job.loop:at(job.loop:await_store(job, t), job) end
+  if known then return attach(job, known, t) end
+  if job.preflight then -- the references first: nothing is paid for before
+    job.preflight, job.checking = false, true -- (the preflight may end before start returns)
+    job.checking = job.cfg.on_media(job, t) -- (the preflight's hook: client.lua)
+    return job:advance(t)
+  end
+  if job.granted then
+    job.granted = nil
+  elseif not job.asked then
+    local later = job.budget:token(t, true, job, job.tenant)
+    if later then return job.loop:at(later, job) end
+  end
+  local ok, err = job.ledger:before_create(job.params, job.local_id, job.out, job.want, job.tenant)
+  if type(ok) == "table" then return attach(job, ok, t) end
+  if ok == false then
+    job.asked = true
+    return job.loop:at(job.loop:await_store(job, t), job)
+  end
+  if not ok then return job:finish(err) end
+  return job:send(t, "create", job.cfg.base_url .. job.create_path, job.create_path, true, job.create_body)
+end
+
+-- A creating job cancelled while req (its create's request, or false) is where it is: false when the create is
+-- sent and awaited (the job ends once its answer is in: it may be paid for), else why it ends (the cancel's
+-- message's end) and its error's fields; the ledger told what will never be created.
+function C.cancel(job, req)
+  if req then
+    if not job.loop.queued[req] and (req.handle or req.done) then job.cancelled = true; return false end
+    -- not sent yet, or not sent again after an answer that made nothing: surely nothing was created
+    job.ledger:create_failed({}, job.params, job.local_id)
+    return req.attempt > 0 and " (its create made nothing and was not sent again)" or " (its create was never sent)"
+  elseif job.held then -- answered, its record not yet known written
+    job.ledger:forget(nil, job.held.id)
+    job.task, job.held = job.held, nil
+    return "", { created = true }
+  elseif job.asked then -- a pending record asked for, the create never sent
+    job.ledger:forget(job.local_id)
+    job.ledger:create_failed({}, job.params, job.local_id)
+  end
+  return ""
+end
+
+return C

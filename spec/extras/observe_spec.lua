@@ -1,0 +1,346 @@
+-- Metrics and traces through their seams (extras/metrics.lua, extras/trace.lua, extras/observe.lua): the text
+-- format written by a registry of its own, and the spans a generate makes on the fake transport, whose exports
+-- (a POST of op notify) the spec takes instead of a collector.  The real collector, promtool, prometheus and
+-- nginx: spec/hosts/observe_*_spec.lua.
+
+local helper = require "spec.helper"
+local starvideos = require "starvideos"
+local config = require "starvideos.config"
+local Fake = require "spec.support.fake_transport"
+local Metrics = require "starvideos.extras.metrics"
+local Observe = require "starvideos.extras.observe"
+local cjson = require "cjson"
+
+local TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+local ENDPOINT = "http://127.0.0.1:4318/v1/traces"
+
+-- A fake transport whose exports land in t.exports (the body decoded); with `silent`, never answered.
+local function collecting(opts, silent)
+  local t = Fake.new(opts)
+  t.exports = {}
+  local send = t.send
+  function t.send(self, r)
+    if r.op ~= "notify" then return send(self, r) end
+    self.exports[#self.exports + 1] = { url = r.url, headers = r.headers, body = cjson.decode(r.body) }
+    local x = { op = "notify", body = "" }
+    if not silent then self.done[#self.done + 1] = x end
+    return x
+  end
+  return t
+end
+
+-- Every span of every export, by span id; and the list.
+local function spans_of(t)
+  local by, list = {}, {}
+  for _, e in ipairs(t.exports) do
+    for _, rs in ipairs(e.body.resourceSpans) do
+      for _, ss in ipairs(rs.scopeSpans) do
+        for _, sp in ipairs(ss.spans) do
+          local a = {}
+          for _, kv in ipairs(sp.attributes or {}) do
+            local v = kv.value
+            a[kv.key] = v.stringValue or v.intValue and tonumber(v.intValue) or v.doubleValue or v.boolValue
+          end
+          sp.attrs = a
+          by[sp.spanId], list[#list + 1] = sp, sp
+        end
+      end
+    end
+  end
+  return by, list
+end
+
+-- Every line of the text format: a comment (HELP, TYPE) or a sample `name{labels} value`.
+local function samples(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do
+    if not line:find("^# ") then
+      local name, labels, value = line:match('^([%a_:][%w_:]*)(%b{}) (%S+)$')
+      if not name then name, value = line:match("^([%a_:][%w_:]*) (%S+)$") end
+      assert(name and tonumber(value == "+Inf" and "inf" or value), "not a sample line: " .. line)
+      out[#out + 1] = { name = name, labels = labels or "", value = tonumber(value) }
+    end
+  end
+  return out
+end
+
+local function value(text, series)
+  for _, s in ipairs(samples(text)) do
+    if s.name .. s.labels == series then return s.value end
+  end
+end
+
+describe("metrics in Prometheus's text format", function()
+  it("writes counters, gauges and histograms with HELP and TYPE, buckets cumulative, label values escaped",
+    function()
+    local m = Metrics.new()
+    m:add("starvideos_creates_total", 1, "videos", "created")
+    m:add("starvideos_creates_total", 2, "videos", "created")
+    m:add("starvideos_retries_total", 1, 'a"b\\c\nd')
+    m:add("starvideos_tasks", 1, "polling")
+    m:add("starvideos_tasks", -1, "polling")
+    for _, v in ipairs { 0.003, 0.2, 0.2, 7, 1000 } do
+      m:observe("starvideos_request_duration_seconds", v, "query", "2xx")
+    end
+    local text = m:text()
+    assert.are.equal(3, value(text, 'starvideos_creates_total{model="videos",outcome="created"}'))
+    assert.are.equal(0, value(text, 'starvideos_tasks{state="polling"}'))
+    assert.truthy(text:find('starvideos_retries_total{reason="a\\"b\\\\c\\nd"} 1', 1, true))
+    local h = 'starvideos_request_duration_seconds_bucket{operation="query",code="2xx",le="%s"}'
+    assert.are.equal(1, value(text, h:format("0.005")))
+    assert.are.equal(1, value(text, h:format("0.1")))
+    assert.are.equal(3, value(text, h:format("0.25")))
+    assert.are.equal(4, value(text, h:format("10")))
+    assert.are.equal(5, value(text, h:format("+Inf")))
+    assert.are.equal(5, value(text, 'starvideos_request_duration_seconds_count{operation="query",code="2xx"}'))
+    assert.near(1007.403, value(text, 'starvideos_request_duration_seconds_sum{operation="query",code="2xx"}'), 1e-9)
+    for _, f in ipairs(Metrics.FAMILIES) do -- every family: HELP and TYPE, once, in order
+      local _, n = text:gsub("\n# TYPE " .. f[1] .. " " .. f[2] .. "\n", "")
+      assert.are.equal(1, n, f[1])
+    end
+    assert.are.equal(0, value(text, "starvideos_metrics_dropped_total"))
+  end)
+
+  it("counts a generate's exchanges, create, video and bytes; never an id, URL, key or prompt in a label",
+    function()
+    local fake = Fake.new { status = function(_, n) return n < 3 and "processing" or "completed" end }
+    local client = starvideos.new { api_key = "sk-secret-key", base_url = "http://fake", transport = fake,
+      metrics = true, interval = 0.01 }
+    local before = client:metrics()
+    local out = helper.tmpdir() .. "/v.mp4"
+    local task = assert(client:generate({ model = "videos_fast", prompt = "prompt-text-here", duration = 7 },
+      { out = out }))
+    local text = client:metrics()
+    client:close()
+    local function grew(series) return (value(text, series) or 0) - (value(before, series) or 0) end
+    assert.are.equal(1, grew('starvideos_requests_total{operation="create",code="2xx"}'))
+    assert.are.equal(3, grew('starvideos_requests_total{operation="query",code="2xx"}'))
+    assert.are.equal(1, grew('starvideos_requests_total{operation="download",code="2xx"}'))
+    assert.are.equal(1, grew('starvideos_creates_total{model="videos_fast",outcome="created"}'))
+    assert.are.equal(1, grew('starvideos_videos_total{model="videos_fast"}'))
+    assert.are.equal(7, grew('starvideos_video_seconds_total{model="videos_fast"}'))
+    assert.are.equal(Fake.VIDEO_SIZE, grew("starvideos_downloaded_bytes_total"))
+    assert.are.equal(1, grew('starvideos_notice_lag_seconds_count{model="videos_fast"}'))
+    assert.are.equal(4, grew("starvideos_budget_wait_seconds_count")) -- a token per API request (a create, 3 polls)
+    for _, state in ipairs { "creating", "polling", "downloading" } do
+      assert.are.equal(0, value(text, 'starvideos_tasks{state="' .. state .. '"}') or 0, state)
+    end
+    for _, secret in ipairs { task.id, "sk-secret-key", "prompt-text-here", "http://fake", out } do
+      assert.falsy(text:find(secret, 1, true), secret)
+    end
+    assert.are.equal(0, select(2, text:gsub("[%c]", "")) - select(2, text:gsub("\n", "")))
+  end)
+
+  it("counts retries by the kind of error, a refused create and the tasks gauge while a job runs", function()
+    local n = 0
+    local fake = Fake.scripted(function(r)
+      n = n + 1
+      if r.op == "create" and n == 1 then return { status = 429, body = '{"error":"slow down"}' } end
+      if r.op == "create" then return { status = 400, body = '{"error":"bad prompt"}' } end
+    end)
+    local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, metrics = true,
+      retry_backoff = 0.01 }
+    local before = client:metrics()
+    local _, err = client:create { model = "videos", prompt = "x", duration = 5 }
+    assert.are.equal("invalid_request", err.kind)
+    local text = client:metrics()
+    client:close()
+    local function grew(series) return (value(text, series) or 0) - (value(before, series) or 0) end
+    assert.are.equal(1, grew('starvideos_retries_total{reason="rate_limited"}'))
+    assert.are.equal(2, grew('starvideos_requests_total{operation="create",code="4xx"}'))
+    assert.are.equal(1, grew('starvideos_creates_total{model="videos",outcome="refused"}'))
+  end)
+
+  it("counts the price of each create that made a task (prices), as its record's cost; none without a price",
+    function()
+    local fake = Fake.new {}
+    local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, metrics = true,
+      prices = { videos = 0.4 }, journal = helper.tmpdir() .. "/j.jsonl" }
+    local before = client:metrics()
+    for i = 1, 3 do assert(client:create { model = "videos", prompt = "x " .. i, duration = 5 }) end
+    assert(client:create { model = "videos_fast", prompt = "y", duration = 5 })
+    local text = client:metrics()
+    local recorded = 0
+    for _, t in ipairs(client:tasks()) do recorded = recorded + (t.cost or 0) end
+    client:close()
+    local cost = 'starvideos_cost_total{model="videos"}'
+    assert.near(1.2, value(text, cost) - (value(before, cost) or 0), 1e-9)
+    assert.near(recorded, value(text, cost) - (value(before, cost) or 0), 1e-9)
+    assert.is_nil(value(text, 'starvideos_cost_total{model="videos_fast"}')) -- unknown, never 0
+  end)
+
+  it("moves the tasks gauge with the job's states", function()
+    local fake = Fake.new { status = function() return "processing" end }
+    local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, metrics = true }
+    local job = client:start({ model = "videos", prompt = "x", duration = 5 }, { interval = 3600 })
+    for _ = 1, 50 do client:step(0.01) if job.state == "polling" and job.task then break end end
+    local polling = 'starvideos_tasks{state="polling"}'
+    assert.are.equal(1, value(client:metrics(), polling))
+    client:close()
+    assert.are.equal(0, value(client.cfg.observe.m:text(), polling))
+  end)
+end)
+
+describe("traces in OTLP/HTTP JSON", function()
+  it("a generate: a task span under the traceparent, a CLIENT span per exchange (polls included) under it",
+    function()
+    local fake = collecting { status = function(_, n) return n < 2 and "processing" or "completed" end }
+    local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, interval = 0.01,
+      trace = { endpoint = ENDPOINT, headers = { ["x-token"] = "t0k" }, service_name = "svc" } }
+    local out = helper.tmpdir() .. "/v.mp4"
+    local task = assert(client:generate({ model = "videos", prompt = "x", duration = 5 },
+      { out = out, traceparent = TRACEPARENT }))
+    client:close() -- the spans still queued go now
+    assert.is_true(#fake.exports >= 1)
+    assert.are.equal(ENDPOINT, fake.exports[1].url)
+    assert.are.equal("x-token: t0k\n", fake.exports[1].headers)
+    local rs = fake.exports[1].body.resourceSpans[1]
+    assert.are.same({ key = "service.name", value = { stringValue = "svc" } }, rs.resource.attributes[1])
+    local _, list = spans_of(fake)
+    local root, clients = nil, {}
+    for _, sp in ipairs(list) do
+      if sp.kind == 1 then root = sp else clients[#clients + 1] = sp end
+    end
+    assert.are.equal("0af7651916cd43dd8448eb211c80319c", root.traceId)
+    assert.are.equal("b7ad6b7169203331", root.parentSpanId)
+    assert.are.equal(task.id, root.attrs["starvideos.task.id"])
+    assert.are.equal(2, root.attrs["starvideos.polls"])
+    assert.are.equal(4, #clients) -- create, 2 polls, download
+    local ops = {}
+    for _, sp in ipairs(clients) do
+      assert.are.equal(3, sp.kind)
+      assert.are.equal(root.spanId, sp.parentSpanId)
+      assert.are.equal(root.traceId, sp.traceId)
+      assert.are.equal("fake", sp.attrs["server.address"])
+      assert.are.equal(80, sp.attrs["server.port"])
+      assert.are.equal(200, sp.attrs["http.response.status_code"])
+      assert.are.equal(sp.name, sp.attrs["http.request.method"])
+      assert.truthy(sp.attrs["url.full"]:find("^http://fake/"))
+      assert.is_true(tonumber(sp.startTimeUnixNano) <= tonumber(sp.endTimeUnixNano))
+      assert.is_true(tonumber(root.startTimeUnixNano) <= tonumber(sp.startTimeUnixNano))
+      ops[#ops + 1] = sp.attrs["starvideos.operation"]
+    end
+    table.sort(ops)
+    assert.are.same({ "create", "download", "query", "query" }, ops)
+    assert.truthy(#fake.exports[1].body.resourceSpans[1].scopeSpans[1].spans[1].traceId == 32)
+  end)
+
+  it("url.full without credentials nor the query's values; error.type and resend_count on a retried exchange",
+    function()
+    assert.are.equal("https://REDACTED:REDACTED@h.example/v.mp4?X-Sig=REDACTED&e=REDACTED",
+      Observe.redact("https://user:pass@h.example/v.mp4?X-Sig=abc&e=1#frag"))
+    local n = 0
+    local fake = Fake.scripted(function(r)
+      if r.op == "notify" then return { status = 200, body = "" } end
+      n = n + 1
+      if n == 1 then return { status = 429, body = "{}" } end
+      return { status = 200, body = '{"id":"t1","status":"queued","model":"videos"}' }
+    end)
+    local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, retry_backoff = 0.01,
+      trace = { endpoint = ENDPOINT } }
+    assert(client:create { model = "videos", prompt = "x", duration = 5 })
+    client:close()
+    local bodies = {}
+    for _, s in ipairs(fake.sent) do if s.r.op == "notify" then bodies[#bodies + 1] = s.r.body end end
+    local t = { exports = {} }
+    for _, b in ipairs(bodies) do t.exports[#t.exports + 1] = { body = cjson.decode(b) } end
+    local _, list = spans_of(t)
+    local first, second
+    for _, sp in ipairs(list) do
+      if sp.kind == 3 and sp.attrs["http.response.status_code"] == 429 then first = sp end
+      if sp.kind == 3 and sp.attrs["http.response.status_code"] == 200 then second = sp end
+    end
+    assert.are.equal("429", first.attrs["error.type"])
+    assert.are.equal(2, first.status.code)
+    assert.is_nil(first.attrs["http.request.resend_count"])
+    assert.are.equal(1, second.attrs["http.request.resend_count"])
+    assert.is_nil(second.status)
+  end)
+
+  it("a traceparent not sampled: no span; a bad one is refused naming it", function()
+    local fake = collecting {}
+    local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake,
+      trace = { endpoint = ENDPOINT } }
+    assert(client:create({ model = "videos", prompt = "x", duration = 5 },
+      { traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00" }))
+    client:close()
+    assert.are.equal(0, #fake.exports)
+    local c2 = starvideos.new { api_key = "k", base_url = "http://fake", transport = collecting {},
+      trace = { endpoint = ENDPOINT } }
+    for _, bad in ipairs { "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331", "xx", 5,
+      "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+      "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01" } do
+      local ok, msg = pcall(c2.create, c2, { model = "videos", prompt = "x", duration = 5 }, { traceparent = bad })
+      assert.is_false(ok)
+      assert.truthy(tostring(msg):find("traceparent", 1, true), tostring(msg))
+    end
+    c2:close()
+  end)
+
+  it("a collector that never answers: the queue stays bounded, the spans beyond it dropped and counted",
+    function()
+    local old = config.DEFAULTS.trace_queue
+    config.DEFAULTS.trace_queue = 5
+    finally(function() config.DEFAULTS.trace_queue = old end)
+    local fake = collecting({}, true)
+    local events = {}
+    local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, metrics = true,
+      trace = { endpoint = ENDPOINT },
+      on_event = function(ev) if ev.type == "warning" then events[#events + 1] = ev end end }
+    local before = value(client:metrics(), "starvideos_spans_dropped_total")
+    for i = 1, 10 do assert(client:create { model = "videos", prompt = "x " .. i, duration = 5 }) end
+    client:step(0)
+    local tracer = client.tracer
+    assert.is_true(tracer.tail - tracer.head + 1 <= 5)
+    assert.is_true(tracer.dropped >= 10) -- 20 spans made (a task and its create each), 5 queued at most, one export
+    assert.are.equal(tracer.dropped, value(client:metrics(), "starvideos_spans_dropped_total") - before)
+    assert.are.equal(1, #events) -- told once a minute
+    assert.truthy(events[1].message:find("spans dropped", 1, true))
+    client:close()
+  end)
+
+  it("reads OTEL_* where the option gives none; a bad $OTEL_EXPORTER_OTLP_HEADERS raises naming it, not its value",
+    function()
+    local src = [[
+local ok, c = pcall(require("starvideos").new, { api_key = "k", base_url = "http://127.0.0.1:9" })
+if not ok then print("error: " .. tostring(c)) return end
+local s = c.tracer.s
+print(s.endpoint .. "|" .. s.headers:gsub("\n", ";") .. "|" .. s.service)
+c:close()
+]]
+    local dir = helper.tmpdir()
+    helper.write_file(dir .. "/otel.lua", src)
+    local function run(env)
+      return (helper.capture("env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT -u OTEL_SERVICE_NAME "
+        .. "-u OTEL_EXPORTER_OTLP_HEADERS " .. env .. " " .. helper.CHILD_ENV .. " " .. helper.lua .. " "
+        .. dir .. "/otel.lua 2>&1"))
+    end
+    assert.are.equal("http://127.0.0.1:4318/v1/traces|authorization: Bearer t0k;x-b: 1;|svc\n",
+      run("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318/ OTEL_SERVICE_NAME=svc "
+        .. "OTEL_EXPORTER_OTLP_HEADERS='authorization=Bearer%20t0k, x-b=1'"))
+    local out = run("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_EXPORTER_OTLP_HEADERS='x=a%0Asecret'")
+    assert.truthy(out:find("^error: [^\n]*bad OTEL_EXPORTER_OTLP_HEADERS"), out)
+    assert.falsy(out:find("secret", 1, true), out)
+    out = run("OTEL_EXPORTER_OTLP_ENDPOINT=ftp://127.0.0.1:4318")
+    assert.truthy(out:find("^error: [^\n]*bad trace endpoint"), out)
+  end)
+
+  it("is off without an endpoint, and refuses a bad trace option naming the field, never a header's value",
+    function()
+    local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = Fake.new {} }
+    assert.is_nil(client.cfg.observe)
+    client:close()
+    for _, case in ipairs {
+      { { endpoint = "ftp://x/v1/traces" }, "trace.endpoint" },
+      { { endpoint = ENDPOINT, headers = { ["bad name"] = "v" } }, "trace.headers" },
+      { { endpoint = ENDPOINT, headers = { x = "secret\nvalue" } }, "trace.headers" },
+      { { endpoint = ENDPOINT, colour = 1 }, "trace.colour" },
+      { "yes", "trace" },
+    } do
+      local ok, msg = pcall(starvideos.new, { api_key = "k", trace = case[1] })
+      assert.is_false(ok)
+      assert.truthy(tostring(msg):find(case[2], 1, true), tostring(msg))
+      assert.falsy(tostring(msg):find("secret", 1, true))
+    end
+  end)
+end)
