@@ -97,15 +97,16 @@ function O:retry(_, err)
   if self.m then self.m:add("starvideos_retries_total", 1, err.kind or "error") end
 end
 
--- A create ended (its last attempt): created, refused (surely nothing made) or unknown (maybe made); a task
--- created costs its model's price, as its ledger records it (`prices`: config.price; unknown: not counted).
+-- A create ended (its last attempt): created, refused (surely nothing made) or unknown (maybe made).
 function O:created(req)
   if not self.m then return end
   local outcome = req.task and "created" or req.err and req.err.maybe_created and "unknown" or "refused"
-  local m = req.owner.model
-  self.m:add("starvideos_creates_total", 1, model(m), outcome)
-  local price = req.task and config.price(req.cfg.prices, m)
-  if price then self.m:add("starvideos_cost_total", price, model(m)) end
+  self.m:add("starvideos_creates_total", 1, model(req.owner.model), outcome)
+end
+
+-- A task's cost as its ledger records it (records/ledger.lua's cost: `prices`; unknown: never called).
+function O:cost(name, price)
+  if self.m then self.m:add("starvideos_cost_total", price, model(name)) end
 end
 
 -- The key's budget asked by obj at t: at, when it must come back (nil: a token taken; the wait observed).
