@@ -233,6 +233,20 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
     c:release()
   end)
 
+  it("a job cancelled by a listener of its completed status (a client's close) starts no download", function()
+    local url = { video_url = "http://v.test/v.mp4" }
+    local fake = service { query = function(id) return task(id, "completed", url) end }
+    local c = Ctx.new { api_key = "k", base_url = "http://api.test", transport = fake }
+    local job
+    job = assert(Job.new(c, nil, "task_1", { out = dir .. "/listener.mp4", interval = 0.1,
+      on_status = function(j) if j.status == "completed" then job:cancel(true) end end }))
+    job:advance(require("starvideos.core").now())
+    c.loop:drive(function() return job.done end)
+    assert.equal("cancelled", job.state)
+    for _, x in ipairs(fake.sent) do assert.are_not.equal("download", x.r.op) end
+    c:release()
+  end)
+
   it("a job cancelled while its create waits to be sent again (a 429 made nothing) ends at once, never resent",
     function()
       local creates = 0

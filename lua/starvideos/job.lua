@@ -205,6 +205,7 @@ local function polled(self, req, t)
     self.unfinished_at = t
   end
   self:seen(task, t, nil, secs, within)
+  if self.done then return end -- cancelled by a listener of the status (its client closed)
   if task.status == "completed" then -- (without out: done, once the store confirms a lapsed holder's hold)
     self.state, self.refreshing, self.waited = "downloading", nil, true
     return Video.start(self, t)
