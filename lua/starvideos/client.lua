@@ -57,6 +57,7 @@ local function hook(cfg)
   cfg.on_done = function(job, err) return require("starvideos.extras.notify").job_done(job, err) end
   cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
   cfg.on_object = function() return require "starvideos.storage.object" end
+  cfg.on_refs = function() return require "starvideos.storage.refs" end
 end
 
 function Client.new(opts)

@@ -68,16 +68,25 @@ M.DEFAULTS = {
   user_agent = M.user_agent(),
 }
 
--- The params that name reference media (a URL, or a list of URLs): what preflight reads.
+-- The params that name reference media (a URL or a local file {file = path}, or a list of them).
 M.MEDIA_FIELDS = { "referenceImages", "referenceVideos", "referenceAudios", "first_image", "last_image", "image",
   "lastFrameImage" }
 
--- Whether a create's params name reference media.
-function M.names_media(params)
-  for _, k in ipairs(M.MEDIA_FIELDS) do
-    if params[k] ~= nil then return true end
+-- The references of (validated) params in MEDIA_FIELDS' order, each {field =, name =, url = | file = (a local
+-- file's path)}, and how many are local files.
+function M.references(params)
+  local refs, files = {}, 0
+  for _, name in ipairs(M.MEDIA_FIELDS) do
+    local v = params[name]
+    local list = type(v) == "table" and v.file == nil and v or { v }
+    for i, r in ipairs(list) do
+      local file = type(r) == "table" and r.file or nil
+      refs[#refs + 1] = { field = list == v and name .. "[" .. i .. "]" or name, name = name, url = not file and r
+        or nil, file = file }
+      files = files + (file and 1 or 0)
+    end
   end
-  return false
+  return refs, files
 end
 
 -- The levels of the `log` option and $STARVIDEOS_LOG.
@@ -122,9 +131,7 @@ function C.bool(v) if type(v) ~= "boolean" then return "true or false" end end
 function C.preflight(v) if type(v) ~= "boolean" and v ~= "strict" then return 'true, false or "strict"' end end
 -- a task's state in client:tasks (docs/batch.md)
 local STATES = { pending = true, created = true, completed = true, failed = true, downloaded = true, abandoned = true }
-function C.state(v)
-  if not STATES[v] then return "pending, created, completed, failed, downloaded or abandoned" end
-end
+function C.state(v) return not STATES[v] and "pending, created, completed, failed, downloaded or abandoned" or nil end
 -- generate_all's out: a file name pattern with one %d (%% for a percent sign), or a function(i, params)
 function C.pattern(v)
   if type(v) == "function" then return end
@@ -157,11 +164,9 @@ local function limit(name)
   end
 end
 
--- a tenant (the end user a create is made for): a name of 1 to 200 bytes without control characters
-function C.tenant(v)
-  if type(v) ~= "string" or v == "" or #v > 200 or v:find("[%c\127]") then
-    return "a tenant name: a string of 1 to 200 bytes without control characters"
-  end
+function C.tenant(v) -- (a tenant: the end user a create is made for)
+  local bad = type(v) ~= "string" or v == "" or #v > 200 or v:find("[%c\127]")
+  return bad and "a tenant name: a string of 1 to 200 bytes without control characters" or nil
 end
 
 -- prices = {model = price of one create, ...}: the models' names (core.models), numbers >= 0

@@ -16,13 +16,12 @@ local new_error, now = errors.new_error, core.now
 local Job = {}
 Job.__index = Job
 
--- The learned schedule of the job's key (schedule.lua, loaded on first use).
-local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end
+local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end -- (its key's: learned)
 
--- A spec's fields a job keeps (spec name -> job field; upload: one a dead process left, storage/object.lua).
+-- A spec's fields a job keeps (spec name -> job field; upload, refs: what a dead process left, storage/).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   index = "index", on_progress = "on_progress", on_status = "on_status", params = "params", tenant = "tenant",
-  upload = "upload" }
+  upload = "upload", refs = "refs" }
 
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed); id: the task's (nil
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
@@ -46,7 +45,8 @@ function Job.new(ctx, goal, id, spec)
     if spec.out then ok, why = job.sink.check_out(spec.out, cfg) end -- (found before the task is paid for)
     if not ok then return nil, why end
     job.state, job.create_path, job.create_body = "creating", path, body
-    job.preflight = goal == "checked" or cfg.preflight and config.names_media(params) -- (cfg.on_media)
+    local refs, files = config.references(params) -- (local files: checked, then uploaded: cfg.on_media, cfg.on_refs)
+    job.files, job.preflight = files > 0, goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil
     job.local_id = ctx.ledger.records and core.random_id() or nil
     local key = spec.out and core.file_key(spec.out) or spec.key -- what the job makes (docs/batch.md "Keys")
     if key and job.local_id then
@@ -104,13 +104,10 @@ function Job:emit(kind, extra)
   if self.on_progress then self.on_progress(ev) end
 end
 
-function Job:finish(err) -- the job ends (err: why it failed)
+function Job:finish(err) -- the job ends (err: why it failed), letting go of its reference objects (storage/refs.lua)
   self.done, self.state = true, (self.state == "cancelled" or self.state == "taken") and self.state or "done"
-  if err then
-    if err.id == nil then err.id = self.id end
-    if err.task == nil then err.task = self.task end
-    self.err = err
-  end
+  if err then err.id, err.task, self.err = err.id or self.id, err.task or self.task, err end
+  if self.refs then self.cfg.on_refs().release(self, self.err) end
   -- a webhook of a task followed to its end (the notify option's hook: client.lua)
   if not self.goal and self.cfg.notify and self.state == "done" then self.cfg.on_done(self, self.err) end
   if self.state == "taken" then self.ledger:let_go(self.id, true) end
@@ -212,6 +209,7 @@ local function created(self, task, t)
   if ok == false then return self.loop:at(self.loop:await_store(self, now()), self) end
   self.held = nil
   if not ok then return self:finish(jerr) end
+  if self.refs then self.ledger:refs(task.id, self.refs) end -- (its reference objects: deleted at its end)
   if self.cancelled then
     self.state = "cancelled"
     return self:finish(new_error("io", "the job was cancelled", { created = true }))
@@ -306,9 +304,10 @@ local function create(self, t)
   local known = self:known()
   if known == false then return self.loop:at(self.loop:await_store(self, t), self) end
   if known then return attach(self, known, t) end
-  if self.preflight then -- the references first: nothing is paid for before
-    self.preflight, self.checking = false, true -- (the preflight may end before start returns)
-    self.checking = self.cfg.on_media(self, t) -- (the preflight's hook: client.lua)
+  if self.preflight or self.files then -- the references checked, then the local files uploaded: nothing paid before
+    local start = self.preflight and self.cfg.on_media or self.cfg.on_refs().start -- (the hooks: client.lua)
+    self.files, self.preflight, self.checking = self.preflight and self.files, false, true -- (it may end at once)
+    self.checking = start(self, t)
     return self:advance(t)
   end
   if self.granted then
@@ -344,8 +343,9 @@ function Job:advance(t)
   local pf = self.checking
   if pf then -- the references checked (what could not be was told): the create refused, or on
     if pf == true or not pf.done then return end
-    self.checking, self.notes = false, pf.notes
+    self.checking, self.notes = false, pf.notes or self.notes
     if pf.err or self.goal == "checked" then return self:finish(pf.err) end
+    if pf.body then self.create_body, self.refs = pf.body, pf.refs end -- (the local files' URLs: storage/refs.lua)
   end
   local req = self.req
   if req then
