@@ -148,6 +148,22 @@ describe("a local file checked before anything is sent", function()
     c:close()
   end)
 
+  it("a job whose file is being put when its client closes ends once, cancelled, nothing created", function()
+    local srv = assert(require("socket").bind("127.0.0.1", 0)) -- (it takes the connection, never answers)
+    local _, sport = srv:getsockname()
+    local c = client { storage = { endpoint = "http://127.0.0.1:" .. sport, access_key = "AK", secret_key = "SK",
+      refs = "s3://refs-bucket/refs/" } }
+    local ends = 0
+    local job = assert(c:start(with { referenceImages = { { file = dir .. "/cat.png" } } },
+      { on_status = function(j) if j.done then ends = ends + 1 end end }))
+    for _ = 1, 10 do c:step(0.02) end -- (its HEAD in flight)
+    assert.is_false(job.done)
+    c:close()
+    srv:close()
+    assert.are.same({ true, "cancelled", "io", 1 }, { job.done, job.state, job.err.kind, ends })
+    assert.are.same({}, emu:requests())
+  end)
+
   it("check passes a good file with no store configured, and uploads nothing", function()
     local c = starvideos.new { api_key = KEY, base_url = emu.url }
     local notes = assert(c:check(with { referenceImages = { { file = dir .. "/cat.png" } },

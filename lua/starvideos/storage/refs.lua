@@ -249,7 +249,7 @@ function U:finish(err, t)
   if self.done then return self end
   self.done, self.err = true, err
   if not self.refs then R.release(self.job, not self.cancelled and err or nil, self.list) end
-  if self.job.checking == self then self.job:advance(t or now()) end
+  if self.job.checking == self and not self.cancelled then self.job:advance(t or now()) end -- (a cancel: the job's)
   return self
 end
 
@@ -323,7 +323,7 @@ function Rel:turn() return self.done end
 function Rel:settled() return self.done end
 function Rel:cancel() -- (its client closed: the record stays, for keep and resume)
   self.done = true
-  for _, o in ipairs(self.objs) do if o.req then o.req:cancel() end end
+  for _, o in ipairs(self.objs) do if asking[o.k] == o then o:cancel() end end
 end
 
 -- At job's end (err: why it failed; list: an upload's objects, when the job got none): the objects it holds let
