@@ -40,6 +40,7 @@ const char *const sv_field_names[] = {
 };
 
 #define MAX_URL 8192
+#define MAX_PATH 4096 /* bytes of a local file's path (Linux's PATH_MAX) */
 #define QUOTE_MAX 60
 
 static const sv_model *model_find(const char *name, size_t len) {
@@ -75,7 +76,8 @@ static void describe(sv_buf *b, const sv_value *v) {
     break;
   case SV_V_STRING: sv_buf_adds(b, "a string "); sv_quote(b, v->str, v->len, QUOTE_MAX); break;
   case SV_V_LIST: sv_buf_addf(b, "a list of %zu", v->n); break;
-  case SV_V_TABLE: sv_buf_adds(b, "a table that is not a list"); break;
+  case SV_V_TABLE: sv_buf_adds(b, v->str ? v->str : "a table that is not a list"); break;
+  case SV_V_FILE: sv_buf_adds(b, "a local file {file = "); sv_quote(b, v->str, v->len, QUOTE_MAX); sv_buf_adds(b, "}"); break;
   case SV_V_OTHER: sv_buf_addf(b, "a %.*s", (int)v->len, v->str ? v->str : "value"); break;
   }
 }
@@ -142,10 +144,22 @@ int sv_url_scheme(const char *s, size_t len) {
   return (int)skip;
 }
 
-static int check_url(const char *field, const sv_value *v, sv_error *err) {
+/* A local file's path ({file = path}, with files): a name the system can open. */
+static int check_file(const char *field, const sv_value *v, sv_error *err) {
+  if (v->len == 0) return bad(err, field, "{file = path} with a path", v);
+  if (memchr(v->str, '\0', v->len)) return bad(err, field, "{file = path} with a path without NUL bytes", v);
+  if (v->len > MAX_PATH)
+    return sv_error_set(err, SV_E_INVALID, field, "%s: expected {file = path} with a path of at most %d bytes, got %zu "
+                        "bytes", field, MAX_PATH, v->len);
+  return 0;
+}
+
+/* A reference: an http(s) URL, or with files a local file. */
+static int check_url(const char *field, const sv_value *v, int files, sv_error *err) {
   size_t i;
   int scheme;
-  if (v->type != SV_V_STRING) return bad(err, field, "an http(s) URL", v);
+  if (files && v->type == SV_V_FILE) return check_file(field, v, err);
+  if (v->type != SV_V_STRING) return bad(err, field, files ? "an http(s) URL or {file = path}" : "an http(s) URL", v);
   scheme = sv_url_scheme(v->str, v->len);
   if (scheme == 0) {
     sv_buf b = {0};
@@ -164,13 +178,13 @@ static int check_url(const char *field, const sv_value *v, sv_error *err) {
   return 0;
 }
 
-static int check_list(const char *field, const sv_value *v, sv_error *err) {
+static int check_list(const char *field, const sv_value *v, int files, sv_error *err) {
   size_t i;
   char name[96];
-  if (v->type != SV_V_LIST) return bad(err, field, "a list of http(s) URLs", v);
+  if (v->type != SV_V_LIST) return bad(err, field, files ? "a list of http(s) URLs or {file = path}s" : "a list of http(s) URLs", v);
   for (i = 0; i < v->n; i++) {
     snprintf(name, sizeof name, "%s[%zu]", field, i + 1);
-    if (check_url(name, &v->items[i], err)) return -1;
+    if (check_url(name, &v->items[i], files, err)) return -1;
   }
   return 0;
 }
@@ -239,7 +253,7 @@ static int check_frames(const view *w, sv_error *err) {
   for (i = 0; i < 2; i++) {
     const sv_value *a = w->v[alias[i]];
     v[i] = w->v[frame[i]];
-    if (a && v[i] && (a->len != v[i]->len || memcmp(a->str, v[i]->str, a->len) != 0))
+    if (a && v[i] && (a->type != v[i]->type || a->len != v[i]->len || memcmp(a->str, v[i]->str, a->len) != 0))
       return sv_error_set(err, SV_E_INVALID, sv_field_names[alias[i]], "%s: conflicts with %s (the legacy alias and "
                           "the field differ)", sv_field_names[alias[i]], sv_field_names[frame[i]]);
     if (!v[i]) v[i] = a;
@@ -406,9 +420,9 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
   if (check_choice(m, "ratio", m->ratios, w->v[F_RATIO], err)) return -1;
   if (m->resolutions && check_choice(m, "resolution", m->resolutions, w->v[F_RESOLUTION], err)) return -1;
   for (i = F_FIRST; i <= F_LASTFRAME; i++)
-    if (w->v[i] && check_url(sv_field_names[i], w->v[i], err)) return -1;
+    if (w->v[i] && check_url(sv_field_names[i], w->v[i], p->files, err)) return -1;
   for (i = F_REFIMAGES; i <= F_REFAUDIOS; i++)
-    if (w->v[i] && check_list(sv_field_names[i], w->v[i], err)) return -1;
+    if (w->v[i] && check_list(sv_field_names[i], w->v[i], p->files, err)) return -1;
   if (check_frames(w, err)) return -1;
   if (check_counts(m, w, err)) return -1;
   /* extra has one form, its JSON text (p->extra_json), checked below */
@@ -431,6 +445,13 @@ static void member(sv_buf *b, int *first, const char *name) {
   *first = 0;
   sv_json_string(b, name, strlen(name));
   sv_buf_add(b, ":", 1);
+}
+
+/* A reference in a body: its URL, or a local file's {"file": path} (the fingerprint's form: sv_build_create). */
+static void reference(sv_buf *b, const sv_value *v) {
+  if (v->type == SV_V_FILE) sv_buf_adds(b, "{\"file\":");
+  sv_json_string(b, v->str, v->len);
+  if (v->type == SV_V_FILE) sv_buf_add(b, "}", 1);
 }
 
 /* Copy one member of the pass-through object: its key and value texts as the
@@ -458,7 +479,7 @@ int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_erro
     if (!v) continue;
     member(body, &first, sv_field_names[f]);
     if (f == F_DURATION) sv_buf_addf(body, "%d", (int)v->num); /* validated: whole and within an int range */
-    else sv_json_string(body, v->str, v->len);
+    else reference(body, v);
   }
   for (f = F_REFIMAGES; f <= F_REFAUDIOS; f++) {
     size_t k;
@@ -467,7 +488,7 @@ int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_erro
     sv_buf_add(body, "[", 1);
     for (k = 0; k < v->n; k++) {
       if (k) sv_buf_add(body, ",", 1);
-      sv_json_string(body, v->items[k].str, v->items[k].len);
+      reference(body, &v->items[k]);
     }
     sv_buf_add(body, "]", 1);
   }

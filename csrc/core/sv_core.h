@@ -79,13 +79,15 @@ SV_API void sv_quote(sv_buf *out, const char *s, size_t len, size_t max);
 
 /* ------------------------------------------------------ request parameters */
 
+/* FILE: a local file named as a reference ({file = "cat.png"} in Lua), its path in str:
+   the Lua library checks it, uploads it and builds the request again with its URL. */
 typedef enum sv_vtype {
-  SV_V_NIL, SV_V_BOOL, SV_V_NUMBER, SV_V_STRING, SV_V_LIST, SV_V_TABLE, SV_V_OTHER
+  SV_V_NIL, SV_V_BOOL, SV_V_NUMBER, SV_V_STRING, SV_V_LIST, SV_V_TABLE, SV_V_OTHER, SV_V_FILE
 } sv_vtype;
 
 typedef struct sv_value {
   sv_vtype type;
-  const char *str; /* STRING: the bytes; OTHER: the host's type name */
+  const char *str; /* STRING: the bytes; FILE: the path; OTHER: the host's type name; TABLE: what it is, or NULL */
   size_t len;
   double num;      /* NUMBER */
   int boolean;     /* BOOL */
@@ -104,6 +106,7 @@ typedef struct sv_params {
   size_t n;
   const char *extra_json; /* JSON object text of the `extra` table, or NULL */
   size_t extra_len;
+  int files; /* 1: a reference may be a local file (SV_V_FILE); 0: URLs only, as the service takes them */
 } sv_params;
 
 /* ------------------------------------------------------ capability table */
@@ -129,7 +132,9 @@ SV_API const char *const sv_field_names[]; /* NULL-terminated, every field any m
    err (kind SV_E_INVALID, field naming the culprit) otherwise. */
 SV_API int sv_validate(const sv_params *p, const sv_model **model, sv_error *err);
 
-/* Validate, then write the JSON body and give the endpoint path. */
+/* Validate, then write the JSON body and give the endpoint path.  A local file
+   (SV_V_FILE, with p->files) is written as {"file": path}: that body is the
+   request's fingerprint, never sent; its URL replaces it once uploaded. */
 SV_API int sv_build_create(const sv_params *p, sv_buf *body, const char **path, sv_error *err);
 
 /* "/v1/result/<id>" with the id percent-encoded so that it cannot leave the path. */

@@ -58,6 +58,12 @@ static void decode_scalar(reader *r, sv_value *v, unsigned t) {
       r->left -= sizeof v->num;
     }
     break;
+  case 4: /* a local file ({file = path}): its path from the strings, or bytes */
+    v->type = SV_V_FILE;
+    sel = take_byte(r);
+    v->str = sel < 160 ? strings[sel % COUNT(strings)] : take_bytes(r, take_byte(r) % 40, &v->len);
+    if (sel < 160) v->len = strlen(v->str);
+    break;
   case 7: v->type = SV_V_OTHER; v->str = "function"; v->len = 8; break;
   default:
     v->type = SV_V_STRING;
@@ -138,6 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   p.fields = pl->fields;
   mode = take_byte(&r) % 5;
+  p.files = mode != 3; /* (mode 3: URLs only, as the service takes them) */
   if (mode == 1) {
     p.extra_json = NULL;
     p.extra_len = take_byte(&r);

@@ -49,14 +49,34 @@ static int table_is_list(lua_State *L, int idx, size_t *n) {
   return (lua_Integer)count == len;
 }
 
+/* A table that names a local file ({file = "cat.png"}, its only field) becomes FILE; one with a `file` that is
+   not that says what it is (models.c's message). */
+static void file_ref(lua_State *L, int idx, sv_value *v) {
+  int fields = 0;
+  lua_pushliteral(L, "file");
+  lua_rawget(L, idx);
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return; }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { lua_pop(L, 1); fields++; }
+  if (lua_type(L, -1) == LUA_TSTRING && fields == 1) {
+    v->type = SV_V_FILE;
+    v->str = lua_tolstring(L, -1, &v->len); /* the table keeps it alive */
+  } else {
+    v->str = lua_type(L, -1) != LUA_TSTRING ? "a table whose file is not a string"
+                                            : "a table with fields besides file";
+  }
+  lua_pop(L, 1);
+}
+
 static void scalar(lua_State *L, int idx, sv_value *v) {
+  idx = lua_absindex(L, idx);
   memset(v, 0, sizeof *v);
   switch (lua_type(L, idx)) {
   case LUA_TNIL: v->type = SV_V_NIL; break;
   case LUA_TBOOLEAN: v->type = SV_V_BOOL; v->boolean = lua_toboolean(L, idx); break;
   case LUA_TNUMBER: v->type = SV_V_NUMBER; v->num = (double)lua_tonumber(L, idx); break;
   case LUA_TSTRING: v->type = SV_V_STRING; v->str = lua_tolstring(L, idx, &v->len); break;
-  case LUA_TTABLE: v->type = SV_V_TABLE; break;
+  case LUA_TTABLE: v->type = SV_V_TABLE; file_ref(L, idx, v); break;
   default:
     v->type = SV_V_OTHER;
     v->str = luaL_typename(L, idx);
@@ -71,7 +91,7 @@ static void value(lua_State *L, int idx, sv_value *v, int anchors) {
   sv_value *items;
   idx = lua_absindex(L, idx);
   scalar(L, idx, v);
-  if (v->type != SV_V_TABLE || !table_is_list(L, idx, &n)) return;
+  if (v->type != SV_V_TABLE || v->str || !table_is_list(L, idx, &n)) return;
   items = lua_newuserdatauv(L, sizeof(sv_value) * (n ? n : 1), 0);
   lua_rawseti(L, anchors, (int)lua_rawlen(L, anchors) + 1);
   for (i = 0; i < n; i++) {
@@ -93,7 +113,8 @@ static int is_extra(lua_State *L, int idx) {
 }
 
 /* Convert the params table at argument 1 (but its `extra`) and the JSON text of
-   `extra` at 2, when given.  Pushes one table that keeps every converted piece alive while p is in
+   `extra` at 2, when given; argument 3 true: URLs only (a body as sent), else a
+   reference may be a local file.  Pushes one table that keeps every converted piece alive while p is in
    use.  Returns 0 or -1 with err set. */
 static int to_params(lua_State *L, sv_params *p, sv_error *err) {
   size_t count = 0, i = 0;
@@ -102,8 +123,9 @@ static int to_params(lua_State *L, sv_params *p, sv_error *err) {
   luaL_checktype(L, 1, LUA_TTABLE);
   sv_error_clear(err);
   memset(p, 0, sizeof *p);
-  luaL_checkstack(L, 8, "starvideos: converting params");
+  luaL_checkstack(L, 12, "starvideos: converting params");
   if (!lua_isnoneornil(L, 2)) p->extra_json = luaL_checklstring(L, 2, &p->extra_len);
+  p->files = !lua_toboolean(L, 3);
   lua_newtable(L); /* keeps the userdata made here alive: the stack depth stays the same */
   anchors = lua_gettop(L);
   lua_pushnil(L);
@@ -135,7 +157,7 @@ static int to_params(lua_State *L, sv_params *p, sv_error *err) {
 
 /* ------------------------------------------------------------ module */
 
-/* validate(params [, extra_json]) -> true | nil, err */
+/* validate(params [, extra_json [, urls_only]]) -> true | nil, err */
 static int l_validate(lua_State *L) {
   sv_params p;
   sv_error err;
@@ -144,7 +166,7 @@ static int l_validate(lua_State *L) {
   return 1;
 }
 
-/* build_create(params [, extra_json]) -> path, body | nil, err */
+/* build_create(params [, extra_json [, urls_only]]) -> path, body | nil, err */
 static int l_build_create(lua_State *L) {
   sv_params p;
   sv_error err;

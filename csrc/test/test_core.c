@@ -46,6 +46,15 @@ static sv_value L(const sv_value *items, size_t n) {
   return v;
 }
 
+static sv_value FILE_(const char *path, size_t len) {
+  sv_value v;
+  memset(&v, 0, sizeof v);
+  v.type = SV_V_FILE;
+  v.str = path;
+  v.len = len;
+  return v;
+}
+
 static sv_field F(const char *name, sv_value v) {
   sv_field f;
   f.name = name;
@@ -1830,7 +1839,70 @@ static void mp4_checks(void) {
   sv_buf_free(&why);
 }
 
+/* A local file as a reference ({file = path}): taken where p->files says, its path checked, and written
+   into the body as {"file": path} (the fingerprint's form); refused where only URLs go (the service's). */
+static void local_files(void) {
+  sv_value imgs[2], bad_items[1];
+  sv_params p;
+  sv_buf body;
+  sv_error err;
+  const char *ep = NULL;
+  int rc;
+  imgs[0] = FILE_("cat \"1\".png", 11);
+  imgs[1] = S("https://e.com/2.png");
+  {
+    sv_field f[] = { F("model", S("videos")), F("prompt", S("a cat")), F("duration", N(5)), F("referenceImages", L(imgs, 2)) };
+    memset(&p, 0, sizeof p);
+    p.fields = f;
+    p.n = 4;
+    rc = sv_validate(&p, NULL, &err);
+    ok(rc == -1 && strcmp(err.field, "referenceImages[1]") == 0 && strstr(err.message, "expected an http(s) URL, got a local file"),
+       "without files, a local file is refused where a URL goes", err.message);
+    p.files = 1;
+    ok(sv_validate(&p, NULL, &err) == 0, "with files, a local file passes as a reference", err.message);
+    memset(&body, 0, sizeof body);
+    rc = sv_build_create(&p, &body, &ep, &err);
+    ok(rc == 0 && strstr(sv_buf_cstr(&body), "\"referenceImages\":[{\"file\":\"cat \\\"1\\\".png\"},\"https://e.com/2.png\"]"),
+       "the body names a local file as {\"file\": path}", sv_buf_cstr(&body));
+    sv_buf_free(&body);
+  }
+  {
+    sv_field f[] = { F("model", S("videos")), F("prompt", S("a cat")), F("duration", N(5)),
+                     F("first_image", FILE_("a\0b", 3)), F("last_image", FILE_("b.png", 5)) };
+    memset(&p, 0, sizeof p);
+    p.fields = f;
+    p.n = 5;
+    p.files = 1;
+    rc = sv_validate(&p, NULL, &err);
+    ok(rc == -1 && strcmp(err.field, "first_image") == 0 && strstr(err.message, "without NUL bytes"),
+       "a path with a NUL byte is refused, naming the field", err.message);
+    f[3] = F("first_image", FILE_("", 0));
+    rc = sv_validate(&p, NULL, &err);
+    ok(rc == -1 && strcmp(err.field, "first_image") == 0 && strstr(err.message, "with a path"), "an empty path is refused",
+       err.message);
+    f[3] = F("image", S("https://e.com/b.png"));
+    f[4] = F("first_image", FILE_("https://e.com/b.png", 19));
+    rc = sv_validate(&p, NULL, &err);
+    ok(rc == -1 && strcmp(err.field, "image") == 0, "a legacy alias naming a URL and a field naming a file of that name "
+       "conflict", err.message);
+  }
+  {
+    sv_field f[] = { F("model", S("videos")), F("prompt", S("a cat")), F("duration", N(5)), F("referenceVideos", L(bad_items, 1)) };
+    bad_items[0] = S("x");
+    bad_items[0].type = SV_V_TABLE;
+    bad_items[0].str = "a table whose file is not a string";
+    memset(&p, 0, sizeof p);
+    p.fields = f;
+    p.n = 4;
+    p.files = 1;
+    rc = sv_validate(&p, NULL, &err);
+    ok(rc == -1 && strcmp(err.message, "referenceVideos[1]: expected an http(s) URL or {file = path}, got a table whose "
+       "file is not a string") == 0, "a table naming a file wrongly is described as the host said", err.message);
+  }
+}
+
 int main(void) {
+  local_files();
   file_leases();
   journal_writer();
   validator();

@@ -102,9 +102,7 @@ function C.bool(v) if type(v) ~= "boolean" then return "true or false" end end
 function C.preflight(v) if type(v) ~= "boolean" and v ~= "strict" then return 'true, false or "strict"' end end
 -- a task's state in client:tasks (docs/batch.md)
 local STATES = { pending = true, created = true, completed = true, failed = true, downloaded = true, abandoned = true }
-function C.state(v)
-  if not STATES[v] then return "pending, created, completed, failed, downloaded or abandoned" end
-end
+function C.state(v) return not STATES[v] and "pending, created, completed, failed, downloaded or abandoned" or nil end
 -- generate_all's out: a file name pattern with one %d (%% for a percent sign), or a function(i, params)
 function C.pattern(v)
   if type(v) == "function" then return end
@@ -140,11 +138,9 @@ local function limit(name)
   end
 end
 
--- a tenant (the end user a create is made for): a name of 1 to 200 bytes without control characters
-function C.tenant(v)
-  if type(v) ~= "string" or v == "" or #v > 200 or v:find("[%c\127]") then
-    return "a tenant name: a string of 1 to 200 bytes without control characters"
-  end
+function C.tenant(v) -- (a tenant: the end user a create is made for)
+  local bad = type(v) ~= "string" or v == "" or #v > 200 or v:find("[%c\127]")
+  return bad and "a tenant name: a string of 1 to 200 bytes without control characters" or nil
 end
 
 -- prices = {model = price of one create, ...}: the models' names (core.models), numbers >= 0

@@ -13,16 +13,25 @@ local new_error, now = errors.new_error, core.now
 
 local C = {}
 
--- The params that name reference media (a URL, or a list of URLs): what preflight reads.
+-- The params that name reference media (a URL or a local file {file = path}, or a list of them).
 C.MEDIA_FIELDS = { "referenceImages", "referenceVideos", "referenceAudios", "first_image", "last_image", "image",
   "lastFrameImage" }
 
--- Whether a create's params name reference media.
-function C.names_media(params)
-  for _, k in ipairs(C.MEDIA_FIELDS) do
-    if params[k] ~= nil then return true end
+-- The references of (validated) params in MEDIA_FIELDS' order, each {field =, name =, url = | file = (a local
+-- file's path)}, and how many are local files: what preflight reads, what storage/refs.lua uploads.
+function C.references(params)
+  local refs, files = {}, 0
+  for _, name in ipairs(C.MEDIA_FIELDS) do
+    local v = params[name]
+    local list = type(v) == "table" and v.file == nil and v or { v }
+    for i, r in ipairs(list) do
+      local file = type(r) == "table" and r.file or nil
+      refs[#refs + 1] = { field = list == v and name .. "[" .. i .. "]" or name, name = name, url = not file and r
+        or nil, file = file }
+      files = files + (file and 1 or 0)
+    end
   end
-  return false
+  return refs, files
 end
 
 -- The JSON text of params.extra (the core checks it and splices it into the
@@ -48,7 +57,8 @@ function C.build(job, goal, spec)
   if spec.out then ok, why = job.sink.check_out(spec.out, cfg) end -- (found before the task is paid for)
   if not ok then return nil, why end
   job.state, job.create_path, job.create_body = "creating", path, body
-  job.preflight = goal == "checked" or cfg.preflight and C.names_media(params) -- (cfg.on_media)
+  local refs, files = C.references(params) -- (local files: checked, then uploaded: cfg.on_media, cfg.on_refs)
+  job.files, job.preflight = files > 0, goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil
   job.local_id = job.ledger.records and core.random_id() or nil
   local key = spec.out and core.file_key(spec.out) or spec.key -- what the job makes (docs/batch.md "Keys")
   if key and job.local_id then
@@ -72,6 +82,7 @@ local function created(job, task, t)
   if ok == false then return job.loop:at(job.loop:await_store(job, now()), job) end
   job.held = nil
   if not ok then return job:finish(jerr) end
+  if job.refs then job.ledger:refs(task.id, job.refs) end -- (its reference objects: deleted at its end)
   if job.cancelled then
     job.state = "cancelled"
     return job:finish(new_error("io", "the job was cancelled", { created = true }))
@@ -128,9 +139,10 @@ function C.due(job, t)
   local known = job:known()
   if known == false then return job.loop:at(job.loop:await_store(job, t), job) end
   if known then return attach(job, known, t) end
-  if job.preflight then -- the references first: nothing is paid for before
-    job.preflight, job.checking = false, true -- (the preflight may end before start returns)
-    job.checking = job.cfg.on_media(job, t) -- (the preflight's hook: client.lua)
+  if job.preflight or job.files then -- the references checked, then the local files uploaded: nothing paid before
+    local start = job.preflight and job.cfg.on_media or job.cfg.on_refs().start -- (the hooks: client.lua)
+    job.files, job.preflight, job.checking = job.preflight and job.files, false, true -- (it may end at once)
+    job.checking = start(job, t)
     return job:advance(t)
   end
   if job.granted then

@@ -16,13 +16,12 @@ local new_error, now = errors.new_error, core.now
 local Job = {}
 Job.__index = Job
 
--- The learned schedule of the job's key (schedule.lua, loaded on first use).
-local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end
+local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end -- (its key's: learned)
 
--- A spec's fields a job keeps (spec name -> job field; upload: one a dead process left, storage/object.lua).
+-- A spec's fields a job keeps (spec name -> job field; upload, refs: what a dead process left, storage/).
 local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
   index = "index", on_progress = "on_progress", on_status = "on_status", params = "params", tenant = "tenant",
-  upload = "upload", traceparent = "traceparent" }
+  upload = "upload", traceparent = "traceparent", refs = "refs" }
 
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed); id: the task's (nil
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
@@ -88,13 +87,10 @@ function Job:emit(kind, extra)
   if self.on_progress then self.on_progress(ev) end
 end
 
-function Job:finish(err) -- the job ends (err: why it failed)
+function Job:finish(err) -- the job ends (err: why it failed), letting go of its reference objects (storage/refs.lua)
   self.done, self.state = true, (self.state == "cancelled" or self.state == "taken") and self.state or "done"
-  if err then
-    if err.id == nil then err.id = self.id end
-    if err.task == nil then err.task = self.task end
-    self.err = err
-  end
+  if err then err.id, err.task, self.err = err.id or self.id, err.task or self.task, err end
+  if self.refs then self.cfg.on_refs().release(self, self.err) end
   -- a webhook of a task followed to its end (the notify option's hook: client.lua)
   if not self.goal and self.cfg.notify and self.state == "done" then self.cfg.on_done(self, self.err) end
   if self.state == "taken" then self.ledger:let_go(self.id, true) end
@@ -243,8 +239,9 @@ local function advance(self, t)
   local pf = self.checking
   if pf then -- the references checked (what could not be was told): the create refused, or on
     if pf == true or not pf.done then return end
-    self.checking, self.notes = false, pf.notes
+    self.checking, self.notes = false, pf.notes or self.notes
     if pf.err or self.goal == "checked" then return self:finish(pf.err) end
+    if pf.body then self.create_body, self.refs = pf.body, pf.refs end -- (the local files' URLs: storage/refs.lua)
   end
   local req = self.req
   if req then

@@ -571,6 +571,8 @@ local BLOCKS = {
   end },
   ["docs/storage.md#1"] = { "lua", "check: compiles (spec/hosts/s3_spec.lua runs the same generate to s3://)",
     function() check_lua("docs/storage.md#1") end },
+  ["docs/storage.md#2"] = { "lua", "check: compiles (spec/hosts/refs_s3_spec.lua runs local files as references "
+    .. "against s3rver)", function() check_lua("docs/storage.md#2") end },
   ["docs/webhooks.md#1"] = { "lua", "run: the client it makes (starvideos the module, whsec_... a secret)", function()
     local dir = folder("webhooks")
     lua_file(dir, "notify.lua", "docs/webhooks.md#1", { ['"whsec_..."'] = '"whsec_c2VjcmV0LXNlY3JldA=="' })

@@ -6,46 +6,10 @@ local helper = require "spec.helper"
 local cjson = require "cjson"
 local socket = require "socket"
 
-local NPM = helper.root .. "/spec/npm"
+local S3run = require "spec.support.s3_run"
 local MB = 1000 * 1000
 
-local function missing()
-  if not helper.execute("command -v node >/dev/null 2>&1") then return "node (Debian: nodejs) is not installed" end
-  for _, m in ipairs { "s3rver", "@aws-sdk/client-s3", "@smithy/signature-v4" } do
-    if not helper.exists(NPM .. "/node_modules/" .. m .. "/package.json") then
-      return m .. " is not installed in spec/npm (make installs it with npm ci; npm is needed)"
-    end
-  end
-end
-
--- The store: s3rver and the checking proxy (refuse: x-amz-checksum-* refused), bucket "vids".
-local function start_store(refuse)
-  local dir = helper.tmpdir()
-  local st = { dir = dir .. "/data", log_file = dir .. "/log" }
-  os.execute("mkdir -p " .. helper.shell_quote(st.dir))
-  st.proc = helper.spawn("node " .. helper.shell_quote(NPM .. "/s3_server.js") .. " --dir "
-    .. helper.shell_quote(st.dir) .. " --log " .. helper.shell_quote(st.log_file) .. " --bucket vids"
-    .. (refuse and " --refuse-checksums" or ""))
-  local line = st.proc.pipe:read("*l")
-  st.port = assert(tonumber((line or ""):match('"port":(%d+)')), "the store did not start: " .. tostring(line))
-  st.url = "http://127.0.0.1:" .. st.port
-  function st.stop() os.execute("kill " .. st.proc.pid .. " 2>/dev/null"); st.proc:close() end
-  function st.log()
-    local out = {}
-    for l in (helper.read_file(st.log_file) or ""):gmatch("[^\n]+") do out[#out + 1] = cjson.decode(l) end
-    return out
-  end
-  function st.read(key) -- the object as the AWS SDK's client reads it
-    local out = helper.capture("cd " .. helper.shell_quote(NPM) .. " && node s3_read.js " .. st.url .. " vids "
-      .. helper.shell_quote(key))
-    return cjson.decode(out)
-  end
-  function st.uploads_left() -- s3rver's own folder of the uploads in progress
-    local up = st.dir .. "/vids/._S3rver_uploads"
-    return helper.exists(up) and #helper.listing(up) or 0
-  end
-  return st
-end
+local function start_store(refuse) return S3run.start { refuse = refuse } end
 
 -- A child process that generates to out and prints its result and its peak RSS (kB) as JSON.
 local GEN = [[
@@ -82,7 +46,7 @@ local function result_of(p)
 end
 
 describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)", function()
-  local why = missing()
+  local why = S3run.missing()
   local emu, st
   setup(function()
     if why then return end

@@ -1,7 +1,8 @@
 // An S3-compatible server for the storage specs: s3rver 3.7.1 (which checks only that an access key exists),
 // behind a proxy of the specs' own that checks every request's SigV4 with the AWS SDK's own signer
 // (@smithy/signature-v4), its payload against x-amz-content-sha256, Content-MD5 and x-amz-checksum-sha256,
-// and logs each (a JSON line: method, path, query, status, bytes, part, signature).  s3rver 3.7.1 has no
+// and logs each (a JSON line: method, path, query, status, bytes, part, signature).  A presigned URL (query
+// auth, X-Amz-Signature) is checked the same way with the signer's presign, and refused once it has expired.  s3rver 3.7.1 has no
 // AbortMultipartUpload nor ListMultipartUploads: the proxy answers them from s3rver's own folder of uploads.
 // With --refuse-checksums it refuses any x-amz-checksum-* header, as R2 and B2 did in 2025.
 //   node s3_server.js --dir DIR --log FILE [--bucket NAME]... [--refuse-checksums]
@@ -39,8 +40,31 @@ function queryOf(raw) {
   return q;
 }
 
+// Whether a presigned URL's signature is the one the SDK's signer presigns of what arrived (and is not expired).
+const QUERY_AUTH = ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
+  "X-Amz-Signature", "X-Amz-Security-Token"];
+async function presignedOk(req, rawPath, query) {
+  const m = /^([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request$/.exec(query["X-Amz-Credential"] || "");
+  const d = query["X-Amz-Date"] || "", expires = Number(query["X-Amz-Expires"]);
+  if (!m || !SECRETS[m[1]] || query["X-Amz-Algorithm"] !== "AWS4-HMAC-SHA256" || !/^\d{8}T\d{6}Z$/.test(d)) return false;
+  const date = new Date(`${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}T${d.slice(9, 11)}:${d.slice(11, 13)}:${d.slice(13, 15)}Z`);
+  if (!(expires > 0) || Date.now() > date.getTime() + expires * 1000) return "expired";
+  const rest = {}, headers = {};
+  for (const name of (query["X-Amz-SignedHeaders"] || "").split(";")) headers[name] = req.headers[name];
+  for (const [k, v] of Object.entries(query)) {
+    if (k === "x-amz-content-sha256") headers[k] = v; // (the signer hoists it back into the query)
+    else if (!QUERY_AUTH.includes(k)) rest[k] = v;
+  }
+  const signer = new SignatureV4({ credentials: { accessKeyId: m[1], secretAccessKey: SECRETS[m[1]],
+    sessionToken: query["X-Amz-Security-Token"] }, region: m[3], service: "s3", sha256: Sha256, uriEscapePath: false });
+  const signed = await signer.presign(new HttpRequest({ method: req.method, hostname: headers.host, path: rawPath,
+    query: rest, headers }), { signingDate: date, expiresIn: expires });
+  return signed.query["X-Amz-Signature"] === query["X-Amz-Signature"];
+}
+
 // Whether the request's SigV4 is the one the SDK's signer makes of what arrived.
 async function signatureOk(req, rawPath, query) {
+  if (query["X-Amz-Signature"] !== undefined) return presignedOk(req, rawPath, query);
   const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/
     .exec(req.headers.authorization || "");
   if (!m || !SECRETS[m[1]]) return false;
@@ -108,10 +132,13 @@ async function handle(req, res, body, target) {
   const bucket = decodeURIComponent(rawPath.split("/")[1] || "");
   const e = { method: req.method, path: decodeURIComponent(rawPath), query, bytes: body.length,
     part: query.partNumber ? Number(query.partNumber) : undefined, at: Date.now() / 1000 };
-  e.signature = await signatureOk(req, rawPath, query) ? "ok" : "bad";
+  const verdict = await signatureOk(req, rawPath, query);
+  e.signature = verdict === true ? "ok" : verdict || "bad";
+  e.presigned = query["X-Amz-Signature"] !== undefined || undefined;
   const checksums = Object.keys(req.headers).filter((n) => n.startsWith("x-amz-checksum-"));
   const wrong = payloadWrong(req, body);
-  if (e.signature !== "ok") e.status = xmlError(res, 403, "SignatureDoesNotMatch", "the SigV4 signature does not match");
+  if (e.signature === "expired") e.status = xmlError(res, 403, "AccessDenied", "Request has expired");
+  else if (e.signature !== "ok") e.status = xmlError(res, 403, "SignatureDoesNotMatch", "the SigV4 signature does not match");
   else if (refuse && checksums.length) e.status = xmlError(res, 400, "InvalidArgument", `${checksums[0]} is not supported`);
   else if (wrong) e.status = xmlError(res, 400, wrong, "the body does not match its digest");
   else if (req.method === "DELETE" && query.uploadId !== undefined) e.status = abort(res, bucket, query.uploadId);

@@ -106,6 +106,35 @@ M.cases = {
       assert.is_nil(by.ut2.uploading)
     end },
 
+  { name = "records a task's reference objects: unfinished and tasks carry them, past the task's end, until none is "
+    .. "left",
+    covers = { "refs" },
+    records = true,
+    run = function(env, assert)
+      local l = env.open()
+      local refs = '["s3://b/refs/aa.png","s3://b/refs/bb.mp4"]'
+      for _, id in ipairs { "r1", "r2" } do
+        assert.is_true(env.answer(l.before_create, l, PARAMS, "l" .. id))
+        assert.is_true(env.answer(l.created, l, { id = id }, PARAMS, "l" .. id))
+      end
+      l:refs("r1", refs)
+      l:refs("r2", '["s3://b/refs/aa.png"]')
+      env.settle()
+      local by = {}
+      for _, t in ipairs(assert(l:unfinished())) do by[t.id] = t end
+      assert.same({ refs, '["s3://b/refs/aa.png"]' }, { by.r1.refs, by.r2.refs })
+      l:status("r1", "completed", 3)
+      l:downloaded("r1", env.dir .. "/r1.mp4", "cd34", 12)
+      l:status("r2", "failed")
+      l:refs("r2", nil) -- (deleted)
+      env.settle()
+      assert.same({}, l:unfinished())
+      by = {}
+      for _, t in ipairs(assert(l:tasks())) do by[t.id] = t end
+      assert.same({ "s3://b/refs/aa.png", "s3://b/refs/bb.mp4" }, by.r1.refs) -- (ended, its objects still there)
+      assert.is_nil(by.r2.refs)
+    end },
+
   { name = "settles a failed create: abandoned (nothing made), left pending (maybe made), uncertain (an id read)",
     covers = { "create_failed" },
     records = true,

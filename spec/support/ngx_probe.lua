@@ -1,7 +1,7 @@
 -- One client call inside nginx, for spec/hosts/nginx_spec.lua (content_by_lua_file).
 -- POST a JSON object: { client = {starvideos.new options}, op = "create" |
 -- "query" | "download" | "generate" | "check", id =, url =, path = (download's, generate's
--- out), params = (check's) }; the answer is JSON: { res = the task, path or notes, err = {kind, message,
+-- out), params = (check's, generate's) }; the answer is JSON: { res = the task, path or notes, err = {kind, message,
 -- field, id, created, maybe_created, status}, elapsed = seconds, transport =
 -- type(client.transport) }.  Or { case = name, args = } runs that case of
 -- spec/support/transport_cases.lua and answers its out.
@@ -34,7 +34,8 @@ elseif q.op == "query" then
 elseif q.op == "download" then
   res, err = client:download(q.url, q.path)
 elseif q.op == "generate" then
-  res, err = client:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = q.path, interval = 0.1 })
+  res, err = client:generate(q.params or { model = "videos", prompt = "a cat", duration = 5 },
+    { out = q.path, interval = 0.1 })
 elseif q.op == "check" then
   res, err = client:check(q.params)
 end

@@ -309,8 +309,10 @@ describe("the starvideos command line", function()
     it("exit 2 naming the field, and nothing is sent", function()
       local cases = {
         { { "--model", "videos", "--prompt", "a cat", "--duration", "99" }, "--duration: expected" },
-        { { "--model", "videos", "--prompt", "a cat", "--duration", "5", "--ref-image", "./cat.png" },
-          '--ref-image #1: expected an http(s) URL, got "./cat.png"' },
+        { { "--model", "videos", "--prompt", "a cat", "--duration", "5", "--ref-image", "ftp://x/cat.png" },
+          '--ref-image #1: expected an http(s) URL, got "ftp://x/cat.png"' },
+        { { "--model", "videos", "--prompt", "a cat", "--duration", "5", "--ref-image", "./no-cat.png" },
+          "--ref-image #1: ./no-cat.png cannot be read: No such file or directory" },
         { { "--model", "videos", "--prompt", "a cat", "--duration", "5", "--first-image", "https://x/a.png" },
           "--last-image: required together with first_image" },
         { { "--model", "nope", "--prompt", "a cat", "--duration", "5" }, "--model: expected" },

@@ -736,6 +736,34 @@ describe("the emulator", function()
       assert.has_error(function() emu:config { queud = 1 } end)
       assert.has_error(function() emu:config { expired_status = 500 } end)
       assert.has_error(function() emu:config { outcome = "maybe" } end)
+      assert.has_error(function() emu:config { fetch_refs = 1 } end)
+    end)
+  end)
+
+  describe("fetch_refs", function()
+    it("a create fetches each reference URL first (its own /media/ too: it serves while it waits), and what came "
+      .. "is in /_emulator/tasks; one not answering 200 fails the task naming it", function()
+      emu:config { fetch_refs = true }
+      local png = emu.url .. "/media/a.png?w=300&h=200"
+      local task = completed_task(emu, { model = "videos", prompt = "a cat", duration = 5,
+        referenceImages = { png, emu.url .. "/media/b.png" } })
+      local t = request(emu, "GET", "/_emulator/tasks").json
+      t = t[#t]
+      assert.are.equal(task.id, t.id)
+      local body = request(emu, "GET", "/media/a.png?w=300&h=200").body
+      assert.are.same({ "referenceImages[1]", png, 200, #body, require("starvideos.core").hash(body) },
+        { t.fetched[1].field, t.fetched[1].url, t.fetched[1].status, t.fetched[1].bytes, t.fetched[1].hash })
+      assert.are.equal(2, #t.fetched)
+      local res = create(emu, { model = "videos", prompt = "a cat", duration = 5,
+        referenceImages = { png, emu.url .. "/media/missing.mp4?seconds=oops" } })
+      local _, failed = follow(emu, res.json.id)
+      assert.are.same({ "failed", "Reference media could not be fetched: referenceImages[2]: HTTP 400" },
+        { failed.status, failed.error })
+      emu:config { fetch_refs = false }
+      assert.are.equal(200, create(emu, { model = "videos", prompt = "a cat", duration = 5,
+        referenceImages = { png } }).status)
+      t = request(emu, "GET", "/_emulator/tasks").json
+      assert.is_nil(t[#t].fetched)
     end)
   end)
 end)

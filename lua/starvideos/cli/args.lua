@@ -46,11 +46,17 @@ local FLAG = {
   ratio = { kind = "str", meta = "W:H", field = "ratio", text = "aspect ratio, e.g. 16:9 or 9:16" },
   resolution = { kind = "str", meta = "RES", field = "resolution",
     text = "resolution, e.g. 720p (not on starvideos_o3)" },
-  ["first-image"] = { kind = "str", meta = "URL", field = "first_image", text = "first frame (with --last-image)" },
-  ["last-image"] = { kind = "str", meta = "URL", field = "last_image", text = "last frame (with --first-image)" },
-  ["ref-image"] = { kind = "list", meta = "URL", field = "referenceImages", text = "reference image (repeatable)" },
-  ["ref-video"] = { kind = "list", meta = "URL", field = "referenceVideos", text = "reference video (repeatable)" },
-  ["ref-audio"] = { kind = "list", meta = "URL", field = "referenceAudios", text = "reference audio (repeatable)" },
+  ["first-image"] = { kind = "str", meta = "URL|PATH", field = "first_image", ref = true,
+    text = "first frame (with --last-image); for every reference flag, a PATH (no scheme://) is a local file, "
+      .. "put into $STARVIDEOS_REFS first" },
+  ["last-image"] = { kind = "str", meta = "URL|PATH", field = "last_image", ref = true,
+    text = "last frame (with --first-image)" },
+  ["ref-image"] = { kind = "list", meta = "URL|PATH", field = "referenceImages", ref = true,
+    text = "reference image (repeatable)" },
+  ["ref-video"] = { kind = "list", meta = "URL|PATH", field = "referenceVideos", ref = true,
+    text = "reference video (repeatable)" },
+  ["ref-audio"] = { kind = "list", meta = "URL|PATH", field = "referenceAudios", ref = true,
+    text = "reference audio (repeatable)" },
   extra = { kind = "str", meta = "JSON",
     text = "more request fields, as a JSON object sent as it is (params.extra), e.g. '{\"seed\": 7}'" },
   ["base-url"] = { kind = "str", meta = "URL",
@@ -450,12 +456,25 @@ function M.parse(name, argv)
   return opts, pos
 end
 
+-- A reference flag's value as the library takes it: a URL (scheme://...), else a local file's path, {file = path}.
+local function reference(v)
+  if v:find("^%a[%w+.-]*://") then return v end
+  return { file = v }
+end
+
 -- The request parameters the flags name, as the library takes them.
 function M.request_params(opts)
   local p = {}
   for _, fname in ipairs(REQUEST) do
-    local v, field = opts[fname], FLAG[fname].field
-    if v ~= nil and field then p[field] = v end
+    local v, f = opts[fname], FLAG[fname]
+    if v ~= nil and f.ref and f.kind == "list" then
+      local list = {}
+      for i, r in ipairs(v) do list[i] = reference(r) end
+      v = list
+    elseif v ~= nil and f.ref then
+      v = reference(v)
+    end
+    if v ~= nil and f.field then p[f.field] = v end
   end
   return p
 end

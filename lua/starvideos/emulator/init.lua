@@ -90,6 +90,7 @@ M.DEFAULTS = {
   url_ttl = nil,            -- seconds a video URL stays valid (nil: until /_emulator/expire)
   spread = 0,               -- sigma of a log-normal spread of each task's processing time
   seed = 1,                 -- of spread's and fail_rate's random numbers (the same seed, the same tasks)
+  fetch_refs = false,       -- a create GETs its reference URLs first, as the service does (its specs' check)
 }
 
 -- Which endpoint serves which model.
@@ -240,7 +241,8 @@ end
 ---------------------------------------------------------------------------
 -- connection I/O (runs inside a connection's coroutine)
 
-local function wait(what, deadline) return co_yield(what, deadline) end
+-- what: "r", "w" (on sock, else the connection's own) or "t" (until deadline alone)
+local function wait(what, deadline, sock) return co_yield(what, deadline, sock) end
 
 -- Read more bytes into conn.buf; raises CLOSED when the peer is gone.
 local function fill(conn)
@@ -324,6 +326,62 @@ local function read_chunked(conn)
     parts[#parts + 1] = read_exact(conn, size)
     if read_exact(conn, 2) ~= "\r\n" then return nil, 400, "bad chunk terminator" end
   end
+end
+
+-- A chunked body's bytes (a fetched answer's), or nil when it is not one.
+local function dechunk(body)
+  local parts, at = {}, 1
+  while true do
+    local size, after = body:match("^(%x+)[^\r\n]*\r\n()", at)
+    size = size and tonumber(size, 16)
+    if not size then return nil end
+    if size == 0 then return tbl_concat(parts) end
+    parts[#parts + 1] = body:sub(after, after + size - 1)
+    at = after + size + 2
+  end
+end
+
+local MAX_FETCH = 256 * 1024 * 1024 -- bytes of a reference the emulator fetches (fetch_refs)
+
+-- A GET of url (http only: the emulator speaks no TLS) from inside a connection's coroutine, its socket waited on
+-- as a connection's is, until deadline: status, body; or nil, why.
+local function http_get(url, deadline)
+  local host, port, target = url:match("^[Hh][Tt][Tt][Pp]://([^/:?#]+):?(%d*)([^#]*)")
+  if not host then return nil, "not an http:// URL (the emulator fetches no other)" end
+  if target:sub(1, 1) ~= "/" then target = "/" .. target end
+  local sock = socket.tcp()
+  sock:settimeout(0)
+  local function fail(why) sock:close(); return nil, why end
+  local ok, err = sock:connect(host, tonumber(port) or 80)
+  if not ok and err ~= "timeout" then return fail("connect: " .. tostring(err)) end
+  if not ok then wait("w", deadline, sock) end -- (writable: connected, or refused: the send says)
+  local req, i = str_format("GET %s HTTP/1.1\r\nHost: %s%s\r\nConnection: close\r\nUser-Agent: starvideos-emulator"
+    .. "\r\n\r\n", target, host, port ~= "" and ":" .. port or ""), 1
+  while i <= #req do
+    local last, serr, partial = sock:send(req, i)
+    if serr and serr ~= "timeout" then return fail("send: " .. serr) end
+    i = (last or partial) + 1
+    if i <= #req then wait("w", deadline, sock) end
+  end
+  local parts, n = {}, 0
+  while true do
+    local data, rerr, partial = sock:receive(CHUNK)
+    data = data or partial
+    if data and #data > 0 then parts[#parts + 1], n = data, n + #data end
+    if rerr == "closed" then break end
+    if rerr and rerr ~= "timeout" then return fail("receive: " .. rerr) end
+    if n > MAX_FETCH then return fail("more than " .. MAX_FETCH .. " bytes") end
+    if gettime() >= deadline then return fail("no whole answer before the deadline") end
+    if rerr then wait("r", deadline, sock) end
+  end
+  sock:close()
+  local raw = tbl_concat(parts)
+  local head, body = raw:match("^(.-)\r\n\r\n(.*)$")
+  local status = head and tonumber(head:match("^HTTP/1%.%d (%d%d%d)"))
+  if not status then return nil, "not an HTTP answer" end
+  if head:lower():find("\r\ntransfer%-encoding:%s*chunked") then body = dechunk(body) end
+  if not body then return nil, "a chunked body cut short" end
+  return status, body
 end
 
 -- Read one request. Returns req, or nil, status, message for a malformed one.
@@ -594,7 +652,7 @@ function Server:create(req)
     end
   end
   clean.extra = extra
-  local ok, verr = core.validate(clean)
+  local ok, verr = core.validate(clean, nil, true) -- (URLs only: the service takes no local file)
   if not ok then
     local message = type(verr) == "table" and verr.message or tostring(verr)
     local field = type(verr) == "table" and verr.field or nil
@@ -605,6 +663,7 @@ function Server:create(req)
   end
 
   local cfg = self.config
+  local fetched, why = self:fetch_refs(clean)
   self.seq = self.seq + 1
   local task = {
     id = str_format("video_%s_%d", model, self.id_base + self.seq),
@@ -617,13 +676,37 @@ function Server:create(req)
     error = cfg.error,
     duration = int(clean.duration) or 5,
     params = params,
+    fetched = fetched,
   }
+  if why then task.outcome, task.error = "failed", why end
   self.tasks[task.id] = task
   self.task_list[#self.task_list + 1] = task
   return json_response(200, {
     id = task.id, object = "video", created = task.created, model = model,
     status = "queued", error = NULL,
   })
+end
+
+-- With fetch_refs, each reference URL of a create (clean: its fields) fetched as the service would: what came
+-- ({field, url, status, bytes, hash: core.hash of the body; error}) and why the task fails (one that was not 200).
+local REF_FIELDS = { "first_image", "last_image", "image", "lastFrameImage", "referenceImages", "referenceVideos",
+  "referenceAudios" }
+function Server:fetch_refs(clean)
+  if not self.config.fetch_refs then return nil end
+  local list, why = {}, nil
+  for _, name in ipairs(REF_FIELDS) do
+    local v = clean[name]
+    for i, url in ipairs(type(v) == "table" and v or { v }) do
+      local field = type(v) == "table" and str_format("%s[%d]", name, i) or name
+      local status, body = http_get(url, gettime() + 30)
+      list[#list + 1] = { field = field, url = url, status = status or 0, bytes = status and #body or NULL,
+        hash = status and self.core_module.hash(body) or NULL, error = not status and body or NULL }
+      if status ~= 200 and not why then
+        why = str_format("Reference media could not be fetched: %s: %s", field, status and "HTTP " .. status or body)
+      end
+    end
+  end
+  return list, why
 end
 
 function Server:result(req)
@@ -702,6 +785,8 @@ local CONFIG_FIELDS = {
     function(v) return type(v) == "number" and v >= 0 and v <= 3, "a number from 0 to 3" end },
   { "seed", "1 to 2^31-1: the generator of spread and fail_rate, restarted when set (--seed)",
     function(v) return int(v) and v >= 1 and v < 2 ^ 31, "an integer from 1 to 2^31-1" end },
+  { "fetch_refs", "true: a create GETs each reference URL (http only) first; one not 200 fails the task",
+    function(v) return type(v) == "boolean", "true or false" end },
 }
 
 local FAULT_FIELDS = {
@@ -866,7 +951,7 @@ function Server:control(req)
         view.video_url = nil  -- listing issues no token
         view.queued, view.processing, view.outcome = task.queued, task.processing, task.outcome
         view.ends_at = task.t0 + task.queued + task.processing -- the emulator's clock (seconds since the epoch)
-        view.params = task.params
+        view.params, view.fetched = task.params, task.fetched
         list[i] = view
       end
       return response(200, encode_list(list), "application/json")
@@ -996,7 +1081,7 @@ end
 -- the loop
 
 function Server:resume(conn)
-  local ok, what, deadline = co_resume(conn.co)
+  local ok, what, deadline, sock = co_resume(conn.co)
   if not ok then
     self.log("connection crashed: %s", tostring(what))
     conn.sock:close()
@@ -1005,7 +1090,7 @@ function Server:resume(conn)
     self.conns[conn] = nil
     return
   end
-  conn.wait, conn.deadline = what, deadline
+  conn.wait, conn.deadline, conn.wait_sock = what, deadline, sock
 end
 
 function Server:accept()
@@ -1028,8 +1113,8 @@ function Server:step(timeout)
   local wake = now + (timeout or 0)
   local recvt, sendt = { self.sock }, {}
   for conn in pairs(self.conns) do
-    if conn.wait == "r" then recvt[#recvt + 1] = conn.sock
-    elseif conn.wait == "w" then sendt[#sendt + 1] = conn.sock end
+    if conn.wait == "r" then recvt[#recvt + 1] = conn.wait_sock or conn.sock
+    elseif conn.wait == "w" then sendt[#sendt + 1] = conn.wait_sock or conn.sock end
     if conn.deadline and conn.deadline < wake then wake = conn.deadline end
   end
   local readable, writable = sselect(recvt, sendt, math_max(0, wake - now))
@@ -1037,8 +1122,8 @@ function Server:step(timeout)
   now = gettime()
   local ready = {}
   for conn in pairs(self.conns) do
-    local w = conn.wait
-    if (w == "r" and readable[conn.sock]) or (w == "w" and writable[conn.sock])
+    local w, s = conn.wait, conn.wait_sock or conn.sock
+    if (w == "r" and readable[s]) or (w == "w" and writable[s])
         or (conn.deadline and conn.deadline <= now) then
       ready[#ready + 1] = conn
     end

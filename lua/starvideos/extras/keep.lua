@@ -52,10 +52,11 @@ function K.resume(ctx, opts)
     out, saved_to[i] = keep_dest(t, dir, cfg)
     -- a completed task's URL may have expired: ask for it again first
     jobs[i] = assert(Job.new(ctx, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
-      index = i, refresh = true, on_progress = opts.on_progress, out = out, upload = t.upload }))
+      index = i, refresh = true, on_progress = opts.on_progress, out = out, upload = t.upload, refs = t.refs }))
   end
   local results = ctx.loop:run(jobs, opts.sleep) -- {task, err, path}s
   for i, r in ipairs(results) do r.saved_to = saved_to[i] end
+  cfg.on_refs().sweep(ctx) -- (the reference objects of ended tasks a process left in the bucket)
   -- then the webhooks a dead process owed, under a keeper's lease held a few seconds: the rest stays owed
   if cfg.notify then
     local keeper, kerr = ledger:keeper()
@@ -100,7 +101,7 @@ local function carry(ctx, st, opts, tasks, t)
     local i = #st.results + 1
     local out, saved_to = keep_dest(task, st.dir, ctx.cfg)
     local j = assert(Job.new(ctx, nil, task.id, { refresh = true, index = i, interval = opts.interval,
-      on_progress = on_progress, finished = st.fin, out = out, upload = task.upload }))
+      on_progress = on_progress, finished = st.fin, out = out, upload = task.upload, refs = task.refs }))
     st.results[i], st.running[j], st.saved_to[j], st.keeper.carrying[task.id] = false, true, saved_to, true
     local ev = { type = "claim", id = task.id, from = task.from, path = out, saved_to = saved_to }
     if on_event then on_event(ev) end
@@ -133,6 +134,7 @@ local function look_at(ctx, st, opts, t)
   if not behind and cfg.notify then Notify().sweep(ctx, st.keeper) end
   carry(ctx, st, opts, tasks, t)
   st.look = behind and t or t + st.every -- a long journal is read a slice per turn of the drive loop
+  if not (behind or st.looked) then cfg.on_refs().sweep(ctx) end -- (once: what resume sweeps too)
   st.looked = st.looked or not behind
 end
 

@@ -1,15 +1,17 @@
 -- Preflight (docs/media.md): a create's reference media read as far as needed (a HEAD, the first
 -- 64 KiB, the tail when the core's sniffer asks) as media requests on the loop, the references of one
--- create at once within one `timeout`, then judged by the model's rules (core.media_check).  Loaded by
--- the client's hook (cfg.on_media) at a create that names reference media while preflight is not false.
+-- create at once within one `timeout`, then judged by the model's rules (core.media_check).  A local file
+-- ({file = path}, docs/storage.md) is read the same way from the disk, with no request, even when preflight
+-- is false (it is read to be uploaded anyway).  Loaded by the client's hook (cfg.on_media) at a create that
+-- names reference media while preflight is not false, or names a local file.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
-local MEDIA_FIELDS = require("starvideos.create").MEDIA_FIELDS
+local Create = require "starvideos.create"
 local errors = require "starvideos.errors"
 local Request = require "starvideos.request"
 
-local type, ipairs, tostring, setmetatable, string_format = type, ipairs, tostring, setmetatable, string.format
+local ipairs, tostring, setmetatable, string_format = ipairs, tostring, setmetatable, string.format
 local new_error = errors.new_error
 
 local P = {}
@@ -17,22 +19,6 @@ P.__index = P
 
 local CHUNK = 65536 -- the bytes one GET asks for: the file's first, or its tail
 local GONE = { [401] = true, [403] = true, [404] = true, [410] = true } -- the HEAD said enough
-
--- The references of params, in MEDIA_FIELDS' order: { field =, name =, url = }.
-local function references(params)
-  local refs = {}
-  for _, name in ipairs(MEDIA_FIELDS) do
-    local v = params[name]
-    if type(v) == "string" then
-      refs[#refs + 1] = { field = name, name = name, url = v }
-    elseif type(v) == "table" then
-      for i, url in ipairs(v) do
-        refs[#refs + 1] = { field = string_format("%s[%d]", name, i), name = name, url = url }
-      end
-    end
-  end
-  return refs
-end
 
 local Ref = {}
 Ref.__index = Ref
@@ -51,6 +37,29 @@ local function settle(self, t, why)
   local pf = self.pf
   pf.left = pf.left - 1
   if pf.left == 0 then pf:judge(t) end
+end
+
+-- A local file read as a URL is, from the disk: its size, its first bytes sniffed, its tail when the sniffer asks.
+-- One that is not there, is a folder or cannot be read, or is empty, refuses the create.
+local function read_file(self)
+  local path, kind, why = self.file, core.file_kind(self.file)
+  if kind == "folder" or kind == "other" then
+    self.refused = path .. (kind == "folder" and " is a folder" or " is not a regular file")
+    return
+  end
+  local f, err, head, rerr
+  if kind then f, err = io.open(path, "rb") end
+  if f then head, rerr = f:read(CHUNK) end
+  if head and head ~= "" then self.size = f:seek("end") end
+  local info, swhy
+  if head then info, swhy = core.media_sniff(head, self.size) end
+  if info and info.tail and f:seek("set", info.tail) then
+    info, swhy = core.media_tail(info, f:read(CHUNK) or "", info.tail)
+  end
+  if f then f:close() end
+  if not f then self.refused = string_format("%s cannot be read: %s", path, err and err:sub(#path + 3) or why)
+  elseif not head then self.refused = string_format("%s %s", path, rerr and "cannot be read: " .. rerr or "is empty")
+  else self.info, self.why = info, swhy end
 end
 
 -- Its request answered: the next step (head -> first bytes -> tail), or the end.
@@ -92,15 +101,19 @@ function P.start(job, t)
   local allow = cfg.allow_private_media
   if allow == nil then allow = core.private_host(core.check_url(cfg.base_url, "base_url", true).host) ~= nil end
   local pf = setmetatable({ loop = job.loop, key = job.key, cfg = cfg, owner = job, model = params.model,
-    refs = references(params), notes = {}, done = false, deadline = t + cfg.timeout, public = not allow }, P)
+    refs = {}, notes = {}, done = false, deadline = t + cfg.timeout, public = not allow }, P)
+  for _, ref in ipairs(Create.references(params)) do -- (with preflight false: the local files alone)
+    if ref.file or cfg.preflight ~= false or job.goal == "checked" then pf.refs[#pf.refs + 1] = ref end
+  end
   pf.left = #pf.refs
   if pf.left == 0 then pf:judge(t); return pf end
   for _, ref in ipairs(pf.refs) do
-    local parts = core.check_url(ref.url, ref.field)
+    local parts = ref.url and core.check_url(ref.url, ref.field)
     setmetatable(ref, Ref)
     ref.pf, ref.step, ref.path = pf, "head", parts and parts.path
     ref.refused = pf.public and parts and core.private_host(parts.host) or nil -- no request at all
-    if ref.refused then settle(ref, t) else ask(ref, t, { head = true }) end
+    if ref.file then read_file(ref) end
+    if ref.refused or ref.file then settle(ref, t, ref.why) else ask(ref, t, { head = true }) end
   end
   return pf
 end

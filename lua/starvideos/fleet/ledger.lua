@@ -171,9 +171,7 @@ end
 
 function R:renew() return not self.lease or self.lease:renew(self) end
 
-function R:_renewing()
-  if self.loop and not self.renewer then self.renewer = leases.renewer(self, self.loop) end
-end
+function R:_renewing() if self.loop and not self.renewer then self.renewer = leases.renewer(self, self.loop) end end
 
 -- The client closed (collected: in a GC step, where nothing may wait): its records written first, those
 -- left queued for the process; the lease's last share deletes its key (collected: it just expires).
@@ -313,8 +311,10 @@ function R:downloaded(id, path, sha256, bytes, etag)
       n and tostring(n) or "", etag or "" })
 end
 
--- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil).
+-- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil); a task's reference
+-- objects (refs: storage/refs.lua's text), or none left (nil).
 function R:upload(id, _, state) return self:_record("upload", { self.prefix .. "task:" .. id }, { state or "" }) end
+function R:refs(id, refs) return self:_record("refs", { self.prefix .. "task:" .. id }, { refs or "" }) end
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
 -- asks the store first: R:confirm): records/ledger.lua's, the fences' rule of a store.

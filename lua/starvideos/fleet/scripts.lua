@@ -149,6 +149,12 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'upload') else redis.call('HSET', KEYS[1], 'upload', ARGV[1]) end
 return 1
 ]],
+  -- KEYS task:<id>; ARGV a task's reference objects ('' : none left) (storage/refs.lua)
+  refs = [[
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'refs') else redis.call('HSET', KEYS[1], 'refs', ARGV[1]) end
+return 1
+]],
   -- KEYS task:<id>; ARGV part, part_dest
   part = [[
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end

@@ -41,7 +41,7 @@ end
 local function keep_samples(tasks, stats)
   local order = {}
   for _, t in pairs(tasks) do
-    t.settled = t.path ~= nil or t.status == "failed"
+    t.settled = (t.path ~= nil or t.status == "failed") and not t.refs -- (its reference objects: still to delete)
     if not t.settled then
       stats.unsettled = stats.unsettled + 1
     elseif t.at and type(t.took) == "number" and type(t.model) == "string" then

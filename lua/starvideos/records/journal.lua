@@ -147,7 +147,7 @@ function J.take(st, line)
       if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
     elseif ev == "part" and type(rec.path) == "string" then
       t.part = rec.path
-    elseif ev == "upload" then t.upload = type(rec.upload) == "string" and rec.upload or nil -- (false: ended)
+    elseif ev == "upload" or ev == "refs" then t[ev] = type(rec[ev]) == "string" and rec[ev] or nil -- (false: none)
     end
     if (ev == "downloaded" or sample) and type(rec.path) == "string" then
       t.path, t.bytes, t.sha256, t.etag, t.upload = rec.path, rec.bytes, rec.sha256, rec.etag, nil
@@ -222,7 +222,8 @@ end
 function J.carried(t, dest, from)
   local part = dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" and dest or nil
   local upload = type(t.upload) == "string" and t.upload ~= "" and t.upload or nil
-  return { id = t.id, model = t.model, out = t.out, part = part, from = from, upload = upload }
+  return { id = t.id, model = t.model, out = t.out, part = part, from = from, upload = upload,
+    refs = t.refs ~= "" and t.refs or nil }
 end
 
 -- The tasks of list neither downloaded nor failed, as resume carries them.
@@ -255,6 +256,7 @@ local function entry(t)
   return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), sha256 = t.sha256, model = t.model,
     prompt = J.head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost), etag = t.etag,
+    refs = type(t.refs) == "string" and t.refs ~= "" and cjson.decode(t.refs) or nil, -- (storage/refs.lua's)
     uploading = type(up) == "table" and type(up.parts) == "table" and { parts = #up.parts, id = up.upload } or nil }
 end
 

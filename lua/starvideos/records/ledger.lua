@@ -332,14 +332,14 @@ function L:downloaded(id, path, sha256, bytes, etag)
   append(self, rec)
 end
 
--- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil).
+-- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil); a task's reference
+-- objects in the user's bucket (refs: storage/refs.lua's text), or none left (nil).
 function L:upload(id, out, state)
   return append(self, { event = "upload", id = id, path = out, upload = state or false }, true)
 end
+function L:refs(id, refs) return append(self, { event = "refs", id = id, refs = refs or false }, true) end
 
-function L:part(id, part, path)
-  return append(self, { event = "part", id = id, part = part, path = path }, true)
-end
+function L:part(id, part, path) return append(self, { event = "part", id = id, part = part, path = path }, true) end
 
 -- (written before the webhook is sent: a writer's waited for)
 function L:owe(wid, task_id, body)

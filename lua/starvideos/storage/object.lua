@@ -27,7 +27,7 @@ local learned = {} -- store (where) -> "md5" once it refused x-amz-checksum-* (s
 
 local function sign() return require "starvideos.sign" end
 
--- The store of a client's cfg (its storage option, else AWS_*): st, or nil, err.
+-- The store of a client's cfg (its storage option, else AWS_*): st, or nil, err.  (storage/refs.lua's too.)
 local function store_of(cfg)
   local st = stores[cfg]
   if st then return st end
@@ -36,6 +36,8 @@ local function store_of(cfg)
   stores[cfg] = st
   return st, err
 end
+
+O.store_of = store_of
 
 function O.check_out(out, cfg)
   local bucket, err = S3.parse(out, "out")
@@ -55,7 +57,8 @@ end
 
 function O.left() return nil end -- (each part is recorded as the store takes it)
 
--- A request of shape op (S3.OPS) on the object for owner: sent now, it advances owner when done.
+-- A request of shape op (S3.OPS) on the object for owner: sent now, it advances owner when done.  (Owner: loop, key,
+-- cfg, st, bucket, key_name, out, path, deadline; storage/refs.lua's objects are owners too.)
 local function call(owner, op, a, t, long)
   local r, err = S3.request(owner.st, op, owner.bucket, owner.key_name, a)
   local req = Request.new(owner.loop, owner.key, owner.cfg, owner, "storage", r and r.url or owner.out, owner.path,
@@ -67,6 +70,7 @@ local function call(owner, op, a, t, long)
   req:send(t)
   return req
 end
+O.call = call
 
 -- The ETag an answer gives (its header, else its XML's), quotes kept.
 local function etag_of(answer)

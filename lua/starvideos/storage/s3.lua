@@ -130,7 +130,9 @@ S.OPS = {
   end,
   head = function() return "HEAD", nil, {} end,
   uploads = function(a) return "GET", { uploads = "", prefix = a.prefix }, {} end, -- ListMultipartUploads
-  put = function(a) return "PUT", nil, { ["Content-Type"] = a.type, ["x-amz-meta-sha256"] = a.sha256 }, a.body end,
+  put = function(a) -- PutObject (a reference file, storage/refs.lua; payload: its SHA-256 when the caller has it)
+    return "PUT", nil, { ["Content-Type"] = a.type, ["x-amz-meta-sha256"] = a.sha256 }, a.body, a.payload
+  end,
   delete = function() return "DELETE", nil, {} end,
 }
 

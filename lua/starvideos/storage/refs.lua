@@ -1,0 +1,364 @@
+-- Local files as references (docs/storage.md): a create's {file = path} put once into the user's bucket under
+-- storage.refs (else $STARVIDEOS_REFS), named by its SHA-256 (a HEAD first: a file already there is not sent
+-- again), then named in the create by a presigned GET whose lifetime covers the task's deadline.  At the task's
+-- end (completed or failed, or a create that surely made nothing) each object is deleted, unless keep_refs, once
+-- no other live task names it: this process's jobs are counted, the ledger's unfinished tasks looked at.  Loaded
+-- through the cfg's on_refs hook (client.lua): start (a job's create awaits it), release (a job's end), sweep
+-- (resume and keep: the objects of ended tasks a process left behind).
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
+local Create = require "starvideos.create"
+local errors = require "starvideos.errors"
+local S3 = require "starvideos.storage.s3"
+local Object = require "starvideos.storage.object"
+local cjson = require("cjson.safe").new()
+
+local setmetatable, type, pairs, ipairs, tostring, string_format, math_min, math_max, math_ceil, io_open, os_getenv =
+  setmetatable, type, pairs, ipairs, tostring, string.format, math.min, math.max, math.ceil, io.open, os.getenv
+local new_error, now = errors.new_error, core.now
+
+local R = {}
+
+R.WEEK = 7 * 86400 -- seconds: the longest a SigV4 presigned URL lives
+R.HOUR = 3600      -- seconds: the shortest lifetime a presigned URL is given (a queue may hold the task that long)
+R.MARGIN = 600     -- seconds a presigned URL outlives the task's deadline
+
+-- In this process, by the store's object (where .. " " .. URL): how many live jobs hold it; whether it is known to
+-- be in the bucket (while one holds it); the object whose HEAD, PUT or DELETE is in flight (others wait on it).
+local users, there, asking = {}, {}, {}
+local holds = setmetatable({}, { __mode = "k" }) -- a job -> the objects (keys) it holds
+local ALL = setmetatable({}, { __index = function() return true end }) -- (every object named: a ledger not read)
+
+local MIME = { png = "image/png", jpeg = "image/jpeg", webp = "image/webp", gif = "image/gif", mp4 = "video/mp4",
+  mov = "video/quicktime", wav = "audio/wav", mp3 = "audio/mpeg", m4a = "audio/mp4", aac = "audio/aac",
+  ogg = "audio/ogg" }
+
+local function sign() return require "starvideos.sign" end
+
+-- The store of cfg and where its references go: st, bucket, prefix; or nil, err (what to set).
+local function refs_of(cfg)
+  local st, err = Object.store_of(cfg)
+  if not st then return nil, err end
+  local where = cfg.storage and cfg.storage.refs or os_getenv("STARVIDEOS_REFS")
+  if where == nil or where == "" then
+    return nil, new_error("invalid_request", "storage.refs: a local file as a reference is put into your bucket "
+      .. "first: give storage = {refs = \"s3://bucket/prefix/\"} or set STARVIDEOS_REFS", { field = "storage.refs" })
+  end
+  local bucket, prefix = S3.parse(where, "storage.refs", true)
+  if not bucket then return nil, prefix end
+  return st, bucket, prefix
+end
+
+-- Whether the service could fetch from the store's host: as preflight rules for a reference URL (docs/media.md).
+local function reachable(cfg, st)
+  local allow = cfg.allow_private_media
+  if allow == nil then allow = core.private_host(core.check_url(cfg.base_url, "base_url", true).host) ~= nil end
+  return allow or not core.private_host(st.host)
+end
+
+-- A file's type, as its first bytes say: the object's name's extension and its Content-Type.
+local function type_of(path)
+  local f = io_open(path, "rb")
+  local head = f and f:read(65536)
+  local info = head and core.media_sniff(head, f:seek("end"))
+  if f then f:close() end
+  local ext = info and MIME[info.type] and info.type
+  return ext or "bin", ext and MIME[ext] or "application/octet-stream"
+end
+
+-- A task's objects as the ledger records them (the JSON text of their URLs; a list in client:tasks) -> the URLs.
+local function urls_of(refs)
+  local list = type(refs) == "string" and cjson.decode(refs) or refs
+  return type(list) == "table" and list or {}
+end
+
+------------------------------------------------------------------ an object, as one holder asks for it
+
+local Obj = {}
+Obj.__index = Obj
+
+-- The object at url (s3://bucket/key) for holder (an upload, a release), with the fields a storage request reads
+-- (Object.call); nil for a URL that is not one.
+local function object_of(holder, url, extra)
+  local bucket, key_name = S3.parse(url, "refs")
+  if not bucket then return nil end
+  local o = setmetatable({ holder = holder, owner = holder, loop = holder.loop, key = holder.key, cfg = holder.cfg,
+    st = holder.st, bucket = bucket, key_name = key_name, out = url, url = url, path = "/" .. bucket .. "/"
+    .. key_name, deadline = holder.deadline, k = holder.st.where .. " " .. url, done = false }, Obj)
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+-- Its request of shape op sent now, the others asking for it waiting on it.
+function Obj:send(op, a, t)
+  self.step, self.waiting, asking[self.k] = op, self.waiting or {}, self
+  self.req = Object.call(self, op, a, t, op == "put")
+end
+
+-- Its bytes put (the file read whole, and hashed again: what is sent is what was named).
+function Obj:put(t)
+  local f, err = io_open(self.file, "rb")
+  local body = f and f:read("*a")
+  if f then f:close() end
+  local sum = body and sign().sha256(body)
+  if sum ~= self.sha256 then
+    return self:answered(t, new_error("io", string_format("%s %s", self.file, body and "changed since it was "
+      .. "checked: its SHA-256 is no longer its object's name" or "cannot be read: " .. tostring(err))))
+  end
+  self:send("put", { type = self.mime, sha256 = sum, body = body, payload = sum }, t)
+end
+
+-- Its request answered (its HEAD: not there, put it).
+function Obj:advance(t)
+  local req = self.req
+  if not (req and req.done) or self.done then return end
+  self.req = nil
+  if self.step == "head" and req.err and req.err.status == 404 then return self:put(t) end
+  return self:answered(t, not (self.step == "delete" and req.err and req.err.status == 404) and req.err or nil)
+end
+
+-- The end of what was asked for it (err: it failed): its holder told, then those waiting on it.
+function Obj:answered(t, err)
+  self.done = true
+  if asking[self.k] == self then asking[self.k] = nil end
+  if self.step == "delete" and not err then there[self.k] = nil elseif not err then there[self.k] = true end
+  local waiting, step = self.waiting or {}, self.step
+  self.waiting, self.put_done = nil, step == "put" and not err or nil
+  self.holder:got(self, t, err)
+  for _, w in ipairs(waiting) do
+    if step == "delete" then w.holder:ask(w, t) else w.holder:got(w, t, err) end
+  end
+end
+
+function Obj:cancel()
+  if self.done then return end
+  if self.req then self.req:cancel() end
+  self:answered(now(), new_error("io", "the request was cancelled"))
+end
+
+------------------------------------------------------------------ the upload: before a create
+
+local U = {}
+U.__index = U
+
+-- Ask whether o is in the bucket (a HEAD; put when not), unless known, or another's asking (then wait on it).
+function U:ask(o, t)
+  if self.done then return end
+  if there[o.k] then return self:got(o, t) end
+  local a = asking[o.k]
+  if a then a.waiting[#a.waiting + 1] = o; return end
+  o.done = false
+  o:send("head", nil, t)
+end
+
+-- The object of a reference (ref: its field and file), made once per file's bytes: o, or nil, err.
+function U:object(ref, prefix)
+  local sum, why = sign().sha256_file(ref.file)
+  if not sum then return nil, new_error("invalid_request", ref.field .. ": " .. why, { field = ref.field }) end
+  local ext, mime = type_of(ref.file)
+  local url = "s3://" .. self.bucket .. "/" .. prefix .. sum .. "." .. ext
+  local o = self.by_url[url]
+  if not o then
+    o = object_of(self, url, { file = ref.file, mime = mime, sha256 = sum, field = ref.field })
+    self.by_url[url], self.list[#self.list + 1] = o, o
+    users[o.k] = (users[o.k] or 0) + 1
+    local held = holds[self.job] or {}
+    holds[self.job], held[#held + 1] = held, o.k
+  end
+  self.by_file[ref.file] = o
+  return o
+end
+
+-- Start putting job's local files into the bucket at t (job:advance once done: up.done, up.err; up.body, the
+-- create's body naming their presigned URLs, and up.refs, the objects as the ledger records them).
+function R.start(job, t)
+  local cfg = job.cfg
+  local up = setmetatable({ job = job, owner = job, loop = job.loop, key = job.key, cfg = cfg, deadline = job.deadline,
+    done = false, list = {}, by_url = {}, by_file = {}, left = 0 }, U)
+  local st, bucket, prefix = refs_of(cfg)
+  if not st then return up:finish(bucket, t) end
+  if not reachable(cfg, st) then
+    return up:finish(new_error("invalid_request", string_format("storage.endpoint: %s is not a public address: "
+      .. "the service could not fetch a local file's URL there (allow_private_media = true sends it anyway)",
+      st.where), { field = "storage.endpoint" }), t)
+  end
+  up.st, up.bucket = st, bucket
+  for _, ref in ipairs(Create.references(job.params)) do
+    if ref.file and not up.by_file[ref.file] then
+      local o, err = up:object(ref, prefix)
+      if not o then return up:finish(err, t) end
+    end
+  end
+  up.left = #up.list
+  for _, o in ipairs(up.list) do up:ask(o, t) end
+  return up
+end
+
+-- o is in the bucket now (err: it could not be put there): the create's body once every one is.
+function U:got(o, t, err)
+  if self.done then return end
+  if err then
+    return self:finish(new_error(err.kind == "timeout" and "timeout" or err.kind == "network" and "network" or "io",
+      string_format("%s: %s could not be put into %s: %s (nothing was created)", o.field, o.file, o.url,
+        tostring(err.message)), { field = o.field, status = err.status, transient = err.transient }), t)
+  end
+  self.left = self.left - 1
+  if self.left == 0 then self:presigned(t) end
+end
+
+-- The reference as the create names it: a local file's presigned URL in its place.
+local function sent_form(v, by_file, urls)
+  if type(v) ~= "table" then return v end
+  if v.file then return urls[by_file[v.file]] end
+  local list = {}
+  for i, r in ipairs(v) do list[i] = sent_form(r, by_file, urls) end
+  return list
+end
+
+-- Every object there: each named by a presigned GET that outlives the task's deadline (a week at most), the
+-- create's body built with them.
+function U:presigned(t)
+  local left = self.deadline - t
+  local seconds = math_min(R.WEEK, math_max(R.HOUR, math_ceil(left) + R.MARGIN))
+  if left + R.MARGIN > R.WEEK then
+    self.job:emit("warning", { message = string_format("a presigned URL lives 7 days at most, and the task's "
+      .. "deadline is %.1f days away: a task the service has not started by then cannot fetch its local files "
+      .. "(it fails)", left / 86400) })
+  end
+  local urls, names = {}, {}
+  for i, o in ipairs(self.list) do
+    local url, err = S3.presign(self.st, self.bucket, o.key_name, seconds)
+    if not url then return self:finish(err, t) end
+    urls[o], names[i] = url, o.url
+  end
+  local params, sent = self.job.params, {}
+  for k, v in pairs(params) do sent[k] = v end
+  for _, name in ipairs(Create.MEDIA_FIELDS) do sent[name] = sent_form(params[name], self.by_file, urls) end
+  local path, body = core.build_create(sent, Create.extra_json(params), true)
+  if not path then return self:finish(body, t) end
+  self.body = body
+  if not (self.cfg.storage and self.cfg.storage.keep_refs) then self.refs = cjson.encode(names) end
+  self:finish(nil, t)
+end
+
+-- The upload ends (err: why); the job told.  Without refs (a failure, keep_refs, a cancel) the job holds nothing:
+-- what this upload put is deleted after a failure (no task names it), unless keep_refs; a cancel (a client's close)
+-- sends nothing more.
+function U:finish(err, t)
+  if self.done then return self end
+  self.done, self.err = true, err
+  if not self.refs then R.release(self.job, not self.cancelled and err or nil, self.list) end
+  if self.job.checking == self and not self.cancelled then self.job:advance(t or now()) end -- (a cancel: the job's)
+  return self
+end
+
+function U:cancel()
+  self.cancelled = true
+  for _, o in ipairs(self.list) do if asking[o.k] == o then o:cancel() end end
+  self:finish(new_error("io", "the job was cancelled"))
+end
+
+------------------------------------------------------------------ the release: at a job's end
+
+local Rel = {}
+Rel.__index = Rel
+
+-- The objects the ledger's unfinished tasks but id name (url -> true): they stay; nil when it cannot be read.
+local function live(ledger, id)
+  local named, list = {}, ledger.records and ledger:unfinished() or {}
+  for _, t in ipairs(list or {}) do
+    for _, url in ipairs(t.id ~= id and urls_of(t.refs) or {}) do named[url] = true end
+  end
+  return list and named
+end
+
+-- A release of ctx's objects (urls) for task id (nil: none recorded), each deleted when no other live task names it
+-- (named: the ledger's, read when needed), as a busy object of the loop (its settle waits for it).
+local function releasing(ctx, id, urls, t, named)
+  local st = Object.store_of(ctx.cfg)
+  local rel = setmetatable({ loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, ledger = ctx.ledger, id = id, st = st,
+    done = false, left = 0, failed = {}, objs = {} }, Rel)
+  for _, url in ipairs(st and urls or {}) do
+    local o = object_of(rel, url)
+    if o and not users[o.k] then named = named or live(ctx.ledger, id) or ALL end
+    if o and not users[o.k] and not named[url] then
+      rel.left, rel.objs[#rel.objs + 1] = rel.left + 1, o
+      rel:ask(o, t)
+    end
+  end
+  if rel.left == 0 then rel:ended() else ctx.loop:turning(rel) end
+  return rel
+end
+
+-- Delete o, once what is asked for it now ends.
+function Rel:ask(o, t)
+  if self.done then return end
+  local a = asking[o.k]
+  if a then a.waiting[#a.waiting + 1] = o; return end
+  o.done = false
+  o:send("delete", nil, t)
+end
+
+function Rel:got(o, _, err)
+  if err then self.failed[#self.failed + 1] = o.url .. ": " .. tostring(err.message) end
+  self.left = self.left - 1
+  if self.left == 0 then self:ended() end
+end
+
+-- Every object deleted, or left to another task: the task's record of them cleared (a failed delete keeps it:
+-- keep and resume try again), and said.
+function Rel:ended()
+  if self.done then return end
+  self.done = true
+  local on_event = self.cfg.on_event
+  if self.failed[1] and on_event then
+    on_event { type = "warning", id = self.id, message = "a reference object could not be deleted (resume and keep "
+      .. "try again): " .. table.concat(self.failed, "; ") }
+  end
+  if self.id and not self.failed[1] and self.ledger.records then self.ledger:refs(self.id, nil) end
+end
+
+function Rel:turn() return self.done end
+function Rel:settled() return self.done end
+function Rel:cancel() -- (its client closed: the record stays, for keep and resume)
+  self.done = true
+  for _, o in ipairs(self.objs) do if asking[o.k] == o then o:cancel() end end
+end
+
+-- At job's end (err: why it failed; list: an upload's objects, when the job got none): the objects it holds let
+-- go.  Deleted (unless keep_refs) when its task ended (completed or failed) or its create surely made nothing;
+-- else they stay, recorded with the task: resume carries it, and deletes them at its end.
+function R.release(job, err, list)
+  local urls = list and {} or urls_of(job.refs)
+  for _, o in ipairs(list or {}) do urls[#urls + 1] = o.put_done and o.url or nil end
+  for _, k in ipairs(holds[job] or {}) do
+    users[k] = users[k] - 1
+    if users[k] == 0 then users[k], there[k] = nil, nil end
+  end
+  holds[job] = nil
+  local ended = job.status == "completed" or job.status == "failed"
+    or not job.id and not (err and (err.maybe_created or err.pending))
+  if list then ended = err ~= nil elseif job.state ~= "done" then ended = false end
+  if not ended or (job.cfg.storage and job.cfg.storage.keep_refs) or not urls[1] then return end
+  return releasing(job, not list and job.id or nil, urls, now())
+end
+
+-- The objects of ended tasks that a process left in the bucket (killed before it deleted them): deleted now, unless
+-- another live task names them, each task's record cleared.  ctx: resume's or keep's loop, key, ledger and cfg.
+function R.sweep(ctx)
+  if not ctx.ledger.records or (ctx.cfg.storage and ctx.cfg.storage.keep_refs) then return end
+  local list, named, rels = ctx.ledger:tasks() or {}, nil, {}
+  for _, t in ipairs(list) do
+    if t.refs and (t.status == "completed" or t.status == "failed") then
+      named = named or live(ctx.ledger) or ALL
+      rels[#rels + 1] = releasing(ctx, t.id, urls_of(t.refs), now(), named)
+    end
+  end
+  ctx.loop:drive(function()
+    for _, rel in ipairs(rels) do if not rel.done then return false end end
+    return true
+  end)
+end
+
+return R

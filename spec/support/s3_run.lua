@@ -1,0 +1,55 @@
+-- An S3-compatible store for the storage hosts specs (spec/hosts/s3_spec.lua, refs_s3_spec.lua): s3rver 3.7.1
+-- behind the specs' own proxy that checks every request's SigV4 (presigned URLs too) with the AWS SDK's signer
+-- (spec/npm/s3_server.js), its objects read back by the AWS SDK's own S3 client (spec/npm/s3_read.js).
+--   local why = S3run.missing()          -- what is not installed, or nil
+--   local st = S3run.start{ refuse = true, bucket = "vids" } -- refuse: x-amz-checksum-* refused (R2, B2)
+--   st.url, st.port, st.dir (s3rver's folder), st.log() (the proxy's log: a table per request), st.read(key),
+--   st.exists(key) (s3rver's file of the object), st.uploads_left(), st.stop()
+local helper = require "spec.helper"
+local cjson = require "cjson"
+
+local M = {}
+
+M.NPM = helper.root .. "/spec/npm"
+
+function M.missing()
+  if not helper.execute("command -v node >/dev/null 2>&1") then return "node (Debian: nodejs) is not installed" end
+  for _, m in ipairs { "s3rver", "@aws-sdk/client-s3", "@smithy/signature-v4" } do
+    if not helper.exists(M.NPM .. "/node_modules/" .. m .. "/package.json") then
+      return m .. " is not installed in spec/npm (make installs it with npm ci; npm is needed)"
+    end
+  end
+end
+
+function M.start(opts)
+  opts = opts or {}
+  local bucket = opts.bucket or "vids"
+  local dir = helper.tmpdir()
+  local st = { dir = dir .. "/data", log_file = dir .. "/log", bucket = bucket }
+  os.execute("mkdir -p " .. helper.shell_quote(st.dir))
+  st.proc = helper.spawn("node " .. helper.shell_quote(M.NPM .. "/s3_server.js") .. " --dir "
+    .. helper.shell_quote(st.dir) .. " --log " .. helper.shell_quote(st.log_file) .. " --bucket " .. bucket
+    .. (opts.refuse and " --refuse-checksums" or ""))
+  local line = st.proc.pipe:read("*l")
+  st.port = assert(tonumber((line or ""):match('"port":(%d+)')), "the store did not start: " .. tostring(line))
+  st.url = "http://127.0.0.1:" .. st.port
+  function st.stop() os.execute("kill " .. st.proc.pid .. " 2>/dev/null"); st.proc:close() end
+  function st.log()
+    local out = {}
+    for l in (helper.read_file(st.log_file) or ""):gmatch("[^\n]+") do out[#out + 1] = cjson.decode(l) end
+    return out
+  end
+  function st.read(key) -- the object as the AWS SDK's client reads it
+    local out = helper.capture("cd " .. helper.shell_quote(M.NPM) .. " && node s3_read.js " .. st.url .. " " .. bucket
+      .. " " .. helper.shell_quote(key))
+    return cjson.decode(out)
+  end
+  function st.exists(key) return helper.exists(st.dir .. "/" .. bucket .. "/" .. key .. "._S3rver_object") end
+  function st.uploads_left() -- s3rver's own folder of the uploads in progress
+    local up = st.dir .. "/" .. bucket .. "/._S3rver_uploads"
+    return helper.exists(up) and #helper.listing(up) or 0
+  end
+  return st
+end
+
+return M
