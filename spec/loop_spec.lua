@@ -91,6 +91,26 @@ describe("the loop and the budget of a key", function()
     c:close()
   end)
 
+  -- A callback's close in the middle of the job's own turn (its poll answered): the job is cancelled too, though
+  -- it waits on no timer and no exchange then; batch_spec's "after a stop" crashed on it (no transport).
+  for _, last in ipairs { true, false } do
+    it("cancels the job whose own answer's listener closed its client (" .. (last and "the last client" or
+      "another client left") .. "): no download, no error", function()
+      local fake = Fake.new { status = function() return "completed" end }
+      local a = client(fake, nil, { requests_per_second = 1000 })
+      local other = not last and client(fake, nil, { requests_per_second = 1000 })
+      local job
+      job = a:watch("task_l", { interval = 0.02, out = os.tmpname(),
+        on_progress = function(ev) if ev.type == "status" and ev.status == "completed" then a:close() end end })
+      local t0 = core.now()
+      while not job.done and core.now() - t0 < 5 do a:step(0.02) end
+      assert.is_true(job.done)
+      assert.equal("cancelled", job.state)
+      assert.equal(0, fake:count("download"))
+      if other then other:close() end
+    end)
+  end
+
   it("lets go of the loop when its clients are collected", function()
     local fake = Fake.new()
     local weak = setmetatable({}, { __mode = "v" })

@@ -168,18 +168,22 @@ function L:tick(polled)
     local obj = e[2]
     if self.due[obj] == e[1] then -- fired: let go (a timer set later is due anew)
       self.due[obj] = nil
+      self.current = obj
       obj:advance(t)
     end
   end
+  self.current = nil
   local tr = self.transport
   if not tr then return end -- a timer's work closed the last client (a callback's close): nothing more to do
   if not polled then tr:poll(0) end
   local x = tr:finished()
   while x do -- (an exchange nobody tracks any more, cancelled, is taken too: one a turn at least)
     local req = self.inflight[x]
+    self.current = req
     if req then req:finished(now()) else tr:result(x) end
     x = not self.closed and self.sending > 0 and tr:finished() -- (an answer's callback may close the transport)
   end
+  self.current = nil
   if self.qtail >= self.qhead then unqueue(self) end
   self.key:turn()
   side_work(self, tr)
@@ -244,6 +248,7 @@ function L:jobs_of(cfg)
   end
   for _, e in ipairs(self.timers) do if self.due[e[2]] == e[1] then add(e[2]) end end
   for _, req in pairs(self.inflight) do add(req) end
+  if self.current then add(self.current) end -- (the one whose turn it is: a callback in it closed its client)
   for i = self.qhead, self.qtail do if self.queue[i] then add(self.queue[i]) end end
   return out
 end
