@@ -359,7 +359,7 @@ static int l_store_url(lua_State *L) {
   static const char *const kinds[] = { "one", "unix", "sentinel", "cluster" };
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len), *why;
-  char tail[32];
+  char tail[32] = "";
   sv_store_url u;
   sv_buf where = {0};
   if (sv_store_url_parse(s, len, &u, &why) != 0) {
@@ -389,7 +389,7 @@ static int l_store_url(lua_State *L) {
     lua_setfield(L, -4, "port");
     lua_pop(L, 1);
     lua_setfield(L, -2, "hosts");
-    snprintf(tail, sizeof tail, u.kind == 'c' ? "" : "/%d", u.db);
+    if (u.kind != 'c') snprintf(tail, sizeof tail, "/%d", u.db);
   }
   if (u.service_len) {
     set_str(L, "service", s + u.service_at, u.service_len);
