@@ -135,9 +135,17 @@ describe("client:plan", function()
     assert.equal(before, #emu:requests())
   end)
 
-  it("raises as generate_all does: no list, a key or out function that gives no name, two entries on one file",
-    function()
+  it("raises as generate_all does: no list, a key or out function that gives no name, two entries on one file "
+    .. "or of one key (the run would send one create and refuse the other as never answered)", function()
       local c = client()
+      local before = #emu:requests()
+      for _, call in ipairs { "plan", "generate_all" } do
+        assert.error_matches(function() c[call](c, prompts(3), { key = function(i) return i == 1 and "a" or "b" end })
+        end, "bad option 'key' to '" .. call .. "' (entries 2 and 3 both have the key \"b\")", 1, true)
+      end
+      assert.equal(before, #emu:requests(), "nothing sent")
+      assert.equal(2, c:plan(prompts(2), { out = dir .. "/%d.mp4", key = function() return "k" end }).creates,
+        "with out each entry is keyed by its file, not by key")
       assert.error_matches(function() c:plan("x") end, "bad argument #1 to 'plan'", 1, true)
       assert.error_matches(function() c:plan(prompts(1), { key = function() return "" end }) end,
         "bad option 'key' to 'plan' (key(1, params) returned an empty string: a key expected)", 1, true)

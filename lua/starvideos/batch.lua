@@ -22,7 +22,7 @@ local function named(where, name, i, v, want)
 end
 
 -- The file and the key of each entry (out: a pattern with one %d, or fn(i, params); key: fn(i, params), for the
--- entries without a file); two writing one file raise.
+-- entries without a file); two writing one file, or two of one key, raise (the run would make one task for both).
 local function outs(where, list, n, out, key)
   local paths, keys, seen = {}, {}, {}
   for i = 1, n do
@@ -32,12 +32,12 @@ local function outs(where, list, n, out, key)
     if key then keys[i] = named(where, "key", i, key(i, params), "a key") end
     local path = out and (type(out) == "string" and string.format(out, i) or named(where, "out", i, out(i, params),
       "a file path"))
-    local abs = path and (core.file_key(path) or path)
-    if abs and seen[abs] then
-      error(string.format("bad option 'out' to '%s' (entries %d and %d both write %s)", where, seen[abs], i,
-        path), 5)
+    local name = path and (core.file_key(path) or path) or keys[i] -- (job.lua's key of the entry)
+    if name and seen[name] then
+      error(string.format("bad option '%s' to '%s' (entries %d and %d both %s)", path and "out" or "key", where,
+        seen[name], i, path and "write " .. path or string.format("have the key %q", keys[i])), 5)
     end
-    if abs then seen[abs], paths[i] = i, path end
+    if name then seen[name], paths[i] = i, path end
   end
   return paths, keys
 end

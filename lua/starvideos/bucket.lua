@@ -128,21 +128,29 @@ function B.window(list, lim, t)
   return kept
 end
 
--- create_limit and tenant_limit with no ledger to count them (ledger.lua's limits: {lim, name}s): in the remote's
--- count when it keeps one (nginx's dict: every worker), else in this process.  true (counted in each), or false, the
--- seconds until the next create is allowed, the count in the window and the limit that holds.
-function B:count_creates(checks, t)
-  if self.remote and self.remote.count_creates then return self.remote:count_creates(checks, t) end
-  for _, c in ipairs(checks) do
-    local kept = B.window(self.creates[c.name] or {}, c.lim, t)
+-- A create at t counted against checks (ledger.lua's limits: {lim, name}s) on lists (lists[i]: check i's times,
+-- oldest first; those out of its window dropped): true (t added to each), or false, the seconds until the next
+-- create is allowed, the count in the window and the limit that holds.
+function B.count_on(lists, checks, t)
+  for i, c in ipairs(checks) do
+    local kept = B.window(lists[i], c.lim, t)
     local wait = limit(kept, t, c.lim.count, c.lim.per)
     if wait > 0 then return false, wait, #kept, c end
   end
-  for _, c in ipairs(checks) do
-    local list = self.creates[c.name] or {}
-    self.creates[c.name], list[#list + 1] = list, t
-  end
+  for _, list in ipairs(lists) do list[#list + 1] = t end
   return true
+end
+
+-- create_limit and tenant_limit with no ledger to count them: in the remote's count when it keeps one (nginx's
+-- dict: every worker), else in this process.  B.count_on's answer (the remote's: or nil, err).
+function B:count_creates(checks, t)
+  if self.remote and self.remote.count_creates then return self.remote:count_creates(checks, t) end
+  local lists = {}
+  for i, c in ipairs(checks) do
+    lists[i] = self.creates[c.name] or {}
+    self.creates[c.name] = lists[i]
+  end
+  return B.count_on(lists, checks, t)
 end
 
 return B

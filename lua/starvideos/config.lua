@@ -74,6 +74,7 @@ M.DEFAULTS = {
 M.LOG_LEVELS = { debug = true, info = true }
 
 local DAY = 86400
+M.MAX_PER = 366 * DAY -- the longest window of create_limit and tenant_limit (a compaction keeps its creates' times)
 
 local function show(v) return type(v) == "string" and string.format("%q", v) or tostring(v) end
 
@@ -122,7 +123,7 @@ function C.traceparent(v) return require("starvideos.otel").check_traceparent(v)
 
 -- create_limit and tenant_limit (name) = {count = N, per = seconds}
 local LIMIT = { count = number_in(1, 1e9, "a whole number of creates from 1 to 1e9", false, true),
-  per = number_in(1, 366 * DAY, "a number of seconds from 1 to 31622400") }
+  per = number_in(1, M.MAX_PER, "a number of seconds from 1 to 31622400") }
 local function limit(name)
   return function(v)
     if type(v) ~= "table" then

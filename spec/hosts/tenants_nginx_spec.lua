@@ -30,21 +30,23 @@ local cjson = require "cjson.safe"
 local str_format = string.format
 local KEY, RATE = "k-tenants", 5
 
--- One host's nginx.conf: GET /ask?tenant=T&from=I&n=N starts N creates (prompts "T I" ...), each in a timer with a
--- client of its own (`new`: the expression making it; /limited: `limited`'s, on the second key), answering at once;
--- each outcome goes to the dict `outcomes` ("ok", or the error's kind and field), which GET /outcomes lists.
-local function host_conf(dir, port, new, limited)
+-- One host's nginx.conf: GET /ask?tenant=T&from=I&n=N starts N creates (prompts "T I" ...; with &each=1 each of
+-- its own tenant "TI"), each in a timer with a client of its own (`new`: the expression making it; /limited:
+-- `limited`'s, on the second key), answering at once; each outcome goes to the dict `outcomes` ("ok", or the
+-- error's kind and field), which GET /outcomes lists.  dict: the size of lua_shared_dict starvideos (1m).
+local function host_conf(dir, port, new, limited, dict)
   local lines = nginx_run.conf_head(dir, 2)
   local function asker(name, make)
     for _, l in ipairs {
       str_format("        location = /%s { content_by_lua_block {", name),
       "            local tenant, from, n = ngx.var.arg_tenant, tonumber(ngx.var.arg_from), tonumber(ngx.var.arg_n)",
+      "            local each = ngx.var.arg_each",
       "            for i = from, from + n - 1 do",
       "                assert(ngx.timer.at(0, function(premature)",
       "                    if premature then return end",
       "                    local client = " .. make,
       "                    local task, err = client:create({ model = \"videos\", prompt = tenant .. \" \" .. i,",
-      "                      duration = 5 }, { tenant = tenant })",
+      "                      duration = 5 }, { tenant = each and tenant .. i or tenant })",
       "                    client:close()",
       "                    ngx.shared.outcomes:set(tenant .. \" \" .. i, task and \"ok\" or",
       "                      tostring(err.kind) .. \" \" .. tostring(err.field))",
@@ -54,7 +56,7 @@ local function host_conf(dir, port, new, limited)
       "        } }",
     } do lines[#lines + 1] = l end
   end
-  lines[#lines + 1] = "    lua_shared_dict starvideos 1m;"
+  lines[#lines + 1] = "    lua_shared_dict starvideos " .. (dict or "1m") .. ";"
   lines[#lines + 1] = "    lua_shared_dict outcomes 1m;"
   lines[#lines + 1] = str_format("    server { listen 127.0.0.1:%d reuseport;", port)
   asker("ask", new)
@@ -206,5 +208,40 @@ describe("tenants inside nginx without Redis", function()
     end
     assert.same({ 5, 7 }, { ok, refused })
     assert.equal(5, emu:creates())
+  end)
+
+  it("a dict too small for every tenant's count evicts none: F's count holds while 300 tenants fill it, their "
+    .. "creates past its room refused (io), never sent uncounted", function()
+    local dir = helper.tmpdir()
+    local emu = helper.emulator { key = KEY, queued = 30, processing = 30 }
+    local host = nginx_run.serve(dir, function(p)
+      return host_conf(dir, p, client_expr(emu.url, 1000, ", tenant_limit = { count = 1, per = 60 }"), nil, "12k")
+    end)
+    finally(function() host.stop(); emu:stop(); helper.cleanup() end)
+    local function ended(names)
+      local out
+      assert(helper.wait_until(function()
+        out = outcomes { host.port }
+        for _, k in ipairs(names) do if not out[k] then return false end end
+        return true
+      end, 60), "the creates did not all end")
+      return out
+    end
+    get(host.port, "ask?tenant=F&from=1&n=1")
+    assert.equal("ok", ended({ "F 1" })["F 1"])
+    local names = {}
+    for i = 1, 300 do names[i] = "G " .. i end
+    for from = 1, 300, 50 do get(host.port, "ask?tenant=G&each=1&from=" .. from .. "&n=50") end
+    local out, tally = ended(names), {}
+    for _, k in ipairs(names) do tally[out[k]] = (tally[out[k]] or 0) + 1 end
+    get(host.port, "ask?tenant=F&from=2&n=1")
+    out = ended { "F 2" }
+    local sent = 0
+    for p in pairs(creates(emu)) do if p:find("^G ") then sent = sent + 1 end end
+    io.stderr:write(str_format("tenants_nginx_spec: a 12k dict, 300 tenants: %s; %d sent; F's second: %s\n",
+      cjson.encode(tally), sent, out["F 2"]))
+    assert.equal("rate_limited tenant_limit", out["F 2"], "F's count was evicted: its second create was sent")
+    assert.equal(tally.ok or 0, sent, "every G create sent was counted")
+    for v in pairs(tally) do assert.truthy(v == "ok" or v == "io create_limit" or v == "io tenant_limit", v) end
   end)
 end)

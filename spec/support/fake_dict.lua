@@ -1,5 +1,5 @@
--- A stand-in for nginx's lua_shared_dict (get, set, add, delete; values expire) on a clock the spec moves
--- (dict.now), for the fast specs of what nginx/budget.lua keeps there; spec/hosts/ runs the real one.
+-- A stand-in for nginx's lua_shared_dict (get, set, add, their safe_ forms, delete; values expire) on a clock the
+-- spec moves (dict.now), for the fast specs of what nginx/budget.lua keeps there; spec/hosts/ runs the real one.
 local D = {}
 D.__index = D
 
@@ -20,6 +20,8 @@ function D:add(k, v, ttl)
   if self:get(k) ~= nil then return false, "exists" end
   return self:set(k, v, ttl)
 end
+
+D.safe_set, D.safe_add = D.set, D.add -- (it never fills)
 
 function D:delete(k) self.values[k] = nil end
 

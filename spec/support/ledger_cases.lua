@@ -239,6 +239,23 @@ M.cases = {
       assert.same({ nil, "rate_limited", "create_limit" }, { ok, err.kind, err.field }, "the key's limit first")
     end },
 
+  { name = "a key's task is followed whatever the limits: create_limit and tenant_limit full, its create names "
+    .. "the task (counted in no limit), as its peek does",
+    covers = { "before_create", "peek" },
+    records = true,
+    run = function(env, assert)
+      local l = env.open { create_limit = { count = 1, per = 60 }, tenant_limit = { count = 1, per = 60 } }
+      local out = env.dir .. "/k.mp4"
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "k1", out, want(out), "alice"))
+      assert.is_true(env.answer(l.created, l, { id = "tk" }, PARAMS, "k1"))
+      env.settle()
+      local ok, err = env.answer(l.before_create, l, PARAMS, "n1", nil, nil, "alice")
+      assert.same({ nil, "rate_limited" }, { ok, err and err.kind }, "both limits are full")
+      assert.same("tk", env.answer(l.peek, l, want(out)).id)
+      local task, terr = env.answer(l.before_create, l, PARAMS, "k2", out, want(out), "alice")
+      assert.same({ "tk" }, { task and task.id }, "the key's task, not " .. tostring(terr and terr.message))
+    end },
+
   { name = "a create's tenant and cost (its model's price, else unknown: none) are recorded with its task",
     covers = { "before_create", "created", "tasks" },
     records = true,

@@ -475,15 +475,16 @@ function M.compact(ctx, opts)
   if ctx.json then
     print_json { journal = path, before = { bytes = stats.before_bytes, records = stats.before_records },
       after = { bytes = stats.after_bytes, records = stats.after_records }, samples = stats.samples,
-      unsettled = stats.unsettled, unreadable = stats.bad }
+      counted = stats.counted, unsettled = stats.unsettled, unreadable = stats.bad }
     return 0
   end
   local function records(n) return string_format("%d record%s", n, n == 1 and "" or "s") end
   out(string_format("%s: %d bytes, %s before; %d bytes, %s after\n", path, stats.before_bytes,
     records(stats.before_records), stats.after_bytes, records(stats.after_records)))
-  out(string_format("kept: %d unsettled task%s whole, %d settled task%s as schedule samples; "
-    .. "%d unreadable line%s dropped\n", stats.unsettled, stats.unsettled == 1 and "" or "s", stats.samples,
-    stats.samples == 1 and "" or "s", stats.bad, stats.bad == 1 and "" or "s"))
+  out(string_format("kept: %d unsettled task%s whole, %d settled task%s as schedule samples, the time of %d "
+    .. "settled create%s (create_limit, tenant_limit); %d unreadable line%s dropped\n", stats.unsettled,
+    stats.unsettled == 1 and "" or "s", stats.samples, stats.samples == 1 and "" or "s", stats.counted,
+    stats.counted == 1 and "" or "s", stats.bad, stats.bad == 1 and "" or "s"))
   return 0
 end
 

@@ -55,11 +55,14 @@ local SCRIPTS = {
   -- ARGV its id, fresh ('1' or ''), P, lease ms, create_limit's count and per, tenant_limit's count and per
   -- ('' none), field, value, ...  A create's asking (fleet/ask.lua) in one round trip: its owner's lease renewed;
   -- nothing written (0) when the create was abandoned (its script run late); with a key, what it names
-  -- (KEY_NAMES), counted in no limit; create_limit's and tenant_limit's counts ({'limited', seconds, '' or 't'}
-  -- when one is full: counted in neither); else the record written.  pending and owe: the same, keyless
+  -- (KEY_NAMES), whatever the limits, counted in none; create_limit's and tenant_limit's counts ({'limited',
+  -- seconds, '' or 't'} when one is full: counted in neither); else the record written.  pending and owe: the
+  -- same, keyless
   keyed = FleetBudget.CREATE .. KEY_NAMES .. [[
 if KEYS[4] then redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[4])) end
 if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local named = KEYS[7] and ARGV[2] ~= '1' and key_names(KEYS[7], ARGV[3], KEYS[4])
+if named then return named end
 local counts = {}
 if ARGV[5] ~= '' then counts[1] = { KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]), '' } end
 if ARGV[7] ~= '' then counts[#counts + 1] = { KEYS[6], tonumber(ARGV[7]), tonumber(ARGV[8]), 't' } end
@@ -67,8 +70,6 @@ for _, c in ipairs(counts) do
   local wait = creates_wait(c[1], c[2], c[3])
   if wait > 0 then return { 'limited', string.format('%.6f', wait), c[4] } end
 end
-local named = KEYS[7] and ARGV[2] ~= '1' and key_names(KEYS[7], ARGV[3], KEYS[4])
-if named then return named end
 for _, c in ipairs(counts) do creates_add(c[1], c[3]) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('SADD', KEYS[2], ARGV[1])

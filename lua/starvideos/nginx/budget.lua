@@ -1,6 +1,7 @@
 -- The key's bucket in nginx's `lua_shared_dict starvideos`, for every worker: bucket.lua's rule under
 -- a lock (`add`: the dict has no compare-and-set) held for microseconds, which expires should a worker die.
--- Without a ledger, create_limit and tenant_limit are counted there too (count_creates).
+-- Without a ledger, create_limit and tenant_limit are counted there too (count_creates).  Every write is a
+-- safe_ one: a full dict refuses it rather than evicting what another key holds (a tenant's count).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -25,13 +26,13 @@ end
 local function store(self)
   local dict, pre, kv = self.dict, self.key .. ":", {}
   local function put(k, v, ttl)
-    local ok = dict:set(pre .. k, v, ttl)
+    local ok = dict:safe_set(pre .. k, v, ttl)
     if not ok then self.full = true end
   end
   function kv.get(k) return dict:get(pre .. k) end
   kv.set = put
   function kv.add(k, ttl)
-    local ok, err = dict:add(pre .. k, true, ttl)
+    local ok, err = dict:safe_add(pre .. k, true, ttl)
     if not ok and err ~= "exists" then self.full = true end
     return ok
   end
@@ -43,7 +44,7 @@ end
 -- the worker's own bucket stands in.
 function D:take(t, _, tenant)
   local dict = self.dict
-  local locked, err = dict:add(self.lock, true, LOCK_TTL)
+  local locked, err = dict:safe_add(self.lock, true, LOCK_TTL)
   if not locked then return err == "exists" and t + LOCK_RETRY end
   self.kv, self.full = self.kv or store(self), false
   local wait = Bucket.share_rule(self.kv, tenant or "", t, self.bucket.rate)
@@ -59,34 +60,47 @@ local function times_of(text)
   return list
 end
 
+-- A count not had or not kept (why): the create refused, nothing sent.
+local function uncounted(c, why)
+  return nil, errors.new_error("io", string.format("nginx's lua_shared_dict starvideos: %s (nothing was sent)", why),
+    { field = c.tenant and "tenant_limit" or "create_limit" })
+end
+
+-- The counts of checks written: true, or nil, err (one did not fit; one written before it stays: a create more
+-- counted, never one fewer).
+local function keep_counts(dict, names, lists, checks)
+  for i, c in ipairs(checks) do
+    if not dict:safe_set(names[i], table.concat(lists[i], " "), c.lim.per + 1) then
+      return uncounted(c, "it is full, " .. (c.tenant and "tenant_limit's" or "create_limit's") .. " count was not "
+        .. "kept: make it larger")
+    end
+  end
+  return true
+end
+
 -- bucket.lua's count_creates in the dict, under the bucket's lock (waited for: a create is no hot path): true
--- (counted in each), false, the wait, the count and the limit that holds; or nil, err (io: the lock not had, the
--- create refused, nothing sent).
+-- (counted in each), false, the wait, the count and the limit that holds; or nil, err (io: the lock not had, or
+-- the dict full: the create refused, nothing sent).
 function D:count_creates(checks)
   local dict, stop = self.dict, core.now() + LOCK_WAIT
-  while not dict:add(self.lock, true, LOCK_TTL) do
-    if core.now() > stop then
-      return nil, errors.new_error("io", "nginx's lua_shared_dict starvideos: its lock was not had in 1 s (nothing "
-        .. "was sent)", { field = checks[1].tenant and "tenant_limit" or "create_limit" })
-    end
+  while true do
+    local locked, err = dict:safe_add(self.lock, true, LOCK_TTL)
+    if locked then break end
+    if err ~= "exists" then return uncounted(checks[1], "it is full, its lock was not had: make it larger") end
+    if core.now() > stop then return uncounted(checks[1], "its lock was not had in 1 s") end
     self.ngx.sleep(0.001)
   end
-  local t = os.time()
-  local lists = {}
+  local names, lists = {}, {}
   for i, c in ipairs(checks) do
-    local name = self.key .. ":creates:" .. core.hash(c.name)
-    lists[i] = { name = name, times = times_of(dict:get(name)) }
-    local kept = Bucket.window(lists[i].times, c.lim, t)
-    local wait = Bucket.limit_rule(kept, t, c.lim.count, c.lim.per)
-    if wait > 0 then dict:delete(self.lock); return false, wait, #kept, c end
+    names[i] = self.key .. ":creates:" .. core.hash(c.name)
+    lists[i] = times_of(dict:get(names[i]))
   end
-  for i, c in ipairs(checks) do
-    local times = lists[i].times
-    times[#times + 1] = t
-    dict:set(lists[i].name, table.concat(times, " "), c.lim.per + 1)
-  end
+  local ok, wait, n, c = Bucket.count_on(lists, checks, os.time())
+  local err
+  if ok then ok, err = keep_counts(dict, names, lists, checks) end
   dict:delete(self.lock)
-  return true
+  if ok == nil then return nil, err end
+  return ok, wait, n, c
 end
 
 return D

@@ -3,6 +3,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
+local config = require "starvideos.config"
 local journal = require "starvideos.records.journal"
 local samples = require "starvideos.records.samples"
 local cjson = require("cjson.safe").new()
@@ -35,7 +36,7 @@ local function survey(path)
   end
   stats.before_bytes, stats.bad = f:seek("end"), st.bad
   f:close()
-  return lines, st.by_id, st.settled, stats
+  return lines, st.by_id, st, stats
 end
 
 local function keep_samples(tasks, stats)
@@ -53,15 +54,27 @@ local function keep_samples(tasks, stats)
   for _, t in ipairs(order) do t.sample = samples.kept(per_kind, t.model, t.duration, t.resolution) end
 end
 
-local function rewrite(path, tmp, lines, settled_lids, stats)
-  local out, i = {}, 0
-  stats.samples = 0
+-- A settled create of the longest window of create_limit and tenant_limit, as they count it: its time and
+-- tenant (journal.take reads it settled), or nil.
+local function counted(p, since)
+  local when = p and tonumber(p.time)
+  if when and when >= since then
+    return cjson.encode { event = "pending", ["local"] = p["local"], time = when, tenant = p.tenant, settled = true }
+  end
+end
+
+local function rewrite(path, tmp, lines, st, stats)
+  local out, i, since = {}, 0, os_time() - config.MAX_PER
+  stats.samples, stats.counted = 0, 0
   for line in io.lines(path) do
     i = i + 1
     local what = lines[i] -- true (kept as it is), a pending create's local id, or a task
     local t = type(what) == "table" and what
-    if what == true or (type(what) == "string" and not settled_lids[what]) or (t and not t.settled) then
+    local count = type(what) == "string" and st.settled[what] and counted(st.by_local[what], since)
+    if what == true or (type(what) == "string" and not st.settled[what]) or (t and not t.settled) then
       out[#out + 1] = line
+    elseif count then
+      out[#out + 1], stats.counted = count, stats.counted + 1
     elseif t and t.at == i and (t.sample or (t.key and t.path)) then -- a keyed file stays known: never made twice
       out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
         resolution = t.resolution, took = t.sample and t.took, within = t.sample and t.within, time = t.created,
@@ -90,9 +103,9 @@ function C.compact(path)
   if why then return nil, "cannot compact the journal " .. tostring(path) .. ": " .. why end
   local tmp = path .. ".compact-" .. core.random_id()
   local stats, err = journal.locked(path, function(lock)
-    local lines, tasks, settled_lids, st = survey(path)
+    local lines, tasks, state, st = survey(path)
     keep_samples(tasks, st)
-    local done, werr = rewrite(path, tmp, lines, settled_lids, st)
+    local done, werr = rewrite(path, tmp, lines, state, st)
     if done then done, werr = lock:replace(tmp, path) end
     if not done then return nil, werr end
     return st

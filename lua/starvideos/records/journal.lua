@@ -109,10 +109,10 @@ function J.take(st, line)
     if not st.by_local[lid] then
       local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
         lease = lease, out = rec.out, prompt = rec.prompt, tenant = rec.tenant }
-      st.by_local[lid] = p
-      st.pending[#st.pending + 1] = p
+      st.by_local[lid], st.pending[#st.pending + 1] = p, p
       keyed(st, rec, p)
     end
+    if rec.settled == true then st.settled[lid] = true end -- (a compacted create: its time and tenant, counted)
   elseif rec.event == "abandoned" and lid then
     st.settled[lid], st.abandoned[lid] = true, true
   elseif type(rec.wid) == "string" then -- a webhook (notify.lua)
