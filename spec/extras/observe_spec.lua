@@ -8,7 +8,7 @@ local starvideos = require "starvideos"
 local config = require "starvideos.config"
 local Fake = require "spec.support.fake_transport"
 local Metrics = require "starvideos.extras.metrics"
-local Observe = require "starvideos.extras.observe"
+local core = require "starvideos.core"
 local cjson = require "cjson"
 
 local TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -225,10 +225,49 @@ describe("traces in OTLP/HTTP JSON", function()
     assert.truthy(#fake.exports[1].body.resourceSpans[1].scopeSpans[1].spans[1].traceId == 32)
   end)
 
-  it("url.full without credentials nor the query's values; error.type and resend_count on a retried exchange",
-    function()
-    assert.are.equal("https://REDACTED:REDACTED@h.example/v.mp4?X-Sig=REDACTED&e=REDACTED",
-      Observe.redact("https://user:pass@h.example/v.mp4?X-Sig=abc&e=1#frag"))
+  it("the core writes a CLIENT span from its values: url.full without credentials, query values nor fragment; "
+    .. "server.address and port; the status, resend_count and error.type; ids; times as Unix nanoseconds", function()
+    local records = { { { url = "https://user:pass@h.example:8443/v.mp4?X-Sig=abc&e=1&flag#frag" }, "GET",
+      "download", 1, 2, "broken", 3, { kind = "network", message = 'cut "short"\n' }, false },
+      { '{"task":1}' },
+      { { url = "http://[::1]/x" }, "HEAD", "media", 1, 1.5, 200, 1, false,
+        { trace = "0af7651916cd43dd8448eb211c80319c", id = "b7ad6b7169203331" } } }
+    local cols = {} -- (trace.lua's queue: 9 columns, a slot a span)
+    for c = 1, 9 do
+      cols[c] = {}
+      for k, r in ipairs(records) do cols[c][k] = r[c] == nil and false or r[c] end
+    end
+    local text = core.otlp_spans(cols, 3, 3, 3, 1000, "00112233aabbccdd", 7, 9, "[", "]") -- (from slot 3: it wraps)
+    assert.are.same({ false, false, false }, cols[1]) -- (the slots' tables let go of)
+    assert.are.same({ false, false, false }, cols[8])
+    assert.falsy(text:find("pass", 1, true) or text:find("abc", 1, true) or text:find("frag", 1, true), text)
+    local list = cjson.decode(text)
+    assert.are.same({ task = 1 }, list[3])
+    local _, spans = spans_of { exports = { { body = { resourceSpans = { { scopeSpans = { { spans = { list[1],
+      list[2] } } } } } } } } }
+    local a, b = spans[1], spans[2] -- (ring[3], then ring[1])
+    assert.are.equal("0af7651916cd43dd8448eb211c80319c", a.traceId)
+    assert.are.equal("b7ad6b7169203331", a.parentSpanId)
+    assert.are.equal("::1", a.attrs["server.address"])
+    assert.are.equal(80, a.attrs["server.port"])
+    assert.are.equal(200, a.attrs["http.response.status_code"])
+    assert.is_nil(a.status)
+    assert.is_nil(a.attrs["error.type"])
+    assert.truthy(b.traceId:find("^00112233aabbccdd%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x$"), b.traceId)
+    assert.truthy(b.spanId:find("^%x+$") and #b.spanId == 16 and b.spanId ~= a.spanId, b.spanId)
+    assert.is_nil(b.parentSpanId)
+    assert.are.same({ "GET", 3, "1001000000000", "1002000000000" }, { b.name, b.kind, b.startTimeUnixNano,
+      b.endTimeUnixNano }) -- (offset 1000 s: Unix nanoseconds)
+    assert.are.equal("https://REDACTED:REDACTED@h.example:8443/v.mp4?X-Sig=REDACTED&e=REDACTED&flag",
+      b.attrs["url.full"])
+    assert.are.same({ "h.example", 8443, 2, "broken", "download", "GET" }, { b.attrs["server.address"],
+      b.attrs["server.port"], b.attrs["http.request.resend_count"], b.attrs["error.type"],
+      b.attrs["starvideos.operation"], b.attrs["http.request.method"] })
+    assert.is_nil(b.attrs["http.response.status_code"]) -- (no answer: the wire broke)
+    assert.are.same({ code = 2, message = 'cut "short"\n' }, b.status)
+  end)
+
+  it("error.type and resend_count on a retried exchange", function()
     local n = 0
     local fake = Fake.scripted(function(r)
       if r.op == "notify" then return { status = 200, body = "" } end
