@@ -21,6 +21,11 @@ local function collecting(opts, silent)
   local send = t.send
   function t.send(self, r)
     if r.op ~= "notify" then return send(self, r) end
+    if r.url ~= ENDPOINT then -- (a webhook's delivery: answered, 200)
+      local x = { op = "notify", body = "" }
+      self.done[#self.done + 1], self.hooks = x, (self.hooks or 0) + 1
+      return x
+    end
     self.exports[#self.exports + 1] = { url = r.url, headers = r.headers, body = cjson.decode(r.body) }
     local x = { op = "notify", body = "" }
     if not silent then self.done[#self.done + 1] = x end
@@ -182,11 +187,12 @@ describe("metrics in Prometheus's text format", function()
 end)
 
 describe("traces in OTLP/HTTP JSON", function()
-  it("a generate: a task span under the traceparent, a CLIENT span per exchange (polls included) under it",
+  it("a generate: a task span under the traceparent, a CLIENT span per exchange (polls, webhook included) under it",
     function()
     local fake = collecting { status = function(_, n) return n < 2 and "processing" or "completed" end }
     local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, interval = 0.01,
-      trace = { endpoint = ENDPOINT, headers = { ["x-token"] = "t0k" }, service_name = "svc" } }
+      trace = { endpoint = ENDPOINT, headers = { ["x-token"] = "t0k" }, service_name = "svc" },
+      notify = { url = "http://hook.example/h", secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" } }
     local out = helper.tmpdir() .. "/v.mp4"
     local task = assert(client:generate({ model = "videos", prompt = "x", duration = 5 },
       { out = out, traceparent = TRACEPARENT }))
@@ -205,23 +211,25 @@ describe("traces in OTLP/HTTP JSON", function()
     assert.are.equal("b7ad6b7169203331", root.parentSpanId)
     assert.are.equal(task.id, root.attrs["starvideos.task.id"])
     assert.are.equal(2, root.attrs["starvideos.polls"])
-    assert.are.equal(4, #clients) -- create, 2 polls, download
+    assert.are.equal(1, fake.hooks)
+    assert.are.equal(5, #clients) -- create, 2 polls, download, the webhook's delivery
     local ops = {}
     for _, sp in ipairs(clients) do
+      local hook = sp.attrs["starvideos.operation"] == "webhook"
       assert.are.equal(3, sp.kind)
       assert.are.equal(root.spanId, sp.parentSpanId)
       assert.are.equal(root.traceId, sp.traceId)
-      assert.are.equal("fake", sp.attrs["server.address"])
+      assert.are.equal(hook and "hook.example" or "fake", sp.attrs["server.address"])
       assert.are.equal(80, sp.attrs["server.port"])
       assert.are.equal(200, sp.attrs["http.response.status_code"])
       assert.are.equal(sp.name, sp.attrs["http.request.method"])
-      assert.truthy(sp.attrs["url.full"]:find("^http://fake/"))
+      assert.truthy(sp.attrs["url.full"]:find(hook and "^http://hook%.example/h$" or "^http://fake/"))
       assert.is_true(tonumber(sp.startTimeUnixNano) <= tonumber(sp.endTimeUnixNano))
       assert.is_true(tonumber(root.startTimeUnixNano) <= tonumber(sp.startTimeUnixNano))
       ops[#ops + 1] = sp.attrs["starvideos.operation"]
     end
     table.sort(ops)
-    assert.are.same({ "create", "download", "query", "query" }, ops)
+    assert.are.same({ "create", "download", "query", "query", "webhook" }, ops)
     assert.truthy(#fake.exports[1].body.resourceSpans[1].scopeSpans[1].spans[1].traceId == 32)
   end)
 
