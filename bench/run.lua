@@ -19,6 +19,7 @@
 --   GET /video.bin             a file of BENCH_VIDEO_BYTES (200 MB; 20 MB when quick)
 --   GET|HEAD /media/<file>     the files a script wrote into BENCH_TMP (Range honoured), each
 --                              request logged to BENCH_MEDIA_LOG as "METHOD STATUS BYTES_SENT"
+--   POST /v1/traces            200 {} once the body is read, as an OTLP/HTTP collector answers
 -- Each script gets: BENCH_NGINX (http base URL), BENCH_TLS (https base URL),
 -- BENCH_CA (the CA's PEM), BENCH_TMP (scratch folder), BENCH_MEDIA_LOG, BENCH_VIDEO,
 -- BENCH_VIDEO_BYTES, BENCH_QUICK, BENCH_LUA; LUA_PATH and LUA_CPATH as the
@@ -182,6 +183,7 @@ local function nginx_conf(dir, port, tls_port, json)
     "            ngx.print(body)",
     "        } }",
     "        location = /video.bin { default_type application/octet-stream; }",
+    "        location = /v1/traces { client_max_body_size 64m; default_type application/json; return 200 '{}'; }",
     str_format("        location /media/ { alias %s/scratch/; access_log %s/media.log media; }", dir, dir),
     "    }",
     "}",

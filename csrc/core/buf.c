@@ -37,6 +37,13 @@ void sv_buf_add(sv_buf *b, const void *p, size_t n) {
 
 void sv_buf_adds(sv_buf *b, const char *s) { sv_buf_add(b, s, strlen(s)); }
 
+char *sv_buf_reserve(sv_buf *b, size_t n) { return grow(b, n) ? NULL : b->data + b->len; }
+
+void sv_buf_commit(sv_buf *b, char *end) {
+  b->len = (size_t)(end - b->data);
+  b->data[b->len] = '\0';
+}
+
 void sv_buf_addf(sv_buf *b, const char *fmt, ...) {
   va_list ap;
   int n;

@@ -10,25 +10,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sv_json_string(sv_buf *out, const char *s, size_t len) {
+char *sv_json_put(char *w, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
   size_t i, run = 0;
-  sv_buf_add(out, "\"", 1);
   for (i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7F) continue;
-    sv_buf_add(out, s + run, i - run);
+    memcpy(w, s + run, i - run);
+    w += i - run;
     run = i + 1;
+    *w++ = '\\';
     switch (c) {
-    case '"': sv_buf_adds(out, "\\\""); break;
-    case '\\': sv_buf_adds(out, "\\\\"); break;
-    case '\n': sv_buf_adds(out, "\\n"); break;
-    case '\r': sv_buf_adds(out, "\\r"); break;
-    case '\t': sv_buf_adds(out, "\\t"); break;
-    default: sv_buf_addf(out, "\\u%04x", c);
+    case '"': *w++ = '"'; break;
+    case '\\': *w++ = '\\'; break;
+    case '\n': *w++ = 'n'; break;
+    case '\r': *w++ = 'r'; break;
+    case '\t': *w++ = 't'; break;
+    default: memcpy(w, "u00", 3), w[3] = hex[c >> 4], w[4] = hex[c & 15], w += 5;
     }
   }
-  sv_buf_add(out, s + run, len - run);
-  sv_buf_add(out, "\"", 1);
+  memcpy(w, s + run, len - run);
+  return w + (len - run);
+}
+
+void sv_json_string(sv_buf *out, const char *s, size_t len) {
+  char *w = sv_buf_reserve(out, len > ((size_t)-1 - 2) / 6 ? (size_t)-1 : len * 6 + 2);
+  if (!w) return;
+  *w++ = '"';
+  w = sv_json_put(w, s, len);
+  *w++ = '"';
+  sv_buf_commit(out, w);
 }
 
 /* The double a JSON number token means, as strtod reads it in the "C" locale

@@ -97,7 +97,8 @@ function Job:finish(err) -- the job ends (err: why it failed), letting go of its
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
-  if self.cfg.observe then self.cfg.observe:state(self, now()) end -- (the metrics and spans: extras/observe.lua)
+  local o = self.cfg.observe -- (a task's metrics and span: extras/observe.lua; a lone query is none)
+  if o and self.goal ~= "queried" then o:state(self, now()) end
 end
 
 -- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an
@@ -263,7 +264,8 @@ end
 -- Do what can be done now (the job's request finished or its timer fell due); a state it changed is observed.
 function Job:advance(t)
   advance(self, t)
-  if self.cfg.observe then self.cfg.observe:state(self, t) end -- (the metrics and spans: extras/observe.lua)
+  local o = self.cfg.observe -- (a task's metrics and span: extras/observe.lua; a lone query is none)
+  if o and self.goal ~= "queried" then o:state(self, t) end
 end
 
 -- Cancelling stops a job's transfers, but a create already sent (it may be

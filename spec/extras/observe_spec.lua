@@ -8,7 +8,7 @@ local starvideos = require "starvideos"
 local config = require "starvideos.config"
 local Fake = require "spec.support.fake_transport"
 local Metrics = require "starvideos.extras.metrics"
-local Observe = require "starvideos.extras.observe"
+local core = require "starvideos.core"
 local cjson = require "cjson"
 
 local TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -21,6 +21,11 @@ local function collecting(opts, silent)
   local send = t.send
   function t.send(self, r)
     if r.op ~= "notify" then return send(self, r) end
+    if r.url ~= ENDPOINT then -- (a webhook's delivery: answered, 200)
+      local x = { op = "notify", body = "" }
+      self.done[#self.done + 1], self.hooks = x, (self.hooks or 0) + 1
+      return x
+    end
     self.exports[#self.exports + 1] = { url = r.url, headers = r.headers, body = cjson.decode(r.body) }
     local x = { op = "notify", body = "" }
     if not silent then self.done[#self.done + 1] = x end
@@ -182,11 +187,12 @@ describe("metrics in Prometheus's text format", function()
 end)
 
 describe("traces in OTLP/HTTP JSON", function()
-  it("a generate: a task span under the traceparent, a CLIENT span per exchange (polls included) under it",
+  it("a generate: a task span under the traceparent, a CLIENT span per exchange (polls, webhook included) under it",
     function()
     local fake = collecting { status = function(_, n) return n < 2 and "processing" or "completed" end }
     local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, interval = 0.01,
-      trace = { endpoint = ENDPOINT, headers = { ["x-token"] = "t0k" }, service_name = "svc" } }
+      trace = { endpoint = ENDPOINT, headers = { ["x-token"] = "t0k" }, service_name = "svc" },
+      notify = { url = "http://hook.example/h", secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" } }
     local out = helper.tmpdir() .. "/v.mp4"
     local task = assert(client:generate({ model = "videos", prompt = "x", duration = 5 },
       { out = out, traceparent = TRACEPARENT }))
@@ -205,30 +211,71 @@ describe("traces in OTLP/HTTP JSON", function()
     assert.are.equal("b7ad6b7169203331", root.parentSpanId)
     assert.are.equal(task.id, root.attrs["starvideos.task.id"])
     assert.are.equal(2, root.attrs["starvideos.polls"])
-    assert.are.equal(4, #clients) -- create, 2 polls, download
+    assert.are.equal(1, fake.hooks)
+    assert.are.equal(5, #clients) -- create, 2 polls, download, the webhook's delivery
     local ops = {}
     for _, sp in ipairs(clients) do
+      local hook = sp.attrs["starvideos.operation"] == "webhook"
       assert.are.equal(3, sp.kind)
       assert.are.equal(root.spanId, sp.parentSpanId)
       assert.are.equal(root.traceId, sp.traceId)
-      assert.are.equal("fake", sp.attrs["server.address"])
+      assert.are.equal(hook and "hook.example" or "fake", sp.attrs["server.address"])
       assert.are.equal(80, sp.attrs["server.port"])
       assert.are.equal(200, sp.attrs["http.response.status_code"])
       assert.are.equal(sp.name, sp.attrs["http.request.method"])
-      assert.truthy(sp.attrs["url.full"]:find("^http://fake/"))
+      assert.truthy(sp.attrs["url.full"]:find(hook and "^http://hook%.example/h$" or "^http://fake/"))
       assert.is_true(tonumber(sp.startTimeUnixNano) <= tonumber(sp.endTimeUnixNano))
       assert.is_true(tonumber(root.startTimeUnixNano) <= tonumber(sp.startTimeUnixNano))
       ops[#ops + 1] = sp.attrs["starvideos.operation"]
     end
     table.sort(ops)
-    assert.are.same({ "create", "download", "query", "query" }, ops)
+    assert.are.same({ "create", "download", "query", "query", "webhook" }, ops)
     assert.truthy(#fake.exports[1].body.resourceSpans[1].scopeSpans[1].spans[1].traceId == 32)
   end)
 
-  it("url.full without credentials nor the query's values; error.type and resend_count on a retried exchange",
-    function()
-    assert.are.equal("https://REDACTED:REDACTED@h.example/v.mp4?X-Sig=REDACTED&e=REDACTED",
-      Observe.redact("https://user:pass@h.example/v.mp4?X-Sig=abc&e=1#frag"))
+  it("the core writes a CLIENT span from its values: url.full without credentials, query values nor fragment; "
+    .. "server.address and port; the status, resend_count and error.type; ids; times as Unix nanoseconds", function()
+    local records = { { { url = "https://user:pass@h.example:8443/v.mp4?X-Sig=abc&e=1&flag#frag" }, "GET",
+      "download", 1, 2, "broken", 3, { kind = "network", message = 'cut "short"\n' }, false },
+      { '{"task":1}' },
+      { { url = "http://[::1]/x" }, "HEAD", "media", 1, 1.5, 200, 1, false,
+        { trace = "0af7651916cd43dd8448eb211c80319c", id = "b7ad6b7169203331" } } }
+    local cols = {} -- (trace.lua's queue: 9 columns, a slot a span)
+    for c = 1, 9 do
+      cols[c] = {}
+      for k, r in ipairs(records) do cols[c][k] = r[c] == nil and false or r[c] end
+    end
+    local text = core.otlp_spans(cols, 3, 3, 3, 1000, "00112233aabbccdd", 7, 9, "[", "]") -- (from slot 3: it wraps)
+    assert.are.same({ false, false, false }, cols[1]) -- (the slots' tables let go of)
+    assert.are.same({ false, false, false }, cols[8])
+    assert.falsy(text:find("pass", 1, true) or text:find("abc", 1, true) or text:find("frag", 1, true), text)
+    local list = cjson.decode(text)
+    assert.are.same({ task = 1 }, list[3])
+    local _, spans = spans_of { exports = { { body = { resourceSpans = { { scopeSpans = { { spans = { list[1],
+      list[2] } } } } } } } } }
+    local a, b = spans[1], spans[2] -- (ring[3], then ring[1])
+    assert.are.equal("0af7651916cd43dd8448eb211c80319c", a.traceId)
+    assert.are.equal("b7ad6b7169203331", a.parentSpanId)
+    assert.are.equal("::1", a.attrs["server.address"])
+    assert.are.equal(80, a.attrs["server.port"])
+    assert.are.equal(200, a.attrs["http.response.status_code"])
+    assert.is_nil(a.status)
+    assert.is_nil(a.attrs["error.type"])
+    assert.truthy(b.traceId:find("^00112233aabbccdd%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x$"), b.traceId)
+    assert.truthy(b.spanId:find("^%x+$") and #b.spanId == 16 and b.spanId ~= a.spanId, b.spanId)
+    assert.is_nil(b.parentSpanId)
+    assert.are.same({ "GET", 3, "1001000000000", "1002000000000" }, { b.name, b.kind, b.startTimeUnixNano,
+      b.endTimeUnixNano }) -- (offset 1000 s: Unix nanoseconds)
+    assert.are.equal("https://REDACTED:REDACTED@h.example:8443/v.mp4?X-Sig=REDACTED&e=REDACTED&flag",
+      b.attrs["url.full"])
+    assert.are.same({ "h.example", 8443, 2, "broken", "download", "GET" }, { b.attrs["server.address"],
+      b.attrs["server.port"], b.attrs["http.request.resend_count"], b.attrs["error.type"],
+      b.attrs["starvideos.operation"], b.attrs["http.request.method"] })
+    assert.is_nil(b.attrs["http.response.status_code"]) -- (no answer: the wire broke)
+    assert.are.same({ code = 2, message = 'cut "short"\n' }, b.status)
+  end)
+
+  it("error.type and resend_count on a retried exchange", function()
     local n = 0
     local fake = Fake.scripted(function(r)
       if r.op == "notify" then return { status = 200, body = "" } end

@@ -1,7 +1,8 @@
 -- Metrics in Prometheus's text format, 0.0.4 (docs/observability.md): counters, gauges and histograms of
 -- bounded labels, kept for the process (inside nginx, with `lua_shared_dict starvideos_metrics`, for the host:
 -- every worker adds into the dict).  A series is a key "family\tlabels\tpart" (part: "" for a counter or a
--- gauge; b<i>, s for a histogram's bucket i (not cumulative: summed as it is written out) and sum).
+-- gauge; b<i>, s for a histogram's bucket i (not cumulative: summed as it is written out) and sum).  A family
+-- with a `count` of another (requests_total) is written from that histogram's counts: nothing adds to it.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 
@@ -17,7 +18,8 @@ local LAG = { 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300 }
 -- name, type, labels, help (, a histogram's buckets): every family, in the order they are written.
 M.FAMILIES = {
   { "starvideos_requests_total", "counter", { "operation", "code" },
-    "Exchanges with the service, video hosts, webhook receivers and the store, by operation and status class." },
+    "Exchanges with the service, video hosts, webhook receivers and the store, by operation and status class.",
+    count = "starvideos_request_duration_seconds" },
   { "starvideos_request_duration_seconds", "histogram", { "operation", "code" },
     "Seconds from sending a request to the end of its answer.", DURATION },
   { "starvideos_creates_total", "counter", { "model", "outcome" },
@@ -34,37 +36,25 @@ M.FAMILIES = {
   { "starvideos_spans_dropped_total", "counter", {}, "Spans never exported: the queue was full or the export failed." },
   { "starvideos_metrics_dropped_total", "counter", {}, "Updates lost: the shared dict was full." },
 }
-local BY_NAME = {}
-for i, f in ipairs(M.FAMILIES) do BY_NAME[f[1]] = i end
+local BY_NAME, KEYS = {}, {} -- KEYS: family name -> label value a -> b -> its series' key (made once)
+for i, f in ipairs(M.FAMILIES) do BY_NAME[f[1]], KEYS[f[1]] = i, {} end
 local DROPPED = "starvideos_metrics_dropped_total\t\t"
 local GATE = "starvideos_log\t\t" -- the minute of the last line about a full dict
 
--- The store of a process: a table.
-local Table = {}
-Table.__index = Table
-function Table:incr(k, v) self.v[k] = (self.v[k] or 0) + v end
-function Table:each(f) for k, v in pairs(self.v) do f(k, v) end end
-
--- The store of a host: nginx's shared dict, added to from the worker's own sums (pend) every FLUSH seconds by
--- one timer of the worker's, and before the worker writes the text.  A new key is added only with room for it
--- (safe_add: nothing is ever evicted); without room the update is counted in DROPPED (made first, while there
--- is room) and the log says so at most once every LOG_EVERY seconds for the whole host.
-local Dict = {}
-Dict.__index = Dict
+-- The store of a host: nginx's shared dict, added to from the worker's own sums (the registry's acc) every FLUSH
+-- seconds by one timer of the worker's, and before the worker writes the text.  A new key is added only with
+-- room for it (safe_add: nothing is ever evicted); without room the update is counted in DROPPED (made first,
+-- while there is room) and the log says so at most once every LOG_EVERY seconds for the whole host.
 M.FLUSH = 1
-function Dict:incr(k, v)
-  local pend = self.pend
-  pend[k] = (pend[k] or 0) + v
-  if self.timer then return end
-  local ngx = self.ngx
-  self.timer = ngx.timer.every(M.FLUSH, function() self:flush() end) -- (also at the worker's exit: premature)
+function M:start()
+  self.timer = self.ngx.timer.every(M.FLUSH, function() self:flush() end) or false -- (at the worker's exit too)
 end
-function Dict:flush()
-  local pend = self.pend
-  self.pend = {}
-  for k, v in pairs(pend) do self:add(k, v) end
+function M:flush()
+  local acc = self.acc
+  self.acc = {}
+  for k, v in pairs(acc) do self:into_dict(k, v) end
 end
-function Dict:add(k, v)
+function M:into_dict(k, v)
   local d = self.d
   if d:incr(k, v) then return end
   local ok, err = d:safe_add(k, v)
@@ -79,9 +69,15 @@ function Dict:add(k, v)
   ngx.log(ngx.WARN, "starvideos: the shared dict ", M.DICT, " is full: metrics updates are dropped (counted in ",
     "starvideos_metrics_dropped_total); make it larger")
 end
-function Dict:each(f)
-  self:flush()
+
+-- f(key, value) for every series: the process's, or (flushed first) the host's.
+function M:each(f)
   local d = self.d
+  if not d then
+    for k, v in pairs(self.acc) do f(k, v) end
+    return
+  end
+  self:flush()
   for _, k in ipairs(d:get_keys(0)) do
     local v = d:get(k)
     if type(v) == "number" then f(k, v) end
@@ -91,14 +87,14 @@ end
 local registry -- the process's (the worker's inside nginx)
 
 -- A registry on nginx's shared dict d (ngx: nginx's table), else on a table of its own.
+-- acc: the table updates add into (a process's values; inside nginx the worker's sums since the last flush);
+-- timer: false inside nginx until the worker's flush timer is set (nil: none needed).
 function M.new(d, ngx)
   if d then
     d:safe_add(DROPPED, 0) -- made while there is room, so that a full dict is still counted
     d:safe_add(GATE, 0)
   end
-  local store = d and setmetatable({ d = d, ngx = ngx, pend = {}, timer = false }, Dict)
-    or setmetatable({ v = {} }, Table)
-  return setmetatable({ store = store, shared = d ~= nil }, { __index = M })
+  return setmetatable({ acc = {}, d = d, ngx = ngx, timer = d and false, shared = d ~= nil }, { __index = M })
 end
 
 -- The process's registry: on nginx's dict when there is one.
@@ -119,21 +115,56 @@ local function labels(f, a, b)
   return s
 end
 
+local NONE = {} -- (a label value not given, as a key of KEYS)
+
+-- The key of the series of family `name` with label values a, b: a counter's or a gauge's; a histogram's, the
+-- list of its buckets' keys, with its bounds (.le) and its sum's key (.s).  Made at a series' first use, then
+-- looked up: the labels are bounded sets, so are these.
+local function make(name, a, b)
+  local f = M.FAMILIES[BY_NAME[name]]
+  local k = name .. "\t" .. labels(f, a, b) .. "\t"
+  if f[5] then
+    local parts = { s = k .. "s", le = {} }
+    for i, le in ipairs(f[5]) do parts.le[i] = le end
+    parts.le[#f[5] + 1] = math.huge -- (+Inf: every value's bucket is found before the end)
+    for i = 1, #f[5] + 1 do parts[i] = k .. "b" .. i end
+    k = parts
+  end
+  local by_a = KEYS[name]
+  by_a[a or NONE] = by_a[a or NONE] or {}
+  by_a[a or NONE][b or NONE] = k
+  return k
+end
+local function series(name, a, b)
+  local k = KEYS[name][a or NONE]
+  return k and k[b or NONE] or make(name, a, b)
+end
+
 -- Add v to the counter or gauge `name` with its label values a, b.
 function M:add(name, v, a, b)
-  local f = self.FAMILIES[BY_NAME[name]]
-  self.store:incr(name .. "\t" .. labels(f, a, b) .. "\t", v)
+  local k, acc = series(name, a, b), self.acc
+  acc[k] = (acc[k] or 0) + v
+  if self.timer == false then self:start() end
 end
 
 -- One observation v of the histogram `name` with its label values a, b.
 function M:observe(name, v, a, b)
-  local f = self.FAMILIES[BY_NAME[name]]
-  local buckets, i = f[5], 1
-  while buckets[i] and v > buckets[i] do i = i + 1 end
-  local pre = name .. "\t" .. labels(f, a, b) .. "\t"
-  local store = self.store
-  store:incr(pre .. "b" .. i, 1) -- (the count: the buckets' sum, as it is written out)
-  store:incr(pre .. "s", v)
+  local parts = KEYS[name][a or NONE]
+  parts = parts and parts[b or NONE] or make(name, a, b)
+  local le, acc, i = parts.le, self.acc, 1
+  while v > le[i] do i = i + 1 end
+  local k = parts[i] -- (the count: the buckets' sum, as it is written out)
+  acc[k] = (acc[k] or 0) + 1
+  if v ~= 0 then local s = parts.s; acc[s] = (acc[s] or 0) + v end
+  if self.timer == false then self:start() end
+end
+
+-- An observation of 0 of the histogram `name` (its first bucket's count; nothing to its sum): what most waits are.
+function M:zero(name, a, b)
+  local parts = KEYS[name][a or NONE]
+  local k, acc = (parts and parts[b or NONE] or make(name, a, b))[1], self.acc
+  acc[k] = (acc[k] or 0) + 1
+  if self.timer == false then self:start() end
 end
 
 local function num(v)
@@ -161,22 +192,34 @@ local function histogram(out, f, l, parts)
   out[#out + 1] = f[1] .. "_count" .. braces(l) .. " " .. num(cum)
 end
 
+-- A counter from a histogram's label sets: each one's count (its buckets' sum).
+local function counted(sets)
+  local out = {}
+  for l, parts in pairs(sets) do
+    local n = 0
+    for part, v in pairs(parts) do if part:find("^b") then n = n + v end end
+    out[l] = { [""] = n }
+  end
+  return out
+end
+
 -- The text format of every family: HELP and TYPE, then each series (label sets in order).
 function M:text()
-  local series = {} -- family -> labels -> part -> value
-  self.store:each(function(k, v)
+  local found = {} -- family -> labels -> part -> value
+  self:each(function(k, v)
     local name, l, part = k:match("^([^\t]*)\t([^\t]*)\t(.*)$")
     if name and BY_NAME[name] then
-      series[name] = series[name] or {}
-      series[name][l] = series[name][l] or {}
-      series[name][l][part] = v
+      found[name] = found[name] or {}
+      found[name][l] = found[name][l] or {}
+      found[name][l][part] = v
     end
   end)
   local out = {}
   for _, f in ipairs(self.FAMILIES) do
     out[#out + 1] = "# HELP " .. f[1] .. " " .. f[4]
     out[#out + 1] = "# TYPE " .. f[1] .. " " .. f[2]
-    local sets, order = series[f[1]] or {}, {}
+    local sets, order = found[f[1]] or {}, {}
+    if f.count then sets = counted(found[f.count] or {}) end
     if not f[3][1] and f[2] == "counter" then sets[""] = sets[""] or { [""] = 0 } end -- 0 until it counts
     for l in pairs(sets) do order[#order + 1] = l end
     table.sort(order)

@@ -6,7 +6,6 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
-local Request = require "starvideos.request"
 
 local O = {}
 O.__index = O
@@ -28,68 +27,45 @@ end
 -- A model as a label: one of the capability table's, else "other".
 local function model(m) return core.models[m] and m or "other" end
 
--- An exchange's status class, or "error" when the exchange did not end with an answer.
-local function class(status, wire)
-  if wire == "none" and type(status) == "number" and status >= 100 and status < 600 then
-    return math.floor(status / 100) .. "xx"
-  end
-  return "error"
-end
+local DURATION, WAIT = "starvideos_request_duration_seconds", "starvideos_budget_wait_seconds"
 
--- A URL as url.full carries it: credentials and the query's values REDACTED (a video URL's query signs it).
-function O.redact(url)
-  url = url:gsub("#.*$", ""):gsub("^(%a[%w+.-]*://)[^/?]*@", "%1REDACTED:REDACTED@")
-  return (url:gsub("([?&][^=&]*)=[^&]*", "%1=REDACTED"))
-end
+-- A status code's class (2xx ...), or "error" (none fits): made once for each code.
+local CLASS = setmetatable({}, { __index = function(t, status)
+  local c = type(status) == "number" and status >= 100 and status < 600 and math.floor(status / 100) .. "xx" or "error"
+  t[status] = c
+  return c
+end })
 
-local function push(a, k, v) if v ~= nil then a[#a + 1], a[#a + 2] = k, v end end
-
--- The task span a request belongs to: its job's, a media check's job's (preflight), a webhook's job's (notify);
--- false: its task's trace is not sampled; nil: none (a root).
+-- The task span of a request whose owner is not a job: a bucket upload's job's (storage/object.lua), a media
+-- check's job's (preflight), a webhook delivery's job's (notify.lua: its ctx); false: its task's trace is not
+-- sampled; nil: none (a root).
 function O:parent_of(req)
   local o = req.owner
-  local job = self.spans[o] ~= nil and o or o.job or o.pf and o.pf.owner or o.ctx
+  local job = o.job or o.pf and o.pf.owner or o.ctx
   return job and self.spans[job]
 end
 
--- A CLIENT span of the exchange req ended at t (stable HTTP semantic conventions).
-function O:client_span(req, t, status, err, wire)
-  local parent = self:parent_of(req)
-  if parent == false then return end
-  local u = core.check_url(req.url, "url")
-  local method = req.method or req.head and "HEAD" or Request.METHOD[req.op] or "POST"
-  local sp = require("starvideos.extras.trace").span(method, 3, parent, req.started or t)
-  local a = sp.attrs
-  push(a, "http.request.method", method)
-  push(a, "server.address", u and (u.host:match("^%[(.*)%]$") or u.host))
-  push(a, "server.port", u and tonumber(u.port))
-  push(a, "url.full", O.redact(req.url))
-  if wire == "none" then push(a, "http.response.status_code", status) end
-  if req.attempt > 1 then push(a, "http.request.resend_count", req.attempt - 1) end
-  if err then
-    push(a, "error.type", wire == "none" and status and tostring(status) or wire ~= "none" and wire or err.kind)
-    sp.error = err.message
-  end
-  push(a, "starvideos.operation", OPERATION[req.op])
-  self.tr:finish(sp, t)
-end
-
 -- An exchange of req ended at t: its status (nil: no answer), error, how the wire ended, bytes (a download's,
--- counted from its offset).
+-- counted from its offset).  Its CLIENT span's values go to the tracer, which the core writes at the export.
 function O:exchange(req, t, status, err, wire, bytes)
-  local video = req.op == "download" or req.op == "media" and req.owner.job -- (an upload's GET: a part's bytes)
-  local op = video and "download" or OPERATION[req.op]
+  local rop = req.op
+  local op = OPERATION[rop]
+  if rop == "media" and req.owner.job then op = "download" end -- (an upload's GET: a part of the video)
   if not op then return end
   local m = self.m
-  if m then
-    local c = class(status, wire)
-    m:add("starvideos_requests_total", 1, op, c)
-    m:observe("starvideos_request_duration_seconds", t - (req.started or t), op, c)
-    local got = video and bytes and bytes - (req.op == "download" and req.offset or 0)
+  if m then -- (requests_total: the duration's counts)
+    m:observe(DURATION, t - (req.started or t), op, wire == "none" and status and CLASS[status] or "error")
+    local got = bytes and op == "download" and bytes - (rop == "download" and req.offset or 0)
     if got and got > 0 then m:add("starvideos_downloaded_bytes_total", got) end
   end
-  if req.op == "query" then self.polls[req.owner] = (self.polls[req.owner] or 0) + 1 end
-  if self.tr and req.started then self:client_span(req, t, status, err, wire) end
+  local tr = self.tr
+  if not (tr and req.started) then return end
+  local o = req.owner
+  local parent = self.spans[o]
+  if parent == nil then parent = self:parent_of(req) end
+  if parent == false then return end
+  tr:client(req, t, op, status, wire, err, parent)
+  if rop == "query" and parent then self.polls[o] = (self.polls[o] or 0) + 1 end -- (its task's)
 end
 
 -- A request will be sent again after err.
@@ -111,22 +87,24 @@ end
 
 -- The key's budget asked by obj at t: at, when it must come back (nil: a token taken; the wait observed).
 function O:budget(obj, t, at)
-  if not self.m then return end
-  local since = self.waits[obj]
+  local m, waits = self.m, self.waits
+  if not m then return end
+  local since = waits[obj]
   if at then
-    if not since then self.waits[obj] = t end
-    return
+    if not since then waits[obj] = t end
+  elseif since then
+    waits[obj] = nil
+    m:observe(WAIT, t - since)
+  else
+    m:zero(WAIT)
   end
-  self.waits[obj] = nil
-  self.m:observe("starvideos_budget_wait_seconds", since and t - since or 0)
 end
 
 -- A store command answered (ok: not an error, not a broken connection) after `seconds`.
 function O:store(seconds, ok)
   if not self.m then return end
   local c = ok and "2xx" or "error"
-  self.m:add("starvideos_requests_total", 1, "store", c)
-  self.m:observe("starvideos_request_duration_seconds", seconds, "store", c)
+  self.m:observe(DURATION, seconds, "store", c) -- (requests_total: its counts)
 end
 
 -- job saw its task completed at t: the notice lag, half the gap since the last poll that saw it unfinished.
@@ -156,31 +134,29 @@ end
 
 local WHAT = { created = "create" }
 
--- The task span of job, from t (false: its parent is not sampled).
+-- The task span of job, from t (false: its parent is not sampled): its trace, id, parent's id, name, start.
 function O:begin(job, t)
   local tid, sid, sampled = require("starvideos.otel").traceparent(traceparent(job))
   if tid and not sampled then self.spans[job] = false; return end
   local what = WHAT[job.goal] or job.params and "generate" or job.url and "download" or "wait"
-  local parent = tid and { trace = tid, id = sid }
-  self.spans[job] = require("starvideos.extras.trace").span("starvideos " .. what, 1, parent, t)
+  local tr = self.tr -- (extras/trace.lua's functions: loaded only when tracing)
+  self.spans[job] = { trace = tid or tr.trace_id(), id = tr.id(), parent = sid, name = "starvideos " .. what,
+    t0 = t }
 end
 
 -- The task span of job ends at t.
 function O:close(job, t)
   local sp = self.spans[job]
   if not sp then return end
-  local a = sp.attrs
-  push(a, "starvideos.task.id", job.id)
-  push(a, "starvideos.model", job.model)
-  push(a, "starvideos.polls", self.polls[job] or 0)
-  push(a, "starvideos.task.status", job.status)
-  push(a, "starvideos.job.state", job.state)
-  push(a, "starvideos.path", job.path)
-  if job.err then
-    push(a, "error.type", job.err.kind)
-    sp.error = job.err.message
+  local a, tr = {}, self.tr
+  for _, kv in ipairs { { "starvideos.task.id", job.id }, { "starvideos.model", job.model },
+    { "starvideos.polls", self.polls[job] or 0 }, { "starvideos.task.status", job.status },
+    { "starvideos.job.state", job.state }, { "starvideos.path", job.path },
+    { "error.type", job.err and job.err.kind } } do
+    if kv[2] ~= nil then a[#a + 1] = tr.attr(kv[1], kv[2]) end
   end
-  self.tr:finish(sp, t)
+  tr:finish(tr:encode(sp.trace, sp.id, sp.parent, sp.name, 1, sp.t0, t, table.concat(a, ","),
+    job.err and job.err.message), t)
 end
 
 -- A job's state (job.lua's STATES) as of t: the tasks gauge moved, its span begun at first sight, ended with it.

@@ -11,7 +11,6 @@ local Request = require "starvideos.request"
 local Loop = require "starvideos.loop"
 local Key = require "starvideos.key"
 local cjson = require("cjson.safe").new()
-pcall(cjson.encode_escape_forward_slash, false) -- (lua-cjson 2.1.0.6 and later: URLs as they are)
 
 local now, wall = core.now, core.wall
 local D = config.DEFAULTS
@@ -19,7 +18,7 @@ local D = config.DEFAULTS
 local T = {}
 T.__index = T
 
-T.SCOPE = { name = "starvideos", version = config.VERSION }
+local COLUMNS = 9 -- the queue's (below)
 
 -- The key's tracer of these settings (otel.lua's; its part: inside nginx the worker's), exporting on the key's loop,
 -- or inside nginx on a loop of its own with nginx_transport(cfg, key) (client.lua's: nginx's sockets) in a timer.
@@ -28,29 +27,55 @@ function T.of(key, cfg, s, loop, nginx_transport)
     -- the exports' own cfg: no events, no metrics of them, no key
     local xcfg = setmetatable({ on_event = false, observe = false, base_url = s.endpoint, max_connections = 1,
       requests_per_second = 1e6, api_key = false, transport = false }, { __index = cfg })
-    return setmetatable({ s = s, xcfg = xcfg, key = key, loop = not nginx_transport and loop, queue = {}, head = 1,
-      tail = 0, dropped = 0, req = false, nginx_transport = nginx_transport, on_drop = false, told = -math.huge,
+    local cols = {}
+    for i = 1, COLUMNS do cols[i] = {} end
+    return setmetatable({ s = s, xcfg = xcfg, key = key, loop = not nginx_transport and loop, cols = cols,
+      cap = D.trace_queue, batch = D.trace_batch, head = 1, tail = 0, dropped = 0, exported = 0, req = false,
+      armed = false, nginx_transport = nginx_transport, on_drop = false, told = -math.huge,
       offset = wall() - now() }, T)
   end)
 end
 
 -- Ids: 32-bit words of a linear congruential generator (exact in doubles on every VM) seeded once from the
 -- system's randomness, without a system call per span (core.random_id takes ~7 us); a trace id opens with 64
--- random bits of the process's, so that two processes' traces never meet.
+-- random bits of the process's, so that two processes' traces never meet.  (A CLIENT span's ids are the core's,
+-- at its export, from two words of it: core.otlp_spans.)
 local word, PROCESS = tonumber(core.random_id():sub(1, 8), 16), core.random_id()
-local function id(words)
-  local s = ""
-  for _ = 1, words do
-    word = (1664525 * word + 1013904223) % 4294967296
-    s = s .. string.format("%08x", word)
-  end
-  return s
+local format, floor = string.format, math.floor
+
+local function words()
+  local a = (1664525 * word + 1013904223) % 4294967296
+  word = (1664525 * a + 1013904223) % 4294967296
+  return a, word
 end
 
--- A new span (kind: 1 internal, 3 client) under parent {trace =, id =} (nil: a root of a new trace), from t.
-function T.span(name, kind, parent, t)
-  return { trace = parent and parent.trace or PROCESS .. id(2), id = id(2), parent = parent and parent.id, name = name,
-    kind = kind, t0 = t, attrs = {} }
+-- A new span id (16 hex digits).
+function T.id() return format("%08x%08x", words()) end
+
+-- A new trace id (32 hex digits).
+function T.trace_id() return PROCESS .. T.id() end
+
+-- s as a JSON string, quotes included.
+local encode = cjson.encode
+local function json(s) return encode(tostring(s)) end
+T.json = json
+
+-- An attribute as OTLP/HTTP JSON writes it: a string's, or a whole number's (a 64-bit integer: a decimal string).
+function T.attr(key, v)
+  if type(v) == "number" then return format('{"key":"%s","value":{"intValue":"%d"}}', key, v) end
+  return '{"key":"' .. key .. '","value":{"stringValue":' .. json(v) .. "}}"
+end
+
+local TIMES = '","startTimeUnixNano":"%d000","endTimeUnixNano":"%d000","attributes":['
+
+-- A span's JSON (OTLP/HTTP): its trace and span ids, its parent's id (nil: a root), name, kind (1 internal,
+-- 3 client), start and end (monotonic times, written as Unix nanoseconds to the microsecond: the tracer's offset,
+-- read once, puts every span on one clock), its attributes (T.attr's, joined by commas) and an error's message.
+function T:encode(trace, id, parent, name, kind, t0, t1, attrs, err)
+  local off = self.offset
+  return '{"traceId":"' .. trace .. '","spanId":"' .. id .. (parent and '","parentSpanId":"' .. parent or "")
+    .. '","kind":' .. kind .. ',"name":"' .. name .. format(TIMES, floor((t0 + off) * 1e6), floor((t1 + off) * 1e6))
+    .. attrs .. "]" .. (err and ',"status":{"code":2,"message":' .. json(err) .. "}" or "") .. "}"
 end
 
 local function drop(self, n, why)
@@ -64,57 +89,54 @@ local function drop(self, n, why)
   if ngx then ngx.log(ngx.WARN, "starvideos: ", msg) else self.key:warn(msg) end
 end
 
--- A span that ended at t goes in the queue (dropped when TRACE_QUEUE wait), its export soon.
-function T:finish(span, t)
-  span.t1 = t
-  if self.tail - self.head + 1 >= D.trace_queue then return drop(self, 1, "the export queue is full") end
-  self.tail = self.tail + 1
-  self.queue[self.tail] = span
-  self:schedule(t)
+-- The queue: a ring of TRACE_QUEUE slots (more spans are dropped), kept in columns so that a span makes no table
+-- of its own: a CLIENT span's values, which the core writes at the export (core.otlp_spans): its request (or a
+-- task span's JSON, written by T:encode), method, operation, start, end, status (a number: an answer's) or how the
+-- wire ended, attempt, error and parent span.  A span's slot comes from slot() (nil: dropped), with its end; its
+-- export soon (armed: a timer or an export is set, which sends it; again at once when a batch's worth waits).
+local function slot(self, t)
+  local i = self.tail + 1
+  if i - self.head >= self.cap then return drop(self, 1, "the export queue is full") end
+  local k = (i - 1) % self.cap + 1
+  self.tail, self.cols[5][k] = i, t -- (its end: when it is due, due() below)
+  if not self.armed or i - self.head + 1 == self.batch then self:schedule(t) end
+  return k
 end
 
-local KIND = { string = "stringValue", boolean = "boolValue" }
-
-local function value(v)
-  if type(v) == "number" then
-    if v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return { intValue = string.format("%.0f", v) } end
-    return { doubleValue = v }
-  end
-  return { [KIND[type(v)] or "stringValue"] = type(v) == "boolean" and v or tostring(v) }
+-- A task span that ended at t: its JSON (T:encode's).
+function T:finish(json_text, t)
+  local k = slot(self, t)
+  if k then self.cols[1][k] = json_text end
 end
 
-local function nanos(t, offset) -- a monotonic time as Unix nanoseconds, as a decimal string
-  local u = t + offset
-  local s = math.floor(u)
-  return string.format("%.0f%09.0f", s, math.floor((u - s) * 1e9))
+local METHOD = Request.METHOD
+
+-- The CLIENT span of the exchange of req (op: its operation) that ended at t: its status if wire is "none", its
+-- error err, under parent {trace =, id =} (nil: a root).
+function T:client(req, t, op, status, wire, err, parent)
+  local i, c = self.tail + 1, self.cols -- (slot()'s, written here: this runs at every exchange)
+  if i - self.head >= self.cap then return drop(self, 1, "the export queue is full") end
+  local k = (i - 1) % self.cap + 1
+  self.tail = i
+  c[1][k], c[2][k], c[3][k], c[4][k], c[5][k] = req, req.method or req.head and "HEAD" or METHOD[req.op] or "POST",
+    op, req.started, t
+  c[6][k], c[7][k], c[8][k], c[9][k] = wire == "none" and status or wire, req.attempt, err or false, parent or false
+  if not self.armed or i - self.head + 1 == self.batch then self:schedule(t) end
 end
 
--- The OTLP/HTTP JSON body of spans (a list) for a service; offset: the wall clock minus the monotonic one (the
--- tracer's, read once: every span on one clock).
-function T.body(spans, service, offset)
-  local list = {}
-  for i, sp in ipairs(spans) do
-    local attrs = {}
-    for j = 1, #sp.attrs, 2 do attrs[#attrs + 1] = { key = sp.attrs[j], value = value(sp.attrs[j + 1]) } end
-    list[i] = { traceId = sp.trace, spanId = sp.id, parentSpanId = sp.parent, name = sp.name, kind = sp.kind,
-      startTimeUnixNano = nanos(sp.t0, offset), endTimeUnixNano = nanos(sp.t1 or sp.t0, offset),
-      attributes = attrs[1] and attrs or nil, status = sp.error and { code = 2, message = sp.error } or nil }
-  end
-  return cjson.encode { resourceSpans = { {
-    resource = { attributes = { { key = "service.name", value = { stringValue = service } },
-      { key = "telemetry.sdk.name", value = { stringValue = "starvideos" } },
-      { key = "telemetry.sdk.language", value = { stringValue = "lua" } } } },
-    scopeSpans = { { scope = T.SCOPE, spans = list } } } } }
-end
-
--- The next batch out of the queue: its spans (at most TRACE_BATCH).
+-- The next batch out of the queue: the OTLP/HTTP JSON body of its spans, and their number (0: none queued).
 local function batch(self)
-  local out, q = {}, self.queue
-  while self.head <= self.tail and #out < D.trace_batch do
-    out[#out + 1], q[self.head] = q[self.head], nil
-    self.head = self.head + 1
+  local first = self.head
+  local n = math.min(self.tail - first + 1, self.batch)
+  if n < 1 then return nil, 0 end
+  if not self.prefix then
+    self.prefix = '{"resourceSpans":[{"resource":{"attributes":[' .. T.attr("service.name", self.s.service) .. ","
+      .. T.attr("telemetry.sdk.name", "starvideos") .. "," .. T.attr("telemetry.sdk.language", "lua")
+      .. ']},"scopeSpans":[{"scope":{"name":"starvideos","version":' .. json(config.VERSION) .. '},"spans":['
   end
-  return out
+  self.head = first + n
+  local hi, lo = words()
+  return core.otlp_spans(self.cols, first, n, self.cap, self.offset, PROCESS, hi, lo, self.prefix, "]}]}]}"), n
 end
 
 -- request.lua asks at each attempt: the export's header lines.
@@ -122,17 +144,18 @@ function T:headers() return self.s.headers end
 
 -- An export of the next batch on loop, now: its request (nil: nothing queued).
 local function export(self, loop, t, deadline)
-  local spans = batch(self)
-  if not spans[1] then return nil end
-  local req = Request.new(loop, loop.key, self.xcfg, self, "notify", self.s.endpoint, self.s.path, false,
-    T.body(spans, self.s.service, self.offset), deadline or t + D.trace_timeout)
-  req.spans = #spans
+  local text, n = batch(self)
+  if not text then return nil end
+  local req = Request.new(loop, loop.key, self.xcfg, self, "notify", self.s.endpoint, self.s.path, false, text,
+    deadline or t + D.trace_timeout)
+  req.spans = n
   req:send(t)
   return req
 end
 
 local function ended(self, req)
-  if req.err then drop(self, req.spans, "the export failed: " .. req.err.message) end
+  if req.err then return drop(self, req.spans, "the export failed: " .. req.err.message) end
+  self.exported = self.exported + req.spans
 end
 
 -- Whether an export inside nginx is over: ended, or cut TRACE_FLUSH s after its worker began to exit (a
@@ -146,40 +169,52 @@ local function over(req)
   return true
 end
 
--- Inside nginx: the worker's timer, on a loop of its own, until the queue is empty (premature, or the worker
--- exiting: nginx stops or reloads: one batch more within TRACE_FLUSH).
+-- When the next export is due: now with a batch's worth queued (or the client closing), else TRACE_DELAY after
+-- the oldest queued span ended (nil: none queued).
+local function due(self, t)
+  local queued = self.tail - self.head + 1
+  if queued < 1 then return nil end
+  if queued >= self.batch or self.flushing then return t end
+  return (self.cols[5][(self.head - 1) % self.cap + 1] or t) + D.trace_delay
+end
+
+-- Inside nginx: the worker's timer, on a loop of its own: a batch, and the next ones while a batch's worth waits
+-- (premature, or the worker exiting: nginx stops or reloads: one batch more within TRACE_FLUSH); the rest later.
 local function pump(premature, self)
-  self.timer = false
+  self.timer, self.armed = false, false
   local xkey = Key.for_client(self.xcfg)
   local loop = Loop.for_client(self.xcfg, xkey, self.nginx_transport(self.xcfg, xkey))
   local ngx = config.nginx()
+  local req
   repeat
     local t = now()
-    local req = export(self, loop, t, premature and t + D.trace_flush)
+    req = export(self, loop, t, premature and t + D.trace_flush)
     if req then
       loop:drive(over, req)
       ended(self, req)
     end
-  until not req or premature or ngx.worker.exiting()
+  until not req or premature or ngx.worker.exiting() or (due(self, now()) or math.huge) > now()
   loop:release()
+  if req and not premature and not ngx.worker.exiting() then self:schedule(now()) end
 end
 
--- The export is due by t + TRACE_DELAY (at once with a batch's worth queued).
+-- A span was queued at t: its export is due (due()); a timer for it unless one is set, or an export in flight
+-- (whose end looks again).
 function T:schedule(t)
-  local full = self.tail - self.head + 1 >= D.trace_batch
+  local at = due(self, t) or t
   if self.nginx_transport then
     if self.timer then return end
-    self.timer = true
     local ngx = config.nginx()
-    if not ngx.timer.at(full and 0 or D.trace_delay, pump, self) then self.timer = false end -- (none free: later)
+    self.timer = ngx.timer.at(math.max(0, at - t), pump, self) and true or false -- (none free: later)
+    self.armed = self.timer
     return
   end
-  if self.req then return end -- its end sends the next batch
-  local at = full and t or t + D.trace_delay
+  self.armed = true
+  if self.req then return end
   if (self.loop.due[self] or math.huge) > at then self.loop:at(at, self) end
 end
 
--- Outside nginx: its timer fell due, or the export in flight ended: the next batch, unless a timer is set.
+-- Outside nginx: its timer fell due, or the export in flight ended: the next batch when it is due, else a timer.
 function T:advance(t)
   if self.nginx_transport then return end -- (the timer's loop drives its own request)
   local req = self.req
@@ -189,14 +224,19 @@ function T:advance(t)
     ended(self, req)
   end
   if self.loop.due[self] then return end
-  self.req = export(self, self.loop, t) or false
+  local at = due(self, t)
+  self.armed = at ~= nil
+  if at and at > t then return self.loop:at(at, self) end
+  self.req = at and export(self, self.loop, t) or false
 end
 
 -- A client closes: what is queued goes now, waited for at most TRACE_FLUSH seconds.
 function T:flush()
   if self.nginx_transport or (self.tail < self.head and not self.req) then return end
+  self.flushing = true
   if not self.req then self.loop:at(now(), self) end
   self.loop:drive(function(s) return not s.req and s.tail < s.head end, self, now() + D.trace_flush)
+  self.flushing = false
 end
 
 return T
