@@ -105,6 +105,7 @@ build = {
     ["starvideos.fleet.budget"] = "lua/starvideos/fleet/budget.lua",
     ["starvideos.fleet.cluster"] = "lua/starvideos/fleet/cluster.lua",
     ["starvideos.fleet.conn"] = "lua/starvideos/fleet/conn.lua",
+    ["starvideos.fleet.identity"] = "lua/starvideos/fleet/identity.lua",
     ["starvideos.fleet.leases"] = "lua/starvideos/fleet/leases.lua",
     ["starvideos.fleet.ledger"] = "lua/starvideos/fleet/ledger.lua",
     ["starvideos.fleet.queue"] = "lua/starvideos/fleet/queue.lua",

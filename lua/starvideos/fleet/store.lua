@@ -7,7 +7,7 @@
 --   store.for_key(url, key, timeout) -> the key's store of that URL (outside
 --       nginx one per key and URL in the process; inside, one per client)
 --   store.define(name, body): a script the store runs (EVAL); one on a fleet's keys checks the store's
---       identity as it runs (GUARD), and a reset it finds has the watchers' records sent first
+--       identity as it runs (fleet/identity.lua), and a reset it finds has the watchers' records sent first
 --   store:watch(prefix, w, on): w:records_again(told) -> {{script, keys, args}...} called at a reset
 --   async: store:send(cmd, ...), store:send_script(name, keys, args) -> n;
 --       store:step(wait); store:ready(n); store:result(n) -> value | nil, err
@@ -22,34 +22,19 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Route = require "starvideos.fleet.route"
+local Identity = require "starvideos.fleet.identity"
 
-local type, tostring, select, pairs, next, setmetatable, error, string_format =
-  type, tostring, select, pairs, next, setmetatable, error, string.format
+local type, tostring, select, setmetatable, error, string_format =
+  type, tostring, select, setmetatable, error, string.format
 local new_error = errors.new_error
 
 local M = {}
 
 local SCRIPTS = {} -- name -> body
-
--- A script on a fleet's keys (its first key under "starvideos:{KEY}:") runs only on the store whose identity
--- (KEYS[1], "identity" under that prefix: a random id written at its first use) is the one ARGV[1] names:
--- "=" .. the one heard, or "+" .. one to write when the store has none (none heard yet).  None or another (a
--- FLUSHALL, a restart without its files, a failover to a lagging replica): nothing written, the answer
--- RESET and the identity now ("" none).  (Redis 3.2 to 4: effects replicated before a write, as after TIME)
-local GUARD = [[
-local IDK, ID = table.remove(KEYS, 1), table.remove(ARGV, 1)
-local cur = redis.call('GET', IDK)
-if not cur and ID:sub(1, 1) == '+' then
-  if redis.replicate_commands then redis.replicate_commands() end
-  cur = ID:sub(2)
-  redis.call('SET', IDK, cur)
-end
-if cur ~= ID:sub(2) then return redis.error_reply('STARVIDEOS_RESET ' .. (cur or '')) end
-]]
-local GUARDED = {} -- name -> GUARD .. body
+local GUARDED = {} -- name -> the identity's GUARD .. body
 
 function M.define(name, body)
-  SCRIPTS[name], GUARDED[name] = body, GUARD .. body
+  SCRIPTS[name], GUARDED[name] = body, Identity.GUARD .. body
 end
 
 local S = {}
@@ -64,7 +49,7 @@ function M.new(url, opts)
     error("store.new: timeout must be a number of seconds > 0, got " .. tostring(timeout), 2)
   end
   -- got: answers read so far (S:step), for a loop that waits on them (loop:await_store)
-  -- ids: prefix -> the store's identity as heard (S:_ident); watchers: prefix -> (weak) set; relays: n -> ids'
+  -- ids: prefix -> its identity as heard (fleet/identity.lua); watchers: prefix -> (weak) set; relays: n -> ids'
   return setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0, jobs = {},
     got = 0, ids = {}, watchers = {}, relays = {} }, S)
 end
@@ -126,12 +111,6 @@ function S:send(...)
   return self:_queue({ args = { n = select("#", ...), ... } })
 end
 
-local function id_arg(i)
-  if i.heard then return "=" .. i.heard end
-  i.fresh = i.fresh or core.random_id()
-  return "+" .. i.fresh
-end
-
 function S:send_script(name, keys, args)
   local body = SCRIPTS[name]
   if not body then error("store:send_script: no script " .. tostring(name), 2) end
@@ -140,75 +119,13 @@ function S:send_script(name, keys, args)
   if pre then list[2], list[3], list[4] = GUARDED[name], tostring(#keys + 1), pre .. "identity" end
   for _, k in ipairs(keys) do list[#list + 1] = k end
   local at = #list + 1
-  if pre then list[at] = id_arg(self:_ident(pre)) end
+  if pre then list[at] = Identity.arg(self, pre) end
   for _, a in ipairs(args) do list[#list + 1] = tostring(a) end
   list.n = #list
   return self:_queue({ args = list, pre = pre, at = at })
 end
 
--- The store's identity under prefix pre as heard: {heard = id | false, fresh = the one to write while none is
--- heard, old = the one heard before a reset, plus = records sent first under fresh}.
-function S:_ident(pre)
-  local i = self.ids[pre]
-  if not i then i = { heard = false }; self.ids[pre] = i end
-  return i
-end
-
--- w (a ledger of the prefix's) told of a reset (on), or no longer (weakly held).
-function S:watch(pre, w, on)
-  self.watchers[pre] = self.watchers[pre] or setmetatable({}, { __mode = "k" })
-  self.watchers[pre][w] = on or nil
-end
-
--- The watchers' records, sent before anything else (their answers read by S:_reap).
-function S:_first(pre, i, told)
-  i.plus = not i.heard
-  for w in pairs(self.watchers[pre] or {}) do
-    for _, r in ipairs(w:records_again(told)) do
-      local n = self:send_script(r[1], r[2], r[3])
-      if n then self.jobs[n].relay, self.relays[n] = true, i end
-    end
-  end
-end
-
--- Job's script found another identity than it was sent with (cur: the store's, "" none).  Sent with the one
--- heard: a reset, seen here first (the watchers' records sent first).  Sent with a new one while none was heard:
--- the store's learned (the records sent first under the new one, if any, sent again).  The job then sent again
--- (nil: not answered yet), but a record sent first (superseded: answered "ok").
-function S:_again(job, cur)
-  local i, sent = self:_ident(job.pre), job.args[job.at]
-  local reset = i.heard and sent == "=" .. i.heard
-  if reset then i.old, i.fresh = i.heard, nil end
-  if reset or (not i.heard and sent:sub(1, 1) == "+") then
-    local plus = i.plus
-    i.heard = cur ~= "" and cur or false
-    if reset or plus then self:_first(job.pre, i, reset) end
-  end
-  if job.relay then job.answer = { "ok" }; return job.answer end
-  job.args[job.at] = id_arg(i)
-  local b, err = self:_backend()
-  local cn
-  if b then cn, err = b:send(job.args) end
-  if cn then job.b, job.cn = b, cn; return nil end
-  if b then b.broken = true end
-  job.answer = { "broken", err }
-  return job.answer
-end
-
--- The records a reset sent first, answered: one not written (the connection broke, Redis refused it) has the
--- identity heard set back, so that the next script finds the reset again and they are sent again.
-function S:_reap()
-  if not next(self.relays) then return end
-  local list = {}
-  for n in pairs(self.relays) do list[#list + 1] = n end
-  for _, n in ipairs(list) do
-    local i, a = self.relays[n], self:_answer(n)
-    if a then
-      self.jobs[n], self.relays[n] = nil, nil
-      if a[1] ~= "ok" and i.old then i.heard = i.old end
-    end
-  end
-end
+S.watch, S._reap = Identity.watch, Identity.reap
 
 function S:step(wait)
   local b = self.b
@@ -236,13 +153,10 @@ function S:_answer(n)
   local status, value = job.b:reply(job.cn)
   if status == "wait" then return nil end
   local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
-  if cur then return self:_again(job, cur) end
+  if cur then return Identity.again(self, job, cur) end
   if status == "broken" then job.b.broken = true end
   if job.sent then self.observe:store(core.now() - job.sent, status == "ok") end
-  local i, sent = job.pre and self.ids[job.pre], job.pre and job.args[job.at]
-  if status == "ok" and i and not i.heard and sent == "+" .. tostring(i.fresh) then -- (its first use, or after)
-    i.heard, i.plus = i.fresh, false
-  end
+  Identity.heard(self, job, status)
   job.answer = { status, value }
   return job.answer
 end
