@@ -101,6 +101,7 @@ build = {
     ["starvideos.extras.observe"] = "lua/starvideos/extras/observe.lua",
     ["starvideos.extras.preflight"] = "lua/starvideos/extras/preflight.lua",
     ["starvideos.extras.trace"] = "lua/starvideos/extras/trace.lua",
+    ["starvideos.fleet.again"] = "lua/starvideos/fleet/again.lua",
     ["starvideos.fleet.ask"] = "lua/starvideos/fleet/ask.lua",
     ["starvideos.fleet.budget"] = "lua/starvideos/fleet/budget.lua",
     ["starvideos.fleet.cluster"] = "lua/starvideos/fleet/cluster.lua",
