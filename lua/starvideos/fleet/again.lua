@@ -1,6 +1,7 @@
 -- What a ledger on a store (fleet/ledger.lua) sends first when the store lost its data (fleet/identity.lua),
 -- and the keys of a created record.
---   A.records(ledger, told) -> {{script, keys, args}...}: the ledger's records_again
+--   A.records(ledger, told) -> {{script, keys, args[, wait]}...}: the ledger's records_again (wait: a created
+--       record, acknowledged by the store's replicas)
 --   A.task_keys(ledger, id, lid, key_hash)
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
@@ -24,11 +25,11 @@ end
 -- create_limit's window, counted again.  What other processes wrote is lost (docs/keep-and-fleet.md).
 function A.records(self, told)
   local list, n, lim = {}, 0, self.cfg.create_limit
-  local function add(name, keys, args) list[#list + 1] = { "ledger_" .. name, keys, args } end
+  local function add(name, keys, args, wait) list[#list + 1] = { "ledger_" .. name, keys, args, wait } end
   if self.lease then add("lease", leases.lease_keys(self, self.lease.id), { self.lease_ms }) end
   for _, rec in pairs(self.mine) do
     n = n + 1
-    add("created", rec.keys, rec.args)
+    add("created", rec.keys, rec.args, true)
     if rec.part then add("part", { rec.keys[1] }, rec.part) end
   end
   for k in pairs(self.keepers) do
@@ -40,7 +41,7 @@ function A.records(self, told)
         local rec = {}
         for f, v in pairs(h) do rec[f] = v end
         rec.claimed, rec.owner, rec.fence = nil, k.id, h.claimed
-        add("created", A.task_keys(self, id, "", h.key_hash), Ask.pairs_of(rec, id, ""))
+        add("created", A.task_keys(self, id, "", h.key_hash), Ask.pairs_of(rec, id, ""), true)
       end
     end
   end

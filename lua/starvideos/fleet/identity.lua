@@ -56,7 +56,7 @@ local function first(st, pre, i, told)
   i.plus = not i.heard
   for w in pairs(st.watchers[pre] or {}) do
     for _, r in ipairs(w:records_again(told)) do
-      local n = st:send_script(r[1], r[2], r[3])
+      local n = st:send_script(r[1], r[2], r[3], r[4])
       if n then st.jobs[n].relay, st.relays[n] = true, i end
     end
   end
@@ -79,7 +79,7 @@ function I.again(st, job, cur)
   job.args[job.at] = id_arg(i)
   local b, err = st:_backend()
   local cn
-  if b then cn, err = b:send(job.args) end
+  if b then cn, err = b:send(job.args, job.wait and st.wait_cmd) end
   if cn then job.b, job.cn = b, cn; return nil end
   if b then b.broken = true end
   job.answer = { "broken", err }
@@ -95,16 +95,22 @@ function I.heard(st, job, status)
 end
 
 -- The records a reset sent first, answered: one not written (the connection broke, Redis refused it) has the
--- identity heard set back, so that the next script finds the reset again and they are sent again.
+-- identity heard set back, so that the next script finds the reset again and they are sent again; one written
+-- but not acknowledged by the replicas asked is sent again now (and waited on again).
 function I.reap(st)
   if not next(st.relays) then return end
   local list = {}
   for n in pairs(st.relays) do list[#list + 1] = n end
   for _, n in ipairs(list) do
-    local i, a = st.relays[n], st:_answer(n)
+    local i, job, a = st.relays[n], st.jobs[n], st:_answer(n)
     if a then
       st.jobs[n], st.relays[n] = nil, nil
       if a[1] ~= "ok" and i.old then i.heard = i.old end
+      if a[1] == "ok" and a[3] then
+        job.args[job.at] = id_arg(i)
+        local m = st:_queue({ args = job.args, pre = job.pre, at = job.at, wait = true, relay = true })
+        if m then st.relays[m] = i end
+      end
     end
   end
 end

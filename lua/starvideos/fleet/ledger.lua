@@ -66,9 +66,10 @@ end
 
 function R:flush() return self.queue:flush(self.store, self.cfg.on_event) end
 
--- A record after a create, queued: sent a turn at a time (with a loop), else written now.  Its entry.
-function R:_record(name, keys, args)
-  local e = self.queue:push(name, keys, args)
+-- A record after a create, queued: sent a turn at a time (with a loop), else written now (wait: one naming a paid
+-- task, acknowledged by the store's replicas too).  Its entry.
+function R:_record(name, keys, args, wait)
+  local e = self.queue:push(name, keys, args, wait)
   if self.loop then
     self.loop:turning(self)
   else
@@ -227,10 +228,10 @@ local function record_created(self, id, params, lid, p, uncertain)
   local keys = Again.task_keys(self, id, lid or "", key_hash)
   self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
   if self.lease then self.fences:take(id, rule.FIRST, self.lease) end
-  return self:_record("created", keys, args)
+  return self:_record("created", keys, args, true)
 end
 
--- True once its record is written, or queued while Redis fails.
+-- True once its record is written (and acknowledged by the replicas asked), or queued while Redis fails.
 function R:created(task, params, lid)
   local e = self.held[task.id]
   if not e then
