@@ -1,5 +1,5 @@
--- What a ledger on a store (fleet/ledger.lua) sends first when the store lost its data (fleet/identity.lua),
--- and the keys of a created record.
+-- What a ledger on a store (fleet/ledger.lua) sends first when the store lost its data or another server answers
+-- behind its address (fleet/identity.lua), and the keys of a created record.
 --   A.records(ledger, told) -> {{script, keys, args[, wait]}...}: the ledger's records_again (wait: a created
 --       record, acknowledged by the store's replicas)
 --   A.task_keys(ledger, id, lid, key_hash)
@@ -20,9 +20,10 @@ function A.task_keys(self, id, lid, key_hash)
 end
 
 -- The store lost its data (fleet/identity.lua: a script found its identity gone or new): said at error level
--- (told), and the records the store sends before anything else: this ledger's leases, every task it holds not
--- yet settled (its creates, its keepers' claims at their numbers: a keep finds them) and its creates within
--- create_limit's window, counted again.  What other processes wrote is lost (docs/keep-and-fleet.md).
+-- (told; "failover": another server answers there, a warning), and the records the store sends before anything
+-- else: this ledger's leases, every task it holds not yet settled (its creates, its keepers' claims at their
+-- numbers: a keep finds them) and its creates within create_limit's window, counted again.  What other processes
+-- wrote is lost (docs/keep-and-fleet.md).
 function A.records(self, told)
   local list, n, lim = {}, 0, self.cfg.create_limit
   local function add(name, keys, args, wait) list[#list + 1] = { "ledger_" .. name, keys, args, wait } end
@@ -60,7 +61,11 @@ function A.records(self, told)
     add("recount", { on == "" and self.prefix .. "creates" or Ask.tenant_key(self, on) }, args)
   end
   local on_event = told and self.cfg.on_event
-  if on_event then
+  if on_event and told == "failover" then -- (its data may be whole: told as a warning)
+    on_event { type = "warning", where = self.where, tasks = n, message = string_format("store %s: another Redis "
+      .. "server answers there now (a failover, or a restart: its run id changed): %d unsettled tasks of this client "
+      .. "recorded again", self.where, n) }
+  elseif on_event then
     on_event { type = "store_reset", where = self.where, tasks = n, creates = #counted,
       message = string_format("store %s lost its data (its identity is gone or new: a FLUSHALL, a restart without "
         .. "its files or a failover to a replica that lagged): %d unsettled tasks of this client recorded again, %d "

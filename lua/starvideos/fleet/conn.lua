@@ -8,7 +8,8 @@
 --       ep {host =, port =} or {path =} (a unix socket); o: tls, verify, ca_file, cert_file, key_file,
 --       server_name, id (what the connection may be shared by: nginx's pool is named by its hash and ep's), hello
 --       {{"AUTH", ...}, {"SELECT", n}, {"ROLE", check = fn(v) -> nil | why}...}: sent first on each new
---       connection, each answer checked (an error, or check's why, breaks the connection: "AUTH failed: ...")
+--       connection, each answer checked (an error, or check's why, breaks the connection: "AUTH failed: ..."),
+--       but INFO server's (heard): the server's run id, b.run (false when refused), b.at its address
 --   b:send(args[, pre[, post]]) -> cn | nil, msg     args {n =, ...}; pre: commands sent just before it on the
 --       same connection (ASKING), an error of theirs its answer; post: one sent just after it (WAIT), its answer
 --       (or its error's words) reply's third value
@@ -25,6 +26,9 @@ local table_concat, table_remove = table.concat, table.remove
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 local C = {}
+
+-- The run id of INFO server's answer v, or false (refused, or none there).
+local function run_of(v) return type(v) == "string" and v:match("run_id:(%x+)") or false end
 
 local Hiredis = {}
 Hiredis.__index = Hiredis
@@ -76,7 +80,9 @@ function Hiredis:ready()
       return false
     end
     local why = v == false and tostring(msg) or cmd.check and cmd.check(v)
-    if why then
+    if cmd.heard then
+      self.run = run_of(v)
+    elseif why then
       self.failed = cmd[1] .. " failed: " .. why
       self.conn:close()
     end
@@ -256,7 +262,8 @@ function Cosocket:socket()
   for i, a in ipairs(answers) do
     local cmd = o.hello[i]
     local why = a[1] == false and tostring(a[2]) or cmd.check and cmd.check(a[1])
-    if why then sock:close(); return nil, cmd[1] .. " failed: " .. why end
+    if cmd.heard then self.run = run_of(a[1])
+    elseif why then sock:close(); return nil, cmd[1] .. " failed: " .. why end
   end
   return sock
 end
@@ -299,8 +306,10 @@ function Cosocket.reply(_, answer) return answer[1], answer[2], answer[3] end
 function Cosocket.close() end
 
 function C.open(ep, o, timeout, ngx)
-  if ngx then return cosocket_open(ep, o, timeout, ngx) end
-  return hiredis_open(ep, o, timeout)
+  local b, err
+  if ngx then b, err = cosocket_open(ep, o, timeout, ngx) else b, err = hiredis_open(ep, o, timeout) end
+  if b then b.at = ep.path or ep.host .. ":" .. tostring(ep.port) end
+  return b, err
 end
 
 -- The options of C.open for a store's cfg (config.store_url's) and a hello.
@@ -309,12 +318,14 @@ function C.options(cfg, hello)
     key_file = cfg.key_file, server_name = cfg.server_name, id = cfg.id, hello = hello }
 end
 
--- The hello of a server: AUTH [user] password, SELECT db (when not 0), then the extra commands.
+-- The hello of a server: AUTH [user] password, SELECT db (when not 0), the extra commands, then INFO server
+-- (heard: its run id, fleet/identity.lua's; a refusal breaks nothing).
 function C.hello(user, password, db, ...)
   local list = {}
   if password then list[#list + 1] = user and { "AUTH", user, password } or { "AUTH", password } end
   if db and db ~= 0 then list[#list + 1] = { "SELECT", tostring(db) } end
   for i = 1, select("#", ...) do list[#list + 1] = select(i, ...) end
+  list[#list + 1] = { "INFO", "server", n = 2, heard = true }
   return list
 end
 

@@ -1,10 +1,13 @@
 -- The store's identity (fleet/store.lua's): every script on a fleet's keys (its first key under
 -- "starvideos:{KEY}:") checks it as it runs (GUARD); a reset it finds has the store's watchers' records
--- sent first, then the refused script again.  The store's methods of that, on the store's own fields:
+-- sent first, then the refused script again.  And the server behind the store's address (its run id, heard
+-- on each new connection): another one (a failover, a restart) has the watchers' records sent again too.
+-- The store's methods of that, on the store's own fields:
 --   I.arg(st, pre): the GUARD's ARGV[1] for prefix pre
 --   I.watch(st, pre, w, on): store:watch
 --   I.again(st, job, cur): a script refused by a reset, sent again after the watchers' records
---   I.reap(st): the records a reset sent first, answered (at each store:step)
+--   I.master(st, b): at each answer read from b: a new server noticed (b.run)
+--   I.reap(st): the records a reset or a new server sent first, answered (at each store:step)
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -51,15 +54,40 @@ function I.watch(st, pre, w, on)
   st.watchers[pre][w] = on or nil
 end
 
--- The watchers' records, sent before anything else (their answers read by I.reap).
+-- The watchers' records (told: a reset, "failover", or nil), sent before anything else (their answers read by
+-- I.reap, that finds in st.relays what they were sent for: the identity i, or FAILOVER).
+local FAILOVER = {}
 local function first(st, pre, i, told)
-  i.plus = not i.heard
+  if told ~= "failover" then i.plus = not i.heard end
   for w in pairs(st.watchers[pre] or {}) do
     for _, r in ipairs(w:records_again(told)) do
       local n = st:send_script(r[1], r[2], r[3], r[4])
-      if n then st.jobs[n].relay, st.relays[n] = true, i end
+      if n then st.jobs[n].relay, st.relays[n] = true, told == "failover" and FAILOVER or i end
     end
   end
+end
+
+-- The servers last heard behind each store's address (where: a process's; inside nginx a worker's): {runs = its
+-- run id by the server's address (a Cluster's nodes each; "" for one server or Sentinel's master, whose address
+-- may change), epoch = how many other run ids were heard after the first}.
+local masters = {}
+
+-- An answer read from b (fleet/route.lua's, a connection of st's): the run id a new connection heard (b.run,
+-- once; its server's address b.run_at) another than the one heard before there: a failover (or a restart), one
+-- more epoch.  A store behind the epoch (this one, or another of the same address that heard it first) has its
+-- watchers' records sent again, first.
+function I.master(st, b)
+  local m = masters[st.where]
+  if not m then m = { epoch = 0, runs = {} }; masters[st.where] = m end
+  if b.run then
+    local at = st.cfg.kind == "cluster" and tostring(b.run_at) or ""
+    if m.runs[at] and m.runs[at] ~= b.run then m.epoch = m.epoch + 1 end
+    m.runs[at], b.run = b.run, nil
+  end
+  st.epoch = st.epoch or m.epoch
+  if st.epoch >= m.epoch then return end
+  st.epoch = m.epoch
+  for pre in pairs(st.watchers) do first(st, pre, ident(st, pre), "failover") end
 end
 
 -- Job's script found another identity than it was sent with (cur: the store's, "" none).  Sent with the one
@@ -94,9 +122,10 @@ function I.heard(st, job, status)
   end
 end
 
--- The records a reset sent first, answered: one not written (the connection broke, Redis refused it) has the
--- identity heard set back, so that the next script finds the reset again and they are sent again; one written
--- but not acknowledged by the replicas asked is sent again now (and waited on again).
+-- The records a reset or a new server sent first, answered: one not written (the connection broke, Redis
+-- refused it) has the identity heard (or the epoch) set back, so that the next answer finds the reset (or the
+-- new server) again and they are sent again; one written but not acknowledged by the replicas asked is sent
+-- again now (and waited on again).
 function I.reap(st)
   if not next(st.relays) then return end
   local list = {}
@@ -105,9 +134,10 @@ function I.reap(st)
     local i, job, a = st.relays[n], st.jobs[n], st:_answer(n)
     if a then
       st.jobs[n], st.relays[n] = nil, nil
-      if a[1] ~= "ok" and i.old then i.heard = i.old end
+      if a[1] ~= "ok" and i == FAILOVER then st.epoch = st.epoch - 1
+      elseif a[1] ~= "ok" and i.old then i.heard = i.old end
       if a[1] == "ok" and a[3] then
-        job.args[job.at] = id_arg(i)
+        job.args[job.at] = id_arg(ident(st, job.pre))
         local m = st:_queue({ args = job.args, pre = job.pre, at = job.at, wait = true, relay = true })
         if m then st.relays[m] = i end
       end

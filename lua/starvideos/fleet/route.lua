@@ -8,7 +8,8 @@
 --   R.open(cfg, timeout[, ngx]) -> route, with fleet/conn.lua's face: route:send(args[, post]) -> n | nil, msg
 --   (post: a command sent after args on the same connection, WAIT: sent again with it wherever it goes);
 --   route:poll(wait); route:reply(n) -> "wait" | "ok", v[, post's answer] | "error", msg | "broken", msg;
---   route:pending();
+--   route:pending(); route.run, route.run_at: the run id the last new connection heard (INFO server: conn.lua's
+--   hello) and its server's address, until fleet/identity.lua takes them;
 --   route:close(); route.name, route.null
 --   R.told(msg) -> what the store adds to an error answer of the table, or nil
 --   R.wrap(way, timeout[, ngx]) -> a route over a way of one's own (its face below, One's)
@@ -199,6 +200,7 @@ function Route:reply(n)
     else
       local status, v, post = e.c:reply(e.cn)
       if status == "wait" then return "wait" end
+      if e.c.run ~= nil then self.run, self.run_at, e.c.run = e.c.run, e.c.at, nil end
       if status == "error" then e.answer = self:_again(e, v)
       else
         if status == "broken" then self.way:broke(e.c) end

@@ -25,8 +25,8 @@ local errors = require "starvideos.errors"
 local Route = require "starvideos.fleet.route"
 local Identity = require "starvideos.fleet.identity"
 
-local type, tostring, select, setmetatable, error, string_format, math_floor, math_max =
-  type, tostring, select, setmetatable, error, string.format, math.floor, math.max
+local type, tostring, select, next, setmetatable, error, string_format, math_floor, math_max =
+  type, tostring, select, next, setmetatable, error, string.format, math.floor, math.max
 local new_error = errors.new_error
 
 local M = {}
@@ -165,19 +165,25 @@ end
 function S:_answer(n)
   local job = self.jobs[n]
   if not job then error("store: no command " .. tostring(n) .. " in flight (or its result was taken)", 3) end
-  if job.answer then return job.answer end
-  local status, value, acked = job.b:reply(job.cn)
-  if status == "wait" then return nil end
-  local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
-  if cur then return Identity.again(self, job, cur) end
-  if status == "broken" then job.b.broken = true end
-  if job.sent then self.observe:store(core.now() - job.sent, status == "ok") end
-  Identity.heard(self, job, status)
-  local waited = job.wait and self.wait_cmd and status == "ok"
-  local short = waited and not (type(acked) == "number" and acked >= self.replicas)
-  if waited and not short then self.told_short = nil end
-  job.answer = { status, value, short and (acked or 0) or nil }
-  return job.answer
+  if not job.answer then
+    local status, value, acked = job.b:reply(job.cn)
+    if status == "wait" then return nil end
+    Identity.master(self, job.b)
+    local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
+    if cur then
+      Identity.again(self, job, cur)
+    else
+      if status == "broken" then job.b.broken = true end
+      if job.sent then self.observe:store(core.now() - job.sent, status == "ok") end
+      Identity.heard(self, job, status)
+      local waited = job.wait and self.wait_cmd and status == "ok"
+      local short = waited and not (type(acked) == "number" and acked >= self.replicas)
+      if waited and not short then self.told_short = nil end
+      job.answer = { status, value, short and (acked or 0) or nil }
+    end
+  end
+  -- (the records a reset or a failover sent first are answered before any other)
+  if job.relay or not next(self.relays) then return job.answer end
 end
 
 -- A record (what) written but not acknowledged by the replicas asked (short: S:result's third value): the
