@@ -125,6 +125,9 @@ end
 
 function Hiredis:close() self.conn:close() end
 
+-- The TLS of the connection once its handshake is done ({version, cipher, subject, issuer}), else nil.
+function Hiredis:tls() return self.conn:tls() end
+
 -- Inside nginx: a cosocket from the pool a command (named by a hash of what the connection may be shared by:
 -- never another endpoint's, user's, password's, db's or TLS settings'), the hello on a new one.
 local Cosocket = {}

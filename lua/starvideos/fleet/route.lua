@@ -225,4 +225,10 @@ end
 
 function Route:close() self.way:close() end
 
+-- The TLS of the connection a keyless command goes to (fleet/check.lua's), or nil (none, or not there yet).
+function Route:tls()
+  local c = self.way:conn_for(nil)
+  return c and c.tls and c:tls() or nil
+end
+
 return R

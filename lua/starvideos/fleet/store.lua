@@ -244,6 +244,9 @@ function S:script(name, keys, args, wait)
   return self:wait(self:send_script(name, keys, args, wait))
 end
 
+-- The TLS of the store's connection (fleet/check.lua's), or nil.
+function S:tls() return self.b and self.b.tls and self.b:tls() or nil end
+
 function S:close()
   if self.b then self.b:close(); self.b = nil end
 end
