@@ -119,7 +119,8 @@ describe_redis("starvideos store check", function()
       assert.same({ "master", 1, "connected", "ok" },
         { r.doc.role, r.doc.online, r.doc.replicas[1].state, r.doc.write })
       assert.is_nil(r.doc.server)
-      assert.matches("INFO is refused to this user: a failover behind one address", r.doc.warnings[1].message, 1, true)
+      assert.matches("INFO is refused to this user: a failover (a promoted replica, Sentinel's new master)",
+        r.doc.warnings[1].message, 1, true)
       r = check("unix://bob:pw-of-bob@" .. dir .. "/r.sock")
       assert.matches("\nuser: bob\nrole: master, 1 of 1 replicas online", r.out, 1, true)
       assert.matches("replica 127.0.0.1:%d+: connected, lag unknown, %d+ bytes behind\npersistence: appendonly "

@@ -180,8 +180,8 @@ function C.run(url, opts)
     report.usable, report.error = false, err and err.message or "INFO server answered no text"
     return report
   elseif not srv then
-    warn(report, "info", "INFO is refused to this user: a failover behind one address (a proxy, a DNS name) is "
-      .. "not noticed, its run id unknown (allow +info; a Sentinel's new master is noticed either way)")
+    warn(report, "info", "INFO is refused to this user: a failover (a promoted replica, Sentinel's new master) is "
+      .. "not noticed by its run id, only a reset is; allow +info")
   end
   report.server = srv and { version = srv.redis_version, mode = srv.redis_mode, run_id = srv.run_id, os = srv.os }
   report.tls = st:tls()
