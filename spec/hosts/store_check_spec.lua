@@ -184,7 +184,20 @@ describe_redis("starvideos store check", function()
     assert.equal(0, r.code, r.out .. r.err)
     assert.same({ "ok", 16384, 3, 3 }, { r.doc.cluster.state, r.doc.cluster.slots_ok, r.doc.cluster.size,
       r.doc.cluster.nodes })
+    local want = {} -- (CLUSTER SLOTS as redis-cli gives it: each node's ranges)
+    for _, n in ipairs(set.nodes) do
+      local ranges = {}
+      for _, l in ipairs(redis_run.cli(n.port, "CLUSTER", "NODES")) do
+        if l:find("myself", 1, true) then
+          for a, b in l:gmatch(" (%d+)%-(%d+)") do ranges[#ranges + 1] = a .. "-" .. b end
+        end
+      end
+      want[#want + 1] = { address = "127.0.0.1:" .. n.port, slots = table.concat(ranges, ","), replicas = 0 }
+    end
+    table.sort(want, function(a, b) return a.slots < b.slots end)
+    assert.same(want, r.doc.cluster.primaries)
     r = check(set.url)
     assert.matches("\ncluster: ok, 16384 of 16384 slots ok, 3 primaries, 3 nodes\n", r.out, 1, true)
+    assert.matches("\n  primary " .. want[1].address .. ": slots 0%-%d+, 0 replicas\n", r.out)
   end)
 end)

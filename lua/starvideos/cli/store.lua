@@ -40,6 +40,9 @@ local function lines(r)
     if c then
       l[#l + 1] = string_format("cluster: %s, %s of 16384 slots ok, %s primaries, %s nodes", tostring(c.state),
         tostring(c.slots_ok), tostring(c.size), tostring(c.nodes))
+      for _, p in ipairs(c.primaries) do
+        l[#l + 1] = string_format("  primary %s: slots %s, %d replicas", p.address, p.slots, p.replicas)
+      end
     end
     local p = r.persistence
     l[#l + 1] = string_format("persistence: appendonly %s, appendfsync %s, maxmemory-policy %s",
@@ -61,6 +64,7 @@ function M.run(ctx, opts, pos)
   local report = require("starvideos.fleet.check").run(pos[2], { replicas = opts.replicas })
   report.replicas, report.warnings = json.array(report.replicas or {}), json.array(report.warnings)
   if report.sentinels then report.sentinels = json.array(report.sentinels) end
+  if report.cluster then report.cluster.primaries = json.array(report.cluster.primaries) end
   if ctx.json then
     output.print_json(report)
   else

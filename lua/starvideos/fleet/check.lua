@@ -4,7 +4,8 @@
 --   check.run(url, {replicas = N, timeout = s}) -> report: {where, usable, error (why it is not), server =
 --     {version, mode, run_id, os}, tls = {version, cipher, subject, issuer}, user, role, replicas = {{address,
 --     state, offset, lag, behind}...}, online, asked, sentinels = {{address, master, flags, replicas, sentinels,
---     quorum, down_after} | {address, error}...}, cluster = {state, slots_ok, size, nodes},
+--     quorum, down_after} | {address, error}...}, cluster = {state, slots_ok, size, nodes, primaries =
+--     {{address, slots = "0-5460,...", replicas}...}},
 --     persistence = {appendonly, appendfsync, maxmemory_policy}, write, warnings = {{setting =, message =}...}}
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
@@ -163,7 +164,18 @@ local function cluster(st, report)
   local t = {}
   for k, val in v:gmatch("([%w_]+):([^\r\n]*)") do t[k] = val end
   report.cluster = { state = t.cluster_state, slots_ok = tonumber(t.cluster_slots_ok), size = tonumber(t.cluster_size),
-    nodes = tonumber(t.cluster_known_nodes) }
+    nodes = tonumber(t.cluster_known_nodes), primaries = {} }
+  local by, slots = {}, st:call("CLUSTER", "SLOTS") -- (each range: {from, to, {ip, port, id}, replicas...})
+  for _, r in ipairs(type(slots) == "table" and slots or {}) do
+    local at = type(r[3]) == "table" and string_format("%s:%s", tostring(r[3][1]), tostring(r[3][2])) or "?"
+    if not by[at] then
+      by[at] = { address = at, slots = {}, replicas = #r - 3 }
+      report.cluster.primaries[#report.cluster.primaries + 1] = by[at]
+    end
+    by[at].slots[#by[at].slots + 1] = string_format("%s-%s", tostring(r[1]), tostring(r[2]))
+  end
+  for _, p in ipairs(report.cluster.primaries) do p.slots = table.concat(p.slots, ",") end
+  table.sort(report.cluster.primaries, function(a, b) return a.slots < b.slots end)
   if t.cluster_state ~= "ok" or tonumber(t.cluster_slots_ok) ~= 16384 then
     warn(report, "cluster", string_format("the cluster's state is %s, %s of 16384 slots ok", tostring(t.cluster_state),
       tostring(t.cluster_slots_ok)))
