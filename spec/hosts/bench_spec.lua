@@ -40,6 +40,8 @@ local ROWS = {
   { "batch of 20 prompts: peak resident memory of the process", false },
   { "journal of 16 MB: slowest read of the schedule's samples, 64 KiB a call", "f:seek + f:read(65536)" },
   { "preflight of a create's 4 references", "LuaSocket GET of each file whole" },
+  { "Redis commands per task, create to saved (one Redis, replicas = 0)", false },
+  { "a create's two records (pending, created) with replicas = 1", "the same records, replicas = 0" },
 }
 
 -- What the bench needs that `make` does not build, or nil.

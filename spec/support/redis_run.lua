@@ -33,6 +33,7 @@ local function extra_args(opts, port, q)
   if opts.cluster then
     args[#args + 1] = "--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000"
   end
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
   local tls = opts.tls
   if tls then
     args[#args + 1] = string.format("--port 0 --tls-port %d --tls-cert-file %s --tls-key-file %s "
@@ -49,7 +50,8 @@ end
 -- in that folder loads the AOF); opts.users {{name, password[, rules]}...}: ACL users; opts.replicaof: the
 -- port of its primary; opts.cluster: a Cluster node (its nodes.conf in dir);
 -- opts.unix: a unix socket's path too; opts.tls {cert =, key =, ca =, clients = true (a client
--- certificate asked)}: TLS only, on the port (url then rediss://localhost:port).
+-- certificate asked)}: TLS only, on the port (url then rediss://localhost:port); opts.args: more of
+-- redis-server's arguments.
 function M.start(opts)
   opts = opts or {}
   local q = helper.shell_quote
@@ -167,6 +169,75 @@ function M.cli(port, ...)
   local lines = {}
   for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
   return lines
+end
+
+-- Replication (issue 38: spec/hosts/store_replicas_spec.lua, spec/hosts/store_failover_spec.lua): a primary whose
+-- full sync is sent at once (no diskless delay), its replicas' links checked every second; a replica of port
+-- (a primary's, or a proxy's in front of it).
+local REPL = { "--repl-diskless-sync-delay 0", "--repl-ping-replica-period 1" }
+
+function M.primary(opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.args = { REPL[1], REPL[2] }
+  for _, a in ipairs(opts and opts.args or {}) do o.args[#o.args + 1] = a end
+  return M.start(o)
+end
+
+function M.replica(port, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.replicaof = port
+  return M.primary(o)
+end
+
+-- INFO's fields (section, e.g. "replication") of the server at port: name -> value.
+function M.info(port, section)
+  local t = {}
+  for _, l in ipairs(M.cli(port, "INFO", section)) do
+    local k, v = l:match("^([%w_]+):(.-)%s*$")
+    if k then t[k] = v end
+  end
+  return t
+end
+
+-- How many replicas the server at port has online (their sync done).
+function M.online(port)
+  local n = 0
+  for k, v in pairs(M.info(port, "replication")) do
+    if k:match("^slave%d+$") and v:find("state=online", 1, true) then n = n + 1 end
+  end
+  return n
+end
+
+-- Waits (at most within seconds, 20) until the server at port has n replicas online; whether it did.
+function M.wait_online(port, n, within)
+  return helper.wait_until(function() return M.online(port) == n end, within or 20)
+end
+
+-- Waits (at most within seconds, 20) until the replica at replica_port has every write the primary at port has
+-- sent so far (its offset); whether it did.  (redis-cli's WAIT counts only the writes of its own connection: none.)
+function M.caught_up(port, replica_port, within)
+  local want = tonumber(M.info(port, "replication").master_repl_offset)
+  return helper.wait_until(function()
+    return (tonumber(M.info(replica_port, "replication").slave_repl_offset) or -1) >= want
+  end, within or 20)
+end
+
+-- One nginx worker (spec/support/nginx_run.lua) serving `locations` (lines of its server block), Lua modules
+-- found in dir too: nginx_run.serve's { port =, pid =, stop = fn }.
+function M.nginx(dir, locations)
+  local nginx_run = require "spec.support.nginx_run"
+  return nginx_run.serve(dir, function(port)
+    local lines = nginx_run.conf_head(dir, 1)
+    for i, l in ipairs(lines) do
+      if l:find("lua_package_path", 1, true) then lines[i] = l:gsub(";;\";$", ";" .. dir .. "/?.lua;;\";") end
+    end
+    lines[#lines + 1] = string.format("    server { listen 127.0.0.1:%d;", port)
+    for _, l in ipairs(locations) do lines[#lines + 1] = "        " .. l end
+    for _, l in ipairs { "    }", "}", "" } do lines[#lines + 1] = l end
+    return table.concat(lines, "\n")
+  end)
 end
 
 -- The fields of a sentinel's SENTINEL MASTER answer (name -> value).

@@ -20,6 +20,8 @@
 --              it ends when one of its sides closes
 --   cut        every connection reset (SO_LINGER 0, then close) on the client's side and closed
 --              on the target's; new ones are accepted and reset at once
+--   to PORT    every connection cut, new ones forwarded to 127.0.0.1:PORT from now on (a failover behind
+--              one address)
 -- LuaSocket only; runs on Lua 5.1 to 5.4 and LuaJIT.
 
 local socket = require "socket"
@@ -32,7 +34,7 @@ local function read_mode(path)
   if not f then return nil end
   local m = f:read("*l")
   f:close()
-  if m == "pass" or m == "blackhole" or m == "cut" then return m end
+  if m == "pass" or m == "blackhole" or m == "cut" or (m and m:match("^to %d+$")) then return m end
 end
 
 -- Reset: the peer reads ECONNRESET, not an orderly end.
@@ -49,7 +51,7 @@ local function serve(target, mode_file)
   local _, port = listener:getsockname()
   io.write("listening ", port, "\n")
   io.flush()
-  local mode, links, pairs_ = "pass", {}, {}
+  local mode, applied, links, pairs_ = "pass", "pass", {}, {}
 
   local function drop(pair)
     for _, s in ipairs { pair.a, pair.b } do
@@ -78,9 +80,11 @@ local function serve(target, mode_file)
 
   local function set_mode(m)
     mode = m
-    if m == "blackhole" then
+    local to = tonumber(m:match("^to (%d+)$"))
+    if to then target, mode = to, "cut" end
+    if mode == "blackhole" then
       for pair in pairs(pairs_) do pair.dead, pair.out = true, {} end
-    elseif m == "cut" then
+    elseif mode == "cut" then
       for pair in pairs(pairs_) do
         links[pair.a] = nil
         reset(pair.a)
@@ -88,6 +92,7 @@ local function serve(target, mode_file)
         pairs_[pair] = nil
       end
     end
+    if to then mode = "pass" end
     io.write("mode ", m, "\n")
     io.flush()
   end
@@ -116,7 +121,7 @@ local function serve(target, mode_file)
 
   while true do
     local m = read_mode(mode_file)
-    if m and m ~= mode then set_mode(m) end
+    if m and m ~= applied then applied = m; set_mode(m) end
     local recvt, sendt = { listener }, {}
     for s, pair in pairs(links) do
       recvt[#recvt + 1] = s
@@ -146,7 +151,7 @@ local helper = require "spec.helper"
 local M = {}
 
 -- Starts the proxy to 127.0.0.1:opts.target, in pass: { port =, pid =, url(scheme) -> "scheme://127.0.0.1:PORT",
--- mode(name) (returns once the proxy says it is in force), stop() }.
+-- mode(name) (returns once the proxy says it is in force; "to PORT": another target), stop() }.
 function M.start(opts)
   local q = helper.shell_quote
   local dir = helper.tmpdir()
@@ -164,7 +169,8 @@ function M.start(opts)
   local self, now = { port = port, pid = proc.pid }, "pass"
   function self.url(scheme) return (scheme or "tcp") .. "://127.0.0.1:" .. port end
   function self.mode(m)
-    assert(m == "pass" or m == "blackhole" or m == "cut", "tcp_proxy: no mode " .. tostring(m))
+    assert(m == "pass" or m == "blackhole" or m == "cut" or tostring(m):match("^to %d+$"),
+      "tcp_proxy: no mode " .. tostring(m))
     if m == now then return end
     helper.write_file(mode_file .. ".new", m .. "\n")
     assert(os.rename(mode_file .. ".new", mode_file))

@@ -114,6 +114,8 @@ local FLAG = {
     text = "seconds a task's owner has to renew its lease (default 30); keep looks every S/6 s, at most 5" },
   notify = { kind = "str", meta = "URL",
     text = "POST a signed webhook there when a task completes (after its download) or fails" },
+  replicas = { kind = "int", meta = "N",
+    text = "the replicas the fleet's records wait for (store = {replicas = N}): fewer online is not usable" },
   ["notify-secret-file"] = { kind = "str", meta = "PATH",
     text = "the webhook secret (whsec_... or any string) on the first line of PATH (with --notify)" },
 }
@@ -248,13 +250,18 @@ local COMMANDS = {
     required = { "journal" },
     flag_text = { journal = "the JSON-lines journal to compact (other processes may append to it meanwhile)" },
   },
+  store = {
+    args = { "check", "URL" }, flags = flags("replicas"),
+    summary = "check a fleet's Redis: what it reaches, its role, replicas and persistence; warns of settings that "
+      .. "can lose records; exit 1 when it is not usable",
+  },
   emulator = {
     summary = "run a local stand-in for the service (see `starvideos emulator --help`)",
   },
 }
 M.COMMANDS = COMMANDS
 local ORDER = { "create", "status", "wait", "download", "generate", "batch", "models", "validate", "check", "resume",
-  "keep", "pending", "list", "compact", "emulator" }
+  "keep", "pending", "list", "compact", "store", "emulator" }
 
 -- --------------------------------------------------------------- help
 
@@ -303,6 +310,7 @@ local EXAMPLES = {
   pending = "starvideos pending --journal tasks.jsonl --json",
   list = "starvideos list --journal tasks.jsonl --state completed",
   compact = "starvideos compact --journal tasks.jsonl",
+  store = "starvideos store check redis://127.0.0.1:6379 --replicas 1",
 }
 
 function M.command_usage(name)

@@ -6,7 +6,7 @@
 -- (starvideos.cli.output.error_document), whatever the command.
 --
 --   starvideos.cli.args      the commands, their flags, help texts, the parser
---   starvideos.cli.commands  one function per command
+--   starvideos.cli.commands  one function per command (batch and store: cli/batch.lua, cli/store.lua)
 --   starvideos.cli.client    the library client, from the flags and the environment
 --   starvideos.cli.display   live status line, progress bar, results for a person
 --   starvideos.cli.output    redacted writes, --json documents, error reports, the command
@@ -73,6 +73,7 @@ local function dispatch(ctx, argv)
     return 0
   end
   if name == "batch" then return require("starvideos.cli.batch").run(ctx, opts) end
+  if name == "store" then return require("starvideos.cli.store").run(ctx, opts, pos) end
   return require("starvideos.cli.commands")[name](ctx, opts, pos)
 end
 

@@ -58,7 +58,7 @@ end
 -- (fleet/scripts.lua's keyed), answered at a later step at the earliest: the ask, or nil, what refused it.
 function A.new(l, p, lid, out, want, lease, tenant)
   local st, pre, w = l.store, l.prefix, want or {}
-  local self = setmetatable({ ledger = l, st = st, lease = lease, sent = core.now(), tenant = tenant }, A)
+  local self = setmetatable({ ledger = l, st = st, lease = lease, sent = core.now(), tenant = tenant, lid = lid }, A)
   if not fsync_asked[l.where] then
     fsync_asked[l.where] = true
     self.fsync = st:send("CONFIG", "GET", "appendfsync")
@@ -70,9 +70,10 @@ function A.new(l, p, lid, out, want, lease, tenant)
     key = w.key, fp = w.fp, body = w.body, tenant = tenant }, lid, w.fresh and "1" or "", pre, l.lease_ms, count,
     per, tcount, tper)
   local err
-  self.pend, err = st:send_script(want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
+  self.script, self.keys, self.args = want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
     pre .. "pending", pre .. "gone:" .. lid, pre .. "owner:" .. lease.id, pre .. "creates",
-    A.tenant_key(l, tenant), w.key and pre .. "key:" .. core.hash(w.key) }, args)
+    A.tenant_key(l, tenant), w.key and pre .. "key:" .. core.hash(w.key) }, args
+  self.pend, err = st:send_script(self.script, self.keys, args, true)
   if not self.pend then
     self:drop()
     return nil, err
@@ -88,9 +89,10 @@ function A:step()
   st:step(0)
   if self.fsync and st:ready(self.fsync) then fsync_answer(self) end
   if self.fsync or not st:ready(self.pend) then return false end
-  local done, err = st:result(self.pend)
+  local done, err, short = st:result(self.pend)
   self.pend = nil
   if done == nil then return nil, err end
+  if done == 1 and short then return self:again(short) end
   -- Redis set it: this round trip took it along (but for the first: the lease's own renewal learns the
   -- store's identity, fleet/leases.lua)
   if self.lease.identity then rule.answered(self.lease, self.sent, core.now(), self.ledger.lease_ms) end
@@ -101,6 +103,21 @@ function A:step()
   end
   self.verdict = A.named(done)
   return true
+end
+
+-- The pending record written, not acknowledged by the replicas asked: written again (fresh and uncounted: the
+-- same record, counted again in no limit nor found by its own key) and waited on again: false, or nil, err when
+-- it cannot be sent.
+function A:again(short)
+  local st, args = self.st, {}
+  st:unreplicated("the pending record of create " .. self.lid, short, self.ledger.cfg.on_event)
+  for i, a in ipairs(self.args) do args[i] = a end
+  args[2], args[5], args[7] = "1", "", ""
+  local err
+  self.sent = core.now()
+  self.pend, err = st:send_script(self.script, self.keys, args, true)
+  if not self.pend then return nil, err end
+  return false
 end
 
 -- What a key names as the scripts answer it (fleet/scripts.lua's KEY_NAMES), as L.key_answer takes it, or nil.

@@ -8,11 +8,13 @@
 --       ep {host =, port =} or {path =} (a unix socket); o: tls, verify, ca_file, cert_file, key_file,
 --       server_name, id (what the connection may be shared by: nginx's pool is named by its hash and ep's), hello
 --       {{"AUTH", ...}, {"SELECT", n}, {"ROLE", check = fn(v) -> nil | why}...}: sent first on each new
---       connection, each answer checked (an error, or check's why, breaks the connection: "AUTH failed: ...")
---   b:send(args[, pre]) -> cn | nil, msg     args {n =, ...}; pre: commands sent just before it on the same
---       connection (ASKING), an error of theirs its answer
+--       connection, each answer checked (an error, or check's why, breaks the connection: "AUTH failed: ..."),
+--       but INFO server's (heard): the server's run id, b.run (false when refused), b.at its address
+--   b:send(args[, pre[, post]]) -> cn | nil, msg     args {n =, ...}; pre: commands sent just before it on the
+--       same connection (ASKING), an error of theirs its answer; post: one sent just after it (WAIT), its answer
+--       (or its error's words) reply's third value
 --   b:poll(wait) -> true | answers read | nil, msg
---   b:reply(cn) -> "wait" | "ok", value | "error", msg | "broken", msg     (each once)
+--   b:reply(cn) -> "wait" | "ok", value[, post's] | "error", msg | "broken", msg     (each once)
 --   b:ready() -> true (the hello answered) | false (not yet) | nil, msg
 --   b:pending() -> commands sent not answered (0 on cosockets: their answers are there at once)
 --   b:close();  b.name, b.null (the nil reply)
@@ -24,6 +26,9 @@ local table_concat, table_remove = table.concat, table.remove
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 local C = {}
+
+-- The run id of INFO server's answer v, or false (refused, or none there).
+local function run_of(v) return type(v) == "string" and v:match("run_id:(%x+)") or false end
 
 local Hiredis = {}
 Hiredis.__index = Hiredis
@@ -38,12 +43,13 @@ local function hiredis_open(ep, o, timeout)
   local conn, err = redis.connect(ep.path or ep.host, ep.port, { timeout = timeout, tls = o.tls, verify = o.verify,
     ca_file = o.ca_file, cert_file = o.cert_file, key_file = o.key_file, server_name = o.server_name })
   if not conn then return nil, err end
-  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {}, pre = {} }, Hiredis)
+  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {}, pre = {},
+    post = {} }, Hiredis)
   for i, cmd in ipairs(o.hello or {}) do b.hello[i] = { cmd, assert(conn:send(unpack(cmd))) } end
   return b
 end
 
-function Hiredis:send(args, pre)
+function Hiredis:send(args, pre, post)
   local list = {}
   for i, cmd in ipairs(pre or {}) do
     local n, err = self.conn:send(unpack(cmd))
@@ -52,6 +58,11 @@ function Hiredis:send(args, pre)
   end
   local cn, err = self.conn:send(unpack(args, 1, args.n))
   if cn and pre then self.pre[cn] = list end
+  if cn and post then
+    local wn, werr = self.conn:send(unpack(post))
+    if not wn then return nil, werr end
+    self.post[cn] = { n = wn }
+  end
   return cn, err
 end
 
@@ -69,7 +80,9 @@ function Hiredis:ready()
       return false
     end
     local why = v == false and tostring(msg) or cmd.check and cmd.check(v)
-    if why then
+    if cmd.heard then
+      self.run = run_of(v)
+    elseif why then
       self.failed = cmd[1] .. " failed: " .. why
       self.conn:close()
     end
@@ -90,15 +103,30 @@ function Hiredis:reply(cn)
     if v == false then pre.err = pre.err or msg end
     table_remove(pre, 1)
   end
-  local v, msg = self.conn:reply(cn)
-  if v == nil then return msg and "broken" or "wait", msg end
-  self.pre[cn] = nil
-  if pre and pre.err then return "error", pre.err end
-  if v == false then return "error", msg end
-  return "ok", v
+  local w = self.post[cn] -- {n; got, v, msg, err: the command's answer, kept until post's is there}
+  if not (w and w.got) then
+    local v, msg = self.conn:reply(cn)
+    if v == nil then return msg and "broken" or "wait", msg end
+    self.pre[cn] = nil
+    if not w then
+      if pre and pre.err then return "error", pre.err end
+      if v == false then return "error", msg end
+      return "ok", v
+    end
+    w.got, w.v, w.msg, w.err = true, v, msg, pre and pre.err
+  end
+  local a, amsg = self.conn:reply(w.n)
+  if a == nil then return amsg and "broken" or "wait", amsg end
+  self.post[cn] = nil
+  if w.err then return "error", w.err end
+  if w.v == false then return "error", w.msg end
+  return "ok", w.v, a == false and amsg or a
 end
 
 function Hiredis:close() self.conn:close() end
+
+-- The TLS of the connection once its handshake is done ({version, cipher, subject, issuer}), else nil.
+function Hiredis:tls() return self.conn:tls() end
 
 -- Inside nginx: a cosocket from the pool a command (named by a hash of what the connection may be shared by:
 -- never another endpoint's, user's, password's, db's or TLS settings'), the hello on a new one.
@@ -237,28 +265,32 @@ function Cosocket:socket()
   for i, a in ipairs(answers) do
     local cmd = o.hello[i]
     local why = a[1] == false and tostring(a[2]) or cmd.check and cmd.check(a[1])
-    if why then sock:close(); return nil, cmd[1] .. " failed: " .. why end
+    if cmd.heard then self.run = run_of(a[1])
+    elseif why then sock:close(); return nil, cmd[1] .. " failed: " .. why end
   end
   return sock
 end
 
 -- The command's handle is its answer: {status, value}, there before send returns.
-function Cosocket:send(args, pre)
+function Cosocket:send(args, pre, post)
   local sock, err = self:socket()
   if not sock then return { "broken", err } end
   local cmds = {}
   for i, c in ipairs(pre or {}) do cmds[i] = c end
   cmds[#cmds + 1] = args
+  local last = #cmds
+  cmds[#cmds + 1] = post
   local answers, xerr = exchange(sock, self.null, cmds)
   if not answers then
     sock:close()
     return { "broken", self:said(xerr) }
   end
   sock:setkeepalive(60000, 64)
-  for _, a in ipairs(answers) do
-    if a[1] == false then return { "error", a[2] } end
+  for i = 1, last do
+    if answers[i][1] == false then return { "error", answers[i][2] } end
   end
-  return { "ok", answers[#answers][1] }
+  local p = post and answers[last + 1]
+  return { "ok", answers[last][1], p and (p[1] == false and p[2] or p[1]) or nil }
 end
 
 function Cosocket:ready()
@@ -272,13 +304,15 @@ function Cosocket.poll() return true end
 
 function Cosocket.pending() return 0 end
 
-function Cosocket.reply(_, answer) return answer[1], answer[2] end
+function Cosocket.reply(_, answer) return answer[1], answer[2], answer[3] end
 
 function Cosocket.close() end
 
 function C.open(ep, o, timeout, ngx)
-  if ngx then return cosocket_open(ep, o, timeout, ngx) end
-  return hiredis_open(ep, o, timeout)
+  local b, err
+  if ngx then b, err = cosocket_open(ep, o, timeout, ngx) else b, err = hiredis_open(ep, o, timeout) end
+  if b then b.at = ep.path or ep.host .. ":" .. tostring(ep.port) end
+  return b, err
 end
 
 -- The options of C.open for a store's cfg (config.store_url's) and a hello.
@@ -287,12 +321,14 @@ function C.options(cfg, hello)
     key_file = cfg.key_file, server_name = cfg.server_name, id = cfg.id, hello = hello }
 end
 
--- The hello of a server: AUTH [user] password, SELECT db (when not 0), then the extra commands.
+-- The hello of a server: AUTH [user] password, SELECT db (when not 0), the extra commands, then INFO server
+-- (heard: its run id, fleet/identity.lua's; a refusal breaks nothing).
 function C.hello(user, password, db, ...)
   local list = {}
   if password then list[#list + 1] = user and { "AUTH", user, password } or { "AUTH", password } end
   if db and db ~= 0 then list[#list + 1] = { "SELECT", tostring(db) } end
   for i = 1, select("#", ...) do list[#list + 1] = select(i, ...) end
+  list[#list + 1] = { "INFO", "server", n = 2, heard = true }
   return list
 end
 

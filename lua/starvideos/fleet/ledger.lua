@@ -9,6 +9,7 @@ local Schedule = require "starvideos.schedule"
 local Store = require "starvideos.fleet.store"
 local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
+local Again = require "starvideos.fleet.again"
 local leases = require "starvideos.fleet.leases"
 local rule = require "starvideos.lease"
 local journal = require "starvideos.records.journal" -- (carried, tasks)
@@ -65,9 +66,10 @@ end
 
 function R:flush() return self.queue:flush(self.store, self.cfg.on_event) end
 
--- A record after a create, queued: sent a turn at a time (with a loop), else written now.  Its entry.
-function R:_record(name, keys, args)
-  local e = self.queue:push(name, keys, args)
+-- A record after a create, queued: sent a turn at a time (with a loop), else written now (wait: one naming a paid
+-- task, acknowledged by the store's replicas too).  Its entry.
+function R:_record(name, keys, args, wait)
+  local e = self.queue:push(name, keys, args, wait)
   if self.loop then
     self.loop:turning(self)
   else
@@ -84,62 +86,8 @@ function R:turn()
   return empty and renewed
 end
 
--- The keys of the created script (fleet/scripts.lua) of task id, created under lid ("" none).
-local function task_keys(self, id, lid, key_hash)
-  return { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "pend:" .. lid,
-    self.prefix .. "pending", self.prefix .. "tasks", key_hash and self.prefix .. "key:" .. key_hash }
-end
-
--- The store lost its data (fleet/store.lua: a script found its identity gone or new): said at error level
--- (told), and the records the store sends before anything else: this ledger's leases, every task it holds not
--- yet settled (its creates, its keepers' claims at their numbers: a keep finds them) and its creates within
--- create_limit's window, counted again.  What other processes wrote is lost (docs/keep-and-fleet.md).
-function R:records_again(told)
-  local list, n, lim = {}, 0, self.cfg.create_limit
-  local function add(name, keys, args) list[#list + 1] = { "ledger_" .. name, keys, args } end
-  if self.lease then add("lease", leases.lease_keys(self, self.lease.id), { self.lease_ms }) end
-  for _, rec in pairs(self.mine) do
-    n = n + 1
-    add("created", rec.keys, rec.args)
-    if rec.part then add("part", { rec.keys[1] }, rec.part) end
-  end
-  for k in pairs(self.keepers) do
-    add("lease", leases.lease_keys(self, k.id), { self.lease_ms })
-    for id in pairs(k.carrying) do
-      local h = k.claims[id]
-      if h then
-        n = n + 1
-        local rec = {}
-        for f, v in pairs(h) do rec[f] = v end
-        rec.claimed, rec.owner, rec.fence = nil, k.id, h.claimed
-        add("created", task_keys(self, id, "", h.key_hash), Ask.pairs_of(rec, id, ""))
-      end
-    end
-  end
-  local t = core.now()
-  local counted = self:_counted(t)
-  local recount = {} -- (each count's script ARGV: the window, then each create's age)
-  local function again(on, c, per)
-    local args = recount[on] or { string_format("%.17g", per) }
-    recount[on], args[#args + 1] = args, string_format("%.6f", t - c.at)
-  end
-  for _, c in ipairs(counted) do
-    if lim and t - c.at < lim.per then again("", c, lim.per) end
-    if c.tenant then again(c.tenant, c, self.cfg.tenant_limit.per) end
-  end
-  for on, args in pairs(recount) do
-    add("recount", { on == "" and self.prefix .. "creates" or Ask.tenant_key(self, on) }, args)
-  end
-  local on_event = told and self.cfg.on_event
-  if on_event then
-    on_event { type = "store_reset", where = self.where, tasks = n, creates = #counted,
-      message = string_format("store %s lost its data (its identity is gone or new: a FLUSHALL, a restart without "
-        .. "its files or a failover to a replica that lagged): %d unsettled tasks of this client recorded again, %d "
-        .. "of its creates counted again for create_limit; what other processes wrote before is lost", self.where,
-        n, #counted) }
-  end
-  return list
-end
+-- What the store sends first after a reset (fleet/again.lua).
+R.records_again = Again.records
 
 function R:settled() return self.queue:settled() end
 
@@ -277,13 +225,13 @@ local function record_created(self, id, params, lid, p, uncertain)
     prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
     prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body,
     tenant = p and p.tenant, cost = Records.cost(self.cfg, params.model) }, id, lid or "")
-  local keys = task_keys(self, id, lid or "", key_hash)
+  local keys = Again.task_keys(self, id, lid or "", key_hash)
   self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
   if self.lease then self.fences:take(id, rule.FIRST, self.lease) end
-  return self:_record("created", keys, args)
+  return self:_record("created", keys, args, true)
 end
 
--- True once its record is written, or queued while Redis fails.
+-- True once its record is written (and acknowledged by the replicas asked), or queued while Redis fails.
 function R:created(task, params, lid)
   local e = self.held[task.id]
   if not e then

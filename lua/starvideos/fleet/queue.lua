@@ -40,9 +40,10 @@ function Q:failed_since(e)
   return self.link.down and self.link.down_at >= e.at or false
 end
 
--- e.written once it is, e.refused if Redis refused it for good.
-function Q:push(name, keys, args)
-  local e = { name, keys, args, at = core.now() }
+-- e.written once it is (wait: a record naming a paid task, once the store's replicas acknowledged it too),
+-- e.refused if Redis refused it for good.
+function Q:push(name, keys, args, wait)
+  local e = { name, keys, args, at = core.now(), wait = wait }
   self[#self + 1] = e
   return e
 end
@@ -90,12 +91,16 @@ function Q:refused(e, err, on_event)
   return true
 end
 
--- The first entry answered: taken off the queue (true), or left first when the store failed (false).
-local function answered(self, on_event, e, v, err)
+-- The first entry answered on st: taken off the queue (true), or left first when the store failed (false, err),
+-- or when Redis wrote it but the replicas asked did not acknowledge it (false, err, true: sent again).
+local function answered(self, st, on_event, e, v, err, short)
   e.n = nil
+  if v ~= nil and short then
+    return false, st:unreplicated(string.format("the %s record of %s", e[1], tostring(e[3][1])), short, on_event), true
+  end
   if v == nil and not self:refused(e, err, on_event) then
     self:failed(err)
-    return false
+    return false, err
   end
   self.link.down, e.written = false, v ~= nil
   table.remove(self, 1)
@@ -106,9 +111,10 @@ end
 function Q:flush(st, on_event)
   self:adopt()
   while self[1] do
-    local e, v, err = self[1]
-    if e.n then v, err = e.st:wait(e.n) else v, err = st:script("ledger_" .. e[1], e[2], e[3]) end
-    if not answered(self, on_event, e, v, err) then return nil, err end
+    local e, v, err, short = self[1]
+    if e.n then v, err, short = e.st:wait(e.n) else v, err, short = st:script("ledger_" .. e[1], e[2], e[3], e.wait) end
+    local ok, ferr = answered(self, st, on_event, e, v, err, short)
+    if not ok then return nil, ferr end
   end
   return true
 end
@@ -119,7 +125,7 @@ function Q:pump(st, on_event)
   if self[1] and not self:down_now(core.now()) then
     for _, e in ipairs(self) do
       if not e.n then
-        local n, err = st:send_script("ledger_" .. e[1], e[2], e[3])
+        local n, err = st:send_script("ledger_" .. e[1], e[2], e[3], e.wait)
         if not n then self:failed(err); break end
         e.n, e.st = n, st
       end
@@ -128,8 +134,9 @@ function Q:pump(st, on_event)
   st:step(0)
   while self[1] and self[1].n and self[1].st:ready(self[1].n) do
     local e = self[1]
-    if not answered(self, on_event, e, e.st:result(e.n)) then
-      for i = 2, #self do forget(self[i]) end -- sent again (a record's script may run twice: the same record)
+    local ok, _, short = answered(self, e.st, on_event, e, e.st:result(e.n))
+    if not ok then -- those behind sent again (a record's script may run twice: the same record), but behind a
+      if not short then for i = 2, #self do forget(self[i]) end end -- short one: written, answers taken after it
       break
     end
   end

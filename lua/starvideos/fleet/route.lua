@@ -5,8 +5,11 @@
 -- way is found again (READONLY, MASTERDOWN), sent again after a pause (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN)
 -- until the store's timeout, or given to the caller (NOREPLICAS, OOM, NOSCRIPT, any other).
 --
---   R.open(cfg, timeout[, ngx]) -> route, with fleet/conn.lua's face: route:send(args) -> n | nil, msg;
---   route:poll(wait); route:reply(n) -> "wait" | "ok", v | "error", msg | "broken", msg; route:pending();
+--   R.open(cfg, timeout[, ngx]) -> route, with fleet/conn.lua's face: route:send(args[, post]) -> n | nil, msg
+--   (post: a command sent after args on the same connection, WAIT: sent again with it wherever it goes);
+--   route:poll(wait); route:reply(n) -> "wait" | "ok", v[, post's answer] | "error", msg | "broken", msg;
+--   route:pending(); route.run, route.run_at: the run id the last new connection heard (INFO server: conn.lua's
+--   hello) and its server's address, until fleet/identity.lua takes them;
 --   route:close(); route.name, route.null
 --   R.told(msg) -> what the store adds to an error answer of the table, or nil
 --   R.wrap(way, timeout[, ngx]) -> a route over a way of one's own (its face below, One's)
@@ -115,15 +118,16 @@ function Route:_go(e)
   if e.at then c, err = self.way:conn_at(e.at) else c, err = self.way:conn_for(e.key) end
   if c == nil then return { "broken", err } end
   if not c then return false end
-  local cn, serr = c:send(e.args, e.pre)
+  local cn, serr = c:send(e.args, e.pre, e.post)
   if not cn then self.way:broke(c); return { "broken", serr } end
   e.c, e.cn = c, cn
   return false
 end
 
 -- n, or nil, msg when the command could not be sent at all (a connection found closed: none was sent).
-function Route:send(args)
-  local e = { args = args, key = R.key_of(args), hops = 0, pause = R.PAUSE, deadline = now() + self.timeout }
+function Route:send(args, post)
+  local e = { args = args, post = post, key = R.key_of(args), hops = 0, pause = R.PAUSE,
+    deadline = now() + self.timeout }
   local a = self:_go(e)
   if a and a[1] == "broken" then return nil, a[2] end
   self.seq = self.seq + 1
@@ -194,17 +198,18 @@ function Route:reply(n)
       e.answer = self:_go(e) or nil
       if not e.answer and not e.c then return "wait" end
     else
-      local status, v = e.c:reply(e.cn)
+      local status, v, post = e.c:reply(e.cn)
       if status == "wait" then return "wait" end
+      if e.c.run ~= nil then self.run, self.run_at, e.c.run = e.c.run, e.c.at, nil end
       if status == "error" then e.answer = self:_again(e, v)
       else
         if status == "broken" then self.way:broke(e.c) end
-        e.answer = { status, v }
+        e.answer = { status, v, post }
       end
     end
   end
   self.cmds[n] = nil
-  return e.answer[1], e.answer[2]
+  return e.answer[1], e.answer[2], e.answer[3]
 end
 
 -- The commands awaited on the way's sockets, or 1 when none is but one is held (the way being found, or a
@@ -219,5 +224,11 @@ function Route:pending()
 end
 
 function Route:close() self.way:close() end
+
+-- The TLS of the connection a keyless command goes to (fleet/check.lua's), or nil (none, or not there yet).
+function Route:tls()
+  local c = self.way:conn_for(nil)
+  return c and c.tls and c:tls() or nil
+end
 
 return R

@@ -12,7 +12,7 @@
 --   gone:<local>    a create abandoned: its pending script, run late, writes nothing
 --   owner:<id>      a lease: present while its owner renews it (PX lease)
 --   identity        the store's: a random id written at its first use, checked by every script as it runs
---                   (fleet/store.lua's GUARD, before the KEYS and ARGV below); a store that lost its data
+--                   (fleet/identity.lua's GUARD, before the KEYS and ARGV below); a store that lost its data
 --                   (FLUSHALL, an empty restart) has none, then a new one
 --   samples:<kind>  list of "took within", newest first, at most SAMPLES; kinds: kind -> model
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set

@@ -3,14 +3,15 @@
 -- its cosockets; outside, starvideos.redis, non-blocking), loaded only when a store is used, so that a
 -- library without it loads and works: only a store says what is missing.
 --
---   store.new(url[, {timeout = s}]) -> store   nothing sent yet: it connects at the first send
+--   store.new(url[, {timeout = s, replicas = n, replica_timeout = s}]) -> store   nothing sent yet: it connects
+--       at the first send; replicas (else the URL's table's, 0): a record naming a paid task WAITs for them
 --   store.for_key(url, key, timeout) -> the key's store of that URL (outside
 --       nginx one per key and URL in the process; inside, one per client)
 --   store.define(name, body): a script the store runs (EVAL); one on a fleet's keys checks the store's
---       identity as it runs (GUARD), and a reset it finds has the watchers' records sent first
---   store:watch(prefix, w, on): w:records_again(told) -> {{script, keys, args}...} called at a reset
+--       identity as it runs (fleet/identity.lua), and a reset it finds has the watchers' records sent first
+--   store:watch(prefix, w, on): w:records_again(told) -> {{script, keys, args[, wait]}...} called at a reset
 --   async: store:send(cmd, ...), store:send_script(name, keys, args) -> n;
---       store:step(wait); store:ready(n); store:result(n) -> value | nil, err
+--       store:step(wait); store:ready(n); store:result(n) -> value[, nil, short] | nil, err
 --   blocking (the CLI, keep's reads): store:call(cmd, ...), store:script(name, keys, args)
 -- A bad URL raises, naming `store`, never the password.  A broken connection
 -- (Redis gone, reset, silent past the timeout) fails every command in flight
@@ -22,34 +23,19 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Route = require "starvideos.fleet.route"
+local Identity = require "starvideos.fleet.identity"
 
-local type, tostring, select, pairs, next, setmetatable, error, string_format =
-  type, tostring, select, pairs, next, setmetatable, error, string.format
+local type, tostring, select, next, setmetatable, error, string_format, math_floor, math_max =
+  type, tostring, select, next, setmetatable, error, string.format, math.floor, math.max
 local new_error = errors.new_error
 
 local M = {}
 
 local SCRIPTS = {} -- name -> body
-
--- A script on a fleet's keys (its first key under "starvideos:{KEY}:") runs only on the store whose identity
--- (KEYS[1], "identity" under that prefix: a random id written at its first use) is the one ARGV[1] names:
--- "=" .. the one heard, or "+" .. one to write when the store has none (none heard yet).  None or another (a
--- FLUSHALL, a restart without its files, a failover to a lagging replica): nothing written, the answer
--- RESET and the identity now ("" none).  (Redis 3.2 to 4: effects replicated before a write, as after TIME)
-local GUARD = [[
-local IDK, ID = table.remove(KEYS, 1), table.remove(ARGV, 1)
-local cur = redis.call('GET', IDK)
-if not cur and ID:sub(1, 1) == '+' then
-  if redis.replicate_commands then redis.replicate_commands() end
-  cur = ID:sub(2)
-  redis.call('SET', IDK, cur)
-end
-if cur ~= ID:sub(2) then return redis.error_reply('STARVIDEOS_RESET ' .. (cur or '')) end
-]]
-local GUARDED = {} -- name -> GUARD .. body
+local GUARDED = {} -- name -> the identity's GUARD .. body
 
 function M.define(name, body)
-  SCRIPTS[name], GUARDED[name] = body, GUARD .. body
+  SCRIPTS[name], GUARDED[name] = body, Identity.GUARD .. body
 end
 
 local S = {}
@@ -59,20 +45,33 @@ S.__index = S
 function M.new(url, opts)
   local cfg = config.store_url(url)
   if opts ~= nil and type(opts) ~= "table" then errors.argerror(2, "store.new", "table", type(opts)) end
-  local timeout = opts and opts.timeout or config.DEFAULTS.connect_timeout
+  opts = opts or {}
+  local timeout, replicas = opts.timeout or config.DEFAULTS.connect_timeout, opts.replicas or cfg.replicas or 0
+  local rt = opts.replica_timeout or cfg.replica_timeout or 1
   if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 then
     error("store.new: timeout must be a number of seconds > 0, got " .. tostring(timeout), 2)
   end
+  if type(replicas) ~= "number" or replicas < 0 or replicas % 1 ~= 0 or type(rt) ~= "number" or rt ~= rt or rt <= 0 then
+    error(string_format("store.new: replicas must be a whole number >= 0 and replica_timeout seconds > 0, got %s "
+      .. "and %s", tostring(replicas), tostring(rt)), 2)
+  end
   -- got: answers read so far (S:step), for a loop that waits on them (loop:await_store)
-  -- ids: prefix -> the store's identity as heard (S:_ident); watchers: prefix -> (weak) set; relays: n -> ids'
+  -- ids: prefix -> its identity as heard (fleet/identity.lua); watchers: prefix -> (weak) set; relays: n -> ids'
+  -- wait_cmd: the WAIT after a record naming a paid task (none without replicas); its time adds to a silence's
+  local ms = math_max(1, math_floor(rt * 1000 + 0.5))
   return setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0, jobs = {},
-    got = 0, ids = {}, watchers = {}, relays = {} }, S)
+    got = 0, ids = {}, watchers = {}, relays = {}, replicas = replicas, replica_timeout = rt,
+    wait_cmd = replicas > 0 and { "WAIT", tostring(replicas), tostring(ms) } or nil,
+    silence = timeout + (replicas > 0 and rt or 0) }, S)
 end
 
--- The key's store of url (its part, key.lua, named by what a connection may be shared by), outside nginx.
+-- The key's store of url (its part, key.lua, named by what a connection may be shared by and the replicas its
+-- records wait for), outside nginx.
 function M.for_key(url, key, timeout)
   local function make() return M.new(url, { timeout = timeout }) end
-  return config.nginx() and make() or key:part("store " .. config.store_url(url).id, make)
+  if config.nginx() then return make() end
+  local c = config.store_url(url)
+  return key:part(string_format("store %s\0%d\0%.17g", c.id, c.replicas, c.replica_timeout), make)
 end
 
 local unchecked = {} -- the stores of verify = false said, once in a process (by what a connection is shared by)
@@ -97,21 +96,21 @@ end
 function S:_backend()
   if self.b and not self.b.broken then return self.b end
   if self.b then self.b:close() end
-  local b, err = Route.open(self.cfg, self.timeout, self.ngx)
+  local b, err = Route.open(self.cfg, self.silence, self.ngx)
   self.b = b
   if b then M.null, self.client = b.null, b.name end
   return b, err
 end
 
--- job.args sent (job.b, job.cn: what result(n) needs): n, or nil, err.  A connection found broken at send
--- (Redis restarted while it was idle) is made again once: the command was not sent.
+-- job.args sent (job.b, job.cn: what result(n) needs; job.wait: WAIT after them): n, or nil, err.  A connection
+-- found broken at send (Redis restarted while it was idle) is made again once: the command was not sent.
 function S:_queue(job)
   local b, err
   job.sent = self.observe and core.now() -- (st.observe: the metrics of the client's, client.lua)
   for _ = 1, 2 do
     b, err = self:_backend()
     if not b then break end
-    job.b, job.cn, err = b, b:send(job.args)
+    job.b, job.cn, err = b, b:send(job.args, job.wait and self.wait_cmd)
     if job.cn then
       self.seq = self.seq + 1
       self.jobs[self.seq] = job
@@ -126,13 +125,8 @@ function S:send(...)
   return self:_queue({ args = { n = select("#", ...), ... } })
 end
 
-local function id_arg(i)
-  if i.heard then return "=" .. i.heard end
-  i.fresh = i.fresh or core.random_id()
-  return "+" .. i.fresh
-end
-
-function S:send_script(name, keys, args)
+-- wait: a record naming a paid task, acknowledged by the store's replicas (S:result's third value says whether).
+function S:send_script(name, keys, args, wait)
   local body = SCRIPTS[name]
   if not body then error("store:send_script: no script " .. tostring(name), 2) end
   local pre = type(keys[1]) == "string" and keys[1]:match("^starvideos:{[^}]*}:")
@@ -140,75 +134,13 @@ function S:send_script(name, keys, args)
   if pre then list[2], list[3], list[4] = GUARDED[name], tostring(#keys + 1), pre .. "identity" end
   for _, k in ipairs(keys) do list[#list + 1] = k end
   local at = #list + 1
-  if pre then list[at] = id_arg(self:_ident(pre)) end
+  if pre then list[at] = Identity.arg(self, pre) end
   for _, a in ipairs(args) do list[#list + 1] = tostring(a) end
   list.n = #list
-  return self:_queue({ args = list, pre = pre, at = at })
+  return self:_queue({ args = list, pre = pre, at = at, wait = wait })
 end
 
--- The store's identity under prefix pre as heard: {heard = id | false, fresh = the one to write while none is
--- heard, old = the one heard before a reset, plus = records sent first under fresh}.
-function S:_ident(pre)
-  local i = self.ids[pre]
-  if not i then i = { heard = false }; self.ids[pre] = i end
-  return i
-end
-
--- w (a ledger of the prefix's) told of a reset (on), or no longer (weakly held).
-function S:watch(pre, w, on)
-  self.watchers[pre] = self.watchers[pre] or setmetatable({}, { __mode = "k" })
-  self.watchers[pre][w] = on or nil
-end
-
--- The watchers' records, sent before anything else (their answers read by S:_reap).
-function S:_first(pre, i, told)
-  i.plus = not i.heard
-  for w in pairs(self.watchers[pre] or {}) do
-    for _, r in ipairs(w:records_again(told)) do
-      local n = self:send_script(r[1], r[2], r[3])
-      if n then self.jobs[n].relay, self.relays[n] = true, i end
-    end
-  end
-end
-
--- Job's script found another identity than it was sent with (cur: the store's, "" none).  Sent with the one
--- heard: a reset, seen here first (the watchers' records sent first).  Sent with a new one while none was heard:
--- the store's learned (the records sent first under the new one, if any, sent again).  The job then sent again
--- (nil: not answered yet), but a record sent first (superseded: answered "ok").
-function S:_again(job, cur)
-  local i, sent = self:_ident(job.pre), job.args[job.at]
-  local reset = i.heard and sent == "=" .. i.heard
-  if reset then i.old, i.fresh = i.heard, nil end
-  if reset or (not i.heard and sent:sub(1, 1) == "+") then
-    local plus = i.plus
-    i.heard = cur ~= "" and cur or false
-    if reset or plus then self:_first(job.pre, i, reset) end
-  end
-  if job.relay then job.answer = { "ok" }; return job.answer end
-  job.args[job.at] = id_arg(i)
-  local b, err = self:_backend()
-  local cn
-  if b then cn, err = b:send(job.args) end
-  if cn then job.b, job.cn = b, cn; return nil end
-  if b then b.broken = true end
-  job.answer = { "broken", err }
-  return job.answer
-end
-
--- The records a reset sent first, answered: one not written (the connection broke, Redis refused it) has the
--- identity heard set back, so that the next script finds the reset again and they are sent again.
-function S:_reap()
-  if not next(self.relays) then return end
-  local list = {}
-  for n in pairs(self.relays) do list[#list + 1] = n end
-  for _, n in ipairs(list) do
-    local i, a = self.relays[n], self:_answer(n)
-    if a then
-      self.jobs[n], self.relays[n] = nil, nil
-      if a[1] ~= "ok" and i.old then i.heard = i.old end
-    end
-  end
-end
+S.watch, S._reap = Identity.watch, Identity.reap
 
 function S:step(wait)
   local b = self.b
@@ -228,23 +160,43 @@ function S:waiting()
   return b and not b.broken and b:pending() > 0 or false
 end
 
--- The answer of job n, once it is there: {status, value}.
+-- The answer of job n, once it is there: {status, value, short}; short (a record waited for, not acknowledged
+-- by the replicas asked): how many did, or WAIT's error.  The count is checked here, never assumed.
 function S:_answer(n)
   local job = self.jobs[n]
   if not job then error("store: no command " .. tostring(n) .. " in flight (or its result was taken)", 3) end
-  if job.answer then return job.answer end
-  local status, value = job.b:reply(job.cn)
-  if status == "wait" then return nil end
-  local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
-  if cur then return self:_again(job, cur) end
-  if status == "broken" then job.b.broken = true end
-  if job.sent then self.observe:store(core.now() - job.sent, status == "ok") end
-  local i, sent = job.pre and self.ids[job.pre], job.pre and job.args[job.at]
-  if status == "ok" and i and not i.heard and sent == "+" .. tostring(i.fresh) then -- (its first use, or after)
-    i.heard, i.plus = i.fresh, false
+  if not job.answer then
+    local status, value, acked = job.b:reply(job.cn)
+    if status == "wait" then return nil end
+    Identity.master(self, job.b)
+    local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
+    if cur then
+      Identity.again(self, job, cur)
+    else
+      if status == "broken" then job.b.broken = true end
+      if job.sent then self.observe:store(core.now() - job.sent, status == "ok") end
+      Identity.heard(self, job, status)
+      local waited = job.wait and self.wait_cmd and status == "ok"
+      local short = waited and not (type(acked) == "number" and acked >= self.replicas)
+      if waited and not short then self.told_short = nil end
+      job.answer = { status, value, short and (acked or 0) or nil }
+    end
   end
-  job.answer = { status, value }
-  return job.answer
+  -- (the records a reset or a failover sent first are answered before any other)
+  if job.relay or not next(self.relays) then return job.answer end
+end
+
+-- A record (what) written but not acknowledged by the replicas asked (short: S:result's third value): the
+-- error that says so, told once through on_event (a warning) until a record is acknowledged again.
+function S:unreplicated(what, short, on_event)
+  local err = self:error(string_format("%s: not acknowledged by %d replicas within %g s (%s); written again until it "
+    .. "is", what, self.replicas, self.replica_timeout, type(short) == "number" and short .. " did"
+    or "WAIT answered " .. tostring(short)))
+  if on_event and not self.told_short then
+    self.told_short = true
+    on_event { type = "warning", message = err.message }
+  end
+  return err
 end
 
 -- Command n's answer will not be read: dropped when it comes.
@@ -261,7 +213,7 @@ function S:result(n)
   if not a then return nil end
   self.jobs[n] = nil
   local status, value = a[1], a[2]
-  if status == "ok" then return value end
+  if status == "ok" then return value, nil, a[3] end
   if status == "error" then
     local told = Route.told(value)
     return nil, self:error("Redis answered: " .. tostring(value) .. (told and " (" .. told .. ")" or ""), value)
@@ -288,9 +240,12 @@ end
 
 -- A script, waited for.  (EVAL, never EVALSHA: a few short scripts a second,
 -- and a Redis restarted or flushed never answers NOSCRIPT.)
-function S:script(name, keys, args)
-  return self:wait(self:send_script(name, keys, args))
+function S:script(name, keys, args, wait)
+  return self:wait(self:send_script(name, keys, args, wait))
 end
+
+-- The TLS of the store's connection (fleet/check.lua's), or nil.
+function S:tls() return self.b and self.b.tls and self.b:tls() or nil end
 
 function S:close()
   if self.b then self.b:close(); self.b = nil end

@@ -1,0 +1,76 @@
+-- starvideos.cli.store: `starvideos store check URL [--replicas N]`, what a store reaches
+-- (lua/starvideos/fleet/check.lua) for a person or as one --json document; exit 0 when the store is usable,
+-- 1 when it is not, 2 for a bad URL.
+
+local args = require "starvideos.cli.args"
+local output = require "starvideos.cli.output"
+local json = require "starvideos.cli.json"
+
+local ipairs, tostring, pcall, string_format = ipairs, tostring, pcall, string.format
+local out = output.out
+
+local M = {}
+
+local function lines(r)
+  local l = { "store " .. r.where }
+  local s = r.server
+  if s then
+    l[#l + 1] = string_format("server: Redis %s (%s), run id %s", tostring(s.version), tostring(s.mode),
+      tostring(s.run_id))
+  end
+  if r.persistence then
+    local t = r.tls
+    if t then
+      l[#l + 1] = string_format("tls: %s %s, certificate of %s issued by %s", tostring(t.version), tostring(t.cipher),
+        tostring(t.subject), tostring(t.issuer))
+    end
+    l[#l + 1] = "user: " .. tostring(r.user)
+    l[#l + 1] = string_format("role: %s, %d of %d replicas online (records wait for %d)", tostring(r.role), r.online,
+      #r.replicas, r.asked)
+    for _, x in ipairs(r.replicas) do
+      l[#l + 1] = string_format("  replica %s: %s, %s, %s bytes behind", x.address, tostring(x.state),
+        x.lag and "acknowledged " .. x.lag .. " s ago" or "lag unknown", tostring(x.behind))
+    end
+    for _, x in ipairs(r.sentinels or {}) do
+      l[#l + 1] = x.error and string_format("sentinel %s: %s", x.address, x.error) or string_format("sentinel %s: "
+        .. "master %s (%s), %s replicas, %s sentinels, quorum %s, down after %s ms", x.address, x.master,
+        tostring(x.flags), tostring(x.replicas), tostring(x.sentinels), tostring(x.quorum), tostring(x.down_after))
+    end
+    local c = r.cluster
+    if c then
+      l[#l + 1] = string_format("cluster: %s, %s of 16384 slots ok, %s primaries, %s nodes", tostring(c.state),
+        tostring(c.slots_ok), tostring(c.size), tostring(c.nodes))
+      for _, p in ipairs(c.primaries) do
+        l[#l + 1] = string_format("  primary %s: slots %s, %d replicas", p.address, p.slots, p.replicas)
+      end
+    end
+    local p = r.persistence
+    l[#l + 1] = string_format("persistence: appendonly %s, appendfsync %s, maxmemory-policy %s",
+      p.appendonly or "unknown", p.appendfsync or "unknown", p.maxmemory_policy or "unknown")
+    l[#l + 1] = "write: " .. tostring(r.write)
+  end
+  for _, w in ipairs(r.warnings) do l[#l + 1] = string_format("warning (%s): %s", w.setting, w.message) end
+  l[#l + 1] = r.usable and "usable" or "not usable: " .. tostring(r.error)
+  return l
+end
+
+function M.run(ctx, opts, pos)
+  if pos[1] ~= "check" then
+    args.usage_error("the one subcommand is check (starvideos store check URL), got %s", args.quote(pos[1]))
+  end
+  if (opts.replicas or 0) < 0 then args.usage_error("--replicas expects a whole number >= 0, got %d", opts.replicas) end
+  local ok, why = pcall(require("starvideos.config").store_url, pos[2])
+  if not ok then args.usage_error("URL %s", (tostring(why):gsub("^store ", ""))) end
+  local report = require("starvideos.fleet.check").run(pos[2], { replicas = opts.replicas })
+  report.replicas, report.warnings = json.array(report.replicas or {}), json.array(report.warnings)
+  if report.sentinels then report.sentinels = json.array(report.sentinels) end
+  if report.cluster then report.cluster.primaries = json.array(report.cluster.primaries) end
+  if ctx.json then
+    output.print_json(report)
+  else
+    out(table.concat(lines(report), "\n"), "\n")
+  end
+  return report.usable and 0 or 1
+end
+
+return M

@@ -1,0 +1,217 @@
+-- What a store reaches, for an operator (the command line's `starvideos store check URL`, docs/cli.md): the
+-- server, its TLS and certificate, the user, its role, its replicas and their lag, Sentinel's and Cluster's view,
+-- its persistence settings, whether a script may write there, and a warning for each setting that can lose records.
+--   check.run(url, {replicas = N, timeout = s}) -> report: {where, usable, error (why it is not), server =
+--     {version, mode, run_id, os}, tls = {version, cipher, subject, issuer}, user, role, replicas = {{address,
+--     state, offset, lag, behind}...}, online, asked, sentinels = {{address, master, flags, replicas, sentinels,
+--     quorum, down_after} | {address, error}...}, cluster = {state, slots_ok, size, nodes, primaries =
+--     {{address, slots = "0-5460,...", replicas}...}},
+--     persistence = {appendonly, appendfsync, maxmemory_policy}, write, warnings = {{setting =, message =}...}}
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local Store = require "starvideos.fleet.store"
+
+local type, tostring, tonumber, ipairs, string_format = type, tostring, tonumber, ipairs, string.format
+
+local C = {}
+
+-- A probe: one key of its own (never a fleet's), written by a script and gone a second later.
+Store.define("check_write", "redis.call('SET', KEYS[1], ARGV[1], 'PX', 1000) return 1")
+
+-- INFO's lines (a section) as name -> value.
+local function info(st, section)
+  local v, err = st:call("INFO", section)
+  if type(v) ~= "string" then return nil, err end
+  local t = {}
+  for k, val in v:gmatch("([%w_]+):([^\r\n]*)") do t[k] = val end
+  return t
+end
+
+-- The replicas INFO replication lists: {address, state, offset, lag (seconds since its last acknowledgement)}.
+local function replicas_of(repl)
+  local list = {}
+  for i = 0, (tonumber(repl.connected_slaves) or 0) - 1 do
+    local line = repl["slave" .. i] or ""
+    local r = {}
+    for k, val in line:gmatch("(%w+)=([^,]*)") do r[k] = val end
+    list[#list + 1] = { address = string_format("%s:%s", tostring(r.ip), tostring(r.port)), state = r.state,
+      offset = tonumber(r.offset), lag = tonumber(r.lag),
+      behind = tonumber(repl.master_repl_offset) and tonumber(r.offset)
+        and tonumber(repl.master_repl_offset) - tonumber(r.offset) or nil }
+  end
+  return list
+end
+
+-- A CONFIG GET's value, or nil and why not (managed services often refuse CONFIG).
+local function config_get(st, name)
+  local v, err = st:call("CONFIG", "GET", name)
+  if type(v) == "table" and v[2] ~= nil then return tostring(v[2]) end
+  return nil, err and err.message or "no such setting"
+end
+
+local function warn(report, setting, message)
+  report.warnings[#report.warnings + 1] = { setting = setting, message = message }
+end
+
+-- The persistence settings, and what each can lose.
+local function persistence(st, report)
+  local p, mem = info(st, "persistence") or {}, info(st, "memory") or {}
+  local aof, why = config_get(st, "appendonly")
+  aof = aof or (p.aof_enabled == "1" and "yes" or p.aof_enabled == "0" and "no" or nil)
+  local fsync, fwhy = config_get(st, "appendfsync")
+  local policy = mem.maxmemory_policy or config_get(st, "maxmemory-policy")
+  report.persistence = { appendonly = aof, appendfsync = fsync, maxmemory_policy = policy }
+  if aof ~= "yes" then
+    warn(report, "appendonly", aof and "appendonly is " .. aof .. ": a restart of Redis loses every record written "
+      .. "since its last snapshot (appendonly yes keeps them)"
+      or "appendonly unknown (" .. tostring(why) .. "): check that the AOF is on")
+  elseif fsync ~= "always" then
+    warn(report, "appendfsync", fsync and "appendfsync is " .. fsync .. ": a crash of Redis (or of its host) can "
+      .. "lose the last records written (appendfsync always keeps them)"
+      or "appendfsync unknown (" .. tostring(fwhy) .. "): with everysec a crash can lose the last second of records")
+  end
+  if policy ~= "noeviction" then
+    warn(report, "maxmemory-policy", "maxmemory-policy is " .. (policy or "unknown") .. ": Redis may evict "
+      .. "records when its memory is full (noeviction refuses the write instead, "
+      .. "and the record is written again later)")
+  end
+end
+
+-- The role, the replicas and their lag, against the replicas asked (asked: records wait for that many).
+local function replication(st, report, asked)
+  local repl = info(st, "replication")
+  if not repl then -- (INFO refused, as an ACL user's may be: ROLE's answer, or unknown)
+    local role = st:call("ROLE")
+    repl = { role = type(role) == "table" and ({ master = "master", slave = "slave" })[role[1]] or nil }
+    local list = repl.role == "master" and type(role[3]) == "table" and role[3] or {}
+    repl.connected_slaves, repl.master_repl_offset = #list, role[2]
+    for i, r in ipairs(list) do -- ({ip, port, offset}: connected, their state and lag unknown)
+      repl["slave" .. i - 1] = string_format("ip=%s,port=%s,state=connected,offset=%s", tostring(r[1]),
+        tostring(r[2]), tostring(r[3]))
+    end
+    if not repl.role then
+      report.role = "unknown"
+      warn(report, "role", "neither INFO nor ROLE may be asked: the role and replicas are unknown")
+      return
+    end
+  end
+  report.role = repl.role
+  report.replicas, report.online, report.asked = replicas_of(repl), 0, asked
+  for _, r in ipairs(report.replicas) do
+    if r.state == "online" or r.state == "connected" then report.online = report.online + 1 end
+  end
+  if repl.role ~= "master" then
+    report.usable, report.error = false, string_format("its role is %s, not master: writes are refused there "
+      .. "(READONLY)", tostring(repl.role))
+  elseif report.online < asked then
+    report.usable, report.error = false, string_format("%d replicas online, fewer than the %d records wait for "
+      .. "(replicas = %d): no create would be sent", report.online, asked, asked)
+  elseif report.online == 0 then
+    warn(report, "replicas", "no replica: a failover has nothing to fail over to, and replicas = N (WAIT) nothing "
+      .. "to wait for; a lost host loses the store")
+  elseif asked < report.online then
+    warn(report, "replicas", string_format("replicas = %d while %d are online: a failover to a replica that did "
+      .. "not acknowledge a record loses it (replicas = %d waits for every one)", asked, report.online,
+      report.online))
+  end
+end
+
+-- A URL's userinfo part, escaped: "user:password@" (none: "").
+local function userinfo(user, password)
+  local function esc(v) return (v:gsub("[^%w%-._~]", function(ch) return string_format("%%%02X", ch:byte()) end)) end
+  if not password then return "" end
+  return (user and esc(user) or "") .. ":" .. esc(password) .. "@"
+end
+
+-- Sentinel's view (a redis+sentinel:// store): each sentinel's SENTINEL MASTER of the service ({address, master,
+-- flags, replicas, sentinels, quorum, down_after} or {address, error}), warned of when one cannot be asked or
+-- they name more than one master.
+local function sentinels(cfg, report, timeout)
+  local view, masters, n = {}, {}, 0
+  for i, h in ipairs(cfg.hosts) do
+    local url = { url = string_format("%s://%s%s:%d", cfg.tls and "rediss" or "redis",
+      userinfo(cfg.sentinel_user, cfg.sentinel_password), h.host, h.port) }
+    if cfg.tls then
+      for _, k in ipairs { "ca_file", "cert_file", "key_file", "verify", "server_name" } do url[k] = cfg[k] end
+    end
+    local sn = Store.new(url, { timeout = timeout })
+    local v, err = sn:call("SENTINEL", "MASTER", cfg.service)
+    sn:close()
+    local e = { address = h.host .. ":" .. h.port }
+    if type(v) == "table" then
+      local f = {}
+      for j = 1, #v - 1, 2 do f[v[j]] = v[j + 1] end
+      e.master, e.flags = string_format("%s:%s", tostring(f.ip), tostring(f.port)), f.flags
+      e.quorum = tonumber(f.quorum)
+      e.replicas, e.sentinels = tonumber(f["num-slaves"]), (tonumber(f["num-other-sentinels"]) or 0) + 1
+      e.down_after = tonumber(f["down-after-milliseconds"])
+      if not masters[e.master] then masters[e.master], n = true, n + 1 end
+    else
+      e.error = err and err.message or tostring(v)
+      warn(report, "sentinel", string_format("sentinel %s cannot be asked: %s", e.address, e.error))
+    end
+    view[i] = e
+  end
+  if n > 1 then warn(report, "sentinel", "the sentinels name more than one master: a failover is under way, or "
+    .. "they do not agree") end
+  report.sentinels = view
+end
+
+-- A Cluster's view (a redis+cluster:// store): CLUSTER INFO of a node, warned of when the cluster is not ok.
+local function cluster(st, report)
+  local v = st:call("CLUSTER", "INFO")
+  if type(v) ~= "string" then return end
+  local t = {}
+  for k, val in v:gmatch("([%w_]+):([^\r\n]*)") do t[k] = val end
+  report.cluster = { state = t.cluster_state, slots_ok = tonumber(t.cluster_slots_ok), size = tonumber(t.cluster_size),
+    nodes = tonumber(t.cluster_known_nodes), primaries = {} }
+  local by, slots = {}, st:call("CLUSTER", "SLOTS") -- (each range: {from, to, {ip, port, id}, replicas...})
+  for _, r in ipairs(type(slots) == "table" and slots or {}) do
+    local at = type(r[3]) == "table" and string_format("%s:%s", tostring(r[3][1]), tostring(r[3][2])) or "?"
+    if not by[at] then
+      by[at] = { address = at, slots = {}, replicas = #r - 3 }
+      report.cluster.primaries[#report.cluster.primaries + 1] = by[at]
+    end
+    by[at].slots[#by[at].slots + 1] = string_format("%s-%s", tostring(r[1]), tostring(r[2]))
+  end
+  for _, p in ipairs(report.cluster.primaries) do p.slots = table.concat(p.slots, ",") end
+  table.sort(report.cluster.primaries, function(a, b) return a.slots < b.slots end)
+  if t.cluster_state ~= "ok" or tonumber(t.cluster_slots_ok) ~= 16384 then
+    warn(report, "cluster", string_format("the cluster's state is %s, %s of 16384 slots ok", tostring(t.cluster_state),
+      tostring(t.cluster_slots_ok)))
+  end
+end
+
+function C.run(url, opts)
+  opts = opts or {}
+  local st = Store.new(url, { timeout = opts.timeout or 5 })
+  local report = { where = st.where, usable = true, warnings = {} }
+  local srv, err = info(st, "server")
+  if not srv and not (err and err.reply) then -- (not reached; a refused INFO is a user's right: go on)
+    st:close()
+    report.usable, report.error = false, err and err.message or "INFO server answered no text"
+    return report
+  elseif not srv then
+    warn(report, "info", "INFO is refused to this user: a failover (a promoted replica, Sentinel's new master) is "
+      .. "not noticed by its run id, only a reset is; allow +info")
+  end
+  report.server = srv and { version = srv.redis_version, mode = srv.redis_mode, run_id = srv.run_id, os = srv.os }
+  report.tls = st:tls()
+  if st.cfg.tls and not st.cfg.verify then
+    warn(report, "verify", "verify = false: the server's certificate is not checked (whoever is on the path can "
+      .. "read and change the records)")
+  end
+  if st.cfg.kind == "sentinel" then sentinels(st.cfg, report, opts.timeout or 5) end
+  if st.cfg.kind == "cluster" then cluster(st, report) end
+  report.user = st:call("ACL", "WHOAMI")
+  if type(report.user) ~= "string" then report.user = st.cfg.user or "default" end
+  replication(st, report, opts.replicas or 0)
+  persistence(st, report)
+  local ok, werr = st:script("check_write", { "starvideos:check:probe" }, { "1" })
+  report.write = ok and "ok" or tostring(werr and werr.message)
+  if not ok and report.usable then report.usable, report.error = false, "a script could not write: " .. report.write end
+  st:close()
+  return report
+end
+
+return C

@@ -1,0 +1,148 @@
+-- The store's identity (fleet/store.lua's): every script on a fleet's keys (its first key under
+-- "starvideos:{KEY}:") checks it as it runs (GUARD); a reset it finds has the store's watchers' records
+-- sent first, then the refused script again.  And the server behind the store's address (its run id, heard
+-- on each new connection): another one (a failover, a restart) has the watchers' records sent again too.
+-- The store's methods of that, on the store's own fields:
+--   I.arg(st, pre): the GUARD's ARGV[1] for prefix pre
+--   I.watch(st, pre, w, on): store:watch
+--   I.again(st, job, cur): a script refused by a reset, sent again after the watchers' records
+--   I.master(st, b): at each answer read from b: a new server noticed (b.run)
+--   I.reap(st): the records a reset or a new server sent first, answered (at each store:step)
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
+
+local pairs, ipairs, next, setmetatable = pairs, ipairs, next, setmetatable
+
+local I = {}
+
+-- A script runs only on the store whose identity (KEYS[1], "identity" under the prefix: a random id written
+-- at its first use) is the one ARGV[1] names: "=" .. the one heard, or "+" .. one to write when the store has
+-- none (none heard yet).  None or another (a FLUSHALL, a restart without its files, a failover to a lagging
+-- replica): nothing written, the answer RESET and the identity now ("" none).  (Redis 3.2 to 4: effects
+-- replicated before a write, as after TIME)
+I.GUARD = [[
+local IDK, ID = table.remove(KEYS, 1), table.remove(ARGV, 1)
+local cur = redis.call('GET', IDK)
+if not cur and ID:sub(1, 1) == '+' then
+  if redis.replicate_commands then redis.replicate_commands() end
+  cur = ID:sub(2)
+  redis.call('SET', IDK, cur)
+end
+if cur ~= ID:sub(2) then return redis.error_reply('STARVIDEOS_RESET ' .. (cur or '')) end
+]]
+
+-- The store's identity under prefix pre as heard: {heard = id | false, fresh = the one to write while none is
+-- heard, old = the one heard before a reset, plus = records sent first under fresh}.
+local function ident(st, pre)
+  local i = st.ids[pre]
+  if not i then i = { heard = false }; st.ids[pre] = i end
+  return i
+end
+
+local function id_arg(i)
+  if i.heard then return "=" .. i.heard end
+  i.fresh = i.fresh or core.random_id()
+  return "+" .. i.fresh
+end
+
+function I.arg(st, pre) return id_arg(ident(st, pre)) end
+
+-- w (a ledger of the prefix's) told of a reset (on), or no longer (weakly held).
+function I.watch(st, pre, w, on)
+  st.watchers[pre] = st.watchers[pre] or setmetatable({}, { __mode = "k" })
+  st.watchers[pre][w] = on or nil
+end
+
+-- The watchers' records (told: a reset, "failover", or nil), sent before anything else (their answers read by
+-- I.reap, that finds in st.relays what they were sent for: the identity i, or FAILOVER).
+local FAILOVER = {}
+local function first(st, pre, i, told)
+  if told ~= "failover" then i.plus = not i.heard end
+  for w in pairs(st.watchers[pre] or {}) do
+    for _, r in ipairs(w:records_again(told)) do
+      local n = st:send_script(r[1], r[2], r[3], r[4])
+      if n then st.jobs[n].relay, st.relays[n] = true, told == "failover" and FAILOVER or i end
+    end
+  end
+end
+
+-- The servers last heard behind each store's address (where: a process's; inside nginx a worker's): {runs = its
+-- run id by the server's address (a Cluster's nodes each; "" for one server or Sentinel's master, whose address
+-- may change), epoch = how many other run ids were heard after the first}.
+local masters = {}
+
+-- An answer read from b (fleet/route.lua's, a connection of st's): the run id a new connection heard (b.run,
+-- once; its server's address b.run_at) another than the one heard before there: a failover (or a restart), one
+-- more epoch.  A store behind the epoch (this one, or another of the same address that heard it first) has its
+-- watchers' records sent again, first.
+function I.master(st, b)
+  local m = masters[st.where]
+  if not m then m = { epoch = 0, runs = {} }; masters[st.where] = m end
+  if b.run then
+    local at = st.cfg.kind == "cluster" and tostring(b.run_at) or ""
+    if m.runs[at] and m.runs[at] ~= b.run then m.epoch = m.epoch + 1 end
+    m.runs[at], b.run = b.run, nil
+  end
+  st.epoch = st.epoch or m.epoch
+  if st.epoch >= m.epoch then return end
+  st.epoch = m.epoch
+  for pre in pairs(st.watchers) do first(st, pre, ident(st, pre), "failover") end
+end
+
+-- Job's script found another identity than it was sent with (cur: the store's, "" none).  Sent with the one
+-- heard: a reset, seen here first (the watchers' records sent first).  Sent with a new one while none was heard:
+-- the store's learned (the records sent first under the new one, if any, sent again).  The job then sent again
+-- (nil: not answered yet), but a record sent first (superseded: answered "ok").
+function I.again(st, job, cur)
+  local i, sent = ident(st, job.pre), job.args[job.at]
+  local reset = i.heard and sent == "=" .. i.heard
+  if reset then i.old, i.fresh = i.heard, nil end
+  if reset or (not i.heard and sent:sub(1, 1) == "+") then
+    local plus = i.plus
+    i.heard = cur ~= "" and cur or false
+    if reset or plus then first(st, job.pre, i, reset) end
+  end
+  if job.relay then job.answer = { "ok" }; return job.answer end
+  job.args[job.at] = id_arg(i)
+  local b, err = st:_backend()
+  local cn
+  if b then cn, err = b:send(job.args, job.wait and st.wait_cmd) end
+  if cn then job.b, job.cn = b, cn; return nil end
+  if b then b.broken = true end
+  job.answer = { "broken", err }
+  return job.answer
+end
+
+-- A job's answer on its first use of the identity it wrote (none was heard): that one heard from now on.
+function I.heard(st, job, status)
+  local i, sent = job.pre and st.ids[job.pre], job.pre and job.args[job.at]
+  if status == "ok" and i and not i.heard and sent == "+" .. tostring(i.fresh) then -- (its first use, or after)
+    i.heard, i.plus = i.fresh, false
+  end
+end
+
+-- The records a reset or a new server sent first, answered: one not written (the connection broke, Redis
+-- refused it) has the identity heard (or the epoch) set back, so that the next answer finds the reset (or the
+-- new server) again and they are sent again; one written but not acknowledged by the replicas asked is sent
+-- again now (and waited on again).
+function I.reap(st)
+  if not next(st.relays) then return end
+  local list = {}
+  for n in pairs(st.relays) do list[#list + 1] = n end
+  for _, n in ipairs(list) do
+    local i, job, a = st.relays[n], st.jobs[n], st:_answer(n)
+    if a then
+      st.jobs[n], st.relays[n] = nil, nil
+      if a[1] ~= "ok" and i == FAILOVER then st.epoch = st.epoch - 1
+      elseif a[1] ~= "ok" and i.old then i.heard = i.old end
+      if a[1] == "ok" and a[3] then
+        job.args[job.at] = id_arg(ident(st, job.pre))
+        local m = st:_queue({ args = job.args, pre = job.pre, at = job.at, wait = true, relay = true })
+        if m then st.relays[m] = i end
+      end
+    end
+  end
+end
+
+return I
