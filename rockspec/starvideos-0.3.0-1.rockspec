@@ -130,6 +130,7 @@ build = {
     ["starvideos.sink"] = "lua/starvideos/sink.lua",
     ["starvideos.store_url"] = "lua/starvideos/store_url.lua",
     ["starvideos.storage.object"] = "lua/starvideos/storage/object.lua",
+    ["starvideos.storage.part"] = "lua/starvideos/storage/part.lua",
     ["starvideos.storage.refs"] = "lua/starvideos/storage/refs.lua",
     ["starvideos.storage.s3"] = "lua/starvideos/storage/s3.lua",
     ["starvideos.video"] = "lua/starvideos/video.lua",
