@@ -169,7 +169,8 @@ function Client:download(target, path, opts)
   opts = begin(self, "download", opts)
   local spec = spec_of(opts, { out = path, timeout = self.cfg.download_timeout })
   local kind = type(target)
-  local id = kind == "table" and target.id or target
+  local id = target -- (a task table's id, nil without one: never the table)
+  if kind == "table" then id = target.id end
   if kind == "string" and target:find("^%a[%w+.-]*://") then spec.url = target
   elseif kind == "table" and type(target.video_url) == "string" then spec.task, spec.id = target, id
   elseif type(id) ~= "string" or (kind == "string" and id == "") then

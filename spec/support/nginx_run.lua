@@ -126,9 +126,9 @@ end
 -- nginx.out gets what nginx says before its error log is open, error.log is
 -- given with -e), conf (default dir/nginx.conf), prefix (-p; default the
 -- checkout), ports (it is up once each accepts connections, within 15 s),
--- env (variables for nginx), wrap (a command nginx runs under: strace, which passes its signals on).  A watchdog
--- stops nginx should this process die first (and removes dir when remove_dir).  Returns { pid = nginx's, stop = fn
--- (TERM, KILL after 5 s; twice is fine) }, or stops it and raises with nginx's own words.
+-- env (variables for nginx), wrap (a command nginx runs under, such as strace: nginx, its child, is the one
+-- stopped).  A watchdog stops nginx should this process die first (and removes dir when remove_dir).  Returns
+-- { pid = nginx's, stop = fn (TERM, KILL after 5 s; twice is fine) }, or stops it and raises with nginx's own words.
 function M.launch(o)
   local q, str_format = helper.shell_quote, string.format
   local out, log = o.dir .. "/nginx.out", o.dir .. "/error.log"
@@ -139,6 +139,15 @@ function M.launch(o)
     table.concat(vars), o.wrap and o.wrap .. " " or "", q(o.prefix or M.ROOT .. "/"), q(log),
     q(o.conf or o.dir .. "/nginx.conf"), q(out)))
   local pid = proc.pid
+  if o.wrap then -- the wrapper's child once it is nginx (strace first forks children of its own to test the kernel)
+    local children, wrapper = "/proc/" .. pid .. "/task/" .. pid .. "/children", pid
+    helper.wait_until(function()
+      for c in (helper.read_file(children) or ""):gmatch("%d+") do
+        if (helper.read_file("/proc/" .. c .. "/comm") or ""):find("^nginx") then pid = tonumber(c) end
+      end
+      return pid ~= wrapper
+    end, 15)
+  end
   local watchdog = tonumber((helper.capture(str_format("(while kill -0 %d 2>/dev/null; do sleep 1; done; "
     .. "kill %d 2>/dev/null%s) >/dev/null 2>&1 </dev/null & echo $!", own_pid(), pid,
     o.remove_dir and "; sleep 1; rm -rf " .. q(o.dir) or ""))))

@@ -143,17 +143,20 @@ function U:record(text)
   if self.job.id then self.job.ledger:upload(self.job.id, self.out, text) end
 end
 
--- It failed (err): its upload aborted first (nothing of ours left at the key), then the job told.
+-- It failed (err): its upload aborted first (nothing of ours left at the key), then the job told.  A part in the
+-- store's hands is awaited first: one it takes after the abort would leave the upload (as s3rver and S3 may).
 function U:fail(err, t)
-  self.failed = err
-  self.get, self.put = nil, nil
-  if not self.rec.upload then return self:finish(err) end
+  self.failed, self.ready = self.failed or err, nil
+  if self.get then self.get:cancel(); self.get = nil end
+  if self.put then return end -- (go aborts once it is answered)
+  if not self.rec.upload then return self:finish(self.failed) end
   self.aborting = call(self, "abort", { upload = self.rec.upload }, t)
 end
 
 -- The next thing to send: the upload made, a part read, a part put; the end once all are in.
 function U:go(t)
-  if self.done or self.aborting or self.failed then return end
+  if self.done or self.aborting then return end
+  if self.failed then return not self.put and self:fail(self.failed, t) end
   if self.stale and not self.call then
     self.call = call(self, "abort", { upload = self.stale }, t) -- (its answer: NoSuchUpload is as good)
     self.stale = nil
@@ -218,6 +221,7 @@ end
 -- The store took part p (req: its PUT): recorded, then the next.
 function U:taken(req, t)
   local p = req.part
+  if self.failed then return end -- (its upload is aborted now)
   if req.err then return self:fail(req.err, t) end
   local etag = etag_of(req.task)
   if not etag then return self:fail(new_error("protocol", "storage: the store named no ETag for part " .. p.n), t) end
