@@ -134,6 +134,7 @@ build = {
     ["starvideos.storage.part"] = "lua/starvideos/storage/part.lua",
     ["starvideos.storage.refs"] = "lua/starvideos/storage/refs.lua",
     ["starvideos.storage.s3"] = "lua/starvideos/storage/s3.lua",
+    ["starvideos.storage.sweep"] = "lua/starvideos/storage/sweep.lua",
     ["starvideos.video"] = "lua/starvideos/video.lua",
   },
   copy_directories = {},

@@ -60,6 +60,7 @@ local function hook(cfg, key, loop)
   cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
   cfg.on_object = function() return require "starvideos.storage.object" end
   cfg.on_refs = function() return require "starvideos.storage.refs" end
+  cfg.on_uploads = function() return require "starvideos.storage.sweep" end
   -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe (extras/observe.lua)
   local ngx, metrics, tracer = config.nginx(), cfg.metrics, nil
   if metrics == nil then metrics = ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] ~= nil end

@@ -14,16 +14,7 @@ local why = s3_run.missing()
 
 describe("the command line with s3:// outs", function()
   local emu, st
-  setup(function()
-    if why then return end
-    emu = helper.emulator { queued = 0, processing = 0.2, key = KEY }
-    st = s3_run.start {}
-  end)
-  teardown(function()
-    if st then st.stop() end
-    if emu then emu:stop() end
-    helper.cleanup()
-  end)
+  s3_run.shared({ queued = 0, processing = 0.2, key = KEY }, function(s, e) st, emu = s, e end)
 
   -- bin/starvideos with args: the service's key and URL, the store's in AWS_* (as a user gives them).
   local function words(list)

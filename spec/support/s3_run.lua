@@ -54,6 +54,17 @@ function M.start(opts)
   return st
 end
 
+-- The store and an emulator (spec/support/shared_emulator.lua's: opts its) for a describe block: keep(st, emu)
+-- once both run (st nil when missing() says why); both stopped after the block's last test.
+function M.shared(opts, keep)
+  local busted, st = require "busted", nil
+  require "spec.support.shared_emulator"(opts, function(emu)
+    if not M.missing() then st = M.start {} end
+    keep(st, emu)
+  end)
+  busted.lazy_teardown(function() if st then st.stop() end end)
+end
+
 -- The parts PUT (answered 200) to the store, from its log.
 function M.parts(log)
   local n = 0
