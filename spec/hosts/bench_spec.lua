@@ -40,6 +40,8 @@ local ROWS = {
   { "batch of 20 prompts: peak resident memory of the process", false },
   { "journal of 16 MB: slowest read of the schedule's samples, 64 KiB a call", "f:seek + f:read(65536)" },
   { "preflight of a create's 4 references", "LuaSocket GET of each file whole" },
+  { "20 MB into a bucket (s3://): wall", "curl -o FILE URL && sync FILE, then curl -T FILE" },
+  { "20 MB into a bucket: peak RSS", false },
 }
 
 -- What the bench needs that `make` does not build, or nil.
@@ -52,6 +54,7 @@ local function missing()
     if not helper.exists(path) then return path .. " is missing" end
   end
   if not helper.exists(root .. "/build/starvideos/core.so") then return "build/starvideos/core.so is not built" end
+  return require("spec.support.s3_run").missing() -- (bench/s3.lua's store: node and spec/npm's packages)
 end
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
