@@ -32,7 +32,7 @@ local function outs(where, list, n, out, key)
     if key then keys[i] = named(where, "key", i, key(i, params), "a key") end
     local path = out and (type(out) == "string" and string.format(out, i) or named(where, "out", i, out(i, params),
       "a file path"))
-    local name = path and (core.file_key(path) or path) or keys[i] -- (job.lua's key of the entry)
+    local name = path and (require("starvideos.sink").key(path) or path) or keys[i] -- (job.lua's key of the entry)
     if name and seen[name] then
       error(string.format("bad option '%s' to '%s' (entries %d and %d both %s)", path and "out" or "key", where,
         seen[name], i, path and "write " .. path or string.format("have the key %q", keys[i])), 5)

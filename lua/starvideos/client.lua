@@ -60,6 +60,7 @@ local function hook(cfg, key, loop)
   cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
   cfg.on_object = function() return require "starvideos.storage.object" end
   cfg.on_refs = function() return require "starvideos.storage.refs" end
+  cfg.on_uploads = function() return require "starvideos.storage.sweep" end
   -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe (extras/observe.lua)
   local ngx, metrics, tracer = config.nginx(), cfg.metrics, nil
   if metrics == nil then metrics = ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] ~= nil end
@@ -169,7 +170,8 @@ function Client:download(target, path, opts)
   opts = begin(self, "download", opts)
   local spec = spec_of(opts, { out = path, timeout = self.cfg.download_timeout })
   local kind = type(target)
-  local id = kind == "table" and target.id or target
+  local id = target -- (a task table's id, nil without one: never the table)
+  if kind == "table" then id = target.id end
   if kind == "string" and target:find("^%a[%w+.-]*://") then spec.url = target
   elseif kind == "table" and type(target.video_url) == "string" then spec.task, spec.id = target, id
   elseif type(id) ~= "string" or (kind == "string" and id == "") then

@@ -60,7 +60,7 @@ function C.build(job, goal, spec)
   local refs, files = C.references(params) -- (local files: checked, then uploaded: cfg.on_media, cfg.on_refs)
   job.files, job.preflight = files > 0, goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil
   job.local_id = job.ledger.records and core.random_id() or nil
-  local key = spec.out and core.file_key(spec.out) or spec.key -- what the job makes (docs/batch.md "Keys")
+  local key = spec.out and require("starvideos.sink").key(spec.out) or spec.key -- docs/batch.md "Keys"
   if key and job.local_id then
     job.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
   end

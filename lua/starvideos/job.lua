@@ -1,7 +1,6 @@
 -- A job carries one task from create (or an id, or a bare URL) through polling to its sink (a file, an object):
--- a state machine that never blocks, moved by job:advance(now).  It is handed ctx: the loop, the key (key.lua),
--- the ledger and the client's cfg.
---   job.state: one of STATES (below); its download's states are video.lua's;
+-- a state machine that never blocks, moved by job:advance(now).  Handed ctx: the loop, the key (key.lua), the
+-- ledger and the client's cfg.  job.state: one of STATES (below); its download's states are video.lua's;
 --   job.status (the task's), job.task, job.id, job.err, job.path, job.done, job.eta (the seconds left)
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md

@@ -152,6 +152,24 @@ describe("a client facing hostile HTTP servers", function()
       return dir .. "/video-" .. n .. ".mp4"
     end
 
+    it("a task table without an id (its video_url, its duration) whose video is not whole: nil and protocol, "
+      .. "the same URL asked once more, nothing raised", function()
+      local base = hs:url("dl_duration")
+      local c = starvideos.new { api_key = KEY, base_url = base, retry_backoff = 0.01 }
+      local ok, path, err = pcall(c.download, c, { video_url = base .. "/v.mp4", actualDuration = 5 }, target())
+      c:close()
+      assert.is_true(ok, tostring(path))
+      assert.is_nil(path)
+      assert.equal("protocol", err.kind, err.message)
+      assert.truthy(err.message:find("the task says 5 s", 1, true), err.message)
+      local gets = 0
+      for _, r in ipairs(hs:requests(base)) do
+        assert.equal("/v.mp4", r.path:sub(-6), r.path) -- (no query of a task: it has no id)
+        gets = gets + 1
+      end
+      assert.equal(2, gets)
+    end)
+
     -- Two processes download one video to one path at once: B's fresh start
     -- replaces A's .part, then B dies mid-body.  A's commit must not rename B's
     -- partial file as A's video: A ends with a clear error (or, had it

@@ -42,6 +42,8 @@ local ROWS = {
   { "preflight of a create's 4 references", "LuaSocket GET of each file whole" },
   { "Redis commands per task, create to saved (one Redis, replicas = 0)", false },
   { "a create's two records (pending, created) with replicas = 1", "the same records, replicas = 0" },
+  { "20 MB into a bucket (s3://): wall", "curl -o FILE URL && sync FILE, then curl -T FILE" },
+  { "20 MB into a bucket: peak RSS", false },
 }
 
 -- What the bench needs that `make` does not build, or nil.
@@ -54,6 +56,7 @@ local function missing()
     if not helper.exists(path) then return path .. " is missing" end
   end
   if not helper.exists(root .. "/build/starvideos/core.so") then return "build/starvideos/core.so is not built" end
+  return require("spec.support.s3_run").missing() -- (bench/s3.lua's store: node and spec/npm's packages)
 end
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end

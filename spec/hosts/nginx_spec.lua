@@ -89,35 +89,6 @@ local function request(port, path, body)
   return table.concat(chunks), code
 end
 
--- A keep-alive connection asking /ping: each call returns the seconds it took
--- (a new connection when nginx ended the last one, after keepalive_requests).
-local function pinger(port)
-  local c
-  local function open()
-    c = assert(socket.tcp())
-    c:settimeout(5)
-    assert(c:connect("127.0.0.1", port))
-    c:setoption("tcp-nodelay", true)
-  end
-  open()
-  return function()
-    local t0 = gettime()
-    assert(c:send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"))
-    assert.equal("HTTP/1.1 200 OK", assert(c:receive("*l")))
-    local len, closing
-    while true do
-      local l = assert(c:receive("*l")):lower()
-      if l == "" then break end
-      len = tonumber(l:match("^content%-length:%s*(%d+)")) or len
-      closing = closing or l:find("^connection:%s*close") ~= nil
-    end
-    assert.equal("pong\n", c:receive(len))
-    local dt = gettime() - t0
-    if closing then c:close(); open() end
-    return dt
-  end, function() c:close() end
-end
-
 -- utime + stime of a process, in seconds.
 local function cpu_seconds(pid, tick)
   local stat = assert(helper.read_file("/proc/" .. pid .. "/stat"))
@@ -263,7 +234,7 @@ describe("starvideos inside nginx", function()
     local done = dir .. "/gen.done"
     assert(helper.execute(str_format("( %scurl -s -m 120 -Z --parallel-immediate --parallel-max 20 %s; touch %s ) "
       .. ">/dev/null 2>&1 &", UNINSTRUMENTED, table.concat(args, " "), q(done))))
-    local ping, close = pinger(port.http)
+    local ping, close = nginx_run.pinger(port.http)
     local worst, pings, t0, times = 0, 0, gettime(), {}
     assert.equal(200, select(2, request(port.http, "/lag?start=1")))
     local lag

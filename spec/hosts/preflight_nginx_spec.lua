@@ -37,29 +37,10 @@ describe("preflight inside nginx", function()
     helper.cleanup()
   end)
 
-  -- /ping on a kept connection: the seconds each answer took.
-  local function pinger(port)
-    local c = assert(socket.tcp())
-    c:settimeout(5)
-    assert(c:connect("127.0.0.1", port))
-    c:setoption("tcp-nodelay", true)
-    return function()
-      local t0 = gettime()
-      assert(c:send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"))
-      assert.equal("HTTP/1.1 200 OK", assert(c:receive("*l")))
-      local len
-      repeat
-        local l = assert(c:receive("*l")):lower()
-        len = tonumber(l:match("^content%-length:%s*(%d+)")) or len
-      until l == ""
-      assert(c:receive(len))
-      return gettime() - t0
-    end, function() c:close() end
-  end
 
   -- n pings (or until stop() is true), 20 ms apart: their times, sorted.
   local function pings(port, n, stop)
-    local ping, close = pinger(port)
+    local ping, close = nginx_run.pinger(port)
     local times, t0 = {}, gettime()
     collectgarbage()
     collectgarbage("stop") -- no pause of the measuring side's own

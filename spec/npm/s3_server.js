@@ -105,8 +105,13 @@ function abort(res, bucket, uploadId) {
 function listUploads(res, bucket, prefix) {
   const items = [];
   for (const id of fs.existsSync(uploadsOf(bucket)) ? fs.readdirSync(uploadsOf(bucket)) : []) {
-    const key = fs.readFileSync(path.join(uploadsOf(bucket), id, "key"), "utf8");
-    if (key.startsWith(prefix || "")) items.push(`<Upload><Key>${key}</Key><UploadId>${id}</UploadId></Upload>`);
+    const keyFile = path.join(uploadsOf(bucket), id, "key");
+    const key = fs.readFileSync(keyFile, "utf8");
+    // Initiated: the time s3rver wrote the upload's key file (a spec ages an upload by setting it back)
+    const initiated = fs.statSync(keyFile).mtime.toISOString();
+    if (key.startsWith(prefix || "")) {
+      items.push(`<Upload><Key>${key}</Key><UploadId>${id}</UploadId><Initiated>${initiated}</Initiated></Upload>`);
+    }
   }
   res.writeHead(200, { "Content-Type": "application/xml" });
   res.end(`<ListMultipartUploadsResult><Bucket>${bucket}</Bucket>${items.join("")}</ListMultipartUploadsResult>`);

@@ -72,6 +72,36 @@ function M.pending_unless_ready(name, programs)
   return true
 end
 
+-- A keep-alive connection asking /ping of 127.0.0.1:port (a location answering "pong\n"): ping() returns the
+-- seconds each took (a new connection when nginx ended the last one, after keepalive_requests); close().
+function M.pinger(port)
+  local c
+  local function open()
+    c = assert(socket.tcp())
+    c:settimeout(5)
+    assert(c:connect("127.0.0.1", port))
+    c:setoption("tcp-nodelay", true)
+  end
+  open()
+  return function()
+    local t0 = socket.gettime()
+    assert(c:send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"))
+    local status = assert(c:receive("*l"))
+    assert(status == "HTTP/1.1 200 OK", "/ping answered " .. status)
+    local len, closing
+    repeat
+      local l = assert(c:receive("*l")):lower()
+      len = tonumber(l:match("^content%-length:%s*(%d+)")) or len
+      closing = closing or l:find("^connection:%s*close") ~= nil
+    until l == ""
+    local body = c:receive(len)
+    assert(body == "pong\n", "/ping's body: " .. tostring(body))
+    local dt = socket.gettime() - t0
+    if closing then c:close(); open() end
+    return dt
+  end, function() c:close() end
+end
+
 -- Does something accept connections on 127.0.0.1:port?
 function M.listening(port)
   local c = socket.tcp()
@@ -96,18 +126,28 @@ end
 -- nginx.out gets what nginx says before its error log is open, error.log is
 -- given with -e), conf (default dir/nginx.conf), prefix (-p; default the
 -- checkout), ports (it is up once each accepts connections, within 15 s),
--- env (variables for nginx).  A watchdog stops nginx should this process die
--- first (and removes dir when remove_dir).  Returns { pid = nginx's, stop = fn (TERM, KILL after 5 s; twice is
--- fine) }, or stops it and raises with nginx's own words.
+-- env (variables for nginx), wrap (a command nginx runs under, such as strace: nginx, its child, is the one
+-- stopped).  A watchdog stops nginx should this process die first (and removes dir when remove_dir).  Returns
+-- { pid = nginx's, stop = fn (TERM, KILL after 5 s; twice is fine) }, or stops it and raises with nginx's own words.
 function M.launch(o)
   local q, str_format = helper.shell_quote, string.format
   local out, log = o.dir .. "/nginx.out", o.dir .. "/error.log"
   local vars = {}
   for k, v in pairs(o.env or {}) do vars[#vars + 1] = k .. "=" .. q(v) .. " " end
   table.sort(vars)
-  local proc = helper.spawn(str_format("%s%snginx -p %s -e %s -c %s >%s 2>&1 </dev/null", helper.UNINSTRUMENTED,
-    table.concat(vars), q(o.prefix or M.ROOT .. "/"), q(log), q(o.conf or o.dir .. "/nginx.conf"), q(out)))
+  local proc = helper.spawn(str_format("%s%s%snginx -p %s -e %s -c %s >%s 2>&1 </dev/null", helper.UNINSTRUMENTED,
+    table.concat(vars), o.wrap and o.wrap .. " " or "", q(o.prefix or M.ROOT .. "/"), q(log),
+    q(o.conf or o.dir .. "/nginx.conf"), q(out)))
   local pid = proc.pid
+  if o.wrap then -- the wrapper's child once it is nginx (strace first forks children of its own to test the kernel)
+    local children, wrapper = "/proc/" .. pid .. "/task/" .. pid .. "/children", pid
+    helper.wait_until(function()
+      for c in (helper.read_file(children) or ""):gmatch("%d+") do
+        if (helper.read_file("/proc/" .. c .. "/comm") or ""):find("^nginx") then pid = tonumber(c) end
+      end
+      return pid ~= wrapper
+    end, 15)
+  end
   local watchdog = tonumber((helper.capture(str_format("(while kill -0 %d 2>/dev/null; do sleep 1; done; "
     .. "kill %d 2>/dev/null%s) >/dev/null 2>&1 </dev/null & echo $!", own_pid(), pid,
     o.remove_dir and "; sleep 1; rm -rf " .. q(o.dir) or ""))))
@@ -182,14 +222,14 @@ end
 -- Start nginx with the configuration conf(port) returns (port: a free one, or
 -- the one given) written to dir/nginx.conf (as root, with `user root;`: the
 -- workers as nobody may not write the spec's files), env: variables for nginx
--- (a table, or nil): { port =, pid = nginx's, stop = fn }, or raises with
+-- (a table, or nil), wrap: M.launch's (nil: none): { port =, pid = nginx's, stop = fn }, or raises with
 -- nginx's own words.
-function M.serve(dir, conf, port, env)
+function M.serve(dir, conf, port, env, wrap)
   port = port or helper.free_ports(1)[1]
   local text = conf(port)
   if helper.capture("id -u"):match("^0%s*$") then text = "user root;\n" .. text end
   helper.write_file(dir .. "/nginx.conf", text)
-  local n = M.launch { dir = dir, ports = { port }, env = env }
+  local n = M.launch { dir = dir, ports = { port }, env = env, wrap = wrap }
   return { port = port, pid = n.pid, stop = n.stop }
 end
 

@@ -1,6 +1,7 @@
--- An S3-compatible store for the storage hosts specs (spec/hosts/s3_spec.lua, refs_s3_spec.lua): s3rver 3.7.1
--- behind the specs' own proxy that checks every request's SigV4 (presigned URLs too) with the AWS SDK's signer
--- (spec/npm/s3_server.js), its objects read back by the AWS SDK's own S3 client (spec/npm/s3_read.js).
+-- An S3-compatible store for the storage hosts specs (spec/hosts/s3_spec.lua, s3_nginx_spec.lua, s3_faults_spec.lua,
+-- refs_s3_spec.lua): s3rver 3.7.1 behind the specs' own proxy that checks every request's SigV4 (presigned URLs too)
+-- with the AWS SDK's signer (spec/npm/s3_server.js), its objects read back by the AWS SDK's own S3 client
+-- (spec/npm/s3_read.js).
 --   local why = S3run.missing()          -- what is not installed, or nil
 --   local st = S3run.start{ refuse = true, bucket = "vids" } -- refuse: x-amz-checksum-* refused (R2, B2)
 --   st.url, st.port, st.dir (s3rver's folder), st.log() (the proxy's log: a table per request), st.read(key),
@@ -12,6 +13,7 @@ local M = {}
 
 M.NPM = helper.root .. "/spec/npm"
 
+-- Why the store cannot run here (node, or a package of spec/npm), or nil.
 function M.missing()
   if not helper.execute("command -v node >/dev/null 2>&1") then return "node (Debian: nodejs) is not installed" end
   for _, m in ipairs { "s3rver", "@aws-sdk/client-s3", "@smithy/signature-v4" } do
@@ -50,6 +52,24 @@ function M.start(opts)
     return helper.exists(up) and #helper.listing(up) or 0
   end
   return st
+end
+
+-- The store and an emulator (spec/support/shared_emulator.lua's: opts its) for a describe block: keep(st, emu)
+-- once both run (st nil when missing() says why); both stopped after the block's last test.
+function M.shared(opts, keep)
+  local busted, st = require "busted", nil
+  require "spec.support.shared_emulator"(opts, function(emu)
+    if not M.missing() then st = M.start {} end
+    keep(st, emu)
+  end)
+  busted.lazy_teardown(function() if st then st.stop() end end)
+end
+
+-- The parts PUT (answered 200) to the store, from its log.
+function M.parts(log)
+  local n = 0
+  for _, e in ipairs(log) do n = n + (e.method == "PUT" and e.part and e.status == 200 and 1 or 0) end
+  return n
 end
 
 return M

@@ -60,8 +60,14 @@ local function read_entries(path, defaults)
   return entries
 end
 
--- --out-dir: an existing folder (or a link to one), or made when its parent is one.
+-- --out-dir: an existing folder (or a link to one), or made when its parent is one; or a bucket's prefix
+-- (s3://bucket[/prefix]: docs/storage.md), checked as an object URL.
 local function out_dir(dir, core)
+  if require("starvideos.sink").object(dir) then
+    local bucket, err = require("starvideos.storage.s3").parse(dir, "--out-dir", true)
+    if not bucket then usage_error("%s", err.message) end
+    return (dir:gsub("/+$", ""))
+  end
   dir = dir:gsub("(.)/+$", "%1")
   local kind = core.file_kind(dir)
   if kind == "folder" or core.file_kind(dir .. "/.") == "folder" then return dir end
@@ -168,6 +174,10 @@ function M.run(ctx, opts)
   local dir = out_dir(opts["out-dir"], core)
   if opts.store and opts.journal then usage_error("--journal and --store: give one ledger, not both") end
   local store = opts.store and client_for.store(opts)
+  if not (store or opts.journal) and require("starvideos.sink").object(dir) then
+    usage_error("--out-dir %s is a bucket: give --journal PATH or --store URL (the batch's record of its paid tasks,"
+      .. " which a rerun reads)", quote(opts["out-dir"]))
+  end
   local journal = not store and (opts.journal or dir .. "/starvideos.jsonl") or nil
   local at = journal and "--journal " .. shell_word(journal)
     or "--store " .. shell_word(require("starvideos.config").store_url(store).where)

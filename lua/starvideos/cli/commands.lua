@@ -174,8 +174,11 @@ function M.status(ctx, opts, pos)
   return task.status == "failed" and 1 or 0
 end
 
--- The file for task id's video at path: a directory gets <name>.mp4.
+-- The file for task id's video at path: a directory gets <name>.mp4 (a bucket's prefix ending in /: its key).
 local function video_path(path, id)
+  if require("starvideos.sink").object(path) then
+    return path:find("/$") and path .. client_for.load().file_name(id) .. ".mp4" or path
+  end
   if is_dir(path) then return path:gsub("/+$", "") .. "/" .. client_for.load().file_name(id) .. ".mp4" end
   return path
 end
@@ -185,7 +188,7 @@ end
 local function wait_out(opts, id)
   local path = opts.out
   if path == nil then return nil end
-  if is_dir(path) then return video_path(path, id) end
+  if is_dir(path) or require("starvideos.sink").object(path) then return video_path(path, id) end
   local dir = path:match("^(.*)/[^/]*$") or "."
   if dir ~= "" and not is_dir(dir) then
     usage_error("--out %s: the folder %s does not exist (nothing was waited for)", quote(path), quote(dir))
@@ -232,7 +235,7 @@ function M.download(ctx, opts, pos)
   if not res then return fail(ctx, err) end
   d:finish(true)
   if ctx.json then
-    print_json { id = id, path = path, bytes = display.file_size(path) }
+    print_json { id = id, path = path, bytes = display.saved_size(path) }
   else
     out(display.saved_line(path), "\n")
   end
@@ -328,7 +331,9 @@ local function ledger_client(ctx, opts)
     f:close()
   end
   local dir = opts.dir or "."
-  if not is_dir(dir) then usage_error("--dir %s is not a directory", quote(dir)) end
+  if not (is_dir(dir) or require("starvideos.sink").object(dir)) then -- (a bucket's prefix: the library checks it)
+    usage_error("--dir %s is not a directory", quote(dir))
+  end
   local client, core = client_for.new(ctx, opts, { journal = journal, store = store })
   return client, core, dir
 end

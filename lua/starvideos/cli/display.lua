@@ -65,8 +65,14 @@ function M.print_task(task)
   end
 end
 
+-- The bytes each out got, as its progress events said (an object's size: it has no file here to look at).
+local sent = {}
+
+-- The size of what was saved at path (a file's, else an object's as sent), or nil.
+function M.saved_size(path) return M.file_size(path) or sent[path] end
+
 function M.saved_line(path)
-  local size = M.file_size(path)
+  local size = M.saved_size(path)
   return string_format("saved %s (%s)", path, size and (size < 1024 and string_format("%d bytes", size)
     or string_format("%s, %d bytes", human_size(size), size)) or "size unknown")
 end
@@ -137,7 +143,9 @@ function M.print_tasks(list, tty)
   local rows, width, n = { head }, {}, #head - 1
   for _, t in ipairs(list) do
     local later = t.superseded_by and " (superseded: task " .. t.superseded_by .. " saved its file)" or ""
-    local r = { t.id or t["local"], t.state, t.created_at and os_date("!%Y-%m-%d %H:%M:%S", t.created_at)
+    local up = t.uploading and t.state ~= "downloaded" and t.uploading.parts -- (an upload in progress: its parts)
+    local r = { t.id or t["local"], up and string_format("uploading, %d part%s", up, up == 1 and "" or "s") or t.state,
+      t.created_at and os_date("!%Y-%m-%d %H:%M:%S", t.created_at)
       or "-", t.model or "-", error = (t.error or t.superseded_by) and tostring(t.error or "-") .. later }
     if tenants then r[#r + 1] = t.tenant and t.tenant:gsub("%c", " ") or "-" end
     if costs then r[#r + 1] = t.cost and string_format("%.14g", t.cost) or "unknown" end
@@ -395,6 +403,7 @@ function Display:event(ev, now)
   if ev.type == "status" then
     self:status_event(ev, now)
   elseif ev.type == "progress" then
+    if ev.path then sent[ev.path] = ev.bytes end
     self:progress(ev, now)
   end
 end

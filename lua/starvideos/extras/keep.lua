@@ -57,6 +57,7 @@ function K.resume(ctx, opts)
   local results = ctx.loop:run(jobs, opts.sleep) -- {task, err, path}s
   for i, r in ipairs(results) do r.saved_to = saved_to[i] end
   cfg.on_refs().sweep(ctx) -- (the reference objects of ended tasks a process left in the bucket)
+  cfg.on_uploads().run(ctx, dir, journal.file_name) -- (and the stale uploads of ours)
   -- then the webhooks a dead process owed, under a keeper's lease held a few seconds: the rest stays owed
   if cfg.notify then
     local keeper, kerr = ledger:keeper()
@@ -134,7 +135,10 @@ local function look_at(ctx, st, opts, t)
   if not behind and cfg.notify then Notify().sweep(ctx, st.keeper) end
   carry(ctx, st, opts, tasks, t)
   st.look = behind and t or t + st.every -- a long journal is read a slice per turn of the drive loop
-  if not (behind or st.looked) then cfg.on_refs().sweep(ctx) end -- (once: what resume sweeps too)
+  if not (behind or st.looked) then -- (once: what resume sweeps too)
+    cfg.on_refs().sweep(ctx)
+    cfg.on_uploads().run(ctx, st.dir, journal.file_name)
+  end
   st.looked = st.looked or not behind
 end
 

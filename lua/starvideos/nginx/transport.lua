@@ -173,8 +173,11 @@ function N:result(x)
   x.spent = true
   local date = x.date and core.http_date(x.date)
   if x.date then self.skew = date and date - core.wall() end
-  local task, err, wire, bytes, total = core.verdict(x.op, x.status, table.concat(x.parts), x.retry_after,
-    x.wire, x.message, x.have, x.total, self.key, x.heads)
+  -- (a media request's bytes asked for as read, its `pieces`: never made one string of megabytes in the worker)
+  local pieces = x.r.pieces and x.status and x.status >= 200 and x.status < 300
+  local task, err, wire, bytes, total = core.verdict(x.op, x.status, pieces and "" or table.concat(x.parts),
+    x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.heads)
+  if task and pieces then task = x.parts end
   if x.fh then
     if task then
       self.whole[x.r.file] = x.fh
@@ -213,6 +216,10 @@ function N:commit(part, path, mp4)
   fh:close()
   return ok, err, notwhole
 end
+
+-- require(module)[fn](...) in the thread pool, one at a time with the commits (a part's hashing:
+-- storage/part.lua): its first three values.
+function N.offload(_, module, fn, ...) return in_pool(module, fn, ...) end
 
 -- A whole download let go of uncommitted (download.lua: the store refused it): its handle closed.
 function N:discard(part)

@@ -13,6 +13,7 @@ local HEAD_MAX = 64 * 1024 -- an answer's status line and headers, together
 local CHUNK = 64 * 1024    -- the most asked of a socket at once
 local IDLE_MS = 60 * 1000  -- how long a kept-alive connection waits for its next use
 local BREATHE = 0.005      -- the most a light thread works before other work of the worker runs
+local BREATHE_PART = 0.002 -- the same for a bucket's part read or put (storage/object.lua: two at once, each long)
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 local serial = 0           -- names the pools of connections never to be shared
 
@@ -35,6 +36,15 @@ local function wire_of(x, err)
   return "timeout", string.format("no data for %g s", x.stall or 0)
 end
 
+-- Past x.breath s of work, the worker's other work let run (1 ms: nginx without OpenResty's patch warns at each
+-- ngx.sleep(0)).
+local function breathe(x)
+  if now() - x.since >= x.breath then
+    ngx.sleep(0.001)
+    x.since = now()
+  end
+end
+
 -- Up to n bytes of the answer, those read ahead first (not with `fresh`) | nil, socket error.
 local function take(x, n, fresh)
   if x.pos <= #x.buf and not fresh then
@@ -43,10 +53,7 @@ local function take(x, n, fresh)
     return data
   end
   if not arm(x, x.stall) then return nil, "timeout" end
-  if now() - x.since >= BREATHE then -- 1 ms: nginx without OpenResty's patch warns at each ngx.sleep(0)
-    ngx.sleep(0.001)
-    x.since = now()
-  end
+  breathe(x)
   return x.sock:receiveany(n)
 end
 
@@ -287,9 +294,9 @@ local function request(c, x, u, key)
     if not r.head then t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1) end
   elseif x.op == "storage" then -- the user's store: its signed lines, never the key
     t[#t + 1] = (r.headers or ""):gsub("\n", "\r\n")
-    if r.body or method == "PUT" or method == "POST" then
-      t[#t + 1] = "Content-Length: " .. #(r.body or "") .. "\r\n"
-    end
+    local n = 0 -- (a body: a string, or a list of strings, a part's pieces)
+    for _, s in ipairs(type(r.body) == "table" and r.body or { r.body }) do n = n + #s end
+    if r.body or method == "PUT" or method == "POST" then t[#t + 1] = "Content-Length: " .. n .. "\r\n" end
   else -- a notify goes to the user's own host: never the key, and the event's webhook-* lines
     if x.auth and x.op ~= "notify" then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
     t[#t + 1] = "Accept: application/json\r\n"
@@ -299,6 +306,23 @@ local function request(c, x, u, key)
   t[#t + 1] = "\r\n"
   t[#t + 1] = r.body or "" -- (a part's megabytes: not copied into another string)
   return t
+end
+
+-- The request sent (t: request's, its body last: a string, or a list of strings, a part's as a media request read
+-- it): a body over CHUNK a piece at a time, the worker's other work let run between (a part's megabytes in one send
+-- held it while the kernel took them) | nil, socket error.
+local function send(x, t)
+  local b = t[#t]
+  if type(b) == "string" and #b <= CHUNK then return x.sock:send(t) end
+  t[#t] = nil
+  local ok, err = x.sock:send(t)
+  local list = type(b) == "table" and b
+  for i = 1, list and #list or math.ceil(#b / CHUNK) do
+    if not ok then break end
+    breathe(x)
+    ok, err = x.sock:send(list and list[i] or b:sub((i - 1) * CHUNK + 1, i * CHUNK))
+  end
+  return ok, err
 end
 
 -- Send the request, read the answer's head: status, headers, reusable | nil, wire, message.
@@ -311,7 +335,7 @@ local function ask(c, x, u, key)
     if not ok then return nil, wire, msg end
     local reused = x.sock:getreusedtimes() > 0
     if not arm(x) then return nil, "not_sent", "timed out before the request was sent" end
-    local sent, err = x.sock:send(request(c, x, u, key))
+    local sent, err = send(x, request(c, x, u, key))
     local status, h, keep
     if sent then status, h, keep = head(x) else h, keep = wire_of(x, err) end
     if status then return status, h, keep end
@@ -327,6 +351,7 @@ function W.exchange(c, x, key)
     return "not_sent", "timed out waiting for a free connection (max_connections)"
   end
   x.slot, x.since = true, now()
+  x.breath = (x.op == "media" or x.op == "storage") and x.stall and BREATHE_PART or BREATHE
   for hops = 0, 5 do
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end

@@ -1,17 +1,19 @@
 -- The bucket sink (sink.lua's interface, for an s3://bucket/key out): the video read from its URL a part at a
 -- time (a Range GET of PART bytes, op media) into a multipart upload (op storage, storage/s3.lua), one part in
 -- the store's hands while the next is read, never more.  Each part passes starvideos.sign's stream on the way
--- (the video's SHA-256, the part's checksum, the whole-MP4 check) and is recorded in the ledger once the store
--- took it (ledger:upload: the upload id, the parts, the stream's state), so that a later process goes on
--- from the next part.  The upload is completed (commit) only when the video is whole and right, then copied
--- onto itself with its x-amz-meta-sha256 (S3 takes metadata only at an upload's start); a failed check or
--- transfer aborts it: the object is there whole, or not at all, and no upload of ours is left.
+-- (the video's SHA-256, the part's checksum, the whole-MP4 check: storage/part.lua, in nginx's thread pool) and
+-- is recorded in the ledger once the store took it (ledger:upload: the upload id, the parts, the stream's state),
+-- so that a later process goes on from the next part.  The upload is completed (commit) only when the video is
+-- whole and right, then copied onto itself with its x-amz-meta-sha256 (S3 takes metadata only at an upload's
+-- start); a failed check or transfer aborts it: the object is there whole, or not at all, and no upload of ours
+-- is left.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Request = require "starvideos.request"
 local S3 = require "starvideos.storage.s3"
+local Part = require "starvideos.storage.part"
 local cjson = require("cjson.safe").new()
 
 local setmetatable, type, tostring, ipairs, string_format, table_concat = setmetatable, type, tostring, ipairs,
@@ -100,19 +102,32 @@ function O.fetch(job, t, url, path, d)
   end
   local rec = recorded(d.upload)
   u.rec = rec or { parts = {}, checksum = learned[st.where] or "sha256" }
-  u.stream = u:stream_of(rec and rec.state)
-  if rec and not u.stream and not rec.sha256 then -- a record we cannot go on from: its upload goes, a new one
-    u.stale = rec.upload
+  if rec and not u:stream_of(rec.state) and not rec.sha256 then -- a record we cannot go on from: its upload
+    u.stale = rec.upload -- goes, a new one
     u.rec = { parts = {}, checksum = u.rec.checksum }
-    u.stream = u:stream_of(nil)
   end
+  if not u.stream then u:stream_of(nil) end
   u.total = rec and rec.total
   job:await(u, t)
   if not u.done then u:go(t) end
 end
 
+-- The seconds the video lasts (-1: any), for its stream.
+function U:seconds() return type(self.duration) == "number" and self.duration or -1 end
+
+-- The stream gone on from state (the last part's; nil: from byte 0), for where the next part starts: it, or nil.
 function U:stream_of(state)
-  return (sign().stream(type(self.duration) == "number" and self.duration or -1, self.rec.checksum == "md5", state))
+  self.state = state
+  self.stream = sign().stream(self:seconds(), self.rec.checksum == "md5", state)
+  return self.stream
+end
+
+-- A part's bytes checked and hashed (storage/part.lua), in the transport's thread pool when it has one.
+function U:check(bytes)
+  local tr = self.loop.transport
+  local seconds, md5 = self:seconds(), self.rec.checksum == "md5"
+  if not tr.offload then return Part.check(seconds, md5, self.state, bytes, self.total) end
+  return tr:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total)
 end
 
 -- The upload ends (err: why, and then its upload was aborted): the job is told.
@@ -128,17 +143,20 @@ function U:record(text)
   if self.job.id then self.job.ledger:upload(self.job.id, self.out, text) end
 end
 
--- It failed (err): its upload aborted first (nothing of ours left at the key), then the job told.
+-- It failed (err): its upload aborted first (nothing of ours left at the key), then the job told.  A part in the
+-- store's hands is awaited first: one it takes after the abort would leave the upload (as s3rver and S3 may).
 function U:fail(err, t)
-  self.failed = err
-  self.get, self.put = nil, nil
-  if not self.rec.upload then return self:finish(err) end
+  self.failed, self.ready = self.failed or err, nil
+  if self.get then self.get:cancel(); self.get = nil end
+  if self.put then return end -- (go aborts once it is answered)
+  if not self.rec.upload then return self:finish(self.failed) end
   self.aborting = call(self, "abort", { upload = self.rec.upload }, t)
 end
 
 -- The next thing to send: the upload made, a part read, a part put; the end once all are in.
 function U:go(t)
-  if self.done or self.aborting or self.failed then return end
+  if self.done or self.aborting then return end
+  if self.failed then return not self.put and self:fail(self.failed, t) end
   if self.stale and not self.call then
     self.call = call(self, "abort", { upload = self.stale }, t) -- (its answer: NoSuchUpload is as good)
     self.stale = nil
@@ -171,7 +189,7 @@ function U:read(t)
   if self.total and upto > self.total then upto = self.total end
   if self.total and from >= self.total then self.eof = true; return end
   self.get = Request.new(self.loop, self.key, self.cfg, self, "media", self.url, self.video_path, nil, nil,
-    self.deadline, { offset = from, max_body = upto - from, long = true })
+    self.deadline, { offset = from, max_body = upto - from, long = true, pieces = true })
   self.get.from, self.get.at = from, at
   self.get:send(t)
 end
@@ -182,39 +200,28 @@ function U:got(req, t)
   local bytes = req.task
   req.task = nil -- (a part's megabytes: the put's alone from now on)
   self.total = self.total or req.total
-  if #bytes == 0 then
+  if Part.size(bytes) == 0 then
     return self:fail(new_error("protocol", string_format("download: no bytes at %.0f of %s", req.from,
       tostring(self.total))), t)
   end
-  local ok, why = self.stream:feed(bytes)
-  if not ok then
-    self.checked = why
-    return self:fail(new_error("protocol", string_format("download: %s is not a whole video: %s", self.out, why),
-      { check = why }), t)
+  local r, why, notwhole = self:check(bytes) -- (the whole video checked before its last part is put)
+  if self.done or self.failed then return end -- (cancelled while the pool hashed)
+  if not r then
+    self.checked = notwhole and why or nil
+    return self:fail(new_error(notwhole and "protocol" or "io", string_format("download: %s is not a whole "
+      .. "video: %s", self.out, tostring(why)), { check = notwhole and why or nil }), t)
   end
-  local at = self.stream:at()
-  local sha_hex, sha_b64, md5 = self.stream:part()
   self.n = (self.n or #self.rec.parts) + 1
-  local p = { n = self.n, body = req.from < req.at and bytes:sub(req.at - req.from + 1) or bytes,
-    sha_hex = sha_hex, sha_b64 = sha_b64, md5 = md5, at = at }
-  self.eof = self.total ~= nil and at >= self.total
-  if self.eof then -- the whole video: checked before its last part is put (a wrong one is never completed)
-    local sum, cwhy, notwhole = self.stream:finish()
-    if not sum then
-      self.checked = notwhole and cwhy or nil
-      return self:fail(new_error(notwhole and "protocol" or "io", string_format("download: %s is not a whole "
-        .. "video: %s", self.out, tostring(cwhy)), { check = notwhole and cwhy or nil }), t)
-    end
-    p.sha256 = sum
-  else
-    p.state = self.stream:save()
-  end
-  self.ready = p
+  self.ready = { n = self.n, body = Part.past(bytes, req.at - req.from),
+    sha_hex = r.sha_hex, sha_b64 = r.sha_b64, md5 = r.md5, at = r.at, state = r.state, sha256 = r.sha256 }
+  self.eof = r.sha256 ~= nil
+  if r.state then self:stream_of(r.state) end
 end
 
 -- The store took part p (req: its PUT): recorded, then the next.
 function U:taken(req, t)
   local p = req.part
+  if self.failed then return end -- (its upload is aborted now)
   if req.err then return self:fail(req.err, t) end
   local etag = etag_of(req.task)
   if not etag then return self:fail(new_error("protocol", "storage: the store named no ETag for part " .. p.n), t) end
@@ -233,7 +240,7 @@ local function refused_checksums(self, err)
   if self.rec.checksum ~= "sha256" or not (err.status == 400 or err.status == 501) then return false end
   learned[self.st.where] = "md5"
   self.rec.checksum = "md5"
-  self.stream = self:stream_of(nil)
+  self:stream_of(nil)
   local on_event = self.cfg.on_event
   if on_event then
     on_event { type = "warning", message = string_format("storage %s refused x-amz-checksum-* (%s): parts carry "

@@ -129,7 +129,10 @@ S.OPS = {
       ["Content-Type"] = a.type or "video/mp4", ["x-amz-meta-sha256"] = a.sha256 }
   end,
   head = function() return "HEAD", nil, {} end,
-  uploads = function(a) return "GET", { uploads = "", prefix = a.prefix }, {} end, -- ListMultipartUploads
+  uploads = function(a) -- ListMultipartUploads (the markers: where a truncated listing goes on)
+    return "GET", { uploads = "", prefix = a.prefix, ["key-marker"] = a.key_marker,
+      ["upload-id-marker"] = a.id_marker }, {}
+  end,
   put = function(a) -- PutObject (a reference file, storage/refs.lua; payload: its SHA-256 when the caller has it)
     return "PUT", nil, { ["Content-Type"] = a.type, ["x-amz-meta-sha256"] = a.sha256 }, a.body, a.payload
   end,

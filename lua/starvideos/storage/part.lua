@@ -1,0 +1,61 @@
+-- One part of an upload checked and hashed (storage/object.lua): the bytes read for it fed to starvideos.sign's
+-- stream, gone on from the state the last part saved.  A function of its arguments alone, so that nginx's
+-- transport runs it in its thread pool (t:offload): a worker never hashes a part's megabytes itself.
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+
+local P = {}
+
+-- The count of bytes: a string, or a list of strings (a part's pieces as nginx's transport read them).
+function P.size(bytes)
+  if type(bytes) == "string" then return #bytes end
+  local n = 0
+  for _, s in ipairs(bytes) do n = n + #s end
+  return n
+end
+
+-- bytes (a string or a list) without their first n.
+function P.past(bytes, n)
+  if n <= 0 then return bytes end
+  if type(bytes) == "string" then return bytes:sub(n + 1) end
+  local out = {}
+  for _, s in ipairs(bytes) do
+    if n < #s then out[#out + 1] = n > 0 and s:sub(n + 1) or s end
+    n = n > #s and n - #s or 0
+  end
+  return out
+end
+
+-- check(seconds, md5, state, bytes, total): bytes (from the stream's `from`; a string or a list) fed to the
+-- stream of state (nil: from byte 0) for a video of `seconds` (< 0: any) whose parts need an MD5 when md5; at the
+-- end (total reached) the whole video checked.  -> {at = bytes hashed, sha_hex, sha_b64, md5 = the part's sums,
+-- state = to go on from (not at the end), sha256 = the video's (at the end)} | nil, why, notwhole (true: not a whole
+-- video).
+function P.check(seconds, md5, state, bytes, total)
+  local s, err = require("starvideos.sign").stream(seconds, md5, state)
+  if not s then return nil, err end
+  local ok, why = true, nil
+  if type(bytes) == "string" then ok, why = s:feed(bytes) end
+  for i = 1, type(bytes) == "table" and #bytes or 0 do
+    ok, why = s:feed(bytes[i])
+    if not ok then break end
+  end
+  if not ok then
+    s:close()
+    return nil, why, true
+  end
+  local r = { at = s:at() }
+  r.sha_hex, r.sha_b64, r.md5 = s:part()
+  if total and r.at >= total then
+    local sum, cwhy, notwhole = s:finish()
+    s:close()
+    if not sum then return nil, cwhy, notwhole end
+    r.sha256 = sum
+  else
+    r.state = s:save()
+    s:close()
+  end
+  return r
+end
+
+return P

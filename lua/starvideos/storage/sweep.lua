@@ -1,0 +1,131 @@
+-- The multipart uploads the library started and left in the user's bucket (a process killed between its
+-- CreateMultipartUpload and the ledger's record of it; a record since replaced), aborted by keep and resume
+-- (docs/storage.md, "Nothing left behind").  Only at the keys the ledger names (each task's out and saved path,
+-- and keep's or resume's dir/<name>.mp4 when that is a bucket's), only uploads no unfinished task holds as its
+-- record (keep and resume go on from those), and only those the store says began more than STALE seconds ago
+-- (a live process's upload is recorded within a request of its start).
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
+local Object = require "starvideos.storage.object"
+local S3 = require "starvideos.storage.s3"
+local Sink = require "starvideos.sink"
+
+local next, setmetatable, ipairs, pairs, tonumber, tostring, os_time, string_format, table_concat, math_floor =
+  next, setmetatable, ipairs, pairs, tonumber, tostring, os.time, string.format, table.concat, math.floor
+local now = core.now
+
+local W = {}
+
+W.STALE = 24 * 3600 -- seconds an upload no task holds is left alone (S3's lifecycle rules count in days too)
+
+-- Seconds since the epoch of an ISO 8601 time in UTC ("2026-11-25T22:00:00.000Z"), or nil.
+function W.iso_time(text)
+  local y, mo, d, h, mi, s = (text or ""):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
+  if not y then return nil end
+  y, mo = tonumber(y), tonumber(mo)
+  local yy = mo <= 2 and y - 1 or y -- (days from the civil date: the proleptic Gregorian calendar)
+  local era = math_floor(yy / 400)
+  local yoe = yy - era * 400
+  local doy = math_floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + tonumber(d) - 1
+  local days = era * 146097 + yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+end
+
+-- The keys of ours in each bucket (bucket -> key -> true; name(id): a task's file name in dir) and the uploads the
+-- ledger holds (id -> true).
+local function ours(ctx, dir, name)
+  local keys, held = {}, {}
+  local function add(url)
+    if not Sink.object(url) then return end
+    local bucket, key = S3.parse(url, "out")
+    if bucket then keys[bucket] = keys[bucket] or {}; keys[bucket][key] = true end
+  end
+  for _, t in ipairs(ctx.ledger:tasks() or {}) do
+    add(t.out)
+    add(t.path)
+    if t.id and Sink.object(dir) then
+      add(dir:gsub("/*$", "/") .. name(t.id) .. ".mp4")
+    end
+    if t.uploading and t.state ~= "downloaded" then held[t.uploading.id or ""] = true end
+  end
+  return keys, held
+end
+
+-- A request's owner (storage/object.lua's call): the bucket's key, told when its answer came.
+local Ask = {}
+Ask.__index = Ask
+function Ask:advance() self.done = true end
+function Ask:cancel() self.done = true end
+
+local function ask(ctx, st, bucket, key, op, a)
+  local o = setmetatable({ loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, st = st, bucket = bucket, key_name = key,
+    out = "s3://" .. bucket .. "/" .. key, path = "/" .. bucket .. "/" .. key, deadline = now() + 60, done = false },
+    Ask)
+  o.req = Object.call(o, op, a, now())
+  ctx.loop:drive(function() return o.done or o.req.done end)
+  return o.req
+end
+
+-- The longest prefix the keys share (one listing a bucket).
+local function shared(keys)
+  local p
+  for k in pairs(keys) do
+    if not p then p = k else
+      local n = 0
+      while n < #p and p:byte(n + 1) == k:byte(n + 1) do n = n + 1 end
+      p = p:sub(1, n)
+    end
+  end
+  return p or ""
+end
+
+-- Bucket's stale uploads at its keys of ours: {key, id}s (a failed listing: nil, its error).
+local function stale(ctx, st, bucket, keys, held, before)
+  local list, marker, id_marker = {}, nil, nil
+  repeat
+    local req = ask(ctx, st, bucket, "", "uploads", { prefix = shared(keys), key_marker = marker,
+      id_marker = id_marker })
+    if req.err then return nil, req.err end
+    local body = req.task and req.task.body
+    for _, u in ipairs(S3.xml_list(body, "Upload", { "Key", "UploadId", "Initiated" })) do
+      local began = W.iso_time(u.Initiated)
+      if u.Key and keys[u.Key] and u.UploadId and not held[u.UploadId] and began and began < before then
+        list[#list + 1] = { key = u.Key, id = u.UploadId }
+      end
+    end
+    local more = S3.xml(body, "IsTruncated") == "true"
+    marker, id_marker = S3.xml(body, "NextKeyMarker"), S3.xml(body, "NextUploadIdMarker")
+  until not (more and marker)
+  return list
+end
+
+-- keep's and resume's sweep (ctx: their loop, key, ledger, cfg; dir: their dir, name: a task's file name there):
+-- the count aborted.  What failed is a warning (the next keep tries again).
+function W.run(ctx, dir, name)
+  if not ctx.ledger.records then return 0 end
+  local keys, held = ours(ctx, dir, name)
+  local st = next(keys) and Object.store_of(ctx.cfg)
+  if not st then return 0 end
+  local n, failed, before = 0, {}, os_time() - W.STALE
+  for bucket, set in pairs(keys) do
+    local list, err = stale(ctx, st, bucket, set, held, before)
+    if not list then failed[#failed + 1] = string_format("s3://%s: %s", bucket, tostring(err and err.message)) end
+    for _, u in ipairs(list or {}) do
+      local req = ask(ctx, st, bucket, u.key, "abort", { upload = u.id })
+      if req.err and req.err.status ~= 404 then
+        failed[#failed + 1] = string_format("s3://%s/%s upload %s: %s", bucket, u.key, u.id, tostring(req.err.message))
+      elseif not req.err then
+        n = n + 1
+      end
+    end
+  end
+  local on_event = ctx.cfg.on_event
+  if failed[1] and on_event then
+    on_event { type = "warning", message = "an unfinished upload of ours could not be looked at or aborted (keep tries"
+      .. " again): " .. table_concat(failed, "; ") }
+  end
+  return n
+end
+
+return W

@@ -1,0 +1,112 @@
+-- Each download fault the library refuses, with an s3:// out (docs/storage.md; issue 39): no object at the key,
+-- no upload left, every upload the library made aborted.  The store: s3rver behind the specs' SigV4-checking proxy
+-- (spec/support/s3_run.lua); the bad videos: spec/support/hostile.lua's download cases (a whole service each:
+-- an HTML page, a short body, a box cut, a 9 s video for a 5 s task), and nginx serving a 12 MB video with
+-- `max_ranges 0` (a real server that answers each Range with 200 and the whole file: the video's second part).
+local helper = require "spec.helper"
+local cjson = require "cjson"
+local s3_run = require "spec.support.s3_run"
+local nginx_run = require "spec.support.nginx_run"
+local starvideos = require "starvideos"
+
+local MB = 1000 * 1000
+local why = s3_run.missing()
+
+-- A client of the store st (and of base: the service), its journal in dir.
+local function client(st, base, dir)
+  return starvideos.new { api_key = "k", base_url = base, journal = dir .. "/j.jsonl", interval = 0.05,
+    retry_backoff = 0.01, max_retries = 1, storage = { endpoint = st.url, access_key = "S3RVER",
+      secret_key = "S3RVER" } }
+end
+
+-- What the store's log says of the key: uploads created, aborted (answered 204), parts taken, completes.
+local function told(st, key)
+  local n = { created = 0, aborted = 0, parts = 0, completed = 0 }
+  for _, e in ipairs(st.log()) do
+    if e.path == "/vids/" .. key then
+      if e.method == "POST" and e.query.uploads then n.created = n.created + 1 end
+      if e.method == "DELETE" and e.query.uploadId and e.status == 204 then n.aborted = n.aborted + 1 end
+      if e.method == "PUT" and e.part and e.status == 200 then n.parts = n.parts + 1 end
+      if e.method == "POST" and e.query.uploadId then n.completed = n.completed + 1 end
+    end
+  end
+  return n
+end
+
+-- Nothing at the key, no upload of the store's left, each upload made aborted; the journal holds no upload.
+local function nothing_left(st, key, dir, text)
+  assert.is_true(st.read(key).missing, "an object is at " .. key .. ": " .. text)
+  assert.are.equal(0, st.uploads_left(), text)
+  local n = told(st, key)
+  assert.is_true(n.created >= 1, "no upload was made: " .. cjson.encode(n))
+  assert.are.same({ n.created, 0 }, { n.aborted, n.completed }, cjson.encode(n))
+  local upload
+  for l in (helper.read_file(dir .. "/j.jsonl") or ""):gmatch("[^\n]+") do
+    local e = cjson.decode(l)
+    if e.event == "upload" then upload = e.upload end
+  end
+  assert.is_falsy(upload, "the journal still holds an upload") -- (false: the upload gone)
+  return n
+end
+
+describe("download faults with an s3:// out: no object, no upload left", function()
+  local st, hs
+  setup(function()
+    if why then return end
+    st = s3_run.start {}
+    hs = helper.hostile()
+  end)
+  teardown(function()
+    if hs then hs:stop() end
+    if st then st.stop() end
+    helper.cleanup()
+  end)
+
+  for _, case in ipairs {
+    { "dl_html", "an HTML page for the video", "not an MP4" },
+    { "dl_short", "a body cut short with a Content-Length (and Content-Range) to match", "runs past the end" },
+    { "dl_overrun", "an MP4 whose last box runs past its end", "runs past the end" },
+    { "dl_duration", "a 9 s video for a task of 5 s", "the task says 5 s" },
+  } do
+    it(case[2] .. ", twice (a fresh URL asked once): protocol naming the check", function()
+      if why then pending(why) return end
+      local dir, key = helper.tmpdir(), case[1] .. ".mp4"
+      local c = client(st, hs:url(case[1]), dir)
+      local task, err = c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = "s3://vids/" .. key })
+      c:close()
+      local text = tostring(err)
+      assert.is_nil(task, text)
+      assert.are.equal("protocol", err.kind, text)
+      assert.truthy(text:find(case[3], 1, true), text)
+      assert.truthy(err.check, text)
+      local n = nothing_left(st, key, dir, text)
+      assert.are.equal(2, n.created, cjson.encode(n)) -- (the check refused it twice: two uploads, both aborted)
+    end)
+  end
+
+  it("a 200 and the whole file to the Range of the second part: refused (protocol), the upload aborted", function()
+    if why then pending(why) return end
+    local nowhy = nginx_run.missing_nginx()
+    if nowhy then pending(nowhy) return end
+    local dir, key = helper.tmpdir(), "range200.mp4"
+    assert(helper.execute("mkdir -p " .. helper.shell_quote(dir .. "/www")))
+    helper.write_file(dir .. "/www/v.mp4", require("starvideos.emulator.media").mp4 { seconds = 5, bytes = 12 * MB })
+    local ngx = nginx_run.serve(dir, function(port)
+      local lines = nginx_run.conf_head(dir, 1)
+      for _, l in ipairs { string.format("    server { listen 127.0.0.1:%d; max_ranges 0;", port),
+        "        location / { root " .. dir .. "/www; } }", "}", "" } do lines[#lines + 1] = l end
+      return table.concat(lines, "\n")
+    end)
+    local c = client(st, "http://127.0.0.1:1", dir)
+    local path, err = c:download({ video_url = "http://127.0.0.1:" .. ngx.port .. "/v.mp4", actualDuration = 5 },
+      "s3://vids/" .. key)
+    c:close()
+    ngx.stop()
+    local text = tostring(err)
+    assert.is_nil(path, text)
+    assert.are.equal("protocol", err.kind, text)
+    assert.truthy(text:find("did not send the bytes from 5242880", 1, true), text)
+    local n = nothing_left(st, key, dir, text)
+    assert.is_true(n.parts >= 1, "the first part was not taken: " .. cjson.encode(n))
+  end)
+end)
