@@ -240,7 +240,11 @@ describe("tenants inside nginx without Redis", function()
     for p in pairs(creates(emu)) do if p:find("^G ") then sent = sent + 1 end end
     io.stderr:write(str_format("tenants_nginx_spec: a 12k dict, 300 tenants: %s; %d sent; F's second: %s\n",
       cjson.encode(tally), sent, out["F 2"]))
-    assert.equal("rate_limited tenant_limit", out["F 2"], "F's count was evicted: its second create was sent")
+    -- (refused by its count, or as the dict is too full to take even the lock: either way not sent)
+    assert.truthy(out["F 2"] == "rate_limited tenant_limit" or out["F 2"] == "io tenant_limit", out["F 2"])
+    local f_sent = 0
+    for p in pairs(creates(emu)) do if p:find("^F ") then f_sent = f_sent + 1 end end
+    assert.equal(1, f_sent, "F's count was evicted: its second create was sent")
     assert.equal(tally.ok or 0, sent, "every G create sent was counted")
     for v in pairs(tally) do assert.truthy(v == "ok" or v == "io create_limit" or v == "io tenant_limit", v) end
   end)

@@ -77,7 +77,10 @@ function F:take(t, obj, tenant)
   local st, a = self.store, self.asks[tenant]
   if a and a.n then
     st:step(0)
-    if not st:ready(a.n) then return self.loop:await_store(obj, t) end
+    local ready = self.asks[tenant] == a and st:ready(a.n)
+    -- (inside nginx another coroutine of the worker may have taken the answer while this one waited in step or ready)
+    if self.asks[tenant] ~= a then return self:take(t, obj, tenant) end
+    if not ready then return self.loop:await_store(obj, t) end
     local v, err = st:result(a.n)
     self.asks[tenant] = nil
     local wait = tonumber(v)
