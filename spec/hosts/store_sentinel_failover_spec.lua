@@ -51,11 +51,21 @@ for _, t in ipairs(assert(client:tasks {})) do io.write(tostring(t.id), "\n") en
 client:close()
 ]]
 
--- Each replica's replication cut (AUTH to the primary fails from now on) or healed.
+-- Each replica's replication cut (AUTH to the primary fails from now on) or healed.  (Sentinel resets the
+-- clients of a node it reconfigures, redis-cli's too: a reset connection is tried again.)
 local function replication(set, cut)
+  local function config(port, name, value)
+    for _ = 1, 10 do
+      local ok, err = pcall(redis_run.cli, port, "CONFIG", "SET", name, value)
+      if ok then return end
+      assert(tostring(err):find("reset by peer", 1, true), err)
+      helper.sleep(0.2)
+    end
+    error("CONFIG SET " .. name .. " on " .. port .. ": reset 10 times")
+  end
   for _, r in ipairs(set.replicas) do
-    redis_run.cli(r.port, "CONFIG", "SET", "masteruser", cut and "cut-off" or "")
-    redis_run.cli(r.port, "CONFIG", "SET", "masterauth", cut and "cut-off" or "")
+    config(r.port, "masteruser", cut and "cut-off" or "")
+    config(r.port, "masterauth", cut and "cut-off" or "")
   end
 end
 
