@@ -68,7 +68,17 @@ describe("the store on a Cluster", function()
     assert(helper.wait_until(function() return emu:creates() >= 20 end, 30), helper.read_file(log))
     local from = redis_run.slot_node(set, slot)
     local to = from % #set.nodes + 1
-    local moved = redis_run.migrate_slot(set, slot, to, 0.05, 3)
+    local src, dst = set.nodes[from].port, set.nodes[to].port
+    local function bounced() return errors_of(src, "ASK") + errors_of(src, "TRYAGAIN") + errors_of(dst, "TRYAGAIN") end
+    local bounced0 = bounced()
+    -- 3 keys a MIGRATE, 0.05 s between; the first pause lasts until the batch met the half-moved slot (at most
+    -- 10 s: a loaded box may run the whole move between two of the batch's store commands)
+    local first = true
+    local moved = redis_run.migrate_slot(set, slot, to, function()
+      if first then helper.wait_until(function() return bounced() > bounced0 end, 10) end
+      first = false
+      helper.sleep(0.05)
+    end, 3)
     assert.equal(to, redis_run.slot_node(set, slot))
     local ok = proc:close()
     local out = helper.read_file(log) or ""
@@ -93,7 +103,6 @@ describe("the store on a Cluster", function()
     for i = 1, #ids, 2 do assert.equal("1", s:call("HGET", pre .. "task:" .. ids[i], "fence")) end
     -- counted at the servers: ASK answered by the old node and ASKING sent to the new one during the move,
     -- MOVED after it; no CROSSSLOT anywhere
-    local src, dst = set.nodes[from].port, set.nodes[to].port
     local ask, asking, redirected = errors_of(src, "ASK"), calls_of(dst, "asking"), errors_of(src, "MOVED")
     local again = errors_of(src, "TRYAGAIN") + errors_of(dst, "TRYAGAIN")
     assert.is_true(ask == asking or ask > 0 and asking > 0, "ASK " .. ask .. ", ASKING " .. asking)

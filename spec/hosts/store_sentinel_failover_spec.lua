@@ -52,16 +52,17 @@ client:close()
 ]]
 
 -- Each replica's replication cut (AUTH to the primary fails from now on) or healed.  (Sentinel resets the
--- clients of a node it reconfigures, redis-cli's too: a reset connection is tried again.)
+-- clients of a node it reconfigures, redis-cli's too: a connection reset or closed by the server is tried again.)
 local function replication(set, cut)
   local function config(port, name, value)
     for _ = 1, 10 do
       local ok, err = pcall(redis_run.cli, port, "CONFIG", "SET", name, value)
       if ok then return end
-      assert(tostring(err):find("reset by peer", 1, true), err)
+      local e = tostring(err)
+      assert(e:find("reset by peer", 1, true) or e:find("Server closed the connection", 1, true), e)
       helper.sleep(0.2)
     end
-    error("CONFIG SET " .. name .. " on " .. port .. ": reset 10 times")
+    error("CONFIG SET " .. name .. " on " .. port .. ": reset or closed 10 times")
   end
   for _, r in ipairs(set.replicas) do
     config(r.port, "masteruser", cut and "cut-off" or "")

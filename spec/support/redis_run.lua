@@ -351,9 +351,9 @@ function M.slot_node(set, slot)
 end
 
 -- Slot moved from its node to node `to` of set as an operator does it (CLUSTER SETSLOT IMPORTING and
--- MIGRATING, MIGRATE `batch` keys at a time (10, redis-cli's pipeline) with `pause` s between, then SETSLOT
--- NODE on the new node, the old, the others): the keys moved.  Commands meanwhile get ASK (their keys moved),
--- TRYAGAIN (some moved, some not) and, after, MOVED.
+-- MIGRATING, MIGRATE `batch` keys at a time (10, redis-cli's pipeline) with `pause` s between (or pause()
+-- called between), then SETSLOT NODE on the new node, the old, the others): the keys moved.  Commands
+-- meanwhile get ASK (their keys moved), TRYAGAIN (some moved, some not) and, after, MOVED.
 function M.migrate_slot(set, slot, to, pause, batch)
   local from = M.slot_node(set, slot)
   local src, dst = set.nodes[from], set.nodes[to]
@@ -366,7 +366,7 @@ function M.migrate_slot(set, slot, to, pause, batch)
     if not keys[1] then break end
     M.cli(src.port, "MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", unpack(keys))
     moved = moved + #keys
-    if pause then helper.sleep(pause) end
+    if type(pause) == "function" then pause() elseif pause then helper.sleep(pause) end
   end
   M.cli(dst.port, "CLUSTER", "SETSLOT", slot, "NODE", dst_id) -- (the new node first, then the old: as redis-cli)
   M.cli(src.port, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
