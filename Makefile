@@ -164,10 +164,12 @@ deps-checked:
 # luacheck (std "min": names every VM has, see .luacheckrc), luac5.1 for the
 # syntax (luacheck reads 5.4's: //, goto, <close>, ...), and tools/shape.lua:
 # no library module over 400 lines, no function over 60, no require cycle.
+# luacheck runs 40 files a process, as many processes at once as cores.
 LUA_FILES  = $(shell find lua spec -name '*.lua') bin/starvideos
 lint:
-	@status=0; luacheck -q lua bin spec bench tools || status=1; \
-	for f in $(LUA_FILES); do luac5.1 -p "$$f" || status=1; done; \
+	@status=0; \
+	{ find lua spec bench tools -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
+	luac5.1 -p $(LUA_FILES) || status=1; \
 	lua5.4 tools/shape.lua > /dev/null || status=1; exit $$status
 
 # The suite in tiers.  `make test`: the specs of spec/ but spec/hosts/ (each
@@ -182,17 +184,23 @@ TEST_SPECS  = $(sort $(shell find spec -name '*_spec.lua' -not -path 'spec/hosts
 HOST_SPECS  = $(sort $(wildcard spec/hosts/*_spec.lua))
 HOST_BUILDS = $(NGX_SO)
 
-test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) lint
+# Each tier builds what it needs (and `make test` lints) a job a core, after deps-checked.
+BUILD_J     = $(MAKE) --no-print-directory -j$$(nproc)
+
+test: deps-checked
+	@$(BUILD_J) $(SO) $(TEST_BIN) $(COMPAT_SO) lint
 	@JOBS=$${JOBS:-$$(($$(nproc) * 2))} sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
 
-test-hosts: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
+test-hosts: deps-checked
+	@$(BUILD_J) $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
 	@sh tools/run-specs.sh $(LUA) $(HOST_SPECS)
 
 # Lint once, then `make test`'s specs on every VM, each loading its own
 # build/<vm>/ modules and running the emulator and the CLI under itself, then
 # the hosts' specs; one line per part, then the total.  A failed lint does
 # not stop the suites: it counts as one failure in the total (and the exit status).
-test-all: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
+test-all: deps-checked
+	@$(BUILD_J) $(SO) $(TEST_BIN) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
 	@lint=ok; $(MAKE) --no-print-directory lint || lint=failed; \
 	LINT_RESULT=$$lint sh tools/test-all.sh $(VMS)
 
