@@ -354,7 +354,7 @@ Emulator.__close = Emulator.stop
 local newproxy = rawget(_G, "newproxy")
 
 -- Start an emulator on a port chosen by the system. opts: key (default
--- "test-key"), queued, processing (seconds).
+-- "test-key"), queued, processing (seconds), lifetime (seconds it lives at most, default 900).
 function helper.emulator(opts)
   opts = opts or {}
   local key = opts.key or "test-key"
@@ -363,7 +363,7 @@ function helper.emulator(opts)
   local log_path = keep_log or os_tmpname()
   local args = {
     "echo $$; exec", shell_quote(helper.lua), shell_quote(helper.root .. "/bin/starvideos"), "emulator",
-    "--port 0 --max-lifetime 900 --key", shell_quote(key),
+    "--port 0 --max-lifetime", tonumber(opts.lifetime) or 900, "--key", shell_quote(key),
   }
   if opts.queued then args[#args + 1] = "--queued " .. tonumber(opts.queued) end
   if opts.processing then args[#args + 1] = "--processing " .. tonumber(opts.processing) end

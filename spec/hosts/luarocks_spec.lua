@@ -428,7 +428,8 @@ describe("docs/install.md's LuaRocks lines", function()
   local luajit = sh("command -v luajit"):match("^(%S+)")
   local emu
   lazy_setup(function()
-    emu = helper.emulator { queued = 0.1, processing = 0.1 }
+    -- (one emulator for every session: the cases took 21 min on a box loaded 14, past the default 15 min lifetime)
+    emu = helper.emulator { queued = 0.1, processing = 0.1, lifetime = 3600 }
   end)
   lazy_teardown(function()
     if emu then emu:stop() end
