@@ -192,7 +192,7 @@ describe("a client facing hostile HTTP servers", function()
         return out and out:match("%d+")
       end
       local a = helper.spawn(cmd)
-      if not helper.wait_until(function() return (helper.file_size(part) or 0) > 0 end, 10) then
+      if not helper.wait_until(function() return (helper.file_size(part) or 0) > 0 end, 30) then
         error("A never wrote: " .. a.pipe:read("*a"))
       end
       local a_inode = inode()
