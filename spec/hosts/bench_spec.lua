@@ -42,6 +42,8 @@ local ROWS = {
   { "preflight of a create's 4 references", "LuaSocket GET of each file whole" },
   { "Redis commands per task, create to saved (one Redis, replicas = 0)", false },
   { "a create's two records (pending, created) with replicas = 1", "the same records, replicas = 0" },
+  { "Redis commands per task on the wire, create to saved: Sentinel", "the same on one Redis (replicas = 0)" },
+  { "Redis commands per task on the wire, create to saved: Cluster", "the same on one Redis (replicas = 0)" },
   { "20 MB into a bucket (s3://): wall", "curl -o FILE URL && sync FILE, then curl -T FILE" },
   { "20 MB into a bucket: peak RSS", false },
 }

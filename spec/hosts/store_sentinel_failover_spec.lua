@@ -3,11 +3,15 @@
 -- A batch of 200 creates through redis+sentinel://: an owner creates; both replicas are cut from the primary's
 -- replication (their replication AUTH made to fail, their links killed: nothing more reaches them), the
 -- primary and the owner are killed -9 a second later, the sentinels promote a replica (which lacks that second's
--- writes), and a second owner creates the rest; then both owners are dead, and the tasks the store holds
--- (client:tasks through the sentinels: the new primary) are compared with those the emulator made.
--- replicas = 1: no create is sent while no replica acknowledges its pending record, so every task paid for is on
--- the new primary (200 of 200); the control run with replicas = 0 shows what is lost (the tasks paid while cut,
--- recorded on the dead primary only).
+-- writes), and a second owner creates the rest; then both owners are dead.
+-- replicas = 1: no create is sent while no replica acknowledges its pending record; the old primary is started
+-- again once the sentinels named the new one (empty: the sentinels make it a replica of the new primary), and a
+-- keep through the sentinels (client:keep, once) saves every task paid for: 200 whole files, 0 lost ids, and
+-- none of our clients' commands ever reached the demoted node (INFO commandstats there: no ROLE, which each of
+-- our connections sends first, no EVAL/EVALSHA/SCRIPT/WAIT, which a Redis 7 primary never replicates: its
+-- replication stream carries the scripts' effects).  The control run with replicas = 0 shows what is lost: the
+-- tasks paid while cut, recorded on the dead primary only, absent from the new primary's records
+-- (client:tasks through the sentinels).
 
 local helper = require "spec.helper"
 local redis_run = require "spec.support.redis_run"
@@ -51,35 +55,119 @@ for _, t in ipairs(assert(client:tasks {})) do io.write(tostring(t.id), "\n") en
 client:close()
 ]]
 
--- Each replica's replication cut (AUTH to the primary fails from now on) or healed.  (Sentinel resets the
--- clients of a node it reconfigures, redis-cli's too: a connection reset or closed by the server is tried again.)
-local function replication(set, cut)
-  local function config(port, name, value)
-    for _ = 1, 10 do
-      local ok, err = pcall(redis_run.cli, port, "CONFIG", "SET", name, value)
-      if ok then return end
-      local e = tostring(err)
-      assert(e:find("reset by peer", 1, true) or e:find("Server closed the connection", 1, true), e)
-      helper.sleep(0.2)
-    end
-    error("CONFIG SET " .. name .. " on " .. port .. ": reset or closed 10 times")
+-- redis-cli on port, tried again when the server reset or closed the connection (a sentinel resets the clients of
+-- a node it reconfigures, redis-cli's too); anything else raises.
+local function cli(port, ...)
+  for _ = 1, 10 do
+    local ok, lines = pcall(redis_run.cli, port, ...)
+    if ok then return lines end
+    local e = tostring(lines)
+    assert(e:find("reset by peer", 1, true) or e:find("Server closed the connection", 1, true), e)
+    helper.sleep(0.2)
   end
+  error(table.concat({ ... }, " ") .. " on " .. port .. ": reset or closed 10 times")
+end
+
+-- Each replica's replication cut (AUTH to the primary fails from now on) or healed.
+local function replication(set, cut)
   for _, r in ipairs(set.replicas) do
-    config(r.port, "masteruser", cut and "cut-off" or "")
-    config(r.port, "masterauth", cut and "cut-off" or "")
+    cli(r.port, "CONFIG", "SET", "masteruser", cut and "cut-off" or "")
+    cli(r.port, "CONFIG", "SET", "masterauth", cut and "cut-off" or "")
   end
 end
 
--- One run with `replicas`: {paid, saved, while_cut (creates paid while the replicas were cut), resumed (seconds
--- from the kill to the second owner's first create), said (what happened)}.
+-- INFO's fields of section at port (name -> value), read through a sentinel's reset.
+local function info(port, section)
+  local t = {}
+  for _, l in ipairs(cli(port, "INFO", section)) do
+    local k, v = l:match("^([%w_]+):(.-)%s*$")
+    if k then t[k] = v end
+  end
+  return t
+end
+
+-- The commands of ours that reached the server at port (INFO commandstats: calls, rejected and failed ones, of
+-- ROLE, EVAL, EVALSHA, SCRIPT and WAIT, none of which a Redis 7 primary's replication stream carries): n, what.
+local OURS = { "role", "eval", "evalsha", "script", "wait" }
+local function ours(port)
+  local stats, n, what = info(port, "commandstats"), 0, {}
+  for _, c in ipairs(OURS) do
+    for k, v in (stats["cmdstat_" .. c] or ""):gmatch("(%w+)=(%d+)") do
+      if k == "calls" or k == "rejected_calls" or k == "failed_calls" then n = n + tonumber(v) end
+    end
+  end
+  for k, v in pairs(stats) do what[#what + 1] = k:gsub("^cmdstat_", "") .. " " .. v end
+  table.sort(what)
+  return n, table.concat(what, "\n")
+end
+
+-- The old primary started again (empty), until the sentinels made it a replica of the new primary at port
+-- `new`, its link up: it then carries the new primary's writes, none of ours.  { server, converted (seconds) }.
+local function demote(set, old, new)
+  local server, t0 = redis_run.start { port = old, dir = set.primary.dir }, socket.gettime()
+  return { server = server, wait = function()
+    local ok = helper.wait_until(function()
+      local r = info(old, "replication")
+      return r.role == "slave" and tonumber(r.master_port) == new and r.master_link_status == "up"
+    end, 40)
+    assert(ok, "the sentinels did not make the old primary a replica of " .. new .. " within 40 s")
+    return socket.gettime() - t0
+  end }
+end
+
+local SAMPLE = require("starvideos.emulator.files").video(5, 2000)
+
+-- The emulator's tasks against the store's (found(id)): paid, saved, the lost ids, the lost owners' numbers (a
+-- task's prompt is "task I": I -> true).
+local function compare(emu, found)
+  local paid, saved, lost, numbers = 0, 0, {}, {}
+  for _, t in ipairs(emu:tasks()) do
+    paid = paid + 1
+    if found(t.id) then
+      saved = saved + 1
+    else
+      lost[#lost + 1] = t.id
+      numbers[tonumber(t.params.prompt:match("^task (%d+)$"))] = true
+    end
+  end
+  return paid, saved, lost, numbers
+end
+
+-- The keep (replicas = 1) after the failover: the owners' leases gone from the new primary (counted there), a
+-- keeper process through the sentinels, once: what it said, and the ids whose file is the whole video.
+local function keep(dir, emu, set, new)
+  assert(helper.wait_until(function() return #cli(new, "KEYS", "*owner:*") == 0 end, 10), "a lease stayed")
+  local videos = helper.tmpdir()
+  local t0 = socket.gettime()
+  local keeper = helper.run_lua(dir, "keeper", redis_run.keeper(KEY, { once = true, rate = 1e6 }),
+    { emu.url, set.url, videos, "60" })
+  local out = keeper.pipe:read("*a")
+  keeper:close()
+  return string.format("keep took %.1f s\n%s", socket.gettime() - t0, out),
+    function(id) return helper.read_file(videos .. "/" .. id .. ".mp4") == SAMPLE end
+end
+
+-- The ids the store holds (client:tasks through the sentinels): said, found(id).
+local function listed(dir, emu, set)
+  local lister = helper.run_lua(dir, "lister", LISTER, { emu.url, set.url })
+  local out, found = lister.pipe:read("*a"), {}
+  lister:close()
+  for id in out:gmatch("[^\n]+") do found[id] = true end
+  return out, function(id) return found[id] end
+end
+
+-- One run with `replicas`: {creates, paid, saved, while_cut (creates paid while the replicas were cut), resumed
+-- (seconds from the kill to the second owner's first create), ours (our commands at the demoted node, replicas =
+-- 1), said (what happened)}.
 local function run(replicas)
   local dir = helper.tmpdir()
   local set = redis_run.start_sentinel { down_after = DOWN_AFTER }
-  local emu = helper.emulator { key = KEY, queued = 0, processing = 0.2 }
+  local emu = helper.emulator { key = KEY, queued = 0, processing = 0.1 }
   emu:config { video_size = 2000 }
-  local owners = {}
+  local owners, demoted = {}, nil
   finally(function()
     for _, o in ipairs(owners) do helper.execute("kill -9 " .. o.pid .. " 2>/dev/null"); o:close() end
+    if demoted then demoted.server.stop() end
     set.stop()
     emu:stop()
   end)
@@ -109,7 +197,10 @@ local function run(replicas)
   local paid_first = emu:creates()
   owners[2] = helper.run_lua(dir, "owner2", OWNER, { emu.url, set.url, tostring(paid_first + 1), tostring(N),
     tostring(replicas) })
-  assert(helper.wait_until(function() local m = set.master(); return m and m ~= old end, 20), "no failover")
+  assert(helper.wait_until(function() local m = set.master(); return m and m ~= old end, 20), "no failover:\n"
+    .. tostring(helper.read_file(set.sentinels[1].dir .. "/sentinel.log")):sub(-3000))
+  local new = set.master()
+  if replicas > 0 then demoted = demote(set, old, new) end
   replication(set, false) -- (the replica left syncs from the new primary)
   local resumed
   repeat
@@ -117,32 +208,36 @@ local function run(replicas)
     if not resumed and l and l:match("^created") then resumed = socket.gettime() - t0 end
   until l == "done"
   helper.execute("kill -9 " .. owners[2].pid)
-  local lister = helper.run_lua(dir, "lister", LISTER, { emu.url, set.url })
-  owners[3] = lister
-  local out, found, saved = lister.pipe:read("*a"), {}, 0
-  for id in out:gmatch("[^\n]+") do found[id] = true end
-  local paid, lost = 0, {}
-  for k, t in pairs(emu:tasks()) do
-    local id = type(t) == "table" and t.id or k
-    paid = paid + 1
-    if found[id] then saved = saved + 1 else lost[#lost + 1] = id end
+  local out, found = (demoted and keep or listed)(dir, emu, set, new)
+  local paid, saved, lost, numbers = compare(emu, found)
+  local r = { paid = paid, creates = emu:creates(), saved = saved, while_cut = paid_first - at_cut,
+    resumed = resumed, cut_lost = 0 }
+  for i = at_cut + 1, paid_first do if numbers[i] then r.cut_lost = r.cut_lost + 1 end end
+  local stats = ""
+  if demoted then
+    r.converted = demoted.wait()
+    r.ours, stats = ours(old)
   end
   local told = {} -- (what was said but the creates)
   for _, l in ipairs(lines) do if not l:match("^created") then told[#told + 1] = l end end
-  return { paid = paid, creates = emu:creates(), saved = saved, while_cut = paid_first - at_cut, resumed = resumed,
-    said = string.format("replicas = %d: %d creates, %d tasks (%d while cut, %d before the failover), %d found on "
-      .. "the new primary, lost %s, resumed after %s s\n%s\n%s", replicas, emu:creates(), paid, paid_first - at_cut,
-      paid_first, saved, table.concat(lost, " "), tostring(resumed), table.concat(told, "\n"):sub(1, 2000),
-      out:sub(1, 300)) }
+  local summary = string.format("replicas = %d: %d creates, %d tasks (%d while cut, %d before the failover), %d "
+    .. "saved, %d lost (%d of those paid while cut), resumed after %.2f s; the old primary a replica after %s s, %s "
+    .. "commands of ours there", replicas, r.creates, paid, r.while_cut, paid_first, saved, #lost, r.cut_lost,
+    resumed or -1, r.converted and string.format("%.1f", r.converted) or "-", tostring(r.ours or "-"))
+  io.write("\n", summary, "; ", out:match("^keep took [^\n]*") or "no keep", "\n")
+  r.said = string.format("%s\nlost: %s\n%s\n%s\n%s", summary, table.concat(lost, " "),
+    table.concat(told, "\n"):sub(1, 2000), out:sub(1, 1500), stats)
+  return r
 end
 
 describe_redis("a Sentinel-managed primary killed -9 mid-batch, its replicas cut", function()
-  it("replicas = 1: 200 creates, each paid task's record found on the new primary (0 lost ids); writes resume "
-    .. "within down-after + 5 s", function()
+  it("replicas = 1: 200 creates, a keep on the new primary saves 200 whole files (0 lost ids), 0 commands of ours "
+    .. "at the demoted node; writes resume within down-after + 5 s", function()
       local r = run(1)
       assert.are.same({ N, N }, { r.creates, r.paid }, r.said)
       assert.are.equal(0, r.while_cut, r.said) -- (no pending record acknowledged: nothing sent)
-      assert.are.equal(r.paid, r.saved, r.said) -- 0 lost ids
+      assert.are.equal(r.paid, r.saved, r.said) -- files = 200, 0 lost ids
+      assert.are.equal(0, r.ours, r.said) -- 0 writes to the demoted node
       assert.is_true(r.resumed < DOWN_AFTER / 1000 + 5, r.said)
     end)
 
@@ -150,6 +245,8 @@ describe_redis("a Sentinel-managed primary killed -9 mid-batch, its replicas cut
     local r = run(0)
     assert.are.same({ N, N }, { r.creates, r.paid }, r.said)
     assert.is_true(r.while_cut > 0, r.said)
-    assert.are.equal(r.paid - r.while_cut, r.saved, r.said) -- (each lost task is one paid while cut)
+    -- each task paid while cut is lost (recorded on the dead primary only); a loaded box may add a second
+    -- failover, which loses more (printed), never fewer
+    assert.are.equal(r.while_cut, r.cut_lost, r.said)
   end)
 end)

@@ -135,16 +135,20 @@ end
 -- A keeper's program (helper.run_lua; args: the emulator's URL, the store's, the folder, the timeout[, a
 -- webhook's URL and secret: keep's own notify]): keep with a 2 s lease, "keeping", its warnings and claims
 -- each a line ("warning  MESSAGE", "claim ID FROM PATH"), at its end a line per result "result ID ERRKIND
--- PATH" ("-" for no error), then "ended: N results, M saved" (or "ended: " and the error).
-function M.keeper(key)
+-- PATH" ("-" for no error), then "ended: N results, M saved" (or "ended: " and the error).  opts.once: keep's
+-- once (the timeout then a bound); opts.rate: the client's requests_per_second (10).
+function M.keeper(key, opts)
+  opts = opts or {}
   return [=[
 local starvideos = require "starvideos"
 local url, store, dir, timeout, hook, secret = arg[1], arg[2], arg[3], tonumber(arg[4]), arg[5], arg[6]
 local function say(...) io.write(table.concat({ ... }, " "), "\n"); io.stdout:flush() end
 local client = starvideos.new { api_key = "]=] .. key .. [=[", base_url = url, store = store, lease = 2,
+  requests_per_second = ]=] .. (opts.rate or 10) .. [=[,
   on_event = function(ev) if ev.type == "warning" then say("warning", "", tostring(ev.message)) end end }
 say("keeping")
 local results, err = client:keep { dir = dir, lease = 2, interval = 0.2, timeout = timeout,
+  once = ]=] .. tostring(opts.once == true) .. [=[,
   notify = hook and { url = hook, secret = secret } or nil,
   on_progress = function(ev)
     if ev.type == "claim" then say("claim", tostring(ev.id), tostring(ev.from), tostring(ev.path)) end
