@@ -88,6 +88,26 @@ describe("waiters on one store command", function()
     assert.is_nil(next(st.jobs), "a command left in flight, never taken")
   end)
 
+  it("a command forgotten while a waiter reads its answer (a queue's record handed over): not taken, no raise",
+    function()
+    local st = store()
+    local h, got = {}, "none"
+    race {
+      function() h.n = st:send("PING") end,
+      function()
+        while not h.n do coroutine.yield("turn") end
+        got = st:take(h) or false
+      end,
+      function()
+        while not (h.n and st.jobs[h.n].reading) do coroutine.yield("turn") end
+        st:forget(h.n)
+        h.n = nil
+      end,
+    }
+    assert.is_false(got)
+    assert.is_nil(h.answer)
+  end)
+
   it("the process's lease: two clients' turns wait on one renewal; it is taken once, neither raises", function()
     local st, b = store()
     local answered = 0

@@ -242,9 +242,11 @@ end
 -- on the answer; the others look again at what it left).
 function S:take(h)
   if h.answer then return h.answer, false end
-  if not (h.n and self.jobs[h.n] and self:ready(h.n)) then return nil end
+  local n = h.n
+  if not (n and self.jobs[n] and self:ready(n)) then return nil end
   if h.answer then return h.answer, false end -- (taken by another while ready yielded)
-  h.answer = { self:result(h.n) }
+  if h.n ~= n or not self.jobs[n] then return nil end -- (forgotten, or sent again, meanwhile)
+  h.answer = { self:result(n) }
   return h.answer, true
 end
 
