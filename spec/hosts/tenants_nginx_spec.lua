@@ -8,7 +8,10 @@
 -- per = 60} under a race: 20 creates of tenant C at once, 10 on each host, on a second key (its own emulator):
 -- exactly 7 reach the service, 13 are refused rate_limited (field tenant_limit), and tenant D beside it is not
 -- held back by C's count.  One host without Redis (the shared dict counts it): 12 creates of tenant E at once
--- over its 2 workers, tenant_limit 5: exactly 5 sent.
+-- over its 2 workers, tenant_limit 5: exactly 5 sent.  A full dict (24k, tenant_limit 3/60): 300 tenants fill it
+-- (those past its room refused io, none sent uncounted), then its last slots are taken (/fill): tenant F, counted
+-- before, still gets its second and third creates out and its fourth refused by its count (the lock and its count
+-- rewritten in their slots); a new tenant H is refused (io, naming the dict); no create sent twice.
 --
 -- Prints how long B's creates took and A's creates meanwhile.  Pending where nginx, its lua module or
 -- redis-server is missing, and under any VM but lua5.4 (nginx's LuaJIT runs it).
@@ -33,14 +36,15 @@ local KEY, RATE = "k-tenants", 5
 -- One host's nginx.conf: GET /ask?tenant=T&from=I&n=N starts N creates (prompts "T I" ...; with &each=1 each of
 -- its own tenant "TI"), each in a timer with a client of its own (`new`: the expression making it; /limited:
 -- `limited`'s, on the second key), answering at once; each outcome goes to the dict `outcomes` ("ok", or the
--- error's kind and field), which GET /outcomes lists.  dict: the size of lua_shared_dict starvideos (1m).
+-- error's kind and field, and with &why=1 ": " and its message), which GET /outcomes lists.  dict: the size of
+-- lua_shared_dict starvideos (1m).
 local function host_conf(dir, port, new, limited, dict)
   local lines = nginx_run.conf_head(dir, 2)
   local function asker(name, make)
     for _, l in ipairs {
       str_format("        location = /%s { content_by_lua_block {", name),
       "            local tenant, from, n = ngx.var.arg_tenant, tonumber(ngx.var.arg_from), tonumber(ngx.var.arg_n)",
-      "            local each = ngx.var.arg_each",
+      "            local each, why = ngx.var.arg_each, ngx.var.arg_why",
       "            for i = from, from + n - 1 do",
       "                assert(ngx.timer.at(0, function(premature)",
       "                    if premature then return end",
@@ -49,7 +53,8 @@ local function host_conf(dir, port, new, limited, dict)
       "                      duration = 5 }, { tenant = each and tenant .. i or tenant })",
       "                    client:close()",
       "                    ngx.shared.outcomes:set(tenant .. \" \" .. i, task and \"ok\" or",
-      "                      tostring(err.kind) .. \" \" .. tostring(err.field))",
+      "                      tostring(err.kind) .. \" \" .. tostring(err.field)",
+      "                      .. (why and \": \" .. tostring(err.message) or \"\"))",
       "                end))",
       "            end",
       "            ngx.say(\"started \", n)",
@@ -62,6 +67,15 @@ local function host_conf(dir, port, new, limited, dict)
   asker("ask", new)
   if limited then asker("limited", limited) end
   for _, l in ipairs {
+    -- /fill: the dict filled up with entries of its own (no expiry), from the largest to the smallest size, until
+    -- it takes none more: every size of slot the library asks for is then taken
+    "        location = /fill { content_by_lua_block {",
+    "            local d, n = ngx.shared.starvideos, 0",
+    "            for _, size in ipairs { 2000, 1000, 500, 250, 120, 60, 30, 10, 1 } do",
+    "                while d:safe_set(\"fill:\" .. n, string.rep(\"x\", size)) do n = n + 1 end",
+    "            end",
+    "            ngx.say(\"filled \", n)",
+    "        } }",
     "        location = /outcomes { content_by_lua_block {",
     "            local o = ngx.shared.outcomes",
     "            for _, k in ipairs(o:get_keys(0)) do ngx.say(k, \"=\", o:get(k)) end",
@@ -210,12 +224,13 @@ describe("tenants inside nginx without Redis", function()
     assert.equal(5, emu:creates())
   end)
 
-  it("a dict too small for every tenant's count evicts none: F's count holds while 300 tenants fill it, their "
-    .. "creates past its room refused (io), never sent uncounted", function()
+  it("a full dict evicts none and counts on the tenants it holds: F's creates go out until its count, 300 tenants "
+    .. "fill it (those past its room refused, io, never sent uncounted), a new tenant refused naming the dict",
+    function()
     local dir = helper.tmpdir()
     local emu = helper.emulator { key = KEY, queued = 30, processing = 30 }
     local host = nginx_run.serve(dir, function(p)
-      return host_conf(dir, p, client_expr(emu.url, 1000, ", tenant_limit = { count = 1, per = 60 }"), nil, "12k")
+      return host_conf(dir, p, client_expr(emu.url, 1000, ", tenant_limit = { count = 3, per = 60 }"), nil, "24k")
     end)
     finally(function() host.stop(); emu:stop(); helper.cleanup() end)
     local function ended(names)
@@ -227,25 +242,45 @@ describe("tenants inside nginx without Redis", function()
       end, 60), "the creates did not all end")
       return out
     end
-    get(host.port, "ask?tenant=F&from=1&n=1")
+    get(host.port, "ask?tenant=F&why=1&from=1&n=1")
     assert.equal("ok", ended({ "F 1" })["F 1"])
     local names = {}
     for i = 1, 300 do names[i] = "G " .. i end
     for from = 1, 300, 50 do get(host.port, "ask?tenant=G&each=1&from=" .. from .. "&n=50") end
     local out, tally = ended(names), {}
     for _, k in ipairs(names) do tally[out[k]] = (tally[out[k]] or 0) + 1 end
-    get(host.port, "ask?tenant=F&from=2&n=1")
-    out = ended { "F 2" }
-    local sent = 0
-    for p in pairs(creates(emu)) do if p:find("^G ") then sent = sent + 1 end end
-    io.stderr:write(str_format("tenants_nginx_spec: a 12k dict, 300 tenants: %s; %d sent; F's second: %s\n",
-      cjson.encode(tally), sent, out["F 2"]))
-    -- (refused by its count, or as the dict is too full to take even the lock: either way not sent)
-    assert.truthy(out["F 2"] == "rate_limited tenant_limit" or out["F 2"] == "io tenant_limit", out["F 2"])
-    local f_sent = 0
-    for p in pairs(creates(emu)) do if p:find("^F ") then f_sent = f_sent + 1 end end
-    assert.equal(1, f_sent, "F's count was evicted: its second create was sent")
-    assert.equal(tally.ok or 0, sent, "every G create sent was counted")
+    -- (what the G creates' budget kept expires within 2 s; then the dict is filled to the last slot)
+    socket.sleep(2.5)
+    local filled = http.request(str_format("http://127.0.0.1:%d/fill", host.port))
+    local after = {}
+    for i = 2, 4 do
+      get(host.port, "ask?tenant=F&why=1&from=" .. i .. "&n=1")
+      after["F " .. i] = ended({ "F " .. i })["F " .. i]
+    end
+    get(host.port, "ask?tenant=H&why=1&from=1&n=1")
+    after["H 1"] = ended({ "H 1" })["H 1"]
+    local sent, twice = {}, {}
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "POST" and r.path:find("^/v1/") then
+        local p = (cjson.decode(r.body or "") or {}).prompt or "?"
+        if sent[p] then twice[#twice + 1] = p end
+        sent[p] = true
+      end
+    end
+    local g_sent = 0
+    for p in pairs(sent) do if p:find("^G ") then g_sent = g_sent + 1 end end
+    io.stderr:write(str_format("tenants_nginx_spec: a 24k dict, 300 tenants: %s; %d sent; %s; then %s\n",
+      cjson.encode(tally), g_sent, (tostring(filled):gsub("\n", "")), cjson.encode(after)))
+    assert.truthy((tally["io tenant_limit"] or 0) > 0, "the 300 tenants did not fill the dict")
+    assert.equal(tally.ok or 0, g_sent, "every G create sent was counted")
     for v in pairs(tally) do assert.truthy(v == "ok" or v == "io create_limit" or v == "io tenant_limit", v) end
+    -- F, counted before: its creates go out in the full dict until its count (3 in 60 s) refuses the fourth
+    assert.same({ "ok", "ok" }, { after["F 2"], after["F 3"] })
+    assert.truthy(after["F 4"]:find("^rate_limited tenant_limit"), after["F 4"])
+    -- H, new: no room for its count: refused, the dict named, nothing sent
+    assert.truthy(after["H 1"]:find("^io tenant_limit: nginx's lua_shared_dict starvideos: it is full"), after["H 1"])
+    assert.same({ true, true, true }, { sent["F 1"], sent["F 2"], sent["F 3"] })
+    assert.same({ nil, nil }, { sent["F 4"], sent["H 1"] })
+    assert.same({}, twice, "a create sent twice")
   end)
 end)

@@ -244,6 +244,9 @@ describe("the emulator", function()
 
   describe("querying a task", function()
     it("moves it from queued to processing to completed, with a video_url at the end", function()
+      -- (each state 0.5 s, not 0.1: under load a query took longer than 0.1 s and processing went unseen)
+      emu:config { queued = 0.5, processing = 0.5 }
+      finally(function() emu:config { queued = 0.1, processing = 0.1 } end)
       local res = create(emu, { model = "videos", prompt = "a cat", duration = 7 })
       local first = query(emu, res.json.id).json
       assert.are.equal("queued", first.status)

@@ -3,6 +3,7 @@
 -- stands in, said once, for AGAIN s.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
 local Bucket = require "starvideos.bucket"
 local Store = require "starvideos.fleet.store"
 
@@ -55,7 +56,8 @@ function F.key(key_hash, what)
   return "starvideos:{" .. key_hash .. "}:" .. what
 end
 
--- fallback: nginx's dict, or nil.  asks[tenant]: {n = its script in flight, at = no token before then}.
+-- fallback: nginx's dict, or nil.  asks[tenant]: {n = its script in flight, sending = since when it is being sent,
+-- at = no token before then}.
 function F.new(store, key, loop, fallback)
   return setmetatable({ store = store, key = key, loop = loop, fallback = fallback, asks = {} }, F)
 end
@@ -71,17 +73,20 @@ local function failed(self, t, err, tenant)
 end
 
 -- nil (a token taken for tenant, an id: bucket.lua's share), the time to come back, or false (the process's own
--- bucket).  One script in flight per tenant; the others of that tenant wait for its answer.
+-- bucket).  One script in flight per tenant; the others of that tenant wait for its answer, whose token is the
+-- waiter's that takes it (store:take: inside nginx the coroutines of a worker share the ask).
 function F:take(t, obj, tenant)
   tenant = tenant or ""
   local st, a = self.store, self.asks[tenant]
-  if a and a.n then
+  if a and not (a.n or a.at or st:held(a.sending)) then a = nil end -- (its sender killed: inside nginx, aborted)
+  if a and a.sending then
+    return self.loop:await_store(obj, t)
+  elseif a and a.n then
     st:step(0)
-    local ready = self.asks[tenant] == a and st:ready(a.n)
-    -- (inside nginx another coroutine of the worker may have taken the answer while this one waited in step or ready)
-    if self.asks[tenant] ~= a then return self:take(t, obj, tenant) end
-    if not ready then return self.loop:await_store(obj, t) end
-    local v, err = st:result(a.n)
+    local got, first = st:take(a)
+    if not got then return self.loop:await_store(obj, t) end
+    if not first then return self:take(t, obj, tenant) end -- (another waiter's token: the ask as it left it)
+    local v, err = got[1], got[2]
     self.asks[tenant] = nil
     local wait = tonumber(v)
     if not wait and v ~= nil then err = st:error("the budget's script answered " .. tostring(v)) end
@@ -98,10 +103,16 @@ function F:take(t, obj, tenant)
   elseif a and t < a.at then
     return a.at
   end
+  a = { sending = core.now() }
+  self.asks[tenant] = a -- (before the send, which yields inside nginx: one script in flight)
   local sent, err = st:send_script("budget_token", { F.key(self.key.hash, "tat") },
     { string.format("%.17g", self.key.bucket.rate), tenant })
-  if not sent then return failed(self, t, err, tenant) end
-  self.asks[tenant] = { n = sent }
+  a.sending = nil
+  if not sent then
+    if self.asks[tenant] == a then self.asks[tenant] = nil end
+    return failed(self, t, err, tenant)
+  end
+  a.n = sent
   return self.loop:await_store(obj, t)
 end
 

@@ -131,8 +131,10 @@ function I.reap(st)
   local list = {}
   for n in pairs(st.relays) do list[#list + 1] = n end
   for _, n in ipairs(list) do
-    local i, job, a = st.relays[n], st.jobs[n], st:_answer(n)
-    if a then
+    -- (inside nginx another coroutine of the worker may have reaped it while this one yielded)
+    local i, job = st.relays[n], st.jobs[n]
+    local a = i and job and st:_answer(n)
+    if a and st.relays[n] then
       st.jobs[n], st.relays[n] = nil, nil
       if a[1] ~= "ok" and i == FAILOVER then st.epoch = st.epoch - 1
       elseif a[1] ~= "ok" and i.old then i.heard = i.old end

@@ -22,7 +22,7 @@ function M.message(err)
 end
 
 local function new()
-  return setmetatable(rule.holder { id = core.random_id(), n = false, identity = false }, Lease)
+  return setmetatable(rule.holder { id = core.random_id(), ask = false, identity = false }, Lease)
 end
 
 -- The process's lease of the key ("where prefix"), one more user of it (nothing sent yet).
@@ -55,23 +55,30 @@ function Lease:renew(ledger, force)
   return true
 end
 
--- The async renewal (a loop's turn): sent when due, its answer taken when there.  Whether none in flight.
+-- The async renewal (a loop's turn): sent when due, its answer taken when there (store:take: inside nginx the
+-- process's lease is every client's of the worker, their coroutines waiting on one renewal).  Whether none in
+-- flight.
 function Lease:renew_async(ledger, t)
-  local n = self.n
-  if n then
-    if not self.st:ready(n) then return false end
-    self.n = false
-    local v = self.st:result(n)
-    if v ~= nil then
-      self:heard(v, self.sent_at, t, ledger.lease_ms)
-      ledger.queue:answered()
+  local a = self.ask
+  if a and not a.n and not a.st:held(a.sending) then a, self.ask = nil, nil end -- (its sender killed: aborted)
+  if a then
+    local got, first = a.st:take(a)
+    if not got then return false end
+    if first then
+      self.ask = nil
+      if got[1] ~= nil then
+        self:heard(got[1], a.sent_at, t, ledger.lease_ms)
+        ledger.queue:answered()
+      end
     end
     return true
   end
   if not rule.due(self, t, ledger.lease_ms) or ledger.queue:down_now(t) then return true end
-  n = send(ledger, self.id)
-  if not n then return true end
-  self.n, self.st, self.sent_at = n, ledger.store, t
+  a = { st = ledger.store, sent_at = t, sending = core.now() }
+  self.ask = a -- (before the send, which yields inside nginx: one renewal in flight)
+  a.n = send(ledger, self.id)
+  a.sending = nil
+  if not a.n then self.ask = nil; return true end
   return false
 end
 

@@ -25,16 +25,28 @@ local new_error = errors.new_error
 local R = {}
 R.__index = R
 
--- The store's samples taught: sent at the first turn, taken when there (without a loop: waited for).
+-- The store's samples taught: sent at the first turn, taken when there (without a loop: waited for).  The reader
+-- is the key's shared work (inside nginx every client's of the worker may turn it): its answer is store:take's.
 local function read_samples(self)
   local l, st = self.ledger, self.ledger.store
-  if not self.n then
+  if not self.n and not st:held(self.sending) and not self.answer then
+    self.sending = core.now()
     self.n = st:send_script("ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
+    self.sending = nil
     if l.loop or not self.n then return not self.n end
   end
   st:step(0)
-  if l.loop and not st:ready(self.n) then return false end
-  local v = st:wait(self.n)
+  local v, first
+  if l.loop then
+    local a
+    a, first = st:take(self)
+    if not a then return false end
+    v = a[1]
+  else
+    local _
+    v, _, _, first = st:wait(self)
+  end
+  if not first then return true end -- (another turn took it)
   for _, r in ipairs(type(v) == "table" and v or {}) do
     for i = #r[3], 1, -1 do -- oldest first
       local took, within = r[3][i]:match("^(%S+) ?(%S*)$")

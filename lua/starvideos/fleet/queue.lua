@@ -58,6 +58,7 @@ end
 -- An entry's answer in flight dropped: it is sent again.
 local function forget(e)
   if e.n then e.st:forget(e.n); e.n, e.st = nil, nil end
+  e.answer = nil
 end
 
 -- A closed client's records go to the worker's queue, answers in flight dropped.
@@ -91,8 +92,19 @@ function Q:refused(e, err, on_event)
   return true
 end
 
--- The first entry answered on st: taken off the queue (true), or left first when the store failed (false, err),
--- or when Redis wrote it but the replicas asked did not acknowledge it (false, err, true: sent again).
+-- Entry e sent on st (its answer, store:take's, kept on e for every waiter: inside nginx a client's coroutines
+-- share its queue, a loop-less ledger's the worker's): n, or nil, err.  One send of e at a time (a send yields).
+local function send(e, st)
+  e.sending = core.now()
+  local n, err = st:send_script("ledger_" .. e[1], e[2], e[3], e.wait)
+  e.sending = nil
+  if n then e.n, e.st, e.answer = n, st, nil end
+  return n, err
+end
+
+-- The first entry e answered on st, by the waiter that took its answer: taken off the queue (true), or left first
+-- when the store failed (false, err), or when Redis wrote it but the replicas asked did not acknowledge it (false,
+-- err, true: sent again).
 local function answered(self, st, on_event, e, v, err, short)
   e.n = nil
   if v ~= nil and short then
@@ -103,7 +115,7 @@ local function answered(self, st, on_event, e, v, err, short)
     return false, err
   end
   self.link.down, e.written = false, v ~= nil
-  table.remove(self, 1)
+  if self[1] == e then table.remove(self, 1) end
   return true
 end
 
@@ -111,10 +123,18 @@ end
 function Q:flush(st, on_event)
   self:adopt()
   while self[1] do
-    local e, v, err, short = self[1]
-    if e.n then v, err, short = e.st:wait(e.n) else v, err, short = st:script("ledger_" .. e[1], e[2], e[3], e.wait) end
-    local ok, ferr = answered(self, st, on_event, e, v, err, short)
-    if not ok then return nil, ferr end
+    local e = self[1]
+    if not e.n and not st:held(e.sending) and not e.answer then
+      local n, serr = send(e, st)
+      if not n then self:failed(serr); return nil, serr end
+    end
+    local v, err, short, first = (e.st or st):wait(e)
+    if first then
+      local ok, ferr = answered(self, e.st or st, on_event, e, v, err, short)
+      if not ok then return nil, ferr end
+    elseif self[1] == e and not e.n and not st:held(e.sending) then
+      e.answer = nil -- (another waiter took it and left it first: sent again)
+    end
   end
   return true
 end
@@ -124,20 +144,24 @@ function Q:pump(st, on_event)
   self:adopt()
   if self[1] and not self:down_now(core.now()) then
     for _, e in ipairs(self) do
-      if not e.n then
-        local n, err = st:send_script("ledger_" .. e[1], e[2], e[3], e.wait)
+      if not e.n and not st:held(e.sending) then
+        local n, err = send(e, st)
         if not n then self:failed(err); break end
-        e.n, e.st = n, st
       end
     end
   end
   st:step(0)
-  while self[1] and self[1].n and self[1].st:ready(self[1].n) do
+  while self[1] do
     local e = self[1]
-    local ok, _, short = answered(self, e.st, on_event, e, e.st:result(e.n))
-    if not ok then -- those behind sent again (a record's script may run twice: the same record), but behind a
-      if not short then for i = 2, #self do forget(self[i]) end end -- short one: written, answers taken after it
-      break
+    local got, first
+    if e.st then got, first = e.st:take(e) end
+    if not got or not first and self[1] == e then break end -- (not there; or another waiter's, acting on it)
+    if first then
+      local ok, _, short = answered(self, e.st, on_event, e, got[1], got[2], got[3])
+      if not ok then -- those behind sent again (a record's script may run twice: the same record), but behind a
+        if not short then for i = 2, #self do forget(self[i]) end end -- short one: written, answers taken after it
+        break
+      end
     end
   end
   return self[1] == nil

@@ -11,7 +11,9 @@
 --       identity as it runs (fleet/identity.lua), and a reset it finds has the watchers' records sent first
 --   store:watch(prefix, w, on): w:records_again(told) -> {{script, keys, args[, wait]}...} called at a reset
 --   async: store:send(cmd, ...), store:send_script(name, keys, args) -> n;
---       store:step(wait); store:ready(n); store:result(n) -> value[, nil, short] | nil, err
+--       store:step(wait); store:ready(n); store:result(n) -> value[, nil, short] | nil, err (one taker);
+--       store:take(h) -> {value, err, short}, first | nil: h = {n = n}'s answer for every waiter of h (inside nginx
+--       the coroutines of a worker share a budget's ask, the lease's renewal, a queue's record)
 --   blocking (the CLI, keep's reads): store:call(cmd, ...), store:script(name, keys, args)
 -- A bad URL raises, naming `store`, never the password.  A broken connection
 -- (Redis gone, reset, silent past the timeout) fails every command in flight
@@ -166,8 +168,12 @@ function S:_answer(n)
   local job = self.jobs[n]
   if not job then error("store: no command " .. tostring(n) .. " in flight (or its result was taken)", 3) end
   if not job.answer then
+    -- (inside nginx reading it may yield, a reset's records or the command sent again: one reader at a time, the
+    -- other coroutines of the worker find it not there yet)
+    if self:held(job.reading) then return nil end
+    job.reading = core.now()
     local status, value, acked = job.b:reply(job.cn)
-    if status == "wait" then return nil end
+    if status == "wait" then job.reading = nil; return nil end
     Identity.master(self, job.b)
     local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
     if cur then
@@ -181,6 +187,7 @@ function S:_answer(n)
       if waited and not short then self.told_short = nil end
       job.answer = { status, value, short and (acked or 0) or nil }
     end
+    job.reading = nil
   end
   -- (the records a reset or a failover sent first are answered before any other)
   if job.relay or not next(self.relays) then return job.answer end
@@ -221,17 +228,53 @@ function S:result(n)
   return nil, self:error(value)
 end
 
--- Waits for job n: the backend's timeout bounds each silence, so this ends.
+-- Whether mark (the time a coroutine began to send or read a command: S:_answer's, h.sending) still holds: inside
+-- nginx the coroutine may have been killed meanwhile (its request aborted), so no longer than twice a silence.
+function S:held(mark)
+  return mark and core.now() - mark < 2 * self.silence or false
+end
+
+-- The answer of the command h names (h.n, sent by one of its waiters; h: the caller's object of it, a budget's
+-- ask, a lease's renewal, a queue's record), for every waiter of h: inside nginx the coroutines of a worker wait
+-- on one command, and reading it may yield to another.  nil while it is not there (nor sent: h.n nil, or
+-- forgotten); else its answer {value, err, short} (result's), taken off the store by the first waiter that finds
+-- it and kept on h (h.answer: nil it before h is sent again), and whether this caller is that first one (it acts
+-- on the answer; the others look again at what it left).
+function S:take(h)
+  if h.answer then return h.answer, false end
+  local n = h.n
+  if not (n and self.jobs[n] and self:ready(n)) then return nil end
+  if h.answer then return h.answer, false end -- (taken by another while ready yielded)
+  if h.n ~= n or not self.jobs[n] then return nil end -- (forgotten, or sent again, meanwhile)
+  h.answer = { self:result(n) }
+  return h.answer, true
+end
+
+-- Waits for the command n (or h, S:take's: every waiter of h is answered, the fourth value true for the one that
+-- took it): the backend's timeout bounds each silence, so this ends.
 function S:wait(n, err)
   if not n then return nil, err end
-  while not self:ready(n) do
+  local shared = type(n) == "table"
+  local h = shared and n or { n = n }
+  while true do
+    local a, first = self:take(h)
+    if a and shared then return a[1], a[2], a[3], first end
+    if a then return a[1], a[2], a[3] end
+    local job = h.n and self.jobs[h.n]
+    if not job and not (self.ngx and self:held(h.sending)) then
+      return nil, self:error("the command's answer was dropped")
+    end
     local ok, serr = self:step(self.timeout)
-    if not ok and not self:ready(n) then
-      self.jobs[n] = nil
+    a, first = self:take(h)
+    if a and shared then return a[1], a[2], a[3], first end
+    if a then return a[1], a[2], a[3] end
+    if not ok then
+      if job and self.jobs[h.n] == job then self.jobs[h.n] = nil end
       return nil, serr
     end
+    -- (another coroutine of the worker sends it or reads its answer: let it)
+    if self.ngx and (self:held(h.sending) or job and self:held(job.reading)) then self.ngx.sleep(0.001) end
   end
-  return self:result(n)
 end
 
 function S:call(...)

@@ -1,7 +1,9 @@
 -- The key's bucket in nginx's `lua_shared_dict starvideos`, for every worker: bucket.lua's rule under
--- a lock (`add`: the dict has no compare-and-set) held for microseconds, which expires should a worker die.
--- Without a ledger, create_limit and tenant_limit are counted there too (count_creates).  Every write is a
--- safe_ one: a full dict refuses it rather than evicting what another key holds (a tenant's count).
+-- a lock held for microseconds.  Without a ledger, create_limit and tenant_limit are counted there too
+-- (count_creates).  Every write is a safe_ one: a full dict refuses it rather than evicting what another key
+-- holds (a tenant's count).  What a full dict still does: the lock and each count, once made, keep their slot
+-- (the dict rewrites a value of the same size in place, and frees a value it cannot replace by a larger one), so
+-- that the tenants the dict holds are counted on; a tenant it cannot make room for is refused (io).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -11,16 +13,52 @@ local Bucket = require "starvideos.bucket"
 local D = {}
 D.__index = D
 
-local LOCK_TTL, LOCK_RETRY = 0.01, 0.002 -- the lock's expiry, and a worker's wait when it is taken
-local LOCK_WAIT = 1 -- seconds a count waits for the lock at most (its holder died: it expires after LOCK_TTL)
+local LOCK_RETRY = 0.002 -- a worker's wait when the lock is taken
+local LOCK_WAIT = 1 -- seconds a count waits for the lock at most
+local LOCK_STALE = 0.1 -- a lock taken this long ago, twice seen so by a worker: its holder died (it is freed)
+local TIME_WIDTH = 11 -- a count's time (os.time(): 10 digits) and its space: a count is count * this long
 
 -- The dict's bucket of the key k (key.lua), or nil without the dict.
 function D.new(ngx, k)
   local dict = ngx.shared and ngx.shared.starvideos
   if not dict then return nil end
   local key = "budget:" .. core.hash(k.name)
-  return setmetatable({ ngx = ngx, dict = dict, key = key, lock = key .. ":lock", bucket = k.bucket }, D)
+  return setmetatable({ ngx = ngx, dict = dict, key = key, lock = key .. ":lock", lock_at = key .. ":lock_at",
+    bucket = k.bucket }, D)
 end
+
+-- The key's lock: a number kept in the dict (made once, never deleted: taking it needs no free memory), how many
+-- workers try it now; the one that made it 1 holds it, and writes when (lock_at).  true (held), false (another
+-- holds it), or nil, why (the dict too full to make it).  A lock whose holder died (a worker killed in the
+-- microseconds it holds it) is freed once a worker saw the same lock_at older than LOCK_STALE twice.
+local lock
+lock = function(self)
+  local dict = self.dict
+  local n, err = dict:incr(self.lock, 1)
+  if not n and err == "not found" then -- (made once: add's free memory, never incr's init, which evicts)
+    local ok, aerr = dict:safe_add(self.lock_at, 0)
+    if ok or aerr == "exists" then ok, aerr = dict:safe_add(self.lock, 0) end
+    if not ok and aerr ~= "exists" then return nil, aerr end
+    n, err = dict:incr(self.lock, 1)
+  end
+  if not n then return nil, err end
+  local now = core.now()
+  if n == 1 then
+    dict:safe_set(self.lock_at, now) -- (a number in a number's slot: in place)
+    return true
+  end
+  dict:incr(self.lock, -1)
+  local at = dict:get(self.lock_at)
+  if at and now - at > LOCK_STALE then
+    if self.stale ~= at then self.stale = at; return false end
+    dict:safe_set(self.lock, 0)
+    self.stale = nil
+    return lock(self)
+  end
+  return false
+end
+
+local function unlock(self) self.dict:incr(self.lock, -1) end
 
 -- The rules' store (bucket.lua's kv) on the dict, under the key's names; full: it refuses (self.full).
 local function store(self)
@@ -43,12 +81,11 @@ end
 -- nil (a token taken for tenant, an id: bucket.lua's share), the time to come back, or false: the dict is full,
 -- the worker's own bucket stands in.
 function D:take(t, _, tenant)
-  local dict = self.dict
-  local locked, err = dict:safe_add(self.lock, true, LOCK_TTL)
-  if not locked then return err == "exists" and t + LOCK_RETRY end
+  local locked = lock(self)
+  if not locked then return locked == false and t + LOCK_RETRY end
   self.kv, self.full = self.kv or store(self), false
   local wait = Bucket.share_rule(self.kv, tenant or "", t, self.bucket.rate)
-  dict:delete(self.lock)
+  unlock(self)
   if self.full then return false end
   return wait > 0 and t + wait or nil
 end
@@ -66,11 +103,18 @@ local function uncounted(c, why)
     { field = c.tenant and "tenant_limit" or "create_limit" })
 end
 
--- The counts of checks written: true, or nil, err (one did not fit; one written before it stays: a create more
--- counted, never one fewer).
+-- A count's text: its times (the newest count of them), padded to count * TIME_WIDTH, so that each write of it
+-- has the size of the first: the dict rewrites it in place, needing no free memory.
+local function count_text(list, count)
+  local text = table.concat(list, " ", math.max(1, #list - count + 1))
+  return text .. string.rep(" ", count * TIME_WIDTH - #text)
+end
+
+-- The counts of checks written: true, or nil, err (one did not fit: a count the dict did not hold yet; one written
+-- before it stays: a create more counted, never one fewer).
 local function keep_counts(dict, names, lists, checks)
   for i, c in ipairs(checks) do
-    if not dict:safe_set(names[i], table.concat(lists[i], " "), c.lim.per + 1) then
+    if not dict:safe_set(names[i], count_text(lists[i], c.lim.count), c.lim.per + 1) then
       return uncounted(c, "it is full, " .. (c.tenant and "tenant_limit's" or "create_limit's") .. " count was not "
         .. "kept: make it larger")
     end
@@ -84,9 +128,11 @@ end
 function D:count_creates(checks)
   local dict, stop = self.dict, core.now() + LOCK_WAIT
   while true do
-    local locked, err = dict:safe_add(self.lock, true, LOCK_TTL)
+    local locked, err = lock(self)
     if locked then break end
-    if err ~= "exists" then return uncounted(checks[1], "it is full, its lock was not had: make it larger") end
+    if locked == nil then
+      return uncounted(checks[1], "it is full (" .. tostring(err) .. "), its lock could not be made: make it larger")
+    end
     if core.now() > stop then return uncounted(checks[1], "its lock was not had in 1 s") end
     self.ngx.sleep(0.001)
   end
@@ -98,7 +144,7 @@ function D:count_creates(checks)
   local ok, wait, n, c = Bucket.count_on(lists, checks, os.time())
   local err
   if ok then ok, err = keep_counts(dict, names, lists, checks) end
-  dict:delete(self.lock)
+  unlock(self)
   if ok == nil then return nil, err end
   return ok, wait, n, c
 end
