@@ -166,7 +166,7 @@ deps-checked:
 # no library module over 400 lines, no function over 60, no require cycle.
 # luacheck runs 40 files a process, as many processes at once as cores.
 LUA_FILES  = $(shell find lua spec -name '*.lua') bin/starvideos
-lint:
+lint: | $(DEPS_FIRST)
 	@status=0; \
 	{ find lua spec bench tools -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
 	luac5.1 -p $(LUA_FILES) || status=1; \
@@ -184,23 +184,23 @@ TEST_SPECS  = $(sort $(shell find spec -name '*_spec.lua' -not -path 'spec/hosts
 HOST_SPECS  = $(sort $(wildcard spec/hosts/*_spec.lua))
 HOST_BUILDS = $(NGX_SO)
 
-# Each tier builds what it needs (and `make test` lints) a job a core, after deps-checked.
-BUILD_J     = $(MAKE) --no-print-directory -j$$(nproc)
+# The tiers build what they need (and `make test` lints) a job a core, each after deps-checked (their
+# order-only prerequisite $(DEPS_FIRST)).
+ifneq ($(filter test test-hosts test-all,$(MAKECMDGOALS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
 
-test: deps-checked
-	@$(BUILD_J) $(SO) $(TEST_BIN) $(COMPAT_SO) lint
+test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) lint
 	@JOBS=$${JOBS:-$$(($$(nproc) * 2))} sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
 
-test-hosts: deps-checked
-	@$(BUILD_J) $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
+test-hosts: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
 	@sh tools/run-specs.sh $(LUA) $(HOST_SPECS)
 
 # Lint once, then `make test`'s specs on every VM, each loading its own
 # build/<vm>/ modules and running the emulator and the CLI under itself, then
 # the hosts' specs; one line per part, then the total.  A failed lint does
 # not stop the suites: it counts as one failure in the total (and the exit status).
-test-all: deps-checked
-	@$(BUILD_J) $(SO) $(TEST_BIN) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
+test-all: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
 	@lint=ok; $(MAKE) --no-print-directory lint || lint=failed; \
 	LINT_RESULT=$$lint sh tools/test-all.sh $(VMS)
 
