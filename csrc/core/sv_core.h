@@ -724,4 +724,11 @@ SV_API int sv_stream_part(sv_stream *s, sv_stream_sums *out);
 SV_API int sv_stream_save(const sv_stream *s, sv_buf *out);
 SV_API int sv_stream_end(sv_stream *s, char hex[SV_SHA256_HEX + 1], sv_buf *why);
 
+/* Bytes handed on as they come (the libcurl transport's media request, its
+   sv_send's tap: starvideos.sign's stream fed on the way, a write's few KiB at
+   a time, so that no step hashes a part at once).  feed gets the body's
+   bytes in order, those kept only; it returns 0, or -1 to be fed no more. */
+typedef struct sv_tap sv_tap;
+struct sv_tap { int (*feed)(sv_tap *tap, const char *p, size_t n); };
+
 #endif

@@ -27,6 +27,9 @@ struct sv_xfer {
   const char *body;    /* what is sent: send's bytes, or the caller's (body_kept) */
   size_t body_len;
   size_t max_body;
+  sv_tap *tap;         /* a media GET's (sv_send's), NULL once it refused more */
+  size_t tap_fed;      /* bytes fed to tap in this poll's pass (at most SV_TAP_STEP: then it is paused) */
+  int tapping, tap_paused; /* tapping: counted in h->taps */
   char retry_after[64];
   long status;
   sv_wire wire;
@@ -81,6 +84,7 @@ struct sv_http {
   pthread_cond_t threads_gone;
   int threads_alive;
   struct sv_left *left; /* unfinished downloads' .parts, newest first (fetch.c) */
+  int taps, n_paused;   /* media GETs running with a tap; those paused in this pass (multi.c) */
 };
 
 /* multi.c */

@@ -59,6 +59,8 @@ static void free_secret_list(struct curl_slist *l) {
 /* The exchange's easy handle and header list go (its connection stays in the
    multi handle's cache). */
 static void release_easy(sv_xfer *x) {
+  if (x->tapping && x->h) x->h->taps--;
+  x->tapping = 0;
   if (x->easy) {
     if (x->h && x->list == L_RUNNING && x->op != SV_OP_DOWNLOAD) /* a download's is never on the multi handle */
       curl_multi_remove_handle(x->h->multi, x->easy);
@@ -184,9 +186,29 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* Whether the body coming now is the one a media request's tap is fed: a 2xx's, from the byte asked for (not a
+   redirect's, nor an error page, nor a 200 or 206 from elsewhere in the file, which sv_curl_end refuses). */
+static int tap_now(sv_xfer *x) {
+  long status = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status > 299) return 0;
+  return status == 206 ? x->range_start == x->offset : x->offset == 0;
+}
+
 static size_t on_api_body(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
   size_t len = size * n;
+  size_t keep = len; /* (the bytes kept: those within max_body) */
+  if (x->recv.len + len > x->max_body) keep = x->max_body - x->recv.len;
+  if (x->tap && keep && tap_now(x)) {
+    if (x->tap_fed > 0 && x->tap_fed + keep > SV_TAP_STEP) { /* this pass's share fed: the rest waits (libcurl */
+      x->tap_paused = 1;                                      /* keeps these bytes, given again at tap_resume) */
+      x->h->n_paused++;
+      return CURL_WRITEFUNC_PAUSE;
+    }
+    if (x->tap->feed(x->tap, buf, keep) != 0) x->tap = NULL; /* (it refused more: the exchange's bytes still read) */
+    x->tap_fed += keep;
+  }
   if (x->recv.len + len > x->max_body) {
     /* keep what fits: the start of an over-long create answer may name its task */
     sv_buf_add(&x->recv, buf, x->max_body - x->recv.len);
@@ -376,6 +398,12 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->timeout = s->timeout > 0 ? s->timeout : 0;
   x->t0 = sv_monotonic();
   x->max_body = s->max_body;
+  if (s->op == SV_OP_MEDIA && s->tap && !s->head) { /* a part's bytes: room for them all at once (no realloc) */
+    x->tap = s->tap;
+    x->tapping = 1;
+    h->taps++;
+    if (s->max_body <= ((size_t)1 << 30)) (void)sv_buf_reserve(&x->recv, s->max_body);
+  }
   x->url = strdup(s->url);
   if (s->body && !s->body_kept) sv_buf_add(&x->send, s->body, s->body_len);
   x->body = s->body_kept ? s->body : x->send.data, x->body_len = s->body_kept ? s->body_len : x->send.len;
@@ -508,6 +536,17 @@ static void collect(sv_http *h) {
   }
 }
 
+/* Each tapped media GET's share of a pass begins: those paused go on (libcurl gives the bytes it kept first). */
+static void tap_resume(sv_http *h) {
+  sv_xfer *x;
+  h->n_paused = 0;
+  for (x = h->running.head; x; x = x->next) {
+    if (!x->tapping) continue;
+    x->tap_fed = 0;
+    if (x->tap_paused) x->tap_paused = 0, curl_easy_pause(x->easy, CURLPAUSE_CONT);
+  }
+}
+
 /* A poll that may wait starts with libcurl's wait, not with a pass: that wait
    returns at once when a pass has work (an exchange just added, a timer due,
    bytes in, a download's thread done), so a pass first would only repeat the
@@ -521,12 +560,14 @@ int sv_http_poll(sv_http *h, double max_wait) {
     double left;
     int busy = h->fetching || h->fetch_queue ? sv_fetch_reap(h) : 0;
     if (h->running.n > h->n_fetching + h->n_waiting && pass) {
+      if (h->taps) tap_resume(h);
       curl_multi_perform(h->multi, &running);
       collect(h);
     }
     if (h->done.n || !(max_wait > 0)) break;
     left = start + max_wait - sv_monotonic();
     if (left <= 0 && pass) break;
+    if (h->n_paused) { pass = 1; continue; } /* a tap's bytes wait in libcurl: the next pass, not a wait */
     if (!h->running.n) { sv_sleep(left > 3600 ? 3600 : left); break; }
     if (left > 3600) left = 3600;
     if (left > 0.001 && busy) left = 0.001; /* a lock to look at again soon */
@@ -555,6 +596,11 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
                     .bytes = x->op == SV_OP_MEDIA ? (double)x->recv.len : x->have,
                     .heads = x->heads.data, .heads_len = x->heads.len };
   *out = e;
+}
+
+void sv_xfer_take_body(sv_xfer *x, sv_buf *out) {
+  *out = x->recv;
+  memset(&x->recv, 0, sizeof x->recv);
 }
 
 void sv_xfer_set_user(sv_xfer *x, long long user) { x->user = user; }

@@ -17,6 +17,8 @@ typedef struct sv_http_config {
   int max_connections;
 } sv_http_config;
 
+#define SV_TAP_STEP 262144
+
 typedef struct sv_send {
   sv_op op;
   const char *url;
@@ -38,6 +40,11 @@ typedef struct sv_send {
      (Range); a body longer than max_body is cut there, and the exchange ends
      whole (a server that ignores Range sends the whole file) */
   int head;
+  /* A GET's body fed to tap as it comes (NULL: none): a 2xx's bytes from offset, those kept, in order; room for
+     max_body bytes made at once.  A poll's pass feeds it SV_TAP_STEP bytes at most (then libcurl holds the
+     exchange, paused, until the next pass): a step's hashing is bounded, whatever the socket holds.  The caller
+     keeps tap alive until the exchange ends. */
+  sv_tap *tap;
   int public_only;         /* refused, never connected to, when not a public address (sv_addr_private) */
   /* The options that stay each client's own (the clients of a key share one
      transport): the exchange's client's.  user_agent NULL: all three are the
@@ -75,6 +82,8 @@ SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
    too for any other exchange, or when taken already. */
 SV_API sv_part *sv_xfer_part(sv_xfer *x, int whole);
 SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
+/* A finished media request's body moved into out (x keeps none): its bytes not copied again. */
+SV_API void sv_xfer_take_body(sv_xfer *x, sv_buf *out);
 SV_API void sv_xfer_set_user(sv_xfer *x, long long user); /* a number of the caller's, kept with x */
 SV_API long long sv_xfer_user(const sv_xfer *x);
 

@@ -18,6 +18,41 @@
 
 typedef struct lhttp { sv_http *h; lua_Integer last; } lhttp; /* last: the latest handle given */
 
+/* starvideos.bytes: a part's bytes as the transport read them (a media request's with a tap), never copied into
+   a Lua string: #b, b:sub(i) (a string of bytes i to the end), b:free(); a store's PUT sends it as its body. */
+#define BYTES_MT "starvideos.bytes"
+typedef struct lbytes { sv_buf b; } lbytes;
+
+/* The userdata at idx when its metatable is name's, else NULL (luaL_testudata, which Lua 5.1 lacks). */
+static void *udata_of(lua_State *L, int idx, const char *name) {
+  void *p = lua_touserdata(L, idx);
+  int same;
+  if (!p || !lua_getmetatable(L, idx)) return NULL;
+  luaL_getmetatable(L, name);
+  same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? p : NULL;
+}
+
+static int b_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)((lbytes *)luaL_checkudata(L, 1, BYTES_MT))->b.len);
+  return 1;
+}
+
+static int b_sub(lua_State *L) {
+  lbytes *lb = luaL_checkudata(L, 1, BYTES_MT);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  if (i < 1) i = 1;
+  if ((size_t)i > lb->b.len) lua_pushliteral(L, "");
+  else lua_pushlstring(L, lb->b.data + i - 1, lb->b.len - (size_t)(i - 1));
+  return 1;
+}
+
+static int b_free(lua_State *L) {
+  sv_buf_free(&((lbytes *)luaL_checkudata(L, 1, BYTES_MT))->b);
+  return 0;
+}
+
 /* The transport at 1, open. */
 static lhttp *check_http(lua_State *L) {
   lhttp *lh = luaL_checkudata(L, 1, CURL_MT);
@@ -78,8 +113,25 @@ static int getbool(lua_State *L, int t, const char *k) {
   return v;
 }
 
+/* The request's body (at 2): a string, or a part's bytes as a media request read them (starvideos.bytes), sent as
+   they are; kept (not copied) when long or bytes: t_send holds it until the handle is spent.  A media GET's tap:
+   starvideos.sign's stream, held too. */
+static void send_body(lua_State *L, sv_send *s) {
+  lbytes *lb;
+  s->body = opt_string(L, 2, "body", &s->body_len);
+  lua_getfield(L, 2, "body");
+  if ((lb = udata_of(L, -1, BYTES_MT)) != NULL && lb->b.data) s->body = lb->b.data, s->body_len = lb->b.len;
+  lua_pop(L, 1);
+  s->body_kept = s->body && (s->body_len >= 65536 || lb);
+  if (s->op == SV_OP_MEDIA && !getbool(L, 2, "head")) { /* its body fed to a stream as it comes (sign's) */
+    lua_getfield(L, 2, "tap");
+    s->tap = udata_of(L, -1, STREAM_MT);
+    lua_pop(L, 1);
+  }
+}
+
 /* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
-   offset=, follow=, head=, public=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=} -> handle | nil, err
+   offset=, follow=, head=, tap=, public=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=} -> handle | nil, err
    (no user_agent: the transport's user agent, CA file and connect timeout; no
    proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
@@ -95,7 +147,7 @@ static int t_send(lua_State *L) {
   lua_pop(L, 1);
   s.url = opt_string(L, 2, "url", &len); /* a NUL inside would cut the URL short for C: the check sees all of it */
   if (s.url && strlen(s.url) != len && sv_url_check(s.url, len, "url", SV_URL_ANY, &err) != 0) return lsv_fail(L, &err);
-  s.body = opt_string(L, 2, "body", &s.body_len);
+  send_body(L, &s);
   s.auth = getbool(L, 2, "auth");
   s.fresh = getbool(L, 2, "fresh");
   s.timeout = opt_number(L, 2, "timeout", 0);
@@ -114,7 +166,6 @@ static int t_send(lua_State *L) {
   s.proxy = opt_string(L, 2, "proxy", NULL);
   if (s.op == SV_OP_NOTIFY || s.op == SV_OP_STORAGE) s.headers = opt_string(L, 2, "headers", NULL), s.auth = 0;
   if (s.op == SV_OP_STORAGE) s.method = opt_string(L, 2, "method", NULL); /* (never the key to either) */
-  s.body_kept = s.body && s.body_len >= 65536; /* kept below (bodies): not copied */
   if (s.op == SV_OP_MEDIA) s.head = getbool(L, 2, "head"), s.public_only = getbool(L, 2, "public"), s.auth = 0;
   /* The handle's key is made in the table before the exchange exists: making
      it may raise (memory), and nothing may raise between the exchange and its
@@ -123,16 +174,16 @@ static int t_send(lua_State *L) {
   lua_pushinteger(L, lh->last + 1);
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);
-  if (s.body_kept) { /* the string stays the exchange's until its handle is spent (forget) */
+  if (s.body_kept || s.tap) { /* the string (or the tap) stays the exchange's until its handle is spent (forget) */
     lua_pushinteger(L, -(lh->last + 1));
-    lua_getfield(L, 2, "body");
+    lua_getfield(L, 2, s.tap ? "tap" : "body");
     lua_rawset(L, -3);
   }
   x = sv_http_send(lh->h, &s, &err);
   lua_pushinteger(L, lh->last + 1);
   if (x) lua_pushlightuserdata(L, x); else lua_pushnil(L);
   lua_rawset(L, -3);
-  if (!x && s.body_kept) {
+  if (!x && (s.body_kept || s.tap)) {
     lua_pushinteger(L, -(lh->last + 1));
     lua_pushnil(L);
     lua_rawset(L, -3);
@@ -196,11 +247,28 @@ static void forget(lua_State *L, int table, sv_xfer *x) {
 static int t_result(lua_State *L) {
   lhttp *lh = check_http(L);
   sv_xfer *xf = check_xfer(L, 2);
-  int table = lua_gettop(L);
+  int table = lua_gettop(L), tapped;
+  lbytes *lb = NULL;
   sv_exchange x;
   int n;
   sv_xfer_exchange(xf, &x);
+  lua_pushinteger(L, -lua_tointeger(L, 2)); /* a media request with a tap: its bytes as starvideos.bytes */
+  lua_rawget(L, table);
+  tapped = udata_of(L, -1, STREAM_MT) != NULL;
+  lua_pop(L, 1);
+  if (tapped && x.wire == SV_WIRE_NONE && x.status >= 200 && x.status <= 299) {
+    lb = lua_newuserdatauv(L, sizeof *lb, 0); /* (made first: nothing may raise once the body is taken) */
+    memset(lb, 0, sizeof *lb);
+    luaL_setmetatable(L, BYTES_MT);
+    x.body = NULL, x.body_len = 0; /* (a 2xx media body: the verdict reads none of it) */
+  }
   n = lsv_push_verdict(L, &x, sv_http_secret(lh->h));
+  if (lb && !lua_isnil(L, -n)) {
+    sv_xfer_take_body(xf, &lb->b);
+    lua_pushvalue(L, table + 1);
+    lua_replace(L, -n - 1);
+  }
+  if (lb) lua_remove(L, table + 1);
   if (x.op == SV_OP_DOWNLOAD && lua_isnil(L, -n)) {
     sv_xfer_part(xf, 0);
   } else if (x.op == SV_OP_DOWNLOAD) {
@@ -278,6 +346,12 @@ static const luaL_Reg curl_methods[] = {
    static library's core calls it too (core.curl, core.c). */
 SV_API int lsv_curl_register(lua_State *L);
 int lsv_curl_register(lua_State *L) {
+  static const luaL_Reg bytes_methods[] = { { "sub", b_sub }, { "free", b_free }, { NULL, NULL } };
+  lsv_new_class(L, BYTES_MT, bytes_methods, b_free);
+  luaL_getmetatable(L, BYTES_MT);
+  lua_pushcfunction(L, b_len);
+  lua_setfield(L, -2, "__len");
+  lua_pop(L, 1);
   lsv_new_class(L, CURL_MT, curl_methods, t_close);
   lsv_part_class(L);
   lsv_error_metatable(L);

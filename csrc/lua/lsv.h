@@ -15,6 +15,9 @@
 #endif
 
 #define ERROR_MT "starvideos.error"
+/* starvideos.sign's stream (stream.c): its userdata begins with an sv_tap, which the libcurl transport feeds
+   (curl.c: send{tap = stream}) */
+#define STREAM_MT "starvideos.stream"
 
 /* nil, the error table (kind, message, field, status, ...) with ERROR_MT: 2 */
 SV_API int lsv_fail(lua_State *L, const sv_error *e);

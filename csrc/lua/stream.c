@@ -4,9 +4,35 @@
 
 #include "compat.h"
 
-#define STREAM_MT "starvideos.stream"
+#include <stdio.h>
+#include <string.h>
 
-typedef struct lstream { sv_stream *s; } lstream;
+/* tap first: the libcurl transport feeds it (lsv.h's STREAM_MT); tapped, largest: what it was fed, the most at
+   once; why: what the check said when it refused the bytes (failed) */
+typedef struct lstream {
+  sv_tap tap;
+  sv_stream *s;
+  double tapped;
+  size_t largest;
+  int failed;
+  char why[256];
+} lstream;
+
+/* The tap's feed: the bytes into the stream as they come (a write's few KiB: never a whole part in one step). */
+static int tap_feed(sv_tap *tap, const char *p, size_t n) {
+  lstream *ls = (lstream *)tap;
+  sv_buf why = { 0 };
+  if (!ls->s || ls->failed) return -1;
+  if (sv_stream_feed(ls->s, p, n, &why) < 0) {
+    ls->failed = 1;
+    snprintf(ls->why, sizeof ls->why, "%s", sv_buf_cstr(&why));
+    sv_buf_free(&why);
+    return -1;
+  }
+  ls->tapped += (double)n;
+  if (n > ls->largest) ls->largest = n;
+  return 0;
+}
 
 static sv_stream *check_stream(lua_State *L) {
   lstream *ls = luaL_checkudata(L, 1, STREAM_MT);
@@ -22,7 +48,8 @@ static int l_stream(lua_State *L) {
   const char *saved = luaL_optstring(L, 3, NULL);
   sv_buf why = { 0 };
   lstream *ls = lua_newuserdatauv(L, sizeof *ls, 0);
-  ls->s = NULL;
+  memset(ls, 0, sizeof *ls);
+  ls->tap.feed = tap_feed;
   luaL_setmetatable(L, STREAM_MT);
   ls->s = sv_stream_new(expected, md5, saved, &why);
   if (!ls->s) return lsv_answer(L, -1, &why);
@@ -36,6 +63,20 @@ static int s_feed(lua_State *L) {
   const char *p = luaL_checklstring(L, 2, &n);
   sv_buf why = { 0 };
   return lsv_answer(L, sv_stream_feed(s, p, n, &why), &why);
+}
+
+/* s:tapped() -> bytes, largest: what the transport fed it (send{tap = s}), the most in one write | nil, why
+   (the check refused them: no whole MP4 can come of them) */
+static int s_tapped(lua_State *L) {
+  lstream *ls = luaL_checkudata(L, 1, STREAM_MT);
+  if (ls->failed) {
+    lua_pushnil(L);
+    lua_pushstring(L, ls->why);
+    return 2;
+  }
+  lua_pushnumber(L, ls->tapped);
+  lua_pushinteger(L, (lua_Integer)ls->largest);
+  return 2;
 }
 
 /* s:from() -> where the next bytes fed must start; s:at() -> the bytes hashed */
@@ -86,7 +127,8 @@ static int s_gc(lua_State *L) {
 
 void lsv_open_stream(lua_State *L) {
   static const luaL_Reg methods[] = { { "feed", s_feed }, { "from", s_from }, { "at", s_at }, { "part", s_part },
-                                      { "save", s_save }, { "finish", s_finish }, { "close", s_gc },
+                                      { "save", s_save }, { "finish", s_finish }, { "tapped", s_tapped },
+                                      { "close", s_gc },
                                       { NULL, NULL } };
   static const luaL_Reg funcs[] = { { "stream", l_stream }, { NULL, NULL } };
   lsv_new_class(L, STREAM_MT, methods, s_gc);

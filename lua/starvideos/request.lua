@@ -20,8 +20,9 @@ local next_id = 0 -- the number that names a request in its events
 
 -- op (create | query | download | notify | media | storage), url, path (for events), auth, body (a POST's or a
 -- PUT's), deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =, duration =}, a media
--- request's {head = true} or {offset =, max_body =, pieces =} (the bytes asked for; redirects followed; pieces:
--- they may come as a list of strings, as the transport read them), a store's
+-- request's {head = true} or {offset =, max_body =, pieces =, tap =} (the bytes asked for; redirects followed;
+-- pieces: they may come as a list of strings, or starvideos.bytes, as the transport read them; tap: a function
+-- giving each attempt a starvideos.sign stream that libcurl's transport feeds the bytes as they come), a store's
 -- {method =, headers =} (storage/s3.lua's signed lines); `long` with a media or store request: its exchange
 -- may take until the deadline, ended sooner by `timeout` s without a byte (a part's megabytes).
 -- A create goes on a new connection; an http URL through http_proxy when there is no proxy.
@@ -36,7 +37,7 @@ function Request.new(loop, key, cfg, owner, op, url, path, auth, body, deadline,
   if op == "download" then Download.prepare(self, download) end
   if op == "media" then
     self.head, self.offset, self.follow = download.head, download.offset, true
-    self.max_body, self.pieces = download.max_body or self.max_body, download.pieces
+    self.max_body, self.pieces, self.tapper = download.max_body or self.max_body, download.pieces, download.tap
   end
   if op == "storage" then self.method, self.headers, self.head = download.method, download.headers, nil end
   if download and download.long then self.stall = cfg.timeout end
@@ -83,6 +84,7 @@ function Request:send(t)
   if self.op == "download" or self.stall then self.timeout = left end
   self.attempt = self.attempt + 1
   if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
+  if self.tapper then self.tap = self.tapper() end -- a stream fed anew by each attempt (libcurl's transport)
   local h, err = loop.transport:send(self)
   if not h then
     if cfg.observe then cfg.observe:exchange(self, t, nil, err, "not_sent") end

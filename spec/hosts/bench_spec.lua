@@ -46,6 +46,7 @@ local ROWS = {
   { "Redis commands per task on the wire, create to saved: Cluster", "the same on one Redis (replicas = 0)" },
   { "20 MB into a bucket (s3://): wall", "curl -o FILE URL && sync FILE, then curl -T FILE" },
   { "20 MB into a bucket: peak RSS", false },
+  { "20 MB into a bucket under step(0): the worst step's CPU", false },
 }
 
 -- What the bench needs that `make` does not build, or nil.

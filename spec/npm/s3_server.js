@@ -120,7 +120,10 @@ function listUploads(res, bucket, prefix) {
 
 function forward(req, res, body, target) {
   return new Promise((resolve) => {
-    const up = http.request({ host: "127.0.0.1", port: target, method: req.method, path: req.url, headers: req.headers },
+    // agent: false, a connection of its own: Node 20's global agent keeps connections alive, and one s3rver closed
+    // while a long body came in (its keep-alive timeout, 5 s) failed the request forwarded on it (a 502 to curl -T)
+    const up = http.request({ host: "127.0.0.1", port: target, method: req.method, path: req.url, headers: req.headers,
+      agent: false },
       (answer) => {
         res.writeHead(answer.statusCode, answer.headers);
         answer.pipe(res);

@@ -122,10 +122,17 @@ function U:stream_of(state)
   return self.stream
 end
 
--- A part's bytes checked and hashed (storage/part.lua), in the transport's thread pool when it has one.
-function U:check(bytes)
+-- A part's bytes checked and hashed (storage/part.lua): fed to tap as they came (libcurl's transport: only the
+-- sums taken now), else in the transport's thread pool when it has one.
+function U:check(bytes, tap)
   local tr = self.loop.transport
   local seconds, md5 = self:seconds(), self.rec.checksum == "md5"
+  if tap then
+    local fed, why = tap:tapped()
+    if not fed then tap:close(); return nil, why, true end
+    if fed == Part.size(bytes) then return Part.sums(tap, self.total) end
+    tap:close() -- (a transport that fed it none: Lua's, a test's)
+  end
   if not tr.offload then return Part.check(seconds, md5, self.state, bytes, self.total) end
   return tr:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total)
 end
@@ -188,8 +195,11 @@ function U:read(t)
   local upto = at + O.PART
   if self.total and upto > self.total then upto = self.total end
   if self.total and from >= self.total then self.eof = true; return end
+  local tap = not self.loop.transport.offload and function() -- (nginx's: the pieces hashed in its thread pool)
+    return sign().stream(self:seconds(), self.rec.checksum == "md5", self.state)
+  end
   self.get = Request.new(self.loop, self.key, self.cfg, self, "media", self.url, self.video_path, nil, nil,
-    self.deadline, { offset = from, max_body = upto - from, long = true, pieces = true })
+    self.deadline, { offset = from, max_body = upto - from, long = true, pieces = true, tap = tap or nil })
   self.get.from, self.get.at = from, at
   self.get:send(t)
 end
@@ -204,7 +214,7 @@ function U:got(req, t)
     return self:fail(new_error("protocol", string_format("download: no bytes at %.0f of %s", req.from,
       tostring(self.total))), t)
   end
-  local r, why, notwhole = self:check(bytes) -- (the whole video checked before its last part is put)
+  local r, why, notwhole = self:check(bytes, req.tap) -- (the whole video checked before its last part is put)
   if self.done or self.failed then return end -- (cancelled while the pool hashed)
   if not r then
     self.checked = notwhole and why or nil
@@ -228,10 +238,12 @@ function U:taken(req, t)
   local rec = self.rec
   rec.parts[p.n] = { etag, self.rec.checksum == "md5" and p.md5 or p.sha_b64 }
   rec.state, rec.total, rec.sha256 = p.state, self.total, p.sha256
+  local body = p.body
   self.bytes, p.body, req.body = p.at, nil, nil
   self:record(cjson.encode(rec))
   self.job:progress(p.at, self.total)
-  collectgarbage() -- (the part's megabytes let go of now, not when the heap has doubled)
+  -- (the part's megabytes let go of now, not when the heap has doubled: libcurl's starvideos.bytes at once)
+  if type(body) == "userdata" then body:free() else collectgarbage() end
 end
 
 -- The store refused x-amz-checksum-* (err, to the create that asked for them): parts carry Content-MD5 from now on,

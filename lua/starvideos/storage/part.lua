@@ -1,23 +1,26 @@
 -- One part of an upload checked and hashed (storage/object.lua): the bytes read for it fed to starvideos.sign's
 -- stream, gone on from the state the last part saved.  A function of its arguments alone, so that nginx's
--- transport runs it in its thread pool (t:offload): a worker never hashes a part's megabytes itself.
+-- transport runs it in its thread pool (t:offload): a worker never hashes a part's megabytes itself.  On libcurl's
+-- transport the bytes are fed to the stream as they come (request.lua's tap, a write's few KiB at a time), and only
+-- sums runs here: no step hashes a part at once.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 
 local P = {}
 
--- The count of bytes: a string, or a list of strings (a part's pieces as nginx's transport read them).
+-- The count of bytes: a string, the libcurl transport's starvideos.bytes, or a list of strings (a part's pieces as
+-- nginx's transport read them).
 function P.size(bytes)
-  if type(bytes) == "string" then return #bytes end
+  if type(bytes) ~= "table" then return #bytes end
   local n = 0
   for _, s in ipairs(bytes) do n = n + #s end
   return n
 end
 
--- bytes (a string or a list) without their first n.
+-- bytes (as P.size's) without their first n.
 function P.past(bytes, n)
   if n <= 0 then return bytes end
-  if type(bytes) == "string" then return bytes:sub(n + 1) end
+  if type(bytes) ~= "table" then return bytes:sub(n + 1) end
   local out = {}
   for _, s in ipairs(bytes) do
     if n < #s then out[#out + 1] = n > 0 and s:sub(n + 1) or s end
@@ -26,24 +29,11 @@ function P.past(bytes, n)
   return out
 end
 
--- check(seconds, md5, state, bytes, total): bytes (from the stream's `from`; a string or a list) fed to the
--- stream of state (nil: from byte 0) for a video of `seconds` (< 0: any) whose parts need an MD5 when md5; at the
--- end (total reached) the whole video checked.  -> {at = bytes hashed, sha_hex, sha_b64, md5 = the part's sums,
--- state = to go on from (not at the end), sha256 = the video's (at the end)} | nil, why, notwhole (true: not a whole
--- video).
-function P.check(seconds, md5, state, bytes, total)
-  local s, err = require("starvideos.sign").stream(seconds, md5, state)
-  if not s then return nil, err end
-  local ok, why = true, nil
-  if type(bytes) == "string" then ok, why = s:feed(bytes) end
-  for i = 1, type(bytes) == "table" and #bytes or 0 do
-    ok, why = s:feed(bytes[i])
-    if not ok then break end
-  end
-  if not ok then
-    s:close()
-    return nil, why, true
-  end
+-- sums(s, total): the part's sums of stream s, fed up to its end (its bytes fed here, or by the transport on the
+-- way: request.lua's tap), and, at the end (total reached), the whole video checked; s is closed.  -> {at = bytes
+-- hashed, sha_hex, sha_b64, md5 = the part's sums, state = to go on from (not at the end), sha256 = the video's (at
+-- the end)} | nil, why, notwhole (true: not a whole video).
+function P.sums(s, total)
   local r = { at = s:at() }
   r.sha_hex, r.sha_b64, r.md5 = s:part()
   if total and r.at >= total then
@@ -56,6 +46,26 @@ function P.check(seconds, md5, state, bytes, total)
     s:close()
   end
   return r
+end
+
+-- check(seconds, md5, state, bytes, total): bytes (from the stream's `from`; a string, a list, or the libcurl
+-- transport's starvideos.bytes) fed to the stream of state (nil: from byte 0) for a video of `seconds` (< 0: any)
+-- whose parts need an MD5 when md5; then sums(s, total).
+function P.check(seconds, md5, state, bytes, total)
+  local s, err = require("starvideos.sign").stream(seconds, md5, state)
+  if not s then return nil, err end
+  local ok, why = true, nil
+  if type(bytes) == "userdata" then bytes = bytes:sub(1) end -- (a transport's bytes no tap was fed: not ours)
+  if type(bytes) == "string" then ok, why = s:feed(bytes) end
+  for i = 1, type(bytes) == "table" and #bytes or 0 do
+    ok, why = s:feed(bytes[i])
+    if not ok then break end
+  end
+  if not ok then
+    s:close()
+    return nil, why, true
+  end
+  return P.sums(s, total)
 end
 
 return P
