@@ -661,6 +661,7 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lsv_open_commit(L);
   lsv_open_lock(L);
   lsv_open_media(L);
+  lsv_open_observe(L);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "error_mt");
   lua_remove(L, -2);

@@ -60,6 +60,8 @@ SV_API void lsv_open_commit(lua_State *L);
 SV_API void lsv_open_lock(lua_State *L);
 /* media_sniff, media_tail and media_check (media.c) */
 SV_API void lsv_open_media(lua_State *L);
+/* exchanges, exchange_note and exchanges_take (observe.c): what an exchange leaves for metrics and traces */
+SV_API void lsv_open_observe(lua_State *L);
 /* starvideos.sign's stream (stream.c): an upload's check of a video's bytes */
 SV_API void lsv_open_stream(lua_State *L);
 
