@@ -7,6 +7,7 @@
 
 #include "compat.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define MT "starvideos.exchanges"
@@ -150,14 +151,138 @@ static int l_exchanges_take(lua_State *L) {
   return 2;
 }
 
+/* ---------------------------------------------------------- the CLIENT spans' values */
+
+#define SLOTS_MT "starvideos.span_slots"
+
+/* A CLIENT span's values, kept from its exchange to its export: its strings in text (url, method, op, error.type,
+   the error's message, the parent's trace id and span id, each at its length), the rest in s. */
+typedef struct slot {
+  sv_span s;
+  char *text;
+  size_t size;
+} slot;
+
+typedef struct slots {
+  lua_Integer cap;
+  slot *slot;
+} slots;
+
+static int slots_gc(lua_State *L) {
+  slots *q = luaL_checkudata(L, 1, SLOTS_MT);
+  lua_Integer k;
+  for (k = 0; q->slot && k < q->cap; k++) free(q->slot[k].text);
+  free(q->slot);
+  q->slot = NULL;
+  return 0;
+}
+
+/* span_slots(cap) -> room for cap CLIENT spans' values (extras/trace.lua's queue: slot k of its ring). */
+static int l_span_slots(lua_State *L) {
+  lua_Integer cap = luaL_checkinteger(L, 1);
+  slots *q;
+  luaL_argcheck(L, cap > 0 && cap <= 1000000, 1, "a number of slots from 1 to 1000000");
+  q = lua_newuserdatauv(L, sizeof *q, 0);
+  q->cap = 0, q->slot = NULL;
+  luaL_getmetatable(L, SLOTS_MT);
+  lua_setmetatable(L, -2);
+  q->slot = calloc((size_t)cap, sizeof *q->slot);
+  if (!q->slot) return luaL_error(L, "out of memory");
+  q->cap = cap;
+  return 1;
+}
+
+/* The string at idx (or the field k of the table at idx when k), NULL and 0 when it is none. */
+static const char *str_at(lua_State *L, int idx, const char *k, size_t *len) {
+  *len = 0;
+  if (k) {
+    if (!lua_istable(L, idx)) return NULL;
+    lua_getfield(L, idx, k);
+    idx = -1;
+  }
+  return lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, len) : NULL;
+}
+
+/* The strings of the span put (their order: sv_span's url, method, op, etype, emsg, trace, parent). */
+static int put_strings(lua_State *L, slot *sl, const char *const *str, const size_t *len) {
+  size_t need = 0, at = 0;
+  int i;
+  const char **to[7];
+  size_t *to_len[7], none = 0;
+  to[0] = &sl->s.url, to[1] = &sl->s.method, to[2] = &sl->s.op, to[3] = &sl->s.etype, to[4] = &sl->s.emsg;
+  to[5] = &sl->s.trace, to[6] = &sl->s.parent;
+  to_len[0] = &sl->s.url_len, to_len[1] = &sl->s.method_len, to_len[2] = &sl->s.op_len;
+  to_len[3] = &sl->s.etype_len, to_len[4] = &sl->s.emsg_len, to_len[5] = to_len[6] = &none;
+  for (i = 0; i < 7; i++) need += len[i] + 1;
+  if (need > sl->size) {
+    char *t = realloc(sl->text, need);
+    if (!t) return luaL_error(L, "out of memory");
+    sl->text = t, sl->size = need;
+  }
+  for (i = 0; i < 7; i++) {
+    *to[i] = str[i] ? sl->text + at : NULL;
+    *to_len[i] = len[i];
+    if (str[i]) memcpy(sl->text + at, str[i], len[i]);
+    sl->text[at + len[i]] = 0;
+    at += len[i] + 1;
+  }
+  return 0;
+}
+
+/* span_put(slots, k, url, method, op, t0, t1, status or wire, attempt, err, parent): the values of the CLIENT
+   span of an exchange into slot k: status a number (an answer's) or how the wire ended (a string), err a table
+   ({kind =, message =}) or false, parent a table ({trace =, id =}) or false.  error.type: the status when an
+   answer came, else how the wire ended, else the error's kind. */
+static int l_span_put(lua_State *L) {
+  slots *q = lua_touserdata(L, 1);
+  lua_Integer k = luaL_checkinteger(L, 2);
+  const char *str[7];
+  size_t len[7] = { 0, 0, 0, 0, 0, 0, 0 };
+  slot *sl;
+  if (!q || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
+    return luaL_argerror(L, 1, "the span_slots of the queue");
+  luaL_argcheck(L, k >= 1 && k <= q->cap, 2, "a slot of the queue");
+  sl = &q->slot[k - 1];
+  lua_settop(L, 11);
+  str[0] = str_at(L, 3, NULL, &len[0]), str[1] = str_at(L, 4, NULL, &len[1]), str[2] = str_at(L, 5, NULL, &len[2]);
+  sl->s.t0 = lua_tonumber(L, 6), sl->s.t1 = lua_tonumber(L, 7);
+  sl->s.status = lua_type(L, 8) == LUA_TNUMBER ? (long)lua_tonumber(L, 8) : 0;
+  sl->s.resend = (long)lua_tonumber(L, 9) - 1;
+  sl->s.failed = lua_istable(L, 10);
+  str[3] = sl->s.failed && !sl->s.status ? str_at(L, 8, NULL, &len[3]) : NULL;
+  if (!str[3] && sl->s.failed) str[3] = str_at(L, 10, "kind", &len[3]);
+  if (!str[3] && sl->s.failed) str[3] = "error", len[3] = 5;
+  str[4] = str_at(L, 10, "message", &len[4]);
+  str[5] = str_at(L, 11, "trace", &len[5]);
+  if (len[5] != 32) str[5] = NULL, len[5] = 0;
+  str[6] = str_at(L, 11, "id", &len[6]);
+  if (len[6] != 16) str[6] = NULL, len[6] = 0;
+  if (!str[0]) str[0] = "", len[0] = 0;
+  if (!str[1]) str[1] = "", len[1] = 0;
+  if (!str[2]) str[2] = "", len[2] = 0;
+  put_strings(L, sl, str, len);
+  return 0;
+}
+
+const sv_span *lsv_span_slot(lua_State *L, int idx, lua_Integer k) {
+  slots *q = luaL_checkudata(L, idx, SLOTS_MT);
+  return k >= 1 && k <= q->cap && q->slot[k - 1].text ? &q->slot[k - 1].s : NULL;
+}
+
 void lsv_open_observe(lua_State *L) {
   static const luaL_Reg fns[] = { { "exchanges", l_exchanges }, { "exchanges_take", l_exchanges_take },
-                                  { NULL, NULL } };
+                                  { "span_slots", l_span_slots }, { NULL, NULL } };
   if (luaL_newmetatable(L, MT)) {
     lua_pushliteral(L, MT);
     lua_setfield(L, -2, "__name");
   }
-  lua_pushcclosure(L, l_exchange_note, 1); /* (its upvalue: the class, checked without a look-up by name) */
+  if (luaL_newmetatable(L, SLOTS_MT)) {
+    lua_pushcfunction(L, slots_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pushcclosure(L, l_span_put, 1); /* (their upvalues: the classes, checked without a look-up by name) */
+  lua_setfield(L, -3, "span_put");
+  lua_pushcclosure(L, l_exchange_note, 1);
   lua_setfield(L, -2, "exchange_note");
   luaL_setfuncs(L, fns, 0);
 }

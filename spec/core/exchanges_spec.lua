@@ -67,4 +67,14 @@ describe("core.exchanges", function()
     assert.has_error(function() core.exchanges(many, OPS, true) end,
       "bad argument #1 to 'exchanges' (at most 16 bounds)")
   end)
+
+  it("span_slots and span_put: a slot out of the queue, or another object, refused by name", function()
+    local slots = core.span_slots(2)
+    assert.has_error(function() core.span_slots(0) end,
+      "bad argument #1 to 'span_slots' (a number of slots from 1 to 1000000)")
+    assert.has_error(function() core.span_put(slots, 3, "http://h/", "GET", "query", 1, 2, 200, 1, false, false) end,
+      "bad argument #2 to 'span_put' (a slot of the queue)")
+    assert.has_error(function() core.span_put({}, 1, "http://h/", "GET", "query", 1, 2, 200, 1, false, false) end)
+    assert.has_error(function() core.otlp_spans({ true }, 1, 1, 1, 0, "00112233aabbccdd", 1, 2, "[", "]", {}) end)
+  end)
 end)
