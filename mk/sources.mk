@@ -19,7 +19,7 @@ SIGN_SRC     := csrc/core/sign.c csrc/core/sigv4.c csrc/core/stream.c
 LSV_SRC      := csrc/lua/error.c csrc/lua/part.c
 # starvideos.core's own objects: its module functions, the commit, the journal's lock,
 # the media readers
-CORE_LUA_SRC := csrc/lua/core.c csrc/lua/commit.c csrc/lua/lock.c csrc/lua/media.c
+CORE_LUA_SRC := csrc/lua/core.c csrc/lua/commit.c csrc/lua/lock.c csrc/lua/media.c csrc/lua/observe.c
 # starvideos.core (core.so: neither libcurl nor libcrypto, so `require "starvideos"`
 # is quick), starvideos.curl (curl.so: the transport, loaded with the first client)
 # and starvideos.sign (sign.so: the webhook signatures, the one module linking

@@ -47,7 +47,8 @@ build = {
       sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
         "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
         "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/otlp.c", "csrc/lua/error.c", "csrc/lua/part.c",
-        "csrc/lua/core.c", "csrc/lua/commit.c", "csrc/lua/lock.c", "csrc/lua/media.c" },
+        "csrc/lua/core.c", "csrc/lua/commit.c", "csrc/lua/lock.c", "csrc/lua/media.c",
+        "csrc/lua/observe.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "pthread", "dl", "m" },
       -- curl/curlver.h only (the version for the User-Agent): no libcurl linked

@@ -523,86 +523,32 @@ static int l_random_id(lua_State *L) {
 
 /* ---------------------------------------------------------------- spans */
 
-/* The string at idx, or NULL (false, nil): its length in *len. */
-static const char *str_or_null(lua_State *L, int idx, size_t *len) {
-  *len = 0;
-  return lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, len) : NULL;
-}
-
-/* The field k of the table at idx, pushed (nil when idx is not a table). */
-static void field_of(lua_State *L, int idx, const char *k) {
-  if (lua_type(L, idx) == LUA_TTABLE) lua_getfield(L, idx, k);
-  else lua_pushnil(L);
-}
-
-/* A CLIENT span's values from slot k of the queue's columns at stack indices cols..cols+8 (extras/trace.lua's
-   T:client: request, method, op, t0, t1, status (a number) or how the wire ended (a string), attempt, err (a
-   table or false), parent ({trace =, id =} or false)), pushed on the stack with the request's URL and the
-   parent's and the error's fields (14 values, popped by the caller once written: the strings stay there while
-   they are read).  error.type: the status when an answer came, else how the wire ended, else the error's kind. */
-static void span_of(lua_State *L, int cols, lua_Integer k, double offset, sv_span *s) {
-  int i, top = lua_gettop(L);
-  const char *wire = NULL;
-  size_t n;
-  for (i = 1; i < 9; i++) lua_rawgeti(L, cols + i, k); /* (column 1, the request, is on top already) */
-  field_of(L, top, "url");
-  field_of(L, top + 8, "trace");
-  field_of(L, top + 8, "id");
-  field_of(L, top + 7, "kind");
-  field_of(L, top + 7, "message");
-  s->url = str_or_null(L, top + 9, &s->url_len);
-  s->method = str_or_null(L, top + 1, &s->method_len);
-  s->op = str_or_null(L, top + 2, &s->op_len);
-  if (!s->url) s->url = "";
-  if (!s->method) s->method = "";
-  if (!s->op) s->op = "";
-  s->t0 = (double)lua_tonumber(L, top + 3) + offset;
-  s->t1 = (double)lua_tonumber(L, top + 4) + offset;
-  s->status = lua_type(L, top + 5) == LUA_TNUMBER ? (long)lua_tonumber(L, top + 5) : 0;
-  if (!s->status) wire = str_or_null(L, top + 5, &n);
-  s->resend = (long)lua_tonumber(L, top + 6) - 1;
-  s->trace = str_or_null(L, top + 10, &n);
-  if (n != 32) s->trace = NULL;
-  s->parent = str_or_null(L, top + 11, &n);
-  if (n != 16) s->parent = NULL;
-  s->etype = s->emsg = NULL;
-  s->etype_len = s->emsg_len = 0;
-  s->failed = lua_type(L, top + 7) == LUA_TTABLE;
-  if (!s->failed) return;
-  s->emsg = str_or_null(L, top + 13, &s->emsg_len);
-  if (wire) s->etype = wire, s->etype_len = strlen(wire);
-  else s->etype = str_or_null(L, top + 12, &s->etype_len);
-  if (!s->etype) s->etype = "error", s->etype_len = 5;
-}
-
-/* The span in slot k of the queue's columns into out: a task span's JSON (a string in column 1, written by
-   trace.lua) as it is, else a CLIENT span's values (span_of); the slot's tables let go of. */
-static void span_into(lua_State *L, int cols, lua_Integer k, double offset, const char *process, sv_buf *out,
-                      unsigned long long *ids, sv_otlp_cache *cache) {
-  static const int let_go[] = { 0, 7, 8 }; /* columns 1, 8 and 9: the request, the error, the parent */
-  size_t i;
+/* The span in slot k of the queue (its column at cols) into out: a task span's JSON (a string, written by
+   trace.lua) as it is, else (true) a CLIENT span's values, kept in the span_slots at `slots` (observe.c); the
+   slot let go of. */
+static void span_into(lua_State *L, int cols, int slots, lua_Integer k, double offset, const char *process,
+                      sv_buf *out, unsigned long long *ids, sv_otlp_cache *cache) {
   lua_rawgeti(L, cols, k);
   if (lua_type(L, -1) == LUA_TSTRING) {
     size_t len;
     const char *text = lua_tolstring(L, -1, &len);
     sv_buf_add(out, text, len);
-  } else if (lua_type(L, -1) == LUA_TTABLE) {
-    sv_span s;
-    s.process = process;
-    span_of(L, cols, k, offset, &s);
-    sv_otlp_client(out, &s, ids, cache);
-    lua_pop(L, 13);
+  } else if (lua_toboolean(L, -1)) {
+    const sv_span *kept = lsv_span_slot(L, slots, k);
+    if (kept) {
+      sv_span s = *kept;
+      s.process = process, s.t0 += offset, s.t1 += offset;
+      sv_otlp_client(out, &s, ids, cache);
+    }
   }
   lua_pop(L, 1);
-  for (i = 0; i < sizeof let_go / sizeof let_go[0]; i++) {
-    lua_pushboolean(L, 0);
-    lua_rawseti(L, cols + let_go[i], k);
-  }
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, cols, k);
 }
 
-/* otlp_spans(cols, first, n, cap, offset, process, hi, lo, prefix, suffix) -> prefix, the JSON of the n spans
-   from queue position first (slot (i - 1) % cap + 1 of the 9 columns cols, trace.lua's queue) joined by commas,
-   then suffix: an export's body.  offset: the wall clock minus the monotonic one; process: a root's trace id's
+/* otlp_spans(spans, first, n, cap, offset, process, hi, lo, prefix, suffix, slots) -> prefix, the JSON of the n
+   spans from queue position first (slot (i - 1) % cap + 1 of spans, trace.lua's queue: a task span's JSON, or
+   true: a CLIENT span's values in the span_slots `slots`) joined by commas, then suffix: an export's body.  offset: the wall clock minus the monotonic one; process: a root's trace id's
    first 16 hex digits; hi, lo: 32-bit words seeding the span ids. */
 static int l_otlp_spans(lua_State *L) {
   lua_Integer first = luaL_checkinteger(L, 2), n = luaL_checkinteger(L, 3), cap = luaL_checkinteger(L, 4), k;
@@ -614,20 +560,15 @@ static int l_otlp_spans(lua_State *L) {
                            (unsigned long long)luaL_checknumber(L, 8);
   sv_buf out = { NULL, 0, 0, 0 };
   sv_otlp_cache cache;
-  int cols = lua_gettop(L) + 1, i;
   cache.origin_len = cache.attrs_len = 0;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_argcheck(L, cap > 0 && first > 0 && n >= 0, 4, "a ring of cap > 0 slots, from position first > 0");
   luaL_argcheck(L, plen == 16, 6, "16 hex digits");
-  luaL_checkstack(L, 32, "otlp_spans");
-  for (i = 1; i <= 9; i++) {
-    lua_rawgeti(L, 1, i);
-    luaL_argcheck(L, lua_type(L, -1) == LUA_TTABLE, 1, "the queue's 9 columns");
-  }
+  lsv_span_slot(L, 11, 0); /* (raises unless a span_slots) */
   if (sv_buf_reserve(&out, prefix_len + suffix_len + (size_t)n * 900)) sv_buf_add(&out, prefix, prefix_len);
   for (k = 0; k < n; k++) {
     if (k) sv_buf_add(&out, ",", 1);
-    span_into(L, cols, (first - 1 + k) % cap + 1, offset, process, &out, &ids, &cache);
+    span_into(L, 1, 11, (first - 1 + k) % cap + 1, offset, process, &out, &ids, &cache);
   }
   sv_buf_add(&out, suffix, suffix_len);
   if (out.oom) { sv_buf_free(&out); return luaL_error(L, "out of memory"); }
@@ -661,6 +602,7 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lsv_open_commit(L);
   lsv_open_lock(L);
   lsv_open_media(L);
+  lsv_open_observe(L);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "error_mt");
   lua_remove(L, -2);

@@ -63,6 +63,11 @@ SV_API void lsv_open_commit(lua_State *L);
 SV_API void lsv_open_lock(lua_State *L);
 /* media_sniff, media_tail and media_check (media.c) */
 SV_API void lsv_open_media(lua_State *L);
+/* exchanges, exchange_note and exchanges_take (observe.c): what an exchange leaves for metrics and traces */
+SV_API void lsv_open_observe(lua_State *L);
+/* The CLIENT span's values in slot k of the span_slots at idx (observe.c), NULL when none was put there;
+   raises on another value at idx. */
+SV_API const sv_span *lsv_span_slot(lua_State *L, int idx, lua_Integer k);
 /* starvideos.sign's stream (stream.c): an upload's check of a video's bytes */
 SV_API void lsv_open_stream(lua_State *L);
 

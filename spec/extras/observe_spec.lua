@@ -235,25 +235,22 @@ describe("traces in OTLP/HTTP JSON", function()
 
   it("the core writes a CLIENT span from its values: url.full without credentials, query values nor fragment; "
     .. "server.address and port; the status, resend_count and error.type; ids; times as Unix nanoseconds", function()
-    local records = { { { url = "https://user:pass@h.example:8443/v.mp4?X-Sig=abc&e=1&flag#frag" }, "GET",
-      "download", 1, 2, "broken", 3, { kind = "network", message = 'cut "short"\n' }, false },
-      { '{"task":1}' },
-      { { url = "http://[::1]/x" }, "HEAD", "media", 1, 1.5, 200, 1, false,
-        { trace = "0af7651916cd43dd8448eb211c80319c", id = "b7ad6b7169203331" } } }
-    local cols = {} -- (trace.lua's queue: 9 columns, a slot a span)
-    for c = 1, 9 do
-      cols[c] = {}
-      for k, r in ipairs(records) do cols[c][k] = r[c] == nil and false or r[c] end
-    end
-    local text = core.otlp_spans(cols, 3, 3, 3, 1000, "00112233aabbccdd", 7, 9, "[", "]") -- (from slot 3: it wraps)
-    assert.are.same({ false, false, false }, cols[1]) -- (the slots' tables let go of)
-    assert.are.same({ false, false, false }, cols[8])
+    local slots, spans = core.span_slots(3), {} -- (trace.lua's queue: a slot a span, true: its values in slots)
+    spans[1] = true
+    core.span_put(slots, 1, "https://user:pass@h.example:8443/v.mp4?X-Sig=abc&e=1&flag#frag", "GET", "download", 1,
+      2, "broken", 3, { kind = "network", message = 'cut "short"\n' }, false)
+    spans[2] = '{"task":1}'
+    spans[3] = true
+    core.span_put(slots, 3, "http://[::1]/x", "HEAD", "media", 1, 1.5, 200, 1, false,
+      { trace = "0af7651916cd43dd8448eb211c80319c", id = "b7ad6b7169203331" })
+    local text = core.otlp_spans(spans, 3, 3, 3, 1000, "00112233aabbccdd", 7, 9, "[", "]", slots) -- (from slot 3)
+    assert.are.same({ false, false, false }, spans) -- (the slots let go of)
     assert.falsy(text:find("pass", 1, true) or text:find("abc", 1, true) or text:find("frag", 1, true), text)
     local list = cjson.decode(text)
     assert.are.same({ task = 1 }, list[3])
-    local _, spans = spans_of { exports = { { body = { resourceSpans = { { scopeSpans = { { spans = { list[1],
+    local _, written = spans_of { exports = { { body = { resourceSpans = { { scopeSpans = { { spans = { list[1],
       list[2] } } } } } } } } }
-    local a, b = spans[1], spans[2] -- (ring[3], then ring[1])
+    local a, b = written[1], written[2] -- (ring[3], then ring[1])
     assert.are.equal("0af7651916cd43dd8448eb211c80319c", a.traceId)
     assert.are.equal("b7ad6b7169203331", a.parentSpanId)
     assert.are.equal("::1", a.attrs["server.address"])

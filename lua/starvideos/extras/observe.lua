@@ -10,16 +10,17 @@ local config = require "starvideos.config"
 local O = {}
 O.__index = O
 
--- A request's op as the metrics name it (storage: a request to the user's bucket, storage/object.lua).
-local OPERATION = { create = "create", query = "query", download = "download", media = "media", notify = "webhook",
-  storage = "upload" }
+-- A request's op as the metrics name it (storage: a request to the user's bucket, storage/object.lua): what the
+-- core's note of an exchange knows (core.exchanges, csrc/lua/observe.c).
+local OPS = { { "create", "create" }, { "query", "query" }, { "download", "download" }, { "media", "media" },
+  { "notify", "webhook" }, { "storage", "upload" } }
 
 local function weak() return setmetatable({}, { __mode = "k" }) end
 
 -- metrics: the registry (extras/metrics.lua) or nil; tracer: extras/trace.lua's, or nil.
 function O.new(metrics, tracer)
   local self = setmetatable({ m = metrics, tr = tracer, states = weak(), spans = weak(), polls = weak(),
-    waits = weak() }, O)
+    waits = weak(), h = metrics and metrics:exchanges(OPS) or core.exchanges({}, OPS, false) }, O)
   if tracer and metrics then tracer.on_drop = function(n) metrics:add("starvideos_spans_dropped_total", n) end end
   return self
 end
@@ -29,43 +30,27 @@ local function model(m) return core.models[m] and m or "other" end
 
 local DURATION, WAIT = "starvideos_request_duration_seconds", "starvideos_budget_wait_seconds"
 
--- A status code's class (2xx ...), or "error" (none fits): made once for each code.
-local CLASS = setmetatable({}, { __index = function(t, status)
-  local c = type(status) == "number" and status >= 100 and status < 600 and math.floor(status / 100) .. "xx" or "error"
-  t[status] = c
-  return c
-end })
-
--- The task span of a request whose owner is not a job: a bucket upload's job's (storage/object.lua), a media
--- check's job's (preflight), a webhook delivery's job's (notify.lua: its ctx); false: its task's trace is not
--- sampled; nil: none (a root).
-function O:parent_of(req)
-  local o = req.owner
-  local job = o.job or o.pf and o.pf.owner or o.ctx
-  return job and self.spans[job]
-end
-
 -- An exchange of req ended at t: its status (nil: no answer), error, how the wire ended, bytes (a download's,
--- counted from its offset).  Its CLIENT span's values go to the tracer, which the core writes at the export.
+-- counted from its offset).  The core counts its duration (metrics) and names its op; its CLIENT span's values
+-- go to the tracer, which the core writes at the export, under its task span: its owner's, else (the owner no
+-- job) the span of a bucket upload's job (storage/object.lua), a media check's job's (preflight), a webhook
+-- delivery's job's (notify.lua: its ctx); false: its task's trace is not sampled; nil: none (a root).
+local note = core.exchange_note
 function O:exchange(req, t, status, err, wire, bytes)
-  local rop = req.op
-  local op = OPERATION[rop]
-  if rop == "media" and req.owner.job then op = "download" end -- (an upload's GET: a part of the video)
-  if not op then return end
-  local m = self.m
-  if m then -- (requests_total: the duration's counts)
-    m:observe(DURATION, t - (req.started or t), op, wire == "none" and status and CLASS[status] or "error")
-    local got = bytes and op == "download" and bytes - (rop == "download" and req.offset or 0)
-    if got and got > 0 then m:add("starvideos_downloaded_bytes_total", got) end
-  end
-  local tr = self.tr
-  if not (tr and req.started) then return end
+  local started = req.started
+  local op = note(self.h, req, req.op, started, t, status, wire, bytes)
+  local m, tr = self.m, self.tr
+  if m and m.timer == false then m:start() end
+  if not (op and tr and started) then return end
   local o = req.owner
   local parent = self.spans[o]
-  if parent == nil then parent = self:parent_of(req) end
+  if parent == nil then
+    local job = o.job or o.pf and o.pf.owner or o.ctx
+    parent = job and self.spans[job]
+  end
   if parent == false then return end
   tr:client(req, t, op, status, wire, err, parent)
-  if rop == "query" and parent then self.polls[o] = (self.polls[o] or 0) + 1 end -- (its task's)
+  if parent and req.op == "query" then self.polls[o] = (self.polls[o] or 0) + 1 end -- (its task's)
 end
 
 -- A request will be sent again after err.
@@ -96,7 +81,7 @@ function O:budget(obj, t, at)
     waits[obj] = nil
     m:observe(WAIT, t - since)
   else
-    m:zero(WAIT)
+    m.zeros = m.zeros + 1 -- (no wait: what most are; added to the histogram's first bucket when it is read)
   end
 end
 

@@ -18,7 +18,7 @@ local D = config.DEFAULTS
 local T = {}
 T.__index = T
 
-local COLUMNS = 9 -- the queue's (below)
+local COLUMNS = 2 -- the queue's (below)
 
 -- The key's tracer of these settings (otel.lua's; its part: inside nginx the worker's), exporting on the key's loop,
 -- or inside nginx on a loop of its own with nginx_transport(cfg, key) (client.lua's: nginx's sockets) in a timer.
@@ -30,6 +30,7 @@ function T.of(key, cfg, s, loop, nginx_transport)
     local cols = {}
     for i = 1, COLUMNS do cols[i] = {} end
     return setmetatable({ s = s, xcfg = xcfg, key = key, loop = not nginx_transport and loop, cols = cols,
+      slots = core.span_slots(D.trace_queue), -- (the CLIENT spans' values: the queue's slots)
       cap = D.trace_queue, batch = D.trace_batch, head = 1, tail = 0, dropped = 0, exported = 0, req = false,
       armed = false, nginx_transport = nginx_transport, on_drop = false, told = -math.huge,
       offset = wall() - now() }, T)
@@ -90,15 +91,16 @@ local function drop(self, n, why)
 end
 
 -- The queue: a ring of TRACE_QUEUE slots (more spans are dropped), kept in columns so that a span makes no table
--- of its own: a CLIENT span's values, which the core writes at the export (core.otlp_spans): its request (or a
--- task span's JSON, written by T:encode), method, operation, start, end, status (a number: an answer's) or how the
--- wire ended, attempt, error and parent span.  A span's slot comes from slot() (nil: dropped), with its end; its
--- export soon (armed: a timer or an export is set, which sends it; again at once when a batch's worth waits).
+-- of its own: the span (a task span's JSON, written by T:encode, or true: a CLIENT span, its values kept by the
+-- core in the same slot of self.slots, core.span_put: URL, method, operation, start, end, status (a number: an
+-- answer's) or how the wire ended, attempt, error and parent span; written at the export, core.otlp_spans) and its
+-- end.  A span's slot comes from slot() (nil: dropped), with its end; its export soon (armed: a timer or an
+-- export is set, which sends it; again at once when a batch's worth waits).
 local function slot(self, t)
   local i = self.tail + 1
   if i - self.head >= self.cap then return drop(self, 1, "the export queue is full") end
   local k = (i - 1) % self.cap + 1
-  self.tail, self.cols[5][k] = i, t -- (its end: when it is due, due() below)
+  self.tail, self.cols[2][k] = i, t -- (its end: when it is due, due() below)
   if not self.armed or i - self.head + 1 == self.batch then self:schedule(t) end
   return k
 end
@@ -113,14 +115,14 @@ local METHOD = Request.METHOD
 
 -- The CLIENT span of the exchange of req (op: its operation) that ended at t: its status if wire is "none", its
 -- error err, under parent {trace =, id =} (nil: a root).
+local put = core.span_put
 function T:client(req, t, op, status, wire, err, parent)
   local i, c = self.tail + 1, self.cols -- (slot()'s, written here: this runs at every exchange)
   if i - self.head >= self.cap then return drop(self, 1, "the export queue is full") end
   local k = (i - 1) % self.cap + 1
-  self.tail = i
-  c[1][k], c[2][k], c[3][k], c[4][k], c[5][k] = req, req.method or req.head and "HEAD" or METHOD[req.op] or "POST",
-    op, req.started, t
-  c[6][k], c[7][k], c[8][k], c[9][k] = wire == "none" and status or wire, req.attempt, err or false, parent or false
+  self.tail, c[1][k], c[2][k] = i, true, t
+  put(self.slots, k, req.url, req.method or req.head and "HEAD" or METHOD[req.op] or "POST", op, req.started, t,
+    wire == "none" and status or wire, req.attempt, err or false, parent or false)
   if not self.armed or i - self.head + 1 == self.batch then self:schedule(t) end
 end
 
@@ -136,7 +138,8 @@ local function batch(self)
   end
   self.head = first + n
   local hi, lo = words()
-  return core.otlp_spans(self.cols, first, n, self.cap, self.offset, PROCESS, hi, lo, self.prefix, "]}]}]}"), n
+  return core.otlp_spans(self.cols[1], first, n, self.cap, self.offset, PROCESS, hi, lo, self.prefix, "]}]}]}",
+    self.slots), n
 end
 
 -- request.lua asks at each attempt: the export's header lines.
@@ -175,7 +178,7 @@ local function due(self, t)
   local queued = self.tail - self.head + 1
   if queued < 1 then return nil end
   if queued >= self.batch or self.flushing then return t end
-  return (self.cols[5][(self.head - 1) % self.cap + 1] or t) + D.trace_delay
+  return (self.cols[2][(self.head - 1) % self.cap + 1] or t) + D.trace_delay
 end
 
 -- Inside nginx: the worker's timer, on a loop of its own: a batch, and the next ones while a batch's worth waits
