@@ -3,7 +3,8 @@
    the attributes of the stable HTTP client conventions (http.request.method, server.address, server.port,
    url.full without credentials nor query values, http.response.status_code, http.request.resend_count,
    error.type).  Span ids come from a splitmix64 sequence the caller seeds.  Each span is written in one pass
-   into room reserved for it (a few hundred bytes a span: this runs for every exchange a client makes). */
+   into room reserved for it (a few hundred bytes a span: this runs for every exchange a client makes); the
+   request's attributes are copied from the last span's when its method and URL are the same (a task's polls). */
 #include "sv_core.h"
 
 #include <string.h>
@@ -147,11 +148,42 @@ static char *put_outcome(char *w, const sv_span *s) {
   return w;
 }
 
+/* Whether cache->request holds the request attributes of s (its method and URL those of the last span's). */
+static int same_request(const sv_otlp_cache *cache, const sv_span *s) {
+  return cache->key_len == s->method_len + 1 + s->url_len && memcmp(cache->key, s->method, s->method_len) == 0 &&
+         cache->key[s->method_len] == 0 && memcmp(cache->key + s->method_len + 1, s->url, s->url_len) == 0;
+}
+
+/* The request attributes of s at w (http.request.method, server.*, url.full), kept in cache->request for the
+   next span of the same method and URL (a task's polls) when they fit. */
+static char *put_request(char *w, const sv_span *s, sv_otlp_cache *cache) {
+  char *from = w;
+  PUT(w, ",\"attributes\":[{\"key\":\"http.request.method\",\"value\":{\"stringValue\":\"");
+  w = sv_json_put(w, s->method, s->method_len);
+  PUT(w, "\"}}");
+  memcpy(w, cache->attrs, cache->attrs_len), w += cache->attrs_len;
+  PUT(w, ",{\"key\":\"url.full\",\"value\":{\"stringValue\":\"");
+  w = put_redacted(w, s->url, s->url_len);
+  PUT(w, "\"}}");
+  cache->key_len = cache->request_len = 0;
+  if (s->method_len + 1 + s->url_len <= sizeof cache->key && (size_t)(w - from) <= sizeof cache->request) {
+    memcpy(cache->key, s->method, s->method_len);
+    cache->key[s->method_len] = 0;
+    memcpy(cache->key + s->method_len + 1, s->url, s->url_len);
+    memcpy(cache->request, from, (size_t)(w - from));
+    cache->key_len = s->method_len + 1 + s->url_len, cache->request_len = (size_t)(w - from);
+  }
+  return w;
+}
+
 void sv_otlp_client(sv_buf *out, const sv_span *s, unsigned long long *ids, sv_otlp_cache *cache) {
   size_t strings = s->url_len + 2 * s->method_len + s->op_len + s->etype_len + s->emsg_len;
+  int same = same_request(cache, s);
+  size_t room;
   char *w;
-  server(cache, s->url, s->url_len);
-  w = sv_buf_reserve(out, strings > ((size_t)-1 - 2048) / 6 ? (size_t)-1 : 1024 + cache->attrs_len + 6 * strings);
+  if (!same) server(cache, s->url, s->url_len);
+  room = 1024 + cache->attrs_len + cache->request_len + 6 * strings;
+  w = sv_buf_reserve(out, strings > ((size_t)-1 - 8192) / 6 ? (size_t)-1 : room);
   if (!w) return;
   PUT(w, "{\"traceId\":\"");
   if (s->trace) memcpy(w, s->trace, 32), w += 32;
@@ -168,13 +200,8 @@ void sv_otlp_client(sv_buf *out, const sv_span *s, unsigned long long *ids, sv_o
   w = put_nanos(w, s->t0);
   PUT(w, ",\"endTimeUnixNano\":");
   w = put_nanos(w, s->t1);
-  PUT(w, ",\"attributes\":[{\"key\":\"http.request.method\",\"value\":{\"stringValue\":\"");
-  w = sv_json_put(w, s->method, s->method_len);
-  PUT(w, "\"}}");
-  memcpy(w, cache->attrs, cache->attrs_len), w += cache->attrs_len;
-  PUT(w, ",{\"key\":\"url.full\",\"value\":{\"stringValue\":\"");
-  w = put_redacted(w, s->url, s->url_len);
-  PUT(w, "\"}}");
+  if (same) memcpy(w, cache->request, cache->request_len), w += cache->request_len;
+  else w = put_request(w, s, cache);
   w = put_outcome(w, s);
   *w++ = '}';
   sv_buf_commit(out, w);

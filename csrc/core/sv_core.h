@@ -248,10 +248,12 @@ typedef struct sv_span {
   int failed;
 } sv_span;
 /* What the spans of one export share: the last URL origin's server.address and server.port (made again only
-   when the origin changes); zero its lengths before the first span. */
+   when the origin changes), and the last span's request attributes (http.request.method, server.*, url.full:
+   made again only when its method or URL is another, key: method, NUL, URL); zero its lengths before the first
+   span. */
 typedef struct sv_otlp_cache {
-  char origin[320], attrs[2048];
-  size_t origin_len, attrs_len;
+  char origin[320], attrs[2048], key[1024], request[4096];
+  size_t origin_len, attrs_len, key_len, request_len;
 } sv_otlp_cache;
 SV_API unsigned long long sv_otlp_id(unsigned long long *state);
 SV_API void sv_otlp_client(sv_buf *out, const sv_span *s, unsigned long long *ids, sv_otlp_cache *cache);

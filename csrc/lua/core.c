@@ -546,10 +546,12 @@ static void span_into(lua_State *L, int cols, int slots, lua_Integer k, double o
   lua_rawseti(L, cols, k);
 }
 
-/* otlp_spans(spans, first, n, cap, offset, process, hi, lo, prefix, suffix, slots) -> prefix, the JSON of the n
-   spans from queue position first (slot (i - 1) % cap + 1 of spans, trace.lua's queue: a task span's JSON, or
-   true: a CLIENT span's values in the span_slots `slots`) joined by commas, then suffix: an export's body.  offset: the wall clock minus the monotonic one; process: a root's trace id's
-   first 16 hex digits; hi, lo: 32-bit words seeding the span ids. */
+/* otlp_spans(spans, first, n, cap, offset, process, hi, lo, prefix, suffix, slots, bytes) -> prefix, the JSON of
+   the n spans from queue position first (slot (i - 1) % cap + 1 of spans, trace.lua's queue: a task span's JSON,
+   or true: a CLIENT span's values in the span_slots `slots`) joined by commas, then suffix: an export's body,
+   as starvideos.bytes when bytes and the libcurl transport is loaded (its class: no string of a few hundred KB
+   for the collector to copy), else a string.  offset: the wall clock minus the monotonic one; process: a root's
+   trace id's first 16 hex digits; hi, lo: 32-bit words seeding the span ids. */
 static int l_otlp_spans(lua_State *L) {
   lua_Integer first = luaL_checkinteger(L, 2), n = luaL_checkinteger(L, 3), cap = luaL_checkinteger(L, 4), k;
   double offset = (double)luaL_checknumber(L, 5);
@@ -560,11 +562,23 @@ static int l_otlp_spans(lua_State *L) {
                            (unsigned long long)luaL_checknumber(L, 8);
   sv_buf out = { NULL, 0, 0, 0 };
   sv_otlp_cache cache;
-  cache.origin_len = cache.attrs_len = 0;
+  lbytes *lb = NULL;
+  cache.origin_len = cache.attrs_len = cache.key_len = cache.request_len = 0;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_argcheck(L, cap > 0 && first > 0 && n >= 0, 4, "a ring of cap > 0 slots, from position first > 0");
   luaL_argcheck(L, plen == 16, 6, "16 hex digits");
   lsv_span_slot(L, 11, 0); /* (raises unless a span_slots) */
+  if (lua_toboolean(L, 12)) {
+    luaL_getmetatable(L, BYTES_MT);
+    if (lua_istable(L, -1)) { /* (made first: nothing may raise once the body is taken) */
+      lb = lua_newuserdatauv(L, sizeof *lb, 0);
+      memset(lb, 0, sizeof *lb);
+      lua_insert(L, -2);
+      lua_setmetatable(L, -2);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
   if (sv_buf_reserve(&out, prefix_len + suffix_len + (size_t)n * 900)) sv_buf_add(&out, prefix, prefix_len);
   for (k = 0; k < n; k++) {
     if (k) sv_buf_add(&out, ",", 1);
@@ -572,6 +586,10 @@ static int l_otlp_spans(lua_State *L) {
   }
   sv_buf_add(&out, suffix, suffix_len);
   if (out.oom) { sv_buf_free(&out); return luaL_error(L, "out of memory"); }
+  if (lb) {
+    lb->b = out; /* (its userdata on the top) */
+    return 1;
+  }
   lua_pushlstring(L, out.data, out.len);
   sv_buf_free(&out);
   return 1;

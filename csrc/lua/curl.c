@@ -18,10 +18,8 @@
 
 typedef struct lhttp { sv_http *h; lua_Integer last; } lhttp; /* last: the latest handle given */
 
-/* starvideos.bytes: a part's bytes as the transport read them (a media request's with a tap), never copied into
-   a Lua string: #b, b:sub(i) (a string of bytes i to the end), b:free(); a store's PUT sends it as its body. */
-#define BYTES_MT "starvideos.bytes"
-typedef struct lbytes { sv_buf b; } lbytes;
+/* starvideos.bytes (lsv.h): a part's bytes as the transport read them (a media request's with a tap), never copied
+   into a Lua string: #b, b:sub(i) (a string of bytes i to the end), b:free(); a store's PUT sends it as its body. */
 
 /* The userdata at idx when its metatable is name's, else NULL (luaL_testudata, which Lua 5.1 lacks). */
 static void *udata_of(lua_State *L, int idx, const char *name) {
@@ -326,8 +324,8 @@ static int t_close(lua_State *L) {
   lh->h = NULL;
   if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) return 0;
   lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    sv_xfer_free(lua_touserdata(L, -1));
+  while (lua_next(L, -2)) { /* (an exchange's: a light userdata; a kept body or tap: a string, or a full one) */
+    if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) sv_xfer_free(lua_touserdata(L, -1));
     lua_pop(L, 1);
   }
   lua_newtable(L); /* (a handle given before is none now) */

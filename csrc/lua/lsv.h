@@ -18,6 +18,11 @@
 /* starvideos.sign's stream (stream.c): its userdata begins with an sv_tap, which the libcurl transport feeds
    (curl.c: send{tap = stream}) */
 #define STREAM_MT "starvideos.stream"
+/* starvideos.bytes (curl.c's class, registered with the libcurl transport): bytes in C memory, never copied into a
+   Lua string (a part's as the transport read them; an export's body, core.otlp_spans), which the transport sends
+   as a body as they are. */
+#define BYTES_MT "starvideos.bytes"
+typedef struct lbytes { sv_buf b; } lbytes;
 
 /* nil, the error table (kind, message, field, status, ...) with ERROR_MT: 2 */
 SV_API int lsv_fail(lua_State *L, const sv_error *e);

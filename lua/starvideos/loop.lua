@@ -12,12 +12,14 @@ local L = {}
 L.__index = L
 
 -- own: a client's own loop (inside nginx), not the key's; transport: the one the client
--- chose (client.lua), else libcurl's (core.curl in the static library).
+-- chose (client.lua), else libcurl's (core.curl in the static library; curl: true, it sends
+-- a body of starvideos.bytes as it is).
 local function new(cfg, key, own, transport)
+  local curl = not transport
   transport = transport or (core.curl or require("starvideos.curl").new) { api_key = cfg.api_key,
     ca_file = cfg.ca_file, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,
     max_connections = key.conns }
-  return setmetatable({ key = key, clients = 0, own = own, transport = transport,
+  return setmetatable({ key = key, clients = 0, own = own, transport = transport, curl = curl,
     inflight = {}, sending = 0, max_sending = 4 * key.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
     timers = {}, due = {}, downloads = {}, busy = {}, store = false, store_got = 0,
     waiters = setmetatable({}, { __mode = "k" }) }, L)

@@ -126,7 +126,8 @@ function T:client(req, t, op, status, wire, err, parent)
   if not self.armed or i - self.head + 1 == self.batch then self:schedule(t) end
 end
 
--- The next batch out of the queue: the OTLP/HTTP JSON body of its spans, and their number (0: none queued).
+-- The next batch out of the queue: the OTLP/HTTP JSON body of its spans (starvideos.bytes on libcurl's transport:
+-- no Lua string of a few hundred KB), and their number (0: none queued).
 local function batch(self)
   local first = self.head
   local n = math.min(self.tail - first + 1, self.batch)
@@ -139,7 +140,7 @@ local function batch(self)
   self.head = first + n
   local hi, lo = words()
   return core.otlp_spans(self.cols[1], first, n, self.cap, self.offset, PROCESS, hi, lo, self.prefix, "]}]}]}",
-    self.slots), n
+    self.slots, self.loop and self.loop.curl), n
 end
 
 -- request.lua asks at each attempt: the export's header lines.
