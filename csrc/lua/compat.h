@@ -166,6 +166,17 @@ static inline void sv_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) 
 
 #define luaL_setmetatable(L, tname) (luaL_getmetatable((L), (tname)), (void)lua_setmetatable((L), -2))
 
+static inline void *sv_compat_testudata(lua_State *L, int idx, const char *tname) {
+  void *p = lua_touserdata(L, idx);
+  int same;
+  if (!p || !lua_getmetatable(L, idx)) return NULL;
+  luaL_getmetatable(L, tname);
+  same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? p : NULL;
+}
+#define luaL_testudata(L, idx, tname) sv_compat_testudata((L), (idx), (tname))
+
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
 #define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
 

@@ -21,17 +21,6 @@ typedef struct lhttp { sv_http *h; lua_Integer last; } lhttp; /* last: the lates
 /* starvideos.bytes (lsv.h): a part's bytes as the transport read them (a media request's with a tap), never copied
    into a Lua string: #b, b:sub(i) (a string of bytes i to the end), b:free(); a store's PUT sends it as its body. */
 
-/* The userdata at idx when its metatable is name's, else NULL (luaL_testudata, which Lua 5.1 lacks). */
-static void *udata_of(lua_State *L, int idx, const char *name) {
-  void *p = lua_touserdata(L, idx);
-  int same;
-  if (!p || !lua_getmetatable(L, idx)) return NULL;
-  luaL_getmetatable(L, name);
-  same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return same ? p : NULL;
-}
-
 static int b_len(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)((lbytes *)luaL_checkudata(L, 1, BYTES_MT))->b.len);
   return 1;
@@ -118,12 +107,12 @@ static void send_body(lua_State *L, sv_send *s) {
   lbytes *lb;
   s->body = opt_string(L, 2, "body", &s->body_len);
   lua_getfield(L, 2, "body");
-  if ((lb = udata_of(L, -1, BYTES_MT)) != NULL && lb->b.data) s->body = lb->b.data, s->body_len = lb->b.len;
+  if ((lb = luaL_testudata(L, -1, BYTES_MT)) != NULL && lb->b.data) s->body = lb->b.data, s->body_len = lb->b.len;
   lua_pop(L, 1);
   s->body_kept = s->body && (s->body_len >= 65536 || lb);
   if (s->op == SV_OP_MEDIA && !getbool(L, 2, "head")) { /* its body fed to a stream as it comes (sign's) */
     lua_getfield(L, 2, "tap");
-    s->tap = udata_of(L, -1, STREAM_MT);
+    s->tap = luaL_testudata(L, -1, STREAM_MT);
     lua_pop(L, 1);
   }
 }
@@ -252,7 +241,7 @@ static int t_result(lua_State *L) {
   sv_xfer_exchange(xf, &x);
   lua_pushinteger(L, -lua_tointeger(L, 2)); /* a media request with a tap: its bytes as starvideos.bytes */
   lua_rawget(L, table);
-  tapped = udata_of(L, -1, STREAM_MT) != NULL;
+  tapped = luaL_testudata(L, -1, STREAM_MT) != NULL;
   lua_pop(L, 1);
   if (tapped && x.wire == SV_WIRE_NONE && x.status >= 200 && x.status <= 299) {
     lb = lua_newuserdatauv(L, sizeof *lb, 0); /* (made first: nothing may raise once the body is taken) */
