@@ -78,8 +78,6 @@ function Feeder:cancel()
   self.left.left = self.left.left - (self.n - self.next + 1)
 end
 
-local function group_done(group) return group.left == 0 end
-
 -- The batch's counts, and what it tells on_progress after each change.
 local function counter(total, on_progress)
   local c = { created = 0, done = 0, failed = 0, total = total }
@@ -134,7 +132,7 @@ function B.run(ctx, list, opts)
   c.tell()
   loop:at(now(), feeder)
   local sleep = opts.sleep or ctx.cfg.sleep
-  loop:drive(group_done, group, nil, sleep)
+  loop:drive(loop.group_done, group, nil, sleep)
   loop:settle(sleep)
   for i = 1, n do
     local job = feeder.started[i]

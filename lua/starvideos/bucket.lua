@@ -43,8 +43,8 @@ local function share(kv, tenant, now, rate)
   return 0
 end
 ]]
-local take, limit, share = (rawget(_G, "loadstring") or load)(B.RULES .. "return take, limit, share")()
-B.take_rule, B.limit_rule, B.share_rule = take, limit, share
+local limit, share = (rawget(_G, "loadstring") or load)(B.RULES .. "return limit, share")()
+B.limit_rule, B.share_rule = limit, share
 
 local CLAIM = 0.05 -- a waiting create's hold on the token due, past it
 local SWEEP = 1024 -- values set in a process's store between two sweeps of those expired

@@ -310,6 +310,7 @@ local function env(name)
   local v = os.getenv(name)
   if v ~= "" then return v end
 end
+M.env = env
 
 -- The store $STARVIDEOS_STORE names, the ledger when no journal is given, or nil.
 function M.env_store(journal) return journal == nil and env("STARVIDEOS_STORE") or nil end

@@ -255,18 +255,19 @@ function L:jobs_of(cfg)
   return out
 end
 
-local function has_finished(fin) return fin[1] ~= nil end
+-- (predicates of drive, batch.lua's and keep's too)
+function L.has_finished(fin) return fin[1] ~= nil end
 
 -- A step of `seconds` (0: one tick), ending once a job ends (into `fin`): the jobs taken, or nil.
 function L:step(fin, seconds)
-  if seconds and seconds > 0 then self:drive(has_finished, fin, now() + seconds) else self:tick() end
+  if seconds and seconds > 0 then self:drive(L.has_finished, fin, now() + seconds) else self:tick() end
   if not fin[1] then return nil end
   local out = {}
   for i = 1, #fin do out[i], fin[i] = fin[i], nil end
   return out
 end
 
-local function group_done(group) return group.left == 0 end
+function L.group_done(group) return group.left == 0 end
 local function job_done(job) return job.done end
 
 -- Jobs driven until all are done: {task=, err=, path=} for each, in order.
@@ -277,7 +278,7 @@ function L:run(jobs, sleep)
     job:join(group)
     self:at(now(), job)
   end
-  self:drive(group_done, group, nil, sleep)
+  self:drive(L.group_done, group, nil, sleep)
   self:settle(sleep)
   local out = {}
   for i, job in ipairs(jobs) do out[i] = { task = job.task, err = job.err, path = job.path, sha256 = job.sha256 } end

@@ -26,8 +26,6 @@ local function keep_dest(t, dir, cfg)
   return dir:gsub("/$", "") .. "/" .. journal.file_name(t.id) .. ".mp4", "dir"
 end
 
-local function has_finished(fin) return fin[1] ~= nil end
-
 local function result(j, saved_to)
   return { task = j.task, err = j.err, path = j.path, sha256 = j.sha256, saved_to = saved_to }
 end
@@ -162,7 +160,7 @@ function K.run(ctx, opts, alive)
     if stop and t >= stop then break end
     if t >= st.look and not (opts.once and st.looked) then look_at(ctx, st, opts, t) end
     if opts.once and st.looked and not next(st.running) then break end
-    loop:drive(has_finished, st.fin, math_min(st.look, stop or st.look, exiting and t + 1 or st.look), sleep)
+    loop:drive(loop.has_finished, st.fin, math_min(st.look, stop or st.look, exiting and t + 1 or st.look), sleep)
     for k = #st.fin, 1, -1 do
       local j = st.fin[k]
       st.fin[k], st.running[j], st.keeper.carrying[j.id] = nil, nil, nil

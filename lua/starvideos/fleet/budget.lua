@@ -3,7 +3,6 @@
 -- stands in, said once, for AGAIN s.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local core = require "starvideos.core"
 local Bucket = require "starvideos.bucket"
 local Store = require "starvideos.fleet.store"
 
@@ -103,16 +102,14 @@ function F:take(t, obj, tenant)
   elseif a and t < a.at then
     return a.at
   end
-  a = { sending = core.now() }
+  a = {}
   self.asks[tenant] = a -- (before the send, which yields inside nginx: one script in flight)
-  local sent, err = st:send_script("budget_token", { F.key(self.key.hash, "tat") },
+  local sent, err = st:send_for(a, "budget_token", { F.key(self.key.hash, "tat") },
     { string.format("%.17g", self.key.bucket.rate), tenant })
-  a.sending = nil
   if not sent then
     if self.asks[tenant] == a then self.asks[tenant] = nil end
     return failed(self, t, err, tenant)
   end
-  a.n = sent
   return self.loop:await_store(obj, t)
 end
 

@@ -74,11 +74,10 @@ function Lease:renew_async(ledger, t)
     return true
   end
   if not rule.due(self, t, ledger.lease_ms) or ledger.queue:down_now(t) then return true end
-  a = { st = ledger.store, sent_at = t, sending = core.now() }
+  a = { st = ledger.store, sent_at = t }
   self.ask = a -- (before the send, which yields inside nginx: one renewal in flight)
-  a.n = send(ledger, self.id)
-  a.sending = nil
-  if not a.n then self.ask = nil; return true end
+  local sent = ledger.store:send_for(a, "ledger_lease", M.lease_keys(ledger, self.id), { tostring(ledger.lease_ms) })
+  if not sent then self.ask = nil; return true end
   return false
 end
 

@@ -30,10 +30,8 @@ R.__index = R
 local function read_samples(self)
   local l, st = self.ledger, self.ledger.store
   if not self.n and not st:held(self.sending) and not self.answer then
-    self.sending = core.now()
-    self.n = st:send_script("ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
-    self.sending = nil
-    if l.loop or not self.n then return not self.n end
+    local n = st:send_for(self, "ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
+    if l.loop or not n then return not n end
   end
   st:step(0)
   local v, first

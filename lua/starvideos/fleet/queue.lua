@@ -95,10 +95,8 @@ end
 -- Entry e sent on st (its answer, store:take's, kept on e for every waiter: inside nginx a client's coroutines
 -- share its queue, a loop-less ledger's the worker's): n, or nil, err.  One send of e at a time (a send yields).
 local function send(e, st)
-  e.sending = core.now()
-  local n, err = st:send_script("ledger_" .. e[1], e[2], e[3], e.wait)
-  e.sending = nil
-  if n then e.n, e.st, e.answer = n, st, nil end
+  local n, err = st:send_for(e, "ledger_" .. e[1], e[2], e[3], e.wait)
+  if n then e.st = st end
   return n, err
 end
 

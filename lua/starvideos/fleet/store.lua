@@ -13,7 +13,8 @@
 --   async: store:send(cmd, ...), store:send_script(name, keys, args) -> n;
 --       store:step(wait); store:ready(n); store:result(n) -> value[, nil, short] | nil, err (one taker);
 --       store:take(h) -> {value, err, short}, first | nil: h = {n = n}'s answer for every waiter of h (inside nginx
---       the coroutines of a worker share a budget's ask, the lease's renewal, a queue's record)
+--       the coroutines of a worker share a budget's ask, the lease's renewal, a queue's record), sent by
+--       store:send_for(h, name, keys, args) -> n
 --   blocking (the CLI, keep's reads): store:call(cmd, ...), store:script(name, keys, args)
 -- A bad URL raises, naming `store`, never the password.  A broken connection
 -- (Redis gone, reset, silent past the timeout) fails every command in flight
@@ -125,6 +126,16 @@ end
 
 function S:send(...)
   return self:_queue({ args = { n = select("#", ...), ... } })
+end
+
+-- Script name sent for h (S:take's; h.n its number): h.sending marks it while the send yields, so that inside
+-- nginx another waiter of h waits for it rather than sending it again.  n, or nil, err.
+function S:send_for(h, name, keys, args, wait)
+  h.sending = core.now()
+  local n, err = self:send_script(name, keys, args, wait)
+  h.sending = nil
+  if n then h.n, h.answer = n, nil end
+  return n, err
 end
 
 -- wait: a record naming a paid task, acknowledged by the store's replicas (S:result's third value says whether).

@@ -41,21 +41,16 @@ end
 
 O.store_of = store_of
 
-function O.check_out(out, cfg)
-  local bucket, err = S3.parse(out, "out")
+-- v (an out's s3://bucket/key; dir: a folder's s3://bucket/prefix) and the store of cfg checked: true, or nil, err.
+local function check(v, field, dir, cfg)
+  local bucket, err = S3.parse(v, field, dir)
   if not bucket then return nil, err end
   local st, serr = store_of(cfg)
   if not st then return nil, serr end
   return true
 end
-
-function O.check_dir(dir, field, cfg)
-  local bucket, err = S3.parse(dir, field, true)
-  if not bucket then return nil, err end
-  local st, serr = store_of(cfg)
-  if not st then return nil, serr end
-  return true
-end
+function O.check_out(out, cfg) return check(out, "out", false, cfg) end
+function O.check_dir(dir, field, cfg) return check(dir, field, true, cfg) end
 
 function O.left() return nil end -- (each part is recorded as the store takes it)
 
@@ -131,7 +126,7 @@ function U:check(bytes, tap)
     local fed, why = tap:tapped()
     if not fed then tap:close(); return nil, why, true end
     if fed == Part.size(bytes) then return Part.sums(tap, self.total) end
-    tap:close() -- (a transport that fed it none: Lua's, a test's)
+    tap:close() -- (fed other bytes than these: they are hashed whole below)
   end
   if not tr.offload then return Part.check(seconds, md5, self.state, bytes, self.total) end
   return tr:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total)
@@ -195,7 +190,7 @@ function U:read(t)
   local upto = at + O.PART
   if self.total and upto > self.total then upto = self.total end
   if self.total and from >= self.total then self.eof = true; return end
-  local tap = not self.loop.transport.offload and function() -- (nginx's: the pieces hashed in its thread pool)
+  local tap = self.loop.curl and function() -- (libcurl's transport feeds it; others: U:check hashes the bytes)
     return sign().stream(self:seconds(), self.rec.checksum == "md5", self.state)
   end
   self.get = Request.new(self.loop, self.key, self.cfg, self, "media", self.url, self.video_path, nil, nil,

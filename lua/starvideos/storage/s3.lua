@@ -6,9 +6,10 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
+local env = require("starvideos.config").env -- ($name, nil when unset or empty)
 
-local type, tostring, pairs, ipairs, string_format, table_concat, os_time, os_getenv =
-  type, tostring, pairs, ipairs, string.format, table.concat, os.time, os.getenv
+local type, tostring, pairs, ipairs, string_format, table_concat, os_time =
+  type, tostring, pairs, ipairs, string.format, table.concat, os.time
 local new_error = errors.new_error
 
 local S = {}
@@ -69,11 +70,6 @@ end
 -- value is wrong or the credentials are missing.  Never a secret in a message.
 local ENV = { endpoint = "AWS_ENDPOINT_URL", region = "AWS_REGION", access_key = "AWS_ACCESS_KEY_ID",
   secret_key = "AWS_SECRET_ACCESS_KEY", session_token = "AWS_SESSION_TOKEN" }
-
-local function env(name)
-  local v = os_getenv(name)
-  if v ~= "" then return v end
-end
 
 local function refuse(field, why)
   return nil, new_error("invalid_request", "storage." .. field .. ": " .. why, { field = "storage." .. field })
