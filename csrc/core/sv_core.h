@@ -579,16 +579,6 @@ SV_API const char *sv_host_private(const char *host, size_t len);
 #define SV_CANNOT_FETCH "which the service cannot fetch"
 #define SV_NOT_PUBLIC "%s is %s, " SV_CANNOT_FETCH " (allow_private_media = true allows it)"
 
-/* An ISO-BMFF box header at p[0, avail), room the bytes left in its container
-   (from p): 0 with *b (size 0 means "to the end": room), -1 with why (size
-   below its header, or 8/16 header bytes not there: why empty). */
-typedef struct sv_box {
-  char type[5];
-  double size; /* the box's bytes, header included */
-  unsigned hdr; /* 8, or 16 with a 64-bit size */
-} sv_box;
-SV_API int sv_box_read(const unsigned char *p, size_t avail, double room, sv_box *b, sv_buf *why);
-
 /* The file fd reads (with pread: its position is not moved) is a whole MP4: ftyp
    first, top-level boxes that run exactly to its end, moov and mdat (or moof and
    mdat) present, and a duration within 1 s of expected (< 0: none expected).  1
