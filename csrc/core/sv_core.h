@@ -255,7 +255,6 @@ typedef struct sv_otlp_cache {
   char origin[320], attrs[2048], key[1024], request[4096];
   size_t origin_len, attrs_len, key_len, request_len;
 } sv_otlp_cache;
-SV_API unsigned long long sv_otlp_id(unsigned long long *state);
 SV_API void sv_otlp_client(sv_buf *out, const sv_span *s, unsigned long long *ids, sv_otlp_cache *cache);
 
 typedef struct sv_json_member {
@@ -303,11 +302,9 @@ SV_API int sv_json_key_eq(const sv_json_member *m, const char *key, size_t len);
 SV_API int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *out);
 /* The same among n members read already (sv_json_read). */
 SV_API int sv_json_find(const sv_json_member *ms, size_t n, const char *key, sv_json_member *out);
-/* 1 when a top-level key appears twice (keys compared unescaped), that key
-   appended to dup (may be NULL); 0 when not; -1 when text is not one well-formed
-   object; -2 out of memory. */
-SV_API int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup);
-/* The same among n members read already (sv_json_read): 1, 0 or -2. */
+/* 1 when a key appears twice among n members read already (sv_json_read; keys
+   compared unescaped), that key appended to dup (may be NULL); 0 when not; -2
+   out of memory. */
 SV_API int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup);
 /* The first top-level "id" member whose value is a whole JSON string, read from
    a prefix of an object (the rest may be cut off or broken), unescaped into out.
