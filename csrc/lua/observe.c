@@ -273,8 +273,7 @@ void lsv_open_observe(lua_State *L) {
   static const luaL_Reg fns[] = { { "exchanges", l_exchanges }, { "exchanges_take", l_exchanges_take },
                                   { "span_slots", l_span_slots }, { NULL, NULL } };
   if (luaL_newmetatable(L, MT)) {
-    lua_pushliteral(L, MT);
-    lua_setfield(L, -2, "__name");
+    lsv_set_cstr(L, "__name", MT);
   }
   if (luaL_newmetatable(L, SLOTS_MT)) {
     lua_pushcfunction(L, slots_gc);
