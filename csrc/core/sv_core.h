@@ -80,6 +80,8 @@ SV_API int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *f
 /* (text.c) Quote a user value for a message: at most `max` bytes shown, control bytes and
    invalid UTF-8 escaped, "..." when cut. */
 SV_API void sv_quote(sv_buf *out, const char *s, size_t len, size_t max);
+/* (text.c) n bytes as 2n lowercase hex digits and a NUL, into out */
+SV_API void sv_hex(const unsigned char *b, size_t n, char *out);
 
 /* ------------------------------------------------------ request parameters */
 
