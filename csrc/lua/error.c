@@ -100,6 +100,13 @@ const char *lsv_need_string(lua_State *L, int t, const char *key, const char *wh
   return v;
 }
 
+void *lsv_new_object(lua_State *L, size_t size, int nuv, const char *name) {
+  void *p = lua_newuserdatauv(L, size, nuv);
+  memset(p, 0, size);
+  luaL_setmetatable(L, name);
+  return p;
+}
+
 void lsv_set_str(lua_State *L, const char *k, const char *s, size_t len) {
   lua_pushlstring(L, s ? s : "", s ? len : 0);
   lua_setfield(L, -2, k);
