@@ -601,12 +601,13 @@ int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why) {
   }
   while (s.at < (double)st.st_size && !s.failed) {
     double left = (double)st.st_size - s.at;
+    size_t want = s.moov_want ? sizeof buf : 16; /* the moov's first bytes, or a header's 16 at most */
     ssize_t got;
     if (s.at < s.next && !s.moov_want) { /* a body not read: its bytes skipped */
       s.at = s.next < (double)st.st_size ? s.next : (double)st.st_size;
       continue;
     }
-    got = pread(fd, buf, left < sizeof buf ? (size_t)left : sizeof buf, (off_t)s.at);
+    got = pread(fd, buf, left < (double)want ? (size_t)left : want, (off_t)s.at);
     if (got > 0) sv_mp4s_feed(&s, buf, (size_t)got, why);
     else if (got == 0 || errno != EINTR) {
       sv_buf_addf(why, "read error at byte %.0f: %s", s.at, got ? strerror(errno) : "the file is shorter than it was");
