@@ -55,5 +55,5 @@ void sv_random_hex(char out[17]) {
         ((unsigned long long)getpid() << 40);
     for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (i * 8));
   }
-  for (i = 0; i < 8; i++) snprintf(out + i * 2, 3, "%02x", b[i]);
+  sv_hex(b, sizeof b, out);
 }

@@ -451,15 +451,6 @@ int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup) {
   return rc;
 }
 
-int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup) {
-  sv_buf ms = {0};
-  int n = members_of(text, len, &ms);
-  if (n < 0) return n;
-  n = sv_json_duplicate_in((const sv_json_member *)(void *)ms.data, (size_t)n, dup);
-  sv_buf_free(&ms);
-  return n;
-}
-
 /* The first member named "id" with a string value, into ctx (a member whose key
    is NULL until then). */
 static void find_id(void *ctx, const sv_json_member *m) {

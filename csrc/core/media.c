@@ -17,7 +17,7 @@
 
 #define OGG_TAIL 65536.0
 #define MOOV_READ (1024 * 1024) /* the bytes of a moov a whole-MP4 check reads (mvhd comes first) */
-/* what the two whole-MP4 checks (a file's, a stream's) say */
+/* what the whole-MP4 check says (a stream's, and a file's fed to it) */
 #define NO_FTYP "not an MP4: it does not begin with an ftyp box but with "
 #define HEADER_PAST_END "the box header at byte %.0f runs past the end (%.0f bytes)"
 #define BOX_PAST_END "box '%s' at byte %.0f runs past the end (%.0f bytes of a file of %.0f)"
@@ -59,7 +59,15 @@ static void set(sv_media *m, sv_media_kind kind, const char *type) {
 
 /* ------------------------------------------------------------------ boxes */
 
-int sv_box_read(const unsigned char *p, size_t avail, double room, sv_box *b, sv_buf *why) {
+/* An ISO-BMFF box header at p[0, avail), room the bytes left in its container
+   (from p): 0 with *b (size 0 means "to the end": room), -1 with why (size
+   below its header, or 8/16 header bytes not there: why empty). */
+typedef struct sv_box {
+  char type[5];
+  double size; /* the box's bytes, header included */
+  unsigned hdr; /* 8, or 16 with a 64-bit size */
+} sv_box;
+static int box_read(const unsigned char *p, size_t avail, double room, sv_box *b, sv_buf *why) {
   int i;
   if (avail < 8) return -1;
   for (i = 0; i < 4; i++) b->type[i] = p[4 + i] >= 0x20 && p[4 + i] < 0x7f ? (char)p[4 + i] : '?';
@@ -123,7 +131,7 @@ static void walk(const unsigned char *p, size_t n, sv_media *m, int depth) {
   size_t off = 0, have;
   sv_box b;
   int i;
-  while (sv_box_read(p + off, n - off, (double)(n - off), &b, NULL) == 0) {
+  while (box_read(p + off, n - off, (double)(n - off), &b, NULL) == 0) {
     const unsigned char *q = p + off + b.hdr;
     have = body(&b, n - off);
     if (strcmp(b.type, "mvhd") == 0) mvhd(q, have, m);
@@ -146,7 +154,7 @@ static int top(const unsigned char *p, size_t n, double base, int last, sv_media
   for (;;) {
     double room = m->size >= 0 ? m->size - base - (double)off : HUGE_VAL;
     if (room <= 0) return 0; /* the end of the file, and no moov */
-    if (sv_box_read(p + off, n - off, room, &b, why) < 0) {
+    if (box_read(p + off, n - off, room, &b, why) < 0) {
       if (why->len) {
         sv_buf_addf(why, " at byte %.0f", base + (double)off);
         return -1;
@@ -438,67 +446,6 @@ int sv_media_tail(sv_media *m, const unsigned char *bytes, size_t n, double offs
   return -1;
 }
 
-/* ------------------------------------------------------- a downloaded MP4 */
-
-/* Up to n bytes of fd at off: the count read (short at the end), or -1. */
-static long read_at(int fd, unsigned char *buf, size_t n, double off) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = pread(fd, buf + got, n - got, (off_t)off + (off_t)got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) break;
-    got += (size_t)r;
-  }
-  return (long)got;
-}
-
-static int check_boxes(int fd, double size, sv_media *m, sv_buf *why) {
-  unsigned char h[16], *moov;
-  double off = 0;
-  int seen_moov = 0, seen_mdat = 0;
-  sv_box b;
-  while (off < size) {
-    long got = read_at(fd, h, sizeof h, off);
-    if (got < 0) {
-      sv_buf_addf(why, "read error at byte %.0f: %s", off, strerror(errno));
-      return -1;
-    }
-    if (off == 0 && (got < 8 || memcmp(h + 4, "ftyp", 4) != 0)) {
-      sv_buf_adds(why, NO_FTYP);
-      sv_quote(why, (const char *)h, (size_t)got, 16);
-      return -1;
-    }
-    if (sv_box_read(h, (size_t)got, size - off, &b, why) < 0) {
-      if (!why->len) sv_buf_addf(why, HEADER_PAST_END, off, size);
-      else sv_buf_addf(why, " at byte %.0f", off);
-      return -1;
-    }
-    if (b.size > size - off) {
-      sv_buf_addf(why, BOX_PAST_END, b.type, off, b.size, size);
-      return -1;
-    }
-    if (strcmp(b.type, "mdat") == 0) seen_mdat = 1;
-    if (strcmp(b.type, "moov") == 0 && !seen_moov) {
-      size_t want = b.size - b.hdr < MOOV_READ ? (size_t)(b.size - b.hdr) : MOOV_READ;
-      seen_moov = 1;
-      if (!(moov = malloc(want ? want : 1))) {
-        sv_buf_adds(why, "out of memory");
-        return -1;
-      }
-      got = read_at(fd, moov, want, off + b.hdr);
-      if (got > 0) walk(moov, (size_t)got, m, 0);
-      free(moov);
-    }
-    off += b.size;
-  }
-  if (!seen_moov || !seen_mdat) {
-    sv_buf_addf(why, "no %s box", seen_moov ? "mdat" : "moov");
-    return -1;
-  }
-  return 0;
-}
-
 /* The duration check both whole-MP4 checks end with: 1, or -1 with why. */
 static int duration_ok(double duration, double expected, sv_buf *why) {
   if (expected >= 0 && duration >= 0 && fabs(duration - expected) > 1) {
@@ -506,21 +453,6 @@ static int duration_ok(double duration, double expected, sv_buf *why) {
     return -1;
   }
   return 1;
-}
-
-int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why) {
-  struct stat st;
-  sv_media m;
-  sv_media_init(&m);
-  *duration = -1;
-  if (fstat(fd, &st) < 0) {
-    sv_buf_adds(why, strerror(errno));
-    return -1;
-  }
-  if (st.st_size == 0) sv_buf_adds(why, "not an MP4: the file is empty");
-  if (st.st_size == 0 || check_boxes(fd, (double)st.st_size, &m, why) < 0) return -1;
-  *duration = m.duration;
-  return duration_ok(m.duration, expected, why);
 }
 
 /* ------------------------------------------------- an MP4 given in order */
@@ -559,7 +491,7 @@ static void mp4s_moov_read(sv_mp4s *s) {
 /* A top-level box header whole in s->hdr: the box taken (its end, moov kept to read).  0, or -1 with why. */
 static int mp4s_box(sv_mp4s *s, sv_buf *why) {
   sv_box b;
-  if (sv_box_read(s->hdr, s->hdr_len, HUGE_VAL, &b, why) < 0) {
+  if (box_read(s->hdr, s->hdr_len, HUGE_VAL, &b, why) < 0) {
     sv_buf_addf(why, " at byte %.0f", s->next);
     return mp4s_fail(s);
   }
@@ -619,7 +551,10 @@ int sv_mp4s_feed(sv_mp4s *s, const unsigned char *p, size_t n, sv_buf *why) {
 int sv_mp4s_end(sv_mp4s *s, double expected, sv_buf *why) {
   if (s->failed) return -1;
   if (s->at == 0) sv_buf_adds(why, "not an MP4: the file is empty");
-  else if (s->hdr_len > 0) sv_buf_addf(why, HEADER_PAST_END, s->next, s->at);
+  else if (s->hdr_len > 0 && !s->boxes) { /* fewer bytes than a header: no ftyp */
+    sv_buf_adds(why, NO_FTYP);
+    sv_quote(why, (const char *)s->hdr, s->hdr_len, 16);
+  } else if (s->hdr_len > 0) sv_buf_addf(why, HEADER_PAST_END, s->next, s->at);
   else if (s->next < HUGE_VAL && s->next > s->at) sv_buf_addf(why, BOX_PAST_END, s->last_type, s->last_at,
                                                               s->last_size, s->at);
   else if (!s->seen_moov || !s->seen_mdat) sv_buf_addf(why, "no %s box", s->seen_moov ? "mdat" : "moov");
@@ -647,4 +582,42 @@ int sv_mp4s_load(sv_mp4s *s, const char *text) {
   s->at = at, s->next = next < 0 ? HUGE_VAL : next, s->boxes = boxes, s->seen_moov = moov != 0;
   s->seen_mdat = mdat != 0, s->duration = duration < 0 ? -1 : duration / 1e6;
   return 0;
+}
+
+/* ------------------------------------------------------- a downloaded MP4 */
+
+/* The stream's check fed from fd (pread: its position is not moved): the box headers and the moov's first
+   bytes only, every other body skipped unread. */
+int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why) {
+  unsigned char buf[16384];
+  struct stat st;
+  sv_mp4s s;
+  int rc = -1;
+  *duration = -1;
+  sv_mp4s_init(&s);
+  if (fstat(fd, &st) < 0) {
+    sv_buf_adds(why, strerror(errno));
+    return -1;
+  }
+  while (s.at < (double)st.st_size && !s.failed) {
+    double left = (double)st.st_size - s.at;
+    size_t want = s.moov_want ? sizeof buf : 16; /* the moov's first bytes, or a header's 16 at most */
+    ssize_t got;
+    if (s.at < s.next && !s.moov_want) { /* a body not read: its bytes skipped */
+      s.at = s.next < (double)st.st_size ? s.next : (double)st.st_size;
+      continue;
+    }
+    got = pread(fd, buf, left < (double)want ? (size_t)left : want, (off_t)s.at);
+    if (got > 0) sv_mp4s_feed(&s, buf, (size_t)got, why);
+    else if (got == 0 || errno != EINTR) {
+      sv_buf_addf(why, "read error at byte %.0f: %s", s.at, got ? strerror(errno) : "the file is shorter than it was");
+      s.failed = 1;
+    }
+  }
+  if (!s.failed && sv_mp4s_end(&s, -1, why) == 1) {
+    *duration = s.duration;
+    rc = duration_ok(s.duration, expected, why);
+  }
+  sv_mp4s_free(&s);
+  return rc;
 }

@@ -44,7 +44,7 @@ static char *put_nanos(char *w, double t) {
   return w;
 }
 
-unsigned long long sv_otlp_id(unsigned long long *state) {
+static unsigned long long span_id(unsigned long long *state) {
   unsigned long long z = (*state += 0x9E3779B97F4A7C15ULL);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
@@ -187,9 +187,9 @@ void sv_otlp_client(sv_buf *out, const sv_span *s, unsigned long long *ids, sv_o
   if (!w) return;
   PUT(w, "{\"traceId\":\"");
   if (s->trace) memcpy(w, s->trace, 32), w += 32;
-  else w = put_hex64((memcpy(w, s->process, 16), w + 16), sv_otlp_id(ids));
+  else w = put_hex64((memcpy(w, s->process, 16), w + 16), span_id(ids));
   PUT(w, "\",\"spanId\":\"");
-  w = put_hex64(w, sv_otlp_id(ids));
+  w = put_hex64(w, span_id(ids));
   if (s->parent) {
     PUT(w, "\",\"parentSpanId\":\"");
     memcpy(w, s->parent, 16), w += 16;

@@ -109,7 +109,7 @@ int sv_webhook_match(const char *expected, const char *header, size_t hlen) {
 static int sha256_of(const char *s, size_t len, int fd, char out[SV_SHA256_HEX + 1], int *e) {
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   unsigned char md[EVP_MAX_MD_SIZE], block[16384];
-  unsigned int n = 0, i;
+  unsigned int n = 0;
   int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
   *e = 0;
   while (ok && fd >= 0) { /* the file, a block at a time */
@@ -123,7 +123,7 @@ static int sha256_of(const char *s, size_t len, int fd, char out[SV_SHA256_HEX +
   ok = ok && !*e && EVP_DigestFinal_ex(ctx, md, &n) == 1 && n == 32;
   EVP_MD_CTX_free(ctx);
   if (!ok) return -1;
-  for (i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", md[i]); /* and the NUL */
+  sv_hex(md, n, out);
   return 0;
 }
 

@@ -34,16 +34,6 @@ void sv_uri_encode(sv_buf *out, const char *s, size_t len, int keep_slash) {
   }
 }
 
-static void to_hex(const unsigned char *md, size_t n, char *out) {
-  static const char hex[] = "0123456789abcdef";
-  size_t i;
-  for (i = 0; i < n; i++) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
 /* HMAC-SHA256 of msg with key into mac (32 bytes): 0, or -1 (libcrypto failed). */
 static int hmac(const void *key, size_t klen, const char *msg, size_t mlen, unsigned char mac[32]) {
   unsigned int n = 0;
@@ -187,7 +177,7 @@ static int signature(const sv_sigv4 *r, const char *day, const char *to_sign, ch
   sv_buf_free(&seed);
   for (i = 1; i < 4 && rc == 0; i++) rc = hmac(k, sizeof k, steps[i], strlen(steps[i]), k);
   if (rc == 0) rc = hmac(k, sizeof k, to_sign, strlen(to_sign), k);
-  if (rc == 0) to_hex(k, sizeof k, out);
+  if (rc == 0) sv_hex(k, sizeof k, out);
   OPENSSL_cleanse(k, sizeof k);
   return rc;
 }
@@ -263,7 +253,7 @@ int sv_sigv4_sign(const sv_sigv4 *r, sv_sigv4_out *o, sv_error *err) {
   if (canonical(r, o, q, nq, h, nh, err)) { free_pairs(h, nh); sv_sigv4_free(o); return -1; }
   free_pairs(h, nh);
   if (!EVP_Digest(o->canonical.data, o->canonical.len, md, NULL, EVP_sha256(), NULL)) o->canonical.oom = 1;
-  to_hex(md, sizeof md, hex);
+  sv_hex(md, sizeof md, hex);
   sv_buf_addf(&o->to_sign, ALGORITHM "\n%s\n%s\n%s", o->date, scope, hex);
   if (o->canonical.oom || o->to_sign.oom || o->query.oom || o->credential.oom ||
       signature(r, day, sv_buf_cstr(&o->to_sign), o->signature)) {

@@ -97,17 +97,12 @@ int sv_stream_feed(sv_stream *s, const char *p, size_t n, sv_buf *why) {
 
 static void base64(const unsigned char *md, unsigned n, char *out) { EVP_EncodeBlock((unsigned char *)out, md, (int)n); }
 
-static void hex_of(const unsigned char *md, unsigned n, char *out) {
-  unsigned i;
-  for (i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 int sv_stream_part(sv_stream *s, sv_stream_sums *out) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned n = 0;
   memset(out, 0, sizeof *out);
   if (EVP_DigestFinal_ex(s->part_sha, md, &n) != 1 || n != 32) return -1;
-  hex_of(md, n, out->sha256_hex);
+  sv_hex(md, n, out->sha256_hex);
   base64(md, n, out->sha256_b64);
   if (s->part_md5) {
     if (EVP_DigestFinal_ex(s->part_md5, md, &n) != 1 || n != 16) return -1;
@@ -134,6 +129,6 @@ int sv_stream_end(sv_stream *s, char hex[SV_SHA256_HEX + 1], sv_buf *why) {
     sv_buf_adds(why, "libcrypto failed to hash");
     return -1;
   }
-  hex_of(md, 32, hex);
+  sv_hex(md, 32, hex);
   return 0;
 }

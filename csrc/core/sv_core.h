@@ -80,6 +80,8 @@ SV_API int sv_error_set(sv_error *e, sv_kind k, const char *field, const char *f
 /* (text.c) Quote a user value for a message: at most `max` bytes shown, control bytes and
    invalid UTF-8 escaped, "..." when cut. */
 SV_API void sv_quote(sv_buf *out, const char *s, size_t len, size_t max);
+/* (text.c) n bytes as 2n lowercase hex digits and a NUL, into out */
+SV_API void sv_hex(const unsigned char *b, size_t n, char *out);
 
 /* ------------------------------------------------------ request parameters */
 
@@ -255,7 +257,6 @@ typedef struct sv_otlp_cache {
   char origin[320], attrs[2048], key[1024], request[4096];
   size_t origin_len, attrs_len, key_len, request_len;
 } sv_otlp_cache;
-SV_API unsigned long long sv_otlp_id(unsigned long long *state);
 SV_API void sv_otlp_client(sv_buf *out, const sv_span *s, unsigned long long *ids, sv_otlp_cache *cache);
 
 typedef struct sv_json_member {
@@ -303,11 +304,9 @@ SV_API int sv_json_key_eq(const sv_json_member *m, const char *key, size_t len);
 SV_API int sv_json_get(const char *text, size_t len, const char *key, sv_json_member *out);
 /* The same among n members read already (sv_json_read). */
 SV_API int sv_json_find(const sv_json_member *ms, size_t n, const char *key, sv_json_member *out);
-/* 1 when a top-level key appears twice (keys compared unescaped), that key
-   appended to dup (may be NULL); 0 when not; -1 when text is not one well-formed
-   object; -2 out of memory. */
-SV_API int sv_json_duplicate_key(const char *text, size_t len, sv_buf *dup);
-/* The same among n members read already (sv_json_read): 1, 0 or -2. */
+/* 1 when a key appears twice among n members read already (sv_json_read; keys
+   compared unescaped), that key appended to dup (may be NULL); 0 when not; -2
+   out of memory. */
 SV_API int sv_json_duplicate_in(const sv_json_member *ms, size_t n, sv_buf *dup);
 /* The first top-level "id" member whose value is a whole JSON string, read from
    a prefix of an object (the rest may be cut off or broken), unescaped into out.
@@ -578,16 +577,6 @@ SV_API const char *sv_addr_private(const unsigned char *a, int is_v6);
 SV_API const char *sv_host_private(const char *host, size_t len);
 #define SV_CANNOT_FETCH "which the service cannot fetch"
 #define SV_NOT_PUBLIC "%s is %s, " SV_CANNOT_FETCH " (allow_private_media = true allows it)"
-
-/* An ISO-BMFF box header at p[0, avail), room the bytes left in its container
-   (from p): 0 with *b (size 0 means "to the end": room), -1 with why (size
-   below its header, or 8/16 header bytes not there: why empty). */
-typedef struct sv_box {
-  char type[5];
-  double size; /* the box's bytes, header included */
-  unsigned hdr; /* 8, or 16 with a 64-bit size */
-} sv_box;
-SV_API int sv_box_read(const unsigned char *p, size_t avail, double room, sv_box *b, sv_buf *why);
 
 /* The file fd reads (with pread: its position is not moved) is a whole MP4: ftyp
    first, top-level boxes that run exactly to its end, moov and mdat (or moof and

@@ -2,6 +2,8 @@
    as headers (a task id among them). */
 #include "sv_core.h"
 
+#include <stdio.h>
+
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t left) {
   unsigned c = s[0];
@@ -66,4 +68,9 @@ int sv_header_value_ok(const char *s, size_t len) {
 
 int sv_task_id_ok(const char *id, size_t len) {
   return id && len > 0 && len <= SV_ID_MAX && sv_header_value_ok(id, len);
+}
+
+void sv_hex(const unsigned char *b, size_t n, char *out) {
+  size_t i;
+  for (i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", b[i]); /* and the NUL */
 }

@@ -64,7 +64,7 @@ static void left_put(sv_http *h, sv_part *part) {
 
 /* The multi handle's connections: max_connections less the download threads
    running, and at least 1 (API requests always have one). */
-void sv_fetch_share(sv_http *h) {
+static void fetch_share(sv_http *h) {
   long n = h->max_conns - h->n_fetching;
   if (n < 1) n = 1;
   curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, n);
@@ -398,7 +398,7 @@ static sv_xfer *fetching_drop(sv_http *h, sv_xfer **p) {
   x->fnext = NULL;
   x->reaped = 1;
   h->n_fetching--;
-  sv_fetch_share(h);
+  fetch_share(h);
   return x;
 }
 
@@ -465,7 +465,7 @@ static void fetch_start(sv_http *h) {
     x->fnext = h->fetching;
     h->fetching = x;
     h->n_fetching++;
-    sv_fetch_share(h);
+    fetch_share(h);
   }
 }
 
@@ -498,7 +498,7 @@ int sv_fetch_reap(sv_http *h) {
 
 void sv_http_set_max_connections(sv_http *h, int max_connections) {
   h->max_conns = max_connections < 1 ? 1 : max_connections > 1024 ? 1024 : max_connections;
-  sv_fetch_share(h);
+  fetch_share(h);
   fetch_start(h); /* more slots: a waiting download may start */
 }
 

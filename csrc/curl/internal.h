@@ -95,7 +95,6 @@ SV_API void sv_curl_destroy(sv_xfer *x);         /* frees x, off every list */
 
 /* fetch.c (sv_curl_redirect: for downloads and media requests alike) */
 SV_API int sv_curl_redirect(sv_xfer *x);         /* 1: a redirect followed (its target next), 0: x is done */
-SV_API void sv_fetch_share(sv_http *h);          /* the multi handle's connections: what downloads leave */
 SV_API void sv_fetch_setup(sv_http *h, sv_xfer *x); /* a download's easy handle options */
 SV_API void sv_media_setup(sv_xfer *x, const sv_send *s); /* a media request's public_only, when asked */
 SV_API int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err); /* its .part: 0, or -1 with err */

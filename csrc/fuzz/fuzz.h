@@ -51,4 +51,14 @@ static inline char *dup_cstr(const char *s, size_t len) {
   return c;
 }
 
+/* sv_json_duplicate_in over the top-level members of text: 1 (the key in dup, may be NULL), 0, -1 when text is
+   not one well-formed object, -2 out of memory. */
+static inline int duplicate_key(const char *text, size_t len, sv_buf *dup) {
+  sv_buf ms = { 0 };
+  int n = sv_json_read(text, len, NULL, &ms, NULL, 0);
+  if (n >= 0) n = ms.oom ? -2 : sv_json_duplicate_in((const sv_json_member *)(void *)ms.data, (size_t)n, dup);
+  sv_buf_free(&ms);
+  return n;
+}
+
 #endif

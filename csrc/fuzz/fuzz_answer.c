@@ -147,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     PROPERTY(chk.depth == 0 && chk.opens == chk.closes && chk.opens >= 1, "sink: one balanced value");
     PROPERTY(chk.top_keys == members, "sink: the members the scan counts");
     PROPERTY(chk.ids == 1 && chk.id.len >= 1, "sink: the top-level id, once");
-    PROPERTY(sv_json_duplicate_key(a.body, a.body_len, NULL) == 0, "a success has no duplicate key");
+    PROPERTY(duplicate_key(a.body, a.body_len, NULL) == 0, "a success has no duplicate key");
     PROPERTY(sv_json_get(a.body, a.body_len, "id", &id) == 1 && id.type == 's', "a success has one string id");
     PROPERTY(sv_json_get(a.body, a.body_len, "status", &st) == 1 && st.type == 's', "a success has one string status");
     memset(&b, 0, sizeof b);

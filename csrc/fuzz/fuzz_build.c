@@ -165,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sv_json_member dm;
     PROPERTY(path && m && strcmp(path, m->endpoint) == 0, "the endpoint is the model's");
     PROPERTY(sv_json_scan(body.data, body.len, why, sizeof why) >= 2, "a built body is one JSON object");
-    PROPERTY(sv_json_duplicate_key(body.data, body.len, NULL) == 0, "a built body has no duplicate key");
+    PROPERTY(duplicate_key(body.data, body.len, NULL) == 0, "a built body has no duplicate key");
     ks.body = body.data;
     sv_json_each(body.data, body.len, check_key, &ks, NULL, 0);
     PROPERTY(!ks.bad, "extra never writes a field of ours");

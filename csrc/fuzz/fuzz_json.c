@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   PROPERTY(n >= 0 || why[0] != '\0', "a refusal says why");
 
   memset(&dup, 0, sizeof dup);
-  d = sv_json_duplicate_key(text, size, &dup);
+  d = duplicate_key(text, size, &dup);
   PROPERTY((d == -1) == (n < 0), "the duplicate check refuses exactly what the scanner refuses");
 
   /* the members visited, complete or from a prefix, are well-formed on their own */
@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     sv_buf_add(&again, "}", 1);
     PROPERTY(sv_json_scan(again.data, again.len, why, sizeof why) == n, "re-serialised members scan the same");
-    PROPERTY(sv_json_duplicate_key(again.data, again.len, &dup2) == d, "re-serialising keeps duplicates");
+    PROPERTY(duplicate_key(again.data, again.len, &dup2) == d, "re-serialising keeps duplicates");
     PROPERTY(dup.len == dup2.len && (dup.len == 0 || memcmp(dup.data, dup2.data, dup.len) == 0),
              "re-serialising names the same duplicate");
     sv_buf_free(&again);

@@ -25,9 +25,7 @@ static int l_commit_start(lua_State *L) {
   char why[256];
   lcommit *lc;
   lua_settop(L, 2);
-  lc = lua_newuserdatauv(L, sizeof *lc, 0); /* made before the .part is taken from its handle */
-  lc->c = NULL;
-  luaL_setmetatable(L, COMMIT_MT);
+  lc = lsv_new_object(L, sizeof *lc, 0, COMMIT_MT); /* made before the .part is taken from its handle */
   lc->c = sv_commit_start(lsv_take_part(L, 1), dest, hash, mp4, why, sizeof why);
   if (!lc->c) {
     lua_pushnil(L);

@@ -240,17 +240,6 @@ static int l_retry(lua_State *L) {
   return 1;
 }
 
-/* t[k] = v, t the table on top */
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
-
-static void set_str(lua_State *L, const char *k, const char *s, size_t len) {
-  lua_pushlstring(L, s, len);
-  lua_setfield(L, -2, k);
-}
-
 /* check_url(url, field, base) -> parts | nil, err: the one URL check and
    parser (sv_url_parse).  base true: a base URL (no query, fragment or '@');
    else any http(s) URL a download may be given.  err names field (default
@@ -274,11 +263,10 @@ static int l_check_url(lua_State *L) {
   q = u.path_at + strcspn(s + u.path_at, "?#");
   frag = u.path_at + strcspn(s + u.path_at, "#");
   lua_createtable(L, 0, 6);
-  lua_pushstring(L, u.https ? "https" : "http");
-  lua_setfield(L, -2, "scheme");
-  set_str(L, "host", s + u.host_at, u.host_len);
-  set_int(L, "port", (lua_Integer)u.port);
-  set_str(L, "authority", s + u.host_at, u.auth_len);
+  lsv_set_cstr(L, "scheme", u.https ? "https" : "http");
+  lsv_set_str(L, "host", s + u.host_at, u.host_len);
+  lsv_set_int(L, "port", (lua_Integer)u.port);
+  lsv_set_str(L, "authority", s + u.host_at, u.auth_len);
   if (q > u.path_at) lua_pushlstring(L, s + u.path_at, q - u.path_at);
   else lua_pushliteral(L, "/");
   lua_setfield(L, -2, "path");
@@ -305,10 +293,10 @@ static int l_check_proxy(lua_State *L) {
   }
   if (sv_proxy_parse(s, len, &p, &err) != 0) return lsv_fail(L, &err);
   lua_createtable(L, 0, 3);
-  set_str(L, "url", p.url.data, p.url.len);
+  lsv_set_str(L, "url", p.url.data, p.url.len);
   if (p.has_user) {
-    set_str(L, "user", sv_buf_cstr(&p.user), p.user.len);
-    set_str(L, "password", sv_buf_cstr(&p.password), p.password.len);
+    lsv_set_str(L, "user", sv_buf_cstr(&p.user), p.user.len);
+    lsv_set_str(L, "password", sv_buf_cstr(&p.password), p.password.len);
   }
   sv_proxy_free(&p);
   return 1;
@@ -340,8 +328,8 @@ static void store_hosts(lua_State *L, const char *s, const sv_store_url *u, sv_b
     size_t br = s[h->at] == '[';
     char port[16];
     lua_createtable(L, 0, 2);
-    set_str(L, "host", s + h->at + br, h->len - 2 * br);
-    set_int(L, "port", (lua_Integer)h->port);
+    lsv_set_str(L, "host", s + h->at + br, h->len - 2 * br);
+    lsv_set_int(L, "port", (lua_Integer)h->port);
     lua_rawseti(L, -2, (int)k + 1);
     snprintf(port, sizeof port, ":%u", h->port);
     if (k) sv_buf_adds(where, ",");
@@ -368,16 +356,15 @@ static int l_store_url(lua_State *L) {
     return 2;
   }
   lua_createtable(L, 0, 12);
-  lua_pushstring(L, kinds[strchr("rusc", u.kind) - "rusc"]);
-  lua_setfield(L, -2, "kind");
+  lsv_set_cstr(L, "kind", kinds[strchr("rusc", u.kind) - "rusc"]);
   lua_pushboolean(L, u.tls);
   lua_setfield(L, -2, "tls");
-  set_int(L, "db", (lua_Integer)u.db);
-  if (u.user_len) set_str(L, "user", s + u.user_at, u.user_len);
-  if (u.pass_at) set_str(L, "password", s + u.pass_at, u.pass_len);
+  lsv_set_int(L, "db", (lua_Integer)u.db);
+  if (u.user_len) lsv_set_str(L, "user", s + u.user_at, u.user_len);
+  if (u.pass_at) lsv_set_str(L, "password", s + u.pass_at, u.pass_len);
   sv_buf_adds(&where, u.scheme);
   if (u.kind == 'u') {
-    set_str(L, "path", s + u.hosts[0].at, u.hosts[0].len);
+    lsv_set_str(L, "path", s + u.hosts[0].at, u.hosts[0].len);
     sv_buf_add(&where, s + u.hosts[0].at, u.hosts[0].len);
     snprintf(tail, sizeof tail, "?db=%d", u.db);
   } else {
@@ -392,7 +379,7 @@ static int l_store_url(lua_State *L) {
     if (u.kind != 'c') snprintf(tail, sizeof tail, "/%d", u.db);
   }
   if (u.service_len) {
-    set_str(L, "service", s + u.service_at, u.service_len);
+    lsv_set_str(L, "service", s + u.service_at, u.service_len);
     sv_buf_adds(&where, "/");
     sv_buf_add(&where, s + u.service_at, u.service_len);
   }
@@ -401,7 +388,7 @@ static int l_store_url(lua_State *L) {
     sv_buf_free(&where);
     return luaL_error(L, "out of memory");
   }
-  set_str(L, "where", where.data, where.len);
+  lsv_set_str(L, "where", where.data, where.len);
   sv_buf_free(&where);
   return 1;
 }
@@ -421,22 +408,22 @@ static void push_models(lua_State *L) {
   for (i = 0; i < sv_model_count; i++) {
     const sv_model *m = &sv_models[i];
     lua_createtable(L, 0, 12);
-    lua_pushstring(L, m->name); lua_setfield(L, -2, "name");
-    lua_pushstring(L, m->endpoint); lua_setfield(L, -2, "endpoint");
+    lsv_set_cstr(L, "name", m->name);
+    lsv_set_cstr(L, "endpoint", m->endpoint);
     lua_createtable(L, 0, 4);
-    set_int(L, "min", m->duration_min);
-    set_int(L, "max", m->duration_max);
+    lsv_set_int(L, "min", m->duration_min);
+    lsv_set_int(L, "max", m->duration_max);
     lua_pushboolean(L, m->duration_required); lua_setfield(L, -2, "required");
-    if (m->duration_default) set_int(L, "default", m->duration_default);
+    if (m->duration_default) lsv_set_int(L, "default", m->duration_default);
     lua_setfield(L, -2, "duration");
     push_list(L, m->ratios); lua_setfield(L, -2, "ratios");
-    lua_pushstring(L, m->default_ratio); lua_setfield(L, -2, "default_ratio");
+    lsv_set_cstr(L, "default_ratio", m->default_ratio);
     push_list(L, m->resolutions); lua_setfield(L, -2, "resolutions");
-    if (m->prompt_max) set_int(L, "prompt_max", m->prompt_max);
-    set_int(L, "max_images", m->max_images);
-    set_int(L, "max_images_with_video", m->max_images_with_video);
-    set_int(L, "max_videos", m->max_videos);
-    set_int(L, "max_audios", m->max_audios);
+    if (m->prompt_max) lsv_set_int(L, "prompt_max", m->prompt_max);
+    lsv_set_int(L, "max_images", m->max_images);
+    lsv_set_int(L, "max_images_with_video", m->max_images_with_video);
+    lsv_set_int(L, "max_videos", m->max_videos);
+    lsv_set_int(L, "max_audios", m->max_audios);
     lua_pushboolean(L, m->legacy_aliases); lua_setfield(L, -2, "legacy_aliases");
     lua_setfield(L, -2, m->name);
   }
@@ -630,10 +617,8 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   }
   /* the libcurl starvideos.curl is built with (its header only: core.so does not
      link libcurl), for the default User-Agent (options.lua) */
-  lua_pushstring(L, LIBCURL_VERSION);
-  lua_setfield(L, -2, "libcurl_version");
-  lua_pushliteral(L, SV_PROXY_AUTH); /* a proxy's 407, for the nginx transport's tunnel */
-  lua_setfield(L, -2, "PROXY_AUTH");
+  lsv_set_cstr(L, "libcurl_version", LIBCURL_VERSION);
+  lsv_set_cstr(L, "PROXY_AUTH", SV_PROXY_AUTH); /* a proxy's 407, for the nginx transport's tunnel */
   push_models(L);
   lua_setfield(L, -2, "models");
   lua_newtable(L); /* the kinds of error made above the core that are transient (errors.lua) */
@@ -645,7 +630,6 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lua_setfield(L, -2, "transient");
   push_list(L, sv_field_names);
   lua_setfield(L, -2, "fields");
-  lua_pushliteral(L, "starvideos.core 0.3.0");
-  lua_setfield(L, -2, "_VERSION");
+  lsv_set_cstr(L, "_VERSION", "starvideos.core 0.3.0");
   return 1;
 }

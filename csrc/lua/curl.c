@@ -79,10 +79,7 @@ static int l_curl(lua_State *L) {
   cfg.user_agent = lsv_need_string(L, 1, "user_agent", "starvideos.curl");
   cfg.connect_timeout = lsv_need_number(L, 1, "connect_timeout", 0.001, 86400, "starvideos.curl");
   cfg.max_connections = (int)lsv_need_number(L, 1, "max_connections", 1, 1024, "starvideos.curl");
-  lh = lua_newuserdatauv(L, sizeof *lh, 1);
-  lh->h = NULL;
-  lh->last = 0;
-  luaL_setmetatable(L, CURL_MT);
+  lh = lsv_new_object(L, sizeof *lh, 1, CURL_MT);
   /* the exchanges not taken: handle -> lightuserdata(xfer); and -handle -> the body it sends as it is (a
      part's megabytes, not copied: body_kept), until the handle is spent */
   lua_newtable(L);
@@ -244,9 +241,7 @@ static int t_result(lua_State *L) {
   tapped = luaL_testudata(L, -1, STREAM_MT) != NULL;
   lua_pop(L, 1);
   if (tapped && x.wire == SV_WIRE_NONE && x.status >= 200 && x.status <= 299) {
-    lb = lua_newuserdatauv(L, sizeof *lb, 0); /* (made first: nothing may raise once the body is taken) */
-    memset(lb, 0, sizeof *lb);
-    luaL_setmetatable(L, BYTES_MT);
+    lb = lsv_new_object(L, sizeof *lb, 0, BYTES_MT); /* (made first: nothing may raise once the body is taken) */
     x.body = NULL, x.body_len = 0; /* (a 2xx media body: the verdict reads none of it) */
   }
   n = lsv_push_verdict(L, &x, sv_http_secret(lh->h));

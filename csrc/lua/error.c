@@ -6,21 +6,19 @@
 #include "compat.h"
 
 #include <math.h>
+#include <string.h>
 
 static void push_error(lua_State *L, const sv_error *e) {
   lua_createtable(L, 0, 6);
-  lua_pushstring(L, sv_kind_name(e->kind));
-  lua_setfield(L, -2, "kind");
-  lua_pushstring(L, e->message);
-  lua_setfield(L, -2, "message");
+  lsv_set_cstr(L, "kind", sv_kind_name(e->kind));
+  lsv_set_cstr(L, "message", e->message);
   if (e->field[0]) { lua_pushstring(L, e->field); lua_setfield(L, -2, "field"); }
   if (e->status > 0) { lua_pushinteger(L, (lua_Integer)e->status); lua_setfield(L, -2, "status"); }
   if (e->retry_after >= 0) { lua_pushnumber(L, e->retry_after); lua_setfield(L, -2, "retry_after"); }
   if (e->maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, -2, "maybe_created"); }
   if (e->transient) { lua_pushboolean(L, 1); lua_setfield(L, -2, "transient"); }
   if (e->id[0]) {
-    lua_pushstring(L, e->id);
-    lua_setfield(L, -2, "id");
+    lsv_set_cstr(L, "id", e->id);
     if (e->maybe_created) { lua_pushboolean(L, 1); lua_setfield(L, -2, "created"); }
   }
   luaL_setmetatable(L, ERROR_MT);
@@ -74,8 +72,7 @@ void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, close);
   lua_setfield(L, -2, "__close");
-  lua_pushliteral(L, "starvideos");
-  lua_setfield(L, -2, "__metatable");
+  lsv_set_cstr(L, "__metatable", "starvideos");
   lua_pop(L, 1);
 }
 
@@ -101,6 +98,25 @@ const char *lsv_need_string(lua_State *L, int t, const char *key, const char *wh
   v = lua_tostring(L, -1); /* the table keeps it alive */
   lua_pop(L, 1);
   return v;
+}
+
+void *lsv_new_object(lua_State *L, size_t size, int nuv, const char *name) {
+  void *p = lua_newuserdatauv(L, size, nuv);
+  memset(p, 0, size);
+  luaL_setmetatable(L, name);
+  return p;
+}
+
+void lsv_set_str(lua_State *L, const char *k, const char *s, size_t len) {
+  lua_pushlstring(L, s ? s : "", s ? len : 0);
+  lua_setfield(L, -2, k);
+}
+
+void lsv_set_cstr(lua_State *L, const char *k, const char *s) { lsv_set_str(L, k, s, s ? strlen(s) : 0); }
+
+void lsv_set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
 }
 
 int lsv_answer(lua_State *L, int rc, sv_buf *why) {
@@ -213,12 +229,9 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   else if (x->op == SV_OP_DOWNLOAD) lua_pushliteral(L, "");
   else if (x->op == SV_OP_STORAGE) { /* {status =, body =, headers = "Name: value\n" lines} */
     lua_createtable(L, 0, 3);
-    lua_pushinteger(L, (lua_Integer)x->status);
-    lua_setfield(L, -2, "status");
-    lua_pushlstring(L, x->body ? x->body : "", x->body ? x->body_len : 0);
-    lua_setfield(L, -2, "body");
-    lua_pushlstring(L, x->heads ? x->heads : "", x->heads ? x->heads_len : 0);
-    lua_setfield(L, -2, "headers");
+    lsv_set_int(L, "status", (lua_Integer)x->status);
+    lsv_set_str(L, "body", x->body, x->body_len);
+    lsv_set_str(L, "headers", x->heads, x->heads_len);
   }
   if (rc) push_error(L, &err);
   else lua_pushnil(L);

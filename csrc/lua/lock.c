@@ -20,9 +20,8 @@ static int push_lock(lua_State *L, int fd, sv_buf *why) {
   llock *lk;
   if (fd < 0) return lsv_answer(L, -1, why);
   sv_buf_free(why);
-  lk = lua_newuserdatauv(L, sizeof *lk, 0);
+  lk = lsv_new_object(L, sizeof *lk, 0, LOCK_MT);
   lk->fd = fd;
-  luaL_setmetatable(L, LOCK_MT);
   return 1;
 }
 
@@ -92,9 +91,7 @@ static sv_jwriter *checked_writer(lua_State *L) {
 
 static int l_journal_writer(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  lwriter *lw = lua_newuserdatauv(L, sizeof *lw, 0);
-  lw->w = NULL;
-  luaL_setmetatable(L, WRITER_MT);
+  lwriter *lw = lsv_new_object(L, sizeof *lw, 0, WRITER_MT);
   lw->w = sv_jwriter_new(path, lua_toboolean(L, 2));
   if (!lw->w) return luaL_error(L, "out of memory");
   return 1;

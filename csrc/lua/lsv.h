@@ -39,6 +39,12 @@ SV_API int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secr
    type, so that C never invents a default; a number is clamped to [lo, hi]. */
 SV_API double lsv_need_number(lua_State *L, int t, const char *key, double lo, double hi, const char *where);
 SV_API const char *lsv_need_string(lua_State *L, int t, const char *key, const char *where);
+/* A userdata of size bytes, zeroed, with nuv user values and the class name's metatable, pushed. */
+SV_API void *lsv_new_object(lua_State *L, size_t size, int nuv, const char *name);
+/* t[k] = v, t the table on top: len bytes of s (NULL: ""), a C string, an integer */
+SV_API void lsv_set_str(lua_State *L, const char *k, const char *s, size_t len);
+SV_API void lsv_set_cstr(lua_State *L, const char *k, const char *s);
+SV_API void lsv_set_int(lua_State *L, const char *k, lua_Integer v);
 /* true, or nil and why's text (rc -1); why is freed: 1 or 2 values */
 SV_API int lsv_answer(lua_State *L, int rc, sv_buf *why);
 

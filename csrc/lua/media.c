@@ -24,10 +24,8 @@ static void set_num(lua_State *L, const char *key, double v, double lo) {
 
 /* *m into the info table on top */
 static void fill_info(lua_State *L, const sv_media *m) {
-  lua_pushstring(L, sv_media_kind_name(m->kind));
-  lua_setfield(L, -2, "kind");
-  lua_pushstring(L, m->type);
-  lua_setfield(L, -2, "type");
+  lsv_set_cstr(L, "kind", sv_media_kind_name(m->kind));
+  lsv_set_cstr(L, "type", m->type);
   set_num(L, "width", m->width, 1);
   set_num(L, "height", m->height, 1);
   set_num(L, "duration", m->duration, 0);
@@ -162,10 +160,8 @@ static int l_media_check(lua_State *L) {
   lua_createtable(L, (int)(out.len / sizeof *f), 0);
   for (f = (const sv_media_finding *)(void *)out.data, i = 0; i < out.len / sizeof *f; i++) {
     lua_createtable(L, 0, 3);
-    lua_pushstring(L, f[i].field);
-    lua_setfield(L, -2, "field");
-    lua_pushstring(L, f[i].message);
-    lua_setfield(L, -2, "message");
+    lsv_set_cstr(L, "field", f[i].field);
+    lsv_set_cstr(L, "message", f[i].message);
     lua_pushboolean(L, f[i].definite);
     lua_setfield(L, -2, "definite");
     lua_rawseti(L, -2, (lua_Integer)i + 1);
@@ -191,6 +187,5 @@ static const luaL_Reg funcs[] = {
 
 void lsv_open_media(lua_State *L) {
   luaL_setfuncs(L, funcs, 0);
-  lua_pushliteral(L, SV_CANNOT_FETCH); /* in every refusal of a non-public reference address */
-  lua_setfield(L, -2, "CANNOT_FETCH");
+  lsv_set_cstr(L, "CANNOT_FETCH", SV_CANNOT_FETCH); /* in every refusal of a non-public reference address */
 }

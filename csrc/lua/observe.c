@@ -42,8 +42,7 @@ static int l_exchanges(lua_State *L) {
   int i;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
-  h = lua_newuserdatauv(L, sizeof *h, 0);
-  memset(h, 0, sizeof *h);
+  h = lsv_new_object(L, sizeof *h, 0, MT);
   h->nle = (int)lua_rawlen(L, 1), h->nops = (int)lua_rawlen(L, 2), h->count = lua_toboolean(L, 3), h->download = -1;
   luaL_argcheck(L, h->nle <= BOUNDS, 1, "at most 16 bounds");
   luaL_argcheck(L, h->nops <= OPS, 2, "at most 8 ops");
@@ -60,8 +59,6 @@ static int l_exchanges(lua_State *L) {
     if (strcmp(h->op[i], "download") == 0) h->download = i;
     lua_pop(L, 1);
   }
-  luaL_getmetatable(L, MT);
-  lua_setmetatable(L, -2);
   return 1;
 }
 
@@ -182,10 +179,7 @@ static int l_span_slots(lua_State *L) {
   lua_Integer cap = luaL_checkinteger(L, 1);
   slots *q;
   luaL_argcheck(L, cap > 0 && cap <= 1000000, 1, "a number of slots from 1 to 1000000");
-  q = lua_newuserdatauv(L, sizeof *q, 0);
-  q->cap = 0, q->slot = NULL;
-  luaL_getmetatable(L, SLOTS_MT);
-  lua_setmetatable(L, -2);
+  q = lsv_new_object(L, sizeof *q, 0, SLOTS_MT);
   q->slot = calloc((size_t)cap, sizeof *q->slot);
   if (!q->slot) return luaL_error(L, "out of memory");
   q->cap = cap;
@@ -273,8 +267,7 @@ void lsv_open_observe(lua_State *L) {
   static const luaL_Reg fns[] = { { "exchanges", l_exchanges }, { "exchanges_take", l_exchanges_take },
                                   { "span_slots", l_span_slots }, { NULL, NULL } };
   if (luaL_newmetatable(L, MT)) {
-    lua_pushliteral(L, MT);
-    lua_setfield(L, -2, "__name");
+    lsv_set_cstr(L, "__name", MT);
   }
   if (luaL_newmetatable(L, SLOTS_MT)) {
     lua_pushcfunction(L, slots_gc);

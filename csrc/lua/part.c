@@ -108,9 +108,7 @@ void lsv_part_class(lua_State *L) {
 }
 
 sv_part **lsv_push_part(lua_State *L) {
-  lpart *lp = lua_newuserdatauv(L, sizeof *lp, 0);
-  lp->p = NULL;
-  luaL_setmetatable(L, PART_MT);
+  lpart *lp = lsv_new_object(L, sizeof *lp, 0, PART_MT);
   return &lp->p;
 }
 

@@ -89,11 +89,6 @@ static const char *opt_field(lua_State *L, int t, const char *key) {
   return v;
 }
 
-static void set_buf(lua_State *L, const char *key, sv_buf *b) {
-  lua_pushlstring(L, b->data ? b->data : "", b->len);
-  lua_setfield(L, -2, key);
-}
-
 /* sigv4{method =, host =, path =, query = {name = value}, headers = {name = value}, payload =, region =,
    service =, access_key =, secret_key =, session_token =, time =, expires =} -> {authorization =, date =,
    query =, signature =, signed_headers =, canonical =, string_to_sign =} | nil, err (sv_core.h's
@@ -118,15 +113,13 @@ static int l_sigv4(lua_State *L) {
   sv_error_clear(&err);
   if (sv_sigv4_sign(&r, &o, &err) < 0) return lsv_fail(L, &err);
   lua_createtable(L, 0, 7);
-  lua_pushstring(L, o.date);
-  lua_setfield(L, -2, "date");
-  lua_pushstring(L, o.signature);
-  lua_setfield(L, -2, "signature");
-  set_buf(L, "canonical", &o.canonical);
-  set_buf(L, "string_to_sign", &o.to_sign);
-  set_buf(L, "signed_headers", &o.signed_headers);
-  set_buf(L, "query", &o.query);
-  if (o.authorization.len) set_buf(L, "authorization", &o.authorization);
+  lsv_set_cstr(L, "date", o.date);
+  lsv_set_cstr(L, "signature", o.signature);
+  lsv_set_str(L, "canonical", o.canonical.data, o.canonical.len);
+  lsv_set_str(L, "string_to_sign", o.to_sign.data, o.to_sign.len);
+  lsv_set_str(L, "signed_headers", o.signed_headers.data, o.signed_headers.len);
+  lsv_set_str(L, "query", o.query.data, o.query.len);
+  if (o.authorization.len) lsv_set_str(L, "authorization", o.authorization.data, o.authorization.len);
   sv_sigv4_free(&o);
   return 1;
 }
@@ -152,8 +145,7 @@ LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
   lsv_error_metatable(L); /* the error tables of a bad secret */
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
-  lua_pushliteral(L, "starvideos.sign 0.3.0");
-  lua_setfield(L, -2, "_VERSION");
+  lsv_set_cstr(L, "_VERSION", "starvideos.sign 0.3.0");
   /* SHA256: the hasher core.commit_start takes, run on its commit thread: this
      module then stays loaded for good (a thread may outlive the state) */
   sv_helper_pin_module();

@@ -47,10 +47,8 @@ static int l_stream(lua_State *L) {
   int md5 = lua_toboolean(L, 2);
   const char *saved = luaL_optstring(L, 3, NULL);
   sv_buf why = { 0 };
-  lstream *ls = lua_newuserdatauv(L, sizeof *ls, 0);
-  memset(ls, 0, sizeof *ls);
+  lstream *ls = lsv_new_object(L, sizeof *ls, 0, STREAM_MT);
   ls->tap.feed = tap_feed;
-  luaL_setmetatable(L, STREAM_MT);
   ls->s = sv_stream_new(expected, md5, saved, &why);
   if (!ls->s) return lsv_answer(L, -1, &why);
   return 1;

@@ -297,6 +297,15 @@ static int is_one_object(const char *s, size_t len) {
   return sv_json_scan(s, len, why, sizeof why) >= 0;
 }
 
+/* sv_json_duplicate_in over the top-level members of text (sv_json_read's): as answer.c and models.c call it */
+static int dupk_len(const char *text, size_t len, sv_buf *key) {
+  sv_buf ms = { 0 };
+  int n = sv_json_read(text, len, NULL, &ms, NULL, 0);
+  if (n >= 0) n = ms.oom ? -2 : sv_json_duplicate_in((const sv_json_member *)(void *)ms.data, (size_t)n, key);
+  sv_buf_free(&ms);
+  return n;
+}
+
 static void duplicate_fields(void) {
   sv_error err;
   sv_buf body;
@@ -400,7 +409,7 @@ static void extra_json(void) {
     int rc = build(f, 3, good[i].text, strlen(good[i].text), &body, &err);
     size_t tl = strlen(good[i].tail);
     snprintf(detail, sizeof detail, "rc=%d message=%s body=%s", rc, err.message, sv_buf_cstr(&body));
-    ok(rc == 0 && is_one_object(body.data, body.len) && sv_json_duplicate_key(body.data, body.len, NULL) == 0 &&
+    ok(rc == 0 && is_one_object(body.data, body.len) && dupk_len(body.data, body.len, NULL) == 0 &&
            body.len >= tl && memcmp(body.data + body.len - tl, good[i].tail, tl) == 0,
        good[i].name, detail);
     sv_buf_free(&body);
@@ -425,9 +434,7 @@ static void extra_json(void) {
   }
 }
 
-static int dupk(const char *text, sv_buf *key) {
-  return sv_json_duplicate_key(text, strlen(text), key);
-}
+static int dupk(const char *text, sv_buf *key) { return dupk_len(text, strlen(text), key); }
 
 static void duplicate_keys(void) {
   sv_buf key;
