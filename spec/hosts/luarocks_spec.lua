@@ -555,12 +555,23 @@ print("(not found)")]]) .. ")"
     assert.is_string(WARNING, "no quoted warning")
   end)
 
-  -- the per-VM tree lines: 5.4's, and for 5.3, 5.2, 5.1 the same with their version; the four sessions (each
-  -- in a HOME of its own) start together at the first of their cases, which each wait for theirs
-  local VERSIONS, per_vm = { "5.4", "5.3", "5.2", "5.1" }, {}
-  local function vm_session(v)
-    if next(per_vm) then return per_vm[v] end
-    for _, w in ipairs(VERSIONS) do
+  -- The sessions that build a rock, each in a HOME of its own: registered below beside their cases
+  -- (name, prepare: a function that makes the HOME and starts the session, returning what the case needs), they
+  -- all start together at the first case that asks for one (the builds run side by side); each case waits
+  -- for its own (finish).
+  local builds, runs = {}, nil
+  local function build(name)
+    if not runs then
+      runs = {}
+      for _, b in ipairs(builds) do runs[b.name] = b.prepare() end
+    end
+    return assert(runs[name], "no build registered before the first case: " .. name)
+  end
+
+  -- the per-VM tree lines: 5.4's, and for 5.3, 5.2, 5.1 the same with their version
+  local VERSIONS = { "5.4", "5.3", "5.2", "5.1" }
+  for _, w in ipairs(VERSIONS) do
+    builds[#builds + 1] = { name = w, prepare = function()
       assert.is_nil(io.open("/usr/local/lib/luarocks/rocks-" .. w .. "/starvideos"),
         "a starvideos rock in /usr/local would answer for the tree's")
       local home = fresh()
@@ -572,13 +583,12 @@ print("(not found)")]]) .. ")"
       lines[#lines + 1] = "echo cjson " .. where("cjson", "lua" .. w)
       lines[#lines + 1] = "echo core " .. where("starvideos.core", "lua" .. w)
       lines[#lines + 1] = "echo command $(command -v starvideos)"
-      per_vm[w] = { home = home, lines = lines, started = start(home, lines) }
-    end
-    return per_vm[v]
+      return { home = home, lines = lines, started = start(home, lines) }
+    end }
   end
   for _, v in ipairs(VERSIONS) do
     it("Lua " .. v .. ": into a tree of its own, then models, validate and generate", function()
-      local run = vm_session(v)
+      local run = build(v)
       local home, lines = run.home, run.lines
       local out, ok = finish(run.started)
       assert.is_true(ok, out)
@@ -599,7 +609,14 @@ print("(not found)")]]) .. ")"
     end)
   end
 
-  -- the per-VM tree block as written: 5.4's tree and LuaJIT's, in one HOME
+  -- the per-VM tree block as written: 5.4's tree and LuaJIT's, in one HOME (registered here: a describe's
+  -- body runs only when its turn comes)
+  if luajit then
+    builds[#builds + 1] = { name = "beside", prepare = function()
+      local dir = fresh()
+      return { home = dir, started = start(dir, find(TREES, "^luarocks ")) }
+    end }
+  end
   describe("LuaJIT beside Lua 5.4, a tree each", function()
     if not luajit then
       pending("luajit is not installed (Debian: apt-get install luajit2, or make deps)")
@@ -607,9 +624,10 @@ print("(not found)")]]) .. ")"
     end
     local home, tree54, treejit, install_out, install_ok
     lazy_setup(function()
-      home = fresh()
+      local run = build("beside")
+      home = run.home
       tree54, treejit = home .. "/rocks-5.4", home .. "/rocks-luajit"
-      install_out, install_ok = session(home, find(TREES, "^luarocks "))
+      install_out, install_ok = finish(run.started)
     end)
 
     it("installs both, LuaJIT's core with LuaJIT's headers", function()
@@ -666,21 +684,28 @@ print("(not found)")]]) .. ")"
     end)
   end)
 
+  if luajit then
+    builds[#builds + 1] = { name = "no lua5.1", prepare = function()
+      local home = fresh()
+      -- a PATH of every command of the usual directories but lua5.1
+      local farm = home .. "/bin"
+      assert(helper.execute("mkdir " .. q(farm) .. " && for d in /usr/local/bin /usr/bin /bin /usr/sbin /sbin; do "
+        .. "[ -d \"$d\" ] && ls \"$d\" | grep -vx 'lua5\\.1' | sed \"s|^|$d/|\"; done "
+        .. "| awk -F/ '!seen[$NF]++' | xargs ln -s -t " .. q(farm)))
+      local lines = { find(TREES, "^luarocks %-%-lua%-version=5%.1 ")[1], find(TREES, "^eval .*5%.1")[1] }
+      for _, line in ipairs(TRY) do lines[#lines + 1] = line end
+      lines[#lines + 1] = "echo lua5.1 $(command -v lua5.1 || echo none)"
+      return { home = home, farm = farm, started = start(home, lines, nil, farm) }
+    end }
+  end
   it("where there is no lua5.1, LuaJIT's tree's command runs on luajit (as the docs say)", function()
     if not luajit then
       pending("luajit is not installed (Debian: apt-get install luajit2, or make deps)")
       return
     end
-    local home = fresh()
-    -- a PATH of every command of the usual directories but lua5.1
-    local farm = home .. "/bin"
-    assert(helper.execute("mkdir " .. q(farm) .. " && for d in /usr/local/bin /usr/bin /bin /usr/sbin /sbin; do "
-      .. "[ -d \"$d\" ] && ls \"$d\" | grep -vx 'lua5\\.1' | sed \"s|^|$d/|\"; done "
-      .. "| awk -F/ '!seen[$NF]++' | xargs ln -s -t " .. q(farm)))
-    local lines = { find(TREES, "^luarocks %-%-lua%-version=5%.1 ")[1], find(TREES, "^eval .*5%.1")[1] }
-    for _, line in ipairs(TRY) do lines[#lines + 1] = line end
-    lines[#lines + 1] = "echo lua5.1 $(command -v lua5.1 || echo none)"
-    local out, ok = session(home, lines, nil, farm)
+    local run = build("no lua5.1")
+    local home, farm = run.home, run.farm
+    local out, ok = finish(run.started)
     assert.is_true(ok, out)
     assert.matches("\nlua5.1 none\n", out, 1, true)
     assert.matches("exec '" .. farm .. "/luajit' ", helper.read_file(home .. "/rocks-luajit/bin/starvideos"), 1, true)
@@ -689,7 +714,7 @@ print("(not found)")]]) .. ")"
       .. "where it is installed, else `luajit`", (section:gsub("%s+", " ")), 1, true)
   end)
 
-  it("as a user, not root: --local, then luarocks path finds the command and the modules", function()
+  builds[#builds + 1] = { name = "user", prepare = function()
     local user = sh("id -u"):match("^0\n") and helper.execute("command -v runuser >/dev/null") and "nobody" or nil
     local home = fresh(user)
     local lines = {}
@@ -697,7 +722,12 @@ print("(not found)")]]) .. ")"
     for _, line in ipairs(TRY) do lines[#lines + 1] = line end
     lines[#lines + 1] = "echo command $(command -v starvideos) $(id -un)"
     lines[#lines + 1] = "echo core " .. where("starvideos.core", "lua5.4")
-    local out, ok = session(home, lines, user)
+    return { home = home, user = user, started = start(home, lines, user) }
+  end }
+  it("as a user, not root: --local, then luarocks path finds the command and the modules", function()
+    local run = build("user")
+    local home, user = run.home, run.user
+    local out, ok = finish(run.started)
     assert.is_true(ok, out)
     assert.matches("\ncommand " .. home .. "/.luarocks/bin/starvideos " .. (user or ""), out, 1, true)
     assert.matches("\ncore " .. home .. "/.luarocks/lib/lua/5.4/starvideos/core.so\n", out, 1, true)
