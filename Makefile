@@ -42,7 +42,8 @@ INC_lua5.4   ?= $(LUA_INC)
 INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 
 # Debian packages the build, the tests and the demo need (test-all: every VM;
-# luarocks for spec/hosts/luarocks_spec.lua;
+# luarocks for spec/hosts/luarocks_spec.lua; ccache for the hosts specs' repeated builds
+# (spec/hosts/support/ccache.lua);
 # spec/hosts/nginx_spec.lua: nginx with its lua module, curl, openssl; the fleet specs:
 # redis-server, hiredis (and libssl-dev: TLS) for starvideos.redis;
 # spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; the storage specs: nodejs,
@@ -51,7 +52,7 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
-             redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace
+             redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache
 # The goals that install what is missing first (when apt-get exists); no other
 # goal depends on deps-checked, so a plain `make` calls no package manager.
 INSTALL_GOALS := test test-hosts test-all demo bench

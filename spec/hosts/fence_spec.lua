@@ -28,7 +28,10 @@ local N = 4
 local QUEUED, PROCESSING = 0.5, 5 -- the tasks complete about 4.5 s into the fault: after the keeper's claims
 local FAULT = 6                   -- 3 leases of 2 s
 local OWNER_FOR = 30              -- the owner's deadline for its jobs (s)
-local KEEP_FOR = 20               -- the keeper's timeout (s)
+-- the keeper's timeout (s): it runs to it.  The owner is processing 1-2 s after the keeper starts, the fault
+-- ends 6 s later, the tasks complete about 4.5 s into it: 15 s leaves the keeper 6 s and more to claim, fetch and
+-- post after the fault (its results are all in by then), and the owner's end to be seen beside it
+local KEEP_FOR = 15
 
 
 -- The owner (args: emulator URL, store URL, n, folder of its outs, receiver URL, secret): n jobs, each to

@@ -26,6 +26,12 @@ local function sh(cmd)
   return helper.capture(cmd .. " 2>&1")
 end
 
+-- the builds compile through ccache, into one cache of this file's run (spec/hosts/support/ccache.lua): the
+-- first describe's rock fills it for 5.4, and the later rocks compile only their VM's headers' files
+local ccache = require "spec.hosts.support.ccache"
+local cache = ccache.dir(true)
+teardown(function() ccache.remove(cache) end)
+
 local write = helper.write_file
 
 local exists = helper.exists
@@ -130,8 +136,8 @@ describe("luarocks make (" .. vm .. ")", function()
         .. q(prefix .. "/include/luajit-2.1")))
       flags = flags .. " --lua-dir=" .. q(prefix)
     end
-    build_out, build_ok = sh("cd " .. q(src) .. " && luarocks " .. flags .. " make --tree " .. q(tree)
-      .. " --deps-mode=none")
+    build_out, build_ok = sh("cd " .. q(src) .. " && env " .. ccache.env(cache) .. "luarocks " .. flags
+      .. " make --tree " .. q(tree) .. " --deps-mode=none")
   end)
 
   lazy_teardown(helper.cleanup)
@@ -330,7 +336,7 @@ describe("make without a package manager", function()
   end)
 
   it("make builds there", function()
-    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(nopm) .. " " .. MAKE)
+    local out, ok = sh("cd " .. q(src) .. " && env " .. ccache.env(cache, q(nopm)) .. MAKE)
     assert.is_true(ok, out)
     assert.is_true(exists(src .. "/build/starvideos/core.so"))
     assert.is_true(exists(src .. "/build/test_core"))
@@ -338,7 +344,7 @@ describe("make without a package manager", function()
   end)
 
   it("make calls no package manager, even where one would answer", function()
-    local out, ok = sh("cd " .. q(src) .. " && PATH=" .. q(fake) .. ":\"$PATH\" " .. MAKE .. " -B")
+    local out, ok = sh("cd " .. q(src) .. " && env " .. ccache.env(cache, q(fake) .. ':"$PATH"') .. MAKE .. " -B")
     assert.is_true(ok, out)
     assert.is_nil(helper.read_file(log))
   end)
@@ -448,7 +454,8 @@ describe("docs/install.md's LuaRocks lines", function()
   -- Runs lines in one sh (set -e) at the top of the copy, HOME=home, with no
   -- Lua path of this suite's: its output (each line announced by ">>> ") and
   -- whether all succeeded.
-  local function session(home, lines, user, path)
+  -- (start: in the background, its output into home/session.out; finish: waits for it, then what session returns)
+  local function start(home, lines, user, path)
     local script = { "set -e", "cd " .. q(home .. "/starvideos") }
     for _, line in ipairs(lines) do
       script[#script + 1] = "echo " .. q(">>> " .. line)
@@ -456,12 +463,21 @@ describe("docs/install.md's LuaRocks lines", function()
     end
     write(home .. "/session.sh", table.concat(script, "\n") .. "\n")
     local run = user and ("runuser -u " .. user .. " -- ") or ""
-    return sh(helper.UNINSTRUMENTED .. run .. "env -u LUA_INIT -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_2 "
-      .. "-u LUA_CPATH_5_2 -u LUA_PATH_5_3 -u LUA_CPATH_5_3 -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "
+    local out = home .. "/session.out"
+    return { out = out, proc = helper.spawn(helper.UNINSTRUMENTED .. run .. "env -u LUA_INIT -u LUA_PATH -u LUA_CPATH "
+      .. "-u LUA_PATH_5_2 -u LUA_CPATH_5_2 -u LUA_PATH_5_3 -u LUA_CPATH_5_3 -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "
       .. "-u STARVIDEOS_LUA -u STARVIDEOS_CPATH -u STARVIDEOS_STORE -u STARVIDEOS_LOG -u LUAROCKS_CONFIG "
-      .. (path and "PATH=" .. q(path) .. " " or "") .. "HOME=" .. q(home)
+      .. ccache.env(cache, path and q(path)) .. "HOME=" .. q(home)
       .. " STARVIDEOS_API_KEY=" .. q(emu.key) .. " STARVIDEOS_BASE_URL=" .. q(emu.url)
-      .. " sh " .. q(home .. "/session.sh"))
+      .. " sh " .. q(home .. "/session.sh") .. " >" .. q(out) .. " 2>&1") }
+  end
+  local function finish(started)
+    started.proc.pipe:read("*a")
+    local ok = started.proc:close()
+    return helper.read_file(started.out) or "", ok and true or nil
+  end
+  local function session(home, lines, user, path)
+    return finish(start(home, lines, user, path))
   end
 
   -- what a line printed: the output after its ">>> " up to the next line's
@@ -539,21 +555,42 @@ print("(not found)")]]) .. ")"
     assert.is_string(WARNING, "no quoted warning")
   end)
 
+  -- The sessions that build a rock, each in a HOME of its own: registered below beside their cases
+  -- (name, prepare: a function that makes the HOME and starts the session, returning what the case needs), they
+  -- all start together at the first case that asks for one (the builds run side by side); each case waits
+  -- for its own (finish).
+  local builds, runs = {}, nil
+  local function build(name)
+    if not runs then
+      runs = {}
+      for _, b in ipairs(builds) do runs[b.name] = b.prepare() end
+    end
+    return assert(runs[name], "no build registered before the first case: " .. name)
+  end
+
   -- the per-VM tree lines: 5.4's, and for 5.3, 5.2, 5.1 the same with their version
-  for _, v in ipairs { "5.4", "5.3", "5.2", "5.1" } do
-    it("Lua " .. v .. ": into a tree of its own, then models, validate and generate", function()
-      assert.is_nil(io.open("/usr/local/lib/luarocks/rocks-" .. v .. "/starvideos"),
+  local VERSIONS = { "5.4", "5.3", "5.2", "5.1" }
+  for _, w in ipairs(VERSIONS) do
+    builds[#builds + 1] = { name = w, prepare = function()
+      assert.is_nil(io.open("/usr/local/lib/luarocks/rocks-" .. w .. "/starvideos"),
         "a starvideos rock in /usr/local would answer for the tree's")
       local home = fresh()
       local lines = {
-        (find(TREES, "^luarocks %-%-lua%-version=5%.4 ")[1]:gsub("5%.4", v)),
-        (find(TREES, "^eval .*5%.4")[1]:gsub("5%.4", v)),
+        (find(TREES, "^luarocks %-%-lua%-version=5%.4 ")[1]:gsub("5%.4", w)),
+        (find(TREES, "^eval .*5%.4")[1]:gsub("5%.4", w)),
       }
       for _, line in ipairs(TRY) do lines[#lines + 1] = line end
-      lines[#lines + 1] = "echo cjson " .. where("cjson", "lua" .. v)
-      lines[#lines + 1] = "echo core " .. where("starvideos.core", "lua" .. v)
+      lines[#lines + 1] = "echo cjson " .. where("cjson", "lua" .. w)
+      lines[#lines + 1] = "echo core " .. where("starvideos.core", "lua" .. w)
       lines[#lines + 1] = "echo command $(command -v starvideos)"
-      local out, ok = session(home, lines)
+      return { home = home, lines = lines, started = start(home, lines) }
+    end }
+  end
+  for _, v in ipairs(VERSIONS) do
+    it("Lua " .. v .. ": into a tree of its own, then models, validate and generate", function()
+      local run = build(v)
+      local home, lines = run.home, run.lines
+      local out, ok = finish(run.started)
       assert.is_true(ok, out)
       local tree = home .. "/rocks-" .. v
       assert.matches("starvideos scm-1 is now installed in " .. tree, out, 1, true)
@@ -572,7 +609,14 @@ print("(not found)")]]) .. ")"
     end)
   end
 
-  -- the per-VM tree block as written: 5.4's tree and LuaJIT's, in one HOME
+  -- the per-VM tree block as written: 5.4's tree and LuaJIT's, in one HOME (registered here: a describe's
+  -- body runs only when its turn comes)
+  if luajit then
+    builds[#builds + 1] = { name = "beside", prepare = function()
+      local dir = fresh()
+      return { home = dir, started = start(dir, find(TREES, "^luarocks ")) }
+    end }
+  end
   describe("LuaJIT beside Lua 5.4, a tree each", function()
     if not luajit then
       pending("luajit is not installed (Debian: apt-get install luajit2, or make deps)")
@@ -580,9 +624,10 @@ print("(not found)")]]) .. ")"
     end
     local home, tree54, treejit, install_out, install_ok
     lazy_setup(function()
-      home = fresh()
+      local run = build("beside")
+      home = run.home
       tree54, treejit = home .. "/rocks-5.4", home .. "/rocks-luajit"
-      install_out, install_ok = session(home, find(TREES, "^luarocks "))
+      install_out, install_ok = finish(run.started)
     end)
 
     it("installs both, LuaJIT's core with LuaJIT's headers", function()
@@ -639,21 +684,28 @@ print("(not found)")]]) .. ")"
     end)
   end)
 
+  if luajit then
+    builds[#builds + 1] = { name = "no lua5.1", prepare = function()
+      local home = fresh()
+      -- a PATH of every command of the usual directories but lua5.1
+      local farm = home .. "/bin"
+      assert(helper.execute("mkdir " .. q(farm) .. " && for d in /usr/local/bin /usr/bin /bin /usr/sbin /sbin; do "
+        .. "[ -d \"$d\" ] && ls \"$d\" | grep -vx 'lua5\\.1' | sed \"s|^|$d/|\"; done "
+        .. "| awk -F/ '!seen[$NF]++' | xargs ln -s -t " .. q(farm)))
+      local lines = { find(TREES, "^luarocks %-%-lua%-version=5%.1 ")[1], find(TREES, "^eval .*5%.1")[1] }
+      for _, line in ipairs(TRY) do lines[#lines + 1] = line end
+      lines[#lines + 1] = "echo lua5.1 $(command -v lua5.1 || echo none)"
+      return { home = home, farm = farm, started = start(home, lines, nil, farm) }
+    end }
+  end
   it("where there is no lua5.1, LuaJIT's tree's command runs on luajit (as the docs say)", function()
     if not luajit then
       pending("luajit is not installed (Debian: apt-get install luajit2, or make deps)")
       return
     end
-    local home = fresh()
-    -- a PATH of every command of the usual directories but lua5.1
-    local farm = home .. "/bin"
-    assert(helper.execute("mkdir " .. q(farm) .. " && for d in /usr/local/bin /usr/bin /bin /usr/sbin /sbin; do "
-      .. "[ -d \"$d\" ] && ls \"$d\" | grep -vx 'lua5\\.1' | sed \"s|^|$d/|\"; done "
-      .. "| awk -F/ '!seen[$NF]++' | xargs ln -s -t " .. q(farm)))
-    local lines = { find(TREES, "^luarocks %-%-lua%-version=5%.1 ")[1], find(TREES, "^eval .*5%.1")[1] }
-    for _, line in ipairs(TRY) do lines[#lines + 1] = line end
-    lines[#lines + 1] = "echo lua5.1 $(command -v lua5.1 || echo none)"
-    local out, ok = session(home, lines, nil, farm)
+    local run = build("no lua5.1")
+    local home, farm = run.home, run.farm
+    local out, ok = finish(run.started)
     assert.is_true(ok, out)
     assert.matches("\nlua5.1 none\n", out, 1, true)
     assert.matches("exec '" .. farm .. "/luajit' ", helper.read_file(home .. "/rocks-luajit/bin/starvideos"), 1, true)
@@ -662,7 +714,7 @@ print("(not found)")]]) .. ")"
       .. "where it is installed, else `luajit`", (section:gsub("%s+", " ")), 1, true)
   end)
 
-  it("as a user, not root: --local, then luarocks path finds the command and the modules", function()
+  builds[#builds + 1] = { name = "user", prepare = function()
     local user = sh("id -u"):match("^0\n") and helper.execute("command -v runuser >/dev/null") and "nobody" or nil
     local home = fresh(user)
     local lines = {}
@@ -670,7 +722,12 @@ print("(not found)")]]) .. ")"
     for _, line in ipairs(TRY) do lines[#lines + 1] = line end
     lines[#lines + 1] = "echo command $(command -v starvideos) $(id -un)"
     lines[#lines + 1] = "echo core " .. where("starvideos.core", "lua5.4")
-    local out, ok = session(home, lines, user)
+    return { home = home, user = user, started = start(home, lines, user) }
+  end }
+  it("as a user, not root: --local, then luarocks path finds the command and the modules", function()
+    local run = build("user")
+    local home, user = run.home, run.user
+    local out, ok = finish(run.started)
     assert.is_true(ok, out)
     assert.matches("\ncommand " .. home .. "/.luarocks/bin/starvideos " .. (user or ""), out, 1, true)
     assert.matches("\ncore " .. home .. "/.luarocks/lib/lua/5.4/starvideos/core.so\n", out, 1, true)

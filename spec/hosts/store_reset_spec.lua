@@ -88,6 +88,18 @@ client:keep { dir = dir, lease = 2, interval = 0.2, timeout = 60,
   on_progress = function(ev) if ev.type == "claim" then say("claim " .. ev.id) end end }
 ]]
 
+-- A keep in a process of its own, once the dead holder's lease (2 s, or `lease`) has run out (it was renewed up to
+-- the kill: half a second more after it), that carries what is orphaned at its look and ends when that is done
+-- (`once`; `seconds` at most): what it said.
+local function keep_once(dir, emu, srv, videos, seconds, lease)
+  helper.sleep((lease or 2) + 0.5)
+  local keeper = helper.run_lua(dir, "keeper", redis_run.keeper(KEY, { once = true }),
+    { emu.url, srv.url, videos, tostring(seconds) })
+  local out = keeper.pipe:read("*a")
+  keeper:close()
+  return out
+end
+
 describe_redis("a store that lost its data", function()
   local srv, emu
 
@@ -128,9 +140,7 @@ describe_redis("a store that lost its data", function()
 
     local videos = dir .. "/videos"
     assert(helper.execute("mkdir " .. q(videos)))
-    local keeper = helper.run_lua(dir, "keeper", redis_run.keeper(KEY), { emu.url, srv.url, videos, "14" })
-    local out = keeper.pipe:read("*a")
-    keeper:close()
+    local out = keep_once(dir, emu, srv, videos, 14)
     assert.truthy(out:find("ended: " .. LIMIT .. " results, " .. LIMIT .. " saved", 1, true), out)
 
     assert.are.equal(LIMIT, emu:creates())
@@ -185,9 +195,7 @@ describe_redis("a store that lost its data", function()
       local said = table.concat(lines, "\n")
       assert.is_true(killed - flushed < 1, said)
       assert.is_true(killed - t0 < 4.5, said) -- (within a third of its lease: its lease script never ran)
-      local keeper = helper.run_lua(dir, "keeper", redis_run.keeper(KEY), { emu.url, srv.url, dir, "24" })
-      local out = keeper.pipe:read("*a")
-      keeper:close()
+      local out = keep_once(dir, emu, srv, dir, 24, 15) -- (the owner's lease: 15 s)
       local paid, saved = emu:creates(), tonumber(out:match("ended: %d+ results, (%d+) saved"))
       said = string.format("%s\npaid %d, saved %s, downloads %d\n%s", said, paid, saved, #emu:video_ranges(), out)
       assert.are.equal(BEFORE + AFTER, paid, said)
@@ -215,9 +223,7 @@ describe_redis("a store that lost its data", function()
       helper.wait_until(function() return said():find("store_reset", 1, true) end, 3)
       assert(helper.execute("kill -9 " .. keep1.pid))
       keep1:close()
-      local keep2 = helper.run_lua(dir, "keep2", redis_run.keeper(KEY), { emu.url, srv.url, dir, "16" })
-      local out = keep2.pipe:read("*a")
-      keep2:close()
+      local out = keep_once(dir, emu, srv, dir, 16)
       local saved = tonumber(out:match("ended: %d+ results, (%d+) saved"))
       local all = string.format("%s\npaid %d, saved %s, downloads %d\n%s", said(), emu:creates(), saved,
         #emu:video_ranges(), out)
