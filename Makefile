@@ -175,7 +175,7 @@ lint: | $(DEPS_FIRST)
 
 # The suite in tiers.  `make test`: the specs of spec/ but spec/hosts/ (each
 # module through its seam, the transport cases on libcurl, the emulator
-# workflows), on Lua 5.4, each file in a process of its own, twice as many at
+# workflows), on Lua 5.4, each file in a process of its own, three times as many at
 # once as there are cores (they mostly wait on their servers: tools/run-specs.sh),
 # but the cases tagged #hosts.  `make test-hosts`: spec/hosts/ and those cases once,
 # each spec on the VM its host needs (nginx's LuaJIT, LuaRocks trees, a C
@@ -195,7 +195,7 @@ MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 endif
 
 test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) lint
-	@JOBS=$${JOBS:-$$(($$(nproc) * 2))} sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
+	@JOBS=$${JOBS:-$$(($$(nproc) * 3))} sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
 
 test-hosts: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
 	@TIER=hosts sh tools/run-specs.sh $(LUA) $(HOST_SPECS) $(TAGGED_SPECS)

@@ -44,9 +44,9 @@ part() {
 "
 }
 
-# twice as many spec files at once as there are cores (they mostly wait on their servers); the hosts'
+# three times as many spec files at once as there are cores (they mostly wait on their servers); the hosts'
 # specs, which time frames and pings, as many as there are cores
-part_jobs=${JOBS:-$(($(nproc) * 2))} part_tier=fast
+part_jobs=${JOBS:-$(($(nproc) * 3))} part_tier=fast
 for vm in "$@"; do
   cpath="build/$vm/?.so"
   [ "$vm" = lua5.4 ] && cpath="build/?.so"
