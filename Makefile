@@ -175,14 +175,17 @@ lint: | $(DEPS_FIRST)
 
 # The suite in tiers.  `make test`: the specs of spec/ but spec/hosts/ (each
 # module through its seam, the transport cases on libcurl, the emulator
-# workflows), on Lua 5.4, each file in a process of its own, twice as many at
-# once as there are cores (they mostly wait on their servers: tools/run-specs.sh).  `make test-hosts`: spec/hosts/ once,
+# workflows), on Lua 5.4, each file in a process of its own, three times as many at
+# once as there are cores (they mostly wait on their servers: tools/run-specs.sh),
+# but the cases tagged #hosts.  `make test-hosts`: spec/hosts/ and those cases once,
 # each spec on the VM its host needs (nginx's LuaJIT, LuaRocks trees, a C
 # host, LÖVE, Redis fleets, the README's own lines).  `make test-all`: lint,
 # `make test` on every VM, then `make test-hosts`; one line per part, then
 # the total.
 TEST_SPECS  = $(sort $(shell find spec -name '*_spec.lua' -not -path 'spec/hosts/*' 2>/dev/null))
 HOST_SPECS  = $(sort $(wildcard spec/hosts/*_spec.lua))
+# files of spec/ whose #hosts cases the hosts tier runs (tools/run-specs.sh)
+TAGGED_SPECS = $(shell grep -l -e '#hosts' $(TEST_SPECS) 2>/dev/null)
 HOST_BUILDS = $(NGX_SO)
 
 # The tiers build what they need (and `make test` lints) a job a core, each after deps-checked (their
@@ -192,10 +195,10 @@ MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 endif
 
 test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) lint
-	@JOBS=$${JOBS:-$$(($$(nproc) * 2))} sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
+	@JOBS=$${JOBS:-$$(($$(nproc) * 3))} sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
 
 test-hosts: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
-	@sh tools/run-specs.sh $(LUA) $(HOST_SPECS)
+	@TIER=hosts sh tools/run-specs.sh $(LUA) $(HOST_SPECS) $(TAGGED_SPECS)
 
 # Lint once, then `make test`'s specs on every VM, each loading its own
 # build/<vm>/ modules and running the emulator and the CLI under itself, then

@@ -17,7 +17,7 @@
 
 # the specs of 2.: `make test`'s, but those whose cases are mostly child
 # processes given build/?.so (the command line's, keep's)
-ASAN_SKIP  := cli keep
+ASAN_SKIP  := cli cli_ops keep
 ASAN_SPECS  = $(filter-out $(foreach s,$(ASAN_SKIP),%/$(s)_spec.lua),$(TEST_SPECS))
 
 SAN_CC     ?= clang

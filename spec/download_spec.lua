@@ -253,7 +253,7 @@ describe("an out that cannot be written", function()
 
   -- examples/embed/host.c: `host [options] BASE_URL OUT` starts one job with
   -- client:start(params, { out = OUT }) from the static library.
-  describe("in a C host (build/libstarvideos.a)", function()
+  describe("in a C host (build/libstarvideos.a) #hosts", function()
     it("start with an out in a missing folder fails at once and sends nothing", function()
       local built, ok = helper.capture(helper.UNINSTRUMENTED .. "make --no-print-directory -C " .. q(helper.root)
         .. " static embed-host 2>&1")

@@ -367,7 +367,7 @@ describe("the client's learned schedule", function()
     return { in_wait = w / n, young = y / n, all = all / n }
   end
 
-  it("spends a seen kind's polls near its end, not while it surely runs", function()
+  it("spends a seen kind's polls near its end, not while it surely runs #hosts", function()
     local c = client { journal = dir .. "/j.jsonl" }
     local fixed = batch(c, Schedule.MIN_SAMPLES)
     assert.is_true(fixed.in_wait > 0, "the fixed 0.25 s interval: " .. fixed.in_wait .. " polls early")
@@ -388,7 +388,7 @@ describe("the client's learned schedule", function()
     assert.are.equal(Schedule.MIN_SAMPLES + 6, took)
   end)
 
-  it("starts from the journal's tasks: a new key's client polls its first tasks the learned way", function()
+  it("starts from the journal's tasks: a new key's client polls its first tasks the learned way #hosts", function()
     -- the schedule is the key's, which the test before taught: a key of its own
     -- (an emulator of its own), first without the journal, then with it
     local other = helper.emulator { queued = 0, processing = 1.1 }

@@ -16,6 +16,8 @@ logdir=$(mktemp -d /tmp/starvideos-test-all.XXXXXX) || exit 1
 trap 'rm -rf "$logdir"' EXIT
 specs=$(find spec -name '*_spec.lua' -not -path 'spec/hosts/*' | sort)
 hosts=$(find spec/hosts -name '*_spec.lua' | sort)
+# shellcheck disable=SC2086
+tagged=$(grep -l -e '#hosts' $specs)
 results=""
 total_passed=0
 total_failed=0
@@ -30,7 +32,7 @@ part() {
   env -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 \
     LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua;;' LUA_CPATH="$cpath;;" STARVIDEOS_CPATH="$cpath" \
     STARVIDEOS_LUA="$vm" BUSTED_ARGS="--cpath=$cpath $BUSTED_ARGS" \
-    JOBS=$part_jobs sh tools/run-specs.sh "$vm" "$@" | tee "$logdir/$name.log"
+    JOBS=$part_jobs TIER=$part_tier sh tools/run-specs.sh "$vm" "$@" | tee "$logdir/$name.log"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$name.log" | tail -n 1)
   [ -n "$line" ] || line="0 passed, 1 failed"
   passed=$(echo "$line" | awk '{ print $1 }')
@@ -42,18 +44,18 @@ part() {
 "
 }
 
-# twice as many spec files at once as there are cores (they mostly wait on their servers); the hosts'
+# three times as many spec files at once as there are cores (they mostly wait on their servers); the hosts'
 # specs, which time frames and pings, as many as there are cores
-part_jobs=${JOBS:-$(($(nproc) * 2))}
+part_jobs=${JOBS:-$(($(nproc) * 3))} part_tier=fast
 for vm in "$@"; do
   cpath="build/$vm/?.so"
   [ "$vm" = lua5.4 ] && cpath="build/?.so"
   # shellcheck disable=SC2086
   part "$vm" "$vm" "$cpath" $specs
 done
-part_jobs=${JOBS:-$(nproc)}
+part_jobs=${JOBS:-$(nproc)} part_tier=hosts
 # shellcheck disable=SC2086
-part hosts lua5.4 "build/?.so" $hosts
+part hosts lua5.4 "build/?.so" $hosts $tagged
 
 if [ "${LINT_RESULT:-}" = failed ]; then
   results="${results}lint: failed (see the luacheck / luac5.1 output above)

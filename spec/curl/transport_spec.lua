@@ -440,9 +440,9 @@ describe("the transport", function()
       if helper.vm ~= "lua5.4" then pending("runs under lua5.4 (the host is Lua 5.4)") return end
       local root, q = helper.root, helper.shell_quote
       local built, ok = helper.capture("make --no-print-directory -C " .. q(root)
-        .. " build/" .. name .. " build/lua5.4/starvideos/curl.so 2>&1")
+        .. " build/" .. name .. " build/starvideos/curl.so 2>&1")
       assert.is_true(ok, built)
-      return q(root .. "/build/" .. name) .. " " .. q(root .. "/build/lua5.4/?.so")
+      return q(root .. "/build/" .. name) .. " " .. q(root .. "/build/?.so")
     end
     local q = helper.shell_quote
 

@@ -100,7 +100,7 @@ describe("keep (journal, flock leases, real processes)", function()
   end)
   before_each(function() emu:reset() end)
 
-  it("finishes the tasks of children killed -9 mid-poll and mid-download, round after round", function()
+  it("finishes the tasks of children killed -9 mid-poll and mid-download, round after round #hosts", function()
     for round = 1, 2 do
       local dir = helper.tmpdir()
       local journal = dir .. "/tasks.jsonl"
@@ -140,7 +140,7 @@ describe("keep (journal, flock leases, real processes)", function()
     end
   end)
 
-  it("never downloads one task twice with two keepers at once on one journal", function()
+  it("never downloads one task twice with two keepers at once on one journal #hosts", function()
     local dir = helper.tmpdir()
     local journal = dir .. "/tasks.jsonl"
     local ids = {}

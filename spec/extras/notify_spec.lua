@@ -71,7 +71,7 @@ describe("notify", function()
     assert(ok, err)
   end)
 
-  it("still sends each once when the receiver starts 5 s late on its port", function()
+  it("still sends each once when the receiver starts 5 s late on its port #hosts", function()
     local port = helper.free_ports(1)[1]
     local client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j",
       notify = { url = "http://127.0.0.1:" .. port .. "/hook", secret = SECRET } }
@@ -86,7 +86,7 @@ describe("notify", function()
     assert(ok, err)
   end)
 
-  it("a process killed -9 while its delivery waits: keep sends the event with the same webhook-id", function()
+  it("a process killed -9 while its delivery waits: keep sends the event with the same webhook-id #hosts", function()
     local rx = receiver(dir)
     helper.write_file(dir .. "/hang", "")
     local journal, out = dir .. "/j", dir .. "/v.mp4"
@@ -187,7 +187,8 @@ describe("notify", function()
     assert(ok, err)
   end)
 
-  it("keep's own notify: a task keep downloads for a closed owner without notify sends its event there", function()
+  it("keep's own notify: a task keep downloads for a closed owner without notify sends its event there #hosts",
+    function()
     local rx = receiver(dir)
     local ok, err = pcall(function()
       local owner = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j" }
@@ -271,7 +272,8 @@ describe("notify", function()
     assert(ok, err)
   end)
 
-  it("a keep whose own delivery ran out of retry_for sends it again keep_again later, with its webhook-id", function()
+  it("a keep whose own delivery ran out of retry_for sends it again keep_again later, with its webhook-id #hosts",
+    function()
     local rx = receiver(dir)
     helper.write_file(dir .. "/status", "503")
     local seen = {}

@@ -76,7 +76,7 @@ describe("the journal", function()
 end)
 
 -- Real processes against the emulator: concurrent writers and SIGKILL.
-describe("the journal shared by processes", function()
+describe("the journal shared by processes #hosts", function()
   local emu
   setup(function() emu = helper.emulator { queued = 600, processing = 600 } end)
   teardown(function() emu:stop(); helper.cleanup() end)

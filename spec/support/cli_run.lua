@@ -1,0 +1,174 @@
+-- The command line as a child process, for the specs of spec/tools/cli*_spec.lua: a run's
+-- output and exit code (the API key never in either), a command it printed run as a person
+-- would paste it, the command in the background, and `session`: a describe block's emulator
+-- with the runs made against it.
+
+local cjson = require "cjson.safe"
+local helper = require "spec.helper"
+local shared_emulator = require "spec.support.shared_emulator"
+local assert = require "luassert"
+
+local M = {}
+local BIN = helper.root .. "/bin/starvideos"
+local KEY = "sk-cli-spec-7f3a9c2e" -- distinctive: no output may ever contain it
+M.KEY, M.BIN = KEY, BIN
+M.SAMPLE = require("starvideos.emulator.files").video(5)
+
+local q = helper.shell_quote
+
+local function lines(text)
+  local list = {}
+  for l in (text or ""):gmatch("[^\n]+") do list[#list + 1] = l end
+  return list
+end
+
+-- cmd (a shell command line) run with stdin from opts.stdin (text) or
+-- /dev/null: { out =, err =, code = }, the API key in neither.
+local function run_command(cmd, opts)
+  local errfile = os.tmpname()
+  local infile
+  if opts.stdin then
+    infile = os.tmpname()
+    local f = assert(io.open(infile, "w"))
+    f:write(opts.stdin)
+    f:close()
+  end
+  if opts.tty then
+    cmd = "script -qec " .. q(cmd) .. " /dev/null"
+  end
+  cmd = cmd .. " <" .. q(infile or "/dev/null") .. " 2>" .. q(errfile)
+  local out, _, code = helper.capture(cmd)
+  local err = helper.read_file(errfile) or ""
+  os.remove(errfile)
+  if infile then os.remove(infile) end
+  -- key hygiene, for every single run
+  assert(not out:find(KEY, 1, true), "the API key appeared on stdout of: " .. cmd)
+  assert(not err:find(KEY, 1, true), "the API key appeared on stderr of: " .. cmd)
+  return { out = out, err = err, code = code }
+end
+
+-- "env -u STARVIDEOS_API_KEY -u STARVIDEOS_BASE_URL K=V ...": the caller's
+-- STARVIDEOS_* cleared, then env's variables set.
+local function env_prefix(env)
+  local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
+  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
+  return table.concat(parts, " ")
+end
+
+-- run(args, env, opts) -> { out =, err =, code = }.  env: variables to set (the
+-- caller's STARVIDEOS_* are always cleared first); opts.stdin: text for stdin;
+-- opts.tty: run under script(1), so that stdout is a terminal (err is then merged);
+-- opts.lua: the interpreter (default lua5.4).
+local function run(args, env, opts)
+  opts = opts or {}
+  local parts = { env_prefix(env) }
+  parts[#parts + 1] = opts.lua or q(helper.lua) -- the VM running the specs, unless a spec picks one
+  parts[#parts + 1] = q(BIN)
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  return run_command(table.concat(parts, " "), opts)
+end
+
+-- A command the command line printed for a person ("starvideos wait ..."),
+-- run by a shell as they would paste it, `starvideos` on the PATH being
+-- bin/starvideos under the VM of the specs: what run() returns.
+local function run_printed(command, env)
+  local dir = helper.tmpdir()
+  helper.write_file(dir .. "/starvideos", "#!/bin/sh\nexec " .. q(helper.lua) .. " " .. q(BIN) .. ' "$@"\n')
+  assert(helper.execute("chmod +x " .. q(dir .. "/starvideos")))
+  return run_command(env_prefix(env) .. " PATH=" .. q(dir) .. ':"$PATH" sh -c ' .. q(command), {})
+end
+
+local function until_true(f)
+  if not helper.wait_until(f, 10) then error("gave up waiting") end
+end
+
+-- The command line in the background: its pid, :stop(signal), which sends
+-- the signal (none: nil) and returns what run() does once the command ended,
+-- and :err_line(text), the line of its stderr with text, once it is there (a
+-- killed command's line comes from its watcher, after it ended).
+local function background(args, env, lua)
+  local dir = helper.tmpdir()
+  local parts = { env_prefix(env) }
+  parts[#parts + 1] = q(lua or helper.lua)
+  parts[#parts + 1] = q(BIN)
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(parts, " ")
+  assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
+    .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
+  until_true(function() return (helper.read_file(dir .. "/pid") or ""):match("%d+\n") end)
+  local proc = { pid = helper.read_file(dir .. "/pid"):match("%d+") }
+  function proc.stop(_, signal)
+    if signal then os.execute("kill -" .. signal .. " " .. proc.pid) end
+    until_true(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end)
+    return { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/out"),
+      err = helper.read_file(dir .. "/err") }
+  end
+  function proc.err_line(_, text)
+    local found
+    until_true(function()
+      for l in (helper.read_file(dir .. "/err") or ""):gmatch("[^\n]+") do
+        if l:find(text, 1, true) then found = l end
+      end
+      return found
+    end)
+    return found
+  end
+  return proc
+end
+
+local function has_command(name)
+  local p = io.popen("command -v " .. name)
+  local found = p:read("*a")
+  p:close()
+  return found ~= ""
+end
+
+local function has_script() return has_command("script") end
+
+M.lines, M.run, M.run_printed, M.until_true, M.background = lines, run, run_printed, until_true, background
+M.has_command, M.has_script = has_command, has_script
+
+-- Called inside a describe block: its emulator (keep(emu) when it starts) and, against it,
+-- env(extra) (the variables of a run), posts() (the POSTs it got), create(extra_args, e) (a task
+-- made through the command line: its decoded JSON) and completed(extra_args) (one waited for).
+function M.session(keep)
+  local emu
+
+  local function env(extra)
+    local e = { STARVIDEOS_API_KEY = KEY, STARVIDEOS_BASE_URL = emu.url }
+    for k, v in pairs(extra or {}) do e[k] = v end
+    return e
+  end
+
+  local function posts()
+    local list = {}
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "POST" then list[#list + 1] = r end
+    end
+    return list
+  end
+
+  -- A task created through the command line: its decoded JSON.
+  local function create(extra_args, e)
+    local args = { "create", "--model", "videos", "--prompt", "a cat surfing", "--duration", "5", "--json" }
+    for _, a in ipairs(extra_args or {}) do args[#args + 1] = a end
+    local r = run(args, e or env())
+    assert.equals(0, r.code, r.err)
+    local task = assert(cjson.decode(r.out), r.out)
+    assert.is_string(task.id)
+    return task
+  end
+
+  local function completed(extra_args)
+    local task = create(extra_args)
+    local r = run({ "wait", task.id, "--interval", "0.1" }, env())
+    assert.equals(0, r.code, r.err)
+    return task
+  end
+
+  shared_emulator({ key = KEY, queued = 0.2, processing = 0.2 }, function(e) emu = e; keep(e) end)
+
+  return env, posts, create, completed
+end
+
+return M
