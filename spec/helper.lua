@@ -213,6 +213,12 @@ function helper.sleep(seconds)
   socket.sleep(seconds)
 end
 
+-- The whole lines of a file another process may be appending to, as an iterator:
+-- a line still being written (no "\n" yet: a reader can see a write's first bytes) is left out.
+function helper.whole_lines(path)
+  return (helper.read_file(path) or ""):gmatch("([^\n]+)\n")
+end
+
 -- Calls pred() until it returns true, for at most `seconds` (10); whether it did.
 function helper.wait_until(pred, seconds)
   local deadline = socket.gettime() + (seconds or 10)

@@ -114,9 +114,9 @@ describe("the command line with s3:// outs", function()
     local journal, key = dir .. "/j.jsonl", "killed/cat.mp4"
     local p = helper.spawn(words { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5",
       "--interval", "0.1", "--out", "s3://vids/" .. key, "--journal", journal } .. " </dev/null >/dev/null 2>&1")
-    local function recorded() -- the parts the journal holds for the upload now
+    local function recorded() -- the parts the journal holds for the upload now (the child writes it)
       local n = 0
-      for l in (helper.read_file(journal) or ""):gmatch("[^\n]+") do
+      for l in helper.whole_lines(journal) do
         local e = cjson.decode(l)
         if e and e.event == "upload" then n = type(e.upload) == "string" and #cjson.decode(e.upload).parts or 0 end
       end

@@ -111,9 +111,9 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     local dir = helper.tmpdir()
     emu:config { video_size = 200 * MB }
     local journal, key = dir .. "/j.jsonl", "killed.mp4"
-    local function recorded() -- the parts the journal holds for the upload now
+    local function recorded() -- the parts the journal holds for the upload now (the child writes it)
       local n = 0
-      for l in (helper.read_file(journal) or ""):gmatch("[^\n]+") do
+      for l in helper.whole_lines(journal) do
         local e = cjson.decode(l)
         if e.event == "upload" then n = type(e.upload) == "string" and #cjson.decode(e.upload).parts or 0 end
       end
