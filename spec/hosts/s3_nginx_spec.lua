@@ -140,8 +140,10 @@ describe("a video streamed into a bucket inside nginx", function()
     assert.same({}, writes((helper.read_file(trace) or ""):sub(traced + 1)), "nginx made or changed files")
     assert.is_true(busy.n >= 20, "only " .. busy.n .. " pings")
     -- The worker's own work: a part hashed in the worker, or its megabytes made one string there, holds it 10 to
-    -- 60 ms of CPU a part (25 to 40 times in 200 MB); here only the start (the first client's pool thread) may.
-    assert.is_true(busy.held_n <= 3, str_format("the worker's loop went 8 ms or more of its own CPU without a turn "
+    -- 60 ms of CPU a part (25 to 40 times in 200 MB); here only the start (the first client's pool thread) may,
+    -- and a part's PUT (about 5 ms a turn, not capped) when the 2-core machine's load stretches its CPU time
+    -- (CI saw 5 times, at most 13.7 ms): at most 10.
+    assert.is_true(busy.held_n <= 10, str_format("the worker's loop went 8 ms or more of its own CPU without a turn "
       .. "%d times (at most %.1f ms)", busy.held_n, busy.held * 1000))
     -- /ping within 10 ms, 95% of them (the rest: the loaded machine's hiccups, the other engineers' builds), with
     -- the 2-core machine's load for margin: 20 ms
