@@ -31,9 +31,12 @@ function M.hold(key) return records_leases.hold(key, new) end
 -- One user fewer: whether it was the last (its key is then the caller's to delete).
 Lease.release = records_leases.release
 
--- The lease renewed, the store's identity answered (fleet/scripts.lua's lease).
-local function send(ledger, id)
-  return ledger.store:send_script("ledger_lease", M.lease_keys(ledger, id), { tostring(ledger.lease_ms) })
+-- The lease renewed, the store's identity answered (fleet/scripts.lua's lease): the script for id sent on
+-- ledger's store (h: a renewal's ask, its answer shared: store:send_for), n, or nil, err.
+local function send(ledger, id, h)
+  local keys, args = M.lease_keys(ledger, id), { tostring(ledger.lease_ms) }
+  if h then return ledger.store:send_for(h, "ledger_lease", keys, args) end
+  return ledger.store:send_script("ledger_lease", keys, args)
 end
 
 function M.lease_keys(ledger, id) return { ledger.prefix .. "owner:" .. id, ledger.prefix .. "identity" } end
@@ -76,7 +79,7 @@ function Lease:renew_async(ledger, t)
   if not rule.due(self, t, ledger.lease_ms) or ledger.queue:down_now(t) then return true end
   a = { st = ledger.store, sent_at = t }
   self.ask = a -- (before the send, which yields inside nginx: one renewal in flight)
-  local sent = ledger.store:send_for(a, "ledger_lease", M.lease_keys(ledger, self.id), { tostring(ledger.lease_ms) })
+  local sent = send(ledger, self.id, a)
   if not sent then self.ask = nil; return true end
   return false
 end
