@@ -291,10 +291,11 @@ static int t_cancel(lua_State *L) {
   return 0;
 }
 
-/* t:set_max_connections(n): the key's max_connections from now on (clamped) */
+/* t:set_max_connections(n): the key's max_connections from now on (clamped; NaN refused) */
 static int t_set_max_connections(lua_State *L) {
   lhttp *lh = check_http(L);
   lua_Number n = luaL_checknumber(L, 2);
+  luaL_argcheck(L, n == n, 2, "max_connections is not a number (NaN)");
   sv_http_set_max_connections(lh->h, n < 1 ? 1 : n > 1024 ? 1024 : (int)n);
   return 0;
 }
