@@ -186,10 +186,4 @@ function S.xml_list(body, name, fields)
   return out
 end
 
--- text escaped for an XML element.
-function S.escape(text)
-  return (text:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
-    ["'"] = "&apos;" }))
-end
-
 return S
