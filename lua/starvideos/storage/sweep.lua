@@ -11,8 +11,8 @@ local Object = require "starvideos.storage.object"
 local S3 = require "starvideos.storage.s3"
 local Sink = require "starvideos.sink"
 
-local next, setmetatable, ipairs, pairs, tonumber, tostring, os_time, string_format, table_concat, math_floor =
-  next, setmetatable, ipairs, pairs, tonumber, tostring, os.time, string.format, table.concat, math.floor
+local next, ipairs, pairs, tonumber, tostring, os_time, string_format, table_concat, math_floor =
+  next, ipairs, pairs, tonumber, tostring, os.time, string.format, table.concat, math.floor
 local now = core.now
 
 local W = {}
@@ -52,21 +52,6 @@ local function ours(ctx, dir, name)
   return keys, held
 end
 
--- A request's owner (storage/object.lua's call): the bucket's key, told when its answer came.
-local Ask = {}
-Ask.__index = Ask
-function Ask:advance() self.done = true end
-function Ask:cancel() self.done = true end
-
-local function ask(ctx, st, bucket, key, op, a)
-  local o = setmetatable({ loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, st = st, bucket = bucket, key_name = key,
-    out = "s3://" .. bucket .. "/" .. key, path = "/" .. bucket .. "/" .. key, deadline = now() + 60, done = false },
-    Ask)
-  o.req = Object.call(o, op, a, now())
-  ctx.loop:drive(function() return o.done or o.req.done end)
-  return o.req
-end
-
 -- The longest prefix the keys share (one listing a bucket).
 local function shared(keys)
   local p
@@ -84,8 +69,8 @@ end
 local function stale(ctx, st, bucket, keys, held, before)
   local list, marker, id_marker = {}, nil, nil
   repeat
-    local req = ask(ctx, st, bucket, "", "uploads", { prefix = shared(keys), key_marker = marker,
-      id_marker = id_marker })
+    local req = Object.ask(ctx, st, bucket, "", "uploads", { prefix = shared(keys), key_marker = marker,
+      id_marker = id_marker }, now() + 60)
     if req.err then return nil, req.err end
     local body = req.task and req.task.body
     for _, u in ipairs(S3.xml_list(body, "Upload", { "Key", "UploadId", "Initiated" })) do
@@ -112,7 +97,7 @@ function W.run(ctx, dir, name)
     local list, err = stale(ctx, st, bucket, set, held, before)
     if not list then failed[#failed + 1] = string_format("s3://%s: %s", bucket, tostring(err and err.message)) end
     for _, u in ipairs(list or {}) do
-      local req = ask(ctx, st, bucket, u.key, "abort", { upload = u.id })
+      local req = Object.ask(ctx, st, bucket, u.key, "abort", { upload = u.id }, now() + 60)
       if req.err and req.err.status ~= 404 then
         failed[#failed + 1] = string_format("s3://%s/%s upload %s: %s", bucket, u.key, u.id, tostring(req.err.message))
       elseif not req.err then
