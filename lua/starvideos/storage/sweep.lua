@@ -19,17 +19,13 @@ local W = {}
 
 W.STALE = 24 * 3600 -- seconds an upload no task holds is left alone (S3's lifecycle rules count in days too)
 
--- Seconds since the epoch of an ISO 8601 time in UTC ("2026-11-25T22:00:00.000Z"), or nil.
+-- Seconds since the epoch of an ISO 8601 time in UTC ("2026-11-25T22:00:00.000Z"), or nil: read by core.http_date
+-- (the C core's calendar) as the HTTP date of the same time.
 function W.iso_time(text)
-  local y, mo, d, h, mi, s = (text or ""):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
-  if not y then return nil end
-  y, mo = tonumber(y), tonumber(mo)
-  local yy = mo <= 2 and y - 1 or y -- (days from the civil date: the proleptic Gregorian calendar)
-  local era = math_floor(yy / 400)
-  local yoe = yy - era * 400
-  local doy = math_floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + tonumber(d) - 1
-  local days = era * 146097 + yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+  local y, mo, d, hms = (text or ""):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d:%d%d:%d%d)")
+  local month = y and ("JanFebMarAprMayJunJulAugSepOctNovDec"):sub(3 * tonumber(mo) - 2, 3 * tonumber(mo))
+  local t = month and core.http_date(string_format("Sun, %s %s %s %s GMT", d, month, y, hms))
+  return t and math_floor(t) or nil
 end
 
 -- The keys of ours in each bucket (bucket -> key -> true; name(id): a task's file name in dir) and the uploads the
