@@ -32,8 +32,7 @@ end
 -- ledger holds (id -> true).
 local function ours(ctx, dir, name)
   local keys, held = {}, {}
-  local function add(url)
-    if not Sink.object(url) then return end
+  local function add(url) -- (S3.parse refuses a file's path)
     local bucket, key = S3.parse(url, "out")
     if bucket then keys[bucket] = keys[bucket] or {}; keys[bucket][key] = true end
   end
@@ -50,15 +49,11 @@ end
 
 -- The longest prefix the keys share (one listing a bucket).
 local function shared(keys)
-  local p
+  local p = next(keys) or ""
   for k in pairs(keys) do
-    if not p then p = k else
-      local n = 0
-      while n < #p and p:byte(n + 1) == k:byte(n + 1) do n = n + 1 end
-      p = p:sub(1, n)
-    end
+    while k:sub(1, #p) ~= p do p = p:sub(1, -2) end
   end
-  return p or ""
+  return p
 end
 
 -- Bucket's stale uploads at its keys of ours: {key, id}s (a failed listing: nil, its error).
