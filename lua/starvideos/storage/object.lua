@@ -64,11 +64,6 @@ local function call(owner, op, a, t, long)
 end
 O.call = call
 
--- The ETag an answer gives (its header, else its XML's), quotes kept.
-local function etag_of(answer)
-  return answer.headers:match("[Ee][Tt][Aa][Gg]:%s*([^\r\n]*)") or S3.xml(answer.body, "ETag")
-end
-
 ------------------------------------------------------------------ the upload (the transfer)
 
 local U = {}
@@ -221,7 +216,8 @@ function U:taken(req, t)
   local p = req.part
   if self.failed then return end -- (its upload is aborted now)
   if req.err then return self:fail(req.err, t) end
-  local etag = etag_of(req.task)
+  -- (its ETag: the answer's header, else its XML's, quotes kept)
+  local etag = req.task.headers:match("[Ee][Tt][Aa][Gg]:%s*([^\r\n]*)") or S3.xml(req.task.body, "ETag")
   if not etag then return self:fail(new_error("protocol", "storage: the store named no ETag for part " .. p.n), t) end
   local rec = self.rec
   rec.parts[p.n] = { etag, self.rec.checksum == "md5" and p.md5 or p.sha_b64 }
