@@ -55,11 +55,7 @@ local function call(owner, op, a, t, long)
   local r, err = S3.request(owner.st, op, owner.bucket, owner.key_name, a)
   local req = Request.new(owner.loop, owner.key, owner.cfg, owner, "storage", r and r.url or owner.out, owner.path,
     nil, r and r.body, owner.deadline, { method = r and r.method, headers = r and r.headers, long = long })
-  if not r then
-    req.done, req.err = true, err
-    return req
-  end
-  req:send(t)
+  if r then req:send(t) else req.done, req.err = true, err end
   return req
 end
 O.call = call
