@@ -120,20 +120,14 @@ end
 -- When the last caller of tenant told to wait comes back: a patient caller (a batch's feeder) asks after it.
 function B:queue_end(tenant) return self.kv.get("told:" .. B.tenant_id(tenant)) or 0 end
 
--- The times of list (oldest first) in lim's window at t, newest first, at most lim.count (those out of it dropped).
-function B.window(list, lim, t)
-  local kept = {}
-  while list[1] and list[1] < t - lim.per do table.remove(list, 1) end
-  for i = #list, math.max(1, #list - lim.count + 1), -1 do kept[#kept + 1] = list[i] end
-  return kept
-end
-
 -- A create at t counted against checks (ledger.lua's limits: {lim, name}s) on lists (lists[i]: check i's times,
 -- oldest first; those out of its window dropped): true (t added to each), or false, the seconds until the next
 -- create is allowed, the count in the window and the limit that holds.
 function B.count_on(lists, checks, t)
   for i, c in ipairs(checks) do
-    local kept = B.window(lists[i], c.lim, t)
+    local list, kept = lists[i], {} -- (kept: the times in the window, newest first, at most lim.count)
+    while list[1] and list[1] < t - c.lim.per do table.remove(list, 1) end
+    for j = #list, math.max(1, #list - c.lim.count + 1), -1 do kept[#kept + 1] = list[j] end
     local wait = limit(kept, t, c.lim.count, c.lim.per)
     if wait > 0 then return false, wait, #kept, c end
   end

@@ -31,10 +31,7 @@ local TOKEN = "^[%w!#$%%&'*+.^_`|~-]+$" -- a header's name (RFC 9110's token)
 -- The message of a bad field k = x of the trace option, or nil; url(x, field): config's check of a URL.
 local function bad_field(k, x, url)
   if k == "endpoint" then return url(x, "trace.endpoint") end
-  if k == "service_name" then
-    if type(x) ~= "string" or x == "" then return "a non-empty string" end
-    return
-  end
+  if k == "service_name" then return (type(x) ~= "string" or x == "") and "a non-empty string" or nil end
   if k ~= "headers" then return "unknown field (endpoint, headers, service_name)" end
   if type(x) ~= "table" then return "a table {name = value} expected" end
   for name, value in pairs(x) do

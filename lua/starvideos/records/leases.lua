@@ -169,11 +169,8 @@ end
 -- The unfinished tasks and pending creates whose owner let go, as orphans would claim them now, claimed by none
 -- (keep's dry run; a lease let go is removed, as a look does): tasks, pendings; or nil, err.
 function M.orphaned(ledger)
-  if not ledger.path then return nil, "no journal" end
-  ledger.writer:flush()
-  local st, err = journal.follow(ledger.path)
+  local st, err = ledger:_read(true)
   if not st then return nil, err end
-  ledger:saw(st)
   local k, cache, tasks, pendings = { path = ledger.path }, {}, {}, {}
   for _, t in ipairs(st.list) do
     if not t.path and t.status ~= "failed" and let_go(k, t.owner, t.lease, cache) then

@@ -354,8 +354,8 @@ function L:delivered(wid, status)
 end
 
 -- The journal read whole (what this process queued written first; missing_ok: none yet reads as empty): st, or
--- nil, err.  Its unreadable lines are told, once each: an event warning (path, message: st.unreadable).
-local function read(self, missing_ok)
+-- nil, err (leases.orphaned's too).  Unreadable lines are told once each: a warning (path, message: st.unreadable).
+function L:_read(missing_ok)
   if not self.path then return nil, "no journal" end
   self.writer:flush()
   local st, err = journal.follow(self.path, nil, nil, not missing_ok)
@@ -371,12 +371,12 @@ function L:saw(st)
 end
 
 function L:unfinished()
-  local st, err = read(self)
+  local st, err = self:_read()
   return st and journal.unfinished(st.list), err
 end
 
 function L:tasks()
-  local st, err = read(self, true)
+  local st, err = self:_read(true)
   return st and journal.tasks(st), err
 end
 
@@ -392,7 +392,7 @@ function L:forget_pending(lid)
 end
 
 function L:pending()
-  local st, err = read(self)
+  local st, err = self:_read()
   return st and st.open, err
 end
 

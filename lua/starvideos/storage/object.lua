@@ -30,24 +30,19 @@ local learned = {} -- store (where) -> "md5" once it refused x-amz-checksum-* (s
 local function sign() return require "starvideos.sign" end
 
 -- The store of a client's cfg (its storage option, else AWS_*): st, or nil, err.  (storage/refs.lua's too.)
-local function store_of(cfg)
-  local st = stores[cfg]
-  if st then return st end
-  local err
-  st, err = S3.store_of(cfg.storage)
+function O.store_of(cfg)
+  if stores[cfg] then return stores[cfg] end
+  local st, err = S3.store_of(cfg.storage)
   stores[cfg] = st
   return st, err
 end
-
-O.store_of = store_of
 
 -- v (an out's s3://bucket/key; dir: a folder's s3://bucket/prefix) and the store of cfg checked: true, or nil, err.
 local function check(v, field, dir, cfg)
   local bucket, err = S3.parse(v, field, dir)
   if not bucket then return nil, err end
-  local st, serr = store_of(cfg)
-  if not st then return nil, serr end
-  return true
+  local st, serr = O.store_of(cfg)
+  return st and true, serr
 end
 function O.check_out(out, cfg) return check(out, "out", false, cfg) end
 function O.check_dir(dir, field, cfg) return check(dir, field, true, cfg) end
@@ -60,19 +55,10 @@ local function call(owner, op, a, t, long)
   local r, err = S3.request(owner.st, op, owner.bucket, owner.key_name, a)
   local req = Request.new(owner.loop, owner.key, owner.cfg, owner, "storage", r and r.url or owner.out, owner.path,
     nil, r and r.body, owner.deadline, { method = r and r.method, headers = r and r.headers, long = long })
-  if not r then
-    req.done, req.err = true, err
-    return req
-  end
-  req:send(t)
+  if r then req:send(t) else req.done, req.err = true, err end
   return req
 end
 O.call = call
-
--- The ETag an answer gives (its header, else its XML's), quotes kept.
-local function etag_of(answer)
-  return answer.headers:match("[Ee][Tt][Aa][Gg]:%s*([^\r\n]*)") or S3.xml(answer.body, "ETag")
-end
 
 ------------------------------------------------------------------ the upload (the transfer)
 
@@ -87,7 +73,7 @@ end
 
 function O.fetch(job, t, url, path, d)
   local bucket, key_name = S3.parse(job.out, "out")
-  local st, serr = store_of(job.cfg)
+  local st, serr = O.store_of(job.cfg)
   local u = setmetatable({ job = job, loop = job.loop, key = job.key, cfg = job.cfg, st = st, bucket = bucket,
     key_name = key_name, out = job.out, url = url, video_path = path, path = "/" .. tostring(bucket) .. "/" ..
     tostring(key_name), deadline = job.deadline, duration = d.duration, done = false, bytes = 0,
@@ -165,9 +151,7 @@ function U:go(t)
     return
   end
   if not self.rec.upload then
-    if not self.call then
-      self.call = call(self, "create", { checksum = self.rec.checksum }, t)
-    end
+    self.call = self.call or call(self, "create", { checksum = self.rec.checksum }, t)
     return
   end
   if self.ready and not self.put then
@@ -228,7 +212,8 @@ function U:taken(req, t)
   local p = req.part
   if self.failed then return end -- (its upload is aborted now)
   if req.err then return self:fail(req.err, t) end
-  local etag = etag_of(req.task)
+  -- (its ETag: the answer's header, else its XML's, quotes kept)
+  local etag = req.task.headers:match("[Ee][Tt][Aa][Gg]:%s*([^\r\n]*)") or S3.xml(req.task.body, "ETag")
   if not etag then return self:fail(new_error("protocol", "storage: the store named no ETag for part " .. p.n), t) end
   local rec = self.rec
   rec.parts[p.n] = { etag, self.rec.checksum == "md5" and p.md5 or p.sha_b64 }
@@ -354,29 +339,36 @@ end
 
 function C:cancel() self.done = true end
 
------------------------------------------------------------------- list --check
+------------------------------------------------------------------ one request to its end: list --check, the sweep
 
--- One request of shape op on bucket's key, driven on ctx's loop to its end: its answer, or nil, err.
-function O.ask(ctx, out, op, a)
-  local bucket, key_name = S3.parse(out, "path")
-  local st, err = store_of(ctx.cfg)
-  if not (bucket and st) then return nil, err or key_name end
-  local owner = { loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, st = st, bucket = bucket, key_name = key_name,
-    out = out, path = "/" .. bucket .. "/" .. key_name, advance = function() end }
-  local req = call(owner, op, a, now())
-  ctx.loop:drive(function() return req.done end)
-  if req.err then return nil, req.err end
-  return req.task
+-- The owner of such a request: told when its answer came, or cancelled (a client's close).
+local Ask = {}
+Ask.__index = Ask
+function Ask:advance() self.done = true end
+Ask.cancel = Ask.advance
+
+-- One request of shape op on bucket's key on the store st (deadline: nil, none), driven on ctx's loop to its end:
+-- the request (req.task: its answer, else req.err).  storage/sweep.lua's too.
+function O.ask(ctx, st, bucket, key_name, op, a, deadline)
+  local o = setmetatable({ loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, st = st, bucket = bucket,
+    key_name = key_name, out = "s3://" .. bucket .. "/" .. key_name, path = "/" .. bucket .. "/" .. key_name,
+    deadline = deadline, done = false }, Ask)
+  o.req = call(o, op, a, now())
+  ctx.loop:drive(function() return o.done or o.req.done end)
+  return o.req
 end
 
 -- A saved object against what was recorded (t: path, bytes, sha256), by HEAD: "ok", or "missing" or "changed"
 -- and why.
 function O.check(t, ctx)
-  local answer, err = O.ask(ctx, t.path, "head")
-  if not answer then
+  local bucket, key_name = S3.parse(t.path, "path")
+  local st, err = O.store_of(ctx.cfg)
+  local req = bucket and st and O.ask(ctx, st, bucket, key_name, "head") or { err = err or key_name }
+  err = req.err
+  if err then
     return "missing", string_format("%s: %s", t.path, err.status == 404 and "no object" or tostring(err.message))
   end
-  local h = answer.headers:lower()
+  local h = req.task.headers:lower()
   local size, sum = tonumber(h:match("content%-length:%s*(%d+)")), h:match("x%-amz%-meta%-sha256:%s*(%x+)")
   if t.bytes and size ~= t.bytes then
     return "changed", string_format("%s holds %s bytes; %d were saved", t.path, tostring(size), t.bytes)

@@ -54,11 +54,10 @@ end
 function P.check(seconds, md5, state, bytes, total)
   local s, err = require("starvideos.sign").stream(seconds, md5, state)
   if not s then return nil, err end
-  local ok, why = true, nil
   if type(bytes) == "userdata" then bytes = bytes:sub(1) end -- (a transport's bytes no tap was fed: not ours)
-  if type(bytes) == "string" then ok, why = s:feed(bytes) end
-  for i = 1, type(bytes) == "table" and #bytes or 0 do
-    ok, why = s:feed(bytes[i])
+  local ok, why = true, nil
+  for _, piece in ipairs(type(bytes) == "table" and bytes or { bytes }) do
+    ok, why = s:feed(piece)
     if not ok then break end
   end
   if not ok then

@@ -90,6 +90,17 @@ local function object_of(holder, url, extra)
   return o
 end
 
+-- holder's request of shape op for o (an upload's "head": whether it is in the bucket, put when not, unless known
+-- there; a release's "delete"), sent now, unless another's is asked for it (then o waits on that one).
+local function ask(holder, o, t, op)
+  if holder.done then return end
+  if op == "head" and there[o.k] then return holder:got(o, t) end
+  local a = asking[o.k]
+  if a then a.waiting[#a.waiting + 1] = o; return end
+  o.done = false
+  o:send(op, nil, t)
+end
+
 -- Its request of shape op sent now, the others asking for it waiting on it.
 function Obj:send(op, a, t)
   self.step, self.waiting, asking[self.k] = op, self.waiting or {}, self
@@ -127,7 +138,7 @@ function Obj:answered(t, err)
   self.waiting, self.put_done = nil, step == "put" and not err or nil
   self.holder:got(self, t, err)
   for _, w in ipairs(waiting) do
-    if step == "delete" then w.holder:ask(w, t) else w.holder:got(w, t, err) end
+    if step == "delete" then ask(w.holder, w, t, "delete") else w.holder:got(w, t, err) end
   end
 end
 
@@ -141,16 +152,6 @@ end
 
 local U = {}
 U.__index = U
-
--- Ask whether o is in the bucket (a HEAD; put when not), unless known, or another's asking (then wait on it).
-function U:ask(o, t)
-  if self.done then return end
-  if there[o.k] then return self:got(o, t) end
-  local a = asking[o.k]
-  if a then a.waiting[#a.waiting + 1] = o; return end
-  o.done = false
-  o:send("head", nil, t)
-end
 
 -- The object of a reference (ref: its field and file), made once per file's bytes: o, or nil, err.
 function U:object(ref, prefix)
@@ -191,7 +192,7 @@ function R.start(job, t)
     end
   end
   up.left = #up.list
-  for _, o in ipairs(up.list) do up:ask(o, t) end
+  for _, o in ipairs(up.list) do ask(up, o, t, "head") end
   return up
 end
 
@@ -284,20 +285,11 @@ local function releasing(ctx, id, urls, t, named)
     if o and not users[o.k] then named = named or live(ctx.ledger, id) or ALL end
     if o and not users[o.k] and not named[url] then
       rel.left, rel.objs[#rel.objs + 1] = rel.left + 1, o
-      rel:ask(o, t)
+      ask(rel, o, t, "delete")
     end
   end
   if rel.left == 0 then rel:ended() else ctx.loop:turning(rel) end
   return rel
-end
-
--- Delete o, once what is asked for it now ends.
-function Rel:ask(o, t)
-  if self.done then return end
-  local a = asking[o.k]
-  if a then a.waiting[#a.waiting + 1] = o; return end
-  o.done = false
-  o:send("delete", nil, t)
 end
 
 function Rel:got(o, _, err)

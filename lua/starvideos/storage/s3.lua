@@ -22,19 +22,11 @@ local function sign() return require "starvideos.sign" end
 -- Whether s is UTF-8 without control characters (a key's bytes go into the path and the XML of a request).
 local function key_text_ok(s)
   if s:find("[%z\1-\31\127]") then return false end
-  local i, n = 1, #s
-  while i <= n do
-    local c = s:byte(i)
-    local len = c < 0x80 and 1 or c >= 0xC2 and c < 0xE0 and 2 or c >= 0xE0 and c < 0xF0 and 3
-      or c >= 0xF0 and c < 0xF5 and 4 or nil
-    if not len or i + len - 1 > n then return false end
-    for j = i + 1, i + len - 1 do
-      local b = s:byte(j)
-      if b < 0x80 or b > 0xBF then return false end
-    end
-    i = i + len
-  end
-  return true
+  local rest = s:gsub("[\194-\244][\128-\191]*", function(c) -- a lead byte and as many continuations as it says
+    local lead = c:byte()
+    return #c == (lead < 224 and 2 or lead < 240 and 3 or 4) and "" or nil
+  end)
+  return not rest:find("[\128-\255]") -- (no byte left of a character that is not ASCII)
 end
 
 local function bad(field, url, why)
@@ -184,12 +176,6 @@ function S.xml_list(body, name, fields)
     out[#out + 1] = e
   end
   return out
-end
-
--- text escaped for an XML element.
-function S.escape(text)
-  return (text:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
-    ["'"] = "&apos;" }))
 end
 
 return S

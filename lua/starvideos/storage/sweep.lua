@@ -11,33 +11,28 @@ local Object = require "starvideos.storage.object"
 local S3 = require "starvideos.storage.s3"
 local Sink = require "starvideos.sink"
 
-local next, setmetatable, ipairs, pairs, tonumber, tostring, os_time, string_format, table_concat, math_floor =
-  next, setmetatable, ipairs, pairs, tonumber, tostring, os.time, string.format, table.concat, math.floor
+local next, ipairs, pairs, tonumber, tostring, os_time, string_format, table_concat, math_floor =
+  next, ipairs, pairs, tonumber, tostring, os.time, string.format, table.concat, math.floor
 local now = core.now
 
 local W = {}
 
 W.STALE = 24 * 3600 -- seconds an upload no task holds is left alone (S3's lifecycle rules count in days too)
 
--- Seconds since the epoch of an ISO 8601 time in UTC ("2026-11-25T22:00:00.000Z"), or nil.
+-- Seconds since the epoch of an ISO 8601 time in UTC ("2026-11-25T22:00:00.000Z"), or nil: read by core.http_date
+-- (the C core's calendar) as the HTTP date of the same time.
 function W.iso_time(text)
-  local y, mo, d, h, mi, s = (text or ""):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
-  if not y then return nil end
-  y, mo = tonumber(y), tonumber(mo)
-  local yy = mo <= 2 and y - 1 or y -- (days from the civil date: the proleptic Gregorian calendar)
-  local era = math_floor(yy / 400)
-  local yoe = yy - era * 400
-  local doy = math_floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + tonumber(d) - 1
-  local days = era * 146097 + yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+  local y, mo, d, hms = (text or ""):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d:%d%d:%d%d)")
+  local month = y and ("JanFebMarAprMayJunJulAugSepOctNovDec"):sub(3 * tonumber(mo) - 2, 3 * tonumber(mo))
+  local t = month and core.http_date(string_format("Sun, %s %s %s %s GMT", d, month, y, hms))
+  return t and math_floor(t) or nil
 end
 
 -- The keys of ours in each bucket (bucket -> key -> true; name(id): a task's file name in dir) and the uploads the
 -- ledger holds (id -> true).
 local function ours(ctx, dir, name)
   local keys, held = {}, {}
-  local function add(url)
-    if not Sink.object(url) then return end
+  local function add(url) -- (S3.parse refuses a file's path)
     local bucket, key = S3.parse(url, "out")
     if bucket then keys[bucket] = keys[bucket] or {}; keys[bucket][key] = true end
   end
@@ -52,40 +47,21 @@ local function ours(ctx, dir, name)
   return keys, held
 end
 
--- A request's owner (storage/object.lua's call): the bucket's key, told when its answer came.
-local Ask = {}
-Ask.__index = Ask
-function Ask:advance() self.done = true end
-function Ask:cancel() self.done = true end
-
-local function ask(ctx, st, bucket, key, op, a)
-  local o = setmetatable({ loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, st = st, bucket = bucket, key_name = key,
-    out = "s3://" .. bucket .. "/" .. key, path = "/" .. bucket .. "/" .. key, deadline = now() + 60, done = false },
-    Ask)
-  o.req = Object.call(o, op, a, now())
-  ctx.loop:drive(function() return o.done or o.req.done end)
-  return o.req
-end
-
 -- The longest prefix the keys share (one listing a bucket).
 local function shared(keys)
-  local p
+  local p = next(keys) or ""
   for k in pairs(keys) do
-    if not p then p = k else
-      local n = 0
-      while n < #p and p:byte(n + 1) == k:byte(n + 1) do n = n + 1 end
-      p = p:sub(1, n)
-    end
+    while k:sub(1, #p) ~= p do p = p:sub(1, -2) end
   end
-  return p or ""
+  return p
 end
 
 -- Bucket's stale uploads at its keys of ours: {key, id}s (a failed listing: nil, its error).
 local function stale(ctx, st, bucket, keys, held, before)
   local list, marker, id_marker = {}, nil, nil
   repeat
-    local req = ask(ctx, st, bucket, "", "uploads", { prefix = shared(keys), key_marker = marker,
-      id_marker = id_marker })
+    local req = Object.ask(ctx, st, bucket, "", "uploads", { prefix = shared(keys), key_marker = marker,
+      id_marker = id_marker }, now() + 60)
     if req.err then return nil, req.err end
     local body = req.task and req.task.body
     for _, u in ipairs(S3.xml_list(body, "Upload", { "Key", "UploadId", "Initiated" })) do
@@ -112,7 +88,7 @@ function W.run(ctx, dir, name)
     local list, err = stale(ctx, st, bucket, set, held, before)
     if not list then failed[#failed + 1] = string_format("s3://%s: %s", bucket, tostring(err and err.message)) end
     for _, u in ipairs(list or {}) do
-      local req = ask(ctx, st, bucket, u.key, "abort", { upload = u.id })
+      local req = Object.ask(ctx, st, bucket, u.key, "abort", { upload = u.id }, now() + 60)
       if req.err and req.err.status ~= 404 then
         failed[#failed + 1] = string_format("s3://%s/%s upload %s: %s", bucket, u.key, u.id, tostring(req.err.message))
       elseif not req.err then
