@@ -307,6 +307,30 @@ describe("the ledger", function()
     assert.equal("note pending created", events(j))
   end)
 
+  it("refuses a create with io, nothing sent, when no lease can be held (beside the journal nor in TMPDIR)", function()
+    local j, blocked = dir .. "/j.jsonl", dir .. "/tmpdir"
+    helper.write_file(j .. ".owners", "") -- (files where the leases' folders would be)
+    helper.write_file(blocked, "")
+    helper.write_file(dir .. "/child.lua", [[
+      package.path = arg[2] .. "/?.lua;" .. package.path
+      local fake = require("spec.support.fake_transport").new {}
+      local c = require("starvideos").new { api_key = "k", base_url = "http://fake", transport = fake,
+        journal = arg[1] }
+      local task, err = c:create { model = "videos", prompt = "a cat", duration = 5 }
+      io.write(tostring(task), "|", err.kind, "|", err.message, "|", #fake.sent)]])
+    local out, ok = helper.capture(helper.CHILD_ENV .. "TMPDIR=" .. helper.shell_quote(blocked) .. " "
+      .. helper.shell_quote(helper.lua) .. " " .. helper.shell_quote(dir .. "/child.lua") .. " "
+      .. helper.shell_quote(j) .. " " .. helper.shell_quote(helper.root) .. " 2>&1")
+    assert.is_true(ok, out)
+    local task, kind, message, sent = out:match("^(.-)|(.-)|(.*)|(%d+)$")
+    assert.equal("nil", task, out)
+    assert.equal("io", kind)
+    assert.matches("cannot open the lease " .. j .. ".owners/", message, 1, true)
+    assert.matches("(nothing was sent)", message, 1, true)
+    assert.equal("0", sent)
+    assert.is_falsy(helper.exists(j) and helper.read_file(j):find("pending", 1, true))
+  end)
+
   it("counts create_limit's creates whole when a slice of its backward read starts at a newline", function()
     local j = dir .. "/j.jsonl"
     local t = os.time()

@@ -238,7 +238,7 @@ function L:before_create(params, lid, out, want, tenant)
     prompt = journal.head(params.prompt) }
   if want then rec.key, rec.fp, rec.body = want.key, want.fp, want.body end
   local ok, err = true, nil
-  if self.path then rec.owner, rec.lease = self:owner(); ok, err = rec.owner ~= nil, rec.lease end
+  if self.path then rec.owner, rec.lease = self:owner(); ok, err = rec.owner, rec.lease end -- (nil, why: no lease)
   if ok then ok, err = decided(self, rec, want) end
   if ok == false then -- (an inline writer's is settled already; one another process decided against: asked again)
     self.asks[lid] = { ticket = err, rec = rec }
