@@ -126,7 +126,7 @@ end
 
 -- A call's options (schema: else the call's own) checked, a bad one raising, as on a closed client.
 local function begin(self, where, opts, schema)
-  opts = check(opts, where, schema or S[where], 4)
+  opts = check(opts, where, schema or S[where])
   live(self, 4)
   return opts
 end

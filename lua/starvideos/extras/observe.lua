@@ -87,9 +87,7 @@ end
 
 -- A store command answered (ok: not an error, not a broken connection) after `seconds`.
 function O:store(seconds, ok)
-  if not self.m then return end
-  local c = ok and "2xx" or "error"
-  self.m:observe(DURATION, seconds, "store", c) -- (requests_total: its counts)
+  if self.m then self.m:observe(DURATION, seconds, "store", ok and "2xx" or "error") end -- (requests_total: its counts)
 end
 
 -- job saw its task completed at t: the notice lag, half the gap since the last poll that saw it unfinished.
