@@ -62,13 +62,11 @@ local function hook(cfg, key, loop)
   cfg.on_refs = function() return require "starvideos.storage.refs" end
   cfg.on_uploads = function() return require "starvideos.storage.sweep" end
   -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe (extras/observe.lua)
-  local ngx, metrics, tracer = config.nginx(), cfg.metrics, nil
+  local ngx, metrics = config.nginx(), cfg.metrics
   if metrics == nil then metrics = ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] ~= nil end
   local s = cfg.trace and require("starvideos.otel").settings(cfg.trace) -- (OTEL_* where trace gives none)
-  if s then
-    tracer = require("starvideos.extras.trace").of(key, cfg, s, loop, ngx and not cfg.transport
-      and function(xcfg, xkey) return require("starvideos.nginx.transport").new(xcfg, xkey) end)
-  end
+  local tracer = s and require("starvideos.extras.trace").of(key, cfg, s, loop, ngx and not cfg.transport
+    and function(xcfg, xkey) return require("starvideos.nginx.transport").new(xcfg, xkey) end) or nil
   if metrics or tracer then
     cfg.observe = require("starvideos.extras.observe").new(metrics and require("starvideos.extras.metrics").registry(),
       tracer)

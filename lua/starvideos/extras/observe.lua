@@ -35,10 +35,9 @@ local DURATION, WAIT = "starvideos_request_duration_seconds", "starvideos_budget
 -- go to the tracer, which the core writes at the export, under its task span: its owner's, else (the owner no
 -- job) the span of a bucket upload's job (storage/object.lua), a media check's job's (preflight), a webhook
 -- delivery's job's (notify.lua: its ctx); false: its task's trace is not sampled; nil: none (a root).
-local note = core.exchange_note
 function O:exchange(req, t, status, err, wire, bytes)
   local started = req.started
-  local op = note(self.h, req, req.op, started, t, status, wire, bytes)
+  local op = core.exchange_note(self.h, req, req.op, started, t, status, wire, bytes)
   local m, tr = self.m, self.tr
   if m and m.timer == false then m:start() end
   if not (op and tr and started) then return end

@@ -106,17 +106,14 @@ function T:finish(json_text, t)
   if k then self.cols[1][k] = json_text end
 end
 
-local METHOD = Request.METHOD
-
 -- The CLIENT span of the exchange of req (op: its operation) that ended at t: its status if wire is "none", its
 -- error err, under parent {trace =, id =} (nil: a root).
-local put = core.span_put
 function T:client(req, t, op, status, wire, err, parent)
   local k = slot(self, t)
   if not k then return end
   self.cols[1][k] = true
-  put(self.slots, k, req.url, req.method or req.head and "HEAD" or METHOD[req.op] or "POST", op, req.started, t,
-    wire == "none" and status or wire, req.attempt, err or false, parent or false)
+  core.span_put(self.slots, k, req.url, req.method or req.head and "HEAD" or Request.METHOD[req.op] or "POST", op,
+    req.started, t, wire == "none" and status or wire, req.attempt, err or false, parent or false)
 end
 
 -- The next batch out of the queue: the OTLP/HTTP JSON body of its spans (starvideos.bytes on libcurl's transport:
@@ -201,8 +198,7 @@ function T:schedule(t)
   local at = due(self, t) or t
   if self.nginx_transport then
     if self.timer then return end
-    local ngx = config.nginx()
-    self.timer = ngx.timer.at(math.max(0, at - t), pump, self) and true or false -- (none free: later)
+    self.timer = config.nginx().timer.at(math.max(0, at - t), pump, self) and true or false -- (none free: later)
     self.armed = self.timer
     return
   end

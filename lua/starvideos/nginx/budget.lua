@@ -64,8 +64,7 @@ local function unlock(self) self.dict:incr(self.lock, -1) end
 local function store(self)
   local dict, pre, kv = self.dict, self.key .. ":", {}
   local function put(k, v, ttl)
-    local ok = dict:safe_set(pre .. k, v, ttl)
-    if not ok then self.full = true end
+    if not dict:safe_set(pre .. k, v, ttl) then self.full = true end
   end
   function kv.get(k) return dict:get(pre .. k) end
   kv.set = put
