@@ -114,11 +114,9 @@ local function escape(v) return (tostring(v):gsub("[\\\"\n]", { ["\\"] = "\\\\",
 
 -- The labels of family f as written: name="value",... (values in the family's order).
 local function labels(f, a, b)
-  local names = f[3]
-  if not names[1] then return "" end
-  local s = names[1] .. '="' .. escape(a) .. '"'
-  if names[2] then s = s .. "," .. names[2] .. '="' .. escape(b) .. '"' end
-  return s
+  local s = {}
+  for i, name in ipairs(f[3]) do s[i] = name .. '="' .. escape((select(i, a, b))) .. '"' end
+  return table.concat(s, ",")
 end
 
 local NONE = {} -- (a label value not given, as a key of KEYS)

@@ -31,8 +31,7 @@ end
 -- workers try it now; the one that made it 1 holds it, and writes when (lock_at).  true (held), false (another
 -- holds it), or nil, why (the dict too full to make it).  A lock whose holder died (a worker killed in the
 -- microseconds it holds it) is freed once a worker saw the same lock_at older than LOCK_STALE twice.
-local lock
-lock = function(self)
+local function lock(self)
   local dict = self.dict
   local n, err = dict:incr(self.lock, 1)
   if not n and err == "not found" then -- (made once: add's free memory, never incr's init, which evicts)
@@ -89,13 +88,6 @@ function D:take(t, _, tenant)
   return wait > 0 and t + wait or nil
 end
 
--- The times of a count in the dict (a string of numbers, oldest first) as a list.
-local function times_of(text)
-  local list = {}
-  for n in (text or ""):gmatch("%S+") do list[#list + 1] = tonumber(n) end
-  return list
-end
-
 -- A count not had or not kept (why): the create refused, nothing sent.
 local function uncounted(c, why)
   return nil, errors.new_error("io", string.format("nginx's lua_shared_dict starvideos: %s (nothing was sent)", why),
@@ -136,9 +128,9 @@ function D:count_creates(checks)
     self.ngx.sleep(0.001)
   end
   local names, lists = {}, {}
-  for i, c in ipairs(checks) do
-    names[i] = self.key .. ":creates:" .. core.hash(c.name)
-    lists[i] = times_of(dict:get(names[i]))
+  for i, c in ipairs(checks) do -- (a count's times: a string of numbers in the dict, oldest first)
+    names[i], lists[i] = self.key .. ":creates:" .. core.hash(c.name), {}
+    for n in (dict:get(names[i]) or ""):gmatch("%S+") do lists[i][#lists[i] + 1] = tonumber(n) end
   end
   local ok, wait, n, c = Bucket.count_on(lists, checks, os.time())
   local err
