@@ -9,7 +9,6 @@ local Key = require "starvideos.key"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
 
-local now = core.now
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
 local S = config.CALLS
 
@@ -281,7 +280,7 @@ end
 -- A job of start or watch, its first step due now (taken by the next step).
 local function start(self, opts, params, id, task)
   local j, err = Job.new(self.ctx, nil, id, spec_of(opts, { params = params, task = task, finished = self.finished }))
-  if j then self.loop:at(now(), j) end
+  if j then self.loop:at(core.now(), j) end
   return j, err
 end
 

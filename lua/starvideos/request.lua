@@ -101,8 +101,7 @@ function Request:finished(t)
   local h = self.handle
   self.handle = false
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
-  local key, op = self.key, self.op
-  if t >= key.clock_at and (op == "query" or op == "create") then key:clock(loop.transport, t) end
+  if t >= self.key.clock_at and (self.op == "query" or self.op == "create") then self.key:clock(loop.transport, t) end
   if self.op == "download" or self.op == "media" then self.bytes, self.total, self.wire = bytes, total, wire end
   local status = (wire == "none" or task) and (err and err.status or tonumber(task) or 200)
   if status then tell(self, "response", status, t - self.started) end

@@ -62,17 +62,16 @@ local function unlock(self) self.dict:incr(self.lock, -1) end
 -- The rules' store (bucket.lua's kv) on the dict, under the key's names; full: it refuses (self.full).
 local function store(self)
   local dict, pre, kv = self.dict, self.key .. ":", {}
-  local function put(k, v, ttl)
+  function kv.set(k, v, ttl)
     if not dict:safe_set(pre .. k, v, ttl) then self.full = true end
   end
   function kv.get(k) return dict:get(pre .. k) end
-  kv.set = put
   function kv.add(k, ttl)
     local ok, err = dict:safe_add(pre .. k, true, ttl)
     if not ok and err ~= "exists" then self.full = true end
     return ok
   end
-  function kv.incr(k, ttl) put(k, (tonumber(dict:get(pre .. k)) or 0) + 1, ttl) end
+  function kv.incr(k, ttl) kv.set(k, (tonumber(dict:get(pre .. k)) or 0) + 1, ttl) end
   return kv
 end
 
@@ -94,18 +93,14 @@ local function uncounted(c, why)
     { field = c.tenant and "tenant_limit" or "create_limit" })
 end
 
--- A count's text: its times (the newest count of them), padded to count * TIME_WIDTH, so that each write of it
--- has the size of the first: the dict rewrites it in place, needing no free memory.
-local function count_text(list, count)
-  local text = table.concat(list, " ", math.max(1, #list - count + 1))
-  return text .. string.rep(" ", count * TIME_WIDTH - #text)
-end
-
--- The counts of checks written: true, or nil, err (one did not fit: a count the dict did not hold yet; one written
--- before it stays: a create more counted, never one fewer).
+-- The counts of checks written, each its times (the newest count of them) padded to count * TIME_WIDTH, so that
+-- each write of it has the size of the first (the dict rewrites it in place, needing no free memory): true, or nil,
+-- err (one did not fit: a count the dict did not hold yet; one written before it stays: a create more counted,
+-- never one fewer).
 local function keep_counts(dict, names, lists, checks)
   for i, c in ipairs(checks) do
-    if not dict:safe_set(names[i], count_text(lists[i], c.lim.count), c.lim.per + 1) then
+    local text = table.concat(lists[i], " ", math.max(1, #lists[i] - c.lim.count + 1))
+    if not dict:safe_set(names[i], text .. string.rep(" ", c.lim.count * TIME_WIDTH - #text), c.lim.per + 1) then
       return uncounted(c, "it is full, " .. (c.tenant and "tenant_limit's" or "create_limit's") .. " count was not "
         .. "kept: make it larger")
     end
@@ -133,10 +128,8 @@ function D:count_creates(checks)
     for n in (dict:get(names[i]) or ""):gmatch("%S+") do lists[i][#lists[i] + 1] = tonumber(n) end
   end
   local ok, wait, n, c = Bucket.count_on(lists, checks, os.time())
-  local err
-  if ok then ok, err = keep_counts(dict, names, lists, checks) end
+  if ok then ok, wait = keep_counts(dict, names, lists, checks) end -- (nil, err: one did not fit)
   unlock(self)
-  if ok == nil then return nil, err end
   return ok, wait, n, c
 end
 
