@@ -160,9 +160,6 @@ function C.prices(v)
   end
 end
 
--- The price of one create of model (prices: the client's checked copy), or nil: unknown, never 0.
-function M.price(prices, model) return prices and prices[model] end
-
 -- A base URL, http(s)://host[:port][/path]: the core's one URL check (core.check_url).
 function C.url(v, field)
   local ok, err = core.check_url(v, field or "base_url", true)
