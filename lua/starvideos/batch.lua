@@ -4,7 +4,6 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
-local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
 
@@ -175,7 +174,7 @@ local function planned(ctx, i, job, err)
   elseif type(why) ~= "table" then
     e.action, e.id, e.err = "create", job.seen_id, nil
     e.reason = why or (ctx.ledger.records and "no key" or "no ledger")
-    e.price = config.price(ctx.cfg.prices, job.model)
+    e.price = ctx.cfg.prices and ctx.cfg.prices[job.model]
   else
     e.err = why
   end

@@ -9,7 +9,6 @@ local Key = require "starvideos.key"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
 
-local now = core.now
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
 local S = config.CALLS
 
@@ -62,13 +61,11 @@ local function hook(cfg, key, loop)
   cfg.on_refs = function() return require "starvideos.storage.refs" end
   cfg.on_uploads = function() return require "starvideos.storage.sweep" end
   -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe (extras/observe.lua)
-  local ngx, metrics, tracer = config.nginx(), cfg.metrics, nil
+  local ngx, metrics = config.nginx(), cfg.metrics
   if metrics == nil then metrics = ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] ~= nil end
   local s = cfg.trace and require("starvideos.otel").settings(cfg.trace) -- (OTEL_* where trace gives none)
-  if s then
-    tracer = require("starvideos.extras.trace").of(key, cfg, s, loop, ngx and not cfg.transport
-      and function(xcfg, xkey) return require("starvideos.nginx.transport").new(xcfg, xkey) end)
-  end
+  local tracer = s and require("starvideos.extras.trace").of(key, cfg, s, loop, ngx and not cfg.transport
+    and function(xcfg, xkey) return require("starvideos.nginx.transport").new(xcfg, xkey) end) or nil
   if metrics or tracer then
     cfg.observe = require("starvideos.extras.observe").new(metrics and require("starvideos.extras.metrics").registry(),
       tracer)
@@ -126,7 +123,7 @@ end
 
 -- A call's options (schema: else the call's own) checked, a bad one raising, as on a closed client.
 local function begin(self, where, opts, schema)
-  opts = check(opts, where, schema or S[where], 4)
+  opts = check(opts, where, schema or S[where])
   live(self, 4)
   return opts
 end
@@ -283,7 +280,7 @@ end
 -- A job of start or watch, its first step due now (taken by the next step).
 local function start(self, opts, params, id, task)
   local j, err = Job.new(self.ctx, nil, id, spec_of(opts, { params = params, task = task, finished = self.finished }))
-  if j then self.loop:at(now(), j) end
+  if j then self.loop:at(core.now(), j) end
   return j, err
 end
 

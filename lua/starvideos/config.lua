@@ -160,9 +160,6 @@ function C.prices(v)
   end
 end
 
--- The price of one create of model (prices: the client's checked copy), or nil: unknown, never 0.
-function M.price(prices, model) return prices and prices[model] end
-
 -- A base URL, http(s)://host[:port][/path]: the core's one URL check (core.check_url).
 function C.url(v, field)
   local ok, err = core.check_url(v, field or "base_url", true)
@@ -230,9 +227,6 @@ function C.storage(v)
   end
 end
 
--- A copy of a checked notify option (the caller's table may change later).
-function M.notify_copy(v) return v and { url = v.url, secret = v.secret, retry_for = v.retry_for } end
-
 -- store = a URL or a table {url = ...} -> its parts (lua/starvideos/store_url.lua, the one parse); a bad
 -- one raises, naming `store`, never a password.
 function M.store_url(v) return require("starvideos.store_url").parse(v, M) end
@@ -244,30 +238,30 @@ local function copy(v)
   for k, val in pairs(v) do c[k] = val end
   return c
 end
+M.copy = copy
 
 function C.store(v)
   local ok, err = pcall(M.store_url, v)
   if not ok then return tostring(err), true end
 end
 
--- check(opts, where, schema[, level]) -> opts (or {} for nil); raises on a typo or a bad value
-function M.check(opts, where, schema, level)
-  level = level or 3
+-- check(opts, where, schema) -> opts (or {} for nil); raises on a typo or a bad value (at the public call's caller)
+function M.check(opts, where, schema)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
-    error(string.format("bad argument to '%s' (options table expected, got %s)", where, type(opts)), level)
+    error(string.format("bad argument to '%s' (options table expected, got %s)", where, type(opts)), 4)
   end
   for k, v in pairs(opts) do
     local check = schema[k]
     if not check then
-      error(string.format("bad option to '%s': unknown option '%s'", where, tostring(k)), level)
+      error(string.format("bad option to '%s': unknown option '%s'", where, tostring(k)), 4)
     end
     local want, whole = check(v)
     if want and not whole then
       want = string.format("%s expected, got %s", want, k == "api_key" and "a key with a control character"
         or show(type(v) == "string" and v:gsub("//[^/@]*@", "//***@") or v))
     end
-    if want then error(string.format("bad option '%s' to '%s' (%s)", tostring(k), where, want), level) end
+    if want then error(string.format("bad option '%s' to '%s' (%s)", tostring(k), where, want), 4) end
   end
   return opts
 end
@@ -352,12 +346,13 @@ end
 
 -- A client's whole configuration: the options, else the environment, else the defaults.
 function M.client(opts)
-  opts = M.check(opts, "new", M.CLIENT, 4)
+  opts = M.check(opts, "new", M.CLIENT)
   local cfg = {}
   for k, v in pairs(M.DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
-  for _, k in ipairs { "create_limit", "tenant_limit", "prices", "store", "storage" } do cfg[k] = copy(opts[k]) end
-  cfg.notify = M.notify_copy(opts.notify)
+  for _, k in ipairs { "create_limit", "tenant_limit", "prices", "store", "storage", "notify" } do
+    cfg[k] = copy(opts[k])
+  end
   from_env(cfg)
   if cfg.store ~= nil and cfg.journal ~= nil then
     error(string.format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "

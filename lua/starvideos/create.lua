@@ -37,9 +37,8 @@ end
 -- The JSON text of params.extra (the core checks it and splices it into the
 -- body): text, nil when there is none, or nil, err when it cannot be JSON.
 function C.extra_json(params)
-  local extra = params.extra
-  if extra == nil then return nil end
-  local text, why = cjson.encode(extra)
+  if params.extra == nil then return nil end
+  local text, why = cjson.encode(params.extra)
   if text then return text end
   return nil, new_error("invalid_request", "extra: cannot be sent as JSON: " .. tostring(why), { field = "extra" })
 end

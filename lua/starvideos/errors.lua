@@ -4,8 +4,6 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 
-local TRANSIENT = core.transient
-
 local M = {}
 
 M.NO_KEY = "no API key: set STARVIDEOS_API_KEY or pass api_key to starvideos.new"
@@ -14,7 +12,7 @@ M.NO_KEY = "no API key: set STARVIDEOS_API_KEY or pass api_key to starvideos.new
 function M.new_error(kind, message, fields)
   local e = fields or {}
   e.kind, e.message = kind, message
-  if e.transient == nil and TRANSIENT[kind] then e.transient = true end
+  if e.transient == nil and core.transient[kind] then e.transient = true end
   return setmetatable(e, core.error_mt)
 end
 

@@ -29,10 +29,7 @@ end
 
 -- The capability table, read-only: a proxy refusing every write where the VM honours
 -- __pairs (5.2 and later), else (5.1, LuaJIT) the table with its fields read-only.
-local pairs_honoured = false
-for _ in pairs(setmetatable({}, { __pairs = function() return next, { true }, nil end })) do
-  pairs_honoured = true
-end
+local pairs_honoured = select(2, pairs(setmetatable({}, { __pairs = function() return next, true end }))) == true
 
 local function readonly(t, name)
   for k, v in pairs(t) do

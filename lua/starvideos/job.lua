@@ -26,7 +26,6 @@ local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", r
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
 function Job.new(ctx, goal, id, spec)
-  spec = spec or {}
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, key = ctx.key, budget = ctx.key.bucket, ledger = ctx.ledger, cfg = cfg,
     deliveries = ctx.deliveries, id = id, goal = goal, task = task, status = task and task.status, done = false,
@@ -96,8 +95,7 @@ function Job:finish(err) -- the job ends (err: why it failed), letting go of its
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
-  local o = self.cfg.observe -- (a task's metrics and span: extras/observe.lua; a lone query is none)
-  if o and self.goal ~= "queried" then o:state(self, now()) end
+  if self.cfg.observe then self.cfg.observe:state(self, now()) end -- (a task's metrics and span: extras/observe.lua)
 end
 
 -- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an
@@ -263,8 +261,7 @@ end
 -- Do what can be done now (the job's request finished or its timer fell due); a state it changed is observed.
 function Job:advance(t)
   advance(self, t)
-  local o = self.cfg.observe -- (a task's metrics and span: extras/observe.lua; a lone query is none)
-  if o and self.goal ~= "queried" then o:state(self, t) end
+  if self.cfg.observe then self.cfg.observe:state(self, t) end
 end
 
 -- Cancelling stops a job's transfers, but a create already sent (it may be

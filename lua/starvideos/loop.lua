@@ -28,8 +28,7 @@ end
 -- The loop of a client (cfg with its api_key still in it) of its key (key.lua), on the
 -- transport the client chose: the key's, made by its first client, outside nginx.
 function L.for_client(cfg, key, transport)
-  local own = config.nginx() ~= nil
-  local self = own and new(cfg, key, true, transport)
+  local self = config.nginx() and new(cfg, key, true, transport)
     or key:part("loop", function() return new(cfg, key, false, transport) end)
   self.clients = self.clients + 1
   return self

@@ -13,8 +13,7 @@ local Request = {}
 Request.__index = Request
 
 -- (a store's request names its own)
-local METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST", media = "GET" }
-Request.METHOD = METHOD
+Request.METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST", media = "GET" }
 
 local next_id = 0 -- the number that names a request in its events
 
@@ -47,8 +46,7 @@ end
 function Request:finish(task, err, t)
   if err and (self.op == "create" or self.op == "query") then errors.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
-  local o = self.cfg.observe -- (the metrics and spans: extras/observe.lua, wired by client.lua)
-  if o and self.op == "create" then o:created(self) end
+  if self.cfg.observe and self.op == "create" then self.cfg.observe:created(self) end -- (extras/observe.lua)
   if err and self.op == "download" then Download.ended(self) end
   self.owner:advance(t or now())
 end
@@ -67,7 +65,7 @@ local function tell(self, kind, status, elapsed, delay, reason)
   local on_event = self.cfg.on_event
   if not on_event then return end
   on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = self.id,
-    attempt = self.attempt, method = self.method or self.head and "HEAD" or METHOD[self.op], path = self.path }
+    attempt = self.attempt, method = self.method or self.head and "HEAD" or Request.METHOD[self.op], path = self.path }
 end
 
 -- One attempt, now.
@@ -103,8 +101,7 @@ function Request:finished(t)
   local h = self.handle
   self.handle = false
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
-  local key, op = self.key, self.op
-  if t >= key.clock_at and (op == "query" or op == "create") then key:clock(loop.transport, t) end
+  if t >= self.key.clock_at and (self.op == "query" or self.op == "create") then self.key:clock(loop.transport, t) end
   if self.op == "download" or self.op == "media" then self.bytes, self.total, self.wire = bytes, total, wire end
   local status = (wire == "none" or task) and (err and err.status or tonumber(task) or 200)
   if status then tell(self, "response", status, t - self.started) end

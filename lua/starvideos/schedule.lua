@@ -172,11 +172,6 @@ local function density_plan(d, lambda, m, interval)
   return plan
 end
 
--- A first poll at t1, then every g for S.RUN polls, then every `interval`.
-local function first_poll_plan(t1, g, interval)
-  return { { t1, g, S.RUN + 1 }, { t1 + S.RUN * g + interval, interval, math.huge } }
-end
-
 -- Where the floor `m` binds (a narrow spread), a first poll at t1 then every g can beat the density walk:
 -- for each g, the t1 of least lag within the budget, on a coarse grid of quantiles from the last down as
 -- long as within the budget (a later first poll spends fewer polls); then 0.01 apart around the best.
@@ -185,7 +180,7 @@ local function short_plan(d, interval, m, budget, evaluate)
   local function try(p, g) -- the lag of the plan, nil if it is over the budget or starts under the floor
     local t1 = d.q(p)
     if t1 < m then return end
-    local plan = first_poll_plan(t1, g, interval)
+    local plan = { { t1, g, S.RUN + 1 }, { t1 + S.RUN * g + interval, interval, math.huge } } -- then every `interval`
     local polls, lag = evaluate(plan)
     if polls > budget then return end
     if not best or lag < best_lag then best, best_polls, best_lag = plan, polls, lag end

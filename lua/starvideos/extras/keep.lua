@@ -146,7 +146,7 @@ function K.run(ctx, opts, alive)
   local dir_ok, derr = Sink.of(cfg, opts.dir).check_dir(opts.dir or ".", "dir", cfg)
   if not dir_ok then return nil, derr end
   if opts.notify then -- keep's own webhook: its jobs and the owed events it sends go there
-    cfg = setmetatable({ notify = config.notify_copy(opts.notify) }, { __index = cfg })
+    cfg = setmetatable({ notify = config.copy(opts.notify) }, { __index = cfg })
     ctx = { loop = loop, key = ctx.key, ledger = ctx.ledger, cfg = cfg, deliveries = {} }
   end
   local ngx = config.nginx()

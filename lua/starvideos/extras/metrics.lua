@@ -100,8 +100,7 @@ function M.new(d, ngx)
     d:safe_add(DROPPED, 0) -- made while there is room, so that a full dict is still counted
     d:safe_add(GATE, 0)
   end
-  return setmetatable({ acc = {}, d = d, ngx = ngx, timer = d and false, shared = d ~= nil, zeros = 0 },
-    { __index = M })
+  return setmetatable({ acc = {}, d = d, ngx = ngx, timer = d and false, zeros = 0 }, { __index = M })
 end
 
 -- The process's registry: on nginx's dict when there is one.
@@ -115,11 +114,9 @@ local function escape(v) return (tostring(v):gsub("[\\\"\n]", { ["\\"] = "\\\\",
 
 -- The labels of family f as written: name="value",... (values in the family's order).
 local function labels(f, a, b)
-  local names = f[3]
-  if not names[1] then return "" end
-  local s = names[1] .. '="' .. escape(a) .. '"'
-  if names[2] then s = s .. "," .. names[2] .. '="' .. escape(b) .. '"' end
-  return s
+  local s = {}
+  for i, name in ipairs(f[3]) do s[i] = name .. '="' .. escape((select(i, a, b))) .. '"' end
+  return table.concat(s, ",")
 end
 
 local NONE = {} -- (a label value not given, as a key of KEYS)
@@ -132,9 +129,9 @@ local function make(name, a, b)
   local k = name .. "\t" .. labels(f, a, b) .. "\t"
   if f[5] then
     local parts = { s = k .. "s", le = {} }
-    for i, le in ipairs(f[5]) do parts.le[i] = le end
-    parts.le[#f[5] + 1] = math.huge -- (+Inf: every value's bucket is found before the end)
-    for i = 1, #f[5] + 1 do parts[i] = k .. "b" .. i end
+    for i = 1, #f[5] + 1 do -- (the last, +Inf: every value's bucket is found before the end)
+      parts[i], parts.le[i] = k .. "b" .. i, f[5][i] or math.huge
+    end
     k = parts
   end
   local by_a = KEYS[name]
@@ -156,8 +153,7 @@ end
 
 -- One observation v of the histogram `name` with its label values a, b.
 function M:observe(name, v, a, b)
-  local parts = KEYS[name][a or NONE]
-  parts = parts and parts[b or NONE] or make(name, a, b)
+  local parts = series(name, a, b)
   local le, acc, i = parts.le, self.acc, 1
   while v > le[i] do i = i + 1 end
   local k = parts[i] -- (the count: the buckets' sum, as it is written out)
@@ -204,12 +200,10 @@ end
 -- A histogram's lines of one label set (parts: bucket index or "s" / "c" -> value).
 local function histogram(out, f, l, parts)
   local cum = 0
-  for i, le in ipairs(f[5]) do
+  for i = 1, #f[5] + 1 do -- (the last, +Inf: num's)
     cum = cum + (parts["b" .. i] or 0)
-    out[#out + 1] = f[1] .. "_bucket" .. braces(l, 'le="' .. num(le) .. '"') .. " " .. num(cum)
+    out[#out + 1] = f[1] .. "_bucket" .. braces(l, 'le="' .. num(f[5][i] or math.huge) .. '"') .. " " .. num(cum)
   end
-  cum = cum + (parts["b" .. #f[5] + 1] or 0)
-  out[#out + 1] = f[1] .. "_bucket" .. braces(l, 'le="+Inf"') .. " " .. num(cum)
   out[#out + 1] = f[1] .. "_sum" .. braces(l) .. " " .. num(parts.s or 0)
   out[#out + 1] = f[1] .. "_count" .. braces(l) .. " " .. num(cum)
 end

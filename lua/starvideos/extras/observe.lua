@@ -35,10 +35,9 @@ local DURATION, WAIT = "starvideos_request_duration_seconds", "starvideos_budget
 -- go to the tracer, which the core writes at the export, under its task span: its owner's, else (the owner no
 -- job) the span of a bucket upload's job (storage/object.lua), a media check's job's (preflight), a webhook
 -- delivery's job's (notify.lua: its ctx); false: its task's trace is not sampled; nil: none (a root).
-local note = core.exchange_note
 function O:exchange(req, t, status, err, wire, bytes)
   local started = req.started
-  local op = note(self.h, req, req.op, started, t, status, wire, bytes)
+  local op = core.exchange_note(self.h, req, req.op, started, t, status, wire, bytes)
   local m, tr = self.m, self.tr
   if m and m.timer == false then m:start() end
   if not (op and tr and started) then return end
@@ -87,9 +86,7 @@ end
 
 -- A store command answered (ok: not an error, not a broken connection) after `seconds`.
 function O:store(seconds, ok)
-  if not self.m then return end
-  local c = ok and "2xx" or "error"
-  self.m:observe(DURATION, seconds, "store", c) -- (requests_total: its counts)
+  if self.m then self.m:observe(DURATION, seconds, "store", ok and "2xx" or "error") end -- (requests_total: its counts)
 end
 
 -- job saw its task completed at t: the notice lag, half the gap since the last poll that saw it unfinished.

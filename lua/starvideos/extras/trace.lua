@@ -18,8 +18,6 @@ local D = config.DEFAULTS
 local T = {}
 T.__index = T
 
-local COLUMNS = 2 -- the queue's (below)
-
 -- The key's tracer of these settings (otel.lua's; its part: inside nginx the worker's), exporting on the key's loop,
 -- or inside nginx on a loop of its own with nginx_transport(cfg, key) (client.lua's: nginx's sockets) in a timer.
 function T.of(key, cfg, s, loop, nginx_transport)
@@ -27,9 +25,7 @@ function T.of(key, cfg, s, loop, nginx_transport)
     -- the exports' own cfg: no events, no metrics of them, no key
     local xcfg = setmetatable({ on_event = false, observe = false, base_url = s.endpoint, max_connections = 1,
       requests_per_second = 1e6, api_key = false, transport = false }, { __index = cfg })
-    local cols = {}
-    for i = 1, COLUMNS do cols[i] = {} end
-    return setmetatable({ s = s, xcfg = xcfg, key = key, loop = not nginx_transport and loop, cols = cols,
+    return setmetatable({ s = s, xcfg = xcfg, key = key, loop = not nginx_transport and loop, cols = { {}, {} },
       slots = core.span_slots(D.trace_queue), -- (the CLIENT spans' values: the queue's slots)
       cap = D.trace_queue, batch = D.trace_batch, head = 1, tail = 0, dropped = 0, exported = 0, req = false,
       armed = false, nginx_transport = nginx_transport, on_drop = false, told = -math.huge,
@@ -59,7 +55,6 @@ function T.trace_id() return PROCESS .. T.id() end
 -- s as a JSON string, quotes included.
 local encode = cjson.encode
 local function json(s) return encode(tostring(s)) end
-T.json = json
 
 -- An attribute as OTLP/HTTP JSON writes it: a string's, or a whole number's (a 64-bit integer: a decimal string).
 function T.attr(key, v)
@@ -111,19 +106,14 @@ function T:finish(json_text, t)
   if k then self.cols[1][k] = json_text end
 end
 
-local METHOD = Request.METHOD
-
 -- The CLIENT span of the exchange of req (op: its operation) that ended at t: its status if wire is "none", its
 -- error err, under parent {trace =, id =} (nil: a root).
-local put = core.span_put
 function T:client(req, t, op, status, wire, err, parent)
-  local i, c = self.tail + 1, self.cols -- (slot()'s, written here: this runs at every exchange)
-  if i - self.head >= self.cap then return drop(self, 1, "the export queue is full") end
-  local k = (i - 1) % self.cap + 1
-  self.tail, c[1][k], c[2][k] = i, true, t
-  put(self.slots, k, req.url, req.method or req.head and "HEAD" or METHOD[req.op] or "POST", op, req.started, t,
-    wire == "none" and status or wire, req.attempt, err or false, parent or false)
-  if not self.armed or i - self.head + 1 == self.batch then self:schedule(t) end
+  local k = slot(self, t)
+  if not k then return end
+  self.cols[1][k] = true
+  core.span_put(self.slots, k, req.url, req.method or req.head and "HEAD" or Request.METHOD[req.op] or "POST", op,
+    req.started, t, wire == "none" and status or wire, req.attempt, err or false, parent or false)
 end
 
 -- The next batch out of the queue: the OTLP/HTTP JSON body of its spans (starvideos.bytes on libcurl's transport:
@@ -208,8 +198,7 @@ function T:schedule(t)
   local at = due(self, t) or t
   if self.nginx_transport then
     if self.timer then return end
-    local ngx = config.nginx()
-    self.timer = ngx.timer.at(math.max(0, at - t), pump, self) and true or false -- (none free: later)
+    self.timer = config.nginx().timer.at(math.max(0, at - t), pump, self) and true or false -- (none free: later)
     self.armed = self.timer
     return
   end

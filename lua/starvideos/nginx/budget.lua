@@ -31,8 +31,7 @@ end
 -- workers try it now; the one that made it 1 holds it, and writes when (lock_at).  true (held), false (another
 -- holds it), or nil, why (the dict too full to make it).  A lock whose holder died (a worker killed in the
 -- microseconds it holds it) is freed once a worker saw the same lock_at older than LOCK_STALE twice.
-local lock
-lock = function(self)
+local function lock(self)
   local dict = self.dict
   local n, err = dict:incr(self.lock, 1)
   if not n and err == "not found" then -- (made once: add's free memory, never incr's init, which evicts)
@@ -63,18 +62,16 @@ local function unlock(self) self.dict:incr(self.lock, -1) end
 -- The rules' store (bucket.lua's kv) on the dict, under the key's names; full: it refuses (self.full).
 local function store(self)
   local dict, pre, kv = self.dict, self.key .. ":", {}
-  local function put(k, v, ttl)
-    local ok = dict:safe_set(pre .. k, v, ttl)
-    if not ok then self.full = true end
+  function kv.set(k, v, ttl)
+    if not dict:safe_set(pre .. k, v, ttl) then self.full = true end
   end
   function kv.get(k) return dict:get(pre .. k) end
-  kv.set = put
   function kv.add(k, ttl)
     local ok, err = dict:safe_add(pre .. k, true, ttl)
     if not ok and err ~= "exists" then self.full = true end
     return ok
   end
-  function kv.incr(k, ttl) put(k, (tonumber(dict:get(pre .. k)) or 0) + 1, ttl) end
+  function kv.incr(k, ttl) kv.set(k, (tonumber(dict:get(pre .. k)) or 0) + 1, ttl) end
   return kv
 end
 
@@ -90,31 +87,20 @@ function D:take(t, _, tenant)
   return wait > 0 and t + wait or nil
 end
 
--- The times of a count in the dict (a string of numbers, oldest first) as a list.
-local function times_of(text)
-  local list = {}
-  for n in (text or ""):gmatch("%S+") do list[#list + 1] = tonumber(n) end
-  return list
-end
-
 -- A count not had or not kept (why): the create refused, nothing sent.
 local function uncounted(c, why)
   return nil, errors.new_error("io", string.format("nginx's lua_shared_dict starvideos: %s (nothing was sent)", why),
     { field = c.tenant and "tenant_limit" or "create_limit" })
 end
 
--- A count's text: its times (the newest count of them), padded to count * TIME_WIDTH, so that each write of it
--- has the size of the first: the dict rewrites it in place, needing no free memory.
-local function count_text(list, count)
-  local text = table.concat(list, " ", math.max(1, #list - count + 1))
-  return text .. string.rep(" ", count * TIME_WIDTH - #text)
-end
-
--- The counts of checks written: true, or nil, err (one did not fit: a count the dict did not hold yet; one written
--- before it stays: a create more counted, never one fewer).
+-- The counts of checks written, each its times (the newest count of them) padded to count * TIME_WIDTH, so that
+-- each write of it has the size of the first (the dict rewrites it in place, needing no free memory): true, or nil,
+-- err (one did not fit: a count the dict did not hold yet; one written before it stays: a create more counted,
+-- never one fewer).
 local function keep_counts(dict, names, lists, checks)
   for i, c in ipairs(checks) do
-    if not dict:safe_set(names[i], count_text(lists[i], c.lim.count), c.lim.per + 1) then
+    local text = table.concat(lists[i], " ", math.max(1, #lists[i] - c.lim.count + 1))
+    if not dict:safe_set(names[i], text .. string.rep(" ", c.lim.count * TIME_WIDTH - #text), c.lim.per + 1) then
       return uncounted(c, "it is full, " .. (c.tenant and "tenant_limit's" or "create_limit's") .. " count was not "
         .. "kept: make it larger")
     end
@@ -137,15 +123,13 @@ function D:count_creates(checks)
     self.ngx.sleep(0.001)
   end
   local names, lists = {}, {}
-  for i, c in ipairs(checks) do
-    names[i] = self.key .. ":creates:" .. core.hash(c.name)
-    lists[i] = times_of(dict:get(names[i]))
+  for i, c in ipairs(checks) do -- (a count's times: a string of numbers in the dict, oldest first)
+    names[i], lists[i] = self.key .. ":creates:" .. core.hash(c.name), {}
+    for n in (dict:get(names[i]) or ""):gmatch("%S+") do lists[i][#lists[i] + 1] = tonumber(n) end
   end
   local ok, wait, n, c = Bucket.count_on(lists, checks, os.time())
-  local err
-  if ok then ok, err = keep_counts(dict, names, lists, checks) end
+  if ok then ok, wait = keep_counts(dict, names, lists, checks) end -- (nil, err: one did not fit)
   unlock(self)
-  if ok == nil then return nil, err end
   return ok, wait, n, c
 end
 

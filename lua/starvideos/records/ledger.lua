@@ -262,7 +262,7 @@ end
 -- The price of a create of model (prices), counted in the cost counter of a client that measures (its hook
 -- cfg.observe, extras/observe.lua): the cost recorded with its task, or nil (unknown).  Both ledgers'.
 function L.cost(cfg, model)
-  local price = config.price(cfg.prices, model)
+  local price = cfg.prices and cfg.prices[model]
   if price and cfg.observe then cfg.observe:cost(model, price) end
   return price
 end
