@@ -22,7 +22,8 @@ local maps = {} -- the store's config id -> {ranges = {{first, last, "host:port"
 
 function K.new(cfg, timeout, ngx)
   local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = ngx, nodes = {}, i = 0,
-    sleep = ngx and ngx.sleep or core.sleep, deadline = now() + timeout }, K)
+    sleep = ngx and ngx.sleep or core.sleep, deadline = now() + timeout, ask = { command = { "CLUSTER", "SLOTS",
+    n = 2 }, user = cfg.user, password = cfg.password, host = "node", failed = "no slot map from the nodes" } }, K)
   self.map = maps[cfg.id]
   local c, err
   if self.map then
@@ -45,8 +46,8 @@ function K:node(addr)
   local host, port = tostring(addr):match("^%[?(.-)%]?:(%d+)$")
   if not host then return nil, "a node's address cannot be read: " .. tostring(addr) end
   local cfg, err = self.cfg
-  c, err = Conn.open({ host = host, port = tonumber(port) }, Conn.options(cfg, Conn.hello(cfg.user, cfg.password)),
-    self.timeout, self.ngx)
+  c, err = Conn.open({ host = host, port = tonumber(port) }, Conn.options(cfg, cfg.user, cfg.password), self.timeout,
+    self.ngx)
   if not c then return nil, string_format("node %s: %s", addr, tostring(err)) end
   self.nodes[addr] = c
   return c
@@ -54,25 +55,7 @@ end
 
 -- The next node named asked for the map (after the last, a pause, then the first again); past the deadline:
 -- failed.
-function K:_next()
-  local cfg = self.cfg
-  if now() >= self.deadline then
-    self.failed = string_format("no slot map from the nodes within %g s: %s", self.timeout, tostring(self.why))
-    return
-  end
-  self.i = self.i + 1
-  if self.i > #cfg.hosts then
-    self.i, self.due = 0, now() + K.PAUSE
-    return
-  end
-  local h = cfg.hosts[self.i]
-  local c, err = Conn.open(h, Conn.options(cfg, Conn.hello(cfg.user, cfg.password)), self.timeout, self.ngx)
-  if not c then
-    self.why = string_format("node %s:%d: %s", h.host, h.port, tostring(err))
-    return self:_next()
-  end
-  self.sc, self.sn = c, c:send { "CLUSTER", "SLOTS", n = 2 }
-end
+K._next = Conn.ask_next
 
 -- CLUSTER SLOTS' answer as ranges (an empty address: the node asked), or nil.
 local function ranges_of(v, asked)
@@ -91,11 +74,8 @@ local function ranges_of(v, asked)
 end
 
 function K:_heard()
-  local status, v = self.sc:reply(self.sn)
-  if status == "wait" then return false end
-  local h = self.cfg.hosts[self.i]
-  self.sc:close()
-  self.sc = nil
+  local status, v, h = Conn.asked(self)
+  if not status then return false end
   local ranges = status == "ok" and ranges_of(v, h.host)
   if ranges then
     self.map, self.state = { ranges = ranges, moved = {} }, "up"

@@ -18,17 +18,26 @@
 --   b:ready() -> true (the hello answered) | false (not yet) | nil, msg
 --   b:pending() -> commands sent not answered (0 on cosockets: their answers are there at once)
 --   b:close();  b.name, b.null (the nil reply)
+--   C.options(cfg, user, password[, db[, extra]]) -> o (below);  C.ask_next(w), C.asked(w): a way's hosts asked in turn
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local tostring, tonumber, pcall, setmetatable, ipairs, select, require, string_format, math_floor =
-  tostring, tonumber, pcall, setmetatable, ipairs, select, require, string.format, math.floor
-local table_concat, table_remove = table.concat, table.remove
+local core = require "starvideos.core"
+
+local tostring, tonumber, pcall, setmetatable, ipairs, require, string_format, math_floor =
+  tostring, tonumber, pcall, setmetatable, ipairs, require, string.format, math.floor
+local table_concat, table_insert, table_remove = table.concat, table.insert, table.remove
+local now = core.now
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 local C = {}
 
--- The run id of INFO server's answer v, or false (refused, or none there).
-local function run_of(v) return type(v) == "string" and v:match("run_id:(%x+)") or false end
+-- The hello's command cmd answered v (false, msg: refused) on b: INFO server's (heard) its run id, b.run (false:
+-- refused, or none there); another's failure, "AUTH failed: why", or nil.
+local function hello_answer(b, cmd, v, msg)
+  if cmd.heard then b.run = type(v) == "string" and v:match("run_id:(%x+)") or false; return nil end
+  local why = v == false and tostring(msg) or cmd.check and cmd.check(v)
+  return why and cmd[1] .. " failed: " .. why
+end
 
 local Hiredis = {}
 Hiredis.__index = Hiredis
@@ -79,13 +88,8 @@ function Hiredis:ready()
       if msg then return nil, msg end
       return false
     end
-    local why = v == false and tostring(msg) or cmd.check and cmd.check(v)
-    if cmd.heard then
-      self.run = run_of(v)
-    elseif why then
-      self.failed = cmd[1] .. " failed: " .. why
-      self.conn:close()
-    end
+    self.failed = hello_answer(self, cmd, v, msg)
+    if self.failed then self.conn:close() end
     table_remove(self.hello, 1)
   end
   if self.failed then return nil, self.failed end
@@ -263,10 +267,8 @@ function Cosocket:socket()
   local answers, herr = exchange(sock, self.null, o.hello or {})
   if not answers then sock:close(); return nil, self:said(herr) end
   for i, a in ipairs(answers) do
-    local cmd = o.hello[i]
-    local why = a[1] == false and tostring(a[2]) or cmd.check and cmd.check(a[1])
-    if cmd.heard then self.run = run_of(a[1])
-    elseif why then sock:close(); return nil, cmd[1] .. " failed: " .. why end
+    local why = hello_answer(self, o.hello[i], a[1], a[2])
+    if why then sock:close(); return nil, why end
   end
   return sock
 end
@@ -309,27 +311,53 @@ function Cosocket.reply(_, answer) return answer[1], answer[2], answer[3] end
 function Cosocket.close() end
 
 function C.open(ep, o, timeout, ngx)
-  local b, err
-  if ngx then b, err = cosocket_open(ep, o, timeout, ngx) else b, err = hiredis_open(ep, o, timeout) end
+  local b, err = (ngx and cosocket_open or hiredis_open)(ep, o, timeout, ngx)
   if b then b.at = ep.path or ep.host .. ":" .. tostring(ep.port) end
   return b, err
 end
 
--- The options of C.open for a store's cfg (config.store_url's) and a hello.
-function C.options(cfg, hello)
+-- The options of C.open for a store's cfg (config.store_url's), with the hello of a server: AUTH [user] password,
+-- SELECT db (when not 0), the extra command, then INFO server (heard: its run id, fleet/identity.lua's; a refusal
+-- breaks nothing).
+function C.options(cfg, user, password, db, extra)
+  local hello = { extra }
+  if db and db ~= 0 then table_insert(hello, 1, { "SELECT", tostring(db) }) end
+  if password then table_insert(hello, 1, user and { "AUTH", user, password } or { "AUTH", password }) end
+  hello[#hello + 1] = { "INFO", "server", n = 2, heard = true }
   return { tls = cfg.tls, verify = cfg.verify, ca_file = cfg.ca_file, cert_file = cfg.cert_file,
     key_file = cfg.key_file, server_name = cfg.server_name, id = cfg.id, hello = hello }
 end
 
--- The hello of a server: AUTH [user] password, SELECT db (when not 0), the extra commands, then INFO server
--- (heard: its run id, fleet/identity.lua's; a refusal breaks nothing).
-function C.hello(user, password, db, ...)
-  local list = {}
-  if password then list[#list + 1] = user and { "AUTH", user, password } or { "AUTH", password } end
-  if db and db ~= 0 then list[#list + 1] = { "SELECT", tostring(db) } end
-  for i = 1, select("#", ...) do list[#list + 1] = select(i, ...) end
-  list[#list + 1] = { "INFO", "server", n = 2, heard = true }
-  return list
+-- A way that asks its hosts in turn (fleet/sentinel.lua's, fleet/cluster.lua's; w.ask: {command, user, password,
+-- what a host is, what failing says}): the next host of w.cfg.hosts (w.i) sent the command (w.sc, w.sn), after
+-- the last a pause (w.due) then the first again; past w.deadline: failed (w.failed, naming w.why).
+function C.ask_next(w)
+  local a, hosts = w.ask, w.cfg.hosts
+  if now() >= w.deadline then
+    w.failed = string_format("%s within %g s: %s", a.failed, w.timeout, tostring(w.why))
+    return
+  end
+  w.i = w.i + 1
+  if w.i > #hosts then
+    w.i, w.due = 0, now() + w.PAUSE
+    return
+  end
+  local h = hosts[w.i]
+  local c, err = C.open(h, C.options(w.cfg, a.user, a.password), w.timeout, w.ngx)
+  if not c then
+    w.why = string_format("%s %s:%d: %s", a.host, h.host, h.port, tostring(err))
+    return C.ask_next(w)
+  end
+  w.sc, w.sn = c, c:send(a.command)
+end
+
+-- The host's answer to C.ask_next's command: false (not yet), or status, value, the host (its connection closed).
+function C.asked(w)
+  local status, v = w.sc:reply(w.sn)
+  if status == "wait" then return false end
+  w.sc:close()
+  w.sc = nil
+  return status, v, w.cfg.hosts[w.i]
 end
 
 return C

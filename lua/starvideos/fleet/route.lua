@@ -85,7 +85,7 @@ One.__index = One
 
 function One.new(cfg, timeout, ngx)
   local ep = cfg.path and { path = cfg.path } or { host = cfg.host, port = cfg.port }
-  local c, err = Conn.open(ep, Conn.options(cfg, Conn.hello(cfg.user, cfg.password, cfg.db)), timeout, ngx)
+  local c, err = Conn.open(ep, Conn.options(cfg, cfg.user, cfg.password, cfg.db), timeout, ngx)
   if not c then return nil, err end
   return setmetatable({ c = c, name = c.name, null = c.null }, One)
 end
