@@ -114,17 +114,14 @@ function K:addr_of(slot)
   return m.ranges[1][3] -- (a slot no node serves: its answer says where, or CLUSTERDOWN)
 end
 
-function K:conn_for(key)
+-- The connection to node addr, else to the node of key's slot, once the map is known (false: not yet; nil, why).
+function K:conn_at(addr, key)
   local ok, why = self:_advance()
   if not ok then return ok, why end
-  return self:node(self:addr_of(key and redis_slot(tostring(key))))
+  return self:node(addr or self:addr_of(key and redis_slot(tostring(key))))
 end
 
-function K:conn_at(addr)
-  local ok, why = self:_advance()
-  if not ok then return ok, why end
-  return self:node(addr)
-end
+function K:conn_for(key) return self:conn_at(nil, key) end
 
 -- MOVED slot addr: the slot's node from now on (for every route of these settings).
 function K:moved(slot, addr)

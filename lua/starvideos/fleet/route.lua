@@ -135,11 +135,10 @@ function Route:send(args, post)
   return self.seq
 end
 
--- Held commands sent once the way is known, and those whose pause ended.
-function Route:_flush(t)
-  for _, e in pairs(self.cmds) do
-    if not e.c and not e.answer and (not e.due or e.due <= t) then e.due = nil; e.answer = self:_go(e) or nil end
-  end
+-- Command e sent when it is held (neither sent nor answered: the way not known yet) and its pause, if any, ended
+-- at t.
+function Route:_retry(e, t)
+  if not e.c and not e.answer and (not e.due or e.due <= t) then e.due = nil; e.answer = self:_go(e) or nil end
 end
 
 -- The way polled, at most until the first paused command is due: a pause with nothing else to wait for
@@ -154,7 +153,8 @@ function Route:poll(wait)
   if n and due and (n == true or n == 0) and self.way:pending() == 0 and limit > 0 then
     self.sleep(math_min(limit, due - now()))
   end
-  self:_flush(now())
+  t = now()
+  for _, e in pairs(self.cmds) do self:_retry(e, t) end
   return n, err
 end
 
@@ -193,9 +193,7 @@ function Route:reply(n)
   if not e then return "broken", "no command " .. tostring(n) end
   while not e.answer do
     if not e.c then
-      if e.due and e.due > now() then return "wait" end
-      e.due = nil
-      e.answer = self:_go(e) or nil
+      self:_retry(e, now())
       if not e.answer and not e.c then return "wait" end
     else
       local status, v, post = e.c:reply(e.cn)
