@@ -109,9 +109,8 @@ end
 -- same record, counted again in no limit nor found by its own key) and waited on again: false, or nil, err when
 -- it cannot be sent.
 function A:again(short)
-  local st, args = self.st, {}
+  local st, args = self.st, self.args
   st:unreplicated("the pending record of create " .. self.lid, short, self.ledger.cfg.on_event)
-  for i, a in ipairs(self.args) do args[i] = a end
   args[2], args[5], args[7] = "1", "", ""
   local err
   self.sent = core.now()

@@ -39,6 +39,26 @@ local function hello_answer(b, cmd, v, msg)
   return why and cmd[1] .. " failed: " .. why
 end
 
+-- The commands of one send, in order (pre's, args, post), and the place of args among them.
+local function batch(args, pre, post)
+  local cmds = {}
+  for i, c in ipairs(pre or {}) do cmds[i] = c end
+  cmds[#cmds + 1] = args
+  local last = #cmds
+  cmds[#cmds + 1] = post
+  return cmds, last
+end
+
+-- A send's answer from its commands' ({v} | {false, msg} each, in order; last: args'): "error", the first error of
+-- pre's or its own | "ok", its value, post's (or its error's words).
+local function outcome(answers, last, post)
+  for i = 1, last do
+    if answers[i][1] == false then return "error", answers[i][2] end
+  end
+  local p = post and answers[last + 1]
+  return "ok", answers[last][1], p and (p[1] == false and p[2] or p[1]) or nil
+end
+
 local Hiredis = {}
 Hiredis.__index = Hiredis
 
@@ -52,27 +72,23 @@ local function hiredis_open(ep, o, timeout)
   local conn, err = redis.connect(ep.path or ep.host, ep.port, { timeout = timeout, tls = o.tls, verify = o.verify,
     ca_file = o.ca_file, cert_file = o.cert_file, key_file = o.key_file, server_name = o.server_name })
   if not conn then return nil, err end
-  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {}, pre = {},
-    post = {} }, Hiredis)
+  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {}, sent = {} },
+    Hiredis)
   for i, cmd in ipairs(o.hello or {}) do b.hello[i] = { cmd, assert(conn:send(unpack(cmd))) } end
   return b
 end
 
+-- (self.sent[cn]: the numbers of the send's commands, g.last args', their answers read so far in g.got)
 function Hiredis:send(args, pre, post)
-  local list = {}
-  for i, cmd in ipairs(pre or {}) do
-    local n, err = self.conn:send(unpack(cmd))
+  local cmds, last = batch(args, pre, post)
+  local g = { last = last, post = post, got = {} }
+  for i, cmd in ipairs(cmds) do
+    local n, err = self.conn:send(unpack(cmd, 1, cmd.n or #cmd))
     if not n then return nil, err end
-    list[i] = n
+    g[i] = n
   end
-  local cn, err = self.conn:send(unpack(args, 1, args.n))
-  if cn and pre then self.pre[cn] = list end
-  if cn and post then
-    local wn, werr = self.conn:send(unpack(post))
-    if not wn then return nil, werr end
-    self.post[cn] = { n = wn }
-  end
-  return cn, err
+  self.sent[g[last]] = g
+  return g[last]
 end
 
 function Hiredis:poll(wait) return self.conn:poll(wait) end
@@ -100,31 +116,14 @@ function Hiredis:reply(cn)
   local ok, why = self:ready()
   if ok == nil then return "broken", why end
   if not ok then return "wait" end
-  local pre = self.pre[cn] -- {n, ...; err = a first error of theirs}
-  while pre and pre[1] do
-    local v, msg = self.conn:reply(pre[1])
+  local g = self.sent[cn]
+  while g.got[#g] == nil do
+    local v, msg = self.conn:reply(g[#g.got + 1])
     if v == nil then return msg and "broken" or "wait", msg end
-    if v == false then pre.err = pre.err or msg end
-    table_remove(pre, 1)
+    g.got[#g.got + 1] = v == false and { false, msg } or { v }
   end
-  local w = self.post[cn] -- {n; got, v, msg, err: the command's answer, kept until post's is there}
-  if not (w and w.got) then
-    local v, msg = self.conn:reply(cn)
-    if v == nil then return msg and "broken" or "wait", msg end
-    self.pre[cn] = nil
-    if not w then
-      if pre and pre.err then return "error", pre.err end
-      if v == false then return "error", msg end
-      return "ok", v
-    end
-    w.got, w.v, w.msg, w.err = true, v, msg, pre and pre.err
-  end
-  local a, amsg = self.conn:reply(w.n)
-  if a == nil then return amsg and "broken" or "wait", amsg end
-  self.post[cn] = nil
-  if w.err then return "error", w.err end
-  if w.v == false then return "error", w.msg end
-  return "ok", w.v, a == false and amsg or a
+  self.sent[cn] = nil
+  return outcome(g.got, g.last, g.post)
 end
 
 function Hiredis:close() self.conn:close() end
@@ -136,7 +135,6 @@ function Hiredis:tls() return self.conn:tls() end
 -- never another endpoint's, user's, password's, db's or TLS settings'), the hello on a new one.
 local Cosocket = {}
 Cosocket.__index = Cosocket
-local client_cert -- (below)
 
 local function encode(args, n)
   local list = { "*" .. n .. "\r\n" }
@@ -213,7 +211,7 @@ local function read_all(path)
 end
 
 -- o's client certificate set on sock (none: true): true | nil, why.
-client_cert = function(sock, o)
+local function client_cert(sock, o)
   if not o.cert_file then return true end
   local k = o.cert_file .. "\0" .. o.key_file
   if not certs[k] then
@@ -277,22 +275,14 @@ end
 function Cosocket:send(args, pre, post)
   local sock, err = self:socket()
   if not sock then return { "broken", err } end
-  local cmds = {}
-  for i, c in ipairs(pre or {}) do cmds[i] = c end
-  cmds[#cmds + 1] = args
-  local last = #cmds
-  cmds[#cmds + 1] = post
+  local cmds, last = batch(args, pre, post)
   local answers, xerr = exchange(sock, self.null, cmds)
   if not answers then
     sock:close()
     return { "broken", self:said(xerr) }
   end
   sock:setkeepalive(60000, 64)
-  for i = 1, last do
-    if answers[i][1] == false then return { "error", answers[i][2] } end
-  end
-  local p = post and answers[last + 1]
-  return { "ok", answers[last][1], p and (p[1] == false and p[2] or p[1]) or nil }
+  return { outcome(answers, last, post) }
 end
 
 function Cosocket:ready()

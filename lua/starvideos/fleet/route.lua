@@ -42,7 +42,6 @@ R.ANSWERS = {
   NOSCRIPT = { "ends", "a script Redis does not know (the store sends EVAL, never EVALSHA: not its own)" },
 }
 R.HOPS = 5       -- redirections (MOVED, ASK) of one command at the most
-R.seen = { move = 0, ask = 0, find = 0, pause = 0 } -- what the table made the routes of the process do (the specs')
 R.PAUSE = 0.05   -- the first pause before a command is sent again (doubled each time, at most 1 s)
 
 -- The table's row of an error answer: its code is the first word, or (a script's error, Redis 6 wrapping
@@ -128,10 +127,10 @@ end
 function Route:send(args, post)
   local e = { args = args, post = post, key = R.key_of(args), hops = 0, pause = R.PAUSE,
     deadline = now() + self.timeout }
-  local a = self:_go(e)
-  if a and a[1] == "broken" then return nil, a[2] end
+  local a = self:_go(e) -- (sent or held: false; else {"broken", msg})
+  if a then return nil, a[2] end
   self.seq = self.seq + 1
-  self.cmds[self.seq], e.answer = e, a or nil
+  self.cmds[self.seq] = e
   return self.seq
 end
 
@@ -168,7 +167,6 @@ function Route:_again(e, msg)
   if (what == "move" or what == "ask") and code == tostring(msg):match("^(%u+)") then
     local slot, addr = tostring(msg):match("^%u+ (%d+) (%S+)$")
     if addr then
-      R.seen[what] = R.seen[what] + 1
       e.hops, e.c, e.cn = e.hops + 1, nil, nil
       if what == "move" then self.way:moved(tonumber(slot), addr); e.at, e.pre = nil, nil
       else e.at, e.pre = addr, { { "ASKING", n = 1 } } end
@@ -176,12 +174,10 @@ function Route:_again(e, msg)
     end
   end
   if what == "find" and t < e.deadline and self.way:find(e.c) then
-    R.seen.find = R.seen.find + 1
     e.c, e.cn, e.at, e.pre = nil, nil, nil, nil
     return self:_go(e) or nil
   end
   if what == "pause" and t + e.pause < e.deadline then
-    R.seen.pause = R.seen.pause + 1
     e.c, e.cn, e.due, e.pause = nil, nil, t + e.pause, math_min(e.pause * 2, 1)
     return nil
   end

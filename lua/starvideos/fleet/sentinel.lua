@@ -49,14 +49,11 @@ function S:_master(m)
 end
 
 -- The next sentinel asked (after the last, a pause, then the first again); past the deadline: failed.
-function S:_next()
-  self.state = "ask"
-  return Conn.ask_next(self)
-end
+S._next = Conn.ask_next
 
 -- The master found failing (why): forgotten, the sentinels asked again.
 function S:_lost(why)
-  masters[self.cfg.id] = nil
+  masters[self.cfg.id], self.state = nil, "ask"
   if self.mc then self.mc:close() end
   self.mc, self.m, self.why, self.i = nil, nil, why, #self.cfg.hosts -- (a pause, then the sentinels again)
   return self:_next()
