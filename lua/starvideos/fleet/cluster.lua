@@ -75,7 +75,7 @@ end
 
 function K:_heard()
   local status, v, h = Conn.asked(self)
-  if not status then return false end
+  if not status then return status end
   local ranges = status == "ok" and ranges_of(v, h.host)
   if ranges then
     self.map, self.state = { ranges = ranges, moved = {} }, "up"
@@ -91,13 +91,7 @@ function K:_advance()
   while true do
     if self.failed then return nil, self.failed end
     if self.state == "up" then return true end
-    if self.due then
-      if now() < self.due then return false end
-      self.due = nil
-      self:_next()
-    elseif self:_heard() == false then
-      return false
-    end
+    if self:_heard() == false then return false end
   end
 end
 

@@ -341,8 +341,14 @@ function C.ask_next(w)
   w.sc, w.sn = c, c:send(a.command)
 end
 
--- The host's answer to C.ask_next's command: false (not yet), or status, value, the host (its connection closed).
+-- The host's answer to C.ask_next's command: false (not yet, or pausing), nil (the pause ended: the next host
+-- asked), or status, value, the host (its connection closed).
 function C.asked(w)
+  if w.due then
+    if now() < w.due then return false end
+    w.due = nil
+    return C.ask_next(w)
+  end
   local status, v = w.sc:reply(w.sn)
   if status == "wait" then return false end
   w.sc:close()

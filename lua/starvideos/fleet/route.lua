@@ -159,12 +159,12 @@ end
 
 -- Command e's error answer msg, as the table says: nil (sent again, or held), or the answer.
 function Route:_again(e, msg)
-  local code, row = row_of(msg)
+  local _, row = row_of(msg)
   local what, t = row and row[1], now()
   if (what == "move" or what == "ask") and e.hops >= R.HOPS then
     what, e.hops, e.at, e.pre = "pause", 0, nil, nil -- (nodes that disagree for a moment: asked after a pause)
   end
-  if (what == "move" or what == "ask") and code == tostring(msg):match("^(%u+)") then
+  if what == "move" or what == "ask" then -- (their code is the answer's first word: row_of)
     local slot, addr = tostring(msg):match("^%u+ (%d+) (%S+)$")
     if addr then
       e.hops, e.c, e.cn = e.hops + 1, nil, nil

@@ -62,7 +62,7 @@ end
 -- The sentinel's answer: the master's address, or the next sentinel.
 function S:_heard()
   local status, v, h = Conn.asked(self)
-  if not status then return false end
+  if not status then return status end
   if status == "ok" and type(v) == "table" and v[1] and tonumber(v[2]) then
     return self:_master { host = v[1], port = tonumber(v[2]) }
   end
@@ -75,11 +75,7 @@ end
 function S:_advance()
   while true do
     if self.failed then return nil, self.failed end
-    if self.due then
-      if now() < self.due then return false end
-      self.due = nil
-      self:_next()
-    elseif self.state == "up" then
+    if self.state == "up" then
       return self.mc
     elseif self.state == "ask" then
       if self:_heard() == false then return false end
@@ -95,8 +91,7 @@ function S:_advance()
   end
 end
 
-function S:conn_for() return self:_advance() end
-S.conn_at = S.conn_for
+S.conn_for, S.conn_at = S._advance, S._advance
 
 function S:poll(wait)
   self:_advance()
