@@ -31,9 +31,8 @@ end
 local function replicas_of(repl)
   local list = {}
   for i = 0, (tonumber(repl.connected_slaves) or 0) - 1 do
-    local line = repl["slave" .. i] or ""
     local r = {}
-    for k, val in line:gmatch("(%w+)=([^,]*)") do r[k] = val end
+    for k, val in (repl["slave" .. i] or ""):gmatch("(%w+)=([^,]*)") do r[k] = val end
     list[#list + 1] = { address = string_format("%s:%s", tostring(r.ip), tostring(r.port)), state = r.state,
       offset = tonumber(r.offset), lag = tonumber(r.lag),
       behind = tonumber(repl.master_repl_offset) and tonumber(r.offset)

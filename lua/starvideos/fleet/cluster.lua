@@ -26,11 +26,9 @@ function K.new(cfg, timeout, ngx)
     n = 2 }, user = cfg.user, password = cfg.password, host = "node", failed = "no slot map from the nodes" } }, K)
   self.map = maps[cfg.id]
   local c, err
-  if self.map then
-    self.state = "up"
+  if self.map then -- (a map known: the way is up; none: it is being learned)
     c, err = self:node(self.map.ranges[1][3])
   else
-    self.state = "learn"
     self:_next()
     c, err = self.sc, self.failed
   end
@@ -78,7 +76,7 @@ function K:_heard()
   if not status then return status end
   local ranges = status == "ok" and ranges_of(v, h.host)
   if ranges then
-    self.map, self.state = { ranges = ranges, moved = {} }, "up"
+    self.map = { ranges = ranges, moved = {} }
     maps[self.cfg.id] = self.map
     return true
   end
@@ -90,7 +88,7 @@ end
 function K:_advance()
   while true do
     if self.failed then return nil, self.failed end
-    if self.state == "up" then return true end
+    if self.map then return true end
     if self:_heard() == false then return false end
   end
 end
@@ -124,8 +122,8 @@ end
 
 -- A node answered as a replica (READONLY: a failover): the map learned again.
 function K:find()
-  if self.state ~= "up" then return true end
-  maps[self.cfg.id], self.map, self.state, self.i, self.deadline = nil, nil, "learn", 0, now() + self.timeout
+  if not self.map then return true end
+  maps[self.cfg.id], self.map, self.i, self.deadline = nil, nil, 0, now() + self.timeout
   self:_next()
   return true
 end

@@ -100,10 +100,8 @@ function Hiredis:pending() return self.conn:pending() end
 function Hiredis:ready()
   while self.hello[1] and not self.failed do
     local cmd, v, msg = self.hello[1][1], self.conn:reply(self.hello[1][2])
-    if v == nil then
-      if msg then return nil, msg end
-      return false
-    end
+    if v == nil and msg then return nil, msg end
+    if v == nil then return false end
     self.failed = hello_answer(self, cmd, v, msg)
     if self.failed then self.conn:close() end
     table_remove(self.hello, 1)
@@ -202,12 +200,13 @@ end
 
 local certs = {} -- cert_file .. "\0" .. key_file -> {cert, key} as ngx.ssl parsed them (read once in a worker)
 
-local function read_all(path)
+-- The file at path read and parsed (parse: ngx.ssl's): its value, or nil, why.
+local function pem(path, parse)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
   local text = f:read("*a")
   f:close()
-  return text
+  return parse(text)
 end
 
 -- o's client certificate set on sock (none: true): true | nil, why.
@@ -217,11 +216,8 @@ local function client_cert(sock, o)
   if not certs[k] then
     local ok, ssl = pcall(require, "ngx.ssl")
     if not ok then return nil, "a client certificate inside nginx needs lua-resty-core's ngx.ssl" end
-    local cert_pem, cerr = read_all(o.cert_file)
-    local key_pem, kerr = read_all(o.key_file)
-    local cert, key
-    if cert_pem then cert, cerr = ssl.parse_pem_cert(cert_pem) end
-    if key_pem then key, kerr = ssl.parse_pem_priv_key(key_pem) end
+    local cert, cerr = pem(o.cert_file, ssl.parse_pem_cert)
+    local key, kerr = pem(o.key_file, ssl.parse_pem_priv_key)
     if not cert then return nil, "cert_file cannot be read: " .. tostring(cerr) end
     if not key then return nil, "key_file cannot be read: " .. tostring(kerr) end
     certs[k] = { cert, key }

@@ -106,9 +106,8 @@ function I.again(st, job, cur)
   if job.relay then job.answer = { "ok" }; return end
   job.args[job.at] = id_arg(i)
   local b, err = st:_backend()
-  local cn
-  if b then cn, err = b:send(job.args, job.wait and st.wait_cmd) end
-  if cn then job.b, job.cn = b, cn; return end
+  if b then job.cn, err = b:send(job.args, job.wait and st.wait_cmd) end
+  if b and job.cn then job.b = b; return end
   if b then b.broken = true end
   job.answer = { "broken", err }
 end

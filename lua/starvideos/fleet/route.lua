@@ -97,10 +97,8 @@ function One:pending() return self.c:pending() end
 function One:close() self.c:close() end
 
 function R.open(cfg, timeout, ngx)
-  local way, err
-  if cfg.kind == "sentinel" then way, err = require("starvideos.fleet.sentinel").new(cfg, timeout, ngx)
-  elseif cfg.kind == "cluster" then way, err = require("starvideos.fleet.cluster").new(cfg, timeout, ngx)
-  else way, err = One.new(cfg, timeout, ngx) end
+  local way, err = (cfg.kind == "sentinel" and require("starvideos.fleet.sentinel")
+    or cfg.kind == "cluster" and require("starvideos.fleet.cluster") or One).new(cfg, timeout, ngx)
   if not way then return nil, err end
   return R.wrap(way, timeout, ngx)
 end
