@@ -92,7 +92,17 @@ function A:step()
   local done, err, short = st:result(self.pend)
   self.pend = nil
   if done == nil then return nil, err end
-  if done == 1 and short then return self:again(short) end
+  if done == 1 and short then
+    -- The pending record written, not acknowledged by the replicas asked: written again (fresh and uncounted:
+    -- the same record, counted again in no limit nor found by its own key) and waited on again: false, or nil,
+    -- err when it cannot be sent.
+    st:unreplicated("the pending record of create " .. self.lid, short, self.ledger.cfg.on_event)
+    self.args[2], self.args[5], self.args[7] = "1", "", ""
+    self.sent = core.now()
+    self.pend, err = st:send_script(self.script, self.keys, self.args, true)
+    if not self.pend then return nil, err end
+    return false
+  end
   -- Redis set it: this round trip took it along (but for the first: the lease's own renewal learns the
   -- store's identity, fleet/leases.lua)
   if self.lease.identity then rule.answered(self.lease, self.sent, core.now(), self.ledger.lease_ms) end
@@ -103,21 +113,6 @@ function A:step()
   end
   self.verdict = A.named(done)
   return true
-end
-
--- The pending record written, not acknowledged by the replicas asked: written again (fresh and uncounted: the
--- same record, counted again in no limit nor found by its own key) and waited on again: false, or nil, err when
--- it cannot be sent.
-function A:again(short)
-  local st, args = self.st, {}
-  st:unreplicated("the pending record of create " .. self.lid, short, self.ledger.cfg.on_event)
-  for i, a in ipairs(self.args) do args[i] = a end
-  args[2], args[5], args[7] = "1", "", ""
-  local err
-  self.sent = core.now()
-  self.pend, err = st:send_script(self.script, self.keys, args, true)
-  if not self.pend then return nil, err end
-  return false
 end
 
 -- What a key names as the scripts answer it (fleet/scripts.lua's KEY_NAMES), as L.key_answer takes it, or nil.

@@ -18,9 +18,9 @@ local C = {}
 -- A probe: one key of its own (never a fleet's), written by a script and gone a second later.
 Store.define("check_write", "redis.call('SET', KEYS[1], ARGV[1], 'PX', 1000) return 1")
 
--- INFO's lines (a section) as name -> value.
-local function info(st, section)
-  local v, err = st:call("INFO", section)
+-- INFO's lines (a section; or cmd's: CLUSTER INFO) as name -> value.
+local function info(st, section, cmd)
+  local v, err = st:call(cmd or "INFO", section)
   if type(v) ~= "string" then return nil, err end
   local t = {}
   for k, val in v:gmatch("([%w_]+):([^\r\n]*)") do t[k] = val end
@@ -31,9 +31,8 @@ end
 local function replicas_of(repl)
   local list = {}
   for i = 0, (tonumber(repl.connected_slaves) or 0) - 1 do
-    local line = repl["slave" .. i] or ""
     local r = {}
-    for k, val in line:gmatch("(%w+)=([^,]*)") do r[k] = val end
+    for k, val in (repl["slave" .. i] or ""):gmatch("(%w+)=([^,]*)") do r[k] = val end
     list[#list + 1] = { address = string_format("%s:%s", tostring(r.ip), tostring(r.port)), state = r.state,
       offset = tonumber(r.offset), lag = tonumber(r.lag),
       behind = tonumber(repl.master_repl_offset) and tonumber(r.offset)
@@ -159,10 +158,8 @@ end
 
 -- A Cluster's view (a redis+cluster:// store): CLUSTER INFO of a node, warned of when the cluster is not ok.
 local function cluster(st, report)
-  local v = st:call("CLUSTER", "INFO")
-  if type(v) ~= "string" then return end
-  local t = {}
-  for k, val in v:gmatch("([%w_]+):([^\r\n]*)") do t[k] = val end
+  local t = info(st, "INFO", "CLUSTER")
+  if not t then return end
   report.cluster = { state = t.cluster_state, slots_ok = tonumber(t.cluster_slots_ok), size = tonumber(t.cluster_size),
     nodes = tonumber(t.cluster_known_nodes), primaries = {} }
   local by, slots = {}, st:call("CLUSTER", "SLOTS") -- (each range: {from, to, {ip, port, id}, replicas...})

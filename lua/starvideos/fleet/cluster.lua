@@ -22,14 +22,13 @@ local maps = {} -- the store's config id -> {ranges = {{first, last, "host:port"
 
 function K.new(cfg, timeout, ngx)
   local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = ngx, nodes = {}, i = 0,
-    sleep = ngx and ngx.sleep or core.sleep, deadline = now() + timeout }, K)
+    sleep = ngx and ngx.sleep or core.sleep, deadline = now() + timeout, ask = { command = { "CLUSTER", "SLOTS",
+    n = 2 }, user = cfg.user, password = cfg.password, host = "node", failed = "no slot map from the nodes" } }, K)
   self.map = maps[cfg.id]
   local c, err
-  if self.map then
-    self.state = "up"
+  if self.map then -- (a map known: the way is up; none: it is being learned)
     c, err = self:node(self.map.ranges[1][3])
   else
-    self.state = "learn"
     self:_next()
     c, err = self.sc, self.failed
   end
@@ -45,8 +44,8 @@ function K:node(addr)
   local host, port = tostring(addr):match("^%[?(.-)%]?:(%d+)$")
   if not host then return nil, "a node's address cannot be read: " .. tostring(addr) end
   local cfg, err = self.cfg
-  c, err = Conn.open({ host = host, port = tonumber(port) }, Conn.options(cfg, Conn.hello(cfg.user, cfg.password)),
-    self.timeout, self.ngx)
+  c, err = Conn.open({ host = host, port = tonumber(port) }, Conn.options(cfg, cfg.user, cfg.password), self.timeout,
+    self.ngx)
   if not c then return nil, string_format("node %s: %s", addr, tostring(err)) end
   self.nodes[addr] = c
   return c
@@ -54,25 +53,7 @@ end
 
 -- The next node named asked for the map (after the last, a pause, then the first again); past the deadline:
 -- failed.
-function K:_next()
-  local cfg = self.cfg
-  if now() >= self.deadline then
-    self.failed = string_format("no slot map from the nodes within %g s: %s", self.timeout, tostring(self.why))
-    return
-  end
-  self.i = self.i + 1
-  if self.i > #cfg.hosts then
-    self.i, self.due = 0, now() + K.PAUSE
-    return
-  end
-  local h = cfg.hosts[self.i]
-  local c, err = Conn.open(h, Conn.options(cfg, Conn.hello(cfg.user, cfg.password)), self.timeout, self.ngx)
-  if not c then
-    self.why = string_format("node %s:%d: %s", h.host, h.port, tostring(err))
-    return self:_next()
-  end
-  self.sc, self.sn = c, c:send { "CLUSTER", "SLOTS", n = 2 }
-end
+K._next = Conn.ask_next
 
 -- CLUSTER SLOTS' answer as ranges (an empty address: the node asked), or nil.
 local function ranges_of(v, asked)
@@ -91,14 +72,11 @@ local function ranges_of(v, asked)
 end
 
 function K:_heard()
-  local status, v = self.sc:reply(self.sn)
-  if status == "wait" then return false end
-  local h = self.cfg.hosts[self.i]
-  self.sc:close()
-  self.sc = nil
+  local status, v, h = Conn.asked(self)
+  if not status then return status end
   local ranges = status == "ok" and ranges_of(v, h.host)
   if ranges then
-    self.map, self.state = { ranges = ranges, moved = {} }, "up"
+    self.map = { ranges = ranges, moved = {} }
     maps[self.cfg.id] = self.map
     return true
   end
@@ -110,14 +88,8 @@ end
 function K:_advance()
   while true do
     if self.failed then return nil, self.failed end
-    if self.state == "up" then return true end
-    if self.due then
-      if now() < self.due then return false end
-      self.due = nil
-      self:_next()
-    elseif self:_heard() == false then
-      return false
-    end
+    if self.map then return true end
+    if self:_heard() == false then return false end
   end
 end
 
@@ -134,17 +106,14 @@ function K:addr_of(slot)
   return m.ranges[1][3] -- (a slot no node serves: its answer says where, or CLUSTERDOWN)
 end
 
-function K:conn_for(key)
+-- The connection to node addr, else to the node of key's slot, once the map is known (false: not yet; nil, why).
+function K:conn_at(addr, key)
   local ok, why = self:_advance()
   if not ok then return ok, why end
-  return self:node(self:addr_of(key and redis_slot(tostring(key))))
+  return self:node(addr or self:addr_of(key and redis_slot(tostring(key))))
 end
 
-function K:conn_at(addr)
-  local ok, why = self:_advance()
-  if not ok then return ok, why end
-  return self:node(addr)
-end
+function K:conn_for(key) return self:conn_at(nil, key) end
 
 -- MOVED slot addr: the slot's node from now on (for every route of these settings).
 function K:moved(slot, addr)
@@ -153,8 +122,8 @@ end
 
 -- A node answered as a replica (READONLY: a failover): the map learned again.
 function K:find()
-  if self.state ~= "up" then return true end
-  maps[self.cfg.id], self.map, self.state, self.i, self.deadline = nil, nil, "learn", 0, now() + self.timeout
+  if not self.map then return true end
+  maps[self.cfg.id], self.map, self.i, self.deadline = nil, nil, 0, now() + self.timeout
   self:_next()
   return true
 end

@@ -18,17 +18,46 @@
 --   b:ready() -> true (the hello answered) | false (not yet) | nil, msg
 --   b:pending() -> commands sent not answered (0 on cosockets: their answers are there at once)
 --   b:close();  b.name, b.null (the nil reply)
+--   C.options(cfg, user, password[, db[, extra]]) -> o (below);  C.ask_next(w), C.asked(w): a way's hosts asked in turn
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local tostring, tonumber, pcall, setmetatable, ipairs, select, require, string_format, math_floor =
-  tostring, tonumber, pcall, setmetatable, ipairs, select, require, string.format, math.floor
-local table_concat, table_remove = table.concat, table.remove
+local core = require "starvideos.core"
+
+local tostring, tonumber, pcall, setmetatable, ipairs, require, string_format, math_floor =
+  tostring, tonumber, pcall, setmetatable, ipairs, require, string.format, math.floor
+local table_concat, table_insert, table_remove = table.concat, table.insert, table.remove
+local now = core.now
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 local C = {}
 
--- The run id of INFO server's answer v, or false (refused, or none there).
-local function run_of(v) return type(v) == "string" and v:match("run_id:(%x+)") or false end
+-- The hello's command cmd answered v (false, msg: refused) on b: INFO server's (heard) its run id, b.run (false:
+-- refused, or none there); another's failure, "AUTH failed: why", or nil.
+local function hello_answer(b, cmd, v, msg)
+  if cmd.heard then b.run = type(v) == "string" and v:match("run_id:(%x+)") or false; return nil end
+  local why = v == false and tostring(msg) or cmd.check and cmd.check(v)
+  return why and cmd[1] .. " failed: " .. why
+end
+
+-- The commands of one send, in order (pre's, args, post), and the place of args among them.
+local function batch(args, pre, post)
+  local cmds = {}
+  for i, c in ipairs(pre or {}) do cmds[i] = c end
+  cmds[#cmds + 1] = args
+  local last = #cmds
+  cmds[#cmds + 1] = post
+  return cmds, last
+end
+
+-- A send's answer from its commands' ({v} | {false, msg} each, in order; last: args'): "error", the first error of
+-- pre's or its own | "ok", its value, post's (or its error's words).
+local function outcome(answers, last, post)
+  for i = 1, last do
+    if answers[i][1] == false then return "error", answers[i][2] end
+  end
+  local p = post and answers[last + 1]
+  return "ok", answers[last][1], p and (p[1] == false and p[2] or p[1]) or nil
+end
 
 local Hiredis = {}
 Hiredis.__index = Hiredis
@@ -43,27 +72,23 @@ local function hiredis_open(ep, o, timeout)
   local conn, err = redis.connect(ep.path or ep.host, ep.port, { timeout = timeout, tls = o.tls, verify = o.verify,
     ca_file = o.ca_file, cert_file = o.cert_file, key_file = o.key_file, server_name = o.server_name })
   if not conn then return nil, err end
-  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {}, pre = {},
-    post = {} }, Hiredis)
+  local b = setmetatable({ name = "starvideos.redis", conn = conn, null = redis.null, hello = {}, sent = {} },
+    Hiredis)
   for i, cmd in ipairs(o.hello or {}) do b.hello[i] = { cmd, assert(conn:send(unpack(cmd))) } end
   return b
 end
 
+-- (self.sent[cn]: the numbers of the send's commands, g.last args', their answers read so far in g.got)
 function Hiredis:send(args, pre, post)
-  local list = {}
-  for i, cmd in ipairs(pre or {}) do
-    local n, err = self.conn:send(unpack(cmd))
+  local cmds, last = batch(args, pre, post)
+  local g = { last = last, post = post, got = {} }
+  for i, cmd in ipairs(cmds) do
+    local n, err = self.conn:send(unpack(cmd, 1, cmd.n or #cmd))
     if not n then return nil, err end
-    list[i] = n
+    g[i] = n
   end
-  local cn, err = self.conn:send(unpack(args, 1, args.n))
-  if cn and pre then self.pre[cn] = list end
-  if cn and post then
-    local wn, werr = self.conn:send(unpack(post))
-    if not wn then return nil, werr end
-    self.post[cn] = { n = wn }
-  end
-  return cn, err
+  self.sent[g[last]] = g
+  return g[last]
 end
 
 function Hiredis:poll(wait) return self.conn:poll(wait) end
@@ -75,17 +100,10 @@ function Hiredis:pending() return self.conn:pending() end
 function Hiredis:ready()
   while self.hello[1] and not self.failed do
     local cmd, v, msg = self.hello[1][1], self.conn:reply(self.hello[1][2])
-    if v == nil then
-      if msg then return nil, msg end
-      return false
-    end
-    local why = v == false and tostring(msg) or cmd.check and cmd.check(v)
-    if cmd.heard then
-      self.run = run_of(v)
-    elseif why then
-      self.failed = cmd[1] .. " failed: " .. why
-      self.conn:close()
-    end
+    if v == nil and msg then return nil, msg end
+    if v == nil then return false end
+    self.failed = hello_answer(self, cmd, v, msg)
+    if self.failed then self.conn:close() end
     table_remove(self.hello, 1)
   end
   if self.failed then return nil, self.failed end
@@ -96,31 +114,14 @@ function Hiredis:reply(cn)
   local ok, why = self:ready()
   if ok == nil then return "broken", why end
   if not ok then return "wait" end
-  local pre = self.pre[cn] -- {n, ...; err = a first error of theirs}
-  while pre and pre[1] do
-    local v, msg = self.conn:reply(pre[1])
+  local g = self.sent[cn]
+  while g.got[#g] == nil do
+    local v, msg = self.conn:reply(g[#g.got + 1])
     if v == nil then return msg and "broken" or "wait", msg end
-    if v == false then pre.err = pre.err or msg end
-    table_remove(pre, 1)
+    g.got[#g.got + 1] = v == false and { false, msg } or { v }
   end
-  local w = self.post[cn] -- {n; got, v, msg, err: the command's answer, kept until post's is there}
-  if not (w and w.got) then
-    local v, msg = self.conn:reply(cn)
-    if v == nil then return msg and "broken" or "wait", msg end
-    self.pre[cn] = nil
-    if not w then
-      if pre and pre.err then return "error", pre.err end
-      if v == false then return "error", msg end
-      return "ok", v
-    end
-    w.got, w.v, w.msg, w.err = true, v, msg, pre and pre.err
-  end
-  local a, amsg = self.conn:reply(w.n)
-  if a == nil then return amsg and "broken" or "wait", amsg end
-  self.post[cn] = nil
-  if w.err then return "error", w.err end
-  if w.v == false then return "error", w.msg end
-  return "ok", w.v, a == false and amsg or a
+  self.sent[cn] = nil
+  return outcome(g.got, g.last, g.post)
 end
 
 function Hiredis:close() self.conn:close() end
@@ -132,7 +133,6 @@ function Hiredis:tls() return self.conn:tls() end
 -- never another endpoint's, user's, password's, db's or TLS settings'), the hello on a new one.
 local Cosocket = {}
 Cosocket.__index = Cosocket
-local client_cert -- (below)
 
 local function encode(args, n)
   local list = { "*" .. n .. "\r\n" }
@@ -200,26 +200,24 @@ end
 
 local certs = {} -- cert_file .. "\0" .. key_file -> {cert, key} as ngx.ssl parsed them (read once in a worker)
 
-local function read_all(path)
+-- The file at path read and parsed (parse: ngx.ssl's): its value, or nil, why.
+local function pem(path, parse)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
   local text = f:read("*a")
   f:close()
-  return text
+  return parse(text)
 end
 
 -- o's client certificate set on sock (none: true): true | nil, why.
-client_cert = function(sock, o)
+local function client_cert(sock, o)
   if not o.cert_file then return true end
   local k = o.cert_file .. "\0" .. o.key_file
   if not certs[k] then
     local ok, ssl = pcall(require, "ngx.ssl")
     if not ok then return nil, "a client certificate inside nginx needs lua-resty-core's ngx.ssl" end
-    local cert_pem, cerr = read_all(o.cert_file)
-    local key_pem, kerr = read_all(o.key_file)
-    local cert, key
-    if cert_pem then cert, cerr = ssl.parse_pem_cert(cert_pem) end
-    if key_pem then key, kerr = ssl.parse_pem_priv_key(key_pem) end
+    local cert, cerr = pem(o.cert_file, ssl.parse_pem_cert)
+    local key, kerr = pem(o.key_file, ssl.parse_pem_priv_key)
     if not cert then return nil, "cert_file cannot be read: " .. tostring(cerr) end
     if not key then return nil, "key_file cannot be read: " .. tostring(kerr) end
     certs[k] = { cert, key }
@@ -263,10 +261,8 @@ function Cosocket:socket()
   local answers, herr = exchange(sock, self.null, o.hello or {})
   if not answers then sock:close(); return nil, self:said(herr) end
   for i, a in ipairs(answers) do
-    local cmd = o.hello[i]
-    local why = a[1] == false and tostring(a[2]) or cmd.check and cmd.check(a[1])
-    if cmd.heard then self.run = run_of(a[1])
-    elseif why then sock:close(); return nil, cmd[1] .. " failed: " .. why end
+    local why = hello_answer(self, o.hello[i], a[1], a[2])
+    if why then sock:close(); return nil, why end
   end
   return sock
 end
@@ -275,22 +271,14 @@ end
 function Cosocket:send(args, pre, post)
   local sock, err = self:socket()
   if not sock then return { "broken", err } end
-  local cmds = {}
-  for i, c in ipairs(pre or {}) do cmds[i] = c end
-  cmds[#cmds + 1] = args
-  local last = #cmds
-  cmds[#cmds + 1] = post
+  local cmds, last = batch(args, pre, post)
   local answers, xerr = exchange(sock, self.null, cmds)
   if not answers then
     sock:close()
     return { "broken", self:said(xerr) }
   end
   sock:setkeepalive(60000, 64)
-  for i = 1, last do
-    if answers[i][1] == false then return { "error", answers[i][2] } end
-  end
-  local p = post and answers[last + 1]
-  return { "ok", answers[last][1], p and (p[1] == false and p[2] or p[1]) or nil }
+  return { outcome(answers, last, post) }
 end
 
 function Cosocket:ready()
@@ -309,27 +297,59 @@ function Cosocket.reply(_, answer) return answer[1], answer[2], answer[3] end
 function Cosocket.close() end
 
 function C.open(ep, o, timeout, ngx)
-  local b, err
-  if ngx then b, err = cosocket_open(ep, o, timeout, ngx) else b, err = hiredis_open(ep, o, timeout) end
+  local b, err = (ngx and cosocket_open or hiredis_open)(ep, o, timeout, ngx)
   if b then b.at = ep.path or ep.host .. ":" .. tostring(ep.port) end
   return b, err
 end
 
--- The options of C.open for a store's cfg (config.store_url's) and a hello.
-function C.options(cfg, hello)
+-- The options of C.open for a store's cfg (config.store_url's), with the hello of a server: AUTH [user] password,
+-- SELECT db (when not 0), the extra command, then INFO server (heard: its run id, fleet/identity.lua's; a refusal
+-- breaks nothing).
+function C.options(cfg, user, password, db, extra)
+  local hello = { extra }
+  if db and db ~= 0 then table_insert(hello, 1, { "SELECT", tostring(db) }) end
+  if password then table_insert(hello, 1, user and { "AUTH", user, password } or { "AUTH", password }) end
+  hello[#hello + 1] = { "INFO", "server", n = 2, heard = true }
   return { tls = cfg.tls, verify = cfg.verify, ca_file = cfg.ca_file, cert_file = cfg.cert_file,
     key_file = cfg.key_file, server_name = cfg.server_name, id = cfg.id, hello = hello }
 end
 
--- The hello of a server: AUTH [user] password, SELECT db (when not 0), the extra commands, then INFO server
--- (heard: its run id, fleet/identity.lua's; a refusal breaks nothing).
-function C.hello(user, password, db, ...)
-  local list = {}
-  if password then list[#list + 1] = user and { "AUTH", user, password } or { "AUTH", password } end
-  if db and db ~= 0 then list[#list + 1] = { "SELECT", tostring(db) } end
-  for i = 1, select("#", ...) do list[#list + 1] = select(i, ...) end
-  list[#list + 1] = { "INFO", "server", n = 2, heard = true }
-  return list
+-- A way that asks its hosts in turn (fleet/sentinel.lua's, fleet/cluster.lua's; w.ask: {command, user, password,
+-- what a host is, what failing says}): the next host of w.cfg.hosts (w.i) sent the command (w.sc, w.sn), after
+-- the last a pause (w.due) then the first again; past w.deadline: failed (w.failed, naming w.why).
+function C.ask_next(w)
+  local a, hosts = w.ask, w.cfg.hosts
+  if now() >= w.deadline then
+    w.failed = string_format("%s within %g s: %s", a.failed, w.timeout, tostring(w.why))
+    return
+  end
+  w.i = w.i + 1
+  if w.i > #hosts then
+    w.i, w.due = 0, now() + w.PAUSE
+    return
+  end
+  local h = hosts[w.i]
+  local c, err = C.open(h, C.options(w.cfg, a.user, a.password), w.timeout, w.ngx)
+  if not c then
+    w.why = string_format("%s %s:%d: %s", a.host, h.host, h.port, tostring(err))
+    return C.ask_next(w)
+  end
+  w.sc, w.sn = c, c:send(a.command)
+end
+
+-- The host's answer to C.ask_next's command: false (not yet, or pausing), nil (the pause ended: the next host
+-- asked), or status, value, the host (its connection closed).
+function C.asked(w)
+  if w.due then
+    if now() < w.due then return false end
+    w.due = nil
+    return C.ask_next(w)
+  end
+  local status, v = w.sc:reply(w.sn)
+  if status == "wait" then return false end
+  w.sc:close()
+  w.sc = nil
+  return status, v, w.cfg.hosts[w.i]
 end
 
 return C

@@ -93,7 +93,7 @@ end
 -- Job's script found another identity than it was sent with (cur: the store's, "" none).  Sent with the one
 -- heard: a reset, seen here first (the watchers' records sent first).  Sent with a new one while none was heard:
 -- the store's learned (the records sent first under the new one, if any, sent again).  The job then sent again
--- (nil: not answered yet), but a record sent first (superseded: answered "ok").
+-- (not answered yet), but a record sent first (superseded: answered "ok").
 function I.again(st, job, cur)
   local i, sent = ident(st, job.pre), job.args[job.at]
   local reset = i.heard and sent == "=" .. i.heard
@@ -103,15 +103,13 @@ function I.again(st, job, cur)
     i.heard = cur ~= "" and cur or false
     if reset or plus then first(st, job.pre, i, reset) end
   end
-  if job.relay then job.answer = { "ok" }; return job.answer end
+  if job.relay then job.answer = { "ok" }; return end
   job.args[job.at] = id_arg(i)
   local b, err = st:_backend()
-  local cn
-  if b then cn, err = b:send(job.args, job.wait and st.wait_cmd) end
-  if cn then job.b, job.cn = b, cn; return nil end
+  if b then job.cn, err = b:send(job.args, job.wait and st.wait_cmd) end
+  if b and job.cn then job.b = b; return end
   if b then b.broken = true end
   job.answer = { "broken", err }
-  return job.answer
 end
 
 -- A job's answer on its first use of the identity it wrote (none was heard): that one heard from now on.

@@ -34,18 +34,14 @@ local function read_samples(self)
     if l.loop or not n then return not n end
   end
   st:step(0)
-  local v, first
-  if l.loop then
-    local a
-    a, first = st:take(self)
-    if not a then return false end
-    v = a[1]
-  else
-    local _
-    v, _, _, first = st:wait(self)
+  local a, first = st:take(self)
+  if not (a or l.loop) then -- (without a loop: waited for, store:wait's fourth value)
+    first = select(4, st:wait(self))
+    a = self.answer
   end
+  if not a then return false end
   if not first then return true end -- (another turn took it)
-  for _, r in ipairs(type(v) == "table" and v or {}) do
+  for _, r in ipairs(type(a[1]) == "table" and a[1] or {}) do
     for i = #r[3], 1, -1 do -- oldest first
       local took, within = r[3][i]:match("^(%S+) ?(%S*)$")
       l.schedule:learn(r[1], r[2] ~= "" and r[2] or nil, tonumber(took), tonumber(within))

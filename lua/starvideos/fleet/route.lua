@@ -42,7 +42,6 @@ R.ANSWERS = {
   NOSCRIPT = { "ends", "a script Redis does not know (the store sends EVAL, never EVALSHA: not its own)" },
 }
 R.HOPS = 5       -- redirections (MOVED, ASK) of one command at the most
-R.seen = { move = 0, ask = 0, find = 0, pause = 0 } -- what the table made the routes of the process do (the specs')
 R.PAUSE = 0.05   -- the first pause before a command is sent again (doubled each time, at most 1 s)
 
 -- The table's row of an error answer: its code is the first word, or (a script's error, Redis 6 wrapping
@@ -85,7 +84,7 @@ One.__index = One
 
 function One.new(cfg, timeout, ngx)
   local ep = cfg.path and { path = cfg.path } or { host = cfg.host, port = cfg.port }
-  local c, err = Conn.open(ep, Conn.options(cfg, Conn.hello(cfg.user, cfg.password, cfg.db)), timeout, ngx)
+  local c, err = Conn.open(ep, Conn.options(cfg, cfg.user, cfg.password, cfg.db), timeout, ngx)
   if not c then return nil, err end
   return setmetatable({ c = c, name = c.name, null = c.null }, One)
 end
@@ -98,10 +97,8 @@ function One:pending() return self.c:pending() end
 function One:close() self.c:close() end
 
 function R.open(cfg, timeout, ngx)
-  local way, err
-  if cfg.kind == "sentinel" then way, err = require("starvideos.fleet.sentinel").new(cfg, timeout, ngx)
-  elseif cfg.kind == "cluster" then way, err = require("starvideos.fleet.cluster").new(cfg, timeout, ngx)
-  else way, err = One.new(cfg, timeout, ngx) end
+  local way, err = (cfg.kind == "sentinel" and require("starvideos.fleet.sentinel")
+    or cfg.kind == "cluster" and require("starvideos.fleet.cluster") or One).new(cfg, timeout, ngx)
   if not way then return nil, err end
   return R.wrap(way, timeout, ngx)
 end
@@ -128,18 +125,17 @@ end
 function Route:send(args, post)
   local e = { args = args, post = post, key = R.key_of(args), hops = 0, pause = R.PAUSE,
     deadline = now() + self.timeout }
-  local a = self:_go(e)
-  if a and a[1] == "broken" then return nil, a[2] end
+  local a = self:_go(e) -- (sent or held: false; else {"broken", msg})
+  if a then return nil, a[2] end
   self.seq = self.seq + 1
-  self.cmds[self.seq], e.answer = e, a or nil
+  self.cmds[self.seq] = e
   return self.seq
 end
 
--- Held commands sent once the way is known, and those whose pause ended.
-function Route:_flush(t)
-  for _, e in pairs(self.cmds) do
-    if not e.c and not e.answer and (not e.due or e.due <= t) then e.due = nil; e.answer = self:_go(e) or nil end
-  end
+-- Command e sent when it is held (neither sent nor answered: the way not known yet) and its pause, if any, ended
+-- at t.
+function Route:_retry(e, t)
+  if not e.c and not e.answer and (not e.due or e.due <= t) then e.due = nil; e.answer = self:_go(e) or nil end
 end
 
 -- The way polled, at most until the first paused command is due: a pause with nothing else to wait for
@@ -154,21 +150,21 @@ function Route:poll(wait)
   if n and due and (n == true or n == 0) and self.way:pending() == 0 and limit > 0 then
     self.sleep(math_min(limit, due - now()))
   end
-  self:_flush(now())
+  t = now()
+  for _, e in pairs(self.cmds) do self:_retry(e, t) end
   return n, err
 end
 
 -- Command e's error answer msg, as the table says: nil (sent again, or held), or the answer.
 function Route:_again(e, msg)
-  local code, row = row_of(msg)
+  local _, row = row_of(msg)
   local what, t = row and row[1], now()
   if (what == "move" or what == "ask") and e.hops >= R.HOPS then
     what, e.hops, e.at, e.pre = "pause", 0, nil, nil -- (nodes that disagree for a moment: asked after a pause)
   end
-  if (what == "move" or what == "ask") and code == tostring(msg):match("^(%u+)") then
+  if what == "move" or what == "ask" then -- (their code is the answer's first word: row_of)
     local slot, addr = tostring(msg):match("^%u+ (%d+) (%S+)$")
     if addr then
-      R.seen[what] = R.seen[what] + 1
       e.hops, e.c, e.cn = e.hops + 1, nil, nil
       if what == "move" then self.way:moved(tonumber(slot), addr); e.at, e.pre = nil, nil
       else e.at, e.pre = addr, { { "ASKING", n = 1 } } end
@@ -176,12 +172,10 @@ function Route:_again(e, msg)
     end
   end
   if what == "find" and t < e.deadline and self.way:find(e.c) then
-    R.seen.find = R.seen.find + 1
     e.c, e.cn, e.at, e.pre = nil, nil, nil, nil
     return self:_go(e) or nil
   end
   if what == "pause" and t + e.pause < e.deadline then
-    R.seen.pause = R.seen.pause + 1
     e.c, e.cn, e.due, e.pause = nil, nil, t + e.pause, math_min(e.pause * 2, 1)
     return nil
   end
@@ -193,9 +187,7 @@ function Route:reply(n)
   if not e then return "broken", "no command " .. tostring(n) end
   while not e.answer do
     if not e.c then
-      if e.due and e.due > now() then return "wait" end
-      e.due = nil
-      e.answer = self:_go(e) or nil
+      self:_retry(e, now())
       if not e.answer and not e.c then return "wait" end
     else
       local status, v, post = e.c:reply(e.cn)

@@ -50,6 +50,15 @@ local function key_names(key, P, me, all)
 end
 ]]
 
+-- The script of a task's field f: ARGV[1] its value, '' deletes it (0: no record).
+local function field(f)
+  return (([[
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'F') else redis.call('HSET', KEYS[1], 'F', ARGV[1]) end
+return 1
+]]):gsub("'F'", "'" .. f .. "'"))
+end
+
 local SCRIPTS = {
   -- KEYS a record, the set of its ids[, gone:<local>, owner:<id>, creates, tcreates:<tenant's hash>[, key:<hash>]];
   -- ARGV its id, fresh ('1' or ''), P, lease ms, create_limit's count and per, tenant_limit's count and per
@@ -144,18 +153,10 @@ redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 ]],
-  -- KEYS task:<id>; ARGV an upload's record ('' : it ended) (storage/object.lua)
-  upload = [[
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'upload') else redis.call('HSET', KEYS[1], 'upload', ARGV[1]) end
-return 1
-]],
-  -- KEYS task:<id>; ARGV a task's reference objects ('' : none left) (storage/refs.lua)
-  refs = [[
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'refs') else redis.call('HSET', KEYS[1], 'refs', ARGV[1]) end
-return 1
-]],
+  -- KEYS task:<id>; ARGV an upload's record ('' : it ended) (storage/object.lua); a task's reference objects ('' :
+  -- none left) (storage/refs.lua)
+  upload = field("upload"),
+  refs = field("refs"),
   -- KEYS task:<id>; ARGV part, part_dest
   part = [[
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end

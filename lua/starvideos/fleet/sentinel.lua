@@ -27,7 +27,9 @@ end
 
 function S.new(cfg, timeout, ngx)
   local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = ngx, i = 0, state = "ask",
-    sleep = ngx and ngx.sleep or core.sleep, deadline = now() + timeout }, S)
+    sleep = ngx and ngx.sleep or core.sleep, deadline = now() + timeout, ask = { command = { "SENTINEL",
+    "get-master-addr-by-name", cfg.service, n = 3 }, user = cfg.sentinel_user, password = cfg.sentinel_password,
+    host = "sentinel", failed = "no master for " .. cfg.service .. " from the sentinels" } }, S)
   local m = masters[cfg.id]
   if m then self:_master(m) else self:_next() end
   local c = self.mc or self.sc
@@ -40,38 +42,18 @@ end
 function S:_master(m)
   local cfg = self.cfg
   self.m, self.state = m, "master"
-  local c, err = Conn.open({ host = m.host, port = m.port }, Conn.options(cfg,
-    Conn.hello(cfg.user, cfg.password, cfg.db, { "ROLE", n = 1, check = master_role })), self.timeout, self.ngx)
+  local c, err = Conn.open({ host = m.host, port = m.port }, Conn.options(cfg, cfg.user, cfg.password, cfg.db,
+    { "ROLE", n = 1, check = master_role }), self.timeout, self.ngx)
   if not c then return self:_lost(string_format("master %s:%d: %s", m.host, m.port, tostring(err))) end
   self.mc = c
 end
 
 -- The next sentinel asked (after the last, a pause, then the first again); past the deadline: failed.
-function S:_next()
-  local hosts, cfg = self.cfg.hosts, self.cfg
-  if now() >= self.deadline then
-    self.failed = string_format("no master for %s from the sentinels within %g s: %s", cfg.service, self.timeout,
-      tostring(self.why))
-    return
-  end
-  self.state, self.i = "ask", self.i + 1
-  if self.i > #hosts then
-    self.i, self.due = 0, now() + S.PAUSE
-    return
-  end
-  local h = hosts[self.i]
-  local c, err = Conn.open(h, Conn.options(cfg, Conn.hello(cfg.sentinel_user, cfg.sentinel_password)),
-    self.timeout, self.ngx)
-  if not c then
-    self.why = string_format("sentinel %s:%d: %s", h.host, h.port, tostring(err))
-    return self:_next()
-  end
-  self.sc, self.sn = c, c:send { "SENTINEL", "get-master-addr-by-name", cfg.service, n = 3 }
-end
+S._next = Conn.ask_next
 
 -- The master found failing (why): forgotten, the sentinels asked again.
 function S:_lost(why)
-  masters[self.cfg.id] = nil
+  masters[self.cfg.id], self.state = nil, "ask"
   if self.mc then self.mc:close() end
   self.mc, self.m, self.why, self.i = nil, nil, why, #self.cfg.hosts -- (a pause, then the sentinels again)
   return self:_next()
@@ -79,11 +61,8 @@ end
 
 -- The sentinel's answer: the master's address, or the next sentinel.
 function S:_heard()
-  local status, v = self.sc:reply(self.sn)
-  if status == "wait" then return false end
-  local h = self.cfg.hosts[self.i]
-  self.sc:close()
-  self.sc = nil
+  local status, v, h = Conn.asked(self)
+  if not status then return status end
   if status == "ok" and type(v) == "table" and v[1] and tonumber(v[2]) then
     return self:_master { host = v[1], port = tonumber(v[2]) }
   end
@@ -96,11 +75,7 @@ end
 function S:_advance()
   while true do
     if self.failed then return nil, self.failed end
-    if self.due then
-      if now() < self.due then return false end
-      self.due = nil
-      self:_next()
-    elseif self.state == "up" then
+    if self.state == "up" then
       return self.mc
     elseif self.state == "ask" then
       if self:_heard() == false then return false end
@@ -116,8 +91,7 @@ function S:_advance()
   end
 end
 
-function S:conn_for() return self:_advance() end
-S.conn_at = S.conn_for
+S.conn_for, S.conn_at = S._advance, S._advance
 
 function S:poll(wait)
   self:_advance()

@@ -3,8 +3,8 @@
 -- its cosockets; outside, starvideos.redis, non-blocking), loaded only when a store is used, so that a
 -- library without it loads and works: only a store says what is missing.
 --
---   store.new(url[, {timeout = s, replicas = n, replica_timeout = s}]) -> store   nothing sent yet: it connects
---       at the first send; replicas (else the URL's table's, 0): a record naming a paid task WAITs for them
+--   store.new(url[, {timeout = s}]) -> store   nothing sent yet: it connects at the first send; the URL's
+--       table's replicas (config.store_url's): a record naming a paid task WAITs for them
 --   store.for_key(url, key, timeout) -> the key's store of that URL (outside
 --       nginx one per key and URL in the process; inside, one per client)
 --   store.define(name, body): a script the store runs (EVAL); one on a fleet's keys checks the store's
@@ -48,15 +48,10 @@ S.__index = S
 function M.new(url, opts)
   local cfg = config.store_url(url)
   if opts ~= nil and type(opts) ~= "table" then errors.argerror(2, "store.new", "table", type(opts)) end
-  opts = opts or {}
-  local timeout, replicas = opts.timeout or config.DEFAULTS.connect_timeout, opts.replicas or cfg.replicas or 0
-  local rt = opts.replica_timeout or cfg.replica_timeout or 1
+  local timeout = opts and opts.timeout or config.DEFAULTS.connect_timeout
+  local replicas, rt = cfg.replicas, cfg.replica_timeout
   if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 then
     error("store.new: timeout must be a number of seconds > 0, got " .. tostring(timeout), 2)
-  end
-  if type(replicas) ~= "number" or replicas < 0 or replicas % 1 ~= 0 or type(rt) ~= "number" or rt ~= rt or rt <= 0 then
-    error(string_format("store.new: replicas must be a whole number >= 0 and replica_timeout seconds > 0, got %s "
-      .. "and %s", tostring(replicas), tostring(rt)), 2)
   end
   -- got: answers read so far (S:step), for a loop that waits on them (loop:await_store)
   -- ids: prefix -> its identity as heard (fleet/identity.lua); watchers: prefix -> (weak) set; relays: n -> ids'
