@@ -106,10 +106,11 @@ describe_redis("starvideos store check", function()
   end)
 
   it("an ACL user on a unix socket, INFO and CONFIG refused to it: usable, its role and replicas from ROLE, the "
-    .. "refused INFO warned of", function()
+    .. "refused INFO warned of; ROLE refused too: the role unknown, warned of", function()
       local dir = helper.tmpdir()
       local primary = redis_run.primary { unix = dir .. "/r.sock",
-        users = { { "bob", "pw-of-bob", "'~*' '&*' '+@all' -info -config -acl" } } }
+        users = { { "bob", "pw-of-bob", "'~*' '&*' '+@all' -info -config -acl" },
+          { "eve", "pw-of-eve", "'~*' '&*' '+@all' -info -config -acl -role" } } }
       local replica = redis_run.replica(primary.port)
       finally(function() replica.stop(); primary.stop() end)
       assert(redis_run.wait_online(primary.port, 1))
@@ -126,6 +127,11 @@ describe_redis("starvideos store check", function()
       assert.matches("replica 127.0.0.1:%d+: connected, lag unknown, %d+ bytes behind\npersistence: appendonly "
         .. "unknown, appendfsync unknown, maxmemory%-policy unknown\n", r.out)
       assert.is_nil((r.out .. r.err):find("pw-of-bob", 1, true))
+      r = check("unix://eve:pw-of-eve@" .. dir .. "/r.sock", "--json") -- (ROLE refused too: unknown, warned of)
+      assert.equal("unknown", r.doc and r.doc.role, r.out .. r.err)
+      assert.same({ "info", "role", "appendonly", "maxmemory-policy" }, warned(r.doc))
+      assert.matches("neither INFO nor ROLE may be asked: the role and replicas are unknown",
+        r.doc.warnings[2].message, 1, true)
     end)
 
   it("a wrong password or nothing listening: not usable (exit 1), the password never shown", function()

@@ -82,16 +82,16 @@ local function replication(st, report, asked)
   if not repl then -- (INFO refused, as an ACL user's may be: ROLE's answer, or unknown)
     local role = st:call("ROLE")
     repl = { role = type(role) == "table" and ({ master = "master", slave = "slave" })[role[1]] or nil }
+    if not repl.role then
+      report.role = "unknown"
+      warn(report, "role", "neither INFO nor ROLE may be asked: the role and replicas are unknown")
+      return
+    end
     local list = repl.role == "master" and type(role[3]) == "table" and role[3] or {}
     repl.connected_slaves, repl.master_repl_offset = #list, role[2]
     for i, r in ipairs(list) do -- ({ip, port, offset}: connected, their state and lag unknown)
       repl["slave" .. i - 1] = string_format("ip=%s,port=%s,state=connected,offset=%s", tostring(r[1]),
         tostring(r[2]), tostring(r[3]))
-    end
-    if not repl.role then
-      report.role = "unknown"
-      warn(report, "role", "neither INFO nor ROLE may be asked: the role and replicas are unknown")
-      return
     end
   end
   report.role = repl.role
