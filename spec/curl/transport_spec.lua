@@ -188,17 +188,6 @@ describe("the transport", function()
     end
     local SIZE = 8 * 1000 * 1000
 
-    it("clamps set_max_connections to [1, 1024] and refuses NaN, naming it", function()
-      local t = new_transport { max_connections = 4 }
-      t:set_max_connections(0)
-      t:set_max_connections(1e9)
-      t:set_max_connections(-math.huge)
-      assert.has_error(function() t:set_max_connections(0 / 0) end,
-        "bad argument #1 to 'set_max_connections' (max_connections is not a number (NaN))")
-      assert.has_error(function() t:set_max_connections("x") end)
-      t:close()
-    end)
-
     local function video_url()
       local c = client()
       local task = assert(c:create(PARAMS))

@@ -374,6 +374,30 @@ add {
 }
 
 add {
+  name = "set_max_connections: clamped to [1, 1024], NaN refused naming it, the transport working after",
+  prepare = function(env) return { query = env.hs:url("ok") .. "/v1/result/task_mc" } end,
+  run = function(x, a)
+    local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
+    local out = { clamped = {} }
+    for i, n in ipairs { 0, 1e9, -math.huge, 2 } do out.clamped[i] = pcall(t.set_max_connections, t, n) end
+    local ok, err = pcall(t.set_max_connections, t, 0 / 0)
+    out.nan_ok, out.nan_err = ok, tostring(err)
+    local h = assert(t:send { op = "query", url = a.query, auth = true, timeout = 10, max_body = 1048576 })
+    repeat t:poll(0.05) until t:finished() == h
+    local task, qerr = t:result(h)
+    out.id, out.err = task and task.id, qerr and tostring(qerr)
+    t:close()
+    return out
+  end,
+  check = function(o, _, env)
+    env.assert.same({ true, true, true, true }, o.clamped)
+    env.assert.is_false(o.nan_ok)
+    env.assert.matches("max_connections is not a number (NaN)", o.nan_err, 1, true)
+    env.assert.equal("task_mc", o.id, o.err)
+  end,
+}
+
+add {
   name = "an exchange cancelled while its answer comes: its connection is not the next exchange's",
   prepare = function(env)
     return { slow = env.hs:url("dribble") .. "/v1/result/task_d", ok = env.hs:url("ok") .. "/v1/result/task_next" }

@@ -230,6 +230,7 @@ end
 -- key.lua), shared by its clients' transports.  Fewer are taken back as they come free, at this and the next
 -- clients' joins (in a request: a semaphore may wait).
 function N:set_max_connections(n, joining)
+  if n ~= n then error("bad argument #1 to 'set_max_connections' (max_connections is not a number (NaN))", 2) end
   local ks, conns = self.ks, clamp(n)
   ks.debt, ks.n = ks.debt + ks.n - conns, conns
   if ks.debt < 0 then -- more slots than were owed: posted at once
