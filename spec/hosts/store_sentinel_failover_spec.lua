@@ -101,16 +101,27 @@ local function ours(port)
   return n, table.concat(what, "\n")
 end
 
--- The old primary started again (empty), until the sentinels made it a replica of the new primary at port
--- `new`, its link up: it then carries the new primary's writes, none of ours.  { server, converted (seconds) }.
+-- The old primary started again (empty), until the sentinels made it a replica of the primary they name (`new`,
+-- or the next one if a loaded box made them fail over again), its link up: it then carries that primary's writes,
+-- none of ours.  { server, wait = fn -> seconds until converted }.
 local function demote(set, old, new)
   local server, t0 = redis_run.start { port = old, dir = set.primary.dir }, socket.gettime()
   return { server = server, wait = function()
     local ok = helper.wait_until(function()
       local r = info(old, "replication")
+      new = set.master() or new
       return r.role == "slave" and tonumber(r.master_port) == new and r.master_link_status == "up"
     end, 40)
-    assert(ok, "the sentinels did not make the old primary a replica of " .. new .. " within 40 s")
+    if not ok then
+      local said = { "the sentinels did not make the old primary a replica of " .. new .. " within 40 s; its "
+        .. "replication:" }
+      for k, v in pairs(info(old, "replication")) do said[#said + 1] = "  " .. k .. ":" .. v end
+      for i, sn in ipairs(set.sentinels) do
+        local log = tostring(helper.read_file(sn.dir .. "/sentinel.log"))
+        said[#said + 1] = "sentinel " .. i .. "'s log:\n" .. log:sub(-2500)
+      end
+      error(table.concat(said, "\n"))
+    end
     return socket.gettime() - t0
   end }
 end

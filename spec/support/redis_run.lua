@@ -280,6 +280,10 @@ function M.start_sentinel(opts)
       end
       set.sentinels[i] = sentinel
       assert(helper.wait_until(function() return listening(port) end, 10), "a sentinel did not start")
+      -- a sentinel whose timer ran 2 s late (a loaded box) sits out 30 s in TILT mode, the failover specs' whole
+      -- window: 3 s here, time for a ping round of every node before it acts again
+      local said = table.concat(M.cli(port, "SENTINEL", "DEBUG", "tilt-period", "3000"), " ")
+      assert(said == "OK", "SENTINEL DEBUG tilt-period: " .. said)
       hosts[i] = "127.0.0.1:" .. port
     end
     set.url = "redis+sentinel://" .. table.concat(hosts, ",") .. "/mymaster"
