@@ -213,7 +213,7 @@ function C.notify(v)
 end
 
 -- storage = {endpoint =, region =, access_key =, secret_key =, session_token =, path_style =, refs =, keep_refs =}
--- (docs/storage.md): each field's type, its values read at the first s3:// out (storage/s3.lua); never a value shown
+-- (docs/storage.md): each field's type, its values read at each s3:// out (storage/s3.lua); never a value shown
 local STORAGE = { endpoint = "string", region = "string", access_key = "string", secret_key = "string",
   session_token = "string", path_style = "boolean", refs = "string", keep_refs = "boolean" }
 function C.storage(v)

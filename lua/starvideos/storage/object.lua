@@ -24,24 +24,15 @@ local O = {}
 
 O.PART = 5 * 1024 * 1024 -- bytes of a part (S3's least but for the last; a multiple of 64: the stream's state)
 
-local stores = setmetatable({}, { __mode = "k" }) -- a client's cfg -> its store
 local learned = {} -- store (where) -> "md5" once it refused x-amz-checksum-* (said once)
 
 local function sign() return require "starvideos.sign" end
-
--- The store of a client's cfg (its storage option, else AWS_*): st, or nil, err.  (storage/refs.lua's too.)
-function O.store_of(cfg)
-  if stores[cfg] then return stores[cfg] end
-  local st, err = S3.store_of(cfg.storage)
-  stores[cfg] = st
-  return st, err
-end
 
 -- v (an out's s3://bucket/key; dir: a folder's s3://bucket/prefix) and the store of cfg checked: true, or nil, err.
 local function check(v, field, dir, cfg)
   local bucket, err = S3.parse(v, field, dir)
   if not bucket then return nil, err end
-  local st, serr = O.store_of(cfg)
+  local st, serr = S3.store_of(cfg.storage)
   return st and true, serr
 end
 function O.check_out(out, cfg) return check(out, "out", false, cfg) end
@@ -73,7 +64,7 @@ end
 
 function O.fetch(job, t, url, path, d)
   local bucket, key_name = S3.parse(job.out, "out")
-  local st, serr = O.store_of(job.cfg)
+  local st, serr = S3.store_of(job.cfg.storage)
   local u = setmetatable({ job = job, loop = job.loop, key = job.key, cfg = job.cfg, st = st, bucket = bucket,
     key_name = key_name, out = job.out, url = url, video_path = path, path = "/" .. tostring(bucket) .. "/" ..
     tostring(key_name), deadline = job.deadline, duration = d.duration, done = false, bytes = 0,
@@ -362,7 +353,7 @@ end
 -- and why.
 function O.check(t, ctx)
   local bucket, key_name = S3.parse(t.path, "path")
-  local st, err = O.store_of(ctx.cfg)
+  local st, err = S3.store_of(ctx.cfg.storage)
   local req = bucket and st and O.ask(ctx, st, bucket, key_name, "head") or { err = err or key_name }
   err = req.err
   if err then

@@ -38,7 +38,7 @@ local function sign() return require "starvideos.sign" end
 
 -- The store of cfg and where its references go: st, bucket, prefix; or nil, err (what to set).
 local function refs_of(cfg)
-  local st, err = Object.store_of(cfg)
+  local st, err = S3.store_of(cfg.storage)
   if not st then return nil, err end
   local where = cfg.storage and cfg.storage.refs or os_getenv("STARVIDEOS_REFS")
   if where == nil or where == "" then
@@ -277,7 +277,7 @@ end
 -- A release of ctx's objects (urls) for task id (nil: none recorded), each deleted when no other live task names it
 -- (named: the ledger's, read when needed), as a busy object of the loop (its settle waits for it).
 local function releasing(ctx, id, urls, t, named)
-  local st = Object.store_of(ctx.cfg)
+  local st = S3.store_of(ctx.cfg.storage)
   local rel = setmetatable({ loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, ledger = ctx.ledger, id = id, st = st,
     done = false, left = 0, failed = {}, objs = {} }, Rel)
   for _, url in ipairs(st and urls or {}) do

@@ -81,7 +81,7 @@ end
 function W.run(ctx, dir, name)
   if not ctx.ledger.records then return 0 end
   local keys, held = ours(ctx, dir, name)
-  local st = next(keys) and Object.store_of(ctx.cfg)
+  local st = next(keys) and S3.store_of(ctx.cfg.storage)
   if not st then return 0 end
   local n, failed, before = 0, {}, os_time() - W.STALE
   for bucket, set in pairs(keys) do
