@@ -109,8 +109,9 @@ local function demote(set, old, new)
   return { server = server, wait = function()
     local ok = helper.wait_until(function()
       local r = info(old, "replication")
-      new = set.master() or new
-      return r.role == "slave" and tonumber(r.master_port) == new and r.master_link_status == "up"
+      if r.role ~= "slave" or r.master_link_status ~= "up" then return false end
+      new = set.master() or new -- (asked only of a replica linked up: one redis-cli a poll till then, not two)
+      return tonumber(r.master_port) == new
     end, 40)
     if not ok then
       local said = { "the sentinels did not make the old primary a replica of " .. new .. " within 40 s; its "
