@@ -9,7 +9,7 @@
 # The core: no Lua, no libcurl (the C tests and the fuzz targets link it alone).
 SV_SRC       := csrc/core/buf.c csrc/core/error.c csrc/core/text.c csrc/core/url.c csrc/core/clock.c \
                 csrc/core/id.c csrc/core/json.c csrc/core/models.c csrc/core/answer.c csrc/core/verdict.c \
-                csrc/core/journal.c csrc/core/part.c csrc/core/media.c csrc/core/otlp.c
+                csrc/core/journal.c csrc/core/part.c csrc/core/media.c
 # libcurl's transport: the multi handle and its API exchanges; the download threads
 SV_HTTP_SRC  := csrc/curl/multi.c csrc/curl/fetch.c
 # webhook signatures on libcrypto (HMAC-SHA256, base64): sign.so only, linked with
@@ -19,7 +19,7 @@ SIGN_SRC     := csrc/core/sign.c csrc/core/sigv4.c csrc/core/stream.c
 LSV_SRC      := csrc/lua/error.c csrc/lua/part.c
 # starvideos.core's own objects: its module functions, the commit, the journal's lock,
 # the media readers
-CORE_LUA_SRC := csrc/lua/core.c csrc/lua/commit.c csrc/lua/lock.c csrc/lua/media.c csrc/lua/observe.c
+CORE_LUA_SRC := csrc/lua/core.c csrc/lua/commit.c csrc/lua/lock.c csrc/lua/media.c
 # starvideos.core (core.so: neither libcurl nor libcrypto, so `require "starvideos"`
 # is quick), starvideos.curl (curl.so: the transport, loaded with the first client)
 # and starvideos.sign (sign.so: the webhook signatures, the one module linking

@@ -235,29 +235,6 @@ SV_API void sv_json_string(sv_buf *out, const char *s, size_t len);
    the end of what was written. */
 SV_API char *sv_json_put(char *w, const char *s, size_t len);
 
-/* (otlp.c) The OTLP/HTTP JSON of the CLIENT span of an HTTP exchange (extras/trace.lua): its trace's id (32 hex
-   digits; NULL: a root, whose trace id is process's 16 hex digits then a new id), its parent's span id (16;
-   NULL: none), method, URL (url.full, its credentials and query values REDACTED; server.address and server.port
-   from its origin), operation (starvideos.operation), start and end (Unix seconds), the status code (0: no
-   answer), the attempts before (http.request.resend_count; 0: none), and when it failed its error.type (the
-   status code when an answer came, else etype) and the status message (emsg; NULL: none).  Its span id, and a
-   root's trace id, are the next of the splitmix64 sequence *ids. */
-typedef struct sv_span {
-  const char *trace, *process, *parent, *method, *url, *op, *etype, *emsg;
-  size_t method_len, url_len, op_len, etype_len, emsg_len;
-  double t0, t1;
-  long status, resend;
-  int failed;
-} sv_span;
-/* What the spans of one export share: the last URL origin's server.address and server.port (made again only
-   when the origin changes), and the last span's request attributes (http.request.method, server.*, url.full:
-   made again only when its method or URL is another, key: method, NUL, URL); zero its lengths before the first
-   span. */
-typedef struct sv_otlp_cache {
-  char origin[320], attrs[2048], key[1024], request[4096];
-  size_t origin_len, attrs_len, key_len, request_len;
-} sv_otlp_cache;
-SV_API void sv_otlp_client(sv_buf *out, const sv_span *s, unsigned long long *ids, sv_otlp_cache *cache);
 
 typedef struct sv_json_member {
   const char *key; size_t key_len;     /* raw, still escaped */

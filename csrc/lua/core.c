@@ -508,80 +508,6 @@ static int l_random_id(lua_State *L) {
   return 1;
 }
 
-/* ---------------------------------------------------------------- spans */
-
-/* The span in slot k of the queue (its column at cols) into out: a task span's JSON (a string, written by
-   trace.lua) as it is, else (true) a CLIENT span's values, kept in the span_slots at `slots` (observe.c); the
-   slot let go of. */
-static void span_into(lua_State *L, int cols, int slots, lua_Integer k, double offset, const char *process,
-                      sv_buf *out, unsigned long long *ids, sv_otlp_cache *cache) {
-  lua_rawgeti(L, cols, k);
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    size_t len;
-    const char *text = lua_tolstring(L, -1, &len);
-    sv_buf_add(out, text, len);
-  } else if (lua_toboolean(L, -1)) {
-    const sv_span *kept = lsv_span_slot(L, slots, k);
-    if (kept) {
-      sv_span s = *kept;
-      s.process = process, s.t0 += offset, s.t1 += offset;
-      sv_otlp_client(out, &s, ids, cache);
-    }
-  }
-  lua_pop(L, 1);
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, cols, k);
-}
-
-/* otlp_spans(spans, first, n, cap, offset, process, hi, lo, prefix, suffix, slots, bytes) -> prefix, the JSON of
-   the n spans from queue position first (slot (i - 1) % cap + 1 of spans, trace.lua's queue: a task span's JSON,
-   or true: a CLIENT span's values in the span_slots `slots`) joined by commas, then suffix: an export's body,
-   as starvideos.bytes when bytes and the libcurl transport is loaded (its class: no string of a few hundred KB
-   for the collector to copy), else a string.  offset: the wall clock minus the monotonic one; process: a root's
-   trace id's first 16 hex digits; hi, lo: 32-bit words seeding the span ids. */
-static int l_otlp_spans(lua_State *L) {
-  lua_Integer first = luaL_checkinteger(L, 2), n = luaL_checkinteger(L, 3), cap = luaL_checkinteger(L, 4), k;
-  double offset = (double)luaL_checknumber(L, 5);
-  size_t plen, prefix_len, suffix_len;
-  const char *process = luaL_checklstring(L, 6, &plen), *prefix = luaL_checklstring(L, 9, &prefix_len),
-             *suffix = luaL_checklstring(L, 10, &suffix_len);
-  unsigned long long ids = ((unsigned long long)luaL_checknumber(L, 7) << 32) ^
-                           (unsigned long long)luaL_checknumber(L, 8);
-  sv_buf out = { NULL, 0, 0, 0 };
-  sv_otlp_cache cache;
-  lbytes *lb = NULL;
-  cache.origin_len = cache.attrs_len = cache.key_len = cache.request_len = 0;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_argcheck(L, cap > 0 && first > 0 && n >= 0, 4, "a ring of cap > 0 slots, from position first > 0");
-  luaL_argcheck(L, plen == 16, 6, "16 hex digits");
-  lsv_span_slot(L, 11, 0); /* (raises unless a span_slots) */
-  if (lua_toboolean(L, 12)) {
-    luaL_getmetatable(L, BYTES_MT);
-    if (lua_istable(L, -1)) { /* (made first: nothing may raise once the body is taken) */
-      lb = lua_newuserdatauv(L, sizeof *lb, 0);
-      memset(lb, 0, sizeof *lb);
-      lua_insert(L, -2);
-      lua_setmetatable(L, -2);
-    } else {
-      lua_pop(L, 1);
-    }
-  }
-  if (sv_buf_reserve(&out, prefix_len + suffix_len + (size_t)n * 900)) sv_buf_add(&out, prefix, prefix_len);
-  for (k = 0; k < n; k++) {
-    if (k) sv_buf_add(&out, ",", 1);
-    span_into(L, 1, 11, (first - 1 + k) % cap + 1, offset, process, &out, &ids, &cache);
-  }
-  sv_buf_add(&out, suffix, suffix_len);
-  if (out.oom) { sv_buf_free(&out); return luaL_error(L, "out of memory"); }
-  if (lb) {
-    lb->b = out; /* (its userdata on the top) */
-    return 1;
-  }
-  lua_pushlstring(L, out.data, out.len);
-  sv_buf_free(&out);
-  return 1;
-}
-
 /* --------------------------------------------------------------- open */
 
 /* The transport's binding (curl.c): linked into the static library (and
@@ -595,7 +521,7 @@ static const luaL_Reg funcs[] = {
   { "resolve_url", l_resolve_url }, { "store_url", l_store_url }, { "http_date", l_http_date }, { "hash", l_hash },
   { "file_kind", l_file_kind }, { "file_key", l_file_key },
   { "random_id", l_random_id }, { "redis_slot", l_redis_slot }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
-  { "uid", l_uid }, { "otlp_spans", l_otlp_spans },
+  { "uid", l_uid },
   { NULL, NULL }
 };
 
@@ -607,7 +533,6 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lsv_open_commit(L);
   lsv_open_lock(L);
   lsv_open_media(L);
-  lsv_open_observe(L);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "error_mt");
   lua_remove(L, -2);

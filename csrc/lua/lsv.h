@@ -19,7 +19,7 @@
    (curl.c: send{tap = stream}) */
 #define STREAM_MT "starvideos.stream"
 /* starvideos.bytes (curl.c's class, registered with the libcurl transport): bytes in C memory, never copied into a
-   Lua string (a part's as the transport read them; an export's body, core.otlp_spans), which the transport sends
+   Lua string (a part's as the transport read them), which the transport sends
    as a body as they are. */
 #define BYTES_MT "starvideos.bytes"
 typedef struct lbytes { sv_buf b; } lbytes;
@@ -74,11 +74,6 @@ SV_API void lsv_open_commit(lua_State *L);
 SV_API void lsv_open_lock(lua_State *L);
 /* media_sniff, media_tail and media_check (media.c) */
 SV_API void lsv_open_media(lua_State *L);
-/* exchanges, exchange_note and exchanges_take (observe.c): what an exchange leaves for metrics and traces */
-SV_API void lsv_open_observe(lua_State *L);
-/* The CLIENT span's values in slot k of the span_slots at idx (observe.c), NULL when none was put there;
-   raises on another value at idx. */
-SV_API const sv_span *lsv_span_slot(lua_State *L, int idx, lua_Integer k);
 /* starvideos.sign's stream (stream.c): an upload's check of a video's bytes */
 SV_API void lsv_open_stream(lua_State *L);
 

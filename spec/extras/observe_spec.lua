@@ -8,7 +8,8 @@ local starvideos = require "starvideos"
 local config = require "starvideos.config"
 local Fake = require "spec.support.fake_transport"
 local Metrics = require "starvideos.extras.metrics"
-local core = require "starvideos.core"
+local Observe = require "starvideos.extras.observe"
+local otlp = require "starvideos.extras.otlp"
 local cjson = require "cjson"
 
 local TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -174,6 +175,39 @@ describe("metrics in Prometheus's text format", function()
     assert.is_nil(value(text, 'starvideos_cost_total{model="videos_fast"}')) -- unknown, never 0
   end)
 
+  it("counts each exchange's duration by operation, status class and bucket; a download's bytes from its offset, "
+    .. "a job's media GET as a download; an op it does not know, not at all", function()
+    local o = Observe.new(Metrics.new())
+    local function exchange(op, started, t, status, wire, bytes, req)
+      req = req or {}
+      req.op, req.started, req.owner = op, started, req.owner or {}
+      o:exchange(req, t, status, nil, wire, bytes)
+    end
+    exchange("query", 10, 10.05, 200, "none")
+    exchange("query", 10, 10.5, 204, "none")
+    exchange("query", 10, 12, 503, "none")
+    exchange("query", 10, 10.05, nil, "timeout") -- no answer: error
+    exchange("query", 10, 10.05, 200, "reset") -- a status but the wire broke: error
+    exchange("notify", nil, 3, 200, "none") -- never sent: 0 s
+    exchange("download", 1, 1.5, 206, "none", 1100, { offset = 100 })
+    exchange("media", 1, 1.5, 200, "none", 50, { owner = { job = {} } })
+    exchange("media", 1, 1.5, 200, "none", 70)
+    exchange("bogus", 1, 2, 200, "none")
+    local text = o.m:text()
+    local D = "starvideos_request_duration_seconds"
+    for series, v in pairs { [D .. '_bucket{operation="query",code="2xx",le="0.1"}'] = 1,
+      [D .. '_bucket{operation="query",code="2xx",le="0.5"}'] = 2,
+      [D .. '_count{operation="query",code="5xx"}'] = 1, [D .. '_count{operation="query",code="error"}'] = 2,
+      [D .. '_bucket{operation="webhook",code="2xx",le="0.005"}'] = 1,
+      [D .. '_count{operation="download",code="2xx"}'] = 2, [D .. '_count{operation="media",code="2xx"}'] = 1,
+      ['starvideos_requests_total{operation="query",code="2xx"}'] = 2,
+      ["starvideos_downloaded_bytes_total"] = 1050 } do
+      assert.are.equal(v, value(text, series), series)
+    end
+    assert.is_true(math.abs(value(text, D .. '_sum{operation="query",code="2xx"}') - 0.55) < 1e-9)
+    assert.falsy(text:find("bogus", 1, true))
+  end)
+
   it("moves the tasks gauge with the job's states", function()
     local fake = Fake.new { status = function() return "processing" end }
     local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, metrics = true }
@@ -233,32 +267,25 @@ describe("traces in OTLP/HTTP JSON", function()
     assert.truthy(#fake.exports[1].body.resourceSpans[1].scopeSpans[1].spans[1].traceId == 32)
   end)
 
-  it("the core writes a CLIENT span from its values: url.full without credentials, query values nor fragment; "
-    .. "server.address and port; the status, resend_count and error.type; ids; times as Unix nanoseconds", function()
-    local slots, spans = core.span_slots(3), {} -- (trace.lua's queue: a slot a span, true: its values in slots)
-    spans[1] = true
-    core.span_put(slots, 1, "https://user:pass@h.example:8443/v.mp4?X-Sig=abc&e=1&flag#frag", "GET", "download", 1,
-      2, "broken", 3, { kind = "network", message = 'cut "short"\n' }, false)
-    spans[2] = '{"task":1}'
-    spans[3] = true
-    core.span_put(slots, 3, "http://[::1]/x", "HEAD", "media", 1, 1.5, 200, 1, false,
-      { trace = "0af7651916cd43dd8448eb211c80319c", id = "b7ad6b7169203331" })
-    local text = core.otlp_spans(spans, 3, 3, 3, 1000, "00112233aabbccdd", 7, 9, "[", "]", slots) -- (from slot 3)
-    assert.are.same({ false, false, false }, spans) -- (the slots let go of)
+  it("a CLIENT span's JSON: url.full without credentials, query values nor fragment; server.address and port; "
+    .. "the status, resend_count and error.type; ids; times as Unix nanoseconds", function()
+    local texts = { otlp.client({ url = "https://user:pass@h.example:8443/v.mp4?X-Sig=abc&e=1&flag#frag",
+      method = "GET", op = "download", t0 = 1, t1 = 2, resend = 2, etype = "broken", emsg = 'cut "short"\n' }, 1000),
+      otlp.client({ url = "http://[::1]/x", method = "HEAD", op = "media", t0 = 1, t1 = 1.5, status = 200,
+        resend = 0, parent = { trace = "0af7651916cd43dd8448eb211c80319c", id = "b7ad6b7169203331" } }, 0) }
+    local text = "[" .. table.concat(texts, ",") .. "]"
     assert.falsy(text:find("pass", 1, true) or text:find("abc", 1, true) or text:find("frag", 1, true), text)
-    local list = cjson.decode(text)
-    assert.are.same({ task = 1 }, list[3])
-    local _, written = spans_of { exports = { { body = { resourceSpans = { { scopeSpans = { { spans = { list[1],
-      list[2] } } } } } } } } }
-    local a, b = written[1], written[2] -- (ring[3], then ring[1])
+    local _, written = spans_of { exports = { { body = { resourceSpans = { { scopeSpans = { {
+      spans = cjson.decode(text) } } } } } } } }
+    local b, a = written[1], written[2]
     assert.are.equal("0af7651916cd43dd8448eb211c80319c", a.traceId)
     assert.are.equal("b7ad6b7169203331", a.parentSpanId)
-    assert.are.equal("::1", a.attrs["server.address"])
-    assert.are.equal(80, a.attrs["server.port"])
-    assert.are.equal(200, a.attrs["http.response.status_code"])
+    assert.are.same({ "::1", 80, 200, "HEAD" }, { a.attrs["server.address"], a.attrs["server.port"],
+      a.attrs["http.response.status_code"], a.name })
     assert.is_nil(a.status)
     assert.is_nil(a.attrs["error.type"])
-    assert.truthy(b.traceId:find("^00112233aabbccdd%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x$"), b.traceId)
+    assert.is_nil(a.attrs["http.request.resend_count"])
+    assert.truthy(b.traceId:find("^%x+$") and #b.traceId == 32 and b.traceId ~= a.traceId, b.traceId)
     assert.truthy(b.spanId:find("^%x+$") and #b.spanId == 16 and b.spanId ~= a.spanId, b.spanId)
     assert.is_nil(b.parentSpanId)
     assert.are.same({ "GET", 3, "1001000000000", "1002000000000" }, { b.name, b.kind, b.startTimeUnixNano,
@@ -272,36 +299,16 @@ describe("traces in OTLP/HTTP JSON", function()
     assert.are.same({ code = 2, message = 'cut "short"\n' }, b.status)
   end)
 
-  it("spans of one method and URL in a row share their request attributes; another method or URL its own; "
-    .. "the body as starvideos.bytes for libcurl's transport", function()
-    local calls = { { "http://a.example/v1/result/t1", "GET" }, { "http://a.example/v1/result/t1", "GET" },
-      { "http://a.example/v1/result/t1", "PUT" }, { "http://a.example/v1/result/t2", "PUT" },
-      { "http://b.example:81/v1/result/t2", "HEAD" }, { "http://a.example/v1/result/t1?k=v", "GET" },
-      { "http://a.example/v1/result/t1", "GET" } }
-    local slots, spans = core.span_slots(#calls), {}
-    local function export(bytes)
-      for k, c in ipairs(calls) do
-        spans[k] = true
-        core.span_put(slots, k, c[1], c[2], "query", k, k + 0.5, 200, 1, false, false)
-      end
-      return core.otlp_spans(spans, 1, #calls, #calls, 0, "00112233aabbccdd", 1, 2, "[", "]", slots, bytes)
+  it("server.address and port from an http(s) URL's origin, its default port by scheme; none from another", function()
+    local cases = { { "http://a.example/v1/result/t1", "a.example", 80 }, { "HTTPS://b.example/x", "b.example", 443 },
+      { "http://u:p@c.example:81/?k=v", "c.example", 81 }, { "http://[2001:db8::1]:8080/", "2001:db8::1", 8080 },
+      { "https://d.example:/p", "d.example", 443 }, { "ftp://e.example/x" }, { "http://f.example:99999/" },
+      { "http://a:b:c/" }, { "not a url" } }
+    for _, c in ipairs(cases) do
+      assert.are.same({ c[2], c[3] }, { otlp.server(c[1]) }, c[1])
     end
-    local text = export(false)
-    local _ = core.curl or require "starvideos.curl" -- (its class: starvideos.bytes)
-    local b = export(true)
-    assert.are.equal("userdata", type(b))
-    assert.are.equal(text, b:sub(1)) -- (the same seeds: the same ids)
-    b = nil -- luacheck: ignore 311 (its finalizer run now, starvideos.curl's, not at the VM's close: LuaJIT)
-    collectgarbage()
-    local list = cjson.decode(text)
-    local body = { resourceSpans = { { scopeSpans = { { spans = list } } } } }
-    local _, written = spans_of { exports = { { body = body } } }
-    for k, c in ipairs(calls) do
-      local a = written[k].attrs
-      assert.are.same({ c[1]:gsub("=v$", "=REDACTED"), c[2], c[2], c[1]:match("//([^:/]+)"),
-        tonumber(c[1]:match(":(%d+)/")) or 80 }, { a["url.full"], a["http.request.method"], written[k].name,
-        a["server.address"], a["server.port"] }, "span " .. k)
-    end
+    assert.are.equal("http://h/p?a=REDACTED&b=REDACTED&c", otlp.redacted("http://h/p?a=1&b=x=y&c#f"))
+    assert.are.equal("http://REDACTED:REDACTED@h/a@b", otlp.redacted("http://u@v:w@h/a@b"))
   end)
 
   it("error.type and resend_count on a retried exchange", function()

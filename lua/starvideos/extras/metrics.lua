@@ -6,8 +6,6 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 
-local core = require "starvideos.core"
-
 local M = {}
 
 M.DICT = require("starvideos.config").DEFAULTS.metrics_dict -- the shared dict's name inside nginx
@@ -16,8 +14,7 @@ M.LOG_EVERY = 60 -- seconds: a full dict is logged at most this often
 local DURATION = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 }
 local WAIT = { 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 }
 local LAG = { 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300 }
-local REQUESTS, WAITED, BYTES = "starvideos_request_duration_seconds", "starvideos_budget_wait_seconds",
-  "starvideos_downloaded_bytes_total"
+local WAITED = "starvideos_budget_wait_seconds"
 
 -- name, type, labels, help (, a histogram's buckets): every family, in the order they are written.
 M.FAMILIES = {
@@ -162,27 +159,12 @@ function M:observe(name, v, a, b)
   if self.timer == false then self:start() end
 end
 
--- The registry's note of exchanges (ops: extras/observe.lua's; the core counts their durations where they end:
--- csrc/lua/observe.c), made at first use; the counts, and `zeros` (the budget's waits of 0, what most are: the
--- hook adds them), join the registry's at fold(), before the series are read or flushed.
-function M:exchanges(ops)
-  self.h = self.h or core.exchanges(M.FAMILIES[BY_NAME[REQUESTS]][5], ops, true)
-  return self.h
-end
+-- The budget's waits of 0 (what most are: the hook counts them, extras/observe.lua) join the registry's at
+-- fold(), before the series are read or flushed.
 function M:fold()
-  local acc = self.acc
-  if self.zeros > 0 then
-    local k = series(WAITED)[1]
-    acc[k], self.zeros = (acc[k] or 0) + self.zeros, 0
-  end
-  if not self.h then return end
-  local t, bytes = core.exchanges_take(self.h) -- op, code, part (a bucket's index; 0: the sum), count: each
-  for i = 1, #t, 4 do
-    local parts = series(REQUESTS, t[i], t[i + 1])
-    local k = parts[t[i + 2]] or parts.s
-    acc[k] = (acc[k] or 0) + t[i + 3]
-  end
-  if bytes > 0 then acc[series(BYTES)] = (acc[series(BYTES)] or 0) + bytes end
+  if self.zeros == 0 then return end
+  local acc, k = self.acc, series(WAITED)[1]
+  acc[k], self.zeros = (acc[k] or 0) + self.zeros, 0
 end
 
 local function num(v)

@@ -10,17 +10,16 @@ local config = require "starvideos.config"
 local O = {}
 O.__index = O
 
--- A request's op as the metrics name it (storage: a request to the user's bucket, storage/object.lua): what the
--- core's note of an exchange knows (core.exchanges, csrc/lua/observe.c).
-local OPS = { { "create", "create" }, { "query", "query" }, { "download", "download" }, { "media", "media" },
-  { "notify", "webhook" }, { "storage", "upload" } }
+-- A request's op as the metrics name it (storage: a request to the user's bucket, storage/object.lua).
+local OPS = { create = "create", query = "query", download = "download", media = "media", notify = "webhook",
+  storage = "upload" }
 
 local function weak() return setmetatable({}, { __mode = "k" }) end
 
 -- metrics: the registry (extras/metrics.lua) or nil; tracer: extras/trace.lua's, or nil.
 function O.new(metrics, tracer)
   local self = setmetatable({ m = metrics, tr = tracer, states = weak(), spans = weak(), polls = weak(),
-    waits = weak(), h = metrics and metrics:exchanges(OPS) or core.exchanges({}, OPS, false) }, O)
+    waits = weak() }, O)
   if tracer and metrics then tracer.on_drop = function(n) metrics:add("starvideos_spans_dropped_total", n) end end
   return self
 end
@@ -30,14 +29,22 @@ local function model(m) return core.models[m] and m or "other" end
 
 local DURATION, WAIT = "starvideos_request_duration_seconds", "starvideos_budget_wait_seconds"
 
+-- The operation an exchange of req counts as (nil: none observed): a media GET of a job's (an upload's part of
+-- the video, storage/object.lua) counts as a download.
+local function operation(req)
+  local op = OPS[req.op]
+  if op == "media" and type(req.owner) == "table" and req.owner.job then return "download" end
+  return op
+end
+
 -- An exchange of req ended at t: its status (nil: no answer), error, how the wire ended, bytes (a download's,
--- counted from its offset).  The core counts its duration (metrics) and names its op; its CLIENT span's values
--- go to the tracer, which the core writes at the export, under its task span: its owner's, else (the owner no
+-- counted from its offset): its duration by operation and status class (the answer's when the wire ended well,
+-- else "error"), its bytes; its CLIENT span to the tracer, under its task span: its owner's, else (the owner no
 -- job) the span of a bucket upload's job (storage/object.lua), a media check's job's (preflight), a webhook
 -- delivery's job's (notify.lua: its ctx); false: its task's trace is not sampled; nil: none (a root).
 function O:exchange(req, t, status, err, wire, bytes)
-  local started = req.started
-  local op = core.exchange_note(self.h, req, req.op, started, t, status, wire, bytes)
+  local started, op = req.started, operation(req)
+  if op and self.m then self:count(req, op, t - (started or t), wire == "none" and status, bytes) end
   local m, tr = self.m, self.tr
   if m and m.timer == false then m:start() end
   if not (op and tr and started) then return end
@@ -50,6 +57,15 @@ function O:exchange(req, t, status, err, wire, bytes)
   if parent == false then return end
   tr:client(req, t, op, status, wire, err, parent)
   if parent and req.op == "query" then self.polls[o] = (self.polls[o] or 0) + 1 end -- (its task's)
+end
+
+-- The duration (seconds) of an exchange of req counted as op, with its answer's status (false: none) and bytes.
+function O:count(req, op, seconds, status, bytes)
+  local code = type(status) == "number" and status >= 100 and status < 600 and math.floor(status / 100) .. "xx"
+  self.m:observe(DURATION, seconds, op, code or "error")
+  if op ~= "download" or type(bytes) ~= "number" then return end
+  bytes = bytes - (req.op == "download" and tonumber(req.offset) or 0)
+  if bytes > 0 then self.m:add("starvideos_downloaded_bytes_total", bytes) end
 end
 
 -- A request will be sent again after err.

@@ -10,7 +10,7 @@ local config = require "starvideos.config"
 local Request = require "starvideos.request"
 local Loop = require "starvideos.loop"
 local Key = require "starvideos.key"
-local cjson = require("cjson.safe").new()
+local otlp = require "starvideos.extras.otlp"
 
 local now, wall = core.now, core.wall
 local D = config.DEFAULTS
@@ -26,52 +26,16 @@ function T.of(key, cfg, s, loop, nginx_transport)
     local xcfg = setmetatable({ on_event = false, observe = false, base_url = s.endpoint, max_connections = 1,
       requests_per_second = 1e6, api_key = false, transport = false }, { __index = cfg })
     return setmetatable({ s = s, xcfg = xcfg, key = key, loop = not nginx_transport and loop, cols = { {}, {} },
-      slots = core.span_slots(D.trace_queue), -- (the CLIENT spans' values: the queue's slots)
       cap = D.trace_queue, batch = D.trace_batch, head = 1, tail = 0, dropped = 0, exported = 0, req = false,
       armed = false, nginx_transport = nginx_transport, on_drop = false, told = -math.huge,
       offset = wall() - now() }, T)
   end)
 end
 
--- Ids: 32-bit words of a linear congruential generator (exact in doubles on every VM) seeded once from the
--- system's randomness, without a system call per span (core.random_id takes ~7 us); a trace id opens with 64
--- random bits of the process's, so that two processes' traces never meet.  (A CLIENT span's ids are the core's,
--- at its export, from two words of it: core.otlp_spans.)
-local word, PROCESS = tonumber(core.random_id():sub(1, 8), 16), core.random_id()
-local format, floor = string.format, math.floor
-
-local function words()
-  local a = (1664525 * word + 1013904223) % 4294967296
-  word = (1664525 * a + 1013904223) % 4294967296
-  return a, word
-end
-
--- A new span id (16 hex digits).
-function T.id() return format("%08x%08x", words()) end
-
--- A new trace id (32 hex digits).
-function T.trace_id() return PROCESS .. T.id() end
-
--- s as a JSON string, quotes included.
-local encode = cjson.encode
-local function json(s) return encode(tostring(s)) end
-
--- An attribute as OTLP/HTTP JSON writes it: a string's, or a whole number's (a 64-bit integer: a decimal string).
-function T.attr(key, v)
-  if type(v) == "number" then return format('{"key":"%s","value":{"intValue":"%d"}}', key, v) end
-  return '{"key":"' .. key .. '","value":{"stringValue":' .. json(v) .. "}}"
-end
-
-local TIMES = '","startTimeUnixNano":"%d000","endTimeUnixNano":"%d000","attributes":['
-
--- A span's JSON (OTLP/HTTP): its trace and span ids, its parent's id (nil: a root), name, kind (1 internal,
--- 3 client), start and end (monotonic times, written as Unix nanoseconds to the microsecond: the tracer's offset,
--- read once, puts every span on one clock), its attributes (T.attr's, joined by commas) and an error's message.
+-- Ids, attributes and a task span's JSON: extras/otlp.lua's (the tracer's offset: every span on one clock).
+T.id, T.trace_id, T.attr = otlp.id, otlp.trace_id, otlp.attr
 function T:encode(trace, id, parent, name, kind, t0, t1, attrs, err)
-  local off = self.offset
-  return '{"traceId":"' .. trace .. '","spanId":"' .. id .. (parent and '","parentSpanId":"' .. parent or "")
-    .. '","kind":' .. kind .. ',"name":"' .. name .. format(TIMES, floor((t0 + off) * 1e6), floor((t1 + off) * 1e6))
-    .. attrs .. "]" .. (err and ',"status":{"code":2,"message":' .. json(err) .. "}" or "") .. "}"
+  return otlp.span(trace, id, parent, name, kind, t0, t1, self.offset, attrs, err)
 end
 
 local function drop(self, n, why)
@@ -85,12 +49,10 @@ local function drop(self, n, why)
   if ngx then ngx.log(ngx.WARN, "starvideos: ", msg) else self.key:warn(msg) end
 end
 
--- The queue: a ring of TRACE_QUEUE slots (more spans are dropped), kept in columns so that a span makes no table
--- of its own: the span (a task span's JSON, written by T:encode, or true: a CLIENT span, its values kept by the
--- core in the same slot of self.slots, core.span_put: URL, method, operation, start, end, status (a number: an
--- answer's) or how the wire ended, attempt, error and parent span; written at the export, core.otlp_spans) and its
--- end.  A span's slot comes from slot() (nil: dropped), with its end; its export soon (armed: a timer or an
--- export is set, which sends it; again at once when a batch's worth waits).
+-- The queue: a ring of TRACE_QUEUE slots (more spans are dropped) in two columns: the span (a task span's
+-- JSON, written by T:encode, or a CLIENT span's values, T:client's, written at the export) and its end.  A span's
+-- slot comes from slot() (nil: dropped), with its end; its export soon (armed: a timer or an export is set,
+-- which sends it; again at once when a batch's worth waits).
 local function slot(self, t)
   local i = self.tail + 1
   if i - self.head >= self.cap then return drop(self, 1, "the export queue is full") end
@@ -106,18 +68,20 @@ function T:finish(json_text, t)
   if k then self.cols[1][k] = json_text end
 end
 
--- The CLIENT span of the exchange of req (op: its operation) that ended at t: its status if wire is "none", its
--- error err, under parent {trace =, id =} (nil: a root).
+-- The CLIENT span of the exchange of req (op: its operation) that ended at t: its status if wire is "none" (else
+-- how the wire ended), its error err, under parent {trace =, id =} (nil: a root).  error.type: the status when
+-- an answer came, else how the wire ended, else the error's kind.
 function T:client(req, t, op, status, wire, err, parent)
   local k = slot(self, t)
   if not k then return end
-  self.cols[1][k] = true
-  core.span_put(self.slots, k, req.url, req.method or req.head and "HEAD" or Request.METHOD[req.op] or "POST", op,
-    req.started, t, wire == "none" and status or wire, req.attempt, err or false, parent or false)
+  status = wire == "none" and type(status) == "number" and status > 0 and status or nil
+  local etype = err and (status and string.format("%d", status) or wire ~= "none" and wire or err.kind or "error")
+  self.cols[1][k] = { url = req.url or "", method = req.method or req.head and "HEAD" or Request.METHOD[req.op]
+    or "POST", op = op, t0 = req.started, t1 = t, status = status, resend = (req.attempt or 1) - 1, etype = etype,
+    emsg = err and err.message, parent = parent }
 end
 
--- The next batch out of the queue: the OTLP/HTTP JSON body of its spans (starvideos.bytes on libcurl's transport:
--- no Lua string of a few hundred KB), and their number (0: none queued).
+-- The next batch out of the queue: the OTLP/HTTP JSON body of its spans, and their number (0: none queued).
 local function batch(self)
   local first = self.head
   local n = math.min(self.tail - first + 1, self.batch)
@@ -125,12 +89,18 @@ local function batch(self)
   if not self.prefix then
     self.prefix = '{"resourceSpans":[{"resource":{"attributes":[' .. T.attr("service.name", self.s.service) .. ","
       .. T.attr("telemetry.sdk.name", "starvideos") .. "," .. T.attr("telemetry.sdk.language", "lua")
-      .. ']},"scopeSpans":[{"scope":{"name":"starvideos","version":' .. json(config.VERSION) .. '},"spans":['
+      .. ']},"scopeSpans":[{"scope":{"name":"starvideos","version":' .. otlp.string(config.VERSION)
+      .. '},"spans":['
   end
   self.head = first + n
-  local hi, lo = words()
-  return core.otlp_spans(self.cols[1], first, n, self.cap, self.offset, PROCESS, hi, lo, self.prefix, "]}]}]}",
-    self.slots, self.loop and self.loop.curl), n
+  local out, spans = {}, self.cols[1]
+  for i = first, first + n - 1 do
+    local k = (i - 1) % self.cap + 1
+    local sp = spans[k]
+    out[#out + 1] = type(sp) == "table" and otlp.client(sp, self.offset) or sp
+    spans[k] = false
+  end
+  return self.prefix .. table.concat(out, ",") .. "]}]}]}", n
 end
 
 -- request.lua asks at each attempt: the export's header lines.
