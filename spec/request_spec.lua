@@ -39,8 +39,8 @@ end
 -- A request from a spec {op, url, path, auth, body, deadline; a download's part,
 -- dest, resume_limit}, as a job makes them.
 local function new_request(c, who, spec)
-  return Request.new(c.loop, c.key, c.cfg, who, spec.op, spec.url, spec.path, spec.auth, spec.body, spec.deadline,
-    spec.op == "download" and spec or nil)
+  spec.loop, spec.key, spec.cfg, spec.owner = c.loop, c.key, c.cfg, who
+  return Request.new(spec)
 end
 
 -- Send a request and drive the loop until it is done (at most `limit` s); a download that ended whole

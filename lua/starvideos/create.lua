@@ -157,7 +157,8 @@ function C.due(job, t)
     return job.loop:at(job.loop:await_store(job, t), job)
   end
   if not ok then return job:finish(err) end
-  return job:send(t, "create", job.cfg.base_url .. job.create_path, job.create_path, true, job.create_body)
+  return job:send(t, { op = "create", url = job.cfg.base_url .. job.create_path, path = job.create_path, auth = true,
+    body = job.create_body })
 end
 
 -- A creating job cancelled while req (its create's request, or false) is where it is: false when the create is

@@ -125,9 +125,11 @@ function Job:seen(task, t, created, secs, within)
   if changed and self.on_status then self.on_status(self) end
 end
 
--- The job's request (Request.new's arguments), sent at t: the job advances when it is done.
-function Job:send(t, op, url, path, auth, body, deadline, download)
-  self.req = Request.new(self.loop, self.key, self.cfg, self, op, url, path, auth, body, deadline, download)
+-- The job's request o (Request.new's, its loop, key, cfg and owner the job's), sent at t: the job advances when
+-- it is done.
+function Job:send(t, o)
+  o.loop, o.key, o.cfg, o.owner = self.loop, self.key, self.cfg, self
+  self.req = Request.new(o)
   self.req:send(t)
 end
 
@@ -149,7 +151,8 @@ function Job:poll(t)
   if not path then return self:finish(err) end
   if not self.cfg.api_key_set then return self:finish(new_error("auth", errors.NO_KEY)) end
   -- a lone query (client:query) has no deadline
-  self:send(t, "query", self.cfg.base_url .. path, path, true, nil, self.goal ~= "queried" and self.deadline)
+  self:send(t, { op = "query", url = self.cfg.base_url .. path, path = path, auth = true,
+    deadline = self.goal ~= "queried" and self.deadline })
 end
 
 -- A fresh URL of the task asked for (its video's expired, or was not whole): polled now, outside the schedule.

@@ -17,29 +17,31 @@ Request.METHOD = { create = "POST", query = "GET", download = "GET", notify = "P
 
 local next_id = 0 -- the number that names a request in its events
 
--- op (create | query | download | notify | media | storage), url, path (for events), auth, body (a POST's or a
--- PUT's), deadline (monotonic; nil: none); a download's {part =, dest =, resume_limit =, duration =}, a media
--- request's {head = true} or {offset =, max_body =, pieces =, tap =} (the bytes asked for; redirects followed;
--- pieces: they may come as a list of strings, or starvideos.bytes, as the transport read them; tap: a function
--- giving each attempt a starvideos.sign stream that libcurl's transport feeds the bytes as they come), a store's
--- {method =, headers =} (storage/s3.lua's signed lines); `long` with a media or store request: its exchange
--- may take until the deadline, ended sooner by `timeout` s without a byte (a part's megabytes).
+-- A request of o: {loop =, key =, cfg =, owner = (what it advances when done), op = create | query | download |
+-- notify | media | storage, url =, path = (for events), auth =, body = (a POST's or a PUT's), deadline =
+-- (monotonic; nil: none)}, with a download's part, dest, resume_limit and duration (download.lua), a media
+-- request's head = true, or offset, max_body, pieces and tap (the bytes asked for; redirects followed; pieces:
+-- they may come as a list of strings, or starvideos.bytes, as the transport read them; tap: a function giving
+-- each attempt a starvideos.sign stream that libcurl's transport feeds the bytes as they come), a store's method
+-- and headers (storage/s3.lua's signed lines); `long` with a media or store request: its exchange may take until
+-- the deadline, ended sooner by `timeout` s without a byte (a part's megabytes).
 -- A create goes on a new connection; an http URL through http_proxy when there is no proxy.
 -- The client's own options go with each exchange (the clients of a key share its transport).
-function Request.new(loop, key, cfg, owner, op, url, path, auth, body, deadline, download)
-  local self = setmetatable({ loop = loop, key = key, cfg = cfg, owner = owner, op = op, url = url, path = path,
-    auth = auth, body = body, deadline = deadline, attempt = 0, id = next_id + 1, max_body = cfg.max_answer,
-    user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout, ca_file = cfg.ca_file, proxy = cfg.proxy,
-    fresh = op == "create" or nil }, Request)
+function Request.new(o)
+  local cfg, op, url = o.cfg, o.op, o.url
+  local self = setmetatable({ loop = o.loop, key = o.key, cfg = cfg, owner = o.owner, op = op, url = url,
+    path = o.path, auth = o.auth, body = o.body, deadline = o.deadline, attempt = 0, id = next_id + 1,
+    max_body = cfg.max_answer, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,
+    ca_file = cfg.ca_file, proxy = cfg.proxy, fresh = op == "create" or nil }, Request)
   next_id = self.id
   if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end
-  if op == "download" then Download.prepare(self, download) end
+  if op == "download" then Download.prepare(self, o) end
   if op == "media" then
-    self.head, self.offset, self.follow = download.head, download.offset, true
-    self.max_body, self.pieces, self.tapper = download.max_body or self.max_body, download.pieces, download.tap
+    self.head, self.offset, self.follow = o.head, o.offset, true
+    self.max_body, self.pieces, self.tapper = o.max_body or self.max_body, o.pieces, o.tap
   end
-  if op == "storage" then self.method, self.headers, self.head = download.method, download.headers, nil end
-  if download and download.long then self.stall = cfg.timeout end
+  if op == "storage" then self.method, self.headers = o.method, o.headers end
+  if o.long then self.stall = cfg.timeout end
   return self
 end
 

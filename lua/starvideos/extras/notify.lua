@@ -57,8 +57,8 @@ function N.send(ctx, notify, wid, task_id, body)
   local where = u.scheme .. "://" .. u.authority .. u.path
   local d = setmetatable({ ctx = ctx, notify = notify, wid = wid, task = task_id, body = body, where = where }, D)
   ctx.deliveries[d] = true
-  d.req = Request.new(ctx.loop, ctx.key, ctx.cfg, d, "notify", notify.url, where, nil, body,
-    now() + (notify.retry_for or ctx.cfg.retry_for))
+  d.req = Request.new { loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, owner = d, op = "notify", url = notify.url,
+    path = where, body = body, deadline = now() + (notify.retry_for or ctx.cfg.retry_for) }
   d.req:send(now())
   return d
 end

@@ -23,10 +23,12 @@ local GONE = { [401] = true, [403] = true, [404] = true, [410] = true } -- the H
 local Ref = {}
 Ref.__index = Ref
 
--- The reference's next media request, now: {head = true} or {offset =, max_body =}.
-local function ask(self, t, media)
+-- The reference's next media request o, now: {head = true} or {offset =, max_body =}.
+local function ask(self, t, o)
   local pf = self.pf
-  self.req = Request.new(pf.loop, pf.key, pf.cfg, self, "media", self.url, self.path, false, nil, pf.deadline, media)
+  o.loop, o.key, o.cfg, o.owner, o.op, o.url, o.path, o.auth, o.deadline = pf.loop, pf.key, pf.cfg, self, "media",
+    self.url, self.path, false, pf.deadline
+  self.req = Request.new(o)
   self.req.public = pf.public -- (the transport refuses what is not)
   self.req:send(t)
 end

@@ -110,8 +110,8 @@ function T:headers() return self.s.headers end
 local function export(self, loop, t, deadline)
   local text, n = batch(self)
   if not text then return nil end
-  local req = Request.new(loop, loop.key, self.xcfg, self, "notify", self.s.endpoint, self.s.path, false, text,
-    deadline or t + D.trace_timeout)
+  local req = Request.new { loop = loop, key = loop.key, cfg = self.xcfg, owner = self, op = "notify",
+    url = self.s.endpoint, path = self.s.path, auth = false, body = text, deadline = deadline or t + D.trace_timeout }
   req.spans = n
   req:send(t)
   return req

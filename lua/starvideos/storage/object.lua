@@ -44,8 +44,9 @@ function O.left() return nil end -- (each part is recorded as the store takes it
 -- cfg, st, bucket, key_name, out, path, deadline; storage/refs.lua's objects are owners too.)
 local function call(owner, op, a, t, long)
   local r, err = S3.request(owner.st, op, owner.bucket, owner.key_name, a)
-  local req = Request.new(owner.loop, owner.key, owner.cfg, owner, "storage", r and r.url or owner.out, owner.path,
-    nil, r and r.body, owner.deadline, { method = r and r.method, headers = r and r.headers, long = long })
+  local req = Request.new { loop = owner.loop, key = owner.key, cfg = owner.cfg, owner = owner, op = "storage",
+    url = r and r.url or owner.out, path = owner.path, body = r and r.body, deadline = owner.deadline,
+    method = r and r.method, headers = r and r.headers, long = long }
   if r then req:send(t) else req.done, req.err = true, err end
   return req
 end
@@ -168,8 +169,9 @@ function U:read(t)
   local tap = self.loop.curl and function() -- (libcurl's transport feeds it; others: U:check hashes the bytes)
     return sign().stream(self:seconds(), self.rec.checksum == "md5", self.state)
   end
-  self.get = Request.new(self.loop, self.key, self.cfg, self, "media", self.url, self.video_path, nil, nil,
-    self.deadline, { offset = from, max_body = upto - from, long = true, pieces = true, tap = tap or nil })
+  self.get = Request.new { loop = self.loop, key = self.key, cfg = self.cfg, owner = self, op = "media",
+    url = self.url, path = self.video_path, deadline = self.deadline, offset = from, max_body = upto - from,
+    long = true, pieces = true, tap = tap or nil }
   self.get.from, self.get.at = from, at
   self.get:send(t)
 end
