@@ -113,9 +113,12 @@ end
 -- records -> fleet; extras and nginx beside each other, above the core (keep, of extras, names
 -- its files as a journal does); none requires an entry module.
 local ENTRY = { ["starvideos"] = true, ["starvideos.client"] = true }
+-- The extension points' modules (sink/, ledger/, observe/, command/: docs/architecture.md "Extension points")
+-- are their rocks' entries into the core: each may load the layers of its rock.
 local LAYERS = { core = {}, records = { "core" }, fleet = { "core", "records" }, extras = { "core", "records" },
   storage = { "core" },
-  nginx = { "core" } }
+  nginx = { "core" }, sink = { "core", "storage" }, ledger = { "core", "records", "fleet" },
+  observe = { "core", "extras" }, command = { "core", "fleet" } }
 
 local function layer_of(file, name)
   if ENTRY[name] then return "entry" end
@@ -144,6 +147,21 @@ local function check_layers(modules, graph, bad)
   return layer
 end
 
+-- A cfg field that holds a function returning a module (cfg.x = function() return require "m" end): a layer
+-- threaded through the core's options.  The core finds another rock's work by its extension points
+-- (lua/starvideos/extension.lua), never by a module handed around in the cfg.
+local function module_hooks(file, code, bad)
+  local at = 1
+  while true do
+    local s, e, field = code:find("cfg%.([%w_]+)%s*=%s*function%s*%(%s*%)%s*return%s+require%f[^%w_]", at)
+    if not s then return end
+    local _, line = code:sub(1, s):gsub("\n", "")
+    bad[#bad + 1] = string.format("%s:%d: cfg.%s holds a function returning a module (use an extension point: "
+      .. "lua/starvideos/extension.lua)", file, line + 1, field)
+    at = e + 1
+  end
+end
+
 local bad, modules, graph = {}, {}, {}
 for _, file in ipairs(listing("find lua/starvideos -name '*.lua' -not -path '*/cli/*' -not -path '*/emulator/*'")) do
   local f = assert(io.open(root .. "/" .. file, "rb"))
@@ -159,6 +177,7 @@ for _, file in ipairs(listing("find lua/starvideos -name '*.lua' -not -path '*/c
   end
   if lines > MAX_LINES then bad[#bad + 1] = string.format("%s: %d lines (at most %d)", file, lines, MAX_LINES) end
   if not src:find("\n" .. INTERPRETED, 1, true) then bad[#bad + 1] = file .. ": no line " .. INTERPRETED end
+  module_hooks(file, code_of(src), bad)
   local name = module_of(file)
   modules[#modules + 1] = { name = name, file = file, lines = lines, longest = longest }
   graph[name] = requires(code_of(src, true))

@@ -8,6 +8,7 @@ local errors = require "starvideos.errors"
 local Key = require "starvideos.key"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
+local X = require "starvideos.extension"
 
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
 local S = config.CALLS
@@ -29,27 +30,35 @@ local Client = {}
 Client.__index = Client
 local GC = {} -- close's argument when the client is collected
 
--- The client's ledger (a store's, else a journal's or the process's memory),
--- and where the key's tokens come from first (Redis, else nginx's dict).
-local function open_ledger(cfg, loop, key)
+-- The client's ledger (a store's: the ledger point's, by the store URL's kind; else a journal's or the process's
+-- memory), and where the key's tokens come from first (the store, else nginx's dict).
+local function open_ledger(cfg, loop, key, store)
   local ngx = config.nginx()
   local dict = ngx and not cfg.transport and require("starvideos.nginx.budget").new(ngx, key)
-  if cfg.store then
-    local st = require("starvideos.fleet.store").for_key(cfg.store, key, cfg.connect_timeout)
-    st.observe = st.observe or cfg.observe and cfg.observe.m and cfg.observe -- (its commands' metrics)
-    loop:watch(st)
-    key.bucket:use(require("starvideos.fleet.budget").new(st, key, loop, dict))
-    return require("starvideos.fleet.ledger").new(st, cfg, loop, key)
-  end
+  if store then return store.open(cfg, loop, key, dict) end
   if dict then key.bucket:use(dict) end
   return require("starvideos.records.ledger").new(cfg.journal, cfg, loop, key)
+end
+
+-- The extensions a client's options ask for, found before anything is made (docs/architecture.md, "Extension
+-- points"): the store's ledger, the observer; a rock not installed raises its invalid_request.
+local function extensions(cfg)
+  local found = {}
+  if cfg.store then
+    local where = config.store_url(cfg.store).where -- (never a password)
+    found.store = X.need("ledger", X.ledger_kind(cfg.store), "store = " .. where, "store", 3)
+  end
+  local asked = cfg.metrics and "metrics = true" or cfg.trace and "trace = {...}"
+  if asked then found.observe = X.need("observe", nil, asked, cfg.metrics and "metrics" or "trace", 3) end
+  if cfg.metrics == nil and not cfg.trace then found.observe = X.optional("observe") end -- (nginx's default)
+  return found
 end
 
 -- The optional layers hooked into the cfg the jobs call (docs/architecture.md#the-layers): the
 -- log's on_event; notify's on_done and preflight's on_media loaded at their first call (a job calls
 -- on_done when its cfg has a notify: the client's, or keep's own, whose cfg inherits this one);
--- metrics' and trace's observe.  Returns the tracer (trace on), which close flushes.
-local function hook(cfg, key, loop)
+-- the observer (observe: the extension found) as cfg.observe.  Returns the tracer (trace on), which close flushes.
+local function hook(cfg, key, loop, observe)
   if cfg.log then
     local Log = require "starvideos.extras.log"
     cfg.logger = Log.logger(cfg.log, { cfg.api_key, cfg.notify and cfg.notify.secret or nil })
@@ -57,33 +66,29 @@ local function hook(cfg, key, loop)
   end
   cfg.on_done = function(job, err) return require("starvideos.extras.notify").job_done(job, err) end
   cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
-  cfg.on_object = function() return require "starvideos.storage.object" end
-  cfg.on_refs = function() return require "starvideos.storage.refs" end
-  cfg.on_uploads = function() return require "starvideos.storage.sweep" end
-  -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe (extras/observe.lua)
+  -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe
   local ngx, metrics = config.nginx(), cfg.metrics
   if metrics == nil then metrics = ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] ~= nil end
   local s = cfg.trace and require("starvideos.otel").settings(cfg.trace) -- (OTEL_* where trace gives none)
-  local tracer = s and require("starvideos.extras.trace").of(key, cfg, s, loop, ngx and not cfg.transport
-    and function(xcfg, xkey) return require("starvideos.nginx.transport").new(xcfg, xkey) end) or nil
-  if metrics or tracer then
-    cfg.observe = require("starvideos.extras.observe").new(metrics and require("starvideos.extras.metrics").registry(),
-      tracer)
-  end
+  if not (observe and (metrics or s)) then return nil end
+  local tracer
+  cfg.observe, tracer = observe.new(cfg, key, loop, metrics, s, ngx and not cfg.transport
+    and function(xcfg, xkey) return require("starvideos.nginx.transport").new(xcfg, xkey) end)
   return tracer
 end
 
 function Client.new(opts)
   local cfg = config.client(opts)
+  local found = extensions(cfg)
   cfg.api_key_set = cfg.api_key ~= nil
   local key = Key.for_client(cfg)
   -- the transport: the client's own, else nginx's sockets inside nginx (else the loop makes libcurl's)
   local transport = cfg.transport or config.nginx() and require("starvideos.nginx.transport").new(cfg, key)
   local loop = Loop.for_client(cfg, key, transport) -- (making a transport may raise: the key is not joined yet)
-  local tracer = hook(cfg, key, loop)
+  local tracer = hook(cfg, key, loop, found.observe)
   cfg.api_key, cfg.transport = nil, nil -- the key lives in the transport only
   local self = setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, loop = loop, key = key,
-    ledger = open_ledger(cfg, loop, key), finished = {}, tracer = tracer }, Client)
+    ledger = open_ledger(cfg, loop, key, found.store), finished = {}, tracer = tracer }, Client)
   key:join(self)
   self.ctx = { loop = loop, key = key, ledger = self.ledger, cfg = cfg, deliveries = {} } -- (notify.lua's)
   return self
@@ -301,7 +306,7 @@ local NONE = setmetatable({}, { __newindex = function() error("step's empty resu
 -- The metrics in Prometheus's text format: the process's (inside nginx, with the dict, the host's).
 function Client:metrics()
   live(self)
-  return require("starvideos.extras.metrics").registry():text()
+  return X.need("observe", nil, "client:metrics()").text()
 end
 
 -- Move the jobs: step(0) does what is ready; a longer step ends once a job finishes.

@@ -8,6 +8,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local cjson = require("cjson.safe").new()
+local X = require "starvideos.extension"
 
 local new_error, now = errors.new_error, core.now
 
@@ -34,6 +35,11 @@ function C.references(params)
   return refs, files
 end
 
+-- The field of the first local file among refs (C.references').
+local function local_field(refs)
+  for _, r in ipairs(refs) do if r.file then return r.field end end
+end
+
 -- The JSON text of params.extra (the core checks it and splices it into the
 -- body): text, nil when there is none, or nil, err when it cannot be JSON.
 function C.extra_json(params)
@@ -56,7 +62,11 @@ function C.build(job, goal, spec)
   if spec.out then ok, why = job.sink.check_out(spec.out, cfg) end -- (found before the task is paid for)
   if not ok then return nil, why end
   job.state, job.create_path, job.create_body = "creating", path, body
-  local refs, files = C.references(params) -- (local files: checked, then uploaded: cfg.on_media, cfg.on_refs)
+  local refs, files = C.references(params) -- (local files: checked, then uploaded: cfg.on_media, the s3 sink's)
+  if files > 0 then
+    local _, xerr = X.find("sink", "s3", "local files as references", local_field(refs))
+    if xerr then return nil, xerr end
+  end
   job.files, job.preflight = files > 0, goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil
   job.local_id = job.ledger.records and core.random_id() or nil
   local key = spec.out and require("starvideos.sink").key(spec.out) or spec.key -- docs/batch.md "Keys"
@@ -139,7 +149,7 @@ function C.due(job, t)
   if known == false then return job.loop:at(job.loop:await_store(job, t), job) end
   if known then return attach(job, known, t) end
   if job.preflight or job.files then -- the references checked, then the local files uploaded: nothing paid before
-    local start = job.preflight and job.cfg.on_media or job.cfg.on_refs().start -- (the hooks: client.lua)
+    local start = job.preflight and job.cfg.on_media or X.optional("sink", "s3").references.start -- (client.lua)
     job.files, job.preflight, job.checking = job.preflight and job.files, false, true -- (it may end at once)
     job.checking = start(job, t)
     return job:advance(t)

@@ -10,6 +10,7 @@ local Create = require "starvideos.create"
 local Request = require "starvideos.request"
 local Sink = require "starvideos.sink"
 local Video = require "starvideos.video"
+local X = require "starvideos.extension"
 
 local new_error, now = errors.new_error, core.now
 local Job = {}
@@ -88,7 +89,7 @@ end
 function Job:finish(err) -- the job ends (err: why it failed), letting go of its reference objects (storage/refs.lua)
   self.done, self.state = true, (self.state == "cancelled" or self.state == "taken") and self.state or "done"
   if err then err.id, err.task, self.err = err.id or self.id, err.task or self.task, err end
-  if self.refs then self.cfg.on_refs().release(self, self.err) end
+  if self.refs then X.optional("sink", "s3").references.release(self, self.err) end
   -- a webhook of a task followed to its end (the notify option's hook: client.lua)
   if not self.goal and self.cfg.notify and self.state == "done" then self.cfg.on_done(self, self.err) end
   if self.state == "taken" then self.ledger:let_go(self.id, true) end

@@ -1,28 +1,47 @@
--- Where a job's video goes: a sink.  Two implement one interface (docs/architecture.md, "The sink interface"):
--- a file (download.lua) and an object in the user's bucket (storage/object.lua, a layer above the core, loaded
--- through the cfg's on_object hook: client.lua).  The job, the ledger, keep and list --check use only these.
+-- Where a job's video goes: a sink (docs/architecture.md, "The sink interface").  A file is the core's own
+-- (download.lua); an out with a URL scheme is the sink point's extension of that scheme (docs/architecture.md,
+-- "Extension points": s3://bucket/key, an object in the user's bucket, is the starvideos-s3 rock's).  The job,
+-- the ledger, keep and list --check use only the interface.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local Download = require "starvideos.download"
+local X = require "starvideos.extension"
 
 local type = type
 
 local K = {}
 
--- Whether out names an object (s3://bucket/key), not a file.
-function K.object(out) return type(out) == "string" and out:find("^[sS]3://") ~= nil end
+-- The URL scheme of out (lowercase) when an extension of the sink point is known for it (X.ROCKS), else nil: a
+-- file's path.
+local function scheme(out)
+  local s = type(out) == "string" and out:match("^(%a[%w+.-]*)://")
+  s = s and s:lower()
+  return s and X.ROCKS.sink[s] and s or nil
+end
 
--- The key of a job that makes out (docs/batch.md "Keys"): an object's URL (s3:// in lowercase), a file's real
--- path (core.file_key: nil when its folder is not there).
+-- Whether out names an object (s3://bucket/key), not a file.
+function K.object(out) return scheme(out) ~= nil end
+
+-- The key of a job that makes out (docs/batch.md "Keys"): an object's URL (its scheme in lowercase), a file's
+-- real path (core.file_key: nil when its folder is not there).
 function K.key(out)
-  if K.object(out) then return "s3://" .. out:sub(6) end
+  local s = scheme(out)
+  if s then return s .. out:sub(#s + 1) end
   return require("starvideos.core").file_key(out)
 end
 
--- The sink of out (a file path or an object URL) for a client's cfg.
-function K.of(cfg, out)
-  if K.object(out) then return cfg.on_object() end
-  return Download
+-- A sink that refuses every out and folder with err (its rock is not installed): found before anything is paid.
+local function missing(err)
+  local function refuse() return nil, err end
+  return { check_out = refuse, check_dir = refuse, left = function() return nil end, missing = err }
+end
+
+-- The sink of out (a file path or an object URL).
+function K.of(_, out)
+  local s = scheme(out)
+  if not s then return Download end
+  local ext, err = X.find("sink", s, s .. ":// outs", "out")
+  return ext and ext.sink or missing(err)
 end
 
 return K

@@ -122,6 +122,18 @@ describe("tools/shape.lua", function()
     assert.matches("lua/starvideos/commented.lua: no line", out, 1, true)
   end)
 
+  it("fails naming a cfg field that holds a function returning a module (the core's options are no hooks)",
+    function()
+    local dir = tree({ client = "local cfg = {}\ncfg.on_object = function() return require \"starvideos.object\" end\n"
+      .. "cfg.on_refs = function ( ) return require('starvideos.refs') end\n"
+      .. "cfg.on_done = function(job) return require('starvideos.notify').job_done(job) end\nreturn cfg\n" })
+    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    assert.matches("lua/starvideos/client.lua:2: cfg.on_object holds a function returning a module", out, 1, true)
+    assert.matches("lua/starvideos/client.lua:3: cfg.on_refs holds a function returning a module", out, 1, true)
+    assert.is_nil(out:find("on_done", 1, true), out) -- (a function calling one: no module handed around)
+  end)
+
   it("fails naming a C function over 60 lines as file:line:function; test/, fuzz/ and bench/ not counted", function()
     local dir = c_tree(tree {}, {
       ["core/long.c"] = "static int lone(void) { return 1; }\n" .. c_function("too_long", 61),

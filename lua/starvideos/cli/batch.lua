@@ -64,7 +64,9 @@ end
 -- (s3://bucket[/prefix]: docs/storage.md), checked as an object URL.
 local function out_dir(dir, core)
   if require("starvideos.sink").object(dir) then
-    local bucket, err = require("starvideos.storage.s3").parse(dir, "--out-dir", true)
+    local s3, xerr = require("starvideos.extension").find("sink", "s3", "s3:// outs", "--out-dir")
+    if not s3 then usage_error("--out-dir: %s", xerr.message) end
+    local bucket, err = s3.parse(dir, "--out-dir", true)
     if not bucket then usage_error("%s", err.message) end
     return (dir:gsub("/+$", ""))
   end

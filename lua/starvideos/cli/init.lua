@@ -30,6 +30,13 @@ local function tail(argv, from)
   return t
 end
 
+-- The emulator (the command point's extension: the starvideos-emulator rock); not installed, a usage error.
+local function emulator()
+  local mod, err = require("starvideos.extension").find("command", "emulator", "starvideos emulator")
+  if not mod then usage_error("%s", err.message) end
+  return mod
+end
+
 local function dispatch(ctx, argv)
   local name = argv[1]
   if name == nil then
@@ -41,7 +48,7 @@ local function dispatch(ctx, argv)
     if name == "help" and sub and args.COMMANDS[sub] and sub ~= "emulator" then
       out(args.command_usage(sub))
     elseif name == "help" and sub == "emulator" then
-      return require("starvideos.emulator").main({ "--help" })
+      return emulator().main({ "--help" })
     elseif name == "help" and sub then
       usage_error("unknown command %s", quote(sub))
     else
@@ -50,7 +57,7 @@ local function dispatch(ctx, argv)
     return 0
   end
   if name == "emulator" then
-    return require("starvideos.emulator").main(tail(argv, 2))
+    return emulator().main(tail(argv, 2))
   end
   -- from here, a mistake under --json is reported as JSON too
   local _, json = args.scan(argv)

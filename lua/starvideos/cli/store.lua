@@ -61,7 +61,9 @@ function M.run(ctx, opts, pos)
   if (opts.replicas or 0) < 0 then args.usage_error("--replicas expects a whole number >= 0, got %d", opts.replicas) end
   local ok, why = pcall(require("starvideos.config").store_url, pos[2])
   if not ok then args.usage_error("URL %s", (tostring(why):gsub("^store ", ""))) end
-  local report = require("starvideos.fleet.check").run(pos[2], { replicas = opts.replicas })
+  local check, xerr = require("starvideos.extension").find("command", "store", "starvideos store check")
+  if not check then args.usage_error("%s", xerr.message) end
+  local report = check.run(pos[2], { replicas = opts.replicas })
   report.replicas, report.warnings = json.array(report.replicas or {}), json.array(report.warnings)
   if report.sentinels then report.sentinels = json.array(report.sentinels) end
   if report.cluster then report.cluster.primaries = json.array(report.cluster.primaries) end

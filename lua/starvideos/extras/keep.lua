@@ -7,6 +7,7 @@ local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
 local Sink = require "starvideos.sink"
+local X = require "starvideos.extension"
 local journal = require "starvideos.records.journal"
 local rule = require "starvideos.lease"
 
@@ -15,6 +16,15 @@ local type, ipairs, pairs, next, tostring, setmetatable, require, string_format,
 local new_error, now = errors.new_error, core.now
 
 local function Notify() return require "starvideos.extras.notify" end
+
+-- What a process left in the bucket (each sink extension installed sweeps its own: the s3 sink's reference
+-- objects of ended tasks and stale uploads of ours), for the journal in dir.
+local function sweep(ctx, dir)
+  for scheme in pairs(X.ROCKS.sink) do
+    local ext = X.optional("sink", scheme)
+    if ext and ext.sweep then ext.sweep(ctx, dir, journal.file_name) end
+  end
+end
 
 local K = {}
 
@@ -54,8 +64,7 @@ function K.resume(ctx, opts)
   end
   local results = ctx.loop:run(jobs, opts.sleep) -- {task, err, path}s
   for i, r in ipairs(results) do r.saved_to = saved_to[i] end
-  cfg.on_refs().sweep(ctx) -- (the reference objects of ended tasks a process left in the bucket)
-  cfg.on_uploads().run(ctx, dir, journal.file_name) -- (and the stale uploads of ours)
+  sweep(ctx, dir) -- (what a process left in the bucket)
   -- then the webhooks a dead process owed, under a keeper's lease held a few seconds: the rest stays owed
   if cfg.notify then
     local keeper, kerr = ledger:keeper()
@@ -134,8 +143,7 @@ local function look_at(ctx, st, opts, t)
   carry(ctx, st, opts, tasks, t)
   st.look = behind and t or t + st.every -- a long journal is read a slice per turn of the drive loop
   if not (behind or st.looked) then -- (once: what resume sweeps too)
-    cfg.on_refs().sweep(ctx)
-    cfg.on_uploads().run(ctx, st.dir, journal.file_name)
+    sweep(ctx, st.dir)
   end
   st.looked = st.looked or not behind
 end

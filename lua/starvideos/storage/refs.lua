@@ -2,9 +2,9 @@
 -- storage.refs (else $STARVIDEOS_REFS), named by its SHA-256 (a HEAD first: a file already there is not sent
 -- again), then named in the create by a presigned GET whose lifetime covers the task's deadline.  At the task's
 -- end (completed or failed, or a create that surely made nothing) each object is deleted, unless keep_refs, once
--- no other live task names it: this process's jobs are counted, the ledger's unfinished tasks looked at.  Loaded
--- through the cfg's on_refs hook (client.lua): start (a job's create awaits it), release (a job's end), sweep
--- (resume and keep: the objects of ended tasks a process left behind).
+-- no other live task names it: this process's jobs are counted, the ledger's unfinished tasks looked at.  Reached
+-- through the s3 sink's extension (sink/s3.lua's references): start (a job's create awaits it), release (a job's
+-- end), sweep (resume and keep: the objects of ended tasks a process left behind).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"

@@ -1,0 +1,18 @@
+-- The ledger on Redis: an extension of the core's ledger point (docs/architecture.md, "Extension points"; the
+-- starvideos-redis rock), for every store URL of Redis (redis://, rediss://, unix://, redis+sentinel://, ...).
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+
+local R = {}
+
+-- The ledger of cfg.store (fleet/ledger.lua on the key's store, fleet/store.lua), the key's tokens taken from
+-- Redis first (fleet/budget.lua, over nginx's dict when there is one: dict).
+function R.open(cfg, loop, key, dict)
+  local st = require("starvideos.fleet.store").for_key(cfg.store, key, cfg.connect_timeout)
+  st.observe = st.observe or cfg.observe and cfg.observe.m and cfg.observe -- (its commands' metrics)
+  loop:watch(st)
+  key.bucket:use(require("starvideos.fleet.budget").new(st, key, loop, dict))
+  return require("starvideos.fleet.ledger").new(st, cfg, loop, key)
+end
+
+return R

@@ -1,0 +1,21 @@
+-- The one observer: the core's observe point (docs/architecture.md, "Extension points"; the starvideos-observe
+-- rock).  Metrics (extras/metrics.lua) and traces (extras/trace.lua) hang on extras/observe.lua, which the core
+-- calls at its events as cfg.observe, knowing nothing of what listens.
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+
+local M = {}
+
+-- A client's observer (cfg.observe) and its tracer (nil: traces off; the client's close flushes it): metrics,
+-- whether it counts; s, otel.lua's trace settings (nil: off); nginx_transport, inside nginx the function making
+-- the exports' transport (nginx's sockets).
+function M.new(cfg, key, loop, metrics, s, nginx_transport)
+  local tracer = s and require("starvideos.extras.trace").of(key, cfg, s, loop, nginx_transport) or nil
+  local registry = metrics and require("starvideos.extras.metrics").registry() or nil
+  return require("starvideos.extras.observe").new(registry, tracer), tracer
+end
+
+-- The process's metrics (inside nginx, with the dict, the host's) in Prometheus's text format.
+function M.text() return require("starvideos.extras.metrics").registry():text() end
+
+return M

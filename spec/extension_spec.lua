@@ -1,0 +1,134 @@
+-- The core's extension points (lua/starvideos/extension.lua, docs/architecture.md "Extension points"): each
+-- feature another rock adds is found by its point's naming convention; with that rock not installed (its module
+-- not found) the feature is refused before anything is sent, an invalid_request naming the rock and the command
+-- that installs it.  "Not installed" is played by a require that does not find the hidden modules, as Lua's own
+-- says; the real trees (luarocks make) are the hosts tier's.
+
+local helper = require "spec.helper"
+local starvideos = require "starvideos"
+local X = require "starvideos.extension"
+local Fake = require "spec.support.fake_transport"
+
+-- Run f with the modules named in hidden not installed: require raises Lua's own "not found" for them.
+local function without(hidden, f)
+  local real, saved = require, {}
+  for _, name in ipairs(hidden) do saved[name], package.loaded[name] = package.loaded[name], nil end
+  _G.require = function(name)
+    for _, h in ipairs(hidden) do
+      if name == h then error("module '" .. name .. "' not found:\n\tno field package.preload['" .. name .. "']", 2) end
+    end
+    return real(name)
+  end
+  local ok, err = pcall(f)
+  _G.require = real
+  for name, m in pairs(saved) do package.loaded[name] = m end
+  if not ok then error(err, 0) end
+end
+
+local function refusal(err, rock)
+  assert.are.equal("invalid_request", err.kind, tostring(err.message))
+  assert.truthy(err.message:find("needs the " .. rock .. " rock: luarocks install " .. rock, 1, true), err.message)
+end
+
+describe("extension points", function()
+  it("name a module by the point and key, never by a module of another rock", function()
+    assert.are.equal("starvideos.sink.s3", X.name("sink", "s3"))
+    assert.are.equal("starvideos.ledger.redis", X.name("ledger", "redis"))
+    assert.are.equal("starvideos.observe", X.name("observe"))
+    assert.are.equal("starvideos.command.emulator", X.name("command", "emulator"))
+    for _, url in ipairs { "redis://h", "rediss://u:p@h:1/2", "unix:///tmp/r.sock", "redis+sentinel://h/m",
+      "rediss+cluster://h1,h2", "REDIS://h" } do
+      assert.are.equal("redis", X.ledger_kind(url), url)
+    end
+    assert.are.equal("redis", X.ledger_kind { url = "redis+cluster://a,b" })
+  end)
+
+  it("installed, each is found: the ledger, the sink, the observer, the commands", function()
+    assert.is_function(X.find("ledger", "redis", "store").open)
+    assert.is_function(X.find("sink", "s3", "s3:// outs").sink.check_out)
+    assert.is_function(X.find("observe", nil, "metrics = true").new)
+    assert.is_function(X.find("command", "emulator", "starvideos emulator").main)
+    assert.is_function(X.find("command", "store", "starvideos store check").run)
+  end)
+
+  it("an installed extension that raises while loading raises as it is, not as missing", function()
+    package.preload["starvideos.sink.broken"] = function() error("broken on purpose") end
+    X.ROCKS.sink.broken = "starvideos-broken"
+    finally(function()
+      package.preload["starvideos.sink.broken"], package.loaded["starvideos.sink.broken"] = nil, nil
+      X.ROCKS.sink.broken = nil
+    end)
+    local ok, err = pcall(X.optional, "sink", "broken")
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("broken on purpose", 1, true))
+  end)
+
+  it("store = redis://... without starvideos-redis: new raises an invalid_request naming the rock, "
+    .. "never the password; nothing sent", function()
+    local fake = Fake.new {}
+    without({ "starvideos.ledger.redis" }, function()
+      local ok, err = pcall(starvideos.new, { api_key = "k", base_url = "http://fake", transport = fake,
+        store = "redis://u:s3cret@127.0.0.1:6379/0" })
+      assert.is_false(ok)
+      refusal(err, "starvideos-redis")
+      assert.are.equal("store", err.field)
+      assert.falsy(err.message:find("s3cret", 1, true), err.message)
+    end)
+    assert.are.equal(0, #fake.sent)
+  end)
+
+  it("metrics = true and trace = {...} without starvideos-observe: refused naming the rock; "
+    .. "client:metrics() too", function()
+    without({ "starvideos.observe" }, function()
+      for _, opts in ipairs { { metrics = true }, { trace = { endpoint = "http://127.0.0.1:9/v1/traces" } } } do
+        opts.api_key, opts.base_url, opts.transport = "k", "http://fake", Fake.new {}
+        local ok, err = pcall(starvideos.new, opts)
+        assert.is_false(ok)
+        refusal(err, "starvideos-observe")
+        assert.are.equal(opts.metrics and "metrics" or "trace", err.field)
+      end
+      local c = starvideos.new { api_key = "k", base_url = "http://fake", transport = Fake.new {} }
+      local ok, err = pcall(c.metrics, c)
+      assert.is_false(ok)
+      refusal(err, "starvideos-observe")
+      c:close()
+    end)
+  end)
+
+  it("out = s3://... and local files as references without starvideos-s3: the create refused, 0 sent", function()
+    without({ "starvideos.sink.s3" }, function()
+      local fake = Fake.new {}
+      local c = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake }
+      local task, err = c:generate({ model = "videos", prompt = "x", duration = 5 }, { out = "s3://b/v.mp4" })
+      assert.is_nil(task)
+      refusal(err, "starvideos-s3")
+      assert.truthy(err.message:find("s3:// outs", 1, true))
+      local img = helper.tmpdir() .. "/a.png"
+      helper.write_file(img, require("starvideos.emulator.media").png { width = 4, height = 4 })
+      task, err = c:create { model = "videos", prompt = "x", duration = 5, first_image = { file = img },
+        last_image = { file = img } }
+      assert.is_nil(task)
+      refusal(err, "starvideos-s3")
+      assert.are.equal("first_image", err.field)
+      assert.are.equal(0, #fake.sent)
+      c:close()
+    end)
+  end)
+
+  it("starvideos emulator and store check without their rocks: a usage error naming the rock (exit 2)", function()
+    local dir = helper.tmpdir()
+    -- bin/starvideos in a process whose require does not find the commands' modules (as a tree without the rocks)
+    local hide = "local r = require; require = function(n) if n == 'starvideos.command.emulator' or "
+      .. "n == 'starvideos.command.store' then error(\"module '\" .. n .. \"' not found\", 2) end return r(n) end"
+    for _, case in ipairs { { "emulator --port 0", "starvideos emulator needs the starvideos-emulator rock: "
+      .. "luarocks install starvideos-emulator" }, { "store check redis://127.0.0.1:1",
+      "starvideos store check needs the starvideos-redis rock: luarocks install starvideos-redis" } } do
+      local ok, _, code = os.execute(string.format("%s -e %q bin/starvideos %s > %s/out 2> %s/err", helper.lua, hide,
+        case[1], dir, dir))
+      if type(ok) == "number" then code = ok / 256 end -- (Lua 5.1: the status as wait() gives it)
+      local err = helper.read_file(dir .. "/err")
+      assert.are.equal(2, code)
+      assert.truthy(err:find(case[2], 1, true), err)
+    end
+  end)
+end)
