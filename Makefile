@@ -214,6 +214,13 @@ demo: deps-checked $(SO)
 clean:
 	rm -rf build
 
+# types/starvideos.lua, the LuaCATS annotations of the public API, made from
+# config.lua's option tables and the loaded module (tools/types.lua); committed,
+# and spec/types_spec.lua fails when it is not what this makes.
+types: $(SO)
+	@$(LUA) tools/types.lua --write types/starvideos.lua.tmp && mv types/starvideos.lua.tmp types/starvideos.lua
+.PHONY: types
+
 # `eval "$$(make -s env)"`: LUA_PATH and LUA_CPATH for this checkout, as absolute
 # paths, so that `lua5.4 script.lua` finds the library from any directory;
 # `make -s env VM=luajit` (or lua5.1 .. lua5.3) for the modules built into build/<vm>/.
