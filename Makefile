@@ -169,7 +169,7 @@ deps-checked:
 LUA_FILES  = $(shell find lua spec -name '*.lua') bin/starvideos
 lint: | $(DEPS_FIRST)
 	@status=0; \
-	{ find lua spec bench tools -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
+	{ find lua spec bench tools types -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
 	luac5.1 -p $(LUA_FILES) || status=1; \
 	lua5.4 tools/shape.lua > /dev/null || status=1; exit $$status
 
