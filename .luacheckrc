@@ -24,3 +24,7 @@ local busted = {
 files["spec"] = { std = "+busted", read_globals = busted }
 
 include_files = { "**/*.lua", "bin/starvideos", "*.rockspec", ".luacheckrc" }
+
+-- types/starvideos.lua (written by tools/types.lua): LuaCATS stubs, empty functions that use no
+-- argument, the client's and the job's tables declared for their methods only, long annotation lines
+files["types/starvideos.lua"] = { ignore = { "212", "241", "631" } }

@@ -169,7 +169,7 @@ deps-checked:
 LUA_FILES  = $(shell find lua spec -name '*.lua') bin/starvideos
 lint: | $(DEPS_FIRST)
 	@status=0; \
-	{ find lua spec bench tools -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
+	{ find lua spec bench tools types -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
 	luac5.1 -p $(LUA_FILES) || status=1; \
 	lua5.4 tools/shape.lua > /dev/null || status=1; exit $$status
 
@@ -213,6 +213,13 @@ demo: deps-checked $(SO)
 
 clean:
 	rm -rf build
+
+# types/starvideos.lua, the LuaCATS annotations of the public API, made from
+# config.lua's option tables and the loaded module (tools/types.lua); committed,
+# and spec/types_spec.lua fails when it is not what this makes.
+types: $(SO)
+	@$(LUA) tools/types.lua --write types/starvideos.lua.tmp && mv types/starvideos.lua.tmp types/starvideos.lua
+.PHONY: types
 
 # `eval "$$(make -s env)"`: LUA_PATH and LUA_CPATH for this checkout, as absolute
 # paths, so that `lua5.4 script.lua` finds the library from any directory;

@@ -151,6 +151,9 @@ build = {
   copy_directories = {},
   install = {
     bin = { starvideos = "bin/starvideos" },
+    -- the LuaCATS annotations, in the rock's folder: <rock dir>/conf/types/starvideos.lua
+    -- (docs/reference.md#editors); conf, not copy_directories, which would leave out the LICENSE
+    conf = { ["types/starvideos.lua"] = "types/starvideos.lua" },
   },
 }
 test = {

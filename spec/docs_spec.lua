@@ -20,56 +20,9 @@ local function read(path)
   return assert(helper.read_file(root .. "/" .. path), "cannot read " .. path)
 end
 
-local function plain(s) return (s:gsub("%p", "%%%0")) end
-
--- The markdown text without its fenced code blocks (their lines kept blank,
--- so that nothing in a block counts as a heading or a link).
-local function prose(text)
-  local out, fenced = {}, false
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    if line:match("^%s*```") then
-      fenced = not fenced
-      out[#out + 1] = ""
-    else
-      out[#out + 1] = fenced and "" or line
-    end
-  end
-  return table.concat(out, "\n")
-end
-
--- The part of a markdown text under the heading line `heading`, up to the next
--- heading of its level or above; nil when there is no such heading.
-local function section(text, heading)
-  local level = #heading:match("^#+")
-  local start = ("\n" .. text .. "\n"):find("\n" .. heading .. "\n", 1, true)
-  if not start then return nil end
-  local body = text:sub(start + #heading + 1)
-  for pos, hashes in prose(body):gmatch("()\n(#+) ") do
-    if #hashes <= level then return body:sub(1, pos) end
-  end
-  return body
-end
-
--- The first cell of each row of the markdown tables of a text.
-local function first_cells(text)
-  local cells = {}
-  for line in text:gmatch("[^\n]+") do
-    local cell = line:match("^|%s*(.-)%s*|")
-    if cell and not cell:match("^%-+$") then cells[#cells + 1] = cell end
-  end
-  return cells
-end
-
--- The row of a table whose first cell is `name` (backticked), as a list of cells.
-local function row(text, name)
-  for line in text:gmatch("[^\n]+") do
-    if line:find("^|%s*`" .. plain(name) .. "`%s*|") then
-      local cells = {}
-      for cell in line:sub(2):gmatch("%s*(.-)%s*|") do cells[#cells + 1] = cell end
-      return cells
-    end
-  end
-end
+local markdown = require "spec.support.markdown"
+local plain, prose, section, first_cells, row = markdown.plain, markdown.prose, markdown.section,
+  markdown.first_cells, markdown.row
 
 local function sorted_keys(t)
   local list = {}

@@ -547,11 +547,16 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   push_models(L);
   lua_setfield(L, -2, "models");
   lua_newtable(L); /* the kinds of error made above the core that are transient (errors.lua) */
-  for (k = SV_E_INVALID; k <= SV_E_IO; k++)
+  lua_newtable(L); /* every kind, in order (types/starvideos.lua's ErrorKind: tools/types.lua) */
+  for (k = SV_E_INVALID; k <= SV_E_IO; k++) {
+    lua_pushstring(L, sv_kind_name((sv_kind)k));
+    lua_rawseti(L, -2, k - SV_E_INVALID + 1);
     if (sv_transient((sv_kind)k, SV_WIRE_NONE, 0)) {
       lua_pushboolean(L, 1);
-      lua_setfield(L, -2, sv_kind_name((sv_kind)k));
+      lua_setfield(L, -3, sv_kind_name((sv_kind)k));
     }
+  }
+  lua_setfield(L, -3, "kinds");
   lua_setfield(L, -2, "transient");
   push_list(L, sv_field_names);
   lua_setfield(L, -2, "fields");

@@ -103,6 +103,7 @@ function C.bool(v) if type(v) ~= "boolean" then return "true or false" end end
 function C.preflight(v) if type(v) ~= "boolean" and v ~= "strict" then return 'true, false or "strict"' end end
 -- a task's state in client:tasks (docs/batch.md)
 local STATES = { pending = true, created = true, completed = true, failed = true, downloaded = true, abandoned = true }
+M.STATES = STATES -- (tools/types.lua: the annotations)
 function C.state(v) return not STATES[v] and "pending, created, completed, failed, downloaded or abandoned" or nil end
 -- generate_all's out: a file name pattern with one %d (%% for a percent sign), or a function(i, params)
 function C.pattern(v)
@@ -124,6 +125,7 @@ function C.traceparent(v) return require("starvideos.otel").check_traceparent(v)
 -- create_limit and tenant_limit (name) = {count = N, per = seconds}
 local LIMIT = { count = number_in(1, 1e9, "a whole number of creates from 1 to 1e9", false, true),
   per = number_in(1, M.MAX_PER, "a number of seconds from 1 to 31622400") }
+M.LIMIT = LIMIT -- (tools/types.lua)
 local function limit(name)
   return function(v)
     if type(v) ~= "table" then
@@ -216,6 +218,7 @@ end
 -- (docs/storage.md): each field's type, its values read at each s3:// out (storage/s3.lua); never a value shown
 local STORAGE = { endpoint = "string", region = "string", access_key = "string", secret_key = "string",
   session_token = "string", path_style = "boolean", refs = "string", keep_refs = "boolean" }
+M.STORAGE = STORAGE -- (tools/types.lua)
 function C.storage(v)
   local bad = type(v) ~= "table" and "storage: a table {endpoint =, access_key =, secret_key =, ...} expected, got "
   if bad then return bad .. type(v), true end

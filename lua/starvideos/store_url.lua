@@ -40,6 +40,7 @@ local STORE_FIELDS = {
   sentinel_user = { text, "sentinel" }, sentinel_password = { text, "sentinel" },
   replicas = { replicas }, replica_timeout = { seconds },
 }
+M.FIELDS = STORE_FIELDS -- the table form's fields (tools/types.lua: the annotations)
 
 local function unescape(v) return v and (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) end
 

@@ -124,7 +124,7 @@ describe("luarocks make (" .. vm .. ")", function()
     -- a checkout's files, copied: luarocks make builds in place (csrc/*.o,
     -- starvideos/core.so), and the checkout stays as it is
     assert(helper.execute("mkdir " .. q(src) .. " && cd " .. q(root)
-      .. " && cp -R rockspec csrc lua bin README.md LICENSE " .. q(src)))
+      .. " && cp -R rockspec csrc lua bin types README.md LICENSE " .. q(src)))
     if vm == "luajit" then
       -- OpenResty's luajit2 on Debian: luarocks finds the interpreter in
       -- <prefix>/bin and the headers in <prefix>/include/luajit-2.1
@@ -154,12 +154,19 @@ describe("luarocks make (" .. vm .. ")", function()
     end
   end)
 
-  it("installs every Lua file of lua/starvideos, the command and the LICENSE", function()
+  it("installs every Lua file of lua/starvideos, the command, the LICENSE and the annotations", function()
     assert.is_true(build_ok, build_out)
     local installed = list(tree .. "/share/lua/" .. LUAV .. "/starvideos")
     assert.same(list(root .. "/lua/starvideos"), installed)
     assert.is_true(exists(tree .. "/bin/starvideos"))
-    assert.is_true(exists(tree .. "/lib/luarocks/rocks-" .. LUAV .. "/starvideos/scm-1/doc/LICENSE"))
+    local rock = tree .. "/lib/luarocks/rocks-" .. LUAV .. "/starvideos/scm-1"
+    assert.is_true(exists(rock .. "/doc/LICENSE"))
+    -- conf/types/ under `luarocks show --rock-dir starvideos` (docs/reference.md#editors), as in the checkout
+    local types = helper.read_file(rock .. "/conf/types/starvideos.lua")
+    assert.is_true(types ~= nil and types == helper.read_file(root .. "/types/starvideos.lua"),
+      "the rock has no types/starvideos.lua, or another one")
+    local dir = sh("luarocks " .. flags .. " --tree " .. q(tree) .. " show --rock-dir starvideos")
+    assert.equal(rock, dir:match("^(.-)\n?$"))
   end)
 
   it("creates, waits, downloads and checks a webhook with only the installed tree", function()

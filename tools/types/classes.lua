@@ -1,0 +1,146 @@
+-- The hand-kept part of types/starvideos.lua (tools/types.lua), continued: the
+-- shapes no table of the library holds (docs/reference.md's tasks, jobs,
+-- errors, events and what the calls return), in the order they are written.
+-- Each: { name, line, fields = { {name, type, line[, DEFAULTS key]}, ... }[, methods = { {name,
+-- line}, ... }] }; a field's name ending in ? is optional.  Events: EVENTS, each { type, line, fields }.
+
+local C = {}
+
+C.CLASSES = {
+  { "Task", "a task: the service's JSON object as a Lua table, without nulls", fields = {
+    { "id", "string", "the task's id" }, { "object", "string", "the object's kind" },
+    { "created", "integer", "Unix seconds of its create" }, { "model", "starvideos.Model", "its model" },
+    { "status", "starvideos.TaskStatus", "its status" },
+    { "video_url?", "string", "the video's temporary URL, once completed" },
+    { "actualDuration?", "number", "the video's seconds, once completed" },
+    { "error?", "any", "why it failed, once failed" },
+    { "path?", "string", "the file generate saved it to" }, { "sha256?", "string", "that file's SHA-256" },
+  } },
+  { "LocalFile", "a local file where a reference URL goes: put into the bucket of storage", fields = {
+    { "file", "string", "the file's path" } } },
+  { "DurationRule", "a model's durations", fields = {
+    { "min", "integer", "seconds at least" }, { "max", "integer", "seconds at most" },
+    { "required", "boolean", "whether a request must give one" },
+    { "default?", "integer", "the duration without one asked" } } },
+  { "Notify", "a signed webhook when a task completes or fails", fields = {
+    { "url", "string", "where it is sent" }, { "secret", "string", "whsec_<base64>: the signing secret" },
+    { "retry_for?", "number", "seconds it is retried, 0 to 604800", "retry_for" } } },
+  { "Trace", "OpenTelemetry's settings (else $OTEL_*)", fields = {
+    { "endpoint?", "string", "the OTLP/HTTP traces endpoint" },
+    { "headers?", "table<string, string>", "headers of every export" },
+    { "service_name?", "string", "the service's name" } } },
+  { "VerifyOpts", "the options of starvideos.verify_webhook", fields = {
+    { "tolerance?", "number", "seconds a timestamp may be from now", "tolerance" } } },
+  { "Eta", "the seconds left as of the last answer", fields = {
+    { "p50", "number", "half of the tasks of its kind ended within it" },
+    { "p90", "number", "nine in ten ended within it" } } },
+  { "Job", "a non-blocking job (client:start, client:watch): plain data, read at any time", fields = {
+    { "state", "starvideos.JobState", "where the job is" },
+    { "status?", "starvideos.TaskStatus", "the task's status, nil before the first answer" },
+    { "id?", "string", "the task's id" }, { "task?", "starvideos.Task", "the task as last seen" },
+    { "eta?", "starvideos.Eta", "the seconds left as of the last answer" },
+    { "bytes?", "integer", "the download's bytes so far" }, { "total?", "integer", "the video's bytes, once known" },
+    { "path?", "string", "the file, once downloaded" }, { "sha256?", "string", "its SHA-256" },
+    { "done", "boolean", "true once the job ended" }, { "err?", "starvideos.Error", "the error it ended with" } },
+    methods = { { "cancel", "Stops the job; a create already sent is not taken back (err.created)." } } },
+  { "Error", "a failure: tostring(err) is kind: message", fields = {
+    { "kind", "starvideos.ErrorKind", "what failed" }, { "message", "string", "what went wrong, for a person" },
+    { "field?", "string", "the culprit: a parameter, an option or an argument" },
+    { "status?", "integer", "the HTTP status, when there was an answer" },
+    { "retry_after?", "number", "seconds, from Retry-After or until create_limit allows a create" },
+    { "task?", "starvideos.Task", "the last known task" }, { "id?", "string", "its id" },
+    { "maybe_created?", "boolean", "true on a create the server may have taken: never sent again" },
+    { "created?", "boolean", "true when the server surely made the task although the call failed" },
+    { "transient?", "boolean", "true when the same call may succeed later" },
+    { "check?", "string", "the download check that failed (protocol)" },
+    { "pending?", "string", "a create sent and never answered: the id pending --forget takes" },
+    { "tenant?", "string", "the tenant over tenant_limit" } } },
+  { "Result", "one entry's outcome (generate_all, wait_all, resume, keep)", fields = {
+    { "task?", "starvideos.Task", "the task" }, { "err?", "starvideos.Error", "why it failed" },
+    { "path?", "string", "the file saved" }, { "sha256?", "string", "its SHA-256" },
+    { "saved_to?", '"out"|"dir"', "resume and keep: the recorded out, or the dir" } } },
+  { "Plan", "what generate_all would do (client:plan; resume and keep with dry_run)", fields = {
+    { "entries", "starvideos.PlanEntry[]", "one per entry of the list" },
+    { "creates", "integer", "the entries that create (paid)" }, { "downloads", "integer", "those that download" },
+    { "by_model", "table<starvideos.Model, starvideos.PlanModel>", "creates and cost of each model" },
+    { "cost?", "number", "the creates' prices summed, nil when one is unknown" } } },
+  { "PlanModel", "a model's part of a plan", fields = {
+    { "creates", "integer", "its creates" }, { "cost?", "number", "their prices summed, nil when unknown" } } },
+  { "PlanEntry", "one entry of a plan", fields = {
+    { "index", "integer", "its position in the list" }, { "action", '"create"|"download"|"none"', "what is done" },
+    { "reason", "string", 'why: "new", "failed before", "saved", "refused", ...' },
+    { "model?", "starvideos.Model", "the model" }, { "price?", "number", "a create's price (nil: unknown)" },
+    { "id?", "string", "the task of its key" }, { "out?", "string", "its file" }, { "key?", "string", "its key" },
+    { "err?", "starvideos.Error", "why it is refused" },
+    { "saved_to?", '"out"|"dir"', "resume: where it would be saved" },
+    { "from?", "string", "keep: the owner it would be taken from" } } },
+  { "TaskRecord", "a task or create of the ledger (client:tasks)", fields = {
+    { "id?", "string", "the task's id (nil for a create with no task)" },
+    { "local?", "string", "a pending or abandoned create's local id" },
+    { "state", "starvideos.RecordState", "where it is" },
+    { "status?", "starvideos.TaskStatus", "the last status recorded" },
+    { "error?", "any", "a failed task's error, as the service said it" },
+    { "key?", "string", "the job's key" }, { "out?", "string", "the file its create asked for" },
+    { "created_at?", "number", "Unix seconds of the create" }, { "path?", "string", "the file downloaded" },
+    { "bytes?", "integer", "its size" }, { "sha256?", "string", "its SHA-256" },
+    { "check?", '"ok"|"missing"|"changed"', "with check = true: the file against the record" },
+    { "check_error?", "string", "why it is not ok" }, { "model?", "starvideos.Model", "the model" },
+    { "prompt?", "string", "the prompt's first characters" }, { "tenant?", "string", "the tenant its create named" },
+    { "cost?", "number", "its model's price at its create (nil: unknown)" },
+    { "refs?", "string[]", "the s3:// URLs of its local references still in the bucket" } } },
+  { "PendingCreate", "a create whose answer never came", fields = {
+    { "local", "string", "the create's id in the journal" }, { "model", "starvideos.Model", "its model" },
+    { "prompt_hash", "string", "a hash of its prompt" }, { "time", "number", "Unix seconds when it was sent" } } },
+  { "Note", "what client:check could not check", fields = {
+    { "field", "string", "the reference, e.g. referenceVideos[2]" }, { "message", "string", "why" } } },
+}
+
+local TASK = { { "id", "string", "the task's id" }, { "task", "starvideos.Task", "the task" },
+  { "status", "starvideos.TaskStatus", "its status" },
+  { "index?", "integer", "its position in wait_all's, generate_all's or resume's list" } }
+local REQUEST = { { "request", "integer", "its number in the process" }, { "attempt", "integer", "the attempt" },
+  { "method", "string", "the HTTP method" }, { "path", "string", "the URL's path" } }
+
+local function with(base, more)
+  local all = {}
+  for _, f in ipairs(base) do all[#all + 1] = f end
+  for _, f in ipairs(more) do all[#all + 1] = f end
+  return all
+end
+
+C.EVENTS = {
+  { "status", "the task's status changed (on_progress: every answer)",
+    fields = with(TASK, { { "eta?", "starvideos.Eta", "the job's, as of this answer" } }) },
+  { "taken", "a keeper took the job's task while this process's lease had lapsed",
+    fields = with(TASK, { { "by", "string", "the keeper's id" } }) },
+  { "late", "the task runs longer than 99% of the learned tasks of its kind",
+    fields = with(TASK, { { "elapsed", "number", "seconds since its create" }, { "p99", "number", "seconds" } }) },
+  { "progress", "a download received more bytes", fields = with(TASK, { { "bytes", "integer", "bytes so far" },
+    { "total?", "integer", "the video's bytes (nil: unknown)" }, { "path", "string", "the file" } }) },
+  { "request", "an exchange started", fields = REQUEST },
+  { "response", "an exchange ended with a whole HTTP answer", fields = with(REQUEST, {
+    { "status", "integer", "the HTTP status" }, { "elapsed", "number", "seconds" } }) },
+  { "retry", "a request will be tried again", fields = with(REQUEST, { { "status?", "integer", "the HTTP status" },
+    { "delay", "number", "seconds" }, { "reason", "string", "why" } }) },
+  { "warning", "something said once", fields = { { "message", "string", "what" },
+    { "path?", "string", "the journal, for its unreadable lines" } } },
+  { "journal_error", "a record could not be written to the journal", fields = {
+    { "path", "string", "the journal" }, { "message", "string", "what" } } },
+  { "store_reset", "the store lost its data; the unsettled tasks were recorded again", fields = {
+    { "where", "string", "the store" }, { "tasks", "integer", "tasks recorded again" },
+    { "creates", "integer", "creates counted again" }, { "message", "string", "what" } } },
+  { "claim", "keep took a task whose owner let go", fields = { { "id", "string", "the task's id" },
+    { "from", "string", "the owner it came from" }, { "path", "string", "where it will be saved" },
+    { "saved_to", '"out"|"dir"', "which of the two" } } },
+  { "preflight", "a reference's check could not be made; the create goes on", fields = {
+    { "id?", "string", "nil" }, { "field", "string", "the reference, e.g. referenceVideos[2]" },
+    { "message", "string", "why" } } },
+  { "delivery", "a webhook delivery ended", fields = { { "id", "string", "the task's id" },
+    { "webhook_id", "string", "the delivery's id" }, { "outcome", '"delivered"|"refused"|"owed"', "how it ended" },
+    { "status?", "integer", "the receiver's HTTP status" }, { "reason?", "string", "why" } } },
+  { "batch", "generate_all's on_progress: after every change", fields = {
+    { "created", "integer", "entries with a task" }, { "done", "integer", "entries completed" },
+    { "failed", "integer", "entries that failed" }, { "total", "integer", "entries" } } },
+}
+
+return C
