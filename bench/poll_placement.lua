@@ -3,16 +3,18 @@
 -- distribution and against a fixed interval, all three at the same polls per
 -- task, on simulated time (schedule.lua's own code, no sleeping).
 --
--- Each distribution: the schedule learns from WARM tasks as a user's client
--- does (each waited on, its first poll at once, then as the schedule says, the
--- first five every `interval`; each finished task a sample, the middle of its
--- last two polls give or take half their gap); then it is frozen and follows
--- MEASURED fresh draws.  On those same draws: the optimal plan on the true
+-- Each distribution: the schedule learns WARM durations drawn from it (each a
+-- sample as exact as a journal's `took` of a task polled often; a schedule
+-- taught only by its own polls knows its tasks to within its gaps, and is
+-- further from the optimum: docs/polling.md); then it is frozen and follows
+-- MEASURED fresh draws, as a job waits (its first poll at once).  On those same draws: the optimal plan on the true
 -- distribution (placement.lua's dynamic programming on a grid of 1200 points
 -- of its exact F and partial mean, the floor min_interval, the densest plan
 -- spending no more polls per task than the schedule did) and the densest fixed
 -- interval spending no more polls (each first poll at once too).
---   lua5.4 bench/poll_placement.lua      (BENCH_QUICK=1: fewer draws)
+--   lua5.4 bench/poll_placement.lua      (BENCH_QUICK=1: fewer draws;
+--   BENCH_SELF_TAUGHT=1: the WARM tasks waited on by the schedule itself, the
+--   first five every `interval`, each a sample to within its last gap)
 package.path = "lua/?.lua;lua/?/init.lua;bench/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local B = require "common"
@@ -22,6 +24,7 @@ local placement = require "starvideos.placement"
 
 local SEED = 20261126
 local WARM, MEASURED = 100, B.quick and 500 or 4000
+local SELF = os.getenv("BENCH_SELF_TAUGHT") == "1"
 local exp, log, sqrt = math.exp, math.log, math.sqrt
 print(string.format("polls placed where tasks end, seed %d", SEED))
 
@@ -117,7 +120,9 @@ local t0, tolerance = os.clock(), placement.TOLERANCE
 for _, shape in ipairs(SHAPES) do
   local mix, m = mixture(shape.parts), shape.min_interval
   local s = Schedule.new { interval = INTERVAL, min_interval = m }
-  for _ = 1, WARM do s:learn("kind", "model", mix.draw(), 0) end
+  for _ = 1, WARM do
+    if SELF then follow(s, mix.draw(), true) else s:learn("kind", "model", mix.draw(), 0) end
+  end
   local durations, polls, lag = {}, 0, 0
   for i = 1, MEASURED do
     durations[i] = mix.draw()
@@ -146,11 +151,12 @@ for _, shape in ipairs(SHAPES) do
     baseline = "the optimal plan on the true distribution, same polls per task", unit = "s", ours = lag,
     theirs = olag, ratio = to_opt, target = "<= 1.25x, and <= 1x a fixed interval of as many polls",
     ok = to_opt <= 1.25 and to_fixed <= 1 and opolls <= polls * 1.01 and fpolls <= polls,
-    note = string.format("learned from %d tasks waited on by the schedule, then frozen, on %d fresh draws: polls/task"
+    note = string.format("learned from %d %s, then frozen, on %d fresh draws: polls/task"
       .. " %.3f, the optimum's %.3f (on the true distribution %.3f s at %.3f), its first polls at %s s; a fixed"
       .. " interval of as many polls (every %.2f s, %.3f polls/task) %.3f s lag: ratio to it %.3f; interval %d s;"
-      .. " simulated time, seed %d", WARM, MEASURED, polls, opolls, olag_true, opolls_true + 1,
-      table.concat(first, ", "), every, fpolls, flag, to_fixed, INTERVAL, SEED),
+      .. " simulated time, seed %d", WARM, SELF and "tasks waited on by the schedule itself" or "durations drawn",
+      MEASURED, polls, opolls, olag_true, opolls_true + 1, table.concat(first, ", "), every, fpolls, flag, to_fixed,
+      INTERVAL, SEED),
   }
 end
 print(string.format("  (%.1f CPU s)", os.clock() - t0))
