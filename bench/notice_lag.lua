@@ -16,18 +16,13 @@
 package.path = "lua/?.lua;lua/?/init.lua;bench/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local B = require "common"
+local polling = require "lib.polling"
 local Schedule = require "starvideos.schedule"
 
 local SEED = 20261125
 print(string.format("notice lag on simulated time, seed %d", SEED))
 
--- Seeded uniform (Park-Miller) and standard normal draws, the same on every VM.
-local state = SEED
-local function uniform()
-  state = state * 48271 % 2147483647
-  return state / 2147483647
-end
-local function normal() return math.sqrt(-2 * math.log(uniform())) * math.cos(2 * math.pi * uniform()) end
+local uniform, normal = polling.draws(SEED)
 local function lognormal(median, sigma) return function() return median * math.exp(sigma * normal()) end end
 
 -- The shapes: durations (service seconds), the client's interval and
@@ -60,25 +55,7 @@ local function follow(s, d, fixed)
   return polls, age - d
 end
 
--- Polling every g from a first poll at once, on these durations: polls per task and mean lag.
-local function fixed_on(durations, g)
-  local polls, lag = 0, 0
-  for _, d in ipairs(durations) do
-    local k = math.floor(d / g) + 1
-    polls, lag = polls + 1 + k, lag + (k * g - d)
-  end
-  return polls / #durations, lag / #durations
-end
-
--- The densest fixed interval spending no more than `polls` per task on these durations.
-local function interval_for(durations, polls)
-  local lo, hi = 1e-4, 1e6
-  for _ = 1, 200 do
-    local mid = math.sqrt(lo * hi)
-    if fixed_on(durations, mid) > polls then lo = mid else hi = mid end
-  end
-  return hi
-end
+local fixed_on, interval_for = polling.fixed_on, polling.interval_for
 
 local t0 = os.clock()
 for _, shape in ipairs(SHAPES) do

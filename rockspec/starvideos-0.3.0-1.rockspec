@@ -121,6 +121,7 @@ build = {
     ["starvideos.lease"] = "lua/starvideos/lease.lua",
     ["starvideos.loop"] = "lua/starvideos/loop.lua",
     ["starvideos.otel"] = "lua/starvideos/otel.lua",
+    ["starvideos.placement"] = "lua/starvideos/placement.lua",
     ["starvideos.nginx.budget"] = "lua/starvideos/nginx/budget.lua",
     ["starvideos.nginx.transport"] = "lua/starvideos/nginx/transport.lua",
     ["starvideos.nginx.wire"] = "lua/starvideos/nginx/wire.lua",

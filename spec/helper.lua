@@ -538,4 +538,14 @@ function helper.with_defaults(over, fn)
   if not ok then error(err, 0) end
 end
 
+-- A seeded standard normal generator (Park-Miller), the same on every VM.
+function helper.normals(seed)
+  local state = seed
+  local function uniform()
+    state = state * 48271 % 2147483647
+    return state / 2147483647
+  end
+  return function() return math.sqrt(-2 * math.log(uniform())) * math.cos(2 * math.pi * uniform()) end
+end
+
 return helper

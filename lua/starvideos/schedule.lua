@@ -1,10 +1,11 @@
 -- The learned schedule (docs/polling.md): a view of the key's samples for one `interval` and
 -- `min_interval`, with its plans and its estimates of the time left.  A kind's learned distribution is
 -- its samples, each spread evenly over its interval (S:estimate), on a bounded grid; a plan places polls
--- on it (S.make_plan) in bounded work, whatever the spread, the tail or the floor.
+-- on it (S.make_plan, placement.lua) in bounded work, whatever the spread, the tail or the floor.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local config = require "starvideos.config"
+local placement = require "starvideos.placement"
 
 local floor, max, min, sqrt = math.floor, math.max, math.min, math.sqrt
 
@@ -21,6 +22,7 @@ S.RUN = 40          -- and keep such a gap for this many polls, then `interval`
 S.STEPS = 10        -- their first poll at the quantiles k / 10, then 0.01 apart around the best
 S.FLOOR = 0.01      -- the shortest gap between polls a plan makes (seconds), min_interval 0 too
 S.MIN_WIDTH = 0.02  -- a sample spreads over its duration +- this share at least
+S.GRID = 64         -- the optimal plan polls at the learned distribution's points and 65 quantiles
 
 -- The key of a kind of task in the learned schedule and the records.
 function S.kind_of(model, duration, resolution)
@@ -211,12 +213,24 @@ local function every_plan(polls, m, tmax, evaluate)
   return { { hi, hi, math.huge } }
 end
 
+-- The optimal plan within the budget among those polling at the points of a grid of d (placement.lua):
+-- its pieces, polls and lag, and the steps its dynamic programme took.
+local function optimal_plan(d, interval, m, budget, evaluate)
+  local x, F, M = placement.grid(d, S.GRID, m)
+  local ages, _, _, steps = placement.optimal(x, F, M, budget, m)
+  local plan = placement.pieces(ages, interval)
+  local polls, lag = evaluate(plan)
+  return plan, polls, lag, steps
+end
+
 -- The plan on the learned distribution d: the polls per task of the fixed interval (less MARGIN; for
 -- tasks mostly done within `interval`, up to 1 + the share done within it), placed where tasks end:
--- the density walk, gaps proportional to sqrt((1 - F(t)) / f(t)), which minimises the mean lag for a
--- number of polls, or a first poll at a quantile then even gaps, whichever notices sooner.  Never one
--- that notices later than the fixed interval, or than even gaps spending as many polls.  Its work (the
--- steps of its evaluations) is bounded by the grid, neither by the tail's length nor by the floor.
+-- the optimal plan on a grid of d (dynamic programming), the density walk, gaps proportional to
+-- sqrt((1 - F(t)) / f(t)) (the optimum's shape where gaps are small), or a first poll at a quantile then
+-- even gaps, whichever notices sooner.  Never one that notices later than the fixed interval, or than
+-- even gaps spending as many polls.  Past the last learned end, gaps doubling up to `interval`
+-- (placement.tail).  Its work (the steps of its evaluations and of the dynamic programme) is bounded by
+-- the grids, neither by the tail's length nor by the floor.
 function S.make_plan(d, interval, m)
   m = max(m, S.FLOOR) -- (min_interval = 0: no gap of no length)
   local work = 0
@@ -238,6 +252,9 @@ function S.make_plan(d, interval, m)
     work = work + #d.x
     if p > budget then lo = mid else hi, best, polls, lag = mid, plan, p, l end
   end
+  local dp, dp_polls, dp_lag, steps = optimal_plan(d, interval, m, budget, evaluate)
+  work = work + steps
+  if dp_polls <= budget * (1 + 1e-9) and dp_lag < lag then best, polls, lag = dp, dp_polls, dp_lag end
   if budget > fixed_polls * S.MARGIN then -- tasks that mostly finish within `interval`
     local plan, p, l = short_plan(d, interval, m, budget, evaluate)
     if plan and l < lag then best, polls, lag = plan, p, l end
@@ -246,6 +263,7 @@ function S.make_plan(d, interval, m)
   local even_polls, even_lag = evaluate(even)
   if even_lag < lag then best, polls, lag = even, even_polls, even_lag end
   if lag > fixed_lag then best, polls, lag = fixed, fixed_polls, fixed_lag end -- a spread no plan can use
+  if best ~= fixed then best = placement.tail(best, m, interval) end
   return { pieces = best, polls = polls, lag = lag, fixed_polls = fixed_polls, fixed_lag = fixed_lag, work = work }
 end
 
