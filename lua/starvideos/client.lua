@@ -50,7 +50,8 @@ local function extensions(cfg)
   end
   local asked = cfg.metrics and "metrics = true" or cfg.trace and "trace = {...}"
   if asked then found.observe = X.need("observe", nil, asked, cfg.metrics and "metrics" or "trace", 3) end
-  if cfg.metrics == nil and not cfg.trace then found.observe = X.optional("observe") end -- (nginx's default)
+  local ngx = cfg.metrics == nil and not cfg.trace and config.nginx() -- (inside nginx with the dict: on by default)
+  if ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] then found.observe = X.optional("observe") end
   return found
 end
 
