@@ -24,15 +24,17 @@ local R = require "tools.dashboard_svg"
 local q, fmt = helper.shell_quote, string.format
 local opts = { seconds = 150, out = "docs/img/dashboard.png" }
 do
+  local function usage(msg) io.stderr:write("dashboard-picture: ", msg, "\n"); os.exit(2) end
   local i = 1
   while arg[i] do
     local k = arg[i]:match("^%-%-(%a+)$")
     if not (k and opts[k] ~= nil or k == "html") or not arg[i + 1] then
-      error("usage: lua5.4 tools/dashboard-picture.lua [--seconds N] [--out PATH] [--html PATH]", 0)
+      usage("usage: lua5.4 tools/dashboard-picture.lua [--seconds N] [--out PATH] [--html PATH]")
     end
-    opts[k] = k == "seconds" and assert(tonumber(arg[i + 1]), "--seconds: a number") or arg[i + 1]
+    opts[k] = k == "seconds" and tonumber(arg[i + 1]) or arg[i + 1]
     i = i + 2
   end
+  if not (tonumber(opts.seconds) and opts.seconds >= 40) then usage("--seconds: a number, at least 40") end
 end
 
 local dir = helper.tmpdir()
@@ -76,15 +78,15 @@ local function prometheus(target)
   return port
 end
 
--- The faults the emulator is given at a second of the run: refused creates, 429 and 503 polls, cut downloads, a
--- create never answered (its outcome unknown).
+-- The faults the emulator is given while tasks start (at a share of that time, so that a short run has them too):
+-- refused creates, 429 and 503 polls, cut downloads, a create never answered (its outcome unknown).
 local FAULTS = {
-  [15] = { method = "POST", path = "/v1/videos/videos", status = 400, count = 2 },
-  [30] = { method = "GET", path = "/v1/result/", status = 429, retry_after = 1, count = 6 },
-  [50] = { method = "GET", path = "/videos/", drop_after_bytes = 4000, count = 3 },
-  [70] = { method = "POST", path = "/v1/videos/videos", status = 500, count = 1 },
-  [90] = { method = "GET", path = "/v1/result/", status = 503, count = 8 },
-  [110] = { method = "POST", path = "/v1/videos/videos", status = 400, count = 3 },
+  { 0.1, { method = "POST", path = "/v1/videos/videos", status = 400, count = 2 } },
+  { 0.2, { method = "GET", path = "/v1/result/", status = 429, retry_after = 1, count = 6 } },
+  { 0.35, { method = "GET", path = "/videos/", drop_after_bytes = 4000, count = 3 } },
+  { 0.5, { method = "POST", path = "/v1/videos/videos", status = 500, count = 1 } },
+  { 0.65, { method = "GET", path = "/v1/result/", status = 503, count = 8 } },
+  { 0.8, { method = "POST", path = "/v1/videos/videos", status = 400, count = 3 } },
 }
 local MODELS = { "videos", "videos_fast", "videos_stable", "videos_stable_fast" }
 
@@ -100,14 +102,15 @@ local function serve(server, client)
   conn:close()
 end
 
--- The run: a task every 2 s of the first `seconds` - 30, the faults at their second, until every job ended.
+-- The run: a task every 2 s of the first `seconds` - 30, the faults at their time, until every job ended.
 local function run(client, emu, server)
-  local t0, jobs, started, n = socket.gettime(), {}, {}, 0
+  local t0, jobs, faults, n = socket.gettime(), {}, 0, 0
+  local starting = opts.seconds - 30
   while true do
     local t = socket.gettime() - t0
-    local second = math.floor(t)
-    if FAULTS[second] and not started[second] then started[second] = true; emu:fault(FAULTS[second]) end
-    if t < opts.seconds - 30 and t >= n * 2 then
+    local f = FAULTS[faults + 1]
+    if f and t >= f[1] * starting then faults = faults + 1; emu:fault(f[2]) end
+    if t < starting and t >= n * 2 then
       n = n + 1
       local job = assert(client:start({ model = MODELS[(n - 1) % #MODELS + 1], prompt = "a fox, take " .. n,
         duration = 5 }, { out = fmt("%s/videos/%d.mp4", dir, n) }))
@@ -117,7 +120,7 @@ local function run(client, emu, server)
     serve(server, client)
     local left = 0
     for _, j in ipairs(jobs) do if not j.done then left = left + 1 end end
-    if t > opts.seconds - 30 and left == 0 or t > opts.seconds + 120 then break end
+    if t > starting and left == 0 or t > opts.seconds + 120 then break end
   end
   local finish = socket.gettime() + 4 -- (the last scrapes)
   while socket.gettime() < finish do client:step(0.05); serve(server, client) end

@@ -105,21 +105,28 @@ local function last(s)
   for i = #s.points, 1, -1 do if s.points[i][2] then return s.points[i][2] end end
 end
 
--- A time series panel: its lines, axes and legend (at most as many entries as fit).
+-- A legend's entry at (x, y), squeezed to width when it is longer.
+local function entry(out, x, y, colour, text, width)
+  local fit = #text * 6.2 > width - 16 and string.format(' textLength="%.0f" lengthAdjust="spacingAndGlyphs"',
+    width - 16) or ""
+  out[#out + 1] = string.format('<g transform="translate(%.1f,%.1f)"><rect width="10" height="3" y="-4" fill="%s"/>'
+    .. '<text x="14" class="legend"%s>%s</text></g>', x, y, colour, fit, esc(text))
+end
+
+-- A time series panel: its lines, axes and legend (as many entries a row as fit, at most 5 rows).
 local function timeseries(p, series, out, info)
   local w, h = frame(p, out)
   local unit = p.fieldConfig.defaults.unit
-  local rows = math.min(#series, 4)
+  local per_row = math.max(math.ceil(#series / 5), math.floor((w - 20) / 210), 1)
+  local rows = math.ceil(#series / per_row)
   local box = { 64, 30, w - 76, h - 30 - 22 - rows * 14 - 4 }
   local lo, hi = range(series)
   axes(out, box, lo, hi, unit, info)
   for i, s in ipairs(series) do lines(out, s, COLOURS[(i - 1) % #COLOURS + 1], box, lo, hi, info) end
-  local per_row = math.ceil(#series / math.max(rows, 1))
   for i, s in ipairs(series) do
     local r, c = math.floor((i - 1) / per_row), (i - 1) % per_row
-    out[#out + 1] = string.format('<g transform="translate(%.1f,%.1f)"><rect width="10" height="3" y="-4" '
-      .. 'fill="%s"/><text x="14" class="legend">%s: %s</text></g>', 12 + c * (w - 20) / per_row,
-      h - 8 - (rows - 1 - r) * 14, COLOURS[(i - 1) % #COLOURS + 1], esc(s.legend), esc(R.format(last(s), unit)))
+    entry(out, 12 + c * (w - 20) / per_row, h - 8 - (rows - 1 - r) * 14, COLOURS[(i - 1) % #COLOURS + 1],
+      s.legend .. ": " .. R.format(last(s), unit), (w - 20) / per_row)
   end
   if #series == 0 then
     out[#out + 1] = string.format('<text x="%.1f" y="%.1f" class="none" text-anchor="middle">no data</text>', w / 2,
