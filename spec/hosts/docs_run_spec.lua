@@ -535,8 +535,27 @@ local BLOCKS = {
     local out, ok = sh("promtool check rules " .. q(dir .. "/rules.yml"))
     assert(ok and out:find("SUCCESS"), "docs/observability.md#3: " .. out)
   end },
-  ["docs/observability.md#4"] = { "lua", "check: compiles, its names exist (spec/extras/observe_spec.lua runs "
-    .. "the same)", function() check_lua("docs/observability.md#4") end },
+  ["docs/observability.md#4"] = { "yaml", "check: promtool check config, the rules' path the clone's", function()
+    if missing("promtool") then return end
+    local dir = folder("prometheus")
+    local text = block("docs/observability.md#4").body
+    local n
+    text, n = text:gsub("/path/to/starvideos/", CLONE .. "/")
+    assert(n == 1, "docs/observability.md#4: no /path/to/starvideos/")
+    helper.write_file(dir .. "/prometheus.yml", text)
+    local out, ok = sh("promtool check config " .. q(dir .. "/prometheus.yml"))
+    assert(ok and out:find("SUCCESS: 1 rule files found", 1, true), "docs/observability.md#4: " .. out)
+  end },
+  ["docs/observability.md#5"] = { "sh", "run: the promtool lines in the clone; check: the picture's "
+    .. "(spec/hosts/dashboards_spec.lua runs it)", function()
+    if missing("promtool") then return end
+    check_sh("docs/observability.md#5", nil, { false, false, true })
+    local out, ok = run(CLONE, lines_of("docs/observability.md#5", nil, { true, true, false }))
+    assert_ok(out, ok, "docs/observability.md#5")
+    assert(select(2, out:gsub("SUCCESS", "")) == 2, "docs/observability.md#5: " .. out)
+  end },
+  ["docs/observability.md#6"] = { "lua", "check: compiles, its names exist (spec/extras/observe_spec.lua runs "
+    .. "the same)", function() check_lua("docs/observability.md#6") end },
   ["docs/openresty.md#1"] = { "sh", "check: apt-get; run: the builds", function()
     check_sh("docs/openresty.md#1", nil, { true })
     local out, ok = run(CLONE, lines_of("docs/openresty.md#1", nil, { false, true, true }))

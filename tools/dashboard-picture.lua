@@ -1,0 +1,218 @@
+-- docs/img/dashboard.png: dashboards/starvideos.json's queries drawn from a real scrape.  It starts the emulator,
+-- a Redis (when redis-server is there: the client's store), and a real Prometheus on loopback ports scraping a
+-- client's client:metrics() every second, while the client runs tasks of four models with `prices`, a small
+-- `requests_per_second` and a trace endpoint nobody listens on, and the emulator refuses some creates, answers
+-- some polls 429 or 503, cuts some downloads and never answers one create.  Then it asks Prometheus's HTTP API
+-- each panel's query (Grafana's variables as Grafana fills them: $__rate_interval 30s, $__range the run, $job and
+-- $instance all), draws the answers as the dashboard lays them out (tools/dashboard_svg.lua) and has headless
+-- Chromium take the picture.  Run from a checkout, after `make`:
+--
+--   lua5.4 tools/dashboard-picture.lua [--seconds N (150)] [--out PATH (docs/img/dashboard.png)] [--html PATH]
+--
+-- It prints each panel's series and last values, and stops every process it started.
+package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
+
+local socket = require "socket"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local cjson = require "cjson"
+local helper = require "spec.helper"
+local starvideos = require "starvideos"
+local R = require "tools.dashboard_svg"
+
+local q, fmt = helper.shell_quote, string.format
+local opts = { seconds = 150, out = "docs/img/dashboard.png" }
+do
+  local function usage(msg) io.stderr:write("dashboard-picture: ", msg, "\n"); os.exit(2) end
+  local i = 1
+  while arg[i] do
+    local k = arg[i]:match("^%-%-(%a+)$")
+    if not (k and opts[k] ~= nil or k == "html") or not arg[i + 1] then
+      usage("usage: lua5.4 tools/dashboard-picture.lua [--seconds N] [--out PATH] [--html PATH]")
+    end
+    opts[k] = k == "seconds" and tonumber(arg[i + 1]) or arg[i + 1]
+    i = i + 2
+  end
+  if not (tonumber(opts.seconds) and opts.seconds >= 40) then usage("--seconds: a number, at least 40") end
+end
+
+local dir = helper.tmpdir()
+local procs = {} -- what it started: stopped at the end, by their pid
+
+local function stop_all()
+  for _, p in ipairs(procs) do os.execute("kill " .. p.pid .. " 2>/dev/null"); p:close() end
+  procs = {}
+end
+
+local function get(url)
+  local out = {}
+  local _, code = http.request { url = url, sink = ltn12.sink.table(out) }
+  return code, table.concat(out)
+end
+
+local function urlencode(s) return (s:gsub("[^%w%-_.~]", function(c) return fmt("%%%02X", c:byte()) end)) end
+
+-- A Redis on a free port for the client's store, or nil (no redis-server, or no starvideos.redis built).
+local function redis()
+  if not (helper.execute("command -v redis-server >/dev/null 2>&1") and pcall(require, "starvideos.redis")) then
+    print("no redis-server or starvideos.redis: the client runs without a store (the store panel stays empty)")
+    return nil
+  end
+  local port = helper.free_ports(1)[1]
+  procs[#procs + 1] = helper.spawn(fmt("redis-server --bind 127.0.0.1 --port %d --save '' --appendonly yes "
+    .. "--appendfsync always --dir %s > %s 2>&1", port, q(dir), q(dir .. "/redis.log")))
+  assert(helper.wait_until(function() return socket.connect("127.0.0.1", port) ~= nil end, 10), "redis did not start")
+  return "redis://127.0.0.1:" .. port
+end
+
+-- A real Prometheus scraping 127.0.0.1:target every second: its port.
+local function prometheus(target)
+  local port = helper.free_ports(1)[1]
+  helper.write_file(dir .. "/prometheus.yml", fmt("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+    .. "scrape_configs:\n  - job_name: video-app\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n", target))
+  procs[#procs + 1] = helper.spawn(fmt("prometheus --config.file=%s --storage.tsdb.path=%s --web.listen-address="
+    .. "127.0.0.1:%d > %s 2>&1", q(dir .. "/prometheus.yml"), q(dir .. "/tsdb"), port, q(dir .. "/prometheus.log")))
+  assert(helper.wait_until(function() return get(fmt("http://127.0.0.1:%d/-/ready", port)) == 200 end, 30),
+    "prometheus did not start: " .. tostring(helper.read_file(dir .. "/prometheus.log")))
+  return port
+end
+
+-- The faults the emulator is given while tasks start (at a share of that time, so that a short run has them too):
+-- refused creates, 429 and 503 polls, cut downloads, a create never answered (its outcome unknown).
+local FAULTS = {
+  { 0.1, { method = "POST", path = "/v1/videos/videos", status = 400, count = 2 } },
+  { 0.2, { method = "GET", path = "/v1/result/", status = 429, retry_after = 1, count = 6 } },
+  { 0.35, { method = "GET", path = "/videos/", drop_after_bytes = 4000, count = 3 } },
+  { 0.5, { method = "POST", path = "/v1/videos/videos", status = 500, count = 1 } },
+  { 0.65, { method = "GET", path = "/v1/result/", status = 503, count = 8 } },
+  { 0.8, { method = "POST", path = "/v1/videos/videos", status = 400, count = 3 } },
+}
+local MODELS = { "videos", "videos_fast", "videos_stable", "videos_stable_fast" }
+
+-- Answers one scrape waiting on server (if any) with the client's metrics.
+local function serve(server, client)
+  local conn = server:accept()
+  if not conn then return end
+  conn:settimeout(2)
+  repeat local line = conn:receive("*l") until not line or line == ""
+  local body = client:metrics()
+  conn:send(fmt("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %d\r\nConnection: "
+    .. "close\r\n\r\n%s", #body, body))
+  conn:close()
+end
+
+-- The run: a task every 2 s of the first `seconds` - 30, the faults at their time, until every job ended.
+local function run(client, emu, server)
+  local t0, jobs, faults, n = socket.gettime(), {}, 0, 0
+  local starting = opts.seconds - 30
+  while true do
+    local t = socket.gettime() - t0
+    local f = FAULTS[faults + 1]
+    if f and t >= f[1] * starting then faults = faults + 1; emu:fault(f[2]) end
+    if t < starting and t >= n * 2 then
+      n = n + 1
+      local job = assert(client:start({ model = MODELS[(n - 1) % #MODELS + 1], prompt = "a fox, take " .. n,
+        duration = 5 }, { out = fmt("%s/videos/%d.mp4", dir, n) }))
+      jobs[#jobs + 1] = job
+    end
+    client:step(0.05)
+    serve(server, client)
+    local left = 0
+    for _, j in ipairs(jobs) do if not j.done then left = left + 1 end end
+    if t > starting and left == 0 or t > opts.seconds + 120 then break end
+  end
+  local finish = socket.gettime() + 4 -- (the last scrapes)
+  while socket.gettime() < finish do client:step(0.05); serve(server, client) end
+  return t0, socket.gettime(), jobs
+end
+
+-- Grafana's variables as Grafana fills them for this run.
+local function filled(expr, span)
+  return (expr:gsub("%$__rate_interval", "30s"):gsub("%$__range", fmt("%ds", math.ceil(span)))
+    :gsub("%$job", ".*"):gsub("%$instance", ".*"))
+end
+
+-- Each panel's answers: {legend =, points =} per series of each query (a stat panel: its value at the end).
+local function ask(dash, port, from, to)
+  local results = {}
+  for _, p in ipairs(dash.panels) do
+    local list = {}
+    for _, t in ipairs(p.targets or {}) do
+      local expr = filled(t.expr, to - from)
+      local url = p.type == "stat"
+        and fmt("http://127.0.0.1:%d/api/v1/query?query=%s&time=%.3f", port, urlencode(expr), to)
+        or fmt("http://127.0.0.1:%d/api/v1/query_range?query=%s&start=%.3f&end=%.3f&step=2", port, urlencode(expr),
+          from, to)
+      local code, body = get(url)
+      assert(code == 200, fmt("prometheus %s on %s: %s", tostring(code), expr, body))
+      for _, r in ipairs(cjson.decode(body).data.result) do
+        local points = {}
+        for _, v in ipairs(r.values or { r.value }) do
+          local x = tonumber(v[2])
+          points[#points + 1] = { v[1], x and x == x and x ~= math.huge and x ~= -math.huge and x or nil }
+        end
+        local legend = (t.legendFormat or ""):gsub("{{%s*([%w_]+)%s*}}", function(l) return r.metric[l] or "" end)
+        list[#list + 1] = { legend = legend ~= "" and legend or expr, points = points }
+      end
+    end
+    results[p.id] = list
+  end
+  return results
+end
+
+-- The picture of page (html) by headless Chromium, at the page's size.
+local function screenshot(html, height)
+  local page = opts.html or dir .. "/dashboard.html"
+  helper.write_file(page, html)
+  local abs = page:sub(1, 1) == "/" and page or helper.root .. "/" .. page
+  local out = opts.out:sub(1, 1) == "/" and opts.out or helper.root .. "/" .. opts.out
+  local cmd = fmt("chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir=%s "
+    .. "--window-size=%d,%d --screenshot=%s %s > %s 2>&1", q(dir .. "/chromium"), R.WIDTH, height, q(out),
+    q("file://" .. abs), q(dir .. "/chromium.log"))
+  assert(helper.execute(cmd), "chromium: " .. tostring(helper.read_file(dir .. "/chromium.log")))
+  return out
+end
+
+local function main()
+  local dash = cjson.decode((assert(helper.read_file(helper.root .. "/dashboards/starvideos.json"))))
+  local emu = helper.emulator { queued = 2, processing = 6, key = "picture-key" }
+  procs[#procs + 1] = { pid = emu.pid, close = function() emu:stop() end }
+  emu:config { spread = 0.5 }
+  local store = redis()
+  local server = assert(socket.bind("127.0.0.1", 0))
+  server:settimeout(0)
+  local port = prometheus(select(2, server:getsockname()))
+  local client = starvideos.new { api_key = emu.key, base_url = emu.url, metrics = true, store = store,
+    prices = { videos = 0.5, videos_fast = 0.25, videos_stable = 1, videos_stable_fast = 0.6 },
+    requests_per_second = 2, interval = 2, min_interval = 1, max_retries = 3,
+    trace = { endpoint = fmt("http://127.0.0.1:%d/v1/traces", helper.free_ports(1)[1]) } }
+  os.execute("mkdir -p " .. q(dir .. "/videos"))
+  local from, to, jobs = run(client, emu, server)
+  local done = 0
+  for _, j in ipairs(jobs) do if j.state == "done" and not j.err then done = done + 1 end end
+  local results = ask(dash, port, from, to)
+  client:close()
+  server:close()
+  local panels = 0
+  for _, p in ipairs(dash.panels) do panels = panels + (p.type == "row" and 0 or 1) end
+  local title = fmt("starvideos: the dashboard's %d panels from a real scrape (Prometheus, every 1 s) of a client "
+    .. "running %d tasks (%d saved) against the emulator, %s to %s UTC", panels, #jobs, done,
+    os.date("!%H:%M:%S", math.floor(from)), os.date("!%H:%M:%S", math.floor(to)))
+  local html, height = R.page(dash, results, { title = title, from = from, to = to })
+  print(title)
+  for _, p in ipairs(dash.panels) do
+    for _, s in ipairs(results[p.id] or {}) do
+      local v
+      for i = #s.points, 1, -1 do v = v or s.points[i][2] end
+      print(fmt("  %-46s %-32s %s", p.title, s.legend, R.format(v, p.fieldConfig.defaults.unit)))
+    end
+    if p.type ~= "row" and not (results[p.id] or {})[1] then print(fmt("  %-46s no data", p.title)) end
+  end
+  print("picture: " .. screenshot(html, height))
+end
+
+local ok, err = xpcall(main, debug.traceback)
+stop_all()
+helper.cleanup()
+if not ok then io.stderr:write(tostring(err), "\n"); os.exit(1) end
