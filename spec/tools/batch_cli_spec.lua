@@ -6,7 +6,7 @@ local shared_emulator = require "spec.support.shared_emulator"
 local cjson = require "cjson.safe"
 
 local q = helper.shell_quote
-local BIN = helper.root .. "/bin/starvideos"
+local install = require("spec.support.cli_run").install -- (the command as installed: `starvideos` on the PATH)
 local SAMPLE = require("starvideos.emulator.files").video(5)
 local KEY = "sk-batch-spec-51c0ffee"
 
@@ -17,8 +17,8 @@ describe("starvideos batch and --key", function()
 
   -- { out =, err =, code = }: bin/starvideos with args, the emulator's key and URL
   local function run(list)
-    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url), q(helper.lua),
-      q(BIN) }
+    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url),
+      "PATH=" .. q(install() .. "/bin") .. ':"$PATH"', q(helper.lua), q(install() .. "/bin/starvideos") }
     for _, a in ipairs(list) do words[#words + 1] = q(a) end
     local out, _, code = helper.capture(table.concat(words, " ") .. " </dev/null 2>" .. q(dir .. "/stderr"))
     local r = { out = out, err = helper.read_file(dir .. "/stderr") or "", code = code }
@@ -38,8 +38,8 @@ describe("starvideos batch and --key", function()
   -- A batch in the background, off a terminal: :stop(signal) sends it (none: nil) and returns what run()
   -- does once the command ended (a killed one's watcher line included).
   local function background(list)
-    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url), q(helper.lua),
-      q(BIN) }
+    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url),
+      "PATH=" .. q(install() .. "/bin") .. ':"$PATH"', q(helper.lua), q(install() .. "/bin/starvideos") }
     for _, a in ipairs(list) do words[#words + 1] = q(a) end
     local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(words, " ")
     assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/bg.out") .. " 2>" .. q(dir .. "/bg.err")
@@ -304,8 +304,9 @@ describe("starvideos batch and --key", function()
     helper.write_file(dir .. "/p.jsonl", '{"prompt": "a cat", "duration": 10}\n')
     local r = batch(dir .. "/p.jsonl", dir .. "/v")
     assert.equal(1, r.code)
-    assert.matches("duration 5 there, 10 here): give the line its params back, or another --out-dir", r.out, 1, true)
-    assert.is_nil((r.out .. r.err):find("fresh", 1, true))
+    assert.matches("duration 5 there, 10 here): give the line its params back, another --out-dir, or --fresh", r.out,
+      1, true)
+    assert.is_nil((r.out .. r.err):find("fresh = true", 1, true)) -- (the library's words: the command line's --fresh)
     -- two batches at once on one folder: the second meets the first's create in flight
     emu:fault { method = "POST", delay = 3 }
     local proc = background(batch_args(dir .. "/p.jsonl", dir .. "/w"))

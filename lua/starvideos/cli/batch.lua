@@ -83,11 +83,12 @@ local function out_dir(dir, core)
   return dir
 end
 
--- The command as given (its flags in the command's order), to run again.
+-- The command as given (its flags in the command's order), to run again; without --fresh,
+-- which would pay again for every video it made.
 local function again(opts)
-  local words = { args.PROG, "batch" }
+  local words = { args.INVOKED, "batch" }
   for _, name in ipairs(args.COMMANDS.batch.flags) do
-    local v = opts[name]
+    local v = name ~= "fresh" and opts[name] or nil
     if type(v) == "table" then
       for _, item in ipairs(v) do words[#words + 1] = "--" .. name .. " " .. shell_word(item) end
     elseif v ~= nil and v ~= true then
@@ -104,7 +105,8 @@ local function entry_name(entries, i) return string_format("%04d.mp4 (line %d)",
 
 -- An entry's error for a person: a key refused names the batch's way to create anew.
 local function describe(err)
-  return (output.describe(err):gsub("give another %-%-out$", "give the line its params back, or another --out-dir"))
+  return (output.describe(err):gsub("give another %-%-out, or %-%-fresh$",
+    "give the line its params back, another --out-dir, or --fresh"))
 end
 
 -- The results for a person: each entry not saved (a pending create with the
@@ -125,7 +127,7 @@ local function report(ctx, entries, results, dir, at)
     if not r.path then
       failed = failed + 1
       if r.err and r.err.pending then
-        pending[#pending + 1] = string_format("  %s: `%s pending %s --forget %s`", entry_name(entries, i), args.PROG,
+        pending[#pending + 1] = string_format("  %s: `%s pending %s --forget %s`", entry_name(entries, i), args.INVOKED,
           at, r.err.pending)
       elseif not ctx.json then
         out(string_format("%s  %s\n", entry_name(entries, i), r.skipped and "skipped: its task failed before"
@@ -184,9 +186,9 @@ function M.run(ctx, opts)
   local client = client_for.new(ctx, opts, { journal = journal, store = store })
   local paths, all, list, index = {}, {}, {}, {}
   for i = 1, #entries do paths[i], all[i] = string_format("%s/%04d.mp4", dir, i), entries[i].params end
-  local how = { interval = opts.interval, timeout = opts.timeout, tenant = opts.tenant,
+  local how = { interval = opts.interval, timeout = opts.timeout, tenant = opts.tenant, fresh = opts.fresh,
     out = function(i) return paths[index[i]] end }
-  local plan = client:plan(all, { tenant = opts.tenant, out = function(i) return paths[i] end })
+  local plan = client:plan(all, { tenant = opts.tenant, fresh = opts.fresh, out = function(i) return paths[i] end })
   local skip = failed_before(opts, plan, entries)
   for i, e in ipairs(entries) do
     if not skip[i] then index[#index + 1] = i; list[#index] = e.params end

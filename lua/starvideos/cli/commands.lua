@@ -160,7 +160,7 @@ function M.create(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
   local client = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
-  local task, err = client:create(params, { key = opts.key, tenant = opts.tenant })
+  local task, err = client:create(params, { key = opts.key, fresh = opts.fresh, tenant = opts.tenant })
   if not task then return fail(ctx, err) end
   if ctx.json then print_json(task) else display.print_task(task) end
   return 0
@@ -255,13 +255,13 @@ function M.generate(ctx, opts)
   if opts["dry-run"] then
     local function given(v) return v and function() return v end end
     return print_plan(ctx, client:plan({ params }, { out = given(opts.out), key = given(opts.key),
-      tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
+      fresh = opts.fresh, tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
   end
   ctx.out = opts.out
   local d = new_display(ctx, core)
   d.started = core.now()
   d:live("creating the task...")
-  local task, err = client:generate(params, { out = opts.out, key = opts.key, tenant = opts.tenant,
+  local task, err = client:generate(params, { out = opts.out, key = opts.key, fresh = opts.fresh, tenant = opts.tenant,
     interval = opts.interval, timeout = opts.timeout,
     on_progress = function(ev)
       if type(ev) == "table" and ev.type == "status" and ev.id then

@@ -16,6 +16,7 @@
 
 local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
+local shell_word = require("starvideos.shell").word
 
 local tostring, xpcall = tostring, xpcall
 local os_getenv, debug_traceback = os.getenv, debug.traceback
@@ -93,8 +94,11 @@ local function raised(ctx, e)
   return output.new_error("internal", "internal error: " .. (trace or text))
 end
 
-function M.main(argv)
+-- argv: the arguments; invoked: how the command was invoked (bin/starvideos's arg[0]),
+-- which the commands it prints for a person start with (args.invoked_as).
+function M.main(argv, invoked)
   output.set_secret(nil)
+  args.INVOKED = shell_word(args.invoked_as(invoked, os_getenv("PATH")))
   local ctx = {}
   local ok, code = xpcall(function() return dispatch(ctx, argv or {}) end, function(e)
     if args.is_usage(e) then return e end

@@ -20,6 +20,7 @@ local function why(e)
   if r == "failed before" then return "its task " .. tostring(e.id) .. " failed before: a new paid create" end
   if r == "abandoned before" then return "its create was abandoned before (it made nothing)" end
   if r == "new" then return "new: the ledger knows no task of its key" end
+  if r == "fresh" then return "--fresh: a new paid create, whatever the ledger holds of its key" end
   if r == "no key" then return "no key: every run creates it" end
   if r == "no ledger" then return "no ledger: every run creates it" end
   if r == "created before" then return "task " .. tostring(e.id) .. ", created before: followed, then downloaded" end
