@@ -124,6 +124,9 @@ local FLAG = {
       .. "create)" },
   forget = { kind = "str", meta = "ID",
     text = "settle the pending create ID (its answer never came): its key may create again" },
+  adopt = { kind = "str", meta = "ID",
+    text = "settle the pending create ID with TASK_ID, the task you found it made (checked at the service): its "
+      .. "key follows that task, and a rerun pays for nothing again" },
   state = { kind = "choice", meta = "STATE",
     choices = { "pending", "created", "completed", "failed", "downloaded", "abandoned" },
     text = "only the tasks in STATE: pending, created, completed, failed, downloaded or abandoned" },
@@ -249,7 +252,8 @@ local COMMANDS = {
       timeout = "stop after S seconds (default: run until stopped)" },
   },
   pending = {
-    args = {}, flags = flags("journal", "store", "forget", CLIENT),
+    args = {}, flags = flags("journal", "store", "forget", "adopt", CLIENT),
+    flag_args = { adopt = { "TASK_ID" } }, -- (pending --adopt ID TASK_ID)
     summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal to read (with --forget: the create is settled there)",
@@ -466,14 +470,15 @@ function M.parse(name, argv)
     end
     i = i + 1
   end
-  if #pos ~= #c.args then
-    if #c.args == 0 then
+  local want = c.args
+  for f, list in pairs(c.flag_args or {}) do if opts[f] ~= nil then want = list end end -- (a flag's own arguments)
+  if #pos ~= #want then
+    if #want == 0 then
       usage_error("takes no arguments, got %d (options start with --)", #pos)
-    elseif #pos < #c.args then
-      usage_error("missing %s", table_concat(c.args, " ", #pos + 1))
+    elseif #pos < #want then
+      usage_error("missing %s", table_concat(want, " ", #pos + 1))
     else
-      usage_error("expects %d argument%s (%s), got %d", #c.args, #c.args == 1 and "" or "s",
-        table_concat(c.args, " "), #pos)
+      usage_error("expects %d argument%s (%s), got %d", #want, #want == 1 and "" or "s", table_concat(want, " "), #pos)
     end
   end
   for _, r in ipairs(c.required or {}) do

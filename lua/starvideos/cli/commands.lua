@@ -421,10 +421,42 @@ function M.list(ctx, opts)
   return 0
 end
 
+-- `pending --adopt LID TASK_ID`: the task checked at the service (it exists, of the pending create's model),
+-- then recorded for the pending create, whose key follows it from now on.
+local function adopt(ctx, opts, journal, store, id)
+  local lid = opts.adopt
+  local client = client_for.new(ctx, opts, { journal = journal, store = store })
+  local pending, lerr = client:pending()
+  if not pending then return fail(ctx, lerr) end
+  local p
+  for _, e in ipairs(pending) do if e["local"] == lid then p = e end end
+  if not p then
+    return fail(ctx, output.new_error("invalid_request", string_format("--adopt %s: no pending create of that id in "
+      .. "%s (`%s pending` with it lists them)", lid, ledger_name(opts), args.INVOKED), { field = "adopt" }))
+  end
+  local probe = client_for.new(ctx, opts, {}) -- (no ledger: a query of another task writes nothing in it)
+  local task, err = probe:query(id)
+  probe:close()
+  ctx.client = client
+  if not task then return fail(ctx, err) end
+  if p.model and task.model and p.model ~= task.model then
+    return fail(ctx, output.new_error("invalid_request", string_format("--adopt %s %s: that task is of model %s, the "
+      .. "pending create asked %s: not its task", lid, id, tostring(task.model), tostring(p.model)),
+      { field = "adopt" }))
+  end
+  local ok, aerr = client.ctx.ledger:adopt_pending(lid, task.id)
+  client:close()
+  if not ok then return fail(ctx, output.new_error("io", tostring(aerr), { field = "adopt" })) end
+  out(string_format("pending create %s adopted: task %s (%s) recorded for it%s; the same run again follows it, "
+    .. "creating nothing\n", lid, task.id, tostring(task.status), p.out and " and its file " .. p.out or ""))
+  return 0
+end
+
 -- Creates whose answer never came: each was sent, and the task may exist.
-function M.pending(ctx, opts)
+function M.pending(ctx, opts, pos)
   local journal, store = client_for.ledger(opts)
   local pending, err
+  if opts.adopt then return adopt(ctx, opts, journal, store, pos[1]) end
   if opts.forget then -- the record settled: the user decided the create made nothing worth keeping
     local ok, ferr
     if journal then
