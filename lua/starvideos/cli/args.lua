@@ -116,6 +116,9 @@ local FLAG = {
     text = "one prompt a line (blank and # lines skipped), or one JSON params object a line in a .jsonl file" },
   ["out-dir"] = { kind = "str", meta = "DIR",
     text = "the videos go to DIR/0001.mp4 and on (DIR is made when its parent exists)" },
+  ["skip-duplicates"] = { kind = "bool",
+    text = "leave out each entry whose request an earlier line's is (else each is a paid create of its own; the "
+      .. "run names them either way)" },
   fresh = { kind = "bool",
     text = "create anew even when the ledger holds this job's task, or a create of it never answered: a new paid "
       .. "create, which the ledger's key then names (the option fresh = true)" },
@@ -211,8 +214,8 @@ local COMMANDS = {
   },
   batch = {
     args = {}, needs_key = true,
-    flags = flags("prompts-file", "out-dir", BATCH, "tenant", "journal", "store", "skip-failed", "fresh", "interval",
-      "timeout", "create-limit", "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
+    flags = flags("prompts-file", "out-dir", BATCH, "tenant", "journal", "store", "skip-failed", "skip-duplicates",
+      "fresh", "interval", "timeout", "create-limit", "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",

@@ -100,8 +100,35 @@ local function again(opts)
   return table_concat(words, " ")
 end
 
--- An entry's file name and line, as the messages name it: "0003.mp4 (line 4)".
-local function entry_name(entries, i) return string_format("%04d.mp4 (line %d)", i, entries[i].line) end
+-- An entry's file name and line, as the messages name it: "0003.mp4 (line 4)", "0004.mp4 (line 5, repeats
+-- line 2)" for an entry whose request an earlier line made already (repeats).
+local function entry_name(entries, i)
+  local e = entries[i]
+  return string_format("%04d.mp4 (line %d%s)", i, e.line, e.repeats and ", repeats line " .. e.repeats or "")
+end
+
+-- The entries whose request (their params, the flags' included) an earlier entry's is, each marked with the line
+-- it repeats: each is a paid create of its own, said on stderr first (the run's and the plan's); with
+-- --skip-duplicates left out.  The set of the indexes left out.
+local function duplicates(opts, entries)
+  local first, said, skip = {}, {}, {}
+  for i, e in ipairs(entries) do
+    local request = json.encode(e.params) -- (keys sorted: one text a request)
+    local j = first[request]
+    if j then
+      e.repeats, skip[i] = entries[j].line, true
+      said[#said + 1] = string_format("line %d repeats line %d", e.line, entries[j].line)
+    else
+      first[request] = i
+    end
+  end
+  if #said == 0 then return {} end
+  local leave = opts["skip-duplicates"]
+  output.err(string_format("%s batch: %d entr%s repeat%s an earlier line's request, %s: %s\n", args.PROG, #said,
+    #said == 1 and "y" or "ies", #said == 1 and "s" or "", leave and "left out (--skip-duplicates)"
+    or "each a paid create of its own (--skip-duplicates leaves them)", table_concat(said, ", ")))
+  return leave and skip or {}
+end
 
 -- An entry's error for a person: a key refused names the batch's way to create anew.
 local function describe(err)
@@ -118,13 +145,17 @@ local function report(ctx, entries, results, dir, at)
     for i, r in ipairs(results) do
       list[i] = { index = i, line = entries[i].line, path = r.path, id = r.task and r.task.id or (r.err and r.err.id),
         status = r.task and r.task.status, error = r.err and output.error_object(r.err),
-        pending = r.err and r.err.pending, skipped = r.skipped }
+        pending = r.err and r.err.pending, skipped = r.skipped, repeats = entries[i].repeats }
     end
     output.print_json(list)
   end
-  local pending = {}
+  local pending, repeats = {}, 0
   for i, r in ipairs(results) do
-    if not r.path then
+    if r.repeat_of then
+      repeats = repeats + 1
+      if not ctx.json then out(string_format("%s  skipped: its request is line %d's (--skip-duplicates)\n",
+        entry_name(entries, i), r.repeat_of)) end
+    elseif not r.path then
       failed = failed + 1
       if r.err and r.err.pending then
         pending[#pending + 1] = string_format("  %s: `%s pending %s --forget %s`", entry_name(entries, i), args.INVOKED,
@@ -141,8 +172,9 @@ local function report(ctx, entries, results, dir, at)
       .. " then settle each, and run the batch again to create it:\n%s\n", #pending,
       #pending == 1 and " was" or "s were", table_concat(pending, "\n")))
   end
-  out(string_format("%d video%s: %d saved in %s, %d not\n", #results, #results == 1 and "" or "s", #results - failed,
-    dir, failed))
+  out(string_format("%d video%s: %d saved in %s, %d not%s\n", #results, #results == 1 and "" or "s",
+    #results - failed - repeats, dir, failed, repeats > 0 and string_format(", %d repeat%s left out", repeats,
+    repeats == 1 and "" or "s") or ""))
   return failed > 0 and 1 or 0
 end
 
@@ -189,7 +221,8 @@ function M.run(ctx, opts)
   local how = { interval = opts.interval, timeout = opts.timeout, tenant = opts.tenant, fresh = opts.fresh,
     out = function(i) return paths[index[i]] end }
   local plan = client:plan(all, { tenant = opts.tenant, fresh = opts.fresh, out = function(i) return paths[i] end })
-  local skip = failed_before(opts, plan, entries)
+  local skip, repeated = failed_before(opts, plan, entries), duplicates(opts, entries)
+  for i in pairs(repeated) do skip[i] = true end
   for i, e in ipairs(entries) do
     if not skip[i] then index[#index + 1] = i; list[#index] = e.params end
   end
@@ -216,7 +249,7 @@ function M.run(ctx, opts)
   local ran = client:generate_all(list, how)
   d:finish(false)
   local results = {}
-  for i = 1, #entries do results[i] = { skipped = true } end
+  for i = 1, #entries do results[i] = { skipped = true, repeat_of = repeated[i] and entries[i].repeats } end
   for j, r in ipairs(ran) do results[index[j]] = r end
   return report(ctx, entries, results, dir, at)
 end
