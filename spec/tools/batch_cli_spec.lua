@@ -177,6 +177,15 @@ describe("starvideos batch and --key", function()
       assert.matches("3 videos: 0 created, 0 done, 0 failed\n", r.out, 1, true) -- (the first line: before any create)
       assert.matches("starvideos batch: " .. case[3] .. "; 3 created (each a paid task), 0 done, 0 failed of 3 "
         .. "videos; `starvideos batch --prompts-file", r.err, 1, true)
+      -- the last progress line says what the stop says: on stdout (Ctrl-C), or first in the kill's lines
+      local last = "3 videos: 3 created, 0 done, 0 failed"
+      if case[1] == "INT" then
+        local outs = {}
+        for l in r.out:gmatch("[^\n]+") do outs[#outs + 1] = l end
+        assert.equal(last, outs[#outs])
+      else
+        assert.matches(last .. "\nstarvideos batch: stopped by a signal; 3 created", r.err, 1, true)
+      end
     end)
   end
 
@@ -226,12 +235,13 @@ describe("starvideos batch and --key", function()
     assert.equal(requests, #emu:requests(), "the dry run sent nothing")
     local l = {}
     for line in r.out:gmatch("[^\n]+") do l[#l + 1] = line end
-    assert.matches("^none +0001%.mp4 %(line 1%) +videos +%- +task video_%S+, saved: its file is whole$", l[1])
-    assert.matches("^download +0002%.mp4 %(line 2%) +videos_fast +%- +task video_%S+, created before", l[2])
+    assert.matches("^ACTION +ENTRY +MODEL +PRICE +WHY$", l[1])
+    assert.matches("^none +0001%.mp4 %(line 1%) +videos +%- +task video_%S+, saved: its file is whole$", l[2])
+    assert.matches("^download +0002%.mp4 %(line 2%) +videos_fast +%- +task video_%S+, created before", l[3])
     assert.matches("^create +0003%.mp4 %(line 3%) +videos +0%.4 +its task video_%S+ failed before: a new paid create$",
-      l[3])
-    assert.matches("^create +0004%.mp4 %(line 4%) +videos +0%.4 +new: the ledger knows no task of its key$", l[4])
-    assert.equal("2 creates (videos 2: 0.8), cost 0.8; 1 download; 1 left as it is; nothing was sent", l[5])
+      l[4])
+    assert.matches("^create +0004%.mp4 %(line 4%) +videos +0%.4 +new: the ledger knows no task of its key$", l[5])
+    assert.equal("2 creates (videos 2: 0.8), cost 0.8; 1 download; 1 left as it is; nothing was sent", l[6])
     assert.matches("1 entry whose task failed created again", r.err, 1, true)
     r = run(batch_args(dir .. "/p.jsonl", dir .. "/v", { "--dry-run", "--json", "--skip-failed" }))
     assert.equal(0, r.code, r.err)
@@ -257,7 +267,8 @@ describe("starvideos batch and --key", function()
     local r = run { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal", journal,
       "--key", "cat", "--dry-run", "--prices", '{"videos": 0.4}' }
     assert.equal(0, r.code, r.err)
-    assert.equal("create  cat  videos  0.4  new: the ledger knows no task of its key\n1 create (videos 1: 0.4), "
+    assert.equal("ACTION  ENTRY  MODEL   PRICE  WHY\n"
+      .. "create  cat    videos  0.4    new: the ledger knows no task of its key\n1 create (videos 1: 0.4), "
       .. "cost 0.4; 0 downloads; 0 left as they are; nothing was sent\n", r.out)
     assert.same({}, emu:requests())
     r = run { "create", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal", journal, "--key",
@@ -265,12 +276,13 @@ describe("starvideos batch and --key", function()
     local id = assert(cjson.decode(r.out), r.out).id
     r = run { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal", journal,
       "--key", "cat", "--dry-run" }
-    assert.matches("^download  cat  videos  %-  task " .. id .. ", created before", r.out)
+    assert.matches("\ndownload  cat    videos  %-      task " .. id .. ", created before", r.out)
     local requests = #emu:requests()
     r = run { "resume", "--journal", journal, "--dir", dir, "--dry-run" }
     assert.equal(0, r.code, r.err)
-    assert.equal(string.format("download  %s  videos  -  task %s, unfinished: to %s/%s.mp4 (no writable out "
-      .. "recorded)\n0 creates, cost 0; 1 download; 0 left as they are; nothing was sent\n", id, id, dir, id), r.out)
+    assert.equal(string.format("ACTION    %-" .. #id .. "s  MODEL   PRICE  WHY\ndownload  %s  videos  -      task %s, "
+      .. "unfinished: to %s/%s.mp4 (no writable out recorded)\n0 creates, cost 0; 1 download; 0 left as they are; "
+      .. "nothing was sent\n", "ENTRY", id, id, dir, id), r.out)
     r = run { "keep", "--journal", journal, "--dir", dir, "--dry-run", "--json" }
     assert.equal(0, r.code, r.err)
     local doc = assert(cjson.decode(r.out), r.out)

@@ -62,7 +62,7 @@ end
 
 -- --out-dir: an existing folder (or a link to one), or made when its parent is one; or a bucket's prefix
 -- (s3://bucket[/prefix]: docs/storage.md), checked as an object URL.
-local function out_dir(dir, core)
+local function out_dir(dir, core, dry_run)
   if require("starvideos.sink").object(dir) then
     local bucket, err = require("starvideos.storage.s3").parse(dir, "--out-dir", true)
     if not bucket then usage_error("%s", err.message) end
@@ -78,6 +78,7 @@ local function out_dir(dir, core)
     usage_error("--out-dir %s: its parent %s is not a directory (batch makes the last folder only)", quote(dir),
       quote(parent))
   end
+  if dry_run then return dir end -- (a plan makes nothing: the run makes the folder)
   os_execute("mkdir " .. shell_word(dir) .. " 2>/dev/null")
   if core.file_kind(dir) ~= "folder" then usage_error("--out-dir %s: cannot make this folder", quote(dir)) end
   return dir
@@ -193,10 +194,24 @@ local function failed_before(opts, plan, entries)
   return opts["skip-failed"] and skip or {}
 end
 
--- The batch's counts, which an interrupt or a kill prints with the command that goes on.
-local function counts_hint(ctx, opts, ev)
+-- A plan's options (--dry-run) for an --out-dir that does not exist yet (the run makes it, a plan makes nothing):
+-- each entry keyed by its file's absolute path, as a run keys it, in place of the file (whose folder a plan
+-- would refuse); else how as it is.
+local function planned(dir, core, how)
+  if require("starvideos.sink").object(dir) or core.file_kind(dir) then return how end
+  local file, cwd = how.out, (dir:sub(1, 1) ~= "/" and (os.getenv("PWD") or ".") .. "/" or "")
+  local keyed = {}
+  for k, v in pairs(how) do keyed[k] = v end
+  keyed.out, keyed.key = nil, function(i) return cwd .. file(i) end
+  return keyed
+end
+
+-- The batch's counts, which an interrupt or a kill prints with the command that goes on (before: the progress
+-- line with those counts, when it was not printed yet: a kill prints it first).
+local function counts_hint(ctx, opts, ev, before)
   ctx.hint = string_format("%d created (each a paid task), %d done, %d failed of %d videos; `%s` goes on: it creates"
     .. " no video it created before", ev.created, ev.done, ev.failed, ev.total, again(opts))
+  ctx.before = before
   output.watch(ctx)
 end
 
@@ -205,7 +220,7 @@ function M.run(ctx, opts)
   if opts.extra then defaults.extra = require("starvideos.cli.commands").extra_of(opts.extra) end
   local entries = read_entries(opts["prompts-file"], defaults)
   local _, core = client_for.load()
-  local dir = out_dir(opts["out-dir"], core)
+  local dir = out_dir(opts["out-dir"], core, opts["dry-run"])
   if opts.store and opts.journal then usage_error("--journal and --store: give one ledger, not both") end
   local store = opts.store and client_for.store(opts)
   if not (store or opts.journal) and require("starvideos.sink").object(dir) then
@@ -220,34 +235,28 @@ function M.run(ctx, opts)
   for i = 1, #entries do paths[i], all[i] = string_format("%s/%04d.mp4", dir, i), entries[i].params end
   local how = { interval = opts.interval, timeout = opts.timeout, tenant = opts.tenant, fresh = opts.fresh,
     out = function(i) return paths[index[i]] end }
-  local plan = client:plan(all, { tenant = opts.tenant, fresh = opts.fresh, out = function(i) return paths[i] end })
+  local plan = client:plan(all, planned(dir, core, { tenant = opts.tenant, fresh = opts.fresh,
+    out = function(i) return paths[i] end }))
   local skip, repeated = failed_before(opts, plan, entries), duplicates(opts, entries)
   for i in pairs(repeated) do skip[i] = true end
   for i, e in ipairs(entries) do
     if not skip[i] then index[#index + 1] = i; list[#index] = e.params end
   end
   if opts["dry-run"] then -- the run's own list and options: what it would send
-    if #list < #all then plan = client:plan(list, how) end
+    if #list < #all then plan = client:plan(list, planned(dir, core, how)) end
     return require("starvideos.cli.plan").print(plan, function(e) return entry_name(entries, index[e.index]) end,
       ctx.json)
   end
   counts_hint(ctx, opts, { created = 0, done = 0, failed = 0, total = #list })
   local d = display.for_command(ctx.json, core.isatty)
-  ctx.display = d
-  d:many_tasks()
-  d.started, d.title = core.now(), string_format("%d videos", #list)
-  d:status_line(core.now(), true)
-  local shown
-  how.on_progress = function(ev)
-    if ev.type ~= "batch" then return end
-    counts_hint(ctx, opts, ev)
-    d.title = string_format("%d videos: %d created, %d done, %d failed", ev.total, ev.created, ev.done, ev.failed)
-    d:status_line(core.now(), true)
-    local ends = ev.done + ev.failed
-    if ends ~= shown then shown = ends; d:plain(d.title) end -- off a terminal, a line per file done or failed
-  end
+  local p = require("starvideos.cli.progress").new(d, core.now(), #list, function(counts, before)
+    counts_hint(ctx, opts, counts, before)
+  end)
+  ctx.display = p -- (the command's sleep moves it: cli/client.lua)
+  p:status_line(core.now())
+  how.on_progress = function(ev) p:event(ev, core.now()) end
   local ran = client:generate_all(list, how)
-  d:finish(false)
+  p:finish(true)
   local results = {}
   for i = 1, #entries do results[i] = { skipped = true, repeat_of = repeated[i] and entries[i].repeats } end
   for j, r in ipairs(ran) do results[index[j]] = r end

@@ -129,8 +129,8 @@ function M.watch(ctx)
     watcher = ok and w or nil
     if not watcher then return end
   end
-  local text = redact(string_format("%s%s: stopped by a signal; %s", args.PROG, ctx.name and (" " .. ctx.name) or "",
-    ctx.hint or M.next_step(ctx, id)))
+  local text = redact(string_format("%s%s%s: stopped by a signal; %s", ctx.before and ctx.before .. "\n" or "",
+    args.PROG, ctx.name and (" " .. ctx.name) or "", ctx.hint or M.next_step(ctx, id)))
   local line = "h" .. text:gsub("\\", "\\\\"):gsub("\n", "\\n") .. "\n"
   pcall(function() watcher:write(line); watcher:flush() end)
 end
