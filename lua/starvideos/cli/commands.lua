@@ -482,15 +482,16 @@ function M.pending(ctx, opts, pos)
   if ctx.json then
     local l = json.array()
     for i, p in ipairs(pending) do
-      l[i] = { ["local"] = p["local"], model = p.model, prompt_hash = p.prompt_hash, time = p.time }
+      l[i] = { ["local"] = p["local"], model = p.model, prompt = p.prompt, prompt_hash = p.prompt_hash, time = p.time,
+        out = p.out }
     end
     print_json(l)
     return 0
   end
   if #pending == 0 then out("no pending creates in ", ledger_name(opts), "\n") end
   for _, p in ipairs(pending) do
-    out(string_format("%s  %s  %s  prompt %s\n", p["local"], os_date("!%Y-%m-%dT%H:%M:%SZ", p.time or 0),
-      tostring(p.model), tostring(p.prompt_hash)))
+    out(string_format("%s  %s  %s  %s\n", p["local"], os_date("!%Y-%m-%dT%H:%M:%SZ", p.time or 0),
+      tostring(p.model), p.prompt and ((p.prompt:gsub("%c", " "))) or "prompt " .. tostring(p.prompt_hash)))
   end
   if #pending > 0 then
     out(string_format("%d create%s sent without an answer: check your account for these tasks\n", #pending,
