@@ -41,6 +41,8 @@ describe("hints name the command as it was invoked", function()
       assert.equals("starvideos", args.invoked_as("/opt/sv/bin/starvideos", path))
       assert.equals("starvideos",
         args.invoked_as("/usr/local/lib/luarocks/rocks-5.4/starvideos/0.3.0-1/bin/starvideos", path))
+      assert.equals("/home/me/.luarocks/bin/starvideos", -- (a tree whose bin is not on the PATH: its wrapper)
+        args.invoked_as("/home/me/.luarocks/lib/luarocks/rocks-5.4/starvideos/scm-1/bin/starvideos", path))
       assert.equals("starvideos", args.invoked_as(nil, path))
       assert.equals("starvideos", args.invoked_as("starvideos", nil))
     end)

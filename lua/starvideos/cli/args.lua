@@ -18,14 +18,16 @@ M.PROG = "starvideos" -- the name its messages start with
 M.INVOKED = "starvideos"
 
 -- The command a person typed, from the launcher's arg[0] and $PATH: the bare name when
--- the shell found it on the PATH (arg[0] then names a directory of the PATH, or the copy
--- a LuaRocks wrapper runs: .../rocks-5.4/starvideos/VERSION/bin/starvideos), else arg[0]
--- as given (`bin/starvideos` from a checkout, an absolute path).
+-- the shell found it on the PATH (arg[0] then names a directory of the PATH), else arg[0]
+-- as given (`bin/starvideos` from a checkout, an absolute path).  The copy a LuaRocks
+-- wrapper runs (TREE/lib/luarocks/rocks-5.4/starvideos/VERSION/bin/starvideos) stands for
+-- the wrapper, TREE/bin/starvideos.
 function M.invoked_as(arg0, path)
   if type(arg0) ~= "string" or arg0 == "" then return M.PROG end
   local dir, base = arg0:match("^(.*)/([^/]+)$")
   if not dir then return arg0 end
-  if dir:find("/rocks[^/]*/[^/]+/[^/]+/bin$") then return base end
+  local tree = dir:match("^(.*)/lib/luarocks/rocks[^/]*/[^/]+/[^/]+/bin$")
+  if tree then dir, arg0 = tree .. "/bin", tree .. "/bin/" .. base end
   for d in ((path or "") .. ":"):gmatch("([^:]*):") do
     if d ~= "" and d:gsub("/+$", "") == dir then return base end
   end
