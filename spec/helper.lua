@@ -234,12 +234,13 @@ end
 
 local tmpdirs = {}
 
--- A fresh empty directory, removed by helper.cleanup().
+-- A fresh empty directory, removed by helper.cleanup(), under $TMPDIR (tools/run-specs.sh gives each spec file
+-- a TMPDIR of its own, removed once the file ran: a spec that does not clean up leaves nothing in /tmp).
 function helper.tmpdir()
-  local p = assert(io_popen("mktemp -d /tmp/starvideos-spec.XXXXXX"))
+  local p = assert(io_popen('mktemp -d "${TMPDIR:-/tmp}/starvideos-spec.XXXXXX"'))
   local dir = p:read("*l")
   p:close()
-  assert(dir and dir:match("^/tmp/starvideos%-spec%.%w+$"), "mktemp -d failed")
+  assert(dir and dir:match("^/.*/starvideos%-spec%.%w+$"), "mktemp -d failed")
   tmpdirs[#tmpdirs + 1] = dir
   return dir
 end

@@ -23,9 +23,14 @@ if [ "${1:-}" = --one ]; then
     *) if [ "${TIER:-fast}" = hosts ]; then tags=--tags=hosts; else tags=--exclude-tags=hosts; fi ;;
   esac
   start=$(date +%s.%N)
+  # the file's own TMPDIR (helper.tmpdir, the journals' leases elsewhere: starvideos-leases-UID), counted and
+  # removed once it ran: nothing it forgot is left in /tmp (a short name: unix sockets live in there)
+  tmp=$(mktemp -d "$3/t.XXXXXX")
   # shellcheck disable=SC2086
-  "$2" /usr/bin/busted -o utfTerminal $tags $BUSTED_ARGS "$4" > "$3/$name.log" 2>&1
+  TMPDIR="$tmp" "$2" /usr/bin/busted -o utfTerminal $tags $BUSTED_ARGS "$4" > "$3/$name.log" 2>&1
   echo $? > "$3/$name.rc"
+  ls -A "$tmp" | wc -l > "$3/$name.left"
+  rm -rf "$tmp"
   echo "$start $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }' > "$3/$name.time"
   exit 0
 fi
@@ -36,7 +41,12 @@ jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 command -v "$vm" >/dev/null 2>&1 || { echo "run-specs: $vm is not installed"; echo "0 passed, 1 failed"; exit 1; }
 logs=$(mktemp -d /tmp/starvideos-specs.XXXXXX) || exit 1
 trap 'rm -rf "$logs"' EXIT
+# what is in /tmp of the specs' before and after (a spec that ignores TMPDIR shows here; another run at the same
+# time can too)
+in_tmp() { ls -d /tmp/starvideos-spec.* "/tmp/starvideos-leases-$(id -u)" 2>/dev/null | sort; }
+before=$(in_tmp)
 ls -S -- "$@" | xargs -P "$jobs" -n 1 sh "$0" --one "$vm" "$logs"
+new_in_tmp=$(in_tmp | comm -13 "$(printf '%s\n' "$before" > "$logs/before"; echo "$logs/before")" - | wc -l)
 
 passed=0
 failed=0
@@ -63,5 +73,7 @@ for f in $bad; do
   echo "==== $f"
   sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" | grep -v '^[+●◼-]*$' | tail -n 80
 done
+left=$(cat "$logs"/*.left 2>/dev/null | awk '{ n += $1 } END { print n + 0 }')
+echo "temporary folders: $left left in the files' own TMPDIR (removed), $new_in_tmp new in /tmp"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -90,6 +90,7 @@ local function load_library()
   local root, why = checkout()
   if why then return nil, why end
   if root then
+    messages.command = root .. "/bin/starvideos" -- what the quit line tells a player to run
     package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
     package.cpath = root .. "/build/luajit/?.so;" .. package.cpath
   end

@@ -10,11 +10,21 @@ local messages = {}
 
 local format, tostring, type = string.format, tostring, type
 
+-- The command line as a player runs it: `starvideos` once installed (LuaRocks), the
+-- checkout's bin/starvideos when the game loaded the library from a checkout (main.lua
+-- sets it), so that the command printed works pasted.
+messages.command = "starvideos"
+
 -- The command line's way to fetch task id's video into out, as one line for a shell (what
 -- `starvideos` itself prints when stopped): `download ID PATH` once its download began, else
 -- `wait ID --out PATH`, which waits and then downloads.
 function messages.fetch_command(id, out, downloading)
-  local words = downloading and { "starvideos", "download", id, out } or { "starvideos", "wait", id, "--out", out }
+  local words = { messages.command, "wait", id }
+  if downloading then
+    words = { messages.command, "download", id, out }
+  elseif out then
+    words[4], words[5] = "--out", out
+  end
   for i, w in ipairs(words) do
     words[i] = w:match("^[%w%-_./:=@]+$") and w or "'" .. w:gsub("'", "'\\''") .. "'"
   end
@@ -54,7 +64,7 @@ local HEADLINES = {
   timeout = function(err, ctx)
     if err.id then
       return format("Task %s was not ready in time; `%s` picks it up.", err.id,
-        ctx.out and messages.fetch_command(err.id, ctx.out) or "starvideos wait " .. err.id)
+        ctx.out and messages.fetch_command(err.id, ctx.out) or messages.fetch_command(err.id))
     end
     return "The service did not answer in time."
   end,

@@ -15,7 +15,20 @@
 -- with the status STATUS names; a failed background job is logged.
 
 local starvideos = require "starvideos"
-local cjson = require "cjson.safe"
+-- The JSON of the answers keeps "/" as it is ("s3://b/k.mp4", not "s3:\/\/b\/k.mp4"), from a cjson of its
+-- own (the host's shared one left as it was): OpenResty's cjson has the switch; Debian's lua-cjson escapes
+-- every "/", and its "\/" is undone (each "/" of its output is escaped, so each "\/" is one).
+local cjson = require("cjson.safe").new()
+local encode = cjson.encode
+if cjson.encode_escape_forward_slash then
+  cjson.encode_escape_forward_slash(false)
+else
+  encode = function(v)
+    local text, err = cjson.encode(v)
+    if not text then return nil, err end
+    return (text:gsub("\\/", "/"))
+  end
+end
 
 local ngx = rawget(_G, "ngx")
 local tonumber, tostring, type, math_ceil = tonumber, tostring, type, math.ceil
@@ -39,7 +52,7 @@ M.STATUS = {
 local function reply(status, t)
   ngx.status = status
   ngx.header.content_type = "application/json"
-  ngx.say(cjson.encode(t))
+  ngx.say(encode(t))
 end
 
 -- A failure's answer: its kind's status, and what the caller needs to act.
@@ -58,7 +71,7 @@ local function params()
   local interval = a.interval and tonumber(a.interval)
   if a.interval and not (interval and interval > 0) then
     return nil, { kind = "invalid_request", field = "interval",
-      message = "interval: expected seconds between polls, got " .. cjson.encode(a.interval) }
+      message = "interval: expected seconds between polls, got " .. encode(a.interval) }
   end
   local ok, err = starvideos.validate(p)
   if not ok then return nil, err end
@@ -100,7 +113,7 @@ end
 
 -- Background jobs, in a shared dict so that every worker can report them.
 local function save(n, t)
-  ngx.shared.starvideos_jobs:set(tostring(n), cjson.encode(t))
+  ngx.shared.starvideos_jobs:set(tostring(n), encode(t))
 end
 
 local function background(premature, n, p, interval, out, journal)
@@ -148,4 +161,5 @@ function M.job()
   ngx.say(t)
 end
 
+M.encode = encode -- (spec/docs_setup_spec.lua)
 return M

@@ -79,10 +79,11 @@ end
 
 -- The batch's counts, and what it tells on_progress after each change.
 local function counter(total, on_progress)
-  local c = { created = 0, done = 0, failed = 0, total = total }
+  local c = { created = 0, done = 0, failed = 0, cancelled = 0, total = total }
   function c.tell()
     if on_progress then
-      on_progress { type = "batch", created = c.created, done = c.done, failed = c.failed, total = total }
+      on_progress { type = "batch", created = c.created, done = c.done, failed = c.failed, cancelled = c.cancelled,
+        total = total }
     end
   end
   return c
@@ -102,7 +103,13 @@ local function spec_of(i, params, path, key, opts, c)
     end,
     on_status = function(job)
       if not job.done then return end
-      if job.err then c.failed = c.failed + 1 else c.done = c.done + 1 end
+      if job.state == "cancelled" then -- (its client closed, Ctrl-C: not a failure of its task)
+        c.cancelled = c.cancelled + 1
+      elseif job.err then
+        c.failed = c.failed + 1
+      else
+        c.done = c.done + 1
+      end
       c.tell()
     end }
 end

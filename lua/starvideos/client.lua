@@ -304,10 +304,17 @@ end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })
 
+-- A client that does not count says so first, in a comment line a scrape skips.
+local NOT_COUNTING = "# starvideos: this client does not count (metrics is off): starvideos.new{metrics = true} "
+  .. "turns it on (inside nginx: declare lua_shared_dict starvideos_metrics 1m;); the counters below are those of "
+  .. "the process's clients that count\n"
+
 -- The metrics in Prometheus's text format: the process's (inside nginx, with the dict, the host's).
 function Client:metrics()
   live(self)
-  return X.need("observe", nil, "client:metrics()").text()
+  local text = X.need("observe", nil, "client:metrics()").text()
+  if self.cfg.observe and self.cfg.observe.m then return text end
+  return NOT_COUNTING .. text
 end
 
 -- Move the jobs: step(0) does what is ready; a longer step ends once a job finishes.

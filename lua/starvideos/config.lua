@@ -46,7 +46,9 @@ M.DEFAULTS = {
   lease = 30,                -- a process's lease on its tasks in a store, renewed every third
   keep_again = 60,           -- keep: a task it failed to carry is taken again after this
   max_answer = 1024 * 1024,  -- an API answer larger than this is not ours
-  max_video_bytes = 2 * 1024 * 1024 * 1024, -- bytes: a video's body without a length is refused past it
+  -- bytes: a video's body without a length is refused past it: what a video of the service can be, its longest
+  -- (15 s at 720p) at 64 Mbit/s, far past any 720p encoding's rate (120 MB), rounded up to 128 MiB (docs/downloads.md)
+  max_video_bytes = 128 * 1024 * 1024,
   samples = 200,             -- the learned samples kept per kind of task (schedule, journal, store)
   retry_for = 600,           -- seconds a webhook is retried by the process that sends it (notify.retry_for's)
   settle = 5,                -- seconds close() and keep's end wait for the webhooks in flight (the rest stays owed)

@@ -4,6 +4,7 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
+local guard = require("starvideos.interrupt").guard
 
 local setmetatable, next, pairs, ipairs, math_min, math_max = setmetatable, next, pairs, ipairs, math.min, math.max
 local now = core.now
@@ -196,7 +197,7 @@ end
 -- sent, so it begins with the pause).  The pause waits in the transport (until an
 -- exchange finishes), on the store's socket when only the store is awaited, or
 -- through a caller's `sleep` (a coroutine scheduler's), coming back often.
-function L:drive(done, arg, stop, sleep, acted)
+local function drive(self, done, arg, stop, sleep, acted)
   local polled = false
   while true do
     if acted then
@@ -226,6 +227,13 @@ function L:drive(done, arg, stop, sleep, acted)
   end
 end
 
+-- The drive, watched for Ctrl-C (interrupt.lua) unless a caller's `sleep` (a coroutine scheduler's: Lua 5.1
+-- yields across no pcall) or nginx (no SIGINT there) runs it.
+function L:drive(done, arg, stop, sleep, acted)
+  if sleep or self.own then return drive(self, done, arg, stop, sleep, acted) end
+  return guard(self, drive, self, done, arg, stop, sleep, acted)
+end
+
 local function settled(self)
   for obj in pairs(self.busy) do
     if obj.settled and not obj:settled() then return false end
@@ -238,14 +246,14 @@ function L:settle(sleep)
   if next(self.busy) then self:drive(settled, self, nil, sleep) end
 end
 
--- The unfinished jobs of one client (those made with its cfg): walked only
--- when a client closes, so that a job costs no entry in a set of its client's.
+-- The unfinished jobs of one client (those made with its cfg; nil: every client's): walked only
+-- when a client closes (or Ctrl-C stops a call), so that a job costs no entry in a set of its client's.
 function L:jobs_of(cfg)
   local seen, out = {}, {}
   local function add(obj)
     local job = obj
     while job.owner do job = job.owner end -- a request's owner is its job (or its job's upload, whose is the job)
-    if job.cfg == cfg and not job.done and not seen[job] then seen[job] = true; out[#out + 1] = job end
+    if (cfg == nil or job.cfg == cfg) and not job.done and not seen[job] then seen[job] = true; out[#out + 1] = job end
   end
   for _, e in ipairs(self.timers) do if self.due[e[2]] == e[1] then add(e[2]) end end
   for _, req in pairs(self.inflight) do add(req) end

@@ -307,8 +307,12 @@ describe("examples/love in LÖVE under Xvfb", function()
     assert.equal("polling", r.state)
     assert.is_true(r.status == "queued" or r.status == "processing", r.status)
     local id = r.task_id
-    assert.truthy(out:find("task " .. id .. " is not downloaded: fetch it with `starvideos wait " .. id
-      .. " --out q.mp4`\n", 1, true), out) -- one command, as the command line gives it
+    -- one command, as the command line gives it: the checkout's, the library loaded from it
+    local bin = out:match("task " .. id .. " is not downloaded: fetch it with `(%S+) wait " .. id:gsub("%p", "%%%0")
+      .. " %-%-out q%.mp4`\n")
+    assert.truthy(bin, out)
+    assert.equal("/bin/starvideos", bin:sub(-15))
+    assert.is_true(helper.exists((bin:sub(1, 1) == "/" and "" or dir .. "/") .. bin), bin)
   end)
 
   it("shows each error's message (the report records the message shown)", function()

@@ -154,16 +154,17 @@ describe("the ledger", function()
       task_4 = { "changed", dir .. "/task_4.mp4 has SHA-256 " .. sum .. "; " .. sha256sum(dir .. "/task_1.mp4")
         .. " was saved" },
     }, found)
-    local cli = helper.shell_quote(helper.lua) .. " " .. helper.shell_quote(helper.root .. "/bin/starvideos")
+    local invoked = helper.root .. "/bin/starvideos" -- (the commands it names start as it was invoked)
+    local cli = helper.shell_quote(helper.lua) .. " " .. helper.shell_quote(invoked)
       .. " list --journal " .. helper.shell_quote(j) .. " --check"
     local out, _, code = helper.capture(cli .. " 2>&1")
     assert.equal(1, code, out)
     assert.equal(table.concat({ "ok       task_1  " .. dir .. "/task_1.mp4",
       "missing  task_2  " .. found.task_2[2], "changed  task_3  " .. found.task_3[2],
       "changed  task_4  " .. found.task_4[2], "4 files checked: 1 as saved, 1 missing, 2 changed",
-      "to repair: run the command that saved them again, with the same ledger (the same `starvideos batch`, or "
-      .. "`starvideos generate` with the same --out): each missing or changed file is fetched again from its task, "
-      .. "creating nothing, while the service keeps the video (docs/batch.md)", "" }, "\n"), out)
+      "to repair: run the command that saved them again, with the same ledger (the same `" .. invoked .. " batch`, "
+      .. "or `" .. invoked .. " generate` with the same --out): each missing or changed file is fetched again from "
+      .. "its task, creating nothing, while the service keeps the video (docs/batch.md)", "" }, "\n"), out)
     out, _, code = helper.capture(cli .. " --json 2>&1")
     assert.equal(1, code, out)
     local lines = {}

@@ -16,6 +16,22 @@ M.SAMPLE = require("starvideos.emulator.files").video(5)
 
 local q = helper.shell_quote
 
+-- The command line as installed on the PATH (what a person who ran `luarocks install`
+-- types: `starvideos`, so each command it prints starts with `starvideos`): DIR/bin/starvideos,
+-- a copy of the launcher beside DIR/lua and DIR/build (links to the checkout's), DIR/bin
+-- first on the PATH of every run.  spec/tools/hints_spec.lua runs it from the checkout.
+local ROOT = helper.root:sub(1, 1) == "/" and helper.root or (os.getenv("PWD") .. "/" .. helper.root):gsub("/%.$", "")
+local installed
+local function install()
+  if installed and helper.exists(installed .. "/bin/starvideos") then return installed end
+  installed = helper.tmpdir()
+  assert(helper.execute("mkdir " .. q(installed .. "/bin") .. " && cp " .. q(BIN) .. " " .. q(installed .. "/bin/")
+    .. " && ln -s " .. q(ROOT .. "/lua") .. " " .. q(installed .. "/lua")
+    .. " && ln -s " .. q(ROOT .. "/build") .. " " .. q(installed .. "/build")))
+  return installed
+end
+M.ROOT, M.install = ROOT, install
+
 local function lines(text)
   local list = {}
   for l in (text or ""):gmatch("[^\n]+") do list[#list + 1] = l end
@@ -50,7 +66,8 @@ end
 -- "env -u STARVIDEOS_API_KEY -u STARVIDEOS_BASE_URL K=V ...": the caller's
 -- STARVIDEOS_* cleared, then env's variables set.
 local function env_prefix(env)
-  local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL" }
+  local parts = { "env", "-u", "STARVIDEOS_API_KEY", "-u", "STARVIDEOS_BASE_URL",
+    "PATH=" .. q(install() .. "/bin") .. ':"$PATH"' }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
   return table.concat(parts, " ")
 end
@@ -63,7 +80,7 @@ local function run(args, env, opts)
   opts = opts or {}
   local parts = { env_prefix(env) }
   parts[#parts + 1] = opts.lua or q(helper.lua) -- the VM running the specs, unless a spec picks one
-  parts[#parts + 1] = q(BIN)
+  parts[#parts + 1] = q(install() .. "/bin/starvideos")
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   return run_command(table.concat(parts, " "), opts)
 end
@@ -90,7 +107,7 @@ local function background(args, env, lua)
   local dir = helper.tmpdir()
   local parts = { env_prefix(env) }
   parts[#parts + 1] = q(lua or helper.lua)
-  parts[#parts + 1] = q(BIN)
+  parts[#parts + 1] = q(install() .. "/bin/starvideos")
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(parts, " ")
   assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")

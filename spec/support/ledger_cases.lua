@@ -406,6 +406,25 @@ M.cases = {
       assert.is_nil(ok)
       assert.matches("no pending create nosuch", why, 1, true)
     end },
+
+  { name = "a pending create adopted by hand: its task recorded created for it, no longer pending; one unknown "
+    .. "refused, naming it",
+    covers = { "adopt_pending", "pending", "tasks" },
+    records = true,
+    run = function(env, assert)
+      local l = env.open()
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "p2"))
+      assert.is_true(l:adopt_pending("p2", "t-adopted"))
+      env.settle()
+      assert.same({}, l:pending())
+      local found
+      for _, t in ipairs(l:tasks()) do if t.id == "t-adopted" then found = t end end
+      assert.truthy(found, "the adopted task is the ledger's")
+      assert.equals(PARAMS.model, found.model)
+      local ok, why = l:adopt_pending("nosuch", "t-other")
+      assert.is_nil(ok)
+      assert.matches("no pending create nosuch", why, 1, true)
+    end },
 }
 
 -- The interface's names, read from docs/architecture.md's table (first cells, each name backticked):

@@ -6,7 +6,7 @@ local shared_emulator = require "spec.support.shared_emulator"
 local cjson = require "cjson.safe"
 
 local q = helper.shell_quote
-local BIN = helper.root .. "/bin/starvideos"
+local install = require("spec.support.cli_run").install -- (the command as installed: `starvideos` on the PATH)
 local SAMPLE = require("starvideos.emulator.files").video(5)
 local KEY = "sk-batch-spec-51c0ffee"
 
@@ -17,8 +17,8 @@ describe("starvideos batch and --key", function()
 
   -- { out =, err =, code = }: bin/starvideos with args, the emulator's key and URL
   local function run(list)
-    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url), q(helper.lua),
-      q(BIN) }
+    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url),
+      "PATH=" .. q(install() .. "/bin") .. ':"$PATH"', q(helper.lua), q(install() .. "/bin/starvideos") }
     for _, a in ipairs(list) do words[#words + 1] = q(a) end
     local out, _, code = helper.capture(table.concat(words, " ") .. " </dev/null 2>" .. q(dir .. "/stderr"))
     local r = { out = out, err = helper.read_file(dir .. "/stderr") or "", code = code }
@@ -38,8 +38,8 @@ describe("starvideos batch and --key", function()
   -- A batch in the background, off a terminal: :stop(signal) sends it (none: nil) and returns what run()
   -- does once the command ended (a killed one's watcher line included).
   local function background(list)
-    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url), q(helper.lua),
-      q(BIN) }
+    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url),
+      "PATH=" .. q(install() .. "/bin") .. ':"$PATH"', q(helper.lua), q(install() .. "/bin/starvideos") }
     for _, a in ipairs(list) do words[#words + 1] = q(a) end
     local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(words, " ")
     assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/bg.out") .. " 2>" .. q(dir .. "/bg.err")
@@ -177,6 +177,15 @@ describe("starvideos batch and --key", function()
       assert.matches("3 videos: 0 created, 0 done, 0 failed\n", r.out, 1, true) -- (the first line: before any create)
       assert.matches("starvideos batch: " .. case[3] .. "; 3 created (each a paid task), 0 done, 0 failed of 3 "
         .. "videos; `starvideos batch --prompts-file", r.err, 1, true)
+      -- the last progress line says what the stop says: on stdout (Ctrl-C), or first in the kill's lines
+      local last = "3 videos: 3 created, 0 done, 0 failed"
+      if case[1] == "INT" then
+        local outs = {}
+        for l in r.out:gmatch("[^\n]+") do outs[#outs + 1] = l end
+        assert.equal(last, outs[#outs])
+      else
+        assert.matches(last .. "\nstarvideos batch: stopped by a signal; 3 created", r.err, 1, true)
+      end
     end)
   end
 
@@ -226,12 +235,13 @@ describe("starvideos batch and --key", function()
     assert.equal(requests, #emu:requests(), "the dry run sent nothing")
     local l = {}
     for line in r.out:gmatch("[^\n]+") do l[#l + 1] = line end
-    assert.matches("^none +0001%.mp4 %(line 1%) +videos +%- +task video_%S+, saved: its file is whole$", l[1])
-    assert.matches("^download +0002%.mp4 %(line 2%) +videos_fast +%- +task video_%S+, created before", l[2])
+    assert.matches("^ACTION +ENTRY +MODEL +PRICE +WHY$", l[1])
+    assert.matches("^none +0001%.mp4 %(line 1%) +videos +%- +task video_%S+, saved: its file is whole$", l[2])
+    assert.matches("^download +0002%.mp4 %(line 2%) +videos_fast +%- +task video_%S+, created before", l[3])
     assert.matches("^create +0003%.mp4 %(line 3%) +videos +0%.4 +its task video_%S+ failed before: a new paid create$",
-      l[3])
-    assert.matches("^create +0004%.mp4 %(line 4%) +videos +0%.4 +new: the ledger knows no task of its key$", l[4])
-    assert.equal("2 creates (videos 2: 0.8), cost 0.8; 1 download; 1 left as it is; nothing was sent", l[5])
+      l[4])
+    assert.matches("^create +0004%.mp4 %(line 4%) +videos +0%.4 +new: the ledger knows no task of its key$", l[5])
+    assert.equal("2 creates (videos 2: 0.8), cost 0.8; 1 download; 1 left as it is; nothing was sent", l[6])
     assert.matches("1 entry whose task failed created again", r.err, 1, true)
     r = run(batch_args(dir .. "/p.jsonl", dir .. "/v", { "--dry-run", "--json", "--skip-failed" }))
     assert.equal(0, r.code, r.err)
@@ -257,7 +267,8 @@ describe("starvideos batch and --key", function()
     local r = run { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal", journal,
       "--key", "cat", "--dry-run", "--prices", '{"videos": 0.4}' }
     assert.equal(0, r.code, r.err)
-    assert.equal("create  cat  videos  0.4  new: the ledger knows no task of its key\n1 create (videos 1: 0.4), "
+    assert.equal("ACTION  ENTRY  MODEL   PRICE  WHY\n"
+      .. "create  cat    videos  0.4    new: the ledger knows no task of its key\n1 create (videos 1: 0.4), "
       .. "cost 0.4; 0 downloads; 0 left as they are; nothing was sent\n", r.out)
     assert.same({}, emu:requests())
     r = run { "create", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal", journal, "--key",
@@ -265,12 +276,13 @@ describe("starvideos batch and --key", function()
     local id = assert(cjson.decode(r.out), r.out).id
     r = run { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal", journal,
       "--key", "cat", "--dry-run" }
-    assert.matches("^download  cat  videos  %-  task " .. id .. ", created before", r.out)
+    assert.matches("\ndownload  cat    videos  %-      task " .. id .. ", created before", r.out)
     local requests = #emu:requests()
     r = run { "resume", "--journal", journal, "--dir", dir, "--dry-run" }
     assert.equal(0, r.code, r.err)
-    assert.equal(string.format("download  %s  videos  -  task %s, unfinished: to %s/%s.mp4 (no writable out "
-      .. "recorded)\n0 creates, cost 0; 1 download; 0 left as they are; nothing was sent\n", id, id, dir, id), r.out)
+    assert.equal(string.format("ACTION    %-" .. #id .. "s  MODEL   PRICE  WHY\ndownload  %s  videos  -      task %s, "
+      .. "unfinished: to %s/%s.mp4 (no writable out recorded)\n0 creates, cost 0; 1 download; 0 left as they are; "
+      .. "nothing was sent\n", "ENTRY", id, id, dir, id), r.out)
     r = run { "keep", "--journal", journal, "--dir", dir, "--dry-run", "--json" }
     assert.equal(0, r.code, r.err)
     local doc = assert(cjson.decode(r.out), r.out)
@@ -304,8 +316,9 @@ describe("starvideos batch and --key", function()
     helper.write_file(dir .. "/p.jsonl", '{"prompt": "a cat", "duration": 10}\n')
     local r = batch(dir .. "/p.jsonl", dir .. "/v")
     assert.equal(1, r.code)
-    assert.matches("duration 5 there, 10 here): give the line its params back, or another --out-dir", r.out, 1, true)
-    assert.is_nil((r.out .. r.err):find("fresh", 1, true))
+    assert.matches("duration 5 there, 10 here): give the line its params back, another --out-dir, or --fresh", r.out,
+      1, true)
+    assert.is_nil((r.out .. r.err):find("fresh = true", 1, true)) -- (the library's words: the command line's --fresh)
     -- two batches at once on one folder: the second meets the first's create in flight
     emu:fault { method = "POST", delay = 3 }
     local proc = background(batch_args(dir .. "/p.jsonl", dir .. "/w"))

@@ -12,7 +12,27 @@ local math_huge, math_tointeger = math.huge, rawget(math, "tointeger") -- tointe
 
 local M = {}
 
-M.PROG = "starvideos"
+M.PROG = "starvideos" -- the name its messages start with
+-- The command as it was invoked, one shell word (M.invoked_as; cli.main sets it): every
+-- command a message tells a person to run starts with it, so that pasted it works.
+M.INVOKED = "starvideos"
+
+-- The command a person typed, from the launcher's arg[0] and $PATH: the bare name when
+-- the shell found it on the PATH (arg[0] then names a directory of the PATH), else arg[0]
+-- as given (`bin/starvideos` from a checkout, an absolute path).  The copy a LuaRocks
+-- wrapper runs (TREE/lib/luarocks/rocks-5.4/starvideos/VERSION/bin/starvideos) stands for
+-- the wrapper, TREE/bin/starvideos.
+function M.invoked_as(arg0, path)
+  if type(arg0) ~= "string" or arg0 == "" then return M.PROG end
+  local dir, base = arg0:match("^(.*)/([^/]+)$")
+  if not dir then return arg0 end
+  local tree = dir:match("^(.*)/lib/luarocks/rocks[^/]*/[^/]+/[^/]+/bin$")
+  if tree then dir, arg0 = tree .. "/bin", tree .. "/bin/" .. base end
+  for d in ((path or "") .. ":"):gmatch("([^:]*):") do
+    if d ~= "" and d:gsub("/+$", "") == dir then return base end
+  end
+  return arg0
+end
 
 -- ----------------------------------------------------------- usage errors
 
@@ -98,11 +118,20 @@ local FLAG = {
     text = "one prompt a line (blank and # lines skipped), or one JSON params object a line in a .jsonl file" },
   ["out-dir"] = { kind = "str", meta = "DIR",
     text = "the videos go to DIR/0001.mp4 and on (DIR is made when its parent exists)" },
+  ["skip-duplicates"] = { kind = "bool",
+    text = "leave out each entry whose request an earlier line's is (else each is a paid create of its own; the "
+      .. "run names them either way)" },
+  fresh = { kind = "bool",
+    text = "create anew even when the ledger holds this job's task, or a create of it never answered: a new paid "
+      .. "create, which the ledger's key then names (the option fresh = true)" },
   ["skip-failed"] = { kind = "bool",
     text = "leave out the entries whose task failed in an earlier run (else each is created again: a new paid "
       .. "create)" },
   forget = { kind = "str", meta = "ID",
     text = "settle the pending create ID (its answer never came): its key may create again" },
+  adopt = { kind = "str", meta = "ID",
+    text = "settle the pending create ID with TASK_ID, the task you found it made (checked at the service): its "
+      .. "key follows that task, and a rerun pays for nothing again" },
   state = { kind = "choice", meta = "STATE",
     choices = { "pending", "created", "completed", "failed", "downloaded", "abandoned" },
     text = "only the tasks in STATE: pending, created, completed, failed, downloaded or abandoned" },
@@ -156,8 +185,8 @@ M.FIELD_FLAG.extra = "--extra"
 local COMMANDS = {
   create = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "key", "tenant", "journal", "store", "create-limit", "tenant-limit", "prices", "preflight",
-      CLIENT),
+    flags = flags(REQUEST, "key", "fresh", "tenant", "journal", "store", "create-limit", "tenant-limit", "prices",
+      "preflight", CLIENT),
     summary = "create a task and print its id (the video is made asynchronously)",
     flag_text = { key = "the task's name in the ledger (--journal or --store): a rerun with the same KEY prints "
       .. "its task, creating none" },
@@ -179,7 +208,7 @@ local COMMANDS = {
   },
   generate = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "out", "key", "tenant", "interval", "timeout", "journal", "store", "create-limit",
+    flags = flags(REQUEST, "out", "key", "fresh", "tenant", "interval", "timeout", "journal", "store", "create-limit",
       "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
     flag_text = { key = "the job's name in the ledger when it has no --out (a job with --out is keyed by its file): "
@@ -187,8 +216,8 @@ local COMMANDS = {
   },
   batch = {
     args = {}, needs_key = true,
-    flags = flags("prompts-file", "out-dir", BATCH, "tenant", "journal", "store", "skip-failed", "interval", "timeout",
-      "create-limit", "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
+    flags = flags("prompts-file", "out-dir", BATCH, "tenant", "journal", "store", "skip-failed", "skip-duplicates",
+      "fresh", "interval", "timeout", "create-limit", "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
@@ -228,7 +257,8 @@ local COMMANDS = {
       timeout = "stop after S seconds (default: run until stopped)" },
   },
   pending = {
-    args = {}, flags = flags("journal", "store", "forget", CLIENT),
+    args = {}, flags = flags("journal", "store", "forget", "adopt", CLIENT),
+    flag_args = { adopt = { "TASK_ID" } }, -- (pending --adopt ID TASK_ID)
     summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal to read (with --forget: the create is settled there)",
@@ -266,7 +296,7 @@ local ORDER = { "create", "status", "wait", "download", "generate", "batch", "mo
 -- --------------------------------------------------------------- help
 
 function M.hint(cmd)
-  return string_format("Run '%s%s --help' for usage.", M.PROG, cmd and (" " .. cmd) or "")
+  return string_format("Run '%s%s --help' for usage.", M.INVOKED, cmd and (" " .. cmd) or "")
 end
 
 function M.top_usage()
@@ -282,14 +312,16 @@ function M.top_usage()
   end
   for _, l in ipairs {
     "",
-    "Run 'starvideos <command> --help' for a command's options; 'starvideos --version' for the version.",
+    string_format("Run '%s <command> --help' for a command's options; '%s --version' for the version.", M.INVOKED,
+      M.INVOKED),
     "",
     "environment:",
     "  STARVIDEOS_API_KEY   the API key (or --api-key-file PATH); never pass it as an argument",
     "  STARVIDEOS_BASE_URL  the API base URL (or --base-url URL)",
     "  STARVIDEOS_STORE     the fleet's Redis ledger and budget (or --store URL)",
     "",
-    "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters",
+    "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters, 130 interrupted",
+    "  (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL: each stop prints the command that goes on",
     "",
   } do lines[#lines + 1] = l end
   return table_concat(lines, "\n")
@@ -443,14 +475,15 @@ function M.parse(name, argv)
     end
     i = i + 1
   end
-  if #pos ~= #c.args then
-    if #c.args == 0 then
+  local want = c.args
+  for f, list in pairs(c.flag_args or {}) do if opts[f] ~= nil then want = list end end -- (a flag's own arguments)
+  if #pos ~= #want then
+    if #want == 0 then
       usage_error("takes no arguments, got %d (options start with --)", #pos)
-    elseif #pos < #c.args then
-      usage_error("missing %s", table_concat(c.args, " ", #pos + 1))
+    elseif #pos < #want then
+      usage_error("missing %s", table_concat(want, " ", #pos + 1))
     else
-      usage_error("expects %d argument%s (%s), got %d", #c.args, #c.args == 1 and "" or "s",
-        table_concat(c.args, " "), #pos)
+      usage_error("expects %d argument%s (%s), got %d", #want, #want == 1 and "" or "s", table_concat(want, " "), #pos)
     end
   end
   for _, r in ipairs(c.required or {}) do

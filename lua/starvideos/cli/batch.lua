@@ -62,7 +62,7 @@ end
 
 -- --out-dir: an existing folder (or a link to one), or made when its parent is one; or a bucket's prefix
 -- (s3://bucket[/prefix]: docs/storage.md), checked as an object URL.
-local function out_dir(dir, core)
+local function out_dir(dir, core, dry_run)
   if require("starvideos.sink").object(dir) then
     local s3, xerr = require("starvideos.extension").find("sink", "s3", "s3:// outs", "--out-dir")
     if not s3 then usage_error("--out-dir: %s", xerr.message) end
@@ -80,16 +80,18 @@ local function out_dir(dir, core)
     usage_error("--out-dir %s: its parent %s is not a directory (batch makes the last folder only)", quote(dir),
       quote(parent))
   end
+  if dry_run then return dir end -- (a plan makes nothing: the run makes the folder)
   os_execute("mkdir " .. shell_word(dir) .. " 2>/dev/null")
   if core.file_kind(dir) ~= "folder" then usage_error("--out-dir %s: cannot make this folder", quote(dir)) end
   return dir
 end
 
--- The command as given (its flags in the command's order), to run again.
+-- The command as given (its flags in the command's order), to run again; without --fresh,
+-- which would pay again for every video it made.
 local function again(opts)
-  local words = { args.PROG, "batch" }
+  local words = { args.INVOKED, "batch" }
   for _, name in ipairs(args.COMMANDS.batch.flags) do
-    local v = opts[name]
+    local v = name ~= "fresh" and opts[name] or nil
     if type(v) == "table" then
       for _, item in ipairs(v) do words[#words + 1] = "--" .. name .. " " .. shell_word(item) end
     elseif v ~= nil and v ~= true then
@@ -101,12 +103,40 @@ local function again(opts)
   return table_concat(words, " ")
 end
 
--- An entry's file name and line, as the messages name it: "0003.mp4 (line 4)".
-local function entry_name(entries, i) return string_format("%04d.mp4 (line %d)", i, entries[i].line) end
+-- An entry's file name and line, as the messages name it: "0003.mp4 (line 4)", "0004.mp4 (line 5, repeats
+-- line 2)" for an entry whose request an earlier line made already (repeats).
+local function entry_name(entries, i)
+  local e = entries[i]
+  return string_format("%04d.mp4 (line %d%s)", i, e.line, e.repeats and ", repeats line " .. e.repeats or "")
+end
+
+-- The entries whose request (their params, the flags' included) an earlier entry's is, each marked with the line
+-- it repeats: each is a paid create of its own, said on stderr first (the run's and the plan's); with
+-- --skip-duplicates left out.  The set of the indexes left out.
+local function duplicates(opts, entries)
+  local first, said, skip = {}, {}, {}
+  for i, e in ipairs(entries) do
+    local request = json.encode(e.params) -- (keys sorted: one text a request)
+    local j = first[request]
+    if j then
+      e.repeats, skip[i] = entries[j].line, true
+      said[#said + 1] = string_format("line %d repeats line %d", e.line, entries[j].line)
+    else
+      first[request] = i
+    end
+  end
+  if #said == 0 then return {} end
+  local leave = opts["skip-duplicates"]
+  output.err(string_format("%s batch: %d entr%s repeat%s an earlier line's request, %s: %s\n", args.PROG, #said,
+    #said == 1 and "y" or "ies", #said == 1 and "s" or "", leave and "left out (--skip-duplicates)"
+    or "each a paid create of its own (--skip-duplicates leaves them)", table_concat(said, ", ")))
+  return leave and skip or {}
+end
 
 -- An entry's error for a person: a key refused names the batch's way to create anew.
 local function describe(err)
-  return (output.describe(err):gsub("give another %-%-out$", "give the line its params back, or another --out-dir"))
+  return (output.describe(err):gsub("give another %-%-out, or %-%-fresh$",
+    "give the line its params back, another --out-dir, or --fresh"))
 end
 
 -- The results for a person: each entry not saved (a pending create with the
@@ -118,16 +148,20 @@ local function report(ctx, entries, results, dir, at)
     for i, r in ipairs(results) do
       list[i] = { index = i, line = entries[i].line, path = r.path, id = r.task and r.task.id or (r.err and r.err.id),
         status = r.task and r.task.status, error = r.err and output.error_object(r.err),
-        pending = r.err and r.err.pending, skipped = r.skipped }
+        pending = r.err and r.err.pending, skipped = r.skipped, repeats = entries[i].repeats }
     end
     output.print_json(list)
   end
-  local pending = {}
+  local pending, repeats = {}, 0
   for i, r in ipairs(results) do
-    if not r.path then
+    if r.repeat_of then
+      repeats = repeats + 1
+      if not ctx.json then out(string_format("%s  skipped: its request is line %d's (--skip-duplicates)\n",
+        entry_name(entries, i), r.repeat_of)) end
+    elseif not r.path then
       failed = failed + 1
       if r.err and r.err.pending then
-        pending[#pending + 1] = string_format("  %s: `%s pending %s --forget %s`", entry_name(entries, i), args.PROG,
+        pending[#pending + 1] = string_format("  %s: `%s pending %s --forget %s`", entry_name(entries, i), args.INVOKED,
           at, r.err.pending)
       elseif not ctx.json then
         out(string_format("%s  %s\n", entry_name(entries, i), r.skipped and "skipped: its task failed before"
@@ -141,8 +175,9 @@ local function report(ctx, entries, results, dir, at)
       .. " then settle each, and run the batch again to create it:\n%s\n", #pending,
       #pending == 1 and " was" or "s were", table_concat(pending, "\n")))
   end
-  out(string_format("%d video%s: %d saved in %s, %d not\n", #results, #results == 1 and "" or "s", #results - failed,
-    dir, failed))
+  out(string_format("%d video%s: %d saved in %s, %d not%s\n", #results, #results == 1 and "" or "s",
+    #results - failed - repeats, dir, failed, repeats > 0 and string_format(", %d repeat%s left out", repeats,
+    repeats == 1 and "" or "s") or ""))
   return failed > 0 and 1 or 0
 end
 
@@ -161,10 +196,24 @@ local function failed_before(opts, plan, entries)
   return opts["skip-failed"] and skip or {}
 end
 
--- The batch's counts, which an interrupt or a kill prints with the command that goes on.
-local function counts_hint(ctx, opts, ev)
+-- A plan's options (--dry-run) for an --out-dir that does not exist yet (the run makes it, a plan makes nothing):
+-- each entry keyed by its file's absolute path, as a run keys it, in place of the file (whose folder a plan
+-- would refuse); else how as it is.
+local function planned(dir, core, how)
+  if require("starvideos.sink").object(dir) or core.file_kind(dir) then return how end
+  local file, cwd = how.out, (dir:sub(1, 1) ~= "/" and (os.getenv("PWD") or ".") .. "/" or "")
+  local keyed = {}
+  for k, v in pairs(how) do keyed[k] = v end
+  keyed.out, keyed.key = nil, function(i) return cwd .. file(i) end
+  return keyed
+end
+
+-- The batch's counts, which an interrupt or a kill prints with the command that goes on (before: the progress
+-- line with those counts, when it was not printed yet: a kill prints it first).
+local function counts_hint(ctx, opts, ev, before)
   ctx.hint = string_format("%d created (each a paid task), %d done, %d failed of %d videos; `%s` goes on: it creates"
     .. " no video it created before", ev.created, ev.done, ev.failed, ev.total, again(opts))
+  ctx.before = before
   output.watch(ctx)
 end
 
@@ -173,7 +222,7 @@ function M.run(ctx, opts)
   if opts.extra then defaults.extra = require("starvideos.cli.commands").extra_of(opts.extra) end
   local entries = read_entries(opts["prompts-file"], defaults)
   local _, core = client_for.load()
-  local dir = out_dir(opts["out-dir"], core)
+  local dir = out_dir(opts["out-dir"], core, opts["dry-run"])
   if opts.store and opts.journal then usage_error("--journal and --store: give one ledger, not both") end
   local store = opts.store and client_for.store(opts)
   if not (store or opts.journal) and require("starvideos.sink").object(dir) then
@@ -186,37 +235,32 @@ function M.run(ctx, opts)
   local client = client_for.new(ctx, opts, { journal = journal, store = store })
   local paths, all, list, index = {}, {}, {}, {}
   for i = 1, #entries do paths[i], all[i] = string_format("%s/%04d.mp4", dir, i), entries[i].params end
-  local how = { interval = opts.interval, timeout = opts.timeout, tenant = opts.tenant,
+  local how = { interval = opts.interval, timeout = opts.timeout, tenant = opts.tenant, fresh = opts.fresh,
     out = function(i) return paths[index[i]] end }
-  local plan = client:plan(all, { tenant = opts.tenant, out = function(i) return paths[i] end })
-  local skip = failed_before(opts, plan, entries)
+  local plan = client:plan(all, planned(dir, core, { tenant = opts.tenant, fresh = opts.fresh,
+    out = function(i) return paths[i] end }))
+  local skip, repeated = failed_before(opts, plan, entries), duplicates(opts, entries)
+  for i in pairs(repeated) do skip[i] = true end
   for i, e in ipairs(entries) do
     if not skip[i] then index[#index + 1] = i; list[#index] = e.params end
   end
   if opts["dry-run"] then -- the run's own list and options: what it would send
-    if #list < #all then plan = client:plan(list, how) end
+    if #list < #all then plan = client:plan(list, planned(dir, core, how)) end
     return require("starvideos.cli.plan").print(plan, function(e) return entry_name(entries, index[e.index]) end,
       ctx.json)
   end
   counts_hint(ctx, opts, { created = 0, done = 0, failed = 0, total = #list })
   local d = display.for_command(ctx.json, core.isatty)
-  ctx.display = d
-  d:many_tasks()
-  d.started, d.title = core.now(), string_format("%d videos", #list)
-  d:status_line(core.now(), true)
-  local shown
-  how.on_progress = function(ev)
-    if ev.type ~= "batch" then return end
-    counts_hint(ctx, opts, ev)
-    d.title = string_format("%d videos: %d created, %d done, %d failed", ev.total, ev.created, ev.done, ev.failed)
-    d:status_line(core.now(), true)
-    local ends = ev.done + ev.failed
-    if ends ~= shown then shown = ends; d:plain(d.title) end -- off a terminal, a line per file done or failed
-  end
+  local p = require("starvideos.cli.progress").new(d, core.now(), #list, function(counts, before)
+    counts_hint(ctx, opts, counts, before)
+  end)
+  ctx.display = p -- (the command's sleep moves it: cli/client.lua)
+  p:status_line(core.now())
+  how.on_progress = function(ev) p:event(ev, core.now()) end
   local ran = client:generate_all(list, how)
-  d:finish(false)
+  p:finish(true)
   local results = {}
-  for i = 1, #entries do results[i] = { skipped = true } end
+  for i = 1, #entries do results[i] = { skipped = true, repeat_of = repeated[i] and entries[i].repeats } end
   for j, r in ipairs(ran) do results[index[j]] = r end
   return report(ctx, entries, results, dir, at)
 end

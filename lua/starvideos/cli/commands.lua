@@ -160,7 +160,7 @@ function M.create(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
   local client = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
-  local task, err = client:create(params, { key = opts.key, tenant = opts.tenant })
+  local task, err = client:create(params, { key = opts.key, fresh = opts.fresh, tenant = opts.tenant })
   if not task then return fail(ctx, err) end
   if ctx.json then print_json(task) else display.print_task(task) end
   return 0
@@ -255,13 +255,13 @@ function M.generate(ctx, opts)
   if opts["dry-run"] then
     local function given(v) return v and function() return v end end
     return print_plan(ctx, client:plan({ params }, { out = given(opts.out), key = given(opts.key),
-      tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
+      fresh = opts.fresh, tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
   end
   ctx.out = opts.out
   local d = new_display(ctx, core)
   d.started = core.now()
   d:live("creating the task...")
-  local task, err = client:generate(params, { out = opts.out, key = opts.key, tenant = opts.tenant,
+  local task, err = client:generate(params, { out = opts.out, key = opts.key, fresh = opts.fresh, tenant = opts.tenant,
     interval = opts.interval, timeout = opts.timeout,
     on_progress = function(ev)
       if type(ev) == "table" and ev.type == "status" and ev.id then
@@ -421,10 +421,42 @@ function M.list(ctx, opts)
   return 0
 end
 
+-- `pending --adopt LID TASK_ID`: the task checked at the service (it exists, of the pending create's model),
+-- then recorded for the pending create, whose key follows it from now on.
+local function adopt(ctx, opts, journal, store, id)
+  local lid = opts.adopt
+  local client = client_for.new(ctx, opts, { journal = journal, store = store })
+  local pending, lerr = client:pending()
+  if not pending then return fail(ctx, lerr) end
+  local p
+  for _, e in ipairs(pending) do if e["local"] == lid then p = e end end
+  if not p then
+    return fail(ctx, output.new_error("invalid_request", string_format("--adopt %s: no pending create of that id in "
+      .. "%s (`%s pending` with it lists them)", lid, ledger_name(opts), args.INVOKED), { field = "adopt" }))
+  end
+  local probe = client_for.new(ctx, opts, {}) -- (no ledger: a query of another task writes nothing in it)
+  local task, err = probe:query(id)
+  probe:close()
+  ctx.client = client
+  if not task then return fail(ctx, err) end
+  if p.model and task.model and p.model ~= task.model then
+    return fail(ctx, output.new_error("invalid_request", string_format("--adopt %s %s: that task is of model %s, the "
+      .. "pending create asked %s: not its task", lid, id, tostring(task.model), tostring(p.model)),
+      { field = "adopt" }))
+  end
+  local ok, aerr = client.ctx.ledger:adopt_pending(lid, task.id)
+  client:close()
+  if not ok then return fail(ctx, output.new_error("io", tostring(aerr), { field = "adopt" })) end
+  out(string_format("pending create %s adopted: task %s (%s) recorded for it%s; the same run again follows it, "
+    .. "creating nothing\n", lid, task.id, tostring(task.status), p.out and " and its file " .. p.out or ""))
+  return 0
+end
+
 -- Creates whose answer never came: each was sent, and the task may exist.
-function M.pending(ctx, opts)
+function M.pending(ctx, opts, pos)
   local journal, store = client_for.ledger(opts)
   local pending, err
+  if opts.adopt then return adopt(ctx, opts, journal, store, pos[1]) end
   if opts.forget then -- the record settled: the user decided the create made nothing worth keeping
     local ok, ferr
     if journal then
@@ -450,15 +482,16 @@ function M.pending(ctx, opts)
   if ctx.json then
     local l = json.array()
     for i, p in ipairs(pending) do
-      l[i] = { ["local"] = p["local"], model = p.model, prompt_hash = p.prompt_hash, time = p.time }
+      l[i] = { ["local"] = p["local"], model = p.model, prompt = p.prompt, prompt_hash = p.prompt_hash, time = p.time,
+        out = p.out }
     end
     print_json(l)
     return 0
   end
   if #pending == 0 then out("no pending creates in ", ledger_name(opts), "\n") end
   for _, p in ipairs(pending) do
-    out(string_format("%s  %s  %s  prompt %s\n", p["local"], os_date("!%Y-%m-%dT%H:%M:%SZ", p.time or 0),
-      tostring(p.model), tostring(p.prompt_hash)))
+    out(string_format("%s  %s  %s  %s\n", p["local"], os_date("!%Y-%m-%dT%H:%M:%SZ", p.time or 0),
+      tostring(p.model), p.prompt and ((p.prompt:gsub("%c", " "))) or "prompt " .. tostring(p.prompt_hash)))
   end
   if #pending > 0 then
     out(string_format("%d create%s sent without an answer: check your account for these tasks\n", #pending,

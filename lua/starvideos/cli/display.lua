@@ -10,6 +10,7 @@
 --     index = (wait_all/resume), path = (downloads), eta = (status: the seconds left) }
 
 local output = require "starvideos.cli.output"
+local args = require "starvideos.cli.args"
 local json = require "starvideos.cli.json"
 
 local type, ipairs, pairs, next, tostring, setmetatable = type, ipairs, pairs, next, tostring, setmetatable
@@ -206,9 +207,10 @@ function M.print_checks(list, as_json)
     out(string_format("%d file%s checked: %d as saved, %d missing, %d changed\n", count.ok + bad,
       count.ok + bad == 1 and "" or "s", count.ok, count.missing, count.changed))
     if bad > 0 then
-      out("to repair: run the command that saved them again, with the same ledger (the same `starvideos batch`, or "
-        .. "`starvideos generate` with the same --out): each missing or changed file is fetched again from its task, "
-        .. "creating nothing, while the service keeps the video (docs/batch.md)\n")
+      local cmd = args.INVOKED
+      out("to repair: run the command that saved them again, with the same ledger (the same `" .. cmd .. " batch`, "
+        .. "or `" .. cmd .. " generate` with the same --out): each missing or changed file is fetched again from its "
+        .. "task, creating nothing, while the service keeps the video (docs/batch.md)\n")
     end
   end
   return bad > 0 and 1 or 0

@@ -16,8 +16,9 @@
 
 local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
+local shell_word = require("starvideos.shell").word
 
-local tostring, xpcall = tostring, xpcall
+local type, tostring, xpcall = type, tostring, xpcall
 local os_getenv, debug_traceback = os.getenv, debug.traceback
 local out, usage_error, quote = output.out, args.usage_error, args.quote
 
@@ -90,7 +91,7 @@ end
 local function raised(ctx, e)
   if args.is_usage(e) then return e end
   local text = e.internal
-  if text:find("interrupted!", 1, true) then
+  if e.interrupted or text:find("interrupted!", 1, true) then -- (a library call's, or Lua's own)
     local id = ctx.task_id
     local next_step = id and output.next_step(ctx, id) or ctx.hint -- (a batch's hint: its command again)
     return output.new_error("interrupted", "interrupted" .. (next_step and "; " .. next_step or ""),
@@ -100,12 +101,16 @@ local function raised(ctx, e)
   return output.new_error("internal", "internal error: " .. (trace or text))
 end
 
-function M.main(argv)
+-- argv: the arguments; invoked: how the command was invoked (bin/starvideos's arg[0]),
+-- which the commands it prints for a person start with (args.invoked_as).
+function M.main(argv, invoked)
   output.set_secret(nil)
+  args.INVOKED = shell_word(args.invoked_as(invoked, os_getenv("PATH")))
   local ctx = {}
   local ok, code = xpcall(function() return dispatch(ctx, argv or {}) end, function(e)
     if args.is_usage(e) then return e end
-    return { internal = tostring(e), trace = debug_traceback(tostring(e), 2) }
+    return { internal = tostring(e), trace = debug_traceback(tostring(e), 2),
+      interrupted = type(e) == "table" and e.interrupted or nil }
   end)
   -- the command's client closed: its webhooks in flight get their few seconds (notify.lua)
   if ok and ctx.client then ctx.client:close() end

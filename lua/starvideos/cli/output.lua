@@ -29,9 +29,14 @@ function M.set_secret(value)
   if value == nil then secrets = {} else secrets[#secrets + 1] = value end
 end
 
--- every secret's every occurrence as "[redacted]" (the log's one plain-text hiding)
+-- every secret's every occurrence as "[redacted]" (the log's one plain-text hiding), and
+-- each command a message names (`starvideos pending ...`, the library's words too) as it
+-- was invoked (args.INVOKED), so that pasted it works
 local function redact(s)
   s = tostring(s)
+  if args.INVOKED ~= "starvideos" then
+    s = s:gsub("`starvideos ", function() return "`" .. args.INVOKED .. " " end)
+  end
   for i = 1, #secrets do
     local secret = secrets[i]
     if #secret >= 4 then s = hide(s, secret) end
@@ -73,7 +78,7 @@ local CARRIED = { "interval", "journal", "store", "base-url", "api-key-file", "p
 function M.again(ctx, id)
   local opts = ctx.opts or {}
   local name = ctx.name == "download" and "download" or "wait"
-  local words = { args.PROG, name, id }
+  local words = { name, id }
   if name == "download" then
     words[#words + 1] = ctx.out
   elseif ctx.out then
@@ -85,7 +90,7 @@ function M.again(ctx, id)
     if takes[f] and opts[f] ~= nil then words[#words + 1], words[#words + 2] = "--" .. f, opts[f] end
   end
   for i, w in ipairs(words) do words[i] = shell_word(tostring(w)) end
-  return table_concat(words, " ")
+  return args.INVOKED .. " " .. table_concat(words, " ")
 end
 
 -- "task ID is still running on the server: `COMMAND` picks it up again", or,
@@ -124,8 +129,8 @@ function M.watch(ctx)
     watcher = ok and w or nil
     if not watcher then return end
   end
-  local text = redact(string_format("%s%s: stopped by a signal; %s", args.PROG, ctx.name and (" " .. ctx.name) or "",
-    ctx.hint or M.next_step(ctx, id)))
+  local text = redact(string_format("%s%s%s: stopped by a signal; %s", ctx.before and ctx.before .. "\n" or "",
+    args.PROG, ctx.name and (" " .. ctx.name) or "", ctx.hint or M.next_step(ctx, id)))
   local line = "h" .. text:gsub("\\", "\\\\"):gsub("\n", "\\n") .. "\n"
   pcall(function() watcher:write(line); watcher:flush() end)
 end
@@ -203,9 +208,9 @@ function M.describe(err)
     return err.kind .. ": " .. message:gsub("^(%a+)_limit:", "--%1-limit:")
   end
   if err.kind ~= "invalid_request" or err.status then return tostring(err) end
-  if field == "out" or field == "key" then -- a key refused: the command line has no fresh = true
-    return err.kind .. ": " .. message:gsub(" %(or fresh = true%)", ""):gsub("give another (%a+), or fresh = true",
-      "give another --%1")
+  if field == "out" or field == "key" then -- a key refused: fresh = true is the command line's --fresh
+    return err.kind .. ": " .. message:gsub("%(or fresh = true%)", "(or --fresh)"):gsub(
+      "give another (%a+), or fresh = true", "give another --%1, or --fresh")
   end
   message = extra_words(field, message)
   if message:sub(1, 8) == "--extra:" then return message end

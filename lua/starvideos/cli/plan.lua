@@ -20,6 +20,7 @@ local function why(e)
   if r == "failed before" then return "its task " .. tostring(e.id) .. " failed before: a new paid create" end
   if r == "abandoned before" then return "its create was abandoned before (it made nothing)" end
   if r == "new" then return "new: the ledger knows no task of its key" end
+  if r == "fresh" then return "--fresh: a new paid create, whatever the ledger holds of its key" end
   if r == "no key" then return "no key: every run creates it" end
   if r == "no ledger" then return "no ledger: every run creates it" end
   if r == "created before" then return "task " .. tostring(e.id) .. ", created before: followed, then downloaded" end
@@ -61,12 +62,13 @@ function M.print(plan, name, as_json)
       by_model = plan.by_model, cost = plan.cost, dry_run = true }
     return 0
   end
-  local rows, width = {}, { 0, 0, 0, 0 }
-  for i, e in ipairs(plan.entries) do
+  local rows, width = { { "ACTION", "ENTRY", "MODEL", "PRICE", "WHY" } }, { 6, 5, 5, 5 } -- (a header first)
+  for _, e in ipairs(plan.entries) do
     local price = e.action ~= "create" and "-" or e.price and amount(e.price) or "unknown"
-    rows[i] = { e.action, name(e), e.model or "-", price, why(e) }
-    for k = 1, 4 do width[k] = math.max(width[k], #rows[i][k]) end
+    rows[#rows + 1] = { e.action, name(e), e.model or "-", price, why(e) }
+    for k = 1, 4 do width[k] = math.max(width[k], #rows[#rows][k]) end
   end
+  if not plan.entries[1] then rows = {} end -- (nothing to list: the totals alone)
   for _, r in ipairs(rows) do
     local cells = {}
     for k = 1, 4 do cells[k] = r[k] .. string_rep(" ", width[k] - #r[k]) end

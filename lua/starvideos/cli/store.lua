@@ -54,6 +54,19 @@ local function lines(r)
   return l
 end
 
+-- The report as the --json document (docs/cli.md#store-check): its lists as JSON arrays, and each persistence
+-- setting it could not read "unknown", as the text says.
+function M.document(report)
+  report.replicas, report.warnings = json.array(report.replicas or {}), json.array(report.warnings or {})
+  if report.sentinels then report.sentinels = json.array(report.sentinels) end
+  if report.cluster then report.cluster.primaries = json.array(report.cluster.primaries) end
+  local p = report.persistence
+  if p then
+    for _, k in ipairs { "appendonly", "appendfsync", "maxmemory_policy" } do p[k] = p[k] or "unknown" end
+  end
+  return report
+end
+
 function M.run(ctx, opts, pos)
   if pos[1] ~= "check" then
     args.usage_error("the one subcommand is check (starvideos store check URL), got %s", args.quote(pos[1]))
@@ -64,11 +77,8 @@ function M.run(ctx, opts, pos)
   local check, xerr = require("starvideos.extension").find("command", "store", "starvideos store check")
   if not check then args.usage_error("%s", xerr.message) end
   local report = check.run(pos[2], { replicas = opts.replicas })
-  report.replicas, report.warnings = json.array(report.replicas or {}), json.array(report.warnings)
-  if report.sentinels then report.sentinels = json.array(report.sentinels) end
-  if report.cluster then report.cluster.primaries = json.array(report.cluster.primaries) end
   if ctx.json then
-    output.print_json(report)
+    output.print_json(M.document(report))
   else
     out(table.concat(lines(report), "\n"), "\n")
   end

@@ -124,15 +124,19 @@ end
 function P:judge(t)
   local cfg, err = self.cfg, nil -- (each ref's field, name, info and status: what media_check reads)
   local findings = core.media_check(self.model, self.refs, cfg.min_image_side, cfg.image_side_note)
-  local strict, why = cfg.preflight == "strict", {}
+  local strict, why, file = cfg.preflight == "strict", {}, {}
   for _, ref in ipairs(self.refs) do
-    why[ref.field] = ref.why
+    why[ref.field], file[ref.field] = ref.why, ref.file
     if ref.refused and not err then
       err = new_error("invalid_request", ref.field .. ": " .. ref.refused, { field = ref.field })
     end
   end
   for _, f in ipairs(findings or {}) do
     local message = why[f.field] and string_format("%s (%s)", f.message, tostring(why[f.field])) or f.message
+    if file[f.field] then -- a local file's words: its path, not a URL
+      local named = "the file " .. tostring(file[f.field]) .. " holds"
+      message = message:gsub("the URL holds", function() return named end, 1)
+    end
     if f.definite or strict then
       err = err or new_error("invalid_request", message .. (f.definite and "" or
         '; preflight = "strict" refuses what it cannot check'), { field = f.field })

@@ -148,19 +148,24 @@ local function abandoned(self, lid)
     { lid, config.DEFAULTS.retain })
 end
 
--- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
-function R:forget_pending(lid)
+-- The store's pending create lid, or nil, why.
+local function pending_of(self, lid)
   local list, err = self:pending()
   if not list then return nil, err end
   for _, p in ipairs(list) do
-    if p["local"] == lid then
-      abandoned(self, lid)
-      local ok, ferr = self:flush()
-      return ok, ferr and leases.message(ferr)
-    end
+    if p["local"] == lid then return p end
   end
   return nil, string_format("no pending create %s in the store %s (`starvideos pending --store %s` lists them)",
     tostring(lid), self.where, self.where)
+end
+
+-- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
+function R:forget_pending(lid)
+  local p, err = pending_of(self, lid)
+  if not p then return nil, err end
+  abandoned(self, lid)
+  local ok, ferr = self:flush()
+  return ok, ferr and leases.message(ferr)
 end
 
 function R:forget(lid, id)
@@ -250,6 +255,17 @@ function R:created(task, params, lid)
 end
 
 R.create_failed, R.peek = Records.settler(record_created, abandoned), Ask.peek
+
+-- The task id the user found a pending create made (`starvideos pending --adopt`), recorded as its answer would
+-- have been, so that its key follows the task: true, or nil, why.
+function R:adopt_pending(lid, id)
+  local p, err = pending_of(self, lid)
+  if not p then return nil, err end
+  record_created(self, id, { model = p.model, prompt = p.prompt }, lid, { out = p.out, tenant = p.tenant,
+    want = { key = p.key, fp = p.fp, body = p.body } })
+  local ok, ferr = self:flush()
+  return ok, ferr and leases.message(ferr)
+end
 
 function R:status(id, status, took, within, why)
   if status == "failed" then self:let_go(id, true) end

@@ -10,6 +10,7 @@ local Download = require "starvideos.download"
 local Sink = require "starvideos.sink"
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
+local settle = require("starvideos.records.pending").settle
 local rule = require "starvideos.lease"
 
 local type, ipairs, tostring, tonumber, setmetatable, require = type, ipairs, tostring, tonumber, setmetatable, require
@@ -380,16 +381,10 @@ function L:tasks()
   return st and journal.tasks(st), err
 end
 
--- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
-function L:forget_pending(lid)
-  local list, err = self:pending()
-  if not list then return nil, err end
-  for _, p in ipairs(list) do
-    if p["local"] == lid then return append(self, { event = "abandoned", ["local"] = lid, forgot = true }, true) end
-  end
-  return nil, string_format("no pending create %s in %s (`starvideos pending --journal %s` lists them)",
-    tostring(lid), self.path, self.path)
-end
+-- A pending create settled by hand (records/pending.lua): forgotten (`starvideos pending --forget`), or the task
+-- id found for it adopted (`--adopt`): true, or nil, why.
+function L:forget_pending(lid) return settle(self, append, lid) end
+function L:adopt_pending(lid, id) return settle(self, append, lid, id) end
 
 function L:pending()
   local st, err = self:_read()

@@ -1,0 +1,117 @@
+-- starvideos.cli.progress: what a person sees of a batch while it runs (docs/cli.md#batch).
+--   * on a terminal, the live line: a bar of the entries ended, the counts, the time left (the
+--     tasks' learned estimates, as wait and generate show it) and the time spent;
+--   * off a terminal, a line "N videos: C created, D done, F failed[; about T left]" when an entry
+--     ends (the changes of one turn of the loop in one line: a rerun's files already whole make
+--     one line, not one each), when tasks were created and no line came for CHANGED s, and every
+--     EVERY s while nothing changes ($STARVIDEOS_PROGRESS_EVERY, default 30);
+--   * what a kill prints (output.watch) carries the counts of the last line, the line first
+--     when it was not printed yet: the two never disagree on what was created.
+
+local display = require "starvideos.cli.display"
+
+local setmetatable, type, pairs, tonumber = setmetatable, type, pairs, tonumber
+local string_format, string_rep, math_floor, math_max = string.format, string.rep, math.floor, math.max
+
+local M = {}
+
+M.CHANGED = 5
+
+local P = {}
+P.__index = P
+
+-- d: the command's display; hint(counts, line): what a kill says from now on (line: the progress
+-- line not printed yet, or nil).
+function M.new(d, now, total, hint)
+  local every = tonumber(os.getenv("STARVIDEOS_PROGRESS_EVERY") or "")
+  return setmetatable({ d = d, started = now, total = total, hint = hint, etas = {}, last_line = now,
+    every = every and every > 0 and every or 30, ends = 0, counts = { created = 0, done = 0, failed = 0,
+    cancelled = 0, total = total }, dirty = false, printed = false }, P)
+end
+
+-- The time left: the longest estimate of the tasks not ended, or nil.
+function P:left(now)
+  local most
+  for _, e in pairs(self.etas) do
+    local left = e.p50 - (now - e.at)
+    most = math_max(most or left, left)
+  end
+  return most and display.eta_text({ p50 = most, p90 = most }, 0)
+end
+
+function P:text(now)
+  local c = self.counts
+  local left = self:left(now)
+  return string_format("%d videos: %d created, %d done, %d failed%s%s", c.total, c.created, c.done, c.failed,
+    c.cancelled > 0 and string_format(", %d cancelled", c.cancelled) or "", left and "; " .. left or "")
+end
+
+-- One event of the batch (its jobs' and its counts').
+function P:event(ev, now)
+  if type(ev) ~= "table" then return end
+  self.now = now
+  if ev.type == "status" and ev.index then
+    local s = ev.status
+    if s == "completed" or s == "failed" then
+      self.etas[ev.index] = nil
+    elseif type(ev.eta) == "table" and type(ev.eta.p50) == "number" then
+      self.etas[ev.index] = { p50 = ev.eta.p50, at = now }
+    end
+  elseif ev.type == "batch" then
+    local c = self.counts
+    local ends = ev.done + ev.failed + (ev.cancelled or 0)
+    self.ended = self.ended or ends ~= self.ends
+    self.ends = ends
+    c.created, c.done, c.failed, c.cancelled = ev.created, ev.done, ev.failed, ev.cancelled or 0
+    self.dirty = true
+  end
+end
+
+-- A progress line off a terminal, now.
+function P:line(now)
+  self.d:plain(self:text(now))
+  self.last_line, self.ended, self.printed = now, false, true
+  self.hint(self.counts, nil)
+end
+
+-- The bar on a terminal.
+function P:draw(now)
+  local d, c = self.d, self.counts
+  local room = d:room()
+  local frac = self.total > 0 and self.ends / self.total or 1
+  local marks = room >= 60 and 20 or 8
+  local fill = math_floor(frac * marks + 0.5)
+  local head = string_format("[%s%s] %d/%d  %d created, %d done, %d failed", string_rep("#", fill),
+    string_rep(".", marks - fill), self.ends, self.total, c.created, c.done, c.failed)
+  local left = self:left(now)
+  d:live(display.fit(head, string_format("%s  %s", left and "  " .. left or "", display.clock(now - self.started)),
+    room))
+end
+
+-- A turn of the loop ended (the command's sleep, at most every 0.2 s): what changed shown.
+function P:status_line(now)
+  self.now = now
+  if self.d.tty then
+    if self.dirty then self.hint(self.counts, nil) end
+    if self.dirty or now - (self.drawn or -1) >= 0.5 then self.drawn, self.dirty = now, false; self:draw(now) end
+    return
+  end
+  local since = now - self.last_line
+  if not self.printed or self.ended or (self.dirty and since >= M.CHANGED) or since >= self.every then
+    self.dirty = false
+    return self:line(now)
+  end
+  if self.dirty then self.hint(self.counts, self:text(now)) end -- (a kill prints the line first)
+end
+
+-- The command ends (or stops: Ctrl-C): the last counts shown (off a terminal, the line when it was not
+-- printed), then the live line erased (keep: kept).
+function P:finish(keep)
+  local now = self.now or self.started
+  if not self.d.tty and (self.dirty or self.ended or not self.printed) then self:line(now) end
+  if self.d.tty and keep then self:draw(now) end -- (the bar as it ended, kept)
+  self.dirty = false
+  self.d:finish(keep)
+end
+
+return M

@@ -1,0 +1,71 @@
+-- Ctrl-C in a blocking call (docs/reference.md#ctrl-c): under the standalone `lua`, SIGINT raises
+-- the string "interrupted!" from wherever the call was (loop.lua, a callback).  The loop's drive
+-- catches it and raises instead one error (kind `timeout`, `interrupted = true`) saying how to go
+-- on, after cancelling the loop's unfinished jobs as a client's close does: each ends
+-- `cancelled` (a batch counts it so, not failed), a create already sent stays pending in the
+-- ledger, a download's recorded .part stays for the next run.
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local errors = require "starvideos.errors"
+local config = require "starvideos.config"
+local shell_word = require("starvideos.shell").word
+
+local type, ipairs, pcall, error = type, ipairs, pcall, error
+local string_format, table_concat, math_min = string.format, table.concat, math.min
+
+local M = {}
+
+-- True for what lua.c's SIGINT hook raises.
+function M.is(e) return type(e) == "string" and e:find("interrupted!", 1, true) ~= nil end
+
+-- The ledger the jobs wrote to, as the command line's flag: "--journal PATH", "--store URL"
+-- (its secrets left out), or nil.
+local function ledger_of(jobs)
+  for _, job in ipairs(jobs) do
+    local ledger, cfg = job.ledger, job.cfg
+    if type(ledger) == "table" and type(ledger.path) == "string" then return "--journal " .. shell_word(ledger.path) end
+    if cfg and cfg.store then
+      local ok, s = pcall(config.store_url, cfg.store)
+      if ok then return "--store " .. shell_word(s.where) end
+    end
+  end
+end
+
+-- How to go on after the jobs were cancelled.
+local function next_step(jobs, created)
+  local at = ledger_of(jobs)
+  if at then
+    return string_format("`starvideos resume %s` fetches every task created, or run the same call again: it"
+      .. " follows them and pays for nothing created before", at)
+  end
+  if #created == 0 then return "no task was created: run it again" end
+  local shown = {}
+  for i = 1, math_min(#created, 5) do shown[i] = created[i] end
+  return string_format("no ledger recorded the tasks, which go on at the service: `starvideos wait ID --out PATH`"
+    .. " fetches each (%s%s)", table_concat(shown, ", "), #created > 5 and ", ..." or "")
+end
+
+-- The loop's unfinished jobs cancelled, and the error the interrupted call raises.
+function M.stop(loop)
+  local jobs = loop:jobs_of(nil)
+  local created = {}
+  for _, job in ipairs(jobs) do
+    if job.id then created[#created + 1] = job.id end
+    pcall(job.cancel, job, true) -- (a job cut mid-step may fail to cancel cleanly: the others still are)
+  end
+  local single = #jobs == 1 and jobs[1] or nil
+  return errors.new_error("timeout", string_format("interrupted (Ctrl-C): %d job%s cancelled, %d with a task created"
+    .. " (paid for: it goes on at the service); %s", #jobs, #jobs == 1 and "" or "s", #created,
+    next_step(jobs, created)), { interrupted = true, id = single and single.id, task = single and single.task,
+    transient = true })
+end
+
+-- The drive (fn(...)) under the watch: an interrupt raises M.stop's error; any other error goes on as it was.
+function M.guard(loop, fn, ...)
+  local ok, e = pcall(fn, ...)
+  if ok then return end
+  if M.is(e) then error(M.stop(loop), 0) end
+  error(e, 0)
+end
+
+return M

@@ -1,0 +1,82 @@
+-- What the docs tell a newcomer about setup (issue 49), read from the pages and tried where it can be here:
+-- make test's npm ci; nginx's resolver, the host's own (the docs' awk line read against this host); the
+-- example's JSON without escaped slashes; a traces receiver and nginx's env line; LÖVE's page; an S3 server
+-- to try s3:// with; and the fast tier's temporary folders kept out of /tmp.
+
+local helper = require "spec.helper"
+
+local function page(p) return assert(helper.read_file(helper.root .. "/" .. p), p) end
+
+describe("setup, as the docs tell it", function()
+  it("README and install.md say make test runs npm ci of spec/npm's test-only packages", function()
+    assert.matches("`npm ci` of spec/npm's test-only packages", page("README.md"), 1, true)
+    local install = page("docs/install.md")
+    assert.matches("`npm ci` of the test-only packages of `spec/npm/package.json`", install, 1, true)
+    assert.matches("npm ci", page("mk/npm.mk"), 1, true) -- (what make test does, as said)
+  end)
+
+  it("openresty.md and the example's nginx.conf use the host's own resolver, and say how to find it", function()
+    for _, p in ipairs { "docs/openresty.md", "examples/openresty/nginx.conf" } do
+      local text = page(p)
+      assert.is_nil(text:find("resolver 1%.1%.1%.1"), p)
+      assert.is_nil(text:find("resolver [%d%.%s]*8%.8%.8%.8"), p)
+      assert.matches("awk '/^nameserver/", text:gsub("\n%s*#?%s*", " "), 1, true)
+    end
+    -- the docs' line, on this host: the first nameserver of /etc/resolv.conf
+    local out = helper.capture("awk '/^nameserver/ { print $2; exit }' /etc/resolv.conf")
+    local want = (helper.read_file("/etc/resolv.conf") or ""):match("\nnameserver%s+(%S+)")
+      or (helper.read_file("/etc/resolv.conf") or ""):match("^nameserver%s+(%S+)")
+    assert.equals(want and want .. "\n" or "", out)
+  end)
+
+  it("examples/openresty answers with JSON that keeps slashes as they are, the host's cjson left as it was", function()
+    local saved = package.path
+    package.path = helper.root .. "/examples/openresty/?.lua;" .. package.path
+    local handler = require "handler"
+    package.path = saved
+    assert.equals('{"path":"s3://b/k.mp4"}', handler.encode { path = "s3://b/k.mp4" })
+    local tricky = { a = "back\\slash/then\\/both" }
+    assert.same(tricky, require("cjson.safe").decode(handler.encode(tricky)))
+    assert.equals('{"path":"s3:\\/\\/b\\/k.mp4"}', require("cjson.safe").encode { path = "s3://b/k.mp4" },
+      "the shared cjson left as it was")
+  end)
+
+  it("observability.md names a receiver to try traces with, and nginx's env lines", function()
+    local text = page("docs/observability.md"):gsub("\n", " ")
+    assert.matches("jaegertracing/all-in-one", text, 1, true)
+    assert.matches("`env OTEL_SERVICE_NAME;`", text, 1, true)
+    assert.matches("`env OTEL_EXPORTER_OTLP_ENDPOINT;`", text, 1, true)
+  end)
+
+  it("examples/love/README.md: a display (xvfb-run), the window stays open, LÖVE plays no MP4", function()
+    local text = page("examples/love/README.md"):gsub("\n%s*", " ")
+    assert.matches("xvfb-run -a love examples/love", text, 1, true)
+    assert.matches("The window stays open once the video is saved", text, 1, true)
+    assert.matches("LÖVE cannot play the MP4 it saved", text, 1, true)
+  end)
+
+  it("storage.md names s3rver to try s3:// locally, with the key it takes", function()
+    local text = page("docs/storage.md"):gsub("\n", " ")
+    assert.matches("s3rver -d /tmp/s3 -a 127.0.0.1 -p 4568 --configure-bucket videos", text, 1, true)
+    assert.matches("AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER", text, 1, true)
+    assert.matches('"s3rver"', page("spec/npm/package.json"), 1, true) -- (the server the specs use)
+  end)
+
+  it("the fast tier's temporary folders go under each file's own TMPDIR, removed after it", function()
+    local dir = helper.tmpdir()
+    local root = os.getenv("TMPDIR") or "/tmp"
+    assert.equals(root, dir:match("^(.*)/starvideos%-spec%.%w+$"))
+    -- tools/run-specs.sh gives each file its TMPDIR and counts what it left
+    local script = page("tools/run-specs.sh")
+    assert.matches('TMPDIR="$tmp" "$2" /usr/bin/busted', script, 1, true)
+    assert.matches('rm -rf "$tmp"', script, 1, true)
+    local box = helper.tmpdir()
+    helper.write_file(box .. "/one_spec.lua", 'local h = require "spec.helper"\n'
+      .. 'describe("x", function() it("leaves a folder", function() h.tmpdir() end) end)\n')
+    local out = helper.capture("cd " .. helper.shell_quote(helper.root) .. " && JOBS=1 sh tools/run-specs.sh "
+      .. helper.shell_quote(helper.lua) .. " " .. helper.shell_quote(box .. "/one_spec.lua") .. " 2>&1")
+    assert.matches("temporary folders: 1 left in the files' own TMPDIR (removed), ", out, 1, true)
+    assert.matches("1 passed, 0 failed", out, 1, true)
+    helper.cleanup()
+  end)
+end)

@@ -1,0 +1,104 @@
+-- Ctrl-C in a Lua script (issue 49): a blocking call raises one error, kind timeout with
+-- interrupted = true, saying how to go on (resume --journal when journalled, the task ids and
+-- `starvideos wait` without a ledger), not lua's raw "interrupted!" traceback from loop.lua;
+-- the batch's jobs end cancelled (on_progress counts them so, not failed); nothing is paid again.
+
+local helper = require "spec.helper"
+local C = require "spec.support.cli_run"
+
+local q = helper.shell_quote
+
+-- A script run by the specs' VM (stdout and stderr apart) in the background: its pid and
+-- :stop(), which sends SIGINT and returns { out =, err =, code = } once it ended.
+local function script(dir, src, emu)
+  local path = dir .. "/script.lua"
+  helper.write_file(path, src)
+  local env = "LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+    .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " STARVIDEOS_API_KEY=" .. q(emu.key)
+    .. " STARVIDEOS_BASE_URL=" .. q(emu.url)
+  local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec env " .. env .. " " .. q(helper.lua) .. " " .. q(path)
+  assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
+    .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
+  C.until_true(function() return (helper.read_file(dir .. "/pid") or ""):match("%d+\n") end)
+  local pid = helper.read_file(dir .. "/pid"):match("%d+")
+  return {
+    stop = function()
+      os.execute("kill -INT " .. pid)
+      C.until_true(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end)
+      return { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/out"),
+        err = helper.read_file(dir .. "/err") }
+    end,
+  }
+end
+
+local BATCH = [[
+local starvideos = require "starvideos"
+local client = starvideos.new { journal = %q }
+local list = {}
+for i = 1, 4 do list[i] = { model = "videos", prompt = "an interrupted cat " .. i, duration = 5 } end
+local results = client:generate_all(list, { out = %q, interval = 0.1, on_progress = function(ev)
+  if ev.type == "batch" then
+    io.stdout:write(string.format("batch %%d %%d %%d %%d %%d\n", ev.created, ev.done, ev.failed, ev.cancelled or -1,
+      ev.total))
+    io.stdout:flush()
+  end
+end })
+for i, r in ipairs(results) do io.stdout:write("saved ", i, " ", tostring(r.path), "\n") end
+]]
+
+describe("Ctrl-C in a Lua script", function()
+  local emu
+  local env = C.session(function(e) emu = e end)
+
+  it("generate_all with a journal: one error naming `starvideos resume --journal`, jobs cancelled, not failed; "
+    .. "the resume it names pays for nothing again", function()
+    emu:config { queued = 2 }
+    local dir = helper.tmpdir()
+    local journal = dir .. "/j.jsonl"
+    local before = emu:creates()
+    local proc = script(dir, BATCH:format(journal, dir .. "/%04d.mp4"), emu)
+    C.until_true(function() return (helper.read_file(dir .. "/out") or ""):find("batch 4 0 0 0 4", 1, true) end)
+    local r = proc:stop()
+    emu:config { queued = 0.2 }
+    assert.equals(1, r.code, r.err)
+    assert.equals(before + 4, emu:creates())
+    local errs = C.lines(r.err)
+    assert.matches("interrupted (Ctrl-C): 4 jobs cancelled, 4 with a task created", errs[1], 1, true)
+    assert.is_nil(r.err:find("interrupted!", 1, true), r.err)
+    assert.is_nil(r.err:find("loop.lua", 1, true), r.err)
+    local cmd = assert(r.err:match("`(starvideos resume %-%-journal [^`]+)`"), r.err)
+    -- on_progress: the last count says 4 cancelled, none failed
+    local outs = C.lines(r.out)
+    assert.equals("batch 4 0 0 4 4", outs[#outs])
+    assert.is_nil(r.out:find("saved", 1, true))
+    local pasted = C.run_printed(cmd .. " --dir " .. q(dir) .. " --interval 0.1", env())
+    assert.equals(0, pasted.code, pasted.err)
+    assert.equals(before + 4, emu:creates())
+    for i = 1, 4 do assert.equals(C.SAMPLE, helper.read_file(string.format("%s/%04d.mp4", dir, i))) end
+  end)
+
+  it("generate without a ledger, caught by pcall: the error (kind timeout, interrupted) names its task and "
+    .. "`starvideos wait`; the call does not go on", function()
+    emu:config { queued = 2 }
+    local dir = helper.tmpdir()
+    local proc = script(dir, [[
+local starvideos = require "starvideos"
+local client = starvideos.new {}
+local ok, err = pcall(client.generate, client, { model = "videos", prompt = "a caught cat", duration = 5 },
+  { interval = 0.1, on_progress = function(ev)
+    if ev.type == "status" and ev.id then io.stdout:write("created ", ev.id, "\n"); io.stdout:flush() end
+  end })
+io.stdout:write(tostring(ok), " ", tostring(err.kind), " ", tostring(err.interrupted), " ", tostring(err.id), "\n")
+io.stdout:write(tostring(err), "\n")
+]], emu)
+    C.until_true(function() return (helper.read_file(dir .. "/out") or ""):find("created ", 1, true) end)
+    local r = proc:stop()
+    emu:config { queued = 0.2 }
+    assert.equals(0, r.code, r.err)
+    local id = assert(r.out:match("created (%S+)"))
+    assert.matches("false timeout true " .. id, r.out, 1, true)
+    assert.matches("1 job cancelled, 1 with a task created (paid for: it goes on at the service); no ledger "
+      .. "recorded the tasks, which go on at the service: `starvideos wait ID --out PATH` fetches each (" .. id .. ")",
+      r.out, 1, true)
+  end)
+end)
