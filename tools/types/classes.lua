@@ -140,7 +140,8 @@ C.EVENTS = {
     { "status?", "integer", "the receiver's HTTP status" }, { "reason?", "string", "why" } } },
   { "batch", "generate_all's on_progress: after every change", fields = {
     { "created", "integer", "entries with a task" }, { "done", "integer", "entries completed" },
-    { "failed", "integer", "entries that failed" }, { "total", "integer", "entries" } } },
+    { "failed", "integer", "entries that failed" },
+    { "cancelled", "integer", "entries cancelled (Ctrl-C, close)" }, { "total", "integer", "entries" } } },
 }
 
 return C
