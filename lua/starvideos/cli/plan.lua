@@ -55,7 +55,7 @@ function M.print(plan, name, as_json)
     for i, e in ipairs(plan.entries) do
       list[i] = { index = e.index, name = name(e), action = e.action, reason = e.reason, model = e.model,
         price = e.price, id = e.id, out = e.out, key = e.key, ["local"] = e["local"], saved_to = e.saved_to,
-        error = e.err and output.error_object(e.err) }
+        error = e.err and output.error_object(e.err), warnings = e.warnings and json.array(e.warnings) }
     end
     output.print_json { entries = list, creates = plan.creates, downloads = plan.downloads,
       by_model = plan.by_model, cost = plan.cost, dry_run = true }
@@ -64,7 +64,7 @@ function M.print(plan, name, as_json)
   local rows, width = {}, { 0, 0, 0, 0 }
   for i, e in ipairs(plan.entries) do
     local price = e.action ~= "create" and "-" or e.price and amount(e.price) or "unknown"
-    rows[i] = { e.action, name(e), e.model or "-", price, why(e) }
+    rows[i] = { e.action, name(e), e.model or "-", price, why(e), warnings = e.warnings }
     for k = 1, 4 do width[k] = math.max(width[k], #rows[i][k]) end
   end
   for _, r in ipairs(rows) do
@@ -72,6 +72,7 @@ function M.print(plan, name, as_json)
     for k = 1, 4 do cells[k] = r[k] .. string_rep(" ", width[k] - #r[k]) end
     cells[5] = r[5]
     out(table_concat(cells, "  "), "\n")
+    for _, w in ipairs(r.warnings or {}) do out("  warning: ", w.message, "\n") end -- (what the service will ignore)
   end
   out(totals(plan), "\n")
   return 0
