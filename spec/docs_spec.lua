@@ -138,6 +138,28 @@ describe("every function of the module and every method of a client", function()
   end)
 end)
 
+describe("docs/reference.md's Warnings table", function()
+  it("has a row for each field a model ignores (starvideos.models[m].ignored), and no other", function()
+    local sec = assert(section(REFERENCE, "## Warnings"))
+    local want, got = {}, {}
+    for name, m in pairs(starvideos.models) do
+      for i = 1, math.huge do
+        local ig = m.ignored[i]
+        if not ig then break end
+        want[#want + 1] = name .. " " .. ig.field .. " " .. ig.when
+      end
+    end
+    for line in sec:gmatch("[^\n]+") do
+      local models, field, when = line:match("^| ([^|]-) | `([%w_]+)` | `([%w_]+)` |")
+      for name in (models or ""):gmatch("`([%w_]+)`") do got[#got + 1] = name .. " " .. field .. " " .. when end
+    end
+    table.sort(want)
+    table.sort(got)
+    assert.is_true(#want >= 10)
+    assert.same(want, got)
+  end)
+end)
+
 describe("README.md", function()
   it("has at most 250 lines", function()
     local n = select(2, README:gsub("\n", "\n"))

@@ -14,15 +14,33 @@ static const char *const ratios_videos[] = { "21:9", "16:9", "4:3", "1:1", "3:4"
 static const char *const ratios_three[] = { "16:9", "9:16", "1:1", NULL };
 static const char *const res_720[] = { "720p", NULL };
 
+/* What the service ignores (field, when given beside, why: the documents' words).  O3's page
+   (api/000, duration and ratio): "When using referenceVideos ... this field is ignored"; the
+   Videos pages (api/001, 003, 004): the legacy alias beside its field "with the same value,
+   first_image/last_image take precedence" (different values are a conflict, refused). */
+static const sv_ignored ignored_o3[] = {
+  { "duration", "referenceVideos", "the output duration is determined by the reference video" },
+  { "ratio", "referenceVideos", "the aspect ratio follows the reference video's dimensions" },
+  { NULL, NULL, NULL }
+};
+static const sv_ignored ignored_legacy[] = {
+  { "image", "first_image", "the same URL; first_image takes precedence over its legacy alias" },
+  { "lastFrameImage", "last_image", "the same URL; last_image takes precedence over its legacy alias" },
+  { NULL, NULL, NULL }
+};
+
 /* name, endpoint, duration (required, min, max, default), ratios, default ratio,
    resolutions, prompt max chars, images, images with a video, videos, audios, legacy,
-   the seconds of a lone reference video (min, max) */
+   the seconds of a lone reference video (min, max), what it ignores */
 const sv_model sv_models[] = {
-  { "starvideos_o3", "/v1/starvideos/videos", 0, 3, 15, 3, ratios_o3, "9:16", NULL, 0, 7, 4, 1, 0, 0, 3, 10 },
-  { "videos", "/v1/videos/videos", 1, 4, 15, 0, ratios_videos, "16:9", res_720, 0, 9, 9, 3, 3, 1, 0, 0 },
-  { "videos_fast", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 1500, 4, 4, 3, 0, 1, 0, 0 },
-  { "videos_stable", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 5000, 4, 4, 3, 1, 1, 0, 0 },
-  { "videos_stable_fast", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 5000, 4, 4, 3, 1, 1, 0, 0 },
+  { "starvideos_o3", "/v1/starvideos/videos", 0, 3, 15, 3, ratios_o3, "9:16", NULL, 0, 7, 4, 1, 0, 0, 3, 10, ignored_o3 },
+  { "videos", "/v1/videos/videos", 1, 4, 15, 0, ratios_videos, "16:9", res_720, 0, 9, 9, 3, 3, 1, 0, 0, ignored_legacy },
+  { "videos_fast", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 1500, 4, 4, 3, 0, 1, 0, 0,
+    ignored_legacy },
+  { "videos_stable", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 5000, 4, 4, 3, 1, 1, 0, 0,
+    ignored_legacy },
+  { "videos_stable_fast", "/v1/videos/videos", 1, 4, 15, 0, ratios_three, "16:9", res_720, 5000, 4, 4, 3, 1, 1, 0, 0,
+    ignored_legacy },
 };
 const size_t sv_model_count = sizeof sv_models / sizeof sv_models[0];
 
@@ -402,6 +420,23 @@ static const sv_model *model_of(const view *w, sv_error *err) {
   return NULL;
 }
 
+/* One sv_warning into *out for each of the row's ignored fields given beside its `when`
+   (a valid request's view w). */
+static void warnings_of(const sv_model *m, const view *w, sv_buf *out) {
+  const sv_ignored *ig;
+  for (ig = m->ignored; ig && ig->field; ig++) {
+    int f = word_index(sv_field_names, ig->field, strlen(ig->field));
+    int when = word_index(sv_field_names, ig->when, strlen(ig->when));
+    sv_warning wn;
+    if (f < 0 || when < 0 || !w->v[f] || !w->v[when]) continue;
+    memset(&wn, 0, sizeof wn);
+    snprintf(wn.field, sizeof wn.field, "%s", ig->field);
+    snprintf(wn.because, sizeof wn.because, "%s", ig->when);
+    snprintf(wn.message, sizeof wn.message, "%s: ignored by %s beside %s (%s)", ig->field, m->name, ig->when, ig->why);
+    sv_buf_add(out, &wn, sizeof wn);
+  }
+}
+
 /* Validation proper.  w gets the values checked, which are the values the builder
    sends: one source for both, so that nothing unchecked can reach a body. */
 static int validate(const sv_params *p, const sv_model **model, view *w, sv_error *err) {
@@ -436,6 +471,16 @@ static int validate(const sv_params *p, const sv_model **model, view *w, sv_erro
 int sv_validate(const sv_params *p, const sv_model **model, sv_error *err) {
   view w;
   return validate(p, model, &w, err);
+}
+
+int sv_validate_warn(const sv_params *p, const sv_model **model, sv_buf *warnings, sv_error *err) {
+  view w;
+  const sv_model *m;
+  if (validate(p, &m, &w, err)) return -1;
+  if (warnings) warnings_of(m, &w, warnings);
+  if (warnings && warnings->oom) return sv_error_set(err, SV_E_IO, NULL, "out of memory listing the warnings");
+  if (model) *model = m;
+  return 0;
 }
 
 /* ------------------------------------------------------------ building */

@@ -117,6 +117,12 @@ typedef struct sv_params {
 
 /* ------------------------------------------------------ capability table */
 
+/* What a model's documents say its service ignores: `field` when `when` is given too
+   (both names of sv_field_names), `why` in the documents' words. */
+typedef struct sv_ignored {
+  const char *field, *when, *why;
+} sv_ignored;
+
 typedef struct sv_model {
   const char *name;
   const char *endpoint;
@@ -128,6 +134,7 @@ typedef struct sv_model {
   int max_images, max_images_with_video, max_videos, max_audios;
   int legacy_aliases; /* image / lastFrameImage accepted */
   int video_min, video_max; /* seconds of its one reference video; 0: the shared limits alone */
+  const sv_ignored *ignored; /* ended by a row of NULLs; NULL: it ignores nothing it is given */
 } sv_model;
 
 SV_API const sv_model sv_models[];
@@ -137,6 +144,15 @@ SV_API const char *const sv_field_names[]; /* NULL-terminated, every field any m
 /* Check params against the model's row.  0 when valid (and *model set), -1 with
    err (kind SV_E_INVALID, field naming the culprit) otherwise. */
 SV_API int sv_validate(const sv_params *p, const sv_model **model, sv_error *err);
+
+/* A valid request's field that the service will ignore (the row's `ignored`). */
+typedef struct sv_warning {
+  char field[32], because[32]; /* the field ignored; the one given beside it */
+  char message[320];
+} sv_warning;
+/* sv_validate, and when valid one sv_warning appended to *warnings (when not NULL)
+   for each field the service will ignore. */
+SV_API int sv_validate_warn(const sv_params *p, const sv_model **model, sv_buf *warnings, sv_error *err);
 
 /* Validate, then write the JSON body and give the endpoint path.  A local file
    (SV_V_FILE, with p->files) is written as {"file": path}: that body is the

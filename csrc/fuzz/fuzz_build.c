@@ -159,6 +159,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(&body, 0, sizeof body);
   v2 = sv_build_create(&p, &body, &path, &e2);
   PROPERTY(v1 == v2, "validation and building agree");
+  {
+    sv_buf warns = {0};
+    const sv_warning *w;
+    size_t k;
+    sv_error e3;
+    PROPERTY(sv_validate_warn(&p, NULL, &warns, &e3) == v1 || warns.oom, "validation with warnings agrees");
+    PROPERTY(v1 == 0 || warns.len == 0, "an invalid request has no warnings");
+    for (w = (const sv_warning *)(void *)warns.data, k = 0; k < warns.len / sizeof *w; k++)
+      PROPERTY(strncmp(w[k].message, w[k].field, strlen(w[k].field)) == 0, "a warning's message names its field");
+    sv_buf_free(&warns);
+  }
   if (v2 == 0) {
     char why[160];
     keys_seen ks = { 0, NULL };

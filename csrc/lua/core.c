@@ -157,16 +157,38 @@ static int to_params(lua_State *L, sv_params *p, sv_error *err) {
 
 /* ------------------------------------------------------------ module */
 
-/* validate(params [, extra_json [, urls_only]]) -> true | nil, err */
+/* The sv_warnings of p pushed as a list of { field =, because =, message = } (empty when the
+   service takes all it is asked): 0, or -1 with err (p invalid, or no memory). */
+static int push_warnings(lua_State *L, const sv_params *p, sv_error *err) {
+  sv_buf out = {0};
+  const sv_warning *w;
+  size_t i, n;
+  if (sv_validate_warn(p, NULL, &out, err)) { sv_buf_free(&out); return -1; }
+  w = (const sv_warning *)(void *)out.data;
+  n = out.len / sizeof *w;
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    lua_createtable(L, 0, 3);
+    lsv_set_cstr(L, "field", w[i].field);
+    lsv_set_cstr(L, "because", w[i].because);
+    lsv_set_cstr(L, "message", w[i].message);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  sv_buf_free(&out);
+  return 0;
+}
+
+/* validate(params [, extra_json [, urls_only]]) -> true, warnings | nil, err */
 static int l_validate(lua_State *L) {
   sv_params p;
   sv_error err;
-  if (to_params(L, &p, &err) || sv_validate(&p, NULL, &err)) return lsv_fail(L, &err);
+  if (to_params(L, &p, &err)) return lsv_fail(L, &err);
   lua_pushboolean(L, 1);
-  return 1;
+  if (push_warnings(L, &p, &err)) return lsv_fail(L, &err);
+  return 2;
 }
 
-/* build_create(params [, extra_json [, urls_only]]) -> path, body | nil, err */
+/* build_create(params [, extra_json [, urls_only]]) -> path, body, warnings | nil, err */
 static int l_build_create(lua_State *L) {
   sv_params p;
   sv_error err;
@@ -177,7 +199,8 @@ static int l_build_create(lua_State *L) {
   lua_pushstring(L, path);
   lua_pushlstring(L, sv_buf_cstr(&body), body.len);
   sv_buf_free(&body);
-  return 2;
+  if (push_warnings(L, &p, &err)) return lsv_fail(L, &err);
+  return 3;
 }
 
 /* result_path(id) -> path | nil, err */
@@ -402,6 +425,19 @@ static void push_list(lua_State *L, const char *const *words) {
   }
 }
 
+/* A row's ignored fields: { {field =, when =, why =}, ... } */
+static void push_ignored(lua_State *L, const sv_ignored *ig) {
+  int i;
+  lua_newtable(L);
+  for (i = 0; ig && ig[i].field; i++) {
+    lua_createtable(L, 0, 3);
+    lsv_set_cstr(L, "field", ig[i].field);
+    lsv_set_cstr(L, "when", ig[i].when);
+    lsv_set_cstr(L, "why", ig[i].why);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
 static void push_models(lua_State *L) {
   size_t i;
   lua_createtable(L, 0, (int)sv_model_count);
@@ -425,6 +461,7 @@ static void push_models(lua_State *L) {
     lsv_set_int(L, "max_videos", m->max_videos);
     lsv_set_int(L, "max_audios", m->max_audios);
     lua_pushboolean(L, m->legacy_aliases); lua_setfield(L, -2, "legacy_aliases");
+    push_ignored(L, m->ignored); lua_setfield(L, -2, "ignored");
     lua_setfield(L, -2, m->name);
   }
 }

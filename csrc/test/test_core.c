@@ -1908,11 +1908,74 @@ static void local_files(void) {
   }
 }
 
+/* fields validated with sv_validate_warn: the warnings' fields, "field<because" joined by
+   spaces, into got ("" when none; "error" when refused) */
+static void warned(const sv_field *f, size_t n, char *got, size_t size) {
+  sv_params p;
+  sv_error err;
+  sv_buf out = {0};
+  const sv_warning *w;
+  size_t i, used = 0;
+  memset(&p, 0, sizeof p);
+  p.fields = f;
+  p.n = n;
+  got[0] = '\0';
+  if (sv_validate_warn(&p, NULL, &out, &err)) { snprintf(got, size, "error"); sv_buf_free(&out); return; }
+  w = (const sv_warning *)(void *)out.data;
+  for (i = 0; i < out.len / sizeof *w && used < size; i++)
+    used += (size_t)snprintf(got + used, size - used, "%s%s<%s", i ? " " : "", w[i].field, w[i].because);
+  sv_buf_free(&out);
+}
+
+/* What the service ignores (api/000: duration and ratio beside referenceVideos on O3; api/001, 004:
+   a legacy alias beside its field with the same value), from the rows, and nothing else. */
+static void warnings(void) {
+  char got[256];
+  sv_value vid[1] = { S("https://example.com/v.mp4") }, img[1] = { S("https://example.com/a.png") };
+  sv_field o3[] = { F("model", S("starvideos_o3")), F("prompt", S("a cat")), F("duration", N(5)), F("ratio", S("1:1")),
+                    F("referenceVideos", L(vid, 1)), F("referenceImages", L(img, 1)) };
+  sv_field legacy[] = { F("model", S("videos_fast")), F("prompt", S("a cat")), F("duration", N(5)),
+                        F("first_image", S("https://example.com/a.png")), F("image", S("https://example.com/a.png")),
+                        F("last_image", S("https://example.com/b.png")),
+                        F("lastFrameImage", S("https://example.com/b.png")) };
+  sv_params p;
+  sv_error err;
+  sv_buf out = {0};
+  warned(o3, 6, got, sizeof got);
+  ok(strcmp(got, "duration<referenceVideos ratio<referenceVideos") == 0, "O3 ignores duration and ratio beside a video", got);
+  warned(o3, 4, got, sizeof got);
+  ok(strcmp(got, "") == 0, "O3 takes duration and ratio without a video", got);
+  o3[4] = F("prompt", S("a cat")); /* (the video gone: named twice is refused) */
+  warned(o3, 5, got, sizeof got);
+  ok(strcmp(got, "error") == 0, "an invalid request has no warnings, its error", got);
+  warned(legacy, 7, got, sizeof got);
+  ok(strcmp(got, "image<first_image lastFrameImage<last_image") == 0, "a legacy alias beside its field is ignored", got);
+  warned(legacy, 5, got, sizeof got);
+  ok(strcmp(got, "error") == 0, "first_image and image without last_image are refused", got);
+  legacy[4] = F("last_image", S("https://example.com/b.png"));
+  warned(legacy, 5, got, sizeof got);
+  ok(strcmp(got, "") == 0, "first_image and last_image alone: nothing ignored", got);
+  legacy[3] = F("image", S("https://example.com/a.png"));
+  warned(legacy, 5, got, sizeof got);
+  ok(strcmp(got, "") == 0, "the legacy image alone is taken (as first_image)", got);
+  memset(&p, 0, sizeof p);
+  p.fields = o3;
+  p.n = 4;
+  o3[3] = F("referenceVideos", L(vid, 1));
+  ok(sv_validate_warn(&p, NULL, &out, &err) == 0 && out.len == sizeof(sv_warning) &&
+     strcmp(((const sv_warning *)(void *)out.data)->message, "duration: ignored by starvideos_o3 beside referenceVideos "
+            "(the output duration is determined by the reference video)") == 0, "a warning's message says why",
+     out.len ? ((const sv_warning *)(void *)out.data)->message : err.message);
+  sv_buf_free(&out);
+  ok(sv_validate_warn(&p, NULL, NULL, &err) == 0, "sv_validate_warn takes no list", err.message);
+}
+
 int main(void) {
   local_files();
   file_leases();
   journal_writer();
   validator();
+  warnings();
   building();
   answers();
   duplicate_fields();

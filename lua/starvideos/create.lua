@@ -55,13 +55,14 @@ function C.build(job, goal, spec)
   local params, cfg = spec.params, job.cfg
   local text, err = C.extra_json(params)
   if err then return nil, err end
-  local path, body = core.build_create(params, text)
+  local path, body, warnings = core.build_create(params, text)
   if not path then return nil, body end
   if not cfg.api_key_set and goal ~= "checked" then return nil, new_error("auth", errors.NO_KEY) end
   local ok, why = true, nil
   if spec.out then ok, why = job.sink.check_out(spec.out, cfg) end -- (found before the task is paid for)
   if not ok then return nil, why end
   job.state, job.create_path, job.create_body = "creating", path, body
+  job.warnings = warnings -- what the service will ignore (the core's, from the models' table): told before paying
   local refs, files = C.references(params) -- (local files: checked, then uploaded: cfg.on_media, the s3 sink's)
   if files > 0 then
     local _, xerr = X.find("sink", "s3", "local files as references", local_field(refs))
@@ -167,6 +168,10 @@ function C.due(job, t)
     return job.loop:at(job.loop:await_store(job, t), job)
   end
   if not ok then return job:finish(err) end
+  if not job.warned then -- what the service will ignore, said once before the create is sent (not again on a retry)
+    job.warned = true
+    for _, w in ipairs(job.warnings) do job:emit("warning", w) end
+  end
   return job:send(t, { op = "create", url = job.cfg.base_url .. job.create_path, path = job.create_path, auth = true,
     body = job.create_body })
 end

@@ -115,6 +115,7 @@ end
 -- A task answer arrived at t (create or poll): events, and each status change recorded.
 function Job:seen(task, t, created, secs, within)
   self.task, self.id = task, task.id
+  if self.warnings then task.warnings = self.warnings end -- (a create's: what the service ignores of its params)
   local changed = task.status ~= self.status
   self.status = task.status
   expect(self, t)

@@ -249,6 +249,7 @@ function M.run(ctx, opts)
     return require("starvideos.cli.plan").print(plan, function(e) return entry_name(entries, index[e.index]) end,
       ctx.json)
   end
+  ctx.entry_of = function(ev) return entry_name(entries, index[ev.index]) end -- (an event's entry: cli/client.lua)
   counts_hint(ctx, opts, { created = 0, done = 0, failed = 0, total = #list })
   local d = display.for_command(ctx.json, core.isatty)
   local p = require("starvideos.cli.progress").new(d, core.now(), #list, function(counts, before)

@@ -179,7 +179,10 @@ function M.new(ctx, opts, extra, keyless)
   end
   local o = { api_key = key, base_url = base, sleep = sleep, notify = notify_of(opts), on_event = function(ev)
     if ev.type == "preflight" then output.err(args.PROG, " ", tostring(ctx.name), ": note: ", ev.message, "\n") end
-    if ev.type == "warning" then output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", ev.message, "\n") end
+    if ev.type == "warning" then -- (a create's names its entry, in a batch)
+      local entry = ev.because and ev.index and ctx.entry_of and ctx.entry_of(ev)
+      output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", entry and entry .. ": " or "", ev.message, "\n")
+    end
     if ev.type == "journal_error" then -- (the command then exits 1)
       ctx.journal_error = true
       output.err(args.PROG, " ", tostring(ctx.name), ": error: journal ", tostring(ev.path), ": ", ev.message, "\n")

@@ -66,7 +66,16 @@ end
 
 M.extra_of = extra_of -- (batch's --extra too)
 
--- Local validation first: an invalid request needs no key to be refused.
+-- What the service will ignore of a valid request (validate's warnings, docs/reference.md "Warnings"): a line
+-- each on stderr, whatever the output; --json adds them to its document.  (A create's are its `warning` events,
+-- which cli/client.lua prints.)
+local function warn(ctx, warnings)
+  for _, w in ipairs(warnings) do output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", w.message, "\n") end
+  return json.array(warnings)
+end
+
+-- Local validation first: an invalid request needs no key to be refused.  params, true, its warnings; or
+-- params, nil, err.
 local function validated(opts)
   local starvideos = client_for.load()
   local params = args.request_params(opts)
@@ -123,6 +132,9 @@ function M.models(ctx)
       and string_format("%d audio clip%s", m.max_audios, m.max_audios == 1 and "" or "s") or "no audio"
     out(string_format("  %-11s up to %s, %d video%s, %s\n", "references", imgs, m.max_videos,
       m.max_videos == 1 and "" or "s", audios))
+    for _, ig in ipairs(list(m.ignored)) do -- what the service ignores (a warning when given)
+      out(string_format("  %-11s %s beside %s (%s)\n", "ignores", ig.field, ig.when, ig.why))
+    end
   end
   return 0
 end
@@ -130,8 +142,9 @@ end
 function M.validate(ctx, opts)
   local params, ok, err = validated(opts)
   if not ok then return fail(ctx, err) end
+  local warnings = warn(ctx, err)
   if ctx.json then
-    print_json { ok = true }
+    print_json { ok = true, warnings = warnings }
   else
     out("ok: the request is valid for ", tostring(params.model), "\n")
   end
@@ -147,8 +160,9 @@ function M.check(ctx, opts)
   local client = client_for.new(ctx, opts, nil, true)
   local notes, err = client:check(params)
   if not notes then return fail(ctx, err) end
+  local warnings = warn(ctx, verr)
   if ctx.json then
-    print_json { ok = true, notes = json.array(notes) }
+    print_json { ok = true, notes = json.array(notes), warnings = warnings }
   else
     out("ok: the request and its reference media are valid for ", tostring(params.model),
       #notes > 0 and string_format(" (%d not checked: see the notes)", #notes) or "", "\n")
@@ -162,6 +176,7 @@ function M.create(ctx, opts)
   local client = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
   local task, err = client:create(params, { key = opts.key, fresh = opts.fresh, tenant = opts.tenant })
   if not task then return fail(ctx, err) end
+  task.warnings = json.array(task.warnings)
   if ctx.json then print_json(task) else display.print_task(task) end
   return 0
 end
@@ -275,6 +290,7 @@ function M.generate(ctx, opts)
     end })
   if not task then return fail(ctx, err) end
   d:finish(opts.out ~= nil and d:downloaded())
+  task.warnings = json.array(task.warnings)
   if ctx.json then
     print_json(task)
   else

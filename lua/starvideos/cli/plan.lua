@@ -56,7 +56,7 @@ function M.print(plan, name, as_json)
     for i, e in ipairs(plan.entries) do
       list[i] = { index = e.index, name = name(e), action = e.action, reason = e.reason, model = e.model,
         price = e.price, id = e.id, out = e.out, key = e.key, ["local"] = e["local"], saved_to = e.saved_to,
-        error = e.err and output.error_object(e.err) }
+        error = e.err and output.error_object(e.err), warnings = e.warnings and json.array(e.warnings) }
     end
     output.print_json { entries = list, creates = plan.creates, downloads = plan.downloads,
       by_model = plan.by_model, cost = plan.cost, dry_run = true }
@@ -65,7 +65,7 @@ function M.print(plan, name, as_json)
   local rows, width = { { "ACTION", "ENTRY", "MODEL", "PRICE", "WHY" } }, { 6, 5, 5, 5 } -- (a header first)
   for _, e in ipairs(plan.entries) do
     local price = e.action ~= "create" and "-" or e.price and amount(e.price) or "unknown"
-    rows[#rows + 1] = { e.action, name(e), e.model or "-", price, why(e) }
+    rows[#rows + 1] = { e.action, name(e), e.model or "-", price, why(e), warnings = e.warnings }
     for k = 1, 4 do width[k] = math.max(width[k], #rows[#rows][k]) end
   end
   if not plan.entries[1] then rows = {} end -- (nothing to list: the totals alone)
@@ -74,6 +74,7 @@ function M.print(plan, name, as_json)
     for k = 1, 4 do cells[k] = r[k] .. string_rep(" ", width[k] - #r[k]) end
     cells[5] = r[5]
     out(table_concat(cells, "  "), "\n")
+    for _, w in ipairs(r.warnings or {}) do out("  warning: ", w.message, "\n") end -- (what the service will ignore)
   end
   out(totals(plan), "\n")
   return 0

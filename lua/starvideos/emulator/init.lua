@@ -652,7 +652,9 @@ function Server:create(req)
     end
   end
   clean.extra = extra
-  local ok, verr = core.validate(clean, nil, true) -- (URLs only: the service takes no local file)
+  -- (URLs only: the service takes no local file); what it ignores (the core's warnings) it ignores here too
+  local ok, verr = core.validate(clean, nil, true)
+  for _, w in ipairs(ok and verr or {}) do clean[w.field] = nil end
   if not ok then
     local message = type(verr) == "table" and verr.message or tostring(verr)
     local field = type(verr) == "table" and verr.field or nil
