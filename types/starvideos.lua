@@ -235,6 +235,7 @@
 ---@field default_ratio starvideos.Ratio the ratio without one asked
 ---@field duration starvideos.DurationRule its durations
 ---@field endpoint string its create endpoint's path
+---@field ignored starvideos.IgnoredRule[] what the service ignores of a request (a warning each)
 ---@field legacy_aliases boolean whether image and lastFrameImage are taken
 ---@field max_audios integer reference audios at most
 ---@field max_images integer reference images at most
@@ -257,6 +258,19 @@
 ---@field error? any why it failed, once failed
 ---@field path? string the file generate saved it to
 ---@field sha256? string that file's SHA-256
+---@field warnings? starvideos.Warning[] what the service will ignore of its params (create, start, generate)
+
+---what the service will ignore of a request (docs/reference.md#warnings)
+---@class starvideos.Warning
+---@field field string the param ignored
+---@field because string the param beside it that makes it so
+---@field message string the sentence a person reads
+
+---a row of a model's ignored table
+---@class starvideos.IgnoredRule
+---@field field string the param ignored
+---@field when string the param beside it
+---@field why string what the service does instead
 
 ---a local file where a reference URL goes: put into the bucket of storage
 ---@class starvideos.LocalFile
@@ -358,6 +372,7 @@ function Job:cancel() end
 ---@field err? starvideos.Error why it is refused
 ---@field saved_to? "out"|"dir" resume: where it would be saved
 ---@field from? string keep: the owner it would be taken from
+---@field warnings? starvideos.Warning[] what the service will ignore of its params
 
 ---a task or create of the ledger (client:tasks)
 ---@class starvideos.TaskRecord
@@ -565,7 +580,7 @@ function starvideos.query(id_or_task) end
 ---Checks a request against its model's rules, with no key and no network.
 ---@param params starvideos.Params
 ---@return true? ok
----@return starvideos.Error? err
+---@return starvideos.Warning[]|starvideos.Error warnings_or_err
 function starvideos.validate(params) end
 
 ---Checks a webhook signed as Standard Webhooks.

@@ -15,7 +15,14 @@ C.CLASSES = {
     { "actualDuration?", "number", "the video's seconds, once completed" },
     { "error?", "any", "why it failed, once failed" },
     { "path?", "string", "the file generate saved it to" }, { "sha256?", "string", "that file's SHA-256" },
+    { "warnings?", "starvideos.Warning[]", "what the service will ignore of its params (create, start, generate)" },
   } },
+  { "Warning", "what the service will ignore of a request (docs/reference.md#warnings)", fields = {
+    { "field", "string", "the param ignored" }, { "because", "string", "the param beside it that makes it so" },
+    { "message", "string", "the sentence a person reads" } } },
+  { "IgnoredRule", "a row of a model's ignored table", fields = {
+    { "field", "string", "the param ignored" }, { "when", "string", "the param beside it" },
+    { "why", "string", "what the service does instead" } } },
   { "LocalFile", "a local file where a reference URL goes: put into the bucket of storage", fields = {
     { "file", "string", "the file's path" } } },
   { "DurationRule", "a model's durations", fields = {
@@ -73,7 +80,8 @@ C.CLASSES = {
     { "id?", "string", "the task of its key" }, { "out?", "string", "its file" }, { "key?", "string", "its key" },
     { "err?", "starvideos.Error", "why it is refused" },
     { "saved_to?", '"out"|"dir"', "resume: where it would be saved" },
-    { "from?", "string", "keep: the owner it would be taken from" } } },
+    { "from?", "string", "keep: the owner it would be taken from" },
+    { "warnings?", "starvideos.Warning[]", "what the service will ignore of its params" } } },
   { "TaskRecord", "a task or create of the ledger (client:tasks)", fields = {
     { "id?", "string", "the task's id (nil for a create with no task)" },
     { "local?", "string", "a pending or abandoned create's local id" },

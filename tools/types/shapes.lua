@@ -16,7 +16,8 @@ S.MODULE = {
   new = { "Makes a client; raises on a bad option.", params = { { "opts?", "starvideos.Options" } },
     returns = { { "starvideos.Client", "client" } } },
   validate = { "Checks a request against its model's rules, with no key and no network.",
-    params = { { "params", "starvideos.Params" } }, returns = { { "true?", "ok" }, { "starvideos.Error?", "err" } } },
+    params = { { "params", "starvideos.Params" } }, returns = { { "true?", "ok" },
+    { "starvideos.Warning[]|starvideos.Error", "warnings_or_err" } } },
   pending = { "The creates of a journal whose answer never came, read from the file alone.",
     params = { { "journal_path", "string" } },
     returns = { { "starvideos.PendingCreate[]?", "list" }, { "starvideos.Error?", "err" } } },
@@ -111,6 +112,7 @@ S.MODEL = {
   max_images_with_video = { "integer", "reference images at most beside a video" },
   max_videos = { "integer", "reference videos at most" }, max_audios = { "integer", "reference audios at most" },
   legacy_aliases = { "boolean", "whether image and lastFrameImage are taken" },
+  ignored = { "starvideos.IgnoredRule[]", "what the service ignores of a request (a warning each)" },
 }
 
 return S
