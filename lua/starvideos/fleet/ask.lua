@@ -93,6 +93,8 @@ function A:step()
   self.pend = nil
   if done == nil then return nil, err end
   if done == 1 and short then
+    local final = st:refused_wait("the pending record of create " .. self.lid, short)
+    if final then return nil, final end -- (no retry changes it: the create ends, never sent)
     -- The pending record written, not acknowledged by the replicas asked: written again (fresh and uncounted:
     -- the same record, counted again in no limit nor found by its own key) and waited on again: false, or nil,
     -- err when it cannot be sent.
