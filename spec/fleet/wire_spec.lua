@@ -2,7 +2,8 @@
 -- the store's connection is the spec's own (the seam of spec/fleet/waiters_spec.lua), recording each command and
 -- its WAIT, answering as a case scripts.  A store table decoded from JSON (cjson: every number a float on Lua
 -- 5.3+) sends whole numbers as integers (WAIT 1 1000, not 1.0: Redis refuses those); a WAIT the user may not
--- run (NOPERM) ends a create at once, nothing sent, rather than writing its pending record again forever.
+-- run (NOPERM) ends a create at once, nothing sent, rather than writing its pending record again forever; a
+-- failover to a primary short of replicas stops nothing that does not need them.
 local cjson = require "cjson.safe"
 local Store = require "starvideos.fleet.store"
 local Queue = require "starvideos.fleet.queue"
@@ -13,10 +14,11 @@ require "starvideos.fleet.scripts" -- (the ledger's scripts)
 local NOPERM = "NOPERM User app has no permissions to run the 'wait' command"
 
 -- A store of `url` on the spec's connection: sent {args, post} in order; each answered by answer(args, post) ->
--- status, value, post's answer (default: "ok", 1, 1: the record written, acknowledged by one replica).
+-- status, value, post's answer (default: "ok", 1, b.acked: the record written, acknowledged by that many
+-- replicas, 1 unless set); the next answer read carries the run id b.next_run (a new connection's hello) when set.
 local function store(url, answer)
   local st = Store.new(url)
-  local b = { name = "spec", null = false, sent = {} }
+  local b = { name = "spec", null = false, sent = {}, acked = 1 }
   function b.send(_, args, post)
     b.sent[#b.sent + 1] = { args = args, post = post }
     return #b.sent
@@ -25,8 +27,9 @@ local function store(url, answer)
   function b.pending() return 0 end
   function b.reply(_, cn)
     local s = b.sent[cn]
+    if b.next_run then b.run, b.next_run = b.next_run, nil end
     if answer then return answer(s.args, s.post) end
-    return "ok", 1, s.post and 1 or nil
+    return "ok", 1, s.post and b.acked or nil
   end
   function b.close() end
   st.b = b
@@ -126,4 +129,56 @@ describe("a WAIT the user may not run, with replicas = 1", function()
     assert.matches("not acknowledged by 1 replicas", err.message, 1, true)
     assert.equal(1, evals(b))
   end)
+end)
+
+-- A failover that leaves fewer replicas than `replicas`: the records the process writes again for the new server
+-- (fleet/identity.lua's, sent first) are written there but not acknowledged; before, every other answer of the
+-- store (a budget's token, a lease, a poll's record) waited behind them, sent again forever, in silence: no poll, no
+-- download.  Now the other answers are read, the records are sent again (only what needs the replicas waits) and
+-- the shortage is said, again at most once a RETELL while it lasts.
+local PRE = "starvideos:{h}:"
+
+-- Command n's answer, reading at most `turns` steps: it, or nil when it is not there.
+local function answer(st, n, turns)
+  for _ = 1, turns do
+    st:step(0)
+    if st:ready(n) then return st:result(n) end
+  end
+end
+
+describe("a failover to a primary with fewer replicas than asked", function()
+  local retell = Store.RETELL
+  after_each(function() Store.RETELL = retell end)
+
+  it("the store's other answers go on while the records written again wait for the replicas, said once a "
+    .. "RETELL, and stop being sent once acknowledged", function()
+      local st, s = store { url = "redis://127.0.0.1:" .. math.random(20000, 60000), replicas = 1 }
+      local events = {}
+      local w = { cfg = { on_event = function(ev) events[#events + 1] = ev end } }
+      function w.records_again() return { { "ledger_lease", { PRE .. "owner:me" }, { "30000" }, true } } end
+      st:watch(PRE, w, true)
+      s.next_run = "aaaa"
+      assert.equal(1, (st:script("ledger_lease", { PRE .. "owner:me" }, { "30000" })))
+      s.next_run, s.acked = "bbbb", 0 -- (the promoted replica: another run id, no replica of its own)
+      for i = 1, 3 do -- (a token, a poll's record...: answered, each of them)
+        assert.equal(1, answer(st, st:send("GET", PRE .. "x" .. i), 20), "answer " .. i)
+      end
+      assert.truthy(evals(s) >= 2) -- (the lease recorded again, and again)
+      assert.equal(1, #events)
+      assert.equal("warning", events[1].type)
+      assert.matches("a record written again after a failover: not acknowledged by 1 replicas within 1 s (0 did)",
+        events[1].message, 1, true)
+      Store.RETELL = 0.05
+      core.sleep(0.1)
+      assert.equal(1, answer(st, st:send("GET", PRE .. "y"), 20))
+      assert.equal(2, #events) -- (said again: it lasts)
+      s.acked = 1
+      assert.equal(1, answer(st, st:send("GET", PRE .. "z"), 20))
+      st:step(0)
+      local sent = evals(s)
+      for _ = 1, 5 do st:step(0) end
+      assert.equal(sent, evals(s)) -- (acknowledged: no longer sent)
+      assert.is_nil(next(st.unacked))
+      assert.equal(2, #events)
+    end)
 end)

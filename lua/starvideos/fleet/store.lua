@@ -67,7 +67,7 @@ function M.new(url, opts)
   -- wait_cmd: the WAIT after a record naming a paid task (none without replicas); its time adds to a silence's
   local ms = math_max(1, math_floor(rt * 1000 + 0.5))
   return setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0, jobs = {},
-    got = 0, ids = {}, watchers = {}, relays = {}, replicas = replicas, replica_timeout = rt,
+    got = 0, ids = {}, watchers = {}, relays = {}, unacked = {}, replicas = replicas, replica_timeout = rt,
     wait_cmd = replicas > 0 and { "WAIT", wire(replicas), wire(ms) } or nil,
     silence = timeout + (replicas > 0 and rt or 0) }, S)
 end
@@ -210,14 +210,17 @@ function S:_answer(n)
   if job.relay or not next(self.relays) then return job.answer end
 end
 
+M.RETELL = 60 -- seconds: a shortage of replicas that lasts is said again this often
+
 -- A record (what) written but not acknowledged by the replicas asked (short: S:result's third value): the
--- error that says so, told once through on_event (a warning) until a record is acknowledged again.
+-- error that says so, told through on_event (a warning) once, then again at most every RETELL s while no record
+-- is acknowledged.
 function S:unreplicated(what, short, on_event)
   local err = self:error(string_format("%s: not acknowledged by %d replicas within %g s (%s); written again until it "
     .. "is", what, self.replicas, self.replica_timeout, type(short) == "number" and short .. " did"
     or "WAIT answered " .. tostring(short)))
-  if on_event and not self.told_short then
-    self.told_short = true
+  if on_event and not (self.told_short and core.now() - self.told_short < M.RETELL) then
+    self.told_short = core.now()
     on_event { type = "warning", message = err.message }
   end
   return err
