@@ -60,8 +60,9 @@ end
 -- "can't run this command"), or the server does not know it (renamed away, or too old).
 function R.final(msg)
   msg = tostring(msg)
+  local low = msg:lower()
   return msg:find("^NOPERM") ~= nil or msg:find("can't run this command", 1, true) ~= nil
-    or msg:find("unknown command", 1, true) ~= nil
+    or low:find("unknown command", 1, true) ~= nil or low:find("unknown redis command", 1, true) ~= nil
 end
 
 function R.told(msg)
