@@ -27,7 +27,7 @@ local k, refused = KEYS[1], {}
 local s, n, h, l, t, z = k .. ':s', k .. ':n', k .. ':h', k .. ':l', k .. ':t', k .. ':z'
 local tries = {
   {'TIME'}, {'SET', s, '1', 'PX', 1000}, {'GET', s}, {'EXISTS', s}, {'TYPE', s}, {'EXPIRE', s, 1},
-  {'PEXPIRE', s, 1000}, {'INCR', n}, {'PEXPIRE', n, 1000},
+  {'PEXPIRE', s, 1000}, {'PTTL', s}, {'INCR', n}, {'PEXPIRE', n, 1000},
   {'HSET', h, 'f', '1'}, {'PEXPIRE', h, 1000}, {'HSETNX', h, 'g', '1'}, {'HGET', h, 'f'}, {'HMGET', h, 'f'},
   {'HGETALL', h}, {'HINCRBY', h, 'c', 1}, {'HDEL', h, 'g'},
   {'LPUSH', l, 'x'}, {'PEXPIRE', l, 1000}, {'LRANGE', l, 0, 0}, {'LTRIM', l, 0, 0},
