@@ -27,7 +27,9 @@ local function hosts(list)
     end
     function c.ready()
       if e.silent then return false end
-      if e.role ~= "master" then return nil, "ROLE failed: the server is a " .. tostring(e.role) .. ", not the master" end
+      if e.role ~= "master" then
+        return nil, "ROLE failed: the server is a " .. tostring(e.role) .. ", not the master"
+      end
       return true
     end
     function c.poll(_, wait) core.sleep(math.min(wait, 0.01)); return 0 end
