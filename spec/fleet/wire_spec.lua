@@ -85,7 +85,7 @@ describe("a WAIT the user may not run, with replicas = 1", function()
       .. words:sub(1, 14) .. ")", function()
         local events = {}
         local st, b = store({ url = "redis://127.0.0.1:1", replicas = 1 }, function(args, post)
-          if args[1] == "CONFIG" then return "ok", { "appendfsync", "always" } end
+          if args[1] == "CONFIG" then return "ok", { args[3], ({ appendfsync = "always" })[args[3]] or "0" } end
           return "ok", 1, post and words or nil
         end)
         local ask = assert(Ask.new(ledger(st, events), { model = "videos", prompt = "p" }, "lid-" .. core.random_id(),
@@ -181,4 +181,40 @@ describe("a failover to a primary with fewer replicas than asked", function()
       assert.is_nil(next(st.unacked))
       assert.equal(2, #events)
     end)
+end)
+
+-- A Redis that may evict (issue 49, decided: told, not refused; docs/keep-and-fleet.md#redis-settings): the first
+-- create on a store says so once through on_event, naming the policy; noeviction, or no maxmemory, says nothing.
+describe("the first create on a store that may evict", function()
+  local function first_create(settings)
+    local events = {}
+    local st = store("redis://127.0.0.1:" .. math.random(20000, 60000), function(args)
+      if args[1] == "CONFIG" then return "ok", { args[3], settings[args[3]] } end
+      return "ok", 1
+    end)
+    local ask = assert(Ask.new(ledger(st, events), { model = "videos", prompt = "p" }, "lid-" .. core.random_id(),
+      nil, nil, { id = "me" }))
+    local ok
+    for _ = 1, 20 do
+      ok = ask:step()
+      if ok ~= false then break end
+    end
+    assert.is_true(ok)
+    local said = {}
+    for _, ev in ipairs(events) do said[#said + 1] = ev.type .. ": " .. ev.message end
+    return said
+  end
+
+  it("allkeys-lru with a maxmemory: one warning naming the policy and what it can cost", function()
+    local said = first_create { appendfsync = "always", ["maxmemory-policy"] = "allkeys-lru", maxmemory = "104857600" }
+    assert.equal(1, #said)
+    assert.matches("^warning: store redis://127%.0%.0%.1:%d+/0: maxmemory%-policy is allkeys%-lru %(maxmemory "
+      .. "104857600%): Redis may evict the fleet's records when its memory is full, and a task whose records are gone "
+      .. "is paid again by a rerun; set maxmemory%-policy noeviction$", said[1])
+  end)
+
+  it("noeviction, or a policy with no maxmemory: nothing said", function()
+    assert.same({}, first_create { appendfsync = "always", ["maxmemory-policy"] = "noeviction", maxmemory = "1000" })
+    assert.same({}, first_create { appendfsync = "always", ["maxmemory-policy"] = "allkeys-lru", maxmemory = "0" })
+  end)
 end)
