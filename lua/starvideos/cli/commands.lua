@@ -375,13 +375,15 @@ end
 -- process killed a moment ago: its lease lapses within one) and when those leases lapse.
 local function none_kept(client, opts)
   local none = "no orphaned task in " .. ledger_name(opts)
-  local leased = client.ledger.leased and client.ledger:leased()
+  local leased = client.ledger:leased()
   if not (leased and leased.tasks > 0) then return none end
-  return string_format("%s now; %d task%s held under the live lease of %d process%s, which lapse%s in %s: a process "
-    .. "killed lately lets go of its tasks then (keep --once again after that, or keep without --once takes "
-    .. "them as they lapse)", none, leased.tasks, leased.tasks == 1 and " is" or "s are", leased.owners,
-    leased.owners == 1 and "" or "es", leased.owners == 1 and "s" or "", leased.first == leased.last
-    and string_format("%.0f s", leased.last) or string_format("%.0f to %.0f s", leased.first, leased.last))
+  local held = string_format("%s now; %d task%s held under the live lease of %d process%s", none, leased.tasks,
+    leased.tasks == 1 and " is" or "s are", leased.owners, leased.owners == 1 and "" or "es")
+  if not leased.last then return held .. ", which keep takes once that process ends" end
+  return string_format("%s, which lapse%s in %s: a process killed lately lets go of its tasks then (keep --once "
+    .. "again after that, or keep without --once takes them as they lapse)", held, leased.owners == 1 and "s" or "",
+    leased.first == leased.last and string_format("%.0f s", leased.last)
+    or string_format("%.0f to %.0f s", leased.first, leased.last))
 end
 
 -- The tasks whose process died, carried to their files until --timeout.
