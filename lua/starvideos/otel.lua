@@ -21,9 +21,11 @@ function O.traceparent(v)
   return tid, sid, tonumber(flags, 16) % 2 == 1
 end
 
--- config.lua's checker of opts.traceparent: nil, or what was expected.
+-- config.lua's checker of opts.traceparent: nil, or what was expected.  A string that is not a W3C traceparent is
+-- taken and ignored (the task's span then starts a trace of its own), as the W3C rule and the nginx path
+-- (a request's header) do: only another type than a string is a wrong argument.
 function O.check_traceparent(v)
-  if not O.traceparent(v) then return 'a W3C traceparent ("00-<32 hex>-<16 hex>-01")' end
+  if type(v) ~= "string" then return 'a W3C traceparent string ("00-<32 hex>-<16 hex>-01")' end
 end
 
 local TOKEN = "^[%w!#$%%&'*+.^_`|~-]+$" -- a header's name (RFC 9110's token)

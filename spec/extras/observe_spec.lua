@@ -340,7 +340,8 @@ describe("traces in OTLP/HTTP JSON", function()
     assert.is_nil(second.status)
   end)
 
-  it("a traceparent not sampled: no span; a bad one is refused naming it", function()
+  it("a traceparent not sampled: no span; a malformed one ignored (a trace of its own, as W3C and the nginx path "
+    .. "do); one not a string refused naming it", function()
     local fake = collecting {}
     local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake,
       trace = { endpoint = ENDPOINT } }
@@ -348,16 +349,30 @@ describe("traces in OTLP/HTTP JSON", function()
       { traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00" }))
     client:close()
     assert.are.equal(0, #fake.exports)
-    local c2 = starvideos.new { api_key = "k", base_url = "http://fake", transport = collecting {},
-      trace = { endpoint = ENDPOINT } }
-    for _, bad in ipairs { "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331", "xx", 5,
+    for _, bad in ipairs { "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331", "xx", "",
       "00-00000000000000000000000000000000-b7ad6b7169203331-01",
       "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01" } do
-      local ok, msg = pcall(c2.create, c2, { model = "videos", prompt = "x", duration = 5 }, { traceparent = bad })
+      local got = collecting {}
+      local c2 = starvideos.new { api_key = "k", base_url = "http://fake", transport = got,
+        trace = { endpoint = ENDPOINT } }
+      assert(c2:create({ model = "videos", prompt = "x", duration = 5 }, { traceparent = bad }))
+      c2:close()
+      local _, list = spans_of(got)
+      local root
+      for _, sp in ipairs(list) do if sp.kind == 1 then root = sp end end
+      assert.truthy(root, bad)
+      assert.is_nil(root.parentSpanId ~= "" and root.parentSpanId or nil, bad) -- (a root: no parent)
+      assert.matches("^%x+$", root.traceId)
+      assert.are_not.equal("0af7651916cd43dd8448eb211c80319c", root.traceId:lower(), bad)
+    end
+    local c3 = starvideos.new { api_key = "k", base_url = "http://fake", transport = collecting {},
+      trace = { endpoint = ENDPOINT } }
+    for _, bad in ipairs { 5, {}, true } do
+      local ok, msg = pcall(c3.create, c3, { model = "videos", prompt = "x", duration = 5 }, { traceparent = bad })
       assert.is_false(ok)
       assert.truthy(tostring(msg):find("traceparent", 1, true), tostring(msg))
     end
-    c2:close()
+    c3:close()
   end)
 
   it("a collector that never answers: the queue stays bounded, the spans beyond it dropped and counted",

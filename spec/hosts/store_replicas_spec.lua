@@ -83,6 +83,15 @@ describe_redis("replicas = N", function()
       assert.equal("1", redis_run.cli(replica.port, "EXISTS", PRE .. "task:" .. id)[1])
     end)
 
+  it("replicas given as a float (1.0, as cjson decodes a JSON config's 1 on Lua 5.3+): WAIT 1, the create goes, "
+    .. "no warning", function()
+      start_owner("1.0") -- (the owner's tonumber("1.0"): a float on Lua 5.3+)
+      local id = finished()
+      assert.equal(1, emu:creates(), said())
+      assert.falsy(said():find("warning", 1, true), said())
+      assert.equal("1", redis_run.cli(replica.port, "EXISTS", PRE .. "task:" .. id)[1])
+    end)
+
   it("a create answered while the replica is cut: it does not return until its created record is on the "
     .. "replica", function()
       emu:fault { method = "POST", path = "/v1/", delay = 2, after = true } -- (its task made, the answer later)

@@ -47,6 +47,23 @@ describe("the store on Sentinel", function()
     helper.cleanup()
   end)
 
+  it("a first-listed sentinel that hangs (a blackholed path) or is no sentinel (a plain Redis): the next asked, "
+    .. "a write within the store's timeout (issue 49)", function()
+      local hole = require("spec.support.tcp_proxy").start { target = set.sentinels[1].port }
+      finally(hole.stop)
+      hole.mode("blackhole")
+      for _, first in ipairs { hole.port, set.replicas[1].port } do
+        local url = string.format("redis+sentinel://127.0.0.1:%d,127.0.0.1:%d/mymaster", first, set.sentinels[2].port)
+        local s = Store.new(url, { timeout = 2 })
+        local t0 = core.now()
+        local v, err = s:call("EVAL", WRITE, "1", "writes")
+        local took = core.now() - t0
+        s:close()
+        assert.truthy(v, err and err.message)
+        assert.truthy(took < 2, took)
+      end
+    end)
+
   it("finds the new master after the primary is killed -9, within down-after + 5 s, never the old one", function()
     local s = Store.new(set.url, { timeout = 1 })
     finally(function() s:close() end)

@@ -372,6 +372,25 @@ M.cases = {
       k2:close()
     end },
 
+  { name = "leased: the tasks and creates a keep cannot take yet (a live lease's), and when that lease lapses",
+    covers = { "leased" },
+    records = true,
+    run = function(env, assert)
+      local owner, keep = env.open(), env.open()
+      assert.equal(0, assert(keep:leased()).tasks)
+      assert.is_true(env.answer(owner.before_create, owner, PARAMS, "o1"))
+      assert.is_true(env.answer(owner.created, owner, { id = "o1" }, PARAMS, "o1"))
+      assert.is_true(env.answer(owner.before_create, owner, PARAMS, "lost"))
+      env.settle()
+      local l = assert(keep:leased())
+      assert.same({ 2, 1 }, { l.tasks, l.owners })
+      if l.last then -- (a store's lease: its time left; a journal's ends with its process)
+        assert.truthy(l.first > 0 and l.first <= l.last and l.last <= 30, l.first .. " " .. l.last)
+      end
+      owner:close()
+      assert.equal(0, assert(keep:leased()).tasks)
+    end },
+
   { name = "orphaned: what a keeper's orphans would claim now, claimed by none (keep's dry run)",
     covers = { "orphaned", "orphans" },
     records = true,

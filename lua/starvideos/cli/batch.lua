@@ -89,10 +89,12 @@ end
 -- The command as given (its flags in the command's order), to run again; without --fresh,
 -- which would pay again for every video it made.
 local function again(opts)
-  local words = { args.INVOKED, "batch" }
+  local words, note = { args.INVOKED, "batch" }, nil
   for _, name in ipairs(args.COMMANDS.batch.flags) do
     local v = name ~= "fresh" and opts[name] or nil
-    if type(v) == "table" then
+    if name == "store" then
+      words[#words + 1], note = output.store_words(v)
+    elseif type(v) == "table" then
       for _, item in ipairs(v) do words[#words + 1] = "--" .. name .. " " .. shell_word(item) end
     elseif v ~= nil and v ~= true then
       words[#words + 1] = "--" .. name .. " " .. shell_word(tostring(v))
@@ -100,7 +102,7 @@ local function again(opts)
       words[#words + 1] = "--" .. name
     end
   end
-  return table_concat(words, " ")
+  return table_concat(words, " "), note or ""
 end
 
 -- An entry's file name and line, as the messages name it: "0003.mp4 (line 4)", "0004.mp4 (line 5, repeats
@@ -211,8 +213,9 @@ end
 -- The batch's counts, which an interrupt or a kill prints with the command that goes on (before: the progress
 -- line with those counts, when it was not printed yet: a kill prints it first).
 local function counts_hint(ctx, opts, ev, before)
+  local command, note = again(opts)
   ctx.hint = string_format("%d created (each a paid task), %d done, %d failed of %d videos; `%s` goes on: it creates"
-    .. " no video it created before", ev.created, ev.done, ev.failed, ev.total, again(opts))
+    .. " no video it created before%s", ev.created, ev.done, ev.failed, ev.total, command, note)
   ctx.before = before
   output.watch(ctx)
 end

@@ -378,6 +378,7 @@ local function carry(ctx, opts, method, title, none, extra)
   local results, err = client[method](client, call)
   if not results then return fail(ctx, err) end
   d:finish(false)
+  if type(none) == "function" and #results == 0 and not ctx.json then none = none(client, opts) end
   return report(ctx, results, none)
 end
 
@@ -386,10 +387,25 @@ function M.resume(ctx, opts)
     "nothing to resume: every task in " .. ledger_name(opts) .. " is downloaded or failed", {})
 end
 
+-- What keep found nothing to carry says: none orphaned, and on a store the tasks still under a live lease (a
+-- process killed a moment ago: its lease lapses within one) and when those leases lapse.
+local function none_kept(client, opts)
+  local none = "no orphaned task in " .. ledger_name(opts)
+  local leased = client.ledger:leased()
+  if not (leased and leased.tasks > 0) then return none end
+  local held = string_format("%s now; %d task%s held under the live lease of %d process%s", none, leased.tasks,
+    leased.tasks == 1 and " is" or "s are", leased.owners, leased.owners == 1 and "" or "es")
+  if not leased.last then return held .. ", which keep takes once that process ends" end
+  return string_format("%s, which lapse%s in %s: a process killed lately lets go of its tasks then (keep --once "
+    .. "again after that, or keep without --once takes them as they lapse)", held, leased.owners == 1 and "s" or "",
+    leased.first == leased.last and string_format("%.0f s", leased.last)
+    or string_format("%.0f to %.0f s", leased.first, leased.last))
+end
+
 -- The tasks whose process died, carried to their files until --timeout.
 function M.keep(ctx, opts)
-  return carry(ctx, opts, "keep", "keeping the ledger's orphaned tasks", "no orphaned task in " .. ledger_name(opts),
-    { lease = opts.lease, once = opts.once })
+  return carry(ctx, opts, "keep", "keeping the ledger's orphaned tasks", none_kept, { lease = opts.lease,
+    once = opts.once })
 end
 
 -- The ledger's tasks: a table, or under --json one object a line.  A journal

@@ -72,6 +72,18 @@ end
 -- it reached the service, and its webhook.
 local CARRIED = { "interval", "journal", "store", "base-url", "api-key-file", "proxy", "notify", "notify-secret-file" }
 
+-- A store URL as a printed command carries it: "--store URL" when it holds no password; else --store
+-- "$STARVIDEOS_STORE" and a note saying where the password comes from (the URL shown without it, as every other
+-- output hides it).
+function M.store_words(url)
+  if url == nil then return nil end
+  local shown, hidden = tostring(url):gsub("^(%a[%w+.-]*://[^/@:]*):[^/@]*@", "%1:***@", 1)
+  if hidden == 0 then return "--store " .. shell_word(tostring(url)) end
+  return '--store "$STARVIDEOS_STORE"', string_format(" (with STARVIDEOS_STORE set to the store's URL %s and its "
+    .. "password, which is never printed: `export STARVIDEOS_STORE=\"$(cat FILE)\"` reads it from a file only you can "
+    .. "read)", shown)
+end
+
 -- The command, as one line for a shell: `download ID PATH` after a download of
 -- its own, else `wait ID [--out PATH]`, which waits and then downloads (going
 -- on from what a cut download left in PATH.part).
@@ -84,23 +96,25 @@ function M.again(ctx, id)
   elseif ctx.out then
     words[#words + 1], words[#words + 2] = "--out", ctx.out
   end
-  local takes = {}
+  local takes, store, note = {}, nil, nil
   for _, f in ipairs(args.COMMANDS[name].flags) do takes[f] = true end
   for _, f in ipairs(CARRIED) do
-    if takes[f] and opts[f] ~= nil then words[#words + 1], words[#words + 2] = "--" .. f, opts[f] end
+    if f == "store" and takes[f] then store, note = M.store_words(opts.store)
+    elseif takes[f] and opts[f] ~= nil then words[#words + 1], words[#words + 2] = "--" .. f, opts[f] end
   end
   for i, w in ipairs(words) do words[i] = shell_word(tostring(w)) end
-  return args.INVOKED .. " " .. table_concat(words, " ")
+  words[#words + 1] = store -- (quoted as it is: "$STARVIDEOS_STORE" is expanded by the shell)
+  return args.INVOKED .. " " .. table_concat(words, " "), note
 end
 
 -- "task ID is still running on the server: `COMMAND` picks it up again", or,
 -- once completed with a file to write, "... `COMMAND` fetches its video".
 function M.next_step(ctx, id)
-  local command = M.again(ctx, id)
+  local command, note = M.again(ctx, id)
   if ctx.completed and ctx.out then
-    return string_format("task %s is completed: `%s` fetches its video", id, command)
+    return string_format("task %s is completed: `%s` fetches its video%s", id, command, note or "")
   end
-  return string_format("task %s is still running on the server: `%s` picks it up again", id, command)
+  return string_format("task %s is still running on the server: `%s` picks it up again%s", id, command, note or "")
 end
 
 -- ------------------------------------------------------------ the watcher

@@ -25,9 +25,9 @@ local function lines(r)
         tostring(t.subject), tostring(t.issuer))
     end
     l[#l + 1] = "user: " .. tostring(r.user)
-    l[#l + 1] = string_format("role: %s, %d of %d replicas online (records wait for %d)", tostring(r.role), r.online,
-      #r.replicas, r.asked)
-    for _, x in ipairs(r.replicas) do
+    l[#l + 1] = r.online and string_format("role: %s, %d of %d replicas online (records wait for %d)",
+      tostring(r.role), r.online, #r.replicas, r.asked) or "role: " .. tostring(r.role) .. ", replicas unknown"
+    for _, x in ipairs(r.replicas or {}) do
       l[#l + 1] = string_format("  replica %s: %s, %s, %s bytes behind", x.address, tostring(x.state),
         x.lag and "acknowledged " .. x.lag .. " s ago" or "lag unknown", tostring(x.behind))
     end
@@ -58,6 +58,7 @@ end
 -- setting it could not read "unknown", as the text says.
 function M.document(report)
   report.replicas, report.warnings = json.array(report.replicas or {}), json.array(report.warnings or {})
+  report.refused = json.array(report.refused or {})
   if report.sentinels then report.sentinels = json.array(report.sentinels) end
   if report.cluster then report.cluster.primaries = json.array(report.cluster.primaries) end
   local p = report.persistence

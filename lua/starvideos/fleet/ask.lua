@@ -11,7 +11,9 @@ local rule = require "starvideos.lease"
 local A = {}
 A.__index = A
 
-local fsync_asked = {} -- where -> true: asked once per store in a process
+local settings_asked = {} -- where -> true: asked once per store in a process
+-- The settings the first create asks (CONFIG GET each: a Redis before 7 takes one name a command).
+local SETTINGS = { "appendfsync", "maxmemory-policy", "maxmemory" }
 
 -- The scripts' ARGV: ..., then rec's fields as field, value, ...
 function A.pairs_of(rec, ...)
@@ -31,21 +33,43 @@ end
 
 -- The answers nobody will read dropped (refused, or its job cancelled).
 function A:drop()
-  if self.fsync then self.st:forget(self.fsync) end
+  for _, n in ipairs(self.settings or {}) do if n then self.st:forget(n) end end
   if self.pend then self.st:forget(self.pend) end
 end
 
--- Whether the store keeps every write (appendfsync always): warned of once when not, or it cannot say.
-local function fsync_answer(self)
-  local l = self.ledger
-  local v, err = self.st:result(self.fsync)
-  self.fsync = nil
-  local mode = type(v) == "table" and v[2]
+-- Whether every command of list (false: not sent) is answered.
+local function settled(st, list)
+  for _, n in ipairs(list) do
+    if n and not st:ready(n) then return false end
+  end
+  return true
+end
+
+-- Whether the store keeps every write (appendfsync always) and never evicts one (noeviction, or no maxmemory):
+-- warned of once each when not, or (appendfsync) when it cannot say.  An evicting Redis is told, not refused:
+-- volatile-* policies evict only the keys that expire (leases, settled records), and a store with room to spare
+-- never evicts; the user decides (docs/keep-and-fleet.md#redis-settings).
+local function settings_answer(self)
+  local l, got = self.ledger, {}
+  for i, n in ipairs(self.settings) do got[i] = n and { self.st:result(n) } or {} end
+  self.settings = nil
   local on_event = l.cfg.on_event
-  if mode == "always" or not on_event then return end
-  on_event({ type = "warning", message = string.format("store %s: appendfsync is %s, not always: the last records "
-    .. "written before a crash of Redis (or of its host) can be lost", l.where,
-    mode and tostring(mode) or "unknown (CONFIG GET refused: " .. tostring(err and err.message or v) .. ")") })
+  if not on_event then return end
+  local mode, policy, most = got[1][1], got[2][1], got[3][1]
+  mode, policy, most = type(mode) == "table" and mode[2], type(policy) == "table" and policy[2],
+    type(most) == "table" and most[2]
+  if mode ~= "always" then
+    local err = got[1][2]
+    on_event({ type = "warning", message = string.format("store %s: appendfsync is %s, not always: the last records "
+      .. "written before a crash of Redis (or of its host) can be lost", l.where,
+      mode and tostring(mode) or "unknown (CONFIG GET refused: " .. tostring(err and err.message or got[1][1])
+      .. ")") })
+  end
+  if policy and policy ~= "noeviction" and most ~= "0" then
+    on_event({ type = "warning", message = string.format("store %s: maxmemory-policy is %s (maxmemory %s): Redis "
+      .. "may evict the fleet's records when its memory is full, and a task whose records are gone is paid again by "
+      .. "a rerun; set maxmemory-policy noeviction", l.where, tostring(policy), tostring(most)) })
+  end
 end
 
 -- A limit's count and per as the scripts' ARGV take them ('' '': none).
@@ -59,9 +83,10 @@ end
 function A.new(l, p, lid, out, want, lease, tenant)
   local st, pre, w = l.store, l.prefix, want or {}
   local self = setmetatable({ ledger = l, st = st, lease = lease, sent = core.now(), tenant = tenant, lid = lid }, A)
-  if not fsync_asked[l.where] then
-    fsync_asked[l.where] = true
-    self.fsync = st:send("CONFIG", "GET", "appendfsync")
+  if not settings_asked[l.where] then
+    settings_asked[l.where] = true
+    self.settings = {}
+    for i, name in ipairs(SETTINGS) do self.settings[i] = st:send("CONFIG", "GET", name) or false end
   end
   local count, per = limit_args(l.cfg.create_limit)
   local tcount, tper = limit_args(tenant and l.cfg.tenant_limit)
@@ -87,12 +112,14 @@ end
 function A:step()
   local st = self.st
   st:step(0)
-  if self.fsync and st:ready(self.fsync) then fsync_answer(self) end
-  if self.fsync or not st:ready(self.pend) then return false end
+  if self.settings and settled(st, self.settings) then settings_answer(self) end
+  if self.settings or not st:ready(self.pend) then return false end
   local done, err, short = st:result(self.pend)
   self.pend = nil
   if done == nil then return nil, err end
   if done == 1 and short then
+    local final = st:refused_wait("the pending record of create " .. self.lid, short)
+    if final then return nil, final end -- (no retry changes it: the create ends, never sent)
     -- The pending record written, not acknowledged by the replicas asked: written again (fresh and uncounted:
     -- the same record, counted again in no limit nor found by its own key) and waited on again: false, or nil,
     -- err when it cannot be sent.

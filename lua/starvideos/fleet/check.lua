@@ -10,6 +10,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local Store = require "starvideos.fleet.store"
+local Route = require "starvideos.fleet.route"
 
 local type, tostring, tonumber, ipairs, string_format = type, tostring, tonumber, ipairs, string.format
 
@@ -17,6 +18,36 @@ local C = {}
 
 -- A probe: one key of its own (never a fleet's), written by a script and gone a second later.
 Store.define("check_write", "redis.call('SET', KEYS[1], ARGV[1], 'PX', 1000) return 1")
+
+-- Every command the fleet's scripts run (fleet/scripts.lua, budget.lua, identity.lua), tried in one script on
+-- probe keys of its own, in one hash slot and no fleet's (starvideos:check:{probe}...: each gone a second later):
+-- the ones the user may not run (or the server does not know) answered, "NAME: why" each.  (redis.pcall: a
+-- refusal is an answer there, not an error of the script.)
+Store.define("check_commands", [=[
+local k, refused = KEYS[1], {}
+local s, n, h, l, t, z = k .. ':s', k .. ':n', k .. ':h', k .. ':l', k .. ':t', k .. ':z'
+local tries = {
+  {'TIME'}, {'SET', s, '1', 'PX', 1000}, {'GET', s}, {'EXISTS', s}, {'TYPE', s}, {'EXPIRE', s, 1},
+  {'PEXPIRE', s, 1000}, {'PTTL', s}, {'INCR', n}, {'PEXPIRE', n, 1000},
+  {'HSET', h, 'f', '1'}, {'PEXPIRE', h, 1000}, {'HSETNX', h, 'g', '1'}, {'HGET', h, 'f'}, {'HMGET', h, 'f'},
+  {'HGETALL', h}, {'HINCRBY', h, 'c', 1}, {'HDEL', h, 'g'},
+  {'LPUSH', l, 'x'}, {'PEXPIRE', l, 1000}, {'LRANGE', l, 0, 0}, {'LTRIM', l, 0, 0},
+  {'SADD', t, 'x'}, {'PEXPIRE', t, 1000}, {'SMEMBERS', t}, {'SREM', t, 'x'},
+  {'ZADD', z, 1, 'x'}, {'PEXPIRE', z, 1000}, {'ZCARD', z}, {'ZRANGE', z, 0, 0}, {'ZSCORE', z, 'x'},
+  {'ZREVRANGEBYSCORE', z, '+inf', '-inf'}, {'ZREMRANGEBYSCORE', z, '-inf', '-inf'}, {'ZREM', z, 'x'},
+  {'DEL', s, n, h, l, t, z},
+}
+local seen = {}
+for _, c in ipairs(tries) do
+  local r = redis.pcall(unpack(c))
+  if type(r) == 'table' and r.err and not seen[c[1]] and (r.err:find("can't run", 1, true)
+    or r.err:find('NOPERM', 1, true) or r.err:lower():find('unknown', 1, true)) then
+    seen[c[1]] = true
+    refused[#refused + 1] = c[1] .. ': ' .. r.err
+  end
+end
+return refused
+]=])
 
 -- INFO's lines (a section; or cmd's: CLUSTER INFO) as name -> value.
 local function info(st, section, cmd)
@@ -115,6 +146,32 @@ local function replication(st, report, asked)
   end
 end
 
+-- What the fleet runs that this user may not (report.refused: {"COMMAND: why"...}): the scripts' commands (one
+-- probe script), EVAL itself, WAIT (refused: not usable with replicas = N; else warned of), ROLE (Sentinel's
+-- check of its master).  Each refusal makes the store not usable, naming them all.
+local function commands(st, report, asked)
+  local refused = {}
+  local v, err = st:script("check_commands", { "starvideos:check:{probe}" }, {})
+  if type(v) == "table" then
+    for _, r in ipairs(v) do refused[#refused + 1] = tostring(r) end
+  elseif err and err.reply and Route.final(err.reply) then
+    refused[#refused + 1] = "EVAL: " .. tostring(err.reply)
+  end
+  local _, werr = st:call("WAIT", "0", "0")
+  local wait = werr and werr.reply and Route.final(werr.reply) and "WAIT: " .. tostring(werr.reply)
+  if wait and asked > 0 then refused[#refused + 1] = wait
+  elseif wait then warn(report, "wait", wait .. ": replicas = N would refuse every create") end
+  local _, rerr = st:call("ROLE")
+  if rerr and rerr.reply and Route.final(rerr.reply) and st.cfg.kind == "sentinel" then
+    refused[#refused + 1] = "ROLE: " .. tostring(rerr.reply)
+  end
+  report.refused = refused
+  if refused[1] and report.usable then
+    report.usable, report.error = false, string_format("the user %s may not run what the fleet runs (%s): allow "
+      .. "it (docs/keep-and-fleet.md#the-acl-of-a-fleets-user)", tostring(report.user), table.concat(refused, "; "))
+  end
+end
+
 -- A URL's userinfo part, escaped: "user:password@" (none: "").
 local function userinfo(user, password)
   local function esc(v) return (v:gsub("[^%w%-._~]", function(ch) return string_format("%%%02X", ch:byte()) end)) end
@@ -204,6 +261,7 @@ function C.run(url, opts)
   if type(report.user) ~= "string" then report.user = st.cfg.user or "default" end
   replication(st, report, opts.replicas or 0)
   persistence(st, report)
+  commands(st, report, opts.replicas or 0)
   local ok, werr = st:script("check_write", { "starvideos:check:probe" }, { "1" })
   report.write = ok and "ok" or tostring(werr and werr.message)
   if not ok and report.usable then report.usable, report.error = false, "a script could not write: " .. report.write end

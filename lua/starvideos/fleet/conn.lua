@@ -316,7 +316,8 @@ end
 
 -- A way that asks its hosts in turn (fleet/sentinel.lua's, fleet/cluster.lua's; w.ask: {command, user, password,
 -- what a host is, what failing says}): the next host of w.cfg.hosts (w.i) sent the command (w.sc, w.sn), after
--- the last a pause (w.due) then the first again; past w.deadline: failed (w.failed, naming w.why).
+-- the last a pause (w.due) then the first again; past w.deadline: failed (w.failed, naming w.why).  Each host
+-- waited for w.per s at most when set (a sentinel's share of the timeout), else w.timeout.
 function C.ask_next(w)
   local a, hosts = w.ask, w.cfg.hosts
   if now() >= w.deadline then
@@ -329,7 +330,7 @@ function C.ask_next(w)
     return
   end
   local h = hosts[w.i]
-  local c, err = C.open(h, C.options(w.cfg, a.user, a.password), w.timeout, w.ngx)
+  local c, err = C.open(h, C.options(w.cfg, a.user, a.password), w.per or w.timeout, w.ngx)
   if not c then
     w.why = string_format("%s %s:%d: %s", a.host, h.host, h.port, tostring(err))
     return C.ask_next(w)

@@ -62,7 +62,12 @@ local function first(st, pre, i, told)
   for w in pairs(st.watchers[pre] or {}) do
     for _, r in ipairs(w:records_again(told)) do
       local n = st:send_script(r[1], r[2], r[3], r[4])
-      if n then st.jobs[n].relay, st.relays[n] = true, told == "failover" and FAILOVER or i end
+      if n then
+        local job = st.jobs[n]
+        job.relay, job.tell = true, w.cfg and w.cfg.on_event
+        job.after = told == "failover" and "a failover" or "a reset"
+        st.relays[n] = told == "failover" and FAILOVER or i
+      end
     end
   end
 end
@@ -120,11 +125,39 @@ function I.heard(st, job, status)
   end
 end
 
+-- A record sent first, written but not acknowledged by the replicas asked (short): said (store:unreplicated, at
+-- most once a minute) and sent again, waited on again, but no longer first: the other answers (a budget's token,
+-- a lease, the records of tasks already paid for) are read meanwhile, and only what needs the replicas waits
+-- (a create's pending record, a created record: their own WAIT).  Until it is acknowledged, or refused for good.
+local function unacked(st, job, short)
+  local what = "a record written again after " .. job.after
+  if st:refused_wait(what, short) then return end
+  st:unreplicated(what, short, job.tell)
+  job.args[job.at] = id_arg(ident(st, job.pre))
+  local m = st:_queue({ args = job.args, pre = job.pre, at = job.at, wait = true, tell = job.tell, after = job.after })
+  if m then st.unacked[m] = true end
+end
+
+-- The records sent again for unacked, answered: each acknowledged, or refused, dropped; each still short sent
+-- again.
+local function reap_unacked(st)
+  local list = {}
+  for n in pairs(st.unacked) do list[#list + 1] = n end
+  for _, n in ipairs(list) do
+    local job = st.jobs[n]
+    local a = job and st:_answer(n)
+    if not job or a then
+      st.jobs[n], st.unacked[n] = nil, nil
+      if a and a[1] == "ok" and a[3] then unacked(st, job, a[3]) end
+    end
+  end
+end
+
 -- The records a reset or a new server sent first, answered: one not written (the connection broke, Redis
 -- refused it) has the identity heard (or the epoch) set back, so that the next answer finds the reset (or the
--- new server) again and they are sent again; one written but not acknowledged by the replicas asked is sent
--- again now (and waited on again).
+-- new server) again and they are sent again; one written but not acknowledged by the replicas asked: unacked.
 function I.reap(st)
+  if next(st.unacked) then reap_unacked(st) end
   if not next(st.relays) then return end
   local list = {}
   for n in pairs(st.relays) do list[#list + 1] = n end
@@ -136,11 +169,7 @@ function I.reap(st)
       st.jobs[n], st.relays[n] = nil, nil
       if a[1] ~= "ok" and i == FAILOVER then st.epoch = st.epoch - 1
       elseif a[1] ~= "ok" and i.old then i.heard = i.old end
-      if a[1] == "ok" and a[3] then
-        job.args[job.at] = id_arg(ident(st, job.pre))
-        local m = st:_queue({ args = job.args, pre = job.pre, at = job.at, wait = true, relay = true })
-        if m then st.relays[m] = i end
-      end
+      if a[1] == "ok" and a[3] then unacked(st, job, a[3]) end
     end
   end
 end

@@ -358,6 +358,18 @@ function R:tasks()
   return journal.tasks { list = v[1], pending = v[2], settled = {}, abandoned = {} }
 end
 
+-- What a keep cannot take yet: {tasks = the unfinished tasks and pending creates under another process's live
+-- lease, owners = how many processes hold them, first, last = the seconds until the first and the last of their
+-- leases lapse}, or nil, err.
+function R:leased()
+  self:flush()
+  local v, err = self.store:script("ledger_leased", { self.prefix .. "unfinished", self.prefix .. "pending" },
+    { self.prefix, self.lease and self.lease.id or "" })
+  if type(v) ~= "table" then return nil, leases.message(err) end
+  return { tasks = tonumber(v[1]) or 0, owners = tonumber(v[2]) or 0, first = (tonumber(v[3]) or 0) / 1000,
+    last = (tonumber(v[4]) or 0) / 1000 }
+end
+
 function R:pending()
   local v, err = self:_records { "pending" }
   if not v then return nil, err end

@@ -5,6 +5,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
+local Route = require "starvideos.fleet.route"
 
 local Q = {}
 Q.__index = Q
@@ -80,7 +81,8 @@ local PASSING = { OOM = true, LOADING = true, BUSY = true, READONLY = true, MAST
 -- records behind it are written.
 function Q:refused(e, err, on_event)
   local reply = type(err) == "table" and err.reply
-  if type(reply) ~= "string" or not reply:find("@user_script", 1, true) then return false end
+  if type(reply) ~= "string" then return false end
+  if not reply:find("@user_script", 1, true) and not Route.final(reply) then return false end
   for word in reply:gmatch("%u%u+") do -- Redis 6 wraps a script's error: a passing code anywhere passes
     if PASSING[word] then return false end
   end
@@ -105,6 +107,12 @@ end
 -- err, true: sent again).
 local function answered(self, st, on_event, e, v, err, short)
   e.n = nil
+  local final = v ~= nil and short and st:refused_wait(string.format("the %s record of %s", e[1], tostring(e[3][1])),
+    short)
+  if final then -- (written on the primary; no retry makes WAIT allowed: said, and not waited for again)
+    if on_event then on_event { type = "warning", message = final.message } end
+    short = nil
+  end
   if v ~= nil and short then
     return false, st:unreplicated(string.format("the %s record of %s", e[1], tostring(e[3][1])), short, on_event), true
   end

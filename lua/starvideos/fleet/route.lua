@@ -56,6 +56,15 @@ local function row_of(msg)
   end
 end
 
+-- Whether an error answer is one no retry changes: the user may not run the command (an ACL's NOPERM, a script's
+-- "can't run this command"), or the server does not know it (renamed away, or too old).
+function R.final(msg)
+  msg = tostring(msg)
+  local low = msg:lower()
+  return msg:find("^NOPERM") ~= nil or msg:find("can't run this command", 1, true) ~= nil
+    or low:find("unknown command", 1, true) ~= nil or low:find("unknown redis command", 1, true) ~= nil
+end
+
 function R.told(msg)
   local _, row = row_of(msg)
   return row and row[2]

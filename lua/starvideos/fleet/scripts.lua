@@ -201,6 +201,30 @@ for i, set in ipairs(KEYS) do
 end
 return out
 ]=],
+  -- KEYS unfinished, pending; ARGV P, me (a lease of this process's, '' none): what a keep cannot take yet, the
+  -- unfinished tasks and pending creates whose owner's lease lives (another's than me): {their count, the count of
+  -- those owners, the ms until the first lease lapses, until the last does}.  Nothing written.
+  leased = [[
+local P, me, n, owners, count, first, last = ARGV[1], ARGV[2], 0, {}, 0, -1, -1
+for i, set in ipairs(KEYS) do
+  for _, id in ipairs(redis.call('SMEMBERS', set)) do
+    local owner = redis.call('HGET', P .. (i == 1 and 'task:' or 'pend:') .. id, 'owner')
+    if owner and owner ~= '' and owner ~= me then
+      if owners[owner] == nil then
+        local ms = redis.call('PTTL', P .. 'owner:' .. owner)
+        owners[owner] = ms
+        if ms > 0 then
+          count = count + 1
+          if first < 0 or ms < first then first = ms end
+          if ms > last then last = ms end
+        end
+      end
+      if owners[owner] > 0 then n = n + 1 end
+    end
+  end
+end
+return { n, count, first, last }
+]],
   -- KEYS task:<id>, owner:<holder>; ARGV its number (fence), lease ms: {1} while the task is held at that
   -- number (the holder's lease renewed with it: no claim for a lease more), else {0, its holder, its path and
   -- sha256 ('' not downloaded yet)}.  No record: held (nobody claims a task the store has no record of)

@@ -18,6 +18,14 @@ S.__index = S
 S.PAUSE = 0.1 -- seconds between two rounds of the sentinels
 
 local masters = {} -- the store's config id -> {host =, port =}: the master last confirmed
+local named = {} -- the store's config id -> the index of the sentinel that named it: asked first next time
+
+-- The longest one host (a sentinel asked, a master named confirming its ROLE) may take before the next is
+-- asked: a share of the store's timeout, so that a first sentinel that hangs, or names an address where nothing
+-- answers as Redis, leaves time for the others.
+function S.budget(timeout, hosts)
+  return math.max(0.25, timeout / (hosts + 1))
+end
 
 -- ROLE's answer of a master, else why not.
 local function master_role(v)
@@ -26,7 +34,8 @@ local function master_role(v)
 end
 
 function S.new(cfg, timeout, ngx)
-  local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = ngx, i = 0, state = "ask",
+  local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = ngx, state = "ask",
+    i = (named[cfg.id] or 1) - 1, per = S.budget(timeout, #cfg.hosts),
     sleep = ngx and ngx.sleep or core.sleep, deadline = now() + timeout, ask = { command = { "SENTINEL",
     "get-master-addr-by-name", cfg.service, n = 3 }, user = cfg.sentinel_user, password = cfg.sentinel_password,
     host = "sentinel", failed = "no master for " .. cfg.service .. " from the sentinels" } }, S)
@@ -44,12 +53,30 @@ function S:_master(m)
   self.m, self.state = m, "master"
   local c, err = Conn.open({ host = m.host, port = m.port }, Conn.options(cfg, cfg.user, cfg.password, cfg.db,
     { "ROLE", n = 1, check = master_role }), self.timeout, self.ngx)
-  if not c then return self:_lost(string_format("master %s:%d: %s", m.host, m.port, tostring(err))) end
-  self.mc = c
+  if not c then return self:_unconfirmed(string_format("master %s:%d: %s", m.host, m.port, tostring(err))) end
+  self.mc, self.mc_due = c, now() + self.per
+end
+
+-- The master a sentinel named could not be confirmed (why): the next sentinel asked (in a round, then a pause).
+function S:_unconfirmed(why)
+  if masters[self.cfg.id] == self.m then masters[self.cfg.id] = nil end -- (the remembered one: forgotten)
+  if self.mc then self.mc:close() end
+  self.mc, self.m, self.why, self.state = nil, nil, why, "ask"
+  if self.from then self.i = self.from end -- (the one that named it: the next one asked)
+  return self:_next()
 end
 
 -- The next sentinel asked (after the last, a pause, then the first again); past the deadline: failed.
 S._next = Conn.ask_next
+
+-- Until when the host asked now may take (a sentinel's answer, a master's hello), or nil (a pause).
+function S:_due()
+  if self.state == "ask" then
+    if self.sc and self.timed ~= self.sc then self.timed, self.sc_due = self.sc, now() + self.per end
+    return self.sc and self.sc_due
+  end
+  return self.state == "master" and self.mc_due or nil
+end
 
 -- The master found failing (why): forgotten, the sentinels asked again.
 function S:_lost(why)
@@ -61,9 +88,16 @@ end
 
 -- The sentinel's answer: the master's address, or the next sentinel.
 function S:_heard()
+  local due = self:_due()
   local status, v, h = Conn.asked(self)
+  if status == false and due and now() > due then -- (a sentinel that does not answer: the next)
+    h, status, v = self.cfg.hosts[self.i], "broken", string_format("no answer within %g s", self.per)
+    self.sc:close()
+    self.sc = nil
+  end
   if not status then return status end
   if status == "ok" and type(v) == "table" and v[1] and tonumber(v[2]) then
+    self.from = self.i
     return self:_master { host = v[1], port = tonumber(v[2]) }
   end
   self.why = string_format("sentinel %s:%d: %s", h.host, h.port, status == "ok"
@@ -81,11 +115,12 @@ function S:_advance()
       if self:_heard() == false then return false end
     else
       local ok, why = self.mc:ready()
+      if ok == false and now() > self.mc_due then ok, why = nil, string_format("no answer within %g s", self.per) end
       if ok == false then return false end
       if ok then
-        self.state, masters[self.cfg.id] = "up", self.m
+        self.state, masters[self.cfg.id], named[self.cfg.id] = "up", self.m, self.from or named[self.cfg.id]
       else
-        self:_lost(string_format("master %s:%d: %s", self.m.host, self.m.port, tostring(why)))
+        self:_unconfirmed(string_format("master %s:%d: %s", self.m.host, self.m.port, tostring(why)))
       end
     end
   end
@@ -101,7 +136,8 @@ function S:poll(wait)
     self:_advance()
     return 0
   end
-  local n, err = c:poll(wait)
+  local due = self:_due() -- (a host that does not answer is waited for its budget at most)
+  local n, err = c:poll(due and math_min(wait, math.max(0, due - now())) or wait)
   if not n and c ~= self.mc or not n and self.state ~= "up" then n = 0 end -- (its reply says it: the next one)
   self:_advance()
   return n, err

@@ -34,6 +34,15 @@ local new_error = errors.new_error
 
 local M = {}
 
+-- A number as Redis reads one: a whole one as an integer ("1000", never Lua 5.3's "1000.0", which Redis refuses
+-- where a count or milliseconds go: WAIT, SET PX, EXPIRE), any other in its exact shortest form.  Else v.
+function M.wire(v)
+  if type(v) ~= "number" then return v end
+  if v == math_floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return string_format("%d", v) end
+  return string_format("%.17g", v)
+end
+local wire = M.wire
+
 local SCRIPTS = {} -- name -> body
 local GUARDED = {} -- name -> the identity's GUARD .. body
 
@@ -58,8 +67,8 @@ function M.new(url, opts)
   -- wait_cmd: the WAIT after a record naming a paid task (none without replicas); its time adds to a silence's
   local ms = math_max(1, math_floor(rt * 1000 + 0.5))
   return setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0, jobs = {},
-    got = 0, ids = {}, watchers = {}, relays = {}, replicas = replicas, replica_timeout = rt,
-    wait_cmd = replicas > 0 and { "WAIT", tostring(replicas), tostring(ms) } or nil,
+    got = 0, ids = {}, watchers = {}, relays = {}, unacked = {}, replicas = replicas, replica_timeout = rt,
+    wait_cmd = replicas > 0 and { "WAIT", wire(replicas), wire(ms) } or nil,
     silence = timeout + (replicas > 0 and rt or 0) }, S)
 end
 
@@ -120,7 +129,9 @@ function S:_queue(job)
 end
 
 function S:send(...)
-  return self:_queue({ args = { n = select("#", ...), ... } })
+  local args = { n = select("#", ...), ... }
+  for i = 1, args.n do args[i] = wire(args[i]) end
+  return self:_queue({ args = args })
 end
 
 -- Script name sent for h (S:take's; h.n its number): h.sending marks it while the send yields, so that inside
@@ -143,7 +154,7 @@ function S:send_script(name, keys, args, wait)
   for _, k in ipairs(keys) do list[#list + 1] = k end
   local at = #list + 1
   if pre then list[at] = Identity.arg(self, pre) end
-  for _, a in ipairs(args) do list[#list + 1] = tostring(a) end
+  for _, a in ipairs(args) do list[#list + 1] = tostring(wire(a)) end
   list.n = #list
   return self:_queue({ args = list, pre = pre, at = at, wait = wait })
 end
@@ -199,17 +210,29 @@ function S:_answer(n)
   if job.relay or not next(self.relays) then return job.answer end
 end
 
+M.RETELL = 60 -- seconds: a shortage of replicas that lasts is said again this often
+
 -- A record (what) written but not acknowledged by the replicas asked (short: S:result's third value): the
--- error that says so, told once through on_event (a warning) until a record is acknowledged again.
+-- error that says so, told through on_event (a warning) once, then again at most every RETELL s while no record
+-- is acknowledged.
 function S:unreplicated(what, short, on_event)
   local err = self:error(string_format("%s: not acknowledged by %d replicas within %g s (%s); written again until it "
     .. "is", what, self.replicas, self.replica_timeout, type(short) == "number" and short .. " did"
     or "WAIT answered " .. tostring(short)))
-  if on_event and not self.told_short then
-    self.told_short = true
+  if on_event and not (self.told_short and core.now() - self.told_short < M.RETELL) then
+    self.told_short = core.now()
     on_event { type = "warning", message = err.message }
   end
   return err
+end
+
+-- A record (what) written but its WAIT refused for good (short: WAIT's error words, Route.final's): the error
+-- that says so, naming what the user needs, or nil when the refusal may pass.
+function S:refused_wait(what, short)
+  if type(short) ~= "string" or not Route.final(short) then return nil end
+  return self:error(string_format("%s: WAIT is refused (%s): with replicas = %d every record naming a paid task "
+    .. "waits for it; allow the user +wait (docs/keep-and-fleet.md#the-acl-of-a-fleets-user) or set replicas = 0",
+    what, short, self.replicas), short)
 end
 
 -- Command n's answer will not be read: dropped when it comes.

@@ -183,6 +183,28 @@ function M.orphaned(ledger)
   return tasks, pendings
 end
 
+-- What keep cannot take yet (the ledger interface's leased): the unfinished tasks and pending creates whose owner
+-- lives (another process than this one), and how many such owners; their leases end with their processes (no
+-- time to say: first, last nil).  Or nil, err.
+function M.leased(ledger)
+  local st, err = ledger:_read(true)
+  if not st then return nil, err end
+  local k, cache, me, owners, out = { path = ledger.path }, {}, ledger.lease and ledger.lease.id, {}, { owners = 0 }
+  local function live(owner, lease)
+    if owner and owner ~= me and not let_go(k, owner, lease, cache) then
+      if not owners[owner] then owners[owner], out.owners = true, out.owners + 1 end
+      return true
+    end
+  end
+  local n = 0
+  for _, t in ipairs(st.list) do
+    if not t.path and t.status ~= "failed" and live(t.owner, t.lease) then n = n + 1 end
+  end
+  for _, p in ipairs(st.open) do if live(p.owner, p.lease) then n = n + 1 end end
+  out.tasks = n
+  return out
+end
+
 -- Under the journal's lock: whether the process still holds task id at number n (then `also(lock)` done, and its
 -- lease `by`, its file removed, locked again: keepers see it live from now on): true, false and {by, path,
 -- sha256}, or nil (the journal cannot be locked or read).

@@ -86,8 +86,8 @@ function L:forget(lid, id)
   if id then self.waits[id] = nil end
 end
 
-L.keeper, L.orphans, L.owed_orphans, L.confirm, L.orphaned = leases.keeper, leases.orphans, leases.owed_orphans,
-  leases.confirm, leases.orphaned
+L.keeper, L.orphans, L.owed_orphans, L.confirm, L.orphaned, L.leased = leases.keeper, leases.orphans,
+  leases.owed_orphans, leases.confirm, leases.orphaned, leases.leased
 
 function L:let_go(id, ended)
   if ended then self.fences:let_go(id) end

@@ -1,0 +1,34 @@
+-- How to go on after Ctrl-C or kill -9 on a fleet (issue 49): the printed command names the store without its
+-- password (every other message hides it) and says where the password comes from (STARVIDEOS_STORE, which a
+-- file can fill); a store URL without a password is carried as it is.  The hint's own functions, no process:
+-- spec/hosts/store_hints_spec.lua runs the same through a killed batch.
+local output = require "starvideos.cli.output"
+
+describe("a hint on a store", function()
+  it("with a password: the command's --store is \"$STARVIDEOS_STORE\", the note names it and the URL as ***", function()
+    local ctx = { name = "generate", out = "v.mp4", opts = { store = "rediss://app:app-pw@redis.example:6380/2",
+      interval = 0.5 } }
+    local line = output.next_step(ctx, "t-1")
+    assert.is_nil(line:find("app-pw", 1, true), line)
+    assert.matches("`starvideos wait t-1 --out v.mp4 --interval 0.5 --store \"$STARVIDEOS_STORE\"` picks it up again "
+      .. "(with STARVIDEOS_STORE set "
+      .. "to the store's URL rediss://app:***@redis.example:6380/2 and its password, which is never printed: "
+      .. "`export STARVIDEOS_STORE=\"$(cat FILE)\"` reads it from a file only you can read)", line, 1, true)
+    ctx.completed = true
+    line = output.next_step(ctx, "t-1")
+    assert.matches("fetches its video (with STARVIDEOS_STORE set to the store's URL rediss://app:***@", line, 1, true)
+    for _, url in ipairs { "redis://:pw-1@10.0.0.5:6379/0", "redis+sentinel://:pw-1@h1:26379,h2/mymaster",
+      "unix://app:pw-1@/run/redis.sock?db=2" } do
+      ctx.opts.store = url
+      line = output.next_step(ctx, "t-1")
+      assert.is_nil(line:find("pw-1", 1, true), line)
+      assert.matches(":***@", line, 1, true)
+    end
+  end)
+
+  it("without a password: --store URL carried as it is", function()
+    local line = output.next_step({ name = "generate", opts = { store = "redis://10.0.0.5:6379/1" } }, "t-2")
+    assert.matches("`starvideos wait t-2 --store redis://10.0.0.5:6379/1` picks it up again", line, 1, true)
+    assert.is_nil(line:find("STARVIDEOS_STORE", 1, true), line)
+  end)
+end)
