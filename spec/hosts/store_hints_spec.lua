@@ -43,11 +43,11 @@ describe("a fleet's batch killed with kill -9", function()
         return err:find("stopped by a signal", 1, true)
       end, 10), err)
       assert.is_nil(err:find(PW, 1, true), err)
-      assert.matches("`starvideos batch [^`]* %-%-store \"%$STARVIDEOS_STORE\"[^`]*` goes on: it creates no video it "
+      assert.matches("`%S*starvideos batch [^`]* %-%-store \"%$STARVIDEOS_STORE\"[^`]*` goes on: it creates no video it "
         .. "created before %(with STARVIDEOS_STORE set to the store's URL redis://:%*%*%*@127%.0%.0%.1:%d+ and its "
         .. "password", err)
       -- as printed, STARVIDEOS_STORE set: its plan (--dry-run) knows the 3 tasks, it would create none
-      local command = err:match("`(starvideos batch [^`]*)`"):gsub("^starvideos ", "")
+      local command = err:match("`(%S*starvideos batch [^`]*)`"):gsub("^%S*starvideos ", "") -- (as invoked)
       local plan, ok = helper.capture(table.concat({ "export STARVIDEOS_STORE=" .. q(url) .. ";",
         (env:gsub("^env %-u STARVIDEOS_STORE", "env")), command, "--dry-run", "2>&1" }, " "))
       assert.truthy(ok, plan)
