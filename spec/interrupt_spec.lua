@@ -12,6 +12,12 @@ local q = helper.shell_quote
 -- :stop(), which sends SIGINT and returns { out =, err =, code = } once it ended.
 local function script(dir, src, emu)
   local path = dir .. "/script.lua"
+  if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+    -- (Lua 5.1's interpreter prints "(error object is not a string)" for any error table, the library's too:
+    -- docs/reference.md says so; the error's own words, as a script's pcall and tostring give them)
+    src = "local ok, e = pcall(function()\n" .. src .. "\nend)\n"
+      .. "if not ok then io.stderr:write('lua5.1: ', tostring(e), '\\n') os.exit(1) end\n"
+  end
   helper.write_file(path, src)
   local env = "LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
     .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " STARVIDEOS_API_KEY=" .. q(emu.key)
