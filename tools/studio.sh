@@ -23,8 +23,8 @@ stop() {
   echo "studio: stopped (its journal and videos stay in $dir)"
 }
 trap 'stop' EXIT
-trap 'stop; exit 130' INT
-trap 'stop; exit 143' TERM
+trap 'stop; exit 0' INT      # Ctrl-C: the way to stop it, not a failure
+trap 'stop; exit 143' TERM HUP
 
 # the secret that signs the page's tokens and names the browsers: the studio's own, never sent
 if [ ! -s "$dir/secret" ]; then

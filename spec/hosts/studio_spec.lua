@@ -38,7 +38,7 @@ end
 local function start_studio(dir, port, emu)
   local env = { STARVIDEOS_BASE_URL = emu.url, STARVIDEOS_API_KEY = emu.key, STUDIO_DIR = dir .. "/studio",
     STUDIO_PORT = tostring(port), STUDIO_INTERVAL = "1", STUDIO_PRICES = "videos=0.40,videos_fast=0.25",
-    STUDIO_TENANT_LIMIT = "20/60" }
+    STUDIO_TENANT_LIMIT = "2/60" }
   local vars = {}
   for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. q(v) end
   local log = dir .. "/studio.out"
@@ -214,5 +214,36 @@ describe("the studio in a browser", function()
     assert.same({}, key_seen(again.answers))
     assert.is_nil(again.play.failure, cjson.encode(again.play))
     assert.is_true(again.play.t2 > again.play.t1)
+  end)
+
+  it("caps each browser's creates at STUDIO_TENANT_LIMIT: the third of 2/60 refused on its card, not sent", function()
+    local jar = dir .. "/jar"
+    local page = helper.capture(str_format("curl -s -c %s %s", q(jar), q(url)))
+    local token = page:match('name="studio%-token" content="([^"]+)"')
+    local before = emu:creates()
+    for i = 1, 3 do
+      local answer = helper.capture(str_format("curl -s -b %s -H %s -H 'Content-Type: application/json' -d %s %s",
+        q(jar), q("X-Studio-Token: " .. token),
+        q('{"model":"videos","prompt":"A heron, take ' .. i .. '","duration":5}'), q(url .. "tasks")))
+      assert.truthy(answer:find('"key"', 1, true), answer)
+    end
+    local cards
+    assert.truthy(helper.wait_until(function()
+      cards = cjson.decode((helper.capture(str_format("curl -s -b %s %s", q(jar), q(url .. "tasks"))))).cards
+      local settled = 0
+      for _, c in ipairs(cards) do
+        if c.state == "failed" or c.state == "queued" or c.state == "processing" or c.state == "saved" then
+          settled = settled + 1
+        end
+      end
+      return settled == 3
+    end, 20), cjson.encode(cards))
+    local refused = {}
+    for _, c in ipairs(cards) do
+      if c.state == "failed" then refused[#refused + 1] = c.error end
+    end
+    assert.equal(1, #refused, cjson.encode(cards))
+    assert.matches("tenant_limit", refused[1])
+    assert.equal(before + 2, emu:creates())
   end)
 end)
