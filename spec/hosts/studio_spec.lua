@@ -121,6 +121,8 @@ describe("the studio in a browser", function()
       prompt = "A cute kitten playing on a sunlit meadow, cinematic lens", long_model = "videos_fast",
       long_prompt = string.rep("k", 1501) }
     assert.is_true(first.token_sent)
+    -- nothing refused by the CSP, no script error (the too-long prompt's 400 is the one answer the console names)
+    for _, e in ipairs(first.console_errors) do assert.matches("400", e) end
     assert.same({ "starvideos_o3", "videos", "videos_fast", "videos_stable", "videos_stable_fast" }, first.models)
     -- its states as they changed, in order, to saved (the first events may come before the page looks)
     local states = table.concat(first.states, " ")

@@ -9,10 +9,13 @@ const path = require('path');
 const { chromium } = require(path.join(__dirname, '../../npm/node_modules/playwright-core'));
 
 const o = JSON.parse(process.argv[2]);
-const out = { answers: [] };
+const out = { answers: [], console_errors: [] };
 
-// Every answer the page gets: its headers, and its body where one ends (not a video's, not a stream's).
+// Every answer the page gets: its headers, and its body where one ends (not a video's, not a stream's);
+// every error the page's console shows (a script or a style the CSP refused, say).
 function record(page) {
+  page.on('console', (m) => { if (m.type() === 'error') out.console_errors.push(`${m.text()} (${m.location().url})`); });
+  page.on('pageerror', (e) => out.console_errors.push(String(e)));
   page.on('response', async (r) => {
     const type = r.headers()['content-type'] || '';
     const a = { url: r.url(), status: r.status(), headers: r.headers() };
@@ -63,7 +66,7 @@ async function play(page, key) {
     v.currentTime = Math.min(1, v.duration / 2);
   }));
   return { at, t1, t2, seek, duration: await page.$eval(sel, (v) => v.duration),
-    error: await page.$eval(sel, (v) => v.error && v.error.message) };
+    error: await page.$eval(sel, (v) => (v.error ? v.error.message : undefined)) };
 }
 
 async function cardKeys(page) {
