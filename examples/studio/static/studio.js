@@ -44,7 +44,8 @@ function showError(text) {
 async function send(ev) {
   ev.preventDefault();
   const body = { model: $('model').value, prompt: $('prompt').value, duration: $('duration').value,
-    ratio: $('ratio').value, resolution: $('resolution').value };
+    ratio: $('ratio').value, resolution: $('resolution').value,
+    first_image: $('first_image').value.trim(), last_image: $('last_image').value.trim() };
   for (const [id] of REFS) {
     if (!$(id).closest('label').hidden) body[id] = $(id).value.split('\n').map((s) => s.trim()).filter(Boolean);
   }

@@ -102,6 +102,14 @@ async function first(browser) {
   await page.click('#send');
   await page.waitForSelector('#error:not([hidden])', { timeout: 10000 });
   out.long_error = await page.$eval('#error', (e) => e.textContent);
+  // a first frame without its last: the library's rule, named
+  await page.selectOption('#model', 'videos');
+  await page.fill('#prompt', o.prompt);
+  await page.fill('#first_image', 'https://example.com/first.png');
+  await page.click('#send');
+  await page.waitForFunction((before) => document.getElementById('error').textContent !== before, out.long_error);
+  out.frame_error = await page.$eval('#error', (e) => e.textContent);
+  await page.fill('#first_image', '');
   out.cards_after_long = (await page.$$('.card')).length;
   // the page's own create, replayed without its token, then with a token made up
   const bare = { 'content-type': 'application/json' };
