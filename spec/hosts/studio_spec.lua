@@ -143,6 +143,11 @@ describe("the studio in a browser", function()
     assert.is_nil(first.play.error)
     assert.is_true(first.play.t2 > first.play.t1, str_format("currentTime %s then %s", first.play.t1, first.play.t2))
     assert.is_true(math.abs(first.play.seek - math.min(1, first.play.duration / 2)) < 0.2)
+    local ranges = 0
+    for _, a in ipairs(first.answers) do
+      if a.url:find("/videos/", 1, true) and a.status == 206 then ranges = ranges + 1 end
+    end
+    assert.is_true(ranges > 0, "no 206 for the video")
     -- the figures
     local task
     for _, t in ipairs(emu:tasks()) do task = t end
