@@ -79,6 +79,21 @@ local function key_seen(answers)
   return where
 end
 
+-- A page's token for the browser of cookie (studio_tenant's value), as the page's meta tag holds it.
+local function page_token(url, cookie)
+  local page = helper.capture(str_format("curl -s -H %s %s", q("Cookie: studio_tenant=" .. cookie), q(url)))
+  return (assert(page:match('name="studio%-token" content="([^"]+)"'), page))
+end
+
+-- A create POSTed as the page does, for the browser of cookie: the answer's status and body.
+local function post(url, cookie, body)
+  local out = helper.capture(str_format("curl -s -w '\n%%{http_code}' -H %s -H %s -H %s -d %s %s",
+    q("Cookie: studio_tenant=" .. cookie), q("X-Studio-Token: " .. page_token(url, cookie)),
+    q("Content-Type: application/json"), q(body), q(url .. "tasks")))
+  local text, status = out:match("^(.*)\n(%d+)$")
+  return tonumber(status), text
+end
+
 -- The raw answer's status line of one request to the studio.
 local function raw(port, text)
   local c = assert(socket.tcp())
@@ -181,6 +196,24 @@ describe("the studio in a browser", function()
     assert.equal(1, emu:creates())
   end)
 
+  it("takes reference media by URL only: a file of the server's, or extra, refused before validation", function()
+    assert.truthy(first, "the first case ran")
+    local cookie = cjson.decode(helper.read_file(dir .. "/browser.json")).cookies[1].value
+    local base = '"model":"videos","prompt":"a cat","duration":5'
+    for body, says in pairs {
+      ["{" .. base .. ',"referenceImages":[{"file":"/etc/passwd"}]}'] = "referenceImages%[1%]: expected a URL",
+      ["{" .. base .. ',"first_image":{"file":"/etc/passwd"},"last_image":"https://x.test/b.png"}'] =
+        "first_image: expected a URL",
+      ["{" .. base .. ',"extra":{"seed":1}}'] = "extra: not taken by the studio",
+      ["[1, 2]"] = "%[1%]: unknown field",
+    } do
+      local status, answer = post(url, cookie, body)
+      assert.equal(400, status, answer)
+      assert.matches(says, cjson.decode(answer).error)
+    end
+    assert.equal(1, emu:creates())
+  end)
+
   it("refuses a Host it does not serve, and answers its own", function()
     assert.equal("HTTP/1.1 421 Misdirected Request",
       raw(port, str_format("GET / HTTP/1.1\r\nHost: rebound.example:%d\r\nConnection: close\r\n\r\n", port)))
@@ -206,11 +239,8 @@ describe("the studio in a browser", function()
     assert.truthy(first, "the first case ran")
     emu:config { processing = 6 }
     local cookie = cjson.decode(helper.read_file(dir .. "/browser.json")).cookies[1]
-    local token = helper.capture(str_format("curl -s -H %s %s", q("Cookie: studio_tenant=" .. cookie.value), q(url)))
-      :match('name="studio%-token" content="([^"]+)"')
-    local answer = helper.capture(str_format("curl -s -H %s -H %s -H 'Content-Type: application/json' -d %s %s",
-      q("Cookie: studio_tenant=" .. cookie.value), q("X-Studio-Token: " .. token),
-      q('{"model":"videos","prompt":"A fox in the snow","duration":5}'), q(url .. "tasks")))
+    local status, answer = post(url, cookie.value, '{"model":"videos","prompt":"A fox in the snow","duration":5}')
+    assert.equal(202, status, answer)
     local second = assert(cjson.decode(answer), answer).key
     assert.truthy(helper.wait_until(function() return emu:creates() == 2 end, 10))
     assert.is_true(stop_studio(proc, port))

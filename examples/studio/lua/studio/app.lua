@@ -61,26 +61,46 @@ function M.models()
   reply(200, models_json)
 end
 
+-- The reference fields: a browser names media by URL only, never a file of this server ({file = path})
+-- nor `extra`.
+local URLS = { first_image = "one", last_image = "one", image = "one", lastFrameImage = "one",
+  referenceImages = "list", referenceVideos = "list", referenceAudios = "list" }
+
+local function urls_only(p)
+  if p.extra ~= nil then return "extra: not taken by the studio" end
+  for field, how in pairs(URLS) do
+    local v = p[field]
+    if how == "one" and v ~= nil and type(v) ~= "string" then return field .. ": expected a URL" end
+    if how == "list" and type(v) == "table" then
+      for i, u in pairs(v) do
+        if type(u) ~= "string" then return field .. "[" .. tostring(i) .. "]: expected a URL" end
+      end
+    end
+  end
+end
+
 -- The request's params from its JSON body: empty values left out, a duration typed as text made a
--- number; anything else as sent, for the library's validation to name.
+-- number; anything else as sent, for the library's validation to name.  nil, why for a body refused here.
 local function params_of(body)
   local p = type(body) == "table" and body or nil
-  if not p then return nil end
+  if not p then return nil, "expected a JSON object of params" end
   for k, v in pairs(p) do
     if v == "" or v == ngx.null or (type(v) == "table" and next(v) == nil) then p[k] = nil end
   end
   if type(p.duration) == "string" then p.duration = tonumber(p.duration) or p.duration end
+  local why = urls_only(p)
+  if why then return nil, why end
   return p
 end
 
 local function create(tenant)
   ngx.req.read_body()
-  local p = params_of(cards.decode(ngx.req.get_body_data() or ""))
-  if not p then return reply(400, cards.encode { error = "expected a JSON object of params" }) end
+  local p, why = params_of(cards.decode(ngx.req.get_body_data() or ""))
+  if not p then return reply(400, cards.encode { error = why }) end
   local ok, err = starvideos.validate(p)
   if not ok then return reply(400, cards.encode { error = err.message, field = err.field }) end
-  local key, why = runner.start(tenant, p)
-  if not key then return reply(503, cards.encode { error = "cannot start: " .. tostring(why) }) end
+  local key, failed = runner.start(tenant, p)
+  if not key then return reply(503, cards.encode { error = "cannot start: " .. tostring(failed) }) end
   reply(202, cards.encode { key = key })
 end
 
