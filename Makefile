@@ -48,11 +48,12 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # redis-server, hiredis (and libssl-dev: TLS) for starvideos.redis;
 # spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; the storage specs: nodejs,
 # its npm packages from spec/npm by mk/npm.mk; spec/hosts/observe_*: prometheus (promtool, the server);
-# strace: the nginx specs that look at the files a worker touches; spec/hosts/studio_spec.lua: chromium).
+# strace: the nginx specs that look at the files a worker touches; ffmpeg: spec/tools/emulator_video_spec.lua
+# decodes the emulator's videos; spec/hosts/studio_spec.lua: chromium).
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
-             redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache chromium
+             redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache ffmpeg chromium
 # The goals that install what is missing first (when apt-get exists); no other
 # goal depends on deps-checked, so a plain `make` calls no package manager.
 INSTALL_GOALS := test test-hosts test-all demo bench studio

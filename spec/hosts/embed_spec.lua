@@ -387,7 +387,7 @@ int main(int argc, char **argv) {
       if best <= FRAME_LIMIT_MS then break end
     end
     assert.is_true(best <= FRAME_LIMIT_MS, "a step(0) took over 4 ms in every run:\n" .. table.concat(lines, "\n"))
-    -- whole: the emulator's MP4 head (ftyp, moov, mdat's head), then zeros (its padding)
+    -- whole: the emulator's MP4 head (ftyp, moov, mdat's head and the pictures), then zeros (its padding)
     local expected = require("starvideos.emulator.files").video_parts(5, BIG)[1]
     local f = assert(io.open(path, "rb"))
     local head = f:read(#expected)

@@ -637,7 +637,9 @@ end
 local WHOLE = {
   { "dl_html", "an HTML page with 200", "not an MP4: it does not begin with an ftyp box" },
   { "dl_short", "half an MP4 with a matching short Content-Length", "box 'mdat' at byte " },
-  { "dl_overrun", "an MP4 whose mdat runs past the end", "runs past the end (99429 bytes of a file of 100000)" },
+  -- (the mdat, from its offset to the file's end, says 64 bytes more)
+  { "dl_overrun", "an MP4 whose mdat runs past the end", str_format("runs past the end (%d bytes of a file of 100000)",
+    100000 - (DL_GOOD:find("mdat", 1, true) - 5) + 64) },
   { "dl_duration", "a 9 s MP4 for a 5 s task", "duration 9.0 s, the task says 5 s" },
 }
 for _, w in ipairs(WHOLE) do

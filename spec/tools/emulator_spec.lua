@@ -403,7 +403,7 @@ describe("the emulator", function()
 
   describe("the video's length", function()
     -- sizes: too small for the boxes (then the smallest well-formed MP4), small, large
-    for _, size in ipairs { 100, 2000, 3000000 } do
+    for _, size in ipairs { 100, 20000, 3000000 } do
       it("is an MP4 of the task's duration at video_size " .. size, function()
         emu:config { video_size = size }
         local task = completed_task(emu, { model = "videos", prompt = "a cat", duration = 10 })
@@ -416,11 +416,25 @@ describe("the emulator", function()
         assert.are.same({ 1280, 720, 1280, 720 }, { mp4.width, mp4.height, mp4.entry_width, mp4.entry_height })
         local boxes = read.boxes(res.body)
         assert.are.equal(#res.body, boxes[3].at + boxes[3].size - 1)
-        local smallest = #files.video(10, 0)
-        assert.is_true(smallest > 100 and smallest < 2000, smallest)
+        local smallest = #files.video(10, 0) -- the boxes and the samples: a byte a macroblock, then 100 P pictures
+        assert.is_true(smallest > 3600 and smallest < 8000, smallest)
         assert.are.equal(math.max(size, smallest), #res.body)
       end)
     end
+
+    it("is of the picture size the task's ratio asks (or its model's default ratio), 720 pixels on its short side",
+      function()
+        for _, case in ipairs { { "videos", "16:9", 1280, 720 }, { "videos", "21:9", 1680, 720 },
+          { "videos", "3:4", 720, 960 }, { "videos_fast", "1:1", 720, 720 }, { "starvideos_o3", nil, 720, 1280 } } do
+          local task = completed_task(emu, { model = case[1], prompt = "a cat", duration = 4, ratio = case[2] })
+          local res = request(emu, "GET", path_of(task.video_url))
+          assert.are.equal(200, res.status)
+          assert.is_true(res.body == files.video(4, nil, case[3], case[4]), case[1] .. " " .. tostring(case[2]))
+          local mp4 = read.mp4(res.body)
+          assert.are.same({ case[3], case[4], case[3], case[4] },
+            { mp4.width, mp4.height, mp4.entry_width, mp4.entry_height })
+        end
+      end)
   end)
 
   describe("reference media at /media/", function()

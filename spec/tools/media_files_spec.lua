@@ -50,6 +50,39 @@ local function sps_size(nal)
   return w, h
 end
 
+-- The video track's samples: sizes, offset (stco's one chunk), total (their
+-- bytes), stts (its runs), ticks (their durations' sum), scale (mdhd's), sync (stss).
+local function samples(s)
+  local function at(name)
+    return assert(read.find(s, { "moov", "trak", "mdia", "minf", "stbl", name })).at
+  end
+  local t = { sizes = {}, stts = {}, sync = {}, total = 0, ticks = 0 }
+  local stsz = at("stsz")
+  for i = 1, uint(s, stsz + 16, 4) do
+    t.sizes[i] = uint(s, stsz + 16 + 4 * i, 4)
+    t.total = t.total + t.sizes[i]
+  end
+  local stts = at("stts")
+  for i = 1, uint(s, stts + 12, 4) do
+    t.stts[i] = { uint(s, stts + 8 + 8 * i, 4), uint(s, stts + 12 + 8 * i, 4) }
+    t.ticks = t.ticks + t.stts[i][1] * t.stts[i][2]
+  end
+  local stss = at("stss")
+  for i = 1, uint(s, stss + 12, 4) do t.sync[i] = uint(s, stss + 12 + 4 * i, 4) end
+  assert(uint(s, at("stco") + 12, 4) == 1, "one chunk")
+  t.offset = uint(s, at("stco") + 16, 4)
+  t.scale = uint(s, assert(read.find(s, { "moov", "trak", "mdia", "mdhd" })).at + 20, 4)
+  return t
+end
+
+-- The NAL unit type of sample i (its 4-byte length, then its header byte).
+local function nal_types(s, t, i)
+  local pos = t.offset
+  for k = 1, i - 1 do pos = pos + t.sizes[k] end
+  assert(uint(s, pos + 1, 4) == t.sizes[i] - 4, "one NAL unit a sample")
+  return s:byte(pos + 5) % 32
+end
+
 describe("the media writers", function()
   describe("mp4", function()
     it("writes ftyp, moov, mdat of the size asked; duration and dimensions in mvhd, tkhd, avc1, SPS", function()
@@ -67,11 +100,15 @@ describe("the media writers", function()
       assert.are.same({ 1920, 1080 }, { sps_size(s:sub(at + 8, at + 7 + sps_len)) })
       local mdat = read.boxes(s)[3]
       assert.are.equal(100000, mdat.at + mdat.size - 1)
-      -- the one sample: its size and offset are the mdat's payload
-      local stsz = read.find(s, { "moov", "trak", "mdia", "minf", "stbl", "stsz" })
-      local stco = read.find(s, { "moov", "trak", "mdia", "minf", "stbl", "stco" })
-      assert.are.equal(mdat.size - 8, uint(s, stsz.at + 20, 4))
-      assert.are.equal(mdat.at - 1 + 8, uint(s, stco.at + 16, 4))
+      -- the samples: one chunk at the mdat's payload, 60 pictures of 100 ms, the first the one sync sample,
+      -- an IDR picture (NAL type 5) and then P pictures (type 1); zeros after them to the end
+      local t = samples(s)
+      assert.are.same({ 60, 6000, 1000, { 1 } }, { #t.sizes, t.ticks, t.scale, t.sync })
+      assert.are.same({ 60, 100 }, t.stts[1])
+      assert.are.equal(mdat.at - 1 + 8, t.offset)
+      assert.are.same({ 5, 1, 1 }, { nal_types(s, t, 1), nal_types(s, t, 2), nal_types(s, t, 60) })
+      local after = t.offset + t.total
+      assert.are.equal(string.rep("\0", 100000 - after), s:sub(after + 1))
     end)
 
     it("puts moov after mdat with moov = \"end\", its chunk offset still the mdat's payload", function()
@@ -80,13 +117,14 @@ describe("the media writers", function()
       local info = read.mp4(s)
       assert.are.same({ "ftyp", "mdat", "moov" }, info.top)
       assert.are.same({ 12, 720, 1280 }, { info.duration, info.width, info.height })
-      local stco = read.find(s, { "moov", "trak", "mdia", "minf", "stbl", "stco" })
-      assert.are.equal(read.boxes(s)[2].at - 1 + 8, uint(s, stco.at + 16, 4))
+      local t = samples(s)
+      assert.are.same({ 120, 12000 }, { #t.sizes, t.ticks })
+      assert.are.equal(read.boxes(s)[2].at - 1 + 8, t.offset)
     end)
 
     it("writes a fragmented MP4: moov with mvex, then moof and mdat, trun pointing at the payload", function()
-      local s = media.mp4 { seconds = 4, fragmented = true, bytes = 5000 }
-      assert.are.equal(5000, #s)
+      local s = media.mp4 { seconds = 4, fragmented = true, bytes = 20000 }
+      assert.are.equal(20000, #s)
       local info = read.mp4(s)
       assert.are.same({ "ftyp", "moov", "moof", "mdat" }, info.top)
       assert.are.equal(4, info.duration)
@@ -94,6 +132,11 @@ describe("the media writers", function()
       local moof = read.boxes(s)[3]
       local trun = assert(read.find(s, { "moof", "traf", "trun" }))
       assert.are.equal(moof.size + 8, uint(s, trun.at + 16, 4)) -- data offset from moof's first byte
+      -- 40 samples of 100 ms; the first sync (flags 0x02000000), the others not (trex: 0x01010000)
+      assert.are.same({ 0x305, 40, 0x02000000, 100 }, { uint(s, trun.at + 9, 3), uint(s, trun.at + 12, 4),
+        uint(s, trun.at + 20, 4), uint(s, trun.at + 24, 4) })
+      local trex = read.find(s, { "moov", "mvex", "trex" })
+      assert.are.equal(0x01010000, uint(s, trex.at + 28, 4))
     end)
 
     it("writes a QuickTime brand, an M4A, and the smallest file when bytes is below the boxes' size", function()
@@ -110,7 +153,7 @@ describe("the media writers", function()
       assert.are.equal(smallest, media.mp4 { seconds = 5, bytes = 10 })
       local boxes = read.boxes(smallest)
       assert.are.equal(#smallest, boxes[3].at + boxes[3].size - 1)
-      assert.are.equal(8, boxes[3].size) -- an empty mdat
+      assert.are.equal(8 + samples(smallest).total, boxes[3].size) -- the samples alone
     end)
 
     it("gives a file past 4 GiB as parts, its mdat of 64-bit size", function()
@@ -125,15 +168,15 @@ describe("the media writers", function()
     end)
 
     it("writes a broken MP4 with box_overrun: its last box says 64 bytes more than the file has", function()
-      local s = media.mp4 { seconds = 5, bytes = 3000, box_overrun = true }
-      assert.are.equal(3000, #s)
+      local s = media.mp4 { seconds = 5, bytes = 30000, box_overrun = true }
+      assert.are.equal(30000, #s)
       local boxes, cut = read.boxes(s)
       assert.are.same({ "ftyp", "moov" }, { boxes[1].type, boxes[2].type })
-      assert.are.same({ "mdat", 3064 }, { cut.type, cut.at - 1 + cut.size })
-      s = media.mp4 { seconds = 5, bytes = 3000, box_overrun = true, moov = "end" }
+      assert.are.same({ "mdat", 30064 }, { cut.type, cut.at - 1 + cut.size })
+      s = media.mp4 { seconds = 5, bytes = 30000, box_overrun = true, moov = "end" }
       boxes, cut = read.boxes(s)
       assert.are.same({ "ftyp", "mdat" }, { boxes[1].type, boxes[2].type })
-      assert.are.same({ "moov", 3064 }, { cut.type, cut.at - 1 + cut.size })
+      assert.are.same({ "moov", 30064 }, { cut.type, cut.at - 1 + cut.size })
     end)
 
     it("refuses options it cannot honour, naming them", function()
@@ -144,6 +187,7 @@ describe("the media writers", function()
       end
       assert.matches('moov must be "start" or "end", got middle', refusal(media.mp4, { moov = "middle" }), 1, true)
       assert.matches("seconds must be a number >= 0, got -1", refusal(media.mp4, { seconds = -1 }), 1, true)
+      assert.matches("prompt must be a string, got table", refusal(media.mp4, { prompt = {} }), 1, true)
       assert.matches("bitrate must be an MPEG-1 layer III rate (32-320), got 100",
         refusal(media.mp3, { bitrate = 100 }), 1, true)
     end)

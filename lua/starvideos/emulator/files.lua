@@ -1,6 +1,6 @@
 -- starvideos.emulator.files: the files the emulator serves, written by
--- starvideos.emulator.media: a task's video (an MP4 of the task's duration,
--- padded to the config's video_size) and the reference media of /media/<name>
+-- starvideos.emulator.media: a task's video (an MP4 of the task's duration and
+-- picture size, H.264 that players play, padded to the config's video_size) and the reference media of /media/<name>
 -- (any type, size, duration and dimensions a spec asks for).  Both honour a
 -- single Range with 206, answer HEAD with the Content-Length, and stream
 -- their zero runs without holding them.
@@ -24,17 +24,32 @@ local BLOCKY = { jpeg = 2 ^ 28, gif = 2 ^ 28 }
 local CHUNK = 64 * 1024
 local ZEROS = str_rep("\0", CHUNK)
 
+-- The picture of a task that asks `ratio` ("W:H", nil: 16:9) at `resolution`
+-- ("720p", nil: 720p): the resolution's number of pixels on the short side,
+-- the long side in proportion (rounded to an even number).
+function F.dimensions(ratio, resolution)
+  local a, b = tostring(ratio or "16:9"):match("^(%d+):(%d+)$")
+  local short = tonumber(tostring(resolution or "720p"):match("^(%d+)[pP]$")) or F.VIDEO_HEIGHT
+  a, b = tonumber(a), tonumber(b)
+  if not (a and b and a > 0 and b > 0) then a, b = 16, 9 end
+  local long = 2 * math_floor(short * math_max(a, b) / math_min(a, b) / 2 + 0.5)
+  if a >= b then return long, short end
+  return short, long
+end
+
 -- A task's video: what the emulator serves for a task of `seconds` at
--- video_size `bytes` (nil: F.VIDEO_BYTES).  As parts and size (media.parts).
-function F.video_parts(seconds, bytes)
+-- video_size `bytes` (nil: F.VIDEO_BYTES), width x height (nil: 1280 x 720).
+-- As parts and size (media.parts): H.264 that players play, padded after its
+-- samples.
+function F.video_parts(seconds, bytes, width, height)
   return media.parts("mp4", { seconds = seconds, bytes = bytes or F.VIDEO_BYTES,
-    width = F.VIDEO_WIDTH, height = F.VIDEO_HEIGHT })
+    width = width or F.VIDEO_WIDTH, height = height or F.VIDEO_HEIGHT })
 end
 
 -- The same video as one string, for the specs to compare with what they downloaded.
-function F.video(seconds, bytes)
+function F.video(seconds, bytes, width, height)
   return media.mp4 { seconds = seconds, bytes = bytes or F.VIDEO_BYTES,
-    width = F.VIDEO_WIDTH, height = F.VIDEO_HEIGHT }
+    width = width or F.VIDEO_WIDTH, height = height or F.VIDEO_HEIGHT }
 end
 
 -- Bytes first to last (0-based, inclusive) of parts, given to emit in pieces.
@@ -127,7 +142,7 @@ local function media_options(name, q)
     return nil, "type: expected one of " .. table.concat(media.TYPES, ", ") .. ", got " .. tostring(q.type or name)
   end
   local o, err = { moov = q.moov, fragmented = q.fragmented == "1", box_overrun = q.overrun == "1",
-    xing = q.xing == "1" }
+    xing = q.xing == "1", prompt = q.prompt }
   if o.moov and o.moov ~= "start" and o.moov ~= "end" then return nil, "moov: expected start or end" end
   local fields = { { "bytes", "bytes", BLOCKY[kind] or F.MAX_BYTES }, { "seconds", "seconds", F.MAX_SECONDS },
     { "w", "width", 65535 }, { "h", "height", 65535 }, { "rate", "rate", 192000 }, { "bitrate", "bitrate", 320 } }
@@ -141,7 +156,7 @@ local function media_options(name, q)
   return kind, o
 end
 
--- GET or HEAD /media/<name>?type=&bytes=&seconds=&w=&h=&moov=end&status=&redirect=1
+-- GET or HEAD /media/<name>?type=&bytes=&seconds=&w=&h=&moov=end&prompt=&status=&redirect=1
 -- (q: the request's query, parsed).  redirect=1: 302 to the same URL without it.
 function F.media(req, q)
   local name = req.path:match("^/media/([^/]+)$")

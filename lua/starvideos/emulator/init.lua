@@ -85,7 +85,7 @@ M.DEFAULTS = {
   outcome = "completed",    -- or "failed"
   fail_rate = 0,            -- the share of the other tasks that fail anyway (drawn from seed)
   error = "Reference image resolution is too low.",
-  video_size = nil,         -- bytes of each video, padded in mdat (nil: files.VIDEO_BYTES)
+  video_size = nil,         -- bytes of each video, padded in mdat after its pictures (nil: files.VIDEO_BYTES)
   expired_status = 410,     -- answer for an invalid or expired video token
   url_ttl = nil,            -- seconds a video URL stays valid (nil: until /_emulator/expire)
   spread = 0,               -- sigma of a log-normal spread of each task's processing time
@@ -123,8 +123,8 @@ local USAGE_HEAD = [[
 usage: starvideos emulator [options]
 
 A local stand-in for the video API: both create endpoints, GET /v1/result/{id},
-the queued -> processing -> completed/failed lifecycle, a real MP4 of the task's
-duration at video_url, reference media at /media/NAME?type=... (see docs/emulator.md),
+the queued -> processing -> completed/failed lifecycle, an MP4 that players play
+(H.264) of the task's duration and ratio at video_url, reference media at /media/NAME?type=... (see docs/emulator.md),
 and injectable faults. When ready it prints "starvideos emulator listening on URL",
 then the key it accepts and the two lines that point a shell at it:
   export STARVIDEOS_BASE_URL=URL
@@ -140,9 +140,9 @@ options:
   --fail-rate P       the share (0 to 1) of the other tasks that end failed too, with
                       the config's error; drawn from --seed: the same seed, the same tasks
   --seed N            the generator of --fail-rate and of the config's spread (default 1)
-  --video-size N      bytes of each video: an MP4 of the task's duration padded in its
-                      mdat (default 19239; at most 1 TiB; below its boxes' size, the
-                      smallest well-formed MP4, 643 bytes)
+  --video-size N      bytes of each video: an MP4 of the task's duration, zeros after
+                      its pictures in mdat (default 19239; at most 1 TiB; below its own
+                      size, 5343 bytes for 5 s at 1280x720, the MP4 unpadded)
   --max-lifetime S    exit on its own after S seconds
   -h, --help          show this help
 The options set the config's first values (below), which POST /_emulator/reset restores.
@@ -663,6 +663,7 @@ function Server:create(req)
   end
 
   local cfg = self.config
+  local width, height = files.dimensions(clean.ratio or core.models[model].default_ratio, clean.resolution)
   local fetched, why = self:fetch_refs(clean)
   self.seq = self.seq + 1
   local task = {
@@ -676,6 +677,7 @@ function Server:create(req)
     error = cfg.error,
     duration = int(clean.duration) or 5,
     params = params,
+    width = width, height = height,
     fetched = fetched,
   }
   if why then task.outcome, task.error = "failed", why end
@@ -716,7 +718,7 @@ function Server:result(req)
   return json_response(200, self:task_view(task))
 end
 
--- A task's video: an MP4 of its duration, padded to video_size.
+-- A task's video: an MP4 of its duration and picture size, padded to video_size.
 function Server:video(req)
   local raw = req.path:match("^/videos/([^/]+)%.mp4$")
   local id = raw and unescape(raw)
@@ -727,7 +729,8 @@ function Server:video(req)
     return json_response(self.config.expired_status,
       { error = { message = "video URL is invalid or has expired", type = "url_expired" } })
   end
-  local parts, total = files.video_parts(self.tasks[id].duration, self.config.video_size)
+  local task = self.tasks[id]
+  local parts, total = files.video_parts(task.duration, self.config.video_size, task.width, task.height)
   return files.answer(req, parts, total, "video/mp4")
 end
 
@@ -775,7 +778,7 @@ local CONFIG_FIELDS = {
     function(v) return type(v) == "number" and v >= 0 and v <= 1, "a number from 0 to 1" end },
   { "error", 'a failed task\'s error (default "Reference image resolution is too low.")',
     function(v) return type(v) == "string", "a string" end },
-  { "video_size", "bytes of each video, its mdat padded; null: 19239 (--video-size)",
+  { "video_size", "bytes of each video, its mdat padded after the pictures; null: 19239 (--video-size)",
     function(v) return v == NULL or (int(v) and v >= 0), "a number of bytes >= 0, or null" end },
   { "expired_status", "403, 404 or 410: the answer to an invalid or expired video URL (default 410)",
     function(v) return v == 403 or v == 404 or v == 410, "403, 404 or 410" end },

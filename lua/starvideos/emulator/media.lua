@@ -1,45 +1,33 @@
 -- starvideos.emulator.media: real media files written byte by byte, for the
 -- emulator's videos, its /media/ route and the specs' servers.  No encoder is
--- needed: each file carries the headers a decoder's header reader needs
--- (type, width and height, duration) and zeros where the picture or the sound
--- would be.  Runs on Lua 5.1 to 5.4 and LuaJIT (no string.pack, no bit
--- operators: integers are written and XORed by hand).
+-- needed: a video (starvideos.emulator.mp4, .h264) is H.264 of one flat
+-- colour that players play; the other files carry the headers a decoder's
+-- header reader needs (type, width and height, duration) and zeros where the
+-- picture or the sound would be.  Runs on Lua 5.1 to 5.4 and LuaJIT (no
+-- string.pack, no bit operators: integers are written and XORed by hand).
 --
 -- Each writer takes an options table and returns the file as a string:
 --   mp4{seconds=, width=, height=, bytes=, moov="start"|"end", fragmented=, brand="isom"|"qt  ",
---       box_overrun=}       bytes: the total size, padded in mdat (at least the boxes' own size);
---                           box_overrun: the last box says 64 bytes more than the file has
+--       box_overrun=, prompt=}   (mp4.lua: bytes pads after the samples in mdat; prompt picks the colour)
 --   m4a{seconds=, bytes=}   png{width=, height=, bytes=}   jpeg{...}   gif{...}   webp{...}
 --   wav{seconds=, rate=}    mp3{seconds=, bitrate=, xing=}   ogg{seconds=, rate=}
 -- M.parts(type, opts) returns the same file as a list of strings and numbers
 -- (a number: that many zero bytes), and its size: how the emulator serves a
 -- file of a GiB without holding it.
 
+local bytes = require "starvideos.emulator.bytes"
+local mp4 = require "starvideos.emulator.mp4"
+
 local str_char, str_rep, str_byte = string.char, string.rep, string.byte
 local tbl_concat = table.concat
 local math_floor, math_max, math_min, math_ceil = math.floor, math.max, math.min, math.ceil
 local error, ipairs, pairs, type, tostring = error, ipairs, pairs, type, tostring
-local unpack = table.unpack or unpack -- luacheck: ignore 113 143 (unpack: 5.1, LuaJIT)
+local be, le, num, pad_of = bytes.be, bytes.le, bytes.num, bytes.pad_of
 
 local M = {}
 
 ---------------------------------------------------------------------------
 -- integers and bits
-
--- n (an integer >= 0 below 2^53) as k bytes, big-endian.
-local function be(n, k)
-  local b = {}
-  for i = k, 1, -1 do
-    b[i] = n % 256
-    n = math_floor(n / 256)
-  end
-  return str_char(unpack(b))
-end
-
--- n as k bytes, little-endian.
-local function le(n, k)
-  return be(n, k):reverse()
-end
 
 -- a XOR b for integers below 2^32, a byte at a time.
 local XOR8
@@ -141,169 +129,6 @@ local function join(parts)
   local out = {}
   for i, p in ipairs(parts) do out[i] = type(p) == "number" and str_rep("\0", p) or p end
   return tbl_concat(out)
-end
-
--- The zero bytes to add so that a file of `size` bytes reaches `bytes` (none when it is past them).
-local function pad_of(bytes, size)
-  return math_max(0, (bytes or 0) - size)
-end
-
-local function num(o, k, default)
-  local v = o[k]
-  if v == nil then return default end
-  if type(v) ~= "number" or v < 0 then error("media: " .. k .. " must be a number >= 0, got " .. tostring(v), 3) end
-  return v
-end
-
----------------------------------------------------------------------------
--- MP4 (ISO base media) and QuickTime
-
-local function box(t, ...)
-  local payload = tbl_concat({ ... })
-  return be(8 + #payload, 4) .. t .. payload
-end
-
-local function fullbox(t, version, flags, ...)
-  return box(t, str_char(version) .. be(flags, 3), ...)
-end
-
-local MATRIX = be(0x10000, 4) .. be(0, 12) .. be(0x10000, 4) .. be(0, 12) .. be(0x40000000, 4)
-
--- An H.264 parameter set: bits written MSB first, ue(v) Exp-Golomb, then the
--- stop bit and the emulation prevention bytes.
-local function nal(header, fields)
-  local bits = {}
-  local function u(v, n) for i = n - 1, 0, -1 do bits[#bits + 1] = math_floor(v / 2 ^ i) % 2 end end
-  local function ue(v)
-    local len = 0
-    while 2 ^ (len + 1) <= v + 1 do len = len + 1 end
-    u(0, len)
-    u(v + 1, len + 1)
-  end
-  for _, f in ipairs(fields) do if f[1] == "ue" then ue(f[2]) else u(f[2], f[1]) end end
-  bits[#bits + 1] = 1
-  while #bits % 8 ~= 0 do bits[#bits + 1] = 0 end
-  local out, zeros = { str_char(header) }, 0
-  for i = 1, #bits, 8 do
-    local v = 0
-    for j = i, i + 7 do v = v * 2 + bits[j] end
-    if zeros >= 2 and v <= 3 then out[#out + 1], zeros = "\3", 0 end
-    out[#out + 1] = str_char(v)
-    zeros = v == 0 and zeros + 1 or 0
-  end
-  return tbl_concat(out)
-end
-
--- Baseline profile, level 4.0, the picture cropped to width x height.
-local function sps(width, height)
-  local mbw, mbh = math_max(1, math_ceil(width / 16)), math_max(1, math_ceil(height / 16))
-  local crop_r, crop_b = math_floor((mbw * 16 - width) / 2), math_floor((mbh * 16 - height) / 2)
-  local cropped = (crop_r > 0 or crop_b > 0) and 1 or 0
-  local f = { { 8, 66 }, { 8, 0xC0 }, { 8, 40 }, { "ue", 0 }, { "ue", 0 }, { "ue", 2 }, { "ue", 1 }, { 1, 0 },
-    { "ue", mbw - 1 }, { "ue", mbh - 1 }, { 1, 1 }, { 1, 1 }, { 1, cropped } }
-  if cropped == 1 then
-    for _, v in ipairs { 0, crop_r, 0, crop_b } do f[#f + 1] = { "ue", v } end
-  end
-  f[#f + 1] = { 1, 0 } -- no VUI
-  return nal(0x67, f)
-end
-
-local PPS = nal(0x68, { { "ue", 0 }, { "ue", 0 }, { 1, 0 }, { 1, 0 }, { "ue", 0 }, { "ue", 0 }, { "ue", 0 },
-  { 1, 0 }, { 2, 0 }, { "ue", 1 }, { "ue", 1 }, { "ue", 1 }, { 1, 1 }, { 1, 0 }, { 1, 0 } })
-
-local function avc1(w, h)
-  local s = sps(w, h)
-  local avcc = box("avcC", "\1\66\192\40\255\225", be(#s, 2), s, "\1", be(#PPS, 2), PPS)
-  return box("avc1", be(0, 6), be(1, 2), be(0, 16), be(w, 2), be(h, 2), be(0x480000, 4), be(0x480000, 4),
-    be(0, 4), be(1, 2), be(0, 32), be(0x18, 2), "\255\255", avcc)
-end
-
--- AAC-LC, 44100 Hz, stereo: the AudioSpecificConfig 0x12 0x10 in an esds.
-local function mp4a()
-  local esds = fullbox("esds", 0, 0, "\3\25\0\1\0", "\4\17\64\21", be(0, 3), be(128000, 4), be(128000, 4),
-    "\5\2\18\16", "\6\1\2")
-  return box("mp4a", be(0, 6), be(1, 2), be(0, 8), be(2, 2), be(16, 2), be(0, 4), be(44100 * 65536, 4), esds)
-end
-
--- One track: video (avc1) or sound (mp4a); `sample` its one sample's size and
--- file offset, nil for none (a fragmented file's moov).
-local function trak(t, ms, sample)
-  local sound = t.sound
-  local scale = sound and 44100 or 1000
-  local dur = sound and math_floor(t.seconds * 44100 + 0.5) or ms
-  local n = sample and 1 or 0
-  local stbl = box("stbl", fullbox("stsd", 0, 0, be(1, 4), sound and mp4a() or avc1(t.width, t.height)),
-    fullbox("stts", 0, 0, be(n, 4), sample and be(1, 4) .. be(dur, 4) or ""),
-    fullbox("stsc", 0, 0, be(n, 4), sample and be(1, 4) .. be(1, 4) .. be(1, 4) or ""),
-    fullbox("stsz", 0, 0, be(0, 4), be(n, 4), sample and be(math_min(sample[1], 0xFFFFFFFF), 4) or ""),
-    fullbox("stco", 0, 0, be(n, 4), sample and be(sample[2], 4) or ""))
-  local minf = box("minf", sound and fullbox("smhd", 0, 0, be(0, 4)) or fullbox("vmhd", 0, 1, be(0, 8)),
-    box("dinf", fullbox("dref", 0, 0, be(1, 4), fullbox("url ", 0, 1))), stbl)
-  local handler = sound and "soun" or "vide"
-  local mdia = box("mdia", fullbox("mdhd", 0, 0, be(0, 8), be(scale, 4), be(dur, 4), be(0x55C4, 2), be(0, 2)),
-    fullbox("hdlr", 0, 0, be(0, 4), handler, be(0, 12), sound and "SoundHandler\0" or "VideoHandler\0"), minf)
-  local tkhd = fullbox("tkhd", 0, 3, be(0, 8), be(1, 4), be(0, 4), be(ms, 4), be(0, 8), be(0, 4),
-    be(sound and 0x100 or 0, 2), be(0, 2), MATRIX, be((sound and 0 or t.width) * 65536, 4),
-    be((sound and 0 or t.height) * 65536, 4))
-  return box("trak", tkhd, mdia)
-end
-
-local function moov(t, ms, sample)
-  local mvhd = fullbox("mvhd", 0, 0, be(0, 8), be(1000, 4), be(ms, 4), be(0x10000, 4), be(0x100, 2), be(0, 10),
-    MATRIX, be(0, 24), be(2, 4))
-  local mvex = t.fragmented and box("mvex", fullbox("mehd", 0, 0, be(ms, 4)),
-    fullbox("trex", 0, 0, be(1, 4), be(1, 4), be(0, 12))) or ""
-  return box("moov", mvhd, trak(t, ms, not t.fragmented and sample or nil), mvex)
-end
-
-local function moof(t, ms, size, data_offset)
-  local dur = t.sound and math_floor(t.seconds * 44100 + 0.5) or ms
-  local trun = fullbox("trun", 0, 0x301, be(1, 4), be(data_offset, 4), be(dur, 4),
-    be(math_min(size, 0xFFFFFFFF), 4))
-  return box("moof", fullbox("mfhd", 0, 0, be(1, 4)),
-    box("traf", fullbox("tfhd", 0, 0x20000, be(1, 4)), fullbox("tfdt", 0, 0, be(0, 4)), trun))
-end
-
--- An mdat's head for `payload` bytes, saying `overrun` more; large: of 64-bit size.
-local function mdat_head(payload, overrun, large)
-  if large then return be(1, 4) .. "mdat" .. be(payload + 16 + overrun, 8) end
-  return be(payload + 8 + overrun, 4) .. "mdat"
-end
-
-local BRANDS = {
-  isom = { "isom", "isomiso2avc1mp41" }, ["qt  "] = { "qt  ", "qt  " }, m4a = { "M4A ", "M4A mp42isom" },
-}
-
-local function mp4_parts(o, sound)
-  local brand = o.brand or (sound and "m4a" or "isom")
-  local t = { seconds = num(o, "seconds", 5), width = num(o, "width", 1280), height = num(o, "height", 720),
-    fragmented = o.fragmented, sound = sound }
-  local b = BRANDS[brand] or error("media: brand must be \"isom\" or \"qt  \", got " .. tostring(brand), 3)
-  if o.moov ~= nil and o.moov ~= "start" and o.moov ~= "end" then
-    error("media: moov must be \"start\" or \"end\", got " .. tostring(o.moov), 3)
-  end
-  local ms = math_floor(t.seconds * 1000 + 0.5)
-  local ftyp = box("ftyp", b[1], be(0x200, 4), b[2])
-  -- box_overrun: the last box (mdat, or moov when at the end) says 64 bytes more than there are
-  local overrun = o.box_overrun and o.moov ~= "end" and 64 or 0
-  -- the boxes' sizes do not depend on the offsets and sizes written in them
-  local fixed = #ftyp + #moov(t, ms, { 0, 0 }) + (t.fragmented and #moof(t, ms, 0, 0) or 0)
-  local payload = pad_of(o.bytes, fixed + 8)
-  local large = payload + 8 + overrun > 0xFFFFFFFF
-  if large then payload = pad_of(o.bytes, fixed + 16) end
-  local mhead = mdat_head(payload, overrun, large)
-  if t.fragmented then
-    local frag = moof(t, ms, payload, 0)
-    frag = moof(t, ms, payload, #frag + #mhead)
-    return { ftyp .. moov(t, ms) .. frag .. mhead, payload }
-  end
-  if o.moov == "end" then
-    local mv = moov(t, ms, { payload, #ftyp + #mhead })
-    if o.box_overrun then mv = be(#mv + 64, 4) .. mv:sub(5) end
-    return { ftyp .. mhead, payload, mv }
-  end
-  local mv = moov(t, ms, { payload, 0 })
-  return { ftyp .. moov(t, ms, { payload, #ftyp + #mv + #mhead }) .. mhead, payload }
 end
 
 ---------------------------------------------------------------------------
@@ -457,14 +282,14 @@ end
 ---------------------------------------------------------------------------
 
 local WRITERS = {
-  mp4 = function(o) return mp4_parts(o) end,
+  mp4 = function(o) return mp4.parts(o) end,
   mov = function(o)
     local c = {}
     for k, v in pairs(o) do c[k] = v end
     c.brand = "qt  "
-    return mp4_parts(c)
+    return mp4.parts(c)
   end,
-  m4a = function(o) return mp4_parts(o, true) end,
+  m4a = function(o) return mp4.parts(o, true) end,
   png = png_parts, jpeg = jpeg_parts, gif = gif_parts, webp = webp_parts,
   wav = wav_parts, mp3 = mp3_parts, ogg = ogg_parts,
 }

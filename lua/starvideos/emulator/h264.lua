@@ -1,0 +1,215 @@
+-- starvideos.emulator.h264: an H.264 stream (ITU-T H.264, Constrained
+-- Baseline, CAVLC) of one flat colour, written bit by bit without an encoder:
+--   the SPS and PPS (the picture cropped to width x height);
+--   an IDR picture: its first macroblock I_PCM holding the colour, every other
+--     one I_16x16 with DC prediction (luma and chroma), no residual, so each
+--     copies its left or upper neighbour and the whole picture is that colour;
+--   then P pictures whose macroblocks are all skipped (one mb_skip_run), each
+--     a copy of the last.
+-- The colour comes from a hash of a text (a task's prompt).  Arithmetic only
+-- (no bit operators): Lua 5.1 to 5.4 and LuaJIT run it.
+
+local str_char, str_byte, str_rep = string.char, string.byte, string.rep
+local tbl_concat = table.concat
+local math_floor, math_max, math_min, math_ceil = math.floor, math.max, math.min, math.ceil
+local setmetatable = setmetatable
+
+local H = {}
+
+H.FPS = 10 -- pictures a second
+
+---------------------------------------------------------------------------
+-- bits, most significant first
+
+local Bits = {}
+Bits.__index = Bits
+
+local function bits()
+  return setmetatable({ out = {}, acc = 0, n = 0 }, Bits)
+end
+
+-- The n low bits of v.
+function Bits:u(v, n)
+  local acc, k, out = self.acc, self.n, self.out
+  for i = n - 1, 0, -1 do
+    acc, k = acc * 2 + math_floor(v / 2 ^ i) % 2, k + 1
+    if k == 8 then
+      out[#out + 1], acc, k = str_char(acc), 0, 0
+    end
+  end
+  self.acc, self.n = acc, k
+  return self
+end
+
+-- ue(v): Exp-Golomb, unsigned (9.1).
+function Bits:ue(v)
+  local len = 0
+  while 2 ^ (len + 1) <= v + 1 do len = len + 1 end
+  return self:u(0, len):u(v + 1, len + 1)
+end
+
+-- se(v): Exp-Golomb, signed (9.1.1).
+function Bits:se(v)
+  return self:ue(v > 0 and 2 * v - 1 or -2 * v)
+end
+
+-- Zero bits up to the next byte.
+function Bits:align()
+  if self.n > 0 then self:u(0, 8 - self.n) end
+  return self
+end
+
+-- Whole bytes, at a byte boundary.
+function Bits:bytes(s)
+  self.out[#self.out + 1] = s
+  return self
+end
+
+-- rbsp_trailing_bits: the stop bit, then zeros to the byte.
+function Bits:rbsp()
+  return tbl_concat(self:u(1, 1):align().out)
+end
+
+-- A NAL unit: its header byte, then the RBSP with an emulation prevention
+-- byte (3) after any two zeros that a byte of 0 to 3 follows (7.4.1).
+local function nal(header, rbsp)
+  local out, zeros, from = { str_char(header) }, 0, 1
+  for i = 1, #rbsp do
+    local b = str_byte(rbsp, i)
+    if zeros >= 2 and b <= 3 then
+      out[#out + 1], from, zeros = rbsp:sub(from, i - 1) .. "\3", i, 0
+    end
+    zeros = b == 0 and zeros + 1 or 0
+  end
+  out[#out + 1] = rbsp:sub(from)
+  return tbl_concat(out)
+end
+
+---------------------------------------------------------------------------
+-- parameter sets
+
+local function mbs(pixels)
+  return math_max(1, math_ceil(pixels / 16))
+end
+
+-- level_idc: the lowest of 3.1, 4.0, 5.1, 6.2 whose frame size (in macroblocks) holds the picture.
+local function level(count)
+  if count <= 3600 then return 31 elseif count <= 8192 then return 40 elseif count <= 36864 then return 51 end
+  return 62
+end
+
+-- Constrained Baseline (profile 66, constraint_set0 and 1), the picture
+-- cropped to width x height (in 2-pixel units: 4:2:0), POC type 2 (output
+-- order is decoding order), one reference frame, no VUI.
+function H.sps(width, height)
+  local mbw, mbh = mbs(width), mbs(height)
+  local crop_r, crop_b = math_floor((mbw * 16 - width) / 2), math_floor((mbh * 16 - height) / 2)
+  local b = bits():u(66, 8):u(0xC0, 8):u(level(mbw * mbh), 8)
+    :ue(0):ue(0):ue(2):ue(1):u(0, 1) -- sps id, log2_max_frame_num - 4, POC type, ref frames, no gaps
+    :ue(mbw - 1):ue(mbh - 1):u(1, 1):u(1, 1) -- frame_mbs_only, direct_8x8_inference
+  if crop_r > 0 or crop_b > 0 then
+    b:u(1, 1):ue(0):ue(crop_r):ue(0):ue(crop_b)
+  else
+    b:u(0, 1)
+  end
+  return nal(0x67, b:u(0, 1):rbsp())
+end
+
+-- pps id 0 of sps 0: CAVLC, one slice group, one reference, QP 26, deblocking on.
+H.PPS = nal(0x68, bits():ue(0):ue(0):u(0, 1):u(0, 1):ue(0):ue(0):ue(0):u(0, 1):u(0, 2)
+  :se(0):se(0):se(0):u(0, 1):u(0, 1):u(0, 1):rbsp())
+
+---------------------------------------------------------------------------
+-- pictures
+
+-- coeff_token of an empty block (TotalCoeff 0, TrailingOnes 0) by nC (table 9-5).
+local function empty_block(b, nc)
+  if nc < 2 then return b:u(1, 1) elseif nc < 4 then return b:u(3, 2) elseif nc < 8 then return b:u(15, 4) end
+  return b:u(3, 6)
+end
+
+-- nC of the macroblock at addr's Intra16x16DCLevel (9.2.1): its left and upper
+-- neighbours' coefficients, 16 for the I_PCM one (address 0), 0 for the others.
+local function nc_of(addr, mbw)
+  local x = addr % mbw
+  local left = x > 0 and (addr - 1 == 0 and 16 or 0)
+  local up = addr >= mbw and (addr - mbw == 0 and 16 or 0)
+  if left and up then return math_floor((left + up + 1) / 2) end
+  return left or up or 0
+end
+
+-- The IDR picture of colour {y, cb, cr} over mbw x mbh macroblocks, one slice.
+local function idr(mbw, mbh, c)
+  local b = bits():ue(0):ue(7):ue(0):u(0, 4):ue(0) -- first mb, I slice, pps, frame_num, idr_pic_id
+    :u(0, 1):u(0, 1):se(0) -- dec_ref_pic_marking (no_output_of_prior_pics, long_term), slice_qp_delta
+  b:ue(25):align():bytes(str_rep(str_char(c[1]), 256) .. str_rep(str_char(c[2]), 64) .. str_rep(str_char(c[3]), 64))
+  for addr = 1, mbw * mbh - 1 do
+    -- I_16x16_2_0_0 (DC, no coded block), chroma DC prediction, mb_qp_delta 0, an empty DC block
+    empty_block(b:ue(3):ue(0):se(0), nc_of(addr, mbw))
+  end
+  return nal(0x65, b:rbsp())
+end
+
+-- A P picture of `count` macroblocks all skipped: a copy of the last one.
+local function skipped(count, frame_num)
+  local b = bits():ue(0):ue(5):ue(0):u(frame_num, 4) -- first mb, P slice, pps, frame_num (4 bits)
+    :u(0, 1):u(0, 1):u(0, 1):se(0) -- no num_ref_idx override, no list modification, sliding window, qp delta
+    :ue(count) -- mb_skip_run
+  return nal(0x41, b:rbsp())
+end
+
+---------------------------------------------------------------------------
+-- the colour
+
+-- A hue from a hash of text, as BT.601 limited-range Y, Cb, Cr of a mid-light, mid-saturated colour.
+function H.colour(text)
+  local h = 5381
+  text = text or ""
+  for i = 1, #text do h = (h * 33 + str_byte(text, i)) % 2147483647 end
+  local hue, s, v = (h % 360) / 60, 0.55, 0.8
+  local f = hue - math_floor(hue)
+  local p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+  local rgb = ({ { v, t, p }, { q, v, p }, { p, v, t }, { p, q, v }, { t, p, v }, { v, p, q } })[math_floor(hue) + 1]
+  local r, g, bl = rgb[1], rgb[2], rgb[3]
+  local function round(x) return math_min(240, math_max(16, math_floor(x + 0.5))) end
+  return { round(16 + 65.481 * r + 128.553 * g + 24.966 * bl), round(128 - 37.797 * r - 74.203 * g + 112 * bl),
+    round(128 + 112 * r - 93.786 * g - 18.214 * bl) }
+end
+
+---------------------------------------------------------------------------
+-- the stream
+
+local function framed(n)
+  local s = ""
+  for _ = 1, 4 do s, n = str_char(n % 256) .. s, math_floor(n / 256) end
+  return s
+end
+
+local cache, cached = {}, 0
+
+-- The pictures of a stream of `ms` milliseconds at width x height in `colour`:
+-- { sps, pps, samples (each a NAL unit with its 4-byte length), durations (ms) }.
+-- The first sample is the IDR picture, the others P pictures at H.FPS a second,
+-- the last one shortened to end at `ms` (at least one picture).
+function H.stream(width, height, ms, colour)
+  local mbw, mbh = mbs(width), mbs(height)
+  local key = tbl_concat({ mbw, mbh, colour[1], colour[2], colour[3] }, ",")
+  if not cache[key] then
+    if cached >= 16 then cache, cached = {}, 0 end
+    local i = idr(mbw, mbh, colour)
+    local p = {}
+    for n = 0, 15 do
+      local s = skipped(mbw * mbh, n)
+      p[n] = framed(#s) .. s
+    end
+    cache[key], cached = { framed(#i) .. i, p }, cached + 1
+  end
+  local pics, step = cache[key], 1000 / H.FPS
+  local count = math_max(1, math_ceil(ms / step))
+  local samples, durations = { pics[1] }, {}
+  for k = 2, count do samples[k] = pics[2][(k - 1) % 16] end
+  for k = 1, count do durations[k] = k < count and step or ms - step * (count - 1) end
+  return { sps = H.sps(width, height), pps = H.PPS, samples = samples, durations = durations }
+end
+
+return H
