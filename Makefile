@@ -49,14 +49,14 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; the storage specs: nodejs,
 # its npm packages from spec/npm by mk/npm.mk; spec/hosts/observe_*: prometheus (promtool, the server);
 # strace: the nginx specs that look at the files a worker touches; ffmpeg: spec/tools/emulator_video_spec.lua
-# decodes the emulator's videos).
+# decodes the emulator's videos; spec/hosts/studio_spec.lua: chromium).
 DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
-             redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache ffmpeg
+             redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache ffmpeg chromium
 # The goals that install what is missing first (when apt-get exists); no other
 # goal depends on deps-checked, so a plain `make` calls no package manager.
-INSTALL_GOALS := test test-hosts test-all demo bench
+INSTALL_GOALS := test test-hosts test-all demo bench studio
 DEPS_FIRST    := $(if $(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),deps-checked)
 BUSTED    := $(LUA) /usr/bin/busted
 
@@ -170,7 +170,7 @@ deps-checked:
 LUA_FILES  = $(shell find lua spec -name '*.lua') bin/starvideos
 lint: | $(DEPS_FIRST)
 	@status=0; \
-	{ find lua spec bench tools types -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
+	{ find lua spec bench tools types examples/studio -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
 	luac5.1 -p $(LUA_FILES) || status=1; \
 	lua5.4 tools/shape.lua > /dev/null || status=1; exit $$status
 

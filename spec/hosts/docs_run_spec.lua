@@ -589,6 +589,8 @@ local BLOCKS = {
   ["docs/tenants-and-costs.md#3"] = { "-", "shown: a dry run's lines", function()
     check_sample("docs/tenants-and-costs.md#3")
   end },
+  ["docs/studio.md#1"] = { "sh", "check: make -n studio (spec/hosts/studio_spec.lua runs tools/studio.sh, its recipe)",
+    function() check_sh("docs/studio.md#1") end },
   ["docs/storage.md#1"] = { "lua", "check: compiles (spec/hosts/s3_spec.lua runs the same generate to s3://)",
     function() check_lua("docs/storage.md#1") end },
   ["docs/storage.md#2"] = { "lua", "check: compiles (spec/hosts/refs_s3_spec.lua runs local files as references "

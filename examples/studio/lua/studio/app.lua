@@ -1,0 +1,143 @@
+-- The studio's handlers (examples/studio/nginx.conf names them):
+--   GET  /         the page, with this load's token in a meta tag (and the tenant's cookie)
+--   GET  /models   starvideos.models as JSON: the picker's fields, limits and reference slots
+--   GET  /tasks    the tenant's cards as JSON
+--   POST /tasks    a task: validated here by the library (400 and its message: nothing sent),
+--                  then generated in the background (202 and the card's key)
+--   GET  /events   server-sent events: the tenant's cards whenever one changes
+-- guard.lua has checked the Host, the token and the tenant before any of these runs.
+
+local starvideos = require "starvideos"
+local cards = require "studio.cards"
+local guard = require "studio.guard"
+local runner = require "studio.runner"
+
+local ngx = rawget(_G, "ngx")
+local pairs, type, tonumber = pairs, type, tonumber
+
+local M = {}
+
+local page_text -- index.html, read once in the master
+
+-- The studio's folder (journal, videos, secret) and the page's folder; in init_by_lua.
+function M.init(dir, static)
+  guard.init(dir .. "/secret")
+  runner.init(dir)
+  local f = assert(io.open(static .. "/index.html", "rb"))
+  page_text = f:read("*a")
+  f:close()
+  assert(page_text:find("{{TOKEN}}", 1, true), "studio: index.html has no {{TOKEN}}")
+end
+
+-- In init_worker_by_lua: the first worker makes the cards again from the journal.
+function M.init_worker()
+  if ngx.worker.id() == 0 then assert(ngx.timer.at(0, runner.recover)) end
+end
+
+local function reply(status, body)
+  ngx.status = status
+  ngx.header.content_type = "application/json"
+  ngx.header["Cache-Control"] = "no-store"
+  ngx.print(body)
+end
+
+function M.page()
+  local token = guard.token(guard.tenant_or_new())
+  ngx.header.content_type = "text/html; charset=utf-8"
+  ngx.header["Cache-Control"] = "no-store"
+  ngx.print((page_text:gsub("{{TOKEN}}", token)))
+end
+
+-- A plain copy of a read-only table (OpenResty's LuaJIT may honour __pairs, which cjson does not).
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = type(v) == "table" and copy(v) or v end
+  return out
+end
+
+local models_json
+function M.models()
+  models_json = models_json or cards.encode(copy(starvideos.models))
+  reply(200, models_json)
+end
+
+-- The reference fields: a browser names media by URL only, never a file of this server ({file = path})
+-- nor `extra`.
+local URLS = { first_image = "one", last_image = "one", image = "one", lastFrameImage = "one",
+  referenceImages = "list", referenceVideos = "list", referenceAudios = "list" }
+
+local function urls_only(p)
+  if p.extra ~= nil then return "extra: not taken by the studio" end
+  for field, how in pairs(URLS) do
+    local v = p[field]
+    if how == "one" and v ~= nil and type(v) ~= "string" then return field .. ": expected a URL" end
+    if how == "list" and type(v) == "table" then
+      for i, u in pairs(v) do
+        if type(u) ~= "string" then return field .. "[" .. tostring(i) .. "]: expected a URL" end
+      end
+    end
+  end
+end
+
+-- The request's params from its JSON body: empty values left out, a duration typed as text made a
+-- number; anything else as sent, for the library's validation to name.  nil, why for a body refused here.
+local function params_of(body)
+  local p = type(body) == "table" and body or nil
+  if not p then return nil, "expected a JSON object of params" end
+  for k, v in pairs(p) do
+    if v == "" or v == ngx.null or (type(v) == "table" and next(v) == nil) then p[k] = nil end
+  end
+  if type(p.duration) == "string" then p.duration = tonumber(p.duration) or p.duration end
+  local why = urls_only(p)
+  if why then return nil, why end
+  return p
+end
+
+local function create(tenant)
+  ngx.req.read_body()
+  local p, why = params_of(cards.decode(ngx.req.get_body_data() or ""))
+  if not p then return reply(400, cards.encode { error = why }) end
+  local ok, err = starvideos.validate(p)
+  if not ok then return reply(400, cards.encode { error = err.message, field = err.field }) end
+  local key, failed = runner.start(tenant, p)
+  if not key then return reply(503, cards.encode { error = "cannot start: " .. tostring(failed) }) end
+  reply(202, cards.encode { key = key })
+end
+
+function M.tasks()
+  local tenant = guard.tenant()
+  if not tenant then return reply(403, '{"error":"no tenant: load the page first"}') end
+  local method = ngx.req.get_method()
+  if method == "POST" then return create(tenant) end
+  if method ~= "GET" then return reply(405, '{"error":"GET or POST"}') end
+  reply(200, cards.json(tenant))
+end
+
+-- The event stream: the tenant's cards at once, then whenever they change (looked at every 0.2 s in
+-- the shared dict), a comment every 15 s to keep the connection; until the browser leaves or nginx stops.
+function M.events()
+  local tenant = guard.tenant()
+  if not tenant then return reply(403, '{"error":"no tenant: load the page first"}') end
+  ngx.header.content_type = "text/event-stream"
+  ngx.header["Cache-Control"] = "no-store"
+  ngx.header["X-Accel-Buffering"] = "no"
+  local gone = false
+  ngx.on_abort(function() gone = true end)
+  local seen, quiet = nil, 0
+  ngx.print("retry: 1000\n\n")
+  while not (gone or ngx.worker.exiting()) do
+    local v = cards.version(tenant)
+    if v ~= seen then
+      seen, quiet = v, 0
+      ngx.print("data: ", cards.json(tenant), "\n\n")
+    elseif quiet >= 75 then
+      quiet = 0
+      ngx.print(": still here\n\n")
+    end
+    if not ngx.flush(true) then break end
+    quiet = quiet + 1
+    ngx.sleep(0.2)
+  end
+end
+
+return M

@@ -1,0 +1,118 @@
+-- The studio's safety rules, checked in the access phase of every request
+-- (nginx.conf's access_by_lua_block) before any handler runs:
+--   * only the Host it serves (127.0.0.1:PORT, localhost:PORT): a DNS rebinding page,
+--     whose requests carry its own name, gets 421;
+--   * a state-changing request (anything but GET and HEAD) needs the token of a page
+--     this server made for the same browser (the X-Studio-Token header), and a
+--     same-origin Origin when the browser sends one: 403 otherwise;
+--   * each browser is a tenant, named by an HttpOnly cookie made here;
+--   * a video is served only to the tenant whose name starts its file name.
+-- The secret that signs tokens and names tenants is read once, in the master
+-- (init_by_lua), from the studio's folder: never sent anywhere.
+
+local ngx = rawget(_G, "ngx")
+local str_byte, str_format, tbl_concat = string.byte, string.format, table.concat
+
+local M = {}
+
+local COOKIE = "studio_tenant"
+local secret -- read by M.init
+local counter = 0
+
+local function hex(bin)
+  local out = {}
+  for i = 1, #bin do out[i] = str_format("%02x", str_byte(bin, i)) end
+  return tbl_concat(out)
+end
+
+local function sign(text)
+  return hex(ngx.hmac_sha1(secret, text))
+end
+
+-- The secret from `path` (tools/studio.sh makes it); raises when it is missing or short.
+function M.init(path)
+  local f = assert(io.open(path, "rb"), "studio: no secret at " .. path .. " (tools/studio.sh makes it)")
+  secret = f:read("*a"):gsub("%s+$", "")
+  f:close()
+  assert(#secret >= 32, "studio: the secret at " .. path .. " is too short")
+end
+
+-- Something no one else can guess: the secret's signature of this request's own values.
+local function fresh(what)
+  counter = counter + 1
+  return sign(tbl_concat({ what, ngx.now(), ngx.worker.pid(), counter, ngx.var.request_id }, "|"))
+end
+
+-- The tenant of this request's cookie, or nil.
+function M.tenant()
+  local t = ngx.var["cookie_" .. COOKIE]
+  if t and #t == 40 and not t:find("[^0-9a-f]") then return t end
+  return nil
+end
+
+-- The tenant of this browser, made (and its cookie set) on its first page.
+function M.tenant_or_new()
+  local t = M.tenant()
+  if t then return t end
+  t = fresh("tenant")
+  ngx.header["Set-Cookie"] = COOKIE .. "=" .. t .. "; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"
+  return t
+end
+
+-- A token for one page load of tenant t: a nonce and its signature with the tenant.
+function M.token(t)
+  local nonce = fresh("nonce"):sub(1, 20)
+  return nonce .. "." .. sign("token|" .. t .. "|" .. nonce)
+end
+
+local function token_ok(t, token)
+  if not (t and type(token) == "string") then return false end
+  local nonce, mac = token:match("^(%x+)%.(%x+)$")
+  if not nonce then return false end
+  local want = sign("token|" .. t .. "|" .. nonce)
+  -- compared whole, every byte, whatever differs first
+  local diff = #want == #mac and 0 or 1
+  for i = 1, #want do
+    if str_byte(want, i) ~= str_byte(mac, i) then diff = 1 end
+  end
+  return diff == 0
+end
+
+local function refuse(status, message)
+  ngx.status = status
+  ngx.header.content_type = "application/json"
+  ngx.say('{"error":"', message, '"}')
+  return ngx.exit(status)
+end
+
+-- The hosts this server answers to, on the port it listens on.
+local function host_ok(host)
+  local port = ngx.var.server_port
+  return host == "127.0.0.1:" .. port or host == "localhost:" .. port
+end
+
+-- The access phase of every location.
+function M.access()
+  if not host_ok(ngx.var.http_host) then
+    return refuse(421, "this studio answers only to 127.0.0.1:" .. ngx.var.server_port)
+  end
+  local method = ngx.req.get_method()
+  if method ~= "GET" and method ~= "HEAD" then
+    local origin = ngx.var.http_origin
+    if origin and not host_ok(origin:match("^http://(.+)$")) then
+      return refuse(403, "a request from another origin")
+    end
+    if not token_ok(M.tenant(), ngx.var.http_x_studio_token) then
+      return refuse(403, "no valid token: reload the page")
+    end
+  end
+  local video = ngx.var.uri:match("^/videos/(.*)$")
+  if video then
+    local t = M.tenant()
+    if not (t and video:sub(1, 41) == t .. "-") or video:find("/", 1, true) then
+      return refuse(404, "no such video")
+    end
+  end
+end
+
+return M

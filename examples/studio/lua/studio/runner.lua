@@ -1,0 +1,158 @@
+-- The studio's work in the background: each task generated in a timer
+-- (ngx.timer.at: the request that asked answers at once), its card moved by the
+-- library's events; and, when nginx starts, the cards made again from the journal
+-- and every unfinished task carried to its file (client:resume): a restart pays
+-- nothing again, since each create was keyed and recorded before it was sent.
+-- Settings come from nginx's environment (the `env` lines of nginx.conf):
+--   STUDIO_TENANT_LIMIT  "N/S": at most N creates of one browser in any S seconds
+--   STUDIO_PRICES        "videos=0.40,videos_fast=0.25": each card's cost
+--   STUDIO_INTERVAL      seconds between polls (tools/studio.sh: 1 on the emulator),
+--                        else the library's learned schedule
+
+local starvideos = require "starvideos"
+local cards = require "studio.cards"
+
+local ngx = rawget(_G, "ngx")
+local ipairs, tonumber, type = ipairs, tonumber, type
+local math_ceil = math.ceil
+
+local M = {}
+
+local conf = {}
+
+-- STUDIO_TENANT_LIMIT's value as the library's option, or nil; raises naming a bad one.
+local function tenant_limit(text)
+  if not text or text == "" then return nil end
+  local n, per = text:match("^(%d+)/(%d+%.?%d*)$")
+  assert(n, "studio: STUDIO_TENANT_LIMIT: expected N/SECONDS (3/60: 3 creates a minute), got " .. text)
+  return { count = tonumber(n), per = tonumber(per) }
+end
+
+-- STUDIO_PRICES's value as the library's `prices`, or nil; raises naming a bad one.
+local function prices(text)
+  if not text or text == "" then return nil end
+  local t = {}
+  for item in text:gmatch("[^,]+") do
+    local model, price = item:match("^%s*([%w_]+)%s*=%s*(%d+%.?%d*)%s*$")
+    assert(model and starvideos.models[model], "studio: STUDIO_PRICES: expected model=price,..., got " .. item)
+    t[model] = tonumber(price)
+  end
+  return t
+end
+
+-- The settings, read once in the master (init_by_lua): dir is the studio's folder.
+function M.init(dir, env)
+  env = env or os.getenv
+  conf.journal = dir .. "/tasks.jsonl"
+  conf.videos = dir .. "/videos"
+  conf.tenant_limit = tenant_limit(env("STUDIO_TENANT_LIMIT"))
+  conf.prices = prices(env("STUDIO_PRICES"))
+  conf.interval = tonumber(env("STUDIO_INTERVAL") or "")
+end
+
+local function client()
+  return starvideos.new { journal = conf.journal, prices = conf.prices, tenant_limit = conf.tenant_limit }
+end
+
+-- The card's fields for one of the library's events.
+local function on_event(ev)
+  if ev.type == "status" then
+    local eta = type(ev.eta) == "table" and ev.eta.p50 and math_ceil(ev.eta.p50) or false
+    return { id = ev.id, status = ev.status, eta = eta,
+      state = ev.status == "completed" and "downloading" or ev.status }
+  elseif ev.type == "progress" then
+    return { state = "downloading", bytes = ev.bytes, total = ev.total or false }
+  end
+end
+
+local function basename(path)
+  return path and path:match("([^/]+)$")
+end
+
+-- The card of key once its task ended: the saved video, or the error.
+local function finish(key, task, err, path)
+  if task then
+    return cards.update(key, { state = "saved", status = "completed", id = task.id, eta = false,
+      video = "/videos/" .. basename(path or task.path) })
+  end
+  cards.update(key, { state = "failed", id = err.id or false, eta = false, error = err.message })
+end
+
+local function run(premature, key, tenant, params)
+  if premature then return end -- nginx stops: the journal has what was created, the next start resumes it
+  local c = client()
+  -- the out is the create's key in the journal: a rerun of it returns its task, never pays again
+  local task, err = c:generate(params, { out = conf.videos .. "/" .. key .. ".mp4", tenant = tenant,
+    interval = conf.interval, timeout = 3600, on_progress = function(ev)
+      local fields = on_event(ev)
+      if fields then cards.update(key, fields) end
+    end })
+  c:close()
+  finish(key, task, err)
+end
+
+local serial = 0
+
+-- A card for params (validated) of tenant, and its generate in a timer: the card's key, or nil, err.
+function M.start(tenant, params)
+  serial = serial + 1
+  local key = string.format("%s-%x%04x", tenant, math.floor(ngx.now() * 1000), serial % 0x10000)
+  cards.add { key = key, tenant = tenant, model = params.model, prompt = params.prompt, state = "creating",
+    created = ngx.time(), cost = conf.prices and conf.prices[params.model] }
+  local ok, err = ngx.timer.at(0, run, key, tenant, params)
+  if not ok then
+    cards.update(key, { state = "failed", error = "the studio cannot start it: " .. tostring(err) })
+    return nil, err
+  end
+  return key
+end
+
+-- The card of one entry of the journal (client:tasks), for its tenant.
+local function card_of(e)
+  local card = { key = basename(e.out or e.key):gsub("%.mp4$", ""), tenant = e.tenant, id = e.id, model = e.model,
+    prompt = e.prompt, status = e.status, cost = e.cost, created = e.created_at, state = "resuming" }
+  if e.state == "downloaded" then
+    card.state, card.video, card.bytes = "saved", "/videos/" .. basename(e.path), e.bytes
+  elseif e.state == "failed" or e.state == "abandoned" then
+    card.state = "failed"
+    card.error = type(e.error) == "table" and (e.error.message or e.error.code) or e.error or e.state
+  elseif e.state == "pending" then
+    card.state, card.error = "failed", "its create was sent and never answered: starvideos pending names it"
+  end
+  return card
+end
+
+local function resume(c)
+  local results = c:resume { dir = conf.videos, interval = conf.interval, on_progress = function(ev)
+    local key, fields = cards.key_of(ev.id), on_event(ev)
+    if key and fields then cards.update(key, fields) end
+  end }
+  for _, r in ipairs(results or {}) do
+    local id = r.task and r.task.id or r.err and r.err.id
+    local key = cards.key_of(id)
+    if key then finish(key, not r.err and r.task, r.err, r.path) end
+  end
+end
+
+-- When nginx starts (init_worker's timer): the cards from the journal, then its unfinished tasks resumed.
+function M.recover(premature)
+  if premature then return end
+  local c = client()
+  local list, err = c:tasks {}
+  if not list then
+    ngx.log(ngx.ERR, "studio: the journal cannot be read: ", err.message)
+    return c:close()
+  end
+  local unfinished = false
+  for _, e in ipairs(list) do
+    if (e.out or e.key) and e.tenant then
+      local card = card_of(e)
+      cards.add(card)
+      unfinished = unfinished or card.state == "resuming"
+    end
+  end
+  if unfinished then resume(c) end
+  c:close()
+end
+
+return M

@@ -1,0 +1,141 @@
+// The studio's page: the picker from /models, a create with this load's token, the cards
+// from the server's event stream (/events: no polling here). Data is set as text, never as HTML.
+'use strict';
+const token = document.querySelector('meta[name="studio-token"]').content;
+const $ = (id) => document.getElementById(id);
+const REFS = [['referenceImages', 'max_images'], ['referenceVideos', 'max_videos'], ['referenceAudios', 'max_audios']];
+let models = {};
+
+function options(select, values, chosen) {
+  select.replaceChildren(...values.map((v) => new Option(v || 'default', v, false, v === chosen)));
+}
+
+function count() {
+  const m = models[$('model').value];
+  const n = [...$('prompt').value].length;
+  $('count').textContent = m && m.prompt_max ? `${n} / ${m.prompt_max} characters` : `${n} characters`;
+}
+
+// The fields of the chosen model: its durations, ratios, resolutions and reference slots.
+function pick() {
+  const m = models[$('model').value];
+  const d = m.duration;
+  $('duration').min = d.min;
+  $('duration').max = d.max;
+  $('duration').value = d.default || Math.min(Math.max(5, d.min), d.max);
+  $('dur-lim').textContent = `${d.min} to ${d.max}${d.required ? '' : ', optional'}`;
+  options($('ratio'), m.ratios, m.default_ratio);
+  const res = Array.isArray(m.resolutions) ? m.resolutions : [];
+  options($('resolution'), [''].concat(res), '');
+  $('res-box').hidden = res.length === 0;
+  for (const [id, limit] of REFS) {
+    const n = m[limit] || 0;
+    $(id).closest('label').hidden = n === 0;
+    $(id).closest('label').querySelector('.lim').textContent = `at most ${n}`;
+  }
+  count();
+}
+
+function showError(text) {
+  $('error').textContent = text || '';
+  $('error').hidden = !text;
+}
+
+async function send(ev) {
+  ev.preventDefault();
+  const body = { model: $('model').value, prompt: $('prompt').value, duration: $('duration').value,
+    ratio: $('ratio').value, resolution: $('resolution').value,
+    first_image: $('first_image').value.trim(), last_image: $('last_image').value.trim() };
+  for (const [id] of REFS) {
+    if (!$(id).closest('label').hidden) body[id] = $(id).value.split('\n').map((s) => s.trim()).filter(Boolean);
+  }
+  $('send').disabled = true;
+  try {
+    const r = await fetch('/tasks', { method: 'POST', credentials: 'same-origin', body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json', 'X-Studio-Token': token } });
+    const answer = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+    showError(r.ok ? '' : answer.error);
+    if (r.ok) { $('prompt').value = ''; count(); }
+  } catch (e) {
+    showError(`the studio did not answer: ${e.message}`);
+  } finally {
+    $('send').disabled = false;
+  }
+}
+
+function kB(n) { return `${(n / 1024).toFixed(1)} kB`; }
+
+// One card's rows: what changes as the task goes.
+function rows(c) {
+  const r = [['state', c.state], ['model', c.model]];
+  if (c.state === 'queued' || c.state === 'processing') r.push(['ETA', c.eta != null ? `~${c.eta} s` : 'learning']);
+  if (c.bytes != null) r.push(['bytes', c.total ? `${kB(c.bytes)} of ${kB(c.total)}` : kB(c.bytes)]);
+  if (c.cost != null) r.push(['cost', c.cost.toFixed(2)]);
+  if (c.id) r.push(['task', c.id]);
+  return r;
+}
+
+function draw(el, c) {
+  el.dataset.state = c.state;
+  el.querySelector('.prompt').textContent = c.prompt || '';
+  el.querySelector('dl').replaceChildren(...rows(c).flatMap(([k, v]) => {
+    const dt = document.createElement('dt');
+    const dd = document.createElement('dd');
+    dt.textContent = k;
+    dd.textContent = v;
+    dd.className = k;
+    return [dt, dd];
+  }));
+  el.querySelector('.err').textContent = c.error || '';
+  const media = el.querySelector('.media');
+  if (c.video && !media.querySelector('video')) {
+    const v = document.createElement('video');
+    Object.assign(v, { src: c.video, controls: true, muted: true, autoplay: true, loop: true, playsInline: true });
+    media.replaceChildren(v);
+  } else if (!c.video) {
+    media.textContent = c.state === 'failed' ? 'failed' : `${c.state}…`;
+  }
+}
+
+function card(key) {
+  let el = document.querySelector(`.card[data-key="${CSS.escape(key)}"]`);
+  if (el) return el;
+  el = document.createElement('article');
+  el.className = 'card';
+  el.dataset.key = key;
+  for (const [tag, cls] of [['div', 'media'], ['p', 'prompt'], ['dl', ''], ['p', 'err']]) {
+    const x = document.createElement(tag);
+    if (cls) x.className = cls;
+    el.append(x);
+  }
+  return el;
+}
+
+function render(list) {
+  const box = $('cards');
+  list.forEach((c, i) => {
+    const el = card(c.key);
+    draw(el, c);
+    if (box.children[i] !== el) box.insertBefore(el, box.children[i] || null);
+  });
+}
+
+function listen() {
+  const es = new EventSource('/events');
+  es.onopen = () => { $('live').textContent = 'live'; };
+  es.onerror = () => { $('live').textContent = 'reconnecting…'; };
+  es.onmessage = (e) => render(JSON.parse(e.data).cards);
+}
+
+async function start() {
+  models = await (await fetch('/models', { credentials: 'same-origin' })).json();
+  const names = Object.keys(models).sort();
+  options($('model'), names, names.includes('videos') ? 'videos' : names[0]);
+  pick();
+  $('model').addEventListener('change', pick);
+  $('prompt').addEventListener('input', count);
+  $('ask').addEventListener('submit', send);
+  listen();
+}
+
+start();

@@ -1,0 +1,156 @@
+// The studio in a real browser (spec/hosts/studio_spec.lua): Debian's chromium driven by
+// playwright-core (spec/npm), never a downloaded browser.  One run a phase; argv[2] is a
+// JSON object: { phase: "first" | "again", url, state (the browser's cookies, a file),
+// screenshot (a PNG path), prompt, long_model, long_prompt, key (a card's, for "again") }.
+// Prints one JSON line: what the page showed, when, and every answer it got (to look for
+// the API key in).
+'use strict';
+const path = require('path');
+const { chromium } = require(path.join(__dirname, '../../npm/node_modules/playwright-core'));
+
+const o = JSON.parse(process.argv[2]);
+const out = { answers: [], console_errors: [] };
+
+// Every answer the page gets: its headers, and its body where one ends (not a video's, not a stream's);
+// every error the page's console shows (a script or a style the CSP refused, say).
+function record(page) {
+  page.on('console', (m) => { if (m.type() === 'error') out.console_errors.push(`${m.text()} (${m.location().url})`); });
+  page.on('pageerror', (e) => out.console_errors.push(String(e)));
+  page.on('response', async (r) => {
+    const type = r.headers()['content-type'] || '';
+    const a = { url: r.url(), status: r.status(), headers: r.headers() };
+    out.answers.push(a);
+    if (!/^(video\/|text\/event-stream)/.test(type)) a.body = await r.text().catch(() => '');
+  });
+}
+
+// The states each card was seen in, in order, kept by the page as they change.
+async function watchStates(page) {
+  await page.evaluate(() => {
+    window.seen = [];
+    const note = (el) => {
+      const last = window.seen.filter((s) => s.key === el.dataset.key).pop();
+      if (!last || last.state !== el.dataset.state) window.seen.push({ key: el.dataset.key, state: el.dataset.state, at: Date.now() });
+    };
+    document.querySelectorAll('.card').forEach(note);
+    new MutationObserver((list) => list.forEach((m) => {
+      const el = m.target.closest && m.target.closest('.card');
+      if (el) note(el);
+      m.addedNodes.forEach((n) => n.classList && n.classList.contains('card') && note(n));
+    })).observe(document.getElementById('cards'), { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state'] });
+  });
+}
+
+// Waits for the card's video to play: its currentTime past 0, then advancing; when it started.
+// A video that does not play: { failure, media_error } (the other cases go on).
+async function playing(page, key) {
+  return play(page, key).catch(async (e) => ({ failure: String(e.message || e).split('\n')[0],
+    media_error: await page.$eval(`.card[data-key="${key}"] video`, (v) => v.error && `${v.error.code} ${v.error.message}`)
+      .catch(() => 'no video element') }));
+}
+
+async function play(page, key) {
+  const sel = `.card[data-key="${key}"] video`;
+  await page.waitForSelector(sel, { timeout: 60000 });
+  const h = await page.waitForFunction((s) => {
+    const v = document.querySelector(s);
+    return v && (v.error ? -1 : v.currentTime > 0 && !v.paused && Date.now());
+  }, sel, { timeout: 15000, polling: 20 });
+  const at = await h.jsonValue();
+  if (at === -1) throw new Error('the video does not play');
+  const t1 = await page.$eval(sel, (v) => v.currentTime);
+  await page.waitForTimeout(700);
+  const t2 = await page.$eval(sel, (v) => v.currentTime);
+  const seek = await page.$eval(sel, (v) => new Promise((done) => {
+    v.addEventListener('seeked', () => done(v.currentTime), { once: true });
+    v.currentTime = Math.min(1, v.duration / 2);
+  }));
+  return { at, t1, t2, seek, duration: await page.$eval(sel, (v) => v.duration),
+    error: await page.$eval(sel, (v) => (v.error ? v.error.message : undefined)) };
+}
+
+async function cardKeys(page) {
+  await page.waitForFunction(() => document.getElementById('live').textContent === 'live', null, { timeout: 15000 });
+  await page.waitForTimeout(300);
+  return page.$$eval('.card', (l) => l.map((c) => ({ key: c.dataset.key, state: c.dataset.state })));
+}
+
+async function first(browser) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  record(page);
+  let post;
+  page.on('request', (r) => { if (r.method() === 'POST') post = { url: r.url(), body: r.postData(), headers: r.headers() }; });
+  await page.goto(o.url);
+  await page.waitForSelector('#model option', { state: 'attached' });
+  out.models = await page.$$eval('#model option', (l) => l.map((x) => x.value));
+  await watchStates(page);
+  await page.fill('#prompt', o.prompt);
+  await page.click('#send');
+  await page.waitForSelector('.card', { timeout: 10000 });
+  out.key = await page.$eval('.card', (c) => c.dataset.key);
+  out.token_sent = Boolean(post && post.headers['x-studio-token']);
+  await page.waitForSelector(`.card[data-key="${out.key}"][data-state="saved"]`, { timeout: 60000 });
+  out.saved_at = Date.now();
+  out.play = await playing(page, out.key);
+  out.states = (await page.evaluate(() => window.seen)).filter((s) => s.key === out.key).map((s) => s.state);
+  out.card_text = await page.$eval(`.card[data-key="${out.key}"]`, (c) => c.innerText);
+  await page.screenshot({ path: o.screenshot, fullPage: true });
+  // the library's message for a prompt too long, before anything is sent
+  await page.selectOption('#model', o.long_model);
+  await page.fill('#prompt', o.long_prompt);
+  await page.click('#send');
+  await page.waitForSelector('#error:not([hidden])', { timeout: 10000 });
+  out.long_error = await page.$eval('#error', (e) => e.textContent);
+  // a first frame without its last: the library's rule, named
+  await page.selectOption('#model', 'videos');
+  await page.fill('#prompt', o.prompt);
+  await page.fill('#first_image', 'https://example.com/first.png');
+  await page.click('#send');
+  await page.waitForFunction((before) => document.getElementById('error').textContent !== before, out.long_error);
+  out.frame_error = await page.$eval('#error', (e) => e.textContent);
+  await page.fill('#first_image', '');
+  out.cards_after_long = (await page.$$('.card')).length;
+  // the page's own create, replayed without its token, then with a token made up
+  const bare = { 'content-type': 'application/json' };
+  out.replay_status = (await context.request.post(post.url, { data: post.body, headers: bare })).status();
+  out.forged_status = (await context.request.post(post.url, { data: post.body,
+    headers: { ...bare, 'x-studio-token': '0123456789abcdef0123.' + 'a'.repeat(40) } })).status();
+  // a reload, and a second tab: the card is there, its video too
+  await page.reload();
+  out.after_reload = await cardKeys(page);
+  const tab = await context.newPage();
+  record(tab);
+  await tab.goto(o.url);
+  out.second_tab = await cardKeys(tab);
+  // another browser is another tenant: none of these cards
+  const other = await browser.newContext();
+  const stranger = await other.newPage();
+  await stranger.goto(o.url);
+  out.other_browser = await cardKeys(stranger);
+  out.other_video_status = (await other.request.get(new URL(`/videos/${out.key}.mp4`, o.url).href)).status();
+  await context.storageState({ path: o.state });
+}
+
+async function again(browser) {
+  const context = await browser.newContext({ storageState: o.state });
+  const page = await context.newPage();
+  record(page);
+  await page.goto(o.url);
+  out.cards = await cardKeys(page);
+  out.play = await playing(page, o.key);
+}
+
+(async () => {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'] });
+  try {
+    await (o.phase === 'first' ? first : again)(browser);
+  } catch (e) {
+    out.failure = String(e && e.stack || e);
+  } finally {
+    await new Promise((r) => setTimeout(r, 200)); // the last answers' bodies
+    await browser.close();
+  }
+  process.stdout.write(JSON.stringify(out) + '\n');
+})();
