@@ -47,7 +47,8 @@ describe("a fleet's batch killed with kill -9", function()
         .. "created before %(with STARVIDEOS_STORE set to the store's URL redis://:%*%*%*@127%.0%.0%.1:%d+ and its "
         .. "password", err)
       -- as printed, STARVIDEOS_STORE set: its plan (--dry-run) knows the 3 tasks, it would create none
-      local command = err:match("`(%S*starvideos batch [^`]*)`"):gsub("^%S*starvideos ", "") -- (as invoked)
+      -- (the command as invoked: the spec's checkout's bin/starvideos)
+      local command = err:match("`(%S*starvideos batch [^`]*)`"):gsub("^%S*starvideos ", "")
       local plan, ok = helper.capture(table.concat({ "export STARVIDEOS_STORE=" .. q(url) .. ";",
         (env:gsub("^env %-u STARVIDEOS_STORE", "env")), command, "--dry-run", "2>&1" }, " "))
       assert.truthy(ok, plan)
