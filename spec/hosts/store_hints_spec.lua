@@ -44,8 +44,8 @@ describe("a fleet's batch killed with kill -9", function()
       end, 10), err)
       assert.is_nil(err:find(PW, 1, true), err)
       assert.matches("`%S*starvideos batch [^`]* %-%-store \"%$STARVIDEOS_STORE\"[^`]*` goes on: it creates no "
-        .. "video it created before %(with STARVIDEOS_STORE set to the store's URL redis://:%*%*%*@127%.0%.0%.1:%d+ and its "
-        .. "password", err)
+        .. "video it created before %(with STARVIDEOS_STORE set to the store's URL "
+        .. "redis://:%*%*%*@127%.0%.0%.1:%d+ and its password", err)
       -- as printed, STARVIDEOS_STORE set: its plan (--dry-run) knows the 3 tasks, it would create none
       -- (the command as invoked: the spec's checkout's bin/starvideos)
       local command = err:match("`(%S*starvideos batch [^`]*)`"):gsub("^%S*starvideos ", "")
