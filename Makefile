@@ -56,8 +56,8 @@ DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-
              redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache ffmpeg chromium
 # The goals that install what is missing first (when apt-get exists); no other
 # goal depends on deps-checked, so a plain `make` calls no package manager.
-INSTALL_GOALS := test test-hosts test-all demo bench studio
-DEPS_FIRST    := $(if $(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),deps-checked)
+INSTALL_GOALS := test test-hosts test-all demo bench
+DEPS_FIRST    := $(if $(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),deps-checked,$(if $(filter studio,$(MAKECMDGOALS)),studio-deps))
 BUSTED    := $(LUA) /usr/bin/busted
 
 export LUA_PATH  := lua/?.lua;lua/?/init.lua;./?.lua;;
