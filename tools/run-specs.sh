@@ -26,6 +26,7 @@ if [ "${1:-}" = --one ]; then
   # the file's own TMPDIR (helper.tmpdir, the journals' leases elsewhere: starvideos-leases-UID), counted and
   # removed once it ran: nothing it forgot is left in /tmp (a short name: unix sockets live in there)
   tmp=$(mktemp -d "$3/t.XXXXXX")
+  chmod 755 "$tmp" # (nginx's workers run as nobody: they must reach the specs' folders, as under /tmp itself)
   # shellcheck disable=SC2086
   TMPDIR="$tmp" "$2" /usr/bin/busted -o utfTerminal $tags $BUSTED_ARGS "$4" > "$3/$name.log" 2>&1
   echo $? > "$3/$name.rc"
@@ -40,6 +41,7 @@ shift
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 command -v "$vm" >/dev/null 2>&1 || { echo "run-specs: $vm is not installed"; echo "0 passed, 1 failed"; exit 1; }
 logs=$(mktemp -d /tmp/starvideos-specs.XXXXXX) || exit 1
+chmod 755 "$logs" # (the files' own TMPDIRs are in here: see --one)
 trap 'rm -rf "$logs"' EXIT
 # what is in /tmp of the specs' before and after (a spec that ignores TMPDIR shows here; another run at the same
 # time can too)

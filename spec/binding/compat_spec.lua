@@ -240,7 +240,7 @@ describe("one 5.1 ABI for lua5.1 and LuaJIT #hosts", function()
         assert.is_true(built, build_out)
         local out, ok = run(vm, headers, vm .. " -e " .. q([[
 local s = require "starvideos"
-print("valid", assert(s.validate { model = "videos", prompt = "a kitten", duration = 5 }))
+print("valid", (assert(s.validate { model = "videos", prompt = "a kitten", duration = 5 })))
 local c = assert(s.new { api_key = "k", base_url = "http://127.0.0.1:9" })
 print("client", type(c), package.loaded["starvideos.curl"] ~= nil)
 c:close()

@@ -143,7 +143,7 @@ end)
 describe("an error against the default host", function()
   local DEFAULT = require("starvideos.config").DEFAULT_BASE_URL
   local NOTE = "(STARVIDEOS_BASE_URL is not set: using " .. DEFAULT
-    .. "; for the local emulator, export the lines `starvideos emulator` prints)"
+    .. "; for the local emulator, export the lines `" .. root .. "/bin/starvideos emulator` prints)" -- (as invoked)
 
   -- the fixture's lines: { [what] = { url =, kind =, message = } }
   local function fake_run(env, base_url)

@@ -209,8 +209,9 @@ function M.print_checks(list, as_json)
     if bad > 0 then
       local cmd = args.INVOKED
       out("to repair: run the command that saved them again, with the same ledger (the same `" .. cmd .. " batch`, "
-        .. "or `" .. cmd .. " generate` with the same --out): each missing or changed file is fetched again from its "
-        .. "task, creating nothing, while the service keeps the video (docs/batch.md)\n")
+        .. "or `" .. cmd .. " generate` with the same --out): "
+        .. "each missing or changed file is fetched again from its task, creating nothing, "
+        .. "while the service keeps the video (docs/batch.md)\n")
     end
   end
   return bad > 0 and 1 or 0

@@ -62,7 +62,9 @@ function M.print(plan, name, as_json)
       by_model = plan.by_model, cost = plan.cost, dry_run = true }
     return 0
   end
-  local rows, width = { { "ACTION", "ENTRY", "MODEL", "PRICE", "WHY" } }, { 6, 5, 5, 5 } -- (a header first)
+  local header = {}
+  for word in ("ACTION ENTRY MODEL PRICE WHY"):gmatch("%S+") do header[#header + 1] = word end
+  local rows, width = { header }, { 6, 5, 5, 5 } -- (the header first)
   for _, e in ipairs(plan.entries) do
     local price = e.action ~= "create" and "-" or e.price and amount(e.price) or "unknown"
     rows[#rows + 1] = { e.action, name(e), e.model or "-", price, why(e), warnings = e.warnings }
