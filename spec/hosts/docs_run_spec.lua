@@ -513,6 +513,13 @@ local BLOCKS = {
   ["docs/keep-and-fleet.md#2"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/fleet_spec.lua runs it)", function()
     check_nginx("docs/keep-and-fleet.md#2", "http")
   end },
+  ["docs/keep-and-fleet.md#3"] = { "-", "run: spec/hosts/store_acl_spec.lua makes this user on a real redis-server "
+    .. "and runs the fleet as it", function()
+    local line = block("docs/keep-and-fleet.md#3").body:match("^ACL SETUSER [^\n]+")
+    assert(line, "docs/keep-and-fleet.md#3: not an ACL SETUSER line")
+    local spec = assert(helper.read_file(helper.root .. "/spec/hosts/store_acl_spec.lua"))
+    assert(spec:find("\\nACL SETUSER", 1, true), "spec/hosts/store_acl_spec.lua no longer reads the docs' line")
+  end },
   ["docs/logs-and-proxies.md#1"] = { "-", "shown: log lines (each word)", function()
     check_sample("docs/logs-and-proxies.md#1", 1)
   end },

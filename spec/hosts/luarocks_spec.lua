@@ -453,7 +453,7 @@ describe("docs/install.md's LuaRocks lines", function()
   local function fresh(user)
     local home = helper.tmpdir()
     assert(helper.execute("cd " .. q(root) .. " && mkdir " .. q(home .. "/starvideos")
-      .. " && cp -R rockspec csrc lua bin README.md LICENSE " .. q(home .. "/starvideos")))
+      .. " && cp -R rockspec csrc lua bin types README.md LICENSE " .. q(home .. "/starvideos")))
     if user then assert(helper.execute("chmod 755 " .. q(home) .. " && chown -R " .. user .. " " .. q(home))) end
     return home
   end
