@@ -118,9 +118,9 @@ local function attach(job, rec, t)
   job.id, job.state = rec.id, "polling"
   job:emit("attached", { key = job.want.key })
   if rec.whole then
-    job.path, job.status = job.out, "completed"
-    job.task = { id = rec.id, status = "completed", path = job.out, model = rec.model }
-    return job:finish()
+    job.status = "completed"
+    job.task = { id = rec.id, status = "completed", model = rec.model }
+    return job:saved(job.out, rec.sha256)
   end
   if job.goal == "created" then job.goal = "queried" end -- a keyed create answers with the task as it is now
   -- a live process holds it and may be writing out's .part now: this job's own .part (never gone on from)
