@@ -171,4 +171,21 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     end
     assert.are.equal(3, puts)
   end)
+
+  it("a rerun on an object already saved: its result carries the SHA-256 recorded, nothing created or sent",
+    function()
+    if why then pending(why) return end
+    local dir = helper.tmpdir()
+    emu:config { video_size = 1 * MB }
+    local journal = dir .. "/j.jsonl"
+    local first, text = result_of(gen(dir, emu, st, "s3://vids/rerun.mp4", journal))
+    assert.are.equal("s3://vids/rerun.mp4", first.path, text)
+    local back = st.read("rerun.mp4")
+    assert.are.equal(back.sha256, first.sha256)
+    local creates, sent = #emu:tasks(), #st.log()
+    local again, text2 = result_of(gen(dir, emu, st, "s3://vids/rerun.mp4", journal))
+    assert.are.same({ "s3://vids/rerun.mp4", back.sha256 }, { again.path, again.sha256 }, text2)
+    assert.are.equal(creates, #emu:tasks())
+    assert.are.equal(sent, #st.log())
+  end)
 end)
