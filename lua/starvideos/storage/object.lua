@@ -32,9 +32,8 @@ local reached = {} -- store, bucket and keys -> true: the bucket answered a sign
 
 -- The bucket of the store st asked once with these credentials (ctx: a job's loop, key, cfg), before a create
 -- that writes into it is paid for: true, or nil, err naming the bucket and the store's answer.
-local function reach(ctx, st, bucket, cfg)
-  local id = table.concat({ st.where, bucket, cfg.storage.access_key or "",
-    sign().sha256(cfg.storage.secret_key or "") }, "\n")
+local function reach(ctx, st, bucket)
+  local id = table.concat({ st.where, bucket, st.access_key, sign().sha256(st.secret_key) }, "\n")
   if reached[id] then return true end
   local req = O.ask(ctx, st, bucket, "", "uploads", { prefix = "" })
   if req.err then
@@ -58,7 +57,7 @@ function O.reach(out, cfg, ctx)
   local bucket = S3.parse(out, "out")
   local st = S3.store_of(cfg.storage)
   if not (bucket and st) then return true end -- (check_out said why)
-  return reach(ctx, st, bucket, cfg)
+  return reach(ctx, st, bucket)
 end
 function O.check_dir(dir, field, cfg) return check(dir, field, true, cfg) end
 
