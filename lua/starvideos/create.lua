@@ -76,7 +76,14 @@ function C.build(job, goal, spec)
   end
   job.model, job.kind = params.model, require("starvideos.schedule").kind_of(params.model, params.duration,
     params.resolution)
-  return true
+  return C.reach(job, goal, spec.out)
+end
+
+-- A bucket out a create will write (none of its key known to the ledger) asked once before the create is paid
+-- for (storage/object.lua's reach): true, or nil, err.
+function C.reach(job, goal, out)
+  if not out or goal == "checked" or not job.sink.reach or (job.want and job:known()) then return true end
+  return job.sink.reach(out, job.cfg, job)
 end
 
 -- The create answered task at t: told at once (it is paid for), then its record written (a ledger may say
@@ -118,9 +125,9 @@ local function attach(job, rec, t)
   job.id, job.state = rec.id, "polling"
   job:emit("attached", { key = job.want.key })
   if rec.whole then
-    job.path, job.status = job.out, "completed"
-    job.task = { id = rec.id, status = "completed", path = job.out, model = rec.model }
-    return job:finish()
+    job.status = "completed"
+    job.task = { id = rec.id, status = "completed", model = rec.model }
+    return job:saved(job.out, rec.sha256)
   end
   if job.goal == "created" then job.goal = "queried" end -- a keyed create answers with the task as it is now
   -- a live process holds it and may be writing out's .part now: this job's own .part (never gone on from)

@@ -14,9 +14,9 @@ local function start_store(refuse) return S3run.start { refuse = refuse } end
 -- A child process that generates to out and prints its result and its peak RSS (kB) as JSON.
 local GEN = [[
 local starvideos = require "starvideos"
-local base, key, port, out, journal, mode = arg[1], arg[2], arg[3], arg[4], arg[5], arg[6]
+local base, key, port, out, journal, mode, secret = arg[1], arg[2], arg[3], arg[4], arg[5], arg[6], arg[7]
 local c = starvideos.new { base_url = base, api_key = key, journal = journal ~= "-" and journal or nil,
-  storage = { endpoint = "http://127.0.0.1:" .. port, access_key = "S3RVER", secret_key = "S3RVER" },
+  storage = { endpoint = "http://127.0.0.1:" .. port, access_key = "S3RVER", secret_key = secret or "S3RVER" },
   on_event = function(ev) if ev.type == "warning" then io.stderr:write("warning: ", ev.message, "\n") end end }
 local r
 if mode == "resume" then
@@ -31,9 +31,9 @@ io.stdout:write(require("cjson").encode { path = r.path or (r.task and r.task.pa
   err = r.err and tostring(r.err), check = r.err and r.err.check, hwm = tonumber(hwm) }, "\n")
 ]]
 
-local function gen(dir, emu, st, out, journal, mode)
+local function gen(dir, emu, st, out, journal, mode, secret)
   local p = helper.run_lua(dir, "gen", GEN, { emu.url, emu.key, tostring(st.port), out, journal or "-",
-    mode or "generate" })
+    mode or "generate", secret })
   return p
 end
 
@@ -170,5 +170,44 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
       end
     end
     assert.are.equal(3, puts)
+  end)
+
+  it("a rerun on an object already saved: its result carries the SHA-256 recorded, nothing created or sent",
+    function()
+    if why then pending(why) return end
+    local dir = helper.tmpdir()
+    emu:config { video_size = 1 * MB }
+    local journal = dir .. "/j.jsonl"
+    local first, text = result_of(gen(dir, emu, st, "s3://vids/rerun.mp4", journal))
+    assert.are.equal("s3://vids/rerun.mp4", first.path, text)
+    local back = st.read("rerun.mp4")
+    assert.are.equal(back.sha256, first.sha256)
+    local creates, sent = #emu:tasks(), #st.log()
+    local again, text2 = result_of(gen(dir, emu, st, "s3://vids/rerun.mp4", journal))
+    assert.are.same({ "s3://vids/rerun.mp4", back.sha256 }, { again.path, again.sha256 }, text2)
+    assert.are.equal(creates, #emu:tasks())
+    assert.are.equal(sent, #st.log())
+  end)
+
+  it("a wrong secret key: refused before the create (0 sent), naming the bucket, never the secret; the right "
+    .. "key: the bucket asked once", function()
+    if why then pending(why) return end
+    local dir = helper.tmpdir()
+    emu:config { video_size = 1 * MB }
+    local creates = #emu:tasks()
+    local bad, text = result_of(gen(dir, emu, st, "s3://vids/badkey.mp4", nil, "generate", "NOT-THE-SECRET"))
+    assert.are.equal(creates, #emu:tasks(), text)
+    assert.truthy(bad.err and bad.err:find("bucket vids", 1, true), text)
+    assert.is_nil(text:find("NOT-THE-SECRET", 1, true), text)
+    local function asks()
+      local n = 0
+      for _, e in ipairs(st.log()) do if e.method == "GET" and e.query.uploads then n = n + 1 end end
+      return n
+    end
+    local before = asks()
+    local ok, text2 = result_of(gen(dir, emu, st, "s3://vids/goodkey.mp4"))
+    assert.are.equal("s3://vids/goodkey.mp4", ok.path, text2)
+    assert.are.equal(creates + 1, #emu:tasks())
+    assert.are.equal(before + 1, asks())
   end)
 end)

@@ -77,6 +77,25 @@ describe("the ledger", function()
     assert.same({}, Ledger.new(j, {}):unfinished())
   end)
 
+  it("answers a rerun on an out already saved with the recorded SHA-256 (generate and generate_all)", function()
+    local j, out = dir .. "/j.jsonl", dir .. "/v1.mp4"
+    local fake = Fake.new {}
+    local c = client(fake, { journal = j })
+    local first = assert(c:generate(PARAMS, { out = out, interval = 0.01 }))
+    c:close()
+    local want = require("starvideos.sign").sha256_file(out)
+    assert.equal(want, first.sha256)
+    local creates = fake:count("create")
+    assert.equal(1, creates)
+    local again = client(fake, { journal = j })
+    local task = assert(again:generate(PARAMS, { out = out, interval = 0.01 }))
+    assert.same({ out, want }, { task.path, task.sha256 })
+    local all = again:generate_all({ PARAMS }, { out = dir .. "/v%d.mp4", interval = 0.01 })
+    again:close()
+    assert.same({ out, want }, { all[1].path, all[1].sha256 })
+    assert.equal(creates, fake:count("create"))
+  end)
+
   -- The journal's writer thread holds the lock and waits for the disk, not the loop's thread.  Fails when a
   -- step appends under a blocking flock: the first step(0) waits the whole second.
   it("never waits in step(0) for the journal's lock: while another process holds it, the create waits", function()

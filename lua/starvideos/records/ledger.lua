@@ -154,8 +154,8 @@ function L.key_answer(e, want, at)
       { field = what, id = e.id })
   end
   -- (an object is taken as whole once recorded: looking would take a request)
-  return { id = e.id, model = e.model, alive = e.alive, upload = e.upload, whole = e.bytes ~= nil and want.out ~= nil
-    and (Sink.object(want.out) and e.path == want.out
+  return { id = e.id, model = e.model, alive = e.alive, upload = e.upload, sha256 = e.sha256,
+    whole = e.bytes ~= nil and want.out ~= nil and (Sink.object(want.out) and e.path == want.out
       or Download.check { path = want.out, bytes = e.bytes, sha256 = e.sha256 } == "ok") }
 end
 

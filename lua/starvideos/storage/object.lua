@@ -28,6 +28,22 @@ local learned = {} -- store (where) -> "md5" once it refused x-amz-checksum-* (s
 
 local function sign() return require "starvideos.sign" end
 
+local reached = {} -- store, bucket and keys -> true: the bucket answered a signed request (once per process)
+
+-- The bucket of the store st asked once with these credentials (ctx: a job's loop, key, cfg), before a create
+-- that writes into it is paid for: true, or nil, err naming the bucket and the store's answer.
+local function reach(ctx, st, bucket)
+  local id = table.concat({ st.where, bucket, st.access_key, sign().sha256(st.secret_key) }, "\n")
+  if reached[id] then return true end
+  local req = O.ask(ctx, st, bucket, "", "uploads", { prefix = "" })
+  if req.err then
+    return nil, new_error(req.err.kind or "auth", string_format("out: bucket %s cannot be written with the "
+      .. "storage keys given: the store said %s", bucket, tostring(req.err.message)), { field = "out" })
+  end
+  reached[id] = true
+  return true
+end
+
 -- v (an out's s3://bucket/key; dir: a folder's s3://bucket/prefix) and the store of cfg checked: true, or nil, err.
 local function check(v, field, dir, cfg)
   local bucket, err = S3.parse(v, field, dir)
@@ -36,6 +52,13 @@ local function check(v, field, dir, cfg)
   return st and true, serr
 end
 function O.check_out(out, cfg) return check(out, "out", false, cfg) end
+-- An out's bucket asked once before a create that writes it (ctx: the job): true, or nil, err.
+function O.reach(out, cfg, ctx)
+  local bucket = S3.parse(out, "out")
+  local st = S3.store_of(cfg.storage)
+  if not (bucket and st) then return true end -- (check_out said why)
+  return reach(ctx, st, bucket)
+end
 function O.check_dir(dir, field, cfg) return check(dir, field, true, cfg) end
 
 function O.left() return nil end -- (each part is recorded as the store takes it)
