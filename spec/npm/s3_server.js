@@ -3,9 +3,16 @@
 // (@smithy/signature-v4), its payload against x-amz-content-sha256, Content-MD5 and x-amz-checksum-sha256,
 // and logs each (a JSON line: method, path, query, status, bytes, part, signature).  A presigned URL (query
 // auth, X-Amz-Signature) is checked the same way with the signer's presign, and refused once it has expired.  s3rver 3.7.1 has no
-// AbortMultipartUpload nor ListMultipartUploads: the proxy answers them from s3rver's own folder of uploads.
+// AbortMultipartUpload nor ListMultipartUploads: the proxy answers them from s3rver's own folder of uploads, and a
+// CompleteMultipartUpload of an upload not there with S3's 404 NoSuchUpload (s3rver's is a 500).
 // With --refuse-checksums it refuses any x-amz-checksum-* header, as R2 and B2 did in 2025.
-//   node s3_server.js --dir DIR --log FILE [--bucket NAME]... [--refuse-checksums]
+// With --faults FILE, the faults that file names (JSON: name -> how many times more; a spec writes it, the proxy
+// counts each down as it acts) are done to the requests they fit, as S3 or a hostile network may:
+//   complete_error: a CompleteMultipartUpload done, then answered 200 with an <Error> body (S3's way)
+//   complete_undone: a CompleteMultipartUpload not done, answered 200 with an <Error> body
+//   copy_error: the copy that sets an object's metadata not done, answered 200 with an <Error> body
+//   etag: an UploadPart done, answered with an ETag that is not its bytes' MD5
+//   node s3_server.js --dir DIR --log FILE [--bucket NAME]... [--refuse-checksums] [--faults FILE]
 // prints {"port": <the proxy's>, "s3rver": <s3rver's>} once both listen (ports chosen by the system).
 "use strict";
 const http = require("http");
@@ -20,6 +27,7 @@ const { Sha256 } = require("@aws-crypto/sha256-js");
 const args = process.argv.slice(2);
 const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
 const dir = opt("--dir"), logFile = opt("--log"), refuse = args.includes("--refuse-checksums");
+const faultsFile = opt("--faults");
 const buckets = args.filter((a, i) => args[i - 1] === "--bucket");
 const SECRETS = { S3RVER: "S3RVER" }; // s3rver's own default key
 
@@ -93,9 +101,12 @@ function payloadWrong(req, body) {
 // s3rver's folder of a bucket's uploads (its FilesystemStore's layout).
 const uploadsOf = (bucket) => path.join(dir, bucket, "._S3rver_uploads");
 
+const uploadThere = (bucket, uploadId) => /^[0-9a-f]+$/.test(uploadId)
+  && fs.existsSync(path.join(uploadsOf(bucket), uploadId));
+
 function abort(res, bucket, uploadId) {
   const p = path.join(uploadsOf(bucket), uploadId);
-  if (!/^[0-9a-f]+$/.test(uploadId) || !fs.existsSync(p)) return xmlError(res, 404, "NoSuchUpload", "no such upload");
+  if (!uploadThere(bucket, uploadId)) return xmlError(res, 404, "NoSuchUpload", "no such upload");
   fs.rmSync(p, { recursive: true, force: true });
   res.writeHead(204);
   res.end();
@@ -118,13 +129,53 @@ function listUploads(res, bucket, prefix) {
   return 200;
 }
 
-function forward(req, res, body, target) {
+// The fault of the file that fits request e (one of names), counted down: its name, or undefined.
+function fault(e, names) {
+  if (!faultsFile || !fs.existsSync(faultsFile)) return undefined;
+  const faults = JSON.parse(fs.readFileSync(faultsFile, "utf8") || "{}");
+  const name = names.find((n) => faults[n] > 0);
+  if (!name) return undefined;
+  faults[name] -= 1;
+  fs.writeFileSync(faultsFile, JSON.stringify(faults));
+  e.fault = name;
+  return name;
+}
+
+// The faults a request may meet (its kind: a complete, a copy, a part).
+function faultsOf(req, query) {
+  if (req.method === "POST" && query.uploadId !== undefined) return ["complete_error", "complete_undone"];
+  if (req.method === "PUT" && req.headers["x-amz-copy-source"]) return ["copy_error"];
+  if (req.method === "PUT" && query.partNumber !== undefined) return ["etag"];
+  return [];
+}
+
+const error200Body = (what) => `<?xml version="1.0" encoding="UTF-8"?>\n\n<Error><Code>InternalError</Code>`
+  + `<Message>We encountered an internal error (${what}). Please try again.</Message></Error>`;
+const error200 = (res, what) => {
+  res.writeHead(200, { "Content-Type": "application/xml" });
+  res.end(error200Body(what));
+  return 200;
+};
+
+// alter (a fault's): the answer's status, headers and body rewritten before they go back (the body read whole).
+function forward(req, res, body, target, alter) {
   return new Promise((resolve) => {
     // agent: false, a connection of its own: Node 20's global agent keeps connections alive, and one s3rver closed
     // while a long body came in (its keep-alive timeout, 5 s) failed the request forwarded on it (a 502 to curl -T)
     const up = http.request({ host: "127.0.0.1", port: target, method: req.method, path: req.url, headers: req.headers,
       agent: false },
       (answer) => {
+        if (alter) {
+          const chunks = [];
+          answer.on("data", (c) => chunks.push(c));
+          answer.on("end", () => {
+            const a = alter(answer.statusCode, { ...answer.headers }, Buffer.concat(chunks));
+            res.writeHead(a.status, a.headers);
+            res.end(a.body);
+            resolve(a.status);
+          });
+          return;
+        }
         res.writeHead(answer.statusCode, answer.headers);
         answer.pipe(res);
         answer.on("end", () => resolve(answer.statusCode));
@@ -132,6 +183,24 @@ function forward(req, res, body, target) {
     up.on("error", () => resolve(xmlError(res, 502, "BadGateway", "s3rver did not answer")));
     up.end(body);
   });
+}
+
+// The request forwarded to s3rver, with the fault named (or none) done to it.
+async function faulty(req, res, body, target, name) {
+  if (name === "complete_undone" || name === "copy_error") return error200(res, name);
+  if (name === "complete_error") {
+    return forward(req, res, body, target, (status, headers, got) => {
+      if (status !== 200) return { status, headers, body: got }; // (a complete that failed: as it was)
+      return { status, headers: { "content-type": "application/xml" }, body: error200Body(name) };
+    });
+  }
+  if (name === "etag") {
+    return forward(req, res, body, target, (status, headers, got) => {
+      headers.etag = '"' + crypto.createHash("md5").update("not the part's bytes").digest("hex") + '"';
+      return { status, headers, body: got };
+    });
+  }
+  return forward(req, res, body, target);
 }
 
 async function handle(req, res, body, target) {
@@ -150,8 +219,11 @@ async function handle(req, res, body, target) {
   else if (refuse && checksums.length) e.status = xmlError(res, 400, "InvalidArgument", `${checksums[0]} is not supported`);
   else if (wrong) e.status = xmlError(res, 400, wrong, "the body does not match its digest");
   else if (req.method === "DELETE" && query.uploadId !== undefined) e.status = abort(res, bucket, query.uploadId);
+  else if (req.method === "POST" && query.uploadId !== undefined && !uploadThere(bucket, query.uploadId)) {
+    e.status = xmlError(res, 404, "NoSuchUpload", "no such upload"); // (as S3 answers; s3rver: a 500)
+  }
   else if (req.method === "GET" && query.uploads !== undefined) e.status = listUploads(res, bucket, query.prefix);
-  else e.status = await forward(req, res, body, target);
+  else e.status = await faulty(req, res, body, target, fault(e, faultsOf(req, query)));
   log(e);
 }
 

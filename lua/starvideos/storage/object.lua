@@ -81,6 +81,7 @@ function O.fetch(job, t, url, path, d)
   end
   if not u.stream then u:stream_of(nil) end
   u.total = rec and rec.total
+  u.eof = u.rec.sha256 ~= nil -- (every part in the store's hands: the upload is completed)
   job:await(u, t)
   if not u.done then u:go(t) end
 end
@@ -300,19 +301,24 @@ function O.commit(got, owner)
   return c
 end
 
--- An answer that is an error though its status is 200 (S3's way for complete and copy).
-local function error_in(answer)
-  local code = S3.xml(answer.body, "Code")
-  if answer.body:find("<Error>", 1, true) and code then
-    return new_error("server", "storage: " .. code .. ": " .. tostring(S3.xml(answer.body, "Message")),
-      { transient = true })
-  end
+-- A HEAD's answer (req): the object's size, x-amz-meta-sha256 and ETag, as the store named them (nil: not named).
+local function head_of(req)
+  local h = req.task.headers:lower()
+  return tonumber(h:match("content%-length:%s*(%d+)")), h:match("x%-amz%-meta%-sha256:%s*(%x+)"),
+    h:match("etag:%s*([^\r\n]*)")
 end
 
+-- Complete, then the copy that adds the metadata; a complete answered NoSuchUpload (the upload completed already, by
+-- a run killed or told of an error after it; or gone), the object looked at.
 function C:advance(t)
   local req = self.req
   if self.done or not req.done then return end
-  local err = req.err or error_in(req.task)
+  local err = req.err or S3.error_in(req.task.body)
+  if self.step == "head" then return self:looked(req) end
+  if err and err.status == 404 and not self.copied then
+    self.step, self.req = "head", call(self, "head", nil, t)
+    return
+  end
   if err then return self:committed(err) end
   if not self.copied then
     self.copied = true
@@ -322,6 +328,19 @@ function C:advance(t)
   end
   self.etag = S3.xml(req.task.body, "ETag")
   self:committed()
+end
+
+-- The object at the key once its upload was gone (req: the HEAD): whole already, with its SHA-256 (a run killed
+-- after the copy), or made again (redo: the video read again from its first byte, into a new upload).
+function C:looked(req)
+  local size, sum, etag
+  if not req.err then size, sum, etag = head_of(req) end
+  if sum == self.sha256 and size == self.bytes then
+    self.etag = etag
+    return self:committed()
+  end
+  self:committed(new_error("server", string_format("the upload is gone (NoSuchUpload) and the object %s (the "
+    .. "video is uploaded again)", req.err and "is not there" or "has not its x-amz-meta-sha256"), { redo = true }))
 end
 
 function C:committed(err)
@@ -361,8 +380,7 @@ function O.check(t, ctx)
   if err then
     return "missing", string_format("%s: %s", t.path, err.status == 404 and "no object" or tostring(err.message))
   end
-  local h = req.task.headers:lower()
-  local size, sum = tonumber(h:match("content%-length:%s*(%d+)")), h:match("x%-amz%-meta%-sha256:%s*(%x+)")
+  local size, sum = head_of(req)
   if t.bytes and size ~= t.bytes then
     return "changed", string_format("%s holds %s bytes; %d were saved", t.path, tostring(size), t.bytes)
   end

@@ -167,6 +167,17 @@ function S.xml(body, name)
   end))
 end
 
+-- The error an answer holds though its status is 200 (S3's way with CompleteMultipartUpload and CopyObject: the
+-- status is sent before the work is done, an <Error> in the body when it failed), or nil.
+function S.error_in(body)
+  local code = type(body) == "string" and body:find("^%s*<%?xml[^>]*%?>%s*<Error>") or
+    type(body) == "string" and body:find("^%s*<Error>")
+  if not code then return nil end
+  code = S.xml(body, "Code") or "Error"
+  return new_error("server", string_format("%s: %s (in the body of a 200 answer)", code,
+    tostring(S.xml(body, "Message"))), { transient = true, code = code })
+end
+
 -- The elements <name> of an XML answer, each a table of the fields named in `fields`.
 function S.xml_list(body, name, fields)
   local out = {}
