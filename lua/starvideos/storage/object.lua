@@ -92,7 +92,7 @@ function U:seconds() return type(self.duration) == "number" and self.duration or
 -- The stream gone on from state (the last part's; nil: from byte 0), for where the next part starts: it, or nil.
 function U:stream_of(state)
   self.state = state
-  self.stream = sign().stream(self:seconds(), self.rec.checksum == "md5", state)
+  self.stream = sign().stream(self:seconds(), true, state) -- (each part's MD5 too: its ETag is compared with it)
   return self.stream
 end
 
@@ -100,7 +100,7 @@ end
 -- sums taken now), else in the transport's thread pool when it has one.
 function U:check(bytes, tap)
   local tr = self.loop.transport
-  local seconds, md5 = self:seconds(), self.rec.checksum == "md5"
+  local seconds, md5 = self:seconds(), true
   if tap then
     local fed, why = tap:tapped()
     if not fed then tap:close(); return nil, why, true end
@@ -168,7 +168,7 @@ function U:read(t)
   if self.total and upto > self.total then upto = self.total end
   if self.total and from >= self.total then self.eof = true; return end
   local tap = self.loop.curl and function() -- (libcurl's transport feeds it; others: U:check hashes the bytes)
-    return sign().stream(self:seconds(), self.rec.checksum == "md5", self.state)
+    return sign().stream(self:seconds(), true, self.state)
   end
   self.get = Request.new { loop = self.loop, key = self.key, cfg = self.cfg, owner = self, op = "media",
     url = self.url, path = self.video_path, deadline = self.deadline, offset = from, max_body = upto - from,
@@ -209,6 +209,11 @@ function U:taken(req, t)
   -- (its ETag: the answer's header, else its XML's, quotes kept)
   local etag = req.task.headers:match("[Ee][Tt][Aa][Gg]:%s*([^\r\n]*)") or S3.xml(req.task.body, "ETag")
   if not etag then return self:fail(new_error("protocol", "storage: the store named no ETag for part " .. p.n), t) end
+  local wrong = S3.part_wrong(req.task.headers, etag, p.md5, self.rec.checksum == "sha256" and p.sha_b64)
+  if wrong then -- (the upload aborted, the video read again into a new one, once: video.lua's redo)
+    return self:fail(new_error("protocol", string_format("storage: %s: part %d: %s", self.out, p.n, wrong),
+      { redo = true }), t)
+  end
   local rec = self.rec
   rec.parts[p.n] = { etag, self.rec.checksum == "md5" and p.md5 or p.sha_b64 }
   rec.state, rec.total, rec.sha256 = p.state, self.total, p.sha256
