@@ -4,15 +4,20 @@
 -- videos: the emulator's.  Each run is a process of its own, killed if it outlives its deadline: nothing hangs.
 local helper = require "spec.helper"
 local cjson = require "cjson"
+local socket = require "socket"
 local s3_run = require "spec.support.s3_run"
 
 local MB = 1000 * 1000
 local why = s3_run.missing()
 
--- A process that generates to out (journal: its ledger) within `timeout` s and prints its result as JSON.
+-- A process that generates to out (journal: its ledger) within `timeout` s and prints its result as JSON (its pid
+-- written to a file first).
 local GEN = [[
 local starvideos = require "starvideos"
 local base, key, port, out, journal, timeout = arg[1], arg[2], arg[3], arg[4], arg[5], tonumber(arg[6])
+local pid = io.open(arg[7], "w") -- (for the store's kill_at_part)
+pid:write(io.open("/proc/self/stat"):read("*l"):match("^%d+"))
+pid:close()
 local c = starvideos.new { base_url = base, api_key = key, journal = journal, retry_backoff = 0.01,
   storage = { endpoint = "http://127.0.0.1:" .. port, access_key = "S3RVER", secret_key = "S3RVER" } }
 local task, err = c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = out, interval = 0.1,
@@ -22,16 +27,19 @@ io.stdout:write(require("cjson").encode { path = task and task.path, sha256 = ta
   err = err and tostring(err), kind = err and err.kind }, "\n")
 ]]
 
--- One run (a process) to out within timeout s: its result ({hung = true} when it outlived timeout + 15 s: killed).
+-- One run (a process) to out within timeout s: its result ({hung = true} when it outlived timeout + 15 s: killed;
+-- killed = true when a signal ended it).
 local function run(dir, emu, st, out, timeout)
   helper.write_file(dir .. "/gen.lua", GEN)
   local words = { "timeout", "-s", "KILL", tostring(timeout + 15), helper.lua, dir .. "/gen.lua", emu.url, emu.key,
-    tostring(st.port), out, dir .. "/j.jsonl", tostring(timeout) }
+    tostring(st.port), out, dir .. "/j.jsonl", tostring(timeout), dir .. "/pid" }
   for i, w in ipairs(words) do words[i] = helper.shell_quote(w) end
+  local started = socket.gettime()
   local text, _, code = helper.capture(table.concat(words, " ") .. " 2>&1")
   local line = text:match("(%b{})%s*$")
   local r = line and cjson.decode(line) or { err = text }
-  r.hung, r.text = code == 137 or nil, text
+  r.killed, r.text = code == 137 or nil, text
+  r.hung = r.killed and socket.gettime() - started >= timeout + 14 or nil
   return r
 end
 
@@ -141,6 +149,36 @@ describe("the bucket attacked: its answers, and a kill after a part", function()
     assert.are.equal(2, #list, cjson.encode(list)) -- (the video read again once)
     for _, u in ipairs(list) do assert.are.same({ 1, 0, 1 }, { u.parts, u.completed, u.aborted }, cjson.encode(u)) end
     assert.is_true(st.read(key).missing)
+    assert.are.equal(0, st.uploads_left())
+  end)
+
+  it("each part is recorded before the next part's request reaches the store (the journal's lock held 1.5 s from "
+    .. "part 1's request); a kill -9 when part 2 arrives, then a rerun: part 1 is not sent again", function()
+    if why then pending(why) return end
+    local dir, key = helper.tmpdir(), "recorded.mp4"
+    local journal = dir .. "/j.jsonl"
+    st.fault { hold_journal = 1, hold = 1.5, journal = journal, kill_at_part = 1, part = 2, pid_file = dir .. "/pid" }
+    local before = emu:creates()
+    local r = run(dir, emu, st, "s3://vids/" .. key, 30)
+    assert.is_true(r.killed, r.text)
+    local puts = {}
+    for _, e in ipairs(st.log()) do
+      if e.path == "/vids/" .. key and e.method == "PUT" and e.part then puts[#puts + 1] = e end
+    end
+    assert.are.same({ 1, 2 }, { puts[1].part, puts[2].part }, cjson.encode(puts))
+    assert.are.same({ 0, 1 }, { puts[1].journal_parts, puts[2].journal_parts },
+      "parts the journal held as each part's request came: " .. cjson.encode(puts))
+    st.fault {}
+    local again = run(dir, emu, st, "s3://vids/" .. key, 30)
+    assert.are.equal("s3://vids/" .. key, again.path, again.text)
+    assert.are.equal(before + 1, emu:creates())
+    local sent = {}
+    for _, e in ipairs(st.log()) do
+      if e.path == "/vids/" .. key and e.method == "PUT" and e.part then sent[e.part] = (sent[e.part] or 0) + 1 end
+    end
+    assert.are.same({ 1, 2, 1 }, sent, "times each part was sent (part 2: its request killed with the process)")
+    local back = st.read(key)
+    assert.are.same({ 12 * MB, again.sha256, again.sha256 }, { back.bytes, back.sha256, back.meta })
     assert.are.equal(0, st.uploads_left())
   end)
 end)

@@ -12,6 +12,12 @@
 //   complete_undone: a CompleteMultipartUpload not done, answered 200 with an <Error> body
 //   copy_error: the copy that sets an object's metadata not done, answered 200 with an <Error> body
 //   etag: an UploadPart done, answered with an ETag that is not its bytes' MD5
+//   hold_journal: an UploadPart held until `flock` holds the journal the file names ("journal") for "hold" s, so
+//     that the client's record of that part waits (its writer takes the journal's flock)
+//   kill_at_part: when a part of that number ("part") arrives, the process whose pid the file "pid_file" holds is
+//     killed (SIGKILL) and the part not forwarded
+// When the file names a "journal", each UploadPart's log line says how many parts that journal's last upload
+// record held when the request arrived (journal_parts).
 //   node s3_server.js --dir DIR --log FILE [--bucket NAME]... [--refuse-checksums] [--faults FILE]
 // prints {"port": <the proxy's>, "s3rver": <s3rver's>} once both listen (ports chosen by the system).
 "use strict";
@@ -133,7 +139,7 @@ function listUploads(res, bucket, prefix) {
 function fault(e, names) {
   if (!faultsFile || !fs.existsSync(faultsFile)) return undefined;
   const faults = JSON.parse(fs.readFileSync(faultsFile, "utf8") || "{}");
-  const name = names.find((n) => faults[n] > 0);
+  const name = names.find((n) => faults[n] > 0 && (n !== "kill_at_part" || e.part === faults.part));
   if (!name) return undefined;
   faults[name] -= 1;
   fs.writeFileSync(faultsFile, JSON.stringify(faults));
@@ -141,11 +147,35 @@ function fault(e, names) {
   return name;
 }
 
+// The faults file's contents ({} without one).
+const faultsNow = () => (faultsFile && fs.existsSync(faultsFile) ? JSON.parse(fs.readFileSync(faultsFile, "utf8") || "{}")
+  : {});
+
+// How many parts the last upload record of journal holds (storage/object.lua's state, a JSON text).
+function journalParts(journal) {
+  let n = 0;
+  for (const line of (fs.existsSync(journal) ? fs.readFileSync(journal, "utf8") : "").split("\n")) {
+    if (!line.includes('"event":"upload"')) continue;
+    try { const up = JSON.parse(JSON.parse(line).upload); n = up && Array.isArray(up.parts) ? up.parts.length : 0; } catch (_) { n = 0; }
+  }
+  return n;
+}
+
+// Until `flock` holds path, for seconds: resolved once it does.
+function holdLock(path, seconds) {
+  return new Promise((resolve) => {
+    const p = require("child_process").spawn("flock", ["-x", path, "-c", `echo held; sleep ${seconds}`],
+      { stdio: ["ignore", "pipe", "ignore"] });
+    p.stdout.once("data", () => resolve());
+    p.on("exit", () => resolve());
+  });
+}
+
 // The faults a request may meet (its kind: a complete, a copy, a part).
 function faultsOf(req, query) {
   if (req.method === "POST" && query.uploadId !== undefined) return ["complete_error", "complete_undone"];
   if (req.method === "PUT" && req.headers["x-amz-copy-source"]) return ["copy_error"];
-  if (req.method === "PUT" && query.partNumber !== undefined) return ["etag"];
+  if (req.method === "PUT" && query.partNumber !== undefined) return ["etag", "hold_journal", "kill_at_part"];
   return [];
 }
 
@@ -188,6 +218,13 @@ function forward(req, res, body, target, alter) {
 // The request forwarded to s3rver, with the fault named (or none) done to it.
 async function faulty(req, res, body, target, name) {
   if (name === "complete_undone" || name === "copy_error") return error200(res, name);
+  const f = name ? faultsNow() : {};
+  if (name === "hold_journal") await holdLock(f.journal, f.hold || 1);
+  if (name === "kill_at_part") {
+    process.kill(Number(fs.readFileSync(f.pid_file, "utf8")), "SIGKILL");
+    res.destroy();
+    return "killed";
+  }
   if (name === "complete_error") {
     return forward(req, res, body, target, (status, headers, got) => {
       if (status !== 200) return { status, headers, body: got }; // (a complete that failed: as it was)
@@ -209,6 +246,8 @@ async function handle(req, res, body, target) {
   const bucket = decodeURIComponent(rawPath.split("/")[1] || "");
   const e = { method: req.method, path: decodeURIComponent(rawPath), query, bytes: body.length,
     part: query.partNumber ? Number(query.partNumber) : undefined, at: Date.now() / 1000 };
+  const journal = e.part !== undefined && faultsNow().journal;
+  if (journal) e.journal_parts = journalParts(journal);
   const verdict = await signatureOk(req, rawPath, query);
   e.signature = verdict === true ? "ok" : verdict || "bad";
   e.presigned = query["X-Amz-Signature"] !== undefined || undefined;
