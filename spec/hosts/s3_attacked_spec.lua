@@ -10,8 +10,8 @@ local s3_run = require "spec.support.s3_run"
 local MB = 1000 * 1000
 local why = s3_run.missing()
 
--- A process that generates to out (journal: its ledger) within `timeout` s and prints its result as JSON (its pid
--- written to a file first).
+-- A process that generates to out (journal: its ledger) within `timeout` s, or resumes the journal's tasks (mode
+-- "resume"), and prints its (first task's) result as JSON (its pid written to a file first).
 local GEN = [[
 local starvideos = require "starvideos"
 local base, key, port, out, journal, timeout = arg[1], arg[2], arg[3], arg[4], arg[5], tonumber(arg[6])
@@ -20,8 +20,15 @@ pid:write(io.open("/proc/self/stat"):read("*l"):match("^%d+"))
 pid:close()
 local c = starvideos.new { base_url = base, api_key = key, journal = journal, retry_backoff = 0.01,
   storage = { endpoint = "http://127.0.0.1:" .. port, access_key = "S3RVER", secret_key = "S3RVER" } }
-local task, err = c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = out, interval = 0.1,
-  timeout = timeout })
+local task, err
+if arg[8] == "resume" then
+  local list, rerr = c:resume { interval = 0.1, timeout = timeout }
+  local x = list and list[1] or {}
+  task, err = x.path and { path = x.path, sha256 = x.sha256 }, x.err or rerr or (not x.path and "nothing resumed" or nil)
+else
+  task, err = c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = out, interval = 0.1,
+    timeout = timeout })
+end
 c:close()
 io.stdout:write(require("cjson").encode { path = task and task.path, sha256 = task and task.sha256,
   err = err and tostring(err), kind = err and err.kind }, "\n")
@@ -29,10 +36,10 @@ io.stdout:write(require("cjson").encode { path = task and task.path, sha256 = ta
 
 -- One run (a process) to out within timeout s: its result ({hung = true} when it outlived timeout + 15 s: killed;
 -- killed = true when a signal ended it).
-local function run(dir, emu, st, out, timeout)
+local function run(dir, emu, st, out, timeout, mode)
   helper.write_file(dir .. "/gen.lua", GEN)
   local words = { "timeout", "-s", "KILL", tostring(timeout + 15), helper.lua, dir .. "/gen.lua", emu.url, emu.key,
-    tostring(st.port), out, dir .. "/j.jsonl", tostring(timeout), dir .. "/pid" }
+    tostring(st.port), out, dir .. "/j.jsonl", tostring(timeout), dir .. "/pid", mode or "generate" }
   for i, w in ipairs(words) do words[i] = helper.shell_quote(w) end
   local started = socket.gettime()
   local text, _, code = helper.capture(table.concat(words, " ") .. " 2>&1")
@@ -177,6 +184,24 @@ describe("the bucket attacked: its answers, and a kill after a part", function()
       if e.path == "/vids/" .. key and e.method == "PUT" and e.part then sent[e.part] = (sent[e.part] or 0) + 1 end
     end
     assert.are.same({ 1, 2, 1 }, sent, "times each part was sent (part 2: its request killed with the process)")
+    local back = st.read(key)
+    assert.are.same({ 12 * MB, again.sha256, again.sha256 }, { back.bytes, back.sha256, back.meta })
+    assert.are.equal(0, st.uploads_left())
+  end)
+
+  it("a kill -9 between the complete and the copy: resume ends in time, the object whole with its SHA-256, "
+    .. "0 creates", function()
+    if why then pending(why) return end
+    local dir, key = helper.tmpdir(), "killed_copy.mp4"
+    st.fault { kill_at_copy = 1, pid_file = dir .. "/pid" }
+    local before = emu:creates()
+    local r = run(dir, emu, st, "s3://vids/" .. key, 30)
+    assert.is_true(r.killed, r.text)
+    assert.are.equal(0, st.faults_left().kill_at_copy)
+    local again = run(dir, emu, st, "s3://vids/" .. key, 30, "resume")
+    assert.is_nil(again.hung, "resume hung: " .. again.text)
+    assert.are.equal("s3://vids/" .. key, again.path, again.text)
+    assert.are.equal(before + 1, emu:creates())
     local back = st.read(key)
     assert.are.same({ 12 * MB, again.sha256, again.sha256 }, { back.bytes, back.sha256, back.meta })
     assert.are.equal(0, st.uploads_left())

@@ -14,6 +14,8 @@
 //   etag: an UploadPart done, answered with an ETag that is not its bytes' MD5
 //   hold_journal: an UploadPart held until `flock` holds the journal the file names ("journal") for "hold" s, so
 //     that the client's record of that part waits (its writer takes the journal's flock)
+//   kill_at_copy: when the copy that sets an object's metadata arrives, the process whose pid the file "pid_file"
+//     holds is killed (SIGKILL) and the copy not forwarded (a kill between the complete and the copy)
 //   kill_at_part: when a part of that number ("part") arrives, the process whose pid the file "pid_file" holds is
 //     killed (SIGKILL) and the part not forwarded
 // When the file names a "journal", each UploadPart's log line says how many parts that journal's last upload
@@ -174,7 +176,7 @@ function holdLock(path, seconds) {
 // The faults a request may meet (its kind: a complete, a copy, a part).
 function faultsOf(req, query) {
   if (req.method === "POST" && query.uploadId !== undefined) return ["complete_error", "complete_undone"];
-  if (req.method === "PUT" && req.headers["x-amz-copy-source"]) return ["copy_error"];
+  if (req.method === "PUT" && req.headers["x-amz-copy-source"]) return ["copy_error", "kill_at_copy"];
   if (req.method === "PUT" && query.partNumber !== undefined) return ["etag", "hold_journal", "kill_at_part"];
   return [];
 }
@@ -220,7 +222,7 @@ async function faulty(req, res, body, target, name) {
   if (name === "complete_undone" || name === "copy_error") return error200(res, name);
   const f = name ? faultsNow() : {};
   if (name === "hold_journal") await holdLock(f.journal, f.hold || 1);
-  if (name === "kill_at_part") {
+  if (name === "kill_at_part" || name === "kill_at_copy") {
     process.kill(Number(fs.readFileSync(f.pid_file, "utf8")), "SIGKILL");
     res.destroy();
     return "killed";
