@@ -24,7 +24,8 @@ local task, err
 if arg[8] == "resume" then
   local list, rerr = c:resume { interval = 0.1, timeout = timeout }
   local x = list and list[1] or {}
-  task, err = x.path and { path = x.path, sha256 = x.sha256 }, x.err or rerr or (not x.path and "nothing resumed" or nil)
+  task = x.path and { path = x.path, sha256 = x.sha256 }
+  err = x.err or rerr or (not x.path and "nothing resumed" or nil)
 else
   task, err = c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = out, interval = 0.1,
     timeout = timeout })
