@@ -10,8 +10,11 @@
 
 #include <curl/curlver.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A Lua error table back into an sv_error (kind, status, retry_after). */
@@ -500,6 +503,66 @@ static int l_file_kind(lua_State *L) {
   return 3;
 }
 
+/* The rest of fd (a regular file, its size a hint) read, at most max bytes, then closed: pushed, 1; else nil and
+   why naming path, 2 (more than max: the file is larger, or grew past it). */
+/* "path is larger than max", pushed (max in MiB when it is some) */
+static void larger(lua_State *L, const char *path, size_t max) {
+  if (max >= 1 << 20) lua_pushfstring(L, "%s is larger than %d MiB", path, (int)(max >> 20));
+  else lua_pushfstring(L, "%s is larger than %d bytes", path, (int)max);
+}
+
+static int read_rest(lua_State *L, int fd, const char *path, size_t max, off_t size) {
+  size_t cap = (size_t)size < max ? (size_t)size + 1 : max + 1, len = 0;
+  char *buf, *grown;
+  ssize_t n;
+  int e = 0;
+  if (cap < 65536) cap = 65536;
+  if (!(buf = malloc(cap))) e = ENOMEM;
+  while (!e && len <= max) {
+    if (len == cap) { /* longer than it said (procfs says 0): grown, up to max + 1 */
+      size_t more = cap * 2 > max + 1 ? max + 1 : cap * 2;
+      if (!(grown = realloc(buf, more))) { e = ENOMEM; break; }
+      buf = grown, cap = more;
+    }
+    n = read(fd, buf + len, cap - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) { e = n < 0 ? errno : 0; break; }
+    len += (size_t)n;
+  }
+  close(fd);
+  if (!e && len <= max) lua_pushlstring(L, buf, len);
+  free(buf);
+  if (!e && len <= max) return 1;
+  lua_pushnil(L);
+  if (e) lua_pushfstring(L, "%s cannot be read: %s", path, strerror(e));
+  else larger(L, path, max);
+  return 2;
+}
+
+/* read_whole(path, max) -> the bytes of the regular file at path | nil, why (naming path): opened once, without
+   waiting (O_NONBLOCK: a FIFO, or a link to one, never blocks the open), then judged on that handle (fstat: a
+   folder, a FIFO, a device or a socket refused unread; more than max bytes refused) and read to its end: what
+   was judged is what is read, though the path be replaced meanwhile. */
+static int l_read_whole(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1), *what = NULL;
+  lua_Number max = luaL_checknumber(L, 2);
+  struct stat st;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY), e = fd < 0 ? errno : 0;
+  if (!e && fstat(fd, &st) != 0) e = errno;
+  if (!e && S_ISDIR(st.st_mode)) what = "is a folder";
+  else if (!e && !S_ISREG(st.st_mode)) {
+    what = S_ISFIFO(st.st_mode) ? "is not a regular file: it is a FIFO" : S_ISSOCK(st.st_mode)
+      ? "is not a regular file: it is a socket" : "is not a regular file: it is a device";
+  }
+  if (!e && !what && (lua_Number)st.st_size <= max) return read_rest(L, fd, path, (size_t)max, st.st_size);
+  if (fd >= 0) close(fd);
+  lua_pushnil(L);
+  if (e) lua_pushfstring(L, "%s cannot be read: %s", path, strerror(e));
+  else if (what) lua_pushfstring(L, "%s %s", path, what);
+  else larger(L, path, (size_t)max);
+  return 2;
+}
+
 /* file_key(path) -> the key of the file at path (docs/batch.md "Keys"): its folder's real
    path (., .., repeated slashes and symlinks resolved) and its name; nothing: no folder there */
 static int l_file_key(lua_State *L) {
@@ -556,7 +619,7 @@ static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
   { "resolve_url", l_resolve_url }, { "store_url", l_store_url }, { "http_date", l_http_date }, { "hash", l_hash },
-  { "file_kind", l_file_kind }, { "file_key", l_file_key },
+  { "file_kind", l_file_kind }, { "file_key", l_file_key }, { "read_whole", l_read_whole },
   { "random_id", l_random_id }, { "redis_slot", l_redis_slot }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
   { NULL, NULL }

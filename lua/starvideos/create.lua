@@ -18,6 +18,8 @@ local C = {}
 C.MEDIA_FIELDS = { "referenceImages", "referenceVideos", "referenceAudios", "first_image", "last_image", "image",
   "lastFrameImage" }
 
+C.MAX_FILE = 200 * 1024 * 1024 -- bytes a local file as a reference may hold (a create's videos: 200 MB at most)
+
 -- The references of (validated) params in MEDIA_FIELDS' order, each {field =, name =, url = | file = (a local
 -- file's path)}, and how many are local files: what preflight reads, what storage/refs.lua uploads.
 function C.references(params)

@@ -105,8 +105,9 @@ function V.answered(job, r, t)
     if job.cfg.observe then job.cfg.observe:saved(job) end -- (a video's metrics: extras/observe.lua)
     return job:saved(job.out, r.sha256)
   end
-  -- not a whole video, or not a video's answer (a body longer than it can be), nothing kept: once more from byte 0
-  if (err.check or r.wire == "garbled") and not v.rechecked then
+  -- not a whole video, or not a video's answer (a body longer than it can be), or a sink that must be given the
+  -- video again (err.redo), nothing kept: once more from byte 0
+  if (err.check or err.redo or r.wire == "garbled") and not v.rechecked then
     v.rechecked = true
     if job.url or not job.id then return V.start(job, t) end -- a bare URL: the same one
     return job:refresh(t) -- else a fresh URL first

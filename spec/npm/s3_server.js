@@ -3,9 +3,24 @@
 // (@smithy/signature-v4), its payload against x-amz-content-sha256, Content-MD5 and x-amz-checksum-sha256,
 // and logs each (a JSON line: method, path, query, status, bytes, part, signature).  A presigned URL (query
 // auth, X-Amz-Signature) is checked the same way with the signer's presign, and refused once it has expired.  s3rver 3.7.1 has no
-// AbortMultipartUpload nor ListMultipartUploads: the proxy answers them from s3rver's own folder of uploads.
+// AbortMultipartUpload nor ListMultipartUploads: the proxy answers them from s3rver's own folder of uploads, and a
+// CompleteMultipartUpload of an upload not there with S3's 404 NoSuchUpload (s3rver's is a 500).
 // With --refuse-checksums it refuses any x-amz-checksum-* header, as R2 and B2 did in 2025.
-//   node s3_server.js --dir DIR --log FILE [--bucket NAME]... [--refuse-checksums]
+// With --faults FILE, the faults that file names (JSON: name -> how many times more; a spec writes it, the proxy
+// counts each down as it acts) are done to the requests they fit, as S3 or a hostile network may:
+//   complete_error: a CompleteMultipartUpload done, then answered 200 with an <Error> body (S3's way)
+//   complete_undone: a CompleteMultipartUpload not done, answered 200 with an <Error> body
+//   copy_error: the copy that sets an object's metadata not done, answered 200 with an <Error> body
+//   etag: an UploadPart done, answered with an ETag that is not its bytes' MD5
+//   hold_journal: an UploadPart held until `flock` holds the journal the file names ("journal") for "hold" s, so
+//     that the client's record of that part waits (its writer takes the journal's flock)
+//   kill_at_copy: when the copy that sets an object's metadata arrives, the process whose pid the file "pid_file"
+//     holds is killed (SIGKILL) and the copy not forwarded (a kill between the complete and the copy)
+//   kill_at_part: when a part of that number ("part") arrives, the process whose pid the file "pid_file" holds is
+//     killed (SIGKILL) and the part not forwarded
+// When the file names a "journal", each UploadPart's log line says how many parts that journal's last upload
+// record held when the request arrived (journal_parts).
+//   node s3_server.js --dir DIR --log FILE [--bucket NAME]... [--refuse-checksums] [--faults FILE]
 // prints {"port": <the proxy's>, "s3rver": <s3rver's>} once both listen (ports chosen by the system).
 "use strict";
 const http = require("http");
@@ -20,6 +35,7 @@ const { Sha256 } = require("@aws-crypto/sha256-js");
 const args = process.argv.slice(2);
 const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
 const dir = opt("--dir"), logFile = opt("--log"), refuse = args.includes("--refuse-checksums");
+const faultsFile = opt("--faults");
 const buckets = args.filter((a, i) => args[i - 1] === "--bucket");
 const SECRETS = { S3RVER: "S3RVER" }; // s3rver's own default key
 
@@ -93,9 +109,12 @@ function payloadWrong(req, body) {
 // s3rver's folder of a bucket's uploads (its FilesystemStore's layout).
 const uploadsOf = (bucket) => path.join(dir, bucket, "._S3rver_uploads");
 
+const uploadThere = (bucket, uploadId) => /^[0-9a-f]+$/.test(uploadId)
+  && fs.existsSync(path.join(uploadsOf(bucket), uploadId));
+
 function abort(res, bucket, uploadId) {
   const p = path.join(uploadsOf(bucket), uploadId);
-  if (!/^[0-9a-f]+$/.test(uploadId) || !fs.existsSync(p)) return xmlError(res, 404, "NoSuchUpload", "no such upload");
+  if (!uploadThere(bucket, uploadId)) return xmlError(res, 404, "NoSuchUpload", "no such upload");
   fs.rmSync(p, { recursive: true, force: true });
   res.writeHead(204);
   res.end();
@@ -118,13 +137,77 @@ function listUploads(res, bucket, prefix) {
   return 200;
 }
 
-function forward(req, res, body, target) {
+// The fault of the file that fits request e (one of names), counted down: its name, or undefined.
+function fault(e, names) {
+  if (!faultsFile || !fs.existsSync(faultsFile)) return undefined;
+  const faults = JSON.parse(fs.readFileSync(faultsFile, "utf8") || "{}");
+  const name = names.find((n) => faults[n] > 0 && (n !== "kill_at_part" || e.part === faults.part));
+  if (!name) return undefined;
+  faults[name] -= 1;
+  fs.writeFileSync(faultsFile, JSON.stringify(faults));
+  e.fault = name;
+  return name;
+}
+
+// The faults file's contents ({} without one).
+const faultsNow = () => (faultsFile && fs.existsSync(faultsFile) ? JSON.parse(fs.readFileSync(faultsFile, "utf8") || "{}")
+  : {});
+
+// How many parts the last upload record of journal holds (storage/object.lua's state, a JSON text).
+function journalParts(journal) {
+  let n = 0;
+  for (const line of (fs.existsSync(journal) ? fs.readFileSync(journal, "utf8") : "").split("\n")) {
+    if (!line.includes('"event":"upload"')) continue;
+    try { const up = JSON.parse(JSON.parse(line).upload); n = up && Array.isArray(up.parts) ? up.parts.length : 0; } catch (_) { n = 0; }
+  }
+  return n;
+}
+
+// Until `flock` holds path, for seconds: resolved once it does.
+function holdLock(path, seconds) {
+  return new Promise((resolve) => {
+    const p = require("child_process").spawn("flock", ["-x", path, "-c", `echo held; sleep ${seconds}`],
+      { stdio: ["ignore", "pipe", "ignore"] });
+    p.stdout.once("data", () => resolve());
+    p.on("exit", () => resolve());
+  });
+}
+
+// The faults a request may meet (its kind: a complete, a copy, a part).
+function faultsOf(req, query) {
+  if (req.method === "POST" && query.uploadId !== undefined) return ["complete_error", "complete_undone"];
+  if (req.method === "PUT" && req.headers["x-amz-copy-source"]) return ["copy_error", "kill_at_copy"];
+  if (req.method === "PUT" && query.partNumber !== undefined) return ["etag", "hold_journal", "kill_at_part"];
+  return [];
+}
+
+const error200Body = (what) => `<?xml version="1.0" encoding="UTF-8"?>\n\n<Error><Code>InternalError</Code>`
+  + `<Message>We encountered an internal error (${what}). Please try again.</Message></Error>`;
+const error200 = (res, what) => {
+  res.writeHead(200, { "Content-Type": "application/xml" });
+  res.end(error200Body(what));
+  return 200;
+};
+
+// alter (a fault's): the answer's status, headers and body rewritten before they go back (the body read whole).
+function forward(req, res, body, target, alter) {
   return new Promise((resolve) => {
     // agent: false, a connection of its own: Node 20's global agent keeps connections alive, and one s3rver closed
     // while a long body came in (its keep-alive timeout, 5 s) failed the request forwarded on it (a 502 to curl -T)
     const up = http.request({ host: "127.0.0.1", port: target, method: req.method, path: req.url, headers: req.headers,
       agent: false },
       (answer) => {
+        if (alter) {
+          const chunks = [];
+          answer.on("data", (c) => chunks.push(c));
+          answer.on("end", () => {
+            const a = alter(answer.statusCode, { ...answer.headers }, Buffer.concat(chunks));
+            res.writeHead(a.status, a.headers);
+            res.end(a.body);
+            resolve(a.status);
+          });
+          return;
+        }
         res.writeHead(answer.statusCode, answer.headers);
         answer.pipe(res);
         answer.on("end", () => resolve(answer.statusCode));
@@ -134,12 +217,39 @@ function forward(req, res, body, target) {
   });
 }
 
+// The request forwarded to s3rver, with the fault named (or none) done to it.
+async function faulty(req, res, body, target, name) {
+  if (name === "complete_undone" || name === "copy_error") return error200(res, name);
+  const f = name ? faultsNow() : {};
+  if (name === "hold_journal") await holdLock(f.journal, f.hold || 1);
+  if (name === "kill_at_part" || name === "kill_at_copy") {
+    process.kill(Number(fs.readFileSync(f.pid_file, "utf8")), "SIGKILL");
+    res.destroy();
+    return "killed";
+  }
+  if (name === "complete_error") {
+    return forward(req, res, body, target, (status, headers, got) => {
+      if (status !== 200) return { status, headers, body: got }; // (a complete that failed: as it was)
+      return { status, headers: { "content-type": "application/xml" }, body: error200Body(name) };
+    });
+  }
+  if (name === "etag") {
+    return forward(req, res, body, target, (status, headers, got) => {
+      headers.etag = '"' + crypto.createHash("md5").update("not the part's bytes").digest("hex") + '"';
+      return { status, headers, body: got };
+    });
+  }
+  return forward(req, res, body, target);
+}
+
 async function handle(req, res, body, target) {
   const [rawPath, rawQuery] = req.url.split("?");
   const query = queryOf(rawQuery);
   const bucket = decodeURIComponent(rawPath.split("/")[1] || "");
   const e = { method: req.method, path: decodeURIComponent(rawPath), query, bytes: body.length,
     part: query.partNumber ? Number(query.partNumber) : undefined, at: Date.now() / 1000 };
+  const journal = e.part !== undefined && faultsNow().journal;
+  if (journal) e.journal_parts = journalParts(journal);
   const verdict = await signatureOk(req, rawPath, query);
   e.signature = verdict === true ? "ok" : verdict || "bad";
   e.presigned = query["X-Amz-Signature"] !== undefined || undefined;
@@ -150,8 +260,11 @@ async function handle(req, res, body, target) {
   else if (refuse && checksums.length) e.status = xmlError(res, 400, "InvalidArgument", `${checksums[0]} is not supported`);
   else if (wrong) e.status = xmlError(res, 400, wrong, "the body does not match its digest");
   else if (req.method === "DELETE" && query.uploadId !== undefined) e.status = abort(res, bucket, query.uploadId);
+  else if (req.method === "POST" && query.uploadId !== undefined && !uploadThere(bucket, query.uploadId)) {
+    e.status = xmlError(res, 404, "NoSuchUpload", "no such upload"); // (as S3 answers; s3rver: a 500)
+  }
   else if (req.method === "GET" && query.uploads !== undefined) e.status = listUploads(res, bucket, query.prefix);
-  else e.status = await forward(req, res, body, target);
+  else e.status = await faulty(req, res, body, target, fault(e, faultsOf(req, query)));
   log(e);
 }
 

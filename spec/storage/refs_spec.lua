@@ -116,7 +116,7 @@ describe("a local file checked before anything is sent", function()
       { "missing.png", "missing.png cannot be read: No such file or directory" },
       { "folder.png", "folder.png is a folder" },
       { "fifo.png", "fifo.png is not a regular file" },
-      { "link.png", "link.png cannot be read: Is a directory" },
+      { "link.png", "link.png is a folder" },
       { "empty.png", "empty.png is empty" },
     } do
       refused(c, with { referenceImages = { "https://x/1.png", { file = dir .. "/" .. x[1] } } },
@@ -125,6 +125,67 @@ describe("a local file checked before anything is sent", function()
     refused(c, with { first_image = { file = "/proc/self/mem" }, last_image = { file = dir .. "/cat.png" } },
       "first_image", "/proc/self/mem cannot be read: ")
     c:close()
+  end)
+
+  -- A create naming file, in a process of its own killed after 5 s: its output (the error's kind, field, message),
+  -- and the seconds the create took.
+  local CREATE = [[
+local starvideos = require "starvideos"
+local c = starvideos.new { api_key = arg[1], base_url = arg[2], max_retries = 0, timeout = 5,
+  storage = { endpoint = arg[3], access_key = "AK", secret_key = "SK", refs = "s3://refs-bucket/refs/" } }
+local t0 = require("socket").gettime()
+local _, err = c:create { model = "videos", prompt = "a cat", duration = 5, referenceImages = { { file = arg[4] } } }
+print(string.format("%.3f", require("socket").gettime() - t0), err and err.kind, err and err.field, err)
+]]
+  local function create_apart(file)
+    helper.write_file(dir .. "/create.lua", CREATE)
+    local words = { "timeout", "-s", "KILL", "5", helper.lua, dir .. "/create.lua", KEY, emu.url,
+      "http://127.0.0.1:" .. port, file }
+    for i, w in ipairs(words) do words[i] = helper.shell_quote(w) end
+    local out, _, code = helper.capture(table.concat(words, " ") .. " 2>&1")
+    return out, code
+  end
+
+  it("refuses a link to /dev/zero and a link to a FIFO in under 0.1 s, naming the file and what it leads to "
+    .. "(one open, judged by fstat: nothing hashed, no open that waits)", function()
+    os.execute("ln -s /dev/zero " .. helper.shell_quote(dir .. "/zero.png") .. " && ln -s fifo.png "
+      .. helper.shell_quote(dir .. "/tofifo.png"))
+    for _, x in ipairs { { "zero.png", "is not a regular file: it is a device" },
+      { "tofifo.png", "is not a regular file: it is a FIFO" } } do
+      local out, code = create_apart(dir .. "/" .. x[1])
+      assert.are_not.equal(137, code, x[1] .. ": the create was still running after 5 s")
+      local took, kind, field, message = out:match("^(%S+)\t(%S+)\t(%S+)\t([^\n]*)")
+      assert.are.same({ "invalid_request", "referenceImages[1]" }, { kind, field }, out)
+      assert.are.equal("invalid_request: referenceImages[1]: " .. dir .. "/" .. x[1] .. " " .. x[2], message)
+      assert.is_true(tonumber(took) < 0.1, x[1] .. " took " .. took .. " s")
+    end
+    assert.are.same({}, emu:requests())
+  end)
+
+  it("a file replaced after its check (an image by a text) is refused at its upload, never sent; nothing created",
+    function()
+    local file = dir .. "/swapped.png"
+    helper.write_file(file, media.png { width = 320, height = 240 })
+    local swapped = 0
+    -- the emulator is the store here: it answers the HEAD 404 (not there: put it); a URL reference that cannot be
+    -- fetched gives the check a note, said (an event) between the check and the upload: the file is replaced then
+    local c = client { storage = { endpoint = emu.url, access_key = "AK", secret_key = "SK",
+      refs = "s3://refs-bucket/refs/" }, on_event = function(ev)
+        if ev.type == "preflight" and swapped == 0 then
+          swapped = 1
+          helper.write_file(file, "<!DOCTYPE html><html><body>not an image</body></html>")
+        end
+      end }
+    local task, err = c:create(with { referenceImages = { "http://127.0.0.1:" .. port .. "/x.png", { file = file } } })
+    c:close()
+    assert.are.equal(1, swapped, "no note came between the check and the upload")
+    assert.is_nil(task)
+    assert.are.equal("io", err.kind, tostring(err))
+    assert.matches(file .. " changed since it was checked", err.message, 1, true)
+    for _, r in ipairs(emu:requests()) do
+      assert.are_not.equal("PUT", r.method, "the replaced file was sent: " .. cjson.encode(r))
+      assert.is_falsy(r.method == "POST" and r.path:find("^/v1/"), "a create was sent")
+    end
   end)
 
   it("judges its bytes by the preflight's rules: text is not media, an image in a video field, an image under "

@@ -5,7 +5,9 @@
 --   local why = S3run.missing()          -- what is not installed, or nil
 --   local st = S3run.start{ refuse = true, bucket = "vids" } -- refuse: x-amz-checksum-* refused (R2, B2)
 --   st.url, st.port, st.dir (s3rver's folder), st.log() (the proxy's log: a table per request), st.read(key),
---   st.exists(key) (s3rver's file of the object), st.uploads_left(), st.stop()
+--   st.exists(key) (s3rver's file of the object), st.uploads_left(), st.stop(),
+--   st.fault { complete_error = 1 } (the proxy's faults: name -> how many times more; s3_server.js names them),
+--   st.faults_left() (what the proxy has not done yet)
 local helper = require "spec.helper"
 local cjson = require "cjson"
 
@@ -27,11 +29,11 @@ function M.start(opts)
   opts = opts or {}
   local bucket = opts.bucket or "vids"
   local dir = helper.tmpdir()
-  local st = { dir = dir .. "/data", log_file = dir .. "/log", bucket = bucket }
+  local st = { dir = dir .. "/data", log_file = dir .. "/log", bucket = bucket, faults_file = dir .. "/faults" }
   os.execute("mkdir -p " .. helper.shell_quote(st.dir))
   st.proc = helper.spawn("node " .. helper.shell_quote(M.NPM .. "/s3_server.js") .. " --dir "
     .. helper.shell_quote(st.dir) .. " --log " .. helper.shell_quote(st.log_file) .. " --bucket " .. bucket
-    .. (opts.refuse and " --refuse-checksums" or ""))
+    .. " --faults " .. helper.shell_quote(st.faults_file) .. (opts.refuse and " --refuse-checksums" or ""))
   local line = st.proc.pipe:read("*l")
   st.port = assert(tonumber((line or ""):match('"port":(%d+)')), "the store did not start: " .. tostring(line))
   st.url = "http://127.0.0.1:" .. st.port
@@ -46,6 +48,8 @@ function M.start(opts)
       .. " " .. helper.shell_quote(key))
     return cjson.decode(out)
   end
+  function st.fault(t) helper.write_file(st.faults_file, cjson.encode(t)) end
+  function st.faults_left() return cjson.decode(helper.read_file(st.faults_file) or "{}") end
   function st.exists(key) return helper.exists(st.dir .. "/" .. bucket .. "/" .. key .. "._S3rver_object") end
   function st.uploads_left() -- s3rver's own folder of the uploads in progress
     local up = st.dir .. "/" .. bucket .. "/._S3rver_uploads"

@@ -41,27 +41,22 @@ local function settle(self, t, why)
   if pf.left == 0 then pf:judge(t) end
 end
 
--- A local file read as a URL is, from the disk: its size, its first bytes sniffed, its tail when the sniffer asks.
--- One that is not there, is a folder or cannot be read, or is empty, refuses the create.
+-- A local file read as a URL is, from the disk: read whole from one open handle (core.read_whole: a link to a
+-- device or a FIFO, a folder, a file larger than any reference refused unread, at once), its first bytes sniffed,
+-- its tail when the sniffer asks, its SHA-256 taken from the same bytes (job.file_sums: what storage/refs.lua names
+-- and uploads is what was checked).  One that is not there, cannot be read, or is empty, refuses the create.
 local function read_file(self)
-  local path, kind, why = self.file, core.file_kind(self.file)
-  if kind == "folder" or kind == "other" then
-    self.refused = path .. (kind == "folder" and " is a folder" or " is not a regular file")
-    return
+  local path = self.file
+  local bytes, why = core.read_whole(path, Create.MAX_FILE)
+  if not bytes then self.refused = why; return end
+  if bytes == "" then self.refused = path .. " is empty"; return end
+  self.size = #bytes
+  local info, swhy = core.media_sniff(bytes:sub(1, CHUNK), self.size)
+  if info and info.tail then
+    info, swhy = core.media_tail(info, bytes:sub(info.tail + 1, info.tail + CHUNK), info.tail)
   end
-  local f, err, head, rerr
-  if kind then f, err = io.open(path, "rb") end
-  if f then head, rerr = f:read(CHUNK) end
-  if head and head ~= "" then self.size = f:seek("end") end
-  local info, swhy
-  if head then info, swhy = core.media_sniff(head, self.size) end
-  if info and info.tail and f:seek("set", info.tail) then
-    info, swhy = core.media_tail(info, f:read(CHUNK) or "", info.tail)
-  end
-  if f then f:close() end
-  if not f then self.refused = string_format("%s cannot be read: %s", path, err and err:sub(#path + 3) or why)
-  elseif not head then self.refused = string_format("%s %s", path, rerr and "cannot be read: " .. rerr or "is empty")
-  else self.info, self.why = info, swhy end
+  self.info, self.why = info, swhy
+  self.pf.owner.file_sums[path] = { sha256 = require("starvideos.sign").sha256(bytes), type = info and info.type }
 end
 
 -- Its request answered: the next step (head -> first bytes -> tail), or the end.
@@ -107,7 +102,7 @@ function P.start(job, t)
   for _, ref in ipairs(Create.references(params)) do -- (with preflight false: the local files alone)
     if ref.file or cfg.preflight ~= false or job.goal == "checked" then pf.refs[#pf.refs + 1] = ref end
   end
-  pf.left = #pf.refs
+  pf.left, job.file_sums = #pf.refs, job.file_sums or {}
   if pf.left == 0 then pf:judge(t); return pf end
   for _, ref in ipairs(pf.refs) do
     local parts = ref.url and core.check_url(ref.url, ref.field)

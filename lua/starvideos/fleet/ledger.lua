@@ -284,6 +284,7 @@ end
 -- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil); a task's reference
 -- objects (refs: storage/refs.lua's text), or none left (nil).
 function R:upload(id, _, state) return self:_record("upload", { self.prefix .. "task:" .. id }, { state or "" }) end
+function R:written(e) return not e or e.written ~= nil or e.refused or self.queue:failed_since(e) end -- (L:written)
 function R:refs(id, refs) return self:_record("refs", { self.prefix .. "task:" .. id }, { refs or "" }) end
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it

@@ -333,11 +333,13 @@ function L:downloaded(id, path, sha256, bytes, etag)
   append(self, rec)
 end
 
--- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil); a task's reference
--- objects in the user's bucket (refs: storage/refs.lua's text), or none left (nil).
+-- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil): its ticket, for
+-- written (true once the record is written or failed for good); a task's reference objects in the user's bucket
+-- (refs: storage/refs.lua's text), or none left (nil).
 function L:upload(id, out, state)
-  return append(self, { event = "upload", id = id, path = out, upload = state or false }, true)
+  return select(2, append(self, { event = "upload", id = id, path = out, upload = state or false }, true))
 end
+function L:written(ticket) return not ticket or self.writer:result(ticket) ~= nil end
 function L:refs(id, refs) return append(self, { event = "refs", id = id, refs = refs or false }, true) end
 
 function L:part(id, part, path) return append(self, { event = "part", id = id, part = part, path = path }, true) end

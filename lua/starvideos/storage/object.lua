@@ -3,10 +3,10 @@
 -- the store's hands while the next is read, never more.  Each part passes starvideos.sign's stream on the way
 -- (the video's SHA-256, the part's checksum, the whole-MP4 check: storage/part.lua, in nginx's thread pool) and
 -- is recorded in the ledger once the store took it (ledger:upload: the upload id, the parts, the stream's state),
--- so that a later process goes on from the next part.  The upload is completed (commit) only when the video is
--- whole and right, then copied onto itself with its x-amz-meta-sha256 (S3 takes metadata only at an upload's
--- start); a failed check or transfer aborts it: the object is there whole, or not at all, and no upload of ours
--- is left.
+-- the next part sent only once that record is written, so that a later process goes on from the next part.  The
+-- upload is completed (commit, storage/commit.lua) only when the video is whole and right, then copied onto itself
+-- with its x-amz-meta-sha256 (S3 takes metadata only at an upload's start); a failed check or transfer aborts it:
+-- the object is there whole, or not at all, and no upload of ours is left.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -14,10 +14,10 @@ local errors = require "starvideos.errors"
 local Request = require "starvideos.request"
 local S3 = require "starvideos.storage.s3"
 local Part = require "starvideos.storage.part"
+local Commit = require "starvideos.storage.commit"
 local cjson = require("cjson.safe").new()
 
-local setmetatable, type, tostring, ipairs, string_format, table_concat = setmetatable, type, tostring, ipairs,
-  string.format, table.concat
+local setmetatable, type, tostring, ipairs, string_format = setmetatable, type, tostring, ipairs, string.format
 local new_error, now = errors.new_error, core.now
 
 local O = {}
@@ -63,17 +63,8 @@ function O.check_dir(dir, field, cfg) return check(dir, field, true, cfg) end
 
 function O.left() return nil end -- (each part is recorded as the store takes it)
 
--- A request of shape op (S3.OPS) on the object for owner: sent now, it advances owner when done.  (Owner: loop, key,
--- cfg, st, bucket, key_name, out, path, deadline; storage/refs.lua's objects are owners too.)
-local function call(owner, op, a, t, long)
-  local r, err = S3.request(owner.st, op, owner.bucket, owner.key_name, a)
-  local req = Request.new { loop = owner.loop, key = owner.key, cfg = owner.cfg, owner = owner, op = "storage",
-    url = r and r.url or owner.out, path = owner.path, body = r and r.body, deadline = owner.deadline,
-    method = r and r.method, headers = r and r.headers, long = long }
-  if r then req:send(t) else req.done, req.err = true, err end
-  return req
-end
-O.call = call
+local call = Commit.call
+O.call, O.commit, O.ask, O.check = Commit.call, Commit.commit, Commit.ask, Commit.check
 
 ------------------------------------------------------------------ the upload (the transfer)
 
@@ -104,6 +95,7 @@ function O.fetch(job, t, url, path, d)
   end
   if not u.stream then u:stream_of(nil) end
   u.total = rec and rec.total
+  u.eof = u.rec.sha256 ~= nil -- (every part in the store's hands: the upload is completed)
   job:await(u, t)
   if not u.done then u:go(t) end
 end
@@ -114,7 +106,7 @@ function U:seconds() return type(self.duration) == "number" and self.duration or
 -- The stream gone on from state (the last part's; nil: from byte 0), for where the next part starts: it, or nil.
 function U:stream_of(state)
   self.state = state
-  self.stream = sign().stream(self:seconds(), self.rec.checksum == "md5", state)
+  self.stream = sign().stream(self:seconds(), true, state) -- (each part's MD5 too: its ETag is compared with it)
   return self.stream
 end
 
@@ -122,7 +114,7 @@ end
 -- sums taken now), else in the transport's thread pool when it has one.
 function U:check(bytes, tap)
   local tr = self.loop.transport
-  local seconds, md5 = self:seconds(), self.rec.checksum == "md5"
+  local seconds, md5 = self:seconds(), true
   if tap then
     local fed, why = tap:tapped()
     if not fed then tap:close(); return nil, why, true end
@@ -143,7 +135,17 @@ end
 
 -- The ledger's record of the upload now (nil: it ended).
 function U:record(text)
-  if self.job.id then self.job.ledger:upload(self.job.id, self.out, text) end
+  if self.job.id then self.written = self.job.ledger:upload(self.job.id, self.out, text) end
+end
+
+-- Whether the ledger wrote the upload's last record: a part is sent (and the upload completed) only once the parts
+-- before it are recorded, so that a process killed after a part's answer never sends that part again.  Not yet:
+-- looked at again RECORDED s later.
+local RECORDED = 0.002
+function U:recorded(t)
+  if not self.written or self.job.ledger:written(self.written) then self.written = nil; return true end
+  if (self.looking or 0) <= t then self.looking = t + RECORDED; self.loop:at(self.looking, self) end
+  return false
 end
 
 -- It failed (err): its upload aborted first (nothing of ours left at the key), then the job told.  A part in the
@@ -169,7 +171,7 @@ function U:go(t)
     self.call = self.call or call(self, "create", { checksum = self.rec.checksum }, t)
     return
   end
-  if self.ready and not self.put then
+  if self.ready and not self.put and self:recorded(t) then
     local p = self.ready
     self.ready = nil
     self.put = call(self, "part", { n = p.n, upload = self.rec.upload, checksum = self.rec.checksum,
@@ -177,7 +179,7 @@ function U:go(t)
     self.put.part = p
   end
   if not self.get and not self.ready and not self.eof and not self.rec.sha256 then self:read(t) end
-  if self.eof and not self.ready and not self.put then
+  if self.eof and not self.ready and not self.put and self:recorded(t) then
     self.whole, self.sha256, self.bytes = true, self.rec.sha256, self.total
     self:finish()
   end
@@ -190,7 +192,7 @@ function U:read(t)
   if self.total and upto > self.total then upto = self.total end
   if self.total and from >= self.total then self.eof = true; return end
   local tap = self.loop.curl and function() -- (libcurl's transport feeds it; others: U:check hashes the bytes)
-    return sign().stream(self:seconds(), self.rec.checksum == "md5", self.state)
+    return sign().stream(self:seconds(), true, self.state)
   end
   self.get = Request.new { loop = self.loop, key = self.key, cfg = self.cfg, owner = self, op = "media",
     url = self.url, path = self.video_path, deadline = self.deadline, offset = from, max_body = upto - from,
@@ -231,6 +233,11 @@ function U:taken(req, t)
   -- (its ETag: the answer's header, else its XML's, quotes kept)
   local etag = req.task.headers:match("[Ee][Tt][Aa][Gg]:%s*([^\r\n]*)") or S3.xml(req.task.body, "ETag")
   if not etag then return self:fail(new_error("protocol", "storage: the store named no ETag for part " .. p.n), t) end
+  local wrong = S3.part_wrong(req.task.headers, etag, p.md5, self.rec.checksum == "sha256" and p.sha_b64)
+  if wrong then -- (the upload aborted, the video read again into a new one, once: video.lua's redo)
+    return self:fail(new_error("protocol", string_format("storage: %s: part %d: %s", self.out, p.n, wrong),
+      { redo = true }), t)
+  end
   local rec = self.rec
   rec.parts[p.n] = { etag, self.rec.checksum == "md5" and p.md5 or p.sha_b64 }
   rec.state, rec.total, rec.sha256 = p.state, self.total, p.sha256
@@ -302,97 +309,5 @@ function U:cancel(keep)
 end
 
 function O.release() end -- (a whole upload let go of uncommitted: its parts stay, recorded)
-
------------------------------------------------------------------- the commit: complete, then the metadata
-
-local C = {}
-C.__index = C
-
-function O.commit(got, owner)
-  local c = setmetatable({ owner = owner, got = got, loop = got.loop, key = got.key, cfg = got.cfg, st = got.st,
-    bucket = got.bucket, key_name = got.key_name, out = got.out, path = got.path, deadline = got.deadline,
-    done = false, sha256 = got.sha256, bytes = got.bytes }, C)
-  local parts = {}
-  for n, p in ipairs(got.rec.parts) do
-    parts[n] = string_format("<Part><PartNumber>%d</PartNumber><ETag>%s</ETag>%s</Part>", n,
-      p[1]:gsub("&", "&amp;"):gsub("<", "&lt;"), got.rec.checksum == "sha256" and "<ChecksumSHA256>" .. p[2]
-      .. "</ChecksumSHA256>" or "")
-  end
-  c.req = call(c, "complete", { upload = got.rec.upload,
-    body = "<CompleteMultipartUpload>" .. table_concat(parts) .. "</CompleteMultipartUpload>" }, now())
-  return c
-end
-
--- An answer that is an error though its status is 200 (S3's way for complete and copy).
-local function error_in(answer)
-  local code = S3.xml(answer.body, "Code")
-  if answer.body:find("<Error>", 1, true) and code then
-    return new_error("server", "storage: " .. code .. ": " .. tostring(S3.xml(answer.body, "Message")),
-      { transient = true })
-  end
-end
-
-function C:advance(t)
-  local req = self.req
-  if self.done or not req.done then return end
-  local err = req.err or error_in(req.task)
-  if err then return self:committed(err) end
-  if not self.copied then
-    self.copied = true
-    self.req = call(self, "copy", { source = "/" .. self.bucket .. "/" .. sign().uri_encode(self.key_name, true),
-      sha256 = self.sha256 }, t)
-    return
-  end
-  self.etag = S3.xml(req.task.body, "ETag")
-  self:committed()
-end
-
-function C:committed(err)
-  self.done, self.err = true, err
-  if err then err.message = "storage: " .. self.out .. ": " .. err.message end
-  self.owner:advance(now())
-end
-
-function C:cancel() self.done = true end
-
------------------------------------------------------------------- one request to its end: list --check, the sweep
-
--- The owner of such a request: told when its answer came, or cancelled (a client's close).
-local Ask = {}
-Ask.__index = Ask
-function Ask:advance() self.done = true end
-Ask.cancel = Ask.advance
-
--- One request of shape op on bucket's key on the store st (deadline: nil, none), driven on ctx's loop to its end:
--- the request (req.task: its answer, else req.err).  storage/sweep.lua's too.
-function O.ask(ctx, st, bucket, key_name, op, a, deadline)
-  local o = setmetatable({ loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, st = st, bucket = bucket,
-    key_name = key_name, out = "s3://" .. bucket .. "/" .. key_name, path = "/" .. bucket .. "/" .. key_name,
-    deadline = deadline, done = false }, Ask)
-  o.req = call(o, op, a, now())
-  ctx.loop:drive(function() return o.done or o.req.done end)
-  return o.req
-end
-
--- A saved object against what was recorded (t: path, bytes, sha256), by HEAD: "ok", or "missing" or "changed"
--- and why.
-function O.check(t, ctx)
-  local bucket, key_name = S3.parse(t.path, "path")
-  local st, err = S3.store_of(ctx.cfg.storage)
-  local req = bucket and st and O.ask(ctx, st, bucket, key_name, "head") or { err = err or key_name }
-  err = req.err
-  if err then
-    return "missing", string_format("%s: %s", t.path, err.status == 404 and "no object" or tostring(err.message))
-  end
-  local h = req.task.headers:lower()
-  local size, sum = tonumber(h:match("content%-length:%s*(%d+)")), h:match("x%-amz%-meta%-sha256:%s*(%x+)")
-  if t.bytes and size ~= t.bytes then
-    return "changed", string_format("%s holds %s bytes; %d were saved", t.path, tostring(size), t.bytes)
-  end
-  if t.sha256 and sum ~= t.sha256 then
-    return "changed", string_format("%s has x-amz-meta-sha256 %s; %s was saved", t.path, tostring(sum), t.sha256)
-  end
-  return "ok"
-end
 
 return O

@@ -14,8 +14,8 @@ local S3 = require "starvideos.storage.s3"
 local Object = require "starvideos.storage.object"
 local cjson = require("cjson.safe").new()
 
-local setmetatable, type, pairs, ipairs, tostring, string_format, math_min, math_max, math_ceil, io_open, os_getenv =
-  setmetatable, type, pairs, ipairs, tostring, string.format, math.min, math.max, math.ceil, io.open, os.getenv
+local setmetatable, type, pairs, ipairs, tostring, string_format, math_min, math_max, math_ceil, os_getenv =
+  setmetatable, type, pairs, ipairs, tostring, string.format, math.min, math.max, math.ceil, os.getenv
 local new_error, now = errors.new_error, core.now
 
 local R = {}
@@ -55,16 +55,6 @@ local function reachable(cfg, st)
   local allow = cfg.allow_private_media
   if allow == nil then allow = core.private_host(core.check_url(cfg.base_url, "base_url", true).host) ~= nil end
   return allow or not core.private_host(st.host)
-end
-
--- A file's type, as its first bytes say: the object's name's extension and its Content-Type.
-local function type_of(path)
-  local f = io_open(path, "rb")
-  local head = f and f:read(65536)
-  local info = head and core.media_sniff(head, f:seek("end"))
-  if f then f:close() end
-  local ext = info and MIME[info.type] and info.type
-  return ext or "bin", ext and MIME[ext] or "application/octet-stream"
 end
 
 -- A task's objects as the ledger records them (the JSON text of their URLs; a list in client:tasks) -> the URLs.
@@ -107,15 +97,13 @@ function Obj:send(op, a, t)
   self.req = Object.call(self, op, a, t, op == "put")
 end
 
--- Its bytes put (the file read whole, and hashed again: what is sent is what was named).
+-- Its bytes put (the file read whole, as the check read it, and hashed again: what is sent is what was checked).
 function Obj:put(t)
-  local f, err = io_open(self.file, "rb")
-  local body = f and f:read("*a")
-  if f then f:close() end
+  local body, err = core.read_whole(self.file, Create.MAX_FILE)
   local sum = body and sign().sha256(body)
   if sum ~= self.sha256 then
-    return self:answered(t, new_error("io", string_format("%s %s", self.file, body and "changed since it was "
-      .. "checked: its SHA-256 is no longer its object's name" or "cannot be read: " .. tostring(err))))
+    return self:answered(t, new_error("io", body and string_format("%s changed since it was checked: its SHA-256 "
+      .. "is no longer its object's name", self.file) or tostring(err)))
   end
   self:send("put", { type = self.mime, sha256 = sum, body = body, payload = sum }, t)
 end
@@ -153,11 +141,15 @@ end
 local U = {}
 U.__index = U
 
--- The object of a reference (ref: its field and file), made once per file's bytes: o, or nil, err.
+-- The object of a reference (ref: its field and file), made once per file's bytes: o, or nil, err.  Its SHA-256
+-- and type are the check's (extras/preflight.lua, job.file_sums: taken from the bytes it judged).
 function U:object(ref, prefix)
-  local sum, why = sign().sha256_file(ref.file)
-  if not sum then return nil, new_error("invalid_request", ref.field .. ": " .. why, { field = ref.field }) end
-  local ext, mime = type_of(ref.file)
+  local checked = (self.job.file_sums or {})[ref.file]
+  if not checked then
+    return nil, new_error("invalid_request", ref.field .. ": " .. ref.file .. " was not checked", { field = ref.field })
+  end
+  local sum, ext = checked.sha256, MIME[checked.type] and checked.type or "bin"
+  local mime = MIME[ext] or "application/octet-stream"
   local url = "s3://" .. self.bucket .. "/" .. prefix .. sum .. "." .. ext
   local o = self.by_url[url]
   if not o then

@@ -8,8 +8,8 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local env = require("starvideos.config").env -- ($name, nil when unset or empty)
 
-local type, tostring, pairs, ipairs, string_format, table_concat, os_time =
-  type, tostring, pairs, ipairs, string.format, table.concat, os.time
+local type, tostring, pairs, ipairs, string_format, table_concat, os_time, math_floor =
+  type, tostring, pairs, ipairs, string.format, table.concat, os.time, math.floor
 local new_error = errors.new_error
 
 local S = {}
@@ -165,6 +165,53 @@ function S.xml(body, name)
     local n = e:match("^#(%d+)$")
     return ENTITY[e] or n and tonumber(n) < 128 and string.char(tonumber(n)) or nil
   end))
+end
+
+-- The error an answer holds though its status is 200 (S3's way with CompleteMultipartUpload and CopyObject: the
+-- status is sent before the work is done, an <Error> in the body when it failed), or nil.
+function S.error_in(body)
+  local code = type(body) == "string" and body:find("^%s*<%?xml[^>]*%?>%s*<Error>") or
+    type(body) == "string" and body:find("^%s*<Error>")
+  if not code then return nil end
+  code = S.xml(body, "Code") or "Error"
+  return new_error("server", string_format("%s: %s (in the body of a 200 answer)", code,
+    tostring(S.xml(body, "Message"))), { transient = true, code = code })
+end
+
+-- The hex of base64 text b's bytes.
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function hex_of(b)
+  local n, bits, out = 0, 0, {}
+  for c in (b:gsub("=+$", "")):gmatch(".") do
+    n, bits = n * 64 + (B64:find(c, 1, true) or 1) - 1, bits + 6
+    if bits >= 8 then
+      bits = bits - 8
+      local byte = math_floor(n / 2 ^ bits)
+      out[#out + 1], n = string_format("%02x", byte), n - byte * 2 ^ bits
+    end
+  end
+  return table_concat(out)
+end
+
+-- Why an UploadPart's answer (headers: its lines; etag: its ETag, quotes kept) does not name the bytes sent (md5,
+-- sha256: their sums in base64; sha256 nil when not sent), or nil.  The SHA-256 checksum the store names back is
+-- compared with the one sent; the ETag with the part's MD5 when it is one (32 hex digits, S3's rule for an entity tag
+-- that is an MD5) and the part is not encrypted with KMS or a customer's key (whose ETags are not).
+function S.part_wrong(headers, etag, md5, sha256)
+  local h = headers:lower()
+  local said = headers:match("[Xx]%-[Aa]mz%-[Cc]hecksum%-[Ss][Hh][Aa]256:%s*([%w+/=]+)")
+  if sha256 and said and said ~= sha256 then
+    return string_format("the store names its checksum %s; the part sent has %s", said, sha256)
+  end
+  local tag = md5 and etag:match('^"?(%x+)"?$')
+  if not tag or #tag ~= 32 or h:find("x%-amz%-server%-side%-encryption:%s*aws:kms")
+      or h:find("x%-amz%-server%-side%-encryption%-customer%-algorithm:") then
+    return nil
+  end
+  local want = hex_of(md5)
+  if tag:lower() ~= want then
+    return string_format("the store's ETag %s is not the MD5 of the bytes sent (%s)", etag, want)
+  end
 end
 
 -- The elements <name> of an XML answer, each a table of the fields named in `fields`.
