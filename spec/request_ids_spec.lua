@@ -28,6 +28,13 @@ local function of_type(client, kind)
   return list
 end
 
+-- The X-Request-Id the emulator saw on the logged request r: a random UUID (v4), else the spec fails here.
+local function id_of(r)
+  local id = r.headers["x-request-id"]
+  assert(type(id) == "string" and id:find(UUID4), "the request came without an X-Request-Id (a UUID): " .. tostring(id))
+  return id
+end
+
 -- The API requests the emulator logged (creates and queries), in order.
 local function api_requests(emu)
   local list = {}
@@ -73,14 +80,14 @@ describe("request ids", function()
     local logged = api_requests(emu)
     assert.equal(2, #logged)
     local first, second = logged[1], logged[2]
-    assert.are_not.equal(first.headers["x-request-id"], second.headers["x-request-id"])
+    assert.are_not.equal(id_of(first), id_of(second))
     assert.truthy(first.server_request_id:find("^emu%-%d+$"))
     local retry = of_type(client, "retry")
     assert.equal(1, #retry)
-    assert.equal(first.headers["x-request-id"], retry[1].request_id)
+    assert.equal(id_of(first), retry[1].request_id)
     assert.equal(first.server_request_id, retry[1].server_request_id) -- Request-Id over the echo
     local responses = of_type(client, "response")
-    assert.equal(second.headers["x-request-id"], responses[2].request_id)
+    assert.equal(id_of(second), responses[2].request_id)
     assert.equal(second.server_request_id, responses[2].server_request_id)
   end)
 
@@ -95,9 +102,9 @@ describe("request ids", function()
     assert.equal("server", err.kind)
     local logged = api_requests(emu)
     assert.equal(2, #logged)
-    assert.equal(logged[2].headers["x-request-id"], err.request_id)
+    assert.equal(id_of(logged[2]), err.request_id)
     assert.equal(logged[2].server_request_id, err.server_request_id)
-    assert.are_not.equal(logged[1].headers["x-request-id"], err.request_id)
+    assert.are_not.equal(id_of(logged[1]), err.request_id)
   end)
 
   it("a create refused (400) and one maybe taken (500): the error names the request the server saw", function()
@@ -110,10 +117,10 @@ describe("request ids", function()
     local logged = api_requests(emu)
     assert.equal(2, #logged) -- neither sent again
     assert.equal("invalid_request", refused.kind)
-    assert.equal(logged[1].headers["x-request-id"], refused.request_id)
+    assert.equal(id_of(logged[1]), refused.request_id)
     assert.equal(refused.request_id, refused.server_request_id)
     assert.is_true(maybe.maybe_created)
-    assert.equal(logged[2].headers["x-request-id"], maybe.request_id)
+    assert.equal(id_of(logged[2]), maybe.request_id)
   end)
 
   it("a server's own X-Request-Id is kept over the echo", function()
@@ -123,7 +130,7 @@ describe("request ids", function()
     client:close()
     local logged = api_requests(emu)
     local response = of_type(client, "response")[1]
-    assert.equal(logged[1].headers["x-request-id"], response.request_id)
+    assert.equal(id_of(logged[1]), response.request_id)
     assert.equal(logged[1].server_request_id, response.server_request_id)
     assert.truthy(task.id)
   end)
@@ -141,11 +148,11 @@ describe("request ids", function()
     local a, b = logged[1], logged[2]
     local function has(pattern) assert.truthy(text:find(pattern, 1, true), pattern .. " not in:\n" .. text) end
     has("request #")
-    has(" attempt 1 (request id " .. a.headers["x-request-id"] .. ")")
-    has("(request id " .. a.headers["x-request-id"] .. ", server id " .. a.server_request_id .. ")")
+    has(" attempt 1 (request id " .. id_of(a) .. ")")
+    has("(request id " .. id_of(a) .. ", server id " .. a.server_request_id .. ")")
     has(" status 429 in ")
-    has(" attempt 2 (request id " .. b.headers["x-request-id"] .. ")")
-    has("(request id " .. b.headers["x-request-id"] .. ", server id " .. b.server_request_id .. ")")
+    has(" attempt 2 (request id " .. id_of(b) .. ")")
+    has("(request id " .. id_of(b) .. ", server id " .. b.server_request_id .. ")")
   end)
 
   it("the journal's record of a create holds the ids of the attempt that made it", function()
@@ -163,7 +170,7 @@ describe("request ids", function()
     end
     assert.is_table(created, "no created record")
     assert.equal(task.id, created.id)
-    assert.equal(logged[2].headers["x-request-id"], created.request_id)
+    assert.equal(id_of(logged[2]), created.request_id)
     assert.equal(logged[2].server_request_id, created.server_request_id)
   end)
 
@@ -175,14 +182,14 @@ describe("request ids", function()
     local out = helper.capture(env .. bin .. " create --json --model videos --prompt cat --duration 5 2>/dev/null")
     local doc = assert(cjson.decode(out), out)
     local logged = api_requests(emu)
-    assert.equal(logged[1].headers["x-request-id"], doc.request_id)
+    assert.equal(id_of(logged[1]), doc.request_id)
     assert.equal(logged[1].server_request_id, doc.server_request_id)
     emu:fault { method = "GET", status = 404, count = 1 }
     out = helper.capture(env .. bin .. " status --json " .. helper.shell_quote(doc.id) .. " 2>/dev/null")
     local failed = assert(cjson.decode(out), out)
     logged = api_requests(emu)
     assert.is_false(failed.ok)
-    assert.equal(logged[2].headers["x-request-id"], failed.error.request_id)
+    assert.equal(id_of(logged[2]), failed.error.request_id)
     assert.equal(logged[2].server_request_id, failed.error.server_request_id)
   end)
 end)
