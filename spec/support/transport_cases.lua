@@ -404,6 +404,34 @@ add {
 }
 
 add {
+  name = "a request_id with a control character, empty or over 128 bytes is refused naming it, nothing sent",
+  prepare = function(env) return { url = env.hs:url("ok") .. "/v1/result/task_rid" } end,
+  run = function(x, a)
+    local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 1 }
+    local out = { refused = {} }
+    for i, rid in ipairs { "a\r\nX-Evil: 1", "", string.rep("r", 129) } do
+      local h, err = t:send { op = "query", url = a.url, auth = true, timeout = 5, max_body = 65536, request_id = rid }
+      out.refused[i] = { sent = h ~= nil, kind = err and err.kind, field = err and err.field }
+    end
+    local h = assert(t:send { op = "query", url = a.url, auth = true, timeout = 5, max_body = 65536,
+      request_id = string.rep("r", 128) })
+    repeat t:poll(0.05) until t:finished() == h
+    local task = t:result(h)
+    t:close()
+    out.ok = task and task.id
+    return out
+  end,
+  check = function(o, a, env)
+    env.assert.equal(3, #o.refused)
+    for i = 1, 3 do env.assert.same({ sent = false, kind = "invalid_request", field = "request_id" }, o.refused[i]) end
+    env.assert.equal("task_rid", o.ok)
+    local sent = env.hs:requests(a.url:match("^https?://[^/]+(.*)/v1/"))
+    env.assert.equal(1, #sent)
+    env.assert.equal(string.rep("r", 128), sent[1].headers["x-request-id"])
+  end,
+}
+
+add {
   name = "an exchange's own user agent: on one transport, each exchange carries the one it was sent with",
   prepare = function(env)
     local base = env.hs:url("ok")
