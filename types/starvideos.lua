@@ -337,6 +337,8 @@ function Job:cancel() end
 ---@field check? string the download check that failed (protocol)
 ---@field pending? string a create sent and never answered: the id pending --forget takes
 ---@field tenant? string the tenant over tenant_limit
+---@field request_id? string the X-Request-Id sent on the last attempt (a create's or query's)
+---@field server_request_id? string the server's own id of that request (x-request-id, request-id, cf-ray)
 
 ---one entry's outcome (generate_all, wait_all, resume, keep)
 ---@class starvideos.Result
@@ -453,6 +455,8 @@ function Job:cancel() end
 ---@field attempt integer the attempt
 ---@field method string the HTTP method
 ---@field path string the URL's path
+---@field request_id? string the attempt's X-Request-Id (an API request's)
+---@field server_request_id? string the server's own id of the attempt's answer (response, retry)
 
 ---event response: an exchange ended with a whole HTTP answer
 ---@class starvideos.ResponseEvent
@@ -461,6 +465,8 @@ function Job:cancel() end
 ---@field attempt integer the attempt
 ---@field method string the HTTP method
 ---@field path string the URL's path
+---@field request_id? string the attempt's X-Request-Id (an API request's)
+---@field server_request_id? string the server's own id of the attempt's answer (response, retry)
 ---@field status integer the HTTP status
 ---@field elapsed number seconds
 
@@ -471,6 +477,8 @@ function Job:cancel() end
 ---@field attempt integer the attempt
 ---@field method string the HTTP method
 ---@field path string the URL's path
+---@field request_id? string the attempt's X-Request-Id (an API request's)
+---@field server_request_id? string the server's own id of the attempt's answer (response, retry)
 ---@field status? integer the HTTP status
 ---@field delay number seconds
 ---@field reason string why

@@ -404,6 +404,7 @@ SV_API double sv_wallclock(void);
 SV_API void sv_sleep(double seconds); /* nothing for NaN or <= 0; EINTR slept through */
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
+SV_API void sv_request_id(char out[37]); /* a random UUID (v4): an X-Request-Id */
 /* Redis Cluster's hash slot of a key, 0 to 16383, its {hash tag}'s (id.c). */
 SV_API unsigned sv_redis_slot(const char *key, size_t len);
 

@@ -31,6 +31,9 @@ struct sv_xfer {
   size_t tap_fed;      /* bytes fed to tap in this poll's pass (at most SV_TAP_STEP: then it is paused) */
   int tapping, tap_paused; /* tapping: counted in h->taps */
   char retry_after[64];
+  char request_id[SV_REQUEST_ID_MAX + 1]; /* the X-Request-Id sent ("": none) */
+  char server_id[SV_REQUEST_ID_MAX + 1];  /* the answer's own id ("": none), of rank server_rank */
+  int server_rank;
   long status;
   sv_wire wire;
   char message[512];   /* as an sv_error's */

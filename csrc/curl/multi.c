@@ -154,10 +154,29 @@ static const char *value_of(const char *buf, size_t len, const char *name, size_
   return buf + a;
 }
 
+/* The server's own request id, from an API answer's header line buf[0, len): x-request-id over request-id over
+   cf-ray, and any of them over an x-request-id that only echoes ours (docs/errors.md "Request ids"). */
+static void note_server_id(sv_xfer *x, const char *buf, size_t len) {
+  static const char *const names[] = { "X-Request-Id:", "Request-Id:", "CF-Ray:" };
+  size_t i, vn;
+  const char *v = NULL;
+  int rank;
+  if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { x->server_id[0] = '\0'; x->server_rank = 0; return; }
+  for (i = 0; i < 3 && !v; i++) v = value_of(buf, len, names[i], &vn);
+  if (!v || vn == 0 || vn > SV_REQUEST_ID_MAX) return;
+  rank = (int)(5 - i); /* (i: one past the name found) 4, 3, 2; an echo of ours: 1 */
+  if (i == 1 && strlen(x->request_id) == vn && memcmp(v, x->request_id, vn) == 0) rank = 1;
+  if (rank <= x->server_rank) return;
+  memcpy(x->server_id, v, vn);
+  x->server_id[vn] = '\0';
+  x->server_rank = rank;
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
   size_t len = size * n, vn;
   const char *v;
+  if (x->op == SV_OP_QUERY || x->op == SV_OP_CREATE) note_server_id(x, buf, len);
   if (x->op == SV_OP_STORAGE && x->heads.len < 16384 && len > 2) { /* (the blank line that ends them: not kept) */
     if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) x->heads.len = 0;
     else sv_buf_add(&x->heads, buf, len - (buf[len - 2] == '\r' ? 2 : 1)), sv_buf_add(&x->heads, "\n", 1);
@@ -237,6 +256,11 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
              x->offset + (double)x->max_body - 1);
     return add_header(&x->headers, media ? "Accept: */*" : "Accept: video/mp4, */*") ||
            ((media ? !s->head : x->offset > 0) && add_header(&x->headers, range)) ? -1 : 0;
+  }
+  if (x->request_id[0]) {
+    char line[SV_REQUEST_ID_MAX + 16];
+    snprintf(line, sizeof line, "X-Request-Id: %s", x->request_id);
+    if (add_header(&x->headers, line)) return -1;
   }
   if (s->auth && x->op != SV_OP_NOTIFY) {
     sv_buf b = {0};
@@ -369,6 +393,10 @@ static int send_invalid(const sv_send *s, sv_error *err) {
   if (s->headers && !headers_ok(s->headers))
     return sv_error_set(err, SV_E_INVALID, "headers",
                         "headers: expected \"Name: value\\n\" lines without control characters");
+  if (s->request_id && (strlen(s->request_id) > SV_REQUEST_ID_MAX || !*s->request_id ||
+                        !sv_header_value_ok(s->request_id, strlen(s->request_id))))
+    return sv_error_set(err, SV_E_INVALID, "request_id",
+                        "request_id: expected 1 to %d characters without control characters", SV_REQUEST_ID_MAX);
   if (s->op == SV_OP_STORAGE && !method_ok(s->method))
     return sv_error_set(err, SV_E_INVALID, "method", "method: expected GET, HEAD, PUT, POST or DELETE");
   if (s->op == SV_OP_DOWNLOAD && (!s->file || !*s->file))
@@ -398,6 +426,8 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->timeout = s->timeout > 0 ? s->timeout : 0;
   x->t0 = sv_monotonic();
   x->max_body = s->max_body;
+  if (s->request_id && (s->op == SV_OP_CREATE || s->op == SV_OP_QUERY))
+    snprintf(x->request_id, sizeof x->request_id, "%s", s->request_id);
   if (s->op == SV_OP_MEDIA && s->tap && !s->head) { /* a part's bytes: room for them all at once (no realloc) */
     x->tap = s->tap;
     x->tapping = 1;
@@ -606,6 +636,8 @@ void sv_xfer_take_body(sv_xfer *x, sv_buf *out) {
 void sv_xfer_set_user(sv_xfer *x, long long user) { x->user = user; }
 
 long long sv_xfer_user(const sv_xfer *x) { return x->user; }
+
+const char *sv_xfer_server_id(const sv_xfer *x) { return x->server_id[0] ? x->server_id : NULL; }
 
 /* The owner lets go of x (or a download's thread, when it is the last). */
 void sv_xfer_free(sv_xfer *x) {

@@ -57,7 +57,12 @@ typedef struct sv_send {
      NULL: libcurl's own choice, from https_proxy / http_proxy / all_proxy /
      no_proxy in the environment. */
   const char *proxy;
+  /* SV_OP_CREATE, SV_OP_QUERY: sent as "X-Request-Id: <request_id>" (NULL: none); at most
+     SV_REQUEST_ID_MAX bytes, no control character */
+  const char *request_id;
 } sv_send;
+
+#define SV_REQUEST_ID_MAX 128
 
 typedef struct sv_http sv_http;
 typedef struct sv_xfer sv_xfer;
@@ -86,5 +91,7 @@ SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
 SV_API void sv_xfer_take_body(sv_xfer *x, sv_buf *out);
 SV_API void sv_xfer_set_user(sv_xfer *x, long long user); /* a number of the caller's, kept with x */
 SV_API long long sv_xfer_user(const sv_xfer *x);
+/* The server's own id of the exchange's answer (x-request-id, request-id, cf-ray), NULL: none came. */
+SV_API const char *sv_xfer_server_id(const sv_xfer *x);
 
 #endif

@@ -608,6 +608,14 @@ static int l_random_id(lua_State *L) {
   return 1;
 }
 
+/* request_id() -> a new X-Request-Id: a random UUID (v4), lowercase (request.lua, one per attempt). */
+static int l_request_id(lua_State *L) {
+  char out[37];
+  sv_request_id(out);
+  lua_pushstring(L, out);
+  return 1;
+}
+
 /* --------------------------------------------------------------- open */
 
 /* The transport's binding (curl.c): linked into the static library (and
@@ -620,7 +628,7 @@ static const luaL_Reg funcs[] = {
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
   { "resolve_url", l_resolve_url }, { "store_url", l_store_url }, { "http_date", l_http_date }, { "hash", l_hash },
   { "file_kind", l_file_kind }, { "file_key", l_file_key }, { "read_whole", l_read_whole },
-  { "random_id", l_random_id }, { "redis_slot", l_redis_slot }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
+  { "random_id", l_random_id }, { "request_id", l_request_id }, { "redis_slot", l_redis_slot }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
   { NULL, NULL }
 };

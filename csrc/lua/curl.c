@@ -115,7 +115,8 @@ static void send_body(lua_State *L, sv_send *s) {
 }
 
 /* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
-   offset=, follow=, head=, tap=, public=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=} -> handle | nil, err
+   offset=, follow=, head=, tap=, public=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=,
+   request_id= (an API request's X-Request-Id)} -> handle | nil, err
    (no user_agent: the transport's user agent, CA file and connect timeout; no
    proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
@@ -148,6 +149,7 @@ static int t_send(lua_State *L) {
     s.connect_timeout = lsv_need_number(L, 2, "connect_timeout", 0.001, 86400, "send");
   }
   s.proxy = opt_string(L, 2, "proxy", NULL);
+  if (s.op == SV_OP_CREATE || s.op == SV_OP_QUERY) s.request_id = opt_string(L, 2, "request_id", NULL);
   if (s.op == SV_OP_NOTIFY || s.op == SV_OP_STORAGE) s.headers = opt_string(L, 2, "headers", NULL), s.auth = 0;
   if (s.op == SV_OP_STORAGE) s.method = opt_string(L, 2, "method", NULL); /* (never the key to either) */
   if (s.op == SV_OP_MEDIA) s.head = getbool(L, 2, "head"), s.public_only = getbool(L, 2, "public"), s.auth = 0;
@@ -273,6 +275,17 @@ static int t_progress(lua_State *L) {
   return 2;
 }
 
+/* t:server_request_id(h) -> the server's own id of a finished exchange's answer (x-request-id, request-id,
+   cf-ray), or nil; before t:result, which spends the handle */
+static int t_server_request_id(lua_State *L) {
+  const char *id;
+  check_http(L);
+  id = sv_xfer_server_id(check_xfer(L, 2));
+  if (!id) return 0;
+  lua_pushstring(L, id);
+  return 1;
+}
+
 /* t:clock() -> the service's clock minus ours (s, from the last API answer's
    Date: whole seconds), or nil before one came */
 static int t_clock(lua_State *L) {
@@ -321,7 +334,7 @@ static int t_close(lua_State *L) {
 static const luaL_Reg curl_methods[] = {
   { "send", t_send }, { "poll", t_poll }, { "finished", t_finished }, { "result", t_result },
   { "progress", t_progress }, { "cancel", t_cancel }, { "close", t_close }, { "clock", t_clock },
-  { "set_max_connections", t_set_max_connections },
+  { "set_max_connections", t_set_max_connections }, { "server_request_id", t_server_request_id },
   { NULL, NULL }
 };
 

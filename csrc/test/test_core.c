@@ -727,6 +727,29 @@ static void store_urls(void) {
      "a Cluster URL gives its hosts; the scheme in any case", why);
 }
 
+/* An X-Request-Id: "8-4-4-4-12" lowercase hex digits, version 4, the RFC's variant. */
+static int uuid4_form(const char *s) {
+  size_t i;
+  if (strlen(s) != 36 || s[14] != '4' || !strchr("89ab", s[19])) return 0;
+  for (i = 0; i < 36; i++) {
+    int dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i])) return 0;
+  }
+  return 1;
+}
+
+static void request_ids(void) {
+  static char ids[200][37];
+  int i, j, form = 1, distinct = 1;
+  for (i = 0; i < 200; i++) {
+    sv_request_id(ids[i]);
+    form = form && uuid4_form(ids[i]);
+    for (j = 0; j < i; j++) distinct = distinct && strcmp(ids[i], ids[j]) != 0;
+  }
+  ok(form, "a request id is a random UUID (v4): 8-4-4-4-12 lowercase hex digits", ids[0]);
+  ok(distinct, "200 request ids are 200 different ones", NULL);
+}
+
 static void headers_and_urls(void) {
   static const struct { const char *url; const char *found; const char *name; } bad[] = {
     { "", "nothing", "an empty base_url is refused" },
@@ -1986,6 +2009,7 @@ int main(void) {
   prefix_ids();
   result_paths();
   headers_and_urls();
+  request_ids();
   store_urls();
   proxy_urls();
   retry_after();

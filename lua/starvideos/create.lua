@@ -91,7 +91,7 @@ end
 -- The create answered task at t: told at once (it is paid for), then its record written (a ledger may say
 -- "not yet": the job holds the task and asks again later).
 local function created(job, task, t)
-  local ok, jerr = job.ledger:created(task, job.params, job.local_id) -- (asked first: a listener may close)
+  local ok, jerr = job.ledger:created(task, job.params, job.local_id, job.ids) -- (asked first: a listener may close)
   if not job.held then -- (a batch counts it created)
     job.held, job.origin_at, job.unfinished_at = task, t, t
     job.key:born(task.id, t)
@@ -114,7 +114,7 @@ end
 -- The create's request req ended at t: its task recorded, or its failure.
 function C.answered(job, req, t)
   if req.task then
-    job.id = req.task.id
+    job.id, job.ids = req.task.id, { request_id = req.request_id, server_request_id = req.server_request_id }
     return created(job, req.task, t)
   end
   job.ledger:create_failed(req.err, job.params, job.local_id)

@@ -12,6 +12,8 @@ local new_error, now = errors.new_error, core.now
 local Request = {}
 Request.__index = Request
 
+local API = { create = true, query = true } -- the service's requests: each attempt carries an X-Request-Id
+
 -- (a store's request names its own)
 Request.METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST", media = "GET" }
 
@@ -67,7 +69,8 @@ local function tell(self, kind, status, elapsed, delay, reason)
   local on_event = self.cfg.on_event
   if not on_event then return end
   on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = self.id,
-    attempt = self.attempt, method = self.method or self.head and "HEAD" or Request.METHOD[self.op], path = self.path }
+    attempt = self.attempt, method = self.method or self.head and "HEAD" or Request.METHOD[self.op], path = self.path,
+    request_id = self.request_id, server_request_id = self.server_request_id }
 end
 
 -- One attempt, now.
@@ -85,6 +88,7 @@ function Request:send(t)
   self.attempt = self.attempt + 1
   if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
   if self.tapper then self.tap = self.tapper() end -- a stream fed anew by each attempt (libcurl's transport)
+  if API[self.op] then self.request_id, self.server_request_id = core.request_id(), nil end -- new for each attempt
   local h, err = loop.transport:send(self)
   if not h then
     if cfg.observe then cfg.observe:exchange(self, t, nil, err, "not_sent") end
@@ -102,7 +106,10 @@ function Request:finished(t)
   loop:untrack(self)
   local h = self.handle
   self.handle = false
+  local server_id = self.request_id and loop.transport.server_request_id -- (optional: before result, which spends h)
+  if server_id then self.server_request_id = server_id(loop.transport, h) end
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
+  if err and self.request_id then err.request_id, err.server_request_id = self.request_id, self.server_request_id end
   if t >= self.key.clock_at and (self.op == "query" or self.op == "create") then self.key:clock(loop.transport, t) end
   if self.op == "download" or self.op == "media" then self.bytes, self.total, self.wire = bytes, total, wire end
   local status = (wire == "none" or task) and (err and err.status or tonumber(task) or 200)

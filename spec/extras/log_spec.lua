@@ -74,10 +74,25 @@ local function whole_generate(lines, emu, task_id)
   assert.is_true(polls >= 1)
   assert.equal(1, videos)
   local all = table.concat(lines, "\n")
-  assert.equal(1, count(lines, "^starvideos: request #%d+ POST /v1/videos/videos attempt 1$"), all)
-  assert.equal(1, count(lines, "^starvideos: response #%d+ POST /v1/videos/videos 200 attempt 1 %d+ ms$"))
-  assert.equal(polls, count(lines, "^starvideos: request #%d+ GET /v1/result/" .. id .. " attempt %d+$"))
-  assert.equal(polls, count(lines, "^starvideos: response #%d+ GET /v1/result/" .. id .. " 200 attempt %d+ %d+ ms$"))
+  -- an API request's line ends with its X-Request-Id, an answer's with the server's id too (the emulator's echo)
+  local rid, sid = " %(request id ([%x-]+)%)$", " %(request id ([%x-]+), server id ([%x-]+)%)$"
+  assert.equal(1, count(lines, "^starvideos: request #%d+ POST /v1/videos/videos attempt 1" .. rid), all)
+  assert.equal(1, count(lines, "^starvideos: response #%d+ POST /v1/videos/videos 200 attempt 1 %d+ ms" .. sid))
+  assert.equal(polls, count(lines, "^starvideos: request #%d+ GET /v1/result/" .. id .. " attempt %d+" .. rid))
+  assert.equal(polls, count(lines, "^starvideos: response #%d+ GET /v1/result/" .. id .. " 200 attempt %d+ %d+ ms"
+    .. sid))
+  local sent = {}
+  for _, r in ipairs(emu:requests()) do
+    if r.path:find("^/v1/") then sent[r.headers["x-request-id"]] = true end
+  end
+  for _, l in ipairs(lines) do
+    local a, b = l:match(sid)
+    a = a or l:match(rid)
+    if a then
+      assert.is_true(sent[a], "an id the emulator never saw: " .. l)
+      assert.is_true(b == nil or b == a, l)
+    end
+  end
   assert.equal(1, count(lines, "^starvideos: request #%d+ GET /videos/" .. id .. "%.mp4 attempt 1$"))
   assert.equal(1, count(lines, "^starvideos: response #%d+ GET /videos/" .. id .. "%.mp4 200 attempt 1 %d+ ms$"))
   assert.equal(1, count(lines, "^starvideos: status " .. id .. " queued$"))

@@ -267,6 +267,44 @@ describe("traces in OTLP/HTTP JSON", function()
     assert.truthy(#fake.exports[1].body.resourceSpans[1].scopeSpans[1].spans[1].traceId == 32)
   end)
 
+  it("a CLIENT span of a create or a query: the X-Request-Id it sent and the server's own id; a download's none",
+    function()
+    local fake = collecting { status = function(_, n) return n < 2 and "processing" or "completed" end }
+    local sent, send = {}, fake.send
+    function fake.send(self, r)
+      local x = send(self, r)
+      if r.op ~= "notify" then sent[#sent + 1] = { op = r.op, request_id = r.request_id, x = x } end
+      return x
+    end
+    function fake.server_request_id(_, x) return "srv-" .. tostring(x.n) end
+    local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, interval = 0.01,
+      trace = { endpoint = ENDPOINT } }
+    assert(client:generate({ model = "videos", prompt = "x", duration = 5 }, { out = helper.tmpdir() .. "/v.mp4" }))
+    client:close()
+    local _, list = spans_of(fake)
+    local by_request, clients = {}, 0
+    for _, sp in ipairs(list) do
+      if sp.kind == 3 then
+        clients = clients + 1
+        local rid = sp.attrs["starvideos.request_id"]
+        if rid then by_request[rid] = sp.attrs["starvideos.server_request_id"] end
+        if sp.attrs["starvideos.operation"] == "download" then assert.is_nil(rid) end
+      end
+    end
+    assert.are.equal(#sent, clients)
+    local api = 0
+    for _, s in ipairs(sent) do
+      if s.op == "download" then
+        assert.is_nil(s.request_id)
+      else
+        api = api + 1
+        assert.truthy(s.request_id and s.request_id:find("^%x+%-%x+%-4%x+%-%x+%-%x+$"), tostring(s.request_id))
+        assert.are.equal("srv-" .. s.x.n, by_request[s.request_id])
+      end
+    end
+    assert.are.equal(3, api) -- the create and two polls
+  end)
+
   it("a CLIENT span's JSON: url.full without credentials, query values nor fragment; server.address and port; "
     .. "the status, resend_count and error.type; ids; times as Unix nanoseconds", function()
     local texts = { otlp.client({ url = "https://user:pass@h.example:8443/v.mp4?X-Sig=abc&e=1&flag#frag",

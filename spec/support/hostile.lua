@@ -298,6 +298,26 @@ function scenarios.ok(c, req)
   return serve_video(c, req)
 end
 
+-- Request ids (issue 48): every answer echoes the X-Request-Id that came.  A create answers with
+-- "Request-Id: srv-create" too; the first query of task_ids under a tag answers 503 with "CF-Ray: ray-503" (a
+-- client tries again), the next ones 200 with ids of the server's own in all three headers ("X-Request-Id:
+-- srv-query" in place of the echo); a query of /v1/result/gone answers 404 with "CF-Ray: ray-404".
+function scenarios.ids(c, req)
+  local echo = req.headers["x-request-id"]
+  local function with(...)
+    local h = { JSON, echo and "X-Request-Id: " .. echo or nil }
+    for _, line in ipairs { ... } do h[#h + 1] = line end
+    return h
+  end
+  if req.method == "POST" then return answer(c, "200 OK", with("Request-Id: srv-create"), queued("task_ids")) end
+  if req.rest:find("^/v1/result/gone") then
+    return answer(c, "404 Not Found", with("CF-Ray: ray-404"), '{"error":"no such task"}')
+  end
+  if hit(req) == 1 then return answer(c, "503 Service Unavailable", with("CF-Ray: ray-503"), '{"error":"busy"}') end
+  return answer(c, "200 OK", { JSON, "X-Request-Id: srv-query", "Request-Id: srv-other", "CF-Ray: ray-200" },
+    queued("task_ids"))
+end
+
 -- Content-Length 200, a 33-byte JSON object, then close.
 function scenarios.truncated(c)
   send(c, "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nContent-Length: 200\r\n\r\n" .. queued("task_1"))

@@ -347,6 +347,90 @@ add {
   end,
 }
 
+local UUID4 = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+add {
+  name = "request ids: a new X-Request-Id per attempt (a UUID), the server's own id read, both on events and errors",
+  prepare = function(env) return { base = env.hs:url("ids") } end,
+  run = function(x, a)
+    local events = {}
+    local c = x.new { api_key = KEY, base_url = a.base, timeout = 2, max_retries = 2, retry_backoff = 0.01,
+      on_event = function(ev)
+        if ev.type == "request" or ev.type == "response" or ev.type == "retry" then
+          events[#events + 1] = { type = ev.type, method = ev.method, status = ev.status, request_id = ev.request_id,
+            server_request_id = ev.server_request_id }
+        end
+      end }
+    local task, cerr = c:create { model = "videos", prompt = "a cat", duration = 5 }
+    local polled, qerr = c:query("task_ids")
+    local _, err = c:query("gone")
+    c:close()
+    return { events = events, created = task and task.id, cerr = cerr and tostring(cerr),
+      polled = polled and polled.id, qerr = qerr and tostring(qerr),
+      err = err and { kind = err.kind, status = err.status, request_id = err.request_id,
+        server_request_id = err.server_request_id } }
+  end,
+  check = function(o, a, env)
+    local A = env.assert
+    A.equal("task_ids", o.created, tostring(o.cerr))
+    A.equal("task_ids", o.polled, tostring(o.qerr))
+    local sent = {}
+    for _, r in ipairs(env.hs:requests(a.base)) do sent[#sent + 1] = r.headers["x-request-id"] or "none" end
+    A.equal(4, #sent, "the create, a query tried twice, the query of gone")
+    local seen = {}
+    for _, id in ipairs(sent) do
+      A.truthy(id:find(UUID4), "not a UUID (v4): " .. id)
+      A.is_nil(seen[id], "an id sent twice: " .. id)
+      seen[id] = true
+    end
+    local ev = o.events
+    local function at(i, kind, rid, sid)
+      A.equal(kind, ev[i].type, "event " .. i)
+      A.equal(rid, ev[i].request_id, "event " .. i .. " (" .. kind .. ")'s request_id")
+      A.equal(sid, ev[i].server_request_id, "event " .. i .. " (" .. kind .. ")'s server_request_id")
+    end
+    at(1, "request", sent[1], nil)
+    at(2, "response", sent[1], "srv-create") -- Request-Id over the echo
+    at(3, "request", sent[2], nil)
+    at(4, "response", sent[2], "ray-503") -- CF-Ray over the echo
+    at(5, "retry", sent[2], "ray-503") -- the failed attempt's ids
+    at(6, "request", sent[3], nil)
+    at(7, "response", sent[3], "srv-query") -- an X-Request-Id of the server's own over the others
+    at(8, "request", sent[4], nil)
+    at(9, "response", sent[4], "ray-404")
+    A.equal(9, #ev)
+    A.same({ kind = "not_found", status = 404, request_id = sent[4], server_request_id = "ray-404" }, o.err)
+  end,
+}
+
+add {
+  name = "a request_id with a control character, empty or over 128 bytes is refused naming it, nothing sent",
+  prepare = function(env) return { url = env.hs:url("ok") .. "/v1/result/task_rid" } end,
+  run = function(x, a)
+    local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 1 }
+    local out = { refused = {} }
+    for i, rid in ipairs { "a\r\nX-Evil: 1", "", string.rep("r", 129) } do
+      local h, err = t:send { op = "query", url = a.url, auth = true, timeout = 5, max_body = 65536, request_id = rid }
+      out.refused[i] = { sent = h ~= nil, kind = err and err.kind, field = err and err.field }
+    end
+    local h = assert(t:send { op = "query", url = a.url, auth = true, timeout = 5, max_body = 65536,
+      request_id = string.rep("r", 128) })
+    repeat t:poll(0.05) until t:finished() == h
+    local task = t:result(h)
+    t:close()
+    out.ok = task and task.id
+    return out
+  end,
+  check = function(o, a, env)
+    env.assert.equal(3, #o.refused)
+    for i = 1, 3 do env.assert.same({ sent = false, kind = "invalid_request", field = "request_id" }, o.refused[i]) end
+    env.assert.equal("task_rid", o.ok)
+    local sent = env.hs:requests(a.url:match("^https?://[^/]+(.*)/v1/"))
+    env.assert.equal(1, #sent)
+    env.assert.equal(string.rep("r", 128), sent[1].headers["x-request-id"])
+  end,
+}
+
 add {
   name = "an exchange's own user agent: on one transport, each exchange carries the one it was sent with",
   prepare = function(env)

@@ -61,7 +61,9 @@ C.CLASSES = {
     { "transient?", "boolean", "true when the same call may succeed later" },
     { "check?", "string", "the download check that failed (protocol)" },
     { "pending?", "string", "a create sent and never answered: the id pending --forget takes" },
-    { "tenant?", "string", "the tenant over tenant_limit" } } },
+    { "tenant?", "string", "the tenant over tenant_limit" },
+    { "request_id?", "string", "the X-Request-Id sent on the last attempt (a create's or query's)" },
+    { "server_request_id?", "string", "the server's own id of that request (x-request-id, request-id, cf-ray)" } } },
   { "Result", "one entry's outcome (generate_all, wait_all, resume, keep)", fields = {
     { "task?", "starvideos.Task", "the task" }, { "err?", "starvideos.Error", "why it failed" },
     { "path?", "string", "the file saved" }, { "sha256?", "string", "its SHA-256" },
@@ -107,7 +109,9 @@ local TASK = { { "id", "string", "the task's id" }, { "task", "starvideos.Task",
   { "status", "starvideos.TaskStatus", "its status" },
   { "index?", "integer", "its position in wait_all's, generate_all's or resume's list" } }
 local REQUEST = { { "request", "integer", "its number in the process" }, { "attempt", "integer", "the attempt" },
-  { "method", "string", "the HTTP method" }, { "path", "string", "the URL's path" } }
+  { "method", "string", "the HTTP method" }, { "path", "string", "the URL's path" },
+  { "request_id?", "string", "the attempt's X-Request-Id (an API request's)" },
+  { "server_request_id?", "string", "the server's own id of the attempt's answer (response, retry)" } }
 
 local function with(base, more)
   local all = {}

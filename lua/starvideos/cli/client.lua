@@ -183,6 +183,9 @@ function M.new(ctx, opts, extra, keyless)
       local entry = ev.because and ev.index and ctx.entry_of and ctx.entry_of(ev)
       output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", entry and entry .. ": " or "", ev.message, "\n")
     end
+    if ev.type == "response" and ev.request_id then -- the last API answer's ids (--json: create's, status's)
+      ctx.request_ids = { request_id = ev.request_id, server_request_id = ev.server_request_id }
+    end
     if ev.type == "journal_error" then -- (the command then exits 1)
       ctx.journal_error = true
       output.err(args.PROG, " ", tostring(ctx.name), ": error: journal ", tostring(ev.path), ": ", ev.message, "\n")

@@ -170,6 +170,13 @@ function M.check(ctx, opts)
   return 0
 end
 
+-- task, with the last API answer's request ids (--json: docs/reference.md "Request ids").
+local function with_ids(ctx, task)
+  local ids = ctx.request_ids
+  if ids then task.request_id, task.server_request_id = ids.request_id, ids.server_request_id end
+  return task
+end
+
 function M.create(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
@@ -177,7 +184,7 @@ function M.create(ctx, opts)
   local task, err = client:create(params, { key = opts.key, fresh = opts.fresh, tenant = opts.tenant })
   if not task then return fail(ctx, err) end
   task.warnings = json.array(task.warnings)
-  if ctx.json then print_json(task) else display.print_task(task) end
+  if ctx.json then print_json(with_ids(ctx, task)) else display.print_task(task) end
   return 0
 end
 
@@ -185,7 +192,7 @@ function M.status(ctx, opts, pos)
   local client = client_for.new(ctx, opts)
   local task, err = client:query(pos[1])
   if not task then return fail(ctx, err) end
-  if ctx.json then print_json(task) else display.print_task(task) end
+  if ctx.json then print_json(with_ids(ctx, task)) else display.print_task(task) end
   return task.status == "failed" and 1 or 0
 end
 

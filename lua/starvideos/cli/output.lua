@@ -173,7 +173,8 @@ end
 -- failed entry of `resume`): the library error's fields, without its task.
 function M.error_object(err)
   return { kind = err.kind, message = err.message, field = err.field, status = err.status,
-    retry_after = err.retry_after, id = err.id, maybe_created = err.maybe_created, created = err.created }
+    retry_after = err.retry_after, id = err.id, maybe_created = err.maybe_created, created = err.created,
+    request_id = err.request_id, server_request_id = err.server_request_id }
 end
 
 -- The one JSON document of a command that failed, whatever the command:

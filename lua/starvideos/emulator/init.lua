@@ -233,6 +233,25 @@ local function set_header(res, name, value)
   res.headers[#res.headers + 1] = { name, value }
 end
 
+local SERVER_ID_HEADERS = { ["x-request-id"] = "X-Request-Id", ["request-id"] = "Request-Id", ["cf-ray"] = "CF-Ray" }
+
+-- The answer's request ids, unless a fault set that header itself: the request's X-Request-Id echoed, and the
+-- emulator's own id (emu-N, logged as the entry's server_request_id) in the header the config names.
+local function request_ids(self, req, res, entry)
+  local function absent(name)
+    for _, h in ipairs(res.headers) do if h[1]:lower() == name then return false end end
+    return true
+  end
+  local name = SERVER_ID_HEADERS[self.config.server_request_id or ""]
+  if name and absent(name:lower()) then
+    self.server_ids = (self.server_ids or 0) + 1
+    entry.server_request_id = str_format("emu-%d", self.server_ids)
+    set_header(res, name, entry.server_request_id)
+  end
+  local rid = req.headers["x-request-id"]
+  if rid and absent("x-request-id") then set_header(res, "X-Request-Id", rid) end
+end
+
 local function api_error(status, message, param, kind)
   return json_response(status, { error = {
     message = message, param = param or NULL, type = kind or "invalid_request_error" } })
@@ -792,6 +811,9 @@ local CONFIG_FIELDS = {
     function(v) return int(v) and v >= 1 and v < 2 ^ 31, "an integer from 1 to 2^31-1" end },
   { "fetch_refs", "true: a create GETs each reference URL (http only) first; one not 200 fails the task",
     function(v) return type(v) == "boolean", "true or false" end },
+  { "server_request_id", '"x-request-id", "request-id" or "cf-ray": the header that carries the emulator\'s own '
+    .. "id (emu-N) on every answer; null (the default): none, X-Request-Id only echoes the request's",
+    function(v) return v == NULL or SERVER_ID_HEADERS[v], '"x-request-id", "request-id", "cf-ray" or null' end },
 }
 
 local FAULT_FIELDS = {
@@ -1028,7 +1050,8 @@ function Server:serve(conn, req)
   -- `at`, the emulator's clock when it was read (seconds), how often requests came
   local entry = {
     method = req.method, path = req.target, headers = req.headers, body = req.body, connection = conn.id,
-    at = gettime(), range = req.headers.range, authorization = req.headers.authorization ~= nil }
+    at = gettime(), range = req.headers.range, authorization = req.headers.authorization ~= nil,
+    request_id = req.headers["x-request-id"] }
   self.requests[#self.requests + 1] = entry
   local t0 = gettime()
   local f = self:take_fault(req)
@@ -1054,6 +1077,7 @@ function Server:serve(conn, req)
   else
     res = self:handle(req)
   end
+  request_ids(self, req, res, entry)
   self.log("%s %s -> %d%s (%.1f ms)", req.method, req.target, res.status,
     f and " (fault)" or "", (gettime() - t0) * 1000)
   -- the answer's status and the bytes of its body (as sent unless a fault cuts it)

@@ -64,13 +64,23 @@ local function fill(template, ev)
   end))
 end
 
+-- An API request's ids (docs/reference.md "Request ids"), as a line's end: "" when it has none.
+local function ids(ev)
+  if not ev.request_id then return "" end
+  return fill(" (request id {request_id}", ev) .. (ev.server_request_id and fill(", server id {server_request_id}", ev)
+    or "") .. ")"
+end
+
 local FORMAT = {
-  request = "request #{request} {method} {path} attempt {attempt}",
+  request = function(ev) return fill("request #{request} {method} {path} attempt {attempt}", ev) .. ids(ev) end,
   response = function(ev)
     return fill("response #{request} {method} {path} {status} attempt {attempt} ", ev)
-      .. string.format("%.0f ms", (tonumber(ev.elapsed) or 0) * 1000)
+      .. string.format("%.0f ms", (tonumber(ev.elapsed) or 0) * 1000) .. ids(ev)
   end,
-  retry = "retry #{request} {method} {path} attempt {attempt} status {status} in {delay:%.2f} s: {reason}",
+  retry = function(ev)
+    return fill("retry #{request} {method} {path} attempt {attempt} status {status} in {delay:%.2f} s: {reason}", ev)
+      .. ids(ev)
+  end,
   status = function(ev)
     return fill("status {id} {status}", ev) .. (ev.index and fill(" (index {index})", ev) or "")
   end,

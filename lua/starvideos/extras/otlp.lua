@@ -81,7 +81,8 @@ end
 
 -- The CLIENT span of an exchange, s (extras/trace.lua's T:client): url, method, op (starvideos.operation), t0,
 -- t1, status (an answer's, nil: none), resend (the attempts before), etype (error.type, nil: it did not fail),
--- emsg (the error's message), parent ({trace =, id =}, nil: a root).
+-- emsg (the error's message), parent ({trace =, id =}, nil: a root), rid and sid (an API exchange's X-Request-Id
+-- and the server's own id, nil: none).
 function O.client(s, offset)
   local a = { O.attr("http.request.method", s.method) }
   local host, port = O.server(s.url)
@@ -91,6 +92,8 @@ function O.client(s, offset)
   if s.resend > 0 then a[#a + 1] = O.attr("http.request.resend_count", s.resend) end
   if s.etype then a[#a + 1] = O.attr("error.type", s.etype) end
   a[#a + 1] = O.attr("starvideos.operation", s.op)
+  if s.rid then a[#a + 1] = O.attr("starvideos.request_id", s.rid) end -- (an API exchange's ids)
+  if s.sid then a[#a + 1] = O.attr("starvideos.server_request_id", s.sid) end
   local parent = s.parent
   return O.span(parent and parent.trace or O.trace_id(), O.id(), parent and parent.id, s.method, 3, s.t0, s.t1,
     offset, concat(a, ","), s.emsg)

@@ -78,7 +78,7 @@ function T:client(req, t, op, status, wire, err, parent)
   local etype = err and (status and string.format("%d", status) or wire ~= "none" and wire or err.kind or "error")
   self.cols[1][k] = { url = req.url or "", method = req.method or req.head and "HEAD" or Request.METHOD[req.op]
     or "POST", op = op, t0 = req.started, t1 = t, status = status, resend = (req.attempt or 1) - 1, etype = etype,
-    emsg = err and err.message, parent = parent }
+    emsg = err and err.message, parent = parent, rid = req.request_id, sid = req.server_request_id }
 end
 
 -- The next batch out of the queue: the OTLP/HTTP JSON body of its spans, and their number (0: none queued).

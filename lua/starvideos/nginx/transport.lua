@@ -133,6 +133,10 @@ function N:send(r)
     end
     own = setmetatable({ ua = r.user_agent, connect_timeout = r.connect_timeout }, { __index = c })
   end
+  local rid = (r.op == "create" or r.op == "query") and r.request_id
+  if rid and (type(rid) ~= "string" or rid == "" or #rid > 128 or rid:find("%c")) then
+    return refuse("request_id", "request_id: expected 1 to 128 characters without control characters")
+  end
   local proxy, bad_proxy = W.proxy(r.proxy)
   if proxy == nil then return nil, bad_proxy end
   local fh, offset = open_part(self, r)
@@ -192,6 +196,23 @@ function N:result(x)
 end
 
 function N.progress(_, x) return x.have, x.total end
+
+local ID_HEADERS = { "x-request-id", "request-id", "cf-ray" }
+
+-- The server's own id of an API exchange's answer, or nil (curl.c's t:server_request_id): x-request-id over
+-- request-id over cf-ray, any of them over a value that only echoes the X-Request-Id sent.
+function N.server_request_id(_, x)
+  local h, sent, echo = x.head, x.r.request_id, nil
+  if not (h and sent and (x.op == "create" or x.op == "query")) then return nil end
+  for _, name in ipairs(ID_HEADERS) do
+    local v = h[name]
+    if type(v) == "string" and v ~= "" and #v <= 128 then
+      if v ~= sent then return v end
+      echo = echo or v
+    end
+  end
+  return echo
+end
 
 function N:cancel(x)
   live(self)

@@ -300,6 +300,7 @@ local function request(c, x, u, key)
   else -- a notify goes to the user's own host: never the key, and the event's webhook-* lines
     if x.auth and x.op ~= "notify" then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
     t[#t + 1] = "Accept: application/json\r\n"
+    if r.request_id then t[#t + 1] = "X-Request-Id: " .. r.request_id .. "\r\n" end -- (transport.lua checked it)
     if r.headers then t[#t + 1] = r.headers:gsub("\n", "\r\n") end
     if r.body then t[#t + 1] = "Content-Type: application/json\r\nContent-Length: " .. #r.body .. "\r\n" end
   end
@@ -355,6 +356,7 @@ function W.exchange(c, x, key)
   for hops = 0, 5 do
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
+    x.head = h -- (the answer's headers: transport.lua's server_request_id)
     x.status, x.retry_after, x.date = status, h["retry-after"], (x.op == "query" or x.op == "create") and h.date or nil
     if x.op == "storage" then -- the answer's header lines, as libcurl's transport gives them
       local lines = {}

@@ -268,24 +268,25 @@ function L.cost(cfg, model)
   return price
 end
 
--- p: before_create's record (out, key, fp, body, tenant); await: its failure is the caller's (a writer's ticket).
-local function record_created(self, id, params, lid, p, uncertain, await)
-  p = p or {}
+-- p: before_create's record (out, key, fp, body, tenant); await: its failure is the caller's (a writer's ticket);
+-- ids: the create's request_id and server_request_id (its answer's, or its error's; nil: none).
+local function record_created(self, id, params, lid, p, uncertain, await, ids)
+  p, ids = p or {}, ids or {}
   if self.path then self.fences:take(id, rule.FIRST, self.lease) end
   return append(self, { event = "created", id = id, ["local"] = lid, model = params.model, duration = params.duration,
     resolution = params.resolution, prompt = params.prompt, uncertain = uncertain, out = p.out, key = p.key,
-    fp = p.fp, body = p.body, tenant = p.tenant, cost = L.cost(self.cfg, params.model) }, true, true,
-    await)
+    fp = p.fp, body = p.body, tenant = p.tenant, cost = L.cost(self.cfg, params.model), request_id = ids.request_id,
+    server_request_id = ids.server_request_id }, true, true, await)
 end
 
 local function abandoned(self, lid)
   append(self, { event = "abandoned", ["local"] = lid })
 end
 
--- (false until the record is written)
-function L:created(task, params, lid)
+-- (false until the record is written)  ids: the create's request ids ({request_id, server_request_id}, or nil).
+function L:created(task, params, lid, ids)
   local ok, err = true, self.waits[task.id]
-  if not err then ok, err = record_created(self, task.id, params, lid, L.taken(self, lid), nil, true) end
+  if not err then ok, err = record_created(self, task.id, params, lid, L.taken(self, lid), nil, true, ids) end
   if ok and err then -- (its ticket)
     self.waits[task.id] = err
     ok, err = self.writer:result(err)
@@ -304,7 +305,7 @@ function L.settler(record, abandon)
   return function(self, err, params, lid)
     local p = L.taken(self, lid)
     if err.created and err.id then
-      record(self, err.id, params, lid, p, true)
+      record(self, err.id, params, lid, p, true, nil, err) -- (the error's request ids, for the journal's)
     elseif not err.maybe_created then
       if lid then abandon(self, lid) end
     else
