@@ -1,11 +1,12 @@
 -- The learned schedule (docs/polling.md): a view of the key's samples for one `interval` and
 -- `min_interval`, with its plans and its estimates of the time left.  A kind's learned distribution is
--- its samples, each spread evenly over its interval (S:estimate), on a bounded grid; a plan places polls
+-- the most likely given its samples' intervals (S:estimate, censored.lua), on a bounded grid; a plan places polls
 -- on it (S.make_plan, placement.lua) in bounded work, whatever the spread, the tail or the floor.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local config = require "starvideos.config"
 local placement = require "starvideos.placement"
+local censored = require "starvideos.censored"
 
 local floor, max, min, sqrt = math.floor, math.max, math.min, math.sqrt
 
@@ -70,18 +71,19 @@ local function piecewise(x, Fx)
   return d
 end
 
--- The distribution of durations uniform over [lo[i], hi[i]] for sample i, each as likely (S.evaluate's
--- d), on the grid: its quantiles and points evenly apart in log time, F exact there and linear between.
-function S.distribution(lo, hi)
+-- The distribution of durations uniform over [lo[i], hi[i]] for piece i, of mass w[i] (default: each as
+-- likely; S.evaluate's d), on the grid: its quantiles and points evenly apart in log time, F exact there
+-- and linear between.
+function S.distribution(lo, hi, w)
   local n, at, step = #hi, {}, {} -- the ends of the samples' intervals, where the density steps by step[t]
   local function add(t, by)
     if not step[t] then at[#at + 1], step[t] = t, 0 end
     step[t] = step[t] + by
   end
   for i = 1, n do
-    local w = 1 / (n * (hi[i] - lo[i]))
-    add(lo[i], w)
-    add(hi[i], -w)
+    local rate = (w and w[i] or 1 / n) / (hi[i] - lo[i])
+    add(lo[i], rate)
+    add(hi[i], -rate)
   end
   table.sort(at)
   local Fx, rate = { 0 }, 0
@@ -295,27 +297,14 @@ function S:took(kind, model, t, before, origin, coarse)
   return secs, half
 end
 
--- The learned distribution of the key's tasks (S.distribution), or nil before MIN_SAMPLES: each sample
--- over its interval (a task first polled long after it finished is not taken for a quick one), widened
+-- The learned distribution of the key's tasks (S.distribution), or nil before MIN_SAMPLES: the most likely
+-- distribution given each sample's interval (censored.lua: a task first polled long after it finished is
+-- not taken for a quick one, nor spread over that gap where narrower samples say when tasks end), widened
 -- to a bandwidth (Silverman's rule on the logarithms) so that a few samples stand for the tasks between.
 function S:estimate(key)
   local k = key and self.kinds[key]
   if not k or k.seen < S.MIN_SAMPLES then return nil end
-  local mid, half, n = k.mid, k.half, #k.mid
-  local logs, mean, sq = {}, 0, 0
-  for i = 1, n do logs[i] = math.log(mid[i]); mean = mean + logs[i] / n end
-  for i = 1, n do sq = sq + (logs[i] - mean) ^ 2 / n end
-  table.sort(logs)
-  local iqr = (logs[math.ceil(0.75 * n)] - logs[math.ceil(0.25 * n)]) / 1.34
-  local spread = sqrt(sq)
-  if iqr > 0 then spread = min(spread, iqr) end
-  local h = max(0.9 * spread * n ^ -0.2, S.MIN_WIDTH)
-  local lo, hi = {}, {}
-  for i = 1, n do
-    local w = max(half[i], h * mid[i])
-    lo[i], hi[i] = max(0, mid[i] - w), mid[i] + w
-  end
-  return S.distribution(lo, hi)
+  return S.distribution(censored.spread(k.mid, k.half, S.MIN_WIDTH))
 end
 
 -- The key's learned distribution and plan (the model's samples stand in for a new kind): a new one with
