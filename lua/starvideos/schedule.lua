@@ -24,6 +24,10 @@ S.STEPS = 10        -- their first poll at the quantiles k / 10, then 0.01 apart
 S.FLOOR = 0.01      -- the shortest gap between polls a plan makes (seconds), min_interval 0 too
 S.MIN_WIDTH = 0.02  -- a sample spreads over its duration +- this share at least
 S.GRID = 64         -- the optimal plan polls at the learned distribution's points and 65 quantiles
+S.PROBE = 4         -- one task in 4 has its first poll earlier than the plan's (placement.probe) while
+S.EXPLORE = 64      -- its kind has fewer samples than this, one in S.PROBE_LATER after,
+S.PROBE_LATER = 32
+S.PROBE_SHARE = 0.5 -- by up to this share of the plan's first age
 
 -- The key of a kind of task in the learned schedule and the records.
 function S.kind_of(model, duration, resolution)
@@ -205,16 +209,6 @@ local function short_plan(d, interval, m, budget, evaluate)
   return best, best_polls, best_lag
 end
 
--- The plan spending at most `polls` per task that polls every g, g the shortest such (not under m).
-local function every_plan(polls, m, tmax, evaluate)
-  local lo, hi = m, max(tmax, m)
-  while hi / lo > 1.0001 do
-    local mid = sqrt(lo * hi)
-    if evaluate { { mid, mid, math.huge } } > polls then lo = mid else hi = mid end
-  end
-  return { { hi, hi, math.huge } }
-end
-
 -- The optimal plan within the budget among those polling at the points of a grid of d (placement.lua):
 -- its pieces, polls and lag, and the steps its dynamic programme took.
 local function optimal_plan(d, interval, m, budget, evaluate)
@@ -261,7 +255,7 @@ function S.make_plan(d, interval, m)
     local plan, p, l = short_plan(d, interval, m, budget, evaluate)
     if plan and l < lag then best, polls, lag = plan, p, l end
   end
-  local even = every_plan(polls, m, d.last, evaluate)
+  local even = placement.even(polls, m, d.last, evaluate)
   local even_polls, even_lag = evaluate(even)
   if even_lag < lag then best, polls, lag = even, even_polls, even_lag end
   if lag > fixed_lag then best, polls, lag = fixed, fixed_polls, fixed_lag end -- a spread no plan can use
@@ -271,7 +265,8 @@ end
 
 -- kinds: the samples (shared with the other schedules of a key; nil: a new set).
 function S.new(cfg, kinds)
-  return setmetatable({ interval = cfg.interval, min_interval = cfg.min_interval, kinds = kinds or {}, plans = {} }, S)
+  return setmetatable({ interval = cfg.interval, min_interval = cfg.min_interval, kinds = kinds or {}, plans = {},
+    probes = 0 }, S)
 end
 
 function S:learn(kind, model, seconds, half)
@@ -361,6 +356,12 @@ function S:delay(kind, model, age)
   local next_age, prev = S.next_age(plan.pieces, age)
   -- a poll nearer the next planned age than the one before stands for it (the plan moved): no extra poll
   if next_age - age < 0.5 * (next_age - prev) then next_age = S.next_age(plan.pieces, next_age) end
+  if prev == 0 then -- (before the plan's first poll)
+    self.probes = self.probes + 1 -- (placement.probe: one task in S.PROBE polls first earlier, to learn)
+    local rate = self:learned(kind, model).seen < S.EXPLORE and S.PROBE or S.PROBE_LATER
+    local probe = placement.probe(next_age, self.probes, rate, S.PROBE_SHARE)
+    if probe > age then return max(probe - age, m) end
+  end
   return max(next_age - age, m)
 end
 
