@@ -122,7 +122,7 @@ end
 
 -- The age of the k-th task's first poll (the schedule counts them), the plan's first age a for most: one
 -- task in `rate` polls first at a (1 - share u), u the next of a fixed sequence spread evenly over [0, 1)
--- (van der Corput's), and goes on with the plan from there (a poll past half way to a stands for it).
+-- (van der Corput's), then at a if it still runs, and on with the plan.
 -- Tasks done before a plan's first poll are known only as "done by then": without such probes nothing
 -- tells the learned distribution where they ended, and a first poll placed late stays late.
 function P.probe(a, k, rate, share)

@@ -354,8 +354,10 @@ function S:delay(kind, model, age)
   local plan = age and self:plan(kind, model)
   if not plan then return max(self.interval, m) end
   local next_age, prev = S.next_age(plan.pieces, age)
-  -- a poll nearer the next planned age than the one before stands for it (the plan moved): no extra poll
-  if next_age - age < 0.5 * (next_age - prev) then next_age = S.next_age(plan.pieces, next_age) end
+  -- a poll nearer the next planned age than the one before stands for it (the plan moved): no extra poll;
+  -- but not a poll before the plan's first (a probe): a task it saw running is polled at that first age,
+  -- so that it is learned to within the gap from the probe, not within a gap over the next peak's start
+  if prev > 0 and next_age - age < 0.5 * (next_age - prev) then next_age = S.next_age(plan.pieces, next_age) end
   if prev == 0 then -- (before the plan's first poll)
     self.probes = self.probes + 1 -- (placement.probe: one task in S.PROBE polls first earlier, to learn)
     local rate = self:learned(kind, model).seen < S.EXPLORE and S.PROBE or S.PROBE_LATER
