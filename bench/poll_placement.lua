@@ -4,8 +4,8 @@
 -- task, on simulated time (schedule.lua's own code, no sleeping).
 --
 -- Each distribution: the schedule learns from WARM tasks drawn from it that it
--- waits on itself, as a job does (the first five every `interval`), each a
--- sample known to within its last gap (the row); and, for the note, from WARM
+-- waits on itself, as a job does (the first five every `interval`, then on its
+-- plans, probes included), each a sample known to within its last gap (the row); and, for the note, from WARM
 -- exact durations (as a journal's `took` of tasks polled often).  Then it is
 -- frozen and follows MEASURED fresh draws, as a job waits (its first poll at
 -- once).  On those same draws: the optimal plan on the true distribution
@@ -23,6 +23,7 @@ local placement = require "starvideos.placement"
 
 local SEED = 20261126
 local WARM, MEASURED = 100, B.quick and 500 or 4000
+local PLANS = 20 -- the CPU of one plan (the learned distribution and its plan): the mean of this many
 local exp, log, sqrt = math.exp, math.log, math.sqrt
 print(string.format("polls placed where tasks end, seed %d", SEED))
 
@@ -125,7 +126,9 @@ local function measure(shape, self)
   for _ = 1, WARM do
     if self then follow(s, mix.draw(), true) else s:learn("kind", "model", mix.draw(), 0) end
   end
-  local r = { durations = {}, polls = 0, lag = 0 }
+  local r = { durations = {}, polls = 0, lag = 0, plan_cpu = os.clock() }
+  for _ = 1, PLANS do Schedule.make_plan(s:estimate("kind"), INTERVAL, m) end -- (as the schedule makes one)
+  r.plan_cpu = (os.clock() - r.plan_cpu) / PLANS
   for i = 1, MEASURED do
     r.durations[i] = mix.draw()
     local p, l = follow(s, r.durations[i], false)
@@ -145,10 +148,11 @@ local function measure(shape, self)
   local first = {}
   for k = 1, math.min(4, #r.ages) do first[k] = string.format("%.2f", r.ages[k]) end
   r.first = table.concat(first, ", ")
-  print(string.format("  %s, %s: learned %.3f s lag, %.3f polls/task; optimum %.3f s, %.3f (on the true"
-    .. " distribution %.3f s, %.3f + 1), polls at %s ... (%.2f CPU s); fixed every %.2f s: %.3f s, %.3f; ratios"
-    .. " %.2f, %.2f", shape.name, self and "self-taught" or "exact samples", r.lag, r.polls, r.olag, r.opolls,
-    r.olag_true, r.opolls_true, r.first, r.cpu, r.every, r.flag, r.fpolls, r.to_opt, r.to_fixed))
+  print(string.format("  %s, %s: learned %.3f s lag, %.3f polls/task (a plan %.2f ms of CPU); optimum %.3f s,"
+    .. " %.3f (on the true distribution %.3f s, %.3f + 1), polls at %s ... (%.2f CPU s); fixed every %.2f s:"
+    .. " %.3f s, %.3f; ratios %.2f, %.2f", shape.name, self and "self-taught" or "exact samples", r.lag, r.polls,
+    r.plan_cpu * 1e3, r.olag, r.opolls, r.olag_true, r.opolls_true, r.first, r.cpu, r.every, r.flag, r.fpolls,
+    r.to_opt, r.to_fixed))
   return r
 end
 
@@ -164,10 +168,12 @@ for _, shape in ipairs(SHAPES) do
     note = string.format("learned from %d tasks waited on by the schedule itself (each to within its last gap),"
       .. " then frozen, on %d fresh draws: polls/task %.3f, the optimum's %.3f (on the true distribution %.3f s"
       .. " at %.3f), its first polls at %s s; a fixed interval of as many polls (every %.2f s, %.3f polls/task)"
-      .. " %.3f s lag: ratio to it %.3f.  Learned from %d exact durations instead: %.3f s at %.3f polls/task,"
-      .. " the optimum %.3f s (ratio %.3f), fixed %.3f s (ratio %.3f); interval %d s; simulated time, seed %d",
+      .. " %.3f s lag: ratio to it %.3f; a plan (the learned distribution and its plan, %d samples) %.2f ms of"
+      .. " CPU, the mean of %d.  Learned from %d exact durations instead: %.3f s at %.3f polls/task, the optimum"
+      .. " %.3f s (ratio %.3f), fixed %.3f s (ratio %.3f); interval %d s; simulated time, seed %d",
       WARM, MEASURED, r.polls, r.opolls, r.olag_true, r.opolls_true + 1, r.first, r.every, r.fpolls, r.flag,
-      r.to_fixed, WARM, e.lag, e.polls, e.olag, e.to_opt, e.flag, e.to_fixed, INTERVAL, SEED),
+      r.to_fixed, WARM, r.plan_cpu * 1e3, PLANS, WARM, e.lag, e.polls, e.olag, e.to_opt, e.flag, e.to_fixed,
+      INTERVAL, SEED),
   }
 end
 print(string.format("  (%.1f CPU s)", os.clock() - t0))

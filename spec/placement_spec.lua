@@ -153,7 +153,7 @@ describe("the learned schedule's polls placed where tasks end", function()
     -- 30 s or 90 s, min_interval 5 (seed 64): without the probes before the plan's first poll and the
     -- rounds' start from the samples told apart (censored.lua), the first peak's tasks were known only as
     -- "done by" a first poll that stayed past them: 14.5 s, 2.4x the optimum here (1.0 to 2.4x on seeds
-    -- 64-71; now 0.92 to 1.34x, two of the eight over 1.25).
+    -- 64-71; now 0.94 to 1.55x, two of the eight over 1.25: 1.30 and 1.55).
     for _, case in ipairs {
       { "6 s, sigma 0.02", 64, { { 1, 6, 0.02 } }, 0.15 },
       { "30 s or 90 s", 64, { { 0.5, 30, 0.1 }, { 0.5, 90, 0.1 } }, 5 },

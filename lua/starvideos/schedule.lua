@@ -25,8 +25,7 @@ S.FLOOR = 0.01      -- the shortest gap between polls a plan makes (seconds), mi
 S.MIN_WIDTH = 0.02  -- a sample spreads over its duration +- this share at least
 S.GRID = 64         -- the optimal plan polls at the learned distribution's points and 65 quantiles
 S.PROBE = 4         -- one task in 4 has its first poll earlier than the plan's (placement.probe) while
-S.EXPLORE = 64      -- its kind has fewer samples than this, one in S.PROBE_LATER after,
-S.PROBE_LATER = 32
+S.EXPLORE = 64      -- its kind has fewer samples than this (none after: a probe costs lag),
 S.PROBE_SHARE = 0.5 -- by up to this share of the plan's first age
 
 -- The key of a kind of task in the learned schedule and the records.
@@ -358,10 +357,9 @@ function S:delay(kind, model, age)
   -- but not a poll before the plan's first (a probe): a task it saw running is polled at that first age,
   -- so that it is learned to within the gap from the probe, not within a gap over the next peak's start
   if prev > 0 and next_age - age < 0.5 * (next_age - prev) then next_age = S.next_age(plan.pieces, next_age) end
-  if prev == 0 then -- (before the plan's first poll)
+  if prev == 0 and self:learned(kind, model).seen < S.EXPLORE then -- (before the plan's first poll)
     self.probes = self.probes + 1 -- (placement.probe: one task in S.PROBE polls first earlier, to learn)
-    local rate = self:learned(kind, model).seen < S.EXPLORE and S.PROBE or S.PROBE_LATER
-    local probe = placement.probe(next_age, self.probes, rate, S.PROBE_SHARE)
+    local probe = placement.probe(next_age, self.probes, S.PROBE, S.PROBE_SHARE)
     if probe > age then return max(probe - age, m) end
   end
   return max(next_age - age, m)
