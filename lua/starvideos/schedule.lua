@@ -294,7 +294,8 @@ end
 -- The learned distribution of the key's tasks (S.distribution), or nil before MIN_SAMPLES: the most likely
 -- distribution given each sample's interval (censored.lua: a task first polled long after it finished is
 -- not taken for a quick one, nor spread over that gap where narrower samples say when tasks end), widened
--- to a bandwidth (Silverman's rule on the logarithms) so that a few samples stand for the tasks between.
+-- to a bandwidth (Silverman's rule on the logarithms, narrower where the samples crowd) so that a few
+-- samples stand for the tasks between.
 function S:estimate(key)
   local k = key and self.kinds[key]
   if not k or k.seen < S.MIN_SAMPLES then return nil end
