@@ -3,18 +3,17 @@
 -- distribution and against a fixed interval, all three at the same polls per
 -- task, on simulated time (schedule.lua's own code, no sleeping).
 --
--- Each distribution: the schedule learns WARM durations drawn from it (each a
--- sample as exact as a journal's `took` of a task polled often; a schedule
--- taught only by its own polls knows its tasks to within its gaps, and is
--- further from the optimum: docs/polling.md); then it is frozen and follows
--- MEASURED fresh draws, as a job waits (its first poll at once).  On those same draws: the optimal plan on the true
--- distribution (placement.lua's dynamic programming on a grid of 1200 points
--- of its exact F and partial mean, the floor min_interval, the densest plan
+-- Each distribution: the schedule learns from WARM tasks drawn from it that it
+-- waits on itself, as a job does (the first five every `interval`, then on its
+-- plans, probes included), each a sample known to within its last gap (the row); and, for the note, from WARM
+-- exact durations (as a journal's `took` of tasks polled often).  Then it is
+-- frozen and follows MEASURED fresh draws, as a job waits (its first poll at
+-- once).  On those same draws: the optimal plan on the true distribution
+-- (placement.lua's dynamic programming on a grid of 1200 points of its exact F
+-- and partial mean, the floor min_interval, the densest plan
 -- spending no more polls per task than the schedule did) and the densest fixed
 -- interval spending no more polls (each first poll at once too).
---   lua5.4 bench/poll_placement.lua      (BENCH_QUICK=1: fewer draws;
---   BENCH_SELF_TAUGHT=1: the WARM tasks waited on by the schedule itself, the
---   first five every `interval`, each a sample to within its last gap)
+--   lua5.4 bench/poll_placement.lua      (BENCH_QUICK=1: fewer draws)
 package.path = "lua/?.lua;lua/?/init.lua;bench/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local B = require "common"
@@ -24,7 +23,7 @@ local placement = require "starvideos.placement"
 
 local SEED = 20261126
 local WARM, MEASURED = 100, B.quick and 500 or 4000
-local SELF = os.getenv("BENCH_SELF_TAUGHT") == "1"
+local PLANS = 20 -- the CPU of one plan (the learned distribution and its plan): the mean of this many
 local exp, log, sqrt = math.exp, math.log, math.sqrt
 print(string.format("polls placed where tasks end, seed %d", SEED))
 
@@ -116,46 +115,64 @@ end
 
 local fixed_on, interval_for = polling.fixed_on, polling.interval_for
 
-local t0, tolerance = os.clock(), placement.TOLERANCE
-for _, shape in ipairs(SHAPES) do
+local tolerance = placement.TOLERANCE
+
+-- The schedule taught by WARM tasks of the shape (self: waited on by it, each learned to within its last
+-- gap; else each duration exact), then frozen, on MEASURED fresh draws: its lag and polls, the optimum's
+-- and fixed polling's on the same draws.
+local function measure(shape, self)
   local mix, m = mixture(shape.parts), shape.min_interval
   local s = Schedule.new { interval = INTERVAL, min_interval = m }
   for _ = 1, WARM do
-    if SELF then follow(s, mix.draw(), true) else s:learn("kind", "model", mix.draw(), 0) end
+    if self then follow(s, mix.draw(), true) else s:learn("kind", "model", mix.draw(), 0) end
   end
-  local durations, polls, lag = {}, 0, 0
+  local r = { durations = {}, polls = 0, lag = 0, plan_cpu = os.clock() }
+  for _ = 1, PLANS do Schedule.make_plan(s:estimate("kind"), INTERVAL, m) end -- (as the schedule makes one)
+  r.plan_cpu = (os.clock() - r.plan_cpu) / PLANS
   for i = 1, MEASURED do
-    durations[i] = mix.draw()
-    local p, l = follow(s, durations[i], false)
-    polls, lag = polls + p, lag + l
+    r.durations[i] = mix.draw()
+    local p, l = follow(s, r.durations[i], false)
+    r.polls, r.lag = r.polls + p, r.lag + l
   end
-  polls, lag = polls / MEASURED, lag / MEASURED
+  r.polls, r.lag = r.polls / MEASURED, r.lag / MEASURED
   local x, F, M = mix.grid(1200, m)
-  local c = os.clock()
+  r.cpu = os.clock()
   placement.TOLERANCE = 1.0001 -- (the schedule's own is coarser)
-  local ages, opolls_true, olag_true = placement.optimal(x, F, M, polls - 1, m)
+  r.ages, r.opolls_true, r.olag_true = placement.optimal(x, F, M, r.polls - 1, m)
   placement.TOLERANCE = tolerance
-  c = os.clock() - c
-  local opolls, olag = plan_on(durations, ages)
-  local every = interval_for(durations, polls)
-  local fpolls, flag = fixed_on(durations, every)
-  local to_opt, to_fixed = lag / olag, lag / flag
+  r.cpu = os.clock() - r.cpu
+  r.opolls, r.olag = plan_on(r.durations, r.ages)
+  r.every = interval_for(r.durations, r.polls)
+  r.fpolls, r.flag = fixed_on(r.durations, r.every)
+  r.to_opt, r.to_fixed = r.lag / r.olag, r.lag / r.flag
   local first = {}
-  for k = 1, math.min(4, #ages) do first[k] = string.format("%.2f", ages[k]) end
-  print(string.format("  %s: learned %.3f s lag, %.3f polls/task; optimum %.3f s, %.3f (on the true distribution"
-    .. " %.3f s, %.3f + 1), polls at %s ... (%.2f CPU s); fixed every %.2f s: %.3f s, %.3f; ratios %.2f, %.2f",
-    shape.name, lag, polls, olag, opolls, olag_true, opolls_true, table.concat(first, ", "), c, every, flag, fpolls,
-    to_opt, to_fixed))
+  for k = 1, math.min(4, #r.ages) do first[k] = string.format("%.2f", r.ages[k]) end
+  r.first = table.concat(first, ", ")
+  print(string.format("  %s, %s: learned %.3f s lag, %.3f polls/task (a plan %.2f ms of CPU); optimum %.3f s,"
+    .. " %.3f (on the true distribution %.3f s, %.3f + 1), polls at %s ... (%.2f CPU s); fixed every %.2f s:"
+    .. " %.3f s, %.3f; ratios %.2f, %.2f", shape.name, self and "self-taught" or "exact samples", r.lag, r.polls,
+    r.plan_cpu * 1e3, r.olag, r.opolls, r.olag_true, r.opolls_true, r.first, r.cpu, r.every, r.flag, r.fpolls,
+    r.to_opt, r.to_fixed))
+  return r
+end
+
+local t0 = os.clock()
+for _, shape in ipairs(SHAPES) do
+  local r, e = measure(shape, true), measure(shape, false)
   B.row {
-    scenario = "notice lag, learned schedule: " .. shape.name .. ", min_interval " .. m .. " s (issue 48)",
-    baseline = "the optimal plan on the true distribution, same polls per task", unit = "s", ours = lag,
-    theirs = olag, ratio = to_opt, target = "<= 1.25x, and <= 1x a fixed interval of as many polls",
-    ok = to_opt <= 1.25 and to_fixed <= 1 and opolls <= polls * 1.01 and fpolls <= polls,
-    note = string.format("learned from %d %s, then frozen, on %d fresh draws: polls/task"
-      .. " %.3f, the optimum's %.3f (on the true distribution %.3f s at %.3f), its first polls at %s s; a fixed"
-      .. " interval of as many polls (every %.2f s, %.3f polls/task) %.3f s lag: ratio to it %.3f; interval %d s;"
-      .. " simulated time, seed %d", WARM, SELF and "tasks waited on by the schedule itself" or "durations drawn",
-      MEASURED, polls, opolls, olag_true, opolls_true + 1, table.concat(first, ", "), every, fpolls, flag, to_fixed,
+    scenario = "notice lag, learned schedule: " .. shape.name .. ", min_interval " .. shape.min_interval
+      .. " s (issue 48)",
+    baseline = "the optimal plan on the true distribution, same polls per task", unit = "s", ours = r.lag,
+    theirs = r.olag, ratio = r.to_opt, target = "<= 1.25x, and <= 1x a fixed interval of as many polls",
+    ok = r.to_opt <= 1.25 and r.to_fixed <= 1 and r.opolls <= r.polls * 1.01 and r.fpolls <= r.polls,
+    note = string.format("learned from %d tasks waited on by the schedule itself (each to within its last gap),"
+      .. " then frozen, on %d fresh draws: polls/task %.3f, the optimum's %.3f (on the true distribution %.3f s"
+      .. " at %.3f), its first polls at %s s; a fixed interval of as many polls (every %.2f s, %.3f polls/task)"
+      .. " %.3f s lag: ratio to it %.3f; a plan (the learned distribution and its plan, %d samples) %.2f ms of"
+      .. " CPU, the mean of %d.  Learned from %d exact durations instead: %.3f s at %.3f polls/task, the optimum"
+      .. " %.3f s (ratio %.3f), fixed %.3f s (ratio %.3f); interval %d s; simulated time, seed %d",
+      WARM, MEASURED, r.polls, r.opolls, r.olag_true, r.opolls_true + 1, r.first, r.every, r.fpolls, r.flag,
+      r.to_fixed, WARM, r.plan_cpu * 1e3, PLANS, WARM, e.lag, e.polls, e.olag, e.to_opt, e.flag, e.to_fixed,
       INTERVAL, SEED),
   }
 end

@@ -267,7 +267,11 @@ describe("schedule simulation (no clock)", function()
     assert.is_true(f30 > 23, what)
     assert.is_true(al <= 2.6 and ap <= 1.6, what)
     assert.is_true(fp <= ap + 1e-9 and fp >= ap - 0.01, what)
-    assert.is_true(al <= 0.85 * fl, what)
+    -- below fixed polling at as many polls; not by 15% (this case's guard until issue 48): the plan now
+    -- spends about 1.17 polls a task, not 1.53, and at 1.04 to 1.6 polls the optimal plan on the true
+    -- distribution (first poll 7.14 s, then 14.9 s: min_interval 5 leaves no better use of a poll) lags
+    -- 1.43 s, 0.85 of fixed polling's 1.68 s: no plan learned from samples could keep that margin
+    assert.is_true(al < fl, what)
   end)
 
   it("20 s tasks: noticed within 3 s under the default interval, for about two polls", function()
@@ -550,7 +554,9 @@ describe("the learned schedule through a fake transport (no server)", function()
     assert.is_true(fixed.early >= 2, "the fixed 0.25 s interval polls early: " .. fixed.early)
     local ids = batch(c, 6)
     local learned = tally(fake, ids, 0.7)
-    assert.are.equal(0, learned.early)
+    -- none but the probes (Schedule:probe): while a kind has few samples, one task in Schedule.PROBE polls
+    -- first earlier than the plan, by up to half its first age, to learn what ends before it
+    assert.is_true(learned.early <= math.ceil(#ids / Schedule.PROBE) / #ids, "early polls per task " .. learned.early)
     -- the fixed polls saw each task done between 0.75 and 1 s: learned as 0.875 s
     -- +- 0.125, the plan covers that span at the floor; a task at its edge (all of
     -- them here) costs a poll or two more, never a runaway

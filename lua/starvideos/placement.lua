@@ -109,4 +109,31 @@ function P.tail(pieces, m, interval)
   return out
 end
 
+-- The plan spending at most `polls` per task that polls every g, g the shortest such (not under m), by
+-- bisection (evaluate(plan): its polls per task on the learned distribution).
+function P.even(polls, m, tmax, evaluate)
+  local lo, hi = m, math.max(tmax, m)
+  while hi / lo > 1.0001 do
+    local mid = math.sqrt(lo * hi)
+    if evaluate { { mid, mid, huge } } > polls then lo = mid else hi = mid end
+  end
+  return { { hi, hi, huge } }
+end
+
+-- The age of the k-th task's first poll (the schedule counts them), the plan's first age a for most: one
+-- task in `rate` polls first at a (1 - share u), u the next of a fixed sequence spread evenly over [0, 1)
+-- (van der Corput's), then at a if it still runs, and on with the plan.
+-- Tasks done before a plan's first poll are known only as "done by then": without such probes nothing
+-- tells the learned distribution where they ended, and a first poll placed late stays late.
+function P.probe(a, k, rate, share)
+  local j = k / rate
+  if j % 1 ~= 0 then return a end
+  local u, f = 0, 0.5
+  while j > 0 do
+    if j % 2 == 1 then u = u + f end
+    j, f = floor(j / 2), f / 2
+  end
+  return a * (1 - share * u)
+end
+
 return P

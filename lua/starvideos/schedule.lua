@@ -1,11 +1,12 @@
 -- The learned schedule (docs/polling.md): a view of the key's samples for one `interval` and
 -- `min_interval`, with its plans and its estimates of the time left.  A kind's learned distribution is
--- its samples, each spread evenly over its interval (S:estimate), on a bounded grid; a plan places polls
+-- the most likely given its samples' intervals (S:estimate, censored.lua), on a bounded grid; a plan places polls
 -- on it (S.make_plan, placement.lua) in bounded work, whatever the spread, the tail or the floor.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local config = require "starvideos.config"
 local placement = require "starvideos.placement"
+local censored = require "starvideos.censored"
 
 local floor, max, min, sqrt = math.floor, math.max, math.min, math.sqrt
 
@@ -23,6 +24,9 @@ S.STEPS = 10        -- their first poll at the quantiles k / 10, then 0.01 apart
 S.FLOOR = 0.01      -- the shortest gap between polls a plan makes (seconds), min_interval 0 too
 S.MIN_WIDTH = 0.02  -- a sample spreads over its duration +- this share at least
 S.GRID = 64         -- the optimal plan polls at the learned distribution's points and 65 quantiles
+S.PROBE = 4         -- one task in 4 has its first poll earlier than the plan's (placement.probe) while
+S.EXPLORE = 64      -- its kind has fewer samples than this (none after: a probe costs lag),
+S.PROBE_SHARE = 0.5 -- by up to this share of the plan's first age
 
 -- The key of a kind of task in the learned schedule and the records.
 function S.kind_of(model, duration, resolution)
@@ -70,18 +74,19 @@ local function piecewise(x, Fx)
   return d
 end
 
--- The distribution of durations uniform over [lo[i], hi[i]] for sample i, each as likely (S.evaluate's
--- d), on the grid: its quantiles and points evenly apart in log time, F exact there and linear between.
-function S.distribution(lo, hi)
+-- The distribution of durations uniform over [lo[i], hi[i]] for piece i, of mass w[i] (default: each as
+-- likely; S.evaluate's d), on the grid: its quantiles and points evenly apart in log time, F exact there
+-- and linear between.
+function S.distribution(lo, hi, w)
   local n, at, step = #hi, {}, {} -- the ends of the samples' intervals, where the density steps by step[t]
   local function add(t, by)
     if not step[t] then at[#at + 1], step[t] = t, 0 end
     step[t] = step[t] + by
   end
   for i = 1, n do
-    local w = 1 / (n * (hi[i] - lo[i]))
-    add(lo[i], w)
-    add(hi[i], -w)
+    local rate = (w and w[i] or 1 / n) / (hi[i] - lo[i])
+    add(lo[i], rate)
+    add(hi[i], -rate)
   end
   table.sort(at)
   local Fx, rate = { 0 }, 0
@@ -203,16 +208,6 @@ local function short_plan(d, interval, m, budget, evaluate)
   return best, best_polls, best_lag
 end
 
--- The plan spending at most `polls` per task that polls every g, g the shortest such (not under m).
-local function every_plan(polls, m, tmax, evaluate)
-  local lo, hi = m, max(tmax, m)
-  while hi / lo > 1.0001 do
-    local mid = sqrt(lo * hi)
-    if evaluate { { mid, mid, math.huge } } > polls then lo = mid else hi = mid end
-  end
-  return { { hi, hi, math.huge } }
-end
-
 -- The optimal plan within the budget among those polling at the points of a grid of d (placement.lua):
 -- its pieces, polls and lag, and the steps its dynamic programme took.
 local function optimal_plan(d, interval, m, budget, evaluate)
@@ -259,7 +254,7 @@ function S.make_plan(d, interval, m)
     local plan, p, l = short_plan(d, interval, m, budget, evaluate)
     if plan and l < lag then best, polls, lag = plan, p, l end
   end
-  local even = every_plan(polls, m, d.last, evaluate)
+  local even = placement.even(polls, m, d.last, evaluate)
   local even_polls, even_lag = evaluate(even)
   if even_lag < lag then best, polls, lag = even, even_polls, even_lag end
   if lag > fixed_lag then best, polls, lag = fixed, fixed_polls, fixed_lag end -- a spread no plan can use
@@ -269,7 +264,8 @@ end
 
 -- kinds: the samples (shared with the other schedules of a key; nil: a new set).
 function S.new(cfg, kinds)
-  return setmetatable({ interval = cfg.interval, min_interval = cfg.min_interval, kinds = kinds or {}, plans = {} }, S)
+  return setmetatable({ interval = cfg.interval, min_interval = cfg.min_interval, kinds = kinds or {}, plans = {},
+    probes = 0 }, S)
 end
 
 function S:learn(kind, model, seconds, half)
@@ -295,27 +291,15 @@ function S:took(kind, model, t, before, origin, coarse)
   return secs, half
 end
 
--- The learned distribution of the key's tasks (S.distribution), or nil before MIN_SAMPLES: each sample
--- over its interval (a task first polled long after it finished is not taken for a quick one), widened
--- to a bandwidth (Silverman's rule on the logarithms) so that a few samples stand for the tasks between.
+-- The learned distribution of the key's tasks (S.distribution), or nil before MIN_SAMPLES: the most likely
+-- distribution given each sample's interval (censored.lua: a task first polled long after it finished is
+-- not taken for a quick one, nor spread over that gap where narrower samples say when tasks end), widened
+-- to a bandwidth (Silverman's rule on the logarithms, narrower where the samples crowd) so that a few
+-- samples stand for the tasks between.
 function S:estimate(key)
   local k = key and self.kinds[key]
   if not k or k.seen < S.MIN_SAMPLES then return nil end
-  local mid, half, n = k.mid, k.half, #k.mid
-  local logs, mean, sq = {}, 0, 0
-  for i = 1, n do logs[i] = math.log(mid[i]); mean = mean + logs[i] / n end
-  for i = 1, n do sq = sq + (logs[i] - mean) ^ 2 / n end
-  table.sort(logs)
-  local iqr = (logs[math.ceil(0.75 * n)] - logs[math.ceil(0.25 * n)]) / 1.34
-  local spread = sqrt(sq)
-  if iqr > 0 then spread = min(spread, iqr) end
-  local h = max(0.9 * spread * n ^ -0.2, S.MIN_WIDTH)
-  local lo, hi = {}, {}
-  for i = 1, n do
-    local w = max(half[i], h * mid[i])
-    lo[i], hi[i] = max(0, mid[i] - w), mid[i] + w
-  end
-  return S.distribution(lo, hi)
+  return S.distribution(censored.spread(k.mid, k.half, S.MIN_WIDTH))
 end
 
 -- The key's learned distribution and plan (the model's samples stand in for a new kind): a new one with
@@ -370,8 +354,15 @@ function S:delay(kind, model, age)
   local plan = age and self:plan(kind, model)
   if not plan then return max(self.interval, m) end
   local next_age, prev = S.next_age(plan.pieces, age)
-  -- a poll nearer the next planned age than the one before stands for it (the plan moved): no extra poll
-  if next_age - age < 0.5 * (next_age - prev) then next_age = S.next_age(plan.pieces, next_age) end
+  -- a poll nearer the next planned age than the one before stands for it (the plan moved): no extra poll;
+  -- but not a poll before the plan's first (a probe): a task it saw running is polled at that first age,
+  -- so that it is learned to within the gap from the probe, not within a gap over the next peak's start
+  if prev > 0 and next_age - age < 0.5 * (next_age - prev) then next_age = S.next_age(plan.pieces, next_age) end
+  if prev == 0 and self:learned(kind, model).seen < S.EXPLORE then -- (before the plan's first poll)
+    self.probes = self.probes + 1 -- (placement.probe: one task in S.PROBE polls first earlier, to learn)
+    local probe = placement.probe(next_age, self.probes, S.PROBE, S.PROBE_SHARE)
+    if probe > age then return max(probe - age, m) end
+  end
   return max(next_age - age, m)
 end
 
