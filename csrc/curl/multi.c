@@ -407,7 +407,7 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->offset = s->offset > 0 ? s->offset : 0;
   x->follow = s->follow; /* (sv_curl_redirect) */
   x->api = s->op == SV_OP_CREATE || s->op == SV_OP_QUERY;
-  x->range = s->range, x->keep_heads = s->keep_heads;
+  x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->keep_heads;
   snprintf(x->what, sizeof x->what, "%s", s->what ? s->what : "");
   x->timeout = s->timeout > 0 ? s->timeout : 0;
   x->t0 = sv_monotonic();

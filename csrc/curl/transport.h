@@ -29,9 +29,9 @@ typedef struct sv_send {
                               body's length and Range (none: libcurl's Accept; an empty Content-Type) */
   const char *method;      /* GET, HEAD, PUT, POST or DELETE (a body goes with PUT and POST) */
   const char *what;        /* the word its messages name it by ("media", "notify"; NULL: "exchange") */
-  int range;               /* a GET of bytes offset to offset + max_body - 1 (Range), its body cut at max_body
-                              (whole: a server that ignores Range sends the whole file), from the byte asked or
-                              refused (SV_WIRE_GARBLED); without it, a body past max_body is garbled */
+  int range;               /* (not a HEAD) bytes offset to offset + max_body - 1 asked (Range), its body cut at
+                              max_body (whole: a server that ignores Range sends the whole file), from the byte
+                              asked or refused (SV_WIRE_GARBLED); without it, a body past max_body is garbled */
   int keep_heads;          /* the answer's header lines kept (sv_exchange's heads) */
   const char *body; size_t body_len; /* a POST when body is not NULL */
   int body_kept;           /* the caller keeps body alive and unchanged until the exchange ends: not copied */

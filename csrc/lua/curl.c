@@ -19,7 +19,8 @@
 typedef struct lhttp { sv_http *h; lua_Integer last; } lhttp; /* last: the latest handle given */
 
 /* starvideos.bytes (lsv.h): a part's bytes as the transport read them (an exchange's with a tap), never copied
-   into a Lua string: #b, b:sub(i) (a string of bytes i to the end), b:free(); an exchange's PUT sends it as its body. */
+   into a Lua string: #b, b:sub(i) (a string of bytes i to the end), b:free(); an exchange's PUT sends it as its
+   body. */
 
 static int b_len(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)((lbytes *)luaL_checkudata(L, 1, BYTES_MT))->b.len);
@@ -146,7 +147,8 @@ static void exchange_fields(lua_State *L, sv_send *s) {
     lua_rawgeti(L, -1, 1);
     lua_rawgeti(L, -2, 2);
     first = (double)luaL_checknumber(L, -2), last = (double)luaL_checknumber(L, -1);
-    luaL_argcheck(L, first >= 0 && last >= first && last < 1e15, 2, "range: expected {first, last}, 0 <= first <= last");
+    luaL_argcheck(L, first >= 0 && last >= first && last < 1e15, 2,
+                  "range: expected {first, last}, 0 <= first <= last");
     s->range = 1, s->offset = first;
     if (last - first + 1 < (double)s->max_body) s->max_body = (size_t)(last - first + 1);
     lua_pop(L, 2);
