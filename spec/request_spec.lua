@@ -199,4 +199,43 @@ describe("a request (request.lua) over a scripted transport", function()
       c:release()
     end
   end)
+  describe("an exchange (op exchange: what differs is its data)", function()
+    local function exchange(answers, spec, opts)
+      local c, fake = ctx_for(answers, opts)
+      spec.op, spec.url, spec.path = "exchange", spec.url or "http://hook.test/h", "/h"
+      local req = run(c, spec)
+      c:release()
+      return req, fake
+    end
+
+    it("its retry budget is its own (retries), not max_retries; its lines, a function, are made anew at each "
+      .. "attempt", function()
+      local signed = 0
+      local req, fake = exchange({ { status = 503 } }, { what = "notify", body = "{}", retries = 3,
+        headers = function() signed = signed + 1; return "webhook-id: msg_" .. signed .. "\n" end },
+        { max_retries = 0 })
+      assert.equal(4, #fake.sent)
+      for i, x in ipairs(fake.sent) do
+        assert.same({ "exchange", "POST", "webhook-id: msg_" .. i .. "\n" }, { x.r.op, x.r.method, x.r.headers })
+      end
+      assert.equal("server", req.err.kind)
+      assert.truthy(req.err.message:find("^notify: HTTP 503"), req.err.message) -- its word, not the op's
+      req = exchange({ { status = 503 } }, { body = "{}" }, { max_retries = 1 })
+      assert.truthy(req.err.message:find("^exchange: HTTP 503"), req.err.message)
+    end)
+
+    it("its answer: {status, body, headers}, the bytes and the file's size; a range asks those bytes and a garbled "
+      .. "answer to it is final, another is asked again", function()
+      local req, fake = exchange({ { status = 206, body = "abc" } }, { what = "media", range = { 10, 12 } })
+      assert.same({ status = 206, body = "abc" }, req.task)
+      assert.same({ "GET", { 10, 12 }, 3, 10 }, { fake.sent[1].r.method, fake.sent[1].r.range,
+        fake.sent[1].r.max_body, req.offset })
+      req, fake = exchange({ { tr = "garbled", message = "the server did not send the bytes from 10" } },
+        { what = "media", range = { 10, 12 } })
+      assert.same({ 1, "protocol" }, { #fake.sent, req.err.kind })
+      req, fake = exchange({ { tr = "garbled", message = "the answer is larger" } }, { method = "GET" },
+        { max_retries = 2 })
+      assert.same({ 3, "protocol", "GET" }, { #fake.sent, req.err.kind, fake.sent[1].r.method })
+    end)
+  end)
 end)

@@ -154,14 +154,14 @@ static int answer_refused(const sv_exchange *a, const char *body, size_t len, sv
   char why[160];
   sv_buf words = {0};
   if (a->status == 407) sv_buf_adds(&words, SV_PROXY_AUTH); /* the proxy's page says no more */
-  else if (a->op == SV_OP_STORAGE) xml_words(body, len, &words);
-  else server_words(body, len, &words);
+  else if (a->op == SV_OP_EXCHANGE) xml_words(body, len, &words); /* (a store's <Error>; else as any server's) */
+  if (words.len == 0) server_words(body, len, &words);
   if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
     sv_buf_adds(&words, "non-JSON body: ");
     excerpt(body, len, &words);
   }
   if (words.len == 0) sv_buf_adds(&words, "no explanation in the body");
-  sv_error_set(err, kind_of_status(a->status), NULL, "%s: HTTP %ld: %s", sv_op_names[a->op], a->status,
+  sv_error_set(err, kind_of_status(a->status), NULL, "%s: HTTP %ld: %s", sv_exchange_name(a), a->status,
                sv_buf_cstr(&words));
   sv_buf_free(&words);
   return -1;
@@ -171,7 +171,7 @@ static int answer_refused(const sv_exchange *a, const char *body, size_t len, sv
    a task: no key twice (decoders disagree on which one wins, so trust neither),
    a string id that is a task id, a string status.  0, or -1 with err. */
 static int answer_task(const sv_exchange *a, const sv_json_member *ms, int n, int oom, sv_error *err) {
-  const char *what = sv_op_names[a->op];
+  const char *what = sv_exchange_name(a);
   sv_json_member id, st;
   sv_buf b = {0};
   int dup = oom ? -2 : sv_json_duplicate_in(ms, (size_t)n, &b), rc = -1;
@@ -225,7 +225,7 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
   if (n < 0) {
     excerpt(body, len, &b);
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld with a body that is not a JSON object (%s): %s",
-                 sv_op_names[a->op], a->status, why, len ? sv_buf_cstr(&b) : "empty");
+                 sv_exchange_name(a), a->status, why, len ? sv_buf_cstr(&b) : "empty");
     sv_buf_free(&b);
   } else {
     rc = answer_task(a, (const sv_json_member *)(void *)members.data, n, members.oom, err);
@@ -244,10 +244,10 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
                 (err->status == 503 && err->retry_after >= 0);
   } else {
     /* a download goes on from the bytes it has; an answer that is not HTTP
-       (garbled), or a media request's bytes not from where it asked, is not
-       worth another attempt there */
+       (garbled), or a ranged exchange's bytes not from where it asked
+       (garbled_final), is not worth another attempt there */
     retryable = sv_transient(err->kind, wire, err->status) &&
-                !((op == SV_OP_DOWNLOAD || op == SV_OP_MEDIA) && wire == SV_WIRE_GARBLED);
+                !((op == SV_OP_DOWNLOAD || p->garbled_final) && wire == SV_WIRE_GARBLED);
   }
   if (!retryable || attempt > p->max_retries) return 0;
   if (err->retry_after >= 0) {

@@ -310,18 +310,13 @@ SV_API int sv_json_prefix_id(const char *body, size_t len, char *out, size_t out
 
 /* ---------------------------------------------------------------- answers */
 
-/* SV_OP_NOTIFY: a webhook event POSTed to the user's own host (notify.lua):
-   never the key, any 2xx is success, no redirect followed.
-   SV_OP_MEDIA: a HEAD, or a ranged GET of at most max_body bytes, of a
-   reference media URL (extras/preflight.lua): never the key, redirects
-   followed as a download's, any 2xx is success and its body (cut at max_body,
-   whatever the server sends) is the result; bytes and total: the body's
-   length and the file's size (Content-Range's total, else Content-Length)
-   SV_OP_STORAGE: a request to the user's S3-compatible store (storage/s3.lua):
-   signed header lines and a method of its own, never the key, no redirect
-   followed; any 2xx is success (its status, body and header lines the result),
-   an error's words its XML's Code and Message */
-typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_NOTIFY, SV_OP_MEDIA, SV_OP_STORAGE } sv_op;
+/* SV_OP_EXCHANGE: a request that is not the API's (a webhook, a reference media
+   URL, the user's S3-compatible store): the key never sent, any 2xx a success
+   as it is (its status, body and header lines the result: no answer read), an
+   error's words its XML's Code and Message, else its JSON's; its messages name
+   it by its own word (sv_exchange's what).  Its method, header lines, body,
+   byte range and tap are its request's (csrc/curl/transport.h's sv_send). */
+typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_EXCHANGE } sv_op;
 
 /* Seconds from a Retry-After value: delta-seconds (digits only, saturating: no overflow, no strtod
    of 1e400) or an HTTP date; always finite, from 0 to a year, or -1 when unreadable. */
@@ -358,6 +353,7 @@ typedef struct sv_retry_policy {
   double backoff;      /* seconds before the second attempt, doubled for each next one */
   double max_backoff;  /* the cap of that doubling */
   double max_wait;     /* the longest Retry-After honoured; longer: give up */
+  int garbled_final;   /* a garbled answer is not asked again (an exchange's bytes from elsewhere than its range) */
 } sv_retry_policy;
 
 /* The one retry policy, for API calls and downloads.  Returns 1 and sets *delay to
@@ -378,8 +374,11 @@ typedef struct sv_exchange {
   const char *message;      /* why the wire failed, when wire != SV_WIRE_NONE */
   double bytes, total;      /* downloads: bytes now in the file; total, < 0 when unknown */
   const sv_json_sink *sink; /* or NULL: handed a 2xx API answer's body (sv_read_answer) */
-  const char *heads; size_t heads_len; /* SV_OP_STORAGE: the answer's header lines ("Name: value\n") */
+  const char *heads; size_t heads_len; /* SV_OP_EXCHANGE: the answer's header lines ("Name: value\n"), if kept */
+  const char *what;         /* the word its messages name it by (an exchange's: "media", "notify"); NULL: its op's */
 } sv_exchange;
+
+SV_API const char *sv_exchange_name(const sv_exchange *x); /* what, else the op's name */
 
 /* The answer of an exchange (op, status, body, retry_after and sink read; the
    wire is not): 0 when the body is the task object to hand to the caller, -1
@@ -709,7 +708,7 @@ SV_API int sv_stream_part(sv_stream *s, sv_stream_sums *out);
 SV_API int sv_stream_save(const sv_stream *s, sv_buf *out);
 SV_API int sv_stream_end(sv_stream *s, char hex[SV_SHA256_HEX + 1], sv_buf *why);
 
-/* Bytes handed on as they come (the libcurl transport's media request, its
+/* Bytes handed on as they come (the libcurl transport's exchange, its
    sv_send's tap: starvideos.sign's stream fed on the way, a write's few KiB at
    a time, so that no step hashes a part at once).  feed gets the body's
    bytes in order, those kept only; it returns 0, or -1 to be fed no more. */

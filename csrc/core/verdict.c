@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-const char *const sv_op_names[] = { "create", "query", "download", "notify", "media", "storage", NULL };
+const char *const sv_op_names[] = { "create", "query", "download", "exchange", NULL };
 const char *const sv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
 /* The key never appears in a message, whatever a server echoes back. */
@@ -19,8 +19,10 @@ static void scrub(const char *secret, char *msg) {
   }
 }
 
+const char *sv_exchange_name(const sv_exchange *x) { return x->what && *x->what ? x->what : sv_op_names[x->op]; }
+
 static int wire_error(const sv_exchange *x, sv_error *err) {
-  const char *what = sv_op_names[x->op], *msg = x->message && *x->message ? x->message : "no detail";
+  const char *what = sv_exchange_name(x), *msg = x->message && *x->message ? x->message : "no detail";
   switch (x->wire) {
   case SV_WIRE_TIMEOUT:
     return sv_error_set(err, SV_E_TIMEOUT, NULL, "%s: timed out: %s", what, msg);
@@ -50,11 +52,10 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
                         x->total);
       err->status = x->status;
     }
-  } else if (!((x->op == SV_OP_NOTIFY || x->op == SV_OP_MEDIA || x->op == SV_OP_STORAGE) && x->status >= 200 &&
-               x->status <= 299)) {
-    /* (a webhook's receiver that took the event, the media's bytes and a store's answer are a success as they are) */
+  } else if (!(x->op == SV_OP_EXCHANGE && x->status >= 200 && x->status <= 299)) {
+    /* (an exchange's 2xx is a success as it is: a webhook taken, the media's bytes, a store's answer) */
     sv_exchange a = *x;
-    if (x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) a.sink = NULL; /* the body is an error page */
+    if (x->op == SV_OP_DOWNLOAD || x->op == SV_OP_EXCHANGE) a.sink = NULL; /* the body is an error page */
     rc = sv_read_answer(&a, now, err);
   }
   if (rc && x->op == SV_OP_CREATE) {

@@ -214,7 +214,7 @@ void sv_fetch_setup(sv_http *h, sv_xfer *x) {
   x->sock[0] = x->sock[1] = CURL_SOCKET_BAD;
 }
 
-/* A media request's connection: refused (no socket: nothing reaches the
+/* An exchange's connection (public only): refused (no socket: nothing reaches the
    address) when its address is not public, whatever name or redirect led
    there; libcurl may try the name's next address, but x->refused stands. */
 static curl_socket_t on_media_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
@@ -232,7 +232,7 @@ static curl_socket_t on_media_socket(void *ud, curlsocktype purpose, struct curl
   return CURL_SOCKET_BAD;
 }
 
-/* A media request that must reach only public addresses.  Direct, each address
+/* An exchange that must reach only public addresses (a reference media URL's).  Direct, each address
    it connects to is checked (on a connection of its own: a kept one was made
    unchecked); through a proxy (the exchange's, or one libcurl reads from the
    environment, no_proxy aside), which resolves the names, each hop's host as
@@ -288,7 +288,7 @@ int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err) {
 }
 
 /* After an answer of x on its easy handle: 1 when it was a redirect and
-   x->follow (a download's, a media request's), its target now x's URL and
+   x->follow (a download's, an exchange's), its target now x's URL and
    the handle's, to be performed next; else 0, x done.  Each Location is
    resolved against the URL that answered it (sv_url_resolve) and followed
    only when sv_url_check takes it, at most 5 times, the same rule as the

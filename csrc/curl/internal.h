@@ -23,11 +23,13 @@ struct sv_xfer {
   struct curl_slist *headers;
   char *url;
   sv_buf send, recv;
-  sv_buf heads;        /* SV_OP_STORAGE: the answer's header lines */
+  sv_buf heads;        /* the answer's header lines, when kept (keep_heads) */
+  char what[24];       /* an exchange's word in messages (sv_send's what), or "" */
+  int api, range, keep_heads; /* api: a create's or a query's; range, keep_heads: an exchange's (sv_send's) */
   const char *body;    /* what is sent: send's bytes, or the caller's (body_kept) */
   size_t body_len;
   size_t max_body;
-  sv_tap *tap;         /* a media GET's (sv_send's), NULL once it refused more */
+  sv_tap *tap;         /* an exchange's GET's (sv_send's), NULL once it refused more */
   size_t tap_fed;      /* bytes fed to tap in this poll's pass (at most SV_TAP_STEP: then it is paused) */
   int tapping, tap_paused; /* tapping: counted in h->taps */
   char retry_after[64];
@@ -46,7 +48,7 @@ struct sv_xfer {
   double offset, range_start, range_total;
   /* redirects, followed by hand (fetch): each target goes through sv_url_check */
   int follow, refused, hops; /* refused: a redirect was not followed (x->message says why) */
-  int public_only;     /* a media request's: 1 each address connected to, 2 (through a proxy) each hop's host,
+  int public_only;     /* an exchange's: 1 each address connected to, 2 (through a proxy) each hop's host,
                           refused when not public (x->refused, x->message) */
   sv_buf location;     /* the current answer's Location */
   double timeout, t0;  /* the exchange's seconds (0: none) from t0, across its hops */
@@ -87,7 +89,7 @@ struct sv_http {
   pthread_cond_t threads_gone;
   int threads_alive;
   struct sv_left *left; /* unfinished downloads' .parts, newest first (fetch.c) */
-  int taps, n_paused;   /* media GETs running with a tap; those paused in this pass (multi.c) */
+  int taps, n_paused;   /* exchanges running with a tap; those paused in this pass (multi.c) */
 };
 
 /* multi.c */
@@ -96,10 +98,10 @@ SV_API void sv_curl_done(sv_xfer *x);            /* x is finished: its easy hand
 SV_API void sv_curl_end(sv_xfer *x, CURLcode rc); /* the same, after what the wire said is read */
 SV_API void sv_curl_destroy(sv_xfer *x);         /* frees x, off every list */
 
-/* fetch.c (sv_curl_redirect: for downloads and media requests alike) */
+/* fetch.c (sv_curl_redirect: for downloads and exchanges alike) */
 SV_API int sv_curl_redirect(sv_xfer *x);         /* 1: a redirect followed (its target next), 0: x is done */
 SV_API void sv_fetch_setup(sv_http *h, sv_xfer *x); /* a download's easy handle options */
-SV_API void sv_media_setup(sv_xfer *x, const sv_send *s); /* a media request's public_only, when asked */
+SV_API void sv_media_setup(sv_xfer *x, const sv_send *s); /* an exchange's public_only, when asked */
 SV_API int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err); /* its .part: 0, or -1 with err */
 SV_API void sv_fetch_queue(sv_http *h, sv_xfer *x); /* it waits for a thread, started when there is a slot */
 SV_API int sv_fetch_reap(sv_http *h);            /* downloads whose thread is done are finished */

@@ -176,8 +176,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
   size_t len = size * n, vn;
   const char *v;
-  if (x->op == SV_OP_QUERY || x->op == SV_OP_CREATE) note_server_id(x, buf, len);
-  if (x->op == SV_OP_STORAGE && x->heads.len < 16384 && len > 2) { /* (the blank line that ends them: not kept) */
+  if (x->api) note_server_id(x, buf, len);
+  if (x->keep_heads && x->heads.len < 16384 && len > 2) { /* (the blank line that ends them: not kept) */
     if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) x->heads.len = 0;
     else sv_buf_add(&x->heads, buf, len - (buf[len - 2] == '\r' ? 2 : 1)), sv_buf_add(&x->heads, "\n", 1);
   }
@@ -190,10 +190,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
     sv_buf_add(&x->location, v, vn);
   } else if ((v = value_of(buf, len, "Retry-After:", &vn)) != NULL) {
     snprintf(x->retry_after, sizeof x->retry_after, "%.*s", (int)vn, v);
-  } else if ((x->op == SV_OP_QUERY || x->op == SV_OP_CREATE) && (v = value_of(buf, len, "Date:", &vn)) != NULL) {
+  } else if (x->api && (v = value_of(buf, len, "Date:", &vn)) != NULL) {
     snprintf(x->h->date, sizeof x->h->date, "%.*s", (int)vn, v); /* read when asked (sv_http_clock) */
     x->h->date_at = sv_wallclock();
-  } else if ((x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) && (v = value_of(buf, len, "Content-Range:", &vn))) {
+  } else if ((v = value_of(buf, len, "Content-Range:", &vn)) != NULL) { /* (a download's, a ranged exchange's) */
     long long a = -1, b = -1, t = -1;
     char tmp[128];
     snprintf(tmp, sizeof tmp, "%.*s", (int)vn, v);
@@ -205,7 +205,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   return len;
 }
 
-/* Whether the body coming now is the one a media request's tap is fed: a 2xx's, from the byte asked for (not a
+/* Whether the body coming now is the one an exchange's tap is fed: a 2xx's, from the byte asked for (not a
    redirect's, nor an error page, nor a 200 or 206 from elsewhere in the file, which sv_curl_end refuses). */
 static int tap_now(sv_xfer *x) {
   long status = 0;
@@ -245,41 +245,10 @@ static int add_header(struct curl_slist **list, const char *line) {
   return 0;
 }
 
-/* The exchange's header lines: a download's or a media request's, an API
-   request's (the key when asked), a notify's (its webhook-* lines).  0, or -1 out of memory. */
-static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
-  const char *p = s->headers ? s->headers : "", *nl;
-  if (x->op == SV_OP_DOWNLOAD || x->op == SV_OP_MEDIA) { /* never the key: the file lives on another host */
-    char range[64];
-    int media = x->op == SV_OP_MEDIA;
-    snprintf(range, sizeof range, media ? "Range: bytes=%.0f-%.0f" : "Range: bytes=%.0f-", x->offset,
-             x->offset + (double)x->max_body - 1);
-    return add_header(&x->headers, media ? "Accept: */*" : "Accept: video/mp4, */*") ||
-           ((media ? !s->head : x->offset > 0) && add_header(&x->headers, range)) ? -1 : 0;
-  }
-  if (x->request_id[0]) {
-    char line[SV_REQUEST_ID_MAX + 16];
-    snprintf(line, sizeof line, "X-Request-Id: %s", x->request_id);
-    if (add_header(&x->headers, line)) return -1;
-  }
-  if (s->auth && x->op != SV_OP_NOTIFY) {
-    sv_buf b = {0};
-    int rc;
-    sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
-    rc = b.oom ? -1 : add_header(&x->headers, sv_buf_cstr(&b));
-    memset(b.data ? b.data : (char *)"", 0, b.len);
-    sv_buf_free(&b);
-    if (rc) return -1;
-  }
-  /* "Expect:" keeps libcurl from waiting for a 100-continue before a body; a store's request names its
-     Content-Type among its signed lines, or sends none (libcurl would add a form's) */
-  if (x->op == SV_OP_STORAGE ? add_header(&x->headers, "Expect:") ||
-                                   (!strstr(p, "Content-Type:") && add_header(&x->headers, "Content-Type:"))
-                             : add_header(&x->headers, "Accept: application/json") ||
-                                   (s->body && (add_header(&x->headers, "Content-Type: application/json") ||
-                                                add_header(&x->headers, "Expect:"))))
-    return -1;
-  while ((nl = strchr(p, '\n')) != NULL) { /* the request's lines (headers_ok checked them) */
+/* The lines of p ("Name: value\n" each: headers_ok checked them) added.  0, or -1 out of memory. */
+static int add_lines(sv_xfer *x, const char *p) {
+  const char *nl;
+  while ((nl = strchr(p, '\n')) != NULL) {
     char line[HEADER_LINE_MAX];
     size_t n = (size_t)(nl - p);
     memcpy(line, p, n);
@@ -288,6 +257,49 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
     p = nl + 1;
   }
   return 0;
+}
+
+/* An exchange's header lines: its own and its Range, never the key (it goes to another host).  "Expect:" keeps
+   libcurl from waiting for a 100-continue before a body; an empty Content-Type, unless its lines name one, from
+   adding a form's.  0, or -1 out of memory. */
+static int exchange_headers(sv_xfer *x, const char *p) {
+  char range[64];
+  snprintf(range, sizeof range, "Range: bytes=%.0f-%.0f", x->offset, x->offset + (double)x->max_body - 1);
+  if ((x->range && add_header(&x->headers, range)) || add_header(&x->headers, "Expect:") ||
+      (!strstr(p, "Content-Type:") && add_header(&x->headers, "Content-Type:")))
+    return -1;
+  return add_lines(x, p);
+}
+
+/* The exchange's header lines: a download's (never the key: the file lives on another host), an exchange's, an
+   API request's (the key when asked).  0, or -1 out of memory. */
+static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
+  const char *p = s->headers ? s->headers : "";
+  if (x->op == SV_OP_DOWNLOAD) {
+    char range[64];
+    snprintf(range, sizeof range, "Range: bytes=%.0f-", x->offset);
+    return add_header(&x->headers, "Accept: video/mp4, */*") || (x->offset > 0 && add_header(&x->headers, range))
+               ? -1 : 0;
+  }
+  if (x->op == SV_OP_EXCHANGE) return exchange_headers(x, p);
+  if (x->request_id[0]) {
+    char line[SV_REQUEST_ID_MAX + 16];
+    snprintf(line, sizeof line, "X-Request-Id: %s", x->request_id);
+    if (add_header(&x->headers, line)) return -1;
+  }
+  if (s->auth) {
+    sv_buf b = {0};
+    int rc;
+    sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
+    rc = b.oom ? -1 : add_header(&x->headers, sv_buf_cstr(&b));
+    memset(b.data ? b.data : (char *)"", 0, b.len);
+    sv_buf_free(&b);
+    if (rc) return -1;
+  }
+  if (add_header(&x->headers, "Accept: application/json") ||
+      (s->body && (add_header(&x->headers, "Content-Type: application/json") || add_header(&x->headers, "Expect:"))))
+    return -1;
+  return add_lines(x, p);
 }
 
 /* The options of the exchange's easy handle: its client's, else the transport's
@@ -322,8 +334,7 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   if (s->fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
   if (s->op == SV_OP_DOWNLOAD) sv_fetch_setup(h, x);
   else curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
-  if (s->op == SV_OP_MEDIA && s->head) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  if (s->op == SV_OP_MEDIA && s->public_only) sv_media_setup(x, s);
+  if (s->public_only) sv_media_setup(x, s);
   if (s->body || (s->method && (strcmp(s->method, "PUT") == 0 || strcmp(s->method, "POST") == 0))) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
@@ -340,7 +351,7 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, sv_curl_ms(s->timeout)); /* 0: none */
 }
 
-/* A request's extra header lines (a notify's, a store's): "Name: value\n" each,
+/* A request's header lines (an exchange's): "Name: value\n" each,
    shorter than HEADER_LINE_MAX bytes, with no control character but their ending. */
 static int headers_ok(const char *p) {
   const char *nl;
@@ -397,7 +408,7 @@ static int send_invalid(const sv_send *s, sv_error *err) {
                         !sv_header_value_ok(s->request_id, strlen(s->request_id))))
     return sv_error_set(err, SV_E_INVALID, "request_id",
                         "request_id: expected 1 to %d characters without control characters", SV_REQUEST_ID_MAX);
-  if (s->op == SV_OP_STORAGE && !method_ok(s->method))
+  if (s->op == SV_OP_EXCHANGE && !method_ok(s->method))
     return sv_error_set(err, SV_E_INVALID, "method", "method: expected GET, HEAD, PUT, POST or DELETE");
   if (s->op == SV_OP_DOWNLOAD && (!s->file || !*s->file))
     return sv_error_set(err, SV_E_INVALID, "path", "path: expected a file path");
@@ -422,13 +433,15 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->op = s->op;
   x->total = x->range_start = x->range_total = -1;
   x->offset = s->offset > 0 ? s->offset : 0;
-  x->follow = (s->op == SV_OP_DOWNLOAD || s->op == SV_OP_MEDIA) && s->follow; /* (sv_curl_redirect) */
+  x->follow = s->follow; /* (sv_curl_redirect) */
+  x->api = s->op == SV_OP_CREATE || s->op == SV_OP_QUERY;
+  x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->keep_heads;
+  snprintf(x->what, sizeof x->what, "%s", s->what ? s->what : "");
   x->timeout = s->timeout > 0 ? s->timeout : 0;
   x->t0 = sv_monotonic();
   x->max_body = s->max_body;
-  if (s->request_id && (s->op == SV_OP_CREATE || s->op == SV_OP_QUERY))
-    snprintf(x->request_id, sizeof x->request_id, "%s", s->request_id);
-  if (s->op == SV_OP_MEDIA && s->tap && !s->head) { /* a part's bytes: room for them all at once (no realloc) */
+  if (s->request_id && x->api) snprintf(x->request_id, sizeof x->request_id, "%s", s->request_id);
+  if (s->tap) { /* a part's bytes: room for them all at once (no realloc) */
     x->tap = s->tap;
     x->tapping = 1;
     h->taps++;
@@ -505,17 +518,22 @@ static void classify(sv_xfer *x, CURLcode rc) {
   snprintf(x->message, sizeof x->message, "%s", msg);
 }
 
+/* Whether a ranged exchange's answer holds bytes from elsewhere in the file than the range's first (a 200 to a
+   range past byte 0 starts at byte 0; a 206 from another byte). */
+static int not_from_range(const sv_xfer *x) {
+  return x->range && x->offset > 0 && (x->status == 200 || (x->status == 206 && x->range_start != x->offset));
+}
+
 void sv_curl_end(sv_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
-  if (x->op == SV_OP_MEDIA) { /* the file's size: a 206's Content-Range total, else the Content-Length */
+  if (x->op == SV_OP_EXCHANGE) { /* the file's size: a 206's Content-Range total, else the Content-Length */
     curl_off_t cl = -1;
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     x->total = x->status == 206 ? x->range_total : cl >= 0 ? (double)cl : -1;
   }
-  if (x->op == SV_OP_MEDIA && x->refused) {
+  if (x->op == SV_OP_EXCHANGE && x->refused) {
     x->wire = SV_WIRE_FATAL; /* x->message: an address refused (also after another one answered), or a redirect */
-  } else if (x->op == SV_OP_MEDIA && x->offset > 0 &&
-             (x->status == 200 || (x->status == 206 && x->range_start != x->offset))) {
+  } else if (not_from_range(x)) {
     x->wire = SV_WIRE_GARBLED; /* bytes from elsewhere in the file than asked: not the tail */
     snprintf(x->message, sizeof x->message, "the server did not send the bytes from %.0f that were asked for",
              x->offset);
@@ -526,7 +544,7 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
     snprintf(x->message, sizeof x->message, "the body is longer than the video can be: past %.0f bytes (%s) at /%.*s",
              x->total >= 0 ? x->total : (double)x->max_body, x->total >= 0 ? "its length" : "max_video_bytes",
              (int)strcspn(at, "?#"), at);
-  } else if (x->too_big && x->op == SV_OP_MEDIA) {
+  } else if (x->too_big && x->range) {
     x->wire = SV_WIRE_NONE; /* all that was asked for: the rest of the file is not read */
   } else if (x->too_big) {
     x->wire = SV_WIRE_GARBLED;
@@ -556,7 +574,7 @@ static void collect(sv_http *h) {
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
     if (!x || x->list != L_RUNNING) continue;
     rc = m->data.result;
-    if (rc == CURLE_OK && sv_curl_redirect(x)) { /* a media request's next hop, on the multi handle */
+    if (rc == CURLE_OK && sv_curl_redirect(x)) { /* an exchange's next hop, on the multi handle */
       curl_multi_remove_handle(h->multi, x->easy);
       if (curl_multi_add_handle(h->multi, x->easy) == CURLM_OK) continue;
       snprintf(x->message, sizeof x->message, "libcurl refused the redirect's transfer");
@@ -566,7 +584,7 @@ static void collect(sv_http *h) {
   }
 }
 
-/* Each tapped media GET's share of a pass begins: those paused go on (libcurl gives the bytes it kept first). */
+/* Each tapped exchange's share of a pass begins: those paused go on (libcurl gives the bytes it kept first). */
 static void tap_resume(sv_http *h) {
   sv_xfer *x;
   h->n_paused = 0;
@@ -623,8 +641,9 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
   sv_exchange e = { .op = x->op, .status = x->status, .body = x->recv.data ? x->recv.data : "",
                     .body_len = x->recv.len, .retry_after = x->retry_after[0] ? x->retry_after : NULL,
                     .wire = x->wire, .message = x->message, .total = x->total,
-                    .bytes = x->op == SV_OP_MEDIA ? (double)x->recv.len : x->have,
-                    .heads = x->heads.data, .heads_len = x->heads.len };
+                    .bytes = x->op == SV_OP_EXCHANGE ? (double)x->recv.len : x->have,
+                    .heads = x->keep_heads ? (x->heads.data ? x->heads.data : "") : NULL, .heads_len = x->heads.len,
+                    .what = x->what[0] ? x->what : NULL };
   *out = e;
 }
 

@@ -22,9 +22,17 @@ typedef struct sv_http_config {
 typedef struct sv_send {
   sv_op op;
   const char *url;
-  int auth;                /* add "Authorization: Bearer <api_key>" (never for SV_OP_NOTIFY) */
-  const char *headers;     /* SV_OP_NOTIFY, SV_OP_STORAGE: more header lines, each ending in "\n" (no CR) */
-  const char *method;      /* SV_OP_STORAGE: GET, HEAD, PUT, POST or DELETE (a body goes with PUT and POST) */
+  int auth;                /* add "Authorization: Bearer <api_key>" (never on SV_OP_EXCHANGE: other hosts) */
+  /* SV_OP_EXCHANGE (a request that is not the API's: a webhook, a reference media URL, the user's store): what
+     differs between them is these fields, never another op */
+  const char *headers;     /* its header lines, each ending in "\n" (no CR), the only ones but Host, User-Agent, the
+                              body's length and Range (none: libcurl's Accept; an empty Content-Type) */
+  const char *method;      /* GET, HEAD, PUT, POST or DELETE (a body goes with PUT and POST) */
+  const char *what;        /* the word its messages name it by ("media", "notify"; NULL: "exchange") */
+  int range;               /* (not a HEAD) bytes offset to offset + max_body - 1 asked (Range), its body cut at
+                              max_body (whole: a server that ignores Range sends the whole file), from the byte
+                              asked or refused (SV_WIRE_GARBLED); without it, a body past max_body is garbled */
+  int keep_heads;          /* the answer's header lines kept (sv_exchange's heads) */
   const char *body; size_t body_len; /* a POST when body is not NULL */
   int body_kept;           /* the caller keeps body alive and unchanged until the exchange ends: not copied */
   int fresh;               /* never on a reused connection (a create: see multi.c) */
@@ -34,16 +42,12 @@ typedef struct sv_send {
                               without a length: the most bytes its file may hold */
   /* downloads */
   const char *file;        /* a 2xx body goes here (never through a symlink) */
-  double offset;           /* bytes already in file: the rest is asked for with Range */
-  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (media too) */
-  /* SV_OP_MEDIA: a HEAD, else a GET of bytes offset to offset + max_body - 1
-     (Range); a body longer than max_body is cut there, and the exchange ends
-     whole (a server that ignores Range sends the whole file) */
-  int head;
-  /* A GET's body fed to tap as it comes (NULL: none): a 2xx's bytes from offset, those kept, in order; room for
-     max_body bytes made at once.  A poll's pass feeds it SV_TAP_STEP bytes at most (then libcurl holds the
-     exchange, paused, until the next pass): a step's hashing is bounded, whatever the socket holds.  The caller
-     keeps tap alive until the exchange ends. */
+  double offset;           /* bytes already in file: the rest is asked for with Range (an exchange's: range) */
+  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (an exchange's too) */
+  /* An exchange's GET body fed to tap as it comes (NULL: none): a 2xx's bytes from offset, those kept, in order;
+     room for max_body bytes made at once.  A poll's pass feeds it SV_TAP_STEP bytes at most (then libcurl holds
+     the exchange, paused, until the next pass): a step's hashing is bounded, whatever the socket holds.  The
+     caller keeps tap alive until the exchange ends. */
   sv_tap *tap;
   int public_only;         /* refused, never connected to, when not a public address (sv_addr_private) */
   /* The options that stay each client's own (the clients of a key share one
@@ -87,7 +91,7 @@ SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
    too for any other exchange, or when taken already. */
 SV_API sv_part *sv_xfer_part(sv_xfer *x, int whole);
 SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
-/* A finished media request's body moved into out (x keeps none): its bytes not copied again. */
+/* A finished exchange's body moved into out (x keeps none): its bytes not copied again. */
 SV_API void sv_xfer_take_body(sv_xfer *x, sv_buf *out);
 SV_API void sv_xfer_set_user(sv_xfer *x, long long user); /* a number of the caller's, kept with x */
 SV_API long long sv_xfer_user(const sv_xfer *x);

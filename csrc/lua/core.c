@@ -219,7 +219,7 @@ static int l_result_path(lua_State *L) {
   return 1;
 }
 
-/* verdict(op, status, body, retry_after, wire, message, bytes, total, secret)
+/* verdict(op, status, body, retry_after, wire, message, bytes, total, secret, heads, what)
    -> task, err, wire[, bytes, total]: the same reading of an exchange for a
    transport written in Lua as the libcurl one gets (task: the answer as a
    table; a download's is ""). */
@@ -235,14 +235,16 @@ static int l_verdict(lua_State *L) {
   x.bytes = (double)luaL_optnumber(L, 7, 0);
   x.total = (double)luaL_optnumber(L, 8, -1);
   x.heads = luaL_optlstring(L, 10, NULL, &x.heads_len);
+  x.what = luaL_optstring(L, 11, NULL);
   return lsv_push_verdict(L, &x, luaL_optstring(L, 9, NULL));
 }
 
 /* retry(op, wire, err, attempt, policy, rnd) -> delay | nil: the one retry policy
    (sv_retry_decide), for API calls and downloads alike.  policy: max_retries (a
    download's: its resume_limit), backoff, max_backoff, max_wait, every one
-   required (the options table gives them; clamped here, never defaulted).  rnd
-   is a uniform number in [0, 1) for the jitter.  err is only read. */
+   required (the options table gives them; clamped here, never defaulted), and
+   garbled_final (a ranged exchange's: a garbled answer is not asked again).
+   rnd is a uniform number in [0, 1) for the jitter.  err is only read. */
 static int l_retry(lua_State *L) {
   sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, sv_op_names);
   sv_wire wire = (sv_wire)luaL_checkoption(L, 2, NULL, sv_wire_names);
@@ -258,6 +260,9 @@ static int l_retry(lua_State *L) {
   p.backoff = lsv_need_number(L, 5, "backoff", 0, 86400, "retry");
   p.max_backoff = lsv_need_number(L, 5, "max_backoff", 0, 86400, "retry");
   p.max_wait = lsv_need_number(L, 5, "max_wait", 0, 86400.0 * 365, "retry");
+  lua_getfield(L, 5, "garbled_final");
+  p.garbled_final = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   to_error(L, 3, &e);
   if (!(rnd >= 0)) rnd = 0; /* and NaN */
   if (rnd >= 1) rnd = 0.9999999;

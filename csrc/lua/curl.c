@@ -18,8 +18,9 @@
 
 typedef struct lhttp { sv_http *h; lua_Integer last; } lhttp; /* last: the latest handle given */
 
-/* starvideos.bytes (lsv.h): a part's bytes as the transport read them (a media request's with a tap), never copied
-   into a Lua string: #b, b:sub(i) (a string of bytes i to the end), b:free(); a store's PUT sends it as its body. */
+/* starvideos.bytes (lsv.h): a part's bytes as the transport read them (an exchange's with a tap), never copied
+   into a Lua string: #b, b:sub(i) (a string of bytes i to the end), b:free(); an exchange's PUT sends it as its
+   body. */
 
 static int b_len(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)((lbytes *)luaL_checkudata(L, 1, BYTES_MT))->b.len);
@@ -97,26 +98,67 @@ static int getbool(lua_State *L, int t, const char *k) {
   return v;
 }
 
-/* The request's body (at 2): a string, or a part's bytes as a media request read them (starvideos.bytes), sent as
-   they are; kept (not copied) when long or bytes: t_send holds it until the handle is spent.  A media GET's tap:
-   starvideos.sign's stream, held too. */
+/* The list of strings at the top made one string, pushed (left on the stack for t_send): the body it sends. */
+static void body_list(lua_State *L, sv_send *s) {
+  int t = lua_gettop(L), i, n = (int)lua_rawlen(L, t);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, t, i);
+    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "body: expected a string, bytes or a list of strings");
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  s->body = lua_tolstring(L, -1, &s->body_len);
+}
+
+/* The request's body (at 2): a string, or a part's bytes as an exchange read them (starvideos.bytes), sent as
+   they are; kept (not copied) when long or bytes: t_send holds it until the handle is spent; or a list of strings
+   (as nginx's transport reads a part), made one string, left on the stack for t_send, and copied.  An exchange's
+   tap: starvideos.sign's stream, held too. */
 static void send_body(lua_State *L, sv_send *s) {
   lbytes *lb;
+  int listed;
   s->body = opt_string(L, 2, "body", &s->body_len);
   lua_getfield(L, 2, "body");
   if ((lb = luaL_testudata(L, -1, BYTES_MT)) != NULL && lb->b.data) s->body = lb->b.data, s->body_len = lb->b.len;
+  listed = lua_type(L, -1) == LUA_TTABLE;
+  if (listed) body_list(L, s); /* (copied by sv_http_send: never kept) */
+  else lua_pop(L, 1);
+  s->body_kept = !listed && s->body && (s->body_len >= 65536 || lb);
+  lua_getfield(L, 2, "tap"); /* its body fed to a stream as it comes (sign's) */
+  s->tap = s->op == SV_OP_EXCHANGE ? luaL_testudata(L, -1, STREAM_MT) : NULL;
   lua_pop(L, 1);
-  s->body_kept = s->body && (s->body_len >= 65536 || lb);
-  if (s->op == SV_OP_MEDIA && !getbool(L, 2, "head")) { /* its body fed to a stream as it comes (sign's) */
-    lua_getfield(L, 2, "tap");
-    s->tap = luaL_testudata(L, -1, STREAM_MT);
-    lua_pop(L, 1);
-  }
 }
 
-/* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=,
-   offset=, follow=, head=, tap=, public=, user_agent=, ca_file=, connect_timeout=, proxy=, headers=,
-   request_id= (an API request's X-Request-Id)} -> handle | nil, err
+/* An exchange's own fields (at 2): what (the word its messages name it by), method, headers, range = {first,
+   last} (the body then cut at its length, and at max_body), heads (its answer's header lines kept), public; never
+   the key. */
+static void exchange_fields(lua_State *L, sv_send *s) {
+  double first, last;
+  s->method = opt_string(L, 2, "method", NULL);
+  s->what = opt_string(L, 2, "what", NULL);
+  s->headers = opt_string(L, 2, "headers", NULL);
+  s->keep_heads = getbool(L, 2, "heads");
+  s->public_only = getbool(L, 2, "public");
+  s->auth = 0;
+  lua_getfield(L, 2, "range");
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    first = (double)luaL_checknumber(L, -2), last = (double)luaL_checknumber(L, -1);
+    luaL_argcheck(L, first >= 0 && last >= first && last < 1e15, 2,
+                  "range: expected {first, last}, 0 <= first <= last");
+    s->range = 1, s->offset = first;
+    if (last - first + 1 < (double)s->max_body) s->max_body = (size_t)(last - first + 1);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
+/* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=, offset=, follow=, user_agent=,
+   ca_file=, connect_timeout=, proxy=, request_id= (an API request's X-Request-Id), and an exchange's what=, method=,
+   headers=, range=, heads=, tap=, public=} -> handle | nil, err
    (no user_agent: the transport's user agent, CA file and connect timeout; no
    proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
@@ -136,13 +178,11 @@ static int t_send(lua_State *L) {
   s.auth = getbool(L, 2, "auth");
   s.fresh = getbool(L, 2, "fresh");
   s.timeout = opt_number(L, 2, "timeout", 0);
-  if (s.op == SV_OP_DOWNLOAD || s.op == SV_OP_MEDIA) { /* the fields only a download and a media request have */
-    s.follow = getbool(L, 2, "follow");
-    s.offset = opt_number(L, 2, "offset", 0);
-  }
-  s.stall = opt_number(L, 2, "stall", 0); /* a download's, and a long media or store exchange's */
-  if (s.op == SV_OP_DOWNLOAD) s.file = opt_string(L, 2, "file", NULL);
+  s.follow = getbool(L, 2, "follow");
+  s.stall = opt_number(L, 2, "stall", 0); /* a download's, and a long exchange's */
   s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e15, "send"); /* a download's: max_video_bytes */
+  if (s.op == SV_OP_DOWNLOAD) s.file = opt_string(L, 2, "file", NULL), s.offset = opt_number(L, 2, "offset", 0);
+  if (s.op == SV_OP_EXCHANGE) exchange_fields(L, &s);
   s.user_agent = opt_string(L, 2, "user_agent", NULL);
   if (s.user_agent) { /* the client's own options, with every exchange of it (request.lua) */
     s.ca_file = opt_string(L, 2, "ca_file", NULL);
@@ -150,9 +190,6 @@ static int t_send(lua_State *L) {
   }
   s.proxy = opt_string(L, 2, "proxy", NULL);
   if (s.op == SV_OP_CREATE || s.op == SV_OP_QUERY) s.request_id = opt_string(L, 2, "request_id", NULL);
-  if (s.op == SV_OP_NOTIFY || s.op == SV_OP_STORAGE) s.headers = opt_string(L, 2, "headers", NULL), s.auth = 0;
-  if (s.op == SV_OP_STORAGE) s.method = opt_string(L, 2, "method", NULL); /* (never the key to either) */
-  if (s.op == SV_OP_MEDIA) s.head = getbool(L, 2, "head"), s.public_only = getbool(L, 2, "public"), s.auth = 0;
   /* The handle's key is made in the table before the exchange exists: making
      it may raise (memory), and nothing may raise between the exchange and its
      place in the table.  Setting a key that is there never allocates. */
@@ -238,19 +275,19 @@ static int t_result(lua_State *L) {
   sv_exchange x;
   int n;
   sv_xfer_exchange(xf, &x);
-  lua_pushinteger(L, -lua_tointeger(L, 2)); /* a media request with a tap: its bytes as starvideos.bytes */
+  lua_pushinteger(L, -lua_tointeger(L, 2)); /* an exchange with a tap: its bytes as starvideos.bytes */
   lua_rawget(L, table);
   tapped = luaL_testudata(L, -1, STREAM_MT) != NULL;
   lua_pop(L, 1);
   if (tapped && x.wire == SV_WIRE_NONE && x.status >= 200 && x.status <= 299) {
     lb = lsv_new_object(L, sizeof *lb, 0, BYTES_MT); /* (made first: nothing may raise once the body is taken) */
-    x.body = NULL, x.body_len = 0; /* (a 2xx media body: the verdict reads none of it) */
+    x.body = NULL, x.body_len = 0; /* (a 2xx exchange's body: the verdict reads none of it) */
   }
   n = lsv_push_verdict(L, &x, sv_http_secret(lh->h));
-  if (lb && !lua_isnil(L, -n)) {
+  if (lb && !lua_isnil(L, -n)) { /* the task's body: the bytes, as read */
     sv_xfer_take_body(xf, &lb->b);
     lua_pushvalue(L, table + 1);
-    lua_replace(L, -n - 1);
+    lua_setfield(L, -n - 1, "body");
   }
   if (lb) lua_remove(L, table + 1);
   if (x.op == SV_OP_DOWNLOAD && lua_isnil(L, -n)) {

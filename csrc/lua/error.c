@@ -210,9 +210,9 @@ static void b_literal(void *ctx, char type) {
   lua_rawset(b->L, -3);
 }
 
-/* body, err, wire, bytes, total: body is the task table (a download's: "", a
-   webhook's: the receiver's status, a media request's: the bytes it read) on
-   success, err the error table otherwise. */
+/* body, err, wire, bytes, total: body is the task table (a download's: "", an
+   exchange's: {status =, body =, headers =}: its status, its body, its header
+   lines when kept) on success, err the error table otherwise. */
 int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_error err;
   sv_wire wire;
@@ -224,19 +224,17 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   rc = sv_verdict(&with, sv_wallclock(), secret, &err, &wire);
   lua_settop(L, rc == 0 && api ? top + 1 : top); /* the task, whole: the one value the scan left; else none */
   if (rc) lua_pushnil(L);
-  else if (x->op == SV_OP_NOTIFY) lua_pushinteger(L, (lua_Integer)x->status);
-  else if (x->op == SV_OP_MEDIA) lua_pushlstring(L, x->body ? x->body : "", x->body ? x->body_len : 0);
   else if (x->op == SV_OP_DOWNLOAD) lua_pushliteral(L, "");
-  else if (x->op == SV_OP_STORAGE) { /* {status =, body =, headers = "Name: value\n" lines} */
+  else if (x->op == SV_OP_EXCHANGE) {
     lua_createtable(L, 0, 3);
     lsv_set_int(L, "status", (lua_Integer)x->status);
-    lsv_set_str(L, "body", x->body, x->body_len);
-    lsv_set_str(L, "headers", x->heads, x->heads_len);
+    lsv_set_str(L, "body", x->body ? x->body : "", x->body ? x->body_len : 0);
+    if (x->heads) lsv_set_str(L, "headers", x->heads, x->heads_len);
   }
   if (rc) push_error(L, &err);
   else lua_pushnil(L);
   lua_pushstring(L, sv_wire_names[wire]);
-  if (x->op != SV_OP_DOWNLOAD && x->op != SV_OP_MEDIA) return 3;
+  if (api) return 3;
   lua_pushinteger(L, (lua_Integer)x->bytes);
   if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);
   else lua_pushnil(L);

@@ -1070,20 +1070,31 @@ static void verdicts(void) {
   x = exch(SV_OP_DOWNLOAD, 0, NULL, SV_WIRE_IO, "cannot write the file: No space left on device");
   ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_IO && strcmp(e.field, "path") == 0,
      "verdict: a file that cannot be written is kind io", e.message);
-  x = exch(SV_OP_MEDIA, 206, "\x89PNG", SV_WIRE_NONE, NULL);
-  ok(sv_verdict(&x, 0, NULL, &e, &wire) == 0, "verdict: a media request's 206 is its bytes, not an answer to read",
+  x = exch(SV_OP_EXCHANGE, 206, "\x89PNG", SV_WIRE_NONE, NULL);
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == 0, "verdict: an exchange's 206 is its bytes, not an answer to read",
      e.message);
-  x = exch(SV_OP_MEDIA, 404, "<html>gone</html>", SV_WIRE_NONE, NULL);
+  x = exch(SV_OP_EXCHANGE, 404, "<html>gone</html>", SV_WIRE_NONE, NULL);
+  x.what = "media";
   ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_NOT_FOUND && e.status == 404 && !e.maybe_created &&
          strncmp(e.message, "media: HTTP 404", 15) == 0,
-     "verdict: a media URL's 404 is not_found, naming the op", e.message);
-  x = exch(SV_OP_MEDIA, 200, "", SV_WIRE_GARBLED, "the server did not send the bytes from 190000 that were asked for");
+     "verdict: a media URL's 404 is not_found, named by the exchange's word", e.message);
+  x = exch(SV_OP_EXCHANGE, 403, "<Error><Code>AccessDenied</Code><Message>no</Message></Error>", SV_WIRE_NONE, NULL);
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_AUTH &&
+         strcmp(e.message, "exchange: HTTP 403: AccessDenied: no") == 0,
+     "verdict: an exchange's XML error is read for its Code and Message (no word: the op's name)", e.message);
+  x = exch(SV_OP_EXCHANGE, 500, "{\"error\":\"down\"}", SV_WIRE_NONE, NULL);
+  ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && strcmp(e.message, "exchange: HTTP 500: down") == 0,
+     "verdict: an exchange's JSON error gives the server's words", e.message);
+  x = exch(SV_OP_EXCHANGE, 200, "", SV_WIRE_GARBLED, "the server did not send the bytes from 190000 that were asked for");
   {
-    sv_retry_policy pol = { 3, 0.5, 30, 60 };
+    sv_retry_policy pol = { 3, 0.5, 30, 60, 1 };
     double d = 0;
     ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_PROTOCOL &&
-           !sv_retry_decide(SV_OP_MEDIA, wire, &e, 1, &pol, 0.5, &d),
-       "retry: a media request's bytes from elsewhere than asked are not asked again", e.message);
+           !sv_retry_decide(SV_OP_EXCHANGE, wire, &e, 1, &pol, 0.5, &d),
+       "retry: a ranged exchange's bytes from elsewhere than asked are not asked again", e.message);
+    pol.garbled_final = 0;
+    ok(sv_retry_decide(SV_OP_EXCHANGE, wire, &e, 1, &pol, 0.5, &d),
+       "retry: another exchange's garbled answer is asked again", e.message);
   }
 }
 

@@ -14,19 +14,34 @@ Request.__index = Request
 
 local API = { create = true, query = true } -- the service's requests: each attempt carries an X-Request-Id
 
--- (a store's request names its own)
-Request.METHOD = { create = "POST", query = "GET", download = "GET", notify = "POST", media = "GET" }
+-- (an exchange names its own)
+Request.METHOD = { create = "POST", query = "GET", download = "GET" }
 
 local next_id = 0 -- the number that names a request in its events
 
+Request.JSON = "Content-Type: application/json\nAccept: application/json\n" -- a JSON body's lines (a webhook's)
+
+-- An exchange's own fields (op "exchange": a request that is not the API's, docs/architecture.md): what differs
+-- between a webhook, a reference media URL and the user's store is data, never another op.
+local function exchange(self, o)
+  local range = o.range
+  self.what, self.method, self.range, self.heads = o.what, o.method or (o.body and "POST" or "GET"), range, o.heads
+  self.follow, self.public, self.pieces, self.tapper = o.follow, o.public, o.pieces, o.tap
+  self.retries, self.garbled_final = o.retries, range and true
+  if type(o.headers) == "function" then self.signer = o.headers else self.headers = o.headers end
+  if range then self.offset, self.max_body = range[1], range[2] - range[1] + 1 end
+end
+
 -- A request of o: {loop =, key =, cfg =, owner = (what it advances when done), op = create | query | download |
--- notify | media | storage, url =, path = (for events), auth =, body = (a POST's or a PUT's), deadline =
--- (monotonic; nil: none)}, with a download's part, dest, resume_limit and duration (download.lua), a media
--- request's head = true, or offset, max_body, pieces and tap (the bytes asked for; redirects followed; pieces:
--- they may come as a list of strings, or starvideos.bytes, as the transport read them; tap: a function giving
--- each attempt a starvideos.sign stream that libcurl's transport feeds the bytes as they come), a store's method
--- and headers (storage/s3.lua's signed lines); `long` with a media or store request: its exchange may take until
--- the deadline, ended sooner by `timeout` s without a byte (a part's megabytes).
+-- exchange, url =, path = (for events), auth =, body = (a POST's or a PUT's), deadline = (monotonic; nil: none)},
+-- with a download's part, dest, resume_limit and duration (download.lua), an exchange's what (the word its messages
+-- and metrics name it by: media, notify, storage), method (else POST with a body, GET without), headers (its lines,
+-- or a function giving them anew at each attempt: signed), range ({first, last}: the bytes asked for, its body cut
+-- there), heads (keep the answer's header lines), follow (redirects followed; public: only to public addresses),
+-- pieces and tap (its body may come as a list of strings, or starvideos.bytes, as the transport read them; tap: a
+-- function giving each attempt a starvideos.sign stream that libcurl's transport feeds the bytes as they come),
+-- retries (its budget; else max_retries); `long` with an exchange: it may take until the deadline, ended sooner by
+-- `timeout` s without a byte (a part's megabytes).  An exchange's result (req.task): {status =, body =, headers =}.
 -- A create goes on a new connection; an http URL through http_proxy when there is no proxy.
 -- The client's own options go with each exchange (the clients of a key share its transport).
 function Request.new(o)
@@ -38,11 +53,7 @@ function Request.new(o)
   next_id = self.id
   if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end
   if op == "download" then Download.prepare(self, o) end
-  if op == "media" then
-    self.head, self.offset, self.follow = o.head, o.offset, true
-    self.max_body, self.pieces, self.tapper = o.max_body or self.max_body, o.pieces, o.tap
-  end
-  if op == "storage" then self.method, self.headers = o.method, o.headers end
+  if op == "exchange" then exchange(self, o) end
   if o.long then self.stall = cfg.timeout end
   return self
 end
@@ -55,13 +66,12 @@ function Request:finish(task, err, t)
   self.owner:advance(t or now())
 end
 
--- core.retry's policy: a download's resume_limit, a webhook's until its deadline, else max_retries.
+-- core.retry's policy: a download's resume_limit, an exchange's own budget, else max_retries.
 local function policy(self)
-  local cfg, retries = self.cfg, self.cfg.max_retries
-  if self.op == "download" then retries = self.resume_limit or cfg.resume_limit
-  elseif self.op == "notify" then retries = 1000 end
+  local cfg, retries = self.cfg, self.retries or self.cfg.max_retries
+  if self.op == "download" then retries = self.resume_limit or cfg.resume_limit end
   return { max_retries = retries, backoff = cfg.retry_backoff, max_backoff = cfg.max_backoff,
-    max_wait = cfg.max_retry_wait }
+    max_wait = cfg.max_retry_wait, garbled_final = self.garbled_final }
 end
 
 -- An event of kind (status, elapsed, delay, reason as it has them), made only when somebody listens.
@@ -69,7 +79,7 @@ local function tell(self, kind, status, elapsed, delay, reason)
   local on_event = self.cfg.on_event
   if not on_event then return end
   on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = self.id,
-    attempt = self.attempt, method = self.method or self.head and "HEAD" or Request.METHOD[self.op], path = self.path,
+    attempt = self.attempt, method = self.method or Request.METHOD[self.op], path = self.path,
     request_id = self.request_id, server_request_id = self.server_request_id }
 end
 
@@ -79,14 +89,14 @@ function Request:send(t)
   local left = self.deadline and self.deadline - t
   if left and left <= 0 then
     return self:finish(nil, self.err or new_error("timeout", string.format(
-      "%s: the deadline passed before the request could be sent", self.op)))
+      "%s: the deadline passed before the request could be sent", self.what or self.op)))
   end
   if not loop:admit(self) then return end -- sent from the loop's queue when there is room
   -- an API call may take its timeout, a download until its deadline (none without one; a stall ends it sooner)
   self.timeout = math.min(cfg.timeout, left or cfg.timeout)
   if self.op == "download" or self.stall then self.timeout = left end
   self.attempt = self.attempt + 1
-  if self.op == "notify" then self.headers = self.owner:headers() end -- signed anew for each attempt
+  if self.signer then self.headers = self.signer() end -- signed anew for each attempt
   if self.tapper then self.tap = self.tapper() end -- a stream fed anew by each attempt (libcurl's transport)
   if API[self.op] then self.request_id, self.server_request_id = core.request_id(), nil end -- new for each attempt
   local h, err = loop.transport:send(self)
@@ -111,8 +121,9 @@ function Request:finished(t)
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   if err and self.request_id then err.request_id, err.server_request_id = self.request_id, self.server_request_id end
   if t >= self.key.clock_at and (self.op == "query" or self.op == "create") then self.key:clock(loop.transport, t) end
-  if self.op == "download" or self.op == "media" then self.bytes, self.total, self.wire = bytes, total, wire end
-  local status = (wire == "none" or task) and (err and err.status or tonumber(task) or 200)
+  self.bytes, self.total, self.wire = bytes, total, wire -- (a download's and an exchange's bytes)
+  local answered = type(task) == "table" and tonumber(task.status) -- (an exchange's: its status)
+  local status = (wire == "none" or task) and (err and err.status or answered or 200)
   if status then tell(self, "response", status, t - self.started) end
   if self.cfg.observe then self.cfg.observe:exchange(self, t, status, err, wire, bytes) end
   if task then

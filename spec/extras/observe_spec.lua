@@ -21,14 +21,14 @@ local function collecting(opts, silent)
   t.exports = {}
   local send = t.send
   function t.send(self, r)
-    if r.op ~= "notify" then return send(self, r) end
+    if r.what ~= "notify" then return send(self, r) end
     if r.url ~= ENDPOINT then -- (a webhook's delivery: answered, 200)
-      local x = { op = "notify", body = "" }
+      local x = { op = "exchange", body = "" }
       self.done[#self.done + 1], self.hooks = x, (self.hooks or 0) + 1
       return x
     end
     self.exports[#self.exports + 1] = { url = r.url, headers = r.headers, body = cjson.decode(r.body) }
-    local x = { op = "notify", body = "" }
+    local x = { op = "exchange", body = "" }
     if not silent then self.done[#self.done + 1] = x end
     return x
   end
@@ -180,7 +180,8 @@ describe("metrics in Prometheus's text format", function()
     local o = Observe.new(Metrics.new())
     local function exchange(op, started, t, status, wire, bytes, req)
       req = req or {}
-      req.op, req.started, req.owner = op, started, req.owner or {}
+      local word = ({ media = true, notify = true, storage = true })[op] and op -- (an exchange's word)
+      req.op, req.what, req.started, req.owner = word and "exchange" or op, word or nil, started, req.owner or {}
       o:exchange(req, t, status, nil, wire, bytes)
     end
     exchange("query", 10, 10.05, 200, "none")
@@ -233,7 +234,8 @@ describe("traces in OTLP/HTTP JSON", function()
     client:close() -- the spans still queued go now
     assert.is_true(#fake.exports >= 1)
     assert.are.equal(ENDPOINT, fake.exports[1].url)
-    assert.are.equal("x-token: t0k\n", fake.exports[1].headers)
+    assert.are.equal("Content-Type: application/json\nAccept: application/json\nx-token: t0k\n",
+      fake.exports[1].headers)
     local rs = fake.exports[1].body.resourceSpans[1]
     assert.are.same({ key = "service.name", value = { stringValue = "svc" } }, rs.resource.attributes[1])
     local _, list = spans_of(fake)
@@ -273,7 +275,7 @@ describe("traces in OTLP/HTTP JSON", function()
     local sent, send = {}, fake.send
     function fake.send(self, r)
       local x = send(self, r)
-      if r.op ~= "notify" then sent[#sent + 1] = { op = r.op, request_id = r.request_id, x = x } end
+      if r.what ~= "notify" then sent[#sent + 1] = { op = r.op, request_id = r.request_id, x = x } end
       return x
     end
     function fake.server_request_id(_, x) return "srv-" .. tostring(x.n) end
@@ -352,7 +354,7 @@ describe("traces in OTLP/HTTP JSON", function()
   it("error.type and resend_count on a retried exchange", function()
     local n = 0
     local fake = Fake.scripted(function(r)
-      if r.op == "notify" then return { status = 200, body = "" } end
+      if r.what == "notify" then return { status = 200, body = "" } end
       n = n + 1
       if n == 1 then return { status = 429, body = "{}" } end
       return { status = 200, body = '{"id":"t1","status":"queued","model":"videos"}' }
@@ -362,7 +364,7 @@ describe("traces in OTLP/HTTP JSON", function()
     assert(client:create { model = "videos", prompt = "x", duration = 5 })
     client:close()
     local bodies = {}
-    for _, s in ipairs(fake.sent) do if s.r.op == "notify" then bodies[#bodies + 1] = s.r.body end end
+    for _, s in ipairs(fake.sent) do if s.r.what == "notify" then bodies[#bodies + 1] = s.r.body end end
     local t = { exports = {} }
     for _, b in ipairs(bodies) do t.exports[#t.exports + 1] = { body = cjson.decode(b) } end
     local _, list = spans_of(t)

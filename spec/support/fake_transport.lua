@@ -219,7 +219,7 @@ function F.scripted(script)
     x.spent = true
     local a = x.answer
     local task, err, wire, bytes, total = verdict(x.r.op, x.status or a.status or 0, a.body or "", a.retry_after,
-      a.tr or "none", a.message, x.bytes, x.total)
+      a.tr or "none", a.message, x.bytes, x.total, nil, x.r.heads and (a.headers or "") or nil, x.r.what)
     if x.fh and task then whole[x.r.file] = x.fh elseif x.fh then x.fh:close() end
     return task, err, wire, bytes, total
   end

@@ -358,6 +358,12 @@ function scenarios.empty(c)
   answer(c, "200 OK", { JSON }, "")
 end
 
+-- A store's refusal: 403 with S3's XML <Error> (its Code and Message are its words).
+function scenarios.s3_error(c)
+  answer(c, "403 Forbidden", { "Content-Type: application/xml", "x-amz-request-id: r1" },
+    "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")
+end
+
 -- Half a header line, a moment to let it arrive, then a reset.
 function scenarios.reset_header(c)
   send(c, "HTTP/1.1 200 OK\r\nContent-Ty")

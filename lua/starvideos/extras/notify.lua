@@ -1,5 +1,6 @@
 -- Webhooks (docs/webhooks.md): a job's end recorded owed in the ledger, then POSTed as a request of its
--- own (request.lua, op "notify"); one that runs out of time or is closed stays owed, for a keeper (N.sweep).
+-- own (request.lua: an exchange, its word "notify"); one that runs out of time or is closed stays owed, for a
+-- keeper (N.sweep).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -18,11 +19,12 @@ end
 local D = {}
 D.__index = D
 
--- request.lua asks at each attempt.
+-- request.lua asks at each attempt: its lines, signed anew.
 function D:headers()
   local ts = string.format("%.0f", os.time() + (self.ctx.key.skew or 0)) -- the service's time when known
   local sig = config.sign().sign(self.notify.secret, self.wid, ts, self.body)
-  return "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig .. "\n"
+  return Request.JSON .. "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig
+    .. "\n"
 end
 
 function D:advance()
@@ -32,7 +34,7 @@ function D:advance()
   self.ctx.deliveries[self] = nil
   local err = req.err
   self.ended = now()
-  if not err then self.status = req.task end -- (a webhook's task: the receiver's status)
+  if not err then self.status = req.task.status end -- (the receiver's)
   -- delivered, or refused for good; what failed for now stays owed: keep sends it again
   if not (err and err.transient) then self.ctx.ledger:delivered(self.wid, err and (err.status or 0)) end
   self.outcome = not err and "delivered" or err.transient and "owed" or "refused"
@@ -57,8 +59,9 @@ function N.send(ctx, notify, wid, task_id, body)
   local where = u.scheme .. "://" .. u.authority .. u.path
   local d = setmetatable({ ctx = ctx, notify = notify, wid = wid, task = task_id, body = body, where = where }, D)
   ctx.deliveries[d] = true
-  d.req = Request.new { loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, owner = d, op = "notify", url = notify.url,
-    path = where, body = body, deadline = now() + (notify.retry_for or ctx.cfg.retry_for) }
+  d.req = Request.new { loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, owner = d, op = "exchange", what = "notify",
+    url = notify.url, path = where, body = body, headers = function() return d:headers() end, retries = 1000,
+    deadline = now() + (notify.retry_for or ctx.cfg.retry_for) } -- (retried until its deadline)
   d.req:send(now())
   return d
 end

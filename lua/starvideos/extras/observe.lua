@@ -10,7 +10,8 @@ local config = require "starvideos.config"
 local O = {}
 O.__index = O
 
--- A request's op as the metrics name it (storage: a request to the user's bucket, storage/object.lua).
+-- A request's op (an exchange's: its word) as the metrics name it (storage: a request to the user's bucket,
+-- storage/object.lua).
 local OPS = { create = "create", query = "query", download = "download", media = "media", notify = "webhook",
   storage = "upload" }
 
@@ -32,7 +33,7 @@ local DURATION, WAIT = "starvideos_request_duration_seconds", "starvideos_budget
 -- The operation an exchange of req counts as (nil: none observed): a media GET of a job's (an upload's part of
 -- the video, storage/object.lua) counts as a download.
 local function operation(req)
-  local op = OPS[req.op]
+  local op = OPS[req.what or req.op]
   if op == "media" and type(req.owner) == "table" and req.owner.job then return "download" end
   return op
 end

@@ -1,5 +1,5 @@
 -- Preflight (docs/media.md): a create's reference media read as far as needed (a HEAD, the first
--- 64 KiB, the tail when the core's sniffer asks) as media requests on the loop, the references of one
+-- 64 KiB, the tail when the core's sniffer asks) as exchanges on the loop (their word: media), the references of one
 -- create at once within one `timeout`, then judged by the model's rules (core.media_check).  A local file
 -- ({file = path}, docs/storage.md) is read the same way from the disk, with no request, even when preflight
 -- is false (it is read to be uploaded anyway).  Loaded by the client's hook (cfg.on_media) at a create that
@@ -23,13 +23,13 @@ local GONE = { [401] = true, [403] = true, [404] = true, [410] = true } -- the H
 local Ref = {}
 Ref.__index = Ref
 
--- The reference's next media request o, now: {head = true} or {offset =, max_body =}.
-local function ask(self, t, o)
+-- The reference's next media request, now: a HEAD, or the CHUNK bytes from `from`; redirects followed, only to
+-- public addresses unless allow_private_media (the transport refuses what is not).
+local function ask(self, t, from)
   local pf = self.pf
-  o.loop, o.key, o.cfg, o.owner, o.op, o.url, o.path, o.auth, o.deadline = pf.loop, pf.key, pf.cfg, self, "media",
-    self.url, self.path, false, pf.deadline
-  self.req = Request.new(o)
-  self.req.public = pf.public -- (the transport refuses what is not)
+  self.req = Request.new { loop = pf.loop, key = pf.key, cfg = pf.cfg, owner = self, op = "exchange", what = "media",
+    url = self.url, path = self.path, deadline = pf.deadline, method = from and "GET" or "HEAD",
+    range = from and { from, from + CHUNK - 1 }, headers = "Accept: */*\n", follow = true, public = pf.public }
   self.req:send(t)
 end
 
@@ -72,7 +72,7 @@ function Ref:advance(t)
     if err and not err.status then return settle(self, t, err.message) end -- unreachable: no GET either
     if err and GONE[err.status] then self.status = err.status; return settle(self, t) end
     self.size, self.step = not err and req.total or nil, "first" -- (a HEAD refused otherwise: the GET tells)
-    return ask(self, t, { offset = 0, max_body = CHUNK })
+    return ask(self, t, 0)
   end
   if err and step == "tail" then return settle(self, t, err.message) end -- the head's findings stand
   if err then
@@ -80,12 +80,12 @@ function Ref:advance(t)
     return settle(self, t, not err.status and err.message)
   end
   if step == "first" then
-    local info, why = core.media_sniff(req.task, req.total or self.size)
+    local info, why = core.media_sniff(req.task.body, req.total or self.size)
     if not info or not info.tail then self.info = info; return settle(self, t, why) end
     self.info, self.step = info, "tail"
-    return ask(self, t, { offset = info.tail, max_body = CHUNK })
+    return ask(self, t, info.tail)
   end
-  local info, why = core.media_tail(self.info, req.task, req.offset)
+  local info, why = core.media_tail(self.info, req.task.body, req.offset)
   if info then self.info = info end
   return settle(self, t, why)
 end
@@ -110,7 +110,7 @@ function P.start(job, t)
     ref.pf, ref.step, ref.path = pf, "head", parts and parts.path
     ref.refused = pf.public and parts and core.private_host(parts.host) or nil -- no request at all
     if ref.file then read_file(ref) end
-    if ref.refused or ref.file then settle(ref, t, ref.why) else ask(ref, t, { head = true }) end
+    if ref.refused or ref.file then settle(ref, t, ref.why) else ask(ref, t) end
   end
   return pf
 end

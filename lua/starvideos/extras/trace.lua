@@ -76,7 +76,7 @@ function T:client(req, t, op, status, wire, err, parent)
   if not k then return end
   status = wire == "none" and type(status) == "number" and status > 0 and status or nil
   local etype = err and (status and string.format("%d", status) or wire ~= "none" and wire or err.kind or "error")
-  self.cols[1][k] = { url = req.url or "", method = req.method or req.head and "HEAD" or Request.METHOD[req.op]
+  self.cols[1][k] = { url = req.url or "", method = req.method or Request.METHOD[req.op]
     or "POST", op = op, t0 = req.started, t1 = t, status = status, resend = (req.attempt or 1) - 1, etype = etype,
     emsg = err and err.message, parent = parent, rid = req.request_id, sid = req.server_request_id }
 end
@@ -103,15 +103,13 @@ local function batch(self)
   return self.prefix .. table.concat(out, ",") .. "]}]}]}", n
 end
 
--- request.lua asks at each attempt: the export's header lines.
-function T:headers() return self.s.headers end
-
 -- An export of the next batch on loop, now: its request (nil: nothing queued).
 local function export(self, loop, t, deadline)
   local text, n = batch(self)
   if not text then return nil end
-  local req = Request.new { loop = loop, key = loop.key, cfg = self.xcfg, owner = self, op = "notify",
-    url = self.s.endpoint, path = self.s.path, auth = false, body = text, deadline = deadline or t + D.trace_timeout }
+  local req = Request.new { loop = loop, key = loop.key, cfg = self.xcfg, owner = self, op = "exchange",
+    what = "notify", url = self.s.endpoint, path = self.s.path, body = text, headers = Request.JSON .. self.s.headers,
+    retries = 1000, deadline = deadline or t + D.trace_timeout } -- (retried until its deadline)
   req.spans = n
   req:send(t)
   return req

@@ -11,6 +11,7 @@ local ngx = rawget(_G, "ngx")
 local now, new_error = core.now, errors.new_error
 
 local PAGE_MAX = 64 * 1024 -- a download's error page, kept for the message
+local METHODS = { GET = true, HEAD = true, PUT = true, POST = true, DELETE = true } -- an exchange's
 local NO_CA = "ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate"
 
 -- A pool thread's Lua VM costs the worker ~10 ms: made in a timer at its first client; commits
@@ -141,10 +142,18 @@ function N:send(r)
   if proxy == nil then return nil, bad_proxy end
   local fh, offset = open_part(self, r)
   if fh == nil then return nil, offset end
-  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op,
-    auth = r.op ~= "media" and r.op ~= "storage" and r.auth,
-    offset = offset, have = offset, from = r.op == "media" and (r.offset or 0),
-    fh = fh, parts = {}, kept = 0, cap = r.op == "download" and PAGE_MAX or r.max_body,
+  local range, cap = r.range, fh and PAGE_MAX or r.max_body
+  if r.op == "exchange" and not METHODS[r.method] then
+    return refuse("method", "method: expected GET, HEAD, PUT, POST or DELETE")
+  end
+  if range and not (type(range) == "table" and tonumber(range[1]) and tonumber(range[2]) and range[1] >= 0 and
+      range[2] >= range[1]) then
+    return refuse("range", "range: expected {first, last}, 0 <= first <= last")
+  end
+  if range then cap = math.min(cap, range[2] - range[1] + 1) end
+  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, exchange = r.op == "exchange",
+    auth = r.op ~= "exchange" and r.auth, offset = offset, have = offset, from = range and range[1],
+    fh = fh, parts = {}, kept = 0, cap = cap,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
   self.running[x] = true
   x.thread = ngx.thread.spawn(run, self, x)
@@ -177,11 +186,11 @@ function N:result(x)
   x.spent = true
   local date = x.date and core.http_date(x.date)
   if x.date then self.skew = date and date - core.wall() end
-  -- (a media request's bytes asked for as read, its `pieces`: never made one string of megabytes in the worker)
+  -- (an exchange's bytes asked for as read, its `pieces`: never made one string of megabytes in the worker)
   local pieces = x.r.pieces and x.status and x.status >= 200 and x.status < 300
   local task, err, wire, bytes, total = core.verdict(x.op, x.status, pieces and "" or table.concat(x.parts),
-    x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.heads)
-  if task and pieces then task = x.parts end
+    x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.heads, x.r.what)
+  if task and pieces then task.body = x.parts end
   if x.fh then
     if task then
       self.whole[x.r.file] = x.fh

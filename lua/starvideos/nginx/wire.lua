@@ -115,8 +115,8 @@ local function too_long(x)
     x.most, x.total and "its length" or "max_video_bytes", x.at)
 end
 
--- Where the answer's bytes go: the file, else memory up to x.cap (past it: garbled, or an error page cut,
--- or a media request's read ended there: "capped").
+-- Where the answer's bytes go: the file, else memory up to x.cap (past it: garbled, or a download's error page
+-- cut, or a ranged exchange's read ended there: "capped").
 local function sink(x, data)
   if x.spent then return nil, "broken", "the exchange was cancelled" end
   if x.to_file and x.have + #data > x.most then return too_long(x) end
@@ -128,8 +128,8 @@ local function sink(x, data)
   local over = #data > x.cap - x.kept
   if over then data = data:sub(1, x.cap - x.kept) end
   x.parts[#x.parts + 1], x.kept = data, x.kept + #data
-  if not over or x.op == "download" then return true end
-  if x.op == "media" then return nil, "capped" end
+  if not over or x.fh then return true end
+  if x.from then return nil, "capped" end
   return nil, "garbled", string.format("the answer is larger than %.0f bytes", x.cap)
 end
 
@@ -151,7 +151,7 @@ end
 
 -- The body as its headers frame it: true | nil, wire, message.
 local function body(x, h)
-  if x.status == 204 or x.status == 304 or x.r.head or x.r.method == "HEAD" then return true end
+  if x.status == 204 or x.status == 304 or x.r.method == "HEAD" then return true end
   if not (h["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
     local cl = h["content-length"]
     if cl and not cl:find("^%d+$") then return nil, "garbled", "a bad Content-Length" end
@@ -283,22 +283,22 @@ local function request(c, x, u, key)
   local r = x.r
   -- to a proxy, an http URL whole (absolute form); https goes through a tunnel
   local target = x.proxy and u.scheme == "http" and "http://" .. u.authority .. u.target or u.target
-  local method = r.method or (r.head and "HEAD" or r.body and "POST" or "GET")
+  local method = r.method or (r.body and "POST" or "GET")
   local t = { method, " ", target, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua, "\r\n" }
   if target ~= u.target and x.proxy.auth then t[#t + 1] = x.proxy.auth end -- an http URL through a proxy
   if x.op == "download" then -- never the key: the video lives on another host
     t[#t + 1] = "Accept: video/mp4, */*\r\n"
     if x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset) end
-  elseif x.op == "media" then -- never the key: the media lives on another host
-    t[#t + 1] = "Accept: */*\r\n"
-    if not r.head then t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1) end
-  elseif x.op == "storage" then -- the user's store: its signed lines, never the key
+  elseif x.exchange then -- another host: never the key; its own lines, its range
+    if x.from and method ~= "HEAD" then
+      t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1)
+    end
     t[#t + 1] = (r.headers or ""):gsub("\n", "\r\n")
     local n = 0 -- (a body: a string, or a list of strings, a part's pieces)
     for _, s in ipairs(type(r.body) == "table" and r.body or { r.body }) do n = n + #s end
     if r.body or method == "PUT" or method == "POST" then t[#t + 1] = "Content-Length: " .. n .. "\r\n" end
-  else -- a notify goes to the user's own host: never the key, and the event's webhook-* lines
-    if x.auth and x.op ~= "notify" then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
+  else -- the API's: the key when asked
+    if x.auth then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
     t[#t + 1] = "Accept: application/json\r\n"
     if r.request_id then t[#t + 1] = "X-Request-Id: " .. r.request_id .. "\r\n" end -- (transport.lua checked it)
     if r.headers then t[#t + 1] = r.headers:gsub("\n", "\r\n") end
@@ -309,7 +309,7 @@ local function request(c, x, u, key)
   return t
 end
 
--- The request sent (t: request's, its body last: a string, or a list of strings, a part's as a media request read
+-- The request sent (t: request's, its body last: a string, or a list of strings, a part's as an exchange read
 -- it): a body over CHUNK a piece at a time, the worker's other work let run between (a part's megabytes in one send
 -- held it while the kernel took them) | nil, socket error.
 local function send(x, t)
@@ -352,13 +352,13 @@ function W.exchange(c, x, key)
     return "not_sent", "timed out waiting for a free connection (max_connections)"
   end
   x.slot, x.since = true, now()
-  x.breath = (x.op == "media" or x.op == "storage") and x.stall and BREATHE_PART or BREATHE
+  x.breath = x.exchange and x.stall and BREATHE_PART or BREATHE
   for hops = 0, 5 do
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
     x.head = h -- (the answer's headers: transport.lua's server_request_id)
     x.status, x.retry_after, x.date = status, h["retry-after"], (x.op == "query" or x.op == "create") and h.date or nil
-    if x.op == "storage" then -- the answer's header lines, as libcurl's transport gives them
+    if x.r.heads then -- the answer's header lines, as libcurl's transport gives them
       local lines = {}
       for k, v in pairs(h) do lines[#lines + 1] = k .. ": " .. v .. "\n" end
       x.heads = table.concat(lines)
@@ -377,10 +377,10 @@ function W.exchange(c, x, key)
     if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(IDLE_MS, c.pool_size) else sock:close() end
     if not follow then
       if x.to_file and not x.total then x.total = x.have end
-      if x.op == "media" then
+      if x.exchange then
         local from, total = span(status, h)
         x.have, x.total = x.kept, total
-        if x.from > 0 and (status == 200 or (status == 206 and from ~= x.from)) then -- not the bytes asked for
+        if x.from and x.from > 0 and (status == 200 or (status == 206 and from ~= x.from)) then -- not those asked
           return "garbled", string.format("the server did not send the bytes from %.0f that were asked for", x.from)
         end
       end
@@ -391,7 +391,7 @@ function W.exchange(c, x, key)
     url = core.resolve_url(url, follow)
     u, bad = core.check_url(url, "redirect")
     if not u then return "fatal", bad.message end
-    bad = x.r.public and core.private_host(u.host) -- a media request's hop (names: nginx's resolver, unchecked)
+    bad = x.r.public and core.private_host(u.host) -- an exchange's hop (names: nginx's resolver, unchecked)
     if bad then return "fatal", bad end
     x.auth, x.parts, x.kept, x.status, x.retry_after, x.to_close = false, {}, 0, nil, nil, nil -- no key elsewhere
   end

@@ -21,9 +21,9 @@ local function sign() return require "starvideos.sign" end
 -- cfg, st, bucket, key_name, out, path, deadline; storage/refs.lua's objects are owners too.)
 function M.call(owner, op, a, t, long)
   local r, err = S3.request(owner.st, op, owner.bucket, owner.key_name, a)
-  local req = Request.new { loop = owner.loop, key = owner.key, cfg = owner.cfg, owner = owner, op = "storage",
-    url = r and r.url or owner.out, path = owner.path, body = r and r.body, deadline = owner.deadline,
-    method = r and r.method, headers = r and r.headers, long = long }
+  local req = Request.new { loop = owner.loop, key = owner.key, cfg = owner.cfg, owner = owner, op = "exchange",
+    what = "storage", url = r and r.url or owner.out, path = owner.path, body = r and r.body, deadline = owner.deadline,
+    method = r and r.method, headers = r and r.headers, heads = true, long = long }
   if r then req:send(t) else req.done, req.err = true, err end
   return req
 end

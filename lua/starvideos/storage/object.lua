@@ -194,9 +194,9 @@ function U:read(t)
   local tap = self.loop.curl and function() -- (libcurl's transport feeds it; others: U:check hashes the bytes)
     return sign().stream(self:seconds(), true, self.state)
   end
-  self.get = Request.new { loop = self.loop, key = self.key, cfg = self.cfg, owner = self, op = "media",
-    url = self.url, path = self.video_path, deadline = self.deadline, offset = from, max_body = upto - from,
-    long = true, pieces = true, tap = tap or nil }
+  self.get = Request.new { loop = self.loop, key = self.key, cfg = self.cfg, owner = self, op = "exchange",
+    what = "media", url = self.url, path = self.video_path, deadline = self.deadline, range = { from, upto - 1 },
+    headers = "Accept: */*\n", follow = true, long = true, pieces = true, tap = tap or nil }
   self.get.from, self.get.at = from, at
   self.get:send(t)
 end
@@ -204,7 +204,7 @@ end
 -- A part's bytes came (req: the GET): checked and hashed, and queued to be put.
 function U:got(req, t)
   if req.err then self.wire = req.wire; return self:fail(req.err, t) end
-  local bytes = req.task
+  local bytes = req.task.body
   req.task = nil -- (a part's megabytes: the put's alone from now on)
   self.total = self.total or req.total
   if Part.size(bytes) == 0 then

@@ -1,7 +1,8 @@
 -- S3 and the stores that speak its API (docs/storage.md): where an object is (s3://bucket/key), the store a
 -- client's `storage` option and the AWS_* environment name, the requests the library sends (OPS: a row per
 -- request shape), each signed with SigV4 by starvideos.sign, and the few fields read from their answers.
--- It sends nothing itself: a request's parts go to request.lua (op "storage") over the loop's transport.
+-- It sends nothing itself: a request's parts go to request.lua (an exchange, its word "storage") over the loop's
+-- transport.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
