@@ -31,6 +31,7 @@ struct sv_xfer {
   size_t tap_fed;      /* bytes fed to tap in this poll's pass (at most SV_TAP_STEP: then it is paused) */
   int tapping, tap_paused; /* tapping: counted in h->taps */
   char retry_after[64];
+  sv_buf limits; /* an API answer's rate-limit header lines */
   long status;
   sv_wire wire;
   char message[512];   /* as an sv_error's */
