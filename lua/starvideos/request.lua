@@ -103,7 +103,10 @@ function Request:finished(t)
   local h = self.handle
   self.handle = false
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
-  if t >= self.key.clock_at and (self.op == "query" or self.op == "create") then self.key:clock(loop.transport, t) end
+  if self.op == "query" or self.op == "create" then
+    if t >= self.key.clock_at then self.key:clock(loop.transport, t) end
+    self.key:limits(t, type(bytes) == "table" and bytes or nil, err) -- (an API answer's 4th value: its rate limits)
+  end
   if self.op == "download" or self.op == "media" then self.bytes, self.total, self.wire = bytes, total, wire end
   local status = (wire == "none" or task) and (err and err.status or tonumber(task) or 200)
   if status then tell(self, "response", status, t - self.started) end

@@ -176,7 +176,7 @@ function N:result(x)
   -- (a media request's bytes asked for as read, its `pieces`: never made one string of megabytes in the worker)
   local pieces = x.r.pieces and x.status and x.status >= 200 and x.status < 300
   local task, err, wire, bytes, total = core.verdict(x.op, x.status, pieces and "" or table.concat(x.parts),
-    x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.heads)
+    x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.heads, x.op ~= "storage" and x.heads or nil)
   if task and pieces then task = x.parts end
   if x.fh then
     if task then

@@ -356,7 +356,8 @@ function W.exchange(c, x, key)
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
     x.status, x.retry_after, x.date = status, h["retry-after"], (x.op == "query" or x.op == "create") and h.date or nil
-    if x.op == "storage" then -- the answer's header lines, as libcurl's transport gives them
+    if x.op == "storage" or x.op == "query" or x.op == "create" then -- its header lines, as libcurl's gives them
+      -- (a store's answer's; an API answer's: the core reads its rate limits)
       local lines = {}
       for k, v in pairs(h) do lines[#lines + 1] = k .. ": " .. v .. "\n" end
       x.heads = table.concat(lines)
