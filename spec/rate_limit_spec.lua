@@ -1,7 +1,8 @@
 -- Rate limits read from the answers (CONTRACT.md, "Request ids, rate limits, warnings"): the emulator limits
 -- its API to 3 requests in each 2 s window and tells it in each family of headers; a client whose own budget
 -- (50 a second) would send far more honours what it is told: no request of the key between the answer that
--- said "0 left" and the window's end, no answer 429.  client:rate_limit() gives the last values seen.
+-- said "0 left" and the window's end, no answer 429.  client:rate_limit() gives the last values seen, the gauge
+-- starvideos_rate_limit_remaining the last remaining.
 -- (spec/hosts/rate_limit_hosts_spec.lua: the same inside nginx and across a fleet on Redis.)
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
@@ -30,7 +31,8 @@ describe("rate limits read from the answers (libcurl)", function()
     it("honours " .. family .. ": 0 requests in the announced window, 0 answers 429", function()
       emu:clear()
       emu:config { rate_limit = { count = COUNT, per = PER }, rate_limit_headers = family }
-      local c = starvideos.new { api_key = emu.key, base_url = emu.url, requests_per_second = 50, max_retries = 0 }
+      local c = starvideos.new { api_key = emu.key, base_url = emu.url, requests_per_second = 50, max_retries = 0,
+        metrics = true }
       local t0, answers = core.now(), 0
       while core.now() - t0 < SECONDS do
         local task, err = c:query(id)
@@ -39,6 +41,7 @@ describe("rate limits read from the answers (libcurl)", function()
       end
       local sent, inside, refused = tally(emu, COUNT, PER)
       local seen = c:rate_limit()
+      local gauge = tonumber(c:metrics():match("\nstarvideos_rate_limit_remaining (%S+)"))
       c:close()
       emu:config { rate_limit = NULL }
       print(string.format("\n%s: %d queries asked, %d sent in %d s, %d inside announced windows, %d answered 429",
@@ -50,6 +53,7 @@ describe("rate limits read from the answers (libcurl)", function()
       assert.equal(COUNT, seen.limit)
       assert.is_true(seen.remaining >= 0 and seen.remaining < COUNT and seen.reset >= 0 and seen.reset <= PER)
       assert.is_true(math.abs(seen.at - core.wall()) < 5)
+      assert.equal(seen.remaining, gauge, "the gauge starvideos_rate_limit_remaining")
     end)
   end
 
