@@ -57,6 +57,17 @@ describe("rate limits read from the answers (libcurl)", function()
     end)
   end
 
+  it("the emulator refuses a rate_limit or a family it cannot keep, naming what it expected", function()
+    local ok, err = pcall(emu.config, emu, { rate_limit = { count = 0, per = 1 } })
+    assert.is_false(ok)
+    assert.matches('HTTP 400 {"error":"config field \\"rate_limit\\": expected null or {\\"count\\": N >= 1, '
+      .. '\\"per\\": seconds > 0}"}', err, 1, true)
+    ok, err = pcall(emu.config, emu, { rate_limit_headers = "github" })
+    assert.is_false(ok)
+    assert.matches('HTTP 400 {"error":"config field \\"rate_limit_headers\\": expected \\"ietf\\", \\"ietf07\\", '
+      .. '\\"x\\", \\"x-requests\\" or \\"none\\""}', err, 1, true)
+  end)
+
   it("a client with no limit told has none to show, and a malformed header is ignored", function()
     emu:clear()
     local c = starvideos.new { api_key = emu.key, base_url = emu.url }
