@@ -95,6 +95,7 @@ build = {
     ["starvideos.emulator"] = "lua/starvideos/emulator/init.lua",
     ["starvideos.emulator.bytes"] = "lua/starvideos/emulator/bytes.lua",
     ["starvideos.emulator.files"] = "lua/starvideos/emulator/files.lua",
+    ["starvideos.emulator.ratelimit"] = "lua/starvideos/emulator/ratelimit.lua",
     ["starvideos.emulator.h264"] = "lua/starvideos/emulator/h264.lua",
     ["starvideos.emulator.media"] = "lua/starvideos/emulator/media.lua",
     ["starvideos.emulator.mp4"] = "lua/starvideos/emulator/mp4.lua",
