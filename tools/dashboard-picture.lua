@@ -4,8 +4,8 @@
 -- `requests_per_second` and a trace endpoint nobody listens on, and the emulator refuses some creates, answers
 -- some polls 429 or 503, cuts some downloads and never answers one create (its answers carry RateLimit fields).
 -- Then it asks Prometheus's HTTP API each panel's query (Grafana's variables as Grafana fills them:
--- $__rate_interval 30s, $__range the run, $job and $instance all), draws the answers as the dashboard lays them out (tools/dashboard_svg.lua) and has headless
--- Chromium take the picture.  Run from a checkout, after `make`:
+-- $__rate_interval 30s, $__range the run, $job and $instance all), draws the answers as the dashboard lays them
+-- out (tools/dashboard_svg.lua) and has headless Chromium take the picture.  Run from a checkout, after `make`:
 --
 --   lua5.4 tools/dashboard-picture.lua [--seconds N (150)] [--out PATH (docs/img/dashboard.png)] [--html PATH]
 --
