@@ -7,7 +7,7 @@
 
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
-FUZZ_TARGETS := json answer build retry_after base_url image mp4 audio
+FUZZ_TARGETS := json answer build retry_after limits base_url image mp4 audio
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)

@@ -8,7 +8,7 @@
 
 # The core: no Lua, no libcurl (the C tests and the fuzz targets link it alone).
 SV_SRC       := csrc/core/buf.c csrc/core/error.c csrc/core/text.c csrc/core/url.c csrc/core/clock.c \
-                csrc/core/id.c csrc/core/json.c csrc/core/models.c csrc/core/answer.c csrc/core/verdict.c \
+                csrc/core/id.c csrc/core/json.c csrc/core/models.c csrc/core/answer.c csrc/core/verdict.c csrc/core/limits.c \
                 csrc/core/journal.c csrc/core/part.c csrc/core/media.c
 # libcurl's transport: the multi handle and its API exchanges; the download threads
 SV_HTTP_SRC  := csrc/curl/multi.c csrc/curl/fetch.c

@@ -45,7 +45,7 @@ build = {
     ["starvideos.core"] = {
       sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
         "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/lua/error.c", "csrc/lua/part.c",
+        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/lua/error.c", "csrc/lua/part.c",
         "csrc/lua/core.c", "csrc/lua/commit.c", "csrc/lua/lock.c", "csrc/lua/media.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "pthread", "dl", "m" },
@@ -55,7 +55,7 @@ build = {
     ["starvideos.sign"] = {
       sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
         "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/sign.c", "csrc/core/sigv4.c", "csrc/core/stream.c",
+        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/sign.c", "csrc/core/sigv4.c", "csrc/core/stream.c",
         "csrc/lua/error.c",
         "csrc/lua/part.c", "csrc/lua/sign.c", "csrc/lua/stream.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
@@ -66,7 +66,7 @@ build = {
     ["starvideos.curl"] = {
       sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
         "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/curl/multi.c", "csrc/curl/fetch.c",
+        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/curl/multi.c", "csrc/curl/fetch.c",
         "csrc/lua/error.c", "csrc/lua/part.c", "csrc/lua/curl.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "curl", "pthread", "dl", "m" },
@@ -94,6 +94,7 @@ build = {
     ["starvideos.emulator"] = "lua/starvideos/emulator/init.lua",
     ["starvideos.emulator.bytes"] = "lua/starvideos/emulator/bytes.lua",
     ["starvideos.emulator.files"] = "lua/starvideos/emulator/files.lua",
+    ["starvideos.emulator.ratelimit"] = "lua/starvideos/emulator/ratelimit.lua",
     ["starvideos.emulator.h264"] = "lua/starvideos/emulator/h264.lua",
     ["starvideos.emulator.media"] = "lua/starvideos/emulator/media.lua",
     ["starvideos.emulator.mp4"] = "lua/starvideos/emulator/mp4.lua",

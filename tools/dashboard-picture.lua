@@ -2,10 +2,10 @@
 -- a Redis (when redis-server is there: the client's store), and a real Prometheus on loopback ports scraping a
 -- client's client:metrics() every second, while the client runs tasks of four models with `prices`, a small
 -- `requests_per_second` and a trace endpoint nobody listens on, and the emulator refuses some creates, answers
--- some polls 429 or 503, cuts some downloads and never answers one create.  Then it asks Prometheus's HTTP API
--- each panel's query (Grafana's variables as Grafana fills them: $__rate_interval 30s, $__range the run, $job and
--- $instance all), draws the answers as the dashboard lays them out (tools/dashboard_svg.lua) and has headless
--- Chromium take the picture.  Run from a checkout, after `make`:
+-- some polls 429 or 503, cuts some downloads and never answers one create (its answers carry RateLimit fields).
+-- Then it asks Prometheus's HTTP API each panel's query (Grafana's variables as Grafana fills them:
+-- $__rate_interval 30s, $__range the run, $job and $instance all), draws the answers as the dashboard lays them
+-- out (tools/dashboard_svg.lua) and has headless Chromium take the picture.  Run from a checkout, after `make`:
 --
 --   lua5.4 tools/dashboard-picture.lua [--seconds N (150)] [--out PATH (docs/img/dashboard.png)] [--html PATH]
 --
@@ -178,7 +178,7 @@ local function main()
   local dash = cjson.decode((assert(helper.read_file(helper.root .. "/dashboards/starvideos.json"))))
   local emu = helper.emulator { queued = 2, processing = 6, key = "picture-key" }
   procs[#procs + 1] = { pid = emu.pid, close = function() emu:stop() end }
-  emu:config { spread = 0.5 }
+  emu:config { spread = 0.5, rate_limit = { count = 150, per = 60 } } -- (its RateLimit fields: the gauge's data)
   local store = redis()
   local server = assert(socket.bind("127.0.0.1", 0))
   server:settimeout(0)

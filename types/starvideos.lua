@@ -404,6 +404,16 @@ function Job:cancel() end
 ---@field prompt_hash string a hash of its prompt
 ---@field time number Unix seconds when it was sent
 
+---the last rate limit the service's answers said (client:rate_limit)
+---@class starvideos.RateLimit
+---@field limit? number requests in the window
+---@field remaining? number requests left in it
+---@field reset? number seconds until it resets, as of at
+---@field window? number the window, seconds
+---@field family? "ratelimit"|"x-ratelimit" the headers read (absent: a 429's Retry-After alone)
+---@field retry_after? number a 429's Retry-After, seconds
+---@field at number Unix seconds of the answer
+
 ---what client:check could not check
 ---@class starvideos.Note
 ---@field field string the reference, e.g. referenceVideos[2]
@@ -677,6 +687,10 @@ function Client:plan(list, opts) end
 ---@return starvideos.Task? task
 ---@return starvideos.Error? err
 function Client:query(id_or_task) end
+
+---The last rate limit the service's answers said for the key; nil before any did.
+---@return starvideos.RateLimit? seen
+function Client:rate_limit() end
 
 ---Carries every unfinished task of the ledger to a file.
 ---@param opts? starvideos.ResumeOpts

@@ -376,6 +376,7 @@ typedef struct sv_exchange {
   const sv_json_sink *sink; /* or NULL: handed a 2xx API answer's body (sv_read_answer) */
   const char *heads; size_t heads_len; /* SV_OP_EXCHANGE: the answer's header lines ("Name: value\n"), if kept */
   const char *what;         /* the word its messages name it by (an exchange's: "media", "notify"); NULL: its op's */
+  const char *limits; size_t limits_len; /* create, query: its rate-limit header lines (sv_read_limits) */
 } sv_exchange;
 
 SV_API const char *sv_exchange_name(const sv_exchange *x); /* what, else the op's name */
@@ -395,6 +396,25 @@ SV_API int sv_read_answer(const sv_exchange *a, double now, sv_error *err);
    can be read, even from an answer cut short; only with maybe_created).
    `secret` (the API key, or NULL) never appears in the message. */
 SV_API int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err, sv_wire *wire);
+
+/* ------------------------------------------ rate limits (limits.c) */
+
+enum { SV_LIMITS_NONE, SV_LIMITS_IETF, SV_LIMITS_X };
+SV_API const char *const sv_limits_families[]; /* "none", "ratelimit", "x-ratelimit" */
+
+/* What an answer said of the key's rate limit; each < 0 when it said nothing of it. */
+typedef struct sv_limits {
+  double limit;     /* requests in the window */
+  double remaining; /* requests left in it */
+  double reset;     /* seconds until it resets */
+  double window;    /* the window's length (RateLimit-Policy's w) */
+  int family;       /* SV_LIMITS_*: the family read (the IETF one when both were sent) */
+} sv_limits;
+
+/* The rate-limit fields among an answer's header lines ("Name: value\n", any case):
+   1 when any was read (out filled), else 0 (out all -1).  Never fails: a malformed
+   field is left out.  `now`: the wall clock, for a reset sent as a time since 1970. */
+SV_API int sv_read_limits(const char *lines, size_t len, double now, sv_limits *out);
 
 /* ------------------------------------------ clocks and ids (clock.c, id.c) */
 

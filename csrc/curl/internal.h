@@ -36,6 +36,7 @@ struct sv_xfer {
   char request_id[SV_REQUEST_ID_MAX + 1]; /* the X-Request-Id sent ("": none) */
   char server_id[SV_REQUEST_ID_MAX + 1];  /* the answer's own id ("": none), of rank server_rank */
   int server_rank;
+  sv_buf limits; /* an API answer's rate-limit header lines */
   long status;
   sv_wire wire;
   char message[512];   /* as an sv_error's */

@@ -172,6 +172,12 @@ static void note_server_id(sv_xfer *x, const char *buf, size_t len) {
   x->server_rank = rank;
 }
 
+/* A header line of an API answer's rate-limit families (RateLimit*, X-RateLimit-*), kept to 4 KiB. */
+static int limits_line(const sv_xfer *x, const char *buf, size_t len) {
+  return x->limits.len < 4096 && len > 2 &&
+         ((len > 9 && strncasecmp(buf, "RateLimit", 9) == 0) || (len > 11 && strncasecmp(buf, "X-RateLimit", 11) == 0));
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
   size_t len = size * n, vn;
@@ -183,6 +189,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   }
   if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
     x->retry_after[0] = '\0';
+    x->limits.len = 0;
     x->range_start = x->range_total = -1;
     x->location.len = 0;
   } else if (x->follow && (v = value_of(buf, len, "Location:", &vn)) != NULL) {
@@ -190,6 +197,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
     sv_buf_add(&x->location, v, vn);
   } else if ((v = value_of(buf, len, "Retry-After:", &vn)) != NULL) {
     snprintf(x->retry_after, sizeof x->retry_after, "%.*s", (int)vn, v);
+  } else if (x->api && limits_line(x, buf, len)) { /* (the rate-limit families: the core reads them, sv_read_limits) */
+    sv_buf_add(&x->limits, buf, len - (buf[len - 2] == '\r' ? 2 : 1)), sv_buf_add(&x->limits, "\n", 1);
   } else if (x->api && (v = value_of(buf, len, "Date:", &vn)) != NULL) {
     snprintf(x->h->date, sizeof x->h->date, "%.*s", (int)vn, v); /* read when asked (sv_http_clock) */
     x->h->date_at = sv_wallclock();
@@ -643,7 +652,8 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
                     .wire = x->wire, .message = x->message, .total = x->total,
                     .bytes = x->op == SV_OP_EXCHANGE ? (double)x->recv.len : x->have,
                     .heads = x->keep_heads ? (x->heads.data ? x->heads.data : "") : NULL, .heads_len = x->heads.len,
-                    .what = x->what[0] ? x->what : NULL };
+                    .what = x->what[0] ? x->what : NULL,
+                    .limits = x->limits.data, .limits_len = x->limits.len };
   *out = e;
 }
 
@@ -684,6 +694,7 @@ void sv_curl_destroy(sv_xfer *x) {
   sv_buf_free(&x->send);
   sv_buf_free(&x->recv);
   sv_buf_free(&x->heads);
+  sv_buf_free(&x->limits);
   sv_buf_free(&x->location); /* a Location not followed (not a redirect's, or refused) */
   free(x->url);
   free(x->file);

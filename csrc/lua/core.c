@@ -219,8 +219,8 @@ static int l_result_path(lua_State *L) {
   return 1;
 }
 
-/* verdict(op, status, body, retry_after, wire, message, bytes, total, secret, heads, what)
-   -> task, err, wire[, bytes, total]: the same reading of an exchange for a
+/* verdict(op, status, body, retry_after, wire, message, bytes, total, secret, heads, what, limits)
+   -> task, err, wire[, bytes, total | rate limits]: the same reading of an exchange for a
    transport written in Lua as the libcurl one gets (task: the answer as a
    table; a download's is ""). */
 static int l_verdict(lua_State *L) {
@@ -236,6 +236,7 @@ static int l_verdict(lua_State *L) {
   x.total = (double)luaL_optnumber(L, 8, -1);
   x.heads = luaL_optlstring(L, 10, NULL, &x.heads_len);
   x.what = luaL_optstring(L, 11, NULL);
+  x.limits = luaL_optlstring(L, 12, NULL, &x.limits_len);
   return lsv_push_verdict(L, &x, luaL_optstring(L, 9, NULL));
 }
 

@@ -263,7 +263,7 @@ static void forget(lua_State *L, int table, sv_xfer *x) {
   lua_rawset(L, table);
 }
 
-/* t:result(h) -> task, err, wire[, bytes, total, part]; the handle is spent.
+/* t:result(h) -> task, err, wire[, bytes, total, part] (an API answer: task, err, wire[, rate limits]); the handle is spent.
    A whole download's .part stays open: part, the handle core.commit_start
    takes (lsv_push_part), so that the commit acts on what was written; an
    unfinished one's stays with the transport for the next attempt. */

@@ -210,9 +210,25 @@ static void b_literal(void *ctx, char type) {
   lua_rawset(b->L, -3);
 }
 
+/* An API answer's rate limits (sv_read_limits), as a table {limit =, remaining =, reset =, window =, family =}
+   (those it said), or nothing when it said none. */
+static int push_limits(lua_State *L, const sv_exchange *x) {
+  sv_limits l;
+  if (!sv_read_limits(x->limits, x->limits_len, sv_wallclock(), &l)) return 0;
+  lua_createtable(L, 0, 5);
+  if (l.limit >= 0) { lua_pushnumber(L, l.limit); lua_setfield(L, -2, "limit"); }
+  if (l.remaining >= 0) { lua_pushnumber(L, l.remaining); lua_setfield(L, -2, "remaining"); }
+  if (l.reset >= 0) { lua_pushnumber(L, l.reset); lua_setfield(L, -2, "reset"); }
+  if (l.window >= 0) { lua_pushnumber(L, l.window); lua_setfield(L, -2, "window"); }
+  lua_pushstring(L, sv_limits_families[l.family]);
+  lua_setfield(L, -2, "family");
+  return 1;
+}
+
 /* body, err, wire, bytes, total: body is the task table (a download's: "", an
    exchange's: {status =, body =, headers =}: its status, its body, its header
-   lines when kept) on success, err the error table otherwise. */
+   lines when kept) on success, err the error table otherwise; an API
+   answer's rate limits after wire when it said any. */
 int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_error err;
   sv_wire wire;
@@ -234,7 +250,7 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   if (rc) push_error(L, &err);
   else lua_pushnil(L);
   lua_pushstring(L, sv_wire_names[wire]);
-  if (api) return 3;
+  if (api) return 3 + push_limits(L, x);
   lua_pushinteger(L, (lua_Integer)x->bytes);
   if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);
   else lua_pushnil(L);

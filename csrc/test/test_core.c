@@ -928,6 +928,38 @@ static void proxy_urls(void) {
   }
 }
 
+/* The three rate-limit families, as servers send them; what cannot be read is left out, never an error. */
+static void rate_limits(void) {
+  static const struct { const char *lines; int family; double limit, remaining, reset, window; const char *name; } cases[] = {
+    { "RateLimit: \"default\";r=0;t=5\nRateLimit-Policy: \"default\";q=100;w=60\n", SV_LIMITS_IETF, 100, 0, 5, 60,
+      "draft 08 on: items with r, t and the policy's q, w" },
+    { "ratelimit: \"a\";r=7;t=1, \"b\";r=0;t=30\n", SV_LIMITS_IETF, -1, 0, 30, -1, "two policies: the one with none left" },
+    { "RateLimit: limit=100, remaining=0, reset=5\n", SV_LIMITS_IETF, 100, 0, 5, -1, "draft 07's dictionary" },
+    { "RateLimit-Limit: 10, 10;w=1\r\nRateLimit-Remaining: 3\r\nRateLimit-Reset: 2\r\nRateLimit-Policy: 10;w=1\n",
+      SV_LIMITS_IETF, 10, 3, 2, 1, "drafts 00-06: a field each" },
+    { "x-ratelimit-limit: 60\nx-ratelimit-remaining: 0\nx-ratelimit-reset: 1700000005\n", SV_LIMITS_X, 60, 0, 5, -1,
+      "x-ratelimit with a reset in seconds since 1970" },
+    { "X-RateLimit-Limit-Requests: 500\nX-RateLimit-Remaining-Requests: 1\nX-RateLimit-Reset-Requests: 1m0.5s\n",
+      SV_LIMITS_X, 500, 1, 60.5, -1, "OpenAI's -requests, the reset a duration" },
+    { "x-ratelimit-remaining: 2\nx-ratelimit-reset: 20ms\n", SV_LIMITS_X, -1, 2, 0.02, -1, "a reset in milliseconds" },
+    { "x-ratelimit-remaining: 0\nRateLimit: \"d\";r=4;t=9\n", SV_LIMITS_IETF, -1, 4, 9, -1, "the IETF field first" },
+    { "RateLimit: \"d\";r=x;t=5\nx-ratelimit-remaining: -1\nx-ratelimit-reset: soon\n", SV_LIMITS_NONE, -1, -1, -1, -1,
+      "malformed values are left out" },
+    { "RateLimit: \"a,b\";r=0;t=3\n", SV_LIMITS_IETF, -1, 0, 3, -1, "a comma inside a policy's name" },
+    { "RateLimit\nRateLimit:\n:\n\n", SV_LIMITS_NONE, -1, -1, -1, -1, "empty and nameless lines" },
+  };
+  size_t i;
+  sv_limits l;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int got = sv_read_limits(cases[i].lines, strlen(cases[i].lines), 1700000000.0, &l);
+    ok(got == (cases[i].family != SV_LIMITS_NONE) && l.family == cases[i].family && l.limit == cases[i].limit &&
+       l.remaining == cases[i].remaining && fabs(l.reset - cases[i].reset) < 1e-9 && l.window == cases[i].window,
+       cases[i].name, cases[i].lines);
+  }
+  ok(sv_read_limits(NULL, 0, 0, &l) == 0 && l.remaining == -1, "no header lines", "");
+  ok(sv_read_limits("x-ratelimit-reset: 1700000005\n", 30, NAN, &l) == 0, "a time with no clock is unread", "");
+}
+
 static void retry_after(void) {
   static const struct { const char *v; double lo, hi; const char *name; } cases[] = {
     { "Fri, 31 Dec 9999 23:59:59 GMT", 0, 86400.0 * 365, "a date in year 9999 is clamped to a year" },
@@ -2024,6 +2056,7 @@ int main(void) {
   store_urls();
   proxy_urls();
   retry_after();
+  rate_limits();
   found_by_fuzzing();
   media_images();
   media_mp4();

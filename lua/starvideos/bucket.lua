@@ -111,10 +111,20 @@ local function token(self, t, create, obj, tenant)
   return at
 end
 function B:token(t, create, obj, tenant)
-  local at = token(self, t, create, obj, tenant)
+  local at
+  if self.held and t < self.held then at = self.held else at = token(self, t, create, obj, tenant) end
   local o = obj and obj.cfg and obj.cfg.observe -- (the time waited, in metrics: extras/observe.lua)
   if o then o:budget(obj, t, at) end
   return at
+end
+
+-- The service said no request before t + seconds (a rate limit's reset with none left, a 429's Retry-After): no
+-- token until then, in this process and in the remote's (every worker, every process of the store) when it keeps
+-- holds.
+function B:hold(t, seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds <= 0 then return end
+  if t + seconds > (self.held or 0) then self.held = t + seconds end
+  if self.remote and self.remote.hold then self.remote:hold(t, seconds) end
 end
 
 -- When the last caller of tenant told to wait comes back: a patient caller (a batch's feeder) asks after it.

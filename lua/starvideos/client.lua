@@ -317,6 +317,16 @@ function Client:metrics()
   return NOT_COUNTING .. text
 end
 
+-- The last rate limit the service's answers said for the key (key.lua's K:limits): {limit, remaining, reset,
+-- window, family, retry_after, at = when (wall clock)}, each field as it was said; nil before any was.
+function Client:rate_limit()
+  local seen = live(self) and self.key.rate_limit
+  if not seen then return nil end
+  local copy = {}
+  for k, v in pairs(seen) do copy[k] = v end
+  return copy
+end
+
 -- Move the jobs: step(0) does what is ready; a longer step ends once a job finishes.
 function Client:step(seconds)
   if seconds ~= nil and (type(seconds) ~= "number" or seconds ~= seconds or seconds < 0) then

@@ -90,6 +90,24 @@ function K:clock(tr, t)
   end
 end
 
+-- What an API answer said of the key's rate limit (limits: the core's table, or nil) and a 429's Retry-After
+-- (err): kept for client:rate_limit() ({limit, remaining, reset, window, family, retry_after, at = the wall time}),
+-- and a hold on the budget while it says none is left: no request of the key before it resets.
+function K:limits(t, limits, err)
+  local retry_after = err and err.status == 429 and err.retry_after
+  if not limits and not retry_after then return end
+  local seen = { at = core.wall(), retry_after = retry_after or nil }
+  for k, v in pairs(limits or {}) do seen[k] = v end
+  self.rate_limit = seen
+  local wait = retry_after or 0
+  if seen.remaining == 0 and seen.reset and seen.reset > wait then wait = seen.reset end
+  if wait > 0 then self.bucket:hold(t, wait) end
+  for m in pairs(self.members) do
+    local o = m.cfg.observe
+    if o and o.rate_limit then o:rate_limit(seen) end
+  end
+end
+
 -- born(id) -> when this process's create of task id was answered, or nil; born(id, t) records it.
 function K:born(id, t)
   if t == nil then return self.born_at[id] end

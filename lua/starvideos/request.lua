@@ -120,8 +120,11 @@ function Request:finished(t)
   if server_id then self.server_request_id = server_id(loop.transport, h) end
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   if err and self.request_id then err.request_id, err.server_request_id = self.request_id, self.server_request_id end
-  if t >= self.key.clock_at and (self.op == "query" or self.op == "create") then self.key:clock(loop.transport, t) end
-  self.bytes, self.total, self.wire = bytes, total, wire -- (a download's and an exchange's bytes)
+  if self.op == "query" or self.op == "create" then
+    if t >= self.key.clock_at then self.key:clock(loop.transport, t) end
+    self.key:limits(t, type(bytes) == "table" and bytes or nil, err) -- (an API answer's 4th value: its rate limits)
+  else self.bytes, self.total = bytes, total end -- (a download's and an exchange's bytes)
+  self.wire = wire
   local answered = type(task) == "table" and tonumber(task.status) -- (an exchange's: its status)
   local status = (wire == "none" or task) and (err and err.status or answered or 200)
   if status then tell(self, "response", status, t - self.started) end

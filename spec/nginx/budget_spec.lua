@@ -45,4 +45,14 @@ describe("nginx's dict budget", function()
     assert.is_nil(d:take(t, nil, ""), "the dead holder's lock was not freed")
     assert.equal(0, dict:get(d.lock), "the lock left held")
   end)
+
+  it("a hold (the service said none is left) keeps every worker's take waiting until it ends; a shorter one "
+    .. "said later does not shorten it", function()
+    local d, dict = budget()
+    local other = D.new({ shared = { starvideos = dict } }, { name = "k-dict", bucket = { rate = 5 } }) -- a worker
+    d:hold(10, 3)
+    d:hold(10, 1)
+    local at = other:take(10, nil, "")
+    assert.is_true(at and at > 12.9 and at <= 13.01, tostring(at))
+  end)
 end)

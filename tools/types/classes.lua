@@ -101,6 +101,11 @@ C.CLASSES = {
   { "PendingCreate", "a create whose answer never came", fields = {
     { "local", "string", "the create's id in the journal" }, { "model", "starvideos.Model", "its model" },
     { "prompt_hash", "string", "a hash of its prompt" }, { "time", "number", "Unix seconds when it was sent" } } },
+  { "RateLimit", "the last rate limit the service's answers said (client:rate_limit)", fields = {
+    { "limit?", "number", "requests in the window" }, { "remaining?", "number", "requests left in it" },
+    { "reset?", "number", "seconds until it resets, as of at" }, { "window?", "number", "the window, seconds" },
+    { "family?", '"ratelimit"|"x-ratelimit"', "the headers read (absent: a 429's Retry-After alone)" },
+    { "retry_after?", "number", "a 429's Retry-After, seconds" }, { "at", "number", "Unix seconds of the answer" } } },
   { "Note", "what client:check could not check", fields = {
     { "field", "string", "the reference, e.g. referenceVideos[2]" }, { "message", "string", "why" } } },
 }

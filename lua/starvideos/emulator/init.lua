@@ -10,6 +10,7 @@
 local cjson = require "cjson.safe"
 local shell_word = require("starvideos.shell").word
 local files = require "starvideos.emulator.files"
+local ratelimit = require "starvideos.emulator.ratelimit"
 
 local error, ipairs, pairs, pcall, xpcall, next, select = error, ipairs, pairs, pcall, xpcall, next, select
 local setmetatable, tonumber, tostring, type = setmetatable, tonumber, tostring, type
@@ -91,6 +92,8 @@ M.DEFAULTS = {
   spread = 0,               -- sigma of a log-normal spread of each task's processing time
   seed = 1,                 -- of spread's and fail_rate's random numbers (the same seed, the same tasks)
   fetch_refs = false,       -- a create GETs its reference URLs first, as the service does (its specs' check)
+  rate_limit = nil,         -- {count =, per =}: API requests allowed in each window (emulator/ratelimit.lua)
+  rate_limit_headers = "ietf", -- the headers that tell it: ietf, ietf07, x, x-requests, none
 }
 
 -- Which endpoint serves which model.
@@ -545,6 +548,7 @@ function M.new(opts)
     tokens = {},
     requests = {},
     faults = {},
+    limited = {}, -- rate_limit's window (emulator/ratelimit.lua)
   }, Server)
   return self
 end
@@ -765,20 +769,34 @@ function Server:route(req)
       set_header(res, "WWW-Authenticate", "Bearer")
       return res
     end
-    if ENDPOINTS[path] then
-      if method ~= "POST" then return response(405, nil), "POST" end
-      return self:create(req)
-    elseif path:match("^/v1/result/") then
-      if method ~= "GET" then return response(405, nil), "GET" end
-      return self:result(req)
+    local over, said = ratelimit.take(self.limited, self.config, gettime(), NULL) -- (rate_limit's)
+    if said then
+      local res, allow
+      if over then res = api_error(429, "rate limit reached", nil, "rate_limit_error")
+      else res, allow = self:api(req) end
+      for k, v in pairs(said) do set_header(res, k, v) end
+      return res, allow
     end
-    return json_response(404, { error = "not found" })
+    return self:api(req)
   elseif path:match("^/videos/") then
     if method ~= "GET" and method ~= "HEAD" then return response(405, nil), "GET, HEAD" end
     return self:video(req)
   elseif path:match("^/media/") then
     if method ~= "GET" and method ~= "HEAD" then return response(405, nil), "GET, HEAD" end
     return files.media(req, parse_query(req.query))
+  end
+  return json_response(404, { error = "not found" })
+end
+
+-- An authorised request of /v1/.
+function Server:api(req)
+  local method, path = req.method, req.path
+  if ENDPOINTS[path] then
+    if method ~= "POST" then return response(405, nil), "POST" end
+    return self:create(req)
+  elseif path:match("^/v1/result/") then
+    if method ~= "GET" then return response(405, nil), "GET" end
+    return self:result(req)
   end
   return json_response(404, { error = "not found" })
 end
@@ -814,6 +832,10 @@ local CONFIG_FIELDS = {
   { "server_request_id", '"x-request-id", "request-id" or "cf-ray": the header that carries the emulator\'s own '
     .. "id (emu-N) on every answer; null (the default): none, X-Request-Id only echoes the request's",
     function(v) return v == NULL or SERVER_ID_HEADERS[v], '"x-request-id", "request-id", "cf-ray" or null' end },
+  { "rate_limit", '{"count": N, "per": S}: at most N API requests in each S s window (from its first), then 429',
+    function(v) return ratelimit.check_limit(v, NULL) end },
+  { "rate_limit_headers", '"ietf" (default), "ietf07", "x", "x-requests" or "none": how rate_limit is told',
+    ratelimit.check_family },
 }
 
 local FAULT_FIELDS = {
@@ -908,7 +930,7 @@ function Server:fault_list()
 end
 
 function Server:reset()
-  self.requests, self.faults, self.tokens = {}, {}, {}
+  self.requests, self.faults, self.tokens, self.limited = {}, {}, {}, {}
   local config = {}
   for k, v in pairs(M.DEFAULTS) do config[k] = v end
   for k, v in pairs(self.defaults) do config[k] = v end

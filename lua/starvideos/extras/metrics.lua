@@ -31,6 +31,8 @@ M.FAMILIES = {
   { "starvideos_downloaded_bytes_total", "counter", {}, "Bytes of video received." },
   { "starvideos_retries_total", "counter", { "reason" }, "Requests sent again, by the kind of error before." },
   { "starvideos_budget_wait_seconds", "histogram", {}, "Seconds a request waited for the key's budget.", WAIT },
+  { "starvideos_rate_limit_remaining", "gauge", {},
+    "Requests the service's last answer said are left before its rate limit resets (RateLimit, x-ratelimit-*)." },
   { "starvideos_notice_lag_seconds", "histogram", { "model" },
     "Seconds from a task's completion to the poll that saw it (half the last gap between polls).", LAG },
   { "starvideos_cost_total", "counter", { "model" }, "The price of the creates sent, in the prices' currency." },

@@ -101,6 +101,15 @@ function O:budget(obj, t, at)
   end
 end
 
+-- An answer said the key's rate limit (key.lua's K:limits: seen.remaining, when it said it): the gauge moved to it
+-- (the registry keeps the value it last set; inside nginx the dict sums the workers' own).
+function O:rate_limit(seen)
+  local m = self.m
+  if not (m and seen.remaining) then return end
+  m:add("starvideos_rate_limit_remaining", seen.remaining - (m.rate_limit_last or 0))
+  m.rate_limit_last = seen.remaining
+end
+
 -- A store command answered (ok: not an error, not a broken connection) after `seconds`.
 function O:store(seconds, ok)
   if self.m then self.m:observe(DURATION, seconds, "store", ok and "2xx" or "error") end -- (requests_total: its counts)

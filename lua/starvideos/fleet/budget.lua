@@ -19,6 +19,8 @@ local HEAD = "if redis.replicate_commands then redis.replicate_commands() end\n"
 -- ARGV[2] the tenant's id ('' none)
 Store.define("budget_token", HEAD .. [[
 local P = string.sub(KEYS[1], 1, -4)
+local held = tonumber(redis.call('GET', P .. 'hold'))
+if held and held > now then return string.format('%.6f', held - now) end
 local function ms(ttl) return math.ceil(ttl * 1000) end
 local kv = {
   get = function(k) return redis.call('GET', P .. k) end,
@@ -27,6 +29,17 @@ local kv = {
   incr = function(k, ttl) redis.call('INCR', P .. k); redis.call('PEXPIRE', P .. k, ms(ttl)) end,
 }
 return string.format('%.6f', share(kv, ARGV[2] or '', now, tonumber(ARGV[1])))
+]])
+-- The service said none is left for ARGV[1] s (a rate limit's reset, a 429's Retry-After): the key's 'hold',
+-- beside its tat, is then (on Redis' clock, the latest said kept), and budget_token gives no token before it.
+Store.define("budget_hold", HEAD .. [[
+local P = string.sub(KEYS[1], 1, -4)
+local secs = tonumber(ARGV[1])
+local held = tonumber(redis.call('GET', P .. 'hold')) or 0
+if now + secs > held then
+  redis.call('SET', P .. 'hold', string.format('%.17g', now + secs), 'PX', math.ceil(secs * 1000) + 1000)
+end
+return 'ok'
 ]])
 -- create_limit's and tenant_limit's count on `key` (a sorted set of times): creates_wait, 0 (room for one) or
 -- the seconds to wait; creates_add counts one now; count_create both (0: counted).  keyed's (fleet/scripts.lua).
@@ -111,6 +124,15 @@ function F:take(t, obj, tenant)
     return failed(self, t, err, tenant)
   end
   return self.loop:await_store(obj, t)
+end
+
+-- What one member learned, for the fleet: no token for anyone of the key for `seconds` (bucket.lua's B:hold).
+-- Sent and not waited for (its answer dropped); the store failing: the host's dict holds it, if there is one.
+function F:hold(t, seconds)
+  if self.fallback then self.fallback:hold(t, seconds) end
+  if self.down and t < self.down then return end
+  local n = self.store:send_script("budget_hold", { F.key(self.key.hash, "tat") }, { string.format("%.3f", seconds) })
+  if n then self.store:forget(n) end
 end
 
 return F

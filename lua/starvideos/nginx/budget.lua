@@ -75,9 +75,18 @@ local function store(self)
   return kv
 end
 
+-- The service said none is left for `seconds` (bucket.lua's B:hold): every worker's take waits until then (the
+-- wall clock's time, kept in the dict; the latest said kept).
+function D:hold(_, seconds)
+  local dict, k, untl = self.dict, self.key .. ":hold", core.wall() + seconds
+  if (tonumber(dict:get(k)) or 0) < untl then dict:safe_set(k, untl, seconds + 1) end
+end
+
 -- nil (a token taken for tenant, an id: bucket.lua's share), the time to come back, or false: the dict is full,
 -- the worker's own bucket stands in.
 function D:take(t, _, tenant)
+  local held = tonumber(self.dict:get(self.key .. ":hold"))
+  if held and held > core.wall() then return t + held - core.wall() end
   local locked = lock(self)
   if not locked then return locked == false and t + LOCK_RETRY end
   self.kv, self.full = self.kv or store(self), false

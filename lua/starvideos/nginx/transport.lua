@@ -189,7 +189,8 @@ function N:result(x)
   -- (an exchange's bytes asked for as read, its `pieces`: never made one string of megabytes in the worker)
   local pieces = x.r.pieces and x.status and x.status >= 200 and x.status < 300
   local task, err, wire, bytes, total = core.verdict(x.op, x.status, pieces and "" or table.concat(x.parts),
-    x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.heads, x.r.what)
+    x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.r.heads and x.heads, x.r.what,
+    x.op ~= "exchange" and x.heads or nil) -- (an API answer's header lines: the core reads its rate limits)
   if task and pieces then task.body = x.parts end
   if x.fh then
     if task then

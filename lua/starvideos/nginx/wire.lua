@@ -358,7 +358,7 @@ function W.exchange(c, x, key)
     if not status then return h, reusable end
     x.head = h -- (the answer's headers: transport.lua's server_request_id)
     x.status, x.retry_after, x.date = status, h["retry-after"], (x.op == "query" or x.op == "create") and h.date or nil
-    if x.r.heads then -- the answer's header lines, as libcurl's transport gives them
+    if x.r.heads or not (x.exchange or x.op == "download") then -- as libcurl's (an API answer's: its rate limits)
       local lines = {}
       for k, v in pairs(h) do lines[#lines + 1] = k .. ": " .. v .. "\n" end
       x.heads = table.concat(lines)
