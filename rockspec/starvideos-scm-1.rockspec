@@ -150,6 +150,7 @@ build = {
     ["starvideos.command.store"] = "lua/starvideos/command/store.lua",
     ["starvideos.extension"] = "lua/starvideos/extension.lua",
     ["starvideos.store_url"] = "lua/starvideos/store_url.lua",
+    ["starvideos.storage.commit"] = "lua/starvideos/storage/commit.lua",
     ["starvideos.storage.object"] = "lua/starvideos/storage/object.lua",
     ["starvideos.storage.part"] = "lua/starvideos/storage/part.lua",
     ["starvideos.storage.refs"] = "lua/starvideos/storage/refs.lua",
