@@ -4,8 +4,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
-local journal = require "starvideos.records.journal" -- (head)
-local Records = require "starvideos.records.ledger" -- (limited, key_answer: one rule, journal or store)
+local Rules = require "starvideos.rules" -- (what a pending record holds, limited, key_answer: both ledgers')
 local rule = require "starvideos.lease"
 
 local A = {}
@@ -90,10 +89,9 @@ function A.new(l, p, lid, out, want, lease, tenant)
   end
   local count, per = limit_args(l.cfg.create_limit)
   local tcount, tper = limit_args(tenant and l.cfg.tenant_limit)
-  local args = A.pairs_of({ ["local"] = lid, model = p.model, owner = lease.id, out = out, time = os.time(),
-    prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil, prompt = journal.head(p.prompt),
-    key = w.key, fp = w.fp, body = w.body, tenant = tenant }, lid, w.fresh and "1" or "", pre, l.lease_ms, count,
-    per, tcount, tper)
+  local rec = Rules.pending(p, lid, out, want, tenant)
+  rec.owner, rec.time = lease.id, os.time()
+  local args = A.pairs_of(rec, lid, w.fresh and "1" or "", pre, l.lease_ms, count, per, tcount, tper)
   local err
   self.script, self.keys, self.args = want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
     pre .. "pending", pre .. "gone:" .. lid, pre .. "owner:" .. lease.id, pre .. "creates",
@@ -136,7 +134,7 @@ function A:step()
   if type(done) == "table" and done[1] == "limited" then
     local tenant = done[3] == "t" and self.tenant or nil
     local lim = self.ledger.cfg[tenant and "tenant_limit" or "create_limit"]
-    return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where, tenant)
+    return Rules.limited(lim, lim.count, tonumber(done[2]), self.ledger.where, tenant)
   end
   self.verdict = A.named(done)
   return true
@@ -158,7 +156,7 @@ end
 -- of its own, nothing written: with a loop false until the store answered; else L.key_answer's (a store failing:
 -- nil and the store's error, the create asking again under the keyed script).
 function A.peek(l, want)
-  if want.fresh then return Records.key_answer(nil, want) end
+  if want.fresh then return Rules.key_answer(nil, want) end
   local st = l.store
   local n, err = l.peeks[want], nil
   if not n then
@@ -172,7 +170,7 @@ function A.peek(l, want)
   l.peeks[want] = nil
   local v, werr = st:wait(n)
   if v == nil and werr then return nil, werr end
-  return Records.key_answer(A.named(v), want, "--store " .. l.where)
+  return Rules.key_answer(A.named(v), want, "--store " .. l.where)
 end
 
 return A

@@ -14,7 +14,7 @@ local leases = require "starvideos.fleet.leases"
 local rule = require "starvideos.lease"
 local journal = require "starvideos.records.journal" -- (carried, tasks)
 local Download = require "starvideos.download" -- (size)
-local Records = require "starvideos.records.ledger" -- (key_answer, settler, taken: one rule, journal or store)
+local Rules = require "starvideos.rules" -- (what a record holds, a key's answer, settled, cost: both ledgers')
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
@@ -148,26 +148,6 @@ local function abandoned(self, lid)
     { lid, config.DEFAULTS.retain })
 end
 
--- The store's pending create lid, or nil, why.
-local function pending_of(self, lid)
-  local list, err = self:pending()
-  if not list then return nil, err end
-  for _, p in ipairs(list) do
-    if p["local"] == lid then return p end
-  end
-  return nil, string_format("no pending create %s in the store %s (`starvideos pending --store %s` lists them)",
-    tostring(lid), self.where, self.where)
-end
-
--- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
-function R:forget_pending(lid)
-  local p, err = pending_of(self, lid)
-  if not p then return nil, err end
-  abandoned(self, lid)
-  local ok, ferr = self:flush()
-  return ok, ferr and leases.message(ferr)
-end
-
 function R:forget(lid, id)
   local ask = lid and self.asks[lid]
   if ask then ask:drop(); self.asks[lid] = nil end
@@ -210,8 +190,8 @@ function R:_ask(params, lid, out, want, tenant)
     local counted = self:_counted(core.now())
     counted[#counted + 1] = { at = core.now(), tenant = self.cfg.tenant_limit and tenant }
   end
-  if ask.verdict then return Records.key_answer(ask.verdict, want, "--store " .. self.where) end
-  self.outs[lid] = { out = out, want = want, tenant = tenant }
+  if ask.verdict then return Rules.key_answer(ask.verdict, want, "--store " .. self.where) end
+  self.outs[lid] = Rules.pending(params, lid, out, want, tenant)
   return true
 end
 
@@ -225,17 +205,16 @@ function R:before_create(params, lid, out, want, tenant)
   end
 end
 
--- p: what before_create kept of the create ({out, want, tenant}).
+-- p: what before_create kept of the create (its pending record, the rules').
 local function record_created(self, id, params, lid, p, uncertain)
-  local owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
-  local want = p and p.want or {}
-  local key_hash = want.key and core.hash(want.key)
-  local args = Ask.pairs_of({ id = id, model = params.model, duration = params.duration,
-    resolution = params.resolution, kind = Schedule.kind_of(params.model, params.duration, params.resolution),
-    out = p and p.out or nil, owner = owner, uncertain = uncertain and "1" or nil, time = os_time(),
-    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
-    prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body,
-    tenant = p and p.tenant, cost = Records.cost(self.cfg, params.model) }, id, lid or "")
+  local rec = Rules.created(self.cfg, id, params, nil, p, uncertain and "1")
+  local key_hash = rec.key and core.hash(rec.key)
+  rec.owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
+  rec.kind, rec.time, rec.key_hash = Schedule.kind_of(params.model, params.duration, params.resolution), os_time(),
+    key_hash
+  rec.prompt_hash, rec.prompt = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
+    Rules.head(params.prompt)
+  local args = Ask.pairs_of(rec, id, lid or "")
   local keys = Again.task_keys(self, id, lid or "", key_hash)
   self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
   if self.lease then self.fences:take(id, rule.FIRST, self.lease) end
@@ -246,7 +225,7 @@ end
 function R:created(task, params, lid)
   local e = self.held[task.id]
   if not e then
-    e = record_created(self, task.id, params, lid, Records.taken(self, lid))
+    e = record_created(self, task.id, params, lid, Rules.taken(self, lid))
     if not self.loop then return true end
     self.held[task.id] = e
   end
@@ -254,17 +233,19 @@ function R:created(task, params, lid)
   return false
 end
 
-R.create_failed, R.peek = Records.settler(record_created, abandoned), Ask.peek
+R.create_failed, R.peek = Rules.settler(record_created, abandoned), Ask.peek
 
--- The task id the user found a pending create made (`starvideos pending --adopt`), recorded as its answer would
--- have been, so that its key follows the task: true, or nil, why.
-function R:adopt_pending(lid, id)
-  local p, err = pending_of(self, lid)
-  if not p then return nil, err end
-  record_created(self, id, { model = p.model, prompt = p.prompt }, lid, { out = p.out, tenant = p.tenant,
-    want = { key = p.key, fp = p.fp, body = p.body } })
+-- A pending create p settled by hand (the rules' settle_pending): forgotten, or task id adopted.
+local function settle(self, p, id)
+  if id then record_created(self, id, { model = p.model, prompt = p.prompt }, p["local"], p)
+  else abandoned(self, p["local"]) end
   local ok, ferr = self:flush()
   return ok, ferr and leases.message(ferr)
+end
+
+function R:forget_pending(lid) return self:adopt_pending(lid, nil) end
+function R:adopt_pending(lid, id)
+  return Rules.settle_pending(self, lid, id, settle, "the store " .. self.where, "--store " .. self.where)
 end
 
 function R:status(id, status, took, within, why)
@@ -289,7 +270,7 @@ function R:refs(id, refs) return self:_record("refs", { self.prefix .. "task:" .
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
 -- asks the store first: R:confirm): records/ledger.lua's, the fences' rule of a store.
-R.confirm, R.lapsed = leases.confirm, Records.lapsed
+R.confirm, R.lapsed = leases.confirm, Rules.lapsed
 
 -- A task another holds now (a keeper's claim): no longer recorded again after a reset; its number forgotten
 -- (and returned) once its job ended.
