@@ -152,22 +152,30 @@ function A.named(v)
   return { ["local"] = v[2], time = tonumber(v[3]) }
 end
 
+-- The ledger's peeks (ledger.peeks = A.peeks(ledger)): the questions of keys it sent, by the want that asked
+-- (weakly held: a job gone, its question with it).
+local Peeks = {}
+Peeks.__index = Peeks
+
+function A.peeks(l) return setmetatable({ ledger = l, sent = setmetatable({}, { __mode = "k" }) }, Peeks) end
+
 -- The ledger's peek (records/ledger.lua's, on a store): the task a keyed job's key names, asked in a round trip
--- of its own, nothing written: with a loop false until the store answered; else L.key_answer's (a store failing:
--- nil and the store's error, the create asking again under the keyed script).
-function A.peek(l, want)
+-- of its own, nothing written: with a loop false until the store answered; else the rules' key_answer (a store
+-- failing: nil and the store's error, the create asking again under the keyed script).
+function Peeks:peek(want)
   if want.fresh then return Rules.key_answer(nil, want) end
+  local l = self.ledger
   local st = l.store
-  local n, err = l.peeks[want], nil
+  local n, err = self.sent[want], nil
   if not n then
     n, err = st:send_script("ledger_peek", { l.prefix .. "key:" .. core.hash(want.key) },
       { l.prefix, l.lease and l.prefix .. "owner:" .. l.lease.id or "" })
   end
   if not n then return nil, err end
-  l.peeks[want] = n
+  self.sent[want] = n
   st:step(0)
   if l.loop and not st:ready(n) then return false end
-  l.peeks[want] = nil
+  self.sent[want] = nil
   local v, werr = st:wait(n)
   if v == nil and werr then return nil, werr end
   return Rules.key_answer(A.named(v), want, "--store " .. l.where)

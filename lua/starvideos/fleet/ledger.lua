@@ -57,10 +57,11 @@ function R.new(store, cfg, loop, key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own, sc.id),
-    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {},
-    peeks = setmetatable({}, { __mode = "k" }), keepers = setmetatable({}, { __mode = "k" }),
+    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, counted = {},
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
-  self.fences = rule.fences(self.lease_ms)
+  -- the objects it owns: the numbers it holds, its keepers and holds, its peeks, what it sends again after a reset
+  self.fences, self.leases, self.peeks, self.again = rule.fences(self.lease_ms), leases.new(self), Ask.peeks(self),
+    Again.new(self)
   store:watch(prefix, self, true)
   if key and Schedule.first_read(key, where .. " " .. prefix) then
     self.schedule = Schedule.of(key, cfg)
@@ -93,13 +94,13 @@ function R:turn()
 end
 
 -- What the store sends first after a reset (fleet/again.lua).
-R.records_again = Again.records
+function R:records_again(told) return self.again:records(told) end
 
 function R:settled() return self.queue:settled() end
 
 -- This client's creates ({at (core.now), tenant}) within create_limit's or their tenant_limit's window, the older
 -- ones let go (a tenant's forgotten once out of its window).
-function R:_counted(t)
+function R:counted_creates(t)
   local lim, tlim, kept = self.cfg.create_limit, self.cfg.tenant_limit, {}
   for _, c in ipairs(self.counted) do
     if c.tenant and not (tlim and t - c.at < tlim.per) then c.tenant = nil end
@@ -140,7 +141,11 @@ function R:close(collected)
   end
 end
 
-R.keeper, R.orphans, R.owed_orphans, R.orphaned = leases.keeper, leases.orphans, leases.owed_orphans, leases.orphaned
+-- (its leases' keepers: records/ledger.lua's, docs/architecture.md)
+function R:keeper() return self.leases:keeper() end
+function R:orphans(k) return self.leases:orphans(k) end
+function R:owed_orphans(k) return self.leases:owed_orphans(k) end
+function R:orphaned() return self.leases:orphaned() end
 
 -- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 local function abandoned(self, lid)
@@ -187,7 +192,7 @@ function R:_ask(params, lid, out, want, tenant)
   self.queue:answered()
   self:_renewing()
   if (self.cfg.create_limit or tenant and self.cfg.tenant_limit) and not ask.verdict then
-    local counted = self:_counted(core.now())
+    local counted = self:counted_creates(core.now())
     counted[#counted + 1] = { at = core.now(), tenant = self.cfg.tenant_limit and tenant }
   end
   if ask.verdict then return Rules.key_answer(ask.verdict, want, "--store " .. self.where) end
@@ -216,7 +221,7 @@ local function record_created(self, id, params, lid, p, uncertain)
     Rules.head(params.prompt)
   local args = Ask.pairs_of(rec, id, lid or "")
   local keys = Again.task_keys(self, id, lid or "", key_hash)
-  self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
+  self.again:hold(id, keys, args) -- (until it is settled: recorded again after a reset)
   if self.lease then self.fences:take(id, rule.FIRST, self.lease) end
   return self:_record("created", keys, args, true)
 end
@@ -233,7 +238,8 @@ function R:created(task, params, lid)
   return false
 end
 
-R.create_failed, R.peek = Rules.settler(record_created, abandoned), Ask.peek
+R.create_failed = Rules.settler(record_created, abandoned)
+function R:peek(want) return self.peeks:peek(want) end
 
 -- A pending create p settled by hand (the rules' settle_pending): forgotten, or task id adopted.
 local function settle(self, p, id)
@@ -270,17 +276,18 @@ function R:refs(id, refs) return self:_record("refs", { self.prefix .. "task:" .
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
 -- asks the store first: R:confirm): records/ledger.lua's, the fences' rule of a store.
-R.confirm, R.lapsed = leases.confirm, Rules.lapsed
+function R:confirm(id, deadline) return self.leases:confirm(id, deadline) end
+R.lapsed = Rules.lapsed
 
 -- A task another holds now (a keeper's claim): no longer recorded again after a reset; its number forgotten
 -- (and returned) once its job ended.
 function R:let_go(id, ended)
-  self.mine[id] = nil
+  self.again:let_go(id)
   if ended then return self.fences:let_go(id) end
 end
 
 function R:part(id, part, path)
-  if self.mine[id] then self.mine[id].part = { part, path } end
+  self.again:part(id, part, path)
   return self:_record("part", { self.prefix .. "task:" .. id }, { part, path })
 end
 
@@ -310,7 +317,7 @@ end
 
 -- The key's sets read (after the queued records): per set, its records, or
 -- nil, err.  With keeper k, those it claims (fleet/scripts.lua's records).
-function R:_records(sets, k, due)
+function R:read_sets(sets, k, due)
   self:flush()
   local keys, args = {}, { self.prefix, k and k.id or "", self.lease_ms, self.lease and self.lease.id or "" }
   for i, set in ipairs(sets) do keys[i] = self.prefix .. set end
@@ -324,7 +331,7 @@ function R:_records(sets, k, due)
 end
 
 function R:unfinished()
-  local v, err = self:_records { "unfinished" }
+  local v, err = self:read_sets { "unfinished" }
   if not v then return nil, err end
   for i, h in ipairs(v[1]) do v[1][i] = journal.carried(h, h.part_dest) end
   return v[1]
@@ -332,7 +339,7 @@ end
 
 -- The store's tasks (settled ones for DEFAULTS.retain s) and pending creates, as journal.tasks lists; or nil, err.
 function R:tasks()
-  local v, err = self:_records { "tasks", "pending" }
+  local v, err = self:read_sets { "tasks", "pending" }
   if not v then return nil, err end
   for _, h in ipairs(v[1]) do
     h.created, h.bytes, h.status, h.cost = h.time, tonumber(h.bytes), h.status or "queued", tonumber(h.cost)
@@ -353,7 +360,7 @@ function R:leased()
 end
 
 function R:pending()
-  local v, err = self:_records { "pending" }
+  local v, err = self:read_sets { "pending" }
   if not v then return nil, err end
   table_sort(v[1], function(a, b) return (a.time or 0) < (b.time or 0) end)
   return v[1]
