@@ -178,7 +178,7 @@ describe("a failover to a primary with fewer replicas than asked", function()
       local sent = evals(s)
       for _ = 1, 5 do st:step(0) end
       assert.equal(sent, evals(s)) -- (acknowledged: no longer sent)
-      assert.is_nil(next(st.unacked))
+      assert.is_nil(next(st.identity.unacked))
       assert.equal(2, #events)
     end)
 end)

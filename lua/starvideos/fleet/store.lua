@@ -28,8 +28,8 @@ local errors = require "starvideos.errors"
 local Route = require "starvideos.fleet.route"
 local Identity = require "starvideos.fleet.identity"
 
-local type, tostring, select, next, setmetatable, error, string_format, math_floor, math_max =
-  type, tostring, select, next, setmetatable, error, string.format, math.floor, math.max
+local type, tostring, select, setmetatable, error, string_format, math_floor, math_max =
+  type, tostring, select, setmetatable, error, string.format, math.floor, math.max
 local new_error = errors.new_error
 
 local M = {}
@@ -63,13 +63,15 @@ function M.new(url, opts)
     error("store.new: timeout must be a number of seconds > 0, got " .. tostring(timeout), 2)
   end
   -- got: answers read so far (S:step), for a loop that waits on them (loop:await_store)
-  -- ids: prefix -> its identity as heard (fleet/identity.lua); watchers: prefix -> (weak) set; relays: n -> ids'
-  -- wait_cmd: the WAIT after a record naming a paid task (none without replicas); its time adds to a silence's
+  -- identity: its own part, what it heard of the store's identity (fleet/identity.lua); wait_cmd: the WAIT
+  -- after a record naming a paid task (none without replicas); its time adds to a silence's
   local ms = math_max(1, math_floor(rt * 1000 + 0.5))
-  return setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0, jobs = {},
-    got = 0, ids = {}, watchers = {}, relays = {}, unacked = {}, replicas = replicas, replica_timeout = rt,
+  local st = setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0,
+    jobs = {}, got = 0, replicas = replicas, replica_timeout = rt,
     wait_cmd = replicas > 0 and { "WAIT", wire(replicas), wire(ms) } or nil,
     silence = timeout + (replicas > 0 and rt or 0) }, S)
+  st.identity = Identity.new(st)
+  return st
 end
 
 -- The key's store of url (its part, key.lua, named by what a connection may be shared by and the replicas its
@@ -153,20 +155,20 @@ function S:send_script(name, keys, args, wait)
   if pre then list[2], list[3], list[4] = GUARDED[name], tostring(#keys + 1), pre .. "identity" end
   for _, k in ipairs(keys) do list[#list + 1] = k end
   local at = #list + 1
-  if pre then list[at] = Identity.arg(self, pre) end
+  if pre then list[at] = self.identity:arg(pre) end
   for _, a in ipairs(args) do list[#list + 1] = tostring(wire(a)) end
   list.n = #list
   return self:_queue({ args = list, pre = pre, at = at, wait = wait })
 end
 
-S.watch, S._reap = Identity.watch, Identity.reap
+function S:watch(pre, w, on) self.identity:watch(pre, w, on) end
 
 function S:step(wait)
   local b = self.b
-  if not b or b.broken then self:_reap(); return true end
+  if not b or b.broken then self.identity:reap(); return true end
   local n, err = b:poll(wait or 0) -- n: true, or (the C backend's) a count of answers read
   if not n then b.broken = true end
-  self:_reap()
+  self.identity:reap()
   if not n then return nil, self:error(err) end
   if n ~= true then self.got = self.got + n end
   return true
@@ -191,14 +193,14 @@ function S:_answer(n)
     job.reading = core.now()
     local status, value, acked = job.b:reply(job.cn)
     if status == "wait" then job.reading = nil; return nil end
-    Identity.master(self, job.b)
+    self.identity:master(job.b)
     local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
     if cur then
-      Identity.again(self, job, cur)
+      self.identity:again(job, cur)
     else
       if status == "broken" then job.b.broken = true end
       if job.sent then self.observe:store(core.now() - job.sent, status == "ok") end
-      Identity.heard(self, job, status)
+      self.identity:heard(job, status)
       local waited = job.wait and self.wait_cmd and status == "ok"
       local short = waited and not (type(acked) == "number" and acked >= self.replicas)
       if waited and not short then self.told_short = nil end
@@ -207,7 +209,7 @@ function S:_answer(n)
     job.reading = nil
   end
   -- (the records a reset or a failover sent first are answered before any other)
-  if job.relay or not next(self.relays) then return job.answer end
+  if job.relay or not self.identity:relaying() then return job.answer end
 end
 
 M.RETELL = 60 -- seconds: a shortage of replicas that lasts is said again this often
@@ -239,6 +241,9 @@ end
 function S:forget(n)
   self.jobs[n] = nil
 end
+
+-- Command n in flight (what was sent, its answer once read), or nil.
+function S:job(n) return self.jobs[n] end
 
 function S:ready(n)
   return self:_answer(n) ~= nil
