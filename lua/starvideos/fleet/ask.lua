@@ -10,7 +10,6 @@ local rule = require "starvideos.lease"
 local A = {}
 A.__index = A
 
-local settings_asked = {} -- where -> true: asked once per store in a process
 -- The settings the first create asks (CONFIG GET each: a Redis before 7 takes one name a command).
 local SETTINGS = { "appendfsync", "maxmemory-policy", "maxmemory" }
 
@@ -82,8 +81,8 @@ end
 function A.new(l, p, lid, out, want, lease, tenant)
   local st, pre, w = l.store, l.prefix, want or {}
   local self = setmetatable({ ledger = l, st = st, lease = lease, sent = core.now(), tenant = tenant, lid = lid }, A)
-  if not settings_asked[l.where] then
-    settings_asked[l.where] = true
+  if not st.server.settings_asked then -- (once per server in a process)
+    st.server.settings_asked = true
     self.settings = {}
     for i, name in ipairs(SETTINGS) do self.settings[i] = st:send("CONFIG", "GET", name) or false end
   end

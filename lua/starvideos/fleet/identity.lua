@@ -86,10 +86,9 @@ local function first(self, pre, i, told)
   end
 end
 
--- The servers last heard behind each store's address (where: a process's; inside nginx a worker's): {runs = its
--- run id by the server's address (a Cluster's nodes each; "" for one server or Sentinel's master, whose address
--- may change), epoch = how many other run ids were heard after the first}.
-local masters = {}
+-- (The servers last heard behind the store's address, st.server's, fleet/store.lua: runs = their run id by the
+-- server's address (a Cluster's nodes each; "" for one server or Sentinel's master, whose address may change),
+-- epoch = how many other run ids were heard after the first; a process's, inside nginx a worker's.)
 
 -- An answer read from b (fleet/route.lua's, a connection of st's): the run id a new connection heard (b.run,
 -- once; its server's address b.run_at) another than the one heard before there: a failover (or a restart), one
@@ -97,8 +96,7 @@ local masters = {}
 -- watchers' records sent again, first.
 function Id:master(b)
   local st = self.st
-  local m = masters[st.where]
-  if not m then m = { epoch = 0, runs = {} }; masters[st.where] = m end
+  local m = st.server
   if b.run then
     local at = st.cfg.kind == "cluster" and tostring(b.run_at) or ""
     if m.runs[at] and m.runs[at] ~= b.run then m.epoch = m.epoch + 1 end

@@ -70,8 +70,23 @@ function M.new(url, opts)
     jobs = {}, got = 0, replicas = replicas, replica_timeout = rt,
     wait_cmd = replicas > 0 and { "WAIT", wire(replicas), wire(ms) } or nil,
     silence = timeout + (replicas > 0 and rt or 0) }, S)
-  st.identity = Identity.new(st)
+  st.server, st.identity = M.server(cfg.where), Identity.new(st)
   return st
+end
+
+-- What the process (inside nginx a worker) knows of the server behind an address (where), shared by every store
+-- of that address (store.server): one table of it in the process, each field its user's --
+--   settings_asked: its settings asked by a first create (fleet/ask.lua); unverified_said: verify = false said
+--   master, named: Sentinel's master last confirmed, the index of the sentinel that named it (fleet/sentinel.lua)
+--   map: Cluster's slot map (fleet/cluster.lua)
+--   runs, epoch: the run ids heard there, by node, and how many others were heard after the first
+--       (fleet/identity.lua)
+local servers = {}
+
+function M.server(where)
+  local s = servers[where]
+  if not s then s = { where = where, runs = {}, epoch = 0 }; servers[where] = s end
+  return s
 end
 
 -- The key's store of url (its part, key.lua, named by what a connection may be shared by and the replicas its
@@ -83,13 +98,11 @@ function M.for_key(url, key, timeout)
   return key:part(string_format("store %s\0%d\0%.17g", c.id, c.replicas, c.replica_timeout), make)
 end
 
-local unchecked = {} -- the stores of verify = false said, once in a process (by what a connection is shared by)
-
--- A store of verify = false said to on_event at warning level, once in a process.  The store.
+-- A store of verify = false said to on_event at warning level, once in a process (its server's).  The store.
 function S:unverified(on_event)
   local sc = self.cfg
-  if sc.tls and not sc.verify and not unchecked[sc.id] and on_event then
-    unchecked[sc.id] = true
+  if sc.tls and not sc.verify and not self.server.unverified_said and on_event then
+    self.server.unverified_said = true
     on_event { type = "warning", message = string_format("store %s: verify = false: the server's certificate and "
       .. "name are not checked (whoever is on the path can read and change the records)", sc.where) }
   end
@@ -105,7 +118,7 @@ end
 function S:_backend()
   if self.b and not self.b.broken then return self.b end
   if self.b then self.b:close() end
-  local b, err = Route.open(self.cfg, self.silence, self.ngx)
+  local b, err = Route.open(self.cfg, self.silence, self.ngx, self.server)
   self.b = b
   if b then M.null, self.client = b.null, b.name end
   return b, err
