@@ -56,7 +56,7 @@ function R.new(store, cfg, loop, key)
   local hash = key and key.hash or require("starvideos.key").hash_of(cfg.base_url, cfg.api_key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
-    where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own, sc.id),
+    where = where, field = "store", queue = Queue.for_key(store.server, where, prefix, loop and loop.own, sc.id),
     outs = {}, records = true, asks = {}, held = {}, loop = loop or false, counted = {},
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
   -- the objects it owns: the numbers it holds, its keepers and holds, its peeks, what it sends again after a reset

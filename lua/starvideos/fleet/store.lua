@@ -81,11 +81,12 @@ end
 --   map: Cluster's slot map (fleet/cluster.lua)
 --   runs, epoch: the run ids heard there, by node, and how many others were heard after the first
 --       (fleet/identity.lua)
+--   links: the queues of the ledgers' records and whether it is down, by store id and key (fleet/queue.lua)
 local servers = {}
 
 function M.server(where)
   local s = servers[where]
-  if not s then s = { where = where, runs = {}, epoch = 0 }; servers[where] = s end
+  if not s then s = { where = where, runs = {}, epoch = 0, links = {} }; servers[where] = s end
   return s
 end
 
