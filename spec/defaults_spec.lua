@@ -102,7 +102,7 @@ describe("the numbers a user sees, each from config.DEFAULTS", function()
   it("prompt_head: the characters of a prompt that records and task lists keep", function()
     for _, v in ipairs { 5, 12 } do
       with_defaults({ prompt_head = v }, function()
-        assert.equal(("é"):rep(v), journal.head(("é"):rep(100)))
+        assert.equal(("é"):rep(v), require("starvideos.rules").head(("é"):rep(100)))
       end)
     end
   end)

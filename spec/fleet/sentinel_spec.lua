@@ -43,9 +43,10 @@ end
 
 -- The sentinel way of cfg found (timeout s), each step polled: the master's address and the seconds it took, or
 -- nil and the error.
-local function find(cfg, timeout)
+-- (server: what the process knows of the store's server, store.server: the master remembered there)
+local function find(cfg, timeout, server)
   local t0 = core.now()
-  local w, err = S.new(cfg, timeout)
+  local w, err = S.new(cfg, timeout, nil, server)
   if not w then return nil, err end
   while core.now() - t0 < timeout + 2 do
     local c, cerr = w:conn_for()
@@ -102,13 +103,13 @@ describe("Sentinel's sentinels asked in turn", function()
     local list = servers { names = REPLICA }
     local asked
     Conn.open, asked = hosts(list)
-    local cfg = cfg_of()
-    assert.equal("10.0.0.1:6379", (find(cfg, 2)))
-    assert.equal("10.0.0.1:6379", (find(cfg, 2)))
+    local cfg, server = cfg_of(), {}
+    assert.equal("10.0.0.1:6379", (find(cfg, 2, server)))
+    assert.equal("10.0.0.1:6379", (find(cfg, 2, server)))
     assert.equal(1, asked["s2:26379"]) -- (remembered: no sentinel asked)
     list["10.0.0.1:6379"].role, list["10.0.0.4:6379"] = "slave", { role = "master" } -- (a failover)
     list["s2:26379"].names = { "10.0.0.4", "6379" }
-    assert.equal("10.0.0.4:6379", (find(cfg, 2)))
+    assert.equal("10.0.0.4:6379", (find(cfg, 2, server)))
     assert.same({ 1, 2 }, { asked["s1:26379"], asked["s2:26379"] })
   end)
 

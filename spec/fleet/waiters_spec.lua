@@ -53,7 +53,7 @@ end
 -- A queue of 4 created records (own: a client's, else the worker's) on a store of store(): q, its entries, st, b.
 local function queue(own)
   local st, b = store()
-  local q = Queue.for_key(st.where, "starvideos:{h}:", own, "spec waiters " .. core.random_id())
+  local q = Queue.for_key(st.server, st.where, "starvideos:{h}:", own, "spec waiters " .. core.random_id())
   local es = {}
   for i = 1, 4 do es[i] = q:push("created", { "starvideos:{h}:task:t" .. i }, { "t" .. i }) end
   return q, es, st, b

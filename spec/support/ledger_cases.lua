@@ -464,7 +464,9 @@ function M.uses()
   local files = io.popen("cd " .. helper.shell_quote(helper.root) .. " && ls lua/starvideos/*.lua "
     .. "lua/starvideos/extras/*.lua lua/starvideos/cli/*.lua lua/starvideos/nginx/*.lua")
   for path in files:lines() do
-    local src = assert(helper.read_file(helper.root .. "/" .. path)):gsub("%-%-[^\n]*", "") -- (code, no comment)
+    -- (rules.lua: the ledgers' own rules, not a use of a ledger)
+    local src = path ~= "lua/starvideos/rules.lua" and assert(helper.read_file(helper.root .. "/" .. path))
+      :gsub("%-%-[^\n]*", "") or "" -- (code, no comment)
     for name in src:gmatch("ledger[:.]([%a_][%w_]*)") do used[name] = used[name] or path end
   end
   files:close()

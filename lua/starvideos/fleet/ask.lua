@@ -4,14 +4,12 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
-local journal = require "starvideos.records.journal" -- (head)
-local Records = require "starvideos.records.ledger" -- (limited, key_answer: one rule, journal or store)
+local Rules = require "starvideos.rules" -- (what a pending record holds, limited, key_answer: both ledgers')
 local rule = require "starvideos.lease"
 
 local A = {}
 A.__index = A
 
-local settings_asked = {} -- where -> true: asked once per store in a process
 -- The settings the first create asks (CONFIG GET each: a Redis before 7 takes one name a command).
 local SETTINGS = { "appendfsync", "maxmemory-policy", "maxmemory" }
 
@@ -83,17 +81,16 @@ end
 function A.new(l, p, lid, out, want, lease, tenant)
   local st, pre, w = l.store, l.prefix, want or {}
   local self = setmetatable({ ledger = l, st = st, lease = lease, sent = core.now(), tenant = tenant, lid = lid }, A)
-  if not settings_asked[l.where] then
-    settings_asked[l.where] = true
+  if not st.server.settings_asked then -- (once per server in a process)
+    st.server.settings_asked = true
     self.settings = {}
     for i, name in ipairs(SETTINGS) do self.settings[i] = st:send("CONFIG", "GET", name) or false end
   end
   local count, per = limit_args(l.cfg.create_limit)
   local tcount, tper = limit_args(tenant and l.cfg.tenant_limit)
-  local args = A.pairs_of({ ["local"] = lid, model = p.model, owner = lease.id, out = out, time = os.time(),
-    prompt_hash = type(p.prompt) == "string" and core.hash(p.prompt) or nil, prompt = journal.head(p.prompt),
-    key = w.key, fp = w.fp, body = w.body, tenant = tenant }, lid, w.fresh and "1" or "", pre, l.lease_ms, count,
-    per, tcount, tper)
+  local rec = Rules.pending(p, lid, out, want, tenant)
+  rec.owner, rec.time = lease.id, os.time()
+  local args = A.pairs_of(rec, lid, w.fresh and "1" or "", pre, l.lease_ms, count, per, tcount, tper)
   local err
   self.script, self.keys, self.args = want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
     pre .. "pending", pre .. "gone:" .. lid, pre .. "owner:" .. lease.id, pre .. "creates",
@@ -136,7 +133,7 @@ function A:step()
   if type(done) == "table" and done[1] == "limited" then
     local tenant = done[3] == "t" and self.tenant or nil
     local lim = self.ledger.cfg[tenant and "tenant_limit" or "create_limit"]
-    return Records.limited(lim, lim.count, tonumber(done[2]), self.ledger.where, tenant)
+    return Rules.limited(lim, lim.count, tonumber(done[2]), self.ledger.where, tenant)
   end
   self.verdict = A.named(done)
   return true
@@ -154,25 +151,33 @@ function A.named(v)
   return { ["local"] = v[2], time = tonumber(v[3]) }
 end
 
+-- The ledger's peeks (ledger.peeks = A.peeks(ledger)): the questions of keys it sent, by the want that asked
+-- (weakly held: a job gone, its question with it).
+local Peeks = {}
+Peeks.__index = Peeks
+
+function A.peeks(l) return setmetatable({ ledger = l, sent = setmetatable({}, { __mode = "k" }) }, Peeks) end
+
 -- The ledger's peek (records/ledger.lua's, on a store): the task a keyed job's key names, asked in a round trip
--- of its own, nothing written: with a loop false until the store answered; else L.key_answer's (a store failing:
--- nil and the store's error, the create asking again under the keyed script).
-function A.peek(l, want)
-  if want.fresh then return Records.key_answer(nil, want) end
+-- of its own, nothing written: with a loop false until the store answered; else the rules' key_answer (a store
+-- failing: nil and the store's error, the create asking again under the keyed script).
+function Peeks:peek(want)
+  if want.fresh then return Rules.key_answer(nil, want) end
+  local l = self.ledger
   local st = l.store
-  local n, err = l.peeks[want], nil
+  local n, err = self.sent[want], nil
   if not n then
     n, err = st:send_script("ledger_peek", { l.prefix .. "key:" .. core.hash(want.key) },
       { l.prefix, l.lease and l.prefix .. "owner:" .. l.lease.id or "" })
   end
   if not n then return nil, err end
-  l.peeks[want] = n
+  self.sent[want] = n
   st:step(0)
   if l.loop and not st:ready(n) then return false end
-  l.peeks[want] = nil
+  self.sent[want] = nil
   local v, werr = st:wait(n)
   if v == nil and werr then return nil, werr end
-  return Records.key_answer(A.named(v), want, "--store " .. l.where)
+  return Rules.key_answer(A.named(v), want, "--store " .. l.where)
 end
 
 return A

@@ -18,13 +18,14 @@ local K = {}
 K.__index = K
 K.PAUSE = 0.1 -- seconds between two rounds of the nodes named
 
-local maps = {} -- the store's config id -> {ranges = {{first, last, "host:port"}...}, moved = {[slot] = addr}}
-
-function K.new(cfg, timeout, ngx)
-  local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = ngx, nodes = {}, i = 0,
+-- (server: what the process knows of the store's server, store.server, fleet/store.lua: server.map, the slot map
+-- {ranges = {{first, last, "host:port"}...}, moved = {[slot] = addr}}.)
+function K.new(cfg, timeout, ngx, server)
+  server = server or {}
+  local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = ngx, nodes = {}, i = 0, server = server,
     sleep = ngx and ngx.sleep or core.sleep, deadline = now() + timeout, ask = { command = { "CLUSTER", "SLOTS",
     n = 2 }, user = cfg.user, password = cfg.password, host = "node", failed = "no slot map from the nodes" } }, K)
-  self.map = maps[cfg.id]
+  self.map = server.map
   local c, err
   if self.map then -- (a map known: the way is up; none: it is being learned)
     c, err = self:node(self.map.ranges[1][3])
@@ -77,7 +78,7 @@ function K:_heard()
   local ranges = status == "ok" and ranges_of(v, h.host)
   if ranges then
     self.map = { ranges = ranges, moved = {} }
-    maps[self.cfg.id] = self.map
+    self.server.map = self.map
     return true
   end
   self.why = string_format("node %s:%d: %s", h.host, h.port, status == "ok" and "no slot map" or tostring(v))
@@ -123,7 +124,7 @@ end
 -- A node answered as a replica (READONLY: a failover): the map learned again.
 function K:find()
   if not self.map then return true end
-  maps[self.cfg.id], self.map, self.i, self.deadline = nil, nil, 0, now() + self.timeout
+  self.server.map, self.map, self.i, self.deadline = nil, nil, 0, now() + self.timeout
   self:_next()
   return true
 end
@@ -132,7 +133,7 @@ function K:broke(c)
   for addr, n in pairs(self.nodes) do
     if n == c then self.nodes[addr] = nil; c:close() end
   end
-  maps[self.cfg.id] = nil
+  self.server.map = nil
 end
 
 -- Every connection with answers awaited polled, the first waiting at most `wait` (a few ms at a time when

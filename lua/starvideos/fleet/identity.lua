@@ -2,19 +2,33 @@
 -- "starvideos:{KEY}:") checks it as it runs (GUARD); a reset it finds has the store's watchers' records
 -- sent first, then the refused script again.  And the server behind the store's address (its run id, heard
 -- on each new connection): another one (a failover, a restart) has the watchers' records sent again too.
--- The store's methods of that, on the store's own fields:
---   I.arg(st, pre): the GUARD's ARGV[1] for prefix pre
---   I.watch(st, pre, w, on): store:watch
---   I.again(st, job, cur): a script refused by a reset, sent again after the watchers' records
---   I.master(st, b): at each answer read from b: a new server noticed (b.run)
---   I.reap(st): the records a reset or a new server sent first, answered (at each store:step)
+-- The store's own part of it (st.identity = I.new(st)), holding its state (what it heard, who watches, what it
+-- sent first, the epoch of the server it heard last):
+--   identity:arg(pre): the GUARD's ARGV[1] for prefix pre
+--   identity:watch(pre, w, on): store:watch
+--   identity:again(job, cur): a script refused by a reset, sent again after the watchers' records
+--   identity:heard(job, status): a job's answer on its first use of an identity it wrote
+--   identity:master(b): at each answer read from b: a new server noticed (b.run)
+--   identity:reap(): the records a reset or a new server sent first, answered (at each store:step)
+--   identity:relaying(): whether some are not answered yet (then only theirs are given)
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 
-local pairs, ipairs, next, setmetatable = pairs, ipairs, next, setmetatable
+local pairs, ipairs, next, setmetatable, tostring = pairs, ipairs, next, setmetatable, tostring
 
 local I = {}
+
+local Id = {}
+Id.__index = Id
+
+-- ids: prefix -> its identity as heard (ident's); watchers: prefix -> (weak) set; relays: n -> what the record
+-- n was sent first for (first's); unacked: n -> true (unacked's); epoch: the store's address's (I.master's).
+function I.new(st)
+  return setmetatable({ st = st, ids = {}, watchers = {}, relays = {}, unacked = {}, epoch = false }, Id)
+end
+
+function Id:relaying() return next(self.relays) ~= nil end
 
 -- A script runs only on the store whose identity (KEYS[1], "identity" under the prefix: a random id written
 -- at its first use) is the one ARGV[1] names: "=" .. the one heard, or "+" .. one to write when the store has
@@ -34,9 +48,9 @@ if cur ~= ID:sub(2) then return redis.error_reply('STARVIDEOS_RESET ' .. (cur or
 
 -- The store's identity under prefix pre as heard: {heard = id | false, fresh = the one to write while none is
 -- heard, old = the one heard before a reset, plus = records sent first under fresh}.
-local function ident(st, pre)
-  local i = st.ids[pre]
-  if not i then i = { heard = false }; st.ids[pre] = i end
+local function ident(self, pre)
+  local i = self.ids[pre]
+  if not i then i = { heard = false }; self.ids[pre] = i end
   return i
 end
 
@@ -46,67 +60,66 @@ local function id_arg(i)
   return "+" .. i.fresh
 end
 
-function I.arg(st, pre) return id_arg(ident(st, pre)) end
+function Id:arg(pre) return id_arg(ident(self, pre)) end
 
 -- w (a ledger of the prefix's) told of a reset (on), or no longer (weakly held).
-function I.watch(st, pre, w, on)
-  st.watchers[pre] = st.watchers[pre] or setmetatable({}, { __mode = "k" })
-  st.watchers[pre][w] = on or nil
+function Id:watch(pre, w, on)
+  self.watchers[pre] = self.watchers[pre] or setmetatable({}, { __mode = "k" })
+  self.watchers[pre][w] = on or nil
 end
 
 -- The watchers' records (told: a reset, "failover", or nil), sent before anything else (their answers read by
--- I.reap, that finds in st.relays what they were sent for: the identity i, or FAILOVER).
+-- reap, that finds in self.relays what they were sent for: the identity i, or FAILOVER).
 local FAILOVER = {}
-local function first(st, pre, i, told)
+local function first(self, pre, i, told)
   if told ~= "failover" then i.plus = not i.heard end
-  for w in pairs(st.watchers[pre] or {}) do
+  for w in pairs(self.watchers[pre] or {}) do
     for _, r in ipairs(w:records_again(told)) do
-      local n = st:send_script(r[1], r[2], r[3], r[4])
+      local n = self.st:send_script(r[1], r[2], r[3], r[4])
       if n then
-        local job = st.jobs[n]
+        local job = self.st:job(n)
         job.relay, job.tell = true, w.cfg and w.cfg.on_event
         job.after = told == "failover" and "a failover" or "a reset"
-        st.relays[n] = told == "failover" and FAILOVER or i
+        self.relays[n] = told == "failover" and FAILOVER or i
       end
     end
   end
 end
 
--- The servers last heard behind each store's address (where: a process's; inside nginx a worker's): {runs = its
--- run id by the server's address (a Cluster's nodes each; "" for one server or Sentinel's master, whose address
--- may change), epoch = how many other run ids were heard after the first}.
-local masters = {}
+-- (The servers last heard behind the store's address, st.server's, fleet/store.lua: runs = their run id by the
+-- server's address (a Cluster's nodes each; "" for one server or Sentinel's master, whose address may change),
+-- epoch = how many other run ids were heard after the first; a process's, inside nginx a worker's.)
 
 -- An answer read from b (fleet/route.lua's, a connection of st's): the run id a new connection heard (b.run,
 -- once; its server's address b.run_at) another than the one heard before there: a failover (or a restart), one
 -- more epoch.  A store behind the epoch (this one, or another of the same address that heard it first) has its
 -- watchers' records sent again, first.
-function I.master(st, b)
-  local m = masters[st.where]
-  if not m then m = { epoch = 0, runs = {} }; masters[st.where] = m end
+function Id:master(b)
+  local st = self.st
+  local m = st.server
   if b.run then
     local at = st.cfg.kind == "cluster" and tostring(b.run_at) or ""
     if m.runs[at] and m.runs[at] ~= b.run then m.epoch = m.epoch + 1 end
     m.runs[at], b.run = b.run, nil
   end
-  st.epoch = st.epoch or m.epoch
-  if st.epoch >= m.epoch then return end
-  st.epoch = m.epoch
-  for pre in pairs(st.watchers) do first(st, pre, ident(st, pre), "failover") end
+  self.epoch = self.epoch or m.epoch
+  if self.epoch >= m.epoch then return end
+  self.epoch = m.epoch
+  for pre in pairs(self.watchers) do first(self, pre, ident(self, pre), "failover") end
 end
 
 -- Job's script found another identity than it was sent with (cur: the store's, "" none).  Sent with the one
 -- heard: a reset, seen here first (the watchers' records sent first).  Sent with a new one while none was heard:
 -- the store's learned (the records sent first under the new one, if any, sent again).  The job then sent again
 -- (not answered yet), but a record sent first (superseded: answered "ok").
-function I.again(st, job, cur)
-  local i, sent = ident(st, job.pre), job.args[job.at]
+function Id:again(job, cur)
+  local st, i, sent = self.st, ident(self, job.pre), job.args[job.at]
   local reset = i.heard and sent == "=" .. i.heard
   if reset then i.old, i.fresh = i.heard, nil end
   if reset or (not i.heard and sent:sub(1, 1) == "+") then
     local plus = i.plus
     i.heard = cur ~= "" and cur or false
-    if reset or plus then first(st, job.pre, i, reset) end
+    if reset or plus then first(self, job.pre, i, reset) end
   end
   if job.relay then job.answer = { "ok" }; return end
   job.args[job.at] = id_arg(i)
@@ -118,8 +131,8 @@ function I.again(st, job, cur)
 end
 
 -- A job's answer on its first use of the identity it wrote (none was heard): that one heard from now on.
-function I.heard(st, job, status)
-  local i, sent = job.pre and st.ids[job.pre], job.pre and job.args[job.at]
+function Id:heard(job, status)
+  local i, sent = job.pre and self.ids[job.pre], job.pre and job.args[job.at]
   if status == "ok" and i and not i.heard and sent == "+" .. tostring(i.fresh) then -- (its first use, or after)
     i.heard, i.plus = i.fresh, false
   end
@@ -129,26 +142,28 @@ end
 -- most once a minute) and sent again, waited on again, but no longer first: the other answers (a budget's token,
 -- a lease, the records of tasks already paid for) are read meanwhile, and only what needs the replicas waits
 -- (a create's pending record, a created record: their own WAIT).  Until it is acknowledged, or refused for good.
-local function unacked(st, job, short)
+local function unacked(self, job, short)
+  local st = self.st
   local what = "a record written again after " .. job.after
   if st:refused_wait(what, short) then return end
   st:unreplicated(what, short, job.tell)
-  job.args[job.at] = id_arg(ident(st, job.pre))
+  job.args[job.at] = id_arg(ident(self, job.pre))
   local m = st:_queue({ args = job.args, pre = job.pre, at = job.at, wait = true, tell = job.tell, after = job.after })
-  if m then st.unacked[m] = true end
+  if m then self.unacked[m] = true end
 end
 
 -- The records sent again for unacked, answered: each acknowledged, or refused, dropped; each still short sent
 -- again.
-local function reap_unacked(st)
-  local list = {}
-  for n in pairs(st.unacked) do list[#list + 1] = n end
+local function reap_unacked(self)
+  local st, list = self.st, {}
+  for n in pairs(self.unacked) do list[#list + 1] = n end
   for _, n in ipairs(list) do
-    local job = st.jobs[n]
+    local job = st:job(n)
     local a = job and st:_answer(n)
     if not job or a then
-      st.jobs[n], st.unacked[n] = nil, nil
-      if a and a[1] == "ok" and a[3] then unacked(st, job, a[3]) end
+      st:forget(n)
+      self.unacked[n] = nil
+      if a and a[1] == "ok" and a[3] then unacked(self, job, a[3]) end
     end
   end
 end
@@ -156,20 +171,21 @@ end
 -- The records a reset or a new server sent first, answered: one not written (the connection broke, Redis
 -- refused it) has the identity heard (or the epoch) set back, so that the next answer finds the reset (or the
 -- new server) again and they are sent again; one written but not acknowledged by the replicas asked: unacked.
-function I.reap(st)
-  if next(st.unacked) then reap_unacked(st) end
-  if not next(st.relays) then return end
-  local list = {}
-  for n in pairs(st.relays) do list[#list + 1] = n end
+function Id:reap()
+  if next(self.unacked) then reap_unacked(self) end
+  if not next(self.relays) then return end
+  local st, list = self.st, {}
+  for n in pairs(self.relays) do list[#list + 1] = n end
   for _, n in ipairs(list) do
     -- (inside nginx another coroutine of the worker may have reaped it while this one yielded)
-    local i, job = st.relays[n], st.jobs[n]
+    local i, job = self.relays[n], st:job(n)
     local a = i and job and st:_answer(n)
-    if a and st.relays[n] then
-      st.jobs[n], st.relays[n] = nil, nil
-      if a[1] ~= "ok" and i == FAILOVER then st.epoch = st.epoch - 1
+    if a and self.relays[n] then
+      st:forget(n)
+      self.relays[n] = nil
+      if a[1] ~= "ok" and i == FAILOVER then self.epoch = self.epoch - 1
       elseif a[1] ~= "ok" and i.old then i.heard = i.old end
-      if a[1] == "ok" and a[3] then unacked(st, job, a[3]) end
+      if a[1] == "ok" and a[3] then unacked(self, job, a[3]) end
     end
   end
 end

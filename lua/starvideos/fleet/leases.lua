@@ -2,7 +2,8 @@
 -- keeper, each a key `owner:<id>` expiring after the lease, renewed every third of it.  A task whose
 -- owner's key is gone is an orphan, claimed by a keeper in one script (fleet/scripts.lua), its number (fence)
 -- one more.  A holder counts its lapses (starvideos.lease): what it held may have been claimed meanwhile (a
--- hold asks the store, M.confirm).
+-- hold asks the store, confirm).  A ledger's own (ledger.leases = M.new(ledger)): its keepers, their claims
+-- and the holds it asks.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -10,7 +11,7 @@ local journal = require "starvideos.records.journal" -- (carried)
 local records_leases = require "starvideos.records.leases" -- (its hold and release: the process's leases)
 local rule = require "starvideos.lease"
 
-local type, ipairs, pairs, tostring, setmetatable = type, ipairs, pairs, tostring, setmetatable
+local type, ipairs, pairs, next, tostring, setmetatable = type, ipairs, pairs, next, tostring, setmetatable
 
 local M = {}
 
@@ -96,21 +97,33 @@ function M.renewer(ledger, loop)
   return r
 end
 
+-- The ledger's leases: its keepers (weakly held: a keep gone, its keeper with it).
+local Leases = {}
+Leases.__index = Leases
+
+function M.new(ledger)
+  return setmetatable({ ledger = ledger, keepers = setmetatable({}, { __mode = "k" }) }, Leases)
+end
+
+-- The keepers open, in no order.
+function Leases:each_keeper() return next, self.keepers end
+
 local Keeper = {}
 Keeper.__index = Keeper
 
 function Keeper:close()
   if self.closed then return end
   self.closed = true
-  self.ledger.keepers[self] = nil
+  self.leases.keepers[self] = nil
   self.ledger.store:call("DEL", self.ledger.prefix .. "owner:" .. self.id)
 end
 
 -- claims[id]: the record of a task claimed (as the store answered it), recorded again after a reset while carried.
-function M.keeper(ledger)
-  local k = setmetatable(rule.holder({ id = core.random_id(), ledger = ledger, told = {}, carrying = {}, again = {},
-    claims = {} }, core.now()), Keeper)
-  ledger.keepers[k] = true
+function Leases:keeper()
+  local ledger = self.ledger
+  local k = setmetatable(rule.holder({ id = core.random_id(), ledger = ledger, leases = self, told = {}, carrying = {},
+    again = {}, claims = {} }, core.now()), Keeper)
+  self.keepers[k] = true
   local ok, err = ledger.store:wait(send(ledger, k.id))
   if ok == nil then return nil, M.message(err) end
   return k
@@ -122,7 +135,8 @@ end
 local Hold = {}
 Hold.__index = Hold
 
-function M.confirm(ledger, id, deadline)
+function Leases:confirm(id, deadline)
+  local ledger = self.ledger
   local n, by = ledger.fences:holder(id)
   return n and setmetatable({ ledger = ledger, id = id, fence = n, by = by, deadline = deadline, retry = 0 }, Hold)
 end
@@ -158,7 +172,8 @@ end
 
 -- Claims for keeper k the unfinished tasks whose owner's lease is gone and its own due again ({id=, model=,
 -- out=, part=, from=}), the orphaned creates (each once), false (never behind); or nil, err.
-function M.orphans(ledger, k)
+function Leases:orphans(k)
+  local ledger = self.ledger
   if k.closed then return nil, "the keeper is closed" end
   local due, t = {}, core.now()
   for id in pairs(k.claims) do
@@ -170,7 +185,7 @@ function M.orphans(ledger, k)
       k.again[id] = nil
     end
   end
-  local v, err = ledger:_records({ "unfinished", "pending" }, k, due)
+  local v, err = ledger:read_sets({ "unfinished", "pending" }, k, due)
   if not v then return nil, err end
   rule.answered(k, t, core.now(), ledger.lease_ms) -- (the script renewed its lease)
   local tasks, pendings = {}, {}
@@ -190,17 +205,17 @@ end
 
 -- The unfinished tasks and pending creates whose owner's lease is gone, as orphans would claim them now, claimed
 -- by none (keep's dry run): tasks, pendings; or nil, err.
-function M.orphaned(ledger)
-  local v, err = ledger:_records({ "unfinished", "pending" }, { id = "?" })
+function Leases:orphaned()
+  local v, err = self.ledger:read_sets({ "unfinished", "pending" }, { id = "?" })
   if not v then return nil, err end
   for i, h in ipairs(v[1]) do v[1][i] = journal.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil) end
   return v[1], v[2]
 end
 
 -- Claims for keeper k the owed webhooks whose owner's lease is gone: {wid=, task=, body=}; or nil, err.
-function M.owed_orphans(ledger, k)
+function Leases:owed_orphans(k)
   if k.closed then return nil, "the keeper is closed" end
-  local v, err = ledger:_records({ "owed" }, k)
+  local v, err = self.ledger:read_sets({ "owed" }, k)
   if not v then return nil, err end
   for i, r in ipairs(v[1]) do v[1][i] = { wid = r.wid, task = r.task, body = r.body } end
   return v[1]

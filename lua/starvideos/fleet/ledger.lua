@@ -14,7 +14,7 @@ local leases = require "starvideos.fleet.leases"
 local rule = require "starvideos.lease"
 local journal = require "starvideos.records.journal" -- (carried, tasks)
 local Download = require "starvideos.download" -- (size)
-local Records = require "starvideos.records.ledger" -- (key_answer, settler, taken: one rule, journal or store)
+local Rules = require "starvideos.rules" -- (what a record holds, a key's answer, settled, cost: both ledgers')
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
@@ -56,11 +56,12 @@ function R.new(store, cfg, loop, key)
   local hash = key and key.hash or require("starvideos.key").hash_of(cfg.base_url, cfg.api_key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
-    where = where, field = "store", queue = Queue.for_key(where, prefix, loop and loop.own, sc.id),
-    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, mine = {}, counted = {},
-    peeks = setmetatable({}, { __mode = "k" }), keepers = setmetatable({}, { __mode = "k" }),
+    where = where, field = "store", queue = Queue.for_key(store.server, where, prefix, loop and loop.own, sc.id),
+    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, counted = {},
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
-  self.fences = rule.fences(self.lease_ms)
+  -- the objects it owns: the numbers it holds, its keepers and holds, its peeks, what it sends again after a reset
+  self.fences, self.leases, self.peeks, self.again = rule.fences(self.lease_ms), leases.new(self), Ask.peeks(self),
+    Again.new(self)
   store:watch(prefix, self, true)
   if key and Schedule.first_read(key, where .. " " .. prefix) then
     self.schedule = Schedule.of(key, cfg)
@@ -93,13 +94,13 @@ function R:turn()
 end
 
 -- What the store sends first after a reset (fleet/again.lua).
-R.records_again = Again.records
+function R:records_again(told) return self.again:records(told) end
 
 function R:settled() return self.queue:settled() end
 
 -- This client's creates ({at (core.now), tenant}) within create_limit's or their tenant_limit's window, the older
 -- ones let go (a tenant's forgotten once out of its window).
-function R:_counted(t)
+function R:counted_creates(t)
   local lim, tlim, kept = self.cfg.create_limit, self.cfg.tenant_limit, {}
   for _, c in ipairs(self.counted) do
     if c.tenant and not (tlim and t - c.at < tlim.per) then c.tenant = nil end
@@ -140,32 +141,16 @@ function R:close(collected)
   end
 end
 
-R.keeper, R.orphans, R.owed_orphans, R.orphaned = leases.keeper, leases.orphans, leases.owed_orphans, leases.orphaned
+-- (its leases' keepers: records/ledger.lua's, docs/architecture.md)
+function R:keeper() return self.leases:keeper() end
+function R:orphans(k) return self.leases:orphans(k) end
+function R:owed_orphans(k) return self.leases:owed_orphans(k) end
+function R:orphaned() return self.leases:orphaned() end
 
 -- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 local function abandoned(self, lid)
   self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
     { lid, config.DEFAULTS.retain })
-end
-
--- The store's pending create lid, or nil, why.
-local function pending_of(self, lid)
-  local list, err = self:pending()
-  if not list then return nil, err end
-  for _, p in ipairs(list) do
-    if p["local"] == lid then return p end
-  end
-  return nil, string_format("no pending create %s in the store %s (`starvideos pending --store %s` lists them)",
-    tostring(lid), self.where, self.where)
-end
-
--- A pending create settled by hand (`starvideos pending --forget`): true, or nil, why.
-function R:forget_pending(lid)
-  local p, err = pending_of(self, lid)
-  if not p then return nil, err end
-  abandoned(self, lid)
-  local ok, ferr = self:flush()
-  return ok, ferr and leases.message(ferr)
 end
 
 function R:forget(lid, id)
@@ -207,11 +192,11 @@ function R:_ask(params, lid, out, want, tenant)
   self.queue:answered()
   self:_renewing()
   if (self.cfg.create_limit or tenant and self.cfg.tenant_limit) and not ask.verdict then
-    local counted = self:_counted(core.now())
+    local counted = self:counted_creates(core.now())
     counted[#counted + 1] = { at = core.now(), tenant = self.cfg.tenant_limit and tenant }
   end
-  if ask.verdict then return Records.key_answer(ask.verdict, want, "--store " .. self.where) end
-  self.outs[lid] = { out = out, want = want, tenant = tenant }
+  if ask.verdict then return Rules.key_answer(ask.verdict, want, "--store " .. self.where) end
+  self.outs[lid] = Rules.pending(params, lid, out, want, tenant)
   return true
 end
 
@@ -225,19 +210,18 @@ function R:before_create(params, lid, out, want, tenant)
   end
 end
 
--- p: what before_create kept of the create ({out, want, tenant}).
+-- p: what before_create kept of the create (its pending record, the rules').
 local function record_created(self, id, params, lid, p, uncertain)
-  local owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
-  local want = p and p.want or {}
-  local key_hash = want.key and core.hash(want.key)
-  local args = Ask.pairs_of({ id = id, model = params.model, duration = params.duration,
-    resolution = params.resolution, kind = Schedule.kind_of(params.model, params.duration, params.resolution),
-    out = p and p.out or nil, owner = owner, uncertain = uncertain and "1" or nil, time = os_time(),
-    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
-    prompt = journal.head(params.prompt), key = want.key, key_hash = key_hash, fp = want.fp, body = want.body,
-    tenant = p and p.tenant, cost = Records.cost(self.cfg, params.model) }, id, lid or "")
+  local rec = Rules.created(self.cfg, id, params, nil, p, uncertain and "1")
+  local key_hash = rec.key and core.hash(rec.key)
+  rec.owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
+  rec.kind, rec.time, rec.key_hash = Schedule.kind_of(params.model, params.duration, params.resolution), os_time(),
+    key_hash
+  rec.prompt_hash, rec.prompt = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
+    Rules.head(params.prompt)
+  local args = Ask.pairs_of(rec, id, lid or "")
   local keys = Again.task_keys(self, id, lid or "", key_hash)
-  self.mine[id] = { keys = keys, args = args } -- (until it is settled: recorded again after a reset)
+  self.again:hold(id, keys, args) -- (until it is settled: recorded again after a reset)
   if self.lease then self.fences:take(id, rule.FIRST, self.lease) end
   return self:_record("created", keys, args, true)
 end
@@ -246,7 +230,7 @@ end
 function R:created(task, params, lid)
   local e = self.held[task.id]
   if not e then
-    e = record_created(self, task.id, params, lid, Records.taken(self, lid))
+    e = record_created(self, task.id, params, lid, Rules.taken(self, lid))
     if not self.loop then return true end
     self.held[task.id] = e
   end
@@ -254,17 +238,20 @@ function R:created(task, params, lid)
   return false
 end
 
-R.create_failed, R.peek = Records.settler(record_created, abandoned), Ask.peek
+R.create_failed = Rules.settler(record_created, abandoned)
+function R:peek(want) return self.peeks:peek(want) end
 
--- The task id the user found a pending create made (`starvideos pending --adopt`), recorded as its answer would
--- have been, so that its key follows the task: true, or nil, why.
-function R:adopt_pending(lid, id)
-  local p, err = pending_of(self, lid)
-  if not p then return nil, err end
-  record_created(self, id, { model = p.model, prompt = p.prompt }, lid, { out = p.out, tenant = p.tenant,
-    want = { key = p.key, fp = p.fp, body = p.body } })
+-- A pending create p settled by hand (the rules' settle_pending): forgotten, or task id adopted.
+local function settle(self, p, id)
+  if id then record_created(self, id, { model = p.model, prompt = p.prompt }, p["local"], p)
+  else abandoned(self, p["local"]) end
   local ok, ferr = self:flush()
   return ok, ferr and leases.message(ferr)
+end
+
+function R:forget_pending(lid) return self:adopt_pending(lid, nil) end
+function R:adopt_pending(lid, id)
+  return Rules.settle_pending(self, lid, id, settle, "the store " .. self.where, "--store " .. self.where)
 end
 
 function R:status(id, status, took, within, why)
@@ -289,17 +276,18 @@ function R:refs(id, refs) return self:_record("refs", { self.prefix .. "task:" .
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
 -- asks the store first: R:confirm): records/ledger.lua's, the fences' rule of a store.
-R.confirm, R.lapsed = leases.confirm, Records.lapsed
+function R:confirm(id, deadline) return self.leases:confirm(id, deadline) end
+R.lapsed = Rules.lapsed
 
 -- A task another holds now (a keeper's claim): no longer recorded again after a reset; its number forgotten
 -- (and returned) once its job ended.
 function R:let_go(id, ended)
-  self.mine[id] = nil
+  self.again:let_go(id)
   if ended then return self.fences:let_go(id) end
 end
 
 function R:part(id, part, path)
-  if self.mine[id] then self.mine[id].part = { part, path } end
+  self.again:part(id, part, path)
   return self:_record("part", { self.prefix .. "task:" .. id }, { part, path })
 end
 
@@ -329,7 +317,7 @@ end
 
 -- The key's sets read (after the queued records): per set, its records, or
 -- nil, err.  With keeper k, those it claims (fleet/scripts.lua's records).
-function R:_records(sets, k, due)
+function R:read_sets(sets, k, due)
   self:flush()
   local keys, args = {}, { self.prefix, k and k.id or "", self.lease_ms, self.lease and self.lease.id or "" }
   for i, set in ipairs(sets) do keys[i] = self.prefix .. set end
@@ -343,7 +331,7 @@ function R:_records(sets, k, due)
 end
 
 function R:unfinished()
-  local v, err = self:_records { "unfinished" }
+  local v, err = self:read_sets { "unfinished" }
   if not v then return nil, err end
   for i, h in ipairs(v[1]) do v[1][i] = journal.carried(h, h.part_dest) end
   return v[1]
@@ -351,7 +339,7 @@ end
 
 -- The store's tasks (settled ones for DEFAULTS.retain s) and pending creates, as journal.tasks lists; or nil, err.
 function R:tasks()
-  local v, err = self:_records { "tasks", "pending" }
+  local v, err = self:read_sets { "tasks", "pending" }
   if not v then return nil, err end
   for _, h in ipairs(v[1]) do
     h.created, h.bytes, h.status, h.cost = h.time, tonumber(h.bytes), h.status or "queued", tonumber(h.cost)
@@ -372,7 +360,7 @@ function R:leased()
 end
 
 function R:pending()
-  local v, err = self:_records { "pending" }
+  local v, err = self:read_sets { "pending" }
   if not v then return nil, err end
   table_sort(v[1], function(a, b) return (a.time or 0) < (b.time or 0) end)
   return v[1]

@@ -1,7 +1,8 @@
 -- The records of a store's ledger waiting to be written, in order, kept in
 -- memory while Redis fails: the process's queue per store and key; inside
 -- nginx a client's own (its commands run on its request's cosockets), left to
--- the worker's when it closes.  Whether the store is down: q.link, the process's.
+-- the worker's when it closes.  Whether the store is down: q.link, the process's (held by what the process
+-- knows of the store's server, store.server.links, fleet/store.lua).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -12,10 +13,10 @@ Q.__index = Q
 
 Q.RETRY = 0.5 -- seconds: a store that failed is tried again this much later
 
-local links = {} -- "store's id prefix" -> { queue = (the process's), down =, down_at =, again = }
-
-function Q.for_key(where, prefix, own, id) -- (id: the store's config.store_url id: what a connection is shared by)
-  local key = id .. " " .. prefix
+-- server.links: "store's id prefix" -> { queue = (the process's), down =, down_at =, again = }; id: the store's
+-- config.store_url id (what a connection is shared by).
+function Q.for_key(server, where, prefix, own, id)
+  local key, links = id .. " " .. prefix, server.links
   local link = links[key]
   if not link then
     link = { down = false, down_at = 0, again = 0 }

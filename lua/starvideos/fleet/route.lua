@@ -5,7 +5,8 @@
 -- way is found again (READONLY, MASTERDOWN), sent again after a pause (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN)
 -- until the store's timeout, or given to the caller (NOREPLICAS, OOM, NOSCRIPT, any other).
 --
---   R.open(cfg, timeout[, ngx]) -> route, with fleet/conn.lua's face: route:send(args[, post]) -> n | nil, msg
+--   R.open(cfg, timeout[, ngx[, server]]) -> route (server: what the process knows of it, store.server), with
+--       fleet/conn.lua's face: route:send(args[, post]) -> n | nil, msg
 --   (post: a command sent after args on the same connection, WAIT: sent again with it wherever it goes);
 --   route:poll(wait); route:reply(n) -> "wait" | "ok", v[, post's answer] | "error", msg | "broken", msg;
 --   route:pending(); route.run, route.run_at: the run id the last new connection heard (INFO server: conn.lua's
@@ -105,9 +106,9 @@ function One.broke() end
 function One:pending() return self.c:pending() end
 function One:close() self.c:close() end
 
-function R.open(cfg, timeout, ngx)
+function R.open(cfg, timeout, ngx, server)
   local way, err = (cfg.kind == "sentinel" and require("starvideos.fleet.sentinel")
-    or cfg.kind == "cluster" and require("starvideos.fleet.cluster") or One).new(cfg, timeout, ngx)
+    or cfg.kind == "cluster" and require("starvideos.fleet.cluster") or One).new(cfg, timeout, ngx, server)
   if not way then return nil, err end
   return R.wrap(way, timeout, ngx)
 end

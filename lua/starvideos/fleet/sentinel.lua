@@ -17,8 +17,9 @@ local S = {}
 S.__index = S
 S.PAUSE = 0.1 -- seconds between two rounds of the sentinels
 
-local masters = {} -- the store's config id -> {host =, port =}: the master last confirmed
-local named = {} -- the store's config id -> the index of the sentinel that named it: asked first next time
+-- (What the process knows of the store's server, server = store.server, fleet/store.lua: server.master
+-- {host =, port =}, the master last confirmed; server.named, the index of the sentinel that named it: asked
+-- first next time.)
 
 -- The longest one host (a sentinel asked, a master named confirming its ROLE) may take before the next is
 -- asked: a share of the store's timeout, so that a first sentinel that hangs, or names an address where nothing
@@ -33,13 +34,14 @@ local function master_role(v)
   if role ~= "master" then return string_format("the server is a %s, not the master", tostring(role)) end
 end
 
-function S.new(cfg, timeout, ngx)
-  local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = ngx, state = "ask",
-    i = (named[cfg.id] or 1) - 1, per = S.budget(timeout, #cfg.hosts),
+function S.new(cfg, timeout, ngx, server)
+  server = server or {}
+  local self = setmetatable({ cfg = cfg, timeout = timeout, ngx = ngx, state = "ask", server = server,
+    i = (server.named or 1) - 1, per = S.budget(timeout, #cfg.hosts),
     sleep = ngx and ngx.sleep or core.sleep, deadline = now() + timeout, ask = { command = { "SENTINEL",
     "get-master-addr-by-name", cfg.service, n = 3 }, user = cfg.sentinel_user, password = cfg.sentinel_password,
     host = "sentinel", failed = "no master for " .. cfg.service .. " from the sentinels" } }, S)
-  local m = masters[cfg.id]
+  local m = server.master
   if m then self:_master(m) else self:_next() end
   local c = self.mc or self.sc
   if not c then return nil, self.failed end
@@ -59,7 +61,7 @@ end
 
 -- The master a sentinel named could not be confirmed (why): the next sentinel asked (in a round, then a pause).
 function S:_unconfirmed(why)
-  if masters[self.cfg.id] == self.m then masters[self.cfg.id] = nil end -- (the remembered one: forgotten)
+  if self.server.master == self.m then self.server.master = nil end -- (the remembered one: forgotten)
   if self.mc then self.mc:close() end
   self.mc, self.m, self.why, self.state = nil, nil, why, "ask"
   if self.from then self.i = self.from end -- (the one that named it: the next one asked)
@@ -80,7 +82,7 @@ end
 
 -- The master found failing (why): forgotten, the sentinels asked again.
 function S:_lost(why)
-  masters[self.cfg.id], self.state = nil, "ask"
+  self.server.master, self.state = nil, "ask"
   if self.mc then self.mc:close() end
   self.mc, self.m, self.why, self.i = nil, nil, why, #self.cfg.hosts -- (a pause, then the sentinels again)
   return self:_next()
@@ -118,7 +120,7 @@ function S:_advance()
       if ok == false and now() > self.mc_due then ok, why = nil, string_format("no answer within %g s", self.per) end
       if ok == false then return false end
       if ok then
-        self.state, masters[self.cfg.id], named[self.cfg.id] = "up", self.m, self.from or named[self.cfg.id]
+        self.state, self.server.master, self.server.named = "up", self.m, self.from or self.server.named
       else
         self:_unconfirmed(string_format("master %s:%d: %s", self.m.host, self.m.port, tostring(why)))
       end
@@ -154,7 +156,7 @@ function S:find(c)
 end
 
 function S:broke(c)
-  if c == self.mc then masters[self.cfg.id] = nil end
+  if c == self.mc then self.server.master = nil end
 end
 
 function S:pending()

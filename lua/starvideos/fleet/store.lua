@@ -28,8 +28,8 @@ local errors = require "starvideos.errors"
 local Route = require "starvideos.fleet.route"
 local Identity = require "starvideos.fleet.identity"
 
-local type, tostring, select, next, setmetatable, error, string_format, math_floor, math_max =
-  type, tostring, select, next, setmetatable, error, string.format, math.floor, math.max
+local type, tostring, select, setmetatable, error, string_format, math_floor, math_max =
+  type, tostring, select, setmetatable, error, string.format, math.floor, math.max
 local new_error = errors.new_error
 
 local M = {}
@@ -63,13 +63,31 @@ function M.new(url, opts)
     error("store.new: timeout must be a number of seconds > 0, got " .. tostring(timeout), 2)
   end
   -- got: answers read so far (S:step), for a loop that waits on them (loop:await_store)
-  -- ids: prefix -> its identity as heard (fleet/identity.lua); watchers: prefix -> (weak) set; relays: n -> ids'
-  -- wait_cmd: the WAIT after a record naming a paid task (none without replicas); its time adds to a silence's
+  -- identity: its own part, what it heard of the store's identity (fleet/identity.lua); wait_cmd: the WAIT
+  -- after a record naming a paid task (none without replicas); its time adds to a silence's
   local ms = math_max(1, math_floor(rt * 1000 + 0.5))
-  return setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0, jobs = {},
-    got = 0, ids = {}, watchers = {}, relays = {}, unacked = {}, replicas = replicas, replica_timeout = rt,
+  local st = setmetatable({ cfg = cfg, where = cfg.where, timeout = timeout, ngx = config.nginx(), seq = 0,
+    jobs = {}, got = 0, replicas = replicas, replica_timeout = rt,
     wait_cmd = replicas > 0 and { "WAIT", wire(replicas), wire(ms) } or nil,
     silence = timeout + (replicas > 0 and rt or 0) }, S)
+  st.server, st.identity = M.server(cfg.where), Identity.new(st)
+  return st
+end
+
+-- What the process (inside nginx a worker) knows of the server behind an address (where), shared by every store
+-- of that address (store.server): one table of it in the process, each field its user's --
+--   settings_asked: its settings asked by a first create (fleet/ask.lua); unverified_said: verify = false said
+--   master, named: Sentinel's master last confirmed, the index of the sentinel that named it (fleet/sentinel.lua)
+--   map: Cluster's slot map (fleet/cluster.lua)
+--   runs, epoch: the run ids heard there, by node, and how many others were heard after the first
+--       (fleet/identity.lua)
+--   links: the queues of the ledgers' records and whether it is down, by store id and key (fleet/queue.lua)
+local servers = {}
+
+function M.server(where)
+  local s = servers[where]
+  if not s then s = { where = where, runs = {}, epoch = 0, links = {} }; servers[where] = s end
+  return s
 end
 
 -- The key's store of url (its part, key.lua, named by what a connection may be shared by and the replicas its
@@ -81,13 +99,11 @@ function M.for_key(url, key, timeout)
   return key:part(string_format("store %s\0%d\0%.17g", c.id, c.replicas, c.replica_timeout), make)
 end
 
-local unchecked = {} -- the stores of verify = false said, once in a process (by what a connection is shared by)
-
--- A store of verify = false said to on_event at warning level, once in a process.  The store.
+-- A store of verify = false said to on_event at warning level, once in a process (its server's).  The store.
 function S:unverified(on_event)
   local sc = self.cfg
-  if sc.tls and not sc.verify and not unchecked[sc.id] and on_event then
-    unchecked[sc.id] = true
+  if sc.tls and not sc.verify and not self.server.unverified_said and on_event then
+    self.server.unverified_said = true
     on_event { type = "warning", message = string_format("store %s: verify = false: the server's certificate and "
       .. "name are not checked (whoever is on the path can read and change the records)", sc.where) }
   end
@@ -103,7 +119,7 @@ end
 function S:_backend()
   if self.b and not self.b.broken then return self.b end
   if self.b then self.b:close() end
-  local b, err = Route.open(self.cfg, self.silence, self.ngx)
+  local b, err = Route.open(self.cfg, self.silence, self.ngx, self.server)
   self.b = b
   if b then M.null, self.client = b.null, b.name end
   return b, err
@@ -153,20 +169,20 @@ function S:send_script(name, keys, args, wait)
   if pre then list[2], list[3], list[4] = GUARDED[name], tostring(#keys + 1), pre .. "identity" end
   for _, k in ipairs(keys) do list[#list + 1] = k end
   local at = #list + 1
-  if pre then list[at] = Identity.arg(self, pre) end
+  if pre then list[at] = self.identity:arg(pre) end
   for _, a in ipairs(args) do list[#list + 1] = tostring(wire(a)) end
   list.n = #list
   return self:_queue({ args = list, pre = pre, at = at, wait = wait })
 end
 
-S.watch, S._reap = Identity.watch, Identity.reap
+function S:watch(pre, w, on) self.identity:watch(pre, w, on) end
 
 function S:step(wait)
   local b = self.b
-  if not b or b.broken then self:_reap(); return true end
+  if not b or b.broken then self.identity:reap(); return true end
   local n, err = b:poll(wait or 0) -- n: true, or (the C backend's) a count of answers read
   if not n then b.broken = true end
-  self:_reap()
+  self.identity:reap()
   if not n then return nil, self:error(err) end
   if n ~= true then self.got = self.got + n end
   return true
@@ -191,14 +207,14 @@ function S:_answer(n)
     job.reading = core.now()
     local status, value, acked = job.b:reply(job.cn)
     if status == "wait" then job.reading = nil; return nil end
-    Identity.master(self, job.b)
+    self.identity:master(job.b)
     local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
     if cur then
-      Identity.again(self, job, cur)
+      self.identity:again(job, cur)
     else
       if status == "broken" then job.b.broken = true end
       if job.sent then self.observe:store(core.now() - job.sent, status == "ok") end
-      Identity.heard(self, job, status)
+      self.identity:heard(job, status)
       local waited = job.wait and self.wait_cmd and status == "ok"
       local short = waited and not (type(acked) == "number" and acked >= self.replicas)
       if waited and not short then self.told_short = nil end
@@ -207,7 +223,7 @@ function S:_answer(n)
     job.reading = nil
   end
   -- (the records a reset or a failover sent first are answered before any other)
-  if job.relay or not next(self.relays) then return job.answer end
+  if job.relay or not self.identity:relaying() then return job.answer end
 end
 
 M.RETELL = 60 -- seconds: a shortage of replicas that lasts is said again this often
@@ -239,6 +255,9 @@ end
 function S:forget(n)
   self.jobs[n] = nil
 end
+
+-- Command n in flight (what was sent, its answer once read), or nil.
+function S:job(n) return self.jobs[n] end
 
 function S:ready(n)
   return self:_answer(n) ~= nil

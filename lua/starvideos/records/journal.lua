@@ -4,8 +4,8 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
-local config = require "starvideos.config"
 local rule = require "starvideos.lease"
+local prompt_head = require("starvideos.rules").head
 local cjson = require("cjson.safe").new()
 
 local io_open, os_time, ipairs, pairs, type, tostring, math_min, math_floor, string_format, error =
@@ -235,17 +235,6 @@ function J.unfinished(list)
   return out
 end
 
--- The first DEFAULTS.prompt_head characters (UTF-8) of a prompt, as records and lists keep it.
-function J.head(prompt)
-  if type(prompt) ~= "string" then return nil end
-  local n, head = 0, config.DEFAULTS.prompt_head
-  for i in prompt:gmatch("()[^\128-\191]") do -- where a character starts
-    n = n + 1
-    if n > head then return prompt:sub(1, i - 1) end
-  end
-  return prompt
-end
-
 local function whole(n) return type(n) == "number" and math_floor(n) or nil end -- (cjson reads 5 as 5.0)
 
 -- A task as client:tasks lists it, from what a ledger folded of its records.
@@ -255,7 +244,7 @@ local function entry(t)
   local up = type(t.upload) == "string" and t.upload ~= "" and cjson.decode(t.upload) -- (storage/object.lua's)
   return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), sha256 = t.sha256, model = t.model,
-    prompt = J.head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost), etag = t.etag,
+    prompt = prompt_head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost), etag = t.etag,
     refs = type(t.refs) == "string" and t.refs ~= "" and cjson.decode(t.refs) or nil, -- (storage/refs.lua's)
     uploading = type(up) == "table" and type(up.parts) == "table" and { parts = #up.parts, id = up.upload } or nil }
 end
@@ -279,22 +268,6 @@ function J.tasks(st)
   end)
   for _, t in ipairs(list) do t.seq = nil end
   return list
-end
-
--- What differs between two create bodies (JSON texts), "duration 5 there, 10 here; ...".
-function J.differ(there, here)
-  local a, b = cjson.decode(there or "") or {}, cjson.decode(here or "") or {}
-  local names, seen = {}, {}
-  for _, t in ipairs { a, b } do
-    for k in pairs(t) do
-      if not seen[k] and cjson.encode(a[k]) ~= cjson.encode(b[k]) then
-        names[#names + 1] = string_format("%s %s there, %s here", k, cjson.encode(a[k]), cjson.encode(b[k]))
-      end
-      seen[k] = true
-    end
-  end
-  table.sort(names) -- (by name: each begins with its name and a space)
-  return names[1] and table.concat(names, "; ") or "the request was not recorded"
 end
 
 -- file_name(id) (docs/batch.md): "~" is escaped in every name within NAME_MAX,

@@ -2,19 +2,17 @@
 -- records nothing (create_limit is then counted by the key's bucket in this process).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 local Download = require "starvideos.download"
-local Sink = require "starvideos.sink"
+local Rules = require "starvideos.rules"
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
-local settle = require("starvideos.records.pending").settle
 local rule = require "starvideos.lease"
 
 local type, ipairs, tostring, tonumber, setmetatable, require = type, ipairs, tostring, tonumber, setmetatable, require
-local string_format, os_time, os_date, math_floor = string.format, os.time, os.date, math.floor
+local string_format, os_time = string.format, os.time
 local new_error = errors.new_error
 
 local L = {}
@@ -93,27 +91,7 @@ function L:let_go(id, ended)
   if ended then self.fences:let_go(id) end
 end
 
--- (The store's too.)  Whether a keeper may have claimed task id since (then it asks first: L:confirm).
-function L:lapsed(id, part) return self.fences:lapsed(id, part) end
-
--- create_limit's refusal (tenant: tenant_limit's, for that tenant), whoever counted (store: its name, when a
--- store did).
-function L.limited(limit, n, wait, store, tenant)
-  local field = tenant and "tenant_limit" or "create_limit"
-  return nil, new_error("rate_limited", string_format("%s: %d creates%s in the last %.14g s (at most %d%s):"
-    .. " the next create is allowed in %d s (at %s)", field, n, tenant and string_format(" of tenant %q", tenant)
-    or "", limit.per, limit.count, store and ", counted in the store " .. store or "", math_floor(wait + 0.999),
-    os_date("!%Y-%m-%d %H:%M:%S UTC", math_floor(os_time() + wait + 0.999))),
-    { field = field, retry_after = wait, tenant = tenant })
-end
-
--- The limits a create of tenant (nil: none) is counted against: {lim, name ("" the key's, else the tenant)}s.
-function L.limits(cfg, tenant)
-  local list = {}
-  if cfg.create_limit then list[1] = { lim = cfg.create_limit, name = "" } end
-  if tenant and cfg.tenant_limit then list[#list + 1] = { lim = cfg.tenant_limit, name = tenant, tenant = tenant } end
-  return list
-end
+L.lapsed = Rules.lapsed
 
 -- The times of the journal's (st) pending records of the last `per` s (of tenant, when given), newest first, at
 -- most count.
@@ -128,44 +106,13 @@ local function recent_creates(st, limit, t, tenant)
   return times
 end
 
--- What a keyed create does, given e, what the ledger holds of its key (nil: nothing; {gone = true}: its create
--- surely made nothing; {failed = id}: its task failed; else a create unanswered or a task, e.alive: a live process
--- holds it) and `at` ("--journal PATH", "--store URL"): the task to follow, nil and why it creates ("new",
--- "fresh", "abandoned before", "failed before" and that task's id), or nil, err (refused: nothing is sent).  The one
--- rule of both ledgers, of a create and of a plan (batch.lua).
-function L.key_answer(e, want, at)
-  if want.fresh then return nil, "fresh" end
-  if not e then return nil, "new" end
-  if e.gone then return nil, "abandoned before" end
-  if e.failed then return nil, "failed before", e.failed end
-  local what = want.out and "out" or "key"
-  if e.id == nil and e.alive then return nil, new_error("invalid_request", string_format("%s %s: another live process"
-    .. " sent a create of it (pending record %s): rerun once it ends", what, want.key, e["local"]), { field = what })
-  elseif e.id == nil then
-    return nil, new_error("invalid_request", string_format("%s %s: a create of it was sent and its answer never came"
-      .. " (pending record %s of %s): it may have been made and paid for; `starvideos pending %s` lists"
-      .. " it, `starvideos pending %s --forget %s` (or fresh = true) creates again", what, want.key,
-      e["local"], os_date("!%Y-%m-%d %H:%M:%S UTC", e.time or 0), at, at, e["local"]),
-      { field = what, pending = e["local"] })
-  end
-  if e.fp ~= want.fp then
-    return nil, new_error("invalid_request", string_format("%s %s belongs to task %s, made with other params (%s):"
-      .. " give another %s, or fresh = true", what, want.key, e.id, journal.differ(e.body, want.body), what),
-      { field = what, id = e.id })
-  end
-  -- (an object is taken as whole once recorded: looking would take a request)
-  return { id = e.id, model = e.model, alive = e.alive, upload = e.upload, sha256 = e.sha256,
-    whole = e.bytes ~= nil and want.out ~= nil and (Sink.object(want.out) and e.path == want.out
-      or Download.check { path = want.out, bytes = e.bytes, sha256 = e.sha256 } == "ok") }
-end
-
 local function follow(self)
   local st, err = journal.follow(self.path, self.st)
   self.st = st or self.st
   return st, err
 end
 
--- What the journal (st) says of a keyed create's key: L.key_answer's.
+-- What the journal (st) says of a keyed create's key: the rules' key_answer.
 local function ask_key(self, st, want)
   local e = st.keys[want.key]
   if e and e.id == nil and st.settled[e["local"]] then
@@ -175,7 +122,7 @@ local function ask_key(self, st, want)
   elseif e and not want.fresh then
     e.alive = e.owner ~= (self.lease and self.lease.id) and leases.alive(self.path, e.owner, e.lease) or nil
   end
-  return L.key_answer(e, want, "--journal " .. self.path)
+  return Rules.key_answer(e, want, "--journal " .. self.path)
 end
 
 -- The task a keyed job follows instead of creating, read without the lock (a create asks again); else nil and
@@ -190,12 +137,12 @@ end
 -- rule) and given to the writer, written only if the journal did not change since: true, a task, false and the
 -- record's ticket, or nil, err.
 local function decided(self, rec, want)
-  local limits, t = L.limits(self.cfg, rec.tenant), os_time()
+  local limits, t = Rules.limits(self.cfg, rec.tenant), os_time()
   if not self.path then
     local ok, wait, n, c = self.key.bucket:count_creates(limits, t)
     if ok then return true end
     if ok == nil then return nil, wait end -- (nginx's dict could not be locked: an io error)
-    return L.limited(c.lim, n, wait, nil, c.tenant)
+    return Rules.limited(c.lim, n, wait, nil, c.tenant)
   end
   local st, err
   if want or limits[1] then st, err = follow(self); if not st then return nil, err end end
@@ -206,7 +153,7 @@ local function decided(self, rec, want)
   for _, c in ipairs(limits) do
     local times = recent_creates(st, c.lim, t, c.tenant)
     local wait = Bucket.limit_rule(times, t, c.lim.count, c.lim.per)
-    if wait > 0 then return L.limited(c.lim, #times, wait, nil, c.tenant) end
+    if wait > 0 then return Rules.limited(c.lim, #times, wait, nil, c.tenant) end
   end
   rec.time = t
   local line = assert(journal.line(rec))
@@ -234,10 +181,8 @@ function L:before_create(params, lid, out, want, tenant)
   local answer, aerr = asked(self, lid)
   if answer ~= nil or aerr then return answer, aerr end
   want = self.path and want or nil
-  local rec = { event = "pending", ["local"] = lid, model = params.model, out = out, tenant = tenant,
-    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
-    prompt = journal.head(params.prompt) }
-  if want then rec.key, rec.fp, rec.body = want.key, want.fp, want.body end
+  local rec = Rules.pending(params, lid, out, want, tenant)
+  rec.event = "pending"
   local ok, err = true, nil
   if self.path then rec.owner, rec.lease = self:owner(); ok, err = rec.owner, rec.lease end -- (nil, why: no lease)
   if ok then ok, err = decided(self, rec, want) end
@@ -253,30 +198,13 @@ function L:before_create(params, lid, out, want, tenant)
   return true
 end
 
--- What before_create kept of the create lid (self.outs), taken.
-function L.taken(self, lid)
-  local p = lid and self.outs[lid]
-  if lid then self.outs[lid] = nil end
-  return p
-end
-
--- The price of a create of model (prices), counted in the cost counter of a client that measures (its hook
--- cfg.observe, extras/observe.lua): the cost recorded with its task, or nil (unknown).  Both ledgers'.
-function L.cost(cfg, model)
-  local price = cfg.prices and cfg.prices[model]
-  if price and cfg.observe then cfg.observe:cost(model, price) end
-  return price
-end
-
 -- p: before_create's record (out, key, fp, body, tenant); await: its failure is the caller's (a writer's ticket);
 -- ids: the create's request_id and server_request_id (its answer's, or its error's; nil: none).
 local function record_created(self, id, params, lid, p, uncertain, await, ids)
-  p, ids = p or {}, ids or {}
   if self.path then self.fences:take(id, rule.FIRST, self.lease) end
-  return append(self, { event = "created", id = id, ["local"] = lid, model = params.model, duration = params.duration,
-    resolution = params.resolution, prompt = params.prompt, uncertain = uncertain, out = p.out, key = p.key,
-    fp = p.fp, body = p.body, tenant = p.tenant, cost = L.cost(self.cfg, params.model), request_id = ids.request_id,
-    server_request_id = ids.server_request_id }, true, true, await)
+  local rec = Rules.created(self.cfg, id, params, lid, p, uncertain, ids)
+  rec.event = "created"
+  return append(self, rec, true, true, await)
 end
 
 local function abandoned(self, lid)
@@ -286,7 +214,7 @@ end
 -- (false until the record is written)  ids: the create's request ids ({request_id, server_request_id}, or nil).
 function L:created(task, params, lid, ids)
   local ok, err = true, self.waits[task.id]
-  if not err then ok, err = record_created(self, task.id, params, lid, L.taken(self, lid), nil, true, ids) end
+  if not err then ok, err = record_created(self, task.id, params, lid, Rules.taken(self, lid), nil, true, ids) end
   if ok and err then -- (its ticket)
     self.waits[task.id] = err
     ok, err = self.writer:result(err)
@@ -298,22 +226,8 @@ function L:created(task, params, lid, ids)
     { task = task, id = task.id, field = "journal", created = true })
 end
 
--- A failed create settled by the one rule of both ledgers (a ledger's create_failed; `record` and `abandon`: its
--- own writes): the task recorded (uncertain) when the answer named one, the create settled when it surely
--- made nothing, else left pending.
-function L.settler(record, abandon)
-  return function(self, err, params, lid)
-    local p = L.taken(self, lid)
-    if err.created and err.id then
-      record(self, err.id, params, lid, p, true, nil, err) -- (the error's request ids, for the journal's)
-    elseif not err.maybe_created then
-      if lid then abandon(self, lid) end
-    else
-      err.pending = lid
-    end
-  end
-end
-L.create_failed = L.settler(record_created, abandoned)
+-- (the rules' settler: the task recorded when the answer named one, abandoned when it surely made nothing)
+L.create_failed = Rules.settler(record_created, abandoned)
 
 function L:status(id, status, took, within, why)
   if status == "failed" then self.fences:let_go(id) end
@@ -384,10 +298,18 @@ function L:tasks()
   return st and journal.tasks(st), err
 end
 
--- A pending create settled by hand (records/pending.lua): forgotten (`starvideos pending --forget`), or the task
--- id found for it adopted (`--adopt`): true, or nil, why.
-function L:forget_pending(lid) return settle(self, append, lid) end
-function L:adopt_pending(lid, id) return settle(self, append, lid, id) end
+-- A pending create p settled by hand (the rules' settle_pending): forgotten, or task id adopted.
+local function settle(self, p, id)
+  if not id then return append(self, { event = "abandoned", ["local"] = p["local"], forgot = true }, true) end
+  local rec = Rules.created(self.cfg, id, { model = p.model, prompt = p.prompt }, p["local"], p)
+  rec.event, rec.adopted = "created", true
+  return append(self, rec, true)
+end
+
+function L:forget_pending(lid) return self:adopt_pending(lid, nil) end
+function L:adopt_pending(lid, id)
+  return Rules.settle_pending(self, lid, id, settle, self.path, "--journal " .. self.path)
+end
 
 function L:pending()
   local st, err = self:_read()
