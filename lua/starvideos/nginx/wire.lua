@@ -119,6 +119,8 @@ end
 -- or a media request's read ended there: "capped").
 local function sink(x, data)
   if x.spent then return nil, "broken", "the exchange was cancelled" end
+  local n = math.min(x.skip, #data) -- (a 200 to a media Range from x.from > 0: the bytes before it dropped)
+  if n > 0 then x.skip, data = x.skip - n, data:sub(n + 1) end
   if x.to_file and x.have + #data > x.most then return too_long(x) end
   if x.to_file then
     local ok, err = x.fh:write(data)
@@ -362,7 +364,7 @@ function W.exchange(c, x, key)
       x.heads = table.concat(lines)
     end
     local follow, ok, wire, msg = x.r.follow and REDIRECT[status] and h.location
-    x.at = u.path
+    x.at, x.skip = u.path, x.op == "media" and status == 200 and x.from or 0 -- (a host that ignores Range)
     if x.op == "download" and (status == 200 or status == 206) and not follow then
       ok, wire, msg = start_file(x, h)
       if not ok then return wire, msg end
@@ -378,7 +380,7 @@ function W.exchange(c, x, key)
       if x.op == "media" then
         local from, total = span(status, h)
         x.have, x.total = x.kept, total
-        if x.from > 0 and (status == 200 or (status == 206 and from ~= x.from)) then -- not the bytes asked for
+        if x.from > 0 and (status == 200 and x.skip > 0 or status == 206 and from ~= x.from) then -- not those asked
           return "garbled", string.format("the server did not send the bytes from %.0f that were asked for", x.from)
         end
       end
