@@ -38,7 +38,8 @@ typedef struct sv_send {
   int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (media too) */
   /* SV_OP_MEDIA: a HEAD, else a GET of bytes offset to offset + max_body - 1
      (Range); a body longer than max_body is cut there, and the exchange ends
-     whole (a server that ignores Range sends the whole file) */
+     whole (a server that ignores Range sends the whole file: a 200's bytes before offset are dropped as they
+     come, never kept) */
   int head;
   /* A GET's body fed to tap as it comes (NULL: none): a 2xx's bytes from offset, those kept, in order; room for
      max_body bytes made at once.  A poll's pass feeds it SV_TAP_STEP bytes at most (then libcurl holds the
