@@ -127,6 +127,7 @@ build = {
     ["starvideos.otel"] = "lua/starvideos/otel.lua",
     ["starvideos.placement"] = "lua/starvideos/placement.lua",
     ["starvideos.censored"] = "lua/starvideos/censored.lua",
+    ["starvideos.nginx.answer"] = "lua/starvideos/nginx/answer.lua",
     ["starvideos.nginx.budget"] = "lua/starvideos/nginx/budget.lua",
     ["starvideos.nginx.transport"] = "lua/starvideos/nginx/transport.lua",
     ["starvideos.nginx.wire"] = "lua/starvideos/nginx/wire.lua",

@@ -47,6 +47,7 @@ struct sv_xfer {
   sv_part *part;       /* written through from send to result (the thread's while it runs) */
   int io_failed, body_started, body_to_file, bad_range; /* io_failed: x->message says why */
   double offset, range_start, range_total;
+  double skipped;      /* a ranged exchange's: bytes of a 200 dropped before offset (a host that ignores Range) */
   /* redirects, followed by hand (fetch): each target goes through sv_url_check */
   int follow, refused, hops; /* refused: a redirect was not followed (x->message says why) */
   int public_only;     /* an exchange's: 1 each address connected to, 2 (through a proxy) each hop's host,

@@ -190,7 +190,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
     x->retry_after[0] = '\0';
     x->limits.len = 0;
-    x->range_start = x->range_total = -1;
+    x->range_start = x->range_total = -1, x->skipped = 0;
     x->location.len = 0;
   } else if (x->follow && (v = value_of(buf, len, "Location:", &vn)) != NULL) {
     x->location.len = 0;
@@ -215,18 +215,30 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
 }
 
 /* Whether the body coming now is the one an exchange's tap is fed: a 2xx's, from the byte asked for (not a
-   redirect's, nor an error page, nor a 200 or 206 from elsewhere in the file, which sv_curl_end refuses). */
+   redirect's, nor an error page, nor a 206 from elsewhere in the file, which sv_curl_end refuses; a 200's once
+   to_skip dropped the bytes before it). */
 static int tap_now(sv_xfer *x) {
   long status = 0;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   if (status < 200 || status > 299) return 0;
-  return status == 206 ? x->range_start == x->offset : x->offset == 0;
+  return status == 206 ? x->range_start == x->offset : x->offset == 0 || status == 200; /* (200: past the skip) */
+}
+
+/* Of len bytes of a ranged exchange's 200 to a Range from offset > 0 (a host that ignores Range: the whole file),
+   those before offset: dropped, never kept (x->skipped counts them once taken). */
+static size_t to_skip(sv_xfer *x, size_t len) {
+  long status = 0;
+  if (!x->range || x->skipped >= x->offset) return 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200) return 0;
+  return x->offset - x->skipped < (double)len ? (size_t)(x->offset - x->skipped) : len;
 }
 
 static size_t on_api_body(char *buf, size_t size, size_t n, void *ud) {
   sv_xfer *x = ud;
-  size_t len = size * n;
+  size_t all = size * n, drop = to_skip(x, all), len = all - drop;
   size_t keep = len; /* (the bytes kept: those within max_body) */
+  buf += drop;
   if (x->recv.len + len > x->max_body) keep = x->max_body - x->recv.len;
   if (x->tap && keep && tap_now(x)) {
     if (x->tap_fed > 0 && x->tap_fed + keep > SV_TAP_STEP) { /* this pass's share fed: the rest waits (libcurl */
@@ -237,6 +249,7 @@ static size_t on_api_body(char *buf, size_t size, size_t n, void *ud) {
     if (x->tap->feed(x->tap, buf, keep) != 0) x->tap = NULL; /* (it refused more: the exchange's bytes still read) */
     x->tap_fed += keep;
   }
+  x->skipped += (double)drop; /* (not before a pause: libcurl gives the same bytes again) */
   if (x->recv.len + len > x->max_body) {
     /* keep what fits: the start of an over-long create answer may name its task */
     sv_buf_add(&x->recv, buf, x->max_body - x->recv.len);
@@ -244,7 +257,7 @@ static size_t on_api_body(char *buf, size_t size, size_t n, void *ud) {
     return 0;
   }
   sv_buf_add(&x->recv, buf, len);
-  return x->recv.oom ? 0 : len;
+  return x->recv.oom ? 0 : all;
 }
 
 static int add_header(struct curl_slist **list, const char *line) {
@@ -530,7 +543,8 @@ static void classify(sv_xfer *x, CURLcode rc) {
 /* Whether a ranged exchange's answer holds bytes from elsewhere in the file than the range's first (a 200 to a
    range past byte 0 starts at byte 0; a 206 from another byte). */
 static int not_from_range(const sv_xfer *x) {
-  return x->range && x->offset > 0 && (x->status == 200 || (x->status == 206 && x->range_start != x->offset));
+  return x->range && x->offset > 0 &&
+         ((x->status == 200 && x->skipped < x->offset) || (x->status == 206 && x->range_start != x->offset));
 }
 
 void sv_curl_end(sv_xfer *x, CURLcode rc) {

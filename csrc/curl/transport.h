@@ -42,7 +42,8 @@ typedef struct sv_send {
                               without a length: the most bytes its file may hold */
   /* downloads */
   const char *file;        /* a 2xx body goes here (never through a symlink) */
-  double offset;           /* bytes already in file: the rest is asked for with Range (an exchange's: range) */
+  double offset;           /* bytes already in file: the rest is asked for with Range (an exchange's: range;
+                              a 200 to it, the whole file: the bytes before offset dropped as they come) */
   int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (an exchange's too) */
   /* An exchange's GET body fed to tap as it comes (NULL: none): a 2xx's bytes from offset, those kept, in order;
      room for max_body bytes made at once.  A poll's pass feeds it SV_TAP_STEP bytes at most (then libcurl holds

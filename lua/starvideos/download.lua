@@ -82,6 +82,10 @@ function D.fetch(job, t, url, path, d)
     resume_limit = d.resume_limit, duration = d.duration })
 end
 
+-- Whether a close that stops the job's request req keeps what it holds for the next run (a cancel otherwise lets
+-- it go): a download once sent (its .part may hold bytes); not an API request.
+function D.keeps(req) return req.op == "download" and req.started ~= nil end
+
 -- What a stopped transfer (req, its request) leaves for the next to go on from, for the ledger: its .part.
 function D.left(req) return core.file_kind(req.part) == "file" and req.part or nil end
 

@@ -283,7 +283,7 @@ function Job:cancel(keep)
   keep = keep and self.id and self.ledger.records and not self.part
   Video.cancel(self, keep)
   if req then
-    keep = keep and req.op == "download" and req.started
+    keep = keep and self.sink.keeps(req) -- (the sink's own rule: a .part, an upload's recorded parts)
     req:cancel(keep)
     self.req = false
     local left = keep and self.sink.left(req)

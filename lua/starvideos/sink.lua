@@ -33,7 +33,8 @@ end
 -- A sink that refuses every out and folder with err (its rock is not installed): found before anything is paid.
 local function missing(err)
   local function refuse() return nil, err end
-  return { check_out = refuse, check_dir = refuse, left = function() return nil end, missing = err }
+  local function none() return nil end
+  return { check_out = refuse, check_dir = refuse, left = none, keeps = none, missing = err }
 end
 
 -- The sink of out (a file path or an object URL).

@@ -17,7 +17,8 @@ local Part = require "starvideos.storage.part"
 local Commit = require "starvideos.storage.commit"
 local cjson = require("cjson.safe").new()
 
-local setmetatable, type, tostring, ipairs, string_format = setmetatable, type, tostring, ipairs, string.format
+local setmetatable, getmetatable, type, tostring, ipairs, string_format = setmetatable, getmetatable, type, tostring,
+  ipairs, string.format
 local new_error, now = errors.new_error, core.now
 
 local O = {}
@@ -82,8 +83,7 @@ function O.fetch(job, t, url, path, d)
   local st, serr = S3.store_of(job.cfg.storage)
   local u = setmetatable({ job = job, loop = job.loop, key = job.key, cfg = job.cfg, st = st, bucket = bucket,
     key_name = key_name, out = job.out, url = url, video_path = path, path = "/" .. tostring(bucket) .. "/" ..
-    tostring(key_name), deadline = job.deadline, duration = d.duration, done = false, bytes = 0,
-    owner = job, op = "download", started = true }, U) -- (to the job, a download: kept when a close cancels it)
+    tostring(key_name), deadline = job.deadline, duration = d.duration, done = false, bytes = 0 }, U)
   if not (bucket and st) then
     return job:await(u:finish(serr or new_error("invalid_request", "out: not an object URL")), t)
   end
@@ -307,6 +307,10 @@ function U:cancel(keep)
     self.aborting = call(self, "abort", { upload = self.rec.upload }, now())
   end
 end
+
+-- Whether a close that stops the job's request req keeps it for the next run: an upload does (U:cancel(true):
+-- its parts stay recorded, not aborted); the job's API requests are not the sink's.
+function O.keeps(req) return getmetatable(req) == U end
 
 function O.release() end -- (a whole upload let go of uncommitted: its parts stay, recorded)
 
