@@ -60,7 +60,11 @@ INSTALL_GOALS := test test-hosts test-all demo bench
 DEPS_FIRST    := $(if $(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),deps-checked,$(if $(filter studio,$(MAKECMDGOALS)),studio-deps))
 BUSTED    := $(LUA) /usr/bin/busted
 
-export LUA_PATH  := lua/?.lua;lua/?/init.lua;./?.lua;;
+# the Lua folders of the rocks but the core (rockspec/; LuaRocks copies a top-level lua/ into every rock
+# built there, so each other rock keeps its modules in rocks/<rock>/lua)
+ROCK_LUA     := rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua
+lua_path      = $(subst $(eval) ,,$(foreach d,lua $(ROCK_LUA),$(1)$(d)/?.lua;$(1)$(d)/?/init.lua;))
+export LUA_PATH  := $(call lua_path,)./?.lua;;
 export LUA_CPATH := build/?.so;;
 
 TEST_BIN  := build/test_core
@@ -167,10 +171,10 @@ deps-checked:
 # syntax (luacheck reads 5.4's: //, goto, <close>, ...), and tools/shape.lua:
 # no library module over 400 lines, no function over 60, no require cycle.
 # luacheck runs 40 files a process, as many processes at once as cores.
-LUA_FILES  = $(shell find lua spec -name '*.lua') bin/starvideos
+LUA_FILES  = $(shell find lua rocks spec -name '*.lua') bin/starvideos
 lint: | $(DEPS_FIRST)
 	@status=0; \
-	{ find lua spec bench tools types examples/studio -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
+	{ find lua rocks spec bench tools types examples/studio -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
 	luac5.1 -p $(LUA_FILES) || status=1; \
 	lua5.4 tools/shape.lua > /dev/null || status=1; exit $$status
 
@@ -232,7 +236,7 @@ env:
 	@case " $(VMS) " in *" $(VM) "*) ;; *) echo "env: VM=$(VM) is not one of: $(VMS)" >&2; exit 2;; esac; \
 	dir=$$(pwd); cdir=$$dir/build; [ "$(VM)" = lua5.4 ] || cdir=$$dir/build/$(VM); \
 	quote() { printf "'%s'" "$$(printf '%s' "$$1" | sed "s/'/'\\\\''/g")"; }; \
-	echo "export LUA_PATH=$$(quote "$$dir/lua/?.lua;$$dir/lua/?/init.lua;;")"; \
+	echo "export LUA_PATH=$$(quote "$(call lua_path,$$dir/);")"; \
 	echo "export LUA_CPATH=$$(quote "$$cdir/?.so;;")"; \
 	[ -f "$$cdir/starvideos/core.so" ] || { [ "$(VM)" = lua5.4 ] && echo "env: not built yet: make" >&2 || \
 	  echo "env: not built yet: make build/$(VM)/starvideos/core.so build/$(VM)/starvideos/curl.so build/$(VM)/starvideos/sign.so" >&2; }

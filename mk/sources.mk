@@ -14,7 +14,7 @@ SV_SRC       := csrc/core/buf.c csrc/core/error.c csrc/core/text.c csrc/core/url
 SV_HTTP_SRC  := csrc/curl/multi.c csrc/curl/fetch.c
 # webhook signatures on libcrypto (HMAC-SHA256, base64): sign.so only, linked with
 # the Makefile's CRYPTO_LIBS (the C tests and the fuzz targets do without it)
-SIGN_SRC     := csrc/core/sign.c csrc/core/sigv4.c csrc/core/stream.c
+SIGN_SRC     := csrc/core/sign.c csrc/s3/sigv4.c csrc/core/stream.c
 # what the Lua modules share (the error table, the verdict, the .part handle)
 LSV_SRC      := csrc/lua/error.c csrc/lua/part.c
 # starvideos.core's own objects: its module functions, the commit, the journal's lock,

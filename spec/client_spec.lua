@@ -982,7 +982,7 @@ describe("the default client", function()
     for k, v in pairs(env) do
       if v ~= false then cmd[#cmd + 1] = k .. "=" .. shell_quote(v) end
     end
-    cmd[#cmd + 1] = "LUA_PATH=" .. shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;")
+    cmd[#cmd + 1] = "LUA_PATH=" .. shell_quote(helper.lua_path(root) .. ";;")
     cmd[#cmd + 1] = "LUA_CPATH=" .. shell_quote(helper.cpath .. ";;")
     cmd[#cmd + 1] = shell_quote(helper.lua) .. " -e " .. shell_quote(code) .. " 2>&1"
     local out, ok = helper.capture(table.concat(cmd, " "))

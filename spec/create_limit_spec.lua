@@ -9,7 +9,7 @@ local starvideos = require "starvideos"
 
 local q = helper.shell_quote
 local KEY = "k-limit"
-local ENV = "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+local ENV = "env LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
   .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " "
 
 local function creates(emu) return emu:creates() end

@@ -25,6 +25,17 @@ local helper = {}
 -- The repository root, found from this file's own path.
 helper.root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/helper%.lua$")) or "."
 
+-- The Lua search templates of a checkout at root: the core's lua/, then each other rock's rocks/<rock>/lua/
+-- (rockspec/: LuaRocks copies a top-level lua/ into every rock built there), no trailing ';'.
+helper.LUA_DIRS = { "lua", "rocks/redis/lua", "rocks/s3/lua", "rocks/observe/lua", "rocks/emulator/lua" }
+function helper.lua_path(root)
+  local t = {}
+  for _, d in ipairs(helper.LUA_DIRS) do
+    t[#t + 1] = root .. "/" .. d .. "/?.lua;" .. root .. "/" .. d .. "/?/init.lua"
+  end
+  return table.concat(t, ";")
+end
+
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
@@ -526,7 +537,7 @@ end
 
 -- "env LUA_PATH=... LUA_CPATH=... ": the start of a command line running a
 -- child Lua program on this checkout's modules.
-helper.CHILD_ENV = "env LUA_PATH=" .. shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+helper.CHILD_ENV = "env LUA_PATH=" .. shell_quote(helper.lua_path(helper.root) .. ";;")
   .. " LUA_CPATH=" .. shell_quote(helper.cpath .. ";;") .. " "
 
 -- fn() with config.DEFAULTS[k] = v for each pair of `over`, restored after (a client made

@@ -19,7 +19,7 @@ local function script(dir, src, emu)
       .. "if not ok then io.stderr:write('lua5.1: ', tostring(e), '\\n') os.exit(1) end\n"
   end
   helper.write_file(path, src)
-  local env = "LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+  local env = "LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
     .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " STARVIDEOS_API_KEY=" .. q(emu.key)
     .. " STARVIDEOS_BASE_URL=" .. q(emu.url)
   local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec env " .. env .. " " .. q(helper.lua) .. " " .. q(path)

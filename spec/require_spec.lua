@@ -150,7 +150,7 @@ c:close()
     local built = helper.cpath:gsub("%?%.so$", "")
     assert(helper.execute("mkdir -p " .. q(dir .. "/c/starvideos") .. " && cp " .. q(built .. "starvideos/core.so")
       .. " " .. q(built .. "starvideos/curl.so") .. " " .. q(dir .. "/c/starvideos/")))
-    local env = "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+    local env = "env LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
       .. " LUA_CPATH=" .. q(dir .. "/c/?.so;;") .. " "
     local out = child([[
 local starvideos = require "starvideos"
@@ -177,8 +177,8 @@ c:close()
     local dir = helper.tmpdir()
     assert(helper.execute("mkdir -p " .. q(dir .. "/l/starvideos/extras")))
     helper.write_file(dir .. "/l/starvideos/extras/keep.lua", 'error("keep.lua broke while loading")\n')
-    local env = "env LUA_PATH=" .. q(dir .. "/l/?.lua;" .. helper.root .. "/lua/?.lua;" .. helper.root
-      .. "/lua/?/init.lua;;") .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " "
+    local env = "env LUA_PATH=" .. q(dir .. "/l/?.lua;" .. helper.lua_path(helper.root) .. ";;")
+      .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " "
     local out = child([[
 local starvideos = require "starvideos"
 print("REQUIRED", type(starvideos.new))

@@ -337,7 +337,7 @@ describe("starvideos workflows", function()
         .. "local c = sv.new { base_url = arg[1], api_key = arg[2], retry_backoff = 0.01 }\n"
         .. "local ok, err = c:download(arg[3], arg[4])\n"
         .. "io.write(tostring(ok), '\\t', err and err.kind or '-', '\\t', err and err.message or '-', '\\n')\n"
-      local env = "LUA_PATH=" .. shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+      local env = "LUA_PATH=" .. shell_quote(helper.lua_path(helper.root) .. ";;")
         .. " LUA_CPATH=" .. shell_quote(helper.cpath .. ";;")
       local script = dir .. "/child.lua"
       local f = assert(io.open(script, "w"))
@@ -556,7 +556,7 @@ describe("starvideos workflows", function()
     it("loses no paid task when the process is killed with SIGKILL mid-wait", function()
       local dir = helper.tmpdir()
       local jpath = dir .. "/journal.jsonl"
-      local env = "LUA_PATH=" .. shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+      local env = "LUA_PATH=" .. shell_quote(helper.lua_path(helper.root) .. ";;")
         .. " LUA_CPATH=" .. shell_quote(helper.cpath .. ";;")
       local child = helper.spawn("env " .. env .. " " .. shell_quote(helper.lua) .. " "
         .. shell_quote(helper.root .. "/spec/fixtures/killme.lua") .. " "

@@ -10,7 +10,8 @@
 --   lua5.4 tools/dashboard-picture.lua [--seconds N (150)] [--out PATH (docs/img/dashboard.png)] [--html PATH]
 --
 -- It prints each panel's series and last values, and stops every process it started.
-package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
+package.path = ("lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua")
+  :gsub("(%S+)%s*", "%1/?.lua;%1/?/init.lua;") .. "./?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 
 local socket = require "socket"

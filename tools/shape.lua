@@ -41,7 +41,7 @@ local function quoted(out, src, i, keep)
 end
 
 local function module_of(file)
-  return (file:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
+  return (file:gsub("^rocks/[%w_-]+/", ""):gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
 end
 
 -- The source with comments (and strings, unless keep_strings) blanked,
@@ -122,7 +122,7 @@ local LAYERS = { core = {}, records = { "core" }, fleet = { "core", "records" },
 
 local function layer_of(file, name)
   if ENTRY[name] then return "entry" end
-  return file:match("^lua/starvideos/([%w_]+)/") or "core"
+  return file:match("^[%w_/-]-lua/starvideos/([%w_]+)/") or "core"
 end
 
 -- Each require against LAYERS, as a line of bad: the module, its layer, the require and its line.
@@ -163,7 +163,8 @@ local function module_hooks(file, code, bad)
 end
 
 local bad, modules, graph = {}, {}, {}
-for _, file in ipairs(listing("find lua/starvideos -name '*.lua' -not -path '*/cli/*' -not -path '*/emulator/*'")) do
+for _, file in ipairs(listing("find lua/starvideos rocks/*/lua/starvideos "
+  .. "-name '*.lua' -not -path '*/cli/*' -not -path '*/emulator/*'")) do
   local f = assert(io.open(root .. "/" .. file, "rb"))
   local src = f:read("*a")
   f:close()

@@ -30,7 +30,7 @@ part() {
   echo "==== $name"
   # LUA_CPATH_5_x would win over LUA_CPATH on 5.2+: leave only LUA_CPATH.
   env -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 \
-    LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua;;' LUA_CPATH="$cpath;;" STARVIDEOS_CPATH="$cpath" \
+    LUA_PATH='lua/?.lua;lua/?/init.lua;rocks/redis/lua/?.lua;rocks/redis/lua/?/init.lua;rocks/s3/lua/?.lua;rocks/s3/lua/?/init.lua;rocks/observe/lua/?.lua;rocks/observe/lua/?/init.lua;rocks/emulator/lua/?.lua;rocks/emulator/lua/?/init.lua;./?.lua;;' LUA_CPATH="$cpath;;" STARVIDEOS_CPATH="$cpath" \
     STARVIDEOS_LUA="$vm" BUSTED_ARGS="--cpath=$cpath $BUSTED_ARGS" \
     JOBS=$part_jobs TIER=$part_tier sh tools/run-specs.sh "$vm" "$@" | tee "$logdir/$name.log"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$name.log" | tail -n 1)

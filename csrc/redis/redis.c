@@ -2,7 +2,7 @@
    unix sockets: issue 38).
 
    Its own shared object (build/starvideos/redis.so), loaded only when a store
-   is used (lua/starvideos/fleet/store.lua), so that the library builds, loads
+   is used (rocks/redis/lua/starvideos/fleet/store.lua), so that the library builds, loads
    and works where hiredis is missing.  Nothing here ever waits but conn:poll,
    and that at most the `wait` it is given: the connect and the TLS handshake
    are non-blocking (sock.c), commands are queued in an output buffer, and

@@ -91,7 +91,9 @@ local function load_library()
   if why then return nil, why end
   if root then
     messages.command = root .. "/bin/starvideos" -- what the quit line tells a player to run
-    package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+    package.path = ("lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua"):gsub("(%S+)%s*", function(d)
+      return root .. "/" .. d .. "/?.lua;" .. root .. "/" .. d .. "/?/init.lua;"
+    end) .. package.path
     package.cpath = root .. "/build/luajit/?.so;" .. package.cpath
   end
   local ok, lib = pcall(require, "starvideos")

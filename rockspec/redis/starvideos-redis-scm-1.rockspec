@@ -1,5 +1,5 @@
 -- starvideos.redis, the store's connection (hiredis' protocol reader and writer,
--- TLS on OpenSSL; lua/starvideos/fleet/store.lua loads it only when a store is
+-- TLS on OpenSSL; rocks/redis/lua/starvideos/fleet/store.lua loads it only when a store is
 -- used), as a rock of its own: LuaRocks' builtin build cannot make one module of a
 -- rock optional, and the starvideos rock must build where hiredis is missing.
 -- Where hiredis and OpenSSL are found (Debian: libhiredis-dev libssl-dev), at the

@@ -204,7 +204,7 @@ describe("one 5.1 ABI for lua5.1 and LuaJIT #hosts", function()
   -- a child seeing the checkout's lua/ and the C modules of build/<headers>/ only
   local function run(vm, headers, cmd)
     return helper.capture("cd " .. q(root) .. " && " .. helper.UNINSTRUMENTED .. "env -u LUA_INIT "
-      .. "LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua;;' LUA_CPATH=" .. q("build/" .. headers .. "/?.so;;")
+      .. "LUA_PATH='" .. helper.lua_path(".") .. ";./?.lua;;' LUA_CPATH=" .. q("build/" .. headers .. "/?.so;;")
       .. " STARVIDEOS_LUA=" .. vm .. " STARVIDEOS_CPATH=" .. q("build/" .. headers .. "/?.so")
       .. " " .. cmd .. " 2>&1")
   end

@@ -15,7 +15,7 @@ local q, str_format = helper.shell_quote, string.format
 local KEY = "sk-log-spec-9d2b7e41"
 local SECRET = "whsec_bG9nLXNwZWMtc2VjcmV0LWtleQ=="
 local PARAMS = { model = "videos", prompt = "a cat in the log", duration = 4 }
-local LUA_ENV = "LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+local LUA_ENV = "LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
   .. " LUA_CPATH=" .. q(helper.cpath .. ";;")
 
 local function count(list, pattern)

@@ -105,7 +105,7 @@ describe("make bench's runner, quick", function()
     local built, bok = helper.capture(env .. "make --no-print-directory -C " .. q(root) .. " bench-tools 2>&1")
     assert(bok, "make bench-tools failed:\n" .. built)
     out, ok, code = helper.capture(env .. "BENCH_QUICK=1 BENCH_RESULTS=" .. q(results)
-      .. " LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua;;' LUA_CPATH='build/?.so;;' sh -c "
+      .. " LUA_PATH='" .. helper.lua_path(".") .. ";./?.lua;;' LUA_CPATH='build/?.so;;' sh -c "
       .. q("cd " .. q(root) .. " && timeout -k 5 150 lua5.4 bench/run.lua") .. " 2>&1")
   end)
 

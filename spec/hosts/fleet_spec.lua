@@ -150,7 +150,7 @@ end
 -- `starvideos pending` (the CLI, run as a process) with `ledger_args`: the list it prints.
 local function cli_pending(emu_url, ledger_args)
   local text = helper.capture("env STARVIDEOS_API_KEY=" .. q(KEY) .. " STARVIDEOS_BASE_URL=" .. q(emu_url)
-    .. " LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;")
+    .. " LUA_PATH=" .. q(helper.lua_path(ROOT) .. ";;")
     .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " " .. q(helper.lua) .. " " .. q(ROOT .. "/bin/starvideos")
     .. " pending --json " .. ledger_args .. " 2>&1")
   return cjson.decode(text), text

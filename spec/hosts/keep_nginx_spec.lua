@@ -63,7 +63,7 @@ local function nginx_conf(dir, port, emu_url, workers)
     "env STARVIDEOS_API_KEY;", "env STARVIDEOS_BASE_URL;", "events { worker_connections 1024; }",
     "http {", "    access_log off;",
     str_format("    client_body_temp_path %s/body;", dir),
-    "    lua_package_path \"$prefix/lua/?.lua;$prefix/lua/?/init.lua;;\";",
+    "    lua_package_path \"" .. helper.lua_path("$prefix") .. ";;\";",
     "    lua_package_cpath \"$prefix/build/luajit/?.so;;\";",
     keep_block(dir),
     str_format("    server { listen 127.0.0.1:%d;", port),
@@ -156,7 +156,7 @@ for _, workers in ipairs { 2, 1 } do describe("keep inside nginx, " .. workers .
       local claims = 0
       for _, r in ipairs(records(journal, "claim")) do if r.id == rec.id then claims = claims + 1 end end
       assert.equal(1, claims)
-      local text = helper.capture("env LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;")
+      local text = helper.capture("env LUA_PATH=" .. q(helper.lua_path(ROOT) .. ";;")
         .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " " .. q(helper.lua) .. " " .. q(ROOT .. "/bin/starvideos")
         .. " pending --journal " .. q(journal) .. " --json")
       assert.same({}, cjson.decode(text))

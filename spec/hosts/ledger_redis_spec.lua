@@ -1,4 +1,4 @@
--- The Redis ledger (lua/starvideos/fleet/ledger.lua) against a real
+-- The Redis ledger (rocks/redis/lua/starvideos/fleet/ledger.lua) against a real
 -- redis-server (spec/support/redis_run.lua), beyond the ledger cases every ledger passes
 -- (spec/hosts/ledger_cases_redis_spec.lua): the samples, leases with time
 -- (a live owner's task never taken, one that stops renewing orphaned after its
@@ -30,7 +30,7 @@ end
 
 local q = helper.shell_quote
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5, resolution = "720p" }
-local ENV = "env LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+local ENV = "env LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
   .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " "
 
 -- A child process: claims orphans for `seconds` (prints "claim ID" each), or

@@ -260,7 +260,7 @@ end)
 describe("without LuaSocket (" .. vm .. ")", function()
   -- only the checkout's lua/ on the path, and the C modules (this VM's core,
   -- Debian's cjson) on the cpath: LuaSocket's socket.lua is out of reach
-  local path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua"
+  local path = helper.lua_path(root)
   local core = helper.cpath:gsub("^%./", "")
   if core:sub(1, 1) ~= "/" then core = root .. "/" .. core end
   local cpath = core .. ";" .. system_dirs("cpath")

@@ -149,7 +149,7 @@ describe("an error against the default host", function()
   local function fake_run(env, base_url)
     local dir = helper.tmpdir()
     local out, ok = helper.capture("env -u STARVIDEOS_BASE_URL " .. env .. " LUA_PATH="
-      .. q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;") .. " LUA_CPATH=" .. q(helper.cpath .. ";;")
+      .. q(helper.lua_path(root) .. ";;") .. " LUA_CPATH=" .. q(helper.cpath .. ";;")
       .. " " .. q(helper.lua) .. " " .. q(root .. "/spec/fixtures/default_host.lua") .. " " .. q(dir)
       .. (base_url and " " .. q(base_url) or "") .. " 2>&1")
     assert.is_true(ok, out)

@@ -18,7 +18,7 @@ local q, str_format = helper.shell_quote, string.format
 
 local KEY = "proxy-spec-key-5f1c9a"
 -- a child lua process of this VM finds the checkout's modules (this VM's build)
-local LUA_ENV = "LUA_PATH=" .. q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;")
+local LUA_ENV = "LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
   .. " LUA_CPATH=" .. q(helper.cpath .. ";;")
 local PARAMS = { model = "videos", prompt = "a cat through a proxy", duration = 4 }
 -- the gate's credentials: the password has a ':' and an '@', percent-encoded in the URL
@@ -361,7 +361,7 @@ return M
     conf[#conf] = nil -- its lua_package_cpath: ours adds the handler's folder to the path
     conf[#conf] = nil
     for _, l in ipairs {
-      str_format('    lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;;";', nginx_run.ROOT, nginx_run.ROOT,
+      str_format('    lua_package_path "%s;%s/?.lua;;";', helper.lua_path(nginx_run.ROOT),
         dir),
       str_format('    lua_package_cpath "%s/build/luajit/?.so;;";', nginx_run.ROOT),
       str_format("    proxy_temp_path %s/proxy; fastcgi_temp_path %s/fastcgi; uwsgi_temp_path %s/uwsgi; "

@@ -1,4 +1,4 @@
--- The store inside nginx (lua/starvideos/fleet/store.lua over cosockets, fleet/conn.lua speaking RESP): a
+-- The store inside nginx (rocks/redis/lua/starvideos/fleet/store.lua over cosockets, fleet/conn.lua speaking RESP): a
 -- real nginx (2 workers) started here, against a real redis-server; both stopped after.
 
 local helper = require "spec.helper"
@@ -79,7 +79,7 @@ local function start_nginx(dir)
     "  client_body_temp_path " .. dir .. "/body;", "  proxy_temp_path " .. dir .. "/proxy;",
     "  fastcgi_temp_path " .. dir .. "/fastcgi;", "  uwsgi_temp_path " .. dir .. "/uwsgi;",
     "  scgi_temp_path " .. dir .. "/scgi;",
-    string.format('  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;;";', nginx_run.ROOT, nginx_run.ROOT,
+    string.format('  lua_package_path "%s;%s/?.lua;;";', helper.lua_path(nginx_run.ROOT),
       dir),
     string.format('  lua_package_cpath "%s/build/luajit/?.so;;";', nginx_run.ROOT),
     "  server {", "    listen 127.0.0.1:" .. port .. ";",

@@ -1,4 +1,4 @@
--- `starvideos store check URL [--replicas N]` (issue 38 item 4; lua/starvideos/fleet/check.lua): what the store
+-- `starvideos store check URL [--replicas N]` (issue 38 item 4; fleet/check.lua of rocks/redis): what the store
 -- reaches, and a warning for each setting that can lose records; exit 0 usable, 1 not, 2 bad usage.  The
 -- command line as a child process against real redis-servers: AOF off, eviction on, no replica; AOF on with a
 -- replica; the replica itself; CONFIG refused; a wrong password; nothing listening.

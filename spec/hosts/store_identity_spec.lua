@@ -1,4 +1,4 @@
--- The store's identity (lua/starvideos/fleet/identity.lua's GUARD): every script on a fleet's keys checks it as it
+-- The store's identity (fleet/identity.lua's GUARD, rocks/redis): every script on a fleet's keys checks it as it
 -- runs; a reset it finds has its store's watchers' records written before the script is run again.  Against a
 -- real redis-server, through the store alone (spec/hosts/store_reset_spec.lua: the ledger and keep over it).
 

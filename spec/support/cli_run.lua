@@ -27,6 +27,7 @@ local function install()
   installed = helper.tmpdir()
   assert(helper.execute("mkdir " .. q(installed .. "/bin") .. " && cp " .. q(BIN) .. " " .. q(installed .. "/bin/")
     .. " && ln -s " .. q(ROOT .. "/lua") .. " " .. q(installed .. "/lua")
+    .. " && ln -s " .. q(ROOT .. "/rocks") .. " " .. q(installed .. "/rocks")
     .. " && ln -s " .. q(ROOT .. "/build") .. " " .. q(installed .. "/build")))
   return installed
 end

@@ -46,7 +46,7 @@
 local socket = require "socket"
 -- the checkout's lua/ (for starvideos.emulator.media), wherever the spec runs from
 local root = (arg and arg[0] or ""):match("^(.-)/?spec/support/hostile%.lua$")
-if root then package.path = (root == "" and "." or root) .. "/lua/?.lua;" .. package.path end
+if root then package.path = (root == "" and "." or root) .. "/rocks/emulator/lua/?.lua;" .. package.path end
 local media = require "starvideos.emulator.media"
 
 local tostring, tonumber, ipairs, pairs = tostring, tonumber, ipairs, pairs

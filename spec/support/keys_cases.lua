@@ -10,7 +10,7 @@ local compact = require "starvideos.records.compact"
 local q = helper.shell_quote
 local ROOT = helper.capture("cd " .. q(helper.root) .. " && pwd"):match("^([^\n]+)")
 -- the library of this checkout for a child run from any directory
-local CHILD = "env LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;") .. " LUA_CPATH="
+local CHILD = "env LUA_PATH=" .. q(helper.lua_path(ROOT) .. ";;") .. " LUA_CPATH="
   .. q(require("starvideos.core").file_key(helper.cpath) .. ";;") .. " "
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
 

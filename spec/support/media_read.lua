@@ -1,5 +1,5 @@
 -- Small readers of media headers for the specs, written apart from the
--- writers they check (lua/starvideos/emulator/media.lua) and from the C core's
+-- writers they check (rocks/emulator/lua/starvideos/emulator/media.lua) and from the C core's
 -- sniffer: from the formats' documents, not from either's code.
 
 local R = {}

@@ -214,7 +214,7 @@ function M.conf_head(dir, workers)
     "events { worker_connections 1024; }",
     "http {", "    access_log off;",
     str_format("    client_body_temp_path %s/body;", dir),
-    "    lua_package_path \"$prefix/lua/?.lua;$prefix/lua/?/init.lua;;\";",
+    "    lua_package_path \"" .. helper.lua_path("$prefix") .. ";;\";",
     "    lua_package_cpath \"$prefix/build/luajit/?.so;;\";",
   }
 end

@@ -137,7 +137,8 @@ describe("the emulator", function()
     -- a checkout with no build/, and no core on the VM's own paths
     local dir = helper.tmpdir()
     assert(helper.execute("cp -R " .. helper.shell_quote(helper.root .. "/bin") .. " "
-      .. helper.shell_quote(helper.root .. "/lua") .. " " .. helper.shell_quote(dir)))
+      .. helper.shell_quote(helper.root .. "/lua") .. " " .. helper.shell_quote(helper.root .. "/rocks") .. " "
+      .. helper.shell_quote(dir)))
     local out, ok, code = helper.capture("cd " .. helper.shell_quote(dir) .. " && env -u LUA_CPATH -u LUA_CPATH_5_2 "
       .. "-u LUA_CPATH_5_3 -u LUA_CPATH_5_4 LUA_CPATH='./none/?.so;;' " .. helper.shell_quote(helper.lua)
       .. " bin/starvideos emulator --port 0 --max-lifetime 5 2>&1")

@@ -1,4 +1,4 @@
--- The emulator's videos play: H.264 in MP4 (lua/starvideos/emulator/mp4.lua,
+-- The emulator's videos play: H.264 in MP4 (rocks/emulator/lua/starvideos/emulator/mp4.lua,
 -- h264.lua) that ffmpeg decodes without an error, of the duration and the
 -- picture size asked.  Each model's sizes (every ratio it takes, at 720p) at
 -- its shortest and longest duration, as the emulator serves them; the writer's

@@ -1,4 +1,4 @@
--- The emulator's media writers (lua/starvideos/emulator/media.lua), each file
+-- The emulator's media writers (rocks/emulator/lua/starvideos/emulator/media.lua), each file
 -- read back by spec/support/media_read.lua, written from the formats'
 -- documents.  Expected numbers are literal: the CRCs were computed apart
 -- (Python's zlib.crc32, and Ogg's polynomial bit by bit).

@@ -63,6 +63,7 @@ describe("tools/shape.lua", function()
   it("fails naming each module and its require against the layers' order, a lazy one too", function()
     local dir = helper.tmpdir()
     assert(helper.execute("cp -R " .. q(helper.root .. "/lua") .. " " .. q(dir .. "/lua")))
+    assert(helper.execute("cp -R " .. q(helper.root .. "/rocks") .. " " .. q(dir .. "/rocks")))
     local function append(name, text)
       local path = dir .. "/lua/starvideos/" .. name .. ".lua"
       local src = assert(helper.read_file(path))

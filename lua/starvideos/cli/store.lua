@@ -1,5 +1,5 @@
 -- starvideos.cli.store: `starvideos store check URL [--replicas N]`, what a store reaches
--- (lua/starvideos/fleet/check.lua) for a person or as one --json document; exit 0 when the store is usable,
+-- (rocks/redis/lua/starvideos/fleet/check.lua) for a person or as one --json document; exit 0 when the store is usable,
 -- 1 when it is not, 2 for a bad URL.
 
 local args = require "starvideos.cli.args"

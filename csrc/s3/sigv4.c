@@ -5,7 +5,7 @@
    It lives in starvideos.sign with the webhook signatures: the one module
    linking libcrypto, loaded where something is signed (sv_core.h says what
    each input means). */
-#include "sv_core.h"
+#include "../core/sv_core.h"
 
 #include <stdio.h>
 #include <string.h>
