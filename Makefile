@@ -23,10 +23,11 @@ include mk/sources.mk
 CORE_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_MOD_SRC))
 CURL_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CURL_MOD_SRC))
 SIGN_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(SIGN_MOD_SRC))
-SO        := build/starvideos/core.so build/starvideos/curl.so build/starvideos/sign.so
+SIGV4_OBJ := $(patsubst csrc/%.c,build/obj/%.o,$(SIGV4_MOD_SRC))
+SO        := build/starvideos/core.so build/starvideos/curl.so build/starvideos/sign.so build/starvideos/sigv4.so
 # the core and the signatures as nginx's LuaJIT loads them (spec/hosts/nginx_spec.lua,
 # the webhook and notify specs, examples/openresty/)
-NGX_SO    := build/luajit/starvideos/core.so build/luajit/starvideos/sign.so
+NGX_SO    := build/luajit/starvideos/core.so build/luajit/starvideos/sign.so build/luajit/starvideos/sigv4.so
 # `make luajit`: every C module a LuaJIT host loads (LÖVE, nginx, OpenResty: docs/game-engines.md,
 # docs/openresty.md), libcurl's transport too
 LUAJIT_SO := $(NGX_SO) build/luajit/starvideos/curl.so
@@ -102,6 +103,11 @@ build/starvideos/sign.so: $(SIGN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(CRYPTO_LIBS) -lm -ldl -pthread
 
+build/starvideos/sigv4.so: $(SIGV4_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ $(CRYPTO_LIBS) -lm -ldl -pthread
+$(SIGV4_OBJ): csrc/s3/sigv4.h
+
 build/starvideos/curl.so: $(CURL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(CURL_LIBS) -lm -ldl -pthread
@@ -138,6 +144,10 @@ build/$(1)/starvideos/sign.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(SIGN_
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(CRYPTO_LIBS) -lm -ldl -pthread
 
+build/$(1)/starvideos/sigv4.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(SIGV4_OBJ))
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared -o $$@ $$^ $$(CRYPTO_LIBS) -lm -ldl -pthread
+
 build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CURL_OBJ))
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm -ldl -pthread
@@ -155,7 +165,7 @@ endef
 $(foreach vm,$(VMS),$(eval $(call VM_RULES,$(vm))))
 
 VM_SOS    := $(foreach vm,$(VMS),build/$(vm)/starvideos/core.so build/$(vm)/starvideos/curl.so \
-             build/$(vm)/starvideos/sign.so build/$(vm)/compat_test.so)
+             build/$(vm)/starvideos/sign.so build/$(vm)/starvideos/sigv4.so build/$(vm)/compat_test.so)
 VM_SOS    += $(if $(filter yes,$(HIREDIS)),$(foreach vm,$(VMS),build/$(vm)/starvideos/redis.so))
 
 # Install what is missing, so a fresh Debian machine needs nothing else: `make

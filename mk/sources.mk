@@ -14,7 +14,7 @@ SV_SRC       := csrc/core/buf.c csrc/core/error.c csrc/core/text.c csrc/core/url
 SV_HTTP_SRC  := csrc/curl/multi.c csrc/curl/fetch.c
 # webhook signatures on libcrypto (HMAC-SHA256, base64): sign.so only, linked with
 # the Makefile's CRYPTO_LIBS (the C tests and the fuzz targets do without it)
-SIGN_SRC     := csrc/core/sign.c csrc/s3/sigv4.c csrc/core/stream.c
+SIGN_SRC     := csrc/core/sign.c csrc/core/stream.c
 # what the Lua modules share (the error table, the verdict, the .part handle)
 LSV_SRC      := csrc/lua/error.c csrc/lua/part.c
 # starvideos.core's own objects: its module functions, the commit, the journal's lock,
@@ -30,6 +30,10 @@ SIGN_MOD_SRC := $(SV_SRC) $(SIGN_SRC) $(LSV_SRC) csrc/lua/sign.c csrc/lua/stream
 # every C file of the three modules, each compiled once
 ALL_SRC      := $(SV_SRC) $(SV_HTTP_SRC) $(SIGN_SRC) $(LSV_SRC) $(CORE_LUA_SRC) csrc/lua/curl.c csrc/lua/sign.c \
                 csrc/lua/stream.c
+# starvideos.sigv4 (sigv4.so: SigV4 and S3's percent-encoding, on libcrypto): the
+# starvideos-s3 rock's C module (csrc/s3), loaded by its bucket sink alone
+SIGV4_SRC     := csrc/s3/sigv4.c
+SIGV4_MOD_SRC := $(SV_SRC) $(SIGV4_SRC) $(LSV_SRC) csrc/s3/lua.c
 # starvideos.redis (redis.so: the store's connection, hiredis' protocol reader and
 # writer over its own socket, TLS on OpenSSL; loaded only when a store is used;
 # built only where hiredis is found, see the Makefile's HIREDIS).  Alone: it needs

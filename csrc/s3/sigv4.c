@@ -2,10 +2,9 @@
    core, no Lua): the canonical request, the string to sign, the signature,
    and from them an Authorization header or a presigned URL's query.  HMAC and
    SHA-256 come from libcrypto (OpenSSL), never a hash of our own, as sign.c's.
-   It lives in starvideos.sign with the webhook signatures: the one module
-   linking libcrypto, loaded where something is signed (sv_core.h says what
-   each input means). */
-#include "../core/sv_core.h"
+   It lives in starvideos.sigv4, the starvideos-s3 rock's C module (sigv4.h
+   says what each input means). */
+#include "sigv4.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,12 +1,10 @@
--- starvideos.redis, the store's connection (hiredis' protocol reader and writer,
--- TLS on OpenSSL; rocks/redis/lua/starvideos/fleet/store.lua loads it only when a store is
--- used), as a rock of its own: LuaRocks' builtin build cannot make one module of a
--- rock optional, and the starvideos rock must build where hiredis is missing.
--- Where hiredis and OpenSSL are found (Debian: libhiredis-dev libssl-dev), at the
--- top of a checkout, after the starvideos rock:
+-- One repository, several rocks (CONTRACT.md "Rocks"; docs/architecture.md "Extension points"): this one
+-- at the top of a checkout, after the starvideos rock:
 --   luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec
--- It lives in rockspec/redis/ so that a plain `luarocks make` still finds one
--- rock (rockspec/starvideos-scm-1.rockspec) to build.
+-- Its modules live in rocks/redis/lua/, never in lua/ (the starvideos rock's): LuaRocks' builtin backend
+-- copies a top-level lua/ folder into every rock it builds, so this rock is built by a command (its C module) and build.install,
+-- and build.install names each of its files (tools/shape.lua checks the list against the folder).
+-- It lives in rockspec/redis/ so that a plain `luarocks make` still finds one rock to build.
 rockspec_format = "3.0"
 package = "starvideos-redis"
 version = "scm-1"
@@ -16,15 +14,18 @@ source = {
   branch = "main",
 }
 description = {
-  summary = "Non-blocking Redis connection for starvideos' store (hiredis, OpenSSL)",
+  summary = "The starvideos fleet on Redis: store = \"redis://...\", its ledger, budget and leases",
   detailed = [[
-The C module starvideos.redis: a non-blocking Redis connection (TCP, TLS, unix
-sockets) that the starvideos store (store = "redis://...") uses outside nginx.
+The fleet on Redis for the starvideos client: store = "redis://..." (and rediss://,
+unix://, +sentinel, +cluster), its ledger, shared budget and leases, and the
+`starvideos store check` command; the C module starvideos.redis is its connection
+(hiredis' protocol reader and writer, TLS on OpenSSL).
 ]],
   license = "MIT",
 }
 dependencies = {
   "lua >= 5.1, < 5.5",
+  "starvideos",
 }
 -- hiredis' header (<hiredis/hiredis.h>) and library, OpenSSL's; HIREDIS_DIR,
 -- HIREDIS_INCDIR or HIREDIS_LIBDIR (OPENSSL_...) on the luarocks command line point
@@ -34,15 +35,32 @@ external_dependencies = {
   OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
 }
 build = {
-  type = "builtin",
-  modules = {
-    -- the sources are mk/sources.mk's REDIS_MOD_SRC (spec/build_spec.lua)
-    ["starvideos.redis"] = {
-      sources = { "csrc/redis/redis.c", "csrc/redis/sock.c" },
-      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      libraries = { "hiredis", "ssl", "crypto", "pthread" },
-      incdirs = { "$(HIREDIS_INCDIR)", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(HIREDIS_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+  type = "command",
+  -- starvideos.redis from mk/sources.mk's REDIS_MOD_SRC (spec/hosts/build_spec.lua), into build/rock/
+  build_command = "mkdir -p build/rock && $(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE"
+    .. " -I$(LUA_INCDIR) -I$(HIREDIS_INCDIR) -I$(OPENSSL_INCDIR) $(LIBFLAG) -o build/rock/redis.so"
+    .. " csrc/redis/redis.c csrc/redis/sock.c"
+    .. " -L$(HIREDIS_LIBDIR) -L$(OPENSSL_LIBDIR) -lhiredis -lssl -lcrypto -lpthread",
+  install = {
+    lib = { ["starvideos.redis"] = "build/rock/redis.so" },
+    lua = {
+      ["starvideos.command.store"] = "rocks/redis/lua/starvideos/command/store.lua",
+      ["starvideos.fleet.again"] = "rocks/redis/lua/starvideos/fleet/again.lua",
+      ["starvideos.fleet.ask"] = "rocks/redis/lua/starvideos/fleet/ask.lua",
+      ["starvideos.fleet.budget"] = "rocks/redis/lua/starvideos/fleet/budget.lua",
+      ["starvideos.fleet.check"] = "rocks/redis/lua/starvideos/fleet/check.lua",
+      ["starvideos.fleet.cluster"] = "rocks/redis/lua/starvideos/fleet/cluster.lua",
+      ["starvideos.fleet.conn"] = "rocks/redis/lua/starvideos/fleet/conn.lua",
+      ["starvideos.fleet.identity"] = "rocks/redis/lua/starvideos/fleet/identity.lua",
+      ["starvideos.fleet.leases"] = "rocks/redis/lua/starvideos/fleet/leases.lua",
+      ["starvideos.fleet.ledger"] = "rocks/redis/lua/starvideos/fleet/ledger.lua",
+      ["starvideos.fleet.queue"] = "rocks/redis/lua/starvideos/fleet/queue.lua",
+      ["starvideos.fleet.route"] = "rocks/redis/lua/starvideos/fleet/route.lua",
+      ["starvideos.fleet.scripts"] = "rocks/redis/lua/starvideos/fleet/scripts.lua",
+      ["starvideos.fleet.sentinel"] = "rocks/redis/lua/starvideos/fleet/sentinel.lua",
+      ["starvideos.fleet.store"] = "rocks/redis/lua/starvideos/fleet/store.lua",
+      ["starvideos.ledger.redis"] = "rocks/redis/lua/starvideos/ledger/redis.lua",
     },
   },
+  copy_directories = {},
 }

@@ -1,4 +1,4 @@
--- SigV4 (csrc/s3/sigv4.c through starvideos.sign, the requests storage/s3.lua builds) against the AWS SDK
+-- SigV4 (csrc/s3/sigv4.c through starvideos.sigv4, the requests storage/s3.lua builds) against the AWS SDK
 -- for JavaScript's own signer (@smithy/signature-v4 and @aws-crypto/sha256-js, spec/npm/sigv4_ref.js) on the
 -- same inputs: every request shape of S3.OPS and a presigned GET, in path and virtual-host style, with and
 -- without a session token, for keys with spaces, unicode and reserved characters: the canonical request,
@@ -6,7 +6,7 @@
 local helper = require "spec.helper"
 local cjson = require "cjson"
 local S3 = require "starvideos.storage.s3"
-local sign = require "starvideos.sign"
+local sign = require "starvideos.sigv4"
 
 local NPM = helper.root .. "/spec/npm"
 local TIME = 1700000000 -- 2023-11-14T22:13:20Z
@@ -67,7 +67,7 @@ local function query_of(q)
   return t
 end
 
-describe("SigV4 (starvideos.sign.sigv4, the requests of storage/s3.lua)", function()
+describe("SigV4 (starvideos.sigv4.sigv4, the requests of storage/s3.lua)", function()
   local ours, cases = {}, {}
   setup(function()
     for _, conf in ipairs(STORES) do

@@ -59,13 +59,14 @@ local CORE_MOD_SRC, CURL_MOD_SRC = make_var("CORE_MOD_SRC"), make_var("CURL_MOD_
 local SIGN_MOD_SRC = make_var("SIGN_MOD_SRC") -- starvideos.sign: the one module on libcrypto
 local ALL_SRC = make_var("ALL_SRC")
 local REDIS_MOD_SRC = make_var("REDIS_MOD_SRC") -- starvideos.redis: built where hiredis is
+local SIGV4_MOD_SRC = make_var("SIGV4_MOD_SRC") -- starvideos.sigv4: the starvideos-s3 rock's
 local DEFS = make_var("DEFS")
 
 describe("mk/sources.mk", function()
   it("names every C file of the library once, and each exists", function()
     local seen = {}
     local every = {}
-    for _, list in ipairs { ALL_SRC, REDIS_MOD_SRC } do
+    for _, list in ipairs { ALL_SRC, REDIS_MOD_SRC, { "csrc/s3/sigv4.c", "csrc/s3/lua.c" } } do
       for _, f in ipairs(list) do every[#every + 1] = f end
     end
     for _, f in ipairs(every) do
@@ -112,6 +113,10 @@ describe("mk/sources.mk", function()
     assert.truthy(sign:find("csrc/lua/sign.c", 1, true))
     assert.is_nil(sign:find("lua/core.c", 1, true))
     assert.is_nil(sign:find("csrc/curl/", 1, true))
+    -- SigV4 is the starvideos-s3 rock's own module, not the core's sign.so
+    assert.is_nil(sign:find("sigv4", 1, true), sign)
+    local sigv4 = table.concat(SIGV4_MOD_SRC, " ")
+    assert.truthy(sigv4:find("csrc/s3/sigv4.c csrc/lua/error.c csrc/lua/part.c csrc/s3/lua.c", 1, true), sigv4)
   end)
 
   it("leaves no C file that changes under #ifdef SV_NO_CURL", function()
@@ -164,25 +169,51 @@ describe("the rockspecs", function()
   end
 end)
 
--- starvideos.redis' rock of its own (rockspec/redis/): LuaRocks' builtin build
--- cannot make a module optional, and the starvideos rock builds without hiredis.
-describe("the starvideos-redis rockspec", function()
-  local path = "rockspec/redis/starvideos-redis-scm-1.rockspec"
+-- The rocks with a C module beside the core (rockspec/<rock>/): built by a command, not LuaRocks' builtin
+-- backend (which copies a top-level lua/, the core's, into every rock), from the same lists and defines.
+describe("the rocks' C modules", function()
+  -- a command's sources (csrc/...c, in order), its -D flags and its -l libraries
+  local function command_parts(cmd)
+    local sources, defs, libs = {}, {}, {}
+    for w in cmd:gmatch("%S+") do
+      if w:match("^csrc/.*%.c$") then sources[#sources + 1] = w
+      elseif w:match("^%-D") then defs[#defs + 1] = w
+      elseif w:match("^%-l") then libs[#libs + 1] = w:sub(3) end
+    end
+    return sources, defs, libs
+  end
+  local mains = words(assert(helper.capture("cd " .. q(root) .. " && ls rockspec/*.rockspec")))
 
-  it("builds starvideos.redis from mk/sources.mk's REDIS_MOD_SRC, with the Makefile's defines, on hiredis", function()
-    local spec = load_rockspec(root .. "/" .. path)
-    local m = spec.build.modules["starvideos.redis"]
-    assert.same(REDIS_MOD_SRC, m.sources)
-    local defs = {}
-    for _, d in ipairs(m.defines) do defs[#defs + 1] = "-D" .. d end
+  it("starvideos-redis builds starvideos.redis from mk/sources.mk's REDIS_MOD_SRC, with the Makefile's defines, "
+    .. "on hiredis", function()
+    local spec = load_rockspec(root .. "/rockspec/redis/starvideos-redis-scm-1.rockspec")
+    assert.equal("command", spec.build.type)
+    local sources, defs, libs = command_parts(spec.build.build_command)
+    assert.same(REDIS_MOD_SRC, sources)
     assert.same(DEFS, defs)
-    assert.equal("hiredis", m.libraries[1])
+    assert.equal("hiredis", libs[1])
+    assert.equal("build/rock/redis.so", spec.build.install.lib["starvideos.redis"])
     assert.same({ header = "hiredis/hiredis.h", library = "hiredis" }, spec.external_dependencies.HIREDIS)
     -- the starvideos rock needs no hiredis
-    for _, main in ipairs(words(assert(helper.capture("cd " .. q(root) .. " && ls rockspec/*.rockspec")))) do
+    for _, main in ipairs(mains) do
       local text = assert(helper.read_file(root .. "/" .. main))
       assert.is_nil(text:find("hiredis", 1, true), main)
       assert.is_nil(load_rockspec(root .. "/" .. main).build.modules["starvideos.redis"], main)
+    end
+  end)
+
+  it("starvideos-s3 builds starvideos.sigv4 from mk/sources.mk's SIGV4_MOD_SRC, on libcrypto; the core has no "
+    .. "SigV4", function()
+    local spec = load_rockspec(root .. "/rockspec/s3/starvideos-s3-scm-1.rockspec")
+    assert.equal("command", spec.build.type)
+    local sources, defs, libs = command_parts(spec.build.build_command)
+    assert.same(SIGV4_MOD_SRC, sources)
+    assert.same(DEFS, defs)
+    assert.equal("crypto", libs[1])
+    assert.equal("build/rock/sigv4.so", spec.build.install.lib["starvideos.sigv4"])
+    for _, main in ipairs(mains) do
+      local text = assert(helper.read_file(root .. "/" .. main))
+      assert.is_nil(text:find("sigv4", 1, true), main)
     end
   end)
 end)

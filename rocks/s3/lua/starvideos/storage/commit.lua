@@ -15,7 +15,7 @@ local new_error, now = errors.new_error, core.now
 
 local M = {}
 
-local function sign() return require "starvideos.sign" end
+local function sigv4() return require "starvideos.sigv4" end
 
 -- A request of shape op (S3.OPS) on the object for owner: sent now, it advances owner when done.  (Owner: loop, key,
 -- cfg, st, bucket, key_name, out, path, deadline; storage/refs.lua's objects are owners too.)
@@ -69,7 +69,7 @@ function C:advance(t)
   if err then return self:committed(err) end
   if not self.copied then
     self.copied = true
-    self.req = M.call(self, "copy", { source = "/" .. self.bucket .. "/" .. sign().uri_encode(self.key_name, true),
+    self.req = M.call(self, "copy", { source = "/" .. self.bucket .. "/" .. sigv4().uri_encode(self.key_name, true),
       sha256 = self.sha256 }, t)
     return
   end

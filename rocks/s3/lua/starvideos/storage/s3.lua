@@ -19,6 +19,8 @@ S.EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" -- 
 S.UNSIGNED = "UNSIGNED-PAYLOAD"
 
 local function sign() return require "starvideos.sign" end
+-- SigV4 and S3's percent-encoding: this rock's own C module (csrc/s3), loaded with the first request
+local function sigv4() return require "starvideos.sigv4" end
 
 -- Whether s is UTF-8 without control characters (a key's bytes go into the path and the XML of a request).
 local function key_text_ok(s)
@@ -94,7 +96,7 @@ end
 function S.target(st, bucket, key)
   local virtual = st.path_style == false or (st.path_style == nil and st.aws and not bucket:find(".", 1, true))
   local host = virtual and bucket .. "." .. st.authority or st.authority
-  local path = (virtual and "/" or "/" .. bucket .. "/") .. sign().uri_encode(key or "", true)
+  local path = (virtual and "/" or "/" .. bucket .. "/") .. sigv4().uri_encode(key or "", true)
   return host, path, st.scheme .. "://" .. host
 end
 
@@ -135,7 +137,7 @@ function S.request(st, op, bucket, key, a, time)
   local method, query, headers, body, payload = S.OPS[op](a)
   payload = payload or (body and sign().sha256(body)) or S.EMPTY
   local host, path, base = S.target(st, bucket, key)
-  local r, err = sign().sigv4 { method = method, host = host, path = path, query = query, headers = headers,
+  local r, err = sigv4().sigv4 { method = method, host = host, path = path, query = query, headers = headers,
     payload = payload, region = st.region, service = "s3", access_key = st.access_key, secret_key = st.secret_key,
     session_token = st.session_token, time = time or os_time() }
   if not r then return nil, err end
@@ -151,7 +153,7 @@ end
 -- A presigned GET of bucket's key for `seconds` (1 s to a week): its URL, or nil, err.
 function S.presign(st, bucket, key, seconds, time)
   local host, path, base = S.target(st, bucket, key)
-  local r, err = sign().sigv4 { method = "GET", host = host, path = path, payload = S.UNSIGNED, region = st.region,
+  local r, err = sigv4().sigv4 { method = "GET", host = host, path = path, payload = S.UNSIGNED, region = st.region,
     service = "s3", access_key = st.access_key, secret_key = st.secret_key, session_token = st.session_token,
     time = time or os_time(), expires = seconds }
   if not r then return nil, err end

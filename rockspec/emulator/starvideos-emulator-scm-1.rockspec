@@ -1,0 +1,43 @@
+-- One repository, several rocks (CONTRACT.md "Rocks"; docs/architecture.md "Extension points"): this one
+-- at the top of a checkout, after the starvideos rock:
+--   luarocks make rockspec/emulator/starvideos-emulator-scm-1.rockspec
+-- Its modules live in rocks/emulator/lua/, never in lua/ (the starvideos rock's): LuaRocks' builtin backend
+-- copies a top-level lua/ folder into every rock it builds, so this rock is built by build.install alone (no C),
+-- and build.install names each of its files (tools/shape.lua checks the list against the folder).
+-- It lives in rockspec/emulator/ so that a plain `luarocks make` still finds one rock to build.
+rockspec_format = "3.0"
+package = "starvideos-emulator"
+version = "scm-1"
+-- the same source as rockspec/starvideos-scm-1.rockspec (see there)
+source = {
+  url = "git+file://.",
+  branch = "main",
+}
+description = {
+  summary = "A local emulator of the StarVideos API: `starvideos emulator`",
+  detailed = [[
+The `starvideos emulator` command: a local server that speaks the StarVideos API
+(tasks, queues, faults, real MP4 videos) for tests and demos, on LuaSocket.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  "starvideos",
+  "luasocket",
+}
+build = {
+  type = "none",
+  install = {
+    lua = {
+      ["starvideos.command.emulator"] = "rocks/emulator/lua/starvideos/command/emulator.lua",
+      ["starvideos.emulator.bytes"] = "rocks/emulator/lua/starvideos/emulator/bytes.lua",
+      ["starvideos.emulator.files"] = "rocks/emulator/lua/starvideos/emulator/files.lua",
+      ["starvideos.emulator.h264"] = "rocks/emulator/lua/starvideos/emulator/h264.lua",
+      ["starvideos.emulator"] = "rocks/emulator/lua/starvideos/emulator/init.lua",
+      ["starvideos.emulator.media"] = "rocks/emulator/lua/starvideos/emulator/media.lua",
+      ["starvideos.emulator.mp4"] = "rocks/emulator/lua/starvideos/emulator/mp4.lua",
+    },
+  },
+  copy_directories = {},
+}

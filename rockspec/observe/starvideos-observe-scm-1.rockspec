@@ -1,0 +1,41 @@
+-- One repository, several rocks (CONTRACT.md "Rocks"; docs/architecture.md "Extension points"): this one
+-- at the top of a checkout, after the starvideos rock:
+--   luarocks make rockspec/observe/starvideos-observe-scm-1.rockspec
+-- Its modules live in rocks/observe/lua/, never in lua/ (the starvideos rock's): LuaRocks' builtin backend
+-- copies a top-level lua/ folder into every rock it builds, so this rock is built by build.install alone (no C),
+-- and build.install names each of its files (tools/shape.lua checks the list against the folder).
+-- It lives in rockspec/observe/ so that a plain `luarocks make` still finds one rock to build.
+rockspec_format = "3.0"
+package = "starvideos-observe"
+version = "scm-1"
+-- the same source as rockspec/starvideos-scm-1.rockspec (see there)
+source = {
+  url = "git+file://.",
+  branch = "main",
+}
+description = {
+  summary = "Metrics and traces for the starvideos client (pure Lua)",
+  detailed = [[
+The observer of the starvideos client: metrics = true (client:metrics(), the
+Prometheus text) and trace = {...} (OTLP spans over HTTP), hung on the core's one
+observer; pure Lua.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  "starvideos",
+}
+build = {
+  type = "none",
+  install = {
+    lua = {
+      ["starvideos.extras.metrics"] = "rocks/observe/lua/starvideos/extras/metrics.lua",
+      ["starvideos.extras.observe"] = "rocks/observe/lua/starvideos/extras/observe.lua",
+      ["starvideos.extras.otlp"] = "rocks/observe/lua/starvideos/extras/otlp.lua",
+      ["starvideos.extras.trace"] = "rocks/observe/lua/starvideos/extras/trace.lua",
+      ["starvideos.observe"] = "rocks/observe/lua/starvideos/observe/init.lua",
+    },
+  },
+  copy_directories = {},
+}
