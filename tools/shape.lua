@@ -243,22 +243,23 @@ for _, name in ipairs(sorted) do visit(name, {}) end
 -- (test/, fuzz/, bench/) within MAX_FUNCTION lines, from the line of its name
 -- to its closing brace.
 -- C source with comments, the insides of strings and characters, and
--- preprocessor lines blanked, newlines kept.
-local function c_code_of(src)
+-- preprocessor lines blanked, newlines kept (keep_strings: strings and
+-- preprocessor lines kept).
+local function c_code_of(src, keep_strings)
   local out, i, n, line_start = {}, 1, #src, true
   while i <= n do
     local c = src:sub(i, i)
     if line_start and src:match("^[ \t]*#", i) then -- a directive, with its continuation lines
       local e = i
       repeat e = (src:find("\n", e, true) or n + 1) + 1 until src:sub(e - 2, e - 2) ~= "\\" or e > n
-      out[#out + 1] = blank(src:sub(i, e - 2)) .. (e - 1 <= n and "\n" or "")
+      out[#out + 1] = (keep_strings and src:sub(i, e - 2) or blank(src:sub(i, e - 2))) .. (e - 1 <= n and "\n" or "")
       i = e
     elseif src:sub(i, i + 1) == "/*" then
       i = blanked(out, src, i, select(2, src:find("*/", i + 2, true)) or n)
     elseif src:sub(i, i + 1) == "//" then
       i = blanked(out, src, i, (src:find("\n", i, true) or n + 1) - 1)
     elseif c == '"' or c == "'" then
-      i = quoted(out, src, i)
+      i = quoted(out, src, i, keep_strings)
     else
       out[#out + 1] = c
       i = i + 1
@@ -309,9 +310,14 @@ if c_longest.file then
     c_longest.lines))
 end
 
+-- The rocks (rockspec/): the core rock's files name no module of another rock, each rock installs its folder.
+local here = (arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or "."
+local rockspecs = dofile(here .. "/shape_rocks.lua")(root, bad, listing, code_of, c_code_of, module_of)
+print(string.format("rocks: %d rockspecs read", rockspecs))
+
 if bad[1] then
   for _, b in ipairs(bad) do io.stderr:write("shape: ", b, "\n") end
   os.exit(1)
 end
 print("shape: every module within " .. MAX_LINES .. " lines, every function within " .. MAX_FUNCTION
-  .. ", no require cycle, every require within the layers' order")
+  .. ", no require cycle, every require within the layers' order, no module of another rock named in the core's")

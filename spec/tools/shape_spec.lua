@@ -55,6 +55,43 @@ describe("tools/shape.lua", function()
       assert.matches("\n +%d+ +%d+  " .. layer .. "\n", out)
     end
     assert.matches("starvideos.job +core +%->", out)
+    assert.matches("rocks: 5 rockspecs read", out, 1, true)
+  end)
+
+  -- A copy of the checkout's rocks (lua/, rocks/, rockspec/, csrc/, bin/) with names of other rocks' modules
+  -- planted in the core rock's files: a lazy require, a name put together from a folder only another rock has,
+  -- a pcall in the command, a C string; a comment naming one passes; and a rock's file that no rockspec installs.
+  it("fails naming each name of another rock's module in the core rock's files, Lua or C, and a file no rockspec "
+    .. "installs", function()
+    local dir = helper.tmpdir()
+    assert(helper.execute("cd " .. q(helper.root) .. " && cp -R lua rocks rockspec csrc bin " .. q(dir)))
+    local function append(path, text)
+      local src = assert(helper.read_file(dir .. "/" .. path))
+      local _, n = src:gsub("\n", "")
+      helper.write_file(dir .. "/" .. path, src .. text)
+      return n + 1
+    end
+    local job = append("lua/starvideos/job.lua", 'local function later() return require("starvideos.fleet.store") end\n'
+      .. 'local S3 = "starvideos.storage." .. "s3"\n-- starvideos.fleet.ledger, in a comment: not read\n')
+    local bin = append("bin/starvideos", 'local ok = pcall(require, "starvideos.emulator")\n')
+    local c = append("csrc/lua/core.c", '#define SV_NOT_MINE "starvideos.sigv4"\n/* starvideos.redis */\n')
+    helper.write_file(dir .. "/rocks/redis/lua/starvideos/fleet/extra.lua", "return {}\n" .. INTERPRETED)
+    local out, ok, code = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    assert.equal(1, code)
+    local WHY = " (the core finds another rock only through its extension points: lua/starvideos/extension.lua)"
+    assert.matches("lua/starvideos/job.lua:" .. job .. ": names starvideos.fleet.store, a module of the "
+      .. "starvideos-redis rock" .. WHY, out, 1, true)
+    assert.matches("lua/starvideos/job.lua:" .. (job + 1) .. ": names starvideos.storage., a module folder of the "
+      .. "starvideos-s3 rock" .. WHY, out, 1, true)
+    assert.matches("bin/starvideos:" .. bin .. ": names starvideos.emulator, a module of the starvideos-emulator "
+      .. "rock" .. WHY, out, 1, true)
+    assert.matches("csrc/lua/core.c:" .. c .. ": names starvideos.sigv4, a module of the starvideos-s3 rock" .. WHY,
+      out, 1, true)
+    assert.matches("rocks/redis/lua/starvideos/fleet/extra.lua: in no rockspec (rockspec/redis/"
+      .. "starvideos-redis-scm-1.rockspec installs the Lua files of rocks/redis/lua/)", out, 1, true)
+    local _, n = out:gsub(": names starvideos", "")
+    assert.equal(4, n, out) -- (not the comments)
   end)
 
   -- A copy of the library with requires against the order added: a core module's lazy

@@ -1,0 +1,140 @@
+-- The rocks' part of tools/shape.lua (CONTRACT.md "Rocks", docs/architecture.md "Extension points"): it reads
+-- the rockspecs (rockspec/starvideos-scm-1.rockspec, the core; rockspec/<rock>/starvideos-<rock>-scm-1.rockspec,
+-- the others) and adds to bad, naming the file and line:
+--   * a name of another rock's module (a Lua module, or a C module such as starvideos.redis) in the core rock's
+--     files: its Lua modules, its C sources and its command, in code or in a string (a require, a pcall, a
+--     name put together from "starvideos.fleet." and a word: any module folder that only other rocks have);
+--     comments are not read.  The core finds another rock only by its extension points (extension.lua);
+--   * a Lua file of lua/ that the core rockspec does not install, or a rock's file of rocks/<rock>/lua that its
+--     rockspec does not install (or installs under another module name), or a listed file that is missing:
+--     LuaRocks' builtin backend copies lua/ into every rock built at the top of a checkout, so lua/ is the
+--     core's alone and each other rock names its files in build.install.lua.
+-- Used as `dofile("tools/shape_rocks.lua")(root, bad, listing, code_of, c_code_of, module_of)`: the number of
+-- rockspecs read (0: no rockspec/ at root, nothing checked).
+
+local function load_rockspec(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  local env = {}
+  local setfenv = rawget(_G, "setfenv")
+  local chunk
+  if setfenv then -- 5.1, LuaJIT
+    chunk = assert(rawget(_G, "loadstring")(text, "=" .. path))
+    setfenv(chunk, env)
+  else
+    chunk = assert(load(text, "=" .. path, "t", env))
+  end
+  chunk()
+  return env
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- The rocks: { {package =, path =, dir = (rocks/<rock>/lua, nil for the core), lua = {module = file},
+-- lib = {module = true}, c = {file}, bin = {file}} }, the core first.
+local function rocks_of(root, listing)
+  local list = {}
+  local core = load_rockspec(root .. "/rockspec/starvideos-scm-1.rockspec")
+  if not core then return list end
+  local r = { package = core.package, path = "rockspec/starvideos-scm-1.rockspec", lua = {}, lib = {}, c = {},
+    bin = {} }
+  for name, m in pairs(core.build.modules or {}) do
+    if type(m) == "string" then r.lua[name] = m
+    else
+      r.lib[name] = true
+      for _, src in ipairs(m.sources or m) do r.c[#r.c + 1] = src end
+    end
+  end
+  for _, file in pairs((core.build.install or {}).bin or {}) do r.bin[#r.bin + 1] = file end
+  list[1] = r
+  for _, path in ipairs(listing("find rockspec -mindepth 2 -name '*-scm-1.rockspec'")) do
+    local spec = load_rockspec(root .. "/" .. path)
+    local install = spec.build.install or {}
+    local o = { package = spec.package, path = path, dir = "rocks/" .. spec.package:gsub("^starvideos%-", "") .. "/lua",
+      lua = {}, lib = {} }
+    for name, file in pairs(install.lua or {}) do o.lua[name] = file end
+    for name in pairs(install.lib or {}) do o.lib[name] = true end
+    for name, m in pairs(spec.build.modules or {}) do
+      if type(m) == "string" and m:match("%.lua$") then o.lua[name] = m else o.lib[name] = true end
+    end
+    list[#list + 1] = o
+  end
+  return list
+end
+
+-- Each name of another rock's module (or of a folder only other rocks have) in code, onto bad.
+local function check_names(file, code, others, folders, bad)
+  for at, name, dot in code:gmatch("()(starvideos%.[%w_%.]*[%w_])(%.?)") do
+    local rock = others[name] or (dot == "." and folders[name .. "."])
+    if rock then
+      local _, line = code:sub(1, at):gsub("\n", "")
+      bad[#bad + 1] = string.format("%s:%d: names %s, %s of the %s rock (the core finds another rock only through "
+        .. "its extension points: lua/starvideos/extension.lua)", file, line + 1, name .. dot,
+        dot == "." and "a module folder" or "a module", rock)
+    end
+  end
+end
+
+-- Each Lua file of dir (rocks/<rock>/lua or lua) against the files the rock installs, onto bad.
+local function check_folder(r, dir, listing, module_of, bad)
+  local listed = {}
+  for name, file in pairs(r.lua) do
+    listed[file] = name
+    if not read(r.root .. "/" .. file) then bad[#bad + 1] = string.format("%s: installs %s, which is missing",
+      r.path, file) end
+    if file:sub(1, #dir + 1) ~= dir .. "/" then
+      bad[#bad + 1] = string.format("%s: installs %s from outside its folder %s/", r.path, file, dir)
+    end
+  end
+  for _, file in ipairs(listing("find " .. dir .. " -name '*.lua'")) do
+    local want = module_of(file)
+    if not listed[file] then
+      bad[#bad + 1] = string.format("%s: in no rockspec (%s installs the Lua files of %s/)", file, r.path, dir)
+    elseif listed[file] ~= want then
+      bad[#bad + 1] = string.format("%s: %s installs it as %s, not %s", file, r.path, listed[file], want)
+    end
+  end
+end
+
+return function(root, bad, listing, code_of, c_code_of, module_of)
+  local rocks = rocks_of(root, listing)
+  if not rocks[1] then return 0 end
+  local core, others, folders, core_folders = rocks[1], {}, {}, {}
+  for name in pairs(core.lua) do core_folders[name:match("^(.*%.)") or name] = true end
+  for i = 2, #rocks do
+    for _, t in ipairs { rocks[i].lua, rocks[i].lib } do
+      for name in pairs(t) do
+        others[name] = rocks[i].package
+        local folder = name:match("^(starvideos%.[%w_]+%.)")
+        if folder and not core_folders[folder] then folders[folder] = rocks[i].package end
+      end
+    end
+  end
+  for _, r in ipairs(rocks) do r.root = root end
+  for _, file in pairs(core.lua) do
+    local src = read(root .. "/" .. file)
+    if src then check_names(file, code_of(src, true), others, folders, bad) end
+  end
+  local seen = {}
+  for _, list in ipairs { core.c, core.bin } do
+    for _, file in ipairs(list) do
+      local src = not seen[file] and read(root .. "/" .. file)
+      seen[file] = true
+      if src then
+        local code = file:match("%.[ch]$") and c_code_of(src, true) or code_of((src:gsub("^#![^\n]*", "")), true)
+        check_names(file, code, others, folders, bad)
+      end
+    end
+  end
+  check_folder(core, "lua", listing, module_of, bad)
+  for i = 2, #rocks do check_folder(rocks[i], rocks[i].dir, listing, module_of, bad) end
+  return #rocks
+end
