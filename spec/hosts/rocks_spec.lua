@@ -1,0 +1,297 @@
+-- The rocks of this repository (CONTRACT.md "Rocks", rockspec/), each in fresh LuaRocks trees, under Lua 5.4 and
+-- LuaJIT: every rock is built once per VM (`luarocks make` at the top of a copy of the checkout, then packed),
+-- and installed from its pack into the trees below, each with --deps-mode=none (Debian's cjson and LuaSocket
+-- are the system's, not rocks):
+--   * a tree per rock beside the core: it holds those two rocks, the files the rockspec declares and no other,
+--     and each of its modules loads there;
+--   * the core alone: a generate to a file against the emulator started from the emulator's tree; store =
+--     "redis://...", out = "s3://...", metrics = true, trace = {...} and `starvideos emulator` each refused
+--     naming its rock, with 0 requests at the emulator;
+--   * every rock: the fleet on Redis (redis-server on a loopback port), the bucket on s3rver
+--     (spec/support/s3_run.lua) and the metrics text checked by promtool, every module from the tree.
+local helper = require "spec.helper"
+local ccache = require "spec.hosts.support.ccache"
+local trees = require "spec.hosts.support.trees"
+local redis_run = require "spec.support.redis_run"
+local S3run = require "spec.support.s3_run"
+
+local q = helper.shell_quote
+local ROCKS = { "redis", "s3", "observe", "emulator" }
+local SAMPLE = assert(require("starvideos.emulator.files").video(5))
+local KEY = "k-rocks"
+
+local cache = ccache.dir(true)
+teardown(function() ccache.remove(cache) end)
+
+local function sh(cmd) return helper.capture(cmd .. " 2>&1") end
+
+-- Every file under dir (relative names), sorted; {} when there is no dir.
+local function files(dir)
+  local out = sh("cd " .. q(dir) .. " 2>/dev/null && find . -type f | sed 's|^\\./||' | sort")
+  local list = {}
+  for line in out:gmatch("[^\n]+") do list[#list + 1] = line end
+  return list
+end
+
+-- The files a rock's rockspec installs, as the tree holds them: share/lua/V/... and lib/lua/V/..., sorted.
+local function declared(luav, rock)
+  local env = {}
+  local path = helper.root .. "/rockspec/" .. rock .. "/starvideos-" .. rock .. "-scm-1.rockspec"
+  local chunk = assert(loadfile(path, "t", env))
+  chunk()
+  local out, modules = {}, {}
+  for name in pairs(env.build.install.lua) do
+    out[#out + 1] = "share/lua/" .. luav .. "/" .. name:gsub("%.", "/") .. ".lua"
+    modules[#modules + 1] = name
+  end
+  for name in pairs(env.build.install.lib or {}) do
+    out[#out + 1] = "lib/lua/" .. luav .. "/" .. name:gsub("%.", "/") .. ".so"
+    modules[#modules + 1] = name
+  end
+  table.sort(out)
+  table.sort(modules)
+  return out, modules
+end
+
+-- The Lua modules and C modules of a tree (share/lua/V and lib/lua/V), as relative names.
+local function modules_of(tree, luav)
+  local list = {}
+  for _, sub in ipairs { "share/lua/" .. luav, "lib/lua/" .. luav } do
+    for _, f in ipairs(files(tree .. "/" .. sub)) do list[#list + 1] = sub .. "/" .. f end
+  end
+  table.sort(list)
+  return list
+end
+
+-- An emulator started by tree's `starvideos emulator` (helper.Emulator's methods: requests, creates, stop).
+local function emulator_from(t, tree)
+  local log = helper.tmpdir() .. "/emulator.log"
+  local pipe = assert(io.popen("echo $$; exec " .. trees.env(t, tree) .. q(tree .. "/bin/starvideos")
+    .. " emulator --port 0 --max-lifetime 600 --key " .. KEY .. " --queued 0.1 --processing 0.1 2>>" .. q(log), "r"))
+  local pid = tonumber(pipe:read("*l"))
+  local line = pipe:read("*l")
+  local url = line and line:match("^starvideos emulator listening on (http://127%.0%.0%.1:%d+)$")
+  if not (pid and url) then
+    pipe:close()
+    error("the emulator of " .. tree .. " did not start: " .. tostring(line) .. "\n" .. (helper.read_file(log) or ""))
+  end
+  return setmetatable({ url = url, key = KEY, pid = pid, pipe = pipe, log_path = log }, helper.Emulator)
+end
+
+-- Where each module named on the command line is found, first: what require would load (LuaJIT and 5.1 have
+-- no package.searchpath).
+local WHERE = [[
+local function where(name)
+  local file = name:gsub("%.", "/")
+  for _, path in ipairs { package.path, package.cpath } do
+    for template in path:gmatch("[^;]+") do
+      local p = template:gsub("%?", file)
+      local f = io.open(p, "rb")
+      if f then f:close() return p end
+    end
+  end
+  return "(not found)"
+end
+]]
+
+-- With the core alone: each other rock's feature refused (kind, field, message), then a generate to a file.
+local CORE_ALONE = WHERE .. [[
+local s = require "starvideos"
+local url, key, out = arg[1], arg[2], arg[3]
+local function show(what, ok, a, b)
+  local err = ok and b or a
+  print(what, tostring(ok and a ~= nil), type(err) == "table" and err.kind or "-",
+    type(err) == "table" and tostring(err.field) or "-", type(err) == "table" and err.message or tostring(err))
+end
+local opts = function(extra)
+  local t = { api_key = key, base_url = url }
+  for k, v in pairs(extra) do t[k] = v end
+  return t
+end
+show("store", pcall(s.new, opts { store = "redis://127.0.0.1:1" }))
+show("metrics", pcall(s.new, opts { metrics = true }))
+show("trace", pcall(s.new, opts { trace = {} }))
+local c = s.new(opts {})
+show("s3", pcall(c.generate, c, { model = "videos", prompt = "a cat", duration = 5 }, { out = "s3://vids/cat.mp4" }))
+io.stdout:flush()
+if out == "-" then return end
+local task = assert(c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = out, interval = 0.05 }))
+print("generated", task.status, task.path)
+for _, m in ipairs { "starvideos", "starvideos.core", "starvideos.curl", "starvideos.sink.s3", "starvideos.redis",
+  "starvideos.observe", "starvideos.emulator" } do print("module", m, where(m)) end
+]]
+
+-- With every rock: a generate on the fleet (store on Redis) to a file, one to the bucket, the metrics text.
+local ALL = WHERE .. [[
+local s = require "starvideos"
+local url, key, store, s3port, dir = arg[1], arg[2], arg[3], arg[4], arg[5]
+local c = assert(s.new { api_key = key, base_url = url, store = store, metrics = true,
+  storage = { endpoint = "http://127.0.0.1:" .. s3port, access_key = "S3RVER", secret_key = "S3RVER" } })
+local p = { model = "videos", prompt = "a cat", duration = 5 }
+local t1 = assert(c:generate(p, { out = dir .. "/cat.mp4", interval = 0.05 }))
+print("file", t1.status, t1.path)
+p.prompt = "a dog"
+local t2 = assert(c:generate(p, { out = "s3://vids/dog.mp4", interval = 0.05 }))
+print("bucket", t2.status, t2.path)
+local f = assert(io.open(dir .. "/metrics.txt", "w"))
+f:write(assert(c:metrics()))
+f:close()
+c:close()
+for _, m in ipairs { "starvideos", "starvideos.core", "starvideos.fleet.store", "starvideos.ledger.redis",
+  "starvideos.redis", "starvideos.sink.s3", "starvideos.storage.s3", "starvideos.sigv4", "starvideos.observe",
+  "starvideos.extras.metrics" } do
+  print("module", m, where(m), package.loaded[m] ~= nil)
+end
+]]
+
+for _, vm in ipairs { "lua5.4", "luajit" } do
+  describe("the rocks in fresh LuaRocks trees (" .. vm .. ")", function()
+    if not helper.execute("command -v luarocks >/dev/null 2>&1 && command -v " .. vm .. " >/dev/null 2>&1") then
+      pending("luarocks or " .. vm .. " is not installed (make deps)")
+      return
+    end
+    local tmp, t, packs
+    local function luarocks(args) return "env " .. ccache.env(cache) .. "luarocks " .. t.flags .. " " .. args end
+    -- a tree holding the core rock and the rocks named (their packs, built once)
+    local function tree_with(name, rocks)
+      local tree = tmp .. "/" .. name
+      for _, r in ipairs(rocks) do
+        local out, ok = sh(luarocks("--tree " .. q(tree) .. " install --deps-mode=none " .. q(packs[r])))
+        assert(ok, out)
+      end
+      return tree
+    end
+
+    lazy_setup(function()
+      tmp = helper.tmpdir()
+      t = trees.vm(vm, tmp)
+      local src = tmp .. "/src"
+      assert(helper.execute("mkdir " .. q(src) .. " " .. q(tmp .. "/packs") .. " && cd " .. q(helper.root)
+        .. " && cp -R rockspec csrc lua rocks bin types README.md LICENSE " .. q(src)))
+      packs = {}
+      -- each rock made once, into a tree of its own beside the core, then packed
+      for _, r in ipairs { "starvideos", "redis", "s3", "observe", "emulator" } do
+        local name = r == "starvideos" and r or "starvideos-" .. r
+        local tree = tmp .. "/build-" .. r
+        if r ~= "starvideos" then tree_with("build-" .. r, { "starvideos" }) end
+        local spec = r == "starvideos" and "" or (" rockspec/" .. r .. "/" .. name .. "-scm-1.rockspec")
+        local out, ok = sh("cd " .. q(src) .. " && " .. luarocks("make --tree " .. q(tree) .. " --deps-mode=none"
+          .. spec))
+        assert(ok, out)
+        out, ok = sh("cd " .. q(tmp .. "/packs") .. " && " .. luarocks("--tree " .. q(tree) .. " pack " .. name))
+        assert(ok, out)
+        packs[r] = out:match("Packed: (%S+%.rock)")
+        assert(packs[r], out)
+      end
+    end)
+    lazy_teardown(helper.cleanup)
+
+    it("installs each rock with only its declared dependencies: the core and it, its declared files alone", function()
+      local core = modules_of(tree_with("core", { "starvideos" }), t.luav)
+      assert.is_nil(table.concat(core, " "):find("fleet/", 1, true))
+      for _, r in ipairs(ROCKS) do
+        local tree = tree_with("only-" .. r, { "starvideos", r })
+        local out = sh(luarocks("--tree " .. q(tree) .. " list --porcelain"))
+        local names = {}
+        for name in out:gmatch("(starvideos[%w-]*)\tscm%-1") do names[#names + 1] = name end
+        table.sort(names)
+        assert.same({ "starvideos", "starvideos-" .. r }, names, out)
+        -- the tree's modules: the core's and exactly what the rockspec declares
+        local want, mods = declared(t.luav, r)
+        local extra, seen = {}, {}
+        for _, f in ipairs(core) do seen[f] = true end
+        for _, f in ipairs(modules_of(tree, t.luav)) do if not seen[f] then extra[#extra + 1] = f end end
+        assert.same(want, extra, r)
+        -- and each of its modules loads there, with nothing of the checkout on the paths
+        local quoted = {}
+        for i, m in ipairs(mods) do quoted[i] = string.format("%q", m) end
+        local code = "for _, m in ipairs { " .. table.concat(quoted, ", ") .. " } do require(m) end print('loaded "
+          .. #mods .. "')"
+        out = sh("cd " .. q(tmp) .. " && " .. trees.env(t, tree) .. t.lua .. " -e " .. q(code))
+        assert.equal("loaded " .. #mods .. "\n", out, r)
+      end
+    end)
+
+    it("with the core rock alone, generates to a file against the emulator of its own tree, and refuses each "
+      .. "other rock's feature naming the rock, sending nothing", function()
+      local core = tree_with("alone", { "starvideos" })
+      local emu = emulator_from(t, tree_with("emu", { "starvideos", "emulator" }))
+      finally(function() emu:stop() end)
+      local dir = helper.tmpdir()
+      helper.write_file(dir .. "/alone.lua", CORE_ALONE)
+      local run = "cd " .. q(dir) .. " && " .. trees.env(t, core) .. t.lua .. " alone.lua " .. q(emu.url) .. " "
+        .. KEY .. " "
+      local out, ok = sh(run .. "-")
+      assert.is_true(ok, out)
+      local function refused(what, field, rock, asked)
+        local line = out:match("\n?(" .. what .. "\t[^\n]*)")
+        assert.equal(table.concat({ what, "false", "invalid_request", field, asked .. " needs the " .. rock
+          .. " rock: luarocks install " .. rock }, "\t"), line, out)
+      end
+      refused("store", "store", "starvideos-redis", "store = redis://127.0.0.1:1/0")
+      refused("metrics", "metrics", "starvideos-observe", "metrics = true")
+      refused("trace", "trace", "starvideos-observe", "trace = {...}")
+      refused("s3", "out", "starvideos-s3", "s3:// outs")
+      local cmd
+      cmd, ok = sh("cd " .. q(dir) .. " && " .. trees.env(t, core) .. q(core .. "/bin/starvideos")
+        .. " emulator --port 0")
+      assert.is_falsy(ok, cmd)
+      assert.matches("starvideos emulator needs the starvideos-emulator rock: luarocks install starvideos-emulator",
+        cmd, 1, true)
+      assert.same({}, emu:requests())
+      -- then a video, from the core's tree alone
+      out, ok = sh(run .. q(dir .. "/cat.mp4"))
+      assert.is_true(ok, out)
+      assert.matches("generated\tcompleted\t" .. dir .. "/cat.mp4", out, 1, true)
+      assert.is_true(helper.read_file(dir .. "/cat.mp4") == SAMPLE, "the video differs from the emulator's")
+      assert.equal(1, emu:creates())
+      for m, file in out:gmatch("module\t(%S+)\t([^\n]+)") do
+        if m == "starvideos" or m == "starvideos.core" or m == "starvideos.curl" then
+          assert.equal(1, file:find(core .. "/", 1, true), m .. " from " .. file)
+        else
+          assert.equal("(not found)", file, m)
+        end
+      end
+    end)
+
+    it("with every rock, runs the fleet on Redis, the bucket on s3rver and promtool-checked metrics from the "
+      .. "tree", function()
+      local why = redis_run.missing() or S3run.missing()
+      if why then pending(why) return end
+      local all = tree_with("all", { "starvideos", "redis", "s3", "observe", "emulator" })
+      local emu = emulator_from(t, all)
+      local srv = redis_run.start()
+      local st = S3run.start {}
+      finally(function() emu:stop() srv.stop() st.stop() end)
+      local dir = helper.tmpdir()
+      helper.write_file(dir .. "/all.lua", ALL)
+      local out, ok = sh("cd " .. q(dir) .. " && " .. trees.env(t, all) .. t.lua .. " all.lua " .. q(emu.url) .. " "
+        .. KEY .. " " .. q(srv.url) .. " " .. st.port .. " " .. q(dir))
+      assert.is_true(ok, out)
+      assert.matches("file\tcompleted\t" .. dir .. "/cat.mp4", out, 1, true)
+      assert.is_true(helper.read_file(dir .. "/cat.mp4") == SAMPLE, "the video differs from the emulator's")
+      assert.matches("bucket\tcompleted\ts3://vids/dog.mp4", out, 1, true)
+      assert.is_true(st.exists("dog.mp4"), "no dog.mp4 in the bucket")
+      local back = st.read("dog.mp4") -- (as the AWS SDK's client reads it)
+      assert.equal(#SAMPLE, back.bytes)
+      assert.equal(helper.capture("sha256sum " .. q(dir .. "/cat.mp4")):match("^(%x+)"), back.sha256) -- (SAMPLE's)
+      assert.equal(2, emu:creates())
+      -- the fleet's records are in Redis
+      local keys = redis_run.cli(srv.port, "DBSIZE")[1]
+      assert.is_true((tonumber(keys) or 0) > 0, keys)
+      -- the metrics text passes promtool, and counts the two creates
+      if helper.execute("command -v promtool >/dev/null 2>&1") then
+        local check, good = sh("promtool check metrics < " .. q(dir .. "/metrics.txt"))
+        assert.is_true(good, check)
+      end
+      assert.matches("starvideos_", helper.read_file(dir .. "/metrics.txt") or "")
+      local n = 0
+      for m, file, loaded in out:gmatch("module\t(%S+)\t(%S+)\t(%a+)") do
+        n = n + 1
+        assert.equal(1, file:find(all .. "/", 1, true), m .. " from " .. file)
+        assert.equal("true", loaded, m .. " was not loaded")
+      end
+      assert.equal(10, n, out)
+    end)
+  end)
+end
