@@ -254,8 +254,8 @@ local function nginx_wrap(where)
     if where == "main" then
       return (text:gsub("/path/to/starvideos", CLONE):gsub("/path/to/out", dir))
     end
-    return head .. "http {\nclient_body_temp_path " .. dir .. "/body;\nlua_package_path \"" .. CLONE
-      .. "/lua/?.lua;;\";\n" .. text .. "\n}\n"
+    return head .. "http {\nclient_body_temp_path " .. dir .. "/body;\nlua_package_path \"" .. helper.lua_path(CLONE)
+      .. ";;\";\n" .. text .. "\n}\n"
   end
 end
 
