@@ -44,26 +44,11 @@ local function list(dir)
   return files
 end
 
--- The environment of a child that must see no Lua module but those named:
--- no LUA_INIT, no version-specific paths, LUA_PATH and LUA_CPATH as given.
-local function env(path, cpath)
-  return "env -u LUA_INIT -u LUA_INIT_5_2 -u LUA_INIT_5_3 -u LUA_INIT_5_4 -u LUA_PATH_5_2 -u LUA_PATH_5_3 "
-    .. "-u LUA_PATH_5_4 -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 LUA_PATH=" .. q(path)
-    .. " LUA_CPATH=" .. q(cpath) .. " "
-end
-
--- The VM's own default search paths, keeping only Debian's system directories
--- (/usr/share/lua, /usr/lib/...): not ./, not /usr/local (another tree).
-local function system_dirs(which)
-  local out = sh("env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 -u LUA_CPATH_5_2 "
-    .. "-u LUA_CPATH_5_3 -u LUA_CPATH_5_4 -u LUA_INIT " .. q(helper.lua)
-    .. " -e " .. q("io.write(package." .. which .. ")"))
-  local keep = {}
-  for entry in out:gmatch("[^;]+") do
-    if entry:match("^/usr/share/lua/") or entry:match("^/usr/lib/") then keep[#keep + 1] = entry end
-  end
-  return table.concat(keep, ";")
-end
+-- The environment of a child that must see no Lua module but those named, and the VM's own system
+-- directories (Debian's /usr/share/lua, /usr/lib/...): spec/hosts/support/trees.lua
+local trees = require "spec.hosts.support.trees"
+local env = trees.env_paths
+local function system_dirs(which) return trees.system_dirs(helper.lua, which) end
 
 -- The child script: a create, a wait and a download through the installed
 -- module, then a webhook checked (starvideos.sign, loaded only then: no
@@ -125,17 +110,7 @@ describe("luarocks make (" .. vm .. ")", function()
     -- starvideos/core.so), and the checkout stays as it is
     assert(helper.execute("mkdir " .. q(src) .. " && cd " .. q(root)
       .. " && cp -R rockspec csrc lua bin types README.md LICENSE " .. q(src)))
-    if vm == "luajit" then
-      -- OpenResty's luajit2 on Debian: luarocks finds the interpreter in
-      -- <prefix>/bin and the headers in <prefix>/include/luajit-2.1
-      local prefix = tmp .. "/luajit"
-      local luajit = sh("readlink -f \"$(command -v luajit)\""):match("^(%S+)")
-      local inc = (sh("pkg-config --cflags-only-I luajit"):match("%-I(%S+)")) or "/usr/include/luajit-2.1"
-      assert(helper.execute("mkdir -p " .. q(prefix .. "/bin") .. " " .. q(prefix .. "/include") .. " && ln -s "
-        .. q(luajit) .. " " .. q(prefix .. "/bin/luajit") .. " && ln -s " .. q(inc) .. " "
-        .. q(prefix .. "/include/luajit-2.1")))
-      flags = flags .. " --lua-dir=" .. q(prefix)
-    end
+    flags = trees.vm(vm, tmp).flags -- (LuaJIT: OpenResty's luajit2 through a prefix, --lua-dir)
     build_out, build_ok = sh("cd " .. q(src) .. " && env " .. ccache.env(cache) .. "luarocks " .. flags
       .. " make --tree " .. q(tree) .. " --deps-mode=none")
   end)

@@ -2,6 +2,8 @@
 -- a child that sees one tree and the system's own Lua directories (Debian's cjson, LuaSocket), nothing else.
 --   local t = trees.vm("luajit", tmp)   -- {lua =, luav =, flags =} (LuaJIT: --lua-version=5.1 --lua-dir)
 --   trees.env(t, tree)                  -- "env -u LUA_INIT ... LUA_PATH=... LUA_CPATH=... "
+--   trees.env_paths(path, cpath)        -- the same for the paths given
+--   trees.system_dirs(lua, "path")      -- the system's own directories of lua's package.path (or "cpath")
 local helper = require "spec.helper"
 
 local q = helper.shell_quote
@@ -9,7 +11,7 @@ local M = {}
 
 -- The VM's own default search paths, keeping only Debian's system directories (/usr/share/lua, /usr/lib/...):
 -- not ./, not /usr/local (another tree).
-local function system_dirs(lua, which)
+function M.system_dirs(lua, which)
   local out = helper.capture("env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 "
     .. "-u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 -u LUA_INIT " .. q(lua) .. " -e "
     .. q("io.write(package." .. which .. ")"))
@@ -37,15 +39,19 @@ function M.vm(vm, tmp)
   return { lua = "luajit", luav = "5.1", flags = "--lua-version=5.1 --lua-dir=" .. q(prefix) }
 end
 
--- The environment of a child of t's VM that sees only tree's modules and the system's: no LUA_INIT, no
+-- The environment of a child that must see no Lua module but those of path and cpath: no LUA_INIT, no
 -- version-specific paths.
-function M.env(t, tree)
-  local share, lib = tree .. "/share/lua/" .. t.luav, tree .. "/lib/lua/" .. t.luav
-  local path = share .. "/?.lua;" .. share .. "/?/init.lua;" .. system_dirs(t.lua, "path")
-  local cpath = lib .. "/?.so;" .. system_dirs(t.lua, "cpath")
+function M.env_paths(path, cpath)
   return "env -u LUA_INIT -u LUA_INIT_5_2 -u LUA_INIT_5_3 -u LUA_INIT_5_4 -u LUA_PATH_5_2 -u LUA_PATH_5_3 "
     .. "-u LUA_PATH_5_4 -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 LUA_PATH=" .. q(path)
     .. " LUA_CPATH=" .. q(cpath) .. " "
+end
+
+-- The environment of a child of t's VM that sees only tree's modules and the system's.
+function M.env(t, tree)
+  local share, lib = tree .. "/share/lua/" .. t.luav, tree .. "/lib/lua/" .. t.luav
+  return M.env_paths(share .. "/?.lua;" .. share .. "/?/init.lua;" .. M.system_dirs(t.lua, "path"),
+    lib .. "/?.so;" .. M.system_dirs(t.lua, "cpath"))
 end
 
 return M
