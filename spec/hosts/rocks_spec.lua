@@ -37,7 +37,9 @@ end
 local function declared(luav, rock)
   local env = {}
   local path = helper.root .. "/rockspec/" .. rock .. "/starvideos-" .. rock .. "-scm-1.rockspec"
-  local chunk = assert(loadfile(path, "t", env))
+  local chunk = assert(loadfile(path))
+  local setfenv = rawget(_G, "setfenv")
+  if setfenv then setfenv(chunk, env) else debug.setupvalue(chunk, 1, env) end -- (5.1, LuaJIT: no env argument)
   chunk()
   local out, modules = {}, {}
   for name in pairs(env.build.install.lua) do
