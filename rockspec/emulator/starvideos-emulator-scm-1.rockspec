@@ -37,6 +37,7 @@ build = {
       ["starvideos.emulator"] = "rocks/emulator/lua/starvideos/emulator/init.lua",
       ["starvideos.emulator.media"] = "rocks/emulator/lua/starvideos/emulator/media.lua",
       ["starvideos.emulator.mp4"] = "rocks/emulator/lua/starvideos/emulator/mp4.lua",
+      ["starvideos.emulator.ratelimit"] = "rocks/emulator/lua/starvideos/emulator/ratelimit.lua",
     },
   },
   copy_directories = {},
