@@ -37,8 +37,9 @@ build = {
   build_command = "mkdir -p build/rock && $(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE"
     .. " -I$(LUA_INCDIR) -I$(CRYPTO_INCDIR) $(LIBFLAG) -o build/rock/sigv4.so"
     .. " csrc/core/buf.c csrc/core/error.c csrc/core/text.c csrc/core/url.c csrc/core/clock.c csrc/core/id.c"
-    .. " csrc/core/json.c csrc/core/models.c csrc/core/answer.c csrc/core/verdict.c csrc/core/journal.c"
-    .. " csrc/core/part.c csrc/core/media.c csrc/s3/sigv4.c csrc/lua/error.c csrc/lua/part.c csrc/s3/lua.c"
+    .. " csrc/core/json.c csrc/core/models.c csrc/core/answer.c csrc/core/verdict.c csrc/core/limits.c"
+    .. " csrc/core/journal.c csrc/core/part.c csrc/core/media.c csrc/s3/sigv4.c csrc/lua/error.c csrc/lua/part.c"
+    .. " csrc/s3/lua.c"
     .. " -L$(CRYPTO_LIBDIR) -lcrypto -lpthread -ldl -lm",
   install = {
     lib = { ["starvideos.sigv4"] = "build/rock/sigv4.so" },
