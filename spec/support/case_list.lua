@@ -31,4 +31,13 @@ function M.covered(cases, listed, assert)
   return covered
 end
 
+-- Each case of list as a test of busted's (b: describe, it, after_each) under title, run by run(case); after:
+-- run after each (nil: nothing).
+function M.each(b, title, list, run, after)
+  b.describe(title, function()
+    if after then b.after_each(after) end
+    for _, case in ipairs(list) do b.it(case.name, function() run(case) end) end
+  end)
+end
+
 return M

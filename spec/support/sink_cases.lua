@@ -127,37 +127,32 @@ end
 -- The names the library uses of a sink (job.sink.NAME, Sink.of(...).NAME), outside the sinks' own files.
 function M.uses()
   return require("spec.support.case_list").uses({ "lua/starvideos/*.lua", "lua/starvideos/*/*.lua",
-    "rocks/*/lua/starvideos/*.lua", "rocks/*/lua/starvideos/*/*.lua" },
+    "rocks/*/lua/starvideos/*/*.lua" },
     { ["lua/starvideos/download.lua"] = true, ["lua/starvideos/sink.lua"] = true,
       ["rocks/s3/lua/starvideos/storage/object.lua"] = true },
     { "%.sink%.([%a_][%w_]*)", "[Ss]ink\"?%)?%.of%b()%.([%a_][%w_]*)" })
 end
 
--- The list run with busted's functions (b: describe, it, before_each, after_each, assert, pending) on `on`, a
+-- The list run with busted's functions (b: describe, it, after_each, assert, pending) on `on`, a
 -- name; make() -> env (sink, out, dir, bad_out, bad_dir, options(), saved, remove, emu), or nil, why it cannot run.
 function M.run(on, make, b)
-  b.describe("the sink cases on " .. on, function()
-    local env, why, opened
-    b.after_each(function()
-      for _, c in ipairs(opened or {}) do c:close() end
-    end)
-    for _, case in ipairs(M.cases) do
-      b.it(case.name, function()
-        if env == nil and why == nil then env, why = make() end
-        if not env then return b.pending(on .. ": " .. tostring(why)) end
-        opened = {}
-        function env.client(opts)
-          local o = env.options()
-          for k, v in pairs(opts or {}) do o[k] = v end
-          local c = require("starvideos").new(o)
-          opened[#opened + 1] = c
-          env.cfg = c.cfg
-          return c
-        end
-        env.client()
-        case.run(env, b.assert)
-      end)
+  local env, why, opened
+  require("spec.support.case_list").each(b, "the sink cases on " .. on, M.cases, function(case)
+    if env == nil and why == nil then env, why = make() end
+    if not env then return b.pending(on .. ": " .. tostring(why)) end
+    opened = {}
+    function env.client(opts)
+      local o = env.options()
+      for k, v in pairs(opts or {}) do o[k] = v end
+      local c = require("starvideos").new(o)
+      opened[#opened + 1] = c
+      env.cfg = c.cfg
+      return c
     end
+    env.client()
+    case.run(env, b.assert)
+  end, function()
+    for _, c in ipairs(opened or {}) do c:close() end
   end)
 end
 
