@@ -37,9 +37,7 @@ cases.run("a file (download.lua)", function()
 end, b)
 
 cases.run("a bucket (storage/object.lua, s3rver)", function()
-  local why = S3run.missing()
-  if why then return nil, why end
-  store = store or S3run.start {}
+  store = S3run.start {}
   local dir, e, prefix = helper.tmpdir(), emulator(), "cases/" .. require("starvideos.core").random_id() .. "/"
   local function options()
     return { base_url = e.url, api_key = e.key, journal = dir .. "/tasks.jsonl",
@@ -55,7 +53,7 @@ cases.run("a bucket (storage/object.lua, s3rver)", function()
       return r and { sha256 = r.sha256, bytes = r.bytes } or nil
     end,
     remove = function(out) assert(os.remove(store.dir .. "/vids/" .. key(out) .. "._S3rver_object")) end }
-end, b)
+end, b, S3run.missing())
 
 describe("the sink interface (docs/architecture.md)", function()
   local names = cases.interface()

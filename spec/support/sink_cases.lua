@@ -133,13 +133,15 @@ function M.uses()
     { "%.sink%.([%a_][%w_]*)", "[Ss]ink\"?%)?%.of%b()%.([%a_][%w_]*)" })
 end
 
--- The list run with busted's functions (b: describe, it, after_each, assert, pending) on `on`, a
--- name; make() -> env (sink, out, dir, bad_out, bad_dir, options(), saved, remove, emu), or nil, why it cannot run.
-function M.run(on, make, b)
-  local env, why, opened
-  require("spec.support.case_list").each(b, "the sink cases on " .. on, M.cases, function(case)
-    if env == nil and why == nil then env, why = make() end
-    if not env then return b.pending(on .. ": " .. tostring(why)) end
+-- The list run with busted's functions (b: describe, it, after_each, assert, pending) on `on`, a name; make() ->
+-- env (sink, out, dir, bad_out, bad_dir, options(), saved, remove, emu); missing: why it cannot run here (then one
+-- pending test says so), or nil.
+function M.run(on, make, b, missing)
+  local title = "the sink cases on " .. on
+  if missing then return b.pending(title .. ": " .. missing) end
+  local env, opened
+  require("spec.support.case_list").each(b, title, M.cases, function(case)
+    env = env or make()
     opened = {}
     function env.client(opts)
       local o = env.options()
