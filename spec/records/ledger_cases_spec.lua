@@ -48,13 +48,7 @@ describe("the ledger interface (docs/architecture.md)", function()
   end)
 
   it("is held by the case list: each of its names covered by a case", function()
-    local covered = {}
-    for _, case in ipairs(cases.cases) do
-      for _, name in ipairs(case.covers) do
-        assert.truthy(listed[name], case.name .. " covers " .. name .. ", not in the table")
-        covered[name] = true
-      end
-    end
+    local covered = require("spec.support.case_list").covered(cases.cases, listed, assert)
     for _, n in ipairs(names) do
       if n.name ~= "path" and n.name ~= "where" then -- (read by keep, the CLI: what the messages name)
         assert.truthy(covered[n.name], n.name .. " is covered by no case")

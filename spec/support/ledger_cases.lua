@@ -460,17 +460,10 @@ end
 
 -- The names the library's callers use of a ledger (ledger:NAME, ledger.NAME), outside the ledgers' folders.
 function M.uses()
-  local used = {}
-  local files = io.popen("cd " .. helper.shell_quote(helper.root) .. " && ls lua/starvideos/*.lua "
-    .. "lua/starvideos/extras/*.lua lua/starvideos/cli/*.lua lua/starvideos/nginx/*.lua")
-  for path in files:lines() do
-    -- (rules.lua: the ledgers' own rules, not a use of a ledger)
-    local src = path ~= "lua/starvideos/rules.lua" and assert(helper.read_file(helper.root .. "/" .. path))
-      :gsub("%-%-[^\n]*", "") or "" -- (code, no comment)
-    for name in src:gmatch("ledger[:.]([%a_][%w_]*)") do used[name] = used[name] or path end
-  end
-  files:close()
-  return used
+  -- (rules.lua: the ledgers' own rules, not a use of a ledger)
+  return require("spec.support.case_list").uses({ "lua/starvideos/*.lua", "lua/starvideos/extras/*.lua",
+    "lua/starvideos/cli/*.lua", "lua/starvideos/nginx/*.lua" }, { ["lua/starvideos/rules.lua"] = true },
+    { "ledger[:.]([%a_][%w_]*)" })
 end
 
 -- The env of a case (M.run's make) of a client's options on dir (a journal, a store, or neither) and how the
