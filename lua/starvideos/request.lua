@@ -128,7 +128,7 @@ function Request:finished(t)
   local answered = type(task) == "table" and tonumber(task.status) -- (an exchange's: its status)
   local status = (wire == "none" or task) and (err and err.status or answered or 200)
   if status then tell(self, "response", status, t - self.started) end
-  if self.cfg.observe then self.cfg.observe:exchange(self, t, status, err, wire, bytes) end
+  if self.cfg.observe then self.cfg.observe:exchange(self, t, status, err, wire, self.bytes) end -- (an API's: nil)
   if task then
     if self.op == "download" then return Download.done(self, file, t) end
     return self:finish(task, nil, t)

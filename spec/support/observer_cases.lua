@@ -24,7 +24,7 @@ M.EVENTS = {
     "starvideos_requests_total" },
     check = function(a) return is("table", a[1]) and is("string", a[1].op) and is("number", a[2])
       and (a[3] == false or maybe("number", a[3])) and maybe("table", a[4]) and maybe("string", a[5])
-      and (maybe("number", a[6]) or is("table", a[6])) end }, -- (bytes: an API answer's, its rate limits)
+      and maybe("number", a[6]) end }, -- (bytes: a download's or an exchange's, never an API answer's limits)
   retry = { args = "(req, err)", families = { "starvideos_retries_total" },
     check = function(a) return is("table", a[1]) and is("table", a[2]) and is("string", a[2].kind) end },
   created = { args = "(req)", families = { "starvideos_creates_total" },
