@@ -305,7 +305,7 @@ end
 -- Names of the tree under lua/starvideos/ and csrc/ the architecture page must name.
 local function sources(pattern)
   local list = {}
-  for f in helper.capture("cd " .. q(CLONE) .. " && find lua/starvideos csrc -type f -name " .. q(pattern)
+  for f in helper.capture("cd " .. q(CLONE) .. " && find lua/starvideos rocks/*/lua/starvideos csrc -type f -name " .. q(pattern)
     .. " | sort"):gmatch("[^\n]+") do
     list[#list + 1] = f
   end
@@ -349,7 +349,9 @@ local BLOCKS = {
     local n = 0
     for path in body:gmatch("([%w_/]+%.lua)") do
       n = n + 1
-      assert(helper.exists(CLONE .. "/lua/starvideos/" .. path), "docs/architecture.md#1 names " .. path)
+      assert(helper.exists(CLONE .. "/lua/starvideos/" .. path) or helper.capture("cd " .. q(CLONE)
+        .. " && ls rocks/*/lua/starvideos/" .. q(path) .. " 2>/dev/null"):find("%S"),
+        "docs/architecture.md#1 names " .. path) -- (the core's lua/, or another rock's rocks/<rock>/lua/)
     end
     for name in body:gmatch("starvideos%.(%a+)%)") do
       assert(helper.exists(CLONE .. "/build/starvideos/" .. name .. ".so"), "no starvideos." .. name)
@@ -369,7 +371,7 @@ local BLOCKS = {
       end
     end
     for name in pairs(named) do
-      assert(helper.capture("cd " .. q(CLONE) .. " && find lua csrc tools examples -name " .. q(name)):find("%S"),
+      assert(helper.capture("cd " .. q(CLONE) .. " && find lua rocks csrc tools examples -name " .. q(name)):find("%S"),
         "docs/architecture.md#2 names " .. name .. ", which does not exist")
     end
   end },

@@ -444,7 +444,7 @@ describe("luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec (lua5.4)"
     finally(function() srv.stop(); helper.cleanup() end)
     local src, tree = tmp .. "/starvideos", tmp .. "/tree"
     assert(helper.execute("mkdir " .. q(src) .. " && cd " .. q(helper.root)
-      .. " && cp -R rockspec csrc lua bin types README.md LICENSE " .. q(src)))
+      .. " && cp -R rockspec csrc lua rocks bin types README.md LICENSE " .. q(src)))
     local out, ok = helper.capture("cd " .. q(src) .. " && luarocks --lua-version=5.4 make --tree " .. q(tree)
       .. " --deps-mode=none rockspec/starvideos-scm-1.rockspec 2>&1 && luarocks --lua-version=5.4 make --tree "
       .. q(tree) .. " --deps-mode=none rockspec/redis/starvideos-redis-scm-1.rockspec 2>&1")
