@@ -305,8 +305,8 @@ end
 -- Names of the tree under lua/starvideos/ and csrc/ the architecture page must name.
 local function sources(pattern)
   local list = {}
-  for f in helper.capture("cd " .. q(CLONE) .. " && find lua/starvideos rocks/*/lua/starvideos csrc -type f -name " .. q(pattern)
-    .. " | sort"):gmatch("[^\n]+") do
+  for f in helper.capture("cd " .. q(CLONE) .. " && find lua/starvideos rocks/*/lua/starvideos csrc -type f -name "
+    .. q(pattern) .. " | sort"):gmatch("[^\n]+") do
     list[#list + 1] = f
   end
   return list
