@@ -191,7 +191,10 @@ client:close()
       assert.truthy(os.time() - t0 < 20, out)
       for i = 1, N do assert.truthy(helper.read_file(dir .. "/v" .. i .. ".mp4"), out) end
       assert.equal(N, emu:creates())
-      local _, warned = out:gsub("not acknowledged by 1 replicas", "")
+      -- (the shortage said once after the failover; before it, a loaded machine's replica may lag a write by more
+      -- than replica_timeout: said then too, rightly, and not counted here)
+      local after = out:match("another Redis server answers there now.*$") or out
+      local _, warned = after:gsub("not acknowledged by 1 replicas", "")
       assert.equal(1, warned, out)
       assert.matches("a record written again after a failover: not acknowledged by 1 replicas", out, 1, true)
     end)
