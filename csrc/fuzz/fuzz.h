@@ -5,6 +5,7 @@
 
 #include "../core/sv_core.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,22 @@ static inline const char *take_bytes(reader *r, size_t n, size_t *got) {
   r->left -= n;
   *got = n;
   return s;
+}
+
+/* A wall clock for a parser that reads times: usually 1.7e9, sometimes eight bytes of the input, sometimes a
+   hostile value (0, negative, huge, infinite, NaN), as the first byte picks. */
+static inline double take_clock(reader *r) {
+  static const double odd[] = { 0, -1, 1e300, -1e300, HUGE_VAL, -HUGE_VAL, NAN, 4e18 };
+  double now = 1.7e9;
+  unsigned pick = take_byte(r);
+  if (pick % 4 == 1 && r->left >= sizeof now) {
+    memcpy(&now, r->p, sizeof now);
+    r->p += sizeof now;
+    r->left -= sizeof now;
+  } else if (pick % 4 == 2) {
+    now = odd[(pick / 4) % (sizeof odd / sizeof odd[0])];
+  }
+  return now;
 }
 
 /* A NUL-terminated copy of s[0..len), for APIs that want C strings. */
