@@ -12,23 +12,8 @@
 -- Used as `dofile("tools/shape_rocks.lua")(root, bad, listing, code_of, c_code_of, module_of)`: the number of
 -- rockspecs read (0: no rockspec/ at root, nothing checked).
 
-local function load_rockspec(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  local env = {}
-  local setfenv = rawget(_G, "setfenv")
-  local chunk
-  if setfenv then -- 5.1, LuaJIT
-    chunk = assert(rawget(_G, "loadstring")(text, "=" .. path))
-    setfenv(chunk, env)
-  else
-    chunk = assert(load(text, "=" .. path, "t", env))
-  end
-  chunk()
-  return env
-end
+-- (tools/rockspec.lua, beside this file)
+local load_rockspec = dofile(((debug.getinfo(1, "S").source:match("^@(.*)[/\\][^/\\]*$")) or ".") .. "/rockspec.lua")
 
 local function read(path)
   local f = io.open(path, "rb")

@@ -40,19 +40,8 @@ local function compiles(commands)
   return count, defines
 end
 
-local function load_rockspec(path)
-  local text = assert(helper.read_file(path))
-  local env = {}
-  local setfenv = rawget(_G, "setfenv")
-  if setfenv then -- 5.1, LuaJIT
-    local chunk = assert(rawget(_G, "loadstring")(text, "=" .. path))
-    setfenv(chunk, env)
-    chunk()
-  else
-    assert(load(text, "=" .. path, "t", env))()
-  end
-  return env
-end
+local read_rockspec = dofile(helper.root .. "/tools/rockspec.lua")
+local function load_rockspec(path) return assert(read_rockspec(path), path) end
 
 local SV_SRC = make_var("SV_SRC")
 local CORE_MOD_SRC, CURL_MOD_SRC = make_var("CORE_MOD_SRC"), make_var("CURL_MOD_SRC")

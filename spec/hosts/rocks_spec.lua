@@ -35,12 +35,8 @@ end
 
 -- The files a rock's rockspec installs, as the tree holds them: share/lua/V/... and lib/lua/V/..., sorted.
 local function declared(luav, rock)
-  local env = {}
   local path = helper.root .. "/rockspec/" .. rock .. "/starvideos-" .. rock .. "-scm-1.rockspec"
-  local chunk = assert(loadfile(path))
-  local setfenv = rawget(_G, "setfenv")
-  if setfenv then setfenv(chunk, env) else debug.setupvalue(chunk, 1, env) end -- (5.1, LuaJIT: no env argument)
-  chunk()
+  local env = assert(dofile(helper.root .. "/tools/rockspec.lua")(path), path)
   local out, modules = {}, {}
   for name in pairs(env.build.install.lua) do
     out[#out + 1] = "share/lua/" .. luav .. "/" .. name:gsub("%.", "/") .. ".lua"
