@@ -19,6 +19,8 @@ Request.METHOD = { create = "POST", query = "GET", download = "GET" }
 
 local next_id = 0 -- the number that names a request in its events
 
+Request.UNTIL_DEADLINE = 1000 -- an exchange's retries that end only at its deadline (a webhook's, an export's)
+
 Request.JSON = "Content-Type: application/json\nAccept: application/json\n" -- a JSON body's lines (a webhook's)
 
 -- An exchange's own fields (op "exchange": a request that is not the API's, docs/architecture.md): what differs
@@ -27,7 +29,7 @@ local function exchange(self, o)
   local range = o.range
   self.what, self.method, self.range, self.heads = o.what, o.method or (o.body and "POST" or "GET"), range, o.heads
   self.follow, self.public, self.pieces, self.tapper = o.follow, o.public, o.pieces, o.tap
-  self.retries, self.garbled_final = o.retries, range and true
+  self.retries = o.retries
   if type(o.headers) == "function" then self.signer = o.headers else self.headers = o.headers end
   if range then self.offset, self.max_body = range[1], range[2] - range[1] + 1 end
 end
@@ -59,7 +61,7 @@ function Request.new(o)
 end
 
 function Request:finish(task, err, t)
-  if err and (self.op == "create" or self.op == "query") then errors.note_default_host(self.cfg, err) end
+  if err and API[self.op] then errors.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
   if self.cfg.observe and self.op == "create" then self.cfg.observe:created(self) end -- (extras/observe.lua)
   if err and self.op == "download" then Download.ended(self) end
@@ -71,7 +73,7 @@ local function policy(self)
   local cfg, retries = self.cfg, self.retries or self.cfg.max_retries
   if self.op == "download" then retries = self.resume_limit or cfg.resume_limit end
   return { max_retries = retries, backoff = cfg.retry_backoff, max_backoff = cfg.max_backoff,
-    max_wait = cfg.max_retry_wait, garbled_final = self.garbled_final }
+    max_wait = cfg.max_retry_wait, garbled_final = self.range ~= nil }
 end
 
 -- An event of kind (status, elapsed, delay, reason as it has them), made only when somebody listens.
@@ -120,7 +122,7 @@ function Request:finished(t)
   if server_id then self.server_request_id = server_id(loop.transport, h) end
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   if err and self.request_id then err.request_id, err.server_request_id = self.request_id, self.server_request_id end
-  if self.op == "query" or self.op == "create" then
+  if API[self.op] then
     if t >= self.key.clock_at then self.key:clock(loop.transport, t) end
     self.key:limits(t, type(bytes) == "table" and bytes or nil, err) -- (an API answer's 4th value: its rate limits)
   else self.bytes, self.total = bytes, total end -- (a download's and an exchange's bytes)
@@ -146,7 +148,7 @@ function Request:finished(t)
   tell(self, "retry", err.status, nil, delay, self.cfg.on_event and err.message
     .. (self.op == "download" and string.format("; resuming at byte %d", self.offset) or ""))
   -- a retry of an API request is an API request too: it draws the key's token when due
-  self.retry = self.op == "create" or self.op == "query"
+  self.retry = API[self.op] or false
   loop:at(t + delay, self)
 end
 

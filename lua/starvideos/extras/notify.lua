@@ -60,7 +60,8 @@ function N.send(ctx, notify, wid, task_id, body)
   local d = setmetatable({ ctx = ctx, notify = notify, wid = wid, task = task_id, body = body, where = where }, D)
   ctx.deliveries[d] = true
   d.req = Request.new { loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, owner = d, op = "exchange", what = "notify",
-    url = notify.url, path = where, body = body, headers = function() return d:headers() end, retries = 1000,
+    url = notify.url, path = where, body = body, headers = function() return d:headers() end,
+    retries = Request.UNTIL_DEADLINE,
     deadline = now() + (notify.retry_for or ctx.cfg.retry_for) } -- (retried until its deadline)
   d.req:send(now())
   return d

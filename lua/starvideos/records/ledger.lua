@@ -252,7 +252,8 @@ end
 -- written (true once the record is written or failed for good); a task's reference objects in the user's bucket
 -- (refs: storage/refs.lua's text), or none left (nil).
 function L:upload(id, out, state)
-  return select(2, append(self, { event = "upload", id = id, path = out, upload = state or false }, true))
+  local ok, ticket = append(self, { event = "upload", id = id, path = out, upload = state or false }, true)
+  return ok and ticket or nil -- (a record that cannot be made: no ticket, never its message)
 end
 function L:written(ticket) return not ticket or self.writer:result(ticket) ~= nil end
 function L:refs(id, refs) return append(self, { event = "refs", id = id, refs = refs or false }, true) end

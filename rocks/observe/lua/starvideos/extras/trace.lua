@@ -76,8 +76,8 @@ function T:client(req, t, op, status, wire, err, parent)
   if not k then return end
   status = wire == "none" and type(status) == "number" and status > 0 and status or nil
   local etype = err and (status and string.format("%d", status) or wire ~= "none" and wire or err.kind or "error")
-  self.cols[1][k] = { url = req.url or "", method = req.method or Request.METHOD[req.op]
-    or "POST", op = op, t0 = req.started, t1 = t, status = status, resend = (req.attempt or 1) - 1, etype = etype,
+  self.cols[1][k] = { url = req.url or "", method = req.method or Request.METHOD[req.op], op = op, t0 = req.started,
+    t1 = t, status = status, resend = (req.attempt or 1) - 1, etype = etype,
     emsg = err and err.message, parent = parent, rid = req.request_id, sid = req.server_request_id }
 end
 
@@ -109,7 +109,7 @@ local function export(self, loop, t, deadline)
   if not text then return nil end
   local req = Request.new { loop = loop, key = loop.key, cfg = self.xcfg, owner = self, op = "exchange",
     what = "notify", url = self.s.endpoint, path = self.s.path, body = text, headers = Request.JSON .. self.s.headers,
-    retries = 1000, deadline = deadline or t + D.trace_timeout } -- (retried until its deadline)
+    retries = Request.UNTIL_DEADLINE, deadline = deadline or t + D.trace_timeout } -- (retried until its deadline)
   req.spans = n
   req:send(t)
   return req

@@ -234,7 +234,7 @@ function R:created(task, params, lid)
     if not self.loop then return true end
     self.held[task.id] = e
   end
-  if e.written or e.refused or self.queue:failed_since(e) then self.held[task.id] = nil; return true end
+  if self:written(e) then self.held[task.id] = nil; return true end
   return false
 end
 
