@@ -140,11 +140,10 @@ end
 
 -- Whether the ledger wrote the upload's last record: a part is sent (and the upload completed) only once the parts
 -- before it are recorded, so that a process killed after a part's answer never sends that part again.  Not yet:
--- looked at again RECORDED s later.
-local RECORDED = 0.002
+-- looked at again as a record is (loop:await_store: soon, or once a store answers).
 function U:recorded(t)
   if not self.written or self.job.ledger:written(self.written) then self.written = nil; return true end
-  if (self.looking or 0) <= t then self.looking = t + RECORDED; self.loop:at(self.looking, self) end
+  if (self.looking or 0) <= t then self.looking = self.loop:await_store(self, t); self.loop:at(self.looking, self) end
   return false
 end
 
