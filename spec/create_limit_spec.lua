@@ -9,8 +9,7 @@ local starvideos = require "starvideos"
 
 local q = helper.shell_quote
 local KEY = "k-limit"
-local ENV = "env LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
-  .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " "
+local ENV = helper.CHILD_ENV
 
 local function creates(emu) return emu:creates() end
 

@@ -11,8 +11,7 @@ local helper = require "spec.helper"
 local q = helper.shell_quote
 local KEY = "k-keep"
 local SAMPLE = require("starvideos.emulator.files").video(5)
-local ENV = "env LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
-  .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " STARVIDEOS_API_KEY=" .. KEY .. " "
+local ENV = helper.CHILD_ENV .. "STARVIDEOS_API_KEY=" .. KEY .. " "
 
 local function records(path)
   local out = {}

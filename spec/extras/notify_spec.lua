@@ -9,8 +9,7 @@ local cjson = require "cjson"
 local q = helper.shell_quote
 local KEY = "k-notify-0123456789"
 local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-local ENV = "env LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
-  .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " STARVIDEOS_API_KEY=" .. KEY .. " "
+local ENV = helper.CHILD_ENV .. "STARVIDEOS_API_KEY=" .. KEY .. " "
 
 local notify_run = require "spec.support.notify_run"
 local receiver, received = notify_run.receiver, notify_run.received

@@ -30,8 +30,7 @@ end
 
 local q = helper.shell_quote
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5, resolution = "720p" }
-local ENV = "env LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
-  .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " "
+local ENV = helper.CHILD_ENV
 
 -- A child process: claims orphans for `seconds` (prints "claim ID" each), or
 -- tries `n` creates under create_limit (prints "ok" or "refused KIND FIELD").

@@ -87,8 +87,7 @@ describe("the journal shared by processes #hosts", function()
 
   -- the command that runs the creates fixture under this VM, with this run's paths
   local function child_cmd(jpath, count, length)
-    return "env LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
-      .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " " .. helper.lua .. " "
+    return helper.CHILD_ENV .. helper.lua .. " "
       .. q(helper.root .. "/spec/fixtures/creates.lua")
       .. " " .. q(emu.url) .. " " .. q(emu.key) .. " " .. q(jpath) .. " " .. count .. " " .. length
   end
@@ -371,8 +370,7 @@ describe("journal compaction and the samples reader", function()
     local before = helper.file_size(path)
     local q = helper.shell_quote
     local function cli(args)
-      return helper.capture("env LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
-        .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " " .. helper.lua .. " " .. q(helper.root .. "/bin/starvideos")
+      return helper.capture(helper.CHILD_ENV .. helper.lua .. " " .. q(helper.root .. "/bin/starvideos")
         .. " " .. args .. " 2>&1")
     end
     local out, ok = cli("compact --journal " .. q(path))
@@ -440,8 +438,7 @@ describe("journal compaction beside concurrent appenders", function()
     local q = helper.shell_quote
     assert(journal.append(path, { event = "note", text = "kept" }))
     local function child(args)
-      return "env LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
-        .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " " .. helper.lua .. " "
+      return helper.CHILD_ENV .. helper.lua .. " "
         .. q(helper.root .. "/spec/fixtures/journal_writer.lua") .. " " .. args
     end
     local COUNT, MIN = 150, 10
