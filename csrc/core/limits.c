@@ -116,13 +116,13 @@ static void ratelimit_field(span v, sv_limits *l) {
   while (next_member(&v, &m)) {
     size_t n = (size_t)(m.end - m.p);
     span val = { memchr(m.p, '=', n), m.end };
-    if (val.p && (size_t)(val.p - m.p) <= 9 && m.p[0] != '"') { /* limit=, remaining=, reset= */
+    if (val.p && m.p[0] != '"' && !memchr(m.p, ';', (size_t)(val.p - m.p))) { /* a key=: limit, remaining, reset */
       size_t klen = (size_t)(val.p - m.p);
       val.p++;
       if (klen == 5 && !strncasecmp(m.p, "limit", 5)) l->limit = only_number(val);
       else if (klen == 9 && !strncasecmp(m.p, "remaining", 9)) l->remaining = only_number(val);
       else if (klen == 5 && !strncasecmp(m.p, "reset", 5)) l->reset = reset_of(val, NAN);
-      if (klen == 5 || klen == 9) continue;
+      continue; /* (an item is a name, then its ;-parameters: a token's too) */
     }
     params(m, "rt", rt);
     if (rt[0] < 0) continue;

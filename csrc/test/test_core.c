@@ -947,6 +947,8 @@ static void rate_limits(void) {
       "malformed values are left out" },
     { "RateLimit: \"a,b\";r=0;t=3\n", SV_LIMITS_IETF, -1, 0, 3, -1, "a comma inside a policy's name" },
     { "RateLimit\nRateLimit:\n:\n\n", SV_LIMITS_NONE, -1, -1, -1, -1, "empty and nameless lines" },
+    { "RateLimit: abc;r=0;t=5\n", SV_LIMITS_IETF, -1, 0, 5, -1, "an item named by a token of 3 letters" },
+    { "RateLimit: abcdefg;r=1;t=5\n", SV_LIMITS_IETF, -1, 1, 5, -1, "an item named by a token of 7 letters" },
   };
   size_t i;
   sv_limits l;
