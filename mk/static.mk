@@ -22,9 +22,9 @@ STATIC_LIB      := build/libstarvideos.a
 STATIC_HEADER   := build/include/starvideos.h
 STATIC_DIR      := build/static
 STATIC_LUA_INC  ?= $(LUA_INC)
-# every .lua under lua/starvideos/, in its subfolders too, but the emulator's and
-# the command line's (cli/)
-STATIC_LUA_SRC   = $(sort $(filter-out rocks/emulator/lua/starvideos/emulator% lua/starvideos/cli/%,$(shell find lua/starvideos -name '*.lua' 2>/dev/null)))
+# every .lua under lua/starvideos/ (the core rock's), in its subfolders too, but the
+# command line's (cli/)
+STATIC_LUA_SRC   = $(sort $(filter-out lua/starvideos/cli/%,$(shell find lua/starvideos -name '*.lua' 2>/dev/null)))
 STATIC_C_SRC    := $(ALL_SRC) csrc/lua/static.c
 STATIC_EXPORTS  := luaopen_starvideos luaopen_starvideos_core
 LD              ?= ld

@@ -192,6 +192,9 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
     x->limits.len = 0;
     x->range_start = x->range_total = -1, x->skipped = 0;
     x->location.len = 0;
+    x->status = 0;
+  } else if (len <= 2) { /* its headers ended: its status, read once for the body's callbacks */
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
   } else if (x->follow && (v = value_of(buf, len, "Location:", &vn)) != NULL) {
     x->location.len = 0;
     sv_buf_add(&x->location, v, vn);
@@ -217,9 +220,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
 /* Whether the body coming now is the one an exchange's tap is fed: a 2xx's, from the byte asked for (not a
    redirect's, nor an error page, nor a 206 from elsewhere in the file, which sv_curl_end refuses; a 200's once
    to_skip dropped the bytes before it). */
-static int tap_now(sv_xfer *x) {
-  long status = 0;
-  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+static int tap_now(const sv_xfer *x) {
+  long status = x->status;
   if (status < 200 || status > 299) return 0;
   return status == 206 ? x->range_start == x->offset : x->offset == 0 || status == 200; /* (200: past the skip) */
 }
@@ -227,10 +229,7 @@ static int tap_now(sv_xfer *x) {
 /* Of len bytes of a ranged exchange's 200 to a Range from offset > 0 (a host that ignores Range: the whole file),
    those before offset: dropped, never kept (x->skipped counts them once taken). */
 static size_t to_skip(sv_xfer *x, size_t len) {
-  long status = 0;
-  if (!x->range || x->skipped >= x->offset) return 0;
-  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-  if (status != 200) return 0;
+  if (!x->range || x->skipped >= x->offset || x->status != 200) return 0;
   return x->offset - x->skipped < (double)len ? (size_t)(x->offset - x->skipped) : len;
 }
 
@@ -455,8 +454,8 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->op = s->op;
   x->total = x->range_start = x->range_total = -1;
   x->offset = s->offset > 0 ? s->offset : 0;
-  x->follow = s->follow; /* (sv_curl_redirect) */
   x->api = s->op == SV_OP_CREATE || s->op == SV_OP_QUERY;
+  x->follow = s->follow && !x->api; /* (sv_curl_redirect; never the API's: its key would go along) */
   x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->keep_heads;
   snprintf(x->what, sizeof x->what, "%s", s->what ? s->what : "");
   x->timeout = s->timeout > 0 ? s->timeout : 0;

@@ -127,7 +127,8 @@ static void send_body(lua_State *L, sv_send *s) {
   else lua_pop(L, 1);
   s->body_kept = !listed && s->body && (s->body_len >= 65536 || lb);
   lua_getfield(L, 2, "tap"); /* its body fed to a stream as it comes (sign's) */
-  s->tap = s->op == SV_OP_EXCHANGE ? luaL_testudata(L, -1, STREAM_MT) : NULL;
+  /* (a GET's: the handle keeps one value alive, the tap or a kept body) */
+  s->tap = s->op == SV_OP_EXCHANGE && !s->body ? luaL_testudata(L, -1, STREAM_MT) : NULL;
   lua_pop(L, 1);
 }
 
