@@ -26,6 +26,7 @@ SAN_FLAGS  := -g -O1 -fno-omit-frame-pointer \
 ASAN_RT    := $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-$(shell uname -m).so 2>/dev/null)
 ASAN_SO    := build/asan/starvideos/core.so
 ASAN_SIGN  := build/asan/starvideos/sign.so
+ASAN_SIGV4 := build/asan/starvideos/sigv4.so
 ASAN_TEST  := build/asan/test_core
 ASAN_LOGS  := build/asan/logs
 VALGRIND   ?= valgrind
@@ -40,15 +41,20 @@ $(ASAN_SO): $(ALL_SRC) csrc/core/sv_core.h csrc/curl/internal.h csrc/lua/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
 	  -o $@ $(filter-out $(SIGN_SRC) csrc/lua/sign.c csrc/lua/stream.c,$(ALL_SRC)) $(CURL_LIBS) -lm
-$(ASAN_SIGN): $(SIGN_MOD_SRC) csrc/core/sv_core.h csrc/lua/lsv.h
+# the modules on libcrypto: the signatures (sign.so) and the s3 rock's SigV4 (sigv4.so), each of its own
+$(ASAN_SIGN): MOD_SRC := $(SIGN_MOD_SRC)
+$(ASAN_SIGV4): MOD_SRC := $(SIGV4_MOD_SRC)
+$(ASAN_SIGN): $(SIGN_MOD_SRC)
+$(ASAN_SIGV4): $(SIGV4_MOD_SRC) csrc/s3/sigv4.h
+$(ASAN_SIGN) $(ASAN_SIGV4): csrc/core/sv_core.h csrc/lua/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
-	  -o $@ $(SIGN_MOD_SRC) $(CRYPTO_LIBS) -lm
+	  -o $@ $(MOD_SRC) $(CRYPTO_LIBS) -lm
 
 # the sanitized builds alone, without running anything
-check-build: $(ASAN_TEST) $(ASAN_SO) $(ASAN_SIGN)
+check-build: $(ASAN_TEST) $(ASAN_SO) $(ASAN_SIGN) $(ASAN_SIGV4)
 
-check: $(ASAN_TEST) $(ASAN_SO) $(ASAN_SIGN) $(SO) $(TEST_BIN) $(COMPAT_SO)
+check: $(ASAN_TEST) $(ASAN_SO) $(ASAN_SIGN) $(ASAN_SIGV4) $(SO) $(TEST_BIN) $(COMPAT_SO)
 	@test -f "$(ASAN_RT)" || { echo "check: no ASan runtime at '$(ASAN_RT)' (install libclang-rt-dev)"; exit 1; }
 	@rm -rf $(ASAN_LOGS); mkdir -p $(ASAN_LOGS); \
 	c=0; lua=0; vg=0; \
