@@ -5,6 +5,7 @@ local cjson = require "cjson.safe"
 local socket = require "socket"
 local helper = require "spec.helper"
 local shared_emulator = require "spec.support.shared_emulator"
+local event_client = require "spec.support.event_client"
 local starvideos = require "starvideos"
 
 local gettime = socket.gettime
@@ -12,26 +13,7 @@ local gettime = socket.gettime
 local O3 = "/v1/starvideos/videos"
 local VIDEOS = "/v1/videos/videos"
 
--- A client on emu with fast retries; events are collected in client.events.
-local function new_client(emu, opts)
-  local events = {}
-  local o = {
-    api_key = emu.key, base_url = emu.url, retry_backoff = 0.01,
-    on_event = function(ev) events[#events + 1] = ev end,
-  }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  local client = starvideos.new(o)
-  client.events = events
-  return client
-end
-
-local function events_of(client, kind)
-  local list = {}
-  for _, ev in ipairs(client.events) do
-    if ev.type == kind then list[#list + 1] = ev end
-  end
-  return list
-end
+local new_client, events_of = event_client.new, event_client.of -- (a client on emu, its events)
 
 -- The requests the emulator logged, optionally only those of one method.
 local function logged(emu, method)

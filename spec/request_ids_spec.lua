@@ -5,28 +5,15 @@
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
 local shared_emulator = require "spec.support.shared_emulator"
+local event_client = require "spec.support.event_client"
+local cli_run = require "spec.support.cli_run"
 local starvideos = require "starvideos"
 
 local UUID4 = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
 local function cat() return { model = "videos", prompt = "a cat on a skateboard", duration = 5 } end
 
--- A client on emu with fast retries; its events in client.events.
-local function new_client(emu, opts)
-  local events = {}
-  local o = { api_key = emu.key, base_url = emu.url, retry_backoff = 0.01,
-    on_event = function(ev) events[#events + 1] = ev end }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  local client = starvideos.new(o)
-  client.events = events
-  return client
-end
-
-local function of_type(client, kind)
-  local list = {}
-  for _, ev in ipairs(client.events) do if ev.type == kind then list[#list + 1] = ev end end
-  return list
-end
+local new_client, of_type = event_client.new, event_client.of -- (a client on emu, its events)
 
 -- The X-Request-Id the emulator saw on the logged request r: a random UUID (v4), else the spec fails here.
 local function id_of(r)
@@ -176,16 +163,15 @@ describe("request ids", function()
 
   it("the command line's --json: the error's ids, and create's and status's task document", function()
     emu:config { server_request_id = "request-id" }
-    local env = "STARVIDEOS_API_KEY=" .. helper.shell_quote(emu.key) .. " STARVIDEOS_BASE_URL="
-      .. helper.shell_quote(emu.url) .. " "
-    local bin = helper.shell_quote(helper.root .. "/bin/starvideos")
-    local out = helper.capture(env .. bin .. " create --json --model videos --prompt cat --duration 5 2>/dev/null")
+    -- (the command line under the specs' VM, as cli_run runs it)
+    local env = { STARVIDEOS_API_KEY = emu.key, STARVIDEOS_BASE_URL = emu.url }
+    local out = cli_run.run({ "create", "--json", "--model", "videos", "--prompt", "cat", "--duration", "5" }, env).out
     local doc = assert(cjson.decode(out), out)
     local logged = api_requests(emu)
     assert.equal(id_of(logged[1]), doc.request_id)
     assert.equal(logged[1].server_request_id, doc.server_request_id)
     emu:fault { method = "GET", status = 404, count = 1 }
-    out = helper.capture(env .. bin .. " status --json " .. helper.shell_quote(doc.id) .. " 2>/dev/null")
+    out = cli_run.run({ "status", "--json", doc.id }, env).out
     local failed = assert(cjson.decode(out), out)
     logged = api_requests(emu)
     assert.is_false(failed.ok)
