@@ -173,15 +173,22 @@ describe("the rocks' C modules", function()
   end
   local mains = words(assert(helper.capture("cd " .. q(root) .. " && ls rockspec/*.rockspec")))
 
+  -- rockspec/<rock>/'s build: a command compiling exactly sources with the Makefile's defines, on lib first,
+  -- installing module from build/rock/so; the rockspec's fields.
+  local function command_rock(rock, module, so, sources, lib)
+    local spec = load_rockspec(root .. "/rockspec/" .. rock .. "/starvideos-" .. rock .. "-scm-1.rockspec")
+    assert.equal("command", spec.build.type)
+    local got, defs, libs = command_parts(spec.build.build_command)
+    assert.same(sources, got)
+    assert.same(DEFS, defs)
+    assert.equal(lib, libs[1])
+    assert.equal("build/rock/" .. so, spec.build.install.lib[module])
+    return spec
+  end
+
   it("starvideos-redis builds starvideos.redis from mk/sources.mk's REDIS_MOD_SRC, with the Makefile's defines, "
     .. "on hiredis", function()
-    local spec = load_rockspec(root .. "/rockspec/redis/starvideos-redis-scm-1.rockspec")
-    assert.equal("command", spec.build.type)
-    local sources, defs, libs = command_parts(spec.build.build_command)
-    assert.same(REDIS_MOD_SRC, sources)
-    assert.same(DEFS, defs)
-    assert.equal("hiredis", libs[1])
-    assert.equal("build/rock/redis.so", spec.build.install.lib["starvideos.redis"])
+    local spec = command_rock("redis", "starvideos.redis", "redis.so", REDIS_MOD_SRC, "hiredis")
     assert.same({ header = "hiredis/hiredis.h", library = "hiredis" }, spec.external_dependencies.HIREDIS)
     -- the starvideos rock needs no hiredis
     for _, main in ipairs(mains) do
@@ -193,13 +200,7 @@ describe("the rocks' C modules", function()
 
   it("starvideos-s3 builds starvideos.sigv4 from mk/sources.mk's SIGV4_MOD_SRC, on libcrypto; the core has no "
     .. "SigV4", function()
-    local spec = load_rockspec(root .. "/rockspec/s3/starvideos-s3-scm-1.rockspec")
-    assert.equal("command", spec.build.type)
-    local sources, defs, libs = command_parts(spec.build.build_command)
-    assert.same(SIGV4_MOD_SRC, sources)
-    assert.same(DEFS, defs)
-    assert.equal("crypto", libs[1])
-    assert.equal("build/rock/sigv4.so", spec.build.install.lib["starvideos.sigv4"])
+    command_rock("s3", "starvideos.sigv4", "sigv4.so", SIGV4_MOD_SRC, "crypto")
     for _, main in ipairs(mains) do
       local text = assert(helper.read_file(root .. "/" .. main))
       assert.is_nil(text:find("sigv4", 1, true), main)

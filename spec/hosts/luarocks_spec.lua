@@ -36,17 +36,11 @@ local write = helper.write_file
 
 local exists = helper.exists
 
--- Every file under dir (relative names), sorted.
-local function list(dir)
-  local out = sh("cd " .. q(dir) .. " && find . -type f | sed 's|^\\./||' | sort")
-  local files = {}
-  for line in out:gmatch("[^\n]+") do files[#files + 1] = line end
-  return files
-end
+local trees = require "spec.hosts.support.trees"
+local list = trees.files -- (every file under a folder, relative names, sorted)
 
 -- The environment of a child that must see no Lua module but those named, and the VM's own system
 -- directories (Debian's /usr/share/lua, /usr/lib/...): spec/hosts/support/trees.lua
-local trees = require "spec.hosts.support.trees"
 local env = trees.env_paths
 local function system_dirs(which) return trees.system_dirs(helper.lua, which) end
 

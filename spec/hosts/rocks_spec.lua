@@ -25,13 +25,7 @@ teardown(function() ccache.remove(cache) end)
 
 local function sh(cmd) return helper.capture(cmd .. " 2>&1") end
 
--- Every file under dir (relative names), sorted; {} when there is no dir.
-local function files(dir)
-  local out = sh("cd " .. q(dir) .. " 2>/dev/null && find . -type f | sed 's|^\\./||' | sort")
-  local list = {}
-  for line in out:gmatch("[^\n]+") do list[#list + 1] = line end
-  return list
-end
+local files = trees.files
 
 -- The files a rock's rockspec installs, as the tree holds them: share/lua/V/... and lib/lua/V/..., sorted.
 local function declared(luav, rock)

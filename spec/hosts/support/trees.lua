@@ -4,6 +4,7 @@
 --   trees.env(t, tree)                  -- "env -u LUA_INIT ... LUA_PATH=... LUA_CPATH=... "
 --   trees.env_paths(path, cpath)        -- the same for the paths given
 --   trees.system_dirs(lua, "path")      -- the system's own directories of lua's package.path (or "cpath")
+--   trees.files(dir)                    -- every file under dir, relative names, sorted ({}: no dir)
 local helper = require "spec.helper"
 
 local q = helper.shell_quote
@@ -52,6 +53,14 @@ function M.env(t, tree)
   local share, lib = tree .. "/share/lua/" .. t.luav, tree .. "/lib/lua/" .. t.luav
   return M.env_paths(share .. "/?.lua;" .. share .. "/?/init.lua;" .. M.system_dirs(t.lua, "path"),
     lib .. "/?.so;" .. M.system_dirs(t.lua, "cpath"))
+end
+
+-- Every file under dir (relative names), sorted; {} when there is no dir.
+function M.files(dir)
+  local out = helper.capture("cd " .. q(dir) .. " 2>/dev/null && find . -type f | sed 's|^\\./||' | sort")
+  local list = {}
+  for line in out:gmatch("[^\n]+") do list[#list + 1] = line end
+  return list
 end
 
 return M
