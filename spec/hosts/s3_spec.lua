@@ -7,6 +7,7 @@ local cjson = require "cjson"
 local socket = require "socket"
 
 local S3run = require "spec.support.s3_run"
+local Redis = require "spec.support.redis_run"
 local MB = 1000 * 1000
 
 local function start_store(refuse) return S3run.start { refuse = refuse } end
@@ -14,10 +15,19 @@ local function start_store(refuse) return S3run.start { refuse = refuse } end
 -- A child process that generates to out and prints its result and its peak RSS (kB) as JSON.
 local GEN = [[
 local starvideos = require "starvideos"
-local base, key, port, out, journal, mode, secret = arg[1], arg[2], arg[3], arg[4], arg[5], arg[6], arg[7]
-local c = starvideos.new { base_url = base, api_key = key, journal = journal ~= "-" and journal or nil,
+local base, key, port, out, journal, mode, secret, store = (unpack or table.unpack)(arg, 1, 8)
+local c = starvideos.new { base_url = base, api_key = key, journal = journal ~= "-" and journal or nil, store = store,
   storage = { endpoint = "http://127.0.0.1:" .. port, access_key = "S3RVER", secret_key = secret or "S3RVER" },
   on_event = function(ev) if ev.type == "warning" then io.stderr:write("warning: ", ev.message, "\n") end end }
+if mode == "slow ledger" then -- (each record taken 50 ms after it is asked for: a disk, a Redis, slow to sync)
+  local ledger, now, asked = c.ledger, require("starvideos.core").now, {}
+  local written = ledger.written
+  ledger.written = function(self, ticket)
+    if not ticket then return true end
+    asked[ticket] = asked[ticket] or now()
+    return now() - asked[ticket] >= 0.05 and written(self, ticket)
+  end
+end
 local r
 if mode == "resume" then
   local list = assert(c:resume { interval = 0.2, dir = "s3://vids/" })
@@ -31,9 +41,9 @@ io.stdout:write(require("cjson").encode { path = r.path or (r.task and r.task.pa
   err = r.err and tostring(r.err), check = r.err and r.err.check, hwm = tonumber(hwm) }, "\n")
 ]]
 
-local function gen(dir, emu, st, out, journal, mode, secret)
+local function gen(dir, emu, st, out, journal, mode, secret, store)
   local p = helper.run_lua(dir, "gen", GEN, { emu.url, emu.key, tostring(st.port), out, journal or "-",
-    mode or "generate", secret })
+    mode or "generate", secret or "S3RVER", store })
   return p
 end
 
@@ -149,6 +159,44 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     assert.are.equal(back.meta, back.sha256)
     assert.are.equal(0, st.uploads_left())
   end)
+
+  for _, ledger in ipairs { "journal", "Redis" } do
+    it("a " .. ledger .. " slow to take each record: a part waits for the record of the one before, woken meanwhile "
+      .. "by the store's answers, and the upload ends", function()
+      if why then pending(why) return end
+      local dir, srv = helper.tmpdir(), nil
+      if ledger == "Redis" then
+        local missing = Redis.missing("module")
+        if missing then pending(missing) return end
+        srv = Redis.start()
+      end
+      emu:config { video_size = 16 * MB }
+      local t0, key = socket.gettime(), "slow-" .. ledger .. ".mp4"
+      local p = gen(dir, emu, st, "s3://vids/" .. key, srv and "-" or dir .. "/j.jsonl", "slow ledger", nil,
+        srv and srv.url)
+      local ended
+      finally(function()
+        if not ended then os.execute("kill -9 " .. p.pid .. " 2>/dev/null"); p:close() end
+        if srv then srv.stop() end
+      end)
+      local r, text
+      if not helper.wait_until(function() return helper.exists(st.dir .. "/vids/" .. key .. "._S3rver_object") end, 60)
+      then
+        os.execute("kill -9 " .. p.pid .. " 2>/dev/null")
+        ended = true
+        error("the upload stalled: " .. p.pipe:read("*a") .. cjson.encode(st.log()):sub(-600))
+      end
+      r, text = result_of(p)
+      ended = true
+      assert.are.equal("s3://vids/" .. key, r.path, text)
+      assert.are.equal(r.sha256, st.read(key).sha256)
+      local parts = 0
+      for _, e in ipairs(st.log()) do
+        if e.method == "PUT" and e.part and e.at > t0 and e.path == "/vids/" .. key then parts = parts + 1 end
+      end
+      assert.are.equal(math.ceil(16 * MB / (5 * 1024 * 1024)), parts)
+    end)
+  end
 
   it("a store that refuses x-amz-checksum-*: the parts carry Content-MD5, said once", function()
     if why then pending(why) return end
