@@ -108,3 +108,47 @@ io.stdout:write(tostring(err), "\n")
       r.out, 1, true)
   end)
 end)
+
+-- lua.c raises its "interrupted!" once: a catch that went on after it would swallow Ctrl-C for good (a batch
+-- of the command line, SIGINT'd while it wrote its watcher's line, ran on: CI, Lua 5.1).
+describe("a catch that goes on after a failure", function()
+  local interrupt = require "starvideos.interrupt"
+
+  it("interrupt.pcall answers as pcall does, and lets Ctrl-C through", function()
+    assert.same({ true, 1, nil, 3 }, { interrupt.pcall(function() return 1, nil, 3 end) })
+    local ok, e = interrupt.pcall(error, { kind = "io" })
+    assert.is_false(ok)
+    assert.same({ kind = "io" }, e)
+    assert.same({ false, "no: disk full" }, { interrupt.pcall(error, "no: disk full", 0) })
+    assert.has_error(function() interrupt.pcall(error, "loop.lua:219: interrupted!", 0) end,
+      "interrupted!") -- (busted leaves out the place)
+  end)
+
+  it("the journal's lock: a failure under it is answered (nil, why); Ctrl-C goes on up, the lock let go",
+  function()
+    local journal = require "starvideos.records.journal"
+    local path = helper.tmpdir() .. "/j.jsonl"
+    assert.same({ nil, "cannot read: no" }, { journal.locked(path, function() error("cannot read: no", 0) end) })
+    assert.has_error(function() journal.locked(path, function() error("interrupted!", 0) end) end, "interrupted!")
+    assert.same({ "again", 2 }, { journal.locked(path, function() return "again", 2 end) })
+  end)
+
+  it("the command line's watcher: Ctrl-C while it writes the line a kill prints stops the command", function()
+    local real = io.popen
+    local lines = {}
+    -- (a watcher whose pipe takes the first line and is interrupted at the second)
+    io.popen = function() return { write = function(_, l) -- luacheck: ignore 122 (the watcher's pipe, stubbed)
+      lines[#lines + 1] = l
+      if #lines > 1 then error("output.lua:150: interrupted!", 0) end
+    end, flush = function() end, close = function() end } end
+    package.loaded["starvideos.cli.output"] = nil
+    local ok, output = pcall(require, "starvideos.cli.output")
+    io.popen = real -- luacheck: ignore 122
+    assert(ok, output)
+    finally(function() output.unwatch(); package.loaded["starvideos.cli.output"] = nil end)
+    output.watch { hint = "`starvideos batch` again", name = "batch" }
+    assert.has_error(function() output.watch { hint = "`starvideos batch` once more", name = "batch" } end,
+      "interrupted!")
+    assert.equal(2, #lines)
+  end)
+end)

@@ -6,11 +6,8 @@
 -- ledger, a download's recorded .part stays for the next run.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local errors = require "starvideos.errors"
-local config = require "starvideos.config"
-local shell_word = require("starvideos.shell").word
-
-local type, ipairs, pcall, error = type, ipairs, pcall, error
+-- (it requires what the stop needs only then: the command line loads it before the C core, which may be missing)
+local type, ipairs, pcall, error, require = type, ipairs, pcall, error, require
 local string_format, table_concat, math_min = string.format, table.concat, math.min
 
 local M = {}
@@ -18,9 +15,20 @@ local M = {}
 -- True for what lua.c's SIGINT hook raises.
 function M.is(e) return type(e) == "string" and e:find("interrupted!", 1, true) ~= nil end
 
+local function through(ok, ...)
+  if not ok and M.is((...)) then error((...), 0) end
+  return ok, ...
+end
+
+-- pcall for a catch that goes on after a failure: the same, except that Ctrl-C goes through.  lua.c raises
+-- its interrupt once, from wherever the VM is: a pcall that kept going would swallow it, and the command
+-- would never stop (a batch's watcher write, ten times a second, did).
+function M.pcall(fn, ...) return through(pcall(fn, ...)) end
+
 -- The ledger the jobs wrote to, as the command line's flag: "--journal PATH", "--store URL"
 -- (its secrets left out), or nil.
 local function ledger_of(jobs)
+  local config, shell_word = require "starvideos.config", require("starvideos.shell").word
   for _, job in ipairs(jobs) do
     local ledger, cfg = job.ledger, job.cfg
     if type(ledger) == "table" and type(ledger.path) == "string" then return "--journal " .. shell_word(ledger.path) end
@@ -54,7 +62,8 @@ function M.stop(loop)
     pcall(job.cancel, job, true) -- (a job cut mid-step may fail to cancel cleanly: the others still are)
   end
   local single = #jobs == 1 and jobs[1] or nil
-  return errors.new_error("timeout", string_format("interrupted (Ctrl-C): %d job%s cancelled, %d with a task created"
+  local new_error = require("starvideos.errors").new_error
+  return new_error("timeout", string_format("interrupted (Ctrl-C): %d job%s cancelled, %d with a task created"
     .. " (paid for: it goes on at the service); %s", #jobs, #jobs == 1 and "" or "s", #created,
     next_step(jobs, created)), { interrupted = true, id = single and single.id, task = single and single.task,
     transient = true })

@@ -4,8 +4,9 @@
 
 local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
+local protect = require("starvideos.interrupt").pcall -- (a pcall that lets Ctrl-C through)
 
-local type, pairs, pcall, tostring, tonumber = type, pairs, pcall, tostring, tonumber
+local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
 local io_open, io_stdin, os_getenv = io.open, io.stdin, os.getenv
 local math_min = math.min
 local usage_error, quote = args.usage_error, args.quote
@@ -68,7 +69,7 @@ function M.store(opts)
   end
   if url == nil then return nil end
   M.load()
-  local ok, err = pcall(require("starvideos.config").store_url, url)
+  local ok, err = protect(require("starvideos.config").store_url, url)
   if not ok then usage_error("%s %s", where, (tostring(err):gsub("^store ", ""))) end
   return url
 end
@@ -193,7 +194,7 @@ function M.new(ctx, opts, extra, keyless)
   end }
   for k, v in pairs(extra or {}) do o[k] = v end
   flag_options(opts, o)
-  local ok, client = pcall(starvideos.new, o)
+  local ok, client = protect(starvideos.new, o)
   if not ok then usage_error("%s", refused(tostring(client))) end
   ctx.client = client -- closed when the command returns (cli/init.lua)
   return client, core

@@ -4,11 +4,12 @@
 
 local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
+local protect = require("starvideos.interrupt").pcall -- (a pcall that lets Ctrl-C through)
 local display = require "starvideos.cli.display"
 local json = require "starvideos.cli.json"
 local client_for = require "starvideos.cli.client"
 
-local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring, pcall
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local io_open, os_date = io.open, os.date
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
 local out, print_json = output.out, output.print_json
@@ -430,7 +431,7 @@ function M.list(ctx, opts)
     local f, ferr = io_open(journal, "r")
     if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
     f:close()
-    local ok, c = pcall(client_for.load().new, { journal = journal })
+    local ok, c = protect(client_for.load().new, { journal = journal })
     if not ok then usage_error("%s", tostring(c)) end
     client, ctx.client = c, c
   else

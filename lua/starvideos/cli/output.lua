@@ -12,6 +12,7 @@ local json = require "starvideos.cli.json"
 local args = require "starvideos.cli.args"
 local hide = require("starvideos.extras.log").hide
 local shell_word = require("starvideos.shell").word
+local protect = require("starvideos.interrupt").pcall -- (a pcall that lets Ctrl-C through)
 
 local type, ipairs, tostring, select, setmetatable, pcall = type, ipairs, tostring, select, setmetatable, pcall
 local io_stdout, io_stderr, io_popen = io.stdout, io.stderr, io.popen
@@ -139,14 +140,14 @@ function M.watch(ctx)
   local id = ctx.task_id
   if not (id or ctx.hint) then return end
   if not watcher then
-    local ok, w = pcall(io_popen, WATCHER, "w")
+    local ok, w = protect(io_popen, WATCHER, "w")
     watcher = ok and w or nil
     if not watcher then return end
   end
   local text = redact(string_format("%s%s%s: stopped by a signal; %s", ctx.before and ctx.before .. "\n" or "",
     args.PROG, ctx.name and (" " .. ctx.name) or "", ctx.hint or M.next_step(ctx, id)))
   local line = "h" .. text:gsub("\\", "\\\\"):gsub("\n", "\\n") .. "\n"
-  pcall(function() watcher:write(line); watcher:flush() end)
+  protect(function() watcher:write(line); watcher:flush() end)
 end
 
 -- The command returns: the watcher goes, printing nothing.
@@ -154,7 +155,7 @@ function M.unwatch()
   if not watcher then return end
   local w = watcher
   watcher = nil
-  pcall(function() w:write("x\n"); w:close() end)
+  pcall(function() w:write("x\n"); w:close() end) -- (Ctrl-C here: the command has returned, and exits so)
 end
 
 -- ------------------------------------------------------------- errors

@@ -4,9 +4,10 @@
 
 local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
+local protect = require("starvideos.interrupt").pcall -- (a pcall that lets Ctrl-C through)
 local json = require "starvideos.cli.json"
 
-local ipairs, tostring, pcall, string_format = ipairs, tostring, pcall, string.format
+local ipairs, tostring, string_format = ipairs, tostring, string.format
 local out = output.out
 
 local M = {}
@@ -73,7 +74,7 @@ function M.run(ctx, opts, pos)
     args.usage_error("the one subcommand is check (starvideos store check URL), got %s", args.quote(pos[1]))
   end
   if (opts.replicas or 0) < 0 then args.usage_error("--replicas expects a whole number >= 0, got %d", opts.replicas) end
-  local ok, why = pcall(require("starvideos.config").store_url, pos[2])
+  local ok, why = protect(require("starvideos.config").store_url, pos[2])
   if not ok then args.usage_error("URL %s", (tostring(why):gsub("^store ", ""))) end
   local check, xerr = require("starvideos.extension").find("command", "store", "starvideos store check")
   if not check then args.usage_error("%s", xerr.message) end

@@ -7,6 +7,7 @@ local core = require "starvideos.core"
 local rule = require "starvideos.lease"
 local prompt_head = require("starvideos.rules").head
 local cjson = require("cjson.safe").new()
+local interrupted = require("starvideos.interrupt").is
 
 local io_open, os_time, ipairs, pairs, type, tostring, math_min, math_floor, string_format, error =
   io.open, os.time, ipairs, pairs, type, tostring, math.min, math.floor, string.format, error
@@ -206,6 +207,7 @@ function J.locked(path, fn, existing)
   if not lock then return nil, err end
   local ok, a, b = pcall(fn, lock)
   lock:unlock()
+  if not ok and interrupted(a) then error(a, 0) end -- (Ctrl-C goes on up, the lock let go)
   if not ok then return nil, tostring(a) end
   return a, b
 end
