@@ -4,8 +4,8 @@
 # (spec/hosts/) once, under lua5.4 (each starts the host its case needs).  Each
 # VM loads its own C modules from build/<vm>/ and runs the emulator, the CLI
 # and the fixtures under itself (STARVIDEOS_LUA, read by spec/helper.lua).
-# Prints one line per part,
-#   lua5.1: 600 passed, 0 failed
+# Prints one line per part, with its seconds,
+#   lua5.1: 600 passed, 0 failed (120 s)
 # then the total, "N passed, N failed".  Exits non-zero when a part failed.
 # LINT_RESULT=failed (set by make test-all) adds a "lint: failed" line and one
 # failure to the total.
@@ -28,6 +28,7 @@ part() {
   name=$1 vm=$2 cpath=$3
   shift 3
   echo "==== $name"
+  t0=$(date +%s)
   # LUA_CPATH_5_x would win over LUA_CPATH on 5.2+: leave only LUA_CPATH.
   env -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 \
     LUA_PATH='lua/?.lua;lua/?/init.lua;rocks/redis/lua/?.lua;rocks/redis/lua/?/init.lua;rocks/s3/lua/?.lua;rocks/s3/lua/?/init.lua;rocks/observe/lua/?.lua;rocks/observe/lua/?/init.lua;rocks/emulator/lua/?.lua;rocks/emulator/lua/?/init.lua;./?.lua;;' LUA_CPATH="$cpath;;" STARVIDEOS_CPATH="$cpath" \
@@ -40,7 +41,7 @@ part() {
   [ "$failed" -gt 0 ] && status=1
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
-  results="$results$name: $line
+  results="$results$name: $line ($(($(date +%s) - t0)) s)
 "
 }
 
