@@ -25,23 +25,19 @@ local O = {}
 
 O.PART = 5 * 1024 * 1024 -- bytes of a part (S3's least but for the last; a multiple of 64: the stream's state)
 
-local learned = {} -- store (where) -> "md5" once it refused x-amz-checksum-* (said once)
-
 local function sign() return require "starvideos.sign" end
 
-local reached = {} -- store, bucket and keys -> true: the bucket answered a signed request (once per process)
-
 -- The bucket of the store st asked once with these credentials (ctx: a job's loop, key, cfg), before a create
--- that writes into it is paid for: true, or nil, err naming the bucket and the store's answer.
+-- that writes into it is paid for (once per store: st.reached): true, or nil, err naming the bucket and the
+-- store's answer.
 local function reach(ctx, st, bucket)
-  local id = table.concat({ st.where, bucket, st.access_key, sign().sha256(st.secret_key) }, "\n")
-  if reached[id] then return true end
+  if st.reached[bucket] then return true end
   local req = O.ask(ctx, st, bucket, "", "uploads", { prefix = "" })
   if req.err then
     return nil, new_error(req.err.kind or "auth", string_format("out: bucket %s cannot be written with the "
       .. "storage keys given: the store said %s", bucket, tostring(req.err.message)), { field = "out" })
   end
-  reached[id] = true
+  st.reached[bucket] = true
   return true
 end
 
@@ -88,7 +84,7 @@ function O.fetch(job, t, url, path, d)
     return job:await(u:finish(serr or new_error("invalid_request", "out: not an object URL")), t)
   end
   local rec = recorded(d.upload)
-  u.rec = rec or { parts = {}, checksum = learned[st.where] or "sha256" }
+  u.rec = rec or { parts = {}, checksum = st.server.checksum or "sha256" }
   if rec and not u:stream_of(rec.state) and not rec.sha256 then -- a record we cannot go on from: its upload
     u.stale = rec.upload -- goes, a new one
     u.rec = { parts = {}, checksum = u.rec.checksum }
@@ -254,7 +250,7 @@ end
 -- said once per store.
 local function refused_checksums(self, err)
   if self.rec.checksum ~= "sha256" or not (err.status == 400 or err.status == 501) then return false end
-  learned[self.st.where] = "md5"
+  self.st.server.checksum = "md5"
   self.rec.checksum = "md5"
   self:stream_of(nil)
   local on_event = self.cfg.on_event

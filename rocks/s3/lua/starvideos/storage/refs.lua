@@ -24,10 +24,6 @@ R.WEEK = 7 * 86400 -- seconds: the longest a SigV4 presigned URL lives
 R.HOUR = 3600      -- seconds: the shortest lifetime a presigned URL is given (a queue may hold the task that long)
 R.MARGIN = 600     -- seconds a presigned URL outlives the task's deadline
 
--- In this process, by the store's object (where .. " " .. URL): how many live jobs hold it; whether it is known to
--- be in the bucket (while one holds it); the object whose HEAD, PUT or DELETE is in flight (others wait on it).
-local users, there, asking = {}, {}, {}
-local holds = setmetatable({}, { __mode = "k" }) -- a job -> the objects (keys) it holds
 local ALL = setmetatable({}, { __index = function() return true end }) -- (every object named: a ledger not read)
 
 local MIME = { png = "image/png", jpeg = "image/jpeg", webp = "image/webp", gif = "image/gif", mp4 = "video/mp4",
@@ -75,7 +71,7 @@ local function object_of(holder, url, extra)
   if not bucket then return nil end
   local o = setmetatable({ holder = holder, owner = holder, loop = holder.loop, key = holder.key, cfg = holder.cfg,
     st = holder.st, bucket = bucket, key_name = key_name, out = url, url = url, path = "/" .. bucket .. "/"
-    .. key_name, deadline = holder.deadline, k = holder.st.where .. " " .. url, done = false }, Obj)
+    .. key_name, deadline = holder.deadline, done = false }, Obj)
   for k, v in pairs(extra or {}) do o[k] = v end
   return o
 end
@@ -84,8 +80,8 @@ end
 -- there; a release's "delete"), sent now, unless another's is asked for it (then o waits on that one).
 local function ask(holder, o, t, op)
   if holder.done then return end
-  if op == "head" and there[o.k] then return holder:got(o, t) end
-  local a = asking[o.k]
+  if op == "head" and o.st.server.there[o.url] then return holder:got(o, t) end
+  local a = o.st.server.asking[o.url]
   if a then a.waiting[#a.waiting + 1] = o; return end
   o.done = false
   o:send(op, nil, t)
@@ -93,7 +89,7 @@ end
 
 -- Its request of shape op sent now, the others asking for it waiting on it.
 function Obj:send(op, a, t)
-  self.step, self.waiting, asking[self.k] = op, self.waiting or {}, self
+  self.step, self.waiting, self.st.server.asking[self.url] = op, self.waiting or {}, self
   self.req = Object.call(self, op, a, t, op == "put")
 end
 
@@ -120,8 +116,9 @@ end
 -- The end of what was asked for it (err: it failed): its holder told, then those waiting on it.
 function Obj:answered(t, err)
   self.done = true
-  if asking[self.k] == self then asking[self.k] = nil end
-  if self.step == "delete" and not err then there[self.k] = nil elseif not err then there[self.k] = true end
+  local server, url = self.st.server, self.url
+  if server.asking[url] == self then server.asking[url] = nil end
+  if self.step == "delete" and not err then server.there[url] = nil elseif not err then server.there[url] = true end
   local waiting, step = self.waiting or {}, self.step
   self.waiting, self.put_done = nil, step == "put" and not err or nil
   self.holder:got(self, t, err)
@@ -155,9 +152,10 @@ function U:object(ref, prefix)
   if not o then
     o = object_of(self, url, { file = ref.file, mime = mime, sha256 = sum, field = ref.field })
     self.by_url[url], self.list[#self.list + 1] = o, o
-    users[o.k] = (users[o.k] or 0) + 1
+    local users, holds = self.st.server.users, self.st.server.holds
+    users[url] = (users[url] or 0) + 1
     local held = holds[self.job] or {}
-    holds[self.job], held[#held + 1] = held, o.k
+    holds[self.job], held[#held + 1] = held, url
   end
   self.by_file[ref.file] = o
   return o
@@ -248,7 +246,7 @@ end
 
 function U:cancel()
   self.cancelled = true
-  for _, o in ipairs(self.list) do if asking[o.k] == o then o:cancel() end end
+  for _, o in ipairs(self.list) do if self.st.server.asking[o.url] == o then o:cancel() end end
   self:finish(new_error("io", "the job was cancelled"))
 end
 
@@ -274,8 +272,8 @@ local function releasing(ctx, id, urls, t, named)
     done = false, left = 0, failed = {}, objs = {} }, Rel)
   for _, url in ipairs(st and urls or {}) do
     local o = object_of(rel, url)
-    if o and not users[o.k] then named = named or live(ctx.ledger, id) or ALL end
-    if o and not users[o.k] and not named[url] then
+    if o and not st.server.users[url] then named = named or live(ctx.ledger, id) or ALL end
+    if o and not st.server.users[url] and not named[url] then
       rel.left, rel.objs[#rel.objs + 1] = rel.left + 1, o
       ask(rel, o, t, "delete")
     end
@@ -307,7 +305,7 @@ function Rel:turn() return self.done end
 function Rel:settled() return self.done end
 function Rel:cancel() -- (its client closed: the record stays, for keep and resume)
   self.done = true
-  for _, o in ipairs(self.objs) do if asking[o.k] == o then o:cancel() end end
+  for _, o in ipairs(self.objs) do if self.st.server.asking[o.url] == o then o:cancel() end end
 end
 
 -- At job's end (err: why it failed; list: an upload's objects, when the job got none): the objects it holds let
@@ -316,11 +314,13 @@ end
 function R.release(job, err, list)
   local urls = list and {} or urls_of(job.refs)
   for _, o in ipairs(list or {}) do urls[#urls + 1] = o.put_done and o.url or nil end
-  for _, k in ipairs(holds[job] or {}) do
-    users[k] = users[k] - 1
-    if users[k] == 0 then users[k], there[k] = nil, nil end
+  local st = S3.store_of(job.cfg.storage) -- (the store its objects were put in: refs_of's)
+  local server = st and st.server
+  for _, url in ipairs(server and server.holds[job] or {}) do
+    server.users[url] = server.users[url] - 1
+    if server.users[url] == 0 then server.users[url], server.there[url] = nil, nil end
   end
-  holds[job] = nil
+  if server then server.holds[job] = nil end
   local ended = job.status == "completed" or job.status == "failed"
     or not job.id and not (err and (err.maybe_created or err.pending))
   if list then ended = err ~= nil elseif job.state ~= "done" then ended = false end

@@ -61,8 +61,13 @@ function S.parse(url, field, prefix)
   return bucket, key
 end
 
--- What a store needs, from the storage option (t), else the environment; nil, err (field storage.*) when a
--- value is wrong or the credentials are missing.  Never a secret in a message.
+-- The stores of this process, one object per endpoint, region and keys, and what it learned of each server
+-- (one per endpoint, whoever's keys asked it).
+local stores, servers = {}, {}
+
+-- What a store needs, from the storage option (t), else the environment: the store (the same object for the same
+-- endpoint, region and keys), or nil, err (field storage.*) when a value is wrong or the credentials are missing.
+-- Never a secret in a message.
 local ENV = { endpoint = "AWS_ENDPOINT_URL", region = "AWS_REGION", access_key = "AWS_ACCESS_KEY_ID",
   secret_key = "AWS_SECRET_ACCESS_KEY", session_token = "AWS_SESSION_TOKEN" }
 
@@ -84,10 +89,21 @@ function S.store_of(t)
     return refuse("access_key", "no credentials: give storage = {access_key =, secret_key =} or set "
       .. "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
   end
+  local where = u.scheme .. "://" .. u.authority
+  local id = table_concat({ where, v.region, v.access_key, sign().sha256(v.secret_key), v.session_token or "",
+    tostring(t.path_style) }, "\n")
+  if stores[id] then return stores[id] end
   local aws = u.host:find("%.amazonaws%.com$") ~= nil
-  return { scheme = u.scheme, host = u.host, port = u.port, authority = u.authority, region = v.region,
+  -- the server: checksum "md5" once it refused x-amz-checksum-* (said once: object.lua); by a reference object's
+  -- URL, how many live jobs hold it, whether it is known to be in the bucket, the object whose request is in
+  -- flight; a job -> the reference objects it holds (refs.lua)
+  servers[where] = servers[where] or { checksum = nil, users = {}, there = {}, asking = {},
+    holds = setmetatable({}, { __mode = "k" }) }
+  stores[id] = { scheme = u.scheme, host = u.host, port = u.port, authority = u.authority, region = v.region,
     access_key = v.access_key, secret_key = v.secret_key, session_token = v.session_token,
-    path_style = t.path_style, aws = aws, where = u.scheme .. "://" .. u.authority }
+    path_style = t.path_style, aws = aws, where = where, server = servers[where],
+    reached = {} } -- (the buckets that answered a signed request with these keys: asked once, object.lua)
+  return stores[id]
 end
 
 -- Where bucket's key is on the store: host (as Host sends it), the path (the key's bytes encoded once, / kept),
