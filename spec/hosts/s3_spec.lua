@@ -55,6 +55,27 @@ local function result_of(p)
   return line and cjson.decode(line) or { err = text }, text
 end
 
+-- The parts the journal holds for the upload now (the child writes it).
+local function parts_recorded(journal)
+  local n = 0
+  for l in helper.whole_lines(journal) do
+    local e = cjson.decode(l)
+    if e.event == "upload" then n = type(e.upload) == "string" and #cjson.decode(e.upload).parts or 0 end
+  end
+  return n
+end
+
+-- The part numbers of key PUT (answered 200) since `at` in the store's proxy's log.
+local function parts_put(st, key, at)
+  local out = {}
+  for _, e in ipairs(st.log()) do
+    if e.method == "PUT" and e.part and e.at > at and e.status == 200 and e.path == "/vids/" .. key then
+      out[#out + 1] = e.part
+    end
+  end
+  return out
+end
+
 describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)", function()
   local why = S3run.missing()
   local emu, st
@@ -121,23 +142,8 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     local dir = helper.tmpdir()
     emu:config { video_size = 200 * MB }
     local journal, key = dir .. "/j.jsonl", "killed.mp4"
-    local function recorded() -- the parts the journal holds for the upload now (the child writes it)
-      local n = 0
-      for l in helper.whole_lines(journal) do
-        local e = cjson.decode(l)
-        if e.event == "upload" then n = type(e.upload) == "string" and #cjson.decode(e.upload).parts or 0 end
-      end
-      return n
-    end
-    local function puts_after(at) -- the part numbers PUT (answered 200) since `at` in the proxy's log
-      local out = {}
-      for _, e in ipairs(st.log()) do
-        if e.method == "PUT" and e.part and e.at > at and e.status == 200 and e.path == "/vids/" .. key then
-          out[#out + 1] = e.part
-        end
-      end
-      return out
-    end
+    local function recorded() return parts_recorded(journal) end
+    local function puts_after(at) return parts_put(st, key, at) end
     for i = 1, 6 do -- five runs killed at a random part, then one to the end
       local kept, t0 = recorded(), socket.gettime()
       local p = gen(dir, emu, st, "s3://vids/" .. key, journal, i == 1 and "generate" or "resume")
@@ -158,6 +164,40 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     assert.are.equal(200 * MB, back.bytes)
     assert.are.equal(back.meta, back.sha256)
     assert.are.equal(0, st.uploads_left())
+  end)
+
+  it("a video host that ignores Range, kill -9 after a part, then resume: the object whole, no part the journal "
+    .. "recorded sent again, 1 create", function()
+    if why then pending(why) return end
+    local dir, key = helper.tmpdir(), "norange-killed.mp4"
+    emu:config { video_size = 16 * MB, ranges = false }
+    finally(function() emu:config { ranges = true } end)
+    local journal, creates = dir .. "/j.jsonl", emu:creates()
+    local p = gen(dir, emu, st, "s3://vids/" .. key, journal)
+    local ok = helper.wait_until(function() return parts_recorded(journal) >= 1 end, 60)
+    os.execute("kill -9 " .. p.pid)
+    p:close()
+    assert.is_true(ok, "no part recorded")
+    local kept, t0 = parts_recorded(journal), socket.gettime()
+    local r, text = result_of(gen(dir, emu, st, "s3://vids/" .. key, journal, "resume"))
+    assert.are.equal("s3://vids/" .. key, r.path, text)
+    local again = parts_put(st, key, t0)
+    for _, n in ipairs(again) do
+      assert.is_true(n > kept, string.format("the resume sent part %d again (%d were recorded)", n, kept))
+    end
+    assert.are.equal(math.ceil(16 * MB / (5 * 1024 * 1024)) - kept, #again)
+    local back = st.read(key)
+    assert.are.same({ 16 * MB, back.sha256 }, { back.bytes, back.meta })
+    assert.are.equal(r.sha256, back.sha256)
+    assert.are.equal(creates + 1, emu:creates())
+    assert.are.equal(0, st.uploads_left())
+    local whole = 0 -- (the host's answers: each Range answered with the whole file)
+    for _, e in ipairs(emu:requests()) do
+      if e.path:find("^/videos/") and e.headers.range and e.status == 200 then whole = whole + 1 end
+    end
+    assert.is_true(whole >= 1, "no Range was answered 200")
+    io.write(string.format("\n%d of 4 parts recorded at the kill, %d put by the resume, %d Ranges answered 200\n",
+      kept, #again, whole))
   end)
 
   for _, ledger in ipairs { "journal", "Redis" } do

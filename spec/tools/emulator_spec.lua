@@ -321,6 +321,17 @@ describe("the emulator", function()
       assert.is_true(res.body == SAMPLE:sub(1001))
     end)
 
+    it("ranges = false: 200 and the whole file to any Range, Accept-Ranges none (a host that ignores Range)",
+    function()
+      emu:config { ranges = false }
+      local path = path_of(completed_task(emu).video_url)
+      local res = request(emu, "GET", path, { headers = { Range = "bytes=100-199" } })
+      assert.are.same({ 200, "none", nil, tostring(#SAMPLE) }, { res.status, res.headers["accept-ranges"],
+        res.headers["content-range"], res.headers["content-length"] })
+      assert.is_true(res.body == SAMPLE)
+      assert.has_error(function() emu:config { ranges = 0 } end)
+    end)
+
     it("answers 416 to a range that starts past the end", function()
       local path = path_of(completed_task(emu).video_url)
       local res = request(emu, "GET", path, { headers = { Range = "bytes=" .. #SAMPLE .. "-" } })

@@ -98,10 +98,12 @@ local function json(status, message, kind)
 end
 
 -- The answer to a GET or HEAD of a file: 200 whole, 206 for a single Range
--- (416 past the end), in the emulator's response shape.
-function F.answer(req, parts, total, content_type)
-  local res = { status = 200, headers = { { "Content-Type", content_type }, { "Accept-Ranges", "bytes" } } }
-  local range = req.headers.range
+-- (416 past the end), in the emulator's response shape; no_ranges: 200 whole
+-- to any Range (a host that ignores Range: nginx's max_ranges 0).
+function F.answer(req, parts, total, content_type, no_ranges)
+  local res = { status = 200, headers = { { "Content-Type", content_type },
+    { "Accept-Ranges", no_ranges and "none" or "bytes" } } }
+  local range = not no_ranges and req.headers.range
   local first, last = 0, total - 1
   if range then
     local a, b = parse_range(range, total)

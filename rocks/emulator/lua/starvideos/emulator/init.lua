@@ -89,6 +89,7 @@ M.DEFAULTS = {
   video_size = nil,         -- bytes of each video, padded in mdat after its pictures (nil: files.VIDEO_BYTES)
   expired_status = 410,     -- answer for an invalid or expired video token
   url_ttl = nil,            -- seconds a video URL stays valid (nil: until /_emulator/expire)
+  ranges = true,            -- false: a video's GET answers 200 and the whole file, Range or not
   spread = 0,               -- sigma of a log-normal spread of each task's processing time
   seed = 1,                 -- of spread's and fail_rate's random numbers (the same seed, the same tasks)
   fetch_refs = false,       -- a create GETs its reference URLs first, as the service does (its specs' check)
@@ -756,7 +757,7 @@ function Server:video(req)
   end
   local task = self.tasks[id]
   local parts, total = files.video_parts(task.duration, self.config.video_size, task.width, task.height)
-  return files.answer(req, parts, total, "video/mp4")
+  return files.answer(req, parts, total, "video/mp4", not self.config.ranges)
 end
 
 function Server:route(req)
@@ -823,6 +824,9 @@ local CONFIG_FIELDS = {
     function(v) return v == 403 or v == 404 or v == 410, "403, 404 or 410" end },
   { "url_ttl", "seconds a video URL stays valid; null (the default): until /_emulator/expire",
     function(v) return v == NULL or (type(v) == "number" and v >= 0), "seconds >= 0, or null" end },
+  { "ranges", "false: a video's GET answers 200 and the whole file to any Range (a host that ignores Range); "
+    .. "true (the default): 206 and the bytes asked",
+    function(v) return type(v) == "boolean", "true or false" end },
   { "spread", "0 to 3: sigma of a log-normal spread of processing times (processing: their median)",
     function(v) return type(v) == "number" and v >= 0 and v <= 3, "a number from 0 to 3" end },
   { "seed", "1 to 2^31-1: the generator of spread and fail_rate, restarted when set (--seed)",
