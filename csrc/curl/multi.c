@@ -155,7 +155,7 @@ static const char *value_of(const char *buf, size_t len, const char *name, size_
 }
 
 /* The server's own request id, from an API answer's header line buf[0, len): x-request-id over request-id over
-   cf-ray, and any of them over an x-request-id that only echoes ours (docs/errors.md "Request ids"). */
+   cf-ray, and any of them over a value that only echoes ours (docs/reference.md "Request ids"). */
 static void note_server_id(sv_xfer *x, const char *buf, size_t len) {
   static const char *const names[] = { "X-Request-Id:", "Request-Id:", "CF-Ray:" };
   size_t i, vn;
@@ -164,8 +164,8 @@ static void note_server_id(sv_xfer *x, const char *buf, size_t len) {
   if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { x->server_id[0] = '\0'; x->server_rank = 0; return; }
   for (i = 0; i < 3 && !v; i++) v = value_of(buf, len, names[i], &vn);
   if (!v || vn == 0 || vn > SV_REQUEST_ID_MAX) return;
-  rank = (int)(5 - i); /* (i: one past the name found) 4, 3, 2; an echo of ours: 1 */
-  if (i == 1 && strlen(x->request_id) == vn && memcmp(v, x->request_id, vn) == 0) rank = 1;
+  rank = (int)(5 - i); /* (i: one past the name found) 4, 3, 2; an echo of ours, whatever its name: 1 */
+  if (strlen(x->request_id) == vn && memcmp(v, x->request_id, vn) == 0) rank = 1;
   if (rank <= x->server_rank) return;
   memcpy(x->server_id, v, vn);
   x->server_id[vn] = '\0';

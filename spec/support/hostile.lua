@@ -301,17 +301,19 @@ end
 -- Request ids (issue 48): every answer echoes the X-Request-Id that came.  A create answers with
 -- "Request-Id: srv-create" too; the first query of task_ids under a tag answers 503 with "CF-Ray: ray-503" (a
 -- client tries again), the next ones 200 with ids of the server's own in all three headers ("X-Request-Id:
--- srv-query" in place of the echo); a query of /v1/result/gone answers 404 with "CF-Ray: ray-404".
+-- srv-query" in place of the echo); a query of /v1/result/gone answers 404 with "CF-Ray: ray-404" and a
+-- "Request-Id" that echoes ours too (an echo ranks last, whatever its header).
 function scenarios.ids(c, req)
   local echo = req.headers["x-request-id"]
   local function with(...)
     local h = { JSON, echo and "X-Request-Id: " .. echo or nil }
-    for _, line in ipairs { ... } do h[#h + 1] = line end
+    for i = 1, select("#", ...) do h[#h + 1] = select(i, ...) end -- (a nil line: none)
     return h
   end
   if req.method == "POST" then return answer(c, "200 OK", with("Request-Id: srv-create"), queued("task_ids")) end
   if req.rest:find("^/v1/result/gone") then
-    return answer(c, "404 Not Found", with("CF-Ray: ray-404"), '{"error":"no such task"}')
+    return answer(c, "404 Not Found", with(echo and "Request-Id: " .. echo or nil, "CF-Ray: ray-404"),
+      '{"error":"no such task"}')
   end
   if hit(req) == 1 then return answer(c, "503 Service Unavailable", with("CF-Ray: ray-503"), '{"error":"busy"}') end
   return answer(c, "200 OK", { JSON, "X-Request-Id: srv-query", "Request-Id: srv-other", "CF-Ray: ray-200" },
