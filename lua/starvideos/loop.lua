@@ -54,7 +54,6 @@ end
 
 -- obj:advance(t) at `at` (its timer: a later call moves it); the timers are a heap.
 function L:at(at, obj)
-  if self.due[obj] == at then return end -- (its timer is set for then already)
   self.due[obj] = at
   local h = self.timers
   local i = #h + 1
@@ -91,12 +90,11 @@ function L:watch(store) self.store = self.store or store end
 L.STORE_RETRY = 0.002
 
 -- obj waits, from t, for an answer of the store (a token, a record): it looks
--- again STORE_RETRY (or `later`) s later (the time returned: obj's timer, set
--- here), or as soon as the store has read an answer, whichever is first.  A look
--- that finds no answer yet waits again.
+-- again STORE_RETRY (or `later`) s later (the time returned: obj's timer), or as
+-- soon as the store has read an answer, whichever is first.
 function L:await_store(obj, t, later)
   local at = t + (later or L.STORE_RETRY)
-  if obj then self.waiters[obj] = at; self:at(at, obj) end
+  if obj then self.waiters[obj] = at end
   return at
 end
 

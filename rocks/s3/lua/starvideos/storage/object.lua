@@ -141,7 +141,7 @@ end
 -- for good).
 function U:recorded(t)
   if not self.written or self.job.ledger:written(self.written) then self.written = nil; return true end
-  self.loop:await_store(self, t)
+  self.loop:at(self.loop:await_store(self, t), self)
   return false
 end
 
