@@ -98,6 +98,10 @@ function L:await_store(obj, t, later)
   return at
 end
 
+-- obj waits so and its timer is set (one place for what each waiter did itself: a waiter that kept its first time
+-- while the store's answer woke it early waited for good).
+function L:wait_store(obj, t, later) self:at(self:await_store(obj, t, later), obj) end
+
 -- The waiters look again now when the store read an answer since the last
 -- look; those whose timer fired or changed meanwhile are let go.
 local function wake_waiters(self)

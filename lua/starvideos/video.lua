@@ -23,7 +23,7 @@ local V = {}
 local function answer(job, v, t)
   local held, why = v.hold:poll()
   if held == nil then
-    job.loop:at(job.loop:await_store(job, t, 0.05), job)
+    job.loop:wait_store(job, t, 0.05)
     return nil
   end
   v.hold = nil

@@ -136,12 +136,10 @@ end
 
 -- Whether the ledger wrote the upload's last record: a part is sent (and the upload completed) only once the parts
 -- before it are recorded, so that a process killed after a part's answer never sends that part again.  Not yet:
--- looked at again as a record is (loop:await_store: soon, or once a store answers), each time anew: a look the
--- store's answer woke early, the record not yet taken, is due again (an upload that kept its first time waited
--- for good).
+-- looked at again soon, or once a store answers (loop:wait_store).
 function U:recorded(t)
   if not self.written or self.job.ledger:written(self.written) then self.written = nil; return true end
-  self.loop:at(self.loop:await_store(self, t), self)
+  self.loop:wait_store(self, t)
   return false
 end
 
