@@ -57,6 +57,40 @@ describe("rate limits read from the answers (libcurl)", function()
     end)
   end
 
+  it("a hold longer than max_retry_wait ends a create and a lone query at once (rate_limited, retry_after, "
+    .. "nothing sent); a shorter one is waited out", function()
+    emu:clear()
+    emu:config { rate_limit = { count = 1, per = 3600 }, rate_limit_headers = "ietf" }
+    local c = starvideos.new { api_key = emu.key, base_url = emu.url, max_retry_wait = 30 }
+    assert(c:query(id)) -- (the window's one request: told none is left for an hour)
+    local t0 = core.now()
+    local task, err = c:create { model = "videos", prompt = "held", duration = 5 }
+    assert.is_nil(task)
+    assert.equal("rate_limited", err.kind)
+    assert.matches("create not sent: the service said no request of the key for 3600 s more (its rate limit), "
+      .. "longer than max_retry_wait (30 s)", err.message, 1, true)
+    assert.is_true(err.retry_after > 3590 and err.retry_after <= 3600, tostring(err.retry_after))
+    local q, qerr = c:query(id)
+    assert.is_nil(q)
+    assert.equal("rate_limited", qerr.kind)
+    assert.matches("^query not sent", qerr.message)
+    assert.is_true(core.now() - t0 < 2, "ended at once")
+    c:close()
+    assert.equal(0, emu:creates())
+    assert.equal(1, (tally(emu, 1, 3600)), "API requests sent")
+    emu:config { rate_limit = { count = 1, per = 2 } }
+    emu:clear()
+    c = starvideos.new { api_key = emu.key, base_url = emu.url, max_retry_wait = 30 }
+    assert(c:query(id))
+    t0 = core.now()
+    assert(c:create { model = "videos", prompt = "waited", duration = 5 })
+    assert.is_true(core.now() - t0 > 1, "the create waited for the window's end")
+    c:close()
+    emu:config { rate_limit = NULL }
+    local sent, inside, refused = tally(emu, 1, 2)
+    assert.same({ 2, 0, 0 }, { sent, inside, refused })
+  end)
+
   it("the emulator refuses a rate_limit or a family it cannot keep, naming what it expected", function()
     local ok, err = pcall(emu.config, emu, { rate_limit = { count = 0, per = 1 } })
     assert.is_false(ok)

@@ -3,6 +3,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
+local errors = require "starvideos.errors"
 
 local B = {}
 B.__index = B
@@ -81,7 +82,8 @@ end
 function B:set_rate(rate) self.rate = rate end
 
 -- Where the tokens come from first: remote:take(t, obj, tenant) -> nil (taken),
--- a time to come back, or false (it cannot answer: the process's own bucket).
+-- a time to come back (and true when it is a hold's end: B:hold), or false (it cannot answer: the process's own
+-- bucket).
 function B:use(remote) self.remote = self.remote or remote end
 
 -- The id of a tenant in the rules' keys (nil: "", no tenant).
@@ -92,8 +94,9 @@ function B.tenant_id(tenant) return tenant and core.hash(tenant) or "" end
 -- tenant waiting; a tenant's callers told to wait get times a microsecond apart, so they come back in turn.
 local function token(self, t, create, obj, tenant)
   local id = B.tenant_id(tenant)
-  local at = self.remote and self.remote:take(t, obj, id) -- false: no remote, or one that cannot answer
-  if at ~= false then return at end
+  local at, held = false, nil
+  if self.remote then at, held = self.remote:take(t, obj, id) end -- false: no remote, or one that cannot answer
+  if at ~= false then return at, held end
   local kv = self.kv
   kv.now = t
   local claim = kv.get("claim:" .. id) or 0
@@ -110,12 +113,26 @@ local function token(self, t, create, obj, tenant)
   if create then kv.set("claim:" .. id, at + CLAIM, at - t + 1) end
   return at
 end
+-- nil when taken, else the time to come back and whether it is a hold's end (the service said none is left).
 function B:token(t, create, obj, tenant)
-  local at
-  if self.held and t < self.held then at = self.held else at = token(self, t, create, obj, tenant) end
+  local at, held
+  if self.held and t < self.held then at, held = self.held, true else at, held = token(self, t, create, obj, tenant) end
   local o = obj and obj.cfg and obj.cfg.observe -- (the time waited, in metrics: extras/observe.lua)
   if o then o:budget(obj, t, at) end
-  return at
+  return at, held == true
+end
+
+-- The error of a request that would wait for a hold (B:token's) past the longest wait the client takes, cfg's
+-- max_retry_wait, or nil: a create, a lone query or a retry ends at once rather than block until the reset (as a
+-- Retry-After over it does).  Nothing was sent.
+function B.too_long(t, at, held, cfg, what)
+  local wait = held and at - t
+  if not wait or wait <= (cfg.max_retry_wait or 60) then return nil end
+  local e = errors.new_error("rate_limited", string.format("%s not sent: the service said "
+    .. "no request of the key for %.0f s more (its rate limit), longer than max_retry_wait (%s s)", what, wait,
+    tostring(cfg.max_retry_wait or 60)))
+  e.retry_after = wait
+  return e
 end
 
 -- The service said no request before t + seconds (a rate limit's reset with none left, a 429's Retry-After): no

@@ -7,6 +7,7 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
+local Bucket = require "starvideos.bucket"
 local cjson = require("cjson.safe").new()
 local X = require "starvideos.extension"
 
@@ -167,7 +168,9 @@ function C.due(job, t)
   if job.granted then
     job.granted = nil
   elseif not job.asked then
-    local later = job.budget:token(t, true, job, job.tenant)
+    local later, held = job.budget:token(t, true, job, job.tenant)
+    local long = later and Bucket.too_long(t, later, held, job.cfg, "create")
+    if long then return job:finish(long) end
     if later then return job.loop:at(later, job) end
   end
   local ok, err = job.ledger:before_create(job.params, job.local_id, job.out, job.want, job.tenant)

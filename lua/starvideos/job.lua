@@ -6,6 +6,7 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
+local Bucket = require "starvideos.bucket"
 local Create = require "starvideos.create"
 local Request = require "starvideos.request"
 local Sink = require "starvideos.sink"
@@ -146,7 +147,10 @@ end
 function Job:poll(t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
   if not self.refreshing then
-    local later = self.budget:token(t, false, self, self.tenant)
+    local later, held = self.budget:token(t, false, self, self.tenant)
+    -- (a lone query, client:query, has no deadline: a long hold ends it; a job's polls wait, to its deadline)
+    local long = later and self.goal == "queried" and Bucket.too_long(t, later, held, self.cfg, "query")
+    if long then return self:finish(long) end
     if later then return self.loop:at(math.min(later, self.deadline), self) end
   end
   local path, err = core.result_path(self.id)

@@ -5,6 +5,7 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
+local Bucket = require "starvideos.bucket"
 local Download = require "starvideos.download"
 
 local new_error, now = errors.new_error, core.now
@@ -157,7 +158,9 @@ end
 function Request:advance(t)
   if self.done or self.handle then return end
   if self.retry and not (self.deadline and t >= self.deadline) then
-    local later = self.key.bucket:token(t, self.op == "create", self, self.owner.tenant)
+    local later, held = self.key.bucket:token(t, self.op == "create", self, self.owner.tenant)
+    local long = later and Bucket.too_long(t, later, held, self.cfg, self.op)
+    if long then return self:finish(nil, long, t) end
     if later then return self.loop:at(self.deadline and math.min(later, self.deadline) or later, self) end
     self.retry = false
   end

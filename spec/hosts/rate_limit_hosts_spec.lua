@@ -105,4 +105,34 @@ c:close()
       assert.is_true(last - first >= PER - 0.05, "the second process waited for the window's end")
     end)
   end
+
+  it("a hold longer than max_retry_wait, learned by one process, ends a second process's create at once "
+    .. "(rate_limited, the store's hold), nothing sent", function()
+    local starvideos = require "starvideos"
+    local a = starvideos.new { api_key = KEY, base_url = emu.url, store = srv.url }
+    local id = assert(a:create { model = "videos", prompt = "a fleet's long hold", duration = 5 }).id
+    emu:clear()
+    emu:config { rate_limit = { count = 1, per = 3600 }, rate_limit_headers = "ietf" }
+    assert(a:query(id))
+    local b = helper.run_lua(dir, "held", [[
+local starvideos = require "starvideos"
+local socket = require "socket"
+local c = starvideos.new { api_key = arg[1], base_url = arg[2], store = arg[3], max_retry_wait = 30 }
+local t0 = socket.gettime()
+local task, err = c:create { model = "videos", prompt = "held by the fleet", duration = 5 }
+print(task and "ok" or string.format("%s %.0f %.1f %s", err.kind, err.retry_after or -1, socket.gettime() - t0,
+  err.message))
+c:close()
+]], { KEY, emu.url, srv.url })
+    local out = b.pipe:read("*a")
+    b:close()
+    a:close()
+    emu:config { rate_limit = NULL }
+    local kind, left, took = out:match("^(%S+) (%d+) (%S+)")
+    assert.equal("rate_limited", kind, out)
+    assert.is_true(tonumber(left) > 3500, out)
+    assert.is_true(tonumber(took) < 3, out)
+    assert.matches("longer than max_retry_wait (30 s)", out, 1, true)
+    assert.equal(0, emu:creates(), "creates sent")
+  end)
 end)

@@ -86,7 +86,7 @@ end
 -- the worker's own bucket stands in.
 function D:take(t, _, tenant)
   local held = tonumber(self.dict:get(self.key .. ":hold"))
-  if held and held > core.wall() then return t + held - core.wall() end
+  if held and held > core.wall() then return t + held - core.wall(), true end
   local locked = lock(self)
   if not locked then return locked == false and t + LOCK_RETRY end
   self.kv, self.full = self.kv or store(self), false

@@ -11,7 +11,8 @@ F.__index = F
 
 local AGAIN = 1 -- seconds
 
--- Each answers a string (Redis truncates a Lua number): "0..." allowed, else the seconds to wait.
+-- Each answers a string (Redis truncates a Lua number): "0..." allowed, else the seconds to wait ("h" before them:
+-- a hold's, budget_hold).
 -- redis.replicate_commands lets a script write after TIME on Redis 3.2 to 4.
 local HEAD = "if redis.replicate_commands then redis.replicate_commands() end\n"
   .. "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n" .. Bucket.RULES
@@ -20,7 +21,7 @@ local HEAD = "if redis.replicate_commands then redis.replicate_commands() end\n"
 Store.define("budget_token", HEAD .. [[
 local P = string.sub(KEYS[1], 1, -4)
 local held = tonumber(redis.call('GET', P .. 'hold'))
-if held and held > now then return string.format('%.6f', held - now) end
+if held and held > now then return string.format('h%.6f', held - now) end
 local function ms(ttl) return math.ceil(ttl * 1000) end
 local kv = {
   get = function(k) return redis.call('GET', P .. k) end,
@@ -100,7 +101,8 @@ function F:take(t, obj, tenant)
     if not first then return self:take(t, obj, tenant) end -- (another waiter's token: the ask as it left it)
     local v, err = got[1], got[2]
     self.asks[tenant] = nil
-    local wait = tonumber(v)
+    local hold = type(v) == "string" and v:sub(1, 1) == "h"
+    local wait = tonumber(hold and v:sub(2) or v)
     if not wait and v ~= nil then err = st:error("the budget's script answered " .. tostring(v)) end
     if not wait then return failed(self, t, err, tenant) end
     if self.down then
@@ -108,12 +110,12 @@ function F:take(t, obj, tenant)
       self.key:warn("store " .. st.where .. " answers again: the key's budget is taken from it again")
     end
     if wait <= 0 then return nil end
-    self.asks[tenant] = { at = t + wait } -- no token before then: none of the tenant asks again until then
-    return t + wait
+    self.asks[tenant] = { at = t + wait, held = hold } -- no token before then: none of the tenant asks again
+    return t + wait, hold
   elseif self.down and t < self.down then
     return failed(self, t, true, tenant)
   elseif a and t < a.at then
-    return a.at
+    return a.at, a.held
   end
   a = {}
   self.asks[tenant] = a -- (before the send, which yields inside nginx: one script in flight)
