@@ -137,6 +137,22 @@ describe("schedule arithmetic", function()
     assert.are.equal(30, s:delay("videos_fast|5|", "videos_fast", 0))
   end)
 
+  it("probes one task in PROBE while a kind has few samples, counted per task, not per call", function()
+    local s = Schedule.new { interval = 30, min_interval = 1 }
+    for i = 1, Schedule.MIN_SAMPLES do s:learn("k", "m", 100 + i, 2) end
+    local first = Schedule.next_age(s:plan("k", "m").pieces, 0)
+    local probed = 0
+    for _ = 1, 40 do
+      local d = s:delay("k", "m", 0)
+      if d < first - 1e-9 then
+        probed = probed + 1
+        -- the probe's poll found it running: its next poll is the plan's first, and no second probe
+        assert.is_true(math.abs(s:delay("k", "m", d) - (first - d)) < 1e-9)
+      end
+    end
+    assert.equal(40 / Schedule.PROBE, probed)
+  end)
+
   it("falls back to the fixed interval where the spread is too wide to use", function()
     for _, pair in ipairs { { 20, 600 }, { 10, 10000 }, { 2, 9e6 } } do
       local s = Schedule.new { interval = 30, min_interval = 5 }

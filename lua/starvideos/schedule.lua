@@ -358,7 +358,8 @@ function S:delay(kind, model, age)
   -- but not a poll before the plan's first (a probe): a task it saw running is polled at that first age,
   -- so that it is learned to within the gap from the probe, not within a gap over the next peak's start
   if prev > 0 and next_age - age < 0.5 * (next_age - prev) then next_age = S.next_age(plan.pieces, next_age) end
-  if prev == 0 and self:learned(kind, model).seen < S.EXPLORE then -- (before the plan's first poll)
+  -- (before the plan's first poll; counted once a task: a probe's own poll comes past (1 - PROBE_SHARE) of it)
+  if prev == 0 and age < next_age * (1 - S.PROBE_SHARE) and self:learned(kind, model).seen < S.EXPLORE then
     self.probes = self.probes + 1 -- (placement.probe: one task in S.PROBE polls first earlier, to learn)
     local probe = placement.probe(next_age, self.probes, S.PROBE, S.PROBE_SHARE)
     if probe > age then return max(probe - age, m) end
