@@ -34,7 +34,8 @@ local function ends(lo, hi)
   return ev
 end
 
--- The innermost intervals (L[j], R[j]) and, for sample i, the first and last of them it holds (a[i], b[i]).
+-- The innermost intervals (L[j], R[j]), in order (disjoint, as the sweep meets them: their middles ascend), and
+-- for sample i the first and last of them it holds (a[i], b[i]).
 local function innermost(lo, hi)
   local L, R, a, b, prev = {}, {}, {}, {}, nil
   for _, e in ipairs(ends(lo, hi)) do
@@ -93,7 +94,6 @@ local function bandwidth(L, R, p, n, least)
     mean = mean + p[j] * order[j][1]
   end
   for j = 1, #p do sq = sq + p[j] * (order[j][1] - mean) ^ 2 end
-  table.sort(order, function(u, v) return u[1] < v[1] end)
   local q, acc = {}, 0
   for _, o in ipairs(order) do
     acc = acc + o[2]
@@ -112,8 +112,7 @@ end
 -- peak's tasks are taken to end past the poll that saw them all done, and the plan's poll moves later.
 local function local_widths(L, R, p, n, least, h)
   local k, order, out = C.NEIGHBOURS * sqrt(n) / n, {}, {}
-  for j = 1, #L do order[j] = { log(max((L[j] + R[j]) / 2, 1e-9)), p[j], j } end
-  table.sort(order, function(u, v) return u[1] < v[1] end)
+  for j = 1, #L do order[j] = { log(max((L[j] + R[j]) / 2, 1e-9)), p[j], j } end -- (ascending: innermost's)
   for i = 1, #order do
     local a, b, mass, r = i, i, order[i][2], 0
     while mass < k and (a > 1 or b < #order) do
