@@ -509,14 +509,14 @@ describe("retries", function()
       fault = { method = "GET", status = 500, count = 10 }, kind = "server", status = 500, sent = 5, retries = 4 },
     { "a query follows max_retries = 0", op = "query", client = { max_retries = 0 },
       fault = { method = "GET", status = 500, count = 10 }, kind = "server", status = 500, sent = 1, retries = 0 },
-    { "a query gives kind rate_limited with retry_after when the 429s do not stop", op = "query",
-      client = { max_retries = 0 }, fault = { method = "GET", status = 429, headers = { ["Retry-After"] = "7" } },
-      kind = "rate_limited", status = 429, retry_after = 7, sent = 1 },
-    -- (the key stays held for the 429's Retry-After, the service's word: the next cases of the key wait it out, so
-    -- it is only a little past max_retry_wait)
     { "a query does not sleep past max_retry_wait for a long Retry-After", op = "query",
       client = { max_retry_wait = 2 }, fault = { method = "GET", status = 429, headers = { ["Retry-After"] = "5" } },
       kind = "rate_limited", retry_after = 5, waited = { 0, 3 } },
+    -- (the key stays held for a 429's Retry-After, the service's word: the next cases of the key wait it out; a
+    -- client whose max_retry_wait is shorter than what is left would not: rate_limited at once)
+    { "a query gives kind rate_limited with retry_after when the 429s do not stop", op = "query",
+      client = { max_retries = 0 }, fault = { method = "GET", status = 429, headers = { ["Retry-After"] = "7" } },
+      kind = "rate_limited", status = 429, retry_after = 7, sent = 1 },
     { "a query goes through a dropped connection", op = "query", fault = { method = "GET", drop = true }, ok = true,
       sent = 2 }, -- on a kept-alive connection libcurl may resend it itself: no retry event
     { "a query goes through a request that timed out", op = "query", client = { timeout = 0.3 },

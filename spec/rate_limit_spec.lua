@@ -74,6 +74,13 @@ describe("rate limits read from the answers (libcurl)", function()
     assert.is_nil(q)
     assert.equal("rate_limited", qerr.kind)
     assert.matches("^query not sent", qerr.message)
+    -- a job's create (generate: its timeout, 20 s) waits for a hold that ends within it, not one past it
+    local g, gerr = c:generate({ model = "videos", prompt = "held", duration = 5 }, { out = helper.tmpdir() .. "/v.mp4",
+      timeout = 20 })
+    assert.is_nil(g)
+    assert.equal("rate_limited", gerr.kind)
+    assert.matches("create not sent: the service said no request of the key for 3600 s more (its rate limit), past "
+      .. "the call's timeout (20 s left)", gerr.message, 1, true)
     assert.is_true(core.now() - t0 < 2, "ended at once")
     c:close()
     assert.equal(0, emu:creates())

@@ -122,15 +122,17 @@ function B:token(t, create, obj, tenant)
   return at, held == true
 end
 
--- The error of a request that would wait for a hold (B:token's) past the longest wait the client takes, cfg's
--- max_retry_wait, or nil: a create, a lone query or a retry ends at once rather than block until the reset (as a
--- Retry-After over it does).  Nothing was sent.
-function B.too_long(t, at, held, cfg, what)
-  local wait = held and at - t
-  if not wait or wait <= (cfg.max_retry_wait or 60) then return nil end
-  local e = errors.new_error("rate_limited", string.format("%s not sent: the service said "
-    .. "no request of the key for %.0f s more (its rate limit), longer than max_retry_wait (%s s)", what, wait,
-    tostring(cfg.max_retry_wait or 60)))
+-- The error of a request that would wait for a hold (B:token's: at, held) past its call's deadline (a job's:
+-- generate, batch, wait), or with none (a lone create or query) past the longest wait the client takes, cfg's
+-- max_retry_wait; else nil.  It ends at once rather than block until the reset, as a Retry-After over
+-- max_retry_wait does.  Nothing was sent.
+function B.too_long(t, at, held, cfg, what, deadline)
+  if not held then return nil end
+  local wait, most = at - t, cfg.max_retry_wait or 60
+  if deadline and at <= deadline or not deadline and wait <= most then return nil end
+  local e = errors.new_error("rate_limited", string.format("%s not sent: the service said no request of the key for "
+    .. "%.0f s more (its rate limit), %s", what, wait, deadline and string.format("past the call's timeout (%.0f s "
+    .. "left)", math.max(0, deadline - t)) or string.format("longer than max_retry_wait (%s s)", tostring(most))))
   e.retry_after = wait
   return e
 end

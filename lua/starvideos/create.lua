@@ -169,7 +169,7 @@ function C.due(job, t)
     job.granted = nil
   elseif not job.asked then
     local later, held = job.budget:token(t, true, job, job.tenant)
-    local long = later and Bucket.too_long(t, later, held, job.cfg, "create")
+    local long = later and Bucket.too_long(t, later, held, job.cfg, "create", job.goal ~= "created" and job.deadline)
     if long then return job:finish(long) end
     if later then return job.loop:at(later, job) end
   end

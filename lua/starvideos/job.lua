@@ -148,8 +148,7 @@ function Job:poll(t)
   -- a refresh of an expired URL is not a scheduled poll: it skips the budget
   if not self.refreshing then
     local later, held = self.budget:token(t, false, self, self.tenant)
-    -- (a lone query, client:query, has no deadline: a long hold ends it; a job's polls wait, to its deadline)
-    local long = later and self.goal == "queried" and Bucket.too_long(t, later, held, self.cfg, "query")
+    local long = later and Bucket.too_long(t, later, held, self.cfg, "query", self.goal ~= "queried" and self.deadline)
     if long then return self:finish(long) end
     if later then return self.loop:at(math.min(later, self.deadline), self) end
   end

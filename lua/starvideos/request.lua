@@ -159,7 +159,7 @@ function Request:advance(t)
   if self.done or self.handle then return end
   if self.retry and not (self.deadline and t >= self.deadline) then
     local later, held = self.key.bucket:token(t, self.op == "create", self, self.owner.tenant)
-    local long = later and Bucket.too_long(t, later, held, self.cfg, self.op)
+    local long = later and Bucket.too_long(t, later, held, self.cfg, self.op, self.deadline)
     if long then return self:finish(nil, long, t) end
     if later then return self.loop:at(self.deadline and math.min(later, self.deadline) or later, self) end
     self.retry = false
