@@ -38,7 +38,7 @@ function J.writer(path, inline)
 end
 
 -- A record's lines queued for ledger (expect: written only if nobody else wrote after that offset; await:
--- its failure is told to the one who asks for its ticket, else to ledger).  Its ticket.
+-- its failure is told to the one who asks for its ticket, else to ledger: ledger:lost(why)).  Its ticket.
 function W:put(lines, sync, expect, ledger, await)
   local t = self.c:put(lines, sync, expect)
   self.sent, self.by[t] = t, not await and ledger or nil
@@ -59,7 +59,7 @@ function W:turn()
   local done, failed = self.c:poll()
   for t, why in pairs(failed or {}) do
     local by = self.by[t]
-    if by then by:_lost(why) else self.failed[t] = why end
+    if by then by:lost(why) else self.failed[t] = why end
   end
   for t = self.done + 1, done do self.by[t] = nil end
   self.done = done

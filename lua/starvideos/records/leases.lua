@@ -1,5 +1,6 @@
 -- Leases and claims on a journal (docs/keep-and-fleet.md): a lease per process and journal,
 -- let go when the last of its ledgers closes (what a closed client left is nobody's), and one per keep.
+-- A journal's ledger's own (ledger.leases = M.new(ledger)): its keepers, their claims, the holds it asks.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -67,8 +68,17 @@ function Keeper:close() -- (what its ledger queued, deliveries and claims, writt
   if self.lock then let_go_of(self); self.lock = nil end
 end
 
+-- A ledger's leases (records/ledger.lua's): what its keepers claim, what keep may take, what it still holds.
+local Leases = {}
+Leases.__index = Leases
+
+function M.new(ledger)
+  return setmetatable({ ledger = ledger }, Leases)
+end
+
 -- carrying[id]: being carried; again[id] = t: one it failed to carry, offered again from t on.
-function M.keeper(ledger)
+function Leases:keeper()
+  local ledger = self.ledger
   local k, err = new_lease(ledger.path)
   if not k then return nil, err end
   k.told, k.carrying, k.again, k.swept, k.writer = {}, {}, {}, {}, ledger.writer
@@ -86,10 +96,10 @@ local function let_go(k, owner, elsewhere, cache)
   return cache[owner]
 end
 
--- Whether another process lives that holds the lease `owner` of the journal at path (then it may be writing
+-- Whether another process lives that holds the lease `owner` of the ledger's journal (then it may be writing
 -- its task's .part right now).
-function M.alive(path, owner, lease)
-  return not let_go({ path = path }, owner, lease, {})
+function Leases:alive(owner, lease)
+  return not let_go({ path = self.ledger.path }, owner, lease, {})
 end
 
 local function follow(ledger, k)
@@ -126,7 +136,8 @@ end
 
 -- Claims for k every unfinished task whose owner let go, and k's own due again: tasks, the orphaned
 -- pending creates (each once), and whether k is still behind (then nothing is claimed).
-function M.orphans(ledger, k)
+function Leases:orphans(k)
+  local ledger = self.ledger
   local st, err = follow(ledger, k)
   if not st then return nil, err end
   if st.behind then return {}, {}, true end
@@ -168,8 +179,9 @@ end
 
 -- The unfinished tasks and pending creates whose owner let go, as orphans would claim them now, claimed by none
 -- (keep's dry run; a lease let go is removed, as a look does): tasks, pendings; or nil, err.
-function M.orphaned(ledger)
-  local st, err = ledger:_read(true)
+function Leases:orphaned()
+  local ledger = self.ledger
+  local st, err = ledger:read_all(true)
   if not st then return nil, err end
   local k, cache, tasks, pendings = { path = ledger.path }, {}, {}, {}
   for _, t in ipairs(st.list) do
@@ -186,8 +198,9 @@ end
 -- What keep cannot take yet (the ledger interface's leased): the unfinished tasks and pending creates whose owner
 -- lives (another process than this one), and how many such owners; their leases end with their processes (no
 -- time to say: first, last nil).  Or nil, err.
-function M.leased(ledger)
-  local st, err = ledger:_read(true)
+function Leases:leased()
+  local ledger = self.ledger
+  local st, err = ledger:read_all(true)
   if not st then return nil, err end
   local k, cache, me, owners, out = { path = ledger.path }, {}, ledger.lease and ledger.lease.id, {}, { owners = 0 }
   local function live(owner, lease)
@@ -208,10 +221,10 @@ end
 -- Under the journal's lock: whether the process still holds task id at number n (then `also(lock)` done, and its
 -- lease `by`, its file removed, locked again: keepers see it live from now on): true, false and {by, path,
 -- sha256}, or nil (the journal cannot be locked or read).
-function M.holds(ledger, id, n, by, also)
+function Leases:holds(id, n, by, also)
+  local ledger = self.ledger
   local ok, why = journal.locked(ledger.path, function(lock)
-    ledger.st = assert(journal.follow(ledger.path, ledger.st))
-    local t = ledger.st.by_id[id]
+    local t = assert(ledger:follow()).by_id[id]
     if t and rule.number(t.fence) ~= n then return false, { by = t.owner, path = t.path, sha256 = t.sha256 } end
     if by and by.lock and core.file_kind(by.file) ~= "file" then
       local again = core.try_lock(by.file, true)
@@ -226,18 +239,19 @@ end
 -- Whether the process still holds task id at its number (ledger.fences), asked under the journal's lock: an
 -- object whose poll() answers at once, true or false and {by = its holder now, path = its file once saved}
 -- (fleet/leases.lua's, on a store, answers later).  nil: nothing held to ask about.
-function M.confirm(ledger, id)
+function Leases:confirm(id)
+  local ledger = self.ledger
   local n, by = ledger.fences:holder(id)
   if not (ledger.path and n) then return nil end
   return { drop = function() end, poll = function()
-    local yes, why = M.holds(ledger, id, n, by)
+    local yes, why = self:holds(id, n, by)
     return yes ~= false, why -- (a journal it cannot read: its lease, a lock, held all the same)
   end }
 end
 
 -- The webhooks owed whose owner let go, claimed for k: {wid, task, body}s.
-function M.owed_orphans(ledger, k)
-  local st, err = follow(ledger, k)
+function Leases:owed_orphans(k)
+  local st, err = follow(self.ledger, k)
   if not st then return nil, err end
   if st.behind then return {} end
   local cache, candidates, from = {}, {}, {}

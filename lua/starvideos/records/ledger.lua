@@ -23,6 +23,7 @@ L.SLICE = 65536 -- bytes of samples read per turn of a loop
 function L.new(path, cfg, loop, key)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, key = key or false,
     field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop }, L)
+  self.leases = leases.new(self) -- (the object it owns: its keepers, their claims, the holds it asks)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
     self.writer = journal.writer(path, not loop or loop.own)
     require("starvideos.records.compact").maybe_compact(path, config.DEFAULTS.compact_at) -- (docs/batch.md)
@@ -56,8 +57,9 @@ local function append(self, rec, sync, sign, await)
   return true, self.writer:put(line, sync, nil, self, await)
 end
 
--- A record that could not be written, that nobody waited for: an error (event journal_error).
-function L:_lost(why)
+-- A record that could not be written, that nobody waited for (the writer's word, journal.lua): an error (event
+-- journal_error).
+function L:lost(why)
   local on_event = self.cfg.on_event
   if on_event then on_event { type = "journal_error", path = self.path, message = "a record was not written: "
     .. tostring(why) } end
@@ -84,8 +86,13 @@ function L:forget(lid, id)
   if id then self.waits[id] = nil end
 end
 
-L.keeper, L.orphans, L.owed_orphans, L.confirm, L.orphaned, L.leased = leases.keeper, leases.orphans,
-  leases.owed_orphans, leases.confirm, leases.orphaned, leases.leased
+-- (its leases': records/leases.lua's, the interface's: docs/architecture.md)
+function L:keeper() return self.leases:keeper() end
+function L:orphans(k) return self.leases:orphans(k) end
+function L:owed_orphans(k) return self.leases:owed_orphans(k) end
+function L:confirm(id) return self.leases:confirm(id) end
+function L:orphaned() return self.leases:orphaned() end
+function L:leased() return self.leases:leased() end
 
 function L:let_go(id, ended)
   if ended then self.fences:let_go(id) end
@@ -106,7 +113,8 @@ local function recent_creates(st, limit, t, tenant)
   return times
 end
 
-local function follow(self)
+-- What the journal says now (read on from the last look, self.st): st, or nil, err.
+function L:follow()
   local st, err = journal.follow(self.path, self.st)
   self.st = st or self.st
   return st, err
@@ -120,7 +128,7 @@ local function ask_key(self, st, want)
   elseif e and e.status == "failed" then
     e = { failed = e.id }
   elseif e and not want.fresh then
-    e.alive = e.owner ~= (self.lease and self.lease.id) and leases.alive(self.path, e.owner, e.lease) or nil
+    e.alive = e.owner ~= (self.lease and self.lease.id) and self.leases:alive(e.owner, e.lease) or nil
   end
   return Rules.key_answer(e, want, "--journal " .. self.path)
 end
@@ -128,7 +136,7 @@ end
 -- The task a keyed job follows instead of creating, read without the lock (a create asks again); else nil and
 -- why it creates, or nil and the error a create will be refused with.
 function L:peek(want)
-  local st = self.path and follow(self)
+  local st = self.path and self:follow()
   if st then return ask_key(self, st, want) end
   return nil, "no ledger"
 end
@@ -145,7 +153,7 @@ local function decided(self, rec, want)
     return Rules.limited(c.lim, n, wait, nil, c.tenant)
   end
   local st, err
-  if want or limits[1] then st, err = follow(self); if not st then return nil, err end end
+  if want or limits[1] then st, err = self:follow(); if not st then return nil, err end end
   if want then
     local task, kerr = ask_key(self, st, want)
     if task or type(kerr) == "table" then return task, kerr end
@@ -243,7 +251,7 @@ function L:downloaded(id, path, sha256, bytes, etag)
   if lapsed then -- (nil: the journal could not be locked; written all the same)
     self.writer:flush() -- (the records before it first)
     local line = assert(journal.line(rec))
-    if leases.holds(self, id, n, by, function(lock) return lock:append(self.path, line) end) ~= nil then return end
+    if self.leases:holds(id, n, by, function(lock) return lock:append(self.path, line) end) ~= nil then return end
   end
   append(self, rec)
 end
@@ -273,8 +281,9 @@ function L:delivered(wid, status)
 end
 
 -- The journal read whole (what this process queued written first; missing_ok: none yet reads as empty): st, or
--- nil, err (leases.orphaned's too).  Unreadable lines are told once each: a warning (path, message: st.unreadable).
-function L:_read(missing_ok)
+-- nil, err (its leases' orphaned and leased read it too).  Unreadable lines are told once each: a warning (path,
+-- message: st.unreadable).
+function L:read_all(missing_ok)
   if not self.path then return nil, "no journal" end
   self.writer:flush()
   local st, err = journal.follow(self.path, nil, nil, not missing_ok)
@@ -290,12 +299,12 @@ function L:saw(st)
 end
 
 function L:unfinished()
-  local st, err = self:_read()
+  local st, err = self:read_all()
   return st and journal.unfinished(st.list), err
 end
 
 function L:tasks()
-  local st, err = self:_read(true)
+  local st, err = self:read_all(true)
   return st and journal.tasks(st), err
 end
 
@@ -313,7 +322,7 @@ function L:adopt_pending(lid, id)
 end
 
 function L:pending()
-  local st, err = self:_read()
+  local st, err = self:read_all()
   return st and st.open, err
 end
 

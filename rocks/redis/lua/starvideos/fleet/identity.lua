@@ -2,11 +2,13 @@
 -- "starvideos:{KEY}:") checks it as it runs (GUARD); a reset it finds has the store's watchers' records
 -- sent first, then the refused script again.  And the server behind the store's address (its run id, heard
 -- on each new connection): another one (a failover, a restart) has the watchers' records sent again too.
--- The store's own part of it (st.identity = I.new(st)), holding its state (what it heard, who watches, what it
--- sent first, the epoch of the server it heard last):
+-- The store's own part of it (st.identity = I.new(st, queue, answer_of): the store's two ways of its own to
+-- send a job as built and to read a job's answer, not taken; the rest it asks of st is st's public face),
+-- holding its state (what it heard, who watches, what it sent first, the epoch of the server it heard last):
 --   identity:arg(pre): the GUARD's ARGV[1] for prefix pre
 --   identity:watch(pre, w, on): store:watch
---   identity:again(job, cur): a script refused by a reset, sent again after the watchers' records
+--   identity:again(job, cur): a script refused by a reset: whether the store sends it again (after the
+--       watchers' records, its GUARD's argument set anew), or it is answered "ok" (superseded)
 --   identity:heard(job, status): a job's answer on its first use of an identity it wrote
 --   identity:master(b): at each answer read from b: a new server noticed (b.run)
 --   identity:reap(): the records a reset or a new server sent first, answered (at each store:step)
@@ -24,8 +26,11 @@ Id.__index = Id
 
 -- ids: prefix -> its identity as heard (ident's); watchers: prefix -> (weak) set; relays: n -> what the record
 -- n was sent first for (first's); unacked: n -> true (unacked's); epoch: the store's address's (I.master's).
-function I.new(st)
-  return setmetatable({ st = st, ids = {}, watchers = {}, relays = {}, unacked = {}, epoch = false }, Id)
+-- queue(job) -> n, or nil, err: job ({args, pre, at, wait, ...}) sent as built; answer_of(n): job n's answer
+-- ({status, value, short}) once there, or nil (relays' first), left for result to take.
+function I.new(st, queue, answer_of)
+  return setmetatable({ st = st, queue = queue, answer_of = answer_of, ids = {}, watchers = {}, relays = {},
+    unacked = {}, epoch = false }, Id)
 end
 
 function Id:relaying() return next(self.relays) ~= nil end
@@ -110,10 +115,11 @@ end
 
 -- Job's script found another identity than it was sent with (cur: the store's, "" none).  Sent with the one
 -- heard: a reset, seen here first (the watchers' records sent first).  Sent with a new one while none was heard:
--- the store's learned (the records sent first under the new one, if any, sent again).  The job then sent again
--- (not answered yet), but a record sent first (superseded: answered "ok").
+-- the store's learned (the records sent first under the new one, if any, sent again).  The job then to send
+-- again (true: its GUARD's argument the identity now), but a record sent first (superseded: false, its answer
+-- "ok").
 function Id:again(job, cur)
-  local st, i, sent = self.st, ident(self, job.pre), job.args[job.at]
+  local i, sent = ident(self, job.pre), job.args[job.at]
   local reset = i.heard and sent == "=" .. i.heard
   if reset then i.old, i.fresh = i.heard, nil end
   if reset or (not i.heard and sent:sub(1, 1) == "+") then
@@ -121,13 +127,9 @@ function Id:again(job, cur)
     i.heard = cur ~= "" and cur or false
     if reset or plus then first(self, job.pre, i, reset) end
   end
-  if job.relay then job.answer = { "ok" }; return end
+  if job.relay then return false end
   job.args[job.at] = id_arg(i)
-  local b, err = st:_backend()
-  if b then job.cn, err = b:send(job.args, job.wait and st.wait_cmd) end
-  if b and job.cn then job.b = b; return end
-  if b then b.broken = true end
-  job.answer = { "broken", err }
+  return true
 end
 
 -- A job's answer on its first use of the identity it wrote (none was heard): that one heard from now on.
@@ -148,7 +150,7 @@ local function unacked(self, job, short)
   if st:refused_wait(what, short) then return end
   st:unreplicated(what, short, job.tell)
   job.args[job.at] = id_arg(ident(self, job.pre))
-  local m = st:_queue({ args = job.args, pre = job.pre, at = job.at, wait = true, tell = job.tell, after = job.after })
+  local m = self.queue({ args = job.args, pre = job.pre, at = job.at, wait = true, tell = job.tell, after = job.after })
   if m then self.unacked[m] = true end
 end
 
@@ -159,7 +161,7 @@ local function reap_unacked(self)
   for n in pairs(self.unacked) do list[#list + 1] = n end
   for _, n in ipairs(list) do
     local job = st:job(n)
-    local a = job and st:_answer(n)
+    local a = job and self.answer_of(n)
     if not job or a then
       st:forget(n)
       self.unacked[n] = nil
@@ -179,7 +181,7 @@ function Id:reap()
   for _, n in ipairs(list) do
     -- (inside nginx another coroutine of the worker may have reaped it while this one yielded)
     local i, job = self.relays[n], st:job(n)
-    local a = i and job and st:_answer(n)
+    local a = i and job and self.answer_of(n)
     if a and self.relays[n] then
       st:forget(n)
       self.relays[n] = nil

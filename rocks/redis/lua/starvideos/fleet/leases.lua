@@ -30,7 +30,7 @@ end
 function M.hold(key) return records_leases.hold(key, new) end
 
 -- One user fewer: whether it was the last (its key is then the caller's to delete).
-Lease.release = records_leases.release
+function Lease:release() return records_leases.release(self) end
 
 -- The lease renewed, the store's identity answered (fleet/scripts.lua's lease): the script for id sent on
 -- ledger's store (h: a renewal's ask, its answer shared: store:send_for), n, or nil, err.

@@ -53,6 +53,8 @@ end
 local S = {}
 S.__index = S
 
+local queue, answer -- (below: a job sent as built, a job's answer read: the store's own, given to its identity)
+
 -- Nothing sent yet: Redis down is no error until a record must be written (nginx: no PING a request).
 function M.new(url, opts)
   local cfg = config.store_url(url)
@@ -70,7 +72,8 @@ function M.new(url, opts)
     jobs = {}, got = 0, replicas = replicas, replica_timeout = rt,
     wait_cmd = replicas > 0 and { "WAIT", wire(replicas), wire(ms) } or nil,
     silence = timeout + (replicas > 0 and rt or 0) }, S)
-  st.server, st.identity = M.server(cfg.where), Identity.new(st)
+  st.server = M.server(cfg.where)
+  st.identity = Identity.new(st, function(job) return queue(st, job) end, function(n) return answer(st, n) end)
   return st
 end
 
@@ -116,38 +119,49 @@ function S:error(msg, reply)
   return new_error("io", string_format("store %s: %s", self.cfg.where, msg), { field = "store", reply = reply })
 end
 
-function S:_backend()
-  if self.b and not self.b.broken then return self.b end
-  if self.b then self.b:close() end
-  local b, err = Route.open(self.cfg, self.silence, self.ngx, self.server)
-  self.b = b
-  if b then M.null, self.client = b.null, b.name end
+-- The store's connection (its route, made again once found broken): b, or nil, err.
+local function backend(st)
+  if st.b and not st.b.broken then return st.b end
+  if st.b then st.b:close() end
+  local b, err = Route.open(st.cfg, st.silence, st.ngx, st.server)
+  st.b = b
+  if b then M.null, st.client = b.null, b.name end
   return b, err
 end
 
 -- job.args sent (job.b, job.cn: what result(n) needs; job.wait: WAIT after them): n, or nil, err.  A connection
 -- found broken at send (Redis restarted while it was idle) is made again once: the command was not sent.
-function S:_queue(job)
+function queue(st, job)
   local b, err
-  job.sent = self.observe and core.now() -- (st.observe: the metrics of the client's, client.lua)
+  job.sent = st.observe and core.now() -- (st.observe: the metrics of the client's, client.lua)
   for _ = 1, 2 do
-    b, err = self:_backend()
+    b, err = backend(st)
     if not b then break end
-    job.b, job.cn, err = b, b:send(job.args, job.wait and self.wait_cmd)
+    job.b, job.cn, err = b, b:send(job.args, job.wait and st.wait_cmd)
     if job.cn then
-      self.seq = self.seq + 1
-      self.jobs[self.seq] = job
-      return self.seq
+      st.seq = st.seq + 1
+      st.jobs[st.seq] = job
+      return st.seq
     end
     b.broken = true
   end
-  return nil, self:error(err)
+  return nil, st:error(err)
+end
+
+-- A job refused by a reset (its identity's again) sent again as it is, on the connection now: its answer not
+-- there yet, or the broken connection's.
+local function resend(st, job)
+  local b, err = backend(st)
+  if b then job.cn, err = b:send(job.args, job.wait and st.wait_cmd) end
+  if b and job.cn then job.b = b; return end
+  if b then b.broken = true end
+  job.answer = { "broken", err }
 end
 
 function S:send(...)
   local args = { n = select("#", ...), ... }
   for i = 1, args.n do args[i] = wire(args[i]) end
-  return self:_queue({ args = args })
+  return queue(self, { args = args })
 end
 
 -- Script name sent for h (S:take's; h.n its number): h.sending marks it while the send yields, so that inside
@@ -172,7 +186,7 @@ function S:send_script(name, keys, args, wait)
   if pre then list[at] = self.identity:arg(pre) end
   for _, a in ipairs(args) do list[#list + 1] = tostring(wire(a)) end
   list.n = #list
-  return self:_queue({ args = list, pre = pre, at = at, wait = wait })
+  return queue(self, { args = list, pre = pre, at = at, wait = wait })
 end
 
 function S:watch(pre, w, on) self.identity:watch(pre, w, on) end
@@ -197,33 +211,33 @@ end
 
 -- The answer of job n, once it is there: {status, value, short}; short (a record waited for, not acknowledged
 -- by the replicas asked): how many did, or WAIT's error.  The count is checked here, never assumed.
-function S:_answer(n)
-  local job = self.jobs[n]
+function answer(st, n)
+  local job = st.jobs[n]
   if not job then error("store: no command " .. tostring(n) .. " in flight (or its result was taken)", 3) end
   if not job.answer then
     -- (inside nginx reading it may yield, a reset's records or the command sent again: one reader at a time, the
     -- other coroutines of the worker find it not there yet)
-    if self:held(job.reading) then return nil end
+    if st:held(job.reading) then return nil end
     job.reading = core.now()
     local status, value, acked = job.b:reply(job.cn)
     if status == "wait" then job.reading = nil; return nil end
-    self.identity:master(job.b)
+    st.identity:master(job.b)
     local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
     if cur then
-      self.identity:again(job, cur)
+      if st.identity:again(job, cur) then resend(st, job) else job.answer = { "ok" } end
     else
       if status == "broken" then job.b.broken = true end
-      if job.sent then self.observe:store(core.now() - job.sent, status == "ok") end
-      self.identity:heard(job, status)
-      local waited = job.wait and self.wait_cmd and status == "ok"
-      local short = waited and not (type(acked) == "number" and acked >= self.replicas)
-      if waited and not short then self.told_short = nil end
+      if job.sent then st.observe:store(core.now() - job.sent, status == "ok") end
+      st.identity:heard(job, status)
+      local waited = job.wait and st.wait_cmd and status == "ok"
+      local short = waited and not (type(acked) == "number" and acked >= st.replicas)
+      if waited and not short then st.told_short = nil end
       job.answer = { status, value, short and (acked or 0) or nil }
     end
     job.reading = nil
   end
   -- (the records a reset or a failover sent first are answered before any other)
-  if job.relay or not self.identity:relaying() then return job.answer end
+  if job.relay or not st.identity:relaying() then return job.answer end
 end
 
 M.RETELL = 60 -- seconds: a shortage of replicas that lasts is said again this often
@@ -260,11 +274,11 @@ end
 function S:job(n) return self.jobs[n] end
 
 function S:ready(n)
-  return self:_answer(n) ~= nil
+  return answer(self, n) ~= nil
 end
 
 function S:result(n)
-  local a = self:_answer(n)
+  local a = answer(self, n)
   if not a then return nil end
   self.jobs[n] = nil
   local status, value = a[1], a[2]
@@ -276,7 +290,7 @@ function S:result(n)
   return nil, self:error(value)
 end
 
--- Whether mark (the time a coroutine began to send or read a command: S:_answer's, h.sending) still holds: inside
+-- Whether mark (the time a coroutine began to send or read a command: answer's, h.sending) still holds: inside
 -- nginx the coroutine may have been killed meanwhile (its request aborted), so no longer than twice a silence.
 function S:held(mark)
   return mark and core.now() - mark < 2 * self.silence or false

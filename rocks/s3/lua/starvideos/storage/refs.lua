@@ -80,8 +80,8 @@ end
 -- there; a release's "delete"), sent now, unless another's is asked for it (then o waits on that one).
 local function ask(holder, o, t, op)
   if holder.done then return end
-  if op == "head" and o.st.server.there[o.url] then return holder:got(o, t) end
-  local a = o.st.server.asking[o.url]
+  if op == "head" and o.st.server:known(o.url) then return holder:got(o, t) end
+  local a = o.st.server:asker(o.url)
   if a then a.waiting[#a.waiting + 1] = o; return end
   o.done = false
   o:send(op, nil, t)
@@ -89,7 +89,8 @@ end
 
 -- Its request of shape op sent now, the others asking for it waiting on it.
 function Obj:send(op, a, t)
-  self.step, self.waiting, self.st.server.asking[self.url] = op, self.waiting or {}, self
+  self.step, self.waiting = op, self.waiting or {}
+  self.st.server:asks(self.url, self)
   self.req = Object.call(self, op, a, t, op == "put")
 end
 
@@ -116,9 +117,9 @@ end
 -- The end of what was asked for it (err: it failed): its holder told, then those waiting on it.
 function Obj:answered(t, err)
   self.done = true
-  local server, url = self.st.server, self.url
-  if server.asking[url] == self then server.asking[url] = nil end
-  if self.step == "delete" and not err then server.there[url] = nil elseif not err then server.there[url] = true end
+  local there -- (in the bucket now; a failure tells nothing new)
+  if not err then there = self.step ~= "delete" end
+  self.st.server:answered(self.url, self, there)
   local waiting, step = self.waiting or {}, self.step
   self.waiting, self.put_done = nil, step == "put" and not err or nil
   self.holder:got(self, t, err)
@@ -126,6 +127,9 @@ function Obj:answered(t, err)
     if step == "delete" then ask(w.holder, w, t, "delete") else w.holder:got(w, t, err) end
   end
 end
+
+-- Whether its request is the one in flight for its URL.
+function Obj:asking() return self.st.server:asker(self.url) == self end
 
 function Obj:cancel()
   if self.done then return end
@@ -152,10 +156,7 @@ function U:object(ref, prefix)
   if not o then
     o = object_of(self, url, { file = ref.file, mime = mime, sha256 = sum, field = ref.field })
     self.by_url[url], self.list[#self.list + 1] = o, o
-    local users, holds = self.st.server.users, self.st.server.holds
-    users[url] = (users[url] or 0) + 1
-    local held = holds[self.job] or {}
-    holds[self.job], held[#held + 1] = held, url
+    self.st.server:hold(self.job, url)
   end
   self.by_file[ref.file] = o
   return o
@@ -246,7 +247,7 @@ end
 
 function U:cancel()
   self.cancelled = true
-  for _, o in ipairs(self.list) do if self.st.server.asking[o.url] == o then o:cancel() end end
+  for _, o in ipairs(self.list) do if o:asking() then o:cancel() end end
   self:finish(new_error("io", "the job was cancelled"))
 end
 
@@ -272,8 +273,9 @@ local function releasing(ctx, id, urls, t, named)
     done = false, left = 0, failed = {}, objs = {} }, Rel)
   for _, url in ipairs(st and urls or {}) do
     local o = object_of(rel, url)
-    if o and not st.server.users[url] then named = named or live(ctx.ledger, id) or ALL end
-    if o and not st.server.users[url] and not named[url] then
+    local free = o and not st.server:held(url) -- (no live job of this process holds it)
+    if free then named = named or live(ctx.ledger, id) or ALL end
+    if free and not named[url] then
       rel.left, rel.objs[#rel.objs + 1] = rel.left + 1, o
       ask(rel, o, t, "delete")
     end
@@ -305,7 +307,7 @@ function Rel:turn() return self.done end
 function Rel:settled() return self.done end
 function Rel:cancel() -- (its client closed: the record stays, for keep and resume)
   self.done = true
-  for _, o in ipairs(self.objs) do if self.st.server.asking[o.url] == o then o:cancel() end end
+  for _, o in ipairs(self.objs) do if o:asking() then o:cancel() end end
 end
 
 -- At job's end (err: why it failed; list: an upload's objects, when the job got none): the objects it holds let
@@ -315,12 +317,7 @@ function R.release(job, err, list)
   local urls = list and {} or urls_of(job.refs)
   for _, o in ipairs(list or {}) do urls[#urls + 1] = o.put_done and o.url or nil end
   local st = S3.store_of(job.cfg.storage) -- (the store its objects were put in: refs_of's)
-  local server = st and st.server
-  for _, url in ipairs(server and server.holds[job] or {}) do
-    server.users[url] = server.users[url] - 1
-    if server.users[url] == 0 then server.users[url], server.there[url] = nil, nil end
-  end
-  if server then server.holds[job] = nil end
+  if st then st.server:let_go(job) end
   local ended = job.status == "completed" or job.status == "failed"
     or not job.id and not (err and (err.maybe_created or err.pending))
   if list then ended = err ~= nil elseif job.state ~= "done" then ended = false end

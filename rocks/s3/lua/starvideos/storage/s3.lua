@@ -9,8 +9,8 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local env = require("starvideos.config").env -- ($name, nil when unset or empty)
 
-local type, tostring, pairs, ipairs, string_format, table_concat, os_time, math_floor =
-  type, tostring, pairs, ipairs, string.format, table.concat, os.time, math.floor
+local type, tostring, pairs, ipairs, setmetatable, string_format, table_concat, os_time, math_floor =
+  type, tostring, pairs, ipairs, setmetatable, string.format, table.concat, os.time, math.floor
 local new_error = errors.new_error
 
 local S = {}
@@ -65,18 +65,88 @@ end
 -- (one per endpoint, whoever's keys asked it).
 local stores, servers = {}, {}
 
--- What a store needs, from the storage option (t), else the environment: the store (the same object for the same
--- endpoint, region and keys), or nil, err (field storage.*) when a value is wrong or the credentials are missing.
--- Never a secret in a message.
+-- What the process learned of a server: checksum "md5" once it refused x-amz-checksum-* (said once: object.lua);
+-- of the reference objects (refs.lua), by URL: how many live jobs hold it (users), whether it is known to be in
+-- the bucket (there), the object whose request is in flight (asking); by job, the URLs it holds (holds).
+local Server = {}
+Server.__index = Server
+
+local function new_server(where)
+  return setmetatable({ where = where, checksum = nil, users = {}, there = {}, asking = {},
+    holds = setmetatable({}, { __mode = "k" }) }, Server)
+end
+
+-- job holds the object at url: one user more.
+function Server:hold(job, url)
+  self.users[url] = (self.users[url] or 0) + 1
+  local held = self.holds[job] or {}
+  self.holds[job], held[#held + 1] = held, url
+end
+
+-- job lets go of what it holds: an object no live job holds is no longer known to be there (another process may
+-- delete it).
+function Server:let_go(job)
+  local users = self.users
+  for _, url in ipairs(self.holds[job] or {}) do
+    users[url] = users[url] - 1
+    if users[url] == 0 then users[url], self.there[url] = nil, nil end
+  end
+  self.holds[job] = nil
+end
+
+-- Whether a live job of this process holds the object at url.
+function Server:held(url) return self.users[url] ~= nil end
+
+-- Whether the object at url is known to be in the bucket.
+function Server:known(url) return self.there[url] == true end
+
+-- The object whose request for url is in flight, or nil.
+function Server:asker(url) return self.asking[url] end
+
+-- o's request for url sent: the others asking for it wait on o.
+function Server:asks(url, o) self.asking[url] = o end
+
+-- o's request for url ended: there (true: in the bucket now, false: not, nil: not known better than before).
+function Server:answered(url, o, there)
+  if self.asking[url] == o then self.asking[url] = nil end
+  if there ~= nil then self.there[url] = there or nil end
+end
+
 local ENV = { endpoint = "AWS_ENDPOINT_URL", region = "AWS_REGION", access_key = "AWS_ACCESS_KEY_ID",
   secret_key = "AWS_SECRET_ACCESS_KEY", session_token = "AWS_SESSION_TOKEN" }
+
+-- The store each storage table was last found to name (a client's own copy of its option, config.lua's; NONE: no
+-- option, the environment alone), kept with the fields it was made from: a table whose fields are not those any
+-- longer is read again, so that other credentials never get its store.  The environment is read once per table:
+-- a process's does not change under it.
+local made, NONE = setmetatable({}, { __mode = "k" }), {}
+local FIELDS = { "endpoint", "region", "access_key", "secret_key", "session_token", "path_style" }
+
+local function kept(t)
+  local m = made[t]
+  if not m then return nil end
+  for _, k in ipairs(FIELDS) do if m.from[k] ~= t[k] then return nil end end
+  return m.store
+end
+
+local function keep(t, st)
+  local from = {}
+  for _, k in ipairs(FIELDS) do from[k] = t[k] end
+  made[t] = { store = st, from = from }
+  return st
+end
 
 local function refuse(field, why)
   return nil, new_error("invalid_request", "storage." .. field .. ": " .. why, { field = "storage." .. field })
 end
 
+-- What a store needs, from the storage option (t), else the environment: the store (the same object for the same
+-- endpoint, region and keys), or nil, err (field storage.*) when a value is wrong or the credentials are missing.
+-- Never a secret in a message.
 function S.store_of(t)
-  t = t or {}
+  t = t or NONE
+  local known = kept(t)
+  if known then return known end
   local v = {}
   for k, name in pairs(ENV) do v[k] = t[k] or env(name) end
   v.region = v.region or env("AWS_DEFAULT_REGION") or "us-east-1"
@@ -92,18 +162,14 @@ function S.store_of(t)
   local where = u.scheme .. "://" .. u.authority
   local id = table_concat({ where, v.region, v.access_key, sign().sha256(v.secret_key), v.session_token or "",
     tostring(t.path_style) }, "\n")
-  if stores[id] then return stores[id] end
+  if stores[id] then return keep(t, stores[id]) end
   local aws = u.host:find("%.amazonaws%.com$") ~= nil
-  -- the server: checksum "md5" once it refused x-amz-checksum-* (said once: object.lua); by a reference object's
-  -- URL, how many live jobs hold it, whether it is known to be in the bucket, the object whose request is in
-  -- flight; a job -> the reference objects it holds (refs.lua)
-  servers[where] = servers[where] or { checksum = nil, users = {}, there = {}, asking = {},
-    holds = setmetatable({}, { __mode = "k" }) }
+  servers[where] = servers[where] or new_server(where)
   stores[id] = { scheme = u.scheme, host = u.host, port = u.port, authority = u.authority, region = v.region,
     access_key = v.access_key, secret_key = v.secret_key, session_token = v.session_token,
     path_style = t.path_style, aws = aws, where = where, server = servers[where],
     reached = {} } -- (the buckets that answered a signed request with these keys: asked once, object.lua)
-  return stores[id]
+  return keep(t, stores[id])
 end
 
 -- Where bucket's key is on the store: host (as Host sends it), the path (the key's bytes encoded once, / kept),
