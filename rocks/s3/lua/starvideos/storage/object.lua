@@ -121,8 +121,16 @@ function U:check(bytes, tap)
   return tr:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total)
 end
 
+-- The GET held at a part's end (a host that ignores Range: its one 200 feeds the parts, U:read) let go of.
+function U:let_go()
+  local h, tr = self.held, self.loop.transport
+  self.held = nil
+  if h and tr then tr:cancel(h) end
+end
+
 -- The upload ends (err: why, and then its upload was aborted): the job is told.
 function U:finish(err)
+  self:let_go()
   self.done, self.err = true, err
   if err and err.check == nil and self.checked then err.check = self.checked end
   if self.job.req == self then self.job:advance(now()) end
@@ -150,6 +158,7 @@ end
 function U:fail(err, t)
   self.failed, self.ready = self.failed or err, nil
   if self.get then self.get:cancel(); self.get = nil end
+  self:let_go()
   if self.put then return end -- (go aborts once it is answered)
   if not self.rec.upload then return self:finish(self.failed) end
   self.aborting = call(self, "abort", { upload = self.rec.upload }, t)
@@ -182,7 +191,12 @@ function U:go(t)
   end
 end
 
--- The next part's bytes asked for: from where the stream goes on to the end of the part it is in.
+-- The next part's bytes asked for: from where the stream goes on to the end of the part it is in.  A host that
+-- ignores Range answers 200 and the whole file: that GET is held (paused by its transport) at the part's end, and
+-- the next part's request goes on with it (rest) rather than reading the file again from byte 0; it waits so
+-- while the store takes the part before (one part in the store's hands, one read, never more), and a transport
+-- that cannot go on with it (it ended meanwhile, or the part starts elsewhere) sends the request anew.  Not with
+-- one connection (max_connections 1): the held GET would keep the store's PUT waiting for it.
 function U:read(t)
   local from, at = self.stream:from(), self.stream:at()
   local upto = at + O.PART
@@ -193,7 +207,9 @@ function U:read(t)
   end
   self.get = Request.new { loop = self.loop, key = self.key, cfg = self.cfg, owner = self, op = "exchange",
     what = "media", url = self.url, path = self.video_path, deadline = self.deadline, range = { from, upto - 1 },
-    headers = "Accept: */*\n", follow = true, long = true, pieces = true, tap = tap or nil }
+    headers = "Accept: */*\n", follow = true, long = true, pieces = true, tap = tap or nil,
+    hold = (self.key.conns or 1) > 1 or nil, rest = self.held }
+  self.held = nil -- (the request's now)
   self.get.from, self.get.at = from, at
   self.get:send(t)
 end
@@ -202,6 +218,7 @@ end
 function U:got(req, t)
   if req.err then self.wire = req.wire; return self:fail(req.err, t) end
   local bytes = req.task.body
+  self.held = req.task.held -- (a 200 held at the part's end: the next part's, U:read)
   req.task = nil -- (a part's megabytes: the put's alone from now on)
   self.total = self.total or req.total
   if Part.size(bytes) == 0 then
@@ -299,6 +316,7 @@ function U:cancel(keep)
   for _, k in ipairs { "call", "get", "put" } do
     if self[k] then self[k]:cancel(); self[k] = nil end
   end
+  self:let_go()
   self.done = true
   if not keep and self.rec.upload and not self.aborting then
     self.aborting = call(self, "abort", { upload = self.rec.upload }, now())
