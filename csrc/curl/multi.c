@@ -685,7 +685,9 @@ int sv_xfer_held(const sv_xfer *x) { return x->held && x->list == L_HELD; }
 
 sv_xfer *sv_xfer_go_on(sv_xfer *x, const sv_send *s) {
   sv_http *h = x->h;
-  if (!h || !sv_xfer_held(x) || x->held_end || !s->range || s->offset != x->offset + (double)x->max_body) return NULL;
+  if (!h || !sv_xfer_held(x) || x->held_end || !s->range || s->offset != x->offset + (double)x->max_body ||
+      (x->timeout > 0 && sv_monotonic() - x->t0 >= x->timeout)) /* (its time up: libcurl would end it so) */
+    return NULL;
   x->offset = s->offset, x->max_body = s->max_body, x->too_big = 0, x->held = 0;
   x->wire = SV_WIRE_NONE, x->message[0] = '\0', x->recv.len = 0;
   x->tap = s->tap, x->tap_fed = 0, x->tap_paused = 0;
