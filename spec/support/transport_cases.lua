@@ -1035,13 +1035,13 @@ add {
   end,
   run = held_reads,
   check = function(o, a, env)
-    local A, whole, got, held = env.assert, o.whole, {}, {}
-    A.equal(VIDEO_SIZE, #whole)
+    local A, file, got, held = env.assert, o.whole, {}, {}
+    A.equal(VIDEO_SIZE, #file)
     for i, p in ipairs(o.parts) do got[i], held[i] = p.body, p.held end
-    A.is_true(whole == table.concat(got), "the parts' bytes")
+    A.is_true(file == table.concat(got), "the parts' bytes")
     A.same({ true, true, true, false }, held) -- (the last ends with the file)
-    A.same({ true, true }, { o.elsewhere.body == whole:sub(1, 65536), o.elsewhere.held })
-    A.same({ true, "none" }, { o.late.body == whole:sub(65537, 131072), o.late.wire })
+    A.same({ true, true }, { o.elsewhere.body == file:sub(1, 65536), o.elsewhere.held })
+    A.same({ true, "none" }, { o.late.body == file:sub(65537, 131072), o.late.wire })
     A.same({ true, false }, { o.partial.body == M.video(VIDEO_SIZE):sub(1, 65536), o.partial.held })
     local ranges = {}
     for _, r in ipairs(env.hs:requests(a.norange:match("^(.-/s/media/[^/]+)"))) do
