@@ -172,15 +172,6 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     assert.are.equal(0, st.uploads_left())
   end)
 
-  -- The bytes the emulator's video answers gave the sockets (`sent`), and how many GETs of the video came.
-  local function served(since)
-    local bytes, gets = 0, 0
-    for k, e in ipairs(emu:requests()) do
-      if k > since and e.path:find("^/videos/") then bytes, gets = bytes + (e.sent or 0), gets + 1 end
-    end
-    return bytes, gets
-  end
-
   it("a video host that ignores Range: one GET feeds every part (held between them), the host serves the video "
     .. "once: whole with its SHA-256, 1 create, 8 parts", function()
     if why then pending(why) return end
@@ -195,7 +186,7 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     assert.are.equal(creates + 1, emu:creates())
     assert.are.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, parts_put(st, key, t0))
     assert.are.equal(0, st.uploads_left())
-    local bytes, gets = served(seen)
+    local bytes, gets = emu:video_served(seen)
     io.write(string.format("\n40 MB video, 8 parts, from a host that ignores Range: %d GET, %.1f MB served\n", gets,
       bytes / MB))
     assert.are.same({ 1, 40 * MB }, { gets, bytes }) -- (a GET a part: n(n+1)/2 parts, 8: about 189 MB)
@@ -224,7 +215,7 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     assert.are.equal(r.sha256, back.sha256)
     assert.are.equal(creates + 1, emu:creates())
     assert.are.equal(0, st.uploads_left())
-    local bytes, gets = served(seen) -- (the resume reads from byte 0 once, the recorded parts' bytes dropped)
+    local bytes, gets = emu:video_served(seen) -- (the resume reads from byte 0 once, the recorded parts' bytes dropped)
     io.write(string.format("\n16 MB video killed at part 3 and resumed: %d GETs, %.1f MB served\n", gets, bytes / MB))
     assert.are.equal(2, gets)
     assert.is_true(bytes <= 32 * MB, bytes) -- (a GET a part: parts 1-3, then 3-4: about 63 MB)

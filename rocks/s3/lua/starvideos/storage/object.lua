@@ -153,6 +153,19 @@ function U:recorded(t)
   return false
 end
 
+local SENDING = { done = false, cancel = function() end } -- (self[k] while its request is sent: U:place)
+
+-- A store request of the upload's (op, a, long: commit.lua's call) in self[k] before it can end: one refused at once
+-- (its deadline passed) is looked at from the loop, once it is in place, never inside the call that made it (go
+-- then made it again, and again: a stack overflow).
+function U:place(k, op, a, t, long)
+  self[k] = SENDING
+  local req = call(self, op, a, t, long)
+  self[k] = req
+  if req.done then self.loop:at(t, self) end
+  return req
+end
+
 -- It failed (err): its upload aborted first (nothing of ours left at the key), then the job told.  A part in the
 -- store's hands is awaited first: one it takes after the abort would leave the upload (as s3rver and S3 may).
 function U:fail(err, t)
@@ -161,7 +174,7 @@ function U:fail(err, t)
   self:let_go()
   if self.put then return end -- (go aborts once it is answered)
   if not self.rec.upload then return self:finish(self.failed) end
-  self.aborting = call(self, "abort", { upload = self.rec.upload }, t)
+  self:place("aborting", "abort", { upload = self.rec.upload }, t)
 end
 
 -- The next thing to send: the upload made, a part read, a part put; the end once all are in.
@@ -169,20 +182,19 @@ function U:go(t)
   if self.done or self.aborting then return end
   if self.failed then return not self.put and self:fail(self.failed, t) end
   if self.stale and not self.call then
-    self.call = call(self, "abort", { upload = self.stale }, t) -- (its answer: NoSuchUpload is as good)
+    self:place("call", "abort", { upload = self.stale }, t) -- (its answer: NoSuchUpload is as good)
     self.stale = nil
     return
   end
   if not self.rec.upload then
-    self.call = self.call or call(self, "create", { checksum = self.rec.checksum }, t)
+    if not self.call then self:place("call", "create", { checksum = self.rec.checksum }, t) end
     return
   end
   if self.ready and not self.put and self:recorded(t) then
     local p = self.ready
     self.ready = nil
-    self.put = call(self, "part", { n = p.n, upload = self.rec.upload, checksum = self.rec.checksum,
-      sum = self.rec.checksum == "md5" and p.md5 or p.sha_b64, payload = p.sha_hex, body = p.body }, t, true)
-    self.put.part = p
+    self:place("put", "part", { n = p.n, upload = self.rec.upload, checksum = self.rec.checksum,
+      sum = self.rec.checksum == "md5" and p.md5 or p.sha_b64, payload = p.sha_hex, body = p.body }, t, true).part = p
   end
   if not self.get and not self.ready and not self.eof and not self.rec.sha256 then self:read(t) end
   if self.eof and not self.ready and not self.put and self:recorded(t) then
