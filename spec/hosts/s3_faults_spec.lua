@@ -85,8 +85,9 @@ describe("download faults with an s3:// out: no object, no upload left", functio
     end)
   end
 
-  it("a host that ignores Range (nginx, max_ranges 0: 200 and the whole file to each part's Range): the object "
-    .. "whole with its SHA-256, 1 upload created, 3 parts, nothing aborted", function()
+  it("a host that ignores Range (nginx, max_ranges 0: 200 and the whole file to each part's Range): one GET feeds "
+    .. "the 3 parts, the file served once; the object whole with its SHA-256, 1 upload created, nothing aborted",
+    function()
     if why then pending(why) return end
     local nowhy = nginx_run.missing_nginx()
     if nowhy then pending(nowhy) return end
@@ -96,7 +97,8 @@ describe("download faults with an s3:// out: no object, no upload left", functio
     helper.write_file(dir .. "/www/v.mp4", video)
     local ngx = nginx_run.serve(dir, function(port)
       local lines = nginx_run.conf_head(dir, 1)
-      for _, l in ipairs { string.format("    server { listen 127.0.0.1:%d; max_ranges 0;", port),
+      for _, l in ipairs { "    log_format served '$request_method $uri $status $body_bytes_sent';",
+        string.format("    server { listen 127.0.0.1:%d; max_ranges 0; access_log %s/served.log served;", port, dir),
         "        location / { root " .. dir .. "/www; } }", "}", "" } do lines[#lines + 1] = l end
       return table.concat(lines, "\n")
     end)
@@ -107,6 +109,11 @@ describe("download faults with an s3:// out: no object, no upload left", functio
     ngx.stop()
     local text = tostring(err)
     assert.are.equal("s3://vids/" .. key, path, text)
+    local served = {} -- (nginx's access log: each video GET's status and the bytes it sent)
+    for l in (helper.read_file(dir .. "/served.log") or ""):gmatch("[^\n]+") do
+      served[#served + 1] = l:match("^GET /v%.mp4 (%d+ %d+)$")
+    end
+    assert.are.same({ "200 " .. #video }, served) -- (a GET a part: 3, 6 parts' worth)
     local back = st.read(key)
     assert.are.equal(#video, back.bytes)
     assert.are.equal(require("starvideos.sign").sha256(video), back.sha256)
