@@ -184,11 +184,12 @@ describe("a close mid-upload (the bucket sink's own cancel rule)", function()
     .. "deadline, the call returns then", function()
     if why then pending(why) return end
     local dir, key = helper.tmpdir(), "held-late.mp4"
+    local slow = s3_run.start {} -- (its own: the upload's abort past the deadline is not sent, the sweep's to do)
     emu:config { ranges = false }
-    st.fault { slow_part = 1, part = 1, delay = 30 }
-    finally(function() emu:config { ranges = true }; st.fault {} end)
+    slow.fault { slow_part = 1, part = 1, delay = 30 }
+    finally(function() emu:config { ranges = true }; slow.stop() end)
     local seen = #emu:requests()
-    local c = client(st, emu.url, dir, emu.key)
+    local c = client(slow, emu.url, dir, emu.key)
     local t0 = socket.gettime()
     local task, err = c:generate({ model = "videos", prompt = "a cat held too long", duration = 5 },
       { out = "s3://vids/" .. key, interval = 0.05, timeout = 5 })
