@@ -203,6 +203,26 @@ describe("a close mid-upload (the bucket sink's own cancel rule)", function()
     assert.is_true(bytes < 60 * MB, "the held GET read on after the deadline: " .. bytes)
   end)
 
+  it("three videos from a host that ignores Range on two connections: a GET is held only while a connection is "
+    .. "left for the rest (else none could put its parts): all three whole", function()
+    if why then pending(why) return end
+    local dir = helper.tmpdir()
+    emu:config { ranges = false, video_size = 16 * MB }
+    finally(function() emu:config { ranges = true, video_size = 60 * MB } end)
+    local c = starvideos.new { api_key = emu.key, base_url = emu.url, journal = dir .. "/j.jsonl", max_connections = 2,
+      storage = { endpoint = st.url, access_key = "S3RVER", secret_key = "S3RVER" } }
+    local list = {}
+    for i = 1, 3 do list[i] = { model = "videos", prompt = "a held cat " .. i, duration = 5 } end
+    list = c:generate_all(list, { out = "s3://vids/two/%04d.mp4", interval = 0.05, timeout = 40 })
+    c:close()
+    for i = 1, 3 do
+      local r, key = list[i] or {}, string.format("two/%04d.mp4", i)
+      assert.are.equal("s3://vids/" .. key, r.path, tostring(r.err))
+      local back = st.read(key)
+      assert.are.same({ 16 * MB, back.sha256 }, { back.bytes, back.meta }, key)
+    end
+  end)
+
   it("keeps the upload and its recorded parts (no abort); the rerun puts only the parts not recorded: whole, "
     .. "1 create, 0 aborts", function()
     if why then pending(why) return end

@@ -121,12 +121,29 @@ function U:check(bytes, tap)
   return tr:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total)
 end
 
--- The GET held at a part's end (a host that ignores Range: its one 200 feeds the parts, U:read) let go of.
-function U:let_go()
-  local h, tr = self.held, self.loop.transport
-  self.held = nil
-  if h and tr then tr:cancel(h) end
+-- The GETs held of each key: at most its max_connections but one, so that a connection is always left for the
+-- requests that end (the puts, the reads), however many jobs read from hosts that ignore Range.
+local holding = setmetatable({}, { __mode = "k" })
+
+-- The GET req held at its part's end (its task's `held`) kept for the next part, when the key has a connection to
+-- spare; else let go of (the next part then reads from byte 0 again).
+function U:keep(req)
+  local h, key = req.task.held, self.key
+  if not h then return end
+  local n = holding[key] or 0
+  if n + 1 >= (key.conns or 1) then return self.loop.transport:cancel(h) end
+  holding[key], self.held = n + 1, h
 end
+
+-- The GET held, taken back (going on with the next part's request), or let go of (cancel: its connection closed).
+function U:unhold(cancel)
+  local h, tr = self.held, self.loop.transport
+  if not h then return nil end
+  self.held, holding[self.key] = nil, (holding[self.key] or 1) - 1
+  if cancel and tr then tr:cancel(h) end
+  return h
+end
+function U:let_go() self:unhold(true) end
 
 -- The upload ends (err: why, and then its upload was aborted): the job is told.
 function U:finish(err)
@@ -220,8 +237,7 @@ function U:read(t)
   self.get = Request.new { loop = self.loop, key = self.key, cfg = self.cfg, owner = self, op = "exchange",
     what = "media", url = self.url, path = self.video_path, deadline = self.deadline, range = { from, upto - 1 },
     headers = "Accept: */*\n", follow = true, long = true, pieces = true, tap = tap or nil,
-    hold = (self.key.conns or 1) > 1 or nil, rest = self.held }
-  self.held = nil -- (the request's now)
+    hold = (self.key.conns or 1) > 1 or nil, rest = self:unhold() } -- (the held GET: the request's now)
   self.get.from, self.get.at = from, at
   self.get:send(t)
 end
@@ -230,7 +246,7 @@ end
 function U:got(req, t)
   if req.err then self.wire = req.wire; return self:fail(req.err, t) end
   local bytes = req.task.body
-  self.held = req.task.held -- (a 200 held at the part's end: the next part's, U:read)
+  self:keep(req) -- (a 200 held at the part's end: the next part's, U:read)
   req.task = nil -- (a part's megabytes: the put's alone from now on)
   self.total = self.total or req.total
   if Part.size(bytes) == 0 then
