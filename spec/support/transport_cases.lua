@@ -1020,6 +1020,9 @@ local function held_reads(x, a)
   _, h = get(a.norange, 0, 65535, nil, 0.5)
   t:poll(1) -- (its time up while held: its next range sent anew)
   out.late = get(a.norange, 65536, 131071, h)
+  local from_mid -- (a read from past byte 0, as a resumed upload's: the bytes before it dropped, then held)
+  out.mid, from_mid = get(a.norange, 65536, 131071)
+  out.after_mid = get(a.norange, 131072, 196607, from_mid)
   out.partial = get(a.video .. "/v.mp4", 0, 65535) -- (a 206: not held)
   t:close()
   return out
@@ -1027,8 +1030,8 @@ end
 
 add {
   name = "a held exchange (hold) of a host that ignores Range: its 200 ends at each range's end, held; the next "
-    .. "ranges go on with it (rest): one GET for the whole file, each range's bytes right; one that starts elsewhere, "
-    .. "or whose time is up, is sent anew; a cancel lets a held one go; a 206 is not held",
+    .. "ranges go on with it (rest): one GET for the whole file, each range's bytes right (from past byte 0 too); one "
+    .. "that starts elsewhere, or whose time is up, is sent anew; a cancel lets a held one go; a 206 is not held",
   prepare = function(env)
     return { norange = env.hs:url("media") .. "/mp4/bytes=" .. VIDEO_SIZE .. ",norange=true,seconds=5/v.mp4",
       video = env.hs:url("video") }
@@ -1042,13 +1045,15 @@ add {
     A.same({ true, true, true, false }, held) -- (the last ends with the file)
     A.same({ true, true }, { o.elsewhere.body == file:sub(1, 65536), o.elsewhere.held })
     A.same({ true, "none" }, { o.late.body == file:sub(65537, 131072), o.late.wire })
+    A.same({ true, true, true }, { o.mid.body == file:sub(65537, 131072), o.mid.held,
+      o.after_mid.body == file:sub(131073, 196608) })
     A.same({ true, false }, { o.partial.body == M.video(VIDEO_SIZE):sub(1, 65536), o.partial.held })
     local ranges = {}
     for _, r in ipairs(env.hs:requests(a.norange:match("^(.-/s/media/[^/]+)"))) do
       ranges[#ranges + 1] = r.headers.range or "none"
     end
-    A.same({ "none", "bytes=0-65535", "bytes=0-65535", "bytes=0-65535", "bytes=0-65535", "bytes=65536-131071" },
-      ranges, "the GETs of the host that ignores Range")
+    A.same({ "none", "bytes=0-65535", "bytes=0-65535", "bytes=0-65535", "bytes=0-65535", "bytes=65536-131071",
+      "bytes=65536-131071" }, ranges, "the GETs of the host that ignores Range")
   end,
 }
 
