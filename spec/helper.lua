@@ -304,6 +304,16 @@ function Emulator:video_ranges()
   return list
 end
 
+-- The bytes the video answers logged after the first `since` requests gave the sockets (`sent`: a GET let go of
+-- early counts what was read, or buffered), and how many video requests those were.
+function Emulator:video_served(since)
+  local bytes, n = 0, 0
+  for k, r in ipairs(self:requests()) do
+    if k > (since or 0) and r.path:find("^/videos/") then bytes, n = bytes + (r.sent or 0), n + 1 end
+  end
+  return bytes, n
+end
+
 -- How many creates (POST /v1/...) the emulator received.
 function Emulator:creates()
   local n = 0

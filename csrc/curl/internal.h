@@ -10,7 +10,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 
-enum { L_NONE, L_RUNNING, L_DONE }; /* the list an exchange is on */
+enum { L_NONE, L_RUNNING, L_DONE, L_HELD }; /* the list an exchange is on (L_HELD: paused, its part taken) */
 typedef struct sv_list { sv_xfer *head, *tail; int n; } sv_list; /* first in, first out */
 
 struct sv_xfer {
@@ -47,7 +47,11 @@ struct sv_xfer {
   sv_part *part;       /* written through from send to result (the thread's while it runs) */
   int io_failed, body_started, body_to_file, bad_range; /* io_failed: x->message says why */
   double offset, range_start, range_total;
-  double skipped;      /* a ranged exchange's: bytes of a 200 dropped before offset (a host that ignores Range) */
+  double pos;          /* a ranged exchange's 200 (a host that ignores Range: the whole file): the byte of the file
+                          libcurl gives next (those before offset dropped as they come) */
+  int hold, held;      /* hold: a 200 to its Range is held (paused) at its part's end, not ended; held: so now */
+  int held_end;        /* libcurl ended it while held (held_rc: how): a go-on sends anew */
+  CURLcode held_rc;
   /* redirects, followed by hand (fetch): each target goes through sv_url_check */
   int follow, refused, hops; /* refused: a redirect was not followed (x->message says why) */
   int public_only;     /* an exchange's: 1 each address connected to, 2 (through a proxy) each hop's host,
@@ -75,7 +79,7 @@ struct sv_http {
   CURLM *multi;
   char *api_key, *ca_file, *user_agent;
   double connect_timeout;
-  sv_list running, done;
+  sv_list running, done, held; /* held: exchanges paused at a part's end (sv_xfer_go_on) */
   char date[40]; /* the last API answer's Date, and our wall clock when it came (sv_http_clock) */
   double date_at;
   /* downloads: those with a thread, those waiting for a slot (first in, first

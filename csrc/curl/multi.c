@@ -26,7 +26,7 @@ long sv_curl_ms(double s) {
 static void unlink_xfer(sv_xfer *x) {
   sv_list *l;
   if (!x->h || x->list == L_NONE) return;
-  l = x->list == L_RUNNING ? &x->h->running : &x->h->done;
+  l = x->list == L_RUNNING ? &x->h->running : x->list == L_DONE ? &x->h->done : &x->h->held;
   if (x->prev) x->prev->next = x->next;
   else l->head = x->next;
   if (x->next) x->next->prev = x->prev;
@@ -38,7 +38,7 @@ static void unlink_xfer(sv_xfer *x) {
 
 /* x last on h's list `which` (L_RUNNING, L_DONE). */
 static void push(sv_http *h, sv_xfer *x, int which) {
-  sv_list *l = which == L_RUNNING ? &h->running : &h->done;
+  sv_list *l = which == L_RUNNING ? &h->running : which == L_DONE ? &h->done : &h->held;
   x->list = which;
   x->next = NULL;
   x->prev = l->tail;
@@ -62,7 +62,7 @@ static void release_easy(sv_xfer *x) {
   if (x->tapping && x->h) x->h->taps--;
   x->tapping = 0;
   if (x->easy) {
-    if (x->h && x->list == L_RUNNING && x->op != SV_OP_DOWNLOAD) /* a download's is never on the multi handle */
+    if (x->h && (x->list == L_RUNNING || x->held) && x->op != SV_OP_DOWNLOAD) /* (a download's never is) */
       curl_multi_remove_handle(x->h->multi, x->easy);
     curl_easy_cleanup(x->easy);
     x->easy = NULL;
@@ -118,7 +118,7 @@ void sv_http_free(sv_http *h) {
   pthread_mutex_lock(&h->threads_lock);
   while (h->threads_alive > 0) pthread_cond_wait(&h->threads_gone, &h->threads_lock);
   pthread_mutex_unlock(&h->threads_lock);
-  while ((x = h->running.head) != NULL || (x = h->done.head) != NULL) {
+  while ((x = h->running.head) != NULL || (x = h->done.head) != NULL || (x = h->held.head) != NULL) {
     if (x->list == L_RUNNING) {
       x->wire = SV_WIRE_BROKEN;
       snprintf(x->message, sizeof x->message, "the transport was closed before the exchange finished");
@@ -190,7 +190,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new answer (after a redirect, say) */
     x->retry_after[0] = '\0';
     x->limits.len = 0;
-    x->range_start = x->range_total = -1, x->skipped = 0;
+    x->range_start = x->range_total = -1, x->pos = 0;
     x->location.len = 0;
     x->status = 0;
   } else if (len <= 2) { /* its headers ended: its status, read once for the body's callbacks */
@@ -219,18 +219,36 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
 
 /* Whether the body coming now is the one an exchange's tap is fed: a 2xx's, from the byte asked for (not a
    redirect's, nor an error page, nor a 206 from elsewhere in the file, which sv_curl_end refuses; a 200's once
-   to_skip dropped the bytes before it). */
+   to_skip dropped the bytes before offset). */
 static int tap_now(const sv_xfer *x) {
   long status = x->status;
   if (status < 200 || status > 299) return 0;
   return status == 206 ? x->range_start == x->offset : x->offset == 0 || status == 200; /* (200: past the skip) */
 }
 
-/* Of len bytes of a ranged exchange's 200 to a Range from offset > 0 (a host that ignores Range: the whole file),
-   those before offset: dropped, never kept (x->skipped counts them once taken). */
+/* Of len bytes from x->pos of a ranged exchange's 200 to a Range from offset > 0 (a host that ignores Range: the
+   whole file), those before offset: dropped, never kept (x->pos moves past them once libcurl's bytes are taken). */
 static size_t to_skip(sv_xfer *x, size_t len) {
-  if (!x->range || x->skipped >= x->offset || x->status != 200) return 0;
-  return x->offset - x->skipped < (double)len ? (size_t)(x->offset - x->skipped) : len;
+  if (!x->range || x->pos >= x->offset || x->status != 200) return 0;
+  return x->offset - x->pos < (double)len ? (size_t)(x->offset - x->pos) : len;
+}
+
+/* A held exchange's (sv_send's hold) part is full and more of the file follows: the keep bytes at buf end the
+   part, and the transfer is paused there (libcurl gives these bytes again at sv_xfer_go_on, from x->pos: to_skip
+   drops those taken), the exchange finished as far as its owner can tell, its connection kept. */
+static size_t hold_at(sv_xfer *x, const char *buf, size_t keep) {
+  curl_off_t cl = -1;
+  sv_buf_add(&x->recv, buf, keep);
+  if (x->recv.oom) return 0;
+  curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+  x->total = cl >= 0 ? (double)cl : -1;
+  x->wire = SV_WIRE_NONE;
+  x->held = 1;
+  if (x->tapping) x->h->taps--;
+  x->tapping = 0, x->tap = NULL;
+  unlink_xfer(x);
+  push(x->h, x, L_DONE);
+  return CURL_WRITEFUNC_PAUSE;
 }
 
 static size_t on_api_body(char *buf, size_t size, size_t n, void *ud) {
@@ -248,7 +266,8 @@ static size_t on_api_body(char *buf, size_t size, size_t n, void *ud) {
     if (x->tap->feed(x->tap, buf, keep) != 0) x->tap = NULL; /* (it refused more: the exchange's bytes still read) */
     x->tap_fed += keep;
   }
-  x->skipped += (double)drop; /* (not before a pause: libcurl gives the same bytes again) */
+  if (keep < len && x->hold && x->status == 200) return hold_at(x, buf, keep); /* (the file goes on past the part) */
+  x->pos += (double)all; /* (not before a pause: libcurl gives the same bytes again) */
   if (x->recv.len + len > x->max_body) {
     /* keep what fits: the start of an over-long create answer may name its task */
     sv_buf_add(&x->recv, buf, x->max_body - x->recv.len);
@@ -457,6 +476,7 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->api = s->op == SV_OP_CREATE || s->op == SV_OP_QUERY;
   x->follow = s->follow && !x->api; /* (sv_curl_redirect; never the API's: its key would go along) */
   x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->keep_heads;
+  x->hold = x->range && s->hold && !s->body && (!s->method || strcmp(s->method, "GET") == 0);
   snprintf(x->what, sizeof x->what, "%s", s->what ? s->what : "");
   x->timeout = s->timeout > 0 ? s->timeout : 0;
   x->t0 = sv_monotonic();
@@ -543,7 +563,7 @@ static void classify(sv_xfer *x, CURLcode rc) {
    range past byte 0 starts at byte 0; a 206 from another byte). */
 static int not_from_range(const sv_xfer *x) {
   return x->range && x->offset > 0 &&
-         ((x->status == 200 && x->skipped < x->offset) || (x->status == 206 && x->range_start != x->offset));
+         ((x->status == 200 && x->pos < x->offset) || (x->status == 206 && x->range_start != x->offset));
 }
 
 void sv_curl_end(sv_xfer *x, CURLcode rc) {
@@ -594,6 +614,7 @@ static void collect(sv_http *h) {
     sv_xfer *x = NULL;
     if (m->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    if (x && x->held) { x->held_end = 1, x->held_rc = m->data.result; continue; } /* (its time up, say) */
     if (!x || x->list != L_RUNNING) continue;
     rc = m->data.result;
     if (rc == CURLE_OK && sv_curl_redirect(x)) { /* an exchange's next hop, on the multi handle */
@@ -656,6 +677,28 @@ double sv_http_clock(const sv_http *h) {
 sv_xfer *sv_http_finished(sv_http *h) {
   sv_xfer *x = h->done.head;
   if (x) unlink_xfer(x);
+  if (x && x->held) push(h, x, L_HELD); /* (its easy handle still on the multi handle, paused) */
+  return x;
+}
+
+int sv_xfer_held(const sv_xfer *x) { return x->held && x->list == L_HELD; }
+
+sv_xfer *sv_xfer_go_on(sv_xfer *x, const sv_send *s) {
+  sv_http *h = x->h;
+  if (!h || !sv_xfer_held(x) || x->held_end || !s->range || s->offset != x->offset + (double)x->max_body ||
+      (x->timeout > 0 && sv_monotonic() - x->t0 >= x->timeout)) /* (its time up: libcurl would end it so) */
+    return NULL;
+  x->offset = s->offset, x->max_body = s->max_body, x->too_big = 0, x->held = 0;
+  x->wire = SV_WIRE_NONE, x->message[0] = '\0', x->recv.len = 0;
+  x->tap = s->tap, x->tap_fed = 0, x->tap_paused = 0;
+  if (x->tap) {
+    x->tapping = 1;
+    h->taps++;
+    if (s->max_body <= ((size_t)1 << 30)) (void)sv_buf_reserve(&x->recv, s->max_body);
+  }
+  unlink_xfer(x);
+  push(h, x, L_RUNNING);
+  curl_easy_pause(x->easy, CURLPAUSE_CONT); /* (libcurl may give the bytes it kept at once: the part may be held) */
   return x;
 }
 

@@ -32,6 +32,10 @@ typedef struct sv_send {
   int range;               /* (not a HEAD) bytes offset to offset + max_body - 1 asked (Range), its body cut at
                               max_body (whole: a server that ignores Range sends the whole file), from the byte
                               asked or refused (SV_WIRE_GARBLED); without it, a body past max_body is garbled */
+  int hold;                /* (with range, a GET) a 200 to the Range (a host that ignores it: the whole file) is
+                              not ended at the range's end but held there, paused: sv_xfer_held says so once it
+                              finished, and sv_xfer_go_on reads the next range from it (one GET for a file's
+                              parts); a 206 ends as without it */
   int keep_heads;          /* the answer's header lines kept (sv_exchange's heads) */
   const char *body; size_t body_len; /* a POST when body is not NULL */
   int body_kept;           /* the caller keeps body alive and unchanged until the exchange ends: not copied */
@@ -91,7 +95,14 @@ SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
    its file's name, for the next attempt at that file (NULL returned).  NULL
    too for any other exchange, or when taken already. */
 SV_API sv_part *sv_xfer_part(sv_xfer *x, int whole);
-SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running */
+SV_API void sv_xfer_free(sv_xfer *x); /* ends it when still running (or held) */
+/* Whether a finished exchange (sv_send's hold) is held: its part taken, its transfer paused at the part's end,
+   until sv_xfer_go_on or sv_xfer_free.  It holds its connection, and its timeout (the first sv_send's) runs on. */
+SV_API int sv_xfer_held(const sv_xfer *x);
+/* The held exchange x goes on as s's exchange (its range's first byte: where x stopped; its max_body, tap): x
+   itself, running again.  NULL (x untouched: the caller frees it and sends s anew): x is not held there, or its
+   transfer ended while held (its connection closed, its time up). */
+SV_API sv_xfer *sv_xfer_go_on(sv_xfer *x, const sv_send *s);
 /* A finished exchange's body moved into out (x keeps none): its bytes not copied again. */
 SV_API void sv_xfer_take_body(sv_xfer *x, sv_buf *out);
 SV_API void sv_xfer_set_user(sv_xfer *x, long long user); /* a number of the caller's, kept with x */

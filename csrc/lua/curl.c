@@ -141,6 +141,7 @@ static void exchange_fields(lua_State *L, sv_send *s) {
   s->what = opt_string(L, 2, "what", NULL);
   s->headers = opt_string(L, 2, "headers", NULL);
   s->keep_heads = getbool(L, 2, "heads");
+  s->hold = getbool(L, 2, "hold");
   s->public_only = getbool(L, 2, "public");
   s->auth = 0;
   lua_getfield(L, 2, "range");
@@ -157,9 +158,28 @@ static void exchange_fields(lua_State *L, sv_send *s) {
   lua_pop(L, 1);
 }
 
+/* The exchange s asks for (the transport's table at `table`): the held one named by rest= (a handle a result
+   gave as its task's `held`) going on, else a new one (that handle let go of). */
+static sv_xfer *go_on_or_send(lua_State *L, lhttp *lh, int table, const sv_send *s, sv_error *err) {
+  sv_xfer *x = NULL, *held;
+  lua_getfield(L, 2, "rest");
+  if (s->op == SV_OP_EXCHANGE && lua_isinteger(L, -1)) {
+    lua_pushvalue(L, -1);
+    lua_rawget(L, table);
+    held = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (held && (x = sv_xfer_go_on(held, s)) == NULL) sv_xfer_free(held); /* (it ended while held: sent anew) */
+    lua_pushnil(L);
+    lua_rawset(L, table); /* (rest's handle is spent: its exchange goes on under the new one) */
+  } else {
+    lua_pop(L, 1);
+  }
+  return x ? x : sv_http_send(lh->h, s, err);
+}
+
 /* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=, offset=, follow=, user_agent=,
    ca_file=, connect_timeout=, proxy=, request_id= (an API request's X-Request-Id), and an exchange's what=, method=,
-   headers=, range=, heads=, tap=, public=} -> handle | nil, err
+   headers=, range=, heads=, tap=, public=, hold=, rest=} -> handle | nil, err
    (no user_agent: the transport's user agent, CA file and connect timeout; no
    proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
@@ -203,7 +223,7 @@ static int t_send(lua_State *L) {
     lua_getfield(L, 2, s.tap ? "tap" : "body");
     lua_rawset(L, -3);
   }
-  x = sv_http_send(lh->h, &s, &err);
+  x = go_on_or_send(L, lh, lua_gettop(L), &s, &err);
   lua_pushinteger(L, lh->last + 1);
   if (x) lua_pushlightuserdata(L, x); else lua_pushnil(L);
   lua_rawset(L, -3);
@@ -264,7 +284,8 @@ static void forget(lua_State *L, int table, sv_xfer *x) {
   lua_rawset(L, table);
 }
 
-/* t:result(h) -> task, err, wire[, bytes, total, part] (an API answer: task, err, wire[, rate limits]); the handle is spent.
+/* t:result(h) -> task, err, wire[, bytes, total, part] (an API answer: task, err, wire[, rate limits]); the handle is spent
+   (but a held exchange's, named by its task's `held`: t:send's rest= goes on with it, t:cancel lets it go).
    A whole download's .part stays open: part, the handle core.commit_start
    takes (lsv_push_part), so that the commit acts on what was written; an
    unfinished one's stays with the transport for the next attempt. */
@@ -298,7 +319,15 @@ static int t_result(lua_State *L) {
     if ((*slot = sv_xfer_part(xf, 1)) != NULL) n++;
     else lua_pop(L, 1);
   }
-  forget(L, table, xf);
+  if (sv_xfer_held(xf) && !lua_isnil(L, -n)) {
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -n - 1, "held");
+    lua_pushinteger(L, -lua_tointeger(L, 2)); /* (its tap: this part's, spent) */
+    lua_pushnil(L);
+    lua_rawset(L, table);
+  } else {
+    forget(L, table, xf);
+  }
   return n;
 }
 

@@ -30,7 +30,7 @@ local function exchange(self, o)
   local range = o.range
   self.what, self.method, self.range, self.heads = o.what, o.method or (o.body and "POST" or "GET"), range, o.heads
   self.follow, self.public, self.pieces, self.tapper = o.follow, o.public, o.pieces, o.tap
-  self.retries = o.retries
+  self.retries, self.hold, self.rest = o.retries, o.hold, o.rest
   if type(o.headers) == "function" then self.signer = o.headers else self.headers = o.headers end
   if range then self.offset, self.max_body = range[1], range[2] - range[1] + 1 end
 end
@@ -43,8 +43,11 @@ end
 -- there), heads (keep the answer's header lines), follow (redirects followed; public: only to public addresses),
 -- pieces and tap (its body may come as a list of strings, or starvideos.bytes, as the transport read them; tap: a
 -- function giving each attempt a starvideos.sign stream that libcurl's transport feeds the bytes as they come),
--- retries (its budget; else max_retries); `long` with an exchange: it may take until the deadline, ended sooner by
--- `timeout` s without a byte (a part's megabytes).  An exchange's result (req.task): {status =, body =, headers =}.
+-- retries (its budget; else max_retries), hold (a 200 to the range, the whole file, held at the range's end: its
+-- task's `held` names the transfer, paused, for rest = on the request of the next range: docs/architecture.md), rest
+-- (a held transfer to go on with, its first attempt's: later ones are sent anew); `long` with an exchange: it may
+-- take until the deadline, ended sooner by `timeout` s without a byte (a part's megabytes).  An exchange's result
+-- (req.task): {status =, body =, headers =, held = (hold's)}.
 -- A create goes on a new connection; an http URL through http_proxy when there is no proxy.
 -- The client's own options go with each exchange (the clients of a key share its transport).
 function Request.new(o)
@@ -103,6 +106,7 @@ function Request:send(t)
   if self.tapper then self.tap = self.tapper() end -- a stream fed anew by each attempt (libcurl's transport)
   if API[self.op] then self.request_id, self.server_request_id = core.request_id(), nil end -- new for each attempt
   local h, err = loop.transport:send(self)
+  self.rest = nil -- (a held transfer goes on once: another attempt is a new request)
   if not h then
     if cfg.observe then cfg.observe:exchange(self, t, nil, err, "not_sent") end
     if Download.restart(self, t) then return end -- the transport would not open the .part left over

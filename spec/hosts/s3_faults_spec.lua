@@ -5,6 +5,7 @@
 -- `max_ranges 0` (a real server that answers each Range with 200 and the whole file: the video's second part).
 local helper = require "spec.helper"
 local cjson = require "cjson"
+local socket = require "socket"
 local s3_run = require "spec.support.s3_run"
 local nginx_run = require "spec.support.nginx_run"
 local starvideos = require "starvideos"
@@ -84,8 +85,9 @@ describe("download faults with an s3:// out: no object, no upload left", functio
     end)
   end
 
-  it("a host that ignores Range (nginx, max_ranges 0: 200 and the whole file to each part's Range): the object "
-    .. "whole with its SHA-256, 1 upload created, 3 parts, nothing aborted", function()
+  it("a host that ignores Range (nginx, max_ranges 0: 200 and the whole file to each part's Range): one GET feeds "
+    .. "the 3 parts, the file served once; the object whole with its SHA-256, 1 upload created, nothing aborted",
+    function()
     if why then pending(why) return end
     local nowhy = nginx_run.missing_nginx()
     if nowhy then pending(nowhy) return end
@@ -95,7 +97,8 @@ describe("download faults with an s3:// out: no object, no upload left", functio
     helper.write_file(dir .. "/www/v.mp4", video)
     local ngx = nginx_run.serve(dir, function(port)
       local lines = nginx_run.conf_head(dir, 1)
-      for _, l in ipairs { string.format("    server { listen 127.0.0.1:%d; max_ranges 0;", port),
+      for _, l in ipairs { "    log_format served '$request_method $uri $status $body_bytes_sent';",
+        string.format("    server { listen 127.0.0.1:%d; max_ranges 0; access_log %s/served.log served;", port, dir),
         "        location / { root " .. dir .. "/www; } }", "}", "" } do lines[#lines + 1] = l end
       return table.concat(lines, "\n")
     end)
@@ -106,6 +109,11 @@ describe("download faults with an s3:// out: no object, no upload left", functio
     ngx.stop()
     local text = tostring(err)
     assert.are.equal("s3://vids/" .. key, path, text)
+    local served = {} -- (nginx's access log: each video GET's status and the bytes it sent)
+    for l in (helper.read_file(dir .. "/served.log") or ""):gmatch("[^\n]+") do
+      served[#served + 1] = l:match("^GET /v%.mp4 (%d+ %d+)$")
+    end
+    assert.are.same({ "200 " .. #video }, served) -- (a GET a part: 3, 6 parts' worth)
     local back = st.read(key)
     assert.are.equal(#video, back.bytes)
     assert.are.equal(require("starvideos.sign").sha256(video), back.sha256)
@@ -128,6 +136,91 @@ describe("a close mid-upload (the bucket sink's own cancel rule)", function()
     if st then st.stop() end
     if emu then emu:stop() end
     helper.cleanup()
+  end)
+
+  it("a host that ignores Range, closed while its one GET is held between parts: that GET let go of, the upload "
+    .. "kept with its recorded parts (no abort); the rerun goes on with one GET: whole, 1 create", function()
+    if why then pending(why) return end
+    local dir, key = helper.tmpdir(), "held-closed.mp4"
+    local params = { model = "videos", prompt = "a cat closed while held", duration = 5 }
+    emu:config { ranges = false }
+    finally(function() emu:config { ranges = true } end)
+    local seen = #emu:requests()
+    local c = client(st, emu.url, dir, emu.key)
+    local job = assert(c:start(params, { out = "s3://vids/" .. key, interval = 0.05 }))
+    local held = function() return job.req and job.req.held ~= nil end -- (the sink's GET, paused between parts)
+    assert.is_true(helper.wait_until(function()
+      c:step(0.01)
+      return held() or job.done
+    end, 60), "the GET was never held")
+    assert.is_true(held(), "the job ended before its GET was held")
+    for _ = 1, 10 do c:step(0.02) end -- (held on while the store takes the part before)
+    job:cancel(true)
+    for _ = 1, 20 do c:step(0.05) end
+    c:close()
+    local bytes, gets = emu:video_served(seen)
+    assert.are.equal(1, gets)
+    assert.is_true(bytes < 60 * MB, "the held GET read on after the close: " .. bytes)
+    local n = told(st, key)
+    assert.are.same({ 1, 0, 0 }, { n.created, n.aborted, n.completed }, cjson.encode(n))
+    c = client(st, emu.url, dir, emu.key)
+    local task, err = c:generate(params, { out = "s3://vids/" .. key, interval = 0.05 })
+    c:close()
+    assert.truthy(task, tostring(err))
+    local back = st.read(key)
+    assert.are.same({ 60 * MB, task.sha256 }, { back.bytes, back.sha256 })
+    n = told(st, key)
+    assert.are.same({ 1, 0, 1 }, { n.created, n.aborted, n.completed }, cjson.encode(n))
+    assert.are.equal(0, st.uploads_left())
+    local again
+    bytes, again = emu:video_served(seen)
+    io.write(string.format("\nclosed while held, then rerun: %d GETs, %.1f MB served for a 60 MB video\n", again,
+      bytes / MB))
+    assert.are.equal(2, again)
+    assert.is_true(bytes <= 120 * MB, bytes)
+  end)
+
+  it("a host that ignores Range and a store slow to take part 1: the GET held meanwhile ends with the job at its "
+    .. "deadline, the call returns then", function()
+    if why then pending(why) return end
+    local dir, key = helper.tmpdir(), "held-late.mp4"
+    local slow = s3_run.start {} -- (its own: the upload's abort past the deadline is not sent, the sweep's to do)
+    emu:config { ranges = false }
+    slow.fault { slow_part = 1, part = 1, delay = 30 }
+    finally(function() emu:config { ranges = true }; slow.stop() end)
+    local seen = #emu:requests()
+    local c = client(slow, emu.url, dir, emu.key)
+    local t0 = socket.gettime()
+    local task, err = c:generate({ model = "videos", prompt = "a cat held too long", duration = 5 },
+      { out = "s3://vids/" .. key, interval = 0.05, timeout = 5 })
+    local took = socket.gettime() - t0
+    c:close()
+    assert.is_nil(task)
+    assert.are.equal("timeout", err and err.kind, tostring(err))
+    assert.is_true(took < 9, "the call took " .. took .. " s")
+    local bytes, gets = emu:video_served(seen)
+    assert.are.equal(1, gets)
+    assert.is_true(bytes < 60 * MB, "the held GET read on after the deadline: " .. bytes)
+  end)
+
+  it("three videos from a host that ignores Range on two connections: a GET is held only while a connection is "
+    .. "left for the rest (else none could put its parts): all three whole", function()
+    if why then pending(why) return end
+    local dir = helper.tmpdir()
+    emu:config { ranges = false, video_size = 16 * MB }
+    finally(function() emu:config { ranges = true, video_size = 60 * MB } end)
+    local c = starvideos.new { api_key = emu.key, base_url = emu.url, journal = dir .. "/j.jsonl", max_connections = 2,
+      storage = { endpoint = st.url, access_key = "S3RVER", secret_key = "S3RVER" } }
+    local list = {}
+    for i = 1, 3 do list[i] = { model = "videos", prompt = "a held cat " .. i, duration = 5 } end
+    list = c:generate_all(list, { out = "s3://vids/two/%04d.mp4", interval = 0.05, timeout = 40 })
+    c:close()
+    for i = 1, 3 do
+      local r, key = list[i] or {}, string.format("two/%04d.mp4", i)
+      assert.are.equal("s3://vids/" .. key, r.path, tostring(r.err))
+      local back = st.read(key)
+      assert.are.same({ 16 * MB, back.sha256 }, { back.bytes, back.meta }, key)
+    end
   end)
 
   it("keeps the upload and its recorded parts (no abort); the rerun puts only the parts not recorded: whole, "

@@ -18,6 +18,7 @@
 //     holds is killed (SIGKILL) and the copy not forwarded (a kill between the complete and the copy)
 //   kill_at_part: when a part of that number ("part") arrives, the process whose pid the file "pid_file" holds is
 //     killed (SIGKILL) and the part not forwarded
+//   slow_part: the part of that number ("part") answered "delay" s late (a store slow to take it)
 // When the file names a "journal", each UploadPart's log line says how many parts that journal's last upload
 // record held when the request arrived (journal_parts).
 //   node s3_server.js --dir DIR --log FILE [--bucket NAME]... [--refuse-checksums] [--faults FILE]
@@ -141,7 +142,7 @@ function listUploads(res, bucket, prefix) {
 function fault(e, names) {
   if (!faultsFile || !fs.existsSync(faultsFile)) return undefined;
   const faults = JSON.parse(fs.readFileSync(faultsFile, "utf8") || "{}");
-  const name = names.find((n) => faults[n] > 0 && (n !== "kill_at_part" || e.part === faults.part));
+  const name = names.find((n) => faults[n] > 0 && ((n !== "kill_at_part" && n !== "slow_part") || e.part === faults.part));
   if (!name) return undefined;
   faults[name] -= 1;
   fs.writeFileSync(faultsFile, JSON.stringify(faults));
@@ -177,7 +178,7 @@ function holdLock(path, seconds) {
 function faultsOf(req, query) {
   if (req.method === "POST" && query.uploadId !== undefined) return ["complete_error", "complete_undone"];
   if (req.method === "PUT" && req.headers["x-amz-copy-source"]) return ["copy_error", "kill_at_copy"];
-  if (req.method === "PUT" && query.partNumber !== undefined) return ["etag", "hold_journal", "kill_at_part"];
+  if (req.method === "PUT" && query.partNumber !== undefined) return ["etag", "hold_journal", "kill_at_part", "slow_part"];
   return [];
 }
 
@@ -222,6 +223,7 @@ async function faulty(req, res, body, target, name) {
   if (name === "complete_undone" || name === "copy_error") return error200(res, name);
   const f = name ? faultsNow() : {};
   if (name === "hold_journal") await holdLock(f.journal, f.hold || 1);
+  if (name === "slow_part") await new Promise((resolve) => setTimeout(resolve, (f.delay || 1) * 1000));
   if (name === "kill_at_part" || name === "kill_at_copy") {
     process.kill(Number(fs.readFileSync(f.pid_file, "utf8")), "SIGKILL");
     res.destroy();

@@ -996,6 +996,67 @@ add {
   end,
 }
 
+-- One held GET (hold, rest) of a host that ignores Range: each range's bytes, whether it was held, its GETs.
+local function held_reads(x, a)
+  local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
+  local function get(url, first, last, rest, timeout)
+    local h = assert(t:send { op = "exchange", what = "media", url = url, method = "GET", headers = "Accept: */*\n",
+      range = first and { first, last } or nil, hold = true, rest = rest, timeout = timeout or 10,
+      max_body = 1048576 })
+    repeat t:poll(0.05) until t:finished() == h
+    local task, err, wire = t:result(h)
+    local body = task and task.body or ""
+    return { body = body, held = task and task.held ~= nil, wire = wire, kind = err and err.kind }, task and task.held
+  end
+  local out = { whole = get(a.norange).body, parts = {} } -- (no Range: the file, never held)
+  local held
+  for i, first in ipairs { 0, 65536, 131072, 196608 } do -- (held between parts, a poll of 0.2 s meanwhile)
+    out.parts[i], held = get(a.norange, first, math.min(first + 65535, #out.whole - 1), held)
+    t:poll(0.2)
+  end
+  local _, h = get(a.norange, 0, 65535)
+  out.elsewhere, h = get(a.norange, 0, 65535, h) -- (not where it stopped: sent anew, held in turn)
+  t:cancel(h) -- (let go of while held)
+  _, h = get(a.norange, 0, 65535, nil, 0.5)
+  t:poll(1) -- (its time up while held: its next range sent anew)
+  out.late = get(a.norange, 65536, 131071, h)
+  local from_mid -- (a read from past byte 0, as a resumed upload's: the bytes before it dropped, then held)
+  out.mid, from_mid = get(a.norange, 65536, 131071)
+  out.after_mid = get(a.norange, 131072, 196607, from_mid)
+  out.partial = get(a.video .. "/v.mp4", 0, 65535) -- (a 206: not held)
+  t:close()
+  return out
+end
+
+add {
+  name = "a held exchange (hold) of a host that ignores Range: its 200 ends at each range's end, held; the next "
+    .. "ranges go on with it (rest): one GET for the whole file, each range's bytes right (from past byte 0 too); one "
+    .. "that starts elsewhere, or whose time is up, is sent anew; a cancel lets a held one go; a 206 is not held",
+  prepare = function(env)
+    return { norange = env.hs:url("media") .. "/mp4/bytes=" .. VIDEO_SIZE .. ",norange=true,seconds=5/v.mp4",
+      video = env.hs:url("video") }
+  end,
+  run = held_reads,
+  check = function(o, a, env)
+    local A, file, got, held = env.assert, o.whole, {}, {}
+    A.equal(VIDEO_SIZE, #file)
+    for i, p in ipairs(o.parts) do got[i], held[i] = p.body, p.held end
+    A.is_true(file == table.concat(got), "the parts' bytes")
+    A.same({ true, true, true, false }, held) -- (the last ends with the file)
+    A.same({ true, true }, { o.elsewhere.body == file:sub(1, 65536), o.elsewhere.held })
+    A.same({ true, "none" }, { o.late.body == file:sub(65537, 131072), o.late.wire })
+    A.same({ true, true, true }, { o.mid.body == file:sub(65537, 131072), o.mid.held,
+      o.after_mid.body == file:sub(131073, 196608) })
+    A.same({ true, false }, { o.partial.body == M.video(VIDEO_SIZE):sub(1, 65536), o.partial.held })
+    local ranges = {}
+    for _, r in ipairs(env.hs:requests(a.norange:match("^(.-/s/media/[^/]+)"))) do
+      ranges[#ranges + 1] = r.headers.range or "none"
+    end
+    A.same({ "none", "bytes=0-65535", "bytes=0-65535", "bytes=0-65535", "bytes=0-65535", "bytes=65536-131071",
+      "bytes=65536-131071" }, ranges, "the GETs of the host that ignores Range")
+  end,
+}
+
 add {
   name = "a media request that may reach only public addresses (public = true) is refused, not sent, where a "
     .. "redirect leads to 169.254.169.254",

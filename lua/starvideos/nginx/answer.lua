@@ -111,7 +111,8 @@ local function too_long(x)
 end
 
 -- Where the answer's bytes go: the file, else memory up to x.cap (past it: garbled, or a download's error page
--- cut, or a ranged exchange's read ended there: "capped").
+-- cut, or a ranged exchange's read ended there: "capped"; a held one's 200 held there, x.hold (transport.lua's):
+-- its read goes on, into the next range's x.parts, once it is asked for).
 local function sink(x, data)
   if x.spent then return nil, "broken", "the exchange was cancelled" end
   local n = math.min(x.skip, #data) -- (a 200 to a ranged exchange from x.from > 0: those before dropped)
@@ -122,10 +123,15 @@ local function sink(x, data)
     x.have = x.have + (ok and #data or 0)
     return ok, "io", err
   end
-  local over = #data > x.cap - x.kept
-  if over then data = data:sub(1, x.cap - x.kept) end
+  local over, rest = #data > x.cap - x.kept, nil
+  if over then data, rest = data:sub(1, x.cap - x.kept), data:sub(x.cap - x.kept + 1) end
   x.parts[#x.parts + 1], x.kept = data, x.kept + #data
   if not over or x.fh then return true end
+  if x.hold and x.status == 200 then
+    local ok, wire, msg = x.hold(x)
+    if not ok then return nil, wire, msg end
+    return sink(x, rest)
+  end
   if x.from then return nil, "capped" end
   return nil, "garbled", string.format("the answer is larger than %.0f bytes", x.cap)
 end

@@ -6,6 +6,7 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local semaphore = require "ngx.semaphore"
 local W = require "starvideos.nginx.wire"
+local A = require "starvideos.nginx.answer"
 
 local ngx = rawget(_G, "ngx")
 local now, new_error = core.now, errors.new_error
@@ -70,7 +71,7 @@ function N.new(cfg, key)
   local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
     pool_size = conns, slots = ks.sem }
   return setmetatable({ c = c, ks = ks, key = cfg.api_key or "", -- none: downloads only
-    wake = semaphore.new(0), running = {}, done = {}, whole = {}, left = {}, n_left = 0 }, N)
+    wake = semaphore.new(0), running = {}, done = {}, holding = {}, whole = {}, left = {}, n_left = 0 }, N)
 end
 
 local function live(self)
@@ -82,8 +83,15 @@ local function release(self, x)
   if x.slot then x.slot = false; self.ks.sem:post(1) end
 end
 
+-- x finished for its owner (its thread may hold on: a held one's): on the done list, poll woken.
+local function finished(self, x)
+  self.running[x], self.done[#self.done + 1] = nil, x
+  if self.wake:count() < 0 then self.wake:post(1) end
+end
+
 local function run(self, x)
   local ok, wire, msg = pcall(W.exchange, x.c or self.c, x, self.key)
+  if x.gone then return release(self, x) end -- (held, then let go of: its part was taken, or is being)
   if not ok then wire, msg = "broken", tostring(wire) end
   if x.fh and not x.spent then -- what was read is in the file before anyone looks (flushed)
     local flushed, err = x.fh:flush()
@@ -92,8 +100,40 @@ local function run(self, x)
   x.wire, x.message, x.ended = wire or "none", msg, true
   release(self, x)
   if x.spent then return end
-  self.running[x], self.done[#self.done + 1] = nil, x
-  if self.wake:count() < 0 then self.wake:post(1) end
+  finished(self, x)
+end
+
+-- In x's thread (answer.lua's sink, x.hold): a held exchange's part is full, and its 200 goes on past it.  x ends
+-- for its owner, its read held (its socket not read) until N:send goes on with it (true), or N:cancel lets it go,
+-- or its time is up (nil, wire, message: let go of).
+local function hold(self, x)
+  local _, total = A.span(200, x.head)
+  x.have, x.total, x.wire, x.message, x.ended, x.held = x.kept, total, "none", nil, true, true
+  x.go, x.next_from = x.go or semaphore.new(0), x.from + x.kept
+  self.holding[x] = true
+  finished(self, x)
+  local left = x.deadline and x.deadline - now() or 86400
+  local ok = left > 0 and x.go:wait(left)
+  if ok and not x.gone then return true end
+  x.held, x.gone, self.holding[x] = false, true, nil
+  return nil, "timeout", string.format("held past its time (%g s)", x.r.timeout or 0)
+end
+
+-- The held exchange x goes on as r's (its range from where x stopped): x | nil (not held there: let go of, r
+-- sent anew).
+local function go_on(self, x, r, cap)
+  if not (x.held and not x.gone and r.range and r.range[1] == x.next_from and not r.ca_file) then
+    self:cancel(x)
+    return nil
+  end
+  self.holding[x] = nil
+  x.r, x.parts, x.kept, x.cap, x.from, x.op = r, {}, 0, cap, r.range[1], r.op
+  x.deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil
+  x.stall = r.stall and r.stall > 0 and r.stall
+  x.spent, x.ended, x.held, x.wire, x.message = false, false, false, nil, nil
+  self.running[x] = true
+  x.go:post(1)
+  return x
 end
 
 -- A download's .part and the offset it goes on from: fh, offset | nil, err.  A handle left
@@ -151,10 +191,15 @@ function N:send(r)
     return refuse("range", "range: expected {first, last}, 0 <= first <= last")
   end
   if range then cap = math.min(cap, range[2] - range[1] + 1) end
+  local held = type(r.rest) == "table" and r.op == "exchange" and go_on(self, r.rest, r, cap)
+  if held then return held end
   local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, exchange = r.op == "exchange",
     auth = r.op ~= "exchange" and r.auth, offset = offset, have = offset, from = range and range[1],
     fh = fh, parts = {}, kept = 0, cap = cap,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
+  if r.hold and range and r.op == "exchange" and (r.method or "GET") == "GET" then
+    x.hold = function(y) return hold(self, y) end
+  end
   self.running[x] = true
   x.thread = ngx.thread.spawn(run, self, x)
   return x
@@ -170,7 +215,7 @@ function N:finished()
   live(self)
   while self.done[1] do
     local x = table.remove(self.done, 1)
-    pcall(ngx.thread.wait, x.thread) -- an ended thread stays until its parent reaps it
+    if not x.held then pcall(ngx.thread.wait, x.thread) end -- an ended thread stays until its parent reaps it
     if not x.spent then return x end
   end
 end
@@ -192,6 +237,7 @@ function N:result(x)
     x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.r.heads and x.heads, x.r.what,
     x.op ~= "exchange" and x.heads or nil) -- (an API answer's header lines: the core reads its rate limits)
   if task and pieces then task.body = x.parts end
+  if task and x.held then task.held = x end -- (its read held: rest = on the next range's send goes on with it)
   if x.fh then
     if task then
       self.whole[x.r.file] = x.fh
@@ -226,6 +272,12 @@ end
 
 function N:cancel(x)
   live(self)
+  if type(x) == "table" and x.held then -- held (its part taken or not): its thread ends, its socket closed
+    x.held, x.gone, x.spent, self.holding[x] = false, true, true, nil
+    local ok, killed = pcall(ngx.thread.kill, x.thread)
+    if ok and killed then release(self, x) else x.go:post(1) end
+    return
+  end
   if type(x) ~= "table" or x.spent then return end
   x.spent, self.running[x] = true, nil
   if x.ended then return end
@@ -274,6 +326,7 @@ end
 function N:close()
   if self.closed then return end
   for x in pairs(self.running) do self:cancel(x) end
+  for x in pairs(self.holding) do self:cancel(x) end
   while self.done[1] do self:finished() end
   for part, fh in pairs(self.whole) do fh:close(); self.whole[part] = nil end
   for part, fh in pairs(self.left) do fh:close(); self.left[part] = nil end

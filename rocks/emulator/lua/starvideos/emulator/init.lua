@@ -285,6 +285,7 @@ local function send_raw(conn, data)
   local i, n = 1, #data
   while i <= n do
     local last, err, partial = conn.sock:send(data, i, math_min(n, i + CHUNK - 1))
+    local was = i
     if last then
       i = last + 1
       if i <= n then wait("w") end  -- be fair to the other connections
@@ -294,6 +295,7 @@ local function send_raw(conn, data)
     else
       error(CLOSED, 0)
     end
+    if conn.entry then conn.entry.sent = conn.entry.sent + i - was end -- (a body's bytes the socket took)
   end
 end
 
@@ -470,7 +472,7 @@ local function read_request(conn)
   return req
 end
 
-local function write_response(conn, req, res, keep)
+local function write_response(conn, req, res, keep, entry)
   local status = res.status
   local length = res.stream and res.length or #res.body
   local lines = {
@@ -493,11 +495,13 @@ local function write_response(conn, req, res, keep)
   lines[#lines + 1] = "\r\n"
   send_raw(conn, tbl_concat(lines, "\r\n"))
   if req and req.method == "HEAD" then return end
+  conn.entry = entry -- (its `sent`: counted as the socket takes the body, until the client goes)
   if res.stream then
     res.stream(function(data) send_body(conn, data) end)
   elseif #res.body > 0 then
     send_body(conn, res.body)
   end
+  conn.entry = nil
 end
 
 -- Half-close, then drain what the client still sends, so that it reads our
@@ -1108,7 +1112,8 @@ function Server:serve(conn, req)
     f and " (fault)" or "", (gettime() - t0) * 1000)
   -- the answer's status and the bytes of its body (as sent unless a fault cuts it)
   entry.status, entry.bytes = res.status, req.method == "HEAD" and 0 or res.stream and res.length or #res.body
-  write_response(conn, req, res, keep)
+  entry.sent = 0
+  write_response(conn, req, res, keep, entry)
   if conn.budget then error(DROPPED, 0) end
   return keep
 end

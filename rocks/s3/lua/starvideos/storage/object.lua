@@ -121,8 +121,33 @@ function U:check(bytes, tap)
   return tr:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total)
 end
 
+-- The GETs held of each key: at most its max_connections but one, so that a connection is always left for the
+-- requests that end (the puts, the reads), however many jobs read from hosts that ignore Range.
+local holding = setmetatable({}, { __mode = "k" })
+
+-- The GET req held at its part's end (its task's `held`) kept for the next part, when the key has a connection to
+-- spare; else let go of (the next part then reads from byte 0 again).
+function U:keep(req)
+  local h, key = req.task.held, self.key
+  if not h then return end
+  local n = holding[key] or 0
+  if n + 1 >= (key.conns or 1) then return self.loop.transport:cancel(h) end
+  holding[key], self.held = n + 1, h
+end
+
+-- The GET held, taken back (going on with the next part's request), or let go of (cancel: its connection closed).
+function U:unhold(cancel)
+  local h, tr = self.held, self.loop.transport
+  if not h then return nil end
+  self.held, holding[self.key] = nil, (holding[self.key] or 1) - 1
+  if cancel and tr then tr:cancel(h) end
+  return h
+end
+function U:let_go() self:unhold(true) end
+
 -- The upload ends (err: why, and then its upload was aborted): the job is told.
 function U:finish(err)
+  self:let_go()
   self.done, self.err = true, err
   if err and err.check == nil and self.checked then err.check = self.checked end
   if self.job.req == self then self.job:advance(now()) end
@@ -143,14 +168,28 @@ function U:recorded(t)
   return false
 end
 
+local SENDING = { done = false, cancel = function() end } -- (self[k] while its request is sent: U:place)
+
+-- A store request of the upload's (op, a, long: commit.lua's call) in self[k] before it can end: one refused at once
+-- (its deadline passed) is looked at from the loop, once it is in place, never inside the call that made it (go
+-- then made it again, and again: a stack overflow).
+function U:place(k, op, a, t, long)
+  self[k] = SENDING
+  local req = call(self, op, a, t, long)
+  self[k] = req
+  if req.done then self.loop:at(t, self) end
+  return req
+end
+
 -- It failed (err): its upload aborted first (nothing of ours left at the key), then the job told.  A part in the
 -- store's hands is awaited first: one it takes after the abort would leave the upload (as s3rver and S3 may).
 function U:fail(err, t)
   self.failed, self.ready = self.failed or err, nil
   if self.get then self.get:cancel(); self.get = nil end
+  self:let_go()
   if self.put then return end -- (go aborts once it is answered)
   if not self.rec.upload then return self:finish(self.failed) end
-  self.aborting = call(self, "abort", { upload = self.rec.upload }, t)
+  self:place("aborting", "abort", { upload = self.rec.upload }, t)
 end
 
 -- The next thing to send: the upload made, a part read, a part put; the end once all are in.
@@ -158,20 +197,19 @@ function U:go(t)
   if self.done or self.aborting then return end
   if self.failed then return not self.put and self:fail(self.failed, t) end
   if self.stale and not self.call then
-    self.call = call(self, "abort", { upload = self.stale }, t) -- (its answer: NoSuchUpload is as good)
+    self:place("call", "abort", { upload = self.stale }, t) -- (its answer: NoSuchUpload is as good)
     self.stale = nil
     return
   end
   if not self.rec.upload then
-    self.call = self.call or call(self, "create", { checksum = self.rec.checksum }, t)
+    if not self.call then self:place("call", "create", { checksum = self.rec.checksum }, t) end
     return
   end
   if self.ready and not self.put and self:recorded(t) then
     local p = self.ready
     self.ready = nil
-    self.put = call(self, "part", { n = p.n, upload = self.rec.upload, checksum = self.rec.checksum,
-      sum = self.rec.checksum == "md5" and p.md5 or p.sha_b64, payload = p.sha_hex, body = p.body }, t, true)
-    self.put.part = p
+    self:place("put", "part", { n = p.n, upload = self.rec.upload, checksum = self.rec.checksum,
+      sum = self.rec.checksum == "md5" and p.md5 or p.sha_b64, payload = p.sha_hex, body = p.body }, t, true).part = p
   end
   if not self.get and not self.ready and not self.eof and not self.rec.sha256 then self:read(t) end
   if self.eof and not self.ready and not self.put and self:recorded(t) then
@@ -180,7 +218,12 @@ function U:go(t)
   end
 end
 
--- The next part's bytes asked for: from where the stream goes on to the end of the part it is in.
+-- The next part's bytes asked for: from where the stream goes on to the end of the part it is in.  A host that
+-- ignores Range answers 200 and the whole file: that GET is held (paused by its transport) at the part's end, and
+-- the next part's request goes on with it (rest) rather than reading the file again from byte 0; it waits so
+-- while the store takes the part before (one part in the store's hands, one read, never more), and a transport
+-- that cannot go on with it (it ended meanwhile, or the part starts elsewhere) sends the request anew.  Not with
+-- one connection (max_connections 1): the held GET would keep the store's PUT waiting for it.
 function U:read(t)
   local from, at = self.stream:from(), self.stream:at()
   local upto = at + O.PART
@@ -191,7 +234,8 @@ function U:read(t)
   end
   self.get = Request.new { loop = self.loop, key = self.key, cfg = self.cfg, owner = self, op = "exchange",
     what = "media", url = self.url, path = self.video_path, deadline = self.deadline, range = { from, upto - 1 },
-    headers = "Accept: */*\n", follow = true, long = true, pieces = true, tap = tap or nil }
+    headers = "Accept: */*\n", follow = true, long = true, pieces = true, tap = tap or nil,
+    hold = (self.key.conns or 1) > 1 or nil, rest = self:unhold() } -- (the held GET: the request's now)
   self.get.from, self.get.at = from, at
   self.get:send(t)
 end
@@ -200,6 +244,7 @@ end
 function U:got(req, t)
   if req.err then self.wire = req.wire; return self:fail(req.err, t) end
   local bytes = req.task.body
+  self:keep(req) -- (a 200 held at the part's end: the next part's, U:read)
   req.task = nil -- (a part's megabytes: the put's alone from now on)
   self.total = self.total or req.total
   if Part.size(bytes) == 0 then
@@ -297,6 +342,7 @@ function U:cancel(keep)
   for _, k in ipairs { "call", "get", "put" } do
     if self[k] then self[k]:cancel(); self[k] = nil end
   end
+  self:let_go()
   self.done = true
   if not keep and self.rec.upload and not self.aborting then
     self.aborting = call(self, "abort", { upload = self.rec.upload }, now())
