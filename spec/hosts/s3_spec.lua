@@ -33,13 +33,21 @@ if mode == "slow ledger" then -- (each record taken 50 ms after it is asked for:
     asked[ticket] = asked[ticket] or now()
     return now() - asked[ticket] >= 0.05 and written(self, ticket)
   end
+elseif mode == "stuck ledger" then -- (the first record written, then none: a store that stopped answering)
+  local written, n = c.ledger.written, 0
+  c.ledger.written = function(self, ticket)
+    if not ticket then return true end
+    n = n + 1
+    return n == 1 and written(self, ticket)
+  end
 end
 local r
 if mode == "resume" then
   local list = assert(c:resume { interval = 0.2, dir = "s3://vids/" })
   r = list[1] or {}
 else
-  local task, err = c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = out, interval = 0.2 })
+  local task, err = c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = out, interval = 0.2,
+    timeout = mode == "stuck ledger" and 6 or nil })
   r = { task = task, err = err, path = task and task.path }
 end
 local hwm = io.open("/proc/self/status"):read("*a"):match("VmHWM:%s*(%d+)")
@@ -220,6 +228,30 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     assert.are.equal(2, gets)
     assert.is_true(bytes <= 32 * MB, bytes) -- (a GET a part: parts 1-3, then 3-4: about 63 MB)
   end)
+
+  it("a ledger that stops writing mid-upload: the call ends at its timeout (timeout, naming the ledger), 1 create",
+    function()
+      if why then pending(why) return end
+      local dir, creates = helper.tmpdir(), emu:creates()
+      emu:config { video_size = 16 * MB }
+      local t0 = socket.gettime()
+      local p = gen(dir, emu, st, "s3://vids/stuck.mp4", dir .. "/j.jsonl", "stuck ledger")
+      local ended
+      finally(function() if not ended then os.execute("kill -9 " .. p.pid .. " 2>/dev/null"); p:close() end end)
+      local function gone() -- (ended: a zombie till its pipe is closed)
+        local stat = helper.read_file("/proc/" .. p.pid .. "/stat")
+        return not stat or stat:match("^%d+ %b() Z") ~= nil
+      end
+      if not helper.wait_until(gone, 30) then error("still running 30 s after a 6 s timeout") end
+      local done = socket.gettime() - t0
+      local r = result_of(p)
+      ended = true
+      io.write(string.format("\nstuck ledger: ended after %.1f s (timeout 6 s): %s\n", done, tostring(r.err)))
+      assert.matches("timeout", tostring(r.err), 1, true)
+      assert.matches("the ledger did not write the upload's record before the call's timeout", tostring(r.err), 1,
+        true)
+      assert.are.equal(creates + 1, emu:creates())
+    end)
 
   for _, ledger in ipairs { "journal", "Redis" } do
     it("a " .. ledger .. " slow to take each record: a part waits for the record of the one before, woken meanwhile "

@@ -168,6 +168,12 @@ function U:recorded(t)
   return false
 end
 
+-- Whether the call's deadline came while the ledger has not written the upload's last record (a store that
+-- stopped answering): then the upload ends, timed out, its record as the ledger has it.
+function U:unrecorded(t)
+  return self.written ~= nil and self.deadline ~= nil and t >= self.deadline and not self:recorded(t)
+end
+
 local SENDING = { done = false, cancel = function() end } -- (self[k] while its request is sent: U:place)
 
 -- A store request of the upload's (op, a, long: commit.lua's call) in self[k] before it can end: one refused at once
@@ -196,6 +202,10 @@ end
 function U:go(t)
   if self.done or self.aborting then return end
   if self.failed then return not self.put and self:fail(self.failed, t) end
+  if self:unrecorded(t) then
+    return self:fail(new_error("timeout", string_format("storage: %s: the ledger did not write the upload's "
+      .. "record before the call's timeout (the next part is sent only once it has)", self.out)), t)
+  end
   if self.stale and not self.call then
     self:place("call", "abort", { upload = self.stale }, t) -- (its answer: NoSuchUpload is as good)
     self.stale = nil
