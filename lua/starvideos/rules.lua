@@ -123,8 +123,9 @@ function R.key_answer(e, want, at)
   elseif e.id == nil then
     return nil, new_error("invalid_request", string_format("%s %s: a create of it was sent and its answer never came"
       .. " (pending record %s of %s): it may have been made and paid for; `starvideos pending %s` lists"
-      .. " it, `starvideos pending %s --forget %s` (or fresh = true) creates again", what, want.key,
-      e["local"], os_date("!%Y-%m-%d %H:%M:%S UTC", e.time or 0), at, at, e["local"]),
+      .. " it; `starvideos pending %s --adopt %s TASK_ID` follows the task it made, once found in your account;"
+      .. " `starvideos pending %s --forget %s` (or fresh = true) creates again", what, want.key,
+      e["local"], os_date("!%Y-%m-%d %H:%M:%S UTC", e.time or 0), at, at, e["local"], at, e["local"]),
       { field = what, pending = e["local"] })
   end
   if e.fp ~= want.fp then

@@ -27,7 +27,7 @@ describe("pending --adopt", function()
     local lid = assert(r.out:match("%-%-forget (%x+)`"), r.out)
     local tasks = emu:tasks()
     assert.equals(before + 1, #tasks)
-    return dir, argv, lid, tasks[#tasks].id
+    return dir, argv, lid, tasks[#tasks].id, r
   end
 
   it("records the found task for the entry: the rerun creates 0 at the service and saves its file", function()
@@ -48,6 +48,33 @@ describe("pending --adopt", function()
     r = run({ "list", "--journal", journal, "--json" }, env())
     local t = assert(cjson.decode(C.lines(r.out)[1]))
     assert.same({ id, "downloaded" }, { t.id, t.state })
+  end)
+
+  it("every hint of a lost create names --adopt beside --forget, and the one generate prints works pasted",
+    function()
+    local dir, _, lid, _, r = lost_batch("a hinted cat")
+    assert.matches(" --adopt " .. lid .. " TASK_ID` or `starvideos pending --journal ", r.out, 1, true)
+    assert.matches("settle each: --adopt with the task it made", r.out, 1, true)
+    r = run({ "pending", "--journal", dir .. "/v/starvideos.jsonl" }, env())
+    assert.equals(0, r.code, r.err)
+    assert.matches(" --adopt ID TASK_ID` records the task it made", r.out, 1, true)
+    local gen = { "generate", "--model", "videos", "--prompt", "a generated cat", "--duration", "5", "--out",
+      dir .. "/g.mp4", "--journal", dir .. "/g.jsonl", "--interval", "0.1" }
+    emu:fault { method = "POST", path = "/v1/", after = true, drop = true }
+    r = run(gen, env())
+    emu:clear_faults()
+    assert.equals(1, r.code, r.err)
+    local tasks = emu:tasks()
+    local adopt = assert(r.err:match("`(starvideos pending [^`]+ %-%-adopt %x+) TASK_ID`"), r.err)
+    assert.matches("which the same command refuses to create again until it is settled", r.err, 1, true)
+    assert.matches("--adopt %x+ TASK_ID` follows the task it made", run(gen, env()).err)
+    r = C.run_printed(adopt .. " " .. tasks[#tasks].id, env())
+    assert.equals(0, r.code, r.err)
+    local creates = emu:creates()
+    r = run(gen, env())
+    assert.equals(0, r.code, r.err)
+    assert.equals(creates, emu:creates())
+    assert.equals(C.SAMPLE, helper.read_file(dir .. "/g.mp4"))
   end)
 
   it("refuses a task the service does not know, one of another model, an unknown pending id, and a missing "

@@ -123,7 +123,7 @@ describe("starvideos batch and --key", function()
     emu:fault { method = "POST", path = "/v1/", after = true, drop = true }
     r = batch(dir .. "/p.txt", dir .. "/w")
     assert.equal(1, r.code)
-    local cmd = r.out:match("`(starvideos pending %-%-journal [^`]+)`")
+    local cmd = r.out:match("`(starvideos pending %-%-journal [^`]+ %-%-forget %x+)`")
     assert.truthy(cmd, r.out)
     assert.matches("1 create was sent and never answered", r.out, 1, true)
     assert.equal(4, emu:creates())

@@ -26,6 +26,26 @@ describe("a hint on a store", function()
     end
   end)
 
+  it("the library's words and a lost create's: --store HOST (user and password left out: pasted, it would connect as"
+    .. " no user) become the command's own store words", function()
+    local refused = "out v.mp4: a create of it was sent and its answer never came (pending record 0a1b of ...): "
+      .. "`starvideos pending --store redis://10.0.0.5:6380/2` lists it; `starvideos pending --store "
+      .. "redis://10.0.0.5:6380/2 --forget 0a1b` (or --fresh) creates again"
+    local opts = { store = "redis://app:app-pw@10.0.0.5:6380/2" }
+    local line = output.store_named(refused, opts)
+    assert.is_nil(line:find("app-pw", 1, true), line)
+    assert.is_nil(line:find("--store redis://10.0.0.5", 1, true), line)
+    assert.matches('`starvideos pending --store "$STARVIDEOS_STORE" --forget 0a1b`', line, 1, true)
+    assert.equals(1, select(2, line:gsub("with STARVIDEOS_STORE set to the store's URL redis://app:%*%*%*@", "")))
+    assert.equals(refused, output.store_named(refused, { store = "redis://10.0.0.5:6380/2" })) -- no password
+    line = output.maybe_made({ name = "generate", opts = { store = "redis://app:app-pw@10.0.0.5:6380/2",
+      out = "v.mp4" } }, { maybe_created = true, pending = "0a1b" })
+    assert.is_nil(line:find("app-pw", 1, true), line)
+    assert.matches('`starvideos pending --store "$STARVIDEOS_STORE" --adopt 0a1b TASK_ID` records the task it made',
+      line, 1, true)
+    assert.matches("which the same command refuses to create again until it is settled", line, 1, true)
+  end)
+
   it("without a password: --store URL carried as it is", function()
     local line = output.next_step({ name = "generate", opts = { store = "redis://10.0.0.5:6379/1" } }, "t-2")
     assert.matches("`starvideos wait t-2 --store redis://10.0.0.5:6379/1` picks it up again", line, 1, true)

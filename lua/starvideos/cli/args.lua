@@ -301,7 +301,7 @@ end
 
 function M.top_usage()
   local lines = {
-    "usage: starvideos <command> [options]",
+    "usage: " .. M.INVOKED .. " <command> [options]",
     "",
     "A client for the StarVideos asynchronous video-generation API.",
     "",
@@ -327,6 +327,10 @@ function M.top_usage()
   return table_concat(lines, "\n")
 end
 
+-- A command's exit statuses, as the top --help and docs/cli.md give them.
+local EXIT = "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters,\n"
+  .. "  130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL"
+
 local EXAMPLES = {
   create = "starvideos create --model videos --prompt 'a cat surfing' --duration 5",
   status = "starvideos status video_123",
@@ -347,7 +351,7 @@ local EXAMPLES = {
 
 function M.command_usage(name)
   local c = COMMANDS[name]
-  local head = "usage: starvideos " .. name
+  local head = "usage: " .. M.INVOKED .. " " .. name
   for _, a in ipairs(c.args) do head = head .. " " .. a end
   head = head .. " [options]"
   local lines = { head, "", c.summary:sub(1, 1):upper() .. c.summary:sub(2) .. ".", "", "options:" }
@@ -363,8 +367,10 @@ function M.command_usage(name)
     lines[#lines + 1] = "The API key comes from $STARVIDEOS_API_KEY or --api-key-file, never from an argument."
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "example:"
-  lines[#lines + 1] = "  " .. EXAMPLES[name]
+  lines[#lines + 1] = EXIT
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "example:" -- (as invoked: pasted from a checkout, `bin/starvideos ...` works)
+  lines[#lines + 1] = "  " .. M.INVOKED .. EXAMPLES[name]:sub(#M.PROG + 1)
   lines[#lines + 1] = ""
   return table_concat(lines, "\n")
 end

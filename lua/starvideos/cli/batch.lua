@@ -143,7 +143,7 @@ end
 
 -- The results for a person: each entry not saved (a pending create with the
 -- command that settles it), then the counts; or one JSON array.
-local function report(ctx, entries, results, dir, at)
+local function report(ctx, entries, results, dir, at, at_note)
   local failed = 0
   if ctx.json then
     local list = json.array()
@@ -163,8 +163,8 @@ local function report(ctx, entries, results, dir, at)
     elseif not r.path then
       failed = failed + 1
       if r.err and r.err.pending then
-        pending[#pending + 1] = string_format("  %s: `%s pending %s --forget %s`", entry_name(entries, i), args.INVOKED,
-          at, r.err.pending)
+        pending[#pending + 1] = string_format("  %s: `%s pending %s --adopt %s TASK_ID` or `%s pending %s --forget %s`",
+          entry_name(entries, i), args.INVOKED, at, r.err.pending, args.INVOKED, at, r.err.pending)
       elseif not ctx.json then
         out(string_format("%s  %s\n", entry_name(entries, i), r.skipped and "skipped: its task failed before"
           .. " (--skip-failed)" or r.err and describe(r.err) or "no file"))
@@ -174,8 +174,9 @@ local function report(ctx, entries, results, dir, at)
   if ctx.json then return failed > 0 and 1 or 0 end
   if #pending > 0 then
     out(string_format("%d create%s sent and never answered (the task may exist and be paid for): check your account,"
-      .. " then settle each, and run the batch again to create it:\n%s\n", #pending,
-      #pending == 1 and " was" or "s were", table_concat(pending, "\n")))
+      .. " then settle each: --adopt with the task it made (the batch again fetches its video, paying nothing), or"
+      .. " --forget when it made none (the batch again creates it):\n%s%s\n", #pending,
+      #pending == 1 and " was" or "s were", table_concat(pending, "\n"), at_note or ""))
   end
   out(string_format("%d video%s: %d saved in %s, %d not%s\n", #results, #results == 1 and "" or "s",
     #results - failed - repeats, dir, failed, repeats > 0 and string_format(", %d repeat%s left out", repeats,
@@ -233,8 +234,8 @@ function M.run(ctx, opts)
       .. " which a rerun reads)", quote(opts["out-dir"]))
   end
   local journal = not store and (opts.journal or dir .. "/starvideos.jsonl") or nil
-  local at = journal and "--journal " .. shell_word(journal)
-    or "--store " .. shell_word(require("starvideos.config").store_url(store).where)
+  local at, at_note = "--journal " .. shell_word(journal or ""), nil
+  if not journal then at, at_note = output.store_of(opts) end
   local client = client_for.new(ctx, opts, { journal = journal, store = store })
   local paths, all, list, index = {}, {}, {}, {}
   for i = 1, #entries do paths[i], all[i] = string_format("%s/%04d.mp4", dir, i), entries[i].params end
@@ -266,7 +267,7 @@ function M.run(ctx, opts)
   local results = {}
   for i = 1, #entries do results[i] = { skipped = true, repeat_of = repeated[i] and entries[i].repeats } end
   for j, r in ipairs(ran) do results[index[j]] = r end
-  return report(ctx, entries, results, dir, at)
+  return report(ctx, entries, results, dir, at, at_note)
 end
 
 return M

@@ -8,6 +8,7 @@ local protect = require("starvideos.interrupt").pcall -- (a pcall that lets Ctrl
 local display = require "starvideos.cli.display"
 local json = require "starvideos.cli.json"
 local client_for = require "starvideos.cli.client"
+local shell_word = require("starvideos.shell").word
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local io_open, os_date = io.open, os.date
@@ -534,8 +535,12 @@ function M.pending(ctx, opts, pos)
       tostring(p.model), p.prompt and ((p.prompt:gsub("%c", " "))) or "prompt " .. tostring(p.prompt_hash)))
   end
   if #pending > 0 then
-    out(string_format("%d create%s sent without an answer: check your account for these tasks\n", #pending,
-      #pending == 1 and "" or "s"))
+    local at, note = opts.journal and "--journal " .. shell_word(opts.journal), nil
+    if not at then at, note = output.store_of(opts) end
+    out(string_format("%d create%s sent without an answer: check your account for these tasks, then settle each:"
+      .. " `%s pending %s --adopt ID TASK_ID` records the task it made (its job then fetches the video, paying"
+      .. " nothing), `%s pending %s --forget ID` one that made none (its job then creates again)%s\n", #pending,
+      #pending == 1 and "" or "s", args.INVOKED, at, args.INVOKED, at, note or ""))
   end
   return 0
 end

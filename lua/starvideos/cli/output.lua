@@ -15,7 +15,7 @@ local shell_word = require("starvideos.shell").word
 local protect = require("starvideos.interrupt").pcall -- (a pcall that lets Ctrl-C through)
 
 local type, ipairs, tostring, select, setmetatable, pcall = type, ipairs, tostring, select, setmetatable, pcall
-local io_stdout, io_stderr, io_popen = io.stdout, io.stderr, io.popen
+local io_stdout, io_stderr, io_popen, os_getenv = io.stdout, io.stderr, io.popen, os.getenv
 local string_format, table_concat = string.format, table.concat
 
 local M = {}
@@ -83,6 +83,26 @@ function M.store_words(url)
   return '--store "$STARVIDEOS_STORE"', string_format(" (with STARVIDEOS_STORE set to the store's URL %s and its "
     .. "password, which is never printed: `export STARVIDEOS_STORE=\"$(cat FILE)\"` reads it from a file only you can "
     .. "read)", shown)
+end
+
+-- The store of a command's flags as a printed command names it (M.store_words), or `--store
+-- "$STARVIDEOS_STORE"` when it came from there (no --store, no --journal); nil without one.
+function M.store_of(opts)
+  if opts.store ~= nil then return M.store_words(opts.store) end
+  if opts.journal == nil and os_getenv("STARVIDEOS_STORE") then return '--store "$STARVIDEOS_STORE"' end
+end
+
+-- text with the library's `--store WHERE` (a store named by its host alone: pasted, it would connect as
+-- no user and without the password) as the command's own store words (M.store_of), the note once after.
+function M.store_named(text, opts)
+  local url = opts.store or (opts.journal == nil and os_getenv("STARVIDEOS_STORE")) or nil
+  if url == nil or not text:find("--store ", 1, true) then return text end -- (a usage error: no library loaded)
+  local ok, s = pcall(function() return require("starvideos.config").store_url(url) end)
+  if not ok then return text end
+  local words, note = M.store_of(opts)
+  local n
+  text, n = text:gsub("%-%-store " .. s.where:gsub("%W", "%%%0"), function() return words end)
+  return n > 0 and note and text .. note or text
 end
 
 -- The command, as one line for a shell: `download ID PATH` after a download of
@@ -242,6 +262,24 @@ function M.describe(err)
   return err.kind .. ": " .. message
 end
 
+-- After a create whose answer never came (err.maybe_created): what to do, with the commands that settle it
+-- when the ledger holds its pending create (err.pending).
+function M.maybe_made(ctx, err)
+  local opts = ctx.opts or {}
+  local at, note = opts.journal and "--journal " .. shell_word(opts.journal), nil
+  if not at then at, note = M.store_of(opts) end
+  if not (err.pending and at) then
+    return "the create may have made (and billed) a task: check your account before you create it again (with"
+      .. " --journal PATH or --store URL, a rerun knows of it and pays for nothing twice)"
+  end
+  local cmd = args.INVOKED .. " pending " .. at
+  local keyed = opts.key ~= nil or (ctx.name == "generate" and opts.out ~= nil) -- (its rerun is refused, not paid)
+  return string_format("the create may have made (and billed) a task: it is pending create %s (`%s` lists it)%s:"
+    .. " `%s --adopt %s TASK_ID` records the task it made, once found in your account; `%s --forget %s` one that"
+    .. " made none%s", err.pending, cmd, keyed and ", which the same command refuses to create again until it is"
+    .. " settled" or "; the same command again is a new paid create", cmd, err.pending, cmd, err.pending, note or "")
+end
+
 -- Report err for ctx (ctx.name: the command, ctx.json: --json) and return the
 -- exit status. stderr: "starvideos <command>: <what went wrong>", then a hint
 -- for bad usage (or a request refused before the client was made: its flags) or how to pick a
@@ -249,12 +287,14 @@ end
 function M.report(ctx, err)
   if ctx.json then M.print_json(M.error_document(err)) end
   local who = args.PROG .. (ctx.name and (" " .. ctx.name) or "")
-  write(io_stderr, who, ": ", M.describe(err), "\n")
+  write(io_stderr, who, ": ", M.store_named(M.describe(err), ctx.opts or {}), "\n")
   local code = M.exit_code(err)
   if code == 2 and (err.kind == "usage" or not ctx.client) then
     write(io_stderr, args.hint(ctx.name), "\n")
   elseif err.kind == "timeout" and err.id then
     write(io_stderr, M.next_step(ctx, err.id), "\n")
+  elseif err.maybe_created and not err.created then
+    write(io_stderr, M.maybe_made(ctx, err), "\n")
   end
   return code
 end
