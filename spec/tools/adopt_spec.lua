@@ -102,4 +102,29 @@ describe("pending --adopt", function()
     assert.equals(1, run(argv, env()).code) -- still pending: still refused, nothing sent
     assert.equals(creates, emu:creates())
   end)
+
+  it("refuses a task recorded already for another entry of the ledger (its video would be saved twice)", function()
+    local dir = helper.tmpdir()
+    helper.write_file(dir .. "/p.txt", "a lost cat\na found dog\n")
+    emu:fault { method = "POST", path = "/v1/", after = true, drop = true } -- (the first create's answer)
+    local r = run({ "batch", "--prompts-file", dir .. "/p.txt", "--out-dir", dir .. "/v", "--model", "videos",
+      "--duration", "5", "--interval", "0.1" }, env())
+    emu:clear_faults()
+    local lid = assert(r.out:match("%-%-forget (%x+)`"), r.out .. r.err)
+    local journal = dir .. "/v/starvideos.jsonl"
+    local listed = run({ "list", "--journal", journal, "--json" }, env())
+    local other
+    for _, l in ipairs(C.lines(listed.out)) do
+      local t = cjson.decode(l)
+      if t and t.id then other = t end
+    end
+    assert(other, listed.out)
+    local size = #helper.read_file(journal)
+    r = run({ "pending", "--journal", journal, "--adopt", lid, other.id }, env())
+    assert.equals(2, r.code, r.out .. r.err)
+    assert.matches("--adopt " .. lid .. " " .. other.id .. ": that task is recorded already, made for ", r.err, 1, true)
+    assert.matches((other.out or other.path):match("[^/]*$") .. ": not this create's", r.err, 1, true) -- (either line's:
+    -- the two creates go at once, the fault drops whichever is answered first)
+    assert.equals(size, #helper.read_file(journal))
+  end)
 end)

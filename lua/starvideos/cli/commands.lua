@@ -462,8 +462,8 @@ function M.list(ctx, opts)
   return 0
 end
 
--- `pending --adopt LID TASK_ID`: the task checked at the service (it exists, of the pending create's model),
--- then recorded for the pending create, whose key follows it from now on.
+-- `pending --adopt LID TASK_ID`: the task checked at the service (it exists, of the pending create's model) and in
+-- the ledger (not another entry's already), then recorded for the pending create, whose key follows it from now on.
 local function adopt(ctx, opts, journal, store, id)
   local lid = opts.adopt
   local client = client_for.new(ctx, opts, { journal = journal, store = store })
@@ -484,6 +484,13 @@ local function adopt(ctx, opts, journal, store, id)
     return fail(ctx, output.new_error("invalid_request", string_format("--adopt %s %s: that task is of model %s, the "
       .. "pending create asked %s: not its task", lid, id, tostring(task.model), tostring(p.model)),
       { field = "adopt" }))
+  end
+  for _, t in ipairs(client:tasks {} or {}) do -- (its video would be saved a second time, under this entry's name)
+    if t.id == task.id then
+      return fail(ctx, output.new_error("invalid_request", string_format("--adopt %s %s: that task is recorded "
+        .. "already, made for %s: not this create's", lid, id, t.out or t.path or (t.prompt and string_format("%q",
+        t.prompt)) or "another entry"), { field = "adopt" }))
+    end
   end
   local ok, aerr = client.ctx.ledger:adopt_pending(lid, task.id)
   client:close()
