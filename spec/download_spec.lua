@@ -183,7 +183,7 @@ describe("an out that cannot be written", function()
       assert.is_string(err.id)
       assert.equal("completed", err.task.status)
       assert.equal(1, creates(emu))
-      local command = "starvideos download " .. err.id .. " " .. out
+      local command = require("starvideos.errors").command() .. " download " .. err.id .. " " .. out
       assert.truthy(err.message:find("task " .. err.id .. " is completed: `" .. command .. "` fetches its video", 1,
         true), err.message)
       -- and that command does
@@ -204,7 +204,7 @@ describe("an out that cannot be written", function()
       end })
       client:close()
       assert.equal("io", err.kind, tostring(err))
-      assert.truthy(err.message:find("`starvideos download " .. err.id .. " " .. q(out) .. "`", 1, true), err.message)
+      assert.truthy(err.message:find("starvideos download " .. err.id .. " " .. q(out) .. "`", 1, true), err.message)
     end)
   end)
 

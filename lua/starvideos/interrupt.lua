@@ -62,10 +62,10 @@ function M.stop(loop)
     pcall(job.cancel, job, true) -- (a job cut mid-step may fail to cancel cleanly: the others still are)
   end
   local single = #jobs == 1 and jobs[1] or nil
-  local new_error = require("starvideos.errors").new_error
-  return new_error("timeout", string_format("interrupted (Ctrl-C): %d job%s cancelled, %d with a task created"
-    .. " (paid for: it goes on at the service); %s", #jobs, #jobs == 1 and "" or "s", #created,
-    next_step(jobs, created)), { interrupted = true, id = single and single.id, task = single and single.task,
+  local errors = require "starvideos.errors"
+  return errors.new_error("timeout", errors.hint(string_format("interrupted (Ctrl-C): %d job%s cancelled, %d with a "
+    .. "task created (paid for: it goes on at the service); %s", #jobs, #jobs == 1 and "" or "s", #created,
+    next_step(jobs, created))), { interrupted = true, id = single and single.id, task = single and single.task,
     transient = true })
 end
 

@@ -121,11 +121,11 @@ function R.key_answer(e, want, at)
   if e.id == nil and e.alive then return nil, new_error("invalid_request", string_format("%s %s: another live process"
     .. " sent a create of it (pending record %s): rerun once it ends", what, want.key, e["local"]), { field = what })
   elseif e.id == nil then
-    return nil, new_error("invalid_request", string_format("%s %s: a create of it was sent and its answer never came"
-      .. " (pending record %s of %s): it may have been made and paid for; `starvideos pending %s` lists"
+    return nil, new_error("invalid_request", errors.hint(string_format("%s %s: a create of it was sent and its answer "
+      .. "never came (pending record %s of %s): it may have been made and paid for; `starvideos pending %s` lists"
       .. " it; `starvideos pending %s --adopt %s TASK_ID` follows the task it made, once found in your account;"
       .. " `starvideos pending %s --forget %s` (or fresh = true) creates again", what, want.key,
-      e["local"], os_date("!%Y-%m-%d %H:%M:%S UTC", e.time or 0), at, at, e["local"], at, e["local"]),
+      e["local"], os_date("!%Y-%m-%d %H:%M:%S UTC", e.time or 0), at, at, e["local"], at, e["local"])),
       { field = what, pending = e["local"] })
   end
   if e.fp ~= want.fp then
@@ -163,8 +163,8 @@ function R.settle_pending(ledger, lid, id, settle, in_where, at)
   for _, p in ipairs(list) do
     if p["local"] == lid then return settle(ledger, p, id) end
   end
-  return nil, string_format("no pending create %s in %s (`starvideos pending %s` lists them)", tostring(lid),
-    in_where, at)
+  return nil, errors.hint(string_format("no pending create %s in %s (`starvideos pending %s` lists them)",
+    tostring(lid), in_where, at))
 end
 
 return R

@@ -117,8 +117,8 @@ function V.answered(job, r, t)
     return job:refresh(t)
   end
   if job.waited and job.id then -- the task is done and paid for: its video can still be had
-    err.message = string.format("%s; task %s is completed: `starvideos download %s %s` fetches its video",
-      err.message, job.id, job.id, shell_word(job.out))
+    err.message = errors.hint(string.format("%s; task %s is completed: `starvideos download %s %s` fetches its "
+      .. "video", err.message, job.id, job.id, shell_word(job.out)))
   end
   return job:finish(err)
 end

@@ -13,9 +13,12 @@ local usage_error, quote = args.usage_error, args.quote
 
 local M = {}
 
--- The library and its C core (loaded on first use: help and usage errors need neither).
+-- The library and its C core (loaded on first use: help and usage errors need neither); the library's hints name
+-- the command as it was invoked.
 function M.load()
-  return require "starvideos", require "starvideos.core"
+  local starvideos = require "starvideos"
+  require("starvideos.errors").command(args.INVOKED)
+  return starvideos, require "starvideos.core"
 end
 
 -- The first line of a secret's file (- for stdin): what ("API key", "webhook

@@ -42,10 +42,10 @@ end
 
 local function orphan_pending(p, ledger)
   local records = ledger.where and "--store " .. ledger.where or "--journal " .. tostring(ledger.path)
-  return { err = new_error("io", string_format("create %s (%s, sent at %s UTC) may have been paid for: its answer "
-    .. "never came and its process is gone; keep never sends it again: `starvideos pending %s` lists it",
+  return { err = new_error("io", errors.hint(string_format("create %s (%s, sent at %s UTC) may have been paid for: "
+    .. "its answer never came and its process is gone; keep never sends it again: `starvideos pending %s` lists it",
     tostring(p["local"]), tostring(p.model), type(p.time) == "number" and os_date("!%Y-%m-%d %H:%M:%S", p.time)
-      or "?", records), { maybe_created = true, pending = p["local"] }) }
+      or "?", records)), { maybe_created = true, pending = p["local"] }) }
 end
 
 function K.resume(ctx, opts)
