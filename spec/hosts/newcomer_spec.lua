@@ -142,8 +142,14 @@ end)
 
 describe("an error against the default host", function()
   local DEFAULT = require("starvideos.config").DEFAULT_BASE_URL
-  local NOTE = "(STARVIDEOS_BASE_URL is not set: using " .. DEFAULT
-    .. "; for the local emulator, export the lines `starvideos emulator` prints)"
+  -- (the command as the library names it: `starvideos` on the PATH, else the checkout's bin/starvideos; the
+  -- command line: as it was invoked, the checkout's bin/starvideos here)
+  local function note(command)
+    return "(STARVIDEOS_BASE_URL is not set: using " .. DEFAULT .. "; for the local emulator, export the lines `"
+      .. command .. " emulator` prints)"
+  end
+  local on_path = helper.execute("command -v starvideos >/dev/null 2>&1")
+  local NOTE = note(on_path and "starvideos" or root .. "/bin/starvideos")
 
   -- the fixture's lines: { [what] = { url =, kind =, message = } }
   local function fake_run(env, base_url)
@@ -200,8 +206,8 @@ describe("an error against the default host", function()
     assert.is_nil(ok)
     assert.are.equal(1, code)
     -- (the command line names the command as it was invoked: the checkout's bin/starvideos)
-    local note = NOTE:gsub("`starvideos emulator`", "`" .. root .. "/bin/starvideos emulator`"):gsub("%p", "%%%0")
-    assert.matches("^starvideos status: network: query: network error: [^\n]* " .. note .. "\n$", out)
+    local said = note(root .. "/bin/starvideos"):gsub("%p", "%%%0")
+    assert.matches("^starvideos status: network: query: network error: [^\n]* " .. said .. "\n$", out)
     if strace then -- and every connect it tried was to the loopback
       local n = 0
       for line in connects:gmatch("[^\n]+") do
