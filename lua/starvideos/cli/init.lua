@@ -49,7 +49,7 @@ local function dispatch(ctx, argv)
     if name == "help" and sub and args.COMMANDS[sub] and sub ~= "emulator" then
       out(args.command_usage(sub))
     elseif name == "help" and sub == "emulator" then
-      return emulator().main({ "--help" })
+      return emulator().main({ "--help" }, args.INVOKED)
     elseif name == "help" and sub then
       usage_error("unknown command %s", quote(sub))
     else
@@ -58,7 +58,7 @@ local function dispatch(ctx, argv)
     return 0
   end
   if name == "emulator" then
-    return emulator().main(tail(argv, 2))
+    return emulator().main(tail(argv, 2), args.INVOKED)
   end
   -- from here, a mistake under --json is reported as JSON too
   local _, json = args.scan(argv)

@@ -1291,15 +1291,17 @@ function M.ready_text(url, key, key_from)
   return tbl_concat(lines, "\n") .. "\n"
 end
 
--- Entry point of `starvideos emulator`. Returns the exit code.
-function M.main(args)
+-- Entry point of `starvideos emulator` (invoked: the command as it was invoked, which its usage names). Returns the
+-- exit code.
+function M.main(args, invoked)
   local opts, err = M.parse_args(args or {})
   if not opts then
     io_stderr:write("starvideos emulator: ", err, "\n")
     return 2
   end
   if opts.help then
-    io_stdout:write(M.USAGE)
+    io_stdout:write(invoked and (M.USAGE:gsub("^usage: starvideos ", function() return "usage: " .. invoked .. " " end))
+      or M.USAGE)
     return 0
   end
   local server = M.new(opts)
