@@ -30,7 +30,7 @@ function K.new(cfg, timeout, ngx, server)
   if self.map then -- (a map known: the way is up; none: it is being learned)
     c, err = self:node(self.map.ranges[1][3])
   else
-    self:_next()
+    Conn.ask_next(self)
     c, err = self.sc, self.failed
   end
   if not c then return nil, err end
@@ -51,10 +51,6 @@ function K:node(addr)
   self.nodes[addr] = c
   return c
 end
-
--- The next node named asked for the map (after the last, a pause, then the first again); past the deadline:
--- failed.
-K._next = Conn.ask_next
 
 -- CLUSTER SLOTS' answer as ranges (an empty address: the node asked), or nil.
 local function ranges_of(v, asked)
@@ -82,7 +78,7 @@ function K:_heard()
     return true
   end
   self.why = string_format("node %s:%d: %s", h.host, h.port, status == "ok" and "no slot map" or tostring(v))
-  return self:_next()
+  return Conn.ask_next(self)
 end
 
 -- As far as the answers there allow: true (the map known), false (not yet), or nil, why.
@@ -125,7 +121,7 @@ end
 function K:find()
   if not self.map then return true end
   self.server.map, self.map, self.i, self.deadline = nil, nil, 0, now() + self.timeout
-  self:_next()
+  Conn.ask_next(self)
   return true
 end
 

@@ -42,7 +42,7 @@ function S.new(cfg, timeout, ngx, server)
     "get-master-addr-by-name", cfg.service, n = 3 }, user = cfg.sentinel_user, password = cfg.sentinel_password,
     host = "sentinel", failed = "no master for " .. cfg.service .. " from the sentinels" } }, S)
   local m = server.master
-  if m then self:_master(m) else self:_next() end
+  if m then self:_master(m) else Conn.ask_next(self) end
   local c = self.mc or self.sc
   if not c then return nil, self.failed end
   self.name, self.null = c.name, c.null
@@ -65,11 +65,8 @@ function S:_unconfirmed(why)
   if self.mc then self.mc:close() end
   self.mc, self.m, self.why, self.state = nil, nil, why, "ask"
   if self.from then self.i = self.from end -- (the one that named it: the next one asked)
-  return self:_next()
+  return Conn.ask_next(self)
 end
-
--- The next sentinel asked (after the last, a pause, then the first again); past the deadline: failed.
-S._next = Conn.ask_next
 
 -- Until when the host asked now may take (a sentinel's answer, a master's hello), or nil (a pause).
 function S:_due()
@@ -85,7 +82,7 @@ function S:_lost(why)
   self.server.master, self.state = nil, "ask"
   if self.mc then self.mc:close() end
   self.mc, self.m, self.why, self.i = nil, nil, why, #self.cfg.hosts -- (a pause, then the sentinels again)
-  return self:_next()
+  return Conn.ask_next(self)
 end
 
 -- The sentinel's answer: the master's address, or the next sentinel.
@@ -104,7 +101,7 @@ function S:_heard()
   end
   self.why = string_format("sentinel %s:%d: %s", h.host, h.port, status == "ok"
     and "it knows no master " .. self.cfg.service or tostring(v))
-  return self:_next()
+  return Conn.ask_next(self)
 end
 
 -- As far as the answers there allow: the master's connection, false (not yet), or nil, why.
