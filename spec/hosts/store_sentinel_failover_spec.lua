@@ -254,9 +254,9 @@ local function keep(dir, emu, set, old)
     elseif l:match("^result %S+ %- ") then saved = saved + 1
     elseif #rest < 20 then rest[#rest + 1] = l end
   end
-  return string.format("keep took %.1f s: %d claims, %d results saved (%s/keeper.out); the rest it said:\n%s\n"
-    .. "before the keep:\n%s\nafter:\n%s", took, claims, saved, dir, table.concat(rest, "\n"), before,
-    where(set, old)),
+  return string.format("keep took %.1f s: %d claims, %d results saved\nthe rest it said (the whole in "
+    .. "%s/keeper.out):\n%s\nbefore the keep:\n%s\nafter:\n%s", took, claims, saved, dir, table.concat(rest, "\n"),
+    before, where(set, old)),
     function(id) return helper.read_file(videos .. "/" .. id .. ".mp4") == SAMPLE end
 end
 
