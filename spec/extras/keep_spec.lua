@@ -461,6 +461,24 @@ describe("resume and keep --once keep the user's names (one process, the emulato
     c:close()
   end)
 
+  it("keep{once = true} says what it left under another process's live lease (a warning with the counts)", function()
+    local a, b = orphaned()
+    local core = require "starvideos.core"
+    local live = assert(core.try_lock(journal .. ".owners/alive", true))
+    local f = assert(io.open(journal, "a"))
+    f:write(require("cjson").encode { event = "created", id = "t_live", owner = "alive", time = 1 }, "\n")
+    f:close()
+    local fallback, warnings = helper.tmpdir(), {}
+    local c = client { on_event = function(ev) if ev.type == "warning" then warnings[#warnings + 1] = ev end end }
+    check(assert(c:keep { dir = fallback, once = true, interval = 0.1 }), a, b, fallback)
+    assert.equal(1, #warnings, warnings[2] and warnings[2].message)
+    assert.equal("keep once: 1 task left under the live lease of 1 process, which keep takes once that process ends",
+      warnings[1].message)
+    assert.same({ 1, 1 }, { warnings[1].leased.tasks, warnings[1].leased.owners })
+    live:unlock()
+    c:close()
+  end)
+
   it("keep goes on past a journal it cannot read for a moment: a warning, another look, then the tasks", function()
     local a, b = orphaned()
     local fallback = helper.tmpdir()

@@ -12,6 +12,12 @@
 -- replication stream carries the scripts' effects).  The control run with replicas = 0 shows what is lost: the
 -- tasks paid while cut, recorded on the dead primary only, absent from the new primary's records
 -- (client:tasks through the sentinels).
+-- replicas = 1 again, the new primary stopped 4 s (SIGSTOP) after the second owner's 40th create: the sentinels fail
+-- over again, to the replica that acknowledged its records, and demote the stopped one (the owner's connection there
+-- closed); the second owner's last creates renew its lease on that second primary only.  So each keep waits for the
+-- owners' leases to lapse on every node, not on the primary promoted first: a loaded box fails over a second time
+-- unasked, and a keep run while the second owner's lease lives on the primary it reaches rightly leaves its tasks
+-- (keep once carries what is orphaned at its look).
 
 local helper = require "spec.helper"
 local redis_run = require "spec.support.redis_run"
@@ -145,17 +151,112 @@ local function compare(emu, found)
   return paid, saved, lost, numbers
 end
 
--- The keep (replicas = 1) after the failover: the owners' leases gone from the new primary (counted there), a
--- keeper process through the sentinels, once: what it said, and the ids whose file is the whole video.
-local function keep(dir, emu, set, new)
-  assert(helper.wait_until(function() return #cli(new, "KEYS", "*owner:*") == 0 end, 10), "a lease stayed")
+-- The unfinished tasks of the node at port by owner: "OWNER=N/MS" each (MS: its lease's PTTL, -2 gone).  EVAL_RO:
+-- none of the commands `ours` counts.
+local BY_OWNER = [[
+local t, o = {}, {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local w = redis.call('HGET', ARGV[1] .. 'task:' .. id, 'owner') or '?'
+  if not t[w] then t[w] = 0; o[#o + 1] = w end
+  t[w] = t[w] + 1
+end
+for i, w in ipairs(o) do o[i] = w .. '=' .. t[w] .. '/' .. redis.call('PTTL', ARGV[1] .. 'owner:' .. w) end
+return o]]
+
+-- Where things are (a keep's evidence): the master each sentinel names; each node's role, its master and link,
+-- its offset, its keys, its unfinished tasks by owner.  A line each.
+local function where(set, old)
+  local names, lines = {}, {}
+  for i, sn in ipairs(set.sentinels) do
+    local ok, l = pcall(redis_run.cli, sn.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+    names[i] = ok and tostring(l[2]) or "?"
+  end
+  lines[1] = "sentinels name " .. table.concat(names, " ")
+  local ports = { old, set.replicas[1].port, set.replicas[2].port }
+  for _, port in ipairs(ports) do
+    local ok, said = pcall(function()
+      local r, n = info(port, "replication"), cli(port, "DBSIZE")[1]
+      local set_key = cli(port, "KEYS", "*:unfinished")[1]
+      local owners = set_key and table.concat(cli(port, "EVAL_RO", BY_OWNER, "1", set_key,
+        (set_key:gsub("unfinished$", ""))), " ") or "-"
+      return string.format("%d: %s of %s link %s offset %s, %s keys, unfinished by owner: %s", port, r.role,
+        tostring(r.master_port or "-"), tostring(r.master_link_status or "-"), tostring(r.master_repl_offset), n,
+        owners)
+    end)
+    lines[#lines + 1] = ok and said or port .. ": " .. tostring(said)
+  end
+  return table.concat(lines, "\n")
+end
+
+-- What the sentinels did (their logs' events: failovers, promotions, reconfigurations, TILT), a line each: "sentinel
+-- I: TIME EVENT".
+local EVENTS = { "sdown master", "odown", "new-epoch", "try-failover", "elected-leader", "selected-slave",
+  "promoted-slave", "switch-master", "convert-to-slave", "failover-abort", "failover-end", "tilt", "slave-reconf-done",
+  "vote-for-leader" }
+local function events(set)
+  local lines = {}
+  for i, sn in ipairs(set.sentinels) do
+    for l in tostring(helper.read_file(sn.dir .. "/sentinel.log")):gmatch("[^\n]+") do
+      for _, e in ipairs(EVENTS) do
+        if l:find(e, 1, true) then
+          lines[#lines + 1] = "sentinel " .. i .. ": " .. (l:match("(%d+:%d+:%d+%.%d+ .*)$") or l)
+          break
+        end
+      end
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
+-- The masters the sentinels switched to, in the order they did (their logs' +switch-master, the first time each):
+-- "P1 P2..." (more than one: they failed over again).
+local function switched(set)
+  local seen, at = {}, {}
+  for _, sn in ipairs(set.sentinels) do
+    for t, port in tostring(helper.read_file(sn.dir .. "/sentinel.log")):gmatch(
+      "(%d+:%d+:%d+%.%d+) # %+switch%-master mymaster %S+ %d+ %S+ (%d+)") do
+      if not seen[port] or t < seen[port] then seen[port] = t end
+    end
+  end
+  for port in pairs(seen) do at[#at + 1] = port end
+  table.sort(at, function(a, b) return seen[a] < seen[b] end)
+  return table.concat(at, " ")
+end
+
+-- Whether no node of set has an owner's lease (owner:* keys).  The master the sentinels name at the keep may be
+-- another than the one promoted first (a loaded box can have them fail over again, mid-batch), where the second
+-- owner's last creates renewed its lease: asked of every node, the old primary too.
+local function leases_gone(set, old)
+  for _, port in ipairs { old, set.replicas[1].port, set.replicas[2].port } do
+    local ok, keys = pcall(cli, port, "KEYS", "*owner:*")
+    if not ok or #keys > 0 then return false end
+  end
+  return true
+end
+
+-- The keep (replicas = 1) after the failover: the owners' leases lapsed on every node, a keeper process through the
+-- sentinels, once: what it said (its whole output in dir/keeper.out; here its claims counted, where things were
+-- before and after it), and the ids whose file is the whole video.
+local function keep(dir, emu, set, old)
+  assert(helper.wait_until(function() return leases_gone(set, old) end, 10), "a lease stayed:\n" .. where(set, old))
   local videos = helper.tmpdir()
+  local before = where(set, old)
   local t0 = socket.gettime()
   local keeper = helper.run_lua(dir, "keeper", redis_run.keeper(KEY, { once = true, rate = 1e6 }),
     { emu.url, set.url, videos, "60" })
   local out = keeper.pipe:read("*a")
   keeper:close()
-  return string.format("keep took %.1f s\n%s", socket.gettime() - t0, out),
+  local took = socket.gettime() - t0
+  helper.write_file(dir .. "/keeper.out", out)
+  local rest, claims, saved = {}, 0, 0
+  for l in out:gmatch("[^\n]+") do
+    if l:match("^claim ") then claims = claims + 1
+    elseif l:match("^result %S+ %- ") then saved = saved + 1
+    elseif #rest < 20 then rest[#rest + 1] = l end
+  end
+  return string.format("keep took %.1f s: %d claims, %d results saved\nthe rest it said (the whole in "
+    .. "%s/keeper.out):\n%s\nbefore the keep:\n%s\nafter:\n%s", took, claims, saved, dir, table.concat(rest, "\n"),
+    before, where(set, old)),
     function(id) return helper.read_file(videos .. "/" .. id .. ".mp4") == SAMPLE end
 end
 
@@ -168,10 +269,22 @@ local function listed(dir, emu, set)
   return out, function(id) return found[id] end
 end
 
--- One run with `replicas`: {creates, paid, saved, while_cut (creates paid while the replicas were cut), resumed
--- (seconds from the kill to the second owner's first create), ours (our commands at the demoted node, replicas =
--- 1), said (what happened)}.
-local function run(replicas)
+-- The node of set at port stopped for `seconds` (SIGSTOP, as a loaded box or a paused VM stops it), then continued.
+local function stop(set, port, seconds)
+  for _, node in ipairs(set.replicas) do
+    if node.port == port then
+      node.signal("STOP")
+      helper.sleep(seconds)
+      node.signal("CONT")
+    end
+  end
+end
+
+-- One run with `replicas` (and `stall`: the new primary stopped that long after the second owner's 40th create):
+-- {creates, paid, saved, while_cut (creates paid while the replicas were cut), resumed (seconds from the kill to the
+-- second owner's first create), ours (our commands at the demoted node, replicas = 1), masters (how many the
+-- sentinels switched to), said (what happened)}.
+local function run(replicas, stall)
   local dir = helper.tmpdir()
   local set = redis_run.start_sentinel { down_after = DOWN_AFTER }
   local emu = helper.emulator { key = KEY, queued = 0, processing = 0.1 }
@@ -218,9 +331,10 @@ local function run(replicas)
   repeat
     local l = line(owners[2])
     if not resumed and l and l:match("^created") then resumed = socket.gettime() - t0 end
+    if stall and l == "created " .. (paid_first + 40) then stop(set, new, stall) end
   until l == "done"
   helper.execute("kill -9 " .. owners[2].pid)
-  local out, found = (demoted and keep or listed)(dir, emu, set, new)
+  local out, found = (demoted and keep or listed)(dir, emu, set, old)
   local paid, saved, lost, numbers = compare(emu, found)
   local r = { paid = paid, creates = emu:creates(), saved = saved, while_cut = paid_first - at_cut,
     resumed = resumed, cut_lost = 0 }
@@ -232,13 +346,17 @@ local function run(replicas)
   end
   local told = {} -- (what was said but the creates)
   for _, l in ipairs(lines) do if not l:match("^created") then told[#told + 1] = l end end
-  local summary = string.format("replicas = %d: %d creates, %d tasks (%d while cut, %d before the failover), %d "
+  local masters = switched(set)
+  r.masters = select(2, masters:gsub("%d+", ""))
+  local summary = string.format("replicas = %d%s: %d creates, %d tasks (%d while cut, %d before the failover), %d "
     .. "saved, %d lost (%d of those paid while cut), resumed after %.2f s; the old primary a replica after %s s, %s "
-    .. "commands of ours there", replicas, r.creates, paid, r.while_cut, paid_first, saved, #lost, r.cut_lost,
-    resumed or -1, r.converted and string.format("%.1f", r.converted) or "-", tostring(r.ours or "-"))
+    .. "commands of ours there; the sentinels switched to %s", replicas,
+    stall and string.format(", the new primary stopped %g s", stall) or "", r.creates, paid, r.while_cut, paid_first,
+    saved, #lost, r.cut_lost, resumed or -1, r.converted and string.format("%.1f", r.converted) or "-",
+    tostring(r.ours or "-"), masters)
   io.write("\n", summary, "; ", out:match("^keep took [^\n]*") or "no keep", "\n")
-  r.said = string.format("%s\nlost: %s\n%s\n%s\n%s", summary, table.concat(lost, " "),
-    table.concat(told, "\n"):sub(1, 2000), out:sub(1, 1500), stats)
+  r.said = string.format("%s\nlost: %s\n%s\n%s\nwhat the sentinels did:\n%s\n%s", summary,
+    table.concat(lost, " "), table.concat(told, "\n"):sub(1, 2000), out:sub(1, 4000), events(set), stats)
   return r
 end
 
@@ -251,6 +369,15 @@ describe_redis("a Sentinel-managed primary killed -9 mid-batch, its replicas cut
       assert.are.equal(r.paid, r.saved, r.said) -- files = 200, 0 lost ids
       assert.are.equal(0, r.ours, r.said) -- 0 writes to the demoted node
       assert.is_true(r.resumed < DOWN_AFTER / 1000 + 5, r.said)
+    end)
+
+  it("replicas = 1, the new primary stopped 4 s mid-batch (the sentinels fail over again, to the replica that "
+    .. "acknowledged the records): 200 creates, a keep on the primary then saves 200 whole files", function()
+      local r = run(1, 4)
+      assert.is_true(r.masters >= 2, r.said) -- (the second failover happened)
+      assert.are.same({ N, N }, { r.creates, r.paid }, r.said)
+      assert.are.equal(r.paid, r.saved, r.said)
+      assert.are.equal(0, r.ours, r.said)
     end)
 
   it("the control run, replicas = 0: the creates paid while the replicas were cut are lost", function()

@@ -148,6 +148,21 @@ local function look_at(ctx, st, opts, t)
   st.looked = st.looked or not behind
 end
 
+-- What a keep once left under another process's live lease (a process killed a moment ago lets go of its tasks
+-- only when its lease lapses), said as a warning with the counts (leased: the ledger's leased()): its end is no
+-- "every task carried".
+local function tell_leased(ctx)
+  local on_event, ledger = ctx.cfg.on_event, ctx.ledger
+  local leased = on_event and ledger.leased and ledger:leased()
+  if not (leased and leased.tasks > 0) then return end
+  local n, owners = leased.tasks, leased.owners
+  local one = owners == 1
+  local when = leased.last and string_format("which lapse%s in %.3g s: keep once again after that", one and "s" or "",
+    leased.last) or "which keep takes once " .. (one and "that process ends" or "those processes end")
+  on_event { type = "warning", leased = leased, message = string_format("keep once: %d task%s left under the live "
+    .. "lease of %d process%s, %s", n, n == 1 and "" or "s", owners, one and "" or "es", when) }
+end
+
 -- Keep until the deadline or the client's (alive() false) or worker's end; once: the first look's tasks.
 function K.run(ctx, opts, alive)
   local cfg, loop = ctx.cfg, ctx.loop
@@ -183,6 +198,7 @@ function K.run(ctx, opts, alive)
   if cfg.notify then Notify().settle(ctx) end -- a few seconds in flight; the rest stays owed
   if st.keeper then st.keeper:close() end
   if not st.seen and st.failure then return nil, st.failure end -- no look could be made: the last failure says why
+  if opts.once then tell_leased(ctx) end
   return st.results
 end
 
