@@ -61,6 +61,7 @@ describe("a fleet's batch killed with kill -9", function()
       local n, owners, secs = out:match("no orphaned task in the store redis://127%.0%.0%.1:%d+/0 now; (%d+) tasks "
         .. "are held under the live lease of (%d+) process, which lapses in (%d+) s")
       assert.truthy(n, out)
+      assert.is_nil(out:find("keep once:", 1, true), out) -- (the library's warning of it: said once, not twice)
       assert.same({ "3", "1" }, { n, owners })
       assert.truthy(tonumber(secs) >= 20 and tonumber(secs) <= 30, out) -- (the default lease, 30 s)
       assert.truthy(os.time() - t0 < 20)

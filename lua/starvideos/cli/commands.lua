@@ -384,9 +384,16 @@ local function carry(ctx, opts, method, title, none, extra)
   local call = { dir = dir, interval = opts.interval, timeout = opts.timeout,
     on_progress = function(ev) d:event(ev, core.now()) end }
   for k, v in pairs(extra) do call[k] = v end
+  -- (keep once's warning of the tasks it left under a live lease: said by `none` when it carried nothing)
+  local said, leased = client.cfg.on_event, nil
+  if type(none) == "function" and said then
+    client.cfg.on_event = function(ev) if ev.leased then leased = ev else return said(ev) end end
+  end
   local results, err = client[method](client, call)
+  client.cfg.on_event = said
   if not results then return fail(ctx, err) end
   d:finish(false)
+  if leased and (#results > 0 or ctx.json) then said(leased) end
   if type(none) == "function" and #results == 0 and not ctx.json then none = none(client, opts) end
   return report(ctx, results, none)
 end
