@@ -29,14 +29,15 @@ function M.new(d, now, total, hint)
     cancelled = 0, total = total }, dirty = false, printed = false }, P)
 end
 
--- The time left: the longest estimate of the tasks not ended, or nil.
+-- The time left: the longest estimate of the tasks not ended (their medians; "longer than usual" only once the
+-- longest's 90th percentile passed too, as a single task's line says), or nil.
 function P:left(now)
-  local most
+  local most, most90
   for _, e in pairs(self.etas) do
-    local left = e.p50 - (now - e.at)
-    most = math_max(most or left, left)
+    local since = now - e.at
+    most, most90 = math_max(most or -math.huge, e.p50 - since), math_max(most90 or -math.huge, e.p90 - since)
   end
-  return most and display.eta_text({ p50 = most, p90 = most }, 0)
+  return most and display.eta_text({ p50 = most, p90 = most90 }, 0)
 end
 
 function P:text(now)
@@ -55,7 +56,7 @@ function P:event(ev, now)
     if s == "completed" or s == "failed" then
       self.etas[ev.index] = nil
     elseif type(ev.eta) == "table" and type(ev.eta.p50) == "number" then
-      self.etas[ev.index] = { p50 = ev.eta.p50, at = now }
+      self.etas[ev.index] = { p50 = ev.eta.p50, p90 = tonumber(ev.eta.p90) or ev.eta.p50, at = now }
     end
   elseif ev.type == "batch" then
     local c = self.counts
