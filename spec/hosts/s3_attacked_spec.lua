@@ -169,10 +169,15 @@ describe("the bucket attacked: its answers, and a kill after a part", function()
     local before = emu:creates()
     local r = run(dir, emu, st, "s3://vids/" .. key, 30)
     assert.is_true(r.killed, r.text)
-    local puts = {}
-    for _, e in ipairs(st.log()) do
-      if e.path == "/vids/" .. key and e.method == "PUT" and e.part then puts[#puts + 1] = e end
-    end
+    local puts
+    helper.wait_until(function() -- (the store logs part 2 just after the kill it made: the spec may look first)
+      puts = {}
+      for _, e in ipairs(st.log()) do
+        if e.path == "/vids/" .. key and e.method == "PUT" and e.part then puts[#puts + 1] = e end
+      end
+      return #puts >= 2
+    end, 5)
+    assert.are.equal(2, #puts, cjson.encode(puts))
     assert.are.same({ 1, 2 }, { puts[1].part, puts[2].part }, cjson.encode(puts))
     assert.are.same({ 0, 1 }, { puts[1].journal_parts, puts[2].journal_parts },
       "parts the journal held as each part's request came: " .. cjson.encode(puts))
