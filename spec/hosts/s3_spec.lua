@@ -180,12 +180,17 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     assert.are.equal(0, st.uploads_left())
   end)
 
+  -- The emulator's videos of `size` bytes served whole to any Range (as a host that ignores it), for this case.
+  local function ignoring_range(size)
+    emu:config { video_size = size, ranges = false }
+    finally(function() emu:config { ranges = true } end)
+  end
+
   it("a video host that ignores Range: one GET feeds every part (held between them), the host serves the video "
     .. "once: whole with its SHA-256, 1 create, 8 parts", function()
     if why then pending(why) return end
     local dir, key = helper.tmpdir(), "norange-40.mp4"
-    emu:config { video_size = 40 * MB, ranges = false }
-    finally(function() emu:config { ranges = true } end)
+    ignoring_range(40 * MB)
     local creates, seen, t0 = emu:creates(), #emu:requests(), socket.gettime()
     local r, text = result_of(gen(dir, emu, st, "s3://vids/" .. key, dir .. "/j.jsonl"))
     assert.are.equal("s3://vids/" .. key, r.path, text)
@@ -205,8 +210,7 @@ describe("videos streamed into a bucket (s3rver behind a SigV4-checking proxy)",
     .. "recorded sent again, 1 create, the host's bytes at most twice the video", function()
     if why then pending(why) return end
     local dir, key = helper.tmpdir(), "norange-killed.mp4"
-    emu:config { video_size = 16 * MB, ranges = false }
-    finally(function() emu:config { ranges = true } end)
+    ignoring_range(16 * MB)
     local journal, creates, seen = dir .. "/j.jsonl", emu:creates(), #emu:requests()
     st.fault { kill_at_part = 1, part = 3, pid_file = dir .. "/pid" } -- (killed as part 3 reaches the store)
     local p = gen(dir, emu, st, "s3://vids/" .. key, journal, nil, nil, nil, dir .. "/pid")

@@ -234,8 +234,7 @@ function M.run(ctx, opts)
       .. " which a rerun reads)", quote(opts["out-dir"]))
   end
   local journal = not store and (opts.journal or dir .. "/starvideos.jsonl") or nil
-  local at, at_note = "--journal " .. shell_word(journal or ""), nil
-  if not journal then at, at_note = output.store_of(opts) end
+  local at, at_note = output.ledger_words(journal, opts)
   local client = client_for.new(ctx, opts, { journal = journal, store = store })
   local paths, all, list, index = {}, {}, {}, {}
   for i = 1, #entries do paths[i], all[i] = string_format("%s/%04d.mp4", dir, i), entries[i].params end

@@ -92,6 +92,13 @@ function M.store_of(opts)
   if opts.journal == nil and os_getenv("STARVIDEOS_STORE") then return '--store "$STARVIDEOS_STORE"' end
 end
 
+-- The ledger as a printed command names it: `--journal PATH`, else the store's words and their note
+-- (M.store_of).
+function M.ledger_words(journal, opts)
+  if journal then return "--journal " .. shell_word(journal) end
+  return M.store_of(opts)
+end
+
 -- text with the library's `--store WHERE` (a store named by its host alone: pasted, it would connect as
 -- no user and without the password) as the command's own store words (M.store_of), the note once after.
 function M.store_named(text, opts)
@@ -266,8 +273,7 @@ end
 -- when the ledger holds its pending create (err.pending).
 function M.maybe_made(ctx, err)
   local opts = ctx.opts or {}
-  local at, note = opts.journal and "--journal " .. shell_word(opts.journal), nil
-  if not at then at, note = M.store_of(opts) end
+  local at, note = M.ledger_words(opts.journal, opts)
   if not (err.pending and at) then
     return "the create may have made (and billed) a task: check your account before you create it again (with"
       .. " --journal PATH or --store URL, a rerun knows of it and pays for nothing twice)"

@@ -121,25 +121,27 @@ function U:check(bytes, tap)
   return tr:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total)
 end
 
--- The GETs held of each key: at most its max_connections but one, so that a connection is always left for the
--- requests that end (the puts, the reads), however many jobs read from hosts that ignore Range.
-local holding = setmetatable({}, { __mode = "k" })
+-- The GETs held of each key (its part "held GETs", key.lua): at most its max_connections but one, so that a
+-- connection is always left for the requests that end (the puts, the reads), however many jobs read from hosts
+-- that ignore Range.
+local function holding(key) return key:part("held GETs", function() return { n = 0 } end) end
 
 -- The GET req held at its part's end (its task's `held`) kept for the next part, when the key has a connection to
 -- spare; else let go of (the next part then reads from byte 0 again).
 function U:keep(req)
   local h, key = req.task.held, self.key
   if not h then return end
-  local n = holding[key] or 0
-  if n + 1 >= (key.conns or 1) then return self.loop.transport:cancel(h) end
-  holding[key], self.held = n + 1, h
+  local held = holding(key)
+  if held.n + 1 >= (key.conns or 1) then return self.loop.transport:cancel(h) end
+  held.n, self.held = held.n + 1, h
 end
 
 -- The GET held, taken back (going on with the next part's request), or let go of (cancel: its connection closed).
 function U:unhold(cancel)
   local h, tr = self.held, self.loop.transport
   if not h then return nil end
-  self.held, holding[self.key] = nil, (holding[self.key] or 1) - 1
+  local held = holding(self.key)
+  self.held, held.n = nil, math.max(0, held.n - 1)
   if cancel and tr then tr:cancel(h) end
   return h
 end
