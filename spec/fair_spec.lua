@@ -28,7 +28,8 @@ local function drive(askers, take, stop)
   end
   local function pop()
     local top, n = heap[1], #heap
-    heap[1], heap[n] = heap[n], nil
+    heap[1] = heap[n]
+    heap[n] = nil -- (after: with one left, heap[1] is heap[n])
     local i = 1
     while true do
       local small = i
@@ -125,3 +126,29 @@ for name, backend in pairs { ["this process's bucket"] = in_process, ["nginx's s
     end)
   end)
 end
+
+describe("the callers waiting on a full bucket", function()
+  -- drive's take, counting the asks: polls (create false) or creates of one tenant.
+  local function counted(rate, create)
+    local b, asks = Bucket.new(rate), 0
+    return function(t, tenant) asks = asks + 1; return b:token(t, create, {}, tenant) end, function() return asks end
+  end
+
+  for _, kind in ipairs { "polls", "creates" } do
+    it("come back about once for each token (" .. kind .. "): 100 waiting at 10 a second, in turn", function()
+      local askers = {}
+      for i = 1, 100 do askers[i] = { at = 0, name = "p" .. i } end
+      local take, asks = counted(10, kind == "creates")
+      local got, order = drive(askers, take, 60)
+      assert.equal(100, #order)
+      -- each told to come back all at the next token's time, 100 waiting asked ~5,000 times
+      assert.is_true(asks() <= 2 * 100, asks() .. " asks for 100 tokens")
+      local last = 0
+      for _, at in pairs(got) do last = math.max(last, at) end
+      assert.is_true(last <= 9.5, string.format("the last token went out at %.2f s (10 a second, 10 at once)", last))
+      for i = 2, #order do -- (in the order they asked: the line's)
+        assert.is_true(got[order[i].name] >= got[order[i - 1].name])
+      end
+    end)
+  end
+end)
