@@ -152,3 +152,40 @@ describe("the callers waiting on a full bucket", function()
     end)
   end
 end)
+
+describe("two processes waiting on one remote bucket (nginx's dict, a store)", function()
+  it("each has about half the tokens while both wait, in about one ask a token", function()
+    local dict, asks = Dict.new(), 0
+    local remote = require("starvideos.nginx.budget").new({ shared = { starvideos = dict } },
+      { name = "k-two", bucket = { rate = 5 } })
+    local buckets = { A = Bucket.new(5), B = Bucket.new(5) }
+    for _, b in pairs(buckets) do b:use(remote) end
+    local askers = {}
+    for i = 1, 80 do -- (drive's "tenant" is the process here; A wins every tie)
+      askers[#askers + 1] = { at = 0, tenant = "A", name = "A" .. i }
+      askers[#askers + 1] = { at = 0, tenant = "B", name = "B" .. i }
+    end
+    local got = drive(askers, function(t, process)
+      asks, dict.now = asks + 1, t
+      return buckets[process]:token(t, false, {}, nil)
+    end, 60)
+    local n = { A = 0, B = 0 }
+    for name, at in pairs(got) do if at >= 1 and at < 25 then n[name:sub(1, 1)] = n[name:sub(1, 1)] + 1 end end
+    assert.is_true(n.A + n.B >= 118, (n.A + n.B) .. " tokens from 1 s to 25 s at 5 a second")
+    assert.is_true(n.A >= 42 and n.B >= 42, string.format("A had %d tokens, B %d", n.A, n.B))
+    assert.is_true(asks <= 4 * 160, asks .. " asks for 160 tokens")
+  end)
+
+  it("a remote's 'ask again' (its answer awaited: the store's, the lock's) is no place in a line", function()
+    local b, answer = Bucket.new(4), nil
+    b:use { take = function(_, t) return t + answer[1], answer[2], answer[3] end }
+    answer = { 0.25 } -- (a token due in 0.25 s)
+    local told = {}
+    for i = 1, 3 do told[i] = b:token(0, false, {}, nil) end
+    assert.same({ 0.25, 0.5, 0.75 }, told) -- (in line)
+    answer = { 0.001, false, true }
+    assert.equal(0.001, b:token(0, false, {}, nil)) -- (in a line, 1.0: a token's time lost to each round trip)
+    answer = { 0.25 }
+    assert.equal(1.0, b:token(0, false, {}, nil)) -- (the line as it was)
+  end)
+end)

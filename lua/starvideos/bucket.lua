@@ -82,8 +82,8 @@ end
 function B:set_rate(rate) self.rate = rate end
 
 -- Where the tokens come from first: remote:take(t, obj, tenant) -> nil (taken),
--- a time to come back (and true when it is a hold's end: B:hold), or false (it cannot answer: the process's own
--- bucket).
+-- a time to come back (and true when it is a hold's end: B:hold; and true again when it is no token's time, only
+-- when to ask again: the store's answer, a lock), or false (it cannot answer: the process's own bucket).
 function B:use(remote) self.remote = self.remote or remote end
 
 -- The id of a tenant in the rules' keys (nil: "", no tenant).
@@ -96,9 +96,9 @@ function B.tenant_id(tenant) return tenant and core.hash(tenant) or "" end
 -- every caller waiting (which, with a hundred jobs on a full bucket, cost nginx's worker 2% of a core); one that
 -- comes back to find the token taken (another process's, another tenant's share) goes to the back of its line.
 local function due(self, t, create, obj, id)
-  local at, held = false, nil
-  if self.remote then at, held = self.remote:take(t, obj, id) end -- false: no remote, or one that cannot answer
-  if at ~= false then return at, held end
+  local at, held, again = false, nil, nil
+  if self.remote then at, held, again = self.remote:take(t, obj, id) end -- false: none, or one that cannot answer
+  if at ~= false then return at, held, again end
   local kv = self.kv
   local claim = kv.get("claim:" .. id) or 0
   if not create and t < claim then return claim end -- a poll while a create of its tenant holds the next token
@@ -109,11 +109,10 @@ end
 local function token(self, t, create, obj, tenant)
   local id, kv = B.tenant_id(tenant), self.kv
   kv.now = t
-  local at, held = due(self, t, create, obj, id)
-  if not at or held then return at, held end
-  local line = (create and "told_create:" or "told:") .. id
-  local told = kv.get(line) or 0
-  if at < told + 1 / self.rate then at = told + 1 / self.rate end
+  local at, held, again = due(self, t, create, obj, id)
+  if not at or held or again then return at, held end -- (asked again then, not in a line)
+  local line, gap = (create and "told_create:" or "told:") .. id, 1 / self.rate
+  at = math.max(at, (kv.get(line) or 0) + gap)
   kv.set(line, at, at - t + 1)
   if create then kv.set("claim:" .. id, at + CLAIM, at - t + 1) end
   return at

@@ -82,13 +82,14 @@ function D:hold(_, seconds)
   if (tonumber(dict:get(k)) or 0) < untl then dict:safe_set(k, untl, seconds + 1) end
 end
 
--- nil (a token taken for tenant, an id: bucket.lua's share), the time to come back, or false: the dict is full,
--- the worker's own bucket stands in.
+-- nil (a token taken for tenant, an id: bucket.lua's share), the time to come back (and whether it is a hold's end,
+-- and whether it is only the lock awaited: B:use), or false: the dict is full, the worker's own bucket stands in.
 function D:take(t, _, tenant)
   local held = tonumber(self.dict:get(self.key .. ":hold"))
   if held and held > core.wall() then return t + held - core.wall(), true end
   local locked = lock(self)
-  if not locked then return locked == false and t + LOCK_RETRY end
+  if locked == false then return t + LOCK_RETRY, false, true end
+  if not locked then return false end
   self.kv, self.full = self.kv or store(self), false
   local wait = Bucket.share_rule(self.kv, tenant or "", t, self.bucket.rate)
   unlock(self)

@@ -85,19 +85,20 @@ local function failed(self, t, err, tenant)
   return false
 end
 
--- nil (a token taken for tenant, an id: bucket.lua's share), the time to come back, or false (the process's own
--- bucket).  One script in flight per tenant; the others of that tenant wait for its answer, whose token is the
--- waiter's that takes it (store:take: inside nginx the coroutines of a worker share the ask).
+-- nil (a token taken for tenant, an id: bucket.lua's share), the time to come back (and whether it is a hold's end,
+-- and whether it is only the store's answer awaited: B:use), or false (the process's own bucket).  One script in
+-- flight per tenant; the others of that tenant wait for its answer, whose token is the waiter's that takes it
+-- (store:take: inside nginx the coroutines of a worker share the ask).
 function F:take(t, obj, tenant)
   tenant = tenant or ""
   local st, a = self.store, self.asks[tenant]
   if a and not (a.n or a.at or st:held(a.sending)) then a = nil end -- (its sender killed: inside nginx, aborted)
   if a and a.sending then
-    return self.loop:await_store(obj, t)
+    return self.loop:await_store(obj, t), false, true
   elseif a and a.n then
     st:step(0)
     local got, first = st:take(a)
-    if not got then return self.loop:await_store(obj, t) end
+    if not got then return self.loop:await_store(obj, t), false, true end
     if not first then return self:take(t, obj, tenant) end -- (another waiter's token: the ask as it left it)
     local v, err = got[1], got[2]
     self.asks[tenant] = nil
@@ -125,7 +126,7 @@ function F:take(t, obj, tenant)
     if self.asks[tenant] == a then self.asks[tenant] = nil end
     return failed(self, t, err, tenant)
   end
-  return self.loop:await_store(obj, t)
+  return self.loop:await_store(obj, t), false, true
 end
 
 -- What one member learned, for the fleet: no token for anyone of the key for `seconds` (bucket.lua's B:hold).
