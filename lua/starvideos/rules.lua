@@ -44,12 +44,13 @@ function R.differ(there, here)
   return names[1] and table_concat(names, "; ") or "the request was not recorded"
 end
 
--- What a pending record holds: the create lid of params (to out; want, a keyed job's: key, fp, body) for tenant
--- (nil: nobody named).  Each ledger adds its owner and time.
+-- What a pending record holds: the create lid of params (to out, as Sink.recorded; want, a keyed job's: key, fp,
+-- body) for tenant (nil: nobody named).  Each ledger adds its owner and time.
 function R.pending(params, lid, out, want, tenant)
   local w = want or {}
-  return { ["local"] = lid, model = params.model, out = out, tenant = tenant, key = w.key, fp = w.fp, body = w.body,
-    prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil, prompt = R.head(params.prompt) }
+  return { ["local"] = lid, model = params.model, out = Sink.recorded(out), tenant = tenant, key = w.key, fp = w.fp,
+    body = w.body, prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
+    prompt = R.head(params.prompt) }
 end
 
 -- The price of a create of model (prices), counted in the cost counter of a client that measures (its hook

@@ -30,6 +30,14 @@ function K.key(out)
   return require("starvideos.core").file_key(out)
 end
 
+-- What a ledger records of out, so that it reads the same wherever its reader stands (list --check, resume and
+-- keep run from another folder): an object's URL as given, a file's absolute path (a relative one: its folder's
+-- real path, core.file_key; as given when that folder is not there).
+function K.recorded(out)
+  if type(out) ~= "string" or scheme(out) or out:sub(1, 1) == "/" then return out end
+  return require("starvideos.core").file_key(out) or out
+end
+
 -- A sink that refuses every out and folder with err (its rock is not installed): found before anything is paid.
 local function missing(err)
   local function refuse() return nil, err end

@@ -9,6 +9,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local rule = require "starvideos.lease"
+local Sink = require "starvideos.sink"
 
 local new_error = errors.new_error
 local shell_word = require("starvideos.shell").word
@@ -101,7 +102,7 @@ function V.answered(job, r, t)
     return job:confirm(t)
   end
   if not err then
-    if job.id then l:downloaded(job.id, job.out, r.sha256, r.bytes, r.etag) end
+    if job.id then l:downloaded(job.id, Sink.recorded(job.out), r.sha256, r.bytes, r.etag) end
     if job.cfg.observe then job.cfg.observe:saved(job) end -- (a video's metrics: extras/observe.lua)
     return job:saved(job.out, r.sha256)
   end

@@ -15,7 +15,7 @@ local nginx_run = require "spec.support.nginx_run"
 -- results as JSON.  args: base, key, store port, journal, out (pattern), files (comma-separated), mode, prompts
 local GEN = [[
 local starvideos = require "starvideos"
-local base, key, port, journal, out, files, mode, prompts = table.unpack(arg, 1, 8)
+local base, key, port, journal, out, files, mode, prompts = (unpack or table.unpack)(arg, 1, 8)
 local c = starvideos.new { base_url = base, api_key = key, journal = journal,
   storage = { endpoint = "http://127.0.0.1:" .. port, access_key = "S3RVER", secret_key = "S3RVER",
     refs = "s3://vids/refs/", keep_refs = mode == "keep_refs" or nil } }

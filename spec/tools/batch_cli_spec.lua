@@ -15,9 +15,10 @@ describe("starvideos batch and --key", function()
   shared_emulator({ queued = 0.1, processing = 0.1, key = KEY }, function(e) emu = e end)
   before_each(function() dir = helper.tmpdir() end)
 
-  -- { out =, err =, code = }: bin/starvideos with args, the emulator's key and URL
-  local function run(list)
-    local words = { "env", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url),
+  -- { out =, err =, code = }: bin/starvideos with args, the emulator's key and URL (in the folder cwd, or here)
+  local function run(list, cwd)
+    local words = { cwd and "cd " .. q(cwd) .. " && env" or "env", "STARVIDEOS_API_KEY=" .. q(KEY),
+      "STARVIDEOS_BASE_URL=" .. q(emu.url),
       "PATH=" .. q(install() .. "/bin") .. ':"$PATH"', q(helper.lua), q(install() .. "/bin/starvideos") }
     for _, a in ipairs(list) do words[#words + 1] = q(a) end
     local out, _, code = helper.capture(table.concat(words, " ") .. " </dev/null 2>" .. q(dir .. "/stderr"))
@@ -307,6 +308,25 @@ describe("starvideos batch and --key", function()
     assert.equal(1, emu:creates())
     assert.is_true(#emu:requests() > requests) -- (before: nothing sent, the changed file kept)
     assert.equal(0, run({ "list", "--journal", dir .. "/v/starvideos.jsonl", "--check" }).code)
+  end)
+
+  it("list --check from another folder finds the files a run saved under a relative --out-dir", function()
+    helper.write_file(dir .. "/p.txt", "a cat\na dog\n")
+    assert(os.execute("mkdir " .. q(dir .. "/elsewhere")))
+    assert.equal(0, run(batch_args("p.txt", "v"), dir).code)
+    local r = run({ "list", "--journal", "../v/starvideos.jsonl", "--check" }, dir .. "/elsewhere")
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.matches("2 files checked: 2 as saved, 0 missing", r.out, 1, true)
+    r = run({ "list", "--journal", dir .. "/v/starvideos.jsonl" }, "/")
+    assert.matches(dir .. "/v/0001.mp4", r.out, 1, true) -- (where the file is, wherever it is read from)
+    -- and where resume and keep save a task not saved yet: the out recorded at create
+    local text = helper.read_file(dir .. "/v/starvideos.jsonl"):gsub("\\/", "/")
+    assert.matches('"out":"' .. dir .. '/v/0002.mp4"', text, 1, true)
+    -- a rerun from elsewhere of the same entries is the same batch: nothing sent
+    local requests = #emu:requests()
+    r = run(batch_args(dir .. "/p.txt", dir .. "/v"), "/")
+    assert.equal(0, r.code, r.err)
+    assert.equal(requests, #emu:requests())
   end)
 
   it("hints name what the command line has: a changed entry, and a create another live batch has in flight",
