@@ -218,3 +218,24 @@ describe("the loop and the budget of a key", function()
     a:close(); b:close()
   end)
 end)
+
+describe("the loop and a journal's writer", function()
+  it("takes up a create waiting for its record as soon as the writer wrote it, not at its timer", function()
+    local Loop = require "starvideos.loop"
+    local helper = require "spec.helper"
+    local retry = Loop.STORE_RETRY
+    Loop.STORE_RETRY = 3 -- (a waiter's timer: the create comes back at 3 s unless the written record wakes it)
+    local fake, dir = Fake.new(), helper.tmpdir()
+    local c = client(fake, "key-journal", { journal = dir .. "/j.jsonl" })
+    local t0 = core.now()
+    local ok, task, err = pcall(c.create, c, { model = "videos", prompt = "a cat", duration = 5 })
+    local took = core.now() - t0
+    Loop.STORE_RETRY = retry
+    c:close()
+    assert.is_true(ok, tostring(task))
+    assert.is_truthy(task, err and err.message)
+    -- its pending record, then its created record, each written before the call goes on
+    assert.is_true(took < 1, string.format("the create took %.2f s", took))
+    assert.equal(1, fake:count("create"))
+  end)
+end)

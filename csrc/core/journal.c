@@ -349,13 +349,26 @@ long long sv_jwriter_poll(sv_jwriter *w, sv_jfail **fails, size_t *n) {
   return w->seen;
 }
 
-void sv_jwriter_wait(sv_jwriter *w, long long ticket) {
+int sv_jwriter_wait(sv_jwriter *w, long long ticket, double seconds) {
   jitem *spent;
+  struct timespec until;
+  int done;
+  if (seconds >= 0) { /* (the condition's clock: the wall's) */
+    double s = sv_wallclock() + seconds;
+    until.tv_sec = (time_t)s;
+    until.tv_nsec = (long)((s - (double)until.tv_sec) * 1e9);
+    if (until.tv_nsec >= 1000000000L) until.tv_nsec = 999999999L;
+  }
   pthread_mutex_lock(&w->mu);
   spent = hand_over(w);
-  while (w->done < ticket && w->threaded) pthread_cond_wait(&w->moved, &w->mu);
+  while (w->done < ticket && w->threaded) {
+    if (seconds < 0) pthread_cond_wait(&w->moved, &w->mu);
+    else if (pthread_cond_timedwait(&w->moved, &w->mu, &until) == ETIMEDOUT) break;
+  }
+  done = w->done >= ticket || !w->threaded;
   pthread_mutex_unlock(&w->mu);
   free_items(spent);
+  return done;
 }
 
 void sv_jwriter_free(sv_jwriter *w) {

@@ -464,8 +464,9 @@ SV_API const char *sv_file_kind(const char *path, int *err);
    waits only when SV_JW_QUEUED bytes are queued already.  sv_jwriter_poll: the
    last ticket written or failed (and every one before it), and the failed ones
    since the last poll (*fails, the caller's to free; conflict, else why).
-   sv_jwriter_wait waits for ticket; sv_jwriter_free writes what is queued,
-   then ends the thread. */
+   sv_jwriter_wait waits for ticket, at most seconds (< 0: for as long as it
+   takes): whether it is done; sv_jwriter_free writes what is queued, then
+   ends the thread. */
 #define SV_JW_QUEUED (4u << 20)
 typedef struct sv_jwriter sv_jwriter;
 typedef struct sv_jfail {
@@ -476,7 +477,7 @@ typedef struct sv_jfail {
 SV_API sv_jwriter *sv_jwriter_new(const char *path, int inline_);
 SV_API long long sv_jwriter_put(sv_jwriter *w, const char *data, size_t len, int sync, double expect);
 SV_API long long sv_jwriter_poll(sv_jwriter *w, sv_jfail **fails, size_t *n);
-SV_API void sv_jwriter_wait(sv_jwriter *w, long long ticket);
+SV_API int sv_jwriter_wait(sv_jwriter *w, long long ticket, double seconds);
 SV_API void sv_jwriter_free(sv_jwriter *w);
 /* A download's .part written through one descriptor (part.c), by both
    transports, from its open to its commit.  sv_part_open: offset 0 makes a new file (the name

@@ -77,7 +77,8 @@ static int k_unlock(lua_State *L) {
    when the file's bytes after offset expect are all the writer's own);
    writer:poll() -> the last ticket done, and {ticket = why | true (a
    conflict)} for those that failed since the last poll, or nil;
-   writer:wait(ticket) waits for it; writer:close() (also on collection)
+   writer:wait(ticket[, seconds]) waits for it (at most seconds): whether it
+   is done; writer:close() (also on collection)
    writes what is queued, then ends the thread. */
 #define WRITER_MT "starvideos.writer"
 
@@ -124,8 +125,8 @@ static int w_poll(lua_State *L) {
 }
 
 static int w_wait(lua_State *L) {
-  sv_jwriter_wait(checked_writer(L), (long long)luaL_checknumber(L, 2));
-  return 0;
+  lua_pushboolean(L, sv_jwriter_wait(checked_writer(L), (long long)luaL_checknumber(L, 2), luaL_optnumber(L, 3, -1)));
+  return 1;
 }
 
 static int w_close(lua_State *L) {

@@ -1239,7 +1239,8 @@ static void journal_writer(void) {
     snprintf(line, sizeof line, "{\"n\":%d}\n", i);
     t = sv_jwriter_put(w, line, strlen(line), i % 50 == 0, -1);
   }
-  sv_jwriter_wait(w, t);
+  ok(sv_jwriter_wait(w, t, 5) == 1, "writer: the last of 200 records waited for, within 5 s", NULL);
+  ok(sv_jwriter_wait(w, t + 1, 0.05) == 0, "writer: a ticket never given is waited for 0.05 s, not done", NULL);
   ok(sv_jwriter_poll(w, &fails, &nf) == t && nf == 0, "writer: 200 records written, none failed", NULL);
   free(fails);
   f = fopen(journal, "r");
@@ -1254,7 +1255,7 @@ static void journal_writer(void) {
   before = file_bytes(journal);
   sv_jwriter_put(w, "{\"own\":1}\n", 10, 0, -1);
   cond = sv_jwriter_put(w, "{\"c\":1}\n", 8, 1, (double)before);
-  sv_jwriter_wait(w, cond);
+  sv_jwriter_wait(w, cond, -1);
   ok(sv_jwriter_poll(w, &fails, &nf) == cond && nf == 0, "writer: a conditional record after its own is written",
      nf ? fails[0].why : NULL);
   free(fails);
@@ -1262,7 +1263,7 @@ static void journal_writer(void) {
   before = file_bytes(journal);
   ok(append_inline(journal, "{\"other\":1}\n", 0, &why) == 0, "writer: another writer appends", sv_buf_cstr(&why));
   stale = sv_jwriter_put(w, "{\"c\":2}\n", 8, 1, (double)before);
-  sv_jwriter_wait(w, stale);
+  sv_jwriter_wait(w, stale, -1);
   ok(sv_jwriter_poll(w, &fails, &nf) == stale && nf == 1 && fails[0].ticket == stale && fails[0].conflict,
      "writer: a conditional record read before another's write is refused", NULL);
   free(fails);
@@ -1276,7 +1277,7 @@ static void journal_writer(void) {
   snprintf(missing, sizeof missing, "%s/no/such/folder/w.jsonl", dir);
   w = sv_jwriter_new(missing, 0);
   t = w ? sv_jwriter_put(w, "{}\n", 3, 1, -1) : 0;
-  if (w) sv_jwriter_wait(w, t);
+  if (w) sv_jwriter_wait(w, t, -1);
   ok(w && sv_jwriter_poll(w, &fails, &nf) == t && nf == 1 && !fails[0].conflict &&
        strstr(fails[0].why, "cannot open the journal") != NULL,
      "writer: a record it cannot write fails with the reason", nf ? fails[0].why : NULL);

@@ -103,11 +103,13 @@ end
 function L:wait_store(obj, t, later) self:at(self:await_store(obj, t, later), obj) end
 
 -- The waiters look again now when the store read an answer since the last
--- look; those whose timer fired or changed meanwhile are let go.
+-- look, or a busy object (a journal's writer) settled; those whose timer fired
+-- or changed meanwhile are let go.
 local function wake_waiters(self)
   local st, w = self.store, self.waiters
-  local t, news = now(), st.got ~= self.store_got
-  if news then self.store_got = st.got end
+  local t, news = now(), self.settled or st and st.got ~= self.store_got
+  if st then self.store_got = st.got end
+  self.settled = false
   for obj, at in pairs(w) do
     local stale = self.due[obj] ~= at or at <= t
     if stale or news then w[obj] = nil end
@@ -156,7 +158,7 @@ end
 
 local function side_work(self, tr)
   for obj in pairs(self.busy) do
-    if obj:turn() then self.busy[obj] = nil end
+    if obj:turn() then self.busy[obj], self.settled = nil, true end -- (news for the waiters: a record written)
   end
   for req in pairs(self.downloads) do
     if req.handle then req.owner:progress(tr:progress(req.handle)) end
@@ -193,14 +195,15 @@ function L:tick(polled)
   if self.qtail >= self.qhead then unqueue(self) end
   self.key:turn()
   side_work(self, tr)
-  -- after the pumps took the store's answers (waiters of this very tick too)
-  if st and next(self.waiters) then wake_waiters(self) end
+  -- after the pumps took the store's answers, and the writers settled (waiters of this very tick too)
+  if (st or self.settled) and next(self.waiters) then wake_waiters(self) end
 end
 
 -- The one drive loop: until done(arg) or the time `stop` (`acted`: the caller just
 -- sent, so it begins with the pause).  The pause waits in the transport (until an
--- exchange finishes), on the store's socket when only the store is awaited, or
--- through a caller's `sleep` (a coroutine scheduler's), coming back often.
+-- exchange finishes), on the store's socket when only the store is awaited, on a
+-- journal's writer when only it is busy, or through a caller's `sleep` (a
+-- coroutine scheduler's), coming back often.
 local function drive(self, done, arg, stop, sleep, acted)
   local polled = false
   while true do
@@ -223,6 +226,8 @@ local function drive(self, done, arg, stop, sleep, acted)
         sleep(wait)
       elseif self.store and next(self.waiters) and not next(self.inflight) and self.store:waiting() then
         self.store:step(wait) -- returns at the store's first answer
+      elseif not next(self.inflight) and next(self.busy) and next(self.busy).pause then
+        next(self.busy):pause(wait) -- (a journal's writer: returns once its records are written)
       else
         self.transport:poll(wait)
         polled = true

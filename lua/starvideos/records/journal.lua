@@ -77,6 +77,12 @@ function W:result(t)
   return why == nil, why
 end
 
+-- The loop has nothing else to do for seconds: it waits here, back once what was queued is written (not at its
+-- next turn's poll, up to 5 ms later: a journalled create's two records waited 10 ms so).
+function W:pause(seconds)
+  if self.sent > self.done then self.c:wait(self.sent, seconds) end
+end
+
 -- Everything queued written (a read, a close, or a record whose ordering asks for it).
 function W:flush()
   if self.sent > self.done then self.c:wait(self.sent); self:turn() end
