@@ -290,7 +290,7 @@ function Job:cancel(keep)
     req:cancel(keep)
     self.req = false
     local left = keep and self.sink.left(req)
-    if left then self.ledger:part(self.id, left, req.dest) end
+    if left then self.ledger:part(self.id, left, Sink.recorded(req.dest)) end
   end
   self.state = "cancelled"
   self:finish(new_error("io", "the job was cancelled" .. why, fields))

@@ -329,6 +329,22 @@ describe("starvideos batch and --key", function()
     assert.equal(requests, #emu:requests())
   end)
 
+  it("resume from another folder saves a batch's unsaved video where its relative --out-dir said", function()
+    helper.write_file(dir .. "/p.txt", "a cat\n")
+    assert(os.execute("mkdir " .. q(dir .. "/elsewhere")))
+    emu:fault { path = "/videos/", status = 500, count = 1000 } -- (the video refused until the batch gives up)
+    local r = run(batch_args("p.txt", "v"), dir)
+    assert.equal(1, r.code, r.out .. r.err)
+    emu:clear_faults()
+    r = run({ "resume", "--journal", "../v/starvideos.jsonl", "--json" }, dir .. "/elsewhere")
+    assert.equal(0, r.code, r.out .. r.err)
+    local one = assert(cjson.decode(r.out), r.out)[1]
+    -- (before: the out recorded as given, v/0001.mp4, not there from elsewhere: saved in elsewhere/ as "dir")
+    assert.same({ dir .. "/v/0001.mp4", "out" }, { one.path, one.saved_to })
+    assert.equal(SAMPLE, helper.read_file(dir .. "/v/0001.mp4"))
+    assert.equal(1, emu:creates())
+  end)
+
   it("hints name what the command line has: a changed entry, and a create another live batch has in flight",
   function()
     helper.write_file(dir .. "/p.jsonl", '{"prompt": "a cat"}\n')
