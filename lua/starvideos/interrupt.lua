@@ -3,7 +3,8 @@
 -- catches it and raises instead one error (kind `timeout`, `interrupted = true`) saying how to go
 -- on, after cancelling the loop's unfinished jobs as a client's close does: each ends
 -- `cancelled` (a batch counts it so, not failed), a create already sent stays pending in the
--- ledger, a download's recorded .part stays for the next run.
+-- ledger, a download's recorded .part stays for the next run (its record written before the
+-- error: a command ends the process on it).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 -- (it requires what the stop needs only then: the command line loads it before the C core, which may be missing)
@@ -53,14 +54,32 @@ local function next_step(jobs, created)
     .. " fetches each (%s%s)", table_concat(shown, ", "), #created > 5 and ", ..." or "")
 end
 
+-- The jobs cancelled (those whose ledger records them only, with `recorded`), and their ledgers flushed: what the
+-- cancels recorded (a download's .part) is written before the error, which may end the process.
+local function cancel(jobs, recorded)
+  local flushed = {}
+  for _, job in ipairs(jobs) do
+    local l = job.ledger
+    if not recorded or type(l) == "table" and l.records then
+      pcall(job.cancel, job, true) -- (a job cut mid-step may fail to cancel cleanly: the others still are)
+    end
+    if type(l) == "table" and l.flush and not flushed[l] then flushed[l] = true; pcall(l.flush, l) end
+  end
+end
+
+-- A command's Ctrl-C (cli/init.lua: its sleep, the live line's, is no library call's drive): the jobs whose ledger
+-- records a .part cancelled so; the others left as they stand, their .part too (`wait ID --out PATH`, the
+-- command printed, goes on from it).
+function M.keep(loop) cancel(loop:jobs_of(nil), true) end
+
 -- The loop's unfinished jobs cancelled, and the error the interrupted call raises.
 function M.stop(loop)
   local jobs = loop:jobs_of(nil)
   local created = {}
   for _, job in ipairs(jobs) do
     if job.id then created[#created + 1] = job.id end
-    pcall(job.cancel, job, true) -- (a job cut mid-step may fail to cancel cleanly: the others still are)
   end
+  cancel(jobs)
   local single = #jobs == 1 and jobs[1] or nil
   local errors = require "starvideos.errors"
   return errors.new_error("timeout", errors.hint(string_format("interrupted (Ctrl-C): %d job%s cancelled, %d with a "

@@ -72,6 +72,19 @@ M.cases = {
       assert.equal("failed", by.t2.state)
     end },
 
+  { name = "flush: what it recorded is there for another client once it returns, its loop not stepped (Ctrl-C's)",
+    covers = { "flush" },
+    records = true,
+    run = function(env, assert)
+      local l, out = env.open(), env.dir .. "/f.mp4"
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "f1", out))
+      assert.is_true(env.answer(l.created, l, { id = "f1" }, PARAMS, "f1"))
+      helper.write_file(out .. ".part", "x")
+      l:part("f1", out .. ".part", out) -- (queued: a store's sent at the loop's next turn)
+      l:flush()
+      assert.same({ { id = "f1", model = "videos", out = out, part = out } }, env.open():unfinished())
+    end },
+
   { name = "records an upload to an object as its parts are taken: unfinished and tasks carry it, it ends with the "
     .. "object or without (aborted)",
     covers = { "upload" },

@@ -345,6 +345,32 @@ describe("starvideos batch and --key", function()
     assert.equal(1, emu:creates())
   end)
 
+  it("Ctrl-C mid-download records the .part before it ends: resume goes on from it", function()
+    helper.write_file(dir .. "/p.txt", "a cat\n")
+    local SIZE, CUT = 3000000, 1000000
+    emu:config { video_size = SIZE }
+    emu:fault { { path = "/videos/", drop_after_bytes = CUT }, { path = "/videos/", delay = 30 } }
+    local proc = background(batch_args(dir .. "/p.txt", dir .. "/v"))
+    assert(helper.wait_until(function()
+      return #emu:video_ranges() == 2 and helper.file_size(dir .. "/v/0001.mp4.part") == CUT end, 20),
+      helper.read_file(dir .. "/bg.err"))
+    assert.equal(130, proc:stop("INT").code)
+    -- (before: the cancel's record was queued, and the process ended before it was written)
+    assert.matches('"event":"part"', helper.read_file(dir .. "/v/starvideos.jsonl"), 1, true)
+    assert.equal(1, emu:creates())
+    emu:clear_faults()
+    emu:clear()
+    local r = run { "resume", "--journal", dir .. "/v/starvideos.jsonl" }
+    assert.equal(0, r.code, r.out .. r.err)
+    local ranges = {}
+    for _, x in ipairs(emu:requests()) do
+      assert.are_not.equal("POST", x.method)
+      if x.path:find("^/videos/") then ranges[#ranges + 1] = x.range or "none" end
+    end
+    assert.same({ "bytes=" .. (CUT - 65536) .. "-" }, ranges) -- (on from the .part, 64 KiB of it checked again)
+    assert.equal(SIZE, helper.file_size(dir .. "/v/0001.mp4"))
+  end)
+
   it("hints name what the command line has: a changed entry, and a create another live batch has in flight",
   function()
     helper.write_file(dir .. "/p.jsonl", '{"prompt": "a cat"}\n')

@@ -116,7 +116,10 @@ function M.main(argv, invoked)
   if ok and ctx.client then ctx.client:close() end
   if not ok then
     if ctx.display then ctx.display:finish(false) end
-    code = output.report(ctx, raised(ctx, code))
+    local e = raised(ctx, code)
+    -- Ctrl-C: a journalled download's .part recorded for the run that goes on (interrupt.lua's M.keep)
+    if e.kind == "interrupted" and ctx.client then pcall(require("starvideos.interrupt").keep, ctx.client.loop) end
+    code = output.report(ctx, e)
   end
   output.unwatch() -- the command returns: no kill to speak for
   if ctx.journal_error and (code or 0) == 0 then code = 1 end -- a record was lost: said, and not a success

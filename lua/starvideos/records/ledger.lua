@@ -74,8 +74,11 @@ function L:owner()
   return self.lease.id, self.lease.elsewhere
 end
 
+-- Every record queued so far written (the interface's: docs/architecture.md).
+function L:flush() if self.path then self.writer:flush() end end
+
 function L:close(collected)
-  if self.path and not collected then self.writer:flush() end
+  if not collected then self:flush() end
   if self.lease then leases.release(self.lease) end
   self.lease, self.closed = nil, true
 end
