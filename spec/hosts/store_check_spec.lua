@@ -167,8 +167,11 @@ describe_redis("starvideos store check", function()
   end)
 
   it("Sentinel: each sentinel's view of the service (its master, replicas, quorum), the master's role", function()
-    local set = redis_run.start_sentinel()
-    finally(set.stop)
+    local set, proc = redis_run.start_sentinel(), nil
+    finally(function() -- (one finally a case: busted keeps the last one given)
+      if proc then helper.execute("kill " .. proc.pid .. " 2>/dev/null"); proc:close() end
+      set.stop()
+    end)
     assert(redis_run.wait_online(set.primary.port, 2)) -- (their first sync done)
     local r = check(set.url, "--json")
     assert.equal(0, r.code, r.out .. r.err)
@@ -181,6 +184,21 @@ describe_redis("starvideos store check", function()
     r = check(set.url)
     assert.equal(0, r.code)
     assert.matches("warning %(sentinel%): sentinel 127%.0%.0%.1:%d+ cannot be asked: store", r.out)
+    -- a third host that is no sentinel of the service, answering SENTINEL MASTER without a master's address:
+    -- no second master (it was counted one, "master nil:nil"), a host that cannot be asked
+    local dir = helper.tmpdir()
+    proc = helper.spawn(q(helper.lua) .. " spec/support/fake_sentinel.lua " .. q(dir .. "/port") .. " 2>&1")
+    assert(helper.wait_until(function() return (helper.read_file(dir .. "/port") or ""):match("%d+\n") end, 10))
+    local fake = tonumber(helper.read_file(dir .. "/port"):match("%d+"))
+    local url = string.format("redis+sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/mymaster",
+      set.sentinels[1].port, set.sentinels[2].port, fake)
+    r = check(url, "--json")
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.same({ "127.0.0.1:" .. set.primary.port, "127.0.0.1:" .. set.primary.port },
+      { r.doc.sentinels[1].master, r.doc.sentinels[2].master })
+    assert.is_nil(r.doc.sentinels[3].master)
+    assert.matches("without the master's address", r.doc.sentinels[3].error, 1, true)
+    for _, w in ipairs(r.doc.warnings) do assert.is_nil(w.message:find("more than one master", 1, true)) end
   end)
 
   it("Cluster: the cluster's state and slots", function()

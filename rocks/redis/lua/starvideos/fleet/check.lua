@@ -193,10 +193,12 @@ local function sentinels(cfg, report, timeout)
     local sn = Store.new(url, { timeout = timeout })
     local v, err = sn:call("SENTINEL", "MASTER", cfg.service)
     sn:close()
-    local e = { address = h.host .. ":" .. h.port }
+    local e, f = { address = h.host .. ":" .. h.port }, {}
+    for j = 1, type(v) == "table" and #v - 1 or 0, 2 do f[v[j]] = v[j + 1] end
+    if type(v) == "table" and not (f.ip and f.port) then -- (no sentinel of the service: a proxy, a hostile host)
+      v, err = nil, { message = "it answered SENTINEL MASTER without the master's address" }
+    end
     if type(v) == "table" then
-      local f = {}
-      for j = 1, #v - 1, 2 do f[v[j]] = v[j + 1] end
       e.master, e.flags = string_format("%s:%s", tostring(f.ip), tostring(f.port)), f.flags
       e.quorum = tonumber(f.quorum)
       e.replicas, e.sentinels = tonumber(f["num-slaves"]), (tonumber(f["num-other-sentinels"]) or 0) + 1
