@@ -281,7 +281,13 @@ sv_jwriter *sv_jwriter_new(const char *path, int inline_) {
   strcpy(w->path, path);
   if (pthread_mutex_init(&w->mu, NULL) != 0) { free(w); return NULL; }
   pthread_cond_init(&w->work, NULL);
-  pthread_cond_init(&w->moved, NULL);
+  { /* moved: a timed wait on the monotonic clock (a step of the wall's lengthens none) */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->moved, &attr);
+    pthread_condattr_destroy(&attr);
+  }
   sv_helper_pin_module();
   w->threaded = !inline_ && sv_helper_start(&w->thread, jw_thread, w) == 0; /* else each put writes at once */
   return w;
@@ -353,17 +359,19 @@ int sv_jwriter_wait(sv_jwriter *w, long long ticket, double seconds) {
   jitem *spent;
   struct timespec until;
   int done;
-  if (seconds >= 0) { /* (the condition's clock: the wall's) */
-    double s = sv_wallclock() + seconds;
+  int timed = seconds >= 0 && seconds <= 86400; /* (else, NaN and infinities too: for as long as it takes) */
+  if (timed) { /* (the condition's clock: the monotonic one, sv_jwriter_new) */
+    double s = sv_monotonic() + seconds;
     until.tv_sec = (time_t)s;
     until.tv_nsec = (long)((s - (double)until.tv_sec) * 1e9);
-    if (until.tv_nsec >= 1000000000L) until.tv_nsec = 999999999L;
+    if (until.tv_nsec < 0) until.tv_nsec = 0;
+    if (until.tv_nsec > 999999999L) until.tv_nsec = 999999999L;
   }
   pthread_mutex_lock(&w->mu);
   spent = hand_over(w);
   while (w->done < ticket && w->threaded) {
-    if (seconds < 0) pthread_cond_wait(&w->moved, &w->mu);
-    else if (pthread_cond_timedwait(&w->moved, &w->mu, &until) == ETIMEDOUT) break;
+    if (!timed) pthread_cond_wait(&w->moved, &w->mu);
+    else if (pthread_cond_timedwait(&w->moved, &w->mu, &until) != 0) break; /* (timed out, or refused) */
   }
   done = w->done >= ticket || !w->threaded;
   pthread_mutex_unlock(&w->mu);

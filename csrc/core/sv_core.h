@@ -464,8 +464,8 @@ SV_API const char *sv_file_kind(const char *path, int *err);
    waits only when SV_JW_QUEUED bytes are queued already.  sv_jwriter_poll: the
    last ticket written or failed (and every one before it), and the failed ones
    since the last poll (*fails, the caller's to free; conflict, else why).
-   sv_jwriter_wait waits for ticket, at most seconds (< 0: for as long as it
-   takes): whether it is done; sv_jwriter_free writes what is queued, then
+   sv_jwriter_wait waits for ticket, at most seconds (< 0, over a day, NaN:
+   for as long as it takes): whether it is done; sv_jwriter_free writes what is queued, then
    ends the thread. */
 #define SV_JW_QUEUED (4u << 20)
 typedef struct sv_jwriter sv_jwriter;

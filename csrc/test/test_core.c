@@ -1241,6 +1241,8 @@ static void journal_writer(void) {
   }
   ok(sv_jwriter_wait(w, t, 5) == 1, "writer: the last of 200 records waited for, within 5 s", NULL);
   ok(sv_jwriter_wait(w, t + 1, 0.05) == 0, "writer: a ticket never given is waited for 0.05 s, not done", NULL);
+  ok(sv_jwriter_wait(w, t, HUGE_VAL) == 1 && sv_jwriter_wait(w, t, NAN) == 1 && sv_jwriter_wait(w, t, 1e19) == 1,
+     "writer: a done ticket waited for without a bound (infinite, NaN, 1e19 s)", NULL);
   ok(sv_jwriter_poll(w, &fails, &nf) == t && nf == 0, "writer: 200 records written, none failed", NULL);
   free(fails);
   f = fopen(journal, "r");

@@ -59,7 +59,7 @@ function Feeder:advance(t)
     if job and not known then
       if not self.queued then -- behind the callers waiting now, even those due this very turn
         self.queued = true
-        return self.loop:at(math.max(self.budget:queue_end(self.tenant), t) + 1e-6, self)
+        return self.loop:at(math.max(self.budget:queue_end(self.tenant, t), t) + 1e-6, self)
       end
       local later = self.budget:token(t, false, self, self.tenant)
       if later then return self.loop:at(later, self) end

@@ -14,8 +14,8 @@ B.__index = B
 -- share: a token of the key's bucket (kv's 'tat') for a tenant (an id; "" none), fairly shared between the
 -- tenants waiting: n, those that asked in this window (a second; more below 2 tokens a second) or the last, each
 -- held to rate / n by a bucket of its own ('fair:t:<tenant>'), so that one that asks for thousands leaves the
--- others their share -> 0 (taken) or the wait.  kv: get(k), set(k, v, ttl), add(k, ttl) (whether it was new),
--- incr(k, ttl), the key's store (this process's table, nginx's dict, Redis).
+-- others their share -> 0 (taken) or the wait; sharers: that n.  kv: get(k), set(k, v, ttl), add(k, ttl)
+-- (whether it was new), incr(k, ttl), the key's store (this process's table, nginx's dict, Redis).
 B.RULES = [[
 local function take(tat, now, rate)
   local gap = 1 / rate
@@ -29,11 +29,15 @@ local function limit(times, now, count, per)
   local wait = times[count] + per - now
   return wait > 0 and wait or 0.000001
 end
+local function sharers(kv, now, rate)
+  local w = math.floor(now / (2 / rate))
+  return math.max(tonumber(kv.get('fair:n:' .. w)) or 1, tonumber(kv.get('fair:n:' .. (w - 1))) or 1)
+end
 local function share(kv, tenant, now, rate)
   local window = 2 / rate
   local w = math.floor(now / window)
   if kv.add('fair:seen:' .. w .. ':' .. tenant, 2 * window) then kv.incr('fair:n:' .. w, 2 * window) end
-  local n = math.max(tonumber(kv.get('fair:n:' .. w)) or 1, tonumber(kv.get('fair:n:' .. (w - 1))) or 1)
+  local n = sharers(kv, now, rate)
   local mine, wait = take(tonumber(kv.get('fair:t:' .. tenant)) or 0, now, rate / n)
   if wait > 0 then return wait end
   local tat
@@ -44,7 +48,7 @@ local function share(kv, tenant, now, rate)
   return 0
 end
 ]]
-local limit, share = (rawget(_G, "loadstring") or load)(B.RULES .. "return limit, share")()
+local limit, share, sharers = (rawget(_G, "loadstring") or load)(B.RULES .. "return limit, share, sharers")()
 B.limit_rule, B.share_rule = limit, share
 
 local CLAIM = 0.05 -- a waiting create's hold on the token due, past it
@@ -76,7 +80,7 @@ end
 
 -- A bucket of `rate` tokens a second (b:set_rate changes it).
 function B.new(rate)
-  return setmetatable({ rate = rate, kv = B.store(), creates = {}, remote = false }, B)
+  return setmetatable({ rate = rate, kv = B.store(), creates = {}, remote = false, lines = {} }, B)
 end
 
 function B:set_rate(rate) self.rate = rate end
@@ -91,10 +95,7 @@ function B.tenant_id(tenant) return tenant and core.hash(tenant) or "" end
 
 -- A token at t for tenant (nil: none named; share's fair share): nil when taken, else when one will be there.
 -- A create holds the token due for it (CLAIM past it, should its job be cancelled) before the polls of its
--- tenant waiting.  The callers told to wait queue, creates and polls each in their own line: each is told a
--- token's gap (1 / rate) after the one told before it, so that one caller comes back for each token rather than
--- every caller waiting (which, with a hundred jobs on a full bucket, cost nginx's worker 2% of a core); one that
--- comes back to find the token taken (another process's, another tenant's share) goes to the back of its line.
+-- tenant waiting.
 local function due(self, t, create, obj, id)
   local at, held, again = false, nil, nil
   if self.remote then at, held, again = self.remote:take(t, obj, id) end -- false: none, or one that cannot answer
@@ -106,14 +107,60 @@ local function due(self, t, create, obj, id)
   if wait > 0 then return t + wait end
 end
 
+-- The callers told to wait queue, creates and polls of each tenant in a line of their own, so that one caller
+-- comes back for each token rather than every caller waiting (a hundred jobs on a full bucket woke a hundred
+-- times a token): a line's newcomer is told a token's gap (its tenant's: n / rate, n tenants sharing the key's
+-- bucket in this process) after the last caller waiting in it; one back
+-- at its time that finds the token taken (another process's, another tenant's share, a clock's rounding) is told
+-- the next at the line's front, a gap after the last one told so.  A line: {slots = caller -> the time it was
+-- told, tail, front, swept}.
+local WEAK = { __mode = "k" }
+local EPSILON = 1e-9 -- past a token's time, told: the gaps added up, a slot may fall a rounding short of it
+
+local function line_of(self, create, id)
+  local name = (create and "c:" or "p:") .. id
+  local l = self.lines[name]
+  if not l then
+    l = { slots = setmetatable({}, WEAK), tail = 0, front = 0, swept = -1 }
+    self.lines[name] = l
+  end
+  return l
+end
+
+-- The line's tail anew, at most once a second: a caller gone (done: cancelled, ended at its deadline, a closed
+-- client's) or not back a second past its time holds no place.
+local function sweep(l, t)
+  if t < l.swept + 1 then return end
+  local tail = 0
+  for o, at in pairs(l.slots) do
+    if o.done or at < t - 1 then l.slots[o] = nil elseif at > tail then tail = at end
+  end
+  l.tail, l.swept = tail, t
+end
+
 local function token(self, t, create, obj, tenant)
   local id, kv = B.tenant_id(tenant), self.kv
   kv.now = t
+  obj = type(obj) == "table" and obj or nil
   local at, held, again = due(self, t, create, obj, id)
-  if not at or held or again then return at, held end -- (asked again then, not in a line)
-  local line, gap = (create and "told_create:" or "told:") .. id, 1 / self.rate
-  at = math.max(at, (kv.get(line) or 0) + gap)
-  kv.set(line, at, at - t + 1)
+  if not at then -- taken: out of its line
+    local l = obj and self.lines[(create and "c:" or "p:") .. id]
+    if l then l.slots[obj] = nil end
+    return nil
+  end
+  if held or again then return at, held end -- (asked again then, not in a line)
+  local l = line_of(self, create, id)
+  local gap = (self.remote and 1 or sharers(kv, t, self.rate)) / self.rate -- (a tenant's share of the key's rate)
+  sweep(l, t)
+  local mine = obj and l.slots[obj]
+  if mine and t >= mine - gap / 2 then
+    at = math.max(at, l.front + gap) + EPSILON
+    l.front = at
+  else
+    at = math.max(at, l.tail + gap) + EPSILON
+  end
+  if at > l.tail then l.tail = at end
+  if obj then l.slots[obj] = at end
   if create then kv.set("claim:" .. id, at + CLAIM, at - t + 1) end
   return at
 end
@@ -150,8 +197,13 @@ function B:hold(t, seconds)
   if self.remote and self.remote.hold then self.remote:hold(t, seconds) end
 end
 
--- When the last caller of tenant told to wait comes back: a patient caller (a batch's feeder) asks after it.
-function B:queue_end(tenant) return self.kv.get("told:" .. B.tenant_id(tenant)) or 0 end
+-- When the last poll of tenant waiting at t comes back: a patient caller (a batch's feeder) asks after it.
+function B:queue_end(tenant, t)
+  local l = self.lines["p:" .. B.tenant_id(tenant)]
+  if not l then return 0 end
+  sweep(l, t)
+  return l.tail
+end
 
 -- A create at t counted against checks (ledger.lua's limits: {lim, name}s) on lists (lists[i]: check i's times,
 -- oldest first; those out of its window dropped): true (t added to each), or false, the seconds until the next

@@ -13,6 +13,8 @@ local string_format, table_concat, math_min = string.format, table.concat, math.
 
 local M = {}
 
+local FLUSH = 2 -- seconds a ledger's records are waited for after Ctrl-C (a store's: its own timeouts)
+
 -- True for what lua.c's SIGINT hook raises.
 function M.is(e) return type(e) == "string" and e:find("interrupted!", 1, true) ~= nil end
 
@@ -63,7 +65,7 @@ local function cancel(jobs, recorded)
     if not recorded or type(l) == "table" and l.records then
       pcall(job.cancel, job, true) -- (a job cut mid-step may fail to cancel cleanly: the others still are)
     end
-    if type(l) == "table" and l.flush and not flushed[l] then flushed[l] = true; pcall(l.flush, l) end
+    if type(l) == "table" and l.flush and not flushed[l] then flushed[l] = true; pcall(l.flush, l, FLUSH) end
   end
 end
 

@@ -80,8 +80,11 @@ M.cases = {
       assert.is_true(env.answer(l.before_create, l, PARAMS, "f1", out))
       assert.is_true(env.answer(l.created, l, { id = "f1" }, PARAMS, "f1"))
       helper.write_file(out .. ".part", "x")
-      l:part("f1", out .. ".part", out) -- (queued: a store's sent at the loop's next turn)
-      l:flush()
+      l:part("f1", out .. ".part", out) -- (queued: a journal's by its thread, a store's at the loop's next turn)
+      l:flush(5)
+      if l.path then -- (the file itself: the process's readers would flush its writer first)
+        assert.matches('"event":"part"', helper.read_file(l.path), 1, true)
+      end
       assert.same({ { id = "f1", model = "videos", out = out, part = out } }, env.open():unfinished())
     end },
 

@@ -31,7 +31,8 @@ local K = {}
 -- Where a task's video goes, and which place that is ("out" | "dir"): the .part it left, else
 -- the out recorded at its create when writable, else dir/<name>.mp4 (docs/batch.md#resume).
 local function keep_dest(t, dir, cfg)
-  if t.part then return t.part, t.part == t.out and "out" or "dir" end
+  -- (compared as recorded now: journals of 0.3 recorded both as given, relative)
+  if t.part then return t.part, Sink.recorded(t.part) == Sink.recorded(t.out) and "out" or "dir" end
   if t.out and Sink.of(cfg, t.out).check_out(t.out, cfg) then return t.out, "out" end
   return dir:gsub("/$", "") .. "/" .. journal.file_name(t.id) .. ".mp4", "dir"
 end

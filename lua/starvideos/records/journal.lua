@@ -83,9 +83,10 @@ function W:pause(seconds)
   if self.sent > self.done then self.c:wait(self.sent, seconds) end
 end
 
--- Everything queued written (a read, a close, or a record whose ordering asks for it).
-function W:flush()
-  if self.sent > self.done then self.c:wait(self.sent); self:turn() end
+-- Everything queued written (a read, a close, or a record whose ordering asks for it); waited for seconds at most
+-- when given (a Ctrl-C's: another process may hold the journal's lock).
+function W:flush(seconds)
+  if self.sent > self.done then self.c:wait(self.sent, seconds); self:turn() end
 end
 
 -- What the records say so far, taken a line at a time (take: the line's record, or nil).

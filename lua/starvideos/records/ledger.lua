@@ -74,8 +74,8 @@ function L:owner()
   return self.lease.id, self.lease.elsewhere
 end
 
--- Every record queued so far written (the interface's: docs/architecture.md).
-function L:flush() if self.path then self.writer:flush() end end
+-- Every record queued so far written, waited for seconds at most when given (the interface's: docs/architecture.md).
+function L:flush(seconds) if self.path then self.writer:flush(seconds) end end
 
 function L:close(collected)
   if not collected then self:flush() end
