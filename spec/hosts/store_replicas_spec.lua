@@ -84,11 +84,13 @@ describe_redis("replicas = N", function()
     end)
 
   it("replicas given as a float (1.0, as cjson decodes a JSON config's 1 on Lua 5.3+): WAIT 1, the create goes, "
-    .. "no warning", function()
+    .. "no refusal", function()
       start_owner("1.0") -- (the owner's tonumber("1.0"): a float on Lua 5.3+)
       local id = finished()
       assert.equal(1, emu:creates(), said())
-      assert.falsy(said():find("warning", 1, true), said())
+      -- (WAIT 1.0 was refused at every write, "ERR value is not an integer"; a loaded machine's replica may be
+      -- slower than replica_timeout's 0.3 s once, which is said and written again: seen once in a hosts run)
+      for line in said():gmatch("warning [^\n]*") do assert.matches("not acknowledged by 1 replicas", line, 1, true) end
       assert.equal("1", redis_run.cli(replica.port, "EXISTS", PRE .. "task:" .. id)[1])
     end)
 

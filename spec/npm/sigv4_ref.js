@@ -42,6 +42,8 @@ async function one(c) {
 }
 
 let input = "";
+process.stdin.setEncoding("utf8"); // (each chunk a Buffer turned into a string alone: a character cut between two
+// 64 KiB chunks read as two U+FFFD, where cjson's key order put one there)
 process.stdin.on("data", (d) => { input += d; });
 process.stdin.on("end", async () => {
   const out = [];
