@@ -113,11 +113,13 @@ end
 -- records -> fleet; extras and nginx beside each other, above the core (keep, of extras, names
 -- its files as a journal does); none requires an entry module.
 local ENTRY = { ["starvideos"] = true, ["starvideos.client"] = true }
--- The extension points' modules (sink/, ledger/, observe/, command/: docs/architecture.md "Extension points")
+-- The extension points' modules (sink/, ledger/, references/, observe/, command/: docs/architecture.md
+-- "Extension points")
 -- are their rocks' entries into the core: each may load the layers of its rock.
 local LAYERS = { core = {}, records = { "core" }, fleet = { "core", "records" }, extras = { "core", "records" },
   storage = { "core" },
-  nginx = { "core" }, sink = { "core", "storage" }, ledger = { "core", "records", "fleet" },
+  nginx = { "core" }, sink = { "core", "storage" }, references = { "core", "storage" },
+  ledger = { "core", "records", "fleet" },
   observe = { "core", "extras" }, command = { "core", "fleet" } }
 
 local function layer_of(file, name)

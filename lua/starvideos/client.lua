@@ -46,7 +46,7 @@ local function extensions(cfg)
   local found = {}
   if cfg.store then
     local where = config.store_url(cfg.store).where -- (never a password)
-    found.store = X.need("ledger", X.ledger_kind(cfg.store), "store = " .. where, "store", 3)
+    found.store = X.need("ledger", X.store_scheme(cfg.store), "store = " .. where, "store", 3)
   end
   local asked = cfg.metrics and "metrics = true" or cfg.trace and "trace = {...}"
   if asked then found.observe = X.need("observe", nil, asked, cfg.metrics and "metrics" or "trace", 3) end
@@ -171,6 +171,8 @@ end
 function Client:download(target, path, opts)
   if type(path) ~= "string" or path == "" then argerror(2, "download", "file path", type(path)) end
   opts = begin(self, "download", opts)
+  local refused = require("starvideos.sink").refusal(path) -- (before the task is asked for: nothing sent)
+  if refused then return nil, refused end
   local spec = spec_of(opts, { out = path, timeout = self.cfg.download_timeout })
   local kind = type(target)
   local id = target -- (a task table's id, nil without one: never the table)

@@ -66,9 +66,9 @@ function C.build(job, goal, spec)
   if not ok then return nil, why end
   job.state, job.create_path, job.create_body = "creating", path, body
   job.warnings = warnings -- what the service will ignore (the core's, from the models' table): told before paying
-  local refs, files = C.references(params) -- (local files: checked, then uploaded: cfg.on_media, the s3 sink's)
+  local refs, files = C.references(params) -- (local files: checked, then uploaded: the references point's)
   if files > 0 then
-    local _, xerr = X.find("sink", "s3", "local files as references", local_field(refs))
+    local _, xerr = X.find("references", nil, "local files as references", local_field(refs))
     if xerr then return nil, xerr end
   end
   job.files, job.preflight = files > 0, goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil
@@ -160,7 +160,7 @@ function C.due(job, t)
   if known == false then return job.loop:wait_store(job, t) end
   if known then return attach(job, known, t) end
   if job.preflight or job.files then -- the references checked, then the local files uploaded: nothing paid before
-    local start = job.preflight and job.cfg.on_media or X.optional("sink", "s3").references.start -- (client.lua)
+    local start = job.preflight and job.cfg.on_media or X.optional("references").start -- (client.lua)
     job.files, job.preflight, job.checking = job.preflight and job.files, false, true -- (it may end at once)
     job.checking = start(job, t)
     return job:advance(t)

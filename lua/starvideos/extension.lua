@@ -1,35 +1,42 @@
 -- The core's extension points (docs/architecture.md, "Extension points"): what another rock adds is found by a
 -- module name made from the point and a key, never by a module's name written in the core:
---   sink      starvideos.sink.<scheme>     an out's URL scheme (s3: s3://bucket/key); a file is the core's own
---   ledger    starvideos.ledger.<kind>     a store URL's kind (redis: redis://, rediss://, unix://, redis+...://)
---   observe   starvideos.observe           the one observer: metrics and traces hang on it
---   command   starvideos.command.<name>    a command of bin/starvideos (emulator, store)
--- A feature whose rock is not installed is refused before anything is sent: an invalid_request naming the rock
--- and the command that installs it.
+--   sink        starvideos.sink.<scheme>     any out's URL scheme (scheme://...); a file is the core's own
+--   ledger      starvideos.ledger.<scheme>   a store URL's scheme (its +suffix the ledger's to read)
+--   references  starvideos.references        local files given as references, put where the service reads them
+--   observe     starvideos.observe           the one observer: metrics and traces hang on it
+--   command     starvideos.command.<name>    a command of bin/starvideos
+-- The points are open: any scheme tries its module, and a rock serves each scheme it takes.  A feature whose
+-- module is not installed is refused before anything is sent: an invalid_request naming the rock (HINTS, the one
+-- table that words a refusal) and how to install it from where the library was loaded.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 
 local X = {}
 
--- The rock that gives each point's key (what the refusal names).
-X.ROCKS = {
+-- The rocks this project ships, by point and key: used only to word a refusal (a key not here: "no sink for
+-- gs:// is installed").
+X.HINTS = {
   sink = { s3 = "starvideos-s3" },
-  ledger = { redis = "starvideos-redis" },
+  references = { [""] = "starvideos-s3" },
+  ledger = { redis = "starvideos-redis", rediss = "starvideos-redis", unix = "starvideos-redis" },
   observe = { [""] = "starvideos-observe" },
   command = { emulator = "starvideos-emulator", store = "starvideos-redis" },
 }
 
--- A store's ledger kind, by its URL's scheme (store: a URL or a table {url =}; config.store_url read it): every
--- form the core reads is one of Redis (redis, rediss, unix, their +sentinel and +cluster).
-local LEDGERS = { redis = "redis", rediss = "redis", unix = "redis" }
-function X.ledger_kind(store)
-  local url = type(store) == "table" and store.url or store
-  return LEDGERS[(tostring(url):match("^(%a+)") or ""):lower()]
+-- The scheme of a URL (lowercase, "+suffix" dropped: redis+sentinel:// is redis's), or nil for a file's path.
+function X.scheme(url)
+  local s = type(url) == "string" and url:match("^(%a[%w+.-]*)://")
+  return s and s:lower():match("^[^+]*") or nil
 end
 
--- The module name of point's key (nil key: the point's one module).
+-- A store's scheme (store: a URL or a table {url =}): the key of its ledger.
+function X.store_scheme(store)
+  return X.scheme(type(store) == "table" and store.url or store)
+end
+
+-- The module name of point's key (nil key: the point's one module); a key's characters outside [%w_] are "_".
 function X.name(point, key)
-  return "starvideos." .. point .. (key and "." .. key or "")
+  return "starvideos." .. point .. (key and "." .. tostring(key):gsub("[^%w_]", "_") or "")
 end
 
 -- The module of point's key: it, or nil when it is not installed (a missing module; an error while loading an
@@ -42,16 +49,41 @@ function X.optional(point, key)
   error(mod, 0)
 end
 
+-- How to install rock: luarocks make of its rockspec at the top of the checkout this library was loaded from, or
+-- of the checkout the starvideos rock was built from (a LuaRocks tree has no rockspecs of the others).
+local function install_hint(rock)
+  local short = rock:gsub("^starvideos%-", "")
+  local spec = "rockspec/" .. short .. "/" .. rock .. "-scm-1.rockspec"
+  local root = debug.getinfo(1, "S").source:match("^@(.-)lua/starvideos/extension%.lua$")
+  if root and root:sub(1, 1) ~= "/" then root = (os.getenv("PWD") or ".") .. "/" .. root end
+  local f = root and io.open(root .. spec)
+  if f then
+    f:close()
+    return string.format("from this checkout: cd %s && luarocks make --deps-mode=none %s", (root:gsub("/+$", "")),
+      spec)
+  end
+  return "luarocks make --deps-mode=none " .. spec .. " at the top of the checkout starvideos came from: "
+    .. "docs/install.md, \"The other rocks\""
+end
+
+-- Why point's key is refused (what: the feature as the user asked for it), and the rock named, if one is known.
+function X.why(point, key, what)
+  local rock = X.HINTS[point] and X.HINTS[point][key or ""]
+  if rock then return string.format("%s needs the %s rock (%s)", what, rock, install_hint(rock)), rock end
+  local shown = key and (point == "sink" or point == "ledger") and key .. "://" or tostring(key or point)
+  return string.format("%s: no %s for %s is installed (a rock giving the module %s would take it)", what, point,
+    shown, X.name(point, key))
+end
+
 -- The module of point's key for `what` (the feature as the user asked for it, e.g. "store = redis://..."): it, or
 -- nil, an invalid_request naming its rock (field: the option that asked).
 function X.find(point, key, what, field)
   local mod = X.optional(point, key)
   if mod then return mod end
-  local rock = X.ROCKS[point] and X.ROCKS[point][key or ""] or "starvideos-" .. tostring(key)
+  local message, rock = X.why(point, key, what)
   -- (errors.lua loaded here, not before: the emulator's command works without the C core)
   local new_error = require("starvideos.errors").new_error
-  return nil, new_error("invalid_request", string.format("%s needs the %s rock: luarocks install %s", what, rock,
-    rock), { field = field, rock = rock })
+  return nil, new_error("invalid_request", message, { field = field, rock = rock })
 end
 
 -- X.find's module, else raises its error (at level: a wrong option of a call that raises).

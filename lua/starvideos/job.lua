@@ -34,6 +34,12 @@ function Job.new(ctx, goal, id, spec)
     state = "polling", req = false, video = {}, deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k]] = v end end
   job.sink = Sink.of(cfg, spec.out) -- (a file, or an object in the user's bucket)
+  local refused = Sink.refusal(spec.out) -- (its rock not installed: nothing sent, nothing kept)
+  if refused then return nil, refused end
+  if job.refs then -- reference objects a process left: deleted at the task's end by the rock that put them
+    local _, err = X.find("references", nil, "a task whose local files were put as references", "refs")
+    if err then return nil, err end
+  end
   if spec.params then -- the create built (create.lua): nothing is sent yet
     local ok, err = Create.build(job, goal, spec)
     if not ok then return nil, err end
@@ -90,7 +96,8 @@ end
 function Job:finish(err) -- the job ends (err: why it failed), letting go of its reference objects (storage/refs.lua)
   self.done, self.state = true, (self.state == "cancelled" or self.state == "taken") and self.state or "done"
   if err then err.id, err.task, self.err = err.id or self.id, err.task or self.task, err end
-  if self.refs then X.optional("sink", "s3").references.release(self, self.err) end
+  local refs = self.refs and X.optional("references") -- (Job.new refused refs with no rock to release them)
+  if refs then refs.release(self, self.err) end
   -- a webhook of a task followed to its end (the notify option's hook: client.lua)
   if not self.goal and self.cfg.notify and self.state == "done" then self.cfg.on_done(self, self.err) end
   if self.state == "taken" then self.ledger:let_go(self.id, true) end

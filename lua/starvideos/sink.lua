@@ -11,13 +11,9 @@ local type = type
 
 local K = {}
 
--- The URL scheme of out (lowercase) when an extension of the sink point is known for it (X.ROCKS), else nil: a
--- file's path.
-local function scheme(out)
-  local s = type(out) == "string" and out:match("^(%a[%w+.-]*)://")
-  s = s and s:lower()
-  return s and X.ROCKS.sink[s] and s or nil
-end
+-- The URL scheme of out (lowercase), or nil: a file's path.  Any scheme is a sink's (extension.lua: the point is
+-- open), installed or not.
+local scheme = X.scheme
 
 -- Whether out names an object (s3://bucket/key), not a file.
 function K.object(out) return scheme(out) ~= nil end
@@ -25,8 +21,8 @@ function K.object(out) return scheme(out) ~= nil end
 -- The key of a job that makes out (docs/batch.md "Keys"): an object's URL (its scheme in lowercase), a file's
 -- real path (core.file_key: nil when its folder is not there).
 function K.key(out)
-  local s = scheme(out)
-  if s then return s .. out:sub(#s + 1) end
+  local s = scheme(out) and out:match("^[^:]*")
+  if s then return s:lower() .. out:sub(#s + 1) end
   return require("starvideos.core").file_key(out)
 end
 
@@ -38,19 +34,33 @@ function K.recorded(out)
   return require("starvideos.core").file_key(out) or out
 end
 
--- A sink that refuses every out and folder with err (its rock is not installed): found before anything is paid.
+-- A sink that refuses every out and folder with err (its rock is not installed): found before anything is paid
+-- (Job.new refuses a job of such an out: K.refusal; check_out, check_dir and check refuse; nothing is kept).
 local function missing(err)
   local function refuse() return nil, err end
   local function none() return nil end
-  return { check_out = refuse, check_dir = refuse, left = none, keeps = none, missing = err }
+  return { check_out = refuse, check_dir = refuse, left = none, keeps = none,
+    check = function() return "missing", err.message end }
+end
+
+-- The extension of out's scheme, or nil, why (an invalid_request naming its rock: not installed).
+local function extension(out)
+  local s = scheme(out)
+  return X.find("sink", s, s .. ":// outs", "out")
 end
 
 -- The sink of out (a file path or an object URL).
 function K.of(_, out)
-  local s = scheme(out)
-  if not s then return Download end
-  local ext, err = X.find("sink", s, s .. ":// outs", "out")
+  if not scheme(out) then return Download end
+  local ext, err = extension(out)
   return ext and ext.sink or missing(err)
+end
+
+-- Why out cannot be a job's out here (its scheme's rock not installed), or nil.
+function K.refusal(out)
+  if not scheme(out) then return nil end
+  local _, err = extension(out)
+  return err
 end
 
 return K

@@ -60,6 +60,8 @@ build = {
       ["starvideos.fleet.sentinel"] = "rocks/redis/lua/starvideos/fleet/sentinel.lua",
       ["starvideos.fleet.store"] = "rocks/redis/lua/starvideos/fleet/store.lua",
       ["starvideos.ledger.redis"] = "rocks/redis/lua/starvideos/ledger/redis.lua",
+      ["starvideos.ledger.rediss"] = "rocks/redis/lua/starvideos/ledger/rediss.lua",
+      ["starvideos.ledger.unix"] = "rocks/redis/lua/starvideos/ledger/unix.lua",
     },
   },
   copy_directories = {},

@@ -44,6 +44,7 @@ build = {
   install = {
     lib = { ["starvideos.sigv4"] = "build/rock/sigv4.so" },
     lua = {
+      ["starvideos.references"] = "rocks/s3/lua/starvideos/references/init.lua",
       ["starvideos.sink.s3"] = "rocks/s3/lua/starvideos/sink/s3.lua",
       ["starvideos.storage.commit"] = "rocks/s3/lua/starvideos/storage/commit.lua",
       ["starvideos.storage.object"] = "rocks/s3/lua/starvideos/storage/object.lua",

@@ -64,9 +64,12 @@ end
 -- (s3://bucket[/prefix]: docs/storage.md), checked as an object URL.
 local function out_dir(dir, core, dry_run)
   if require("starvideos.sink").object(dir) then
-    local s3, xerr = require("starvideos.extension").find("sink", "s3", "s3:// outs", "--out-dir")
-    if not s3 then usage_error("--out-dir: %s", xerr.message) end
-    local bucket, err = s3.parse(dir, "--out-dir", true)
+    local X = require "starvideos.extension"
+    local scheme = X.scheme(dir)
+    local ext, xerr = X.find("sink", scheme, scheme .. ":// outs", "--out-dir")
+    if not ext then usage_error("--out-dir: %s", xerr.message) end
+    local bucket, err = true, nil -- (a sink without parse: its check_dir reads the folder)
+    if ext.parse then bucket, err = ext.parse(dir, "--out-dir", true) end
     if not bucket then usage_error("%s", err.message) end
     return (dir:gsub("/+$", ""))
   end

@@ -17,10 +17,17 @@ local new_error, now = errors.new_error, core.now
 
 local function Notify() return require "starvideos.extras.notify" end
 
--- What a process left in the bucket (each sink extension installed sweeps its own: the s3 sink's reference
--- objects of ended tasks and stale uploads of ours), for the journal in dir.
+-- What a process left in the user's stores, for the journal in dir: the reference objects of ended tasks (the
+-- references point's sweep) and what each sink an out or dir names left (an object store's stale uploads).
 local function sweep(ctx, dir)
-  for scheme in pairs(X.ROCKS.sink) do
+  local refs = X.optional("references")
+  if refs and refs.sweep then refs.sweep(ctx) end
+  local schemes = { [X.scheme(dir) or ""] = true }
+  for _, t in ipairs(ctx.ledger.records and ctx.ledger:tasks() or {}) do
+    schemes[X.scheme(t.out) or ""], schemes[X.scheme(t.path) or ""] = true, true
+  end
+  schemes[""] = nil -- (files: nothing to sweep)
+  for scheme in pairs(schemes) do
     local ext = X.optional("sink", scheme)
     if ext and ext.sweep then ext.sweep(ctx, dir, journal.file_name) end
   end
@@ -30,10 +37,11 @@ local K = {}
 
 -- Where a task's video goes, and which place that is ("out" | "dir"): the .part it left, else
 -- the out recorded at its create when writable, else dir/<name>.mp4 (docs/batch.md#resume).
+-- An out whose sink is not installed stays its out: the job is refused, naming the rock, never saved elsewhere.
 local function keep_dest(t, dir, cfg)
   -- (compared as recorded now: journals of 0.3 recorded both as given, relative)
   if t.part then return t.part, Sink.recorded(t.part) == Sink.recorded(t.out) and "out" or "dir" end
-  if t.out and Sink.of(cfg, t.out).check_out(t.out, cfg) then return t.out, "out" end
+  if t.out and (Sink.refusal(t.out) or Sink.of(cfg, t.out).check_out(t.out, cfg)) then return t.out, "out" end
   return dir:gsub("/$", "") .. "/" .. journal.file_name(t.id) .. ".mp4", "dir"
 end
 
@@ -56,15 +64,20 @@ function K.resume(ctx, opts)
   local list, err = ledger:unfinished()
   if not list then return nil, new_error("io", err, { field = ledger.field }) end
   local dir, jobs, saved_to = opts.dir or ".", {}, {}
+  local refused = {} -- (index -> why: its sink's or references' rock not installed; nothing sent, nothing recorded)
   for i, t in ipairs(list) do
-    local out
+    local out, job, why
     out, saved_to[i] = keep_dest(t, dir, cfg)
     -- a completed task's URL may have expired: ask for it again first
-    jobs[i] = assert(Job.new(ctx, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
-      index = i, refresh = true, on_progress = opts.on_progress, out = out, upload = t.upload, refs = t.refs }))
+    job, why = Job.new(ctx, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
+      index = i, refresh = true, on_progress = opts.on_progress, out = out, upload = t.upload, refs = t.refs })
+    jobs[#jobs + 1], refused[i] = job, why
   end
-  local results = ctx.loop:run(jobs, opts.sleep) -- {task, err, path}s
-  for i, r in ipairs(results) do r.saved_to = saved_to[i] end
+  local ran, results = ctx.loop:run(jobs, opts.sleep), {} -- {task, err, path}s
+  for i = 1, #list do
+    results[i] = refused[i] and { err = refused[i], task = { id = list[i].id } } or table.remove(ran, 1)
+    results[i].saved_to = saved_to[i]
+  end
   sweep(ctx, dir) -- (what a process left in the bucket)
   -- then the webhooks a dead process owed, under a keeper's lease held a few seconds: the rest stays owed
   if cfg.notify then
@@ -109,13 +122,17 @@ local function carry(ctx, st, opts, tasks, t)
   for _, task in ipairs(tasks) do
     local i = #st.results + 1
     local out, saved_to = keep_dest(task, st.dir, ctx.cfg)
-    local j = assert(Job.new(ctx, nil, task.id, { refresh = true, index = i, interval = opts.interval,
-      on_progress = on_progress, finished = st.fin, out = out, upload = task.upload, refs = task.refs }))
-    st.results[i], st.running[j], st.saved_to[j], st.keeper.carrying[task.id] = false, true, saved_to, true
-    local ev = { type = "claim", id = task.id, from = task.from, path = out, saved_to = saved_to }
-    if on_event then on_event(ev) end
-    if on_progress then on_progress(ev) end
-    ctx.loop:at(t, j)
+    local j, why = Job.new(ctx, nil, task.id, { refresh = true, index = i, interval = opts.interval,
+      on_progress = on_progress, finished = st.fin, out = out, upload = task.upload, refs = task.refs })
+    if j then
+      st.results[i], st.running[j], st.saved_to[j], st.keeper.carrying[task.id] = false, true, saved_to, true
+      local ev = { type = "claim", id = task.id, from = task.from, path = out, saved_to = saved_to }
+      if on_event then on_event(ev) end
+      if on_progress then on_progress(ev) end
+      ctx.loop:at(t, j)
+    else -- (its rock not installed: refused, nothing sent; the claim lapses with the keeper's lease)
+      st.results[i] = { err = why, task = { id = task.id }, saved_to = saved_to }
+    end
   end
 end
 
