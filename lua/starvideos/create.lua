@@ -151,11 +151,23 @@ function C.known(job)
   return job.seen_key or nil
 end
 
+-- A create not sent by its call's deadline (t >= by) is not sent: the job ends `timeout`, the ledger told that
+-- nothing was created (a pending record asked for is let go).
+local function not_sent(job)
+  local waited = job.asked and "its pending record" or "the key's budget (requests_per_second, a rate limit's hold)"
+  C.cancel(job, false)
+  return job:finish(new_error("timeout", string.format("create not sent: the call's timeout came while it waited for "
+    .. "%s; nothing was sent, nothing paid", waited)))
+end
+
 -- A create is an API request too: it waits for the key's token, then for its
--- pending record (a ledger on a store answers later), then goes; it has no
--- deadline: once sent it is never abandoned, it may be paid for.
+-- pending record (a ledger on a store answers later), then goes, unless its call's
+-- deadline came first (a lone create's has none); once sent it is never abandoned, it
+-- may be paid for.
 function C.due(job, t)
   if job.held then return created(job, job.held, t) end
+  local by = job.goal ~= "created" and job.deadline
+  if by and t >= by then return not_sent(job) end
   local known = job:known()
   if known == false then return job.loop:wait_store(job, t) end
   if known then return attach(job, known, t) end
@@ -169,9 +181,9 @@ function C.due(job, t)
     job.granted = nil
   elseif not job.asked then
     local later, held = job.budget:token(t, true, job, job.tenant)
-    local long = later and Bucket.too_long(t, later, held, job.cfg, "create", job.goal ~= "created" and job.deadline)
+    local long = later and Bucket.too_long(t, later, held, job.cfg, "create", by)
     if long then return job:finish(long) end
-    if later then return job.loop:at(later, job) end
+    if later then return job.loop:at(by and math.min(later, by) or later, job) end
   end
   local ok, err = job.ledger:before_create(job.params, job.local_id, job.out, job.want, job.tenant)
   if type(ok) == "table" then return attach(job, ok, t) end
@@ -185,7 +197,7 @@ function C.due(job, t)
     for _, w in ipairs(job.warnings) do job:emit("warning", w) end
   end
   return job:send(t, { op = "create", url = job.cfg.base_url .. job.create_path, path = job.create_path, auth = true,
-    body = job.create_body })
+    body = job.create_body, send_by = by or nil })
 end
 
 -- A creating job cancelled while req (its create's request, or false) is where it is: false when the create is

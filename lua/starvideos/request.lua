@@ -36,7 +36,8 @@ local function exchange(self, o)
 end
 
 -- A request of o: {loop =, key =, cfg =, owner = (what it advances when done), op = create | query | download |
--- exchange, url =, path = (for events), auth =, body = (a POST's or a PUT's), deadline = (monotonic; nil: none)},
+-- exchange, url =, path = (for events), auth =, body = (a POST's or a PUT's), deadline = (monotonic; nil: none),
+-- send_by = (monotonic: no attempt is sent from then on, a sent one keeps its whole timeout: a create's)},
 -- with a download's part, dest, resume_limit and duration (download.lua), an exchange's what (the word its messages
 -- and metrics name it by: media, notify, storage), method (else POST with a body, GET without), headers (its lines,
 -- or a function giving them anew at each attempt: signed), range ({first, last}: the bytes asked for, its body cut
@@ -53,7 +54,8 @@ end
 function Request.new(o)
   local cfg, op, url = o.cfg, o.op, o.url
   local self = setmetatable({ loop = o.loop, key = o.key, cfg = cfg, owner = o.owner, op = op, url = url,
-    path = o.path, auth = o.auth, body = o.body, deadline = o.deadline, attempt = 0, id = next_id + 1,
+    path = o.path, auth = o.auth, body = o.body, deadline = o.deadline, send_by = o.send_by, attempt = 0,
+    id = next_id + 1,
     max_body = cfg.max_answer, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,
     ca_file = cfg.ca_file, proxy = cfg.proxy, fresh = op == "create" or nil }, Request)
   next_id = self.id
@@ -93,9 +95,9 @@ end
 function Request:send(t)
   local loop, cfg = self.loop, self.cfg
   local left = self.deadline and self.deadline - t
-  if left and left <= 0 then
+  if left and left <= 0 or self.send_by and t >= self.send_by then
     return self:finish(nil, self.err or new_error("timeout", string.format(
-      "%s: the deadline passed before the request could be sent", self.what or self.op)))
+      "%s: the deadline passed before the request could be sent; nothing was sent", self.what or self.op)))
   end
   if not loop:admit(self) then return end -- sent from the loop's queue when there is room
   -- an API call may take its timeout, a download until its deadline (none without one; a stall ends it sooner)
@@ -145,7 +147,8 @@ function Request:finished(t)
   -- the core's one retry policy, for a download too (which goes on from the bytes it has)
   local delay = core.retry(self.op, wire, err, self.attempt, policy(self), math.random())
   if delay and self.op == "download" then self.offset = bytes or 0 end
-  if not delay or (self.deadline and t + delay >= self.deadline) then
+  local by = self.deadline or self.send_by
+  if not delay or (by and t + delay >= by) then
     return self:finish(nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
@@ -161,11 +164,12 @@ end
 -- token (a create's before the polls waiting), unless its deadline came.
 function Request:advance(t)
   if self.done or self.handle then return end
-  if self.retry and not (self.deadline and t >= self.deadline) then
+  local by = self.deadline or self.send_by
+  if self.retry and not (by and t >= by) then
     local later, held = self.key.bucket:token(t, self.op == "create", self, self.owner.tenant)
-    local long = later and Bucket.too_long(t, later, held, self.cfg, self.op, self.deadline)
+    local long = later and Bucket.too_long(t, later, held, self.cfg, self.op, by)
     if long then return self:finish(nil, long, t) end
-    if later then return self.loop:at(self.deadline and math.min(later, self.deadline) or later, self) end
+    if later then return self.loop:at(by and math.min(later, by) or later, self) end
     self.retry = false
   end
   self:send(t)
