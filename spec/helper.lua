@@ -290,7 +290,7 @@ end
 
 -- Every request the emulator received (control calls excepted), in order:
 -- { method =, path = (raw, with query), headers = { lowercased = value }, body =,
--- connection = (numbers the TCP connection), at = (seconds, the emulator's clock) }.
+-- connection = (numbers the TCP connection), at = (seconds, the emulator's clock), fault = (true: a fault answered) }.
 function Emulator:requests()
   return self:call("GET", "/_emulator/requests")
 end

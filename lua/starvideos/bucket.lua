@@ -16,7 +16,19 @@ B.__index = B
 -- held to rate / n by a bucket of its own ('fair:t:<tenant>'), so that one that asks for thousands leaves the
 -- others their share -> 0 (taken) or the wait; sharers: that n.  kv: get(k), set(k, v, ttl), add(k, ttl)
 -- (whether it was new), incr(k, ttl), the key's store (this process's table, nginx's dict, Redis).
+-- hold: the service said none is left for secs (a rate limit's reset, a 429's Retry-After), at most `most` s (a
+-- longer one is a malformed header's: capped) -> no token before now + secs, the latest said kept; held: the seconds
+-- left of the hold at now, or nil.  One rule, where the budget is kept: this process, nginx's dict, Redis' script.
 B.RULES = [[
+local function hold(kv, now, secs, most)
+  if secs > most then secs = most end
+  local untl = now + secs
+  if untl > (tonumber(kv.get('hold')) or 0) then kv.set('hold', untl, secs + 1) end
+end
+local function held(kv, now)
+  local untl = tonumber(kv.get('hold'))
+  if untl and untl > now then return untl - now end
+end
 local function take(tat, now, rate)
   local gap = 1 / rate
   local burst = rate > 1 and rate or 1
@@ -48,8 +60,11 @@ local function share(kv, tenant, now, rate)
   return 0
 end
 ]]
-local limit, share, sharers = (rawget(_G, "loadstring") or load)(B.RULES .. "return limit, share, sharers")()
-B.limit_rule, B.share_rule = limit, share
+local limit, share, sharers, hold_rule, held_rule = (rawget(_G, "loadstring") or load)(B.RULES
+  .. "return limit, share, sharers, hold, held")()
+B.limit_rule, B.share_rule, B.hold_rule, B.held_rule = limit, share, hold_rule, held_rule
+
+B.MAX_HOLD = 3600 -- seconds: the longest hold the service is believed (docs/polling.md, "Rate limits")
 
 local CLAIM = 0.05 -- a waiting create's hold on the token due, past it
 local SWEEP = 1024 -- values set in a process's store between two sweeps of those expired
@@ -166,8 +181,10 @@ local function token(self, t, create, obj, tenant)
 end
 -- nil when taken, else the time to come back and whether it is a hold's end (the service said none is left).
 function B:token(t, create, obj, tenant)
+  self.kv.now = t
+  local left = held_rule(self.kv, t)
   local at, held
-  if self.held and t < self.held then at, held = self.held, true else at, held = token(self, t, create, obj, tenant) end
+  if left then at, held = t + left, true else at, held = token(self, t, create, obj, tenant) end
   local o = obj and obj.cfg and obj.cfg.observe -- (the time waited, in metrics: extras/observe.lua)
   if o then o:budget(obj, t, at) end
   return at, held == true
@@ -193,7 +210,8 @@ end
 -- holds.
 function B:hold(t, seconds)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds <= 0 then return end
-  if t + seconds > (self.held or 0) then self.held = t + seconds end
+  self.kv.now = t
+  hold_rule(self.kv, t, seconds, B.MAX_HOLD)
   if self.remote and self.remote.hold then self.remote:hold(t, seconds) end
 end
 

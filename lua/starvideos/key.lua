@@ -92,7 +92,8 @@ end
 
 -- What an API answer said of the key's rate limit (limits: the core's table, or nil) and a 429's Retry-After
 -- (err): kept for client:rate_limit() ({limit, remaining, reset, window, family, retry_after, at = the wall time}),
--- and a hold on the budget while it says none is left: no request of the key before it resets.
+-- and a hold on the budget while it says none is left: no request of the key before it resets (Bucket.MAX_HOLD s at
+-- most, said in a warning).
 function K:limits(t, limits, err)
   local retry_after = err and err.status == 429 and err.retry_after
   if not limits and not retry_after then return end
@@ -101,6 +102,10 @@ function K:limits(t, limits, err)
   self.rate_limit = seen
   local wait = retry_after or 0
   if seen.remaining == 0 and seen.reset and seen.reset > wait then wait = seen.reset end
+  if wait > Bucket.MAX_HOLD then -- (a malformed header's: one said to hold a fleet for a year held it a year)
+    self:warn(string.format("the service said no request of the key for %.0f s; held %d s at most (a longer wait "
+      .. "is taken for a malformed header)", wait, Bucket.MAX_HOLD))
+  end
   if wait > 0 then self.bucket:hold(t, wait) end
   for m in pairs(self.members) do
     local o = m.cfg.observe

@@ -169,7 +169,9 @@ end
 -- `polled`: the pause just did it), finished exchanges, the side work.
 function L:tick(polled)
   local st = self.store
-  if st and next(self.waiters) then st:step(0) end -- what the store answered meanwhile (a frame loop has no pause)
+  -- what the store answered meanwhile (a frame loop has no pause), and what was sent to it moved on: a command no
+  -- one waits for (a rate limit's hold, for the fleet) is written now, not at the next ask
+  if st and (next(self.waiters) or st:waiting()) then st:step(0) end
   local h, t = self.timers, now()
   while h[1] and h[1][1] <= t do
     local e = pop(h)
@@ -224,7 +226,7 @@ local function drive(self, done, arg, stop, sleep, acted)
       if sleep then
         if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
         sleep(wait)
-      elseif self.store and next(self.waiters) and not next(self.inflight) and self.store:waiting() then
+      elseif self.store and not next(self.inflight) and self.store:waiting() then
         self.store:step(wait) -- returns at the store's first answer
       elseif not next(self.inflight) and next(self.busy) and next(self.busy).pause then
         next(self.busy):pause(wait) -- (a journal's writer: returns once its records are written)

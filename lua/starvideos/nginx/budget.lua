@@ -76,21 +76,22 @@ local function store(self)
 end
 
 -- The service said none is left for `seconds` (bucket.lua's B:hold): every worker's take waits until then (the
--- wall clock's time, kept in the dict; the latest said kept).
+-- rules' hold, on the wall clock's time, kept in the dict).
 function D:hold(_, seconds)
-  local dict, k, untl = self.dict, self.key .. ":hold", core.wall() + seconds
-  if (tonumber(dict:get(k)) or 0) < untl then dict:safe_set(k, untl, seconds + 1) end
+  self.kv = self.kv or store(self)
+  Bucket.hold_rule(self.kv, core.wall(), seconds, Bucket.MAX_HOLD)
 end
 
 -- nil (a token taken for tenant, an id: bucket.lua's share), the time to come back (and whether it is a hold's end,
 -- and whether it is only the lock awaited: B:use), or false: the dict is full, the worker's own bucket stands in.
 function D:take(t, _, tenant)
-  local held = tonumber(self.dict:get(self.key .. ":hold"))
-  if held and held > core.wall() then return t + held - core.wall(), true end
+  self.kv = self.kv or store(self)
+  local left = Bucket.held_rule(self.kv, core.wall())
+  if left then return t + left, true end
   local locked = lock(self)
   if locked == false then return t + LOCK_RETRY, false, true end
   if not locked then return false end
-  self.kv, self.full = self.kv or store(self), false
+  self.full = false
   local wait = Bucket.share_rule(self.kv, tenant or "", t, self.bucket.rate)
   unlock(self)
   if self.full then return false end

@@ -1087,6 +1087,7 @@ function Server:serve(conn, req)
   local f = self:take_fault(req)
   local res
   if f then
+    entry.fault = true -- (the log names the request a fault answered)
     local replaces = f.status or f.drop or f.body
     if f.delay and not f.after then wait("t", gettime() + f.delay) end
     if f.after or not replaces then res = self:handle(req) end

@@ -16,12 +16,10 @@ local AGAIN = 1 -- seconds
 -- redis.replicate_commands lets a script write after TIME on Redis 3.2 to 4.
 local HEAD = "if redis.replicate_commands then redis.replicate_commands() end\n"
   .. "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n" .. Bucket.RULES
--- KEYS[1] the key's bucket: its tat (Redis' clock), beside which share keeps the tenants'; ARGV[1] the rate,
--- ARGV[2] the tenant's id ('' none)
-Store.define("budget_token", HEAD .. [[
+-- The rules' store (kv) on the key's names: KEYS[1] the key's bucket (its tat, on Redis' clock), beside which the
+-- tenants' buckets and the hold are kept.
+local KV = [[
 local P = string.sub(KEYS[1], 1, -4)
-local held = tonumber(redis.call('GET', P .. 'hold'))
-if held and held > now then return string.format('h%.6f', held - now) end
 local function ms(ttl) return math.ceil(ttl * 1000) end
 local kv = {
   get = function(k) return redis.call('GET', P .. k) end,
@@ -29,17 +27,17 @@ local kv = {
   add = function(k, ttl) return redis.call('SET', P .. k, '1', 'NX', 'PX', ms(ttl)) ~= false end,
   incr = function(k, ttl) redis.call('INCR', P .. k); redis.call('PEXPIRE', P .. k, ms(ttl)) end,
 }
+]]
+-- ARGV[1] the rate, ARGV[2] the tenant's id ('' none): a token ("0..."), the wait, or a hold's ("h" before it).
+Store.define("budget_token", HEAD .. KV .. [[
+local left = held(kv, now)
+if left then return string.format('h%.6f', left) end
 return string.format('%.6f', share(kv, ARGV[2] or '', now, tonumber(ARGV[1])))
 ]])
--- The service said none is left for ARGV[1] s (a rate limit's reset, a 429's Retry-After): the key's 'hold',
--- beside its tat, is then (on Redis' clock, the latest said kept), and budget_token gives no token before it.
-Store.define("budget_hold", HEAD .. [[
-local P = string.sub(KEYS[1], 1, -4)
-local secs = tonumber(ARGV[1])
-local held = tonumber(redis.call('GET', P .. 'hold')) or 0
-if now + secs > held then
-  redis.call('SET', P .. 'hold', string.format('%.17g', now + secs), 'PX', math.ceil(secs * 1000) + 1000)
-end
+-- The service said none is left for ARGV[1] s, at most ARGV[2] s (the rules' hold, on Redis' clock): budget_token
+-- gives no token before its end.
+Store.define("budget_hold", HEAD .. KV .. [[
+hold(kv, now, tonumber(ARGV[1]), tonumber(ARGV[2]))
 return 'ok'
 ]])
 -- create_limit's and tenant_limit's count on `key` (a sorted set of times): creates_wait, 0 (room for one) or
@@ -134,7 +132,8 @@ end
 function F:hold(t, seconds)
   if self.fallback then self.fallback:hold(t, seconds) end
   if self.down and t < self.down then return end
-  local n = self.store:send_script("budget_hold", { F.key(self.key.hash, "tat") }, { string.format("%.3f", seconds) })
+  local n = self.store:send_script("budget_hold", { F.key(self.key.hash, "tat") }, { string.format("%.3f", seconds),
+    Bucket.MAX_HOLD })
   if n then self.store:forget(n) end
 end
 
