@@ -329,6 +329,11 @@ function scenarios.truncated(c)
   send(c, "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nContent-Length: 200\r\n\r\n" .. queued("task_1"))
 end
 
+-- The same as a 429 (a task's answer cut short: the create may have made it, never to be sent again).
+function scenarios.truncated_429(c)
+  send(c, "HTTP/1.1 429 Too Many Requests\r\n" .. JSON .. "\r\nContent-Length: 200\r\n\r\n" .. queued("task_t429"))
+end
+
 -- A complete JSON object, but Content-Length promises 7 bytes more; then close.
 function scenarios.cl_long(c)
   local body = queued("task_4")

@@ -225,6 +225,7 @@ end
 -- memory bound (MB).
 local ANSWER_FAULTS = {
   { "truncated", "create", { "network", "protocol" }, id = "task_1" },
+  { "truncated_429", "create", { "network", "protocol" }, id = "task_t429", retries = 2, sent = 1 },
   { "cl_long", "create", { "network", "protocol" }, id = "task_4" },
   { "chunked_bad", "create", { "network", "protocol" }, id = "task_c" },
   { "huge", "create", { "network", "protocol" }, id = "task_2" },
