@@ -167,10 +167,20 @@ static int answer_refused(const sv_exchange *a, const char *body, size_t len, sv
   return -1;
 }
 
+/* A status of the task lifecycle's (the member's text, with its quotes). */
+static int lifecycle(const sv_json_member *st) {
+  static const char *const names[] = { "\"queued\"", "\"processing\"", "\"completed\"", "\"failed\"" };
+  size_t i;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (st->val_len == strlen(names[i]) && memcmp(st->val, names[i], st->val_len) == 0) return 1;
+  return 0;
+}
+
 /* A 2xx answer's n top-level members (oom: they could not all be listed) make
    a task: no key twice (decoders disagree on which one wins, so trust neither),
-   a string id that is a task id, a string status.  0, or -1 with err. */
-static int answer_task(const sv_exchange *a, const sv_json_member *ms, int n, int oom, sv_error *err) {
+   a string id that is a task id, a string status (with `strict`, one of the
+   lifecycle's: an error answer's).  0, or -1 with err. */
+static int answer_task(const sv_exchange *a, const sv_json_member *ms, int n, int oom, int strict, sv_error *err) {
   const char *what = sv_exchange_name(a);
   sv_json_member id, st;
   sv_buf b = {0};
@@ -201,7 +211,7 @@ static int answer_task(const sv_exchange *a, const sv_json_member *ms, int n, in
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the task id has a control character: %s", what,
                  a->status, sv_buf_cstr(&q));
     sv_buf_free(&q);
-  } else if (sv_json_find(ms, (size_t)n, "status", &st) <= 0 || st.type != 's') {
+  } else if (sv_json_find(ms, (size_t)n, "status", &st) <= 0 || st.type != 's' || (strict && !lifecycle(&st))) {
     sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: HTTP %ld but the answer has no task status", what, a->status);
   } else {
     rc = 0;
@@ -228,8 +238,20 @@ int sv_read_answer(const sv_exchange *a, double now, sv_error *err) {
                  sv_exchange_name(a), a->status, why, len ? sv_buf_cstr(&b) : "empty");
     sv_buf_free(&b);
   } else {
-    rc = answer_task(a, (const sv_json_member *)(void *)members.data, n, members.oom, err);
+    rc = answer_task(a, (const sv_json_member *)(void *)members.data, n, members.oom, 0, err);
   }
+  sv_buf_free(&members);
+  return rc;
+}
+
+int sv_answer_names_task(const sv_exchange *a) {
+  char why[160];
+  sv_buf members = {0};
+  sv_error scratch;
+  int n, rc = 0;
+  if (!a->body || a->body_len == 0) return 0;
+  n = sv_json_read(a->body, a->body_len, a->sink, &members, why, sizeof why);
+  if (n >= 0) rc = answer_task(a, (const sv_json_member *)(void *)members.data, n, members.oom, 1, &scratch) == 0;
   sv_buf_free(&members);
   return rc;
 }
@@ -239,9 +261,10 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
   int retryable;
   double d;
   if (op == SV_OP_CREATE) {
-    /* money: resend only when nothing can have been created */
-    retryable = wire == SV_WIRE_NOT_SENT || err->status == 429 ||
-                (err->status == 503 && err->retry_after >= 0);
+    /* money: resend only when nothing can have been created: a whole answer that created nothing (a 429
+       cut short after its status line may have been a task's, sv_verdict's maybe_created) */
+    retryable = wire == SV_WIRE_NOT_SENT ||
+                (wire == SV_WIRE_NONE && (err->status == 429 || (err->status == 503 && err->retry_after >= 0)));
   } else {
     /* a download goes on from the bytes it has; an answer that is not HTTP
        (garbled), or a ranged exchange's bytes not from where it asked

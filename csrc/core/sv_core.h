@@ -388,6 +388,14 @@ SV_API const char *sv_exchange_name(const sv_exchange *x); /* what, else the op'
    its members: the value built is the task only when 0 is returned.  Whether a
    create may have made a task is sv_verdict's to say, not this reading's. */
 SV_API int sv_read_answer(const sv_exchange *a, double now, sv_error *err);
+/* 1 when an answer's body is a task whatever its status says (a create the
+   server made, then answered 429, 503 or 500 with the task in the body): one
+   JSON object without a duplicate key, a string id that can be polled, a
+   status of the lifecycle's (queued, processing, completed, failed); handed
+   to a->sink in the scan that checks it, as a 2xx's is (the value built is
+   the task only when 1 is returned).  Else 0.  sv_verdict asks it of a
+   create's error answers. */
+SV_API int sv_answer_names_task(const sv_exchange *a);
 /* The verdict on one exchange: 0 when it is a success (an API answer whose body is
    the task, or a whole download), -1 with err filled.  *wire is set to how the
    exchange counts for the retry policy (a download cut short counts as broken).

@@ -52,6 +52,9 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
                         x->total);
       err->status = x->status;
     }
+  } else if (x->op == SV_OP_CREATE && x->status >= 300 && sv_answer_names_task(x)) {
+    /* an error answer (429, 503, 500...) whose body is a task: the server made it, and it is that task,
+       recorded and followed, never created again */
   } else if (!(x->op == SV_OP_EXCHANGE && x->status >= 200 && x->status <= 299)) {
     /* (an exchange's 2xx is a success as it is: a webhook taken, the media's bytes, a store's answer) */
     sv_exchange a = *x;

@@ -3,8 +3,9 @@
    success is a 2xx whose body is one JSON object, without a duplicate key, with a
    usable string id and a string status; only the verdict says a create may have
    made a task: a refused create 2xx says maybe_created and names only an id that
-   can be polled; Retry-After is finite and clamped; messages are one line.  The
-   parts of the body handed to a sink (what the binding builds the task table
+   can be polled, a create's error answer (429, 503, 500...) whose body is a task
+   (as a 2xx's would be, its status the lifecycle's) is that task; Retry-After
+   is finite and clamped; messages are one line.  The parts of the body handed to a sink (what the binding builds the task table
    from) make one balanced value, nested 64 deep at most, with the members the
    scan counts, whole strings that unescape as sv_json_unescape does, numbers
    that are numbers, and the id the answer names. */
@@ -93,6 +94,24 @@ static void c_number(void *ctx, double v) {
 static void c_literal(void *ctx, char type) {
   PROPERTY(type == 't' || type == 'f' || type == 'z', "sink: a literal is true, false or null");
   c_value(ctx);
+}
+
+/* What a create's error answer is taken for: the task, when its body would be one as a 2xx's (read the same
+   way) and its status is of the task lifecycle's; else an error. */
+static int names_task(const sv_exchange *a) {
+  static const char *const lifecycle[] = { "\"queued\"", "\"processing\"", "\"completed\"", "\"failed\"" };
+  sv_exchange ok2xx = *a;
+  sv_error e;
+  sv_json_member st;
+  size_t i;
+  ok2xx.status = 200;
+  ok2xx.sink = NULL;
+  ok2xx.retry_after = NULL;
+  if (sv_read_answer(&ok2xx, 1.7e9, &e) != 0) return 0;
+  PROPERTY(sv_json_get(a->body, a->body_len, "status", &st) == 1 && st.type == 's', "a task has its status");
+  for (i = 0; i < sizeof lifecycle / sizeof lifecycle[0]; i++)
+    if (st.val_len == strlen(lifecycle[i]) && memcmp(st.val, lifecycle[i], st.val_len) == 0) return 1;
+  return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -197,7 +216,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     PROPERTY(strstr(v.message, secret) == NULL, "verdict: the key never reaches a message");
     if (x.wire != SV_WIRE_NONE) PROPERTY(vr == -1, "verdict: a broken wire is a failure");
-    if (x.wire == SV_WIRE_NONE && x.op != SV_OP_DOWNLOAD) {
+    if (x.wire == SV_WIRE_NONE && x.op == SV_OP_CREATE && x.status >= 300) {
+      /* an error answer that names a task is that task (the server made it): never an error, never resent */
+      PROPERTY(vr == (names_task(&x) ? 0 : -1), "verdict: a create's error answer is a success when it is a task");
+      if (vr == -1) PROPERTY(v.kind == err.kind, "verdict: a create's other error answers read as sv_read_answer does");
+    } else if (x.wire == SV_WIRE_NONE && x.op != SV_OP_DOWNLOAD) {
       PROPERTY(vr == rc && v.kind == err.kind, "verdict: a whole answer reads as sv_read_answer reads it");
     }
     if (vr == -1 && x.op == SV_OP_CREATE &&

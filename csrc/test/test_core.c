@@ -1132,6 +1132,91 @@ static void verdicts(void) {
   }
 }
 
+/* A sink that counts the values it is handed at the top level and keeps the "id" string's text. */
+typedef struct seen_task { int depth, tops; int id_next; char id[64]; } seen_task;
+static void st_open(void *ctx, int array) { seen_task *s = ctx; (void)array; if (s->depth++ == 0) s->tops++; }
+static void st_close(void *ctx) { ((seen_task *)ctx)->depth--; }
+static void st_key(void *ctx, const char *val, size_t len, int escaped) {
+  seen_task *s = ctx;
+  (void)escaped;
+  s->id_next = s->depth == 1 && len == 4 && memcmp(val, "\"id\"", 4) == 0;
+}
+static void st_string(void *ctx, const char *val, size_t len, int escaped) {
+  seen_task *s = ctx;
+  (void)escaped;
+  if (s->id_next && len >= 2 && len - 2 < sizeof s->id) { memcpy(s->id, val + 1, len - 2); s->id[len - 2] = 0; }
+  s->id_next = 0;
+}
+static void st_number(void *ctx, double v) { (void)v; ((seen_task *)ctx)->id_next = 0; }
+static void st_literal(void *ctx, char type) { (void)type; ((seen_task *)ctx)->id_next = 0; }
+
+/* A create answered with an error status whose body is a task: the server made it, and the answer is that task
+   (issue 55, item 4: a 429 with {"id": .., "status": "queued"} was created again, the first in no record). */
+static void error_answers_naming_a_task(void) {
+  static const struct { long status; const char *retry_after, *body; int task; const char *what; } cases[] = {
+    { 429, NULL, "{\"id\":\"task_429\",\"status\":\"queued\"}", 1, "a 429 whose body is a task is that task" },
+    { 503, "5", "{\"id\":\"task_503\",\"status\":\"queued\",\"error\":null}", 1,
+      "a 503 with Retry-After whose body is a task is that task (not resent)" },
+    { 500, NULL, "{\"status\":\"processing\",\"id\":\"task_500\",\"model\":\"m\"}", 1,
+      "a 500 whose body is a task is that task (not maybe_created)" },
+    { 409, NULL, "{\"id\":\"task_409\",\"status\":\"completed\"}", 1, "a 409 whose body is a task is that task" },
+    { 429, NULL, "{\"id\":\"req_1\",\"status\":\"error\",\"error\":\"slow down\"}", 0,
+      "a 429 whose status is not the lifecycle's is not a task (an error's own id)" },
+    { 429, NULL, "{\"id\":\"req_1\",\"status\":429}", 0, "a 429 whose status is a number is not a task" },
+    { 429, NULL, "{\"error\":\"slow\",\"status\":\"queued\"}", 0, "a 429 without an id is not a task" },
+    { 429, NULL, "{\"id\":\"t1\",\"status\":\"queued\",\"id\":\"t2\"}", 0, "a 429 with an id twice is not a task" },
+    { 429, NULL, "{\"id\":\"t\\n1\",\"status\":\"queued\"}", 0, "a 429 whose id cannot be polled is not a task" },
+    { 429, NULL, "{\"id\":\"t1\",\"status\":\"queued\"", 0, "a 429 with a cut task is not a task" },
+    { 429, NULL, "<html>{\"id\":\"t1\",\"status\":\"queued\"}</html>", 0, "a 429 of HTML is not a task" },
+  };
+  size_t i;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    seen_task st;
+    sv_json_sink sink = { st_open, st_close, st_key, st_string, st_number, st_literal, NULL };
+    sv_exchange x = exch(SV_OP_CREATE, cases[i].status, cases[i].body, SV_WIRE_NONE, NULL);
+    sv_error e;
+    sv_wire wire;
+    char name[200], detail[800];
+    int rc;
+    memset(&st, 0, sizeof st);
+    sink.ctx = &st;
+    x.sink = &sink;
+    x.retry_after = cases[i].retry_after;
+    rc = sv_verdict(&x, 0, NULL, &e, &wire);
+    snprintf(name, sizeof name, "verdict: %s", cases[i].what);
+    snprintf(detail, sizeof detail, "rc=%d tops=%d id=%s maybe=%d message=%s", rc, st.tops, st.id, e.maybe_created,
+             e.message);
+    if (cases[i].task) /* (the id handed to the sink: the one the body names, "task_<its status>") */
+      ok(rc == 0 && wire == SV_WIRE_NONE && st.tops == 1 && st.depth == 0 && strncmp(st.id, "task_", 5) == 0 &&
+             atol(st.id + 5) == cases[i].status,
+         name, detail);
+    else
+      ok(rc == -1 && e.status == cases[i].status && (e.kind == SV_E_RATE_LIMITED) && !e.maybe_created, name, detail);
+  }
+  { /* a query's error answer is an error, whatever its body: it is retried, nothing is paid */
+    sv_exchange x = exch(SV_OP_QUERY, 429, "{\"id\":\"task_q\",\"status\":\"queued\"}", SV_WIRE_NONE, NULL);
+    sv_error e;
+    sv_wire wire;
+    ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.kind == SV_E_RATE_LIMITED && e.transient,
+       "verdict: a query's 429 is rate_limited whatever its body", e.message);
+  }
+  { /* a 429 cut short after its status line may be a task's answer: it may have created, and is not resent */
+    sv_retry_policy pol = { 3, 0.5, 30, 60, 0 };
+    sv_exchange x = exch(SV_OP_CREATE, 429, "{\"id\":\"task_cut\",\"status\":\"que", SV_WIRE_BROKEN,
+                         "transfer closed with 20 bytes remaining");
+    sv_error e;
+    sv_wire wire;
+    double d = 0;
+    ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && e.maybe_created && strcmp(e.id, "task_cut") == 0 &&
+           !sv_retry_decide(SV_OP_CREATE, wire, &e, 1, &pol, 0.5, &d),
+       "retry: a create's 429 cut short (its task's id read) may have created and is not resent", e.message);
+    x = exch(SV_OP_CREATE, 429, "{\"error\":\"slow down\"}", SV_WIRE_NONE, NULL);
+    ok(sv_verdict(&x, 0, NULL, &e, &wire) == -1 && !e.maybe_created &&
+           sv_retry_decide(SV_OP_CREATE, wire, &e, 1, &pol, 0.5, &d),
+       "retry: a create's whole 429 without a task is resent", e.message);
+  }
+}
+
 /* One record through an inline writer (each put written before it returns): 0, or -1 and why. */
 static int append_inline(const char *path, const char *rec, int sync, sv_buf *why) {
   sv_jwriter *w = sv_jwriter_new(path, 1);
@@ -2069,6 +2154,7 @@ int main(void) {
   media_rules();
   mp4_checks();
   verdicts();
+  error_answers_naming_a_task();
   file_appends();
   printf("1..%d\n# %d passed, %d failed\n", n_test, n_test - n_fail, n_fail);
   return n_fail ? 1 : 0;

@@ -337,6 +337,31 @@ describe("one answer reader (core.verdict builds the task table)", function()
     assert.is_nil(err.id)
   end)
 
+  it("takes a create's error answer whose body is a task as that task; any other, and a query's, as an error",
+    function()
+    local function f(...) return select("#", ...) end
+    for _, c in ipairs { { 429 }, { 503, "5" }, { 500 }, { 409 } } do
+      local body = '{"id":"task_' .. c[1] .. '","status":"queued","error":null,"n":[1,{"a":2}]}'
+      local task, err, wire = core.verdict("create", c[1], body, c[2])
+      assert.same({ id = "task_" .. c[1], status = "queued", n = { 1, { a = 2 } } }, task, tostring(err))
+      assert.is_nil(err)
+      assert.equal("none", wire)
+      assert.equal(3, f(core.verdict("create", c[1], body, c[2])))
+    end
+    -- not a task: a status not the lifecycle's, no id, an id twice, a query's; the table half built is dropped
+    for _, c in ipairs { { "create", '{"id":"req_1","status":"error","error":"slow down"}' },
+        { "create", '{"error":"slow down","status":"queued"}' },
+        { "create", '{"id":"t1","status":"queued","id":"t2"}' },
+        { "create", '{"id":"t1","status":"queued","x":[1,{"y":' },
+        { "query", '{"id":"t1","status":"queued"}' } } do
+      local task, err = core.verdict(c[1], 429, c[2])
+      assert.is_nil(task, c[2])
+      assert.equal("rate_limited", err.kind, c[2])
+      assert.is_nil(err.maybe_created, c[2])
+      assert.equal(3, f(core.verdict(c[1], 429, c[2])))
+    end
+  end)
+
   it("says err.transient (the same call may succeed later) as the contract has it: network, timeout, 429, 5xx",
     function()
     local cases = {

@@ -42,6 +42,10 @@
 -- ends with the good file.  The good MP4 (DL_GOOD below) is
 -- require("starvideos.emulator.media").mp4{seconds = 5, bytes = 100000}:
 -- 5 s, 1280x720, 100000 bytes.
+--
+-- Error answers that name a task (issue 55, item 4): err_task_429, err_task_503 and err_task_500 are the good
+-- service of the download cases whose first create is answered with that status and the task it made in the body
+-- (a 503 with Retry-After: 0); any later create 200, task "task_paid_twice".
 
 local socket = require "socket"
 -- the checkout's lua/ (for starvideos.emulator.media), wherever the spec runs from
@@ -323,6 +327,11 @@ end
 -- Content-Length 200, a 33-byte JSON object, then close.
 function scenarios.truncated(c)
   send(c, "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nContent-Length: 200\r\n\r\n" .. queued("task_1"))
+end
+
+-- The same as a 429 (a task's answer cut short: the create may have made it, never to be sent again).
+function scenarios.truncated_429(c)
+  send(c, "HTTP/1.1 429 Too Many Requests\r\n" .. JSON .. "\r\nContent-Length: 200\r\n\r\n" .. queued("task_t429"))
 end
 
 -- A complete JSON object, but Content-Length promises 7 bytes more; then close.
@@ -693,6 +702,23 @@ end
 for name, bad in pairs(DL_BAD) do
   scenarios[name] = download_case(bad, false)
   if name ~= "dl_range200" then scenarios[name .. "_once"] = download_case(bad, true) end
+end
+
+-- A create answered with an error status whose body is the task the server made (issue 55, item 4): the first
+-- POST under the tag gets the status with {"id": "task_err_<status>", "status": "queued"} (a 503 with
+-- Retry-After: 0, which says "nothing made, send again"), any later POST a 200 with task "task_paid_twice";
+-- result and video as the download cases' good service.
+local ERR_HEADS = { ["429"] = "429 Too Many Requests", ["503"] = "503 Service Unavailable",
+  ["500"] = "500 Internal Server Error" }
+for code, status in pairs(ERR_HEADS) do
+  local good = download_case(function(c, req) serve_file(c, req, DL_GOOD, "video/mp4") end, false)
+  scenarios["err_task_" .. code] = function(c, req)
+    if req.method ~= "POST" then return good(c, req) end
+    if hit({ path = "/err_task/" .. req.scenario .. "/" .. req.tag }) > 1 then
+      return answer(c, "200 OK", { JSON }, queued("task_paid_twice"))
+    end
+    return answer(c, status, { JSON, code == "503" and "Retry-After: 0" or nil }, queued("task_err_" .. code))
+  end
 end
 
 ---------------------------------------------------------------------------

@@ -225,6 +225,7 @@ end
 -- memory bound (MB).
 local ANSWER_FAULTS = {
   { "truncated", "create", { "network", "protocol" }, id = "task_1" },
+  { "truncated_429", "create", { "network", "protocol" }, id = "task_t429", retries = 2, sent = 1 },
   { "cl_long", "create", { "network", "protocol" }, id = "task_4" },
   { "chunked_bad", "create", { "network", "protocol" }, id = "task_c" },
   { "huge", "create", { "network", "protocol" }, id = "task_2" },
@@ -804,6 +805,37 @@ add {
     bounded(A, o, 4)
   end,
 }
+
+-- A create answered 429, 503 (with Retry-After: 0) or 500 whose body is the task the server made (issue 55, item
+-- 4: the client created again, paid twice, the first task in no record): that task, created once, followed to its
+-- video and journalled (hostile.lua's err_task_* services; a second create would make "task_paid_twice").
+for _, code in ipairs { "429", "503", "500" } do
+  add {
+    name = "a create answered " .. code .. " with the task it made in the body is that task: created once, "
+      .. "followed to its video, journalled",
+    prepare = function(env)
+      local base = env.hs:url("err_task_" .. code)
+      return { op = "generate", base = base, path = env.name("err-task-" .. code) .. ".mp4",
+        client = { base_url = base, max_retries = 2, journal = env.name("journal") .. ".jsonl" } }
+    end,
+    check = function(o, a, env)
+      local A = env.assert
+      local creates = M.count(env.hs:requests(a.base), "POST")
+      A.equal(1, creates, "creates sent: " .. show(o))
+      A.is_nil(o.err, show(o))
+      A.is_true(env.helper.read_file(a.path) == DL_GOOD, "the file is not the good MP4: " .. show(o))
+      local events = {}
+      for line in (env.helper.read_file(a.client.journal) or ""):gmatch("[^\n]+") do
+        local r = env.json(line)
+        if type(r) == "table" and r.id == "task_err_" .. code then events[#events + 1] = r.event end
+      end
+      A.equal("created", events[1], "the task's records: " .. concat(events, ", "))
+      A.equal("downloaded", events[#events], "the task's records: " .. concat(events, ", "))
+      A.is_false(journal_has(env, a.client.journal, "task_paid_twice"), "a second task was created")
+      bounded(A, o, 4)
+    end,
+  }
+end
 
 add {
   name = "the commit opens the .part once, fresh (O_EXCL), syncs it, renames it, then syncs the folder",
