@@ -5,6 +5,7 @@
 -- specs' SigV4-checking proxy (spec/npm/s3_server.js); the video GETs counted at the emulator, the
 -- CompleteMultipartUploads and parts at the S3 server's log.
 local helper = require "spec.helper"
+local cjson = require "cjson.safe"
 local s3_run = require "spec.support.s3_run"
 local redis_run = require "spec.support.redis_run"
 
@@ -35,14 +36,17 @@ describe("a store's rerun over videos saved in a bucket #hosts", function()
   require("busted").lazy_setup(function() if not why then srv = redis_run.start() end end)
   require("busted").lazy_teardown(function() if srv then srv.stop() end end)
 
-  local function run(list)
+  local function words(list)
     local w = { "env", "-u", "STARVIDEOS_STORE", "-u", "STARVIDEOS_JOURNAL", "STARVIDEOS_API_KEY=" .. q(KEY),
       "STARVIDEOS_BASE_URL=" .. q(emu.url), "AWS_ACCESS_KEY_ID=S3RVER", "AWS_SECRET_ACCESS_KEY=S3RVER",
       "AWS_ENDPOINT_URL=" .. q(st.url), q(helper.lua), q(helper.root .. "/bin/starvideos") }
     for _, a in ipairs(list) do w[#w + 1] = q(a) end
     w[#w + 1] = "--store " .. q(srv.url)
+    return table.concat(w, " ")
+  end
+  local function run(list)
     local errfile = os.tmpname()
-    local out, _, code = helper.capture(table.concat(w, " ") .. " </dev/null 2>" .. q(errfile))
+    local out, _, code = helper.capture(words(list) .. " </dev/null 2>" .. q(errfile))
     local err = helper.read_file(errfile) or ""
     os.remove(errfile)
     assert.is_nil((out .. err):find(KEY, 1, true), "the API key was printed")
@@ -90,5 +94,56 @@ describe("a store's rerun over videos saved in a bucket #hosts", function()
     assert.equal(creates, emu:creates())
     assert.equal(gets, video_gets(emu))
     assert.same({ completes, parts }, { writes(st) })
+  end)
+
+  -- The store's tasks of prompts beginning with `head` saved ({id = path}), as `list --json` reads them, and how
+  -- many such tasks it holds.
+  local function saved(head)
+    local list, n = {}, 0
+    for line in run({ "list", "--json" }).out:gmatch("[^\n]+") do
+      local t = cjson.decode(line) or {}
+      if t.id and type(t.prompt) == "string" and t.prompt:sub(1, #head) == head then
+        n = n + 1
+        if t.state == "downloaded" then list[t.id] = t.path end
+      end
+    end
+    return list, n
+  end
+
+  it("batch killed once a video is saved: its rerun fetches and writes none of those the store holds saved",
+    function()
+    if why then return pending(why) end
+    local dir = helper.tmpdir()
+    emu:config { spread = 1 } -- (the tasks end apart: the kill finds some saved, most often not all)
+    local file = dir .. "/prompts.txt"
+    helper.write_file(file, "a killed cat\na killed dog\na killed fish\na killed owl\na killed yak\n")
+    local args = { "batch", "--prompts-file", file, "--out-dir", "s3://vids/killed/", "--model", "videos",
+      "--duration", "5", "--interval", "0.1" }
+    local p = helper.spawn(words(args) .. " </dev/null >/dev/null 2>&1")
+    local before
+    assert.is_true(helper.wait_until(function() -- (every create answered: the kill leaves none pending)
+      local n
+      before, n = saved("a killed ")
+      return n == 5 and next(before) ~= nil
+    end, 60), "no video saved")
+    os.execute("kill -9 " .. p.pid)
+    p:close()
+    before = saved("a killed ") -- (what the store holds saved once the process is gone)
+    local since, emu_since = #st.log(), #emu:requests()
+    local r = run(args)
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.matches("5 videos: 5 saved in s3://vids/killed, 0 not", r.out, 1, true)
+    local again = {}
+    for i, e in ipairs(st.log()) do
+      for id, path in pairs(before) do
+        if i > since and e.status == 200 and "s3:/" .. e.path == path then again[#again + 1] = id end
+      end
+    end
+    for i, req in ipairs(emu:requests()) do
+      for id in pairs(before) do
+        if i > emu_since and req.path:find("/videos/" .. id .. ".mp4", 1, true) then again[#again + 1] = id end
+      end
+    end
+    assert.same({}, again) -- (no video GET, part, complete nor copy of a saved one)
   end)
 end)
