@@ -36,25 +36,41 @@ describe("a bucket that does not exist #hosts", function()
     assert.same({ ok = true }, sdk_list_uploads(st, "vids")) -- (the bucket it holds: listed)
   end)
 
+  -- bin/starvideos with args (and a journal of dir's), against the emulator and the store: out and err, exit code.
+  local function run(dir, args)
+    local w = { "env", "-u", "STARVIDEOS_STORE", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL=" .. q(emu.url),
+      "AWS_ACCESS_KEY_ID=S3RVER", "AWS_SECRET_ACCESS_KEY=S3RVER", "AWS_ENDPOINT_URL=" .. q(st.url), q(helper.lua),
+      q(helper.root .. "/bin/starvideos") }
+    for _, a in ipairs(args) do w[#w + 1] = q(a) end
+    local out, _, code = helper.capture(table.concat(w, " ") .. " --journal " .. q(dir .. "/j.jsonl")
+      .. " </dev/null 2>" .. q(dir .. "/stderr"))
+    return out .. (helper.read_file(dir .. "/stderr") or ""), code
+  end
+
   it("is refused before any create: generate --out s3://nobucket/x.mp4 creates nothing, names the bucket", function()
     if why then return pending(why) end
-    local dir = helper.tmpdir()
-    local cmd = table.concat({ "env", "-u", "STARVIDEOS_STORE", "STARVIDEOS_API_KEY=" .. q(KEY),
-      "STARVIDEOS_BASE_URL=" .. q(emu.url), "AWS_ACCESS_KEY_ID=S3RVER", "AWS_SECRET_ACCESS_KEY=S3RVER",
-      "AWS_ENDPOINT_URL=" .. q(st.url), q(helper.lua), q(helper.root .. "/bin/starvideos"), "generate", "--model",
-      "videos", "--prompt", "'a cat'", "--duration", "5", "--interval", "0.1", "--out", "s3://nobucket/x.mp4",
-      "--journal", q(dir .. "/j.jsonl") }, " ")
     local since = #st.log()
-    local out, _, code = helper.capture(cmd .. " </dev/null 2>" .. q(dir .. "/stderr"))
-    local err = helper.read_file(dir .. "/stderr") or ""
-    assert.are_not.equal(0, code, out .. err)
-    assert.matches("out: bucket nobucket does not exist: the store said", out .. err, 1, true)
-    assert.matches("NoSuchBucket", out .. err, 1, true)
+    local text, code = run(helper.tmpdir(), { "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5",
+      "--interval", "0.1", "--out", "s3://nobucket/x.mp4" })
+    assert.are_not.equal(0, code, text)
+    assert.matches("out: bucket nobucket does not exist: the store said", text, 1, true)
+    assert.matches("NoSuchBucket", text, 1, true)
     assert.equal(0, emu:creates())
     local asked = {}
     for i, e in ipairs(st.log()) do
       if i > since then asked[#asked + 1] = string.format("%s %s %d", e.method, e.path, e.status) end
     end
     assert.same({ "GET /nobucket/ 404" }, asked) -- (asked once, answered as S3 does; nothing else sent)
+  end)
+
+  it("is refused before any create: batch --out-dir s3://nobucket/ creates nothing", function()
+    if why then return pending(why) end
+    local dir = helper.tmpdir()
+    helper.write_file(dir .. "/prompts.txt", "a cat\na dog\n")
+    local text, code = run(dir, { "batch", "--prompts-file", dir .. "/prompts.txt", "--out-dir", "s3://nobucket/",
+      "--model", "videos", "--duration", "5", "--interval", "0.1" })
+    assert.are_not.equal(0, code, text)
+    assert.matches("out: bucket nobucket does not exist: the store said", text, 1, true)
+    assert.equal(0, emu:creates())
   end)
 end)
