@@ -4,7 +4,9 @@
 // and logs each (a JSON line: method, path, query, status, bytes, part, signature).  A presigned URL (query
 // auth, X-Amz-Signature) is checked the same way with the signer's presign, and refused once it has expired.  s3rver 3.7.1 has no
 // AbortMultipartUpload nor ListMultipartUploads: the proxy answers them from s3rver's own folder of uploads, and a
-// CompleteMultipartUpload of an upload not there with S3's 404 NoSuchUpload (s3rver's is a 500).
+// CompleteMultipartUpload of an upload not there with S3's 404 NoSuchUpload (s3rver's is a 500).  Each of those three
+// asked of a bucket s3rver does not hold is answered as S3 answers it: 404 NoSuchBucket (the client's question before
+// a create is a ListMultipartUploads: a bucket that does not exist is refused then, nothing paid).
 // With --refuse-checksums it refuses any x-amz-checksum-* header, as R2 and B2 did in 2025.
 // With --faults FILE, the faults that file names (JSON: name -> how many times more; a spec writes it, the proxy
 // counts each down as it acts) are done to the requests they fit, as S3 or a hostile network may:
@@ -109,6 +111,15 @@ function payloadWrong(req, body) {
 
 // s3rver's folder of a bucket's uploads (its FilesystemStore's layout).
 const uploadsOf = (bucket) => path.join(dir, bucket, "._S3rver_uploads");
+
+// Whether s3rver holds the bucket (its FilesystemStore's folder of it; a name S3 could not give, never).
+const bucketThere = (bucket) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) && !bucket.includes("..")
+  && fs.existsSync(path.join(dir, bucket)) && fs.statSync(path.join(dir, bucket)).isDirectory();
+
+// Whether the proxy answers the request itself (s3rver lacks it, or answers it otherwise than S3): an abort, a
+// complete, a listing of the uploads.
+const proxied = (req, query) => (req.method === "DELETE" && query.uploadId !== undefined)
+  || (req.method === "POST" && query.uploadId !== undefined) || (req.method === "GET" && query.uploads !== undefined);
 
 const uploadThere = (bucket, uploadId) => /^[0-9a-f]+$/.test(uploadId)
   && fs.existsSync(path.join(uploadsOf(bucket), uploadId));
@@ -261,6 +272,9 @@ async function handle(req, res, body, target) {
   else if (e.signature !== "ok") e.status = xmlError(res, 403, "SignatureDoesNotMatch", "the SigV4 signature does not match");
   else if (refuse && checksums.length) e.status = xmlError(res, 400, "InvalidArgument", `${checksums[0]} is not supported`);
   else if (wrong) e.status = xmlError(res, 400, wrong, "the body does not match its digest");
+  else if (proxied(req, query) && !bucketThere(bucket)) {
+    e.status = xmlError(res, 404, "NoSuchBucket", "The specified bucket does not exist"); // (S3's answer)
+  }
   else if (req.method === "DELETE" && query.uploadId !== undefined) e.status = abort(res, bucket, query.uploadId);
   else if (req.method === "POST" && query.uploadId !== undefined && !uploadThere(bucket, query.uploadId)) {
     e.status = xmlError(res, 404, "NoSuchUpload", "no such upload"); // (as S3 answers; s3rver: a 500)

@@ -146,7 +146,7 @@ function A.named(v)
   if v[1] == "failed" then return { failed = v[2] } end
   if v[1] == "task" then
     return { id = v[2], fp = v[3], body = v[4], bytes = tonumber(v[5]), model = v[6] ~= "" and v[6] or nil,
-      alive = v[7] == "1", sha256 = v[8] ~= "" and v[8] or nil }
+      alive = v[7] == "1", sha256 = v[8] ~= "" and v[8] or nil, path = v[9] ~= "" and v[9] or nil }
   end
   return { ["local"] = v[2], time = tonumber(v[3]) }
 end

@@ -28,7 +28,8 @@ local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's
 local FIRST = string.format("local FIRST = '%d'\n", require("starvideos.lease").FIRST) -- (a task's first number)
 
 -- What key:<hash> (at key) names, asked by the owner key me (P: the prefix): a create still pending ({'pending',
--- local, time}), a task not failed ({'task', id, fp, body, bytes, model, '1' when another live process holds it});
+-- local, time}), a task not failed ({'task', id, fp, body, bytes, model, '1' when another live process holds it,
+-- sha256, path: where its video was saved, the rules' `whole` of an object out});
 -- and when `all` (a peek), a create abandoned ({'gone'}) or a task failed ({'failed', id}).
 local KEY_NAMES = [[
 local function key_names(key, P, me, all)
@@ -39,12 +40,13 @@ local function key_names(key, P, me, all)
     if all then return { 'gone' } end
   elseif ref then
     local t = redis.call('HMGET', P .. 'task:' .. ref:sub(2), 'status', 'fp', 'body', 'bytes', 'model', 'owner',
-      'sha256')
+      'sha256', 'path')
     if all and t[1] == 'failed' then return { 'failed', ref:sub(2) } end
     if t[2] and t[1] ~= 'failed' then
       local holder = t[6] and P .. 'owner:' .. t[6]
       local alive = holder and holder ~= me and redis.call('EXISTS', holder) == 1
-      return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '', alive and '1' or '', t[7] or '' }
+      return { 'task', ref:sub(2), t[2], t[3] or '', t[4] or '', t[5] or '', alive and '1' or '', t[7] or '',
+        t[8] or '' }
     end
   end
 end

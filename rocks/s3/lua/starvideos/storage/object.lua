@@ -33,9 +33,11 @@ local function sign() return require "starvideos.sign" end
 local function reach(ctx, st, bucket)
   if st.reached[bucket] then return true end
   local req = O.ask(ctx, st, bucket, "", "uploads", { prefix = "" })
-  if req.err then
-    return nil, new_error(req.err.kind or "auth", string_format("out: bucket %s cannot be written with the "
-      .. "storage keys given: the store said %s", bucket, tostring(req.err.message)), { field = "out" })
+  local err = req.err
+  if err then -- (S3 answers a bucket that does not exist 404 NoSuchBucket; one the keys may not write, 403)
+    return nil, new_error(err.kind or "auth", string_format("out: bucket %s %s: the store said %s", bucket,
+      err.status == 404 and "does not exist" or "cannot be written with the storage keys given",
+      tostring(err.message)), { field = "out" })
   end
   st.reached[bucket] = true
   return true
