@@ -19,6 +19,7 @@ local helper = require "spec.helper"
 local cjson = require "cjson.safe"
 local socket = require "socket"
 local studio_run = require "spec.hosts.support.studio_run"
+local starvideos = require "starvideos"
 
 local q, str_format = helper.shell_quote, string.format
 local ROOT = nginx_run.ROOT
@@ -147,6 +148,10 @@ describe("the studio in a browser", function()
     assert.equal("prompt: expected at most 1500 characters on videos_fast, got 1501", first.long_error)
     assert.matches("^last_image: ", first.frame_error)
     assert.equal(1, first.cards_after_long)
+    -- videos_fast takes no reference audio (starvideos.models: max_audios 0): its box is not shown; videos' is
+    assert.equal(0, starvideos.models.videos_fast.max_audios)
+    assert.is_false(first.audios_long_model)
+    assert.is_true(first.audios_videos)
     assert.equal(1, emu:creates())
   end)
 
