@@ -1,8 +1,9 @@
 -- The studio's tenants and event streams against hostile requests (examples/studio/, docs/studio.md), run as
 -- `make studio` runs it (tools/studio.sh: Debian's nginx on 127.0.0.1) against an emulator, over HTTP (curl,
 -- LuaSocket; no browser):
---   * the tenant's cookie is signed with the studio's secret: a cookie of the victim's tenant id alone (or
---     with a made-up signature) is no tenant; its page makes a new one, which sees none of the victim's cards;
+--   * the tenant's cookie is signed with the studio's secret (a file of its folder, kept 0600): a cookie of
+--     the victim's tenant id alone (or with a made-up signature) is no tenant; its page makes a new one, which
+--     sees none of the victim's cards;
 --   * a card's key and its video's URL hold no tenant id, and the video is served to its tenant's cookie only;
 --   * a browser holds at most 4 event streams (429 past that, the connection closed): 600 of one client
 --     leave the page answering; all browsers together hold at most 128, and a stream's end frees its place.
@@ -87,6 +88,10 @@ describe("the studio's tenants and streams", function()
     dir = helper.tmpdir()
     -- started as root, the studio's workers are nobody: they must reach its folder
     assert(helper.execute("chmod 755 " .. q(dir)))
+    -- a secret of an earlier studio, readable by all: the studio keeps it to its owner
+    assert(helper.execute("mkdir -p " .. q(dir .. "/studio")))
+    helper.write_file(dir .. "/studio/secret", string.rep("5e", 32))
+    assert(helper.execute("chmod 644 " .. q(dir .. "/studio/secret")))
     port = helper.free_ports(1)[1]
     proc, url = studio_run.start(dir, port, emu)
     victim = browser(url)
@@ -122,6 +127,10 @@ describe("the studio's tenants and streams", function()
     end
     local _, own = cards_of(url, victim)
     assert.equal(card.key, own[1].key)
+  end)
+
+  it("keeps its secret to its owner: 0600, even one made readable by all", function()
+    assert.equal("600", (helper.capture("stat -c %a " .. q(dir .. "/studio/secret")):gsub("%s+$", "")))
   end)
 
   it("names a card and its video with no tenant id, and serves the video to its tenant's cookie only", function()

@@ -4,7 +4,8 @@
 --   GET  /tasks    the tenant's cards as JSON
 --   POST /tasks    a task: validated here by the library (400 and its message: nothing sent),
 --                  then generated in the background (202 and the card's key)
---   GET  /events   server-sent events: the tenant's cards whenever one changes
+--   GET  /events   server-sent events: the tenant's cards whenever one changes (at most 4 streams a
+--                  browser, 128 in all: 429 past that)
 -- guard.lua has checked the Host, the token and the tenant before any of these runs.
 
 local starvideos = require "starvideos"
