@@ -133,6 +133,17 @@ describe("the studio's tenants and streams", function()
     assert.equal("600", (helper.capture("stat -c %a " .. q(dir .. "/studio/secret")):gsub("%s+$", "")))
   end)
 
+  it("does not start with a secret it cannot sign with, and says why", function()
+    local bad = dir .. "/bad"
+    assert(helper.execute("mkdir -p " .. q(bad)))
+    helper.write_file(bad .. "/secret", "whsec_" .. string.rep("!", 40))
+    local out = helper.capture(str_format("cd %s && %s STUDIO_DIR=%s STUDIO_PORT=%d STARVIDEOS_BASE_URL=%s "
+      .. "STARVIDEOS_API_KEY=%s timeout 30 sh tools/studio.sh 2>&1", q(nginx_run.ROOT), helper.UNINSTRUMENTED, q(bad),
+      helper.free_ports(1)[1], q(emu.url), q(emu.key)))
+    assert.matches("the secret at " .. bad .. "/secret cannot sign: secret: the part after whsec_ is not base64", out,
+      1, true)
+  end)
+
   it("names a card and its video with no tenant id, and serves the video to its tenant's cookie only", function()
     local id = victim:match("^(%x+)")
     assert.is_nil(card.key:find(id, 1, true))

@@ -52,6 +52,8 @@ function M.init(path)
   secret = f:read("*a"):gsub("%s+$", "")
   f:close()
   assert(#secret >= 32, "studio: the secret at " .. path .. " is too short")
+  local ok, err = sv_sign.sign(secret, "studio", "check", "")
+  assert(ok, "studio: the secret at " .. path .. " cannot sign: " .. tostring(err and err.message or err))
 end
 
 -- Something no one else can guess (hex): the secret's signature of this request's own values.
