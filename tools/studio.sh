@@ -26,10 +26,11 @@ trap 'stop' EXIT
 trap 'stop; exit 0' INT      # Ctrl-C: the way to stop it, not a failure
 trap 'stop; exit 143' TERM HUP
 
-# the secret that signs the page's tokens and names the browsers: the studio's own, never sent
+# the secret that signs the page's tokens and the browsers' cookies (0600): the studio's own, never sent
 if [ ! -s "$dir/secret" ]; then
   (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$dir/secret") || exit 1
 fi
+chmod 600 "$dir/secret" || exit 1   # one made by an earlier studio, or copied, is kept to its owner too
 
 if [ -z "${STARVIDEOS_BASE_URL:-}" ] || [ -z "${STARVIDEOS_API_KEY:-}" ]; then
   key="studio-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"

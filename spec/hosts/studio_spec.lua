@@ -18,6 +18,8 @@ if nginx_run.pending_unless_ready("the studio in a browser", { "/usr/sbin/nginx"
 local helper = require "spec.helper"
 local cjson = require "cjson.safe"
 local socket = require "socket"
+local studio_run = require "spec.hosts.support.studio_run"
+local starvideos = require "starvideos"
 
 local q, str_format = helper.shell_quote, string.format
 local ROOT = nginx_run.ROOT
@@ -32,31 +34,6 @@ end
 if missing() then
   describe("the studio in a browser", function() pending(missing()) end)
   return
-end
-
--- tools/studio.sh against emu in dir, on port: the process, once it printed the URL, and the seconds that took.
-local function start_studio(dir, port, emu)
-  local env = { STARVIDEOS_BASE_URL = emu.url, STARVIDEOS_API_KEY = emu.key, STUDIO_DIR = dir .. "/studio",
-    STUDIO_PORT = tostring(port), STUDIO_INTERVAL = "1", STUDIO_PRICES = "videos=0.40,videos_fast=0.25",
-    STUDIO_TENANT_LIMIT = "2/60" }
-  local vars = {}
-  for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. q(v) end
-  local log = dir .. "/studio.out"
-  local t0 = socket.gettime()
-  local proc = helper.spawn(str_format("sh -c %s", q(str_format("cd %s && exec %s%s sh tools/studio.sh >%s 2>&1",
-    q(ROOT), helper.UNINSTRUMENTED, table.concat(vars, " "), q(log)))))
-  local url = "http://127.0.0.1:" .. port .. "/"
-  local up = helper.wait_until(function() return (helper.read_file(log) or ""):find(url, 1, true) ~= nil end, 30)
-  assert(up, "the studio did not start:\n" .. (helper.read_file(log) or "") ..
-    (helper.read_file(dir .. "/studio/error.log") or ""))
-  return proc, url, socket.gettime() - t0
-end
-
--- Stops tools/studio.sh as Ctrl-C does (its trap stops nginx): whether nginx let go of the port.
-local function stop_studio(proc, port)
-  helper.execute(str_format("kill -INT %d 2>/dev/null", proc.pid))
-  proc:close()
-  return helper.wait_until(function() return not nginx_run.listening(port) end, 10)
 end
 
 -- One phase of studio_browser.js: what it printed, decoded.
@@ -77,21 +54,6 @@ local function key_seen(answers)
     if text:find(KEY, 1, true) then where[#where + 1] = a.url end
   end
   return where
-end
-
--- A page's token for the browser of cookie (studio_tenant's value), as the page's meta tag holds it.
-local function page_token(url, cookie)
-  local page = helper.capture(str_format("curl -s -H %s %s", q("Cookie: studio_tenant=" .. cookie), q(url)))
-  return (assert(page:match('name="studio%-token" content="([^"]+)"'), page))
-end
-
--- A create POSTed as the page does, for the browser of cookie: the answer's status and body.
-local function post(url, cookie, body)
-  local out = helper.capture(str_format("curl -s -w '\n%%{http_code}' -H %s -H %s -H %s -d %s %s",
-    q("Cookie: studio_tenant=" .. cookie), q("X-Studio-Token: " .. page_token(url, cookie)),
-    q("Content-Type: application/json"), q(body), q(url .. "tasks")))
-  local text, status = out:match("^(.*)\n(%d+)$")
-  return tonumber(status), text
 end
 
 -- The raw answer's status line of one request to the studio.
@@ -115,12 +77,12 @@ describe("the studio in a browser", function()
     -- started as root, the studio's workers are nobody: they must reach its folder
     assert(helper.execute("chmod 755 " .. q(dir)))
     port = helper.free_ports(1)[1]
-    proc, url, started = start_studio(dir, port, emu)
+    proc, url, started = studio_run.start(dir, port, emu)
     shot = dir .. "/studio.png"
   end)
 
   lazy_teardown(function()
-    if proc then stop_studio(proc, port) end
+    if proc then studio_run.stop(proc, port) end
     if emu then emu:stop() end
     -- the screenshot is kept where the output says
     if shot and helper.exists(shot) then
@@ -186,6 +148,10 @@ describe("the studio in a browser", function()
     assert.equal("prompt: expected at most 1500 characters on videos_fast, got 1501", first.long_error)
     assert.matches("^last_image: ", first.frame_error)
     assert.equal(1, first.cards_after_long)
+    -- videos_fast takes no reference audio (starvideos.models: max_audios 0): its box is not shown; videos' is
+    assert.equal(0, starvideos.models.videos_fast.max_audios)
+    assert.is_false(first.audios_long_model)
+    assert.is_true(first.audios_videos)
     assert.equal(1, emu:creates())
   end)
 
@@ -207,7 +173,7 @@ describe("the studio in a browser", function()
       ["{" .. base .. ',"extra":{"seed":1}}'] = "extra: not taken by the studio",
       ["[1, 2]"] = "%[1%]: unknown field",
     } do
-      local status, answer = post(url, cookie, body)
+      local status, answer = studio_run.post(url, cookie, body)
       assert.equal(400, status, answer)
       assert.matches(says, cjson.decode(answer).error)
     end
@@ -239,12 +205,13 @@ describe("the studio in a browser", function()
     assert.truthy(first, "the first case ran")
     emu:config { processing = 6 }
     local cookie = cjson.decode(helper.read_file(dir .. "/browser.json")).cookies[1]
-    local status, answer = post(url, cookie.value, '{"model":"videos","prompt":"A fox in the snow","duration":5}')
+    local status, answer = studio_run.post(url, cookie.value,
+      '{"model":"videos","prompt":"A fox in the snow","duration":5}')
     assert.equal(202, status, answer)
     local second = assert(cjson.decode(answer), answer).key
     assert.truthy(helper.wait_until(function() return emu:creates() == 2 end, 10))
-    assert.is_true(stop_studio(proc, port))
-    proc = start_studio(dir, port, emu)
+    assert.is_true(studio_run.stop(proc, port))
+    proc = studio_run.start(dir, port, emu)
     local again = browser { phase = "again", url = url, state = dir .. "/browser.json", key = second }
     local keys = {}
     for _, c in ipairs(again.cards) do keys[#keys + 1] = c.key end

@@ -63,13 +63,27 @@ async function send(ev) {
   }
 }
 
-function kB(n) { return `${(n / 1024).toFixed(1)} kB`; }
+// A size as people read it: bytes, kB or MB (of 1000), one decimal.
+function size(n) {
+  if (n < 1000) return `${n} B`;
+  return n < 999950 ? `${(n / 1e3).toFixed(1)} kB` : `${(n / 1e6).toFixed(1)} MB`;
+}
+
+// The bytes of a download, and its total when known: the whole file's size once they meet; where the
+// rounded sizes of a download not done would read the same (18.8 kB of 18.8 kB), the exact numbers.
+function bytesText(bytes, total) {
+  if (!total) return size(bytes);
+  if (bytes === total) return size(total);
+  const [got, all] = [size(bytes), size(total)];
+  if (got !== all) return `${got} of ${all}`;
+  return `${bytes.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} bytes`;
+}
 
 // One card's rows: what changes as the task goes.
 function rows(c) {
   const r = [['state', c.state], ['model', c.model]];
   if (c.state === 'queued' || c.state === 'processing') r.push(['ETA', c.eta != null ? `~${c.eta} s` : 'learning']);
-  if (c.bytes != null) r.push(['bytes', c.total ? `${kB(c.bytes)} of ${kB(c.total)}` : kB(c.bytes)]);
+  if (c.bytes != null) r.push(['bytes', bytesText(c.bytes, c.total)]);
   if (c.cost != null) r.push(['cost', c.cost.toFixed(2)]);
   if (c.id) r.push(['task', c.id]);
   return r;
@@ -120,10 +134,16 @@ function render(list) {
   });
 }
 
+// The cards' stream. One the studio refused (a browser holds at most 4: a tab each) is closed, not retried
+// by the browser: asked again every 10 s, the page says so meanwhile.
 function listen() {
   const es = new EventSource('/events');
   es.onopen = () => { $('live').textContent = 'live'; };
-  es.onerror = () => { $('live').textContent = 'reconnecting…'; };
+  es.onerror = () => {
+    if (es.readyState !== EventSource.CLOSED) { $('live').textContent = 'reconnecting…'; return; }
+    $('live').textContent = 'not live: the studio refused this tab\'s updates (too many tabs open?); trying again';
+    setTimeout(listen, 10000);
+  };
   es.onmessage = (e) => render(JSON.parse(e.data).cards);
 }
 

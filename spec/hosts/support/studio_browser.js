@@ -98,12 +98,14 @@ async function first(browser) {
   await page.screenshot({ path: o.screenshot, fullPage: true });
   // the library's message for a prompt too long, before anything is sent
   await page.selectOption('#model', o.long_model);
+  out.audios_long_model = await page.isVisible('#referenceAudios'); // a model that takes none: no box
   await page.fill('#prompt', o.long_prompt);
   await page.click('#send');
   await page.waitForSelector('#error:not([hidden])', { timeout: 10000 });
   out.long_error = await page.$eval('#error', (e) => e.textContent);
   // a first frame without its last: the library's rule, named
   await page.selectOption('#model', 'videos');
+  out.audios_videos = await page.isVisible('#referenceAudios');
   await page.fill('#prompt', o.prompt);
   await page.fill('#first_image', 'https://example.com/first.png');
   await page.click('#send');

@@ -4,7 +4,8 @@
 --   GET  /tasks    the tenant's cards as JSON
 --   POST /tasks    a task: validated here by the library (400 and its message: nothing sent),
 --                  then generated in the background (202 and the card's key)
---   GET  /events   server-sent events: the tenant's cards whenever one changes
+--   GET  /events   server-sent events: the tenant's cards whenever one changes (at most 4 streams a
+--                  browser, 128 in all: 429 past that)
 -- guard.lua has checked the Host, the token and the tenant before any of these runs.
 
 local starvideos = require "starvideos"
@@ -99,7 +100,8 @@ local function create(tenant)
   if not p then return reply(400, cards.encode { error = why }) end
   local ok, err = starvideos.validate(p)
   if not ok then return reply(400, cards.encode { error = err.message, field = err.field }) end
-  local key, failed = runner.start(tenant, p)
+  -- the card's key, and its video's name: a secret of this card, with no tenant's id in it
+  local key, failed = runner.start(tenant, p, guard.fresh("card"):sub(1, 32))
   if not key then return reply(503, cards.encode { error = "cannot start: " .. tostring(failed) }) end
   reply(202, cards.encode { key = key })
 end
@@ -113,11 +115,27 @@ function M.tasks()
   reply(200, cards.json(tenant))
 end
 
--- The event stream: the tenant's cards at once, then whenever they change (looked at every 0.2 s in
--- the shared dict), a comment every 15 s to keep the connection; until the browser leaves or nginx stops.
-function M.events()
-  local tenant = guard.tenant()
-  if not tenant then return reply(403, '{"error":"no tenant: load the page first"}') end
+-- The event streams open, the worker's own (the studio runs one worker): each holds a connection of
+-- nginx's worker_connections (512) for as long as its browser stays, so a browser holds at most
+-- STREAMS.tenant of them (a tab each) and all browsers together STREAMS.total, leaving the rest for pages.
+M.STREAMS = { tenant = 4, total = 128 }
+local open = { total = 0 }
+
+-- 429 for a stream past a cap, its reason named, and the connection closed (not kept alive to be held).
+local function too_many(why)
+  ngx.status = 429
+  ngx.header.content_type = "application/json"
+  ngx.header["Cache-Control"] = "no-store"
+  local body = cards.encode { error = why }
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
+  ngx.flush(true)
+  return ngx.exit(444)
+end
+
+-- The tenant's cards at once, then whenever they change (looked at every 0.2 s in the shared dict), a
+-- comment every 15 s to keep the connection; until the browser leaves or nginx stops.
+local function stream(tenant)
   ngx.header.content_type = "text/event-stream"
   ngx.header["Cache-Control"] = "no-store"
   ngx.header["X-Accel-Buffering"] = "no"
@@ -138,6 +156,24 @@ function M.events()
     quiet = quiet + 1
     ngx.sleep(0.2)
   end
+end
+
+-- GET /events: the tenant's stream, counted while it runs (its end, whatever ends it, counted too).
+function M.events()
+  local tenant = guard.tenant()
+  if not tenant then return reply(403, '{"error":"no tenant: load the page first"}') end
+  local mine = open[tenant] or 0
+  if mine >= M.STREAMS.tenant then
+    return too_many(("at most %d event streams a browser: close a tab of the studio"):format(M.STREAMS.tenant))
+  end
+  if open.total >= M.STREAMS.total then
+    return too_many(("at most %d event streams in all: the studio is busy"):format(M.STREAMS.total))
+  end
+  open[tenant], open.total = mine + 1, open.total + 1
+  local ok, err = pcall(stream, tenant)
+  open.total = open.total - 1
+  open[tenant] = open[tenant] > 1 and open[tenant] - 1 or nil
+  if not ok then error(err, 0) end
 end
 
 return M

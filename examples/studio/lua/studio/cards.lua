@@ -5,13 +5,14 @@
 --   list:<tenant> the tenant's card keys, oldest first, space-separated
 --   ver:<tenant>  a number bumped at each change of one of the tenant's cards
 --   id:<task id>  the key of the card of that task
+--   video:<name>  the key of the card whose video is /videos/<name> (who may fetch it: cards.owner)
 -- The studio runs one worker (nginx.conf): a read and the write after it are not
 -- interleaved with another's, since nothing between them yields.
 
 local cjson = require "cjson.safe"
 
 local ngx = rawget(_G, "ngx")
-local pairs, ipairs = pairs, ipairs
+local pairs, ipairs, type = pairs, ipairs, type
 
 local json = cjson.new()
 
@@ -38,6 +39,8 @@ local function put(card)
   if text == dict():get("card:" .. card.key) then return end
   local ok, err = dict():safe_set("card:" .. card.key, text)
   if not ok then ngx.log(ngx.ERR, "studio: the card of ", card.key, " is not kept: ", err) end
+  local video = type(card.video) == "string" and card.video:match("^/videos/(.+)$")
+  if video then dict():safe_set("video:" .. video, card.key) end
   bump(card.tenant)
 end
 
@@ -64,6 +67,13 @@ end
 -- The key of the card of task id, or nil.
 function M.key_of(id)
   return id and dict():get("id:" .. id)
+end
+
+-- The tenant of the card whose video is /videos/<name>, or nil.
+function M.owner(name)
+  local key = dict():get("video:" .. name)
+  local card = key and M.get(key)
+  return card and card.video == "/videos/" .. name and card.tenant or nil
 end
 
 -- The tenant's cards, newest first, as the browser gets them.

@@ -5,10 +5,16 @@
 --   * a state-changing request (anything but GET and HEAD) needs the token of a page
 --     this server made for the same browser (the X-Studio-Token header), and a
 --     same-origin Origin when the browser sends one: 403 otherwise;
---   * each browser is a tenant, named by an HttpOnly cookie made here;
---   * a video is served only to the tenant whose name starts its file name.
--- The secret that signs tokens and names tenants is read once, in the master
--- (init_by_lua), from the studio's folder: never sent anywhere.
+--   * each browser is a tenant, named by an HttpOnly cookie made here and signed with
+--     the secret: a cookie whose signature is not the studio's names no tenant (the
+--     browser is given a new one);
+--   * a video is served only to the tenant of the card that holds it (cards.owner).
+-- The secret that signs tokens and cookies and makes tenant ids and card keys is read
+-- once, in the master (init_by_lua), from the studio's folder: never sent anywhere.
+-- Every signature is an HMAC-SHA256 (the core's starvideos.sign), in hex.
+
+local sv_sign = require "starvideos.sign"
+local cards = require "studio.cards"
 
 local ngx = rawget(_G, "ngx")
 local str_byte, str_format, tbl_concat = string.byte, string.format, table.concat
@@ -25,8 +31,19 @@ local function hex(bin)
   return tbl_concat(out)
 end
 
-local function sign(text)
-  return hex(ngx.hmac_sha1(secret, text))
+-- The secret's HMAC-SHA256 of text, for one use (kind: "token", "cookie", "fresh"): 64 hex digits.
+local function sign(kind, text)
+  return hex(ngx.decode_base64(sv_sign.sign(secret, "studio", kind, text):sub(4)))
+end
+
+-- Whether two strings are equal, compared whole, every byte, whatever differs first.
+local function same(want, got)
+  if type(got) ~= "string" then return false end
+  local diff = #want == #got and 0 or 1
+  for i = 1, #want do
+    if str_byte(want, i) ~= str_byte(got, i) then diff = 1 end
+  end
+  return diff == 0
 end
 
 -- The secret from `path` (tools/studio.sh makes it); raises when it is missing or short.
@@ -35,47 +52,46 @@ function M.init(path)
   secret = f:read("*a"):gsub("%s+$", "")
   f:close()
   assert(#secret >= 32, "studio: the secret at " .. path .. " is too short")
+  local ok, err = sv_sign.sign(secret, "studio", "check", "")
+  assert(ok, "studio: the secret at " .. path .. " cannot sign: " .. tostring(err and err.message or err))
 end
 
--- Something no one else can guess: the secret's signature of this request's own values.
-local function fresh(what)
+-- Something no one else can guess (hex): the secret's signature of this request's own values.
+function M.fresh(what)
   counter = counter + 1
-  return sign(tbl_concat({ what, ngx.now(), ngx.worker.pid(), counter, ngx.var.request_id }, "|"))
+  return sign("fresh", tbl_concat({ what, ngx.now(), ngx.worker.pid(), counter, ngx.var.request_id }, "|"))
 end
 
--- The tenant of this request's cookie, or nil.
+-- The tenant of this request's cookie (`<40 hex>.<its signature>`), or nil: an unsigned cookie, or one
+-- signed with another secret, names none.
 function M.tenant()
-  local t = ngx.var["cookie_" .. COOKIE]
-  if t and #t == 40 and not t:find("[^0-9a-f]") then return t end
+  local cookie = ngx.var["cookie_" .. COOKIE]
+  local t, mac = (cookie or ""):match("^(%x+)%.(%x+)$")
+  if t and #t == 40 and not t:find("[^0-9a-f]") and same(sign("cookie", t), mac) then return t end
   return nil
 end
 
--- The tenant of this browser, made (and its cookie set) on its first page.
+-- The tenant of this browser, made (and its signed cookie set) on its first page.
 function M.tenant_or_new()
   local t = M.tenant()
   if t then return t end
-  t = fresh("tenant")
-  ngx.header["Set-Cookie"] = COOKIE .. "=" .. t .. "; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"
+  t = M.fresh("tenant"):sub(1, 40)
+  ngx.header["Set-Cookie"] = COOKIE .. "=" .. t .. "." .. sign("cookie", t)
+    .. "; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"
   return t
 end
 
 -- A token for one page load of tenant t: a nonce and its signature with the tenant.
 function M.token(t)
-  local nonce = fresh("nonce"):sub(1, 20)
-  return nonce .. "." .. sign("token|" .. t .. "|" .. nonce)
+  local nonce = M.fresh("nonce"):sub(1, 20)
+  return nonce .. "." .. sign("token", t .. "|" .. nonce)
 end
 
 local function token_ok(t, token)
   if not (t and type(token) == "string") then return false end
   local nonce, mac = token:match("^(%x+)%.(%x+)$")
   if not nonce then return false end
-  local want = sign("token|" .. t .. "|" .. nonce)
-  -- compared whole, every byte, whatever differs first
-  local diff = #want == #mac and 0 or 1
-  for i = 1, #want do
-    if str_byte(want, i) ~= str_byte(mac, i) then diff = 1 end
-  end
-  return diff == 0
+  return same(sign("token", t .. "|" .. nonce), mac)
 end
 
 local function refuse(status, message)
@@ -109,9 +125,7 @@ function M.access()
   local video = ngx.var.uri:match("^/videos/(.*)$")
   if video then
     local t = M.tenant()
-    if not (t and video:sub(1, 41) == t .. "-") or video:find("/", 1, true) then
-      return refuse(404, "no such video")
-    end
+    if not (t and cards.owner(video) == t) then return refuse(404, "no such video") end
   end
 end
 

@@ -91,12 +91,10 @@ local function run(premature, key, tenant, params)
   finish(key, task, err)
 end
 
-local serial = 0
-
--- A card for params (validated) of tenant, and its generate in a timer: the card's key, or nil, err.
-function M.start(tenant, params)
-  serial = serial + 1
-  local key = string.format("%s-%x%04x", tenant, math.floor(ngx.now() * 1000), serial % 0x10000)
+-- A card for params (validated) of tenant, under key (the browser's name of the card and of its video:
+-- unguessable, and no tenant's id in it), and its generate in a timer: the key, or nil, err.
+function M.start(tenant, params, key)
+  assert(type(key) == "string" and key:find("^%x+$"), "studio: a card's key: expected hex digits")
   cards.add { key = key, tenant = tenant, model = params.model, prompt = params.prompt, state = "creating",
     created = ngx.time(), cost = conf.prices and conf.prices[params.model] }
   local ok, err = ngx.timer.at(0, run, key, tenant, params)

@@ -1,0 +1,54 @@
+-- The studio (examples/studio/) run as `make studio` runs it, for the specs that drive it
+-- (spec/hosts/studio_spec.lua in a browser, spec/hosts/studio_guard_spec.lua over HTTP):
+-- tools/studio.sh against an emulator, and the requests a browser makes.
+local nginx_run = require "spec.support.nginx_run"
+local helper = require "spec.helper"
+local socket = require "socket"
+
+local q, str_format = helper.shell_quote, string.format
+local ROOT = nginx_run.ROOT
+
+local M = {}
+
+-- tools/studio.sh against emu in dir, on port: the process, once it printed the URL, the URL, and the
+-- seconds that took.
+function M.start(dir, port, emu)
+  local env = { STARVIDEOS_BASE_URL = emu.url, STARVIDEOS_API_KEY = emu.key, STUDIO_DIR = dir .. "/studio",
+    STUDIO_PORT = tostring(port), STUDIO_INTERVAL = "1", STUDIO_PRICES = "videos=0.40,videos_fast=0.25",
+    STUDIO_TENANT_LIMIT = "2/60" }
+  local vars = {}
+  for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. q(v) end
+  local log = dir .. "/studio.out"
+  local t0 = socket.gettime()
+  local proc = helper.spawn(str_format("sh -c %s", q(str_format("cd %s && exec %s%s sh tools/studio.sh >%s 2>&1",
+    q(ROOT), helper.UNINSTRUMENTED, table.concat(vars, " "), q(log)))))
+  local url = "http://127.0.0.1:" .. port .. "/"
+  local up = helper.wait_until(function() return (helper.read_file(log) or ""):find(url, 1, true) ~= nil end, 30)
+  assert(up, "the studio did not start:\n" .. (helper.read_file(log) or "") ..
+    (helper.read_file(dir .. "/studio/error.log") or ""))
+  return proc, url, socket.gettime() - t0
+end
+
+-- Stops tools/studio.sh as Ctrl-C does (its trap stops nginx): whether nginx let go of the port.
+function M.stop(proc, port)
+  helper.execute(str_format("kill -INT %d 2>/dev/null", proc.pid))
+  proc:close()
+  return helper.wait_until(function() return not nginx_run.listening(port) end, 10)
+end
+
+-- A page's token for the browser of cookie (studio_tenant's value), as the page's meta tag holds it.
+function M.page_token(url, cookie)
+  local page = helper.capture(str_format("curl -s -H %s %s", q("Cookie: studio_tenant=" .. cookie), q(url)))
+  return (assert(page:match('name="studio%-token" content="([^"]+)"'), page))
+end
+
+-- A create POSTed as the page does, for the browser of cookie: the answer's status and body.
+function M.post(url, cookie, body)
+  local out = helper.capture(str_format("curl -s -w '\n%%{http_code}' -H %s -H %s -H %s -d %s %s",
+    q("Cookie: studio_tenant=" .. cookie), q("X-Studio-Token: " .. M.page_token(url, cookie)),
+    q("Content-Type: application/json"), q(body), q(url .. "tasks")))
+  local text, status = out:match("^(.*)\n(%d+)$")
+  return tonumber(status), text
+end
+
+return M
