@@ -1,0 +1,78 @@
+-- What newcomers found wrong in the docs and recipes (issue 55, items 10, 14 and 17), each read from the
+-- page or the file and tried where it can be here: the README's word on the types; observability.md's
+-- hourly queries computed by promtool against a known count, and its panel count the dashboard's.
+
+local helper = require "spec.helper"
+local D = require "spec.support.docs_blocks"
+local P = require "spec.support.promql"
+local cjson = require "cjson"
+
+local q = helper.shell_quote
+local function page(p) return (assert(helper.read_file(helper.root .. "/" .. p), p)) end
+local function flat(p) return (page(p):gsub("\n%s*", " ")) end
+
+describe("the README", function()
+  it("names the types (types/starvideos.lua) and links the editors' section", function()
+    local text = flat("README.md")
+    assert.matches("`types/starvideos.lua`", text, 1, true)
+    assert.matches("(docs/reference.md#editors)", text, 1, true)
+  end)
+end)
+
+describe("docs/observability.md", function()
+  -- the page's promql block (its "A dashboard's queries")
+  local QUERIES
+  for _, b in ipairs(D.extract(helper.root)) do
+    if b.file == "docs/observability.md" and b.lang == "promql" then QUERIES = "\n" .. b.body end
+  end
+
+  -- The query under the comment line `comment` of the page's promql block.
+  local function query(comment)
+    local line = QUERIES:match("\n# " .. comment:gsub("%p", "%%%0") .. "[^\n]*\n([^\n]+)")
+    return assert(line, "no query under # " .. comment)
+  end
+
+  it("counts an hour of creates right for a series born in the hour: 40 creates read 40 (promtool)", function()
+    if not helper.execute("command -v promtool >/dev/null 2>&1") then
+      return pending("promtool is not installed (make deps)")
+    end
+    -- the client starts 30 minutes in: its first scrape reads 25 creates, then one a minute to 40
+    local dir = helper.tmpdir()
+    helper.write_file(dir .. "/test.yml", table.concat({
+      "tests:",
+      "  - interval: 1m",
+      "    input_series:",
+      "      - series: 'starvideos_creates_total{model=\"videos\",outcome=\"created\"}'",
+      "        values: '_x30 25+1x15'",
+      "      - series: 'starvideos_creates_total{model=\"videos\",outcome=\"refused\"}'",
+      "        values: '_x30 3+0x15'",
+      "    promql_expr_test:",
+      "      - expr: " .. string.format("%q", query("creates an hour by model")),
+      "        eval_time: 46m",
+      "        exp_samples:",
+      "          - labels: '{model=\"videos\"}'",
+      "            value: 40",
+    }, "\n") .. "\n")
+    local out, ok = helper.capture("cd " .. q(dir) .. " && promtool test rules test.yml 2>&1")
+    assert(ok and out:find("SUCCESS", 1, true), "the creates an hour query:\n" .. out)
+    helper.cleanup()
+  end)
+
+  it("counts every hourly total as the dashboard does: a series new in the hour by its value", function()
+    local n = 0
+    for line in QUERIES:gmatch("[^\n]+") do
+      if line:find("increase%(starvideos_[%w_]+_total[^%[]*%[1h%]%)") then
+        n = n + 1
+        assert.matches(" unless ", line, 1, true)
+        assert.matches(" offset 1h", line, 1, true)
+      end
+    end
+    assert.is_true(n >= 4, n .. " hourly totals")
+  end)
+
+  it("says how many panels the dashboard has: as many as it ships", function()
+    local dash = cjson.decode(page("dashboards/starvideos.json"))
+    local said = tonumber(flat("docs/observability.md"):match("%((%d+) panels:"))
+    assert.equal(#P.panels(dash), said)
+  end)
+end)
