@@ -76,3 +76,30 @@ describe("docs/observability.md", function()
     assert.equal(#P.panels(dash), said)
   end)
 end)
+
+describe("make demo", function()
+  -- the packages a goal's `make -n` has tools/deps.sh install, as a sorted list
+  local function installs(goal)
+    local out = helper.capture("cd " .. q(helper.root) .. " && " .. helper.UNINSTRUMENTED
+      .. "-u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n " .. goal .. " 2>&1")
+    local line = assert(out:match("sh tools/deps%.sh %-%-if%-possible ([^\n]+)"), "make -n " .. goal .. ":\n" .. out)
+    local list = {}
+    for name in line:gmatch("%S+") do list[#list + 1] = name end
+    table.sort(list)
+    return list
+  end
+
+  it("installs what the demo needs (the build, Lua 5.4, lua-cjson, LuaSocket), not the test set", function()
+    assert.same({ "gcc", "libcurl4-openssl-dev", "liblua5.4-dev", "libssl-dev", "lua-cjson", "lua-socket", "lua5.4",
+      "make", "pkg-config" }, installs("demo"))
+  end)
+
+  it("while the tiers still install the whole set (every VM, nginx, Redis, LÖVE, Chromium, ...)", function()
+    local set = {}
+    for _, name in ipairs(installs("test")) do set[name] = true end
+    for _, name in ipairs { "lua-socket", "lua-busted", "luajit2", "lua5.1", "nginx", "redis-server", "love", "xvfb",
+      "chromium", "prometheus", "valgrind" } do
+      assert.is_true(set[name] or false, name)
+    end
+  end)
+end)
