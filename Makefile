@@ -238,8 +238,11 @@ test-all: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
 demo: $(DEPS_FIRST) $(SO)
 	@sh tools/demo.sh
 
+# (and what a `luarocks make` at the top of the checkout left: its objects beside the sources, its
+# modules in starvideos/; `make rock` builds a rock without them, mk/rocks.mk)
 clean:
-	rm -rf build
+	rm -rf build starvideos
+	find csrc -name '*.o' -exec rm -f {} +
 
 # types/starvideos.lua, the LuaCATS annotations of the public API, made from
 # config.lua's option tables and the loaded module (tools/types.lua); committed,

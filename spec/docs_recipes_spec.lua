@@ -103,3 +103,75 @@ describe("make demo", function()
     end
   end)
 end)
+
+describe("a rock's build from a checkout #hosts", function()
+  -- what a build left in a clone that git does not track: its ignored files, but build/'s
+  local function left(dir)
+    local list = {}
+    local status = helper.capture("cd " .. q(dir) .. " && git status --short --ignored --untracked-files=all")
+    for f in status:gmatch("[^\n]+") do
+      local path = f:match("^!! (.+)$") or f:match("^%?%? (.+)$")
+      if path and not path:find("^build/") then list[#list + 1] = path end
+    end
+    return list
+  end
+
+  it("make clean removes what luarocks make left; make rock leaves nothing beside the sources", function()
+    if not helper.execute("command -v luarocks >/dev/null 2>&1") then return pending("luarocks is not installed") end
+    local top = helper.tmpdir()
+    local clone, tree = top .. "/clone", top .. "/tree"
+    local state = helper.capture("cd " .. q(helper.root) .. " && (git stash create || true)"):match("^(%x+)")
+      or helper.capture("cd " .. q(helper.root) .. " && git rev-parse HEAD"):match("^(%x+)")
+    local bare = helper.UNINSTRUMENTED .. "-u MAKEFLAGS -u MFLAGS -u MAKELEVEL "
+    local function sh(cmd)
+      local out, ok = helper.capture(bare .. "sh -c " .. q("cd " .. q(clone) .. " && " .. cmd) .. " 2>&1")
+      assert(ok, cmd .. ":\n" .. out)
+    end
+    assert(helper.execute("git clone -q " .. q(helper.root) .. " " .. q(clone)))
+    sh("git -c advice.detachedHead=false checkout -q " .. state)
+    sh("luarocks --lua-version=5.4 make --deps-mode=none --tree " .. q(tree))
+    local before = left(clone)
+    assert.is_true(#before > 10, "luarocks make left " .. #before .. " files") -- (what the docs say it leaves)
+    sh("make -s clean")
+    assert.same({}, left(clone))
+    sh("make -s rock LUAROCKS_FLAGS=" .. q("--lua-version=5.4 --deps-mode=none --tree " .. tree))
+    assert.same({}, left(clone))
+    assert.is_true(helper.exists(tree .. "/lib/lua/5.4/starvideos/core.so"))
+    helper.cleanup()
+  end)
+end)
+
+describe("docs/install.md's LuaRocks", function()
+  local text = flat("docs/install.md")
+
+  it("names every header the rock's build needs: Lua's, libcurl's, OpenSSL's", function()
+    local sec = assert(text:match("## LuaRocks (.-)## The other rocks"))
+    for _, pkg in ipairs { "liblua5.4-dev", "liblua5.1-0-dev", "libluajit2-5.1-dev", "libcurl4-openssl-dev",
+      "libssl-dev", "lua-devel", "libcurl-devel", "openssl-devel" } do
+      assert.matches("`" .. pkg .. "`", sec, 1, true)
+    end
+  end)
+
+  it("makes each product rock from its rockspec (none is published), in a checkout and a release folder", function()
+    assert.matches("No rock is published on luarocks.org yet", text, 1, true)
+    for _, p in ipairs { "README.md", "docs/install.md", "docs/keep-and-fleet.md", "docs/storage.md",
+      "docs/observability.md", "docs/emulator.md" } do
+      local told = flat(p):gsub("`luarocks install starvideos%-%a+` answers", "")
+      assert.is_nil(told:find("luarocks install starvideos", 1, true), p .. " tells to luarocks install a rock")
+    end
+    local made = {}
+    for _, b in ipairs(D.extract(helper.root)) do
+      if b.file == "docs/install.md" then
+        for spec in b.body:gmatch("make %-%-deps%-mode=none (rockspec/%S+%.rockspec)") do made[#made + 1] = spec end
+      end
+    end
+    table.sort(made)
+    assert.same({ "rockspec/emulator/starvideos-emulator-scm-1.rockspec",
+      "rockspec/observe/starvideos-observe-scm-1.rockspec", "rockspec/redis/starvideos-redis-scm-1.rockspec",
+      "rockspec/s3/starvideos-s3-scm-1.rockspec" }, made)
+    for _, spec in ipairs(made) do assert.is_true(helper.exists(helper.root .. "/" .. spec), spec) end
+    local release = assert(text:match("`luarocks %-%-lua%-version=5%.4 make %-%-deps%-mode=none "
+      .. "(rockspec/starvideos%-[%d.]+%-1%.rockspec)`"))
+    assert.is_true(helper.exists(helper.root .. "/" .. release), release)
+  end)
+end)

@@ -508,6 +508,15 @@ local BLOCKS = {
     if missing("luarocks") then return end
     check_sh("docs/install.md#7")
   end },
+  ["docs/install.md#8"] = { "sh", "check: each rockspec it names is the checkout's (spec/hosts/rocks_spec.lua "
+    .. "builds these rocks)", function()
+    if missing("luarocks") then return end
+    check_sh("docs/install.md#8")
+    for _, l in ipairs(D.sh_lines(block("docs/install.md#8").body)) do
+      local spec = l:match("%s(rockspec/%S+%.rockspec)")
+      assert(not spec or helper.exists(CLONE .. "/" .. spec), "docs/install.md#8 names " .. tostring(spec))
+    end
+  end },
   ["docs/keep-and-fleet.md#1"] = { "sh", "check: the first line (it runs an hour); run: --once, after "
     .. "docs/batch.md#3", function()
     check_sh("docs/keep-and-fleet.md#1")
