@@ -175,3 +175,28 @@ describe("docs/install.md's LuaRocks", function()
     assert.is_true(helper.exists(helper.root .. "/" .. release), release)
   end)
 end)
+
+describe("docs/storage.md's local S3 recipe", function()
+  it("generates with --interval 1 against the emulator, a flag the command line has", function()
+    local text = flat("docs/storage.md")
+    local line = assert(text:match("`(bin/starvideos generate [^`]-s3://videos/cat%.mp4)`"), "no generate line")
+    assert.matches(" --interval 1 ", line, 1, true)
+    local help = helper.capture("cd " .. q(helper.root) .. " && " .. helper.lua .. " bin/starvideos generate --help")
+    assert.matches("\n%s+%-%-interval[%s=]", help)
+  end)
+
+  it("its server's --help prints the usage and starts nothing; a wrong option is refused, named", function()
+    if not helper.execute("command -v node >/dev/null 2>&1") then return pending("node is not installed") end
+    local js = q(helper.root .. "/spec/npm/s3_server.js")
+    local out, ok = helper.capture("timeout 10 node " .. js .. " --help 2>&1")
+    assert(ok, "--help: " .. out)
+    assert.matches("^usage: node spec/npm/s3_server%.js %-%-dir DIR %-%-log FILE", out)
+    assert.is_nil(out:find('"port":%d'), out) -- (a server's first line)
+    for arg, why in pairs { ["--dir /tmp/x --log /tmp/y --bukcet v"] = "unknown option --bukcet",
+      ["--log /tmp/y"] = "--dir DIR is required", ["--dir"] = "--dir needs a value" } do
+      out, ok = helper.capture("timeout 10 node " .. js .. " " .. arg .. " 2>&1")
+      assert.is_false(ok, arg)
+      assert.matches("s3_server.js: " .. why .. "\nusage:", out, 1, true)
+    end
+  end)
+end)
