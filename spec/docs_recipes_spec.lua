@@ -195,7 +195,7 @@ describe("docs/storage.md's local S3 recipe", function()
     for arg, why in pairs { ["--dir /tmp/x --log /tmp/y --bukcet v"] = "unknown option --bukcet",
       ["--log /tmp/y"] = "--dir DIR is required", ["--dir"] = "--dir needs a value" } do
       out, ok = helper.capture("timeout 10 node " .. js .. " " .. arg .. " 2>&1")
-      assert.is_false(ok, arg)
+      assert.is_falsy(ok, arg)
       assert.matches("s3_server.js: " .. why .. "\nusage:", out, 1, true)
     end
   end)
