@@ -200,3 +200,37 @@ describe("docs/storage.md's local S3 recipe", function()
     end
   end)
 end)
+
+describe("the nginx confs' resolver", function()
+  it("is the host's, written by the docs' awk line, never a hard-coded address (127.0.0.53 is not on every host)",
+    function()
+    -- (examples/studio/nginx.conf names public resolvers: tools/studio.sh, which fills it in, is not this change's)
+    local files = { "docs/openresty.md", "examples/openresty/nginx.conf", "examples/openresty/README.md" }
+    for f in helper.capture("cd " .. q(helper.root) .. " && find docs examples -name '*.conf' -o -name '*.md'")
+      :gmatch("[^\n]+") do files[#files + 1] = f end
+    for i, f in ipairs(files) do
+      for line in page(f):gmatch("[^\n]+") do
+        assert.is_nil(line:match("^%s*resolver%s+127%.0%.0%.53"), f .. ": " .. line)
+        assert.is_true(i > 3 or not line:match("^%s*resolver%s+[%d%.%[]"), f .. ": " .. line)
+      end
+    end
+    local conf = page("examples/openresty/nginx.conf")
+    assert.matches("\n    include ../../build/openresty/resolver*.conf;\n", conf, 1, true)
+    assert.matches("\n    include resolver*.conf;", page("docs/openresty.md"), 1, true)
+    local awk = "awk '/^nameserver/ { a = $2; if (a ~ /:/) a = \"[\" a \"]\"; print \"resolver \" a \" ipv6=off;\"; "
+      .. "exit }' /etc/resolv.conf"
+    assert.matches("\n" .. awk .. " > build/openresty/resolver.conf\n", page("examples/openresty/README.md"), 1, true)
+    assert.matches("\n  " .. awk .. " > resolver.conf\n", page("docs/openresty.md"), 1, true)
+    -- the line, run here: this host's first nameserver, as nginx wants it
+    local want = (helper.read_file("/etc/resolv.conf") or ""):match("%f[^\n%z]nameserver%s+(%S+)")
+    local out = helper.capture(awk)
+    assert.equal(want and "resolver " .. (want:find(":") and "[" .. want .. "]" or want) .. " ipv6=off;\n" or "", out)
+    local v6 = helper.capture("printf 'nameserver fd00::53\\n' | " .. awk:gsub(" /etc/resolv%.conf$", ""))
+    assert.equal("resolver [fd00::53] ipv6=off;\n", v6)
+  end)
+
+  it("and the example's emulator writes its request lines to a log, not the terminal curl answers in", function()
+    local line = assert(page("examples/openresty/README.md"):match("\n(bin/starvideos emulator [^\n]+)\n"))
+    assert.matches(" > build/openresty/emulator.log 2>&1 &$", line)
+  end)
+end)

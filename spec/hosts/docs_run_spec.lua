@@ -590,8 +590,21 @@ local BLOCKS = {
   end },
   ["docs/openresty.md#3"] = { "nginx", "run by #2 as nginx.conf, its /path/to/ and port filled in; nginx -t",
     function() check_nginx("docs/openresty.md#3", "main") end },
-  ["docs/openresty.md#4"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
-    check_nginx("docs/openresty.md#4", "http")
+  ["docs/openresty.md#4"] = { "sh", "run by #2's session beside #3's nginx.conf (its resolver.conf); run here: "
+    .. "the host's first nameserver, as a resolver line nginx -t accepts", function()
+    local dir = folder("resolver")
+    local out, ok = run(dir, lines_of("docs/openresty.md#4"))
+    assert_ok(out, ok, "docs/openresty.md#4")
+    local conf = assert(helper.read_file(dir .. "/resolver.conf"))
+    local want = (helper.read_file("/etc/resolv.conf") or ""):match("%f[^\n%z]nameserver%s+(%S+)")
+    if not want then return assert(conf == "", conf) end
+    assert(conf == "resolver " .. (want:find(":") and "[" .. want .. "]" or want) .. " ipv6=off;\n", conf)
+    if missing(NGINX) then return end
+    local why = D.check_nginx("include " .. dir .. "/resolver.conf;\n", nginx_wrap("http"), folder("nginx-resolver"))
+    assert(not why, "docs/openresty.md#4's resolver.conf: " .. tostring(why))
+  end },
+  ["docs/openresty.md#5"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
+    check_nginx("docs/openresty.md#5", "http")
   end },
   ["docs/tenants-and-costs.md#1"] = { "lua", "run with #2 (list: two prompts): the plan printed", function()
     local dir = folder("plan")
@@ -747,7 +760,8 @@ local function start_jobs()
     local nginx = lines_of("docs/openresty.md#2", { ["STARVIDEOS_API_KEY=..."] = "STARVIDEOS_API_KEY=" .. E.key,
       ["127.0.0.1:8080"] = "127.0.0.1:" .. port })
     nginx[1][2] = nginx[1][2] .. " &"
-    start("openresty", dir, { nginx[1], listens(port), nginx[2], { "(the reader stops nginx)", "kill $!" } },
+    local resolver = lines_of("docs/openresty.md#4")[1] -- (beside nginx.conf, as the page says)
+    start("openresty", dir, { resolver, nginx[1], listens(port), nginx[2], { "(the reader stops nginx)", "kill $!" } },
       { E.exports[1] })
   end
 
