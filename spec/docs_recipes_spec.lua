@@ -10,12 +10,15 @@ local cjson = require "cjson"
 local q = helper.shell_quote
 local function page(p) return (assert(helper.read_file(helper.root .. "/" .. p), p)) end
 local function flat(p) return (page(p):gsub("\n%s*", " ")) end
+-- each of the phrases is in the page p (its lines joined)
+local function says(p, ...)
+  local text = flat(p)
+  for _, phrase in ipairs { ... } do assert.matches(phrase, text, 1, true) end
+end
 
 describe("the README", function()
   it("names the types (types/starvideos.lua) and links the editors' section", function()
-    local text = flat("README.md")
-    assert.matches("`types/starvideos.lua`", text, 1, true)
-    assert.matches("(docs/reference.md#editors)", text, 1, true)
+    says("README.md", "`types/starvideos.lua`", "(docs/reference.md#editors)")
   end)
 end)
 
@@ -232,5 +235,35 @@ describe("the nginx confs' resolver", function()
   it("and the example's emulator writes its request lines to a log, not the terminal curl answers in", function()
     local line = assert(page("examples/openresty/README.md"):match("\n(bin/starvideos emulator [^\n]+)\n"))
     assert.matches(" > build/openresty/emulator.log 2>&1 &$", line)
+  end)
+end)
+
+describe("docs/keep-and-fleet.md's Sentinel", function()
+  local blocks = {}
+  for _, b in ipairs(D.extract(helper.root)) do
+    if b.file == "docs/keep-and-fleet.md" then blocks[#blocks + 1] = b end
+  end
+
+  it("has a recipe: sentinel.conf's lines, a primary, a replica and three sentinels started, store check through them "
+    .. "(spec/hosts/docs_run_spec.lua runs it)", function()
+    local conf, sh
+    for i, b in ipairs(blocks) do
+      if b.lang == "conf" then conf, sh = b.body, blocks[i + 1] and blocks[i + 1].body end
+    end
+    assert(conf, "no sentinel.conf block")
+    assert.matches("\nsentinel monitor mymaster 127%.0%.0%.1 (%d+) 2\n", conf)
+    local primary = conf:match("\nsentinel monitor mymaster 127%.0%.0%.1 (%d+) 2\n")
+    assert(sh, "no commands after sentinel.conf")
+    assert.matches("\nredis%-server %-%-port " .. primary .. " ", "\n" .. sh)
+    assert.matches("%-%-replicaof 127%.0%.0%.1 " .. primary .. " &\n", sh)
+    local ports = assert(sh:match("\nfor port in ([%d ]+); do [^\n]* %-%-sentinel [^\n]*& done\n"),
+      "no three sentinels")
+    assert.equal(3, select(2, ports:gsub("%d+", "")))
+    local three = "127%.0%.0%.1:%d+,127%.0%.0%.1:%d+,127%.0%.0%.1:%d+"
+    assert.matches("\nbin/starvideos store check 'redis%+sentinel://" .. three .. "/mymaster'\n", sh)
+  end)
+
+  it("says that ACL SETUSER must run on every replica (Redis does not replicate it)", function()
+    says("docs/keep-and-fleet.md", "Run it on every node, each replica too", "Redis does not replicate `ACL SETUSER`")
   end)
 end)

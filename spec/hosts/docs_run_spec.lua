@@ -524,10 +524,41 @@ local BLOCKS = {
   ["docs/keep-and-fleet.md#2"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/fleet_spec.lua runs it)", function()
     check_nginx("docs/keep-and-fleet.md#2", "http")
   end },
-  ["docs/keep-and-fleet.md#3"] = { "-", "run: spec/hosts/store_acl_spec.lua makes this user on a real redis-server "
+  ["docs/keep-and-fleet.md#3"] = { "conf", "run by #4 as its sentinel.conf" },
+  ["docs/keep-and-fleet.md#4"] = { "sh", "run: a primary, a replica and three sentinels on ports of the system's, "
+    .. "store check through them, then the five stopped", function()
+    if missing("redis-server") then return end
+    local dir = folder("sentinel")
+    local ports = helper.free_ports(5)
+    local function real(text) -- the page's ports and folder made ours (whole numbers only: 6380 is in no other)
+      for i, p in ipairs { "6380", "6381", "26379", "26389", "26399" } do
+        text = text:gsub("%f[%d]" .. p .. "%f[%D]", tostring(ports[i]))
+      end
+      return (text:gsub("/tmp/sentinel", dir))
+    end
+    helper.write_file(dir .. "/sentinel.conf", real(block("docs/keep-and-fleet.md#3").body))
+    local lines = {}
+    for _, l in ipairs(lines_of("docs/keep-and-fleet.md#4")) do
+      l[2] = real(l[2])
+      if l[2]:find("^bin/starvideos store check") then -- (the reader waits for the sentinels to find each other)
+        lines[#lines + 1] = until_line("redis-cli -p " .. ports[3] .. " SENTINEL master mymaster 2>/dev/null | "
+          .. "grep -A1 -x num-other-sentinels | grep -qx 2")
+      end
+      lines[#lines + 1] = l
+    end
+    local out, ok = run(CLONE, lines)
+    assert_ok(out, ok, "docs/keep-and-fleet.md#4")
+    for i = 3, 5 do -- (each sentinel finds the replica at its next INFO of the master, within 10 s: not waited for)
+      local said = str_format("\nsentinel 127.0.0.1:%d: master 127.0.0.1:%d %%(master%%), %%d replicas, "
+        .. "3 sentinels, quorum 2, ", ports[i], ports[1])
+      assert(out:find(said), out)
+    end
+    assert(out:find("\nusable\n", 1, true), out)
+  end },
+  ["docs/keep-and-fleet.md#5"] = { "-", "run: spec/hosts/store_acl_spec.lua makes this user on a real redis-server "
     .. "and runs the fleet as it", function()
-    local line = block("docs/keep-and-fleet.md#3").body:match("^ACL SETUSER [^\n]+")
-    assert(line, "docs/keep-and-fleet.md#3: not an ACL SETUSER line")
+    local line = block("docs/keep-and-fleet.md#5").body:match("^ACL SETUSER [^\n]+")
+    assert(line, "docs/keep-and-fleet.md#5: not an ACL SETUSER line")
     local spec = assert(helper.read_file(helper.root .. "/spec/hosts/store_acl_spec.lua"))
     assert(spec:find("\\nACL SETUSER", 1, true), "spec/hosts/store_acl_spec.lua no longer reads the docs' line")
   end },
