@@ -267,3 +267,82 @@ describe("docs/keep-and-fleet.md's Sentinel", function()
     says("docs/keep-and-fleet.md", "Run it on every node, each replica too", "Redis does not replicate `ACL SETUSER`")
   end)
 end)
+
+describe("examples/love's messages", function()
+  local saved = package.path
+  package.path = helper.root .. "/examples/love/?.lua;" .. package.path
+  local messages = require "messages"
+  package.path = saved
+
+  it("the quit hint keeps the game's --interval (wait would poll every 30 s without it)", function()
+    assert.equal("starvideos wait t1 --out q.mp4 --interval 0.5", messages.fetch_command("t1", "q.mp4", false, 0.5))
+    assert.equal("starvideos wait t1 --out q.mp4", messages.fetch_command("t1", "q.mp4"))
+    assert.equal("starvideos download t1 q.mp4", messages.fetch_command("t1", "q.mp4", true, 0.5))
+    assert.matches("`starvideos wait t1 --out q.mp4 --interval 2` picks it up",
+      messages.describe({ kind = "timeout", id = "t1" }, { out = "q.mp4", interval = 2 }), 1, true)
+    local main = page("examples/love/main.lua")
+    assert.matches('messages.fetch_command(job.id, opts.out, job.state == "downloading", opts.interval)', main, 1, true)
+  end)
+
+  it("the window says the video is being checked once its bytes are all in, not still downloading", function()
+    assert.equal("Downloading the video", messages.state_text { state = "downloading", bytes = 10, total = 3e9 })
+    assert.equal("Downloading the video", messages.state_text { state = "downloading" })
+    assert.matches("^Checking the video", messages.state_text { state = "downloading", bytes = 3e9, total = 3e9 })
+    assert.equal("Waiting for the video", messages.state_text { state = "polling" })
+    assert.matches("messages.state_text(job)", page("examples/love/main.lua"), 1, true)
+  end)
+end)
+
+describe("tools/dashboard-picture.lua", function()
+  local function picture(args)
+    return helper.capture("cd " .. q(helper.root) .. " && " .. helper.UNINSTRUMENTED .. helper.lua
+      .. " tools/dashboard-picture.lua " .. args .. " 2>&1")
+  end
+
+  it("writes no tracked file unless told: its default --out is build/'s", function()
+    local out, ok = picture("--help")
+    assert(ok, out)
+    local default = assert(out:match("%-%-out PATH +the PNG %(default (%S+);"), out)
+    assert.equal("build/dashboard.png", default)
+    says("docs/observability.md", "lua5.4 tools/dashboard-picture.lua --out docs/img/dashboard.png",
+      "`lua5.4 tools/dashboard-picture.lua --prometheus http://127.0.0.1:9090 --seconds 3600`")
+    local _, tracked = helper.capture("cd " .. q(helper.root) .. " && git ls-files --error-unmatch " .. q(default)
+      .. " 2>&1")
+    assert.is_falsy(tracked, default .. " is a tracked file")
+    for a, why in pairs { ["--prometheus ftp://x"] = "--prometheus: an http:// URL",
+      ["--job x"] = "--job and --instance filter a Prometheus of yours: with --prometheus only",
+      ["--bogus 1"] = "unknown option --bogus" } do
+      local said, fine = picture(a)
+      assert.is_falsy(fine, a)
+      assert.matches("dashboard-picture: " .. why, said, 1, true)
+    end
+  end)
+
+  it("draws from a Prometheus of one's own (--prometheus URL), starting nothing #hosts", function()
+    if not helper.execute("command -v prometheus chromium >/dev/null 2>&1") then
+      return pending("prometheus or chromium is not installed (make deps)")
+    end
+    local dir = helper.tmpdir()
+    local port = helper.free_ports(1)[1]
+    helper.write_file(dir .. "/prometheus.yml", "global:\n  scrape_interval: 1s\n")
+    local prom = helper.spawn(string.format("%sprometheus --config.file=%s --storage.tsdb.path=%s "
+      .. "--web.listen-address=127.0.0.1:%d > %s 2>&1", helper.UNINSTRUMENTED, q(dir .. "/prometheus.yml"),
+      q(dir .. "/tsdb"), port, q(dir .. "/prometheus.log")))
+    finally(function() helper.execute("kill " .. prom.pid .. " 2>/dev/null") prom:close() end)
+    local url = "http://127.0.0.1:" .. port
+    assert(helper.wait_until(function()
+      return helper.execute("curl -sf -o /dev/null " .. q(url .. "/-/ready"))
+    end, 30), "prometheus did not start: " .. tostring(helper.read_file(dir .. "/prometheus.log")))
+    local png = dir .. "/mine.png"
+    local out, ok = picture("--prometheus " .. q(url .. "/") .. " --seconds 600 --job video-app --out " .. q(png))
+    assert(ok, out)
+    assert.matches("starvideos: the dashboard's 22 panels from the Prometheus at " .. url .. ", ", out, 1, true)
+    assert.matches("\npicture: " .. png .. "\n", out, 1, true)
+    assert.equal("\137PNG", (assert(helper.read_file(png))):sub(1, 4))
+    local dash = cjson.decode(page("dashboards/starvideos.json"))
+    for _, p in ipairs(P.panels(dash)) do
+      assert(out:find("\n  " .. p.title .. " ", 1, true), p.title .. ":\n" .. out)
+    end
+    helper.cleanup()
+  end)
+end)
