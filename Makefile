@@ -1,8 +1,8 @@
 # starvideos: build, test, demo.  `make test` and `make demo` work from a fresh clone.
 # `make` only builds: it never calls a package manager (any Linux with a C
 # compiler, Lua's headers and libcurl's).  Packages are installed by `make deps`,
-# and by `make test`, `make test-all` and `make demo` when something is missing
-# and apt-get exists (tools/deps.sh).
+# and by `make test`, `make test-all` and `make bench` when something is missing
+# and apt-get exists (tools/deps.sh); `make demo` installs only what the demo needs.
 LUA       ?= lua5.4
 LUA_INC   ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 CURL_LIBS ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
@@ -42,23 +42,30 @@ INC_lua5.3   ?= $(shell pkg-config --cflags lua5.3 2>/dev/null || echo -I/usr/in
 INC_lua5.4   ?= $(LUA_INC)
 INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 
-# Debian packages the build, the tests and the demo need (test-all: every VM;
-# luarocks for spec/hosts/luarocks_spec.lua; ccache for the hosts specs' repeated builds
-# (spec/hosts/support/ccache.lua);
+# Debian packages: the build's (a plain `make`: a C compiler, Lua 5.4's headers, libcurl's, OpenSSL's, and
+# lua-cjson, the library's one Lua dependency), the demo's (the build's, and LuaSocket for the emulator),
+# then the tests' (test-all: every VM; luarocks for spec/hosts/luarocks_spec.lua; ccache for the hosts
+# specs' repeated builds (spec/hosts/support/ccache.lua);
 # spec/hosts/nginx_spec.lua: nginx with its lua module, curl, openssl; the fleet specs:
 # redis-server, hiredis (and libssl-dev: TLS) for starvideos.redis;
 # spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; the storage specs: nodejs,
 # its npm packages from spec/npm by mk/npm.mk; spec/hosts/observe_*: prometheus (promtool, the server);
 # strace: the nginx specs that look at the files a worker touches; ffmpeg: spec/tools/emulator_video_spec.lua
-# decodes the emulator's videos; spec/hosts/studio_spec.lua: chromium).
-DEPS      := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted lua-socket lua-check pkg-config gcc make \
+# decodes the emulator's videos; spec/hosts/studio_spec.lua: chromium).  `make demo` installs DEMO_DEPS
+# only; `make deps`, the test tiers and the bench install DEPS, all of them.
+BUILD_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson pkg-config gcc make
+DEMO_DEPS  := $(BUILD_DEPS) lua-socket
+TEST_DEPS  := lua-busted lua-check \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
              redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache ffmpeg chromium
-# The goals that install what is missing first (when apt-get exists); no other
-# goal depends on deps-checked, so a plain `make` calls no package manager.
-INSTALL_GOALS := test test-hosts test-all demo bench
-DEPS_FIRST    := $(if $(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),deps-checked,$(if $(filter studio,$(MAKECMDGOALS)),studio-deps))
+DEPS       := $(DEMO_DEPS) $(TEST_DEPS)
+# The goals that install what is missing first (when apt-get exists): the tiers and the bench all of DEPS
+# (deps-checked), the demo its own (demo-deps-checked); no other goal depends on either, so a plain `make`
+# calls no package manager.
+INSTALL_GOALS := test test-hosts test-all bench
+OTHER_FIRST   := $(if $(filter demo,$(MAKECMDGOALS)),demo-deps-checked,$(if $(filter studio,$(MAKECMDGOALS)),studio-deps))
+DEPS_FIRST    := $(if $(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),deps-checked,$(OTHER_FIRST))
 BUSTED    := $(LUA) /usr/bin/busted
 
 # the Lua folders of the rocks but the core (rockspec/; LuaRocks copies a top-level lua/ into every rock
@@ -170,12 +177,15 @@ VM_SOS    += $(if $(filter yes,$(HIREDIS)),$(foreach vm,$(VMS),build/$(vm)/starv
 
 # Install what is missing, so a fresh Debian machine needs nothing else: `make
 # deps` fails where there is no apt-get (it lists the packages); before test,
-# test-all and demo, deps-checked only says so and goes on.
+# test-all and bench, deps-checked only says so and goes on (before demo,
+# demo-deps-checked, with the demo's packages).
 deps:
 	@sh tools/deps.sh $(DEPS)
 deps-checked:
 	@sh tools/deps.sh --if-possible $(DEPS)
-.PHONY: deps-checked
+demo-deps-checked:
+	@sh tools/deps.sh --if-possible $(DEMO_DEPS)
+.PHONY: deps-checked demo-deps-checked
 
 # luacheck (std "min": names every VM has, see .luacheckrc), luac5.1 for the
 # syntax (luacheck reads 5.4's: //, goto, <close>, ...), and tools/shape.lua:
@@ -225,11 +235,14 @@ test-all: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
 	@lint=ok; $(MAKE) --no-print-directory lint || lint=failed; \
 	LINT_RESULT=$$lint sh tools/test-all.sh $(VMS)
 
-demo: deps-checked $(SO)
+demo: $(DEPS_FIRST) $(SO)
 	@sh tools/demo.sh
 
+# (and what a `luarocks make` at the top of the checkout left: its objects beside the sources, its
+# modules in starvideos/; `make rock` builds a rock without them, mk/rocks.mk)
 clean:
-	rm -rf build
+	rm -rf build starvideos
+	find csrc -name '*.o' -exec rm -f {} +
 
 # types/starvideos.lua, the LuaCATS annotations of the public API, made from
 # config.lua's option tables and the loaded module (tools/types.lua); committed,

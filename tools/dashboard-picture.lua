@@ -1,15 +1,21 @@
--- docs/img/dashboard.png: dashboards/starvideos.json's queries drawn from a real scrape.  It starts the emulator,
--- a Redis (when redis-server is there: the client's store), and a real Prometheus on loopback ports scraping a
--- client's client:metrics() every second, while the client runs tasks of four models with `prices`, a small
--- `requests_per_second` and a trace endpoint nobody listens on, and the emulator refuses some creates, answers
--- some polls 429 or 503, cuts some downloads and never answers one create (its answers carry RateLimit fields).
--- Then it asks Prometheus's HTTP API each panel's query (Grafana's variables as Grafana fills them:
--- $__rate_interval 30s, $__range the run, $job and $instance all), draws the answers as the dashboard lays them
--- out (tools/dashboard_svg.lua) and has headless Chromium take the picture.  Run from a checkout, after `make`:
+-- dashboards/starvideos.json's panels drawn as Grafana lays them out (tools/dashboard_svg.lua), the picture taken
+-- by headless Chromium: from a run of its own (the default), or from a Prometheus of yours (--prometheus URL: Debian
+-- has no Grafana).
 --
---   lua5.4 tools/dashboard-picture.lua [--seconds N (150)] [--out PATH (docs/img/dashboard.png)] [--html PATH]
+-- Its own run (docs/img/dashboard.png is one: `--out docs/img/dashboard.png` draws it again): it starts the
+-- emulator, a Redis (when redis-server is there: the client's store), and a real Prometheus on loopback ports
+-- scraping a client's client:metrics() every second, while the client runs tasks of four models with `prices`, a
+-- small `requests_per_second` and a trace endpoint nobody listens on, and the emulator refuses some creates,
+-- answers some polls 429 or 503, cuts some downloads and never answers one create (its answers carry RateLimit
+-- fields).  Then it asks Prometheus's HTTP API each panel's query (Grafana's variables as Grafana fills them:
+-- $__rate_interval 30s, $__range the run, $job and $instance all, or --job and --instance), and draws the answers.
+-- With --prometheus URL it starts nothing and runs nothing: the same queries over the last --seconds (3600)
+-- of that Prometheus.  Run from a checkout, after `make`:
 --
--- It prints each panel's series and last values, and stops every process it started.
+--   lua5.4 tools/dashboard-picture.lua [--seconds N] [--out PATH] [--html PATH]
+--                                      [--prometheus URL [--job REGEX] [--instance REGEX]]
+--
+-- It prints each panel's series and last values and where the picture went, and stops every process it started.
 package.path = ("lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua")
   :gsub("(%S+)%s*", "%1/?.lua;%1/?/init.lua;") .. "./?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
@@ -19,23 +25,46 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
 local helper = require "spec.helper"
-local starvideos = require "starvideos"
 local R = require "tools.dashboard_svg"
 
 local q, fmt = helper.shell_quote, string.format
-local opts = { seconds = 150, out = "docs/img/dashboard.png" }
+local USAGE = [==[
+usage: lua5.4 tools/dashboard-picture.lua [--seconds N] [--out PATH] [--html PATH]
+                                          [--prometheus URL [--job REGEX] [--instance REGEX]]
+  --seconds N        its own run's length (default 150, at least 40); with --prometheus the window
+                     drawn, ending now (default 3600)
+  --out PATH         the PNG (default build/dashboard.png; docs/img/dashboard.png is the docs' own)
+  --html PATH        keep the page Chromium drew there
+  --prometheus URL   draw from that Prometheus (http://host:9090), which scrapes your clients: nothing
+                     is started nor run
+  --job REGEX, --instance REGEX   the dashboard's two variables (default .*: all)
+  -h, --help         print this and exit
+]==]
+local opts = { out = "build/dashboard.png", job = ".*", instance = ".*" }
 do
-  local function usage(msg) io.stderr:write("dashboard-picture: ", msg, "\n"); os.exit(2) end
+  local function usage(msg) io.stderr:write("dashboard-picture: ", msg, "\n", USAGE); os.exit(2) end
+  local known = { seconds = true, out = true, html = true, prometheus = true, job = true, instance = true }
   local i = 1
   while arg[i] do
+    if arg[i] == "-h" or arg[i] == "--help" then io.write(USAGE); os.exit(0) end
     local k = arg[i]:match("^%-%-(%a+)$")
-    if not (k and opts[k] ~= nil or k == "html") or not arg[i + 1] then
-      usage("usage: lua5.4 tools/dashboard-picture.lua [--seconds N] [--out PATH] [--html PATH]")
-    end
-    opts[k] = k == "seconds" and tonumber(arg[i + 1]) or arg[i + 1]
+    if not known[k] then usage("unknown option " .. arg[i]) end
+    if not arg[i + 1] then usage("--" .. k .. " needs a value") end
+    opts[k] = arg[i + 1]
     i = i + 2
   end
-  if not (tonumber(opts.seconds) and opts.seconds >= 40) then usage("--seconds: a number, at least 40") end
+  local seconds = opts.seconds
+  opts.seconds = tonumber(seconds or (opts.prometheus and 3600 or 150))
+  if not opts.seconds or opts.seconds < 40 then usage("--seconds: a number, at least 40, got " .. seconds) end
+  if opts.prometheus then
+    opts.prometheus = opts.prometheus:gsub("/+$", "")
+    if not opts.prometheus:find("^http://[^/]") then
+      usage("--prometheus: an http:// URL (the Prometheus' own address, e.g. http://127.0.0.1:9090), got "
+        .. opts.prometheus)
+    end
+  elseif opts.job ~= ".*" or opts.instance ~= ".*" then
+    usage("--job and --instance filter a Prometheus of yours: with --prometheus only")
+  end
 end
 
 local dir = helper.tmpdir()
@@ -67,7 +96,7 @@ local function redis()
   return "redis://127.0.0.1:" .. port
 end
 
--- A real Prometheus scraping 127.0.0.1:target every second: its port.
+-- A real Prometheus scraping 127.0.0.1:target every second: its URL.
 local function prometheus(target)
   local port = helper.free_ports(1)[1]
   helper.write_file(dir .. "/prometheus.yml", fmt("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
@@ -76,7 +105,7 @@ local function prometheus(target)
     .. "127.0.0.1:%d > %s 2>&1", q(dir .. "/prometheus.yml"), q(dir .. "/tsdb"), port, q(dir .. "/prometheus.log")))
   assert(helper.wait_until(function() return get(fmt("http://127.0.0.1:%d/-/ready", port)) == 200 end, 30),
     "prometheus did not start: " .. tostring(helper.read_file(dir .. "/prometheus.log")))
-  return port
+  return "http://127.0.0.1:" .. port
 end
 
 -- The faults the emulator is given while tasks start (at a share of that time, so that a short run has them too):
@@ -128,25 +157,26 @@ local function run(client, emu, server)
   return t0, socket.gettime(), jobs
 end
 
--- Grafana's variables as Grafana fills them for this run.
+-- Grafana's variables as Grafana fills them for this window.
 local function filled(expr, span)
   return (expr:gsub("%$__rate_interval", "30s"):gsub("%$__range", fmt("%ds", math.ceil(span)))
-    :gsub("%$job", ".*"):gsub("%$instance", ".*"))
+    :gsub("%$job", (opts.job:gsub("%%", "%%%%"))):gsub("%$instance", (opts.instance:gsub("%%", "%%%%"))))
 end
 
--- Each panel's answers: {legend =, points =} per series of each query (a stat panel: its value at the end).
-local function ask(dash, port, from, to)
+-- Each panel's answers from the Prometheus at base: {legend =, points =} per series of each query (a stat panel:
+-- its value at the end); a point every 2 s, or 1/1000 of a longer window.
+local function ask(dash, base, from, to)
   local results = {}
+  local step = math.max(2, math.ceil((to - from) / 1000))
   for _, p in ipairs(dash.panels) do
     local list = {}
     for _, t in ipairs(p.targets or {}) do
       local expr = filled(t.expr, to - from)
       local url = p.type == "stat"
-        and fmt("http://127.0.0.1:%d/api/v1/query?query=%s&time=%.3f", port, urlencode(expr), to)
-        or fmt("http://127.0.0.1:%d/api/v1/query_range?query=%s&start=%.3f&end=%.3f&step=2", port, urlencode(expr),
-          from, to)
+        and fmt("%s/api/v1/query?query=%s&time=%.3f", base, urlencode(expr), to)
+        or fmt("%s/api/v1/query_range?query=%s&start=%.3f&end=%.3f&step=%d", base, urlencode(expr), from, to, step)
       local code, body = get(url)
-      assert(code == 200, fmt("prometheus %s on %s: %s", tostring(code), expr, body))
+      assert(code == 200, fmt("prometheus %s at %s on %s: %s", tostring(code), base, expr, body))
       for _, r in ipairs(cjson.decode(body).data.result) do
         local points = {}
         for _, v in ipairs(r.values or { r.value }) do
@@ -168,6 +198,7 @@ local function screenshot(html, height)
   helper.write_file(page, html)
   local abs = page:sub(1, 1) == "/" and page or helper.root .. "/" .. page
   local out = opts.out:sub(1, 1) == "/" and opts.out or helper.root .. "/" .. opts.out
+  os.execute("mkdir -p " .. q(out:match("^(.*)/[^/]*$")))
   local cmd = fmt("chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir=%s "
     .. "--window-size=%d,%d --screenshot=%s %s > %s 2>&1", q(dir .. "/chromium"), R.WIDTH, height, q(out),
     q("file://" .. abs), q(dir .. "/chromium.log"))
@@ -175,15 +206,17 @@ local function screenshot(html, height)
   return out
 end
 
-local function main()
-  local dash = cjson.decode((assert(helper.read_file(helper.root .. "/dashboards/starvideos.json"))))
+-- Its own run against the emulator, scraped by a Prometheus of its own: that Prometheus' URL, the run's window
+-- and a title's words.
+local function own_run()
+  local starvideos = require "starvideos"
   local emu = helper.emulator { queued = 2, processing = 6, key = "picture-key" }
   procs[#procs + 1] = { pid = emu.pid, close = function() emu:stop() end }
   emu:config { spread = 0.5, rate_limit = { count = 150, per = 60 } } -- (its RateLimit fields: the gauge's data)
   local store = redis()
   local server = assert(socket.bind("127.0.0.1", 0))
   server:settimeout(0)
-  local port = prometheus(select(2, server:getsockname()))
+  local base = prometheus(select(2, server:getsockname()))
   local client = starvideos.new { api_key = emu.key, base_url = emu.url, metrics = true, store = store,
     prices = { videos = 0.5, videos_fast = 0.25, videos_stable = 1, videos_stable_fast = 0.6 },
     requests_per_second = 2, interval = 2, min_interval = 1, max_retries = 3,
@@ -192,13 +225,28 @@ local function main()
   local from, to, jobs = run(client, emu, server)
   local done = 0
   for _, j in ipairs(jobs) do if j.state == "done" and not j.err then done = done + 1 end end
-  local results = ask(dash, port, from, to)
   client:close()
   server:close()
+  return base, from, to, fmt("a real scrape (Prometheus, every 1 s) of a client running %d tasks (%d saved) against "
+    .. "the emulator", #jobs, done)
+end
+
+local function main()
+  local dash = cjson.decode((assert(helper.read_file(helper.root .. "/dashboards/starvideos.json"))))
+  local base, from, to, what
+  if opts.prometheus then
+    to = socket.gettime()
+    base, from, what = opts.prometheus, to - opts.seconds, "the Prometheus at " .. opts.prometheus
+    local code, body = get(base .. "/api/v1/query?query=vector(1)")
+    assert(code == 200, fmt("--prometheus %s does not answer Prometheus' API (/api/v1/query): %s %s", base,
+      tostring(code), tostring(body):sub(1, 200)))
+  else
+    base, from, to, what = own_run()
+  end
+  local results = ask(dash, base, from, to)
   local panels = 0
   for _, p in ipairs(dash.panels) do panels = panels + (p.type == "row" and 0 or 1) end
-  local title = fmt("starvideos: the dashboard's %d panels from a real scrape (Prometheus, every 1 s) of a client "
-    .. "running %d tasks (%d saved) against the emulator, %s to %s UTC", panels, #jobs, done,
+  local title = fmt("starvideos: the dashboard's %d panels from %s, %s to %s UTC", panels, what,
     os.date("!%H:%M:%S", math.floor(from)), os.date("!%H:%M:%S", math.floor(to)))
   local html, height = R.page(dash, results, { title = title, from = from, to = to })
   print(title)

@@ -339,6 +339,7 @@ function Job:cancel() end
 ---@field tenant? string the tenant over tenant_limit
 ---@field request_id? string the X-Request-Id sent on the last attempt (a create's or query's)
 ---@field server_request_id? string the server's own id of that request (x-request-id, request-id, cf-ray)
+---@field interrupted? boolean true on the timeout a blocking call raises after Ctrl-C cancelled its jobs
 
 ---one entry's outcome (generate_all, wait_all, resume, keep)
 ---@class starvideos.Result

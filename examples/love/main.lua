@@ -91,7 +91,8 @@ local function load_library()
   if why then return nil, why end
   if root then
     messages.command = root .. "/bin/starvideos" -- what the quit line tells a player to run
-    package.path = ("lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua"):gsub("(%S+)%s*", function(d)
+    local dirs = "lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua"
+    package.path = dirs:gsub("(%S+)%s*", function(d)
       return root .. "/" .. d .. "/?.lua;" .. root .. "/" .. d .. "/?/init.lua;"
     end) .. package.path
     package.cpath = root .. "/build/luajit/?.so;" .. package.cpath
@@ -223,7 +224,8 @@ local function screenshot(suffix)
 end
 
 local function fail(kind, err)
-  local headline, detail = messages.describe(err, { out = opts and opts.out, base_url = base_url })
+  local headline, detail = messages.describe(err, { out = opts and opts.out, base_url = base_url,
+    interval = opts and opts.interval })
   failure = { kind = kind, headline = headline, detail = detail }
 end
 
@@ -325,14 +327,6 @@ function love.update()
   end
 end
 
-local STATE_TEXT = {
-  creating = "Sending the request",
-  polling = "Waiting for the video",
-  downloading = "Downloading the video",
-  done = "Done",
-  cancelled = "Cancelled",
-}
-
 local function mib(n)
   return string.format("%.1f MiB", (n or 0) / 1048576)
 end
@@ -374,7 +368,7 @@ function love.draw()
   end
 
   if job then
-    local state = STATE_TEXT[job.state] or job.state
+    local state = messages.state_text(job)
     if job.done and failure then state = "Failed" end
     line(string.format("%s%s", state, job.status and " (task " .. job.status .. ")" or ""))
     line("Task: " .. (job.id or "not created yet"), 0.7, 0.7, 0.75)
@@ -423,7 +417,7 @@ end
 function love.quit()
   if job and job.id and not job.done then
     io.stderr:write(string.format("task %s is not downloaded: fetch it with `%s`\n", job.id,
-      messages.fetch_command(job.id, opts.out, job.state == "downloading")))
+      messages.fetch_command(job.id, opts.out, job.state == "downloading", opts.interval)))
   end
   if opts and opts.report then write_report(failure and "failed" or (saved and "ok" or "quit")) end
   if client then client:close() end

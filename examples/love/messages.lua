@@ -17,13 +17,15 @@ messages.command = "starvideos"
 
 -- The command line's way to fetch task id's video into out, as one line for a shell (what
 -- `starvideos` itself prints when stopped): `download ID PATH` once its download began, else
--- `wait ID --out PATH`, which waits and then downloads.
-function messages.fetch_command(id, out, downloading)
+-- `wait ID --out PATH`, which waits and then downloads, polling as the game did (`--interval S`
+-- when it was given one: without, `wait` polls every 30 s, long against the emulator).
+function messages.fetch_command(id, out, downloading, interval)
   local words = { messages.command, "wait", id }
   if downloading then
     words = { messages.command, "download", id, out }
-  elseif out then
-    words[4], words[5] = "--out", out
+  else
+    if out then words[#words + 1], words[#words + 2] = "--out", out end
+    if interval then words[#words + 1], words[#words + 2] = "--interval", format("%.14g", interval) end
   end
   for i, w in ipairs(words) do
     words[i] = w:match("^[%w%-_./:=@]+$") and w or "'" .. w:gsub("'", "'\\''") .. "'"
@@ -64,7 +66,7 @@ local HEADLINES = {
   timeout = function(err, ctx)
     if err.id then
       return format("Task %s was not ready in time; `%s` picks it up.", err.id,
-        ctx.out and messages.fetch_command(err.id, ctx.out) or messages.fetch_command(err.id))
+        messages.fetch_command(err.id, ctx.out, false, ctx.interval))
     end
     return "The service did not answer in time."
   end,
@@ -80,12 +82,23 @@ local HEADLINES = {
   end,
 }
 
+-- What the window says the job is doing: its state, but a download whose bytes are all in
+-- is being checked (a whole MP4, its SHA-256: the file read back, seconds for gigabytes).
+local STATE_TEXT = { creating = "Sending the request", polling = "Waiting for the video",
+  downloading = "Downloading the video", done = "Done", cancelled = "Cancelled" }
+function messages.state_text(job)
+  if job.state == "downloading" and job.total and (job.bytes or 0) >= job.total then
+    return "Checking the video (a whole MP4? its SHA-256)"
+  end
+  return STATE_TEXT[job.state] or tostring(job.state)
+end
+
 -- Every kind the library gives, in the README's order.
 messages.KINDS = { "invalid_request", "auth", "not_found", "rate_limited", "server", "network",
   "timeout", "task_failed", "protocol", "io" }
 
 -- The headline and the detail for err (an error table, or any value the
--- library or LÖVE raised); ctx: { out = the output path, base_url = }.
+-- library or LÖVE raised); ctx: { out = the output path, base_url =, interval = the polls' }.
 function messages.describe(err, ctx)
   ctx = ctx or {}
   if type(err) ~= "table" then

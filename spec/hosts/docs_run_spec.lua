@@ -508,6 +508,15 @@ local BLOCKS = {
     if missing("luarocks") then return end
     check_sh("docs/install.md#7")
   end },
+  ["docs/install.md#8"] = { "sh", "check: each rockspec it names is the checkout's (spec/hosts/rocks_spec.lua "
+    .. "builds these rocks)", function()
+    if missing("luarocks") then return end
+    check_sh("docs/install.md#8")
+    for _, l in ipairs(D.sh_lines(block("docs/install.md#8").body)) do
+      local spec = l:match("%s(rockspec/%S+%.rockspec)")
+      assert(not spec or helper.exists(CLONE .. "/" .. spec), "docs/install.md#8 names " .. tostring(spec))
+    end
+  end },
   ["docs/keep-and-fleet.md#1"] = { "sh", "check: the first line (it runs an hour); run: --once, after "
     .. "docs/batch.md#3", function()
     check_sh("docs/keep-and-fleet.md#1")
@@ -515,10 +524,41 @@ local BLOCKS = {
   ["docs/keep-and-fleet.md#2"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/fleet_spec.lua runs it)", function()
     check_nginx("docs/keep-and-fleet.md#2", "http")
   end },
-  ["docs/keep-and-fleet.md#3"] = { "-", "run: spec/hosts/store_acl_spec.lua makes this user on a real redis-server "
+  ["docs/keep-and-fleet.md#3"] = { "conf", "run by #4 as its sentinel.conf" },
+  ["docs/keep-and-fleet.md#4"] = { "sh", "run: a primary, a replica and three sentinels on ports of the system's, "
+    .. "store check through them, then the five stopped", function()
+    if missing("redis-server") then return end
+    local dir = folder("sentinel")
+    local ports = helper.free_ports(5)
+    local function real(text) -- the page's ports and folder made ours (whole numbers only: 6380 is in no other)
+      for i, p in ipairs { "6380", "6381", "26379", "26389", "26399" } do
+        text = text:gsub("%f[%d]" .. p .. "%f[%D]", tostring(ports[i]))
+      end
+      return (text:gsub("/tmp/sentinel", dir))
+    end
+    helper.write_file(dir .. "/sentinel.conf", real(block("docs/keep-and-fleet.md#3").body))
+    local lines = {}
+    for _, l in ipairs(lines_of("docs/keep-and-fleet.md#4")) do
+      l[2] = real(l[2])
+      if l[2]:find("^bin/starvideos store check") then -- (the reader waits for the sentinels to find each other)
+        lines[#lines + 1] = until_line("redis-cli -p " .. ports[3] .. " SENTINEL master mymaster 2>/dev/null | "
+          .. "grep -A1 -x num-other-sentinels | grep -qx 2")
+      end
+      lines[#lines + 1] = l
+    end
+    local out, ok = run(CLONE, lines)
+    assert_ok(out, ok, "docs/keep-and-fleet.md#4")
+    for i = 3, 5 do -- (each sentinel finds the replica at its next INFO of the master, within 10 s: not waited for)
+      local said = str_format("\nsentinel 127.0.0.1:%d: master 127.0.0.1:%d %%(master%%), %%d replicas, "
+        .. "3 sentinels, quorum 2, ", ports[i], ports[1])
+      assert(out:find(said), out)
+    end
+    assert(out:find("\nusable\n", 1, true), out)
+  end },
+  ["docs/keep-and-fleet.md#5"] = { "-", "run: spec/hosts/store_acl_spec.lua makes this user on a real redis-server "
     .. "and runs the fleet as it", function()
-    local line = block("docs/keep-and-fleet.md#3").body:match("^ACL SETUSER [^\n]+")
-    assert(line, "docs/keep-and-fleet.md#3: not an ACL SETUSER line")
+    local line = block("docs/keep-and-fleet.md#5").body:match("^ACL SETUSER [^\n]+")
+    assert(line, "docs/keep-and-fleet.md#5: not an ACL SETUSER line")
     local spec = assert(helper.read_file(helper.root .. "/spec/hosts/store_acl_spec.lua"))
     assert(spec:find("\\nACL SETUSER", 1, true), "spec/hosts/store_acl_spec.lua no longer reads the docs' line")
   end },
@@ -581,8 +621,21 @@ local BLOCKS = {
   end },
   ["docs/openresty.md#3"] = { "nginx", "run by #2 as nginx.conf, its /path/to/ and port filled in; nginx -t",
     function() check_nginx("docs/openresty.md#3", "main") end },
-  ["docs/openresty.md#4"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
-    check_nginx("docs/openresty.md#4", "http")
+  ["docs/openresty.md#4"] = { "sh", "run by #2's session beside #3's nginx.conf (its resolver.conf); run here: "
+    .. "the host's first nameserver, as a resolver line nginx -t accepts", function()
+    local dir = folder("resolver")
+    local out, ok = run(dir, lines_of("docs/openresty.md#4"))
+    assert_ok(out, ok, "docs/openresty.md#4")
+    local conf = assert(helper.read_file(dir .. "/resolver.conf"))
+    local want = (helper.read_file("/etc/resolv.conf") or ""):match("%f[^\n%z]nameserver%s+(%S+)")
+    if not want then return assert(conf == "", conf) end
+    assert(conf == "resolver " .. (want:find(":") and "[" .. want .. "]" or want) .. " ipv6=off;\n", conf)
+    if missing(NGINX) then return end
+    local why = D.check_nginx("include " .. dir .. "/resolver.conf;\n", nginx_wrap("http"), folder("nginx-resolver"))
+    assert(not why, "docs/openresty.md#4's resolver.conf: " .. tostring(why))
+  end },
+  ["docs/openresty.md#5"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
+    check_nginx("docs/openresty.md#5", "http")
   end },
   ["docs/tenants-and-costs.md#1"] = { "lua", "run with #2 (list: two prompts): the plan printed", function()
     local dir = folder("plan")
@@ -738,7 +791,8 @@ local function start_jobs()
     local nginx = lines_of("docs/openresty.md#2", { ["STARVIDEOS_API_KEY=..."] = "STARVIDEOS_API_KEY=" .. E.key,
       ["127.0.0.1:8080"] = "127.0.0.1:" .. port })
     nginx[1][2] = nginx[1][2] .. " &"
-    start("openresty", dir, { nginx[1], listens(port), nginx[2], { "(the reader stops nginx)", "kill $!" } },
+    local resolver = lines_of("docs/openresty.md#4")[1] -- (beside nginx.conf, as the page says)
+    start("openresty", dir, { resolver, nginx[1], listens(port), nginx[2], { "(the reader stops nginx)", "kill $!" } },
       { E.exports[1] })
   end
 

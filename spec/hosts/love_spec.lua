@@ -309,7 +309,7 @@ describe("examples/love in LÖVE under Xvfb", function()
     local id = r.task_id
     -- one command, as the command line gives it: the checkout's, the library loaded from it
     local bin = out:match("task " .. id .. " is not downloaded: fetch it with `(%S+) wait " .. id:gsub("%p", "%%%0")
-      .. " %-%-out q%.mp4`\n")
+      .. " %-%-out q%.mp4 %-%-interval 0%.1`\n") -- (polling as the game did)
     assert.truthy(bin, out)
     assert.equal("/bin/starvideos", bin:sub(-15))
     assert.is_true(helper.exists((bin:sub(1, 1) == "/" and "" or dir .. "/") .. bin), bin)

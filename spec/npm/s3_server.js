@@ -26,6 +26,38 @@
 //   node s3_server.js --dir DIR --log FILE [--bucket NAME]... [--refuse-checksums] [--faults FILE]
 // prints {"port": <the proxy's>, "s3rver": <s3rver's>} once both listen (ports chosen by the system).
 "use strict";
+const args = process.argv.slice(2);
+// Its options checked before anything starts: --help prints the usage and exits; an unknown option, one
+// without its value, or no --dir or --log is refused, naming it (usage on stderr, status 2).
+const USAGE = `usage: node spec/npm/s3_server.js --dir DIR --log FILE [--bucket NAME]... [--refuse-checksums]
+                                   [--faults FILE]
+An S3-compatible server for trying s3:// outs and the storage specs: s3rver keeping its buckets in DIR,
+behind a proxy that checks every request's SigV4 signature (key S3RVER, secret S3RVER) and logs each as a
+JSON line to FILE. Prints {"port": PORT, "s3rver": ...} once it listens (ports chosen by the system), then
+serves until it is killed.
+  --dir DIR            the folder s3rver keeps its buckets in
+  --log FILE           each request's log line is appended here
+  --bucket NAME        a bucket made at start (repeatable)
+  --refuse-checksums   refuse any x-amz-checksum-* header (as R2 and B2 did in 2025)
+  --faults FILE        the faults to act, read from that JSON file (see the head of this file)
+  -h, --help           print this and exit
+`;
+{
+  const VALUED = { "--dir": true, "--log": true, "--bucket": true, "--faults": true };
+  const refuseArgs = (why) => { process.stderr.write(`s3_server.js: ${why}\n${USAGE}`); process.exit(2); };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "-h" || a === "--help") { process.stdout.write(USAGE); process.exit(0); }
+    if (VALUED[a]) {
+      if (args[i + 1] === undefined || args[i + 1].startsWith("--")) refuseArgs(`${a} needs a value`);
+      i++;
+    } else if (a !== "--refuse-checksums") {
+      refuseArgs(`unknown option ${a}`);
+    }
+  }
+  if (!args.includes("--dir")) refuseArgs("--dir DIR is required");
+  if (!args.includes("--log")) refuseArgs("--log FILE is required");
+}
 const http = require("http");
 const fs = require("fs");
 const path = require("path");
@@ -35,7 +67,6 @@ const { SignatureV4 } = require("@smithy/signature-v4");
 const { HttpRequest } = require("@smithy/core/protocols");
 const { Sha256 } = require("@aws-crypto/sha256-js");
 
-const args = process.argv.slice(2);
 const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
 const dir = opt("--dir"), logFile = opt("--log"), refuse = args.includes("--refuse-checksums");
 const faultsFile = opt("--faults");

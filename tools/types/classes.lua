@@ -63,7 +63,8 @@ C.CLASSES = {
     { "pending?", "string", "a create sent and never answered: the id pending --forget takes" },
     { "tenant?", "string", "the tenant over tenant_limit" },
     { "request_id?", "string", "the X-Request-Id sent on the last attempt (a create's or query's)" },
-    { "server_request_id?", "string", "the server's own id of that request (x-request-id, request-id, cf-ray)" } } },
+    { "server_request_id?", "string", "the server's own id of that request (x-request-id, request-id, cf-ray)" },
+    { "interrupted?", "boolean", "true on the timeout a blocking call raises after Ctrl-C cancelled its jobs" } } },
   { "Result", "one entry's outcome (generate_all, wait_all, resume, keep)", fields = {
     { "task?", "starvideos.Task", "the task" }, { "err?", "starvideos.Error", "why it failed" },
     { "path?", "string", "the file saved" }, { "sha256?", "string", "its SHA-256" },
