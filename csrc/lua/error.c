@@ -211,11 +211,19 @@ static void b_literal(void *ctx, char type) {
 }
 
 /* An API answer's rate limits (sv_read_limits), as a table {limit =, remaining =, reset =, window =, family =}
-   (those it said), or nothing when it said none. */
-static int push_limits(lua_State *L, const sv_exchange *x) {
+   (those it said), or nothing when it said none.  A task read from an error answer (a create's 429 that names
+   the task it made: `named`) adds its status and Retry-After (status =, retry_after =): the key still holds. */
+static int push_limits(lua_State *L, const sv_exchange *x, int named) {
   sv_limits l;
-  if (!sv_read_limits(x->limits, x->limits_len, sv_wallclock(), &l)) return 0;
-  lua_createtable(L, 0, 5);
+  double wall = sv_wallclock(), after = named ? sv_parse_retry_after(x->retry_after, wall) : -1;
+  int said = sv_read_limits(x->limits, x->limits_len, wall, &l);
+  if (!said && !named) return 0;
+  lua_createtable(L, 0, 7);
+  if (named) {
+    lsv_set_int(L, "status", (lua_Integer)x->status);
+    if (after >= 0) { lua_pushnumber(L, after); lua_setfield(L, -2, "retry_after"); }
+  }
+  if (!said) return 1;
   if (l.limit >= 0) { lua_pushnumber(L, l.limit); lua_setfield(L, -2, "limit"); }
   if (l.remaining >= 0) { lua_pushnumber(L, l.remaining); lua_setfield(L, -2, "remaining"); }
   if (l.reset >= 0) { lua_pushnumber(L, l.reset); lua_setfield(L, -2, "reset"); }
@@ -250,7 +258,7 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   if (rc) push_error(L, &err);
   else lua_pushnil(L);
   lua_pushstring(L, sv_wire_names[wire]);
-  if (api) return 3 + push_limits(L, x);
+  if (api) return 3 + push_limits(L, x, rc == 0 && (x->status < 200 || x->status > 299));
   lua_pushinteger(L, (lua_Integer)x->bytes);
   if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);
   else lua_pushnil(L);

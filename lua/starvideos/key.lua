@@ -96,9 +96,10 @@ end
 -- most, said in a warning).
 function K:limits(t, limits, err)
   local retry_after = err and err.status == 429 and err.retry_after
+    or limits and limits.status == 429 and limits.retry_after -- (a create's 429 that named its task: that task)
   if not limits and not retry_after then return end
   local seen = { at = core.wall(), retry_after = retry_after or nil }
-  for k, v in pairs(limits or {}) do seen[k] = v end
+  for k, v in pairs(limits or {}) do if k ~= "status" then seen[k] = v end end
   self.rate_limit = seen
   local wait = retry_after or 0
   if seen.remaining == 0 and seen.reset and seen.reset > wait then wait = seen.reset end

@@ -134,7 +134,9 @@ function Request:finished(t)
     self.key:limits(t, type(bytes) == "table" and bytes or nil, err) -- (an API answer's 4th value: its rate limits)
   else self.bytes, self.total = bytes, total end -- (a download's and an exchange's bytes)
   self.wire = wire
-  local answered = type(task) == "table" and tonumber(task.status) -- (an exchange's: its status)
+  -- (an exchange's: its status; an API answer's read as a task from an error status, a create's 429: its limits')
+  local answered = type(task) == "table" and tonumber(task.status) or API[self.op] and type(bytes) == "table"
+    and bytes.status
   local status = (wire == "none" or task) and (err and err.status or answered or 200)
   if status then tell(self, "response", status, t - self.started) end
   if self.cfg.observe then self.cfg.observe:exchange(self, t, status, err, wire, self.bytes) end -- (an API's: nil)

@@ -342,12 +342,15 @@ describe("one answer reader (core.verdict builds the task table)", function()
     local function f(...) return select("#", ...) end
     for _, c in ipairs { { 429 }, { 503, "5" }, { 500 }, { 409 } } do
       local body = '{"id":"task_' .. c[1] .. '","status":"queued","error":null,"n":[1,{"a":2}]}'
-      local task, err, wire = core.verdict("create", c[1], body, c[2])
+      local task, err, wire, said = core.verdict("create", c[1], body, c[2])
       assert.same({ id = "task_" .. c[1], status = "queued", n = { 1, { a = 2 } } }, task, tostring(err))
       assert.is_nil(err)
       assert.equal("none", wire)
-      assert.equal(3, f(core.verdict("create", c[1], body, c[2])))
+      -- its status and Retry-After beside the rate limits: the key holds all the same (key.lua's limits)
+      assert.same({ status = c[1], retry_after = c[2] and tonumber(c[2]) }, said)
+      assert.equal(4, f(core.verdict("create", c[1], body, c[2])))
     end
+    assert.equal(3, f(core.verdict("create", 200, '{"id":"t","status":"queued"}'))) -- (a 2xx says no limits)
     -- not a task: a status not the lifecycle's, no id, an id twice, a query's; the table half built is dropped
     for _, c in ipairs { { "create", '{"id":"req_1","status":"error","error":"slow down"}' },
         { "create", '{"error":"slow down","status":"queued"}' },

@@ -45,7 +45,7 @@
 --
 -- Error answers that name a task (issue 55, item 4): err_task_429, err_task_503 and err_task_500 are the good
 -- service of the download cases whose first create is answered with that status and the task it made in the body
--- (a 503 with Retry-After: 0); any later create 200, task "task_paid_twice".
+-- (a 503 with Retry-After: 0, a 429 with Retry-After: 2); any later create 200, task "task_paid_twice".
 
 local socket = require "socket"
 -- the checkout's lua/ (for starvideos.emulator.media), wherever the spec runs from
@@ -717,7 +717,8 @@ for code, status in pairs(ERR_HEADS) do
     if hit({ path = "/err_task/" .. req.scenario .. "/" .. req.tag }) > 1 then
       return answer(c, "200 OK", { JSON }, queued("task_paid_twice"))
     end
-    return answer(c, status, { JSON, code == "503" and "Retry-After: 0" or nil }, queued("task_err_" .. code))
+    local after = code == "503" and "Retry-After: 0" or code == "429" and "Retry-After: 2" or nil
+    return answer(c, status, { JSON, after }, queued("task_err_" .. code))
   end
 end
 

@@ -832,7 +832,12 @@ for _, code in ipairs { "429", "503", "500" } do
       A.equal("created", events[1], "the task's records: " .. concat(events, ", "))
       A.equal("downloaded", events[#events], "the task's records: " .. concat(events, ", "))
       A.is_false(journal_has(env, a.client.journal, "task_paid_twice"), "a second task was created")
-      bounded(A, o, 4)
+      if code == "429" then -- its Retry-After holds the key all the same: the first poll 2 s after the create
+        local log = env.hs:requests(a.base)
+        A.is_true(log[2] and log[2].time - log[1].time >= 1.9, "the poll after the 429's Retry-After: 2 came "
+          .. (log[2] and string.format("%.2f s", log[2].time - log[1].time) or "never") .. " after it")
+      end
+      bounded(A, o, 5)
     end,
   }
 end
