@@ -12,7 +12,7 @@
 -- The colours come from a hash of a text (a task's prompt).  Arithmetic only
 -- (no bit operators): Lua 5.1 to 5.4 and LuaJIT run it.
 
-local str_char, str_byte, str_rep = string.char, string.byte, string.rep
+local str_char, str_byte, str_rep, str_find = string.char, string.byte, string.rep, string.find
 local tbl_concat = table.concat
 local math_floor, math_max, math_min, math_ceil = math.floor, math.max, math.min, math.ceil
 local setmetatable, ipairs = setmetatable, ipairs
@@ -75,15 +75,20 @@ function Bits:rbsp()
 end
 
 -- A NAL unit: its header byte, then the RBSP with an emulation prevention
--- byte (3) after any two zeros that a byte of 0 to 3 follows (7.4.1).
+-- byte (3) after any two zeros that a byte of 0 to 3 follows (7.4.1).  (A
+-- plain find of the two zeros: a picture of I_PCM samples is a kilobyte.)
 local function nal(header, rbsp)
-  local out, zeros, from = { str_char(header) }, 0, 1
-  for i = 1, #rbsp do
-    local b = str_byte(rbsp, i)
-    if zeros >= 2 and b <= 3 then
-      out[#out + 1], from, zeros = rbsp:sub(from, i - 1) .. "\3", i, 0
+  local out, from, i = { str_char(header) }, 1, 1
+  while true do
+    local z = str_find(rbsp, "\0\0", i, true)
+    if not z then break end
+    local b = str_byte(rbsp, z + 2)
+    if b and b <= 3 then
+      out[#out + 1], from = rbsp:sub(from, z + 1) .. "\3", z + 2
+      i = z + 2
+    else
+      i = z + 1
     end
-    zeros = b == 0 and zeros + 1 or 0
   end
   out[#out + 1] = rbsp:sub(from)
   return tbl_concat(out)
@@ -235,25 +240,29 @@ local function pcm_of(c)
   return str_rep(str_char(c[1]), 256) .. str_rep(str_char(c[2]), 64) .. str_rep(str_char(c[3]), 64)
 end
 
--- The pictures of `count` at width x height in colours (H.colours): the IDR, then P pictures.
+-- The pictures of `count` at width x height in colours (H.colours): the IDR,
+-- then P pictures.  A P picture that toggles what an earlier one did, with the
+-- same frame_num, is that one: the still ones (16 of them) and a digit's
+-- change, which recurs every 100 s (the macroblocks around it the same), are
+-- made once.
 local function pictures(width, height, count, colours)
   local mbw, mbh = mbs(width), mbs(height)
-  local layout, pcms = scene.new(mbw, width, height, count), { pcm_of(colours[1]), pcm_of(colours[2]) }
+  local layout, pcms = scene.new(mbw, width, height, count, H.FPS), { pcm_of(colours[1]), pcm_of(colours[2]) }
   local lit = scene.lit(layout)
   local first = idr(mbw, mbh, lit, pcms)
-  local samples, still = { framed(#first) .. first }, {}
+  local samples, made = { framed(#first) .. first }, {}
   for k = 1, count - 1 do
     local toggled, n = scene.toggled(layout, k), k % 16
-    if not toggled[1] then -- all skipped: one of 16 (by frame_num) serves the stream
-      if not still[n] then
-        local p = predicted(mbw * mbh, n, mbw, toggled, lit, pcms)
-        still[n] = framed(#p) .. p
-      end
-      samples[k + 1] = still[n]
+    local key = n .. ":" .. tbl_concat(toggled, ",")
+    local p = made[key]
+    if p then
+      for _, addr in ipairs(toggled) do lit[addr] = not lit[addr] or nil end
     else
-      local p = predicted(mbw * mbh, n, mbw, toggled, lit, pcms)
-      samples[k + 1] = framed(#p) .. p
+      p = predicted(mbw * mbh, n, mbw, toggled, lit, pcms)
+      p = framed(#p) .. p
+      made[key] = p
     end
+    samples[k + 1] = p
   end
   return samples
 end

@@ -6,8 +6,9 @@
 -- small for them (under 3 rows of macroblocks for the bar; 9 rows and 5
 -- columns for the digit) shows the background alone.
 --
--- S.new(mbw, width, height, count) lays out a video of `count` pictures of
--- width x height, mbw macroblocks a row (the picture cropped from them);
+-- S.new(mbw, width, height, count, fps) lays out a video of `count` pictures
+-- of width x height, mbw macroblocks a row (the picture cropped from them),
+-- fps a second;
 -- S.lit(layout) is the set of lit macroblock addresses (row * mbw + column,
 -- from 0) of the first picture, S.toggled(layout, k) the list of those that
 -- picture k (from 1) lights or darkens, in ascending order: a picture costs
@@ -17,8 +18,6 @@ local math_floor, math_max, math_min, math_ceil = math.floor, math.max, math.min
 local ipairs, pairs, tbl_sort = ipairs, pairs, table.sort
 
 local S = {}
-
-local FPS = 10 -- pictures a second (h264.FPS)
 
 -- The seven segments on a grid of 3 x 5 cells, each a list of {column, row}.
 local SEGMENTS = {
@@ -54,10 +53,10 @@ for a = 0, 9 do
   CHANGES[a] = list
 end
 
-function S.new(mbw, width, height, count)
+function S.new(mbw, width, height, count, fps)
   local cols, rows = math_floor(width / 16), math_floor(height / 16) -- the macroblocks shown whole
   local scale = math_max(1, math_floor(rows / 15)) -- macroblocks a side of a digit's cell
-  local l = { mbw = mbw, count = count, cols = cols }
+  local l = { mbw = mbw, count = count, cols = cols, fps = fps }
   if rows >= 3 and cols >= 1 then
     -- the bar: `scale` rows (at most a third of the picture), above one row of background
     local thick = math_max(1, math_floor(math_min(scale, rows / 3)))
@@ -103,7 +102,7 @@ end
 
 function S.toggled(l, k)
   local list = l.bar_top and bar_onto({}, l, filled(l, k - 1), filled(l, k) - 1) or {}
-  local d, was = math_floor(k / FPS) % 10, math_floor((k - 1) / FPS) % 10
+  local d, was = math_floor(k / l.fps) % 10, math_floor((k - 1) / l.fps) % 10
   if l.scale and d ~= was then
     cells_onto(list, l, CHANGES[was])
     tbl_sort(list)
