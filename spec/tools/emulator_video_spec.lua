@@ -147,6 +147,10 @@ describe("the emulator's videos", function()
       local apart = 0
       for i = 1, 3 do apart = apart + math.abs(fox[1][i] - whale[1][i]) end
       assert.is_true(apart >= 60, "the fox's and the whale's backgrounds are alike: " .. apart)
+      -- a colour word picks the hue: the fox reads red (much Cr, little Cb), the whale blue
+      assert.is_true(fox[1][3] >= 160 and fox[1][2] < 128, "the red fox is not red: " .. table.concat(fox[1], ","))
+      assert.is_true(whale[1][2] >= 160 and whale[1][3] < 128, "the blue whale is not blue: "
+        .. table.concat(whale[1], ","))
       local last = {}
       for _, case in ipairs { { "a red fox", fox }, { "a blue whale", whale } } do
         local path = plays(media.mp4 { seconds = 3, prompt = case[1] }, 1280, 720, 3, case[1])
@@ -195,7 +199,7 @@ describe("the emulator's videos", function()
     -- the emulator's own default: each task's video in its prompt's colours
     assert.are.equal("prompt", emu:config { video_colours = "prompt" }.video_colours)
     local got = {}
-    for _, prompt in ipairs { "a red fox", "a blue whale" } do
+    for _, prompt in ipairs { "a red fox", "a blue whale" } do -- (red and blue)
       local s = download({ model = "videos", prompt = prompt, duration = 4 }, (prompt:gsub(" ", "_")))
       assert.is_true(s == files.video(4, nil, 1280, 720, prompt), prompt .. ": not files.video's of its prompt")
       local path = plays(s, 1280, 720, 4, prompt)

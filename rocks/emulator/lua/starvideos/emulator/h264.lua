@@ -9,8 +9,9 @@
 --   then P pictures: the macroblocks that change coded so too, the others
 --     skipped (mb_skip_run), copies of the last picture's.
 -- The deblocking filter is off, so every macroblock is its colour exactly.
--- The colours come from a hash of a text (a task's prompt).  Arithmetic only
--- (no bit operators): Lua 5.1 to 5.4 and LuaJIT run it.
+-- The colours come from a text (a task's prompt): the hue of a colour word
+-- in it, else of its hash.  Arithmetic only (no bit operators): Lua 5.1 to
+-- 5.4 and LuaJIT run it.
 
 local str_char, str_byte, str_rep, str_find = string.char, string.byte, string.rep, string.find
 local tbl_concat = table.concat
@@ -207,10 +208,18 @@ local function ycbcr(deg, s, v)
     round(128 + 112 * r - 93.786 * g - 18.214 * bl) }
 end
 
--- The hue (0 to 359) of a hash of text.
+-- The hues (degrees) of the colour words a prompt may name.
+local HUES = { red = 0, scarlet = 0, crimson = 350, orange = 28, amber = 40, gold = 48, golden = 48, yellow = 58,
+  lime = 90, green = 125, emerald = 140, teal = 175, turquoise = 172, cyan = 185, azure = 205, blue = 225, navy = 230,
+  indigo = 255, violet = 270, purple = 280, magenta = 305, pink = 330, rose = 340 }
+
+-- The hue (0 to 359) of text: of the first colour word in it ("a red fox"), else of its hash.
 local function hue_of(text)
-  local h = 5381
   text = text or ""
+  for word in text:lower():gmatch("%a+") do
+    if HUES[word] then return HUES[word] end
+  end
+  local h = 5381
   for i = 1, #text do h = (h * 33 + str_byte(text, i)) % 2147483647 end
   return h % 360
 end
