@@ -75,23 +75,27 @@ local function pixel(p, w, h, x, y)
   return { p:byte(y * w + x + 1), p:byte(w * h + c + 1), p:byte(w * h + cw * ch + c + 1) }
 end
 
--- The seven segments at 1280x720, where the digit's cells are 48 pixels from
--- the top left corner, 48 a side: the centre of a cell of each, by name.
+-- The seven segments of a digit, each by a cell of it ({column, row} of its 3 x 5 cells).
 local SEGMENT_AT = { a = { 1, 0 }, b = { 2, 1 }, c = { 2, 3 }, d = { 1, 4 }, e = { 0, 3 }, f = { 0, 1 }, g = { 1, 2 } }
 local DIGIT_OF = { abcdef = 0, bc = 1, abdeg = 2, abcdg = 3, bcfg = 4, acdfg = 5, acdefg = 6, abc = 7, abcdefg = 8,
   abcdfg = 9 }
 
--- The digit picture p (1280x720) shows in colour c, or the segments it shows.
-local function digit(p, c)
-  local lit = {}
-  for _, name in ipairs { "a", "b", "c", "d", "e", "f", "g" } do
-    local at = SEGMENT_AT[name]
-    if table.concat(pixel(p, 1280, 720, 48 * (at[1] + 1) + 24, 48 * (at[2] + 1) + 24), ",") == table.concat(c, ",") then
-      lit[#lit + 1] = name
+-- The number picture p (w x h) shows in colour c: `places` digits of cells of
+-- `cell` pixels (48 at 720 rows, 16 at 360), a cell from the top left corner
+-- and apart; a digit it cannot read as the segments it shows, in brackets.
+local function number(p, w, h, c, cell, places)
+  local out = {}
+  for i = 0, places - 1 do
+    local lit = {}
+    for _, name in ipairs { "a", "b", "c", "d", "e", "f", "g" } do
+      local at = SEGMENT_AT[name]
+      local x, y = cell * (at[1] + 1 + 4 * i) + cell / 2, cell * (at[2] + 1) + cell / 2
+      if table.concat(pixel(p, w, h, x, y), ",") == table.concat(c, ",") then lit[#lit + 1] = name end
     end
+    local segments = table.concat(lit)
+    out[#out + 1] = DIGIT_OF[segments] or "[" .. segments .. "]"
   end
-  local segments = table.concat(lit)
-  return DIGIT_OF[segments] or segments
+  return table.concat(out)
 end
 
 -- The pixels from the left of row y of picture p (1280 wide) of colour c.
@@ -167,14 +171,21 @@ describe("the emulator's videos", function()
         assert.is_true(math.abs(bar[2] / 1280 - 16 / 30) < 0.05, case[1] .. ": the middle bar " .. bar[2])
         assert.are.equal(1280, bar[3], case[1] .. ": the last bar")
         -- the digit: second 0, 1, 2
-        assert.are.same({ 0, 1, 2 }, { digit(p[1], c[2]), digit(p[2], c[2]), digit(p[3], c[2]) }, case[1])
+        assert.are.same({ "0", "1", "2" }, { number(p[1], 1280, 720, c[2], 48, 1), number(p[2], 1280, 720, c[2], 48, 1),
+          number(p[3], 1280, 720, c[2], 48, 1) }, case[1])
         last[#last + 1] = p[3]
       end
       assert.is_false(last[1] == last[2])
-      -- the digit turns over: 9 at 9.5 s, 0 again at 10.5 s, 3 at 13.5 s
+      -- two digits when the last second has two: 09 at 9.5 s, 10 at 10.5 s, 13 at 13.5 s
       local path = plays(media.mp4 { seconds = 14, prompt = "a red fox" }, 1280, 720, 14, "14 s")
       local p = pictures(path, 1280, 720, { 95, 105, 135 })
-      assert.are.same({ 9, 0, 3 }, { digit(p[1], fox[2]), digit(p[2], fox[2]), digit(p[3], fox[2]) })
+      assert.are.same({ "09", "10", "13" }, { number(p[1], 1280, 720, fox[2], 48, 2),
+        number(p[2], 1280, 720, fox[2], 48, 2), number(p[3], 1280, 720, fox[2], 48, 2) })
+      -- four in an hour's /media/ video: 1234 at 1234.5 s (at 640x360, cells of 16 pixels)
+      path = plays(media.mp4 { seconds = 3600, width = 640, height = 360, prompt = "a clock" }, 640, 360, 3600, "1 h")
+      local at = helper.capture("ffmpeg -nostdin -v error -ss 1234.5 -i " .. q(path)
+        .. " -frames:v 1 -f rawvideo -pix_fmt yuv420p -")
+      assert.are.equal("1234", number(at, 640, 360, h264.colours("a clock")[2], 16, 4))
     end)
 
   it("play as the library downloads them from a task's video_url, in its prompt's colours", function()

@@ -1,6 +1,6 @@
 -- starvideos.emulator.h264: an H.264 stream (ITU-T H.264, Constrained
 -- Baseline, CAVLC) of pictures of two colours, written bit by bit without an
--- encoder, what starvideos.emulator.scene lays out (a digit and a bar in a
+-- encoder, what starvideos.emulator.scene lays out (digits and a bar in a
 -- dark shade on a background, a macroblock each one colour):
 --   the SPS and PPS (the picture cropped to width x height);
 --   an IDR picture: each macroblock I_16x16 copying its left or upper
@@ -229,7 +229,7 @@ function H.colour(text)
   return ycbcr(hue_of(text), 0.55, 0.8)
 end
 
--- The colours of a text's video: { the background (H.colour), a dark shade of its hue (the bar and the digit) }.
+-- The colours of a text's video: { the background (H.colour), a dark shade of its hue (the bar and the digits) }.
 function H.colours(text)
   local hue = hue_of(text)
   return { ycbcr(hue, 0.55, 0.8), ycbcr(hue, 0.7, 0.25) }

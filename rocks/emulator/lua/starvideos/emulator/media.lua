@@ -1,7 +1,7 @@
 -- starvideos.emulator.media: real media files written byte by byte, for the
 -- emulator's videos, its /media/ route and the specs' servers.  No encoder is
 -- needed: a video (starvideos.emulator.mp4, .h264) is H.264 that players
--- play (a prompt's colours, a bar and a digit); the other files carry the headers a decoder's
+-- play (a prompt's colours, a bar and the second's number); the other files carry the headers a decoder's
 -- header reader needs (type, width and height, duration) and zeros where the
 -- picture or the sound would be.  Runs on Lua 5.1 to 5.4 and LuaJIT (no
 -- string.pack, no bit operators: integers are written and XORed by hand).

@@ -1,7 +1,7 @@
 -- starvideos.emulator.mp4: MP4 (ISO base media) and QuickTime files, for the
 -- emulator's videos and the specs' media.  A video's track is H.264
 -- (starvideos.emulator.h264: H264.FPS pictures a second of the prompt's
--- colour, a bar filling as it plays and the second's digit), so that players
+-- colour, a bar filling as it plays and the second's number), so that players
 -- and decoders play it; an M4A's is AAC whose one sample is zeros.
 --
 -- M.parts(o, sound) returns the file as a list of strings and numbers (a

@@ -1,10 +1,11 @@
 -- starvideos.emulator.scene: what an emulator video shows, as macroblocks
 -- (16 x 16 pixels) lit or not: on a background of the prompt's colour, a
 -- progress bar along the bottom that fills as the video plays, and the
--- current second's last digit (0 to 9, seven segments) at the top left, both
--- in a darker shade (starvideos.emulator.h264 paints them).  A picture too
--- small for them (under 3 rows of macroblocks for the bar; 9 rows and 5
--- columns for the digit) shows the background alone.
+-- current second's number (seven-segment digits, as many as the video's last
+-- second has: 0 to 9, 00 to 15) at the top left, both in a darker shade
+-- (starvideos.emulator.h264 paints them).  A picture too small for them
+-- (under 3 rows of macroblocks for the bar; 9 rows and 5 columns for a digit)
+-- shows less: the bar alone, the last digits, the background alone.
 --
 -- S.new(mbw, width, height, count, fps) lays out a video of `count` pictures
 -- of width x height, mbw macroblocks a row (the picture cropped from them),
@@ -15,7 +16,7 @@
 -- what changes in it, so an hour's video is made as fast as a second's.
 
 local math_floor, math_max, math_min, math_ceil = math.floor, math.max, math.min, math.ceil
-local ipairs, pairs, tbl_sort = ipairs, pairs, table.sort
+local ipairs, pairs, tostring, tbl_sort = ipairs, pairs, tostring, table.sort
 
 local S = {}
 
@@ -63,17 +64,21 @@ function S.new(mbw, width, height, count, fps)
     l.bar_top, l.bar_rows = rows - 1 - thick, thick
   end
   if l.bar_top and cols >= 5 * scale and l.bar_top > 6 * scale then
-    l.scale = scale -- the digit: 3 x 5 cells, a cell from the picture's top left corner
+    -- the digits: each 3 x 5 cells, a cell apart and from the picture's top left corner
+    local last = math_floor((count - 1) / fps)
+    l.scale, l.places = scale, math_min(#tostring(last), math_floor((cols / scale - 1) / 4))
   end
   return l
 end
 
--- The addresses of the cells ({column, row} of the digit's grid) of list, each `scale` macroblocks a side, onto out.
-local function cells_onto(out, l, list)
+-- The addresses of the cells ({column, row} of a digit's grid) of list, each
+-- `scale` macroblocks a side, of the digit in place p (0: the units) onto out.
+local function cells_onto(out, l, list, p)
   local s, mbw = l.scale, l.mbw
+  local left = 1 + 4 * (l.places - 1 - p) -- the digit's first column of cells
   for _, c in ipairs(list) do
     for y = s * (c[2] + 1), s * (c[2] + 2) - 1 do
-      for x = s * (c[1] + 1), s * (c[1] + 2) - 1 do out[#out + 1] = y * mbw + x end
+      for x = s * (c[1] + left), s * (c[1] + left + 1) - 1 do out[#out + 1] = y * mbw + x end
     end
   end
   return out
@@ -94,7 +99,7 @@ end
 
 function S.lit(l)
   local list = l.bar_top and bar_onto({}, l, 0, filled(l, 0) - 1) or {}
-  if l.scale then cells_onto(list, l, CELLS[0]) end
+  for p = 0, (l.places or 0) - 1 do cells_onto(list, l, CELLS[0], p) end
   local set = {}
   for _, a in ipairs(list) do set[a] = true end
   return set
@@ -102,11 +107,12 @@ end
 
 function S.toggled(l, k)
   local list = l.bar_top and bar_onto({}, l, filled(l, k - 1), filled(l, k) - 1) or {}
-  local d, was = math_floor(k / l.fps) % 10, math_floor((k - 1) / l.fps) % 10
-  if l.scale and d ~= was then
-    cells_onto(list, l, CHANGES[was])
-    tbl_sort(list)
+  local now, was, changed = math_floor(k / l.fps), math_floor((k - 1) / l.fps), false
+  for p = 0, (l.places or 0) - 1 do
+    local d = math_floor(was / 10 ^ p) % 10
+    if d ~= math_floor(now / 10 ^ p) % 10 then cells_onto(list, l, CHANGES[d], p) changed = true end
   end
+  if changed then tbl_sort(list) end
   return list
 end
 
