@@ -81,7 +81,7 @@ local DIGIT_OF = { abcdef = 0, bc = 1, abdeg = 2, abcdg = 3, bcfg = 4, acdfg = 5
   abcdfg = 9 }
 
 -- The number picture p (w x h) shows in colour c: `places` digits of cells of
--- `cell` pixels (48 at 720 rows, 16 at 360), a cell from the top left corner
+-- `cell` pixels (48 at 720 rows, 16 under 240), a cell from the top left corner
 -- and apart; a digit it cannot read as the segments it shows, in brackets.
 local function number(p, w, h, c, cell, places)
   local out = {}
@@ -181,11 +181,11 @@ describe("the emulator's videos", function()
       local p = pictures(path, 1280, 720, { 95, 105, 135 })
       assert.are.same({ "09", "10", "13" }, { number(p[1], 1280, 720, fox[2], 48, 2),
         number(p[2], 1280, 720, fox[2], 48, 2), number(p[3], 1280, 720, fox[2], 48, 2) })
-      -- four in an hour's /media/ video: 1234 at 1234.5 s (at 640x360, cells of 16 pixels)
-      path = plays(media.mp4 { seconds = 3600, width = 640, height = 360, prompt = "a clock" }, 640, 360, 3600, "1 h")
+      -- four in an hour's /media/ video: 1234 at 1234.5 s (at 320x176, cells of 16 pixels)
+      path = plays(media.mp4 { seconds = 3600, width = 320, height = 176, prompt = "a clock" }, 320, 176, 3600, "1 h")
       local at = helper.capture("ffmpeg -nostdin -v error -ss 1234.5 -i " .. q(path)
         .. " -frames:v 1 -f rawvideo -pix_fmt yuv420p -")
-      assert.are.equal("1234", number(at, 640, 360, h264.colours("a clock")[2], 16, 4))
+      assert.are.equal("1234", number(at, 320, 176, h264.colours("a clock")[2], 16, 4))
     end)
 
   it("play as the library downloads them from a task's video_url, in its prompt's colours", function()
