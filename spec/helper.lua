@@ -382,7 +382,9 @@ Emulator.__close = Emulator.stop
 local newproxy = rawget(_G, "newproxy")
 
 -- Start an emulator on a port chosen by the system. opts: key (default
--- "test-key"), queued, processing (seconds), lifetime (seconds it lives at most, default 900).
+-- "test-key"), queued, processing (seconds), lifetime (seconds it lives at most, default 900),
+-- video_colours ("fixed", the default here: every video is files.video's, whatever its
+-- prompt, so that a spec compares a download with it; "prompt": the emulator's own default).
 function helper.emulator(opts)
   opts = opts or {}
   local key = opts.key or "test-key"
@@ -396,6 +398,8 @@ function helper.emulator(opts)
   if opts.queued then args[#args + 1] = "--queued " .. tonumber(opts.queued) end
   if opts.processing then args[#args + 1] = "--processing " .. tonumber(opts.processing) end
   if opts.host then args[#args + 1] = "--host " .. shell_quote(opts.host) end -- (its URL's: 127.0.0.1 still)
+  -- every video in the same colours, files.video's, unless asked for each prompt's own ("prompt")
+  args[#args + 1] = "--video-colours " .. (opts.video_colours == "prompt" and "prompt" or "fixed")
   args[#args + 1] = "2>>" .. shell_quote(log_path)
   local pipe = assert(io_popen(tbl_concat(args, " "), "r"))
   local pid = tonumber(pipe:read("*l"))

@@ -38,6 +38,7 @@ build = {
       ["starvideos.emulator.media"] = "rocks/emulator/lua/starvideos/emulator/media.lua",
       ["starvideos.emulator.mp4"] = "rocks/emulator/lua/starvideos/emulator/mp4.lua",
       ["starvideos.emulator.ratelimit"] = "rocks/emulator/lua/starvideos/emulator/ratelimit.lua",
+      ["starvideos.emulator.scene"] = "rocks/emulator/lua/starvideos/emulator/scene.lua",
     },
   },
   copy_directories = {},

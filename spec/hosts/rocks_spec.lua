@@ -55,11 +55,13 @@ local function modules_of(tree, luav)
   return list
 end
 
--- An emulator started by tree's `starvideos emulator` (helper.Emulator's methods: requests, creates, stop).
+-- An emulator started by tree's `starvideos emulator` (helper.Emulator's methods: requests, creates, stop), every
+-- video files.video's (as helper.emulator's).
 local function emulator_from(t, tree)
   local log = helper.tmpdir() .. "/emulator.log"
   local pipe = assert(io.popen("echo $$; exec " .. trees.env(t, tree) .. q(tree .. "/bin/starvideos")
-    .. " emulator --port 0 --max-lifetime 600 --key " .. KEY .. " --queued 0.1 --processing 0.1 2>>" .. q(log), "r"))
+    .. " emulator --port 0 --max-lifetime 600 --key " .. KEY .. " --queued 0.1 --processing 0.1"
+    .. " --video-colours fixed 2>>" .. q(log), "r"))
   local pid = tonumber(pipe:read("*l"))
   local line = pipe:read("*l")
   local url = line and line:match("^starvideos emulator listening on (http://127%.0%.0%.1:%d+)$")

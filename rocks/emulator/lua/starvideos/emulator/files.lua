@@ -38,18 +38,19 @@ function F.dimensions(ratio, resolution)
 end
 
 -- A task's video: what the emulator serves for a task of `seconds` at
--- video_size `bytes` (nil: F.VIDEO_BYTES), width x height (nil: 1280 x 720).
--- As parts and size (media.parts): H.264 that players play, padded after its
--- samples.
-function F.video_parts(seconds, bytes, width, height)
+-- video_size `bytes` (nil: F.VIDEO_BYTES), width x height (nil: 1280 x 720),
+-- in the colours of `prompt` (nil: those of an empty one, every video's when
+-- the config's video_colours is "fixed").  As parts and size (media.parts):
+-- H.264 that players play, padded after its samples.
+function F.video_parts(seconds, bytes, width, height, prompt)
   return media.parts("mp4", { seconds = seconds, bytes = bytes or F.VIDEO_BYTES,
-    width = width or F.VIDEO_WIDTH, height = height or F.VIDEO_HEIGHT })
+    width = width or F.VIDEO_WIDTH, height = height or F.VIDEO_HEIGHT, prompt = prompt })
 end
 
 -- The same video as one string, for the specs to compare with what they downloaded.
-function F.video(seconds, bytes, width, height)
+function F.video(seconds, bytes, width, height, prompt)
   return media.mp4 { seconds = seconds, bytes = bytes or F.VIDEO_BYTES,
-    width = width or F.VIDEO_WIDTH, height = height or F.VIDEO_HEIGHT }
+    width = width or F.VIDEO_WIDTH, height = height or F.VIDEO_HEIGHT, prompt = prompt }
 end
 
 -- Bytes first to last (0-based, inclusive) of parts, given to emit in pieces.
@@ -179,7 +180,7 @@ function F.media(req, q)
   local kind, o = media_options(name, q)
   if not kind then return json(400, o, "invalid_request") end
   local ok, parts, total = pcall(media.parts, kind, o)
-  if not ok then return json(400, tostring(parts), "invalid_request") end
+  if not ok then return json(400, (tostring(parts):gsub("^[^\n]-:%d+: ", "")), "invalid_request") end -- (no position)
   return F.answer(req, parts, total, media.CONTENT_TYPES[kind])
 end
 

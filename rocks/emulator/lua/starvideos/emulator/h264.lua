@@ -1,18 +1,23 @@
 -- starvideos.emulator.h264: an H.264 stream (ITU-T H.264, Constrained
--- Baseline, CAVLC) of one flat colour, written bit by bit without an encoder:
+-- Baseline, CAVLC) of pictures of two colours, written bit by bit without an
+-- encoder, what starvideos.emulator.scene lays out (digits and a bar in a
+-- dark shade on a background, a macroblock each one colour):
 --   the SPS and PPS (the picture cropped to width x height);
---   an IDR picture: its first macroblock I_PCM holding the colour, every other
---     one I_16x16 with DC prediction (luma and chroma), no residual, so each
---     copies its left or upper neighbour and the whole picture is that colour;
---   then P pictures whose macroblocks are all skipped (one mb_skip_run), each
---     a copy of the last.
--- The colour comes from a hash of a text (a task's prompt).  Arithmetic only
--- (no bit operators): Lua 5.1 to 5.4 and LuaJIT run it.
+--   an IDR picture: each macroblock I_16x16 copying its left or upper
+--     neighbour (horizontal or vertical prediction, no residual) when that
+--     has its colour, else I_PCM holding its colour;
+--   then P pictures: the macroblocks that change coded so too, the others
+--     skipped (mb_skip_run), copies of the last picture's.
+-- The deblocking filter is off, so every macroblock is its colour exactly.
+-- The colours come from a text (a task's prompt): the hue of a colour word
+-- in it, else of its hash.  Arithmetic only (no bit operators): Lua 5.1 to
+-- 5.4 and LuaJIT run it.
 
-local str_char, str_byte, str_rep = string.char, string.byte, string.rep
+local str_char, str_byte, str_rep, str_find = string.char, string.byte, string.rep, string.find
 local tbl_concat = table.concat
 local math_floor, math_max, math_min, math_ceil = math.floor, math.max, math.min, math.ceil
-local setmetatable = setmetatable
+local setmetatable, ipairs = setmetatable, ipairs
+local scene = require "starvideos.emulator.scene"
 
 local H = {}
 
@@ -71,15 +76,20 @@ function Bits:rbsp()
 end
 
 -- A NAL unit: its header byte, then the RBSP with an emulation prevention
--- byte (3) after any two zeros that a byte of 0 to 3 follows (7.4.1).
+-- byte (3) after any two zeros that a byte of 0 to 3 follows (7.4.1).  (A
+-- plain find of the two zeros: a picture of I_PCM samples is a kilobyte.)
 local function nal(header, rbsp)
-  local out, zeros, from = { str_char(header) }, 0, 1
-  for i = 1, #rbsp do
-    local b = str_byte(rbsp, i)
-    if zeros >= 2 and b <= 3 then
-      out[#out + 1], from, zeros = rbsp:sub(from, i - 1) .. "\3", i, 0
+  local out, from, i = { str_char(header) }, 1, 1
+  while true do
+    local z = str_find(rbsp, "\0\0", i, true)
+    if not z then break end
+    local b = str_byte(rbsp, z + 2)
+    if b and b <= 3 then
+      out[#out + 1], from = rbsp:sub(from, z + 1) .. "\3", z + 2
+      i = z + 2
+    else
+      i = z + 1
     end
-    zeros = b == 0 and zeros + 1 or 0
   end
   out[#out + 1] = rbsp:sub(from)
   return tbl_concat(out)
@@ -115,9 +125,11 @@ function H.sps(width, height)
   return nal(0x67, b:u(0, 1):rbsp())
 end
 
--- pps id 0 of sps 0: CAVLC, one slice group, one reference, QP 26, deblocking on.
+-- pps id 0 of sps 0: CAVLC, one slice group, one reference, QP 26, the
+-- deblocking filter's control in the slice headers (which turn it off: the
+-- pictures' edges stay sharp and their colours exact).
 H.PPS = nal(0x68, bits():ue(0):ue(0):u(0, 1):u(0, 1):ue(0):ue(0):ue(0):u(0, 1):u(0, 2)
-  :se(0):se(0):se(0):u(0, 1):u(0, 1):u(0, 1):rbsp())
+  :se(0):se(0):se(0):u(1, 1):u(0, 1):u(0, 1):rbsp())
 
 ---------------------------------------------------------------------------
 -- pictures
@@ -128,45 +140,65 @@ local function empty_block(b, nc)
   return b:u(3, 6)
 end
 
--- nC of the macroblock at addr's Intra16x16DCLevel (9.2.1): its left and upper
--- neighbours' coefficients, 16 for the I_PCM one (address 0), 0 for the others.
-local function nc_of(addr, mbw)
-  local x = addr % mbw
-  local left = x > 0 and (addr - 1 == 0 and 16 or 0)
-  local up = addr >= mbw and (addr - mbw == 0 and 16 or 0)
+-- nC of a macroblock's Intra16x16DCLevel (9.2.1): of its left and upper
+-- neighbours (when there are), 16 for an I_PCM one, 0 for the others.
+local function nc_of(addr, mbw, pcm)
+  local left = addr % mbw > 0 and (pcm[addr - 1] and 16 or 0)
+  local up = addr >= mbw and (pcm[addr - mbw] and 16 or 0)
   if left and up then return math_floor((left + up + 1) / 2) end
   return left or up or 0
 end
 
--- The IDR picture of colour {y, cb, cr} over mbw x mbh macroblocks, one slice.
-local function idr(mbw, mbh, c)
-  local b = bits():ue(0):ue(7):ue(0):u(0, 4):ue(0) -- first mb, I slice, pps, frame_num, idr_pic_id
-    :u(0, 1):u(0, 1):se(0) -- dec_ref_pic_marking (no_output_of_prior_pics, long_term), slice_qp_delta
-  b:ue(25):align():bytes(str_rep(str_char(c[1]), 256) .. str_rep(str_char(c[2]), 64) .. str_rep(str_char(c[3]), 64))
-  for addr = 1, mbw * mbh - 1 do
-    -- I_16x16_2_0_0 (DC, no coded block), chroma DC prediction, mb_qp_delta 0, an empty DC block
-    empty_block(b:ue(3):ue(0):se(0), nc_of(addr, mbw))
+-- The macroblock at addr of a picture whose lit macroblocks are `lit`, as an
+-- intra one of an I slice (offset 0) or a P slice (offset 5): a copy of its
+-- left neighbour (horizontal prediction) or upper one (vertical) when that has
+-- its colour, else I_PCM of its colour (pcms[1] dark, pcms[2] lit); no
+-- residual.  pcm: the picture's I_PCM macroblocks so far, this one added.
+local function intra(b, offset, addr, mbw, lit, pcm, pcms)
+  local on = lit[addr] or false
+  local pred, chroma -- I_16x16_<pred>_0_0 and intra_chroma_pred_mode
+  if addr % mbw > 0 and (lit[addr - 1] or false) == on then
+    pred, chroma = 1, 1
+  elseif addr >= mbw and (lit[addr - mbw] or false) == on then
+    pred, chroma = 0, 2
+  else
+    pcm[addr] = true
+    return b:ue(offset + 25):align():bytes(pcms[on and 2 or 1])
   end
+  return empty_block(b:ue(offset + 1 + pred):ue(chroma):se(0), nc_of(addr, mbw, pcm))
+end
+
+-- The IDR picture over mbw x mbh macroblocks, one slice, no deblocking.
+local function idr(mbw, mbh, lit, pcms)
+  local b = bits():ue(0):ue(7):ue(0):u(0, 4):ue(0) -- first mb, I slice, pps, frame_num, idr_pic_id
+    :u(0, 1):u(0, 1):se(0):ue(1) -- dec_ref_pic_marking (no_output_of_prior_pics, long_term), qp delta, no deblocking
+  local pcm = {}
+  for addr = 0, mbw * mbh - 1 do intra(b, 0, addr, mbw, lit, pcm, pcms) end
   return nal(0x65, b:rbsp())
 end
 
--- A P picture of `count` macroblocks all skipped: a copy of the last one.
-local function skipped(count, frame_num)
+-- A P picture of `count` macroblocks, those of `toggled` (ascending) lit or
+-- darkened (lit updated), every other one skipped: a copy of the last picture.
+local function predicted(count, frame_num, mbw, toggled, lit, pcms)
   local b = bits():ue(0):ue(5):ue(0):u(frame_num, 4) -- first mb, P slice, pps, frame_num (4 bits)
-    :u(0, 1):u(0, 1):u(0, 1):se(0) -- no num_ref_idx override, no list modification, sliding window, qp delta
-    :ue(count) -- mb_skip_run
+    :u(0, 1):u(0, 1):u(0, 1):se(0):ue(1) -- no num_ref_idx override, no list modification, sliding window, qp delta,
+                                         -- no deblocking
+  local last, pcm = -1, {}
+  for _, addr in ipairs(toggled) do
+    lit[addr] = not lit[addr] or nil
+    intra(b:ue(addr - last - 1), 5, addr, mbw, lit, pcm, pcms) -- mb_skip_run, then the macroblock
+    last = addr
+  end
+  if last < count - 1 then b:ue(count - 1 - last) end
   return nal(0x41, b:rbsp())
 end
 
 ---------------------------------------------------------------------------
 -- the colour
 
--- A hue from a hash of text, as BT.601 limited-range Y, Cb, Cr of a mid-light, mid-saturated colour.
-function H.colour(text)
-  local h = 5381
-  text = text or ""
-  for i = 1, #text do h = (h * 33 + str_byte(text, i)) % 2147483647 end
-  local hue, s, v = (h % 360) / 60, 0.55, 0.8
+-- The colour of hue (0 to 360), saturation and value (0 to 1), as BT.601 limited-range Y, Cb, Cr.
+local function ycbcr(deg, s, v)
+  local hue = deg / 60
   local f = hue - math_floor(hue)
   local p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
   local rgb = ({ { v, t, p }, { q, v, p }, { p, v, t }, { p, q, v }, { t, p, v }, { v, p, q } })[math_floor(hue) + 1]
@@ -174,6 +206,33 @@ function H.colour(text)
   local function round(x) return math_min(240, math_max(16, math_floor(x + 0.5))) end
   return { round(16 + 65.481 * r + 128.553 * g + 24.966 * bl), round(128 - 37.797 * r - 74.203 * g + 112 * bl),
     round(128 + 112 * r - 93.786 * g - 18.214 * bl) }
+end
+
+-- The hues (degrees) of the colour words a prompt may name.
+local HUES = { red = 0, scarlet = 0, crimson = 350, orange = 28, amber = 40, gold = 48, golden = 48, yellow = 58,
+  lime = 90, green = 125, emerald = 140, teal = 175, turquoise = 172, cyan = 185, azure = 205, blue = 225, navy = 230,
+  indigo = 255, violet = 270, purple = 280, magenta = 305, pink = 330, rose = 340 }
+
+-- The hue (0 to 359) of text: of the first colour word in it ("a red fox"), else of its hash.
+local function hue_of(text)
+  text = text or ""
+  for word in text:lower():gmatch("%a+") do
+    if HUES[word] then return HUES[word] end
+  end
+  local h = 5381
+  for i = 1, #text do h = (h * 33 + str_byte(text, i)) % 2147483647 end
+  return h % 360
+end
+
+-- The background of a text's video: a mid-light, mid-saturated colour of its hue.
+function H.colour(text)
+  return ycbcr(hue_of(text), 0.55, 0.8)
+end
+
+-- The colours of a text's video: { the background (H.colour), a dark shade of its hue (the bar and the digits) }.
+function H.colours(text)
+  local hue = hue_of(text)
+  return { ycbcr(hue, 0.55, 0.8), ycbcr(hue, 0.7, 0.25) }
 end
 
 ---------------------------------------------------------------------------
@@ -185,31 +244,59 @@ local function framed(n)
   return s
 end
 
+-- A macroblock of colour c ({y, cb, cr}) as I_PCM samples.
+local function pcm_of(c)
+  return str_rep(str_char(c[1]), 256) .. str_rep(str_char(c[2]), 64) .. str_rep(str_char(c[3]), 64)
+end
+
+-- The pictures of `count` at width x height in colours (H.colours): the IDR,
+-- then P pictures.  A P picture that toggles what an earlier one did, with the
+-- same frame_num, is that one: the still ones (16 of them) and a digit's
+-- change, which recurs every 100 s (the macroblocks around it the same), are
+-- made once.
+local function pictures(width, height, count, colours)
+  local mbw, mbh = mbs(width), mbs(height)
+  local layout, pcms = scene.new(mbw, width, height, count, H.FPS), { pcm_of(colours[1]), pcm_of(colours[2]) }
+  local lit = scene.lit(layout)
+  local first = idr(mbw, mbh, lit, pcms)
+  local samples, made = { framed(#first) .. first }, {}
+  for k = 1, count - 1 do
+    local toggled, n = scene.toggled(layout, k), k % 16
+    local key = n .. ":" .. tbl_concat(toggled, ",")
+    local p = made[key]
+    if p then
+      for _, addr in ipairs(toggled) do lit[addr] = not lit[addr] or nil end
+    else
+      p = predicted(mbw * mbh, n, mbw, toggled, lit, pcms)
+      p = framed(#p) .. p
+      made[key] = p
+    end
+    samples[k + 1] = p
+  end
+  return samples
+end
+
 local cache, cached = {}, 0
 
--- The pictures of a stream of `ms` milliseconds at width x height in `colour`:
--- { sps, pps, samples (each a NAL unit with its 4-byte length), durations (ms) }.
--- The first sample is the IDR picture, the others P pictures at H.FPS a second,
--- the last one shortened to end at `ms` (at least one picture).
-function H.stream(width, height, ms, colour)
-  local mbw, mbh = mbs(width), mbs(height)
-  local key = tbl_concat({ mbw, mbh, colour[1], colour[2], colour[3] }, ",")
+-- The pictures of a stream of `ms` milliseconds at width x height in
+-- `colours` (H.colours; nil: those of no text), showing what
+-- starvideos.emulator.scene lays out: { sps, pps, samples (each a NAL unit
+-- with its 4-byte length), durations (ms) }.  The first sample is the IDR
+-- picture, the others P pictures at H.FPS a second, the last one shortened to
+-- end at `ms` (at least one picture).  The last 16 streams are kept.
+function H.stream(width, height, ms, colours)
+  colours = colours or H.colours()
+  local step = 1000 / H.FPS
+  local count = math_max(1, math_ceil(ms / step))
+  local bg, fg = colours[1], colours[2]
+  local key = tbl_concat({ width, height, count, bg[1], bg[2], bg[3], fg[1], fg[2], fg[3] }, ",")
   if not cache[key] then
     if cached >= 16 then cache, cached = {}, 0 end
-    local i = idr(mbw, mbh, colour)
-    local p = {}
-    for n = 0, 15 do
-      local s = skipped(mbw * mbh, n)
-      p[n] = framed(#s) .. s
-    end
-    cache[key], cached = { framed(#i) .. i, p }, cached + 1
+    cache[key], cached = pictures(width, height, count, colours), cached + 1
   end
-  local pics, step = cache[key], 1000 / H.FPS
-  local count = math_max(1, math_ceil(ms / step))
-  local samples, durations = { pics[1] }, {}
-  for k = 2, count do samples[k] = pics[2][(k - 1) % 16] end
+  local durations = {}
   for k = 1, count do durations[k] = k < count and step or ms - step * (count - 1) end
-  return { sps = H.sps(width, height), pps = H.PPS, samples = samples, durations = durations }
+  return { sps = H.sps(width, height), pps = H.PPS, samples = cache[key], durations = durations }
 end
 
 return H

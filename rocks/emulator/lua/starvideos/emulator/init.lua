@@ -87,6 +87,7 @@ M.DEFAULTS = {
   fail_rate = 0,            -- the share of the other tasks that fail anyway (drawn from seed)
   error = "Reference image resolution is too low.",
   video_size = nil,         -- bytes of each video, padded in mdat after its pictures (nil: files.VIDEO_BYTES)
+  video_colours = "prompt", -- each video in its prompt's colours; "fixed": all in an empty prompt's (files.video's)
   expired_status = 410,     -- answer for an invalid or expired video token
   url_ttl = nil,            -- seconds a video URL stays valid (nil: until /_emulator/expire)
   ranges = true,            -- false: a video's GET answers 200 and the whole file, Range or not
@@ -146,7 +147,9 @@ options:
   --seed N            the generator of --fail-rate and of the config's spread (default 1)
   --video-size N      bytes of each video: an MP4 of the task's duration, zeros after
                       its pictures in mdat (default 19239; at most 1 TiB; below its own
-                      size, 5343 bytes for 5 s at 1280x720, the MP4 unpadded)
+                      size, 8657 bytes for 5 s at 1280x720, the MP4 unpadded)
+  --video-colours X   prompt (the default): each video in the colours its prompt picks;
+                      fixed: every video in the same ones (a spec's byte-for-byte check)
   --max-lifetime S    exit on its own after S seconds
   -h, --help          show this help
 The options set the config's first values (below), which POST /_emulator/reset restores.
@@ -530,7 +533,7 @@ function M.new(opts)
   for k, v in pairs(M.DEFAULTS) do config[k] = v end
   -- what the command line chose, kept by /_emulator/reset
   local defaults = {}
-  for _, k in ipairs { "queued", "processing", "video_size", "outcome", "fail_rate", "seed" } do
+  for _, k in ipairs { "queued", "processing", "video_size", "video_colours", "outcome", "fail_rate", "seed" } do
     if opts[k] ~= nil then config[k], defaults[k] = opts[k], opts[k] end
   end
   local key, key_from = opts.key, "option"
@@ -708,6 +711,7 @@ function Server:create(req)
     duration = int(clean.duration) or 5,
     params = params,
     width = width, height = height,
+    prompt = type(clean.prompt) == "string" and clean.prompt or nil, -- (its video's colours)
     fetched = fetched,
   }
   if why then task.outcome, task.error = "failed", why end
@@ -748,7 +752,8 @@ function Server:result(req)
   return json_response(200, self:task_view(task))
 end
 
--- A task's video: an MP4 of its duration and picture size, padded to video_size.
+-- A task's video: an MP4 of its duration and picture size in its prompt's colours (or, video_colours "fixed",
+-- an empty one's), padded to video_size.
 function Server:video(req)
   local raw = req.path:match("^/videos/([^/]+)%.mp4$")
   local id = raw and unescape(raw)
@@ -760,7 +765,8 @@ function Server:video(req)
       { error = { message = "video URL is invalid or has expired", type = "url_expired" } })
   end
   local task = self.tasks[id]
-  local parts, total = files.video_parts(task.duration, self.config.video_size, task.width, task.height)
+  local prompt = self.config.video_colours == "prompt" and task.prompt or nil
+  local parts, total = files.video_parts(task.duration, self.config.video_size, task.width, task.height, prompt)
   return files.answer(req, parts, total, "video/mp4", not self.config.ranges)
 end
 
@@ -824,6 +830,9 @@ local CONFIG_FIELDS = {
     function(v) return type(v) == "string", "a string" end },
   { "video_size", "bytes of each video, its mdat padded after the pictures; null: 19239 (--video-size)",
     function(v) return v == NULL or (int(v) and v >= 0), "a number of bytes >= 0, or null" end },
+  { "video_colours", '"prompt" (the default): each video in colours its task\'s prompt picks; "fixed": every '
+    .. "video in the same ones, files.video's, that specs compare downloads with (--video-colours)",
+    function(v) return v == "prompt" or v == "fixed", '"prompt" or "fixed"' end },
   { "expired_status", "403, 404 or 410: the answer to an invalid or expired video URL (default 410)",
     function(v) return v == 403 or v == 404 or v == 410, "403, 404 or 410" end },
   { "url_ttl", "seconds a video URL stays valid; null (the default): until /_emulator/expire",
@@ -1237,6 +1246,7 @@ local FLAGS = {
     local n = int(tonumber(v))
     return n and n >= 1 and n < 2 ^ 31 and n, "a whole number from 1 to 2147483647"
   end,
+  ["video-colours"] = function(v) return (v == "prompt" or v == "fixed") and v, "prompt or fixed" end,
   ["video-size"] = function(v)
     local n = int(tonumber(v))
     return n and n >= 0 and n <= M.MAX_VIDEO_SIZE and n,

@@ -1,14 +1,14 @@
 -- starvideos.emulator.media: real media files written byte by byte, for the
 -- emulator's videos, its /media/ route and the specs' servers.  No encoder is
--- needed: a video (starvideos.emulator.mp4, .h264) is H.264 of one flat
--- colour that players play; the other files carry the headers a decoder's
+-- needed: a video (starvideos.emulator.mp4, .h264) is H.264 that players
+-- play (a prompt's colours, a bar and the second's number); the other files carry the headers a decoder's
 -- header reader needs (type, width and height, duration) and zeros where the
 -- picture or the sound would be.  Runs on Lua 5.1 to 5.4 and LuaJIT (no
 -- string.pack, no bit operators: integers are written and XORed by hand).
 --
 -- Each writer takes an options table and returns the file as a string:
 --   mp4{seconds=, width=, height=, bytes=, moov="start"|"end", fragmented=, brand="isom"|"qt  ",
---       box_overrun=, prompt=}   (mp4.lua: bytes pads after the samples in mdat; prompt picks the colour)
+--       box_overrun=, prompt=}   (mp4.lua: bytes pads after the samples in mdat; prompt picks the colours)
 --   m4a{seconds=, bytes=}   png{width=, height=, bytes=}   jpeg{...}   gif{...}   webp{...}
 --   wav{seconds=, rate=}    mp3{seconds=, bitrate=, xing=}   ogg{seconds=, rate=}
 -- M.parts(type, opts) returns the same file as a list of strings and numbers

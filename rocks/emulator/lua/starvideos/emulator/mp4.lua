@@ -1,8 +1,8 @@
 -- starvideos.emulator.mp4: MP4 (ISO base media) and QuickTime files, for the
 -- emulator's videos and the specs' media.  A video's track is H.264
--- (starvideos.emulator.h264: a picture of one flat colour, then pictures that
--- repeat it, H264.FPS a second), so that players and decoders play it; an
--- M4A's is AAC whose one sample is zeros.
+-- (starvideos.emulator.h264: H264.FPS pictures a second of the prompt's
+-- colour, a bar filling as it plays and the second's number), so that players
+-- and decoders play it; an M4A's is AAC whose one sample is zeros.
 --
 -- M.parts(o, sound) returns the file as a list of strings and numbers (a
 -- number: that many zero bytes), o being
@@ -11,13 +11,16 @@
 -- bytes: the total size, zeros after the samples at the end of mdat, which
 --   players ignore (at least the boxes' and samples' own size);
 -- box_overrun: the last box (mdat, or moov when at the end) says 64 bytes more than the file has;
--- prompt: a text whose hash picks the picture's colour.
+-- prompt: a text whose hash picks the picture's colours.
+-- A video's picture is one ffmpeg decodes (M.decodable): else M.parts raises,
+-- before it holds any of it.
 
 local h264 = require "starvideos.emulator.h264"
 local bytes = require "starvideos.emulator.bytes"
 
 local str_char, tbl_concat = string.char, table.concat
-local math_floor, math_min = math.floor, math.min
+local math_floor, math_min, math_ceil = math.floor, math.min, math.ceil
+local str_format = string.format
 local error, ipairs, type, tostring = error, ipairs, type, tostring
 local be, num, pad_of = bytes.be, bytes.num, bytes.pad_of
 
@@ -56,7 +59,7 @@ local function track(t, ms)
     local dur = math_floor(t.seconds * 44100 + 0.5)
     return { sound = true, scale = 44100, dur = dur, entry = mp4a(), data = "", sizes = { 0 }, durations = { dur } }
   end
-  local s = h264.stream(t.width, t.height, ms, h264.colour(t.prompt))
+  local s = h264.stream(t.width, t.height, ms, h264.colours(t.prompt))
   local sizes = {}
   for i, sample in ipairs(s.samples) do sizes[i] = #sample end
   return { scale = 1000, dur = ms, entry = avc1(t.width, t.height, s), data = tbl_concat(s.samples), sizes = sizes,
@@ -131,6 +134,27 @@ local BRANDS = {
   isom = { "isom", "isomiso2avc1mp41" }, ["qt  "] = { "qt  ", "qt  " }, m4a = { "M4A ", "M4A mp42isom" },
 }
 
+-- Whether ffmpeg decodes a picture of width x height, or nil and why not.
+-- Its H.264 decoder checks the picture of whole macroblocks (W x H, 16 pixels
+-- each) with av_image_check_size: (8 W + 1024) (H + 128) < 2^31 - 1, which is
+-- (W + 128) (H + 128) < 2^28 (16240 x 16240 the largest square; 16256 x 16256,
+-- a 16384 x 16384 one: "Picture size ... is invalid"); its MP4 reader takes
+-- the track's width and height, 16.16 fixed point, as signed (32768 reads as
+-- -32768: "Value -1.000000 for parameter 'pixel_aspect' out of range").
+M.MAX_SIDE = 32767
+function M.decodable(width, height)
+  local w, h = 16 * math_ceil(width / 16), 16 * math_ceil(height / 16)
+  if width > M.MAX_SIDE or height > M.MAX_SIDE then
+    return nil, str_format("%dx%d: a video's width and height must be at most %d (ffmpeg reads them signed)", width,
+      height, M.MAX_SIDE)
+  end
+  if (w + 128) * (h + 128) >= 2 ^ 28 then
+    return nil, str_format("%dx%d: too large for ffmpeg to decode: its macroblocks' width and height (%dx%d), each "
+      .. "plus 128, must multiply to under 2^28 (16240x16240 at most for a square)", width, height, w, h)
+  end
+  return true
+end
+
 -- The options o checked: t (the file's description) and its brand's names.
 local function described(o, sound)
   local brand = o.brand or (sound and "m4a" or "isom")
@@ -141,8 +165,11 @@ local function described(o, sound)
   if o.prompt ~= nil and type(o.prompt) ~= "string" then
     error("media: prompt must be a string, got " .. type(o.prompt), 4)
   end
-  return { seconds = num(o, "seconds", 5), width = num(o, "width", 1280), height = num(o, "height", 720),
-    fragmented = o.fragmented, sound = sound, prompt = o.prompt }, b
+  local t = { seconds = num(o, "seconds", 5), width = num(o, "width", 1280), height = num(o, "height", 720),
+    fragmented = o.fragmented, sound = sound, prompt = o.prompt }
+  local ok, why = M.decodable(t.width, t.height)
+  if not (ok or sound) then error("media: " .. why, 4) end
+  return t, b
 end
 
 function M.parts(o, sound)
