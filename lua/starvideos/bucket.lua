@@ -9,7 +9,9 @@ local B = {}
 B.__index = B
 
 -- Plain Lua 5.1, as Redis runs it.  take: the bucket as one number, the time the next token is due
--- in full (GCRA), a burst of a second's worth (one at least) -> the new tat and 0, or tat and the wait.
+-- in full (GCRA), a burst of a second's worth (one at least) -> the new tat and 0, or tat and the wait; a tat
+-- further ahead than the burst and a second (a store's clock stepped back: Redis' TIME behind the time it kept) is
+-- repaired to now, not waited out.
 -- limit: at most count creates in any per seconds (times: the window's, newest first) -> 0, or the wait.
 -- share: a token of the key's bucket (kv's 'tat') for a tenant (an id; "" none), fairly shared between the
 -- tenants waiting: n, those that asked in this window (a second; more below 2 tokens a second) or the last, each
@@ -32,6 +34,7 @@ end
 local function take(tat, now, rate)
   local gap = 1 / rate
   local burst = rate > 1 and rate or 1
+  if tat > now + burst * gap + 1 then tat = now end
   local due = tat - (burst - 1) * gap
   if now < due then return tat, due - now end
   return (tat > now and tat or now) + gap, 0

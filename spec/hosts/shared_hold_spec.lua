@@ -102,6 +102,32 @@ describe("a rate limit's hold in a fleet on Redis", function()
     assert.truthy(ttl and ttl > 3590 * 1000 and ttl <= 3601 * 1000, tostring(ttl))
     c:close()
   end)
+
+  it("a key's budget far ahead of Redis' clock (its clock stepped back an hour) is repaired, not waited out",
+    function()
+    local srv, emu = redis_run.start_pair { key = KEY, queued = 0, processing = 0.2 }
+    finally(function() redis_run.stop_pair(srv, emu) end)
+    local t = redis_run.cli(srv.port, "TIME")
+    local ahead = tonumber(t[1]) + 3600
+    redis_run.cli(srv.port, "SET", "starvideos:{" .. redis_run.key_hash(emu.url, KEY) .. "}:tat",
+      string.format("%.17g", ahead), "PX", 3700000)
+    local b = helper.run_lua(helper.tmpdir(), "ahead", [[
+local starvideos = require "starvideos"
+local socket = require "socket"
+local c = starvideos.new { api_key = arg[1], base_url = arg[2], store = arg[3] }
+local t0 = socket.gettime()
+local task, err = c:generate({ model = "videos", prompt = "a clock stepped back", duration = 5 },
+  { timeout = 5, interval = 0.1 }) -- (waited out, the create is not sent by its deadline: ends at 5 s)
+print(task and "ok" or tostring(err), string.format("%.1f", socket.gettime() - t0))
+c:close()
+]], { KEY, emu.url, srv.url })
+    local out = b.pipe:read("*a")
+    b:close()
+    local ok, took = out:match("^(%S+)%s+(%S+)")
+    assert.equal("ok", ok, out)
+    assert.is_true(tonumber(took) < 5, out)
+    assert.equal(1, emu:creates())
+  end)
 end)
 
 describe("a rate limit's hold inside nginx", function()
