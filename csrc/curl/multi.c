@@ -724,6 +724,16 @@ long long sv_xfer_user(const sv_xfer *x) { return x->user; }
 
 const char *sv_xfer_server_id(const sv_xfer *x) { return x->server_id[0] ? x->server_id : NULL; }
 
+/* Whether any of x's request was written to its socket (libcurl counts the request's bytes once it sends them:
+   a transfer still connecting, or waiting in libcurl's queue for a connection, has written none).  A download's,
+   on a thread of its own, is taken as written. */
+int sv_xfer_written(const sv_xfer *x) {
+  curl_off_t sent = 0;
+  if (x->threaded || !x->easy) return 1;
+  curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+  return sent > 0;
+}
+
 /* The owner lets go of x (or a download's thread, when it is the last). */
 void sv_xfer_free(sv_xfer *x) {
   int last = 1;

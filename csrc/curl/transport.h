@@ -109,5 +109,6 @@ SV_API void sv_xfer_set_user(sv_xfer *x, long long user); /* a number of the cal
 SV_API long long sv_xfer_user(const sv_xfer *x);
 /* The server's own id of the exchange's answer (x-request-id, request-id, cf-ray), NULL: none came. */
 SV_API const char *sv_xfer_server_id(const sv_xfer *x);
+SV_API int sv_xfer_written(const sv_xfer *x); /* whether any of its request reached its socket */
 
 #endif

@@ -353,6 +353,14 @@ static int t_server_request_id(lua_State *L) {
   return 1;
 }
 
+/* t:written(h) -> whether any byte of the exchange's request was written to its socket (a create's that was not
+   is surely not made: docs/architecture.md, "The transport interface") */
+static int t_written(lua_State *L) {
+  check_http(L);
+  lua_pushboolean(L, sv_xfer_written(check_xfer(L, 2)));
+  return 1;
+}
+
 /* t:clock() -> the service's clock minus ours (s, from the last API answer's
    Date: whole seconds), or nil before one came */
 static int t_clock(lua_State *L) {
@@ -402,6 +410,7 @@ static const luaL_Reg curl_methods[] = {
   { "send", t_send }, { "poll", t_poll }, { "finished", t_finished }, { "result", t_result },
   { "progress", t_progress }, { "cancel", t_cancel }, { "close", t_close }, { "clock", t_clock },
   { "set_max_connections", t_set_max_connections }, { "server_request_id", t_server_request_id },
+  { "written", t_written },
   { NULL, NULL }
 };
 

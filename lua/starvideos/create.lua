@@ -202,10 +202,17 @@ end
 
 -- A creating job cancelled while req (its create's request, or false) is where it is: false when the create is
 -- sent and awaited (the job ends once its answer is in: it may be paid for), else why it ends (the cancel's
--- message's end) and its error's fields; the ledger told what will never be created.
+-- message's end) and its error's fields; the ledger told what will never be created.  A create handed to the
+-- transport but not written to its socket (waiting for a connection) is not sent: cancelled, recorded abandoned,
+-- made by the rerun.
 function C.cancel(job, req)
   if req then
-    if not job.loop.queued[req] and (req.handle or req.done) then job.cancelled = true; return false end
+    local tr = job.loop.transport -- (a transport that cannot tell whether the request was written: it was)
+    local unwritten = req.handle and tr and tr.written and not tr:written(req.handle)
+    if not job.loop.queued[req] and (req.handle or req.done) and not unwritten then
+      job.cancelled = true
+      return false
+    end
     -- not sent yet, or not sent again after an answer that made nothing: surely nothing was created
     job.ledger:create_failed({}, job.params, job.local_id)
     return req.attempt > 0 and " (its create made nothing and was not sent again)" or " (its create was never sent)"

@@ -253,6 +253,9 @@ end
 
 function N.progress(_, x) return x.have, x.total end
 
+-- Whether any byte of the exchange's request was sent on its socket (curl.c's t:written).
+function N.written(_, x) return type(x) ~= "table" or x.written == true end
+
 local ID_HEADERS = { "x-request-id", "request-id", "cf-ray" }
 
 -- The server's own id of an API exchange's answer, or nil (curl.c's t:server_request_id): x-request-id over

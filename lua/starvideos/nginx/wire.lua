@@ -117,6 +117,7 @@ end
 -- it): a body over CHUNK a piece at a time, the worker's other work let run between (a part's megabytes in one send
 -- held it while the kernel took them) | nil, socket error.
 local function send(x, t)
+  x.written = true -- (from here on its bytes may reach the server: transport.lua's written)
   local b = t[#t]
   if type(b) == "string" and #b <= CHUNK then return x.sock:send(t) end
   t[#t] = nil
