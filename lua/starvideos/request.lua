@@ -74,6 +74,41 @@ function Request:finish(task, err, t)
   self.owner:advance(t or now())
 end
 
+-- Whether s is printable UTF-8 of at most 200 bytes: a server's request id kept goes into JSON (create --json,
+-- the journal, a trace) and logs.
+local function printable(s)
+  if #s > 200 or s:find("[%z\1-\31\127]") then return false end
+  local i = 1
+  while i <= #s do
+    local c = s:byte(i)
+    local more = c < 0x80 and 0 or c >= 0xC2 and c < 0xE0 and 1 or c >= 0xE0 and c < 0xF0 and 2
+      or c >= 0xF0 and c < 0xF5 and 3 or nil -- (the bytes after a lead byte)
+    if not more then return false end
+    for j = i + 1, i + more do
+      local d = s:byte(j)
+      if not d or d < 0x80 or d > 0xBF then return false end
+    end
+    i = i + more + 1
+  end
+  return true
+end
+
+local told = setmetatable({}, { __mode = "k" }) -- key -> true: a request id not kept was said to its clients
+
+-- The server's own id of h's answer, when it is printable UTF-8 (else dropped, said once a key): the one place both
+-- transports' ids go through.
+local function server_id(self, h)
+  local read = self.loop.transport.server_request_id
+  local id = read and read(self.loop.transport, h)
+  if id == nil or printable(id) then return id end
+  if not told[self.key] then
+    told[self.key] = true
+    local shown = id:sub(1, 64):gsub("[^\32-\126]", function(c) return string.format("\\x%02x", c:byte()) end)
+    self.key:warn("the service's request id \"" .. shown .. "\" is not printable UTF-8: not kept (nor after)")
+  end
+  return nil
+end
+
 -- core.retry's policy: a download's resume_limit, an exchange's own budget, else max_retries.
 local function policy(self)
   local cfg, retries = self.cfg, self.retries or self.cfg.max_retries
@@ -125,8 +160,7 @@ function Request:finished(t)
   loop:untrack(self)
   local h = self.handle
   self.handle = false
-  local server_id = self.request_id and loop.transport.server_request_id -- (optional: before result, which spends h)
-  if server_id then self.server_request_id = server_id(loop.transport, h) end
+  if self.request_id then self.server_request_id = server_id(self, h) end -- (before result, which spends h)
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   if err and self.request_id then err.request_id, err.server_request_id = self.request_id, self.server_request_id end
   if API[self.op] then

@@ -324,6 +324,14 @@ function scenarios.ids(c, req)
     queued("task_ids"))
 end
 
+-- A server's request id that is not printable UTF-8 (issue 55, item 8): every answer's X-Request-Id is the bytes
+-- "id-" 0xff 0xfe 0x01 "x"; the create makes task_bad_id.
+function scenarios.bad_ids(c, req)
+  local h = { JSON, "X-Request-Id: id-\255\254\1x" }
+  if req.method == "POST" then return answer(c, "200 OK", h, queued("task_bad_id")) end
+  return answer(c, "200 OK", h, queued("task_bad_id"))
+end
+
 -- Content-Length 200, a 33-byte JSON object, then close.
 function scenarios.truncated(c)
   send(c, "HTTP/1.1 200 OK\r\n" .. JSON .. "\r\nContent-Length: 200\r\n\r\n" .. queued("task_1"))

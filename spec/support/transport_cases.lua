@@ -348,6 +348,41 @@ add {
   end,
 }
 
+add {
+  name = "a server's request id that is not printable UTF-8 is dropped, said once: the journal, events and errors "
+    .. "stay JSON",
+  prepare = function(env)
+    return { base = env.hs:url("bad_ids"), journal = env.name("bad-ids") .. ".jsonl" }
+  end,
+  run = function(x, a)
+    local ids, warned = {}, {}
+    local c = x.new { api_key = KEY, base_url = a.base, journal = a.journal, on_event = function(ev)
+      if ev.type == "response" then ids[#ids + 1] = ev.server_request_id or "none" end
+      if ev.type == "warning" then warned[#warned + 1] = ev.message end
+    end }
+    local task, err = c:create { model = "videos", prompt = "a cat", duration = 5 }
+    local polled = c:query("task_bad_id")
+    c:close()
+    return { created = task and task.id, err = err and tostring(err), polled = polled and polled.id, ids = ids,
+      warned = warned }
+  end,
+  check = function(o, a, env)
+    local A = env.assert
+    A.equal("task_bad_id", o.created, tostring(o.err))
+    A.equal("task_bad_id", o.polled)
+    A.same({ "none", "none" }, o.ids)
+    A.equal(1, #o.warned, "warnings: " .. concat(o.warned, " | "))
+    A.truthy(o.warned[1]:find("not printable UTF-8", 1, true), o.warned[1])
+    local lines = 0
+    for line in (env.helper.read_file(a.journal) or ""):gmatch("[^\n]+") do
+      lines = lines + 1
+      A.is_table(env.json(line), "a journal line no JSON reader reads: " .. line)
+      A.is_nil(line:find("\255", 1, true), "the raw bytes reached the journal")
+    end
+    A.is_true(lines >= 2, "the journal's lines: " .. lines)
+  end,
+}
+
 local UUID4 = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
 add {
