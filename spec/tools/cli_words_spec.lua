@@ -1,0 +1,49 @@
+-- What new and hostile users found (issue 55, items 11 and 13): the command line's exit statuses agree (a path
+-- refused before anything is sent exits 2, whichever command), a misspelt option gets a "did you mean", as a
+-- misspelt field does, and the words of a stop say what a person expects.
+
+local helper = require "spec.helper"
+local C = require "spec.support.cli_run"
+
+local run, lines = C.run, C.lines
+
+describe("the command line's words (issue 55)", function()
+  local emu
+  local env = C.session(function(e) emu = e end)
+
+  describe("exit statuses", function()
+    it("generate --out and wait --out into a folder that does not exist: both exit 2, naming --out, sending nothing",
+      function()
+      local dir = helper.tmpdir()
+      local g = run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--out",
+        dir .. "/nope/a.mp4" }, env())
+      local w = run({ "wait", "video_1", "--out", dir .. "/nope/x.mp4" }, env())
+      assert.equals(2, w.code, w.err)
+      assert.equals(2, g.code, g.err)
+      assert.equals("starvideos generate: --out: cannot write " .. dir .. "/nope/a.mp4: the folder " .. dir
+        .. "/nope does not exist; nothing was sent", lines(g.err)[1])
+      assert.same({}, emu:requests())
+      local j = run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--json", "--out",
+        dir .. "/nope/a.mp4" }, env())
+      assert.equals(2, j.code, j.err)
+      assert.matches('"kind": "io"', j.out, 1, true)
+    end)
+
+    it("a journal that cannot be opened is refused as --out is: exit 2, before the create", function()
+      local dir = helper.tmpdir()
+      local r = run({ "generate", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal",
+        dir .. "/nope/j.jsonl" }, env())
+      assert.equals(2, r.code, r.err)
+      assert.matches("^starvideos generate: %-%-journal: ", lines(r.err)[1])
+      assert.same({}, emu:requests())
+    end)
+
+    it("an io error once something was sent stays exit 1 (the rule: before sending 2, after it 1)", function()
+      local output = require "starvideos.cli.output"
+      assert.equals(2, output.exit_code { kind = "io", field = "out", message = "out: cannot write x" })
+      assert.equals(1, output.exit_code { kind = "io", field = "out", id = "video_1", message = "x" })
+      assert.equals(1, output.exit_code { kind = "io", field = "journal", created = true, message = "x" })
+      assert.equals(1, output.exit_code { kind = "io", field = "path", message = "download: disk full" })
+    end)
+  end)
+end)
