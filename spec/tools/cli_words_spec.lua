@@ -46,4 +46,46 @@ describe("the command line's words (issue 55)", function()
       assert.equals(1, output.exit_code { kind = "io", field = "path", message = "download: disk full" })
     end)
   end)
+
+  describe("did you mean", function()
+    local function first(args)
+      local r = run(args, env())
+      assert.equals(2, r.code, r.err)
+      return lines(r.err)[1]
+    end
+
+    it("a misspelt option of the command names the one meant, as a misspelt field does", function()
+      assert.equals("starvideos generate: unknown option --promt (did you mean --prompt?)",
+        first { "generate", "--promt", "a cat" })
+      assert.equals("starvideos generate: unknown option --duraton (did you mean --duration?)",
+        first { "generate", "--duraton=5" })
+      assert.equals("starvideos wait: unknown option --timout (did you mean --timeout?)",
+        first { "wait", "video_1", "--timout", "3" })
+      assert.equals("starvideos generate: unknown option --first_image (did you mean --first-image?)",
+        first { "generate", "--first_image", "https://x/y.png" })
+      assert.equals('starvideos: unknown command "genrate" (did you mean generate?)', first { "genrate" })
+      assert.same({}, emu:requests())
+    end)
+
+    it("no guess when nothing is near, or when two are as near", function()
+      assert.equals("starvideos create: unknown option --colour", first { "create", "--colour", "red" })
+      local nearest = require("starvideos.errors").nearest
+      assert.is_nil(nearest("out", { "json", "help" }))
+      assert.is_nil(nearest("cat", { "bat", "hat" }))
+      assert.is_nil(nearest("ab", { "abc" })) -- (three letters or fewer: case and punctuation only)
+      assert.equals("dry_run", nearest("dry-run", { "dry_run", "dir" }))
+    end)
+
+    it("a library option misspelt: starvideos.new and a call's options name the one meant", function()
+      local starvideos = require "starvideos"
+      local ok, err = pcall(starvideos.new, { api_kye = "k" })
+      assert.is_false(ok)
+      assert.matches("unknown option 'api_kye' (did you mean 'api_key'?)", err, 1, true)
+      local client = starvideos.new { api_key = "k", base_url = emu.url }
+      ok, err = pcall(client.wait, client, "video_1", { timout = 3 })
+      client:close()
+      assert.is_false(ok)
+      assert.matches("bad option to 'wait': unknown option 'timout' (did you mean 'timeout'?)", err, 1, true)
+    end)
+  end)
 end)

@@ -10,6 +10,8 @@ local type, pairs, ipairs, tonumber, select, error, setmetatable, getmetatable =
 local string_format, table_concat = string.format, table.concat
 local math_huge, math_tointeger = math.huge, rawget(math, "tointeger") -- tointeger: nil before 5.3
 
+local nearest = require("starvideos.errors").nearest -- (the library's one "did you mean")
+
 local M = {}
 
 M.PROG = "starvideos" -- the name its messages start with
@@ -452,7 +454,8 @@ function M.parse(name, argv)
             .. "--store); the API key never comes from an argument (it leaks into shell history and process "
             .. "lists): set STARVIDEOS_API_KEY or use --api-key-file PATH", M.PROG, name)
         end
-        usage_error("unknown option %s", shown)
+        local meant = fname and nearest(fname, c.flags)
+        usage_error("unknown option %s%s", shown, meant and " (did you mean --" .. meant .. "?)" or "")
       end
       local f = FLAG[fname]
       if f.kind == "bool" then
