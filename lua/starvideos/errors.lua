@@ -4,21 +4,33 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 -- (the C core required when an error is first made: the command line's parser, which may run without it, uses
 -- M.nearest)
-local type, pairs, ipairs, require, setmetatable = type, pairs, ipairs, require, setmetatable
+local type, pairs, ipairs, tostring, require, setmetatable = type, pairs, ipairs, tostring, require, setmetatable
 local math_min, table_sort = math.min, table.sort
 
 local M = {}
 
 M.NO_KEY = "no API key: set STARVIDEOS_API_KEY or pass api_key to starvideos.new"
 
-local core
+local core, stopped
+
+-- The metatable of an error with `interrupted` (Ctrl-C, interrupt.lua): the core's, but that its one line is its
+-- message alone ("interrupted (Ctrl-C): ..."), not "timeout: ..." (its kind is the contract's, its words a
+-- person's).
+local function stopped_mt()
+  if not stopped then
+    stopped = { __tostring = function(e) return tostring(e.message) end }
+    for k, v in pairs(core.error_mt) do if stopped[k] == nil then stopped[k] = v end end -- (its __concat)
+  end
+  return stopped
+end
+
 -- new_error(kind, message[, fields]) -> the error, as the core makes them.
 function M.new_error(kind, message, fields)
   core = core or require "starvideos.core"
   local e = fields or {}
   e.kind, e.message = kind, message
   if e.transient == nil and core.transient[kind] then e.transient = true end
-  return setmetatable(e, core.error_mt)
+  return setmetatable(e, e.interrupted and stopped_mt() or core.error_mt)
 end
 
 -- s lower-cased, letters and digits only, as the core folds a field's name ("reference_images" ~
