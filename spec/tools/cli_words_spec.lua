@@ -99,4 +99,44 @@ describe("the command line's words (issue 55)", function()
       assert.equals("starvideos pending: missing TASK_ID", lines(r.err)[1])
     end)
   end)
+
+  describe("what a batch says it created", function()
+    local function batch(dir)
+      return { "batch", "--prompts-file", dir .. "/p.txt", "--out-dir", dir .. "/v", "--model", "videos",
+        "--duration", "5", "--interval", "0.1" }
+    end
+
+    it("a rerun that creates nothing says 0 created, the tasks of the earlier run apart", function()
+      local dir = helper.tmpdir()
+      helper.write_file(dir .. "/p.txt", "a cat\na dog\na fish\n")
+      local r = run(batch(dir), env())
+      assert.equals(0, r.code, r.err)
+      local creates = emu:creates()
+      r = run(batch(dir), env())
+      assert.equals(0, r.code, r.err)
+      assert.equals(creates, emu:creates())
+      local l = lines(r.out)
+      local last
+      for _, line in ipairs(l) do if line:find("^3 videos: %d+ created") then last = line end end
+      assert.equals("3 videos: 0 created, 3 from an earlier run, 3 done, 0 failed", last, r.out)
+    end)
+
+    it("kill -9 while a create is sent and unanswered: the line a kill prints counts it, apart from those created",
+      function()
+      local dir = helper.tmpdir()
+      helper.write_file(dir .. "/p.txt", "a slow cat\na quick dog\n")
+      emu:config { queued = 30 }
+      emu:fault { method = "POST", path = "/v1/", delay = 30 } -- (the first create: no answer for now)
+      local proc = C.background(batch(dir), env { STARVIDEOS_PROGRESS_EVERY = "0.2" })
+      finally(function() os.execute("kill -9 " .. proc.pid .. " 2>/dev/null") end) -- (when the wait gives up)
+      local want = "2 videos: 1 created, 1 sent without an answer yet, 0 done, 0 failed"
+      C.until_true(function() return (helper.read_file(proc.dir .. "/out") or ""):find(want, 1, true) end)
+      local r = proc:stop("KILL")
+      emu:config { queued = 0.2 }
+      assert.equals(137, r.code, r.err)
+      assert.matches("starvideos batch: stopped by a signal; 1 created (each a paid task), 1 more sent without an "
+        .. "answer yet (it may be paid for), 0 done, 0 failed of 2 videos; `", proc:err_line("stopped by a signal"),
+        1, true)
+    end)
+  end)
 end)
