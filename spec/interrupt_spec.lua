@@ -79,6 +79,9 @@ describe("Ctrl-C in a Lua script", function()
     -- on_progress: the last count says 4 cancelled, none failed
     local outs = C.lines(r.out)
     assert.equals("batch 4 0 0 4 4", outs[#outs])
+    local after = 0 -- (after the Ctrl-C: one count, not one per job cancelled)
+    for _, l in ipairs(outs) do if l:match("^batch %d+ %d+ %d+ [1-9]") then after = after + 1 end end
+    assert.equals(1, after, r.out)
     assert.is_nil(r.out:find("saved", 1, true))
     local pasted = C.run_printed(cmd .. " --dir " .. q(dir) .. " --interval 0.1", env())
     assert.equals(0, pasted.code, pasted.err)

@@ -8,7 +8,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 -- (it requires what the stop needs only then: the command line loads it before the C core, which may be missing)
-local type, ipairs, pcall, error, require = type, ipairs, pcall, error, require
+local type, pairs, ipairs, pcall, error, require = type, pairs, ipairs, pcall, error, require
 local string_format, table_concat, math_min = string.format, table.concat, math.min
 
 local M = {}
@@ -92,7 +92,11 @@ function M.stop(loop)
   for _, job in ipairs(jobs) do
     if job.id then created[#created + 1] = job end
   end
+  loop.sweep = {} -- (what each batch tells of its jobs cancelled: told once after, not once a job: batch.lua)
   cancel(jobs)
+  local told = loop.sweep
+  loop.sweep = nil
+  for _, tell in pairs(told) do pcall(tell) end
   local single = #jobs == 1 and jobs[1] or nil
   local errors = require "starvideos.errors"
   return errors.new_error("timeout", errors.hint(string_format("interrupted (Ctrl-C): %d job%s cancelled, %d with a "
