@@ -105,6 +105,8 @@ local function spec_of(i, params, path, key, opts, c)
       if not job.done then return end
       if job.state == "cancelled" then -- (its client closed, Ctrl-C: not a failure of its task)
         c.cancelled = c.cancelled + 1
+        local sweep = job.loop.sweep -- (Ctrl-C's: the counts told once, when every job is cancelled: interrupt.lua)
+        if sweep then sweep[c] = c.tell; return end
       elseif job.err then
         c.failed = c.failed + 1
       else

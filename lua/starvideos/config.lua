@@ -259,7 +259,9 @@ function M.check(opts, where, schema)
   for k, v in pairs(opts) do
     local check = schema[k]
     if not check then
-      error(string.format("bad option to '%s': unknown option '%s'", where, tostring(k)), 4)
+      local meant = require("starvideos.errors").nearest(k, schema)
+      error(string.format("bad option to '%s': unknown option '%s'%s", where, tostring(k),
+        meant and " (did you mean '" .. meant .. "'?)" or ""), 4)
     end
     local want, whole = check(v)
     if want and not whole then

@@ -1,19 +1,78 @@
 -- Errors: the one shape (core.error_mt), `transient` from the core's table of kinds,
--- and the one way a wrong argument raises.
+-- the one way a wrong argument raises, and the one "did you mean" of a misspelt name.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local core = require "starvideos.core"
+-- (the C core required when an error is first made: the command line's parser, which may run without it, uses
+-- M.nearest)
+local type, pairs, ipairs, tostring, require, setmetatable = type, pairs, ipairs, tostring, require, setmetatable
+local math_min, table_sort = math.min, table.sort
 
 local M = {}
 
 M.NO_KEY = "no API key: set STARVIDEOS_API_KEY or pass api_key to starvideos.new"
 
+local core, stopped
+
+-- The metatable of an error with `interrupted` (Ctrl-C, interrupt.lua): the core's, but that its one line is its
+-- message alone ("interrupted (Ctrl-C): ..."), not "timeout: ..." (its kind is the contract's, its words a
+-- person's).
+local function stopped_mt()
+  if not stopped then
+    stopped = { __tostring = function(e) return tostring(e.message) end }
+    for k, v in pairs(core.error_mt) do if stopped[k] == nil then stopped[k] = v end end -- (its __concat)
+  end
+  return stopped
+end
+
 -- new_error(kind, message[, fields]) -> the error, as the core makes them.
 function M.new_error(kind, message, fields)
+  core = core or require "starvideos.core"
   local e = fields or {}
   e.kind, e.message = kind, message
   if e.transient == nil and core.transient[kind] then e.transient = true end
-  return setmetatable(e, core.error_mt)
+  return setmetatable(e, e.interrupted and stopped_mt() or core.error_mt)
+end
+
+-- s lower-cased, letters and digits only, as the core folds a field's name ("reference_images" ~
+-- "referenceImages", csrc/core/models.c).
+local function fold(s) return (s:lower():gsub("[^%w]", "")) end
+
+-- The edit distance of a and b: insertions, deletions, changes, and swaps of two neighbours, each one edit.
+local function distance(a, b)
+  local before, prev = {}, {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur, ai = { [0] = i }, a:byte(i)
+    for j = 1, #b do
+      local bj = b:byte(j)
+      local d = math_min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ai == bj and 0 or 1))
+      if i > 1 and j > 1 and ai == b:byte(j - 1) and a:byte(i - 1) == bj then d = math_min(d, before[j - 2] + 1) end
+      cur[j] = d
+    end
+    before, prev = prev, cur
+  end
+  return prev[#b]
+end
+
+-- The name a misspelt word likely meant, of names (a list of strings, or a table keyed by them): one equal to it
+-- but for case and punctuation (`first_image` ~ `first-image`), else the one nearest within one edit (two for a
+-- word of six letters or more; none for three or fewer); nil when none is, or when two are as near.
+function M.nearest(word, names)
+  if type(word) ~= "string" or type(names) ~= "table" then return nil end
+  local list = {}
+  for k, v in pairs(names) do list[#list + 1] = type(k) == "string" and k or v end
+  table_sort(list, function(x, y) return tostring(x) < tostring(y) end)
+  local w = fold(word)
+  local most = #w >= 6 and 2 or #w >= 4 and 1 or 0
+  local best, best_d, tied = nil, most + 1, false
+  for _, name in ipairs(list) do
+    if type(name) == "string" and name ~= word then
+      local d = distance(w, fold(name))
+      if d < best_d then best, best_d, tied = name, d, false elseif d == best_d then tied = true end
+    end
+  end
+  if tied then return nil end
+  return best
 end
 
 -- Raise "bad argument #n to 'fname' (... expected, got ...)" at `level` (default 3).

@@ -8,7 +8,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 -- (it requires what the stop needs only then: the command line loads it before the C core, which may be missing)
-local type, ipairs, pcall, error, require = type, ipairs, pcall, error, require
+local type, pairs, ipairs, pcall, error, require = type, pairs, ipairs, pcall, error, require
 local string_format, table_concat, math_min = string.format, table.concat, math.min
 
 local M = {}
@@ -42,7 +42,15 @@ local function ledger_of(jobs)
   end
 end
 
--- How to go on after the jobs were cancelled.
+-- The command that fetches a created job's video, as a person pastes it: `starvideos wait ID --out PATH` with the
+-- job's own id and file (without a file, `starvideos wait ID`: the task, its video_url).
+local function fetch(job)
+  local shell_word = require("starvideos.shell").word
+  return "`starvideos wait " .. shell_word(job.id) .. (type(job.out) == "string" and " --out " .. shell_word(job.out)
+    or "") .. "`"
+end
+
+-- How to go on after the jobs were cancelled (created: those with a task).
 local function next_step(jobs, created)
   local at = ledger_of(jobs)
   if at then
@@ -50,10 +58,13 @@ local function next_step(jobs, created)
       .. " follows them and pays for nothing created before", at)
   end
   if #created == 0 then return "no task was created: run it again" end
+  if #created == 1 then
+    return "no ledger recorded the task, which goes on at the service: " .. fetch(created[1]) .. " fetches it"
+  end
   local shown = {}
-  for i = 1, math_min(#created, 5) do shown[i] = created[i] end
-  return string_format("no ledger recorded the tasks, which go on at the service: `starvideos wait ID --out PATH`"
-    .. " fetches each (%s%s)", table_concat(shown, ", "), #created > 5 and ", ..." or "")
+  for i = 1, math_min(#created, 5) do shown[i] = fetch(created[i]) end
+  return string_format("no ledger recorded the tasks, which go on at the service: %s fetch them%s",
+    table_concat(shown, ", "), #created > 5 and string_format(" (and %d more)", #created - 5) or "")
 end
 
 -- The jobs cancelled (those whose ledger records them only, with `recorded`), and their ledgers flushed: what the
@@ -79,9 +90,13 @@ function M.stop(loop)
   local jobs = loop:jobs_of(nil)
   local created = {}
   for _, job in ipairs(jobs) do
-    if job.id then created[#created + 1] = job.id end
+    if job.id then created[#created + 1] = job end
   end
+  loop.sweep = {} -- (what each batch tells of its jobs cancelled: told once after, not once a job: batch.lua)
   cancel(jobs)
+  local told = loop.sweep
+  loop.sweep = nil
+  for _, tell in pairs(told) do pcall(tell) end
   local single = #jobs == 1 and jobs[1] or nil
   local errors = require "starvideos.errors"
   return errors.new_error("timeout", errors.hint(string_format("interrupted (Ctrl-C): %d job%s cancelled, %d with a "

@@ -114,7 +114,7 @@ local function background(args, env, lua)
   assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
     .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
   until_true(function() return (helper.read_file(dir .. "/pid") or ""):match("%d+\n") end)
-  local proc = { pid = helper.read_file(dir .. "/pid"):match("%d+") }
+  local proc = { pid = helper.read_file(dir .. "/pid"):match("%d+"), dir = dir } -- (dir: its out, err, rc)
   function proc.stop(_, signal)
     if signal then os.execute("kill -" .. signal .. " " .. proc.pid) end
     until_true(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end)

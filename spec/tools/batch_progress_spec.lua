@@ -40,7 +40,7 @@ describe("batch progress", function()
     assert.equals(creates + 1, emu:creates())
     local found = progress_lines(r.out, 7)
     assert.is_true(#found <= 4, r.out)
-    assert.equals("7 videos: 7 created, 7 done, 0 failed", found[#found])
+    assert.equals("7 videos: 1 created, 6 from an earlier run, 7 done, 0 failed", found[#found])
   end)
 
   it("off a terminal, a line at a steady interval while nothing ends ($STARVIDEOS_PROGRESS_EVERY)", function()

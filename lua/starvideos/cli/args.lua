@@ -10,6 +10,8 @@ local type, pairs, ipairs, tonumber, select, error, setmetatable, getmetatable =
 local string_format, table_concat = string.format, table.concat
 local math_huge, math_tointeger = math.huge, rawget(math, "tointeger") -- tointeger: nil before 5.3
 
+local nearest = require("starvideos.errors").nearest -- (the library's one "did you mean")
+
 local M = {}
 
 M.PROG = "starvideos" -- the name its messages start with
@@ -320,16 +322,17 @@ function M.top_usage()
     "  STARVIDEOS_BASE_URL  the API base URL (or --base-url URL)",
     "  STARVIDEOS_STORE     the fleet's Redis ledger and budget (or --store URL)",
     "",
-    "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters, 130 interrupted",
-    "  (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL: each stop prints the command that goes on",
+    "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters (refused before",
+    "  anything was sent), 130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL: each stop prints the",
+    "  command that goes on",
     "",
   } do lines[#lines + 1] = l end
   return table_concat(lines, "\n")
 end
 
 -- A command's exit statuses, as the top --help and docs/cli.md give them.
-local EXIT = "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters,\n"
-  .. "  130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL"
+local EXIT = "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters\n"
+  .. "  (refused before anything was sent), 130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL"
 
 local EXAMPLES = {
   create = "starvideos create --model videos --prompt 'a cat surfing' --duration 5",
@@ -358,6 +361,7 @@ function M.command_usage(name)
   for _, fname in ipairs(c.flags) do
     local f = FLAG[fname]
     local left = "--" .. fname .. (f.meta and (" " .. f.meta) or "")
+    for _, a in ipairs(c.flag_args and c.flag_args[fname] or {}) do left = left .. " " .. a end -- (--adopt ID TASK_ID)
     if fname == "help" then left = "-h, --help" end
     lines[#lines + 1] = string_format("  %-22s %s", left, c.flag_text and c.flag_text[fname] or f.text)
   end
@@ -452,7 +456,8 @@ function M.parse(name, argv)
             .. "--store); the API key never comes from an argument (it leaks into shell history and process "
             .. "lists): set STARVIDEOS_API_KEY or use --api-key-file PATH", M.PROG, name)
         end
-        usage_error("unknown option %s", shown)
+        local meant = fname and nearest(fname, c.flags)
+        usage_error("unknown option %s%s", shown, meant and " (did you mean --" .. meant .. "?)" or "")
       end
       local f = FLAG[fname]
       if f.kind == "bool" then

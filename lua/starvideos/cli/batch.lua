@@ -218,8 +218,14 @@ end
 -- line with those counts, when it was not printed yet: a kill prints it first).
 local function counts_hint(ctx, opts, ev, before)
   local command, note = again(opts)
-  ctx.hint = string_format("%d created (each a paid task), %d done, %d failed of %d videos; `%s` goes on: it creates"
-    .. " no video it created before%s", ev.created, ev.done, ev.failed, ev.total, command, note)
+  local created = string_format("%d created (each a paid task)", ev.created)
+  if (ev.unanswered or 0) > 0 then
+    created = created .. string_format(", %d more sent without an answer yet (%s paid for)", ev.unanswered,
+      ev.unanswered == 1 and "it may be" or "each may be")
+  end
+  if (ev.earlier or 0) > 0 then created = created .. string_format(", %d from an earlier run", ev.earlier) end
+  ctx.hint = string_format("%s, %d done, %d failed of %d videos; `%s` goes on: it creates no video it created"
+    .. " before%s", created, ev.done, ev.failed, ev.total, command, note)
   ctx.before = before
   output.watch(ctx)
 end

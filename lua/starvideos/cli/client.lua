@@ -187,6 +187,9 @@ function M.new(ctx, opts, extra, keyless)
       local entry = ev.because and ev.index and ctx.entry_of and ctx.entry_of(ev)
       output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", entry and entry .. ": " or "", ev.message, "\n")
     end
+    if (ev.type == "request" or ev.type == "response") and ctx.display and ctx.display.exchange then
+      ctx.display:exchange(ev) -- (a batch's creates sent and answered: cli/progress.lua)
+    end
     if ev.type == "response" and ev.request_id then -- the last API answer's ids (--json: create's, status's)
       ctx.request_ids = { request_id = ev.request_id, server_request_id = ev.server_request_id }
     end

@@ -71,7 +71,8 @@ local function dispatch(ctx, argv)
     if name:sub(1, 1) == "-" then
       usage_error("unknown option %s (options go after the command)", name:match("^[^=]*"))
     end
-    usage_error("unknown command %s", quote(name))
+    local meant = require("starvideos.errors").nearest(name, args.COMMANDS)
+    usage_error("unknown command %s%s", quote(name), meant and " (did you mean " .. meant .. "?)" or "")
   end
   ctx.name = name
   local opts, pos = args.parse(name, tail(argv, 2))

@@ -214,12 +214,24 @@ function M.error_document(err)
   return { ok = false, error = M.error_object(err), task = task }
 end
 
--- 2 for bad usage and a request refused locally (it never left this machine),
--- 130 for an interrupt, else 1.
+-- The flags of the paths a command writes, by the library's field for them: a path refused before anything was
+-- sent (its folder missing, say) is bad usage, as wait's own check of --out says it.
+local PATH_FLAG = { out = "--out", dir = "--dir", out_dir = "--out-dir", journal = "--journal" }
+
+-- true for an error found on this machine before anything was sent: nothing of the service's (no status, task or
+-- id) and no create taken or maybe taken.
+local function before_sending(err)
+  return not (err.status or err.task or err.id or err.created or err.maybe_created)
+end
+
+-- The rule (docs/cli.md "Exit status"): 2 for what the command was given, refused before anything was sent (bad
+-- usage, a request refused locally, a path it cannot write), 130 for an interrupt, else 1 (the service's answer,
+-- a failed task, what went wrong once something was sent).
 function M.exit_code(err)
   if err.kind == "usage" then return 2 end
   if err.kind == "interrupted" then return 130 end
   if err.kind == "invalid_request" and not err.status and not err.task then return 2 end
+  if err.kind == "io" and PATH_FLAG[err.field] and before_sending(err) then return 2 end
   return 1
 end
 
@@ -247,6 +259,10 @@ end
 function M.describe(err)
   local field, message = err.field, err.message
   if type(field) ~= "string" or type(message) ~= "string" then return tostring(err) end
+  if M.exit_code(err) == 2 and err.kind == "io" then -- a path refused: named by its flag, as wait's own check does
+    local flag = PATH_FLAG[field]
+    return flag .. ": " .. (message:sub(1, #field + 2) == field .. ": " and message:sub(#field + 3) or message)
+  end
   if err.kind == "rate_limited" and (field == "create_limit" or field == "tenant_limit") then
     return err.kind .. ": " .. message:gsub("^(%a+)_limit:", "--%1-limit:")
   end

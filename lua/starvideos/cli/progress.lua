@@ -6,11 +6,14 @@
 --     one line, not one each), when tasks were created and no line came for CHANGED s, and every
 --     EVERY s while nothing changes ($STARVIDEOS_PROGRESS_EVERY, default 30);
 --   * what a kill prints (output.watch) carries the counts of the last line, the line first
---     when it was not printed yet: the two never disagree on what was created.
+--     when it was not printed yet: the two never disagree on what was created;
+--   * "created" is what this run created (each a paid task): a task of an earlier run that the
+--     ledger found is counted apart ("from an earlier run"), and a create sent whose answer has
+--     not come yet too (it may be paid), so that a stop at any moment says what was spent.
 
 local display = require "starvideos.cli.display"
 
-local setmetatable, type, pairs, tonumber = setmetatable, type, pairs, tonumber
+local setmetatable, type, pairs, tonumber, require = setmetatable, type, pairs, tonumber, require
 local string_format, string_rep, math_floor, math_max = string.format, string.rep, math.floor, math.max
 
 local M = {}
@@ -26,7 +29,8 @@ function M.new(d, now, total, hint)
   local every = tonumber(os.getenv("STARVIDEOS_PROGRESS_EVERY") or "")
   return setmetatable({ d = d, started = now, total = total, hint = hint, etas = {}, last_line = now,
     every = every and every > 0 and every or 30, ends = 0, counts = { created = 0, done = 0, failed = 0,
-    cancelled = 0, total = total }, dirty = false, printed = false }, P)
+    cancelled = 0, earlier = 0, unanswered = 0, total = total }, dirty = false, printed = false, earlier = {},
+    sent = {} }, P)
 end
 
 -- The time left: the longest estimate of the tasks not ended (their medians; "longer than usual" only once the
@@ -40,10 +44,22 @@ function P:left(now)
   return most and display.eta_text({ p50 = most, p90 = most90 }, 0)
 end
 
+-- "C created[, E from an earlier run][, U sent without an answer yet]" (long) or "C created[, E earlier]" (the bar).
+function M.created(c, long)
+  local t = string_format("%d created", c.created)
+  if (c.earlier or 0) > 0 then
+    t = t .. string_format(long and ", %d from an earlier run" or ", %d earlier", c.earlier)
+  end
+  if long and (c.unanswered or 0) > 0 then
+    t = t .. string_format(", %d sent without an answer yet", c.unanswered)
+  end
+  return t
+end
+
 function P:text(now)
   local c = self.counts
   local left = self:left(now)
-  return string_format("%d videos: %d created, %d done, %d failed%s%s", c.total, c.created, c.done, c.failed,
+  return string_format("%d videos: %s, %d done, %d failed%s%s", c.total, M.created(c, true), c.done, c.failed,
     c.cancelled > 0 and string_format(", %d cancelled", c.cancelled) or "", left and "; " .. left or "")
 end
 
@@ -58,14 +74,45 @@ function P:event(ev, now)
     elseif type(ev.eta) == "table" and type(ev.eta.p50) == "number" then
       self.etas[ev.index] = { p50 = ev.eta.p50, p90 = tonumber(ev.eta.p90) or ev.eta.p50, at = now }
     end
+  elseif ev.type == "attached" and ev.index and not self.earlier[ev.index] then -- (told before the batch's count)
+    self.earlier[ev.index] = true
+    self.counts.earlier = self.counts.earlier + 1
   elseif ev.type == "batch" then
     local c = self.counts
     local ends = ev.done + ev.failed + (ev.cancelled or 0)
     self.ended = self.ended or ends ~= self.ends
     self.ends = ends
-    c.created, c.done, c.failed, c.cancelled = ev.created, ev.done, ev.failed, ev.cancelled or 0
+    c.created, c.done, c.failed, c.cancelled = math_max(0, ev.created - c.earlier), ev.done, ev.failed,
+      ev.cancelled or 0
     self.dirty = true
   end
+end
+
+-- The paths the service's creates are sent to (each model's endpoint), read once.
+local creates_at
+local function is_create(ev)
+  if ev.method ~= "POST" or type(ev.path) ~= "string" or ev.request == nil then return false end
+  if not creates_at then
+    creates_at = {}
+    for _, m in pairs(require("starvideos").models) do creates_at[m.endpoint] = true end
+  end
+  return creates_at[ev.path] == true
+end
+
+-- A request or a response of the batch's client (cli/client.lua's on_event): a create sent, or its answer come.
+-- A create sent is counted until its answer comes (a kill then: it may be paid for), what a stop says at once.
+function P:exchange(ev)
+  if type(ev) ~= "table" or not is_create(ev) then return end
+  local sent, c = self.sent, self.counts
+  if ev.type == "request" and sent[ev.request] == nil then
+    sent[ev.request], c.unanswered = false, c.unanswered + 1
+  elseif ev.type == "response" and sent[ev.request] == false then
+    sent[ev.request], c.unanswered = true, c.unanswered - 1
+  else
+    return
+  end
+  self.dirty = true
+  self.hint(c, not self.d.tty and self:text(self.now or self.started) or nil)
 end
 
 -- A progress line off a terminal, now.
@@ -82,8 +129,8 @@ function P:draw(now)
   local frac = self.total > 0 and self.ends / self.total or 1
   local marks = room >= 60 and 20 or 8
   local fill = math_floor(frac * marks + 0.5)
-  local head = string_format("[%s%s] %d/%d  %d created, %d done, %d failed", string_rep("#", fill),
-    string_rep(".", marks - fill), self.ends, self.total, c.created, c.done, c.failed)
+  local head = string_format("[%s%s] %d/%d  %s, %d done, %d failed", string_rep("#", fill),
+    string_rep(".", marks - fill), self.ends, self.total, M.created(c), c.done, c.failed)
   local left = self:left(now)
   d:live(display.fit(head, string_format("%s  %s", left and "  " .. left or "", display.clock(now - self.started)),
     room))
