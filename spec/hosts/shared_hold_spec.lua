@@ -101,6 +101,21 @@ describe("a rate limit's hold in a fleet on Redis", function()
     end, 5)
     assert.truthy(ttl and ttl > 3590 * 1000 and ttl <= 3601 * 1000, tostring(ttl))
     c:close()
+    -- the command line shows the key's hold and clears it
+    local env = string.format("STARVIDEOS_API_KEY=%s STARVIDEOS_BASE_URL=%s ", helper.shell_quote(KEY),
+      helper.shell_quote(emu.url))
+    local function store(words)
+      return (helper.capture(env .. helper.shell_quote(helper.lua) .. " bin/starvideos store hold "
+        .. helper.shell_quote(srv.url) .. words .. " 2>&1"))
+    end
+    local shown = store("")
+    local left = tonumber(shown:match("^the key's hold: (%d+) s left\n$"))
+    assert.truthy(left and left > 3500 and left <= 3600, shown)
+    assert.matches("^the key's hold: %d+ s left %(cleared%)\n$", store(" --clear"))
+    assert.equal("the key's hold: none\n", store(""))
+    local d = require("starvideos").new { api_key = KEY, base_url = emu.url, store = srv.url, max_retries = 0 }
+    assert(d:query(id)) -- (a new process of the fleet: held no more)
+    d:close()
   end)
 
   it("a key's budget far ahead of Redis' clock (its clock stepped back an hour) is repaired, not waited out",

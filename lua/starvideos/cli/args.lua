@@ -129,6 +129,7 @@ local FLAG = {
   ["skip-failed"] = { kind = "bool",
     text = "leave out the entries whose task failed in an earlier run (else each is created again: a new paid "
       .. "create)" },
+  clear = { kind = "bool", text = "store hold: delete the key's hold (a rate limit's; an hour at most)" },
   forget = { kind = "str", meta = "ID",
     text = "settle the pending create ID (its answer never came): its key may create again" },
   adopt = { kind = "str", meta = "ID",
@@ -283,9 +284,10 @@ local COMMANDS = {
     flag_text = { journal = "the JSON-lines journal to compact (other processes may append to it meanwhile)" },
   },
   store = {
-    args = { "check", "URL" }, flags = flags("replicas"),
+    args = { "check|hold", "URL" }, flags = flags("replicas", "clear", CLIENT),
     summary = "check a fleet's Redis: what it reaches, its role, replicas and persistence; warns of settings that "
-      .. "can lose records; exit 1 when it is not usable",
+      .. "can lose records; exit 1 when it is not usable. hold: the rate limit's hold on the key "
+      .. "($STARVIDEOS_API_KEY) there, --clear deletes it",
   },
   emulator = {
     summary = "run a local stand-in for the service (see `starvideos emulator --help`)",

@@ -69,15 +69,34 @@ function M.document(report)
   return report
 end
 
+-- `store hold URL [--clear]`: the hold a rate limit left on the key (STARVIDEOS_API_KEY's, of the base URL), shown
+-- and with --clear deleted (a hold is an hour at most: docs/reference.md, "Rate limits").
+local function hold(ctx, opts, url, ext)
+  local c = require("starvideos.cli.client").new(ctx, opts, nil)
+  local hash = c.ctx.key.hash -- (the key's name in the store: key.lua's hash_of its base URL and key)
+  c:close()
+  local left, err = ext.hold(url, hash, opts.clear)
+  if not left then
+    output.err(args.PROG, " store: ", tostring(err and err.message or err), "\n")
+    return 1
+  end
+  local said = left > 0 and string_format("%.0f s left", left) or "none"
+  if ctx.json then output.print_json { hold = left, cleared = opts.clear and left > 0 or false }
+  else out("the key's hold: ", said, opts.clear and left > 0 and " (cleared)" or "", "\n") end
+  return 0
+end
+
 function M.run(ctx, opts, pos)
-  if pos[1] ~= "check" then
-    args.usage_error("the one subcommand is check (starvideos store check URL), got %s", args.quote(pos[1]))
+  if pos[1] ~= "check" and pos[1] ~= "hold" then
+    args.usage_error("store's subcommands are check and hold (starvideos store check URL, starvideos store hold "
+      .. "URL [--clear]), got %s", args.quote(pos[1]))
   end
   if (opts.replicas or 0) < 0 then args.usage_error("--replicas expects a whole number >= 0, got %d", opts.replicas) end
   local ok, why = protect(require("starvideos.config").store_url, pos[2])
   if not ok then args.usage_error("URL %s", (tostring(why):gsub("^store ", ""))) end
-  local check, xerr = require("starvideos.extension").find("command", "store", "starvideos store check")
+  local check, xerr = require("starvideos.extension").find("command", "store", "starvideos store " .. pos[1])
   if not check then args.usage_error("%s", xerr.message) end
+  if pos[1] == "hold" then return hold(ctx, opts, pos[2], check) end
   local report = check.run(pos[2], { replicas = opts.replicas })
   if ctx.json then
     output.print_json(M.document(report))
