@@ -85,6 +85,29 @@ end
 -- A queue of records of its own on st.
 local function queue_of(st) return Queue.for_key(st.server, st.where, PRE, false, "spec wire " .. core.random_id()) end
 
+-- A create's ask on a store whose WAITs answer post() (its settings: appendfsync always): the ask, the store,
+-- its connection, the events said.
+local function asking(post)
+  local events = {}
+  local st, b = store({ url = "redis://127.0.0.1:1", replicas = 1 }, function(args, p)
+    if args[1] == "CONFIG" then return "ok", { args[3], ({ appendfsync = "always" })[args[3]] or "0" } end
+    return "ok", 1, p and post() or nil
+  end)
+  local ask = assert(Ask.new(ledger(st, events), { model = "videos", prompt = "p" }, "lid-" .. core.random_id(),
+    nil, nil, { id = "me" }))
+  return ask, st, b, events
+end
+
+-- The ask stepped until it answers (20 steps at most): ok, err.
+local function answered(ask)
+  local ok, err
+  for _ = 1, 20 do
+    ok, err = ask:step()
+    if ok ~= false then break end
+  end
+  return ok, err
+end
+
 -- The WAITs sent (each after a command, its post).
 local function waits(b)
   local n = 0
@@ -96,18 +119,8 @@ describe("a WAIT the user may not run, with replicas = 1", function()
   for _, words in ipairs { NOPERM, "ERR unknown command 'WAIT', with args beginning with: 'WAIT' " } do
     it("ends a create's ask at its first answer with an error naming +wait, its pending record sent once ("
       .. words:sub(1, 14) .. ")", function()
-        local events = {}
-        local st, b = store({ url = "redis://127.0.0.1:1", replicas = 1 }, function(args, post)
-          if args[1] == "CONFIG" then return "ok", { args[3], ({ appendfsync = "always" })[args[3]] or "0" } end
-          return "ok", 1, post and words or nil
-        end)
-        local ask = assert(Ask.new(ledger(st, events), { model = "videos", prompt = "p" }, "lid-" .. core.random_id(),
-          nil, nil, { id = "me" }))
-        local ok, err
-        for _ = 1, 20 do
-          ok, err = ask:step()
-          if ok ~= false then break end
-        end
+        local ask, _, b = asking(function() return words end)
+        local ok, err = answered(ask)
         assert.is_nil(ok)
         assert.equal("io", err.kind)
         assert.equal("store", err.field)
@@ -134,6 +147,7 @@ describe("a WAIT the user may not run, with replicas = 1", function()
   it("a created record written while WAIT is refused is not written again forever: said once, then done", function()
     local st, b, q, e, events = created_record(NOPERM)
     assert.is_true(e.written)
+    assert.falsy(st.acks:waiting())
     assert.equal(1, evals(b))
     assert.equal(1, waits(b))
     assert.equal(1, #events)
@@ -148,7 +162,7 @@ describe("a WAIT the user may not run, with replicas = 1", function()
   it("a WAIT that answers a passing error is still waited for again (not final), its record not written again",
     function()
       local st, b, _, e, events = created_record("ERR WAIT cannot be used with replica instances")
-      assert.is_nil(e.written)
+      assert.is_true(e.written) -- (its job goes on)
       assert.equal(1, #events)
       assert.matches("not acknowledged by 1 replicas", events[1].message, 1, true)
       assert.equal(1, evals(b))
@@ -164,8 +178,8 @@ describe("the records of tasks already paid for, with replicas = 1", function()
   local least, again = Acks.LEAST, Acks.AGAIN
   after_each(function() Acks.LEAST, Acks.AGAIN = least, again end)
 
-  it("10 created records: no WAIT of their own, one covers them; short, the records behind them are written and "
-    .. "the store's other answers read, and the created records are written once acknowledged", function()
+  it("10 created records: no WAIT of their own, one covers them; short, they and the records behind them are "
+    .. "written, the store's other answers read, and the WAIT sent again until they are acknowledged", function()
       local events = {}
       local st, b = store { url = "redis://127.0.0.1:" .. math.random(20000, 60000), replicas = 1 }
       b.acked = 0 -- (a primary with no replica)
@@ -178,9 +192,10 @@ describe("the records of tasks already paid for, with replicas = 1", function()
       assert.equal(20, evals(b))
       assert.equal(1, waits(b))
       for i = 1, 10 do
-        assert.is_nil(created[i].written, "created " .. i)
+        assert.is_true(created[i].written, "created " .. i)
         assert.is_true(status[i].written, "status " .. i)
       end
+      assert.truthy(st.acks:waiting())
       assert.is_true(q:settled())
       assert.equal(1, #events)
       assert.matches("the created record of t1: not acknowledged by 1 replicas within 1 s (0 did); waited for again "
@@ -190,10 +205,23 @@ describe("the records of tasks already paid for, with replicas = 1", function()
       b.acked = 1
       for _ = 1, 3 do st:step(0) end
       assert.equal(2, waits(b))
-      for i = 1, 10 do assert.is_true(created[i].written, "created " .. i) end
       assert.equal(20, evals(b)) -- (none written again)
       assert.falsy(st.acks:waiting())
       for _ = 1, 3 do st:step(0) end
+      assert.equal(2, waits(b))
+    end)
+
+  it("a create's pending record not acknowledged is written and waited on again only Acks.spacing later, the "
+    .. "store's other answers read meanwhile, and the create goes once acknowledged", function()
+      local acked = 0
+      local ask, st, b, events = asking(function() return acked end)
+      for _ = 1, 20 do assert.is_false(ask:step()) end
+      assert.equal(1, waits(b)) -- (each step sent it again, a WAIT of replica_timeout each, before)
+      assert.equal(1, (st:call("GET", PRE .. "x")))
+      assert.equal(1, #events)
+      assert.matches("the pending record of create lid-%S+: not acknowledged by 1 replicas", events[1].message)
+      Acks.LEAST, Acks.AGAIN, acked = 0, 0, 1
+      assert.is_true((answered(ask)))
       assert.equal(2, waits(b))
     end)
 end)
@@ -265,12 +293,7 @@ describe("the first create on a store that may evict", function()
     end)
     local ask = assert(Ask.new(ledger(st, events), { model = "videos", prompt = "p" }, "lid-" .. core.random_id(),
       nil, nil, { id = "me" }))
-    local ok
-    for _ = 1, 20 do
-      ok = ask:step()
-      if ok ~= false then break end
-    end
-    assert.is_true(ok)
+    assert.is_true((answered(ask)))
     local said = {}
     for _, ev in ipairs(events) do said[#said + 1] = ev.type .. ": " .. ev.message end
     return said

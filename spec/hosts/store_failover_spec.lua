@@ -196,7 +196,7 @@ client:close()
       assert.matches("\ndone " .. N .. "\n$", "\n" .. out)
       -- (the tasks end 2 s after their create; before, every answer waited 1 s (RT) a record written again)
       local took = tonumber(out:match("\nfinished (%S+)"))
-      assert.truthy(took and took < N * RT / 2, out)
+      assert.truthy(took and took < N * RT, out)
       for i = 1, N do assert.truthy(helper.read_file(dir .. "/v" .. i .. ".mp4"), out) end
       assert.equal(N, emu:creates())
       -- (the shortage said once after the failover; before it, a loaded machine's replica may lag a write by more
@@ -204,7 +204,8 @@ client:close()
       local after = out:match("another Redis server answers there now.*$") or out
       local _, warned = after:gsub("not acknowledged by 1 replicas", "")
       assert.equal(1, warned, out)
-      assert.matches("a record written again after a failover: not acknowledged by 1 replicas", out, 1, true)
+      -- (a record written again after the failover, or the last task's created record, written just before it)
+      assert.matches("not acknowledged by 1 replicas within 1 s (0 did); waited for again until it is", after, 1, true)
     end)
 end)
 

@@ -7,8 +7,9 @@
 -- after a write of its own on the records' slot (SET PREFIX.."acked": the WAIT's connection then counts every
 -- write the server made before it, of any connection), at most one in flight per prefix, and when it is short
 -- sent again only replica_timeout × AGAIN later (at least 1 s), so that the other answers go on meanwhile.
---   acks:add(key, what, tell, done): a record on key, written; done(true) once acknowledged, done(false) when
---       WAIT is refused for good (said once, then not waited for)
+--   acks:add(key, what, tell[, done]): a record on key, written (its job goes on: only a create's pending record
+--       waits for the replicas); done(true) once acknowledged, done(false) when WAIT is refused for good (said
+--       once, then not waited for)
 --   acks:turn(): the covers' answers read, the next sent when due (at each store:step)
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
@@ -23,13 +24,16 @@ A.AGAIN, A.LEAST = 3, 1 -- a cover not acknowledged: sent again max(LEAST, repli
 -- connection free 3/4 of the time)
 A.RETRY = 0.5 -- seconds: a cover the store could not send or answer is sent again this much later
 
+-- The seconds between a WAIT of st that was short and the next (a create's pending record's too, fleet/ask.lua).
+function A.spacing(st) return math_max(A.LEAST, A.AGAIN * st.replica_timeout) end
+
 -- queue(job) -> n, or nil, err: the store's own send of a job as built (its post WAIT when job.wait).
 function A.new(st, queue)
   return setmetatable({ st = st, queue = queue, groups = {}, refused = false }, A)
 end
 
 function A:add(key, what, tell, done)
-  if self.refused then return done(false) end
+  if self.refused then return done and done(false) end
   local pre = type(key) == "string" and key:match("^starvideos:{[^}]*}:") or "starvideos:"
   local g = self.groups[pre]
   if not g then g = { pre = pre, members = {}, at = 0 }; self.groups[pre] = g end
@@ -49,7 +53,7 @@ local function settle(g, ok)
   local m, k, rest = g.members, g.covers, {}
   for i = k + 1, #m do rest[#rest + 1] = m[i] end -- (written after the cover was sent: the next one's)
   g.members = rest
-  for i = 1, k do m[i].done(ok) end
+  for i = 1, k do if m[i].done then m[i].done(ok) end end
 end
 
 -- Cover g answered (store:result's v, err, short) at t.
@@ -79,7 +83,7 @@ function A:turn()
       local v, _, short = st:result(n)
       answered(self, g, t, v, short)
     end
-    local due = g.short and g.short + math_max(A.LEAST, A.AGAIN * st.replica_timeout) or g.at
+    local due = g.short and g.short + A.spacing(st) or g.at
     if not g.n and g.members[1] and t >= due then send(self, g, t) end
     if not (g.n or g.members[1]) then self.groups[pre] = nil end
   end

@@ -160,7 +160,7 @@ function Id:reap()
       if a[1] ~= "ok" and i == FAILOVER then self.epoch = self.epoch - 1
       elseif a[1] ~= "ok" and i.old then i.heard = i.old end
       if a[1] == "ok" and job.acks and st.replicas > 0 then
-        st.acks:add(job.pre, "a record written again after " .. job.after, job.tell, function() end)
+        st.acks:add(job.pre, "a record written again after " .. job.after, job.tell)
       end
     end
   end

@@ -234,7 +234,6 @@ function R:created(task, params, lid)
     if not self.loop then return true end
     self.held[task.id] = e
   end
-  if not self:written(e) then self.store:step(0) end -- (its WAIT, fleet/acks.lua's, sent again when due)
   if self:written(e) then self.held[task.id] = nil; return true end
   return false
 end

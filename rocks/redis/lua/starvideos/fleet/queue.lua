@@ -42,9 +42,9 @@ function Q:failed_since(e)
   return self.link.down and self.link.down_at >= e.at or false
 end
 
--- e.written once it is (wait: a record naming a paid task, once the store's replicas acknowledged it too: one
--- WAIT covers it with the others, fleet/acks.lua, and the records behind it go on meanwhile), e.refused if Redis
--- refused it for good.
+-- e.written once it is (wait: a record naming a paid task, that the store's replicas are to acknowledge: one
+-- WAIT covers it with the others, fleet/acks.lua, while its job and the records behind it go on), e.refused if
+-- Redis refused it for good.
 function Q:push(name, keys, args, wait)
   local e = { name, keys, args, at = core.now(), wait = wait }
   self[#self + 1] = e
@@ -105,20 +105,17 @@ local function send(e, st)
 end
 
 -- The first entry e answered on st, by the waiter that took its answer: taken off the queue (true), or left first
--- when the store failed (false, err).  Written, one that waits for the replicas is theirs to acknowledge (st.acks:
--- e.written then; a WAIT refused for good said there, and not waited for).
+-- when the store failed (false, err).  Written, one that waits for the replicas is theirs to acknowledge (st.acks,
+-- that says it while they do not, and a WAIT refused for good).
 local function answered(self, st, on_event, e, v, err)
   e.n = nil
   if v == nil and not self:refused(e, err, on_event) then
     self:failed(err)
     return false, err
   end
-  self.link.down = false
+  self.link.down, e.written = false, v ~= nil
   if v ~= nil and e.wait and st.replicas > 0 then
-    st.acks:add(e[2][1], string.format("the %s record of %s", e[1], tostring(e[3][1])), on_event,
-      function() e.written = true end)
-  else
-    e.written = v ~= nil
+    st.acks:add(e[2][1], string.format("the %s record of %s", e[1], tostring(e[3][1])), on_event)
   end
   if self[1] == e then table.remove(self, 1) end
   return true
