@@ -15,7 +15,7 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 
-local pairs, next, type, setmetatable, math_max = pairs, next, type, setmetatable, math.max
+local pairs, ipairs, next, type, setmetatable, math_max = pairs, ipairs, next, type, setmetatable, math.max
 
 local A = {}
 A.__index = A
@@ -43,9 +43,13 @@ end
 -- Whether records wait for a cover (a spec's look).
 function A:waiting() return next(self.groups) ~= nil end
 
+-- (inside nginx a send may yield, and another coroutine of the worker turn the acks: g.sending marks it)
 local function send(self, g, t)
+  g.sending = t
+  local covers = #g.members
   local n = self.queue({ args = { "SET", g.pre .. "acked", "1", "PX", "60000", n = 5 }, wait = true })
-  if n then g.n, g.covers = n, #g.members else g.at = t + A.RETRY end
+  g.sending = nil
+  if n then g.n, g.covers = n, covers else g.at = t + A.RETRY end
 end
 
 -- The members g.covers covered, done (ok: acknowledged; else WAIT refused).
@@ -74,18 +78,21 @@ local function answered(self, g, t, v, short)
 end
 
 function A:turn()
-  local st, t = self.st, core.now()
-  for pre, g in pairs(self.groups) do
-    if g.n and not st:job(g.n) then g.n, g.at = nil, t + A.RETRY end -- (dropped: the connection broke)
-    if g.n and st:ready(g.n) then
-      local n = g.n
+  if not next(self.groups) then return end
+  local st, t, list = self.st, core.now(), {}
+  for pre, g in pairs(self.groups) do list[#list + 1] = { pre, g } end -- (a send may yield: another may add one)
+  for _, pg in ipairs(list) do
+    local pre, g = pg[1], pg[2]
+    local n = g.n
+    if n and not st:job(n) then g.n, g.at = nil, t + A.RETRY end -- (dropped: the connection broke)
+    if n and g.n == n and st:ready(n) and g.n == n then -- (reading may yield: another may have taken it)
       g.n = nil
       local v, _, short = st:result(n)
       answered(self, g, t, v, short)
     end
     local due = g.short and g.short + A.spacing(st) or g.at
-    if not g.n and g.members[1] and t >= due then send(self, g, t) end
-    if not (g.n or g.members[1]) then self.groups[pre] = nil end
+    if not g.n and not st:held(g.sending) and g.members[1] and t >= due then send(self, g, t) end
+    if not (g.n or g.members[1]) and self.groups[pre] == g then self.groups[pre] = nil end
   end
 end
 
