@@ -45,6 +45,7 @@ build = {
     lib = { ["starvideos.redis"] = "build/rock/redis.so" },
     lua = {
       ["starvideos.command.store"] = "rocks/redis/lua/starvideos/command/store.lua",
+      ["starvideos.fleet.acks"] = "rocks/redis/lua/starvideos/fleet/acks.lua",
       ["starvideos.fleet.again"] = "rocks/redis/lua/starvideos/fleet/again.lua",
       ["starvideos.fleet.ask"] = "rocks/redis/lua/starvideos/fleet/ask.lua",
       ["starvideos.fleet.budget"] = "rocks/redis/lua/starvideos/fleet/budget.lua",

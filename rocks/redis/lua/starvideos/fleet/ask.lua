@@ -6,6 +6,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local Rules = require "starvideos.rules" -- (what a pending record holds, limited, key_answer: both ledgers')
 local rule = require "starvideos.lease"
+local Acks = require "starvideos.fleet.acks" -- (spacing)
 
 local A = {}
 A.__index = A
@@ -110,6 +111,7 @@ function A:step()
   local st = self.st
   st:step(0)
   if self.settings and settled(st, self.settings) then settings_answer(self) end
+  if self.short_at then return self:again() end
   if self.settings or not st:ready(self.pend) then return false end
   local done, err, short = st:result(self.pend)
   self.pend = nil
@@ -118,13 +120,11 @@ function A:step()
     local final = st:refused_wait("the pending record of create " .. self.lid, short)
     if final then return nil, final end -- (no retry changes it: the create ends, never sent)
     -- The pending record written, not acknowledged by the replicas asked: written again (fresh and uncounted:
-    -- the same record, counted again in no limit nor found by its own key) and waited on again: false, or nil,
-    -- err when it cannot be sent.
+    -- the same record, counted again in no limit nor found by its own key) and waited on again, a while later
+    -- (its WAIT holds the store's connection: the other answers go on meanwhile).
     st:unreplicated("the pending record of create " .. self.lid, short, self.ledger.cfg.on_event)
     self.args[2], self.args[5], self.args[7] = "1", "", ""
-    self.sent = core.now()
-    self.pend, err = st:send_script(self.script, self.keys, self.args, true)
-    if not self.pend then return nil, err end
+    self.short_at = core.now()
     return false
   end
   -- Redis set it: this round trip took it along (but for the first: the lease's own renewal learns the
@@ -137,6 +137,16 @@ function A:step()
   end
   self.verdict = A.named(done)
   return true
+end
+
+-- The pending record written again once due (A:step's): false, or nil, err when it cannot be sent.
+function A:again()
+  if core.now() < self.short_at + Acks.spacing(self.st) then return false end
+  self.short_at, self.sent = nil, core.now()
+  local err
+  self.pend, err = self.st:send_script(self.script, self.keys, self.args, true)
+  if not self.pend then return nil, err end
+  return false
 end
 
 -- What a key names as the scripts answer it (fleet/scripts.lua's KEY_NAMES), as L.key_answer takes it, or nil.

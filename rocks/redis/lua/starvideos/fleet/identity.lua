@@ -25,12 +25,12 @@ local Id = {}
 Id.__index = Id
 
 -- ids: prefix -> its identity as heard (ident's); watchers: prefix -> (weak) set; relays: n -> what the record
--- n was sent first for (first's); unacked: n -> true (unacked's); epoch: the store's address's (I.master's).
+-- n was sent first for (first's); epoch: the store's address's (I.master's).
 -- queue(job) -> n, or nil, err: job ({args, pre, at, wait, ...}) sent as built; answer_of(n): job n's answer
 -- ({status, value, short}) once there, or nil (relays' first), left for result to take.
 function I.new(st, queue, answer_of)
   return setmetatable({ st = st, queue = queue, answer_of = answer_of, ids = {}, watchers = {}, relays = {},
-    unacked = {}, epoch = false }, Id)
+    epoch = false }, Id)
 end
 
 function Id:relaying() return next(self.relays) ~= nil end
@@ -74,16 +74,17 @@ function Id:watch(pre, w, on)
 end
 
 -- The watchers' records (told: a reset, "failover", or nil), sent before anything else (their answers read by
--- reap, that finds in self.relays what they were sent for: the identity i, or FAILOVER).
+-- reap, that finds in self.relays what they were sent for: the identity i, or FAILOVER), none followed by a WAIT
+-- of its own (r[4], one the replicas are to acknowledge: the store's acks cover it once written).
 local FAILOVER = {}
 local function first(self, pre, i, told)
   if told ~= "failover" then i.plus = not i.heard end
   for w in pairs(self.watchers[pre] or {}) do
     for _, r in ipairs(w:records_again(told)) do
-      local n = self.st:send_script(r[1], r[2], r[3], r[4])
+      local n = self.st:send_script(r[1], r[2], r[3])
       if n then
         local job = self.st:job(n)
-        job.relay, job.tell = true, w.cfg and w.cfg.on_event
+        job.relay, job.tell, job.acks = true, w.cfg and w.cfg.on_event, r[4]
         job.after = told == "failover" and "a failover" or "a reset"
         self.relays[n] = told == "failover" and FAILOVER or i
       end
@@ -140,41 +141,12 @@ function Id:heard(job, status)
   end
 end
 
--- A record sent first, written but not acknowledged by the replicas asked (short): said (store:unreplicated, at
--- most once a minute) and sent again, waited on again, but no longer first: the other answers (a budget's token,
--- a lease, the records of tasks already paid for) are read meanwhile, and only what needs the replicas waits
--- (a create's pending record, a created record: their own WAIT).  Until it is acknowledged, or refused for good.
-local function unacked(self, job, short)
-  local st = self.st
-  local what = "a record written again after " .. job.after
-  if st:refused_wait(what, short) then return end
-  st:unreplicated(what, short, job.tell)
-  job.args[job.at] = id_arg(ident(self, job.pre))
-  local m = self.queue({ args = job.args, pre = job.pre, at = job.at, wait = true, tell = job.tell, after = job.after })
-  if m then self.unacked[m] = true end
-end
-
--- The records sent again for unacked, answered: each acknowledged, or refused, dropped; each still short sent
--- again.
-local function reap_unacked(self)
-  local st, list = self.st, {}
-  for n in pairs(self.unacked) do list[#list + 1] = n end
-  for _, n in ipairs(list) do
-    local job = st:job(n)
-    local a = job and self.answer_of(n)
-    if not job or a then
-      st:forget(n)
-      self.unacked[n] = nil
-      if a and a[1] == "ok" and a[3] then unacked(self, job, a[3]) end
-    end
-  end
-end
-
 -- The records a reset or a new server sent first, answered: one not written (the connection broke, Redis
 -- refused it) has the identity heard (or the epoch) set back, so that the next answer finds the reset (or the
--- new server) again and they are sent again; one written but not acknowledged by the replicas asked: unacked.
+-- new server) again and they are sent again; one written that the replicas are to acknowledge: the store's acks
+-- (only what needs the replicas waits for them: the other answers, a budget's token, a lease, the records of
+-- the tasks already paid for, are read meanwhile).
 function Id:reap()
-  if next(self.unacked) then reap_unacked(self) end
   if not next(self.relays) then return end
   local st, list = self.st, {}
   for n in pairs(self.relays) do list[#list + 1] = n end
@@ -187,7 +159,9 @@ function Id:reap()
       self.relays[n] = nil
       if a[1] ~= "ok" and i == FAILOVER then self.epoch = self.epoch - 1
       elseif a[1] ~= "ok" and i.old then i.heard = i.old end
-      if a[1] == "ok" and a[3] then unacked(self, job, a[3]) end
+      if a[1] == "ok" and job.acks and st.replicas > 0 then
+        st.acks:add(job.pre, "a record written again after " .. job.after, job.tell)
+      end
     end
   end
 end

@@ -42,8 +42,9 @@ function Q:failed_since(e)
   return self.link.down and self.link.down_at >= e.at or false
 end
 
--- e.written once it is (wait: a record naming a paid task, once the store's replicas acknowledged it too),
--- e.refused if Redis refused it for good.
+-- e.written once it is (wait: a record naming a paid task, that the store's replicas are to acknowledge: one
+-- WAIT covers it with the others, fleet/acks.lua, while its job and the records behind it go on), e.refused if
+-- Redis refused it for good.
 function Q:push(name, keys, args, wait)
   local e = { name, keys, args, at = core.now(), wait = wait }
   self[#self + 1] = e
@@ -98,30 +99,24 @@ end
 -- Entry e sent on st (its answer, store:take's, kept on e for every waiter: inside nginx a client's coroutines
 -- share its queue, a loop-less ledger's the worker's): n, or nil, err.  One send of e at a time (a send yields).
 local function send(e, st)
-  local n, err = st:send_for(e, "ledger_" .. e[1], e[2], e[3], e.wait)
+  local n, err = st:send_for(e, "ledger_" .. e[1], e[2], e[3])
   if n then e.st = st end
   return n, err
 end
 
 -- The first entry e answered on st, by the waiter that took its answer: taken off the queue (true), or left first
--- when the store failed (false, err), or when Redis wrote it but the replicas asked did not acknowledge it (false,
--- err, true: sent again).
-local function answered(self, st, on_event, e, v, err, short)
+-- when the store failed (false, err).  Written, one that waits for the replicas is theirs to acknowledge (st.acks,
+-- that says it while they do not, and a WAIT refused for good).
+local function answered(self, st, on_event, e, v, err)
   e.n = nil
-  local final = v ~= nil and short and st:refused_wait(string.format("the %s record of %s", e[1], tostring(e[3][1])),
-    short)
-  if final then -- (written on the primary; no retry makes WAIT allowed: said, and not waited for again)
-    if on_event then on_event { type = "warning", message = final.message } end
-    short = nil
-  end
-  if v ~= nil and short then
-    return false, st:unreplicated(string.format("the %s record of %s", e[1], tostring(e[3][1])), short, on_event), true
-  end
   if v == nil and not self:refused(e, err, on_event) then
     self:failed(err)
     return false, err
   end
   self.link.down, e.written = false, v ~= nil
+  if v ~= nil and e.wait and st.replicas > 0 then
+    st.acks:add(e[2][1], string.format("the %s record of %s", e[1], tostring(e[3][1])), on_event)
+  end
   if self[1] == e then table.remove(self, 1) end
   return true
 end
@@ -135,9 +130,9 @@ function Q:flush(st, on_event)
       local n, serr = send(e, st)
       if not n then self:failed(serr); return nil, serr end
     end
-    local v, err, short, first = (e.st or st):wait(e)
+    local v, err, _, first = (e.st or st):wait(e)
     if first then
-      local ok, ferr = answered(self, e.st or st, on_event, e, v, err, short)
+      local ok, ferr = answered(self, e.st or st, on_event, e, v, err)
       if not ok then return nil, ferr end
     elseif self[1] == e and not e.n and not st:held(e.sending) then
       e.answer = nil -- (another waiter took it and left it first: sent again)
@@ -164,9 +159,8 @@ function Q:pump(st, on_event)
     if e.st then got, first = e.st:take(e) end
     if not got or not first and self[1] == e then break end -- (not there; or another waiter's, acting on it)
     if first then
-      local ok, _, short = answered(self, e.st, on_event, e, got[1], got[2], got[3])
-      if not ok then -- those behind sent again (a record's script may run twice: the same record), but behind a
-        if not short then for i = 2, #self do forget(self[i]) end end -- short one: written, answers taken after it
+      if not answered(self, e.st, on_event, e, got[1], got[2]) then
+        for i = 2, #self do forget(self[i]) end -- (those behind sent again: a record's script may run twice)
         break
       end
     end

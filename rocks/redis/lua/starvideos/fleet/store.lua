@@ -4,7 +4,8 @@
 -- library without it loads and works: only a store says what is missing.
 --
 --   store.new(url[, {timeout = s}]) -> store   nothing sent yet: it connects at the first send; the URL's
---       table's replicas (config.store_url's): a record naming a paid task WAITs for them
+--       table's replicas (config.store_url's): a create's pending record WAITs for them; a record of a task
+--       already paid for is covered by one WAIT with the others (fleet/acks.lua: st.acks)
 --   store.for_key(url, key, timeout) -> the key's store of that URL (outside
 --       nginx one per key and URL in the process; inside, one per client)
 --   store.define(name, body): a script the store runs (EVAL); one on a fleet's keys checks the store's
@@ -27,6 +28,7 @@ local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Route = require "starvideos.fleet.route"
 local Identity = require "starvideos.fleet.identity"
+local Acks = require "starvideos.fleet.acks"
 
 local type, tostring, select, setmetatable, error, string_format, math_floor, math_max =
   type, tostring, select, setmetatable, error, string.format, math.floor, math.max
@@ -73,7 +75,8 @@ function M.new(url, opts)
     wait_cmd = replicas > 0 and { "WAIT", wire(replicas), wire(ms) } or nil,
     silence = timeout + (replicas > 0 and rt or 0) }, S)
   st.server = M.server(cfg.where)
-  st.identity = Identity.new(st, function(job) return queue(st, job) end, function(n) return answer(st, n) end)
+  local function send(job) return queue(st, job) end
+  st.identity, st.acks = Identity.new(st, send, function(n) return answer(st, n) end), Acks.new(st, send)
   return st
 end
 
@@ -193,10 +196,11 @@ function S:watch(pre, w, on) self.identity:watch(pre, w, on) end
 
 function S:step(wait)
   local b = self.b
-  if not b or b.broken then self.identity:reap(); return true end
+  if not b or b.broken then self.identity:reap(); self.acks:turn(); return true end
   local n, err = b:poll(wait or 0) -- n: true, or (the C backend's) a count of answers read
   if not n then b.broken = true end
   self.identity:reap()
+  self.acks:turn()
   if not n then return nil, self:error(err) end
   if n ~= true then self.got = self.got + n end
   return true
@@ -243,12 +247,12 @@ end
 M.RETELL = 60 -- seconds: a shortage of replicas that lasts is said again this often
 
 -- A record (what) written but not acknowledged by the replicas asked (short: S:result's third value): the
--- error that says so, told through on_event (a warning) once, then again at most every RETELL s while no record
--- is acknowledged.
-function S:unreplicated(what, short, on_event)
-  local err = self:error(string_format("%s: not acknowledged by %d replicas within %g s (%s); written again until it "
-    .. "is", what, self.replicas, self.replica_timeout, type(short) == "number" and short .. " did"
-    or "WAIT answered " .. tostring(short)))
+-- error that says so (again: what is done with it, "written again" unless said), told through on_event (a
+-- warning) once, then again at most every RETELL s while no record is acknowledged.
+function S:unreplicated(what, short, on_event, again)
+  local err = self:error(string_format("%s: not acknowledged by %d replicas within %g s (%s); %s until it is", what,
+    self.replicas, self.replica_timeout, type(short) == "number" and short .. " did"
+    or "WAIT answered " .. tostring(short), again or "written again"))
   if on_event and not (self.told_short and core.now() - self.told_short < M.RETELL) then
     self.told_short = core.now()
     on_event { type = "warning", message = err.message }
