@@ -5,6 +5,8 @@
 --     files: its Lua modules, its C sources and its command, in code or in a string (a require, a pcall, a
 --     name put together from "starvideos.fleet." and a word: any module folder that only other rocks have);
 --     comments are not read.  The core finds another rock only by its extension points (extension.lua);
+--   * a require by another rock of a core module docs/architecture.md does not list under "What a rock may require
+--     of the core" (the core's stated interface to its rocks);
 --   * a Lua file of lua/ that the core rockspec does not install, or a rock's file of rocks/<rock>/lua that its
 --     rockspec does not install (or installs under another module name), or a listed file that is missing:
 --     LuaRocks' builtin backend copies lua/ into every rock built at the top of a checkout, so lua/ is the
@@ -44,7 +46,10 @@ local function rocks_of(root, listing)
     local spec = load_rockspec(root .. "/" .. path)
     local install = spec.build.install or {}
     local o = { package = spec.package, path = path, dir = "rocks/" .. spec.package:gsub("^starvideos%-", "") .. "/lua",
-      lua = {}, lib = {} }
+      lua = {}, lib = {}, core_dep = false }
+    for _, d in ipairs(spec.dependencies or {}) do
+      if d:match("^starvideos%s") or d == "starvideos" then o.core_dep = d end
+    end
     for name, file in pairs(install.lua or {}) do o.lua[name] = file end
     for name in pairs(install.lib or {}) do o.lib[name] = true end
     for name, m in pairs(spec.build.modules or {}) do
@@ -89,6 +94,33 @@ local function check_folder(r, dir, listing, module_of, bad)
   end
 end
 
+-- The core modules another rock may require (docs/architecture.md's table under "What a rock may require of the
+-- core": each row's first cell): name -> true, or nil when the page has no such table.
+local function allowed_of(root)
+  local page = read(root .. "/docs/architecture.md") or ""
+  local at = page:find("\n## What a rock may require of the core\n", 1, true)
+  if not at then return nil end
+  local section = page:sub(at + 1):match("^(.-)\n## ") or page:sub(at + 1)
+  local list = {}
+  for name in section:gmatch("\n| `(starvideos[%w_.]*)` |") do list[name] = true end
+  return list
+end
+
+-- Each require by another rock's Lua of a core module the list does not name, onto bad.
+local function check_allowed(r, core, allowed, code_of, bad)
+  for _, file in pairs(r.lua) do
+    local src = read(r.root .. "/" .. file)
+    local code = src and code_of(src, true) or ""
+    for at, name in code:gmatch("()require%s*%(?%s*[\"'](starvideos[%w_.]*)[\"']") do
+      if (core.lua[name] or core.lib[name]) and not allowed[name] then
+        local _, line = code:sub(1, at):gsub("\n", "")
+        bad[#bad + 1] = string.format("%s:%d: requires %s, a core module not in docs/architecture.md's list of what "
+          .. "a rock may require of the core", file, line + 1, name)
+      end
+    end
+  end
+end
+
 return function(root, bad, listing, code_of, c_code_of, module_of)
   local rocks = rocks_of(root, listing)
   if not rocks[1] then return 0 end
@@ -121,5 +153,17 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
   end
   check_folder(core, "lua", listing, module_of, bad)
   for i = 2, #rocks do check_folder(rocks[i], rocks[i].dir, listing, module_of, bad) end
+  for i = 2, #rocks do -- (a rock against a stated core: a version of it, not any)
+    if not (rocks[i].core_dep and rocks[i].core_dep:match("^starvideos%s*>=%s*%d")) then
+      bad[#bad + 1] = string.format("%s: depends on %s, not on a stated version of the core (\"starvideos >= X.Y\")",
+        rocks[i].path, tostring(rocks[i].core_dep or "no starvideos"))
+    end
+  end
+  local allowed = allowed_of(root)
+  if not allowed then
+    bad[#bad + 1] = "docs/architecture.md: no section \"What a rock may require of the core\" (tools/shape_rocks.lua)"
+  else
+    for i = 2, #rocks do check_allowed(rocks[i], core, allowed, code_of, bad) end
+  end
   return #rocks
 end

@@ -25,7 +25,9 @@ the requests (AWS Signature Version 4, on libcrypto).
 }
 dependencies = {
   "lua >= 5.1, < 5.5",
-  "starvideos",
+  -- the core it is written against: its modules listed in docs/architecture.md ("What a rock may require of the
+  -- core"); no upper bound while both are scm, which LuaRocks orders above every numbered version
+  "starvideos >= 0.3",
 }
 -- libcrypto (OpenSSL; Debian: libssl-dev): CRYPTO_DIR, CRYPTO_INCDIR or CRYPTO_LIBDIR elsewhere.
 external_dependencies = {

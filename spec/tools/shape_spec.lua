@@ -94,6 +94,23 @@ describe("tools/shape.lua", function()
     assert.equal(4, n, out) -- (not the comments)
   end)
 
+  -- A copy of the checkout with a product rock requiring a core module docs/architecture.md does not list.
+  it("fails naming a rock's require of a core module outside docs/architecture.md's list, and passes the listed",
+    function()
+    local dir = helper.tmpdir()
+    assert(helper.execute("cd " .. q(helper.root) .. " && cp -R lua rocks rockspec csrc bin docs " .. q(dir)))
+    local path = "rocks/observe/lua/starvideos/observe/init.lua"
+    local src = assert(helper.read_file(dir .. "/" .. path))
+    local _, n = src:gsub("\n", "")
+    helper.write_file(dir .. "/" .. path, src .. 'local function later() return require("starvideos.job") end\n'
+      .. 'local E = require "starvideos.errors"\n')
+    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    assert.matches(path .. ":" .. (n + 1) .. ": requires starvideos.job, a core module not in docs/architecture.md's "
+      .. "list of what a rock may require of the core", out, 1, true)
+    assert.is_nil(out:find("requires starvideos.errors", 1, true), out)
+  end)
+
   -- A copy of the library with requires against the order added: a core module's lazy
   -- require of extras/ (inside a function), records/ requiring fleet/, nginx/ requiring
   -- extras/ (beside each other); the entry module (client) and a require in a comment pass.
