@@ -223,14 +223,14 @@ describe("the loop and a journal's writer", function()
   it("takes up a create waiting for its record as soon as the writer wrote it, not at its timer", function()
     local Loop = require "starvideos.loop"
     local helper = require "spec.helper"
-    local retry = Loop.STORE_RETRY
-    Loop.STORE_RETRY = 3 -- (a waiter's timer: the create comes back at 3 s unless the written record wakes it)
+    local retry = Loop.ASK_AGAIN
+    Loop.ASK_AGAIN = 3 -- (a waiter's timer: the create comes back at 3 s unless the written record wakes it)
     local fake, dir = Fake.new(), helper.tmpdir()
     local c = client(fake, "key-journal", { journal = dir .. "/j.jsonl" })
     local t0 = core.now()
     local ok, task, err = pcall(c.create, c, { model = "videos", prompt = "a cat", duration = 5 })
     local took = core.now() - t0
-    Loop.STORE_RETRY = retry
+    Loop.ASK_AGAIN = retry
     c:close()
     assert.is_true(ok, tostring(task))
     assert.is_truthy(task, err and err.message)

@@ -55,7 +55,7 @@ function Feeder:advance(t)
     local job = self.job or self.make(i, t)
     self.job = job
     local known = job and job:known()
-    if known == false then return self.loop:at(self.loop:await_store(self, t), self) end -- (a store asked)
+    if known == false then return self.loop:at(self.loop:await(self, t), self) end -- (a store asked)
     if job and not known then
       if not self.queued then -- behind the callers waiting now, even those due this very turn
         self.queued = true

@@ -99,7 +99,7 @@ local function created(job, task, t)
     job:seen(task, t, true)
     if job.done then return end -- cancelled by a listener (its client closed): its record is written all the same
   end
-  if ok == false then return job.loop:wait_store(job, now()) end
+  if ok == false then return job.loop:wait_for(job, now()) end
   job.held = nil
   if not ok then return job:finish(jerr) end
   if job.refs then job.ledger:refs(task.id, job.refs) end -- (its reference objects: deleted at its end)
@@ -169,7 +169,7 @@ function C.due(job, t)
   local by = job.goal ~= "created" and job.deadline
   if by and t >= by then return not_sent(job) end
   local known = job:known()
-  if known == false then return job.loop:wait_store(job, t) end
+  if known == false then return job.loop:wait_for(job, t) end
   if known then return attach(job, known, t) end
   if job.preflight or job.files then -- the references checked, then the local files uploaded: nothing paid before
     local start = job.preflight and job.cfg.on_media or X.optional("references").start -- (client.lua)
@@ -189,7 +189,7 @@ function C.due(job, t)
   if type(ok) == "table" then return attach(job, ok, t) end
   if ok == false then
     job.asked = true
-    return job.loop:wait_store(job, t)
+    return job.loop:wait_for(job, t)
   end
   if not ok then return job:finish(err) end
   if not job.warned then -- what the service will ignore, said once before the create is sent (not again on a retry)

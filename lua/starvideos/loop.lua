@@ -22,7 +22,7 @@ local function new(cfg, key, own, transport)
     max_connections = key.conns }
   return setmetatable({ key = key, clients = 0, own = own, transport = transport, curl = curl,
     inflight = {}, sending = 0, max_sending = 4 * key.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
-    timers = {}, due = {}, downloads = {}, busy = {}, store = false, store_got = 0,
+    timers = {}, due = {}, downloads = {}, busy = {}, sources = {}, heard = {},
     waiters = setmetatable({}, { __mode = "k" }) }, L)
 end
 
@@ -83,32 +83,46 @@ local function pop(h)
   return top
 end
 
--- The Redis store whose answers the loop waits on (fleet/store.lua): a tick
--- reads it, the pause waits on its socket when nothing else is in flight.
-function L:watch(store) self.store = self.store or store end
+-- A source of answers the loop's waiters wait for (a ledger's connection, another rock's: its server's socket):
+-- src.got, how many answers it has read (news when it grew); src:step(wait), what is ready moved, waiting at most
+-- `wait` s for an answer; src:waiting(), whether commands of it are in flight (a pause may wait on it).  A tick
+-- steps each source that has waiters or commands in flight; the pause waits on one when nothing else is.
+function L:source(src)
+  for _, s in ipairs(self.sources) do if s == src then return end end
+  self.sources[#self.sources + 1], self.heard[src] = src, src.got or 0
+end
 
-L.STORE_RETRY = 0.002
+L.ASK_AGAIN = 0.002 -- seconds a waiter looks again when no answer woke it
 
--- obj waits, from t, for an answer of the store (a token, a record): it looks
--- again STORE_RETRY (or `later`) s later (the time returned: obj's timer), or as
--- soon as the store has read an answer, whichever is first.
-function L:await_store(obj, t, later)
-  local at = t + (later or L.STORE_RETRY)
+-- obj waits, from t, for an answer of a source (a token, a record): it looks
+-- again ASK_AGAIN (or `later`) s later (the time returned: obj's timer), or as
+-- soon as a source has read an answer, whichever is first.
+function L:await(obj, t, later)
+  local at = t + (later or L.ASK_AGAIN)
   if obj then self.waiters[obj] = at end
   return at
 end
 
 -- obj waits so and its timer is set (one place for what each waiter did itself: a waiter that kept its first time
--- while the store's answer woke it early waited for good).
-function L:wait_store(obj, t, later) self:at(self:await_store(obj, t, later), obj) end
+-- while an answer woke it early waited for good).
+function L:wait_for(obj, t, later) self:at(self:await(obj, t, later), obj) end
 
--- The waiters look again now when the store read an answer since the last
+-- Whether a source read an answer since the last look (each one's count taken).
+local function news_of(self)
+  local news = false
+  for _, src in ipairs(self.sources) do
+    if src.got ~= self.heard[src] then self.heard[src], news = src.got, true end
+  end
+  return news
+end
+
+-- The waiters look again now when a source read an answer since the last
 -- look, or a busy object (a journal's writer) settled; those whose timer fired
 -- or changed meanwhile are let go.
 local function wake_waiters(self)
-  local st, w = self.store, self.waiters
-  local t, news = now(), self.settled or st and st.got ~= self.store_got
-  if st then self.store_got = st.got end
+  local w = self.waiters
+  local t, news = now(), news_of(self)
+  news = news or self.settled
   self.settled = false
   for obj, at in pairs(w) do
     local stale = self.due[obj] ~= at or at <= t
@@ -142,7 +156,7 @@ function L:untrack(req)
   self.downloads[req] = nil
 end
 
--- obj:turn() once a turn until it says it is done (a ledger's store commands).
+-- obj:turn() once a turn until it says it is done (a ledger's records to write).
 function L:turning(obj) self.busy[obj] = true end
 
 local function unqueue(self)
@@ -168,10 +182,12 @@ end
 -- Everything that is ready, without waiting: timers due, network work (unless
 -- `polled`: the pause just did it), finished exchanges, the side work.
 function L:tick(polled)
-  local st = self.store
-  -- what the store answered meanwhile (a frame loop has no pause), and what was sent to it moved on: a command no
+  -- what each source answered meanwhile (a frame loop has no pause), and what was sent to it moved on: a command no
   -- one waits for (a rate limit's hold, for the fleet) is written now, not at the next ask
-  if st and (next(self.waiters) or st:waiting()) then st:step(0) end
+  local waited = next(self.waiters) ~= nil
+  for _, src in ipairs(self.sources) do
+    if waited or src:waiting() then src:step(0) end
+  end
   local h, t = self.timers, now()
   while h[1] and h[1][1] <= t do
     local e = pop(h)
@@ -197,13 +213,18 @@ function L:tick(polled)
   if self.qtail >= self.qhead then unqueue(self) end
   self.key:turn()
   side_work(self, tr)
-  -- after the pumps took the store's answers, and the writers settled (waiters of this very tick too)
-  if (st or self.settled) and next(self.waiters) then wake_waiters(self) end
+  -- after the pumps took the sources' answers, and the writers settled (waiters of this very tick too)
+  if (self.sources[1] or self.settled) and next(self.waiters) then wake_waiters(self) end
+end
+
+-- The first source with commands in flight, or nil.
+local function waiting_source(self)
+  for _, src in ipairs(self.sources) do if src:waiting() then return src end end
 end
 
 -- The one drive loop: until done(arg) or the time `stop` (`acted`: the caller just
 -- sent, so it begins with the pause).  The pause waits in the transport (until an
--- exchange finishes), on the store's socket when only the store is awaited, on a
+-- exchange finishes), on a source's socket when only a source is awaited, on a
 -- journal's writer when only it is busy, or through a caller's `sleep` (a
 -- coroutine scheduler's), coming back often.
 local function drive(self, done, arg, stop, sleep, acted)
@@ -226,8 +247,8 @@ local function drive(self, done, arg, stop, sleep, acted)
       if sleep then
         if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
         sleep(wait)
-      elseif self.store and not next(self.inflight) and self.store:waiting() then
-        self.store:step(wait) -- returns at the store's first answer
+      elseif not next(self.inflight) and waiting_source(self) then
+        waiting_source(self):step(wait) -- returns at its first answer
       elseif not next(self.inflight) and next(self.busy) and next(self.busy).pause then
         next(self.busy):pause(wait) -- (a journal's writer: returns once its records are written)
       else
@@ -252,7 +273,7 @@ local function settled(self)
   return true
 end
 
--- A blocking call returns once its records are written, or the store failing.
+-- A blocking call returns once its records are written, or their ledger failing.
 function L:settle(sleep)
   if next(self.busy) then self:drive(settled, self, nil, sleep) end
 end

@@ -24,7 +24,7 @@ local V = {}
 local function answer(job, v, t)
   local held, why = v.hold:poll()
   if held == nil then
-    job.loop:wait_store(job, t, 0.05)
+    job.loop:wait_for(job, t, 0.05)
     return nil
   end
   v.hold = nil

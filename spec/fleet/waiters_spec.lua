@@ -75,7 +75,7 @@ describe("waiters on one store command", function()
     .. "left in flight", function()
     local st, b = store()
     local key = { hash = "h", bucket = { rate = 5 }, warn = function(_, m) error("warned: " .. m) end }
-    local loop = { await_store = function(_, _, t) return t + 0.002 end }
+    local loop = { await = function(_, _, t) return t + 0.002 end }
     local budget = Budget.new(st, key, loop)
     local tokens = 0
     local function asker()

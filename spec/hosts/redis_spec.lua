@@ -396,17 +396,17 @@ describe("a client on a store", function()
 
   -- A job waiting on the store (a token of the key's budget, the ledger's
   -- pending and created records) looks again when the store's answer is read,
-  -- not when its timer (loop.STORE_RETRY) falls due: with that timer at 5 s,
+  -- not when its timer (loop.ASK_AGAIN) falls due: with that timer at 5 s,
   -- three creates and queries (each waiting on the store about 8 times) end
   -- before one timer could.
   it("goes on at the store's answers, not at its look-again timer", function()
     local Loop = require "starvideos.loop"
-    local old, c = Loop.STORE_RETRY, nil
+    local old, c = Loop.ASK_AGAIN, nil
     finally(function() -- (busted keeps one finally a case: the last given)
-      Loop.STORE_RETRY = old
+      Loop.ASK_AGAIN = old
       if c then c:close() end
     end)
-    Loop.STORE_RETRY = 5
+    Loop.ASK_AGAIN = 5
     c = require("starvideos").new { api_key = "k-wake", base_url = emu.url, store = srv.url,
       requests_per_second = 1000 }
     local t0 = gettime()

@@ -1,5 +1,5 @@
 -- The key's budget in Redis: bucket.lua's rules as scripts on the server's clock.  Never waited for: the
--- asker comes back (loop:await_store).  Redis failing: the host's dict, else the process's own bucket,
+-- asker comes back (loop:await).  Redis failing: the host's dict, else the process's own bucket,
 -- stands in, said once, for AGAIN s.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
@@ -92,11 +92,11 @@ function F:take(t, obj, tenant)
   local st, a = self.store, self.asks[tenant]
   if a and not (a.n or a.at or st:held(a.sending)) then a = nil end -- (its sender killed: inside nginx, aborted)
   if a and a.sending then
-    return self.loop:await_store(obj, t), false, true
+    return self.loop:await(obj, t), false, true
   elseif a and a.n then
     st:step(0)
     local got, first = st:take(a)
-    if not got then return self.loop:await_store(obj, t), false, true end
+    if not got then return self.loop:await(obj, t), false, true end
     if not first then return self:take(t, obj, tenant) end -- (another waiter's token: the ask as it left it)
     local v, err = got[1], got[2]
     self.asks[tenant] = nil
@@ -124,7 +124,7 @@ function F:take(t, obj, tenant)
     if self.asks[tenant] == a then self.asks[tenant] = nil end
     return failed(self, t, err, tenant)
   end
-  return self.loop:await_store(obj, t), false, true
+  return self.loop:await(obj, t), false, true
 end
 
 -- What one member learned, for the fleet: no token for anyone of the key for `seconds` (bucket.lua's B:hold).

@@ -66,7 +66,7 @@ function M.new(url, opts)
   if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 then
     error("store.new: timeout must be a number of seconds > 0, got " .. tostring(timeout), 2)
   end
-  -- got: answers read so far (S:step), for a loop that waits on them (loop:await_store)
+  -- got: answers read so far (S:step), for a loop that waits on them (loop:await)
   -- identity: its own part, what it heard of the store's identity (fleet/identity.lua); wait_cmd: the WAIT
   -- after a record naming a paid task (none without replicas); its time adds to a silence's
   local ms = math_max(1, math_floor(rt * 1000 + 0.5))

@@ -10,7 +10,7 @@ local R = {}
 function R.open(cfg, loop, key, dict)
   local st = require("starvideos.fleet.store").for_key(cfg.store, key, cfg.connect_timeout)
   st.observe = st.observe or cfg.observe and cfg.observe.m and cfg.observe -- (its commands' metrics)
-  loop:watch(st)
+  loop:source(st) -- (its answers wake the loop's waiters)
   key.bucket:use(require("starvideos.fleet.budget").new(st, key, loop, dict))
   return require("starvideos.fleet.ledger").new(st, cfg, loop, key)
 end

@@ -165,10 +165,10 @@ end
 
 -- Whether the ledger wrote the upload's last record: a part is sent (and the upload completed) only once the parts
 -- before it are recorded, so that a process killed after a part's answer never sends that part again.  Not yet:
--- looked at again soon, or once a store answers (loop:wait_store).
+-- looked at again soon, or once a store answers (loop:wait_for).
 function U:recorded(t)
   if not self.written or self.job.ledger:written(self.written) then self.written = nil; return true end
-  self.loop:wait_store(self, t)
+  self.loop:wait_for(self, t)
   return false
 end
 
