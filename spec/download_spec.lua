@@ -209,23 +209,24 @@ describe("an out that cannot be written", function()
   end)
 
   describe("on the command line", function()
-    it("generate --out in a missing folder: exit 1, the path and reason on stderr, nothing sent", function()
+    it("generate --out in a missing folder: exit 2 (refused before anything was sent), the path and reason on "
+      .. "stderr", function()
       local dir = helper.tmpdir()
       local out = dir .. "/missing/cat.mp4"
       local r = cli(emu, with(CAT_ARGS, "--out", out))
-      assert.equal(1, r.code, r.err)
-      assert.equal("starvideos generate: io: out: cannot write " .. out .. ": the folder " .. dir
+      assert.equal(2, r.code, r.err)
+      assert.equal("starvideos generate: --out: cannot write " .. out .. ": the folder " .. dir
         .. "/missing does not exist; nothing was sent\n", r.err)
       assert.same({}, emu:requests())
       r = cli(emu, with(CAT_ARGS, "--out", out, "--json"))
-      assert.equal(1, r.code, r.err)
+      assert.equal(2, r.code, r.err)
       local doc = assert(cjson.decode(r.out), r.out)
       assert.equal("io", doc.error.kind)
       assert.equal("out", doc.error.field)
       assert.same({}, emu:requests())
     end)
 
-    it("generate --out in a folder its user may not write: exit 1, nothing sent", function()
+    it("generate --out in a folder its user may not write: exit 2, nothing sent", function()
       local dir = helper.tmpdir()
       assert(helper.execute("mkdir " .. q(dir .. "/ro") .. " && chmod 555 " .. q(dir .. "/ro")))
       local out = dir .. "/ro/cat.mp4"
@@ -233,18 +234,18 @@ describe("an out that cannot be written", function()
       local prefix = is_root() and "runuser -u nobody --" or nil
       if prefix and not helper.execute("command -v runuser >/dev/null") then pending("runuser is missing") return end
       local r = cli(emu, with(CAT_ARGS, "--out", out), prefix)
-      assert.equal(1, r.code, r.err)
+      assert.equal(2, r.code, r.err)
       assert.truthy(r.err:find("out: cannot write " .. out .. ": the folder " .. dir
         .. "/ro is not writable (Permission denied); nothing was sent", 1, true), r.err)
       assert.same({}, emu:requests())
       assert.same({}, listing(dir .. "/ro"))
     end)
 
-    it("generate --out in a folder even root may not write: exit 1, nothing sent", function()
+    it("generate --out in a folder even root may not write: exit 2, nothing sent", function()
       local dir, why = unwritable_folder()
       if not dir then pending(why) return end
       local r = cli(emu, with(CAT_ARGS, "--out", dir .. "/cat.mp4"))
-      assert.equal(1, r.code, r.err)
+      assert.equal(2, r.code, r.err)
       assert.truthy(r.err:find("cannot write " .. dir .. "/cat.mp4: the folder " .. dir .. " is not writable", 1,
         true), r.err)
       assert.same({}, emu:requests())

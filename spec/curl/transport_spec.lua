@@ -142,7 +142,7 @@ describe("the transport", function()
 
   it("refuses bad options with an error naming the option", function()
     assert.has_error(function() starvideos.new { timout = 3 } end,
-      "bad option to 'new': unknown option 'timout'")
+      "bad option to 'new': unknown option 'timout' (did you mean 'timeout'?)")
     assert.has_error(function() starvideos.new { timeout = "3" } end)
     assert.has_error(function() starvideos.new { base_url = "ftp://x" } end)
     assert.has_error(function() starvideos.new { max_connections = 0 } end)
