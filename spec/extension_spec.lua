@@ -36,6 +36,23 @@ describe("extension points", function()
     assert.are.equal("redis", X.store_scheme { url = "redis+cluster://a,b" })
   end)
 
+  it("a store URL tries its scheme's ledger: one no rock serves is refused as such, nothing sent; the Redis rock "
+    .. "checks its own URLs", function()
+    local fake = Fake.new {}
+    local ok, err = pcall(starvideos.new, { api_key = "k", base_url = "http://fake", transport = fake,
+      store = "memcache://u:s3cret@127.0.0.1:11211" })
+    assert.is_false(ok)
+    assert.are.equal("invalid_request", err.kind, tostring(err))
+    assert.truthy(err.message:find("store = memcache://***@127.0.0.1:11211: no ledger for memcache:// is installed",
+      1, true), err.message)
+    assert.falsy(err.message:find("s3cret", 1, true))
+    assert.are.equal(0, #fake.sent)
+    -- the core reads the scheme only: the rest is the ledger's (fleet/url.lua's port check, its form named)
+    ok, err = pcall(starvideos.new, { api_key = "k", base_url = "http://fake", store = "redis://h:99999" })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("expected redis://", 1, true), tostring(err))
+  end)
+
   it("installed, each is found: the ledger, the sink, the observer, the commands", function()
     assert.is_function(X.find("ledger", "redis", "store").open)
     assert.is_function(X.find("sink", "s3", "s3:// outs").sink.check_out)

@@ -19,7 +19,7 @@
 local config = require "starvideos.config"
 local core = require "starvideos.core"
 local starvideos = require "starvideos"
-local store_url = require "starvideos.store_url"
+local store_url = require "starvideos.fleet.url" -- (the redis rock's: its table form's fields)
 
 local M = {}
 

@@ -45,7 +45,7 @@ end
 local function extensions(cfg)
   local found = {}
   if cfg.store then
-    local where = config.store_url(cfg.store).where -- (never a password)
+    local where = require("starvideos.store_option").where(cfg.store) -- (never a password)
     found.store = X.need("ledger", X.store_scheme(cfg.store), "store = " .. where, "store", 3)
   end
   local asked = cfg.metrics and "metrics = true" or cfg.trace and "trace = {...}"

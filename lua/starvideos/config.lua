@@ -232,10 +232,6 @@ function C.storage(v)
   end
 end
 
--- store = a URL or a table {url = ...} -> its parts (lua/starvideos/store_url.lua, the one parse); a bad
--- one raises, naming `store`, never a password.
-function M.store_url(v) return require("starvideos.store_url").parse(v, M) end
-
 -- A copy of a checked option's table (the caller's may change later); any other value as it is.
 local function copy(v)
   if type(v) ~= "table" then return v end
@@ -246,8 +242,8 @@ end
 M.copy = copy
 
 function C.store(v)
-  local ok, err = pcall(M.store_url, v)
-  if not ok then return tostring(err), true end
+  local why = require("starvideos.store_option").check(v)
+  if why then return why, true end
 end
 
 -- check(opts, where, schema) -> opts (or {} for nil); raises on a typo or a bad value (at the public call's caller)

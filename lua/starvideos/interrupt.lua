@@ -31,13 +31,13 @@ function M.pcall(fn, ...) return through(pcall(fn, ...)) end
 -- The ledger the jobs wrote to, as the command line's flag: "--journal PATH", "--store URL"
 -- (its secrets left out), or nil.
 local function ledger_of(jobs)
-  local config, shell_word = require "starvideos.config", require("starvideos.shell").word
+  local where_of, shell_word = require("starvideos.store_option").where, require("starvideos.shell").word
   for _, job in ipairs(jobs) do
     local ledger, cfg = job.ledger, job.cfg
     if type(ledger) == "table" and type(ledger.path) == "string" then return "--journal " .. shell_word(ledger.path) end
     if cfg and cfg.store then
-      local ok, s = pcall(config.store_url, cfg.store)
-      if ok then return "--store " .. shell_word(s.where) end
+      local ok, where = pcall(where_of, cfg.store)
+      if ok then return "--store " .. shell_word(where) end
     end
   end
 end

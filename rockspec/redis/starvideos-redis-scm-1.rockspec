@@ -62,6 +62,7 @@ build = {
       ["starvideos.fleet.scripts"] = "rocks/redis/lua/starvideos/fleet/scripts.lua",
       ["starvideos.fleet.sentinel"] = "rocks/redis/lua/starvideos/fleet/sentinel.lua",
       ["starvideos.fleet.store"] = "rocks/redis/lua/starvideos/fleet/store.lua",
+      ["starvideos.fleet.url"] = "rocks/redis/lua/starvideos/fleet/url.lua",
       ["starvideos.ledger.redis"] = "rocks/redis/lua/starvideos/ledger/redis.lua",
       ["starvideos.ledger.rediss"] = "rocks/redis/lua/starvideos/ledger/rediss.lua",
       ["starvideos.ledger.unix"] = "rocks/redis/lua/starvideos/ledger/unix.lua",

@@ -3,7 +3,7 @@
 -- the refusals, each naming `store` and never a password.
 local config = require "starvideos.config"
 
-local store_url = config.store_url
+local store_url = require("starvideos.fleet.url").parse
 local SECRET = "s3cr%2Ft" -- (unescaped: s3cr/t)
 
 -- The message of what store_url raises on v.

@@ -212,7 +212,7 @@ describe("store.new", function()
       assert.is_nil(err:find("s3cret", 1, true), err)
     end
     assert.has_error(function() store.new(42) end)
-    local store_url = require("starvideos.config").store_url
+    local store_url = require("starvideos.fleet.url").parse
     local p = store_url("redis://user:p%40ss@[::1]:7000/3")
     assert.same({ "user", "p@ss", "::1", 7000, 3 }, { p.user, p.password, p.host, p.port, p.db })
     p = store_url("redis://example.org")

@@ -27,7 +27,7 @@ return function(on, store_url, b)
     local function ledger() return on == "store" and store_url or dir .. "/tasks.jsonl" end
     -- the ledger as its messages name it (a store: its URL without a password)
     local function shown()
-      return on == "store" and require("starvideos.config").store_url(store_url).where or ledger()
+      return on == "store" and require("starvideos.store_option").where(store_url) or ledger()
     end
     local function client(events)
       return starvideos.new { api_key = emu.key, base_url = emu.url, [on] = ledger(),

@@ -72,8 +72,8 @@ function M.store(opts)
   end
   if url == nil then return nil end
   M.load()
-  local ok, err = protect(require("starvideos.config").store_url, url)
-  if not ok then usage_error("%s %s", where, (tostring(err):gsub("^store ", ""))) end
+  local ok, why = protect(require("starvideos.store_option").check, url)
+  if not ok or why then usage_error("%s %s", where, (tostring(why):gsub("^store ", ""))) end
   return url
 end
 

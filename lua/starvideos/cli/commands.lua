@@ -366,7 +366,7 @@ end
 -- What the messages call the ledger: the journal's path, or the store (its host, no password).
 local function ledger_name(opts)
   local journal, store = client_for.ledger(opts)
-  return journal or "the store " .. require("starvideos.config").store_url(store).where
+  return journal or "the store " .. require("starvideos.store_option").where(store)
 end
 
 -- resume and keep: client[method]{dir=, interval=, timeout=, on_progress=, ...extra}

@@ -104,11 +104,11 @@ end
 function M.store_named(text, opts)
   local url = opts.store or (opts.journal == nil and os_getenv("STARVIDEOS_STORE")) or nil
   if url == nil or not text:find("--store ", 1, true) then return text end -- (a usage error: no library loaded)
-  local ok, s = pcall(function() return require("starvideos.config").store_url(url) end)
+  local ok, where = pcall(function() return require("starvideos.store_option").where(url) end)
   if not ok then return text end
   local words, note = M.store_of(opts)
   local n
-  text, n = text:gsub("%-%-store " .. s.where:gsub("%W", "%%%0"), function() return words end)
+  text, n = text:gsub("%-%-store " .. where:gsub("%W", "%%%0"), function() return words end)
   return n > 0 and note and text .. note or text
 end
 

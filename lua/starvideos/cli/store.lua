@@ -92,8 +92,8 @@ function M.run(ctx, opts, pos)
       .. "URL [--clear]), got %s", args.quote(pos[1]))
   end
   if (opts.replicas or 0) < 0 then args.usage_error("--replicas expects a whole number >= 0, got %d", opts.replicas) end
-  local ok, why = protect(require("starvideos.config").store_url, pos[2])
-  if not ok then args.usage_error("URL %s", (tostring(why):gsub("^store ", ""))) end
+  local ok, why = protect(require("starvideos.store_option").check, pos[2])
+  if not ok or why then args.usage_error("URL %s", (tostring(why):gsub("^store ", ""))) end
   local check, xerr = require("starvideos.extension").find("command", "store", "starvideos store " .. pos[1])
   if not check then args.usage_error("%s", xerr.message) end
   if pos[1] == "hold" then return hold(ctx, opts, pos[2], check) end

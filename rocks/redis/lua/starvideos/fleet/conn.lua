@@ -302,7 +302,7 @@ function C.open(ep, o, timeout, ngx)
   return b, err
 end
 
--- The options of C.open for a store's cfg (config.store_url's), with the hello of a server: AUTH [user] password,
+-- The options of C.open for a store's cfg (fleet/url.lua's), with the hello of a server: AUTH [user] password,
 -- SELECT db (when not 0), the extra command, then INFO server (heard: its run id, fleet/identity.lua's; a refusal
 -- breaks nothing).
 function C.options(cfg, user, password, db, extra)

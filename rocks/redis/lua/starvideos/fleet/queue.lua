@@ -14,7 +14,7 @@ Q.__index = Q
 Q.RETRY = 0.5 -- seconds: a store that failed is tried again this much later
 
 -- server.links: "store's id prefix" -> { queue = (the process's), down =, down_at =, again = }; id: the store's
--- config.store_url id (what a connection is shared by).
+-- fleet/url.lua's id (what a connection is shared by).
 function Q.for_key(server, where, prefix, own, id)
   local key, links = id .. " " .. prefix, server.links
   local link = links[key]

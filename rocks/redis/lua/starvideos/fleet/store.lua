@@ -1,10 +1,10 @@
 -- The store: a Redis server that the processes and hosts of one key share, reached by its URL or table
--- (config.store_url; docs/keep-and-fleet.md#connecting) over a connection of fleet/conn.lua (inside nginx
+-- (fleet/url.lua; docs/keep-and-fleet.md#connecting) over a connection of fleet/conn.lua (inside nginx
 -- its cosockets; outside, starvideos.redis, non-blocking), loaded only when a store is used, so that a
 -- library without it loads and works: only a store says what is missing.
 --
 --   store.new(url[, {timeout = s}]) -> store   nothing sent yet: it connects at the first send; the URL's
---       table's replicas (config.store_url's): a create's pending record WAITs for them; a record of a task
+--       table's replicas (fleet/url.lua's): a create's pending record WAITs for them; a record of a task
 --       already paid for is covered by one WAIT with the others (fleet/acks.lua: st.acks)
 --   store.for_key(url, key, timeout) -> the key's store of that URL (outside
 --       nginx one per key and URL in the process; inside, one per client)
@@ -29,6 +29,7 @@ local errors = require "starvideos.errors"
 local Route = require "starvideos.fleet.route"
 local Identity = require "starvideos.fleet.identity"
 local Acks = require "starvideos.fleet.acks"
+local Url = require "starvideos.fleet.url"
 
 local type, tostring, select, setmetatable, error, string_format, math_floor, math_max =
   type, tostring, select, setmetatable, error, string.format, math.floor, math.max
@@ -59,7 +60,7 @@ local queue, answer -- (below: a job sent as built, a job's answer read: the sto
 
 -- Nothing sent yet: Redis down is no error until a record must be written (nginx: no PING a request).
 function M.new(url, opts)
-  local cfg = config.store_url(url)
+  local cfg = Url.parse(url)
   if opts ~= nil and type(opts) ~= "table" then errors.argerror(2, "store.new", "table", type(opts)) end
   local timeout = opts and opts.timeout or config.DEFAULTS.connect_timeout
   local replicas, rt = cfg.replicas, cfg.replica_timeout
@@ -101,7 +102,7 @@ end
 function M.for_key(url, key, timeout)
   local function make() return M.new(url, { timeout = timeout }) end
   if config.nginx() then return make() end
-  local c = config.store_url(url)
+  local c = Url.parse(url)
   return key:part(string_format("store %s\0%d\0%.17g", c.id, c.replicas, c.replica_timeout), make)
 end
 

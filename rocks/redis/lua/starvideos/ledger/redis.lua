@@ -5,6 +5,14 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 
 local R = {}
 
+-- The store option's check (config.lua's, the core reading only its scheme): nil, or what is wrong (never a
+-- password); its parse (fleet/url.lua); where, for a person: the URL without its user and password.
+function R.check(store)
+  local ok, err = pcall(require("starvideos.fleet.url").parse, store)
+  if not ok then return tostring(err) end
+end
+function R.where(store) return require("starvideos.fleet.url").parse(store).where end
+
 -- The ledger of cfg.store (fleet/ledger.lua on the key's store, fleet/store.lua), the key's tokens taken from
 -- Redis first (fleet/budget.lua, over nginx's dict when there is one: dict).
 function R.open(cfg, loop, key, dict)

@@ -1,5 +1,6 @@
 -- A store's URL or table form read (CONTRACT.md's "Redis as operators run it"; docs/keep-and-fleet.md): the
--- URL by core.store_url (csrc/core/url.c, fuzzed), the table's fields here, for config.store_url alone.
+-- URL by core.store_url (csrc/core/url.c, fuzzed), the table's fields here: the Redis ledger's own parse (the core
+-- reads a store URL's scheme only: extension.lua), for ledger/redis.lua's check and where and the store.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -82,7 +83,8 @@ end
 -- table's fields, user and password unescaped, verify (true unless false), replicas and replica_timeout
 -- (DEFAULTS'), and id: what a connection may be shared by (the endpoints, db, TLS settings, users and
 -- passwords: a key, never shown).  A bad one raises, naming `store`, never a password.
-function M.parse(v, config)
+function M.parse(v)
+  local config = require "starvideos.config"
   local url, field = v, "store"
   if type(v) == "table" then url, field = v.url, "store.url" end
   local cfg, why = nil, "a URL or a table {url = URL, ...} expected, got " .. type(url)
