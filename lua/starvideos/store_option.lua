@@ -18,17 +18,17 @@ function M.check(v)
   if type(url) ~= "string" then return "store: a URL or a table {url = URL, ...} expected, got " .. type(url) end
   local scheme = X.store_scheme(url)
   if not scheme then return string.format("store %q: a URL of the form scheme://... expected", hidden(url)) end
-  local ledger = X.optional("ledger", scheme)
-  if ledger and ledger.check then return ledger.check(v) end
+  local point = X.optional("ledger", scheme) -- (the ledger point's module, not a ledger)
+  if point and point.check then return point.check(v) end
 end
 
 -- The store as a person reads it (messages, hints): its ledger's where (never a password), else its URL with the
 -- user and password hidden.
 function M.where(v)
   local url = type(v) == "table" and v.url or v
-  local ledger = type(url) == "string" and X.optional("ledger", X.store_scheme(url) or "")
+  local point = type(url) == "string" and X.optional("ledger", X.store_scheme(url) or "")
   local ok, where = false, nil
-  if ledger and ledger.where then ok, where = pcall(ledger.where, v) end
+  if point and point.where then ok, where = pcall(point.where, v) end
   return ok and where or hidden(url)
 end
 

@@ -258,7 +258,7 @@ for _, vm in ipairs { "lua5.4", "luajit" } do
           .. " rock (luarocks make --deps-mode=none rockspec/" .. short .. "/" .. rock .. "-scm-1.rockspec at the top "
           .. "of the checkout starvideos came from: docs/install.md, \"The other rocks\")" }, "\t"), line, out)
       end
-      refused("store", "store", "starvideos-redis", "store = redis://127.0.0.1:1/0")
+      refused("store", "store", "starvideos-redis", "store = redis://127.0.0.1:1")
       refused("metrics", "metrics", "starvideos-observe", "metrics = true")
       refused("trace", "trace", "starvideos-observe", "trace = {...}")
       refused("s3", "out", "starvideos-s3", "s3:// outs")
