@@ -46,7 +46,8 @@ describe("the command line's --store", function()
       assert.equal(2, r.code)
       local doc = cjson.decode(r.out)
       assert.equal("usage", doc.error.kind)
-      assert.matches("--store \"http://127.0.0.1:6379\": the scheme is not redis://", doc.error.message, 1, true)
+      assert.matches("--store \"http://127.0.0.1:6379\": no ledger for http:// is installed", doc.error.message, 1,
+        true)
       env.STARVIDEOS_STORE = "redis://:hunter2@"
       r = cli(with(), env)
       assert.equal(2, r.code)

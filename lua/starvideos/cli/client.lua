@@ -74,6 +74,11 @@ function M.store(opts)
   M.load()
   local ok, why = protect(require("starvideos.store_option").check, url)
   if not ok or why then usage_error("%s %s", where, (tostring(why):gsub("^store ", ""))) end
+  local X = require "starvideos.extension" -- (a scheme no installed ledger serves: bad usage too, named so)
+  local scheme = X.store_scheme(url)
+  if not X.optional("ledger", scheme) then
+    usage_error("%s %q%s", where, require("starvideos.store_option").where(url), (X.why("ledger", scheme, "")))
+  end
   return url
 end
 
