@@ -2,17 +2,13 @@
 -- generate{timeout = 1} three times on a key whose budget gives a token every 4 s.  Before, each call waited for
 -- its token past its timeout, then sent its create (paid) and ended `timeout` with the task queued; now the first
 -- call's create goes at once, the next two end at their timeout with nothing sent, and the service saw one create.
-local helper = require "spec.helper"
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
+local shared_emulator = require "spec.support.shared_emulator"
 
 describe("a create waiting for the key's budget", function()
   local emu
-  setup(function() emu = helper.emulator { queued = 0, processing = 600 } end)
-  teardown(function()
-    emu:stop()
-    helper.cleanup()
-  end)
+  shared_emulator({ queued = 0, processing = 600 }, function(e) emu = e end)
 
   it("ends at its call's timeout, never sent after it: 3 generate{timeout = 1} at 0.25 a second, 1 create", function()
     local c = starvideos.new { api_key = emu.key, base_url = emu.url, requests_per_second = 0.25, max_retries = 0 }

@@ -4,14 +4,11 @@
 -- Only the create whose bytes reached the service stays pending, for `pending --adopt` or `--forget`.
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
+local shared_emulator = require "spec.support.shared_emulator"
 
 describe("creates cancelled while waiting for a connection", function()
   local emu
-  setup(function() emu = helper.emulator { queued = 0, processing = 600 } end)
-  teardown(function()
-    emu:stop()
-    helper.cleanup()
-  end)
+  shared_emulator({ queued = 0, processing = 600 }, function(e) emu = e end)
 
   it("are abandoned, not pending: one create written, three waiting in the transport; a rerun makes the three",
     function()

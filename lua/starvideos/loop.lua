@@ -243,12 +243,13 @@ local function drive(self, done, arg, stop, sleep, acted)
     if next(self.downloads) then wait = math_min(wait, 0.25) end -- progress stays live
     if next(self.busy) or self.key:sharing() then wait = math_min(wait, 0.005) end
     polled = false
+    local src = wait > 0 and not sleep and not next(self.inflight) and waiting_source(self)
     if wait > 0 then
       if sleep then
         if next(self.inflight) then self.transport:poll(0); wait = math_min(wait, 0.01) end
         sleep(wait)
-      elseif not next(self.inflight) and waiting_source(self) then
-        waiting_source(self):step(wait) -- returns at its first answer
+      elseif src then
+        src:step(wait) -- returns at its first answer
       elseif not next(self.inflight) and next(self.busy) and next(self.busy).pause then
         next(self.busy):pause(wait) -- (a journal's writer: returns once its records are written)
       else
