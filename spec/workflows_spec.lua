@@ -643,6 +643,7 @@ describe("starvideos workflows", function()
       local ids = {}
       for i = 1, 6 do ids[i] = assert(setup:create(cat("conn " .. i))).id end
       assert(setup:wait_all(ids, { interval = 0.05, timeout = 20 }))
+      setup:close()
       -- a fresh client, its request budget no obstacle: only the connections limit
       local client = new_client { max_connections = 2, requests_per_second = 100 }
       emu:clear()
