@@ -84,13 +84,18 @@ end
 
 -- Whether a close that stops the job's request req keeps what it holds for the next run (a cancel otherwise lets
 -- it go): a download once sent (its .part may hold bytes); not an API request.
-function D.keeps(req) return req.op == "download" and req.started ~= nil end
+function D.keeps(req) return req.file ~= nil and req.started ~= nil end
 
 -- What a stopped transfer (req, its request) leaves for the next to go on from, for the ledger: its .part.
 function D.left(req) return core.file_kind(req.part) == "file" and req.part or nil end
 
+-- Into a file (request.lua's req.into; its Memory's methods): a request whose body goes into a .part owns its
+-- exchange here, from its fields to its end.
+local INTO = {}
+D.INTO = INTO
+
 -- The request's download fields: the .part, where it goes, how many resumes, the seconds its video lasts.
-function D.prepare(req, d)
+function INTO.prepare(req, d)
   req.part, req.dest, req.resume_limit, req.duration = d.part, d.dest, d.resume_limit, d.duration
   req.file, req.follow, req.stall, req.offset = d.part, true, req.cfg.timeout, 0
   req.max_body = req.cfg.max_video_bytes -- a body without a length is refused past it (one with: past that)
@@ -103,7 +108,7 @@ end
 
 -- The .part an earlier call left cannot be gone on from (not opened, longer than the
 -- video, or of another): from byte 0.  Whether it was restarted.
-function D.restart(req, t)
+function INTO.restart(req, t)
   if not req.tail then return false end
   req.offset, req.kept, req.tail, req.attempt = 0, nil, nil, 0
   req:send(t)
@@ -113,13 +118,13 @@ end
 -- The bytes are all there (as many as announced: core.verdict); gone on from a .part left over, the bytes
 -- sent again over its end must be the ones it held (this video's).  The request ends whole, not committed:
 -- req.whole, the .part's handle (false: the transport holds it), for D.commit.
-function D.done(req, file, t)
-  if req.tail and overlap(req.part, req.kept - OVERLAP) ~= req.tail then return D.restart(req, t) end
+function INTO.done(req, file, t)
+  if req.tail and overlap(req.part, req.kept - OVERLAP) ~= req.tail then return INTO.restart(req, t) end
   req.whole = file or false
   return req:finish("")
 end
 
--- A whole download (got: a request D.done ended) let go of uncommitted: its .part stays.
+-- A whole download (got: a request INTO.done ended) let go of uncommitted: its .part stays.
 function D.release(got)
   local transport = got.loop.transport
   if got.whole then got.whole:close() elseif transport.discard then transport:discard(got.part) end
@@ -127,15 +132,24 @@ function D.release(got)
 end
 
 -- It failed or was cancelled: its .part goes, but with `keep` (its job records it).
-function D.ended(req, keep)
+function INTO.ended(req, keep)
   if req.started and not keep then os.remove(req.part) end
 end
+
+-- Its retries: the resumes it may make.
+function INTO.retries(req) return req.resume_limit or req.cfg.resume_limit end
+
+-- A retry goes on from the bytes it has (bytes: the transport's count of them).
+function INTO.resume(req, bytes) req.offset = bytes or 0 end
+
+-- A retry's words for its events.
+function INTO.said(req) return string.format("; resuming at byte %d", req.offset) end
 
 -- A download's commit, for its owner: done, then err (err.check: not a whole video, its .part gone) or sha256.
 local Commit = {}
 Commit.__index = Commit
 
--- The whole download got (D.done) committed for owner (c.bytes: its size): checked to be a whole MP4 of its
+-- The whole download got (INTO.done) committed for owner (c.bytes: its size): checked to be a whole MP4 of its
 -- duration and hashed in one read of the .part, synced and renamed to its dest, on a helper thread looked at
 -- every POLL s (a timer of the loop; owner:advance(now) at its end), or by the transport (done when this returns).
 function D.commit(got, owner)

@@ -147,7 +147,7 @@ end
 function L:track(req)
   self.inflight[req.handle] = req
   self.sending = self.sending + 1
-  if req.op == "download" then self.downloads[req] = true end
+  if req.file then self.downloads[req] = true end -- (a transfer into a file: its progress told)
 end
 
 function L:untrack(req)

@@ -13,10 +13,10 @@ local new_error, now = errors.new_error, core.now
 local Request = {}
 Request.__index = Request
 
-local API = { create = true, query = true } -- the service's requests: each attempt carries an X-Request-Id
-
--- (an exchange names its own)
-Request.METHOD = { create = "POST", query = "GET", download = "GET" }
+-- What an op (the way the core reads its answer: core.verdict, core.retry) makes of a request, decided here once:
+-- api, the service's (the key, an X-Request-Id each attempt, its answer's rate limits and Date); paid, a create
+-- (a new connection, the key's next token before the polls waiting).  Where its body goes is its `into`'s.
+local KIND = { create = { api = true, paid = true }, query = { api = true }, download = {}, exchange = {} }
 
 local next_id = 0 -- the number that names a request in its events
 
@@ -24,16 +24,26 @@ Request.UNTIL_DEADLINE = 1000 -- an exchange's retries that end only at its dead
 
 Request.JSON = "Content-Type: application/json\nAccept: application/json\n" -- a JSON body's lines (a webhook's)
 
--- An exchange's own fields (op "exchange": a request that is not the API's, docs/architecture.md): what differs
--- between a webhook, a reference media URL and the user's store is data, never another op.
-local function exchange(self, o)
+-- Where a body goes (req.into), decided once: into memory (bounded by max_body) or given to its tap as it comes,
+-- here, or into a file at an offset (download.lua's D.INTO, of the same methods).  Memory's request fields: what
+-- differs between an API call, a webhook, a reference media URL and the user's store is data (docs/architecture.md).
+local Memory = {}
+
+function Memory.prepare(self, o)
   local range = o.range
-  self.what, self.method, self.range, self.heads = o.what, o.method or (o.body and "POST" or "GET"), range, o.heads
-  self.follow, self.public, self.pieces, self.tapper = o.follow, o.public, o.pieces, o.tap
+  self.range, self.heads, self.follow, self.public, self.pieces, self.tapper = range, o.heads, o.follow, o.public,
+    o.pieces, o.tap
   self.retries, self.hold, self.rest = o.retries, o.hold, o.rest
   if type(o.headers) == "function" then self.signer = o.headers else self.headers = o.headers end
   if range then self.offset, self.max_body = range[1], range[2] - range[1] + 1 end
 end
+
+function Memory.retries() return nil end -- (its own budget, else max_retries)
+function Memory.restart() return false end -- (nothing left over to start again from)
+function Memory.resume() end -- (a retry asks for what it asked)
+function Memory.ended() end
+function Memory.said() return "" end
+function Memory.done(self, _, t, task) return self:finish(task, nil, t) end
 
 -- A request of o: {loop =, key =, cfg =, owner = (what it advances when done), op = create | query | download |
 -- exchange, url =, path = (for events), auth =, body = (a POST's or a PUT's), deadline = (monotonic; nil: none),
@@ -53,24 +63,25 @@ end
 -- The client's own options go with each exchange (the clients of a key share its transport).
 function Request.new(o)
   local cfg, op, url = o.cfg, o.op, o.url
+  local kind = KIND[op] or error("Request.new: no op " .. tostring(op), 2)
   local self = setmetatable({ loop = o.loop, key = o.key, cfg = cfg, owner = o.owner, op = op, url = url,
-    path = o.path, auth = o.auth, body = o.body, deadline = o.deadline, send_by = o.send_by, attempt = 0,
-    id = next_id + 1,
+    path = o.path, auth = kind.api and o.auth, body = o.body, deadline = o.deadline, send_by = o.send_by,
+    attempt = 0, id = next_id + 1, api = kind.api, paid = kind.paid, fresh = kind.paid,
+    what = o.what or op, method = o.method or (o.body and "POST" or "GET"), into = o.part and Download.INTO or Memory,
     max_body = cfg.max_answer, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,
-    ca_file = cfg.ca_file, proxy = cfg.proxy, fresh = op == "create" or nil }, Request)
+    ca_file = cfg.ca_file, proxy = cfg.proxy }, Request)
   next_id = self.id
   if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end
-  if op == "download" then Download.prepare(self, o) end
-  if op == "exchange" then exchange(self, o) end
+  self.into.prepare(self, o)
   if o.long then self.stall = cfg.timeout end
   return self
 end
 
 function Request:finish(task, err, t)
-  if err and API[self.op] then errors.note_default_host(self.cfg, err) end
+  if err and self.api then errors.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
-  if self.cfg.observe and self.op == "create" then self.cfg.observe:created(self) end -- (extras/observe.lua)
-  if err and self.op == "download" then Download.ended(self) end
+  if self.cfg.observe and self.paid then self.cfg.observe:created(self) end -- (extras/observe.lua)
+  if err then self.into.ended(self) end
   self.owner:advance(t or now())
 end
 
@@ -109,12 +120,11 @@ local function server_id(self, h)
   return nil
 end
 
--- core.retry's policy: a download's resume_limit, an exchange's own budget, else max_retries.
+-- core.retry's policy: its into's budget (a download's resume_limit), an exchange's own, else max_retries.
 local function policy(self)
-  local cfg, retries = self.cfg, self.retries or self.cfg.max_retries
-  if self.op == "download" then retries = self.resume_limit or cfg.resume_limit end
-  return { max_retries = retries, backoff = cfg.retry_backoff, max_backoff = cfg.max_backoff,
-    max_wait = cfg.max_retry_wait, garbled_final = self.range ~= nil }
+  local cfg = self.cfg
+  return { max_retries = self.into.retries(self) or self.retries or cfg.max_retries, backoff = cfg.retry_backoff,
+    max_backoff = cfg.max_backoff, max_wait = cfg.max_retry_wait, garbled_final = self.range ~= nil }
 end
 
 -- An event of kind (status, elapsed, delay, reason as it has them), made only when somebody listens.
@@ -122,7 +132,7 @@ local function tell(self, kind, status, elapsed, delay, reason)
   local on_event = self.cfg.on_event
   if not on_event then return end
   on_event { type = kind, status = status, elapsed = elapsed, delay = delay, reason = reason, request = self.id,
-    attempt = self.attempt, method = self.method or Request.METHOD[self.op], path = self.path,
+    attempt = self.attempt, method = self.method, path = self.path,
     request_id = self.request_id, server_request_id = self.server_request_id }
 end
 
@@ -132,21 +142,21 @@ function Request:send(t)
   local left = self.deadline and self.deadline - t
   if left and left <= 0 or self.send_by and t >= self.send_by then
     return self:finish(nil, self.err or new_error("timeout", string.format(
-      "%s: the deadline passed before the request could be sent; nothing was sent", self.what or self.op)))
+      "%s: the deadline passed before the request could be sent; nothing was sent", self.what)))
   end
   if not loop:admit(self) then return end -- sent from the loop's queue when there is room
   -- an API call may take its timeout, a download until its deadline (none without one; a stall ends it sooner)
   self.timeout = math.min(cfg.timeout, left or cfg.timeout)
-  if self.op == "download" or self.stall then self.timeout = left end
+  if self.stall then self.timeout = left end
   self.attempt = self.attempt + 1
   if self.signer then self.headers = self.signer() end -- signed anew for each attempt
   if self.tapper then self.tap = self.tapper() end -- a stream fed anew by each attempt (libcurl's transport)
-  if API[self.op] then self.request_id, self.server_request_id = core.request_id(), nil end -- new for each attempt
+  if self.api then self.request_id, self.server_request_id = core.request_id(), nil end -- new for each attempt
   local h, err = loop.transport:send(self)
   self.rest = nil -- (a held transfer goes on once: another attempt is a new request)
   if not h then
     if cfg.observe then cfg.observe:exchange(self, t, nil, err, "not_sent") end
-    if Download.restart(self, t) then return end -- the transport would not open the .part left over
+    if self.into.restart(self, t) then return end -- the transport would not open what was left over
     return self:finish(nil, err)
   end
   self.handle, self.started = h, t
@@ -163,26 +173,23 @@ function Request:finished(t)
   if self.request_id then self.server_request_id = server_id(self, h) end -- (before result, which spends h)
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   if err and self.request_id then err.request_id, err.server_request_id = self.request_id, self.server_request_id end
-  if API[self.op] then
+  if self.api then
     if t >= self.key.clock_at then self.key:clock(loop.transport, t) end
     self.key:limits(t, type(bytes) == "table" and bytes or nil, err) -- (an API answer's 4th value: its rate limits)
   else self.bytes, self.total = bytes, total end -- (a download's and an exchange's bytes)
   self.wire = wire
   -- (an exchange's: its status; an API answer's read as a task from an error status, a create's 429: its limits')
-  local answered = type(task) == "table" and tonumber(task.status) or API[self.op] and type(bytes) == "table"
+  local answered = type(task) == "table" and tonumber(task.status) or self.api and type(bytes) == "table"
     and bytes.status
   local status = (wire == "none" or task) and (err and err.status or answered or 200)
   if status then tell(self, "response", status, t - self.started) end
   if self.cfg.observe then self.cfg.observe:exchange(self, t, status, err, wire, self.bytes) end -- (an API's: nil)
-  if task then
-    if self.op == "download" then return Download.done(self, file, t) end
-    return self:finish(task, nil, t)
-  end
-  -- 416: the .part left over is longer than the video, the download starts again
-  if self.op == "download" and err.status == 416 and Download.restart(self, t) then return end
+  if task then return self.into.done(self, file, t, task) end
+  -- 416: what was left over is longer than the file (a download's .part), the transfer starts again
+  if err.status == 416 and self.into.restart(self, t) then return end
   -- the core's one retry policy, for a download too (which goes on from the bytes it has)
   local delay = core.retry(self.op, wire, err, self.attempt, policy(self), math.random())
-  if delay and self.op == "download" then self.offset = bytes or 0 end
+  if delay then self.into.resume(self, bytes) end
   local by = self.deadline or self.send_by
   if not delay or (by and t + delay >= by) then
     return self:finish(nil, err, t)
@@ -190,9 +197,9 @@ function Request:finished(t)
   self.err = err -- stands if the deadline comes first
   if self.cfg.observe then self.cfg.observe:retry(self, err) end
   tell(self, "retry", err.status, nil, delay, self.cfg.on_event and err.message
-    .. (self.op == "download" and string.format("; resuming at byte %d", self.offset) or ""))
+    .. self.into.said(self))
   -- a retry of an API request is an API request too: it draws the key's token when due
-  self.retry = API[self.op] or false
+  self.retry = self.api or false
   loop:at(t + delay, self)
 end
 
@@ -202,8 +209,8 @@ function Request:advance(t)
   if self.done or self.handle then return end
   local by = self.deadline or self.send_by
   if self.retry and not (by and t >= by) then
-    local later, held = self.key.bucket:token(t, self.op == "create", self, self.owner.tenant)
-    local long = later and Bucket.too_long(t, later, held, self.cfg, self.op, by)
+    local later, held = self.key.bucket:token(t, self.paid, self, self.owner.tenant)
+    local long = later and Bucket.too_long(t, later, held, self.cfg, self.what, by)
     if long then return self:finish(nil, long, t) end
     if later then return self.loop:at(by and math.min(later, by) or later, self) end
     self.retry = false
@@ -223,7 +230,7 @@ function Request:cancel(keep)
     if self.cfg.observe then self.cfg.observe:exchange(self, now(), nil, { kind = "cancelled" }, "cancelled") end
   end
   self.done, self.err = true, new_error("io", "the request was cancelled")
-  if self.op == "download" then Download.ended(self, keep) end
+  self.into.ended(self, keep)
 end
 
 return Request

@@ -182,6 +182,7 @@ describe("metrics in Prometheus's text format", function()
       req = req or {}
       local word = ({ media = true, notify = true, storage = true })[op] and op -- (an exchange's word)
       req.op, req.what, req.started, req.owner = word and "exchange" or op, word or nil, started, req.owner or {}
+      if op == "download" then req.file = "v.mp4.part" end -- (a request into a file, as request.lua makes one)
       o:exchange(req, t, status, nil, wire, bytes)
     end
     exchange("query", 10, 10.05, 200, "none")

@@ -13,6 +13,7 @@ local now, new_error = core.now, errors.new_error
 
 local PAGE_MAX = 64 * 1024 -- a download's error page, kept for the message
 local METHODS = { GET = true, HEAD = true, PUT = true, POST = true, DELETE = true } -- an exchange's
+local API = { create = true, query = true } -- the service's: the key, an X-Request-Id, their answer's Date and lines
 local NO_CA = "ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate"
 
 -- A pool thread's Lua VM costs the worker ~10 ms: made in a timer at its first client; commits
@@ -139,8 +140,8 @@ end
 -- A download's .part and the offset it goes on from: fh, offset | nil, err.  A handle left
 -- short goes on only while its name is still that file, as left; else from byte 0 (sv_left).
 local function open_part(self, r)
-  if r.op ~= "download" then return false, 0 end
   local file, offset = r.file, r.offset or 0
+  if file == nil then return false, 0 end -- (its body kept in memory)
   if type(file) ~= "string" or file == "" then return refuse("path", "path: expected a file path") end
   self:discard(file)
   local was, fh, err, short = self.left[file]
@@ -174,7 +175,8 @@ function N:send(r)
     end
     own = setmetatable({ ua = r.user_agent, connect_timeout = r.connect_timeout }, { __index = c })
   end
-  local rid = (r.op == "create" or r.op == "query") and r.request_id
+  local api = API[r.op]
+  local rid = api and r.request_id
   if rid and (type(rid) ~= "string" or rid == "" or #rid > 128 or rid:find("%c")) then
     return refuse("request_id", "request_id: expected 1 to 128 characters without control characters")
   end
@@ -183,7 +185,7 @@ function N:send(r)
   local fh, offset = open_part(self, r)
   if fh == nil then return nil, offset end
   local range, cap = r.range, fh and PAGE_MAX or r.max_body
-  if r.op == "exchange" and not METHODS[r.method] then
+  if r.method and not METHODS[r.method] then
     return refuse("method", "method: expected GET, HEAD, PUT, POST or DELETE")
   end
   if range and not (type(range) == "table" and tonumber(range[1]) and tonumber(range[2]) and range[1] >= 0 and
@@ -191,13 +193,15 @@ function N:send(r)
     return refuse("range", "range: expected {first, last}, 0 <= first <= last")
   end
   if range then cap = math.min(cap, range[2] - range[1] + 1) end
-  local held = type(r.rest) == "table" and r.op == "exchange" and go_on(self, r.rest, r, cap)
+  local held = type(r.rest) == "table" and go_on(self, r.rest, r, cap)
   if held then return held end
-  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, exchange = r.op == "exchange",
-    auth = r.op ~= "exchange" and r.auth, offset = offset, have = offset, from = range and range[1],
+  -- decided here once: an API request's (the key, its answer's Date and header lines), else another host's
+  -- exchange, its body into a file (fh) or memory
+  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, api = api, exchange = not (api or fh),
+    auth = api and r.auth, offset = offset, have = offset, from = range and range[1],
     fh = fh, parts = {}, kept = 0, cap = cap,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
-  if r.hold and range and r.op == "exchange" and (r.method or "GET") == "GET" then
+  if r.hold and range and x.exchange and (r.method or "GET") == "GET" then
     x.hold = function(y) return hold(self, y) end
   end
   self.running[x] = true
@@ -235,7 +239,7 @@ function N:result(x)
   local pieces = x.r.pieces and x.status and x.status >= 200 and x.status < 300
   local task, err, wire, bytes, total = core.verdict(x.op, x.status, pieces and "" or table.concat(x.parts),
     x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.r.heads and x.heads, x.r.what,
-    x.op ~= "exchange" and x.heads or nil) -- (an API answer's header lines: the core reads its rate limits)
+    x.api and x.heads or nil) -- (an API answer's header lines: the core reads its rate limits)
   if task and pieces then task.body = x.parts end
   if task and x.held then task.held = x end -- (its read held: rest = on the next range's send goes on with it)
   if x.fh then
@@ -262,7 +266,7 @@ local ID_HEADERS = { "x-request-id", "request-id", "cf-ray" }
 -- request-id over cf-ray, any of them over a value that only echoes the X-Request-Id sent.
 function N.server_request_id(_, x)
   local h, sent, echo = x.head, x.r.request_id, nil
-  if not (h and sent and (x.op == "create" or x.op == "query")) then return nil end
+  if not (h and sent and x.api) then return nil end
   for _, name in ipairs(ID_HEADERS) do
     local v = h[name]
     if type(v) == "string" and v ~= "" and #v <= 128 then

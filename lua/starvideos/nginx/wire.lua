@@ -90,11 +90,10 @@ local function request(c, x, u, key)
   local method = r.method or (r.body and "POST" or "GET")
   local t = { method, " ", target, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua, "\r\n" }
   if target ~= u.target and x.proxy.auth then t[#t + 1] = x.proxy.auth end -- an http URL through a proxy
-  if x.op == "download" then -- never the key: the video lives on another host
-    t[#t + 1] = "Accept: video/mp4, */*\r\n"
-    if x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset) end
-  elseif x.exchange then -- another host: never the key; its own lines, its range
-    if x.from and method ~= "HEAD" then
+  if not x.api then -- another host: never the key; its own lines, its range (a file's: from the bytes it has)
+    if x.fh then t[#t + 1] = "Accept: video/mp4, */*\r\n" end
+    if x.fh and x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset)
+    elseif x.from and method ~= "HEAD" then
       t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1)
     end
     t[#t + 1] = (r.headers or ""):gsub("\n", "\r\n")
@@ -162,15 +161,15 @@ function W.exchange(c, x, key)
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
     x.head = h -- (the answer's headers: transport.lua's server_request_id)
-    x.status, x.retry_after, x.date = status, h["retry-after"], (x.op == "query" or x.op == "create") and h.date or nil
-    if x.r.heads or not (x.exchange or x.op == "download") then -- as libcurl's (an API answer's: its rate limits)
+    x.status, x.retry_after, x.date = status, h["retry-after"], x.api and h.date or nil
+    if x.r.heads or x.api then -- as libcurl's (an API answer's: its rate limits)
       local lines = {}
       for k, v in pairs(h) do lines[#lines + 1] = k .. ": " .. v .. "\n" end
       x.heads = table.concat(lines)
     end
     local follow, ok, wire, msg = x.r.follow and REDIRECT[status] and h.location
     x.at, x.skip = u.path, x.exchange and status == 200 and x.from or 0 -- (a host that ignores Range)
-    if x.op == "download" and (status == 200 or status == 206) and not follow then
+    if x.fh and (status == 200 or status == 206) and not follow then
       ok, wire, msg = start_file(x, h)
       if not ok then return wire, msg end
     end

@@ -30,12 +30,15 @@ local function model(m) return core.models[m] and m or "other" end
 
 local DURATION, WAIT = "starvideos_request_duration_seconds", "starvideos_budget_wait_seconds"
 
--- The operation an exchange of req counts as (nil: none observed): a media GET of a job's (an upload's part of
--- the video, storage/object.lua) counts as a download.
+-- What an operation counts as when a job's exchange makes it: a media GET (an upload's part of the video,
+-- storage/object.lua) as a download.
+local AS_JOBS = { media = "download" }
+
+-- The operation an exchange of req counts as (nil: none observed).
 local function operation(req)
-  local op = OPS[req.what or req.op]
-  if op == "media" and type(req.owner) == "table" and req.owner.job then return "download" end
-  return op
+  local name = OPS[req.what or req.op]
+  if type(req.owner) == "table" and req.owner.job then return AS_JOBS[name] or name end
+  return name
 end
 
 -- An exchange of req ended at t: its status (nil: no answer), error, how the wire ended, bytes (a download's,
@@ -44,11 +47,11 @@ end
 -- job) the span of a bucket upload's job (storage/object.lua), a media check's job's (preflight), a webhook
 -- delivery's job's (notify.lua: its ctx); false: its task's trace is not sampled; nil: none (a root).
 function O:exchange(req, t, status, err, wire, bytes)
-  local started, op = req.started, operation(req)
-  if op and self.m then self:count(req, op, t - (started or t), wire == "none" and status, bytes) end
+  local started, name = req.started, operation(req)
+  if name and self.m then self:count(req, name, t - (started or t), wire == "none" and status, bytes) end
   local m, tr = self.m, self.tr
   if m and m.timer == false then m:start() end
-  if not (op and tr and started) then return end
+  if not (name and tr and started) then return end
   local o = req.owner
   local parent = self.spans[o]
   if parent == nil then
@@ -56,16 +59,18 @@ function O:exchange(req, t, status, err, wire, bytes)
     parent = job and self.spans[job]
   end
   if parent == false then return end
-  tr:client(req, t, op, status, wire, err, parent)
-  if parent and req.op == "query" then self.polls[o] = (self.polls[o] or 0) + 1 end -- (its task's)
+  tr:client(req, t, name, status, wire, err, parent)
+  if parent and req.api and not req.paid then self.polls[o] = (self.polls[o] or 0) + 1 end -- (its task's: a query)
 end
 
--- The duration (seconds) of an exchange of req counted as op, with its answer's status (false: none) and bytes.
-function O:count(req, op, seconds, status, bytes)
+-- The duration (seconds) of an exchange of req counted as the operation name, with its answer's status (false:
+-- none) and bytes (a transfer into a file counted from its offset).
+local BYTES = { download = true }
+function O:count(req, name, seconds, status, bytes)
   local code = type(status) == "number" and status >= 100 and status < 600 and math.floor(status / 100) .. "xx"
-  self.m:observe(DURATION, seconds, op, code or "error")
-  if op ~= "download" or type(bytes) ~= "number" then return end
-  bytes = bytes - (req.op == "download" and tonumber(req.offset) or 0)
+  self.m:observe(DURATION, seconds, name, code or "error")
+  if not BYTES[name] or type(bytes) ~= "number" then return end
+  bytes = bytes - (req.file and tonumber(req.offset) or 0)
   if bytes > 0 then self.m:add("starvideos_downloaded_bytes_total", bytes) end
 end
 

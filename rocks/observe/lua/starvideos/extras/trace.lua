@@ -76,7 +76,7 @@ function T:client(req, t, op, status, wire, err, parent)
   if not k then return end
   status = wire == "none" and type(status) == "number" and status > 0 and status or nil
   local etype = err and (status and string.format("%d", status) or wire ~= "none" and wire or err.kind or "error")
-  self.cols[1][k] = { url = req.url or "", method = req.method or Request.METHOD[req.op], op = op, t0 = req.started,
+  self.cols[1][k] = { url = req.url or "", method = req.method, op = op, t0 = req.started,
     t1 = t, status = status, resend = (req.attempt or 1) - 1, etype = etype,
     emsg = err and err.message, parent = parent, rid = req.request_id, sid = req.server_request_id }
 end

@@ -76,22 +76,22 @@ local function object_of(holder, url, extra)
   return o
 end
 
--- holder's request of shape op for o (an upload's "head": whether it is in the bucket, put when not, unless known
+-- holder's request of a shape for o (an upload's "head": whether it is in the bucket, put when not, unless known
 -- there; a release's "delete"), sent now, unless another's is asked for it (then o waits on that one).
-local function ask(holder, o, t, op)
+local function ask(holder, o, t, shape)
   if holder.done then return end
-  if op == "head" and o.st.server:known(o.url) then return holder:got(o, t) end
+  if shape == "head" and o.st.server:known(o.url) then return holder:got(o, t) end
   local a = o.st.server:asker(o.url)
   if a then a.waiting[#a.waiting + 1] = o; return end
   o.done = false
-  o:send(op, nil, t)
+  o:send(shape, nil, t)
 end
 
--- Its request of shape op sent now, the others asking for it waiting on it.
-function Obj:send(op, a, t)
-  self.step, self.waiting = op, self.waiting or {}
+-- Its request of a shape (S3.OPS) sent now, the others asking for it waiting on it.
+function Obj:send(shape, a, t)
+  self.step, self.waiting = shape, self.waiting or {}
   self.st.server:asks(self.url, self)
-  self.req = Object.call(self, op, a, t, op == "put")
+  self.req = Object.call(self, shape, a, t, shape == "put")
 end
 
 -- Its bytes put (the file read whole, as the check read it, and hashed again: what is sent is what was checked).
