@@ -338,6 +338,12 @@ typedef enum sv_wire {
    binding's luaL_checkoption takes them; messages say them). */
 SV_API const char *const sv_op_names[];
 SV_API const char *const sv_wire_names[];
+/* What an op makes of its exchange, written once (the transports and the verdict decide by these, never by the
+   op): api, the service's request (the key when asked, an X-Request-Id, its answer read as a task, its rate
+   limits and Date; a create is the one op read for money beside); into_file, its 2xx body goes into a file at an
+   offset (a download's .part), else into memory or its tap.  Neither: an exchange with another host. */
+typedef struct sv_op_kind { int api, into_file; } sv_op_kind;
+SV_API const sv_op_kind sv_op_kinds[];
 /* The one class callers decide on (err.transient): whether the same call may
    succeed later.  The wire failed short of an answer (never connected, timed
    out, cut, garbled), or the server said so (408, 429, 5xx), or, for an error

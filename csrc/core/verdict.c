@@ -6,6 +6,8 @@
 #include <string.h>
 
 const char *const sv_op_names[] = { "create", "query", "download", "exchange", NULL };
+const sv_op_kind sv_op_kinds[] = { [SV_OP_CREATE] = { 1, 0 }, [SV_OP_QUERY] = { 1, 0 }, [SV_OP_DOWNLOAD] = { 0, 1 },
+                                   [SV_OP_EXCHANGE] = { 0, 0 } };
 const char *const sv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
 /* The key never appears in a message, whatever a server echoes back. */
@@ -39,26 +41,27 @@ static int wire_error(const sv_exchange *x, sv_error *err) {
 }
 
 int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err, sv_wire *wire) {
-  int rc = 0;
+  const sv_op_kind *k = &sv_op_kinds[x->op];
+  int rc = 0, exchange = !k->api && !k->into_file; /* (another host's, into memory) */
   *wire = x->wire;
   sv_error_clear(err);
   if (x->wire != SV_WIRE_NONE) {
     rc = wire_error(x, err);
     if (x->status > 0) err->status = x->status;
-  } else if (x->op == SV_OP_DOWNLOAD && (x->status == 200 || x->status == 206)) {
+  } else if (k->into_file && (x->status == 200 || x->status == 206)) {
     if (x->total >= 0 && x->bytes != x->total) {
       *wire = SV_WIRE_BROKEN;
-      rc = sv_error_set(err, SV_E_NETWORK, NULL, "download: the transfer ended at byte %.0f of %.0f", x->bytes,
-                        x->total);
+      rc = sv_error_set(err, SV_E_NETWORK, NULL, "%s: the transfer ended at byte %.0f of %.0f",
+                        sv_exchange_name(x), x->bytes, x->total);
       err->status = x->status;
     }
   } else if (x->op == SV_OP_CREATE && x->status >= 300 && sv_answer_names_task(x)) {
     /* an error answer (429, 503, 500...) whose body is a task: the server made it, and it is that task,
        recorded and followed, never created again */
-  } else if (!(x->op == SV_OP_EXCHANGE && x->status >= 200 && x->status <= 299)) {
-    /* (an exchange's 2xx is a success as it is: a webhook taken, the media's bytes, a store's answer) */
+  } else if (!(exchange && x->status >= 200 && x->status <= 299)) {
+    /* (another host's 2xx is a success as it is: a webhook taken, the media's bytes, a store's answer) */
     sv_exchange a = *x;
-    if (x->op == SV_OP_DOWNLOAD || x->op == SV_OP_EXCHANGE) a.sink = NULL; /* the body is an error page */
+    if (!k->api) a.sink = NULL; /* the body is an error page */
     rc = sv_read_answer(&a, now, err);
   }
   if (rc && x->op == SV_OP_CREATE) {

@@ -26,6 +26,7 @@ struct sv_xfer {
   sv_buf heads;        /* the answer's header lines, when kept (keep_heads) */
   char what[24];       /* an exchange's word in messages (sv_send's what), or "" */
   int api, range, keep_heads; /* api: a create's or a query's; range, keep_heads: an exchange's (sv_send's) */
+  int into_file, exchange; /* its 2xx body goes into file (a download's); exchange: neither that nor api (xfer_new) */
   const char *body;    /* what is sent: send's bytes, or the caller's (body_kept) */
   size_t body_len;
   size_t max_body;

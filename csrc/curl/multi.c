@@ -62,7 +62,7 @@ static void release_easy(sv_xfer *x) {
   if (x->tapping && x->h) x->h->taps--;
   x->tapping = 0;
   if (x->easy) {
-    if (x->h && (x->list == L_RUNNING || x->held) && x->op != SV_OP_DOWNLOAD) /* (a download's never is) */
+    if (x->h && (x->list == L_RUNNING || x->held) && !x->into_file) /* (a download's never is) */
       curl_multi_remove_handle(x->h->multi, x->easy);
     curl_easy_cleanup(x->easy);
     x->easy = NULL;
@@ -315,13 +315,13 @@ static int exchange_headers(sv_xfer *x, const char *p) {
    API request's (the key when asked).  0, or -1 out of memory. */
 static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   const char *p = s->headers ? s->headers : "";
-  if (x->op == SV_OP_DOWNLOAD) {
+  if (x->into_file) {
     char range[64];
     snprintf(range, sizeof range, "Range: bytes=%.0f-", x->offset);
     return add_header(&x->headers, "Accept: video/mp4, */*") || (x->offset > 0 && add_header(&x->headers, range))
                ? -1 : 0;
   }
-  if (x->op == SV_OP_EXCHANGE) return exchange_headers(x, p);
+  if (x->exchange) return exchange_headers(x, p);
   if (x->request_id[0]) {
     char line[SV_REQUEST_ID_MAX + 16];
     snprintf(line, sizeof line, "X-Request-Id: %s", x->request_id);
@@ -372,7 +372,7 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
      create the server already took would be paid twice.  The new connection is
      still kept for the exchanges that follow. */
   if (s->fresh) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-  if (s->op == SV_OP_DOWNLOAD) sv_fetch_setup(h, x);
+  if (x->into_file) sv_fetch_setup(h, x);
   else curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_api_body);
   if (s->public_only) sv_media_setup(x, s);
   if (s->body || (s->method && (strcmp(s->method, "PUT") == 0 || strcmp(s->method, "POST") == 0))) {
@@ -435,6 +435,7 @@ static int method_ok(const char *m) {
 
 /* What sv_http_send refuses before it makes anything: 0, or -1 with err. */
 static int send_invalid(const sv_send *s, sv_error *err) {
+  const sv_op_kind *k = &sv_op_kinds[s->op];
   if (s->user_agent && (!sv_header_value_ok(s->user_agent, strlen(s->user_agent)) || !(s->connect_timeout > 0)))
     return sv_error_set(err, SV_E_INVALID, "user_agent",
                         "user_agent: control characters, or connect_timeout: not above 0");
@@ -448,9 +449,9 @@ static int send_invalid(const sv_send *s, sv_error *err) {
                         !sv_header_value_ok(s->request_id, strlen(s->request_id))))
     return sv_error_set(err, SV_E_INVALID, "request_id",
                         "request_id: expected 1 to %d characters without control characters", SV_REQUEST_ID_MAX);
-  if (s->op == SV_OP_EXCHANGE && !method_ok(s->method))
+  if (!k->api && !k->into_file && !method_ok(s->method))
     return sv_error_set(err, SV_E_INVALID, "method", "method: expected GET, HEAD, PUT, POST or DELETE");
-  if (s->op == SV_OP_DOWNLOAD && (!s->file || !*s->file))
+  if (k->into_file && (!s->file || !*s->file))
     return sv_error_set(err, SV_E_INVALID, "path", "path: expected a file path");
   return 0;
 }
@@ -464,8 +465,9 @@ static sv_xfer *xfer_fail(sv_xfer *x, sv_error *err, const char *why) {
 /* The exchange sv_http_send asks for, without its easy handle (a download's
    .part opened: whether it can be resumed decides the Range), or NULL with err. */
 static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
+  const sv_op_kind *k = &sv_op_kinds[s->op];
   sv_xfer *x = calloc(1, sizeof *x);
-  if (!x || (s->op == SV_OP_DOWNLOAD && pthread_mutex_init(&x->lock, NULL) != 0)) {
+  if (!x || (k->into_file && pthread_mutex_init(&x->lock, NULL) != 0)) {
     free(x);
     return sv_error_set(err, SV_E_IO, NULL, "out of memory"), NULL;
   }
@@ -473,7 +475,7 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->op = s->op;
   x->total = x->range_start = x->range_total = -1;
   x->offset = s->offset > 0 ? s->offset : 0;
-  x->api = s->op == SV_OP_CREATE || s->op == SV_OP_QUERY;
+  x->api = k->api, x->into_file = k->into_file, x->exchange = !k->api && !k->into_file; /* decided here once */
   x->follow = s->follow && !x->api; /* (sv_curl_redirect; never the API's: its key would go along) */
   x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->keep_heads;
   x->hold = x->range && s->hold && !s->body && (!s->method || strcmp(s->method, "GET") == 0);
@@ -491,7 +493,7 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->url = strdup(s->url);
   if (s->body && !s->body_kept) sv_buf_add(&x->send, s->body, s->body_len);
   x->body = s->body_kept ? s->body : x->send.data, x->body_len = s->body_kept ? s->body_len : x->send.len;
-  if (s->op == SV_OP_DOWNLOAD) {
+  if (x->into_file) {
     x->file = strdup(s->file);
     if (!x->file) return xfer_fail(x, err, "out of memory");
     if (sv_fetch_open(h, x, err)) return sv_xfer_free(x), NULL;
@@ -507,10 +509,10 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   if (!x->url || x->send.oom || !x->easy || set_headers(h, x, s)) return xfer_fail(x, err, "out of memory");
   setup_easy(h, x, s);
   if (set_proxy(x->easy, s->proxy)) return xfer_fail(x, err, "out of memory");
-  if (s->op != SV_OP_DOWNLOAD && curl_multi_add_handle(h->multi, x->easy) != CURLM_OK)
+  if (!x->into_file && curl_multi_add_handle(h->multi, x->easy) != CURLM_OK)
     return xfer_fail(x, err, "libcurl refused the transfer");
   push(h, x, L_RUNNING);
-  if (s->op == SV_OP_DOWNLOAD) sv_fetch_queue(h, x); /* on a thread of its own, never on the multi handle */
+  if (x->into_file) sv_fetch_queue(h, x); /* on a thread of its own, never on the multi handle */
   return x;
 }
 
@@ -568,18 +570,18 @@ static int not_from_range(const sv_xfer *x) {
 
 void sv_curl_end(sv_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
-  if (x->op == SV_OP_EXCHANGE) { /* the file's size: a 206's Content-Range total, else the Content-Length */
+  if (x->exchange) { /* the file's size: a 206's Content-Range total, else the Content-Length */
     curl_off_t cl = -1;
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     x->total = x->status == 206 ? x->range_total : cl >= 0 ? (double)cl : -1;
   }
-  if (x->op == SV_OP_EXCHANGE && x->refused) {
+  if (x->exchange && x->refused) {
     x->wire = SV_WIRE_FATAL; /* x->message: an address refused (also after another one answered), or a redirect */
   } else if (not_from_range(x)) {
     x->wire = SV_WIRE_GARBLED; /* bytes from elsewhere in the file than asked: not the tail */
     snprintf(x->message, sizeof x->message, "the server did not send the bytes from %.0f that were asked for",
              x->offset);
-  } else if (x->too_big && x->op == SV_OP_DOWNLOAD) { /* the path alone: a query may hold a token */
+  } else if (x->too_big && x->into_file) { /* the path alone: a query may hold a token */
     const char *p = strstr(x->url, "://"), *at = p ? p + 3 + strcspn(p + 3, "/?#") : x->url;
     at += *at == '/';
     x->wire = SV_WIRE_GARBLED;
@@ -706,7 +708,7 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
   sv_exchange e = { .op = x->op, .status = x->status, .body = x->recv.data ? x->recv.data : "",
                     .body_len = x->recv.len, .retry_after = x->retry_after[0] ? x->retry_after : NULL,
                     .wire = x->wire, .message = x->message, .total = x->total,
-                    .bytes = x->op == SV_OP_EXCHANGE ? (double)x->recv.len : x->have,
+                    .bytes = x->exchange ? (double)x->recv.len : x->have,
                     .heads = x->keep_heads ? (x->heads.data ? x->heads.data : "") : NULL, .heads_len = x->heads.len,
                     .what = x->what[0] ? x->what : NULL,
                     .limits = x->limits.data, .limits_len = x->limits.len };
@@ -754,7 +756,7 @@ void sv_xfer_free(sv_xfer *x) {
 void sv_curl_destroy(sv_xfer *x) {
   if (x->threaded) x->h = NULL; /* a thread's: off h's lists already, and h may be gone */
   release_easy(x); /* may close a kept connection: on_fetch_close takes the lock */
-  if (x->op == SV_OP_DOWNLOAD) pthread_mutex_destroy(&x->lock);
+  if (x->into_file) pthread_mutex_destroy(&x->lock);
   sv_part_free(x->part);
   unlink_xfer(x);
   sv_buf_free(&x->send);

@@ -116,7 +116,7 @@ static void body_list(lua_State *L, sv_send *s) {
    they are; kept (not copied) when long or bytes: t_send holds it until the handle is spent; or a list of strings
    (as nginx's transport reads a part), made one string, left on the stack for t_send, and copied.  An exchange's
    tap: starvideos.sign's stream, held too. */
-static void send_body(lua_State *L, sv_send *s) {
+static void send_body(lua_State *L, sv_send *s, int exchange) {
   lbytes *lb;
   int listed;
   s->body = opt_string(L, 2, "body", &s->body_len);
@@ -128,7 +128,7 @@ static void send_body(lua_State *L, sv_send *s) {
   s->body_kept = !listed && s->body && (s->body_len >= 65536 || lb);
   lua_getfield(L, 2, "tap"); /* its body fed to a stream as it comes (sign's) */
   /* (a GET's: the handle keeps one value alive, the tap or a kept body) */
-  s->tap = s->op == SV_OP_EXCHANGE && !s->body ? luaL_testudata(L, -1, STREAM_MT) : NULL;
+  s->tap = exchange && !s->body ? luaL_testudata(L, -1, STREAM_MT) : NULL;
   lua_pop(L, 1);
 }
 
@@ -163,7 +163,7 @@ static void exchange_fields(lua_State *L, sv_send *s) {
 static sv_xfer *go_on_or_send(lua_State *L, lhttp *lh, int table, const sv_send *s, sv_error *err) {
   sv_xfer *x = NULL, *held;
   lua_getfield(L, 2, "rest");
-  if (s->op == SV_OP_EXCHANGE && lua_isinteger(L, -1)) {
+  if (lua_isinteger(L, -1)) { /* (only an exchange's is ever held: sv_xfer_go_on says whether it goes on) */
     lua_pushvalue(L, -1);
     lua_rawget(L, table);
     held = lua_touserdata(L, -1);
@@ -187,30 +187,32 @@ static int t_send(lua_State *L) {
   sv_send s = {0};
   sv_error err;
   sv_xfer *x;
+  const sv_op_kind *k;
   size_t len = 0;
   sv_error_clear(&err);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "op");
   s.op = (sv_op)luaL_checkoption(L, -1, NULL, sv_op_names);
+  k = &sv_op_kinds[s.op]; /* what its fields are: an API request's, a file's, else another host's exchange's */
   lua_pop(L, 1);
   s.url = opt_string(L, 2, "url", &len); /* a NUL inside would cut the URL short for C: the check sees all of it */
   if (s.url && strlen(s.url) != len && sv_url_check(s.url, len, "url", SV_URL_ANY, &err) != 0) return lsv_fail(L, &err);
-  send_body(L, &s);
+  send_body(L, &s, !k->api && !k->into_file);
   s.auth = getbool(L, 2, "auth");
   s.fresh = getbool(L, 2, "fresh");
   s.timeout = opt_number(L, 2, "timeout", 0);
   s.follow = getbool(L, 2, "follow");
   s.stall = opt_number(L, 2, "stall", 0); /* a download's, and a long exchange's */
   s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e15, "send"); /* a download's: max_video_bytes */
-  if (s.op == SV_OP_DOWNLOAD) s.file = opt_string(L, 2, "file", NULL), s.offset = opt_number(L, 2, "offset", 0);
-  if (s.op == SV_OP_EXCHANGE) exchange_fields(L, &s);
+  if (k->into_file) s.file = opt_string(L, 2, "file", NULL), s.offset = opt_number(L, 2, "offset", 0);
+  else if (!k->api) exchange_fields(L, &s);
   s.user_agent = opt_string(L, 2, "user_agent", NULL);
   if (s.user_agent) { /* the client's own options, with every exchange of it (request.lua) */
     s.ca_file = opt_string(L, 2, "ca_file", NULL);
     s.connect_timeout = lsv_need_number(L, 2, "connect_timeout", 0.001, 86400, "send");
   }
   s.proxy = opt_string(L, 2, "proxy", NULL);
-  if (s.op == SV_OP_CREATE || s.op == SV_OP_QUERY) s.request_id = opt_string(L, 2, "request_id", NULL);
+  if (k->api) s.request_id = opt_string(L, 2, "request_id", NULL);
   /* The handle's key is made in the table before the exchange exists: making
      it may raise (memory), and nothing may raise between the exchange and its
      place in the table.  Setting a key that is there never allocates. */
@@ -312,9 +314,9 @@ static int t_result(lua_State *L) {
     lua_setfield(L, -n - 1, "body");
   }
   if (lb) lua_remove(L, table + 1);
-  if (x.op == SV_OP_DOWNLOAD && lua_isnil(L, -n)) {
+  if (sv_op_kinds[x.op].into_file && lua_isnil(L, -n)) {
     sv_xfer_part(xf, 0);
-  } else if (x.op == SV_OP_DOWNLOAD) {
+  } else if (sv_op_kinds[x.op].into_file) {
     sv_part **slot = lsv_push_part(L); /* (may raise: before the .part is taken from the exchange) */
     if ((*slot = sv_xfer_part(xf, 1)) != NULL) n++;
     else lua_pop(L, 1);

@@ -243,13 +243,14 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_exchange with = *x;
   builder b = { L, 0, { 0 }, { 0 } };
   sv_json_sink sink = { b_open, b_close, b_key, b_string, b_number, b_literal, &b };
-  int rc, top = lua_gettop(L), api = x->op == SV_OP_CREATE || x->op == SV_OP_QUERY;
+  const sv_op_kind *k = &sv_op_kinds[x->op];
+  int rc, top = lua_gettop(L), api = k->api;
   with.sink = &sink;
   rc = sv_verdict(&with, sv_wallclock(), secret, &err, &wire);
   lua_settop(L, rc == 0 && api ? top + 1 : top); /* the task, whole: the one value the scan left; else none */
   if (rc) lua_pushnil(L);
-  else if (x->op == SV_OP_DOWNLOAD) lua_pushliteral(L, "");
-  else if (x->op == SV_OP_EXCHANGE) {
+  else if (k->into_file) lua_pushliteral(L, "");
+  else if (!api) {
     lua_createtable(L, 0, 3);
     lsv_set_int(L, "status", (lua_Integer)x->status);
     lsv_set_str(L, "body", x->body ? x->body : "", x->body ? x->body_len : 0);

@@ -255,7 +255,7 @@ function Client:keep(opts)
   local ctx, err = ledger_ctx(self, opts, "keep")
   if not ctx then return nil, err end
   if opts.dry_run then return require("starvideos.extras.keep").plan(ctx, opts, true) end
-  return require("starvideos.extras.keep").run(ctx, opts, function() return self.loop ~= nil end)
+  return require("starvideos.extras.keep").run(ctx, opts, function() return not not self.loop end)
 end
 
 -- What the ledger of the call (where: pending or tasks, its method too) lists: the list, or nil, err.
