@@ -1,7 +1,7 @@
 -- A media request's tap on the libcurl transport (the bucket sink's parts, storage/object.lua): the bytes fed to
--- a stream (starvideos.sign's: the video's check) as they come, a write at a time and at most SV_TAP_STEP (256 KiB) in one poll, so that
--- no step of a game's loop hashes a 5 MiB part at once; the body handed over as starvideos.bytes (not copied into
--- a Lua string) and sent as it is by a PUT.  Counts of bytes, no timings.
+-- a stream (starvideos.sign's: the video's check) as they come, a write at a time and at most SV_TAP_STEP (256 KiB)
+-- in one poll, so that no step of a game's loop hashes a 5 MiB part at once; the body handed over as
+-- starvideos.bytes (not copied into a Lua string) and sent as it is by a PUT.  Counts of bytes, no timings.
 local helper = require "spec.helper"
 local socket = require "socket"
 local starvideos = require "starvideos"
