@@ -46,7 +46,7 @@ $(ASAN_SO): $(ALL_SRC) csrc/core/sv_core.h csrc/curl/internal.h csrc/lua/lsv.h
 $(ASAN_SIGN): MOD_SRC := $(SIGN_MOD_SRC)
 $(ASAN_SIGV4): MOD_SRC := $(SECTIONS) $(GC_SECTIONS) $(SIGV4_MOD_SRC)
 $(ASAN_SIGN): $(SIGN_MOD_SRC)
-$(ASAN_SIGV4): $(SIGV4_MOD_SRC) csrc/s3/sigv4.h csrc/s3/parts.h
+$(ASAN_SIGV4): $(SIGV4_MOD_SRC) rocks/s3/csrc/sigv4.h rocks/s3/csrc/parts.h
 $(ASAN_SIGN) $(ASAN_SIGV4): csrc/core/sv_core.h csrc/lua/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \

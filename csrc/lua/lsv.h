@@ -77,7 +77,7 @@ SV_API void lsv_open_media(lua_State *L);
 /* starvideos.sign's stream (stream.c): a check of a video's bytes as they pass, its stream() set into the table
    on top */
 SV_API void lsv_open_stream(lua_State *L);
-/* What a rock's stream keeps beside the check (the s3 rock's part sums, csrc/s3/parts.c): fed the bytes the
+/* What a rock's stream keeps beside the check (the s3 rock's part sums, rocks/s3/csrc/parts.c): fed the bytes the
    stream hashes, in order (-1: fed no more, the stream failed with why); freed with the stream. */
 typedef struct lsv_also lsv_also;
 struct lsv_also {

@@ -43,11 +43,11 @@ build = {
   -- and the Cluster slot, plain C) from its FLEET_MOD_SRC (spec/hosts/build_spec.lua), into build/rock/
   build_command = "mkdir -p build/rock && $(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE"
     .. " -I$(LUA_INCDIR) -I$(HIREDIS_INCDIR) -I$(OPENSSL_INCDIR) $(LIBFLAG) -o build/rock/redis.so"
-    .. " csrc/redis/redis.c csrc/redis/sock.c"
+    .. " rocks/redis/csrc/redis.c rocks/redis/csrc/sock.c"
     .. " -L$(HIREDIS_LIBDIR) -L$(OPENSSL_LIBDIR) -lhiredis -lssl -lcrypto -lpthread"
     .. " && $(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE"
     .. " -I$(LUA_INCDIR) $(LIBFLAG) -o build/rock/native.so"
-    .. " csrc/redis/url.c csrc/redis/native.c",
+    .. " rocks/redis/csrc/url.c rocks/redis/csrc/native.c",
   install = {
     lib = { ["starvideos.redis"] = "build/rock/redis.so", ["starvideos.fleet.native"] = "build/rock/native.so" },
     lua = {

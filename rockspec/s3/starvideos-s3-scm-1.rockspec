@@ -41,7 +41,7 @@ build = {
     .. " -ffunction-sections -fdata-sections -Wl,--gc-sections"
     .. " -I$(LUA_INCDIR) -I$(CRYPTO_INCDIR) $(LIBFLAG) -o build/rock/sigv4.so"
     .. " csrc/core/buf.c csrc/core/error.c csrc/core/text.c csrc/core/media.c csrc/core/stream.c"
-    .. " csrc/lua/error.c csrc/lua/stream.c csrc/s3/sigv4.c csrc/s3/parts.c csrc/s3/lua.c"
+    .. " csrc/lua/error.c csrc/lua/stream.c rocks/s3/csrc/sigv4.c rocks/s3/csrc/parts.c rocks/s3/csrc/lua.c"
     .. " -L$(CRYPTO_LIBDIR) -lcrypto -lpthread -ldl -lm",
   install = {
     lib = { ["starvideos.sigv4"] = "build/rock/sigv4.so" },

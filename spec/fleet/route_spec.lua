@@ -119,7 +119,7 @@ end)
 
 describe("a Cluster's hash slot", function()
   it("is CRC16 modulo 16384 of the key, or of its {hash tag}: every key of a fleet in one slot", function()
-    local slot = require("starvideos.fleet.native").slot -- (the redis rock's C: csrc/redis/url.c)
+    local slot = require("starvideos.fleet.native").slot -- (the redis rock's C: rocks/redis/csrc/url.c)
     assert.equal(12182, slot("foo"))
     assert.equal(slot("{abc}"), slot("starvideos:{abc}:task:1"))
     assert.equal(slot("starvideos:{abc}:identity"), slot("starvideos:{abc}:pending"))

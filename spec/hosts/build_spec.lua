@@ -32,7 +32,7 @@ end
 local function compiles(commands)
   local count, defines = {}, {}
   for line in commands:gmatch("[^\n]+") do
-    for file in line:gmatch("%s(csrc/[%w_/]+%.c)") do
+    for file in line:gmatch("%s([%w_/]*csrc/[%w_/]+%.c)") do -- (csrc/..., and a rock's rocks/<rock>/csrc/...)
       count[file] = (count[file] or 0) + 1
       for d in line:gmatch("%s%-D(%S+)") do defines[d] = true end
     end
@@ -56,7 +56,7 @@ describe("mk/sources.mk", function()
   it("names every C file of the library once, and each exists", function()
     local seen = {}
     local every = {}
-    for _, list in ipairs { ALL_SRC, REDIS_MOD_SRC, FLEET_MOD_SRC, make_var("SIGV4_SRC"), { "csrc/s3/lua.c" } } do
+    for _, list in ipairs { ALL_SRC, REDIS_MOD_SRC, FLEET_MOD_SRC, make_var("SIGV4_SRC"), { "rocks/s3/csrc/lua.c" } } do
       for _, f in ipairs(list) do every[#every + 1] = f end
     end
     for _, f in ipairs(every) do
@@ -66,13 +66,14 @@ describe("mk/sources.mk", function()
     end
     -- every C file of the layers but the static library's face is in the list
     local listing = assert(helper.capture("cd " .. q(root)
-      .. " && ls csrc/core/*.c csrc/curl/*.c csrc/lua/*.c csrc/redis/*.c csrc/s3/*.c"))
+      .. " && ls csrc/core/*.c csrc/curl/*.c csrc/lua/*.c rocks/redis/csrc/*.c rocks/s3/csrc/*.c"))
     for f in listing:gmatch("%S+") do
       if f ~= "csrc/lua/static.c" then assert.is_true(seen[f], f .. " is not in mk/sources.mk") end
     end
-    -- and nothing else is there: the folders are the layers
+    -- and nothing else is there: the folders are the layers; the other rocks' C is theirs (rocks/<rock>/csrc/)
     local other = helper.capture("cd " .. q(root) .. " && ls csrc/*.c csrc/*.h 2>/dev/null || true")
     assert.equal("", other)
+    assert.equal("", helper.capture("cd " .. q(root) .. " && ls -d csrc/redis csrc/s3 2>/dev/null || true"))
   end)
 
   it("keeps the layers apart: the core includes neither Lua nor libcurl, the transport no Lua", function()
@@ -107,7 +108,7 @@ describe("mk/sources.mk", function()
     assert.is_nil(sign:find("sigv4", 1, true), sign)
     -- and links only the core files it uses: no request, answer, verdict, model, URL or journal of the core's
     local sigv4 = " " .. table.concat(SIGV4_MOD_SRC, " ") .. " "
-    assert.truthy(sigv4:find(" csrc/s3/sigv4.c csrc/s3/parts.c csrc/s3/lua.c ", 1, true), sigv4)
+    assert.truthy(sigv4:find(" rocks/s3/csrc/sigv4.c rocks/s3/csrc/parts.c rocks/s3/csrc/lua.c ", 1, true), sigv4)
     for _, f in ipairs { "json", "verdict", "answer", "models", "url", "id", "journal", "limits", "part", "sign" } do
       assert.is_nil(sigv4:find("/" .. f .. ".c ", 1, true), f .. ".c in " .. sigv4)
     end
@@ -171,7 +172,7 @@ describe("the rocks' C modules", function()
   local function command_parts(cmd)
     local sources, defs, libs, seen = {}, {}, {}, {}
     for w in cmd:gmatch("%S+") do
-      if w:match("^csrc/.*%.c$") then sources[#sources + 1] = w
+      if w:match("^csrc/.*%.c$") or w:match("^rocks/[%w_-]+/csrc/.*%.c$") then sources[#sources + 1] = w
       elseif w:match("^%-D") then
         if not seen[w] then defs[#defs + 1] = w end
         seen[w] = true
@@ -319,7 +320,7 @@ describe("the Makefile's rules", function()
       local so = "build/" .. vm .. "starvideos/redis.so"
       local cmds = dry_run("HIREDIS=yes " .. so)
       local count, defines = compiles(cmds)
-      assert.same({ ["csrc/redis/redis.c"] = 1, ["csrc/redis/sock.c"] = 1 }, count, so)
+      assert.same({ ["rocks/redis/csrc/redis.c"] = 1, ["rocks/redis/csrc/sock.c"] = 1 }, count, so)
       local allowed = {}
       for _, d in ipairs(DEFS) do allowed[d:sub(3)] = true end
       for d in pairs(defines) do assert.is_true(allowed[d], "-D" .. d .. " for " .. so) end
@@ -346,8 +347,8 @@ describe("the Makefile's rules", function()
   it("build under HIREDIS=no (a copy of the checkout): every module but starvideos.redis", function()
     local dir = helper.tmpdir()
     finally(helper.cleanup)
-    local out, ok = helper.capture("cd " .. q(root) .. " && cp -R Makefile mk csrc " .. q(dir) .. " && cd " .. q(dir)
-      .. " && " .. MAKE .. " HIREDIS=no 2>&1")
+    local out, ok = helper.capture("cd " .. q(root) .. " && cp -R Makefile mk csrc rocks " .. q(dir) .. " && cd "
+      .. q(dir) .. " && " .. MAKE .. " HIREDIS=no 2>&1")
     assert.is_true(ok, out)
     assert.truthy(out:find("starvideos.redis not built: hiredis not found", 1, true), out)
     assert.is_true(helper.exists(dir .. "/build/starvideos/core.so"))

@@ -1,4 +1,4 @@
--- starvideos.redis (csrc/redis/redis.c, hiredis' reader, non-blocking) and the store over
+-- starvideos.redis (rocks/redis/csrc/redis.c, hiredis' reader, non-blocking) and the store over
 -- it (lua/starvideos/store.lua), against a real redis-server on a loopback port.
 
 local helper = require "spec.helper"

@@ -5,7 +5,7 @@
 #ifndef SV_S3_PARTS_H
 #define SV_S3_PARTS_H
 
-#include "../lua/lsv.h"
+#include "../../../csrc/lua/lsv.h"
 
 /* stream(seconds, md5 [, saved]) and part(stream) set into the table on top (starvideos.sigv4). */
 SV_API void sv_s3_open_parts(lua_State *L);

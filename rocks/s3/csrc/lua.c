@@ -4,11 +4,11 @@
    core's starvideos.sign keeps only the webhook signatures, SHA-256 and the
    video's check; each part's sums are this module's (parts.c).  Like
    starvideos.core, it never calls a Lua function. */
-#include "../lua/lsv.h"
+#include "../../../csrc/lua/lsv.h"
 #include "parts.h"
 #include "sigv4.h"
 
-#include "../lua/compat.h"
+#include "../../../csrc/lua/compat.h"
 
 #include <string.h>
 

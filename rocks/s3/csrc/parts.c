@@ -10,7 +10,7 @@
          of the bytes since the last part; a new part begins */
 #include "parts.h"
 
-#include "../lua/compat.h"
+#include "../../../csrc/lua/compat.h"
 
 #include <stdlib.h>
 #include <string.h>

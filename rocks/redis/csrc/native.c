@@ -11,7 +11,7 @@
      native.slot(key) -> Redis Cluster's hash slot of key (0 to 16383, its {hash tag}'s) */
 #include "url.h"
 
-#include "../lua/compat.h" /* and lua.h, lauxlib.h */
+#include "../../../csrc/lua/compat.h" /* and lua.h, lauxlib.h */
 
 #include <stdio.h>
 #include <string.h>
