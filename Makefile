@@ -15,19 +15,27 @@ CFLAGS    ?= -O2 -g
 WARN      := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
              -Werror=implicit-function-declaration
 DEFS      := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
-ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden
+# each function and datum in a section of its own, so that a module linked with GC_SECTIONS keeps only what it
+# uses of a file it shares (sigv4.so: mk/sources.mk's SIGV4_CORE_SRC)
+SECTIONS  := -ffunction-sections -fdata-sections
+GC_SECTIONS := -Wl,--gc-sections
+ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) $(SECTIONS) -fPIC -fvisibility=hidden
 
 include mk/sources.mk
 # every C file of the three modules (ALL_SRC, mk/sources.mk) is compiled once
-# into build/obj/, in its layer's folder there
-CORE_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CORE_MOD_SRC))
-CURL_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(CURL_MOD_SRC))
-SIGN_OBJ  := $(patsubst csrc/%.c,build/obj/%.o,$(SIGN_MOD_SRC))
-SIGV4_OBJ := $(patsubst csrc/%.c,build/obj/%.o,$(SIGV4_MOD_SRC))
-SO        := build/starvideos/core.so build/starvideos/curl.so build/starvideos/sign.so build/starvideos/sigv4.so
+# into build/obj/, in its layer's folder there; a rock's (rocks/<rock>/csrc/) in build/obj/rocks/<rock>/csrc/
+objs       = $(patsubst %.c,build/obj/%.o,$(patsubst csrc/%,%,$(1)))
+CORE_OBJ  := $(call objs,$(CORE_MOD_SRC))
+CURL_OBJ  := $(call objs,$(CURL_MOD_SRC))
+SIGN_OBJ  := $(call objs,$(SIGN_MOD_SRC))
+SIGV4_OBJ := $(call objs,$(SIGV4_MOD_SRC))
+FLEET_OBJ := $(call objs,$(FLEET_MOD_SRC))
+SO        := build/starvideos/core.so build/starvideos/curl.so build/starvideos/sign.so build/starvideos/sigv4.so \
+             build/starvideos/fleet/native.so
 # the core and the signatures as nginx's LuaJIT loads them (spec/hosts/nginx_spec.lua,
 # the webhook and notify specs, examples/openresty/)
-NGX_SO    := build/luajit/starvideos/core.so build/luajit/starvideos/sign.so build/luajit/starvideos/sigv4.so
+NGX_SO    := build/luajit/starvideos/core.so build/luajit/starvideos/sign.so build/luajit/starvideos/sigv4.so \
+             build/luajit/starvideos/fleet/native.so
 # `make luajit`: every C module a LuaJIT host loads (LÖVE, nginx, OpenResty: docs/game-engines.md,
 # docs/openresty.md), libcurl's transport too
 LUAJIT_SO := $(NGX_SO) build/luajit/starvideos/curl.so
@@ -84,7 +92,7 @@ TEST_BIN  := build/test_core
 HIREDIS      ?= $(if $(shell pkg-config --exists hiredis 2>/dev/null && echo y),yes,no)
 HIREDIS_INC  ?= $(filter-out -I/usr/include,$(patsubst %/hiredis,%,$(shell pkg-config --cflags-only-I hiredis 2>/dev/null)))
 HIREDIS_LIBS ?= $(or $(shell pkg-config --libs hiredis 2>/dev/null),-lhiredis)
-REDIS_OBJ    := $(patsubst csrc/%.c,build/obj/%.o,$(REDIS_MOD_SRC))
+REDIS_OBJ    := $(call objs,$(REDIS_MOD_SRC))
 REDIS_SO     := $(if $(filter yes,$(HIREDIS)),build/starvideos/redis.so,redis-skipped)
 SO           += $(REDIS_SO)
 
@@ -92,11 +100,15 @@ SO           += $(REDIS_SO)
 all: $(SO) $(TEST_BIN) $(COMPAT_SO)
 luajit: $(LUAJIT_SO)
 
-# The core alone, without Lua: its C tests link only libcurl.
-$(TEST_BIN): csrc/test/test_core.c $(patsubst csrc/%.c,build/obj/%.o,$(SV_SRC) $(SV_HTTP_SRC))
+# The core alone, without Lua: its C tests link only libcurl (and the redis rock's grammar, FLEET_SRC, which
+# they test too).
+$(TEST_BIN): csrc/test/test_core.c $(call objs,$(SV_SRC) $(SV_HTTP_SRC) $(FLEET_SRC))
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm -ldl -pthread
 
 build/obj/%.o: csrc/%.c csrc/core/sv_core.h | $(DEPS_FIRST)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUA_INC) -c $< -o $@
+build/obj/rocks/%.o: rocks/%.c csrc/core/sv_core.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -c $< -o $@
 $(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/curl/%,$(ALL_SRC))): csrc/curl/transport.h csrc/curl/internal.h
@@ -112,8 +124,13 @@ build/starvideos/sign.so: $(SIGN_OBJ)
 
 build/starvideos/sigv4.so: $(SIGV4_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ $(CRYPTO_LIBS) -lm -ldl -pthread
-$(SIGV4_OBJ): csrc/s3/sigv4.h
+	$(CC) -shared $(GC_SECTIONS) -o $@ $^ $(CRYPTO_LIBS) -lm -ldl -pthread
+$(SIGV4_OBJ): rocks/s3/csrc/sigv4.h rocks/s3/csrc/parts.h csrc/lua/lsv.h csrc/lua/compat.h
+
+build/starvideos/fleet/native.so: $(FLEET_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^
+$(FLEET_OBJ): rocks/redis/csrc/url.h csrc/lua/compat.h
 
 build/starvideos/curl.so: $(CURL_OBJ)
 	@mkdir -p $(dir $@)
@@ -123,7 +140,7 @@ build/starvideos/redis.so: $(REDIS_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(HIREDIS_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) -pthread
 $(REDIS_OBJ): LUA_INC += $(HIREDIS_INC)
-$(REDIS_OBJ): csrc/lua/compat.h csrc/redis/sock.h
+$(REDIS_OBJ): csrc/lua/compat.h rocks/redis/csrc/sock.h
 redis-skipped:
 	@echo "starvideos.redis not built: hiredis not found (pkg-config hiredis; Debian: libhiredis-dev)"
 .PHONY: redis-skipped
@@ -137,6 +154,9 @@ $(COMPAT_SO): csrc/test/compat_test.c csrc/lua/compat.h | $(DEPS_FIRST)
 # objects in build/<vm>/obj.
 define VM_RULES
 build/$(1)/obj/%.o: csrc/%.c csrc/core/sv_core.h | $$(DEPS_FIRST)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -c $$< -o $$@
+build/$(1)/obj/rocks/%.o: rocks/%.c csrc/core/sv_core.h | $$(DEPS_FIRST)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -c $$< -o $$@
 $$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/curl/%,$$(ALL_SRC))): csrc/curl/transport.h csrc/curl/internal.h
@@ -153,7 +173,14 @@ build/$(1)/starvideos/sign.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(SIGN_
 
 build/$(1)/starvideos/sigv4.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(SIGV4_OBJ))
 	@mkdir -p $$(dir $$@)
-	$$(CC) -shared -o $$@ $$^ $$(CRYPTO_LIBS) -lm -ldl -pthread
+	$$(CC) -shared $$(GC_SECTIONS) -o $$@ $$^ $$(CRYPTO_LIBS) -lm -ldl -pthread
+$$(patsubst build/obj/%,build/$(1)/obj/%,$$(SIGV4_OBJ)): rocks/s3/csrc/sigv4.h rocks/s3/csrc/parts.h csrc/lua/lsv.h \
+  csrc/lua/compat.h
+
+build/$(1)/starvideos/fleet/native.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(FLEET_OBJ))
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared -o $$@ $$^
+$$(patsubst build/obj/%,build/$(1)/obj/%,$$(FLEET_OBJ)): rocks/redis/csrc/url.h csrc/lua/compat.h
 
 build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CURL_OBJ))
 	@mkdir -p $$(dir $$@)
@@ -167,12 +194,13 @@ build/$(1)/starvideos/redis.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDI
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(HIREDIS_LIBS) $$(SSL_LIBS) $$(CRYPTO_LIBS) -pthread
 $$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): INC_$(1) += $$(HIREDIS_INC)
-$$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): csrc/lua/compat.h csrc/redis/sock.h
+$$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): csrc/lua/compat.h rocks/redis/csrc/sock.h
 endef
 $(foreach vm,$(VMS),$(eval $(call VM_RULES,$(vm))))
 
 VM_SOS    := $(foreach vm,$(VMS),build/$(vm)/starvideos/core.so build/$(vm)/starvideos/curl.so \
-             build/$(vm)/starvideos/sign.so build/$(vm)/starvideos/sigv4.so build/$(vm)/compat_test.so)
+             build/$(vm)/starvideos/sign.so build/$(vm)/starvideos/sigv4.so build/$(vm)/starvideos/fleet/native.so \
+             build/$(vm)/compat_test.so)
 VM_SOS    += $(if $(filter yes,$(HIREDIS)),$(foreach vm,$(VMS),build/$(vm)/starvideos/redis.so))
 
 # Install what is missing, so a fresh Debian machine needs nothing else: `make

@@ -31,9 +31,10 @@ ASAN_TEST  := build/asan/test_core
 ASAN_LOGS  := build/asan/logs
 VALGRIND   ?= valgrind
 
-$(ASAN_TEST): csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) csrc/core/sv_core.h
+$(ASAN_TEST): csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) $(FLEET_SRC) csrc/core/sv_core.h
 	@mkdir -p $(dir $@)
-	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) $(CURL_LIBS) -lm
+	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) $(FLEET_SRC) \
+	  $(CURL_LIBS) -lm
 
 # one module with the transport linked in (core.curl, as in the static library);
 # the signatures a module of their own, as sign.so is (loaded on first use)
@@ -43,9 +44,9 @@ $(ASAN_SO): $(ALL_SRC) csrc/core/sv_core.h csrc/curl/internal.h csrc/lua/lsv.h
 	  -o $@ $(filter-out $(SIGN_SRC) csrc/lua/sign.c csrc/lua/stream.c,$(ALL_SRC)) $(CURL_LIBS) -lm
 # the modules on libcrypto: the signatures (sign.so) and the s3 rock's SigV4 (sigv4.so), each of its own
 $(ASAN_SIGN): MOD_SRC := $(SIGN_MOD_SRC)
-$(ASAN_SIGV4): MOD_SRC := $(SIGV4_MOD_SRC)
+$(ASAN_SIGV4): MOD_SRC := $(SECTIONS) $(GC_SECTIONS) $(SIGV4_MOD_SRC)
 $(ASAN_SIGN): $(SIGN_MOD_SRC)
-$(ASAN_SIGV4): $(SIGV4_MOD_SRC) csrc/s3/sigv4.h
+$(ASAN_SIGV4): $(SIGV4_MOD_SRC) rocks/s3/csrc/sigv4.h rocks/s3/csrc/parts.h
 $(ASAN_SIGN) $(ASAN_SIGV4): csrc/core/sv_core.h csrc/lua/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \

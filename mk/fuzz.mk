@@ -12,10 +12,12 @@ FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
-# each target links the core of mk/sources.mk (no Lua, no libcurl)
-build/fuzz/fuzz_%: csrc/fuzz/fuzz_%.c csrc/fuzz/fuzz.h csrc/fuzz/media.h $(SV_SRC) csrc/core/sv_core.h
+# each target links the core of mk/sources.mk (no Lua, no libcurl); base_url the redis rock's grammar too
+# (FLEET_SRC: a store's URL on the same bytes)
+FUZZ_WITH_base_url := $(FLEET_SRC)
+build/fuzz/fuzz_%: csrc/fuzz/fuzz_%.c csrc/fuzz/fuzz.h csrc/fuzz/media.h $(SV_SRC) $(FLEET_SRC) csrc/core/sv_core.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(WARN) $(DEFS) -o $@ $< $(SV_SRC) -lm -ldl -pthread
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(WARN) $(DEFS) -o $@ $< $(SV_SRC) $(FUZZ_WITH_$*) -lm -ldl -pthread
 
 fuzz: $(FUZZ_BINS)
 	@fail=0; \

@@ -2,10 +2,10 @@
 -- lua/starvideos/ but the tools (cli/, emulator/), its lines, its longest
 -- function, the layer it sits in, the files and lines of each layer, and the
 -- require graph; and of its C: every function of csrc/ but test/, fuzz/ and
--- bench/.  Fails (exit 1), naming the culprit, on a module over MAX_LINES
--- lines, a function (Lua or C) over MAX_FUNCTION lines, a require cycle, or a
--- require against the layers' order (LAYERS), or a module without INTERPRETED
--- (docs/architecture.md's other rules).  Runs on any Lua.
+-- bench/, and of the rocks' (rocks/<rock>/csrc/).  Fails (exit 1), naming the
+-- culprit, on a module over MAX_LINES lines, a function (Lua or C) over
+-- MAX_FUNCTION lines, a require cycle, or a require against the layers' order
+-- (LAYERS), or a module without INTERPRETED (docs/architecture.md's other rules).  Runs on any Lua.
 --
 --   lua tools/shape.lua [ROOT]        (ROOT: the checkout, default .)
 local root = (arg[1] or "."):gsub("/+$", "")
@@ -294,8 +294,8 @@ local function c_functions(code, found, from, to, line0)
 end
 
 local c_longest = { lines = 0 }
-for _, file in ipairs(listing("find csrc \\( -name '*.c' -o -name '*.h' \\) -not -path 'csrc/test/*' "
-  .. "-not -path 'csrc/fuzz/*' -not -path 'csrc/bench/*'")) do
+for _, file in ipairs(listing("find csrc rocks \\( -name '*.c' -o -name '*.h' \\) -not -path 'csrc/test/*' "
+  .. "-not -path 'csrc/fuzz/*' -not -path 'csrc/bench/*' -not -path 'rocks/*/lua/*'")) do
   local f = assert(io.open(root .. "/" .. file, "rb"))
   local code = c_code_of(f:read("*a"))
   f:close()

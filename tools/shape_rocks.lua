@@ -5,6 +5,12 @@
 --     files: its Lua modules, its C sources and its command, in code or in a string (a require, a pcall, a
 --     name put together from "starvideos.fleet." and a word: any module folder that only other rocks have);
 --     comments are not read.  The core finds another rock only by its extension points (extension.lua);
+--   * a product's word (PRODUCT_WORDS: redis, s3, sentinel, cluster, crc16, sigv4, amz ...) in the core rock's
+--     code: its Lua, its C (the sources and the headers of their folders) and its command, in a name or in a
+--     string, so that no name is built at run time from a word either; comments are not read.  The files that
+--     still hold some until issue 54's redesign moves them are PENDING, each with its count, which may only fall
+--     (a count above it, or below it, is named);
+--   * rocks/folders.lua (the other rocks' Lua folders, for a checkout's command line) against the rockspecs;
 --   * a require by another rock of a core module docs/architecture.md does not list under "What a rock may require
 --     of the core" (the core's stated interface to its rocks);
 --   * a Lua file of lua/ that the core rockspec does not install, or a rock's file of rocks/<rock>/lua that its
@@ -73,6 +79,54 @@ local function check_names(file, code, others, folders, bad)
   end
 end
 
+-- The words of the other rocks' products: their names, their schemes and what only they speak (a Redis
+-- Sentinel or Cluster, its slot's crc16; S3's SigV4 and x-amz- headers); matched whole, in any case, so that
+-- sv_redis_slot and "x-amz-checksum" count and "redistribute" does not.
+local PRODUCT_WORDS = { "redis", "rediss", "hiredis", "s3", "sigv4", "amz", "sentinel", "cluster", "crc16" }
+-- The core's files that still name a product, with how many times, until issue 54's redesign moves them out
+-- (item 2: one table of hints that words a refusal; the store command's usage and report, the redis rock's).
+local PENDING = {
+  ["lua/starvideos/extension.lua"] = 9, -- X.ROCKS: which rock serves which scheme (the hints to come)
+  ["lua/starvideos/client.lua"] = 1, -- a journal's error shows store = "redis://..."
+  ["lua/starvideos/cli/args.lua"] = 12, -- --store's and `store check`'s usage
+  ["lua/starvideos/cli/store.lua"] = 8, -- `store check`'s report: a Redis, its sentinels, its cluster
+}
+
+-- Each product word in code (comments blanked, strings kept) onto bad, unless file is PENDING with that count.
+local function check_words(file, code, bad)
+  local low, hits = code:lower(), {}
+  for _, w in ipairs(PRODUCT_WORDS) do
+    for at in low:gmatch("()%f[%w]" .. w .. "%f[^%w]") do
+      local _, line = low:sub(1, at):gsub("\n", "")
+      hits[#hits + 1] = string.format("%s:%d: names %s, another rock's product (the core finds a rock only "
+        .. "through its extension points, and names none, not even to build a name at run time)", file, line + 1, w)
+    end
+  end
+  local pending = PENDING[file] or 0
+  if #hits > pending then
+    for _, h in ipairs(hits) do bad[#bad + 1] = h end
+  elseif #hits < pending then
+    bad[#bad + 1] = string.format("%s: names a product %d times, fewer than tools/shape_rocks.lua's PENDING (%d): "
+      .. "lower it", file, #hits, pending)
+  end
+end
+
+-- rocks/folders.lua (bin/starvideos' checkout path) against each other rock's Lua folder, onto bad.
+local function check_folders_file(root, rocks, bad)
+  local ok, list = pcall(dofile, root .. "/rocks/folders.lua")
+  local listed, want = {}, {}
+  for _, d in ipairs(ok and type(list) == "table" and list or {}) do listed[d] = true end
+  for i = 2, #rocks do
+    want[rocks[i].dir] = true
+    if not listed[rocks[i].dir] then
+      bad[#bad + 1] = string.format("rocks/folders.lua: does not list %s (%s's Lua)", rocks[i].dir, rocks[i].path)
+    end
+  end
+  for d in pairs(listed) do
+    if not want[d] then bad[#bad + 1] = "rocks/folders.lua: lists " .. d .. ", no rock's Lua folder" end
+  end
+end
+
 -- Each Lua file of dir (rocks/<rock>/lua or lua) against the files the rock installs, onto bad.
 local function check_folder(r, dir, listing, module_of, bad)
   local listed = {}
@@ -138,19 +192,22 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
   for _, r in ipairs(rocks) do r.root = root end
   for _, file in pairs(core.lua) do
     local src = read(root .. "/" .. file)
-    if src then check_names(file, code_of(src, true), others, folders, bad) end
+    local code = src and code_of(src, true)
+    if code then check_names(file, code, others, folders, bad) check_words(file, code, bad) end
   end
-  local seen = {}
-  for _, list in ipairs { core.c, core.bin } do
+  local seen, headers = {}, listing("ls csrc/core/*.h csrc/lua/*.h")
+  for _, list in ipairs { core.c, headers, core.bin } do
     for _, file in ipairs(list) do
       local src = not seen[file] and read(root .. "/" .. file)
       seen[file] = true
       if src then
         local code = file:match("%.[ch]$") and c_code_of(src, true) or code_of((src:gsub("^#![^\n]*", "")), true)
         check_names(file, code, others, folders, bad)
+        check_words(file, code, bad)
       end
     end
   end
+  check_folders_file(root, rocks, bad)
   check_folder(core, "lua", listing, module_of, bad)
   for i = 2, #rocks do check_folder(rocks[i], rocks[i].dir, listing, module_of, bad) end
   for i = 2, #rocks do -- (a rock against a stated core: a version of it, not any)

@@ -17,27 +17,6 @@ void sv_hash_hex(const char *s, size_t len, char out[17]) {
   snprintf(out, 17, "%016llx", h);
 }
 
-/* Redis Cluster's hash slot of a key (its CRC16, XMODEM's, modulo 16384): of
-   the part between the first '{' and the '}' after it when that part is not
-   empty (a hash tag: keys sharing one share a slot), else of the whole key. */
-unsigned sv_redis_slot(const char *key, size_t len) {
-  size_t open, close, i;
-  unsigned crc = 0;
-  int bit;
-  for (open = 0; open < len && key[open] != '{'; open++) {}
-  for (close = open + 1; close < len && key[close] != '}'; close++) {}
-  if (open < len && close < len && close > open + 1) {
-    key += open + 1;
-    len = close - open - 1;
-  }
-  for (i = 0; i < len; i++) {
-    crc ^= (unsigned)(unsigned char)key[i] << 8;
-    for (bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
-    crc &= 0xffff;
-  }
-  return crc & 16383;
-}
-
 /* n random bytes: the kernel's randomness, else the clock and the process id
    (enough to tell records and requests apart, never a secret). */
 static void random_bytes(unsigned char *b, size_t n) {

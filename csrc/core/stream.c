@@ -1,13 +1,12 @@
-/* An upload's check of the video's bytes as they pass, in order (the core,
-   on libcrypto: starvideos.sign only): the whole video's SHA-256, each part's
-   SHA-256 (its payload hash and x-amz-checksum-sha256) and MD5 (Content-MD5,
-   for a store that takes no x-amz-checksum-*), and the whole-MP4 check
-   (media.c's sv_mp4s).  Its state at a part's end is text a ledger records,
-   from which a later process goes on: the SHA-256's middle state (eight words
-   and a length, at a multiple of 64 bytes, when nothing waits in its block),
-   and the MP4 check's.  libcrypto has no call that gives EVP's middle state,
-   so the whole video's SHA-256 uses its SHA256_CTX functions, deprecated
-   since OpenSSL 3.0 but still there: still libcrypto's hash, not our own. */
+/* A check of a video's bytes as they pass, in order (on libcrypto:
+   starvideos.sign only, and the rocks that stream a video out): the whole
+   video's SHA-256 and the whole-MP4 check (media.c's sv_mp4s).  Its state is
+   text a ledger records, from which a later process goes on: the SHA-256's
+   middle state (eight words and a length, at a multiple of 64 bytes, when
+   nothing waits in its block), and the MP4 check's.  libcrypto has no call
+   that gives EVP's middle state, so the whole video's SHA-256 uses its
+   SHA256_CTX functions, deprecated since OpenSSL 3.0 but still there: still
+   libcrypto's hash, not our own. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "sv_core.h"
 
@@ -15,22 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/md5.h>
 #include <openssl/sha.h>
 
 struct sv_stream {
   SHA256_CTX whole;
-  EVP_MD_CTX *part_sha, *part_md5; /* part_md5: NULL when the store takes x-amz-checksum-* */
   double at;       /* the bytes hashed: those fed past `from` */
   double expected; /* the seconds of the video, < 0: any */
   sv_mp4s mp4;
 };
-
-static int part_begin(sv_stream *s) {
-  return EVP_DigestInit_ex(s->part_sha, EVP_sha256(), NULL) == 1 &&
-         (!s->part_md5 || EVP_DigestInit_ex(s->part_md5, EVP_md5(), NULL) == 1);
-}
 
 /* The SHA-256 middle state "at h0 h1 ... h7" (at: the bytes hashed, a multiple of 64). */
 static int whole_load(sv_stream *s, const char *text) {
@@ -48,15 +39,13 @@ static int whole_load(sv_stream *s, const char *text) {
   return 0;
 }
 
-sv_stream *sv_stream_new(double expected, int md5, const char *saved, sv_buf *why) {
+sv_stream *sv_stream_new(double expected, const char *saved, sv_buf *why) {
   sv_stream *s = calloc(1, sizeof *s);
   const char *bar = saved ? strchr(saved, '|') : NULL;
   if (!s) { sv_buf_adds(why, "out of memory"); return NULL; }
   s->expected = expected;
   sv_mp4s_init(&s->mp4);
-  s->part_sha = EVP_MD_CTX_new();
-  s->part_md5 = md5 ? EVP_MD_CTX_new() : NULL;
-  if (!s->part_sha || (md5 && !s->part_md5) || !part_begin(s) || SHA256_Init(&s->whole) != 1) {
+  if (SHA256_Init(&s->whole) != 1) {
     sv_buf_adds(why, "libcrypto failed to start a digest");
     sv_stream_free(s);
     return NULL;
@@ -71,8 +60,6 @@ sv_stream *sv_stream_new(double expected, int md5, const char *saved, sv_buf *wh
 
 void sv_stream_free(sv_stream *s) {
   if (!s) return;
-  EVP_MD_CTX_free(s->part_sha);
-  EVP_MD_CTX_free(s->part_md5);
   sv_mp4s_free(&s->mp4);
   free(s);
 }
@@ -86,29 +73,12 @@ int sv_stream_feed(sv_stream *s, const char *p, size_t n, sv_buf *why) {
   if (sv_mp4s_feed(&s->mp4, (const unsigned char *)p, n, why) < 0) return -1;
   p += skip, n -= skip;
   if (n == 0) return 0;
-  if (SHA256_Update(&s->whole, p, n) != 1 || EVP_DigestUpdate(s->part_sha, p, n) != 1 ||
-      (s->part_md5 && EVP_DigestUpdate(s->part_md5, p, n) != 1)) {
+  if (SHA256_Update(&s->whole, p, n) != 1) {
     sv_buf_adds(why, "libcrypto failed to hash");
     return -1;
   }
   s->at += (double)n;
   return 0;
-}
-
-static void base64(const unsigned char *md, unsigned n, char *out) { EVP_EncodeBlock((unsigned char *)out, md, (int)n); }
-
-int sv_stream_part(sv_stream *s, sv_stream_sums *out) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  memset(out, 0, sizeof *out);
-  if (EVP_DigestFinal_ex(s->part_sha, md, &n) != 1 || n != 32) return -1;
-  sv_hex(md, n, out->sha256_hex);
-  base64(md, n, out->sha256_b64);
-  if (s->part_md5) {
-    if (EVP_DigestFinal_ex(s->part_md5, md, &n) != 1 || n != 16) return -1;
-    base64(md, n, out->md5_b64);
-  }
-  return part_begin(s) ? 0 : -1;
 }
 
 int sv_stream_save(const sv_stream *s, sv_buf *out) {

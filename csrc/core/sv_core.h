@@ -217,32 +217,6 @@ SV_API void sv_proxy_free(sv_proxy *p);
    answered it (base), appended to out, unchecked (both transports then call
    sv_url_check on it).  0, or -1 out of memory. */
 SV_API int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out);
-/* A store's URL (core.store_url; docs/keep-and-fleet.md), one of
-     redis://[[user]:password@]host[:port][/db]      one server ('r'); rediss:// TLS
-     unix://[[user]:password@]/path[?db=N]            a local socket ('u')
-     redis+sentinel://[[user]:password@]h1[:p1][,h2[:p2]...]/service[/db]   Sentinel ('s'); rediss+sentinel://
-     redis+cluster://[[user]:password@]h1[:p1][,h2[:p2]...]                 Cluster ('c'); rediss+cluster://
-   0 with the parts as written: s[user_at, +user_len) the user, s[pass_at,
-   +pass_len) the password (pass_at 0: none), each host's s[at, +len) (with an
-   IPv6 literal's brackets; 'u': the socket's path) and port (6379, Sentinel's
-   26379 when none is written), Sentinel's service, the db (0; past 999999999
-   INT_MAX, which Redis refuses); scheme the form's name ("rediss://").  Else -1,
-   *why what is wrong (never naming the password). */
-#define SV_STORE_HOSTS 16
-#define SV_STORE_SCHEMES "redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, redis+cluster:// " \
-  "or rediss+cluster://"
-typedef struct sv_store_host {
-  size_t at, len;
-  unsigned port;
-} sv_store_host;
-typedef struct sv_store_url {
-  const char *scheme;
-  char kind;
-  int tls, db;
-  size_t user_at, user_len, pass_at, pass_len, service_at, service_len, nhosts;
-  sv_store_host hosts[SV_STORE_HOSTS];
-} sv_store_url;
-SV_API int sv_store_url_parse(const char *s, size_t len, sv_store_url *out, const char **why);
 
 /* ------------------------------------------------------------------ JSON */
 
@@ -438,8 +412,6 @@ SV_API void sv_sleep(double seconds); /* nothing for NaN or <= 0; EINTR slept th
 SV_API void sv_hash_hex(const char *s, size_t len, char out[17]);
 SV_API void sv_random_hex(char out[17]);
 SV_API void sv_request_id(char out[37]); /* a random UUID (v4): an X-Request-Id */
-/* Redis Cluster's hash slot of a key, 0 to 16383, its {hash tag}'s (id.c). */
-SV_API unsigned sv_redis_slot(const char *key, size_t len);
 
 /* ------------------------------------------------------------------ files */
 
@@ -680,30 +652,27 @@ SV_API int sv_sha256(const char *s, size_t len, const char *path, char out[SV_SH
    fd from its position to its end, as 64 lowercase hex digits and a NUL. */
 SV_API const sv_hasher sv_sha256_hasher;
 
-/* An upload's check of a video's bytes as they pass in order (stream.c, on
-   libcrypto): the whole SHA-256, each part's SHA-256 and (md5) MD5, and the
-   whole-MP4 check (sv_mp4s) of `expected` seconds (< 0: any).  saved: the text
-   sv_stream_save wrote at a part's end (NULL: from byte 0).  sv_stream_from:
-   where the bytes fed next must start (before sv_stream_at after a resume
-   whose MP4 check must read a box again: those bytes are checked, not hashed);
-   sv_stream_at: the bytes hashed.  sv_stream_feed: -1 with why once they
-   cannot be a whole MP4.  sv_stream_part: the part since the last one's sums,
-   then a new part.  sv_stream_save: -1 unless at a multiple of 64 bytes.
-   sv_stream_end: 0 with the whole SHA-256 in hex, -2 with the check's words
-   (not a whole MP4 of its duration), -1 with why. */
+/* A check of a video's bytes as they pass in order (stream.c, on libcrypto):
+   the whole SHA-256 and the whole-MP4 check (sv_mp4s) of `expected` seconds
+   (< 0: any).  saved: the text sv_stream_save wrote (NULL: from byte 0).
+   sv_stream_from: where the bytes fed next must start (before sv_stream_at
+   after a resume whose MP4 check must read a box again: those bytes are
+   checked, not hashed); sv_stream_at: the bytes hashed (after a feed, the
+   last bytes fed that it grew by are those hashed).  sv_stream_feed: -1 with
+   why once they cannot be a whole MP4.  sv_stream_save: -1 unless at a
+   multiple of 64 bytes.  sv_stream_end: 0 with the whole SHA-256 in hex, -2
+   with the check's words (not a whole MP4 of its duration), -1 with why. */
 typedef struct sv_stream sv_stream;
-typedef struct sv_stream_sums { char sha256_hex[65], sha256_b64[45], md5_b64[25]; } sv_stream_sums;
-SV_API sv_stream *sv_stream_new(double expected, int md5, const char *saved, sv_buf *why);
+SV_API sv_stream *sv_stream_new(double expected, const char *saved, sv_buf *why);
 SV_API void sv_stream_free(sv_stream *s);
 SV_API double sv_stream_from(const sv_stream *s);
 SV_API double sv_stream_at(const sv_stream *s);
 SV_API int sv_stream_feed(sv_stream *s, const char *p, size_t n, sv_buf *why);
-SV_API int sv_stream_part(sv_stream *s, sv_stream_sums *out);
 SV_API int sv_stream_save(const sv_stream *s, sv_buf *out);
 SV_API int sv_stream_end(sv_stream *s, char hex[SV_SHA256_HEX + 1], sv_buf *why);
 
 /* Bytes handed on as they come (the libcurl transport's exchange, its
-   sv_send's tap: starvideos.sign's stream fed on the way, a write's few KiB at
+   sv_send's tap: a stream fed on the way, a write's few KiB at
    a time, so that no step hashes a part at once).  feed gets the body's
    bytes in order, those kept only; it returns 0, or -1 to be fed no more. */
 typedef struct sv_tap sv_tap;

@@ -10,6 +10,7 @@
    accepts, stripped of its credentials, is a base URL; a refusal names proxy
    and is one printable line. */
 #include "fuzz.h"
+#include "../../rocks/redis/csrc/url.h"
 
 #include <strings.h>
 

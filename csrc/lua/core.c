@@ -350,81 +350,6 @@ static int l_resolve_url(lua_State *L) {
   return 1;
 }
 
-/* The store's hosts {{host =, port =}...} (a host without an IPv6 literal's brackets) pushed, and appended
-   to where as written: "h1:p1,h2:p2". */
-static void store_hosts(lua_State *L, const char *s, const sv_store_url *u, sv_buf *where) {
-  size_t k;
-  lua_createtable(L, (int)u->nhosts, 0);
-  for (k = 0; k < u->nhosts; k++) {
-    const sv_store_host *h = &u->hosts[k];
-    size_t br = s[h->at] == '[';
-    char port[16];
-    lua_createtable(L, 0, 2);
-    lsv_set_str(L, "host", s + h->at + br, h->len - 2 * br);
-    lsv_set_int(L, "port", (lua_Integer)h->port);
-    lua_rawseti(L, -2, (int)k + 1);
-    snprintf(port, sizeof port, ":%u", h->port);
-    if (k) sv_buf_adds(where, ",");
-    sv_buf_add(where, s + h->at, h->len);
-    sv_buf_adds(where, port);
-  }
-}
-
-/* store_url(url) -> {kind =, tls =, db =, where =, hosts = {{host =, port =}...}, host =, port =[, path =]
-   [, service =][, user =][, password =]} | nil, why: a store's URL read (sv_store_url_parse).  kind "one",
-   "unix", "sentinel" or "cluster"; host and port the first host's; path a socket's; user and password as
-   written; where the URL without them, each port and db written ("rediss://host:6379/0",
-   "unix:///path?db=0", "redis+sentinel://h1:26379,h2:26379/mymaster/0", "redis+cluster://h1:6379"). */
-static int l_store_url(lua_State *L) {
-  static const char *const kinds[] = { "one", "unix", "sentinel", "cluster" };
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len), *why;
-  char tail[32] = "";
-  sv_store_url u;
-  sv_buf where = {0};
-  if (sv_store_url_parse(s, len, &u, &why) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, why);
-    return 2;
-  }
-  lua_createtable(L, 0, 12);
-  lsv_set_cstr(L, "kind", kinds[strchr("rusc", u.kind) - "rusc"]);
-  lua_pushboolean(L, u.tls);
-  lua_setfield(L, -2, "tls");
-  lsv_set_int(L, "db", (lua_Integer)u.db);
-  if (u.user_len) lsv_set_str(L, "user", s + u.user_at, u.user_len);
-  if (u.pass_at) lsv_set_str(L, "password", s + u.pass_at, u.pass_len);
-  sv_buf_adds(&where, u.scheme);
-  if (u.kind == 'u') {
-    lsv_set_str(L, "path", s + u.hosts[0].at, u.hosts[0].len);
-    sv_buf_add(&where, s + u.hosts[0].at, u.hosts[0].len);
-    snprintf(tail, sizeof tail, "?db=%d", u.db);
-  } else {
-    store_hosts(L, s, &u, &where);
-    lua_rawgeti(L, -1, 1);
-    lua_getfield(L, -1, "host");
-    lua_setfield(L, -4, "host");
-    lua_getfield(L, -1, "port");
-    lua_setfield(L, -4, "port");
-    lua_pop(L, 1);
-    lua_setfield(L, -2, "hosts");
-    if (u.kind != 'c') snprintf(tail, sizeof tail, "/%d", u.db);
-  }
-  if (u.service_len) {
-    lsv_set_str(L, "service", s + u.service_at, u.service_len);
-    sv_buf_adds(&where, "/");
-    sv_buf_add(&where, s + u.service_at, u.service_len);
-  }
-  sv_buf_adds(&where, tail);
-  if (where.oom) {
-    sv_buf_free(&where);
-    return luaL_error(L, "out of memory");
-  }
-  lsv_set_str(L, "where", where.data, where.len);
-  sv_buf_free(&where);
-  return 1;
-}
-
 static void push_list(lua_State *L, const char *const *words) {
   int i;
   lua_newtable(L);
@@ -599,14 +524,6 @@ static int l_hash(lua_State *L) {
   return 1;
 }
 
-/* redis_slot(key) -> Redis Cluster's hash slot of key (fleet/route.lua). */
-static int l_redis_slot(lua_State *L) {
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
-  lua_pushinteger(L, (lua_Integer)sv_redis_slot(s, len));
-  return 1;
-}
-
 static int l_random_id(lua_State *L) {
   char out[17];
   sv_random_hex(out);
@@ -632,9 +549,9 @@ extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidd
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
-  { "resolve_url", l_resolve_url }, { "store_url", l_store_url }, { "http_date", l_http_date }, { "hash", l_hash },
+  { "resolve_url", l_resolve_url }, { "http_date", l_http_date }, { "hash", l_hash },
   { "file_kind", l_file_kind }, { "file_key", l_file_key }, { "read_whole", l_read_whole },
-  { "random_id", l_random_id }, { "request_id", l_request_id }, { "redis_slot", l_redis_slot }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
+  { "random_id", l_random_id }, { "request_id", l_request_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
   { NULL, NULL }
 };

@@ -15,8 +15,8 @@
 #endif
 
 #define ERROR_MT "starvideos.error"
-/* starvideos.sign's stream (stream.c): its userdata begins with an sv_tap, which the libcurl transport feeds
-   (curl.c: send{tap = stream}) */
+/* a stream (stream.c: starvideos.sign's, and a rock's made with lsv_push_stream): its userdata begins with an
+   sv_tap, which the libcurl transport feeds (curl.c: send{tap = stream}) */
 #define STREAM_MT "starvideos.stream"
 /* starvideos.bytes (curl.c's class, registered with the libcurl transport): bytes in C memory, never copied into a
    Lua string (a part's as the transport read them), which the transport sends
@@ -74,7 +74,22 @@ SV_API void lsv_open_commit(lua_State *L);
 SV_API void lsv_open_lock(lua_State *L);
 /* media_sniff, media_tail and media_check (media.c) */
 SV_API void lsv_open_media(lua_State *L);
-/* starvideos.sign's stream (stream.c): an upload's check of a video's bytes */
+/* starvideos.sign's stream (stream.c): a check of a video's bytes as they pass, its stream() set into the table
+   on top */
 SV_API void lsv_open_stream(lua_State *L);
+/* What a rock's stream keeps beside the check (the s3 rock's part sums, rocks/s3/csrc/parts.c): fed the bytes the
+   stream hashes, in order (-1: fed no more, the stream failed with why); freed with the stream. */
+typedef struct lsv_also lsv_also;
+struct lsv_also {
+  int (*feed)(lsv_also *a, const char *p, size_t n, sv_buf *why);
+  void (*free)(lsv_also *a);
+};
+/* A stream of `expected` seconds (< 0: any) from saved (NULL: byte 0) with also (NULL: none; the stream owns it,
+   freed on a failure too) pushed: 1, or nil and why: 2.  Its class is registered once per Lua state, by the
+   first module that makes one (each links stream.c: the same class). */
+SV_API int lsv_push_stream(lua_State *L, double expected, const char *saved, lsv_also *also);
+/* The also of the stream at idx when its feed is `feed` (a module's own), else raises naming `what`. */
+SV_API lsv_also *lsv_stream_also(lua_State *L, int idx, int (*feed)(lsv_also *, const char *, size_t, sv_buf *),
+                                 const char *what);
 
 #endif

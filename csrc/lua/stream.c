@@ -1,5 +1,6 @@
-/* starvideos.stream: an upload's check of a video's bytes as they pass (the
-   core's sv_stream, stream.c), made by starvideos.sign's stream(). */
+/* starvideos.stream: a check of a video's bytes as they pass (the core's
+   sv_stream, stream.c), made by starvideos.sign's stream() or a rock's
+   (lsv_push_stream, with what the rock keeps beside it: lsv.h's lsv_also). */
 #include "lsv.h"
 
 #include "compat.h"
@@ -12,18 +13,28 @@
 typedef struct lstream {
   sv_tap tap;
   sv_stream *s;
+  lsv_also *also;
   double tapped;
   size_t largest;
   int failed;
   char why[256];
 } lstream;
 
+/* The bytes into the stream, and those it hashed into also. */
+static int feed(lstream *ls, const char *p, size_t n, sv_buf *why) {
+  double before = sv_stream_at(ls->s), hashed;
+  if (sv_stream_feed(ls->s, p, n, why) < 0) return -1;
+  hashed = sv_stream_at(ls->s) - before;
+  if (ls->also && hashed > 0 && ls->also->feed(ls->also, p + n - (size_t)hashed, (size_t)hashed, why) < 0) return -1;
+  return 0;
+}
+
 /* The tap's feed: the bytes into the stream as they come (a write's few KiB: never a whole part in one step). */
 static int tap_feed(sv_tap *tap, const char *p, size_t n) {
   lstream *ls = (lstream *)tap;
   sv_buf why = { 0 };
   if (!ls->s || ls->failed) return -1;
-  if (sv_stream_feed(ls->s, p, n, &why) < 0) {
+  if (feed(ls, p, n, &why) < 0) {
     ls->failed = 1;
     snprintf(ls->why, sizeof ls->why, "%s", sv_buf_cstr(&why));
     sv_buf_free(&why);
@@ -34,33 +45,21 @@ static int tap_feed(sv_tap *tap, const char *p, size_t n) {
   return 0;
 }
 
-static sv_stream *check_stream(lua_State *L) {
+static lstream *check_open(lua_State *L) {
   lstream *ls = luaL_checkudata(L, 1, STREAM_MT);
   if (!ls->s) luaL_error(L, "the stream was closed");
-  return ls->s;
+  return ls;
 }
 
-/* stream(seconds, md5 [, saved]) -> stream | nil, why: seconds the video lasts (< 0: any), md5 whether its
-   parts need an MD5 (Content-MD5), saved a state stream:save() gave (nil: from byte 0) */
-static int l_stream(lua_State *L) {
-  double expected = luaL_checknumber(L, 1);
-  int md5 = lua_toboolean(L, 2);
-  const char *saved = luaL_optstring(L, 3, NULL);
-  sv_buf why = { 0 };
-  lstream *ls = lsv_new_object(L, sizeof *ls, 0, STREAM_MT);
-  ls->tap.feed = tap_feed;
-  ls->s = sv_stream_new(expected, md5, saved, &why);
-  if (!ls->s) return lsv_answer(L, -1, &why);
-  return 1;
-}
+static sv_stream *check_stream(lua_State *L) { return check_open(L)->s; }
 
 /* s:feed(bytes) -> true | nil, why (no whole MP4 can come of them: the check's words) */
 static int s_feed(lua_State *L) {
-  sv_stream *s = check_stream(L);
+  lstream *ls = check_open(L);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
   sv_buf why = { 0 };
-  return lsv_answer(L, sv_stream_feed(s, p, n, &why), &why);
+  return lsv_answer(L, feed(ls, p, n, &why), &why);
 }
 
 /* s:tapped() -> bytes, largest: what the transport fed it (send{tap = s}), the most in one write | nil, why
@@ -80,17 +79,6 @@ static int s_tapped(lua_State *L) {
 /* s:from() -> where the next bytes fed must start; s:at() -> the bytes hashed */
 static int s_from(lua_State *L) { lua_pushnumber(L, sv_stream_from(check_stream(L))); return 1; }
 static int s_at(lua_State *L) { lua_pushnumber(L, sv_stream_at(check_stream(L))); return 1; }
-
-/* s:part() -> sha256 (hex), sha256 (base64), md5 (base64, or nil) of the bytes since the last part */
-static int s_part(lua_State *L) {
-  sv_stream_sums sums;
-  if (sv_stream_part(check_stream(L), &sums) < 0) return luaL_error(L, "libcrypto failed to hash");
-  lua_pushstring(L, sums.sha256_hex);
-  lua_pushstring(L, sums.sha256_b64);
-  if (sums.md5_b64[0]) lua_pushstring(L, sums.md5_b64);
-  else lua_pushnil(L);
-  return 3;
-}
 
 /* s:save() -> the state's text | nil (not at a multiple of 64 bytes) */
 static int s_save(lua_State *L) {
@@ -120,15 +108,51 @@ static int s_gc(lua_State *L) {
   lstream *ls = luaL_checkudata(L, 1, STREAM_MT);
   sv_stream_free(ls->s);
   ls->s = NULL;
+  if (ls->also) ls->also->free(ls->also);
+  ls->also = NULL;
   return 0;
 }
 
-void lsv_open_stream(lua_State *L) {
-  static const luaL_Reg methods[] = { { "feed", s_feed }, { "from", s_from }, { "at", s_at }, { "part", s_part },
-                                      { "save", s_save }, { "finish", s_finish }, { "tapped", s_tapped },
-                                      { "close", s_gc },
+/* The class, registered unless a module of this Lua state did it first (the same class: stream.c's). */
+static void stream_class(lua_State *L) {
+  static const luaL_Reg methods[] = { { "feed", s_feed }, { "from", s_from }, { "at", s_at }, { "save", s_save },
+                                      { "finish", s_finish }, { "tapped", s_tapped }, { "close", s_gc },
                                       { NULL, NULL } };
-  static const luaL_Reg funcs[] = { { "stream", l_stream }, { NULL, NULL } };
-  lsv_new_class(L, STREAM_MT, methods, s_gc);
-  luaL_setfuncs(L, funcs, 0);
+  int absent;
+  luaL_getmetatable(L, STREAM_MT);
+  absent = lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (absent) lsv_new_class(L, STREAM_MT, methods, s_gc);
+}
+
+int lsv_push_stream(lua_State *L, double expected, const char *saved, lsv_also *also) {
+  sv_buf why = { 0 };
+  lstream *ls;
+  stream_class(L);
+  ls = lsv_new_object(L, sizeof *ls, 0, STREAM_MT);
+  ls->tap.feed = tap_feed;
+  ls->also = also; /* (the userdata owns it from here: its __gc frees it) */
+  ls->s = sv_stream_new(expected, saved, &why);
+  if (!ls->s) return lsv_answer(L, -1, &why);
+  return 1;
+}
+
+lsv_also *lsv_stream_also(lua_State *L, int idx, int (*also_feed)(lsv_also *, const char *, size_t, sv_buf *),
+                          const char *what) {
+  lstream *ls = luaL_checkudata(L, idx, STREAM_MT);
+  if (!ls->s) luaL_error(L, "the stream was closed");
+  if (!ls->also || ls->also->feed != also_feed) luaL_error(L, "%s: not a stream that keeps them", what);
+  return ls->also;
+}
+
+/* stream(seconds [, saved]) -> stream | nil, why: seconds the video lasts (< 0: any), saved a state
+   stream:save() gave (nil: from byte 0) */
+static int l_stream(lua_State *L) {
+  return lsv_push_stream(L, luaL_checknumber(L, 1), luaL_optstring(L, 2, NULL), NULL);
+}
+
+void lsv_open_stream(lua_State *L) {
+  stream_class(L);
+  lua_pushcfunction(L, l_stream);
+  lua_setfield(L, -2, "stream");
 }

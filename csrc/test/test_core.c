@@ -2,6 +2,7 @@
    JSON scanner, answer reading and the retry policy.  Prints TAP; exit 1 on any
    failure.  spec/core/core_c_spec.lua runs it as part of `make test`. */
 #include "../core/sv_core.h"
+#include "../../rocks/redis/csrc/url.h" /* (the redis rock's grammar: store_urls) */
 
 #include <errno.h>
 #include <math.h>

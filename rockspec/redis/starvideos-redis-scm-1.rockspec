@@ -19,7 +19,8 @@ description = {
 The fleet on Redis for the starvideos client: store = "redis://..." (and rediss://,
 unix://, +sentinel, +cluster), its ledger, shared budget and leases, and the
 `starvideos store check` command; the C module starvideos.redis is its connection
-(hiredis' protocol reader and writer, TLS on OpenSSL).
+(hiredis' protocol reader and writer, TLS on OpenSSL), starvideos.fleet.native reads
+a store's URL and a key's Cluster slot.
 ]],
   license = "MIT",
 }
@@ -38,13 +39,17 @@ external_dependencies = {
 }
 build = {
   type = "command",
-  -- starvideos.redis from mk/sources.mk's REDIS_MOD_SRC (spec/hosts/build_spec.lua), into build/rock/
+  -- starvideos.redis from mk/sources.mk's REDIS_MOD_SRC, then starvideos.fleet.native (the store URL's grammar
+  -- and the Cluster slot, plain C) from its FLEET_MOD_SRC (spec/hosts/build_spec.lua), into build/rock/
   build_command = "mkdir -p build/rock && $(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE"
     .. " -I$(LUA_INCDIR) -I$(HIREDIS_INCDIR) -I$(OPENSSL_INCDIR) $(LIBFLAG) -o build/rock/redis.so"
-    .. " csrc/redis/redis.c csrc/redis/sock.c"
-    .. " -L$(HIREDIS_LIBDIR) -L$(OPENSSL_LIBDIR) -lhiredis -lssl -lcrypto -lpthread",
+    .. " rocks/redis/csrc/redis.c rocks/redis/csrc/sock.c"
+    .. " -L$(HIREDIS_LIBDIR) -L$(OPENSSL_LIBDIR) -lhiredis -lssl -lcrypto -lpthread"
+    .. " && $(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE"
+    .. " -I$(LUA_INCDIR) $(LIBFLAG) -o build/rock/native.so"
+    .. " rocks/redis/csrc/url.c rocks/redis/csrc/native.c",
   install = {
-    lib = { ["starvideos.redis"] = "build/rock/redis.so" },
+    lib = { ["starvideos.redis"] = "build/rock/redis.so", ["starvideos.fleet.native"] = "build/rock/native.so" },
     lua = {
       ["starvideos.command.store"] = "rocks/redis/lua/starvideos/command/store.lua",
       ["starvideos.fleet.acks"] = "rocks/redis/lua/starvideos/fleet/acks.lua",

@@ -1,4 +1,4 @@
--- SigV4 (csrc/s3/sigv4.c through starvideos.sigv4, the requests storage/s3.lua builds) against the AWS SDK
+-- SigV4 (rocks/s3/csrc/sigv4.c through starvideos.sigv4, the requests storage/s3.lua builds) against the AWS SDK
 -- for JavaScript's own signer (@smithy/signature-v4 and @aws-crypto/sha256-js, spec/npm/sigv4_ref.js) on the
 -- same inputs: every request shape of S3.OPS and a presigned GET, in path and virtual-host style, with and
 -- without a session token, for keys with spaces, unicode and reserved characters: the canonical request,

@@ -32,7 +32,7 @@ end
 local function compiles(commands)
   local count, defines = {}, {}
   for line in commands:gmatch("[^\n]+") do
-    for file in line:gmatch("%s(csrc/[%w_/]+%.c)") do
+    for file in line:gmatch("%s([%w_/]*csrc/[%w_/]+%.c)") do -- (csrc/..., and a rock's rocks/<rock>/csrc/...)
       count[file] = (count[file] or 0) + 1
       for d in line:gmatch("%s%-D(%S+)") do defines[d] = true end
     end
@@ -49,13 +49,14 @@ local SIGN_MOD_SRC = make_var("SIGN_MOD_SRC") -- starvideos.sign: the one module
 local ALL_SRC = make_var("ALL_SRC")
 local REDIS_MOD_SRC = make_var("REDIS_MOD_SRC") -- starvideos.redis: built where hiredis is
 local SIGV4_MOD_SRC = make_var("SIGV4_MOD_SRC") -- starvideos.sigv4: the starvideos-s3 rock's
+local FLEET_MOD_SRC = make_var("FLEET_MOD_SRC") -- starvideos.fleet.native: the starvideos-redis rock's grammar
 local DEFS = make_var("DEFS")
 
 describe("mk/sources.mk", function()
   it("names every C file of the library once, and each exists", function()
     local seen = {}
     local every = {}
-    for _, list in ipairs { ALL_SRC, REDIS_MOD_SRC, { "csrc/s3/sigv4.c", "csrc/s3/lua.c" } } do
+    for _, list in ipairs { ALL_SRC, REDIS_MOD_SRC, FLEET_MOD_SRC, make_var("SIGV4_SRC"), { "rocks/s3/csrc/lua.c" } } do
       for _, f in ipairs(list) do every[#every + 1] = f end
     end
     for _, f in ipairs(every) do
@@ -65,13 +66,14 @@ describe("mk/sources.mk", function()
     end
     -- every C file of the layers but the static library's face is in the list
     local listing = assert(helper.capture("cd " .. q(root)
-      .. " && ls csrc/core/*.c csrc/curl/*.c csrc/lua/*.c csrc/redis/*.c"))
+      .. " && ls csrc/core/*.c csrc/curl/*.c csrc/lua/*.c rocks/redis/csrc/*.c rocks/s3/csrc/*.c"))
     for f in listing:gmatch("%S+") do
       if f ~= "csrc/lua/static.c" then assert.is_true(seen[f], f .. " is not in mk/sources.mk") end
     end
-    -- and nothing else is there: the folders are the layers
+    -- and nothing else is there: the folders are the layers; the other rocks' C is theirs (rocks/<rock>/csrc/)
     local other = helper.capture("cd " .. q(root) .. " && ls csrc/*.c csrc/*.h 2>/dev/null || true")
     assert.equal("", other)
+    assert.equal("", helper.capture("cd " .. q(root) .. " && ls -d csrc/redis csrc/s3 2>/dev/null || true"))
   end)
 
   it("keeps the layers apart: the core includes neither Lua nor libcurl, the transport no Lua", function()
@@ -104,8 +106,12 @@ describe("mk/sources.mk", function()
     assert.is_nil(sign:find("csrc/curl/", 1, true))
     -- SigV4 is the starvideos-s3 rock's own module, not the core's sign.so
     assert.is_nil(sign:find("sigv4", 1, true), sign)
-    local sigv4 = table.concat(SIGV4_MOD_SRC, " ")
-    assert.truthy(sigv4:find("csrc/s3/sigv4.c csrc/lua/error.c csrc/lua/part.c csrc/s3/lua.c", 1, true), sigv4)
+    -- and links only the core files it uses: no request, answer, verdict, model, URL or journal of the core's
+    local sigv4 = " " .. table.concat(SIGV4_MOD_SRC, " ") .. " "
+    assert.truthy(sigv4:find(" rocks/s3/csrc/sigv4.c rocks/s3/csrc/parts.c rocks/s3/csrc/lua.c ", 1, true), sigv4)
+    for _, f in ipairs { "json", "verdict", "answer", "models", "url", "id", "journal", "limits", "part", "sign" } do
+      assert.is_nil(sigv4:find("/" .. f .. ".c ", 1, true), f .. ".c in " .. sigv4)
+    end
   end)
 
   it("leaves no C file that changes under #ifdef SV_NO_CURL", function()
@@ -161,12 +167,15 @@ end)
 -- The rocks with a C module beside the core (rockspec/<rock>/): built by a command, not LuaRocks' builtin
 -- backend (which copies a top-level lua/, the core's, into every rock), from the same lists and defines.
 describe("the rocks' C modules", function()
-  -- a command's sources (csrc/...c, in order), its -D flags and its -l libraries
+  -- a command's sources (csrc/...c, in order), its -D flags (each once: a command of two compiles gives both the
+  -- same) and its -l libraries
   local function command_parts(cmd)
-    local sources, defs, libs = {}, {}, {}
+    local sources, defs, libs, seen = {}, {}, {}, {}
     for w in cmd:gmatch("%S+") do
-      if w:match("^csrc/.*%.c$") then sources[#sources + 1] = w
-      elseif w:match("^%-D") then defs[#defs + 1] = w
+      if w:match("^csrc/.*%.c$") or w:match("^rocks/[%w_-]+/csrc/.*%.c$") then sources[#sources + 1] = w
+      elseif w:match("^%-D") then
+        if not seen[w] then defs[#defs + 1] = w end
+        seen[w] = true
       elseif w:match("^%-l") then libs[#libs + 1] = w:sub(3) end
     end
     return sources, defs, libs
@@ -187,8 +196,13 @@ describe("the rocks' C modules", function()
   end
 
   it("starvideos-redis builds starvideos.redis from mk/sources.mk's REDIS_MOD_SRC, with the Makefile's defines, "
-    .. "on hiredis", function()
-    local spec = command_rock("redis", "starvideos.redis", "redis.so", REDIS_MOD_SRC, "hiredis")
+    .. "on hiredis, and starvideos.fleet.native from its FLEET_MOD_SRC", function()
+    local both = {}
+    for _, list in ipairs { REDIS_MOD_SRC, FLEET_MOD_SRC } do
+      for _, f in ipairs(list) do both[#both + 1] = f end
+    end
+    local spec = command_rock("redis", "starvideos.redis", "redis.so", both, "hiredis")
+    assert.equal("build/rock/native.so", spec.build.install.lib["starvideos.fleet.native"])
     assert.same({ header = "hiredis/hiredis.h", library = "hiredis" }, spec.external_dependencies.HIREDIS)
     -- the starvideos rock needs no hiredis
     for _, main in ipairs(mains) do
@@ -306,7 +320,7 @@ describe("the Makefile's rules", function()
       local so = "build/" .. vm .. "starvideos/redis.so"
       local cmds = dry_run("HIREDIS=yes " .. so)
       local count, defines = compiles(cmds)
-      assert.same({ ["csrc/redis/redis.c"] = 1, ["csrc/redis/sock.c"] = 1 }, count, so)
+      assert.same({ ["rocks/redis/csrc/redis.c"] = 1, ["rocks/redis/csrc/sock.c"] = 1 }, count, so)
       local allowed = {}
       for _, d in ipairs(DEFS) do allowed[d:sub(3)] = true end
       for d in pairs(defines) do assert.is_true(allowed[d], "-D" .. d .. " for " .. so) end
@@ -320,7 +334,9 @@ describe("the Makefile's rules", function()
   it("skip starvideos.redis with one line under HIREDIS=no, and build the rest", function()
     local cmds = dry_run("HIREDIS=no all")
     assert.is_nil(cmds:find("redis.so", 1, true), cmds)
-    assert.is_nil(cmds:find("csrc/redis/", 1, true), cmds)
+    for _, f in ipairs(REDIS_MOD_SRC) do assert.is_nil(cmds:find(f, 1, true), cmds) end
+    -- (the rock's grammar needs no hiredis: built all the same)
+    assert.truthy(cmds:find("-o build/starvideos/fleet/native.so", 1, true), cmds)
     assert.truthy(cmds:find("starvideos.redis not built: hiredis not found", 1, true), cmds)
     assert.truthy(cmds:find("-o build/starvideos/curl.so", 1, true), cmds)
     local with = dry_run("HIREDIS=yes all")
@@ -331,13 +347,14 @@ describe("the Makefile's rules", function()
   it("build under HIREDIS=no (a copy of the checkout): every module but starvideos.redis", function()
     local dir = helper.tmpdir()
     finally(helper.cleanup)
-    local out, ok = helper.capture("cd " .. q(root) .. " && cp -R Makefile mk csrc " .. q(dir) .. " && cd " .. q(dir)
-      .. " && " .. MAKE .. " HIREDIS=no 2>&1")
+    local out, ok = helper.capture("cd " .. q(root) .. " && cp -R Makefile mk csrc rocks " .. q(dir) .. " && cd "
+      .. q(dir) .. " && " .. MAKE .. " HIREDIS=no 2>&1")
     assert.is_true(ok, out)
     assert.truthy(out:find("starvideos.redis not built: hiredis not found", 1, true), out)
     assert.is_true(helper.exists(dir .. "/build/starvideos/core.so"))
     assert.is_true(helper.exists(dir .. "/build/starvideos/curl.so"))
     assert.is_true(helper.exists(dir .. "/build/starvideos/sign.so"))
+    assert.is_true(helper.exists(dir .. "/build/starvideos/fleet/native.so"))
     assert.is_false(helper.exists(dir .. "/build/starvideos/redis.so"))
   end)
 

@@ -302,11 +302,11 @@ local function check_c(key)
   assert(ok, key .. " does not compile in a host's function:\n" .. out)
 end
 
--- Names of the tree under lua/starvideos/ and csrc/ the architecture page must name.
+-- Names of the tree under lua/starvideos/ and csrc/ (the rocks' too) the architecture page must name.
 local function sources(pattern)
   local list = {}
-  for f in helper.capture("cd " .. q(CLONE) .. " && find lua/starvideos rocks/*/lua/starvideos csrc -type f -name "
-    .. q(pattern) .. " | sort"):gmatch("[^\n]+") do
+  for f in helper.capture("cd " .. q(CLONE) .. " && find lua/starvideos rocks/*/lua/starvideos csrc rocks/*/csrc "
+    .. "-type f -name " .. q(pattern) .. " | sort"):gmatch("[^\n]+") do
     list[#list + 1] = f
   end
   return list

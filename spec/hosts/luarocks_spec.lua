@@ -289,7 +289,8 @@ describe("make without a package manager", function()
   lazy_setup(function()
     tmp = helper.tmpdir()
     src, nopm, fake, log = tmp .. "/src", tmp .. "/nopm", tmp .. "/fake", tmp .. "/calls.log"
-    assert(helper.execute("mkdir " .. q(src) .. " && cd " .. q(root) .. " && cp -R Makefile csrc tools mk " .. q(src)))
+    assert(helper.execute("mkdir " .. q(src) .. " && cd " .. q(root) .. " && cp -R Makefile csrc rocks tools mk "
+      .. q(src)))
     -- PATH without apt*, dpkg* or sudo: every other command of the usual directories
     assert(helper.execute("mkdir " .. q(nopm) .. " && for d in /usr/local/bin /usr/bin /bin /usr/sbin /sbin; do "
       .. "[ -d \"$d\" ] && ls \"$d\" | grep -vE '^(apt|dpkg|sudo)' | sed \"s|^|$d/|\"; done "

@@ -18,6 +18,7 @@ local helper = require "spec.helper"
 local redis_run = require "spec.support.redis_run"
 local nginx_run = require "spec.support.nginx_run"
 local core = require "starvideos.core"
+local redis_slot = require("starvideos.fleet.native").slot
 
 local why = redis_run.missing(true)
 if why then
@@ -68,7 +69,7 @@ describe("the store on a Cluster", function()
       "--model", "videos", "--duration", "5", "--interval", "0.1", "--store", q(set.url), ">" .. q(log), "2>&1",
       "</dev/null" }, " "))
     local hash = redis_run.key_hash(emu.url, KEY)
-    local slot = core.redis_slot("{" .. hash .. "}")
+    local slot = redis_slot("{" .. hash .. "}")
     assert(helper.wait_until(function() return emu:creates() >= 20 end, 30), helper.read_file(log))
     local from = redis_run.slot_node(set, slot)
     local to = from % #set.nodes + 1
@@ -123,7 +124,7 @@ describe("the store on a Cluster", function()
   it("follows ASK with ASKING on the same connection while its key has moved, then MOVED", function()
     local s = Store.new(set.url)
     finally(function() s:close() end)
-    local key, slot = "{ask}k", core.redis_slot("{ask}")
+    local key, slot = "{ask}k", redis_slot("{ask}")
     assert.equal(1, s:call("INCR", key))
     local from = redis_run.slot_node(set, slot)
     local to = from % #set.nodes + 1
@@ -168,7 +169,7 @@ ngx.say(v or (err.kind .. " " .. err.message))]], set.url)
 
   it("writes on the slot's node, and follows the slot to its new node (MOVED)", function()
     for i = 1, 5 do assert.equal(tostring(i), write()) end
-    local slot = core.redis_slot("{ngx}")
+    local slot = redis_slot("{ngx}")
     local to = redis_run.slot_node(set, slot) % #set.nodes + 1
     redis_run.migrate_slot(set, slot, to)
     for i = 6, 10 do assert.equal(tostring(i), write()) end

@@ -1212,7 +1212,7 @@ add {
   run = function(x, a)
     local sign = require "starvideos.sign"
     local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 4 }
-    local s = assert(sign.stream(-1, false))
+    local s = assert(sign.stream(-1))
     local out = { exchange(t, { op = "exchange", method = "GET", url = a.video .. "/v.mp4", range = { 0, 99999 },
       pieces = true, tap = s, timeout = 10, max_body = 1048576 }) }
     out[1].fed, out[1].transport = s:tapped(), x.which

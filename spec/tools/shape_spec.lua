@@ -58,19 +58,25 @@ describe("tools/shape.lua", function()
     assert.matches("rocks: 5 rockspecs read", out, 1, true)
   end)
 
-  -- A copy of the checkout's rocks (lua/, rocks/, rockspec/, csrc/, bin/) with names of other rocks' modules
-  -- planted in the core rock's files: a lazy require, a name put together from a folder only another rock has,
-  -- a pcall in the command, a C string; a comment naming one passes; and a rock's file that no rockspec installs.
-  it("fails naming each name of another rock's module in the core rock's files, Lua or C, and a file no rockspec "
-    .. "installs", function()
+  -- A copy of the checkout's rocks (lua/, rocks/, rockspec/, csrc/, bin/): its folder, and append(path, text),
+  -- which adds text to a file of it and gives the line it starts on.
+  local function rocks_copy()
     local dir = helper.tmpdir()
     assert(helper.execute("cd " .. q(helper.root) .. " && cp -R lua rocks rockspec csrc bin " .. q(dir)))
-    local function append(path, text)
+    return dir, function(path, text)
       local src = assert(helper.read_file(dir .. "/" .. path))
       local _, n = src:gsub("\n", "")
       helper.write_file(dir .. "/" .. path, src .. text)
       return n + 1
     end
+  end
+
+  -- A copy of the checkout's rocks (lua/, rocks/, rockspec/, csrc/, bin/) with names of other rocks' modules
+  -- planted in the core rock's files: a lazy require, a name put together from a folder only another rock has,
+  -- a pcall in the command, a C string; a comment naming one passes; and a rock's file that no rockspec installs.
+  it("fails naming each name of another rock's module in the core rock's files, Lua or C, and a file no rockspec "
+    .. "installs", function()
+    local dir, append = rocks_copy()
     local job = append("lua/starvideos/job.lua", 'local function later() return require("starvideos.fleet.store") end\n'
       .. 'local S3 = "starvideos.storage." .. "s3"\n-- starvideos.fleet.ledger, in a comment: not read\n')
     local bin = append("bin/starvideos", 'local ok = pcall(require, "starvideos.emulator")\n')
@@ -92,6 +98,40 @@ describe("tools/shape.lua", function()
       .. "starvideos-redis-scm-1.rockspec installs the Lua files of rocks/redis/lua/)", out, 1, true)
     local _, n = out:gsub(": names starvideos", "")
     assert.equal(4, n, out) -- (not the comments)
+  end)
+
+  -- A copy of the checkout's rocks with products' words planted in the core rock's code: a ledger's name built at
+  -- run time from a word, a C string and a C name, a header's macro, an S3 header in the command; a comment naming
+  -- one passes.  A PENDING file naming fewer than its count is named too, and rocks/folders.lua short of a rock.
+  it("fails naming each product's word in the core rock's code, Lua, C or command, names built at run time too",
+    function()
+    local dir, append = rocks_copy()
+    local lua = append("lua/starvideos/video.lua", 'local WORD = "Redis"\n'
+      .. 'local function ledger() return require("starvideos.ledger." .. WORD:lower()) end\n'
+      .. '-- a redis+sentinel:// store, in a comment: not read\n')
+    local c = append("csrc/core/id.c", 'static const char *const SCHEME = "rediss://";\n'
+      .. 'unsigned sv_crc16(const char *key, size_t len);\n/* sigv4, in a comment */\n')
+    local h = append("csrc/lua/lsv.h", "#define SV_CLUSTER_SLOTS 16384\n")
+    local bin = append("bin/starvideos", 'local date = "x-amz-date"\n')
+    local client = assert(helper.read_file(dir .. "/lua/starvideos/client.lua"))
+    helper.write_file(dir .. "/lua/starvideos/client.lua", (client:gsub("redis://%.%.%.", "URL")))
+    helper.write_file(dir .. "/rocks/folders.lua",
+      'return { "rocks/redis/lua", "rocks/s3/lua", "rocks/observe/lua" }\n')
+    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    local WHY = ", another rock's product (the core finds a rock only through its extension points, and names none, "
+      .. "not even to build a name at run time)"
+    for _, hit in ipairs { "lua/starvideos/video.lua:" .. lua .. ": names redis",
+      "csrc/core/id.c:" .. c .. ": names rediss", "csrc/core/id.c:" .. (c + 1) .. ": names crc16",
+      "csrc/lua/lsv.h:" .. h .. ": names cluster", "bin/starvideos:" .. bin .. ": names amz" } do
+      assert.matches(hit .. WHY, out, 1, true)
+    end
+    local _, n = out:gsub("another rock's product", "")
+    assert.equal(5, n, out) -- (not the comments)
+    assert.matches("lua/starvideos/client.lua: names a product 0 times, fewer than tools/shape_rocks.lua's PENDING "
+      .. "(1): lower it", out, 1, true)
+    assert.matches("rocks/folders.lua: does not list rocks/emulator/lua (rockspec/emulator/"
+      .. "starvideos-emulator-scm-1.rockspec's Lua)", out, 1, true)
   end)
 
   -- A copy of the checkout with a product rock requiring a core module docs/architecture.md does not list.

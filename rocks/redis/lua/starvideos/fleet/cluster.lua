@@ -1,5 +1,5 @@
 -- A Redis Cluster as fleet/route.lua's way (redis+cluster://n1,n2,...): the slot map learned from the nodes
--- named (CLUSTER SLOTS, each asked in turn), each command sent to the node of its key's slot (core.redis_slot;
+-- named (CLUSTER SLOTS, each asked in turn), each command sent to the node of its key's slot (native.slot;
 -- a fleet's keys share one slot, "starvideos:{<key's hash>}:", so every script's keys are on one node; a
 -- command without a key goes to the node of the last slot used), a connection per node.  MOVED teaches a
 -- slot's node (route.lua follows it), ASK is followed once with ASKING; a node that answers as a replica, or
@@ -8,11 +8,12 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
+local native = require "starvideos.fleet.native"
 local Conn = require "starvideos.fleet.conn"
 
 local type, tostring, tonumber, setmetatable, pairs, ipairs, string_format, math_min, math_max =
   type, tostring, tonumber, setmetatable, pairs, ipairs, string.format, math.min, math.max
-local now, redis_slot = core.now, core.redis_slot
+local now, redis_slot = core.now, native.slot
 
 local K = {}
 K.__index = K

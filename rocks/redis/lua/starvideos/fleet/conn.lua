@@ -1,5 +1,5 @@
 -- One connection to one Redis server, on either transport, under one face (fleet/route.lua drives them):
--- outside nginx starvideos.redis (csrc/redis: hiredis' reader over its own socket, TLS on OpenSSL, never
+-- outside nginx starvideos.redis (rocks/redis/csrc: hiredis' reader over its own socket, TLS on OpenSSL, never
 -- waiting but in its poll), loaded only here, so that a library without it loads and works; inside nginx a
 -- cosocket from nginx's pool a command, speaking RESP itself (TLS by sslhandshake, a unix socket, ASKING
 -- and its command on one socket: what nginx.redis 0.27 cannot, docs/architecture.md).

@@ -1,9 +1,10 @@
 -- A store's URL or table form read (CONTRACT.md's "Redis as operators run it"; docs/keep-and-fleet.md): the
--- URL by core.store_url (csrc/core/url.c, fuzzed), the table's fields here: the Redis ledger's own parse (the core
--- reads a store URL's scheme only: extension.lua), for ledger/redis.lua's check and where and the store.
+-- URL by starvideos.fleet.native's store_url (this rock's C: rocks/redis/csrc/url.c, fuzzed), the table's fields here:
+-- the Redis ledger's own parse (the core reads a store URL's scheme only: extension.lua), for ledger/redis.lua's
+-- check and where and the store.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local core = require "starvideos.core"
+local native = require "starvideos.fleet.native"
 
 local M = {}
 
@@ -79,7 +80,7 @@ local function store_fields(v, cfg)
 end
 
 -- store = a URL (STORE_FORMS) or {url =, ca_file =, cert_file =, key_file =, verify =, server_name =,
--- sentinel_user =, sentinel_password =, replicas =, replica_timeout =} -> core.store_url's table with the
+-- sentinel_user =, sentinel_password =, replicas =, replica_timeout =} -> native.store_url's table with the
 -- table's fields, user and password unescaped, verify (true unless false), replicas and replica_timeout
 -- (DEFAULTS'), and id: what a connection may be shared by (the endpoints, db, TLS settings, users and
 -- passwords: a key, never shown).  A bad one raises, naming `store`, never a password.
@@ -88,7 +89,7 @@ function M.parse(v)
   local url, field = v, "store"
   if type(v) == "table" then url, field = v.url, "store.url" end
   local cfg, why = nil, "a URL or a table {url = URL, ...} expected, got " .. type(url)
-  if type(url) == "string" then cfg, why = core.store_url(url) end
+  if type(url) == "string" then cfg, why = native.store_url(url) end
   if not cfg then bad_url(field, url, why) end
   cfg.user, cfg.password = unescape(cfg.user), unescape(cfg.password)
   if type(v) == "table" then store_fields(v, cfg) end

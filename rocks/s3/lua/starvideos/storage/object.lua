@@ -1,6 +1,6 @@
 -- The bucket sink (sink.lua's interface, for an s3://bucket/key out): the video read from its URL a part at a
 -- time (a Range GET of PART bytes, op media) into a multipart upload (op storage, storage/s3.lua), one part in
--- the store's hands while the next is read, never more.  Each part passes starvideos.sign's stream on the way
+-- the store's hands while the next is read, never more.  Each part passes starvideos.sigv4's stream on the way
 -- (the video's SHA-256, the part's checksum, the whole-MP4 check: storage/part.lua, in nginx's thread pool) and
 -- is recorded in the ledger once the store took it (ledger:upload: the upload id, the parts, the stream's state),
 -- the next part sent only once that record is written, so that a later process goes on from the next part.  The
@@ -25,7 +25,7 @@ local O = {}
 
 O.PART = 5 * 1024 * 1024 -- bytes of a part (S3's least but for the last; a multiple of 64: the stream's state)
 
-local function sign() return require "starvideos.sign" end
+local function sigv4() return require "starvideos.sigv4" end
 
 -- The bucket of the store st asked once with these credentials (ctx: a job's loop, key, cfg), before a create
 -- that writes into it is paid for (once per store: st.reached): true, or nil, err naming the bucket and the
@@ -104,7 +104,7 @@ function U:seconds() return type(self.duration) == "number" and self.duration or
 -- The stream gone on from state (the last part's; nil: from byte 0), for where the next part starts: it, or nil.
 function U:stream_of(state)
   self.state = state
-  self.stream = sign().stream(self:seconds(), true, state) -- (each part's MD5 too: its ETag is compared with it)
+  self.stream = sigv4().stream(self:seconds(), true, state) -- (each part's MD5 too: its ETag is compared with it)
   return self.stream
 end
 
@@ -244,7 +244,7 @@ function U:read(t)
   if self.total and upto > self.total then upto = self.total end
   if self.total and from >= self.total then self.eof = true; return end
   local tap = self.loop.curl and function() -- (libcurl's transport feeds it; others: U:check hashes the bytes)
-    return sign().stream(self:seconds(), true, self.state)
+    return sigv4().stream(self:seconds(), true, self.state)
   end
   self.get = Request.new { loop = self.loop, key = self.key, cfg = self.cfg, owner = self, op = "exchange",
     what = "media", url = self.url, path = self.video_path, deadline = self.deadline, range = { from, upto - 1 },

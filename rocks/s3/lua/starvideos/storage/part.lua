@@ -1,6 +1,7 @@
--- One part of an upload checked and hashed (storage/object.lua): the bytes read for it fed to starvideos.sign's
--- stream, gone on from the state the last part saved.  A function of its arguments alone, so that nginx's
--- transport runs it in its thread pool (t:offload): a worker never hashes a part's megabytes itself.  On libcurl's
+-- One part of an upload checked and hashed (storage/object.lua): the bytes read for it fed to starvideos.sigv4's
+-- stream (the core's check of the video, with this rock's part sums), gone on from the state the last part saved.
+-- A function of its arguments alone, so that nginx's transport runs it in its thread pool (t:offload): a worker
+-- never hashes a part's megabytes itself.  On libcurl's
 -- transport the bytes are fed to the stream as they come (request.lua's tap, a write's few KiB at a time), and only
 -- sums runs here: no step hashes a part at once.
 
@@ -35,7 +36,7 @@ end
 -- the end)} | nil, why, notwhole (true: not a whole video).
 function P.sums(s, total)
   local r = { at = s:at() }
-  r.sha_hex, r.sha_b64, r.md5 = s:part()
+  r.sha_hex, r.sha_b64, r.md5 = require("starvideos.sigv4").part(s)
   if total and r.at >= total then
     local sum, cwhy, notwhole = s:finish()
     s:close()
@@ -52,7 +53,7 @@ end
 -- transport's starvideos.bytes) fed to the stream of state (nil: from byte 0) for a video of `seconds` (< 0: any)
 -- whose parts need an MD5 when md5; then sums(s, total).
 function P.check(seconds, md5, state, bytes, total)
-  local s, err = require("starvideos.sign").stream(seconds, md5, state)
+  local s, err = require("starvideos.sigv4").stream(seconds, md5, state)
   if not s then return nil, err end
   if type(bytes) == "userdata" then bytes = bytes:sub(1) end -- (a transport's bytes no tap was fed: not ours)
   local ok, why = true, nil

@@ -19,7 +19,7 @@ S.EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" -- 
 S.UNSIGNED = "UNSIGNED-PAYLOAD"
 
 local function sign() return require "starvideos.sign" end
--- SigV4 and S3's percent-encoding: this rock's own C module (csrc/s3), loaded with the first request
+-- SigV4 and S3's percent-encoding: this rock's own C module (rocks/s3/csrc), loaded with the first request
 local function sigv4() return require "starvideos.sigv4" end
 
 -- Whether s is UTF-8 without control characters (a key's bytes go into the path and the XML of a request).

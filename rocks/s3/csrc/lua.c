@@ -1,12 +1,14 @@
 /* starvideos.sigv4: AWS Signature Version 4 and S3's percent-encoding (sigv4.c)
    for Lua, the starvideos-s3 rock's C module (rockspec/starvideos-s3-scm-1.rockspec):
    the bucket's requests (storage/s3.lua) are signed here, on libcrypto, and the
-   core's starvideos.sign keeps only the webhook signatures and SHA-256.  Like
+   core's starvideos.sign keeps only the webhook signatures, SHA-256 and the
+   video's check; each part's sums are this module's (parts.c).  Like
    starvideos.core, it never calls a Lua function. */
-#include "../lua/lsv.h"
+#include "../../../csrc/lua/lsv.h"
+#include "parts.h"
 #include "sigv4.h"
 
-#include "../lua/compat.h"
+#include "../../../csrc/lua/compat.h"
 
 #include <string.h>
 
@@ -90,6 +92,7 @@ LUAOPEN_API int luaopen_starvideos_sigv4(lua_State *L) {
   lsv_error_metatable(L); /* the error tables of a request it refuses */
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
+  sv_s3_open_parts(L); /* stream() and part(): an upload's stream with each part's sums (parts.c) */
   lsv_set_cstr(L, "_VERSION", "starvideos.sigv4 0.3.0");
   return 1;
 }

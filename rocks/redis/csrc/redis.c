@@ -48,7 +48,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "../lua/compat.h" /* and lua.h, lauxlib.h */
+#include "../../../csrc/lua/compat.h" /* and lua.h, lauxlib.h */
 #include "sock.h"
 
 #ifndef LUAOPEN_API

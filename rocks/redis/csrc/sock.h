@@ -1,4 +1,4 @@
-/* The store's socket (csrc/redis/sock.c): TCP (every address of a name tried
+/* The store's socket (rocks/redis/csrc/sock.c): TCP (every address of a name tried
    in turn), a unix socket, or TLS over TCP on OpenSSL, never blocking but in
    getaddrinfo.  redis.c moves the bytes; this says what to wait for.  Each
    function that fails leaves why in s->why (never a password: none is here). */

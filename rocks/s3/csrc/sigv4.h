@@ -3,7 +3,7 @@
 #ifndef SV_SIGV4_H
 #define SV_SIGV4_H
 
-#include "../core/sv_core.h"
+#include "../../../csrc/core/sv_core.h"
 
 /* AWS Signature Version 4 (sigv4.c, on libcrypto), as S3 and the stores that
    speak its API check it.  The canonical URI is path as given: S3 encodes a
