@@ -18,7 +18,7 @@ SV_HTTP_SRC  := csrc/curl/multi.c csrc/curl/fetch.c
 # Makefile's CRYPTO_LIBS (the C tests and the fuzz targets do without it)
 SIGN_SRC     := csrc/core/sign.c csrc/core/stream.c
 # what the Lua modules share (the error table, the verdict, the .part handle)
-LSV_SRC      := csrc/lua/error.c csrc/lua/part.c
+LSV_SRC      := csrc/lua/error.c csrc/lua/verdict.c csrc/lua/part.c
 # starvideos.core's own objects: its module functions, the commit, the journal's lock,
 # the media readers
 CORE_LUA_SRC := csrc/lua/core.c csrc/lua/commit.c csrc/lua/lock.c csrc/lua/media.c
@@ -37,8 +37,8 @@ ALL_SRC      := $(SV_SRC) $(SV_HTTP_SRC) $(SIGN_SRC) $(LSV_SRC) $(CORE_LUA_SRC) 
 # alone.  Of the core it links what it uses: the buffers, errors and hex (buf.c,
 # error.c, text.c), the video's check its parts are fed through (stream.c, on
 # media.c's MP4 check) and the binding's error table and stream (lua/error.c,
-# lua/stream.c), with the Makefile's SECTIONS, so that the linker drops the rest of
-# those files (lua/error.c's verdict).
+# lua/stream.c; not lua/verdict.c), with the Makefile's SECTIONS, so that the linker
+# drops what of those files it does not call.
 SIGV4_SRC     := rocks/s3/csrc/sigv4.c rocks/s3/csrc/parts.c
 SIGV4_CORE_SRC := csrc/core/buf.c csrc/core/error.c csrc/core/text.c csrc/core/media.c csrc/core/stream.c \
                   csrc/lua/error.c csrc/lua/stream.c

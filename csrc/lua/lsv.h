@@ -26,12 +26,13 @@ typedef struct lbytes { sv_buf b; } lbytes;
 
 /* nil, the error table (kind, message, field, status, ...) with ERROR_MT: 2 */
 SV_API int lsv_fail(lua_State *L, const sv_error *e);
+SV_API void lsv_push_error(lua_State *L, const sv_error *e); /* the error table alone, pushed */
 /* The error metatable (the same in both modules), left on the stack. */
 SV_API void lsv_error_metatable(lua_State *L);
 /* A class: methods as __index, close as __gc and __close, __metatable set. */
 SV_API void lsv_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close);
-/* The verdict's Lua face: task, err, wire[, bytes, total]; the task a table
-   built in C from the core's one scan of the answer (a download's: ""). */
+/* The verdict's Lua face (verdict.c): task, err, wire[, bytes, total]; the task a
+   table built in C from the core's one scan of the answer (a download's: ""). */
 SV_API int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret);
 
 /* t[key] of the table at t, a value the options table (options.lua) always
