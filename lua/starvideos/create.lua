@@ -1,8 +1,9 @@
--- A job's create: the state job.lua's STATES names creating.  Built from its params when the job is made (extra's
--- JSON text, the media they name, the key of what the job makes: docs/batch.md "Keys"), nothing sent yet; then
--- the key's token, the ledger's pending record (a store answers later), the create and its answer, recorded; a
--- key the ledger already knows is followed instead (attach), nothing created.  Like video.lua, it moves its job
--- only through the job's methods.
+-- A job's create: the rows of job.lua's STATES that its public state names creating.  Built from its params when
+-- the job is made (extra's JSON text, the media they name, the key of what the job makes: docs/batch.md "Keys"),
+-- nothing sent yet; then its steps, each a row: peeking (the ledger's task for its key: followed instead, nothing
+-- created), checking (its reference media, its local files put), awaiting (the key's token), recording (the
+-- ledger's pending record: a store answers later), sending (the create, its answer awaited) and registering (the
+-- task answered, its record written).  It decides; the job's fields are job.lua's to assign, through its methods.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -53,7 +54,8 @@ function C.extra_json(params)
 end
 
 -- The create of job (made with goal and spec: its params, out, key, fresh) built: validation first, then the
--- key; true, or nil, err for an invalid request or an out that cannot be written.
+-- key; what the job takes of it (job.lua's Job.new assigns them), or nil, err for an invalid request or an out
+-- that cannot be written.
 function C.build(job, goal, spec)
   local params, cfg = spec.params, job.cfg
   local text, err = C.extra_json(params)
@@ -64,22 +66,21 @@ function C.build(job, goal, spec)
   local ok, why = true, nil
   if spec.out then ok, why = job.sink.check_out(spec.out, cfg) end -- (found before the task is paid for)
   if not ok then return nil, why end
-  job.state, job.create_path, job.create_body = "creating", path, body
-  job.warnings = warnings -- what the service will ignore (the core's, from the models' table): told before paying
   local refs, files = C.references(params) -- (local files: checked, then uploaded: the references point's)
   if files > 0 then
     local _, xerr = X.find("references", nil, "local files as references", local_field(refs))
     if xerr then return nil, xerr end
   end
-  job.files, job.preflight = files > 0, goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil
-  job.local_id = job.ledger.records and core.random_id() or nil
+  local made = { create_path = path, create_body = body, files = files > 0, model = params.model,
+    warnings = warnings, -- what the service will ignore (the core's, from the models' table): told before paying
+    preflight = goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil,
+    local_id = job.ledger.records and core.random_id() or nil,
+    kind = require("starvideos.schedule").kind_of(params.model, params.duration, params.resolution) }
   local key = spec.out and require("starvideos.sink").key(spec.out) or spec.key -- docs/batch.md "Keys"
-  if key and job.local_id then
-    job.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
+  if key and made.local_id then
+    made.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
   end
-  job.model, job.kind = params.model, require("starvideos.schedule").kind_of(params.model, params.duration,
-    params.resolution)
-  return C.reach(job, goal, spec.out)
+  return made
 end
 
 -- A bucket out a create will write (none of its key known to the ledger) asked once before the create is paid
@@ -89,115 +90,100 @@ function C.reach(job, goal, out)
   return job.sink.reach(out, job.cfg, job)
 end
 
--- The create answered task at t: told at once (it is paid for), then its record written (a ledger may say
--- "not yet": the job holds the task and asks again later).
-local function created(job, task, t)
+-- registering: the create answered task at t (nil: the one held, asked again): told at once (it is paid for),
+-- then its record written (a ledger may say "not yet": the job holds the task and asks again on a later turn).
+function C.register(job, t, task)
+  task = task or job.held
   local ok, jerr = job.ledger:created(task, job.params, job.local_id, job.ids) -- (asked first: a listener may close)
   if not job.held then -- (a batch counts it created)
-    job.held, job.origin_at, job.unfinished_at = task, t, t
-    job.key:born(task.id, t)
-    job:seen(task, t, true)
+    job:hold(task, t)
     if job.done then return end -- cancelled by a listener (its client closed): its record is written all the same
   end
   if ok == false then return job.loop:wait_for(job, now()) end
-  job.held = nil
+  job:hold(nil)
   if not ok then return job:finish(jerr) end
   if job.refs then job.ledger:refs(task.id, job.refs) end -- (its reference objects: deleted at its end)
   if job.cancelled then
-    job.state = "cancelled"
+    job:go("cancelled")
     return job:finish(new_error("io", "the job was cancelled", { created = true }))
   end
-  job.state = "polling"
+  job:go("polling")
   if job.goal == "created" then return job:finish() end
   return job.loop:at(job:next_poll(job.origin_at), job)
 end
 
--- The create's request req ended at t: its task recorded, or its failure.
+-- sending: the create's request req ended at t: its task registered, or its failure.
 function C.answered(job, req, t)
-  if req.task then
-    job.id, job.ids = req.task.id, { request_id = req.request_id, server_request_id = req.server_request_id }
-    return created(job, req.task, t)
+  if not req.task then
+    job.ledger:create_failed(req.err, job.params, job.local_id)
+    return job:finish(req.err)
   end
-  job.ledger:create_failed(req.err, job.params, job.local_id)
-  return job:finish(req.err)
+  job:answered(req) -- (its id, its request ids)
+  job:go("registering")
+  return C.register(job, t, req.task)
 end
 
--- The ledger knows a task of the job's key (rec): the job follows it, creating
--- nothing; one already downloaded whole to out (rec.whole) ends it now.
-local function attach(job, rec, t)
-  job.id, job.state = rec.id, "polling"
-  job:emit("attached", { key = job.want.key })
-  if rec.whole then
-    job.status = "completed"
-    job.task = { id = rec.id, status = "completed", model = rec.model }
-    return job:saved(job.out, rec.sha256)
-  end
-  if job.goal == "created" then job.goal = "queried" end -- a keyed create answers with the task as it is now
-  -- a live process holds it and may be writing out's .part now: this job's own .part (never gone on from)
-  if rec.alive and job.out then job.part = job.out .. ".part-" .. core.random_id() end
-  job.upload = rec.upload
-  return job:poll(t)
-end
-
--- The ledger's task for the job's key, nil, or false (a store not answered yet: ask again): read once, before
--- any token, without the ledger's lock (following a task needs none; a create still asks under it).  Why it
--- creates, or the error it will be refused with (the peek's): job.seen_why (a plan's, batch.lua).  Job:known.
-function C.known(job)
-  if job.seen_key == nil and job.want then
-    local task, why, id = job.ledger:peek(job.want)
-    if task == false then return false end
-    job.seen_key, job.seen_why, job.seen_id = task or false, why, id
-  end
-  return job.seen_key or nil
-end
+-- The call's deadline a create is sent by (none for a lone create), and whether t is past it.
+local function by(job) return job.goal ~= "created" and job.deadline end
+local function past(job, t) return by(job) and t >= by(job) end
 
 -- A create not sent by its call's deadline (t >= by) is not sent: the job ends `timeout`, the ledger told that
 -- nothing was created (a pending record asked for is let go).
 local function not_sent(job)
-  local waited = job.asked and "its pending record" or "the key's budget (requests_per_second, a rate limit's hold)"
+  local waited = job.step == "recording" and "its pending record"
+    or "the key's budget (requests_per_second, a rate limit's hold)"
   C.cancel(job, false)
   return job:finish(new_error("timeout", string.format("create not sent: the call's timeout came while it waited for "
     .. "%s; nothing was sent, nothing paid", waited)))
 end
 
--- A create is an API request too: it waits for the key's token, then for its
--- pending record (a ledger on a store answers later), then goes, unless its call's
--- deadline came first (a lone create's has none); once sent it is never abandoned, it
--- may be paid for.
-function C.due(job, t)
-  if job.held then return created(job, job.held, t) end
-  local by = job.goal ~= "created" and job.deadline
-  if by and t >= by then return not_sent(job) end
+-- peeking: the ledger's task for the job's key (false: the store has not answered; asked again when it does),
+-- followed when there is one; else its references checked, or the key's token.
+function C.peek(job, t)
+  if past(job, t) then return not_sent(job) end
   local known = job:known()
   if known == false then return job.loop:wait_for(job, t) end
-  if known then return attach(job, known, t) end
-  if job.preflight or job.files then -- the references checked, then the local files uploaded: nothing paid before
-    local start = job.preflight and job.cfg.on_media or X.optional("references").start -- (client.lua)
-    job.files, job.preflight, job.checking = job.preflight and job.files, false, true -- (it may end at once)
-    job.checking = start(job, t)
-    return job:advance(t)
-  end
-  if job.granted then
-    job.granted = nil
-  elseif not job.asked then
+  if known then return job:follow(known, t) end
+  return job:go("checking", t)
+end
+
+-- checking: the references checked (preflight), then the local files uploaded: nothing paid before.  Each ends
+-- by advancing the job (job.lua's advance takes what it found), which comes back here for the next.
+function C.check(job, t)
+  if past(job, t) then return not_sent(job) end
+  if not (job.preflight or job.files) then return job:go("awaiting", t) end
+  job:check(job.preflight and job.cfg.on_media or X.optional("references").start, t) -- (client.lua)
+  return job:advance(t)
+end
+
+-- awaiting: the key's token (a create's before the polls waiting; one its batch took for it: granted).
+function C.await(job, t)
+  if past(job, t) then return not_sent(job) end
+  if not job:take_grant() then
     local later, held = job.budget:token(t, true, job, job.tenant)
-    local long = later and Bucket.too_long(t, later, held, job.cfg, "create", by)
+    local long = later and Bucket.too_long(t, later, held, job.cfg, "create", by(job))
     if long then return job:finish(long) end
-    if later then return job.loop:at(by and math.min(later, by) or later, job) end
+    if later then return job.loop:at(by(job) and math.min(later, by(job)) or later, job) end
   end
+  return job:go("recording", t)
+end
+
+-- recording: the ledger's pending record (false: a store's answer or a writer's record to come: asked again).
+function C.record(job, t)
+  if past(job, t) then return not_sent(job) end
   local ok, err = job.ledger:before_create(job.params, job.local_id, job.out, job.want, job.tenant)
-  if type(ok) == "table" then return attach(job, ok, t) end
-  if ok == false then
-    job.asked = true
-    return job.loop:wait_for(job, t)
-  end
+  if type(ok) == "table" then return job:follow(ok, t) end
+  if ok == false then return job.loop:wait_for(job, t) end
   if not ok then return job:finish(err) end
-  if not job.warned then -- what the service will ignore, said once before the create is sent (not again on a retry)
-    job.warned = true
-    for _, w in ipairs(job.warnings) do job:emit("warning", w) end
-  end
+  return job:go("sending", t)
+end
+
+-- sending: what the service will ignore said once (not again on a retry), then the create, sent unless its call's
+-- deadline came first; once sent it is never abandoned: it may be paid for.
+function C.send(job, t)
+  job:warn()
   return job:send(t, { op = "create", url = job.cfg.base_url .. job.create_path, path = job.create_path, auth = true,
-    body = job.create_body, send_by = by or nil })
+    body = job.create_body, send_by = by(job) or nil })
 end
 
 -- A creating job cancelled while req (its create's request, or false) is where it is: false when the create is
@@ -209,18 +195,15 @@ function C.cancel(job, req)
   if req then
     local tr = job.loop.transport -- (a transport that cannot tell whether the request was written: it was)
     local unwritten = req.handle and tr and tr.written and not tr:written(req.handle)
-    if not job.loop.queued[req] and (req.handle or req.done) and not unwritten then
-      job.cancelled = true
-      return false
-    end
+    if not job.loop.queued[req] and (req.handle or req.done) and not unwritten then return false end
     -- not sent yet, or not sent again after an answer that made nothing: surely nothing was created
     job.ledger:create_failed({}, job.params, job.local_id)
     return req.attempt > 0 and " (its create made nothing and was not sent again)" or " (its create was never sent)"
   elseif job.held then -- answered, its record not yet known written
     job.ledger:forget(nil, job.held.id)
-    job.task, job.held = job.held, nil
+    job:hold(nil) -- (the task stays the job's)
     return "", { created = true }
-  elseif job.asked then -- a pending record asked for, the create never sent
+  elseif job.step == "recording" then -- a pending record asked for, the create never sent
     job.ledger:forget(job.local_id)
     job.ledger:create_failed({}, job.params, job.local_id)
   end

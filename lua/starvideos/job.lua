@@ -31,7 +31,8 @@ function Job.new(ctx, goal, id, spec)
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, key = ctx.key, budget = ctx.key.bucket, ledger = ctx.ledger, cfg = cfg,
     deliveries = ctx.deliveries, id = id, goal = goal, task = task, status = task and task.status, done = false,
-    state = "polling", req = false, video = {}, deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
+    state = "polling", step = "polling", req = false, video = {},
+    deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k]] = v end end
   job.sink = Sink.of(cfg, spec.out) -- (a file, or an object in the user's bucket)
   local refused = Sink.refusal(spec.out) -- (its rock not installed: nothing sent, nothing kept)
@@ -41,11 +42,15 @@ function Job.new(ctx, goal, id, spec)
     if err then return nil, err end
   end
   if spec.params then -- the create built (create.lua): nothing is sent yet
-    local ok, err = Create.build(job, goal, spec)
-    if not ok then return nil, err end
+    local made, err = Create.build(job, goal, spec)
+    if not made then return nil, err end
+    for k, v in pairs(made) do job[k] = v end
+    job:go("peeking")
+    local ok, rerr = Create.reach(job, goal, spec.out)
+    if not ok then return nil, rerr end
   elseif spec.url or (spec.out and not spec.refresh and task and type(task.video_url) == "string"
       and (task.status == nil or task.status == "completed")) then
-    job.state = "downloading"
+    job:go("downloading")
   end
   if task then job:origin(task, t) end
   return job
@@ -94,7 +99,8 @@ function Job:emit(kind, extra)
 end
 
 function Job:finish(err) -- the job ends (err: why it failed), letting go of its reference objects (storage/refs.lua)
-  self.done, self.state = true, (self.state == "cancelled" or self.state == "taken") and self.state or "done"
+  self.done = true
+  self:go((self.state == "cancelled" or self.state == "taken") and self.state or "done")
   if err then err.id, err.task, self.err = err.id or self.id, err.task or self.task, err end
   local refs = self.refs and X.optional("references") -- (Job.new refused refs with no rock to release them)
   if refs then refs.release(self, self.err) end
@@ -146,7 +152,8 @@ end
 -- downloading: the job awaits its download's commit instead of a request (c: done, err; checked, hashed and
 -- renamed off the loop's thread, it advances the job when it ends later).
 function Job:await(c, t)
-  self.state, self.req = "downloading", c
+  self:go("downloading")
+  self.req = c
   if c.done then return self:advance(t) end
 end
 
@@ -169,14 +176,15 @@ end
 
 -- A fresh URL of the task asked for (its video's expired, or was not whole): polled now, outside the schedule.
 function Job:refresh(t)
-  self.refreshing, self.state = true, "polling"
+  self.refreshing = true
+  self:go("polling")
   return self:poll(t)
 end
 
 -- Another holds the job's task (a keeper claimed it): taken, told once; its file awaited (video.lua).
 function Job:taken(by)
   if self.state == "taken" then return end
-  self.state = "taken"
+  self:go("taken")
   self.ledger:let_go(self.id)
   self:emit("taken", { by = by })
 end
@@ -190,7 +198,7 @@ end
 
 -- confirming: a whole download held while the store is asked before its commit (video.lua).
 function Job:confirm(t)
-  self.state = "confirming"
+  self:go("confirming")
   return Video.confirm(self, t)
 end
 
@@ -216,7 +224,8 @@ local function polled(self, req, t)
   self:seen(task, t, nil, secs, within)
   if self.done then return end -- cancelled by a listener of the status (its client closed)
   if task.status == "completed" then -- (without out: done, once the store confirms a lapsed holder's hold)
-    self.state, self.refreshing, self.waited = "downloading", nil, true
+    self.refreshing, self.waited = nil, true
+    self:go("downloading")
     return Video.start(self, t)
   elseif task.status == "failed" then
     return self:finish(new_error("task_failed", string.format("task %s failed: %s", tostring(self.id),
@@ -232,20 +241,96 @@ function Job:progress(bytes, total)
   self:emit("progress", { bytes = bytes, total = total, path = self.out })
 end
 
--- The ledger's task for the job's key (create.lua); the token its batch took for its create (batch.lua).
-Job.known = Create.known
-function Job:grant() self.granted = true end
+-- The ledger's task for the job's key, nil, or false (a store not answered yet: ask again): read once, before
+-- any token, without the ledger's lock (following a task needs none; a create still asks under it).  Why it
+-- creates, or the error it will be refused with (the peek's): job.seen_why (a plan's, batch.lua).
+function Job:known()
+  if self.seen_key == nil and self.want then
+    local task, why, id = self.ledger:peek(self.want)
+    if task == false then return false end
+    self.seen_key, self.seen_why, self.seen_id = task or false, why, id
+  end
+  return self.seen_key or nil
+end
 
--- Every state of a job: what it does when its timer falls due (due; past the deadline but creating and confirming:
--- a timeout) and when what it awaits ends (answered: its request's req.task or req.err, or a download's commit).
+-- The token its batch took for its create (batch.lua); whether it had one (taken once).
+function Job:grant() self.granted = true end
+function Job:take_grant()
+  local had = self.granted
+  self.granted = nil
+  return had
+end
+
+-- The ledger knows a task of the job's key (rec): the job follows it, creating nothing; one already downloaded
+-- whole to out (rec.whole) ends it now.
+function Job:follow(rec, t)
+  self.id = rec.id
+  self:go("polling")
+  self:emit("attached", { key = self.want.key })
+  if rec.whole then
+    self.status, self.task = "completed", { id = rec.id, status = "completed", model = rec.model }
+    return self:saved(self.out, rec.sha256)
+  end
+  if self.goal == "created" then self.goal = "queried" end -- a keyed create answers with the task as it is now
+  -- a live process holds it and may be writing out's .part now: this job's own .part (never gone on from)
+  if rec.alive and self.out then self.part = self.out .. ".part-" .. core.random_id() end
+  self.upload = rec.upload
+  return self:poll(t)
+end
+
+-- checking: start(job, t) checks its references or puts its local files (preflight first, then the files): the
+-- object advance looks at until it is done.
+function Job:check(start, t)
+  self.files, self.preflight, self.checking = self.preflight and self.files, false, true -- (it may end at once)
+  self.checking = start(self, t)
+end
+
+-- What the service will ignore of its params, said once before its create is sent.
+function Job:warn()
+  if self.warned then return end
+  self.warned = true
+  for _, w in ipairs(self.warnings) do self:emit("warning", w) end
+end
+
+-- Its create answered (req, the request): the task's id and the request's ids.
+function Job:answered(req)
+  self.id, self.ids = req.task.id, { request_id = req.request_id, server_request_id = req.server_request_id }
+end
+
+-- The task its create answered, told (t: when), held until its record is known written; nil: written, or let
+-- go of by a cancel (it stays the job's task).
+function Job:hold(task, t)
+  if not task then
+    self.task, self.held = self.held or self.task, nil
+    return
+  end
+  self.held, self.origin_at, self.unfinished_at = task, t, t
+  self.key:born(task.id, t)
+  return self:seen(task, t, true)
+end
+
+-- Every state of a job, a row each: what it does when its timer falls due (due; past the deadline but creating
+-- and confirming: a timeout) and when what it awaits ends (answered: its request's req.task or req.err, or a
+-- download's commit).  The create's rows (create.lua) show as one state, creating (job.state; job.step: the row).
 local STATES = {
-  creating = { due = Create.due, answered = Create.answered },    -- the key's token, the ledger's record, the create
+  peeking = { due = Create.peek, shown = "creating" },            -- the ledger's task for its key: followed
+  checking = { due = Create.check, shown = "creating" },          -- its references checked, its local files put
+  awaiting = { due = Create.await, shown = "creating" },          -- the key's token
+  recording = { due = Create.record, shown = "creating" },        -- the ledger's pending record
+  sending = { due = Create.send, answered = Create.answered, shown = "creating" }, -- the create, its answer
+  registering = { due = Create.register, shown = "creating" },    -- the task answered, its record written
   polling = { due = Job.poll, answered = polled },                -- polled until completed (or failed)
   downloading = { due = Video.start, answered = Video.answered }, -- the video downloaded and committed
   confirming = { due = Video.confirm },                           -- a whole .part, the store asked before its commit
   taken = { due = Video.look },                                   -- another holds the task: its file awaited
   done = {}, cancelled = {},                                      -- ended
 }
+
+-- The job goes to the row step (STATES'), doing its due at once when t is given.
+function Job:go(step, t)
+  self.step, self.state = step, STATES[step].shown or step
+  if t then return STATES[step].due(self, t) end
+end
 
 local function advance(self, t)
   if self.done then return end
@@ -260,7 +345,7 @@ local function advance(self, t)
   if req then
     if not req.done then return end
     self.req = false
-    return STATES[self.state].answered(self, req, t)
+    return STATES[self.step].answered(self, req, t)
   end
   if t < (self.loop.due[self] or 0) then return end
   if t >= self.deadline and self.state ~= "creating" and self.state ~= "confirming" then
@@ -270,7 +355,7 @@ local function advance(self, t)
     if self.last_err and not self.task then msg = msg .. "; last error: " .. self.last_err.message end
     return self:finish(new_error("timeout", msg))
   end
-  return STATES[self.state].due(self, t)
+  return STATES[self.step].due(self, t)
 end
 
 -- Do what can be done now (the job's request finished or its timer fell due); a state it changed is observed.
@@ -287,7 +372,10 @@ function Job:cancel(keep)
   local req, why, fields = self.req, "", nil
   if self.state == "creating" then
     why, fields = Create.cancel(self, req) -- (the ledger told what will never be created)
-    if not why then return end -- its create sent: awaited
+    if not why then -- its create sent: awaited
+      self.cancelled = true
+      return
+    end
   end
   if type(self.checking) == "table" then self.checking:cancel() end
   keep = keep and self.id and self.ledger.records and not self.part
@@ -299,7 +387,7 @@ function Job:cancel(keep)
     local left = keep and self.sink.left(req)
     if left then self.ledger:part(self.id, left, Sink.recorded(req.dest)) end
   end
-  self.state = "cancelled"
+  self:go("cancelled")
   self:finish(new_error("io", "the job was cancelled" .. why, fields))
 end
 
