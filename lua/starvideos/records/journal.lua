@@ -103,6 +103,81 @@ local function keyed(st, rec, entry)
   st.keys[rec.key] = entry
 end
 
+-- A record of each kind, taken into st: a create not yet answered (by its local id), a webhook (by its wid), a
+-- task (by its id: t, its entry).  A kind not listed is skipped (a newer library's: read as far as known).
+local BY_LOCAL, BY_WEBHOOK, BY_TASK = {}, {}, {}
+
+function BY_LOCAL.pending(st, rec, lid, owner, lease)
+  if not st.by_local[lid] then
+    local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
+      lease = lease, out = rec.out, prompt = rec.prompt, tenant = rec.tenant }
+    st.by_local[lid], st.pending[#st.pending + 1] = p, p
+    keyed(st, rec, p)
+  end
+  if rec.settled == true then st.settled[lid] = true end -- (a compacted create: its time and tenant, counted)
+end
+
+function BY_LOCAL.abandoned(st, _, lid) st.settled[lid], st.abandoned[lid] = true, true end
+
+function BY_WEBHOOK.delivered(st, rec) st.owed[rec.wid] = false end
+
+function BY_WEBHOOK.owed(st, rec, owner, lease)
+  if st.owed[rec.wid] ~= false and type(rec.body) == "string" then
+    st.owed[rec.wid] = { task = rec.task, body = rec.body, owner = owner, lease = lease }
+  end
+end
+
+-- (a created's and a sample's: what the task is)
+local function born(t, rec, st)
+  t.model, t.prompt, t.created = rec.model, rec.prompt, rec.time
+  t.duration, t.resolution, t.tenant, t.cost = rec.duration, rec.resolution, rec.tenant, rec.cost
+  keyed(st, rec, t)
+end
+
+function BY_TASK.created(t, rec, st, owner, lease)
+  born(t, rec, st)
+  t.status = t.status or "queued"
+  if not t.fence then t.owner, t.lease = owner, lease end -- (written again: a claim since stays)
+  if type(rec.out) == "string" then t.out = rec.out end
+end
+
+function BY_TASK.claim(t, rec, _, owner, lease) -- a keeper carries it from here, at the task's next number
+  t.owner, t.lease, t.fence = owner, lease, tonumber(rec.fence) or rule.claimed(t.fence)
+end
+
+function BY_TASK.status(t, rec)
+  if type(rec.status) ~= "string" then return end
+  t.status, t.error = rec.status, rec.error
+  if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
+end
+
+function BY_TASK.part(t, rec) if type(rec.path) == "string" then t.part = rec.path end end
+
+-- A sink's state (the bucket's upload, a task's reference objects): text the journal keeps, never reads.
+function BY_TASK.upload(t, rec) t.upload = type(rec.upload) == "string" and rec.upload or nil end -- (false: none)
+function BY_TASK.refs(t, rec) t.refs = type(rec.refs) == "string" and rec.refs or nil end
+
+function BY_TASK.downloaded(t, rec)
+  if type(rec.path) ~= "string" then return end
+  t.path, t.bytes, t.sha256, t.etag, t.upload = rec.path, rec.bytes, rec.sha256, rec.etag, nil
+end
+
+function BY_TASK.sample(t, rec, st) -- a settled task, compacted: its created, status and downloaded in one
+  born(t, rec, st)
+  BY_TASK.status(t, rec)
+  BY_TASK.downloaded(t, rec)
+end
+
+-- The task of id in st, made at its first record.
+local function task_of(st, id)
+  local t = st.by_id[id]
+  if not t then
+    t = { id = id }
+    st.by_id[id], st.list[#st.list + 1] = t, t
+  end
+  return t
+end
+
 function J.take(st, line)
   local rec = line ~= "" and cjson.decode(line)
   st.line = st.line + 1
@@ -113,53 +188,15 @@ function J.take(st, line)
   local lid = type(rec["local"]) == "string" and rec["local"] or nil
   local owner = type(rec.owner) == "string" and rec.owner or nil
   local lease = owner and type(rec.lease) == "string" and rec.lease or nil
-  if rec.event == "pending" and lid then
-    if not st.by_local[lid] then
-      local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
-        lease = lease, out = rec.out, prompt = rec.prompt, tenant = rec.tenant }
-      st.by_local[lid], st.pending[#st.pending + 1] = p, p
-      keyed(st, rec, p)
-    end
-    if rec.settled == true then st.settled[lid] = true end -- (a compacted create: its time and tenant, counted)
-  elseif rec.event == "abandoned" and lid then
-    st.settled[lid], st.abandoned[lid] = true, true
+  local ev = rec.event
+  if lid and BY_LOCAL[ev] then
+    BY_LOCAL[ev](st, rec, lid, owner, lease)
   elseif type(rec.wid) == "string" then -- a webhook (notify.lua)
-    if rec.event == "delivered" then
-      st.owed[rec.wid] = false
-    elseif rec.event == "owed" and st.owed[rec.wid] ~= false and type(rec.body) == "string" then
-      st.owed[rec.wid] = { task = rec.task, body = rec.body, owner = owner, lease = lease }
-    end
+    if BY_WEBHOOK[ev] then BY_WEBHOOK[ev](st, rec, owner, lease) end
   elseif type(rec.id) == "string" then
     if lid then st.settled[lid] = true end
-    local t = st.by_id[rec.id]
-    if not t then
-      t = { id = rec.id }
-      st.by_id[rec.id] = t
-      st.list[#st.list + 1] = t
-    end
-    local ev = rec.event
-    local sample = ev == "sample" -- a settled task, compacted: its created, status and downloaded in one
-    if ev == "created" or sample then
-      t.model, t.prompt, t.created = rec.model, rec.prompt, rec.time
-      t.duration, t.resolution, t.tenant, t.cost = rec.duration, rec.resolution, rec.tenant, rec.cost
-      keyed(st, rec, t)
-    end
-    if ev == "created" then
-      t.status = t.status or "queued"
-      if not t.fence then t.owner, t.lease = owner, lease end -- (written again: a claim since stays)
-      if type(rec.out) == "string" then t.out = rec.out end
-    elseif ev == "claim" then -- a keeper carries it from here, at the task's next number
-      t.owner, t.lease, t.fence = owner, lease, tonumber(rec.fence) or rule.claimed(t.fence)
-    elseif (ev == "status" or sample) and type(rec.status) == "string" then
-      t.status, t.error = rec.status, rec.error
-      if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
-    elseif ev == "part" and type(rec.path) == "string" then
-      t.part = rec.path
-    elseif ev == "upload" or ev == "refs" then t[ev] = type(rec[ev]) == "string" and rec[ev] or nil -- (false: none)
-    end
-    if (ev == "downloaded" or sample) and type(rec.path) == "string" then
-      t.path, t.bytes, t.sha256, t.etag, t.upload = rec.path, rec.bytes, rec.sha256, rec.etag, nil
-    end
+    local t = task_of(st, rec.id)
+    if BY_TASK[ev] then BY_TASK[ev](t, rec, st, owner, lease) end
   end
   return rec
 end
