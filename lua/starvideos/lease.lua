@@ -7,6 +7,24 @@ local core = require "starvideos.core"
 
 local M = {}
 
+-- The keeper object both ledgers' keeper(look) give (docs/architecture.md, the ledger interface): its methods ask
+-- its ledger's leases (k.leases).  A keeper holds a lease of its own: orphans claims the unfinished tasks whose
+-- owner let go, owed the webhooks they owed.  A look (keeper(true)) holds none and claims nothing: orphaned, what
+-- orphans would claim now (keep's dry run); leased, what stays under another live process's lease.
+function M.keeper(class)
+  function class.orphans(k) return k.leases:orphans(k) end
+  function class.owed(k) return k.leases:owed_orphans(k) end
+  return class
+end
+
+local Look = {}
+Look.__index = Look
+function Look:orphaned() return self.leases:orphaned() end
+function Look:leased() return self.leases:leased() end
+function Look.close() end
+
+function M.onlooker(leases) return setmetatable({ leases = leases }, Look) end
+
 M.FIRST = 1    -- a task's number at its create (a record without one has it); a claim makes it one more
 M.RENEW = 1 / 3 -- a holder renews its lease every third of it (a taken job looks as often)
 M.ASK = 1 / 2  -- a commit asks the store first when the lease was not renewed for half of it

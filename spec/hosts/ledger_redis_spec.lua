@@ -44,7 +44,7 @@ if what == "claim" then
   local k = assert(ledger:keeper())
   local stop = core.now() + n
   while core.now() < stop do
-    local tasks = assert(ledger:orphans(k))
+    local tasks = assert(k:orphans())
     for _, t in ipairs(tasks) do io.stdout:write("claim ", t.id, "\n") end
   end
   io.stdout:write("done\n")
@@ -133,35 +133,35 @@ describe("the Redis ledger", function()
     local stop = core.now() + 2.5
     while core.now() < stop do -- the owner renews (its drive loop), the keeper looks
       assert.is_true(owner:renew())
-      assert.same({}, (keep:orphans(k)))
+      assert.same({}, (k:orphans()))
       helper.sleep(0.05)
     end
     -- the owner stops renewing (a process stopped or dead): orphaned after its lease
     local t0 = core.now()
     local got
     while core.now() - t0 < 5 do
-      got = keep:orphans(k)
+      got = k:orphans()
       if got[1] then break end
       helper.sleep(0.05)
     end
     assert.same({ "live" }, ids(got))
     local waited = core.now() - t0
     assert.is_true(waited > 0.5 and waited < 3, "orphaned after " .. waited .. " s, the lease is 1 s")
-    assert.same({}, (keep:orphans(k)), "claimed once")
+    assert.same({}, (k:orphans()), "claimed once")
     -- the keeper's own task, offered again when due, not before
     k.again.live = core.now() + 0.3
-    assert.same({}, (keep:orphans(k)))
+    assert.same({}, (k:orphans()))
     helper.sleep(0.4)
-    assert.same({ "live" }, ids((keep:orphans(k))))
+    assert.same({ "live" }, ids((k:orphans())))
     -- a closed client lets go at once (its process's last ledger of the key):
     -- its task is the keeper's next look
     owner:close()
     local owner2 = R.new(redis.url, cfg_of(key))
     assert.is_true(owner2:before_create(PARAMS, "b"))
     owner2:created({ id = "closed" }, PARAMS, "b")
-    assert.same({}, (keep:orphans(k)))
+    assert.same({}, (k:orphans()))
     owner2:close()
-    assert.same({ "closed" }, ids((keep:orphans(k))))
+    assert.same({ "closed" }, ids((k:orphans())))
     k:close()
     keep:close()
   end)
@@ -179,7 +179,7 @@ describe("the Redis ledger", function()
     helper.sleep(1.2) -- not renewed for a lease (a process stopped, a store out of reach)
     local keep = R.new(redis.url, cfg_of(key))
     local k = assert(keep:keeper())
-    assert.same({ "f1" }, ids(assert(keep:orphans(k))))
+    assert.same({ "f1" }, ids(assert(k:orphans())))
     assert.is_true(owner:renew())
     assert.is_true(owner:lapsed("f1"), "renewed after a lapse: it asks first all the same")
     assert.are.equal("2", st:call("HGET", prefix .. "task:f1", "fence"))

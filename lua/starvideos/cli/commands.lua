@@ -407,7 +407,7 @@ end
 -- process killed a moment ago: its lease lapses within one) and when those leases lapse.
 local function none_kept(client, opts)
   local none = "no orphaned task in " .. ledger_name(opts)
-  local leased = client.ledger:leased()
+  local leased = client.ledger:keeper(true):leased()
   if not (leased and leased.tasks > 0) then return none end
   local held = string_format("%s now; %d task%s held under the live lease of %d process%s", none, leased.tasks,
     leased.tasks == 1 and " is" or "s are", leased.owners, leased.owners == 1 and "" or "es")

@@ -101,7 +101,8 @@ function K.plan(ctx, opts, keep)
   local ledger, dir, cfg = ctx.ledger, opts.dir or ".", ctx.cfg
   local dir_ok, derr = Sink.of(cfg, dir).check_dir(dir, "dir", cfg)
   if not dir_ok then return nil, derr end
-  local list, pendings = ledger[keep and "orphaned" or "unfinished"](ledger)
+  local list, pendings
+  if keep then list, pendings = ledger:keeper(true):orphaned() else list, pendings = ledger:unfinished() end
   if not list then return nil, new_error("io", pendings, { field = ledger.field }) end
   local entries = {}
   for i, t in ipairs(list) do
@@ -142,7 +143,7 @@ end
 local function look_at(ctx, st, opts, t)
   local ledger, cfg, tasks, pendings, behind = ctx.ledger, ctx.cfg, nil, nil, nil
   if not st.keeper then st.keeper, pendings = ledger:keeper() end -- (pendings: why, on a failure)
-  if st.keeper then tasks, pendings, behind = ledger:orphans(st.keeper) end
+  if st.keeper then tasks, pendings, behind = st.keeper:orphans() end
   if not tasks then
     st.failure = new_error("io", "keep: the look at the ledger failed: " .. tostring(pendings),
       { field = ledger.field })
@@ -167,11 +168,11 @@ local function look_at(ctx, st, opts, t)
 end
 
 -- What a keep once left under another process's live lease (a process killed a moment ago lets go of its tasks
--- only when its lease lapses), said as a warning with the counts (leased: the ledger's leased()): its end is no
--- "every task carried".
+-- only when its lease lapses), said as a warning with the counts (leased: an onlooker's, the ledger's
+-- keeper(true):leased()): its end is no "every task carried".
 local function tell_leased(ctx)
   local on_event, ledger = ctx.cfg.on_event, ctx.ledger
-  local leased = on_event and ledger.leased and ledger:leased()
+  local leased = on_event and ledger:keeper(true):leased()
   if not (leased and leased.tasks > 0) then return end
   local n, owners = leased.tasks, leased.owners
   local one = owners == 1

@@ -90,7 +90,7 @@ function N.sweep(ctx, keeper)
     if d.done and d.outcome ~= "owed" then sent[wid] = nil
     elseif d.done and t >= d.ended + cfg.keep_again then due[#due + 1] = d end
   end
-  local owed, err = ctx.ledger:owed_orphans(keeper)
+  local owed, err = keeper:owed()
   for _, o in ipairs(owed or {}) do due[#due + 1] = o end
   if not owed and cfg.on_event then -- looked at again at the next look; the events stay owed meanwhile
     cfg.on_event { type = "warning", message = "the webhooks owed could not be looked at: " .. tostring(err) }

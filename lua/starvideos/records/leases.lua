@@ -60,7 +60,7 @@ function M.release(lease)
   return true
 end
 
-local Keeper = {}
+local Keeper = rule.keeper({})
 Keeper.__index = Keeper
 
 function Keeper:close() -- (what its ledger queued, deliveries and claims, written before its lease goes)
@@ -77,11 +77,13 @@ function M.new(ledger)
 end
 
 -- carrying[id]: being carried; again[id] = t: one it failed to carry, offered again from t on.
-function Leases:keeper()
+-- (look: one that claims nothing, lease.lua's onlooker)
+function Leases:keeper(look)
+  if look then return rule.onlooker(self) end
   local ledger = self.ledger
   local k, err = new_lease(ledger.path)
   if not k then return nil, err end
-  k.told, k.carrying, k.again, k.swept, k.writer = {}, {}, {}, {}, ledger.writer
+  k.told, k.carrying, k.again, k.swept, k.writer, k.leases = {}, {}, {}, {}, ledger.writer, self
   return setmetatable(k, Keeper)
 end
 

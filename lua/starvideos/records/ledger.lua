@@ -90,12 +90,8 @@ function L:forget(lid, id)
 end
 
 -- (its leases': records/leases.lua's, the interface's: docs/architecture.md)
-function L:keeper() return self.leases:keeper() end
-function L:orphans(k) return self.leases:orphans(k) end
-function L:owed_orphans(k) return self.leases:owed_orphans(k) end
+function L:keeper(look) return self.leases:keeper(look) end
 function L:confirm(id) return self.leases:confirm(id) end
-function L:orphaned() return self.leases:orphaned() end
-function L:leased() return self.leases:leased() end
 
 function L:let_go(id, ended)
   if ended then self.fences:let_go(id) end

@@ -108,7 +108,7 @@ end
 -- The keepers open, in no order.
 function Leases:each_keeper() return next, self.keepers end
 
-local Keeper = {}
+local Keeper = rule.keeper({})
 Keeper.__index = Keeper
 
 function Keeper:close()
@@ -119,7 +119,9 @@ function Keeper:close()
 end
 
 -- claims[id]: the record of a task claimed (as the store answered it), recorded again after a reset while carried.
-function Leases:keeper()
+-- (look: one that claims nothing, lease.lua's onlooker)
+function Leases:keeper(look)
+  if look then return rule.onlooker(self) end
   local ledger = self.ledger
   local k = setmetatable(rule.holder({ id = core.random_id(), ledger = ledger, leases = self, told = {}, carrying = {},
     again = {}, claims = {} }, core.now()), Keeper)
@@ -210,6 +212,19 @@ function Leases:orphaned()
   if not v then return nil, err end
   for i, h in ipairs(v[1]) do v[1][i] = journal.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil) end
   return v[1], v[2]
+end
+
+-- What a keep cannot take yet: {tasks = the unfinished tasks and pending creates under another process's live
+-- lease, owners = how many processes hold them, first, last = the seconds until the first and the last of their
+-- leases lapse}, or nil, err.
+function Leases:leased()
+  local ledger = self.ledger
+  ledger:flush()
+  local v, err = ledger.store:script("ledger_leased", { ledger.prefix .. "unfinished", ledger.prefix .. "pending" },
+    { ledger.prefix, ledger.lease and ledger.lease.id or "" })
+  if type(v) ~= "table" then return nil, M.message(err) end
+  return { tasks = tonumber(v[1]) or 0, owners = tonumber(v[2]) or 0, first = (tonumber(v[3]) or 0) / 1000,
+    last = (tonumber(v[4]) or 0) / 1000 }
 end
 
 -- Claims for keeper k the owed webhooks whose owner's lease is gone: {wid=, task=, body=}; or nil, err.

@@ -142,10 +142,7 @@ function R:close(collected)
 end
 
 -- (its leases' keepers: records/ledger.lua's, docs/architecture.md)
-function R:keeper() return self.leases:keeper() end
-function R:orphans(k) return self.leases:orphans(k) end
-function R:owed_orphans(k) return self.leases:owed_orphans(k) end
-function R:orphaned() return self.leases:orphaned() end
+function R:keeper(look) return self.leases:keeper(look) end
 
 -- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 local function abandoned(self, lid)
@@ -345,18 +342,6 @@ function R:tasks()
     h.created, h.bytes, h.status, h.cost = h.time, tonumber(h.bytes), h.status or "queued", tonumber(h.cost)
   end
   return journal.tasks { list = v[1], pending = v[2], settled = {}, abandoned = {} }
-end
-
--- What a keep cannot take yet: {tasks = the unfinished tasks and pending creates under another process's live
--- lease, owners = how many processes hold them, first, last = the seconds until the first and the last of their
--- leases lapse}, or nil, err.
-function R:leased()
-  self:flush()
-  local v, err = self.store:script("ledger_leased", { self.prefix .. "unfinished", self.prefix .. "pending" },
-    { self.prefix, self.lease and self.lease.id or "" })
-  if type(v) ~= "table" then return nil, leases.message(err) end
-  return { tasks = tonumber(v[1]) or 0, owners = tonumber(v[2]) or 0, first = (tonumber(v[3]) or 0) / 1000,
-    last = (tonumber(v[4]) or 0) / 1000 }
 end
 
 function R:pending()
