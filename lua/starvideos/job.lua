@@ -385,7 +385,7 @@ function Job:cancel(keep)
     req:cancel(keep)
     self.req = false
     local left = keep and self.sink.left(req)
-    if left then self.ledger:part(self.id, left, Sink.recorded(req.dest)) end
+    if left then self.ledger:sink_state(self.id, "part", left, Sink.recorded(req.dest)) end
   end
   self:go("cancelled")
   self:finish(new_error("io", "the job was cancelled" .. why, fields))

@@ -85,7 +85,7 @@ function V.confirm(job, t)
   if held then return job:await(job.sink.commit(got, job), t) end
   job.sink.release(got)
   if not why.timeout then return taken(job, why, t) end
-  job.ledger:part(job.id, got.part, Sink.recorded(got.dest))
+  job.ledger:sink_state(job.id, "part", got.part, Sink.recorded(got.dest))
   return job:finish(new_error("timeout", string.format("download: the store did not confirm in time that "
     .. "this process still holds task %s; its whole video stays at %s", tostring(job.id), got.part)))
 end
@@ -133,7 +133,7 @@ function V.cancel(job, keep)
   if not got then return end
   v.got = nil
   job.sink.release(got)
-  if keep then job.ledger:part(job.id, got.part, Sink.recorded(got.dest)) end
+  if keep then job.ledger:sink_state(job.id, "part", got.part, Sink.recorded(got.dest)) end
 end
 
 return V

@@ -37,7 +37,7 @@ end
 
 M.cases = {
   { name = "records a task from its pending create to its file: pending, unfinished, part, tasks",
-    covers = { "before_create", "created", "status", "part", "downloaded", "unfinished", "tasks", "pending",
+    covers = { "before_create", "created", "status", "sink_state", "downloaded", "unfinished", "tasks", "pending",
       "records", "field", "confirm" },
     records = true,
     run = function(env, assert)
@@ -51,7 +51,7 @@ M.cases = {
       assert.same({}, l:pending())
       assert.same({ { id = "t1", model = "videos", out = out } }, l:unfinished())
       l:status("t1", "processing")
-      l:part("t1", out .. ".part", out)
+      l:sink_state("t1", "part", out .. ".part", out)
       assert.same({ { id = "t1", model = "videos", out = out } }, l:unfinished(), "no .part on disk: afresh")
       helper.write_file(out .. ".part", "x")
       assert.same({ { id = "t1", model = "videos", out = out, part = out } }, l:unfinished())
@@ -80,7 +80,8 @@ M.cases = {
       assert.is_true(env.answer(l.before_create, l, PARAMS, "f1", out))
       assert.is_true(env.answer(l.created, l, { id = "f1" }, PARAMS, "f1"))
       helper.write_file(out .. ".part", "x")
-      l:part("f1", out .. ".part", out) -- (queued: a journal's by its thread, a store's at the loop's next turn)
+      -- (queued: a journal's by its thread, a store's at the loop's next turn)
+      l:sink_state("f1", "part", out .. ".part", out)
       l:flush(5)
       if l.path then -- (the file itself: the process's readers would flush its writer first)
         assert.matches('"event":"part"', helper.read_file(l.path), 1, true)
@@ -90,7 +91,7 @@ M.cases = {
 
   { name = "records an upload to an object as its parts are taken: unfinished and tasks carry it, it ends with the "
     .. "object or without (aborted)",
-    covers = { "upload" },
+    covers = { "sink_state" },
     records = true,
     run = function(env, assert)
       local l, out = env.open(), "s3://bucket/v.mp4"
@@ -99,9 +100,9 @@ M.cases = {
       assert.is_true(env.answer(l.created, l, { id = "ut1" }, PARAMS, "u1"))
       assert.is_true(env.answer(l.before_create, l, PARAMS, "u2", out .. "2"))
       assert.is_true(env.answer(l.created, l, { id = "ut2" }, PARAMS, "u2"))
-      l:upload("ut1", out, one)
-      l:upload("ut1", out, two)
-      l:upload("ut2", out .. "2", one)
+      l:sink_state("ut1", "upload", one, out)
+      l:sink_state("ut1", "upload", two, out)
+      l:sink_state("ut2", "upload", one, out .. "2")
       env.settle()
       local by = {}
       for _, t in ipairs(assert(l:unfinished())) do by[t.id] = t end
@@ -109,7 +110,7 @@ M.cases = {
       for _, t in ipairs(assert(l:tasks())) do by[t.id] = t end
       assert.same({ parts = 2, id = "up1" }, by.ut1.uploading)
       l:downloaded("ut1", out, "cd34", 1234, '"etag-1"')
-      l:upload("ut2", out .. "2", nil) -- aborted
+      l:sink_state("ut2", "upload", nil, out .. "2") -- aborted
       env.settle()
       by = {}
       for _, t in ipairs(assert(l:unfinished())) do by[t.id] = t end
@@ -124,7 +125,7 @@ M.cases = {
 
   { name = "records a task's reference objects: unfinished and tasks carry them, past the task's end, until none is "
     .. "left",
-    covers = { "refs" },
+    covers = { "sink_state" },
     records = true,
     run = function(env, assert)
       local l = env.open()
@@ -133,8 +134,8 @@ M.cases = {
         assert.is_true(env.answer(l.before_create, l, PARAMS, "l" .. id))
         assert.is_true(env.answer(l.created, l, { id = id }, PARAMS, "l" .. id))
       end
-      l:refs("r1", refs)
-      l:refs("r2", '["s3://b/refs/aa.png"]')
+      l:sink_state("r1", "refs", refs)
+      l:sink_state("r2", "refs", '["s3://b/refs/aa.png"]')
       env.settle()
       local by = {}
       for _, t in ipairs(assert(l:unfinished())) do by[t.id] = t end
@@ -142,7 +143,7 @@ M.cases = {
       l:status("r1", "completed", 3)
       l:downloaded("r1", env.dir .. "/r1.mp4", "cd34", 12)
       l:status("r2", "failed")
-      l:refs("r2", nil) -- (deleted)
+      l:sink_state("r2", "refs", nil) -- (deleted)
       env.settle()
       assert.same({}, l:unfinished())
       by = {}
@@ -430,33 +431,33 @@ M.cases = {
     end },
 
   { name = "a pending create settled by hand: no longer pending; one unknown refused, naming it",
-    covers = { "forget_pending", "pending" },
+    covers = { "settle_pending", "pending" },
     records = true,
     run = function(env, assert)
       local l = env.open()
       assert.is_true(env.answer(l.before_create, l, PARAMS, "p1"))
-      assert.is_true(l:forget_pending("p1"))
+      assert.is_true(l:settle_pending("p1"))
       assert.same({}, l:pending())
-      local ok, why = l:forget_pending("nosuch")
+      local ok, why = l:settle_pending("nosuch")
       assert.is_nil(ok)
       assert.matches("no pending create nosuch", why, 1, true)
     end },
 
   { name = "a pending create adopted by hand: its task recorded created for it, no longer pending; one unknown "
     .. "refused, naming it",
-    covers = { "adopt_pending", "pending", "tasks" },
+    covers = { "settle_pending", "pending", "tasks" },
     records = true,
     run = function(env, assert)
       local l = env.open()
       assert.is_true(env.answer(l.before_create, l, PARAMS, "p2"))
-      assert.is_true(l:adopt_pending("p2", "t-adopted"))
+      assert.is_true(l:settle_pending("p2", "t-adopted"))
       env.settle()
       assert.same({}, l:pending())
       local found
       for _, t in ipairs(l:tasks()) do if t.id == "t-adopted" then found = t end end
       assert.truthy(found, "the adopted task is the ledger's")
       assert.equals(PARAMS.model, found.model)
-      local ok, why = l:adopt_pending("nosuch", "t-other")
+      local ok, why = l:settle_pending("nosuch", "t-other")
       assert.is_nil(ok)
       assert.matches("no pending create nosuch", why, 1, true)
     end },

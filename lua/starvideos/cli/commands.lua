@@ -499,7 +499,7 @@ local function adopt(ctx, opts, journal, store, id)
         t.prompt)) or "another entry"), { field = "adopt" }))
     end
   end
-  local ok, aerr = client.ctx.ledger:adopt_pending(lid, task.id)
+  local ok, aerr = client.ctx.ledger:settle_pending(lid, task.id)
   client:close()
   if not ok then return fail(ctx, output.new_error("io", tostring(aerr), { field = "adopt" })) end
   out(string_format("pending create %s adopted: task %s (%s) recorded for it%s; the same run again follows it, "
@@ -515,10 +515,10 @@ function M.pending(ctx, opts, pos)
   if opts.forget then -- the record settled: the user decided the create made nothing worth keeping
     local ok, ferr
     if journal then
-      ok, ferr = require("starvideos.records.ledger").new(journal, {}):forget_pending(opts.forget)
+      ok, ferr = require("starvideos.records.ledger").new(journal, {}):settle_pending(opts.forget)
     else -- the store's records are the key's: its client's ledger settles it
       local client = client_for.new(ctx, opts, { store = store })
-      ok, ferr = client.ctx.ledger:forget_pending(opts.forget)
+      ok, ferr = client.ctx.ledger:settle_pending(opts.forget)
       client:close()
     end
     if not ok then return fail(ctx, output.new_error("invalid_request", ferr, { field = "forget" })) end

@@ -258,14 +258,20 @@ end
 -- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil): its ticket, for
 -- written (true once the record is written or failed for good); a task's reference objects in the user's bucket
 -- (refs: storage/refs.lua's text), or none left (nil).
-function L:upload(id, out, state)
-  local ok, ticket = append(self, { event = "upload", id = id, path = out, upload = state or false }, true)
+-- A sink's state of task id by its kind (state: its text, nil once none is left; where: the path its video goes
+-- to), the record each kind is kept as: the journal keeps the text, never reads it.
+local SINK_STATE = {
+  upload = function(id, state, where) return { event = "upload", id = id, path = where, upload = state or false } end,
+  refs = function(id, state) return { event = "refs", id = id, refs = state or false } end,
+  part = function(id, state, where) return { event = "part", id = id, part = state, path = where } end,
+}
+
+function L:sink_state(id, kind, state, where)
+  local record = SINK_STATE[kind] or error("sink_state: no kind " .. tostring(kind), 2)
+  local ok, ticket = append(self, record(id, state, where), true)
   return ok and ticket or nil -- (a record that cannot be made: no ticket, never its message)
 end
 function L:written(ticket) return not ticket or self.writer:result(ticket) ~= nil end
-function L:refs(id, refs) return append(self, { event = "refs", id = id, refs = refs or false }, true) end
-
-function L:part(id, part, path) return append(self, { event = "part", id = id, part = part, path = path }, true) end
 
 -- (written before the webhook is sent: a writer's waited for)
 function L:owe(wid, task_id, body)
@@ -315,8 +321,7 @@ local function settle(self, p, id)
   return append(self, rec, true)
 end
 
-function L:forget_pending(lid) return self:adopt_pending(lid, nil) end
-function L:adopt_pending(lid, id)
+function L:settle_pending(lid, id)
   return Rules.settle_pending(self, lid, id, settle, self.path, "--journal " .. self.path)
 end
 

@@ -246,8 +246,7 @@ local function settle(self, p, id)
   return ok, ferr and leases.message(ferr)
 end
 
-function R:forget_pending(lid) return self:adopt_pending(lid, nil) end
-function R:adopt_pending(lid, id)
+function R:settle_pending(lid, id)
   return Rules.settle_pending(self, lid, id, settle, "the store " .. self.where, "--store " .. self.where)
 end
 
@@ -267,9 +266,22 @@ end
 
 -- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil); a task's reference
 -- objects (refs: storage/refs.lua's text), or none left (nil).
-function R:upload(id, _, state) return self:_record("upload", { self.prefix .. "task:" .. id }, { state or "" }) end
+-- A sink's state (records/ledger.lua's sink_state): each kind's script and its arguments; a part also kept to
+-- record again after a reset (again.lua).
+local SINK_STATE = {
+  upload = function(_, _, state) return { state or "" } end,
+  refs = function(_, _, state) return { state or "" } end,
+  part = function(self, id, state, where)
+    self.again:part(id, state, where)
+    return { state, where }
+  end,
+}
+
+function R:sink_state(id, kind, state, where)
+  local args = SINK_STATE[kind] or error("sink_state: no kind " .. tostring(kind), 2)
+  return self:_record(kind, { self.prefix .. "task:" .. id }, args(self, id, state, where))
+end
 function R:written(e) return not e or e.written ~= nil or e.refused or self.queue:failed_since(e) end -- (L:written)
-function R:refs(id, refs) return self:_record("refs", { self.prefix .. "task:" .. id }, { refs or "" }) end
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
 -- asks the store first: R:confirm): records/ledger.lua's, the fences' rule of a store.
@@ -283,10 +295,6 @@ function R:let_go(id, ended)
   if ended then return self.fences:let_go(id) end
 end
 
-function R:part(id, part, path)
-  self.again:part(id, part, path)
-  return self:_record("part", { self.prefix .. "task:" .. id }, { part, path })
-end
 
 -- Its owner the process's lease (with a loop, taken without waiting).
 function R:owe(wid, task_id, body)

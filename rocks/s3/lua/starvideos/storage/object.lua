@@ -2,11 +2,11 @@
 -- time (a Range GET of PART bytes, op media) into a multipart upload (op storage, storage/s3.lua), one part in
 -- the store's hands while the next is read, never more.  Each part passes starvideos.sigv4's stream on the way
 -- (the video's SHA-256, the part's checksum, the whole-MP4 check: storage/part.lua, in nginx's thread pool) and
--- is recorded in the ledger once the store took it (ledger:upload: the upload id, the parts, the stream's state),
--- the next part sent only once that record is written, so that a later process goes on from the next part.  The
--- upload is completed (commit, storage/commit.lua) only when the video is whole and right, then copied onto itself
--- with its x-amz-meta-sha256 (S3 takes metadata only at an upload's start); a failed check or transfer aborts it:
--- the object is there whole, or not at all, and no upload of ours is left.
+-- is recorded in the ledger once the store took it (its sink_state "upload": the upload id, the parts, the
+-- stream's state), the next part sent only once that record is written, so that a later process goes on from
+-- the next part.  The upload is completed (commit, storage/commit.lua) only when the video is whole and right,
+-- then copied onto itself with its x-amz-meta-sha256 (S3 takes metadata only at an upload's start); a failed check
+-- or transfer aborts it: the object is there whole, or not at all, and no upload of ours is left.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -160,7 +160,7 @@ end
 
 -- The ledger's record of the upload now (nil: it ended).
 function U:record(text)
-  if self.job.id then self.written = self.job.ledger:upload(self.job.id, self.out, text) end
+  if self.job.id then self.written = self.job.ledger:sink_state(self.job.id, "upload", text, self.out) end
 end
 
 -- Whether the ledger wrote the upload's last record: a part is sent (and the upload completed) only once the parts

@@ -300,7 +300,7 @@ function Rel:ended()
     on_event { type = "warning", id = self.id, message = "a reference object could not be deleted (resume and keep "
       .. "try again): " .. table.concat(self.failed, "; ") }
   end
-  if self.id and not self.failed[1] and self.ledger.records then self.ledger:refs(self.id, nil) end
+  if self.id and not self.failed[1] and self.ledger.records then self.ledger:sink_state(self.id, "refs", nil) end
 end
 
 function Rel:turn() return self.done end
