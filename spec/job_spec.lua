@@ -378,13 +378,17 @@ describe("a job's download (video.lua: downloading, confirming, taken) over a sc
   -- download: seen confirming while the store's question (q, answered when q.answer is set) is pending.
   local function confirming(name)
     local q = { asked = 0 }
-    function q.confirm(_, _, deadline) q.asked, q.deadline = q.asked + 1, deadline; return q end
+    -- (with a part: asked at the end of the download only, its lease half lapsed)
+    function q.confirm(_, _, deadline, part)
+      if part and part ~= 0.5 then return nil end
+      q.asked, q.deadline = q.asked + 1, deadline
+      return q
+    end
     function q.poll() if q.answer then return q.answer[1], q.answer[2] end end
     function q.drop() q.dropped = true end
     local c = Ctx.new { api_key = "k", base_url = "http://api.test", transport = service { query = function()
       return completed() end }, interval = 0.02, requests_per_second = 1000, lease = 1,
       journal = dir .. "/" .. name .. ".jsonl" }
-    c.ledger.lapsed = function(_, _, part) return part == 0.5 end -- (not before the download starts)
     c.ledger.confirm = q.confirm
     local out = dir .. "/" .. name .. ".mp4"
     local job = assert(Job.new(c, nil, "task_1", { out = out, timeout = 10 }))

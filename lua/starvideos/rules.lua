@@ -83,6 +83,13 @@ end
 -- ledger holds (ledger.fences, starvideos.lease's).
 function R.lapsed(ledger, id, part) return ledger.fences:lapsed(id, part) end
 
+-- The ledger's confirm: a question on task id (its leases'), asked only when the process may no longer hold it
+-- when part is given (its lease not renewed for that part of a lease, or lapsed since: R.lapsed), else nil.
+function R.confirm(ledger, id, deadline, part)
+  if part and not R.lapsed(ledger, id, part) then return nil end
+  return ledger.leases:confirm(id, deadline)
+end
+
 -- create_limit's refusal (tenant: tenant_limit's, for that tenant), whoever counted (store: its name, when a
 -- store did).
 function R.limited(limit, n, wait, store, tenant)

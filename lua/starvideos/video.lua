@@ -52,7 +52,7 @@ end
 -- longer hold it (no webhook for a task another holds), then its video downloaded to job.out (without out: done).
 function V.start(job, t)
   local v, l = job.video, job.ledger
-  v.hold = v.hold or job.id and l:lapsed(job.id) and l:confirm(job.id) or nil
+  v.hold = v.hold or job.id and l:confirm(job.id, nil, rule.LAPSE) or nil
   if v.hold then
     local held, why = answer(job, v, t)
     if held == nil then return end
@@ -96,7 +96,7 @@ function V.answered(job, r, t)
   local err, v, l = r.err, job.video, job.ledger
   if not err and r.whole ~= nil then -- the store asked first when the holder's lease was not renewed for half a
     -- lease or lapsed since; else no claim can have come (it needs the lease gone): committed, Redis answering or not
-    v.hold = job.id and l:lapsed(job.id, rule.ASK) and l:confirm(job.id, job.deadline) or nil
+    v.hold = job.id and l:confirm(job.id, job.deadline, rule.ASK) or nil
     if not v.hold then return job:await(job.sink.commit(r, job), t) end
     v.got = r
     return job:confirm(t)

@@ -300,7 +300,7 @@ M.cases = {
     end },
 
   { name = "a task never held: not lapsed, nothing to confirm, let go and forgotten without error",
-    covers = { "lapsed", "confirm", "let_go", "forget", "before_create", "created", "create_failed" },
+    covers = { "confirm", "let_go", "forget", "before_create", "created", "create_failed" },
     run = function(env, assert)
       local l = env.open()
       assert.is_false(l:lapsed("nosuch"))
@@ -321,8 +321,8 @@ M.cases = {
     end },
 
   { name = "a task it made is held (let go once ended: forgotten); claimed by a keeper while its lease lapsed: "
-    .. "lapsed, confirm names the keeper, only the keeper's file is recorded",
-    covers = { "lapsed", "confirm", "let_go", "keeper", "downloaded", "owner" },
+    .. "lapsed, confirm (asked when lapsed for a part) names the keeper, only the keeper's file is recorded",
+    covers = { "confirm", "let_go", "keeper", "downloaded" },
     records = true,
     run = function(env, assert)
       local l = env.open()
@@ -330,6 +330,7 @@ M.cases = {
       assert.is_true(env.answer(l.created, l, { id = "h1" }, PARAMS, "h1"))
       assert.is_string((l:owner()))
       assert.is_false(l:lapsed("h1"))
+      assert.is_nil(l:confirm("h1", nil, 0.9), "not asked: its lease lives")
       assert.is_true((env.held(l:confirm("h1"))))
       assert.is_true(env.answer(l.before_create, l, PARAMS, "h2"))
       assert.is_true(env.answer(l.created, l, { id = "h2" }, PARAMS, "h2"))
@@ -337,6 +338,9 @@ M.cases = {
       assert.is_nil(l:confirm("h2"))
       env.lapse()
       assert.is_true(l:lapsed("h1"))
+      local asked = l:confirm("h1", nil, 0.9)
+      assert.is_table(asked, "asked: its lease lapsed")
+      asked:drop()
       local keep = env.open()
       local k = assert(keep:keeper())
       assert.same({ "h1", "h2" }, ids(assert(k:orphans())))
@@ -358,7 +362,7 @@ M.cases = {
     end },
 
   { name = "a closed owner's unfinished task, pending create and owed webhook are a keeper's, each once",
-    covers = { "keeper", "owe", "delivered", "close", "owner" },
+    covers = { "keeper", "owe", "delivered", "close" },
     records = true,
     run = function(env, assert)
       local owner, keep = env.open(), env.open()

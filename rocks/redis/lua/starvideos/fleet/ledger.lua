@@ -285,7 +285,7 @@ function R:written(e) return not e or e.written ~= nil or e.refused or self.queu
 
 -- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
 -- asks the store first: R:confirm): records/ledger.lua's, the fences' rule of a store.
-function R:confirm(id, deadline) return self.leases:confirm(id, deadline) end
+R.confirm = Rules.confirm
 R.lapsed = Rules.lapsed
 
 -- A task another holds now (a keeper's claim): no longer recorded again after a reset; its number forgotten
