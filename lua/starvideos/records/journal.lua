@@ -7,6 +7,7 @@ local core = require "starvideos.core"
 local rule = require "starvideos.lease"
 local prompt_head = require("starvideos.rules").head
 local cjson = require("cjson.safe").new()
+local X = require "starvideos.extension"
 local interrupted = require("starvideos.interrupt").is
 
 local io_open, os_time, ipairs, pairs, type, tostring, math_min, math_floor, string_format, error =
@@ -283,16 +284,21 @@ end
 
 local function whole(n) return type(n) == "number" and math_floor(n) or nil end -- (cjson reads 5 as 5.0)
 
+-- A sink's state (its text: the ledger's sink_state) in the words of the rock that keeps it, the extension of
+-- point (and key): its describe(text), what a listing shows; nil when none is installed, or none is left.
+local function described(text, point, key)
+  local ext = type(text) == "string" and text ~= "" and key ~= false and X.optional(point, key)
+  return ext and ext.describe and ext.describe(text) or nil
+end
+
 -- A task as client:tasks lists it, from what a ledger folded of its records.
 local function entry(t)
   local ended = t.status == "failed" or t.status == "completed"
   local state = t.path and "downloaded" or ended and t.status or "created"
-  local up = type(t.upload) == "string" and t.upload ~= "" and cjson.decode(t.upload) -- (storage/object.lua's)
   return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), sha256 = t.sha256, model = t.model,
     prompt = prompt_head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost), etag = t.etag,
-    refs = type(t.refs) == "string" and t.refs ~= "" and cjson.decode(t.refs) or nil, -- (storage/refs.lua's)
-    uploading = type(up) == "table" and type(up.parts) == "table" and { parts = #up.parts, id = up.upload } or nil }
+    refs = described(t.refs, "references"), uploading = described(t.upload, "sink", X.scheme(t.out) or false) }
 end
 
 -- Every task and create of st (what a ledger folded: list, pending, settled, abandoned) as client:tasks

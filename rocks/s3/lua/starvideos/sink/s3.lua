@@ -16,4 +16,12 @@ function S.sweep(ctx, dir, name)
   require("starvideos.storage.sweep").run(ctx, dir, name)
 end
 
+-- What a listing shows of an upload in progress (the ledger's sink_state "upload", storage/object.lua's text):
+-- {parts = the parts the store took, id = its upload id}, or nil.
+function S.describe(text)
+  local up = require("cjson.safe").decode(text)
+  if type(up) ~= "table" or type(up.parts) ~= "table" then return nil end
+  return { parts = #up.parts, id = up.upload }
+end
+
 return S

@@ -342,4 +342,11 @@ function R.sweep(ctx)
   end)
 end
 
+-- What a listing shows of a task's recorded reference objects (the ledger's sink_state "refs", this rock's text):
+-- their s3:// URLs, or nil.
+function R.describe(text)
+  local list = cjson.decode(text)
+  return type(list) == "table" and list or nil
+end
+
 return R
