@@ -64,9 +64,13 @@ static void left_put(sv_http *h, sv_part *part) {
 
 /* The multi handle's connections: max_connections less the download threads
    running, and at least 1 (API requests always have one). */
-static void fetch_share(sv_http *h) {
+long sv_fetch_share(const sv_http *h) {
   long n = h->max_conns - h->n_fetching;
-  if (n < 1) n = 1;
+  return n < 1 ? 1 : n;
+}
+
+static void fetch_share(sv_http *h) {
+  long n = sv_fetch_share(h);
   curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, n);
   curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, n);
 }
@@ -500,6 +504,7 @@ void sv_http_set_max_connections(sv_http *h, int max_connections) {
   h->max_conns = max_connections < 1 ? 1 : max_connections > 1024 ? 1024 : max_connections;
   fetch_share(h);
   fetch_start(h); /* more slots: a waiting download may start */
+  sv_curl_admit(h); /* (and a queued exchange: fewer wait for the transfers running to end) */
 }
 
 sv_part *sv_xfer_part(sv_xfer *x, int whole) {

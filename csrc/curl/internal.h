@@ -27,6 +27,7 @@ struct sv_xfer {
   char what[24];       /* an exchange's word in messages (sv_send's what), or "" */
   int api, range, keep_heads; /* api: a create's or a query's; range, keep_heads: an exchange's (sv_send's) */
   int into_file, exchange; /* its 2xx body goes into file (a download's); exchange: neither that nor api (xfer_new) */
+  int in_multi, queued; /* its easy handle on the multi handle; waiting for room there (multi.c's admit) */
   const char *body;    /* what is sent: send's bytes, or the caller's (body_kept) */
   size_t body_len;
   size_t max_body;
@@ -97,6 +98,7 @@ struct sv_http {
   int threads_alive;
   struct sv_left *left; /* unfinished downloads' .parts, newest first (fetch.c) */
   int taps, n_paused;   /* exchanges running with a tap; those paused in this pass (multi.c) */
+  int n_multi, n_queued; /* easy handles on the multi handle (held ones too); exchanges queued for room there */
 };
 
 /* multi.c */
@@ -105,7 +107,10 @@ SV_API void sv_curl_done(sv_xfer *x);            /* x is finished: its easy hand
 SV_API void sv_curl_end(sv_xfer *x, CURLcode rc); /* the same, after what the wire said is read */
 SV_API void sv_curl_destroy(sv_xfer *x);         /* frees x, off every list */
 
+SV_API void sv_curl_admit(sv_http *h);           /* queued exchanges onto the multi handle while there is room */
+
 /* fetch.c (sv_curl_redirect: for downloads and exchanges alike) */
+SV_API long sv_fetch_share(const sv_http *h);    /* the multi handle's connections: max_connections less downloads */
 SV_API int sv_curl_redirect(sv_xfer *x);         /* 1: a redirect followed (its target next), 0: x is done */
 SV_API void sv_fetch_setup(sv_http *h, sv_xfer *x); /* a download's easy handle options */
 SV_API void sv_media_setup(sv_xfer *x, const sv_send *s); /* an exchange's public_only, when asked */

@@ -56,14 +56,44 @@ static void free_secret_list(struct curl_slist *l) {
   curl_slist_free_all(l);
 }
 
+/* The multi handle's room: libcurl's CURLMOPT_MAX_TOTAL_CONNECTIONS bounds the
+   connections it opens, not those it reuses, so kept-alive connections from
+   before max_connections was lowered would all carry transfers at once.  The
+   transport holds an exchange queued (never added, never written) while
+   max_connections (less the downloads' threads: sv_fetch_share) are on the
+   multi handle, held ones too, and adds it when one leaves. */
+static int multi_add(sv_http *h, sv_xfer *x) {
+  if (curl_multi_add_handle(h->multi, x->easy) != CURLM_OK) return -1;
+  x->in_multi = 1, h->n_multi++;
+  return 0;
+}
+
+void sv_curl_admit(sv_http *h) {
+  sv_xfer *x, *next;
+  for (x = h->running.head; x && h->n_queued > 0 && h->n_multi < sv_fetch_share(h); x = next) {
+    next = x->next;
+    if (!x->queued) continue;
+    x->queued = 0, h->n_queued--;
+    if (multi_add(h, x) == 0) continue;
+    x->wire = SV_WIRE_NOT_SENT;
+    snprintf(x->message, sizeof x->message, "libcurl refused the transfer");
+    sv_curl_done(x);
+  }
+}
+
 /* The exchange's easy handle and header list go (its connection stays in the
    multi handle's cache). */
 static void release_easy(sv_xfer *x) {
   if (x->tapping && x->h) x->h->taps--;
   x->tapping = 0;
+  if (x->queued && x->h) x->h->n_queued--;
+  x->queued = 0;
   if (x->easy) {
-    if (x->h && (x->list == L_RUNNING || x->held) && !x->into_file) /* (a download's never is) */
+    if (x->h && x->in_multi) { /* (a download's never is) */
       curl_multi_remove_handle(x->h->multi, x->easy);
+      x->h->n_multi--;
+    }
+    x->in_multi = 0;
     curl_easy_cleanup(x->easy);
     x->easy = NULL;
   }
@@ -509,8 +539,8 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   if (!x->url || x->send.oom || !x->easy || set_headers(h, x, s)) return xfer_fail(x, err, "out of memory");
   setup_easy(h, x, s);
   if (set_proxy(x->easy, s->proxy)) return xfer_fail(x, err, "out of memory");
-  if (!x->into_file && curl_multi_add_handle(h->multi, x->easy) != CURLM_OK)
-    return xfer_fail(x, err, "libcurl refused the transfer");
+  if (!x->into_file && h->n_multi >= sv_fetch_share(h)) x->queued = 1, h->n_queued++; /* (admit: room later) */
+  else if (!x->into_file && multi_add(h, x) != 0) return xfer_fail(x, err, "libcurl refused the transfer");
   push(h, x, L_RUNNING);
   if (x->into_file) sv_fetch_queue(h, x); /* on a thread of its own, never on the multi handle */
   return x;
@@ -652,10 +682,12 @@ int sv_http_poll(sv_http *h, double max_wait) {
   for (;;) {
     double left;
     int busy = h->fetching || h->fetch_queue ? sv_fetch_reap(h) : 0;
+    if (h->n_queued) sv_curl_admit(h); /* (a download's thread ended, a transfer left: room) */
     if (h->running.n > h->n_fetching + h->n_waiting && pass) {
       if (h->taps) tap_resume(h);
       curl_multi_perform(h->multi, &running);
       collect(h);
+      if (h->n_queued) sv_curl_admit(h);
     }
     if (h->done.n || !(max_wait > 0)) break;
     left = start + max_wait - sv_monotonic();

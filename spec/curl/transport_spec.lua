@@ -63,6 +63,33 @@ describe("the transport", function()
     c:close() -- else its 2 stay the key's max_connections while it lives
   end)
 
+  it("holds a max_connections lowered while more connections are kept alive: at most that many at once", function()
+    local wide = client { max_connections = 6, requests_per_second = 1000 }
+    local ids = {}
+    for i = 1, 6 do ids[i] = assert(wide:create(PARAMS)).id end
+    emu:reset()
+    emu:fault { path = "/v1/result/", delay = 0.3, count = 6 }
+    assert(wide:wait_all(ids, { interval = 0.05, timeout = 20 }))
+    local kept = distinct(emu:requests(), "connection")
+    assert.is_true(kept > 2, "connections kept alive: " .. kept)
+    -- a client of the same key with 2: the key's transport holds 2 from now on, its idle ones too
+    local narrow = client { max_connections = 2, requests_per_second = 1000 }
+    assert.equal(wide.loop, narrow.loop)
+    emu:reset()
+    emu:fault { path = "/v1/result/", delay = 0.3, count = 6 }
+    assert(narrow:wait_all(ids, { interval = 0.05, timeout = 20 }))
+    local at = {}
+    for _, r in ipairs(emu:requests()) do if r.path:find("/v1/result/", 1, true) then at[#at + 1] = r.at end end
+    table.sort(at)
+    assert.equal(6, #at)
+    -- each answer takes 0.3 s at the server: a third request arrives only once one of the two before it ended
+    for i = 3, #at do
+      assert.is_true(at[i] - at[i - 2] >= 0.25, string.format("requests %d and %d %.3f s apart: 3 at once", i - 2, i,
+        at[i] - at[i - 2]))
+    end
+    wide:close(); narrow:close()
+  end)
+
   it("does open several connections at once when max_connections allows it", function()
     local c = client { max_connections = 8, requests_per_second = 1000 }
     local ids = {}
