@@ -49,13 +49,19 @@ describe("the transport", function()
     a:close(); b:close(); other:close()
   end)
 
+  -- n tasks made by c, then their polls answered slowly (delay s each), so that without a limit they would overlap
+  -- on many connections: the ids.
+  local function slow_polls(c, n, delay)
+    local ids = {}
+    for i = 1, n do ids[i] = assert(c:create(PARAMS)).id end
+    emu:reset()
+    emu:fault { path = "/v1/result/", delay = delay, count = n }
+    return ids
+  end
+
   it("never has more than max_connections open while polling many tasks", function()
     local c = client { max_connections = 2, requests_per_second = 1000 }
-    local ids = {}
-    for i = 1, 8 do ids[i] = assert(c:create(PARAMS)).id end
-    emu:reset()
-    -- slow answers, so that without the limit the polls would overlap on many connections
-    emu:fault { path = "/v1/result/", delay = 0.2, count = 8 }
+    local ids = slow_polls(c, 8, 0.2)
     local res = c:wait_all(ids, { interval = 0.05, timeout = 20 })
     for i = 1, 8 do assert.equal("completed", res[i].task.status) end
     local n = distinct(emu:requests(), "connection")
@@ -65,10 +71,7 @@ describe("the transport", function()
 
   it("holds a max_connections lowered while more connections are kept alive: at most that many at once", function()
     local wide = client { max_connections = 6, requests_per_second = 1000 }
-    local ids = {}
-    for i = 1, 6 do ids[i] = assert(wide:create(PARAMS)).id end
-    emu:reset()
-    emu:fault { path = "/v1/result/", delay = 0.3, count = 6 }
+    local ids = slow_polls(wide, 6, 0.3)
     assert(wide:wait_all(ids, { interval = 0.05, timeout = 20 }))
     local kept = distinct(emu:requests(), "connection")
     assert.is_true(kept > 2, "connections kept alive: " .. kept)
@@ -92,10 +95,7 @@ describe("the transport", function()
 
   it("does open several connections at once when max_connections allows it", function()
     local c = client { max_connections = 8, requests_per_second = 1000 }
-    local ids = {}
-    for i = 1, 8 do ids[i] = assert(c:create(PARAMS)).id end
-    emu:reset()
-    emu:fault { path = "/v1/result/", delay = 0.2, count = 8 }
+    local ids = slow_polls(c, 8, 0.2)
     assert(c:wait_all(ids, { interval = 0.05, timeout = 20 }))
     assert.is_true(distinct(emu:requests(), "connection") > 2)
   end)
