@@ -331,6 +331,11 @@ local function run(replicas, stall)
   local resumed
   repeat
     local l = line(owners[2])
+    if not resumed then -- (a loaded box may have the sentinels fail over again before writes resume: the resume is
+      -- timed from the last naming before it, not the first; and a stall stops the primary named last)
+      local m = set.master()
+      if m and m ~= new then named, new = socket.gettime() - t0, m end
+    end
     if not resumed and l and l:match("^created") then resumed = socket.gettime() - t0 end
     if stall and l == "created " .. (paid_first + 40) then stop(set, new, stall) end
   until l == "done"
