@@ -221,3 +221,54 @@ describe("two processes waiting on one remote bucket (nginx's dict, a store)", f
     assert.equal("1.050000", told()) -- (the line as it was)
   end)
 end)
+
+describe("the key's last second (issue 55, 12: 19 of 40 in the first second at 10)", function()
+  -- The most of the grants (got: name -> time) in any one second, [t, t + 1).
+  local function busiest(got)
+    local at = {}
+    for _, t in pairs(got) do at[#at + 1] = t end
+    table.sort(at)
+    return require("spec.support.nginx_run").busiest(at), at
+  end
+
+  local function askers(n)
+    local list = {}
+    for i = 1, n do list[i] = { at = 0, name = "n" .. i } end
+    return list
+  end
+
+  for name, backend in pairs { ["this process's bucket"] = in_process, ["nginx's shared dict"] = in_dict } do
+    it("lets no more than the rate go in any second, in " .. name .. ": 40 asked at once at 10 a second", function()
+      local most, at = busiest(drive(askers(40), backend(10), 10))
+      assert.equal(40, #at)
+      assert.is_true(most <= 10, most .. " tokens in one second at 10 a second")
+      -- (10 at once, the next when their second and its 50 ms to spare are over, then one every 0.105 s)
+      assert.is_true(at[11] >= 1.05 and at[40] <= 1.05 + 29 * 0.105 + 0.01, string.format("the 11th at %.3f s, "
+        .. "the 40th at %.3f s", at[11], at[40]))
+    end)
+  end
+
+  it("above 64 a second, keeps the second in 64 groups: 1,000 asked at once at 200 a second", function()
+    local b, longest = Bucket.new(200), 0
+    local most, at = busiest(drive(askers(1000), function(t, tenant, asker)
+      local at = b:token(t, true, asker, tenant)
+      local _, entries = (b.kv.get("win") or ""):gsub("%S+ %S+", "")
+      longest = math.max(longest, entries)
+      return at
+    end, 10))
+    assert.equal(1000, #at)
+    assert.is_true(longest <= 65, longest .. " entries kept")
+    assert.is_true(most <= 200, most .. " tokens in one second at 200 a second")
+    local n = 0
+    for _, t in ipairs(at) do if t >= 2 and t < 4 then n = n + 1 end end
+    assert.is_true(n >= 2 * 200 / 1.05 - 8, n .. " tokens from 2 s to 4 s at 200 a second")
+  end)
+
+  it("counts a time far ahead (a store's clock stepped back) as a second and its spare ahead, not waited out",
+    function()
+      local kv = Bucket.store()
+      kv.set("win", "1000.000000 10", 2000) -- (10 tokens at 1000 s, on a clock now at 0)
+      local wait = Bucket.share_rule(kv, "", 0, 10)
+      assert.is_true(wait > 1 and wait <= 2.1 + 1e-6, "told to wait " .. wait .. " s")
+    end)
+end)
