@@ -74,7 +74,7 @@ describe("the options of the clients of one key", function()
     local both = polls_between(emu, t0, t1) - 1 -- less the clock's query
     -- 2 per second, and the bucket's one second of burst (2), over t1 - t0
     assert.is_true(both <= 2 * (t1 - t0) + 2 + 1, str_format("%d polls in %.2f s at 2 per second", both, t1 - t0))
-    assert.is_true(both >= 2 * (t1 - t0) - 3, str_format("only %d polls in %.2f s", both, t1 - t0))
+    assert.is_true(both >= 2 / 1.05 * (t1 - t0) - 3, str_format("only %d polls in %.2f s", both, t1 - t0))
     strict:close() -- its jobs end; the key is back to 10 per second
     -- (the lenient jobs told a time at 2 a second come back then: a transient, measured past; the clock's query
     -- waited through it while a full bucket's 10 went to the first back at once, now no more than 10 go a second)
@@ -83,7 +83,8 @@ describe("the options of the clients of one key", function()
     drive({ lenient }, 3)
     local t3 = emu_now(lenient)
     local alone = polls_between(emu, t2, t3) - 1
-    assert.is_true(alone >= 10 * (t3 - t2) - 6, str_format("only %d polls in %.2f s at 10 per second", alone,
+    -- (10 a second less the 5% each second keeps to spare: bucket.lua's PER, 1.05 s)
+    assert.is_true(alone >= 10 / 1.05 * (t3 - t2) - 6, str_format("only %d polls in %.2f s at 10 per second", alone,
       t3 - t2))
     assert.is_true(alone <= 10 * (t3 - t2) + 10 + 2, str_format("%d polls in %.2f s", alone, t3 - t2))
     lenient:close()
