@@ -140,14 +140,14 @@ function B.tenant_id(tenant) return tenant and core.hash(tenant) or "" end
 
 -- A token at t for tenant (nil: none named; share's fair share): nil when taken, else when one will be there.
 -- A create holds the token due for it (CLAIM past it, should its job be cancelled) before the polls of its
--- tenant waiting.
+-- tenant waiting in this process, a remote's token too (without, a fleet's polls took 87% of a shared second).
 local function due(self, t, create, obj, id)
-  local at, held, again = false, nil, nil
-  if self.remote then at, held, again = self.remote:take(t, obj, id) end -- false: none, or one that cannot answer
-  if at ~= false then return at, held, again end
   local kv = self.kv
   local claim = kv.get("claim:" .. id) or 0
   if not create and t < claim then return claim end -- a poll while a create of its tenant holds the next token
+  local at, held, again = false, nil, nil
+  if self.remote then at, held, again = self.remote:take(t, obj, id) end -- false: none, or one that cannot answer
+  if at ~= false then return at, held, again end
   local wait = share(kv, id, t, self.rate)
   if wait > 0 then return t + wait end
 end
