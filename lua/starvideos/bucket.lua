@@ -9,9 +9,16 @@ local B = {}
 B.__index = B
 
 -- Plain Lua 5.1, as Redis runs it.  take: the bucket as one number, the time the next token is due
--- in full (GCRA), a burst of a second's worth (one at least) -> the new tat and 0, or tat and the wait; a tat
--- further ahead than the burst and a second (a store's clock stepped back: Redis' TIME behind the time it kept) is
--- repaired to now, not waited out.
+-- in full (GCRA), a token every PER / rate s, a burst of `burst` (default a second's worth, one at least) -> the new
+-- tat and 0, or tat and the wait; a tat further ahead than the burst and a second (a store's clock stepped back:
+-- Redis' TIME behind the time it kept) is repaired to now, not waited out.
+-- recent: the key's last second ('win': "time count ..." oldest first): no more than the rate's whole tokens (one
+-- at least) in any PER s (a second and 50 ms to spare for the way to the service: issue 55, 12) -> 0 or the wait,
+-- and what granted adds a token to.  A token's time there is its slot in the bucket (tat), not when it went: a
+-- burst's tokens leave the window one slot after another, so that the next come one at a time, not all at once.
+-- Up to RING a second, each token has its own time; above, RING groups of rate / RING, each counted until its
+-- newest token leaves (a few fewer in a second, never more).  A time further ahead than PER (a clock stepped back)
+-- counts as now + PER.
 -- limit: at most count creates in any per seconds (times: the window's, newest first) -> 0, or the wait.
 -- share: a token of the key's bucket (kv's 'tat') for a tenant (an id; "" none), fairly shared between the
 -- tenants waiting: n, those that asked in this window (a second; more below 2 tokens a second) or the last, each
@@ -31,13 +38,32 @@ local function held(kv, now)
   local untl = tonumber(kv.get('hold'))
   if untl and untl > now then return untl - now end
 end
-local function take(tat, now, rate)
-  local gap = 1 / rate
-  local burst = rate > 1 and rate or 1
+local PER, RING = 1.05, 64
+local function take(tat, now, rate, burst)
+  local gap = PER / rate
+  burst = burst or (rate > 1 and rate or 1)
   if tat > now + burst * gap + 1 then tat = now end
   local due = tat - (burst - 1) * gap
   if now < due then return tat, due - now end
   return (tat > now and tat or now) + gap, 0
+end
+local function recent(kv, now, rate)
+  local most, times, counts, n = math.max(1, math.floor(rate)), {}, {}, 0
+  for x, c in string.gmatch(kv.get('win') or '', '(%S+) (%S+)') do
+    x, c = math.min(tonumber(x), now + PER), tonumber(c)
+    if x > now - PER then times[#times + 1], counts[#counts + 1], n = x, c, n + c end
+  end
+  local i, wait = 0, 0
+  while n >= most do i, n = i + 1, n - counts[i + 1] end
+  if i > 0 then wait = math.max(times[i] + PER - now, 0.000001) end
+  return wait, times, counts, math.ceil(most / RING)
+end
+local function granted(kv, now, times, counts, g)
+  local k = #times
+  if k > 0 and counts[k] < g then times[k], counts[k] = now, counts[k] + 1 else times[k + 1], counts[k + 1] = now, 1 end
+  local parts = {}
+  for i = 1, #times do parts[i] = string.format('%.6f %d', times[i], counts[i]) end
+  kv.set('win', table.concat(parts, ' '), 2 * PER + 1)
 end
 local function limit(times, now, count, per)
   if #times < count then return 0 end
@@ -53,18 +79,19 @@ local function share(kv, tenant, now, rate)
   local w = math.floor(now / window)
   if kv.add('fair:seen:' .. w .. ':' .. tenant, 2 * window) then kv.incr('fair:n:' .. w, 2 * window) end
   local n = sharers(kv, now, rate)
-  local mine, wait = take(tonumber(kv.get('fair:t:' .. tenant)) or 0, now, rate / n)
-  if wait > 0 then return wait end
-  local tat
-  tat, wait = take(tonumber(kv.get('tat')) or 0, now, rate)
+  local mine, wait = take(tonumber(kv.get('fair:t:' .. tenant)) or 0, now, rate / n, n > 1 and 1 or nil)
+  local tat, key_wait = take(tonumber(kv.get('tat')) or 0, now, rate)
+  local full, times, counts, g = recent(kv, now, rate)
+  wait = math.max(wait, key_wait, full)
   if wait > 0 then return wait end
   kv.set('tat', tat, tat - now + 1)
   kv.set('fair:t:' .. tenant, mine, mine - now + 1)
+  granted(kv, tat - PER / rate, times, counts, g)
   return 0
 end
 ]]
-local limit, share, sharers, hold_rule, held_rule = (rawget(_G, "loadstring") or load)(B.RULES
-  .. "return limit, share, sharers, hold, held")()
+local limit, share, sharers, hold_rule, held_rule, PER = (rawget(_G, "loadstring") or load)(B.RULES
+  .. "return limit, share, sharers, hold, held, PER")()
 B.limit_rule, B.share_rule, B.hold_rule, B.held_rule = limit, share, hold_rule, held_rule
 
 B.MAX_HOLD = 3600 -- seconds: the longest hold the service is believed (docs/polling.md, "Rate limits")
@@ -113,14 +140,14 @@ function B.tenant_id(tenant) return tenant and core.hash(tenant) or "" end
 
 -- A token at t for tenant (nil: none named; share's fair share): nil when taken, else when one will be there.
 -- A create holds the token due for it (CLAIM past it, should its job be cancelled) before the polls of its
--- tenant waiting.
+-- tenant waiting in this process, a remote's token too (without, a fleet's polls took 87% of a shared second).
 local function due(self, t, create, obj, id)
-  local at, held, again = false, nil, nil
-  if self.remote then at, held, again = self.remote:take(t, obj, id) end -- false: none, or one that cannot answer
-  if at ~= false then return at, held, again end
   local kv = self.kv
   local claim = kv.get("claim:" .. id) or 0
   if not create and t < claim then return claim end -- a poll while a create of its tenant holds the next token
+  local at, held, again = false, nil, nil
+  if self.remote then at, held, again = self.remote:take(t, obj, id) end -- false: none, or one that cannot answer
+  if at ~= false then return at, held, again end
   local wait = share(kv, id, t, self.rate)
   if wait > 0 then return t + wait end
 end
@@ -168,7 +195,7 @@ local function token(self, t, create, obj, tenant)
   end
   if held or again then return at, held end -- (asked again then, not in a line)
   local l = line_of(self, create, id)
-  local gap = (self.remote and 1 or sharers(kv, t, self.rate)) / self.rate -- (a tenant's share of the key's rate)
+  local gap = (self.remote and 1 or sharers(kv, t, self.rate)) * PER / self.rate -- (a tenant's share of the rate)
   sweep(l, t)
   local mine = obj and l.slots[obj]
   if mine and t >= mine - gap / 2 then

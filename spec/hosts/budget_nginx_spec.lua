@@ -2,8 +2,8 @@
 -- worker share the key's budget (requests_per_second), each moving its own
 -- exchanges on its request's cosockets.  20 requests, each with a client of its
 -- own, generate at once; the emulator's log (its clock per request) shows the
--- polls of the busiest second within 2 x requests_per_second (the bucket's one
--- second of burst, then the rate).  Pending where nginx or its lua module is missing.
+-- creates and polls of the busiest second within requests_per_second (issue 55, 12: the
+-- bucket's burst and its refill made it 2 x).  Pending where nginx or its lua module is missing.
 
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
@@ -52,7 +52,7 @@ describe("one budget per key inside nginx", function()
     helper.cleanup()
   end)
 
-  it("keeps the polls of 20 clients (one per request) within 2 x requests_per_second in any second", function()
+  it("keeps the requests of 20 clients (one per request) within requests_per_second in any second", function()
     emu:clear()
     -- 20 requests at once, each in a curl of its own
     nginx_run.get_all(port, CLIENTS, dir, function(i) return "gen?i=" .. i end)
@@ -64,7 +64,9 @@ describe("one budget per key inside nginx", function()
     end
     local polls, most = nginx_run.polls(emu)
     assert.is_true(#polls >= CLIENTS, "only " .. #polls .. " polls")
-    assert.is_true(most <= 2 * RATE, str_format("%d polls in the busiest second (requests_per_second = %d, %d "
-      .. "clients); %d polls in all over %.1f s", most, RATE, CLIENTS, #polls, polls[#polls] - polls[1]))
+    local all, busiest = nginx_run.api_requests(emu)
+    assert.is_true(busiest <= RATE, str_format("%d requests in the busiest second (requests_per_second = %d, %d "
+      .. "clients); %d in all over %.1f s (%d polls, %d in their busiest second)", busiest, RATE, CLIENTS, #all,
+      all[#all] - all[1], #polls, most))
   end)
 end)

@@ -276,6 +276,17 @@ function M.polls(emu)
   return polls, M.busiest(polls)
 end
 
+-- The times of every request of the API (creates and polls: /v1/, not the videos' downloads) in the emulator's
+-- log, in order, and the most of them in any one second: what the key's budget binds.
+function M.api_requests(emu)
+  local at = {}
+  for _, r in ipairs(emu:requests()) do
+    if r.path:find("^/v1/") then at[#at + 1] = r.at end
+  end
+  table.sort(at)
+  return at, M.busiest(at)
+end
+
 -- The most of the sorted times `at` in any one second (a window [t, t + 1)).
 function M.busiest(at)
   local most, j = 0, 1

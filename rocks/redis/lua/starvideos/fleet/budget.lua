@@ -23,7 +23,9 @@ local P = string.sub(KEYS[1], 1, -4)
 local function ms(ttl) return math.ceil(ttl * 1000) end
 local kv = {
   get = function(k) return redis.call('GET', P .. k) end,
-  set = function(k, v, ttl) redis.call('SET', P .. k, string.format('%.17g', v), 'PX', ms(ttl)) end,
+  set = function(k, v, ttl)
+    redis.call('SET', P .. k, type(v) == 'string' and v or string.format('%.17g', v), 'PX', ms(ttl))
+  end,
   add = function(k, ttl) return redis.call('SET', P .. k, '1', 'NX', 'PX', ms(ttl)) ~= false end,
   incr = function(k, ttl) redis.call('INCR', P .. k); redis.call('PEXPIRE', P .. k, ms(ttl)) end,
 }
