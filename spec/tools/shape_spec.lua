@@ -134,6 +134,26 @@ describe("tools/shape.lua", function()
       .. "starvideos-emulator-scm-1.rockspec's Lua)", out, 1, true)
   end)
 
+  -- extension.lua's X.HINTS is the one table of the core that names the rocks it ships (issue 54 item 2): a word in
+  -- its constructor is not counted, the same word anywhere else of the file is.
+  it("counts no product word in extension.lua's X.HINTS, and names one elsewhere in the file", function()
+    local dir, append = rocks_copy()
+    local path = dir .. "/lua/starvideos/extension.lua"
+    local src = assert(helper.read_file(path))
+    local planted, n = src:gsub("\nX%.HINTS = {\n", "\nX.HINTS = {\n  gs = { redis = \"starvideos-s3\" },\n", 1)
+    assert.equal(1, n)
+    helper.write_file(path, planted)
+    local out = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_nil(out:find("lua/starvideos/extension.lua", 1, true), out)
+    local at = append("lua/starvideos/extension.lua", 'X.OTHER = { sigv4 = true }\n')
+    local ok
+    out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    local _, hits = out:gsub("lua/starvideos/extension.lua:%d+: names", "")
+    assert.equal(1, hits, out)
+    assert.matches("lua/starvideos/extension.lua:" .. at .. ": names sigv4, another rock's product", out, 1, true)
+  end)
+
   -- A copy of the checkout with a product rock requiring a core module docs/architecture.md does not list.
   it("fails naming a rock's require of a core module outside docs/architecture.md's list, and passes the listed",
     function()
