@@ -129,7 +129,6 @@ local FLAG = {
   ["skip-failed"] = { kind = "bool",
     text = "leave out the entries whose task failed in an earlier run (else each is created again: a new paid "
       .. "create)" },
-  clear = { kind = "bool", text = "store hold: delete the key's hold (a rate limit's; an hour at most)" },
   forget = { kind = "str", meta = "ID",
     text = "settle the pending create ID (its answer never came): its key may create again" },
   adopt = { kind = "str", meta = "ID",
@@ -146,8 +145,6 @@ local FLAG = {
     text = "seconds a task's owner has to renew its lease (default 30); keep looks every S/6 s, at most 5" },
   notify = { kind = "str", meta = "URL",
     text = "POST a signed webhook there when a task completes (after its download) or fails" },
-  replicas = { kind = "int", meta = "N",
-    text = "the replicas the fleet's records wait for (store = {replicas = N}): fewer online is not usable" },
   ["notify-secret-file"] = { kind = "str", meta = "PATH",
     text = "the webhook secret (whsec_... or any string) on the first line of PATH (with --notify)" },
 }
@@ -283,19 +280,31 @@ local COMMANDS = {
     required = { "journal" },
     flag_text = { journal = "the JSON-lines journal to compact (other processes may append to it meanwhile)" },
   },
-  store = {
-    args = { "check|hold", "URL" }, flags = flags("replicas", "clear", CLIENT),
-    summary = "check a fleet's Redis: what it reaches, its role, replicas and persistence; warns of settings that "
-      .. "can lose records; exit 1 when it is not usable. hold: the rate limit's hold on the key "
-      .. "($STARVIDEOS_API_KEY) there, --clear deletes it",
-  },
-  emulator = {
-    summary = "run a local stand-in for the service (see `starvideos emulator --help`)",
-  },
 }
 M.COMMANDS = COMMANDS
 local ORDER = { "create", "status", "wait", "download", "generate", "batch", "models", "validate", "check", "resume",
-  "keep", "pending", "list", "compact", "store", "emulator" }
+  "keep", "pending", "list", "compact" }
+
+-- A rock's command (extension.lua's command point) described by its usage: { args = {ARG...}, flags = {{name =,
+-- kind =, meta =, text =}...} (its own, read as FLAG's rows), client = true (and CLIENT's), needs_key, summary,
+-- example, flag_text }, made a command of COMMANDS that the parser and the help read as the core's own.
+function M.add(name, usage)
+  if type(usage) ~= "table" or type(usage.summary) ~= "string" or type(usage.example) ~= "string" then
+    error(string_format("the command %s's usage: a table with its summary and example expected", name), 2)
+  end
+  local own, names = {}, {}
+  for _, f in ipairs(usage.flags or {}) do
+    own[f.name], names[#names + 1] = f, f.name
+  end
+  COMMANDS[name] = { args = usage.args or {}, flags = flags(names, usage.client and CLIENT or {}), own = own,
+    needs_key = usage.needs_key, summary = usage.summary, example = usage.example, flag_text = usage.flag_text }
+  return COMMANDS[name]
+end
+
+-- A flag of command c: its own (a rock's command), else FLAG's row.
+local function flag_of(c, fname)
+  return c.own and c.own[fname] or FLAG[fname]
+end
 
 -- --------------------------------------------------------------- help
 
@@ -303,7 +312,8 @@ function M.hint(cmd)
   return string_format("Run '%s%s --help' for usage.", M.INVOKED, cmd and (" " .. cmd) or "")
 end
 
-function M.top_usage()
+-- The top help; rocks: the commands of rocks, {name, summary} each, listed after the core's.
+function M.top_usage(rocks)
   local lines = {
     "usage: " .. M.INVOKED .. " <command> [options]",
     "",
@@ -314,6 +324,7 @@ function M.top_usage()
   for _, name in ipairs(ORDER) do
     lines[#lines + 1] = string_format("  %-10s %s", name, COMMANDS[name].summary)
   end
+  for _, r in ipairs(rocks or {}) do lines[#lines + 1] = string_format("  %-10s %s", r[1], r[2]) end
   for _, l in ipairs {
     "",
     string_format("Run '%s <command> --help' for a command's options; '%s --version' for the version.", M.INVOKED,
@@ -351,7 +362,6 @@ local EXAMPLES = {
   pending = "starvideos pending --journal tasks.jsonl --json",
   list = "starvideos list --journal tasks.jsonl --state completed",
   compact = "starvideos compact --journal tasks.jsonl",
-  store = "starvideos store check redis://127.0.0.1:6379 --replicas 1",
 }
 
 function M.command_usage(name)
@@ -361,7 +371,7 @@ function M.command_usage(name)
   head = head .. " [options]"
   local lines = { head, "", c.summary:sub(1, 1):upper() .. c.summary:sub(2) .. ".", "", "options:" }
   for _, fname in ipairs(c.flags) do
-    local f = FLAG[fname]
+    local f = flag_of(c, fname)
     local left = "--" .. fname .. (f.meta and (" " .. f.meta) or "")
     for _, a in ipairs(c.flag_args and c.flag_args[fname] or {}) do left = left .. " " .. a end -- (--adopt ID TASK_ID)
     if fname == "help" then left = "-h, --help" end
@@ -376,7 +386,7 @@ function M.command_usage(name)
   lines[#lines + 1] = EXIT
   lines[#lines + 1] = ""
   lines[#lines + 1] = "example:" -- (as invoked: pasted from a checkout, `bin/starvideos ...` works)
-  lines[#lines + 1] = "  " .. M.INVOKED .. EXAMPLES[name]:sub(#M.PROG + 1)
+  lines[#lines + 1] = "  " .. M.INVOKED .. (c.example or EXAMPLES[name]):sub(#M.PROG + 1)
   lines[#lines + 1] = ""
   return table_concat(lines, "\n")
 end
@@ -448,7 +458,7 @@ function M.parse(name, argv)
       local fname, value = a:match("^%-%-([^=]+)=(.*)$")
       fname = fname or a:match("^%-%-(.+)$")
       -- only the flag's name is ever echoed back: its value may be a secret
-      if not fname or not FLAG[fname] or not allowed[fname] then
+      if not fname or not allowed[fname] or not flag_of(c, fname) then
         local shown = fname and ("--" .. fname) or a:match("^%-[^=]*") or a
         if fname == "api-key" then
           usage_error("--api-key is not accepted: a key on the command line leaks into shell history and "
@@ -461,7 +471,7 @@ function M.parse(name, argv)
         local meant = fname and nearest(fname, c.flags)
         usage_error("unknown option %s%s", shown, meant and " (did you mean --" .. meant .. "?)" or "")
       end
-      local f = FLAG[fname]
+      local f = flag_of(c, fname)
       if f.kind == "bool" then
         if value then usage_error("--%s takes no value", fname) end
         opts[fname] = true
@@ -500,7 +510,7 @@ function M.parse(name, argv)
     end
   end
   for _, r in ipairs(c.required or {}) do
-    if opts[r] == nil then usage_error("--%s %s is required", r, FLAG[r].meta) end
+    if opts[r] == nil then usage_error("--%s %s is required", r, flag_of(c, r).meta) end
   end
   if c.ledger and opts.journal and opts.store then usage_error("--journal and --store: give one ledger, not both") end
   local tenant = opts.tenant
