@@ -110,7 +110,8 @@ local FLAG = {
     text = "the reference media check before a create: strict refuses what cannot be checked, off skips it "
       .. "(default: what cannot be checked is a note on stderr)" },
   store = { kind = "str", meta = "URL",
-    text = "the fleet's ledger on Redis, redis://[:password@]host:port[/db] (default: $STARVIDEOS_STORE)" },
+    text = "the fleet's ledger and budget, a store's URL scheme://... that an installed ledger rock serves "
+      .. "(default: $STARVIDEOS_STORE)" },
   out = { kind = "str", meta = "PATH", text = "download the finished video to PATH" },
   dir = { kind = "str", meta = "PATH", text = "directory for the videos, saved as <id>.mp4 (default .)" },
   key = { kind = "str", meta = "KEY",
@@ -200,7 +201,7 @@ local COMMANDS = {
     summary = "wait until a task is completed and, with --out, download it; exit 1 when it fails or times out",
     flag_text = { out = "once completed, download the video to PATH (a directory gets <id>.mp4)",
       journal = "the journal that holds the task: its download is recorded there",
-      store = "the fleet's Redis ledger that holds the task (default: $STARVIDEOS_STORE)" },
+      store = "the fleet's ledger (a store's URL) that holds the task (default: $STARVIDEOS_STORE)" },
   },
   download = {
     args = { "ID", "PATH" }, needs_key = true, flags = flags(CLIENT),
@@ -221,7 +222,7 @@ local COMMANDS = {
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
-      store = "the fleet's Redis ledger, redis://[:password@]host:port[/db], instead of a journal (only when given: "
+      store = "the fleet's ledger, a store's URL scheme://..., instead of a journal (only when given: "
         .. "not $STARVIDEOS_STORE); a rerun must name the same one",
       model = "the model of every line that does not name one" },
   },
@@ -252,7 +253,7 @@ local COMMANDS = {
     summary = "carry the ledger's tasks whose process died to their files, until --timeout, stopped or --once",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",
-      store = "the fleet's Redis ledger whose orphaned tasks to carry (default: $STARVIDEOS_STORE)",
+      store = "the fleet's ledger (a store's URL) whose orphaned tasks to carry (default: $STARVIDEOS_STORE)",
       dir = "directory for the videos whose create named no writable --out, as <id>.mp4 (default .)",
       timeout = "stop after S seconds (default: run until stopped)" },
   },
@@ -262,14 +263,14 @@ local COMMANDS = {
     summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal to read (with --forget: the create is settled there)",
-      store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
+      store = "the fleet's ledger, a store's URL (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
   },
   list = {
     args = {}, flags = flags("journal", "store", "state", "tenant", "check", CLIENT),
     summary = "list the ledger's tasks: state, file and prompt of each (a journal needs no key)",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal to list (read only: no key, no network)",
-      store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)",
+      store = "the fleet's ledger, a store's URL (default: $STARVIDEOS_STORE; the key's tasks: needs the key)",
       tenant = "only the tasks of tenant T",
       json = "one JSON object per task and line: id (or local), key, out, state, status, error, created_at, "
         .. "path, bytes, sha256, model, prompt, tenant, cost (with --check: check, check_error)" },
@@ -333,7 +334,7 @@ function M.top_usage(rocks)
     "environment:",
     "  STARVIDEOS_API_KEY   the API key (or --api-key-file PATH); never pass it as an argument",
     "  STARVIDEOS_BASE_URL  the API base URL (or --base-url URL)",
-    "  STARVIDEOS_STORE     the fleet's Redis ledger and budget (or --store URL)",
+    "  STARVIDEOS_STORE     the fleet's ledger and budget, a store's URL (or --store URL)",
     "",
     "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters (refused before",
     "  anything was sent), 130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL: each stop prints the",
@@ -358,7 +359,7 @@ local EXAMPLES = {
   validate = "starvideos validate --model videos --prompt 'a cat' --duration 5 --ref-image https://x/1.png",
   check = "starvideos check --model videos --prompt 'a cat' --duration 5 --ref-video https://example.com/v.mp4",
   resume = "starvideos resume --journal tasks.jsonl --dir videos/",
-  keep = "starvideos keep --store redis://127.0.0.1:6379 --dir videos/ --timeout 3600",
+  keep = "starvideos keep --journal tasks.jsonl --dir videos/ --timeout 3600",
   pending = "starvideos pending --journal tasks.jsonl --json",
   list = "starvideos list --journal tasks.jsonl --state completed",
   compact = "starvideos compact --journal tasks.jsonl",
