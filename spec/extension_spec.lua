@@ -130,7 +130,9 @@ describe("extension points", function()
       .. "n == 'starvideos.command.store' then error(\"module '\" .. n .. \"' not found\", 2) end return r(n) end"
     for _, case in ipairs { { "emulator --port 0", "starvideos emulator needs the starvideos-emulator rock (from "
       .. "this checkout: cd " }, { "store check redis://127.0.0.1:1",
-      "starvideos store check needs the starvideos-redis rock (from this checkout: cd " } } do
+      "starvideos store check needs the starvideos-redis rock (from this checkout: cd " },
+      { "store --help", "starvideos store needs the starvideos-redis rock (from this checkout: cd " },
+      { "help store", "starvideos store needs the starvideos-redis rock (from this checkout: cd " } } do
       local ok, _, code = os.execute(string.format("%s -e %q bin/starvideos %s > %s/out 2> %s/err", helper.lua, hide,
         case[1], dir, dir))
       if type(ok) == "number" then code = ok / 256 end -- (Lua 5.1: the status as wait() gives it)
@@ -138,5 +140,10 @@ describe("extension points", function()
       assert.are.equal(2, code)
       assert.truthy(err:find(case[2], 1, true), err)
     end
+    -- the top help names each missing command's rock
+    assert(os.execute(string.format("%s -e %q bin/starvideos --help > %s/out", helper.lua, hide, dir)))
+    local top = helper.read_file(dir .. "/out")
+    assert.truthy(top:find("\n  store      (needs the starvideos-redis rock)\n", 1, true), top)
+    assert.truthy(top:find("\n  emulator   (needs the starvideos-emulator rock)\n", 1, true), top)
   end)
 end)

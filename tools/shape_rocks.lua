@@ -7,9 +7,8 @@
 --     comments are not read.  The core finds another rock only by its extension points (extension.lua);
 --   * a product's word (PRODUCT_WORDS: redis, s3, sentinel, cluster, crc16, sigv4, amz ...) in the core rock's
 --     code: its Lua, its C (the sources and the headers of their folders) and its command, in a name or in a
---     string, so that no name is built at run time from a word either; comments are not read.  The files that
---     still hold some until issue 54's redesign moves them are PENDING, each with its count, which may only fall
---     (a count above it, or below it, is named);
+--     string, so that no name is built at run time from a word either; comments are not read, nor extension.lua's
+--     X.HINTS (HINTS below: the one table of the rocks the core knows, which words a refusal);
 --   * rocks/folders.lua (the other rocks' Lua folders, for a checkout's command line) against the rockspecs;
 --   * a require by another rock of a core module docs/architecture.md does not list under "What a rock may require
 --     of the core" (the core's stated interface to its rocks);
@@ -83,31 +82,28 @@ end
 -- Sentinel or Cluster, its slot's crc16; S3's SigV4 and x-amz- headers); matched whole, in any case, so that
 -- sv_redis_slot and "x-amz-checksum" count and "redistribute" does not.
 local PRODUCT_WORDS = { "redis", "rediss", "hiredis", "s3", "sigv4", "amz", "sentinel", "cluster", "crc16" }
--- The core's files that still name a product, with how many times, until issue 54's redesign moves them out
--- (item 2: one table of hints that words a refusal; the store command's usage and report, the redis rock's).
-local PENDING = {
-  ["lua/starvideos/extension.lua"] = 9, -- X.ROCKS: which rock serves which scheme (the hints to come)
-  ["lua/starvideos/client.lua"] = 1, -- a journal's error shows store = "redis://..."
-  ["lua/starvideos/cli/args.lua"] = 12, -- --store's and `store check`'s usage
-  ["lua/starvideos/cli/store.lua"] = 8, -- `store check`'s report: a Redis, its sentinels, its cluster
-}
+-- The one place of the core that names the rocks it ships (issue 54 item 2: "one table of hints, used only to
+-- word a refusal"): a file and the table constructor assigned there, whose words are not counted.
+local HINTS = { file = "lua/starvideos/extension.lua", table = "X.HINTS" }
 
--- Each product word in code (comments blanked, strings kept) onto bad, unless file is PENDING with that count.
+-- code with the constructor of HINTS.table (`X.HINTS = { ... }`, its braces matched) blanked, its lines kept.
+local function without_hints(code)
+  local from = code:match("\n" .. HINTS.table:gsub("%.", "%%.") .. "%s*=%s*(){")
+  local to = from and select(2, code:find("%b{}", from))
+  if not to then return code end
+  return code:sub(1, from - 1) .. code:sub(from, to):gsub("[^\n]", " ") .. code:sub(to + 1)
+end
+
+-- Each product word in code (comments blanked, strings kept) onto bad.
 local function check_words(file, code, bad)
-  local low, hits = code:lower(), {}
+  if file == HINTS.file then code = without_hints(code) end
+  local low = code:lower()
   for _, w in ipairs(PRODUCT_WORDS) do
     for at in low:gmatch("()%f[%w]" .. w .. "%f[^%w]") do
       local _, line = low:sub(1, at):gsub("\n", "")
-      hits[#hits + 1] = string.format("%s:%d: names %s, another rock's product (the core finds a rock only "
+      bad[#bad + 1] = string.format("%s:%d: names %s, another rock's product (the core finds a rock only "
         .. "through its extension points, and names none, not even to build a name at run time)", file, line + 1, w)
     end
-  end
-  local pending = PENDING[file] or 0
-  if #hits > pending then
-    for _, h in ipairs(hits) do bad[#bad + 1] = h end
-  elseif #hits < pending then
-    bad[#bad + 1] = string.format("%s: names a product %d times, fewer than tools/shape_rocks.lua's PENDING (%d): "
-      .. "lower it", file, #hits, pending)
   end
 end
 

@@ -234,7 +234,7 @@ end
 local function ledger_ctx(self, opts, where)
   local path = opts.journal or self.journal
   if not (path or self.cfg.store) then return nil, new_error("invalid_request", where .. " needs a journal or a "
-    .. "store: starvideos.new{journal=path} or starvideos.new{store=\"redis://...\"}", { field = "journal" }) end
+    .. "store: starvideos.new{journal=path} or starvideos.new{store=url}", { field = "journal" }) end
   if path == self.journal then return self.ctx end
   local ledger = require("starvideos.records.ledger").new(path, self.cfg, self.loop, self.key)
   return { loop = self.loop, key = self.key, ledger = ledger, cfg = self.cfg, deliveries = self.ctx.deliveries }

@@ -18,7 +18,8 @@ description = {
   detailed = [[
 The fleet on Redis for the starvideos client: store = "redis://..." (and rediss://,
 unix://, +sentinel, +cluster), its ledger, shared budget and leases, and the
-`starvideos store check` command; the C module starvideos.redis is its connection
+`starvideos store` command whole (check and hold: their usage, flags and report,
+starvideos.command.store); the C module starvideos.redis is its connection
 (hiredis' protocol reader and writer, TLS on OpenSSL), starvideos.fleet.native reads
 a store's URL and a key's Cluster slot.
 ]],

@@ -25,8 +25,8 @@ describe("the words of check, store check and pending", function()
   end)
 
   it("store check --json: a persistence setting it could not read is \"unknown\"", function()
-    local doc = require("starvideos.cli.store").document { usable = true, warnings = {},
-      persistence = { appendonly = "yes" } }
+    local doc = require("starvideos.command.store").document({ usable = true, warnings = {},
+      persistence = { appendonly = "yes" } }, require("starvideos.cli.json").array)
     local back = cjson.decode(require("starvideos.cli.json").encode(doc))
     assert.same({ appendonly = "yes", appendfsync = "unknown", maxmemory_policy = "unknown" }, back.persistence)
     assert.same({}, back.replicas)

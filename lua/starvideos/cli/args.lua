@@ -110,7 +110,8 @@ local FLAG = {
     text = "the reference media check before a create: strict refuses what cannot be checked, off skips it "
       .. "(default: what cannot be checked is a note on stderr)" },
   store = { kind = "str", meta = "URL",
-    text = "the fleet's ledger on Redis, redis://[:password@]host:port[/db] (default: $STARVIDEOS_STORE)" },
+    text = "the fleet's ledger and budget, a store's URL scheme://... that an installed ledger rock serves "
+      .. "(default: $STARVIDEOS_STORE)" },
   out = { kind = "str", meta = "PATH", text = "download the finished video to PATH" },
   dir = { kind = "str", meta = "PATH", text = "directory for the videos, saved as <id>.mp4 (default .)" },
   key = { kind = "str", meta = "KEY",
@@ -129,7 +130,6 @@ local FLAG = {
   ["skip-failed"] = { kind = "bool",
     text = "leave out the entries whose task failed in an earlier run (else each is created again: a new paid "
       .. "create)" },
-  clear = { kind = "bool", text = "store hold: delete the key's hold (a rate limit's; an hour at most)" },
   forget = { kind = "str", meta = "ID",
     text = "settle the pending create ID (its answer never came): its key may create again" },
   adopt = { kind = "str", meta = "ID",
@@ -146,8 +146,6 @@ local FLAG = {
     text = "seconds a task's owner has to renew its lease (default 30); keep looks every S/6 s, at most 5" },
   notify = { kind = "str", meta = "URL",
     text = "POST a signed webhook there when a task completes (after its download) or fails" },
-  replicas = { kind = "int", meta = "N",
-    text = "the replicas the fleet's records wait for (store = {replicas = N}): fewer online is not usable" },
   ["notify-secret-file"] = { kind = "str", meta = "PATH",
     text = "the webhook secret (whsec_... or any string) on the first line of PATH (with --notify)" },
 }
@@ -203,7 +201,7 @@ local COMMANDS = {
     summary = "wait until a task is completed and, with --out, download it; exit 1 when it fails or times out",
     flag_text = { out = "once completed, download the video to PATH (a directory gets <id>.mp4)",
       journal = "the journal that holds the task: its download is recorded there",
-      store = "the fleet's Redis ledger that holds the task (default: $STARVIDEOS_STORE)" },
+      store = "the fleet's ledger (a store's URL) that holds the task (default: $STARVIDEOS_STORE)" },
   },
   download = {
     args = { "ID", "PATH" }, needs_key = true, flags = flags(CLIENT),
@@ -224,7 +222,7 @@ local COMMANDS = {
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
-      store = "the fleet's Redis ledger, redis://[:password@]host:port[/db], instead of a journal (only when given: "
+      store = "the fleet's ledger, a store's URL scheme://..., instead of a journal (only when given: "
         .. "not $STARVIDEOS_STORE); a rerun must name the same one",
       model = "the model of every line that does not name one" },
   },
@@ -255,7 +253,7 @@ local COMMANDS = {
     summary = "carry the ledger's tasks whose process died to their files, until --timeout, stopped or --once",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",
-      store = "the fleet's Redis ledger whose orphaned tasks to carry (default: $STARVIDEOS_STORE)",
+      store = "the fleet's ledger (a store's URL) whose orphaned tasks to carry (default: $STARVIDEOS_STORE)",
       dir = "directory for the videos whose create named no writable --out, as <id>.mp4 (default .)",
       timeout = "stop after S seconds (default: run until stopped)" },
   },
@@ -265,14 +263,14 @@ local COMMANDS = {
     summary = "list the creates whose answer never came (the task may exist): reconcile them by hand",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal to read (with --forget: the create is settled there)",
-      store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
+      store = "the fleet's ledger, a store's URL (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
   },
   list = {
     args = {}, flags = flags("journal", "store", "state", "tenant", "check", CLIENT),
     summary = "list the ledger's tasks: state, file and prompt of each (a journal needs no key)",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal to list (read only: no key, no network)",
-      store = "the fleet's Redis ledger (default: $STARVIDEOS_STORE; the key's tasks: needs the key)",
+      store = "the fleet's ledger, a store's URL (default: $STARVIDEOS_STORE; the key's tasks: needs the key)",
       tenant = "only the tasks of tenant T",
       json = "one JSON object per task and line: id (or local), key, out, state, status, error, created_at, "
         .. "path, bytes, sha256, model, prompt, tenant, cost (with --check: check, check_error)" },
@@ -283,19 +281,31 @@ local COMMANDS = {
     required = { "journal" },
     flag_text = { journal = "the JSON-lines journal to compact (other processes may append to it meanwhile)" },
   },
-  store = {
-    args = { "check|hold", "URL" }, flags = flags("replicas", "clear", CLIENT),
-    summary = "check a fleet's Redis: what it reaches, its role, replicas and persistence; warns of settings that "
-      .. "can lose records; exit 1 when it is not usable. hold: the rate limit's hold on the key "
-      .. "($STARVIDEOS_API_KEY) there, --clear deletes it",
-  },
-  emulator = {
-    summary = "run a local stand-in for the service (see `starvideos emulator --help`)",
-  },
 }
 M.COMMANDS = COMMANDS
 local ORDER = { "create", "status", "wait", "download", "generate", "batch", "models", "validate", "check", "resume",
-  "keep", "pending", "list", "compact", "store", "emulator" }
+  "keep", "pending", "list", "compact" }
+
+-- A rock's command (extension.lua's command point) described by its usage: { args = {ARG...}, flags = {{name =,
+-- kind =, meta =, text =}...} (its own, read as FLAG's rows), client = true (and CLIENT's), needs_key, summary,
+-- example, flag_text }, made a command of COMMANDS that the parser and the help read as the core's own.
+function M.add(name, usage)
+  if type(usage) ~= "table" or type(usage.summary) ~= "string" or type(usage.example) ~= "string" then
+    error(string_format("the command %s's usage: a table with its summary and example expected", name), 2)
+  end
+  local own, names = {}, {}
+  for _, f in ipairs(usage.flags or {}) do
+    own[f.name], names[#names + 1] = f, f.name
+  end
+  COMMANDS[name] = { args = usage.args or {}, flags = flags(names, usage.client and CLIENT or {}), own = own,
+    needs_key = usage.needs_key, summary = usage.summary, example = usage.example, flag_text = usage.flag_text }
+  return COMMANDS[name]
+end
+
+-- A flag of command c: its own (a rock's command), else FLAG's row.
+local function flag_of(c, fname)
+  return c.own and c.own[fname] or FLAG[fname]
+end
 
 -- --------------------------------------------------------------- help
 
@@ -303,7 +313,8 @@ function M.hint(cmd)
   return string_format("Run '%s%s --help' for usage.", M.INVOKED, cmd and (" " .. cmd) or "")
 end
 
-function M.top_usage()
+-- The top help; rocks: the commands of rocks, {name, summary} each, listed after the core's.
+function M.top_usage(rocks)
   local lines = {
     "usage: " .. M.INVOKED .. " <command> [options]",
     "",
@@ -314,6 +325,7 @@ function M.top_usage()
   for _, name in ipairs(ORDER) do
     lines[#lines + 1] = string_format("  %-10s %s", name, COMMANDS[name].summary)
   end
+  for _, r in ipairs(rocks or {}) do lines[#lines + 1] = string_format("  %-10s %s", r[1], r[2]) end
   for _, l in ipairs {
     "",
     string_format("Run '%s <command> --help' for a command's options; '%s --version' for the version.", M.INVOKED,
@@ -322,7 +334,7 @@ function M.top_usage()
     "environment:",
     "  STARVIDEOS_API_KEY   the API key (or --api-key-file PATH); never pass it as an argument",
     "  STARVIDEOS_BASE_URL  the API base URL (or --base-url URL)",
-    "  STARVIDEOS_STORE     the fleet's Redis ledger and budget (or --store URL)",
+    "  STARVIDEOS_STORE     the fleet's ledger and budget, a store's URL (or --store URL)",
     "",
     "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters (refused before",
     "  anything was sent), 130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL: each stop prints the",
@@ -347,11 +359,10 @@ local EXAMPLES = {
   validate = "starvideos validate --model videos --prompt 'a cat' --duration 5 --ref-image https://x/1.png",
   check = "starvideos check --model videos --prompt 'a cat' --duration 5 --ref-video https://example.com/v.mp4",
   resume = "starvideos resume --journal tasks.jsonl --dir videos/",
-  keep = "starvideos keep --store redis://127.0.0.1:6379 --dir videos/ --timeout 3600",
+  keep = "starvideos keep --journal tasks.jsonl --dir videos/ --timeout 3600",
   pending = "starvideos pending --journal tasks.jsonl --json",
   list = "starvideos list --journal tasks.jsonl --state completed",
   compact = "starvideos compact --journal tasks.jsonl",
-  store = "starvideos store check redis://127.0.0.1:6379 --replicas 1",
 }
 
 function M.command_usage(name)
@@ -361,7 +372,7 @@ function M.command_usage(name)
   head = head .. " [options]"
   local lines = { head, "", c.summary:sub(1, 1):upper() .. c.summary:sub(2) .. ".", "", "options:" }
   for _, fname in ipairs(c.flags) do
-    local f = FLAG[fname]
+    local f = flag_of(c, fname)
     local left = "--" .. fname .. (f.meta and (" " .. f.meta) or "")
     for _, a in ipairs(c.flag_args and c.flag_args[fname] or {}) do left = left .. " " .. a end -- (--adopt ID TASK_ID)
     if fname == "help" then left = "-h, --help" end
@@ -376,7 +387,7 @@ function M.command_usage(name)
   lines[#lines + 1] = EXIT
   lines[#lines + 1] = ""
   lines[#lines + 1] = "example:" -- (as invoked: pasted from a checkout, `bin/starvideos ...` works)
-  lines[#lines + 1] = "  " .. M.INVOKED .. EXAMPLES[name]:sub(#M.PROG + 1)
+  lines[#lines + 1] = "  " .. M.INVOKED .. (c.example or EXAMPLES[name]):sub(#M.PROG + 1)
   lines[#lines + 1] = ""
   return table_concat(lines, "\n")
 end
@@ -448,7 +459,7 @@ function M.parse(name, argv)
       local fname, value = a:match("^%-%-([^=]+)=(.*)$")
       fname = fname or a:match("^%-%-(.+)$")
       -- only the flag's name is ever echoed back: its value may be a secret
-      if not fname or not FLAG[fname] or not allowed[fname] then
+      if not fname or not allowed[fname] or not flag_of(c, fname) then
         local shown = fname and ("--" .. fname) or a:match("^%-[^=]*") or a
         if fname == "api-key" then
           usage_error("--api-key is not accepted: a key on the command line leaks into shell history and "
@@ -461,7 +472,7 @@ function M.parse(name, argv)
         local meant = fname and nearest(fname, c.flags)
         usage_error("unknown option %s%s", shown, meant and " (did you mean --" .. meant .. "?)" or "")
       end
-      local f = FLAG[fname]
+      local f = flag_of(c, fname)
       if f.kind == "bool" then
         if value then usage_error("--%s takes no value", fname) end
         opts[fname] = true
@@ -500,7 +511,7 @@ function M.parse(name, argv)
     end
   end
   for _, r in ipairs(c.required or {}) do
-    if opts[r] == nil then usage_error("--%s %s is required", r, FLAG[r].meta) end
+    if opts[r] == nil then usage_error("--%s %s is required", r, flag_of(c, r).meta) end
   end
   if c.ledger and opts.journal and opts.store then usage_error("--journal and --store: give one ledger, not both") end
   local tenant = opts.tenant

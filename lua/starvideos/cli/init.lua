@@ -6,7 +6,8 @@
 -- (starvideos.cli.output.error_document), whatever the command.
 --
 --   starvideos.cli.args      the commands, their flags, help texts, the parser
---   starvideos.cli.commands  one function per command (batch and store: cli/batch.lua, cli/store.lua)
+--   starvideos.cli.commands  one function per command (batch: cli/batch.lua); a command the core does not
+--                            have is a rock's, starvideos.command.<name> (extension.lua's command point)
 --   starvideos.cli.client    the library client, from the flags and the environment
 --   starvideos.cli.display   live status line, progress bar, results for a person
 --   starvideos.cli.output    redacted writes, --json documents, error reports, the command
@@ -18,7 +19,7 @@ local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
 local shell_word = require("starvideos.shell").word
 
-local type, tostring, xpcall = type, tostring, xpcall
+local type, tostring, xpcall, pairs = type, tostring, xpcall, pairs
 local os_getenv, debug_traceback = os.getenv, debug.traceback
 local out, usage_error, quote = output.out, args.usage_error, args.quote
 
@@ -31,38 +32,71 @@ local function tail(argv, from)
   return t
 end
 
--- The emulator (the command point's extension: the starvideos-emulator rock); not installed, a usage error.
-local function emulator()
-  local mod, err = require("starvideos.extension").find("command", "emulator", "starvideos emulator")
-  if not mod then usage_error("%s", err.message) end
-  return mod
+-- A command the core does not have (argv: the command line, name first): the command point's module of its name, a
+-- rock's (docs/architecture.md, "Extension points"), made a command of args when it gives its usage; not
+-- installed, a usage error naming its rock when extension.lua knows one, else nil (an unknown command).
+local function rock_command(name, argv)
+  local X = require "starvideos.extension"
+  local mod = name:find("^%l[%w-]*$") and X.optional("command", name)
+  if mod then
+    if not mod.main then args.add(name, mod.usage) end
+    return mod
+  end
+  local sub = argv[2] and argv[2]:match("^%l[%w-]*$") -- (the subcommand asked for: `starvideos store check`)
+  local message, rock = X.why("command", name, args.PROG .. " " .. name .. (sub and " " .. sub or ""))
+  if rock then usage_error("%s", message) end
+end
+
+-- The commands of the rocks the project ships, for the top help: each installed one's summary, else its rock.
+local function rock_commands()
+  local X, list = require "starvideos.extension", {}
+  for name, rock in pairs(X.HINTS.command) do
+    local mod = X.optional("command", name)
+    local summary = mod and (mod.summary or mod.usage and mod.usage.summary)
+    list[#list + 1] = { name, summary or "(needs the " .. rock .. " rock)" }
+  end
+  table.sort(list, function(a, b) return a[1] < b[1] end)
+  return list
+end
+
+-- What a rock's command is handed with its flags (docs/architecture.md, "Extension points"): the command line's
+-- words and outputs, the store option's check and the key's name in a store; it requires none of the command line.
+local function handed(ctx, opts)
+  return { json = ctx.json, prog = args.PROG, usage_error = usage_error, quote = quote, out = out, err = output.err,
+    print_json = output.print_json, array = require("starvideos.cli.json").array,
+    protect = require("starvideos.interrupt").pcall, check_store = require("starvideos.store_option").check,
+    key_hash = function()
+      local c = require("starvideos.cli.client").new(ctx, opts, nil)
+      local hash = c.ctx.key.hash -- (the key's name in a store: key.lua's hash_of its base URL and key)
+      c:close()
+      return hash
+    end }
 end
 
 local function dispatch(ctx, argv)
   local name = argv[1]
   if name == nil then
-    output.err(args.top_usage())
+    output.err(args.top_usage(rock_commands()))
     return 2
   end
   if name == "-h" or name == "--help" or name == "help" then
     local sub = argv[2]
-    if name == "help" and sub and args.COMMANDS[sub] and sub ~= "emulator" then
+    local mod = name == "help" and sub and not args.COMMANDS[sub] and rock_command(sub, { sub })
+    if mod and mod.main then return mod.main({ "--help" }, args.INVOKED) end
+    if name == "help" and sub and args.COMMANDS[sub] then
       out(args.command_usage(sub))
-    elseif name == "help" and sub == "emulator" then
-      return emulator().main({ "--help" }, args.INVOKED)
     elseif name == "help" and sub then
       usage_error("unknown command %s", quote(sub))
     else
-      out(args.top_usage())
+      out(args.top_usage(rock_commands()))
     end
     return 0
-  end
-  if name == "emulator" then
-    return emulator().main(tail(argv, 2), args.INVOKED)
   end
   -- from here, a mistake under --json is reported as JSON too
   local _, json = args.scan(argv)
   ctx.json = json
+  local rock = not args.COMMANDS[name] and rock_command(name, argv)
+  if rock and rock.main then return rock.main(tail(argv, 2), args.INVOKED) end
   if name == "--version" then
     out(require("starvideos")._VERSION, "\n")
     return 0
@@ -71,7 +105,10 @@ local function dispatch(ctx, argv)
     if name:sub(1, 1) == "-" then
       usage_error("unknown option %s (options go after the command)", name:match("^[^=]*"))
     end
-    local meant = require("starvideos.errors").nearest(name, args.COMMANDS)
+    local known = {}
+    for k in pairs(args.COMMANDS) do known[k] = true end
+    for k in pairs(require("starvideos.extension").HINTS.command) do known[k] = true end -- (a rock's: emulator)
+    local meant = require("starvideos.errors").nearest(name, known)
     usage_error("unknown command %s%s", quote(name), meant and " (did you mean " .. meant .. "?)" or "")
   end
   ctx.name = name
@@ -81,8 +118,8 @@ local function dispatch(ctx, argv)
     out(args.command_usage(name))
     return 0
   end
+  if rock then return rock.run(handed(ctx, opts), opts, pos) end
   if name == "batch" then return require("starvideos.cli.batch").run(ctx, opts) end
-  if name == "store" then return require("starvideos.cli.store").run(ctx, opts, pos) end
   return require("starvideos.cli.commands")[name](ctx, opts, pos)
 end
 

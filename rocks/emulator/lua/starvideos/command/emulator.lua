@@ -1,5 +1,10 @@
 -- `starvideos emulator`: an extension of the core's command point (docs/architecture.md, "Extension points"; the
--- starvideos-emulator rock): main(argv) -> the exit status.
+-- starvideos-emulator rock): summary, its line in the command line's help; main(argv, invoked) -> the exit status
+-- (the emulator parses its own flags and gives its own --help).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-return require "starvideos.emulator"
+
+return {
+  summary = "run a local stand-in for the service (see `starvideos emulator --help`)",
+  main = function(argv, invoked) return require("starvideos.emulator").main(argv, invoked) end,
+}
