@@ -19,7 +19,9 @@ return {
   run = function(cli, opts, pos)
     if (opts.times or 1) < 1 then cli.usage_error("--times expects a whole number >= 1, got %d", opts.times) end
     local word = opts.loud and pos[1]:upper() or pos[1]
-    if cli.json then cli.print_json { said = cli.array { word } } else cli.out(word:rep(opts.times or 1, " "), "\n") end
+    local said = {}
+    for i = 1, opts.times or 1 do said[i] = word end
+    if cli.json then cli.print_json { said = cli.array { word } } else cli.out(table.concat(said, " "), "\n") end
     return 3
   end,
 }
