@@ -271,7 +271,7 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
        (garbled), or a ranged exchange's bytes not from where it asked
        (garbled_final), is not worth another attempt there */
     retryable = sv_transient(err->kind, wire, err->status) &&
-                !((sv_op_kinds[op].into_file || p->garbled_final) && wire == SV_WIRE_GARBLED);
+                !(wire == SV_WIRE_GARBLED && (sv_op_kinds[op].into_file || p->garbled_final));
   }
   if (!retryable || attempt > p->max_retries) return 0;
   if (err->retry_after >= 0) {

@@ -224,6 +224,7 @@ static void answers(void) {
   }
 
   /* the retry policy */
+  memset(&pol, 0, sizeof pol); /* (garbled_final and any field to come: 0) */
   pol.max_retries = 2;
   pol.backoff = 0.5;
   pol.max_backoff = 30;

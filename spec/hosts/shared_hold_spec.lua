@@ -9,6 +9,10 @@ local redis_run = require "spec.support.redis_run"
 local nginx_run = require "spec.support.nginx_run"
 
 local KEY, HOLD = "k-shared-hold", 5
+-- A request that reached the service this soon after the told answer may have been on its way already (its token
+-- taken before the hold reached the store; seen once at 0.00 s in a loaded run): not counted.  A hold not kept
+-- shows at once all the same: each process's budget sends one every 0.13 s, some 35 inside the 5 s.
+local IN_FLIGHT = 0.3
 
 -- A process waiting on task id for `seconds` on store, its polls every 0.05 s or as its budget lets it: the
 -- emulator counts its requests (each with its own User-Agent: poller-<who>).
@@ -46,7 +50,7 @@ local function told_and_read(emu, finished)
   assert.truthy(told, "the fault answered a poll")
   local inside, again = {}, {}
   for _, who in ipairs { "poller-a", "poller-b" } do
-    local list = polls(log, who, told + 0.001)
+    local list = polls(log, who, told + IN_FLIGHT)
     inside[who] = 0
     for _, at in ipairs(list) do if at < told + HOLD - 0.05 then inside[who] = inside[who] + 1 end end
     again[who] = list[1] and list[1] - told or math.huge
