@@ -94,15 +94,21 @@ local function without_hints(code)
   return code:sub(1, from - 1) .. code:sub(from, to):gsub("[^\n]", " ") .. code:sub(to + 1)
 end
 
+-- The line of text's byte at.
+local function line_at(text, at)
+  local _, lines = text:sub(1, at):gsub("\n", "")
+  return lines + 1
+end
+
 -- Each product word in code (comments blanked, strings kept) onto bad.
 local function check_words(file, code, bad)
   if file == HINTS.file then code = without_hints(code) end
   local low = code:lower()
   for _, w in ipairs(PRODUCT_WORDS) do
     for at in low:gmatch("()%f[%w]" .. w .. "%f[^%w]") do
-      local _, line = low:sub(1, at):gsub("\n", "")
       bad[#bad + 1] = string.format("%s:%d: names %s, another rock's product (the core finds a rock only "
-        .. "through its extension points, and names none, not even to build a name at run time)", file, line + 1, w)
+        .. "through its extension points, and names none, not even to build a name at run time)", file,
+        line_at(low, at), w)
     end
   end
 end
@@ -163,9 +169,8 @@ local function check_allowed(r, core, allowed, code_of, bad)
     local code = src and code_of(src, true) or ""
     for at, name in code:gmatch("()require%s*%(?%s*[\"'](starvideos[%w_.]*)[\"']") do
       if (core.lua[name] or core.lib[name]) and not allowed[name] then
-        local _, line = code:sub(1, at):gsub("\n", "")
         bad[#bad + 1] = string.format("%s:%d: requires %s, a core module not in docs/architecture.md's list of what "
-          .. "a rock may require of the core", file, line + 1, name)
+          .. "a rock may require of the core", file, line_at(code, at), name)
       end
     end
   end

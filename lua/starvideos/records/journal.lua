@@ -284,11 +284,23 @@ end
 
 local function whole(n) return type(n) == "number" and math_floor(n) or nil end -- (cjson reads 5 as 5.0)
 
+-- The extension of point (and key) that describes a sink's state, or false (none installed): looked for once
+-- (a listing of many tasks does not search the module path again for each).
+local describers = {}
+local function describer(point, key)
+  local name = X.name(point, key)
+  if describers[name] == nil then
+    local ext = X.optional(point, key)
+    describers[name] = ext and ext.describe or false
+  end
+  return describers[name]
+end
+
 -- A sink's state (its text: the ledger's sink_state) in the words of the rock that keeps it, the extension of
 -- point (and key): its describe(text), what a listing shows; nil when none is installed, or none is left.
 local function described(text, point, key)
-  local ext = type(text) == "string" and text ~= "" and key ~= false and X.optional(point, key)
-  return ext and ext.describe and ext.describe(text) or nil
+  local describe = type(text) == "string" and text ~= "" and key ~= false and describer(point, key)
+  return describe and describe(text) or nil
 end
 
 -- A task as client:tasks lists it, from what a ledger folded of its records.

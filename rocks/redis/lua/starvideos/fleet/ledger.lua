@@ -268,9 +268,10 @@ end
 -- objects (refs: storage/refs.lua's text), or none left (nil).
 -- A sink's state (records/ledger.lua's sink_state): each kind's script and its arguments; a part also kept to
 -- record again after a reset (again.lua).
+local function text_only(_, _, state) return { state or "" } end
 local SINK_STATE = {
-  upload = function(_, _, state) return { state or "" } end,
-  refs = function(_, _, state) return { state or "" } end,
+  upload = text_only,
+  refs = text_only,
   part = function(self, id, state, where)
     self.again:part(id, state, where)
     return { state, where }
