@@ -213,10 +213,14 @@ SV_API void sv_proxy_free(sv_proxy *p);
    transports (core.PROXY_AUTH). */
 #define SV_PROXY_AUTH "the proxy asks for a user name and password, or refused those given " \
   "(Proxy Authentication Required): give them as http://user:password@host:port"
-/* The URL a redirect's Location (loc) leads to, read against the URL that
-   answered it (base), appended to out, unchecked (both transports then call
-   sv_url_check on it).  0, or -1 out of memory. */
-SV_API int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out);
+/* The one redirect rule of both transports (core.redirect): an answer of status with the Location loc (NULL:
+   none) to the URL from, after hops redirects followed.  0: not a redirect (a 301, 302, 303, 307 or 308 with a
+   Location), the answer is the exchange's; 1: the next hop's URL in *to (loc read against from as a browser does,
+   checked as any URL: sv_url_check); -1, err saying why, when it is not followed: a sixth redirect, a target the
+   URL check refuses, or (public_host: its names are resolved elsewhere, by a proxy or nginx's resolver) a host
+   that is not public as written.  The caller frees *to. */
+SV_API int sv_redirect(const char *from, long status, const char *loc, size_t llen, int hops, int public_host,
+                       sv_buf *to, sv_error *err);
 
 /* ------------------------------------------------------------------ JSON */
 

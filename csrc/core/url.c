@@ -289,7 +289,7 @@ int sv_proxy_parse(const char *s, size_t len, sv_proxy *out, sv_error *err) {
 /* An absolute Location as it is, "//host/..." with base's scheme, "/path" on
    its origin, anything else beside the last '/' of base's path (query and
    fragment dropped). */
-int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out) {
+static int url_resolve(const char *base, size_t blen, const char *loc, size_t llen, sv_buf *out) {
   size_t k, scheme_end, origin_end, path_end, dir_end;
   for (k = 0; k < llen && (is_alnum((unsigned char)loc[k]) || (k > 0 && loc[k] && strchr("+.-", loc[k]))); k++) {}
   if (k > 0 && k < llen && loc[k] == ':' && !(loc[0] >= '0' && loc[0] <= '9')) {
@@ -312,4 +312,21 @@ int sv_url_resolve(const char *base, size_t blen, const char *loc, size_t llen, 
   }
   sv_buf_add(out, loc, llen);
   return out->oom ? -1 : 0;
+}
+
+int sv_redirect(const char *from, long status, const char *loc, size_t llen, int hops, int public_host,
+                sv_buf *to, sv_error *err) {
+  sv_url u;
+  const char *what;
+  if (!(status == 301 || status == 302 || status == 303 || status == 307 || status == 308) || !loc || !llen)
+    return 0;
+  if (hops >= 5) return sv_error_set(err, SV_E_NETWORK, "redirect", "more than 5 redirects");
+  if (url_resolve(from, strlen(from), loc, llen, to)) return sv_error_set(err, SV_E_IO, NULL, "out of memory");
+  if (sv_url_parse(to->data, to->len, "redirect", SV_URL_ANY, &u, err) != 0) return -1;
+  if (public_host && (what = sv_host_private(to->data + u.host_at, u.host_len)) != NULL) {
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)u.host_len, to->data + u.host_at);
+    return sv_error_set(err, SV_E_INVALID, "redirect", SV_NOT_PUBLIC, host, what);
+  }
+  return 1;
 }

@@ -291,48 +291,33 @@ int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err) {
   return x->part ? 0 : -1;
 }
 
-/* After an answer of x on its easy handle: 1 when it was a redirect and
-   x->follow (a download's, an exchange's), its target now x's URL and
-   the handle's, to be performed next; else 0, x done.  Each Location is
-   resolved against the URL that answered it (sv_url_resolve) and followed
-   only when sv_url_check takes it, at most 5 times, the same rule as the
-   nginx transport's; a refused one ends the exchange as SV_WIRE_FATAL
-   (x->refused, the checker's message).  The exchange's timeout covers every hop. */
+/* After an answer of x on its easy handle: 1 when it was a redirect that x
+   follows (a download's, an exchange's), its target now x's URL and the
+   handle's, to be performed next; else 0, x done, and a redirect refused
+   (sv_redirect: the one rule of both transports) ends it as SV_WIRE_FATAL
+   (x->refused, the rule's message).  The exchange's timeout covers every hop. */
 int sv_curl_redirect(sv_xfer *x) {
   long status = 0;
   sv_buf to = {0};
   sv_error err;
-  sv_url u;
-  const char *what;
+  int rc;
   if (!x->follow) return 0;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-  if (!(status == 301 || status == 302 || status == 303 || status == 307 || status == 308) || !x->location.len)
-    return 0;
-  x->refused = 1;
-  if (x->hops++ == 5) {
-    snprintf(x->message, sizeof x->message, "more than 5 redirects");
-    return 0;
-  }
   sv_error_clear(&err);
-  if (x->location.oom || sv_url_resolve(x->url, strlen(x->url), x->location.data, x->location.len, &to))
-    sv_error_set(&err, SV_E_IO, NULL, "out of memory following a redirect");
-  else
-    sv_url_check(to.data, to.len, "redirect", SV_URL_ANY, &err); /* checked: no NUL inside */
-  if (!err.message[0] && x->public_only == 2 && sv_url_parse(to.data, to.len, "redirect", SV_URL_ANY, &u, &err) == 0 &&
-      (what = sv_host_private(to.data + u.host_at, u.host_len)) != NULL) {
-    char host[256];
-    snprintf(host, sizeof host, "%.*s", (int)u.host_len, to.data + u.host_at);
-    sv_error_set(&err, SV_E_INVALID, "redirect", SV_NOT_PUBLIC, host, what);
-  }
-  free(x->url);
-  x->url = err.message[0] ? NULL : strdup(to.data);
-  sv_buf_free(&to);
+  rc = x->location.oom ? sv_error_set(&err, SV_E_IO, NULL, "out of memory")
+                       : sv_redirect(x->url, status, x->location.data, x->location.len, x->hops, x->public_only == 2,
+                                     &to, &err);
   sv_buf_free(&x->location);
+  if (rc == 0) return 0;
+  free(x->url);
+  x->url = rc > 0 ? strdup(to.data) : NULL;
+  sv_buf_free(&to);
   if (!x->url) {
-    snprintf(x->message, sizeof x->message, "%s", err.message[0] ? err.message : "out of memory following a redirect");
+    x->refused = 1;
+    snprintf(x->message, sizeof x->message, "%s", rc < 0 ? err.message : "out of memory following a redirect");
     return 0;
   }
-  x->refused = 0;
+  x->hops++;
   /* the next answer starts afresh: the redirect's page is not the video's */
   x->body_started = x->body_to_file = x->too_big = 0;
   x->recv.len = 0;

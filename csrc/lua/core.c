@@ -334,20 +334,24 @@ static int l_check_proxy(lua_State *L) {
   return 1;
 }
 
-/* resolve_url(base, location) -> url: where a redirect's Location leads from
-   base (sv_url_resolve), unchecked: check_url it before use. */
-static int l_resolve_url(lua_State *L) {
-  size_t blen, llen;
-  const char *base = luaL_checklstring(L, 1, &blen);
-  const char *loc = luaL_checklstring(L, 2, &llen);
-  sv_buf out = {0};
-  if (sv_url_resolve(base, blen, loc, llen, &out)) {
-    sv_buf_free(&out);
-    return luaL_error(L, "out of memory");
-  }
-  lua_pushlstring(L, sv_buf_cstr(&out), out.len);
-  sv_buf_free(&out);
-  return 1;
+/* redirect(url, status, location, hops, public) -> next | nil | false, message: the one redirect rule
+   (sv_redirect) of an answer of status with location (nil: none) to url after hops redirects: the next hop's URL,
+   nil when it is no redirect, false and why it is not followed (public: its host as written must be public). */
+static int l_redirect(lua_State *L) {
+  size_t llen = 0;
+  const char *from = luaL_checkstring(L, 1);
+  long status = (long)luaL_checkinteger(L, 2);
+  const char *loc = luaL_optlstring(L, 3, NULL, &llen);
+  int hops = (int)luaL_checkinteger(L, 4), rc;
+  sv_buf to = {0};
+  sv_error err;
+  sv_error_clear(&err);
+  rc = sv_redirect(from, status, loc, llen, hops, lua_toboolean(L, 5), &to, &err);
+  if (rc > 0) lua_pushlstring(L, sv_buf_cstr(&to), to.len);
+  else if (rc == 0) lua_pushnil(L);
+  else lua_pushboolean(L, 0), lua_pushstring(L, err.message);
+  sv_buf_free(&to);
+  return rc < 0 ? 2 : 1;
 }
 
 static void push_list(lua_State *L, const char *const *words) {
@@ -549,7 +553,7 @@ extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidd
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
-  { "resolve_url", l_resolve_url }, { "http_date", l_http_date }, { "hash", l_hash },
+  { "redirect", l_redirect }, { "http_date", l_http_date }, { "hash", l_hash },
   { "file_kind", l_file_kind }, { "file_key", l_file_key }, { "read_whole", l_read_whole },
   { "random_id", l_random_id }, { "request_id", l_request_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },

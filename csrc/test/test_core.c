@@ -855,26 +855,38 @@ static void headers_and_urls(void) {
          strstr(err.message, "a space at byte 29") != NULL,
      "a space in a query is refused, with its place", err.message);
   {
-    /* where a redirect leads (both transports then check it with sv_url_check) */
-    static const struct { const char *base, *loc, *want; } hops[] = {
-      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "https://b.example/x.mp4", "https://b.example/x.mp4" },
-      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "file:///etc/passwd", "file:///etc/passwd" },
-      { "https://a.example/s/v.mp4", "//c.example:8443/y", "https://c.example:8443/y" },
-      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "/other/w.mp4", "http://a.example:81/other/w.mp4" },
-      { "http://a.example:81/s/v/t1/v.mp4?sig=/x/y", "w.mp4?k=2", "http://a.example:81/s/v/t1/w.mp4?k=2" },
-      { "http://a.example", "w.mp4", "http://a.example/w.mp4" },
-      { "http://a.example/s/v.mp4", "/a b", "http://a.example/a b" },
-      { "http://a.example/s/v.mp4", "1x:y", "http://a.example/s/1x:y" },
+    /* the one redirect rule (sv_redirect): where a Location leads, and which hops are refused */
+    static const struct { const char *base, *loc, *want; long status; int hops, pub; } hops[] = {
+      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "https://b.example/x.mp4", "https://b.example/x.mp4", 302, 0, 0 },
+      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "file:///etc/passwd", "!found the scheme \"file\"", 301, 0, 0 },
+      { "https://a.example/s/v.mp4", "//c.example:8443/y", "https://c.example:8443/y", 303, 4, 0 },
+      { "http://a.example:81/s/v/t1/v.mp4?sig=1", "/other/w.mp4", "http://a.example:81/other/w.mp4", 307, 0, 1 },
+      { "http://a.example:81/s/v/t1/v.mp4?sig=/x/y", "w.mp4?k=2", "http://a.example:81/s/v/t1/w.mp4?k=2", 308, 0, 0 },
+      { "http://a.example", "w.mp4", "http://a.example/w.mp4", 302, 0, 0 },
+      { "http://a.example/s/v.mp4", "/a b", "!found a space at byte", 302, 0, 0 },
+      { "http://a.example/s/v.mp4", "1x:y", "http://a.example/s/1x:y", 302, 0, 0 },
+      { "http://a.example/s/v.mp4", "/w.mp4", "!more than 5 redirects", 302, 5, 0 },
+      { "http://a.example/s/v.mp4", "http://127.0.0.1/w", "http://127.0.0.1/w", 302, 0, 0 },
+      { "http://a.example/s/v.mp4", "http://127.0.0.1/w", "!127.0.0.1 is a loopback address", 302, 0, 1 },
+      { "http://a.example/s/v.mp4", "/w.mp4", NULL, 200, 0, 0 },
+      { "http://a.example/s/v.mp4", "/w.mp4", NULL, 304, 0, 0 },
+      { "http://a.example/s/v.mp4", "", NULL, 302, 0, 0 },
     };
     size_t k;
     for (k = 0; k < sizeof hops / sizeof hops[0]; k++) {
       sv_buf out;
       char name[300];
+      const char *want = hops[k].want;
+      int rc;
       memset(&out, 0, sizeof out);
-      snprintf(name, sizeof name, "a redirect to %s from %s leads to %s", hops[k].loc, hops[k].base, hops[k].want);
-      ok(sv_url_resolve(hops[k].base, strlen(hops[k].base), hops[k].loc, strlen(hops[k].loc), &out) == 0 &&
-             strcmp(sv_buf_cstr(&out), hops[k].want) == 0,
-         name, sv_buf_cstr(&out));
+      sv_error_clear(&err);
+      snprintf(name, sizeof name, "a %ld to %s from %s after %d hops%s: %s", hops[k].status, hops[k].loc,
+               hops[k].base, hops[k].hops, hops[k].pub ? ", public" : "", want ? want : "no redirect");
+      rc = sv_redirect(hops[k].base, hops[k].status, hops[k].loc, strlen(hops[k].loc), hops[k].hops, hops[k].pub,
+                       &out, &err);
+      ok(!want ? rc == 0 : *want == '!' ? rc == -1 && strstr(err.message, want + 1) != NULL
+                                        : rc == 1 && strcmp(sv_buf_cstr(&out), want) == 0,
+         name, rc < 0 ? err.message : sv_buf_cstr(&out));
       sv_buf_free(&out);
     }
   }

@@ -13,7 +13,6 @@ local now = core.now
 local IDLE_MS = 60 * 1000  -- how long a kept-alive connection waits for its next use
 local BREATHE = 0.005      -- the most a light thread works before other work of the worker runs
 local BREATHE_PART = 0.002 -- the same for a bucket's part read or put (storage/object.lua: two at once, each long)
-local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 local serial = 0           -- names the pools of connections never to be shared
 
 local W = {}
@@ -167,7 +166,10 @@ function W.exchange(c, x, key)
       for k, v in pairs(h) do lines[#lines + 1] = k .. ": " .. v .. "\n" end
       x.heads = table.concat(lines)
     end
-    local follow, ok, wire, msg = x.r.follow and REDIRECT[status] and h.location
+    -- (core.redirect: the one rule of both transports; public, each hop's host as written, names being nginx's
+    -- resolver's, unchecked)
+    local follow, why, ok, wire, msg
+    if x.r.follow then follow, why = core.redirect(url, status, h.location, hops, x.r.public) end
     x.at, x.skip = u.path, x.exchange and status == 200 and x.from or 0 -- (a host that ignores Range)
     if x.fh and (status == 200 or status == 206) and not follow then
       ok, wire, msg = start_file(x, h)
@@ -179,7 +181,7 @@ function W.exchange(c, x, key)
     local sock = x.sock
     x.sock = nil
     if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(IDLE_MS, c.pool_size) else sock:close() end
-    if not follow then
+    if follow == nil then
       if x.to_file and not x.total then x.total = x.have end
       if x.exchange then
         local from, total = span(status, h)
@@ -190,13 +192,8 @@ function W.exchange(c, x, key)
       end
       return nil
     end
-    if hops == 5 then return "fatal", "more than 5 redirects" end
-    local bad -- the target read as libcurl's transport reads it, and checked as any URL
-    url = core.resolve_url(url, follow)
-    u, bad = core.check_url(url, "redirect")
-    if not u then return "fatal", bad.message end
-    bad = x.r.public and core.private_host(u.host) -- an exchange's hop (names: nginx's resolver, unchecked)
-    if bad then return "fatal", bad end
+    if not follow then return "fatal", why end
+    url, u = follow, core.check_url(follow, "redirect")
     x.auth, x.parts, x.kept, x.status, x.retry_after, x.to_close = false, {}, 0, nil, nil, nil -- no key elsewhere
   end
 end
