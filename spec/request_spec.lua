@@ -237,5 +237,17 @@ describe("a request (request.lua) over a scripted transport", function()
         { max_retries = 2 })
       assert.same({ 3, "protocol", "GET" }, { #fake.sent, req.err.kind, fake.sent[1].r.method })
     end)
+
+    it("a hold is asked of the transport for a ranged GET alone (the hold's one rule: the transports pause where "
+      .. "told)", function()
+      local asked = {}
+      for i, spec in ipairs { { range = { 0, 9 } }, { range = { 0, 9 }, method = "HEAD" }, { range = { 0, 9 },
+        method = "PUT", body = "x" }, { method = "GET" } } do
+        spec.what, spec.hold = "media", true
+        local _, fake = exchange({ { status = 206, body = "abcdefghij" } }, spec)
+        asked[i] = fake.sent[1].r.hold or false
+      end
+      assert.same({ true, false, false, false }, asked)
+    end)
   end)
 end)

@@ -210,7 +210,7 @@ typedef struct sv_proxy {
 SV_API int sv_proxy_parse(const char *s, size_t len, sv_proxy *out, sv_error *err);
 SV_API void sv_proxy_free(sv_proxy *p);
 /* What a proxy's 407 (or, on a CONNECT, 401) means, for messages of both
-   transports (core.PROXY_AUTH). */
+   transports (sv_tunnel_refused, answer.c). */
 #define SV_PROXY_AUTH "the proxy asks for a user name and password, or refused those given " \
   "(Proxy Authentication Required): give them as http://user:password@host:port"
 /* The one redirect rule of both transports (core.redirect): an answer of status with the Location loc (NULL:
@@ -316,6 +316,11 @@ typedef enum sv_wire {
    binding's luaL_checkoption takes them; messages say them). */
 SV_API const char *const sv_op_names[];
 SV_API const char *const sv_wire_names[];
+/* A proxy that answered its CONNECT with status (>= 300): the one rule of both transports (core.tunnel_refused).
+   msg (n bytes) says so, naming the proxy and the target when given (NULL: not known), and what a 401 or a 407
+   asks; the wire: SV_WIRE_FATAL for a refusal that would be said again (4xx), SV_WIRE_NOT_SENT (5xx).  Nothing
+   reached the server either way. */
+SV_API sv_wire sv_tunnel_refused(long status, const char *proxy, const char *target, char *msg, size_t n);
 /* What an op makes of its exchange, written once (the transports and the verdict decide by these, never by the
    op): api, the service's request (the key when asked, an X-Request-Id, its answer read as a task, its rate
    limits and Date; a create is the one op read for money beside); into_file, its 2xx body goes into a file at an

@@ -3,6 +3,7 @@
    error, or success.  Transport-free, so every transport reads answers alike. */
 #include "sv_core.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const char *const sv_op_names[] = { "create", "query", "download", "exchange", NULL };
@@ -19,6 +20,13 @@ static void scrub(const char *secret, char *msg) {
     memmove(p + 3, p + klen, strlen(p + klen) + 1);
     memcpy(p, "***", 3);
   }
+}
+
+sv_wire sv_tunnel_refused(long status, const char *proxy, const char *target, char *msg, size_t n) {
+  int auth = status == 401 || status == 407;
+  snprintf(msg, n, "the proxy%s%s did not open a tunnel%s%s: answered %ld%s%s", proxy ? " " : "", proxy ? proxy : "",
+           target ? " to " : "", target ? target : "", status, auth ? ": " : "", auth ? SV_PROXY_AUTH : "");
+  return status < 500 ? SV_WIRE_FATAL : SV_WIRE_NOT_SENT;
 }
 
 const char *sv_exchange_name(const sv_exchange *x) { return x->what && *x->what ? x->what : sv_op_names[x->op]; }

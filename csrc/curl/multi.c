@@ -508,7 +508,7 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->api = k->api, x->into_file = k->into_file, x->exchange = !k->api && !k->into_file; /* decided here once */
   x->follow = s->follow && !x->api; /* (sv_curl_redirect; never the API's: its key would go along) */
   x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->keep_heads;
-  x->hold = x->range && s->hold && !s->body && (!s->method || strcmp(s->method, "GET") == 0);
+  x->hold = x->range && s->hold; /* (request.lua asks it of a ranged GET: the pause at the range's end) */
   snprintf(x->what, sizeof x->what, "%s", s->what ? s->what : "");
   x->timeout = s->timeout > 0 ? s->timeout : 0;
   x->t0 = sv_monotonic();
@@ -554,9 +554,7 @@ static void classify(sv_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
   curl_easy_getinfo(x->easy, CURLINFO_HTTP_CONNECTCODE, &tunnel);
   if (rc != CURLE_OK && tunnel >= 300) { /* the proxy refused the tunnel: nothing reached the server */
-    x->wire = tunnel < 500 ? SV_WIRE_FATAL : SV_WIRE_NOT_SENT; /* refused (403, 407) again: not worth retrying */
-    snprintf(x->message, sizeof x->message, "the proxy did not open a tunnel: answered %ld%s%s", tunnel,
-             tunnel == 401 || tunnel == 407 ? ": " : "", tunnel == 401 || tunnel == 407 ? SV_PROXY_AUTH : "");
+    x->wire = sv_tunnel_refused(tunnel, NULL, NULL, x->message, sizeof x->message); /* (libcurl names neither) */
     return;
   }
   switch (rc) {

@@ -354,6 +354,16 @@ static int l_redirect(lua_State *L) {
   return rc < 0 ? 2 : 1;
 }
 
+/* tunnel_refused(status, proxy, target) -> wire, message: a proxy's answer to its CONNECT (sv_tunnel_refused) */
+static int l_tunnel_refused(lua_State *L) {
+  char msg[512];
+  sv_wire wire = sv_tunnel_refused((long)luaL_checkinteger(L, 1), luaL_optstring(L, 2, NULL), luaL_optstring(L, 3, NULL),
+                                   msg, sizeof msg);
+  lua_pushstring(L, sv_wire_names[wire]);
+  lua_pushstring(L, msg);
+  return 2;
+}
+
 static void push_list(lua_State *L, const char *const *words) {
   int i;
   lua_newtable(L);
@@ -553,7 +563,7 @@ extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidd
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
-  { "redirect", l_redirect }, { "http_date", l_http_date }, { "hash", l_hash },
+  { "redirect", l_redirect }, { "tunnel_refused", l_tunnel_refused }, { "http_date", l_http_date }, { "hash", l_hash },
   { "file_kind", l_file_kind }, { "file_key", l_file_key }, { "read_whole", l_read_whole },
   { "random_id", l_random_id }, { "request_id", l_request_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },
@@ -578,7 +588,6 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   /* the libcurl starvideos.curl is built with (its header only: core.so does not
      link libcurl), for the default User-Agent (options.lua) */
   lsv_set_cstr(L, "libcurl_version", LIBCURL_VERSION);
-  lsv_set_cstr(L, "PROXY_AUTH", SV_PROXY_AUTH); /* a proxy's 407, for the nginx transport's tunnel */
   push_models(L);
   lua_setfield(L, -2, "models");
   lua_newtable(L); /* the kinds of error made above the core that are transient (errors.lua) */

@@ -892,6 +892,21 @@ static void headers_and_urls(void) {
   }
 }
 
+/* A proxy's refused CONNECT (sv_tunnel_refused): the one rule and message of both transports. */
+static void tunnel_refusals(void) {
+  char msg[512];
+  ok(sv_tunnel_refused(407, "p.example:3128", "a.example:443", msg, sizeof msg) == SV_WIRE_FATAL &&
+         strstr(msg, "the proxy p.example:3128 did not open a tunnel to a.example:443: answered 407: the proxy asks "
+                     "for a user name and password") == msg,
+     "a 407 to a CONNECT: final, naming the proxy, the target and what it asks", msg);
+  ok(sv_tunnel_refused(403, NULL, NULL, msg, sizeof msg) == SV_WIRE_FATAL &&
+         strcmp(msg, "the proxy did not open a tunnel: answered 403") == 0,
+     "a 403 with neither named (libcurl's): final", msg);
+  ok(sv_tunnel_refused(502, NULL, NULL, msg, sizeof msg) == SV_WIRE_NOT_SENT &&
+         strcmp(msg, "the proxy did not open a tunnel: answered 502") == 0,
+     "a 502: not sent (tried again)", msg);
+}
+
 /* A proxy's URL: the credentials apart and decoded; every refusal without them. */
 static void proxy_urls(void) {
   static const struct { const char *url, *want_url, *user, *password; } good[] = {
@@ -2159,6 +2174,7 @@ int main(void) {
   request_ids();
   store_urls();
   proxy_urls();
+  tunnel_refusals();
   retry_after();
   rate_limits();
   found_by_fuzzing();

@@ -33,7 +33,8 @@ function Memory.prepare(self, o)
   local range = o.range
   self.range, self.heads, self.follow, self.public, self.pieces, self.tapper = range, o.heads, o.follow, o.public,
     o.pieces, o.tap
-  self.retries, self.hold, self.rest = o.retries, o.hold, o.rest
+  -- the hold's one rule (both transports pause and go on as told): a ranged GET's, without a body
+  self.retries, self.hold, self.rest = o.retries, o.hold and range and self.method == "GET" and not self.body, o.rest
   if type(o.headers) == "function" then self.signer = o.headers else self.headers = o.headers end
   if range then self.offset, self.max_body = range[1], range[2] - range[1] + 1 end
 end

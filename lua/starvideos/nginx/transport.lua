@@ -201,7 +201,7 @@ function N:send(r)
     auth = api and r.auth, offset = offset, have = offset, from = range and range[1],
     fh = fh, parts = {}, kept = 0, cap = cap,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
-  if r.hold and range and x.exchange and (r.method or "GET") == "GET" then
+  if r.hold and range and x.exchange then -- (request.lua asks it of a ranged GET: the pause at the range's end)
     x.hold = function(y) return hold(self, y) end
   end
   self.running[x] = true

@@ -46,11 +46,9 @@ local function tunnel(c, x, u, p)
   if sent then status, h, msg = head(x) end
   x.buf, x.pos = "", 1
   if status == 200 then return true end
-  local why = status and "answered " .. status .. ((status == 401 or status == 407) and ": " .. core.PROXY_AUTH or "")
-    or msg or tostring(h)
-  -- a proxy that refuses the target (403, 407) says so again: not worth retrying
-  return nil, status and status < 500 and "fatal" or "not_sent",
-    string.format("the proxy %s did not open a tunnel to %s: %s", p.authority, target, why)
+  if status then return nil, core.tunnel_refused(status, p.authority, target) end -- (the one rule of both transports)
+  return nil, "not_sent", string.format("the proxy %s did not open a tunnel to %s: %s", p.authority, target,
+    msg or tostring(h))
 end
 
 -- A connection to u (through x.proxy if any): a kept one unless `fresh`.  TLS is
