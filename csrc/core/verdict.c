@@ -53,7 +53,13 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
   int rc = 0, exchange = !k->api && !k->into_file; /* (another host's, into memory) */
   *wire = x->wire;
   sv_error_clear(err);
-  if (x->wire != SV_WIRE_NONE) {
+  if (exchange && x->from > 0 && (x->status == 200 || x->status == 206) && x->first != x->from) {
+    /* the one range rule of both transports: bytes from elsewhere in the file than asked are not its tail */
+    *wire = SV_WIRE_GARBLED;
+    rc = sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: unusable answer: the server did not send the bytes from %.0f "
+                      "that were asked for", sv_exchange_name(x), x->from);
+    err->status = x->status;
+  } else if (x->wire != SV_WIRE_NONE) {
     rc = wire_error(x, err);
     if (x->status > 0) err->status = x->status;
   } else if (k->into_file && (x->status == 200 || x->status == 206)) {

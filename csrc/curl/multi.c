@@ -589,13 +589,6 @@ static void classify(sv_xfer *x, CURLcode rc) {
   snprintf(x->message, sizeof x->message, "%s", msg);
 }
 
-/* Whether a ranged exchange's answer holds bytes from elsewhere in the file than the range's first (a 200 to a
-   range past byte 0 starts at byte 0; a 206 from another byte). */
-static int not_from_range(const sv_xfer *x) {
-  return x->range && x->offset > 0 &&
-         ((x->status == 200 && x->pos < x->offset) || (x->status == 206 && x->range_start != x->offset));
-}
-
 void sv_curl_end(sv_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
   if (x->exchange) { /* the file's size: a 206's Content-Range total, else the Content-Length */
@@ -605,10 +598,6 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
   }
   if (x->exchange && x->refused) {
     x->wire = SV_WIRE_FATAL; /* x->message: an address refused (also after another one answered), or a redirect */
-  } else if (not_from_range(x)) {
-    x->wire = SV_WIRE_GARBLED; /* bytes from elsewhere in the file than asked: not the tail */
-    snprintf(x->message, sizeof x->message, "the server did not send the bytes from %.0f that were asked for",
-             x->offset);
   } else if (x->too_big && x->into_file) { /* the path alone: a query may hold a token */
     const char *p = strstr(x->url, "://"), *at = p ? p + 3 + strcspn(p + 3, "/?#") : x->url;
     at += *at == '/';
@@ -741,7 +730,9 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
                     .bytes = x->exchange ? (double)x->recv.len : x->have,
                     .heads = x->keep_heads ? (x->heads.data ? x->heads.data : "") : NULL, .heads_len = x->heads.len,
                     .what = x->what[0] ? x->what : NULL,
-                    .limits = x->limits.data, .limits_len = x->limits.len };
+                    .limits = x->limits.data, .limits_len = x->limits.len,
+                    .from = x->range ? x->offset : 0, /* (the verdict's range rule) */
+                    .first = x->status == 206 ? x->range_start : x->pos < x->offset ? x->pos : x->offset };
   *out = e;
 }
 

@@ -219,7 +219,7 @@ static int l_result_path(lua_State *L) {
   return 1;
 }
 
-/* verdict(op, status, body, retry_after, wire, message, bytes, total, secret, heads, what, limits)
+/* verdict(op, status, body, retry_after, wire, message, bytes, total, secret, heads, what, limits, from, first)
    -> task, err, wire[, bytes, total | rate limits]: the same reading of an exchange for a
    transport written in Lua as the libcurl one gets (task: the answer as a
    table; a download's is ""). */
@@ -237,6 +237,7 @@ static int l_verdict(lua_State *L) {
   x.heads = luaL_optlstring(L, 10, NULL, &x.heads_len);
   x.what = luaL_optstring(L, 11, NULL);
   x.limits = luaL_optlstring(L, 12, NULL, &x.limits_len);
+  x.from = (double)luaL_optnumber(L, 13, 0), x.first = (double)luaL_optnumber(L, 14, x.from); /* (a range's) */
   return lsv_push_verdict(L, &x, luaL_optstring(L, 9, NULL));
 }
 
