@@ -402,3 +402,20 @@ void sv_commit_free(sv_commit *c) {
   pthread_mutex_destroy(&c->lock);
   free(c);
 }
+
+sv_part *sv_part_resume(sv_part *left, const char *path, double *offset, sv_buf *why) {
+  sv_part *p = NULL;
+  int short_ = 0, restart = left != NULL || *offset <= 0;
+  if (left && *offset > 0 && *offset <= sv_part_at(left) && sv_part_same(left) &&
+      sv_part_truncate(left, *offset, why) == 0)
+    p = left, left = NULL;
+  else if (!left && *offset > 0 && !(p = sv_part_open(path, *offset, &short_, why)))
+    restart = short_;
+  sv_part_free(left); /* (replaced, cut or linked since the attempt that left it) */
+  if (!p && restart) {
+    *offset = 0;
+    why->len = 0;
+    p = sv_part_open(path, 0, &short_, why);
+  }
+  return p;
+}

@@ -509,6 +509,11 @@ SV_API int sv_part_truncate(sv_part *p, double at, sv_buf *why);
    a .part replaced, cut or linked since must not be gone on from. */
 SV_API int sv_part_same(const sv_part *p);
 SV_API int sv_part_close(sv_part *p, sv_buf *why);
+/* The .part a download writes through from *offset: the one rule of both transports (core.part_open).  left (the
+   .part an unfinished attempt of this transport left at path, or NULL; taken) goes on while its name is still that
+   file and it holds *offset (cut there); with none, an earlier call's .part at path (sv_part_open at *offset);
+   else, and for *offset <= 0, byte 0 of a new file, *offset then 0.  NULL, why said, when no file can be opened. */
+SV_API sv_part *sv_part_resume(sv_part *left, const char *path, double *offset, sv_buf *why);
 SV_API void sv_part_free(sv_part *p);
 
 SV_API int sv_sync_folder(const char *path, sv_buf *why);

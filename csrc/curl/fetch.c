@@ -265,27 +265,12 @@ void sv_fetch_abandon(sv_xfer *x) {
   pthread_mutex_unlock(&x->lock);
 }
 
-/* The .part a download writes through (sv_part: never through a symbolic or
-   a hard link planted at its name).  It goes on from the .part an unfinished
-   attempt here left (h->left) only while that is still the file as written
-   and holds the asked offset (cut there); with none left here, from a .part
-   an earlier call left (sv_part_open at the offset); else, and for offset 0,
-   from byte 0 in a new file, as the nginx transport does.  0, or -1 with err. */
+/* The .part a download writes through (sv_part: never through a symbolic or a hard link planted at its name),
+   from the one an unfinished attempt here left (h->left), by the rule of both transports (sv_part_resume).  0, or
+   -1 with err. */
 int sv_fetch_open(sv_http *h, sv_xfer *x, sv_error *err) {
-  sv_part *was = left_take(h, x->file);
-  int short_ = 0, restart = was != NULL || x->offset <= 0;
   sv_buf why = {0};
-  if (was && x->offset > 0 && x->offset <= sv_part_at(was) && sv_part_same(was) &&
-      sv_part_truncate(was, x->offset, &why) == 0)
-    x->part = was, was = NULL;
-  else if (!was && x->offset > 0 && !(x->part = sv_part_open(x->file, x->offset, &short_, &why)))
-    restart = short_;
-  sv_part_free(was);
-  if (!x->part && restart) {
-    x->offset = 0;
-    sv_buf_free(&why);
-    x->part = sv_part_open(x->file, 0, &short_, &why);
-  }
+  x->part = sv_part_resume(left_take(h, x->file), x->file, &x->offset, &why);
   if (!x->part) sv_error_set(err, SV_E_IO, "path", "%s", sv_buf_cstr(&why));
   sv_buf_free(&why);
   return x->part ? 0 : -1;

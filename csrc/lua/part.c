@@ -120,25 +120,26 @@ sv_part *lsv_take_part(lua_State *L, int idx) {
   return p;
 }
 
-/* part_open(path, offset) -> handle | nil, message[, "short"]: the .part a Lua
-   transport writes through one descriptor (sv_part_open); "short" when offset > 0 cannot be gone on from (missing,
-   shorter, not one regular file): start again from 0. */
+/* part_open(path, offset[, left]) -> handle, offset | nil, message: the .part a Lua transport writes through one
+   descriptor, and where it goes on (sv_part_resume: left, a handle an unfinished attempt left at path, taken, while
+   it is still that file; else the file at path from offset; else from byte 0). */
 static int l_part_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  lua_Number offset = luaL_checknumber(L, 2);
+  double offset = (double)luaL_checknumber(L, 2);
   sv_buf why = {0};
-  int short_ = 0;
-  sv_part **slot = lsv_push_part(L);
-  *slot = sv_part_open(path, (double)offset, &short_, &why);
-  if (*slot) { sv_buf_free(&why); return 1; }
+  sv_part **slot;
+  lua_settop(L, 3);
+  slot = lsv_push_part(L); /* (may raise: before left is taken) */
+  *slot = sv_part_resume(lua_isnil(L, 3) ? NULL : lsv_take_part(L, 3), path, &offset, &why);
+  if (*slot) {
+    sv_buf_free(&why);
+    lua_pushnumber(L, (lua_Number)offset);
+    return 2;
+  }
   lua_pushnil(L);
-  if (short_) lua_pushfstring(L, "cannot go on from %s: it is missing, shorter than %f bytes or not one regular file",
-                              path, offset);
-  else lua_pushstring(L, sv_buf_cstr(&why));
+  lua_pushstring(L, sv_buf_cstr(&why));
   sv_buf_free(&why);
-  if (!short_) return 2;
-  lua_pushliteral(L, "short");
-  return 3;
+  return 2;
 }
 
 /* part_commit(fd, size, part, dest [, mp4]) -> true [, hash] | nil, message

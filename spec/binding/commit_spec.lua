@@ -110,3 +110,54 @@ describe("core.commit_start(part, dest, sign.SHA256)", function()
     fh:close()
   end)
 end)
+
+describe("core.part_open(path, offset, left): where a download goes on, the one rule of both transports", function()
+  local dir
+  before_each(function() dir = helper.tmpdir() end)
+  after_each(helper.cleanup)
+
+  local function filled(path, n) -- a .part of n bytes, its handle left open (an attempt that ended short)
+    local fh, at = core.part_open(path, 0)
+    assert.equal(0, at)
+    assert(fh:write(string.rep("a", n)))
+    assert(fh:flush())
+    return fh
+  end
+
+  it("goes on with the handle left while it is still the file and holds the offset, cut there", function()
+    local path = dir .. "/v.mp4.part"
+    local left = filled(path, 100)
+    local fh, at = core.part_open(path, 60, left)
+    assert.same({ 60, 60 }, { at, fh:at() })
+    assert.equal(60, helper.file_size(path))
+    assert.has_error(function() left:at() end) -- (taken: the new handle is the same descriptor)
+    fh:close()
+  end)
+
+  it("starts from byte 0, in a new file, when the file left was replaced or is shorter than the offset", function()
+    local path = dir .. "/v.mp4.part"
+    local left = filled(path, 100)
+    assert(os.rename(filled(dir .. "/other", 100) and dir .. "/other", path)) -- another file at the name
+    local fh, at = core.part_open(path, 60, left)
+    assert.same({ 0, 0, 0 }, { at, fh:at(), helper.file_size(path) })
+    fh:close()
+    left = filled(path, 100)
+    fh, at = core.part_open(path, 150, left) -- (more than the file holds)
+    assert.same({ 0, 0 }, { at, fh:at() })
+    fh:close()
+  end)
+
+  it("with no handle left, goes on from an earlier call's file when it holds the offset, else from byte 0", function()
+    local path = dir .. "/v.mp4.part"
+    filled(path, 100):close()
+    local fh, at = core.part_open(path, 80)
+    assert.same({ 80, 80 }, { at, fh:at() })
+    fh:close()
+    fh, at = core.part_open(path, 500)
+    assert.same({ 0, 0, 0 }, { at, fh:at(), helper.file_size(path) })
+    fh:close()
+    local none, why = core.part_open(dir .. "/no/such/folder/v.part", 0)
+    assert.is_nil(none)
+    assert.truthy(why:find("cannot write", 1, true), why)
+  end)
+end)

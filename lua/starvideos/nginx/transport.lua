@@ -137,28 +137,17 @@ local function go_on(self, x, r, cap)
   return x
 end
 
--- A download's .part and the offset it goes on from: fh, offset | nil, err.  A handle left
--- short goes on only while its name is still that file, as left; else from byte 0 (sv_left).
+-- A download's .part and the offset it goes on from: fh, offset | nil, err (core.part_open: the rule of both
+-- transports, given the handle an unfinished attempt here left).
 local function open_part(self, r)
-  local file, offset = r.file, r.offset or 0
+  local file = r.file
   if file == nil then return false, 0 end -- (its body kept in memory)
   if type(file) ~= "string" or file == "" then return refuse("path", "path: expected a file path") end
   self:discard(file)
-  local was, fh, err, short = self.left[file]
+  local was = self.left[file]
   if was then self.left[file], self.n_left = nil, self.n_left - 1 end
-  if was and offset > 0 and offset <= was:at() and was:same() and (offset == was:at() or was:truncate(offset)) then
-    fh = was
-  elseif was then -- replaced, cut or linked since the attempt that left it (or not cut back to offset)
-    was:close()
-    short = true
-  elseif offset > 0 then
-    fh, err, short = core.part_open(file, offset) -- left by an earlier call: request.lua compares its end
-  end
-  if short or offset <= 0 then -- the .part we had is gone or cut: from byte 0, in a new file
-    offset = 0
-    fh, err = core.part_open(file, 0)
-  end
-  if not fh then return nil, new_error("io", err, { field = "path" }) end
+  local fh, offset = core.part_open(file, r.offset or 0, was)
+  if not fh then return nil, new_error("io", offset, { field = "path" }) end
   return fh, offset
 end
 
