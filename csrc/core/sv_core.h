@@ -366,9 +366,10 @@ typedef struct sv_exchange {
   const char *heads; size_t heads_len; /* SV_OP_EXCHANGE: the answer's header lines ("Name: value\n"), if kept */
   const char *what;         /* the word its messages name it by (an exchange's: "media", "notify"); NULL: its op's */
   const char *limits; size_t limits_len; /* create, query: its rate-limit header lines (sv_read_limits) */
-  double from, first;       /* a ranged exchange's: the file's byte asked for first (0: from the start, or no range),
-                               and the one its 200's or 206's body starts at (a 200's: from, once the bytes before
-                               it were dropped; less when it ended sooner) */
+  double from, first;       /* a ranged exchange's, a download's: the file's byte asked for first (an exchange's 0:
+                               from the start, or no range), and the one its 200's or 206's body starts at (a 200's:
+                               from, once the bytes before it were dropped; less when it ended sooner; -1: a 206
+                               whose Content-Range is not a whole one).  The verdict's range rule reads them. */
 } sv_exchange;
 
 SV_API const char *sv_exchange_name(const sv_exchange *x); /* what, else the op's name */

@@ -53,8 +53,14 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
   int rc = 0, exchange = !k->api && !k->into_file; /* (another host's, into memory) */
   *wire = x->wire;
   sv_error_clear(err);
-  if (exchange && x->from > 0 && (x->status == 200 || x->status == 206) && x->first != x->from) {
-    /* the one range rule of both transports: bytes from elsewhere in the file than asked are not its tail */
+  if (k->into_file && x->status == 206 && x->first != x->from) {
+    /* the one range rule of both transports: a download's 206 goes on where it was asked to, a ranged exchange's
+       200 or 206 holds the bytes from its first (else not its tail: never written, never kept) */
+    *wire = SV_WIRE_BROKEN; /* (asked again: the download goes on from what it has) */
+    rc = sv_error_set(err, SV_E_NETWORK, NULL, "%s: network error: the server's 206 does not start at byte %.0f, "
+                      "where the download asked to go on", sv_exchange_name(x), x->from);
+    err->status = x->status;
+  } else if (exchange && x->from > 0 && (x->status == 200 || x->status == 206) && x->first != x->from) {
     *wire = SV_WIRE_GARBLED;
     rc = sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: unusable answer: the server did not send the bytes from %.0f "
                       "that were asked for", sv_exchange_name(x), x->from);

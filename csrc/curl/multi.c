@@ -615,9 +615,7 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
   } else if (x->refused) {
     x->wire = SV_WIRE_FATAL; /* x->message: why the redirect was not followed */
   } else if (x->bad_range) {
-    x->wire = SV_WIRE_BROKEN;
-    snprintf(x->message, sizeof x->message,
-             "the server's 206 does not start at byte %.0f, where the download asked to go on", x->offset);
+    x->wire = SV_WIRE_BROKEN; /* (the verdict's range rule says why) */
   } else {
     classify(x, rc);
   }
@@ -731,7 +729,7 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
                     .heads = x->keep_heads ? (x->heads.data ? x->heads.data : "") : NULL, .heads_len = x->heads.len,
                     .what = x->what[0] ? x->what : NULL,
                     .limits = x->limits.data, .limits_len = x->limits.len,
-                    .from = x->range ? x->offset : 0, /* (the verdict's range rule) */
+                    .from = x->range || x->into_file ? x->offset : 0, /* (the verdict's range rule) */
                     .first = x->status == 206 ? x->range_start : x->pos < x->offset ? x->pos : x->offset };
   *out = e;
 }

@@ -228,7 +228,8 @@ function N:result(x)
   local pieces = x.r.pieces and x.status and x.status >= 200 and x.status < 300
   local task, err, wire, bytes, total = core.verdict(x.op, x.status, pieces and "" or table.concat(x.parts),
     x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.r.heads and x.heads, x.r.what,
-    x.api and x.heads or nil, x.from, x.first) -- (an API answer's lines: its rate limits; a range's first byte)
+    x.api and x.heads or nil, x.from or x.offset, x.first) -- (an API answer's lines: its rate limits; a range's
+    -- first byte, a download's offset, and where the answer's bytes start)
   if task and pieces then task.body = x.parts end
   if task and x.held then task.held = x end -- (its read held: rest = on the next range's send goes on with it)
   if x.fh then
