@@ -29,6 +29,13 @@ sv_wire sv_tunnel_refused(long status, const char *proxy, const char *target, ch
   return status < 500 ? SV_WIRE_FATAL : SV_WIRE_NOT_SENT;
 }
 
+void sv_too_long(double cap, int its_length, const char *url, char *msg, size_t n) {
+  const char *p = strstr(url, "://"), *at = p ? p + 3 + strcspn(p + 3, "/?#") : url;
+  at += *at == '/';
+  snprintf(msg, n, "the body is longer than the video can be: past %.0f bytes (%s) at /%.*s", cap,
+           its_length ? "its length" : "max_video_bytes", (int)strcspn(at, "?#"), at);
+}
+
 const char *sv_exchange_name(const sv_exchange *x) { return x->what && *x->what ? x->what : sv_op_names[x->op]; }
 
 static int wire_error(const sv_exchange *x, sv_error *err) {

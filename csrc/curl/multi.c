@@ -598,13 +598,10 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
   }
   if (x->exchange && x->refused) {
     x->wire = SV_WIRE_FATAL; /* x->message: an address refused (also after another one answered), or a redirect */
-  } else if (x->too_big && x->into_file) { /* the path alone: a query may hold a token */
-    const char *p = strstr(x->url, "://"), *at = p ? p + 3 + strcspn(p + 3, "/?#") : x->url;
-    at += *at == '/';
+  } else if (x->too_big && x->into_file) {
     x->wire = SV_WIRE_GARBLED;
-    snprintf(x->message, sizeof x->message, "the body is longer than the video can be: past %.0f bytes (%s) at /%.*s",
-             x->total >= 0 ? x->total : (double)x->max_body, x->total >= 0 ? "its length" : "max_video_bytes",
-             (int)strcspn(at, "?#"), at);
+    sv_too_long(x->total >= 0 ? x->total : (double)x->max_body, x->total >= 0, x->url ? x->url : "", x->message,
+                sizeof x->message);
   } else if (x->too_big && x->range) {
     x->wire = SV_WIRE_NONE; /* all that was asked for: the rest of the file is not read */
   } else if (x->too_big) {

@@ -365,6 +365,14 @@ static int l_tunnel_refused(lua_State *L) {
   return 2;
 }
 
+/* too_long(cap, its_length, url) -> message: a download's body past its cap (sv_too_long) */
+static int l_too_long(lua_State *L) {
+  char msg[512];
+  sv_too_long((double)luaL_checknumber(L, 1), lua_toboolean(L, 2), luaL_checkstring(L, 3), msg, sizeof msg);
+  lua_pushstring(L, msg);
+  return 1;
+}
+
 static void push_list(lua_State *L, const char *const *words) {
   int i;
   lua_newtable(L);
@@ -564,7 +572,8 @@ extern int lsv_curl_register(lua_State *L) __attribute__((weak, visibility("hidd
 static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
-  { "redirect", l_redirect }, { "tunnel_refused", l_tunnel_refused }, { "http_date", l_http_date }, { "hash", l_hash },
+  { "redirect", l_redirect }, { "tunnel_refused", l_tunnel_refused },
+  { "too_long", l_too_long }, { "http_date", l_http_date }, { "hash", l_hash },
   { "file_kind", l_file_kind }, { "file_key", l_file_key }, { "read_whole", l_read_whole },
   { "random_id", l_random_id }, { "request_id", l_request_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },

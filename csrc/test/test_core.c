@@ -892,8 +892,8 @@ static void headers_and_urls(void) {
   }
 }
 
-/* A proxy's refused CONNECT (sv_tunnel_refused): the one rule and message of both transports. */
-static void tunnel_refusals(void) {
+/* What both transports say of a refused CONNECT (sv_tunnel_refused) and a download past its cap (sv_too_long). */
+static void transport_words(void) {
   char msg[512];
   ok(sv_tunnel_refused(407, "p.example:3128", "a.example:443", msg, sizeof msg) == SV_WIRE_FATAL &&
          strstr(msg, "the proxy p.example:3128 did not open a tunnel to a.example:443: answered 407: the proxy asks "
@@ -905,6 +905,12 @@ static void tunnel_refusals(void) {
   ok(sv_tunnel_refused(502, NULL, NULL, msg, sizeof msg) == SV_WIRE_NOT_SENT &&
          strcmp(msg, "the proxy did not open a tunnel: answered 502") == 0,
      "a 502: not sent (tried again)", msg);
+  sv_too_long(5e6, 1, "https://cdn.example/v/1.mp4?X-Amz-Signature=secret#f", msg, sizeof msg);
+  ok(strcmp(msg, "the body is longer than the video can be: past 5000000 bytes (its length) at /v/1.mp4") == 0,
+     "a download past its length: its path named, never its query", msg);
+  sv_too_long(1024, 0, "http://h:1", msg, sizeof msg);
+  ok(strcmp(msg, "the body is longer than the video can be: past 1024 bytes (max_video_bytes) at /") == 0,
+     "past max_video_bytes, a URL without a path", msg);
 }
 
 /* A proxy's URL: the credentials apart and decoded; every refusal without them. */
@@ -2174,7 +2180,7 @@ int main(void) {
   request_ids();
   store_urls();
   proxy_urls();
-  tunnel_refusals();
+  transport_words();
   retry_after();
   rate_limits();
   found_by_fuzzing();

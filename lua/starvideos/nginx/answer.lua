@@ -104,11 +104,8 @@ function A.head(x)
   return status, h, minor == "1" and not (h.connection or ""):lower():find("close", 1, true)
 end
 
--- A download's body past x.most: garbled, named by its URL's path (as libcurl's transport says it, fetch.c).
-local function too_long(x)
-  return nil, "garbled", string.format("the body is longer than the video can be: past %.0f bytes (%s) at %s",
-    x.most, x.total and "its length" or "max_video_bytes", x.at)
-end
+-- A download's body past x.most: garbled, said by the core for both transports.
+local function too_long(x) return nil, "garbled", core.too_long(x.most, x.total ~= nil, x.at) end
 
 -- Where the answer's bytes go: the file, else memory up to x.cap (past it: garbled, or a download's error page
 -- cut, or a ranged exchange's read ended there: "capped"; a held one's 200 held there, x.hold (transport.lua's):

@@ -168,7 +168,7 @@ function W.exchange(c, x, key)
     -- resolver's, unchecked)
     local follow, why, ok, wire, msg
     if x.r.follow then follow, why = core.redirect(url, status, h.location, hops, x.r.public) end
-    x.at, x.skip = u.path, x.exchange and status == 200 and x.from or 0 -- (a host that ignores Range)
+    x.at, x.skip = url, x.exchange and status == 200 and x.from or 0 -- (a host that ignores Range)
     if x.fh and (status == 200 or status == 206) and not follow then
       ok, wire, msg = start_file(x, h)
       if not ok then return wire, msg end
