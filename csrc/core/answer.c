@@ -284,3 +284,25 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
   *delay = d * (0.5 + 0.5 * rnd);
   return 1;
 }
+
+/* The digits of v from *i (1 to 15 of them) as a number, *i past them; -1 when there are none or too many. */
+static double digits(const char *v, size_t n, size_t *i) {
+  double d = 0;
+  size_t start = *i;
+  while (*i < n && v[*i] >= '0' && v[*i] <= '9' && *i - start < 15) d = d * 10 + (v[(*i)++] - '0');
+  return *i == start || (*i < n && v[*i] >= '0' && v[*i] <= '9') ? -1 : d;
+}
+
+int sv_content_range(const char *v, size_t n, double *start, double *total) {
+  size_t i = 5;
+  double a, b, t;
+  if (!v || n < 6 || memcmp(v, "bytes", 5) != 0 || (v[5] != ' ' && v[5] != '\t')) return -1;
+  while (i < n && (v[i] == ' ' || v[i] == '\t')) i++;
+  if ((a = digits(v, n, &i)) < 0 || i >= n || v[i++] != '-' || (b = digits(v, n, &i)) < 0 || i >= n ||
+      v[i++] != '/' || (t = digits(v, n, &i)) < 0 || !(b >= a && t > b))
+    return -1;
+  while (i < n && (v[i] == ' ' || v[i] == '\t')) i++;
+  if (i < n) return -1; /* (nothing after it) */
+  *start = a, *total = t;
+  return 0;
+}

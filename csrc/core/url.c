@@ -321,7 +321,8 @@ int sv_redirect(const char *from, long status, const char *loc, size_t llen, int
   if (!(status == 301 || status == 302 || status == 303 || status == 307 || status == 308) || !loc || !llen)
     return 0;
   if (hops >= 5) return sv_error_set(err, SV_E_NETWORK, "redirect", "more than 5 redirects");
-  if (url_resolve(from, strlen(from), loc, llen, to)) return sv_error_set(err, SV_E_IO, NULL, "out of memory");
+  if (url_resolve(from, strlen(from), loc, llen, to))
+    return sv_error_set(err, SV_E_IO, NULL, "out of memory following a redirect");
   if (sv_url_parse(to->data, to->len, "redirect", SV_URL_ANY, &u, err) != 0) return -1;
   if (public_host && (what = sv_host_private(to->data + u.host_at, u.host_len)) != NULL) {
     char host[256];

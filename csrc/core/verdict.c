@@ -67,7 +67,8 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
     rc = sv_error_set(err, SV_E_NETWORK, NULL, "%s: network error: the server's 206 does not start at byte %.0f, "
                       "where the download asked to go on", sv_exchange_name(x), x->from);
     err->status = x->status;
-  } else if (exchange && x->from > 0 && (x->status == 200 || x->status == 206) && x->first != x->from) {
+  } else if (exchange && x->from > 0 && x->first != x->from &&
+             (x->status == 206 || (x->status == 200 && x->wire == SV_WIRE_NONE))) { /* (a 200 cut short: its wire's) */
     *wire = SV_WIRE_GARBLED;
     rc = sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: unusable answer: the server did not send the bytes from %.0f "
                       "that were asked for", sv_exchange_name(x), x->from);

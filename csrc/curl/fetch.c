@@ -289,9 +289,8 @@ int sv_curl_redirect(sv_xfer *x) {
   if (!x->follow) return 0;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   sv_error_clear(&err);
-  rc = x->location.oom ? sv_error_set(&err, SV_E_IO, NULL, "out of memory")
-                       : sv_redirect(x->url, status, x->location.data, x->location.len, x->hops, x->public_only == 2,
-                                     &to, &err);
+  rc = sv_redirect(x->url, status, x->location.oom ? NULL : x->location.data, x->location.len, x->hops,
+                   x->public_only == 2, &to, &err); /* (a Location memory ran out for: none, the answer as it is) */
   sv_buf_free(&x->location);
   if (rc == 0) return 0;
   free(x->url);

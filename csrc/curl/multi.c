@@ -236,13 +236,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
     snprintf(x->h->date, sizeof x->h->date, "%.*s", (int)vn, v); /* read when asked (sv_http_clock) */
     x->h->date_at = sv_wallclock();
   } else if ((v = value_of(buf, len, "Content-Range:", &vn)) != NULL) { /* (a download's, a ranged exchange's) */
-    long long a = -1, b = -1, t = -1;
-    char tmp[128];
-    snprintf(tmp, sizeof tmp, "%.*s", (int)vn, v);
-    if (sscanf(tmp, "bytes %lld-%lld/%lld", &a, &b, &t) == 3 && a >= 0 && b >= a && t > b) {
-      x->range_start = (double)a;
-      x->range_total = (double)t;
-    }
+    sv_content_range(v, vn, &x->range_start, &x->range_total); /* (else both stay -1) */
   }
   return len;
 }
@@ -727,7 +721,8 @@ void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out) {
                     .what = x->what[0] ? x->what : NULL,
                     .limits = x->limits.data, .limits_len = x->limits.len,
                     .from = x->range || x->into_file ? x->offset : 0, /* (the verdict's range rule) */
-                    .first = x->status == 206 ? x->range_start : x->pos < x->offset ? x->pos : x->offset };
+                    .first = x->status == 206 ? x->range_start /* (a held one's part: taken from its offset) */
+                             : x->held || x->pos >= x->offset ? x->offset : x->pos };
   *out = e;
 }
 

@@ -373,6 +373,17 @@ static int l_too_long(lua_State *L) {
   return 1;
 }
 
+/* content_range(value) -> start, total | nil: a whole Content-Range (sv_content_range) */
+static int l_content_range(lua_State *L) {
+  size_t n = 0;
+  const char *v = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
+  double start, total;
+  if (!v || sv_content_range(v, n, &start, &total) != 0) return 0;
+  lua_pushnumber(L, (lua_Number)start);
+  lua_pushnumber(L, (lua_Number)total);
+  return 2;
+}
+
 static void push_list(lua_State *L, const char *const *words) {
   int i;
   lua_newtable(L);
@@ -573,7 +584,7 @@ static const luaL_Reg funcs[] = {
   { "validate", l_validate }, { "build_create", l_build_create }, { "result_path", l_result_path },
   { "verdict", l_verdict }, { "retry", l_retry }, { "check_url", l_check_url }, { "check_proxy", l_check_proxy },
   { "redirect", l_redirect }, { "tunnel_refused", l_tunnel_refused },
-  { "too_long", l_too_long }, { "http_date", l_http_date }, { "hash", l_hash },
+  { "too_long", l_too_long }, { "content_range", l_content_range }, { "http_date", l_http_date }, { "hash", l_hash },
   { "file_kind", l_file_kind }, { "file_key", l_file_key }, { "read_whole", l_read_whole },
   { "random_id", l_random_id }, { "request_id", l_request_id }, { "now", l_now }, { "wall", l_wall }, { "sleep", l_sleep }, { "isatty", l_isatty },
   { "uid", l_uid },

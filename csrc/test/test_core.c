@@ -905,6 +905,22 @@ static void transport_words(void) {
   ok(sv_tunnel_refused(502, NULL, NULL, msg, sizeof msg) == SV_WIRE_NOT_SENT &&
          strcmp(msg, "the proxy did not open a tunnel: answered 502") == 0,
      "a 502: not sent (tried again)", msg);
+  {
+    static const struct { const char *v; double start, total; } ranges[] = {
+      { "bytes 190000-255535/255536", 190000, 255536 }, { "bytes\t0-0/1", 0, 1 }, { "bytes 5-9/*", -1, -1 },
+      { "bytes190000-255535/255536", -1, -1 }, { "bytes +1-2/3", -1, -1 }, { "bytes 9-5/10", -1, -1 },
+      { "bytes 0-9/10x", -1, -1 }, { "bytes 0-9/9", -1, -1 }, { "Bytes 0-9/10", -1, -1 },
+      { "bytes 1234567890123456-1234567890123457/1234567890123458", -1, -1 },
+    };
+    size_t k;
+    for (k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
+      double a = -1, t = -1;
+      char name[160];
+      int rc = sv_content_range(ranges[k].v, strlen(ranges[k].v), &a, &t);
+      snprintf(name, sizeof name, "Content-Range \"%s\": %s", ranges[k].v, ranges[k].start < 0 ? "not whole" : "read");
+      ok((ranges[k].start < 0 ? rc == -1 : rc == 0) && a == ranges[k].start && t == ranges[k].total, name, "");
+    }
+  }
   sv_too_long(5e6, 1, "https://cdn.example/v/1.mp4?X-Amz-Signature=secret#f", msg, sizeof msg);
   ok(strcmp(msg, "the body is longer than the video can be: past 5000000 bytes (its length) at /v/1.mp4") == 0,
      "a download past its length: its path named, never its query", msg);

@@ -186,15 +186,13 @@ function A.body(x, h)
 end
 
 -- Where the answer's bytes start in the file, and the file's size: a 206's Content-Range (nil when it is
--- not a whole one, as libcurl's transport reads it), else 0 and the Content-Length (nil: chunked, not a number).
+-- not a whole one: core.content_range), else 0 and the Content-Length (nil: chunked, not a number).
 function A.span(status, h)
   if status ~= 206 then
     local cl = not h["transfer-encoding"] and h["content-length"]
     return 0, cl and cl:find("^%d+$") and tonumber(cl) or nil
   end
-  local a, b, t = (h["content-range"] or ""):match("^bytes%s+(%d+)%-(%d+)/(%d+)")
-  a, b, t = tonumber(a), tonumber(b), tonumber(t)
-  if a and b >= a and t > b then return a, t end
+  return core.content_range(h["content-range"]) -- (the reading of both transports)
 end
 
 -- A download's 200 is written from byte 0 (never appended), a 206 from its Content-Range's: the one asked.

@@ -187,7 +187,7 @@ function N:send(r)
   -- decided here once: an API request's (the key, its answer's Date and header lines), else another host's
   -- exchange, its body into a file (fh) or memory
   local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, api = api, exchange = not (api or fh),
-    auth = api and r.auth, offset = offset, have = offset, from = range and range[1],
+    auth = api and r.auth, offset = offset, have = offset, from = range and r.method ~= "HEAD" and range[1] or nil,
     fh = fh, parts = {}, kept = 0, cap = cap,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
   if r.hold and range and x.exchange then -- (request.lua asks it of a ranged GET: the pause at the range's end)

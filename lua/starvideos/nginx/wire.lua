@@ -90,7 +90,7 @@ local function request(c, x, u, key)
   if not x.api then -- another host: never the key; its own lines, its range (a file's: from the bytes it has)
     if x.fh then t[#t + 1] = "Accept: video/mp4, */*\r\n" end
     if x.fh and x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset)
-    elseif x.from and method ~= "HEAD" then
+    elseif x.from then
       t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1)
     end
     t[#t + 1] = (r.headers or ""):gsub("\n", "\r\n")
