@@ -59,8 +59,8 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; the s3 rock's specs
 # (rocks/s3/spec/): nodejs, its npm packages from spec/npm by mk/npm.mk; rocks/observe/spec/hosts/observe_*:
 # prometheus (promtool, the server); strace: the nginx specs that look at the files a worker touches; ffmpeg:
-# rocks/emulator/spec/emulator_video_spec.lua decodes the emulator's videos; spec/hosts/studio_spec.lua: chromium).  `make demo` installs DEMO_DEPS
-# only; `make deps`, the test tiers and the bench install DEPS, all of them.
+# rocks/emulator/spec/emulator_video_spec.lua decodes the emulator's videos; spec/hosts/studio_spec.lua: chromium).
+# `make demo` installs DEMO_DEPS only; `make deps`, the test tiers and the bench install DEPS, all of them.
 BUILD_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson pkg-config gcc make
 DEMO_DEPS  := $(BUILD_DEPS) lua-socket
 TEST_DEPS  := lua-busted lua-check \
@@ -76,7 +76,7 @@ OTHER_FIRST   := $(if $(filter demo,$(MAKECMDGOALS)),demo-deps-checked,$(if $(fi
 DEPS_FIRST    := $(if $(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),deps-checked,$(OTHER_FIRST))
 BUSTED    := $(LUA) /usr/bin/busted
 
-# the Lua folders of the rocks but the core (rockspec/; LuaRocks copies a top-level lua/ into every rock
+# the Lua folders of the rocks but the core (rockspec/, the core's; LuaRocks copies a top-level lua/ into every rock
 # built there, so each other rock keeps its modules in rocks/<rock>/lua)
 ROCK_LUA     := rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua
 lua_path      = $(subst $(eval) ,,$(foreach d,lua $(ROCK_LUA),$(1)$(d)/?.lua;$(1)$(d)/?/init.lua;))

@@ -19,7 +19,7 @@ A C core on libcurl validates requests against each model's rules and does the
 HTTP; pure-Lua helpers download, generate, wait for many tasks at once, keep a
 journal of paid tasks and run non-blocking jobs. The fleet on Redis, s3:// outs,
 metrics and traces and the local emulator are rocks of their own (starvideos-redis,
-starvideos-s3, starvideos-observe, starvideos-emulator: rockspec/<name>/).
+starvideos-s3, starvideos-observe, starvideos-emulator: rocks/<name>/).
 ]],
   license = "MIT",
 }

@@ -513,7 +513,7 @@ local BLOCKS = {
     if missing("luarocks") then return end
     check_sh("docs/install.md#8")
     for _, l in ipairs(D.sh_lines(block("docs/install.md#8").body)) do
-      local spec = l:match("%s(rockspec/%S+%.rockspec)")
+      local spec = l:match("%s(%S+%.rockspec)")
       assert(not spec or helper.exists(CLONE .. "/" .. spec), "docs/install.md#8 names " .. tostring(spec))
     end
   end },
