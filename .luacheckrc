@@ -22,6 +22,7 @@ local busted = {
   stub = { other_fields = true }, mock = { other_fields = true },
 }
 files["spec"] = { std = "+busted", read_globals = busted }
+files["rocks/*/spec"] = { std = "+busted", read_globals = busted }
 
 include_files = { "**/*.lua", "bin/starvideos", "*.rockspec", ".luacheckrc" }
 

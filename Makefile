@@ -54,13 +54,13 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # lua-cjson, the library's one Lua dependency), the demo's (the build's, and LuaSocket for the emulator),
 # then the tests' (test-all: every VM; luarocks for spec/hosts/luarocks_spec.lua; ccache for the hosts
 # specs' repeated builds (spec/hosts/support/ccache.lua);
-# spec/hosts/nginx_spec.lua: nginx with its lua module, curl, openssl; the fleet specs:
+# spec/hosts/nginx_spec.lua: nginx with its lua module, curl, openssl; the redis rock's specs (rocks/redis/spec/):
 # redis-server, hiredis (and libssl-dev: TLS) for starvideos.redis;
-# spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; the storage specs: nodejs,
-# its npm packages from spec/npm by mk/npm.mk; spec/hosts/observe_*: prometheus (promtool, the server);
-# strace: the nginx specs that look at the files a worker touches; ffmpeg: spec/tools/emulator_video_spec.lua
-# decodes the emulator's videos; spec/hosts/studio_spec.lua: chromium).  `make demo` installs DEMO_DEPS
-# only; `make deps`, the test tiers and the bench install DEPS, all of them.
+# spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; the s3 rock's specs
+# (rocks/s3/spec/): nodejs, its npm packages from spec/npm by mk/npm.mk; rocks/observe/spec/hosts/observe_*:
+# prometheus (promtool, the server); strace: the nginx specs that look at the files a worker touches; ffmpeg:
+# rocks/emulator/spec/emulator_video_spec.lua decodes the emulator's videos; spec/hosts/studio_spec.lua: chromium).
+# `make demo` installs DEMO_DEPS only; `make deps`, the test tiers and the bench install DEPS, all of them.
 BUILD_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson pkg-config gcc make
 DEMO_DEPS  := $(BUILD_DEPS) lua-socket
 TEST_DEPS  := lua-busted lua-check \
@@ -76,7 +76,7 @@ OTHER_FIRST   := $(if $(filter demo,$(MAKECMDGOALS)),demo-deps-checked,$(if $(fi
 DEPS_FIRST    := $(if $(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),deps-checked,$(OTHER_FIRST))
 BUSTED    := $(LUA) /usr/bin/busted
 
-# the Lua folders of the rocks but the core (rockspec/; LuaRocks copies a top-level lua/ into every rock
+# the Lua folders of the rocks but the core (rockspec/, the core's; LuaRocks copies a top-level lua/ into every rock
 # built there, so each other rock keeps its modules in rocks/<rock>/lua)
 ROCK_LUA     := rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua
 lua_path      = $(subst $(eval) ,,$(foreach d,lua $(ROCK_LUA),$(1)$(d)/?.lua;$(1)$(d)/?/init.lua;))
@@ -226,18 +226,20 @@ lint: | $(DEPS_FIRST)
 	luac5.1 -p $(LUA_FILES) || status=1; \
 	lua5.4 tools/shape.lua > /dev/null || status=1; exit $$status
 
-# The suite in tiers.  `make test`: the specs of spec/ but spec/hosts/ (each
+# The suite in tiers, over spec/ (the core's) and each rock's rocks/<rock>/spec/.  `make test`: the specs but
+# those under a hosts/ folder (each
 # module through its seam, the transport cases on libcurl, the emulator
 # workflows), on Lua 5.4, each file in a process of its own, three times as many at
 # once as there are cores (they mostly wait on their servers: tools/run-specs.sh),
-# but the cases tagged #hosts.  `make test-hosts`: spec/hosts/ and those cases once,
+# but the cases tagged #hosts.  `make test-hosts`: spec/hosts/, rocks/*/spec/hosts/ and those cases once,
 # each spec on the VM its host needs (nginx's LuaJIT, LuaRocks trees, a C
 # host, LÖVE, Redis fleets, the README's own lines).  `make test-all`: lint,
 # `make test` on every VM, then `make test-hosts`; one line per part, then
 # the total.
-TEST_SPECS  = $(sort $(shell find spec -name '*_spec.lua' -not -path 'spec/hosts/*' 2>/dev/null))
-HOST_SPECS  = $(sort $(wildcard spec/hosts/*_spec.lua))
-# files of spec/ whose #hosts cases the hosts tier runs (tools/run-specs.sh)
+SPEC_DIRS   = spec $(wildcard rocks/*/spec)
+TEST_SPECS  = $(sort $(shell find $(SPEC_DIRS) -name '*_spec.lua' -not -path '*/hosts/*' 2>/dev/null))
+HOST_SPECS  = $(sort $(wildcard spec/hosts/*_spec.lua rocks/*/spec/hosts/*_spec.lua))
+# files of the fast tier whose #hosts cases the hosts tier runs (tools/run-specs.sh)
 TAGGED_SPECS = $(shell grep -l -e '#hosts' $(TEST_SPECS) 2>/dev/null)
 HOST_BUILDS = $(NGX_SO)
 

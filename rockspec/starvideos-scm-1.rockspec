@@ -20,7 +20,7 @@ A C core on libcurl validates requests against each model's rules and does the
 HTTP; pure-Lua helpers download, generate, wait for many tasks at once, keep a
 journal of paid tasks and run non-blocking jobs. The fleet on Redis, s3:// outs,
 metrics and traces and the local emulator are rocks of their own (starvideos-redis,
-starvideos-s3, starvideos-observe, starvideos-emulator: rockspec/<name>/).
+starvideos-s3, starvideos-observe, starvideos-emulator: rocks/<name>/).
 ]],
   license = "MIT",
 }
@@ -43,7 +43,7 @@ build = {
   modules = {
     -- the core without libcurl or libcrypto (quick to require), libcurl's transport
     -- and the webhook signatures (libcrypto, loaded on first use) apart; the sources
-    -- are mk/sources.mk's CORE_MOD_SRC, CURL_MOD_SRC and SIGN_MOD_SRC (spec/build_spec.lua)
+    -- are mk/sources.mk's CORE_MOD_SRC, CURL_MOD_SRC and SIGN_MOD_SRC (spec/hosts/build_spec.lua)
     ["starvideos.core"] = {
       sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
         "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",

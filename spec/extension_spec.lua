@@ -14,7 +14,7 @@ local without = require "spec.support.without"
 local function refusal(err, rock)
   assert.are.equal("invalid_request", err.kind, tostring(err.message))
   -- (the checkout's own rockspec, so that the hint pasted runs: a rock of that name is published nowhere)
-  local spec = "rockspec/" .. rock:gsub("^starvideos%-", "") .. "/" .. rock .. "-scm-1.rockspec"
+  local spec = "rocks/" .. rock:gsub("^starvideos%-", "") .. "/" .. rock .. "-scm-1.rockspec"
   assert.truthy(err.message:find("needs the " .. rock .. " rock (from this checkout: cd ", 1, true), err.message)
   assert.truthy(err.message:find(" && luarocks make --deps-mode=none " .. spec .. ")", 1, true), err.message)
   assert.truthy(io.open(spec), spec)

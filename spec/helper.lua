@@ -26,7 +26,7 @@ local helper = {}
 helper.root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/helper%.lua$")) or "."
 
 -- The Lua search templates of a checkout at root: the core's lua/, then each other rock's rocks/<rock>/lua/
--- (rockspec/: LuaRocks copies a top-level lua/ into every rock built there), no trailing ';'.
+-- (rockspec/, the core's: LuaRocks copies a top-level lua/ into every rock built there), no trailing ';'.
 helper.LUA_DIRS = { "lua", "rocks/redis/lua", "rocks/s3/lua", "rocks/observe/lua", "rocks/emulator/lua" }
 function helper.lua_path(root)
   local t = {}

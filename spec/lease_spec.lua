@@ -1,7 +1,7 @@
 -- The lease's rule (lua/starvideos/lease.lua, docs/keep-and-fleet.md "An owner that lost its lease") in the
 -- fast tier: a fake clock, no Redis.  The numbers (fences) on a journal ledger and in the store's scripts (run
 -- here on a table that answers their few Redis commands), a holder's lapses, when a commit asks first, the
--- renewal's and keep's periods, and a task let go.  spec/hosts/ledger_redis_spec.lua and fence_spec.lua run
+-- renewal's and keep's periods, and a task let go.  rocks/redis/spec/hosts/ledger_redis_spec.lua and fence_spec.lua run
 -- the same rules against a real redis-server and real processes.
 
 local helper = require "spec.helper"

@@ -10,16 +10,16 @@
 # of every random choice a spec makes is spec/helper.lua's (printed in its
 # header line when a spec uses it).  BUSTED_ARGS is passed on to every busted run.
 #
-# A case or describe of a file outside spec/hosts/ whose name has the tag #hosts
+# A case or describe of a file outside spec/hosts/ and rocks/<rock>/spec/hosts/ whose name has the tag #hosts
 # (a fault run of many real processes, a run under every VM) belongs to the hosts
 # tier: the fast tier leaves it out (busted --exclude-tags=hosts), and the hosts
 # tier (TIER=hosts: make test-hosts, tools/test-all.sh) runs the files of
-# spec/hosts/ whole and, of the other files it is given, the #hosts cases alone.
+# spec/hosts/ and rocks/<rock>/spec/hosts/ whole and, of the other files it is given, the #hosts cases alone.
 # one file (the script calls itself for each): its log, exit status and seconds
 if [ "${1:-}" = --one ]; then
   name=$(echo "$4" | tr '/' '_')
   case "$4" in
-    spec/hosts/*) tags= ;;
+    spec/hosts/*|rocks/*/spec/hosts/*) tags= ;;
     *) if [ "${TIER:-fast}" = hosts ]; then tags=--tags=hosts; else tags=--exclude-tags=hosts; fi ;;
   esac
   start=$(date +%s.%N)

@@ -312,7 +312,8 @@ if c_longest.file then
     c_longest.lines))
 end
 
--- The rocks (rockspec/): the core rock's files name no module of another rock, each rock installs its folder.
+-- The rocks (rockspec/, the core's; rocks/<rock>/, each other's): the core rock's files name no module of another rock,
+-- each rock installs its folder.
 local here = (arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or "."
 local rockspecs = dofile(here .. "/shape_rocks.lua")(root, bad, listing, code_of, c_code_of, module_of)
 print(string.format("rocks: %d rockspecs read", rockspecs))

@@ -1,6 +1,6 @@
 -- The rocks' part of tools/shape.lua (CONTRACT.md "Rocks", docs/architecture.md "Extension points"): it reads
--- the rockspecs (rockspec/starvideos-scm-1.rockspec, the core; rockspec/<rock>/starvideos-<rock>-scm-1.rockspec,
--- the others) and adds to bad, naming the file and line:
+-- the rockspecs (rockspec/starvideos-scm-1.rockspec, the core; rocks/<rock>/starvideos-<rock>-scm-1.rockspec,
+-- the others, each in its rock's folder) and adds to bad, naming the file and line:
 --   * a name of another rock's module (a Lua module, or a C module such as starvideos.redis) in the core rock's
 --     files: its Lua modules, its C sources and its command, in code or in a string (a require, a pcall, a
 --     name put together from "starvideos.fleet." and a word: any module folder that only other rocks have);
@@ -47,7 +47,7 @@ local function rocks_of(root, listing)
   end
   for _, file in pairs((core.build.install or {}).bin or {}) do r.bin[#r.bin + 1] = file end
   list[1] = r
-  for _, path in ipairs(listing("find rockspec -mindepth 2 -name '*-scm-1.rockspec'")) do
+  for _, path in ipairs(listing("find rocks -mindepth 2 -maxdepth 2 -name '*-scm-1.rockspec'")) do
     local spec = load_rockspec(root .. "/" .. path)
     local install = spec.build.install or {}
     local o = { package = spec.package, path = path, dir = "rocks/" .. spec.package:gsub("^starvideos%-", "") .. "/lua",

@@ -1,7 +1,7 @@
 #!/bin/sh
-# make test-all: `make test`'s specs (spec/ but spec/hosts/) once per VM named
+# make test-all: `make test`'s specs (spec/ and rocks/*/spec/ but their hosts/) once per VM named
 # as an argument (lua5.1 lua5.2 lua5.3 lua5.4 luajit), then the hosts' specs
-# (spec/hosts/) once, under lua5.4 (each starts the host its case needs).  Each
+# (spec/hosts/, rocks/*/spec/hosts/) once, under lua5.4 (each starts the host its case needs).  Each
 # VM loads its own C modules from build/<vm>/ and runs the emulator, the CLI
 # and the fixtures under itself (STARVIDEOS_LUA, read by spec/helper.lua).
 # Prints one line per part, with its seconds,
@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.." || exit 1
 
 logdir=$(mktemp -d /tmp/starvideos-test-all.XXXXXX) || exit 1
 trap 'rm -rf "$logdir"' EXIT
-specs=$(find spec -name '*_spec.lua' -not -path 'spec/hosts/*' | sort)
-hosts=$(find spec/hosts -name '*_spec.lua' | sort)
+# the core's specs (spec/) and each rock's (rocks/<rock>/spec/); those under a hosts/ folder are the hosts tier's
+specs=$(find spec rocks/*/spec -name '*_spec.lua' -not -path '*/hosts/*' | sort)
+hosts=$(find spec rocks/*/spec -name '*_spec.lua' -path '*/hosts/*' | sort)
 # shellcheck disable=SC2086
 tagged=$(grep -l -e '#hosts' $specs)
 results=""
@@ -66,9 +67,9 @@ if [ "${LINT_RESULT:-}" = failed ]; then
 fi
 # the failed files' logs again, last, where a truncated CI log still shows them
 for log in "$logdir"/*.log; do
-  grep -q '^==== spec' "$log" || continue
+  grep -qE '^==== (spec|rocks)/' "$log" || continue
   echo "==== failures of $(basename "$log" .log)"
-  sed -n '/^==== spec/,/^[0-9]* passed, [0-9]* failed$/p' "$log" | grep -Ev '^[0-9]+ passed, [0-9]+ failed$' | tail -n 60
+  sed -n -E '/^==== (spec|rocks)\//,/^[0-9]* passed, [0-9]* failed$/p' "$log" | grep -Ev '^[0-9]+ passed, [0-9]+ failed$' | tail -n 60
 done
 echo "==== all parts"
 printf '%s' "$results"

@@ -1,6 +1,6 @@
 -- What the game shows a player for each kind of error (err.kind, see the
 -- README's "Errors"): a headline saying what happened and what to do, and the
--- library's own message as the detail.  Plain Lua, no LÖVE: spec/love_spec.lua
+-- library's own message as the detail.  Plain Lua, no LÖVE: spec/hosts/love_spec.lua
 -- reads it too.
 --
 --   local messages = require "messages"

@@ -115,7 +115,8 @@ describe("mk/sources.mk", function()
   end)
 
   it("leaves no C file that changes under #ifdef SV_NO_CURL", function()
-    local hits = helper.capture("cd " .. q(root) .. " && grep -rln 'SV_NO_CURL' csrc mk Makefile rockspec || true")
+    local hits = helper.capture("cd " .. q(root)
+      .. " && grep -rln 'SV_NO_CURL' csrc mk Makefile rockspec rocks || true")
     assert.equal("", hits)
   end)
 end)
@@ -164,7 +165,7 @@ describe("the rockspecs", function()
   end
 end)
 
--- The rocks with a C module beside the core (rockspec/<rock>/): built by a command, not LuaRocks' builtin
+-- The rocks with a C module beside the core (rocks/<rock>/): built by a command, not LuaRocks' builtin
 -- backend (which copies a top-level lua/, the core's, into every rock), from the same lists and defines.
 describe("the rocks' C modules", function()
   -- a command's sources (csrc/...c, in order), its -D flags (each once: a command of two compiles gives both the
@@ -182,10 +183,10 @@ describe("the rocks' C modules", function()
   end
   local mains = words(assert(helper.capture("cd " .. q(root) .. " && ls rockspec/*.rockspec")))
 
-  -- rockspec/<rock>/'s build: a command compiling exactly sources with the Makefile's defines, on lib first,
+  -- rocks/<rock>/'s rockspec's build: a command compiling exactly sources with the Makefile's defines, on lib first,
   -- installing module from build/rock/so; the rockspec's fields.
   local function command_rock(rock, module, so, sources, lib)
-    local spec = load_rockspec(root .. "/rockspec/" .. rock .. "/starvideos-" .. rock .. "-scm-1.rockspec")
+    local spec = load_rockspec(root .. "/rocks/" .. rock .. "/starvideos-" .. rock .. "-scm-1.rockspec")
     assert.equal("command", spec.build.type)
     local got, defs, libs = command_parts(spec.build.build_command)
     assert.same(sources, got)

@@ -513,7 +513,7 @@ local BLOCKS = {
     if missing("luarocks") then return end
     check_sh("docs/install.md#8")
     for _, l in ipairs(D.sh_lines(block("docs/install.md#8").body)) do
-      local spec = l:match("%s(rockspec/%S+%.rockspec)")
+      local spec = l:match("%s(%S+%.rockspec)")
       assert(not spec or helper.exists(CLONE .. "/" .. spec), "docs/install.md#8 names " .. tostring(spec))
     end
   end },
@@ -521,7 +521,8 @@ local BLOCKS = {
     .. "docs/batch.md#3", function()
     check_sh("docs/keep-and-fleet.md#1")
   end },
-  ["docs/keep-and-fleet.md#2"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/fleet_spec.lua runs it)", function()
+  ["docs/keep-and-fleet.md#2"] = { "nginx", "check: nginx -t, its Lua (rocks/redis/spec/hosts/fleet_spec.lua runs "
+    .. "it)", function()
     check_nginx("docs/keep-and-fleet.md#2", "http")
   end },
   ["docs/keep-and-fleet.md#3"] = { "conf", "run by #4 as its sentinel.conf" },
@@ -555,21 +556,23 @@ local BLOCKS = {
     end
     assert(out:find("\nusable\n", 1, true), out)
   end },
-  ["docs/keep-and-fleet.md#5"] = { "-", "run: spec/hosts/store_acl_spec.lua makes this user on a real redis-server "
-    .. "and runs the fleet as it", function()
+  ["docs/keep-and-fleet.md#5"] = { "-", "run: rocks/redis/spec/hosts/store_acl_spec.lua makes this user on a real "
+    .. "redis-server and runs the fleet as it", function()
     local line = block("docs/keep-and-fleet.md#5").body:match("^ACL SETUSER [^\n]+")
     assert(line, "docs/keep-and-fleet.md#5: not an ACL SETUSER line")
-    local spec = assert(helper.read_file(helper.root .. "/spec/hosts/store_acl_spec.lua"))
-    assert(spec:find("\\nACL SETUSER", 1, true), "spec/hosts/store_acl_spec.lua no longer reads the docs' line")
+    local spec = assert(helper.read_file(helper.root .. "/rocks/redis/spec/hosts/store_acl_spec.lua"))
+    assert(spec:find("\\nACL SETUSER", 1, true),
+      "rocks/redis/spec/hosts/store_acl_spec.lua no longer reads the docs' line")
   end },
   ["docs/logs-and-proxies.md#1"] = { "-", "shown: log lines (each word)", function()
     check_sample("docs/logs-and-proxies.md#1", 1)
   end },
   ["docs/media.md#1"] = { "sh", "check: a real URL", function() check_sh("docs/media.md#1") end },
-  ["docs/observability.md#1"] = { "lua", "check: compiles, its names exist (spec/extras/observe_spec.lua runs "
+  ["docs/observability.md#1"] = { "lua", "check: compiles, its names exist (rocks/observe/spec/observe_spec.lua runs "
     .. "the same)", function() check_lua("docs/observability.md#1") end },
-  ["docs/observability.md#2"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/observe_nginx_spec.lua serves "
-    .. "it)", function() check_nginx("docs/observability.md#2", "http") end },
+  ["docs/observability.md#2"] = { "nginx", "check: nginx -t, its Lua "
+    .. "(rocks/observe/spec/hosts/observe_nginx_spec.lua serves it)",
+    function() check_nginx("docs/observability.md#2", "http") end },
   ["docs/observability.md#3"] = { "promql", "check: promtool check rules, each query a recording rule", function()
     if missing("promtool") then return end
     local rules = { "groups:", "  - name: docs", "    rules:" }
@@ -596,14 +599,14 @@ local BLOCKS = {
     assert(ok and out:find("SUCCESS: 1 rule files found", 1, true), "docs/observability.md#4: " .. out)
   end },
   ["docs/observability.md#5"] = { "sh", "run: the promtool lines in the clone; check: the picture's "
-    .. "(spec/hosts/dashboards_spec.lua runs it)", function()
+    .. "(rocks/observe/spec/hosts/dashboards_spec.lua runs it)", function()
     if missing("promtool") then return end
     check_sh("docs/observability.md#5", nil, { false, false, true })
     local out, ok = run(CLONE, lines_of("docs/observability.md#5", nil, { true, true, false }))
     assert_ok(out, ok, "docs/observability.md#5")
     assert(select(2, out:gsub("SUCCESS", "")) == 2, "docs/observability.md#5: " .. out)
   end },
-  ["docs/observability.md#6"] = { "lua", "check: compiles, its names exist (spec/extras/observe_spec.lua runs "
+  ["docs/observability.md#6"] = { "lua", "check: compiles, its names exist (rocks/observe/spec/observe_spec.lua runs "
     .. "the same)", function() check_lua("docs/observability.md#6") end },
   ["docs/openresty.md#1"] = { "sh", "check: apt-get; run: the builds", function()
     check_sh("docs/openresty.md#1", nil, { true })
@@ -653,10 +656,10 @@ local BLOCKS = {
   end },
   ["docs/studio.md#1"] = { "sh", "check: make -n studio (spec/hosts/studio_spec.lua runs tools/studio.sh, its recipe)",
     function() check_sh("docs/studio.md#1") end },
-  ["docs/storage.md#1"] = { "lua", "check: compiles (spec/hosts/s3_spec.lua runs the same generate to s3://)",
+  ["docs/storage.md#1"] = { "lua", "check: compiles (rocks/s3/spec/hosts/s3_spec.lua runs the same generate to s3://)",
     function() check_lua("docs/storage.md#1") end },
-  ["docs/storage.md#2"] = { "lua", "check: compiles (spec/hosts/refs_s3_spec.lua runs local files as references "
-    .. "against s3rver)", function() check_lua("docs/storage.md#2") end },
+  ["docs/storage.md#2"] = { "lua", "check: compiles (rocks/s3/spec/hosts/refs_s3_spec.lua runs local files as "
+    .. "references against s3rver)", function() check_lua("docs/storage.md#2") end },
   ["docs/webhooks.md#1"] = { "lua", "run: the client it makes (starvideos the module, whsec_... a secret)", function()
     local dir = folder("webhooks")
     lua_file(dir, "notify.lua", "docs/webhooks.md#1", { ['"whsec_..."'] = '"whsec_c2VjcmV0LXNlY3JldA=="' })

@@ -8,7 +8,7 @@
 -- repository.  (Every fenced block of the docs, README.md's "Five lines" and
 -- docs/emulator.md's "Start it" among them, run in a fresh clone:
 -- spec/hosts/docs_run_spec.lua.  The emulator's own flags and output:
--- spec/tools/emulator_spec.lua.)
+-- rocks/emulator/spec/emulator_spec.lua.)
 
 local helper = require "spec.helper"
 local display = require "starvideos.cli.display"

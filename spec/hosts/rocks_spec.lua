@@ -1,6 +1,6 @@
--- The rocks of this repository (CONTRACT.md "Rocks", rockspec/), each in fresh LuaRocks trees, under Lua 5.4 and
--- LuaJIT: every rock is built once per VM (`luarocks make` at the top of a copy of the checkout, then packed),
--- and installed from its pack into the trees below, each with --deps-mode=none (Debian's cjson and LuaSocket
+-- The rocks of this repository (CONTRACT.md "Rocks", rockspec/ and rocks/<rock>/), each in fresh LuaRocks trees, under
+-- Lua 5.4 and LuaJIT: every rock is built once per VM (`luarocks make` at the top of a copy of the checkout, then
+-- packed), and installed from its pack into the trees below, each with --deps-mode=none (Debian's cjson and LuaSocket
 -- are the system's, not rocks):
 --   * a tree per rock beside the core: it holds those two rocks, the files the rockspec declares and no other,
 --     and each of its modules loads there;
@@ -29,7 +29,7 @@ local files = trees.files
 
 -- The files a rock's rockspec installs, as the tree holds them: share/lua/V/... and lib/lua/V/..., sorted.
 local function declared(luav, rock)
-  local path = helper.root .. "/rockspec/" .. rock .. "/starvideos-" .. rock .. "-scm-1.rockspec"
+  local path = helper.root .. "/rocks/" .. rock .. "/starvideos-" .. rock .. "-scm-1.rockspec"
   local env = assert(dofile(helper.root .. "/tools/rockspec.lua")(path), path)
   local out, modules = {}, {}
   for name in pairs(env.build.install.lua) do
@@ -202,7 +202,7 @@ for _, vm in ipairs { "lua5.4", "luajit" } do
         local name = r == "starvideos" and r or "starvideos-" .. r
         local tree = tmp .. "/build-" .. r
         if r ~= "starvideos" then tree_with("build-" .. r, { "starvideos" }) end
-        local spec = r == "starvideos" and "" or (" rockspec/" .. r .. "/" .. name .. "-scm-1.rockspec")
+        local spec = r == "starvideos" and "" or (" rocks/" .. r .. "/" .. name .. "-scm-1.rockspec")
         local out, ok = sh("cd " .. q(src) .. " && " .. luarocks("make --tree " .. q(tree) .. " --deps-mode=none"
           .. spec))
         assert(ok, out)
@@ -255,7 +255,7 @@ for _, vm in ipairs { "lua5.4", "luajit" } do
         local line = out:match("\n?(" .. what .. "\t[^\n]*)")
         local short = rock:gsub("^starvideos%-", "")
         assert.equal(table.concat({ what, "false", "invalid_request", field, asked .. " needs the " .. rock
-          .. " rock (luarocks make --deps-mode=none rockspec/" .. short .. "/" .. rock .. "-scm-1.rockspec at the top "
+          .. " rock (luarocks make --deps-mode=none rocks/" .. short .. "/" .. rock .. "-scm-1.rockspec at the top "
           .. "of the checkout starvideos came from: docs/install.md, \"The other rocks\")" }, "\t"), line, out)
       end
       refused("store", "store", "starvideos-redis", "store = redis://127.0.0.1:1")
@@ -267,7 +267,7 @@ for _, vm in ipairs { "lua5.4", "luajit" } do
         .. " emulator --port 0")
       assert.is_falsy(ok, cmd)
       assert.matches("starvideos emulator needs the starvideos-emulator rock (luarocks make --deps-mode=none "
-        .. "rockspec/emulator/starvideos-emulator-scm-1.rockspec at the top of the checkout", cmd, 1, true)
+        .. "rocks/emulator/starvideos-emulator-scm-1.rockspec at the top of the checkout", cmd, 1, true)
       assert.same({}, emu:requests())
       -- then a video, from the core's tree alone
       out, ok = sh(run .. q(dir .. "/cat.mp4"))

@@ -1,4 +1,4 @@
-// An OTLP/HTTP collector for the specs (spec/hosts/observe_trace_spec.lua, observe_nginx_spec.lua): each POST's
+// An OTLP/HTTP collector for the specs (rocks/observe/spec/hosts/observe_trace_spec.lua, observe_nginx_spec.lua): each POST's
 // JSON body decoded with OpenTelemetry's own OTLP definitions (the protobuf messages of
 // @opentelemetry/otlp-transformer: ExportTraceServiceRequest), as the OTLP/HTTP JSON encoding says (ids as hex,
 // 64-bit integers as strings), round-tripped through the protobuf wire format, and compared with what was

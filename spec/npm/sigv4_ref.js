@@ -1,5 +1,5 @@
 // The AWS SDK for JavaScript's own SigV4 signer (@smithy/signature-v4, with @aws-crypto/sha256-js) on the
-// inputs spec/core/sigv4_spec.lua gives on stdin (a JSON list of requests: endpoint authority, bucket, key,
+// inputs rocks/s3/spec/sigv4_spec.lua gives on stdin (a JSON list of requests: endpoint authority, bucket, key,
 // virtual-host style or not, method, query, headers, payload, region, credentials, time, expires), each
 // signed as the SDK's S3 client and presigner do: its canonical request, string to sign, signature, the
 // Authorization header (header auth) or the query parameters (presigned).  The path is built here from the

@@ -1,5 +1,5 @@
 -- The ledger cases (spec/support/ledger_cases.lua) on a journal and on no ledger (a client without journal
--- or store); spec/hosts/ledger_cases_redis_spec.lua runs them on a store.  And the interface they hold,
+-- or store); rocks/redis/spec/hosts/ledger_cases_redis_spec.lua runs them on a store.  And the interface they hold,
 -- docs/architecture.md's table: it names every use of a ledger by the library, both ledgers give it, and
 -- the list covers each of its names.
 local cases = require "spec.support.ledger_cases"

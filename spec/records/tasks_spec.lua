@@ -1,6 +1,6 @@
 -- client:tasks: every task of the ledger in view, with its state, file and
 -- the prompt's first 80 characters (docs/batch.md#every-task-in-view).
--- Against the emulator, on a journal (the store's case: spec/hosts/ledger_redis_spec.lua).
+-- Against the emulator, on a journal (the store's case: rocks/redis/spec/hosts/ledger_redis_spec.lua).
 local helper = require "spec.helper"
 local shared_emulator = require "spec.support.shared_emulator"
 local starvideos = require "starvideos"

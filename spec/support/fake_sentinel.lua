@@ -1,5 +1,5 @@
 -- A host that is no sentinel of the service yet answers SENTINEL MASTER with a table of other fields (as a
--- proxy or a hostile host may), for spec/hosts/store_check_spec.lua; every other command: an error.
+-- proxy or a hostile host may), for rocks/redis/spec/hosts/store_check_spec.lua; every other command: an error.
 --
 --   lua5.4 spec/support/fake_sentinel.lua PORT_FILE
 --

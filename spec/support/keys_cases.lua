@@ -1,5 +1,5 @@
 -- The key cases (docs/batch.md "Keys"), run on a journal (spec/records/keys_spec.lua)
--- and on a store (spec/hosts/keys_store_spec.lua): a job is keyed by the file it
+-- and on a store (rocks/redis/spec/hosts/keys_store_spec.lua): a job is keyed by the file it
 -- makes (its out, as an absolute path) or by opts.key, and a rerun never pays
 -- twice.  Against the emulator, counting creates there.
 local helper = require "spec.helper"

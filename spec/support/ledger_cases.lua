@@ -1,6 +1,6 @@
 -- One list of cases that every ledger passes (docs/architecture.md "The ledger interface"): the journal's
 -- and no ledger's (spec/records/ledger_cases_spec.lua, fast) and the store's on a real redis-server
--- (spec/hosts/ledger_cases_redis_spec.lua).  Each case drives a client's ledger on its loop, so that an
+-- (rocks/redis/spec/hosts/ledger_cases_redis_spec.lua).  Each case drives a client's ledger on its loop, so that an
 -- answer may be false ("not yet", a store's; a journal written off the caller's thread too): env.answer
 -- asks again, the loop stepped between, until it is given.
 --

@@ -1,6 +1,6 @@
--- A location of spec/hosts/observe_nginx_spec.lua: GET /loop?n=N&from=I puts N tasks (numbered from I) through
--- the metrics hook (extras/observe.lua) as a job and its requests call it, each with its own id, URL and prompt,
--- into the worker's registry (the shared dict); answers the time it took.
+-- A location of rocks/observe/spec/hosts/observe_nginx_spec.lua: GET /loop?n=N&from=I puts N tasks (numbered from I)
+-- through the metrics hook (extras/observe.lua) as a job and its requests call it, each with its own id, URL and
+-- prompt, into the worker's registry (the shared dict); answers the time it took.
 local ngx = rawget(_G, "ngx")
 local Observe = require "starvideos.extras.observe"
 local Metrics = require "starvideos.extras.metrics"

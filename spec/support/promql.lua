@@ -1,8 +1,8 @@
 -- The names PromQL expressions use, checked against the families the library exports (extras/metrics.lua's
 -- FAMILIES): a scanner of the language's tokens (not a parser; promtool checks the syntax: spec/hosts/
 -- dashboards_spec.lua) that finds every metric name, label name and `le` value of an expression, with
--- Grafana's variables ($job, ${x}, $__rate_interval) taken as opaque.  Used by spec/dashboards_spec.lua on
--- dashboards/starvideos.json and dashboards/alerts.yml.
+-- Grafana's variables ($job, ${x}, $__rate_interval) taken as opaque.  Used by rocks/observe/spec/dashboards_spec.lua
+-- on dashboards/starvideos.json and dashboards/alerts.yml.
 --
 --   P.families(list)                 -> by name: {type =, labels = set, le = set of bucket bounds as written}
 --   P.problems(expr, families)       -> list of messages (empty: every name is the library's)

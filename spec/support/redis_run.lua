@@ -1,6 +1,6 @@
--- A real redis-server for the specs (spec/hosts/redis_spec.lua, spec/hosts/redis_nginx_spec.lua,
--- spec/hosts/cli_store_spec.lua): on 127.0.0.1, a port found free by binding first
--- (redis-server takes no port 0), no persistence, in a temporary directory.  The
+-- A real redis-server for the specs (rocks/redis/spec/hosts/redis_spec.lua,
+-- rocks/redis/spec/hosts/redis_nginx_spec.lua, rocks/redis/spec/hosts/cli_store_spec.lua): on 127.0.0.1, a port found
+-- free by binding first (redis-server takes no port 0), no persistence, in a temporary directory.  The
 -- caller stops it (finally), or start_pair and stop_pair start and stop it with
 -- an emulator.  start_sentinel: a primary, its replicas and sentinels (redis-server
 -- --sentinel: no system service); start_cluster: a Cluster made by redis-cli --cluster create.
@@ -175,9 +175,9 @@ function M.cli(port, ...)
   return lines
 end
 
--- Replication (issue 38: spec/hosts/store_replicas_spec.lua, spec/hosts/store_failover_spec.lua): a primary whose
--- full sync is sent at once (no diskless delay), its replicas' links checked every second; a replica of port
--- (a primary's, or a proxy's in front of it).
+-- Replication (issue 38: rocks/redis/spec/hosts/store_replicas_spec.lua,
+-- rocks/redis/spec/hosts/store_failover_spec.lua): a primary whose full sync is sent at once (no diskless delay), its
+-- replicas' links checked every second; a replica of port (a primary's, or a proxy's in front of it).
 local REPL = { "--repl-diskless-sync-delay 0", "--repl-ping-replica-period 1" }
 
 function M.primary(opts)

@@ -1,7 +1,7 @@
--- An S3-compatible store for the storage hosts specs (spec/hosts/s3_spec.lua, s3_nginx_spec.lua, s3_faults_spec.lua,
--- refs_s3_spec.lua): s3rver 3.7.1 behind the specs' own proxy that checks every request's SigV4 (presigned URLs too)
--- with the AWS SDK's signer (spec/npm/s3_server.js), its objects read back by the AWS SDK's own S3 client
--- (spec/npm/s3_read.js).
+-- An S3-compatible store for the storage hosts specs (rocks/s3/spec/hosts/s3_spec.lua, s3_nginx_spec.lua,
+-- s3_faults_spec.lua, refs_s3_spec.lua): s3rver 3.7.1 behind the specs' own proxy that checks every request's SigV4
+-- (presigned URLs too) with the AWS SDK's signer (spec/npm/s3_server.js), its objects read back by the AWS SDK's own S3
+-- client (spec/npm/s3_read.js).
 --   local why = S3run.missing()          -- what is not installed, or nil
 --   local st = S3run.start{ refuse = true, bucket = "vids" } -- refuse: x-amz-checksum-* refused (R2, B2)
 --   st.url, st.port, st.dir (s3rver's folder), st.log() (the proxy's log: a table per request), st.read(key),

@@ -1,4 +1,4 @@
--- A TCP proxy of the specs' own (spec/hosts/fence_spec.lua): on 127.0.0.1, a
+-- A TCP proxy of the specs' own (rocks/redis/spec/hosts/fence_spec.lua): on 127.0.0.1, a
 -- port the system picks, forwarding every connection to 127.0.0.1:TARGET, and
 -- told by a mode file how to misbehave.  One file, two uses:
 --

@@ -1,4 +1,4 @@
--- A test CA made with openssl for the TLS specs (spec/hosts/store_tls_spec.lua): in dir, a CA (ca.pem), a
+-- A test CA made with openssl for the TLS specs (rocks/redis/spec/hosts/store_tls_spec.lua): in dir, a CA (ca.pem), a
 -- server certificate it signed for the name `localhost` only (server.pem, server.key: no IP address, so that
 -- 127.0.0.1 is the wrong name), a client certificate it signed (client.pem, client.key), and another CA that
 -- signed nothing here (other_ca.pem: the wrong CA).

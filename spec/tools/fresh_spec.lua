@@ -86,7 +86,7 @@ describe("--fresh", function()
         return n >= 6
       end)
       -- (the hint a kill prints is handed to the command's watcher after the records are written: a moment
-      -- later, as spec/hosts/store_hints_spec.lua waits too; the 5.1 part of make test-all once saw only
+      -- later, as rocks/redis/spec/hosts/store_hints_spec.lua waits too; the 5.1 part of make test-all once saw only
       -- "Terminated" without it)
       helper.sleep(0.5)
       proc:stop("TERM")

@@ -94,7 +94,7 @@ describe("tools/shape.lua", function()
       .. "rock" .. WHY, out, 1, true)
     assert.matches("csrc/lua/core.c:" .. c .. ": names starvideos.sigv4, a module of the starvideos-s3 rock" .. WHY,
       out, 1, true)
-    assert.matches("rocks/redis/lua/starvideos/fleet/extra.lua: in no rockspec (rockspec/redis/"
+    assert.matches("rocks/redis/lua/starvideos/fleet/extra.lua: in no rockspec (rocks/redis/"
       .. "starvideos-redis-scm-1.rockspec installs the Lua files of rocks/redis/lua/)", out, 1, true)
     local _, n = out:gsub(": names starvideos", "")
     assert.equal(4, n, out) -- (not the comments)
@@ -126,7 +126,7 @@ describe("tools/shape.lua", function()
     end
     local _, n = out:gsub("another rock's product", "")
     assert.equal(5, n, out) -- (not the comments)
-    assert.matches("rocks/folders.lua: does not list rocks/emulator/lua (rockspec/emulator/"
+    assert.matches("rocks/folders.lua: does not list rocks/emulator/lua (rocks/emulator/"
       .. "starvideos-emulator-scm-1.rockspec's Lua)", out, 1, true)
   end)
 

@@ -1,7 +1,7 @@
 -- How to go on after Ctrl-C or kill -9 on a fleet (issue 49): the printed command names the store without its
 -- password (every other message hides it) and says where the password comes from (STARVIDEOS_STORE, which a
 -- file can fill); a store URL without a password is carried as it is.  The hint's own functions, no process:
--- spec/hosts/store_hints_spec.lua runs the same through a killed batch.
+-- rocks/redis/spec/hosts/store_hints_spec.lua runs the same through a killed batch.
 local output = require "starvideos.cli.output"
 
 describe("a hint on a store", function()

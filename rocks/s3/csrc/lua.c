@@ -1,5 +1,5 @@
 /* starvideos.sigv4: AWS Signature Version 4 and S3's percent-encoding (sigv4.c)
-   for Lua, the starvideos-s3 rock's C module (rockspec/starvideos-s3-scm-1.rockspec):
+   for Lua, the starvideos-s3 rock's C module (rocks/s3/starvideos-s3-scm-1.rockspec):
    the bucket's requests (storage/s3.lua) are signed here, on libcrypto, and the
    core's starvideos.sign keeps only the webhook signatures, SHA-256 and the
    video's check; each part's sums are this module's (parts.c).  Like

@@ -67,7 +67,7 @@ local function hiredis_open(ep, o, timeout)
   if not ok then
     if not tostring(redis):find("module 'starvideos.redis' not found", 1, true) then return nil, tostring(redis) end
     return nil, "starvideos.redis is not installed (it needs hiredis and OpenSSL: Debian libhiredis-dev libssl-dev, "
-      .. "then make; LuaRocks: luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec)"
+      .. "then make; LuaRocks: luarocks make rocks/redis/starvideos-redis-scm-1.rockspec)"
   end
   local conn, err = redis.connect(ep.path or ep.host, ep.port, { timeout = timeout, tls = o.tls, verify = o.verify,
     ca_file = o.ca_file, cert_file = o.cert_file, key_file = o.key_file, server_name = o.server_name })

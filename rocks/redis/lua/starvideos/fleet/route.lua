@@ -113,7 +113,7 @@ function R.open(cfg, timeout, ngx, server)
   return R.wrap(way, timeout, ngx)
 end
 
--- A route over a way (the seam spec/fleet/route_spec.lua drives with a way of its own).
+-- A route over a way (the seam rocks/redis/spec/route_spec.lua drives with a way of its own).
 function R.wrap(way, timeout, ngx)
   return setmetatable({ way = way, name = way.name, null = way.null, timeout = timeout, seq = 0, cmds = {},
     sleep = ngx and ngx.sleep or core.sleep }, Route)

@@ -183,7 +183,7 @@ function S.target(st, bucket, key)
 end
 
 -- The request shapes the library sends (a: the call's values): method, query, headers, body (payload: its
--- SHA-256, hex; a part's comes with it).  spec/core/sigv4_spec.lua signs each against the AWS SDK's signer.
+-- SHA-256, hex; a part's comes with it).  rocks/s3/spec/sigv4_spec.lua signs each against the AWS SDK's signer.
 S.OPS = {
   create = function(a) -- CreateMultipartUpload (checksum: "sha256" asks for per-part SHA-256 checksums)
     return "POST", { uploads = "" }, { ["Content-Type"] = "video/mp4",

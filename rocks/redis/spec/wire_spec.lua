@@ -1,5 +1,5 @@
 -- What a store puts on the wire and what it does with a refusal no retry changes (issue 49), without a server:
--- the store's connection is the spec's own (the seam of spec/fleet/waiters_spec.lua), recording each command and
+-- the store's connection is the spec's own (the seam of rocks/redis/spec/waiters_spec.lua), recording each command and
 -- its WAIT, answering as a case scripts.  A store table decoded from JSON (cjson: every number a float on Lua
 -- 5.3+) sends whole numbers as integers (WAIT 1 1000, not 1.0: Redis refuses those); a WAIT the user may not
 -- run (NOPERM) ends a create at once, nothing sent, rather than writing its pending record again forever; a

@@ -1,7 +1,8 @@
 -- dashboards/ with Prometheus's own tools: promtool checks the rules and runs their unit tests
 -- (dashboards/alerts_test.yml), and those tests catch each alert broken (never firing, always firing, firing before
 -- its `for:`); every query of the dashboard is PromQL promtool reads; and tools/dashboard-picture.lua draws every
--- panel from a real Prometheus scraping a real client (spec/dashboards_spec.lua: the names the queries use).
+-- panel from a real Prometheus scraping a real client (rocks/observe/spec/dashboards_spec.lua: the names the queries
+-- use).
 
 local helper = require "spec.helper"
 local P = require "spec.support.promql"

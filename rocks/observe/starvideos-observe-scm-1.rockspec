@@ -1,10 +1,11 @@
 -- One repository, several rocks (CONTRACT.md "Rocks"; docs/architecture.md "Extension points"): this one
 -- at the top of a checkout, after the starvideos rock:
---   luarocks make rockspec/observe/starvideos-observe-scm-1.rockspec
+--   luarocks make rocks/observe/starvideos-observe-scm-1.rockspec
 -- Its modules live in rocks/observe/lua/, never in lua/ (the starvideos rock's): LuaRocks' builtin backend
 -- copies a top-level lua/ folder into every rock it builds, so this rock is built by build.install alone (no C),
 -- and build.install names each of its files (tools/shape.lua checks the list against the folder).
--- It lives in rockspec/observe/ so that a plain `luarocks make` still finds one rock to build.
+-- It lives in rocks/observe/, with the rock's code and specs, so that a plain `luarocks make` at the top still finds
+-- one rock to build (the core's, in rockspec/).
 rockspec_format = "3.0"
 package = "starvideos-observe"
 version = "scm-1"

@@ -1,7 +1,8 @@
 -- Videos streamed into a bucket (docs/storage.md), against a real S3-compatible server: s3rver 3.7.1 behind the
 -- specs' own proxy that checks every request's SigV4 with the AWS SDK's signer (spec/npm/s3_server.js), the
 -- objects read back by the AWS SDK's own S3 client (spec/npm/s3_read.js), the videos served by the emulator.
--- The 200 MB cases are here, in one file (the slow ones); the download faults are spec/hosts/s3_faults_spec.lua's.
+-- The 200 MB cases are here, in one file (the slow ones); the download faults are
+-- rocks/s3/spec/hosts/s3_faults_spec.lua's.
 local helper = require "spec.helper"
 local cjson = require "cjson"
 local socket = require "socket"

@@ -2,7 +2,7 @@
 -- table, extras/metrics.lua's FAMILIES, the one client:metrics() writes): every query names only those families
 -- and their labels (and the scrape's job and instance), every family has a panel, the dashboard imports (a
 -- Prometheus input, a unit and a place on the grid for each panel), every alert has a `for:` and its
--- annotations.  promtool checks and tests the rules in spec/hosts/dashboards_spec.lua.
+-- annotations.  promtool checks and tests the rules in rocks/observe/spec/hosts/dashboards_spec.lua.
 
 local cjson = require "cjson"
 local helper = require "spec.helper"

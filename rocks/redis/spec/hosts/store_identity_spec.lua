@@ -1,6 +1,7 @@
 -- The store's identity (fleet/identity.lua's GUARD, rocks/redis): every script on a fleet's keys checks it as it
 -- runs; a reset it finds has its store's watchers' records written before the script is run again.  Against a
--- real redis-server, through the store alone (spec/hosts/store_reset_spec.lua: the ledger and keep over it).
+-- real redis-server, through the store alone (rocks/redis/spec/hosts/store_reset_spec.lua: the ledger and keep over
+-- it).
 
 local helper = require "spec.helper"
 local redis_run = require "spec.support.redis_run"

@@ -2,7 +2,7 @@
 -- collector (spec/npm/otlp_collector.js, node) that decodes each export with OpenTelemetry's own OTLP
 -- definitions and names the attributes by the semantic conventions' own constants (npm); and a collector that
 -- accepts and never answers costs step(0) nothing, its spans dropped and counted.  (Inside nginx:
--- spec/hosts/observe_nginx_spec.lua.)
+-- rocks/observe/spec/hosts/observe_nginx_spec.lua.)
 
 local helper = require "spec.helper"
 local Otlp = require "spec.support.otlp_run"

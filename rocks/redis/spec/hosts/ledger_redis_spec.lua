@@ -1,6 +1,6 @@
 -- The Redis ledger (rocks/redis/lua/starvideos/fleet/ledger.lua) against a real
 -- redis-server (spec/support/redis_run.lua), beyond the ledger cases every ledger passes
--- (spec/hosts/ledger_cases_redis_spec.lua): the samples, leases with time
+-- (rocks/redis/spec/hosts/ledger_cases_redis_spec.lua): the samples, leases with time
 -- (a live owner's task never taken, one that stops renewing orphaned after its
 -- lease), two processes claiming orphans at once never take one task twice,
 -- create_limit across two processes allows exactly N, and Redis stopped:

@@ -28,7 +28,7 @@ print(v, err.kind, err.field, err.message)
     assert.is_true(ok, out)
     assert.equal("nil\tio\tstore\tstore redis://127.0.0.1:1/0: starvideos.redis is not installed (it needs "
       .. "hiredis and OpenSSL: Debian libhiredis-dev libssl-dev, then make; LuaRocks: luarocks make "
-      .. "rockspec/redis/starvideos-redis-scm-1.rockspec)\n", out)
+      .. "rocks/redis/starvideos-redis-scm-1.rockspec)\n", out)
   end)
 end)
 
@@ -456,9 +456,9 @@ print("done")
   end)
 end)
 
--- The starvideos-redis rock (rockspec/redis/): built by `luarocks make` into a
+-- The starvideos-redis rock (rocks/redis/): built by `luarocks make` into a
 -- fresh tree beside the starvideos rock, then used from that tree alone.
-describe("luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec (lua5.4)", function()
+describe("luarocks make rocks/redis/starvideos-redis-scm-1.rockspec (lua5.4)", function()
   if helper.vm ~= "lua5.4" or not helper.execute("command -v luarocks >/dev/null 2>&1") then
     pending("lua5.4 and luarocks only")
     return
@@ -473,7 +473,7 @@ describe("luarocks make rockspec/redis/starvideos-redis-scm-1.rockspec (lua5.4)"
       .. " && cp -R rockspec csrc lua rocks bin types README.md LICENSE " .. q(src)))
     local out, ok = helper.capture("cd " .. q(src) .. " && luarocks --lua-version=5.4 make --tree " .. q(tree)
       .. " --deps-mode=none rockspec/starvideos-scm-1.rockspec 2>&1 && luarocks --lua-version=5.4 make --tree "
-      .. q(tree) .. " --deps-mode=none rockspec/redis/starvideos-redis-scm-1.rockspec 2>&1")
+      .. q(tree) .. " --deps-mode=none rocks/redis/starvideos-redis-scm-1.rockspec 2>&1")
     assert.is_true(ok, out)
     assert.matches("starvideos%-redis scm%-1 is now installed in", out)
     assert.is_true(helper.exists(tree .. "/lib/lua/5.4/starvideos/redis.so"))

@@ -1,7 +1,7 @@
 -- Metrics and traces through their seams (extras/metrics.lua, extras/trace.lua, extras/observe.lua): the text
 -- format written by a registry of its own, and the spans a generate makes on the fake transport, whose exports
 -- (a POST of op notify) the spec takes instead of a collector.  The real collector, promtool, prometheus and
--- nginx: spec/hosts/observe_*_spec.lua.
+-- nginx: rocks/observe/spec/hosts/observe_*_spec.lua.
 
 local helper = require "spec.helper"
 local starvideos = require "starvideos"

@@ -2,7 +2,7 @@
 -- (rules.lua's key_answer, the journal's too): a task saved to an s3:// out is `whole` when the store recorded that
 -- out as its path, as the journal's is (issue 55, item 6: a store's rerun fetched and wrote every saved object
 -- again).  Without a server: the answer is the script's reply as Redis gives it.  The script itself, against a
--- real redis-server: spec/fleet/store_s3_saved_spec.lua.
+-- real redis-server: rocks/redis/spec/store_s3_saved_spec.lua.
 local Ask = require "starvideos.fleet.ask"
 local Rules = require "starvideos.rules"
 

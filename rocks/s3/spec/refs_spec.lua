@@ -5,7 +5,7 @@
 -- folder, cannot be read or is empty refused naming its field), and what must be set for its upload (storage.refs).
 -- Every refusal here sends nothing: no create reaches the emulator, and the store named is a port where nothing
 -- listens (a request there would be a network error, not the refusal asserted).  The upload itself, against a
--- real S3 server: spec/hosts/refs_s3_spec.lua.
+-- real S3 server: rocks/s3/spec/hosts/refs_s3_spec.lua.
 local helper = require "spec.helper"
 local shared_emulator = require "spec.support.shared_emulator"
 local media = require "starvideos.emulator.media"
