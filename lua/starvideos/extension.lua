@@ -53,7 +53,7 @@ end
 -- of the checkout the starvideos rock was built from (a LuaRocks tree has no rockspecs of the others).
 local function install_hint(rock)
   local short = rock:gsub("^starvideos%-", "")
-  local spec = "rockspec/" .. short .. "/" .. rock .. "-scm-1.rockspec"
+  local spec = "rocks/" .. short .. "/" .. rock .. "-scm-1.rockspec"
   local root = debug.getinfo(1, "S").source:match("^@(.-)lua/starvideos/extension%.lua$")
   if root and root:sub(1, 1) ~= "/" then root = (os.getenv("PWD") or ".") .. "/" .. root end
   local f = root and io.open(root .. spec)
