@@ -326,7 +326,8 @@ SV_API const char *const sv_wire_names[];
    reached the server either way. */
 SV_API sv_wire sv_tunnel_refused(long status, const char *proxy, const char *target, char *msg, size_t n);
 /* A download's body longer than its video can be (cap: its length, when the answer said it, else max_video_bytes):
-   the message of both transports (core.too_long), naming url's path alone (its query may hold a token). */
+   the message of both transports (core.too_long), naming url's path alone (its query may hold a token); url NULL:
+   another answer past its max_body, cap. */
 SV_API void sv_too_long(double cap, int its_length, const char *url, char *msg, size_t n);
 /* What an op makes of its exchange, written once (the transports and the verdict decide by these, never by the
    op): api, the service's request (the key when asked, an X-Request-Id, its answer read as a task, its rate

@@ -30,7 +30,11 @@ sv_wire sv_tunnel_refused(long status, const char *proxy, const char *target, ch
 }
 
 void sv_too_long(double cap, int its_length, const char *url, char *msg, size_t n) {
-  const char *p = strstr(url, "://"), *at = p ? p + 3 + strcspn(p + 3, "/?#") : url;
+  const char *p = url ? strstr(url, "://") : NULL, *at = p ? p + 3 + strcspn(p + 3, "/?#") : url;
+  if (!url) {
+    snprintf(msg, n, "the answer is larger than %.0f bytes", cap);
+    return;
+  }
   at += *at == '/';
   snprintf(msg, n, "the body is longer than the video can be: past %.0f bytes (%s) at /%.*s", cap,
            its_length ? "its length" : "max_video_bytes", (int)strcspn(at, "?#"), at);

@@ -600,7 +600,7 @@ void sv_curl_end(sv_xfer *x, CURLcode rc) {
     x->wire = SV_WIRE_NONE; /* all that was asked for: the rest of the file is not read */
   } else if (x->too_big) {
     x->wire = SV_WIRE_GARBLED;
-    snprintf(x->message, sizeof x->message, "the answer is larger than %lu bytes", (unsigned long)x->max_body);
+    sv_too_long((double)x->max_body, 0, NULL, x->message, sizeof x->message);
   } else if (x->io_failed) {
     x->wire = SV_WIRE_IO; /* x->message: why the .part could not be written */
   } else if (x->refused) {

@@ -365,10 +365,11 @@ static int l_tunnel_refused(lua_State *L) {
   return 2;
 }
 
-/* too_long(cap, its_length, url) -> message: a download's body past its cap (sv_too_long) */
+/* too_long(cap, its_length, url) -> message: a download's body past its cap (sv_too_long); without url, another
+   answer's past max_body */
 static int l_too_long(lua_State *L) {
   char msg[512];
-  sv_too_long((double)luaL_checknumber(L, 1), lua_toboolean(L, 2), luaL_checkstring(L, 3), msg, sizeof msg);
+  sv_too_long((double)luaL_checknumber(L, 1), lua_toboolean(L, 2), luaL_optstring(L, 3, NULL), msg, sizeof msg);
   lua_pushstring(L, msg);
   return 1;
 }

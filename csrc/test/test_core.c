@@ -927,6 +927,8 @@ static void transport_words(void) {
   sv_too_long(1024, 0, "http://h:1", msg, sizeof msg);
   ok(strcmp(msg, "the body is longer than the video can be: past 1024 bytes (max_video_bytes) at /") == 0,
      "past max_video_bytes, a URL without a path", msg);
+  sv_too_long(65536, 0, NULL, msg, sizeof msg);
+  ok(strcmp(msg, "the answer is larger than 65536 bytes") == 0, "another answer past its max_body", msg);
 }
 
 /* A proxy's URL: the credentials apart and decoded; every refusal without them. */

@@ -130,7 +130,7 @@ local function sink(x, data)
     return sink(x, rest)
   end
   if x.from then return nil, "capped" end
-  return nil, "garbled", string.format("the answer is larger than %.0f bytes", x.cap)
+  return nil, "garbled", core.too_long(x.cap)
 end
 
 -- n bytes of body, or (n nil) all until the server closes.
