@@ -300,9 +300,9 @@ typedef enum sv_op { SV_OP_CREATE, SV_OP_QUERY, SV_OP_DOWNLOAD, SV_OP_EXCHANGE }
    of 1e400) or an HTTP date; always finite, from 0 to a year, or -1 when unreadable. */
 SV_API double sv_parse_retry_after(const char *v, double now);
 SV_API double sv_http_date(const char *v); /* an HTTP date's seconds since the epoch, or -1 */
-/* A Content-Range value (n bytes) as both transports read it (core.content_range): "bytes A-B/T" and nothing after,
-   whitespace after "bytes", A <= B < T, each at most 15 digits: 0, *start = A and *total = T; else -1 (not a whole range: "*" for
-   its total, say), nothing set. */
+/* A Content-Range value (n bytes) as both transports read it (core.content_range): "bytes A-B/T" and nothing
+   after, whitespace after "bytes", A <= B < T, each at most 15 digits: 0, *start = A and *total = T; else -1 (not
+   a whole range: "*" for its total, say), nothing set. */
 SV_API int sv_content_range(const char *v, size_t n, double *start, double *total);
 
 /* How an exchange ended, as far as the wire could tell. */

@@ -32,10 +32,10 @@ typedef struct sv_send {
   int range;               /* (not a HEAD) bytes offset to offset + max_body - 1 asked (Range), its body cut at
                               max_body (whole: a server that ignores Range sends the whole file), from the byte
                               asked or refused (SV_WIRE_GARBLED); without it, a body past max_body is garbled */
-  int hold;                /* (with range; request.lua asks it of a GET) a 200 to the Range (a host that ignores it: the whole file) is
-                              not ended at the range's end but held there, paused: sv_xfer_held says so once it
-                              finished, and sv_xfer_go_on reads the next range from it (one GET for a file's
-                              parts); a 206 ends as without it */
+  int hold;                /* (with range; request.lua asks it of a GET) a 200 to the Range (a host that ignores
+                              it: the whole file) is not ended at the range's end but held there, paused:
+                              sv_xfer_held says so once it finished, and sv_xfer_go_on reads the next range from
+                              it (one GET for a file's parts); a 206 ends as without it */
   int keep_heads;          /* the answer's header lines kept (sv_exchange's heads) */
   const char *body; size_t body_len; /* a POST when body is not NULL */
   int body_kept;           /* the caller keeps body alive and unchanged until the exchange ends: not copied */

@@ -358,8 +358,8 @@ static int l_redirect(lua_State *L) {
 /* tunnel_refused(status, proxy, target) -> wire, message: a proxy's answer to its CONNECT (sv_tunnel_refused) */
 static int l_tunnel_refused(lua_State *L) {
   char msg[512];
-  sv_wire wire = sv_tunnel_refused((long)luaL_checkinteger(L, 1), luaL_optstring(L, 2, NULL), luaL_optstring(L, 3, NULL),
-                                   msg, sizeof msg);
+  sv_wire wire = sv_tunnel_refused((long)luaL_checkinteger(L, 1), luaL_optstring(L, 2, NULL),
+                                   luaL_optstring(L, 3, NULL), msg, sizeof msg);
   lua_pushstring(L, sv_wire_names[wire]);
   lua_pushstring(L, msg);
   return 2;

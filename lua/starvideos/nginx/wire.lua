@@ -174,8 +174,9 @@ function W.exchange(c, x, key)
       if not ok then return wire, msg end
     end
     ok, wire, msg = body(x, h)
-    if x.exchange and x.from then -- where its bytes start in the file (the verdict's range rule; -1: unreadable)
-      if status == 206 then x.first = span(status, h) or -1 else x.first = x.from - x.skip end
+    local from, total = span(status, h) -- (read once: where the answer's bytes start in the file, its size)
+    if x.exchange and x.from then -- (the verdict's range rule; -1: a Content-Range not whole)
+      if status == 206 then x.first = from or -1 else x.first = x.from - x.skip end
     end
     if wire == "capped" then ok, x.to_close = true, true end -- the rest of the file is not read
     if not ok then return wire, msg end
@@ -184,7 +185,7 @@ function W.exchange(c, x, key)
     if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(IDLE_MS, c.pool_size) else sock:close() end
     if follow == nil then
       if x.to_file and not x.total then x.total = x.have end
-      if x.exchange then x.have, x.total = x.kept, select(2, span(status, h)) end
+      if x.exchange then x.have, x.total = x.kept, total end
       return nil
     end
     if not follow then return "fatal", why end
