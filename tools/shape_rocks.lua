@@ -65,14 +65,19 @@ local function rocks_of(root, listing)
   return list
 end
 
+-- The line of text's byte at.
+local function line_at(text, at)
+  local _, lines = text:sub(1, at):gsub("\n", "")
+  return lines + 1
+end
+
 -- Each name of another rock's module (or of a folder only other rocks have) in code, onto bad.
 local function check_names(file, code, others, folders, bad)
   for at, name, dot in code:gmatch("()(starvideos%.[%w_%.]*[%w_])(%.?)") do
     local rock = others[name] or (dot == "." and folders[name .. "."])
     if rock then
-      local _, line = code:sub(1, at):gsub("\n", "")
       bad[#bad + 1] = string.format("%s:%d: names %s, %s of the %s rock (the core finds another rock only through "
-        .. "its extension points: lua/starvideos/extension.lua)", file, line + 1, name .. dot,
+        .. "its extension points: lua/starvideos/extension.lua)", file, line_at(code, at), name .. dot,
         dot == "." and "a module folder" or "a module", rock)
     end
   end
@@ -92,12 +97,6 @@ local function without_hints(code)
   local to = from and select(2, code:find("%b{}", from))
   if not to then return code end
   return code:sub(1, from - 1) .. code:sub(from, to):gsub("[^\n]", " ") .. code:sub(to + 1)
-end
-
--- The line of text's byte at.
-local function line_at(text, at)
-  local _, lines = text:sub(1, at):gsub("\n", "")
-  return lines + 1
 end
 
 -- Each product word in code (comments blanked, strings kept) onto bad.

@@ -137,28 +137,33 @@ local function not_sent(job)
     .. "%s; nothing was sent, nothing paid", waited)))
 end
 
+-- A row's due before sending (peeking to recording): not sent once the call's deadline came (not_sent), else due.
+local function unsent_past(due)
+  return function(job, t)
+    if past(job, t) then return not_sent(job) end
+    return due(job, t)
+  end
+end
+
 -- peeking: the ledger's task for the job's key (false: the store has not answered; asked again when it does),
 -- followed when there is one; else its references checked, or the key's token.
-function C.peek(job, t)
-  if past(job, t) then return not_sent(job) end
+C.peek = unsent_past(function(job, t)
   local known = job:known()
   if known == false then return job.loop:wait_for(job, t) end
   if known then return job:follow(known, t) end
   return job:go("checking", t)
-end
+end)
 
 -- checking: the references checked (preflight), then the local files uploaded: nothing paid before.  Each ends
 -- by advancing the job (job.lua's advance takes what it found), which comes back here for the next.
-function C.check(job, t)
-  if past(job, t) then return not_sent(job) end
+C.check = unsent_past(function(job, t)
   if not (job.preflight or job.files) then return job:go("awaiting", t) end
   job:check(job.preflight and job.cfg.on_media or X.optional("references").start, t) -- (client.lua)
   return job:advance(t)
-end
+end)
 
 -- awaiting: the key's token (a create's before the polls waiting; one its batch took for it: granted).
-function C.await(job, t)
-  if past(job, t) then return not_sent(job) end
+C.await = unsent_past(function(job, t)
   if not job:take_grant() then
     local later, held = job.budget:token(t, true, job, job.tenant)
     local long = later and Bucket.too_long(t, later, held, job.cfg, "create", by(job))
@@ -166,17 +171,16 @@ function C.await(job, t)
     if later then return job.loop:at(by(job) and math.min(later, by(job)) or later, job) end
   end
   return job:go("recording", t)
-end
+end)
 
 -- recording: the ledger's pending record (false: a store's answer or a writer's record to come: asked again).
-function C.record(job, t)
-  if past(job, t) then return not_sent(job) end
+C.record = unsent_past(function(job, t)
   local ok, err = job.ledger:before_create(job.params, job.local_id, job.out, job.want, job.tenant)
   if type(ok) == "table" then return job:follow(ok, t) end
   if ok == false then return job.loop:wait_for(job, t) end
   if not ok then return job:finish(err) end
   return job:go("sending", t)
-end
+end)
 
 -- sending: what the service will ignore said once (not again on a retry), then the create, sent unless its call's
 -- deadline came first; once sent it is never abandoned: it may be paid for.

@@ -95,12 +95,12 @@ local function dispatch(ctx, argv)
   -- from here, a mistake under --json is reported as JSON too
   local _, json = args.scan(argv)
   ctx.json = json
-  local rock = not args.COMMANDS[name] and rock_command(name, argv)
-  if rock and rock.main then return rock.main(tail(argv, 2), args.INVOKED) end
   if name == "--version" then
     out(require("starvideos")._VERSION, "\n")
     return 0
   end
+  local rock = not args.COMMANDS[name] and rock_command(name, argv)
+  if rock and rock.main then return rock.main(tail(argv, 2), args.INVOKED) end
   if not args.COMMANDS[name] then
     if name:sub(1, 1) == "-" then
       usage_error("unknown option %s (options go after the command)", name:match("^[^=]*"))

@@ -155,8 +155,11 @@ end
 function BY_TASK.part(t, rec) if type(rec.path) == "string" then t.part = rec.path end end
 
 -- A sink's state (the bucket's upload, a task's reference objects): text the journal keeps, never reads.
-function BY_TASK.upload(t, rec) t.upload = type(rec.upload) == "string" and rec.upload or nil end -- (false: none)
-function BY_TASK.refs(t, rec) t.refs = type(rec.refs) == "string" and rec.refs or nil end
+local function sink_text(t, rec) -- (false: none)
+  local k = rec.event
+  t[k] = type(rec[k]) == "string" and rec[k] or nil
+end
+BY_TASK.upload, BY_TASK.refs = sink_text, sink_text
 
 function BY_TASK.downloaded(t, rec)
   if type(rec.path) ~= "string" then return end
