@@ -266,7 +266,9 @@ describe("one nginx host without Redis", function()
   local seen -- what the emulator saw in the run (counts)
 
   setup(function()
-    emu = helper.emulator { key = KEY, queued = 0, processing = 6 }
+    -- (each task 24 s in processing: every create is answered, through a loaded machine's CLI too, before the
+    -- victim's first video is whole; at 6 s a loaded .ci/run saw the victim done before its kill)
+    emu = helper.emulator { key = KEY, queued = 0, processing = 24 }
     videos = helper.tmpdir()
     local dir = helper.tmpdir()
     local new = new_client(emu.url, str_format("journal = %q", videos .. "/tasks.jsonl"))
