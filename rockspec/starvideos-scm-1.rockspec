@@ -115,6 +115,7 @@ build = {
     ["starvideos.request"] = "lua/starvideos/request.lua",
     ["starvideos.schedule"] = "lua/starvideos/schedule.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
+    ["starvideos.spend"] = "lua/starvideos/spend.lua",
     ["starvideos.store_option"] = "lua/starvideos/store_option.lua",
     ["starvideos.sink"] = "lua/starvideos/sink.lua",
     ["starvideos.rules"] = "lua/starvideos/rules.lua",

@@ -53,6 +53,7 @@ local function fake_redis()
   end
   function C.EXISTS(k) return db[k] and 1 or 0 end
   function C.SET(k, v) db[k] = v; return { ok = "OK" } end
+  function C.GET(k) return db[k] or false end
   function C.SADD(k, m) hash(k)[m] = true; return 1 end
   function C.SREM(k, m) hash(k)[m] = nil; return 1 end
   function C.SMEMBERS(k)

@@ -78,12 +78,14 @@
 ---@field requests_per_second? number the key's budget: creates, polls and retries together (default 10)
 ---@field retry_backoff? number seconds before the first retry, doubled at each next one (default 0.5)
 ---@field sleep? fun(seconds: number) every pause of a blocking call goes through it
+---@field spend_limit? starvideos.SpendLimit|starvideos.SpendLimit[] caps on money: a create past one is refused
 ---@field storage? starvideos.Storage the S3-compatible store of s3:// outs and local references
 ---@field store? string|starvideos.Store the ledger and the key's budget on Redis (not with journal)
 ---@field tenant_limit? starvideos.Limit at most count creates of one tenant in any per seconds
 ---@field timeout? number seconds of one HTTP exchange; a download: seconds without a byte (default 30)
 ---@field trace? starvideos.Trace|false a span per task, exported as OTLP/HTTP JSON; false: off
 ---@field transport? table a transport object (docs/architecture.md)
+---@field tz_offset? number|string the calendar of spend limits: hours from UTC (5.5) or "+HH:MM"
 ---@field user_agent? string the User-Agent header
 
 ---The options of client:create (config.lua's CALLS.create)
@@ -162,6 +164,10 @@
 ---@field on_progress? fun(event: starvideos.Event) called with the call's status and progress events
 ---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
 ---@field timeout? number seconds for each task (default 1800)
+
+---The options of client:spend (config.lua's CALLS.spend)
+---@class starvideos.SpendOpts
+---@field tenant? string a limit of every tenant: this tenant's entry only
 
 ---The options of client:tasks (config.lua's CALLS.tasks)
 ---@class starvideos.TasksOpts
@@ -414,6 +420,26 @@ function Job:cancel() end
 ---@field family? "ratelimit"|"x-ratelimit" the headers read (absent: a 429's Retry-After alone)
 ---@field retry_after? number a 429's Retry-After, seconds
 ---@field at number Unix seconds of the answer
+
+---a cap on money (spend_limit)
+---@class starvideos.SpendLimit
+---@field amount number the most the creates it covers may cost in a window, in prices' units
+---@field per? number|"day"|"month" the window: seconds, a calendar day or month (nil: the ledger's life)
+---@field scope? "key"|"tenant"|"model" what it covers (default key)
+---@field model? starvideos.Model scope model: the model
+---@field tenant? string scope tenant: one tenant (nil: every tenant its own)
+
+---a spend limit in its window (client:spend)
+---@class starvideos.Spend
+---@field limit starvideos.SpendLimit the limit
+---@field scope "key"|"tenant"|"model" what it covers
+---@field model? starvideos.Model its model
+---@field tenant? string its tenant
+---@field spent number the price of the creates made in the window
+---@field reserved number the price of the creates asked, not yet answered
+---@field amount number the limit's amount
+---@field resets_at? number Unix seconds of the window's end (nil: the ledger's life)
+---@field window_start? number Unix seconds of the window's start
 
 ---what client:check could not check
 ---@class starvideos.Note
@@ -698,6 +724,12 @@ function Client:rate_limit() end
 ---@return (starvideos.Result[]|starvideos.Plan)? results
 ---@return starvideos.Error? err
 function Client:resume(opts) end
+
+---Each spend limit in its window now: spent, reserved, amount.
+---@param opts? starvideos.SpendOpts
+---@return starvideos.Spend[]? list
+---@return starvideos.Error? err
+function Client:spend(opts) end
 
 ---Starts a task as a non-blocking job, moved by client:step.
 ---@param params starvideos.Params

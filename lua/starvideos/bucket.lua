@@ -4,6 +4,7 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
+local Spend = require "starvideos.spend"
 
 local B = {}
 B.__index = B
@@ -125,7 +126,8 @@ end
 
 -- A bucket of `rate` tokens a second (b:set_rate changes it).
 function B.new(rate)
-  return setmetatable({ rate = rate, kv = B.store(), creates = {}, remote = false, lines = {} }, B)
+  return setmetatable({ rate = rate, kv = B.store(), creates = {}, remote = false, lines = {}, spend = B.store() },
+    B)
 end
 
 function B:set_rate(rate) self.rate = rate end
@@ -254,9 +256,16 @@ function B:queue_end(tenant, t)
 end
 
 -- A create at t counted against checks (ledger.lua's limits: {lim, name}s) on lists (lists[i]: check i's times,
--- oldest first; those out of its window dropped): true (t added to each), or false, the seconds until the next
--- create is allowed, the count in the window and the limit that holds.
-function B.count_on(lists, checks, t)
+-- oldest first; those out of its window dropped), and its price reserved in kv (ask: {lid, price, spec, tenant},
+-- spend.lua's, or nil): true (t added to each) and the steps the reservation crossed; or false, the seconds until
+-- the next create is allowed, the count in the window and the limit that holds; or false, nil, the total and
+-- {spend = i}: spend limit i (of ask's spec) would be passed.  One decision: nothing counted unless all allow it.
+function B.count_on(lists, checks, t, kv, ask)
+  if ask then
+    kv.now = t
+    local i, total = Spend.over(kv, ask.price, ask.spec, t)
+    if i then return false, nil, total, { spend = i } end
+  end
   for i, c in ipairs(checks) do
     local list, kept = lists[i], {} -- (kept: the times in the window, newest first, at most lim.count)
     while list[1] and list[1] < t - c.lim.per do table.remove(list, 1) end
@@ -265,19 +274,34 @@ function B.count_on(lists, checks, t)
     if wait > 0 then return false, wait, #kept, c end
   end
   for _, list in ipairs(lists) do list[#list + 1] = t end
-  return true
+  return true, ask and Spend.take(kv, ask.lid, ask.price, ask.spec, t, ask.tenant)
 end
 
--- create_limit and tenant_limit with no ledger to count them: in the remote's count when it keeps one (nginx's
--- dict: every worker), else in this process.  B.count_on's answer (the remote's: or nil, err).
-function B:count_creates(checks, t)
-  if self.remote and self.remote.count_creates then return self.remote:count_creates(checks, t) end
+-- create_limit and tenant_limit with no ledger to count them, and spend_limit's reservation (ask): in the remote's
+-- count when it keeps one (nginx's dict: every worker), else in this process.  B.count_on's answer (the remote's:
+-- or nil, err).
+function B:count_creates(checks, t, ask)
+  if self.remote and self.remote.count_creates then return self.remote:count_creates(checks, t, ask) end
   local lists = {}
   for i, c in ipairs(checks) do
     lists[i] = self.creates[c.name] or {}
     self.creates[c.name] = lists[i]
   end
-  return B.count_on(lists, checks, t)
+  return B.count_on(lists, checks, t, self.spend, ask)
+end
+
+-- Create lid's reservation settled (paid: its task made, or maybe) or released, where count_creates made it; its
+-- store (get) for client:spend(), or nil, err.
+function B:end_spend(lid, paid, t)
+  if self.remote and self.remote.end_spend then return self.remote:end_spend(lid, paid, t) end
+  self.spend.now = t
+  Spend.finish(self.spend, lid, paid)
+end
+
+function B:spend_get(t)
+  if self.remote and self.remote.spend_get then return self.remote:spend_get(t) end
+  self.spend.now = t
+  return self.spend.get
 end
 
 return B

@@ -285,6 +285,17 @@ function Client:tasks(opts)
   return only
 end
 
+-- Each limit of spend_limit in its window now (docs/spend.md): {limit, scope, model, tenant, spent, reserved,
+-- amount, resets_at}s, as the ledger counts them; opts.tenant: a limit of every tenant, that tenant's only.  Or nil,
+-- err when the ledger cannot be read.
+function Client:spend(opts)
+  opts = begin(self, "spend", opts)
+  if not self.cfg.spend then return {} end
+  local list, err = self.ledger:spend(opts.tenant)
+  if not list then return nil, new_error("io", tostring(err), { field = self.ledger.field }) end
+  return list
+end
+
 -- A job of start or watch, its first step due now (taken by the next step).
 local function start(self, opts, params, id, task)
   local j, err = Job.new(self.ctx, nil, id, spec_of(opts, { params = params, task = task, finished = self.finished }))
@@ -314,7 +325,8 @@ local NOT_COUNTING = "# starvideos: this client does not count (metrics is off):
 -- The metrics in Prometheus's text format: the process's (inside nginx, with the dict, the host's).
 function Client:metrics()
   live(self)
-  local text = X.need("observe", nil, "client:metrics()").text()
+  local spend = self.cfg.spend and self:spend() or nil -- (each limit's gauges: spent and amount)
+  local text = X.need("observe", nil, "client:metrics()").text(spend)
   if self.cfg.observe and self.cfg.observe.m then return text end
   return NOT_COUNTING .. text
 end

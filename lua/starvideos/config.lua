@@ -287,6 +287,7 @@ M.CALLS = {
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
     journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool, dry_run = C.bool },
   tasks = { state = C.state, journal = C.path, check = C.bool, tenant = C.tenant },
+  spend = { tenant = C.tenant },
 }
 
 -- The options of starvideos.new.
@@ -296,6 +297,8 @@ M.CLIENT = {
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
   create_limit = limit("create_limit"), tenant_limit = limit("tenant_limit"), prices = C.prices, store = C.store,
+  spend_limit = function(v) return require("starvideos.spend").check(v) end,
+  tz_offset = function(v) return select(2, require("starvideos.spend").offset(v)) end,
   proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease, storage = C.storage,
   preflight = C.preflight, allow_private_media = C.bool, min_image_side = C.pixels, metrics = C.bool,
   trace = function(v) return require("starvideos.otel").check(v, C.url) end,
@@ -353,10 +356,15 @@ function M.client(opts)
   local cfg = {}
   for k, v in pairs(M.DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
-  for _, k in ipairs { "create_limit", "tenant_limit", "prices", "store", "storage", "notify" } do
+  for _, k in ipairs { "create_limit", "tenant_limit", "prices", "store", "storage", "notify", "spend_limit" } do
     cfg[k] = copy(opts[k])
   end
   from_env(cfg)
+  if cfg.spend_limit ~= nil then -- (money caps: spend.lua; a limit whose price is unknown raises here)
+    local Spend = require "starvideos.spend"
+    cfg.tz_seconds = Spend.offset(cfg.tz_offset)
+    cfg.spend = Spend.resolve(cfg, 4)
+  end
   if cfg.store ~= nil and cfg.journal ~= nil then
     error(string.format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "
       .. "other: journal for one host, store for a fleet)", tostring(cfg.journal),

@@ -74,10 +74,10 @@ function C.build(job, goal, spec)
   local made = { create_path = path, create_body = body, files = files > 0, model = params.model,
     warnings = warnings, -- what the service will ignore (the core's, from the models' table): told before paying
     preflight = goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil,
-    local_id = job.ledger.records and core.random_id() or nil,
+    local_id = (job.ledger.records or cfg.spend) and core.random_id() or nil, -- (a reservation's, spend.lua)
     kind = require("starvideos.schedule").kind_of(params.model, params.duration, params.resolution) }
   local key = spec.out and require("starvideos.sink").key(spec.out) or spec.key -- docs/batch.md "Keys"
-  if key and made.local_id then
+  if key and job.ledger.records then
     made.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
   end
   return made

@@ -21,6 +21,7 @@ local core = require "starvideos.core"
 local M = {}
 
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
+local PRICES = { videos = 0.4, videos_fast = 0.5, videos_stable = 1, videos_stable_fast = 1, starvideos_o3 = 2 }
 local BODY = '{"model":"videos","prompt":"a cat","duration":5}'
 
 -- A keyed job's want (job.lua's) for the file out; fp and body: other params than PARAMS'.
@@ -297,6 +298,82 @@ M.cases = {
       assert.same({ nil, 0 }, { by.tn1.tenant, by.tn1.cost }, "a price of 0 is a price")
       assert.same({ "pending", "alice" }, { by.a2.state, by.a2.tenant })
       assert.same({ "videos 0.4", "starvideos_o3 0" }, paid, "each task's cost counted once; unknown: not at all")
+    end },
+
+  { name = "spend_limit: each create reserves its price; past the amount refused (spend_limited, counted in no "
+    .. "other limit); a create surely not sent releases its price, one maybe sent keeps it; 50/80/100% said once",
+    covers = { "before_create", "created", "create_failed", "spend" },
+    run = function(env, assert)
+      local said = {}
+      local l = env.open { prices = PRICES, create_limit = { count = 5, per = 60 },
+        spend_limit = { amount = 1.2, per = "day" },
+        on_event = function(e) if e.field == "spend_limit" then said[#said + 1] = e.percent end end }
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "s1"))
+      assert.is_true(env.answer(l.created, l, { id = "ts1" }, PARAMS, "s1"))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "s2"))
+      env.settle()
+      local e = assert(l:spend())[1]
+      assert.same({ 0.4, 0.4, 1.2, "key" }, { e.spent, e.reserved, e.amount, e.scope })
+      assert.truthy(e.resets_at > os.time() and e.resets_at <= os.time() + 86400, tostring(e.resets_at))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "s3"))
+      local ok, err = env.answer(l.before_create, l, PARAMS, "s4")
+      assert.is_nil(ok)
+      assert.same({ "spend_limited", "spend_limit", 1.2, 1.2 }, { err.kind, err.field, err.spent, err.amount })
+      assert.equal(l.cfg.spend_limit, err.limit)
+      assert.truthy(err.retry_after > 0 and err.retry_after <= 86400, tostring(err.retry_after))
+      assert.matches("^spend_limit: 1.2 spent of the key in this window %(at most 1.2", err.message)
+      l:create_failed({}, PARAMS, "s2") -- surely not sent: its price released
+      env.settle()
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "s5"), "0.4 released: room again")
+      l:create_failed({ maybe_created = true }, PARAMS, "s3") -- maybe sent: kept
+      env.settle()
+      ok, err = env.answer(l.before_create, l, PARAMS, "s6")
+      assert.same({ nil, "spend_limited" }, { ok, err and err.kind })
+      e = assert(l:spend())[1]
+      assert.same("1.20", ("%.2f"):format(e.spent + e.reserved))
+      assert.same({ 50, 80, 100 }, said, "each step once in the window, though 100% was crossed twice")
+      l:create_failed({}, PARAMS, "s5")
+      env.settle()
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "s7"), "create_limit's 5th: the refused not counted")
+    end },
+
+  { name = "spend_limit's scopes: a tenant at its limit refused while another goes on; a model's refuses that model "
+    .. "only; a day's opens again at the day's turn (the clock set)",
+    covers = { "before_create", "spend" },
+    run = function(env, assert)
+      local Spend = require "starvideos.spend"
+      local real, now = Spend.clock, os.time()
+      local turn = select(2, Spend.window("day", now, 0))
+      Spend.clock = function() return now end
+      local ok, err = pcall(function()
+        local l = env.open { prices = PRICES, spend_limit = { { amount = 0.4, per = "day", scope = "tenant" },
+          { amount = 1, scope = "model", model = "videos_fast", per = 3600 } } }
+        local fast = { model = "videos_fast", prompt = "a dog", duration = 5 }
+        assert.is_true(env.answer(l.before_create, l, PARAMS, "a1", nil, nil, "alice"))
+        local got, aerr = env.answer(l.before_create, l, PARAMS, "a2", nil, nil, "alice")
+        assert.same({ nil, "spend_limited", "alice" }, { got, aerr.kind, aerr.tenant })
+        assert.matches('of tenant "alice"', aerr.message)
+        assert.is_true(env.answer(l.before_create, l, PARAMS, "b1", nil, nil, "bob"), "bob has his own")
+        assert.is_true(env.answer(l.before_create, l, PARAMS, "n1"), "no tenant: no tenant limit")
+        for i = 1, 2 do assert.is_true(env.answer(l.before_create, l, fast, "f" .. i)) end
+        got, aerr = env.answer(l.before_create, l, fast, "f3")
+        assert.same({ nil, "spend_limited", "videos_fast" }, { got, aerr.kind, aerr.model })
+        assert.is_true(env.answer(l.before_create, l, PARAMS, "n2"), "another model goes on")
+        env.settle()
+        local seen = {}
+        local function both(e) return ("%s %.2f"):format(e.tenant or e.model, e.spent + e.reserved) end
+        for _, e in ipairs(assert(l:spend())) do seen[#seen + 1] = both(e) end
+        table.sort(seen)
+        assert.same({ "alice 0.40", "bob 0.40", "videos_fast 1.00" }, seen)
+        assert.same({ "bob 0.40" }, { both(assert(l:spend("bob"))[1]) })
+        now = turn - 1
+        got = env.answer(l.before_create, l, PARAMS, "a3", nil, nil, "alice")
+        assert.is_nil(got, "alice's day has not turned")
+        now = turn
+        assert.is_true(env.answer(l.before_create, l, PARAMS, "a4", nil, nil, "alice"), "a new day")
+      end)
+      Spend.clock = real
+      assert(ok, err)
     end },
 
   { name = "a task never held: not lapsed, nothing to confirm, let go and forgotten without error",

@@ -107,6 +107,20 @@ C.CLASSES = {
     { "reset?", "number", "seconds until it resets, as of at" }, { "window?", "number", "the window, seconds" },
     { "family?", '"ratelimit"|"x-ratelimit"', "the headers read (absent: a 429's Retry-After alone)" },
     { "retry_after?", "number", "a 429's Retry-After, seconds" }, { "at", "number", "Unix seconds of the answer" } } },
+  { "SpendLimit", "a cap on money (spend_limit)", fields = {
+    { "amount", "number", "the most the creates it covers may cost in a window, in prices' units" },
+    { "per?", 'number|"day"|"month"', "the window: seconds, a calendar day or month (nil: the ledger's life)" },
+    { "scope?", '"key"|"tenant"|"model"', "what it covers (default key)" },
+    { "model?", "starvideos.Model", "scope model: the model" },
+    { "tenant?", "string", "scope tenant: one tenant (nil: every tenant its own)" } } },
+  { "Spend", "a spend limit in its window (client:spend)", fields = {
+    { "limit", "starvideos.SpendLimit", "the limit" }, { "scope", '"key"|"tenant"|"model"', "what it covers" },
+    { "model?", "starvideos.Model", "its model" }, { "tenant?", "string", "its tenant" },
+    { "spent", "number", "the price of the creates made in the window" },
+    { "reserved", "number", "the price of the creates asked, not yet answered" },
+    { "amount", "number", "the limit's amount" },
+    { "resets_at?", "number", "Unix seconds of the window's end (nil: the ledger's life)" },
+    { "window_start?", "number", "Unix seconds of the window's start" } } },
   { "Note", "what client:check could not check", fields = {
     { "field", "string", "the reference, e.g. referenceVideos[2]" }, { "message", "string", "why" } } },
 }

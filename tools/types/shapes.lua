@@ -84,6 +84,8 @@ S.METHODS = {
   step = { "Moves the key's jobs and requests, waiting up to seconds.", params = { { "seconds?", "number" } },
     returns = { { "starvideos.Job[]", "finished" } } },
   metrics = { "The metrics in Prometheus's text format.", returns = { { "string", "text" } } },
+  spend = { "Each spend limit in its window now: spent, reserved, amount.", params = { { "opts?", "@spend" } },
+    returns = { { "starvideos.Spend[]?", "list" }, { "starvideos.Error?", "err" } } },
   rate_limit = { "The last rate limit the service's answers said for the key; nil before any did.",
     returns = { { "starvideos.RateLimit?", "seen" } } },
   close = { "Cancels this client's jobs and lets go of its key's loop." },

@@ -9,6 +9,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
+local Spend = require "starvideos.spend"
 
 local D = {}
 D.__index = D
@@ -98,10 +99,10 @@ function D:take(t, _, tenant)
   return wait > 0 and t + wait or nil
 end
 
--- A count not had or not kept (why): the create refused, nothing sent.
+-- A count not had or not kept (why; c: the limit, nil: spend_limit's reservation): the create refused, nothing sent.
 local function uncounted(c, why)
   return nil, errors.new_error("io", string.format("nginx's lua_shared_dict starvideos: %s (nothing was sent)", why),
-    { field = c.tenant and "tenant_limit" or "create_limit" })
+    { field = not c and "spend_limit" or c.tenant and "tenant_limit" or "create_limit" })
 end
 
 -- The counts of checks written, each its times (the newest count of them) padded to count * TIME_WIDTH, so that
@@ -119,29 +120,54 @@ local function keep_counts(dict, names, lists, checks)
   return true
 end
 
--- bucket.lua's count_creates in the dict, under the bucket's lock (waited for: a create is no hot path): true
--- (counted in each), false, the wait, the count and the limit that holds; or nil, err (io: the lock not had, or
--- the dict full: the create refused, nothing sent).
-function D:count_creates(checks)
-  local dict, stop = self.dict, core.now() + LOCK_WAIT
+-- The dict's lock held for fn(kv) (waited for, at most LOCK_WAIT: a create is no hot path): fn's returns, or nil,
+-- err (io: the lock not had; c: the limit named).
+local function locked(self, c, fn)
+  local stop = core.now() + LOCK_WAIT
   while true do
-    local locked, err = lock(self)
-    if locked then break end
-    if locked == nil then
-      return uncounted(checks[1], "it is full (" .. tostring(err) .. "), its lock could not be made: make it larger")
+    local got, err = lock(self)
+    if got then break end
+    if got == nil then
+      return uncounted(c, "it is full (" .. tostring(err) .. "), its lock could not be made: make it larger")
     end
-    if core.now() > stop then return uncounted(checks[1], "its lock was not had in 1 s") end
+    if core.now() > stop then return uncounted(c, "its lock was not had in 1 s") end
     self.ngx.sleep(0.001)
   end
-  local names, lists = {}, {}
-  for i, c in ipairs(checks) do -- (a count's times: a string of numbers in the dict, oldest first)
-    names[i], lists[i] = self.key .. ":creates:" .. core.hash(c.name), {}
-    for n in (dict:get(names[i]) or ""):gmatch("%S+") do lists[i][#lists[i] + 1] = tonumber(n) end
-  end
-  local ok, wait, n, c = Bucket.count_on(lists, checks, os.time())
-  if ok then ok, wait = keep_counts(dict, names, lists, checks) end -- (nil, err: one did not fit)
+  self.kv = self.kv or store(self)
+  local a, b, n, d = fn(self.kv)
   unlock(self)
-  return ok, wait, n, c
+  return a, b, n, d
+end
+
+-- bucket.lua's count_creates in the dict, under the bucket's lock: true (counted in each, spend_limit's
+-- reservation made: ask) and the steps it crossed, false, the wait, the count and the limit that holds (or
+-- spend_limit's); or nil, err (io: the lock not had, or the dict full: the create refused, nothing sent).
+function D:count_creates(checks, t, ask)
+  local dict = self.dict
+  return locked(self, checks[1], function(kv)
+    local names, lists = {}, {}
+    for i, c in ipairs(checks) do -- (a count's times: a string of numbers in the dict, oldest first)
+      names[i], lists[i] = self.key .. ":creates:" .. core.hash(c.name), {}
+      for n in (dict:get(names[i]) or ""):gmatch("%S+") do lists[i][#lists[i] + 1] = tonumber(n) end
+    end
+    self.full = false
+    local ok, wait, n, c = Bucket.count_on(lists, checks, t or os.time(), kv, ask)
+    if ok and self.full then ok, wait = uncounted(nil, "it is full, the reservation was not kept: make it larger") end
+    if ok then ok, wait = keep_counts(dict, names, lists, checks) end -- (nil, err: one did not fit)
+    if ok == nil and ask then Spend.finish(kv, ask.lid, false) end
+    return ok, wait, n, c
+  end)
+end
+
+-- Create lid's reservation settled or released (bucket.lua's end_spend), under the lock.
+function D:end_spend(lid, paid)
+  return locked(self, nil, function(kv) Spend.finish(kv, lid, paid) end)
+end
+
+-- The dict's reservations as client:spend() reads them (get).
+function D:spend_get()
+  self.kv = self.kv or store(self)
+  return self.kv.get
 end
 
 return D

@@ -5,6 +5,8 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local rule = require "starvideos.lease"
+local Bucket = require "starvideos.bucket" -- (its store: spend_limit's reservations, spend.lua's rule)
+local Spend = require "starvideos.spend"
 local prompt_head = require("starvideos.rules").head
 local cjson = require("cjson.safe").new()
 local X = require "starvideos.extension"
@@ -108,17 +110,31 @@ end
 -- task (by its id: t, its entry).  A kind not listed is skipped (a newer library's: read as far as known).
 local BY_LOCAL, BY_WEBHOOK, BY_TASK = {}, {}, {}
 
+-- The reservations of spend_limit the records hold (spend.lua's rule, on the store st.spend), at the wall clock.
+function J.spent(st)
+  st.spend = st.spend or Bucket.store()
+  st.spend.now = Spend.clock()
+  return st.spend
+end
+
 function BY_LOCAL.pending(st, rec, lid, owner, lease)
   if not st.by_local[lid] then
     local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
-      lease = lease, out = rec.out, prompt = rec.prompt, tenant = rec.tenant }
+      lease = lease, out = rec.out, prompt = rec.prompt, tenant = rec.tenant, price = tonumber(rec.price),
+      spend = type(rec.spend) == "string" and rec.spend or nil }
     st.by_local[lid], st.pending[#st.pending + 1] = p, p
     keyed(st, rec, p)
+    st.crossed = p.price and p.spend and tonumber(rec.time)
+      and Spend.take(J.spent(st), lid, p.price, p.spend, rec.time, rec.tenant) or nil
   end
-  if rec.settled == true then st.settled[lid] = true end -- (a compacted create: its time and tenant, counted)
+  -- (a compacted create: its time and tenant, counted; its price, paid)
+  if rec.settled == true then st.settled[lid] = true; Spend.finish(J.spent(st), lid, true) end
 end
 
-function BY_LOCAL.abandoned(st, _, lid) st.settled[lid], st.abandoned[lid] = true, true end
+function BY_LOCAL.abandoned(st, _, lid)
+  st.settled[lid], st.abandoned[lid] = true, true
+  if st.spend then Spend.finish(J.spent(st), lid, false) end
+end
 
 function BY_WEBHOOK.delivered(st, rec) st.owed[rec.wid] = false end
 
@@ -198,7 +214,10 @@ function J.take(st, line)
   elseif type(rec.wid) == "string" then -- a webhook (notify.lua)
     if BY_WEBHOOK[ev] then BY_WEBHOOK[ev](st, rec, owner, lease) end
   elseif type(rec.id) == "string" then
-    if lid then st.settled[lid] = true end
+    if lid then
+      st.settled[lid] = true
+      if st.spend then Spend.finish(J.spent(st), lid, true) end
+    end
     local t = task_of(st, rec.id)
     if BY_TASK[ev] then BY_TASK[ev](t, rec, st, owner, lease) end
   end

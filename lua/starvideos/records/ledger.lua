@@ -7,12 +7,13 @@ local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 local Download = require "starvideos.download"
 local Rules = require "starvideos.rules"
+local Spend = require "starvideos.spend"
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
 local rule = require "starvideos.lease"
 
 local type, ipairs, tostring, tonumber, setmetatable, require = type, ipairs, tostring, tonumber, setmetatable, require
-local string_format, os_time = string.format, os.time
+local string_format = string.format
 local new_error = errors.new_error
 
 local L = {}
@@ -141,18 +142,21 @@ function L:peek(want)
 end
 
 -- The pending record decided by what the journal says (the key's task: then returned, nothing written; bucket.lua's
--- rule) and given to the writer, written only if the journal did not change since: true, a task, false and the
--- record's ticket, or nil, err.
+-- rule; spend.lua's reservation, in the journal's records read again: st.spend) and given to the writer, written
+-- only if the journal did not change since: true, a task, false and the record's ticket, or nil, err.
 local function decided(self, rec, want)
-  local limits, t = Rules.limits(self.cfg, rec.tenant), os_time()
+  local limits, t = Rules.limits(self.cfg, rec.tenant), Spend.clock()
+  local price, spec, which = Spend.covering(self.cfg, rec.model, rec.tenant, t)
+  local ask = price and { lid = rec["local"], price = price, spec = spec, tenant = rec.tenant }
   if not self.path then
-    local ok, wait, n, c = self.key.bucket:count_creates(limits, t)
-    if ok then return true end
+    local ok, wait, n, c = self.key.bucket:count_creates(limits, t, ask)
+    if ok then Spend.tell(self.cfg, wait, which); return true end
     if ok == nil then return nil, wait end -- (nginx's dict could not be locked: an io error)
+    if c.spend then return Spend.refusal(which[c.spend], n, t) end
     return Rules.limited(c.lim, n, wait, nil, c.tenant)
   end
   local st, err
-  if want or limits[1] then st, err = self:follow(); if not st then return nil, err end end
+  if want or limits[1] or ask then st, err = self:follow(); if not st then return nil, err end end
   if want then
     local task, kerr = ask_key(self, st, want)
     if task or type(kerr) == "table" then return task, kerr end
@@ -162,10 +166,15 @@ local function decided(self, rec, want)
     local wait = Bucket.limit_rule(times, t, c.lim.count, c.lim.per)
     if wait > 0 then return Rules.limited(c.lim, #times, wait, nil, c.tenant) end
   end
+  if ask then
+    local i, total = Spend.over(journal.spent(st), price, spec, t)
+    if i then return Spend.refusal(which[i], total, t, "the journal " .. self.path) end
+    rec.price, rec.spend = price, spec
+  end
   rec.time = t
   local line = assert(journal.line(rec))
   if st then journal.take(st, line:sub(1, -2)) end -- (read again from the file: taken once)
-  return false, self.writer:put(line, true, st and st.size, self, true)
+  return false, self.writer:put(line, true, st and st.size, self, true), which, st and st.crossed
 end
 
 -- A create's pending record asked for (self.asks[lid]): nil (ask it), false (not written yet), true (written),
@@ -176,7 +185,7 @@ local function asked(self, lid)
   local ok, why = self.writer:result(ask.ticket)
   if ok == nil then return false end
   self.asks[lid] = nil
-  if ok then self.outs[lid] = ask.rec; return true end
+  if ok then self.outs[lid] = ask.rec; Spend.tell(self.cfg, ask.crossed, ask.which); return true end
   self.st = nil -- (it took the record that was not written)
   if why ~= true then return nil, new_error("io", tostring(why) .. " (nothing was sent)", { field = "journal" }) end
 end
@@ -184,7 +193,9 @@ end
 -- want (a keyed job's): key, fp, body, out, fresh; tenant: whom the create is for (nil: nobody named).  true
 -- (send it), a task to follow, false (asked: ask again later), or nil, err.
 function L:before_create(params, lid, out, want, tenant)
-  if not self.path and not self.cfg.create_limit and not (tenant and self.cfg.tenant_limit) then return true end
+  if not self.path and not self.cfg.create_limit and not (tenant and self.cfg.tenant_limit) and not self.cfg.spend then
+    return true
+  end
   local answer, aerr = asked(self, lid)
   if answer ~= nil or aerr then return answer, aerr end
   want = self.path and want or nil
@@ -192,9 +203,10 @@ function L:before_create(params, lid, out, want, tenant)
   rec.event = "pending"
   local ok, err = true, nil
   if self.path then rec.owner, rec.lease = self:owner(); ok, err = rec.owner, rec.lease end -- (nil, why: no lease)
-  if ok then ok, err = decided(self, rec, want) end
+  local which, crossed
+  if ok then ok, err, which, crossed = decided(self, rec, want) end
   if ok == false then -- (an inline writer's is settled already; one another process decided against: asked again)
-    self.asks[lid] = { ticket = err, rec = rec }
+    self.asks[lid] = { ticket = err, rec = rec, which = which, crossed = crossed }
     answer, aerr = asked(self, lid)
     if answer == nil and not aerr then return false end
     return answer, aerr
@@ -209,12 +221,14 @@ end
 -- ids: the create's request_id and server_request_id (its answer's, or its error's; nil: none).
 local function record_created(self, id, params, lid, p, uncertain, await, ids)
   if self.path then self.fences:take(id, rule.FIRST, self.lease) end
+  if not self.path and lid and self.cfg.spend then self.key.bucket:end_spend(lid, true, Spend.clock()) end
   local rec = Rules.created(self.cfg, id, params, lid, p, uncertain, ids)
   rec.event = "created"
   return append(self, rec, true, true, await)
 end
 
 local function abandoned(self, lid)
+  if not self.path and self.cfg.spend then self.key.bucket:end_spend(lid, false, Spend.clock()) end
   append(self, { event = "abandoned", ["local"] = lid })
 end
 
@@ -323,6 +337,25 @@ end
 
 function L:settle_pending(lid, id)
   return Rules.settle_pending(self, lid, id, settle, self.path, "--journal " .. self.path)
+end
+
+-- client:spend()'s list (spend.lua's report): the journal's reservations, those of a process gone past its lease
+-- (its pending create unanswered: maybe paid) counted spent; without a journal, the key's bucket's.
+function L:spend(tenant)
+  local t = Spend.clock()
+  if not self.path then return Spend.report(self.cfg, self.key.bucket:spend_get(t), t, tenant) end
+  local st, err = self:read_all(true)
+  if not st then return nil, err end
+  local kv, me = journal.spent(st), self.lease and self.lease.id
+  local function moved(key)
+    local n = 0
+    for _, p in ipairs(st.open) do
+      if p.price and p.spend and p.spend:find(key .. "@", 1, true) and p.owner ~= me
+        and not self.leases:alive(p.owner, p.lease) then n = n + p.price end
+    end
+    return n
+  end
+  return Spend.report(self.cfg, kv.get, t, tenant, moved)
 end
 
 function L:pending()

@@ -5,6 +5,7 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local Rules = require "starvideos.rules" -- (what a pending record holds, limited, key_answer: both ledgers')
+local Spend = require "starvideos.spend"
 local rule = require "starvideos.lease"
 local Acks = require "starvideos.fleet.acks" -- (spacing)
 
@@ -90,7 +91,9 @@ function A.new(l, p, lid, out, want, lease, tenant)
   local count, per = limit_args(l.cfg.create_limit)
   local tcount, tper = limit_args(tenant and l.cfg.tenant_limit)
   local rec = Rules.pending(p, lid, out, want, tenant)
-  rec.owner, rec.time = lease.id, os.time()
+  rec.owner, rec.time = lease.id, Spend.clock()
+  rec.price, rec.spend, self.which = Spend.covering(l.cfg, p.model, tenant, rec.time) -- (spend.lua's reservation)
+  self.args_time = rec.time
   local args = A.pairs_of(rec, lid, w.fresh and "1" or "", pre, l.lease_ms, count, per, tcount, tper)
   local err
   self.script, self.keys, self.args = want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
@@ -116,6 +119,7 @@ function A:step()
   local done, err, short = st:result(self.pend)
   self.pend = nil
   if done == nil then return nil, err end
+  if type(done) == "table" and done[1] == "spent" then self.crossed, done = done[2], 1 end
   if done == 1 and short then
     local final = st:refused_wait("the pending record of create " .. self.lid, short)
     if final then return nil, final end -- (no retry changes it: the create ends, never sent)
@@ -130,6 +134,11 @@ function A:step()
   -- Redis set it: this round trip took it along (but for the first: the lease's own renewal learns the
   -- store's identity, fleet/leases.lua)
   if self.lease.identity then rule.answered(self.lease, self.sent, core.now(), self.ledger.lease_ms) end
+  if type(done) == "table" and done[1] == "spend" then
+    return Spend.refusal(self.which[tonumber(done[2])], tonumber(done[3]), self.args_time, "the store "
+      .. self.ledger.where)
+  end
+  Spend.tell(self.ledger.cfg, self.crossed, self.which)
   if type(done) == "table" and done[1] == "limited" then
     local tenant = done[3] == "t" and self.tenant or nil
     local lim = self.ledger.cfg[tenant and "tenant_limit" or "create_limit"]

@@ -15,6 +15,7 @@ local rule = require "starvideos.lease"
 local journal = require "starvideos.records.journal" -- (carried, tasks)
 local Download = require "starvideos.download" -- (size)
 local Rules = require "starvideos.rules" -- (what a record holds, a key's answer, settled, cost: both ledgers')
+local Spend = require "starvideos.spend"
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
@@ -147,7 +148,7 @@ function R:keeper(look) return self.leases:keeper(look) end
 -- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 local function abandoned(self, lid)
   self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
-    { lid, config.DEFAULTS.retain })
+    { lid, config.DEFAULTS.retain, self.prefix })
 end
 
 function R:forget(lid, id)
@@ -162,7 +163,7 @@ function R:_ask(params, lid, out, want, tenant)
   local function refuse(err)
     if ask then ask:drop() end
     self.asks[lid] = nil
-    if type(err) == "table" and err.kind == "rate_limited" then return nil, err end
+    if type(err) == "table" and (err.kind == "rate_limited" or err.kind == "spend_limited") then return nil, err end
     -- its pending script sent, Redis may still run it: abandoned after it
     if ask then abandoned(self, lid) end
     return nil, new_error("io", leases.message(err) .. " (nothing was sent)", { field = "store" })
@@ -351,6 +352,32 @@ function R:tasks()
     h.created, h.bytes, h.status, h.cost = h.time, tonumber(h.bytes), h.status or "queued", tonumber(h.cost)
   end
   return journal.tasks { list = v[1], pending = v[2], settled = {}, abandoned = {} }
+end
+
+-- client:spend()'s list (spend.lua's report, of the store's spend: names), a pending create whose owner's lease
+-- lapsed counted spent (maybe paid); or nil, err.
+function R:spend(tenant)
+  local list, err = self:pending()
+  if not list then return nil, err end
+  local st, alive, me, failed = self.store, {}, self.lease and self.lease.id, nil
+  local function get(k)
+    local v, gerr = st:call("GET", self.prefix .. "spend:" .. k)
+    failed = failed or (v == nil and gerr)
+    return v
+  end
+  local function moved(key)
+    local n = 0
+    for _, p in ipairs(list) do
+      local o = p.owner
+      if o and o ~= me and alive[o] == nil then alive[o] = st:call("EXISTS", self.prefix .. "owner:" .. o) == 1 end
+      if tonumber(p.price) and type(p.spend) == "string" and p.spend:find(key .. "@", 1, true) and o and o ~= me
+        and not alive[o] then n = n + tonumber(p.price) end
+    end
+    return n
+  end
+  local out = Spend.report(self.cfg, get, Spend.clock(), tenant, moved)
+  if failed then return nil, leases.message(failed) end
+  return out
 end
 
 function R:pending()

@@ -19,6 +19,7 @@
 --   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
 --   tcreates:<hash> tenant_limit's count of the tenant whose hash it is
+--   spend:*         spend_limit's reservations (spend.lua's rule: spend:sp:, held:, res:, told:, who:)
 -- A created record moves the local from pending to the task at once; a claim is one script (two keepers
 -- never take one task).  Reads go through the sets, never every task.
 
@@ -26,6 +27,24 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local Store = require "starvideos.fleet.store"
 local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)
 local FIRST = string.format("local FIRST = '%d'\n", require("starvideos.lease").FIRST) -- (a task's first number)
+
+-- spend.lua's rule on the store: its kv under P .. 'spend:', values kept as strings (spend_kv(P)).
+local SPEND = require("starvideos.spend").RULES .. [[
+local function spend_kv(P)
+  local pre = P .. 'spend:'
+  local function ms(ttl) return math.ceil(ttl * 1000) end
+  return {
+    get = function(k) return redis.call('GET', pre .. k) end,
+    set = function(k, v, ttl)
+      redis.call('SET', pre .. k, type(v) == 'string' and v or string.format('%.17g', v), 'PX', ms(ttl))
+    end,
+    add = function(k, ttl) return redis.call('SET', pre .. k, '1', 'NX', 'PX', ms(ttl)) ~= false end,
+  }
+end
+local function spend_field(name)
+  for i = 9, #ARGV - 1, 2 do if ARGV[i] == name then return ARGV[i + 1] end end
+end
+]]
 
 -- What key:<hash> (at key) names, asked by the owner key me (P: the prefix): a create still pending ({'pending',
 -- local, time}), a task not failed ({'task', id, fp, body, bytes, model, '1' when another live process holds it,
@@ -69,7 +88,7 @@ local SCRIPTS = {
   -- (KEY_NAMES), whatever the limits, counted in none; create_limit's and tenant_limit's counts ({'limited',
   -- seconds, '' or 't'} when one is full: counted in neither); else the record written.  pending and owe: the
   -- same, keyless
-  keyed = FleetBudget.CREATE .. KEY_NAMES .. [[
+  keyed = FleetBudget.CREATE .. KEY_NAMES .. SPEND .. [[
 if KEYS[4] then redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[4])) end
 if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local named = KEYS[7] and ARGV[2] ~= '1' and key_names(KEYS[7], ARGV[3], KEYS[4])
@@ -81,10 +100,19 @@ for _, c in ipairs(counts) do
   local wait = creates_wait(c[1], c[2], c[3])
   if wait > 0 then return { 'limited', string.format('%.6f', wait), c[4] } end
 end
+local price, spec, at, kv = spend_field('price'), spend_field('spend'), spend_field('time'), nil
+price, at = price and tonumber(price), at and tonumber(at)
+if price and spec and at then
+  kv = spend_kv(ARGV[3])
+  local i, total = spend_over(kv, price, spec, at)
+  if i then return { 'spend', tostring(i), string.format('%d', total) } end
+end
 for _, c in ipairs(counts) do creates_add(c[1], c[3]) end
+local crossed = kv and spend_take(kv, ARGV[1], price, spec, at, spend_field('tenant'))
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('SADD', KEYS[2], ARGV[1])
 if KEYS[7] then redis.call('SET', KEYS[7], 'L' .. ARGV[1]) end
+if crossed and crossed ~= '' then return { 'spent', crossed } end
 return 1
 ]],
   -- KEYS key:<hash>; ARGV P, the asker's owner key ('' none): what the key names (KEY_NAMES, all), or 0; nothing
@@ -92,7 +120,7 @@ return 1
   peek = KEY_NAMES .. "return key_names(KEYS[1], ARGV[1], ARGV[2], true) or 0",
   -- KEYS task:<id>, unfinished, pend:<local>, pending, tasks[, key:<hash>]; ARGV id, local ('' none), fields
   -- (with fence: a keeper's claim, recorded again after a reset)
-  created = FIRST .. [[
+  created = FIRST .. SPEND .. [[
 local held = redis.call('HMGET', KEYS[1], 'owner', 'fence') -- (written again: a claim since stays)
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 if held[2] then redis.call('HSET', KEYS[1], 'owner', held[1] or '', 'fence', held[2])
@@ -106,15 +134,17 @@ if not done[1] and done[2] ~= 'failed' then redis.call('SADD', KEYS[2], ARGV[1])
 if ARGV[2] ~= '' then
   redis.call('DEL', KEYS[3])
   redis.call('SREM', KEYS[4], ARGV[2])
+  spend_end(spend_kv(string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1] - 5)), ARGV[2], true) -- (P: task:<id>'s prefix)
 end
 return 1
 ]],
   -- KEYS a record, the set of its ids[, gone:<local>]; ARGV its id[, retain]: the record
   -- gone.  abandoned: pend:<local>, pending, gone:<local> (DEFAULTS.retain s); delivered: owed:<wid>, owed
-  abandoned = [[
+  abandoned = SPEND .. [[
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 if KEYS[3] then redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2])) end
+if ARGV[3] then spend_end(spend_kv(ARGV[3]), ARGV[1], false) end
 return 1
 ]],
   -- KEYS task:<id>, unfinished, kinds; ARGV id, status, took ('' none), within, P, samples kept, retain,

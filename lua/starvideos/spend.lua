@@ -1,0 +1,305 @@
+-- Money caps (spend_limit, docs/spend.md): a limit's shape and window, what a create of a model for a tenant
+-- reserves, and the one rule of reserving, settling and releasing (S.RULES), run where create_limit is counted:
+-- this process's store, nginx's dict, the journal's records read again, Redis' script.
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
+local errors = require "starvideos.errors"
+
+local type, ipairs, pairs, tostring, tonumber = type, ipairs, pairs, tostring, tonumber
+local string_format, math_floor, os_date = string.format, math.floor, os.date
+
+local S = {}
+
+S.UNIT = 1e6 -- a price or an amount is counted in millionths: sums of prices as the user wrote them, exactly
+S.STEPS = { 50, 80, 100 } -- the percentages of a limit said once per window (a warning)
+S.clock = os.time -- the wall clock windows are read on (a spec sets its own)
+local DAY, MOST = 86400, 1e12
+
+local function show(v) return type(v) == "string" and string_format("%q", v) or tostring(v) end
+
+local function model_names()
+  local names = {}
+  for name in pairs(core.models) do names[#names + 1] = name end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+local FIELDS = { amount = true, per = true, scope = true, model = true, tenant = true }
+
+-- One limit's shape (name: where it is, "spend_limit[2]"): nil, or what is wrong with it.
+local function check_one(v, name)
+  if type(v) ~= "table" then
+    return string_format('%s: a table {amount = A, per = seconds | "day" | "month", scope = "key" | "tenant" | '
+      .. '"model", ...} expected, got %s', name, show(v))
+  end
+  for k in pairs(v) do
+    if not FIELDS[k] then return string_format("%s.%s: unknown field (amount, per, scope, model, tenant)", name,
+      tostring(k)) end
+  end
+  local a = v.amount
+  if type(a) ~= "number" or a ~= a or a < 0 or a >= MOST / S.UNIT then
+    return string_format("%s.amount: a finite amount >= 0 expected, got %s", name, show(a))
+  end
+  local per = v.per
+  if per ~= nil and per ~= "day" and per ~= "month" and (type(per) ~= "number" or per ~= per or per < 1
+    or per > 366 * DAY) then
+    return string_format('%s.per: a number of seconds from 1 to 31622400, "day" or "month" expected, got %s', name,
+      show(per))
+  end
+  local scope = v.scope == nil and "key" or v.scope
+  if scope ~= "key" and scope ~= "tenant" and scope ~= "model" then
+    return string_format('%s.scope: "key", "tenant" or "model" expected, got %s', name, show(v.scope))
+  end
+  if (scope == "model") ~= (v.model ~= nil) then
+    return string_format("%s.model: %s", name, scope == "model" and "a model's name expected for scope \"model\""
+      or "only for scope \"model\"")
+  end
+  if v.model ~= nil and (type(v.model) ~= "string" or not core.models[v.model]) then
+    return string_format("%s.model: not a model (%s), got %s", name, model_names(), show(v.model))
+  end
+  if v.tenant ~= nil then
+    if scope ~= "tenant" then return string_format('%s.tenant: only for scope "tenant"', name) end
+    local t = v.tenant
+    if type(t) ~= "string" or t == "" or #t > 200 or t:find("[%c\127]") then
+      return string_format("%s.tenant: a tenant name (1 to 200 bytes, no control characters) expected, got %s",
+        name, show(t))
+    end
+  end
+end
+
+-- spend_limit's option check (config.lua's): one limit or a list of them -> nil, or the message and true.
+function S.check(v)
+  if type(v) ~= "table" then return "spend_limit: a limit {amount = A, ...} or a list of them expected, got "
+    .. show(v), true end
+  if v.amount ~= nil or next(v) == nil then
+    local bad = check_one(v, "spend_limit")
+    return bad, bad and true or nil
+  end
+  local n = #v
+  for k in pairs(v) do
+    if type(k) ~= "number" or k ~= math_floor(k) or k < 1 or k > n then
+      return string_format("spend_limit[%s]: a list of limits has only the keys 1 to %d", show(k), n), true
+    end
+  end
+  for i, one in ipairs(v) do
+    local bad = check_one(one, "spend_limit[" .. i .. "]")
+    if bad then return bad, true end
+  end
+end
+
+-- tz_offset: the calendar's offset from UTC of days and months, hours (5.5) or "+HH:MM" -> seconds, or nil, why.
+function S.offset(v)
+  if v == nil then return 0 end
+  local secs = type(v) == "number" and v == v and v * 3600
+  if type(v) == "string" then
+    local sign, h, m = v:match("^([+-])(%d%d):(%d%d)$")
+    secs = sign and (tonumber(h) * 3600 + tonumber(m) * 60) * (sign == "-" and -1 or 1)
+  end
+  if not secs or secs < -12 * 3600 or secs > 14 * 3600 then
+    return nil, "hours from -12 to 14 (5.5) or \"+HH:MM\" expected, got " .. show(v)
+  end
+  return math_floor(secs)
+end
+
+-- The client's limits (cfg.spend_limit checked, cfg.prices), each {lim (the user's table), scope, model, tenant,
+-- per, amount (in units), id}; raises, naming the field, a limit that needs a price the table has not.
+function S.resolve(cfg, level)
+  local given = cfg.spend_limit
+  if given == nil then return nil end
+  local list, off = given.amount ~= nil and { given } or given, cfg.tz_seconds or 0
+  local prices, out = cfg.prices or {}, {}
+  for i, lim in ipairs(list) do
+    local name = given.amount ~= nil and "spend_limit" or "spend_limit[" .. i .. "]"
+    local scope = lim.scope or "key"
+    local need = lim.model and { lim.model } or {}
+    if not lim.model then for m in pairs(core.models) do need[#need + 1] = m end table.sort(need) end
+    for _, m in ipairs(need) do
+      if prices[m] == nil then
+        error(string.format("bad option 'spend_limit' to 'new' (%s: a create of %s cannot be counted: prices has "
+          .. "no price for %s; give prices.%s%s)", name, m, m, m,
+          lim.model and "" or ", or a limit of scope \"model\""), level)
+      end
+    end
+    local per = lim.per
+    out[i] = { lim = lim, scope = scope, model = lim.model, tenant = lim.tenant, per = per, name = name,
+      amount = math_floor(lim.amount * S.UNIT + 0.5),
+      id = core.hash(table.concat({ scope, lim.model or "", lim.tenant or "", tostring(per or "life"), off }, "\0")) }
+  end
+  return out
+end
+
+-- Days since 1970-01-01 of a civil date (the proleptic Gregorian calendar).
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = math_floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math_floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- A limit's window at t (off: the calendar's offset, s): its start and end (0, 0: the ledger's life).
+function S.window(per, t, off)
+  if per == nil then return 0, 0 end
+  if per == "month" then
+    local d = os_date("!*t", math_floor(t + off))
+    local start = days_from_civil(d.year, d.month, 1) * DAY - off
+    local y, m = d.year + (d.month == 12 and 1 or 0), d.month % 12 + 1
+    return start, days_from_civil(y, m, 1) * DAY - off
+  end
+  per = per == "day" and DAY or per
+  local start = math_floor((t + off) / per) * per - off
+  return start, start + per
+end
+
+-- The limits of cfg (resolved: cfg.spend) that cover a create of model for tenant (nil: none) at t: the price in
+-- units and the spec as the rule reads it ("key@end@amount ..."), with the limits in its order; or nil (none).
+function S.covering(cfg, model, tenant, t)
+  local limits = cfg.spend
+  if not limits then return nil end
+  local parts, which = {}, {}
+  for _, l in ipairs(limits) do
+    local covers = l.scope == "key" or l.scope == "model" and l.model == model
+      or l.scope == "tenant" and tenant ~= nil and (l.tenant == nil or l.tenant == tenant)
+    if covers then
+      local start, ends = S.window(l.per, t, cfg.tz_seconds or 0)
+      local key = l.id .. ":" .. start .. (l.scope == "tenant" and not l.tenant and ":" .. core.hash(tenant) or "")
+      parts[#parts + 1] = string_format("%s@%d@%d", key, ends, l.amount)
+      which[#which + 1] = { limit = l, key = key, ends = ends, tenant = l.scope == "tenant" and tenant or nil }
+    end
+  end
+  if not parts[1] then return nil end
+  return math_floor((cfg.prices[model] or 0) * S.UNIT + 0.5), table.concat(parts, " "), which
+end
+
+-- Plain Lua 5.1, as Redis runs it; kv as bucket.lua's (get, set(k, v, ttl), add(k, ttl)).  A spec: "key@end@amount
+-- ..." (S.covering's).  spend_over: the first limit a create of `price` would pass -> its index and total, or nil
+-- (its 100% said once, when a create is refused before reaching it).  spend_take: create lid's reservation, counted
+-- once however often it is asked (its 'res:<lid>': "r price time spec"), in each limit's total ('sp:') and reserved
+-- ('held:'), a tenant's first in a limit of every tenant listed ('who:') -> the steps it crossed, "i:pct ...", each
+-- said once a window ('told:').  spend_end: lid's reservation settled: paid (its task made, or maybe: kept in the
+-- total) or released (surely not sent), once.  now: the wall clock's, as the windows were read (their ttl).
+S.RULES = [[
+local SPEND_STEPS = { 50, 80, 100 }
+local function spend_parse(text)
+  local list = {}
+  for k, e, a in string.gmatch(text or '', '(%S+)@(%S+)@(%S+)') do
+    list[#list + 1] = { key = k, ends = tonumber(e), amount = tonumber(a) }
+  end
+  return list
+end
+local function spend_ttl(s, now)
+  if s.ends == 0 then return 315360000 end
+  return math.max(s.ends - now, 0) + 86400
+end
+local function spend_told(kv, s, pct, now) return kv.add('told:' .. s.key .. ':' .. pct, spend_ttl(s, now)) end
+local function spend_over(kv, price, text, now)
+  for i, s in ipairs(spend_parse(text)) do
+    local total = tonumber(kv.get('sp:' .. s.key)) or 0
+    if total + price > s.amount then return i, total, spend_told(kv, s, 100, now) end
+  end
+end
+local function spend_add(kv, k, n, ttl)
+  local v = (tonumber(kv.get(k)) or 0) + n
+  kv.set(k, v > 0 and v or 0, ttl)
+end
+local function spend_take(kv, lid, price, text, now, tenant)
+  if kv.get('res:' .. lid) then return '' end
+  local crossed, most = {}, 1
+  for i, s in ipairs(spend_parse(text)) do
+    local ttl = spend_ttl(s, now)
+    local before = tonumber(kv.get('sp:' .. s.key)) or 0
+    local every = string.match(s.key, '^([^:]+:[^:]+):[^:]+$')
+    if every and before == 0 and not kv.get('held:' .. s.key) and tenant and tenant ~= '' then
+      local w = kv.get('who:' .. every)
+      kv.set('who:' .. every, (w and w .. '\n' or '') .. tenant, ttl)
+    end
+    spend_add(kv, 'sp:' .. s.key, price, ttl)
+    spend_add(kv, 'held:' .. s.key, price, ttl)
+    for _, pct in ipairs(SPEND_STEPS) do
+      if before * 100 < pct * s.amount and (before + price) * 100 >= pct * s.amount and spend_told(kv, s, pct, now)
+      then crossed[#crossed + 1] = i .. ':' .. pct end
+    end
+    if ttl > most then most = ttl end
+  end
+  kv.set('res:' .. lid, 'r ' .. price .. ' ' .. now .. ' ' .. text, most)
+  return table.concat(crossed, ' ')
+end
+local function spend_end(kv, lid, paid)
+  local r = kv.get('res:' .. lid)
+  if not r or string.sub(r, 1, 1) ~= 'r' then return end
+  local price, now, text = string.match(r, '^r (%S+) (%S+) ?(.*)$')
+  price, now = tonumber(price), tonumber(now)
+  local most = 1
+  for _, s in ipairs(spend_parse(text)) do
+    local ttl = spend_ttl(s, now)
+    spend_add(kv, 'held:' .. s.key, -price, ttl)
+    if not paid then spend_add(kv, 'sp:' .. s.key, -price, ttl) end
+    if ttl > most then most = ttl end
+  end
+  kv.set('res:' .. lid, (paid and 's' or 'x') .. string.sub(r, 2), most)
+end
+]]
+local over, take, finish = (rawget(_G, "loadstring") or load)(S.RULES .. "return spend_over, spend_take, spend_end")()
+S.over, S.take, S.finish = over, take, finish
+
+-- A create refused by limit l (covering's `which` entry w): its total in units, at t; `where`: the store or the
+-- journal that counted (nil: this process).
+function S.refusal(w, total, t, where)
+  local l, ends = w.limit, w.ends
+  local spent, amount = total / S.UNIT, l.amount / S.UNIT
+  local wait = ends > 0 and ends - t or nil
+  local whose = l.scope == "model" and " of model " .. l.model or w.tenant and string_format(" of tenant %q", w.tenant)
+    or " of the key"
+  return nil, errors.new_error("spend_limited", string_format("%s: %.14g spent%s %s (at most %.14g%s): the next "
+    .. "create is refused%s", l.name, spent, whose, ends > 0 and "in this window" or "in the ledger's life", amount,
+    where and ", counted in " .. where or "", wait and string_format(" until %s, in %d s",
+    os_date("!%Y-%m-%d %H:%M:%S UTC", ends), math_floor(wait + 0.5)) or " for good (a limit without per)"),
+    { field = "spend_limit", limit = l.lim, spent = spent, amount = amount, retry_after = wait, tenant = w.tenant,
+      model = l.model })
+end
+
+-- The crossed steps ("i:pct ...", the rule's) of a create's limits (which), said: a warning event each.
+function S.tell(cfg, crossed, which, reason)
+  local on_event = cfg.on_event
+  if not on_event or not crossed or crossed == "" then return end
+  for i, pct in crossed:gmatch("(%d+):(%d+)") do
+    local w = which[tonumber(i)]
+    local l = w.limit
+    on_event { type = "warning", field = "spend_limit", limit = l.lim, percent = tonumber(pct), tenant = w.tenant,
+      message = string_format("%s: %s%% of %.14g reached%s%s%s", l.name, pct, l.amount / S.UNIT,
+        l.scope == "model" and " for model " .. l.model or w.tenant and string_format(" for tenant %q", w.tenant)
+        or " for the key", w.ends > 0 and " in the window ending " .. os_date("!%Y-%m-%d %H:%M:%S UTC", w.ends) or "",
+        reason or "") }
+  end
+end
+
+-- client:spend()'s entries of cfg's limits at t, read from kv (get): {limit, scope, model, tenant, spent, reserved,
+-- amount, resets_at}; a limit of every tenant, an entry per tenant that spent in its window (or `tenant`'s only).
+-- moved(key): units reserved by a process gone (past its lease), counted spent.
+function S.report(cfg, get, t, tenant, moved)
+  local out = {}
+  for _, l in ipairs(cfg.spend or {}) do
+    local start, ends = S.window(l.per, t, cfg.tz_seconds or 0)
+    local keys = {}
+    if l.scope == "tenant" and not l.tenant then
+      local who = tenant and { tenant } or {}
+      if not tenant then for name in (get("who:" .. l.id .. ":" .. start) or ""):gmatch("[^\n]+") do
+        who[#who + 1] = name end end
+      for _, name in ipairs(who) do keys[#keys + 1] = { l.id .. ":" .. start .. ":" .. core.hash(name), name } end
+    else
+      keys[1] = { l.id .. ":" .. start, l.tenant }
+    end
+    for _, k in ipairs(keys) do
+      local total, held = tonumber(get("sp:" .. k[1])) or 0, tonumber(get("held:" .. k[1])) or 0
+      local gone = moved and math.min(moved(k[1]), held) or 0
+      out[#out + 1] = { limit = l.lim, scope = l.scope, model = l.model, tenant = k[2], amount = l.amount / S.UNIT,
+        spent = (total - held + gone) / S.UNIT, reserved = (held - gone) / S.UNIT, resets_at = ends > 0 and ends
+        or nil, window_start = ends > 0 and start or nil }
+    end
+  end
+  return out
+end
+
+return S
