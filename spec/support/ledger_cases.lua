@@ -332,8 +332,14 @@ M.cases = {
       e = assert(l:spend())[1]
       assert.same("1.20", ("%.2f"):format(e.spent + e.reserved))
       assert.same({ 50, 80, 100 }, said, "each step once in the window, though 100% was crossed twice")
-      l:create_failed({}, PARAMS, "s5")
-      env.settle()
+      if l.records then -- forgotten by hand (`starvideos pending --forget`): it made nothing, its price released
+        assert.is_true(l:settle_pending("s3"))
+        env.settle()
+        e = assert(l:spend())[1]
+        assert.same("0.80", ("%.2f"):format(e.spent + e.reserved))
+      else
+        l:create_failed({}, PARAMS, "s5")
+      end
       assert.is_true(env.answer(l.before_create, l, PARAMS, "s7"), "create_limit's 5th: the refused not counted")
     end },
 
