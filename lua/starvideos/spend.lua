@@ -14,7 +14,7 @@ local S = {}
 S.UNIT = 1e6 -- a price or an amount is counted in millionths: sums of prices as the user wrote them, exactly
 S.STEPS = { 50, 80, 100 } -- the percentages of a limit said once per window (a warning)
 S.clock = os.time -- the wall clock windows are read on (a spec sets its own)
-local DAY, MOST = 86400, 1e12
+local DAY, MOST = 86400, 1e15 -- (units: a sum below 2^53, exact in a double and in Redis)
 
 local function show(v) return type(v) == "string" and string_format("%q", v) or tostring(v) end
 
