@@ -245,8 +245,9 @@ local over, take, finish = (rawget(_G, "loadstring") or load)(S.RULES .. "return
 S.over, S.take, S.finish = over, take, finish
 
 -- A create refused by limit l (covering's `which` entry w): its total in units, at t; `where`: the store or the
--- journal that counted (nil: this process).
-function S.refusal(w, total, t, where)
+-- journal that counted (nil: this process); told: its 100% said now (spend_over's), to cfg's on_event.
+function S.refusal(w, total, t, where, told, cfg)
+  if told and cfg then S.tell(cfg, "1:100", { w }, " (a create was refused)") end
   local l, ends = w.limit, w.ends
   local spent, amount = total / S.UNIT, l.amount / S.UNIT
   local wait = ends > 0 and ends - t or nil
