@@ -264,7 +264,7 @@ end
 function B.count_on(lists, checks, t, kv, ask)
   if ask then
     kv.now = t
-    local i, total, told = Spend.over(kv, ask.price, ask.spec, t)
+    local i, total, told = Spend.over(kv, ask.price, ask.spec, t, ask.lid)
     if i then return false, nil, total, { spend = i, told = told } end
   end
   for i, c in ipairs(checks) do

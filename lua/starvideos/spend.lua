@@ -175,7 +175,7 @@ end
 
 -- Plain Lua 5.1, as Redis runs it; kv as bucket.lua's (get, set(k, v, ttl), add(k, ttl)).  A spec: "key@end@amount
 -- ..." (S.covering's).  spend_over: the first limit a create of `price` would pass -> its index and total, or nil
--- (its 100% said once, when a create is refused before reaching it).  spend_take: create lid's reservation, counted
+-- (its 100% said once, when a create is refused before reaching it; none for lid's, reserved already).  spend_take: create lid's reservation, counted
 -- once however often it is asked (its 'res:<lid>': "r price time spec"), in each limit's total ('sp:') and reserved
 -- ('held:'), a tenant's first in a limit of every tenant listed ('who:') -> the steps it crossed, "i:pct ...", each
 -- said once a window ('told:').  spend_end: lid's reservation settled: paid (its task made, or maybe: kept in the
@@ -194,7 +194,8 @@ local function spend_ttl(s, now)
   return math.max(s.ends - now, 0) + 86400
 end
 local function spend_told(kv, s, pct, now) return kv.add('told:' .. s.key .. ':' .. pct, spend_ttl(s, now)) end
-local function spend_over(kv, price, text, now)
+local function spend_over(kv, price, text, now, lid)
+  if lid and kv.get('res:' .. lid) then return nil end
   for i, s in ipairs(spend_parse(text)) do
     local total = tonumber(kv.get('sp:' .. s.key)) or 0
     if total + price > s.amount then return i, total, spend_told(kv, s, 100, now) end

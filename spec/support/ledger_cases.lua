@@ -341,6 +341,13 @@ M.cases = {
         l:create_failed({}, PARAMS, "s5")
       end
       assert.is_true(env.answer(l.before_create, l, PARAMS, "s7"), "create_limit's 5th: the refused not counted")
+      local limit = l.cfg.create_limit
+      l.cfg.create_limit = nil -- (its count is of asks, and would refuse it)
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "s7"), "asked again (its record written again): its own")
+      l.cfg.create_limit = limit
+      env.settle()
+      e = assert(l:spend())[1]
+      assert.same("1.20", ("%.2f"):format(e.spent + e.reserved), "a reservation counted once")
     end },
 
   { name = "spend_limit's scopes: a tenant at its limit refused while another goes on; a model's refuses that model "

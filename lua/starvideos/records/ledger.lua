@@ -167,7 +167,7 @@ local function decided(self, rec, want)
     if wait > 0 then return Rules.limited(c.lim, #times, wait, nil, c.tenant) end
   end
   if ask then
-    local i, total, told = Spend.over(journal.spent(st), price, spec, t)
+    local i, total, told = Spend.over(journal.spent(st), price, spec, t, rec["local"])
     if i then return Spend.refusal(which[i], total, t, "the journal " .. self.path, told, self.cfg) end
     rec.price, rec.spend = price, spec
   end
