@@ -175,11 +175,12 @@ end
 
 -- Plain Lua 5.1, as Redis runs it; kv as bucket.lua's (get, set(k, v, ttl), add(k, ttl)).  A spec: "key@end@amount
 -- ..." (S.covering's).  spend_over: the first limit a create of `price` would pass -> its index and total, or nil
--- (its 100% said once, when a create is refused before reaching it; none for lid's, reserved already).  spend_take: create lid's reservation, counted
--- once however often it is asked (its 'res:<lid>': "r price time spec"), in each limit's total ('sp:') and reserved
--- ('held:'), a tenant's first in a limit of every tenant listed ('who:') -> the steps it crossed, "i:pct ...", each
--- said once a window ('told:').  spend_end: lid's reservation settled: paid (its task made, or maybe: kept in the
--- total) or released (surely not sent), once.  now: the wall clock's, as the windows were read (their ttl).
+-- (its 100% said once, when a create is refused before reaching it; none for lid's, reserved already).
+-- spend_take: create lid's reservation, counted once however often it is asked (its 'res:<lid>': "r price time
+-- spec"), in each limit's total ('sp:') and reserved ('held:'), a tenant's first in a limit of every tenant listed
+-- ('who:') -> the steps it crossed, "i:pct ...", each said once a window ('told:').  spend_end: lid's reservation
+-- settled: paid (its task made, or maybe: kept in the total) or released (surely not sent), once.  now: the wall
+-- clock's, as the windows were read (their ttl).
 S.RULES = [[
 local SPEND_STEPS = { 50, 80, 100 }
 local function spend_parse(text)

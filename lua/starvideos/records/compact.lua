@@ -83,7 +83,7 @@ local function rewrite(path, tmp, lines, st, stats)
       out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
         resolution = t.resolution, took = t.sample and t.took, within = t.sample and t.within, time = t.created,
         status = t.status, path = t.path, bytes = t.bytes, sha256 = t.sha256, key = t.key, fp = t.fp, body = t.body,
-        tenant = t.tenant, cost = t.cost }
+        tenant = t.tenant, cost = t.cost, parent = t.parent, relation = t.relation }
       stats.samples = stats.samples + 1
     end
   end
