@@ -65,6 +65,17 @@ local function new_out(how, t, opts)
   end
 end
 
+-- The parent of a remix or a continue, its out checked, its video whole: t and its path, or nil, err.
+local function with_video(client, how, task, opts)
+  local t, err = parent_of(client, how, task)
+  if not t then return nil, err end
+  local bad = new_out(how, t, opts)
+  if bad then return nil, bad end
+  local path, verr = video_of(how, t)
+  if not path then return nil, verr end
+  return t, path
+end
+
 local function copy(v)
   if type(v) ~= "table" then return v end
   local c = {}
@@ -105,12 +116,8 @@ end
 -- client:remix's: the parent's saved video as the new create's reference video (after those params give).
 function M.remix(client, task, params, opts)
   if type(params) ~= "table" then return refused("remix", "params", "a params table expected, got %s", type(params)) end
-  local t, err = parent_of(client, "remix", task)
-  if not t then return nil, err end
-  local bad = new_out("remix", t, opts)
-  if bad then return nil, bad end
-  local path, verr = video_of("remix", t)
-  if not path then return nil, verr end
+  local t, path = with_video(client, "remix", task, opts)
+  if not t then return nil, path end
   local p = copy(params)
   p.model = p.model or t.model
   local refs = type(p.referenceVideos) == "table" and p.referenceVideos.file == nil and p.referenceVideos
@@ -148,12 +155,8 @@ function M.continue(client, task, params, opts)
     return refused("continue", "last_image", "params.last_image is required: the API takes first_image (the "
       .. "parent's last frame) only with a last_image")
   end
-  local t, err = parent_of(client, "continue", task)
-  if not t then return nil, err end
-  local bad = new_out("continue", t, opts)
-  if bad then return nil, bad end
-  local path, verr = video_of("continue", t)
-  if not path then return nil, verr end
+  local t, path = with_video(client, "continue", task, opts)
+  if not t then return nil, path end
   local frame = opts.out .. ".first.png"
   local ok, why = M.last_frame(path, frame)
   if not ok then return refused("continue", "ffmpeg", "%s", why) end
