@@ -389,6 +389,25 @@ M.cases = {
       assert(ok, err)
     end },
 
+  { name = "lineage: a child's parent and relation recorded with it (again, remix, continue), and its create's body",
+    covers = { "before_create", "created", "tasks" },
+    records = true,
+    run = function(env, assert)
+      local l, out = env.open(), env.dir .. "/child.mp4"
+      local w = want(out)
+      w.parent, w.relation = "tp", "continue"
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "p1", nil, nil))
+      assert.is_true(env.answer(l.created, l, { id = "tp" }, PARAMS, "p1"))
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "c1", out, w))
+      assert.is_true(env.answer(l.created, l, { id = "tc" }, PARAMS, "c1"))
+      env.settle()
+      local by = {}
+      for _, t in ipairs(assert(env.open():tasks())) do by[t.id] = t end
+      assert.same({ "tp", "continue" }, { by.tc.parent, by.tc.relation })
+      assert.same({}, { by.tp.parent, by.tp.relation })
+      assert.same(PARAMS, require("cjson").decode(by.tp.body), "a create's body, keyed or not")
+    end },
+
   { name = "a task never held: not lapsed, nothing to confirm, let go and forgotten without error",
     covers = { "confirm", "let_go", "forget", "before_create", "created", "create_failed" },
     run = function(env, assert)
