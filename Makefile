@@ -59,7 +59,8 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; the s3 rock's specs
 # (rocks/s3/spec/): nodejs, its npm packages from spec/npm by mk/npm.mk; rocks/observe/spec/hosts/observe_*:
 # prometheus (promtool, the server); strace: the nginx specs that look at the files a worker touches; ffmpeg:
-# rocks/emulator/spec/emulator_video_spec.lua decodes the emulator's videos; spec/hosts/studio_spec.lua: chromium).
+# rocks/emulator/spec/emulator_video_spec.lua decodes the emulator's videos, spec/lineage_spec.lua and
+# spec/film_spec.lua take frames and join shots; spec/hosts/studio_spec.lua: chromium).
 # `make demo` installs DEMO_DEPS only; `make deps`, the test tiers and the bench install DEPS, all of them.
 BUILD_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson pkg-config gcc make
 DEMO_DEPS  := $(BUILD_DEPS) lua-socket

@@ -123,6 +123,7 @@ build = {
     ["starvideos.interrupt"] = "lua/starvideos/interrupt.lua",
     ["starvideos.cli.progress"] = "lua/starvideos/cli/progress.lua",
     ["starvideos.extension"] = "lua/starvideos/extension.lua",
+    ["starvideos.film"] = "lua/starvideos/film.lua",
     ["starvideos.video"] = "lua/starvideos/video.lua",
   },
   copy_directories = {},

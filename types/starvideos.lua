@@ -102,6 +102,16 @@
 ---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
 ---@field timeout? number seconds for the whole download (default 3600)
 
+---The options of client:film (config.lua's CALLS.film)
+---@class starvideos.FilmOpts
+---@field dry_run? boolean true: return its plan (each shot's file and action, creates, cost), sending nothing
+---@field interval? number seconds between polls, fixed (default: the learned schedule)
+---@field on_progress? fun(event: starvideos.Event) called with the call's status and progress events
+---@field out? string the film's file (each shot's: <out>.shotNN.mp4)
+---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
+---@field tenant? string the tenant the create is for
+---@field timeout? number seconds for each shot (default 1800)
+
 ---The options of client:again, client:continue, client:generate and client:remix (config.lua's CALLS.generate)
 ---@class starvideos.GenerateOpts
 ---@field fresh? boolean true: create even when the ledger knows a task of the key
@@ -448,6 +458,26 @@ function Job:cancel() end
 ---@field resets_at? number Unix seconds of the window's end (nil: the ledger's life)
 ---@field window_start? number Unix seconds of the window's start
 
+---a film made (client:film)
+---@class starvideos.Film
+---@field path string the film's file
+---@field shots starvideos.Task[] each shot's task, in order
+---@field copied boolean true: joined by a stream copy; false: re-encoded
+
+---what client:film would make (dry_run)
+---@class starvideos.FilmPlan
+---@field shots starvideos.FilmShot[] each shot
+---@field creates integer the creates it would send
+---@field cost? number their price, when every price is known
+
+---a shot of a film's plan
+---@class starvideos.FilmShot
+---@field index integer its place
+---@field path string its file
+---@field action "create"|"none" create, or none: its file is made already
+---@field model? starvideos.Model its model
+---@field continues boolean it continues the shot before
+
 ---what client:check could not check
 ---@class starvideos.Note
 ---@field field string the reference, e.g. referenceVideos[2]
@@ -696,6 +726,13 @@ function Client:create(params, opts) end
 ---@return starvideos.Error? err
 ---@return string? sha256
 function Client:download(target, path, opts) end
+
+---A film from a storyboard: each shot a keyed generate (or continue), then joined at opts.out by ffmpeg.
+---@param shots starvideos.Params[]
+---@param opts starvideos.FilmOpts
+---@return starvideos.Film|starvideos.FilmPlan|nil film
+---@return starvideos.Error? err
+function Client:film(shots, opts) end
 
 ---create, wait and, with out, download in one call.
 ---@param params starvideos.Params

@@ -214,6 +214,13 @@ function Client:again(task, overrides, opts) return built(self, "again", task, o
 function Client:remix(task, params, opts) return built(self, "remix", task, params, opts) end
 function Client:continue(task, params, opts) return built(self, "continue", task, params, opts) end
 
+-- A film from a storyboard (film.lua): its shots made, each a keyed generate or continue, then joined at opts.out.
+function Client:film(shots, opts)
+  opts = begin(self, "film", opts)
+  return require("starvideos.film").film(self, shots, opts, function(params, o) return self:generate(params, o) end,
+    function(parent, params, o) return self:continue(parent, params, o) end)
+end
+
 -- Wait for many tasks at once; one failure does not stop the others.
 function Client:wait_all(list, opts)
   if type(list) ~= "table" then argerror(1, "wait_all", "list of ids or tasks", type(list)) end

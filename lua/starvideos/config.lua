@@ -288,6 +288,8 @@ M.CALLS = {
     journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool, dry_run = C.bool },
   tasks = { state = C.state, journal = C.path, check = C.bool, tenant = C.tenant, parent = C.key },
   spend = { tenant = C.tenant },
+  film = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
+    tenant = C.tenant, dry_run = C.bool },
 }
 
 -- The options of starvideos.new.

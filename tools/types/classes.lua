@@ -127,6 +127,16 @@ C.CLASSES = {
     { "amount", "number", "the limit's amount" },
     { "resets_at?", "number", "Unix seconds of the window's end (nil: the ledger's life)" },
     { "window_start?", "number", "Unix seconds of the window's start" } } },
+  { "Film", "a film made (client:film)", fields = {
+    { "path", "string", "the film's file" }, { "shots", "starvideos.Task[]", "each shot's task, in order" },
+    { "copied", "boolean", "true: joined by a stream copy; false: re-encoded" } } },
+  { "FilmPlan", "what client:film would make (dry_run)", fields = {
+    { "shots", "starvideos.FilmShot[]", "each shot" }, { "creates", "integer", "the creates it would send" },
+    { "cost?", "number", "their price, when every price is known" } } },
+  { "FilmShot", "a shot of a film's plan", fields = {
+    { "index", "integer", "its place" }, { "path", "string", "its file" },
+    { "action", '"create"|"none"', "create, or none: its file is made already" },
+    { "model?", "starvideos.Model", "its model" }, { "continues", "boolean", "it continues the shot before" } } },
   { "Note", "what client:check could not check", fields = {
     { "field", "string", "the reference, e.g. referenceVideos[2]" }, { "message", "string", "why" } } },
 }

@@ -68,8 +68,8 @@ describe("remix and continue with a bucket (s3rver) and the emulator fetching th
       if why then pending(why) return end
       helper.write_file(dir .. "/end.png", media.png { width = 320, height = 240 })
       local _, before = last_task()
-      local t = assert(client:continue(parent.id, { prompt = "she walks on", last_image = { file = dir .. "/end.png" } },
-        { out = dir .. "/c.mp4" }))
+      local t = assert(client:continue(parent.id, { prompt = "she walks on",
+        last_image = { file = dir .. "/end.png" } }, { out = dir .. "/c.mp4" }))
       local made, n = last_task()
       assert.equal(before + 1, n)
       assert.same({ "videos", 5, "16:9" }, { made.params.model, made.params.duration, made.params.ratio })
@@ -84,5 +84,23 @@ describe("remix and continue with a bucket (s3rver) and the emulator fetching th
       assert.truthy(#want > 0)
       assert.equal(core.hash(want), core.hash(pixels(dir .. "/c.mp4.first.png")), "the parent's last frame")
       assert.same({ parent.id, "continue" }, { t.parent, t.relation })
+    end)
+
+  it("a film whose second shot continues the first: 2 creates, the second's first_image the first's last frame, "
+    .. "one film of both", function()
+      if why then pending(why) return end
+      helper.write_file(dir .. "/end2.png", media.png { width = 320, height = 240 })
+      local _, before = last_task()
+      local r = assert(client:film({ { model = "videos", prompt = "the road", duration = 4 },
+        { prompt = "the road goes on", continue = true, last_image = { file = dir .. "/end2.png" } } },
+        { out = dir .. "/film.mp4" }))
+      local made, n = last_task()
+      assert.equal(before + 2, n)
+      assert.same({ r.shots[1].id, "continue" }, { r.shots[2].parent, r.shots[2].relation })
+      local by = {}
+      for _, f in ipairs(made.fetched) do by[f.field] = f end
+      assert.equal(core.hash(helper.read_file(dir .. "/film.shot02.mp4.first.png")), by.first_image.hash)
+      assert.equal("8.000000", helper.capture("ffprobe -v error -show_entries format=duration -of csv=p=0 "
+        .. q(dir .. "/film.mp4")):match("[%d.]+"))
     end)
 end)
