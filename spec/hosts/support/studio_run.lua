@@ -4,18 +4,39 @@
 local nginx_run = require "spec.support.nginx_run"
 local helper = require "spec.helper"
 local socket = require "socket"
+local cjson = require "cjson.safe"
 
 local q, str_format = helper.shell_quote, string.format
 local ROOT = nginx_run.ROOT
 
 local M = {}
 
+local PLAYWRIGHT = ROOT .. "/spec/npm/node_modules/playwright-core/package.json"
+
+-- What the browser's specs need and this host has not, or nil.
+function M.missing()
+  if not helper.exists("/usr/bin/chromium") then return "chromium is not installed (apt-get install chromium)" end
+  if not helper.execute("command -v node >/dev/null 2>&1") then return "node (Debian: nodejs) is not installed" end
+  if not helper.exists(PLAYWRIGHT) then return "playwright-core is not installed in spec/npm (make npm-deps)" end
+end
+
+-- One phase of studio_browser.js: what it printed, decoded.
+function M.browser(o)
+  local out = helper.capture(str_format("%sPLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node %s %s 2>&1", helper.UNINSTRUMENTED,
+    q(ROOT .. "/spec/hosts/support/studio_browser.js"), q(cjson.encode(o))))
+  local r = cjson.decode(out:match("([^\n]+)\n?$") or "")
+  assert(type(r) == "table", "the browser said:\n" .. out)
+  assert(r.failure == nil, "the browser failed: " .. tostring(r.failure))
+  return r
+end
+
 -- tools/studio.sh against emu in dir, on port: the process, once it printed the URL, the URL, and the
--- seconds that took.
-function M.start(dir, port, emu)
+-- seconds that took.  more: settings of the studio's environment in place of these.
+function M.start(dir, port, emu, more)
   local env = { STARVIDEOS_BASE_URL = emu.url, STARVIDEOS_API_KEY = emu.key, STUDIO_DIR = dir .. "/studio",
     STUDIO_PORT = tostring(port), STUDIO_INTERVAL = "1", STUDIO_PRICES = "videos=0.40,videos_fast=0.25",
     STUDIO_TENANT_LIMIT = "2/60" }
+  for k, v in pairs(more or {}) do env[k] = v end
   local vars = {}
   for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. q(v) end
   local log = dir .. "/studio.out"
