@@ -85,4 +85,24 @@ describe("the studio's spend limits", function()
     -- nothing sent for the two refused
     assert.equal(3, emu:creates())
   end)
+
+  it("does not start on a spend limit the library refuses, saying why: nothing sent", function()
+    local before = emu:creates()
+    local other = helper.free_ports(1)[1]
+    for more, says in pairs {
+      [{ STUDIO_SPEND_LIMIT = '{"amount": -1}', STUDIO_PRICES = PRICES }] =
+        "spend_limit.amount: a finite amount >= 0 expected, got -1",
+      [{ STUDIO_SPEND_LIMIT = '[{"amount": 1}, {"amount": 2, "scope": "team"}]', STUDIO_PRICES = PRICES }] =
+        'spend_limit[2].scope: "key", "tenant" or "model" expected, got "team"',
+      [{ STUDIO_SPEND_LIMIT = '{"amount": 5, "per": "day"}', STUDIO_PRICES = "videos=0.40" }] =
+        "a create of starvideos_o3 cannot be counted: prices has no price for starvideos_o3",
+      [{ STUDIO_SPEND_LIMIT = "amount=5", STUDIO_PRICES = PRICES }] = "STUDIO_SPEND_LIMIT: expected a limit as JSON",
+    } do
+      local status, out = studio_run.refused(dir .. "/refused", other, emu, more)
+      assert.equal(1, status, out)
+      assert.truthy(out:find(says, 1, true), out)
+      assert.truthy(out:find("nginx did not start", 1, true), out)
+    end
+    assert.equal(before, emu:creates())
+  end)
 end)

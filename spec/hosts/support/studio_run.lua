@@ -30,19 +30,34 @@ function M.browser(o)
   return r
 end
 
--- tools/studio.sh against emu in dir, on port: the process, once it printed the URL, the URL, and the
--- seconds that took.  more: settings of the studio's environment in place of these.
-function M.start(dir, port, emu, more)
+-- tools/studio.sh's command line against emu in dir, on port, its output to log; more: settings of the
+-- studio's environment in place of these.
+local function command(dir, port, emu, more, log)
   local env = { STARVIDEOS_BASE_URL = emu.url, STARVIDEOS_API_KEY = emu.key, STUDIO_DIR = dir .. "/studio",
     STUDIO_PORT = tostring(port), STUDIO_INTERVAL = "1", STUDIO_PRICES = "videos=0.40,videos_fast=0.25",
     STUDIO_TENANT_LIMIT = "2/60" }
   for k, v in pairs(more or {}) do env[k] = v end
   local vars = {}
   for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. q(v) end
+  return str_format("sh -c %s", q(str_format("cd %s && exec %s%s sh tools/studio.sh >%s 2>&1", q(ROOT),
+    helper.UNINSTRUMENTED, table.concat(vars, " "), q(log))))
+end
+
+-- tools/studio.sh run to its end, for settings that stop it (more as M.start's): its exit status, and what it
+-- printed.  A studio that starts all the same is stopped after 60 s (its status then 124).
+function M.refused(dir, port, emu, more)
+  assert(helper.execute("mkdir -p " .. q(dir)))
+  local log = dir .. "/studio-refused.out"
+  local _, _, status = helper.capture("timeout 60 " .. command(dir, port, emu, more, log))
+  return status, helper.read_file(log) or ""
+end
+
+-- tools/studio.sh against emu in dir, on port: the process, once it printed the URL, the URL, and the
+-- seconds that took.  more: settings of the studio's environment in place of these.
+function M.start(dir, port, emu, more)
   local log = dir .. "/studio.out"
   local t0 = socket.gettime()
-  local proc = helper.spawn(str_format("sh -c %s", q(str_format("cd %s && exec %s%s sh tools/studio.sh >%s 2>&1",
-    q(ROOT), helper.UNINSTRUMENTED, table.concat(vars, " "), q(log)))))
+  local proc = helper.spawn(command(dir, port, emu, more, log))
   local url = "http://127.0.0.1:" .. port .. "/"
   local up = helper.wait_until(function() return (helper.read_file(log) or ""):find(url, 1, true) ~= nil end, 30)
   assert(up, "the studio did not start:\n" .. (helper.read_file(log) or "") ..
