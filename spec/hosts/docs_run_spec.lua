@@ -663,6 +663,7 @@ local BLOCKS = {
     assert_ok(out, ok, "docs/spend.md#1, #2 and #3")
     for _, line in ipairs { 'spend_limit[2]: 50% of 5 reached for tenant "acme" in the window ending ',
       'spend_limit[2]: 80% of 5 reached for tenant "acme" in the window ending ',
+      'spend_limit[2]: 100% of 5 reached for tenant "acme" in the window ending ',
       'spend_limit[2]: 4.8 spent of tenant "acme" in this window (at most 5, counted in the journal spend.jsonl): '
         .. "the next create is refused until ", "4.8\t5.0\t", "tenant\tacme\t4.8\t0.0\t5.0\t",
       "model\tstarvideos_o3\t0.0\t0.0\t20.0\t" } do
