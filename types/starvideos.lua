@@ -31,6 +31,7 @@
 ---| "task_failed"
 ---| "protocol"
 ---| "io"
+---| "spend_limited"
 ---@alias starvideos.RecordState
 ---| "abandoned"
 ---| "completed"
@@ -347,7 +348,7 @@ function Job:cancel() end
 ---@field message string what went wrong, for a person
 ---@field field? string the culprit: a parameter, an option or an argument
 ---@field status? integer the HTTP status, when there was an answer
----@field retry_after? number seconds, from Retry-After or until create_limit allows a create
+---@field retry_after? number seconds: Retry-After, until create_limit allows a create, or a spend window's end
 ---@field task? starvideos.Task the last known task
 ---@field id? string its id
 ---@field maybe_created? boolean true on a create the server may have taken: never sent again
@@ -355,7 +356,11 @@ function Job:cancel() end
 ---@field transient? boolean true when the same call may succeed later
 ---@field check? string the download check that failed (protocol)
 ---@field pending? string a create sent and never answered: the id pending --forget takes
----@field tenant? string the tenant over tenant_limit
+---@field tenant? string the tenant over tenant_limit or over its spend limit
+---@field limit? starvideos.SpendLimit spend_limited: the limit, as given in spend_limit
+---@field spent? number spend_limited: what its window has spent, reservations included
+---@field amount? number spend_limited: the limit's amount
+---@field model? starvideos.Model spend_limited: the model of a limit of scope model
 ---@field request_id? string the X-Request-Id sent on the last attempt (a create's or query's)
 ---@field server_request_id? string the server's own id of that request (x-request-id, request-id, cf-ray)
 ---@field interrupted? boolean true on the timeout a blocking call raises after Ctrl-C cancelled its jobs
@@ -562,6 +567,10 @@ function Job:cancel() end
 ---@field type "warning" the event's type
 ---@field message string what
 ---@field path? string the journal, for its unreadable lines
+---@field field? string "spend_limit" for a spend limit crossing a step
+---@field limit? starvideos.SpendLimit that limit, as given
+---@field percent? integer the step crossed: 50, 80 or 100
+---@field tenant? string the tenant of a limit of scope tenant
 
 ---event journal_error: a record could not be written to the journal
 ---@class starvideos.JournalErrorEvent

@@ -654,6 +654,28 @@ local BLOCKS = {
   ["docs/tenants-and-costs.md#3"] = { "-", "shown: a dry run's lines", function()
     check_sample("docs/tenants-and-costs.md#3")
   end },
+  ["docs/spend.md#1"] = { "lua", "run with #2 (in a loop: tenant acme's creates of videos until one is refused, the "
+    .. "13th) and #3: the warnings, the refusal and the spend printed", function()
+    local dir = folder("spend")
+    helper.write_file(dir .. "/spend.lua", block("docs/spend.md#1").body .. "\nfor _ = 1, 30 do\n"
+      .. block("docs/spend.md#2").body .. "\nif not task then break end\nend\n" .. block("docs/spend.md#3").body)
+    local out, ok = run(dir, { { "docs/spend.md#1", "lua5.4 spend.lua" } }, { ENV, E.exports[1], E.exports[2] })
+    assert_ok(out, ok, "docs/spend.md#1, #2 and #3")
+    for _, line in ipairs { 'spend_limit[2]: 50% of 5 reached for tenant "acme" in the window ending ',
+      'spend_limit[2]: 80% of 5 reached for tenant "acme" in the window ending ',
+      'spend_limit[2]: 100% of 5 reached for tenant "acme" in the window ending ',
+      'spend_limit[2]: 4.8 spent of tenant "acme" in this window (at most 5, counted in the journal spend.jsonl): '
+        .. "the next create is refused until ", "4.8\t5.0\t", "tenant\tacme\t4.8\t0.0\t5.0\t",
+      "model\tstarvideos_o3\t0.0\t0.0\t20.0\t" } do
+      assert(out:find("\n" .. line, 1, true) or out:find(line, 1, true) == 1, "docs/spend.md: no line " .. line
+        .. " in:\n" .. out)
+    end
+  end },
+  ["docs/spend.md#2"] = { "lua", "run by #1", function() check_lua("docs/spend.md#2") end },
+  ["docs/spend.md#3"] = { "lua", "run by #1", function() check_lua("docs/spend.md#3") end },
+  ["docs/spend.md#4"] = { "sh", "check: pending's flags (--journal, --forget, --adopt)", function()
+    check_sh("docs/spend.md#4")
+  end },
   ["docs/studio.md#1"] = { "sh", "check: make -n studio (spec/hosts/studio_spec.lua runs tools/studio.sh, its recipe)",
     function() check_sh("docs/studio.md#1") end },
   ["docs/lineage.md#1"] = { "lua", "check: compiles, its names exist (spec/lineage_spec.lua runs again, and each "

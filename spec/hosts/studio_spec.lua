@@ -23,28 +23,13 @@ local starvideos = require "starvideos"
 
 local q, str_format = helper.shell_quote, string.format
 local ROOT = nginx_run.ROOT
-local PLAYWRIGHT = ROOT .. "/spec/npm/node_modules/playwright-core/package.json"
 local KEY = "sk-studio-FAKE-7d1e0c9b4a55f2e8"
 
-local function missing()
-  if not helper.exists("/usr/bin/chromium") then return "chromium is not installed (apt-get install chromium)" end
-  if not helper.execute("command -v node >/dev/null 2>&1") then return "node (Debian: nodejs) is not installed" end
-  if not helper.exists(PLAYWRIGHT) then return "playwright-core is not installed in spec/npm (make npm-deps)" end
-end
-if missing() then
-  describe("the studio in a browser", function() pending(missing()) end)
+if studio_run.missing() then
+  describe("the studio in a browser", function() pending(studio_run.missing()) end)
   return
 end
-
--- One phase of studio_browser.js: what it printed, decoded.
-local function browser(o)
-  local out = helper.capture(str_format("%sPLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node %s %s 2>&1", helper.UNINSTRUMENTED,
-    q(ROOT .. "/spec/hosts/support/studio_browser.js"), q(cjson.encode(o))))
-  local r = cjson.decode(out:match("([^\n]+)\n?$") or "")
-  assert(type(r) == "table", "the browser said:\n" .. out)
-  assert(r.failure == nil, "the browser failed: " .. tostring(r.failure))
-  return r
-end
+local browser = studio_run.browser
 
 -- Every place of the browser's answers holding the key.
 local function key_seen(answers)

@@ -1,10 +1,12 @@
-// The studio's page: the picker from /models, a create with this load's token, the cards
-// from the server's event stream (/events: no polling here). Data is set as text, never as HTML.
+// The studio's page: the picker from /models, a create with this load's token, the cards and the spend
+// panel from the server's event stream (/events: no polling here). Data is set as text, never as HTML.
 'use strict';
 const token = document.querySelector('meta[name="studio-token"]').content;
 const $ = (id) => document.getElementById(id);
 const REFS = [['referenceImages', 'max_images'], ['referenceVideos', 'max_videos'], ['referenceAudios', 'max_audios']];
 let models = {};
+const mine = new Set(); // the cards this page asked for: a spend limit's refusal of one is said above the form
+const told = new Set();
 
 function options(select, values, chosen) {
   select.replaceChildren(...values.map((v) => new Option(v || 'default', v, false, v === chosen)));
@@ -55,7 +57,7 @@ async function send(ev) {
       headers: { 'Content-Type': 'application/json', 'X-Studio-Token': token } });
     const answer = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
     showError(r.ok ? '' : answer.error);
-    if (r.ok) { $('prompt').value = ''; count(); }
+    if (r.ok) { mine.add(answer.key); $('prompt').value = ''; count(); }
   } catch (e) {
     showError(`the studio did not answer: ${e.message}`);
   } finally {
@@ -131,7 +133,38 @@ function render(list) {
     const el = card(c.key);
     draw(el, c);
     if (box.children[i] !== el) box.insertBefore(el, box.children[i] || null);
+    if (c.kind === 'spend_limited' && mine.has(c.key) && !told.has(c.key)) { told.add(c.key); showError(c.error); }
   });
+}
+
+// A limit's row of the spend panel: whose it is and its window, what is spent and reserved, when it resets.
+const WINDOWS = { day: 'a day', month: 'a month' };
+function spendRow(e, i) {
+  const who = e.scope === 'model' ? `model ${e.model}` : e.scope === 'tenant' ? 'you (this browser)' : 'the key';
+  const per = e.per == null ? 'for good' : WINDOWS[e.per] || `every ${e.per} s`;
+  const resets = e.resets_at == null ? 'never (no window)'
+    : `${new Date(e.resets_at * 1000).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  const tr = document.createElement('tr');
+  Object.assign(tr.dataset, { limit: i + 1, scope: e.scope, spent: e.spent, reserved: e.reserved, amount: e.amount,
+    full: e.spent + e.reserved >= e.amount });
+  const cells = [['who', `${who}, ${per}`], ['spent', e.spent.toFixed(2)], ['reserved', e.reserved.toFixed(2)],
+    ['amount', e.amount.toFixed(2)], ['resets', resets]];
+  for (const [cls, text] of cells) {
+    const td = document.createElement('td');
+    td.className = cls;
+    td.textContent = text;
+    if (cls === 'spent') {
+      const m = Object.assign(document.createElement('meter'), { min: 0, max: e.amount || 1, value: e.spent });
+      td.append(m);
+    }
+    tr.append(td);
+  }
+  return tr;
+}
+
+function renderSpend(list) {
+  $('spend-rows').replaceChildren(...list.map(spendRow));
+  $('spend').hidden = false;
 }
 
 // The cards' stream. One the studio refused (a browser holds at most 4: a tab each) is closed, not retried
@@ -145,6 +178,7 @@ function listen() {
     setTimeout(listen, 10000);
   };
   es.onmessage = (e) => render(JSON.parse(e.data).cards);
+  es.addEventListener('spend', (e) => renderSpend(JSON.parse(e.data).spend));
 }
 
 async function start() {

@@ -1,6 +1,6 @@
-// The studio in a real browser (spec/hosts/studio_spec.lua): Debian's chromium driven by
-// playwright-core (spec/npm), never a downloaded browser.  One run a phase; argv[2] is a
-// JSON object: { phase: "first" | "again", url, state (the browser's cookies, a file),
+// The studio in a real browser (spec/hosts/studio_spec.lua, studio_spend_spec.lua): Debian's chromium
+// driven by playwright-core (spec/npm), never a downloaded browser.  One run a phase; argv[2] is a
+// JSON object: { phase: "first" | "again" | "spend", url, state (the browser's cookies, a file),
 // screenshot (a PNG path), prompt, long_model, long_prompt, key (a card's, for "again") }.
 // Prints one JSON line: what the page showed, when, and every answer it got (to look for
 // the API key in).
@@ -143,11 +143,75 @@ async function again(browser) {
   out.play = await playing(page, o.key);
 }
 
+// The rows of the page's spend panel.
+function spendPanel(page) {
+  return page.$$eval('#spend-rows tr', (l) => l.map((r) => ({ limit: Number(r.dataset.limit), scope: r.dataset.scope,
+    spent: Number(r.dataset.spent), reserved: Number(r.dataset.reserved), amount: Number(r.dataset.amount),
+    text: r.innerText })));
+}
+
+// Waits until the panel's row of limit n says spent.
+function spentIs(page, n, spent) {
+  return page.waitForFunction(([i, want]) => {
+    const r = document.querySelector(`#spend-rows tr[data-limit="${i}"]`);
+    return r && Number(r.dataset.spent) === want;
+  }, [n, spent], { timeout: 30000 });
+}
+
+// Sends a prompt on videos; waits for its card to leave `creating`: its key, state and error.
+async function ask(page, prompt) {
+  const before = await page.$$eval('.card', (l) => l.map((c) => c.dataset.key));
+  await page.fill('#prompt', prompt);
+  await page.click('#send');
+  const h = await page.waitForFunction((b) => {
+    const c = [...document.querySelectorAll('.card')].find((x) => !b.includes(x.dataset.key));
+    const cost = c && [...c.querySelectorAll('dd.cost')].map((d) => d.textContent)[0];
+    return c && c.dataset.state !== 'creating' && { key: c.dataset.key, state: c.dataset.state,
+      error: c.querySelector('.err').textContent, cost };
+  }, before, { timeout: 30000 });
+  return h.jsonValue();
+}
+
+async function opened(browser) {
+  const page = await (await browser.newContext()).newPage();
+  record(page);
+  await page.goto(o.url);
+  await page.waitForSelector('#spend:not([hidden])', { timeout: 15000 });
+  await page.waitForFunction(() => document.getElementById('live').textContent === 'live', null, { timeout: 15000 });
+  return page;
+}
+
+// Two browsers (two tenants) under the studio's spend limits (the key's 1.20, each tenant's 0.80, at 0.40 a
+// create): A's two creates and its third refused, B's one and its second refused; each panel as it changed.
+async function spend(browser) {
+  const a = await opened(browser);
+  out.a_before = await spendPanel(a);
+  out.a_asks = [await ask(a, 'A heron, take 1'), await ask(a, 'A heron, take 2')];
+  await spentIs(a, 2, 0.8);
+  out.a_after_two = await spendPanel(a);
+  out.a_refused = await ask(a, 'A heron, take 3');
+  await a.waitForSelector('#error:not([hidden])', { timeout: 10000 });
+  out.a_error = await a.$eval('#error', (e) => e.textContent);
+  const b = await opened(browser);
+  out.b_before = await spendPanel(b);
+  out.b_asks = [await ask(b, 'A fox, take 1')];
+  await spentIs(b, 1, 1.2);
+  out.b_after_one = await spendPanel(b);
+  out.b_refused = await ask(b, 'A fox, take 2');
+  await b.waitForSelector('#error:not([hidden])', { timeout: 10000 });
+  out.b_error = await b.$eval('#error', (e) => e.textContent);
+  await spentIs(a, 1, 1.2); // A's page: the key's spend, pushed as B's task was made
+  out.a_end = await spendPanel(a);
+  await a.screenshot({ path: o.screenshot, fullPage: true });
+}
+
+const PHASES = { first, again, spend };
+
 (async () => {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
     args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'] });
   try {
-    await (o.phase === 'first' ? first : again)(browser);
+    await PHASES[o.phase](browser);
   } catch (e) {
     out.failure = String(e && e.stack || e);
   } finally {

@@ -4,14 +4,15 @@
 --   GET  /tasks    the tenant's cards as JSON
 --   POST /tasks    a task: validated here by the library (400 and its message: nothing sent),
 --                  then generated in the background (202 and the card's key)
---   GET  /events   server-sent events: the tenant's cards whenever one changes (at most 4 streams a
---                  browser, 128 in all: 429 past that)
+--   GET  /events   server-sent events: the tenant's cards whenever one changes, and (`event: spend`) its
+--                  spend panel whenever that changes (at most 4 streams a browser, 128 in all: 429 past that)
 -- guard.lua has checked the Host, the token and the tenant before any of these runs.
 
 local starvideos = require "starvideos"
 local cards = require "studio.cards"
 local guard = require "studio.guard"
 local runner = require "studio.runner"
+local spend = require "studio.spend"
 
 local ngx = rawget(_G, "ngx")
 local pairs, type, tonumber = pairs, type, tonumber
@@ -133,9 +134,10 @@ local function too_many(why)
   return ngx.exit(444)
 end
 
--- The tenant's cards at once, then whenever they change (looked at every 0.2 s in the shared dict), a
--- comment every 15 s to keep the connection; until the browser leaves or nginx stops.
-local function stream(tenant)
+-- The tenant's cards at once, then whenever they change (looked at every 0.2 s in the shared dict), its spend
+-- panel likewise (watch: studio.spend's, nil without a spend limit), a comment every 15 s to keep the connection;
+-- until the browser leaves or nginx stops.
+local function stream(tenant, watch)
   ngx.header.content_type = "text/event-stream"
   ngx.header["Cache-Control"] = "no-store"
   ngx.header["X-Accel-Buffering"] = "no"
@@ -148,6 +150,11 @@ local function stream(tenant)
     if v ~= seen then
       seen, quiet = v, 0
       ngx.print("data: ", cards.json(tenant), "\n\n")
+    end
+    local panel = watch and watch:changed()
+    if panel then
+      quiet = 0
+      ngx.print("event: spend\ndata: ", panel, "\n\n")
     elseif quiet >= 75 then
       quiet = 0
       ngx.print(": still here\n\n")
@@ -170,7 +177,9 @@ function M.events()
     return too_many(("at most %d event streams in all: the studio is busy"):format(M.STREAMS.total))
   end
   open[tenant], open.total = mine + 1, open.total + 1
-  local ok, err = pcall(stream, tenant)
+  local watch = spend.watch(tenant)
+  local ok, err = pcall(stream, tenant, watch)
+  if watch then watch:close() end
   open.total = open.total - 1
   open[tenant] = open[tenant] > 1 and open[tenant] - 1 or nil
   if not ok then error(err, 0) end

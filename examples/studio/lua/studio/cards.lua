@@ -6,6 +6,7 @@
 --   ver:<tenant>  a number bumped at each change of one of the tenant's cards
 --   id:<task id>  the key of the card of that task
 --   video:<name>  the key of the card whose video is /videos/<name> (who may fetch it: cards.owner)
+--   ver:spend     a number bumped when what a spend limit counts may have changed (studio.spend reads it)
 -- The studio runs one worker (nginx.conf): a read and the write after it are not
 -- interleaved with another's, since nothing between them yields.
 
@@ -20,7 +21,7 @@ local M = {}
 
 -- What a card holds; the rest of a task is never sent to the browser.
 M.FIELDS = { "key", "id", "model", "prompt", "duration", "ratio", "state", "status", "eta", "bytes", "total",
-  "cost", "error", "video", "created" }
+  "cost", "error", "kind", "video", "created" }
 
 local function dict() return ngx.shared.studio end
 
@@ -99,6 +100,10 @@ end
 function M.version(tenant)
   return dict():get("ver:" .. tenant) or 0
 end
+
+-- A create was asked, answered or refused: the spend panels look at the ledger again.
+function M.spend_changed() dict():incr("ver:spend", 1, 0) end
+function M.spend_version() return dict():get("ver:spend") or 0 end
 
 M.encode = json.encode
 M.decode = json.decode

@@ -8,8 +8,13 @@
 --   STUDIO_PRICES        "videos=0.40,videos_fast=0.25": each card's cost
 --   STUDIO_INTERVAL      seconds between polls (tools/studio.sh: 1 on the emulator),
 --                        else the library's learned schedule
+--   STUDIO_SPEND_LIMIT   the library's spend_limit as JSON ({"amount": 5, "per": "day"}, or a list):
+--                        STUDIO_PRICES must then price every model a limit covers
+--   STUDIO_TZ_OFFSET     the library's tz_offset (hours, 5.5, or "+05:30"): the limits' calendar
 
 local starvideos = require "starvideos"
+local config = require "starvideos.config"
+local cjson = require "cjson.safe"
 local cards = require "studio.cards"
 
 local ngx = rawget(_G, "ngx")
@@ -40,7 +45,33 @@ local function prices(text)
   return t
 end
 
--- The settings, read once in the master (init_by_lua): dir is the studio's folder.
+-- STUDIO_SPEND_LIMIT's JSON as the library's spend_limit, or nil; raises naming a text that is not JSON (the
+-- library names what is wrong in a limit: M.init).
+local function spend_limit(text)
+  if not text or text == "" then return nil end
+  local v, err = cjson.decode(text)
+  assert(type(v) == "table", "studio: STUDIO_SPEND_LIMIT: expected a limit as JSON ({\"amount\": 5, \"per\": "
+    .. "\"day\"}) or a list of them, got " .. text .. (err and " (" .. err .. ")" or ""))
+  return v
+end
+
+-- The events of a task's client: a spend limit's warning changes what the spend panels show.
+local function on_event(ev)
+  if ev.type == "warning" and ev.field == "spend_limit" then cards.spend_changed() end
+end
+
+-- A client of the studio's settings (the journal, prices, limits): each task's, the spend panels'.
+function M.client()
+  return starvideos.new { journal = conf.journal, prices = conf.prices, tenant_limit = conf.tenant_limit,
+    spend_limit = conf.spend_limit, tz_offset = conf.tz_offset, on_event = conf.spend_limit and on_event or nil }
+end
+local client = M.client
+
+-- Whether the studio's client has a spend limit (the page then shows its spend panel).
+function M.spending() return conf.spend_limit ~= nil end
+
+-- The settings, read once in the master (init_by_lua): dir is the studio's folder.  A spend limit the library
+-- refuses (a wrong shape, a model STUDIO_PRICES does not price) stops nginx with the library's message.
 function M.init(dir, env)
   env = env or os.getenv
   conf.journal = dir .. "/tasks.jsonl"
@@ -48,14 +79,17 @@ function M.init(dir, env)
   conf.tenant_limit = tenant_limit(env("STUDIO_TENANT_LIMIT"))
   conf.prices = prices(env("STUDIO_PRICES"))
   conf.interval = tonumber(env("STUDIO_INTERVAL") or "")
-end
-
-local function client()
-  return starvideos.new { journal = conf.journal, prices = conf.prices, tenant_limit = conf.tenant_limit }
+  conf.spend_limit = spend_limit(env("STUDIO_SPEND_LIMIT"))
+  local tz = env("STUDIO_TZ_OFFSET")
+  conf.tz_offset = tz and tz ~= "" and (tonumber(tz) or tz) or nil
+  -- (the options as starvideos.new checks them: no client is made in nginx's init phase)
+  local ok, err = pcall(config.client, { prices = conf.prices, spend_limit = conf.spend_limit,
+    tz_offset = conf.tz_offset })
+  if not ok then error("studio: STUDIO_SPEND_LIMIT, STUDIO_PRICES or STUDIO_TZ_OFFSET: " .. tostring(err), 0) end
 end
 
 -- The card's fields for one of the library's events.
-local function on_event(ev)
+local function card_fields(ev)
   if ev.type == "status" then
     local eta = type(ev.eta) == "table" and ev.eta.p50 and math_ceil(ev.eta.p50) or false
     return { id = ev.id, status = ev.status, eta = eta,
@@ -75,7 +109,10 @@ local function finish(key, task, err, path)
     return cards.update(key, { state = "saved", status = "completed", id = task.id, eta = false,
       video = "/videos/" .. basename(path or task.path) })
   end
-  cards.update(key, { state = "failed", id = err.id or false, eta = false, error = err.message })
+  -- (a create a spend limit refused was not sent: it cost nothing)
+  local fields = { state = "failed", id = err.id or false, eta = false, error = err.message, kind = err.kind }
+  if err.kind == "spend_limited" then fields.cost = false end
+  cards.update(key, fields)
 end
 
 local function run(premature, key, tenant, params)
@@ -84,11 +121,13 @@ local function run(premature, key, tenant, params)
   -- the out is the create's key in the journal: a rerun of it returns its task, never pays again
   local task, err = c:generate(params, { out = conf.videos .. "/" .. key .. ".mp4", tenant = tenant,
     interval = conf.interval, timeout = 3600, on_progress = function(ev)
-      local fields = on_event(ev)
+      local fields = card_fields(ev)
       if fields then cards.update(key, fields) end
+      if ev.type == "status" then cards.spend_changed() end -- (the create answered: its price spent)
     end })
   c:close()
   finish(key, task, err)
+  cards.spend_changed() -- (a create refused, released or paid)
 end
 
 -- A card for params (validated) of tenant, under key (the browser's name of the card and of its video:
@@ -122,8 +161,9 @@ end
 
 local function resume(c)
   local results = c:resume { dir = conf.videos, interval = conf.interval, on_progress = function(ev)
-    local key, fields = cards.key_of(ev.id), on_event(ev)
+    local key, fields = cards.key_of(ev.id), card_fields(ev)
     if key and fields then cards.update(key, fields) end
+    if ev.type == "status" then cards.spend_changed() end
   end }
   for _, r in ipairs(results or {}) do
     local id = r.task and r.task.id or r.err and r.err.id
