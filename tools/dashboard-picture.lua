@@ -5,10 +5,11 @@
 -- Its own run (docs/img/dashboard.png is one: `--out docs/img/dashboard.png` draws it again): it starts the
 -- emulator, a Redis (when redis-server is there: the client's store), and a real Prometheus on loopback ports
 -- scraping a client's client:metrics() every second, while the client runs tasks of four models with `prices`, a
--- small `requests_per_second` and a trace endpoint nobody listens on, and the emulator refuses some creates,
--- answers some polls 429 or 503, cuts some downloads and never answers one create (its answers carry RateLimit
--- fields).  Then it asks Prometheus's HTTP API each panel's query (Grafana's variables as Grafana fills them:
--- $__rate_interval 30s, $__range the run, $job and $instance all, or --job and --instance), and draws the answers.
+-- small `requests_per_second`, a `spend_limit` of the key's and one of a model's (never reached) and a trace endpoint
+-- nobody listens on, and the emulator refuses some creates, answers some polls 429 or 503, cuts some downloads and
+-- never answers one create (its answers carry RateLimit fields).  Then it asks Prometheus's HTTP API each panel's
+-- query (Grafana's variables as Grafana fills them: $__rate_interval 30s, $__range the run, $job and $instance all,
+-- or --job and --instance), and draws the answers.
 -- With --prometheus URL it starts nothing and runs nothing: the same queries over the last --seconds (3600)
 -- of that Prometheus.  Run from a checkout, after `make`:
 --
@@ -218,7 +219,9 @@ local function own_run()
   server:settimeout(0)
   local base = prometheus(select(2, server:getsockname()))
   local client = starvideos.new { api_key = emu.key, base_url = emu.url, metrics = true, store = store,
-    prices = { videos = 0.5, videos_fast = 0.25, videos_stable = 1, videos_stable_fast = 0.6 },
+    prices = { videos = 0.5, videos_fast = 0.25, videos_stable = 1, videos_stable_fast = 0.6, starvideos_o3 = 1.5 },
+    spend_limit = { { amount = 50, per = "day" },
+      { amount = 20, per = "day", scope = "model", model = "videos_stable" } },
     requests_per_second = 2, interval = 2, min_interval = 1, max_retries = 3,
     trace = { endpoint = fmt("http://127.0.0.1:%d/v1/traces", helper.free_ports(1)[1]) } }
   os.execute("mkdir -p " .. q(dir .. "/videos"))

@@ -36,6 +36,12 @@ M.FAMILIES = {
   { "starvideos_notice_lag_seconds", "histogram", { "model" },
     "Seconds from a task's completion to the poll that saw it (half the last gap between polls).", LAG },
   { "starvideos_cost_total", "counter", { "model" }, "The price of the creates sent, in the prices' currency." },
+  { "starvideos_spend", "gauge", { "scope", "model", "tenant" },
+    "Spent in the current window of each spend_limit, in the prices' currency, reservations not included (model: "
+    .. "of scope model; tenant: of a limit of one tenant; a label set's limit nearest its amount).", spend = "spent" },
+  { "starvideos_spend_limit", "gauge", { "scope", "model", "tenant" },
+    "The amount of each spend_limit, in the prices' currency (the labels and limit of starvideos_spend's series).",
+    spend = "amount" },
   { "starvideos_spans_dropped_total", "counter", {}, "Spans never exported: the queue was full or the export failed." },
   { "starvideos_metrics_dropped_total", "counter", {}, "Updates lost: the shared dict was full." },
 }
@@ -203,8 +209,27 @@ local function counted(sets)
   return out
 end
 
--- The text format of every family: HELP and TYPE, then each series (label sets in order).
-function M:text()
+local function near(e) return e.amount > 0 and e.spent / e.amount or -1 end -- (an amount of 0: never the nearest)
+
+-- The spend families' series of client:spend()'s list (nil: none), by label set: scope; model for scope model;
+-- tenant for a limit of one tenant (bounded: the options name it).  A limit of every tenant is one series without
+-- a tenant (its tenant nearest the amount: the most spent); of limits with one label set (a day's and a month's of
+-- the key), the one nearest its amount.
+local function spend_sets(spend)
+  local by = {}
+  for _, e in ipairs(spend or {}) do
+    local one = e.scope == "tenant" and e.limit.tenant
+    local l = 'scope="' .. escape(e.scope) .. '"' .. (e.scope == "model" and ',model="' .. escape(e.model) .. '"'
+      or "") .. (one and ',tenant="' .. escape(one) .. '"' or "")
+    local was = by[l]
+    if not was or near(e) > near(was) or near(e) == near(was) and e.spent > was.spent then by[l] = e end
+  end
+  return by
+end
+
+-- The text format of every family: HELP and TYPE, then each series (label sets in order); spend: client:spend()'s
+-- list, the spend families' series (nil: none).
+function M:text(spend)
   local found = {} -- family -> labels -> part -> value
   self:each(function(k, v)
     local name, l, part = k:match("^([^\t]*)\t([^\t]*)\t(.*)$")
@@ -214,12 +239,13 @@ function M:text()
       found[name][l][part] = v
     end
   end)
-  local out = {}
+  local out, limits = {}, spend_sets(spend)
   for _, f in ipairs(self.FAMILIES) do
     out[#out + 1] = "# HELP " .. f[1] .. " " .. f[4]
     out[#out + 1] = "# TYPE " .. f[1] .. " " .. f[2]
     local sets, order = found[f[1]] or {}, {}
     if f.count then sets = counted(found[f.count] or {}) end
+    if f.spend then sets = {} for l, e in pairs(limits) do sets[l] = { [""] = e[f.spend] } end end
     if not f[3][1] and f[2] == "counter" then sets[""] = sets[""] or { [""] = 0 } end -- 0 until it counts
     for l in pairs(sets) do order[#order + 1] = l end
     table.sort(order)

@@ -15,7 +15,8 @@ function M.new(cfg, key, loop, metrics, s, nginx_transport)
   return require("starvideos.extras.observe").new(registry, tracer), tracer
 end
 
--- The process's metrics (inside nginx, with the dict, the host's) in Prometheus's text format.
-function M.text() return require("starvideos.extras.metrics").registry():text() end
+-- The process's metrics (inside nginx, with the dict, the host's) in Prometheus's text format; spend: the client's
+-- client:spend() list, its limits' gauges (nil: none).
+function M.text(spend) return require("starvideos.extras.metrics").registry():text(spend) end
 
 return M
