@@ -4,7 +4,7 @@
 -- (config.lua's CLIENT and CALLS, their defaults from DEFAULTS), the option
 -- tables' fields (config.LIMIT, config.STORAGE, store_url.FIELDS), the module's
 -- keys and a client's methods (the loaded tables), a request's fields, the
--- models and their ratios and resolutions, the error kinds (the core's, errors.LUA_KINDS), the
+-- models and their ratios and resolutions, the error kinds (the core's), the
 -- states of a ledger's tasks (config.STATES); with the hand-kept part
 -- (tools/types/*.lua) for what no table holds: each option's type and line, the
 -- signatures, the shapes of what the calls return.  A name of those tables
@@ -18,7 +18,6 @@
 
 local config = require "starvideos.config"
 local core = require "starvideos.core"
-local errors = require "starvideos.errors"
 local starvideos = require "starvideos"
 local store_url = require "starvideos.fleet.url" -- (the redis rock's: its table form's fields)
 
@@ -150,11 +149,10 @@ local function option_tables(w, A)
   stale(w, A.STORE, fields, { "api.lua's STORE", "store_url.FIELDS" })
 end
 
--- The error kinds: the core's, then those the Lua layers alone make (errors.LUA_KINDS) that the core has not.
+-- The error kinds: the core's (csrc/core/error.c), spend_limited's made above it among them.
 local function error_kinds()
-  local list, seen = {}, {}
-  for _, k in ipairs(core.kinds) do list[#list + 1], seen[k] = k, true end
-  for _, k in ipairs(errors.LUA_KINDS) do if not seen[k] then list[#list + 1] = k end end
+  local list = {}
+  for _, k in ipairs(core.kinds) do list[#list + 1] = k end
   return list
 end
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *const kind_names[] = {
-  "ok", "invalid_request", "auth", "not_found", "rate_limited", "server",
+  "ok", "invalid_request", "auth", "not_found", "rate_limited", "spend_limited", "server",
   "network", "timeout", "task_failed", "protocol", "io"
 };
 

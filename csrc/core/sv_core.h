@@ -55,6 +55,7 @@ typedef enum sv_kind {
   SV_E_AUTH,
   SV_E_NOT_FOUND,
   SV_E_RATE_LIMITED,
+  SV_E_SPEND_LIMITED, /* a create past a spend_limit (made above the core: spend.lua) */
   SV_E_SERVER,
   SV_E_NETWORK,
   SV_E_TIMEOUT,

@@ -9,9 +9,6 @@ local math_min, table_sort = math.min, table.sort
 
 local M = {}
 
--- The kinds made by the Lua layers alone, beside the core's (core.kinds, csrc/core/error.c): spend.lua's refusal.
-M.LUA_KINDS = { "spend_limited" }
-
 M.NO_KEY = "no API key: set STARVIDEOS_API_KEY or pass api_key to starvideos.new"
 
 local core, stopped
