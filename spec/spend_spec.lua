@@ -31,8 +31,9 @@ describe("spend_limit", function()
       { { amount = 1, scope = "model", model = "nope" }, 'spend_limit.model: not a model %(' },
       { { amount = 1, scope = "model" }, 'spend_limit.model: a model\'s name expected for scope "model"' },
       { { amount = 1, model = "videos" }, 'spend_limit.model: only for scope "model"' },
-      { { amount = 1, per = 0 }, 'spend_limit.per: a number of seconds from 1 to 31622400, "day" or "month"' },
+      { { amount = 1, per = 0 }, 'spend_limit.per: a whole number of seconds from 1 to 31622400, "day" or "month"' },
       { { amount = 1, per = "week" }, 'spend_limit.per: .* got "week"' },
+      { { amount = 1, per = 1.5 }, 'spend_limit.per: a whole number of seconds .* got 1.5' },
       { { amount = 1, tenant = "a" }, 'spend_limit.tenant: only for scope "tenant"' },
       { { amount = 1, cap = 2 }, "spend_limit.cap: unknown field %(amount, per, scope, model, tenant%)" },
       { { { amount = 1 }, "x" }, 'spend_limit%[2%]: a table {amount = A' },
@@ -60,6 +61,10 @@ describe("spend_limit", function()
       assert.matches("bad option 'tz_offset' to 'new' %(hours from %-12 to 14", err)
     end
     assert.truthy(new { spend_limit = { amount = 0 }, tz_offset = "+05:30" }, "a limit of 0 is a limit")
+    local every = new { spend_limit = { amount = 3, per = "day", scope = "tenant" } }
+    local e = every:spend()
+    assert.same({ 1, "tenant", nil, 0, 0, 3 }, { #e, e[1].scope, e[1].tenant, e[1].spent, e[1].reserved, e[1].amount },
+      "a limit of every tenant, none spent yet: one entry of 0")
   end)
 
   it("reads windows on the calendar: a month's end in a leap year, December's, a day in tz_offset, per N", function()

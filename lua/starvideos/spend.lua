@@ -43,9 +43,9 @@ local function check_one(v, name)
   end
   local per = v.per
   if per ~= nil and per ~= "day" and per ~= "month" and (type(per) ~= "number" or per ~= per or per < 1
-    or per > 366 * DAY) then
-    return string_format('%s.per: a number of seconds from 1 to 31622400, "day" or "month" expected, got %s', name,
-      show(per))
+    or per > 366 * DAY or per ~= math_floor(per)) then
+    return string_format('%s.per: a whole number of seconds from 1 to 31622400, "day" or "month" expected, got %s',
+      name, show(per))
   end
   local scope = v.scope == nil and "key" or v.scope
   if scope ~= "key" and scope ~= "tenant" and scope ~= "model" then
@@ -279,7 +279,8 @@ function S.tell(cfg, crossed, which, reason)
 end
 
 -- client:spend()'s entries of cfg's limits at t, read from kv (get): {limit, scope, model, tenant, spent, reserved,
--- amount, resets_at}; a limit of every tenant, an entry per tenant that spent in its window (or `tenant`'s only).
+-- amount, resets_at}; a limit of every tenant, an entry per tenant that spent in its window (or `tenant`'s only;
+-- none yet: one without a tenant, of 0).
 -- moved(key): units reserved by a process gone (past its lease), counted spent.
 function S.report(cfg, get, t, tenant, moved)
   local out = {}
@@ -291,6 +292,7 @@ function S.report(cfg, get, t, tenant, moved)
       if not tenant then for name in (get("who:" .. l.id .. ":" .. start) or ""):gmatch("[^\n]+") do
         who[#who + 1] = name end end
       for _, name in ipairs(who) do keys[#keys + 1] = { l.id .. ":" .. start .. ":" .. core.hash(name), name } end
+      if not who[1] then keys[1] = { l.id .. ":" .. start .. ":none" } end -- (no tenant spent yet: an entry of 0)
     else
       keys[1] = { l.id .. ":" .. start, l.tenant }
     end

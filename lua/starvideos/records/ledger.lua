@@ -344,7 +344,8 @@ end
 function L:spend(tenant)
   local t = Spend.clock()
   if not self.path then return Spend.report(self.cfg, self.key.bucket:spend_get(t), t, tenant) end
-  local st, err = self:read_all(true)
+  self:flush()
+  local st, err = self:follow() -- (read on from the last look: a scrape of the metrics reads what was added)
   if not st then return nil, err end
   local kv, me = journal.spent(st), self.lease and self.lease.id
   local function moved(key)
