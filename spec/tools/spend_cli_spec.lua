@@ -152,6 +152,52 @@ describe("spend limits on the command line", function()
       lines(r.err)[1])
   end)
 
+  it("a create sent and never answered is counted (maybe paid) by spend and by --dry-run: the plan's create past "
+    .. "the limit with it is refused", function()
+    local journal = dir .. "/tasks.jsonl"
+    local limit = '{"amount": 0.5, "scope": "model", "model": "videos"}'
+    emu:fault { method = "POST", path = "/v1/", after = true, drop = true }
+    local r = run(with(CREATE, "--journal", journal, "--key", "lost", "--prices", PRICE, "--spend-limit", limit), env())
+    emu:clear_faults()
+    assert.equals(1, r.code, r.err)
+    assert.equals(1, emu:creates())
+    r = run({ "spend", "--journal", journal, "--prices", PRICE, "--spend-limit", limit, "--json" }, {})
+    assert.equals(0, r.code, r.err)
+    local doc = assert(cjson.decode(r.out), r.out)
+    assert.equals(0.4, doc[1].spent + doc[1].reserved)
+    r = run({ "generate", "--model", "videos", "--prompt", "a dog", "--duration", "5", "--journal", journal, "--key",
+      "dog", "--prices", PRICE, "--spend-limit", limit, "--dry-run", "--json" }, env())
+    assert.equals(0, r.code, r.err)
+    doc = assert(cjson.decode(r.out), r.out)
+    assert.same({ 0, 1, "spend_limited", 0.4 }, { doc.creates, doc.refused, doc.entries[1].reason,
+      doc.entries[1].error.spent })
+    r = run({ "generate", "--model", "videos", "--prompt", "a dog", "--duration", "5", "--journal", journal, "--key",
+      "dog", "--prices", PRICE, "--spend-limit", '{"amount": 0.8, "scope": "model", "model": "videos"}', "--dry-run",
+      "--json" }, env())
+    doc = assert(cjson.decode(r.out), r.out)
+    assert.same({ 1, 0 }, { doc.creates, doc.refused }, "0.4 + 0.4 is within 0.8")
+    assert.equals(1, emu:creates())
+  end)
+
+  it("a create asked and not answered yet is reserved: spend shows it, and --dry-run counts it", function()
+    local journal = dir .. "/tasks.jsonl"
+    local limit = '{"amount": 0.5, "scope": "model", "model": "videos"}'
+    emu:fault { method = "POST", path = "/v1/", delay = 60 } -- (its answer never comes while the spec looks)
+    local proc = C.background(with(CREATE, "--journal", journal, "--prices", PRICE, "--spend-limit", limit), env())
+    C.until_true(function() return (helper.read_file(journal) or ""):find('"event":"pending"', 1, true) end)
+    local r = run({ "spend", "--journal", journal, "--prices", PRICE, "--spend-limit", limit }, {})
+    local r2 = run({ "generate", "--model", "videos", "--prompt", "a dog", "--duration", "5", "--journal", journal,
+      "--key", "dog", "--prices", PRICE, "--spend-limit", limit, "--dry-run", "--json" }, env())
+    proc:stop("KILL")
+    emu:clear_faults()
+    assert.equals(0, r.code, r.err)
+    assert.equals("model videos, in the ledger's life: 0 spent, 0.4 reserved, of 0.5; never resets", lines(r.out)[1])
+    assert.equals(0, r2.code, r2.err)
+    local doc = assert(cjson.decode(r2.out), r2.out)
+    assert.same({ 0, 1, "spend_limited" }, { doc.creates, doc.refused, doc.entries[1].reason })
+    assert.equals(1, #posts())
+  end)
+
   it("batch --spend-limit: the creates past the limit are refused, nothing sent, and the summary counts them; "
     .. "--dry-run said which before, and the run sent exactly the creates it listed", function()
     helper.write_file(dir .. "/p.txt", "a cat\na dog\na fox\nan owl\n")
