@@ -33,8 +33,12 @@ describe("spend limits on the command line", function()
     .. "saying when it opens again; generate --json carries the error's limit, spent and amount", function()
     local journal = dir .. "/tasks.jsonl"
     local capped = with(CREATE, "--journal", journal, "--prices", PRICE, "--spend-limit", MODEL)
-    for _ = 1, 2 do assert.equals(0, run(capped, env()).code) end
+    assert.equals(0, run(capped, env()).code)
     local r = run(capped, env())
+    assert.equals(0, r.code, r.err)
+    assert.same({ "starvideos create: warning: --spend-limit: 50% of 1 reached for model videos",
+      "starvideos create: warning: --spend-limit: 80% of 1 reached for model videos" }, lines(r.err))
+    r = run(capped, env())
     assert.equals(1, r.code)
     assert.equals("starvideos create: spend_limited: --spend-limit: 0.8 spent of model videos in the ledger's life "
       .. "(at most 1, counted in the journal " .. journal .. "): the next create is refused for good (a limit without "

@@ -224,7 +224,8 @@ function M.new(ctx, opts, extra, keyless)
     if ev.type == "preflight" then output.err(args.PROG, " ", tostring(ctx.name), ": note: ", ev.message, "\n") end
     if ev.type == "warning" then -- (a create's names its entry, in a batch)
       local entry = ev.because and ev.index and ctx.entry_of and ctx.entry_of(ev)
-      output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", entry and entry .. ": " or "", ev.message, "\n")
+      local said = ev.field == "spend_limit" and output.spend_words(ev.message) or ev.message -- (a limit's 50/80/100%)
+      output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", entry and entry .. ": " or "", said, "\n")
     end
     if (ev.type == "request" or ev.type == "response") and ctx.display and ctx.display.exchange then
       ctx.display:exchange(ev) -- (a batch's creates sent and answered: cli/progress.lua)
