@@ -147,6 +147,19 @@ describe("spend limits on the command line", function()
     assert.equals(4, #l, r.out)
     assert.same({ "model", 1.2, 1 }, { cjson.decode(l[4]).scope, cjson.decode(l[4]).spent, cjson.decode(l[4]).amount })
     assert.equals(requests, #emu:requests(), "a journal's spend is read with no network")
+    -- a tenant's plan counts that tenant's spend: alice's next create passes her limit, bob's does not
+    local tighter = limits:gsub('"amount": 2, "scope": "tenant"', '"amount": 1, "scope": "tenant"')
+    for tenant, want in pairs { alice = { 0, 1 }, bob = { 1, 0 } } do
+      r = run({ "generate", "--model", "videos", "--prompt", "a dog", "--duration", "5", "--journal", journal, "--key",
+        "dog", "--tenant", tenant, "--prices", ALL, "--spend-limit", tighter, "--dry-run", "--json" }, env())
+      assert.equals(0, r.code, r.err)
+      doc = assert(cjson.decode(r.out), r.out)
+      assert.same(want, { doc.creates, doc.refused }, tenant)
+      if tenant == "alice" then
+        assert.matches('^spend_limit%[2%]: 0%.8 spent of tenant "alice" in the ledger\'s life %(at most 1%)',
+          doc.entries[1].error.message)
+      end
+    end
     r = run({ "spend", "--journal", journal, "--prices", ALL }, {})
     assert.equals(2, r.code)
     assert.equals("starvideos spend: --spend-limit JSON is required", lines(r.err)[1])
