@@ -572,6 +572,7 @@ function Job:cancel() end
 ---@field done integer entries completed
 ---@field failed integer entries that failed
 ---@field cancelled integer entries cancelled (Ctrl-C, close)
+---@field refused integer of the failed, those a spend limit refused (nothing sent)
 ---@field total integer entries
 
 ---@alias starvideos.Event starvideos.StatusEvent|starvideos.TakenEvent|starvideos.LateEvent|starvideos.ProgressEvent|starvideos.RequestEvent|starvideos.ResponseEvent|starvideos.RetryEvent|starvideos.WarningEvent|starvideos.JournalErrorEvent|starvideos.StoreResetEvent|starvideos.ClaimEvent|starvideos.PreflightEvent|starvideos.DeliveryEvent|starvideos.BatchEvent

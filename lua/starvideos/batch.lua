@@ -78,13 +78,14 @@ function Feeder:cancel()
   self.left.left = self.left.left - (self.n - self.next + 1)
 end
 
--- The batch's counts, and what it tells on_progress after each change.
+-- The batch's counts (refused: the failed that a spend limit refused), and what it tells on_progress after each
+-- change.
 local function counter(total, on_progress)
-  local c = { created = 0, done = 0, failed = 0, cancelled = 0, total = total }
+  local c = { created = 0, done = 0, failed = 0, cancelled = 0, refused = 0, total = total }
   function c.tell()
     if on_progress then
       on_progress { type = "batch", created = c.created, done = c.done, failed = c.failed, cancelled = c.cancelled,
-        total = total }
+        refused = c.refused, total = total }
     end
   end
   return c
@@ -110,6 +111,7 @@ local function spec_of(i, params, path, key, opts, c)
         if sweep then sweep[c] = c.tell; return end
       elseif job.err then
         c.failed = c.failed + 1
+        if job.err.kind == "spend_limited" then c.refused = c.refused + 1 end -- (of the failed: nothing sent)
       else
         c.done = c.done + 1
       end

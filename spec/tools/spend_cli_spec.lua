@@ -240,6 +240,9 @@ describe("spend limits on the command line", function()
     l = lines(r.out)
     assert.matches("^0003%.mp4 %(line 3%)  spend_limited: %-%-spend%-limit: 0%.8 spent of model videos", l[#l - 2])
     assert.equals("4 videos: 2 saved in " .. dir .. "/v, 2 not (2 refused by --spend-limit: nothing sent)", l[#l])
+    local progress -- (off a terminal, the progress lines: the last one says what the end says)
+    for _, line in ipairs(l) do if line:find(" created, ", 1, true) then progress = line end end
+    assert.equals("4 videos: 2 created, 2 done, 2 failed (2 refused by --spend-limit)", progress)
     assert.equals(2, #posts())
     -- what is spent now counts: a generate's plan on the same journal is refused, nothing sent
     r = run({ "generate", "--model", "videos", "--prompt", "a hen", "--duration", "5", "--journal",

@@ -174,7 +174,9 @@ C.EVENTS = {
   { "batch", "generate_all's on_progress: after every change", fields = {
     { "created", "integer", "entries with a task" }, { "done", "integer", "entries completed" },
     { "failed", "integer", "entries that failed" },
-    { "cancelled", "integer", "entries cancelled (Ctrl-C, close)" }, { "total", "integer", "entries" } } },
+    { "cancelled", "integer", "entries cancelled (Ctrl-C, close)" },
+    { "refused", "integer", "of the failed, those a spend limit refused (nothing sent)" },
+    { "total", "integer", "entries" } } },
 }
 
 return C
