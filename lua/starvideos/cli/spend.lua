@@ -6,7 +6,7 @@ local output = require "starvideos.cli.output"
 local json = require "starvideos.cli.json"
 
 local type, ipairs, tostring = type, ipairs, tostring
-local os_date, string_format = os.date, string.format
+local os_date, string_format, math_floor = os.date, string.format, math.floor
 local out = output.out
 
 local M = {}
@@ -30,8 +30,9 @@ end
 -- One line an entry of client:spend(): "the key, per day: 0.8 spent, 0.4 reserved, of 2; resets 2026-11-28 00:00:00
 -- UTC (in 3600 s)".
 function M.line(e, now)
-  local resets = e.resets_at and string_format("resets %s (in %d s)", os_date("!%Y-%m-%d %H:%M:%S UTC", e.resets_at),
-    e.resets_at - now) or "never resets"
+  local at = e.resets_at and math_floor(e.resets_at) -- (a per of 1.5 s ends windows between seconds)
+  local resets = at and string_format("resets %s (in %d s)", os_date("!%Y-%m-%d %H:%M:%S UTC", at), at - now)
+    or "never resets"
   return string_format("%s, %s: %s spent, %s reserved, of %s; %s", whose(e), window(e.limit and e.limit.per),
     amount(e.spent), amount(e.reserved), amount(e.amount), resets)
 end
