@@ -78,6 +78,7 @@ build = {
     ["starvideos"] = "lua/starvideos/init.lua",
     ["starvideos.bucket"] = "lua/starvideos/bucket.lua",
     ["starvideos.key"] = "lua/starvideos/key.lua",
+    ["starvideos.lineage"] = "lua/starvideos/lineage.lua",
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
     ["starvideos.cli.client"] = "lua/starvideos/cli/client.lua",

@@ -102,7 +102,7 @@
 ---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
 ---@field timeout? number seconds for the whole download (default 3600)
 
----The options of client:generate (config.lua's CALLS.generate)
+---The options of client:again, client:continue, client:generate and client:remix (config.lua's CALLS.generate)
 ---@class starvideos.GenerateOpts
 ---@field fresh? boolean true: create even when the ledger knows a task of the key
 ---@field interval? number seconds between polls, fixed (default: the learned schedule)
@@ -173,6 +173,7 @@
 ---@class starvideos.TasksOpts
 ---@field check? boolean true: read each downloaded file again
 ---@field journal? string another journal than the client's
+---@field parent? string only the tasks made from this one (again, remix, continue)
 ---@field state? starvideos.RecordState only the tasks of this state
 ---@field tenant? string only the tasks and creates of this tenant
 
@@ -265,6 +266,8 @@
 ---@field path? string the file generate saved it to
 ---@field sha256? string that file's SHA-256
 ---@field warnings? starvideos.Warning[] what the service will ignore of its params (create, start, generate)
+---@field parent? string the task it was made from (again, remix, continue)
+---@field relation? "again"|"remix"|"continue" how it was made from its parent
 
 ---what the service will ignore of a request (docs/reference.md#warnings)
 ---@class starvideos.Warning
@@ -404,6 +407,10 @@ function Job:cancel() end
 ---@field tenant? string the tenant its create named
 ---@field cost? number its model's price at its create (nil: unknown)
 ---@field refs? string[] the s3:// URLs of its local references still in the bucket
+---@field parent? string the task it was made from (again, remix, continue)
+---@field relation? "again"|"remix"|"continue" how it was made from its parent
+---@field duration? integer the seconds its create asked
+---@field body? string its create's JSON body as sent (again's params)
 
 ---a create whose answer never came
 ---@class starvideos.PendingCreate
@@ -651,6 +658,14 @@ function starvideos.wait(id_or_task, opts) end
 ---@field on_event? fun(event: starvideos.Event) the client's event listener; nil removes it
 local Client = {}
 
+---generate again from a task of the ledger: its recorded params changed by overrides (opts.out required).
+---@param task string|starvideos.Task
+---@param overrides? starvideos.Params
+---@param opts starvideos.GenerateOpts
+---@return starvideos.Task? task
+---@return starvideos.Error? err
+function Client:again(task, overrides, opts) end
+
 ---Validates params and checks their reference media, creating nothing.
 ---@param params starvideos.Params
 ---@return starvideos.Note[]? notes
@@ -659,6 +674,14 @@ function Client:check(params) end
 
 ---Cancels this client's jobs and lets go of its key's loop.
 function Client:close() end
+
+---generate from a task's last frame as first_image; params.last_image required (opts.out too).
+---@param task string|starvideos.Task
+---@param params starvideos.Params
+---@param opts starvideos.GenerateOpts
+---@return starvideos.Task? task
+---@return starvideos.Error? err
+function Client:continue(task, params, opts) end
 
 ---Creates a task; an invalid request sends nothing.
 ---@param params starvideos.Params
@@ -720,6 +743,14 @@ function Client:query(id_or_task) end
 ---The last rate limit the service's answers said for the key; nil before any did.
 ---@return starvideos.RateLimit? seen
 function Client:rate_limit() end
+
+---generate with a task's saved video as the reference video (opts.out required).
+---@param task string|starvideos.Task
+---@param params starvideos.Params
+---@param opts starvideos.GenerateOpts
+---@return starvideos.Task? task
+---@return starvideos.Error? err
+function Client:remix(task, params, opts) end
 
 ---Carries every unfinished task of the ledger to a file.
 ---@param opts? starvideos.ResumeOpts

@@ -259,12 +259,13 @@ end
 -- oldest first; those out of its window dropped), and its price reserved in kv (ask: {lid, price, spec, tenant},
 -- spend.lua's, or nil): true (t added to each) and the steps the reservation crossed; or false, the seconds until
 -- the next create is allowed, the count in the window and the limit that holds; or false, nil, the total and
--- {spend = i}: spend limit i (of ask's spec) would be passed.  One decision: nothing counted unless all allow it.
+-- {spend = i, told}: spend limit i (of ask's spec) would be passed (told: its 100% to be said).  One decision:
+-- nothing counted unless all allow it.
 function B.count_on(lists, checks, t, kv, ask)
   if ask then
     kv.now = t
-    local i, total = Spend.over(kv, ask.price, ask.spec, t)
-    if i then return false, nil, total, { spend = i } end
+    local i, total, told = Spend.over(kv, ask.price, ask.spec, t, ask.lid)
+    if i then return false, nil, total, { spend = i, told = told } end
   end
   for i, c in ipairs(checks) do
     local list, kept = lists[i], {} -- (kept: the times in the window, newest first, at most lim.count)

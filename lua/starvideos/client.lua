@@ -201,6 +201,19 @@ function Client:generate(params, opts)
   return run(self, nil, nil, begin(self, "generate", opts), { params = params })
 end
 
+-- A create from a task of the ledger (lineage.lua's how: again, remix, continue), run as generate runs.
+local function built(self, how, task, more, opts)
+  opts = begin(self, how, opts, S.generate)
+  local spec, err = require("starvideos.lineage")[how](self, task, more, opts)
+  if not spec then return nil, err end
+  local made, jerr = run(self, nil, nil, opts, spec)
+  if made then made.parent, made.relation = spec.parent, spec.relation end
+  return made, jerr
+end
+function Client:again(task, overrides, opts) return built(self, "again", task, overrides, opts) end
+function Client:remix(task, params, opts) return built(self, "remix", task, params, opts) end
+function Client:continue(task, params, opts) return built(self, "continue", task, params, opts) end
+
 -- Wait for many tasks at once; one failure does not stop the others.
 function Client:wait_all(list, opts)
   if type(list) ~= "table" then argerror(1, "wait_all", "list of ids or tasks", type(list)) end
@@ -277,7 +290,8 @@ function Client:tasks(opts)
   if not list then return nil, err end
   local only, sink = {}, require "starvideos.sink"
   for _, t in ipairs(list) do
-    if (not opts.state or t.state == opts.state) and (not opts.tenant or t.tenant == opts.tenant) then
+    if (not opts.state or t.state == opts.state) and (not opts.tenant or t.tenant == opts.tenant)
+      and (not opts.parent or t.parent == opts.parent) then
       only[#only + 1] = t
     end
     if opts.check and t.path then t.check, t.check_error = sink.of(self.cfg, t.path).check(t, self.ctx) end

@@ -286,7 +286,7 @@ M.CALLS = {
   pending = { journal = C.path },
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
     journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool, dry_run = C.bool },
-  tasks = { state = C.state, journal = C.path, check = C.bool, tenant = C.tenant },
+  tasks = { state = C.state, journal = C.path, check = C.bool, tenant = C.tenant, parent = C.key },
   spend = { tenant = C.tenant },
 }
 

@@ -78,7 +78,8 @@ function C.build(job, goal, spec)
     kind = require("starvideos.schedule").kind_of(params.model, params.duration, params.resolution) }
   local key = spec.out and require("starvideos.sink").key(spec.out) or spec.key -- docs/batch.md "Keys"
   if key and job.ledger.records then
-    made.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh }
+    made.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh,
+      parent = spec.parent, relation = spec.relation } -- (lineage.lua's: the task it builds on)
   end
   return made
 end

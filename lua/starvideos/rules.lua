@@ -46,11 +46,20 @@ end
 
 -- What a pending record holds: the create lid of params (to out, as Sink.recorded; want, a keyed job's: key, fp,
 -- body) for tenant (nil: nobody named).  Each ledger adds its owner and time.
+-- want's parent and relation: the task it builds on (lineage.lua's again, remix, continue).
 function R.pending(params, lid, out, want, tenant)
   local w = want or {}
   return { ["local"] = lid, model = params.model, out = Sink.recorded(out), tenant = tenant, key = w.key, fp = w.fp,
     body = w.body, prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
-    prompt = R.head(params.prompt) }
+    prompt = R.head(params.prompt), parent = w.parent, relation = w.relation }
+end
+
+-- The create's JSON body of (valid) params, as it was sent: what `again` makes anew; nil when they are not whole
+-- (a pending create adopted by hand: its model and prompt).
+function R.body_of(params)
+  local extra = params.extra ~= nil and cjson.encode(params.extra) or nil
+  local ok, _, body = pcall(core.build_create, params, extra)
+  return ok and type(body) == "string" and body or nil
 end
 
 -- The price of a create of model (prices), counted in the cost counter of a client that measures (its hook
@@ -67,9 +76,9 @@ end
 function R.created(cfg, id, params, lid, p, uncertain, ids)
   p, ids = p or {}, ids or {}
   return { id = id, ["local"] = lid, model = params.model, duration = params.duration, resolution = params.resolution,
-    prompt = params.prompt, uncertain = uncertain or nil, out = p.out, key = p.key, fp = p.fp, body = p.body,
-    tenant = p.tenant, cost = R.cost(cfg, params.model), request_id = ids.request_id,
-    server_request_id = ids.server_request_id }
+    prompt = params.prompt, uncertain = uncertain or nil, out = p.out, key = p.key, fp = p.fp,
+    body = p.body or R.body_of(params), tenant = p.tenant, cost = R.cost(cfg, params.model),
+    request_id = ids.request_id, server_request_id = ids.server_request_id, parent = p.parent, relation = p.relation }
 end
 
 -- What before_create kept of the create lid (ledger.outs: its pending record), taken.

@@ -14,7 +14,7 @@ local S = {}
 S.UNIT = 1e6 -- a price or an amount is counted in millionths: sums of prices as the user wrote them, exactly
 S.STEPS = { 50, 80, 100 } -- the percentages of a limit said once per window (a warning)
 S.clock = os.time -- the wall clock windows are read on (a spec sets its own)
-local DAY, MOST = 86400, 1e12
+local DAY, MOST = 86400, 1e15 -- (units: a sum below 2^53, exact in a double and in Redis)
 
 local function show(v) return type(v) == "string" and string_format("%q", v) or tostring(v) end
 
@@ -175,11 +175,12 @@ end
 
 -- Plain Lua 5.1, as Redis runs it; kv as bucket.lua's (get, set(k, v, ttl), add(k, ttl)).  A spec: "key@end@amount
 -- ..." (S.covering's).  spend_over: the first limit a create of `price` would pass -> its index and total, or nil
--- (its 100% said once, when a create is refused before reaching it).  spend_take: create lid's reservation, counted
--- once however often it is asked (its 'res:<lid>': "r price time spec"), in each limit's total ('sp:') and reserved
--- ('held:'), a tenant's first in a limit of every tenant listed ('who:') -> the steps it crossed, "i:pct ...", each
--- said once a window ('told:').  spend_end: lid's reservation settled: paid (its task made, or maybe: kept in the
--- total) or released (surely not sent), once.  now: the wall clock's, as the windows were read (their ttl).
+-- (its 100% said once, when a create is refused before reaching it; none for lid's, reserved already).
+-- spend_take: create lid's reservation, counted once however often it is asked (its 'res:<lid>': "r price time
+-- spec"), in each limit's total ('sp:') and reserved ('held:'), a tenant's first in a limit of every tenant listed
+-- ('who:') -> the steps it crossed, "i:pct ...", each said once a window ('told:').  spend_end: lid's reservation
+-- settled: paid (its task made, or maybe: kept in the total) or released (surely not sent), once.  now: the wall
+-- clock's, as the windows were read (their ttl).
 S.RULES = [[
 local SPEND_STEPS = { 50, 80, 100 }
 local function spend_parse(text)
@@ -194,7 +195,8 @@ local function spend_ttl(s, now)
   return math.max(s.ends - now, 0) + 86400
 end
 local function spend_told(kv, s, pct, now) return kv.add('told:' .. s.key .. ':' .. pct, spend_ttl(s, now)) end
-local function spend_over(kv, price, text, now)
+local function spend_over(kv, price, text, now, lid)
+  if lid and kv.get('res:' .. lid) then return nil end
   for i, s in ipairs(spend_parse(text)) do
     local total = tonumber(kv.get('sp:' .. s.key)) or 0
     if total + price > s.amount then return i, total, spend_told(kv, s, 100, now) end
@@ -245,8 +247,9 @@ local over, take, finish = (rawget(_G, "loadstring") or load)(S.RULES .. "return
 S.over, S.take, S.finish = over, take, finish
 
 -- A create refused by limit l (covering's `which` entry w): its total in units, at t; `where`: the store or the
--- journal that counted (nil: this process).
-function S.refusal(w, total, t, where)
+-- journal that counted (nil: this process); told: its 100% said now (spend_over's), to cfg's on_event.
+function S.refusal(w, total, t, where, told, cfg)
+  if told and cfg then S.tell(cfg, "1:100", { w }, " (a create was refused)") end
   local l, ends = w.limit, w.ends
   local spent, amount = total / S.UNIT, l.amount / S.UNIT
   local wait = ends > 0 and ends - t or nil

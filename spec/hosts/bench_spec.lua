@@ -36,6 +36,7 @@ local ROWS = {
   { "wait_all of 20 tasks (emulator)", "one task waited alone" },
   { "a create and a poll, the ledger on Redis (store)", "the same, the ledger a journal file" },
   { "fleet throughput, 2 processes on one store, budget R = 5/s", "R / (API requests per task)" },
+  { "a create under 3 spend limits (key, tenant, model), the ledger on Redis", "the same create without a limit" },
   { "batch of 20 prompts (generate_all, emulator), budget 10/s: time to the last file", "the budget's floor" },
   { "batch of 20 prompts: peak resident memory of the process", false },
   { "journal of 16 MB: slowest read of the schedule's samples, 64 KiB a call", "f:seek + f:read(65536)" },

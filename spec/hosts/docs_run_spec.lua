@@ -658,6 +658,10 @@ local BLOCKS = {
   end },
   ["docs/studio.md#1"] = { "sh", "check: make -n studio (spec/hosts/studio_spec.lua runs tools/studio.sh, its recipe)",
     function() check_sh("docs/studio.md#1") end },
+  ["docs/lineage.md#1"] = { "lua", "check: compiles, its names exist (spec/lineage_spec.lua runs again, and each "
+    .. "refusal)", function() check_lua("docs/lineage.md#1") end },
+  ["docs/spend.md#1"] = { "lua", "check: compiles, its names exist (spec/support/ledger_cases.lua runs the limits on "
+    .. "every ledger)", function() check_lua("docs/spend.md#1") end },
   ["docs/storage.md#1"] = { "lua", "check: compiles (rocks/s3/spec/hosts/s3_spec.lua runs the same generate to s3://)",
     function() check_lua("docs/storage.md#1") end },
   ["docs/storage.md#2"] = { "lua", "check: compiles (rocks/s3/spec/hosts/refs_s3_spec.lua runs local files as "

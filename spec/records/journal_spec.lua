@@ -229,6 +229,29 @@ describe("journal compaction and the samples reader", function()
     f:close()
   end
 
+  it("keeps what spend_limit counts: the price of a create made or pending; a create abandoned released", function()
+    local Spend = require "starvideos.spend"
+    local now = os.time()
+    local day = Spend.window("day", now, 0)
+    local function spec(id) return ("%s:%d@%d@%d"):format(id, id == "life" and 0 or day, id == "life" and 0
+      or day + 86400, 5000000) end
+    local function add(rec) assert(journal.append(path, rec)) end
+    for i, how in ipairs { "created", "abandoned", "open", "created" } do
+      local lid = "S" .. i
+      add { event = "pending", ["local"] = lid, model = "videos", time = i == 4 and 1000 or now,
+        price = 400000, spend = spec(i == 4 and "life" or "day") }
+      if how == "created" then add { event = "created", ["local"] = lid, id = "ts" .. i, model = "videos" } end
+      if how == "abandoned" then add { event = "abandoned", ["local"] = lid } end
+    end
+    local function totals()
+      local kv = journal.spent(assert(journal.follow(path)))
+      return { kv.get("sp:day:" .. day), kv.get("held:day:" .. day), kv.get("sp:life:0") }
+    end
+    assert.same({ 800000, 400000, 400000 }, totals(), "made and open counted, abandoned released")
+    assert(compact.compact(path))
+    assert.same({ 800000, 400000, 400000 }, totals(), "the same once compacted, the lifetime's create of 1970 too")
+  end)
+
   it("keeps what resume, pending and the schedule need, drops settled tasks' prompts and torn lines", function()
     mixed()
     local unfinished, open, by_id = sets(path)

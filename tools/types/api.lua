@@ -84,7 +84,8 @@ A.CALLS_BY = {
   spend = { tenant = { "string", "a limit of every tenant: this tenant's entry only" } },
   tasks = { state = { "starvideos.RecordState", "only the tasks of this state" },
     check = { "boolean", "true: read each downloaded file again" },
-    tenant = { "string", "only the tasks and creates of this tenant" } },
+    tenant = { "string", "only the tasks and creates of this tenant" },
+    parent = { "string", "only the tasks made from this one (again, remix, continue)" } },
 }
 
 -- The option tables of the options, each field's line (the names from config.lua and store_url.lua).

@@ -16,6 +16,8 @@ C.CLASSES = {
     { "error?", "any", "why it failed, once failed" },
     { "path?", "string", "the file generate saved it to" }, { "sha256?", "string", "that file's SHA-256" },
     { "warnings?", "starvideos.Warning[]", "what the service will ignore of its params (create, start, generate)" },
+    { "parent?", "string", "the task it was made from (again, remix, continue)" },
+    { "relation?", '"again"|"remix"|"continue"', "how it was made from its parent" },
   } },
   { "Warning", "what the service will ignore of a request (docs/reference.md#warnings)", fields = {
     { "field", "string", "the param ignored" }, { "because", "string", "the param beside it that makes it so" },
@@ -99,7 +101,11 @@ C.CLASSES = {
     { "check_error?", "string", "why it is not ok" }, { "model?", "starvideos.Model", "the model" },
     { "prompt?", "string", "the prompt's first characters" }, { "tenant?", "string", "the tenant its create named" },
     { "cost?", "number", "its model's price at its create (nil: unknown)" },
-    { "refs?", "string[]", "the s3:// URLs of its local references still in the bucket" } } },
+    { "refs?", "string[]", "the s3:// URLs of its local references still in the bucket" },
+    { "parent?", "string", "the task it was made from (again, remix, continue)" },
+    { "relation?", '"again"|"remix"|"continue"', "how it was made from its parent" },
+    { "duration?", "integer", "the seconds its create asked" },
+    { "body?", "string", "its create's JSON body as sent (again's params)" } } },
   { "PendingCreate", "a create whose answer never came", fields = {
     { "local", "string", "the create's id in the journal" }, { "model", "starvideos.Model", "its model" },
     { "prompt_hash", "string", "a hash of its prompt" }, { "time", "number", "Unix seconds when it was sent" } } },

@@ -55,11 +55,14 @@ local function keep_samples(tasks, stats)
 end
 
 -- A settled create of the longest window of create_limit and tenant_limit, as they count it: its time and
--- tenant (journal.take reads it settled), or nil.
-local function counted(p, since)
+-- tenant (journal.take reads it settled), and the price it paid in spend_limit's windows (spend.lua's; a limit
+-- without a window, "@0@": kept whatever its age), unless it was abandoned (released); or nil.
+local function counted(p, since, abandoned)
   local when = p and tonumber(p.time)
-  if when and when >= since then
-    return cjson.encode { event = "pending", ["local"] = p["local"], time = when, tenant = p.tenant, settled = true }
+  local paid = p and not abandoned and p.price and p.spend
+  if when and (when >= since or paid and p.spend:find("@0@", 1, true)) then
+    return cjson.encode { event = "pending", ["local"] = p["local"], time = when, tenant = p.tenant, settled = true,
+      price = paid and p.price or nil, spend = paid and p.spend or nil }
   end
 end
 
@@ -70,7 +73,8 @@ local function rewrite(path, tmp, lines, st, stats)
     i = i + 1
     local what = lines[i] -- true (kept as it is), a pending create's local id, or a task
     local t = type(what) == "table" and what
-    local count = type(what) == "string" and st.settled[what] and counted(st.by_local[what], since)
+    local count = type(what) == "string" and st.settled[what] and counted(st.by_local[what], since,
+      st.abandoned[what])
     if what == true or (type(what) == "string" and not st.settled[what]) or (t and not t.settled) then
       out[#out + 1] = line
     elseif count then
@@ -79,7 +83,7 @@ local function rewrite(path, tmp, lines, st, stats)
       out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
         resolution = t.resolution, took = t.sample and t.took, within = t.sample and t.within, time = t.created,
         status = t.status, path = t.path, bytes = t.bytes, sha256 = t.sha256, key = t.key, fp = t.fp, body = t.body,
-        tenant = t.tenant, cost = t.cost }
+        tenant = t.tenant, cost = t.cost, parent = t.parent, relation = t.relation }
       stats.samples = stats.samples + 1
     end
   end

@@ -121,7 +121,7 @@ function BY_LOCAL.pending(st, rec, lid, owner, lease)
   if not st.by_local[lid] then
     local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
       lease = lease, out = rec.out, prompt = rec.prompt, tenant = rec.tenant, price = tonumber(rec.price),
-      spend = type(rec.spend) == "string" and rec.spend or nil }
+      spend = type(rec.spend) == "string" and rec.spend or nil, parent = rec.parent, relation = rec.relation }
     st.by_local[lid], st.pending[#st.pending + 1] = p, p
     keyed(st, rec, p)
     st.crossed = p.price and p.spend and tonumber(rec.time)
@@ -148,7 +148,9 @@ end
 local function born(t, rec, st)
   t.model, t.prompt, t.created = rec.model, rec.prompt, rec.time
   t.duration, t.resolution, t.tenant, t.cost = rec.duration, rec.resolution, rec.tenant, rec.cost
+  t.parent, t.relation = t.parent or rec.parent, t.relation or rec.relation -- (lineage: kept once known)
   keyed(st, rec, t)
+  if type(rec.body) == "string" then t.body = rec.body end
 end
 
 function BY_TASK.created(t, rec, st, owner, lease)
@@ -331,7 +333,8 @@ local function entry(t)
   local state = t.path and "downloaded" or ended and t.status or "created"
   return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), sha256 = t.sha256, model = t.model,
-    prompt = prompt_head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost), etag = t.etag,
+    prompt = prompt_head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost), etag = t.etag, parent = t.parent,
+    relation = t.relation, duration = whole(tonumber(t.duration)), body = t.body,
     refs = described(t.refs, "references"), uploading = described(t.upload, "sink", X.scheme(t.out) or false) }
 end
 

@@ -152,7 +152,7 @@ local function decided(self, rec, want)
     local ok, wait, n, c = self.key.bucket:count_creates(limits, t, ask)
     if ok then Spend.tell(self.cfg, wait, which); return true end
     if ok == nil then return nil, wait end -- (nginx's dict could not be locked: an io error)
-    if c.spend then return Spend.refusal(which[c.spend], n, t) end
+    if c.spend then return Spend.refusal(which[c.spend], n, t, nil, c.told, self.cfg) end
     return Rules.limited(c.lim, n, wait, nil, c.tenant)
   end
   local st, err
@@ -167,8 +167,8 @@ local function decided(self, rec, want)
     if wait > 0 then return Rules.limited(c.lim, #times, wait, nil, c.tenant) end
   end
   if ask then
-    local i, total = Spend.over(journal.spent(st), price, spec, t)
-    if i then return Spend.refusal(which[i], total, t, "the journal " .. self.path) end
+    local i, total, told = Spend.over(journal.spent(st), price, spec, t, rec["local"])
+    if i then return Spend.refusal(which[i], total, t, "the journal " .. self.path, told, self.cfg) end
     rec.price, rec.spend = price, spec
   end
   rec.time = t

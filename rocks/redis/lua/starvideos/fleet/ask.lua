@@ -136,7 +136,7 @@ function A:step()
   if self.lease.identity then rule.answered(self.lease, self.sent, core.now(), self.ledger.lease_ms) end
   if type(done) == "table" and done[1] == "spend" then
     return Spend.refusal(self.which[tonumber(done[2])], tonumber(done[3]), self.args_time, "the store "
-      .. self.ledger.where)
+      .. self.ledger.where, done[4] == "1", self.ledger.cfg)
   end
   Spend.tell(self.ledger.cfg, self.crossed, self.which)
   if type(done) == "table" and done[1] == "limited" then

@@ -104,8 +104,8 @@ local price, spec, at, kv = spend_field('price'), spend_field('spend'), spend_fi
 price, at = price and tonumber(price), at and tonumber(at)
 if price and spec and at then
   kv = spend_kv(ARGV[3])
-  local i, total = spend_over(kv, price, spec, at)
-  if i then return { 'spend', tostring(i), string.format('%d', total) } end
+  local i, total, told = spend_over(kv, price, spec, at, ARGV[1])
+  if i then return { 'spend', tostring(i), string.format('%d', total), told and '1' or '' } end
 end
 for _, c in ipairs(counts) do creates_add(c[1], c[3]) end
 local crossed = kv and spend_take(kv, ARGV[1], price, spec, at, spend_field('tenant'))

@@ -1,0 +1,172 @@
+-- Videos that build on videos (docs/lineage.md): again, remix and continue make one create from a task the ledger
+-- holds, its parent, each a keyed job of its own out (a rerun follows it, never pays twice) recording `parent`
+-- and `relation`.  Here each is made ready: the parent found whole, the new params, or the refusal, before
+-- anything is sent (client.lua runs the job).
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local errors = require "starvideos.errors"
+local Download = require "starvideos.download"
+local shell = require "starvideos.shell"
+local cjson = require("cjson.safe").new()
+
+local type, pairs, ipairs, tostring, string_format = type, pairs, ipairs, tostring, string.format
+local new_error = errors.new_error
+
+local M = {}
+
+-- The request fields a create's body holds as params (the rest of it was params.extra).
+local FIELDS = { model = true, prompt = true, duration = true, ratio = true, resolution = true, first_image = true,
+  last_image = true, image = true, lastFrameImage = true, referenceImages = true, referenceVideos = true,
+  referenceAudios = true }
+
+local function refused(how, field, fmt, ...)
+  return nil, new_error("invalid_request", how .. ": " .. string_format(fmt, ...) .. " (nothing was sent)",
+    { field = field })
+end
+
+-- The ledger's record of the parent (a task id or a task table): its entry of ledger:tasks(), or nil, err.
+local function parent_of(client, how, task)
+  local id = type(task) == "table" and task.id or task
+  if type(id) ~= "string" or id == "" then
+    return refused(how, "task", "a task id or a task table expected, got %s", type(task))
+  end
+  local ledger = client.ledger
+  if not ledger.records then
+    return refused(how, "task", "task %s: its parent must be in the ledger, and this client has none (give journal "
+      .. "or store)", id)
+  end
+  local list, err = ledger:tasks()
+  if not list then return nil, new_error("io", tostring(err), { field = ledger.field }) end
+  for _, t in ipairs(list) do
+    if t.id == id then return t end
+  end
+  return refused(how, "task", "task %s is not in the ledger (%s)", id, ledger.path or ledger.where or ledger.field)
+end
+
+-- The parent's saved video, whole as recorded: its path, or nil, err.
+local function video_of(how, t)
+  if not t.path then
+    return refused(how, "task", "task %s has no saved video (%s): save it first (wait or resume with an out)", t.id,
+      t.state or "not downloaded")
+  end
+  local state, why = Download.check { path = t.path, bytes = t.bytes, sha256 = t.sha256 }
+  if state ~= "ok" then return refused(how, "task", "task %s's video is not whole: %s", t.id, why) end
+  return t.path
+end
+
+-- opts.out, required and not the parent's file: nil, or the refusal's error.
+local function new_out(how, t, opts)
+  if type(opts.out) ~= "string" then
+    return select(2, refused(how, "out", "opts.out is required: the new video's own file (its key: a rerun pays for "
+      .. "nothing again)"))
+  end
+  if opts.out == t.path or opts.out == t.out then
+    return select(2, refused(how, "out", "opts.out is task %s's own file: give the new video another", t.id))
+  end
+end
+
+-- The parent of a remix or a continue, its out checked, its video whole: t and its path, or nil, err.
+local function with_video(client, how, task, opts)
+  local t, err = parent_of(client, how, task)
+  if not t then return nil, err end
+  local bad = new_out(how, t, opts)
+  if bad then return nil, bad end
+  local path, verr = video_of(how, t)
+  if not path then return nil, verr end
+  return t, path
+end
+
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = copy(x) end
+  return c
+end
+
+-- The parent's params as its create sent them (its recorded body), or nil, err.
+local function params_of(how, t)
+  local body = type(t.body) == "string" and cjson.decode(t.body)
+  if type(body) ~= "table" then
+    return refused(how, "task", "task %s's parameters were not recorded (a create adopted by hand, or a ledger of an "
+      .. "older version)", t.id)
+  end
+  local params, extra = {}, nil
+  for k, v in pairs(body) do
+    if FIELDS[k] then params[k] = v else extra = extra or {}; extra[k] = v end
+  end
+  params.extra = extra
+  return params
+end
+
+-- The job's spec (params, parent, relation) of client:again, or nil, err.
+function M.again(client, task, overrides, opts)
+  if overrides ~= nil and type(overrides) ~= "table" then
+    return refused("again", "overrides", "a table of params to change expected, got %s", type(overrides))
+  end
+  local t, err = parent_of(client, "again", task)
+  if not t then return nil, err end
+  local bad = new_out("again", t, opts)
+  if bad then return nil, bad end
+  local params, perr = params_of("again", t)
+  if not params then return nil, perr end
+  for k, v in pairs(overrides or {}) do params[k] = copy(v) end
+  return { params = params, parent = t.id, relation = "again" }
+end
+
+-- client:remix's: the parent's saved video as the new create's reference video (after those params give).
+function M.remix(client, task, params, opts)
+  if type(params) ~= "table" then return refused("remix", "params", "a params table expected, got %s", type(params)) end
+  local t, path = with_video(client, "remix", task, opts)
+  if not t then return nil, path end
+  local p = copy(params)
+  p.model = p.model or t.model
+  local refs = type(p.referenceVideos) == "table" and p.referenceVideos.file == nil and p.referenceVideos
+    or (p.referenceVideos ~= nil and { p.referenceVideos } or {})
+  refs[#refs + 1] = { file = path }
+  p.referenceVideos = refs
+  return { params = p, parent = t.id, relation = "remix" }
+end
+
+-- The last frame of the video at path written to frame by ffmpeg: true, or nil, why.
+function M.last_frame(path, frame)
+  if not os.execute("command -v ffmpeg >/dev/null 2>&1") then
+    return nil, "ffmpeg is not on PATH (Debian: apt-get install ffmpeg): the parent's last frame cannot be taken"
+  end
+  os.remove(frame)
+  local cmd = string_format("ffmpeg -v error -nostdin -y -sseof -1 -i %s -update 1 -frames:v 30 %s 2>&1",
+    shell.word(path), shell.word(frame))
+  local p = io.popen(cmd)
+  local said = p and p:read("*a") or ""
+  if p then p:close() end
+  local f = io.open(frame, "rb")
+  local size = f and f:seek("end") or 0
+  if f then f:close() end
+  if size == 0 then return nil, "ffmpeg could not take the last frame of " .. path .. ": " .. said end
+  return true
+end
+
+-- client:continue's: the parent's last frame as first_image, the user's last_image (the API takes both or none);
+-- the parent's model, and its duration, ratio and resolution on the same model, where params give none.
+function M.continue(client, task, params, opts)
+  if type(params) ~= "table" then
+    return refused("continue", "params", "a params table expected, got %s", type(params))
+  end
+  if params.last_image == nil and params.lastFrameImage == nil then
+    return refused("continue", "last_image", "params.last_image is required: the API takes first_image (the "
+      .. "parent's last frame) only with a last_image")
+  end
+  local t, path = with_video(client, "continue", task, opts)
+  if not t then return nil, path end
+  local frame = opts.out .. ".first.png"
+  local ok, why = M.last_frame(path, frame)
+  if not ok then return refused("continue", "ffmpeg", "%s", why) end
+  local p, was = copy(params), params_of("continue", t) or {} -- (the shot's shape, where params give none)
+  for _, k in ipairs { "model", "duration", "ratio", "resolution" } do
+    if p[k] == nil and (k == "model" or (p.model or was.model) == was.model) then p[k] = was[k] end
+  end
+  p.model = p.model or t.model
+  p.first_image = { file = frame }
+  return { params = p, parent = t.id, relation = "continue" }
+end
+
+return M

@@ -1,0 +1,88 @@
+-- remix and continue (lua/starvideos/lineage.lua) against a real S3-compatible server (spec/support/s3_run.lua:
+-- s3rver behind a SigV4-checking proxy) and the emulator fetching each reference as the service does: a remix sends
+-- the parent's saved video (the bytes the emulator fetched are the file's), a continue its last frame as first_image
+-- (the bytes fetched are the frame's, and ffmpeg reads the same pixels from it as from the parent's last frame);
+-- each one create, its child recorded under its parent, three generations deep.
+local helper = require "spec.helper"
+local core = require "starvideos.core"
+local media = require "starvideos.emulator.media"
+local S3run = require "spec.support.s3_run"
+
+local q = helper.shell_quote
+
+-- The RGB bytes of one frame: the image at path, or frame n of the video at path.
+local function pixels(path, n)
+  local sel = n and string.format(" -vf %s", q("select=eq(n\\," .. n .. ")")) or ""
+  return helper.capture(string.format("ffmpeg -v error -nostdin -i %s%s -frames:v 1 -f rawvideo -pix_fmt rgb24 -",
+    q(path), sel))
+end
+
+describe("remix and continue with a bucket (s3rver) and the emulator fetching their references", function()
+  local why = S3run.missing() or (not helper.execute("command -v ffmpeg >/dev/null 2>&1") and "no ffmpeg")
+  local emu, st, dir, client, parent
+  setup(function()
+    if why then return end
+    emu = helper.emulator { queued = 0, processing = 0.2 }
+    emu:config { fetch_refs = true }
+    st = S3run.start {}
+    dir = helper.tmpdir()
+    client = require("starvideos").new { base_url = emu.url, api_key = emu.key, journal = dir .. "/j.jsonl",
+      interval = 0.1, min_interval = 0.1, storage = { endpoint = st.url, access_key = "S3RVER",
+        secret_key = "S3RVER", refs = "s3://vids/refs/" } }
+    parent = assert(client:generate({ model = "videos", prompt = "a red fox", duration = 5, ratio = "16:9" },
+      { out = dir .. "/parent.mp4" }))
+  end)
+  teardown(function()
+    if client then client:close() end
+    if st then st.stop() end
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  local function last_task()
+    local tasks = emu:tasks()
+    return tasks[#tasks], #tasks
+  end
+
+  it("remix: one create naming the parent's video, fetched whole by the service; again of it, a third generation",
+    function()
+      if why then pending(why) return end
+      local _, before = last_task()
+      local t = assert(client:remix(parent.id, { prompt = "as a cartoon", duration = 5 }, { out = dir .. "/r.mp4" }))
+      local made, n = last_task()
+      assert.equal(before + 1, n)
+      assert.same({ "videos", "as a cartoon" }, { made.params.model, made.params.prompt })
+      assert.equal(1, #made.params.referenceVideos)
+      local video = helper.read_file(dir .. "/parent.mp4")
+      assert.same({ 200, #video, core.hash(video) }, { made.fetched[1].status, made.fetched[1].bytes,
+        made.fetched[1].hash })
+      assert.same({ parent.id, "remix" }, { t.parent, t.relation })
+      local g3 = assert(client:again(t.id, { prompt = "as a cartoon, at night" }, { out = dir .. "/r2.mp4" }))
+      assert.equal(#made.params.referenceVideos, #last_task().params.referenceVideos, "again keeps the reference")
+      assert.same({ t.id }, { assert(client:tasks { parent = t.id })[1].parent })
+      assert.equal(g3.id, assert(client:tasks { parent = t.id })[1].id)
+    end)
+
+  it("continue: one create whose first_image is the parent's last frame (the same pixels), with the last_image given",
+    function()
+      if why then pending(why) return end
+      helper.write_file(dir .. "/end.png", media.png { width = 320, height = 240 })
+      local _, before = last_task()
+      local t = assert(client:continue(parent.id, { prompt = "she walks on", last_image = { file = dir .. "/end.png" } },
+        { out = dir .. "/c.mp4" }))
+      local made, n = last_task()
+      assert.equal(before + 1, n)
+      assert.same({ "videos", 5, "16:9" }, { made.params.model, made.params.duration, made.params.ratio })
+      local frame = helper.read_file(dir .. "/c.mp4.first.png")
+      local by = {}
+      for _, f in ipairs(made.fetched) do by[f.field] = f end
+      assert.same({ 200, core.hash(frame) }, { by.first_image.status, by.first_image.hash })
+      assert.equal(core.hash(helper.read_file(dir .. "/end.png")), by.last_image.hash)
+      local frames = tonumber((helper.capture("ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+        .. "stream=nb_read_frames -of csv=p=0 " .. q(dir .. "/parent.mp4")):match("%d+")))
+      local want = pixels(dir .. "/parent.mp4", frames - 1)
+      assert.truthy(#want > 0)
+      assert.equal(core.hash(want), core.hash(pixels(dir .. "/c.mp4.first.png")), "the parent's last frame")
+      assert.same({ parent.id, "continue" }, { t.parent, t.relation })
+    end)
+end)

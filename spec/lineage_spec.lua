@@ -1,0 +1,97 @@
+-- Videos that build on videos (lua/starvideos/lineage.lua, docs/lineage.md) against the emulator, the ledger a
+-- journal: again makes one create with the parent's recorded params changed, a rerun none; remix sends the parent's
+-- video as a reference video and continue its last frame as first_image (with a bucket: rocks/s3/spec); each child
+-- records its parent and relation; and the refusals before paying, each with no request sent.
+local helper = require "spec.helper"
+local starvideos = require "starvideos"
+local cjson = require "cjson.safe"
+
+local KEY = "k-lineage"
+
+describe("again, remix and continue", function()
+  local emu, dir, client, parent
+  setup(function()
+    emu = helper.emulator { key = KEY, queued = 0, processing = 0.2 }
+    dir = helper.tmpdir()
+    client = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j.jsonl", interval = 0.2,
+      min_interval = 0.1 }
+    parent = assert(client:generate({ model = "videos", prompt = "a red fox", duration = 12, ratio = "4:3" },
+      { out = dir .. "/parent.mp4" }))
+  end)
+  teardown(function()
+    client:close()
+    emu:stop()
+    helper.cleanup()
+  end)
+
+  local function creates() return emu:creates() end
+  local function last_body()
+    local list, body = emu:requests(), nil
+    for _, r in ipairs(list) do if r.method == "POST" and r.path:find("^/v1/") then body = r.body end end
+    return cjson.decode(body)
+  end
+
+  it("again: one create of the parent's recorded params changed by the overrides; the same call again pays nothing",
+    function()
+      local before = creates()
+      local t = assert(client:again(parent.id, { prompt = "a blue fox" }, { out = dir .. "/again.mp4" }))
+      assert.equal(before + 1, creates())
+      assert.same({ model = "videos", prompt = "a blue fox", duration = 12, ratio = "4:3" }, last_body())
+      assert.same({ parent.id, "again" }, { t.parent, t.relation })
+      local t2 = assert(client:again(parent.id, { prompt = "a blue fox" }, { out = dir .. "/again.mp4" }))
+      assert.same({ before + 1, t.id }, { creates(), t2.id }, "a rerun follows its task")
+      local kids = assert(client:tasks { parent = parent.id })
+      assert.same({ { t.id, parent.id, "again" } }, { { kids[1].id, kids[1].parent, kids[1].relation } })
+      local reopened = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j.jsonl" }
+      assert.equal("again", assert(reopened:tasks { parent = parent.id })[1].relation, "read back from the journal")
+      reopened:close()
+    end)
+
+  it("refuses before paying, no request sent: a parent not in the ledger, no out, the parent's own file, a continue "
+    .. "without last_image, a remix of a 12 s parent on O3, a parent whose file is not whole, a frame without a bucket",
+    function()
+      emu:clear()
+      local out = { out = dir .. "/x.mp4" }
+      local cases = {
+        { function() return client:again("task-nope", {}, out) end, "task",
+          "again: task task%-nope is not in the ledger %(" },
+        { function() return client:again(parent.id, {}, {}) end, "out", "again: opts.out is required" },
+        { function() return client:again(parent.id, {}, { out = dir .. "/parent.mp4" }) end, "out",
+          "is task .*'s own file" },
+        { function() return client:continue(parent.id, { prompt = "on" }, out) end, "last_image",
+          "params.last_image is required" },
+        { function() return client:remix(parent.id, { model = "starvideos_o3", prompt = "remix" }, out) end,
+          "referenceVideos[1]", "the video is 12 s long; starvideos_o3 takes one reference video of 3 to 10 s" },
+        { function() return client:continue(parent.id, { prompt = "on", last_image = "https://example.com/e.png" },
+          out) end, "storage.access_key", "no credentials" },
+      }
+      for i, c in ipairs(cases) do
+        local ok, err = c[1]()
+        assert.is_nil(ok, "case " .. i)
+        assert.same({ "invalid_request", c[2] }, { err.kind, err.field }, err.message)
+        assert.matches(c[3], err.message)
+      end
+      local before = helper.read_file(dir .. "/parent.mp4")
+      helper.write_file(dir .. "/parent.mp4", before:sub(1, -2) .. "x")
+      local ok, err = client:remix(parent.id, { prompt = "remix" }, out)
+      helper.write_file(dir .. "/parent.mp4", before)
+      assert.same({ nil, "invalid_request" }, { ok, err.kind })
+      assert.matches("remix: task .*'s video is not whole: .* has SHA%-256", err.message)
+      assert.same({}, emu:requests(), "nothing was sent")
+    end)
+
+  it("continue without ffmpeg on PATH: refused, naming ffmpeg, nothing sent", function()
+    emu:clear()
+    local prog = dir .. "/noffmpeg.lua"
+    helper.write_file(prog, string.format([[
+local c = require("starvideos").new { api_key = %q, base_url = %q, journal = %q }
+local ok, err = c:continue(%q, { prompt = "on", last_image = "https://example.com/end.png" }, { out = %q })
+io.write(tostring(ok), " ", err.field, " ", err.message)
+]], KEY, emu.url, dir .. "/j.jsonl", parent.id, dir .. "/y.mp4"))
+    local lua = helper.capture("command -v " .. helper.shell_quote(helper.lua)):gsub("%s+$", "")
+    local text = helper.capture(helper.CHILD_ENV .. " PATH=/nonexistent " .. helper.shell_quote(lua) .. " "
+      .. helper.shell_quote(prog) .. " 2>&1")
+    assert.matches("^nil ffmpeg continue: ffmpeg is not on PATH", text)
+    assert.same({}, emu:requests())
+  end)
+end)

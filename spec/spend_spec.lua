@@ -1,0 +1,109 @@
+-- spend_limit's shape, windows and warnings (lua/starvideos/spend.lua; the reservations on every ledger:
+-- spec/support/ledger_cases.lua, with real processes: spec/support/spend_runs.lua).
+local helper = require "spec.helper"
+local starvideos = require "starvideos"
+local Spend = require "starvideos.spend"
+
+local PRICES = { videos = 0.4, videos_fast = 0.5, videos_stable = 1, videos_stable_fast = 1, starvideos_o3 = 2 }
+local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
+
+-- starvideos.new with opts (and PRICES unless given), on a transport that counts what it is asked to send.
+local function new(opts)
+  local tr = require("spec.support.fake_transport").new()
+  opts.api_key, opts.base_url, opts.transport = "k-spend-" .. require("starvideos.core").random_id(), "http://fake", tr
+  if opts.prices == nil then opts.prices = PRICES end
+  return starvideos.new(opts), tr
+end
+
+local function utc(y, m, d, h) return os.time { year = y, month = m, day = d, hour = h or 0 } - os.time(
+  os.date("!*t", 0)) + os.time(os.date("*t", 0)) end
+
+describe("spend_limit", function()
+  after_each(function() helper.cleanup() end)
+
+  it("refuses a limit in a wrong shape when the client is made, naming the field; nothing is sent", function()
+    local cases = {
+      { { amount = -1 }, "spend_limit.amount: a finite amount >= 0 expected, got %-1" },
+      { { amount = 0 / 0 }, "spend_limit.amount: a finite amount >= 0 expected, got %-?nan" },
+      { { amount = math.huge }, "spend_limit.amount: a finite amount >= 0 expected, got inf" },
+      { { amount = "5" }, 'spend_limit.amount: a finite amount >= 0 expected, got "5"' },
+      { { amount = 1, scope = "org" }, 'spend_limit.scope: "key", "tenant" or "model" expected, got "org"' },
+      { { amount = 1, scope = "model", model = "nope" }, 'spend_limit.model: not a model %(' },
+      { { amount = 1, scope = "model" }, 'spend_limit.model: a model\'s name expected for scope "model"' },
+      { { amount = 1, model = "videos" }, 'spend_limit.model: only for scope "model"' },
+      { { amount = 1, per = 0 }, 'spend_limit.per: a number of seconds from 1 to 31622400, "day" or "month"' },
+      { { amount = 1, per = "week" }, 'spend_limit.per: .* got "week"' },
+      { { amount = 1, tenant = "a" }, 'spend_limit.tenant: only for scope "tenant"' },
+      { { amount = 1, cap = 2 }, "spend_limit.cap: unknown field %(amount, per, scope, model, tenant%)" },
+      { { { amount = 1 }, "x" }, 'spend_limit%[2%]: a table {amount = A' },
+      { { { amount = 1 }, { amount = -2 } }, "spend_limit%[2%].amount: a finite amount >= 0 expected" },
+      { 5, "spend_limit: a limit {amount = A, ...} or a list of them expected, got 5" },
+      { { amount = 1 }, "spend_limit: a create of starvideos_o3 cannot be counted: prices has no price for "
+        .. "starvideos_o3; give prices.starvideos_o3, or a limit of scope \"model\"", { videos = 0.4 } },
+      { { amount = 1, scope = "model", model = "starvideos_o3" }, "spend_limit: a create of starvideos_o3 cannot be "
+        .. "counted: prices has no price for starvideos_o3; give prices.starvideos_o3%)", { videos = 0.4 } },
+      { { { amount = 1, scope = "model", model = "videos" }, { amount = 1, scope = "tenant" } }, "spend_limit%[2%]: a "
+        .. "create of starvideos_o3 cannot be counted", { videos = 0.4 } },
+    }
+    for _, c in ipairs(cases) do
+      local tr = require("spec.support.fake_transport").new()
+      local ok, err = pcall(starvideos.new, { api_key = "k", base_url = "http://fake", transport = tr,
+        spend_limit = c[1], prices = c[3] or PRICES })
+      assert.is_false(ok, c[2])
+      assert.matches("bad option", err)
+      assert.matches(c[2], err)
+      assert.same(0, #tr.sent, "nothing sent")
+    end
+    for _, bad in ipairs { 15, "+25:00", "2", "+2:00", 0 / 0 } do
+      local ok, err = pcall(new, { tz_offset = bad })
+      assert.is_false(ok)
+      assert.matches("bad option 'tz_offset' to 'new' %(hours from %-12 to 14", err)
+    end
+    assert.truthy(new { spend_limit = { amount = 0 }, tz_offset = "+05:30" }, "a limit of 0 is a limit")
+  end)
+
+  it("reads windows on the calendar: a month's end in a leap year, December's, a day in tz_offset, per N", function()
+    local t = utc(2024, 2, 29, 12)
+    assert.same({ utc(2024, 2, 1), utc(2024, 3, 1) }, { Spend.window("month", t, 0) })
+    assert.same({ utc(2025, 12, 1), utc(2026, 1, 1) }, { Spend.window("month", utc(2025, 12, 31, 23), 0) })
+    assert.same({ utc(2024, 2, 28, 22), utc(2024, 2, 29, 22) }, { Spend.window("day", utc(2024, 2, 29, 21), 7200) })
+    assert.same({ utc(2024, 2, 29, 22), utc(2024, 3, 1, 22) }, { Spend.window("day", utc(2024, 2, 29, 22), 7200) })
+    assert.same({ utc(2024, 2, 29, 12), utc(2024, 2, 29, 13) }, { Spend.window(3600, t + 59, 0) })
+    assert.same({ 0, 0 }, { Spend.window(nil, t, 0) })
+    assert.same({ 19800, -10800, 19800, 0 }, { Spend.offset("+05:30"), Spend.offset("-03:00"), Spend.offset(5.5),
+      Spend.offset(nil) })
+  end)
+
+  it("says 50%, 80% and 100% once a window (a refusal says 100% unless a create reached it), again in the next",
+    function()
+      local real, now = Spend.clock, utc(2026, 3, 10, 23)
+      Spend.clock = function() return now end
+      local said = {}
+      local ok, err = pcall(function()
+        local c = new { spend_limit = { amount = 1, per = "day" }, on_event = function(e)
+          if e.field == "spend_limit" then said[#said + 1] = e.percent .. " " .. e.message end end }
+        local l = c.ledger
+        assert.is_true(l:before_create(PARAMS, "a1")) -- 0.4
+        assert.is_true(l:before_create(PARAMS, "a2")) -- 0.8: 50 and 80
+        local got, e = l:before_create(PARAMS, "a3") -- 1.2 would pass: refused, 100 said
+        assert.same({ nil, "spend_limited" }, { got, e.kind })
+        assert.same(3600, e.retry_after)
+        assert.is_nil(l:before_create(PARAMS, "a4"), "refused again, said no more")
+        now = utc(2026, 3, 11, 0)
+        assert.is_true(l:before_create(PARAMS, "b1"))
+        assert.is_true(l:before_create(PARAMS, "b2"))
+        assert.same({ "50", "80", "100", "50", "80" }, (function()
+          local p = {}
+          for i, s in ipairs(said) do p[i] = s:match("^%d+") end
+          return p
+        end)())
+        assert.matches("^80 spend_limit: 80%% of 1 reached for the key in the window ending 2026%-03%-11 00:00:00 UTC",
+          said[2])
+        local e1 = c:spend()[1]
+        assert.same({ 0, 0.8, 1, utc(2026, 3, 12) }, { e1.spent, e1.reserved, e1.amount, e1.resets_at })
+        c:close()
+      end)
+      Spend.clock = real
+      assert(ok, err)
+    end)
+end)
