@@ -60,7 +60,9 @@ describe("spend limits on the command line", function()
     assert.equals(1, r.code)
     assert.matches("^starvideos create: spend_limited: %-%-spend%-limit: 0 spent of the key in this window %(at most "
       .. "0%.3, counted in the journal [^)]+%): the next create is refused until %d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d "
-      .. "UTC, in %d+ s$", lines(r.err)[1])
+      .. "UTC, in %d+ s$", lines(r.err)[2])
+    assert.matches("^starvideos create: warning: %-%-spend%-limit: 100%% of 0%.3 reached for the key in the window "
+      .. "ending .* %(a create was refused%)$", lines(r.err)[1])
     assert.equals(2, #posts())
   end)
 
