@@ -407,7 +407,9 @@ local BLOCKS = {
     assert_ok(out, ok, "docs/cli.md#1's generate")
     video(TOP .. "/cli/kitten.mp4")
   end },
-  ["docs/cli.md#2"] = { "-", "shown: a message the command line prints", function() check_sample("docs/cli.md#2") end },
+  ["docs/cli.md#2"] = { "sh", "check: a batch with --spend-limit", function() check_sh("docs/cli.md#2") end },
+  ["docs/cli.md#3"] = { "-", "shown: what `starvideos spend` prints", function() check_sample("docs/cli.md#3") end },
+  ["docs/cli.md#4"] = { "-", "shown: a message the command line prints", function() check_sample("docs/cli.md#4") end },
   ["docs/downloads.md#1"] = { "-", "shown", function() check_sample("docs/downloads.md#1") end },
   ["docs/downloads.md#2"] = { "-", "shown", function() check_sample("docs/downloads.md#2") end },
   ["docs/downloads.md#3"] = { "-", "shown", function()

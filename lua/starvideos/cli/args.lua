@@ -102,6 +102,10 @@ local FLAG = {
   prices = { kind = "str", meta = "JSON",
     text = "the price of one create per model, a JSON object (e.g. '{\"videos\": 0.4}'): each task's cost is "
       .. "recorded, and --dry-run adds them up" },
+  ["spend-limit"] = { kind = "str", meta = "JSON",
+    text = "a cap on money, a JSON limit or a list of them (the option spend_limit), e.g. '{\"amount\": 5, \"per\": "
+      .. "\"day\"}' or '[{\"amount\": 1, \"per\": \"day\", \"scope\": \"tenant\"}]': a create past one is "
+      .. "refused, nothing sent; priced by --prices, counted in the journal or store" },
   ["dry-run"] = { kind = "bool",
     text = "send nothing: print every create the command would send (and why), its model and price, and what it "
       .. "would only download (the ledger is read, nothing else)" },
@@ -187,7 +191,7 @@ local COMMANDS = {
   create = {
     args = {}, needs_key = true,
     flags = flags(REQUEST, "key", "fresh", "tenant", "journal", "store", "create-limit", "tenant-limit", "prices",
-      "preflight", CLIENT),
+      "spend-limit", "preflight", CLIENT),
     summary = "create a task and print its id (the video is made asynchronously)",
     flag_text = { key = "the task's name in the ledger (--journal or --store): a rerun with the same KEY prints "
       .. "its task, creating none" },
@@ -210,7 +214,7 @@ local COMMANDS = {
   generate = {
     args = {}, needs_key = true,
     flags = flags(REQUEST, "out", "key", "fresh", "tenant", "interval", "timeout", "journal", "store", "create-limit",
-      "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
+      "tenant-limit", "prices", "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
     flag_text = { key = "the job's name in the ledger when it has no --out (a job with --out is keyed by its file): "
       .. "a rerun with the same KEY follows its task instead of paying again" },
@@ -218,7 +222,8 @@ local COMMANDS = {
   batch = {
     args = {}, needs_key = true,
     flags = flags("prompts-file", "out-dir", BATCH, "tenant", "journal", "store", "skip-failed", "skip-duplicates",
-      "fresh", "interval", "timeout", "create-limit", "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
+      "fresh", "interval", "timeout", "create-limit", "tenant-limit", "prices", "spend-limit", "dry-run", "preflight",
+      CLIENT, NOTIFY),
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
@@ -249,7 +254,8 @@ local COMMANDS = {
   },
   keep = {
     args = {}, needs_key = true,
-    flags = flags("journal", "store", "dir", "once", "lease", "interval", "timeout", "dry-run", CLIENT, NOTIFY),
+    flags = flags("journal", "store", "dir", "once", "lease", "interval", "timeout", "prices", "spend-limit", "dry-run",
+      CLIENT, NOTIFY),
     summary = "carry the ledger's tasks whose process died to their files, until --timeout, stopped or --once",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",
@@ -266,14 +272,27 @@ local COMMANDS = {
       store = "the fleet's ledger, a store's URL (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
   },
   list = {
-    args = {}, flags = flags("journal", "store", "state", "tenant", "check", CLIENT),
+    args = {}, flags = flags("journal", "store", "state", "tenant", "check", "prices", "spend-limit", CLIENT),
     summary = "list the ledger's tasks: state, file and prompt of each (a journal needs no key)",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal to list (read only: no key, no network)",
       store = "the fleet's ledger, a store's URL (default: $STARVIDEOS_STORE; the key's tasks: needs the key)",
       tenant = "only the tasks of tenant T",
       json = "one JSON object per task and line: id (or local), key, out, state, status, error, created_at, "
-        .. "path, bytes, sha256, model, prompt, tenant, cost (with --check: check, check_error)" },
+        .. "path, bytes, sha256, model, prompt, tenant, cost (with --check: check, check_error); with --spend-limit, "
+        .. "then one per limit, as spend --json gives it",
+      ["spend-limit"] = "the spend limits whose spend in the window now to print after the list (as `starvideos "
+        .. "spend` prints it)" },
+  },
+  spend = {
+    args = {}, flags = flags("journal", "store", "spend-limit", "prices", "tenant", CLIENT),
+    summary = "show each spend limit's spent, reserved and amount in its window now, and when it resets",
+    ledger = true, required = { "spend-limit" },
+    flag_text = { journal = "the JSON-lines journal whose spend to read (read only: no key, no network)",
+      store = "the fleet's ledger, a store's URL (default: $STARVIDEOS_STORE; the key's spend: needs the key)",
+      tenant = "a limit of every tenant: tenant T's spend only (else each tenant that spent in the window)",
+      json = "client:spend()'s list: one object per limit (and tenant): limit, scope, model, tenant, spent, reserved, "
+        .. "amount, resets_at, window_start" },
   },
   compact = {
     args = {}, flags = flags("journal"),
@@ -284,7 +303,7 @@ local COMMANDS = {
 }
 M.COMMANDS = COMMANDS
 local ORDER = { "create", "status", "wait", "download", "generate", "batch", "models", "validate", "check", "resume",
-  "keep", "pending", "list", "compact" }
+  "keep", "pending", "list", "spend", "compact" }
 
 -- A rock's command (extension.lua's command point) described by its usage: { args = {ARG...}, flags = {{name =,
 -- kind =, meta =, text =}...} (its own, read as FLAG's rows), client = true (and CLIENT's), needs_key, summary,
@@ -362,6 +381,8 @@ local EXAMPLES = {
   keep = "starvideos keep --journal tasks.jsonl --dir videos/ --timeout 3600",
   pending = "starvideos pending --journal tasks.jsonl --json",
   list = "starvideos list --journal tasks.jsonl --state completed",
+  spend = "starvideos spend --journal tasks.jsonl --prices '{\"videos\": 0.4}' --spend-limit "
+    .. "'{\"amount\": 5, \"per\": \"day\", \"scope\": \"model\", \"model\": \"videos\"}'",
   compact = "starvideos compact --journal tasks.jsonl",
 }
 

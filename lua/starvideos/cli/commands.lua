@@ -432,19 +432,39 @@ local function unreadable(ctx, journal)
   if st and st.unreadable then output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", st.unreadable, "\n") end
 end
 
-function M.list(ctx, opts)
+-- The client that reads the ledger of list and spend: a journal's alone (no key, no network), else the store's
+-- (the key's records); with --spend-limit and --prices, their limits.
+local function ledger_reader(ctx, opts)
   local journal, store = client_for.ledger(opts)
-  local client
-  if journal then
-    local f, ferr = io_open(journal, "r")
-    if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
-    f:close()
-    local ok, c = protect(client_for.load().new, { journal = journal })
-    if not ok then usage_error("%s", tostring(c)) end
-    client, ctx.client = c, c
-  else
-    client = client_for.new(ctx, opts, { store = store })
-  end
+  if not journal then return client_for.new(ctx, opts, { store = store }) end
+  local f, ferr = io_open(journal, "r")
+  if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
+  f:close()
+  local o = { journal = journal }
+  client_for.money(opts, o)
+  local ok, c = protect(client_for.load().new, o)
+  if not ok then usage_error("%s", client_for.refused(tostring(c))) end
+  ctx.client = c
+  return c
+end
+
+-- Each limit's spend in its window now (cli/spend.lua).
+function M.spend(ctx, opts)
+  return require("starvideos.cli.spend").run(ctx, opts, ledger_reader)
+end
+
+-- list --spend-limit: the spend lines after the list (--json: an object a line); nil, or the exit status of a
+-- ledger that could not be read.
+local function list_spend(ctx, opts, client)
+  if not opts["spend-limit"] then return nil end
+  local spent, err = client:spend { tenant = opts.tenant }
+  if not spent then return fail(ctx, err) end
+  require("starvideos.cli.spend").print(spent, ctx.json, true)
+end
+
+function M.list(ctx, opts)
+  local journal = client_for.ledger(opts)
+  local client = ledger_reader(ctx, opts)
   local all, err = client:tasks { check = opts.check, tenant = opts.tenant }
   if not all then return fail(ctx, err) end
   unreadable(ctx, journal)
@@ -457,16 +477,14 @@ function M.list(ctx, opts)
   if opts.check then return display.print_checks(tasks, ctx.json) end
   if ctx.json then
     for _, t in ipairs(tasks) do output.out(json.encode(t), "\n") end
-    return 0
-  end
-  if not tasks[1] then
+  elseif not tasks[1] then
     out("no ", opts.state and opts.state .. " " or "", "tasks",
       opts.tenant and " of tenant " .. quote(opts.tenant) or "", " in ", ledger_name(opts), "\n")
-    return 0
+  else
+    local _, core = client_for.load()
+    display.print_tasks(tasks, core.isatty(1))
   end
-  local _, core = client_for.load()
-  display.print_tasks(tasks, core.isatty(1))
-  return 0
+  return list_spend(ctx, opts, client) or 0
 end
 
 -- `pending --adopt LID TASK_ID`: the task checked at the service (it exists, of the pending create's model) and in

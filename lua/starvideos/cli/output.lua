@@ -202,7 +202,8 @@ end
 function M.error_object(err)
   return { kind = err.kind, message = err.message, field = err.field, status = err.status,
     retry_after = err.retry_after, id = err.id, maybe_created = err.maybe_created, created = err.created,
-    request_id = err.request_id, server_request_id = err.server_request_id }
+    request_id = err.request_id, server_request_id = err.server_request_id,
+    limit = err.limit, spent = err.spent, amount = err.amount, tenant = err.tenant, model = err.model } -- (spend's)
 end
 
 -- The one JSON document of a command that failed, whatever the command:
@@ -253,6 +254,18 @@ local function extra_words(field, message)
   end))
 end
 
+-- The library's words of a spend limit as the command line's, its field named by --spend-limit (a limit of the
+-- list by its place in the JSON list, [2]), a price to give by --prices: "spend_limit[2].amount: ..." ->
+-- "--spend-limit [2].amount: ...", "spend_limit.per: ..." -> "--spend-limit: per: ...", "...; give prices.videos"
+-- -> "...; give --prices a price for videos".
+function M.spend_words(message)
+  message = message:gsub("prices has no price", "--prices has no price"):gsub("give prices%.([%w_]+)",
+    "give --prices a price for %1")
+  local index, rest = message:match("^spend_limit(%[%d+%])(.*)$")
+  if index then return "--spend-limit " .. index .. rest end
+  return (message:gsub("^spend_limit%.", "--spend-limit: "):gsub("^spend_limit:", "--spend-limit:"))
+end
+
 -- One line for a person. A local validation error names the flag that carries
 -- the field: "duration: expected ..." -> "--duration: expected ..."; a create
 -- over --create-limit names it; a key refused, the flag to change.
@@ -265,6 +278,9 @@ function M.describe(err)
   end
   if err.kind == "rate_limited" and (field == "create_limit" or field == "tenant_limit") then
     return err.kind .. ": " .. message:gsub("^(%a+)_limit:", "--%1-limit:")
+  end
+  if err.kind == "spend_limited" and field == "spend_limit" then -- (refused before sending, as create_limit's: 1)
+    return err.kind .. ": " .. M.spend_words(message)
   end
   if err.kind ~= "invalid_request" or err.status then return tostring(err) end
   if field == "out" or field == "key" then -- a key refused: fresh = true is the command line's --fresh
