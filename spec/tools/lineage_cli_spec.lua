@@ -1,8 +1,9 @@
 -- Videos that build on videos on the command line (docs/cli.md: again, remix, continue, film, list --tree), run as
 -- child processes against the emulator, the ledger a journal: again makes one create of the parent's recorded params
 -- changed by the flags given, and run again none; continue without --last-image is refused with nothing sent; a
--- 4-shot storyboard makes 4 creates and one film of the shots' summed duration, its --dry-run sends nothing; a bad
--- storyboard is refused naming the file and the shot; list --tree shows three generations, the same after compact.
+-- 4-shot storyboard makes 4 creates and one film of the shots' summed duration, its --dry-run sends nothing, a film
+-- stopped by Ctrl-C prints the command that goes on, paying no shot twice; a bad storyboard is refused naming the
+-- file and the shot; list --tree shows three generations, the same after compact.
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
@@ -110,6 +111,28 @@ describe("lineage on the command line", function()
     r = run({ "film", board, "--out", film, "--journal", journal, "--interval", "0.1" }, env())
     assert.equals(0, r.code, r.err)
     assert.equals(4, #posts(), "run again: no shot paid twice")
+  end)
+
+  it("film stopped by Ctrl-C after its second shot: exit 130 and the command that goes on, which run as printed "
+    .. "makes the film with 4 creates in all", function()
+    emu:config { processing = 2 } -- (a shot takes 2 s: the film is still at work when its second shot is saved)
+    local board, film = dir .. "/storyboard.json", dir .. "/film.mp4"
+    helper.write_file(board, '{"shots": [{"model": "videos", "prompt": "one", "duration": 4}, {"model": "videos", '
+      .. '"prompt": "two", "duration": 5}, {"model": "videos", "prompt": "three", "duration": 4}, {"model": '
+      .. '"videos", "prompt": "four", "duration": 6}]}')
+    local proc = C.background({ "film", board, "--out", film, "--journal", journal, "--interval", "0.1" }, env())
+    assert.is_true(helper.wait_until(function() return helper.exists(dir .. "/film.shot02.mp4") end, 60))
+    assert.equals(130, proc:stop("INT").code)
+    local line = proc:err_line("interrupted")
+    local command = assert(line:match("`(starvideos film [^`]+)` goes on: it pays for no shot made before"), line)
+    assert.equals("starvideos film " .. board .. " --out " .. film .. " --interval 0.1 --journal " .. journal, command)
+    assert.falsy(helper.exists(film))
+    emu:config { processing = 0.2 }
+    local r = C.run_printed(command, env())
+    assert.equals(0, r.code, r.err)
+    assert.equals(4, #posts(), "each shot paid once")
+    assert.equals(19, tonumber((helper.capture("ffprobe -v error -show_entries format=duration -of csv=p=0 "
+      .. q(film)))))
   end)
 
   it("film: a storyboard that is not JSON, or not of the shape, or whose shot is invalid, exits 2 naming the file "
