@@ -302,8 +302,8 @@ local COMMANDS = {
     flags = flags("out", "tenant", "interval", "timeout", "journal", "store", "create-limit", "tenant-limit", "prices",
       "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "make each shot of a storyboard (a JSON file), rerun-safe, and join them into one MP4 (ffmpeg)",
-    flag_text = { out = "the film's file; shot N is saved beside it as PATH.shotNN.mp4 (its key: a rerun pays for no "
-      .. "shot twice)",
+    flag_text = { out = "the film's file; each shot's beside it (film.mp4: film.shot01.mp4 and on), its key: a rerun "
+      .. "pays for no shot twice",
       journal = "the JSON-lines journal of the shots' tasks (a rerun must name the same one)",
       store = "the fleet's ledger (a store's URL) of the shots' tasks (default: $STARVIDEOS_STORE)",
       ["dry-run"] = "send nothing: print each shot, whether it would be created or is made already, its model and "
