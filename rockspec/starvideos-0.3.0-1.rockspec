@@ -87,6 +87,7 @@ build = {
     ["starvideos.cli.json"] = "lua/starvideos/cli/json.lua",
     ["starvideos.cli.output"] = "lua/starvideos/cli/output.lua",
     ["starvideos.cli.plan"] = "lua/starvideos/cli/plan.lua",
+    ["starvideos.cli.lineage"] = "lua/starvideos/cli/lineage.lua",
     ["starvideos.cli.spend"] = "lua/starvideos/cli/spend.lua",
     ["starvideos.client"] = "lua/starvideos/client.lua",
     ["starvideos.config"] = "lua/starvideos/config.lua",
