@@ -326,7 +326,7 @@ describe("one policy", function()
       with_defaults({ max_connections = 7 }, function()
         assert.equal(7, slots_of(options.client { api_key = "k", base_url = emu.url }))
       end)
-      for _, k in ipairs { "user_agent", "connect_timeout" } do
+      for _, k in ipairs { "user_agent", "connect_timeout", "keepalive_timeout" } do
         local cfg = options.client { api_key = "k", base_url = emu.url }
         cfg[k] = nil
         local ok, msg = pcall(N.new, cfg, key(cfg))
