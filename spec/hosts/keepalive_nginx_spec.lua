@@ -111,6 +111,11 @@ describe("keep-alive inside nginx", function()
     assert.equal(1, kept(r[1], r[2]), cjson.encode(r))
   end)
 
+  it("a keepalive_timeout under a millisecond is one, not nginx's 0 (kept for ever)", function()
+    local r = rounds("timeout=0.0004&gap=0.1", 1, 2)
+    assert.equal(0, kept(r[1], r[2]), cjson.encode(r))
+  end)
+
   it("refuses a bad value when the client is made, naming the option", function()
     for name, bad in pairs { keepalive_timeout = { 0, -1, 86401, '"60"' }, keepalive_pool = { 0, 1.5, 1025, '"8"' } } do
       for _, v in ipairs(bad) do
