@@ -654,6 +654,8 @@ local BLOCKS = {
   ["docs/openresty.md#5"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
     check_nginx("docs/openresty.md#5", "http")
   end },
+  ["docs/openresty.md#6"] = { "sh", "check: luarocks' help lists each flag (no OpenResty here: its tree is the "
+    .. "--lua-dir's)", function() check_sh("docs/openresty.md#6") end },
   ["docs/tenants-and-costs.md#1"] = { "lua", "run with #2 (list: two prompts): the plan printed", function()
     local dir = folder("plan")
     helper.write_file(dir .. "/plan.lua", block("docs/tenants-and-costs.md#1").body .. "\nlocal list = { { model = "
