@@ -486,7 +486,7 @@ describe("one policy", function()
   end)
 end)
 
-describe("keepalive_timeout and keepalive_pool outside nginx (libcurl's path: keepalive_timeout, spec/curl/keepalive_spec.lua)",
+describe("keepalive_timeout and keepalive_pool outside nginx (libcurl's: spec/curl/keepalive_spec.lua)",
   function()
   it("are taken with good values, and a bad one raises naming the option", function()
     local c = starvideos.new { api_key = "k", base_url = "http://127.0.0.1:9", keepalive_timeout = 0.5,
