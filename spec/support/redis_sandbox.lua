@@ -8,8 +8,10 @@
 --   r:run(name, keys, args)       a script the store defined (store.script_text: guarded when keys[1] is a fleet's),
 --                                 sent as the store sends it: the keys it asks for (fleet/declared.lua) declared,
 --                                 run again; its value, and the runs it took
---   r.db, r.touched               the values by key; every key a script touched, by script name
---   r.backend()                   a route's face (fleet/route.lua's) on r, for store.new's connection (Route.open)
+--   r.db, r.touched, r.refused    the values by key; every key a script touched, by script name; each refusal of a
+--                                 key not declared ("name: key"), whether or not its caller looked at the answer
+--   r.sent, r.asked               by script name: the EVALs sent through the backend, those answered STARVIDEOS_KEYS
+--   sandbox.backend(r)            a route's face (fleet/route.lua's) on r, for a store's connection (Route.open)
 
 local core = require "starvideos.core"
 local Store = require "starvideos.fleet.store"
@@ -22,7 +24,8 @@ local R = {}
 R.__index = R
 
 function M.new(now)
-  return setmetatable({ db = {}, now = now or core.now, touched = {}, identity = nil }, R)
+  return setmetatable({ db = {}, now = now or core.now, touched = {}, refused = {}, sent = {}, asked = {},
+    identity = nil }, R)
 end
 
 -- The value at k ({type, v, exp}) if it did not expire, else nil.
@@ -254,6 +257,7 @@ function R:eval(text, keys, args, name)
     local a = { cmd, ... }
     for _, k in ipairs(keys_of(a)) do
       if not declared[k] then
+        self.refused[#self.refused + 1] = (name or "?") .. ": " .. tostring(k)
         error(string.format("the script touched key %s, not one of its KEYS (%s)", tostring(k), tostring(cmd)), 0)
       end
       touched[name or "?"][k] = true
@@ -304,15 +308,19 @@ end
 -- A route's face (fleet/route.lua's) on the sandbox: every command answered as it is sent, a script's keys checked
 -- (an EVAL's answer its error when it touched another key: the spec sees it as Redis' refusal).
 function M.backend(r)
-  local b = { null = false, name = "sandbox", answers = {}, n = 0 }
+  local b, names = { null = false, name = "sandbox", answers = {}, n = 0 }, {}
+  for _, name in ipairs(Store.script_names()) do
+    names[Store.script_text(name)], names[Store.script_text(name, true)] = name, name
+  end
   function b:send(args, post)
     self.n = self.n + 1
     local cmd = tostring(args[1]):upper()
     local ok, v
     if cmd == "EVAL" then
-      local n = tonumber(args[3])
-      ok, v = true, r:eval(args[2], { unpack(args, 4, 3 + n) }, { unpack(args, 4 + n, args.n or #args) },
-        r.names and r.names[args[2]])
+      local n, name = tonumber(args[3]), names[args[2]] or "?"
+      ok, v = true, r:eval(args[2], { unpack(args, 4, 3 + n) }, { unpack(args, 4 + n, args.n or #args) }, name)
+      r.sent[name] = (r.sent[name] or 0) + 1
+      if type(v) == "table" and v.err and Declared.asked(v.err) then r.asked[name] = (r.asked[name] or 0) + 1 end
     else
       ok, v = pcall(r.call, r, unpack(args, 1, args.n or #args))
     end

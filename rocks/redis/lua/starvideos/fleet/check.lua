@@ -24,6 +24,8 @@ Store.define("check_write", "redis.call('SET', KEYS[1], ARGV[1], 'PX', 1000) ret
 -- each gone a second later):
 -- the ones the user may not run (or the server does not know) answered, "NAME: why" each.  (redis.pcall: a
 -- refusal is an answer there, not an error of the script.)
+C.PROBES = {}
+for i, what in ipairs { "s", "n", "h", "l", "t", "z" } do C.PROBES[i] = "starvideos:check:{probe}:" .. what end
 Store.define("check_commands", [=[
 local refused = {}
 local s, n, h, l, t, z = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -152,9 +154,7 @@ end
 -- check of its master).  Each refusal makes the store not usable, naming them all.
 local function commands(st, report, asked)
   local refused = {}
-  local probes = {}
-  for i, what in ipairs { "s", "n", "h", "l", "t", "z" } do probes[i] = "starvideos:check:{probe}:" .. what end
-  local v, err = st:script("check_commands", probes, {})
+  local v, err = st:script("check_commands", C.PROBES, {})
   if type(v) == "table" then
     for _, r in ipairs(v) do refused[#refused + 1] = tostring(r) end
   elseif err and err.reply and Route.final(err.reply) then

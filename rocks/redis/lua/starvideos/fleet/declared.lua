@@ -45,12 +45,19 @@ end
 
 -- The EVAL's list of a script (body; keys: the caller's and keys.more; more: those runs asked for; id: its
 -- identity's key and argument, or nil) -> list, the index of the identity's argument (nil without).
+local function add(list, keys)
+  for i, k in ipairs(keys) do
+    if type(k) ~= "string" then error(string.format("store: a script's key #%d is a %s, not a name", i, type(k)), 4) end
+    list[#list + 1] = k
+  end
+end
+
 function M.list(body, keys, more, args, id, wire)
   local list = { "EVAL", body, "" }
   if id then list[4] = id[1] end
-  for _, k in ipairs(keys) do list[#list + 1] = k end
-  for _, k in ipairs(keys.more or {}) do list[#list + 1] = k end
-  for _, k in ipairs(more or {}) do list[#list + 1] = k end
+  add(list, keys)
+  add(list, keys.more or {})
+  add(list, more or {})
   list[3] = tostring(#list - 3)
   local at = id and #list + 1
   if id then list[at] = id[2] end

@@ -328,7 +328,7 @@ end
 function R:read_sets(sets, k, due)
   self:flush()
   local claim = k and k.id ~= "?" and k.id
-  local keys, args = { more = { claim and self.prefix .. "owner:" .. claim } },
+  local keys, args = { more = { claim and self.prefix .. "owner:" .. claim or nil } },
     { k and k.id or "", self.lease_ms, self.lease and self.lease.id or "" }
   for i, set in ipairs(sets) do keys[i] = self.prefix .. set end
   for _, id in ipairs(due or {}) do args[#args + 1] = id end

@@ -56,8 +56,14 @@ function M.define(name, body)
   GUARDED[name] = Identity.GUARD .. SCRIPTS[name]
 end
 
--- The text a script runs as (its PRELUDE and body; guarded: the identity's GUARD first), or nil.
+-- The text a script runs as (its PRELUDE and body; guarded: the identity's GUARD first), or nil; the names defined.
 function M.script_text(name, guarded) return (guarded and GUARDED or SCRIPTS)[name] end
+function M.script_names()
+  local list = {}
+  for name in pairs(SCRIPTS) do list[#list + 1] = name end
+  table.sort(list)
+  return list
+end
 
 local S = {}
 S.__index = S
