@@ -71,6 +71,8 @@ describe("the scripts of the Redis rock in a sandbox that refuses a key not in K
     Store.define("spec_declared", "local k = key('task:' .. ARGV[1]) return needed() or redis.call('HGETALL', k)")
     local got, runs = r:run("spec_declared", { P .. "kinds" }, { "t1" })
     assert.same({ {}, 2 }, { got, runs })
+    r:call("HSET", P .. "task:a b%20\t", "id", "x") -- (a label with spaces, % and a tab: sent escaped)
+    assert.same({ { "id", "x" }, 2 }, { r:run("spec_declared", { P .. "kinds" }, { "a b%20\t" }) })
     -- a key the ledger passes wrongly: refused too
     assert.is_true(refused(r:run("ledger_samples", { P .. "kinds", more = {} }, {}) and
       r:eval("return redis.call('GET', 'starvideos:{x}:other')", { P .. "kinds" }, {})))

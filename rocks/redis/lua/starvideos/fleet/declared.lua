@@ -39,7 +39,12 @@ local function declared(label)
   return KEY[label] or error('starvideos: key ' .. label .. ' not declared')
 end
 local function needed()
-  if NEED[1] then return redis.error_reply('STARVIDEOS_KEYS ' .. table.concat(NEED, ' ')) end
+  if not NEED[1] then return end
+  local list = {}
+  for i, label in ipairs(NEED) do
+    list[i] = string.gsub(label, '[%%%s%c]', function(c) return string.format('%%%02X', string.byte(c)) end)
+  end
+  return redis.error_reply('STARVIDEOS_KEYS ' .. table.concat(list, ' '))
 end
 ]=]
 
@@ -67,12 +72,15 @@ function M.list(body, keys, more, args, id, wire)
   return list, at
 end
 
--- A script's answer asking for keys (value: Redis' error): the labels, or nil.
+-- A script's answer asking for keys (value: Redis' error; each label's %, spaces and control bytes as %XX): the
+-- labels, or nil.
 function M.asked(value)
   local rest = type(value) == "string" and value:match("^STARVIDEOS_KEYS (.*)")
   if not rest then return nil end
   local labels = {}
-  for label in rest:gmatch("%S+") do labels[#labels + 1] = label end
+  for label in rest:gmatch("%S+") do
+    labels[#labels + 1] = label:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  end
   return labels
 end
 
