@@ -276,7 +276,8 @@ function R:eval(text, keys, args, name)
   local K, A = {}, {}
   for i, k in ipairs(keys) do K[i] = k end
   for i, a in ipairs(args) do A[i] = tostring(a) end
-  local env = setmetatable({ KEYS = K, ARGV = A, redis = redis, unpack = unpack }, { __index = _G })
+  -- (no unpack of its own: on Lua 5.4, as Dragonfly runs them, the scripts find table.unpack)
+  local env = setmetatable({ KEYS = K, ARGV = A, redis = redis }, { __index = _G })
   local setfenv = rawget(_G, "setfenv") -- (Lua 5.1, LuaJIT)
   local f = assert((setfenv and rawget(_G, "loadstring") or load)(text, "=" .. (name or "script"), "t", env))
   if setfenv then setfenv(f, env) end

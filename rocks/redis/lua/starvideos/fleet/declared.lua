@@ -14,7 +14,7 @@
 -- does not know them, and the callers that know a script's keys (a task's kind, its key's hash, a reservation's
 -- limits: fleet/ledger.lua) pass them in keys.more, so that a queued record is never sent twice (sent again, it
 -- would run after the records sent behind it).  `declared(label)`: the key, or an error (a label a script always
--- has, or checked with key() first).
+-- has, or checked with key() first).  And unpack, on Lua 5.1 (Redis, Valkey, KeyDB) and 5.4 (Dragonfly).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local type, ipairs, tostring, table_concat = type, ipairs, tostring, table.concat
@@ -24,6 +24,7 @@ local M = {}
 M.ROUNDS = 8 -- a script's runs at most, each with the keys the one before asked for
 
 M.PRELUDE = [=[
+local unpack = table.unpack or unpack -- (Lua 5.1's global, table.unpack on 5.4: Dragonfly's)
 local KEY, NEED, ASKED = {}, {}, {}
 do
   local n = tonumber(table.remove(ARGV, 1))
