@@ -78,6 +78,26 @@ describe("the scripts of the Redis rock in a sandbox that refuses a key not in K
       r:eval("return redis.call('GET', 'starvideos:{x}:other')", { P .. "kinds" }, {})))
   end)
 
+  it("key_locking = true (Upstash's allow-key-locking): every script opens with its line; without it none does; "
+    .. "not a boolean: refused, naming store.key_locking", function()
+    local sent = {}
+    local function store(opts)
+      local st = Store.new(opts)
+      st.b = { name = "spec", null = false, send = function(_, args) sent[#sent + 1] = args; return #sent end,
+        poll = function() return true end, pending = function() return 0 end,
+        reply = function() return "ok", 1 end, close = function() end }
+      return st
+    end
+    local keys = { "starvideos:{h}:owner:me", "starvideos:{h}:identity" }
+    assert.equal(1, store({ url = "redis://127.0.0.1:1/0", key_locking = true }):script("ledger_lease", keys, { 9 }))
+    assert.equal(1, store({ url = "redis://127.0.0.1:1/0" }):script("ledger_lease", keys, { 9 }))
+    assert.equal("#!lua flags=allow-key-locking\n", sent[1][2]:sub(1, #Store.KEY_LOCKING))
+    assert.equal("\n", sent[1][2]:sub(#Store.KEY_LOCKING, #Store.KEY_LOCKING)) -- (its first line)
+    assert.is_nil(sent[2][2]:find("#!", 1, true))
+    assert.has_error(function() Store.new({ url = "redis://127.0.0.1:1/0", key_locking = "yes" }) end,
+      'store.key_locking: expected true or false, got "yes"')
+  end)
+
   it("a key's name that is not a string is refused before anything is sent, naming it", function()
     local st = Store.new("redis://127.0.0.1:1/0")
     assert.has_error(function() st:send_script("ledger_peek", { "starvideos:{h}:key:k", more = { false } }, {}) end,

@@ -115,7 +115,8 @@ function M.for_key(url, key, timeout)
   local function make() return M.new(url, { timeout = timeout }) end
   if config.nginx() then return make() end
   local c = Url.parse(url)
-  return key:part(string_format("store %s\0%d\0%.17g", c.id, c.replicas, c.replica_timeout), make)
+  return key:part(string_format("store %s\0%d\0%.17g\0%s", c.id, c.replicas, c.replica_timeout,
+    tostring(c.key_locking)), make)
 end
 
 -- A store of verify = false said to on_event at warning level, once in a process (its server's).  The store.
@@ -191,11 +192,15 @@ function S:send_for(h, name, keys, args, wait)
 end
 
 -- wait: a record naming a paid task, acknowledged by the store's replicas (S:result's third value says whether).
+-- (key_locking: Upstash locks only a script's KEYS when its first line says so, a line Redis refuses)
+M.KEY_LOCKING = "#!lua flags=allow-key-locking\n"
+
 function S:send_script(name, keys, args, wait)
   local body = SCRIPTS[name]
   if not body then error("store:send_script: no script " .. tostring(name), 2) end
   local pre = type(keys[1]) == "string" and keys[1]:match("^starvideos:{[^}]*}:")
   if pre then body = GUARDED[name] end
+  if self.cfg.key_locking then body = M.KEY_LOCKING .. body end
   local list, at = Declared.list(body, keys, nil, args, pre and { pre .. "identity", self.identity:arg(pre) }, wire)
   return queue(self, { args = list, pre = pre, at = at, wait = wait, name = name, body = body, keys = keys,
     args_in = args })
