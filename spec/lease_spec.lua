@@ -8,80 +8,16 @@ local helper = require "spec.helper"
 local rule = require "starvideos.lease"
 local Ledger = require "starvideos.records.ledger"
 local journal = require "starvideos.records.journal"
-local SCRIPTS = require "starvideos.fleet.scripts"
+local sandbox = require "spec.support.redis_sandbox"
+require "starvideos.fleet.scripts" -- (the ledger's scripts)
 
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
-local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 -- A clock the spec moves: clock.t.
 local function fake_clock()
   local c = { t = 0 }
   c.now = function() return c.t end
   return c
-end
-
--- Redis as the scripts use it, in a table: hashes, sets, strings (a nil field answers false, as Redis's Lua).
-local function fake_redis()
-  local db = {}
-  local function hash(k) db[k] = db[k] or {}; return db[k] end
-  local C = {}
-  function C.HMGET(k, ...)
-    local out, h = {}, db[k] or {}
-    for i, f in ipairs { ... } do out[i] = h[f] or false end
-    return out
-  end
-  function C.HGET(k, f) return (db[k] or {})[f] or false end
-  function C.HSET(k, ...)
-    local a = { ... }
-    for i = 1, #a, 2 do hash(k)[a[i]] = tostring(a[i + 1]) end
-    return 1
-  end
-  function C.HSETNX(k, f, v)
-    if hash(k)[f] then return 0 end
-    hash(k)[f] = tostring(v)
-    return 1
-  end
-  function C.HINCRBY(k, f, n)
-    local v = tonumber(hash(k)[f] or 0) + n
-    hash(k)[f] = tostring(v)
-    return v
-  end
-  function C.HGETALL(k)
-    local out = {}
-    for f, v in pairs(db[k] or {}) do out[#out + 1], out[#out + 2] = f, v end
-    return out
-  end
-  function C.EXISTS(k) return db[k] and 1 or 0 end
-  function C.SET(k, v) db[k] = v; return { ok = "OK" } end
-  function C.GET(k) return db[k] or false end
-  function C.SADD(k, m) hash(k)[m] = true; return 1 end
-  function C.SREM(k, m) hash(k)[m] = nil; return 1 end
-  function C.SMEMBERS(k)
-    local out = {}
-    for m in pairs(db[k] or {}) do out[#out + 1] = m end
-    return out
-  end
-  function C.TYPE() return { ok = "set" } end
-  function C.ZSCORE() return false end
-  function C.INCR() return 1 end
-  function C.ZADD() return 1 end
-  function C.DEL(k) db[k] = nil; return 1 end
-  function C.HDEL(k, ...)
-    for _, f in ipairs { ... } do hash(k)[f] = nil end
-    return 1
-  end
-  function C.EXPIRE() return 1 end
-  local r = { db = db }
-  -- the script name run with keys and args, as EVAL runs it
-  function r.run(name, keys, args)
-    local env = setmetatable({ KEYS = keys, ARGV = args, unpack = unpack,
-      redis = { call = function(cmd, ...) return assert(C[cmd], cmd)(...) end } }, { __index = _G })
-    local setfenv = rawget(_G, "setfenv") -- (Lua 5.1, LuaJIT)
-    local f = assert((setfenv and rawget(_G, "loadstring") or load)(SCRIPTS[name], name, "t", env))
-    if setfenv then setfenv(f, env) end
-    return f()
-  end
-  return r
 end
 
 describe("the lease's rule (fences, lapses, periods) with a fake clock", function()
@@ -268,17 +204,20 @@ describe("the lease's rule (fences, lapses, periods) with a fake clock", functio
 
   it("the store's scripts: a create at 1, a record without a number as 1, a claim one more, a replayed create "
     .. "keeps the claim, a hold and a downloaded record only at the holder's number", function()
-    local r = fake_redis()
-    local P = "p:"
-    local KEYS = { P .. "task:t1", P .. "unfinished", P .. "pend:l1", P .. "pending", P .. "tasks" }
-    assert.equal(1, r.run("created", KEYS, { "t1", "l1", "id", "t1", "owner", "me" }))
-    assert.same({ "me", "1" }, { r.db[KEYS[1]].owner, r.db[KEYS[1]].fence })
-    assert.same({ 1 }, r.run("hold", { KEYS[1], P .. "owner:me" }, { "1", "1000" }))
-    assert.same({ 0, "me", "", "" }, r.run("hold", { KEYS[1], P .. "owner:me" }, { "2", "1000" }))
+    local r = sandbox.new()
+    local function run(name, keys, args) return (r:run("ledger_" .. name, keys, args)) end
+    local function field(k, f) return r.db[k] and r.db[k].v[f] end
+    local P = "starvideos:{t}:"
+    local KEYS = { P .. "task:t1", P .. "unfinished", P .. "pend:l1", P .. "pending", P .. "tasks",
+      more = { P .. "tasks:seq" } }
+    assert.equal(1, run("created", KEYS, { "t1", "l1", "id", "t1", "owner", "me" }))
+    assert.same({ "me", "1" }, { field(KEYS[1], "owner"), field(KEYS[1], "fence") })
+    assert.same({ 1 }, run("hold", { KEYS[1], P .. "owner:me" }, { "1", "1000" }))
+    assert.same({ 0, "me", "", "" }, run("hold", { KEYS[1], P .. "owner:me" }, { "2", "1000" }))
     r.db[P .. "owner:me"] = nil -- its lease ran out
     -- a keeper claims it (the owner's lease gone): 2, then 3
     local function claim(me)
-      local v = r.run("records", { P .. "unfinished" }, { P, me, "1000", "" })
+      local v = run("records", { P .. "unfinished", more = { P .. "owner:" .. me } }, { me, "1000", "" })
       local row = {}
       for i = 1, #v[1][1], 2 do row[v[1][1][i]] = v[1][1][i + 1] end
       return row.claimed
@@ -286,22 +225,22 @@ describe("the lease's rule (fences, lapses, periods) with a fake clock", functio
     assert.equal("2", claim("k1"))
     r.db[P .. "owner:k1"] = nil
     assert.equal("3", claim("k2"))
-    assert.same({ 0, "k2", "", "" }, r.run("hold", { KEYS[1], P .. "owner:me" }, { "1", "1000" }))
-    assert.same({ 1 }, r.run("hold", { KEYS[1], P .. "owner:k2" }, { "3", "1000" }))
+    assert.same({ 0, "k2", "", "" }, run("hold", { KEYS[1], P .. "owner:me" }, { "1", "1000" }))
+    assert.same({ 1 }, run("hold", { KEYS[1], P .. "owner:k2" }, { "3", "1000" }))
     -- the owner's create written again (a queued replay, a store reset): the claim's holder and number stay
-    r.run("created", KEYS, { "t1", "", "id", "t1", "owner", "me" })
-    assert.same({ "k2", "3" }, { r.db[KEYS[1]].owner, r.db[KEYS[1]].fence })
+    run("created", KEYS, { "t1", "", "id", "t1", "owner", "me" })
+    assert.same({ "k2", "3" }, { field(KEYS[1], "owner"), field(KEYS[1], "fence") })
     -- a record of an older version (no fence): held at 1, claimed at 2
-    r.db[P .. "task:old"] = { id = "old", owner = "gone" }
-    r.db[P .. "unfinished"] = { old = true }
-    assert.same({ 1 }, r.run("hold", { P .. "task:old", P .. "owner:gone" }, { "1", "1000" }))
+    r:call("HSET", P .. "task:old", "id", "old", "owner", "gone")
+    r:call("SADD", P .. "unfinished", "old")
+    assert.same({ 1 }, run("hold", { P .. "task:old", P .. "owner:gone" }, { "1", "1000" }))
     r.db[P .. "owner:gone"] = nil
     assert.equal("2", claim("k3"))
     -- downloaded: only at the holder's number
     local dl = { KEYS[1], P .. "unfinished" }
-    assert.equal(0, r.run("downloaded", dl, { "t1", "/a.mp4", "60", "", P, "", "1" }))
-    assert.is_nil(r.db[KEYS[1]].path)
-    assert.equal(1, r.run("downloaded", dl, { "t1", "/b.mp4", "60", "", P, "", "3" }))
-    assert.equal("/b.mp4", r.db[KEYS[1]].path)
+    assert.equal(0, run("downloaded", dl, { "t1", "/a.mp4", "60", "", "", "1" }))
+    assert.is_nil(field(KEYS[1], "path"))
+    assert.equal(1, run("downloaded", dl, { "t1", "/b.mp4", "60", "", "", "3" }))
+    assert.equal("/b.mp4", field(KEYS[1], "path"))
   end)
 end)

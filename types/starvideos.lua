@@ -226,6 +226,7 @@
 ---@field ca_file? string TLS: the certificate authorities
 ---@field cert_file? string TLS: the client certificate
 ---@field key_file? string TLS: the client key
+---@field key_locking? boolean true: each script opens with Upstash's #!lua flags=allow-key-locking
 ---@field replica_timeout? number seconds one such wait takes at most
 ---@field replicas? integer replicas a record naming a paid task waits for, 0 to 100
 ---@field sentinel_password? string the sentinels' password

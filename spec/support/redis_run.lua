@@ -109,7 +109,7 @@ local function seconds(s, name, what, key_hash, args)
   -- create_limit's count alone (the library runs it only inside the ledger's keyed script)
   require("starvideos.fleet.store").define("budget_create", F.CREATE
     .. "return string.format('%.6f', count_create(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])))")
-  local v, err = s:script(name, { F.key(key_hash, what) }, args)
+  local v, err = s:script(name, what == "tat" and F.keys(key_hash, "") or { F.key(key_hash, what) }, args)
   if v == nil then return nil, err end
   return (assert(tonumber(v), v))
 end

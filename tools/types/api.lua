@@ -106,6 +106,7 @@ A.STORE = { url = { "string", "the store's URL (redis://, rediss://, unix://, re
   server_name = { "string", "TLS: the server's name" }, sentinel_user = { "string", "the sentinels' user" },
   sentinel_password = { "string", "the sentinels' password" },
   replicas = { "integer", "replicas a record naming a paid task waits for, 0 to 100" },
-  replica_timeout = { "number", "seconds one such wait takes at most" } }
+  replica_timeout = { "number", "seconds one such wait takes at most" },
+  key_locking = { "boolean", "true: each script opens with Upstash's #!lua flags=allow-key-locking" } }
 
 return A

@@ -69,7 +69,7 @@ end)
 
 -- A ledger's fields an ask reads, on st.
 local function ledger(st, events)
-  return { store = st, prefix = "starvideos:{h}:", lease_ms = 30000, where = st.where,
+  return { store = st, prefix = "starvideos:{h}:", lease_ms = 30000, where = st.where, spends = {},
     cfg = { on_event = function(ev) events[#events + 1] = ev end } }
 end
 

@@ -24,7 +24,9 @@ local M = {}
 -- create_limit's count alone (the library runs it only inside the ledger's keyed script)
 store.define("budget_create", F.CREATE
   .. "return string.format('%.6f', count_create(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])))")
-local function seconds(s, name, what, args) return tonumber((s:script(name, { F.key("ngxkey", what) }, args))) end
+local function seconds(s, name, what, args)
+  return tonumber((s:script(name, what == "tat" and F.keys("ngxkey", "") or { F.key("ngxkey", what) }, args)))
+end
 function M.run()
   local out = {}
   local s = store.new(ngx.unescape_uri(ngx.var.arg_url), { timeout = 0.5 })

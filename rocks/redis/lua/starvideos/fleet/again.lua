@@ -10,6 +10,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local Ask = require "starvideos.fleet.ask"
 local leases = require "starvideos.fleet.leases"
+local Scripts = require "starvideos.fleet.scripts" -- (spend_keys)
 
 local pairs, ipairs, setmetatable, string_format = pairs, ipairs, setmetatable, string.format
 
@@ -27,10 +28,44 @@ function A:part(id, part, path)
   if self.mine[id] then self.mine[id].part = { part, path } end
 end
 
--- The keys of the created script (fleet/scripts.lua) of task id, created under lid ("" none).
-function M.task_keys(self, id, lid, key_hash)
-  return { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "pend:" .. lid,
-    self.prefix .. "pending", self.prefix .. "tasks", key_hash and self.prefix .. "key:" .. key_hash }
+-- The keys of the created script (fleet/scripts.lua) of task id, created under lid ("" none; spend: its
+-- reservation's spec, spend.lua's, if known: its keys declared).
+function M.task_keys(self, id, lid, key_hash, spend)
+  local pre = self.prefix
+  local keys = { pre .. "task:" .. id, pre .. "unfinished", pre .. "pend:" .. lid, pre .. "pending", pre .. "tasks",
+    key_hash and pre .. "key:" .. key_hash, more = { pre .. "tasks:seq" } }
+  if lid ~= "" then Scripts.spend_keys(pre, spend, lid, keys.more) end
+  return keys
+end
+
+-- What ledger knows of task id that its records' keys follow from (the store's scripts ask for them else,
+-- fleet/declared.lua): its kind (samples:<kind>), its key's hash (key:<hash>); forgotten once it is settled.
+function M.knows(ledger, id, kind, key_hash)
+  if kind or key_hash then ledger.known[id] = { kind = kind, key_hash = key_hash } end
+end
+
+-- The keys of the abandoned script of create lid: its reservation's too, when its spec is known (ledger.spends).
+function M.abandoned_keys(ledger, lid)
+  local pre = ledger.prefix
+  local keys = { pre .. "pend:" .. lid, pre .. "pending", pre .. "gone:" .. lid, more = {} }
+  Scripts.spend_keys(pre, ledger.spends[lid], lid, keys.more)
+  ledger.spends[lid] = nil
+  return keys
+end
+
+-- The keys of the status script of task id (its kind's samples, when known); settled: forgotten after.
+function M.status_keys(ledger, id, settled)
+  local pre, known = ledger.prefix, ledger.known[id] or {}
+  if settled then ledger.known[id] = nil end
+  return { pre .. "task:" .. id, pre .. "unfinished", pre .. "kinds",
+    more = { known.kind and pre .. "samples:" .. known.kind } }
+end
+
+-- The keys of the downloaded script of task id (its key:<hash>, when known), forgotten after.
+function M.downloaded_keys(ledger, id)
+  local pre, known = ledger.prefix, ledger.known[id] or {}
+  ledger.known[id] = nil
+  return { pre .. "task:" .. id, pre .. "unfinished", more = { known.key_hash and pre .. "key:" .. known.key_hash } }
 end
 
 -- The store lost its data (fleet/identity.lua: a script found its identity gone or new): said at error level

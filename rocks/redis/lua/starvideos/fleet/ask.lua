@@ -8,6 +8,7 @@ local Rules = require "starvideos.rules" -- (what a pending record holds, limite
 local Spend = require "starvideos.spend"
 local rule = require "starvideos.lease"
 local Acks = require "starvideos.fleet.acks" -- (spacing)
+local Scripts = require "starvideos.fleet.scripts" -- (spend_keys)
 
 local A = {}
 A.__index = A
@@ -94,11 +95,13 @@ function A.new(l, p, lid, out, want, lease, tenant)
   rec.owner, rec.time = lease.id, Spend.clock()
   rec.price, rec.spend, self.which = Spend.covering(l.cfg, p.model, tenant, rec.time) -- (spend.lua's reservation)
   self.args_time = rec.time
-  local args = A.pairs_of(rec, lid, w.fresh and "1" or "", pre, l.lease_ms, count, per, tcount, tper)
+  local args = A.pairs_of(rec, lid, w.fresh and "1" or "", "", l.lease_ms, count, per, tcount, tper)
   local err
   self.script, self.keys, self.args = want and "ledger_keyed" or "ledger_pending", { pre .. "pend:" .. lid,
     pre .. "pending", pre .. "gone:" .. lid, pre .. "owner:" .. lease.id, pre .. "creates",
     A.tenant_key(l, tenant), w.key and pre .. "key:" .. core.hash(w.key) }, args
+  l.spends[lid] = rec.spend -- (its reservation's keys: declared by the records that settle it)
+  self.keys.more = rec.spend and Scripts.spend_keys(pre, rec.spend, lid, {})
   self.pend, err = st:send_script(self.script, self.keys, args, true)
   if not self.pend then
     self:drop()
@@ -186,8 +189,8 @@ function Peeks:peek(want)
   local st = l.store
   local n, err = self.sent[want], nil
   if not n then
-    n, err = st:send_script("ledger_peek", { l.prefix .. "key:" .. core.hash(want.key) },
-      { l.prefix, l.lease and l.prefix .. "owner:" .. l.lease.id or "" })
+    n, err = st:send_script("ledger_peek", { l.prefix .. "key:" .. core.hash(want.key),
+      l.lease and l.prefix .. "owner:" .. l.lease.id }, {})
   end
   if not n then return nil, err end
   self.sent[want] = n

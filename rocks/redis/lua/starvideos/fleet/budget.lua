@@ -16,18 +16,39 @@ local AGAIN = 1 -- seconds
 -- redis.replicate_commands lets a script write after TIME on Redis 3.2 to 4.
 local HEAD = "if redis.replicate_commands then redis.replicate_commands() end\n"
   .. "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n" .. Bucket.RULES
--- The rules' store (kv) on the key's names: KEYS[1] the key's bucket (its tat, on Redis' clock), beside which the
--- tenants' buckets and the hold are kept.
+-- The rules' store (kv) on the keys declared (F.keys: the key's bucket, its window, its hold, the tenant's bucket and
+-- window; fleet/declared.lua).  The names of a window (w, on Redis' clock: 'fair:n:<w>', 'fair:seen:<w>:<tenant>')
+-- the client cannot know: each kept on a key of its own with the window written before its value, one that is not
+-- the one asked for read as none (the rules read the window now and the one before: fair:n:<w mod 2>).
 local KV = [[
-local P = string.sub(KEYS[1], 1, -4)
 local function ms(ttl) return math.ceil(ttl * 1000) end
+local function slot(k)
+  local w, tenant = string.match(k, '^fair:seen:(%-?%d+):(.*)$')
+  if w then return 'fair:seen:' .. tenant, w end
+  w = string.match(k, '^fair:n:(%-?%d+)$')
+  if w then return 'fair:n:' .. string.format('%d', tonumber(w) % 2), w end
+  return k
+end
+local function get(k)
+  local label, w = slot(k)
+  local v = redis.call('GET', declared(label))
+  if not (v and w) then return v end
+  local vw, x = string.match(v, '^(%S+) (.*)$')
+  if vw == w then return x end
+end
+local function set(k, v, ttl)
+  local label, w = slot(k)
+  v = type(v) == 'string' and v or string.format('%.17g', v)
+  redis.call('SET', declared(label), w and w .. ' ' .. v or v, 'PX', ms(ttl))
+end
 local kv = {
-  get = function(k) return redis.call('GET', P .. k) end,
-  set = function(k, v, ttl)
-    redis.call('SET', P .. k, type(v) == 'string' and v or string.format('%.17g', v), 'PX', ms(ttl))
+  get = get, set = set,
+  add = function(k, ttl)
+    if get(k) ~= nil then return false end
+    set(k, '1', ttl)
+    return true
   end,
-  add = function(k, ttl) return redis.call('SET', P .. k, '1', 'NX', 'PX', ms(ttl)) ~= false end,
-  incr = function(k, ttl) redis.call('INCR', P .. k); redis.call('PEXPIRE', P .. k, ms(ttl)) end,
+  incr = function(k, ttl) set(k, (tonumber(get(k)) or 0) + 1, ttl) end,
 }
 ]]
 -- ARGV[1] the rate, ARGV[2] the tenant's id ('' none): a token ("0..."), the wait, or a hold's ("h" before it).
@@ -67,6 +88,15 @@ end
 -- (key_hash: never the key itself; in one hash slot)
 function F.key(key_hash, what)
   return "starvideos:{" .. key_hash .. "}:" .. what
+end
+
+-- The keys budget_token and budget_hold touch (KV's), for tenant (an id, "" none).
+function F.keys(key_hash, tenant)
+  local keys = {}
+  for i, what in ipairs { "tat", "hold", "win", "fair:n:0", "fair:n:1", "fair:t:" .. tenant, "fair:seen:" .. tenant } do
+    keys[i] = F.key(key_hash, what)
+  end
+  return keys
 end
 
 -- fallback: nginx's dict, or nil.  asks[tenant]: {n = its script in flight, sending = since when it is being sent,
@@ -120,7 +150,7 @@ function F:take(t, obj, tenant)
   end
   a = {}
   self.asks[tenant] = a -- (before the send, which yields inside nginx: one script in flight)
-  local sent, err = st:send_for(a, "budget_token", { F.key(self.key.hash, "tat") },
+  local sent, err = st:send_for(a, "budget_token", F.keys(self.key.hash, tenant),
     { string.format("%.17g", self.key.bucket.rate), tenant })
   if not sent then
     if self.asks[tenant] == a then self.asks[tenant] = nil end
@@ -134,7 +164,7 @@ end
 function F:hold(t, seconds)
   if self.fallback then self.fallback:hold(t, seconds) end
   if self.down and t < self.down then return end
-  local n = self.store:send_script("budget_hold", { F.key(self.key.hash, "tat") }, { string.format("%.3f", seconds),
+  local n = self.store:send_script("budget_hold", F.keys(self.key.hash, ""), { string.format("%.3f", seconds),
     Bucket.MAX_HOLD })
   if n then self.store:forget(n) end
 end

@@ -20,12 +20,15 @@ local C = {}
 Store.define("check_write", "redis.call('SET', KEYS[1], ARGV[1], 'PX', 1000) return 1")
 
 -- Every command the fleet's scripts run (fleet/scripts.lua, budget.lua, identity.lua), tried in one script on
--- probe keys of its own, in one hash slot and no fleet's (starvideos:check:{probe}...: each gone a second later):
+-- probe keys of its own, in one hash slot and no fleet's (KEYS: starvideos:check:{probe}:s, :n, :h, :l, :t, :z;
+-- each gone a second later):
 -- the ones the user may not run (or the server does not know) answered, "NAME: why" each.  (redis.pcall: a
 -- refusal is an answer there, not an error of the script.)
+C.PROBES = {}
+for i, what in ipairs { "s", "n", "h", "l", "t", "z" } do C.PROBES[i] = "starvideos:check:{probe}:" .. what end
 Store.define("check_commands", [=[
-local k, refused = KEYS[1], {}
-local s, n, h, l, t, z = k .. ':s', k .. ':n', k .. ':h', k .. ':l', k .. ':t', k .. ':z'
+local refused = {}
+local s, n, h, l, t, z = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local tries = {
   {'TIME'}, {'SET', s, '1', 'PX', 1000}, {'GET', s}, {'EXISTS', s}, {'TYPE', s}, {'EXPIRE', s, 1},
   {'PEXPIRE', s, 1000}, {'PTTL', s}, {'INCR', n}, {'PEXPIRE', n, 1000},
@@ -151,7 +154,7 @@ end
 -- check of its master).  Each refusal makes the store not usable, naming them all.
 local function commands(st, report, asked)
   local refused = {}
-  local v, err = st:script("check_commands", { "starvideos:check:{probe}" }, {})
+  local v, err = st:script("check_commands", C.PROBES, {})
   if type(v) == "table" then
     for _, r in ipairs(v) do refused[#refused + 1] = tostring(r) end
   elseif err and err.reply and Route.final(err.reply) then

@@ -195,6 +195,7 @@ function Leases:orphans(k)
     tasks[i] = journal.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil)
     ledger.fences:take(h.id, tonumber(h.claimed), k)
     k.claims[h.id] = h
+    ledger:knows(h.id, h.kind, h.key_hash)
   end
   for _, p in ipairs(v[2]) do
     if not k.told[p["local"]] then
@@ -221,7 +222,7 @@ function Leases:leased()
   local ledger = self.ledger
   ledger:flush()
   local v, err = ledger.store:script("ledger_leased", { ledger.prefix .. "unfinished", ledger.prefix .. "pending" },
-    { ledger.prefix, ledger.lease and ledger.lease.id or "" })
+    { ledger.lease and ledger.lease.id or "" })
   if type(v) ~= "table" then return nil, M.message(err) end
   return { tasks = tonumber(v[1]) or 0, owners = tonumber(v[2]) or 0, first = (tonumber(v[3]) or 0) / 1000,
     last = (tonumber(v[4]) or 0) / 1000 }

@@ -31,7 +31,7 @@ R.__index = R
 local function read_samples(self)
   local l, st = self.ledger, self.ledger.store
   if not self.n and not st:held(self.sending) and not self.answer then
-    local n = st:send_for(self, "ledger_samples", { l.prefix .. "kinds" }, { l.prefix })
+    local n = st:send_for(self, "ledger_samples", { l.prefix .. "kinds" }, {})
     if l.loop or not n then return not n end
   end
   st:step(0)
@@ -58,7 +58,7 @@ function R.new(store, cfg, loop, key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(store.server, where, prefix, loop and loop.own, sc.id),
-    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, counted = {},
+    outs = {}, records = true, asks = {}, held = {}, loop = loop or false, counted = {}, spends = {}, known = {},
     lease_ms = math_floor((cfg.lease or config.DEFAULTS.lease) * 1000 + 0.5) }, R)
   -- the objects it owns: the numbers it holds, its keepers and holds, its peeks, what it sends again after a reset
   self.fences, self.leases, self.peeks, self.again = rule.fences(self.lease_ms), leases.new(self), Ask.peeks(self),
@@ -145,10 +145,11 @@ end
 -- (its leases' keepers: records/ledger.lua's, docs/architecture.md)
 function R:keeper(look) return self.leases:keeper(look) end
 
+R.knows = Again.knows
+
 -- A create surely never sent: its pending record removed, its script a no-op if Redis runs it late.
 local function abandoned(self, lid)
-  self:_record("abandoned", { self.prefix .. "pend:" .. lid, self.prefix .. "pending", self.prefix .. "gone:" .. lid },
-    { lid, config.DEFAULTS.retain, self.prefix })
+  self:_record("abandoned", Again.abandoned_keys(self, lid), { lid, config.DEFAULTS.retain, "1" })
 end
 
 function R:forget(lid, id)
@@ -218,7 +219,9 @@ local function record_created(self, id, params, lid, p, uncertain)
   rec.prompt_hash, rec.prompt = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
     Rules.head(params.prompt)
   local args = Ask.pairs_of(rec, id, lid or "")
-  local keys = Again.task_keys(self, id, lid or "", key_hash)
+  local keys = Again.task_keys(self, id, lid or "", key_hash, lid and (self.spends[lid] or p and p.spend))
+  if lid then self.spends[lid] = nil end
+  self:knows(id, rec.kind, key_hash)
   self.again:hold(id, keys, args) -- (until it is settled: recorded again after a reset)
   if self.lease then self.fences:take(id, rule.FIRST, self.lease) end
   return self:_record("created", keys, args, true)
@@ -253,16 +256,15 @@ end
 
 function R:status(id, status, took, within, why)
   if status == "failed" then self:let_go(id, true) end
-  self:_record("status", { self.prefix .. "task:" .. id, self.prefix .. "unfinished", self.prefix .. "kinds" },
-    { id, status, took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
-      self.prefix, config.DEFAULTS.samples, config.DEFAULTS.retain, why or "" })
+  self:_record("status", Again.status_keys(self, id, status == "failed"), { id, status,
+    took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
+    config.DEFAULTS.samples, config.DEFAULTS.retain, why or "" })
 end
 
 function R:downloaded(id, path, sha256, bytes, etag)
   local n = self:let_go(id, true)
-  self:_record("downloaded", { self.prefix .. "task:" .. id, self.prefix .. "unfinished" },
-    { id, path, config.DEFAULTS.retain, bytes or Download.size(path) or "", self.prefix, sha256 or "",
-      n and tostring(n) or "", etag or "" })
+  self:_record("downloaded", Again.downloaded_keys(self, id), { id, path, config.DEFAULTS.retain,
+    bytes or Download.size(path) or "", sha256 or "", n and tostring(n) or "", etag or "" })
 end
 
 -- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil); a task's reference
@@ -306,8 +308,7 @@ function R:owe(wid, task_id, body)
     self:_renewing()
   end
   return self:_record("owe", { self.prefix .. "owed:" .. wid, self.prefix .. "owed" },
-    Ask.pairs_of({ wid = wid, task = task_id, body = body, owner = owner or "" }, wid, "", self.prefix, "", "", "", "",
-      ""))
+    Ask.pairs_of({ wid = wid, task = task_id, body = body, owner = owner or "" }, wid, "", "", "", "", "", "", ""))
 end
 
 function R:delivered(wid)
@@ -326,7 +327,9 @@ end
 -- nil, err.  With keeper k, those it claims (fleet/scripts.lua's records).
 function R:read_sets(sets, k, due)
   self:flush()
-  local keys, args = {}, { self.prefix, k and k.id or "", self.lease_ms, self.lease and self.lease.id or "" }
+  local claim = k and k.id ~= "?" and k.id
+  local keys, args = { more = { claim and self.prefix .. "owner:" .. claim or nil } },
+    { k and k.id or "", self.lease_ms, self.lease and self.lease.id or "" }
   for i, set in ipairs(sets) do keys[i] = self.prefix .. set end
   for _, id in ipairs(due or {}) do args[#args + 1] = id end
   local v, err = self.store:script("ledger_records", keys, args)

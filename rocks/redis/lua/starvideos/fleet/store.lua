@@ -8,8 +8,9 @@
 --       already paid for is covered by one WAIT with the others (fleet/acks.lua: st.acks)
 --   store.for_key(url, key, timeout) -> the key's store of that URL (outside
 --       nginx one per key and URL in the process; inside, one per client)
---   store.define(name, body): a script the store runs (EVAL); one on a fleet's keys checks the store's
---       identity as it runs (fleet/identity.lua), and a reset it finds has the watchers' records sent first
+--   store.define(name, body): a script the store runs (EVAL), every key it touches declared (fleet/declared.lua:
+--       keys.more, key(label), needed()); one on a fleet's keys checks the store's identity as it runs
+--       (fleet/identity.lua), and a reset it finds has the watchers' records sent first
 --   store:watch(prefix, w, on): w:records_again(told) -> {{script, keys, args[, wait]}...} called at a reset
 --   async: store:send(cmd, ...), store:send_script(name, keys, args) -> n;
 --       store:step(wait); store:ready(n); store:result(n) -> value[, nil, short] | nil, err (one taker);
@@ -30,6 +31,7 @@ local Route = require "starvideos.fleet.route"
 local Identity = require "starvideos.fleet.identity"
 local Acks = require "starvideos.fleet.acks"
 local Url = require "starvideos.fleet.url"
+local Declared = require "starvideos.fleet.declared"
 
 local type, tostring, select, setmetatable, error, string_format, math_floor, math_max =
   type, tostring, select, setmetatable, error, string.format, math.floor, math.max
@@ -46,11 +48,21 @@ function M.wire(v)
 end
 local wire = M.wire
 
-local SCRIPTS = {} -- name -> body
-local GUARDED = {} -- name -> the identity's GUARD .. body
+local SCRIPTS = {} -- name -> Declared.PRELUDE .. body
+local GUARDED = {} -- name -> the identity's GUARD .. that
 
 function M.define(name, body)
-  SCRIPTS[name], GUARDED[name] = body, Identity.GUARD .. body
+  SCRIPTS[name] = Declared.PRELUDE .. body
+  GUARDED[name] = Identity.GUARD .. SCRIPTS[name]
+end
+
+-- The text a script runs as (its PRELUDE and body; guarded: the identity's GUARD first), or nil; the names defined.
+function M.script_text(name, guarded) return (guarded and GUARDED or SCRIPTS)[name] end
+function M.script_names()
+  local list = {}
+  for name in pairs(SCRIPTS) do list[#list + 1] = name end
+  table.sort(list)
+  return list
 end
 
 local S = {}
@@ -103,7 +115,8 @@ function M.for_key(url, key, timeout)
   local function make() return M.new(url, { timeout = timeout }) end
   if config.nginx() then return make() end
   local c = Url.parse(url)
-  return key:part(string_format("store %s\0%d\0%.17g", c.id, c.replicas, c.replica_timeout), make)
+  return key:part(string_format("store %s\0%d\0%.17g\0%s", c.id, c.replicas, c.replica_timeout,
+    tostring(c.key_locking)), make)
 end
 
 -- A store of verify = false said to on_event at warning level, once in a process (its server's).  The store.
@@ -179,18 +192,18 @@ function S:send_for(h, name, keys, args, wait)
 end
 
 -- wait: a record naming a paid task, acknowledged by the store's replicas (S:result's third value says whether).
+-- (key_locking: Upstash locks only a script's KEYS when its first line says so, a line Redis refuses)
+M.KEY_LOCKING = "#!lua flags=allow-key-locking\n"
+
 function S:send_script(name, keys, args, wait)
   local body = SCRIPTS[name]
   if not body then error("store:send_script: no script " .. tostring(name), 2) end
   local pre = type(keys[1]) == "string" and keys[1]:match("^starvideos:{[^}]*}:")
-  local list = { "EVAL", body, tostring(#keys) }
-  if pre then list[2], list[3], list[4] = GUARDED[name], tostring(#keys + 1), pre .. "identity" end
-  for _, k in ipairs(keys) do list[#list + 1] = k end
-  local at = #list + 1
-  if pre then list[at] = self.identity:arg(pre) end
-  for _, a in ipairs(args) do list[#list + 1] = tostring(wire(a)) end
-  list.n = #list
-  return queue(self, { args = list, pre = pre, at = at, wait = wait })
+  if pre then body = GUARDED[name] end
+  if self.cfg.key_locking then body = M.KEY_LOCKING .. body end
+  local list, at = Declared.list(body, keys, nil, args, pre and { pre .. "identity", self.identity:arg(pre) }, wire)
+  return queue(self, { args = list, pre = pre, at = at, wait = wait, name = name, body = body, keys = keys,
+    args_in = args })
 end
 
 function S:watch(pre, w, on) self.identity:watch(pre, w, on) end
@@ -228,9 +241,14 @@ function answer(st, n)
     if status == "wait" then job.reading = nil; return nil end
     st.identity:master(job.b)
     local cur = status == "error" and job.pre and tostring(value):match("^STARVIDEOS_RESET ?(%S*)")
-    if cur then
+    local labels = status == "error" and Declared.asked(value)
+    local why = labels and Declared.extend(job, labels, wire)
+    if labels and not why then
+      resend(st, job) -- (its keys declared: run again; nothing was written)
+    elseif cur then
       if st.identity:again(job, cur) then resend(st, job) else job.answer = { "ok" } end
     else
+      if why then value = why end
       if status == "broken" then job.b.broken = true end
       if job.sent then st.observe:store(core.now() - job.sent, status == "ok") end
       st.identity:heard(job, status)

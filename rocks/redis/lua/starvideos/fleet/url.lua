@@ -40,7 +40,7 @@ local STORE_FIELDS = {
   ca_file = { readable, "tls" }, cert_file = { readable, "tls" }, key_file = { readable, "tls" },
   verify = { bool, "tls" }, server_name = { text, "tls" },
   sentinel_user = { text, "sentinel" }, sentinel_password = { text, "sentinel" },
-  replicas = { replicas }, replica_timeout = { seconds },
+  replicas = { replicas }, replica_timeout = { seconds }, key_locking = { bool },
 }
 M.FIELDS = STORE_FIELDS -- the table form's fields (tools/types.lua: the annotations)
 
@@ -61,7 +61,7 @@ local function store_fields(v, cfg)
     local f = STORE_FIELDS[k]
     if k ~= "url" and not f then
       error(string.format("store: no field %s (url, ca_file, cert_file, key_file, verify, server_name, "
-        .. "sentinel_user, sentinel_password, replicas, replica_timeout)", show(k)), 0)
+        .. "sentinel_user, sentinel_password, replicas, replica_timeout, key_locking)", show(k)), 0)
     end
     local want = f and f[1](val)
     if want then error(string.format("store.%s: expected %s, got %s", k, want, show(val)), 0) end
