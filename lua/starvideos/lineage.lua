@@ -129,7 +129,7 @@ end
 
 -- The last frame of the video at path written to frame by ffmpeg: true, or nil, why.
 function M.last_frame(path, frame)
-  if not os.execute("command -v ffmpeg >/dev/null 2>&1") then
+  if not shell.has("ffmpeg") then
     return nil, "ffmpeg is not on PATH (Debian: apt-get install ffmpeg): the parent's last frame cannot be taken"
   end
   os.remove(frame)

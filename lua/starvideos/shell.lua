@@ -11,4 +11,16 @@ function M.word(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
+-- Whether the command exits 0, on every Lua: os.execute gives a status number on 5.1 and LuaJIT (256 for a
+-- command that failed: a true value), true or nil from 5.2 on.
+function M.ok(command)
+  local r = os.execute(command)
+  return r == true or r == 0
+end
+
+-- Whether the program is on PATH.
+function M.has(program)
+  return M.ok("command -v " .. program .. " >/dev/null 2>&1")
+end
+
 return M
