@@ -78,6 +78,12 @@ function M.page_token(url, cookie)
   return (assert(page:match('name="studio%-token" content="([^"]+)"'), page))
 end
 
+-- A new browser: the cookie (studio_tenant's value) its first page was given.
+function M.tenant(url)
+  local head = helper.capture(str_format("curl -s -o /dev/null -D - %s", q(url)))
+  return (assert(head:match("[Ss]et%-[Cc]ookie: studio_tenant=([^;\r\n]+)"), head))
+end
+
 -- A create POSTed as the page does, for the browser of cookie: the answer's status and body.
 function M.post(url, cookie, body)
   local out = helper.capture(str_format("curl -s -w '\n%%{http_code}' -H %s -H %s -H %s -d %s %s",
