@@ -32,6 +32,11 @@ local function made(emu, id)
   error("the emulator has no task " .. tostring(id))
 end
 
+-- The SHA-256 of the file at path, in hex.
+local function sha256(path)
+  return (assert(helper.capture("sha256sum " .. q(path)):match("^(%x+)"), path))
+end
+
 -- The cards of a list by key.
 local function by_key(list)
   local out = {}
@@ -99,8 +104,13 @@ describe("a card's children in the studio", function()
     end)())
     assert.same({ "videos", "A lighthouse at night", 5 }, { rel.again.model, rel.again.prompt, rel.again.duration })
     assert.equal(end_image, rel.continue.last_image)
-    assert.truthy(rel.continue.first_image:find(st.url .. "/vids/refs/", 1, true), rel.continue.first_image)
-    assert.truthy(rel.remix.referenceVideos[1]:find(st.url .. "/vids/refs/", 1, true))
+    -- the continue's first frame and the remix's video, each named by its SHA-256 in the bucket: the frame ffmpeg
+    -- took from the parent's video (beside the child's), and the parent's video itself
+    local videos = dir .. "/studio/videos/"
+    assert.truthy(rel.continue.first_image:find(st.url .. "/vids/refs/" .. sha256(videos .. seen.continued.key
+      .. ".mp4.first.png") .. ".png?", 1, true), rel.continue.first_image)
+    assert.truthy(rel.remix.referenceVideos[1]:find(st.url .. "/vids/refs/" .. sha256(videos .. parent .. ".mp4")
+      .. ".mp4?", 1, true), rel.remix.referenceVideos[1])
     assert.same({ PROMPT, 5 }, { rel.remix.prompt, rel.remix.duration })
     -- a reload: the same children, the same parents
     local after = by_key(seen.after_reload)
