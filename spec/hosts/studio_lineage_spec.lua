@@ -5,7 +5,9 @@
 -- and "remix" each make one create and a child card that names its parent, linked to the parent's card, whose video
 -- plays; a continue without its end frame refused with the library's message, nothing sent.  The journal holds the
 -- lineage (client:tasks{parent = id}); a reload and a restart show the same parents.  Restarted without a bucket, a
--- remix is refused with the library's message, nothing sent.  Waits for conditions, never for a time.
+-- remix is refused with the library's message, nothing sent; over HTTP, a child of another browser's card and bodies
+-- a child does not take are refused; and a continue's ffmpeg (one on the studio's PATH that waits until nginx has
+-- answered this spec) holds no worker.  Waits for conditions, never for a time.
 
 local nginx_run = require "spec.support.nginx_run"
 if nginx_run.pending_unless_ready("a card's children in the studio", { "/usr/sbin/nginx", "curl" }) then return end
@@ -159,5 +161,43 @@ describe("a card's children in the studio", function()
       assert.same({ case[3], case[4] }, { status, (cjson.decode(text) or {}).error }, text)
     end
     assert.equal(4, emu:creates())
+  end)
+
+  it("answers while a continue's ffmpeg runs: the frame is taken without holding nginx's worker", function()
+    assert(seen, "the first case ran")
+    -- an ffmpeg on the studio's PATH that waits, once started, until this spec has had an answer from nginx
+    local bin = dir .. "/bin"
+    assert(helper.execute("mkdir -p " .. q(bin) .. " && chmod 777 " .. q(bin)))
+    helper.write_file(bin .. "/ffmpeg", string.format("#!/bin/sh\ntouch %s\nwhile [ ! -e %s ]; do sleep 0.05; done\n"
+      .. "exec %s \"$@\"\n", q(bin .. "/started"), q(bin .. "/go"),
+      q((helper.capture("command -v ffmpeg"):gsub("%s+$", "")))))
+    assert(helper.execute("chmod 755 " .. q(bin .. "/ffmpeg")))
+    assert.truthy(studio_run.stop(proc, port), "nginx let go of its port")
+    proc, url = studio_run.start(dir, port, emu, { STUDIO_TENANT_LIMIT = "", STUDIO_REFS = "s3://vids/refs/",
+      AWS_ENDPOINT_URL = st.url, AWS_ACCESS_KEY_ID = "S3RVER", AWS_SECRET_ACCESS_KEY = "S3RVER",
+      PATH = bin .. ":" .. os.getenv("PATH") })
+    local state = assert(cjson.decode(helper.read_file(dir .. "/state.json")))
+    local mine
+    for _, c in ipairs(state.cookies) do if c.name == "studio_tenant" then mine = c.value end end
+    local status, text = studio_run.post(url, mine, cjson.encode { from = seen.parent.key, relation = "continue",
+      last_image = emu.url .. "/media/end.png?w=320&h=240" })
+    assert.equal(202, status, text)
+    local key = cjson.decode(text).key
+    assert.truthy(helper.wait_until(function() return helper.exists(bin .. "/started") end, 30), "ffmpeg ran")
+    -- (a worker held by ffmpeg would answer nothing until it ends, and it ends only after this answer)
+    local page = helper.capture("curl -s -m 20 -o /dev/null -w '%{http_code}' " .. q(url))
+    helper.write_file(bin .. "/go", "")
+    assert.equal("200", page, "the page, while ffmpeg runs")
+    local saved
+    helper.wait_until(function()
+      local cards = helper.capture("curl -s -H " .. q("Cookie: studio_tenant=" .. mine) .. " " .. q(url .. "tasks"))
+      for _, c in ipairs((cjson.decode(cards) or {}).cards or {}) do
+        if c.key == key and (c.state == "saved" or c.state == "failed") then saved = c end
+      end
+      return saved
+    end, 60)
+    assert.same({ "saved", seen.parent.key, "continue" }, { saved and saved.state, saved and saved.parent,
+      saved and saved.relation }, cjson.encode(saved))
+    assert.equal(5, emu:creates())
   end)
 end)

@@ -56,6 +56,7 @@ end
 -- seconds that took.  more: settings of the studio's environment in place of these.
 function M.start(dir, port, emu, more)
   local log = dir .. "/studio.out"
+  os.remove(log) -- (a restart's: the URL an earlier start printed there is not this one's)
   local t0 = socket.gettime()
   local proc = helper.spawn(command(dir, port, emu, more, log))
   local url = "http://127.0.0.1:" .. port .. "/"
