@@ -87,6 +87,7 @@ build = {
     ["starvideos.cli.display"] = "lua/starvideos/cli/display.lua",
     ["starvideos.cli.json"] = "lua/starvideos/cli/json.lua",
     ["starvideos.cli.output"] = "lua/starvideos/cli/output.lua",
+    ["starvideos.cli.lineage"] = "lua/starvideos/cli/lineage.lua",
     ["starvideos.cli.plan"] = "lua/starvideos/cli/plan.lua",
     ["starvideos.cli.spend"] = "lua/starvideos/cli/spend.lua",
     ["starvideos.client"] = "lua/starvideos/client.lua",

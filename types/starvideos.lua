@@ -63,6 +63,8 @@
 ---@field create_limit? starvideos.Limit at most count creates in any per seconds
 ---@field interval? number seconds between polls until the schedule has learned (default 30)
 ---@field journal? string the ledger on a JSON-lines file (not with store)
+---@field keepalive_pool? integer inside nginx: connections kept per host and port, 1 to 1024 (default: max_connections)
+---@field keepalive_timeout? number inside nginx: seconds a kept-alive connection may idle (lua-resty-http's name) (default 60)
 ---@field lease? number seconds a process's lease on its tasks in a store lasts (default 30)
 ---@field log? "debug"|"info"|fun(line: string) one line per event
 ---@field max_connections? integer exchanges of the key open at once, 1 to 1024 (default 16)

@@ -55,15 +55,23 @@ describe("spend limits on the command line", function()
     assert.same({ "spend_limited", 0.8, 1 }, { doc.error.kind, doc.error.spent, doc.error.amount })
     assert.equals(2, #posts())
     -- a limit with a window: when it opens again, as a date and in seconds
-    r = run(with(CREATE, "--journal", dir .. "/other.jsonl", "--prices", ALL, "--spend-limit",
+    local windowed = with(CREATE, "--journal", dir .. "/other.jsonl", "--prices", ALL, "--spend-limit",
+      '{"amount": 0.5, "per": 31622400}')
+    assert.equals(0, run(windowed, env()).code)
+    r = run(windowed, env())
+    assert.equals(1, r.code)
+    assert.matches("^starvideos create: spend_limited: %-%-spend%-limit: 0%.4 spent of the key in this window %(at "
+      .. "most 0%.5, counted in the journal [^)]+%): the next create is refused until %d%d%d%d%-%d%d%-%d%d "
+      .. "%d%d:%d%d:%d%d UTC, in %d+ s$", lines(r.err)[2])
+    assert.matches("^starvideos create: warning: %-%-spend%-limit: 100%% of 0%.5 reached for the key in the window "
+      .. "ending .* %(a create was refused%)$", lines(r.err)[1])
+    -- a price above the amount: no window lets it through, said so
+    r = run(with(CREATE, "--journal", dir .. "/third.jsonl", "--prices", ALL, "--spend-limit",
       '{"amount": 0.3, "per": 31622400}'), env())
     assert.equals(1, r.code)
-    assert.matches("^starvideos create: spend_limited: %-%-spend%-limit: 0 spent of the key in this window %(at most "
-      .. "0%.3, counted in the journal [^)]+%): the next create is refused until %d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d "
-      .. "UTC, in %d+ s$", lines(r.err)[2])
-    assert.matches("^starvideos create: warning: %-%-spend%-limit: 100%% of 0%.3 reached for the key in the window "
-      .. "ending .* %(a create was refused%)$", lines(r.err)[1])
-    assert.equals(2, #posts())
+    assert.matches("a create of videos costs 0%.4, more than the limit's amount %(0%.3%): no window lets it through",
+      lines(r.err)[#lines(r.err)])
+    assert.equals(3, #posts())
   end)
 
   it("--spend-limit that is not a limit, or that the library refuses: exit 2 naming --spend-limit and the library's "

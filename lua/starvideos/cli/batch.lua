@@ -91,22 +91,7 @@ end
 
 -- The command as given (its flags in the command's order), to run again; without --fresh,
 -- which would pay again for every video it made.
-local function again(opts)
-  local words, note = { args.INVOKED, "batch" }, nil
-  for _, name in ipairs(args.COMMANDS.batch.flags) do
-    local v = name ~= "fresh" and opts[name] or nil
-    if name == "store" then
-      words[#words + 1], note = output.store_words(v)
-    elseif type(v) == "table" then
-      for _, item in ipairs(v) do words[#words + 1] = "--" .. name .. " " .. shell_word(item) end
-    elseif v ~= nil and v ~= true then
-      words[#words + 1] = "--" .. name .. " " .. shell_word(tostring(v))
-    elseif v == true and name ~= "help" then
-      words[#words + 1] = "--" .. name
-    end
-  end
-  return table_concat(words, " "), note or ""
-end
+local function again(opts) return output.same_command("batch", opts) end
 
 -- An entry's file name and line, as the messages name it: "0003.mp4 (line 4)", "0004.mp4 (line 5, repeats
 -- line 2)" for an entry whose request an earlier line made already (repeats).

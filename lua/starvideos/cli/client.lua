@@ -103,6 +103,7 @@ local function without_nulls(v, depth)
   end
   return t
 end
+M.without_nulls = without_nulls -- (a storyboard's shots: cli/lineage.lua)
 
 -- --prices JSON and --spend-limit JSON into the client's options o (prices, spend_limit); a text that is not the
 -- JSON expected is a usage error naming its flag (what the library refuses of them, refused() words).

@@ -272,20 +272,14 @@ local function print_plan(ctx, plan, err, name)
   return require("starvideos.cli.plan").print(plan, name, ctx.json)
 end
 
-function M.generate(ctx, opts)
-  local params, ok, verr = validated(opts)
-  if not ok then return fail(ctx, verr) end
-  local client, core = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
-  if opts["dry-run"] then
-    local function given(v) return v and function() return v end end
-    return print_plan(ctx, client:plan({ params }, { out = given(opts.out), key = given(opts.key),
-      fresh = opts.fresh, tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
-  end
+-- A create run to its end as generate runs it, its live display and the task printed: call(o) is the library's
+-- generate, again, remix or continue with the options o (the command's --out, --interval, ... and on_progress).
+function M.generated(ctx, opts, core, call)
   ctx.out = opts.out
   local d = new_display(ctx, core)
   d.started = core.now()
   d:live("creating the task...")
-  local task, err = client:generate(params, { out = opts.out, key = opts.key, fresh = opts.fresh, tenant = opts.tenant,
+  local task, err = call { out = opts.out, key = opts.key, fresh = opts.fresh, tenant = opts.tenant,
     interval = opts.interval, timeout = opts.timeout,
     on_progress = function(ev)
       if type(ev) == "table" and ev.type == "status" and ev.id then
@@ -296,7 +290,7 @@ function M.generate(ctx, opts)
         end
       end
       d:event(ev, core.now())
-    end })
+    end }
   if not task then return fail(ctx, err) end
   d:finish(opts.out ~= nil and d:downloaded())
   task.warnings = json.array(task.warnings)
@@ -308,9 +302,29 @@ function M.generate(ctx, opts)
     elseif task.video_url then
       out("video_url: ", task.video_url, "\n")
     end
+    if task.parent and not (d.tty or d.quiet) then
+      out("parent: ", task.parent, " (", tostring(task.relation), ")\n")
+    end
     if task.path then out(display.saved_line(task.path), "\n") end
   end
   return 0
+end
+
+function M.generate(ctx, opts)
+  local params, ok, verr = validated(opts)
+  if not ok then return fail(ctx, verr) end
+  local client, core = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
+  if opts["dry-run"] then
+    local function given(v) return v and function() return v end end
+    return print_plan(ctx, client:plan({ params }, { out = given(opts.out), key = given(opts.key),
+      fresh = opts.fresh, tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
+  end
+  return M.generated(ctx, opts, core, function(o) return client:generate(params, o) end)
+end
+
+-- again, remix, continue and film: cli/lineage.lua.
+for _, name in ipairs { "again", "remix", "continue", "film" } do
+  M[name] = function(ctx, opts, pos) return require("starvideos.cli.lineage")[name](ctx, opts, pos) end
 end
 
 -- The list resume and keep return, printed (`--json`: one array); the exit
@@ -475,7 +489,10 @@ function M.list(ctx, opts)
     if not opts.state or t.state == opts.state then tasks[#tasks + 1] = t end
   end
   if opts.check then return display.print_checks(tasks, ctx.json) end
-  if ctx.json then
+  if opts.tree and tasks[1] then
+    local _, core = client_for.load()
+    require("starvideos.cli.lineage").print_tree(tasks, ctx.json, core.isatty(1))
+  elseif ctx.json then
     for _, t in ipairs(tasks) do output.out(json.encode(t), "\n") end
   elseif not tasks[1] then
     out("no ", opts.state and opts.state .. " " or "", "tasks",

@@ -135,6 +135,27 @@ function M.again(ctx, id)
   return args.INVOKED .. " " .. table_concat(words, " "), note
 end
 
+-- The command name with its arguments pos and every flag of opts it takes but --fresh (which would pay for
+-- every entry again), one line for a shell, and the store's note ("" without one): the command that goes on from
+-- where a stopped batch or film was, paying for nothing it paid for before.
+function M.same_command(name, opts, pos)
+  local words, note = { args.INVOKED, name }, nil
+  for _, p in ipairs(pos or {}) do words[#words + 1] = shell_word(p) end
+  for _, flag in ipairs(args.COMMANDS[name].flags) do
+    local v = flag ~= "fresh" and opts[flag] or nil
+    if flag == "store" then
+      words[#words + 1], note = M.store_words(v)
+    elseif type(v) == "table" then
+      for _, item in ipairs(v) do words[#words + 1] = "--" .. flag .. " " .. shell_word(item) end
+    elseif v ~= nil and v ~= true then
+      words[#words + 1] = "--" .. flag .. " " .. shell_word(tostring(v))
+    elseif v == true and flag ~= "help" then
+      words[#words + 1] = "--" .. flag
+    end
+  end
+  return table_concat(words, " "), note or ""
+end
+
 -- "task ID is still running on the server: `COMMAND` picks it up again", or,
 -- once completed with a file to write, "... `COMMAND` fetches its video".
 function M.next_step(ctx, id)
