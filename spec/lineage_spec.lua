@@ -99,4 +99,17 @@ io.write(tostring(ok), " ", err.field, " ", err.message)
     assert.matches("^nil ffmpeg continue: ffmpeg is not on PATH", text)
     assert.same({}, emu:requests())
   end)
+
+  it("without ffmpeg on PATH under LuaJIT (nginx's VM, whose os.execute gives 256 for a command that failed): "
+    .. "the refusal names ffmpeg", function()
+    local cpath = helper.root .. "/build/luajit/?.so"
+    if not (helper.execute("command -v luajit >/dev/null 2>&1") and helper.exists(cpath:gsub("%?", "starvideos/core")))
+    then pending("luajit and make luajit's modules") return end
+    local text = helper.capture("env LUA_PATH=" .. helper.shell_quote(helper.lua_path(helper.root) .. ";;")
+      .. " LUA_CPATH=" .. helper.shell_quote(cpath .. ";;") .. " PATH=/nonexistent " .. helper.shell_quote(
+      helper.capture("command -v luajit"):gsub("%s+$", "")) .. " -e " .. helper.shell_quote(
+      "io.write(select(2, require('starvideos.lineage').last_frame('/nonexistent/p.mp4', '/nonexistent/f.png')))")
+      .. " 2>&1")
+    assert.matches("^ffmpeg is not on PATH", text)
+  end)
 end)

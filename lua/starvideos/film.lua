@@ -54,7 +54,7 @@ end
 -- Whether ffmpeg and ffprobe are on PATH: nil, or the refusal.
 local function tools()
   for _, t in ipairs { "ffmpeg", "ffprobe" } do
-    if not os.execute("command -v " .. t .. " >/dev/null 2>&1") then
+    if not shell.has(t) then
       return select(2, refused("ffmpeg", "%s is not on PATH (Debian: apt-get install ffmpeg): the shots cannot be "
         .. "joined", t))
     end

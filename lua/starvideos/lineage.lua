@@ -130,15 +130,13 @@ end
 
 -- The last frame of the video at path written to frame by ffmpeg: true, or nil, why.
 function M.last_frame(path, frame)
-  if not os.execute("command -v ffmpeg >/dev/null 2>&1") then
+  if not shell.has("ffmpeg") then
     return nil, "ffmpeg is not on PATH (Debian: apt-get install ffmpeg): the parent's last frame cannot be taken"
   end
   os.remove(frame)
-  local cmd = string_format("ffmpeg -v error -nostdin -y -sseof -1 -i %s -update 1 -frames:v 30 %s 2>&1",
-    shell.word(path), shell.word(frame))
-  local p = io.popen(cmd)
-  local said = p and p:read("*a") or ""
-  if p then p:close() end
+  -- (in nginx through ngx.pipe: its worker serves other requests while ffmpeg runs)
+  local said = shell.run(string_format("ffmpeg -v error -nostdin -y -sseof -1 -i %s -update 1 -frames:v 30 %s",
+    shell.word(path), shell.word(frame)))
   local f = io.open(frame, "rb")
   local size = f and f:seek("end") or 0
   if f then f:close() end

@@ -43,6 +43,24 @@ function showError(text) {
   $('error').hidden = !text;
 }
 
+// A create (or a card's child) POSTed with this load's token, button held meanwhile: its card's key, or null (the
+// studio's refusal shown above the form).
+async function post(body, button) {
+  button.disabled = true;
+  try {
+    const r = await fetch('/tasks', { method: 'POST', credentials: 'same-origin', body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json', 'X-Studio-Token': token } });
+    const answer = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+    showError(r.ok ? '' : answer.error);
+    if (r.ok) { mine.add(answer.key); return answer.key; }
+  } catch (e) {
+    showError(`the studio did not answer: ${e.message}`);
+  } finally {
+    button.disabled = false;
+  }
+  return null;
+}
+
 async function send(ev) {
   ev.preventDefault();
   const body = { model: $('model').value, prompt: $('prompt').value, duration: $('duration').value,
@@ -51,18 +69,75 @@ async function send(ev) {
   for (const [id] of REFS) {
     if (!$(id).closest('label').hidden) body[id] = $(id).value.split('\n').map((s) => s.trim()).filter(Boolean);
   }
-  $('send').disabled = true;
-  try {
-    const r = await fetch('/tasks', { method: 'POST', credentials: 'same-origin', body: JSON.stringify(body),
-      headers: { 'Content-Type': 'application/json', 'X-Studio-Token': token } });
-    const answer = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
-    showError(r.ok ? '' : answer.error);
-    if (r.ok) { mine.add(answer.key); $('prompt').value = ''; count(); }
-  } catch (e) {
-    showError(`the studio did not answer: ${e.message}`);
-  } finally {
-    $('send').disabled = false;
+  if (await post(body, $('send'))) { $('prompt').value = ''; count(); }
+}
+
+// A card's children: again (its create again, a new prompt if given), remix (its video as a reference video) and
+// continue (from its last frame to the end frame's URL asked for here); each made by the library from the journal.
+const ACTS = [['again', 'Again'], ['remix', 'Remix'], ['continue', 'Continue']];
+const byKey = new Map(); // the cards shown, by key: a child names its parent by the parent's prompt
+
+function field(label, input) {
+  const l = document.createElement('label');
+  l.append(label, input);
+  return l;
+}
+
+// The form of a child of the card el: a prompt (empty: the parent's), and a continue's end frame.
+function ask(el, act) {
+  const old = el.querySelector('form.ask');
+  if (old) old.remove();
+  const f = Object.assign(document.createElement('form'), { className: 'ask', noValidate: true });
+  f.dataset.act = act;
+  const prompt = Object.assign(document.createElement('textarea'), { name: 'prompt', rows: 2 });
+  f.append(field(act === 'again' ? 'New prompt (empty: the same)' : 'Prompt (empty: the parent\'s)', prompt));
+  if (act === 'continue') {
+    f.append(field('End frame URL (the last image)',
+      Object.assign(document.createElement('input'), { name: 'last_image', type: 'url', placeholder: 'https://...' })));
   }
+  const go = Object.assign(document.createElement('button'), { type: 'submit', className: 'go', textContent: act });
+  const cancel = Object.assign(document.createElement('button'), { type: 'button', className: 'cancel',
+    textContent: 'cancel' });
+  cancel.addEventListener('click', () => f.remove());
+  f.append(go, cancel);
+  f.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const body = { from: el.dataset.key, relation: act, prompt: f.elements.prompt.value.trim() };
+    if (f.elements.last_image) body.last_image = f.elements.last_image.value.trim();
+    if (await post(body, go)) f.remove();
+  });
+  el.querySelector('.acts').after(f);
+  prompt.focus();
+}
+
+// The card's buttons: again once its task is known and ended, remix and continue once its video is saved.
+function acts(el, c) {
+  const box = el.querySelector('.acts');
+  if (!box.firstChild) {
+    for (const [act, label] of ACTS) {
+      const b = Object.assign(document.createElement('button'), { type: 'button', textContent: label });
+      b.dataset.act = act;
+      b.addEventListener('click', () => ask(el, act));
+      box.append(b);
+    }
+  }
+  for (const b of box.children) {
+    b.disabled = !(c.state === 'saved' || (b.dataset.act === 'again' && c.state === 'failed' && c.id));
+  }
+}
+
+const clip = (text, n) => ([...text].length > n ? `${[...text].slice(0, n).join('')}…` : text);
+
+// A child's line: its relation and its parent, a link to the parent's card (its prompt's start, else its task id).
+function from(p, c) {
+  p.hidden = !c.relation;
+  if (!c.relation) return;
+  const parent = byKey.get(c.parent);
+  const a = document.createElement('a');
+  if (c.parent) a.href = `#card-${c.parent}`;
+  a.textContent = parent && parent.prompt ? clip(parent.prompt, 40) : `task ${c.parent_id}`;
+  p.dataset.parent = c.parent || '';
+  p.replaceChildren(`${c.relation} of `, a);
 }
 
 // A size as people read it: bytes, kB or MB (of 1000), one decimal.
@@ -103,6 +178,8 @@ function draw(el, c) {
     return [dt, dd];
   }));
   el.querySelector('.err').textContent = c.error || '';
+  from(el.querySelector('.from'), c);
+  acts(el, c);
   const media = el.querySelector('.media');
   if (c.video && !media.querySelector('video')) {
     const v = document.createElement('video');
@@ -119,7 +196,9 @@ function card(key) {
   el = document.createElement('article');
   el.className = 'card';
   el.dataset.key = key;
-  for (const [tag, cls] of [['div', 'media'], ['p', 'prompt'], ['dl', ''], ['p', 'err']]) {
+  el.id = `card-${key}`;
+  const parts = [['div', 'media'], ['p', 'prompt'], ['p', 'from'], ['dl', ''], ['p', 'err'], ['div', 'acts']];
+  for (const [tag, cls] of parts) {
     const x = document.createElement(tag);
     if (cls) x.className = cls;
     el.append(x);
@@ -129,11 +208,14 @@ function card(key) {
 
 function render(list) {
   const box = $('cards');
+  list.forEach((c) => byKey.set(c.key, c));
   list.forEach((c, i) => {
     const el = card(c.key);
     draw(el, c);
     if (box.children[i] !== el) box.insertBefore(el, box.children[i] || null);
-    if (c.kind === 'spend_limited' && mine.has(c.key) && !told.has(c.key)) { told.add(c.key); showError(c.error); }
+    // a create this page asked for and a limit or the library refused before sending it: its message above the form
+    const refused = c.kind === 'spend_limited' || (c.relation && c.state === 'failed' && !c.id);
+    if (refused && mine.has(c.key) && !told.has(c.key)) { told.add(c.key); showError(c.error); }
   });
 }
 

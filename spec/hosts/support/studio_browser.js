@@ -1,7 +1,8 @@
-// The studio in a real browser (spec/hosts/studio_spec.lua, studio_spend_spec.lua): Debian's chromium
+// The studio in a real browser (spec/hosts/studio_spec.lua, studio_spend_spec.lua, studio_lineage_spec.lua): Debian's chromium
 // driven by playwright-core (spec/npm), never a downloaded browser.  One run a phase; argv[2] is a
-// JSON object: { phase: "first" | "again" | "spend", url, state (the browser's cookies, a file),
-// screenshot (a PNG path), prompt, long_model, long_prompt, key (a card's, for "again") }.
+// JSON object: { phase: "first" | "again" | "spend" | "lineage" | "lineage_back", url, state (the browser's
+// cookies, a file), screenshot (a PNG path), prompt, long_model, long_prompt, key (a card's, for "again" and
+// "lineage_back"), end_image, continue_prompt, again_prompt (for "lineage") }.
 // Prints one JSON line: what the page showed, when, and every answer it got (to look for
 // the API key in).
 'use strict';
@@ -205,7 +206,90 @@ async function spend(browser) {
   await a.screenshot({ path: o.screenshot, fullPage: true });
 }
 
-const PHASES = { first, again, spend };
+// A card as the page shows it: its state, error, and (a child's) the line naming its parent and the link's target.
+function cardOf(page, key) {
+  return page.$eval(`.card[data-key="${key}"]`, (c) => {
+    const from = c.querySelector('.from');
+    const a = from.querySelector('a');
+    return { key: c.dataset.key, state: c.dataset.state, error: c.querySelector('.err').textContent,
+      from: from.hidden ? null : from.textContent, href: a && a.getAttribute('href'), parent: from.dataset.parent };
+  });
+}
+
+// The child of the card key its button act makes (fill: the fields of the form the button opens), waited for
+// until saved or failed: the card, its video playing when saved.
+async function child(page, key, act, fill) {
+  const before = await page.$$eval('.card', (l) => l.map((c) => c.dataset.key));
+  await page.click(`.card[data-key="${key}"] .acts button[data-act="${act}"]`);
+  for (const [name, value] of Object.entries(fill)) {
+    await page.fill(`.card[data-key="${key}"] form.ask [name="${name}"]`, value);
+  }
+  await page.click(`.card[data-key="${key}"] form.ask button.go`);
+  const h = await page.waitForFunction((b) => {
+    const c = [...document.querySelectorAll('.card')].find((x) => !b.includes(x.dataset.key));
+    return c && ['saved', 'failed'].includes(c.dataset.state) && c.dataset.key;
+  }, before, { timeout: 60000 });
+  const made = await cardOf(page, await h.jsonValue());
+  if (made.state === 'saved') made.play = await playing(page, made.key);
+  return made;
+}
+
+// Waits for the page's #error to say something new: what it says.
+async function newError(page, before) {
+  await page.waitForFunction((b) => {
+    const e = document.getElementById('error');
+    return !e.hidden && e.textContent !== b;
+  }, before, { timeout: 30000 });
+  return page.$eval('#error', (e) => e.textContent);
+}
+
+// Every card the page shows once it is live with at least n.
+async function cardsShown(page, n) {
+  await page.waitForFunction((k) => document.getElementById('live').textContent === 'live'
+    && document.querySelectorAll('.card').length >= k, n, { timeout: 30000 });
+  const keys = await page.$$eval('.card', (l) => l.map((c) => c.dataset.key));
+  return Promise.all(keys.map((k) => cardOf(page, k)));
+}
+
+// A card's children (studio.lineage): a prompt sent and saved, then its continue (to the end frame o.end_image),
+// its again with a new prompt and its remix, each saved and playing; a continue without its end frame refused
+// with the library's message; the child's link followed; the cards after a reload.
+async function lineage(browser) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  record(page);
+  await page.goto(o.url);
+  await page.waitForSelector('#model option', { state: 'attached' });
+  await page.waitForFunction(() => document.getElementById('live').textContent === 'live', null, { timeout: 15000 });
+  out.parent = await ask(page, o.prompt);
+  await page.waitForSelector(`.card[data-key="${out.parent.key}"][data-state="saved"]`, { timeout: 60000 });
+  const key = out.parent.key;
+  out.continued = await child(page, key, 'continue', { prompt: o.continue_prompt, last_image: o.end_image });
+  out.again = await child(page, key, 'again', { prompt: o.again_prompt });
+  out.remix = await child(page, key, 'remix', {});
+  out.no_end = await child(page, key, 'continue', { prompt: o.continue_prompt });
+  out.no_end_error = await newError(page, '');
+  await page.click(`.card[data-key="${out.continued.key}"] .from a`);
+  out.followed = await page.evaluate(() => window.location.hash);
+  await page.reload();
+  out.after_reload = await cardsShown(page, 5);
+  await page.screenshot({ path: o.screenshot, fullPage: true });
+  await context.storageState({ path: o.state });
+}
+
+// The same browser after a restart (of a studio without a bucket): the cards and their parents, then a remix
+// refused with the library's message.
+async function lineageBack(browser) {
+  const context = await browser.newContext({ storageState: o.state });
+  const page = await context.newPage();
+  record(page);
+  await page.goto(o.url);
+  out.cards = await cardsShown(page, 4); // (the refused continue was never in the journal)
+  out.no_bucket = await child(page, o.key, 'remix', {});
+  out.no_bucket_error = await newError(page, '');
+}
+
+const PHASES = { first, again, spend, lineage, lineage_back: lineageBack };
 
 (async () => {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,

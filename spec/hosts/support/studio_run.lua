@@ -56,6 +56,7 @@ end
 -- seconds that took.  more: settings of the studio's environment in place of these.
 function M.start(dir, port, emu, more)
   local log = dir .. "/studio.out"
+  os.remove(log) -- (a restart's: the URL an earlier start printed there is not this one's)
   local t0 = socket.gettime()
   local proc = helper.spawn(command(dir, port, emu, more, log))
   local url = "http://127.0.0.1:" .. port .. "/"
@@ -76,6 +77,12 @@ end
 function M.page_token(url, cookie)
   local page = helper.capture(str_format("curl -s -H %s %s", q("Cookie: studio_tenant=" .. cookie), q(url)))
   return (assert(page:match('name="studio%-token" content="([^"]+)"'), page))
+end
+
+-- A new browser: the cookie (studio_tenant's value) its first page was given.
+function M.tenant(url)
+  local head = helper.capture(str_format("curl -s -o /dev/null -D - %s", q(url)))
+  return (assert(head:match("[Ss]et%-[Cc]ookie: studio_tenant=([^;\r\n]+)"), head))
 end
 
 -- A create POSTed as the page does, for the browser of cookie: the answer's status and body.

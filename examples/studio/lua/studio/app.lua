@@ -3,7 +3,8 @@
 --   GET  /models   starvideos.models as JSON: the picker's fields, limits and reference slots
 --   GET  /tasks    the tenant's cards as JSON
 --   POST /tasks    a task: validated here by the library (400 and its message: nothing sent),
---                  then generated in the background (202 and the card's key)
+--                  then generated in the background (202 and the card's key); a body with `from` (a card's key)
+--                  and `relation` (again, remix, continue): a child of that card (studio.lineage)
 --   GET  /events   server-sent events: the tenant's cards whenever one changes, and (`event: spend`) its
 --                  spend panel whenever that changes (at most 4 streams a browser, 128 in all: 429 past that)
 -- guard.lua has checked the Host, the token and the tenant before any of these runs.
@@ -11,6 +12,7 @@
 local starvideos = require "starvideos"
 local cards = require "studio.cards"
 local guard = require "studio.guard"
+local lineage = require "studio.lineage"
 local runner = require "studio.runner"
 local spend = require "studio.spend"
 
@@ -95,16 +97,27 @@ local function params_of(body)
   return p
 end
 
+-- A card for params p (child: a child of a card, p its params), its task started: 202 and the card's key.
+local function started(tenant, p, child)
+  -- the card's key, and its video's name: a secret of this card, with no tenant's id in it
+  local key, failed = runner.start(tenant, p, guard.fresh("card"):sub(1, 32), child)
+  if not key then return reply(503, cards.encode { error = "cannot start: " .. tostring(failed) }) end
+  reply(202, cards.encode { key = key })
+end
+
 local function create(tenant)
   ngx.req.read_body()
-  local p, why = params_of(cards.decode(ngx.req.get_body_data() or ""))
+  local body = cards.decode(ngx.req.get_body_data() or "")
+  if type(body) == "table" and body.from ~= nil then
+    local child, status, why = lineage.request(tenant, body)
+    if not child then return reply(status, cards.encode { error = why }) end
+    return started(tenant, child.params, child)
+  end
+  local p, why = params_of(body)
   if not p then return reply(400, cards.encode { error = why }) end
   local ok, err = starvideos.validate(p)
   if not ok then return reply(400, cards.encode { error = err.message, field = err.field }) end
-  -- the card's key, and its video's name: a secret of this card, with no tenant's id in it
-  local key, failed = runner.start(tenant, p, guard.fresh("card"):sub(1, 32))
-  if not key then return reply(503, cards.encode { error = "cannot start: " .. tostring(failed) }) end
-  reply(202, cards.encode { key = key })
+  started(tenant, p)
 end
 
 function M.tasks()

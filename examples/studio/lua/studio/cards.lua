@@ -19,9 +19,10 @@ local json = cjson.new()
 
 local M = {}
 
--- What a card holds; the rest of a task is never sent to the browser.
+-- What a card holds (a child's also its parent's card key, its parent's task id and its relation: studio.lineage);
+-- the rest of a task is never sent to the browser.
 M.FIELDS = { "key", "id", "model", "prompt", "duration", "ratio", "state", "status", "eta", "bytes", "total",
-  "cost", "error", "kind", "video", "created" }
+  "cost", "error", "kind", "video", "created", "parent", "parent_id", "relation" }
 
 local function dict() return ngx.shared.studio end
 

@@ -11,14 +11,17 @@
 --   STUDIO_SPEND_LIMIT   the library's spend_limit as JSON ({"amount": 5, "per": "day"}, or a list):
 --                        STUDIO_PRICES must then price every model a limit covers
 --   STUDIO_TZ_OFFSET     the library's tz_offset (hours, 5.5, or "+05:30"): the limits' calendar
+--   STUDIO_REFS          the library's storage.refs (s3://bucket/prefix/): where a remix's video and a continue's
+--                        frame are put for the service to fetch; the store's endpoint and keys from AWS_*
 
 local starvideos = require "starvideos"
 local config = require "starvideos.config"
 local cjson = require "cjson.safe"
 local cards = require "studio.cards"
+local lineage = require "studio.lineage"
 
 local ngx = rawget(_G, "ngx")
-local ipairs, tonumber, type = ipairs, tonumber, type
+local ipairs, pairs, tonumber, type = ipairs, pairs, tonumber, type
 local math_ceil = math.ceil
 
 local M = {}
@@ -55,6 +58,13 @@ local function spend_limit(text)
   return v
 end
 
+-- STUDIO_REFS's value as the library's storage option, or nil; raises naming a bad one.
+local function storage(text)
+  if not text or text == "" then return nil end
+  assert(text:find("^s3://[%w][%w.-]*/"), "studio: STUDIO_REFS: expected s3://bucket/prefix/, got " .. text)
+  return { refs = text }
+end
+
 -- The events of a task's client: a spend limit's warning changes what the spend panels show.
 local function on_event(ev)
   if ev.type == "warning" and ev.field == "spend_limit" then cards.spend_changed() end
@@ -63,7 +73,8 @@ end
 -- A client of the studio's settings (the journal, prices, limits): each task's, the spend panels'.
 function M.client()
   return starvideos.new { journal = conf.journal, prices = conf.prices, tenant_limit = conf.tenant_limit,
-    spend_limit = conf.spend_limit, tz_offset = conf.tz_offset, on_event = conf.spend_limit and on_event or nil }
+    spend_limit = conf.spend_limit, tz_offset = conf.tz_offset, storage = conf.storage,
+    on_event = conf.spend_limit and on_event or nil }
 end
 local client = M.client
 
@@ -82,9 +93,10 @@ function M.init(dir, env)
   conf.spend_limit = spend_limit(env("STUDIO_SPEND_LIMIT"))
   local tz = env("STUDIO_TZ_OFFSET")
   conf.tz_offset = tz and tz ~= "" and (tonumber(tz) or tz) or nil
+  conf.storage = storage(env("STUDIO_REFS"))
   -- (the options as starvideos.new checks them: no client is made in nginx's init phase)
   local ok, err = pcall(config.client, { prices = conf.prices, spend_limit = conf.spend_limit,
-    tz_offset = conf.tz_offset })
+    tz_offset = conf.tz_offset, storage = conf.storage })
   if not ok then error("studio: STUDIO_SPEND_LIMIT, STUDIO_PRICES or STUDIO_TZ_OFFSET: " .. tostring(err), 0) end
 end
 
@@ -109,34 +121,42 @@ local function finish(key, task, err, path)
     return cards.update(key, { state = "saved", status = "completed", id = task.id, eta = false,
       video = "/videos/" .. basename(path or task.path) })
   end
-  -- (a create a spend limit refused was not sent: it cost nothing)
+  -- (a create a spend limit refused, or one the library or the service found invalid, cost nothing)
   local fields = { state = "failed", id = err.id or false, eta = false, error = err.message, kind = err.kind }
-  if err.kind == "spend_limited" then fields.cost = false end
+  if err.kind == "spend_limited" or err.kind == "invalid_request" then fields.cost = false end
   cards.update(key, fields)
 end
 
-local function run(premature, key, tenant, params)
+-- A generate of params, or (child: studio.lineage's request) a child of a card's task, for key's card.
+local function run(premature, key, tenant, params, child)
   if premature then return end -- nginx stops: the journal has what was created, the next start resumes it
   local c = client()
   -- the out is the create's key in the journal: a rerun of it returns its task, never pays again
-  local task, err = c:generate(params, { out = conf.videos .. "/" .. key .. ".mp4", tenant = tenant,
-    interval = conf.interval, timeout = 3600, on_progress = function(ev)
+  local opts = { out = conf.videos .. "/" .. key .. ".mp4", tenant = tenant, interval = conf.interval,
+    timeout = 3600, on_progress = function(ev)
       local fields = card_fields(ev)
       if fields then cards.update(key, fields) end
       if ev.type == "status" then cards.spend_changed() end -- (the create answered: its price spent)
-    end })
+    end }
+  local task, err
+  if child then task, err = c[child.how](c, child.parent.id, lineage.params(c, child), opts)
+  else task, err = c:generate(params, opts) end
   c:close()
   finish(key, task, err)
   cards.spend_changed() -- (a create refused, released or paid)
 end
 
 -- A card for params (validated) of tenant, under key (the browser's name of the card and of its video:
--- unguessable, and no tenant's id in it), and its generate in a timer: the key, or nil, err.
-function M.start(tenant, params, key)
+-- unguessable, and no tenant's id in it), and its generate in a timer: the key, or nil, err.  child: a child of
+-- a card (studio.lineage's request; params its params), made by the library from the parent's task.
+function M.start(tenant, params, key, child)
   assert(type(key) == "string" and key:find("^%x+$"), "studio: a card's key: expected hex digits")
-  cards.add { key = key, tenant = tenant, model = params.model, prompt = params.prompt, state = "creating",
-    created = ngx.time(), cost = conf.prices and conf.prices[params.model] }
-  local ok, err = ngx.timer.at(0, run, key, tenant, params)
+  local model = params.model or child and child.parent.model
+  local card = { key = key, tenant = tenant, model = model, prompt = params.prompt, state = "creating",
+    created = ngx.time(), cost = conf.prices and conf.prices[model] }
+  for k, v in pairs(child and lineage.fields(child) or {}) do card[k] = v end
+  cards.add(card)
+  local ok, err = ngx.timer.at(0, run, key, tenant, params, child)
   if not ok then
     cards.update(key, { state = "failed", error = "the studio cannot start it: " .. tostring(err) })
     return nil, err
@@ -148,6 +168,7 @@ end
 local function card_of(e)
   local card = { key = basename(e.out or e.key):gsub("%.mp4$", ""), tenant = e.tenant, id = e.id, model = e.model,
     prompt = e.prompt, status = e.status, cost = e.cost, created = e.created_at, state = "resuming" }
+  for k, v in pairs(lineage.recorded_fields(e) or {}) do card[k] = v end
   if e.state == "downloaded" then
     card.state, card.video, card.bytes = "saved", "/videos/" .. basename(e.path), e.bytes
   elseif e.state == "failed" or e.state == "abandoned" then
