@@ -94,6 +94,10 @@ io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
       { { shot, { model = "videos", prompt = "y", continue = true } }, { out = dir .. "/a.mp4" },
         "shots[2].last_image", "needs its last_image" },
       { { shot }, {}, "out", "opts.out is required" },
+      { { shot, { model = "videos", prompt = "y", duration = 4, remix = 2 } }, { out = dir .. "/a.mp4" },
+        "shots[2].remix", "the index of a shot before this one expected (1 to 1), got 2" },
+      { { shot, { prompt = "y", remix = 1, continue = true, last_image = "https://e.com/x.png" } },
+        { out = dir .. "/a.mp4" }, "shots[2]", "either continues the one before or remixes one, not both" },
     } do
       local ok, err = c:film(case[1], case[2])
       assert.is_nil(ok)

@@ -218,7 +218,8 @@ function Client:continue(task, params, opts) return built(self, "continue", task
 function Client:film(shots, opts)
   opts = begin(self, "film", opts)
   return require("starvideos.film").film(self, shots, opts, function(params, o) return self:generate(params, o) end,
-    function(parent, params, o) return self:continue(parent, params, o) end)
+    function(parent, params, o) return self:continue(parent, params, o) end,
+    function(parent, params, o) return self:remix(parent, params, o) end)
 end
 
 -- Wait for many tasks at once; one failure does not stop the others.

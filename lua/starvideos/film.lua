@@ -1,6 +1,7 @@
 -- A film from a storyboard (client:film, `starvideos film`; docs/lineage.md): shots made one after another, each a
 -- keyed job of its own file (<out>.shotNN.mp4: a rerun pays for no shot twice), a shot with `continue` starting
--- from the last frame of the one before (lineage.lua's continue), then joined by ffmpeg's concat into one MP4 at
+-- from the last frame of the one before (lineage.lua's continue), one with `remix = N` the video of shot N as its
+-- reference (lineage.lua's remix), then joined by ffmpeg's concat into one MP4 at
 -- out, written whole or not at all (a temporary file renamed): stream copy when the shots agree, else re-encoded.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
@@ -29,7 +30,15 @@ local function shots_of(shots)
   for i, s in ipairs(shots) do
     if type(s) ~= "table" then return refused("shots[" .. i .. "]", "a shot table expected, got %s", type(s)) end
     local params = {}
-    for k, v in pairs(s) do if k ~= "continue" then params[k] = v end end
+    for k, v in pairs(s) do if k ~= "continue" and k ~= "remix" then params[k] = v end end
+    local r = s.remix
+    if r ~= nil and (type(r) ~= "number" or r ~= math.floor(r) or r < 1 or r >= i) then
+      return refused("shots[" .. i .. "].remix", "the index of a shot before this one expected (1 to %d), got %s",
+        i - 1, tostring(r))
+    end
+    if r and s.continue then
+      return refused("shots[" .. i .. "]", "a shot either continues the one before or remixes one, not both")
+    end
     if s.continue ~= nil and type(s.continue) ~= "boolean" then
       return refused("shots[" .. i .. "].continue", "true or false expected, got %s", type(s.continue))
     end
@@ -39,7 +48,7 @@ local function shots_of(shots)
     if s.continue and s.last_image == nil then
       return refused("shots[" .. i .. "].last_image", "a shot that continues the one before needs its last_image")
     end
-    list[i] = { params = params, continue = s.continue == true }
+    list[i] = { params = params, continue = s.continue == true, remix = r }
   end
   return list
 end
@@ -103,7 +112,8 @@ local function plan(client, list, out)
   for i, s in ipairs(list) do
     local path = M.shot_path(out, i)
     local action = made[path] and "none" or "create"
-    res.shots[i] = { index = i, path = path, action = action, model = s.params.model, continues = s.continue }
+    res.shots[i] = { index = i, path = path, action = action, model = s.params.model, continues = s.continue,
+      remixes = s.remix }
     if action == "create" then
       res.creates = res.creates + 1
       cost = cost and prices[s.params.model] and cost + prices[s.params.model] or nil
@@ -114,9 +124,9 @@ local function plan(client, list, out)
 end
 
 -- client:film's: the shots made (run(params, opts) for a new shot, cont(parent, params, opts) for one that
--- continues) and joined: {path, shots = {tasks}, copied}, or nil, err (err.shot: the shot that failed); with
--- opts.dry_run, the plan.
-function M.film(client, shots, opts, run, cont)
+-- continues, remix(parent, params, opts) for one that remixes an earlier shot) and joined: {path, shots = {tasks},
+-- copied}, or nil, err (err.shot: the shot that failed); with opts.dry_run, the plan.
+function M.film(client, shots, opts, run, cont, remix)
   local list, err = shots_of(shots)
   if not list then return nil, err end
   if type(opts.out) ~= "string" then return refused("out", "opts.out is required: the film's file") end
@@ -133,7 +143,9 @@ function M.film(client, shots, opts, run, cont)
     for k, v in pairs(opts) do if k ~= "dry_run" then o[k] = v end end
     o.out = M.shot_path(opts.out, i)
     local t, terr
-    if s.continue then t, terr = cont(tasks[i - 1], s.params, o) else t, terr = run(s.params, o) end
+    if s.continue then t, terr = cont(tasks[i - 1], s.params, o)
+    elseif s.remix then t, terr = remix(tasks[s.remix], s.params, o)
+    else t, terr = run(s.params, o) end
     if not t then
       terr.shot = i
       return nil, terr

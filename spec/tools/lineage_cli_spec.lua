@@ -148,6 +148,11 @@ describe("lineage on the command line", function()
         board .. ": shot 1: \"continue\": the first shot has no shot before it" },
       { '{"shots": [{"model": "videos", "prompt": "a", "duration": 4}, {"model": "videos", "prompt": "b", '
         .. '"duration": 99}]}', board .. ": shot 2: duration: expected a whole number of seconds" },
+      { '{"shots": [{"model": "videos", "prompt": "a", "duration": 4}, {"prompt": "b", "remix": 3}]}',
+        board .. ": shot 2: \"remix\" expects the number of a shot before it (1 to 1)" },
+      { '{"shots": [{"model": "videos", "prompt": "a", "duration": 4}, {"model": "starvideos_o3", "prompt": "b", '
+        .. '"remix": 1, "referenceImages": ["https://e/1.png", "https://e/2.png", "https://e/3.png", '
+        .. '"https://e/4.png", "https://e/5.png"]}]}', board .. ": shot 2: referenceImages" },
     } do
       helper.write_file(board, case[1])
       local r = run({ "film", board, "--out", dir .. "/f.mp4", "--journal", journal }, env())

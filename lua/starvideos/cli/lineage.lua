@@ -74,7 +74,13 @@ end
 -- parent's last frame as its first image (a stand-in URL here: the frame is taken once that shot is made).
 local function request_of(shot, prev)
   local p = {}
-  for k, v in pairs(shot) do if k ~= "continue" then p[k] = v end end
+  for k, v in pairs(shot) do if k ~= "continue" and k ~= "remix" then p[k] = v end end
+  if shot.remix then -- (the shot's video as a reference video: a stand-in URL here too)
+    local refs = type(p.referenceVideos) == "table" and p.referenceVideos or {}
+    refs[#refs + 1] = "https://frame.invalid/shot.mp4"
+    p.referenceVideos = refs
+    return p
+  end
   if not shot.continue then return p end
   for _, k in ipairs { "model", "duration", "ratio", "resolution" } do
     if p[k] == nil and (k == "model" or (p.model or prev.model) == prev.model) then p[k] = prev[k] end
@@ -103,6 +109,11 @@ local function storyboard(file)
       usage_error("%s: shot %d: \"continue\" expects true or false, got %s", file, i, type(shot.continue))
     elseif shot.continue and i == 1 then
       usage_error("%s: shot 1: \"continue\": the first shot has no shot before it to continue", file)
+    elseif shot.remix ~= nil and (type(shot.remix) ~= "number" or shot.remix % 1 ~= 0 or shot.remix < 1
+      or shot.remix >= i) then
+      usage_error("%s: shot %d: \"remix\" expects the number of a shot before it (1 to %d)", file, i, i - 1)
+    elseif shot.remix and shot.continue then
+      usage_error("%s: shot %d: a shot either continues the one before or remixes one, not both", file, i)
     elseif shot.continue and shot.last_image == nil then
       usage_error("%s: shot %d: \"continue\" needs the shot's \"last_image\" (the API takes the shot before's last "
         .. "frame as its first image only beside one)", file, i)

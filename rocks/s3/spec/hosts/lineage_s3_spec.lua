@@ -86,21 +86,26 @@ describe("remix and continue with a bucket (s3rver) and the emulator fetching th
       assert.same({ parent.id, "continue" }, { t.parent, t.relation })
     end)
 
-  it("a film whose second shot continues the first: 2 creates, the second's first_image the first's last frame, "
-    .. "one film of both", function()
+  it("a film whose second shot continues the first and whose third remixes the first: 3 creates, the second's "
+    .. "first_image the first's last frame, the third's reference video the first's file, one film of all", function()
       if why then pending(why) return end
       helper.write_file(dir .. "/end2.png", media.png { width = 320, height = 240 })
       local _, before = last_task()
       local r = assert(client:film({ { model = "videos", prompt = "the road", duration = 4 },
-        { prompt = "the road goes on", continue = true, last_image = { file = dir .. "/end2.png" } } },
+        { prompt = "the road goes on", continue = true, last_image = { file = dir .. "/end2.png" } },
+        { prompt = "the road as a cartoon", remix = 1, duration = 4 } },
         { out = dir .. "/film.mp4" }))
-      local made, n = last_task()
-      assert.equal(before + 2, n)
+      local tasks = emu:tasks()
+      local made, n = tasks[#tasks - 1], #tasks
+      assert.equal(before + 3, n)
       assert.same({ r.shots[1].id, "continue" }, { r.shots[2].parent, r.shots[2].relation })
+      assert.same({ r.shots[1].id, "remix" }, { r.shots[3].parent, r.shots[3].relation })
+      local shot1 = helper.read_file(dir .. "/film.shot01.mp4")
+      assert.same({ 200, core.hash(shot1) }, { tasks[#tasks].fetched[1].status, tasks[#tasks].fetched[1].hash })
       local by = {}
       for _, f in ipairs(made.fetched) do by[f.field] = f end
       assert.equal(core.hash(helper.read_file(dir .. "/film.shot02.mp4.first.png")), by.first_image.hash)
-      assert.equal("8.000000", helper.capture("ffprobe -v error -show_entries format=duration -of csv=p=0 "
+      assert.equal("12.000000", helper.capture("ffprobe -v error -show_entries format=duration -of csv=p=0 "
         .. q(dir .. "/film.mp4")):match("[%d.]+"))
     end)
 end)
