@@ -41,7 +41,7 @@ describe("client:generate_all", function()
     end
     assert.equal(n, emu:creates())
     local last = batches[#batches]
-    assert.same({ type = "batch", created = n, done = n, failed = 0, cancelled = 0, total = n }, last)
+    assert.same({ type = "batch", created = n, done = n, failed = 0, cancelled = 0, refused = 0, total = n }, last)
     -- the first file was done before the last create was answered
     local first_done, all_created
     for k, ev in ipairs(batches) do
@@ -97,8 +97,10 @@ describe("client:generate_all", function()
     assert.equal("duration", results[2].err.field)
     assert.truthy(results[1].path and results[3].path)
     assert.equal(2, emu:creates())
-    assert.same({ type = "batch", created = 0, done = 0, failed = 1, cancelled = 0, total = 3 }, batches[1])
-    assert.same({ type = "batch", created = 2, done = 2, failed = 1, cancelled = 0, total = 3 }, batches[#batches])
+    assert.same({ type = "batch", created = 0, done = 0, failed = 1, cancelled = 0, refused = 0, total = 3 },
+      batches[1])
+    assert.same({ type = "batch", created = 2, done = 2, failed = 1, cancelled = 0, refused = 0, total = 3 },
+      batches[#batches])
   end)
 
   it("refuses an out without exactly one %d, two entries of one file, and an entry that is not a table", function()

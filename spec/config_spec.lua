@@ -326,7 +326,7 @@ describe("one policy", function()
       with_defaults({ max_connections = 7 }, function()
         assert.equal(7, slots_of(options.client { api_key = "k", base_url = emu.url }))
       end)
-      for _, k in ipairs { "user_agent", "connect_timeout" } do
+      for _, k in ipairs { "user_agent", "connect_timeout", "keepalive_timeout" } do
         local cfg = options.client { api_key = "k", base_url = emu.url }
         cfg[k] = nil
         local ok, msg = pcall(N.new, cfg, key(cfg))
@@ -483,5 +483,21 @@ describe("one policy", function()
       end
       t:close()
     end)
+  end)
+end)
+
+describe("keepalive_timeout and keepalive_pool outside nginx (libcurl's: spec/curl/keepalive_spec.lua)",
+  function()
+  it("are taken with good values, and a bad one raises naming the option", function()
+    local c = starvideos.new { api_key = "k", base_url = "http://127.0.0.1:9", keepalive_timeout = 0.5,
+      keepalive_pool = 1 }
+    c:close()
+    for name, bad in pairs { keepalive_timeout = { 0, -1, 86401, "60" }, keepalive_pool = { 0, 1.5, 1025, "8" } } do
+      for _, v in ipairs(bad) do
+        local ok, msg = pcall(starvideos.new, { api_key = "k", base_url = "http://127.0.0.1:9", [name] = v })
+        assert.is_false(ok, name)
+        assert.matches("bad option '" .. name .. "' to 'new' (", msg, 1, true)
+      end
+    end
   end)
 end)

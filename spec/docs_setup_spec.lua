@@ -41,6 +41,24 @@ describe("setup, as the docs tell it", function()
       "the shared cjson left as it was")
   end)
 
+  it("openresty.md gives the keep-alive options beside the timeouts, with their defaults and lua-resty-http's "
+    .. "milliseconds, and installs the rocks into OpenResty's own LuaJIT", function()
+    local markdown = require "spec.support.markdown"
+    local DEFAULTS = require("starvideos.config").DEFAULTS
+    local text = page("docs/openresty.md")
+    local sec = assert(markdown.section(text, "## Keep-alive connections"), "no ## Keep-alive connections")
+    for _, name in ipairs { "connect_timeout", "timeout", "keepalive_timeout", "keepalive_pool" } do
+      local cells = assert(markdown.row(sec, name), "no row for " .. name)
+      assert.equals("`" .. (DEFAULTS[name] or "max_connections") .. "`", cells[2], name)
+    end
+    assert.matches("(ms)", markdown.row(sec, "keepalive_timeout")[3], 1, true)
+    assert.matches("seconds × 1000: `keepalive_timeout = 60` is lua-resty-http's `keepalive_timeout = 60000`",
+      sec:gsub("\n", " "), 1, true)
+    local rocks = assert(markdown.section(text, "## The rocks in OpenResty's own LuaJIT"), "no section on the rocks")
+    assert.matches("\nluarocks --lua-dir=/usr/local/openresty/luajit --tree=/usr/local/openresty/luajit make "
+      .. "--deps-mode=none\n", rocks, 1, true)
+  end)
+
   it("observability.md names a receiver to try traces with, and nginx's env lines", function()
     local text = page("docs/observability.md"):gsub("\n", " ")
     assert.matches("jaegertracing/all-in-one", text, 1, true)

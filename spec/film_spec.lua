@@ -26,14 +26,23 @@ describe("client:film", function()
     helper.cleanup()
   end)
 
-  -- A child process making the film of SHOTS at dir/film.mp4, its journal in dir.
+  -- An absolute path as a path relative to the current folder (ffmpeg's concat reads a relative path against
+  -- its list's folder: a film's out given so).
+  local function relative(path)
+    local cwd = helper.capture("pwd"):gsub("%s+$", "")
+    local _, depth = cwd:gsub("/[^/]+", "")
+    return string.rep("../", depth) .. path:sub(2)
+  end
+
+  -- A child process making the film of SHOTS at dir/out/film.mp4 (a relative path), its journal in dir.
   local function child(dir)
     local prog = dir .. "/film.lua"
     helper.write_file(prog, string.format([[
 local c = require("starvideos").new { api_key = %q, base_url = %q, journal = %q, interval = 0.1, min_interval = 0.1 }
 local r, err = c:film(%s, { out = %q })
 io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
-]], KEY, emu.url, dir .. "/j.jsonl", SHOTS, dir .. "/film.mp4"))
+]], KEY, emu.url, dir .. "/j.jsonl", SHOTS, relative(dir .. "/out/film.mp4")))
+    os.execute("mkdir -p " .. q(dir .. "/out"))
     return helper.spawn(helper.CHILD_ENV .. " " .. q(helper.lua) .. " " .. q(prog) .. " 2>&1")
   end
 
@@ -42,18 +51,18 @@ io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
     emu:clear()
     local dir = helper.tmpdir()
     local p = child(dir)
-    assert.is_true(helper.wait_until(function() return helper.exists(dir .. "/film.shot02.mp4") end, 60))
+    assert.is_true(helper.wait_until(function() return helper.exists(dir .. "/out/film.shot02.mp4") end, 60))
     helper.execute("kill -INT " .. p.pid)
     local said = p.pipe:read("*a")
     p:close()
-    assert.falsy(helper.exists(dir .. "/film.mp4"), said)
+    assert.falsy(helper.exists(dir .. "/out/film.mp4"), said)
     local again = child(dir)
     local text = again.pipe:read("*a")
     again:close()
     assert.matches("^made ", text)
     assert.equal(4, emu:creates(), "each shot paid once")
-    assert.equal(19, seconds(dir .. "/film.mp4"))
-    assert.truthy(helper.execute("ffmpeg -v error -nostdin -i " .. q(dir .. "/film.mp4") .. " -f null - 2>"
+    assert.equal(19, seconds(dir .. "/out/film.mp4"))
+    assert.truthy(helper.execute("ffmpeg -v error -nostdin -i " .. q(dir .. "/out/film.mp4") .. " -f null - 2>"
       .. q(dir .. "/decode.log")), helper.read_file(dir .. "/decode.log"))
     assert.equal("", helper.read_file(dir .. "/decode.log"))
   end)
@@ -93,5 +102,11 @@ io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
     end
     assert.equal(0, emu:creates())
     c:close()
+    local none = starvideos.new { api_key = KEY, base_url = emu.url }
+    local ok, err = none:film({ shot }, { out = dir .. "/b.mp4" })
+    assert.same({ nil, "journal" }, { ok, err.field })
+    assert.matches("a rerun after Ctrl%-C pays for every shot again", err.message)
+    assert.equal(0, emu:creates(), "no shot paid without a ledger")
+    none:close()
   end)
 end)

@@ -58,6 +58,11 @@ describe("again, remix and continue", function()
         { function() return client:again(parent.id, {}, {}) end, "out", "again: opts.out is required" },
         { function() return client:again(parent.id, {}, { out = dir .. "/parent.mp4" }) end, "out",
           "is task .*'s own file" },
+        { function()
+          local cwd = helper.capture("pwd"):gsub("%s+$", "")
+          local _, depth = cwd:gsub("/[^/]+", "")
+          return client:again(parent.id, {}, { out = string.rep("../", depth) .. (dir .. "/parent.mp4"):sub(2) })
+        end, "out", "is task .*'s own file" }, -- (named relatively)
         { function() return client:continue(parent.id, { prompt = "on" }, out) end, "last_image",
           "params.last_image is required" },
         { function() return client:remix(parent.id, { model = "starvideos_o3", prompt = "remix" }, out) end,

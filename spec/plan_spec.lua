@@ -155,6 +155,32 @@ describe("client:plan", function()
       c:close()
     end)
 
+  it("with spend_limit: the creates walked in order on top of what is spent, each past a limit none, reason "
+    .. "spend_limited, its error the run's; refused counted, creates and cost only those that go (no ledger too)",
+    function()
+      local limit = { amount = 1, scope = "model", model = "videos" }
+      local c = client { journal = false, prices = { videos = 0.4, videos_fast = 0.25 }, spend_limit = limit }
+      local list = prompts(3)
+      list[4] = { model = "videos_fast", prompt = "fast", duration = 5 } -- (not covered: it goes)
+      local plan = c:plan(list, {})
+      assert.same({ "create", "create", "none", "create" }, by(plan, "action"))
+      assert.same({ "no ledger", "no ledger", "spend_limited", "no ledger" }, by(plan, "reason"))
+      local err = plan.entries[3].err
+      assert.same({ "spend_limited", "spend_limit", 0.8, 1, limit.model }, { err.kind, err.field, err.spent, err.amount,
+        err.limit.model })
+      assert.same({ 3, 1, 0.4 * 2 + 0.25 }, { plan.creates, plan.refused, plan.cost })
+      assert.same({ videos = { creates = 2, cost = 0.8 }, videos_fast = { creates = 1, cost = 0.25 } }, plan.by_model)
+      assert.same({}, emu:requests())
+      assert(c:create(list[1])) -- 0.4 spent now: one create of videos goes
+      plan = c:plan(list, {})
+      assert.same({ "create", "none", "none", "create" }, by(plan, "action"))
+      assert.same({ 2, 2 }, { plan.creates, plan.refused })
+      local made = emu:creates()
+      c:generate_all(prompts(3), { interval = 0.05 }) -- the run: as the plan said, one more create goes
+      assert.equal(made + 1, emu:creates())
+      c:close()
+    end)
+
   it("resume's and keep's dry_run: the downloads they would make, to where, claiming nothing", function()
     local c = client()
     local a = assert(c:create(prompts(1)[1]))

@@ -31,13 +31,17 @@ describe("spend_limit", function()
       { { amount = 1, scope = "model", model = "nope" }, 'spend_limit.model: not a model %(' },
       { { amount = 1, scope = "model" }, 'spend_limit.model: a model\'s name expected for scope "model"' },
       { { amount = 1, model = "videos" }, 'spend_limit.model: only for scope "model"' },
-      { { amount = 1, per = 0 }, 'spend_limit.per: a number of seconds from 1 to 31622400, "day" or "month"' },
+      { { amount = 1, per = 0 }, 'spend_limit.per: a whole number of seconds from 1 to 31622400, "day" or "month"' },
       { { amount = 1, per = "week" }, 'spend_limit.per: .* got "week"' },
+      { { amount = 1, per = 1.5 }, 'spend_limit.per: a whole number of seconds .* got 1.5' },
       { { amount = 1, tenant = "a" }, 'spend_limit.tenant: only for scope "tenant"' },
       { { amount = 1, cap = 2 }, "spend_limit.cap: unknown field %(amount, per, scope, model, tenant%)" },
       { { { amount = 1 }, "x" }, 'spend_limit%[2%]: a table {amount = A' },
       { { { amount = 1 }, { amount = -2 } }, "spend_limit%[2%].amount: a finite amount >= 0 expected" },
       { 5, "spend_limit: a limit {amount = A, ...} or a list of them expected, got 5" },
+      { { per = "day", scope = "tenant" }, "spend_limit.amount: a finite amount >= 0 expected, got nil" },
+      { { { amount = 2, per = 86400 }, { amount = 10, per = 86400.0 } }, "spend_limit%[2%]: the same scope, model, "
+        .. "tenant and per as spend_limit%[1%]: one count for both" },
       { { amount = 1 }, "spend_limit: a create of starvideos_o3 cannot be counted: prices has no price for "
         .. "starvideos_o3; give prices.starvideos_o3, or a limit of scope \"model\"", { videos = 0.4 } },
       { { amount = 1, scope = "model", model = "starvideos_o3" }, "spend_limit: a create of starvideos_o3 cannot be "
@@ -54,12 +58,57 @@ describe("spend_limit", function()
       assert.matches(c[2], err)
       assert.same(0, #tr.sent, "nothing sent")
     end
-    for _, bad in ipairs { 15, "+25:00", "2", "+2:00", 0 / 0 } do
+    for _, bad in ipairs { 15, "+25:00", "2", "+2:00", 0 / 0, "+05:60" } do
       local ok, err = pcall(new, { tz_offset = bad })
       assert.is_false(ok)
       assert.matches("bad option 'tz_offset' to 'new' %(hours from %-12 to 14", err)
     end
     assert.truthy(new { spend_limit = { amount = 0 }, tz_offset = "+05:30" }, "a limit of 0 is a limit")
+    local every = new { spend_limit = { amount = 3, per = "day", scope = "tenant" } }
+    local e = every:spend()
+    assert.same({ 1, "tenant", nil, 0, 0, 3 }, { #e, e[1].scope, e[1].tenant, e[1].spent, e[1].reserved, e[1].amount },
+      "a limit of every tenant, none spent yet: one entry of 0")
+  end)
+
+  it("counts a limit read from JSON (per 86400.0) where the same limit in Lua counts (per 86400)", function()
+    local t = os.time()
+    local a = new { spend_limit = { amount = 1, per = 86400 } }
+    local b = new { spend_limit = require("cjson").decode('{"amount": 1, "per": 86400}') }
+    assert.equal(select(2, Spend.covering(a.cfg, "videos", nil, t)), select(2, Spend.covering(b.cfg, "videos", nil, t)))
+    assert.matches("^%x+:%d+@%d+@1000000$", (select(2, Spend.covering(b.cfg, "videos", nil, t))))
+  end)
+
+  it("a store that cannot keep a reservation (a full dict) counts nothing of it", function()
+    local kv, refused = require("starvideos.bucket").store(), true
+    local set = kv.set
+    function kv.set(k, v, ttl) if not (refused and k:find("^res:")) then set(k, v, ttl) end end
+    kv.now = os.time()
+    local spec = "k1:0@0@1000000"
+    assert.is_nil(Spend.take(kv, "l1", 400000, spec, kv.now))
+    assert.same({ nil, nil }, { kv.get("sp:k1:0"), kv.get("held:k1:0") })
+    refused = false
+    assert.equal("", Spend.take(kv, "l1", 400000, spec, kv.now))
+    assert.same({ 400000, 400000 }, { kv.get("sp:k1:0"), kv.get("held:k1:0") })
+  end)
+
+  it("a release this process queued on its journal is counted out by its next create", function()
+    local dir = helper.tmpdir()
+    local c = new { journal = dir .. "/j.jsonl", spend_limit = { amount = 1, per = "day", scope = "tenant" } }
+    local l = c.ledger
+    local function ask(lid)
+      for _ = 1, 200 do
+        local ok, err = l:before_create(PARAMS, lid, nil, nil, "alice")
+        if ok ~= false then return ok, err end
+        c:step(0.01)
+      end
+    end
+    assert.is_true(ask("a1"))
+    assert.is_true(ask("a2"))
+    l:create_failed({}, PARAMS, "a2") -- surely not sent: released, its record queued
+    assert.is_true(ask("a3"), "0.8 with a2 released: room for 0.4")
+    local ok, err = ask("a4")
+    assert.same({ nil, "spend_limited" }, { ok, err and err.kind })
+    c:close()
   end)
 
   it("reads windows on the calendar: a month's end in a leap year, December's, a day in tz_offset, per N", function()

@@ -63,6 +63,8 @@
 ---@field create_limit? starvideos.Limit at most count creates in any per seconds
 ---@field interval? number seconds between polls until the schedule has learned (default 30)
 ---@field journal? string the ledger on a JSON-lines file (not with store)
+---@field keepalive_pool? integer inside nginx: connections kept per host and port, 1 to 1024 (default: max_connections)
+---@field keepalive_timeout? number inside nginx: seconds a kept-alive connection may idle (lua-resty-http's name) (default 60)
 ---@field lease? number seconds a process's lease on its tasks in a store lasts (default 30)
 ---@field log? "debug"|"info"|fun(line: string) one line per event
 ---@field max_connections? integer exchanges of the key open at once, 1 to 1024 (default 16)
@@ -379,6 +381,7 @@ function Job:cancel() end
 ---@field creates integer the entries that create (paid)
 ---@field downloads integer those that download
 ---@field by_model table<starvideos.Model, starvideos.PlanModel> creates and cost of each model
+---@field refused integer the creates a spend limit would refuse (reason "spend_limited")
 ---@field cost? number the creates' prices summed, nil when one is unknown
 
 ---a model's part of a plan
@@ -390,7 +393,7 @@ function Job:cancel() end
 ---@class starvideos.PlanEntry
 ---@field index integer its position in the list
 ---@field action "create"|"download"|"none" what is done
----@field reason string why: "new", "failed before", "saved", "refused", ...
+---@field reason string why: "new", "failed before", "saved", "refused", "spend_limited", ...
 ---@field model? starvideos.Model the model
 ---@field price? number a create's price (nil: unknown)
 ---@field id? string the task of its key
@@ -617,6 +620,7 @@ function Job:cancel() end
 ---@field done integer entries completed
 ---@field failed integer entries that failed
 ---@field cancelled integer entries cancelled (Ctrl-C, close)
+---@field refused integer of the failed, those a spend limit refused (nothing sent)
 ---@field total integer entries
 
 ---@alias starvideos.Event starvideos.StatusEvent|starvideos.TakenEvent|starvideos.LateEvent|starvideos.ProgressEvent|starvideos.RequestEvent|starvideos.ResponseEvent|starvideos.RetryEvent|starvideos.WarningEvent|starvideos.JournalErrorEvent|starvideos.StoreResetEvent|starvideos.ClaimEvent|starvideos.PreflightEvent|starvideos.DeliveryEvent|starvideos.BatchEvent

@@ -80,7 +80,7 @@ struct sv_xfer {
 struct sv_http {
   CURLM *multi;
   char *api_key, *ca_file, *user_agent;
-  double connect_timeout;
+  double connect_timeout, keepalive_timeout;
   sv_list running, done, held; /* held: exchanges paused at a part's end (sv_xfer_go_on) */
   char date[40]; /* the last API answer's Date, and our wall clock when it came (sv_http_clock) */
   double date_at;

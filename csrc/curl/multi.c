@@ -127,6 +127,7 @@ sv_http *sv_http_new(const sv_http_config *cfg, char *errbuf, size_t errlen) {
   h->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
   h->user_agent = strdup(cfg->user_agent);
   h->connect_timeout = cfg->connect_timeout;
+  h->keepalive_timeout = cfg->keepalive_timeout;
   h->multi = curl_multi_init();
   if (!h->multi || !h->api_key || !h->user_agent || (cfg->ca_file && !h->ca_file)) {
     snprintf(errbuf, errlen, "out of memory");
@@ -385,6 +386,8 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   curl_easy_setopt(e, CURLOPT_USERAGENT, s->user_agent ? s->user_agent : h->user_agent);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, sv_curl_ms(s->user_agent ? s->connect_timeout : h->connect_timeout));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  if (h->keepalive_timeout > 0) /* (whole seconds: a part of one is one) */
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)ceil(h->keepalive_timeout));
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
   if (s->stall > 0) {

@@ -15,6 +15,7 @@ typedef struct sv_http_config {
   const char *user_agent;  /* required (the options table gives it: no default here) */
   double connect_timeout;  /* seconds */
   int max_connections;
+  double keepalive_timeout; /* seconds an idle connection is reused within (CURLOPT_MAXAGE_CONN); 0: libcurl's */
 } sv_http_config;
 
 #define SV_TAP_STEP 262144

@@ -66,7 +66,7 @@ static const char *opt_string(lua_State *L, int t, const char *k, size_t *len) {
   return v;
 }
 
-/* curl{api_key=, ca_file=, user_agent=, connect_timeout=, max_connections=}: the
+/* curl{api_key=, ca_file=, user_agent=, connect_timeout=, max_connections=[, keepalive_timeout=]}: the
    values come from the options table (config.lua), checked there; here they are
    clamped, and one missing is an error, never a default.  api_key and ca_file
    may be absent (no key: downloads only; no CA file: the system's). */
@@ -80,6 +80,10 @@ static int l_curl(lua_State *L) {
   cfg.user_agent = lsv_need_string(L, 1, "user_agent", "starvideos.curl");
   cfg.connect_timeout = lsv_need_number(L, 1, "connect_timeout", 0.001, 86400, "starvideos.curl");
   cfg.max_connections = (int)lsv_need_number(L, 1, "max_connections", 1, 1024, "starvideos.curl");
+  lua_getfield(L, 1, "keepalive_timeout"); /* (optional: a host's own table may leave it: libcurl's) */
+  cfg.keepalive_timeout = lua_isnil(L, -1) ? 0 : lsv_need_number(L, 1, "keepalive_timeout", 0.001, 86400,
+                                                                  "starvideos.curl");
+  lua_pop(L, 1);
   lh = lsv_new_object(L, sizeof *lh, 1, CURL_MT);
   /* the exchanges not taken: handle -> lightuserdata(xfer); and -handle -> the body it sends as it is (a
      part's megabytes, not copied: body_kept), until the handle is spent */

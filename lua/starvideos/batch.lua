@@ -6,6 +6,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
+local Spend = require "starvideos.spend"
 
 local now, argerror = core.now, errors.argerror
 
@@ -77,13 +78,14 @@ function Feeder:cancel()
   self.left.left = self.left.left - (self.n - self.next + 1)
 end
 
--- The batch's counts, and what it tells on_progress after each change.
+-- The batch's counts (refused: the failed that a spend limit refused), and what it tells on_progress after each
+-- change.
 local function counter(total, on_progress)
-  local c = { created = 0, done = 0, failed = 0, cancelled = 0, total = total }
+  local c = { created = 0, done = 0, failed = 0, cancelled = 0, refused = 0, total = total }
   function c.tell()
     if on_progress then
       on_progress { type = "batch", created = c.created, done = c.done, failed = c.failed, cancelled = c.cancelled,
-        total = total }
+        refused = c.refused, total = total }
     end
   end
   return c
@@ -109,6 +111,7 @@ local function spec_of(i, params, path, key, opts, c)
         if sweep then sweep[c] = c.tell; return end
       elseif job.err then
         c.failed = c.failed + 1
+        if job.err.kind == "spend_limited" then c.refused = c.refused + 1 end -- (of the failed: nothing sent)
       else
         c.done = c.done + 1
       end
@@ -153,11 +156,13 @@ function B.run(ctx, list, opts)
   return results
 end
 
--- A plan's totals (plan.entries each with its action, model and price): creates, downloads, and by_model[model] =
--- {creates =, cost =} and cost, each cost nil unless every price it adds up is known.
+-- A plan's totals (plan.entries each with its action, model and price): creates, downloads, refused (the creates a
+-- spend limit would refuse), and by_model[model] = {creates =, cost =} and cost, each cost nil unless every price it
+-- adds up is known.
 function B.totals(plan)
-  local by, cost, creates, downloads = {}, 0, 0, 0
+  local by, cost, creates, downloads, refused = {}, 0, 0, 0, 0
   for _, e in ipairs(plan.entries) do
+    if e.reason == "spend_limited" then refused = refused + 1 end
     if e.action == "create" then
       local m = by[e.model] or { creates = 0, cost = 0 }
       by[e.model], m.creates, m.cost = m, m.creates + 1, e.price and m.cost and m.cost + e.price or nil
@@ -166,7 +171,42 @@ function B.totals(plan)
       downloads = downloads + 1
     end
   end
-  plan.creates, plan.downloads, plan.by_model, plan.cost = creates, downloads, by, cost
+  plan.creates, plan.downloads, plan.by_model, plan.cost, plan.refused = creates, downloads, by, cost, refused
+  return plan
+end
+
+-- The plan's creates walked in order against the spend limits (spend.lua), as the run would reserve them: each
+-- create's price added to every limit that covers it, on top of what the ledger counts spent and reserved in the
+-- window now (ledger:spend); a create that would pass one is refused (action none, reason spend_limited, the
+-- refusal's error; was: its reason before).  A ledger that cannot be read: counted from nothing, plan.spend_error.
+local function capped(ctx, plan, tenant)
+  local cfg = ctx.cfg
+  if not cfg.spend then return plan end
+  local counted, err = ctx.ledger:spend(tenant)
+  plan.spend_error = not counted and err and tostring(err) or nil
+  local held = {} -- (limit's table, tenant) -> units spent and reserved, then each planned create's added
+  local function key(lim, who) return tostring(lim) .. "\0" .. (who or "") end
+  for _, r in ipairs(counted or {}) do
+    held[key(r.limit, r.tenant)] = math.floor((r.spent + r.reserved) * Spend.UNIT + 0.5)
+  end
+  local t = Spend.clock()
+  for _, e in ipairs(plan.entries) do
+    local price, _, which = nil, nil, nil
+    if e.action == "create" then price, _, which = Spend.covering(cfg, e.model, tenant, t) end
+    for _, w in ipairs(which or {}) do
+      local total = held[key(w.limit.lim, w.tenant)] or 0
+      if total + price > w.limit.amount then
+        e.action, e.was, e.reason, e.err = "none", e.reason, "spend_limited", select(2, Spend.refusal(w, total, t))
+        break
+      end
+    end
+    if e.action == "create" then
+      for _, w in ipairs(which or {}) do
+        local k = key(w.limit.lim, w.tenant)
+        held[k] = (held[k] or 0) + price
+      end
+    end
+  end
   return plan
 end
 
@@ -192,7 +232,8 @@ end
 
 -- What generate_all(list, opts) would do now, sending nothing: each entry's job made as the run makes it, the
 -- ledger asked for its key as the run asks it (job:known, the peek; a store's answers awaited on the loop), no
--- token taken, no create, no poll.  {entries = {...}, creates =, downloads =, by_model =, cost =}.
+-- token taken, no create, no poll; the creates a spend limit would refuse said so (capped).  {entries = {...},
+-- creates =, downloads =, refused =, by_model =, cost =}.
 function B.plan(ctx, list, opts)
   local n = #list
   local paths, keys = outs("plan", list, n, opts.out, opts.key)
@@ -210,7 +251,7 @@ function B.plan(ctx, list, opts)
   ctx.loop:drive(known, nil, nil, opts.sleep or ctx.cfg.sleep)
   local plan = { entries = {} }
   for i = 1, n do plan.entries[i] = planned(ctx, i, jobs[i], errs[i]) end
-  return B.totals(plan)
+  return B.totals(capped(ctx, plan, opts.tenant))
 end
 
 return B

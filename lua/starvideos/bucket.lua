@@ -257,7 +257,8 @@ end
 
 -- A create at t counted against checks (ledger.lua's limits: {lim, name}s) on lists (lists[i]: check i's times,
 -- oldest first; those out of its window dropped), and its price reserved in kv (ask: {lid, price, spec, tenant},
--- spend.lua's, or nil): true (t added to each) and the steps the reservation crossed; or false, the seconds until
+-- spend.lua's, or nil): true (t added to each) and the steps the reservation crossed (nil, why: its store could
+-- not keep it, nothing counted); or false, the seconds until
 -- the next create is allowed, the count in the window and the limit that holds; or false, nil, the total and
 -- {spend = i, told}: spend limit i (of ask's spec) would be passed (told: its 100% to be said).  One decision:
 -- nothing counted unless all allow it.
@@ -274,8 +275,10 @@ function B.count_on(lists, checks, t, kv, ask)
     local wait = limit(kept, t, c.lim.count, c.lim.per)
     if wait > 0 then return false, wait, #kept, c end
   end
+  local crossed = ask and Spend.take(kv, ask.lid, ask.price, ask.spec, t, ask.tenant)
+  if ask and crossed == nil then return nil, "the reservation could not be kept (nothing was counted)" end
   for _, list in ipairs(lists) do list[#list + 1] = t end
-  return true, ask and Spend.take(kv, ask.lid, ask.price, ask.spec, t, ask.tenant)
+  return true, crossed
 end
 
 -- create_limit and tenant_limit with no ledger to count them, and spend_limit's reservation (ask): in the remote's
@@ -291,12 +294,13 @@ function B:count_creates(checks, t, ask)
   return B.count_on(lists, checks, t, self.spend, ask)
 end
 
--- Create lid's reservation settled (paid: its task made, or maybe) or released, where count_creates made it; its
--- store (get) for client:spend(), or nil, err.
+-- Create lid's reservation settled (paid: its task made, or maybe) or released, where count_creates made it: true,
+-- or nil, err (nginx's dict not had).  spend_get: its store (get) for client:spend().
 function B:end_spend(lid, paid, t)
   if self.remote and self.remote.end_spend then return self.remote:end_spend(lid, paid, t) end
   self.spend.now = t
   Spend.finish(self.spend, lid, paid)
+  return true
 end
 
 function B:spend_get(t)

@@ -32,6 +32,7 @@ end
 M.DEFAULTS = {
   timeout = 30,              -- seconds, one HTTP exchange
   connect_timeout = 10,
+  keepalive_timeout = 60,    -- inside nginx: seconds a kept-alive connection idles (keepalive_pool: max_connections)
   max_retries = 2,
   max_connections = 16,      -- the key's exchanges at once (the loop admits no more)
   requests_per_second = 10,  -- every API request of the key together (bucket.lua)
@@ -305,6 +306,7 @@ M.CLIENT = {
   preflight = C.preflight, allow_private_media = C.bool, min_image_side = C.pixels, metrics = C.bool,
   trace = function(v) return require("starvideos.otel").check(v, C.url) end,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
+  keepalive_timeout = C.seconds, keepalive_pool = C.connections, -- (nginx's sockets: docs/openresty.md)
 }
 
 -- $name, or nil when it is unset or empty.

@@ -72,8 +72,8 @@ end
 function M.join(paths, out)
   local list, first, same = out .. ".film-list", nil, true
   local f = assert(io.open(list, "wb"))
-  for i, p in ipairs(paths) do
-    f:write("file ", shell.word(p), "\n")
+  for i, p in ipairs(paths) do -- (by its name: concat reads a path against the list's folder, the shots' own)
+    f:write("file ", shell.word((p:match("[^/]+$"))), "\n")
     local s = stream_of(p)
     if i == 1 then first = s elseif s ~= first then same = false end
   end
@@ -120,6 +120,10 @@ function M.film(client, shots, opts, run, cont)
   local list, err = shots_of(shots)
   if not list then return nil, err end
   if type(opts.out) ~= "string" then return refused("out", "opts.out is required: the film's file") end
+  if not client.ledger.records then -- (a shot is a keyed job only there: without, a rerun pays for each again)
+    return refused("journal", "a film's shots are keyed jobs of a ledger: give journal or store (without, a rerun "
+      .. "after Ctrl-C pays for every shot again)")
+  end
   if opts.dry_run then return plan(client, list, opts.out) end
   local missing = tools()
   if missing then return nil, missing end

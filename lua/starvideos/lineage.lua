@@ -60,7 +60,8 @@ local function new_out(how, t, opts)
     return select(2, refused(how, "out", "opts.out is required: the new video's own file (its key: a rerun pays for "
       .. "nothing again)"))
   end
-  if opts.out == t.path or opts.out == t.out then
+  local mine = require("starvideos.sink").recorded(opts.out) -- (as the ledger recorded the parent's: whole)
+  if mine == t.path or mine == t.out or opts.out == t.path then
     return select(2, refused(how, "out", "opts.out is task %s's own file: give the new video another", t.id))
   end
 end

@@ -19,7 +19,7 @@ local function new(cfg, key, own, transport)
   local curl = not transport
   transport = transport or (core.curl or require("starvideos.curl").new) { api_key = cfg.api_key,
     ca_file = cfg.ca_file, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,
-    max_connections = key.conns }
+    max_connections = key.conns, keepalive_timeout = cfg.keepalive_timeout } -- (the key's first client's)
   return setmetatable({ key = key, clients = 0, own = own, transport = transport, curl = curl,
     inflight = {}, sending = 0, max_sending = 4 * key.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
     timers = {}, due = {}, downloads = {}, busy = {}, sources = {}, heard = {},

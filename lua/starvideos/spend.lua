@@ -43,9 +43,9 @@ local function check_one(v, name)
   end
   local per = v.per
   if per ~= nil and per ~= "day" and per ~= "month" and (type(per) ~= "number" or per ~= per or per < 1
-    or per > 366 * DAY) then
-    return string_format('%s.per: a number of seconds from 1 to 31622400, "day" or "month" expected, got %s', name,
-      show(per))
+    or per > 366 * DAY or per ~= math_floor(per)) then
+    return string_format('%s.per: a whole number of seconds from 1 to 31622400, "day" or "month" expected, got %s',
+      name, show(per))
   end
   local scope = v.scope == nil and "key" or v.scope
   if scope ~= "key" and scope ~= "tenant" and scope ~= "model" then
@@ -72,7 +72,9 @@ end
 function S.check(v)
   if type(v) ~= "table" then return "spend_limit: a limit {amount = A, ...} or a list of them expected, got "
     .. show(v), true end
-  if v.amount ~= nil or next(v) == nil then
+  local single = next(v) == nil
+  for k in pairs(v) do single = single or FIELDS[k] ~= nil end
+  if single then
     local bad = check_one(v, "spend_limit")
     return bad, bad and true or nil
   end
@@ -94,7 +96,7 @@ function S.offset(v)
   local secs = type(v) == "number" and v == v and v * 3600
   if type(v) == "string" then
     local sign, h, m = v:match("^([+-])(%d%d):(%d%d)$")
-    secs = sign and (tonumber(h) * 3600 + tonumber(m) * 60) * (sign == "-" and -1 or 1)
+    secs = sign and tonumber(m) < 60 and (tonumber(h) * 3600 + tonumber(m) * 60) * (sign == "-" and -1 or 1)
   end
   if not secs or secs < -12 * 3600 or secs > 14 * 3600 then
     return nil, "hours from -12 to 14 (5.5) or \"+HH:MM\" expected, got " .. show(v)
@@ -121,10 +123,17 @@ function S.resolve(cfg, level)
           lim.model and "" or ", or a limit of scope \"model\""), level)
       end
     end
-    local per = lim.per
+    local per = type(lim.per) == "number" and math_floor(lim.per) or lim.per -- (JSON's 86400.0: 86400)
+    local id = core.hash(table.concat({ scope, lim.model or "", lim.tenant or "",
+      type(per) == "number" and string_format("%d", per) or per or "life", string_format("%d", off) }, "\0"))
+    for j = 1, i - 1 do
+      if out[j].id == id then
+        error(string.format("bad option 'spend_limit' to 'new' (%s: the same scope, model, tenant and per as "
+          .. "spend_limit[%d]: one count for both; keep one)", name, j), level)
+      end
+    end
     out[i] = { lim = lim, scope = scope, model = lim.model, tenant = lim.tenant, per = per, name = name,
-      amount = math_floor(lim.amount * S.UNIT + 0.5),
-      id = core.hash(table.concat({ scope, lim.model or "", lim.tenant or "", tostring(per or "life"), off }, "\0")) }
+      amount = math_floor(lim.amount * S.UNIT + 0.5), id = id }
   end
   return out
 end
@@ -164,9 +173,11 @@ function S.covering(cfg, model, tenant, t)
       or l.scope == "tenant" and tenant ~= nil and (l.tenant == nil or l.tenant == tenant)
     if covers then
       local start, ends = S.window(l.per, t, cfg.tz_seconds or 0)
-      local key = l.id .. ":" .. start .. (l.scope == "tenant" and not l.tenant and ":" .. core.hash(tenant) or "")
+      local key = string_format("%s:%d", l.id, start)
+        .. (l.scope == "tenant" and not l.tenant and ":" .. core.hash(tenant) or "")
       parts[#parts + 1] = string_format("%s@%d@%d", key, ends, l.amount)
-      which[#which + 1] = { limit = l, key = key, ends = ends, tenant = l.scope == "tenant" and tenant or nil }
+      which[#which + 1] = { limit = l, key = key, ends = ends, tenant = l.scope == "tenant" and tenant or nil,
+        model = model }
     end
   end
   if not parts[1] then return nil end
@@ -177,8 +188,9 @@ end
 -- ..." (S.covering's).  spend_over: the first limit a create of `price` would pass -> its index and total, or nil
 -- (its 100% said once, when a create is refused before reaching it; none for lid's, reserved already).
 -- spend_take: create lid's reservation, counted once however often it is asked (its 'res:<lid>': "r price time
--- spec"), in each limit's total ('sp:') and reserved ('held:'), a tenant's first in a limit of every tenant listed
--- ('who:') -> the steps it crossed, "i:pct ...", each said once a window ('told:').  spend_end: lid's reservation
+-- spec", written first: a store that refuses it (a full dict) counts nothing, nil), in each limit's total ('sp:')
+-- and reserved ('held:'), a tenant's first in a limit of every tenant listed ('who:') -> the steps it crossed,
+-- "i:pct ...", each said once a window ('told:').  spend_end: lid's reservation
 -- settled: paid (its task made, or maybe: kept in the total) or released (surely not sent), once.  now: the wall
 -- clock's, as the windows were read (their ttl).
 S.RULES = [[
@@ -208,8 +220,12 @@ local function spend_add(kv, k, n, ttl)
 end
 local function spend_take(kv, lid, price, text, now, tenant)
   if kv.get('res:' .. lid) then return '' end
-  local crossed, most = {}, 1
-  for i, s in ipairs(spend_parse(text)) do
+  local list, most = spend_parse(text), 1
+  for _, s in ipairs(list) do most = math.max(most, spend_ttl(s, now)) end
+  kv.set('res:' .. lid, 'r ' .. price .. ' ' .. now .. ' ' .. text, most)
+  if not kv.get('res:' .. lid) then return nil end
+  local crossed = {}
+  for i, s in ipairs(list) do
     local ttl = spend_ttl(s, now)
     local before = tonumber(kv.get('sp:' .. s.key)) or 0
     local every = string.match(s.key, '^([^:]+:[^:]+):[^:]+$')
@@ -223,9 +239,7 @@ local function spend_take(kv, lid, price, text, now, tenant)
       if before * 100 < pct * s.amount and (before + price) * 100 >= pct * s.amount and spend_told(kv, s, pct, now)
       then crossed[#crossed + 1] = i .. ':' .. pct end
     end
-    if ttl > most then most = ttl end
   end
-  kv.set('res:' .. lid, 'r ' .. price .. ' ' .. now .. ' ' .. text, most)
   return table.concat(crossed, ' ')
 end
 local function spend_end(kv, lid, paid)
@@ -252,6 +266,12 @@ function S.refusal(w, total, t, where, told, cfg)
   if told and cfg then S.tell(cfg, "1:100", { w }, " (a create was refused)") end
   local l, ends = w.limit, w.ends
   local spent, amount = total / S.UNIT, l.amount / S.UNIT
+  local price = cfg and cfg.prices and w.model and cfg.prices[w.model]
+  if price and price > amount then -- (no window opens for it)
+    return nil, errors.new_error("spend_limited", string_format("%s: a create of %s costs %.14g, more than the "
+      .. "limit's amount (%.14g): no window lets it through", l.name, w.model, price, amount), { field = "spend_limit",
+      limit = l.lim, spent = spent, amount = amount, tenant = w.tenant, model = l.model })
+  end
   local wait = ends > 0 and ends - t or nil
   local whose = l.scope == "model" and " of model " .. l.model or w.tenant and string_format(" of tenant %q", w.tenant)
     or " of the key"
@@ -279,20 +299,21 @@ function S.tell(cfg, crossed, which, reason)
 end
 
 -- client:spend()'s entries of cfg's limits at t, read from kv (get): {limit, scope, model, tenant, spent, reserved,
--- amount, resets_at}; a limit of every tenant, an entry per tenant that spent in its window (or `tenant`'s only).
+-- amount, resets_at}; a limit of every tenant, an entry per tenant that spent in its window (or `tenant`'s only;
+-- none yet: one without a tenant, of 0).
 -- moved(key): units reserved by a process gone (past its lease), counted spent.
 function S.report(cfg, get, t, tenant, moved)
   local out = {}
   for _, l in ipairs(cfg.spend or {}) do
     local start, ends = S.window(l.per, t, cfg.tz_seconds or 0)
-    local keys = {}
+    local base, keys = string_format("%s:%d", l.id, start), {}
     if l.scope == "tenant" and not l.tenant then
       local who = tenant and { tenant } or {}
-      if not tenant then for name in (get("who:" .. l.id .. ":" .. start) or ""):gmatch("[^\n]+") do
-        who[#who + 1] = name end end
-      for _, name in ipairs(who) do keys[#keys + 1] = { l.id .. ":" .. start .. ":" .. core.hash(name), name } end
+      if not tenant then for name in (get("who:" .. base) or ""):gmatch("[^\n]+") do who[#who + 1] = name end end
+      for _, name in ipairs(who) do keys[#keys + 1] = { base .. ":" .. core.hash(name), name } end
+      if not who[1] then keys[1] = { base .. ":none" } end -- (no tenant spent yet: an entry of 0)
     else
-      keys[1] = { l.id .. ":" .. start, l.tenant }
+      keys[1] = { base, l.tenant }
     end
     for _, k in ipairs(keys) do
       local total, held = tonumber(get("sp:" .. k[1])) or 0, tonumber(get("held:" .. k[1])) or 0

@@ -407,7 +407,21 @@ local BLOCKS = {
     assert_ok(out, ok, "docs/cli.md#1's generate")
     video(TOP .. "/cli/kitten.mp4")
   end },
-  ["docs/cli.md#2"] = { "-", "shown: a message the command line prints", function() check_sample("docs/cli.md#2") end },
+  ["docs/cli.md#2"] = { "sh", "check: a batch with --spend-limit", function() check_sh("docs/cli.md#2") end },
+  ["docs/cli.md#3"] = { "json", "check: a storyboard that decodes, each shot's fields the API's, a continued shot with "
+    .. "its last_image (spec/tools/lineage_cli_spec.lua runs a film)", function()
+    local doc = require("cjson").decode(block("docs/cli.md#3").body)
+    local lineage = assert(helper.read_file(CLONE .. "/lua/starvideos/lineage.lua"))
+    for i, shot in ipairs(doc.shots) do
+      assert.is_string(shot.prompt, "shot " .. i)
+      for k in pairs(shot) do
+        assert(k == "continue" or lineage:find("%f[%w_]" .. k .. " = true"), "shot " .. i .. ": " .. k)
+      end
+      if shot.continue then assert.is_string(shot.last_image, "shot " .. i) end
+    end
+  end },
+  ["docs/cli.md#4"] = { "-", "shown: what `starvideos spend` prints", function() check_sample("docs/cli.md#4") end },
+  ["docs/cli.md#5"] = { "-", "shown: a message the command line prints", function() check_sample("docs/cli.md#5") end },
   ["docs/downloads.md#1"] = { "-", "shown", function() check_sample("docs/downloads.md#1") end },
   ["docs/downloads.md#2"] = { "-", "shown", function() check_sample("docs/downloads.md#2") end },
   ["docs/downloads.md#3"] = { "-", "shown", function()
@@ -640,6 +654,8 @@ local BLOCKS = {
   ["docs/openresty.md#5"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
     check_nginx("docs/openresty.md#5", "http")
   end },
+  ["docs/openresty.md#6"] = { "sh", "check: luarocks' help lists each flag (no OpenResty here: its tree is the "
+    .. "--lua-dir's)", function() check_sh("docs/openresty.md#6") end },
   ["docs/tenants-and-costs.md#1"] = { "lua", "run with #2 (list: two prompts): the plan printed", function()
     local dir = folder("plan")
     helper.write_file(dir .. "/plan.lua", block("docs/tenants-and-costs.md#1").body .. "\nlocal list = { { model = "
@@ -680,8 +696,6 @@ local BLOCKS = {
     function() check_sh("docs/studio.md#1") end },
   ["docs/lineage.md#1"] = { "lua", "check: compiles, its names exist (spec/lineage_spec.lua runs again, and each "
     .. "refusal)", function() check_lua("docs/lineage.md#1") end },
-  ["docs/spend.md#1"] = { "lua", "check: compiles, its names exist (spec/support/ledger_cases.lua runs the limits on "
-    .. "every ledger)", function() check_lua("docs/spend.md#1") end },
   ["docs/storage.md#1"] = { "lua", "check: compiles (rocks/s3/spec/hosts/s3_spec.lua runs the same generate to s3://)",
     function() check_lua("docs/storage.md#1") end },
   ["docs/storage.md#2"] = { "lua", "check: compiles (rocks/s3/spec/hosts/refs_s3_spec.lua runs local files as "

@@ -125,17 +125,18 @@ checkers["apt-get"] = function(_, w)
   end
 end
 
--- luarocks [--lua-version=V] [--tree T] SUB --flag... [VAR=dir]: the subcommand's help
+-- luarocks [--lua-version=V] [--lua-dir=D] [--tree T] SUB --flag... [VAR=dir]: the subcommand's help
 -- lists each flag, each VAR=dir is a folder, the rockspec is in the checkout
 checkers.luarocks = function(ctx, w)
   if not helper.execute("command -v luarocks >/dev/null 2>&1") then return "luarocks is not installed" end
-  local i, global = 2, {}
-  while w[i] and w[i]:find("^%-%-") do -- the options before the subcommand (--tree takes a word)
+  local i, global, lua_dir = 2, {}, nil
+  while w[i] and w[i]:find("^%-%-") do -- the options before the subcommand (--tree takes a word, or =)
     global[#global + 1] = w[i]
-    if w[i] == "--tree" then
-      if not (w[i + 1] or ""):find("^~/") then return "--tree outside the home folder: " .. tostring(w[i + 1]) end
-      i = i + 1
-    end
+    lua_dir = w[i]:match("^%-%-lua%-dir=(%S+)$") or lua_dir
+    local tree = w[i]:match("^%-%-tree=(%S+)$")
+    if w[i] == "--tree" then tree, i = w[i + 1] or "", i + 1 end
+    -- (a tree of the home folder, or the Lua's own given with --lua-dir: OpenResty's LuaJIT)
+    if tree and not (tree:find("^~/") or tree == lua_dir) then return "--tree outside the home folder: " .. tree end
     i = i + 1
   end
   local sub = w[i]

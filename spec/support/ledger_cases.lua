@@ -406,6 +406,14 @@ M.cases = {
       assert.same({ "tp", "continue" }, { by.tc.parent, by.tc.relation })
       assert.same({}, { by.tp.parent, by.tp.relation })
       assert.same(PARAMS, require("cjson").decode(by.tp.body), "a create's body, keyed or not")
+      local w2 = want(env.dir .. "/child2.mp4")
+      w2.parent, w2.relation = "tc", "again"
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "c2", env.dir .. "/child2.mp4", w2))
+      env.settle()
+      assert.is_true(l:settle_pending("c2", "tc2")) -- (its answer never came: adopted by hand)
+      env.settle()
+      for _, t in ipairs(assert(env.open():tasks())) do by[t.id] = t end
+      assert.same({ "tc", "again" }, { by.tc2.parent, by.tc2.relation }, "an adopted create keeps its lineage")
     end },
 
   { name = "a task never held: not lapsed, nothing to confirm, let go and forgotten without error",

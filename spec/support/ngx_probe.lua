@@ -15,7 +15,10 @@ local q = assert(cjson.decode(ngx.req.get_body_data() or ""), "a JSON body")
 if q.case then -- one case of spec/support/transport_cases.lua, on nginx's transport
   local N = require "starvideos.nginx.transport"
   local x = { which = "ngx", sleep = ngx.sleep, new = starvideos.new,
-    transport = function(cfg) return N.new(cfg, require("starvideos.key").for_client(cfg)) end,
+    transport = function(cfg) -- (a case's table: config.lua's default where it gives none of nginx's own options)
+      cfg.keepalive_timeout = cfg.keepalive_timeout or require("starvideos.config").DEFAULTS.keepalive_timeout
+      return N.new(cfg, require("starvideos.key").for_client(cfg))
+    end,
     now = function() ngx.update_time(); return ngx.now() end }
   local ok, out = pcall(require("transport_cases").run, q.case, q.args, x)
   if not ok then out = { raised = tostring(out) } end

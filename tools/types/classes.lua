@@ -79,12 +79,13 @@ C.CLASSES = {
     { "entries", "starvideos.PlanEntry[]", "one per entry of the list" },
     { "creates", "integer", "the entries that create (paid)" }, { "downloads", "integer", "those that download" },
     { "by_model", "table<starvideos.Model, starvideos.PlanModel>", "creates and cost of each model" },
+    { "refused", "integer", "the creates a spend limit would refuse (reason \"spend_limited\")" },
     { "cost?", "number", "the creates' prices summed, nil when one is unknown" } } },
   { "PlanModel", "a model's part of a plan", fields = {
     { "creates", "integer", "its creates" }, { "cost?", "number", "their prices summed, nil when unknown" } } },
   { "PlanEntry", "one entry of a plan", fields = {
     { "index", "integer", "its position in the list" }, { "action", '"create"|"download"|"none"', "what is done" },
-    { "reason", "string", 'why: "new", "failed before", "saved", "refused", ...' },
+    { "reason", "string", 'why: "new", "failed before", "saved", "refused", "spend_limited", ...' },
     { "model?", "starvideos.Model", "the model" }, { "price?", "number", "a create's price (nil: unknown)" },
     { "id?", "string", "the task of its key" }, { "out?", "string", "its file" }, { "key?", "string", "its key" },
     { "err?", "starvideos.Error", "why it is refused" },
@@ -197,7 +198,9 @@ C.EVENTS = {
   { "batch", "generate_all's on_progress: after every change", fields = {
     { "created", "integer", "entries with a task" }, { "done", "integer", "entries completed" },
     { "failed", "integer", "entries that failed" },
-    { "cancelled", "integer", "entries cancelled (Ctrl-C, close)" }, { "total", "integer", "entries" } } },
+    { "cancelled", "integer", "entries cancelled (Ctrl-C, close)" },
+    { "refused", "integer", "of the failed, those a spend limit refused (nothing sent)" },
+    { "total", "integer", "entries" } } },
 }
 
 return C

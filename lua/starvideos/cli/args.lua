@@ -102,6 +102,10 @@ local FLAG = {
   prices = { kind = "str", meta = "JSON",
     text = "the price of one create per model, a JSON object (e.g. '{\"videos\": 0.4}'): each task's cost is "
       .. "recorded, and --dry-run adds them up" },
+  ["spend-limit"] = { kind = "str", meta = "JSON",
+    text = "a cap on money, a JSON limit or a list of them (the option spend_limit), e.g. '{\"amount\": 5, \"per\": "
+      .. "\"day\"}' or '[{\"amount\": 1, \"per\": \"day\", \"scope\": \"tenant\"}]': a create past one is "
+      .. "refused, nothing sent; priced by --prices, counted in the journal or store" },
   ["dry-run"] = { kind = "bool",
     text = "send nothing: print every create the command would send (and why), its model and price, and what it "
       .. "would only download (the ledger is read, nothing else)" },
@@ -139,6 +143,8 @@ local FLAG = {
     choices = { "pending", "created", "completed", "failed", "downloaded", "abandoned" },
     text = "only the tasks in STATE: pending, created, completed, failed, downloaded or abandoned" },
   once = { kind = "bool", text = "carry what is orphaned now, then exit (printing what resume prints)" },
+  tree = { kind = "bool",
+    text = "each task's children (made by again, remix or continue) indented under it, with their relation" },
   check = { kind = "bool",
     text = "compare each downloaded file with the size and SHA-256 recorded when it was saved; exit 1 when one "
       .. "is missing or changed" },
@@ -155,6 +161,9 @@ local REQUEST = { "model", "prompt", "duration", "ratio", "resolution", "first-i
   "ref-image", "ref-video", "ref-audio", "extra" }
 -- batch: the request flags but --prompt (the prompts come from --prompts-file)
 local BATCH = { "model", "duration", "ratio", "resolution", "first-image", "last-image", "ref-image", "ref-video",
+  "ref-audio", "extra" }
+-- continue: the request flags but --first-image (the parent's last frame is the first image)
+local CONTINUE = { "model", "prompt", "duration", "ratio", "resolution", "last-image", "ref-image", "ref-video",
   "ref-audio", "extra" }
 local CLIENT = { "base-url", "api-key-file", "proxy", "log" }
 local NOTIFY = { "notify", "notify-secret-file" }
@@ -183,11 +192,24 @@ M.FIELD_FLAG.extra = "--extra"
 
 -- ------------------------------------------------------------ commands
 
+-- again, remix and continue: a new video from task ID of the ledger, to its own --out, made as generate makes one;
+-- request: its request flags, text: its flags' own help.
+local function child(request, summary, text)
+  local flag_text = {
+    out = "the new video's file (never the parent's): its key, so the same command again pays nothing",
+    journal = "the JSON-lines journal that holds task ID (the new task is recorded there, with its parent)",
+    store = "the fleet's ledger (a store's URL) that holds task ID (default: $STARVIDEOS_STORE)" }
+  for k, v in pairs(text) do flag_text[k] = v end
+  return { args = { "ID" }, needs_key = true, ledger = true, required = { "out" }, summary = summary,
+    flags = flags(request, "out", "tenant", "interval", "timeout", "journal", "store", "create-limit", "tenant-limit",
+      "prices", "spend-limit", "preflight", CLIENT, NOTIFY), flag_text = flag_text }
+end
+
 local COMMANDS = {
   create = {
     args = {}, needs_key = true,
     flags = flags(REQUEST, "key", "fresh", "tenant", "journal", "store", "create-limit", "tenant-limit", "prices",
-      "preflight", CLIENT),
+      "spend-limit", "preflight", CLIENT),
     summary = "create a task and print its id (the video is made asynchronously)",
     flag_text = { key = "the task's name in the ledger (--journal or --store): a rerun with the same KEY prints "
       .. "its task, creating none" },
@@ -210,7 +232,7 @@ local COMMANDS = {
   generate = {
     args = {}, needs_key = true,
     flags = flags(REQUEST, "out", "key", "fresh", "tenant", "interval", "timeout", "journal", "store", "create-limit",
-      "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
+      "tenant-limit", "prices", "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
     flag_text = { key = "the job's name in the ledger when it has no --out (a job with --out is keyed by its file): "
       .. "a rerun with the same KEY follows its task instead of paying again" },
@@ -218,7 +240,8 @@ local COMMANDS = {
   batch = {
     args = {}, needs_key = true,
     flags = flags("prompts-file", "out-dir", BATCH, "tenant", "journal", "store", "skip-failed", "skip-duplicates",
-      "fresh", "interval", "timeout", "create-limit", "tenant-limit", "prices", "dry-run", "preflight", CLIENT, NOTIFY),
+      "fresh", "interval", "timeout", "create-limit", "tenant-limit", "prices", "spend-limit", "dry-run", "preflight",
+      CLIENT, NOTIFY),
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
@@ -249,7 +272,8 @@ local COMMANDS = {
   },
   keep = {
     args = {}, needs_key = true,
-    flags = flags("journal", "store", "dir", "once", "lease", "interval", "timeout", "dry-run", CLIENT, NOTIFY),
+    flags = flags("journal", "store", "dir", "once", "lease", "interval", "timeout", "prices", "spend-limit", "dry-run",
+      CLIENT, NOTIFY),
     summary = "carry the ledger's tasks whose process died to their files, until --timeout, stopped or --once",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",
@@ -265,15 +289,49 @@ local COMMANDS = {
     flag_text = { journal = "the JSON-lines journal to read (with --forget: the create is settled there)",
       store = "the fleet's ledger, a store's URL (default: $STARVIDEOS_STORE; the key's tasks: needs the key)" },
   },
+  again = child(REQUEST, "create a task of the ledger again: its recorded params, changed by the request flags given",
+    {}),
+  remix = child(REQUEST, "a new video with a task's saved video as its reference video (the model's rules checked "
+    .. "first)", { model = "the model (default: the parent's); it must take a reference video" }),
+  continue = child(CONTINUE, "a new video that starts at a task's last frame (taken by ffmpeg) and ends at "
+    .. "--last-image", { ["last-image"] = "the new video's last frame (required: the API takes the parent's last "
+      .. "frame as its first only beside one)",
+      model = "the model (default: the parent's, and its duration, ratio and resolution)" }),
+  film = {
+    args = { "FILE" }, needs_key = true, ledger = true, required = { "out" },
+    flags = flags("out", "tenant", "interval", "timeout", "journal", "store", "create-limit", "tenant-limit", "prices",
+      "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
+    summary = "make each shot of a storyboard (a JSON file), rerun-safe, and join them into one MP4 (ffmpeg)",
+    flag_text = { out = "the film's file; each shot's beside it (film.mp4: film.shot01.mp4 and on), its key: a rerun "
+      .. "pays for no shot twice",
+      journal = "the JSON-lines journal of the shots' tasks (a rerun must name the same one)",
+      store = "the fleet's ledger (a store's URL) of the shots' tasks (default: $STARVIDEOS_STORE)",
+      ["dry-run"] = "send nothing: print each shot, whether it would be created or is made already, its model and "
+        .. "price, and the film's cost" },
+  },
   list = {
-    args = {}, flags = flags("journal", "store", "state", "tenant", "check", CLIENT),
+    args = {}, flags = flags("journal", "store", "state", "tenant", "tree", "check", "prices", "spend-limit", CLIENT),
     summary = "list the ledger's tasks: state, file and prompt of each (a journal needs no key)",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal to list (read only: no key, no network)",
       store = "the fleet's ledger, a store's URL (default: $STARVIDEOS_STORE; the key's tasks: needs the key)",
       tenant = "only the tasks of tenant T",
       json = "one JSON object per task and line: id (or local), key, out, state, status, error, created_at, "
-        .. "path, bytes, sha256, model, prompt, tenant, cost (with --check: check, check_error)" },
+        .. "path, bytes, sha256, model, prompt, tenant, cost, parent, relation (with --tree: depth, in the tree's "
+        .. "order; with --check: check, check_error); with --spend-limit, "
+        .. "then one per limit, as spend --json gives it",
+      ["spend-limit"] = "the spend limits whose spend in the window now to print after the list (as `starvideos "
+        .. "spend` prints it)" },
+  },
+  spend = {
+    args = {}, flags = flags("journal", "store", "spend-limit", "prices", "tenant", CLIENT),
+    summary = "show each spend limit's spent, reserved and amount in its window now, and when it resets",
+    ledger = true, required = { "spend-limit" },
+    flag_text = { journal = "the JSON-lines journal whose spend to read (read only: no key, no network)",
+      store = "the fleet's ledger, a store's URL (default: $STARVIDEOS_STORE; the key's spend: needs the key)",
+      tenant = "a limit of every tenant: tenant T's spend only (else each tenant that spent in the window)",
+      json = "client:spend()'s list: one object per limit (and tenant): limit, scope, model, tenant, spent, reserved, "
+        .. "amount, resets_at, window_start" },
   },
   compact = {
     args = {}, flags = flags("journal"),
@@ -283,8 +341,8 @@ local COMMANDS = {
   },
 }
 M.COMMANDS = COMMANDS
-local ORDER = { "create", "status", "wait", "download", "generate", "batch", "models", "validate", "check", "resume",
-  "keep", "pending", "list", "compact" }
+local ORDER = { "create", "status", "wait", "download", "generate", "batch", "again", "remix", "continue", "film",
+  "models", "validate", "check", "resume", "keep", "pending", "list", "spend", "compact" }
 
 -- A rock's command (extension.lua's command point) described by its usage: { args = {ARG...}, flags = {{name =,
 -- kind =, meta =, text =}...} (its own, read as FLAG's rows), client = true (and CLIENT's), needs_key, summary,
@@ -362,6 +420,13 @@ local EXAMPLES = {
   keep = "starvideos keep --journal tasks.jsonl --dir videos/ --timeout 3600",
   pending = "starvideos pending --journal tasks.jsonl --json",
   list = "starvideos list --journal tasks.jsonl --state completed",
+  again = "starvideos again video_123 --prompt 'the same fox, at night' --out night.mp4 --journal tasks.jsonl",
+  remix = "starvideos remix video_123 --prompt 'as a cartoon' --out cartoon.mp4 --journal tasks.jsonl",
+  continue = "starvideos continue video_123 --last-image https://example.com/end.png --prompt 'she walks on' "
+    .. "--out shot2.mp4 --journal tasks.jsonl",
+  film = "starvideos film storyboard.json --out film.mp4 --journal tasks.jsonl --dry-run",
+  spend = "starvideos spend --journal tasks.jsonl --prices '{\"videos\": 0.4}' --spend-limit "
+    .. "'{\"amount\": 5, \"per\": \"day\", \"scope\": \"model\", \"model\": \"videos\"}'",
   compact = "starvideos compact --journal tasks.jsonl",
 }
 

@@ -91,22 +91,7 @@ end
 
 -- The command as given (its flags in the command's order), to run again; without --fresh,
 -- which would pay again for every video it made.
-local function again(opts)
-  local words, note = { args.INVOKED, "batch" }, nil
-  for _, name in ipairs(args.COMMANDS.batch.flags) do
-    local v = name ~= "fresh" and opts[name] or nil
-    if name == "store" then
-      words[#words + 1], note = output.store_words(v)
-    elseif type(v) == "table" then
-      for _, item in ipairs(v) do words[#words + 1] = "--" .. name .. " " .. shell_word(item) end
-    elseif v ~= nil and v ~= true then
-      words[#words + 1] = "--" .. name .. " " .. shell_word(tostring(v))
-    elseif v == true and name ~= "help" then
-      words[#words + 1] = "--" .. name
-    end
-  end
-  return table_concat(words, " "), note or ""
-end
+local function again(opts) return output.same_command("batch", opts) end
 
 -- An entry's file name and line, as the messages name it: "0003.mp4 (line 4)", "0004.mp4 (line 5, repeats
 -- line 2)" for an entry whose request an earlier line made already (repeats).
@@ -157,8 +142,9 @@ local function report(ctx, entries, results, dir, at, at_note)
     end
     output.print_json(list)
   end
-  local pending, repeats = {}, 0
+  local pending, repeats, capped = {}, 0, 0
   for i, r in ipairs(results) do
+    if r.err and r.err.kind == "spend_limited" then capped = capped + 1 end
     if r.repeat_of then
       repeats = repeats + 1
       if not ctx.json then out(string_format("%s  skipped: its request is line %d's (--skip-duplicates)\n",
@@ -181,8 +167,9 @@ local function report(ctx, entries, results, dir, at, at_note)
       .. " --forget when it made none (the batch again creates it):\n%s%s\n", #pending,
       #pending == 1 and " was" or "s were", table_concat(pending, "\n"), at_note or ""))
   end
-  out(string_format("%d video%s: %d saved in %s, %d not%s\n", #results, #results == 1 and "" or "s",
-    #results - failed - repeats, dir, failed, repeats > 0 and string_format(", %d repeat%s left out", repeats,
+  out(string_format("%d video%s: %d saved in %s, %d not%s%s\n", #results, #results == 1 and "" or "s",
+    #results - failed - repeats, dir, failed, capped > 0 and string_format(" (%d refused by --spend-limit: nothing "
+    .. "sent)", capped) or "", repeats > 0 and string_format(", %d repeat%s left out", repeats,
     repeats == 1 and "" or "s") or ""))
   return failed > 0 and 1 or 0
 end
@@ -192,7 +179,9 @@ end
 local function failed_before(opts, plan, entries)
   local names, skip = {}, {}
   for i, e in ipairs(plan.entries) do
-    if e.reason == "failed before" then names[#names + 1], skip[i] = entry_name(entries, i), true end
+    if e.reason == "failed before" or e.was == "failed before" then -- (was: a create a spend limit refuses)
+      names[#names + 1], skip[i] = entry_name(entries, i), true
+    end
   end
   if #names == 0 then return {} end
   output.err(string_format("%s batch: %d entr%s whose task failed %s: %s%s\n", args.PROG, #names,

@@ -91,6 +91,47 @@ function M.ledger(opts)
   return opts.journal, store
 end
 
+-- A JSON value as Lua writes it, to the depth of a list of limits: its nulls (cjson.null) dropped from its objects,
+-- its whole numbers integers (cjson decodes 2 as 2.0: a message would say "got -1.0").
+local function without_nulls(v, depth)
+  local tointeger = rawget(math, "tointeger")
+  if type(v) == "number" and tointeger then return tointeger(v) or v end
+  if type(v) ~= "table" or depth == 0 then return v end
+  local null, t = require("cjson.safe").null, {}
+  for k, x in pairs(v) do
+    if x ~= null then t[k] = without_nulls(x, depth - 1) end
+  end
+  return t
+end
+M.without_nulls = without_nulls -- (a storyboard's shots: cli/lineage.lua)
+
+-- --prices JSON and --spend-limit JSON into the client's options o (prices, spend_limit); a text that is not the
+-- JSON expected is a usage error naming its flag (what the library refuses of them, refused() words).
+function M.money(opts, o)
+  local decode = require("cjson.safe").decode
+  if opts.prices then
+    local v = decode(opts.prices)
+    if type(v) ~= "table" or not opts.prices:match("^%s*{") then
+      usage_error("--prices expects a JSON object of prices by model, e.g. '{\"videos\": 0.4}', got %s",
+        quote(opts.prices))
+    end
+    o.prices = v
+  end
+  local text = opts["spend-limit"]
+  if text then
+    local v, why = decode(text)
+    if type(v) ~= "table" then
+      usage_error("--spend-limit expects a JSON limit or list of limits, e.g. '{\"amount\": 5, \"per\": \"day\"}', "
+        .. "got %s", v == nil and "text that is not JSON (" .. tostring(why) .. ")" or "a JSON " .. (type(v) ==
+        "userdata" and "null" or type(v)))
+    end
+    if not (o.journal or o.store) then
+      usage_error("--spend-limit needs --journal PATH or --store URL: the spend is counted there, across runs")
+    end
+    o.spend_limit = without_nulls(v, 2)
+  end
+end
+
 -- --proxy, --log and --create-limit into the client's options o (which holds
 -- the journal or store already).
 local function flag_options(opts, o)
@@ -128,14 +169,7 @@ local function flag_options(opts, o)
   if opts["tenant-limit"] and not opts.tenant then
     usage_error("--tenant-limit counts the creates of one --tenant T: give --tenant")
   end
-  if opts.prices then
-    local v = require("cjson.safe").decode(opts.prices)
-    if type(v) ~= "table" or not opts.prices:match("^%s*{") then
-      usage_error("--prices expects a JSON object of prices by model, e.g. '{\"videos\": 0.4}', got %s",
-        quote(opts.prices))
-    end
-    o.prices = v
-  end
+  M.money(opts, o)
 end
 
 -- The flag behind a client option the library refused: its message, as the
@@ -143,9 +177,10 @@ end
 local OPTION_FLAG = { proxy = "--proxy", log = "--log", create_limit = "--create-limit",
   tenant_limit = "--tenant-limit", prices = "--prices" }
 
-local function refused(message)
+function M.refused(message)
   message = message:gsub("^[^:]*:%d+: ", "")
   local option, inner = message:match("^bad option '([%w_]+)' to 'new' %((.*)%)$")
+  if option == "spend_limit" then return output.spend_words(inner) end
   local flag = OPTION_FLAG[option]
   if not flag then return message end
   inner = inner:gsub("^%a+_limit%.count: ", "N: "):gsub("^%a+_limit%.per: ", "SECONDS: ")
@@ -190,7 +225,8 @@ function M.new(ctx, opts, extra, keyless)
     if ev.type == "preflight" then output.err(args.PROG, " ", tostring(ctx.name), ": note: ", ev.message, "\n") end
     if ev.type == "warning" then -- (a create's names its entry, in a batch)
       local entry = ev.because and ev.index and ctx.entry_of and ctx.entry_of(ev)
-      output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", entry and entry .. ": " or "", ev.message, "\n")
+      local said = ev.field == "spend_limit" and output.spend_words(ev.message) or ev.message -- (a limit's 50/80/100%)
+      output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", entry and entry .. ": " or "", said, "\n")
     end
     if (ev.type == "request" or ev.type == "response") and ctx.display and ctx.display.exchange then
       ctx.display:exchange(ev) -- (a batch's creates sent and answered: cli/progress.lua)
@@ -206,7 +242,7 @@ function M.new(ctx, opts, extra, keyless)
   for k, v in pairs(extra or {}) do o[k] = v end
   flag_options(opts, o)
   local ok, client = protect(starvideos.new, o)
-  if not ok then usage_error("%s", refused(tostring(client))) end
+  if not ok then usage_error("%s", M.refused(tostring(client))) end
   ctx.client = client -- closed when the command returns (cli/init.lua)
   return client, core
 end

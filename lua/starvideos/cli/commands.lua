@@ -272,20 +272,14 @@ local function print_plan(ctx, plan, err, name)
   return require("starvideos.cli.plan").print(plan, name, ctx.json)
 end
 
-function M.generate(ctx, opts)
-  local params, ok, verr = validated(opts)
-  if not ok then return fail(ctx, verr) end
-  local client, core = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
-  if opts["dry-run"] then
-    local function given(v) return v and function() return v end end
-    return print_plan(ctx, client:plan({ params }, { out = given(opts.out), key = given(opts.key),
-      fresh = opts.fresh, tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
-  end
+-- A create run to its end as generate runs it, its live display and the task printed: call(o) is the library's
+-- generate, again, remix or continue with the options o (the command's --out, --interval, ... and on_progress).
+function M.generated(ctx, opts, core, call)
   ctx.out = opts.out
   local d = new_display(ctx, core)
   d.started = core.now()
   d:live("creating the task...")
-  local task, err = client:generate(params, { out = opts.out, key = opts.key, fresh = opts.fresh, tenant = opts.tenant,
+  local task, err = call { out = opts.out, key = opts.key, fresh = opts.fresh, tenant = opts.tenant,
     interval = opts.interval, timeout = opts.timeout,
     on_progress = function(ev)
       if type(ev) == "table" and ev.type == "status" and ev.id then
@@ -296,7 +290,7 @@ function M.generate(ctx, opts)
         end
       end
       d:event(ev, core.now())
-    end })
+    end }
   if not task then return fail(ctx, err) end
   d:finish(opts.out ~= nil and d:downloaded())
   task.warnings = json.array(task.warnings)
@@ -308,9 +302,29 @@ function M.generate(ctx, opts)
     elseif task.video_url then
       out("video_url: ", task.video_url, "\n")
     end
+    if task.parent and not (d.tty or d.quiet) then
+      out("parent: ", task.parent, " (", tostring(task.relation), ")\n")
+    end
     if task.path then out(display.saved_line(task.path), "\n") end
   end
   return 0
+end
+
+function M.generate(ctx, opts)
+  local params, ok, verr = validated(opts)
+  if not ok then return fail(ctx, verr) end
+  local client, core = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
+  if opts["dry-run"] then
+    local function given(v) return v and function() return v end end
+    return print_plan(ctx, client:plan({ params }, { out = given(opts.out), key = given(opts.key),
+      fresh = opts.fresh, tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
+  end
+  return M.generated(ctx, opts, core, function(o) return client:generate(params, o) end)
+end
+
+-- again, remix, continue and film: cli/lineage.lua.
+for _, name in ipairs { "again", "remix", "continue", "film" } do
+  M[name] = function(ctx, opts, pos) return require("starvideos.cli.lineage")[name](ctx, opts, pos) end
 end
 
 -- The list resume and keep return, printed (`--json`: one array); the exit
@@ -432,19 +446,39 @@ local function unreadable(ctx, journal)
   if st and st.unreadable then output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", st.unreadable, "\n") end
 end
 
-function M.list(ctx, opts)
+-- The client that reads the ledger of list and spend: a journal's alone (no key, no network), else the store's
+-- (the key's records); with --spend-limit and --prices, their limits.
+local function ledger_reader(ctx, opts)
   local journal, store = client_for.ledger(opts)
-  local client
-  if journal then
-    local f, ferr = io_open(journal, "r")
-    if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
-    f:close()
-    local ok, c = protect(client_for.load().new, { journal = journal })
-    if not ok then usage_error("%s", tostring(c)) end
-    client, ctx.client = c, c
-  else
-    client = client_for.new(ctx, opts, { store = store })
-  end
+  if not journal then return client_for.new(ctx, opts, { store = store }) end
+  local f, ferr = io_open(journal, "r")
+  if not f then usage_error("--journal: cannot read %s", tostring(ferr)) end
+  f:close()
+  local o = { journal = journal }
+  client_for.money(opts, o)
+  local ok, c = protect(client_for.load().new, o)
+  if not ok then usage_error("%s", client_for.refused(tostring(c))) end
+  ctx.client = c
+  return c
+end
+
+-- Each limit's spend in its window now (cli/spend.lua).
+function M.spend(ctx, opts)
+  return require("starvideos.cli.spend").run(ctx, opts, ledger_reader)
+end
+
+-- list --spend-limit: the spend lines after the list (--json: an object a line); nil, or the exit status of a
+-- ledger that could not be read.
+local function list_spend(ctx, opts, client)
+  if not opts["spend-limit"] then return nil end
+  local spent, err = client:spend { tenant = opts.tenant }
+  if not spent then return fail(ctx, err) end
+  require("starvideos.cli.spend").print(spent, ctx.json, true)
+end
+
+function M.list(ctx, opts)
+  local journal = client_for.ledger(opts)
+  local client = ledger_reader(ctx, opts)
   local all, err = client:tasks { check = opts.check, tenant = opts.tenant }
   if not all then return fail(ctx, err) end
   unreadable(ctx, journal)
@@ -455,18 +489,19 @@ function M.list(ctx, opts)
     if not opts.state or t.state == opts.state then tasks[#tasks + 1] = t end
   end
   if opts.check then return display.print_checks(tasks, ctx.json) end
-  if ctx.json then
+  if opts.tree and tasks[1] then
+    local _, core = client_for.load()
+    require("starvideos.cli.lineage").print_tree(tasks, ctx.json, core.isatty(1))
+  elseif ctx.json then
     for _, t in ipairs(tasks) do output.out(json.encode(t), "\n") end
-    return 0
-  end
-  if not tasks[1] then
+  elseif not tasks[1] then
     out("no ", opts.state and opts.state .. " " or "", "tasks",
       opts.tenant and " of tenant " .. quote(opts.tenant) or "", " in ", ledger_name(opts), "\n")
-    return 0
+  else
+    local _, core = client_for.load()
+    display.print_tasks(tasks, core.isatty(1))
   end
-  local _, core = client_for.load()
-  display.print_tasks(tasks, core.isatty(1))
-  return 0
+  return list_spend(ctx, opts, client) or 0
 end
 
 -- `pending --adopt LID TASK_ID`: the task checked at the service (it exists, of the pending create's model) and in

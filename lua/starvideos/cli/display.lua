@@ -60,6 +60,7 @@ function M.print_task(task)
   local rows = {
     { "id", task.id }, { "model", task.model }, { "status", task.status }, { "video_url", task.video_url },
     { "duration", duration }, { "error", task.error }, { "path", task.path },
+    { "parent", task.parent and task.parent .. " (" .. tostring(task.relation) .. ")" },
   }
   for _, r in ipairs(rows) do
     if r[2] ~= nil and r[2] ~= false then out(string_format("%-10s %s\n", r[1] .. ":", show(r[2]))) end
@@ -164,6 +165,12 @@ function M.print_tasks(list, tty)
     out(clip(table_concat(cells, "  "), room), "\n")
     if r.error then out(clip("  error: " .. tostring(r.error), room), "\n") end
   end
+  out(M.count_line(list), "\n")
+end
+
+-- "3 tasks: 2 downloaded, 1 failed; cost 1.2": the tasks of list counted by state (and the superseded failures), and
+-- their recorded costs added up.
+function M.count_line(list)
   local count, parts, superseded = {}, {}, 0
   for _, t in ipairs(list) do
     count[t.state] = (count[t.state] or 0) + 1
@@ -175,8 +182,7 @@ function M.print_tasks(list, tty)
   if superseded > 0 then -- (a later task of their file saved it: no video is missing for them)
     parts[#parts + 1] = string_format("of the failed, %d superseded by a later task that saved the file", superseded)
   end
-  local cost = M.cost_line(list)
-  out(string_format("%d task%s: %s%s\n", #list, #list == 1 and "" or "s", table_concat(parts, ", "), cost))
+  return string_format("%d task%s: %s%s", #list, #list == 1 and "" or "s", table_concat(parts, ", "), M.cost_line(list))
 end
 
 -- ", cost 1.2 (3 tasks priced, 1 unknown)": the recorded costs of the tasks that have an id added up ("" when

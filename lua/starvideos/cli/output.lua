@@ -135,6 +135,27 @@ function M.again(ctx, id)
   return args.INVOKED .. " " .. table_concat(words, " "), note
 end
 
+-- The command name with its arguments pos and every flag of opts it takes but --fresh (which would pay for
+-- every entry again), one line for a shell, and the store's note ("" without one): the command that goes on from
+-- where a stopped batch or film was, paying for nothing it paid for before.
+function M.same_command(name, opts, pos)
+  local words, note = { args.INVOKED, name }, nil
+  for _, p in ipairs(pos or {}) do words[#words + 1] = shell_word(p) end
+  for _, flag in ipairs(args.COMMANDS[name].flags) do
+    local v = flag ~= "fresh" and opts[flag] or nil
+    if flag == "store" then
+      words[#words + 1], note = M.store_words(v)
+    elseif type(v) == "table" then
+      for _, item in ipairs(v) do words[#words + 1] = "--" .. flag .. " " .. shell_word(item) end
+    elseif v ~= nil and v ~= true then
+      words[#words + 1] = "--" .. flag .. " " .. shell_word(tostring(v))
+    elseif v == true and flag ~= "help" then
+      words[#words + 1] = "--" .. flag
+    end
+  end
+  return table_concat(words, " "), note or ""
+end
+
 -- "task ID is still running on the server: `COMMAND` picks it up again", or,
 -- once completed with a file to write, "... `COMMAND` fetches its video".
 function M.next_step(ctx, id)
@@ -202,7 +223,8 @@ end
 function M.error_object(err)
   return { kind = err.kind, message = err.message, field = err.field, status = err.status,
     retry_after = err.retry_after, id = err.id, maybe_created = err.maybe_created, created = err.created,
-    request_id = err.request_id, server_request_id = err.server_request_id }
+    request_id = err.request_id, server_request_id = err.server_request_id,
+    limit = err.limit, spent = err.spent, amount = err.amount, tenant = err.tenant, model = err.model } -- (spend's)
 end
 
 -- The one JSON document of a command that failed, whatever the command:
@@ -253,6 +275,18 @@ local function extra_words(field, message)
   end))
 end
 
+-- The library's words of a spend limit as the command line's, its field named by --spend-limit (a limit of the
+-- list by its place in the JSON list, [2]), a price to give by --prices: "spend_limit[2].amount: ..." ->
+-- "--spend-limit [2].amount: ...", "spend_limit.per: ..." -> "--spend-limit: per: ...", "...; give prices.videos"
+-- -> "...; give --prices a price for videos".
+function M.spend_words(message)
+  message = message:gsub("prices has no price", "--prices has no price"):gsub("give prices%.([%w_]+)",
+    "give --prices a price for %1")
+  local index, rest = message:match("^spend_limit(%[%d+%])(.*)$")
+  if index then return "--spend-limit " .. index .. rest end
+  return (message:gsub("^spend_limit%.", "--spend-limit: "):gsub("^spend_limit:", "--spend-limit:"))
+end
+
 -- One line for a person. A local validation error names the flag that carries
 -- the field: "duration: expected ..." -> "--duration: expected ..."; a create
 -- over --create-limit names it; a key refused, the flag to change.
@@ -265,6 +299,9 @@ function M.describe(err)
   end
   if err.kind == "rate_limited" and (field == "create_limit" or field == "tenant_limit") then
     return err.kind .. ": " .. message:gsub("^(%a+)_limit:", "--%1-limit:")
+  end
+  if err.kind == "spend_limited" and field == "spend_limit" then -- (refused before sending, as create_limit's: 1)
+    return err.kind .. ": " .. M.spend_words(message)
   end
   if err.kind ~= "invalid_request" or err.status then return tostring(err) end
   if field == "out" or field == "key" then -- a key refused: fresh = true is the command line's --fresh

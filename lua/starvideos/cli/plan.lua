@@ -16,7 +16,10 @@ local function amount(n) return string_format("%.14g", n) end
 -- Why an entry does what it does, for a person.
 local function why(e)
   local r = e.reason
-  if e.err then return r .. ": " .. output.describe(e.err) end
+  if e.err then -- (its kind once: "spend_limited: --spend-limit: ...")
+    local said = output.describe(e.err)
+    return said:sub(1, #r + 2) == r .. ": " and said or r .. ": " .. said
+  end
   if r == "failed before" then return "its task " .. tostring(e.id) .. " failed before: a new paid create" end
   if r == "abandoned before" then return "its create was abandoned before (it made nothing)" end
   if r == "new" then return "new: the ledger knows no task of its key" end
@@ -33,7 +36,8 @@ local function why(e)
   return r
 end
 
--- "3 creates (videos 2: 0.8; videos_fast 1: price unknown), cost unknown; 1 download; 2 left as they are".
+-- "3 creates (videos 2: 0.8; videos_fast 1: price unknown), cost unknown; 1 download; 2 left as they are (1 create
+-- refused by --spend-limit)".
 local function totals(plan)
   local models, parts = {}, {}
   for m in pairs(plan.by_model) do models[#models + 1] = m end
@@ -42,11 +46,13 @@ local function totals(plan)
     local b = plan.by_model[m]
     parts[#parts + 1] = string_format("%s %d: %s", m, b.creates, b.cost and amount(b.cost) or "price unknown")
   end
-  local none = #plan.entries - plan.creates - plan.downloads
-  return string_format("%d create%s%s, cost %s; %d download%s; %d %s; nothing was sent", plan.creates,
+  local none, refused = #plan.entries - plan.creates - plan.downloads, plan.refused or 0
+  return string_format("%d create%s%s, cost %s; %d download%s; %d %s%s; nothing was sent", plan.creates,
     plan.creates == 1 and "" or "s", parts[1] and " (" .. table_concat(parts, "; ") .. ")" or "",
     plan.cost and amount(plan.cost) or "unknown (a model without a price: --prices)", plan.downloads,
-    plan.downloads == 1 and "" or "s", none, none == 1 and "left as it is" or "left as they are")
+    plan.downloads == 1 and "" or "s", none, none == 1 and "left as it is" or "left as they are",
+    refused > 0 and string_format(" (%d create%s refused by --spend-limit)", refused, refused == 1 and "" or "s")
+    or "")
 end
 
 -- plan printed: name(e) names each entry (a file and its line, a task id); as_json: one document.
@@ -58,15 +64,20 @@ function M.print(plan, name, as_json)
         price = e.price, id = e.id, out = e.out, key = e.key, ["local"] = e["local"], saved_to = e.saved_to,
         error = e.err and output.error_object(e.err), warnings = e.warnings and json.array(e.warnings) }
     end
-    output.print_json { entries = list, creates = plan.creates, downloads = plan.downloads,
+    output.print_json { entries = list, creates = plan.creates, downloads = plan.downloads, refused = plan.refused,
       by_model = plan.by_model, cost = plan.cost, dry_run = true }
     return 0
+  end
+  if plan.spend_error then -- (each create then counted from nothing spent)
+    output.err("starvideos: warning: the spend now could not be read (", plan.spend_error, "): the plan counts the "
+      .. "spend limits from nothing spent\n")
   end
   local header = {}
   for word in ("ACTION ENTRY MODEL PRICE WHY"):gmatch("%S+") do header[#header + 1] = word end
   local rows, width = { header }, { 6, 5, 5, 5 } -- (the header first)
   for _, e in ipairs(plan.entries) do
-    local price = e.action ~= "create" and "-" or e.price and amount(e.price) or "unknown"
+    local priced = e.action == "create" or e.reason == "spend_limited" -- (a refused create: the price it would cost)
+    local price = not priced and "-" or e.price and amount(e.price) or "unknown"
     rows[#rows + 1] = { e.action, name(e), e.model or "-", price, why(e), warnings = e.warnings }
     for k = 1, 4 do width[k] = math.max(width[k], #rows[#rows][k]) end
   end

@@ -29,8 +29,8 @@ function M.new(d, now, total, hint)
   local every = tonumber(os.getenv("STARVIDEOS_PROGRESS_EVERY") or "")
   return setmetatable({ d = d, started = now, total = total, hint = hint, etas = {}, last_line = now,
     every = every and every > 0 and every or 30, ends = 0, counts = { created = 0, done = 0, failed = 0,
-    cancelled = 0, earlier = 0, unanswered = 0, total = total }, dirty = false, printed = false, earlier = {},
-    sent = {} }, P)
+    cancelled = 0, earlier = 0, unanswered = 0, refused = 0, total = total }, dirty = false, printed = false,
+    earlier = {}, sent = {} }, P)
 end
 
 -- The time left: the longest estimate of the tasks not ended (their medians; "longer than usual" only once the
@@ -56,10 +56,16 @@ function M.created(c, long)
   return t
 end
 
+-- "3 failed", "3 failed (2 refused by --spend-limit)"
+local function failed(c)
+  return string_format("%d failed%s", c.failed, c.refused > 0 and string_format(" (%d refused by --spend-limit)",
+    c.refused) or "")
+end
+
 function P:text(now)
   local c = self.counts
   local left = self:left(now)
-  return string_format("%d videos: %s, %d done, %d failed%s%s", c.total, M.created(c, true), c.done, c.failed,
+  return string_format("%d videos: %s, %d done, %s%s%s", c.total, M.created(c, true), c.done, failed(c),
     c.cancelled > 0 and string_format(", %d cancelled", c.cancelled) or "", left and "; " .. left or "")
 end
 
@@ -82,8 +88,8 @@ function P:event(ev, now)
     local ends = ev.done + ev.failed + (ev.cancelled or 0)
     self.ended = self.ended or ends ~= self.ends
     self.ends = ends
-    c.created, c.done, c.failed, c.cancelled = math_max(0, ev.created - c.earlier), ev.done, ev.failed,
-      ev.cancelled or 0
+    c.created, c.done, c.failed, c.cancelled, c.refused = math_max(0, ev.created - c.earlier), ev.done, ev.failed,
+      ev.cancelled or 0, ev.refused or 0
     self.dirty = true
   end
 end
@@ -129,8 +135,8 @@ function P:draw(now)
   local frac = self.total > 0 and self.ends / self.total or 1
   local marks = room >= 60 and 20 or 8
   local fill = math_floor(frac * marks + 0.5)
-  local head = string_format("[%s%s] %d/%d  %s, %d done, %d failed", string_rep("#", fill),
-    string_rep(".", marks - fill), self.ends, self.total, M.created(c), c.done, c.failed)
+  local head = string_format("[%s%s] %d/%d  %s, %d done, %s", string_rep("#", fill),
+    string_rep(".", marks - fill), self.ends, self.total, M.created(c), c.done, failed(c))
   local left = self:left(now)
   d:live(display.fit(head, string_format("%s  %s", left and "  " .. left or "", display.clock(now - self.started)),
     room))

@@ -152,7 +152,9 @@ function D:count_creates(checks, t, ask)
     end
     self.full = false
     local ok, wait, n, c = Bucket.count_on(lists, checks, t or os.time(), kv, ask)
-    if ok and self.full then ok, wait = uncounted(nil, "it is full, the reservation was not kept: make it larger") end
+    if ok ~= false and self.full then -- (its reservation, or part of it, not written)
+      ok, wait = uncounted(nil, "it is full, the reservation was not kept: make it larger")
+    end
     if ok then ok, wait = keep_counts(dict, names, lists, checks) end -- (nil, err: one did not fit)
     if ok == nil and ask then Spend.finish(kv, ask.lid, false) end
     return ok, wait, n, c
@@ -161,7 +163,7 @@ end
 
 -- Create lid's reservation settled or released (bucket.lua's end_spend), under the lock.
 function D:end_spend(lid, paid)
-  return locked(self, nil, function(kv) Spend.finish(kv, lid, paid) end)
+  return locked(self, nil, function(kv) Spend.finish(kv, lid, paid); return true end)
 end
 
 -- The dict's reservations as client:spend() reads them (get).

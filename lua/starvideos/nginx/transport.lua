@@ -69,8 +69,11 @@ function N.new(cfg, key)
   end
   local conns = clamp(key.conns)
   local ks = key:part("slots", function() return { sem = semaphore.new(conns), n = conns, debt = 0 } end)
+  -- keepalive_timeout and keepalive_pool (lua-resty-http's names): setkeepalive's milliseconds (1 at least: its 0
+  -- keeps a connection for ever) and pool size
   local c = { ua = need(cfg, "user_agent", "string"), connect_timeout = need(cfg, "connect_timeout", "number"),
-    pool_size = conns, slots = ks.sem }
+    idle_ms = math.max(1, math.floor(need(cfg, "keepalive_timeout", "number") * 1000)),
+    pool_size = cfg.keepalive_pool or conns, slots = ks.sem }
   return setmetatable({ c = c, ks = ks, key = cfg.api_key or "", -- none: downloads only
     wake = semaphore.new(0), running = {}, done = {}, holding = {}, whole = {}, left = {}, n_left = 0 }, N)
 end

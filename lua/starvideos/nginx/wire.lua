@@ -10,7 +10,6 @@ local A = require "starvideos.nginx.answer"
 local ngx = rawget(_G, "ngx")
 local now = core.now
 
-local IDLE_MS = 60 * 1000  -- how long a kept-alive connection waits for its next use
 local BREATHE = 0.005      -- the most a light thread works before other work of the worker runs
 local BREATHE_PART = 0.002 -- the same for a bucket's part read or put (storage/object.lua: two at once, each long)
 local serial = 0           -- names the pools of connections never to be shared
@@ -52,16 +51,17 @@ local function tunnel(c, x, u, p)
 end
 
 -- A connection to u (through x.proxy if any): a kept one unless `fresh`.  TLS is
--- always verified, with the target's name, also through a proxy's tunnel.
+-- always verified, with the target's name, also through a proxy's tunnel.  nginx sizes a
+-- pool once, when it is made: its name holds the size (keepalive_pool), so a client's is its own.
 local function connect(c, x, u, fresh)
   local sock, p = ngx.socket.tcp(), x.proxy
   x.sock, x.unpooled = sock, fresh
-  local pool = u.scheme .. "://" .. u.host .. ":" .. u.port
+  local pool = u.scheme .. "://" .. u.host .. ":" .. u.port .. " keep " .. c.pool_size
   if p then pool = pool .. " via " .. p.pool end -- never shared with direct ones
   if fresh then serial = serial + 1; pool = pool .. "#" .. serial end
   if not arm(x, c.connect_timeout) then return nil, "not_sent", "timed out before connecting" end
   local to = p or u
-  local ok, err = sock:connect(to.host, to.port, { pool = pool })
+  local ok, err = sock:connect(to.host, to.port, { pool = pool, pool_size = not fresh and c.pool_size or nil })
   if not ok then
     return nil, "not_sent", string.format("%s %s%s", err == "timeout" and "timed out connecting to" or
       "cannot connect to", p and "the proxy " or "", to.authority) .. (err == "timeout" and "" or ": " .. tostring(err))
@@ -182,7 +182,7 @@ function W.exchange(c, x, key)
     if not ok then return wire, msg end
     local sock = x.sock
     x.sock = nil
-    if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(IDLE_MS, c.pool_size) else sock:close() end
+    if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(c.idle_ms, c.pool_size) else sock:close() end
     if follow == nil then
       if x.to_file and not x.total then x.total = x.have end
       if x.exchange then x.have, x.total = x.kept, total end

@@ -156,6 +156,7 @@ local function decided(self, rec, want)
     return Rules.limited(c.lim, n, wait, nil, c.tenant)
   end
   local st, err
+  if ask then self.writer:flush() end -- (a release this process queued counted out first)
   if want or limits[1] or ask then st, err = self:follow(); if not st then return nil, err end end
   if want then
     local task, kerr = ask_key(self, st, want)
@@ -217,18 +218,30 @@ function L:before_create(params, lid, out, want, tenant)
   return true
 end
 
+-- Without a journal: create lid's reservation settled (paid) or released in the key's bucket; one that could not
+-- be (nginx's dict not had) told (journal_error's words: a record of it was not kept).
+local function end_spend(self, lid, paid)
+  local ok, err = self.key.bucket:end_spend(lid, paid, Spend.clock())
+  if not ok then
+    local on_event = self.cfg.on_event
+    if on_event then on_event { type = "warning", field = "spend_limit", message = string_format("spend_limit: "
+      .. "create %s's reservation was not %s: %s", lid, paid and "settled" or "released", tostring(err and
+      err.message or err)) } end
+  end
+end
+
 -- p: before_create's record (out, key, fp, body, tenant); await: its failure is the caller's (a writer's ticket);
 -- ids: the create's request_id and server_request_id (its answer's, or its error's; nil: none).
 local function record_created(self, id, params, lid, p, uncertain, await, ids)
   if self.path then self.fences:take(id, rule.FIRST, self.lease) end
-  if not self.path and lid and self.cfg.spend then self.key.bucket:end_spend(lid, true, Spend.clock()) end
+  if not self.path and lid and self.cfg.spend then end_spend(self, lid, true) end
   local rec = Rules.created(self.cfg, id, params, lid, p, uncertain, ids)
   rec.event = "created"
   return append(self, rec, true, true, await)
 end
 
 local function abandoned(self, lid)
-  if not self.path and self.cfg.spend then self.key.bucket:end_spend(lid, false, Spend.clock()) end
+  if not self.path and self.cfg.spend then end_spend(self, lid, false) end
   append(self, { event = "abandoned", ["local"] = lid })
 end
 
@@ -344,7 +357,8 @@ end
 function L:spend(tenant)
   local t = Spend.clock()
   if not self.path then return Spend.report(self.cfg, self.key.bucket:spend_get(t), t, tenant) end
-  local st, err = self:read_all(true)
+  self:flush()
+  local st, err = self:follow() -- (read on from the last look: a scrape of the metrics reads what was added)
   if not st then return nil, err end
   local kv, me = journal.spent(st), self.lease and self.lease.id
   local function moved(key)

@@ -1,0 +1,234 @@
+-- starvideos.cli.lineage: videos that build on videos on the command line (docs/cli.md; the library's
+-- lineage.lua and film.lua): `again ID`, `remix ID`, `continue ID --last-image URL`, each with --out PATH and the
+-- request flags, run as generate runs; `film FILE --out PATH [--dry-run]`, a storyboard's shots made and joined;
+-- and `list --tree`'s lines, each task's children indented under it with their relation.
+
+local args = require "starvideos.cli.args"
+local output = require "starvideos.cli.output"
+local json = require "starvideos.cli.json"
+local display = require "starvideos.cli.display"
+local client_for = require "starvideos.cli.client"
+
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local io_open, string_format, string_rep, table_concat = io.open, string.format, string.rep, table.concat
+local out, usage_error, quote = output.out, args.usage_error, args.quote
+
+local M = {}
+
+-- The ledger's client of a command of this file (--journal or --store: the parent is looked up there).
+local function ledger_client(ctx, opts)
+  local journal, store = client_for.ledger(opts)
+  return client_for.new(ctx, opts, { journal = journal, store = store })
+end
+
+-- again, remix and continue: the library's call of that name, ID the parent, the request flags its params (again's:
+-- the recorded params they change, only those given), run to the new video's --out as generate runs.
+local function child(how)
+  return function(ctx, opts, pos)
+    if how == "continue" and opts["last-image"] == nil then
+      usage_error("--last-image URL|PATH is required: the API takes the first image (task %s's last frame) only "
+        .. "beside a last image (nothing was sent)", pos[1])
+    end
+    local commands = require "starvideos.cli.commands"
+    -- (the new file as the ledger records it, an absolute path: the parent's own, named relatively, is refused)
+    opts.out = require("starvideos.sink").recorded(opts.out)
+    local params = args.request_params(opts)
+    if opts.extra then params.extra = commands.extra_of(opts.extra) end
+    local client, core = ledger_client(ctx, opts)
+    return commands.generated(ctx, opts, core, function(o) return client[how](client, pos[1], params, o) end)
+  end
+end
+M.again, M.remix, M.continue = child("again"), child("remix"), child("continue")
+
+-- ------------------------------------------------------------------ film
+
+local REFS = { first_image = true, last_image = true, referenceImages = true, referenceVideos = true,
+  referenceAudios = true }
+
+-- A reference of a shot as the library takes it: a URL (scheme://...), else a local file's path, {file = path}, as
+-- the reference flags' values are (args.request_params).
+local function reference(v)
+  if type(v) == "string" and not v:find("^%a[%w+.-]*://") then return { file = v } end
+  return v
+end
+
+-- Shot i of the storyboard as the library takes it: its fields (nulls dropped, whole numbers integers), each
+-- reference a URL or a file.
+local function shot_of(file, i, s)
+  if type(s) ~= "table" or s[1] ~= nil then
+    usage_error("%s: shot %d: a JSON object of params expected ({\"prompt\": ..., \"model\": ...})", file, i)
+  end
+  local shot = client_for.without_nulls(s, 1)
+  for k in pairs(REFS) do
+    if type(shot[k]) == "table" then
+      for j, r in ipairs(shot[k]) do shot[k][j] = reference(r) end
+    elseif shot[k] ~= nil then
+      shot[k] = reference(shot[k])
+    end
+  end
+  return shot
+end
+
+-- A shot's request as it will be sent, to be checked before anything is: a shot that continues the one before
+-- (prev) takes its model, and on that model its duration, ratio and resolution, where it gives none, and the
+-- parent's last frame as its first image (a stand-in URL here: the frame is taken once that shot is made).
+local function request_of(shot, prev)
+  local p = {}
+  for k, v in pairs(shot) do if k ~= "continue" then p[k] = v end end
+  if not shot.continue then return p end
+  for _, k in ipairs { "model", "duration", "ratio", "resolution" } do
+    if p[k] == nil and (k == "model" or (p.model or prev.model) == prev.model) then p[k] = prev[k] end
+  end
+  p.first_image = "https://frame.invalid/last.png"
+  return p
+end
+
+-- The storyboard FILE read and checked, every shot's request valid, before anything is sent: its shots, or a usage
+-- error naming FILE and the shot.
+local function storyboard(file)
+  local f, ferr = io_open(file, "rb")
+  local text = f and f:read("*a")
+  if f then f:close() end
+  if type(text) ~= "string" then usage_error("%s: cannot read the storyboard (%s)", quote(file), tostring(ferr)) end
+  local doc, why = require("cjson.safe").decode(text)
+  if doc == nil then usage_error("%s: not JSON (%s)", file, tostring(why)) end
+  if type(doc) ~= "table" or type(doc.shots) ~= "table" or doc.shots[1] == nil then
+    usage_error("%s: a JSON object {\"shots\": [{\"prompt\": ..., \"model\": ...}, ...]} with at least one shot "
+      .. "expected", file)
+  end
+  local shots, reqs, validate = {}, {}, client_for.load().validate
+  for i, s in ipairs(doc.shots) do
+    local shot = shot_of(file, i, s)
+    if shot.continue ~= nil and type(shot.continue) ~= "boolean" then
+      usage_error("%s: shot %d: \"continue\" expects true or false, got %s", file, i, type(shot.continue))
+    elseif shot.continue and i == 1 then
+      usage_error("%s: shot 1: \"continue\": the first shot has no shot before it to continue", file)
+    elseif shot.continue and shot.last_image == nil then
+      usage_error("%s: shot %d: \"continue\" needs the shot's \"last_image\" (the API takes the shot before's last "
+        .. "frame as its first image only beside one)", file, i)
+    end
+    reqs[i] = request_of(shot, reqs[i - 1])
+    local ok, err = validate(reqs[i])
+    if not ok then usage_error("%s: shot %d: %s", file, i, err.message) end
+    shots[i] = shot
+  end
+  return shots
+end
+
+-- The film's plan (client:film's dry_run) printed: a line a shot, then the creates and their cost.
+local function print_plan(plan, prices, as_json)
+  for _, s in ipairs(plan.shots) do s.price = s.action == "create" and prices[s.model] or nil end
+  if as_json then
+    output.print_json { shots = json.array(plan.shots), creates = plan.creates, cost = plan.cost, dry_run = true }
+    return 0
+  end
+  local rows, width = { { "SHOT", "ACTION", "MODEL", "PRICE", "FILE" } }, { 4, 6, 5, 5 }
+  for _, s in ipairs(plan.shots) do
+    local price = s.action ~= "create" and "-" or s.price and string_format("%.14g", s.price) or "unknown"
+    rows[#rows + 1] = { tostring(s.index), s.action, tostring(s.model or "-"), price,
+      s.path .. (s.continues and " (continues shot " .. (s.index - 1) .. ")" or "")
+        .. (s.action == "none" and " (made already)" or "") }
+    for k = 1, 4 do width[k] = math.max(width[k], #rows[#rows][k]) end
+  end
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for k = 1, 4 do cells[k] = r[k] .. string_rep(" ", width[k] - #r[k]) end
+    cells[5] = r[5]
+    out(table_concat(cells, "  "), "\n")
+  end
+  local made = #plan.shots - plan.creates
+  out(string_format("%d shot%s: %d create%s, cost %s; %d made already; nothing was sent\n", #plan.shots,
+    #plan.shots == 1 and "" or "s", plan.creates, plan.creates == 1 and "" or "s",
+    plan.cost and string_format("%.14g", plan.cost) or "unknown (a model without a price: --prices)", made))
+  return 0
+end
+
+-- The film made: each shot's task and file, then the film's (--json: {path, copied, shots}).
+local function print_film(made, as_json)
+  for _, t in ipairs(made.shots) do t.warnings = json.array(t.warnings) end
+  if as_json then
+    output.print_json { path = made.path, copied = made.copied, shots = json.array(made.shots) }
+    return 0
+  end
+  for i, t in ipairs(made.shots) do
+    out(string_format("shot %d: task %s%s, %s\n", i, tostring(t.id), t.parent and " (continues " .. t.parent .. ")"
+      or "", display.saved_line(t.path or "?")))
+  end
+  out(display.saved_line(made.path), string_format(": %d shots joined, %s\n", #made.shots, made.copied
+    and "by a stream copy" or "re-encoded (the shots differ in codec, size or frame rate)"))
+  return 0
+end
+
+function M.film(ctx, opts, pos)
+  local file = pos[1]
+  local shots = storyboard(file)
+  local client, core = ledger_client(ctx, opts)
+  if opts["dry-run"] then
+    local plan, err = client:film(shots, { out = opts.out, dry_run = true })
+    if not plan then return output.report(ctx, err) end
+    return print_plan(plan, client.cfg.prices or {}, ctx.json)
+  end
+  local command, note = output.same_command("film", opts, pos)
+  ctx.hint = string_format("`%s` goes on: it pays for no shot made before%s", command, note)
+  output.watch(ctx)
+  local d = display.for_command(ctx.json, core.isatty)
+  ctx.display = d
+  d.started = core.now()
+  d:live("making the film's shots...")
+  local made, err = client:film(shots, { out = opts.out, tenant = opts.tenant, interval = opts.interval,
+    timeout = opts.timeout, on_progress = function(ev) d:event(ev, core.now()) end })
+  if not made then
+    d:finish(false)
+    if err.shot then err.message = string_format("%s: shot %d: %s", file, err.shot, err.message) end
+    return output.report(ctx, err)
+  end
+  d:finish(true)
+  return print_film(made, ctx.json)
+end
+
+-- ------------------------------------------------------------ list --tree
+
+-- tasks in the tree's order, each with its depth: a task whose parent is listed goes under it (its children in
+-- the ledger's order), every other one is a root.
+local function tree_order(tasks)
+  local by_id, kids, order, seen = {}, {}, {}, {}
+  for _, t in ipairs(tasks) do if t.id then by_id[t.id] = t end end
+  for _, t in ipairs(tasks) do
+    local p = t.parent and by_id[t.parent]
+    if p and p ~= t then kids[p] = kids[p] or {}; kids[p][#kids[p] + 1] = t end
+  end
+  local function walk(t, depth)
+    if seen[t] then return end
+    seen[t], t.depth = true, depth
+    order[#order + 1] = t
+    for _, k in ipairs(kids[t] or {}) do walk(k, depth + 1) end
+  end
+  for _, t in ipairs(tasks) do
+    if not (t.parent and by_id[t.parent]) then walk(t, 0) end
+  end
+  for _, t in ipairs(tasks) do walk(t, 0) end -- (a loop of parents, which no root reaches)
+  return order
+end
+
+-- `list --tree`: each task's line (its relation first, under its parent), then the count by state; --json: an
+-- object a line in the same order, with its depth.
+function M.print_tree(tasks, as_json, tty)
+  local order = tree_order(tasks)
+  if as_json then
+    for _, t in ipairs(order) do out(json.encode(t), "\n") end
+    return
+  end
+  local room = tty and display.terminal_width() - 1 or math.huge
+  for _, t in ipairs(order) do
+    local how = t.relation and (t.depth > 0 and t.relation .. ": " or t.relation .. " of " .. tostring(t.parent)
+      .. ": ") or ""
+    local line = string_format("%s%s%s  %s  %s  %s  %s", string_rep("  ", t.depth), how, tostring(t.id or t["local"]),
+      tostring(t.state), tostring(t.model or "-"), tostring(t.path or t.out or "-"), (t.prompt or ""):gsub("%c", " "))
+      :gsub("%s+$", "") -- (a compacted task has no prompt)
+    out(#line > room and line:sub(1, room) or line, "\n")
+    if t.error then out(string_rep("  ", t.depth + 1), "error: ", tostring(t.error), "\n") end
+  end
+  out(display.count_line(tasks), "\n")
+end
+
+return M

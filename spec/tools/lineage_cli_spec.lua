@@ -1,0 +1,185 @@
+-- Videos that build on videos on the command line (docs/cli.md: again, remix, continue, film, list --tree), run as
+-- child processes against the emulator, the ledger a journal: again makes one create of the parent's recorded params
+-- changed by the flags given, and run again none; continue without --last-image is refused with nothing sent; a
+-- 4-shot storyboard makes 4 creates and one film of the shots' summed duration, its --dry-run sends nothing, a film
+-- stopped by Ctrl-C prints the command that goes on, paying no shot twice; a bad storyboard is refused naming the
+-- file and the shot; list --tree shows three generations, the same after compact.
+
+local cjson = require "cjson.safe"
+local helper = require "spec.helper"
+local C = require "spec.support.cli_run"
+
+local run, lines, q = C.run, C.lines, helper.shell_quote
+
+-- The last create's body the emulator got, decoded.
+local function last_body(posts)
+  local list = posts()
+  return cjson.decode(list[#list].body)
+end
+
+local function json_lines(text)
+  local list = {}
+  for _, l in ipairs(lines(text)) do list[#list + 1] = assert(cjson.decode(l), l) end
+  return list
+end
+
+describe("lineage on the command line", function()
+  local emu
+  local env, posts = C.session(function(e) emu = e end)
+  local dir, journal
+  before_each(function()
+    dir = helper.tmpdir()
+    journal = dir .. "/tasks.jsonl"
+  end)
+
+  -- generate (or again ID) to dir/name.mp4 with the journal: the task's JSON document.
+  local function made(words, name)
+    local a = { "--out", dir .. "/" .. name .. ".mp4", "--journal", journal, "--interval", "0.1", "--json" }
+    for i, w in ipairs(words) do table.insert(a, i, w) end
+    local r = run(a, env())
+    assert.equals(0, r.code, r.err)
+    return assert(cjson.decode(r.out), r.out)
+  end
+
+  local function family()
+    local parent = made({ "generate", "--model", "videos", "--prompt", "a red fox", "--duration", "4", "--ratio",
+      "4:3" }, "parent")
+    local child = made({ "again", parent.id, "--prompt", "a blue fox" }, "child")
+    local grandchild = made({ "again", child.id, "--duration", "6" }, "grandchild")
+    return parent, child, grandchild
+  end
+
+  it("again ID --out PATH: one create of the parent's recorded params changed by the flags given (only those); the "
+    .. "same command again creates nothing; the parent's own file, named relatively, is refused", function()
+    local parent = made({ "generate", "--model", "videos", "--prompt", "a red fox", "--duration", "4", "--ratio",
+      "4:3" }, "parent")
+    local child = made({ "again", parent.id, "--prompt", "a blue fox", "--duration", "5" }, "child")
+    assert.equals(2, #posts())
+    assert.same({ model = "videos", prompt = "a blue fox", duration = 5, ratio = "4:3" }, last_body(posts))
+    assert.same({ parent.id, "again" }, { child.parent, child.relation })
+    local again = made({ "again", parent.id, "--prompt", "a blue fox", "--duration", "5" }, "child")
+    assert.same({ 2, child.id }, { #posts(), again.id }, "the rerun follows its task")
+    local r = run({ "again", parent.id, "--out", "parent.mp4", "--journal", journal }, env(),
+      { lua = "sh -c " .. q("cd " .. q(dir) .. ' && exec "$0" "$@"') .. " " .. q(helper.lua) }) -- (in dir)
+    assert.equals(2, r.code, r.err)
+    assert.matches("is task " .. parent.id .. "'s own file", r.err, 1, true)
+    assert.equals(2, #posts(), "nothing was sent")
+  end)
+
+  it("continue without --last-image exits 2 naming it, nothing sent; again of a task not in the ledger too",
+    function()
+      local parent = made({ "generate", "--model", "videos", "--prompt", "a red fox", "--duration", "4" }, "parent")
+      emu:clear()
+      local r = run({ "continue", parent.id, "--prompt", "on", "--out", dir .. "/next.mp4", "--journal", journal },
+        env())
+      assert.equals(2, r.code)
+      assert.equals("starvideos continue: --last-image URL|PATH is required: the API takes the first image (task "
+        .. parent.id .. "'s last frame) only beside a last image (nothing was sent)", lines(r.err)[1])
+      r = run({ "again", "video_nope", "--out", dir .. "/x.mp4", "--journal", journal, "--json" }, env())
+      assert.equals(2, r.code)
+      local doc = assert(cjson.decode(r.out), r.out)
+      assert.same({ "invalid_request", "task" }, { doc.error.kind, doc.error.field })
+      assert.matches("task video_nope is not in the ledger", doc.error.message, 1, true)
+      assert.same({}, emu:requests(), "nothing was sent")
+    end)
+
+  it("film FILE --out PATH: a 4-shot storyboard makes 4 creates and one MP4 of the shots' summed duration; "
+    .. "--dry-run first lists the shots and their cost and sends nothing", function()
+    local board = dir .. "/storyboard.json"
+    helper.write_file(board, cjson.encode { shots = {
+      { model = "videos", prompt = "shot one", duration = 4 }, { model = "videos", prompt = "shot two", duration = 5 },
+      { model = "videos", prompt = "shot three", duration = 4 }, { model = "videos", prompt = "shot four",
+        duration = 6 } } })
+    local film = dir .. "/film.mp4"
+    local r = run({ "film", board, "--out", film, "--journal", journal, "--prices", '{"videos": 0.4}', "--dry-run" },
+      env())
+    assert.equals(0, r.code, r.err)
+    assert.same({ "SHOT  ACTION  MODEL   PRICE  FILE",
+      "1     create  videos  0.4    " .. dir .. "/film.shot01.mp4",
+      "2     create  videos  0.4    " .. dir .. "/film.shot02.mp4",
+      "3     create  videos  0.4    " .. dir .. "/film.shot03.mp4",
+      "4     create  videos  0.4    " .. dir .. "/film.shot04.mp4",
+      "4 shots: 4 creates, cost 1.6; 0 made already; nothing was sent" }, lines(r.out))
+    assert.same({}, emu:requests(), "the plan sent nothing")
+    r = run({ "film", board, "--out", film, "--journal", journal, "--interval", "0.1", "--json" }, env())
+    assert.equals(0, r.code, r.err)
+    local doc = assert(cjson.decode(r.out), r.out)
+    assert.same({ film, 4 }, { doc.path, #doc.shots })
+    assert.equals(4, #posts())
+    local seconds = helper.capture("ffprobe -v error -show_entries format=duration -of csv=p=0 " .. q(film))
+    assert.equals(19, tonumber(seconds))
+    r = run({ "film", board, "--out", film, "--journal", journal, "--interval", "0.1" }, env())
+    assert.equals(0, r.code, r.err)
+    assert.equals(4, #posts(), "run again: no shot paid twice")
+  end)
+
+  it("film stopped by Ctrl-C after its second shot: exit 130 and the command that goes on, which run as printed "
+    .. "makes the film with 4 creates in all", function()
+    emu:config { processing = 2 } -- (a shot takes 2 s: the film is still at work when its second shot is saved)
+    local board, film = dir .. "/storyboard.json", dir .. "/film.mp4"
+    helper.write_file(board, '{"shots": [{"model": "videos", "prompt": "one", "duration": 4}, {"model": "videos", '
+      .. '"prompt": "two", "duration": 5}, {"model": "videos", "prompt": "three", "duration": 4}, {"model": '
+      .. '"videos", "prompt": "four", "duration": 6}]}')
+    local proc = C.background({ "film", board, "--out", film, "--journal", journal, "--interval", "0.1" }, env())
+    assert.is_true(helper.wait_until(function() return helper.exists(dir .. "/film.shot02.mp4") end, 60))
+    assert.equals(130, proc:stop("INT").code)
+    local line = proc:err_line("interrupted")
+    local command = assert(line:match("`(starvideos film [^`]+)` goes on: it pays for no shot made before"), line)
+    assert.equals("starvideos film " .. board .. " --out " .. film .. " --interval 0.1 --journal " .. journal, command)
+    assert.falsy(helper.exists(film))
+    emu:config { processing = 0.2 }
+    local r = C.run_printed(command, env())
+    assert.equals(0, r.code, r.err)
+    assert.equals(4, #posts(), "each shot paid once")
+    assert.equals(19, tonumber((helper.capture("ffprobe -v error -show_entries format=duration -of csv=p=0 "
+      .. q(film)))))
+  end)
+
+  it("film: a storyboard that is not JSON, or not of the shape, or whose shot is invalid, exits 2 naming the file "
+    .. "and the shot, nothing sent", function()
+    local board = dir .. "/board.json"
+    for _, case in ipairs {
+      { "{\"shots\": [", board .. ": not JSON (" },
+      { "[1, 2]", board .. ": a JSON object {\"shots\": [" },
+      { '{"shots": [{"model": "videos", "prompt": "a", "duration": 4}, 7]}', board .. ": shot 2: a JSON object" },
+      { '{"shots": [{"model": "videos", "prompt": "a", "duration": 4}, {"prompt": "b", "continue": true}]}',
+        board .. ": shot 2: \"continue\" needs the shot's \"last_image\"" },
+      { '{"shots": [{"model": "videos", "prompt": "a", "duration": 4, "continue": true, "last_image": "https://e/x"}]}',
+        board .. ": shot 1: \"continue\": the first shot has no shot before it" },
+      { '{"shots": [{"model": "videos", "prompt": "a", "duration": 4}, {"model": "videos", "prompt": "b", '
+        .. '"duration": 99}]}', board .. ": shot 2: duration: expected a whole number of seconds" },
+    } do
+      helper.write_file(board, case[1])
+      local r = run({ "film", board, "--out", dir .. "/f.mp4", "--journal", journal }, env())
+      assert.equals(2, r.code, case[1])
+      assert.equals("starvideos film: " .. case[2], lines(r.err)[1]:sub(1, #"starvideos film: " + #case[2]), case[1])
+    end
+    assert.same({}, emu:requests(), "nothing was sent")
+  end)
+
+  it("list --tree: a parent, its child by again and its grandchild by again, each under the one before with its "
+    .. "relation (--json: parent, relation, depth); the same after compact (which keeps no prompt)", function()
+    local parent, child, grandchild = family()
+    local function tree()
+      local r = run({ "list", "--journal", journal, "--tree" }, {})
+      assert.equals(0, r.code, r.err)
+      return lines(r.out)
+    end
+    local want = {
+      parent.id .. "  downloaded  videos  " .. dir .. "/parent.mp4  a red fox",
+      "  again: " .. child.id .. "  downloaded  videos  " .. dir .. "/child.mp4  a blue fox",
+      "    again: " .. grandchild.id .. "  downloaded  videos  " .. dir .. "/grandchild.mp4  a blue fox",
+      "3 tasks: 3 downloaded" }
+    assert.same(want, tree())
+    local r = run({ "list", "--journal", journal, "--tree", "--json" }, {})
+    local got = {}
+    for i, t in ipairs(json_lines(r.out)) do got[i] = { t.id, t.parent or "-", t.relation or "-", t.depth } end
+    assert.same({ { parent.id, "-", "-", 0 }, { child.id, parent.id, "again", 1 },
+      { grandchild.id, child.id, "again", 2 } }, got)
+    r = run({ "compact", "--journal", journal }, {})
+    assert.equals(0, r.code, r.err)
+    assert.matches("3 settled tasks as schedule samples", r.out, 1, true)
+    for i = 1, 3 do want[i] = want[i]:gsub("  a %a+ fox$", "") end -- (a compacted task keeps no prompt)
+    assert.same(want, tree(), "the lineage survives compaction")
+  end)
+end)
