@@ -6,7 +6,8 @@
 #   OUT/manifest*                        a LuaRocks server of the source rocks (a compiler needed)
 #   OUT/<lua>/<rock>-VERSION-1.<arch>.rock  each rock built for that Lua (5.1 serves LuaJIT too), packed as a
 #                                        binary rock; OUT/<lua>/manifest*: a server that needs no compiler
-#   OUT/BUILD                            the platform, the glibc and the libraries the binary rocks were built on
+#   OUT/BUILD                            the platform, the glibc and the libraries the binary rocks were built on,
+#                                        and the newest glibc symbol version their modules take
 #   OUT/SHA256SUMS                       every file above, `sha256sum -c` from OUT
 # Every dependency of a rock (lua-cjson, LuaSocket) is the system's: nothing is asked of a LuaRocks server
 # (--deps-mode=none).  LUAROCKS and LUAROCKS_ADMIN name other luarocks commands.
@@ -75,10 +76,18 @@ for lua in "$@"; do
   "$admin" make-manifest "$out/$lua" > /dev/null
 done
 
-# What the binary rocks need at run time, and what they were built on.
+# What the binary rocks need at run time, and what they were built on: the newest glibc symbol version any of
+# their modules takes (objdump's, where binutils is) is the oldest glibc they load on.
+mkdir "$stage/so"
+for rock in "$out"/*/*.rock; do
+  unzip -q -o "$rock" 'lib/*' -d "$stage/so/$(basename "$(dirname "$rock")")-$(basename "$rock")" 2>/dev/null || true
+done
+symbols=$(find "$stage/so" -name '*.so' -exec objdump -T {} + 2>/dev/null | grep -o 'GLIBC_[0-9.]*' \
+  | sed 's/GLIBC_//' | sort -t. -k1,1n -k2,2n -k3,3n | tail -1)
 {
   echo "platform: $(uname -s | tr A-Z a-z)-$(uname -m)"
   echo "glibc: $(ldd --version 2>&1 | sed -n '1s/.* //p')"
+  echo "glibc symbols: ${symbols:-unknown} at most"
   echo "libcurl: $(pkg-config --modversion libcurl 2>/dev/null || echo unknown)"
   echo "openssl: $(pkg-config --modversion libcrypto 2>/dev/null || echo unknown)"
   echo "hiredis: $(pkg-config --modversion hiredis 2>/dev/null || echo unknown)"

@@ -1,8 +1,9 @@
 -- The release (issue 58; docs/install.md, "Releases"): `make release` once, into a folder of the spec's own
 -- (RELEASE_DIR), then from that folder alone:
 --   * the folder: the source archive, a source rock of each rock, a binary rock of each rock for each Lua
---     (5.1 to 5.4) in <folder>/<lua>/, a LuaRocks manifest in each, BUILD naming `ldd --version`'s glibc, and
---     SHA256SUMS that `sha256sum -c` accepts;
+--     (5.1 to 5.4) in <folder>/<lua>/, a LuaRocks manifest in each, BUILD naming `ldd --version`'s glibc and the
+--     newest glibc symbol version the modules take (none newer, objdump -T), and SHA256SUMS that `sha256sum -c`
+--     accepts;
 --   * under Lua 5.4, Lua 5.1 and LuaJIT (5.1's rocks): every rock installed by `luarocks install --only-server`
 --     into a fresh tree with a PATH from which cc, gcc, clang, make and pkg-config are absent, a video generated
 --     against the emulator from that tree, every C module of the tree loaded there, and `ldd` of each naming only
@@ -80,6 +81,23 @@ local function rockspecs()
   return list
 end
 
+-- a <= b, for glibc versions ("2.34", "2.36")
+local function not_newer(a, b)
+  local a1, a2 = a:match("^(%d+)%.(%d+)")
+  local b1, b2 = b:match("^(%d+)%.(%d+)")
+  a1, a2, b1, b2 = tonumber(a1), tonumber(a2), tonumber(b1), tonumber(b2)
+  return a1 < b1 or (a1 == b1 and a2 <= b2)
+end
+
+-- The newest GLIBC_x.y symbol version file takes (objdump -T), or nil.
+local function glibc_symbols(file)
+  local newest
+  for ver in helper.capture("objdump -T " .. q(file)):gmatch("GLIBC_(%d+%.%d+)") do
+    if not newest or not not_newer(ver, newest) then newest = ver end
+  end
+  return newest
+end
+
 local function version()
   local out = assert(helper.capture("cd " .. q(helper.root) .. " && ls rockspec"))
   local v = out:match("starvideos%-(%d+%.%d+%.%d+)%-1%.rockspec")
@@ -145,7 +163,11 @@ describe("make release", function()
       end
     end
     local glibc = helper.capture("ldd --version"):match("^[^\n]* (%d+%.%d+)\n")
-    assert.matches("\nglibc: " .. glibc:gsub("%.", "%%.") .. "\n", "\n" .. helper.read_file(rel .. "/BUILD"))
+    local build = "\n" .. helper.read_file(rel .. "/BUILD")
+    assert.matches("\nglibc: " .. glibc:gsub("%.", "%%.") .. "\n", build)
+    local symbols = build:match("\nglibc symbols: (%d+%.%d+) at most\n")
+    assert.is_string(symbols, build)
+    assert.is_true(not_newer(symbols, glibc), symbols .. " is newer than the glibc " .. glibc)
     local out, ok = sh("cd " .. q(rel) .. " && sha256sum -c --strict SHA256SUMS")
     assert.is_true(ok, out)
     local listed = select(2, helper.read_file(rel .. "/SHA256SUMS"):gsub("\n", ""))
@@ -208,10 +230,15 @@ describe("make release", function()
         end
         assert.same({ "starvideos/core.so", "starvideos/curl.so", "starvideos/fleet/native.so",
           "starvideos/redis.so", "starvideos/sign.so", "starvideos/sigv4.so" }, sos)
+        local symbols = helper.read_file(rel .. "/BUILD"):match("\nglibc symbols: (%d+%.%d+) at most\n")
+        local objdump = helper.execute("command -v objdump >/dev/null 2>&1")
         for _, f in ipairs(sos) do
           local bad, libc = foreign(tree .. "/lib/lua/" .. t.luav .. "/" .. f)
           assert.same({}, bad, f)
           assert.is_true(libc, f .. " names no libc")
+          -- and takes no glibc symbol newer than BUILD says
+          local newest = objdump and glibc_symbols(tree .. "/lib/lua/" .. t.luav .. "/" .. f)
+          assert.is_true(not objdump or (newest ~= nil and not_newer(newest, symbols)), f .. ": " .. tostring(newest))
         end
       end)
     end)
