@@ -1,16 +1,16 @@
--- The release: `luarocks make rockspec/starvideos-0.3.0-1.rockspec` at the top
--- of a checkout of that release builds and installs it (Lua 5.1 to 5.4, LuaJIT).
+-- The release: `make release` packs it (its source rock, a binary rock for each Lua: docs/install.md, "Releases"),
+-- and `luarocks make rockspec/starvideos-0.4.0-1.rockspec` at the top of a checkout of that release builds and
+-- installs it (Lua 5.1 to 5.4, LuaJIT).
 rockspec_format = "3.0"
 package = "starvideos"
-version = "0.3.0-1"
--- Where the source lives: this repository, at the tag v0.3.0.  `luarocks make`
--- builds the checkout it runs in and fetches nothing, so url is not used there;
--- the project has no public address yet, so it names the checkout itself.
--- Publishing means setting url to the repository's git address
--- ("git+https://<host>/<owner>/starvideos.git"), which `luarocks build` clones.
+version = "0.4.0-1"
+-- Where the source lives: the archive `make release` writes (the files the rocks build from, under
+-- starvideos-0.4.0/), which each source rock of the release carries beside its rockspec.  `luarocks make` builds
+-- the checkout it runs in and fetches nothing, so url is not used there.  The project has no public address yet:
+-- publishing means setting url to where that archive is served ("https://<host>/starvideos-0.4.0.tar.gz").
 source = {
-  url = "git+file://.",
-  tag = "v0.3.0",
+  url = "starvideos-0.4.0.tar.gz",
+  dir = "starvideos-0.4.0",
 }
 description = {
   summary = "Client for the StarVideos asynchronous video-generation API",
@@ -86,8 +86,8 @@ build = {
     ["starvideos.cli.display"] = "lua/starvideos/cli/display.lua",
     ["starvideos.cli.json"] = "lua/starvideos/cli/json.lua",
     ["starvideos.cli.output"] = "lua/starvideos/cli/output.lua",
-    ["starvideos.cli.plan"] = "lua/starvideos/cli/plan.lua",
     ["starvideos.cli.lineage"] = "lua/starvideos/cli/lineage.lua",
+    ["starvideos.cli.plan"] = "lua/starvideos/cli/plan.lua",
     ["starvideos.cli.spend"] = "lua/starvideos/cli/spend.lua",
     ["starvideos.client"] = "lua/starvideos/client.lua",
     ["starvideos.config"] = "lua/starvideos/config.lua",

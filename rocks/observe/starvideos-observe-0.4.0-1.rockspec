@@ -1,0 +1,45 @@
+-- One repository, several rocks (CONTRACT.md "Rocks"; docs/architecture.md "Extension points"): this one
+-- at the top of a checkout, after the starvideos rock:
+--   luarocks make rocks/observe/starvideos-observe-0.4.0-1.rockspec
+-- (the release's: `make release` packs it, its source rock and a binary rock for each Lua, docs/install.md)
+-- Its modules live in rocks/observe/lua/, never in lua/ (the starvideos rock's): LuaRocks' builtin backend
+-- copies a top-level lua/ folder into every rock it builds, so this rock is built by build.install alone (no C),
+-- and build.install names each of its files (tools/shape.lua checks the list against the folder).
+-- It lives in rocks/observe/, with the rock's code and specs, so that a plain `luarocks make` at the top still finds
+-- one rock to build (the core's, in rockspec/).
+rockspec_format = "3.0"
+package = "starvideos-observe"
+version = "0.4.0-1"
+-- the same source as rockspec/starvideos-0.4.0-1.rockspec (see there)
+source = {
+  url = "starvideos-0.4.0.tar.gz",
+  dir = "starvideos-0.4.0",
+}
+description = {
+  summary = "Metrics and traces for the starvideos client (pure Lua)",
+  detailed = [[
+The observer of the starvideos client: metrics = true (client:metrics(), the
+Prometheus text) and trace = {...} (OTLP spans over HTTP), hung on the core's one
+observer; pure Lua.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  -- the core it is written against: its modules listed in docs/architecture.md ("What a rock may require of the
+  -- core"), in the release's minor version: LuaRocks refuses a core outside it
+  "starvideos >= 0.4, < 0.5",
+}
+build = {
+  type = "none",
+  install = {
+    lua = {
+      ["starvideos.extras.metrics"] = "rocks/observe/lua/starvideos/extras/metrics.lua",
+      ["starvideos.extras.observe"] = "rocks/observe/lua/starvideos/extras/observe.lua",
+      ["starvideos.extras.otlp"] = "rocks/observe/lua/starvideos/extras/otlp.lua",
+      ["starvideos.extras.trace"] = "rocks/observe/lua/starvideos/extras/trace.lua",
+      ["starvideos.observe"] = "rocks/observe/lua/starvideos/observe/init.lua",
+    },
+  },
+  copy_directories = {},
+}

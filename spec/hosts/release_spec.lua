@@ -1,0 +1,314 @@
+-- The release (issue 58; docs/install.md, "Releases"): `make release` once, into a folder of the spec's own
+-- (RELEASE_DIR), then from that folder alone:
+--   * the folder: the source archive, a source rock of each rock, a binary rock of each rock for each Lua
+--     (5.1 to 5.4) in <folder>/<lua>/, a LuaRocks manifest in each, BUILD naming `ldd --version`'s glibc and the
+--     newest glibc symbol version the modules take (none newer, objdump -T), and SHA256SUMS that `sha256sum -c`
+--     accepts;
+--   * under Lua 5.4, Lua 5.1 and LuaJIT (5.1's rocks): every rock installed by `luarocks install --only-server`
+--     into a fresh tree with a PATH from which cc, gcc, clang, make and pkg-config are absent, a video generated
+--     against the emulator from that tree, every C module of the tree loaded there, and `ldd` of each naming only
+--     the C library, libm, libpthread/libdl, libcurl, libcrypto/libssl and (the Redis rock's) hiredis;
+--   * `luarocks lint` passes every rockspec (scm and versioned), and fails a broken one; each versioned rockspec
+--     is its scm one but for version, source and (a product rock) the core's range;
+--   * a product rock against a core outside its range (0.5.0, the only one a second server folder offers) is
+--     refused by LuaRocks, and installs beside the release's core.
+-- Nothing here asks a LuaRocks server for anything but the folders the spec made (--only-server).
+local helper = require "spec.helper"
+local ccache = require "spec.hosts.support.ccache"
+local trees = require "spec.hosts.support.trees"
+
+local q = helper.shell_quote
+local ROCKS = { "starvideos", "starvideos-redis", "starvideos-s3", "starvideos-observe", "starvideos-emulator" }
+local LUAS = { "5.1", "5.2", "5.3", "5.4" }
+local SAMPLE = assert(require("starvideos.emulator.files").video(5))
+-- the shared libraries an installed C module may need, by name (the loader and the vDSO besides)
+local ALLOWED = { "libc", "libm", "libpthread", "libdl", "libcurl", "libcrypto", "libssl", "libhiredis" }
+-- what a build needs and an install from the folder must not
+local TOOLS = { "cc", "gcc", "clang", "make", "pkg-config" }
+
+local function sh(cmd) return helper.capture(cmd .. " 2>&1") end
+
+-- From the fresh tree: a video against the emulator, then each rock's modules (every C one) required.
+local RUN = [[
+local s = require "starvideos"
+local url, key, out = arg[1], arg[2], arg[3]
+local c = assert(s.new { api_key = key, base_url = url })
+local task = assert(c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = out, interval = 0.05 }))
+print("generated", task.status, task.path)
+for _, m in ipairs { "starvideos.core", "starvideos.curl", "starvideos.sign", "starvideos.redis",
+  "starvideos.fleet.native", "starvideos.sigv4", "starvideos.ledger.redis", "starvideos.sink.s3",
+  "starvideos.observe", "starvideos.emulator" } do
+  print("loaded", m, type(require(m)))
+end
+]]
+
+-- What `ldd file` names: { {name = "libcurl", path = "/usr/lib/..."}, ... } (the loader and the vDSO left out).
+local function ldd(file)
+  local list = {}
+  for line in assert(helper.capture("ldd " .. q(file))):gmatch("[^\n]+") do
+    local so, path = line:match("^%s*(%S+%.so[%.%d]*) => (%S+)")
+    if so then list[#list + 1] = { name = so:match("^(.-)%.so"), path = path }
+    elseif not (line:find("linux%-vdso") or line:find("ld%-linux")) then list[#list + 1] = { name = line } end
+  end
+  return list
+end
+
+-- The libraries of file's `ldd` that are neither ALLOWED nor brought by one that is (libcurl's own, the
+-- system's libcurl linking libnghttp2, libssh2, ...), sorted; and whether libc is among them.
+local function foreign(file)
+  local allowed, brought, bad = {}, {}, {}
+  for _, n in ipairs(ALLOWED) do allowed[n] = true end
+  local libs = ldd(file)
+  for _, lib in ipairs(libs) do
+    if allowed[lib.name] and lib.path then
+      for _, dep in ipairs(ldd(lib.path)) do brought[dep.name] = true end
+    end
+  end
+  local libc = false
+  for _, lib in ipairs(libs) do
+    libc = libc or lib.name == "libc"
+    if not (allowed[lib.name] or brought[lib.name]) then bad[#bad + 1] = lib.name end
+  end
+  table.sort(bad)
+  return bad, libc
+end
+
+-- Every rockspec of the checkout: rockspec/*.rockspec and rocks/<rock>/*.rockspec, relative names.
+local function rockspecs()
+  local list = {}
+  for f in assert(helper.capture("cd " .. q(helper.root) .. " && ls rockspec/*.rockspec rocks/*/*.rockspec"))
+    :gmatch("[^\n]+") do list[#list + 1] = f end
+  return list
+end
+
+-- a <= b, for glibc versions ("2.34", "2.36")
+local function not_newer(a, b)
+  local a1, a2 = a:match("^(%d+)%.(%d+)")
+  local b1, b2 = b:match("^(%d+)%.(%d+)")
+  a1, a2, b1, b2 = tonumber(a1), tonumber(a2), tonumber(b1), tonumber(b2)
+  return a1 < b1 or (a1 == b1 and a2 <= b2)
+end
+
+-- The newest GLIBC_x.y symbol version file takes (objdump -T), or nil.
+local function glibc_symbols(file)
+  local newest
+  for ver in helper.capture("objdump -T " .. q(file)):gmatch("GLIBC_(%d+%.%d+)") do
+    if not newest or not not_newer(ver, newest) then newest = ver end
+  end
+  return newest
+end
+
+local function version()
+  local out = assert(helper.capture("cd " .. q(helper.root) .. " && ls rockspec"))
+  local v = out:match("starvideos%-(%d+%.%d+%.%d+)%-1%.rockspec")
+  return assert(v, "no versioned rockspec in rockspec/: " .. out)
+end
+
+-- A folder of links to every command of PATH's folders but the compilers, linkers, make and pkg-config: what
+-- luarocks runs (sh, unzip, cp, ...) and no build tool.
+local function no_compiler_path(dir)
+  local script = [[
+for d in /usr/local/bin /usr/bin /bin /usr/sbin /sbin; do
+  for f in "$d"/*; do
+    n=${f##*/}
+    case $n in
+      cc|c89|c99|c++|cpp|gcc|g++|make|gmake|pkg-config|pkgconf|tcc|ccache|ld|ld.*|as|clang*|*-gcc|*-gcc-*|gcc-*|\
+      *-g++*|*-cpp*|*pkg-config*|*-ld|*-ld.*|*-as) continue ;;
+    esac
+    [ -e "$0/$n" ] || ln -s "$f" "$0/$n"
+  done
+done]]
+  assert(helper.execute("mkdir -p " .. q(dir) .. " && sh -c " .. q(script) .. " " .. q(dir)))
+  return dir
+end
+
+describe("make release", function()
+  if not helper.execute("command -v luarocks >/dev/null 2>&1 && command -v luarocks-admin >/dev/null 2>&1 "
+    .. "&& command -v zip >/dev/null 2>&1") then
+    pending("luarocks, luarocks-admin or zip is not installed (make deps)")
+    return
+  end
+  local v = version()
+  local tmp, rel, nocc, cache
+
+  lazy_setup(function()
+    tmp = helper.tmpdir()
+    rel = tmp .. "/release"
+    cache = ccache.dir()
+    local out, ok = sh("cd " .. q(helper.root) .. " && env " .. ccache.env(cache) .. "make -s release RELEASE_DIR="
+      .. q(rel))
+    assert(ok, out)
+    nocc = no_compiler_path(tmp .. "/bin")
+  end)
+  lazy_teardown(helper.cleanup)
+
+  it("writes the source rocks, a binary rock of each rock for each Lua, the manifests, BUILD and SHA256SUMS",
+    function()
+    local function has(path) return helper.execute("test -f " .. q(rel .. "/" .. path)) end
+    assert.is_true(has("starvideos-" .. v .. ".tar.gz"))
+    for _, rock in ipairs(ROCKS) do
+      assert.is_true(has(rock .. "-" .. v .. "-1.src.rock"), rock)
+      local arch = (rock == "starvideos-observe" or rock == "starvideos-emulator") and "all" or "linux-x86_64"
+      for _, lua in ipairs(LUAS) do
+        assert.is_true(has(lua .. "/" .. rock .. "-" .. v .. "-1." .. arch .. ".rock"), lua .. " " .. rock)
+      end
+    end
+    for _, dir in ipairs { "", "5.1/", "5.2/", "5.3/", "5.4/" } do
+      local manifest = {}
+      assert(load(assert(helper.read_file(rel .. "/" .. dir .. "manifest")), "manifest", "t", manifest))()
+      for _, rock in ipairs(ROCKS) do
+        local entry = manifest.repository[rock] and manifest.repository[rock][v .. "-1"]
+        assert.is_table(entry, dir .. "manifest: " .. rock)
+        assert.equal(dir == "" and "src" or "binary", entry[1].arch == "src" and "src" or "binary", dir .. rock)
+      end
+    end
+    local glibc = helper.capture("ldd --version"):match("^[^\n]* (%d+%.%d+)\n")
+    local build = "\n" .. helper.read_file(rel .. "/BUILD")
+    assert.matches("\nglibc: " .. glibc:gsub("%.", "%%.") .. "\n", build)
+    local symbols = build:match("\nglibc symbols: (%d+%.%d+) at most\n")
+    assert.is_string(symbols, build)
+    assert.is_true(not_newer(symbols, glibc), symbols .. " is newer than the glibc " .. glibc)
+    local out, ok = sh("cd " .. q(rel) .. " && sha256sum -c --strict SHA256SUMS")
+    assert.is_true(ok, out)
+    local listed = select(2, helper.read_file(rel .. "/SHA256SUMS"):gsub("\n", ""))
+    local files = select(2, helper.capture("cd " .. q(rel) .. " && find . -type f ! -name SHA256SUMS"):gsub("\n", ""))
+    assert.equal(files, listed)
+    -- the folder's binary rocks were built, never asked of a server: each holds its .so files
+    out = helper.capture("unzip -l " .. q(rel .. "/5.4/starvideos-" .. v .. "-1.linux-x86_64.rock"))
+    for _, so in ipairs { "lib/starvideos/core.so", "lib/starvideos/curl.so", "lib/starvideos/sign.so" } do
+      assert.matches(so, out, 1, true)
+    end
+  end)
+
+  for _, vm in ipairs { "lua5.4", "lua5.1", "luajit" } do
+    describe("installed from the folder with no compiler (" .. vm .. ")", function()
+      if not helper.execute("command -v " .. vm .. " >/dev/null 2>&1") then
+        pending(vm .. " is not installed (make deps)")
+        return
+      end
+      local t, tree
+
+      lazy_setup(function()
+        t = trees.vm(vm, helper.tmpdir())
+        tree = helper.tmpdir() .. "/tree"
+      end)
+
+      it("has no cc, gcc, clang, make or pkg-config on its PATH, and installs every rock's binary rock", function()
+        for _, tool in ipairs(TOOLS) do
+          assert.is_falsy(helper.execute("PATH=" .. q(nocc) .. " command -v " .. tool .. " >/dev/null 2>&1"), tool)
+        end
+        assert.is_true(helper.execute("PATH=" .. q(nocc) .. " command -v luarocks unzip >/dev/null 2>&1"))
+        for _, rock in ipairs(ROCKS) do
+          local out, ok = sh("PATH=" .. q(nocc) .. " luarocks " .. t.flags .. " install --only-server="
+            .. q(rel .. "/" .. t.luav) .. " --tree=" .. q(tree) .. " --deps-mode=none " .. rock)
+          assert.is_true(ok, out)
+          assert.matches("Installing " .. rel .. "/" .. t.luav .. "/" .. rock .. "-" .. v .. "-1.", out, 1, true)
+          assert.matches(rock .. " " .. v .. "-1 is now installed", out, 1, true)
+        end
+      end)
+
+      it("generates a video against the emulator from that tree, every C module of it loaded there", function()
+        local emu = helper.emulator { queued = 0.1, processing = 0.1 }
+        finally(function() emu:stop() end)
+        local dir = helper.tmpdir()
+        helper.write_file(dir .. "/run.lua", RUN)
+        local out, ok = sh("cd " .. q(dir) .. " && " .. trees.env(t, tree) .. t.lua .. " run.lua " .. q(emu.url)
+          .. " " .. q(emu.key) .. " " .. q(dir .. "/cat.mp4"))
+        assert.is_true(ok, out)
+        assert.matches("generated\tcompleted\t" .. dir .. "/cat.mp4", out, 1, true)
+        assert.is_true(helper.read_file(dir .. "/cat.mp4") == SAMPLE, "the video differs from the emulator's")
+        assert.equal(1, emu:creates())
+        local loaded = select(2, out:gsub("\nloaded\t[%w.]+\ttable", ""))
+        assert.equal(10, loaded, out)
+      end)
+
+      it("has C modules whose ldd names only libc, libm, libpthread/libdl, libcurl, libcrypto/libssl, hiredis",
+        function()
+        local sos = {}
+        for _, f in ipairs(trees.files(tree .. "/lib/lua/" .. t.luav)) do
+          if f:match("%.so$") then sos[#sos + 1] = f end
+        end
+        assert.same({ "starvideos/core.so", "starvideos/curl.so", "starvideos/fleet/native.so",
+          "starvideos/redis.so", "starvideos/sign.so", "starvideos/sigv4.so" }, sos)
+        local symbols = helper.read_file(rel .. "/BUILD"):match("\nglibc symbols: (%d+%.%d+) at most\n")
+        local objdump = helper.execute("command -v objdump >/dev/null 2>&1")
+        for _, f in ipairs(sos) do
+          local bad, libc = foreign(tree .. "/lib/lua/" .. t.luav .. "/" .. f)
+          assert.same({}, bad, f)
+          assert.is_true(libc, f .. " names no libc")
+          -- and takes no glibc symbol newer than BUILD says
+          local newest = objdump and glibc_symbols(tree .. "/lib/lua/" .. t.luav .. "/" .. f)
+          assert.is_true(not objdump or (newest ~= nil and not_newer(newest, symbols)), f .. ": " .. tostring(newest))
+        end
+      end)
+    end)
+  end
+
+  it("has every rockspec pass luarocks lint (a broken one fails it), each versioned one its scm one but for version, "
+    .. "source and the core's range", function()
+    local specs = rockspecs()
+    assert.equal(10, #specs, table.concat(specs, " "))
+    for _, f in ipairs(specs) do
+      local out, ok = sh("cd " .. q(helper.root) .. " && luarocks lint " .. q(f))
+      assert.is_true(ok, f .. ": " .. out)
+    end
+    local broken = tmp .. "/starvideos-9.9.9-1.rockspec"
+    helper.write_file(broken, (helper.read_file(helper.root .. "/rockspec/starvideos-" .. v .. "-1.rockspec")
+      :gsub('\nversion = "[^"]*"', '\nversion = "9.9.9"')))
+    assert.is_falsy(select(2, sh("luarocks lint " .. q(broken))), "a version without its revision passed lint")
+    for _, f in ipairs(specs) do
+      if not f:find("-scm-1", 1, true) then
+        local scm_name = f:gsub("%-" .. v:gsub("%.", "%%.") .. "%-1%.", "-scm-1.")
+        local scm = assert(helper.read_file(helper.root .. "/" .. scm_name), scm_name)
+        local versioned = assert(helper.read_file(helper.root .. "/" .. f))
+        -- from the description on, the dependencies without their comments and without the core's range
+        local function body(text)
+          local deps = text:match("\ndependencies = (%b{})"):gsub("\n%s*%-%-[^\n]*", "")
+            :gsub('\n  "starvideos >= [^"\n]*",', "")
+          return text:match("\ndescription = .*$"):gsub("\ndependencies = %b{}", function() return deps end)
+        end
+        assert.equal(body(scm), body(versioned), f)
+        assert.matches('\nversion = "' .. v:gsub("%.", "%%.") .. '%-1"\n', versioned, nil, f)
+        assert.matches('\nsource = {\n  url = "starvideos%-' .. v:gsub("%.", "%%.") .. '%.tar%.gz",', versioned, nil, f)
+        if f:find("^rocks/") then
+          local major, minor = v:match("^(%d+)%.(%d+)")
+          assert.matches('\n  "starvideos >= ' .. major .. "%." .. minor .. ", < " .. major .. "%." .. (minor + 1)
+            .. '",\n', versioned, nil, f)
+        end
+      end
+    end
+  end)
+
+  it("refuses a product rock against a core outside its range (0.5.0 the only one offered), and installs it beside "
+    .. "the release's core", function()
+    local major, minor = v:match("^(%d+)%.(%d+)")
+    local next_v = major .. "." .. (minor + 1) .. ".0"
+    local other = tmp .. "/other"
+    assert(helper.execute("mkdir " .. q(other) .. " && cp " .. q(rel .. "/5.4/starvideos-redis-" .. v
+      .. "-1.linux-x86_64.rock") .. " " .. q(other)))
+    helper.write_file(other .. "/starvideos-" .. next_v .. "-1.rockspec",
+      (helper.read_file(helper.root .. "/rockspec/starvideos-" .. v .. "-1.rockspec")
+        :gsub('\nversion = "[^"]*"', '\nversion = "' .. next_v .. '-1"')))
+    local out, ok = sh("luarocks-admin make-manifest " .. q(other))
+    assert.is_true(ok, out)
+    -- (the PATH's own: with a --deps-mode but none LuaRocks 3.8 checks the external libraries, and finds Debian's
+    -- multiarch folder through `gcc -print-multiarch` alone; docs/install.md, "Releases")
+    local function install(tree, rock, server, mode)
+      return sh("luarocks --lua-version=5.4 install --only-server=" .. q(server)
+        .. " --tree=" .. q(tree) .. " --deps-mode=" .. mode .. " " .. rock)
+    end
+    -- a fresh tree: the one core offered is 0.5.0, outside starvideos >= 0.4, < 0.5
+    local fresh = tmp .. "/range-fresh"
+    out, ok = install(fresh, "starvideos-redis", other, "one")
+    assert.is_falsy(ok, out)
+    assert.matches("starvideos >= " .. major .. "." .. minor .. ", < " .. major .. "." .. (minor + 1), out, 1, true)
+    assert.is_falsy(helper.execute("test -e " .. q(fresh .. "/lib/luarocks/rocks-5.4/starvideos-redis")), out)
+    -- beside the release's core, the same server folder's rock installs
+    local beside = tmp .. "/range-beside"
+    out, ok = install(beside, "starvideos", rel .. "/5.4", "none")
+    assert.is_true(ok, out)
+    out, ok = install(beside, "starvideos-redis", other, "one")
+    assert.is_true(ok, out)
+    assert.matches("starvideos-redis " .. v .. "-1 is now installed", out, 1, true)
+  end)
+end)
