@@ -626,6 +626,6 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lua_setfield(L, -2, "transient");
   push_list(L, sv_field_names);
   lua_setfield(L, -2, "fields");
-  lsv_set_cstr(L, "_VERSION", "starvideos.core 0.3.0");
+  lsv_set_cstr(L, "_VERSION", "starvideos.core 0.4.0");
   return 1;
 }

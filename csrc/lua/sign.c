@@ -70,7 +70,7 @@ LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
   lsv_error_metatable(L); /* the error tables of a bad secret */
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
-  lsv_set_cstr(L, "_VERSION", "starvideos.sign 0.3.0");
+  lsv_set_cstr(L, "_VERSION", "starvideos.sign 0.4.0");
   /* SHA256: the hasher core.commit_start takes, run on its commit thread: this
      module then stays loaded for good (a thread may outlive the state) */
   sv_helper_pin_module();

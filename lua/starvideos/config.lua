@@ -6,7 +6,7 @@ local core = require "starvideos.core"
 
 local M = {}
 
-M.VERSION = "0.3.0"
+M.VERSION = "0.4.0"
 M.DEFAULT_BASE_URL = "https://zcbservice.aizfw.cn/kyyReactApiServer"
 
 -- The one answer to "are we inside nginx, with its sockets?": the ngx table, else nil.

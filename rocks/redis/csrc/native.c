@@ -125,7 +125,7 @@ static const luaL_Reg funcs[] = { { "store_url", l_store_url }, { "slot", l_slot
 
 LUAOPEN_API int luaopen_starvideos_fleet_native(lua_State *L) {
   luaL_newlib(L, funcs);
-  lua_pushstring(L, "starvideos.fleet.native 0.3.0");
+  lua_pushstring(L, "starvideos.fleet.native 0.4.0");
   lua_setfield(L, -2, "_VERSION");
   return 1;
 }

@@ -93,6 +93,6 @@ LUAOPEN_API int luaopen_starvideos_sigv4(lua_State *L) {
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
   sv_s3_open_parts(L); /* stream() and part(): an upload's stream with each part's sums (parts.c) */
-  lsv_set_cstr(L, "_VERSION", "starvideos.sigv4 0.3.0");
+  lsv_set_cstr(L, "_VERSION", "starvideos.sigv4 0.4.0");
   return 1;
 }
