@@ -72,7 +72,7 @@ io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
     local dir = helper.tmpdir()
     local c = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j.jsonl", interval = 0.1,
       min_interval = 0.1, prices = { videos = 0.4 } }
-    local shots = assert(load("return " .. SHOTS))()
+    local shots = assert((rawget(_G, "loadstring") or load)("return " .. SHOTS))()
     assert(c:generate(shots[1], { out = dir .. "/f.shot01.mp4" }))
     local plan = assert(c:film(shots, { out = dir .. "/f.mp4", dry_run = true }))
     assert.same({ "none", "create", "create", "create" }, { plan.shots[1].action, plan.shots[2].action,
