@@ -26,7 +26,7 @@ dependencies = {
   "lua >= 5.1, < 5.5",
   -- the core it is written against: its modules listed in docs/architecture.md ("What a rock may require of the
   -- core"); no upper bound while both are scm, which LuaRocks orders above every numbered version
-  "starvideos >= 0.3",
+  "starvideos >= 0.4",
   "luasocket",
 }
 build = {

@@ -62,6 +62,7 @@ build = {
       ["starvideos.fleet.check"] = "rocks/redis/lua/starvideos/fleet/check.lua",
       ["starvideos.fleet.cluster"] = "rocks/redis/lua/starvideos/fleet/cluster.lua",
       ["starvideos.fleet.conn"] = "rocks/redis/lua/starvideos/fleet/conn.lua",
+      ["starvideos.fleet.declared"] = "rocks/redis/lua/starvideos/fleet/declared.lua",
       ["starvideos.fleet.identity"] = "rocks/redis/lua/starvideos/fleet/identity.lua",
       ["starvideos.fleet.leases"] = "rocks/redis/lua/starvideos/fleet/leases.lua",
       ["starvideos.fleet.ledger"] = "rocks/redis/lua/starvideos/fleet/ledger.lua",
