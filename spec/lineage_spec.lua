@@ -82,7 +82,27 @@ describe("again, remix and continue", function()
       helper.write_file(dir .. "/parent.mp4", before)
       assert.same({ nil, "invalid_request" }, { ok, err.kind })
       assert.matches("remix: task .*'s video is not whole: .* has SHA%-256", err.message)
-      assert.same({}, emu:requests(), "nothing was sent")
+      assert.equal(0, emu:creates(), "nothing was created (a remix without a bucket asks its parent's URL first)")
+    end)
+
+  it("remix without a bucket: the parent's video_url, while it is valid, as the reference video; the same call "
+    .. "again pays nothing; a URL expired, refused as a local file without a bucket is, nothing created",
+    function()
+      emu:clear()
+      local cartoon = { prompt = "as a cartoon", duration = 5 }
+      local t = assert(client:remix(parent.id, cartoon, { out = dir .. "/remix.mp4" }))
+      assert.equal(1, emu:creates())
+      local refs = last_body().referenceVideos
+      assert.same({ 1, true }, { #refs, refs[1]:sub(1, #emu.url + 8) == emu.url .. "/videos/" }, refs[1])
+      assert.same({ parent.id, "remix" }, { t.parent, t.relation })
+      local t2 = assert(client:remix(parent.id, cartoon, { out = dir .. "/remix.mp4" }))
+      assert.same({ 1, t.id }, { emu:creates(), t2.id }, "a rerun follows its task")
+      emu:config { url_ttl = 0 } -- (every video URL expired as it is given)
+      local ok, err = client:remix(parent.id, { prompt = "as a sketch", duration = 5 }, { out = dir .. "/remix2.mp4" })
+      emu:config { url_ttl = cjson.null }
+      assert.same({ nil, "invalid_request" }, { ok, err.kind })
+      assert.matches("storage", err.field)
+      assert.equal(1, emu:creates())
     end)
 
   it("continue without ffmpeg on PATH: refused, naming ffmpeg, nothing sent", function()

@@ -24,7 +24,8 @@ local function refused(how, field, fmt, ...)
     { field = field })
 end
 
--- The ledger's record of the parent (a task id or a task table): its entry of ledger:tasks(), or nil, err.
+-- The ledger's record of the parent (a task id or a task table): its entry of ledger:tasks() and that list, or
+-- nil, err.
 local function parent_of(client, how, task)
   local id = type(task) == "table" and task.id or task
   if type(id) ~= "string" or id == "" then
@@ -38,7 +39,7 @@ local function parent_of(client, how, task)
   local list, err = ledger:tasks()
   if not list then return nil, new_error("io", tostring(err), { field = ledger.field }) end
   for _, t in ipairs(list) do
-    if t.id == id then return t end
+    if t.id == id then return t, list end
   end
   return refused(how, "task", "task %s is not in the ledger (%s)", id, ledger.path or ledger.where or ledger.field)
 end
@@ -66,7 +67,8 @@ local function new_out(how, t, opts)
   end
 end
 
--- The parent of a remix or a continue, its out checked, its video whole: t and its path, or nil, err.
+-- The parent of a remix or a continue, its out checked, its video whole: t, its path and the ledger's tasks, or
+-- nil, err.
 local function with_video(client, how, task, opts)
   local t, err = parent_of(client, how, task)
   if not t then return nil, err end
@@ -74,7 +76,7 @@ local function with_video(client, how, task, opts)
   if bad then return nil, bad end
   local path, verr = video_of(how, t)
   if not path then return nil, verr end
-  return t, path
+  return t, path, err
 end
 
 local function copy(v)
@@ -115,15 +117,38 @@ function M.again(client, task, overrides, opts)
 end
 
 -- client:remix's: the parent's saved video as the new create's reference video (after those params give).
+-- The parent's video_url while it is still valid: queried, then checked as a reference of p would be (it answers,
+-- the model's rules hold: client:check), or nil (none, or not valid: the local file goes instead).
+local function valid_url(client, t, p, refs)
+  local q = client:query(t.id)
+  local url = type(q) == "table" and q.status == "completed" and type(q.video_url) == "string" and q.video_url
+  if not url then return nil end
+  local probe, list = copy(p), copy(refs)
+  list[#list + 1] = url
+  probe.referenceVideos = list
+  local notes = client:check(probe)
+  return notes and not notes[1] and url or nil
+end
+
+-- client:remix's: the parent's saved video as a reference video of the new create (after those params give): the
+-- file, put into the bucket; without a bucket (no storage), its video_url while it is still valid, and a rerun (the
+-- child this out names, made before) takes its recorded params: its key's task followed, nothing paid.
 function M.remix(client, task, params, opts)
   if type(params) ~= "table" then return refused("remix", "params", "a params table expected, got %s", type(params)) end
-  local t, path = with_video(client, "remix", task, opts)
+  local t, path, list = with_video(client, "remix", task, opts)
   if not t then return nil, path end
+  local mine = client.cfg.storage == nil and require("starvideos.sink").recorded(opts.out) -- (a URL's: not stable)
+  for _, c in ipairs(mine and list or {}) do
+    if c.parent == t.id and c.relation == "remix" and c.out == mine and type(c.body) == "string" then
+      local again = params_of("remix", c)
+      if again then return { params = again, parent = t.id, relation = "remix" } end
+    end
+  end
   local p = copy(params)
   p.model = p.model or t.model
   local refs = type(p.referenceVideos) == "table" and p.referenceVideos.file == nil and p.referenceVideos
     or (p.referenceVideos ~= nil and { p.referenceVideos } or {})
-  refs[#refs + 1] = { file = path }
+  refs[#refs + 1] = client.cfg.storage == nil and valid_url(client, t, p, refs) or { file = path }
   p.referenceVideos = refs
   return { params = p, parent = t.id, relation = "remix" }
 end

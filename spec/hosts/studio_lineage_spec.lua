@@ -121,13 +121,16 @@ describe("a card's children in the studio", function()
     end
   end)
 
-  it("shows the same parents after a restart; without a bucket a remix is refused with the library's message",
+  it("shows the same parents after a restart; without a bucket (and the parent's URL expired) a remix is refused "
+    .. "with the library's message",
     function()
     assert(seen, "the first case ran")
     assert.truthy(studio_run.stop(proc, port), "nginx let go of its port")
     proc, url = studio_run.start(dir, port, emu, { STUDIO_TENANT_LIMIT = "" })
+    emu:config { url_ttl = 0 } -- (the parent's video_url expired: a remix without a bucket has only its file)
     local back = studio_run.browser { phase = "lineage_back", url = url, key = seen.parent.key,
       state = dir .. "/state.json" }
+    emu:config { url_ttl = require("cjson").null }
     local cards = by_key(back.cards)
     for _, how in ipairs { "continued", "again", "remix" } do
       local card = cards[seen[how].key]
