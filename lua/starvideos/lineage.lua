@@ -169,6 +169,15 @@ function M.last_frame(path, frame)
   return true
 end
 
+-- p (a continue's params) given the shot's shape of was (its parent's params) where it gives none: the model, and
+-- on that model the duration, ratio and resolution.  p, changed.  (The storyboard's check, cli/lineage.lua, too.)
+function M.shaped(p, was)
+  for _, k in ipairs { "model", "duration", "ratio", "resolution" } do
+    if p[k] == nil and (k == "model" or (p.model or was.model) == was.model) then p[k] = was[k] end
+  end
+  return p
+end
+
 -- client:continue's: the parent's last frame as first_image, the user's last_image (the API takes both or none);
 -- the parent's model, and its duration, ratio and resolution on the same model, where params give none.
 function M.continue(client, task, params, opts)
@@ -184,10 +193,7 @@ function M.continue(client, task, params, opts)
   local frame = opts.out .. ".first.png"
   local ok, why = M.last_frame(path, frame)
   if not ok then return refused("continue", "ffmpeg", "%s", why) end
-  local p, was = copy(params), params_of("continue", t) or {} -- (the shot's shape, where params give none)
-  for _, k in ipairs { "model", "duration", "ratio", "resolution" } do
-    if p[k] == nil and (k == "model" or (p.model or was.model) == was.model) then p[k] = was[k] end
-  end
+  local p = M.shaped(copy(params), params_of("continue", t) or {})
   p.model = p.model or t.model
   p.first_image = { file = frame }
   return { params = p, parent = t.id, relation = "continue" }

@@ -298,6 +298,20 @@ function S.tell(cfg, crossed, which, reason)
   end
 end
 
+-- The report's moved (S.report's) of a ledger's open pending creates (list: {price, spend, owner, lease}, price
+-- and spend as recorded), gone(p): whether p's owner let its lease lapse -> moved(key): the units they reserved in
+-- that limit's window, counted spent (maybe paid).
+function S.moved(list, gone)
+  return function(key)
+    local n = 0
+    for _, p in ipairs(list) do
+      local price = tonumber(p.price)
+      if price and type(p.spend) == "string" and p.spend:find(key .. "@", 1, true) and gone(p) then n = n + price end
+    end
+    return n
+  end
+end
+
 -- client:spend()'s entries of cfg's limits at t, read from kv (get): {limit, scope, model, tenant, spent, reserved,
 -- amount, resets_at}; a limit of every tenant, an entry per tenant that spent in its window (or `tenant`'s only;
 -- none yet: one without a tenant, of 0).

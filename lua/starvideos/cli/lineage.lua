@@ -82,9 +82,7 @@ local function request_of(shot, prev)
     return p
   end
   if not shot.continue then return p end
-  for _, k in ipairs { "model", "duration", "ratio", "resolution" } do
-    if p[k] == nil and (k == "model" or (p.model or prev.model) == prev.model) then p[k] = prev[k] end
-  end
+  require("starvideos.lineage").shaped(p, prev)
   p.first_image = "https://frame.invalid/last.png"
   return p
 end

@@ -360,16 +360,10 @@ function L:spend(tenant)
   self:flush()
   local st, err = self:follow() -- (read on from the last look: a scrape of the metrics reads what was added)
   if not st then return nil, err end
-  local kv, me = journal.spent(st), self.lease and self.lease.id
-  local function moved(key)
-    local n = 0
-    for _, p in ipairs(st.open) do
-      if p.price and p.spend and p.spend:find(key .. "@", 1, true) and p.owner ~= me
-        and not self.leases:alive(p.owner, p.lease) then n = n + p.price end
-    end
-    return n
-  end
-  return Spend.report(self.cfg, kv.get, t, tenant, moved)
+  local me = self.lease and self.lease.id
+  return Spend.report(self.cfg, journal.spent(st).get, t, tenant, Spend.moved(st.open, function(p)
+    return p.owner ~= me and not self.leases:alive(p.owner, p.lease)
+  end))
 end
 
 function L:pending()

@@ -368,17 +368,13 @@ function R:spend(tenant)
     failed = failed or (v == nil and gerr)
     return v
   end
-  local function moved(key)
-    local n = 0
-    for _, p in ipairs(list) do
-      local o = p.owner
-      if o and o ~= me and alive[o] == nil then alive[o] = st:call("EXISTS", self.prefix .. "owner:" .. o) == 1 end
-      if tonumber(p.price) and type(p.spend) == "string" and p.spend:find(key .. "@", 1, true) and o and o ~= me
-        and not alive[o] then n = n + tonumber(p.price) end
-    end
-    return n
+  local function gone(p) -- (each owner asked once)
+    local o = p.owner
+    if not o or o == me then return false end
+    if alive[o] == nil then alive[o] = st:call("EXISTS", self.prefix .. "owner:" .. o) == 1 end
+    return not alive[o]
   end
-  local out = Spend.report(self.cfg, get, Spend.clock(), tenant, moved)
+  local out = Spend.report(self.cfg, get, Spend.clock(), tenant, Spend.moved(list, gone))
   if failed then return nil, leases.message(failed) end
   return out
 end
