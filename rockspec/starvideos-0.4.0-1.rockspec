@@ -26,6 +26,7 @@ starvideos-s3, starvideos-observe, starvideos-emulator: rocks/<name>/).
 dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1",
+  "argparse >= 0.7", -- (the command line: cli/parser.lua)
 }
 -- libcurl's library only: the compiler finds curl/curl.h where the system keeps
 -- it (Debian and Ubuntu: /usr/include/<multiarch>/curl, which a `header` check
@@ -80,6 +81,7 @@ build = {
     ["starvideos.lineage"] = "lua/starvideos/lineage.lua",
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
+    ["starvideos.cli.parser"] = "lua/starvideos/cli/parser.lua",
     ["starvideos.cli.client"] = "lua/starvideos/cli/client.lua",
     ["starvideos.cli.commands"] = "lua/starvideos/cli/commands.lua",
     ["starvideos.cli.batch"] = "lua/starvideos/cli/batch.lua",

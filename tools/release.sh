@@ -9,7 +9,7 @@
 #   OUT/BUILD                            the platform, the glibc and the libraries the binary rocks were built on,
 #                                        and the newest glibc symbol version their modules take
 #   OUT/SHA256SUMS                       every file above, `sha256sum -c` from OUT
-# Every dependency of a rock (lua-cjson, LuaSocket) is the system's: nothing is asked of a LuaRocks server
+# Every dependency of a rock (lua-cjson, argparse, LuaSocket) is the system's: nothing is asked of a LuaRocks server
 # (--deps-mode=none).  LUAROCKS and LUAROCKS_ADMIN name other luarocks commands.
 set -eu
 

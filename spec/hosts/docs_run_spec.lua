@@ -422,6 +422,8 @@ local BLOCKS = {
   end },
   ["docs/cli.md#4"] = { "-", "shown: what `starvideos spend` prints", function() check_sample("docs/cli.md#4") end },
   ["docs/cli.md#5"] = { "-", "shown: a message the command line prints", function() check_sample("docs/cli.md#5") end },
+  ["docs/cli.md#6"] = { "sh", "check: the completion lines (spec/tools/completion_spec.lua loads the bash script)",
+    function() check_sh("docs/cli.md#6") end },
   ["docs/downloads.md#1"] = { "-", "shown", function() check_sample("docs/downloads.md#1") end },
   ["docs/downloads.md#2"] = { "-", "shown", function() check_sample("docs/downloads.md#2") end },
   ["docs/downloads.md#3"] = { "-", "shown", function()

@@ -96,7 +96,7 @@ describe("pending --adopt", function()
     assert.matches("--adopt 0123456789abcdef: no pending create of that id", r.err, 1, true)
     r = run({ "pending", "--journal", journal, "--adopt", lid }, env())
     assert.equals(2, r.code, r.err)
-    assert.matches("missing TASK_ID", r.err, 1, true)
+    assert.matches("--adopt expects ID TASK_ID", r.err, 1, true)
     assert.equals(size, #helper.read_file(journal), helper.read_file(journal))
     local creates = emu:creates()
     assert.equals(1, run(argv, env()).code) -- still pending: still refused, nothing sent

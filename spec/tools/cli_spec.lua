@@ -72,6 +72,22 @@ describe("the starvideos command line", function()
         run({ "resume", "--help" }).out)
     end)
 
+    it("shows every command's usage, the exit statuses and an example, argparse's help in the house's words",
+      function()
+      local top = run { "--help" }
+      assert.matches("^usage: starvideos <command> %[options%]\n", top.out)
+      assert.matches("\nexit status: 0 success, 1 a failed task", top.out)
+      for _, cmd in ipairs(require("starvideos.cli.args").ORDER) do
+        local r = run { cmd, "--help" }
+        assert.equals(0, r.code, cmd)
+        assert.matches("^usage: starvideos " .. cmd .. " [^\n]*%[options%]\n", r.out)
+        assert.matches("\n  " .. cmd .. " +%S", top.out) -- (listed at the top, with its summary)
+        assert.matches("\nexit status: 0 success, 1 a failed task or an API error, 2 bad usage", r.out, 1, true)
+        assert.matches("\nexample:\n  starvideos " .. cmd .. " [^\n]+\n$", r.out)
+        assert.matches("\n  %-h, %-%-help +show this help and exit\n", r.out)
+      end
+    end)
+
     it("shows help even with other, wrong arguments around it", function()
       local r = run { "create", "--duration", "abc", "--help" }
       assert.equals(0, r.code)
@@ -123,7 +139,7 @@ describe("the starvideos command line", function()
       usage({ "status" }, "starvideos status: missing ID")
       usage({ "download", "x" }, "starvideos download: missing PATH")
       usage({ "wait", "x", "--interval" }, "starvideos wait: --interval expects a value (S)")
-      usage({ "status", "a", "b" }, "starvideos status: expects 1 argument (ID), got 2")
+      usage({ "status", "a", "b" }, "starvideos status: too many arguments: it takes ID")
       usage({ "resume", "--dir", "." },
         "starvideos resume: --journal PATH or --store URL is required (or set STARVIDEOS_STORE)")
       usage({ "models", "--json=yes" }, "starvideos models: --json takes no value")

@@ -96,7 +96,7 @@ describe("the command line's words (issue 55)", function()
       assert.matches("\n  %-%-adopt ID TASK_ID +settle the pending create ID with TASK_ID", r.out)
       r = run({ "pending", "--journal", helper.tmpdir() .. "/j.jsonl", "--adopt", "a1" }, env())
       assert.equals(2, r.code)
-      assert.equals("starvideos pending: missing TASK_ID", lines(r.err)[1])
+      assert.equals("starvideos pending: --adopt expects ID TASK_ID", lines(r.err)[1])
     end)
   end)
 

@@ -1,16 +1,13 @@
--- starvideos.cli.args: the commands, their flags and help texts, and the parser.
--- Needs neither the library nor cjson, so that it loads on every Lua the house
--- supports (5.1 to 5.4, LuaJIT) before anything else is required.
+-- starvideos.cli.args: the commands, their flags, help texts and examples, which cli/parser.lua makes argparse's
+-- parser of; the usage error, and the command as it was invoked.  Needs neither the library nor cjson, so that it
+-- loads on every Lua the house supports (5.1 to 5.4, LuaJIT) before anything else is required.
 --
 -- A usage error is raised as an object { kind = "usage", message = ... } with the
 -- metatable M.Usage; the entry point catches it (exit 2).
 
-local type, pairs, ipairs, tonumber, select, error, setmetatable, getmetatable =
-  type, pairs, ipairs, tonumber, select, error, setmetatable, getmetatable
-local string_format, table_concat = string.format, table.concat
-local math_huge, math_tointeger = math.huge, rawget(math, "tointeger") -- tointeger: nil before 5.3
-
-local nearest = require("starvideos.errors").nearest -- (the library's one "did you mean")
+local type, pairs, ipairs, select, error, setmetatable, getmetatable =
+  type, pairs, ipairs, select, error, setmetatable, getmetatable
+local string_format = string.format
 
 local M = {}
 
@@ -46,17 +43,15 @@ M.Usage = Usage
 function M.usage_error(fmt, ...)
   error(setmetatable({ kind = "usage", message = string_format(fmt, ...) }, Usage), 0)
 end
-local usage_error = M.usage_error
 
 function M.is_usage(e) return type(e) == "table" and getmetatable(e) == Usage end
 
 function M.quote(s) return string_format("%q", s) end
-local quote = M.quote
 
 -- ------------------------------------------------------------------ flags
 
 -- kind: "bool", "str", "list" (repeatable), "int", "num" (>= 0), "pos" (> 0),
--- "choice" (one of choices)
+-- "choice" (one of choices, in any case), "name" (1 to 200 bytes, no control character): parser.lua's CONVERT
 local FLAG = {
   help = { kind = "bool", text = "show this help and exit" },
   json = { kind = "bool", text = "print one JSON document on stdout (machine output), errors included" },
@@ -96,7 +91,7 @@ local FLAG = {
     text = "at most N creates in any SECONDS, counted in the journal or store (e.g. 150/86400)" },
   ["tenant-limit"] = { kind = "str", meta = "N/SECONDS",
     text = "at most N creates of one --tenant in any SECONDS, counted in the journal or store (e.g. 20/3600)" },
-  tenant = { kind = "str", meta = "T",
+  tenant = { kind = "name", meta = "T",
     text = "the tenant (an end user of your app) the task is made for: recorded with it, counted by "
       .. "--tenant-limit, and given its fair share of the key's budget" },
   prices = { kind = "str", meta = "JSON",
@@ -339,15 +334,23 @@ local COMMANDS = {
     required = { "journal" },
     flag_text = { journal = "the JSON-lines journal to compact (other processes may append to it meanwhile)" },
   },
+  completion = {
+    args = { "SHELL" }, flags = flags(), choices = { SHELL = { "bash", "zsh", "fish" } },
+    summary = "print the shell's completion script of the commands and their flags: bash, zsh or fish",
+  },
 }
 M.COMMANDS = COMMANDS
-local ORDER = { "create", "status", "wait", "download", "generate", "batch", "again", "remix", "continue", "film",
-  "models", "validate", "check", "resume", "keep", "pending", "list", "spend", "compact" }
+M.ORDER = { "create", "status", "wait", "download", "generate", "batch", "again", "remix", "continue", "film",
+  "models", "validate", "check", "resume", "keep", "pending", "list", "spend", "compact", "completion" }
+
+-- What each argument of the core's commands is, as their help lists it.
+M.ARG_TEXT = { ID = "the task's id (video_...), as create printed it", PATH = "the file (a directory gets <id>.mp4)",
+  FILE = "the storyboard: a JSON file of shots (docs/lineage.md)", SHELL = "the shell: bash, zsh or fish" }
 
 -- A rock's command (extension.lua's command point) described by its usage: { args = {ARG...}, flags = {{name =,
 -- kind =, meta =, text =}...} (its own, read as FLAG's rows), client = true (and CLIENT's), needs_key, summary,
--- example, flag_text }, made a command of COMMANDS that the parser and the help read as the core's own.
-function M.add(name, usage)
+-- example, flag_text }, made a command that the parser and the help read as the core's own.
+function M.command_of(name, usage)
   if type(usage) ~= "table" or type(usage.summary) ~= "string" or type(usage.example) ~= "string" then
     error(string_format("the command %s's usage: a table with its summary and example expected", name), 2)
   end
@@ -355,13 +358,18 @@ function M.add(name, usage)
   for _, f in ipairs(usage.flags or {}) do
     own[f.name], names[#names + 1] = f, f.name
   end
-  COMMANDS[name] = { args = usage.args or {}, flags = flags(names, usage.client and CLIENT or {}), own = own,
+  return { args = usage.args or {}, flags = flags(names, usage.client and CLIENT or {}), own = own,
     needs_key = usage.needs_key, summary = usage.summary, example = usage.example, flag_text = usage.flag_text }
+end
+
+-- The rock's command name made one of COMMANDS, which the command line then parses and runs as the core's own.
+function M.add(name, usage)
+  COMMANDS[name] = M.command_of(name, usage)
   return COMMANDS[name]
 end
 
 -- A flag of command c: its own (a rock's command), else FLAG's row.
-local function flag_of(c, fname)
+function M.flag_of(c, fname)
   return c.own and c.own[fname] or FLAG[fname]
 end
 
@@ -371,42 +379,8 @@ function M.hint(cmd)
   return string_format("Run '%s%s --help' for usage.", M.INVOKED, cmd and (" " .. cmd) or "")
 end
 
--- The top help; rocks: the commands of rocks, {name, summary} each, listed after the core's.
-function M.top_usage(rocks)
-  local lines = {
-    "usage: " .. M.INVOKED .. " <command> [options]",
-    "",
-    "A client for the StarVideos asynchronous video-generation API.",
-    "",
-    "commands:",
-  }
-  for _, name in ipairs(ORDER) do
-    lines[#lines + 1] = string_format("  %-10s %s", name, COMMANDS[name].summary)
-  end
-  for _, r in ipairs(rocks or {}) do lines[#lines + 1] = string_format("  %-10s %s", r[1], r[2]) end
-  for _, l in ipairs {
-    "",
-    string_format("Run '%s <command> --help' for a command's options; '%s --version' for the version.", M.INVOKED,
-      M.INVOKED),
-    "",
-    "environment:",
-    "  STARVIDEOS_API_KEY   the API key (or --api-key-file PATH); never pass it as an argument",
-    "  STARVIDEOS_BASE_URL  the API base URL (or --base-url URL)",
-    "  STARVIDEOS_STORE     the fleet's ledger and budget, a store's URL (or --store URL)",
-    "",
-    "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters (refused before",
-    "  anything was sent), 130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL: each stop prints the",
-    "  command that goes on",
-    "",
-  } do lines[#lines + 1] = l end
-  return table_concat(lines, "\n")
-end
-
--- A command's exit statuses, as the top --help and docs/cli.md give them.
-local EXIT = "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters\n"
-  .. "  (refused before anything was sent), 130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL"
-
-local EXAMPLES = {
+-- Each core command's example, as its help shows it.
+M.EXAMPLES = {
   create = "starvideos create --model videos --prompt 'a cat surfing' --duration 5",
   status = "starvideos status video_123",
   wait = "starvideos wait video_123 --interval 10 --out cat.mp4",
@@ -428,163 +402,8 @@ local EXAMPLES = {
   spend = "starvideos spend --journal tasks.jsonl --prices '{\"videos\": 0.4}' --spend-limit "
     .. "'{\"amount\": 5, \"per\": \"day\", \"scope\": \"model\", \"model\": \"videos\"}'",
   compact = "starvideos compact --journal tasks.jsonl",
+  completion = "starvideos completion bash > ~/.local/share/bash-completion/completions/starvideos",
 }
-
-function M.command_usage(name)
-  local c = COMMANDS[name]
-  local head = "usage: " .. M.INVOKED .. " " .. name
-  for _, a in ipairs(c.args) do head = head .. " " .. a end
-  head = head .. " [options]"
-  local lines = { head, "", c.summary:sub(1, 1):upper() .. c.summary:sub(2) .. ".", "", "options:" }
-  for _, fname in ipairs(c.flags) do
-    local f = flag_of(c, fname)
-    local left = "--" .. fname .. (f.meta and (" " .. f.meta) or "")
-    for _, a in ipairs(c.flag_args and c.flag_args[fname] or {}) do left = left .. " " .. a end -- (--adopt ID TASK_ID)
-    if fname == "help" then left = "-h, --help" end
-    lines[#lines + 1] = string_format("  %-22s %s", left, c.flag_text and c.flag_text[fname] or f.text)
-  end
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = "Options also take the form --flag=value."
-  if c.needs_key then
-    lines[#lines + 1] = "The API key comes from $STARVIDEOS_API_KEY or --api-key-file, never from an argument."
-  end
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = EXIT
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = "example:" -- (as invoked: pasted from a checkout, `bin/starvideos ...` works)
-  lines[#lines + 1] = "  " .. M.INVOKED .. (c.example or EXAMPLES[name]):sub(#M.PROG + 1)
-  lines[#lines + 1] = ""
-  return table_concat(lines, "\n")
-end
-
--- ---------------------------------------------------------------- parsing
-
--- What the line asks for before it is parsed (so that --help wins over any
--- other mistake, and a usage error under --json is still JSON): two booleans,
--- help and json, from the arguments before a "--".
-function M.scan(argv)
-  local help, json = false, false
-  for _, a in ipairs(argv) do
-    if a == "--" then break end
-    if a == "-h" or a == "--help" then help = true end
-    if a == "--json" then json = true end
-  end
-  return help, json
-end
-
--- A whole number, or nil: an integer on 5.3+, a float without a fraction before.
-local function whole(num)
-  if num % 1 ~= 0 then return nil end
-  if math_tointeger then return math_tointeger(num) end
-  return num
-end
-
-local function number_value(fname, f, value)
-  local num = tonumber(value)
-  if not num or num ~= num or num == math_huge or num == -math_huge then
-    usage_error("--%s expects a number, got %s", fname, quote(value))
-  end
-  if f.kind == "int" then
-    num = whole(num)
-    if not num then usage_error("--%s expects a whole number, got %s", fname, quote(value)) end
-  elseif f.kind == "num" and num < 0 then
-    usage_error("--%s expects a number of seconds >= 0, got %s", fname, quote(value))
-  elseif f.kind == "pos" and num <= 0 then
-    usage_error("--%s expects a number of seconds > 0, got %s", fname, quote(value))
-  end
-  return num
-end
-
--- One of the flag's choices, in any case: "DEBUG" -> "debug".
-local function choice_value(fname, f, value)
-  for _, c in ipairs(f.choices) do
-    if value:lower() == c then return c end
-  end
-  local n = #f.choices
-  usage_error("--%s expects %s or %s, got %s", fname, table_concat(f.choices, ", ", 1, n - 1), f.choices[n],
-    quote(value))
-end
-
--- Parse argv (after the command name) against the command's flags.
--- Returns opts (flag name -> value), positionals; or { help = true }, {}.
-function M.parse(name, argv)
-  local c = COMMANDS[name]
-  local allowed = {}
-  for _, f in ipairs(c.flags) do allowed[f] = true end
-  if M.scan(argv) then return { help = true }, {} end
-  local opts, pos = {}, {}
-  local i, n, only_pos = 1, #argv, false
-  while i <= n do
-    local a = argv[i]
-    if only_pos or a == "-" or a:sub(1, 1) ~= "-" then
-      pos[#pos + 1] = a
-    elseif a == "--" then
-      only_pos = true
-    else
-      local fname, value = a:match("^%-%-([^=]+)=(.*)$")
-      fname = fname or a:match("^%-%-(.+)$")
-      -- only the flag's name is ever echoed back: its value may be a secret
-      if not fname or not allowed[fname] or not flag_of(c, fname) then
-        local shown = fname and ("--" .. fname) or a:match("^%-[^=]*") or a
-        if fname == "api-key" then
-          usage_error("--api-key is not accepted: a key on the command line leaks into shell history and "
-            .. "process lists; set STARVIDEOS_API_KEY or use --api-key-file PATH")
-        elseif fname == "key" then -- (generate and create take a job's --key; the API key is never an argument)
-          usage_error("--key is not an option of %s %s: it names a job of generate or create (with --journal or "
-            .. "--store); the API key never comes from an argument (it leaks into shell history and process "
-            .. "lists): set STARVIDEOS_API_KEY or use --api-key-file PATH", M.PROG, name)
-        end
-        local meant = fname and nearest(fname, c.flags)
-        usage_error("unknown option %s%s", shown, meant and " (did you mean --" .. meant .. "?)" or "")
-      end
-      local f = flag_of(c, fname)
-      if f.kind == "bool" then
-        if value then usage_error("--%s takes no value", fname) end
-        opts[fname] = true
-      else
-        if not value then
-          i = i + 1
-          value = argv[i]
-          if value == nil then usage_error("--%s expects a value (%s)", fname, f.meta) end
-        end
-        if f.kind == "list" then
-          opts[fname] = opts[fname] or {}
-          local list = opts[fname]
-          list[#list + 1] = value
-        else
-          if opts[fname] ~= nil then usage_error("--%s given more than once", fname) end
-          if f.kind == "choice" then
-            value = choice_value(fname, f, value)
-          elseif f.kind ~= "str" then
-            value = number_value(fname, f, value)
-          end
-          opts[fname] = value
-        end
-      end
-    end
-    i = i + 1
-  end
-  local want = c.args
-  for f, list in pairs(c.flag_args or {}) do if opts[f] ~= nil then want = list end end -- (a flag's own arguments)
-  if #pos ~= #want then
-    if #want == 0 then
-      usage_error("takes no arguments, got %d (options start with --)", #pos)
-    elseif #pos < #want then
-      usage_error("missing %s", table_concat(want, " ", #pos + 1))
-    else
-      usage_error("expects %d argument%s (%s), got %d", #want, #want == 1 and "" or "s", table_concat(want, " "), #pos)
-    end
-  end
-  for _, r in ipairs(c.required or {}) do
-    if opts[r] == nil then usage_error("--%s %s is required", r, flag_of(c, r).meta) end
-  end
-  if c.ledger and opts.journal and opts.store then usage_error("--journal and --store: give one ledger, not both") end
-  local tenant = opts.tenant
-  if tenant and (tenant == "" or #tenant > 200 or tenant:find("[%c\127]")) then
-    usage_error("--tenant expects a name of 1 to 200 bytes without control characters")
-  end
-  return opts, pos
-end
 
 -- A reference flag's value as the library takes it: a URL (scheme://...), else a local file's path, {file = path}.
 local function reference(v)

@@ -5,7 +5,8 @@
 -- Under --json every outcome is one JSON document on stdout, a failure included
 -- (starvideos.cli.output.error_document), whatever the command.
 --
---   starvideos.cli.args      the commands, their flags, help texts, the parser
+--   starvideos.cli.args      the commands, their flags, help texts and examples
+--   starvideos.cli.parser    argparse's parser of them: parse, help, completion
 --   starvideos.cli.commands  one function per command (batch: cli/batch.lua); a command the core does not
 --                            have is a rock's, starvideos.command.<name> (extension.lua's command point)
 --   starvideos.cli.client    the library client, from the flags and the environment
@@ -16,6 +17,7 @@
 --   starvideos.cli.json      the JSON encoder of --json
 
 local args = require "starvideos.cli.args"
+local parser = require "starvideos.cli.parser"
 local output = require "starvideos.cli.output"
 local shell_word = require("starvideos.shell").word
 
@@ -47,13 +49,14 @@ local function rock_command(name, argv)
   if rock then usage_error("%s", message) end
 end
 
--- The commands of the rocks the project ships, for the top help: each installed one's summary, else its rock.
+-- The commands of the rocks the project ships, for the top help and completion: {name, summary, usage} each, the
+-- installed one's summary and usage, else its rock's name.
 local function rock_commands()
   local X, list = require "starvideos.extension", {}
   for name, rock in pairs(X.HINTS.command) do
     local mod = X.optional("command", name)
     local summary = mod and (mod.summary or mod.usage and mod.usage.summary)
-    list[#list + 1] = { name, summary or "(needs the " .. rock .. " rock)" }
+    list[#list + 1] = { name, summary or "(needs the " .. rock .. " rock)", mod and not mod.main and mod.usage }
   end
   table.sort(list, function(a, b) return a[1] < b[1] end)
   return list
@@ -76,7 +79,7 @@ end
 local function dispatch(ctx, argv)
   local name = argv[1]
   if name == nil then
-    output.err(args.top_usage(rock_commands()))
+    output.err(parser.top_help(rock_commands()))
     return 2
   end
   if name == "-h" or name == "--help" or name == "help" then
@@ -84,16 +87,16 @@ local function dispatch(ctx, argv)
     local mod = name == "help" and sub and not args.COMMANDS[sub] and rock_command(sub, { sub })
     if mod and mod.main then return mod.main({ "--help" }, args.INVOKED) end
     if name == "help" and sub and args.COMMANDS[sub] then
-      out(args.command_usage(sub))
+      out(parser.help(sub))
     elseif name == "help" and sub then
       usage_error("unknown command %s", quote(sub))
     else
-      out(args.top_usage(rock_commands()))
+      out(parser.top_help(rock_commands()))
     end
     return 0
   end
   -- from here, a mistake under --json is reported as JSON too
-  local _, json = args.scan(argv)
+  local help, json = parser.scan(argv)
   ctx.json = json
   if name == "--version" then
     out(require("starvideos")._VERSION, "\n")
@@ -101,25 +104,19 @@ local function dispatch(ctx, argv)
   end
   local rock = not args.COMMANDS[name] and rock_command(name, argv)
   if rock and rock.main then return rock.main(tail(argv, 2), args.INVOKED) end
-  if not args.COMMANDS[name] then
-    if name:sub(1, 1) == "-" then
-      usage_error("unknown option %s (options go after the command)", name:match("^[^=]*"))
-    end
-    local known = {}
-    for k in pairs(args.COMMANDS) do known[k] = true end
-    for k in pairs(require("starvideos.extension").HINTS.command) do known[k] = true end -- (a rock's: emulator)
-    local meant = require("starvideos.errors").nearest(name, known)
-    usage_error("unknown command %s%s", quote(name), meant and " (did you mean " .. meant .. "?)" or "")
-  end
-  ctx.name = name
-  local opts, pos = args.parse(name, tail(argv, 2))
-  ctx.opts = opts -- the flags a command that picks its task up again needs (output.again)
-  if opts.help then
-    out(args.command_usage(name))
+  if help and args.COMMANDS[name] then
+    out(parser.help(name))
     return 0
   end
+  ctx.name = args.COMMANDS[name] and name
+  local opts, pos = parser.parse(argv)
+  ctx.opts = opts -- the flags a command that picks its task up again needs (output.again)
   if rock then return rock.run(handed(ctx, opts), opts, pos) end
   if name == "batch" then return require("starvideos.cli.batch").run(ctx, opts) end
+  if name == "completion" then
+    out(parser.completion(pos[1], rock_commands()))
+    return 0
+  end
   return require("starvideos.cli.commands")[name](ctx, opts, pos)
 end
 
