@@ -18,7 +18,7 @@ local M = {}
 -- ------------------------------------------------------------- values
 
 -- A whole number, or nil: an integer on 5.3+, a float without a fraction before.
-local function whole(num)
+local function integral(num)
   if num % 1 ~= 0 then return nil end
   if math_tointeger then return math_tointeger(num) end
   return num
@@ -37,7 +37,7 @@ end
 local CONVERT = {}
 function CONVERT.int(fname, value)
   local num, err = number(fname, value)
-  if num then num = whole(num) end
+  if num then num = integral(num) end
   if num == nil and not err then err = string_format("--%s expects a whole number, got %s", fname, quote(value)) end
   return num, err
 end
