@@ -277,21 +277,25 @@ function M.polls(emu)
 end
 
 -- The times of every request of the API (creates and polls: /v1/, not the videos' downloads) in the emulator's
--- log, in order, and the most of them in any one second: what the key's budget binds.
+-- log, in order, and the most of them in any one second but the way's slack: what the key's budget binds.  The
+-- budget decides when a request may go and spares 50 ms for its way (bucket.lua's PER); the emulator logs when it
+-- arrives, and a loaded host's worker may take longer between the two (3 in a second against a budget of 2 was
+-- seen once, under six parallel builds), so its windows are 0.8 s: budgets of a worker each would still show
+-- twice the rate in them.
 function M.api_requests(emu)
   local at = {}
   for _, r in ipairs(emu:requests()) do
     if r.path:find("^/v1/") then at[#at + 1] = r.at end
   end
   table.sort(at)
-  return at, M.busiest(at)
+  return at, M.busiest(at, 0.8)
 end
 
--- The most of the sorted times `at` in any one second (a window [t, t + 1)).
-function M.busiest(at)
+-- The most of the sorted times `at` in any window [t, t + width) (width: 1 s unless given).
+function M.busiest(at, width)
   local most, j = 0, 1
   for i = 1, #at do
-    while at[i] - at[j] >= 1 do j = j + 1 end
+    while at[i] - at[j] >= (width or 1) do j = j + 1 end
     if i - j + 1 > most then most = i - j + 1 end
   end
   return most
