@@ -105,6 +105,35 @@ describe("again, remix and continue", function()
       assert.equal(1, emu:creates())
     end)
 
+  it("hashes the parent's file where the transport does its disk work (nginx's: its thread pool), whose answer it "
+    .. "trusts: a sum not the recorded one refuses the remix, nothing sent", function()
+    -- libcurl's transport (a userdata) as one that offloads, as nginx's does (require(module)[fn](...) elsewhere)
+    local real, seen = client.loop.transport, {}
+    client.loop.transport = setmetatable({ offload = function(_, module, fn, path)
+      seen[#seen + 1] = module .. "." .. fn .. " " .. path
+      return seen.lie or require(module)[fn](path)
+    end }, { __index = function(_, k)
+      local v = real[k]
+      if type(v) ~= "function" then return v end
+      return function(_, ...) return v(real, ...) end
+    end })
+    local ok, t = pcall(client.remix, client, parent.id, { prompt = "as a print", duration = 5 },
+      { out = dir .. "/print.mp4" })
+    seen.lie = string.rep("0", 64)
+    emu:clear()
+    local ok2, t2, err = pcall(client.remix, client, parent.id, { prompt = "as a woodcut", duration = 5 },
+      { out = dir .. "/woodcut.mp4" })
+    client.loop.transport = real
+    assert.is_true(ok, t)
+    assert.is_table(t, "the remix through the offload")
+    assert.same({ "starvideos.sign.sha256_file " .. dir .. "/parent.mp4",
+      "starvideos.sign.sha256_file " .. dir .. "/parent.mp4" }, { seen[1], seen[2] })
+    assert.is_true(ok2, t2)
+    assert.is_nil(t2)
+    assert.matches("video is not whole: .* has SHA%-256 0+; %x+ was saved", err.message)
+    assert.equal(0, emu:creates())
+  end)
+
   it("continue without ffmpeg on PATH: refused, naming ffmpeg, nothing sent", function()
     emu:clear()
     local prog = dir .. "/noffmpeg.lua"

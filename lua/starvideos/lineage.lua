@@ -44,13 +44,16 @@ local function parent_of(client, how, task)
   return refused(how, "task", "task %s is not in the ledger (%s)", id, ledger.path or ledger.where or ledger.field)
 end
 
--- The parent's saved video, whole as recorded: its path, or nil, err.
-local function video_of(how, t)
+-- The parent's saved video, whole as recorded: its path, or nil, err.  Its SHA-256 is taken where the client's
+-- transport does its disk work (tr:offload: nginx's thread pool, so that a long video holds no worker).
+local function video_of(client, how, t)
   if not t.path then
     return refused(how, "task", "task %s has no saved video (%s): save it first (wait or resume with an out)", t.id,
       t.state or "not downloaded")
   end
-  local state, why = Download.check { path = t.path, bytes = t.bytes, sha256 = t.sha256 }
+  local tr = client.loop.transport
+  local hash = tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end
+  local state, why = Download.check({ path = t.path, bytes = t.bytes, sha256 = t.sha256 }, hash)
   if state ~= "ok" then return refused(how, "task", "task %s's video is not whole: %s", t.id, why) end
   return t.path
 end
@@ -74,7 +77,7 @@ local function with_video(client, how, task, opts)
   if not t then return nil, err end
   local bad = new_out(how, t, opts)
   if bad then return nil, bad end
-  local path, verr = video_of(how, t)
+  local path, verr = video_of(client, how, t)
   if not path then return nil, verr end
   return t, path, err
 end
