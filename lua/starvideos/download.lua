@@ -210,8 +210,9 @@ end
 
 -- A saved video (a task as client:tasks lists it: path, bytes, sha256) against what was recorded: "ok", or
 -- "missing" or "changed" and why.  Its size first; its SHA-256, when recorded, then, by hash (path -> hex, or nil,
--- err; default sign.sha256_file, here: lineage's runs it in nginx's thread pool).
-function D.check(t, hash)
+-- err; default sign.sha256_file, here: lineage's runs it in nginx's thread pool).  (The second argument is the sink
+-- interface's ctx, which a file does not need.)
+function D.check(t, _, hash)
   local size = D.size(t.path)
   if not size then return "missing", string.format("%s is missing (or cannot be read)", t.path) end
   if t.bytes and size ~= t.bytes then

@@ -53,7 +53,7 @@ local function video_of(client, how, t)
   end
   local tr = client.loop.transport
   local hash = tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end
-  local state, why = Download.check({ path = t.path, bytes = t.bytes, sha256 = t.sha256 }, hash)
+  local state, why = Download.check({ path = t.path, bytes = t.bytes, sha256 = t.sha256 }, nil, hash)
   if state ~= "ok" then return refused(how, "task", "task %s's video is not whole: %s", t.id, why) end
   return t.path
 end
