@@ -28,12 +28,14 @@ dependencies = {
   -- core"); no upper bound while both are scm, which LuaRocks orders above every numbered version
   "starvideos >= 0.4",
   "luasocket",
+  "argparse >= 0.7", -- (its command line: emulator/args.lua)
 }
 build = {
   type = "none",
   install = {
     lua = {
       ["starvideos.command.emulator"] = "rocks/emulator/lua/starvideos/command/emulator.lua",
+      ["starvideos.emulator.args"] = "rocks/emulator/lua/starvideos/emulator/args.lua",
       ["starvideos.emulator.bytes"] = "rocks/emulator/lua/starvideos/emulator/bytes.lua",
       ["starvideos.emulator.files"] = "rocks/emulator/lua/starvideos/emulator/files.lua",
       ["starvideos.emulator.h264"] = "rocks/emulator/lua/starvideos/emulator/h264.lua",

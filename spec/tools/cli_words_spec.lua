@@ -100,6 +100,22 @@ describe("the command line's words (issue 55)", function()
     end)
   end)
 
+  describe("without argparse", function()
+    it("says the module it needs and how to install it, exit 1, as a line and under --json", function()
+      local none = { LUA_PATH = "/nonexistent/?.lua" } -- (no ;;: Lua's own path, where Debian's argparse is, left out)
+      local r = run({ "models" }, none)
+      assert.equals(1, r.code, r.err)
+      assert.matches("^starvideos models: the command line needs the argparse module %(Debian: apt%-get install "
+        .. "lua%-argparse; LuaRocks: luarocks install argparse%): module 'argparse' not found", r.err)
+      r = run({ "status", "x", "--json" }, none)
+      assert.equals(1, r.code, r.err)
+      local doc = require("cjson").decode(r.out)
+      assert.same({ "internal", true }, { doc.error.kind, doc.error.message:find("needs the argparse module", 1,
+        true) ~= nil })
+      assert.equals(0, run({ "--version" }, none).code, "--version needs no parser")
+    end)
+  end)
+
   describe("what a batch says it created", function()
     local function batch(dir)
       return { "batch", "--prompts-file", dir .. "/p.txt", "--out-dir", dir .. "/v", "--model", "videos",

@@ -45,7 +45,7 @@ describe("starvideos completion", function()
     end
   end)
 
-  it("bash: a command's flags, and only its own", function()
+  it("bash: a command's flags, and only its own, the rocks' commands' too", function()
     assert.same({ "--prompts-file" }, complete { "starvideos", "batch", "--prompt" }) -- (batch takes no --prompt)
     assert.same({ "--prompt" }, complete { "starvideos", "generate", "--prom" })
     local wait = complete { "starvideos", "wait", "--" }
@@ -55,6 +55,9 @@ describe("starvideos completion", function()
     assert.is_false(has(wait, "--prompt"))
     assert.same({ "--adopt" }, complete { "starvideos", "pending", "--ad" })
     assert.same({}, complete { "starvideos", "models", "--jour" })
+    -- a rock's command that parses its own line (the emulator): its flags, from its own argparse options
+    assert.same({ "--fail-rate" }, complete { "starvideos", "emulator", "--fa" })
+    assert.same({ "--replicas" }, complete { "starvideos", "store", "--rep" }) -- (and one of usage rows: store)
   end)
 
   it("bash: a path after a flag that takes one", function()

@@ -40,9 +40,12 @@ Usage.__index = Usage
 Usage.__tostring = function(e) return e.message end
 M.Usage = Usage
 
-function M.usage_error(fmt, ...)
-  error(setmetatable({ kind = "usage", message = string_format(fmt, ...) }, Usage), 0)
+-- An error of the command line, reported as it is said (not as an internal one): kind "usage" exits 2, another 1.
+function M.raise(kind, fmt, ...)
+  error(setmetatable({ kind = kind, message = string_format(fmt, ...) }, Usage), 0)
 end
+
+function M.usage_error(fmt, ...) M.raise("usage", fmt, ...) end
 
 function M.is_usage(e) return type(e) == "table" and getmetatable(e) == Usage end
 

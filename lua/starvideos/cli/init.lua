@@ -49,14 +49,16 @@ local function rock_command(name, argv)
   if rock then usage_error("%s", message) end
 end
 
--- The commands of the rocks the project ships, for the top help and completion: {name, summary, usage} each, the
--- installed one's summary and usage, else its rock's name.
+-- The commands of the rocks the project ships, for the top help and completion: {name, summary, usage, options}
+-- each, the installed one's summary and usage (or, one that parses its own line, options(cmd): its flags added to an
+-- argparse command), else its rock's name.
 local function rock_commands()
   local X, list = require "starvideos.extension", {}
   for name, rock in pairs(X.HINTS.command) do
     local mod = X.optional("command", name)
     local summary = mod and (mod.summary or mod.usage and mod.usage.summary)
-    list[#list + 1] = { name, summary or "(needs the " .. rock .. " rock)", mod and not mod.main and mod.usage }
+    list[#list + 1] = { name, summary or "(needs the " .. rock .. " rock)", mod and not mod.main and mod.usage,
+      mod and mod.options }
   end
   table.sort(list, function(a, b) return a[1] < b[1] end)
   return list

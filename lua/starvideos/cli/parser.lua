@@ -6,10 +6,10 @@
 --   help(name) / top_help(rocks)  a command's help, the commands' list
 --   completion(shell, rocks)  the bash, zsh or fish script that completes commands and their flags
 
-local argparse = require "argparse"
 local args = require "starvideos.cli.args"
 
-local pairs, ipairs, tonumber, string_format, table_concat = pairs, ipairs, tonumber, string.format, table.concat
+local pairs, ipairs, tonumber, tostring, pcall = pairs, ipairs, tonumber, tostring, pcall
+local string_format, table_concat = string.format, table.concat
 local math_huge, math_tointeger = math.huge, rawget(math, "tointeger") -- tointeger: nil before 5.3
 local usage_error, quote, COMMANDS = args.usage_error, args.quote, args.COMMANDS
 
@@ -71,6 +71,20 @@ end
 
 -- ------------------------------------------------------------- building
 
+-- argparse's parser named name; argparse loaded at the first, and a clear word when it is not installed.
+local argparse
+local function new_parser(name)
+  if not argparse then
+    local found, mod = pcall(require, "argparse")
+    if not found then
+      args.raise("internal", "the command line needs the argparse module (Debian: apt-get install lua-argparse; "
+        .. "LuaRocks: luarocks install argparse): %s", tostring(mod):match("^[^\n]*"))
+    end
+    argparse = mod
+  end
+  return argparse(name)
+end
+
 local EXIT = "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters\n"
   .. "  (refused before anything was sent), 130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL"
 
@@ -131,7 +145,7 @@ end
 -- their summary (the top help), which is all an unknown command's refusal needs. rocks nil: without the top's own
 -- flags (dispatch answers a first --help and --version itself).
 local function parser(rocks, whole, prog)
-  local p = laid(argparse(prog or args.INVOKED), 13)
+  local p = laid(new_parser(prog or args.INVOKED), 13)
     :usage("usage: " .. args.INVOKED .. " <command> [options]")
     :description("A client for the StarVideos asynchronous video-generation API.")
     :epilog(string_format("Run '%s <command> --help' for a command's options; '%s --version' for the version.\n\n",
@@ -149,16 +163,20 @@ local function parser(rocks, whole, prog)
     p:flag("--version", "print the version and exit")
   end
   local added = {}
-  local function add(name, c, summary)
+  local function add(name, c, summary, options)
     if c and (whole == true or whole == name) then
       command(p, name, c)
+    elseif options and whole == true then -- (a rock's command that parses its own line: its flags, completed)
+      options(laid(p:command(name), 28):summary(summary))
     else -- (listed; a rock's command whose own main parses its line passes it on whole)
       laid(p:command(name), 28):summary(summary or c.summary):handle_options(false):argument("ARGS"):args("*")
     end
     added[name] = true
   end
   for _, name in ipairs(args.ORDER) do add(name, COMMANDS[name]) end
-  for _, r in ipairs(rocks or {}) do add(r[1], COMMANDS[r[1]] or r[3] and args.command_of(r[1], r[3]), r[2]) end
+  for _, r in ipairs(rocks or {}) do
+    add(r[1], COMMANDS[r[1]] or r[3] and args.command_of(r[1], r[3]), r[2], r[4])
+  end
   for name, c in pairs(COMMANDS) do
     if not added[name] then add(name, c) end
   end

@@ -157,6 +157,17 @@ describe("the emulator", function()
     local ok, code = helper.execute(bin .. " emulator --bogus 2>/dev/null")
     assert.is_falsy(ok)
     assert.are.equal(2, code)
+    for argv, said in pairs { ["--prot 3"] = "unknown option '--prot' (did you mean '--port'?) (see --help)",
+      ["--queued -1"] = "unknown option '-1': a value that starts with - goes as --flag=value (see --help)",
+      ["--port"] = "option '--port' requires an argument (see --help)", x = "too many arguments (see --help)" } do
+      local said_out, _, c = helper.capture(bin .. " emulator " .. argv .. " 2>&1")
+      assert.are.same({ 2, "starvideos emulator: " .. said .. "\n" }, { c, said_out }, argv)
+    end
+    -- without argparse (Lua's own path, where Debian's is, left out of LUA_PATH): which module, and how to get it
+    local none, _, c = helper.capture("LUA_PATH=/nonexistent/?.lua " .. bin .. " emulator --port 0 2>&1")
+    assert.are.equal(2, c)
+    assert.matches("^starvideos emulator: its command line needs the argparse module %(Debian: apt%-get install "
+      .. "lua%-argparse; LuaRocks: luarocks install argparse%): .*module 'argparse' not found", none)
   end)
 
   describe("authentication", function()
@@ -958,8 +969,8 @@ describe("the emulator's command line", function()
       { "--fail-rate", "half", "a number from 0 to 1" }, { "--outcome", "maybe", "completed or failed" },
       { "--seed", "0", "a whole number from 1 to 2147483647" },
     } do
-      local out, ok, code = helper.capture(bin .. " emulator --port 0 --max-lifetime 5 " .. c[1] .. " "
-        .. helper.shell_quote(c[2]) .. " 2>&1")
+      local out, ok, code = helper.capture(bin .. " emulator --port 0 --max-lifetime 5 " .. c[1] .. "="
+        .. helper.shell_quote(c[2]) .. " 2>&1") -- (=: -0.1 alone reads as a flag)
       assert.is_nil(ok, c[1] .. " " .. c[2])
       assert.are.equal(2, code, c[1] .. " " .. c[2])
       assert.are.equal("starvideos emulator: option " .. c[1] .. ": expected " .. c[3] .. ', got "' .. c[2]
@@ -995,7 +1006,7 @@ describe("the emulator's command line", function()
 
   it("refuses a bad --video-size with a usage error naming it (exit 2)", function()
     for _, v in ipairs { "-1", "abc", "1.5", "1e30", "2199023255552", "" } do
-      local out, ok, code = helper.capture(bin .. " emulator --port 0 --max-lifetime 5 --video-size "
+      local out, ok, code = helper.capture(bin .. " emulator --port 0 --max-lifetime 5 --video-size="
         .. helper.shell_quote(v) .. " 2>&1")
       assert.is_nil(ok, v)
       assert.are.equal(2, code, v)

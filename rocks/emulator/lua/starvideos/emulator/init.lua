@@ -2,7 +2,7 @@
 --
 -- One coroutine per connection over socket.select with non-blocking sockets:
 -- a slow download, a delayed answer or an idle keep-alive connection never
--- blocks the others. See M.USAGE for the command line and the control API.
+-- blocks the others. See emulator/args.lua (its help) for the command line and the control API.
 -- Runs unchanged on Lua 5.1 to 5.4 and LuaJIT (the specs run it under each).
 -- It alone needs LuaSocket (the library does not): loaded when a server starts
 -- listening, and when it is missing, listen() says how to install it.
@@ -122,45 +122,6 @@ local REASONS = {
 
 M.MAX_VIDEO_SIZE = files.MAX_BYTES -- bytes: --video-size above this is a typo, not a test
 
--- The usage text's head; its tail, every field of the config and of a fault,
--- is written from the fields' rows (M.USAGE, below them).
-local USAGE_HEAD = [[
-usage: starvideos emulator [options]
-
-A local stand-in for the video API: both create endpoints, GET /v1/result/{id},
-the queued -> processing -> completed/failed lifecycle, an MP4 that players play
-(H.264) of the task's duration and ratio at video_url, reference media at /media/NAME?type=... (see docs/emulator.md),
-and injectable faults. When ready it prints "starvideos emulator listening on URL",
-then the key it accepts and the two lines that point a shell at it:
-  export STARVIDEOS_BASE_URL=URL
-  export STARVIDEOS_API_KEY=KEY     (not printed when the key is $STARVIDEOS_API_KEY's)
-
-options:
-  --port N            port to listen on (default 0: chosen by the system)
-  --host H            address to bind (default 127.0.0.1)
-  --key KEY           API key to accept (default: $STARVIDEOS_API_KEY, else emulator-key)
-  --queued S          seconds a new task stays queued (default 1)
-  --processing S      seconds it then stays processing (default 2)
-  --outcome X         how every task ends: completed (the default) or failed
-  --fail-rate P       the share (0 to 1) of the other tasks that end failed too, with
-                      the config's error; drawn from --seed: the same seed, the same tasks
-  --seed N            the generator of --fail-rate and of the config's spread (default 1)
-  --video-size N      bytes of each video: an MP4 of the task's duration, zeros after
-                      its pictures in mdat (default 19239; at most 1 TiB; below its own
-                      size, 8657 bytes for 5 s at 1280x720, the MP4 unpadded)
-  --video-colours X   prompt (the default): each video in the colours its prompt picks;
-                      fixed: every video in the same ones (a spec's byte-for-byte check)
-  --max-lifetime S    exit on its own after S seconds
-  -h, --help          show this help
-The options set the config's first values (below), which POST /_emulator/reset restores.
-
-control API (no auth, JSON): GET|DELETE /_emulator/requests, GET|POST /_emulator/config,
-GET|POST|DELETE /_emulator/faults, POST /_emulator/expire, GET /_emulator/tasks,
-POST /_emulator/reset. Each logged request carries `connection`, the number of its TCP
-connection (keep-alive reuse shows as repeated numbers), `at`, the emulator's clock
-(seconds) when it arrived, `status` and `bytes` (its answer's status and body bytes);
-each listed task carries `ends_at` (the emulator's clock).
-]]
 
 ---------------------------------------------------------------------------
 -- small helpers
@@ -900,7 +861,8 @@ local function field_lines(rows)
   return tbl_concat(lines, "\n")
 end
 
-M.USAGE = USAGE_HEAD .. "\nconfig fields (GET|POST /_emulator/config; a POST sets those it names, and a task keeps\n"
+-- The help's tail: every field of the config and of a fault, from their rows (emulator/args.lua writes the rest).
+M.FIELDS = "config fields (GET|POST /_emulator/config; a POST sets those it names, and a task keeps\n"
   .. "the queued, processing, outcome and error it was created with):\n" .. field_lines(CONFIG_FIELDS)
   .. "\n\nfault fields (POST /_emulator/faults: one object or a list; a fault answers the next count\n"
   .. "requests that match method and path, first added first; without status, body or drop the\n"
@@ -1230,59 +1192,6 @@ end
 ---------------------------------------------------------------------------
 -- command line
 
-local FLAGS = {
-  port = function(v)
-    local n = int(tonumber(v))
-    return n and n >= 0 and n <= 65535 and n, "a port number (0-65535)"
-  end,
-  host = function(v) return v ~= "" and v, "an address" end,
-  key = function(v) return v ~= "" and v, "a non-empty key" end,
-  queued = function(v) local n = tonumber(v) return n and n >= 0 and n, "seconds >= 0" end,
-  processing = function(v) local n = tonumber(v) return n and n >= 0 and n, "seconds >= 0" end,
-  ["max-lifetime"] = function(v) local n = tonumber(v) return n and n > 0 and n, "seconds > 0" end,
-  outcome = function(v) return (v == "completed" or v == "failed") and v, "completed or failed" end,
-  ["fail-rate"] = function(v) local n = tonumber(v) return n and n >= 0 and n <= 1 and n, "a number from 0 to 1" end,
-  seed = function(v)
-    local n = int(tonumber(v))
-    return n and n >= 1 and n < 2 ^ 31 and n, "a whole number from 1 to 2147483647"
-  end,
-  ["video-colours"] = function(v) return (v == "prompt" or v == "fixed") and v, "prompt or fixed" end,
-  ["video-size"] = function(v)
-    local n = int(tonumber(v))
-    return n and n >= 0 and n <= M.MAX_VIDEO_SIZE and n,
-      str_format("a whole number of bytes from 0 to %d (1 TiB)", M.MAX_VIDEO_SIZE)
-  end,
-}
-
--- Parse the emulator's arguments. Returns opts, or nil, message.
-function M.parse_args(args)
-  local opts, i = {}, 1
-  while i <= #args do
-    local a = args[i]
-    if a == "-h" or a == "--help" then
-      opts.help = true
-    else
-      local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
-      if not name then
-        name = a:match("^%-%-([%w%-]+)$")
-        if name and FLAGS[name] then
-          i = i + 1
-          value = args[i]
-          if value == nil then return nil, "option --" .. name .. " needs a value" end
-        end
-      end
-      local check = name and FLAGS[name]
-      if not check then return nil, str_format("unknown argument %q (see --help)", a) end
-      local v, expected = check(value)
-      if not v then return nil, str_format("option --%s: expected %s, got %q (see --help)", name, expected, value) end
-      opts[(name:gsub("%-", "_"))] = v
-    end
-    i = i + 1
-  end
-  return opts
-end
-
-
 -- What the emulator prints on stdout once it accepts connections: first the
 -- "listening on URL" line (the one tests and tools/demo.sh read), then the key
 -- it accepts and the two lines a shell needs to use it.  A key taken from
@@ -1305,14 +1214,19 @@ end
 -- Entry point of `starvideos emulator` (invoked: the command as it was invoked, which its usage names). Returns the
 -- exit code.
 function M.main(args, invoked)
-  local opts, err = M.parse_args(args or {})
+  local found, cli = pcall(require, "starvideos.emulator.args")
+  if not found then
+    io_stderr:write("starvideos emulator: its command line needs the argparse module (Debian: apt-get install ",
+      "lua-argparse; LuaRocks: luarocks install argparse): ", tostring(cli):match("^[^\n]*"), "\n")
+    return 2
+  end
+  local opts, err = cli.parse(args or {})
   if not opts then
     io_stderr:write("starvideos emulator: ", err, "\n")
     return 2
   end
   if opts.help then
-    io_stdout:write(invoked and (M.USAGE:gsub("^usage: starvideos ", function() return "usage: " .. invoked .. " " end))
-      or M.USAGE)
+    io_stdout:write(cli.help(invoked and invoked .. " emulator" or "starvideos emulator", M.FIELDS))
     return 0
   end
   local server = M.new(opts)
